@@ -1,0 +1,106 @@
+// Package fhirjson reads and writes the FHIR R4 JSON representation of the
+// resources in package fhir (https://hl7.org/fhir/R4/json.html).
+//
+// Decoding is strict and lossless: unknown elements, wrong JSON types, empty
+// strings, objects and arrays, invalid primitive values, several variants of a
+// choice element, duplicate keys and trailing data are rejected, each problem
+// reported with a FHIRPath-style location; decimals keep the text they were
+// written with, and primitive extensions ("_birthDate") are kept. Encoding
+// writes compact JSON with resourceType first and the elements in definition
+// order, so Unmarshal followed by Marshal gives back JSON equal to the input.
+package fhirjson
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"carefhir/fhir"
+)
+
+// MaxDepth is the deepest nesting of JSON objects and arrays that is decoded.
+const MaxDepth = 100
+
+// Unmarshal decodes a resource of the type named by its "resourceType".
+// On failure the error is a *DecodeError.
+func Unmarshal(data []byte) (fhir.Resource, error) {
+	return decode(data, "")
+}
+
+// UnmarshalAs decodes a resource and also requires it to be of resourceType.
+// On failure the error is a *DecodeError.
+func UnmarshalAs(data []byte, resourceType string) (fhir.Resource, error) {
+	return decode(data, resourceType)
+}
+
+// Marshal encodes r as compact JSON, resourceType first and the elements in
+// definition order. It fails when r holds a value that has no valid JSON
+// representation, such as an invalid primitive value or two variants of one
+// choice element. Elements with neither a value nor children are left out.
+func Marshal(r fhir.Resource) ([]byte, error) {
+	return encode(r)
+}
+
+// DecodeError lists every problem found in a document. Decoding continues
+// after a problem wherever the JSON itself is well formed.
+type DecodeError struct {
+	Issues []Issue
+}
+
+// Issue is one problem found while decoding.
+type Issue struct {
+	// Path locates the problem in FHIRPath style, e.g. "Patient.name[0].given[1]",
+	// "Observation.valueQuantity.value"; the resource type alone for the root,
+	// and "" when the input is not well-formed JSON or its resource type is unknown.
+	Path string
+	// Message describes the problem, e.g. `unknown element "foo"`.
+	Message string
+	// Syntax is true when the input is not well-formed JSON, and false for
+	// JSON that does not represent a valid resource.
+	Syntax bool
+}
+
+// Error lists the issues, one per line.
+func (e *DecodeError) Error() string {
+	var b strings.Builder
+	b.WriteString("fhirjson: ")
+	for i, is := range e.Issues {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		if is.Path != "" {
+			b.WriteString(is.Path)
+			b.WriteString(": ")
+		}
+		b.WriteString(is.Message)
+	}
+	return b.String()
+}
+
+// String returns the issue as "path: message".
+func (is Issue) String() string {
+	if is.Path == "" {
+		return is.Message
+	}
+	return fmt.Sprintf("%s: %s", is.Path, is.Message)
+}
+
+// pushField appends ".name" (or just name at the root) to the FHIRPath-style
+// location path and returns the length to truncate it back to.
+func pushField(path *[]byte, name string) int {
+	n := len(*path)
+	if n > 0 {
+		*path = append(*path, '.')
+	}
+	*path = append(*path, name...)
+	return n
+}
+
+// pushIndex appends "[i]" to path and returns the length to truncate it back to.
+func pushIndex(path *[]byte, i int) int {
+	n := len(*path)
+	*path = append(*path, '[')
+	*path = strconv.AppendInt(*path, int64(i), 10)
+	*path = append(*path, ']')
+	return n
+}
