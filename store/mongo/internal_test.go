@@ -1,0 +1,89 @@
+package mongo
+
+import (
+	"testing"
+	"time"
+
+	"carefhir/store"
+)
+
+func TestHasTransactions(t *testing.T) {
+	tests := []struct {
+		name    string
+		setName string
+		msg     string
+		want    bool
+	}{
+		{name: "standalone or FerretDB", want: false},
+		{name: "replica set member", setName: "rs0", want: true},
+		{name: "mongos", msg: "isdbgrid", want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := hasTransactions(tt.setName, tt.msg); got != tt.want {
+				t.Errorf("hasTransactions(%q, %q) = %v, want %v", tt.setName, tt.msg, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIndexField(t *testing.T) {
+	tests := []struct {
+		name, param, want string
+	}{
+		{name: "plain", param: "identifier", want: "ix_identifier"},
+		{name: "hyphen and underscore", param: "_general-practitioner", want: "ix__general-practitioner"},
+		{name: "dot and dollar", param: "$a.b", want: "ix_~24a~2eb"},
+		{name: "escape character", param: "a~2e", want: "ix_a~7e2e"},
+		{name: "non-ASCII", param: "é", want: "ix_~c3~a9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := indexField(tt.param); got != tt.want {
+				t.Errorf("indexField(%q) = %q, want %q", tt.param, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTokenKeys checks that each form of match finds exactly the tokens it
+// should, also when systems and codes contain the separators.
+func TestTokenKeys(t *testing.T) {
+	tokens := []store.Token{
+		{System: "a|b", Code: "c"},
+		{System: "a", Code: "b|c"},
+		{System: `a\`, Code: "|c"},
+		{System: "", Code: "a|b|c"},
+		{System: "a|b|c", Code: ""},
+	}
+	for _, tok := range tokens {
+		for _, m := range []store.TokenMatch{
+			{System: tok.System, Code: tok.Code},
+			{Code: tok.Code, AnySystem: true},
+			{System: tok.System, AnyCode: true},
+		} {
+			key, _ := matchKey(m)
+			for _, other := range tokens {
+				want := (m.AnySystem || m.System == other.System) && (m.AnyCode || m.Code == other.Code)
+				got := false
+				for _, k := range tokenKeys(other) {
+					got = got || k == key
+				}
+				if got != want {
+					t.Errorf("match %+v against token %+v: %v, want %v", m, other, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestCursorRoundTrip(t *testing.T) {
+	v := &store.Version{Type: "Patient", ID: `a/"b"`, VersionID: 3, LastUpdated: time.UnixMilli(1709287200123)}
+	c, err := decodeCursor(encodeCursor(v))
+	if err != nil {
+		t.Fatalf("decodeCursor: %v", err)
+	}
+	if *c != position(v) {
+		t.Errorf("cursor %+v, want %+v", *c, position(v))
+	}
+}

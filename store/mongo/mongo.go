@@ -1,0 +1,286 @@
+// Package mongo is the MongoDB storage engine: a store.Store kept in a
+// MongoDB database through go.mongodb.org/mongo-driver/v2, for deployments
+// that outgrow one machine (replica sets, sharded clusters, Atlas, Azure
+// Cosmos DB for MongoDB).
+//
+// # Layout
+//
+// Each resource type has a collection of its own, named after the type,
+// holding the current version of every resource of that type:
+//
+//	_id   the resource id
+//	v     the version id (int64)
+//	ts    lastUpdated (BSON datetime, millisecond precision)
+//	del   true for a tombstone left by a delete
+//	json  the exact JSON bytes written (BSON binary), absent in tombstones
+//	ix_…  one field per search parameter: an array of normalised strings
+//
+// The history collection holds every version, the current one included,
+// with _id "Type/id/version", fields type, id, v, ts, del, json, and end: the
+// lastUpdated of the version that replaced it, absent while it is current.
+//
+// # Keeping to what MongoDB and FerretDB answer alike
+//
+// The engine's tests run against FerretDB v1, which answers some queries
+// differently from MongoDB. Every query here keeps to the subset both answer
+// the same way: equality, $in, ranges and $exists on top-level fields holding
+// scalars or arrays of scalars; $and, $or and $nor of those (never $ne, $nin
+// or $not); sorts on scalar fields with keyset paging; counts by
+// countDocuments. Search values are flattened at write time into strings that
+// turn every token match into an equality (see tokenKeys), so no query uses
+// $elemMatch or a dotted path. Nothing stores Decimal128 and no field name
+// contains '.' or starts with '$': search parameter names are escaped into
+// field names (see indexField). Ids, codes and systems only ever appear as
+// BSON values in filters, never as field names or operators, so no request
+// can smuggle an operator into a query.
+//
+// # Durability and concurrency
+//
+// Writes use write concern majority with journaling, so an acknowledged write
+// survives the loss of the database host. An update replaces the current
+// document only if its version is still the expected one, which MongoDB does
+// atomically. FerretDB v1 evaluates that filter and then replaces the
+// document in separate steps, so the engine also serialises writes to one
+// resource within the process; with several processes on one FerretDB,
+// concurrent updates can be lost (FerretDB is a test stand-in, not a
+// deployment target).
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+
+	"carefhir/store"
+)
+
+// DefaultDatabase is the database used when the URI names none.
+const DefaultDatabase = "carefhir"
+
+// historyCollection holds every version of every resource. Resource types
+// start with an upper-case letter, so no type's collection can take its name.
+const historyCollection = "history"
+
+// Field names of current-version and history documents.
+const (
+	fieldVersion = "v"
+	fieldTime    = "ts"
+	fieldDeleted = "del"
+	fieldJSON    = "json"
+	fieldType    = "type" // history only
+	fieldID      = "id"   // history only
+	fieldEnd     = "end"  // history only
+	indexPrefix  = "ix_"  // search fields of current versions
+)
+
+const (
+	lockStripes  = 64 // see Store.locks
+	closeTimeout = 10 * time.Second
+)
+
+// durable returns the write concern of every write: acknowledged by a
+// majority of the replica set and written to its journal.
+func durable() *writeconcern.WriteConcern {
+	journal := true
+	return &writeconcern.WriteConcern{W: "majority", Journal: &journal}
+}
+
+// Store is a store.Store kept in one MongoDB database. Its methods are safe
+// for concurrent use.
+type Store struct {
+	client   *mongo.Client
+	db       *mongo.Database
+	versions *mongo.Collection // the history collection
+	// native is true when the deployment has multi-document transactions
+	// (replica sets and sharded clusters).
+	native bool
+
+	// locks serialise the writes to one resource made through this Store
+	// (a resource uses the stripe its key hashes to), because FerretDB does
+	// not apply a filtered replace atomically; see the package comment.
+	locks [lockStripes]sync.Mutex
+	seed  maphash.Seed
+
+	// unit serialises units of work on deployments without transactions.
+	unit sync.Mutex
+
+	// indexed records the search fields known to have an index, as
+	// collection + "\x00" + field.
+	indexed sync.Map
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the MongoDB deployment at uri (a mongodb:// or
+// mongodb+srv:// connection string) and uses the database its path names,
+// DefaultDatabase if none. It checks that the deployment answers and creates
+// the indexes the engine needs.
+func Open(ctx context.Context, uri string) (*Store, error) {
+	cs, err := connstring.ParseAndValidate(uri)
+	if err != nil {
+		return nil, fmt.Errorf("mongo: open: %w", err)
+	}
+	name := cs.Database
+	if name == "" {
+		name = DefaultDatabase
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		return nil, fmt.Errorf("mongo: open: %w", err)
+	}
+	db := client.Database(name, options.Database().SetWriteConcern(durable()))
+	s := &Store{
+		client:   client,
+		db:       db,
+		versions: db.Collection(historyCollection),
+		seed:     maphash.MakeSeed(),
+	}
+	if err := s.start(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("mongo: open %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// start checks the deployment and creates the history indexes. The indexes
+// of a resource type's search fields are created when a resource first
+// carries the field (see ensureIndexes), since the fields in use are not
+// known beforehand; indexes persist, so later starts need not repeat that.
+func (s *Store) start(ctx context.Context) error {
+	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
+		return err
+	}
+	var hello struct {
+		SetName string `bson:"setName"`
+		Msg     string `bson:"msg"`
+	}
+	if err := s.db.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		return fmt.Errorf("hello: %w", err)
+	}
+	s.native = hasTransactions(hello.SetName, hello.Msg)
+
+	desc := func(fields ...string) bson.D {
+		d := make(bson.D, len(fields))
+		for i, f := range fields {
+			d[i] = bson.E{Key: f, Value: -1}
+		}
+		return d
+	}
+	asc := func(d bson.D, fields ...string) bson.D {
+		for _, f := range slices.Backward(fields) {
+			d = slices.Insert(d, 0, bson.E{Key: f, Value: 1})
+		}
+		return d
+	}
+	// One index per history level, each in the order its pages are read:
+	// system, type and instance history (see historySort).
+	err := ensure(ctx, s.versions, []bson.D{
+		desc(fieldTime, fieldType, fieldID, fieldVersion),
+		asc(desc(fieldTime, fieldID, fieldVersion), fieldType),
+		asc(desc(fieldTime, fieldVersion), fieldType, fieldID),
+	})
+	if err != nil {
+		return fmt.Errorf("create history indexes: %w", err)
+	}
+	return nil
+}
+
+// hasTransactions reports whether a deployment has multi-document
+// transactions, from its hello answer: replica set members name their set,
+// and mongos routers of sharded clusters say "isdbgrid".
+func hasTransactions(setName, msg string) bool {
+	return setName != "" || msg == "isdbgrid"
+}
+
+// Close disconnects from the deployment. Calling it again does nothing.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		if err := s.client.Disconnect(ctx); err != nil {
+			s.closeErr = fmt.Errorf("mongo: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// validType reports whether typ can name a resource type's collection: FHIR
+// resource types are letters, starting with an upper-case one.
+func validType(typ string) bool {
+	if typ == "" || len(typ) > 64 || typ[0] < 'A' || typ[0] > 'Z' {
+		return false
+	}
+	for i := 0; i < len(typ); i++ {
+		c := typ[i]
+		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkWrite reports why w cannot be stored, if it cannot.
+func checkWrite(w *store.Write) error {
+	switch {
+	case w == nil:
+		return errors.New("mongo: put: nil write")
+	case !validType(w.Type):
+		return fmt.Errorf("mongo: put %q: invalid resource type", w.Type)
+	case w.ID == "":
+		return fmt.Errorf("mongo: put %s: empty id", w.Type)
+	case w.Expected < 0:
+		return fmt.Errorf("mongo: put %s/%s: negative expected version %d", w.Type, w.ID, w.Expected)
+	}
+	return nil
+}
+
+// lock locks the stripe of resource typ/id and returns its unlock function.
+func (s *Store) lock(typ, id string) func() {
+	m := &s.locks[s.stripe(typ, id)]
+	m.Lock()
+	return m.Unlock
+}
+
+func (s *Store) stripe(typ, id string) int {
+	return int(maphash.String(s.seed, typ+"/"+id) % lockStripes)
+}
+
+// lockAll locks the stripes of every resource written by ws, in stripe order
+// so that two callers cannot deadlock, and returns the unlock function.
+func (s *Store) lockAll(ws []*store.Write) func() {
+	var stripes []int
+	for _, w := range ws {
+		stripes = append(stripes, s.stripe(w.Type, w.ID))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.locks[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			s.locks[i].Unlock()
+		}
+	}
+}
+
+// historyKey is the _id of a version in the history collection. Types
+// contain no '/' and versions are digits, so the key is unambiguous whatever
+// the id holds.
+func historyKey(typ, id string, version int64) string {
+	return fmt.Sprintf("%s/%s/%d", typ, id, version)
+}

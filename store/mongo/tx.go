@@ -1,0 +1,352 @@
+package mongo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
+
+	"carefhir/store"
+)
+
+// Transact runs fn in a unit of work. If fn returns an error, nothing it
+// wrote is kept and Transact returns that error.
+//
+// On deployments with multi-document transactions (replica sets and sharded
+// clusters) fn runs in a MongoDB transaction with snapshot reads and a
+// majority, journaled commit: its writes become visible and durable together
+// or not at all. As with any MongoDB transaction, when the deployment reports
+// a transient transaction error (a write conflict with another transaction,
+// an election) fn runs again from the start in a new transaction, so fn must
+// have no effects outside tx.
+//
+// Deployments without transactions (standalone servers, FerretDB) get a
+// weaker guarantee. Units of work run one at a time in this Store. While fn
+// runs, its writes are checked against the current versions and kept in the
+// Tx, whose reads see them; nothing reaches the database, so if fn returns an
+// error nothing is written. When fn returns nil, the writes are checked
+// again with their resources locked against other writes through this Store
+// and then applied one by one, in order, each as Put would. The unit is thus
+// all-or-nothing against fn's errors and against conflicts found before
+// applying, but not against a crash, a database error or a conflicting write
+// from another process while applying: then the writes before the failing
+// one are kept, each complete, and Transact returns the error.
+func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.native {
+		return s.transactNative(ctx, fn)
+	}
+	return s.transactBuffered(ctx, fn)
+}
+
+func (s *Store) transactNative(ctx context.Context, fn func(tx store.Tx) error) error {
+	sess, err := s.client.StartSession()
+	if err != nil {
+		return fmt.Errorf("mongo: transact: %w", err)
+	}
+	defer sess.EndSession(context.WithoutCancel(ctx))
+	opts := options.Transaction().SetReadConcern(readconcern.Snapshot()).SetWriteConcern(durable())
+	_, err = sess.WithTransaction(ctx, func(context.Context) (any, error) {
+		return nil, fn(&nativeTx{s: s, sess: sess})
+	}, opts)
+	return err
+}
+
+// nativeTx is a unit of work in a MongoDB transaction.
+type nativeTx struct {
+	s    *Store
+	sess *mongo.Session
+}
+
+// in returns ctx carrying the transaction's session, so that operations run
+// in the transaction.
+func (t *nativeTx) in(ctx context.Context) context.Context {
+	return mongo.NewSessionContext(ctx, t.sess)
+}
+
+func (t *nativeTx) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	return t.s.Read(t.in(ctx), typ, id)
+}
+
+func (t *nativeTx) VRead(ctx context.Context, typ, id string, v int64) (*store.Version, error) {
+	return t.s.VRead(t.in(ctx), typ, id, v)
+}
+
+func (t *nativeTx) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	return t.s.Search(t.in(ctx), q)
+}
+
+func (t *nativeTx) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	return t.s.History(t.in(ctx), q)
+}
+
+// Put checks the expected version before writing: a duplicate key inside a
+// transaction aborts it, and the conflict must reach fn as a
+// *store.ConflictError.
+func (t *nativeTx) Put(ctx context.Context, w *store.Write) error {
+	if err := checkWrite(w); err != nil {
+		return err
+	}
+	// Indexes are made outside the transaction.
+	if err := t.s.ensureIndexes(ctx, w); err != nil {
+		return err
+	}
+	tctx := t.in(ctx)
+	current, err := t.s.currentVersion(tctx, w.Type, w.ID)
+	if err != nil {
+		return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+	}
+	if current != w.Expected {
+		return &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current}
+	}
+	return t.s.put(tctx, w)
+}
+
+var errTxDone = errors.New("mongo: unit of work used after Transact returned")
+
+func (s *Store) transactBuffered(ctx context.Context, fn func(tx store.Tx) error) error {
+	s.unit.Lock()
+	defer s.unit.Unlock()
+	tx := &bufferedTx{s: s}
+	err := fn(tx)
+	tx.mu.Lock()
+	tx.done = true
+	writes := tx.writes
+	tx.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.apply(ctx, writes)
+}
+
+// apply writes ws, the writes of a unit of work, in order.
+func (s *Store) apply(ctx context.Context, ws []*store.Write) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	for _, w := range ws {
+		if err := s.ensureIndexes(ctx, w); err != nil {
+			return err
+		}
+	}
+	defer s.lockAll(ws)()
+	// Another writer may have got in while fn ran.
+	seen := map[resource]bool{}
+	for _, w := range ws {
+		r := resource{w.Type, w.ID}
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		current, err := s.currentVersion(ctx, w.Type, w.ID)
+		if err != nil {
+			return fmt.Errorf("mongo: transact: %s/%s: %w", w.Type, w.ID, err)
+		}
+		if current != w.Expected {
+			return &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current}
+		}
+	}
+	// Once applying has begun, cancelling the caller's context no longer
+	// stops it halfway.
+	actx := context.WithoutCancel(ctx)
+	for i, w := range ws {
+		if err := s.put(actx, w); err != nil {
+			return fmt.Errorf("mongo: transact: applied %d of %d writes: %w", i, len(ws), err)
+		}
+	}
+	return nil
+}
+
+// resource names one resource.
+type resource struct{ typ, id string }
+
+// bufferedTx is a unit of work on a deployment without transactions: it
+// keeps its writes until Transact applies them, and its reads see them.
+type bufferedTx struct {
+	s      *Store
+	mu     sync.Mutex
+	writes []*store.Write // copies, in the order written
+	done   bool
+}
+
+// latest returns the last write to typ/id kept in t, or nil.
+func (t *bufferedTx) latest(typ, id string) *store.Write {
+	for _, w := range slices.Backward(t.writes) {
+		if w.Type == typ && w.ID == id {
+			return w
+		}
+	}
+	return nil
+}
+
+func (t *bufferedTx) Put(ctx context.Context, w *store.Write) error {
+	if err := checkWrite(w); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return errTxDone
+	}
+	var current int64
+	if l := t.latest(w.Type, w.ID); l != nil {
+		current = l.VersionID()
+	} else {
+		v, err := t.s.currentVersion(ctx, w.Type, w.ID)
+		if err != nil {
+			return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+		}
+		current = v
+	}
+	if current != w.Expected {
+		return &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current}
+	}
+	c := *w
+	c.JSON = bytes.Clone(w.JSON)
+	c.Index.Tokens = slices.Clone(w.Index.Tokens)
+	t.writes = append(t.writes, &c)
+	return nil
+}
+
+// written returns the version w writes, with bytes of its own.
+func written(w *store.Write) *store.Version {
+	return &store.Version{Type: w.Type, ID: w.ID, VersionID: w.VersionID(),
+		LastUpdated: w.LastUpdated, Deleted: w.Deleted, JSON: bytes.Clone(w.JSON)}
+}
+
+func (t *bufferedTx) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return nil, errTxDone
+	}
+	if w := t.latest(typ, id); w != nil {
+		return written(w), nil
+	}
+	return t.s.Read(ctx, typ, id)
+}
+
+func (t *bufferedTx) VRead(ctx context.Context, typ, id string, v int64) (*store.Version, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return nil, errTxDone
+	}
+	for _, w := range t.writes {
+		if w.Type == typ && w.ID == id && w.VersionID() == v {
+			return written(w), nil
+		}
+	}
+	return t.s.VRead(ctx, typ, id, v)
+}
+
+// Search answers from the database, with the resources t wrote replaced by
+// their versions in t.
+func (t *bufferedTx) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return nil, errTxDone
+	}
+	mine := map[string]*store.Write{} // id → latest write, of q.Type
+	for _, w := range t.writes {
+		if w.Type == q.Type {
+			mine[w.ID] = w
+		}
+	}
+	limit := 0
+	if q.Count > 0 {
+		// Enough that dropping the resources t wrote leaves q.Count.
+		limit = q.Count + len(mine)
+	}
+	found, err := t.s.search(ctx, q, limit)
+	if err != nil {
+		return nil, err
+	}
+	vs := slices.DeleteFunc(found, func(v *store.Version) bool { return mine[v.ID] != nil })
+	for _, w := range mine {
+		if matches(w, q) {
+			vs = append(vs, written(w))
+		}
+	}
+	slices.SortFunc(vs, func(a, b *store.Version) int { return strings.Compare(a.ID, b.ID) })
+	if q.Count > 0 && len(vs) > q.Count {
+		vs = vs[:q.Count]
+	}
+	return vs, nil
+}
+
+// History answers from the database merged with the versions t wrote.
+func (t *bufferedTx) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return nil, errTxDone
+	}
+	after, err := decodeCursor(q.Cursor)
+	if err != nil {
+		return nil, err
+	}
+	// A version t replaces stops being current when t's write is made,
+	// which the database does not know yet: leave it out where that
+	// matters.
+	exclude := bson.A{}
+	var mine []*store.Version
+	extra := 0
+	for i, w := range t.writes {
+		if !q.AtLow.IsZero() && w.Expected > 0 && t.first(i) && w.LastUpdated.Before(q.AtLow) {
+			exclude = append(exclude, bson.D{
+				{Key: fieldType, Value: w.Type}, {Key: fieldID, Value: w.ID}, {Key: fieldVersion, Value: w.Expected}})
+		}
+	}
+	for i, w := range t.writes {
+		v := written(w)
+		if !selects(q, v, t.end(i)) {
+			continue
+		}
+		extra++
+		if after == nil || after.after(v) {
+			mine = append(mine, v)
+		}
+	}
+	vs, total, err := t.s.history(ctx, q, exclude)
+	if err != nil {
+		return nil, err
+	}
+	vs = append(vs, mine...)
+	slices.SortFunc(vs, newer)
+	if len(vs) > q.Count+1 {
+		vs = vs[:q.Count+1]
+	}
+	return historyPage(vs, total+extra, q.Count), nil
+}
+
+// first reports whether t.writes[i] is the first write t made to its
+// resource.
+func (t *bufferedTx) first(i int) bool {
+	w := t.writes[i]
+	return !slices.ContainsFunc(t.writes[:i], func(x *store.Write) bool { return x.Type == w.Type && x.ID == w.ID })
+}
+
+// end returns when the version t.writes[i] wrote stops being current: the
+// time of t's next write to its resource, zero if there is none.
+func (t *bufferedTx) end(i int) time.Time {
+	w := t.writes[i]
+	for _, x := range t.writes[i+1:] {
+		if x.Type == w.Type && x.ID == w.ID {
+			return x.LastUpdated
+		}
+	}
+	return time.Time{}
+}

@@ -1,0 +1,185 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"carefhir/store"
+)
+
+// versionDoc is a current-version or history document as read back.
+type versionDoc struct {
+	Key     string        `bson:"_id"` // the resource id, or the history key
+	Type    string        `bson:"type"`
+	ID      string        `bson:"id"`
+	Version int64         `bson:"v"`
+	Time    bson.DateTime `bson:"ts"`
+	Deleted bool          `bson:"del"`
+	JSON    []byte        `bson:"json"`
+}
+
+// currentProjection leaves the search fields out of current versions read back.
+var currentProjection = bson.D{
+	{Key: fieldVersion, Value: 1}, {Key: fieldTime, Value: 1},
+	{Key: fieldDeleted, Value: 1}, {Key: fieldJSON, Value: 1},
+}
+
+// version returns d as a version of typ/id.
+func (d *versionDoc) version(typ, id string) *store.Version {
+	return &store.Version{
+		Type:        typ,
+		ID:          id,
+		VersionID:   d.Version,
+		LastUpdated: d.Time.Time().UTC(),
+		Deleted:     d.Deleted,
+		JSON:        d.JSON,
+	}
+}
+
+// currentDoc returns the current-version document of the version w writes.
+func currentDoc(w *store.Write) bson.D {
+	d := bson.D{
+		{Key: "_id", Value: w.ID},
+		{Key: fieldVersion, Value: w.VersionID()},
+		{Key: fieldTime, Value: bson.NewDateTimeFromTime(w.LastUpdated)},
+		{Key: fieldDeleted, Value: w.Deleted},
+	}
+	if w.Deleted {
+		return d
+	}
+	d = append(d, bson.E{Key: fieldJSON, Value: bson.Binary{Data: w.JSON}})
+	return append(d, indexFields(w.Index)...)
+}
+
+// historyFields returns the fields of a history document, but its _id.
+func historyFields(typ, id string, version int64, ts bson.DateTime, deleted bool, json []byte) bson.D {
+	d := bson.D{
+		{Key: fieldType, Value: typ},
+		{Key: fieldID, Value: id},
+		{Key: fieldVersion, Value: version},
+		{Key: fieldTime, Value: ts},
+		{Key: fieldDeleted, Value: deleted},
+	}
+	if !deleted {
+		d = append(d, bson.E{Key: fieldJSON, Value: bson.Binary{Data: json}})
+	}
+	return d
+}
+
+// Put stores w as version w.Expected+1 of its resource if w.Expected is
+// still the current version, and returns a *store.ConflictError otherwise.
+// When Put returns nil, a majority of the replica set has the write in its
+// journal.
+func (s *Store) Put(ctx context.Context, w *store.Write) error {
+	if err := checkWrite(w); err != nil {
+		return err
+	}
+	if err := s.ensureIndexes(ctx, w); err != nil {
+		return err
+	}
+	defer s.lock(w.Type, w.ID)()
+	return s.put(ctx, w)
+}
+
+// put writes w, which checkWrite accepted, with the resource's stripe locked.
+//
+// The steps are ordered so that a crash between them loses nothing that was
+// acknowledged and never leaves in history a version that did not become
+// current:
+//
+//  1. The current-version document is written first, conditionally: an
+//     insert for a create (a duplicate _id means the resource exists), a
+//     replace filtered on {_id, v: Expected} for an update. This one-document
+//     write is the commit point: when it fails, nothing was written.
+//  2. Then history, in one ordered bulk write of idempotent upserts: the
+//     replaced version gets its end time and the new version is added.
+//
+// History is written only after the commit point, so it never holds a
+// version that was refused or never written. A crash between the steps
+// leaves the new version current and readable (VRead falls back to the
+// current document) but missing from history. The next update of the
+// resource repairs that: the replace returns the document it replaced, and
+// step 2 inserts that version into history if it is not there.
+func (s *Store) put(ctx context.Context, w *store.Write) error {
+	coll := s.db.Collection(w.Type)
+	doc := currentDoc(w)
+	var prev *versionDoc
+	if w.Expected == 0 {
+		_, err := coll.InsertOne(ctx, doc)
+		if mongo.IsDuplicateKeyError(err) {
+			return s.conflict(ctx, w)
+		}
+		if err != nil {
+			return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+		}
+	} else {
+		prev = new(versionDoc)
+		filter := bson.D{{Key: "_id", Value: w.ID}, {Key: fieldVersion, Value: w.Expected}}
+		err := coll.FindOneAndReplace(ctx, filter, doc).Decode(prev)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return s.conflict(ctx, w)
+		}
+		if err != nil {
+			return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+		}
+	}
+	if err := s.writeHistory(ctx, w, prev); err != nil {
+		return fmt.Errorf("mongo: put %s/%s: history: %w", w.Type, w.ID, err)
+	}
+	return nil
+}
+
+// writeHistory records in history the version w wrote and, if w replaced the
+// version prev, when prev stopped being current. Both are upserts that only
+// fill in what is missing, so repeating them, or racing a repair, is
+// harmless.
+func (s *Store) writeHistory(ctx context.Context, w *store.Write, prev *versionDoc) error {
+	var models []mongo.WriteModel
+	if prev != nil {
+		models = append(models, mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, prev.Version)}}).
+			SetUpdate(bson.D{
+				{Key: "$set", Value: bson.D{{Key: fieldEnd, Value: bson.NewDateTimeFromTime(w.LastUpdated)}}},
+				{Key: "$setOnInsert", Value: historyFields(w.Type, w.ID, prev.Version, prev.Time, prev.Deleted, prev.JSON)},
+			}).
+			SetUpsert(true))
+	}
+	models = append(models, mongo.NewUpdateOneModel().
+		SetFilter(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())}}).
+		SetUpdate(bson.D{{Key: "$setOnInsert", Value: historyFields(w.Type, w.ID, w.VersionID(),
+			bson.NewDateTimeFromTime(w.LastUpdated), w.Deleted, w.JSON)}}).
+		SetUpsert(true))
+	_, err := s.versions.BulkWrite(ctx, models)
+	return err
+}
+
+// conflict returns the *store.ConflictError of a refused write w, with the
+// version now current read back.
+func (s *Store) conflict(ctx context.Context, w *store.Write) error {
+	current, err := s.currentVersion(ctx, w.Type, w.ID)
+	if err != nil {
+		return fmt.Errorf("mongo: put %s/%s: conflict: %w", w.Type, w.ID, err)
+	}
+	return &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current}
+}
+
+// currentVersion returns the current version of typ/id, 0 if it never existed.
+func (s *Store) currentVersion(ctx context.Context, typ, id string) (int64, error) {
+	var d struct {
+		Version int64 `bson:"v"`
+	}
+	err := s.db.Collection(typ).FindOne(ctx, bson.D{{Key: "_id", Value: id}},
+		options.FindOne().SetProjection(bson.D{{Key: fieldVersion, Value: 1}})).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return d.Version, nil
+}

@@ -1,0 +1,445 @@
+// Package sqlite is the embedded storage engine: a store.Store kept in one
+// SQLite database file (modernc.org/sqlite, pure Go) in WAL mode.
+//
+// Every version of every resource is a row of one table; a second table
+// points at each resource's current version, and token search values of
+// current versions sit in an index table whose keys make a token lookup an
+// index range scan. Writes go through one writer connection, used by one
+// goroutine at a time, which commits concurrent Puts together (group
+// commit); reads use a pool of reader connections, which WAL lets run
+// alongside the writer, and a checkpointer keeps the WAL short off the write
+// path.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"carefhir/store"
+)
+
+// FileName is the name of the database file inside the data directory.
+const FileName = "carefhir.db"
+
+var _ store.Store = (*Store)(nil)
+
+// errClosed reports a write to a closed store.
+var errClosed = errors.New("store is closed")
+
+// Options tune a Store. The zero value is the default.
+type Options struct {
+	// SyncFull makes every commit wait for fsync (PRAGMA synchronous=FULL).
+	//
+	// By default commits use synchronous=NORMAL, which in WAL mode appends
+	// the commit to the WAL file with write(2) and fsyncs only at
+	// checkpoints. A write that has returned from write(2) is in the
+	// operating system's page cache, which outlives the process, so every
+	// acknowledged write survives the process being killed (kill -9, a
+	// crash, an OOM kill). Only losing the operating system itself (power
+	// cut, kernel panic) can lose the last commits; the database stays
+	// consistent either way. SyncFull closes that window too, at the cost
+	// of one fsync per commit (group commit shares it between the writes
+	// that arrive together).
+	SyncFull bool
+	// MaxBatch is the most writes committed in one transaction; 0 means 256.
+	// 1 turns group commit off.
+	MaxBatch int
+	// CheckpointInterval is the least time between two checkpoints, which
+	// copy committed pages from the WAL into the database file; 0 means
+	// 100ms.
+	CheckpointInterval time.Duration
+	// Readers is the size of the reader connection pool; 0 means
+	// 2×GOMAXPROCS, at least 4.
+	Readers int
+}
+
+// Store is a store.Store kept in a SQLite database. Its methods are safe for
+// concurrent use.
+type Store struct {
+	rdb    *sql.DB // reader pool
+	wdb    *sql.DB // holds the one writer connection
+	wconn  *sql.Conn
+	reader *reader // statements on the reader pool
+	writer *writer // write statements on the writer connection
+	txRead *reader // read statements on the writer connection, for Transact
+
+	// writerHeld holds a value while someone uses the writer connection: a
+	// Put leading a batch, a Transact, or Close, which keeps it.
+	writerHeld chan struct{}
+	batch      []*putRequest // the batch being committed, under writerHeld
+	maxBatch   int
+	quit       chan struct{} // closed by Close
+
+	qmu    sync.Mutex
+	queue  []*putRequest // Puts waiting for a batch, oldest first
+	closed bool
+
+	ckdb       *sql.DB       // the checkpointer's connection
+	ckInterval time.Duration // the least time between two checkpoints
+	committed  chan struct{} // the writer tells the checkpointer of a commit
+	ckDone     chan struct{} // closed when the checkpointer ends
+	close      sync.Once
+}
+
+// Open opens the store in dir, creating dir and the database if needed, with
+// the default Options.
+func Open(dir string) (*Store, error) {
+	return OpenWith(dir, Options{})
+}
+
+// OpenWith opens the store in dir, creating dir and the database if needed.
+func OpenWith(dir string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = 100 * time.Millisecond
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = max(4, 2*runtime.GOMAXPROCS(0))
+	}
+	syncMode := "NORMAL"
+	if opts.SyncFull {
+		syncMode = "FULL"
+	}
+	path := filepath.Join(dir, FileName)
+	pragmas := func(extra ...string) string {
+		q := url.Values{"_pragma": append([]string{
+			// Only another process can make SQLite busy here: this process
+			// has one writer. Wait for it rather than fail at once.
+			"busy_timeout(10000)",
+			"journal_mode(WAL)",
+			"synchronous(" + syncMode + ")",
+			"temp_store(MEMORY)",
+			// Reads go through a shared memory map of the file rather than
+			// each connection's own page cache, which can then stay small.
+			"mmap_size(1073741824)",
+			"cache_size(-8192)", // 8 MiB per connection
+		}, extra...)}
+		return path + "?" + q.Encode()
+	}
+
+	s := &Store{
+		writerHeld: make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		maxBatch:   opts.MaxBatch,
+
+		ckInterval: opts.CheckpointInterval,
+		committed:  make(chan struct{}, 1),
+		ckDone:     make(chan struct{}),
+	}
+	ctx := context.Background()
+	var err error
+	fail := func(err error) (*Store, error) {
+		s.closeAll()
+		return nil, err
+	}
+	// The writer checkpoints only as a backstop, when the WAL has grown
+	// past walBackstop pages; normally the checkpointer has done it first,
+	// on its own connection and off the write path.
+	if s.wdb, err = sql.Open("sqlite", pragmas(fmt.Sprintf("wal_autocheckpoint(%d)", walBackstop))); err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
+	}
+	s.wdb.SetMaxOpenConns(1)
+	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
+	}
+	if err := migrate(ctx, s.wconn); err != nil {
+		return fail(err)
+	}
+	if s.writer, err = newWriter(ctx, s.wconn); err != nil {
+		return fail(err)
+	}
+	if s.txRead, err = newReader(ctx, s.wconn); err != nil {
+		return fail(err)
+	}
+	if s.rdb, err = sql.Open("sqlite", pragmas("query_only(1)")); err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
+	}
+	s.rdb.SetMaxOpenConns(opts.Readers)
+	s.rdb.SetMaxIdleConns(opts.Readers)
+	if s.reader, err = newReader(ctx, s.rdb); err != nil {
+		return fail(err)
+	}
+	if s.ckdb, err = sql.Open("sqlite", pragmas()); err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
+	}
+	s.ckdb.SetMaxOpenConns(1)
+	go s.checkpoints()
+	return s, nil
+}
+
+// Close waits for the batch or unit of work in progress and closes the
+// database. Writes queued but not yet started fail.
+func (s *Store) Close() error {
+	var err error
+	s.close.Do(func() {
+		s.qmu.Lock()
+		s.closed = true
+		queued := s.queue
+		s.queue = nil
+		s.qmu.Unlock()
+		close(s.quit)
+		s.writerHeld <- struct{}{} // and never let go
+		for _, req := range queued {
+			req.answer(errClosed)
+		}
+		<-s.ckDone
+		err = s.closeAll()
+	})
+	return err
+}
+
+func (s *Store) closeAll() error {
+	var errs []error
+	if s.reader != nil {
+		s.reader.close()
+	}
+	if s.txRead != nil {
+		s.txRead.close()
+	}
+	if s.writer != nil {
+		s.writer.close()
+	}
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	if s.ckdb != nil {
+		errs = append(errs, s.ckdb.Close())
+	}
+	if s.wconn != nil {
+		errs = append(errs, s.wconn.Close())
+	}
+	if s.wdb != nil {
+		errs = append(errs, s.wdb.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// Read implements store.Reader.
+func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	return s.reader.Read(ctx, typ, id)
+}
+
+// VRead implements store.Reader.
+func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
+	return s.reader.VRead(ctx, typ, id, version)
+}
+
+// History implements store.Reader.
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	return s.reader.History(ctx, q)
+}
+
+// Search implements store.Reader.
+func (s *Store) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	return s.reader.Search(ctx, q)
+}
+
+// Put implements store.Writer. It queues w and returns once the transaction
+// holding w has committed, committing that transaction itself if the writer
+// is free (see lead). If ctx ends first, Put returns its error and the write
+// may or may not be stored.
+func (s *Store) Put(ctx context.Context, w *store.Write) error {
+	if err := s.put(ctx, w); err != nil {
+		return fmt.Errorf("sqlite: put %s/%s: %w", w.Type, w.ID, err)
+	}
+	return nil
+}
+
+func (s *Store) put(ctx context.Context, w *store.Write) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	req := &putRequest{ctx: ctx, w: w, answered: make(chan struct{})}
+	s.qmu.Lock()
+	if s.closed {
+		s.qmu.Unlock()
+		return errClosed
+	}
+	s.queue = append(s.queue, req)
+	s.qmu.Unlock()
+	select {
+	case <-req.answered:
+	case s.writerHeld <- struct{}{}:
+		answered := s.lead(req)
+		<-s.writerHeld
+		if !answered {
+			<-req.answered
+		}
+	case <-ctx.Done():
+		// req stays queued; the next leader skips it.
+		return ctx.Err()
+	}
+	return req.err
+}
+
+// Transact implements store.Store with a SQLite transaction on the writer
+// connection: puts wait while fn runs, reads from other goroutines do not
+// (they see the state before the transaction until it commits). fn must use
+// tx, not s: a Put on s from inside fn waits for fn to return.
+func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) (err error) {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("sqlite: transact: %w", err)
+	}
+	select {
+	case s.writerHeld <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("sqlite: transact: %w", ctx.Err())
+	case <-s.quit:
+		return fmt.Errorf("sqlite: transact: %w", errClosed)
+	}
+	defer func() { <-s.writerHeld }()
+
+	if _, err := s.writer.begin.ExecContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: transact: begin: %w", err)
+	}
+	t := &tx{s: s}
+	committed := false
+	defer func() {
+		t.end()
+		if !committed {
+			s.writer.rollback.ExecContext(context.Background())
+		}
+	}()
+	if err := fn(t); err != nil {
+		return err
+	}
+	t.end()
+	// The commit is not cancelled with ctx: fn's work is done and
+	// committing it is quick.
+	if _, err := s.writer.commit.ExecContext(context.Background()); err != nil {
+		return fmt.Errorf("sqlite: transact: commit: %w", err)
+	}
+	committed = true
+	s.notifyCommit()
+	return nil
+}
+
+// tx is the store.Tx of a Transact: reads and writes on the writer
+// connection inside its transaction.
+type tx struct {
+	s     *Store
+	mu    sync.Mutex // a SQLite connection runs one statement sequence at a time
+	ended bool
+}
+
+var errTxEnded = errors.New("unit of work has ended")
+
+func (t *tx) end() {
+	t.mu.Lock()
+	t.ended = true
+	t.mu.Unlock()
+}
+
+// do runs f while the unit of work is open.
+func (t *tx) do(f func() error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ended {
+		return errTxEnded
+	}
+	return f()
+}
+
+func (t *tx) Read(ctx context.Context, typ, id string) (v *store.Version, err error) {
+	err = t.do(func() error { v, err = t.s.txRead.Read(ctx, typ, id); return err })
+	return v, err
+}
+
+func (t *tx) VRead(ctx context.Context, typ, id string, version int64) (v *store.Version, err error) {
+	err = t.do(func() error { v, err = t.s.txRead.VRead(ctx, typ, id, version); return err })
+	return v, err
+}
+
+func (t *tx) History(ctx context.Context, q store.HistoryQuery) (p *store.HistoryPage, err error) {
+	err = t.do(func() error { p, err = t.s.txRead.History(ctx, q); return err })
+	return p, err
+}
+
+func (t *tx) Search(ctx context.Context, q store.Query) (vs []*store.Version, err error) {
+	err = t.do(func() error { vs, err = t.s.txRead.Search(ctx, q); return err })
+	return vs, err
+}
+
+// Put writes inside a savepoint, so that a write failing part-way leaves the
+// unit of work as it was and fn may carry on.
+func (t *tx) Put(ctx context.Context, w *store.Write) error {
+	err := t.do(func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		wr := t.s.writer
+		if _, err := wr.savepoint.ExecContext(ctx); err != nil {
+			return err
+		}
+		if err := wr.put(ctx, w); err != nil {
+			wr.rollbackTo.ExecContext(context.Background())
+			wr.release.ExecContext(context.Background())
+			return err
+		}
+		// Not cancelled with ctx: the write is done, and a savepoint left
+		// open would let a later commit keep a write reported as failed.
+		_, err := wr.release.ExecContext(context.Background())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: put %s/%s: %w", w.Type, w.ID, err)
+	}
+	return nil
+}
+
+// walBackstop is the WAL size, in pages, at which the writer checkpoints
+// itself because the checkpointer has fallen behind.
+const walBackstop = 16384
+
+// checkpoints is the checkpointer goroutine. A checkpoint copies the pages
+// committed to the WAL into the database file and fsyncs both; done at
+// commit, as SQLite does by default every 1000 pages, it stalls the writer
+// and every Put waiting on it. Here it runs on its own connection, at most
+// once per ckInterval while writes come in, and writers carry on meanwhile:
+// a PASSIVE checkpoint takes no lock that a writer needs. Hot pages written
+// many times between two checkpoints are copied once.
+func (s *Store) checkpoints() {
+	defer close(s.ckDone)
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.committed:
+		}
+		// A failed checkpoint leaves the WAL as it was, and nothing is
+		// lost: the next one retries, and the writer's backstop bounds the
+		// WAL meanwhile.
+		s.ckdb.ExecContext(context.Background(), `PRAGMA wal_checkpoint(PASSIVE)`)
+		select {
+		case <-s.quit:
+			return
+		case <-time.After(s.ckInterval):
+		}
+	}
+}
+
+// notifyCommit wakes the checkpointer if it is waiting for a commit.
+func (s *Store) notifyCommit() {
+	select {
+	case s.committed <- struct{}{}:
+	default:
+	}
+}

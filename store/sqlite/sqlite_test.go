@@ -1,0 +1,238 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"carefhir/store"
+	"carefhir/store/sqlite"
+	"carefhir/store/storetest"
+)
+
+func mustOpen(t testing.TB, dir string, opts sqlite.Options) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.OpenWith(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := sqlite.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// TestConformanceOptions runs the suite with group commit off and with
+// fsync on every commit, which take other paths through the writer.
+func TestConformanceOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts sqlite.Options
+	}{
+		{name: "no group commit", opts: sqlite.Options{MaxBatch: 1}},
+		{name: "sync full", opts: sqlite.Options{SyncFull: true, Readers: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) store.Store { return mustOpen(t, t.TempDir(), tt.opts) })
+		})
+	}
+}
+
+func patient(id string, expected int64, json string) *store.Write {
+	return &store.Write{Type: "Patient", ID: id, Expected: expected, JSON: []byte(json),
+		LastUpdated: time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC),
+		Index:       store.Index{Tokens: []store.Token{{Param: "identifier", System: "s", Code: id}}}}
+}
+
+func TestReopen(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nested", "data")
+	s := mustOpen(t, dir, sqlite.Options{})
+	if err := s.Put(t.Context(), patient("p1", 0, `{"resourceType":"Patient","id":"p1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err != nil {
+		t.Fatalf("database file: %v", err)
+	}
+	s = mustOpen(t, dir, sqlite.Options{})
+	defer s.Close()
+	v, err := s.Read(t.Context(), "Patient", "p1")
+	if err != nil || string(v.JSON) != `{"resourceType":"Patient","id":"p1"}` {
+		t.Fatalf("Read after reopen: %v, %v", v, err)
+	}
+	got, err := s.Search(t.Context(), store.Query{Type: "Patient", Where: []store.Clause{
+		{Param: "identifier", Tokens: []store.TokenMatch{{System: "s", Code: "p1"}}}}})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Search after reopen: %d found, %v", len(got), err)
+	}
+	if err := s.Put(t.Context(), patient("p1", 1, `{"resourceType":"Patient","id":"p1","active":true}`)); err != nil {
+		t.Fatalf("update after reopen: %v", err)
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	dir := t.TempDir()
+	if err := mustOpen(t, dir, sqlite.Options{}).Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`UPDATE schema_version SET version = 1000`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := sqlite.Open(dir)
+	if err == nil {
+		s.Close()
+		t.Fatal("opened a database with a newer schema")
+	}
+	if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("error %q does not say the schema is newer", err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), sqlite.Options{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if err := s.Put(t.Context(), patient("p1", 0, `{}`)); err == nil {
+		t.Error("Put on a closed store succeeded")
+	}
+	if err := s.Transact(t.Context(), func(store.Tx) error { return nil }); err == nil {
+		t.Error("Transact on a closed store succeeded")
+	}
+	if _, err := s.Read(t.Context(), "Patient", "p1"); err == nil {
+		t.Error("Read on a closed store succeeded")
+	}
+}
+
+func TestBadCursor(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), sqlite.Options{})
+	defer s.Close()
+	tests := []struct {
+		name   string
+		cursor string
+	}{
+		{name: "not base64", cursor: "%%%"},
+		{name: "not json", cursor: "bm90IGpzb24"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.History(t.Context(), store.HistoryQuery{Count: 10, Cursor: tt.cursor})
+			if err == nil {
+				t.Error("no error")
+			}
+		})
+	}
+	if _, err := s.History(t.Context(), store.HistoryQuery{}); err == nil {
+		t.Error("History with Count 0: no error")
+	}
+}
+
+func TestTransactPanic(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), sqlite.Options{})
+	defer s.Close()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("Transact swallowed the panic of fn")
+			}
+		}()
+		s.Transact(t.Context(), func(tx store.Tx) error {
+			if err := tx.Put(t.Context(), patient("p1", 0, `{}`)); err != nil {
+				t.Fatal(err)
+			}
+			panic("fn fails")
+		})
+	}()
+	if _, err := s.Read(t.Context(), "Patient", "p1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Read after a panicking unit of work: %v, want ErrNotFound", err)
+	}
+	if err := s.Put(t.Context(), patient("p1", 0, `{}`)); err != nil {
+		t.Errorf("Put after a panicking unit of work: %v", err)
+	}
+}
+
+func TestTxAfterTransact(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), sqlite.Options{})
+	defer s.Close()
+	var kept store.Tx
+	if err := s.Transact(t.Context(), func(tx store.Tx) error { kept = tx; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := kept.Put(t.Context(), patient("p1", 0, `{}`)); err == nil {
+		t.Error("Put on a finished unit of work succeeded")
+	}
+	if _, err := kept.Read(t.Context(), "Patient", "p1"); err == nil || errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Read on a finished unit of work: %v, want an error other than ErrNotFound", err)
+	}
+}
+
+// TestCloseWhileWriting closes the store under concurrent writers: every Put
+// returns, and every write acknowledged before Close is there on reopening.
+func TestCloseWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, sqlite.Options{})
+	var (
+		mu    sync.Mutex
+		acked []string
+		wg    sync.WaitGroup
+	)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("g%d-%d", g, i)
+				if err := s.Put(t.Context(), patient(id, 0, `{}`)); err != nil {
+					return
+				}
+				mu.Lock()
+				acked = append(acked, id)
+				mu.Unlock()
+			}
+		})
+	}
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 100 {
+			break
+		}
+		runtime.Gosched()
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	s = mustOpen(t, dir, sqlite.Options{})
+	defer s.Close()
+	for _, id := range acked {
+		if _, err := s.Read(t.Context(), "Patient", id); err != nil {
+			t.Fatalf("acknowledged Patient/%s: %v", id, err)
+		}
+	}
+}

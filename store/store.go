@@ -1,0 +1,175 @@
+// Package store defines how carefhir keeps FHIR resources: the Store
+// interface that every storage engine implements, the values it stores, and
+// the errors it returns.
+//
+// Engines store bytes, not models. The layer above the store parses and
+// validates a resource, stamps its id and meta, encodes it once and hands the
+// exact JSON bytes to Put; reads return those bytes unchanged, so a read never
+// re-encodes. Search values are extracted and normalised above the store too
+// (Index), the same way for every engine; engines only persist and match them.
+//
+// Concurrency is optimistic: every write names the version it replaces
+// (Write.Expected) and an engine refuses a write whose expectation is stale with
+// a *ConflictError, so two concurrent writers can never silently overwrite each
+// other. Put returns only once the write is durable: an acknowledged write
+// survives the process being killed.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotFound reports that no version of the requested resource, or no such
+// version, has ever been stored.
+var ErrNotFound = errors.New("store: not found")
+
+// ConflictError reports a write whose expected version is not the current
+// version of the resource: another writer got there first, or the resource
+// already exists (Expected 0) or does not (Current 0).
+type ConflictError struct {
+	Type, ID string
+	Expected int64 // the version the write said it replaces (0: none)
+	Current  int64 // the version actually current (0: none)
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("store: %s/%s: write expected version %d but version %d is current",
+		e.Type, e.ID, e.Expected, e.Current)
+}
+
+// Version is one stored version of a resource.
+type Version struct {
+	Type        string
+	ID          string
+	VersionID   int64     // 1, 2, 3…: strictly increasing per resource
+	LastUpdated time.Time // UTC, millisecond precision
+	Deleted     bool      // a tombstone left by a delete; JSON is nil
+	JSON        []byte    // the exact bytes written, served back as they are
+}
+
+// Write is one new version of a resource.
+type Write struct {
+	Type string
+	ID   string
+	// Expected is the version this write replaces: 0 when the resource must
+	// not exist yet (not even as a tombstone). The new version is Expected+1.
+	Expected    int64
+	LastUpdated time.Time // UTC, millisecond precision; stamped by the caller into JSON too
+	Deleted     bool      // write a tombstone: the resource reads as gone from now on
+	JSON        []byte    // nil when Deleted
+	Index       Index     // search values of this version; empty when Deleted
+}
+
+// VersionID returns the version id the write creates.
+func (w *Write) VersionID() int64 { return w.Expected + 1 }
+
+// Index holds the normalised search values of one resource version. Only the
+// current, non-deleted version of a resource is searchable.
+type Index struct {
+	Tokens []Token
+}
+
+// Token is one token search value, e.g. an identifier or a coded value:
+// parameter name, system (may be empty) and code, normalised by the caller.
+type Token struct {
+	Param  string
+	System string
+	Code   string
+}
+
+// Query selects the current, non-deleted versions of one resource type.
+type Query struct {
+	Type  string
+	Where []Clause // all must hold (AND)
+	Count int      // at most this many results; 0 means no limit
+}
+
+// Clause holds when any of its token matches holds (OR) for its parameter.
+// The parameter "_id" matches the resource id against Code.
+type Clause struct {
+	Param  string
+	Tokens []TokenMatch
+}
+
+// TokenMatch matches a Token of the clause's parameter. The FHIR forms map
+// as: "system|code" (both set), "|code" (System "" and not AnySystem), "code"
+// (AnySystem), "system|" (AnyCode).
+type TokenMatch struct {
+	System    string
+	AnySystem bool
+	Code      string
+	AnyCode   bool
+}
+
+// HistoryQuery selects versions for a history interaction: of one resource
+// (Type and ID set), of one type (Type set) or of the whole system.
+type HistoryQuery struct {
+	Type  string
+	ID    string
+	Since time.Time // zero: no bound; else versions with LastUpdated >= Since
+	// AtLow and AtHigh, when set, keep only versions that were current at
+	// some point in [AtLow, AtHigh): created before AtHigh and not replaced
+	// by a newer version before AtLow.
+	AtLow, AtHigh time.Time
+	Count         int    // page size, > 0
+	Cursor        string // "" for the first page, else HistoryPage.Next
+}
+
+// HistoryPage is one page of history, newest version first (ties in
+// LastUpdated are broken by type, id and version, newest first).
+//
+// Precisely, versions are ordered by (LastUpdated, Type, ID, VersionID), every
+// key descending, comparing strings byte by byte. A page with a Next cursor
+// is never followed by an empty page. A query that matches nothing, including
+// the history of a resource that never existed, yields an empty page, not
+// ErrNotFound.
+type HistoryPage struct {
+	Versions []*Version
+	Next     string // cursor of the next page; "" when this is the last
+	Total    int    // number of versions matching the query over all pages
+}
+
+// Reader is the read side of a store.
+type Reader interface {
+	// Read returns the current version of a resource, which may be a
+	// tombstone (Deleted). It returns ErrNotFound if the resource never existed.
+	Read(ctx context.Context, typ, id string) (*Version, error)
+	// VRead returns one version of a resource, possibly a tombstone, or
+	// ErrNotFound.
+	VRead(ctx context.Context, typ, id string, version int64) (*Version, error)
+	// History returns a page of versions, newest first.
+	History(ctx context.Context, q HistoryQuery) (*HistoryPage, error)
+	// Search returns the current, non-deleted versions that match q, ordered
+	// by id (byte order), each resource at most once.
+	Search(ctx context.Context, q Query) ([]*Version, error)
+}
+
+// Writer is the write side of a store.
+type Writer interface {
+	// Put stores w as version w.Expected+1 if w.Expected is still the current
+	// version, and returns a *ConflictError otherwise. When Put returns nil the
+	// write is durable.
+	Put(ctx context.Context, w *Write) error
+}
+
+// Tx is a unit of work: its reads see its own writes, and its writes become
+// visible and durable together or not at all.
+type Tx interface {
+	Reader
+	Writer
+}
+
+// Store is a storage engine. Its methods are safe for concurrent use.
+type Store interface {
+	Reader
+	Writer
+	// Transact runs fn in a unit of work. If fn returns an error, nothing it
+	// wrote is kept and Transact returns that error. Engines without native
+	// multi-document transactions document what they guarantee instead.
+	Transact(ctx context.Context, fn func(tx Tx) error) error
+	// Close releases the engine's resources.
+	Close() error
+}
