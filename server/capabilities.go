@@ -1,0 +1,160 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// servedTypes are the resource types the REST API serves.
+var servedTypes = []string{
+	"AllergyIntolerance", "Appointment", "AuditEvent", "Binary", "Bundle", "CapabilityStatement", "CarePlan",
+	"CareTeam", "CodeSystem", "Communication", "Condition", "Consent", "DocumentReference", "Encounter",
+	"EpisodeOfCare", "Flag", "Goal", "Group", "Location", "Medication", "MedicationStatement", "Observation",
+	"OperationOutcome", "Organization", "Parameters", "Patient", "Practitioner", "PractitionerRole",
+	"Provenance", "Questionnaire", "QuestionnaireResponse", "RelatedPerson", "Schedule", "SearchParameter",
+	"ServiceRequest", "Slot", "StructureDefinition", "Subscription", "Task", "ValueSet",
+}
+
+func isServed(typ string) bool {
+	_, ok := slices.BinarySearch(servedTypes, typ)
+	return ok
+}
+
+// capabilities records the interactions the router really registers, so the
+// CapabilityStatement is built from the routes and cannot claim more.
+type capabilities struct {
+	typeInteractions   []string
+	systemInteractions []string
+}
+
+func newCapabilities() *capabilities { return &capabilities{} }
+
+func (c *capabilities) add(codes ...string) {
+	c.typeInteractions = append(c.typeInteractions, codes...)
+}
+
+func (c *capabilities) addSystem(codes ...string) {
+	c.systemInteractions = append(c.systemInteractions, codes...)
+}
+
+type code struct {
+	Code string `json:"code"`
+}
+
+type capabilityStatement struct {
+	ResourceType string `json:"resourceType"`
+	ID           string `json:"id"`
+	URL          string `json:"url"`
+	Name         string `json:"name"`
+	Title        string `json:"title"`
+	Status       string `json:"status"`
+	Date         string `json:"date"`
+	Publisher    string `json:"publisher"`
+	Description  string `json:"description"`
+	Kind         string `json:"kind"`
+	Software     struct {
+		Name        string `json:"name"`
+		Version     string `json:"version,omitempty"`
+		ReleaseDate string `json:"releaseDate,omitempty"`
+	} `json:"software"`
+	Implementation struct {
+		Description string `json:"description"`
+		URL         string `json:"url"`
+	} `json:"implementation"`
+	FHIRVersion string   `json:"fhirVersion"`
+	Format      []string `json:"format"`
+	Rest        []struct {
+		Mode        string        `json:"mode"`
+		Resource    []capResource `json:"resource"`
+		Interaction []code        `json:"interaction"`
+	} `json:"rest"`
+}
+
+type capResource struct {
+	Type              string     `json:"type"`
+	Profile           string     `json:"profile"`
+	Interaction       []code     `json:"interaction"`
+	Versioning        string     `json:"versioning"`
+	ReadHistory       bool       `json:"readHistory"`
+	UpdateCreate      bool       `json:"updateCreate"`
+	ConditionalCreate bool       `json:"conditionalCreate"`
+	ConditionalRead   string     `json:"conditionalRead"`
+	ConditionalUpdate bool       `json:"conditionalUpdate"`
+	ConditionalDelete string     `json:"conditionalDelete"`
+	SearchParam       []capParam `json:"searchParam,omitempty"`
+}
+
+type capParam struct {
+	Name          string `json:"name"`
+	Definition    string `json:"definition,omitempty"`
+	Type          string `json:"type"`
+	Documentation string `json:"documentation,omitempty"`
+}
+
+func codes(list []string) []code {
+	out := make([]code, len(list))
+	for i, c := range list {
+		out[i] = code{c}
+	}
+	return out
+}
+
+// metadata answers the capabilities interaction.
+func (a *api) metadata(c *gin.Context) {
+	base := a.baseURL(c)
+	var cs capabilityStatement
+	cs.ResourceType = "CapabilityStatement"
+	cs.ID = "carefhir"
+	cs.URL = base + "/metadata"
+	cs.Name = "Carefhir"
+	cs.Title = "carefhir FHIR R4 server"
+	cs.Status = "active"
+	cs.Date = a.started.Format(time.RFC3339)
+	cs.Publisher = "carefhir"
+	cs.Description = "FHIR R4 server for care coordination in NHS primary care"
+	cs.Kind = "instance"
+	cs.Software.Name = "carefhir"
+	cs.Software.Version = a.cfg.SoftwareVersion
+	cs.Implementation.Description = "carefhir"
+	cs.Implementation.URL = base
+	cs.FHIRVersion = "4.0.1"
+	cs.Format = []string{"application/fhir+json", "json"}
+	cs.Rest = make([]struct {
+		Mode        string        `json:"mode"`
+		Resource    []capResource `json:"resource"`
+		Interaction []code        `json:"interaction"`
+	}, 1)
+	rest := &cs.Rest[0]
+	rest.Mode = "server"
+	rest.Interaction = codes(a.caps.systemInteractions)
+	for _, typ := range servedTypes {
+		rest.Resource = append(rest.Resource, capResource{
+			Type:              typ,
+			Profile:           "http://hl7.org/fhir/StructureDefinition/" + typ,
+			Interaction:       codes(a.caps.typeInteractions),
+			Versioning:        "versioned-update",
+			ReadHistory:       true,
+			UpdateCreate:      true,
+			ConditionalCreate: true,
+			ConditionalRead:   "full-support",
+			ConditionalUpdate: true,
+			ConditionalDelete: "single",
+			SearchParam: []capParam{
+				{Name: "_id", Definition: "http://hl7.org/fhir/SearchParameter/Resource-id", Type: "token",
+					Documentation: "In conditional create, update and delete criteria"},
+				{Name: "identifier", Type: "token",
+					Documentation: "In conditional create, update and delete criteria"},
+			},
+		})
+	}
+	body, err := json.Marshal(cs)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeJSON(c, http.StatusOK, body)
+}

@@ -1,0 +1,549 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"carefhir/server"
+)
+
+const patient = `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],
+"name":[{"family":"O'Brien","given":["Siân"]}],"gender":"female","birthDate":"1970-03-01"}`
+
+func TestCreate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/Patient", `{"resourceType":"Patient","id":"ignored","birthDate":"1970-03-01","_birthDate":{"extension":[{"url":"http://example.org/x","valueString":"y"}]}}`)
+		r.want(t, http.StatusCreated)
+		body := r.json(t)
+		id := str(body, "id")
+		if id == "" || id == "ignored" {
+			t.Fatalf("id = %q, want a server-assigned id", id)
+		}
+		if got, want := r.header.Get("Location"), c.base+"/Patient/"+id+"/_history/1"; got != want {
+			t.Errorf("Location = %q, want %q", got, want)
+		}
+		if got := r.header.Get("ETag"); got != `W/"1"` {
+			t.Errorf("ETag = %q", got)
+		}
+		if _, err := http.ParseTime(r.header.Get("Last-Modified")); err != nil {
+			t.Errorf("Last-Modified %q: %v", r.header.Get("Last-Modified"), err)
+		}
+		if ct := r.header.Get("Content-Type"); ct != "application/fhir+json; charset=utf-8" {
+			t.Errorf("Content-Type = %q", ct)
+		}
+		if str(body, "meta", "versionId") != "1" {
+			t.Errorf("meta.versionId = %v", get(body, "meta", "versionId"))
+		}
+		if _, err := time.Parse(time.RFC3339, str(body, "meta", "lastUpdated")); err != nil {
+			t.Errorf("meta.lastUpdated: %v", err)
+		}
+		if str(body, "_birthDate", "extension", 0, "valueString") != "y" {
+			t.Errorf("primitive extension lost: %s", r.body)
+		}
+		read := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK)
+		if string(read.body) != string(r.body) {
+			t.Errorf("read returns\n%s\nbut create returned\n%s", read.body, r.body)
+		}
+	})
+}
+
+func TestCreateRejects(t *testing.T) {
+	small := func(cfg *server.Config) { cfg.MaxBodyBytes = 1024 }
+	eachEngine(t, func(t *testing.T, c *client) {
+		tests := []struct {
+			name, path, body, contentType string
+			status                        int
+			code, expression              string
+		}{
+			{"unknown type", "/Unicorn", `{"resourceType":"Unicorn"}`, "", 404, "not-supported", ""},
+			{"no content type", "/Patient", patient, "-", 415, "not-supported", ""},
+			{"xml body", "/Patient", `<Patient xmlns="http://hl7.org/fhir"/>`, "application/fhir+xml", 415, "not-supported", ""},
+			{"form body", "/Patient", "a=b", "application/x-www-form-urlencoded", 415, "not-supported", ""},
+			{"not json", "/Patient", `{"resourceType":"Patient",`, "", 400, "invalid", ""},
+			{"empty body", "/Patient", "", "application/fhir+json", 400, "required", ""},
+			{"unknown element", "/Patient", `{"resourceType":"Patient","foo":1}`, "", 400, "structure", "Patient.foo"},
+			{"wrong json type", "/Patient", `{"resourceType":"Patient","birthDate":19700301}`, "", 400, "structure", "Patient.birthDate"},
+			{"nested path", "/Patient", `{"resourceType":"Patient","name":[{"given":["a",1]}]}`, "", 400, "structure", "Patient.name[0].given[1]"},
+			{"other type in body", "/Patient", `{"resourceType":"Observation","status":"final","code":{"text":"x"}}`, "", 400, "structure", ""},
+			{"mandatory element missing", "/Observation", `{"resourceType":"Observation","code":{"text":"x"}}`, "", 422, "required", "Observation.status"},
+			{"too large", "/Patient", `{"resourceType":"Patient","name":[{"family":"` + strings.Repeat("x", 2000) + `"}]}`, "", 413, "too-costly", ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				headers := []string{}
+				switch tt.contentType {
+				case "":
+				case "-":
+					headers = append(headers, "Content-Type", "")
+				default:
+					headers = append(headers, "Content-Type", tt.contentType)
+				}
+				r := c.do("POST", tt.path, tt.body, headers...)
+				r.want(t, tt.status)
+				r.outcome(t, tt.code, tt.expression)
+			})
+		}
+		// Nothing of the rejected requests was stored.
+		h := c.do("GET", "/_history", "").want(t, http.StatusOK).json(t)
+		if n := get(h, "total"); n != 0.0 {
+			t.Errorf("history total %v after rejected creates, want 0", n)
+		}
+	}, small)
+}
+
+func TestRead(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		p := c.create("Patient", patient)
+		id := str(p, "id")
+		tests := []struct {
+			name, path string
+			headers    []string
+			status     int
+			code       string
+		}{
+			{"found", "/Patient/" + id, nil, 200, ""},
+			{"head", "/Patient/" + id, nil, 200, ""},
+			{"unknown id", "/Patient/nope", nil, 404, "not-found"},
+			{"wrong type", "/Observation/" + id, nil, 404, "not-found"},
+			{"bad id chars", "/Patient/a_b", nil, 400, "value"},
+			{"id too long", "/Patient/" + strings.Repeat("a", 65), nil, 400, "value"},
+			{"unknown type", "/Unicorn/1", nil, 404, "not-supported"},
+			{"if-none-match current", "/Patient/" + id, []string{"If-None-Match", `W/"1"`}, 304, ""},
+			{"if-none-match stale", "/Patient/" + id, []string{"If-None-Match", `W/"7"`}, 200, ""},
+			{"if-modified-since future", "/Patient/" + id, []string{"If-Modified-Since", time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)}, 304, ""},
+			{"if-modified-since past", "/Patient/" + id, []string{"If-Modified-Since", time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)}, 200, ""},
+			{"_summary=count", "/Patient/" + id + "?_summary=count", nil, 400, "invalid"},
+			{"_elements unknown", "/Patient/" + id + "?_elements=unicorn", nil, 400, "invalid"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				method := "GET"
+				if tt.name == "head" {
+					method = "HEAD"
+				}
+				r := c.do(method, tt.path, "", tt.headers...).want(t, tt.status)
+				if tt.code != "" {
+					r.outcome(t, tt.code, "")
+				}
+				if tt.status == 200 || tt.status == 304 {
+					if r.header.Get("ETag") != `W/"1"` {
+						t.Errorf("ETag = %q", r.header.Get("ETag"))
+					}
+				}
+				if tt.status == 304 && len(r.body) != 0 {
+					t.Errorf("304 with a body: %s", r.body)
+				}
+			})
+		}
+	})
+}
+
+func TestReadSubsets(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		p := c.create("Patient", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Siân</div>"},
+			"name":[{"family":"Jones"}],"birthDate":"1970-03-01","photo":[{"contentType":"image/png","data":"AAAA"}],"contact":[{"name":{"family":"X"}}]}`)
+		id := str(p, "id")
+		tests := []struct {
+			query      string
+			keep, drop []string
+			subsetted  bool
+		}{
+			{"", []string{"text", "name", "photo", "contact"}, nil, false},
+			{"_summary=false", []string{"text", "name", "photo"}, nil, false},
+			{"_summary=true", []string{"name", "birthDate"}, []string{"text", "photo", "contact"}, true},
+			{"_summary=text", []string{"text"}, []string{"name", "photo", "birthDate"}, true},
+			{"_summary=data", []string{"name", "photo", "contact"}, []string{"text"}, true},
+			{"_elements=name,birthDate", []string{"name", "birthDate"}, []string{"text", "photo", "contact"}, true},
+		}
+		for _, tt := range tests {
+			t.Run(tt.query, func(t *testing.T) {
+				body := c.do("GET", "/Patient/"+id+"?"+tt.query, "").want(t, 200).json(t)
+				for _, k := range append(tt.keep, "id", "meta", "resourceType") {
+					if body[k] == nil {
+						t.Errorf("%s missing", k)
+					}
+				}
+				for _, k := range tt.drop {
+					if body[k] != nil {
+						t.Errorf("%s present", k)
+					}
+				}
+				tagged := strings.Contains(fmt.Sprint(get(body, "meta", "tag")), "SUBSETTED")
+				if tagged != tt.subsetted {
+					t.Errorf("SUBSETTED tag = %v, want %v", tagged, tt.subsetted)
+				}
+			})
+		}
+	})
+}
+
+func TestUpdate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		put := func(id, body string, headers ...string) *response {
+			return c.do("PUT", "/Patient/"+id, body, headers...)
+		}
+		withID := func(id string) string {
+			return `{"resourceType":"Patient","id":"` + id + `","gender":"male"}`
+		}
+
+		r := put(id, withID(id)).want(t, http.StatusOK)
+		if r.header.Get("ETag") != `W/"2"` || str(r.json(t), "meta", "versionId") != "2" {
+			t.Errorf("update: ETag %q body %s", r.header.Get("ETag"), r.body)
+		}
+		if str(r.json(t), "gender") != "male" {
+			t.Errorf("update not applied: %s", r.body)
+		}
+		put(id, withID(id), "If-Match", `W/"2"`).want(t, http.StatusOK)
+		put(id, withID(id), "If-Match", `W/"2"`).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		put(id, withID(id), "If-Match", `nonsense`).want(t, http.StatusBadRequest)
+		put(id, withID("other"), "").want(t, http.StatusBadRequest).outcome(t, "invalid", "Patient.id")
+		put(id, `{"resourceType":"Patient"}`).want(t, http.StatusBadRequest).outcome(t, "required", "Patient.id")
+		put(id, `{"resourceType":"Patient","id":"`+id+`","bogus":true}`).want(t, http.StatusBadRequest).outcome(t, "structure", "Patient.bogus")
+
+		// The old versions stay readable.
+		v1 := c.do("GET", "/Patient/"+id+"/_history/1", "").want(t, 200).json(t)
+		if str(v1, "gender") != "female" || str(v1, "meta", "versionId") != "1" {
+			t.Errorf("vread 1: %v", v1)
+		}
+		c.do("GET", "/Patient/"+id+"/_history/9", "").want(t, 404).outcome(t, "not-found", "")
+		c.do("GET", "/Patient/"+id+"/_history/x", "").want(t, 404)
+
+		// Update as create, with the client's id.
+		r = put("client-chosen.1", withID("client-chosen.1")).want(t, http.StatusCreated)
+		if got, want := r.header.Get("Location"), c.base+"/Patient/client-chosen.1/_history/1"; got != want {
+			t.Errorf("Location %q, want %q", got, want)
+		}
+		put("new-one", withID("new-one"), "If-Match", `W/"1"`).want(t, http.StatusPreconditionFailed)
+		c.do("GET", "/Patient/new-one", "").want(t, 404)
+		put("bad_id", withID("bad_id")).want(t, http.StatusBadRequest)
+
+		// Preferences.
+		r = put(id, withID(id), "Prefer", "return=minimal").want(t, 200)
+		if len(r.body) != 0 || r.header.Get("ETag") != `W/"4"` {
+			t.Errorf("return=minimal: body %q ETag %q", r.body, r.header.Get("ETag"))
+		}
+		put(id, withID(id), "Prefer", "return=OperationOutcome").want(t, 200).outcome(t, "informational", "")
+	})
+}
+
+func TestDelete(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		c.do("DELETE", "/Patient/"+id, "", "If-Match", `W/"5"`).want(t, http.StatusPreconditionFailed)
+		r := c.do("DELETE", "/Patient/"+id, "").want(t, http.StatusNoContent)
+		if r.header.Get("ETag") != `W/"2"` {
+			t.Errorf("delete ETag %q", r.header.Get("ETag"))
+		}
+		c.do("GET", "/Patient/"+id, "").want(t, http.StatusGone).outcome(t, "deleted", "")
+		c.do("GET", "/Patient/"+id+"/_history/2", "").want(t, http.StatusGone)
+		c.do("GET", "/Patient/"+id+"/_history/1", "").want(t, http.StatusOK)
+		// Deleting again, or something that never existed, is not an error.
+		c.do("DELETE", "/Patient/"+id, "").want(t, http.StatusNoContent)
+		c.do("DELETE", "/Patient/never", "", "Prefer", "return=OperationOutcome").want(t, http.StatusOK).outcome(t, "informational", "")
+		// Updating a deleted resource brings it back as the next version.
+		r = c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`"}`).want(t, http.StatusCreated)
+		if r.header.Get("ETag") != `W/"3"` {
+			t.Errorf("re-create ETag %q", r.header.Get("ETag"))
+		}
+		c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK)
+	})
+}
+
+func TestConditionalCreate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		first := c.do("POST", "/Patient", patient, "If-None-Exist", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009").want(t, http.StatusCreated).json(t)
+		again := c.do("POST", "/Patient", patient, "If-None-Exist", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009").want(t, http.StatusOK).json(t)
+		if str(again, "id") != str(first, "id") || str(again, "meta", "versionId") != "1" {
+			t.Errorf("matching If-None-Exist returned %v, want the existing %v", again["id"], first["id"])
+		}
+		for _, criteria := range []string{"identifier=9000000009", "_id=" + str(first, "id"), "identifier=https://fhir.nhs.uk/Id/nhs-number|", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009,x|y"} {
+			c.do("POST", "/Patient", patient, "If-None-Exist", criteria).want(t, http.StatusOK)
+		}
+		c.do("POST", "/Patient", patient, "If-None-Exist", "identifier=|9000000009").want(t, http.StatusCreated)
+		c.do("POST", "/Patient", patient, "If-None-Exist", "identifier=9000000009").want(t, http.StatusPreconditionFailed).outcome(t, "multiple-matches", "")
+		c.do("POST", "/Patient", patient, "If-None-Exist", "family=Jones").want(t, http.StatusBadRequest).outcome(t, "not-supported", "")
+		// Operators in values are plain strings.
+		c.do("POST", "/Patient", patient, "If-None-Exist", `identifier={"$gt":""}`).want(t, http.StatusCreated)
+	})
+}
+
+func TestConditionalUpdateAndDelete(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const criteria = "?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"
+		r := c.do("PUT", "/Patient"+criteria, patient).want(t, http.StatusCreated)
+		id := str(r.json(t), "id")
+		r = c.do("PUT", "/Patient"+criteria, strings.Replace(patient, `"female"`, `"male"`, 1)).want(t, http.StatusOK)
+		if str(r.json(t), "id") != id || str(r.json(t), "gender") != "male" || r.header.Get("ETag") != `W/"2"` {
+			t.Errorf("conditional update did not update %s: %s", id, r.body)
+		}
+		c.do("PUT", "/Patient"+criteria, `{"resourceType":"Patient","id":"other","identifier":[{"value":"1"}]}`).want(t, http.StatusBadRequest)
+		c.do("PUT", "/Patient", patient).want(t, http.StatusMethodNotAllowed)
+		c.create("Patient", patient)
+		c.do("PUT", "/Patient"+criteria, patient).want(t, http.StatusPreconditionFailed).outcome(t, "multiple-matches", "")
+		c.do("DELETE", "/Patient"+criteria, "").want(t, http.StatusPreconditionFailed)
+		c.do("DELETE", "/Patient?_id="+id, "").want(t, http.StatusNoContent)
+		c.do("GET", "/Patient/"+id, "").want(t, http.StatusGone)
+		c.do("DELETE", "/Patient"+criteria, "").want(t, http.StatusNoContent)
+		c.do("DELETE", "/Patient"+criteria, "").want(t, http.StatusNoContent)
+		c.do("DELETE", "/Patient", "").want(t, http.StatusMethodNotAllowed)
+		c.do("DELETE", "/Patient?name=x", "").want(t, http.StatusBadRequest)
+	})
+}
+
+func TestHistory(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"male"}`).want(t, 200)
+		c.do("DELETE", "/Patient/"+id, "").want(t, 204)
+		obs := str(c.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"weight"},"valueQuantity":{"value":72.50,"unit":"kg"}}`), "id")
+
+		h := c.do("GET", "/Patient/"+id+"/_history", "").want(t, 200).json(t)
+		if str(h, "type") != "history" || get(h, "total") != 3.0 {
+			t.Fatalf("instance history: %v", h)
+		}
+		wantMethods := []string{"DELETE", "PUT", "POST"}
+		for i, m := range wantMethods {
+			if got := str(h, "entry", i, "request", "method"); got != m {
+				t.Errorf("entry %d method %q, want %q", i, got, m)
+			}
+			if got, want := str(h, "entry", i, "response", "etag"), fmt.Sprintf(`W/"%d"`, 3-i); got != want {
+				t.Errorf("entry %d etag %q, want %q", i, got, want)
+			}
+		}
+		if get(h, "entry", 0, "resource") != nil || str(h, "entry", 2, "resource", "gender") != "female" {
+			t.Errorf("history entries carry the wrong resources: %v", h["entry"])
+		}
+		if str(h, "entry", 0, "fullUrl") != c.base+"/Patient/"+id {
+			t.Errorf("fullUrl %q", str(h, "entry", 0, "fullUrl"))
+		}
+
+		typ := c.do("GET", "/Observation/_history", "").want(t, 200).json(t)
+		if get(typ, "total") != 1.0 || str(typ, "entry", 0, "resource", "id") != obs {
+			t.Errorf("type history: %v", typ)
+		}
+		sys := c.do("GET", "/_history", "").want(t, 200)
+		if !strings.Contains(string(sys.body), `"value":72.50`) {
+			t.Errorf("system history re-encoded a decimal: %s", sys.body)
+		}
+		types := map[string]int{}
+		for _, e := range get(sys.json(t), "entry").([]any) {
+			types[strings.Split(str(e, "request", "url"), "/")[0]]++
+		}
+		if get(sys.json(t), "total") != 4.0 || types["Patient"] != 3 || types["Observation"] != 1 {
+			t.Errorf("system history: %s", sys.body)
+		}
+		c.do("GET", "/Patient/nope/_history", "").want(t, 404)
+		c.do("GET", "/_history?_count=x", "").want(t, 400).outcome(t, "invalid", "_count")
+		c.do("GET", "/_history?_since=yesterday", "").want(t, 400).outcome(t, "invalid", "_since")
+		c.do("GET", "/_history?_at=2025-13", "").want(t, 400).outcome(t, "invalid", "_at")
+		future := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+		if n := get(c.do("GET", "/_history?_since="+future, "").want(t, 200).json(t), "total"); n != 0.0 {
+			t.Errorf("_since in the future: total %v", n)
+		}
+		if n := get(c.do("GET", "/_history?_since=2000", "").want(t, 200).json(t), "total"); n != 4.0 {
+			t.Errorf("_since=2000: total %v", n)
+		}
+		// _at before anything existed sees nothing; _at now sees the current versions.
+		if n := get(c.do("GET", "/_history?_at=2000", "").want(t, 200).json(t), "total"); n != 0.0 {
+			t.Errorf("_at=2000: total %v", n)
+		}
+		now := url.QueryEscape(time.Now().Add(time.Minute).UTC().Format(time.RFC3339))
+		at := c.do("GET", "/Patient/"+id+"/_history?_at="+now, "").want(t, 200).json(t)
+		if get(at, "total") != 1.0 || str(at, "entry", 0, "request", "method") != "DELETE" {
+			t.Errorf("_at now: %v", at)
+		}
+	})
+}
+
+func TestHistoryPaging(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const n = 25
+		want := map[string]bool{}
+		for i := 0; i < n; i++ {
+			want[str(c.create("Patient", patient), "id")] = true
+		}
+		seen := map[string]bool{}
+		next := c.base + "/Patient/_history?_count=7"
+		pages := 0
+		for next != "" {
+			pages++
+			page := c.do("GET", next, "").want(t, 200).json(t)
+			next = ""
+			for _, l := range get(page, "link").([]any) {
+				if str(l, "relation") == "next" {
+					next = str(l, "url")
+				}
+			}
+			entries, _ := get(page, "entry").([]any)
+			if len(entries) > 7 {
+				t.Fatalf("page of %d entries with _count=7", len(entries))
+			}
+			for _, e := range entries {
+				id := str(e, "resource", "id")
+				if seen[id] {
+					t.Errorf("%s seen twice", id)
+				}
+				seen[id] = true
+			}
+		}
+		if len(seen) != n || pages != 4 {
+			t.Errorf("walked %d pages and %d resources, want 4 and %d", pages, len(seen), n)
+		}
+		for id := range want {
+			if !seen[id] {
+				t.Errorf("%s never seen", id)
+			}
+		}
+	})
+}
+
+func TestConcurrentUpdatesLoseNothing(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		const writers, each = 6, 4
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		succeeded := 0
+		for w := 0; w < writers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for done := 0; done < each; {
+					cur := c.do("GET", "/Patient/"+id, "")
+					body := `{"resourceType":"Patient","id":"` + id + `","gender":"other"}`
+					r := c.do("PUT", "/Patient/"+id, body, "If-Match", cur.header.Get("ETag"))
+					switch r.status {
+					case http.StatusOK:
+						done++
+						mu.Lock()
+						succeeded++
+						mu.Unlock()
+					case http.StatusPreconditionFailed:
+					default:
+						t.Errorf("update: %d %s", r.status, r.body)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		final := c.do("GET", "/Patient/"+id, "").want(t, 200)
+		if want := fmt.Sprintf(`W/"%d"`, succeeded+1); final.header.Get("ETag") != want {
+			t.Errorf("final ETag %s after %d successful updates, want %s", final.header.Get("ETag"), succeeded, want)
+		}
+		h := c.do("GET", "/Patient/"+id+"/_history?_count=100", "").want(t, 200).json(t)
+		if get(h, "total") != float64(succeeded+1) {
+			t.Errorf("history total %v, want %d", get(h, "total"), succeeded+1)
+		}
+	})
+}
+
+func TestNegotiation(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		tests := []struct {
+			name, query string
+			headers     []string
+			status      int
+			contentType string
+		}{
+			{"default", "", nil, 200, "application/fhir+json"},
+			{"_format=json", "?_format=json", nil, 200, "application/fhir+json"},
+			{"_format long", "?_format=" + url.QueryEscape("application/fhir+json"), nil, 200, "application/fhir+json"},
+			{"accept fhir json", "", []string{"Accept", "application/fhir+json"}, 200, "application/fhir+json"},
+			{"accept json", "", []string{"Accept", "application/json"}, 200, "application/json"},
+			{"accept any", "", []string{"Accept", "text/html, */*;q=0.8"}, 200, "application/fhir+json"},
+			{"accept xml", "", []string{"Accept", "application/fhir+xml"}, 406, "application/fhir+json"},
+			{"_format=xml", "?_format=xml", nil, 406, "application/fhir+json"},
+			{"_format wins over accept", "?_format=json", []string{"Accept", "application/fhir+xml"}, 200, "application/fhir+json"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := c.do("GET", "/Patient/"+id+tt.query, "", tt.headers...).want(t, tt.status)
+				if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, tt.contentType) {
+					t.Errorf("Content-Type %q, want %q", ct, tt.contentType)
+				}
+				if tt.status == 406 {
+					r.outcome(t, "not-supported", "")
+				}
+			})
+		}
+		pretty := c.do("GET", "/Patient/"+id+"?_pretty=true", "").want(t, 200)
+		if !strings.Contains(string(pretty.body), "\n  \"resourceType\"") {
+			t.Errorf("_pretty=true not indented: %s", pretty.body)
+		}
+		var compact, indented any
+		json.Unmarshal(c.do("GET", "/Patient/"+id, "").body, &compact)
+		json.Unmarshal(pretty.body, &indented)
+		if fmt.Sprint(compact) != fmt.Sprint(indented) {
+			t.Errorf("_pretty changed content")
+		}
+	})
+}
+
+func TestRoutingErrors(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("GET", "/", "").want(t, 404).outcome(t, "not-found", "")
+		c.do("GET", "/Patient/1/2/3/4", "").want(t, 404).outcome(t, "not-found", "")
+		r := c.do("POST", "/Patient/1", patient).want(t, 405)
+		r.outcome(t, "not-supported", "")
+		if !strings.Contains(r.header.Get("Allow"), "GET") {
+			t.Errorf("405 without Allow: %v", r.header)
+		}
+		c.do("GET", "/Patient/$where", "").want(t, 400).outcome(t, "value", "")
+	})
+}
+
+func TestRequestLog(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("GET", "/Patient/unknown", "", "X-Request-Id", "req-123")
+		if r.header.Get("X-Request-Id") != "req-123" {
+			t.Errorf("X-Request-Id %q", r.header.Get("X-Request-Id"))
+		}
+		if c.do("GET", "/metadata", "").header.Get("X-Request-Id") == "" {
+			t.Error("no X-Request-Id generated")
+		}
+		found := false
+		for _, l := range strings.Split(strings.TrimSpace(c.logs.String()), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(l), &m) == nil && m["request_id"] == "req-123" {
+				found = m["method"] == "GET" && m["path"] == "/fhir/Patient/unknown" && m["status"] == 404.0 && m["duration"] != nil
+			}
+		}
+		if !found {
+			t.Errorf("no request log line for req-123 in:\n%s", c.logs.String())
+		}
+	})
+}
+
+func TestMetadata(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		cs := c.do("GET", "/metadata", "").want(t, 200).json(t)
+		if str(cs, "resourceType") != "CapabilityStatement" || str(cs, "fhirVersion") != "4.0.1" || str(cs, "kind") != "instance" {
+			t.Fatalf("metadata: %v", cs)
+		}
+		var patientInteractions []string
+		for _, r := range get(cs, "rest", 0, "resource").([]any) {
+			if str(r, "type") == "Patient" {
+				for _, i := range get(r, "interaction").([]any) {
+					patientInteractions = append(patientInteractions, str(i, "code"))
+				}
+			}
+		}
+		for _, want := range []string{"read", "vread", "update", "delete", "history-instance", "history-type", "create"} {
+			if !strings.Contains(strings.Join(patientInteractions, " "), want) {
+				t.Errorf("Patient interactions %v lack %s", patientInteractions, want)
+			}
+		}
+		if str(cs, "rest", 0, "interaction", 0, "code") != "history-system" {
+			t.Errorf("system interactions: %v", get(cs, "rest", 0, "interaction"))
+		}
+	})
+}

@@ -1,0 +1,409 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/store"
+)
+
+// registerInstance registers the interactions on one resource.
+func (a *api) registerInstance(g *gin.RouterGroup) {
+	g.GET("/:type/:id", a.read)
+	g.HEAD("/:type/:id", a.read)
+	g.PUT("/:type/:id", a.update)
+	g.DELETE("/:type/:id", a.delete)
+	g.GET("/:type/:id/_history", a.historyInstance)
+	g.GET("/:type/:id/_history/:vid", a.vread)
+	g.HEAD("/:type/:id/_history/:vid", a.vread)
+	a.caps.add("read", "vread", "update", "delete", "history-instance")
+}
+
+// registerType registers the interactions on a resource type.
+func (a *api) registerType(g *gin.RouterGroup) {
+	g.POST("/:type", a.create)
+	g.PUT("/:type", a.conditionalUpdate)
+	g.DELETE("/:type", a.conditionalDelete)
+	g.GET("/:type/_history", a.historyType)
+	a.caps.add("create", "history-type")
+}
+
+// registerSystem registers the whole-system interactions.
+func (a *api) registerSystem(g *gin.RouterGroup) {
+	g.GET("/metadata", a.metadata)
+	g.GET("/_history", a.historySystem)
+	a.caps.addSystem("history-system")
+}
+
+// resourceType returns the :type path parameter if carefhir serves it.
+func resourceType(c *gin.Context) (string, error) {
+	typ := c.Param("type")
+	if !isServed(typ) {
+		return "", errorf(http.StatusNotFound, "not-supported", "resource type %q is not served here", truncate(typ, 64))
+	}
+	return typ, nil
+}
+
+// target returns the :type and :id path parameters, checked.
+func target(c *gin.Context) (string, string, error) {
+	typ, err := resourceType(c)
+	if err != nil {
+		return "", "", err
+	}
+	id := c.Param("id")
+	if err := checkID(id, ""); err != nil {
+		return "", "", err
+	}
+	return typ, id, nil
+}
+
+func (a *api) read(c *gin.Context) {
+	typ, id, err := target(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	v, err := a.svc.store.Read(c.Request.Context(), typ, id)
+	if err != nil {
+		c.Error(notFound(err, typ, id))
+		return
+	}
+	if v.Deleted {
+		c.Error(gone(v))
+		return
+	}
+	if notModified(c, v) {
+		return
+	}
+	a.writeVersion(c, http.StatusOK, v)
+}
+
+func (a *api) vread(c *gin.Context) {
+	typ, id, err := target(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	vid, err := strconv.ParseInt(c.Param("vid"), 10, 64)
+	if err != nil || vid < 1 {
+		c.Error(errorf(http.StatusNotFound, "not-found", "%s/%s has no version %q", typ, id, truncate(c.Param("vid"), 20)))
+		return
+	}
+	v, err := a.svc.store.VRead(c.Request.Context(), typ, id, vid)
+	if err != nil {
+		c.Error(notFound(err, typ, id+"/_history/"+strconv.FormatInt(vid, 10)))
+		return
+	}
+	if v.Deleted {
+		c.Error(gone(v))
+		return
+	}
+	if notModified(c, v) {
+		return
+	}
+	a.writeVersion(c, http.StatusOK, v)
+}
+
+func notFound(err error, typ, id string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "not-found", "%s/%s is not known", typ, id)
+	}
+	return err
+}
+
+func gone(v *store.Version) *Error {
+	e := errorf(http.StatusGone, "deleted", "%s/%s was deleted (version %d)", v.Type, v.ID, v.VersionID)
+	e.Header = http.Header{"Etag": {etag(v.VersionID)}, "Last-Modified": {v.LastUpdated.Format(http.TimeFormat)}}
+	return e
+}
+
+// notModified answers 304 when the client's copy (If-None-Match or
+// If-Modified-Since) is current.
+func notModified(c *gin.Context, v *store.Version) bool {
+	match := false
+	if inm := c.GetHeader("If-None-Match"); inm != "" {
+		for _, tag := range strings.Split(inm, ",") {
+			if tag = strings.TrimSpace(tag); tag == "*" || strings.TrimPrefix(tag, "W/") == strings.TrimPrefix(etag(v.VersionID), "W/") {
+				match = true
+			}
+		}
+	} else if ims := c.GetHeader("If-Modified-Since"); ims != "" {
+		if t, err := http.ParseTime(ims); err == nil && !v.LastUpdated.Truncate(time.Second).After(t) {
+			match = true
+		}
+	}
+	if !match {
+		return false
+	}
+	setVersionHeaders(c, v)
+	c.Status(http.StatusNotModified)
+	c.Writer.WriteHeaderNow()
+	return true
+}
+
+func setVersionHeaders(c *gin.Context, v *store.Version) {
+	c.Header("ETag", etag(v.VersionID))
+	c.Header("Last-Modified", v.LastUpdated.Format(http.TimeFormat))
+}
+
+// writeVersion writes a stored version as it is, or reduced as _summary or
+// _elements ask.
+func (a *api) writeVersion(c *gin.Context, status int, v *store.Version) {
+	body, err := subset(v.Type, v.JSON, c.Request.URL.Query())
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	setVersionHeaders(c, v)
+	writeJSON(c, status, body)
+}
+
+// baseURL is the public base of the API, including /fhir.
+func (a *api) baseURL(c *gin.Context) string {
+	if a.cfg.BaseURL != "" {
+		return strings.TrimSuffix(a.cfg.BaseURL, "/")
+	}
+	scheme := "http"
+	if c.Request.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + c.Request.Host + "/fhir"
+}
+
+// readResource reads and decodes the request body as a resource of typ.
+func readResource(c *gin.Context, typ string) (fhir.Resource, error) {
+	if err := checkContentType(c); err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, err
+		}
+		return nil, errorf(http.StatusBadRequest, "invalid", "reading the request body: %v", err)
+	}
+	if len(body) == 0 {
+		return nil, errorf(http.StatusBadRequest, "required", "the request body is empty: send a %s resource", typ)
+	}
+	res, err := fhirjson.UnmarshalAs(body, typ)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMandatory(res, body); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// ifMatch reads the If-Match header: 0 when absent.
+func ifMatch(c *gin.Context) (int64, error) {
+	h := c.GetHeader("If-Match")
+	if h == "" {
+		return 0, nil
+	}
+	return parseETag(h, "If-Match")
+}
+
+func (a *api) create(c *gin.Context) {
+	typ, err := resourceType(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	res, err := readResource(c, typ)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	var criteria *store.Query
+	if h := c.GetHeader("If-None-Exist"); h != "" {
+		if criteria, err = parseCriteria(typ, h, "If-None-Exist"); err != nil {
+			c.Error(err)
+			return
+		}
+	}
+	v, created, err := a.svc.create(c.Request.Context(), typ, res, criteria)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	a.writeResult(c, status, v)
+}
+
+func (a *api) update(c *gin.Context) {
+	typ, id, err := target(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	match, err := ifMatch(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	res, err := readResource(c, typ)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	switch bodyID := res.GetID(); {
+	case bodyID == "":
+		c.Error(errorf(http.StatusBadRequest, "required", "the resource has no id: an update must carry the id %q of its URL", id).at(typ + ".id"))
+		return
+	case bodyID != id:
+		c.Error(errorf(http.StatusBadRequest, "invalid", "the resource id %q differs from the id %q in the URL", truncate(bodyID, 64), id).at(typ + ".id"))
+		return
+	}
+	v, created, err := a.svc.update(c.Request.Context(), typ, id, res, match)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	a.writeUpdated(c, v, created)
+}
+
+func (a *api) writeUpdated(c *gin.Context, v *store.Version, created bool) {
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	a.writeResult(c, status, v)
+}
+
+func (a *api) conditionalUpdate(c *gin.Context) {
+	typ, err := resourceType(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if c.Request.URL.RawQuery == "" {
+		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported",
+			"PUT on a resource type needs search criteria (conditional update) or an id in the URL"))
+		return
+	}
+	criteria, err := parseCriteria(typ, c.Request.URL.RawQuery, "conditional update")
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	match, err := ifMatch(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	res, err := readResource(c, typ)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	v, created, err := a.svc.conditionalUpdate(c.Request.Context(), typ, res, criteria, match)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	a.writeUpdated(c, v, created)
+}
+
+// writeResult answers a create or update as the Prefer header asks:
+// the resource (default), nothing, or an OperationOutcome.
+func (a *api) writeResult(c *gin.Context, status int, v *store.Version) {
+	if status == http.StatusCreated {
+		c.Header("Location", a.baseURL(c)+"/"+v.Type+"/"+v.ID+"/_history/"+strconv.FormatInt(v.VersionID, 10))
+	}
+	setVersionHeaders(c, v)
+	switch preferReturn(c) {
+	case "minimal":
+		c.Status(status)
+		c.Writer.WriteHeaderNow()
+	case "OperationOutcome":
+		writeJSON(c, status, newOutcome(Issue{Severity: "information", Code: "informational",
+			Diagnostics: http.StatusText(status) + ": " + v.Type + "/" + v.ID + " version " + strconv.FormatInt(v.VersionID, 10)}).marshal())
+	default:
+		writeJSON(c, status, v.JSON)
+	}
+}
+
+// preferReturn reads the return preference of the Prefer header (RFC 7240).
+func preferReturn(c *gin.Context) string {
+	for _, h := range c.Request.Header.Values("Prefer") {
+		for _, pref := range strings.Split(h, ",") {
+			name, value, _ := strings.Cut(strings.TrimSpace(pref), "=")
+			if strings.EqualFold(strings.TrimSpace(name), "return") {
+				return strings.Trim(strings.TrimSpace(value), `"`)
+			}
+		}
+	}
+	return "representation"
+}
+
+func (a *api) delete(c *gin.Context) {
+	typ, id, err := target(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	match, err := ifMatch(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	v, err := a.svc.delete(c.Request.Context(), typ, id, match)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeDeleted(c, v)
+}
+
+func (a *api) conditionalDelete(c *gin.Context) {
+	typ, err := resourceType(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if c.Request.URL.RawQuery == "" {
+		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported",
+			"DELETE on a resource type needs search criteria (conditional delete) or an id in the URL"))
+		return
+	}
+	criteria, err := parseCriteria(typ, c.Request.URL.RawQuery, "conditional delete")
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	v, err := a.svc.conditionalDelete(c.Request.Context(), typ, criteria)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeDeleted(c, v)
+}
+
+// writeDeleted answers a delete: 204, or 200 with an OperationOutcome when
+// the client prefers one. v is nil when there was nothing to delete.
+func writeDeleted(c *gin.Context, v *store.Version) {
+	msg := "nothing to delete"
+	if v != nil {
+		c.Header("ETag", etag(v.VersionID))
+		msg = "deleted " + v.Type + "/" + v.ID + " (version " + strconv.FormatInt(v.VersionID, 10) + ")"
+	}
+	if preferReturn(c) == "OperationOutcome" {
+		writeJSON(c, http.StatusOK, newOutcome(Issue{Severity: "information", Code: "informational", Diagnostics: msg}).marshal())
+		return
+	}
+	c.Status(http.StatusNoContent)
+	c.Writer.WriteHeaderNow()
+}

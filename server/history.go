@@ -1,0 +1,202 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/store"
+)
+
+const (
+	defaultCount = 20
+	maxCount     = 1000
+)
+
+// bundle is a Bundle as the server writes it. Entries carry the stored JSON
+// of each resource as it is, so a history page never re-encodes a resource.
+type bundle struct {
+	ResourceType string        `json:"resourceType"`
+	ID           string        `json:"id"`
+	Meta         bundleMeta    `json:"meta"`
+	Type         string        `json:"type"`
+	Total        *int          `json:"total,omitempty"`
+	Link         []bundleLink  `json:"link,omitempty"`
+	Entry        []bundleEntry `json:"entry,omitempty"`
+}
+
+type bundleMeta struct {
+	LastUpdated string `json:"lastUpdated"`
+}
+
+type bundleLink struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
+}
+
+type bundleEntry struct {
+	FullURL  string          `json:"fullUrl,omitempty"`
+	Resource json.RawMessage `json:"resource,omitempty"`
+	Request  *entryRequest   `json:"request,omitempty"`
+	Response *entryResponse  `json:"response,omitempty"`
+}
+
+type entryRequest struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+}
+
+type entryResponse struct {
+	Status       string `json:"status"`
+	Location     string `json:"location,omitempty"`
+	Etag         string `json:"etag,omitempty"`
+	LastModified string `json:"lastModified,omitempty"`
+}
+
+func (a *api) historyInstance(c *gin.Context) {
+	typ, id, err := target(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if _, err := a.svc.store.Read(c.Request.Context(), typ, id); err != nil {
+		c.Error(notFound(err, typ, id))
+		return
+	}
+	a.history(c, store.HistoryQuery{Type: typ, ID: id})
+}
+
+func (a *api) historyType(c *gin.Context) {
+	typ, err := resourceType(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	a.history(c, store.HistoryQuery{Type: typ})
+}
+
+func (a *api) historySystem(c *gin.Context) {
+	a.history(c, store.HistoryQuery{})
+}
+
+// history answers a history interaction with a Bundle of type history,
+// newest version first, paged by an opaque cursor.
+func (a *api) history(c *gin.Context, q store.HistoryQuery) {
+	params := c.Request.URL.Query()
+	var err error
+	if q.Count, err = parseCount(params.Get("_count")); err != nil {
+		c.Error(err)
+		return
+	}
+	if s := params.Get("_since"); s != "" {
+		low, _, err := parseDate(s)
+		if err != nil {
+			c.Error(errorf(http.StatusBadRequest, "invalid", "_since: %v", err).at("_since"))
+			return
+		}
+		q.Since = low
+	}
+	if s := params.Get("_at"); s != "" {
+		if q.AtLow, q.AtHigh, err = parseDate(s); err != nil {
+			c.Error(errorf(http.StatusBadRequest, "invalid", "_at: %v", err).at("_at"))
+			return
+		}
+	}
+	q.Cursor = params.Get("_cursor")
+	page, err := a.svc.store.History(c.Request.Context(), q)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	base := a.baseURL(c)
+	b := bundle{
+		ResourceType: "Bundle",
+		ID:           newID(),
+		Meta:         bundleMeta{LastUpdated: formatInstant(time.Now())},
+		Type:         "history",
+		Total:        &page.Total,
+		Link:         []bundleLink{{Relation: "self", URL: a.requestURL(c, params)}},
+	}
+	if page.Next != "" {
+		next := cloneValues(params)
+		next.Set("_cursor", page.Next)
+		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.requestURL(c, next)})
+	}
+	for _, v := range page.Versions {
+		b.Entry = append(b.Entry, historyEntry(base, v))
+	}
+	body, err := json.Marshal(b)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeJSON(c, http.StatusOK, body)
+}
+
+// historyEntry describes one version as the interaction that made it.
+// Version 1 was a create, a tombstone a delete and every other version an
+// update.
+func historyEntry(base string, v *store.Version) bundleEntry {
+	ref := v.Type + "/" + v.ID
+	e := bundleEntry{
+		FullURL: base + "/" + ref,
+		Response: &entryResponse{
+			Etag:         etag(v.VersionID),
+			LastModified: formatInstant(v.LastUpdated),
+		},
+	}
+	switch {
+	case v.Deleted:
+		e.Request = &entryRequest{Method: http.MethodDelete, URL: ref}
+		e.Response.Status = "204 No Content"
+	case v.VersionID == 1:
+		e.Resource = v.JSON
+		e.Request = &entryRequest{Method: http.MethodPost, URL: v.Type}
+		e.Response.Status = "201 Created"
+		e.Response.Location = ref + "/_history/1"
+	default:
+		e.Resource = v.JSON
+		e.Request = &entryRequest{Method: http.MethodPut, URL: ref}
+		e.Response.Status = "200 OK"
+		e.Response.Location = ref + "/_history/" + strconv.FormatInt(v.VersionID, 10)
+	}
+	return e
+}
+
+// requestURL is the absolute URL of this request with the given parameters.
+func (a *api) requestURL(c *gin.Context, params url.Values) string {
+	path := c.Request.URL.Path
+	base := a.baseURL(c)
+	u := base + path[len("/fhir"):]
+	if enc := params.Encode(); enc != "" {
+		u += "?" + enc
+	}
+	return u
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+// parseCount reads _count: default 20, at most 1000.
+func parseCount(s string) (int, error) {
+	if s == "" {
+		return defaultCount, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, errorf(http.StatusBadRequest, "invalid", "_count=%q is not a non-negative integer", truncate(s, 20)).at("_count")
+	}
+	if n == 0 {
+		n = 1
+	}
+	return min(n, maxCount), nil
+}

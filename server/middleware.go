@@ -1,0 +1,95 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+const ctxRequestID = "carefhir.requestID"
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9\-._]{1,64}$`)
+
+// requestID takes the client's X-Request-Id when it is well formed, or
+// makes one, and echoes it so a request can be found in the logs.
+func requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !requestIDPattern.MatchString(id) {
+		id = newID()
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+// logRequests writes one structured line per request.
+func logRequests(log *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		status := c.Writer.Status()
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		log.LogAttrs(c.Request.Context(), level, "request",
+			slog.String("method", c.Request.Method),
+			slog.String("path", c.Request.URL.Path),
+			slog.Int("status", status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("request_id", c.GetString(ctxRequestID)),
+		)
+	}
+}
+
+// recoverOutcome turns a panic into a 500 OperationOutcome, so a bug in one
+// request never takes the server down or leaks a stack trace to the client.
+func recoverOutcome(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			slog.Default().Error("panic serving request", "panic", p, "path", c.Request.URL.Path)
+			c.Errors = c.Errors[:0]
+			c.Error(errorf(http.StatusInternalServerError, "exception", "internal server error"))
+			writeErrors(c)
+		}
+	}()
+	c.Next()
+}
+
+// renderErrors writes the first error a handler reported with c.Error as an
+// OperationOutcome.
+func renderErrors(c *gin.Context) {
+	c.Next()
+	writeErrors(c)
+}
+
+func writeErrors(c *gin.Context) {
+	if len(c.Errors) == 0 || c.Writer.Written() {
+		return
+	}
+	status, oo, header := fromError(c.Errors[0].Err)
+	for k, v := range header {
+		c.Writer.Header()[k] = v
+	}
+	writeJSON(c, status, oo.marshal())
+}
+
+// limitBody bounds every request body; reading past the limit fails with
+// *http.MaxBytesError, rendered as 413.
+func limitBody(limit int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > limit {
+			c.Error(&http.MaxBytesError{Limit: limit})
+			c.Abort()
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
+		c.Next()
+	}
+}

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"carefhir/fhir/fhirjson"
+	"carefhir/store"
+)
+
+// Issue is one entry of an OperationOutcome.
+type Issue struct {
+	Severity    string   `json:"severity"`
+	Code        string   `json:"code"`
+	Diagnostics string   `json:"diagnostics,omitempty"`
+	Expression  []string `json:"expression,omitempty"`
+}
+
+// outcome is an OperationOutcome as carefhir writes it. It is encoded
+// directly rather than through the generated model: it is built only by the
+// server and its shape is fixed.
+type outcome struct {
+	ResourceType string  `json:"resourceType"`
+	Issue        []Issue `json:"issue"`
+}
+
+func newOutcome(issues ...Issue) outcome {
+	return outcome{ResourceType: "OperationOutcome", Issue: issues}
+}
+
+func (o outcome) marshal() []byte {
+	b, err := json.Marshal(o)
+	if err != nil {
+		// Only strings and slices of strings: encoding cannot fail.
+		panic(fmt.Sprintf("server: encode OperationOutcome: %v", err))
+	}
+	return b
+}
+
+// Error is a FHIR error: an HTTP status and the issues that explain it.
+// Handlers return it (or wrap it) and the error middleware renders it as an
+// OperationOutcome.
+type Error struct {
+	Status int
+	Issues []Issue
+	Header http.Header // extra response headers (e.g. Allow), may be nil
+}
+
+func (e *Error) Error() string {
+	if len(e.Issues) == 0 {
+		return http.StatusText(e.Status)
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Issues[0].Code, e.Issues[0].Diagnostics)
+}
+
+// errorf builds an Error with one issue of severity error.
+func errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Issues: []Issue{{
+		Severity: "error", Code: code, Diagnostics: fmt.Sprintf(format, args...),
+	}}}
+}
+
+// at sets the FHIRPath expression of the error's first issue.
+func (e *Error) at(expression string) *Error {
+	if len(e.Issues) > 0 && expression != "" {
+		e.Issues[0].Expression = []string{expression}
+	}
+	return e
+}
+
+// fromError is the one table mapping errors to an HTTP status and an
+// OperationOutcome, used for responses and, later, for bundle entries alike.
+// Unknown errors are 500 with no internals in the body.
+func fromError(err error) (int, outcome, http.Header) {
+	var (
+		fe       *Error
+		decode   *fhirjson.DecodeError
+		conflict *store.ConflictError
+		tooBig   *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &fe):
+		return fe.Status, newOutcome(fe.Issues...), fe.Header
+	case errors.As(err, &decode):
+		issues := make([]Issue, 0, len(decode.Issues))
+		for _, is := range decode.Issues {
+			i := Issue{Severity: "error", Code: "structure", Diagnostics: is.Message}
+			if is.Syntax {
+				i.Code = "invalid"
+			}
+			if is.Path != "" {
+				i.Expression = []string{is.Path}
+			}
+			issues = append(issues, i)
+		}
+		return http.StatusBadRequest, newOutcome(issues...), nil
+	case errors.As(err, &conflict):
+		return http.StatusConflict, newOutcome(Issue{Severity: "error", Code: "conflict",
+			Diagnostics: fmt.Sprintf("%s/%s was changed by another request (version %d is current); retry with the current version",
+				conflict.Type, conflict.ID, conflict.Current)}), nil
+	case errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge, newOutcome(Issue{Severity: "error", Code: "too-costly",
+			Diagnostics: fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit)}), nil
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, newOutcome(Issue{Severity: "error", Code: "not-found",
+			Diagnostics: "resource not found"}), nil
+	default:
+		return http.StatusInternalServerError, newOutcome(Issue{Severity: "fatal", Code: "exception",
+			Diagnostics: "internal server error"}), nil
+	}
+}

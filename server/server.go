@@ -1,0 +1,72 @@
+// Package server is carefhir's FHIR R4 REST API: Gin handlers under /fhir
+// that parse, hand the work to the interaction logic and render FHIR
+// responses. Every error a client sees is an OperationOutcome with the
+// status the FHIR specification gives it.
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/store"
+)
+
+// Config is what the API needs from its host.
+type Config struct {
+	Store store.Store
+	// BaseURL is the public base of the API including /fhir, such as
+	// http://127.0.0.1:8080/fhir. Empty: derived from each request's Host.
+	BaseURL string
+	// MaxBodyBytes bounds request bodies (413 beyond it); 0 means 10 MiB.
+	MaxBodyBytes int64
+	// Logger receives one line per request; nil discards.
+	Logger *slog.Logger
+	// SoftwareVersion is reported in the CapabilityStatement.
+	SoftwareVersion string
+}
+
+// DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
+const DefaultMaxBodyBytes = 10 << 20
+
+// api carries the dependencies of the handlers.
+type api struct {
+	svc     *service
+	cfg     Config
+	started time.Time
+	caps    *capabilities
+}
+
+// New returns the HTTP handler of the FHIR API, rooted at /fhir.
+func New(cfg Config) *gin.Engine {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &api{
+		svc:     &service{store: cfg.Store, now: time.Now},
+		cfg:     cfg,
+		started: time.Now().UTC(),
+		caps:    newCapabilities(),
+	}
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.RemoveExtraSlash = false
+	r.Use(requestID, logRequests(cfg.Logger), recoverOutcome, renderErrors, limitBody(cfg.MaxBodyBytes))
+	r.NoRoute(func(c *gin.Context) {
+		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
+	})
+	fhir := r.Group("/fhir", negotiate)
+	a.registerSystem(fhir)
+	a.registerInstance(fhir)
+	a.registerType(fhir)
+	return r
+}

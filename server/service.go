@@ -1,0 +1,258 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/store"
+)
+
+// service holds the interaction logic of the FHIR REST API, below HTTP:
+// create, update, delete and their conditional forms, written once against
+// the store interface. It is also the one place where every read and write
+// passes, so access control will narrow requests here.
+type service struct {
+	store store.Store
+	now   func() time.Time
+}
+
+// maxRetries bounds how often a write that lost an optimistic-concurrency
+// race re-reads and retries before answering 409.
+const maxRetries = 8
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+
+func checkID(id, expression string) error {
+	if !idPattern.MatchString(id) {
+		return errorf(http.StatusBadRequest, "value",
+			"id %q is invalid: ids are 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'", truncate(id, 80)).at(expression)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// newID returns a random UUID (version 4), the form of server-assigned ids.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand documents a fatal error instead)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// timestamp returns the current time at the precision carefhir stores.
+func (s *service) timestamp() time.Time {
+	return s.now().UTC().Truncate(time.Millisecond)
+}
+
+// formatInstant writes t as a FHIR instant with milliseconds.
+func formatInstant(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
+
+// put stamps res with its id, version and lastUpdated, encodes it once and
+// writes it as the version after expected.
+func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res fhir.Resource, expected int64) (*store.Version, error) {
+	now := s.timestamp()
+	version := expected + 1
+	res.SetID(id)
+	meta := res.GetMeta()
+	if meta == nil {
+		meta = &fhir.Meta{}
+	}
+	meta.VersionId = fhir.NewId(strconv.FormatInt(version, 10))
+	meta.LastUpdated = fhir.NewInstant(formatInstant(now))
+	res.SetMeta(meta)
+	body, err := fhirjson.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s/%s: %w", typ, id, err)
+	}
+	index, err := indexValues(body)
+	if err != nil {
+		return nil, fmt.Errorf("index %s/%s: %w", typ, id, err)
+	}
+	wr := &store.Write{Type: typ, ID: id, Expected: expected, LastUpdated: now, JSON: body, Index: index}
+	if err := w.Put(ctx, wr); err != nil {
+		return nil, err
+	}
+	return &store.Version{Type: typ, ID: id, VersionID: version, LastUpdated: now, JSON: body}, nil
+}
+
+// create stores res as a new resource with a server-assigned id. With
+// criteria (If-None-Exist) it creates only when nothing matches: one match
+// is returned instead (created false), several are 412.
+func (s *service) create(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query) (v *store.Version, created bool, err error) {
+	if criteria == nil {
+		v, err = s.put(ctx, s.store, typ, newID(), res, 0)
+		return v, err == nil, err
+	}
+	err = s.store.Transact(ctx, func(tx store.Tx) error {
+		match, err := matchOne(ctx, tx, criteria, "If-None-Exist")
+		if err != nil || match != nil {
+			v = match
+			return err
+		}
+		v, err = s.put(ctx, tx, typ, newID(), res, 0)
+		created = err == nil
+		return err
+	})
+	return v, created, err
+}
+
+// matchOne runs conditional criteria: nil when nothing matches, the match
+// when one does, 412 when several do.
+func matchOne(ctx context.Context, r store.Reader, q *store.Query, what string) (*store.Version, error) {
+	q.Count = 2
+	found, err := r.Search(ctx, *q)
+	if err != nil {
+		return nil, err
+	}
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+		return found[0], nil
+	default:
+		return nil, errorf(http.StatusPreconditionFailed, "multiple-matches",
+			"%s criteria match more than one %s", what, q.Type)
+	}
+}
+
+// update replaces typ/id with res, creating it when it does not exist
+// (update as create). ifMatch, when set, is the version the client read;
+// a different current version is 412.
+func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, created bool, err error) {
+	for attempt := 0; ; attempt++ {
+		var expected int64
+		cur, err := s.store.Read(ctx, typ, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return nil, false, err
+		default:
+			expected = cur.VersionID
+		}
+		if ifMatch != 0 && ifMatch != expected {
+			return nil, false, staleVersion(typ, id, ifMatch, expected)
+		}
+		v, err = s.put(ctx, s.store, typ, id, res, expected)
+		var conflict *store.ConflictError
+		if errors.As(err, &conflict) && ifMatch == 0 && attempt < maxRetries {
+			continue
+		}
+		if errors.As(err, &conflict) && ifMatch != 0 {
+			return nil, false, staleVersion(typ, id, ifMatch, conflict.Current)
+		}
+		return v, err == nil && (cur == nil || cur.Deleted), err
+	}
+}
+
+// conditionalUpdate applies update to the one resource matching criteria,
+// or creates res when none does.
+func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query, ifMatch int64) (v *store.Version, created bool, err error) {
+	match, err := matchOne(ctx, s.store, criteria, "conditional update")
+	if err != nil {
+		return nil, false, err
+	}
+	bodyID := res.GetID()
+	switch {
+	case match != nil && bodyID != "" && bodyID != match.ID:
+		return nil, false, errorf(http.StatusBadRequest, "invalid",
+			"resource id %q differs from the id %q of the resource matching the criteria", bodyID, match.ID).at(typ + ".id")
+	case match != nil:
+		return s.update(ctx, typ, match.ID, res, ifMatch)
+	case bodyID != "":
+		if err := checkID(bodyID, typ+".id"); err != nil {
+			return nil, false, err
+		}
+		return s.update(ctx, typ, bodyID, res, ifMatch)
+	default:
+		return s.create(ctx, typ, res, criteria)
+	}
+}
+
+// delete leaves a tombstone as the new current version of typ/id. Deleting
+// a resource that is already deleted, or never existed, does nothing and
+// returns nil: the spec makes delete idempotent.
+func (s *service) delete(ctx context.Context, typ, id string, ifMatch int64) (*store.Version, error) {
+	for attempt := 0; ; attempt++ {
+		cur, err := s.store.Read(ctx, typ, id)
+		if errors.Is(err, store.ErrNotFound) {
+			if ifMatch != 0 {
+				return nil, staleVersion(typ, id, ifMatch, 0)
+			}
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ifMatch != 0 && ifMatch != cur.VersionID {
+			return nil, staleVersion(typ, id, ifMatch, cur.VersionID)
+		}
+		if cur.Deleted {
+			return cur, nil
+		}
+		now := s.timestamp()
+		err = s.store.Put(ctx, &store.Write{Type: typ, ID: id, Expected: cur.VersionID, LastUpdated: now, Deleted: true})
+		var conflict *store.ConflictError
+		if errors.As(err, &conflict) && ifMatch == 0 && attempt < maxRetries {
+			continue
+		}
+		if errors.As(err, &conflict) {
+			return nil, staleVersion(typ, id, ifMatch, conflict.Current)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &store.Version{Type: typ, ID: id, VersionID: cur.VersionID + 1, LastUpdated: now, Deleted: true}, nil
+	}
+}
+
+// conditionalDelete deletes the one resource matching criteria; no match is
+// not an error, several are 412.
+func (s *service) conditionalDelete(ctx context.Context, typ string, criteria *store.Query) (*store.Version, error) {
+	match, err := matchOne(ctx, s.store, criteria, "conditional delete")
+	if err != nil || match == nil {
+		return nil, err
+	}
+	return s.delete(ctx, typ, match.ID, 0)
+}
+
+func staleVersion(typ, id string, ifMatch, current int64) *Error {
+	if current == 0 {
+		return errorf(http.StatusPreconditionFailed, "conflict",
+			"If-Match names version %d of %s/%s, which does not exist", ifMatch, typ, id)
+	}
+	return errorf(http.StatusPreconditionFailed, "conflict",
+		"If-Match names version %d of %s/%s but version %d is current", ifMatch, typ, id, current)
+}
+
+// parseETag reads a version from an ETag-style header value: W/"3", "3" or 3.
+func parseETag(value, header string) (int64, error) {
+	v := strings.TrimSpace(value)
+	v = strings.TrimPrefix(v, "W/")
+	v = strings.Trim(v, `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, errorf(http.StatusBadRequest, "invalid",
+			"%s %q is not a version ETag such as W/\"3\"", header, truncate(value, 40))
+	}
+	return n, nil
+}
+
+func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }

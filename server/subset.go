@@ -1,0 +1,180 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"carefhir/fhir"
+)
+
+// member is one name/value pair of a JSON object, in document order.
+type member struct {
+	Name  string
+	Value json.RawMessage
+}
+
+// members splits a JSON object into its members without decoding values.
+func members(obj []byte) ([]member, error) {
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	var out []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		name, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, member{Name: name, Value: v})
+	}
+	return out, nil
+}
+
+// object writes members as a JSON object.
+func object(ms []member) []byte {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, m := range ms {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		name, _ := json.Marshal(m.Name)
+		b.Write(name)
+		b.WriteByte(':')
+		b.Write(m.Value)
+	}
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// subsettedTag marks a resource the server returned incompletely.
+const subsettedTag = `{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED","display":"Resource encoded in summary mode"}`
+
+// subset reduces a stored resource as _summary or _elements ask, marking the
+// result SUBSETTED. Without either it returns body unchanged.
+func subset(typ string, body []byte, q url.Values) ([]byte, error) {
+	summary, elements := q.Get("_summary"), q.Get("_elements")
+	if summary == "" && elements == "" || summary == "false" {
+		return body, nil
+	}
+	if summary != "" && elements != "" {
+		return nil, errorf(http.StatusBadRequest, "invalid", "use either _summary or _elements, not both").at("_elements")
+	}
+	keep := map[string]bool{"resourceType": true, "id": true, "meta": true}
+	for _, name := range fhir.MandatoryElements(typ) {
+		keep[name] = true
+	}
+	drop := map[string]bool{}
+	switch summary {
+	case "":
+		valid := map[string]bool{}
+		for _, name := range fhir.ElementNames(typ) {
+			valid[name] = true
+		}
+		for _, name := range strings.Split(elements, ",") {
+			name = strings.TrimSpace(name)
+			if !valid[name] {
+				return nil, errorf(http.StatusBadRequest, "invalid", "_elements: %q is not an element of %s", truncate(name, 64), typ).at("_elements")
+			}
+			keep[name] = true
+		}
+	case "true":
+		for _, name := range fhir.SummaryElements(typ) {
+			keep[name] = true
+		}
+	case "text":
+		keep["text"] = true
+	case "data":
+		keep, drop = nil, map[string]bool{"text": true}
+	default:
+		return nil, errorf(http.StatusBadRequest, "invalid", "_summary=%q is not supported on a read (use true, text, data or false)", truncate(summary, 20)).at("_summary")
+	}
+	ms, err := members(body)
+	if err != nil {
+		return nil, fmt.Errorf("subset %s: %w", typ, err)
+	}
+	out := ms[:0]
+	for _, m := range ms {
+		name := strings.TrimPrefix(m.Name, "_")
+		if drop[name] || keep != nil && !keep[name] {
+			continue
+		}
+		if m.Name == "meta" {
+			if m.Value, err = tagSubsetted(m.Value); err != nil {
+				return nil, fmt.Errorf("subset %s: %w", typ, err)
+			}
+		}
+		out = append(out, m)
+	}
+	return object(out), nil
+}
+
+// tagSubsetted adds the SUBSETTED tag to a meta element.
+func tagSubsetted(meta json.RawMessage) (json.RawMessage, error) {
+	ms, err := members(meta)
+	if err != nil {
+		return nil, err
+	}
+	for i, m := range ms {
+		if m.Name == "tag" {
+			tags := bytes.TrimSuffix(bytes.TrimSpace(m.Value), []byte("]"))
+			ms[i].Value = append(append(tags, ','), subsettedTag+"]"...)
+			return object(ms), nil
+		}
+	}
+	return object(append(ms, member{Name: "tag", Value: json.RawMessage("[" + subsettedTag + "]")})), nil
+}
+
+// checkMandatory reports the top-level elements the definition of the
+// resource's type requires but the body lacks (422). Choice elements, given
+// as "name[x]", are present when any of their forms is.
+func checkMandatory(res fhir.Resource, body []byte) error {
+	required := fhir.MandatoryElements(res.ResourceType())
+	if len(required) == 0 {
+		return nil
+	}
+	ms, err := members(body)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", res.ResourceType(), err)
+	}
+	present := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		present[strings.TrimPrefix(m.Name, "_")] = true
+	}
+	var missing []Issue
+	for _, name := range required {
+		if base, ok := strings.CutSuffix(name, "[x]"); ok {
+			if hasChoice(ms, base) {
+				continue
+			}
+		} else if present[name] {
+			continue
+		}
+		missing = append(missing, Issue{Severity: "error", Code: "required",
+			Diagnostics: fmt.Sprintf("%s.%s is required (minimum cardinality 1) but missing", res.ResourceType(), name),
+			Expression:  []string{res.ResourceType() + "." + name}})
+	}
+	if len(missing) > 0 {
+		return &Error{Status: http.StatusUnprocessableEntity, Issues: missing}
+	}
+	return nil
+}
+
+func hasChoice(ms []member, base string) bool {
+	for _, m := range ms {
+		rest, ok := strings.CutPrefix(strings.TrimPrefix(m.Name, "_"), base)
+		if ok && rest != "" && rest[0] >= 'A' && rest[0] <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
