@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/cmd/carefhir/internal/loadgen"
+	"carefhir/store/mongo/ferrettest"
+)
+
+// The end-to-end tests build the carefhir binary once and run it as a
+// separate process, so that signals reach a real server and kill -9 really
+// kills it.
+var built struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// binary returns the path of the carefhir binary built from this package.
+func binary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the carefhir binary")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the binary with")
+	}
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "carefhir-e2e-")
+		if built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "carefhir")
+		out, err := exec.Command(goTool, "build", "-o", built.path, ".").CombinedOutput()
+		if err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	return built.path
+}
+
+// engineArgs returns, for each engine, the serve flags that select it with
+// fresh, empty storage.
+func engineArgs() map[string]func(t *testing.T) []string {
+	return map[string]func(t *testing.T) []string{
+		engineSQLite: func(t *testing.T) []string { return []string{"--data", t.TempDir()} },
+		engineMongo:  func(t *testing.T) []string { return []string{"--mongo-uri", ferrettest.Start(t)} },
+	}
+}
+
+// proc is a running carefhir serve process.
+type proc struct {
+	cmd    *exec.Cmd
+	base   string // the FHIR base URL it logged
+	logs   *lockedBuffer
+	exited chan struct{}
+	err    error // from Wait, once exited is closed
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start runs carefhir serve on a free loopback port with the given extra
+// flags and returns once it has logged that it is listening.
+func start(t *testing.T, args ...string) *proc {
+	t.Helper()
+	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "20s"}, args...)
+	cmd := exec.Command(binary(t), args...)
+	// The environment must not choose the engine behind the test's back.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, envMongoURI+"=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, logs: &lockedBuffer{}, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		pw.Close()
+		close(p.exited)
+	}()
+	listening := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			fmt.Fprintln(p.logs, sc.Text())
+			var line struct {
+				Msg     string `json:"msg"`
+				BaseURL string `json:"base_url"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				listening <- line.BaseURL
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("carefhir serve %s output:\n%s", strings.Join(args, " "), p.logs.String())
+		}
+	})
+	select {
+	case p.base = <-listening:
+	case <-p.exited:
+		t.Fatalf("carefhir serve exited before listening: %v\n%s", p.err, p.logs.String())
+	case <-time.After(time.Minute):
+		t.Fatalf("carefhir serve did not listen within a minute:\n%s", p.logs.String())
+	}
+	return p
+}
+
+// wait returns the process's exit error once it has exited.
+func (p *proc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(time.Minute):
+		t.Fatalf("carefhir serve did not exit within a minute:\n%s", p.logs.String())
+		return nil
+	}
+}
+
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
+// createPatient POSTs a UK Core Patient and returns the response status and
+// the id from the Location header.
+func createPatient(base string, r *rand.Rand, n uint64) (int, string, error) {
+	req, err := http.NewRequest(http.MethodPost, base+"/Patient", bytes.NewReader(loadgen.PatientJSON(loadgen.NHSNumber(n), r)))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	id, _ := loadgen.IDFromLocation(resp.Header.Get("Location"), "Patient")
+	return resp.StatusCode, id, nil
+}
+
+// readPatient GETs a Patient and returns the status and the id in its body.
+func readPatient(base, id string) (int, string, error) {
+	resp, err := httpClient.Get(base + "/Patient/" + id)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var body struct{ ResourceType, ID string }
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return resp.StatusCode, "", err
+		}
+	}
+	return resp.StatusCode, body.ID, nil
+}
+
+func TestServeCreateAndStopGracefully(t *testing.T) {
+	for name, args := range engineArgs() {
+		t.Run(name, func(t *testing.T) {
+			p := start(t, args(t)...)
+			if !strings.HasSuffix(p.base, "/fhir") || !strings.HasPrefix(p.base, "http://127.0.0.1:") || strings.HasSuffix(p.base, ":0/fhir") {
+				t.Errorf("logged base URL %q, want http://127.0.0.1:<chosen port>/fhir", p.base)
+			}
+			status, id, err := createPatient(p.base, rand.New(rand.NewPCG(1, 1)), 0)
+			if err != nil || status != http.StatusCreated || id == "" {
+				t.Fatalf("POST /fhir/Patient: %d, id %q, %v; want 201 with a Location", status, id, err)
+			}
+			if status, got, err := readPatient(p.base, id); err != nil || status != http.StatusOK || got != id {
+				t.Fatalf("GET /fhir/Patient/%s: %d, id %q, %v; want 200", id, status, got, err)
+			}
+
+			if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.wait(t); err != nil {
+				t.Fatalf("carefhir serve after SIGTERM: %v, want exit status 0\n%s", err, p.logs.String())
+			}
+			logs := p.logs.String()
+			for _, want := range []string{`"msg":"shutting down"`, `"msg":"stopped"`, `"msg":"store closed"`} {
+				if !strings.Contains(logs, want) {
+					t.Errorf("logs lack %s:\n%s", want, logs)
+				}
+			}
+		})
+	}
+}
+
+func TestAcknowledgedWritesSurviveKill(t *testing.T) {
+	for name, args := range engineArgs() {
+		t.Run(name, func(t *testing.T) {
+			flags := args(t)
+			p := start(t, flags...)
+
+			// Writers keep creating Patients while the server is killed, so
+			// some writes are in flight when it dies; only those answered
+			// 201 were acknowledged.
+			const writers, enough = 4, 40
+			var (
+				mu    sync.Mutex
+				acked []string
+				wg    sync.WaitGroup
+			)
+			reached := make(chan struct{})
+			var once sync.Once
+			for w := range writers {
+				wg.Go(func() {
+					r := rand.New(rand.NewPCG(uint64(w), 7))
+					for n := uint64(w); ; n += writers {
+						status, id, err := createPatient(p.base, r, n)
+						if err != nil {
+							return // the server is gone
+						}
+						if status != http.StatusCreated {
+							t.Errorf("POST /fhir/Patient: %d before the kill", status)
+							return
+						}
+						mu.Lock()
+						acked = append(acked, id)
+						if len(acked) >= enough {
+							once.Do(func() { close(reached) })
+						}
+						mu.Unlock()
+					}
+				})
+			}
+			select {
+			case <-reached:
+			case <-p.exited:
+				t.Fatalf("server exited while being written to: %v", p.err)
+			}
+			if err := p.cmd.Process.Kill(); err != nil { // SIGKILL: no chance to flush or close
+				t.Fatal(err)
+			}
+			var exit *exec.ExitError
+			if err := p.wait(t); !errors.As(err, &exit) || exit.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("server exit: %v, want killed by SIGKILL", err)
+			}
+			wg.Wait()
+
+			p = start(t, flags...)
+			for _, id := range acked {
+				if status, got, err := readPatient(p.base, id); err != nil || status != http.StatusOK || got != id {
+					t.Errorf("GET /fhir/Patient/%s after kill -9 and restart: %d, id %q, %v; want 200", id, status, got, err)
+				}
+			}
+			t.Logf("%d acknowledged creates all read back after kill -9", len(acked))
+		})
+	}
+}
+
+func TestBenchAgainstServer(t *testing.T) {
+	p := start(t, "--data", t.TempDir())
+	var out strings.Builder
+	args := []string{"bench", "--url", p.base, "--clients", "2", "--requests", "60", "--op", "both", "--seed", "10", "--warmup", "0s"}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, args, env(nil), &out, io.Discard); err != nil {
+		t.Fatalf("carefhir %s: %v", strings.Join(args, " "), err)
+	}
+	for _, want := range []string{"requests:   60\n", "errors:     0\n", "throughput:", "p50"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("bench report lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+
+	"carefhir/store"
+	"carefhir/store/mongo"
+	"carefhir/store/sqlite"
+)
+
+// engineFactory opens a storage engine for a serve configuration. The
+// context bounds opening only; the store lives until its Close.
+type engineFactory func(ctx context.Context, cfg *serveConfig) (store.Store, error)
+
+// Names of the storage engines.
+const (
+	engineSQLite = "sqlite"
+	engineMongo  = "mongo"
+)
+
+// engines returns the storage engines this binary can serve from, by name.
+// The list is explicit so that what a build contains is read in one place.
+func engines() map[string]engineFactory {
+	return map[string]engineFactory{
+		engineSQLite: openSQLite,
+		engineMongo:  openMongo,
+	}
+}
+
+// openSQLite opens the embedded SQLite engine in cfg.DataDir, which it
+// creates when missing.
+func openSQLite(_ context.Context, cfg *serveConfig) (store.Store, error) {
+	s, err := sqlite.Open(cfg.DataDir)
+	if err != nil {
+		// A nil *sqlite.Store in a store.Store would not compare equal to nil.
+		return nil, err
+	}
+	return s, nil
+}
+
+// openMongo connects to the MongoDB deployment at cfg.MongoURI.
+func openMongo(ctx context.Context, cfg *serveConfig) (store.Store, error) {
+	s, err := mongo.Open(ctx, cfg.MongoURI)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}

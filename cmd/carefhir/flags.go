@@ -1,0 +1,147 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/go-playground/validator/v10"
+)
+
+// usageError reports a command line that cannot be used; the process exits
+// with status 2. When printed is set, the flag package has already written
+// the message and the usage.
+type usageError struct {
+	err     error
+	printed bool
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// newFlagSet returns a flag set for a subcommand that reports errors instead
+// of exiting, and prints usage with the summary to stderr.
+func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s\n\nFlags:\n", name, summary)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args into fs, whose flags are bound to the fields of
+// the struct cfg points to, refuses positional arguments and validates cfg.
+func parseFlags(fs *flag.FlagSet, args []string, cfg any) error {
+	if err := fs.Parse(args); err != nil {
+		return &usageError{err: err, printed: true}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{err: fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return validate(cfg)
+}
+
+// validate checks a configuration struct, passed by pointer, against its
+// validate tags and reports every failure by the name in the field's flag tag.
+func validate(cfg any) error {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string { return f.Tag.Get("flag") })
+	for tag, fn := range map[string]validator.Func{"listen_addr": isListenAddr, "mongo_uri": isMongoURI} {
+		if err := v.RegisterValidation(tag, fn); err != nil {
+			return fmt.Errorf("register %s: %w", tag, err)
+		}
+	}
+	err := v.Struct(cfg)
+	var fieldErrs validator.ValidationErrors
+	if !errors.As(err, &fieldErrs) {
+		return err
+	}
+	errs := make([]error, len(fieldErrs))
+	for i, fe := range fieldErrs {
+		errs[i] = errors.New(describe(cfg, fe))
+	}
+	return &usageError{err: errors.Join(errs...)}
+}
+
+// describe explains a failed validation in terms of the flags a user typed.
+func describe(cfg any, fe validator.FieldError) string {
+	name := "--" + fe.Field()
+	switch fe.Tag() {
+	case "required":
+		return name + " is required"
+	case "required_without":
+		return fmt.Sprintf("%s is required unless --%s is set", name, flagOf(cfg, fe.Param()))
+	case "listen_addr":
+		return fmt.Sprintf("%s %q: want host:port, such as 127.0.0.1:8080 (port 0 picks a free port)", name, fe.Value())
+	case "http_url":
+		return fmt.Sprintf("%s %q: want an absolute http or https URL", name, fe.Value())
+	case "mongo_uri":
+		// The value is left out: a MongoDB URI may carry a password.
+		return name + ": want a mongodb:// or mongodb+srv:// URI with a host"
+	case "oneof":
+		return fmt.Sprintf("%s %q: want one of %s", name, fe.Value(), strings.ReplaceAll(fe.Param(), " ", ", "))
+	case "gt":
+		return fmt.Sprintf("%s %v: want more than %s", name, fe.Value(), fe.Param())
+	case "gte", "min":
+		return fmt.Sprintf("%s %v: want at least %s", name, fe.Value(), fe.Param())
+	case "lte", "max":
+		return fmt.Sprintf("%s %v: want at most %s", name, fe.Value(), fe.Param())
+	}
+	return fmt.Sprintf("%s %v: fails %s", name, fe.Value(), fe.Tag())
+}
+
+// flagOf returns the flag tag of the named field of the struct cfg points to.
+func flagOf(cfg any, field string) string {
+	if f, ok := reflect.TypeOf(cfg).Elem().FieldByName(field); ok {
+		return f.Tag.Get("flag")
+	}
+	return field
+}
+
+// isListenAddr accepts what net.Listen("tcp", addr) accepts for a fixed
+// address: host:port with a port from 0 to 65535 (0: a free port) and a host
+// that is empty (every interface), an IP address or a DNS name. Unlike
+// validator's hostname_port it accepts port 0 and IPv6 addresses.
+func isListenAddr(fl validator.FieldLevel) bool {
+	host, port, err := net.SplitHostPort(fl.Field().String())
+	if err != nil {
+		return false
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(n, 10) != port {
+		return false
+	}
+	return host == "" || net.ParseIP(host) != nil || isDNSName(host)
+}
+
+// isDNSName reports whether s is a syntactically valid host name.
+func isDNSName(s string) bool {
+	if len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isMongoURI accepts a mongodb:// or mongodb+srv:// URI naming a host. The
+// driver checks the rest when it connects.
+func isMongoURI(fl validator.FieldLevel) bool {
+	u, err := url.Parse(fl.Field().String())
+	return err == nil && (u.Scheme == "mongodb" || u.Scheme == "mongodb+srv") && u.Host != ""
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// env returns a getenv function over the given variables.
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestParseServeConfig(t *testing.T) {
+	defaults := serveConfig{
+		Addr:            "127.0.0.1:8080",
+		DataDir:         "./data",
+		MaxBody:         10 << 20,
+		ShutdownTimeout: 15 * time.Second,
+		LogFormat:       "text",
+		LogLevel:        "info",
+	}
+	with := func(f func(*serveConfig)) serveConfig {
+		c := defaults
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    serveConfig
+		wantErr string // substring of the error; "" for success
+	}{
+		{name: "defaults", want: defaults},
+		{name: "addr", args: []string{"--addr", "0.0.0.0:9000"}, want: with(func(c *serveConfig) { c.Addr = "0.0.0.0:9000" })},
+		{name: "free port", args: []string{"--addr", "127.0.0.1:0"}, want: with(func(c *serveConfig) { c.Addr = "127.0.0.1:0" })},
+		{name: "all interfaces", args: []string{"-addr=:8080"}, want: with(func(c *serveConfig) { c.Addr = ":8080" })},
+		{name: "IPv6", args: []string{"--addr", "[::1]:8080"}, want: with(func(c *serveConfig) { c.Addr = "[::1]:8080" })},
+		{name: "host name", args: []string{"--addr", "localhost:8080"}, want: with(func(c *serveConfig) { c.Addr = "localhost:8080" })},
+		{name: "addr without port", args: []string{"--addr", "127.0.0.1"}, wantErr: "--addr"},
+		{name: "addr port too large", args: []string{"--addr", "127.0.0.1:65536"}, wantErr: "--addr"},
+		{name: "addr port not a number", args: []string{"--addr", "127.0.0.1:http"}, wantErr: "--addr"},
+		{name: "addr bad host", args: []string{"--addr", "bad_host!:80"}, wantErr: "--addr"},
+		{name: "addr empty", args: []string{"--addr", ""}, wantErr: "--addr is required"},
+		{name: "data", args: []string{"--data", "/var/lib/carefhir"}, want: with(func(c *serveConfig) { c.DataDir = "/var/lib/carefhir" })},
+		{name: "no data and no mongo", args: []string{"--data", ""}, wantErr: "--data is required unless --mongo-uri is set"},
+		{name: "max-body MiB", args: []string{"--max-body", "1MiB"}, want: with(func(c *serveConfig) { c.MaxBody = 1 << 20 })},
+		{name: "max-body bytes", args: []string{"--max-body", "1048576"}, want: with(func(c *serveConfig) { c.MaxBody = 1 << 20 })},
+		{name: "max-body MB", args: []string{"--max-body", "5MB"}, want: with(func(c *serveConfig) { c.MaxBody = 5_000_000 })},
+		{name: "max-body not a size", args: []string{"--max-body", "lots"}, wantErr: "max-body"},
+		{name: "max-body unknown unit", args: []string{"--max-body", "10TiB"}, wantErr: "unknown unit"},
+		{name: "max-body negative", args: []string{"--max-body", "-1"}, wantErr: "max-body"},
+		{name: "max-body zero", args: []string{"--max-body", "0"}, wantErr: "--max-body 0: want more than 0"},
+		{
+			name: "mongo URI from the environment",
+			env:  map[string]string{envMongoURI: "mongodb://db.example:27017/carefhir"},
+			want: with(func(c *serveConfig) { c.MongoURI = "mongodb://db.example:27017/carefhir" }),
+		},
+		{
+			name: "mongo URI flag overrides the environment",
+			args: []string{"--mongo-uri", "mongodb+srv://cluster.example/carefhir"},
+			env:  map[string]string{envMongoURI: "mongodb://db.example:27017/carefhir"},
+			want: with(func(c *serveConfig) { c.MongoURI = "mongodb+srv://cluster.example/carefhir" }),
+		},
+		{
+			name: "mongo URI without data",
+			args: []string{"--data", "", "--mongo-uri", "mongodb://h1:27017,h2:27017/?replicaSet=rs0"},
+			want: with(func(c *serveConfig) { c.DataDir = ""; c.MongoURI = "mongodb://h1:27017,h2:27017/?replicaSet=rs0" }),
+		},
+		{
+			name:    "mongo URI from the environment with the wrong scheme",
+			env:     map[string]string{envMongoURI: "postgres://u:secret@db/x"},
+			wantErr: "--mongo-uri: want a mongodb:// or mongodb+srv:// URI",
+		},
+		{name: "mongo URI without host", args: []string{"--mongo-uri", "mongodb:///carefhir"}, wantErr: "--mongo-uri"},
+		{name: "base URL", args: []string{"--base-url", "https://fhir.example.nhs.uk/fhir"}, want: with(func(c *serveConfig) { c.BaseURL = "https://fhir.example.nhs.uk/fhir" })},
+		{name: "base URL relative", args: []string{"--base-url", "/fhir"}, wantErr: "--base-url"},
+		{name: "base URL not http", args: []string{"--base-url", "ftp://example/fhir"}, wantErr: "--base-url"},
+		{name: "shutdown timeout", args: []string{"--shutdown-timeout", "3s"}, want: with(func(c *serveConfig) { c.ShutdownTimeout = 3 * time.Second })},
+		{name: "shutdown timeout zero", args: []string{"--shutdown-timeout", "0s"}, wantErr: "--shutdown-timeout"},
+		{name: "log format json", args: []string{"--log-format", "json", "--log-level", "debug"}, want: with(func(c *serveConfig) { c.LogFormat = "json"; c.LogLevel = "debug" })},
+		{name: "log format unknown", args: []string{"--log-format", "xml"}, wantErr: `--log-format "xml": want one of text, json`},
+		{name: "log level unknown", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
+		{name: "unknown flag", args: []string{"--port", "80"}, wantErr: "flag provided but not defined"},
+		{name: "positional argument", args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
+		{name: "every failure reported", args: []string{"--addr", "x", "--log-format", "xml"}, wantErr: "--log-format"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseServeConfig(tt.args, env(tt.env), io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseServeConfig(%q) error = %v, want one containing %q", tt.args, err, tt.wantErr)
+				}
+				var ue *usageError
+				if !errors.As(err, &ue) {
+					t.Errorf("error %v is not a usage error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseServeConfig(%q): %v", tt.args, err)
+			}
+			if *got != tt.want {
+				t.Errorf("parseServeConfig(%q) =\n%+v, want\n%+v", tt.args, *got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseServeConfigHidesMongoPassword(t *testing.T) {
+	_, err := parseServeConfig(nil, env(map[string]string{envMongoURI: "mysql://user:hunter2@db/x"}), io.Discard)
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error %v: want a refusal that does not repeat the password", err)
+	}
+}
+
+func TestParseServeConfigHelp(t *testing.T) {
+	var out strings.Builder
+	_, err := parseServeConfig([]string{"-h"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: error %v, want flag.ErrHelp", err)
+	}
+	for _, want := range []string{"-addr", "-data", "-mongo-uri", "-base-url", "-max-body", "(default 10MiB)", envMongoURI} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestServeConfigEngine(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  serveConfig
+		want string
+	}{
+		{"SQLite by default", serveConfig{DataDir: "./data"}, engineSQLite},
+		{"MongoDB when a URI is set", serveConfig{DataDir: "./data", MongoURI: "mongodb://h/db"}, engineMongo},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.cfg.engine(); got != tt.want {
+				t.Errorf("engine() = %q, want %q", got, tt.want)
+			}
+			if _, ok := engines()[tt.want]; !ok {
+				t.Errorf("engines() has no %q factory", tt.want)
+			}
+		})
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    byteSize
+		wantErr bool
+	}{
+		{name: "bytes", in: "1048576", want: 1 << 20},
+		{name: "B", in: "512B", want: 512},
+		{name: "KiB", in: "512KiB", want: 512 << 10},
+		{name: "MiB", in: "10MiB", want: 10 << 20},
+		{name: "GiB", in: "1GiB", want: 1 << 30},
+		{name: "kB", in: "2kB", want: 2000},
+		{name: "MB", in: "10MB", want: 10_000_000},
+		{name: "GB", in: "1GB", want: 1_000_000_000},
+		{name: "any case", in: "10mib", want: 10 << 20},
+		{name: "space before unit", in: "10 MiB", want: 10 << 20},
+		{name: "zero", in: "0", want: 0},
+		{name: "empty", in: "", wantErr: true},
+		{name: "unit only", in: "MiB", wantErr: true},
+		{name: "negative", in: "-5", wantErr: true},
+		{name: "fraction", in: "1.5MiB", wantErr: true},
+		{name: "unknown unit", in: "10TB", wantErr: true},
+		{name: "overflow", in: "99999999999999999999", wantErr: true},
+		{name: "overflow with unit", in: "9999999999999GiB", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseByteSize(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseByteSize(%q) = %v, %v; want error %v", tt.in, got, err, tt.wantErr)
+			}
+			if got != tt.want {
+				t.Errorf("parseByteSize(%q) = %d, want %d", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestByteSizeString(t *testing.T) {
+	tests := []struct {
+		name string
+		in   byteSize
+		want string
+	}{
+		{"MiB", 10 << 20, "10MiB"},
+		{"KiB", 1536 << 10, "1536KiB"},
+		{"GiB", 2 << 30, "2GiB"},
+		{"bytes", 1000, "1000"},
+		{"zero", 0, "0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.in.String(); got != tt.want {
+				t.Errorf("String() = %q, want %q", got, tt.want)
+			}
+			back, err := parseByteSize(tt.in.String())
+			if err != nil || back != tt.in {
+				t.Errorf("parseByteSize(%q) = %d, %v; want %d", tt.in.String(), back, err, tt.in)
+			}
+		})
+	}
+}
+
+func TestParseBenchConfig(t *testing.T) {
+	defaults := benchConfig{
+		URL: "http://127.0.0.1:8080/fhir", Clients: 8, Duration: 10 * time.Second,
+		Op: "read", Warmup: time.Second, Seed: 1000,
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		want    benchConfig
+		wantErr string
+	}{
+		{name: "defaults", want: defaults},
+		{
+			name: "everything",
+			args: []string{"--url", "https://fhir.example/fhir", "--clients", "32", "--requests", "5000", "--op", "both", "--warmup", "0s", "--seed", "50"},
+			want: benchConfig{URL: "https://fhir.example/fhir", Clients: 32, Duration: 10 * time.Second, Requests: 5000, Op: "both", Seed: 50},
+		},
+		{name: "bad op", args: []string{"--op", "delete"}, wantErr: "--op"},
+		{name: "no clients", args: []string{"--clients", "0"}, wantErr: "--clients 0: want at least 1"},
+		{name: "bad URL", args: []string{"--url", "127.0.0.1:8080"}, wantErr: "--url"},
+		{name: "negative requests", args: []string{"--requests", "-1"}, wantErr: "--requests"},
+		{name: "zero duration", args: []string{"--duration", "0s"}, wantErr: "--duration"},
+		{name: "negative warmup", args: []string{"--warmup", "-1s"}, wantErr: "--warmup"},
+		{name: "bad duration", args: []string{"--duration", "ten"}, wantErr: "duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseBenchConfig(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("parseBenchConfig(%q) error = %v, want one containing %q", tt.args, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("parseBenchConfig(%q): %v", tt.args, err)
+			}
+			if *got != tt.want {
+				t.Errorf("parseBenchConfig(%q) =\n%+v, want\n%+v", tt.args, *got, tt.want)
+			}
+		})
+	}
+}

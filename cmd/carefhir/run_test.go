@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+	"testing"
+)
+
+func TestRunVersion(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"version"}, env(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "carefhir ") || lines[1] != "FHIR 4.0.1" || !strings.HasPrefix(lines[2], "go") {
+		t.Errorf("version printed:\n%s\nwant carefhir <version>, FHIR 4.0.1 and the Go version", out.String())
+	}
+}
+
+func TestRunCommandLine(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string // in stdout
+		wantErr  string // in the error
+	}{
+		{name: "help", args: []string{"help"}, wantCode: 0, wantOut: "carefhir bench"},
+		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: `unknown command "frobnicate"`},
+		{name: "version takes no arguments", args: []string{"version", "now"}, wantCode: 2, wantErr: `unexpected argument "now"`},
+		{name: "serve is the default", args: []string{"--addr", "nowhere"}, wantCode: 2, wantErr: "--addr"},
+		{name: "serve help", args: []string{"serve", "-h"}, wantCode: 0},
+		{name: "bench flags", args: []string{"bench", "--clients", "-3"}, wantCode: 2, wantErr: "--clients"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			err := run(context.Background(), tt.args, env(nil), &out, io.Discard)
+			if got := exitCode(err, io.Discard); got != tt.wantCode {
+				t.Errorf("exit code %d (error %v), want %d", got, err, tt.wantCode)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("error %v, want one containing %q", err, tt.wantErr)
+			}
+			if !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("stdout %q lacks %q", out.String(), tt.wantOut)
+			}
+		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		want      int
+		wantPrint string
+	}{
+		{name: "success", err: nil, want: 0},
+		{name: "help", err: &usageError{err: flag.ErrHelp, printed: true}, want: 0},
+		{name: "usage already printed", err: &usageError{err: errors.New("flag provided but not defined: -x"), printed: true}, want: 2},
+		{name: "usage", err: &usageError{err: errors.New("--addr: bad")}, want: 2, wantPrint: "carefhir: --addr: bad\n"},
+		{name: "failure", err: fmt.Errorf("serve: %w", errors.New("address in use")), want: 1, wantPrint: "carefhir: serve: address in use\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr strings.Builder
+			if got := exitCode(tt.err, &stderr); got != tt.want {
+				t.Errorf("exitCode = %d, want %d", got, tt.want)
+			}
+			if stderr.String() != tt.wantPrint {
+				t.Errorf("printed %q, want %q", stderr.String(), tt.wantPrint)
+			}
+		})
+	}
+}
+
+func TestModuleVersion(t *testing.T) {
+	tests := []struct {
+		name string
+		info *debug.BuildInfo
+		ok   bool
+		want string
+	}{
+		{name: "no build info", ok: false, want: "(unknown)"},
+		{name: "release", info: &debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}}, ok: true, want: "v1.2.3"},
+		{name: "work tree without VCS", info: &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, ok: true, want: "(devel)"},
+		{name: "no version", info: &debug.BuildInfo{}, ok: true, want: "(devel)"},
+		{
+			name: "work tree with VCS",
+			info: &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+				{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"},
+			}},
+			ok:   true,
+			want: "(devel) 0123456789ab+dirty",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := moduleVersion(tt.info, tt.ok); got != tt.want {
+				t.Errorf("moduleVersion = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"carefhir/store"
+)
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// blockingHandler answers once release is closed, after signalling started.
+func blockingHandler(started chan<- struct{}, release <-chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		<-release
+		_, _ = io.WriteString(w, "done")
+	})
+}
+
+func TestServeHTTPLetsInFlightRequestsFinish(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- serveHTTP(ctx, ln, newHTTPServer(blockingHandler(started, release), discardLogger()), time.Minute, discardLogger())
+	}()
+
+	type reply struct {
+		body string
+		err  error
+	}
+	replied := make(chan reply, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/slow")
+		if err != nil {
+			replied <- reply{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		replied <- reply{string(b), err}
+	}()
+	<-started
+	cancel()
+
+	// Shutdown closes the listener first; wait for that before letting the
+	// request finish, so the request is known to be in flight during it.
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+
+	if r := <-replied; r.err != nil || r.body != "done" {
+		t.Errorf("in-flight request: %q, %v; want it answered", r.body, r.err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("serveHTTP after a graceful shutdown: %v", err)
+	}
+}
+
+func TestServeHTTPShutdownTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	defer close(release)
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- serveHTTP(ctx, ln, newHTTPServer(blockingHandler(started, release), discardLogger()), 50*time.Millisecond, discardLogger())
+	}()
+	go func() {
+		if resp, err := http.Get("http://" + ln.Addr().String() + "/stuck"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-started
+	cancel()
+	if err := <-served; err == nil || !strings.Contains(err.Error(), "shutdown") {
+		t.Errorf("serveHTTP with a request outliving the timeout: %v, want a shutdown error", err)
+	}
+}
+
+func TestServeHTTPListenerFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	err = serveHTTP(context.Background(), ln, newHTTPServer(http.NotFoundHandler(), discardLogger()), time.Second, discardLogger())
+	if err == nil {
+		t.Error("serveHTTP on a closed listener succeeded")
+	}
+}
+
+// fakeStore is a store.Store that records Close; its other methods are
+// those of the nil interface it embeds, which serve must not call.
+type fakeStore struct {
+	store.Store
+	closed bool
+}
+
+func (s *fakeStore) Close() error {
+	s.closed = true
+	return nil
+}
+
+func TestServeChoosesEngine(t *testing.T) {
+	tests := []struct {
+		name     string
+		mongoURI string
+		want     string
+	}{
+		{"sqlite", "", engineSQLite},
+		{"mongo", "mongodb://db.example/carefhir", engineMongo},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var opened string
+			factories := map[string]engineFactory{}
+			for _, name := range []string{engineSQLite, engineMongo} {
+				factories[name] = func(context.Context, *serveConfig) (store.Store, error) {
+					opened = name
+					return nil, errors.New("unreachable")
+				}
+			}
+			cfg := &serveConfig{Addr: "127.0.0.1:0", DataDir: t.TempDir(), MongoURI: tt.mongoURI, ShutdownTimeout: time.Second}
+			err := serve(context.Background(), cfg, factories, discardLogger(), "test")
+			if opened != tt.want {
+				t.Errorf("opened engine %q, want %q", opened, tt.want)
+			}
+			if err == nil || !strings.Contains(err.Error(), "open "+tt.want+" store: unreachable") {
+				t.Errorf("serve error %v, want the open failure", err)
+			}
+		})
+	}
+}
+
+func TestServeWithoutEngine(t *testing.T) {
+	cfg := &serveConfig{Addr: "127.0.0.1:0", MongoURI: "mongodb://db.example/carefhir"}
+	err := serve(context.Background(), cfg, map[string]engineFactory{}, discardLogger(), "test")
+	if err == nil || !strings.Contains(err.Error(), "no mongo engine") {
+		t.Errorf("serve with no mongo factory: %v", err)
+	}
+}
+
+func TestServeClosesStore(t *testing.T) {
+	tests := []struct {
+		name    string
+		addr    string
+		wantErr bool
+	}{
+		{"after shutdown", "127.0.0.1:0", false},
+		{"when listening fails", "192.0.2.1:1", true}, // TEST-NET-1: not an address of this host
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := &fakeStore{}
+			factories := map[string]engineFactory{
+				engineSQLite: func(context.Context, *serveConfig) (store.Store, error) { return fs, nil },
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // shut down as soon as serving starts
+			cfg := &serveConfig{Addr: tt.addr, DataDir: t.TempDir(), ShutdownTimeout: time.Second}
+			err := serve(ctx, cfg, factories, discardLogger(), "test")
+			if (err != nil) != tt.wantErr {
+				t.Errorf("serve: %v, want error %v", err, tt.wantErr)
+			}
+			if !fs.closed {
+				t.Error("store not closed")
+			}
+		})
+	}
+}
