@@ -642,7 +642,7 @@ var resourceElements = map[string]elementSets{
 	"DeviceRequest": {
 		all:       []string{"authoredOn", "basedOn", "codeCodeableConcept", "codeReference", "contained", "encounter", "extension", "groupIdentifier", "id", "identifier", "implicitRules", "instantiatesCanonical", "instantiatesUri", "insurance", "intent", "language", "meta", "modifierExtension", "note", "occurrenceDateTime", "occurrencePeriod", "occurrenceTiming", "parameter", "performer", "performerType", "priorRequest", "priority", "reasonCode", "reasonReference", "relevantHistory", "requester", "status", "subject", "supportingInfo", "text"},
 		summary:   []string{"authoredOn", "basedOn", "codeCodeableConcept", "codeReference", "encounter", "groupIdentifier", "id", "identifier", "implicitRules", "instantiatesCanonical", "instantiatesUri", "intent", "meta", "occurrenceDateTime", "occurrencePeriod", "occurrenceTiming", "performer", "performerType", "priorRequest", "priority", "reasonCode", "reasonReference", "requester", "status", "subject"},
-		mandatory: []string{"codeCodeableConcept", "codeReference", "intent", "subject"},
+		mandatory: []string{"code[x]", "intent", "subject"},
 	},
 	"DeviceUseStatement": {
 		all:       []string{"basedOn", "bodySite", "contained", "derivedFrom", "device", "extension", "id", "identifier", "implicitRules", "language", "meta", "modifierExtension", "note", "reasonCode", "reasonReference", "recordedOn", "source", "status", "subject", "text", "timingDateTime", "timingPeriod", "timingTiming"},
@@ -747,7 +747,7 @@ var resourceElements = map[string]elementSets{
 	"GuidanceResponse": {
 		all:       []string{"contained", "dataRequirement", "encounter", "evaluationMessage", "extension", "id", "identifier", "implicitRules", "language", "meta", "modifierExtension", "moduleCanonical", "moduleCodeableConcept", "moduleUri", "note", "occurrenceDateTime", "outputParameters", "performer", "reasonCode", "reasonReference", "requestIdentifier", "result", "status", "subject", "text"},
 		summary:   []string{"id", "identifier", "implicitRules", "meta", "moduleCanonical", "moduleCodeableConcept", "moduleUri", "requestIdentifier", "status"},
-		mandatory: []string{"moduleCanonical", "moduleCodeableConcept", "moduleUri", "status"},
+		mandatory: []string{"module[x]", "status"},
 	},
 	"HealthcareService": {
 		all:       []string{"active", "appointmentRequired", "availabilityExceptions", "availableTime", "category", "characteristic", "comment", "communication", "contained", "coverageArea", "eligibility", "endpoint", "extension", "extraDetails", "id", "identifier", "implicitRules", "language", "location", "meta", "modifierExtension", "name", "notAvailable", "photo", "program", "providedBy", "referralMethod", "serviceProvisionCode", "specialty", "telecom", "text", "type"},
@@ -762,7 +762,7 @@ var resourceElements = map[string]elementSets{
 	"Immunization": {
 		all:       []string{"contained", "doseQuantity", "education", "encounter", "expirationDate", "extension", "fundingSource", "id", "identifier", "implicitRules", "isSubpotent", "language", "location", "lotNumber", "manufacturer", "meta", "modifierExtension", "note", "occurrenceDateTime", "occurrenceString", "patient", "performer", "primarySource", "programEligibility", "protocolApplied", "reaction", "reasonCode", "reasonReference", "recorded", "reportOrigin", "route", "site", "status", "statusReason", "subpotentReason", "text", "vaccineCode"},
 		summary:   []string{"id", "implicitRules", "isSubpotent", "meta", "note", "occurrenceDateTime", "occurrenceString", "patient", "performer", "primarySource", "status", "vaccineCode"},
-		mandatory: []string{"occurrenceDateTime", "occurrenceString", "patient", "status", "vaccineCode"},
+		mandatory: []string{"occurrence[x]", "patient", "status", "vaccineCode"},
 	},
 	"ImmunizationEvaluation": {
 		all:       []string{"authority", "contained", "date", "description", "doseNumberPositiveInt", "doseNumberString", "doseStatus", "doseStatusReason", "extension", "id", "identifier", "immunizationEvent", "implicitRules", "language", "meta", "modifierExtension", "patient", "series", "seriesDosesPositiveInt", "seriesDosesString", "status", "targetDisease", "text"},
@@ -832,12 +832,12 @@ var resourceElements = map[string]elementSets{
 	"MedicationAdministration": {
 		all:       []string{"category", "contained", "context", "device", "dosage", "effectiveDateTime", "effectivePeriod", "eventHistory", "extension", "id", "identifier", "implicitRules", "instantiates", "language", "medicationCodeableConcept", "medicationReference", "meta", "modifierExtension", "note", "partOf", "performer", "reasonCode", "reasonReference", "request", "status", "statusReason", "subject", "supportingInformation", "text"},
 		summary:   []string{"effectiveDateTime", "effectivePeriod", "id", "implicitRules", "instantiates", "medicationCodeableConcept", "medicationReference", "meta", "partOf", "performer", "status", "subject"},
-		mandatory: []string{"effectiveDateTime", "effectivePeriod", "medicationCodeableConcept", "medicationReference", "status", "subject"},
+		mandatory: []string{"effective[x]", "medication[x]", "status", "subject"},
 	},
 	"MedicationDispense": {
 		all:       []string{"authorizingPrescription", "category", "contained", "context", "daysSupply", "destination", "detectedIssue", "dosageInstruction", "eventHistory", "extension", "id", "identifier", "implicitRules", "language", "location", "medicationCodeableConcept", "medicationReference", "meta", "modifierExtension", "note", "partOf", "performer", "quantity", "receiver", "status", "statusReasonCodeableConcept", "statusReasonReference", "subject", "substitution", "supportingInformation", "text", "type", "whenHandedOver", "whenPrepared"},
 		summary:   []string{"id", "implicitRules", "medicationCodeableConcept", "medicationReference", "meta", "status", "subject", "whenPrepared"},
-		mandatory: []string{"medicationCodeableConcept", "medicationReference", "status"},
+		mandatory: []string{"medication[x]", "status"},
 	},
 	"MedicationKnowledge": {
 		all:       []string{"administrationGuidelines", "amount", "associatedMedication", "code", "contained", "contraindication", "cost", "doseForm", "drugCharacteristic", "extension", "id", "implicitRules", "ingredient", "intendedRoute", "kinetics", "language", "manufacturer", "medicineClassification", "meta", "modifierExtension", "monitoringProgram", "monograph", "packaging", "preparationInstruction", "productType", "regulatory", "relatedMedicationKnowledge", "status", "synonym", "text"},
@@ -847,12 +847,12 @@ var resourceElements = map[string]elementSets{
 	"MedicationRequest": {
 		all:       []string{"authoredOn", "basedOn", "category", "contained", "courseOfTherapyType", "detectedIssue", "dispenseRequest", "doNotPerform", "dosageInstruction", "encounter", "eventHistory", "extension", "groupIdentifier", "id", "identifier", "implicitRules", "instantiatesCanonical", "instantiatesUri", "insurance", "intent", "language", "medicationCodeableConcept", "medicationReference", "meta", "modifierExtension", "note", "performer", "performerType", "priorPrescription", "priority", "reasonCode", "reasonReference", "recorder", "reportedBoolean", "reportedReference", "requester", "status", "statusReason", "subject", "substitution", "supportingInformation", "text"},
 		summary:   []string{"authoredOn", "basedOn", "doNotPerform", "groupIdentifier", "id", "implicitRules", "instantiatesCanonical", "instantiatesUri", "intent", "medicationCodeableConcept", "medicationReference", "meta", "performerType", "priority", "reportedBoolean", "reportedReference", "requester", "status", "subject"},
-		mandatory: []string{"intent", "medicationCodeableConcept", "medicationReference", "status", "subject"},
+		mandatory: []string{"intent", "medication[x]", "status", "subject"},
 	},
 	"MedicationStatement": {
 		all:       []string{"basedOn", "category", "contained", "context", "dateAsserted", "derivedFrom", "dosage", "effectiveDateTime", "effectivePeriod", "extension", "id", "identifier", "implicitRules", "informationSource", "language", "medicationCodeableConcept", "medicationReference", "meta", "modifierExtension", "note", "partOf", "reasonCode", "reasonReference", "status", "statusReason", "subject", "text"},
 		summary:   []string{"basedOn", "category", "context", "dateAsserted", "effectiveDateTime", "effectivePeriod", "id", "identifier", "implicitRules", "medicationCodeableConcept", "medicationReference", "meta", "partOf", "status", "subject"},
-		mandatory: []string{"medicationCodeableConcept", "medicationReference", "status", "subject"},
+		mandatory: []string{"medication[x]", "status", "subject"},
 	},
 	"MedicinalProduct": {
 		all:       []string{"additionalMonitoringIndicator", "attachedDocument", "clinicalTrial", "combinedPharmaceuticalDoseForm", "contact", "contained", "crossReference", "domain", "extension", "id", "identifier", "implicitRules", "language", "legalStatusOfSupply", "manufacturingBusinessOperation", "marketingStatus", "masterFile", "meta", "modifierExtension", "name", "packagedMedicinalProduct", "paediatricUseIndicator", "pharmaceuticalProduct", "productClassification", "specialDesignation", "specialMeasures", "text", "type"},
@@ -907,12 +907,12 @@ var resourceElements = map[string]elementSets{
 	"MessageDefinition": {
 		all:       []string{"allowedResponse", "base", "category", "contact", "contained", "copyright", "date", "description", "eventCoding", "eventUri", "experimental", "extension", "focus", "graph", "id", "identifier", "implicitRules", "jurisdiction", "language", "meta", "modifierExtension", "name", "parent", "publisher", "purpose", "replaces", "responseRequired", "status", "text", "title", "url", "useContext", "version"},
 		summary:   []string{"base", "category", "contact", "date", "description", "eventCoding", "eventUri", "experimental", "focus", "id", "identifier", "implicitRules", "jurisdiction", "meta", "name", "parent", "publisher", "purpose", "replaces", "status", "title", "url", "useContext", "version"},
-		mandatory: []string{"date", "eventCoding", "eventUri", "status"},
+		mandatory: []string{"date", "event[x]", "status"},
 	},
 	"MessageHeader": {
 		all:       []string{"author", "contained", "definition", "destination", "enterer", "eventCoding", "eventUri", "extension", "focus", "id", "implicitRules", "language", "meta", "modifierExtension", "reason", "response", "responsible", "sender", "source", "text"},
 		summary:   []string{"author", "definition", "destination", "enterer", "eventCoding", "eventUri", "focus", "id", "implicitRules", "meta", "reason", "response", "responsible", "sender", "source"},
-		mandatory: []string{"eventCoding", "eventUri", "source"},
+		mandatory: []string{"event[x]", "source"},
 	},
 	"MolecularSequence": {
 		all:       []string{"contained", "coordinateSystem", "device", "extension", "id", "identifier", "implicitRules", "language", "meta", "modifierExtension", "observedSeq", "patient", "performer", "pointer", "quality", "quantity", "readCoverage", "referenceSeq", "repository", "specimen", "structureVariant", "text", "type", "variant"},
@@ -1147,7 +1147,7 @@ var resourceElements = map[string]elementSets{
 	"SupplyRequest": {
 		all:       []string{"authoredOn", "category", "contained", "deliverFrom", "deliverTo", "extension", "id", "identifier", "implicitRules", "itemCodeableConcept", "itemReference", "language", "meta", "modifierExtension", "occurrenceDateTime", "occurrencePeriod", "occurrenceTiming", "parameter", "priority", "quantity", "reasonCode", "reasonReference", "requester", "status", "supplier", "text"},
 		summary:   []string{"authoredOn", "category", "id", "identifier", "implicitRules", "itemCodeableConcept", "itemReference", "meta", "occurrenceDateTime", "occurrencePeriod", "occurrenceTiming", "priority", "quantity", "requester", "status", "supplier"},
-		mandatory: []string{"itemCodeableConcept", "itemReference", "quantity"},
+		mandatory: []string{"item[x]", "quantity"},
 	},
 	"Task": {
 		all:       []string{"authoredOn", "basedOn", "businessStatus", "code", "contained", "description", "encounter", "executionPeriod", "extension", "focus", "for", "groupIdentifier", "id", "identifier", "implicitRules", "input", "instantiatesCanonical", "instantiatesUri", "insurance", "intent", "language", "lastModified", "location", "meta", "modifierExtension", "note", "output", "owner", "partOf", "performerType", "priority", "reasonCode", "reasonReference", "relevantHistory", "requester", "restriction", "status", "statusReason", "text"},

@@ -40,9 +40,9 @@ func SummaryElements(resourceType string) []string {
 }
 
 // MandatoryElements returns the JSON property names of the top-level elements of
-// resourceType with a minimum cardinality of at least 1, sorted. A mandatory
-// choice element contributes every concrete property name, any one of which
-// satisfies it.
+// resourceType with a minimum cardinality of at least 1. A mandatory choice
+// element appears once, by its definition name ("medication[x]"), since any
+// one of its concrete properties satisfies it.
 func MandatoryElements(resourceType string) []string {
 	return slices.Clone(resourceElements[resourceType].mandatory)
 }

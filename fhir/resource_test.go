@@ -2,6 +2,7 @@ package fhir_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"carefhir/fhir"
@@ -92,10 +93,20 @@ func TestElementSets(t *testing.T) {
 	for _, rt := range fhir.ResourceTypes() {
 		all := fhir.ElementNames(rt)
 		for _, name := range slices.Concat(fhir.SummaryElements(rt), fhir.MandatoryElements(rt)) {
-			if !slices.Contains(all, name) {
+			base, choice := strings.CutSuffix(name, "[x]")
+			if !choice && !slices.Contains(all, name) {
 				t.Errorf("%s: %q is not among ElementNames", rt, name)
 			}
+			if choice && !slices.ContainsFunc(all, func(n string) bool { return strings.HasPrefix(n, base) && n != base }) {
+				t.Errorf("%s: choice %q has no form among ElementNames", rt, name)
+			}
 		}
+	}
+	if got := fhir.MandatoryElements("MedicationStatement"); !slices.Equal(got, []string{"medication[x]", "status", "subject"}) {
+		t.Errorf("MandatoryElements(MedicationStatement) = %q, want [medication[x] status subject]", got)
+	}
+	for _, rt := range fhir.ResourceTypes() {
+		all := fhir.ElementNames(rt)
 		if !slices.Contains(all, "id") || !slices.Contains(all, "meta") {
 			t.Errorf("%s: ElementNames lacks id or meta", rt)
 		}

@@ -70,7 +70,12 @@ func subset(typ string, body []byte, q url.Values) ([]byte, error) {
 		return nil, errorf(http.StatusBadRequest, "invalid", "use either _summary or _elements, not both").at("_elements")
 	}
 	keep := map[string]bool{"resourceType": true, "id": true, "meta": true}
+	var choices []string // mandatory choice elements, kept in whichever form they take
 	for _, name := range fhir.MandatoryElements(typ) {
+		if base, ok := strings.CutSuffix(name, "[x]"); ok {
+			choices = append(choices, base)
+			continue
+		}
 		keep[name] = true
 	}
 	drop := map[string]bool{}
@@ -105,7 +110,7 @@ func subset(typ string, body []byte, q url.Values) ([]byte, error) {
 	out := ms[:0]
 	for _, m := range ms {
 		name := strings.TrimPrefix(m.Name, "_")
-		if drop[name] || keep != nil && !keep[name] {
+		if drop[name] || keep != nil && !keep[name] && !isChoiceOf(name, choices) {
 			continue
 		}
 		if m.Name == "meta" {
@@ -171,7 +176,18 @@ func checkMandatory(res fhir.Resource, body []byte) error {
 
 func hasChoice(ms []member, base string) bool {
 	for _, m := range ms {
-		rest, ok := strings.CutPrefix(strings.TrimPrefix(m.Name, "_"), base)
+		if isChoiceOf(strings.TrimPrefix(m.Name, "_"), []string{base}) {
+			return true
+		}
+	}
+	return false
+}
+
+// isChoiceOf reports whether the property name is a form of one of the
+// choice elements: "medicationReference" of "medication".
+func isChoiceOf(name string, bases []string) bool {
+	for _, base := range bases {
+		rest, ok := strings.CutPrefix(name, base)
 		if ok && rest != "" && rest[0] >= 'A' && rest[0] <= 'Z' {
 			return true
 		}

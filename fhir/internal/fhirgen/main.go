@@ -524,7 +524,14 @@ func (m *model) registryFile() []byte {
 			if f.Summary {
 				summary = append(summary, f.JSON)
 			}
-			if f.Min >= 1 {
+			switch {
+			case f.Min < 1:
+			case f.Choice != "":
+				// One entry per choice element: any of its forms satisfies it.
+				if name := f.Choice + "[x]"; !slices.Contains(mandatory, name) {
+					mandatory = append(mandatory, name)
+				}
+			default:
 				mandatory = append(mandatory, f.JSON)
 			}
 		}
