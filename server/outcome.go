@@ -103,6 +103,10 @@ func fromError(err error) (int, outcome, http.Header) {
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, newOutcome(Issue{Severity: "error", Code: "too-costly",
 			Diagnostics: fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit)}), nil
+	case errors.Is(err, store.ErrBadCursor):
+		return http.StatusBadRequest, newOutcome(Issue{Severity: "error", Code: "invalid",
+			Diagnostics: "the paging cursor is invalid or expired: start again from the first page",
+			Expression:  []string{"_cursor"}}), nil
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, newOutcome(Issue{Severity: "error", Code: "not-found",
 			Diagnostics: "resource not found"}), nil

@@ -26,6 +26,10 @@ import (
 // version, has ever been stored.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrBadCursor reports a paging cursor the engine did not issue, or no
+// longer understands: a client error, not a storage failure.
+var ErrBadCursor = errors.New("store: invalid cursor")
+
 // ConflictError reports a write whose expected version is not the current
 // version of the resource: another writer got there first, or the resource
 // already exists (Expected 0) or does not (Current 0).

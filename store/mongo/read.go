@@ -218,7 +218,7 @@ func decodeCursor(s string) (*cursor, error) {
 		err = d.Decode(&c)
 	}
 	if err != nil || c.Type == "" || c.ID == "" || c.Version < 1 {
-		return nil, fmt.Errorf("mongo: history: invalid cursor %q", s)
+		return nil, fmt.Errorf("mongo: history: cursor %q: %w", s, store.ErrBadCursor)
 	}
 	return &c, nil
 }

@@ -103,7 +103,7 @@ func parseCursor(s string) (cursor, error) {
 		err = json.Unmarshal(b, &c)
 	}
 	if err != nil {
-		return c, fmt.Errorf("invalid history cursor %q", s)
+		return c, fmt.Errorf("history cursor %q: %w", s, store.ErrBadCursor)
 	}
 	return c, nil
 }
