@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -547,4 +548,25 @@ func TestMetadata(t *testing.T) {
 			t.Errorf("system interactions: %v", get(cs, "rest", 0, "interaction"))
 		}
 	})
+}
+
+// TestBodyLimitWithoutLength checks the limit holds for a chunked body,
+// whose size the server learns only while reading it.
+func TestBodyLimitWithoutLength(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		body := `{"resourceType":"Patient","name":[{"family":"` + strings.Repeat("x", 4000) + `"}]}`
+		req, err := http.NewRequest("POST", c.base+"/Patient", io.MultiReader(strings.NewReader(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/fhir+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		r := &response{status: resp.StatusCode, header: resp.Header, body: b}
+		r.want(t, http.StatusRequestEntityTooLarge).outcome(t, "too-costly", "")
+	}, func(cfg *server.Config) { cfg.MaxBodyBytes = 1024 })
 }

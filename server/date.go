@@ -23,7 +23,7 @@ func parseDate(s string) (low, high time.Time, err error) {
 		layout string
 		step   func(time.Time) time.Time
 	}{
-		{11, "2006-01-02T15:04:05.999999999Z07:00", func(t time.Time) time.Time { return t.Add(time.Nanosecond) }},
+		{11, "2006-01-02T15:04:05.999999999Z07:00", func(t time.Time) time.Time { return t.Add(fractionStep(m[11])) }},
 		{10, "2006-01-02T15:04:05Z07:00", func(t time.Time) time.Time { return t.Add(time.Second) }},
 		{8, "2006-01-02T15:04Z07:00", func(t time.Time) time.Time { return t.Add(time.Minute) }},
 		{5, "2006-01-02", func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }},
@@ -45,4 +45,14 @@ func parseDate(s string) (low, high time.Time, err error) {
 		return t.UTC(), l.step(t).UTC(), nil
 	}
 	return low, high, fmt.Errorf("%q is not a FHIR date or dateTime", truncate(s, 40))
+}
+
+// fractionStep is the precision of a seconds fraction such as ".250": one
+// unit of its last digit.
+func fractionStep(fraction string) time.Duration {
+	step := time.Second
+	for range len(fraction) - 1 {
+		step /= 10
+	}
+	return step
 }
