@@ -107,8 +107,10 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		return fmt.Errorf("serve: %w", err)
 	}
 	baseURL := cfg.BaseURL
-	if baseURL == "" {
+	if tcp, ok := ln.Addr().(*net.TCPAddr); baseURL == "" && ok && !tcp.IP.IsUnspecified() {
 		// From the listener, so that port 0 yields the port really chosen.
+		// On a wildcard address (0.0.0.0, as in the container) no address is
+		// the public one, so the server derives links from each request's Host.
 		baseURL = "http://" + ln.Addr().String() + "/fhir"
 	}
 	h := server.New(server.Config{
