@@ -1,0 +1,500 @@
+package fhirxml
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+)
+
+// xsiNamespace is the XML Schema instance namespace, whose schemaLocation
+// attribute the official examples carry on their root element.
+const xsiNamespace = "http://www.w3.org/2001/XMLSchema-instance"
+
+// utf8BOM is the byte order mark some editors put before UTF-8 text.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
+// decoder reads one XML document into the generated types. Malformed XML,
+// a document type declaration or nesting deeper than MaxDepth stops decoding
+// (abort); every other problem is recorded and the offending element skipped.
+type decoder struct {
+	data   []byte
+	x      *xml.Decoder
+	start  int64 // input offset where the token last read begins
+	depth  int
+	path   path
+	issues []fhirjson.Issue
+	reg    *registry
+}
+
+// abort unwinds the decoder after a fatal problem; decode recovers it.
+type abort struct{}
+
+func decode(data []byte, want string) (res fhir.Resource, err error) {
+	data = bytes.TrimPrefix(data, utf8BOM)
+	d := &decoder{data: data, reg: loadRegistry()}
+	d.x = xml.NewDecoder(bytes.NewReader(data))
+	d.x.Strict = true // and no CharsetReader, so any encoding but UTF-8 is refused
+	defer func() {
+		if e := recover(); e != nil {
+			if _, ok := e.(abort); !ok {
+				panic(e)
+			}
+			res, err = nil, &fhirjson.DecodeError{Issues: d.issues}
+		}
+	}()
+	res = d.resource(d.root(), want)
+	d.epilog()
+	if len(d.issues) > 0 {
+		return nil, &fhirjson.DecodeError{Issues: d.issues}
+	}
+	return res, nil
+}
+
+// fatal records that the input cannot be read on and aborts; the problems
+// found so far are dropped, since they may stem from the same fault.
+func (d *decoder) fatal(format string, args ...any) {
+	d.issues = []fhirjson.Issue{{Message: fmt.Sprintf(format, args...), Syntax: true}}
+	panic(abort{})
+}
+
+func (d *decoder) issue(format string, args ...any) {
+	d.issues = append(d.issues, fhirjson.Issue{Path: string(d.path), Message: fmt.Sprintf(format, args...)})
+}
+
+// next returns the next token, or nil at the end of the input.
+func (d *decoder) next() xml.Token {
+	d.start = d.x.InputOffset()
+	t, err := d.x.Token()
+	if err == io.EOF {
+		return nil
+	}
+	if err != nil {
+		var syn *xml.SyntaxError
+		if !errors.As(err, &syn) && strings.Contains(err.Error(), "CharsetReader") {
+			d.fatal("only UTF-8 is accepted: %v", err)
+		}
+		d.fatal("invalid XML: %v", err)
+	}
+	if _, ok := t.(xml.Directive); ok {
+		d.fatal("invalid XML at offset %d: document type declarations are not allowed", d.start)
+	}
+	return t
+}
+
+// enter counts one more level of element nesting.
+func (d *decoder) enter() {
+	d.depth++
+	if d.depth > MaxDepth {
+		d.issues = append(d.issues, fhirjson.Issue{Path: string(d.path), Message: fmt.Sprintf("nesting deeper than %d levels", MaxDepth)})
+		panic(abort{})
+	}
+}
+
+// root returns the start of the root element, skipping the XML declaration,
+// comments and white space before it.
+func (d *decoder) root() xml.StartElement {
+	for {
+		switch t := d.next().(type) {
+		case nil:
+			d.fatal("invalid XML: no root element")
+		case xml.StartElement:
+			return t
+		case xml.CharData:
+			if !isSpace(t) {
+				d.fatal("invalid XML at offset %d: text before the root element", d.start)
+			}
+		}
+	}
+}
+
+// epilog checks that only comments and white space follow the root element.
+func (d *decoder) epilog() {
+	for {
+		switch t := d.next().(type) {
+		case nil:
+			return
+		case xml.StartElement:
+			d.fatal("invalid XML at offset %d: a second root element", d.start)
+		case xml.CharData:
+			if !isSpace(t) {
+				d.fatal("invalid XML at offset %d: text after the root element", d.start)
+			}
+		}
+	}
+}
+
+func isSpace(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
+// skip consumes the rest of the element just started.
+func (d *decoder) skip() {
+	d.enter()
+	for level := d.depth; ; {
+		switch d.next().(type) {
+		case nil:
+			d.fatal("invalid XML: unexpected end of input")
+		case xml.StartElement:
+			d.enter()
+		case xml.EndElement:
+			d.depth--
+			if d.depth < level {
+				return
+			}
+		}
+	}
+}
+
+// resource decodes the element start, which names a resource type: the
+// document root (with an empty path) or the content of an element of type
+// Resource. want, when set, is the only resource type accepted. It returns
+// nil when the element is unusable.
+func (d *decoder) resource(start xml.StartElement, want string) fhir.Resource {
+	rt := start.Name.Local
+	ti := d.reg.resources[rt]
+	switch {
+	case start.Name.Space != Namespace:
+		d.issue("element %q is not in the FHIR namespace %s", rt, Namespace)
+	case ti == nil:
+		d.issue("unknown resource type %q", rt)
+	case want != "" && rt != want:
+		d.issue("resourceType is %q, expected %q", rt, want)
+	}
+	if start.Name.Space != Namespace || ti == nil || (want != "" && rt != want) {
+		d.skip()
+		return nil
+	}
+	res, _ := fhir.NewResource(rt)
+	v := reflect.ValueOf(res).Elem()
+	root := len(d.path) == 0
+	if root {
+		d.path = append(d.path, rt...)
+	}
+	d.enter()
+	d.attrs(ti, v, start.Attr, root)
+	d.children(ti, v)
+	if root {
+		d.path = d.path[:0]
+	}
+	return res
+}
+
+// attrs sets the attribute fields of the struct v described by ti from the
+// attributes of its element, and returns how many were set. The value
+// attribute of a primitive is read by the caller. On the root element,
+// xsi:schemaLocation is allowed and ignored.
+func (d *decoder) attrs(ti *typeInfo, v reflect.Value, attrs []xml.Attr, root bool) int {
+	n := 0
+	for i, a := range attrs {
+		switch {
+		case a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns":
+			continue // namespace declarations
+		case root && a.Name.Space == xsiNamespace && a.Name.Local == "schemaLocation":
+			continue
+		case a.Name.Space != "":
+			d.issue("unknown attribute %q in namespace %s", a.Name.Local, a.Name.Space)
+			continue
+		}
+		if duplicateAttr(attrs[:i], a.Name.Local) {
+			d.issue("duplicate attribute %q", a.Name.Local)
+			continue
+		}
+		if ti.primitive && a.Name.Local == "value" {
+			continue
+		}
+		j, ok := ti.attrs[a.Name.Local]
+		if !ok {
+			d.issue("unknown attribute %q", a.Name.Local)
+			continue
+		}
+		if a.Value == "" {
+			d.issue("empty %s attribute is not allowed", a.Name.Local)
+			continue
+		}
+		f := &ti.fields[j]
+		fv := v.Field(f.Index)
+		if f.Kind == fhirjson.URL {
+			if _, err := fhirjson.NewPrimitive(uriType, a.Value); err != nil {
+				d.issue("%s attribute: %v", a.Name.Local, err)
+				continue
+			}
+			fv.SetString(a.Value)
+		} else {
+			s := a.Value
+			fv.Set(reflect.ValueOf(&s))
+		}
+		n++
+	}
+	return n
+}
+
+func duplicateAttr(before []xml.Attr, name string) bool {
+	for _, a := range before {
+		if a.Name.Space == "" && a.Name.Local == name {
+			return true
+		}
+	}
+	return false
+}
+
+// children decodes the child elements of the element just started into the
+// struct v described by ti, up to and including its end, and returns how many
+// were set.
+func (d *decoder) children(ti *typeInfo, v reflect.Value) int {
+	n, text := 0, false
+	for {
+		switch t := d.next().(type) {
+		case nil:
+			d.fatal("invalid XML: unexpected end of input")
+		case xml.EndElement:
+			d.depth--
+			return n
+		case xml.CharData:
+			if !text && !isSpace(t) {
+				d.issue("text content is not allowed here")
+				text = true
+			}
+		case xml.StartElement:
+			if d.child(ti, v, t) {
+				n++
+			}
+		}
+	}
+}
+
+// child decodes the child element start of the struct v described by ti,
+// and reports whether it was set.
+func (d *decoder) child(ti *typeInfo, v reflect.Value, start xml.StartElement) bool {
+	name := start.Name.Local
+	parent := d.path.field(name)
+	defer func() { d.path = d.path[:parent] }()
+	i, ok := ti.children[name]
+	if !ok {
+		d.issue("unknown element %q", name)
+		d.skip()
+		return false
+	}
+	f := &ti.fields[i]
+	ns := Namespace
+	if f.Type == xhtmlType {
+		ns = XHTMLNamespace
+	}
+	if start.Name.Space != ns {
+		d.issue("element %q must be in the namespace %s", name, ns)
+		d.skip()
+		return false
+	}
+	fv := v.Field(f.Index)
+	switch {
+	case f.Repeated:
+		d.path.index(fv.Len())
+	case !fv.IsNil():
+		d.issue("element %q appears more than once", name)
+		d.skip()
+		return false
+	}
+	var item reflect.Value
+	switch {
+	case f.Kind == fhirjson.Resource:
+		item = d.contained(start)
+	case f.Type == xhtmlType:
+		item = d.div()
+	case f.Kind == fhirjson.Primitive:
+		item = d.primitive(ti.elems[i], start)
+	default:
+		item = d.complex(ti.elems[i], start)
+	}
+	if f.Repeated {
+		if !item.IsValid() {
+			// Keep a place, so later items keep their index in the paths.
+			item = reflect.Zero(fv.Type().Elem())
+		}
+		fv.Set(reflect.Append(fv, item))
+		return true
+	}
+	if !item.IsValid() {
+		return false
+	}
+	fv.Set(item)
+	if g := ti.choiceOf(i); g != nil {
+		for _, j := range g {
+			if j != i && !v.Field(ti.fields[j].Index).IsNil() {
+				d.path = d.path[:parent]
+				d.issue("more than one value for choice element %q: %q and %q", f.Choice, ti.fields[j].Name, name)
+				break
+			}
+		}
+	}
+	return true
+}
+
+// complex decodes an element of a data type or backbone element.
+func (d *decoder) complex(ti *typeInfo, start xml.StartElement) reflect.Value {
+	d.enter()
+	p := reflect.New(ti.typ)
+	n := d.attrs(ti, p.Elem(), start.Attr, false)
+	n += d.children(ti, p.Elem())
+	if n == 0 {
+		d.issue("empty element is not allowed")
+		return reflect.Value{}
+	}
+	return p
+}
+
+// primitive decodes the element of a primitive: its value attribute, its id
+// attribute and its extension elements.
+func (d *decoder) primitive(ti *typeInfo, start xml.StartElement) reflect.Value {
+	d.enter()
+	var p reflect.Value
+	hasValue, valid := false, true
+	for _, a := range start.Attr {
+		if a.Name.Space != "" || a.Name.Local != "value" {
+			continue
+		}
+		hasValue = true
+		if a.Value == "" {
+			d.issue("empty value attribute is not allowed")
+			valid = false
+			break
+		}
+		var err error
+		if p, err = fhirjson.NewPrimitive(ti.typ, a.Value); err != nil {
+			d.issue("%v", err)
+			valid = false
+		}
+		break
+	}
+	if !p.IsValid() {
+		p = reflect.New(ti.typ)
+	}
+	n := d.attrs(ti, p.Elem(), start.Attr, false)
+	n += d.children(ti, p.Elem())
+	if !hasValue && n == 0 {
+		d.issue("element has no value attribute, id or extension")
+		return reflect.Value{}
+	}
+	if !valid {
+		return reflect.Value{}
+	}
+	return p
+}
+
+// contained decodes an element of type Resource, which holds one element
+// named by the resource's type.
+func (d *decoder) contained(start xml.StartElement) reflect.Value {
+	d.enter()
+	for _, a := range start.Attr {
+		if a.Name.Space != "xmlns" && (a.Name.Space != "" || a.Name.Local != "xmlns") {
+			d.issue("unknown attribute %q", a.Name.Local)
+		}
+	}
+	var res fhir.Resource
+	count, text := 0, false
+	for done := false; !done; {
+		switch t := d.next().(type) {
+		case nil:
+			d.fatal("invalid XML: unexpected end of input")
+		case xml.EndElement:
+			d.depth--
+			done = true
+		case xml.CharData:
+			if !text && !isSpace(t) {
+				d.issue("text content is not allowed here")
+				text = true
+			}
+		case xml.StartElement:
+			count++
+			if count > 1 {
+				d.issue("more than one resource in one element")
+				d.skip()
+				continue
+			}
+			res = d.resource(t, "")
+		}
+	}
+	if count == 0 {
+		d.issue("element holds no resource")
+	}
+	if res == nil || count > 1 {
+		return reflect.Value{}
+	}
+	return reflect.ValueOf(res)
+}
+
+// div reads the narrative's div element, just started, as its exact text,
+// line ends normalised as XML requires.
+func (d *decoder) div() reflect.Value {
+	start := d.start
+	d.skip()
+	text := normalizeNewlines(string(d.data[start:d.x.InputOffset()]))
+	if err := checkDiv(text); err != nil {
+		d.issue("div must be a well-formed XHTML div element that declares its namespace: %v", err)
+		return reflect.Value{}
+	}
+	return reflect.ValueOf(fhir.NewXhtml(text))
+}
+
+// normalizeNewlines turns "\r\n" and a lone "\r" into "\n" (XML 1.0 §2.11).
+func normalizeNewlines(s string) string {
+	if !strings.Contains(s, "\r") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+}
+
+// checkDiv checks that s, on its own, is a well-formed XML document whose
+// root is a div element in the XHTML namespace, with nothing before or after
+// it, no document type declaration and at most MaxDepth levels of nesting.
+func checkDiv(s string) error {
+	x := xml.NewDecoder(strings.NewReader(s))
+	x.Strict = true
+	depth, seen := 0, false
+	for {
+		t, err := x.Token()
+		if err == io.EOF {
+			if !seen {
+				return errors.New("no div element")
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch t := t.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				if seen {
+					return errors.New("content after the div element")
+				}
+				if t.Name.Space != XHTMLNamespace || t.Name.Local != "div" {
+					return fmt.Errorf("root element is %q in namespace %q", t.Name.Local, t.Name.Space)
+				}
+				seen = true
+			}
+			depth++
+			if depth > MaxDepth {
+				return fmt.Errorf("nesting deeper than %d levels", MaxDepth)
+			}
+		case xml.EndElement:
+			depth--
+		case xml.Directive:
+			return errors.New("document type declarations are not allowed")
+		default:
+			if depth == 0 {
+				return errors.New("content outside the div element")
+			}
+		}
+	}
+}
