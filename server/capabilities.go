@@ -156,5 +156,5 @@ func (a *api) metadata(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	writeJSON(c, http.StatusOK, body)
+	writeFHIR(c, http.StatusOK, body)
 }

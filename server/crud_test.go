@@ -64,7 +64,10 @@ func TestCreateRejects(t *testing.T) {
 		}{
 			{"unknown type", "/Unicorn", `{"resourceType":"Unicorn"}`, "", 404, "not-supported", ""},
 			{"no content type", "/Patient", patient, "-", 415, "not-supported", ""},
-			{"xml body", "/Patient", `<Patient xmlns="http://hl7.org/fhir"/>`, "application/fhir+xml", 415, "not-supported", ""},
+			{"text body", "/Patient", `Patient`, "text/plain", 415, "not-supported", ""},
+			{"latin-1 body", "/Patient", patient, "application/fhir+json; charset=iso-8859-1", 415, "not-supported", ""},
+			{"unknown xml element", "/Patient", `<Patient xmlns="http://hl7.org/fhir"><foo value="1"/></Patient>`, "application/fhir+xml", 400, "structure", "Patient.foo"},
+			{"xml entity", "/Patient", `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><Patient xmlns="http://hl7.org/fhir"><gender value="&e;"/></Patient>`, "application/fhir+xml", 400, "", ""},
 			{"form body", "/Patient", "a=b", "application/x-www-form-urlencoded", 415, "not-supported", ""},
 			{"not json", "/Patient", `{"resourceType":"Patient",`, "", 400, "invalid", ""},
 			{"empty body", "/Patient", "", "application/fhir+json", 400, "required", ""},
@@ -462,9 +465,12 @@ func TestNegotiation(t *testing.T) {
 			{"accept fhir json", "", []string{"Accept", "application/fhir+json"}, 200, "application/fhir+json"},
 			{"accept json", "", []string{"Accept", "application/json"}, 200, "application/json"},
 			{"accept any", "", []string{"Accept", "text/html, */*;q=0.8"}, 200, "application/fhir+json"},
-			{"accept xml", "", []string{"Accept", "application/fhir+xml"}, 406, "application/fhir+json"},
-			{"_format=xml", "?_format=xml", nil, 406, "application/fhir+json"},
+			{"accept fhir xml", "", []string{"Accept", "application/fhir+xml"}, 200, "application/fhir+xml"},
+			{"accept xml", "", []string{"Accept", "application/xml"}, 200, "application/xml"},
+			{"_format=xml", "?_format=xml", nil, 200, "application/fhir+xml"},
 			{"_format wins over accept", "?_format=json", []string{"Accept", "application/fhir+xml"}, 200, "application/fhir+json"},
+			{"accept html only", "", []string{"Accept", "text/html"}, 406, "application/fhir+json"},
+			{"_format unknown", "?_format=turtle", nil, 406, "application/fhir+json"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

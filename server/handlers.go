@@ -11,7 +11,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir"
-	"carefhir/fhir/fhirjson"
 	"carefhir/store"
 )
 
@@ -163,7 +162,7 @@ func (a *api) writeVersion(c *gin.Context, status int, v *store.Version) {
 		return
 	}
 	setVersionHeaders(c, v)
-	writeJSON(c, status, body)
+	writeFHIR(c, status, body)
 }
 
 // baseURL is the public base of the API, including /fhir.
@@ -180,9 +179,6 @@ func (a *api) baseURL(c *gin.Context) string {
 
 // readResource reads and decodes the request body as a resource of typ.
 func readResource(c *gin.Context, typ string) (fhir.Resource, error) {
-	if err := checkContentType(c); err != nil {
-		return nil, err
-	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -194,11 +190,11 @@ func readResource(c *gin.Context, typ string) (fhir.Resource, error) {
 	if len(body) == 0 {
 		return nil, errorf(http.StatusBadRequest, "required", "the request body is empty: send a %s resource", typ)
 	}
-	res, err := fhirjson.UnmarshalAs(body, typ)
+	res, err := decodeBody(c, body, typ)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMandatory(res, body); err != nil {
+	if err := checkMandatory(res); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -329,10 +325,10 @@ func (a *api) writeResult(c *gin.Context, status int, v *store.Version) {
 		c.Status(status)
 		c.Writer.WriteHeaderNow()
 	case "OperationOutcome":
-		writeJSON(c, status, newOutcome(Issue{Severity: "information", Code: "informational",
+		writeFHIR(c, status, newOutcome(Issue{Severity: "information", Code: "informational",
 			Diagnostics: http.StatusText(status) + ": " + v.Type + "/" + v.ID + " version " + strconv.FormatInt(v.VersionID, 10)}).marshal())
 	default:
-		writeJSON(c, status, v.JSON)
+		writeFHIR(c, status, v.JSON)
 	}
 }
 
@@ -401,7 +397,7 @@ func writeDeleted(c *gin.Context, v *store.Version) {
 		msg = "deleted " + v.Type + "/" + v.ID + " (version " + strconv.FormatInt(v.VersionID, 10) + ")"
 	}
 	if preferReturn(c) == "OperationOutcome" {
-		writeJSON(c, http.StatusOK, newOutcome(Issue{Severity: "information", Code: "informational", Diagnostics: msg}).marshal())
+		writeFHIR(c, http.StatusOK, newOutcome(Issue{Severity: "information", Code: "informational", Diagnostics: msg}).marshal())
 		return
 	}
 	c.Status(http.StatusNoContent)

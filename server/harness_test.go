@@ -156,7 +156,8 @@ func (r *response) json(t *testing.T) map[string]any {
 }
 
 // outcome checks the response is an OperationOutcome with an issue of the
-// given code (and, when set, expression) and returns its first diagnostics.
+// given code and expression (either may be "" for any) and returns its
+// diagnostics.
 func (r *response) outcome(t *testing.T, code, expression string) string {
 	t.Helper()
 	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/fhir+json") {
@@ -173,7 +174,7 @@ func (r *response) outcome(t *testing.T, code, expression string) string {
 		t.Fatalf("want an OperationOutcome, got: %s", truncate(r.body))
 	}
 	for _, is := range oo.Issue {
-		if is.Code != code {
+		if code != "" && is.Code != code {
 			continue
 		}
 		if expression == "" {

@@ -134,7 +134,7 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		c.Error(err)
 		return
 	}
-	writeJSON(c, http.StatusOK, body)
+	writeFHIR(c, http.StatusOK, body)
 }
 
 // historyEntry describes one version as the interaction that made it.

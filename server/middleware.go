@@ -77,7 +77,7 @@ func writeErrors(c *gin.Context) {
 	for k, v := range header {
 		c.Writer.Header()[k] = v
 	}
-	writeJSON(c, status, oo.marshal())
+	writeFHIR(c, status, oo.marshal())
 }
 
 // limitBody bounds every request body; reading past the limit fails with

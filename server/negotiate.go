@@ -3,24 +3,30 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"mime"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/fhirxml"
 )
 
 const (
 	mimeFHIRJSON = "application/fhir+json"
 	mimeJSON     = "application/json"
+	mimeFHIRXML  = "application/fhir+xml"
+	mimeXML      = "application/xml"
 )
 
-// jsonTypes are the media types carefhir reads and writes, in preference
-// order; xmlTypes are FHIR's XML forms, recognised so that a client asking for
-// XML gets a precise 406/415 rather than JSON it did not ask for.
+// jsonTypes and xmlTypes are the media types of FHIR's two wire formats
+// that carefhir reads and writes.
 var (
 	jsonTypes = map[string]bool{mimeFHIRJSON: true, mimeJSON: true, "application/json+fhir": true, "text/json": true}
-	xmlTypes  = map[string]bool{"application/fhir+xml": true, "application/xml": true, "text/xml": true, "application/xml+fhir": true}
+	xmlTypes  = map[string]bool{mimeFHIRXML: true, mimeXML: true, "text/xml": true, "application/xml+fhir": true}
 )
 
 // formatAliases maps the short and long values of the _format parameter to a
@@ -28,9 +34,8 @@ var (
 var formatAliases = map[string]string{
 	"json": mimeFHIRJSON, mimeFHIRJSON: mimeFHIRJSON, mimeJSON: mimeJSON,
 	"application/json+fhir": mimeFHIRJSON, "text/json": mimeJSON,
-	"xml": "application/fhir+xml", "application/fhir+xml": "application/fhir+xml",
-	"application/xml": "application/fhir+xml", "text/xml": "application/fhir+xml",
-	"application/xml+fhir": "application/fhir+xml",
+	"xml": mimeFHIRXML, mimeFHIRXML: mimeFHIRXML, mimeXML: mimeXML, "text/xml": mimeXML,
+	"application/xml+fhir": mimeFHIRXML,
 }
 
 // negotiate decides the response media type from _format (which wins, as
@@ -52,9 +57,9 @@ const ctxMediaType = "carefhir.mediaType"
 func responseType(format, accept string) (string, error) {
 	if format != "" {
 		mt, ok := formatAliases[strings.ToLower(strings.TrimSpace(strings.SplitN(format, ";", 2)[0]))]
-		if !ok || !jsonTypes[mt] {
+		if !ok {
 			return "", errorf(http.StatusNotAcceptable, "not-supported",
-				"_format %q is not supported: this server answers in application/fhir+json", format).at("_format")
+				"_format %q is not supported: use json or xml", truncate(format, 40)).at("_format")
 		}
 		return mt, nil
 	}
@@ -74,44 +79,74 @@ func responseType(format, accept string) (string, error) {
 			return mimeJSON, nil
 		case jsonTypes[mt], mt == "*/*", mt == "application/*":
 			return mimeFHIRJSON, nil
+		case mt == mimeXML || mt == "text/xml":
+			return mimeXML, nil
+		case xmlTypes[mt]:
+			return mimeFHIRXML, nil
 		}
 	}
 	return "", errorf(http.StatusNotAcceptable, "not-supported",
-		"none of the media types in Accept %q is supported: this server answers in application/fhir+json", accept)
+		"none of the media types in Accept %q is supported: use application/fhir+json or application/fhir+xml", truncate(accept, 200))
 }
 
-// checkContentType accepts FHIR JSON request bodies and refuses others with
-// 415.
-func checkContentType(c *gin.Context) error {
+// decodeBody reads a request body in the format its Content-Type names,
+// refusing other media types with 415.
+func decodeBody(c *gin.Context, body []byte, typ string) (fhir.Resource, error) {
 	ct := c.GetHeader("Content-Type")
 	if ct == "" {
-		return errorf(http.StatusUnsupportedMediaType, "not-supported",
-			"Content-Type is missing: send application/fhir+json")
+		return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
+			"Content-Type is missing: send application/fhir+json or application/fhir+xml")
 	}
 	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || !jsonTypes[mt] {
-		return errorf(http.StatusUnsupportedMediaType, "not-supported",
-			"Content-Type %q is not supported: send application/fhir+json", ct)
+	if err != nil || !jsonTypes[mt] && !xmlTypes[mt] {
+		return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
+			"Content-Type %q is not supported: send application/fhir+json or application/fhir+xml", truncate(ct, 80))
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return errorf(http.StatusUnsupportedMediaType, "not-supported",
-			"charset %q is not supported: FHIR JSON is UTF-8", cs)
+		return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
+			"charset %q is not supported: FHIR is exchanged in UTF-8", truncate(cs, 40))
 	}
-	return nil
+	if xmlTypes[mt] {
+		return fhirxml.UnmarshalAs(body, typ)
+	}
+	return fhirjson.UnmarshalAs(body, typ)
 }
 
-// writeJSON writes a FHIR JSON body with the negotiated media type,
-// indenting it when _pretty=true.
-func writeJSON(c *gin.Context, status int, body []byte) {
+// writeFHIR writes a resource, given as its JSON form, in the negotiated
+// format: JSON as it is (indented when _pretty=true), or XML.
+func writeFHIR(c *gin.Context, status int, body []byte) {
 	mt := c.GetString(ctxMediaType)
 	if mt == "" {
 		mt = mimeFHIRJSON
 	}
-	if c.Query("_pretty") == "true" {
+	if xmlTypes[mt] {
+		xml, err := toXML(body)
+		if err != nil {
+			// Only a resource this server wrote reaches here; failing to
+			// convert it is a bug, reported without internals.
+			c.Error(err)
+			mt, body, status = mimeFHIRJSON, newOutcome(Issue{Severity: "fatal", Code: "exception",
+				Diagnostics: "internal server error"}).marshal(), http.StatusInternalServerError
+		} else {
+			body = xml
+		}
+	} else if c.Query("_pretty") == "true" {
 		var buf bytes.Buffer
 		if err := json.Indent(&buf, body, "", "  "); err == nil {
 			body = buf.Bytes()
 		}
 	}
 	c.Data(status, mt+"; charset=utf-8", body)
+}
+
+func toXML(jsonBody []byte) ([]byte, error) {
+	res, err := fhirjson.Unmarshal(jsonBody)
+	if err != nil {
+		return nil, fmt.Errorf("convert to XML: %w", err)
+	}
+	b, err := fhirxml.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("convert to XML: %w", err)
+	}
+	return b, nil
 }

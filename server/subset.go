@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 
 	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
 )
 
 // member is one name/value pair of a JSON object, in document order.
@@ -140,47 +142,37 @@ func tagSubsetted(meta json.RawMessage) (json.RawMessage, error) {
 }
 
 // checkMandatory reports the top-level elements the definition of the
-// resource's type requires but the body lacks (422). Choice elements, given
-// as "name[x]", are present when any of their forms is.
-func checkMandatory(res fhir.Resource, body []byte) error {
+// resource's type requires but the resource lacks (422). A choice element,
+// given as "name[x]", is present when any of its forms is.
+func checkMandatory(res fhir.Resource) error {
 	required := fhir.MandatoryElements(res.ResourceType())
 	if len(required) == 0 {
 		return nil
 	}
-	ms, err := members(body)
-	if err != nil {
-		return fmt.Errorf("check %s: %w", res.ResourceType(), err)
-	}
-	present := make(map[string]bool, len(ms))
-	for _, m := range ms {
-		present[strings.TrimPrefix(m.Name, "_")] = true
+	v := reflect.ValueOf(res).Elem()
+	fields, _ := fhirjson.Fields(v.Type())
+	present := make(map[string]bool, len(fields))
+	for _, f := range fields {
+		if fv := v.Field(f.Index); !fv.IsZero() && !(fv.Kind() == reflect.Slice && fv.Len() == 0) {
+			present[f.Name] = true
+			if f.Choice != "" {
+				present[f.Choice] = true
+			}
+		}
 	}
 	var missing []Issue
 	for _, name := range required {
-		if base, ok := strings.CutSuffix(name, "[x]"); ok {
-			if hasChoice(ms, base) {
-				continue
-			}
-		} else if present[name] {
+		if present[name] {
 			continue
 		}
 		missing = append(missing, Issue{Severity: "error", Code: "required",
 			Diagnostics: fmt.Sprintf("%s.%s is required (minimum cardinality 1) but missing", res.ResourceType(), name),
-			Expression:  []string{res.ResourceType() + "." + name}})
+			Expression:  []string{res.ResourceType() + "." + strings.TrimSuffix(name, "[x]")}})
 	}
 	if len(missing) > 0 {
 		return &Error{Status: http.StatusUnprocessableEntity, Issues: missing}
 	}
 	return nil
-}
-
-func hasChoice(ms []member, base string) bool {
-	for _, m := range ms {
-		if isChoiceOf(strings.TrimPrefix(m.Name, "_"), []string{base}) {
-			return true
-		}
-	}
-	return false
 }
 
 // isChoiceOf reports whether the property name is a form of one of the

@@ -1,0 +1,113 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/fhirxml"
+)
+
+// TestXML exchanges resources in FHIR XML: accepted on create, served on
+// read, history and errors, equal to the JSON form of the same resource.
+func TestXML(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const xmlPatient = `<Patient xmlns="http://hl7.org/fhir"><identifier><system value="https://fhir.nhs.uk/Id/nhs-number"/><value value="9000000009"/></identifier>` +
+			`<name><family value="O'Brien"/><given value="Siân"/></name><birthDate value="1970-03-01"><extension url="http://example.org/x"><valueString value="y"/></extension></birthDate></Patient>`
+		created := c.do("POST", "/Patient", xmlPatient, "Content-Type", "application/fhir+xml", "Accept", "application/fhir+xml").want(t, 201)
+		if ct := created.header.Get("Content-Type"); ct != "application/fhir+xml; charset=utf-8" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		res, err := fhirxml.UnmarshalAs(created.body, "Patient")
+		if err != nil {
+			t.Fatalf("created body is not a Patient in XML: %v\n%s", err, created.body)
+		}
+		asJSON := c.do("GET", strings.TrimPrefix(created.header.Get("Location"), c.base), "").want(t, 200)
+		want, err := fhirjson.Marshal(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !jsonEqual(t, want, asJSON.body) {
+			t.Errorf("XML and JSON forms differ:\n%s\n%s", want, asJSON.body)
+		}
+		if str(asJSON.json(t), "_birthDate", "extension", 0, "valueString") != "y" {
+			t.Errorf("primitive extension lost: %s", asJSON.body)
+		}
+
+		h := c.do("GET", "/Patient/_history?_format=xml", "").want(t, 200)
+		if _, err := fhirxml.UnmarshalAs(h.body, "Bundle"); err != nil {
+			t.Errorf("history in XML: %v\n%s", err, h.body)
+		}
+		nf := c.do("GET", "/Patient/unknown", "", "Accept", "application/fhir+xml").want(t, 404)
+		if _, err := fhirxml.UnmarshalAs(nf.body, "OperationOutcome"); err != nil {
+			t.Errorf("error in XML: %v\n%s", err, nf.body)
+		}
+		meta := c.do("GET", "/metadata?_format=xml", "").want(t, 200)
+		if _, err := fhirxml.UnmarshalAs(meta.body, "CapabilityStatement"); err != nil {
+			t.Errorf("CapabilityStatement in XML: %v", err)
+		}
+	})
+}
+
+// TestUKCoreExamplesXML posts every UK Core example (published in XML) of a
+// served type as XML and reads it back as XML: the same resource, apart
+// from what the server assigns.
+func TestUKCoreExamplesXML(t *testing.T) {
+	files, err := filepath.Glob("../testdata/uk-core/*.xml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no UK Core examples: %v", err)
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		posted := 0
+		for _, file := range files {
+			sent, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := fhirxml.Unmarshal(sent)
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			r := c.do("POST", "/"+res.ResourceType(), string(sent), "Content-Type", "application/fhir+xml")
+			if r.status == http.StatusNotFound {
+				continue // a type carefhir does not serve
+			}
+			posted++
+			r.want(t, 201)
+			back := c.do("GET", strings.TrimPrefix(r.header.Get("Location"), c.base), "", "Accept", "application/fhir+xml").want(t, 200)
+			got, err := fhirxml.Unmarshal(back.body)
+			if err != nil {
+				t.Fatalf("%s: read back: %v", file, err)
+			}
+			wantJSON, _ := fhirjson.Marshal(res)
+			gotJSON, _ := fhirjson.Marshal(got)
+			if !reflect.DeepEqual(comparable(t, wantJSON), comparable(t, gotJSON)) {
+				t.Errorf("%s changed:\nsent %s\ngot  %s", filepath.Base(file), wantJSON, gotJSON)
+			}
+		}
+		if posted < 80 {
+			t.Errorf("only %d UK Core examples posted", posted)
+		}
+	})
+}
+
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	da, db := json.NewDecoder(bytes.NewReader(a)), json.NewDecoder(bytes.NewReader(b))
+	da.UseNumber()
+	db.UseNumber()
+	if err := da.Decode(&x); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Decode(&y); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(x, y)
+}
