@@ -1,0 +1,149 @@
+package profiles
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+)
+
+const cataloguePatient = "http://example.org/fhir/StructureDefinition/catalogue-patient"
+
+// TestInvalidCatalogue rejects one invalid variant per rule, with the
+// expected issue at the expected location.
+func TestInvalidCatalogue(t *testing.T) {
+	prof, err := os.ReadFile("testdata/catalogue-patient.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(Options{Resources: [][]byte{prof}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nhs = `{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9912003888"}`
+	const mrn = `{"system":"http://example.org/mrn","value":"1"}`
+	tests := []struct {
+		name     string
+		resource string
+		profile  string
+		severity string
+		code     string
+		expr     string
+	}{
+		{"invalid JSON", `{"resourceType":`, "", "fatal", "structure", ""},
+		{"unknown resource type", `{"resourceType":"Patientx"}`, "", "fatal", "structure", "Patientx"},
+		{"unknown element", `{"resourceType":"Patient","foo":1}`, "", "error", "structure", "Patient"},
+		{"missing required element", `{"resourceType":"Observation","code":{"text":"x"}}`, "", "error", "required", "Observation.status"},
+		{"array where single", `{"resourceType":"Patient","gender":["male"]}`, "", "error", "structure", "Patient.gender"},
+		{"single where array", `{"resourceType":"Patient","name":{"family":"x"}}`, "", "error", "structure", "Patient.name"},
+		{"choice type not allowed", `{"resourceType":"Patient","deceasedString":"x"}`, "", "error", "structure", "Patient.deceased"},
+		{"two choice variants", `{"resourceType":"Patient","deceasedBoolean":true,"deceasedDateTime":"2020"}`, "", "error", "structure", "Patient.deceased"},
+		{"primitive format", `{"resourceType":"Patient","birthDate":"1990-13-45"}`, "", "error", "value", "Patient.birthDate"},
+		{"primitive JSON type", `{"resourceType":"Patient","active":"yes"}`, "", "error", "structure", "Patient.active"},
+		{"empty object", `{"resourceType":"Patient","name":[{}]}`, "", "error", "invalid", "Patient.name[0]"},
+		{"required binding", `{"resourceType":"Patient","gender":"boy"}`, "", "error", "code-invalid", "Patient.gender"},
+		{"extensible binding", `{"resourceType":"Patient","maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"ZZ"}]}}`, "", "warning", "code-invalid", "Patient.maritalStatus"},
+		{"invariant", `{"resourceType":"Patient","contact":[{"gender":"male"}]}`, "", "error", "invariant", "Patient.contact[0]"},
+		{"resource invariant", `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","contained":[{"resourceType":"Organization","id":"p","name":"y"}]}],"managingOrganization":{"reference":"#o"}}`, "", "error", "invariant", "Patient"},
+		{"reference target type", `{"resourceType":"Patient","managingOrganization":{"reference":"Patient/1"}}`, "", "error", "structure", "Patient.managingOrganization"},
+		{"local reference", `{"resourceType":"Patient","managingOrganization":{"reference":"#nope"}}`, "", "error", "structure", "Patient.managingOrganization.reference"},
+		{"narrative script", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><script>alert(1)</script></div>"}}`, "", "error", "value", "Patient.text.div"},
+		{"narrative event attribute", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p onclick=\"x()\">a</p></div>"}}`, "", "error", "value", "Patient.text.div"},
+		{"narrative javascript URL", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\" JavaScript:x()\">a</a></div>"}}`, "", "error", "value", "Patient.text.div"},
+		{"narrative not xhtml div", `{"resourceType":"Patient","text":{"status":"generated","div":"<p>a</p>"}}`, "", "error", "value", "Patient.text.div"},
+		{"fixed value", `{"resourceType":"Patient","identifier":[` + mrn + `],"gender":"male"}`, cataloguePatient, "error", "value", "Patient.gender"},
+		{"pattern", `{"resourceType":"Patient","identifier":[` + mrn + `],"maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"S"}]}}`, cataloguePatient, "error", "value", "Patient.maritalStatus"},
+		{"closed slicing", `{"resourceType":"Patient","identifier":[` + mrn + `,{"system":"http://other","value":"2"}]}`, cataloguePatient, "error", "structure", "Patient.identifier[1]"},
+		{"slice minimum", `{"resourceType":"Patient","active":true}`, cataloguePatient, "error", "required", "Patient.identifier"},
+		{"slice maximum", `{"resourceType":"Patient","identifier":[` + mrn + `,` + mrn + `]}`, cataloguePatient, "error", "structure", "Patient.identifier"},
+		{"profile for another type", `{"resourceType":"Observation","status":"final","code":{"text":"x"}}`, cataloguePatient, "error", "structure", "Observation"},
+		{"unknown profile", `{"resourceType":"Patient","active":true}`, "http://example.org/none", "warning", "not-found", "Patient.meta.profile"},
+		{"NHS number check digit", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9912003889"}]}`, "", "error", "value", "Patient.identifier[0].value"},
+		{"NHS number length", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"991200388"}]}`, "", "error", "value", "Patient.identifier[0].value"},
+		{"UK Core NHS number slice maximum", `{"resourceType":"Patient","identifier":[` + nhs + `,` + nhs + `]}`, ukPatient, "error", "structure", "Patient.identifier"},
+		{"verification status code", `{"resourceType":"Patient","identifier":[{"extension":[` + verification(VerificationStatusSystem, "09") + `],"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9912003888"}]}`, ukPatient, "error", "code-invalid", "Patient.identifier[0].extension[0].value.ofType(CodeableConcept).coding[0].code"},
+		{"retired verification status system", `{"resourceType":"Patient","identifier":[{"extension":[` + verification(RetiredVerificationStatusSystem, "01") + `],"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9912003888"}]}`, ukPatient, "warning", "code-invalid", "Patient.identifier[0].extension[0].value.ofType(CodeableConcept).coding[0].system"},
+		{"ODS code", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"rr8!"}]}`, "", "error", "value", "Organization.identifier[0].value"},
+		{"GMC number", `{"resourceType":"Practitioner","identifier":[{"system":"https://fhir.hl7.org.uk/Id/gmc-number","value":"12"}]}`, "", "error", "value", "Practitioner.identifier[0].value"},
+		{"GMP number", `{"resourceType":"Practitioner","identifier":[{"system":"https://fhir.hl7.org.uk/Id/gmp-number","value":"X1234567"}]}`, "", "error", "value", "Practitioner.identifier[0].value"},
+		{"NMC PIN", `{"resourceType":"Practitioner","identifier":[{"system":"https://fhir.hl7.org.uk/Id/nmc-number","value":"1234567"}]}`, "", "error", "value", "Practitioner.identifier[0].value"},
+		{"HCPC number", `{"resourceType":"Practitioner","identifier":[{"system":"https://fhir.hl7.org.uk/Id/hcpc-number","value":"12345"}]}`, "", "error", "value", "Practitioner.identifier[0].value"},
+		{"UK Core extensible binding", `{"resourceType":"Patient","extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory","valueCodeableConcept":{"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland","code":"ZZ"}]}}]}`, ukPatient, "warning", "code-invalid", "Patient.extension[0].value.ofType(CodeableConcept)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var profiles []string
+			if tt.profile != "" {
+				profiles = append(profiles, tt.profile)
+			}
+			issues := v.Validate(context.Background(), []byte(tt.resource), profiles...)
+			for _, is := range issues {
+				if is.Severity == tt.severity && is.Code == tt.code && is.Expression == tt.expr {
+					return
+				}
+			}
+			t.Errorf("want %s %s at %q; got %s", tt.severity, tt.code, tt.expr, show(issues))
+		})
+	}
+}
+
+const ukPatient = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"
+
+func verification(system, code string) string {
+	b, _ := json.Marshal(map[string]any{"url": VerificationStatusURL, "valueCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": system, "code": code}}}})
+	return string(b)
+}
+
+func show(issues []Issue) string {
+	var b strings.Builder
+	for _, is := range issues {
+		b.WriteString("\n  " + is.Severity + " " + is.Code + " " + is.Expression + ": " + is.Message)
+	}
+	return b.String()
+}
+
+// TestValidResources accepts valid resources with no error.
+func TestValidResources(t *testing.T) {
+	v := validator(t)
+	tests := []struct {
+		name, resource, profile string
+	}{
+		{"UK Core patient with verified NHS number", `{"resourceType":"Patient","identifier":[{"extension":[` + verification(VerificationStatusSystem, "01") + `],"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9912003888"}],"gender":"female","birthDate":"1990-01-01"}`, ukPatient},
+		{"primitive extension only", `{"resourceType":"Patient","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}}`, ""},
+		{"ODS code", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"RR8"}],"name":"x"}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var profiles []string
+			if tt.profile != "" {
+				profiles = append(profiles, tt.profile)
+			}
+			if errs := errorsOf(v.Validate(context.Background(), []byte(tt.resource), profiles...)); len(errs) > 0 {
+				t.Errorf("unexpected errors:%s", show(errs))
+			}
+		})
+	}
+}
+
+func TestValidNHSNumber(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string
+		want  bool
+	}{
+		{"valid", "9912003888", true},
+		{"valid check digit 0", "9434765870", true},
+		{"wrong check digit", "9912003889", false},
+		{"check digit 10", "1000000010", false},
+		{"short", "991200388", false},
+		{"letters", "99120038a8", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ValidNHSNumber(tt.value); got != tt.want {
+				t.Errorf("ValidNHSNumber(%q) = %v", tt.value, got)
+			}
+		})
+	}
+}

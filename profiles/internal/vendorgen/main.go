@@ -1,0 +1,318 @@
+// Command vendorgen writes the conformance resources and test data that
+// package profiles vendors, from a copy of the published sources:
+//
+//	go run ./profiles/internal/vendorgen -shared ../shared
+//
+// It writes, relative to the module root:
+//
+//   - profiles/conformance/r4-extensions.json.gz: the R4 core extension
+//     StructureDefinitions;
+//   - profiles/conformance/r4-terminology.json.gz: the R4 and HL7 v3 ValueSets
+//     reachable from a binding of a vendored definition, and the CodeSystems
+//     they include;
+//   - profiles/conformance/ukcore.json.gz: the UK Core StructureDefinitions,
+//     ValueSets and CodeSystems, converted from XML;
+//   - testdata/uk-core-profiles/examples: the UK Core examples (XML, unchanged);
+//   - profiles/testdata/validator: the HL7 validator test cases (unchanged).
+//
+// Narrative text, and descriptive parts the validator never reads, are
+// dropped to keep the embedded files small.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"carefhir/fhir/definitions"
+	"carefhir/profiles/internal/xmljson"
+)
+
+func main() {
+	shared := flag.String("shared", "../shared", "folder holding fhir-r4 and fixtures")
+	out := flag.String("out", ".", "module root to write into")
+	flag.Parse()
+	if err := run(*shared, *out); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type resource = map[string]any
+
+func run(shared, out string) error {
+	conv, err := xmljson.New()
+	if err != nil {
+		return err
+	}
+	var ukcore []resource
+	for _, dir := range []string{"structuredefinitions", "valuesets", "codesystems"} {
+		files, err := filepath.Glob(filepath.Join(shared, "fixtures/uk-core", dir, "*.xml"))
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			js, err := conv.Convert(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			var r resource
+			if err := json.Unmarshal(js, &r); err != nil {
+				return err
+			}
+			ukcore = append(ukcore, strip(r))
+		}
+	}
+	extensions, err := readBundle(filepath.Join(shared, "fhir-r4/extension-definitions.json.gz"))
+	if err != nil {
+		return err
+	}
+	for i, r := range extensions {
+		delete(r, "differential")
+		extensions[i] = strip(r)
+	}
+	base, err := baseDefinitions()
+	if err != nil {
+		return err
+	}
+	var terms []resource
+	for _, name := range []string{"valuesets.json.gz", "v3-codesystems.json.gz"} {
+		rs, err := readBundle(filepath.Join(shared, "fhir-r4", name))
+		if err != nil {
+			return err
+		}
+		terms = append(terms, rs...)
+	}
+	terms = reachable(terms, append(append(base, extensions...), ukcore...))
+	for i, r := range terms {
+		terms[i] = strip(r)
+	}
+	conf := filepath.Join(out, "profiles/conformance")
+	for name, rs := range map[string][]resource{
+		"r4-extensions.json.gz":  extensions,
+		"r4-terminology.json.gz": terms,
+		"ukcore.json.gz":         ukcore,
+	} {
+		if err := writeBundle(filepath.Join(conf, name), rs); err != nil {
+			return err
+		}
+	}
+	if err := copyFiles(filepath.Join(shared, "fixtures/uk-core/examples"), filepath.Join(out, "testdata/uk-core-profiles/examples")); err != nil {
+		return err
+	}
+	return copyFiles(filepath.Join(shared, "fixtures/validator"), filepath.Join(out, "profiles/testdata/validator"))
+}
+
+// strip drops what validation never reads: narrative, mappings and prose.
+func strip(r resource) resource {
+	delete(r, "text")
+	delete(r, "mapping")
+	for _, part := range []string{"snapshot", "differential"} {
+		p, _ := r[part].(map[string]any)
+		els, _ := p["element"].([]any)
+		for _, e := range els {
+			el, _ := e.(map[string]any)
+			for _, k := range []string{"mapping", "definition", "comment", "requirements", "alias", "meaningWhenMissing", "isModifierReason"} {
+				delete(el, k)
+			}
+		}
+	}
+	var concepts func([]any)
+	concepts = func(cs []any) {
+		for _, c := range cs {
+			m, _ := c.(map[string]any)
+			delete(m, "definition")
+			delete(m, "designation")
+			sub, _ := m["concept"].([]any)
+			concepts(sub)
+		}
+	}
+	if cs, ok := r["concept"].([]any); ok {
+		concepts(cs)
+	}
+	return r
+}
+
+func readBundle(path string) ([]resource, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	var b struct {
+		Entry []struct {
+			Resource resource `json:"resource"`
+		} `json:"entry"`
+	}
+	dec := json.NewDecoder(zr)
+	dec.UseNumber()
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var rs []resource
+	for _, e := range b.Entry {
+		rs = append(rs, e.Resource)
+	}
+	return rs, nil
+}
+
+func baseDefinitions() ([]resource, error) {
+	var all []resource
+	for _, name := range []string{"profiles-types.json.gz", "profiles-resources.json.gz"} {
+		f, err := definitions.FS.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, err
+		}
+		var b struct {
+			Entry []struct {
+				Resource resource `json:"resource"`
+			} `json:"entry"`
+		}
+		err = json.NewDecoder(zr).Decode(&b)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range b.Entry {
+			all = append(all, e.Resource)
+		}
+	}
+	return all, nil
+}
+
+func canonical(s string) string {
+	s, _, _ = strings.Cut(s, "|")
+	return s
+}
+
+// reachable keeps the ValueSets bound by some element of defs, the ValueSets
+// those include, and the CodeSystems they draw codes from.
+func reachable(terms, defs []resource) []resource {
+	byURL := map[string]resource{}
+	for _, r := range terms {
+		if u, ok := r["url"].(string); ok {
+			byURL[u] = r
+		}
+	}
+	keep := map[string]bool{}
+	var visit func(url string)
+	visit = func(url string) {
+		url = canonical(url)
+		r, ok := byURL[url]
+		if !ok || keep[url] {
+			return
+		}
+		keep[url] = true
+		if vs, ok := r["valueSet"].(string); ok { // a CodeSystem's implicit value set
+			visit(vs)
+		}
+		compose, _ := r["compose"].(map[string]any)
+		for _, part := range []string{"include", "exclude"} {
+			incs, _ := compose[part].([]any)
+			for _, i := range incs {
+				inc, _ := i.(map[string]any)
+				if s, ok := inc["system"].(string); ok {
+					visit(s)
+				}
+				vss, _ := inc["valueSet"].([]any)
+				for _, v := range vss {
+					if s, ok := v.(string); ok {
+						visit(s)
+					}
+				}
+			}
+		}
+	}
+	for _, d := range defs {
+		for _, part := range []string{"snapshot", "differential"} {
+			p, _ := d[part].(map[string]any)
+			els, _ := p["element"].([]any)
+			for _, e := range els {
+				el, _ := e.(map[string]any)
+				b, _ := el["binding"].(map[string]any)
+				if vs, ok := b["valueSet"].(string); ok {
+					visit(vs)
+				}
+			}
+		}
+	}
+	var out []resource
+	for _, r := range terms {
+		if u, ok := r["url"].(string); ok && keep[u] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func writeBundle(path string, rs []resource) error {
+	sort.SliceStable(rs, func(i, j int) bool {
+		a, _ := rs[i]["url"].(string)
+		b, _ := rs[j]["url"].(string)
+		return a < b
+	})
+	var entries []any
+	for _, r := range rs {
+		entries = append(entries, map[string]any{"resource": r})
+	}
+	js, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "collection", "entry": entries})
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return err
+	}
+	if _, err := zw.Write(js); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+func copyFiles(from, to string) error {
+	files, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if f.IsDir() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(from, f.Name()))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(to, f.Name()), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

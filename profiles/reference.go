@@ -1,0 +1,97 @@
+package profiles
+
+import (
+	"strings"
+)
+
+// reference checks that a Reference points at a resource of a type the
+// element allows (ElementDefinition.type.targetProfile) and that a local
+// reference "#id" names a contained resource.
+func (w *walker) reference(it item, d *ElementDefinition) {
+	m, _ := it.val.(map[string]any)
+	ref, _ := m["reference"].(string)
+	if ref == "" {
+		return
+	}
+	var targetType string
+	switch {
+	case ref == "#":
+		targetType, _ = w.res["resourceType"].(string)
+	case strings.HasPrefix(ref, "#"):
+		target := w.contained(ref[1:])
+		if target == nil {
+			w.add("error", "structure", it.path+".reference", "the reference %s names no contained resource", ref)
+			return
+		}
+		targetType, _ = target["resourceType"].(string)
+	default:
+		if r := w.bundle[ref]; r != nil {
+			targetType, _ = r["resourceType"].(string)
+		} else {
+			targetType = referenceType(ref)
+			if targetType != "" && !w.v.isResource(targetType) {
+				targetType = ""
+			}
+		}
+	}
+	if targetType == "" {
+		return
+	}
+	if t, ok := m["type"].(string); ok && t != targetType && w.v.isResource(t) {
+		w.add("error", "structure", it.path, "the reference is to a %s but its type says %s", targetType, t)
+	}
+	var allowed []string
+	for _, t := range d.Type {
+		if t.typeCode() != "Reference" {
+			continue
+		}
+		for _, tp := range t.TargetProfile {
+			s := w.v.structure(tp)
+			if s == nil {
+				return // a target profile not known here: do not guess
+			}
+			allowed = append(allowed, s.sd.Type)
+		}
+	}
+	if len(allowed) == 0 {
+		return
+	}
+	for _, a := range allowed {
+		if a == targetType || a == "Resource" || a == "DomainResource" && targetType != "Bundle" && targetType != "Parameters" && targetType != "Binary" {
+			return
+		}
+	}
+	w.add("error", "structure", it.path, "the reference is to a %s, which is not one of the allowed target types %s", targetType, strings.Join(allowed, ", "))
+}
+
+func (w *walker) contained(id string) map[string]any {
+	holder := w.res
+	if w.container != nil {
+		holder = w.container
+	}
+	list, _ := holder["contained"].([]any)
+	for _, c := range list {
+		if m, ok := c.(map[string]any); ok && m["id"] == id {
+			return m
+		}
+	}
+	return nil
+}
+
+// referenceType returns the resource type a literal reference names:
+// "Patient/1", "http://x/fhir/Patient/1" and ".../Patient/1/_history/2"
+// name Patient. Other forms (urn:uuid:, urn:oid:) name none.
+func referenceType(ref string) string {
+	if strings.HasPrefix(ref, "urn:") {
+		return ""
+	}
+	ref, _, _ = strings.Cut(ref, "?")
+	if i := strings.Index(ref, "/_history/"); i >= 0 {
+		ref = ref[:i]
+	}
+	parts := strings.Split(ref, "/")
+	if len(parts) < 2 {
+		return ""
+	}
+	return parts[len(parts)-2]
+}

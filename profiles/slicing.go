@@ -1,0 +1,361 @@
+package profiles
+
+import (
+	"strings"
+)
+
+// slice assigns the occurrences of a sliced element to its slices by the
+// discriminators (https://hl7.org/fhir/R4/profiling.html#slicing), then
+// checks each slice's cardinality and the slicing rules (closed, openAtEnd,
+// ordered).
+func (w *walker) slice(c *elem, items []item, assigned []*elem, path string) {
+	var ds []Discriminator
+	rules := "open"
+	ordered := false
+	if c.def.Slicing != nil {
+		ds = c.def.Slicing.Discriminator
+		rules = c.def.Slicing.Rules
+		ordered = c.def.Slicing.Ordered
+	}
+	counts := make([]int, len(c.slices))
+	lastSlice, firstUnmatched := -1, -1
+	for i, it := range items {
+		for si, s := range c.slices {
+			if w.matches(it, s, ds) {
+				assigned[i] = s
+				counts[si]++
+				if ordered && si < lastSlice {
+					w.add("error", "structure", it.path, "slice %s is out of order: the slices of %s are ordered", s.def.SliceName, c.def.Path)
+				}
+				if rules == "openAtEnd" && firstUnmatched >= 0 {
+					w.add("error", "structure", items[firstUnmatched].path, "this element matches no slice of %s but comes before a sliced one (openAtEnd)", c.def.Path)
+					firstUnmatched = -2
+				}
+				lastSlice = si
+				break
+			}
+		}
+		if assigned[i] == nil {
+			if firstUnmatched == -1 {
+				firstUnmatched = i
+			}
+			if rules == "closed" {
+				w.add("error", "structure", it.path, "this element does not match any slice of %s, and the slicing is closed", c.def.Path)
+			}
+		}
+	}
+	for si, s := range c.slices {
+		w.cardinality(s, counts[si], path)
+	}
+}
+
+// matches reports whether an occurrence belongs to slice s.
+func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
+	if len(ds) == 0 {
+		// Without discriminators, an occurrence belongs to the first slice
+		// it is valid against.
+		return w.conforms(it, s)
+	}
+	for _, d := range ds {
+		values := w.pathValues(it, d.Path)
+		target := w.v.sliceTarget(s, d.Path)
+		if target == nil {
+			return false
+		}
+		switch d.Type {
+		case "value", "pattern":
+			want, isPattern := target.def.Fixed, false
+			if want == nil {
+				want, isPattern = target.def.Pattern, true
+			}
+			if want == nil && (d.Path == "url" || strings.HasSuffix(d.Path, ".url")) {
+				if p := extensionProfile(s); p != "" {
+					want = p
+				}
+			}
+			if want == nil {
+				if b := target.def.Binding; b != nil && b.Strength == "required" && len(values) > 0 {
+					ok := true
+					for _, v := range values {
+						cs, _ := codes(v)
+						for _, c := range cs {
+							if in, _, err := w.v.terms.ValidateCode(b.ValueSet, c.system, c.code); err != nil || !in {
+								ok = false
+							}
+						}
+					}
+					if ok {
+						continue
+					}
+				}
+				return false
+			}
+			found := false
+			for _, v := range values {
+				if isPattern && matchPattern(v.val, want) || !isPattern && equalJSON(v.val, want) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		case "exists":
+			if target.def.min() >= 1 && len(values) == 0 || target.def.Max == "0" && len(values) > 0 {
+				return false
+			}
+		case "type":
+			if len(values) == 0 {
+				return false
+			}
+			for _, v := range values {
+				ok := false
+				for _, t := range target.def.Type {
+					if t.typeCode() == v.typ {
+						ok = true
+					}
+				}
+				if !ok {
+					return false
+				}
+			}
+		case "profile":
+			if len(values) == 0 {
+				return false
+			}
+			var profs []string
+			for _, t := range target.def.Type {
+				profs = append(profs, t.Profile...)
+				if strings.HasSuffix(d.Path, "resolve()") {
+					profs = append(profs, t.TargetProfile...)
+				}
+			}
+			for _, v := range values {
+				ok := false
+				for _, p := range profs {
+					if st := w.v.structure(p); st != nil && w.conformsTo(v, st) {
+						ok = true
+						break
+					}
+				}
+				if !ok {
+					return false
+				}
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func extensionProfile(s *elem) string {
+	for _, t := range s.def.Type {
+		if t.Code == "Extension" && len(t.Profile) > 0 {
+			return t.Profile[0]
+		}
+	}
+	return ""
+}
+
+// conforms reports whether an occurrence is valid against element e,
+// without reporting the issues found.
+func (w *walker) conforms(it item, e *elem) bool {
+	sub := &walker{v: w.v, ctx: w.ctx, depth: w.depth, res: w.res, resNode: w.resNode, bundle: w.bundle, evaluated: map[string]bool{}}
+	sub.value(it, e, e)
+	return !HasErrors(sub.issues)
+}
+
+// conformsTo reports whether a value is valid against a profile.
+func (w *walker) conformsTo(it item, s *structure) bool {
+	sub := &walker{v: w.v, ctx: w.ctx, depth: w.depth, res: w.res, resNode: w.resNode, bundle: w.bundle, evaluated: map[string]bool{}}
+	if obj, ok := it.val.(map[string]any); ok && s.sd.Kind == "resource" {
+		sub.validateResource(obj, s, it.path)
+	} else {
+		it.typ = s.sd.Type
+		sub.value(it, s.root, s.root)
+	}
+	return !HasErrors(sub.issues)
+}
+
+// splitPath splits a discriminator path at the dots outside parentheses.
+func splitPath(p string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case '.':
+			if depth == 0 {
+				out = append(out, p[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, p[start:])
+}
+
+func funcArg(step, name string) (string, bool) {
+	rest, ok := strings.CutPrefix(step, name+"(")
+	if !ok || !strings.HasSuffix(rest, ")") {
+		return "", false
+	}
+	return strings.Trim(rest[:len(rest)-1], `'"`), true
+}
+
+// pathValues evaluates a discriminator path (the restricted FHIRPath of
+// https://hl7.org/fhir/R4/profiling.html#discriminator) on an occurrence.
+func (w *walker) pathValues(it item, path string) []item {
+	cur := []item{it}
+	for _, step := range splitPath(path) {
+		var next []item
+		for _, c := range cur {
+			switch {
+			case step == "$this":
+				next = append(next, c)
+			case step == "resolve()":
+				m, _ := c.val.(map[string]any)
+				ref, _ := m["reference"].(string)
+				var r map[string]any
+				if strings.HasPrefix(ref, "#") {
+					r = w.contained(ref[1:])
+				} else if ref != "" {
+					r = w.bundle[ref]
+				}
+				if r != nil {
+					rt, _ := r["resourceType"].(string)
+					next = append(next, item{val: r, typ: rt, path: c.path})
+				}
+			default:
+				if u, ok := funcArg(step, "extension"); ok {
+					m, _ := c.val.(map[string]any)
+					list, _ := m["extension"].([]any)
+					for _, x := range list {
+						if xm, ok := x.(map[string]any); ok && xm["url"] == u {
+							next = append(next, item{val: xm, typ: "Extension", path: c.path})
+						}
+					}
+					continue
+				}
+				if t, ok := funcArg(step, "ofType"); ok {
+					if c.typ == t {
+						next = append(next, c)
+					}
+					continue
+				}
+				m, ok := c.val.(map[string]any)
+				if !ok {
+					continue
+				}
+				if step == "resourceType" {
+					next = append(next, item{val: m["resourceType"], typ: "code", path: c.path})
+					continue
+				}
+				next = append(next, w.v.childValues(m, c, step)...)
+			}
+		}
+		cur = next
+	}
+	return cur
+}
+
+// childValues returns the values of element name in an object, with their
+// types, looking name up in the definition of the object's type.
+func (v *Validator) childValues(m map[string]any, parent item, name string) []item {
+	var out []item
+	add := func(val any, typ string) {
+		if list, ok := val.([]any); ok {
+			for _, x := range list {
+				out = append(out, item{val: x, typ: typ, path: parent.path})
+			}
+			return
+		}
+		if val != nil {
+			out = append(out, item{val: val, typ: typ, path: parent.path})
+		}
+	}
+	if val, ok := m[name]; ok {
+		add(val, v.childType(parent.typ, name))
+		return out
+	}
+	for k, val := range m {
+		if strings.HasPrefix(k, name) && len(k) > len(name) && k[len(name)] >= 'A' && k[len(name)] <= 'Z' {
+			t := k[len(name):]
+			if v.structures[t] == nil {
+				t = strings.ToLower(t[:1]) + t[1:]
+			}
+			add(val, t)
+		}
+	}
+	return out
+}
+
+// childType returns the type of element name in type typ, when known.
+func (v *Validator) childType(typ, name string) string {
+	s := v.structures[typ]
+	if s == nil {
+		return ""
+	}
+	if c := s.root.child(name); c != nil && len(c.def.Type) == 1 {
+		return c.def.Type[0].typeCode()
+	}
+	return ""
+}
+
+// sliceTarget finds the element a discriminator path reaches from slice s.
+func (v *Validator) sliceTarget(s *elem, path string) *elem {
+	cur := s
+	for _, step := range splitPath(path) {
+		switch {
+		case step == "$this" || step == "resolve()":
+			continue
+		case strings.HasPrefix(step, "ofType("):
+			continue
+		}
+		children := cur.children
+		if len(children) == 0 {
+			if r := v.typeRoot(cur, firstType(cur), nil, cur); r != nil {
+				children = r.children
+			}
+		}
+		if u, ok := funcArg(step, "extension"); ok {
+			var found *elem
+			for _, c := range children {
+				if c.name != "extension" {
+					continue
+				}
+				for _, sl := range c.slices {
+					if extensionProfile(sl) == u {
+						found = sl
+					}
+				}
+			}
+			if found == nil {
+				return nil
+			}
+			cur = found
+			continue
+		}
+		var next *elem
+		for _, c := range children {
+			if c.name == step || c.name == step+"[x]" {
+				next = c
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		cur = next
+	}
+	return cur
+}
+
+func firstType(e *elem) string {
+	if len(e.def.Type) == 0 {
+		return ""
+	}
+	return e.def.Type[0].typeCode()
+}

@@ -1,0 +1,385 @@
+// Package terminology answers questions about the ValueSets and CodeSystems
+// bundled with the server: expansion ($expand), membership ($validate-code)
+// and concept lookup ($lookup), following
+// https://hl7.org/fhir/R4/terminology-module.html.
+//
+// External code systems (SNOMED CT, LOINC, UCUM, dm+d, ...) are not bundled.
+// A ValueSet that draws on one without listing its codes cannot be expanded;
+// its membership questions are answered with ErrNotComputable rather than a
+// guess.
+package terminology
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Errors returned by Terminology methods.
+var (
+	// ErrNotFound reports a ValueSet or CodeSystem that is not bundled.
+	ErrNotFound = errors.New("terminology: not found")
+	// ErrNotComputable reports a ValueSet whose content depends on a code
+	// system or filter that is not available here.
+	ErrNotComputable = errors.New("terminology: value set cannot be computed from the bundled code systems")
+	// ErrUnknownCode reports a code a bundled CodeSystem does not define.
+	ErrUnknownCode = errors.New("terminology: unknown code")
+)
+
+// Concept is one code of a code system.
+type Concept struct {
+	System  string
+	Version string
+	Code    string
+	Display string
+}
+
+// Expansion is the content of a ValueSet: every code it holds.
+type Expansion struct {
+	URL      string
+	Name     string
+	Contains []Concept
+}
+
+// Terminology is a read-only set of ValueSets and CodeSystems. It is safe for
+// concurrent use; expansions are computed once, on first use.
+type Terminology struct {
+	valueSets   map[string]*valueSet
+	codeSystems map[string]*codeSystem
+	expansions  sync.Map // url → *expansionResult
+}
+
+type expansionResult struct {
+	exp *Expansion
+	err error
+	set map[string]bool // system|code and |code keys
+}
+
+type valueSet struct {
+	URL     string `json:"url"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Compose struct {
+		Include []include `json:"include"`
+		Exclude []include `json:"exclude"`
+	} `json:"compose"`
+	Expansion struct {
+		Contains []containsEntry `json:"contains"`
+	} `json:"expansion"`
+}
+
+type containsEntry struct {
+	System   string          `json:"system"`
+	Version  string          `json:"version"`
+	Code     string          `json:"code"`
+	Display  string          `json:"display"`
+	Contains []containsEntry `json:"contains"`
+}
+
+type include struct {
+	System   string   `json:"system"`
+	Version  string   `json:"version"`
+	ValueSet []string `json:"valueSet"`
+	Concept  []struct {
+		Code    string `json:"code"`
+		Display string `json:"display"`
+	} `json:"concept"`
+	Filter []struct {
+		Property string `json:"property"`
+		Op       string `json:"op"`
+		Value    string `json:"value"`
+	} `json:"filter"`
+}
+
+type codeSystem struct {
+	URL           string    `json:"url"`
+	Version       string    `json:"version"`
+	Content       string    `json:"content"`
+	CaseSensitive bool      `json:"caseSensitive"`
+	Concept       []concept `json:"concept"`
+
+	codes  map[string]*concept
+	parent map[string]string
+}
+
+type concept struct {
+	Code     string    `json:"code"`
+	Display  string    `json:"display"`
+	Concept  []concept `json:"concept"`
+	Property []struct {
+		Code      string `json:"code"`
+		ValueCode string `json:"valueCode"`
+	} `json:"property"`
+}
+
+// New returns a Terminology holding the ValueSet and CodeSystem resources
+// given as JSON. Other resource types are ignored.
+func New(resources []json.RawMessage) (*Terminology, error) {
+	t := &Terminology{valueSets: map[string]*valueSet{}, codeSystems: map[string]*codeSystem{}}
+	for _, raw := range resources {
+		var head struct {
+			ResourceType string `json:"resourceType"`
+		}
+		if err := json.Unmarshal(raw, &head); err != nil {
+			return nil, fmt.Errorf("terminology: %w", err)
+		}
+		switch head.ResourceType {
+		case "ValueSet":
+			vs := new(valueSet)
+			if err := json.Unmarshal(raw, vs); err != nil {
+				return nil, fmt.Errorf("terminology: ValueSet: %w", err)
+			}
+			t.valueSets[vs.URL] = vs
+		case "CodeSystem":
+			cs := new(codeSystem)
+			if err := json.Unmarshal(raw, cs); err != nil {
+				return nil, fmt.Errorf("terminology: CodeSystem: %w", err)
+			}
+			cs.index()
+			t.codeSystems[cs.URL] = cs
+		}
+	}
+	return t, nil
+}
+
+func (cs *codeSystem) index() {
+	cs.codes = map[string]*concept{}
+	cs.parent = map[string]string{}
+	var walk func(cs2 []concept, parent string)
+	walk = func(list []concept, parent string) {
+		for i := range list {
+			c := &list[i]
+			cs.codes[c.Code] = c
+			if parent != "" {
+				cs.parent[c.Code] = parent
+			}
+			for _, p := range c.Property {
+				if p.Code == "parent" || p.Code == "subsumedBy" {
+					cs.parent[c.Code] = p.ValueCode
+				}
+			}
+			walk(c.Concept, c.Code)
+		}
+	}
+	walk(cs.Concept, "")
+}
+
+// complete reports whether the CodeSystem lists all its codes.
+func (cs *codeSystem) complete() bool { return cs.Content == "" || cs.Content == "complete" }
+
+// descends reports whether code is ancestor or a descendant of it.
+func (cs *codeSystem) descends(code, ancestor string) bool {
+	for seen := 0; code != "" && seen < 100; seen++ {
+		if code == ancestor {
+			return true
+		}
+		code = cs.parent[code]
+	}
+	return false
+}
+
+func canonical(url string) string {
+	url, _, _ = strings.Cut(url, "|")
+	return url
+}
+
+// HasValueSet reports whether the ValueSet with this URL is bundled.
+func (t *Terminology) HasValueSet(url string) bool {
+	_, ok := t.valueSets[canonical(url)]
+	return ok
+}
+
+// Expand returns every code of the ValueSet with this canonical URL (a
+// version suffix is ignored): ErrNotFound when it is not bundled,
+// ErrNotComputable when it draws on an unavailable code system.
+func (t *Terminology) Expand(url string) (*Expansion, error) {
+	r := t.expand(canonical(url), 0)
+	return r.exp, r.err
+}
+
+func (t *Terminology) expand(url string, depth int) *expansionResult {
+	if v, ok := t.expansions.Load(url); ok {
+		return v.(*expansionResult)
+	}
+	r := &expansionResult{}
+	r.exp, r.err = t.compute(url, depth)
+	if r.exp != nil {
+		r.set = map[string]bool{}
+		for _, c := range r.exp.Contains {
+			r.set[c.System+"|"+c.Code] = true
+			r.set["|"+c.Code] = true
+		}
+	}
+	v, _ := t.expansions.LoadOrStore(url, r)
+	return v.(*expansionResult)
+}
+
+func (t *Terminology) compute(url string, depth int) (*Expansion, error) {
+	if depth > 10 {
+		return nil, fmt.Errorf("%w: %s includes itself", ErrNotComputable, url)
+	}
+	vs, ok := t.valueSets[url]
+	if !ok {
+		return nil, fmt.Errorf("%w: ValueSet %s", ErrNotFound, url)
+	}
+	exp := &Expansion{URL: url, Name: vs.Name}
+	if len(vs.Compose.Include) == 0 {
+		var flat func([]containsEntry)
+		flat = func(list []containsEntry) {
+			for _, c := range list {
+				if c.Code != "" {
+					exp.Contains = append(exp.Contains, Concept{System: c.System, Version: c.Version, Code: c.Code, Display: c.Display})
+				}
+				flat(c.Contains)
+			}
+		}
+		flat(vs.Expansion.Contains)
+		if len(exp.Contains) == 0 {
+			return nil, fmt.Errorf("%w: ValueSet %s has no compose or expansion", ErrNotComputable, url)
+		}
+		return exp, nil
+	}
+	excluded := map[string]bool{}
+	for _, inc := range vs.Compose.Exclude {
+		cs, err := t.includeSet(inc, depth)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			excluded[c.System+"|"+c.Code] = true
+		}
+	}
+	seen := map[string]bool{}
+	for _, inc := range vs.Compose.Include {
+		cs, err := t.includeSet(inc, depth)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			k := c.System + "|" + c.Code
+			if !excluded[k] && !seen[k] {
+				seen[k] = true
+				exp.Contains = append(exp.Contains, c)
+			}
+		}
+	}
+	return exp, nil
+}
+
+// includeSet computes one compose.include (or exclude) entry.
+func (t *Terminology) includeSet(inc include, depth int) ([]Concept, error) {
+	var out []Concept
+	if inc.System != "" {
+		cs := t.codeSystems[canonical(inc.System)]
+		switch {
+		case len(inc.Concept) > 0:
+			for _, c := range inc.Concept {
+				d := c.Display
+				if d == "" && cs != nil {
+					if cc := cs.codes[c.Code]; cc != nil {
+						d = cc.Display
+					}
+				}
+				out = append(out, Concept{System: inc.System, Version: inc.Version, Code: c.Code, Display: d})
+			}
+		case cs == nil || !cs.complete():
+			return nil, fmt.Errorf("%w: code system %s is not bundled", ErrNotComputable, inc.System)
+		default:
+			codes := make([]string, 0, len(cs.codes))
+			for code := range cs.codes {
+				codes = append(codes, code)
+			}
+			sort.Strings(codes)
+			for _, code := range codes {
+				ok, err := matchesFilters(cs, code, inc)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					out = append(out, Concept{System: inc.System, Version: cs.Version, Code: code, Display: cs.codes[code].Display})
+				}
+			}
+		}
+	}
+	for _, u := range inc.ValueSet {
+		r := t.expand(canonical(u), depth+1)
+		if r.err != nil {
+			return nil, r.err
+		}
+		if inc.System == "" && len(out) == 0 && u == inc.ValueSet[0] {
+			out = append(out, r.exp.Contains...)
+			continue
+		}
+		var keep []Concept
+		for _, c := range out {
+			if r.set[c.System+"|"+c.Code] {
+				keep = append(keep, c)
+			}
+		}
+		out = keep
+	}
+	return out, nil
+}
+
+func matchesFilters(cs *codeSystem, code string, inc include) (bool, error) {
+	for _, f := range inc.Filter {
+		switch {
+		case f.Property == "concept" && f.Op == "is-a":
+			if !cs.descends(code, f.Value) {
+				return false, nil
+			}
+		case f.Property == "concept" && f.Op == "descendent-of":
+			if code == f.Value || !cs.descends(code, f.Value) {
+				return false, nil
+			}
+		case f.Property == "concept" && f.Op == "is-not-a":
+			if cs.descends(code, f.Value) {
+				return false, nil
+			}
+		default:
+			return false, fmt.Errorf("%w: filter %s %s %s on %s", ErrNotComputable, f.Property, f.Op, f.Value, inc.System)
+		}
+	}
+	return true, nil
+}
+
+// ValidateCode reports whether the ValueSet with this URL holds code in
+// system (any system when system is empty), and the concept's display.
+// It returns ErrNotFound for an unknown ValueSet and ErrNotComputable when
+// membership cannot be decided from the bundled code systems.
+func (t *Terminology) ValidateCode(valueSetURL, system, code string) (ok bool, display string, err error) {
+	r := t.expand(canonical(valueSetURL), 0)
+	if r.err != nil {
+		return false, "", r.err
+	}
+	if !r.set[system+"|"+code] {
+		return false, "", nil
+	}
+	for _, c := range r.exp.Contains {
+		if c.Code == code && (system == "" || c.System == system) {
+			return true, c.Display, nil
+		}
+	}
+	return true, "", nil
+}
+
+// Lookup returns the concept code of the bundled CodeSystem system:
+// ErrNotFound when the system is not bundled, ErrUnknownCode when the
+// system is complete and lacks the code.
+func (t *Terminology) Lookup(system, code string) (Concept, error) {
+	cs, ok := t.codeSystems[canonical(system)]
+	if !ok {
+		return Concept{}, fmt.Errorf("%w: CodeSystem %s", ErrNotFound, system)
+	}
+	c, ok := cs.codes[code]
+	if !ok {
+		if !cs.complete() {
+			return Concept{}, fmt.Errorf("%w: CodeSystem %s is not complete here", ErrNotComputable, system)
+		}
+		return Concept{}, fmt.Errorf("%w: %s in %s", ErrUnknownCode, code, system)
+	}
+	return Concept{System: cs.URL, Version: cs.Version, Code: c.Code, Display: c.Display}, nil
+}

@@ -1,0 +1,100 @@
+package profiles
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"carefhir/profiles/internal/xmljson"
+)
+
+// ukCoreServed are the root types of the UK Core examples the server serves.
+var ukCoreServed = map[string]bool{
+	"Patient": true, "Observation": true, "Appointment": true, "CarePlan": true, "CareTeam": true,
+	"QuestionnaireResponse": true, "Questionnaire": true, "Practitioner": true, "PractitionerRole": true,
+	"Organization": true, "Location": true, "Bundle": true, "OperationOutcome": true, "Slot": true, "Schedule": true,
+}
+
+// ukCoreKnown lists UK Core examples with upstream defects, and why.
+var ukCoreKnown = map[string]string{
+	"UKCore-Patient-BabyPatient-Example.xml": "NHS number 9912003890 fails the Modulus 11 check (its check digit would be 6)",
+}
+
+// declaredProfile returns the UK Core profile an example illustrates: the
+// longest profile name its file name starts with, or for the extension
+// examples the UK Core profile of its resource type. The examples carry no
+// meta.profile.
+func declaredProfile(v *Validator, file, resourceType string) string {
+	const base = "https://fhir.hl7.org.uk/StructureDefinition/"
+	name := strings.TrimSuffix(file, "-Example.xml")
+	if strings.HasPrefix(name, "Extension-") {
+		return base + "UKCore-" + resourceType
+	}
+	best := ""
+	for _, u := range v.StructureDefinitions() {
+		p, ok := strings.CutPrefix(u, base)
+		if ok && strings.HasPrefix(name, p) && len(p) > len(best) && v.StructureDefinition(u).Type == resourceType {
+			best = p
+		}
+	}
+	if best == "" {
+		return base + "UKCore-" + resourceType
+	}
+	return base + best
+}
+
+// TestUKCoreExamples validates every UK Core example against its base
+// definition and the profiles it declares: none may have an error.
+func TestUKCoreExamples(t *testing.T) {
+	v := validator(t)
+	conv, err := xmljson.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob("../testdata/uk-core/*.xml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no examples: %v", err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := conv.Convert(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var head struct {
+				ResourceType string `json:"resourceType"`
+				Meta         struct {
+					Profile []string `json:"profile"`
+				} `json:"meta"`
+			}
+			if err := json.Unmarshal(js, &head); err != nil {
+				t.Fatal(err)
+			}
+			if !ukCoreServed[head.ResourceType] {
+				t.Skipf("%s is not served", head.ResourceType)
+			}
+			profile := declaredProfile(v, name, head.ResourceType)
+			if v.StructureDefinition(profile) == nil {
+				t.Fatalf("no profile %s", profile)
+			}
+			errs := errorsOf(v.Validate(context.Background(), js, profile))
+			if reason, ok := ukCoreKnown[name]; ok {
+				if len(errs) == 0 {
+					t.Errorf("known failure (%s) now passes: remove it from ukCoreKnown", reason)
+				}
+				return
+			}
+			for _, is := range errs {
+				t.Errorf("%s %s %s: %s (profile %s)", is.Severity, is.Code, is.Expression, is.Message, profile)
+			}
+		})
+	}
+}

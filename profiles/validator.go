@@ -1,0 +1,337 @@
+// Package profiles validates FHIR R4 resources against StructureDefinitions:
+// the R4 base definitions, the R4 core extensions and UK Core, plus any
+// conformance resources given at construction. Validation is driven by
+// snapshots (generated from differentials where a profile has none) and
+// checks cardinality, types and choice types, primitive formats, fixed and
+// pattern values, slicing, invariants (FHIRPath), bindings against the
+// bundled terminology, reference target types and narrative safety, and the
+// NHS England identifier rules. See https://hl7.org/fhir/R4/validation.html.
+package profiles
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"carefhir/fhir/definitions"
+	"carefhir/fhir/fhirpath"
+	"carefhir/profiles/conformance"
+	"carefhir/profiles/terminology"
+)
+
+// Issue is one finding of a validation, shaped like an OperationOutcome
+// issue (https://hl7.org/fhir/R4/operationoutcome.html).
+type Issue struct {
+	// Severity is fatal, error, warning or information.
+	Severity string
+	// Code is an IssueType code: structure, required, value, invariant,
+	// code-invalid, not-found, business-rule, informational...
+	Code string
+	// Expression is the FHIRPath location of the element, such as
+	// Patient.identifier[0].value.
+	Expression string
+	// Message is the human-readable text.
+	Message string
+}
+
+// Options configure a Validator.
+type Options struct {
+	// Resources are further conformance resources (StructureDefinition,
+	// ValueSet, CodeSystem) as JSON, loaded after the bundled ones.
+	Resources [][]byte
+	// Required lists, per resource type, the profiles every resource of that
+	// type must conform to, such as "Patient": {UKCore-Patient URL}.
+	Required map[string][]string
+}
+
+// Validator validates resources. It is built once by New and is safe for
+// concurrent use.
+type Validator struct {
+	structures map[string]*structure // by canonical URL, and base types by name
+	terms      *terminology.Terminology
+	required   map[string][]string
+	regexps    map[string]*regexp.Regexp // primitive type → value pattern
+	exprs      sync.Map                  // FHIRPath source → *compiled
+}
+
+// structure is a StructureDefinition with its snapshot as a tree.
+type structure struct {
+	sd   *StructureDefinition
+	root *elem
+}
+
+type compiled struct {
+	expr *fhirpath.Expression
+	err  error
+}
+
+// New loads the bundled definitions and opts.Resources, generating the
+// snapshots of profiles that have none.
+func New(opts Options) (*Validator, error) {
+	v := &Validator{structures: map[string]*structure{}, regexps: map[string]*regexp.Regexp{}, required: opts.Required}
+	var all []json.RawMessage
+	for _, src := range []struct {
+		fsys fs.FS
+		name string
+	}{
+		{definitions.FS, "profiles-types.json.gz"},
+		{definitions.FS, "profiles-resources.json.gz"},
+		{conformance.FS, "r4-extensions.json.gz"},
+		{conformance.FS, "r4-terminology.json.gz"},
+		{conformance.FS, "ukcore.json.gz"},
+	} {
+		rs, err := readBundle(src.fsys, src.name)
+		if err != nil {
+			return nil, fmt.Errorf("profiles: %s: %w", src.name, err)
+		}
+		all = append(all, rs...)
+	}
+	for _, r := range opts.Resources {
+		all = append(all, r)
+	}
+	var pending []*StructureDefinition
+	for _, raw := range all {
+		var head struct {
+			ResourceType string `json:"resourceType"`
+		}
+		if err := json.Unmarshal(raw, &head); err != nil {
+			return nil, fmt.Errorf("profiles: decode resource: %w", err)
+		}
+		if head.ResourceType != "StructureDefinition" {
+			continue
+		}
+		sd := new(StructureDefinition)
+		if err := json.Unmarshal(raw, sd); err != nil {
+			return nil, fmt.Errorf("profiles: decode StructureDefinition: %w", err)
+		}
+		if len(sd.Snapshot.Element) == 0 {
+			pending = append(pending, sd)
+			continue
+		}
+		root, err := buildTree(sd.Snapshot.Element)
+		if err != nil {
+			return nil, fmt.Errorf("profiles: %s: %w", sd.URL, err)
+		}
+		v.add(&structure{sd: sd, root: root})
+	}
+	// Generate snapshots base-first: a profile waits for its base.
+	for len(pending) > 0 {
+		var next []*StructureDefinition
+		for _, sd := range pending {
+			base := v.structure(sd.BaseDefinition)
+			if base == nil {
+				next = append(next, sd)
+				continue
+			}
+			root, err := v.generate(sd, base.root)
+			if err != nil {
+				return nil, fmt.Errorf("profiles: snapshot: %w", err)
+			}
+			v.add(&structure{sd: sd, root: root})
+		}
+		if len(next) == len(pending) {
+			return nil, fmt.Errorf("profiles: %s: base definition %s not found", next[0].URL, next[0].BaseDefinition)
+		}
+		pending = next
+	}
+	terms, err := terminology.New(all)
+	if err != nil {
+		return nil, fmt.Errorf("profiles: %w", err)
+	}
+	v.terms = terms
+	for name, s := range v.structures {
+		if s.sd.Kind != "primitive-type" || name != s.sd.Type {
+			continue
+		}
+		if ve := s.root.child("value"); ve != nil && len(ve.def.Type) > 0 {
+			if re := ve.def.Type[0].regex(); re != "" {
+				if c, err := regexp.Compile(`^(?:` + re + `)$`); err == nil {
+					v.regexps[name] = c
+				}
+			}
+		}
+	}
+	return v, nil
+}
+
+func (v *Validator) add(s *structure) {
+	v.structures[s.sd.URL] = s
+	if s.sd.Derivation != "constraint" && strings.HasPrefix(s.sd.URL, "http://hl7.org/fhir/StructureDefinition/") {
+		v.structures[s.sd.Type] = s
+	}
+}
+
+// structure returns the definition with this canonical URL, or the base
+// definition of this type name.
+func (v *Validator) structure(name string) *structure {
+	return v.structures[canonical(name)]
+}
+
+func readBundle(fsys fs.FS, name string) ([]json.RawMessage, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, err
+	}
+	var b struct {
+		Entry []struct {
+			Resource json.RawMessage `json:"resource"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, err
+	}
+	out := make([]json.RawMessage, 0, len(b.Entry))
+	for _, e := range b.Entry {
+		out = append(out, e.Resource)
+	}
+	return out, nil
+}
+
+// Terminology returns the ValueSets and CodeSystems the validator binds
+// against, for the $expand, $validate-code and $lookup operations.
+func (v *Validator) Terminology() *terminology.Terminology { return v.terms }
+
+// StructureDefinition returns the definition with this canonical URL (or
+// base type name), with its snapshot elements in order, or nil.
+func (v *Validator) StructureDefinition(url string) *StructureDefinition {
+	s := v.structure(url)
+	if s == nil {
+		return nil
+	}
+	return s.sd
+}
+
+// StructureDefinitions returns the canonical URLs of every definition known.
+func (v *Validator) StructureDefinitions() []string {
+	var out []string
+	for k, s := range v.structures {
+		if k == s.sd.URL {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Validate validates a resource given as JSON against its base definition,
+// each profile in its meta.profile, the profiles Options.Required lists for
+// its type, and the profiles given. The result lists every issue found; the
+// resource is valid when no issue has severity error or fatal.
+func (v *Validator) Validate(ctx context.Context, resource []byte, profiles ...string) []Issue {
+	d := json.NewDecoder(bytes.NewReader(resource))
+	d.UseNumber()
+	var tree any
+	if err := d.Decode(&tree); err != nil {
+		return []Issue{{Severity: "fatal", Code: "structure", Message: "invalid JSON: " + err.Error()}}
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return []Issue{{Severity: "fatal", Code: "structure", Message: "invalid JSON: data after the resource"}}
+	}
+	return v.ValidateTree(ctx, tree, profiles...)
+}
+
+// ValidateTree is Validate for a resource already decoded by encoding/json
+// (preferably with UseNumber, so decimals keep their digits).
+func (v *Validator) ValidateTree(ctx context.Context, resource any, profiles ...string) []Issue {
+	obj, ok := resource.(map[string]any)
+	if !ok {
+		return []Issue{{Severity: "fatal", Code: "structure", Message: "a resource must be a JSON object"}}
+	}
+	rt, _ := obj["resourceType"].(string)
+	base := v.structure(rt)
+	if base == nil || base.sd.Kind != "resource" || base.sd.Abstract {
+		return []Issue{{Severity: "fatal", Code: "structure", Expression: rt, Message: fmt.Sprintf("unknown resource type %q", rt)}}
+	}
+	w := &walker{v: v, ctx: ctx}
+	w.validateResource(obj, base, rt)
+	all := append([]string(nil), profiles...)
+	if meta, ok := obj["meta"].(map[string]any); ok {
+		if ps, ok := meta["profile"].([]any); ok {
+			for _, p := range ps {
+				if s, ok := p.(string); ok {
+					all = append(all, s)
+				}
+			}
+		}
+	}
+	all = append(all, v.required[rt]...)
+	seen := map[string]bool{}
+	for _, p := range all {
+		if seen[canonical(p)] {
+			continue
+		}
+		seen[canonical(p)] = true
+		s := v.structure(p)
+		switch {
+		case s == nil:
+			w.add("warning", "not-found", rt+".meta.profile", "profile %s is not known here, so the resource was not checked against it", p)
+		case s.sd.Type != rt:
+			w.add("error", "structure", rt, "profile %s is for %s, not %s", p, s.sd.Type, rt)
+		case s != base:
+			w.validateResource(obj, s, rt)
+		}
+	}
+	return dedup(w.issues)
+}
+
+func dedup(issues []Issue) []Issue {
+	seen := map[Issue]bool{}
+	out := issues[:0]
+	for _, is := range issues {
+		if !seen[is] {
+			seen[is] = true
+			out = append(out, is)
+		}
+	}
+	return out
+}
+
+// HasErrors reports whether issues holds an error or a fatal issue.
+func HasErrors(issues []Issue) bool {
+	for _, is := range issues {
+		if is.Severity == "error" || is.Severity == "fatal" {
+			return true
+		}
+	}
+	return false
+}
+
+// compile parses a FHIRPath expression once.
+func (v *Validator) compile(src string) (*fhirpath.Expression, error) {
+	if c, ok := v.exprs.Load(src); ok {
+		return c.(*compiled).expr, c.(*compiled).err
+	}
+	e, err := fhirpath.Parse(src)
+	c, _ := v.exprs.LoadOrStore(src, &compiled{expr: e, err: err})
+	return c.(*compiled).expr, c.(*compiled).err
+}
+
+func (v *Validator) isPrimitive(typ string) bool {
+	s := v.structures[typ]
+	return s != nil && s.sd.Kind == "primitive-type"
+}
+
+func (v *Validator) isResource(typ string) bool {
+	if typ == "Resource" || typ == "DomainResource" {
+		return true
+	}
+	s := v.structures[typ]
+	return s != nil && s.sd.Kind == "resource"
+}
