@@ -9,6 +9,12 @@ import "embed"
 // FS holds r4-extensions.json.gz, r4-terminology.json.gz and ukcore.json.gz,
 // each a collection Bundle of JSON resources.
 //
-//go:generate go run ../internal/vendorgen -shared ../../../shared -out ../..
+// They are vendored data, not generated code: they are refreshed by hand from
+// the published FHIR R4 and UK Core packages with
+//
+//	go run ./profiles/internal/vendorgen -shared DIR -out .
+//
+// run from the repository root, DIR holding the unpacked sources.
+//
 //go:embed *.json.gz
 var FS embed.FS
