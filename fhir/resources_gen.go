@@ -11325,6 +11325,14 @@ func (r *Account) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Account) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Account.identifier).
+func (r *Account) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "ActivityDefinition".
 func (*ActivityDefinition) ResourceType() string { return "ActivityDefinition" }
 
@@ -11349,6 +11357,14 @@ func (r *ActivityDefinition) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ActivityDefinition) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ActivityDefinition.identifier).
+func (r *ActivityDefinition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "AdverseEvent".
 func (*AdverseEvent) ResourceType() string { return "AdverseEvent" }
@@ -11375,6 +11391,14 @@ func (r *AdverseEvent) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *AdverseEvent) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (AdverseEvent.identifier).
+func (r *AdverseEvent) Identifiers() []*Identifier {
+	if r == nil || r.Identifier == nil {
+		return nil
+	}
+	return []*Identifier{r.Identifier}
+}
+
 // ResourceType returns "AllergyIntolerance".
 func (*AllergyIntolerance) ResourceType() string { return "AllergyIntolerance" }
 
@@ -11399,6 +11423,14 @@ func (r *AllergyIntolerance) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *AllergyIntolerance) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (AllergyIntolerance.identifier).
+func (r *AllergyIntolerance) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Appointment".
 func (*Appointment) ResourceType() string { return "Appointment" }
@@ -11425,6 +11457,14 @@ func (r *Appointment) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Appointment) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Appointment.identifier).
+func (r *Appointment) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "AppointmentResponse".
 func (*AppointmentResponse) ResourceType() string { return "AppointmentResponse" }
 
@@ -11449,6 +11489,14 @@ func (r *AppointmentResponse) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *AppointmentResponse) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (AppointmentResponse.identifier).
+func (r *AppointmentResponse) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "AuditEvent".
 func (*AuditEvent) ResourceType() string { return "AuditEvent" }
@@ -11500,6 +11548,14 @@ func (r *Basic) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Basic) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Basic.identifier).
+func (r *Basic) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Binary".
 func (*Binary) ResourceType() string { return "Binary" }
 
@@ -11550,6 +11606,14 @@ func (r *BiologicallyDerivedProduct) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *BiologicallyDerivedProduct) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (BiologicallyDerivedProduct.identifier).
+func (r *BiologicallyDerivedProduct) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "BodyStructure".
 func (*BodyStructure) ResourceType() string { return "BodyStructure" }
 
@@ -11575,6 +11639,14 @@ func (r *BodyStructure) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *BodyStructure) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (BodyStructure.identifier).
+func (r *BodyStructure) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Bundle".
 func (*Bundle) ResourceType() string { return "Bundle" }
 
@@ -11599,6 +11671,14 @@ func (r *Bundle) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Bundle) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Bundle.identifier).
+func (r *Bundle) Identifiers() []*Identifier {
+	if r == nil || r.Identifier == nil {
+		return nil
+	}
+	return []*Identifier{r.Identifier}
+}
 
 // ResourceType returns "CapabilityStatement".
 func (*CapabilityStatement) ResourceType() string { return "CapabilityStatement" }
@@ -11650,6 +11730,14 @@ func (r *CarePlan) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *CarePlan) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (CarePlan.identifier).
+func (r *CarePlan) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "CareTeam".
 func (*CareTeam) ResourceType() string { return "CareTeam" }
 
@@ -11674,6 +11762,14 @@ func (r *CareTeam) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *CareTeam) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (CareTeam.identifier).
+func (r *CareTeam) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "CatalogEntry".
 func (*CatalogEntry) ResourceType() string { return "CatalogEntry" }
@@ -11700,6 +11796,14 @@ func (r *CatalogEntry) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *CatalogEntry) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (CatalogEntry.identifier).
+func (r *CatalogEntry) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "ChargeItem".
 func (*ChargeItem) ResourceType() string { return "ChargeItem" }
 
@@ -11724,6 +11828,14 @@ func (r *ChargeItem) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ChargeItem) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ChargeItem.identifier).
+func (r *ChargeItem) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "ChargeItemDefinition".
 func (*ChargeItemDefinition) ResourceType() string { return "ChargeItemDefinition" }
@@ -11750,6 +11862,14 @@ func (r *ChargeItemDefinition) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *ChargeItemDefinition) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (ChargeItemDefinition.identifier).
+func (r *ChargeItemDefinition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Claim".
 func (*Claim) ResourceType() string { return "Claim" }
 
@@ -11774,6 +11894,14 @@ func (r *Claim) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Claim) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Claim.identifier).
+func (r *Claim) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "ClaimResponse".
 func (*ClaimResponse) ResourceType() string { return "ClaimResponse" }
@@ -11800,6 +11928,14 @@ func (r *ClaimResponse) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *ClaimResponse) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (ClaimResponse.identifier).
+func (r *ClaimResponse) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "ClinicalImpression".
 func (*ClinicalImpression) ResourceType() string { return "ClinicalImpression" }
 
@@ -11824,6 +11960,14 @@ func (r *ClinicalImpression) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ClinicalImpression) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ClinicalImpression.identifier).
+func (r *ClinicalImpression) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "CodeSystem".
 func (*CodeSystem) ResourceType() string { return "CodeSystem" }
@@ -11850,6 +11994,14 @@ func (r *CodeSystem) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *CodeSystem) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (CodeSystem.identifier).
+func (r *CodeSystem) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Communication".
 func (*Communication) ResourceType() string { return "Communication" }
 
@@ -11875,6 +12027,14 @@ func (r *Communication) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Communication) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Communication.identifier).
+func (r *Communication) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "CommunicationRequest".
 func (*CommunicationRequest) ResourceType() string { return "CommunicationRequest" }
 
@@ -11899,6 +12059,14 @@ func (r *CommunicationRequest) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *CommunicationRequest) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (CommunicationRequest.identifier).
+func (r *CommunicationRequest) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "CompartmentDefinition".
 func (*CompartmentDefinition) ResourceType() string { return "CompartmentDefinition" }
@@ -11950,6 +12118,14 @@ func (r *Composition) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Composition) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Composition.identifier).
+func (r *Composition) Identifiers() []*Identifier {
+	if r == nil || r.Identifier == nil {
+		return nil
+	}
+	return []*Identifier{r.Identifier}
+}
+
 // ResourceType returns "ConceptMap".
 func (*ConceptMap) ResourceType() string { return "ConceptMap" }
 
@@ -11974,6 +12150,14 @@ func (r *ConceptMap) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ConceptMap) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ConceptMap.identifier).
+func (r *ConceptMap) Identifiers() []*Identifier {
+	if r == nil || r.Identifier == nil {
+		return nil
+	}
+	return []*Identifier{r.Identifier}
+}
 
 // ResourceType returns "Condition".
 func (*Condition) ResourceType() string { return "Condition" }
@@ -12000,6 +12184,14 @@ func (r *Condition) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Condition) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Condition.identifier).
+func (r *Condition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Consent".
 func (*Consent) ResourceType() string { return "Consent" }
 
@@ -12024,6 +12216,14 @@ func (r *Consent) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Consent) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Consent.identifier).
+func (r *Consent) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Contract".
 func (*Contract) ResourceType() string { return "Contract" }
@@ -12050,6 +12250,14 @@ func (r *Contract) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Contract) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Contract.identifier).
+func (r *Contract) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Coverage".
 func (*Coverage) ResourceType() string { return "Coverage" }
 
@@ -12074,6 +12282,14 @@ func (r *Coverage) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Coverage) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Coverage.identifier).
+func (r *Coverage) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "CoverageEligibilityRequest".
 func (*CoverageEligibilityRequest) ResourceType() string { return "CoverageEligibilityRequest" }
@@ -12100,6 +12316,14 @@ func (r *CoverageEligibilityRequest) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *CoverageEligibilityRequest) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (CoverageEligibilityRequest.identifier).
+func (r *CoverageEligibilityRequest) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "CoverageEligibilityResponse".
 func (*CoverageEligibilityResponse) ResourceType() string { return "CoverageEligibilityResponse" }
 
@@ -12124,6 +12348,14 @@ func (r *CoverageEligibilityResponse) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *CoverageEligibilityResponse) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (CoverageEligibilityResponse.identifier).
+func (r *CoverageEligibilityResponse) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "DetectedIssue".
 func (*DetectedIssue) ResourceType() string { return "DetectedIssue" }
@@ -12150,6 +12382,14 @@ func (r *DetectedIssue) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *DetectedIssue) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (DetectedIssue.identifier).
+func (r *DetectedIssue) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Device".
 func (*Device) ResourceType() string { return "Device" }
 
@@ -12174,6 +12414,14 @@ func (r *Device) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Device) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Device.identifier).
+func (r *Device) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "DeviceDefinition".
 func (*DeviceDefinition) ResourceType() string { return "DeviceDefinition" }
@@ -12200,6 +12448,14 @@ func (r *DeviceDefinition) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *DeviceDefinition) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (DeviceDefinition.identifier).
+func (r *DeviceDefinition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "DeviceMetric".
 func (*DeviceMetric) ResourceType() string { return "DeviceMetric" }
 
@@ -12224,6 +12480,14 @@ func (r *DeviceMetric) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *DeviceMetric) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (DeviceMetric.identifier).
+func (r *DeviceMetric) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "DeviceRequest".
 func (*DeviceRequest) ResourceType() string { return "DeviceRequest" }
@@ -12250,6 +12514,14 @@ func (r *DeviceRequest) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *DeviceRequest) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (DeviceRequest.identifier).
+func (r *DeviceRequest) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "DeviceUseStatement".
 func (*DeviceUseStatement) ResourceType() string { return "DeviceUseStatement" }
 
@@ -12274,6 +12546,14 @@ func (r *DeviceUseStatement) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *DeviceUseStatement) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (DeviceUseStatement.identifier).
+func (r *DeviceUseStatement) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "DiagnosticReport".
 func (*DiagnosticReport) ResourceType() string { return "DiagnosticReport" }
@@ -12300,6 +12580,14 @@ func (r *DiagnosticReport) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *DiagnosticReport) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (DiagnosticReport.identifier).
+func (r *DiagnosticReport) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "DocumentManifest".
 func (*DocumentManifest) ResourceType() string { return "DocumentManifest" }
 
@@ -12324,6 +12612,14 @@ func (r *DocumentManifest) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *DocumentManifest) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (DocumentManifest.identifier).
+func (r *DocumentManifest) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "DocumentReference".
 func (*DocumentReference) ResourceType() string { return "DocumentReference" }
@@ -12350,6 +12646,14 @@ func (r *DocumentReference) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *DocumentReference) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (DocumentReference.identifier).
+func (r *DocumentReference) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "EffectEvidenceSynthesis".
 func (*EffectEvidenceSynthesis) ResourceType() string { return "EffectEvidenceSynthesis" }
 
@@ -12374,6 +12678,14 @@ func (r *EffectEvidenceSynthesis) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *EffectEvidenceSynthesis) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (EffectEvidenceSynthesis.identifier).
+func (r *EffectEvidenceSynthesis) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Encounter".
 func (*Encounter) ResourceType() string { return "Encounter" }
@@ -12400,6 +12712,14 @@ func (r *Encounter) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Encounter) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Encounter.identifier).
+func (r *Encounter) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Endpoint".
 func (*Endpoint) ResourceType() string { return "Endpoint" }
 
@@ -12424,6 +12744,14 @@ func (r *Endpoint) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Endpoint) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Endpoint.identifier).
+func (r *Endpoint) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "EnrollmentRequest".
 func (*EnrollmentRequest) ResourceType() string { return "EnrollmentRequest" }
@@ -12450,6 +12778,14 @@ func (r *EnrollmentRequest) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *EnrollmentRequest) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (EnrollmentRequest.identifier).
+func (r *EnrollmentRequest) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "EnrollmentResponse".
 func (*EnrollmentResponse) ResourceType() string { return "EnrollmentResponse" }
 
@@ -12474,6 +12810,14 @@ func (r *EnrollmentResponse) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *EnrollmentResponse) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (EnrollmentResponse.identifier).
+func (r *EnrollmentResponse) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "EpisodeOfCare".
 func (*EpisodeOfCare) ResourceType() string { return "EpisodeOfCare" }
@@ -12500,6 +12844,14 @@ func (r *EpisodeOfCare) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *EpisodeOfCare) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (EpisodeOfCare.identifier).
+func (r *EpisodeOfCare) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "EventDefinition".
 func (*EventDefinition) ResourceType() string { return "EventDefinition" }
 
@@ -12524,6 +12876,14 @@ func (r *EventDefinition) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *EventDefinition) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (EventDefinition.identifier).
+func (r *EventDefinition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Evidence".
 func (*Evidence) ResourceType() string { return "Evidence" }
@@ -12550,6 +12910,14 @@ func (r *Evidence) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Evidence) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Evidence.identifier).
+func (r *Evidence) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "EvidenceVariable".
 func (*EvidenceVariable) ResourceType() string { return "EvidenceVariable" }
 
@@ -12574,6 +12942,14 @@ func (r *EvidenceVariable) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *EvidenceVariable) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (EvidenceVariable.identifier).
+func (r *EvidenceVariable) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "ExampleScenario".
 func (*ExampleScenario) ResourceType() string { return "ExampleScenario" }
@@ -12600,6 +12976,14 @@ func (r *ExampleScenario) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *ExampleScenario) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (ExampleScenario.identifier).
+func (r *ExampleScenario) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "ExplanationOfBenefit".
 func (*ExplanationOfBenefit) ResourceType() string { return "ExplanationOfBenefit" }
 
@@ -12624,6 +13008,14 @@ func (r *ExplanationOfBenefit) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ExplanationOfBenefit) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ExplanationOfBenefit.identifier).
+func (r *ExplanationOfBenefit) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "FamilyMemberHistory".
 func (*FamilyMemberHistory) ResourceType() string { return "FamilyMemberHistory" }
@@ -12650,6 +13042,14 @@ func (r *FamilyMemberHistory) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *FamilyMemberHistory) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (FamilyMemberHistory.identifier).
+func (r *FamilyMemberHistory) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Flag".
 func (*Flag) ResourceType() string { return "Flag" }
 
@@ -12675,6 +13075,14 @@ func (r *Flag) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Flag) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Flag.identifier).
+func (r *Flag) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Goal".
 func (*Goal) ResourceType() string { return "Goal" }
 
@@ -12699,6 +13107,14 @@ func (r *Goal) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Goal) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Goal.identifier).
+func (r *Goal) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "GraphDefinition".
 func (*GraphDefinition) ResourceType() string { return "GraphDefinition" }
@@ -12750,6 +13166,14 @@ func (r *Group) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Group) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Group.identifier).
+func (r *Group) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "GuidanceResponse".
 func (*GuidanceResponse) ResourceType() string { return "GuidanceResponse" }
 
@@ -12774,6 +13198,14 @@ func (r *GuidanceResponse) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *GuidanceResponse) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (GuidanceResponse.identifier).
+func (r *GuidanceResponse) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "HealthcareService".
 func (*HealthcareService) ResourceType() string { return "HealthcareService" }
@@ -12800,6 +13232,14 @@ func (r *HealthcareService) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *HealthcareService) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (HealthcareService.identifier).
+func (r *HealthcareService) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "ImagingStudy".
 func (*ImagingStudy) ResourceType() string { return "ImagingStudy" }
 
@@ -12824,6 +13264,14 @@ func (r *ImagingStudy) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ImagingStudy) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ImagingStudy.identifier).
+func (r *ImagingStudy) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Immunization".
 func (*Immunization) ResourceType() string { return "Immunization" }
@@ -12850,6 +13298,14 @@ func (r *Immunization) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Immunization) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Immunization.identifier).
+func (r *Immunization) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "ImmunizationEvaluation".
 func (*ImmunizationEvaluation) ResourceType() string { return "ImmunizationEvaluation" }
 
@@ -12875,6 +13331,14 @@ func (r *ImmunizationEvaluation) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *ImmunizationEvaluation) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (ImmunizationEvaluation.identifier).
+func (r *ImmunizationEvaluation) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "ImmunizationRecommendation".
 func (*ImmunizationRecommendation) ResourceType() string { return "ImmunizationRecommendation" }
 
@@ -12899,6 +13363,14 @@ func (r *ImmunizationRecommendation) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ImmunizationRecommendation) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ImmunizationRecommendation.identifier).
+func (r *ImmunizationRecommendation) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "ImplementationGuide".
 func (*ImplementationGuide) ResourceType() string { return "ImplementationGuide" }
@@ -12950,6 +13422,14 @@ func (r *InsurancePlan) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *InsurancePlan) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (InsurancePlan.identifier).
+func (r *InsurancePlan) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Invoice".
 func (*Invoice) ResourceType() string { return "Invoice" }
 
@@ -12975,6 +13455,14 @@ func (r *Invoice) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Invoice) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Invoice.identifier).
+func (r *Invoice) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Library".
 func (*Library) ResourceType() string { return "Library" }
 
@@ -12999,6 +13487,14 @@ func (r *Library) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Library) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Library.identifier).
+func (r *Library) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Linkage".
 func (*Linkage) ResourceType() string { return "Linkage" }
@@ -13050,6 +13546,14 @@ func (r *List) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *List) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (List.identifier).
+func (r *List) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Location".
 func (*Location) ResourceType() string { return "Location" }
 
@@ -13074,6 +13578,14 @@ func (r *Location) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Location) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Location.identifier).
+func (r *Location) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Measure".
 func (*Measure) ResourceType() string { return "Measure" }
@@ -13100,6 +13612,14 @@ func (r *Measure) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Measure) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Measure.identifier).
+func (r *Measure) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "MeasureReport".
 func (*MeasureReport) ResourceType() string { return "MeasureReport" }
 
@@ -13124,6 +13644,14 @@ func (r *MeasureReport) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *MeasureReport) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (MeasureReport.identifier).
+func (r *MeasureReport) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Media".
 func (*Media) ResourceType() string { return "Media" }
@@ -13150,6 +13678,14 @@ func (r *Media) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Media) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Media.identifier).
+func (r *Media) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Medication".
 func (*Medication) ResourceType() string { return "Medication" }
 
@@ -13174,6 +13710,14 @@ func (r *Medication) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Medication) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Medication.identifier).
+func (r *Medication) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "MedicationAdministration".
 func (*MedicationAdministration) ResourceType() string { return "MedicationAdministration" }
@@ -13200,6 +13744,14 @@ func (r *MedicationAdministration) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *MedicationAdministration) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (MedicationAdministration.identifier).
+func (r *MedicationAdministration) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "MedicationDispense".
 func (*MedicationDispense) ResourceType() string { return "MedicationDispense" }
 
@@ -13224,6 +13776,14 @@ func (r *MedicationDispense) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *MedicationDispense) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (MedicationDispense.identifier).
+func (r *MedicationDispense) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "MedicationKnowledge".
 func (*MedicationKnowledge) ResourceType() string { return "MedicationKnowledge" }
@@ -13275,6 +13835,14 @@ func (r *MedicationRequest) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *MedicationRequest) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (MedicationRequest.identifier).
+func (r *MedicationRequest) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "MedicationStatement".
 func (*MedicationStatement) ResourceType() string { return "MedicationStatement" }
 
@@ -13299,6 +13867,14 @@ func (r *MedicationStatement) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *MedicationStatement) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (MedicationStatement.identifier).
+func (r *MedicationStatement) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "MedicinalProduct".
 func (*MedicinalProduct) ResourceType() string { return "MedicinalProduct" }
@@ -13325,6 +13901,14 @@ func (r *MedicinalProduct) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *MedicinalProduct) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (MedicinalProduct.identifier).
+func (r *MedicinalProduct) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "MedicinalProductAuthorization".
 func (*MedicinalProductAuthorization) ResourceType() string { return "MedicinalProductAuthorization" }
 
@@ -13349,6 +13933,14 @@ func (r *MedicinalProductAuthorization) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *MedicinalProductAuthorization) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (MedicinalProductAuthorization.identifier).
+func (r *MedicinalProductAuthorization) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "MedicinalProductContraindication".
 func (*MedicinalProductContraindication) ResourceType() string {
@@ -13427,6 +14019,14 @@ func (r *MedicinalProductIngredient) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *MedicinalProductIngredient) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (MedicinalProductIngredient.identifier).
+func (r *MedicinalProductIngredient) Identifiers() []*Identifier {
+	if r == nil || r.Identifier == nil {
+		return nil
+	}
+	return []*Identifier{r.Identifier}
+}
+
 // ResourceType returns "MedicinalProductInteraction".
 func (*MedicinalProductInteraction) ResourceType() string { return "MedicinalProductInteraction" }
 
@@ -13502,6 +14102,14 @@ func (r *MedicinalProductPackaged) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *MedicinalProductPackaged) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (MedicinalProductPackaged.identifier).
+func (r *MedicinalProductPackaged) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "MedicinalProductPharmaceutical".
 func (*MedicinalProductPharmaceutical) ResourceType() string { return "MedicinalProductPharmaceutical" }
 
@@ -13526,6 +14134,14 @@ func (r *MedicinalProductPharmaceutical) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *MedicinalProductPharmaceutical) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (MedicinalProductPharmaceutical.identifier).
+func (r *MedicinalProductPharmaceutical) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "MedicinalProductUndesirableEffect".
 func (*MedicinalProductUndesirableEffect) ResourceType() string {
@@ -13579,6 +14195,14 @@ func (r *MessageDefinition) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *MessageDefinition) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (MessageDefinition.identifier).
+func (r *MessageDefinition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "MessageHeader".
 func (*MessageHeader) ResourceType() string { return "MessageHeader" }
 
@@ -13628,6 +14252,14 @@ func (r *MolecularSequence) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *MolecularSequence) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (MolecularSequence.identifier).
+func (r *MolecularSequence) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "NamingSystem".
 func (*NamingSystem) ResourceType() string { return "NamingSystem" }
@@ -13679,6 +14311,14 @@ func (r *NutritionOrder) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *NutritionOrder) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (NutritionOrder.identifier).
+func (r *NutritionOrder) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Observation".
 func (*Observation) ResourceType() string { return "Observation" }
 
@@ -13704,6 +14344,14 @@ func (r *Observation) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Observation) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Observation.identifier).
+func (r *Observation) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "ObservationDefinition".
 func (*ObservationDefinition) ResourceType() string { return "ObservationDefinition" }
 
@@ -13728,6 +14376,14 @@ func (r *ObservationDefinition) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ObservationDefinition) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ObservationDefinition.identifier).
+func (r *ObservationDefinition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "OperationDefinition".
 func (*OperationDefinition) ResourceType() string { return "OperationDefinition" }
@@ -13804,6 +14460,14 @@ func (r *Organization) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Organization) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Organization.identifier).
+func (r *Organization) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "OrganizationAffiliation".
 func (*OrganizationAffiliation) ResourceType() string { return "OrganizationAffiliation" }
 
@@ -13828,6 +14492,14 @@ func (r *OrganizationAffiliation) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *OrganizationAffiliation) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (OrganizationAffiliation.identifier).
+func (r *OrganizationAffiliation) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Parameters".
 func (*Parameters) ResourceType() string { return "Parameters" }
@@ -13879,6 +14551,14 @@ func (r *Patient) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Patient) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Patient.identifier).
+func (r *Patient) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "PaymentNotice".
 func (*PaymentNotice) ResourceType() string { return "PaymentNotice" }
 
@@ -13903,6 +14583,14 @@ func (r *PaymentNotice) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *PaymentNotice) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (PaymentNotice.identifier).
+func (r *PaymentNotice) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "PaymentReconciliation".
 func (*PaymentReconciliation) ResourceType() string { return "PaymentReconciliation" }
@@ -13929,6 +14617,14 @@ func (r *PaymentReconciliation) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *PaymentReconciliation) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (PaymentReconciliation.identifier).
+func (r *PaymentReconciliation) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Person".
 func (*Person) ResourceType() string { return "Person" }
 
@@ -13953,6 +14649,14 @@ func (r *Person) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Person) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Person.identifier).
+func (r *Person) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "PlanDefinition".
 func (*PlanDefinition) ResourceType() string { return "PlanDefinition" }
@@ -13979,6 +14683,14 @@ func (r *PlanDefinition) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *PlanDefinition) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (PlanDefinition.identifier).
+func (r *PlanDefinition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Practitioner".
 func (*Practitioner) ResourceType() string { return "Practitioner" }
 
@@ -14003,6 +14715,14 @@ func (r *Practitioner) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Practitioner) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Practitioner.identifier).
+func (r *Practitioner) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "PractitionerRole".
 func (*PractitionerRole) ResourceType() string { return "PractitionerRole" }
@@ -14029,6 +14749,14 @@ func (r *PractitionerRole) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *PractitionerRole) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (PractitionerRole.identifier).
+func (r *PractitionerRole) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Procedure".
 func (*Procedure) ResourceType() string { return "Procedure" }
 
@@ -14053,6 +14781,14 @@ func (r *Procedure) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Procedure) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Procedure.identifier).
+func (r *Procedure) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Provenance".
 func (*Provenance) ResourceType() string { return "Provenance" }
@@ -14104,6 +14840,14 @@ func (r *Questionnaire) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Questionnaire) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Questionnaire.identifier).
+func (r *Questionnaire) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "QuestionnaireResponse".
 func (*QuestionnaireResponse) ResourceType() string { return "QuestionnaireResponse" }
 
@@ -14128,6 +14872,14 @@ func (r *QuestionnaireResponse) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *QuestionnaireResponse) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (QuestionnaireResponse.identifier).
+func (r *QuestionnaireResponse) Identifiers() []*Identifier {
+	if r == nil || r.Identifier == nil {
+		return nil
+	}
+	return []*Identifier{r.Identifier}
+}
 
 // ResourceType returns "RelatedPerson".
 func (*RelatedPerson) ResourceType() string { return "RelatedPerson" }
@@ -14154,6 +14906,14 @@ func (r *RelatedPerson) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *RelatedPerson) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (RelatedPerson.identifier).
+func (r *RelatedPerson) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "RequestGroup".
 func (*RequestGroup) ResourceType() string { return "RequestGroup" }
 
@@ -14178,6 +14938,14 @@ func (r *RequestGroup) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *RequestGroup) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (RequestGroup.identifier).
+func (r *RequestGroup) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "ResearchDefinition".
 func (*ResearchDefinition) ResourceType() string { return "ResearchDefinition" }
@@ -14204,6 +14972,14 @@ func (r *ResearchDefinition) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *ResearchDefinition) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (ResearchDefinition.identifier).
+func (r *ResearchDefinition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "ResearchElementDefinition".
 func (*ResearchElementDefinition) ResourceType() string { return "ResearchElementDefinition" }
 
@@ -14228,6 +15004,14 @@ func (r *ResearchElementDefinition) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ResearchElementDefinition) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ResearchElementDefinition.identifier).
+func (r *ResearchElementDefinition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "ResearchStudy".
 func (*ResearchStudy) ResourceType() string { return "ResearchStudy" }
@@ -14254,6 +15038,14 @@ func (r *ResearchStudy) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *ResearchStudy) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (ResearchStudy.identifier).
+func (r *ResearchStudy) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "ResearchSubject".
 func (*ResearchSubject) ResourceType() string { return "ResearchSubject" }
 
@@ -14278,6 +15070,14 @@ func (r *ResearchSubject) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ResearchSubject) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ResearchSubject.identifier).
+func (r *ResearchSubject) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "RiskAssessment".
 func (*RiskAssessment) ResourceType() string { return "RiskAssessment" }
@@ -14304,6 +15104,14 @@ func (r *RiskAssessment) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *RiskAssessment) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (RiskAssessment.identifier).
+func (r *RiskAssessment) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "RiskEvidenceSynthesis".
 func (*RiskEvidenceSynthesis) ResourceType() string { return "RiskEvidenceSynthesis" }
 
@@ -14329,6 +15137,14 @@ func (r *RiskEvidenceSynthesis) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *RiskEvidenceSynthesis) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (RiskEvidenceSynthesis.identifier).
+func (r *RiskEvidenceSynthesis) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Schedule".
 func (*Schedule) ResourceType() string { return "Schedule" }
 
@@ -14353,6 +15169,14 @@ func (r *Schedule) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Schedule) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Schedule.identifier).
+func (r *Schedule) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "SearchParameter".
 func (*SearchParameter) ResourceType() string { return "SearchParameter" }
@@ -14404,6 +15228,14 @@ func (r *ServiceRequest) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *ServiceRequest) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (ServiceRequest.identifier).
+func (r *ServiceRequest) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Slot".
 func (*Slot) ResourceType() string { return "Slot" }
 
@@ -14428,6 +15260,14 @@ func (r *Slot) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Slot) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Slot.identifier).
+func (r *Slot) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Specimen".
 func (*Specimen) ResourceType() string { return "Specimen" }
@@ -14454,6 +15294,14 @@ func (r *Specimen) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *Specimen) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (Specimen.identifier).
+func (r *Specimen) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "SpecimenDefinition".
 func (*SpecimenDefinition) ResourceType() string { return "SpecimenDefinition" }
 
@@ -14478,6 +15326,14 @@ func (r *SpecimenDefinition) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *SpecimenDefinition) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (SpecimenDefinition.identifier).
+func (r *SpecimenDefinition) Identifiers() []*Identifier {
+	if r == nil || r.Identifier == nil {
+		return nil
+	}
+	return []*Identifier{r.Identifier}
+}
 
 // ResourceType returns "StructureDefinition".
 func (*StructureDefinition) ResourceType() string { return "StructureDefinition" }
@@ -14504,6 +15360,14 @@ func (r *StructureDefinition) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *StructureDefinition) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (StructureDefinition.identifier).
+func (r *StructureDefinition) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "StructureMap".
 func (*StructureMap) ResourceType() string { return "StructureMap" }
 
@@ -14528,6 +15392,14 @@ func (r *StructureMap) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *StructureMap) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (StructureMap.identifier).
+func (r *StructureMap) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "Subscription".
 func (*Subscription) ResourceType() string { return "Subscription" }
@@ -14578,6 +15450,14 @@ func (r *Substance) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Substance) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Substance.identifier).
+func (r *Substance) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "SubstanceNucleicAcid".
 func (*SubstanceNucleicAcid) ResourceType() string { return "SubstanceNucleicAcid" }
@@ -14729,6 +15609,14 @@ func (r *SubstanceSpecification) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *SubstanceSpecification) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (SubstanceSpecification.identifier).
+func (r *SubstanceSpecification) Identifiers() []*Identifier {
+	if r == nil || r.Identifier == nil {
+		return nil
+	}
+	return []*Identifier{r.Identifier}
+}
+
 // ResourceType returns "SupplyDelivery".
 func (*SupplyDelivery) ResourceType() string { return "SupplyDelivery" }
 
@@ -14753,6 +15641,14 @@ func (r *SupplyDelivery) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *SupplyDelivery) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (SupplyDelivery.identifier).
+func (r *SupplyDelivery) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "SupplyRequest".
 func (*SupplyRequest) ResourceType() string { return "SupplyRequest" }
@@ -14779,6 +15675,14 @@ func (r *SupplyRequest) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *SupplyRequest) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (SupplyRequest.identifier).
+func (r *SupplyRequest) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
+
 // ResourceType returns "Task".
 func (*Task) ResourceType() string { return "Task" }
 
@@ -14803,6 +15707,14 @@ func (r *Task) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *Task) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (Task.identifier).
+func (r *Task) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "TerminologyCapabilities".
 func (*TerminologyCapabilities) ResourceType() string { return "TerminologyCapabilities" }
@@ -14854,6 +15766,14 @@ func (r *TestReport) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *TestReport) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (TestReport.identifier).
+func (r *TestReport) Identifiers() []*Identifier {
+	if r == nil || r.Identifier == nil {
+		return nil
+	}
+	return []*Identifier{r.Identifier}
+}
+
 // ResourceType returns "TestScript".
 func (*TestScript) ResourceType() string { return "TestScript" }
 
@@ -14879,6 +15799,14 @@ func (r *TestScript) GetMeta() *Meta {
 // SetMeta sets the metadata; nil removes it.
 func (r *TestScript) SetMeta(m *Meta) { r.Meta = m }
 
+// Identifiers returns the business identifiers (TestScript.identifier).
+func (r *TestScript) Identifiers() []*Identifier {
+	if r == nil || r.Identifier == nil {
+		return nil
+	}
+	return []*Identifier{r.Identifier}
+}
+
 // ResourceType returns "ValueSet".
 func (*ValueSet) ResourceType() string { return "ValueSet" }
 
@@ -14903,6 +15831,14 @@ func (r *ValueSet) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *ValueSet) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (ValueSet.identifier).
+func (r *ValueSet) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}
 
 // ResourceType returns "VerificationResult".
 func (*VerificationResult) ResourceType() string { return "VerificationResult" }
@@ -14953,3 +15889,11 @@ func (r *VisionPrescription) GetMeta() *Meta {
 
 // SetMeta sets the metadata; nil removes it.
 func (r *VisionPrescription) SetMeta(m *Meta) { r.Meta = m }
+
+// Identifiers returns the business identifiers (VisionPrescription.identifier).
+func (r *VisionPrescription) Identifiers() []*Identifier {
+	if r == nil {
+		return nil
+	}
+	return r.Identifier
+}

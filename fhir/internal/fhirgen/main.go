@@ -302,7 +302,7 @@ func (g *generator) emit(path, doc string) error {
 // reserved holds the method names of the generated data types and resources;
 // no field of theirs may take them. Backbone types have no methods, so
 // ExampleScenario.instance.resourceType keeps its natural name.
-var reserved = map[string]bool{"ResourceType": true, "GetID": true, "SetID": true, "GetMeta": true, "SetMeta": true, "Get": true}
+var reserved = map[string]bool{"ResourceType": true, "GetID": true, "SetID": true, "GetMeta": true, "SetMeta": true, "Get": true, "Identifiers": true}
 
 // fields returns the Go fields of element e: one field, or one per type of a
 // choice element. isBackbone reports whether e needs its own struct type.
@@ -493,9 +493,28 @@ func structsFile(structs []*goStruct, resources bool) []byte {
 			fmt.Fprintf(&b, "// SetID sets the logical id; \"\" removes it.\nfunc (r *%s) SetID(id string) { r.Id = withID(r.Id, id) }\n\n", s.Name)
 			fmt.Fprintf(&b, "// GetMeta returns the metadata, or nil when absent.\nfunc (r *%s) GetMeta() *Meta {\n\tif r == nil {\n\t\treturn nil\n\t}\n\treturn r.Meta\n}\n\n", s.Name)
 			fmt.Fprintf(&b, "// SetMeta sets the metadata; nil removes it.\nfunc (r *%s) SetMeta(m *Meta) { r.Meta = m }\n\n", s.Name)
+			identifiersMethod(&b, s)
 		}
 	}
 	return b.Bytes()
+}
+
+// identifiersMethod writes the Identifiers method of a resource that has
+// business identifiers, so that code above the model reads them without
+// reflection or a second parse of the JSON.
+func identifiersMethod(b *bytes.Buffer, s *goStruct) {
+	for _, f := range s.Fields {
+		if f.JSON != "identifier" {
+			continue
+		}
+		doc := "// Identifiers returns the business identifiers (" + s.Name + ".identifier).\n"
+		switch f.Type {
+		case "[]*Identifier":
+			fmt.Fprintf(b, "%sfunc (r *%s) Identifiers() []*Identifier {\n\tif r == nil {\n\t\treturn nil\n\t}\n\treturn r.Identifier\n}\n\n", doc, s.Name)
+		case "*Identifier":
+			fmt.Fprintf(b, "%sfunc (r *%s) Identifiers() []*Identifier {\n\tif r == nil || r.Identifier == nil {\n\t\treturn nil\n\t}\n\treturn []*Identifier{r.Identifier}\n}\n\n", doc, s.Name)
+		}
+	}
 }
 
 func (m *model) registryFile() []byte {
