@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir/search"
 )
 
 // servedTypes are the resource types the REST API serves.
@@ -85,6 +87,8 @@ type capResource struct {
 	ConditionalRead   string     `json:"conditionalRead"`
 	ConditionalUpdate bool       `json:"conditionalUpdate"`
 	ConditionalDelete string     `json:"conditionalDelete"`
+	SearchInclude     []string   `json:"searchInclude,omitempty"`
+	SearchRevInclude  []string   `json:"searchRevInclude,omitempty"`
 	SearchParam       []capParam `json:"searchParam,omitempty"`
 }
 
@@ -143,12 +147,9 @@ func (a *api) metadata(c *gin.Context) {
 			ConditionalRead:   "full-support",
 			ConditionalUpdate: true,
 			ConditionalDelete: "single",
-			SearchParam: []capParam{
-				{Name: "_id", Definition: "http://hl7.org/fhir/SearchParameter/Resource-id", Type: "token",
-					Documentation: "In conditional create, update and delete criteria"},
-				{Name: "identifier", Type: "token",
-					Documentation: "In conditional create, update and delete criteria"},
-			},
+			SearchParam:       a.searchParams(typ),
+			SearchInclude:     a.searchIncludes(typ),
+			SearchRevInclude:  a.searchRevIncludes(typ),
 		})
 	}
 	body, err := json.Marshal(cs)
@@ -157,4 +158,43 @@ func (a *api) metadata(c *gin.Context) {
 		return
 	}
 	writeFHIR(c, http.StatusOK, body)
+}
+
+// searchParams lists the search parameters of typ the server answers:
+// those of its registry, composite ones when the parser takes them.
+func (a *api) searchParams(typ string) []capParam {
+	var out []capParam
+	for _, p := range a.search.Params(typ) {
+		if p.Type == "composite" && !search.Searchable(p) {
+			continue
+		}
+		out = append(out, capParam{Name: p.Code, Definition: p.URL, Type: p.Type})
+	}
+	return out
+}
+
+// searchIncludes lists the _include values of typ: its reference
+// parameters, and "*".
+func (a *api) searchIncludes(typ string) []string {
+	out := []string{"*"}
+	for _, p := range a.search.Params(typ) {
+		if p.Type == "reference" {
+			out = append(out, typ+":"+p.Code)
+		}
+	}
+	return out
+}
+
+// searchRevIncludes lists the _revinclude values of typ: the reference
+// parameters of the served types that can refer to it.
+func (a *api) searchRevIncludes(typ string) []string {
+	var out []string
+	for _, other := range servedTypes {
+		for _, p := range a.search.Params(other) {
+			if p.Type == "reference" && (slices.Contains(p.Targets, typ) || slices.Contains(p.Targets, "Resource")) {
+				out = append(out, other+":"+p.Code)
+			}
+		}
+	}
+	return out
 }

@@ -272,7 +272,12 @@ func TestConditionalCreate(t *testing.T) {
 		}
 		c.do("POST", "/Patient", patient, "If-None-Exist", "identifier=|9000000009").want(t, http.StatusCreated)
 		c.do("POST", "/Patient", patient, "If-None-Exist", "identifier=9000000009").want(t, http.StatusPreconditionFailed).outcome(t, "multiple-matches", "")
-		c.do("POST", "/Patient", patient, "If-None-Exist", "family=Jones").want(t, http.StatusBadRequest).outcome(t, "not-supported", "")
+		// Criteria are searches: every search parameter works, unknown ones
+		// are refused rather than ignored.
+		c.do("POST", "/Patient", patient, "If-None-Exist", "family=Jones").want(t, http.StatusCreated)
+		c.do("POST", "/Patient", patient, "If-None-Exist", "family=o'brien&birthdate=1970").want(t, http.StatusPreconditionFailed)
+		c.do("POST", "/Patient", patient, "If-None-Exist", "shoe-size=9").want(t, http.StatusBadRequest).outcome(t, "not-supported", "shoe-size")
+		c.do("POST", "/Patient", patient, "If-None-Exist", "birthdate=1970-13").want(t, http.StatusBadRequest).outcome(t, "invalid", "birthdate")
 		// Operators in values are plain strings.
 		c.do("POST", "/Patient", patient, "If-None-Exist", `identifier={"$gt":""}`).want(t, http.StatusCreated)
 	})
@@ -297,7 +302,8 @@ func TestConditionalUpdateAndDelete(t *testing.T) {
 		c.do("DELETE", "/Patient"+criteria, "").want(t, http.StatusNoContent)
 		c.do("DELETE", "/Patient"+criteria, "").want(t, http.StatusNoContent)
 		c.do("DELETE", "/Patient", "").want(t, http.StatusMethodNotAllowed)
-		c.do("DELETE", "/Patient?name=x", "").want(t, http.StatusBadRequest)
+		c.do("DELETE", "/Patient?name=x", "").want(t, http.StatusNoContent)
+		c.do("DELETE", "/Patient?shoe-size=x", "").want(t, http.StatusBadRequest)
 	})
 }
 

@@ -222,7 +222,7 @@ func (a *api) create(c *gin.Context) {
 	}
 	var criteria *store.Query
 	if h := c.GetHeader("If-None-Exist"); h != "" {
-		if criteria, err = parseCriteria(typ, h, "If-None-Exist"); err != nil {
+		if criteria, err = a.parseCriteria(typ, h, "If-None-Exist"); err != nil {
 			c.Error(err)
 			return
 		}
@@ -290,7 +290,7 @@ func (a *api) conditionalUpdate(c *gin.Context) {
 			"PUT on a resource type needs search criteria (conditional update) or an id in the URL"))
 		return
 	}
-	criteria, err := parseCriteria(typ, c.Request.URL.RawQuery, "conditional update")
+	criteria, err := a.parseCriteria(typ, c.Request.URL.RawQuery, "conditional update")
 	if err != nil {
 		c.Error(err)
 		return
@@ -334,13 +334,8 @@ func (a *api) writeResult(c *gin.Context, status int, v *store.Version) {
 
 // preferReturn reads the return preference of the Prefer header (RFC 7240).
 func preferReturn(c *gin.Context) string {
-	for _, h := range c.Request.Header.Values("Prefer") {
-		for _, pref := range strings.Split(h, ",") {
-			name, value, _ := strings.Cut(strings.TrimSpace(pref), "=")
-			if strings.EqualFold(strings.TrimSpace(name), "return") {
-				return strings.Trim(strings.TrimSpace(value), `"`)
-			}
-		}
+	if v := preference(c, "return"); v != "" {
+		return v
 	}
 	return "representation"
 }
@@ -375,7 +370,7 @@ func (a *api) conditionalDelete(c *gin.Context) {
 			"DELETE on a resource type needs search criteria (conditional delete) or an id in the URL"))
 		return
 	}
-	criteria, err := parseCriteria(typ, c.Request.URL.RawQuery, "conditional delete")
+	criteria, err := a.parseCriteria(typ, c.Request.URL.RawQuery, "conditional delete")
 	if err != nil {
 		c.Error(err)
 		return

@@ -41,8 +41,14 @@ type bundleLink struct {
 type bundleEntry struct {
 	FullURL  string          `json:"fullUrl,omitempty"`
 	Resource json.RawMessage `json:"resource,omitempty"`
+	Search   *entrySearch    `json:"search,omitempty"`
 	Request  *entryRequest   `json:"request,omitempty"`
 	Response *entryResponse  `json:"response,omitempty"`
+}
+
+// entrySearch is Bundle.entry.search of a searchset.
+type entrySearch struct {
+	Mode string `json:"mode"` // match, include or outcome
 }
 
 type entryRequest struct {

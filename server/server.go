@@ -5,12 +5,14 @@
 package server
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"carefhir/fhir/search"
 	"carefhir/store"
 )
 
@@ -37,6 +39,7 @@ type api struct {
 	cfg     Config
 	started time.Time
 	caps    *capabilities
+	search  *search.Registry
 }
 
 // New returns the HTTP handler of the FHIR API, rooted at /fhir.
@@ -47,11 +50,17 @@ func New(cfg Config) *gin.Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	index, err := NewIndexer(cfg.BaseURL)
+	if err != nil {
+		// The definitions are embedded in the binary and tested to load.
+		panic(fmt.Sprintf("server: %v", err))
+	}
 	a := &api{
-		svc:     &service{store: cfg.Store, now: time.Now},
+		svc:     &service{store: cfg.Store, index: index, now: time.Now},
 		cfg:     cfg,
 		started: time.Now().UTC(),
 		caps:    newCapabilities(),
+		search:  index.Registry(),
 	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -68,5 +77,6 @@ func New(cfg Config) *gin.Engine {
 	a.registerSystem(fhir)
 	a.registerInstance(fhir)
 	a.registerType(fhir)
+	a.registerSearch(fhir)
 	return r
 }

@@ -13,6 +13,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/search"
 	"carefhir/store"
 )
 
@@ -22,6 +23,7 @@ import (
 // passes, so access control will narrow requests here.
 type service struct {
 	store store.Store
+	index *search.Indexer // extracts the search values of every write
 	now   func() time.Time
 }
 
@@ -82,7 +84,7 @@ func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res f
 	if err != nil {
 		return nil, fmt.Errorf("encode %s/%s: %w", typ, id, err)
 	}
-	index, err := indexValues(body)
+	index, err := s.index.IndexJSON(typ, body)
 	if err != nil {
 		return nil, fmt.Errorf("index %s/%s: %w", typ, id, err)
 	}

@@ -72,8 +72,18 @@ func (w *Write) VersionID() int64 { return w.Expected + 1 }
 
 // Index holds the normalised search values of one resource version. Only the
 // current, non-deleted version of a resource is searchable.
+//
+// Values are normalised by the search layer, the same way for every engine
+// and for the query side, so engines compare them as they are (see index.go).
 type Index struct {
-	Tokens []Token
+	Tokens     []Token
+	Strings    []String
+	Dates      []Date
+	Numbers    []Number
+	Quantities []Quantity
+	References []Reference
+	URIs       []URI
+	Composites []Composite
 }
 
 // Token is one token search value, e.g. an identifier or a coded value:
@@ -84,18 +94,54 @@ type Token struct {
 	Code   string
 }
 
-// Query selects the current, non-deleted versions of one resource type.
+// Query selects the current, non-deleted versions of one resource type: it
+// is the backend-neutral search plan that the search layer compiles FHIR
+// search parameters into and that engines execute (see plan.go).
 type Query struct {
 	Type  string
 	Where []Clause // all must hold (AND)
 	Count int      // at most this many results; 0 means no limit
+
+	// Sort orders the results by these keys, then by id; empty means by id.
+	Sort []SortKey
+	// Cursor continues a search after the page that returned it.
+	Cursor string
+	// Total asks for the number of matches over all pages.
+	Total Total
+	// Include and RevInclude add the resources that matches reference, or
+	// that reference matches, to a page (Page.Included).
+	Include    []Include
+	RevInclude []Include
 }
 
-// Clause holds when any of its token matches holds (OR) for its parameter.
-// The parameter "_id" matches the resource id against Code.
+// Clause holds when any of its matches holds (OR) for its parameter. A
+// clause carries one kind of match (Tokens, Strings, Dates, Numbers,
+// Quantities, References, URIs or Composites), or is a Presence test, a
+// Chain, a Has or an Any. The parameter "_id" matches the resource id against the
+// Code of Tokens; "_lastUpdated" matches Dates against the version's
+// lastUpdated.
 type Clause struct {
 	Param  string
 	Tokens []TokenMatch
+	// Not inverts the clause: it holds when none of its matches holds,
+	// including when the parameter has no value (token :not, prefix ne).
+	Not        bool
+	Presence   Presence
+	Strings    []StringMatch
+	Dates      []DateMatch
+	Numbers    []NumberMatch
+	Quantities []QuantityMatch
+	References []ReferenceMatch
+	URIs       []URIMatch
+	Composites []CompositeMatch
+	// Chain holds when the parameter, a reference, points to a resource that
+	// the chained query selects.
+	Chain *Chain
+	// Has holds when a resource that Has selects references this one.
+	Has *Has
+	// Any holds when any of its clauses holds, whatever their parameters
+	// (e.g. a compartment: subject or performer is the Patient).
+	Any []Clause
 }
 
 // TokenMatch matches a Token of the clause's parameter. The FHIR forms map

@@ -15,6 +15,8 @@ Usage:
   carefhir [serve] [flags]   serve the FHIR API (the default)
   carefhir version           print the version and the FHIR release
   carefhir bench [flags]     load a running server and measure it
+  carefhir synth [flags]     generate fictional UK primary-care records
+  carefhir reindex [flags]   rebuild the search index of the stored resources
 
 Run 'carefhir <command> -h' for the flags of a command.
 `
@@ -46,6 +48,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return bench(ctx, cfg, stdout)
+	case "synth":
+		cfg, err := parseSynthConfig(rest, stderr)
+		if err != nil {
+			return err
+		}
+		return runSynth(ctx, cfg, stdout, stderr)
+	case "reindex":
+		cfg, err := parseReindexConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return reindex(ctx, cfg, engines(), stdout, stderr)
 	case "help":
 		_, err := io.WriteString(stdout, usage)
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -15,12 +14,23 @@ import (
 )
 
 // indexField returns the field of a current-version document that holds the
-// values of search parameter param: indexPrefix followed by param, with every
-// byte other than an ASCII letter, digit, '_' or '-' written as "~xx" (hex),
-// so that the field name never contains '.' or starts with '$'.
-func indexField(param string) string {
+// token values of search parameter param (see field).
+func indexField(param string) string { return field("", param) }
+
+// field returns the field of a current-version document that holds the
+// values of one kind of search parameter param: "ix", the kind, "_", and
+// param with every byte other than an ASCII letter, digit, '_' or '-'
+// written as "~xx" (hex), so that the field name never contains '.' or
+// starts with '$'. Kinds: "" tokens, "s" normalised strings, "e" exact
+// strings, "dl" and "dh" the low and high ends of dates, "n" numbers, "q"
+// quantity values with "qs", "qc" and "qu" their unit systems, codes and
+// displayed units, "r" references, "u" uris, "c" composites, "a" and "z"
+// the ascending and descending sort keys.
+func field(kind, param string) string {
 	var b strings.Builder
-	b.WriteString(indexPrefix)
+	b.WriteString("ix")
+	b.WriteString(kind)
+	b.WriteString("_")
 	for i := 0; i < len(param); i++ {
 		c := param[i]
 		switch {
@@ -74,23 +84,10 @@ func matchKey(m store.TokenMatch) (key string, ok bool) {
 	}
 }
 
-// indexFields returns the search fields of a document holding ix, one per
-// parameter, sorted by field name, each value an array of distinct keys.
+// indexFields returns the search fields of a document holding ix, sorted
+// by field name (see values.go).
 func indexFields(ix store.Index) bson.D {
-	keys := map[string][]string{}
-	for _, t := range ix.Tokens {
-		f := indexField(t.Param)
-		for _, k := range tokenKeys(t) {
-			if !slices.Contains(keys[f], k) {
-				keys[f] = append(keys[f], k)
-			}
-		}
-	}
-	d := make(bson.D, 0, len(keys))
-	for _, f := range slices.Sorted(maps.Keys(keys)) {
-		d = append(d, bson.E{Key: f, Value: keys[f]})
-	}
-	return d
+	return searchFields(&ix)
 }
 
 // ensureIndexes creates the indexes of the search fields w carries that this
@@ -102,6 +99,9 @@ func (s *Store) ensureIndexes(ctx context.Context, w *store.Write) error {
 	var keys []bson.D
 	var names []string
 	for _, e := range indexFields(w.Index) {
+		if !indexed(e.Key) {
+			continue
+		}
 		name := w.Type + "\x00" + e.Key
 		if _, ok := s.indexed.Load(name); ok {
 			continue
@@ -112,6 +112,10 @@ func (s *Store) ensureIndexes(ctx context.Context, w *store.Write) error {
 	if len(keys) == 0 {
 		return nil
 	}
+	// One index creation at a time: FerretDB v1 fails concurrent
+	// createIndexes on one collection with an internal error.
+	s.indexing.Lock()
+	defer s.indexing.Unlock()
 	if err := ensure(ctx, s.db.Collection(w.Type), keys); err != nil {
 		return fmt.Errorf("mongo: index %s: %w", w.Type, err)
 	}
@@ -136,6 +140,10 @@ func ensure(ctx context.Context, coll *mongo.Collection, keys []bson.D) error {
 			missing = append(missing, mongo.IndexModel{Keys: k})
 		}
 	}
+	// MongoDB allows 64 indexes per collection, _id's included: search
+	// fields beyond that are searched without an index.
+	room := maxIndexes - max(len(existing), 1) // a new collection gets _id's
+	missing = missing[:max(0, min(len(missing), room))]
 	if len(missing) == 0 {
 		return nil
 	}
@@ -166,6 +174,9 @@ func indexKeys(ctx context.Context, coll *mongo.Collection) ([]string, error) {
 	return keys, nil
 }
 
+// maxIndexes is the most indexes MongoDB allows on one collection.
+const maxIndexes = 64
+
 // codeNamespaceNotFound is the error code of listing the indexes of a
 // collection that does not exist.
 const codeNamespaceNotFound = 26
@@ -180,64 +191,18 @@ func keyString(key bson.D) string {
 	return b.String()
 }
 
-// searchFilter returns the filter selecting the current, non-deleted
-// versions that match q.
-func searchFilter(q store.Query) bson.D {
-	and := bson.A{bson.D{{Key: fieldDeleted, Value: false}}}
-	for _, c := range q.Where {
-		and = append(and, clauseFilter(c))
-	}
-	return bson.D{{Key: "$and", Value: and}}
-}
-
-// clauseFilter returns the filter of one clause: an $in of the keys its
-// matches look for, or $exists when a match accepts any token.
-func clauseFilter(c store.Clause) bson.D {
-	if c.Param == "_id" {
-		ids := bson.A{}
-		for _, m := range c.Tokens {
-			if m.AnyCode {
-				return bson.D{{Key: "_id", Value: bson.D{{Key: "$exists", Value: true}}}}
-			}
-			ids = append(ids, m.Code)
-		}
-		return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}
-	}
-	field := indexField(c.Param)
-	keys := bson.A{}
-	for _, m := range c.Tokens {
-		k, ok := matchKey(m)
-		if !ok {
-			return bson.D{{Key: field, Value: bson.D{{Key: "$exists", Value: true}}}}
-		}
-		keys = append(keys, k)
-	}
-	// An empty $in matches nothing, as a clause without matches should.
-	return bson.D{{Key: field, Value: bson.D{{Key: "$in", Value: keys}}}}
-}
-
 // matches reports whether the current version written by w matches q, by
-// the same rules as searchFilter; it serves reads inside a unit of work that
-// must see the unit's own writes.
+// the meaning store.Match gives clauses; it serves reads inside a unit of
+// work that must see the unit's own writes. Chains and _has, which depend
+// on other resources, do not match written versions.
 func matches(w *store.Write, q store.Query) bool {
 	if w.Deleted || w.Type != q.Type {
 		return false
 	}
-	for _, c := range q.Where {
-		if !slices.ContainsFunc(c.Tokens, func(m store.TokenMatch) bool { return tokenMatch(w, c.Param, m) }) {
+	for i := range q.Where {
+		if ok, known := store.Match(&q.Where[i], w.ID, w.LastUpdated, &w.Index); !ok || !known {
 			return false
 		}
 	}
 	return true
-}
-
-func tokenMatch(w *store.Write, param string, m store.TokenMatch) bool {
-	if param == "_id" {
-		return m.AnyCode || m.Code == w.ID
-	}
-	return slices.ContainsFunc(w.Index.Tokens, func(t store.Token) bool {
-		return t.Param == param &&
-			(m.AnySystem || m.System == t.System) &&
-			(m.AnyCode || m.Code == t.Code)
-	})
 }

@@ -87,3 +87,21 @@ func TestCursorRoundTrip(t *testing.T) {
 		t.Errorf("cursor %+v, want %+v", *c, position(v))
 	}
 }
+
+func TestSplitPair(t *testing.T) {
+	tests := []struct{ name, system, code string }{
+		{"plain", "http://loinc.org", "8480-6"},
+		{"no system", "", "x"},
+		{"bar in system", `a|b`, "c"},
+		{"backslash in system", `a\b`, "c|d"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := tokenKeys(store.Token{System: tt.system, Code: tt.code})[0]
+			system, code, ok := splitPair(k)
+			if !ok || system != tt.system || code != tt.code {
+				t.Errorf("splitPair(%q) = %q, %q, %v", k, system, code, ok)
+			}
+		})
+	}
+}

@@ -13,7 +13,9 @@
 //	ts    lastUpdated (BSON datetime, millisecond precision)
 //	del   true for a tombstone left by a delete
 //	json  the exact JSON bytes written (BSON binary), absent in tombstones
-//	ix_…  one field per search parameter: an array of normalised strings
+//	ix…_… search fields: per search parameter and kind of value, an array of
+//	      normalised scalars, plus scalar sort keys (see field)
+//	ixp   the names of the search parameters the resource has values of
 //
 // The history collection holds every version, the current one included,
 // with _id "Type/id/version", fields type, id, v, ts, del, json, and end: the
@@ -81,7 +83,6 @@ const (
 	fieldType    = "type" // history only
 	fieldID      = "id"   // history only
 	fieldEnd     = "end"  // history only
-	indexPrefix  = "ix_"  // search fields of current versions
 )
 
 const (
@@ -118,6 +119,8 @@ type Store struct {
 	// indexed records the search fields known to have an index, as
 	// collection + "\x00" + field.
 	indexed sync.Map
+	// indexing serialises index creation (see ensureIndexes).
+	indexing sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error

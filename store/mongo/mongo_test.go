@@ -238,7 +238,7 @@ func TestIndexes(t *testing.T) {
 	if err := s.Put(t.Context(), w); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
-	want = []string{"_id:1,", "ix_a~2eb~24:1,", "ix_general-practitioner:1,", "ix_identifier:1,"}
+	want = []string{"_id:1,", "ix_a~2eb~24:1,", "ix_general-practitioner:1,", "ix_identifier:1,", "ixp:1,"}
 	if got := keys("Patient"); !slices.Equal(got, want) {
 		t.Errorf("Patient indexes after Put: %q, want %q", got, want)
 	}

@@ -68,21 +68,35 @@ func (s *Store) search(ctx context.Context, q store.Query, limit int) ([]*store.
 	if !validType(q.Type) {
 		return []*store.Version{}, nil
 	}
-	opts := options.Find().SetProjection(currentProjection).SetSort(bson.D{{Key: "_id", Value: 1}})
-	if limit > 0 {
-		opts.SetLimit(int64(limit))
-	}
-	cur, err := s.db.Collection(q.Type).Find(ctx, searchFilter(q), opts)
+	f, err := s.compile(ctx, q.Type, q.Where)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: search %s: %w", q.Type, err)
 	}
-	var docs []versionDoc
-	if err := cur.All(ctx, &docs); err != nil {
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}})
+	if len(f.checks) == 0 {
+		opts.SetProjection(currentProjection)
+		if limit > 0 {
+			opts.SetLimit(int64(limit))
+		}
+	}
+	cur, err := s.db.Collection(q.Type).Find(ctx, f.filter, opts)
+	if err != nil {
 		return nil, fmt.Errorf("mongo: search %s: %w", q.Type, err)
 	}
-	vs := make([]*store.Version, len(docs))
-	for i := range docs {
-		vs[i] = docs[i].version(q.Type, docs[i].Key)
+	defer cur.Close(ctx)
+	vs := []*store.Version{}
+	for cur.Next(ctx) && (limit <= 0 || len(vs) < limit) {
+		if !f.check(cur.Current) {
+			continue
+		}
+		var d versionDoc
+		if err := cur.Decode(&d); err != nil {
+			return nil, fmt.Errorf("mongo: search %s: %w", q.Type, err)
+		}
+		vs = append(vs, d.version(q.Type, d.Key))
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("mongo: search %s: %w", q.Type, err)
 	}
 	return vs, nil
 }

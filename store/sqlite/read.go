@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -216,83 +217,18 @@ ORDER BY last_updated DESC, type DESC, id DESC, version DESC LIMIT ?`, args...)
 	return page, nil
 }
 
+// Search returns the current, non-deleted versions that match q, ordered
+// by id: Find without sort, paging or includes.
 func (r *reader) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
-	query, args := searchSQL(q)
-	rows, err := r.stmts.query(ctx, query, args...)
+	fq := store.Query{Type: q.Type, Where: q.Where, Count: q.Count}
+	if fq.Count <= 0 {
+		fq.Count = math.MaxInt32 - 1
+	}
+	page, err := r.find(ctx, fq)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: search %s: %w", q.Type, err)
 	}
-	defer rows.Close()
-	var out []*store.Version
-	for rows.Next() {
-		v := &store.Version{Type: q.Type}
-		var ms int64
-		if err := rows.Scan(&v.ID, &v.VersionID, &ms, &v.JSON); err != nil {
-			return nil, fmt.Errorf("sqlite: search %s: %w", q.Type, err)
-		}
-		v.LastUpdated = fromMillis(ms)
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: search %s: %w", q.Type, err)
-	}
-	return out, nil
-}
-
-// searchSQL compiles q. Every token clause becomes "id IN (...)" over a union
-// of index range scans, one per match, so SQLite walks the clause's ids in
-// order and looks each one up in resources by primary key.
-func searchSQL(q store.Query) (string, []any) {
-	var b strings.Builder
-	args := []any{q.Type}
-	b.WriteString(`SELECT r.id, r.version, v.last_updated, v.json
-FROM resources r JOIN versions v ON v.seq = r.seq
-WHERE r.type = ? AND r.deleted = 0`)
-	for _, c := range q.Where {
-		if len(c.Tokens) == 0 {
-			b.WriteString(" AND 0") // no alternative can hold
-			continue
-		}
-		if c.Param == "_id" {
-			b.WriteString(" AND r.id IN (")
-			for i, m := range c.Tokens {
-				if i > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString("?")
-				args = append(args, m.Code)
-			}
-			b.WriteString(")")
-			continue
-		}
-		b.WriteString(" AND r.id IN (")
-		for i, m := range c.Tokens {
-			if i > 0 {
-				b.WriteString(" UNION ALL ")
-			}
-			b.WriteString("SELECT id FROM tokens WHERE type = ? AND param = ?")
-			args = append(args, q.Type, c.Param)
-			switch {
-			case m.AnyCode && m.AnySystem:
-			case m.AnyCode:
-				b.WriteString(" AND system = ?")
-				args = append(args, m.System)
-			case m.AnySystem:
-				b.WriteString(" AND code = ?")
-				args = append(args, m.Code)
-			default:
-				b.WriteString(" AND code = ? AND system = ?")
-				args = append(args, m.Code, m.System)
-			}
-		}
-		b.WriteString(")")
-	}
-	b.WriteString(" ORDER BY r.id")
-	if q.Count > 0 {
-		b.WriteString(" LIMIT ?")
-		args = append(args, q.Count)
-	}
-	return b.String(), args
+	return page.Matches, nil
 }
 
 // stmtCache keeps the prepared statements of generated SQL. History has a

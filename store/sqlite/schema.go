@@ -62,6 +62,83 @@ CREATE TABLE tokens (
 ) WITHOUT ROWID;
 CREATE INDEX tokens_resource ON tokens (type, id);
 `,
+	// The typed search tables, one per kind of value, each holding the
+	// values of current, non-deleted versions only. Each primary key starts
+	// with (type, param) and then the value compared, so that a search on
+	// a parameter is a range scan of its key; *_resource indexes find the
+	// rows to replace when a resource changes.
+	//
+	// strings: normalised value (default and :contains) and the text as
+	// written (:exact, through strings_exact). dates: the [low, high]
+	// range in Unix milliseconds, searchable by either end. composites: the
+	// key of the token and string parts, and the quantity or date of a last
+	// part of those types, in one row so they stay correlated. refs: the keys
+	// of store.Reference.Keys. sorts: per parameter the smallest and
+	// largest value of a resource (text, number or milliseconds), the keys
+	// _sort orders by; NULL when the resource has none, which SQLite sorts
+	// first. present: the parameters a resource has values of (:missing).
+	`
+CREATE TABLE strings (
+	type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, exact TEXT NOT NULL, id TEXT NOT NULL,
+	PRIMARY KEY (type, param, value, exact, id)
+) WITHOUT ROWID;
+CREATE INDEX strings_exact ON strings (type, param, exact);
+CREATE INDEX strings_resource ON strings (type, id);
+
+CREATE TABLE dates (
+	type TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, id TEXT NOT NULL,
+	PRIMARY KEY (type, param, low, high, id)
+) WITHOUT ROWID;
+CREATE INDEX dates_high ON dates (type, param, high);
+CREATE INDEX dates_resource ON dates (type, id);
+
+CREATE TABLE numbers (
+	type TEXT NOT NULL, param TEXT NOT NULL, value REAL NOT NULL, id TEXT NOT NULL,
+	PRIMARY KEY (type, param, value, id)
+) WITHOUT ROWID;
+CREATE INDEX numbers_resource ON numbers (type, id);
+
+CREATE TABLE quantities (
+	type TEXT NOT NULL, param TEXT NOT NULL, value REAL NOT NULL,
+	system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL, id TEXT NOT NULL,
+	PRIMARY KEY (type, param, value, system, code, unit, id)
+) WITHOUT ROWID;
+CREATE INDEX quantities_code ON quantities (type, param, code, value);
+CREATE INDEX quantities_resource ON quantities (type, id);
+
+CREATE TABLE refs (
+	type TEXT NOT NULL, param TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL,
+	PRIMARY KEY (type, param, key, id)
+) WITHOUT ROWID;
+CREATE INDEX refs_resource ON refs (type, id);
+
+CREATE TABLE uris (
+	type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, id TEXT NOT NULL,
+	PRIMARY KEY (type, param, value, id)
+) WITHOUT ROWID;
+CREATE INDEX uris_resource ON uris (type, id);
+
+CREATE TABLE composites (
+	type TEXT NOT NULL, param TEXT NOT NULL, key TEXT NOT NULL,
+	value REAL, system TEXT, code TEXT, unit TEXT, low INTEGER, high INTEGER,
+	id TEXT NOT NULL
+);
+CREATE INDEX composites_key ON composites (type, param, key, value);
+CREATE INDEX composites_resource ON composites (type, id);
+
+CREATE TABLE sorts (
+	type TEXT NOT NULL, param TEXT NOT NULL, lo, hi, id TEXT NOT NULL,
+	PRIMARY KEY (type, id, param)
+) WITHOUT ROWID;
+CREATE INDEX sorts_lo ON sorts (type, param, lo, id);
+CREATE INDEX sorts_hi ON sorts (type, param, hi, id);
+
+CREATE TABLE present (
+	type TEXT NOT NULL, param TEXT NOT NULL, id TEXT NOT NULL,
+	PRIMARY KEY (type, id, param)
+) WITHOUT ROWID;
+CREATE INDEX present_param ON present (type, param, id);
+`,
 }
 
 // migrate brings the database's schema up to date in one transaction, so a

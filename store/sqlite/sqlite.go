@@ -2,9 +2,11 @@
 // SQLite database file (modernc.org/sqlite, pure Go) in WAL mode.
 //
 // Every version of every resource is a row of one table; a second table
-// points at each resource's current version, and token search values of
-// current versions sit in an index table whose keys make a token lookup an
-// index range scan. Writes go through one writer connection, used by one
+// points at each resource's current version, and the search values of
+// current versions sit in typed index tables (tokens, strings, dates,
+// numbers, quantities, references, uris, composites, sort keys) whose keys
+// make every common search an index range scan (search.go compiles search
+// plans into SQL over them). Writes go through one writer connection, used by one
 // goroutine at a time, which commits concurrent Puts together (group
 // commit); reads use a pool of reader connections, which WAL lets run
 // alongside the writer, and a checkpointer keeps the WAL short off the write

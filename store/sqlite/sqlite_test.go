@@ -33,7 +33,7 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 		return s
-	})
+	}, storetest.SearchScale(1200))
 }
 
 // TestConformanceOptions runs the suite with group commit off and with

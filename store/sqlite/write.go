@@ -19,6 +19,7 @@ type writer struct {
 	supersede                      *sql.Stmt
 	insertResource, updateResource *sql.Stmt
 	deleteTokens                   *sql.Stmt
+	index                          *indexStmts
 	insertToken                    [tokenRows]*sql.Stmt // [n-1] inserts n tokens
 }
 
@@ -50,6 +51,12 @@ func newWriter(ctx context.Context, c *sql.Conn) (*writer, error) {
 		}
 		*s.stmt = stmt
 	}
+	index, err := prepareIndex(ctx, c)
+	if err != nil {
+		w.close()
+		return nil, err
+	}
+	w.index = index
 	return w, nil
 }
 
@@ -60,6 +67,9 @@ func (w *writer) close() {
 		if s != nil {
 			s.Close()
 		}
+	}
+	if w.index != nil {
+		w.index.close()
 	}
 }
 
@@ -102,11 +112,17 @@ func (w *writer) put(ctx context.Context, wr *store.Write) error {
 		if _, err := w.deleteTokens.ExecContext(ctx, wr.Type, wr.ID); err != nil {
 			return err
 		}
+		if err := w.index.remove(ctx, wr.Type, wr.ID); err != nil {
+			return err
+		}
 	}
 	if wr.Deleted {
 		return nil
 	}
-	return w.insertTokens(ctx, wr)
+	if err := w.insertTokens(ctx, wr); err != nil {
+		return err
+	}
+	return w.index.add(ctx, wr.Type, wr.ID, &wr.Index)
 }
 
 // tokenRows is the most tokens one INSERT statement writes.

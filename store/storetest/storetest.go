@@ -35,7 +35,11 @@ import (
 // Run runs the conformance suite against the engine that open returns. Each
 // subtest calls open once and must receive a new, empty store; Run closes that
 // store when the subtest ends.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
+	o := options{scale: 150}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	tests := []struct {
 		name string
 		fn   func(t *testing.T, s store.Store)
@@ -50,6 +54,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TypesIsolated", testTypesIsolated},
 		{"History", testHistory},
 		{"Search", testSearch},
+		{"Find", testFind},
+		{"FindInclude", testFindInclude},
+		{"FindPaging", testFindPaging},
+		{"Reindex", testReindex},
+		{"FindPagingUnderWrites", func(t *testing.T, s store.Store) { testPagingUnderWrites(t, s, o.scale) }},
 		{"TransactCommit", testTransactCommit},
 		{"TransactRollback", testTransactRollback},
 		{"ConcurrentUpdates", testConcurrentUpdates},
@@ -68,6 +77,18 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		})
 	}
 }
+
+// Option tunes the suite to an engine.
+type Option func(*options)
+
+type options struct {
+	scale int // resources of the paging-under-writes test
+}
+
+// SearchScale sets how many resources the paging-under-writes test pages
+// through (default 150): engines that search in time independent of the
+// collection size take 1,000 or more.
+func SearchScale(n int) Option { return func(o *options) { o.scale = n } }
 
 // t0 is the base of every LastUpdated the suite writes.
 var t0 = time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"carefhir/store"
+	"carefhir/store/sqlite"
+)
+
+func TestReindexCommand(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written without search values, as by a release that indexed less.
+	err = st.Put(t.Context(), &store.Write{Type: "Patient", ID: "p1", LastUpdated: time.Now().UTC().Truncate(time.Millisecond),
+		JSON: []byte(`{"resourceType":"Patient","id":"p1","name":[{"family":"Nowak"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	var stdout, stderr bytes.Buffer
+	noenv := func(string) string { return "" }
+	if err := run(t.Context(), []string{"reindex", "--data", dir}, noenv, &stdout, &stderr); err != nil {
+		t.Fatalf("reindex: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "reindexed 1 resources") {
+		t.Errorf("stdout %q", stdout.String())
+	}
+	if !strings.Contains(stderr.String(), "Patient") || !strings.Contains(stderr.String(), "1/1") {
+		t.Errorf("progress %q shows no Patient bar", stderr.String())
+	}
+
+	st, err = sqlite.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	page, err := st.Find(t.Context(), store.Query{Type: "Patient", Count: 10, Where: []store.Clause{
+		{Param: "family", Strings: []store.StringMatch{{Value: "now"}}}}})
+	if err != nil || len(page.Matches) != 1 {
+		t.Errorf("family=now after reindex: %v, %v", page, err)
+	}
+	if err := run(t.Context(), []string{"reindex", "--data", dir, "extra"}, noenv, &stdout, &stderr); err == nil {
+		t.Error("an extra argument was accepted")
+	}
+}

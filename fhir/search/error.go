@@ -1,0 +1,34 @@
+package search
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// Error is a search request the server cannot carry out, ready to become an
+// OperationOutcome: the HTTP status, the issue code (http://hl7.org/fhir/
+// issue-type) and the parameter at fault as the issue's expression.
+type Error struct {
+	Status      int    // 400 for every error of the request itself
+	Code        string // invalid, not-supported, value, not-found…
+	Expression  string // the parameter as the client wrote it, e.g. "birthdate:missing"
+	Diagnostics string
+}
+
+func (e *Error) Error() string {
+	if e.Expression == "" {
+		return "search: " + e.Diagnostics
+	}
+	return fmt.Sprintf("search: %s: %s", e.Expression, e.Diagnostics)
+}
+
+// invalid returns a 400 "invalid" error about parameter name.
+func invalid(name, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid", Expression: name, Diagnostics: fmt.Sprintf(format, args...)}
+}
+
+// unsupported returns a 400 "not-supported" error about parameter name: in
+// lenient handling it is reported and the parameter ignored instead.
+func unsupported(name, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: name, Diagnostics: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,458 @@
+package search
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"carefhir/store"
+)
+
+// Value is one item an expression selects: its FHIR type name ("HumanName",
+// "date", "CodeableConcept"…; "" when the evaluator does not know it, and
+// the shape of the JSON decides) and its JSON, as encoding/json decodes it
+// with UseNumber.
+type Value struct {
+	Type string
+	JSON any
+	// node is the evaluator's own handle on the value, passed back to it
+	// when a composite's components are evaluated on the value.
+	node any
+}
+
+// Expression is a compiled FHIRPath expression.
+type Expression interface {
+	// Evaluate returns what the expression selects from ctx: a resource,
+	// or for composite components an element of one.
+	Evaluate(ctx Value) ([]Value, error)
+}
+
+// Compiler compiles a FHIRPath expression.
+type Compiler func(expr string) (Expression, error)
+
+// Indexer extracts the search values of resources: it evaluates every
+// parameter's official expression and normalises what it selects. It is
+// read-only after NewIndexer and safe for concurrent use.
+type Indexer struct {
+	reg   *Registry
+	base  string
+	exprs map[string][]compiled // type → its parameters' expressions
+	// Failed lists the parameters whose expression did not compile; they
+	// are not indexed.
+	Failed []Skipped
+}
+
+type compiled struct {
+	param      *Param
+	expr       Expression
+	components []Expression
+}
+
+// native are the parameters engines answer from the version itself.
+var native = map[string]bool{"_id": true, "_lastUpdated": true}
+
+// NewIndexer compiles the expressions of every parameter of reg with
+// compile. base is the server's base URL: absolute references under it are
+// indexed as local ones.
+func NewIndexer(reg *Registry, compile Compiler, base string) *Indexer {
+	ix := &Indexer{reg: reg, base: base, exprs: map[string][]compiled{}}
+	cache := map[string]Expression{}
+	get := func(e string) (Expression, error) {
+		if x, ok := cache[e]; ok {
+			return x, nil
+		}
+		x, err := compile(e)
+		if err == nil {
+			cache[e] = x
+		}
+		return x, err
+	}
+	for _, typ := range reg.Types() {
+		for _, p := range reg.Params(typ) {
+			if native[p.Code] {
+				continue
+			}
+			c := compiled{param: p}
+			x, err := get(p.Expression)
+			for _, comp := range p.Components {
+				if err != nil {
+					break
+				}
+				var cx Expression
+				cx, err = get(comp.Expression)
+				c.components = append(c.components, cx)
+			}
+			if err != nil {
+				ix.Failed = append(ix.Failed, Skipped{typ + "." + p.Code, err.Error()})
+				continue
+			}
+			c.expr = x
+			ix.exprs[typ] = append(ix.exprs[typ], c)
+		}
+	}
+	return ix
+}
+
+// Registry returns the registry whose parameters the indexer extracts.
+func (ix *Indexer) Registry() *Registry { return ix.reg }
+
+// IndexJSON returns the search values of the resource of type typ encoded
+// in body.
+func (ix *Indexer) IndexJSON(typ string, body []byte) (store.Index, error) {
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber()
+	var res map[string]any
+	if err := d.Decode(&res); err != nil {
+		return store.Index{}, fmt.Errorf("search: index %s: %w", typ, err)
+	}
+	return ix.Index(typ, res)
+}
+
+// Index returns the search values of res, a resource of type typ decoded
+// from JSON.
+func (ix *Indexer) Index(typ string, res map[string]any) (store.Index, error) {
+	var out store.Index
+	root := Value{Type: typ, JSON: res}
+	for _, c := range ix.exprs[typ] {
+		values, err := c.expr.Evaluate(root)
+		if err != nil {
+			return store.Index{}, fmt.Errorf("search: index %s %s: %w", typ, c.param.Code, err)
+		}
+		if err := ix.add(&out, c, values); err != nil {
+			return store.Index{}, fmt.Errorf("search: index %s %s: %w", typ, c.param.Code, err)
+		}
+	}
+	dedupe(&out)
+	return out, nil
+}
+
+func (ix *Indexer) add(out *store.Index, c compiled, values []Value) error {
+	p := c.param
+	for _, v := range values {
+		switch p.Type {
+		case "string":
+			addStrings(out, p.Code, v)
+		case "token":
+			addTokens(out, p.Code, v)
+		case "date":
+			addDates(out, p.Code, v)
+		case "number":
+			if text, f, ok := number(v.JSON); ok {
+				out.Numbers = append(out.Numbers, store.Number{Param: p.Code, Value: f, Text: text})
+			}
+		case "quantity":
+			addQuantity(out, p.Code, v)
+		case "reference":
+			ix.addReference(out, p.Code, v)
+		case "uri":
+			if s, ok := v.JSON.(string); ok && s != "" {
+				out.URIs = append(out.URIs, store.URI{Param: p.Code, Value: s})
+			}
+		case "composite":
+			values, err := ix.composites(c, v)
+			if err != nil {
+				return err
+			}
+			out.Composites = append(out.Composites, values...)
+		}
+	}
+	return nil
+}
+
+// addStrings indexes a string, or the text parts of a HumanName, Address or
+// other element: each part is searched on its own ("name=jo" finds a given
+// name John).
+func addStrings(out *store.Index, param string, v Value) {
+	add := func(s string) {
+		if n := NormalizeString(s); n != "" {
+			out.Strings = append(out.Strings, store.String{Param: param, Value: n, Exact: s})
+		}
+	}
+	switch x := v.JSON.(type) {
+	case string:
+		add(x)
+	case map[string]any:
+		for _, k := range []string{"text", "family", "given", "prefix", "suffix",
+			"line", "city", "district", "state", "postalCode", "country", "display", "value"} {
+			switch y := x[k].(type) {
+			case string:
+				add(y)
+			case []any:
+				for _, e := range y {
+					if s, ok := e.(string); ok {
+						add(s)
+					}
+				}
+			}
+		}
+	}
+}
+
+// addTokens indexes codes, Codings, CodeableConcepts, Identifiers,
+// ContactPoints and booleans; display text goes under "param:text", the
+// type of an identifier under "param:of-type".
+func addTokens(out *store.Index, param string, v Value) {
+	text := func(s string) {
+		if n := NormalizeString(s); n != "" {
+			out.Strings = append(out.Strings, store.String{Param: param + ":text", Value: n, Exact: s})
+		}
+	}
+	token := func(system, code string) {
+		if code != "" || system != "" {
+			out.Tokens = append(out.Tokens, store.Token{Param: param, System: system, Code: code})
+		}
+	}
+	coding := func(m map[string]any) {
+		token(str(m["system"]), str(m["code"]))
+		text(str(m["display"]))
+	}
+	switch x := v.JSON.(type) {
+	case string:
+		token("", x)
+	case bool:
+		token("", strconv.FormatBool(x))
+	case json.Number:
+		token("", x.String())
+	case map[string]any:
+		switch {
+		case v.Type == "CodeableConcept" || x["coding"] != nil || (v.Type == "" && x["text"] != nil && x["value"] == nil):
+			for _, c := range list(x["coding"]) {
+				if m, ok := c.(map[string]any); ok {
+					coding(m)
+				}
+			}
+			text(str(x["text"]))
+		case v.Type == "Identifier" || v.Type == "ContactPoint" || x["value"] != nil:
+			value := str(x["value"])
+			token(str(x["system"]), value)
+			if t, ok := x["type"].(map[string]any); ok && value != "" {
+				for _, c := range list(t["coding"]) {
+					if m, ok := c.(map[string]any); ok && str(m["code"]) != "" {
+						out.Tokens = append(out.Tokens, store.Token{Param: param + ":of-type",
+							System: OfTypeSystem(str(m["system"]), str(m["code"])), Code: value})
+					}
+				}
+				text(str(t["text"]))
+			}
+		default: // Coding
+			coding(x)
+		}
+	}
+}
+
+func addDates(out *store.Index, param string, v Value) {
+	add := func(low, high string) {
+		lo, hi := store.MinTime, store.MaxTime
+		if low != "" {
+			l, _, ok := ParseDate(low)
+			if !ok {
+				return
+			}
+			lo = l
+		}
+		if high != "" {
+			_, h, ok := ParseDate(high)
+			if !ok {
+				return
+			}
+			hi = h
+		}
+		if low == "" && high == "" {
+			return
+		}
+		out.Dates = append(out.Dates, store.Date{Param: param, Low: lo, High: hi})
+	}
+	switch x := v.JSON.(type) {
+	case string:
+		add(x, x)
+	case map[string]any:
+		if x["start"] != nil || x["end"] != nil { // Period
+			add(str(x["start"]), str(x["end"]))
+			return
+		}
+		for _, e := range list(x["event"]) { // Timing
+			if s, ok := e.(string); ok {
+				add(s, s)
+			}
+		}
+		if r, ok := x["repeat"].(map[string]any); ok {
+			if b, ok := r["boundsPeriod"].(map[string]any); ok {
+				add(str(b["start"]), str(b["end"]))
+			}
+		}
+	}
+}
+
+func addQuantity(out *store.Index, param string, v Value) {
+	m, ok := v.JSON.(map[string]any)
+	if !ok {
+		return
+	}
+	text, f, ok := number(m["value"])
+	if !ok {
+		return
+	}
+	q := store.Quantity{Param: param, Value: f, Text: text, System: str(m["system"]), Code: str(m["code"]), Unit: str(m["unit"])}
+	if c := str(m["currency"]); c != "" { // Money
+		q.System, q.Code = "urn:iso:std:iso:4217", c
+	}
+	out.Quantities = append(out.Quantities, q)
+}
+
+func (ix *Indexer) addReference(out *store.Index, param string, v Value) {
+	switch x := v.JSON.(type) {
+	case string: // canonical or uri
+		if x != "" {
+			r := ParseReference(x, ix.base)
+			r.Param = param
+			out.References = append(out.References, r)
+		}
+	case map[string]any:
+		if ref := str(x["reference"]); ref != "" && !strings.HasPrefix(ref, "#") {
+			r := ParseReference(ref, ix.base)
+			r.Param = param
+			out.References = append(out.References, r)
+		}
+		if id, ok := x["identifier"].(map[string]any); ok {
+			if value := str(id["value"]); value != "" {
+				out.Tokens = append(out.Tokens, store.Token{Param: param + ":identifier", System: str(id["system"]), Code: value})
+			}
+		}
+	}
+}
+
+// maxCompositeKeys bounds the key combinations one element indexes.
+const maxCompositeKeys = 64
+
+// composites returns the composite values of one element: every
+// combination of its components' values. A token component has the keys
+// "system|code" and "|code"; a last component that is a quantity or a date
+// is kept as a value to compare.
+func (ix *Indexer) composites(c compiled, v Value) ([]store.Composite, error) {
+	combos := []store.Composite{{Param: c.param.Code}}
+	for i, comp := range c.param.Components {
+		values, err := c.components[i].Evaluate(v)
+		if err != nil {
+			return nil, err
+		}
+		var part store.Index
+		for _, cv := range values {
+			switch comp.Type {
+			case "token":
+				addTokens(&part, "", cv)
+			case "string":
+				addStrings(&part, "", cv)
+			case "quantity":
+				addQuantity(&part, "", cv)
+			case "date":
+				addDates(&part, "", cv)
+			}
+		}
+		// Each way this component can be, applied to a combination.
+		var ways []func(store.Composite) store.Composite
+		var keys []string
+		for _, t := range part.Tokens {
+			if t.Code != "" {
+				keys = append(keys, TokenKey(t.System, t.Code, false), TokenKey("", t.Code, true))
+			}
+		}
+		for _, s := range part.Strings {
+			if s.Param == "" {
+				keys = append(keys, s.Value)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range slices.Compact(keys) {
+			ways = append(ways, func(x store.Composite) store.Composite {
+				x.Parts = append(slices.Clip(x.Parts), k)
+				return x
+			})
+		}
+		for _, q := range part.Quantities {
+			ways = append(ways, func(x store.Composite) store.Composite { x.Quantity = &q; return x })
+		}
+		for _, d := range part.Dates {
+			ways = append(ways, func(x store.Composite) store.Composite { x.Date = &d; return x })
+		}
+		var next []store.Composite
+		for _, combo := range combos {
+			for _, w := range ways {
+				if len(next) == maxCompositeKeys {
+					break
+				}
+				next = append(next, w(combo))
+			}
+		}
+		combos = next
+	}
+	return combos, nil
+}
+
+// number reads a JSON number (or a numeric string) keeping its text.
+func number(v any) (string, float64, bool) {
+	var text string
+	switch x := v.(type) {
+	case json.Number:
+		text = x.String()
+	case float64:
+		text = strconv.FormatFloat(x, 'f', -1, 64)
+	case string:
+		text = x
+	default:
+		return "", 0, false
+	}
+	f, _, _, ok := ParseNumber(text)
+	return text, f, ok
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func list(v any) []any {
+	switch x := v.(type) {
+	case []any:
+		return x
+	case nil:
+		return nil
+	}
+	return []any{v}
+}
+
+// dedupe removes repeated values, which engines would store twice.
+func dedupe(ix *store.Index) {
+	ix.Tokens = uniq(ix.Tokens)
+	ix.Strings = uniq(ix.Strings)
+	ix.Dates = uniq(ix.Dates)
+	ix.Numbers = uniq(ix.Numbers)
+	ix.Quantities = uniq(ix.Quantities)
+	ix.References = uniq(ix.References)
+	ix.URIs = uniq(ix.URIs)
+	ix.Composites = slices.CompactFunc(ix.Composites, func(a, b store.Composite) bool {
+		return a.Param == b.Param && slices.Equal(a.Parts, b.Parts) &&
+			ptrEqual(a.Quantity, b.Quantity) && ptrEqual(a.Date, b.Date)
+	})
+}
+
+func ptrEqual[T comparable](a, b *T) bool {
+	return a == b || a != nil && b != nil && *a == *b
+}
+
+func uniq[T comparable](s []T) []T {
+	if len(s) < 2 {
+		return s
+	}
+	seen := make(map[T]bool, len(s))
+	out := s[:0]
+	for _, v := range s {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,311 @@
+package search
+
+import (
+	"math"
+	"math/big"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"golang.org/x/text/unicode/norm"
+
+	"carefhir/store"
+)
+
+// NormalizeString returns s as string searches compare it: accents removed,
+// lower-cased, and runs of white space collapsed to one space. Index and
+// query sides both use it, so "Zoë" is found by "zoe" and "ZOË" alike.
+func NormalizeString(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, r := range norm.NFD.String(s) {
+		switch {
+		case unicode.Is(unicode.Mn, r):
+			continue
+		case unicode.IsSpace(r):
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		if f, ok := folds[r]; ok {
+			b.WriteString(f)
+			continue
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// folds are letters that do not decompose into a base letter and a mark
+// but that people type without their stroke or ligature.
+var folds = map[rune]string{
+	'ß': "ss", 'ẞ': "ss", 'Æ': "ae", 'æ': "ae", 'Œ': "oe", 'œ': "oe",
+	'Ø': "o", 'ø': "o", 'Ł': "l", 'ł': "l", 'Đ': "d", 'đ': "d",
+	'Ð': "d", 'ð': "d", 'Þ': "th", 'þ': "th", 'ı': "i",
+	'’': "'", '‘': "'", 'ʼ': "'",
+}
+
+// ParseDate returns the range of instants a FHIR date, dateTime or instant
+// covers at its precision: "1970" the whole year, "2025-01-10" the day,
+// "2025-01-10T10:00:00+01:00" the second. Values without a time zone are
+// taken in UTC. Both ends are included, at millisecond precision. Search
+// values may also stop at minutes ("2025-01-10T10:00Z").
+func ParseDate(s string) (low, high time.Time, ok bool) {
+	var year, month, day int
+	n := len(s)
+	switch {
+	case n == 4:
+		if year, ok = digits(s); !ok {
+			return
+		}
+		low = time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)
+		return low, low.AddDate(1, 0, 0).Add(-time.Millisecond), true
+	case n == 7 && s[4] == '-':
+		year, ok1 := digits(s[:4])
+		month, ok2 := digits(s[5:])
+		if !ok1 || !ok2 || month < 1 || month > 12 {
+			return low, high, false
+		}
+		low = time.Date(year, time.Month(month), 1, 0, 0, 0, 0, time.UTC)
+		return low, low.AddDate(0, 1, 0).Add(-time.Millisecond), true
+	case n >= 10 && s[4] == '-' && s[7] == '-':
+		var ok1, ok2, ok3 bool
+		year, ok1 = digits(s[:4])
+		month, ok2 = digits(s[5:7])
+		day, ok3 = digits(s[8:10])
+		if !ok1 || !ok2 || !ok3 || !validDay(year, month, day) {
+			return low, high, false
+		}
+		if n == 10 {
+			low = time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC)
+			return low, low.AddDate(0, 0, 1).Add(-time.Millisecond), true
+		}
+	default:
+		return low, high, false
+	}
+	// A time: "T" hh:mm[:ss[.fff…]] zone.
+	rest := s[10:]
+	if len(rest) < 6 || rest[0] != 'T' || rest[3] != ':' {
+		return low, high, false
+	}
+	hour, ok1 := digits(rest[1:3])
+	minute, ok2 := digits(rest[4:6])
+	if !ok1 || !ok2 || hour > 23 || minute > 59 {
+		return low, high, false
+	}
+	rest = rest[6:]
+	step := time.Minute
+	var sec, nanos int
+	if len(rest) >= 3 && rest[0] == ':' {
+		var ok bool
+		if sec, ok = digits(rest[1:3]); !ok || sec > 59 {
+			return low, high, false
+		}
+		rest = rest[3:]
+		step = time.Second
+		if len(rest) > 0 && rest[0] == '.' {
+			i := 1
+			for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+				i++
+			}
+			frac := rest[1:i]
+			if frac == "" {
+				return low, high, false
+			}
+			// Precision beyond milliseconds is kept as the millisecond.
+			for j := 0; j < 9; j++ {
+				nanos *= 10
+				if j < len(frac) {
+					nanos += int(frac[j] - '0')
+				}
+			}
+			digitsKept := min(len(frac), 3)
+			step = time.Duration(math.Pow10(9 - digitsKept))
+			nanos = nanos / int(step) * int(step)
+			rest = rest[i:]
+		}
+	}
+	loc := time.UTC
+	if strings.HasPrefix(rest, " ") {
+		// An unencoded '+' in a query string arrives as a space.
+		rest = "+" + rest[1:]
+	}
+	switch {
+	case rest == "Z", rest == "":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		h, ok1 := digits(rest[1:3])
+		m, ok2 := digits(rest[4:6])
+		if !ok1 || !ok2 || h > 14 || m > 59 {
+			return low, high, false
+		}
+		off := h*3600 + m*60
+		if rest[0] == '-' {
+			off = -off
+		}
+		loc = time.FixedZone("", off)
+	default:
+		return low, high, false
+	}
+	low = time.Date(year, time.Month(month), day, hour, minute, sec, nanos, loc).UTC()
+	return low, low.Add(step - time.Millisecond), true
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+func digits(s string) (int, bool) {
+	if s == "" {
+		return 0, false
+	}
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+		n = n*10 + int(s[i]-'0')
+	}
+	return n, true
+}
+
+func validDay(year, month, day int) bool {
+	if month < 1 || month > 12 || day < 1 {
+		return false
+	}
+	t := time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC)
+	return t.Day() == day
+}
+
+// ParseNumber reads a FHIR decimal or search number ("100", "1.50",
+// "-3", "1e2") and returns its value and the half-open range its written
+// precision implies: "100" is [99.5, 100.5), "1.50" is [1.495, 1.505).
+func ParseNumber(s string) (value, low, high float64, ok bool) {
+	if s == "" || strings.ContainsAny(s, " _xXpP") || strings.EqualFold(s, "nan") || strings.Contains(strings.ToLower(s), "inf") {
+		return 0, 0, 0, false
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, 0, 0, false
+	}
+	mantissa, exp := s, 0
+	if i := strings.IndexAny(s, "eE"); i >= 0 {
+		mantissa = s[:i]
+		e, err := strconv.Atoi(s[i+1:])
+		if err != nil {
+			return 0, 0, 0, false
+		}
+		exp = e
+	}
+	if len(s) > 100 || abs(exp) > 400 {
+		return 0, 0, 0, false // beyond any measurement; and bounds the work below
+	}
+	decimals := 0
+	if i := strings.IndexByte(mantissa, '.'); i >= 0 {
+		decimals = len(mantissa) - i - 1
+	}
+	// The bounds are computed exactly, so that "5.4" gives 5.35, not
+	// 5.3500000000000005.
+	r, okr := new(big.Rat).SetString(s)
+	if !okr {
+		return 0, 0, 0, false
+	}
+	half := new(big.Rat).SetFrac(big.NewInt(1), big.NewInt(2))
+	scale := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(exp-decimals))), nil))
+	if exp-decimals < 0 {
+		half.Quo(half, scale)
+	} else {
+		half.Mul(half, scale)
+	}
+	low, _ = new(big.Rat).Sub(r, half).Float64()
+	high, _ = new(big.Rat).Add(r, half).Float64()
+	return v, low, high, true
+}
+
+// Reference is a parsed reference value: Type and ID for a resource of a
+// FHIR server (this one when Base is empty), or URL for anything else.
+type Reference = store.Reference
+
+// ParseReference reads a reference as written in a resource or a search
+// value. base is this server's base URL ("https://example.org/fhir"), so that
+// absolute references to it index as local ones. "Type/id" and
+// "Type/id/_history/3" are local; "https://…/Type/id" is local when it is
+// under base, else a URL. A canonical ("http://…|1.0"), a fragment ("#x")
+// or a urn ("urn:uuid:…") is a URL.
+func ParseReference(ref, base string) Reference {
+	ref = strings.TrimSpace(ref)
+	rel := ref
+	if base != "" {
+		b := strings.TrimSuffix(base, "/") + "/"
+		if strings.HasPrefix(ref, b) {
+			rel = ref[len(b):]
+		}
+	}
+	if typ, id, ok := localReference(rel); ok {
+		return Reference{Type: typ, ID: id}
+	}
+	return Reference{URL: ref}
+}
+
+// localReference splits "Type/id" or "Type/id/_history/v".
+func localReference(s string) (typ, id string, ok bool) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 2 && !(len(parts) == 4 && parts[2] == "_history") {
+		return "", "", false
+	}
+	if !isTypeName(parts[0]) || !isID(parts[1]) {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
+}
+
+func isTypeName(s string) bool {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// isID reports whether s is a FHIR id: 1 to 64 of A-Z a-z 0-9 - and '.'.
+func isID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// uriAbove returns the values that are "above" u for :above: u itself and
+// every prefix of it ending before a '/', down to the scheme and host.
+func uriAbove(u string) []string {
+	out := []string{u}
+	start := 0
+	if p, err := url.Parse(u); err == nil && p.Scheme != "" && p.Host != "" {
+		start = len(p.Scheme) + 3 + len(p.Host)
+	}
+	for i := len(u) - 1; i > start; i-- {
+		if u[i] == '/' {
+			out = append(out, u[:i])
+		}
+	}
+	return out
+}

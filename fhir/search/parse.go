@@ -1,0 +1,837 @@
+package search
+
+import (
+	"errors"
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"carefhir/store"
+)
+
+// Count limits of a page.
+const (
+	DefaultCount = 20
+	MaxCount     = 1000
+)
+
+// Bounds that keep a request from building an unbounded plan: the depth of
+// chains and nested _has, and the values of one parameter (ORed).
+const (
+	maxChain  = 4
+	maxValues = 1000
+)
+
+// Options are the settings of one parse.
+type Options struct {
+	// Strict refuses unknown and unsupported parameters with a 400
+	// (Prefer: handling=strict); otherwise they are ignored and reported.
+	Strict bool
+	// Base is the server's base URL, so that absolute references to it
+	// search as local ones.
+	Base string
+	// Now is the time "ap" dates are approximate relative to; zero: time.Now.
+	Now time.Time
+}
+
+// Plan is a parsed search: the store query, and how to shape the results.
+type Plan struct {
+	Query store.Query
+	// Summary is the _summary mode: "", "true", "text", "data", "count" or
+	// "false".
+	Summary string
+	// Elements are the top-level elements _elements keeps.
+	Elements []string
+	// Ignored are the parameters left out under lenient handling, each
+	// with the reason, for the outcome entry of the searchset.
+	Ignored []*Error
+	// Params are the parameters applied, for the self link.
+	Params url.Values
+}
+
+// Parse compiles the search parameters q of resource type typ into a plan.
+// A value that cannot be read (a bad date, a negative _count) is an *Error
+// with status 400; an unknown or unsupported parameter is one too under
+// Strict, and is otherwise ignored and listed in Plan.Ignored.
+func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
+	if !r.Served(typ) {
+		return nil, &Error{Status: 404, Code: "not-supported", Expression: typ, Diagnostics: "resource type " + typ + " is not served"}
+	}
+	if opt.Now.IsZero() {
+		opt.Now = time.Now()
+	}
+	p := &parser{r: r, opt: opt}
+	plan := &Plan{Query: store.Query{Type: typ, Count: DefaultCount}, Params: url.Values{}}
+	for _, name := range sortedKeys(q) {
+		for _, value := range q[name] {
+			err := p.param(plan, typ, name, value)
+			var e *Error
+			if errors.As(err, &e) && e.Code == "not-supported" && !opt.Strict {
+				plan.Ignored = append(plan.Ignored, e)
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if name != "_format" && name != "_pretty" && name != "_cursor" {
+				plan.Params.Add(name, value)
+			}
+		}
+	}
+	if plan.Summary == "count" || plan.Query.Count == 0 {
+		// A count alone (_summary=count, _count=0): no entries to include.
+		plan.Query.Count = 0
+		plan.Query.Include, plan.Query.RevInclude = nil, nil
+		if plan.Query.Total == store.TotalNone {
+			plan.Query.Total = store.TotalAccurate
+		}
+	}
+	return plan, nil
+}
+
+// Compartment returns the clause that keeps the resources of typ in the
+// compartment of Patient id: any of the compartment's parameters of typ
+// refers to the patient. ok is false when typ is not in the compartment.
+func (r *Registry) Compartment(typ, id string) (c store.Clause, ok bool) {
+	params := r.compartment[typ]
+	if len(params) == 0 {
+		return store.Clause{}, false
+	}
+	c.Param = "_compartment"
+	for _, p := range params {
+		if p == "{def}" { // the Patient itself
+			c.Any = append(c.Any, store.Clause{Param: "_id", Tokens: []store.TokenMatch{{Code: id, AnySystem: true}}})
+			continue
+		}
+		c.Any = append(c.Any, store.Clause{Param: p, References: []store.ReferenceMatch{{Type: "Patient", ID: id}}})
+	}
+	return c, true
+}
+
+func sortedKeys(q url.Values) []string {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+type parser struct {
+	r   *Registry
+	opt Options
+}
+
+// param applies one name=value pair to plan.
+func (p *parser) param(plan *Plan, typ, name, value string) error {
+	base, modifier, _ := strings.Cut(name, ":")
+	switch base {
+	case "_format", "_pretty":
+		return nil
+	case "_cursor":
+		plan.Query.Cursor = value
+		return nil
+	case "_count":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 0 {
+			return invalid(name, "_count must be a whole number, 0 or more, not %q", clip(value))
+		}
+		plan.Query.Count = min(n, MaxCount)
+		return nil
+	case "_total":
+		switch value {
+		case "none":
+			plan.Query.Total = store.TotalNone
+		case "estimate":
+			plan.Query.Total = store.TotalEstimate
+		case "accurate":
+			plan.Query.Total = store.TotalAccurate
+		default:
+			return invalid(name, "_total must be none, estimate or accurate, not %q", clip(value))
+		}
+		return nil
+	case "_summary":
+		switch value {
+		case "true", "text", "data", "count", "false":
+			plan.Summary = value
+		default:
+			return invalid(name, "_summary must be true, text, data, count or false, not %q", clip(value))
+		}
+		return nil
+	case "_elements":
+		for _, e := range strings.Split(value, ",") {
+			e = strings.TrimSpace(e)
+			if e == "" || !isElementName(e) {
+				return invalid(name, "_elements lists element names such as name,birthDate, not %q", clip(value))
+			}
+			if !slices.Contains(plan.Elements, e) {
+				plan.Elements = append(plan.Elements, e)
+			}
+		}
+		return nil
+	case "_sort":
+		return p.sort(plan, typ, name, value)
+	case "_include", "_revinclude":
+		return p.include(plan, typ, name, base, modifier, value)
+	case "_contained", "_containedType", "_list", "_text", "_content", "_query", "_filter", "_graph", "_type":
+		return unsupported(name, "parameter %s is not supported", base)
+	}
+	if value == "" {
+		return unsupported(name, "parameter %s has no value and is ignored", name)
+	}
+	c, err := p.clause(typ, name, value, 0)
+	if err != nil {
+		return err
+	}
+	plan.Query.Where = append(plan.Query.Where, c)
+	return nil
+}
+
+func isElementName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func clip(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	return s[:80] + "…"
+}
+
+func (p *parser) sort(plan *Plan, typ, name, value string) error {
+	for _, k := range strings.Split(value, ",") {
+		key := store.SortKey{Param: strings.TrimSpace(k)}
+		if strings.HasPrefix(key.Param, "-") {
+			key.Param, key.Desc = key.Param[1:], true
+		}
+		if key.Param == "" {
+			return invalid(name, "_sort lists parameters such as birthdate,-_lastUpdated, not %q", clip(value))
+		}
+		if key.Param != "_id" && key.Param != "_lastUpdated" {
+			sp, ok := p.r.Param(typ, key.Param)
+			if !ok {
+				return unsupported(name, "cannot sort by %s: %s has no such search parameter", key.Param, typ)
+			}
+			if sp.Type == "composite" {
+				return unsupported(name, "cannot sort by the composite parameter %s", key.Param)
+			}
+		}
+		if !slices.ContainsFunc(plan.Query.Sort, func(s store.SortKey) bool { return s.Param == key.Param }) {
+			plan.Query.Sort = append(plan.Query.Sort, key)
+		}
+	}
+	return nil
+}
+
+// include reads _include and _revinclude: "Type:param", "Type:param:Target",
+// "*" or "Type:*", with the modifier iterate (or its R3 name recurse).
+func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) error {
+	inc := store.Include{}
+	switch modifier {
+	case "":
+	case "iterate", "recurse":
+		inc.Iterate = true
+	default:
+		return unsupported(name, "%s has no modifier %q (only iterate)", base, modifier)
+	}
+	parts := strings.Split(value, ":")
+	switch {
+	case value == "*":
+		inc.Type, inc.Param = typ, "*"
+	case len(parts) == 2 || len(parts) == 3:
+		inc.Type, inc.Param = parts[0], parts[1]
+		if len(parts) == 3 {
+			inc.Target = parts[2]
+		}
+	default:
+		return invalid(name, "%s takes Type:parameter or Type:parameter:TargetType, not %q", base, clip(value))
+	}
+	if !p.r.Served(inc.Type) {
+		return unsupported(name, "%s: resource type %q is not served", base, inc.Type)
+	}
+	if inc.Target != "" && !p.r.Served(inc.Target) {
+		return unsupported(name, "%s: target type %q is not served", base, inc.Target)
+	}
+	if inc.Param != "*" {
+		sp, ok := p.r.Param(inc.Type, inc.Param)
+		if !ok || sp.Type != "reference" {
+			return unsupported(name, "%s: %s has no reference parameter %q", base, inc.Type, inc.Param)
+		}
+	}
+	if base == "_include" {
+		if inc.Type != typ && !inc.Iterate {
+			return invalid(name, "_include=%s names %s, not the searched type %s (use _include:iterate)", clip(value), inc.Type, typ)
+		}
+		plan.Query.Include = append(plan.Query.Include, inc)
+	} else {
+		plan.Query.RevInclude = append(plan.Query.RevInclude, inc)
+	}
+	return nil
+}
+
+// clause compiles one filter parameter of typ: "param", "param:modifier",
+// a chain "ref[:Type].param…" or a reverse chain "_has:Type:ref:param…".
+// depth counts the chain links so far.
+func (p *parser) clause(typ, name, value string, depth int) (store.Clause, error) {
+	if depth > maxChain {
+		return store.Clause{}, invalid(name, "chains and _has nest at most %d deep", maxChain)
+	}
+	if rest, ok := strings.CutPrefix(name, "_has:"); ok {
+		c, err := p.has(typ, name, rest, value, depth)
+		return c, named(err, name)
+	}
+	head, chained, isChain := strings.Cut(name, ".")
+	code, modifier, _ := strings.Cut(head, ":")
+	sp, ok := p.r.Param(typ, code)
+	if !ok {
+		return store.Clause{}, unsupported(name, "%s has no search parameter %q", typ, code)
+	}
+	if isChain {
+		c, err := p.chain(typ, name, sp, modifier, chained, value, depth)
+		return c, named(err, name)
+	}
+	if modifier == "missing" {
+		switch value {
+		case "true":
+			return store.Clause{Param: code, Presence: store.Missing}, nil
+		case "false":
+			return store.Clause{Param: code, Presence: store.Present}, nil
+		}
+		return store.Clause{}, invalid(name, ":missing takes true or false, not %q", clip(value))
+	}
+	values := splitUnescaped(value, ',')
+	if len(values) > maxValues {
+		return store.Clause{}, invalid(name, "%d values; at most %d may be ORed in one parameter", len(values), maxValues)
+	}
+	c := store.Clause{Param: code}
+	var err error
+	switch sp.Type {
+	case "string":
+		err = p.strings(&c, name, modifier, values)
+	case "token":
+		err = p.tokens(&c, name, code, modifier, values)
+	case "date":
+		err = p.dates(&c, name, modifier, values)
+	case "number":
+		err = p.numbers(&c, name, modifier, values)
+	case "quantity":
+		err = p.quantities(&c, name, modifier, values)
+	case "reference":
+		err = p.references(&c, name, sp, modifier, values)
+	case "uri":
+		err = p.uris(&c, name, modifier, values)
+	case "composite":
+		err = p.composites(&c, name, sp, modifier, values)
+	default:
+		err = unsupported(name, "parameters of type %s are not supported", sp.Type)
+	}
+	return c, err
+}
+
+// chain compiles "ref[:Type].rest": rest is a parameter of the referenced
+// types, itself possibly chained.
+func (p *parser) chain(typ, name string, sp *Param, modifier, rest, value string, depth int) (store.Clause, error) {
+	if sp.Type != "reference" {
+		return store.Clause{}, invalid(name, "only reference parameters chain; %s is a %s parameter", sp.Code, sp.Type)
+	}
+	targets := p.r.targets(sp)
+	if modifier != "" {
+		if !slices.Contains(targets, modifier) {
+			return store.Clause{}, invalid(name, "%s cannot refer to %q (it refers to %s)", sp.Code, modifier, strings.Join(sp.Targets, ", "))
+		}
+		targets = []string{modifier}
+	}
+	inner, _, _ := strings.Cut(rest, ".")
+	innerCode, _, _ := strings.Cut(inner, ":")
+	chain := &store.Chain{}
+	var where *store.Clause
+	var firstErr error
+	for _, t := range targets {
+		if _, ok := p.r.Param(t, innerCode); !ok && innerCode != "_has" {
+			continue
+		}
+		c, err := p.clause(t, rest, value, depth+1)
+		if err != nil {
+			firstErr = cmp(firstErr, err)
+			continue
+		}
+		if where == nil {
+			where = &c
+		}
+		chain.Types = append(chain.Types, t)
+	}
+	if where == nil {
+		if firstErr != nil {
+			return store.Clause{}, firstErr
+		}
+		return store.Clause{}, unsupported(name, "none of the types %s refers to has a search parameter %q", sp.Code, innerCode)
+	}
+	chain.Where = []store.Clause{*where}
+	return store.Clause{Param: sp.Code, Chain: chain}, nil
+}
+
+// named sets the expression of a parse error of a chain's inner parameter
+// to the whole parameter as the client wrote it.
+func named(err error, name string) error {
+	var e *Error
+	if errors.As(err, &e) {
+		e.Expression = name
+	}
+	return err
+}
+
+func cmp(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
+// has compiles the rest of "_has:Type:ref:param…" (after "_has:").
+func (p *parser) has(typ, name, rest, value string, depth int) (store.Clause, error) {
+	parts := strings.SplitN(rest, ":", 3)
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return store.Clause{}, invalid(name, "_has takes the form _has:Type:reference:parameter, e.g. _has:Observation:patient:code")
+	}
+	other, ref, inner := parts[0], parts[1], parts[2]
+	if !p.r.Served(other) {
+		return store.Clause{}, unsupported(name, "_has: resource type %q is not served", other)
+	}
+	sp, ok := p.r.Param(other, ref)
+	if !ok || sp.Type != "reference" {
+		return store.Clause{}, unsupported(name, "_has: %s has no reference parameter %q", other, ref)
+	}
+	if !slices.Contains(p.r.targets(sp), typ) {
+		return store.Clause{}, invalid(name, "_has: %s.%s cannot refer to a %s", other, ref, typ)
+	}
+	c, err := p.clause(other, inner, value, depth+1)
+	if err != nil {
+		return store.Clause{}, err
+	}
+	return store.Clause{Param: "_has", Has: &store.Has{Type: other, Param: ref, Where: []store.Clause{c}}}, nil
+}
+
+func (p *parser) strings(c *store.Clause, name, modifier string, values []string) error {
+	mode := store.StringPrefix
+	switch modifier {
+	case "":
+	case "exact":
+		mode = store.StringExact
+	case "contains":
+		mode = store.StringContains
+	default:
+		return unsupported(name, "string parameters have no modifier %q (exact, contains, missing)", modifier)
+	}
+	for _, v := range values {
+		v = unescape(v)
+		if mode != store.StringExact {
+			v = NormalizeString(v)
+		}
+		if v == "" {
+			return invalid(name, "empty value in %q", name)
+		}
+		c.Strings = append(c.Strings, store.StringMatch{Mode: mode, Value: v})
+	}
+	return nil
+}
+
+func (p *parser) tokens(c *store.Clause, name, code, modifier string, values []string) error {
+	switch modifier {
+	case "", "not":
+		c.Not = modifier == "not"
+		for _, v := range values {
+			m, err := parseToken(name, v)
+			if err != nil {
+				return err
+			}
+			if code == "_id" {
+				if !isID(m.Code) || !m.AnySystem {
+					return invalid(name, "%q is not a resource id", clip(v))
+				}
+			}
+			c.Tokens = append(c.Tokens, m)
+		}
+		return nil
+	case "text":
+		c.Param = code + ":text"
+		for _, v := range values {
+			s := NormalizeString(unescape(v))
+			if s == "" {
+				return invalid(name, "empty value in %q", name)
+			}
+			c.Strings = append(c.Strings, store.StringMatch{Mode: store.StringPrefix, Value: s})
+		}
+		return nil
+	case "of-type":
+		c.Param = code + ":of-type"
+		for _, v := range values {
+			parts := splitUnescaped(v, '|')
+			if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
+				return invalid(name, ":of-type takes system|code|value, not %q", clip(v))
+			}
+			c.Tokens = append(c.Tokens, store.TokenMatch{
+				System: OfTypeSystem(unescape(parts[0]), unescape(parts[1])),
+				Code:   unescape(parts[2]),
+			})
+		}
+		return nil
+	case "in", "not-in", "above", "below":
+		return unsupported(name, "token modifier :%s needs terminology services, which this server does not have", modifier)
+	}
+	return unsupported(name, "token parameters have no modifier %q (not, text, of-type, missing)", modifier)
+}
+
+// OfTypeSystem is the system under which an identifier is indexed for
+// :of-type: its type's coding system and code.
+func OfTypeSystem(system, code string) string { return system + "|" + code }
+
+// parseToken reads system|code, |code, code or system|.
+func parseToken(name, v string) (store.TokenMatch, error) {
+	if v == "" {
+		return store.TokenMatch{}, invalid(name, "empty value in %q", name)
+	}
+	parts := splitUnescaped(v, '|')
+	switch len(parts) {
+	case 1:
+		return store.TokenMatch{Code: unescape(parts[0]), AnySystem: true}, nil
+	case 2:
+		m := store.TokenMatch{System: unescape(parts[0]), Code: unescape(parts[1])}
+		if m.Code == "" {
+			if m.System == "" {
+				return store.TokenMatch{}, invalid(name, "%q names neither a system nor a code", v)
+			}
+			m.AnyCode = true
+		}
+		return m, nil
+	}
+	return store.TokenMatch{}, invalid(name, "token %q has more than one unescaped '|'", clip(v))
+}
+
+// prefix splits a leading comparator off an ordered value.
+func prefix(v string) (store.Prefix, string) {
+	if len(v) > 2 {
+		switch pr := store.Prefix(v[:2]); pr {
+		case store.Eq, store.Ne, store.Gt, store.Lt, store.Ge, store.Le, store.Sa, store.Eb, store.Ap:
+			return pr, v[2:]
+		}
+	}
+	return store.Eq, v
+}
+
+// noModifier refuses any modifier on types that take none but :missing.
+func noModifier(name, typ, modifier string) error {
+	if modifier != "" {
+		return unsupported(name, "%s parameters have no modifier %q", typ, modifier)
+	}
+	return nil
+}
+
+func (p *parser) dates(c *store.Clause, name, modifier string, values []string) error {
+	if err := noModifier(name, "date", modifier); err != nil {
+		return err
+	}
+	for _, v := range values {
+		m, err := p.dateMatch(name, v)
+		if err != nil {
+			return err
+		}
+		c.Dates = append(c.Dates, m)
+	}
+	return notEqual(c, name, len(c.Dates), func(i int) store.Prefix { return c.Dates[i].Prefix }, func(i int) { c.Dates[i].Prefix = store.Eq })
+}
+
+// dateMatch reads one date value with its prefix.
+func (p *parser) dateMatch(name, v string) (store.DateMatch, error) {
+	pr, d := prefix(v)
+	low, high, ok := ParseDate(d)
+	if !ok {
+		return store.DateMatch{}, invalid(name, "%q is not a date: use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|±hh:mm], optionally after a prefix such as ge", clip(v))
+	}
+	if pr == store.Ap {
+		// Approximately: within a tenth of the distance from now, and at
+		// least the value's own precision.
+		gap := p.opt.Now.Sub(low)
+		if gap < 0 {
+			gap = -gap
+		}
+		low, high = low.Add(-gap/10), high.Add(gap/10)
+	}
+	return store.DateMatch{Prefix: pr, Low: low, High: high}, nil
+}
+
+// notEqual turns a clause of ne values into a Not clause of eq values. The
+// values of one parameter are ORed, so ne cannot mix with other prefixes.
+func notEqual(c *store.Clause, name string, n int, get func(int) store.Prefix, set func(int)) error {
+	ne := 0
+	for i := 0; i < n; i++ {
+		if get(i) == store.Ne {
+			ne++
+		}
+	}
+	switch {
+	case ne == 0:
+		return nil
+	case ne < n || n > 1:
+		return unsupported(name, "prefix ne cannot be combined with other values of one parameter; repeat the parameter instead")
+	}
+	set(0)
+	c.Not = true
+	return nil
+}
+
+func (p *parser) numbers(c *store.Clause, name, modifier string, values []string) error {
+	if err := noModifier(name, "number", modifier); err != nil {
+		return err
+	}
+	for _, v := range values {
+		m, err := numberMatch(name, v)
+		if err != nil {
+			return err
+		}
+		c.Numbers = append(c.Numbers, m)
+	}
+	return notEqual(c, name, len(c.Numbers), func(i int) store.Prefix { return c.Numbers[i].Prefix }, func(i int) { c.Numbers[i].Prefix = store.Eq })
+}
+
+func numberMatch(name, v string) (store.NumberMatch, error) {
+	pr, n := prefix(v)
+	value, low, high, ok := ParseNumber(n)
+	if !ok {
+		return store.NumberMatch{}, invalid(name, "%q is not a number, optionally after a prefix such as gt", clip(v))
+	}
+	if pr == store.Ap {
+		d := math.Abs(value) / 10
+		low, high = math.Min(low, value-d), math.Max(high, value+d)
+	}
+	return store.NumberMatch{Prefix: pr, Value: value, Low: low, High: high}, nil
+}
+
+func (p *parser) quantities(c *store.Clause, name, modifier string, values []string) error {
+	if err := noModifier(name, "quantity", modifier); err != nil {
+		return err
+	}
+	for _, v := range values {
+		q, err := quantityMatch(name, v)
+		if err != nil {
+			return err
+		}
+		c.Quantities = append(c.Quantities, q)
+	}
+	return notEqual(c, name, len(c.Quantities), func(i int) store.Prefix { return c.Quantities[i].Prefix }, func(i int) { c.Quantities[i].Prefix = store.Eq })
+}
+
+// quantityMatch reads one quantity value: [prefix]number[|system|code].
+func quantityMatch(name, v string) (store.QuantityMatch, error) {
+	parts := splitUnescaped(v, '|')
+	if len(parts) != 1 && len(parts) != 3 {
+		return store.QuantityMatch{}, invalid(name, "a quantity is number, number|system|code or number||code, not %q", clip(v))
+	}
+	m, err := numberMatch(name, parts[0])
+	if err != nil {
+		return store.QuantityMatch{}, err
+	}
+	q := store.QuantityMatch{NumberMatch: m}
+	if len(parts) == 3 {
+		q.System, q.Code = unescape(parts[1]), unescape(parts[2])
+		if q.System != "" && q.Code == "" {
+			return store.QuantityMatch{}, invalid(name, "quantity %q names a unit system but no unit code", clip(v))
+		}
+	}
+	return q, nil
+}
+
+func (p *parser) references(c *store.Clause, name string, sp *Param, modifier string, values []string) error {
+	targets := p.r.targets(sp)
+	switch {
+	case modifier == "identifier":
+		c.Param = sp.Code + ":identifier"
+		for _, v := range values {
+			m, err := parseToken(name, v)
+			if err != nil {
+				return err
+			}
+			c.Tokens = append(c.Tokens, m)
+		}
+		return nil
+	case modifier != "" && !isTypeName(modifier):
+		return unsupported(name, "reference parameters have no modifier %q (Type, identifier, missing)", modifier)
+	case modifier != "" && !slices.Contains(targets, modifier):
+		return invalid(name, "%s cannot refer to %q", sp.Code, modifier)
+	}
+	for _, v := range values {
+		v = unescape(v)
+		ref := ParseReference(v, p.opt.Base)
+		switch {
+		case ref.URL == "":
+			if modifier != "" && ref.Type != modifier {
+				return invalid(name, "%q is not a reference to a %s", clip(v), modifier)
+			}
+			if !slices.Contains(targets, ref.Type) && len(targets) > 0 {
+				return invalid(name, "%s cannot refer to a %s", sp.Code, ref.Type)
+			}
+			c.References = append(c.References, store.ReferenceMatch{Type: ref.Type, ID: ref.ID})
+		case isID(v):
+			m := store.ReferenceMatch{Type: modifier, ID: v}
+			if m.Type == "" && len(targets) == 1 {
+				m.Type = targets[0]
+			}
+			c.References = append(c.References, m)
+		case strings.Contains(v, ":"):
+			c.References = append(c.References, store.ReferenceMatch{URL: v})
+		default:
+			return invalid(name, "%q is not a reference: use id, Type/id or an absolute URL", clip(v))
+		}
+	}
+	return nil
+}
+
+func (p *parser) uris(c *store.Clause, name, modifier string, values []string) error {
+	mode := store.URIExact
+	switch modifier {
+	case "":
+	case "below":
+		mode = store.URIBelow
+	case "above":
+		mode = store.URIAbove
+	default:
+		return unsupported(name, "uri parameters have no modifier %q (below, above, missing)", modifier)
+	}
+	for _, v := range values {
+		v = unescape(v)
+		if v == "" {
+			return invalid(name, "empty value in %q", name)
+		}
+		if mode == store.URIAbove {
+			// A value is above v when v starts with it: the prefixes of v.
+			for _, u := range uriAbove(v) {
+				c.URIs = append(c.URIs, store.URIMatch{Mode: store.URIExact, Value: u})
+			}
+			continue
+		}
+		c.URIs = append(c.URIs, store.URIMatch{Mode: mode, Value: v})
+	}
+	return nil
+}
+
+// composites reads "a$b" values of a composite parameter: token and string
+// components compare as keys, and a last component that is a quantity or a
+// date takes its prefixes, e.g. Observation
+// code-value-quantity=http://loinc.org|8480-6$gt140|http://unitsofmeasure.org|mm[Hg].
+func (p *parser) composites(c *store.Clause, name string, sp *Param, modifier string, values []string) error {
+	if err := noModifier(name, "composite", modifier); err != nil {
+		return err
+	}
+	if !Searchable(sp) {
+		return unsupported(name, "composite %s has components of types this server cannot correlate", sp.Code)
+	}
+	for _, v := range values {
+		parts := splitUnescaped(v, '$')
+		if len(parts) != len(sp.Components) {
+			return invalid(name, "%s takes %d values joined by $, not %q", sp.Code, len(sp.Components), clip(v))
+		}
+		var m store.CompositeMatch
+		for i, comp := range sp.Components {
+			switch comp.Type {
+			case "string":
+				m.Parts = append(m.Parts, StringKey(unescape(parts[i])))
+			case "quantity":
+				q, err := quantityMatch(name, parts[i])
+				if err != nil {
+					return err
+				}
+				m.Quantity = &q
+			case "date":
+				d, err := p.dateMatch(name, parts[i])
+				if err != nil {
+					return err
+				}
+				m.Date = &d
+			default:
+				t, err := parseToken(name, parts[i])
+				if err != nil {
+					return err
+				}
+				if t.AnyCode {
+					return invalid(name, "composite values need a code, not %q", clip(v))
+				}
+				m.Parts = append(m.Parts, TokenKey(t.System, t.Code, t.AnySystem))
+			}
+		}
+		if m.Quantity != nil && m.Quantity.Prefix == store.Ne || m.Date != nil && m.Date.Prefix == store.Ne {
+			return unsupported(name, "prefix ne is not supported in composite values")
+		}
+		c.Composites = append(c.Composites, m)
+	}
+	return nil
+}
+
+// Searchable reports whether the composite parameter p can be searched:
+// its components are tokens or strings, but for a last one that may be a
+// quantity or a date.
+func Searchable(p *Param) bool {
+	last := len(p.Components) - 1
+	for i, comp := range p.Components {
+		switch {
+		case comp.Type == "token" || comp.Type == "string":
+		case i == last && (comp.Type == "quantity" || comp.Type == "date"):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// TokenKey is the key of a token in a composite: "system|code", or "|code"
+// when anySystem (the index holds both forms).
+func TokenKey(system, code string, anySystem bool) string {
+	if anySystem {
+		return "|" + code
+	}
+	return keyEscaper.Replace(system) + "|" + code
+}
+
+// StringKey is the key of a string in a composite: its normalised form.
+func StringKey(s string) string { return NormalizeString(s) }
+
+// keyEscaper keeps a system's '|' from ending it early.
+var keyEscaper = strings.NewReplacer(`\`, `\\`, `|`, `\|`)
+
+// splitUnescaped splits s at sep, except where sep is escaped with '\'.
+func splitUnescaped(s string, sep byte) []string {
+	var parts []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case sep:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(parts, s[start:])
+}
+
+// unescape removes the search escapes \, \| \$ and \\.
+func unescape(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

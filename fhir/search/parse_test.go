@@ -1,0 +1,309 @@
+package search
+
+import (
+	"errors"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"carefhir/store"
+)
+
+var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func parse(t *testing.T, r *Registry, typ, query string, strict bool) (*Plan, error) {
+	t.Helper()
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Parse(typ, q, Options{Strict: strict, Base: "https://fhir.example.nhs.uk/fhir", Now: now})
+}
+
+func dm(p store.Prefix, low, high string) store.DateMatch {
+	return store.DateMatch{Prefix: p, Low: utc(low), High: utc(high)}
+}
+
+func TestParseClauses(t *testing.T) {
+	r := testRegistry(t)
+	tests := []struct {
+		name, typ, query string
+		want             []store.Clause
+	}{
+		{"string prefix normalised", "Patient", "name=Zoë", []store.Clause{
+			{Param: "name", Strings: []store.StringMatch{{Mode: store.StringPrefix, Value: "zoe"}}}}},
+		{"string exact keeps case", "Patient", "family:exact=O'Brien", []store.Clause{
+			{Param: "family", Strings: []store.StringMatch{{Mode: store.StringExact, Value: "O'Brien"}}}}},
+		{"string contains", "Patient", "address:contains=LS1", []store.Clause{
+			{Param: "address", Strings: []store.StringMatch{{Mode: store.StringContains, Value: "ls1"}}}}},
+		{"comma is or, escaped comma is not", "Patient", `given=ann,mary\,jo`, []store.Clause{
+			{Param: "given", Strings: []store.StringMatch{{Value: "ann"}, {Value: "mary,jo"}}}}},
+		{"repeat is and", "Patient", "given=ann&given=mary", []store.Clause{
+			{Param: "given", Strings: []store.StringMatch{{Value: "ann"}}},
+			{Param: "given", Strings: []store.StringMatch{{Value: "mary"}}}}},
+		{"token forms", "Patient", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009,|x,y,sys|", []store.Clause{
+			{Param: "identifier", Tokens: []store.TokenMatch{
+				{System: "https://fhir.nhs.uk/Id/nhs-number", Code: "9000000009"},
+				{Code: "x"},
+				{Code: "y", AnySystem: true},
+				{System: "sys", AnyCode: true}}}}},
+		{"escaped bar in token", "Patient", `identifier=a\|b`, []store.Clause{
+			{Param: "identifier", Tokens: []store.TokenMatch{{Code: "a|b", AnySystem: true}}}}},
+		{"token not", "Patient", "gender:not=male", []store.Clause{
+			{Param: "gender", Not: true, Tokens: []store.TokenMatch{{Code: "male", AnySystem: true}}}}},
+		{"token text", "Condition", "code:text=Diabètes", []store.Clause{
+			{Param: "code:text", Strings: []store.StringMatch{{Value: "diabetes"}}}}},
+		{"identifier of-type", "Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053", []store.Clause{
+			{Param: "identifier:of-type", Tokens: []store.TokenMatch{{System: "http://terminology.hl7.org/CodeSystem/v2-0203|MR", Code: "446053"}}}}},
+		{"missing true", "Patient", "birthdate:missing=true", []store.Clause{{Param: "birthdate", Presence: store.Missing}}},
+		{"missing false", "Patient", "gender:missing=false", []store.Clause{{Param: "gender", Presence: store.Present}}},
+		{"date year", "Patient", "birthdate=1970", []store.Clause{
+			{Param: "birthdate", Dates: []store.DateMatch{dm(store.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}},
+		{"date prefixes", "Patient", "birthdate=ge2024-02-29,lt2025-01", []store.Clause{
+			{Param: "birthdate", Dates: []store.DateMatch{
+				dm(store.Ge, "2024-02-29T00:00:00Z", "2024-02-29T23:59:59.999Z"),
+				dm(store.Lt, "2025-01-01T00:00:00Z", "2025-01-31T23:59:59.999Z")}}}},
+		{"date ne", "Patient", "birthdate=ne1970", []store.Clause{
+			{Param: "birthdate", Not: true, Dates: []store.DateMatch{dm(store.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}},
+		{"date ap widened by a tenth of the gap", "Encounter", "date=ap2015-06-01", []store.Clause{
+			{Param: "date", Dates: []store.DateMatch{dm(store.Ap, "2014-05-31T15:36:00Z", "2016-06-01T08:23:59.999Z")}}}},
+		{"lastUpdated with zone", "Patient", "_lastUpdated=gt2025-01-10T10:00:00%2B01:00", []store.Clause{
+			{Param: "_lastUpdated", Dates: []store.DateMatch{dm(store.Gt, "2025-01-10T09:00:00Z", "2025-01-10T09:00:00.999Z")}}}},
+		{"zone with an unencoded plus", "Patient", "_lastUpdated=gt2025-01-10T10:00:00+01:00", []store.Clause{
+			{Param: "_lastUpdated", Dates: []store.DateMatch{dm(store.Gt, "2025-01-10T09:00:00Z", "2025-01-10T09:00:00.999Z")}}}},
+		{"quantity with unit", "Observation", "value-quantity=gt5.4|http://unitsofmeasure.org|mg", []store.Clause{
+			{Param: "value-quantity", Quantities: []store.QuantityMatch{{
+				NumberMatch: store.NumberMatch{Prefix: store.Gt, Value: 5.4, Low: 5.35, High: 5.45},
+				System:      "http://unitsofmeasure.org", Code: "mg"}}}}},
+		{"quantity any system", "Observation", "value-quantity=5||mg", []store.Clause{
+			{Param: "value-quantity", Quantities: []store.QuantityMatch{{
+				NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 5, Low: 4.5, High: 5.5}, Code: "mg"}}}}},
+		{"quantity le", "Observation", "value-quantity=le100", []store.Clause{
+			{Param: "value-quantity", Quantities: []store.QuantityMatch{{
+				NumberMatch: store.NumberMatch{Prefix: store.Le, Value: 100, Low: 99.5, High: 100.5}}}}}},
+		{"reference forms", "Observation", "subject=Patient/1,https://fhir.example.nhs.uk/fhir/Patient/2,https://other.org/Patient/3", []store.Clause{
+			{Param: "subject", References: []store.ReferenceMatch{{Type: "Patient", ID: "1"}, {Type: "Patient", ID: "2"}, {URL: "https://other.org/Patient/3"}}}}},
+		{"reference id only, one target", "Patient", "organization=A81001", []store.Clause{
+			{Param: "organization", References: []store.ReferenceMatch{{Type: "Organization", ID: "A81001"}}}}},
+		{"reference id only, many targets", "Observation", "subject=1", []store.Clause{
+			{Param: "subject", References: []store.ReferenceMatch{{ID: "1"}}}}},
+		{"reference type modifier", "Observation", "subject:Patient=1", []store.Clause{
+			{Param: "subject", References: []store.ReferenceMatch{{Type: "Patient", ID: "1"}}}}},
+		{"reference identifier", "Observation", "subject:identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009", []store.Clause{
+			{Param: "subject:identifier", Tokens: []store.TokenMatch{{System: "https://fhir.nhs.uk/Id/nhs-number", Code: "9000000009"}}}}},
+		{"uri below", "ValueSet", "url:below=http://example.org/fhir", []store.Clause{
+			{Param: "url", URIs: []store.URIMatch{{Mode: store.URIBelow, Value: "http://example.org/fhir"}}}}},
+		{"uri above lists the parents", "ValueSet", "url:above=http://example.org/fhir/ValueSet/x", []store.Clause{
+			{Param: "url", URIs: []store.URIMatch{
+				{Value: "http://example.org/fhir/ValueSet/x"}, {Value: "http://example.org/fhir/ValueSet"}, {Value: "http://example.org/fhir"}}}}},
+		{"composite of tokens", "Observation", "code-value-concept=http://loinc.org|72166-2$http://snomed.info/sct|8517006", []store.Clause{
+			{Param: "code-value-concept", Composites: []store.CompositeMatch{{Parts: []string{"http://loinc.org|72166-2", "http://snomed.info/sct|8517006"}}}}}},
+		{"composite code only", "Observation", "code-value-concept=72166-2$8517006", []store.Clause{
+			{Param: "code-value-concept", Composites: []store.CompositeMatch{{Parts: []string{"|72166-2", "|8517006"}}}}}},
+		{"composite with a quantity", "Observation", "code-value-quantity=http://loinc.org|8480-6$gt140||mm[Hg]", []store.Clause{
+			{Param: "code-value-quantity", Composites: []store.CompositeMatch{{Parts: []string{"http://loinc.org|8480-6"},
+				Quantity: &store.QuantityMatch{NumberMatch: store.NumberMatch{Prefix: store.Gt, Value: 140, Low: 139.5, High: 140.5}, Code: "mm[Hg]"}}}}}},
+		{"composite with a date", "Observation", "code-value-date=8480-6$2025", []store.Clause{
+			{Param: "code-value-date", Composites: []store.CompositeMatch{{Parts: []string{"|8480-6"},
+				Date: &store.DateMatch{Prefix: store.Eq, Low: utc("2025-01-01T00:00:00Z"), High: utc("2025-12-31T23:59:59.999Z")}}}}}},
+		{"id", "Patient", "_id=a,b-1", []store.Clause{
+			{Param: "_id", Tokens: []store.TokenMatch{{Code: "a", AnySystem: true}, {Code: "b-1", AnySystem: true}}}}},
+		{"tag", "Patient", "_tag=http://example.org/tags|vip", []store.Clause{
+			{Param: "_tag", Tokens: []store.TokenMatch{{System: "http://example.org/tags", Code: "vip"}}}}},
+		{"profile", "Patient", "_profile=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient", []store.Clause{
+			{Param: "_profile", URIs: []store.URIMatch{{Value: "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"}}}}},
+		{"chain", "Observation", "subject:Patient.name=smith", []store.Clause{
+			{Param: "subject", Chain: &store.Chain{Types: []string{"Patient"}, Where: []store.Clause{
+				{Param: "name", Strings: []store.StringMatch{{Value: "smith"}}}}}}}},
+		{"chain without type picks the targets that have the parameter", "Observation", "subject.birthdate=1970", []store.Clause{
+			{Param: "subject", Chain: &store.Chain{Types: []string{"Patient"}, Where: []store.Clause{
+				{Param: "birthdate", Dates: []store.DateMatch{dm(store.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}}}}},
+		{"two-link chain", "Observation", "subject:Patient.general-practitioner:Organization.name=leeds", []store.Clause{
+			{Param: "subject", Chain: &store.Chain{Types: []string{"Patient"}, Where: []store.Clause{
+				{Param: "general-practitioner", Chain: &store.Chain{Types: []string{"Organization"}, Where: []store.Clause{
+					{Param: "name", Strings: []store.StringMatch{{Value: "leeds"}}}}}}}}}}},
+		{"has", "Patient", "_has:Observation:patient:code=1234-5", []store.Clause{
+			{Param: "_has", Has: &store.Has{Type: "Observation", Param: "patient", Where: []store.Clause{
+				{Param: "code", Tokens: []store.TokenMatch{{Code: "1234-5", AnySystem: true}}}}}}}},
+		{"nested has", "Patient", "_has:Observation:patient:_has:Observation:has-member:status=final", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan, err := parse(t, r, tt.typ, tt.query, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == nil {
+				return
+			}
+			if !reflect.DeepEqual(plan.Query.Where, tt.want) {
+				t.Errorf("%s\n got %+v\nwant %+v", tt.query, plan.Query.Where, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseResultParameters(t *testing.T) {
+	r := testRegistry(t)
+	tests := []struct {
+		name, query string
+		check       func(*Plan) bool
+	}{
+		{"default count", "", func(p *Plan) bool { return p.Query.Count == DefaultCount }},
+		{"count", "_count=5", func(p *Plan) bool { return p.Query.Count == 5 }},
+		{"count capped", "_count=5000", func(p *Plan) bool { return p.Query.Count == MaxCount }},
+		{"count zero counts", "_count=0", func(p *Plan) bool { return p.Query.Count == 0 && p.Query.Total == store.TotalAccurate }},
+		{"sort keys", "_sort=family,-birthdate,_id", func(p *Plan) bool {
+			return reflect.DeepEqual(p.Query.Sort, []store.SortKey{{Param: "family"}, {Param: "birthdate", Desc: true}, {Param: "_id"}})
+		}},
+		{"total", "_total=accurate", func(p *Plan) bool { return p.Query.Total == store.TotalAccurate }},
+		{"summary count", "_summary=count&_include=Patient:organization", func(p *Plan) bool {
+			return p.Summary == "count" && p.Query.Count == 0 && p.Query.Total == store.TotalAccurate && p.Query.Include == nil
+		}},
+		{"elements", "_elements=name,birthDate,name", func(p *Plan) bool {
+			return reflect.DeepEqual(p.Elements, []string{"name", "birthDate"})
+		}},
+		{"include", "_include=Patient:general-practitioner:Practitioner", func(p *Plan) bool {
+			return reflect.DeepEqual(p.Query.Include, []store.Include{{Type: "Patient", Param: "general-practitioner", Target: "Practitioner"}})
+		}},
+		{"include wildcard", "_include=*", func(p *Plan) bool {
+			return reflect.DeepEqual(p.Query.Include, []store.Include{{Type: "Patient", Param: "*"}})
+		}},
+		{"include iterate", "_include:iterate=PractitionerRole:organization", func(p *Plan) bool {
+			return reflect.DeepEqual(p.Query.Include, []store.Include{{Type: "PractitionerRole", Param: "organization", Iterate: true}})
+		}},
+		{"revinclude", "_revinclude=Observation:subject", func(p *Plan) bool {
+			return reflect.DeepEqual(p.Query.RevInclude, []store.Include{{Type: "Observation", Param: "subject"}})
+		}},
+		{"format is not a filter", "_format=json&_pretty=true", func(p *Plan) bool { return len(p.Query.Where) == 0 && len(p.Params) == 0 }},
+		{"applied params kept for the self link", "name=ann&_count=3", func(p *Plan) bool {
+			return p.Params.Get("name") == "ann" && p.Params.Get("_count") == "3"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			plan, err := parse(t, r, "Patient", tt.query, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(plan) {
+				t.Errorf("%s: plan %+v", tt.query, plan)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	r := testRegistry(t)
+	tests := []struct {
+		name, typ, query string
+		strict           bool
+		code, expression string
+	}{
+		{"bad date", "Patient", "birthdate=1970-13", false, "invalid", "birthdate"},
+		{"leap day that is not", "Patient", "birthdate=2023-02-29", false, "invalid", "birthdate"},
+		{"negative count", "Patient", "_count=-1", false, "invalid", "_count"},
+		{"count not a number", "Patient", "_count=ten", false, "invalid", "_count"},
+		{"bad total", "Patient", "_total=all", false, "invalid", "_total"},
+		{"bad summary", "Patient", "_summary=maybe", false, "invalid", "_summary"},
+		{"bad elements", "Patient", "_elements=name.family", false, "invalid", "_elements"},
+		{"missing not boolean", "Patient", "gender:missing=yes", false, "invalid", "gender:missing"},
+		{"bad number", "Observation", "value-quantity=gtabc", false, "invalid", "value-quantity"},
+		{"quantity system without code", "Observation", "value-quantity=5|http://unitsofmeasure.org|", false, "invalid", "value-quantity"},
+		{"token with two bars", "Patient", "identifier=a|b|c", false, "invalid", "identifier"},
+		{"bad id", "Patient", "_id=a/b", false, "invalid", "_id"},
+		{"reference to a type it cannot", "Patient", "organization=Patient/1", false, "invalid", "organization"},
+		{"chain on a non-reference", "Patient", "name.family=x", false, "invalid", "name.family"},
+		{"chain to a type it cannot", "Observation", "subject:Questionnaire.name=x", false, "invalid", "subject:Questionnaire.name"},
+		{"bad has form", "Patient", "_has:Observation=x", false, "invalid", "_has:Observation"},
+		{"bad value in a chain", "Observation", "subject:Patient.birthdate=1970-13", false, "invalid", "subject:Patient.birthdate"},
+		{"bad value in a has", "Patient", "_has:Observation:patient:date=x", false, "invalid", "_has:Observation:patient:date"},
+		{"include not of the searched type", "Patient", "_include=Observation:subject", false, "invalid", "_include"},
+		{"include malformed", "Patient", "_include=subject", false, "invalid", "_include"},
+		{"composite parts", "Observation", "code-value-concept=a", false, "invalid", "code-value-concept"},
+		{"too many values", "Patient", "_id=" + strings.Repeat("a,", 1000) + "a", false, "invalid", "_id"},
+		{"unknown parameter strict", "Patient", "shoe-size=9", true, "not-supported", "shoe-size"},
+		{"unknown modifier strict", "Patient", "name:sounds-like=x", true, "not-supported", "name:sounds-like"},
+		{"token in strict", "Condition", "code:in=http://example.org/vs", true, "not-supported", "code:in"},
+		{"ne mixed with others strict", "Patient", "birthdate=ne1970,1971", true, "not-supported", "birthdate"},
+		{"unknown sort strict", "Patient", "_sort=shoe-size", true, "not-supported", "_sort"},
+		{"unsupported common strict", "Patient", "_text=x", true, "not-supported", "_text"},
+		{"composite quantity not a number", "Observation", "code-value-quantity=x$abc", true, "invalid", "code-value-quantity"},
+		{"composite date not a date", "Observation", "code-value-date=x$2025-13", true, "invalid", "code-value-date"},
+		{"unserved type", "Location", "name=x", false, "not-supported", "Location"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parse(t, r, tt.typ, tt.query, tt.strict)
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("%s: err = %v, want an *Error", tt.query, err)
+			}
+			if e.Code != tt.code || e.Expression != tt.expression || e.Diagnostics == "" {
+				t.Errorf("%s: got %d %s at %q (%s), want %s at %q", tt.query, e.Status, e.Code, e.Expression, e.Diagnostics, tt.code, tt.expression)
+			}
+		})
+	}
+}
+
+func TestParseLenient(t *testing.T) {
+	r := testRegistry(t)
+	plan, err := parse(t, r, "Patient", "shoe-size=9&name=ann&name:sounds-like=x&_text=y&family=", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Query.Where) != 1 || plan.Query.Where[0].Param != "name" {
+		t.Errorf("where = %+v, want the name clause alone", plan.Query.Where)
+	}
+	var ignored []string
+	for _, e := range plan.Ignored {
+		ignored = append(ignored, e.Expression)
+	}
+	want := []string{"_text", "family", "name:sounds-like", "shoe-size"}
+	if !reflect.DeepEqual(ignored, want) {
+		t.Errorf("ignored %v, want %v", ignored, want)
+	}
+	if plan.Params.Has("shoe-size") || !plan.Params.Has("name") {
+		t.Errorf("self params %v keep an ignored parameter or lose an applied one", plan.Params)
+	}
+}
+
+// Parsing arbitrary input returns a plan or an *Error, never panics.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"name=a", "birthdate=ge2024-02-29", "_has:Observation:patient:code=x",
+		"subject:Patient.name=x", "value-quantity=5||mg", `identifier=a\|b`, "_sort=-date", "code-value-concept=a$b"} {
+		f.Add("Observation", s)
+		f.Add("Patient", s)
+	}
+	r, err := Load(testTypes)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, typ, query string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		_, err = r.Parse(typ, q, Options{Now: now})
+		var e *Error
+		if err != nil && !errors.As(err, &e) {
+			t.Fatalf("%s?%s: %v is not an *Error", typ, query, err)
+		}
+	})
+}
+
+func TestCompartment(t *testing.T) {
+	r := testRegistry(t)
+	c, ok := r.Compartment("Observation", "p1")
+	want := store.Clause{Param: "_compartment", Any: []store.Clause{
+		{Param: "subject", References: []store.ReferenceMatch{{Type: "Patient", ID: "p1"}}},
+		{Param: "performer", References: []store.ReferenceMatch{{Type: "Patient", ID: "p1"}}}}}
+	if !ok || !reflect.DeepEqual(c, want) {
+		t.Errorf("Observation compartment clause = %+v, %v; want %+v", c, ok, want)
+	}
+	if _, ok := r.Compartment("Organization", "p1"); ok {
+		t.Error("Organization is not in the Patient compartment")
+	}
+}

@@ -1,0 +1,268 @@
+//go:build unix
+
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"carefhir/server"
+	"carefhir/store"
+	"carefhir/store/mongo"
+	"carefhir/store/mongo/ferrettest"
+	"carefhir/store/sqlite"
+)
+
+// The benchmarks measure create and read by id through the whole HTTP stack
+// (a real listener and a keep-alive net/http client) and, in the same run,
+// the same writes and reads done directly on the engine: the floor the API
+// is compared with. Each runs with 1 client and with 8.
+//
+//	go test ./server/ -run '^$' -bench 'Create|Read' -benchtime 3s
+//
+// MongoDB runs on an embedded FerretDB, which evaluates every query by
+// decoding every document: its figures say nothing about a real MongoDB
+// deployment and only show that the path works.
+
+// benchEngines opens each storage engine for a benchmark. readSet is the
+// number of Patients seeded for the read benchmarks.
+var benchEngines = []struct {
+	name    string
+	readSet int
+	open    func(b *testing.B) store.Store
+}{
+	{"sqlite", 10_000, func(b *testing.B) store.Store {
+		st, err := sqlite.Open(b.TempDir())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}},
+	{"mongo", 200, func(b *testing.B) store.Store {
+		st, err := mongo.Open(context.Background(), ferrettest.Start(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}},
+}
+
+// benchClients are the client counts every benchmark runs with.
+var benchClients = []int{1, 8}
+
+// benchServer serves the API over st on a real listener, logging every
+// request as the binary does (JSON lines, here to io.Discard) so that the
+// cost of logging is measured.
+func benchServer(b *testing.B, st store.Store) (base string, client *http.Client) {
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	srv := httptest.NewServer(server.New(server.Config{Store: st, Logger: log, SoftwareVersion: "bench"}))
+	b.Cleanup(srv.Close)
+	// The default transport keeps only 2 idle connections per host: 8
+	// clients would open a new connection for most requests.
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}
+	b.Cleanup(tr.CloseIdleConnections)
+	return srv.URL + "/fhir", &http.Client{Transport: tr}
+}
+
+// benchPatientJSON returns a UK Core-shaped Patient of about 1.5 KB with
+// NHS number nhs, as a client would POST it (no id, no versionId).
+func benchPatientJSON(nhs string) []byte {
+	return []byte(`{"resourceType":"Patient",` +
+		`"meta":{"profile":["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"]},` +
+		`"extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory","valueCodeableConcept":{"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland","code":"A","display":"British, Mixed British"}]}}],` +
+		`"identifier":[{"extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus","valueCodeableConcept":{"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland","code":"01","display":"Number present and verified"}]}}],` +
+		`"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}],` +
+		`"active":true,"name":[{"use":"official","family":"Okafor","given":["Grace","Adaeze"],"prefix":["Ms"]}],` +
+		`"telecom":[{"system":"phone","value":"0113 496 0000","use":"home"},{"system":"email","value":"grace.okafor@example.org","use":"home"}],` +
+		`"gender":"female","birthDate":"1961-02-14",` +
+		`"address":[{"use":"home","type":"physical","line":["4 Sandmoor Drive"],"city":"Leeds","postalCode":"LS17 7DF","country":"GB"}],` +
+		`"generalPractitioner":[{"reference":"Organization/B82005","display":"Moorside Medical Practice"}],` +
+		`"communication":[{"language":{"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-HumanLanguage","code":"en","display":"English"}]},"preferred":true}]}`)
+}
+
+// nhsNumber returns a distinct ten-digit number for n.
+func nhsNumber(n int64) string { return fmt.Sprintf("9%09d", n%1_000_000_000) }
+
+// send makes one request and checks its status, reading the body to the end
+// so the connection is reused.
+func send(client *http.Client, req *http.Request, want int) error {
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: status %d, want %d", req.Method, req.URL.Path, resp.StatusCode, want)
+	}
+	return nil
+}
+
+// runClients runs op b.N times over clients concurrent goroutines, each
+// with its own sequence number i, and reports the rate as unit/s and the CPU
+// time the process spent per op (user and system, all threads, the HTTP
+// client included). On a shared machine the rate follows the load of other
+// processes; CPU time per op much less so.
+func runClients(b *testing.B, clients int, unit string, op func(i int64) error) {
+	var n atomic.Int64
+	cpu := cpuTime(b)
+	b.ResetTimer()
+	if clients == 1 {
+		for b.Loop() {
+			if err := op(n.Add(1)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		b.SetParallelism(max(1, (clients+runtime.GOMAXPROCS(0)-1)/runtime.GOMAXPROCS(0)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := op(n.Add(1)); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit+"/s")
+	b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/1e3, "cpu-µs/op")
+}
+
+// cpuTime returns the CPU time the process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCreate creates Patients through POST /fhir/Patient (http) and by
+// store.Put of the bytes and index that the server stores (engine).
+func BenchmarkCreate(b *testing.B) {
+	for _, e := range benchEngines {
+		for _, clients := range benchClients {
+			b.Run(fmt.Sprintf("%s/http/clients=%d", e.name, clients), func(b *testing.B) {
+				base, client := benchServer(b, e.open(b))
+				runClients(b, clients, "creates", func(i int64) error {
+					req, err := http.NewRequest(http.MethodPost, base+"/Patient", bytes.NewReader(benchPatientJSON(nhsNumber(i))))
+					if err != nil {
+						return err
+					}
+					req.Header.Set("Content-Type", "application/fhir+json")
+					return send(client, req, http.StatusCreated)
+				})
+			})
+			b.Run(fmt.Sprintf("%s/engine/clients=%d", e.name, clients), func(b *testing.B) {
+				st := e.open(b)
+				b.Cleanup(func() { st.Close() })
+				body, index := storedPatient(b)
+				ctx := b.Context()
+				runClients(b, clients, "creates", func(i int64) error {
+					return st.Put(ctx, &store.Write{Type: "Patient", ID: benchID(i), LastUpdated: time.Now().UTC().Truncate(time.Millisecond),
+						JSON: body, Index: index})
+				})
+			})
+		}
+	}
+}
+
+// benchID returns an id of the length of the UUIDs the server assigns.
+func benchID(i int64) string { return fmt.Sprintf("%036d", i) }
+
+// storedPatient returns what the server stores for a created Patient: its
+// bytes, as read back from a server, and its index (the NHS number).
+func storedPatient(b *testing.B) ([]byte, store.Index) {
+	st, err := sqlite.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	base, client := benchServer(b, st)
+	nhs := nhsNumber(1)
+	resp, err := client.Post(base+"/Patient", "application/fhir+json", bytes.NewReader(benchPatientJSON(nhs)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		b.Fatalf("create: status %d, %v", resp.StatusCode, err)
+	}
+	return body, store.Index{Tokens: []store.Token{{Param: "identifier", System: "https://fhir.nhs.uk/Id/nhs-number", Code: nhs}}}
+}
+
+// BenchmarkRead reads seeded Patients through GET /fhir/Patient/[id] (http)
+// and by store.Read (engine).
+func BenchmarkRead(b *testing.B) {
+	for _, e := range benchEngines {
+		for _, clients := range benchClients {
+			b.Run(fmt.Sprintf("%s/http/clients=%d", e.name, clients), func(b *testing.B) {
+				st := seedPatients(b, e.open(b), e.readSet)
+				base, client := benchServer(b, st)
+				runClients(b, clients, "reads", func(i int64) error {
+					req, err := http.NewRequest(http.MethodGet, base+"/Patient/"+benchID(i%int64(e.readSet)), nil)
+					if err != nil {
+						return err
+					}
+					return send(client, req, http.StatusOK)
+				})
+			})
+			b.Run(fmt.Sprintf("%s/engine/clients=%d", e.name, clients), func(b *testing.B) {
+				st := seedPatients(b, e.open(b), e.readSet)
+				b.Cleanup(func() { st.Close() })
+				ctx := b.Context()
+				runClients(b, clients, "reads", func(i int64) error {
+					_, err := st.Read(ctx, "Patient", benchID(i%int64(e.readSet)))
+					return err
+				})
+			})
+		}
+	}
+}
+
+// seedPatients writes n Patients with ids benchID(0) to benchID(n-1) in one
+// unit of work, as the server would have stored them.
+func seedPatients(b *testing.B, st store.Store, n int) store.Store {
+	body, index := storedPatient(b)
+	assigned := []byte(`"id":"` + string(idOf(body)) + `"`)
+	err := st.Transact(b.Context(), func(tx store.Tx) error {
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		for i := range n {
+			id := benchID(int64(i))
+			// The stored body carries the id the server assigned; give
+			// each seeded Patient its own, of the same length.
+			json := bytes.Replace(body, assigned, []byte(`"id":"`+id+`"`), 1)
+			if err := tx.Put(b.Context(), &store.Write{Type: "Patient", ID: id, LastUpdated: now, JSON: json, Index: index}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st
+}
+
+// idOf returns the id in a stored body, which the server writes right
+// after resourceType.
+func idOf(body []byte) []byte {
+	_, rest, _ := bytes.Cut(body, []byte(`"id":"`))
+	id, _, _ := bytes.Cut(rest, []byte(`"`))
+	return id
+}

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"carefhir/fhir/search"
+	"carefhir/store"
+)
+
+// NewIndexer returns the indexer the server extracts search values with:
+// the official search parameters of the served types, evaluated with
+// FHIRPath. baseURL is the server's public base (Config.BaseURL): absolute
+// references under it are indexed as local ones.
+func NewIndexer(baseURL string) (*search.Indexer, error) {
+	reg, err := search.Load(servedTypes)
+	if err != nil {
+		return nil, err
+	}
+	ix := search.NewIndexer(reg, search.FHIRPath, baseURL)
+	if len(ix.Failed) > 0 {
+		return nil, fmt.Errorf("search parameter %s: %s", ix.Failed[0].ID, ix.Failed[0].Reason)
+	}
+	return ix, nil
+}
+
+// Progress reports how far a reindex has come: done of total resources of
+// typ (total is -1 when the engine cannot count).
+type Progress func(typ string, done, total int)
+
+// Reindex rebuilds the search values of every current resource of the
+// served types in st, as the server extracts them today: run it after the
+// search definitions change. Resources written meanwhile are indexed by
+// their write and skipped here. It returns the number of resources
+// reindexed.
+func Reindex(ctx context.Context, st store.Store, ix *search.Indexer, progress Progress) (int, error) {
+	r, ok := st.(store.Reindexer)
+	if !ok {
+		return 0, errors.New("reindex: this storage engine cannot rebuild its index in place")
+	}
+	if progress == nil {
+		progress = func(string, int, int) {}
+	}
+	n := 0
+	for _, typ := range servedTypes {
+		total := -1
+		if f, ok := st.(store.Finder); ok {
+			page, err := f.Find(ctx, store.Query{Type: typ, Total: store.TotalAccurate})
+			if err != nil {
+				return n, fmt.Errorf("reindex %s: %w", typ, err)
+			}
+			total = page.Total
+		}
+		done := 0
+		progress(typ, done, total)
+		err := r.Scan(ctx, typ, func(v *store.Version) error {
+			values, err := ix.IndexJSON(typ, v.JSON)
+			if err != nil {
+				return fmt.Errorf("%s/%s: %w", typ, v.ID, err)
+			}
+			var conflict *store.ConflictError
+			if err := r.Reindex(ctx, v, values); err != nil && !errors.As(err, &conflict) {
+				return err
+			}
+			done++
+			n++
+			if done%100 == 0 {
+				progress(typ, done, total)
+			}
+			return ctx.Err()
+		})
+		if err != nil {
+			return n, fmt.Errorf("reindex %s: %w", typ, err)
+		}
+		progress(typ, done, total)
+	}
+	return n, nil
+}

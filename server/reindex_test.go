@@ -1,0 +1,52 @@
+package server_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"carefhir/server"
+	"carefhir/store"
+)
+
+// Resources stored without search values (as by an older release) are
+// found after Reindex.
+func TestReindex(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		st := c.st
+		lu := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		for _, p := range []struct{ id, body string }{
+			{"r1", `{"resourceType":"Patient","id":"r1","meta":{"versionId":"1","lastUpdated":"2025-01-01T00:00:00.000Z"},"name":[{"family":"Ndlovu"}],"birthDate":"1990-05-05"}`},
+			{"r2", `{"resourceType":"Patient","id":"r2","meta":{"versionId":"1","lastUpdated":"2025-01-01T00:00:00.000Z"},"name":[{"family":"Nowak"}]}`},
+		} {
+			if err := st.Put(t.Context(), &store.Write{Type: "Patient", ID: p.id, LastUpdated: lu, JSON: []byte(p.body)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := c.do("GET", "/Patient?family=n", "").searchset(t).ids("match"); got != "" {
+			t.Fatalf("before reindexing, family=n finds %q", got)
+		}
+		ix, err := server.NewIndexer("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reports int
+		n, err := server.Reindex(t.Context(), st, ix, func(typ string, done, total int) {
+			if typ == "Patient" && total != 2 {
+				t.Errorf("Patient total %d, want 2", total)
+			}
+			reports++
+		})
+		if err != nil || n != 2 {
+			t.Fatalf("Reindex = %d, %v; want 2 resources", n, err)
+		}
+		if reports == 0 {
+			t.Error("no progress reported")
+		}
+		b := c.do("GET", "/Patient?family=n&_sort=family", "").searchset(t)
+		if got := b.ids("match"); got != "Patient/r1 Patient/r2" {
+			t.Errorf("after reindexing, family=n finds %q", got)
+		}
+		c.do("GET", "/Patient/r1/_history", "").want(t, http.StatusOK)
+	})
+}

@@ -1,0 +1,388 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir/search"
+	"carefhir/store"
+)
+
+// registerSearch registers the search interactions: on a type (GET and
+// POST _search), in a Patient's compartment, and across types.
+func (a *api) registerSearch(g *gin.RouterGroup) {
+	g.GET("/:type", a.searchType)
+	g.POST("/:type/_search", a.searchType)
+	g.GET("", a.searchSystem)
+	g.POST("/_search", a.searchSystem)
+	g.GET("/:type/:id/:compartment", a.searchCompartment)
+	a.caps.add("search-type")
+	a.caps.addSystem("search-system")
+}
+
+// searchParams returns the parameters of a search: the query string and,
+// for POST _search, the form-encoded body.
+func searchParams(c *gin.Context) (url.Values, error) {
+	params := c.Request.URL.Query()
+	if c.Request.Method != http.MethodPost {
+		return params, nil
+	}
+	ct, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if ct != "application/x-www-form-urlencoded" {
+		return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
+			"POST _search takes its parameters as application/x-www-form-urlencoded, not %q", truncate(ct, 80))
+	}
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, err
+		}
+		return nil, errorf(http.StatusBadRequest, "invalid", "reading the request body: %v", err)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "invalid", "the form body is not valid: %v", err)
+	}
+	for k, vs := range form {
+		params[k] = append(params[k], vs...)
+	}
+	return params, nil
+}
+
+// preference returns the value of a preference of the Prefer header
+// (RFC 7240), "" when absent.
+func preference(c *gin.Context, name string) string {
+	for _, h := range c.Request.Header.Values("Prefer") {
+		for _, pref := range strings.Split(h, ",") {
+			n, value, _ := strings.Cut(strings.TrimSpace(pref), "=")
+			if strings.EqualFold(strings.TrimSpace(n), name) {
+				return strings.Trim(strings.TrimSpace(value), `"`)
+			}
+		}
+	}
+	return ""
+}
+
+// parseSearch compiles the parameters of a search on typ.
+func (a *api) parseSearch(c *gin.Context, typ string, params url.Values) (*search.Plan, error) {
+	plan, err := a.search.Parse(typ, params, search.Options{
+		Strict: preference(c, "handling") == "strict",
+		Base:   a.baseURL(c),
+	})
+	if err != nil {
+		return nil, searchError(err)
+	}
+	return plan, nil
+}
+
+// searchError converts a parse error into the server's Error.
+func searchError(err error) error {
+	var se *search.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	return errorf(se.Status, se.Code, "%s", se.Diagnostics).at(se.Expression)
+}
+
+// finder returns the store's search plan executor.
+func (a *api) finder() (store.Finder, error) {
+	f, ok := a.svc.store.(store.Finder)
+	if !ok {
+		return nil, errorf(http.StatusNotImplemented, "not-supported", "this storage engine does not search yet")
+	}
+	return f, nil
+}
+
+func (a *api) searchType(c *gin.Context) {
+	typ, err := resourceType(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	a.searchIn(c, typ, nil)
+}
+
+// searchCompartment answers GET /Patient/{id}/{type}: a search on type
+// restricted to the Patient's compartment.
+func (a *api) searchCompartment(c *gin.Context) {
+	if c.Param("type") != "Patient" {
+		c.Error(errorf(http.StatusNotFound, "not-supported", "only the Patient compartment is searchable"))
+		return
+	}
+	id := c.Param("id")
+	if err := checkID(id, ""); err != nil {
+		c.Error(err)
+		return
+	}
+	typ := c.Param("compartment")
+	if !isServed(typ) {
+		c.Error(errorf(http.StatusNotFound, "not-supported", "resource type %q is not served here", truncate(typ, 64)))
+		return
+	}
+	clause, ok := a.search.Compartment(typ, id)
+	if !ok {
+		c.Error(errorf(http.StatusNotFound, "not-supported", "%s resources are not in the Patient compartment", typ))
+		return
+	}
+	a.searchIn(c, typ, &clause)
+}
+
+// searchIn runs a search on typ, narrowed by extra when set, and answers
+// with a searchset Bundle.
+func (a *api) searchIn(c *gin.Context, typ string, extra *store.Clause) {
+	params, err := searchParams(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	plan, err := a.parseSearch(c, typ, params)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if extra != nil {
+		plan.Query.Where = append(plan.Query.Where, *extra)
+	}
+	f, err := a.finder()
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	page, err := f.Find(c.Request.Context(), plan.Query)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	self := a.searchURL(c, plan.Params, plan.Query.Cursor)
+	b := a.searchBundle(c, self, plan, page.Total)
+	b.Link = append(b.Link, bundleLink{Relation: "first", URL: a.searchURL(c, plan.Params, "")})
+	if page.Prev != "" {
+		b.Link = append(b.Link, bundleLink{Relation: "previous", URL: a.searchURL(c, plan.Params, page.Prev)})
+	}
+	if page.Next != "" {
+		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.searchURL(c, plan.Params, page.Next)})
+	}
+	if err := a.addEntries(c, b, plan, page); err != nil {
+		c.Error(err)
+		return
+	}
+	a.writeSearchset(c, b)
+}
+
+// searchBundle starts the searchset of plan.
+func (a *api) searchBundle(c *gin.Context, self string, plan *search.Plan, total int) *bundle {
+	b := &bundle{
+		ResourceType: "Bundle",
+		ID:           newID(),
+		Meta:         bundleMeta{LastUpdated: formatInstant(time.Now())},
+		Type:         "searchset",
+		Link:         []bundleLink{{Relation: "self", URL: self}},
+	}
+	if total >= 0 {
+		b.Total = &total
+	}
+	return b
+}
+
+// addEntries adds a page's matches and included resources to b, reduced as
+// _summary or _elements ask, and an outcome entry for ignored parameters.
+func (a *api) addEntries(c *gin.Context, b *bundle, plan *search.Plan, page *store.Page) error {
+	if plan.Summary == "count" {
+		return nil
+	}
+	shape := url.Values{}
+	if plan.Summary != "" {
+		shape.Set("_summary", plan.Summary)
+	}
+	if len(plan.Elements) > 0 {
+		shape.Set("_elements", strings.Join(plan.Elements, ","))
+	}
+	base := a.baseURL(c)
+	add := func(v *store.Version, mode string) error {
+		body, err := subset(v.Type, v.JSON, shape)
+		if err != nil {
+			return err
+		}
+		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: body, Search: &entrySearch{Mode: mode}})
+		return nil
+	}
+	for _, v := range page.Matches {
+		if err := add(v, "match"); err != nil {
+			return err
+		}
+	}
+	for _, v := range page.Included {
+		if err := add(v, "include"); err != nil {
+			return err
+		}
+	}
+	if len(plan.Ignored) > 0 {
+		issues := make([]Issue, 0, len(plan.Ignored))
+		for _, e := range plan.Ignored {
+			issues = append(issues, Issue{Severity: "warning", Code: e.Code,
+				Diagnostics: e.Diagnostics + "; the parameter was ignored", Expression: []string{e.Expression}})
+		}
+		b.Entry = append(b.Entry, bundleEntry{Resource: newOutcome(issues...).marshal(), Search: &entrySearch{Mode: "outcome"}})
+	}
+	return nil
+}
+
+func (a *api) writeSearchset(c *gin.Context, b *bundle) {
+	body, err := json.Marshal(b)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeFHIR(c, http.StatusOK, body)
+}
+
+// searchURL is the GET URL of a search with the applied parameters and a
+// cursor ("" for the first page). Links always use GET, also for POST
+// _search, so that a client can follow them.
+func (a *api) searchURL(c *gin.Context, params url.Values, cursor string) string {
+	p := cloneValues(params)
+	if cursor != "" {
+		p.Set("_cursor", cursor)
+	}
+	path := strings.TrimSuffix(c.Request.URL.Path, "/_search")
+	u := a.baseURL(c) + path[len("/fhir"):]
+	if enc := p.Encode(); enc != "" {
+		u += "?" + enc
+	}
+	return u
+}
+
+// searchSystem answers a search across resource types (GET /fhir?_type=…):
+// each type is searched with the same parameters, and each page holds the
+// next page of every type that has more. Its cursor holds the cursor of
+// each such type; it pages forward only (no previous link).
+func (a *api) searchSystem(c *gin.Context) {
+	params, err := searchParams(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	types := servedTypes
+	if list := params.Get("_type"); list != "" {
+		types = nil
+		for _, t := range strings.Split(list, ",") {
+			if t = strings.TrimSpace(t); !isServed(t) {
+				c.Error(errorf(http.StatusBadRequest, "not-supported", "_type: resource type %q is not served here", truncate(t, 64)).at("_type"))
+				return
+			}
+			if !slices.Contains(types, t) {
+				types = append(types, t)
+			}
+		}
+	}
+	cursors, err := decodeSystemCursor(params.Get("_cursor"), types)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	params.Del("_type")
+	params.Del("_cursor")
+	f, err := a.finder()
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	var (
+		plans  []*search.Plan
+		pages  []*store.Page
+		total  = 0
+		next   = map[string]string{}
+		counts = true
+	)
+	for _, typ := range types {
+		cur, more := cursors[typ]
+		if !more {
+			continue
+		}
+		plan, err := a.parseSearch(c, typ, params)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		plan.Query.Cursor = cur
+		page, err := f.Find(c.Request.Context(), plan.Query)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		if page.Total < 0 {
+			counts = false
+		}
+		total += page.Total
+		if page.Next != "" {
+			next[typ] = page.Next
+		}
+		plans, pages = append(plans, plan), append(pages, page)
+	}
+	applied := url.Values{}
+	if len(plans) > 0 {
+		applied = cloneValues(plans[0].Params)
+	}
+	if list := c.Request.URL.Query().Get("_type"); list != "" {
+		applied.Set("_type", list)
+	}
+	self := a.searchURL(c, applied, c.Request.URL.Query().Get("_cursor"))
+	t := -1
+	if counts {
+		t = total
+	}
+	b := a.searchBundle(c, self, &search.Plan{}, t)
+	b.Link = append(b.Link, bundleLink{Relation: "first", URL: a.searchURL(c, applied, "")})
+	if len(next) > 0 {
+		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.searchURL(c, applied, encodeSystemCursor(next))})
+	}
+	for i := range plans {
+		if err := a.addEntries(c, b, plans[i], pages[i]); err != nil {
+			c.Error(err)
+			return
+		}
+	}
+	a.writeSearchset(c, b)
+}
+
+// A system search cursor maps each type that has more pages to its cursor.
+// The first page is every type from the start ("" cursors).
+func decodeSystemCursor(s string, types []string) (map[string]string, error) {
+	if s == "" {
+		m := make(map[string]string, len(types))
+		for _, t := range types {
+			m[t] = ""
+		}
+		return m, nil
+	}
+	var m map[string]string
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil || len(m) == 0 {
+		return nil, store.ErrBadCursor
+	}
+	for t, cur := range m {
+		if !slices.Contains(types, t) || cur == "" {
+			return nil, store.ErrBadCursor
+		}
+	}
+	return m, nil
+}
+
+func encodeSystemCursor(m map[string]string) string {
+	b, _ := json.Marshal(m)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

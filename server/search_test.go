@@ -1,0 +1,260 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// searchset is the part of a searchset Bundle the tests read.
+type searchset struct {
+	ResourceType string `json:"resourceType"`
+	Type         string `json:"type"`
+	Total        *int   `json:"total"`
+	Link         []struct {
+		Relation, URL string
+	} `json:"link"`
+	Entry []struct {
+		FullURL  string `json:"fullUrl"`
+		Resource struct {
+			ResourceType string           `json:"resourceType"`
+			ID           string           `json:"id"`
+			Issue        []map[string]any `json:"issue"`
+			Name         any              `json:"name"`
+			BirthDate    string           `json:"birthDate"`
+		} `json:"resource"`
+		Search struct{ Mode string } `json:"search"`
+	} `json:"entry"`
+}
+
+func (r *response) searchset(t *testing.T) *searchset {
+	t.Helper()
+	r.want(t, http.StatusOK)
+	var b searchset
+	if err := jsonUnmarshal(r.body, &b); err != nil {
+		t.Fatalf("not a Bundle: %v: %s", err, truncate(r.body))
+	}
+	if b.ResourceType != "Bundle" || b.Type != "searchset" {
+		t.Fatalf("not a searchset: %s", truncate(r.body))
+	}
+	return &b
+}
+
+// ids lists the entries of a mode as Type/id, in order.
+func (b *searchset) ids(mode string) string {
+	var out []string
+	for _, e := range b.Entry {
+		if e.Search.Mode == mode {
+			out = append(out, e.Resource.ResourceType+"/"+e.Resource.ID)
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func (b *searchset) link(rel string) string {
+	for _, l := range b.Link {
+		if l.Relation == rel {
+			return l.URL
+		}
+	}
+	return ""
+}
+
+func putPatient(t *testing.T, c *client, id, family, birth string, extra string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"resourceType":"Patient","id":%q,"name":[{"family":%q}],"birthDate":%q%s}`, id, family, birth, extra)
+	r := c.do("PUT", "/Patient/"+id, body)
+	if r.status != http.StatusCreated && r.status != http.StatusOK {
+		t.Fatalf("PUT Patient/%s: %d %s", id, r.status, truncate(r.body))
+	}
+}
+
+func TestSearchHTTP(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "a", "Ó Briain", "1970-03-01", `,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"generalPractitioner":[{"reference":"Organization/o1"}]`)
+		putPatient(t, c, "b", "Smith", "1970-12-31", `,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000017"}]`)
+		putPatient(t, c, "c", "Smyth", "1985-07-15", "")
+		r := c.do("PUT", "/Organization/o1", `{"resourceType":"Organization","id":"o1","name":"Leeds Medical Practice"}`)
+		r.want(t, http.StatusCreated)
+		r = c.do("PUT", "/Observation/ob1", `{"resourceType":"Observation","id":"ob1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"subject":{"reference":"Patient/a"},"valueQuantity":{"value":120.5,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}`)
+		r.want(t, http.StatusCreated)
+
+		tests := []struct {
+			name, path string
+			match      string
+			include    string
+		}{
+			{"identifier", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000017", "Patient/b", ""},
+			{"id", "/Patient?_id=a,c", "Patient/a Patient/c", ""},
+			{"name prefix with accents", "/Patient?name=o%20bri", "Patient/a", ""},
+			{"family or", "/Patient?family=smith,smyth", "Patient/b Patient/c", ""},
+			{"birthdate year", "/Patient?birthdate=1970", "Patient/a Patient/b", ""},
+			{"sort", "/Patient?_sort=-birthdate", "Patient/c Patient/b Patient/a", ""},
+			{"chain", "/Observation?subject:Patient.name=o%20briain", "Observation/ob1", ""},
+			{"has", "/Patient?_has:Observation:patient:code=8480-6", "Patient/a", ""},
+			{"include", "/Patient?_id=a&_include=Patient:general-practitioner", "Patient/a", "Organization/o1"},
+			{"revinclude", "/Patient?_id=a&_revinclude=Observation:subject", "Patient/a", "Observation/ob1"},
+			{"quantity", "/Observation?value-quantity=gt120||mm[Hg]", "Observation/ob1", ""},
+			{"compartment", "/Patient/a/Observation", "Observation/ob1", ""},
+			{"compartment of another patient", "/Patient/b/Observation", "", ""},
+			{"system search", "?_type=Patient,Organization&_id=a,o1", "Patient/a Organization/o1", ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				b := c.do("GET", tt.path, "").searchset(t)
+				if got := b.ids("match"); got != tt.match {
+					t.Errorf("GET %s: matches %q, want %q", tt.path, got, tt.match)
+				}
+				if got := b.ids("include"); got != tt.include {
+					t.Errorf("GET %s: included %q, want %q", tt.path, got, tt.include)
+				}
+			})
+		}
+
+		t.Run("POST _search", func(t *testing.T) {
+			b := c.do("POST", "/Patient/_search", "family=smith&_count=5", "Content-Type", "application/x-www-form-urlencoded").searchset(t)
+			if got := b.ids("match"); got != "Patient/b" {
+				t.Errorf("matches %q, want Patient/b", got)
+			}
+			if self := b.link("self"); !strings.Contains(self, "/Patient?") || !strings.Contains(self, "family=smith") {
+				t.Errorf("self link %q is not a GET of the applied parameters", self)
+			}
+		})
+		t.Run("POST _search needs a form", func(t *testing.T) {
+			c.do("POST", "/Patient/_search", `{"family":"smith"}`).want(t, http.StatusUnsupportedMediaType)
+		})
+		t.Run("paging", func(t *testing.T) {
+			b := c.do("GET", "/Patient?_count=1&_total=accurate", "").searchset(t)
+			var seen []string
+			for n := 0; ; n++ {
+				if b.Total == nil || *b.Total != 3 {
+					t.Fatalf("page %d: total %v, want 3", n, b.Total)
+				}
+				seen = append(seen, b.ids("match"))
+				next := b.link("next")
+				if next == "" || n > 5 {
+					break
+				}
+				if !strings.HasPrefix(next, c.base+"/Patient?") {
+					t.Fatalf("next link %q is not on this server", next)
+				}
+				b = c.do("GET", next, "").searchset(t)
+			}
+			if !slices.Equal(seen, []string{"Patient/a", "Patient/b", "Patient/c"}) {
+				t.Errorf("pages %v", seen)
+			}
+			if prev := b.link("previous"); prev == "" {
+				t.Error("the last page has no previous link")
+			} else if got := c.do("GET", prev, "").searchset(t).ids("match"); got != "Patient/b" {
+				t.Errorf("previous page %q, want Patient/b", got)
+			}
+		})
+		t.Run("summary count", func(t *testing.T) {
+			b := c.do("GET", "/Patient?_summary=count", "").searchset(t)
+			if b.Total == nil || *b.Total != 3 || len(b.Entry) != 0 {
+				t.Errorf("total %v with %d entries, want 3 and none", b.Total, len(b.Entry))
+			}
+		})
+		t.Run("elements", func(t *testing.T) {
+			b := c.do("GET", "/Patient?_id=a&_elements=birthDate", "").searchset(t)
+			if len(b.Entry) != 1 || b.Entry[0].Resource.BirthDate == "" || b.Entry[0].Resource.Name != nil {
+				t.Errorf("entries %+v, want birthDate without name", b.Entry)
+			}
+		})
+		t.Run("lenient reports ignored parameters", func(t *testing.T) {
+			b := c.do("GET", "/Patient?shoe-size=9&_id=a", "").searchset(t)
+			if got := b.ids("match"); got != "Patient/a" {
+				t.Errorf("matches %q", got)
+			}
+			if got := b.ids("outcome"); got != "OperationOutcome/" {
+				t.Fatalf("outcome entries %q, want one", got)
+			}
+			if self := b.link("self"); strings.Contains(self, "shoe-size") {
+				t.Errorf("self link %q keeps the ignored parameter", self)
+			}
+		})
+		t.Run("strict refuses unknown parameters", func(t *testing.T) {
+			c.do("GET", "/Patient?shoe-size=9", "", "Prefer", "handling=strict").want(t, http.StatusBadRequest).outcome(t, "not-supported", "shoe-size")
+		})
+		for _, bad := range []struct{ query, code, expression string }{
+			{"birthdate=1970-13", "invalid", "birthdate"},
+			{"_count=-1", "invalid", "_count"},
+			{"_cursor=forged", "invalid", "_cursor"},
+			{"subject:Questionnaire.name=x", "", ""},
+		} {
+			t.Run("400 "+bad.query, func(t *testing.T) {
+				path := "/Patient?" + bad.query
+				if strings.HasPrefix(bad.query, "subject") {
+					path = "/Observation?" + bad.query
+				}
+				c.do("GET", path, "").want(t, http.StatusBadRequest).outcome(t, bad.code, bad.expression)
+			})
+		}
+		t.Run("unknown type", func(t *testing.T) {
+			c.do("GET", "/Spaceship?name=x", "").want(t, http.StatusNotFound)
+		})
+		t.Run("escaped values round-trip through links", func(t *testing.T) {
+			b := c.do("GET", "/Patient?family="+url.QueryEscape("o'b")+"&_count=1", "").searchset(t)
+			if got := b.ids("match"); got != "" {
+				t.Errorf("matches %q, want none", got)
+			}
+			if self := b.link("self"); !strings.Contains(self, "family=o%27b") {
+				t.Errorf("self link %q", self)
+			}
+		})
+	})
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// The CapabilityStatement lists the search parameters the server answers.
+func TestCapabilitiesSearch(t *testing.T) {
+	c := newClient(t, engines[0].open(t))
+	var cs struct {
+		Rest []struct {
+			Interaction []struct{ Code string }
+			Resource    []struct {
+				Type             string
+				SearchParam      []struct{ Name, Type, Definition string }
+				SearchInclude    []string
+				SearchRevInclude []string
+			}
+		}
+	}
+	if err := jsonUnmarshal(c.do("GET", "/metadata", "").want(t, http.StatusOK).body, &cs); err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]string{}
+	var includes, revincludes []string
+	for _, r := range cs.Rest[0].Resource {
+		for _, p := range r.SearchParam {
+			params[r.Type+"."+p.Name] = p.Type
+		}
+		if r.Type == "Patient" {
+			includes, revincludes = r.SearchInclude, r.SearchRevInclude
+		}
+	}
+	for name, typ := range map[string]string{"Patient.name": "string", "Patient.birthdate": "date", "Patient._id": "token",
+		"Observation.code-value-concept": "composite", "Observation.value-quantity": "quantity", "ValueSet.url": "uri"} {
+		if params[name] != typ {
+			t.Errorf("%s: type %q, want %q", name, params[name], typ)
+		}
+	}
+	if params["Observation.code-value-quantity"] != "composite" {
+		t.Error("code-value-quantity is not listed")
+	}
+	if !slices.Contains(includes, "Patient:general-practitioner") || !slices.Contains(revincludes, "Observation:subject") {
+		t.Errorf("Patient includes %v, revincludes %v", includes, revincludes)
+	}
+	var system []string
+	for _, i := range cs.Rest[0].Interaction {
+		system = append(system, i.Code)
+	}
+	if !slices.Contains(system, "search-system") {
+		t.Errorf("system interactions %v lack search-system", system)
+	}
+}

@@ -1,0 +1,149 @@
+package store
+
+import (
+	"strings"
+	"time"
+)
+
+// Index values beyond tokens. Values that a parameter's modifiers search
+// separately are indexed under a derived parameter name "param:modifier":
+// the display text of codes under "code:text" (Strings) and the
+// identifiers of references under "subject:identifier" (Tokens).
+
+// String is one string search value.
+type String struct {
+	Param string
+	// Value is lower-cased and accent-folded: what default (prefix) and
+	// :contains searches compare.
+	Value string
+	// Exact is the value as written, which :exact compares.
+	Exact string
+}
+
+// Date is one date search value: the range of instants it covers, both ends
+// included, in UTC at millisecond precision. A date covers its whole day; an
+// open end of a Period is MinTime or MaxTime.
+type Date struct {
+	Param     string
+	Low, High time.Time
+}
+
+// MinTime and MaxTime are the open ends of date ranges.
+var (
+	MinTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(9999, time.December, 31, 23, 59, 59, 999e6, time.UTC)
+)
+
+// Number is one number search value.
+type Number struct {
+	Param string
+	Value float64 // what searches compare
+	Text  string  // the decimal as written, e.g. "1.50"
+}
+
+// Quantity is one quantity search value: a number with the system and code
+// of its unit (either may be empty) and the unit as displayed.
+type Quantity struct {
+	Param  string
+	Value  float64
+	Text   string
+	System string
+	Code   string
+	Unit   string
+}
+
+// Reference is one reference search value. Local references, and absolute
+// ones to this server's base, are Type and ID; others are URL alone.
+type Reference struct {
+	Param string
+	Type  string
+	ID    string
+	URL   string
+}
+
+// Target returns the reference as one string: "Type/id", or the URL.
+func (r Reference) Target() string {
+	if r.URL != "" {
+		return r.URL
+	}
+	return r.Type + "/" + r.ID
+}
+
+// Reference keys: engines store each reference as strings whose first byte
+// marks the form, so that every form of reference match is an equality:
+//
+//	"r" + Type + "/" + id   a resource of a FHIR server
+//	"i" + id                the same, by id alone
+//	"u" + URL               anything else
+const (
+	RefTyped = "r"
+	RefID    = "i"
+	RefURL   = "u"
+)
+
+// Keys returns the stored forms of a reference.
+func (r Reference) Keys() []string {
+	if r.URL != "" {
+		return []string{RefURL + r.URL}
+	}
+	return []string{RefTyped + r.Type + "/" + r.ID, RefID + r.ID}
+}
+
+// Key returns the stored form of a reference that a match looks for.
+func (m ReferenceMatch) Key() string {
+	switch {
+	case m.URL != "":
+		return RefURL + m.URL
+	case m.Type != "":
+		return RefTyped + m.Type + "/" + m.ID
+	}
+	return RefID + m.ID
+}
+
+// CompositeKey joins the parts of a composite value or match into one
+// string: '\' and '$' in parts are escaped, so the first unescaped '$' ends
+// a part.
+func CompositeKey(parts []string) string {
+	esc := make([]string, len(parts))
+	for i, p := range parts {
+		esc[i] = compositeEscaper.Replace(p)
+	}
+	return strings.Join(esc, "$")
+}
+
+var compositeEscaper = strings.NewReplacer(`\`, `\\`, `$`, `\$`)
+
+// SplitCompositeKey returns the parts CompositeKey joined.
+func SplitCompositeKey(key string) []string {
+	var parts []string
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; {
+		case c == '\\' && i+1 < len(key):
+			i++
+			b.WriteByte(key[i])
+		case c == '$':
+			parts = append(parts, b.String())
+			b.Reset()
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return append(parts, b.String())
+}
+
+// URI is one uri search value, as written.
+type URI struct {
+	Param string
+	Value string
+}
+
+// Composite is one composite search value: the correlated components of one
+// element. Parts are the keys of its token and string components; a last
+// component that is a quantity or a date is Quantity or Date instead.
+type Composite struct {
+	Param    string
+	Parts    []string
+	Quantity *Quantity
+	Date     *Date
+}

@@ -1,0 +1,240 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Presence tests whether a parameter has a value (:missing).
+type Presence int
+
+// The presence tests.
+const (
+	PresenceAny Presence = iota // no test
+	Missing                     // :missing=true: the parameter has no value
+	Present                     // :missing=false: it has at least one
+)
+
+// Prefix is the comparator of an ordered search value (FHIR R4 search,
+// 3.1.1.4.6).
+type Prefix string
+
+// The prefixes of ordered values.
+const (
+	Eq Prefix = "eq"
+	Ne Prefix = "ne"
+	Gt Prefix = "gt"
+	Lt Prefix = "lt"
+	Ge Prefix = "ge"
+	Le Prefix = "le"
+	Sa Prefix = "sa"
+	Eb Prefix = "eb"
+	Ap Prefix = "ap"
+)
+
+// StringMode is how a string match compares.
+type StringMode int
+
+// The string modes.
+const (
+	StringPrefix   StringMode = iota // the normalised value starts with Value
+	StringExact                      // the value as written equals Value
+	StringContains                   // the normalised value contains Value
+)
+
+// StringMatch matches a String of the clause's parameter.
+type StringMatch struct {
+	Mode  StringMode
+	Value string // normalised, but as written for StringExact
+}
+
+// DateMatch compares a Date of the parameter, by Prefix, with [Low, High]:
+// the range of the search value at its precision, both ends included. For
+// Ap the range comes widened already, and a value matches when it overlaps.
+//
+// Prefix semantics on a value [lo, hi]: Eq lo >= Low and hi <= High; Gt
+// hi > High; Lt lo < Low; Ge hi >= Low; Le lo <= High; Sa lo > High; Eb
+// hi < Low; Ap lo <= High and hi >= Low. Ne is Eq in a Not clause.
+type DateMatch struct {
+	Prefix    Prefix
+	Low, High time.Time
+}
+
+// NumberMatch compares a Number of the parameter with a search value: Value,
+// and [Low, High), the range its precision implies (for Ap, widened).
+//
+// Prefix semantics on a value v: Eq and Ap Low <= v < High; Gt v > Value;
+// Lt v < Value; Ge v >= Value; Le v <= Value; Sa as Gt, Eb as Lt. Ne is Eq
+// in a Not clause.
+type NumberMatch struct {
+	Prefix    Prefix
+	Value     float64
+	Low, High float64
+}
+
+// QuantityMatch is a NumberMatch on a Quantity, restricted to a unit when
+// Code is set: System and Code equal, or, with System "", Code equals the
+// quantity's code or its displayed unit.
+type QuantityMatch struct {
+	NumberMatch
+	System string
+	Code   string
+}
+
+// ReferenceMatch matches a Reference of the parameter: by URL when set, else
+// by ID and, when set, Type.
+type ReferenceMatch struct {
+	Type string
+	ID   string
+	URL  string
+}
+
+// URIMode is how a uri match compares.
+type URIMode int
+
+// The uri modes.
+const (
+	URIExact URIMode = iota
+	URIBelow         // the value starts with the search value
+	URIAbove         // the search value starts with the value
+)
+
+// URIMatch matches a URI of the parameter.
+type URIMatch struct {
+	Mode  URIMode
+	Value string
+}
+
+// CompositeMatch matches a Composite of the parameter with equal Parts and,
+// when set, a Quantity or Date that meets Quantity or Date.
+type CompositeMatch struct {
+	Parts    []string
+	Quantity *QuantityMatch
+	Date     *DateMatch
+}
+
+// Chain is a chained search: the referenced resource is of one of Types and
+// matches Where.
+type Chain struct {
+	Types []string
+	Where []Clause
+}
+
+// Has is a reverse chain (_has): a resource of Type that matches Where
+// references the searched resource through its parameter Param.
+type Has struct {
+	Type  string
+	Param string
+	Where []Clause
+}
+
+// SortKey orders results by a parameter: ascending by each resource's
+// smallest value, descending by its largest (for dates, the start and the end
+// of their ranges). A resource without a value sorts below every value: first
+// ascending, last descending. "_id" and "_lastUpdated" sort by the
+// resource's own. Ties are broken by id, ascending.
+type SortKey struct {
+	Param string
+	Desc  bool
+}
+
+// Total is how a search counts its matches.
+type Total int
+
+// The totals.
+const (
+	TotalNone     Total = iota // no count
+	TotalEstimate              // a count the engine may estimate
+	TotalAccurate              // the exact number of matches
+)
+
+// Include names references to follow from a page's resources. As an
+// Include: parameter Param ("*" for all) of the page's resources of Type,
+// to resources of Target if set. As a RevInclude: resources of Type whose
+// parameter Param references a page's resource. Iterate applies the rule to
+// the included resources too.
+type Include struct {
+	Type    string
+	Param   string
+	Target  string
+	Iterate bool
+}
+
+// Page is one page of search results.
+type Page struct {
+	Matches  []*Version
+	Included []*Version // added by Include and RevInclude, each once
+	Next     string     // cursor of the next page; "" on the last
+	Prev     string     // cursor of the previous page; "" on the first
+	Total    int        // the number of matches when asked for, else -1
+}
+
+// Finder is implemented by engines that execute whole search plans: sort,
+// keyset paging, totals and includes. Find returns a page of the current,
+// non-deleted versions q selects, in q.Sort order and then by id, from
+// q.Cursor on; at most q.Count matches (Count 0: the total alone). A Next
+// cursor continues after its page's last match and a Prev cursor ends
+// before its page's first, so walking the pages while others write returns
+// each resource that matches throughout at most once and, unless its sort
+// values change, exactly once.
+type Finder interface {
+	Find(ctx context.Context, q Query) (*Page, error)
+}
+
+// Reindexer is implemented by engines that can replace the search values of
+// current versions in place, without writing a new version: carefhir
+// reindex rebuilds the index with it after the search definitions change.
+type Reindexer interface {
+	// Scan calls fn with each current, non-deleted version of typ, in id
+	// order, stopping at the first error fn returns.
+	Scan(ctx context.Context, typ string, fn func(v *Version) error) error
+	// Reindex replaces the search values of v's resource with ix if v is
+	// still its current version, and returns a *ConflictError otherwise
+	// (the resource changed since it was read, and its new version was
+	// indexed when it was written).
+	Reindex(ctx context.Context, v *Version, ix Index) error
+}
+
+// Bound is one comparison a value must pass: Op ("<", "<=", ">" or ">=")
+// against At, on the value's High end or its low end (numbers have one).
+type Bound struct {
+	High bool
+	Op   string
+	At   any // time.Time for dates, float64 for numbers
+}
+
+// Bounds returns the comparisons that together say m on a date value.
+func (m DateMatch) Bounds() []Bound {
+	switch m.Prefix {
+	case Gt:
+		return []Bound{{true, ">", m.High}}
+	case Lt:
+		return []Bound{{false, "<", m.Low}}
+	case Ge:
+		return []Bound{{true, ">=", m.Low}}
+	case Le:
+		return []Bound{{false, "<=", m.High}}
+	case Sa:
+		return []Bound{{false, ">", m.High}}
+	case Eb:
+		return []Bound{{true, "<", m.Low}}
+	case Ap:
+		return []Bound{{false, "<=", m.High}, {true, ">=", m.Low}}
+	}
+	return []Bound{{false, ">=", m.Low}, {true, "<=", m.High}}
+}
+
+// Bounds returns the comparisons that together say m on a number.
+func (m NumberMatch) Bounds() []Bound {
+	switch m.Prefix {
+	case Gt, Sa:
+		return []Bound{{Op: ">", At: m.Value}}
+	case Lt, Eb:
+		return []Bound{{Op: "<", At: m.Value}}
+	case Ge:
+		return []Bound{{Op: ">=", At: m.Value}}
+	case Le:
+		return []Bound{{Op: "<=", At: m.Value}}
+	}
+	return []Bound{{Op: ">=", At: m.Low}, {Op: "<", At: m.High}}
+}

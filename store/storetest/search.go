@@ -1,0 +1,486 @@
+package storetest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"carefhir/fhir/search"
+	"carefhir/store"
+)
+
+// searchTypes are the resource types of the search data set.
+var searchTypes = []string{"CarePlan", "Observation", "Organization", "Patient", "Practitioner"}
+
+// searchBase is the server base of the data set's absolute references.
+const searchBase = "https://fhir.example.nhs.uk/fhir"
+
+// searchData is a small data set with the edge cases search must get
+// right: accents and apostrophes, year-end and leap-day dates, time zones
+// that move a value into another day, open periods, decimals written with
+// trailing zeros, units, references in every form.
+var searchData = []string{
+	`{"resourceType":"Organization","id":"o1","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A81001"}],"name":"Leeds Medical Practice"}`,
+	`{"resourceType":"Organization","id":"o2","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"B82002"}],"name":"York Surgery"}`,
+	`{"resourceType":"Practitioner","id":"pr1","name":[{"family":"Grey","given":["Ann"],"prefix":["Dr"]}]}`,
+	`{"resourceType":"Patient","id":"p1","meta":{"tag":[{"system":"http://example.org/tags","code":"vip"}]},
+	  "identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"active":true,
+	  "name":[{"family":"Ó Briain","given":["Zoë"]}],"gender":"female","birthDate":"1970-03-01",
+	  "address":[{"city":"Leeds","postalCode":"LS1 4AP"}],"generalPractitioner":[{"reference":"Organization/o1"}]}`,
+	`{"resourceType":"Patient","id":"p2","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000017"}],
+	  "name":[{"family":"Smith","given":["John"]}],"gender":"male","birthDate":"1970-12-31",
+	  "address":[{"city":"LEEDS"}],"generalPractitioner":[{"reference":"` + searchBase + `/Practitioner/pr1"}]}`,
+	`{"resourceType":"Patient","id":"p3","name":[{"family":"Smyth","given":["Joanna"]}],"gender":"female","birthDate":"1985-07-15",
+	  "generalPractitioner":[{"reference":"Organization/o2"}]}`,
+	`{"resourceType":"Patient","id":"p4","name":[{"family":"Jones","given":["Siân"]}],"gender":"female","birthDate":"2024-02-29"}`,
+	`{"resourceType":"Patient","id":"p5","name":[{"family":"O'Neil"}],"gender":"unknown"}`,
+	`{"resourceType":"Observation","id":"ob1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+	  "subject":{"reference":"Patient/p1"},"effectiveDateTime":"2025-01-10T09:00:00+01:00",
+	  "valueQuantity":{"value":120.50,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}`,
+	`{"resourceType":"Observation","id":"ob2","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+	  "subject":{"reference":"Patient/p2"},"effectivePeriod":{"start":"2025-01-11"},
+	  "valueQuantity":{"value":135,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}`,
+	`{"resourceType":"Observation","id":"ob3","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},
+	  "subject":{"reference":"Patient/p1"},"effectiveDateTime":"2024-12-31T23:30:00-02:00",
+	  "valueQuantity":{"value":70.0,"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"}}`,
+	`{"resourceType":"Observation","id":"ob4","status":"preliminary","code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+	  "subject":{"reference":"Patient/p3"},"effectiveDateTime":"2025-02",
+	  "valueQuantity":{"value":110,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}`,
+	`{"resourceType":"Observation","id":"ob5","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+	  "subject":{"reference":"Patient/p4"},
+	  "component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":150,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
+	               {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},"valueQuantity":{"value":95,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`,
+	`{"resourceType":"CarePlan","id":"cp1","status":"active","intent":"plan","subject":{"reference":"Patient/p1"},
+	  "period":{"start":"2025-01-01","end":"2025-12-31"}}`,
+	`{"resourceType":"CarePlan","id":"cp2","status":"completed","intent":"plan","subject":{"reference":"Patient/p2"}}`,
+}
+
+// searchEnv is the registry and indexer of the data set, built once.
+var searchEnv = sync.OnceValues(func() (*search.Registry, error) {
+	return search.Load(searchTypes)
+})
+
+// loadSearchData writes the data set into s, indexed as the server
+// indexes, and returns the registry to parse queries with.
+func loadSearchData(t *testing.T, s store.Store) *search.Registry {
+	t.Helper()
+	reg, err := searchEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := search.NewIndexer(reg, search.FHIRPath, searchBase)
+	for i, body := range searchData {
+		var head struct{ ResourceType, ID string }
+		if err := json.Unmarshal([]byte(body), &head); err != nil {
+			t.Fatalf("data %d: %v", i, err)
+		}
+		index, err := ix.IndexJSON(head.ResourceType, []byte(body))
+		if err != nil {
+			t.Fatalf("index %s/%s: %v", head.ResourceType, head.ID, err)
+		}
+		put(t, s, &store.Write{Type: head.ResourceType, ID: head.ID, LastUpdated: at(i), JSON: []byte(body), Index: index})
+	}
+	return reg
+}
+
+// searchFixture loads the data set into s and returns s as a Finder, or
+// skips the test if the engine is not one.
+func searchFixture(t *testing.T, s store.Store) (store.Finder, *search.Registry) {
+	t.Helper()
+	f, ok := s.(store.Finder)
+	if !ok {
+		t.Skip("engine does not implement store.Finder")
+	}
+	return f, loadSearchData(t, s)
+}
+
+// plan parses a query of the data set.
+func plan(t *testing.T, reg *search.Registry, typ, query string) store.Query {
+	t.Helper()
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := reg.Parse(typ, q, search.Options{Strict: true, Base: searchBase, Now: t0})
+	if err != nil {
+		t.Fatalf("%s?%s: %v", typ, query, err)
+	}
+	return p.Query
+}
+
+func testFind(t *testing.T, s store.Store) {
+	f, reg := searchFixture(t, s)
+	tests := []struct {
+		name, typ, query string
+		want             string // ids in result order, space-separated; "-" for none
+	}{
+		{"string prefix", "Patient", "name=jo", "p2 p3 p4"},
+		{"string accents folded both ways", "Patient", "name=ZOË", "p1"},
+		{"string accent-free query", "Patient", "family=o briain", "p1"},
+		{"string apostrophe", "Patient", "family=o'n", "p5"},
+		{"string exact", "Patient", "family:exact=Smith", "p2"},
+		{"string exact is case-sensitive", "Patient", "family:exact=smith", "-"},
+		{"string contains", "Patient", "given:contains=ann", "p3"},
+		{"string or", "Patient", "family=smith,jones", "p2 p4"},
+		{"string and", "Patient", "name=jo&name=smy", "p3"},
+		{"address city case", "Patient", "address-city=leeds", "p1 p2"},
+		{"token system|code", "Patient", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009", "p1"},
+		{"token code", "Patient", "identifier=9000000017", "p2"},
+		{"token system|", "Patient", "identifier=https://fhir.nhs.uk/Id/nhs-number|", "p1 p2"},
+		{"token |code has no system", "Patient", "identifier=|9000000009", "-"},
+		{"token not includes missing", "Patient", "gender:not=female", "p2 p5"},
+		{"boolean token", "Patient", "active=true", "p1"},
+		{"missing true", "Patient", "birthdate:missing=true", "p5"},
+		{"missing false", "Patient", "identifier:missing=false", "p1 p2"},
+		{"date year", "Patient", "birthdate=1970", "p1 p2"},
+		{"date month", "Patient", "birthdate=1970-03", "p1"},
+		{"date year end", "Patient", "birthdate=1970-12-31", "p2"},
+		{"leap day", "Patient", "birthdate=2024-02-29", "p4"},
+		{"ge", "Patient", "birthdate=ge1970-12-31", "p2 p3 p4"},
+		{"lt", "Patient", "birthdate=lt1970-03-02", "p1"},
+		{"sa", "Patient", "birthdate=sa1980", "p3 p4"},
+		{"eb", "Patient", "birthdate=eb1971", "p1 p2"},
+		{"ne includes missing", "Patient", "birthdate=ne1970", "p3 p4 p5"},
+		{"date range by two parameters", "Patient", "birthdate=ge1970&birthdate=lt1971", "p1 p2"},
+		{"time zone moves the day forward", "Observation", "date=2025-01-01", "ob3"},
+		{"time zone: not the local day", "Observation", "date=2024-12-31", "-"},
+		{"instant within a day", "Observation", "date=2025-01-10", "ob1"},
+		{"open period is not within a year", "Observation", "date=2025", "ob1 ob3 ob4"},
+		{"open period reaches later dates", "Observation", "date=ge2025-06", "ob2"},
+		{"month value within a range", "Observation", "date=ge2025-02-01&date=le2025-02-28", "ob2 ob4"},
+		{"period overlaps", "CarePlan", "date=ap2025-06-15", "cp1"},
+		{"quantity precision range", "Observation", "value-quantity=121", "ob1"},
+		{"quantity not in range", "Observation", "value-quantity=120", "-"},
+		{"quantity decimal", "Observation", "value-quantity=120.5", "ob1"},
+		{"quantity gt with unit", "Observation", "value-quantity=gt100||mm[Hg]", "ob1 ob2 ob4"},
+		{"quantity system and code", "Observation", "value-quantity=70|http://unitsofmeasure.org|kg", "ob3"},
+		{"quantity unit mismatch", "Observation", "value-quantity=70||mm[Hg]", "-"},
+		{"quantity lt", "Observation", "value-quantity=lt100", "ob3"},
+		{"reference Type/id", "Patient", "general-practitioner=Organization/o1", "p1"},
+		{"reference id", "Patient", "general-practitioner=pr1", "p2"},
+		{"reference absolute at base", "Patient", "general-practitioner=" + searchBase + "/Practitioner/pr1", "p2"},
+		{"reference type modifier", "Patient", "general-practitioner:Organization=o2", "p3"},
+		{"token not on status", "Observation", "status:not=final", "ob4"},
+		{"tag", "Patient", "_tag=vip", "p1"},
+		{"id", "Patient", "_id=p1,p3,nobody", "p1 p3"},
+		{"lastUpdated", "Patient", "_lastUpdated=ge" + at(5).Format("2006-01-02T15:04:05.000Z07:00"), "p3 p4 p5"},
+		{"chain", "Observation", "subject:Patient.name=smith", "ob2"},
+		{"chain without type", "Observation", "subject.birthdate=1970", "ob1 ob2 ob3"},
+		{"two-link chain", "Observation", "subject:Patient.general-practitioner:Organization.name=leeds", "ob1 ob3"},
+		{"chain on identifier", "Patient", "general-practitioner:Organization.identifier=B82002", "p3"},
+		{"has", "Patient", "_has:Observation:patient:code=8480-6", "p1 p2 p3"},
+		{"has with prefix", "Patient", "_has:Observation:patient:value-quantity=gt125", "p2"},
+		{"has without match", "Organization", "_has:Patient:organization:name=x", "-"},
+		{"nested has", "Organization", "_has:Patient:general-practitioner:_has:Observation:patient:code=29463-7", "o1"},
+		{"compartment", "Observation", "", "ob1 ob3"},
+		{"compartment and filter", "Observation", "code=8480-6", "ob1"},
+		{"compartment of another type", "CarePlan", "_sort=-_id", "cp1"},
+		{"sort ascending, missing first", "Patient", "_sort=birthdate", "p5 p1 p2 p3 p4"},
+		{"sort descending, missing last", "Patient", "_sort=-birthdate", "p4 p3 p2 p1 p5"},
+		{"sort ties by id", "Patient", "_sort=gender", "p1 p3 p4 p2 p5"},
+		{"sort two keys", "Patient", "_sort=gender,-birthdate", "p4 p3 p1 p2 p5"},
+		{"sort by lastUpdated desc", "Patient", "_sort=-_lastUpdated&_count=2", "p5 p4"},
+		{"sort strings, normalised", "Patient", "_sort=family", "p4 p1 p5 p2 p3"},
+		{"sort quantity", "Observation", "_sort=-value-quantity", "ob2 ob1 ob4 ob3 ob5"},
+		{"composite quantity", "Observation", "code-value-quantity=http://loinc.org|8480-6$gt115", "ob1 ob2"},
+		{"composite quantity with unit", "Observation", "code-value-quantity=8480-6$lt125||mm[Hg]", "ob1 ob4"},
+		{"composite keeps code and value together", "Observation", "code-value-quantity=29463-7$gt100", "-"},
+		{"component composite", "Observation", "component-code-value-quantity=8480-6$gt140", "ob5"},
+		{"component composite does not mix components", "Observation", "component-code-value-quantity=8462-4$gt140", "-"},
+		{"component composite or", "Observation", "component-code-value-quantity=8462-4$gt140,8462-4$90", "-"},
+		{"component composite range", "Observation", "component-code-value-quantity=8462-4$ge90&component-code-value-quantity=8480-6$ge140", "ob5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := plan(t, reg, tt.typ, tt.query)
+			if strings.HasPrefix(tt.name, "compartment") {
+				c, _ := reg.Compartment(tt.typ, "p1")
+				q.Where = append(q.Where, c)
+			}
+			page, err := f.Find(t.Context(), q)
+			if err != nil {
+				t.Fatalf("%s?%s: %v", tt.typ, tt.query, err)
+			}
+			if got := idList(page.Matches); got != tt.want {
+				t.Errorf("%s?%s = %s, want %s", tt.typ, tt.query, got, tt.want)
+			}
+		})
+	}
+}
+
+func idList(vs []*store.Version) string {
+	if len(vs) == 0 {
+		return "-"
+	}
+	ids := make([]string, len(vs))
+	for i, v := range vs {
+		ids[i] = v.ID
+	}
+	return strings.Join(ids, " ")
+}
+
+func typedList(vs []*store.Version) string {
+	if len(vs) == 0 {
+		return "-"
+	}
+	ids := make([]string, len(vs))
+	for i, v := range vs {
+		ids[i] = v.Type + "/" + v.ID
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, " ")
+}
+
+func testFindInclude(t *testing.T, s store.Store) {
+	f, reg := searchFixture(t, s)
+	tests := []struct {
+		name, typ, query  string
+		matches, included string
+	}{
+		{"include", "Observation", "subject=Patient/p1&_include=Observation:subject", "ob1 ob3", "Patient/p1"},
+		{"include target type", "Patient", "_id=p1,p2&_include=Patient:general-practitioner:Practitioner", "p1 p2", "Practitioner/pr1"},
+		{"include wildcard", "Patient", "_id=p1&_include=*", "p1", "Organization/o1"},
+		{"include iterate", "Observation", "_id=ob1&_include=Observation:subject&_include:iterate=Patient:general-practitioner", "ob1", "Organization/o1 Patient/p1"},
+		{"revinclude", "Patient", "_id=p1&_revinclude=CarePlan:subject", "p1", "CarePlan/cp1"},
+		{"revinclude iterate", "Organization", "_id=o1&_revinclude=Patient:general-practitioner&_revinclude:iterate=Observation:subject", "o1",
+			"Observation/ob1 Observation/ob3 Patient/p1"},
+		{"included match is not repeated", "Patient", "_id=p1&_revinclude=Observation:subject&_include:iterate=Observation:subject", "p1",
+			"Observation/ob1 Observation/ob3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			page, err := f.Find(t.Context(), plan(t, reg, tt.typ, tt.query))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := idList(page.Matches); got != tt.matches {
+				t.Errorf("matches %s, want %s", got, tt.matches)
+			}
+			if got := typedList(page.Included); got != tt.included {
+				t.Errorf("included %s, want %s", got, tt.included)
+			}
+		})
+	}
+}
+
+func testFindPaging(t *testing.T, s store.Store) {
+	f, reg := searchFixture(t, s)
+	for _, query := range []string{"_count=2", "_count=2&_sort=-birthdate", "_count=1&_sort=gender,family", "_count=3&_sort=-_lastUpdated"} {
+		t.Run(query, func(t *testing.T) {
+			q := plan(t, reg, "Patient", query)
+			q.Total = store.TotalAccurate
+			all := q
+			all.Count = 100
+			want, err := f.Find(t.Context(), all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []*store.Version
+			var forward []string // each page's ids
+			var page *store.Page
+			for n := 0; ; n++ {
+				if page, err = f.Find(t.Context(), q); err != nil {
+					t.Fatal(err)
+				}
+				if page.Total != 5 {
+					t.Errorf("page %d: total %d, want 5", n, page.Total)
+				}
+				if n == 0 && page.Prev != "" {
+					t.Error("the first page has a previous page")
+				}
+				got = append(got, page.Matches...)
+				forward = append(forward, idList(page.Matches))
+				if page.Next == "" || n > 10 {
+					break
+				}
+				q.Cursor = page.Next
+			}
+			if idList(got) != idList(want.Matches) {
+				t.Errorf("pages give %s, one page gives %s", idList(got), idList(want.Matches))
+			}
+			// Back from the last page, the same pages in reverse.
+			backward := []string{idList(page.Matches)}
+			for n := 0; page.Prev != "" && n < 10; n++ {
+				q.Cursor = page.Prev
+				if page, err = f.Find(t.Context(), q); err != nil {
+					t.Fatal(err)
+				}
+				backward = append(backward, idList(page.Matches))
+			}
+			slices.Reverse(backward)
+			if !slices.Equal(backward, forward) {
+				t.Errorf("pages backward %q, forward %q", backward, forward)
+			}
+		})
+	}
+	t.Run("writes between pages", func(t *testing.T) {
+		q := plan(t, reg, "Patient", "_count=2")
+		page, err := f.Find(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A resource sorting before the cursor and one after it.
+		put(t, s, &store.Write{Type: "Patient", ID: "p0", LastUpdated: at(100), JSON: []byte(`{}`)})
+		put(t, s, &store.Write{Type: "Patient", ID: "p9", LastUpdated: at(101), JSON: []byte(`{}`)})
+		got := idList(page.Matches)
+		for q.Cursor = page.Next; q.Cursor != ""; q.Cursor = page.Next {
+			if page, err = f.Find(t.Context(), q); err != nil {
+				t.Fatal(err)
+			}
+			got += " " + idList(page.Matches)
+		}
+		if got != "p1 p2 p3 p4 p5 p9" {
+			t.Errorf("pages give %s, want p1 p2 p3 p4 p5 p9", got)
+		}
+	})
+	t.Run("bad cursor", func(t *testing.T) {
+		q := plan(t, reg, "Patient", "_count=2")
+		for _, c := range []string{"x", "eyJrIjpbXX0", fmt.Sprint(strings.Repeat("A", 40))} {
+			q.Cursor = c
+			if _, err := f.Find(t.Context(), q); !errorsIs(err, store.ErrBadCursor) {
+				t.Errorf("cursor %q: err = %v, want ErrBadCursor", c, err)
+			}
+		}
+	})
+	t.Run("count only", func(t *testing.T) {
+		q := plan(t, reg, "Observation", "_summary=count&code=8480-6")
+		page, err := f.Find(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Total != 3 || len(page.Matches) != 0 {
+			t.Errorf("total %d with %d matches, want 3 and none", page.Total, len(page.Matches))
+		}
+	})
+}
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func testReindex(t *testing.T, s store.Store) {
+	r, ok := s.(store.Reindexer)
+	if !ok {
+		t.Skip("engine does not implement store.Reindexer")
+	}
+	ctx := t.Context()
+	put(t, s, create("Patient", "b", at(0), "b", tok("identifier", "", "old")))
+	put(t, s, create("Patient", "a", at(1), "a", tok("identifier", "", "old")))
+	put(t, s, create("Patient", "gone", at(2), "gone"))
+	put(t, s, tombstone("Patient", "gone", 1, at(3)))
+	put(t, s, create("Observation", "o", at(4), "o"))
+	var scanned []*store.Version
+	if err := r.Scan(ctx, "Patient", func(v *store.Version) error { scanned = append(scanned, v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := idList(scanned); got != "a b" {
+		t.Fatalf("Scan(Patient) = %s, want a b (current, not deleted, in id order)", got)
+	}
+	for _, v := range scanned {
+		ix := store.Index{Tokens: []store.Token{tok("identifier", "", "new")}}
+		if err := r.Reindex(ctx, v, ix); err != nil {
+			t.Fatalf("Reindex %s: %v", v.ID, err)
+		}
+	}
+	for code, want := range map[string]string{"old": "-", "new": "a b"} {
+		found, err := s.Search(ctx, store.Query{Type: "Patient", Where: []store.Clause{clause("identifier", store.TokenMatch{Code: code, AnySystem: true})}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := idList(found); got != want {
+			t.Errorf("identifier=%s finds %s, want %s", code, got, want)
+		}
+	}
+	checkRead(t, s, written(create("Patient", "a", at(1), "a")))
+	page, err := s.History(ctx, store.HistoryQuery{Type: "Patient", ID: "a", Count: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Versions) != 1 {
+		t.Errorf("history of Patient/a has %d versions after reindexing, want 1", len(page.Versions))
+	}
+	// A version that is no longer current is refused.
+	put(t, s, update("Patient", "a", 1, at(5), "a2"))
+	err = r.Reindex(ctx, scanned[0], store.Index{})
+	checkConflict(t, err, "Patient", "a", 1, 2)
+}
+
+// testPagingUnderWrites walks every page of a search sorted with many ties
+// while another writer inserts resources that sort before, among and after
+// the pages: every resource that existed when the walk began is returned
+// exactly once, and no resource twice.
+func testPagingUnderWrites(t *testing.T, s store.Store, n int) {
+	f, ok := s.(store.Finder)
+	if !ok {
+		t.Skip("engine does not implement store.Finder")
+	}
+	ctx := t.Context()
+	patient := func(id string, year int) *store.Write {
+		birth := time.Date(1940+year, time.January, 1, 0, 0, 0, 0, time.UTC)
+		return &store.Write{Type: "Patient", ID: id, LastUpdated: at(0), JSON: []byte(`{}`), Index: store.Index{
+			Dates:   []store.Date{{Param: "birthdate", Low: birth, High: birth.AddDate(0, 0, 1).Add(-time.Millisecond)}},
+			Strings: []store.String{{Param: "family", Value: "smith", Exact: "Smith"}},
+		}}
+	}
+	before := map[string]bool{}
+	for i := range n {
+		id := fmt.Sprintf("p%05d", i)
+		put(t, s, patient(id, i%50)) // 50 distinct birth years: ties
+		before[id] = true
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// Ids and years on both sides of any cursor.
+			if err := s.Put(ctx, patient(fmt.Sprintf("new%05d", i), (i*7)%60)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	q := store.Query{Type: "Patient", Count: max(n/12, 10),
+		Where: []store.Clause{{Param: "family", Strings: []store.StringMatch{{Value: "smi"}}}},
+		Sort:  []store.SortKey{{Param: "birthdate", Desc: true}}}
+	seen := map[string]int{}
+	for pages := 0; ; pages++ {
+		page, err := f.Find(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range page.Matches {
+			seen[v.ID]++
+		}
+		if page.Next == "" || pages > 10*n {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	close(stop)
+	wg.Wait()
+	for id, k := range seen {
+		if k > 1 {
+			t.Errorf("%s returned %d times", id, k)
+		}
+	}
+	missing := 0
+	for id := range before {
+		if seen[id] == 0 {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of the %d resources that existed throughout were not returned", missing, n)
+	}
+}
