@@ -12,7 +12,6 @@
 //     they include;
 //   - profiles/conformance/ukcore.json.gz: the UK Core StructureDefinitions,
 //     ValueSets and CodeSystems, converted from XML;
-//   - testdata/uk-core-profiles/examples: the UK Core examples (XML, unchanged);
 //   - profiles/testdata/validator: the HL7 validator test cases (unchanged).
 //
 // Narrative text, and descriptive parts the validator never reads, are
@@ -106,9 +105,6 @@ func run(shared, out string) error {
 		if err := writeBundle(filepath.Join(conf, name), rs); err != nil {
 			return err
 		}
-	}
-	if err := copyFiles(filepath.Join(shared, "fixtures/uk-core/examples"), filepath.Join(out, "testdata/uk-core-profiles/examples")); err != nil {
-		return err
 	}
 	return copyFiles(filepath.Join(shared, "fixtures/validator"), filepath.Join(out, "profiles/testdata/validator"))
 }
