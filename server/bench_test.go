@@ -185,7 +185,8 @@ func BenchmarkCreate(b *testing.B) {
 func benchID(i int64) string { return fmt.Sprintf("%036d", i) }
 
 // storedPatient returns what the server stores for a created Patient: its
-// bytes, as read back from a server, and its index (the NHS number).
+// bytes, as read back from a server, and its search index, extracted as the
+// server extracts it.
 func storedPatient(b *testing.B) ([]byte, store.Index) {
 	st, err := sqlite.Open(b.TempDir())
 	if err != nil {
@@ -203,7 +204,15 @@ func storedPatient(b *testing.B) ([]byte, store.Index) {
 	if err != nil || resp.StatusCode != http.StatusCreated {
 		b.Fatalf("create: status %d, %v", resp.StatusCode, err)
 	}
-	return body, store.Index{Tokens: []store.Token{{Param: "identifier", System: "https://fhir.nhs.uk/Id/nhs-number", Code: nhs}}}
+	ix, err := server.NewIndexer(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	index, err := ix.IndexJSON("Patient", body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body, index
 }
 
 // BenchmarkRead reads seeded Patients through GET /fhir/Patient/[id] (http)
