@@ -1,8 +1,6 @@
 package fhirpath
 
 import (
-	"compress/gzip"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -68,21 +66,12 @@ func buildModel() (*model, error) {
 }
 
 func (m *model) load(file string) error {
-	f, err := definitions.FS.Open(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return err
-	}
 	var bundle struct {
 		Entry []struct {
 			Resource structureDefinition `json:"resource"`
 		} `json:"entry"`
 	}
-	if err := json.NewDecoder(zr).Decode(&bundle); err != nil {
+	if err := definitions.DecodeJSON(definitions.FS, file, &bundle); err != nil {
 		return err
 	}
 	for _, e := range bundle.Entry {

@@ -1,10 +1,8 @@
 package search
 
 import (
-	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"slices"
@@ -154,25 +152,12 @@ func LoadFS(fsys fs.FS, types []string) (*Registry, error) {
 }
 
 func readDefinitions(fsys fs.FS) ([]*definition, error) {
-	f, err := fsys.Open("search-parameters.json.gz")
-	if err != nil {
-		return nil, fmt.Errorf("search: load definitions: %w", err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("search: load definitions: %w", err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, fmt.Errorf("search: load definitions: %w", err)
-	}
 	var bundle struct {
 		Entry []struct {
 			Resource *definition `json:"resource"`
 		} `json:"entry"`
 	}
-	if err := json.Unmarshal(b, &bundle); err != nil {
+	if err := definitions.DecodeJSON(fsys, "search-parameters.json.gz", &bundle); err != nil {
 		return nil, fmt.Errorf("search: load definitions: %w", err)
 	}
 	defs := make([]*definition, 0, len(bundle.Entry))

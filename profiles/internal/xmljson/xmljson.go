@@ -9,7 +9,6 @@ package xmljson
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -47,15 +46,6 @@ func New() (*Converter, error) {
 }
 
 func (c *Converter) load(name string) error {
-	f, err := definitions.FS.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return err
-	}
 	var bundle struct {
 		Entry []struct {
 			Resource struct {
@@ -81,7 +71,7 @@ func (c *Converter) load(name string) error {
 			} `json:"resource"`
 		} `json:"entry"`
 	}
-	if err := json.NewDecoder(zr).Decode(&bundle); err != nil {
+	if err := definitions.DecodeJSON(definitions.FS, name, &bundle); err != nil {
 		return err
 	}
 	for _, e := range bundle.Entry {
