@@ -31,12 +31,17 @@ func isServed(typ string) bool {
 type capabilities struct {
 	typeInteractions   []string
 	systemInteractions []string
+	operations         []capOperation
 }
 
 func newCapabilities() *capabilities { return &capabilities{} }
 
 func (c *capabilities) add(codes ...string) {
 	c.typeInteractions = append(c.typeInteractions, codes...)
+}
+
+func (c *capabilities) addOperation(name, definition string) {
+	c.operations = append(c.operations, capOperation{Name: name, Definition: definition})
 }
 
 func (c *capabilities) addSystem(codes ...string) {
@@ -77,19 +82,25 @@ type capabilityStatement struct {
 }
 
 type capResource struct {
-	Type              string     `json:"type"`
-	Profile           string     `json:"profile"`
-	Interaction       []code     `json:"interaction"`
-	Versioning        string     `json:"versioning"`
-	ReadHistory       bool       `json:"readHistory"`
-	UpdateCreate      bool       `json:"updateCreate"`
-	ConditionalCreate bool       `json:"conditionalCreate"`
-	ConditionalRead   string     `json:"conditionalRead"`
-	ConditionalUpdate bool       `json:"conditionalUpdate"`
-	ConditionalDelete string     `json:"conditionalDelete"`
-	SearchInclude     []string   `json:"searchInclude,omitempty"`
-	SearchRevInclude  []string   `json:"searchRevInclude,omitempty"`
-	SearchParam       []capParam `json:"searchParam,omitempty"`
+	Type              string         `json:"type"`
+	Profile           string         `json:"profile"`
+	Interaction       []code         `json:"interaction"`
+	Versioning        string         `json:"versioning"`
+	ReadHistory       bool           `json:"readHistory"`
+	UpdateCreate      bool           `json:"updateCreate"`
+	ConditionalCreate bool           `json:"conditionalCreate"`
+	ConditionalRead   string         `json:"conditionalRead"`
+	ConditionalUpdate bool           `json:"conditionalUpdate"`
+	ConditionalDelete string         `json:"conditionalDelete"`
+	SearchInclude     []string       `json:"searchInclude,omitempty"`
+	SearchRevInclude  []string       `json:"searchRevInclude,omitempty"`
+	SearchParam       []capParam     `json:"searchParam,omitempty"`
+	Operation         []capOperation `json:"operation,omitempty"`
+}
+
+type capOperation struct {
+	Name       string `json:"name"`
+	Definition string `json:"definition"`
 }
 
 type capParam struct {
@@ -150,6 +161,7 @@ func (a *api) metadata(c *gin.Context) {
 			SearchParam:       a.searchParams(typ),
 			SearchInclude:     a.searchIncludes(typ),
 			SearchRevInclude:  a.searchRevIncludes(typ),
+			Operation:         a.caps.operations,
 		})
 	}
 	body, err := json.Marshal(cs)

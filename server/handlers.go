@@ -177,8 +177,8 @@ func (a *api) baseURL(c *gin.Context) string {
 	return scheme + "://" + c.Request.Host + "/fhir"
 }
 
-// readResource reads and decodes the request body as a resource of typ.
-func readResource(c *gin.Context, typ string) (fhir.Resource, error) {
+// readBody reads the whole request body, which must not be empty.
+func readBody(c *gin.Context) ([]byte, error) {
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -188,13 +188,26 @@ func readResource(c *gin.Context, typ string) (fhir.Resource, error) {
 		return nil, errorf(http.StatusBadRequest, "invalid", "reading the request body: %v", err)
 	}
 	if len(body) == 0 {
-		return nil, errorf(http.StatusBadRequest, "required", "the request body is empty: send a %s resource", typ)
+		return nil, errorf(http.StatusBadRequest, "required", "the request body is empty: send a resource")
+	}
+	return body, nil
+}
+
+// readResource reads, decodes and checks the request body as a resource of
+// typ about to be written.
+func (a *api) readResource(c *gin.Context, typ string) (fhir.Resource, error) {
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
 	}
 	res, err := decodeBody(c, body, typ)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkMandatory(res); err != nil {
+		return nil, err
+	}
+	if err := a.validateWrite(c.Request.Context(), res); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -215,7 +228,7 @@ func (a *api) create(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	res, err := readResource(c, typ)
+	res, err := a.readResource(c, typ)
 	if err != nil {
 		c.Error(err)
 		return
@@ -250,7 +263,7 @@ func (a *api) update(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	res, err := readResource(c, typ)
+	res, err := a.readResource(c, typ)
 	if err != nil {
 		c.Error(err)
 		return
@@ -300,7 +313,7 @@ func (a *api) conditionalUpdate(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	res, err := readResource(c, typ)
+	res, err := a.readResource(c, typ)
 	if err != nil {
 		c.Error(err)
 		return

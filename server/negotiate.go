@@ -90,7 +90,7 @@ func responseType(format, accept string) (string, error) {
 }
 
 // decodeBody reads a request body in the format its Content-Type names,
-// refusing other media types with 415.
+// refusing other media types with 415. typ "" accepts any resource type.
 func decodeBody(c *gin.Context, body []byte, typ string) (fhir.Resource, error) {
 	ct := c.GetHeader("Content-Type")
 	if ct == "" {
@@ -106,10 +106,16 @@ func decodeBody(c *gin.Context, body []byte, typ string) (fhir.Resource, error) 
 		return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
 			"charset %q is not supported: FHIR is exchanged in UTF-8", truncate(cs, 40))
 	}
-	if xmlTypes[mt] {
+	switch {
+	case xmlTypes[mt] && typ == "":
+		return fhirxml.Unmarshal(body)
+	case xmlTypes[mt]:
 		return fhirxml.UnmarshalAs(body, typ)
+	case typ == "":
+		return fhirjson.Unmarshal(body)
+	default:
+		return fhirjson.UnmarshalAs(body, typ)
 	}
-	return fhirjson.UnmarshalAs(body, typ)
 }
 
 // writeFHIR writes a resource, given as its JSON form, in the negotiated

@@ -28,6 +28,10 @@ type Config struct {
 	Logger *slog.Logger
 	// SoftwareVersion is reported in the CapabilityStatement.
 	SoftwareVersion string
+	// Validator, when set, serves $validate; with ValidateWrites it also
+	// checks every create and update, refusing invalid resources with 422.
+	Validator      Validator
+	ValidateWrites bool
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -77,6 +81,7 @@ func New(cfg Config) *gin.Engine {
 	a.registerSystem(fhir)
 	a.registerInstance(fhir)
 	a.registerType(fhir)
+	a.registerOperations(fhir)
 	a.registerSearch(fhir)
 	return r
 }

@@ -22,6 +22,7 @@ func TestParseServeConfig(t *testing.T) {
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "text",
 		LogLevel:        "info",
+		Validate:        true,
 	}
 	with := func(f func(*serveConfig)) serveConfig {
 		c := defaults
@@ -77,6 +78,7 @@ func TestParseServeConfig(t *testing.T) {
 			wantErr: "--mongo-uri: want a mongodb:// or mongodb+srv:// URI",
 		},
 		{name: "mongo URI without host", args: []string{"--mongo-uri", "mongodb:///carefhir"}, wantErr: "--mongo-uri"},
+		{name: "validation off", args: []string{"--validate=false"}, want: with(func(c *serveConfig) { c.Validate = false })},
 		{name: "base URL", args: []string{"--base-url", "https://fhir.example.nhs.uk/fhir"}, want: with(func(c *serveConfig) { c.BaseURL = "https://fhir.example.nhs.uk/fhir" })},
 		{name: "base URL relative", args: []string{"--base-url", "/fhir"}, wantErr: "--base-url"},
 		{name: "base URL not http", args: []string{"--base-url", "ftp://example/fhir"}, wantErr: "--base-url"},

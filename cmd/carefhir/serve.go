@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"carefhir/profiles"
 	"carefhir/server"
 )
 
@@ -27,6 +28,7 @@ type serveConfig struct {
 	ShutdownTimeout time.Duration `flag:"shutdown-timeout" validate:"gt=0"`
 	LogFormat       string        `flag:"log-format" validate:"oneof=text json"`
 	LogLevel        string        `flag:"log-level" validate:"oneof=debug info warn error"`
+	Validate        bool          `flag:"validate"`
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -49,6 +51,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "text",
 		LogLevel:        "info",
+		Validate:        true,
 	}
 	fs := newFlagSet("carefhir serve", "Serves the FHIR R4 API under /fhir.", stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP `host:port` to listen on; port 0 picks a free port")
@@ -59,6 +62,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGINT or SIGTERM")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log `format` on stderr: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least `level` logged: debug, info, warn or error")
+	fs.BoolVar(&cfg.Validate, "validate", cfg.Validate, "validate every create and update against the R4 definitions and the resource's meta.profile (422 when invalid); $validate is served either way")
 	if err := parseFlags(fs, args, cfg); err != nil {
 		return nil, err
 	}
@@ -113,12 +117,18 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		// the public one, so the server derives links from each request's Host.
 		baseURL = "http://" + ln.Addr().String() + "/fhir"
 	}
+	validator, err := profiles.New(profiles.Options{})
+	if err != nil {
+		return fmt.Errorf("serve: load the conformance definitions: %w", err)
+	}
 	h := server.New(server.Config{
 		Store:           st,
 		BaseURL:         baseURL,
 		MaxBodyBytes:    int64(cfg.MaxBody),
 		Logger:          logger,
 		SoftwareVersion: version,
+		Validator:       validator,
+		ValidateWrites:  cfg.Validate,
 	})
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version)

@@ -1,0 +1,152 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/profiles"
+)
+
+// Validator checks a resource, as FHIR JSON, against its base definition,
+// the profiles in its meta.profile and any profiles named.
+// *profiles.Validator implements it.
+type Validator interface {
+	Validate(ctx context.Context, resource []byte, profiles ...string) []profiles.Issue
+}
+
+// registerOperations registers $validate on types and instances.
+func (a *api) registerOperations(g *gin.RouterGroup) {
+	if a.cfg.Validator == nil {
+		return
+	}
+	g.POST("/:type/:id", a.typeOperation)
+	g.POST("/:type/:id/:op", a.instanceOperation)
+	a.caps.addOperation("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate")
+}
+
+// validateWrite applies the configured validation to a resource about to be
+// written: errors refuse the write with 422 and every issue found.
+func (a *api) validateWrite(ctx context.Context, res fhir.Resource) error {
+	if a.cfg.Validator == nil || !a.cfg.ValidateWrites {
+		return nil
+	}
+	body, err := fhirjson.Marshal(res)
+	if err != nil {
+		return err
+	}
+	issues := a.cfg.Validator.Validate(ctx, body)
+	if !profiles.HasErrors(issues) {
+		return nil
+	}
+	return &Error{Status: http.StatusUnprocessableEntity, Issues: outcomeIssues(issues)}
+}
+
+func outcomeIssues(issues []profiles.Issue) []Issue {
+	out := make([]Issue, 0, len(issues))
+	for _, is := range issues {
+		i := Issue{Severity: is.Severity, Code: is.Code, Diagnostics: is.Message}
+		if is.Expression != "" {
+			i.Expression = []string{is.Expression}
+		}
+		out = append(out, i)
+	}
+	return out
+}
+
+func (a *api) typeOperation(c *gin.Context) {
+	if c.Param("id") != "$validate" {
+		c.Error(errorf(http.StatusNotFound, "not-supported", "operation %q is not supported on a resource type", truncate(c.Param("id"), 64)))
+		return
+	}
+	a.validate(c, "")
+}
+
+func (a *api) instanceOperation(c *gin.Context) {
+	if c.Param("op") != "$validate" {
+		c.Error(errorf(http.StatusNotFound, "not-supported", "operation %q is not supported on a resource", truncate(c.Param("op"), 64)))
+		return
+	}
+	typ, id, err := target(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if _, err := a.svc.store.Read(c.Request.Context(), typ, id); err != nil {
+		c.Error(notFound(err, typ, id))
+		return
+	}
+	a.validate(c, id)
+}
+
+// validate answers $validate: the body is the resource, or Parameters with
+// a resource, a mode (create, update or delete) and a profile. The answer is
+// an OperationOutcome, 200 whether or not the resource is valid.
+func (a *api) validate(c *gin.Context, id string) {
+	typ, err := resourceType(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	body, err := readBody(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	in, err := decodeBody(c, body, "")
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	res, mode, profile := in, "", ""
+	if p, ok := in.(*fhir.Parameters); ok {
+		res = nil
+		for _, param := range p.Parameter {
+			switch param.Name.Get() {
+			case "resource":
+				res = param.Resource
+			case "mode":
+				mode = param.ValueCode.Get()
+			case "profile":
+				profile = param.ValueUri.Get() + param.ValueCanonical.Get()
+			}
+		}
+	}
+	if mode == "delete" {
+		if id == "" {
+			c.Error(errorf(http.StatusBadRequest, "required", "mode delete needs a resource: POST [type]/[id]/$validate").at("Parameters.parameter"))
+			return
+		}
+		writeFHIR(c, http.StatusOK, newOutcome(Issue{Severity: "information", Code: "informational", Diagnostics: "no rule prevents deleting " + typ + "/" + id}).marshal())
+		return
+	}
+	if res == nil {
+		c.Error(errorf(http.StatusBadRequest, "required", "no resource to validate: send it, or Parameters with a resource parameter").at("Parameters.parameter"))
+		return
+	}
+	if res.ResourceType() != typ {
+		c.Error(errorf(http.StatusBadRequest, "invalid", "a %s cannot be validated at %s/$validate", res.ResourceType(), typ))
+		return
+	}
+	if mode == "update" && id != "" && res.GetID() != id {
+		c.Error(errorf(http.StatusBadRequest, "invalid", "mode update: the resource id %q differs from %q", res.GetID(), id).at(typ + ".id"))
+		return
+	}
+	resJSON, err := fhirjson.Marshal(res)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	var named []string
+	if profile != "" {
+		named = append(named, profile)
+	}
+	issues := outcomeIssues(a.cfg.Validator.Validate(c.Request.Context(), resJSON, named...))
+	if len(issues) == 0 {
+		issues = append(issues, Issue{Severity: "information", Code: "informational", Diagnostics: "no issues found"})
+	}
+	writeFHIR(c, http.StatusOK, newOutcome(issues...).marshal())
+}

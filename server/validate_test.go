@@ -1,0 +1,81 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"carefhir/profiles"
+	"carefhir/server"
+)
+
+// validator is built once for the package's tests: it loads every bundled
+// definition, which takes about a second.
+var validator = sync.OnceValues(func() (*profiles.Validator, error) {
+	return profiles.New(profiles.Options{})
+})
+
+func withValidator(writes bool) config {
+	return func(cfg *server.Config) {
+		v, err := validator()
+		if err != nil {
+			panic(err)
+		}
+		cfg.Validator, cfg.ValidateWrites = v, writes
+	}
+}
+
+const badNHSNumber = `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000008"}],"gender":"female"}`
+
+func TestValidateOperation(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		valid(t, c.do("POST", "/Patient/$validate", patient).want(t, 200))
+		if cs := c.do("GET", "/metadata", "").want(t, 200); !strings.Contains(string(cs.body), `"name":"validate"`) {
+			t.Errorf("CapabilityStatement does not list $validate")
+		}
+
+		r := c.do("POST", "/Patient/$validate", badNHSNumber).want(t, 200)
+		if msg := r.outcome(t, "", ""); msg == "" || !strings.Contains(string(r.body), `"severity":"error"`) {
+			t.Errorf("invalid NHS number not reported: %s", r.body)
+		}
+		if !strings.Contains(string(r.body), "Patient.identifier[0]") {
+			t.Errorf("issue without the identifier's expression: %s", r.body)
+		}
+		params := `{"resourceType":"Parameters","parameter":[{"name":"mode","valueCode":"create"},{"name":"resource","resource":` + badNHSNumber + `}]}`
+		if r := c.do("POST", "/Patient/$validate", params).want(t, 200); !strings.Contains(string(r.body), `"severity":"error"`) {
+			t.Errorf("Parameters form: %s", r.body)
+		}
+		c.do("POST", "/Patient/$validate", `{"resourceType":"Parameters","parameter":[{"name":"mode","valueCode":"create"}]}`).want(t, 400).outcome(t, "required", "")
+		c.do("POST", "/Observation/$validate", patient).want(t, 400).outcome(t, "invalid", "")
+		c.do("POST", "/Patient/$everything", patient).want(t, 404)
+		c.do("POST", "/Patient/nope/$validate", patient).want(t, 404).outcome(t, "not-found", "")
+		id := str(c.create("Patient", patient), "id")
+		c.do("POST", "/Patient/"+id+"/$validate", `{"resourceType":"Parameters","parameter":[{"name":"mode","valueCode":"delete"}]}`).want(t, 200).outcome(t, "informational", "")
+		valid(t, c.do("POST", "/Patient/$validate", `<Patient xmlns="http://hl7.org/fhir"><gender value="female"/></Patient>`, "Content-Type", "application/fhir+xml").want(t, 200))
+	}, withValidator(false))
+}
+
+func TestValidateWrites(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Patient", patient)
+		r := c.do("POST", "/Patient", `{"resourceType":"Patient","gender":"unknown-x"}`).want(t, http.StatusUnprocessableEntity)
+		r.outcome(t, "", "Patient.gender")
+		c.do("POST", "/Patient", badNHSNumber).want(t, http.StatusUnprocessableEntity)
+		id := str(c.create("Patient", patient), "id")
+		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"unknown-x"}`).want(t, http.StatusUnprocessableEntity)
+		// Nothing of the refused writes was stored.
+		if n := get(c.do("GET", "/Patient/_history", "").want(t, 200).json(t), "total"); n != 2.0 {
+			t.Errorf("history total %v, want 2", n)
+		}
+	}, withValidator(true))
+}
+
+// valid checks a $validate answer is an OperationOutcome without errors.
+func valid(t *testing.T, r *response) {
+	t.Helper()
+	r.outcome(t, "", "")
+	if strings.Contains(string(r.body), `"severity":"error"`) || strings.Contains(string(r.body), `"severity":"fatal"`) {
+		t.Errorf("valid resource reported with errors: %s", r.body)
+	}
+}
