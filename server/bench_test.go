@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"carefhir/profiles"
 	"carefhir/server"
 	"carefhir/store"
 	"carefhir/store/mongo"
@@ -63,9 +64,13 @@ var benchClients = []int{1, 8}
 // benchServer serves the API over st on a real listener, logging every
 // request as the binary does (JSON lines, here to io.Discard) so that the
 // cost of logging is measured.
-func benchServer(b *testing.B, st store.Store) (base string, client *http.Client) {
+func benchServer(b *testing.B, st store.Store, opts ...func(*server.Config)) (base string, client *http.Client) {
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv := httptest.NewServer(server.New(server.Config{Store: st, Logger: log, SoftwareVersion: "bench"}))
+	cfg := server.Config{Store: st, Logger: log, SoftwareVersion: "bench"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv := httptest.NewServer(server.New(cfg))
 	b.Cleanup(srv.Close)
 	// The default transport keeps only 2 idle connections per host: 8
 	// clients would open a new connection for most requests.
@@ -91,7 +96,24 @@ func benchPatientJSON(nhs string) []byte {
 }
 
 // nhsNumber returns a distinct ten-digit number for n.
-func nhsNumber(n int64) string { return fmt.Sprintf("9%09d", n%1_000_000_000) }
+// nhsNumber returns a distinct valid NHS number (Modulus 11 check digit)
+// for each n, in the 9 test range.
+func nhsNumber(n int64) string {
+	for base := 11 * (n % 9_000_000); ; base++ {
+		digits := fmt.Sprintf("9%08d", base%100_000_000)
+		sum := 0
+		for i, d := range digits {
+			sum += int(d-'0') * (10 - i)
+		}
+		switch check := 11 - sum%11; check {
+		case 10:
+		case 11:
+			return digits + "0"
+		default:
+			return digits + fmt.Sprint(check)
+		}
+	}
+}
 
 // send makes one request and checks its status, reading the body to the end
 // so the connection is reused.
@@ -158,14 +180,15 @@ func BenchmarkCreate(b *testing.B) {
 		for _, clients := range benchClients {
 			b.Run(fmt.Sprintf("%s/http/clients=%d", e.name, clients), func(b *testing.B) {
 				base, client := benchServer(b, e.open(b))
-				runClients(b, clients, "creates", func(i int64) error {
-					req, err := http.NewRequest(http.MethodPost, base+"/Patient", bytes.NewReader(benchPatientJSON(nhsNumber(i))))
-					if err != nil {
-						return err
-					}
-					req.Header.Set("Content-Type", "application/fhir+json")
-					return send(client, req, http.StatusCreated)
-				})
+				benchCreates(b, base, client, clients)
+			})
+			b.Run(fmt.Sprintf("%s/http-validated/clients=%d", e.name, clients), func(b *testing.B) {
+				v, err := profiles.New(profiles.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				base, client := benchServer(b, e.open(b), func(cfg *server.Config) { cfg.Validator, cfg.ValidateWrites = v, true })
+				benchCreates(b, base, client, clients)
 			})
 			b.Run(fmt.Sprintf("%s/engine/clients=%d", e.name, clients), func(b *testing.B) {
 				st := e.open(b)
@@ -179,6 +202,18 @@ func BenchmarkCreate(b *testing.B) {
 			})
 		}
 	}
+}
+
+// benchCreates posts Patients from clients concurrent clients.
+func benchCreates(b *testing.B, base string, client *http.Client, clients int) {
+	runClients(b, clients, "creates", func(i int64) error {
+		req, err := http.NewRequest(http.MethodPost, base+"/Patient", bytes.NewReader(benchPatientJSON(nhsNumber(i))))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/fhir+json")
+		return send(client, req, http.StatusCreated)
+	})
 }
 
 // benchID returns an id of the length of the UUIDs the server assigns.
