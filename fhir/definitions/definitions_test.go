@@ -13,7 +13,9 @@ func TestDecodeJSON(t *testing.T) {
 	if compartment.ResourceType != "CompartmentDefinition" || compartment.Code != "Patient" {
 		t.Errorf("compartment = %+v", compartment)
 	}
-	var bundle struct{ Entry []struct{ Resource struct{ ResourceType string } } }
+	var bundle struct {
+		Entry []struct{ Resource struct{ ResourceType string } }
+	}
 	if err := DecodeJSON(FS, "search-parameters.json.gz", &bundle); err != nil {
 		t.Fatal(err)
 	}
