@@ -46,6 +46,7 @@ func TestInvalidCatalogue(t *testing.T) {
 		{"extensible binding", `{"resourceType":"Patient","maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"ZZ"}]}}`, "", "warning", "code-invalid", "Patient.maritalStatus"},
 		{"invariant", `{"resourceType":"Patient","contact":[{"gender":"male"}]}`, "", "error", "invariant", "Patient.contact[0]"},
 		{"resource invariant", `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","contained":[{"resourceType":"Organization","id":"p","name":"y"}]}],"managingOrganization":{"reference":"#o"}}`, "", "error", "invariant", "Patient"},
+		{"enableWhen exists with non-boolean answer", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"boolean"},{"linkId":"2","type":"string","enableWhen":[{"question":"1","operator":"exists","answerString":"x"}]}]}`, "", "error", "invariant", "Questionnaire.item[1].enableWhen[0]"},
 		{"reference target type", `{"resourceType":"Patient","managingOrganization":{"reference":"Patient/1"}}`, "", "error", "structure", "Patient.managingOrganization"},
 		{"local reference", `{"resourceType":"Patient","managingOrganization":{"reference":"#nope"}}`, "", "error", "structure", "Patient.managingOrganization.reference"},
 		{"narrative script", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><script>alert(1)</script></div>"}}`, "", "error", "value", "Patient.text.div"},
@@ -110,6 +111,8 @@ func TestValidResources(t *testing.T) {
 		name, resource, profile string
 	}{
 		{"UK Core patient with verified NHS number", `{"resourceType":"Patient","identifier":[{"extension":[` + verification(VerificationStatusSystem, "01") + `],"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9912003888"}],"gender":"female","birthDate":"1990-01-01"}`, ukPatient},
+		{"enableWhen exists with boolean answer", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"boolean"},{"linkId":"2","type":"string","enableWhen":[{"question":"1","operator":"exists","answerBoolean":true}]}]}`, ""},
+		{"contained resource referenced from a descendant", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"contained":[{"resourceType":"Patient","id":"p"}],"subject":{"reference":"#p"},"note":[{"text":"n"}]}`, ""},
 		{"primitive extension only", `{"resourceType":"Patient","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}}`, ""},
 		{"ODS code", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"RR8"}],"name":"x"}`, ""},
 	}

@@ -270,7 +270,6 @@ func (w *walker) invariants(it item, e *elem) {
 // skippedInvariants lists the invariants not evaluated, with the reason.
 var skippedInvariants = map[string]string{
 	"ele-1": "checked structurally: every element must have a value or children",
-	"que-7": "fhir/fhirpath answers false for `answer is Boolean` on a FHIR boolean, which FHIRPath should treat as System.Boolean",
 }
 
 // SkippedInvariants returns the keys of the invariants the validator does
@@ -297,7 +296,8 @@ func (w *walker) env() *fhirpath.Env {
 		}
 	}
 	return &fhirpath.Env{
-		Vars: map[string][]fhirpath.Value{"resource": {w.resNode}, "rootResource": {root}},
+		Vars:              map[string][]fhirpath.Value{"resource": {w.resNode}, "rootResource": {root}},
+		PrimitiveAsSystem: true,
 		Resolve: func(ref string) (any, bool) {
 			if id, ok := strings.CutPrefix(ref, "#"); ok {
 				r := w.contained(id)

@@ -33,6 +33,12 @@ type Env struct {
 	// Strict makes a path starting with a type name that does not match
 	// the input an error instead of an empty collection.
 	Strict bool
+	// PrimitiveAsSystem makes an unqualified System type name, such as
+	// Boolean, also match a FHIR primitive of that system type, such as
+	// boolean. The FHIR specification's invariants assume this (que-7:
+	// "answer is Boolean"); the FHIRPath test suite expects the strict
+	// reading, where Patient.active is not a Boolean.
+	PrimitiveAsSystem bool
 }
 
 // EvalError reports a failure while evaluating an expression, such as a
@@ -210,7 +216,9 @@ func (me *memberExpr) eval(c *ctx, focus []Value) ([]Value, error) {
 // navigate returns the name children of the input nodes. It is an error
 // when the input has nodes but none of their types has the element, since
 // that is a misspelt or misplaced path; in a mixed collection, such as the
-// result of descendants(), the element need only exist on some types.
+// result of descendants(), the element need only exist on some types, and
+// a node reached through children() or descendants() never makes it an
+// error.
 func navigate(c *ctx, in []Value, name string) ([]Value, error) {
 	var out []Value
 	var unknown *Node
@@ -221,6 +229,10 @@ func navigate(c *ctx, in []Value, name string) ([]Value, error) {
 			continue
 		}
 		kids, ok := c.m.children(n, name)
+		if !ok && n.loose {
+			known = true
+			continue
+		}
 		if !ok {
 			unknown = n
 			continue
@@ -349,8 +361,12 @@ func (c *ctx) isType(v Value, name string) (bool, error) {
 			}
 			return false, fmt.Errorf("unknown type %s", name)
 		}
-		if _, ok := v.(*Node); ok {
-			return false, nil
+		if n, ok := v.(*Node); ok {
+			if ns != "" || !c.env.PrimitiveAsSystem || !c.m.isPrimitive(n.typ) {
+				return false, nil
+			}
+			sv := n.system()
+			return sv != nil && sv.TypeName() == "System."+local, nil
 		}
 		return v.TypeName() == "System."+local, nil
 	}

@@ -44,6 +44,10 @@ func TestEvaluate(t *testing.T) {
 		{"variables", "%ucum & ' ' & %`vs-observation-codes`", "http://unitsofmeasure.org http://hl7.org/fhir/ValueSet/observation-codes"},
 		{"index", "Observation.component[1].code.text", "b"},
 		{"descendants", "Observation.descendants().ofType(Coding).code", "29463-7"},
+		{"missing element on descendants", "Observation.descendants().where(reference = 'Patient/p1').reference", "Patient/p1"},
+		{"missing element on primitive descendants", "Observation.descendants().ofType(code).where(reference.exists())", ""},
+		{"missing element on children", "Observation.children().ofType(string).reference", ""},
+		{"missing element on one child", "Observation.children().where(display.exists())", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +72,7 @@ func TestErrors(t *testing.T) {
 		parse      bool // a parse error, not an evaluation error
 	}{
 		{"unknown element", "Observation.valu", false},
+		{"unknown element on primitive", "Observation.status.reference", false},
 		{"choice by JSON name", "Observation.valueQuantity", false},
 		{"unknown function", "Observation.frobnicate()", true},
 		{"wrong arity", "Observation.where()", true},
@@ -144,4 +149,40 @@ func TestConcurrentEvaluate(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestPrimitiveAsSystem(t *testing.T) {
+	res, err := DecodeJSON([]byte(`{"resourceType":"Patient","active":true,"gender":"male"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, expr string
+		strict     string // result without PrimitiveAsSystem
+		loose      string // result with PrimitiveAsSystem
+	}{
+		{"boolean is Boolean", "Patient.active is Boolean", "false", "true"},
+		{"boolean is FHIR.boolean", "Patient.active is FHIR.boolean", "true", "true"},
+		{"boolean is System.Boolean", "Patient.active is System.Boolean", "false", "false"},
+		{"code is String", "Patient.gender is String", "false", "true"},
+		{"boolean is not String", "Patient.active is String", "false", "false"},
+		{"complex type is not String", "Patient is String", "false", "false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, loose := range []bool{false, true} {
+				want := tt.strict
+				if loose {
+					want = tt.loose
+				}
+				out, err := MustParse(tt.expr).Evaluate(res, &Env{PrimitiveAsSystem: loose})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := strings.Join(show(out), "|"); got != want {
+					t.Errorf("PrimitiveAsSystem=%v: %s = %q, want %q", loose, tt.expr, got, want)
+				}
+			}
+		})
+	}
 }

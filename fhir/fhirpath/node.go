@@ -17,6 +17,10 @@ type Node struct {
 	val  any            // the JSON value; nil for a primitive with only extensions
 	ext  map[string]any // the "_name" object of a primitive
 	name string         // element name, for diagnostics
+	// loose marks a node reached through children() or descendants():
+	// such a collection mixes types, so navigating to an element the
+	// node's type lacks yields empty instead of an error.
+	loose bool
 }
 
 // TypeName implements Value.
@@ -270,6 +274,11 @@ func (m *model) allChildren(n *Node) []Value {
 	var out []Value
 	for _, k := range keys {
 		c, _ := m.children(n, k)
+		for _, v := range c {
+			if cn, ok := v.(*Node); ok {
+				cn.loose = true
+			}
+		}
 		out = append(out, c...)
 	}
 	return out
