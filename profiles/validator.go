@@ -10,7 +10,6 @@ package profiles
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -176,25 +175,12 @@ func (v *Validator) structure(name string) *structure {
 }
 
 func readBundle(fsys fs.FS, name string) ([]json.RawMessage, error) {
-	f, err := fsys.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, err
-	}
-	data, err := io.ReadAll(zr)
-	if err != nil {
-		return nil, err
-	}
 	var b struct {
 		Entry []struct {
 			Resource json.RawMessage `json:"resource"`
 		} `json:"entry"`
 	}
-	if err := json.Unmarshal(data, &b); err != nil {
+	if err := definitions.DecodeJSON(fsys, name, &b); err != nil {
 		return nil, err
 	}
 	out := make([]json.RawMessage, 0, len(b.Entry))

@@ -293,17 +293,7 @@ func (a *api) writeUpdated(c *gin.Context, v *store.Version, created bool) {
 }
 
 func (a *api) conditionalUpdate(c *gin.Context) {
-	typ, err := resourceType(c)
-	if err != nil {
-		c.Error(err)
-		return
-	}
-	if c.Request.URL.RawQuery == "" {
-		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported",
-			"PUT on a resource type needs search criteria (conditional update) or an id in the URL"))
-		return
-	}
-	criteria, err := a.parseCriteria(typ, c.Request.URL.RawQuery, "conditional update")
+	typ, criteria, err := a.conditionalTarget(c, "conditional update")
 	if err != nil {
 		c.Error(err)
 		return
@@ -373,17 +363,7 @@ func (a *api) delete(c *gin.Context) {
 }
 
 func (a *api) conditionalDelete(c *gin.Context) {
-	typ, err := resourceType(c)
-	if err != nil {
-		c.Error(err)
-		return
-	}
-	if c.Request.URL.RawQuery == "" {
-		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported",
-			"DELETE on a resource type needs search criteria (conditional delete) or an id in the URL"))
-		return
-	}
-	criteria, err := a.parseCriteria(typ, c.Request.URL.RawQuery, "conditional delete")
+	typ, criteria, err := a.conditionalTarget(c, "conditional delete")
 	if err != nil {
 		c.Error(err)
 		return
@@ -410,4 +390,20 @@ func writeDeleted(c *gin.Context, v *store.Version) {
 	}
 	c.Status(http.StatusNoContent)
 	c.Writer.WriteHeaderNow()
+}
+
+// conditionalTarget returns the resource type and search criteria of a
+// conditional update or delete; without criteria the method is not allowed
+// on a type.
+func (a *api) conditionalTarget(c *gin.Context, what string) (string, *store.Query, error) {
+	typ, err := resourceType(c)
+	if err != nil {
+		return "", nil, err
+	}
+	if c.Request.URL.RawQuery == "" {
+		return "", nil, errorf(http.StatusMethodNotAllowed, "not-supported",
+			"%s on a resource type needs search criteria (%s) or an id in the URL", c.Request.Method, what)
+	}
+	criteria, err := a.parseCriteria(typ, c.Request.URL.RawQuery, what)
+	return typ, criteria, err
 }
