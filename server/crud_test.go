@@ -511,7 +511,8 @@ func TestRoutingErrors(t *testing.T) {
 		if !strings.Contains(r.header.Get("Allow"), "GET") {
 			t.Errorf("405 without Allow: %v", r.header)
 		}
-		c.do("GET", "/Patient/$where", "").want(t, 400).outcome(t, "value", "")
+		c.do("GET", "/Patient/$where", "").want(t, 404).outcome(t, "not-supported", "")
+		c.do("GET", "/Patient/1$x", "").want(t, 400).outcome(t, "value", "")
 	})
 }
 

@@ -16,8 +16,8 @@ import (
 
 // registerInstance registers the interactions on one resource.
 func (a *api) registerInstance(g *gin.RouterGroup) {
-	g.GET("/:type/:id", a.read)
-	g.HEAD("/:type/:id", a.read)
+	g.GET("/:type/:id", a.orOperation(a.read))
+	g.HEAD("/:type/:id", a.orOperation(a.read))
 	g.PUT("/:type/:id", a.update)
 	g.DELETE("/:type/:id", a.delete)
 	g.GET("/:type/:id/_history", a.historyInstance)
@@ -28,7 +28,7 @@ func (a *api) registerInstance(g *gin.RouterGroup) {
 
 // registerType registers the interactions on a resource type.
 func (a *api) registerType(g *gin.RouterGroup) {
-	g.POST("/:type", a.create)
+	g.POST("/:type", a.orOperation(a.create))
 	g.PUT("/:type", a.conditionalUpdate)
 	g.DELETE("/:type", a.conditionalDelete)
 	g.GET("/:type/_history", a.historyType)

@@ -21,11 +21,11 @@ import (
 // registerSearch registers the search interactions: on a type (GET and
 // POST _search), in a Patient's compartment, and across types.
 func (a *api) registerSearch(g *gin.RouterGroup) {
-	g.GET("/:type", a.searchType)
+	g.GET("/:type", a.orOperation(a.searchType))
 	g.POST("/:type/_search", a.searchType)
 	g.GET("", a.searchSystem)
 	g.POST("/_search", a.searchSystem)
-	g.GET("/:type/:id/:compartment", a.searchCompartment)
+	g.GET("/:type/:id/:compartment", a.orOperation(a.searchCompartment))
 	a.caps.add("search-type")
 	a.caps.addSystem("search-system")
 }

@@ -44,6 +44,8 @@ type api struct {
 	started time.Time
 	caps    *capabilities
 	search  *search.Registry
+	// operations are the $operations served, by name (see operations.go).
+	operations map[string]operation
 }
 
 // New returns the HTTP handler of the FHIR API, rooted at /fhir.
@@ -81,7 +83,8 @@ func New(cfg Config) *gin.Engine {
 	a.registerSystem(fhir)
 	a.registerInstance(fhir)
 	a.registerType(fhir)
-	a.registerOperations(fhir)
+	a.registerOperationRoutes(fhir)
+	a.registerValidate()
 	a.registerSearch(fhir)
 	return r
 }

@@ -18,14 +18,18 @@ type Validator interface {
 	Validate(ctx context.Context, resource []byte, profiles ...string) []profiles.Issue
 }
 
-// registerOperations registers $validate on types and instances.
-func (a *api) registerOperations(g *gin.RouterGroup) {
+// registerValidate serves $validate on types and instances when a
+// validator is configured.
+func (a *api) registerValidate() {
 	if a.cfg.Validator == nil {
 		return
 	}
-	g.POST("/:type/:id", a.typeOperation)
-	g.POST("/:type/:id/:op", a.instanceOperation)
-	a.caps.addOperation("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate")
+	a.addOperation(operation{
+		name:       "validate",
+		definition: "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+		levels:     typeLevel | instanceLevel,
+		handle:     a.validate,
+	})
 }
 
 // validateWrite applies the configured validation to a resource about to be
@@ -57,39 +61,16 @@ func outcomeIssues(issues []profiles.Issue) []Issue {
 	return out
 }
 
-func (a *api) typeOperation(c *gin.Context) {
-	if c.Param("id") != "$validate" {
-		c.Error(errorf(http.StatusNotFound, "not-supported", "operation %q is not supported on a resource type", truncate(c.Param("id"), 64)))
-		return
-	}
-	a.validate(c, "")
-}
-
-func (a *api) instanceOperation(c *gin.Context) {
-	if c.Param("op") != "$validate" {
-		c.Error(errorf(http.StatusNotFound, "not-supported", "operation %q is not supported on a resource", truncate(c.Param("op"), 64)))
-		return
-	}
-	typ, id, err := target(c)
-	if err != nil {
-		c.Error(err)
-		return
-	}
-	if _, err := a.svc.store.Read(c.Request.Context(), typ, id); err != nil {
-		c.Error(notFound(err, typ, id))
-		return
-	}
-	a.validate(c, id)
-}
-
 // validate answers $validate: the body is the resource, or Parameters with
 // a resource, a mode (create, update or delete) and a profile. The answer is
 // an OperationOutcome, 200 whether or not the resource is valid.
-func (a *api) validate(c *gin.Context, id string) {
-	typ, err := resourceType(c)
-	if err != nil {
-		c.Error(err)
-		return
+func (a *api) validate(c *gin.Context, inv invocation) {
+	typ, id := inv.Type, inv.ID
+	if id != "" {
+		if _, err := a.svc.store.Read(c.Request.Context(), typ, id); err != nil {
+			c.Error(notFound(err, typ, id))
+			return
+		}
 	}
 	body, err := readBody(c)
 	if err != nil {

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// level is where an operation can be invoked: on the system, on a type or
+// on an instance (a bit set).
+type level uint8
+
+const (
+	systemLevel level = 1 << iota
+	typeLevel
+	instanceLevel
+)
+
+// operation is one FHIR operation ($name) the API serves.
+type operation struct {
+	name       string // without the $
+	definition string // canonical URL of its OperationDefinition
+	levels     level
+	// types restricts the type and instance levels to these resource types;
+	// nil allows every served type.
+	types []string
+	// idempotent operations may also be invoked with GET, their parameters
+	// in the query string.
+	idempotent bool
+	handle     func(c *gin.Context, inv invocation)
+}
+
+// invocation is where an operation was invoked: Type and ID are empty at the
+// system level, ID is empty at the type level.
+type invocation struct {
+	Type, ID string
+}
+
+func (inv invocation) level() level {
+	switch {
+	case inv.Type == "":
+		return systemLevel
+	case inv.ID == "":
+		return typeLevel
+	}
+	return instanceLevel
+}
+
+// addOperation registers op: it is dispatched by the routes that
+// registerOperationRoutes wraps and listed in the CapabilityStatement.
+func (a *api) addOperation(op operation) {
+	if a.operations == nil {
+		a.operations = make(map[string]operation)
+	}
+	a.operations[op.name] = op
+	a.caps.addOperation(op.name, op.definition)
+}
+
+// registerOperationRoutes registers the POST routes that only operations
+// use. GET operations, and POST on the system or a type, share their routes
+// with interactions: those handlers are wrapped with orOperation.
+func (a *api) registerOperationRoutes(g *gin.RouterGroup) {
+	g.POST("/:type/:id", a.orOperation(nil))
+	g.POST("/:type/:id/:op", a.orOperation(nil))
+}
+
+// orOperation returns a handler that invokes the operation when the last
+// path segment of the request names one ($name), and next otherwise; a nil
+// next answers 405 for anything but an operation: the path exists, for
+// other methods.
+func (a *api) orOperation(next gin.HandlerFunc) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		inv, name, ok := operationPath(c.Request.URL.Path)
+		if !ok {
+			if next == nil {
+				err := errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)
+				err.Header = http.Header{"Allow": {allowedOn(c.Request.URL.Path)}}
+				c.Error(err)
+				return
+			}
+			next(c)
+			return
+		}
+		a.invoke(c, name, inv)
+	}
+}
+
+// operationPath splits a path under /fhir into where an operation is
+// invoked and its name: /fhir/$op, /fhir/Type/$op or /fhir/Type/id/$op.
+func operationPath(path string) (invocation, string, bool) {
+	rest, ok := strings.CutPrefix(path, "/fhir/")
+	if !ok {
+		return invocation{}, "", false
+	}
+	segs := strings.Split(rest, "/")
+	last := segs[len(segs)-1]
+	if !strings.HasPrefix(last, "$") {
+		return invocation{}, "", false
+	}
+	name := last[1:]
+	switch len(segs) {
+	case 1:
+		return invocation{}, name, true
+	case 2:
+		return invocation{Type: segs[0]}, name, true
+	case 3:
+		return invocation{Type: segs[0], ID: segs[1]}, name, true
+	}
+	return invocation{}, "", false
+}
+
+// invoke checks that the operation exists at the level and on the type it
+// was invoked and hands it the request.
+func (a *api) invoke(c *gin.Context, name string, inv invocation) {
+	op, ok := a.operations[name]
+	if !ok || op.levels&inv.level() == 0 {
+		c.Error(errorf(http.StatusNotFound, "not-supported", "operation $%s is not supported %s", truncate(name, 64), levelText(inv)))
+		return
+	}
+	if c.Request.Method != http.MethodPost && !(op.idempotent && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead)) {
+		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "operation $%s must be invoked with POST", op.name))
+		return
+	}
+	if inv.Type != "" {
+		if !isServed(inv.Type) {
+			c.Error(errorf(http.StatusNotFound, "not-supported", "resource type %q is not served here", truncate(inv.Type, 64)))
+			return
+		}
+		if op.types != nil && !slices.Contains(op.types, inv.Type) {
+			c.Error(errorf(http.StatusNotFound, "not-supported", "operation $%s is not supported on %s", op.name, inv.Type))
+			return
+		}
+	}
+	if inv.ID != "" {
+		if err := checkID(inv.ID, ""); err != nil {
+			c.Error(err)
+			return
+		}
+	}
+	op.handle(c, inv)
+}
+
+func levelText(inv invocation) string {
+	switch inv.level() {
+	case systemLevel:
+		return "on the system"
+	case typeLevel:
+		return "on a resource type"
+	}
+	return "on a resource"
+}
+
+// allowedOn lists the methods of the interactions on a path that only
+// operations POST to: an instance, or an instance's history or compartment.
+func allowedOn(path string) string {
+	if strings.Count(strings.TrimPrefix(path, "/fhir/"), "/") == 1 {
+		return "GET, HEAD, PUT, PATCH, DELETE"
+	}
+	return "GET, HEAD"
+}
