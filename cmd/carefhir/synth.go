@@ -19,6 +19,7 @@ import (
 
 	"carefhir/care/synth"
 	"carefhir/server"
+	"carefhir/store"
 	"carefhir/store/sqlite"
 )
 
@@ -159,6 +160,12 @@ func loadData(ctx context.Context, dir string, opts synth.Options, clients int, 
 			err = errors.Join(err, fmt.Errorf("close %s: %w", dir, cerr))
 		}
 	}()
+	return loadStore(ctx, st, opts, clients, prog)
+}
+
+// loadStore writes the records into st through the FHIR API, served in
+// process.
+func loadStore(ctx context.Context, st store.Store, opts synth.Options, clients int, prog *progress) error {
 	h := server.New(server.Config{Store: st, SoftwareVersion: "synth"})
 	l := &loader{client: newLoadClient(handlerTransport{h}, clients), base: "http://carefhir.invalid/fhir"}
 	return load(ctx, opts, clients, l.put, prog)
