@@ -9,46 +9,62 @@ import (
 	"carefhir/store"
 )
 
-// indexTables are the typed search tables other than tokens, each with the
-// columns a row fills after type and param, and before id.
-var indexTables = []struct {
-	name    string
-	columns []string
-}{
-	{"strings", []string{"value", "exact"}},
-	{"dates", []string{"low", "high"}},
-	{"numbers", []string{"value"}},
-	{"quantities", []string{"value", "system", "code", "unit"}},
-	{"refs", []string{"key"}},
-	{"uris", []string{"value"}},
-	{"composites", []string{"key", "value", "system", "code", "unit", "low", "high"}},
-	{"sorts", []string{"lo", "hi"}},
-	{"present", nil},
+// indexColumns are the columns of each search table that a row fills
+// between pid and rid, in the order of searchTables.
+var indexColumns = map[kind][]string{
+	kindToken:     {"code", "system"},
+	kindString:    {"value", "exact"},
+	kindDate:      {"low", "high"},
+	kindNumber:    {"value"},
+	kindQuantity:  {"value", "system", "code", "unit"},
+	kindRef:       {"key"},
+	kindURI:       {"value"},
+	kindComposite: {"key", "value", "system", "code", "unit", "low", "high"},
 }
 
-// indexStmts are the statements that write the typed search tables, one
-// insert and one delete per table, prepared on the writer connection.
+// maxRows is the most rows one INSERT writes: a statement costs about as
+// much as a row, so a resource's rows of a table go in as few as possible.
+const maxRows = 16
+
+// indexStmts write the search tables: per table the inserts of 1 to
+// maxRows rows, prepared on the writer connection when first needed, and
+// one delete of a resource's rows.
 type indexStmts struct {
-	insert map[string]*sql.Stmt
+	conn   *sql.Conn
+	params paramIDs
+	insert map[kind]*[maxRows]*sql.Stmt // [n-1] inserts n rows
 	delete []*sql.Stmt
+	rows   map[kind][]any // the arguments of the rows add is writing, by table
 }
 
-func prepareIndex(ctx context.Context, c *sql.Conn) (*indexStmts, error) {
-	st := &indexStmts{insert: map[string]*sql.Stmt{}}
-	for _, t := range indexTables {
-		cols := append(append([]string{"type", "param"}, t.columns...), "id")
-		q := fmt.Sprintf(`INSERT OR IGNORE INTO %s (%s) VALUES (%s)`, t.name, strings.Join(cols, ", "),
-			strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", "))
-		ins, err := c.PrepareContext(ctx, q)
+func prepareIndex(ctx context.Context, c *sql.Conn) (st *indexStmts, err error) {
+	st = &indexStmts{
+		conn:   c,
+		params: paramIDs{cache: map[paramKey]param{}},
+		insert: map[kind]*[maxRows]*sql.Stmt{},
+		rows:   map[kind][]any{},
+	}
+	defer func() {
 		if err != nil {
 			st.close()
-			return nil, fmt.Errorf("sqlite: prepare: %w", err)
+			err = fmt.Errorf("sqlite: prepare: %w", err)
 		}
-		st.insert[t.name] = ins
-		del, err := c.PrepareContext(ctx, `DELETE FROM `+t.name+` WHERE type = ? AND id = ?`)
+	}()
+	prepare := func(q string) (*sql.Stmt, error) { return c.PrepareContext(ctx, q) }
+	if st.params.lookup, err = prepare(lookupParamSQL); err != nil {
+		return st, err
+	}
+	if st.params.insert, err = prepare(insertParamSQL); err != nil {
+		return st, err
+	}
+	if st.params.update, err = prepare(updateParamSQL); err != nil {
+		return st, err
+	}
+	for _, t := range searchTables {
+		st.insert[t.kind] = new([maxRows]*sql.Stmt)
+		del, err := prepare(`DELETE FROM ` + t.name + ` WHERE rid = ?`)
 		if err != nil {
-			st.close()
-			return nil, fmt.Errorf("sqlite: prepare: %w", err)
+			return st, err
 		}
 		st.delete = append(st.delete, del)
 	}
@@ -56,96 +72,82 @@ func prepareIndex(ctx context.Context, c *sql.Conn) (*indexStmts, error) {
 }
 
 func (st *indexStmts) close() {
-	for _, s := range st.insert {
-		s.Close()
+	for _, s := range []*sql.Stmt{st.params.lookup, st.params.insert, st.params.update} {
+		if s != nil {
+			s.Close()
+		}
+	}
+	for _, ss := range st.insert {
+		for _, s := range ss {
+			if s != nil {
+				s.Close()
+			}
+		}
 	}
 	for _, s := range st.delete {
 		s.Close()
 	}
 }
 
-// remove deletes the typed search rows of typ/id.
-func (st *indexStmts) remove(ctx context.Context, typ, id string) error {
+// remove deletes the search rows of resource rid.
+func (st *indexStmts) remove(ctx context.Context, rid int64) error {
 	for _, d := range st.delete {
-		if _, err := d.ExecContext(ctx, typ, id); err != nil {
+		if _, err := d.ExecContext(ctx, rid); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// sortKey is the smallest and largest value of one parameter.
-type sortKey struct{ lo, hi any }
-
-// add writes the typed search rows of ix for typ/id (tokens excepted, which
-// the writer inserts itself).
-func (st *indexStmts) add(ctx context.Context, typ, id string, ix *store.Index) error {
-	present := map[string]bool{}
-	sorts := map[string]*sortKey{}
-	var order []string
-	key := func(param string, lo, hi any, less func(a, b any) bool) {
-		present[param] = true
-		if strings.Contains(param, ":") {
-			return // derived parameters are not sort keys
-		}
-		k, ok := sorts[param]
-		if !ok {
-			sorts[param] = &sortKey{lo, hi}
-			order = append(order, param)
-			return
-		}
-		if less(lo, k.lo) {
-			k.lo = lo
-		}
-		if less(k.hi, hi) {
-			k.hi = hi
-		}
+// add writes the search rows of ix for resource rid of type typ.
+func (st *indexStmts) add(ctx context.Context, typ string, rid int64, ix *store.Index) error {
+	for k, args := range st.rows {
+		st.rows[k] = args[:0]
 	}
-	ins := func(table string, args ...any) error {
-		_, err := st.insert[table].ExecContext(ctx, args...)
-		return err
+	ins := func(k kind, name string, values ...any) error {
+		pid, err := st.params.id(ctx, typ, name, k)
+		if err != nil {
+			return err
+		}
+		st.rows[k] = append(append(append(st.rows[k], pid), values...), rid)
+		return nil
 	}
 	for _, t := range ix.Tokens {
-		key(t.Param, t.Code, t.Code, lessString)
+		if err := ins(kindToken, t.Param, t.Code, t.System); err != nil {
+			return err
+		}
 	}
 	for _, s := range ix.Strings {
-		if err := ins("strings", typ, s.Param, s.Value, s.Exact, id); err != nil {
+		if err := ins(kindString, s.Param, s.Value, s.Exact); err != nil {
 			return err
 		}
-		key(s.Param, s.Value, s.Value, lessString)
 	}
 	for _, d := range ix.Dates {
-		lo, hi := d.Low.UnixMilli(), d.High.UnixMilli()
-		if err := ins("dates", typ, d.Param, lo, hi, id); err != nil {
+		if err := ins(kindDate, d.Param, d.Low.UnixMilli(), d.High.UnixMilli()); err != nil {
 			return err
 		}
-		key(d.Param, lo, hi, lessInt)
 	}
 	for _, n := range ix.Numbers {
-		if err := ins("numbers", typ, n.Param, n.Value, id); err != nil {
+		if err := ins(kindNumber, n.Param, n.Value); err != nil {
 			return err
 		}
-		key(n.Param, n.Value, n.Value, lessFloat)
 	}
 	for _, q := range ix.Quantities {
-		if err := ins("quantities", typ, q.Param, q.Value, q.System, q.Code, q.Unit, id); err != nil {
+		if err := ins(kindQuantity, q.Param, q.Value, q.System, q.Code, q.Unit); err != nil {
 			return err
 		}
-		key(q.Param, q.Value, q.Value, lessFloat)
 	}
 	for _, r := range ix.References {
 		for _, k := range r.Keys() {
-			if err := ins("refs", typ, r.Param, k, id); err != nil {
+			if err := ins(kindRef, r.Param, k); err != nil {
 				return err
 			}
 		}
-		key(r.Param, r.Target(), r.Target(), lessString)
 	}
 	for _, u := range ix.URIs {
-		if err := ins("uris", typ, u.Param, u.Value, id); err != nil {
+		if err := ins(kindURI, u.Param, u.Value); err != nil {
 			return err
 		}
-		key(u.Param, u.Value, u.Value, lessString)
 	}
 	for _, c := range ix.Composites {
 		var value, system, code, unit, low, high any
@@ -155,24 +157,50 @@ func (st *indexStmts) add(ctx context.Context, typ, id string, ix *store.Index) 
 		if d := c.Date; d != nil {
 			low, high = d.Low.UnixMilli(), d.High.UnixMilli()
 		}
-		if err := ins("composites", typ, c.Param, store.CompositeKey(c.Parts), value, system, code, unit, low, high, id); err != nil {
-			return err
-		}
-		present[c.Param] = true
-	}
-	for _, p := range order {
-		if err := ins("sorts", typ, p, sorts[p].lo, sorts[p].hi, id); err != nil {
+		if err := ins(kindComposite, c.Param, store.CompositeKey(c.Parts), value, system, code, unit, low, high); err != nil {
 			return err
 		}
 	}
-	for p := range present {
-		if err := ins("present", typ, p, id); err != nil {
+	for _, t := range searchTables {
+		if err := st.insertRows(ctx, t, st.rows[t.kind]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func lessString(a, b any) bool { return a.(string) < b.(string) }
-func lessInt(a, b any) bool    { return a.(int64) < b.(int64) }
-func lessFloat(a, b any) bool  { return a.(float64) < b.(float64) }
+// insertRows writes the rows of table t whose arguments args holds, one
+// row after the other, up to maxRows per statement.
+func (st *indexStmts) insertRows(ctx context.Context, t searchTable, args []any) error {
+	width := len(indexColumns[t.kind]) + 2
+	for len(args) > 0 {
+		n := min(len(args)/width, maxRows)
+		stmt, err := st.insertStmt(ctx, t, n)
+		if err != nil {
+			return err
+		}
+		if _, err := stmt.ExecContext(ctx, args[:n*width]...); err != nil {
+			return err
+		}
+		args = args[n*width:]
+	}
+	return nil
+}
+
+// insertStmt returns the statement that inserts n rows into t, preparing
+// it the first time.
+func (st *indexStmts) insertStmt(ctx context.Context, t searchTable, n int) (*sql.Stmt, error) {
+	if s := st.insert[t.kind][n-1]; s != nil {
+		return s, nil
+	}
+	cols := append(append([]string{"pid"}, indexColumns[t.kind]...), "rid")
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ") + ")"
+	// OR IGNORE: a value listed twice in an index is stored once.
+	s, err := st.conn.PrepareContext(ctx, fmt.Sprintf(`INSERT OR IGNORE INTO %s (%s) VALUES %s`, t.name, strings.Join(cols, ", "),
+		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")))
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	st.insert[t.kind][n-1] = s
+	return s, nil
+}

@@ -35,10 +35,13 @@ WHERE type = ? AND id = ? AND version = ?`
 type reader struct {
 	read, vread *sql.Stmt
 	stmts       *stmtCache
+	// params caches the committed search parameters; nil inside a unit of
+	// work, whose searches see its own uncommitted ones.
+	params *paramCache
 }
 
-func newReader(ctx context.Context, c conn) (*reader, error) {
-	r := &reader{stmts: &stmtCache{conn: c, m: map[string]*sql.Stmt{}}}
+func newReader(ctx context.Context, c conn, params *paramCache) (*reader, error) {
+	r := &reader{stmts: &stmtCache{conn: c, m: map[string]*sql.Stmt{}}, params: params}
 	var err error
 	if r.read, err = c.PrepareContext(ctx, readSQL); err != nil {
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
@@ -60,24 +59,20 @@ WHERE r.type = ? AND r.id > ? AND r.deleted = 0 ORDER BY r.id LIMIT ?`, typ, aft
 func (s *Store) Reindex(ctx context.Context, v *store.Version, ix store.Index) error {
 	err := s.Transact(ctx, func(store.Tx) error {
 		w := s.writer
-		var current, seq int64
-		err := w.current.QueryRowContext(ctx, v.Type, v.ID).Scan(&current, &seq)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		// Under a background context, as tx.Put writes: a reindex stopped
+		// half-way would leave the unit of work half-written.
+		bg := context.Background()
+		cur, err := w.state(bg, v.Type, v.ID)
+		if err != nil {
 			return err
 		}
-		if current != v.VersionID {
-			return &store.ConflictError{Type: v.Type, ID: v.ID, Expected: v.VersionID, Current: current}
+		if cur.version != v.VersionID {
+			return &store.ConflictError{Type: v.Type, ID: v.ID, Expected: v.VersionID, Current: cur.version}
 		}
-		if _, err := w.deleteTokens.ExecContext(ctx, v.Type, v.ID); err != nil {
+		if err := w.index.remove(bg, cur.rid); err != nil {
 			return err
 		}
-		if err := w.index.remove(ctx, v.Type, v.ID); err != nil {
-			return err
-		}
-		if err := w.insertTokens(ctx, &store.Write{Type: v.Type, ID: v.ID, Index: ix}); err != nil {
-			return err
-		}
-		return w.index.add(ctx, v.Type, v.ID, &ix)
+		return w.index.add(bg, v.Type, cur.rid, &ix)
 	})
 	var conflict *store.ConflictError
 	if err != nil && !errors.As(err, &conflict) {

@@ -9,6 +9,11 @@ import (
 // migrations bring the schema from version i to version i+1: migrations[0]
 // creates it. A new migration is appended, never edited, so that every
 // database reaches the same schema whatever version it was created at.
+//
+// The schema starts at version 1: the layout below replaced, before any
+// database was deployed, an earlier one whose search tables repeated the
+// resource type, parameter name and id in every row. A database made with
+// that layout reports itself as newer than this program and is refused.
 var migrations = []string{
 	// versions holds every version of every resource. seq is the rowid: a
 	// monotonic sequence of writes, and the cheapest key to point at a row.
@@ -20,14 +25,41 @@ var migrations = []string{
 	// first for a type; versions_instance serves vread and instance history
 	// (a resource's versions, sorted by SQLite).
 	//
-	// resources points at the current version of each resource: reads by id
-	// are one primary-key lookup and one rowid lookup.
+	// resources holds one row per resource, pointing at its current version:
+	// a read by id is a lookup in resources_id, one rowid lookup and one in
+	// versions. Its rowid, rid, is the resource's key in the search tables:
+	// a small integer, and since it grows with every new resource, the rows
+	// of a new resource go at the end of the rid indexes.
 	//
-	// tokens holds the token search values of current, non-deleted versions
-	// only, so search never looks at old versions. Its primary key makes
-	// "param + code (+ system)" a range scan ("system|", rare, scans the
-	// parameter's range); tokens_resource finds the rows to replace when a
-	// resource changes.
+	// params numbers the search parameters of each type (pid), so that
+	// search rows start with a small integer instead of two names. kinds has
+	// a bit per search table the parameter has rows in (see kinds in
+	// params.go), so that :missing and _sort look in those tables only.
+	//
+	// The search tables hold the values of current, non-deleted versions
+	// only, so search never looks at old versions. Each primary key starts
+	// with pid and then the value compared, so that every common search is
+	// a range scan of a key; each *_rid index finds a resource's rows, which
+	// a write replaces, _include follows (refs) and _sort orders by (the
+	// smallest or largest value of a parameter for a resource: the index
+	// holds rid, pid and then the value). :missing is a probe of the tables
+	// of the parameter's kinds.
+	//
+	// tokens: "param + code (+ system)" is a range scan ("system|", rare,
+	// scans the parameter's range). strings: the normalised value (default
+	// and :contains) and the text as written (:exact, through
+	// strings_exact). dates: the [low, high] range in Unix milliseconds,
+	// searchable by either end. refs: the keys of store.Reference.Keys.
+	// composites: the key of the token and string parts, and the quantity
+	// or date of a last part of those types, in one row so they stay
+	// correlated; a rowid table, as its optional columns can be NULL.
+	//
+	// The planner's statistics are written, not measured: left to guess,
+	// SQLite takes "type = ?" on resources_id for a few rows and walks a
+	// whole type in id order rather than look up the few resources a search
+	// table found by rid and sort them. The row below tells it that a type
+	// holds many resources and an id one (ANALYZE of an empty table creates
+	// sqlite_stat1 and adds nothing).
 	`
 CREATE TABLE versions (
 	seq           INTEGER PRIMARY KEY,
@@ -44,100 +76,79 @@ CREATE INDEX versions_system ON versions (last_updated, type, id, version);
 CREATE INDEX versions_type ON versions (type, last_updated, id, version);
 
 CREATE TABLE resources (
+	rid     INTEGER PRIMARY KEY,
 	type    TEXT    NOT NULL,
 	id      TEXT    NOT NULL,
 	version INTEGER NOT NULL,
 	deleted INTEGER NOT NULL,
-	seq     INTEGER NOT NULL,
-	PRIMARY KEY (type, id)
-) WITHOUT ROWID;
+	seq     INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX resources_id ON resources (type, id);
+
+CREATE TABLE params (
+	pid   INTEGER PRIMARY KEY,
+	type  TEXT    NOT NULL,
+	name  TEXT    NOT NULL,
+	kinds INTEGER NOT NULL,
+	UNIQUE (type, name)
+);
 
 CREATE TABLE tokens (
-	type   TEXT NOT NULL,
-	param  TEXT NOT NULL,
-	code   TEXT NOT NULL,
-	system TEXT NOT NULL,
-	id     TEXT NOT NULL,
-	PRIMARY KEY (type, param, code, system, id)
+	pid INTEGER NOT NULL, code TEXT NOT NULL, system TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, code, system, rid)
 ) WITHOUT ROWID;
-CREATE INDEX tokens_resource ON tokens (type, id);
-`,
-	// The typed search tables, one per kind of value, each holding the
-	// values of current, non-deleted versions only. Each primary key starts
-	// with (type, param) and then the value compared, so that a search on
-	// a parameter is a range scan of its key; *_resource indexes find the
-	// rows to replace when a resource changes.
-	//
-	// strings: normalised value (default and :contains) and the text as
-	// written (:exact, through strings_exact). dates: the [low, high]
-	// range in Unix milliseconds, searchable by either end. composites: the
-	// key of the token and string parts, and the quantity or date of a last
-	// part of those types, in one row so they stay correlated. refs: the keys
-	// of store.Reference.Keys. sorts: per parameter the smallest and
-	// largest value of a resource (text, number or milliseconds), the keys
-	// _sort orders by; NULL when the resource has none, which SQLite sorts
-	// first. present: the parameters a resource has values of (:missing).
-	`
+CREATE INDEX tokens_rid ON tokens (rid);
+
 CREATE TABLE strings (
-	type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, exact TEXT NOT NULL, id TEXT NOT NULL,
-	PRIMARY KEY (type, param, value, exact, id)
+	pid INTEGER NOT NULL, value TEXT NOT NULL, exact TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, value, exact, rid)
 ) WITHOUT ROWID;
-CREATE INDEX strings_exact ON strings (type, param, exact);
-CREATE INDEX strings_resource ON strings (type, id);
+CREATE INDEX strings_exact ON strings (pid, exact);
+CREATE INDEX strings_rid ON strings (rid);
 
 CREATE TABLE dates (
-	type TEXT NOT NULL, param TEXT NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, id TEXT NOT NULL,
-	PRIMARY KEY (type, param, low, high, id)
+	pid INTEGER NOT NULL, low INTEGER NOT NULL, high INTEGER NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, low, high, rid)
 ) WITHOUT ROWID;
-CREATE INDEX dates_high ON dates (type, param, high);
-CREATE INDEX dates_resource ON dates (type, id);
+CREATE INDEX dates_high ON dates (pid, high);
+CREATE INDEX dates_rid ON dates (rid);
 
 CREATE TABLE numbers (
-	type TEXT NOT NULL, param TEXT NOT NULL, value REAL NOT NULL, id TEXT NOT NULL,
-	PRIMARY KEY (type, param, value, id)
+	pid INTEGER NOT NULL, value REAL NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, value, rid)
 ) WITHOUT ROWID;
-CREATE INDEX numbers_resource ON numbers (type, id);
+CREATE INDEX numbers_rid ON numbers (rid);
 
 CREATE TABLE quantities (
-	type TEXT NOT NULL, param TEXT NOT NULL, value REAL NOT NULL,
-	system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL, id TEXT NOT NULL,
-	PRIMARY KEY (type, param, value, system, code, unit, id)
+	pid INTEGER NOT NULL, value REAL NOT NULL,
+	system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, value, system, code, unit, rid)
 ) WITHOUT ROWID;
-CREATE INDEX quantities_code ON quantities (type, param, code, value);
-CREATE INDEX quantities_resource ON quantities (type, id);
+CREATE INDEX quantities_code ON quantities (pid, code, value);
+CREATE INDEX quantities_rid ON quantities (rid);
 
 CREATE TABLE refs (
-	type TEXT NOT NULL, param TEXT NOT NULL, key TEXT NOT NULL, id TEXT NOT NULL,
-	PRIMARY KEY (type, param, key, id)
+	pid INTEGER NOT NULL, key TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, key, rid)
 ) WITHOUT ROWID;
-CREATE INDEX refs_resource ON refs (type, id);
+CREATE INDEX refs_rid ON refs (rid);
 
 CREATE TABLE uris (
-	type TEXT NOT NULL, param TEXT NOT NULL, value TEXT NOT NULL, id TEXT NOT NULL,
-	PRIMARY KEY (type, param, value, id)
+	pid INTEGER NOT NULL, value TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, value, rid)
 ) WITHOUT ROWID;
-CREATE INDEX uris_resource ON uris (type, id);
+CREATE INDEX uris_rid ON uris (rid);
 
 CREATE TABLE composites (
-	type TEXT NOT NULL, param TEXT NOT NULL, key TEXT NOT NULL,
+	pid INTEGER NOT NULL, key TEXT NOT NULL,
 	value REAL, system TEXT, code TEXT, unit TEXT, low INTEGER, high INTEGER,
-	id TEXT NOT NULL
+	rid INTEGER NOT NULL
 );
-CREATE INDEX composites_key ON composites (type, param, key, value);
-CREATE INDEX composites_resource ON composites (type, id);
+CREATE INDEX composites_key ON composites (pid, key, value);
+CREATE INDEX composites_rid ON composites (rid);
 
-CREATE TABLE sorts (
-	type TEXT NOT NULL, param TEXT NOT NULL, lo, hi, id TEXT NOT NULL,
-	PRIMARY KEY (type, id, param)
-) WITHOUT ROWID;
-CREATE INDEX sorts_lo ON sorts (type, param, lo, id);
-CREATE INDEX sorts_hi ON sorts (type, param, hi, id);
-
-CREATE TABLE present (
-	type TEXT NOT NULL, param TEXT NOT NULL, id TEXT NOT NULL,
-	PRIMARY KEY (type, id, param)
-) WITHOUT ROWID;
-CREATE INDEX present_param ON present (type, param, id);
+ANALYZE params;
+INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('resources', 'resources_id', '1000000 100000 1');
 `,
 }
 
@@ -177,6 +188,11 @@ func migrate(ctx context.Context, conn *sql.Conn) (err error) {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	// Load the statistics the migrations wrote into this connection's
+	// planner; connections opened later read them with the schema.
+	if _, err := conn.ExecContext(ctx, `ANALYZE sqlite_schema`); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -40,7 +41,12 @@ type planSQL struct {
 	b       strings.Builder
 	args    []any
 	aliases int
+	param   paramLookup
 }
+
+// paramLookup returns a search parameter of a type as stored; a parameter
+// without rows is the zero param.
+type paramLookup func(typ, name string) (param, error)
 
 func (p *planSQL) arg(v ...any) { p.args = append(p.args, v...) }
 
@@ -52,11 +58,11 @@ func (p *planSQL) alias() string {
 }
 
 // where writes the conditions of clauses on the resource r (alias of
-// resources) and its version v (alias of versions) of type typ.
-func (p *planSQL) where(typ, r, v string, clauses []store.Clause) error {
+// resources) of type typ.
+func (p *planSQL) where(typ, r string, clauses []store.Clause) error {
 	for i := range clauses {
 		p.b.WriteString(" AND ")
-		if err := p.clause(typ, r, v, &clauses[i]); err != nil {
+		if err := p.clause(typ, r, &clauses[i]); err != nil {
 			return err
 		}
 	}
@@ -64,7 +70,7 @@ func (p *planSQL) where(typ, r, v string, clauses []store.Clause) error {
 }
 
 // clause writes the condition of one clause.
-func (p *planSQL) clause(typ, r, v string, c *store.Clause) error {
+func (p *planSQL) clause(typ, r string, c *store.Clause) error {
 	if c.Not {
 		p.b.WriteString("NOT ")
 	}
@@ -79,17 +85,39 @@ func (p *planSQL) clause(typ, r, v string, c *store.Clause) error {
 			if i > 0 {
 				p.b.WriteString(" OR ")
 			}
-			if err := p.clause(typ, r, v, &c.Any[i]); err != nil {
+			if err := p.clause(typ, r, &c.Any[i]); err != nil {
 				return err
 			}
 		}
 		return nil
 	case c.Presence != store.PresenceAny:
+		// The parameter has a value when the resource has a row of it in a
+		// table of its kinds: a probe of the table's *_rid index per
+		// candidate, cheaper than reading every row of the parameter.
+		pr, err := p.param(typ, c.Param)
+		if err != nil {
+			return err
+		}
 		if c.Presence == store.Missing {
 			p.b.WriteString("NOT ")
 		}
-		fmt.Fprintf(&p.b, "%s.id IN (SELECT id FROM present WHERE type = ? AND param = ?)", r)
-		p.arg(typ, c.Param)
+		p.b.WriteString("(")
+		n := 0
+		for _, t := range searchTables {
+			if pr.kinds&t.kind == 0 {
+				continue
+			}
+			if n > 0 {
+				p.b.WriteString(" OR ")
+			}
+			n++
+			fmt.Fprintf(&p.b, "EXISTS (SELECT 1 FROM %s WHERE rid = %s.rid AND pid = ?)", t.name, r)
+			p.arg(pr.pid)
+		}
+		if n == 0 {
+			p.b.WriteString("0")
+		}
+		p.b.WriteString(")")
 		return nil
 	case c.Chain != nil:
 		return p.chain(typ, r, c)
@@ -109,29 +137,62 @@ func (p *planSQL) clause(typ, r, v string, c *store.Clause) error {
 		return nil
 	case c.Param == "_lastUpdated":
 		// The range on versions_type narrows the ids (any version); the
-		// condition on v keeps those whose current version is in range.
+		// second condition keeps those whose current version is in range.
 		inner, args := dateCond("last_updated", "last_updated", c.Dates)
-		outer, oargs := dateCond(v+".last_updated", v+".last_updated", c.Dates)
+		lu := lastUpdated(r)
+		outer, oargs := dateCond(lu, lu, c.Dates)
 		fmt.Fprintf(&p.b, "%s.id IN (SELECT id FROM versions WHERE type = ? AND (%s)) AND (%s)", r, inner, outer)
 		p.arg(typ)
 		p.arg(args...)
 		p.arg(oargs...)
 		return nil
 	}
-	// Every alternative selects ids from a search table by a range of its
-	// key; their union is the clause.
-	fmt.Fprintf(&p.b, "%s.id IN (", r)
+	// Every alternative selects resources from a search table by a range
+	// of its key; their union is the clause.
+	pr, err := p.param(typ, c.Param)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(&p.b, "%s.rid IN (", r)
 	n := 0
 	sub := func(table, cond string, args ...any) {
 		if n > 0 {
 			p.b.WriteString(" UNION ALL ")
 		}
 		n++
-		fmt.Fprintf(&p.b, "SELECT id FROM %s WHERE type = ? AND param = ? AND %s", table, cond)
-		p.arg(typ, c.Param)
+		fmt.Fprintf(&p.b, "SELECT rid FROM %s WHERE pid = ? AND %s", table, cond)
+		p.arg(pr.pid)
 		p.arg(args...)
 	}
-	for _, m := range c.Tokens {
+	tokens := c.Tokens
+	if len(tokens) > maxTokenTerms {
+		// A long list (an expanded ValueSet) would pass SQLite's limit of
+		// terms in a compound SELECT: its system|code pairs become one
+		// lookup through a JSON table, still one key probe per pair.
+		// Codes in any system likewise.
+		pairs, codes := [][2]string{}, []string{}
+		var rest []store.TokenMatch
+		for _, m := range tokens {
+			switch {
+			case m.AnyCode:
+				rest = append(rest, m)
+			case m.AnySystem:
+				codes = append(codes, m.Code)
+			default:
+				pairs = append(pairs, [2]string{m.Code, m.System})
+			}
+		}
+		if len(pairs) > 0 {
+			b, _ := json.Marshal(pairs) // strings always marshal
+			sub("tokens", "(code, system) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))", string(b))
+		}
+		if len(codes) > 0 {
+			b, _ := json.Marshal(codes)
+			sub("tokens", "code IN (SELECT value FROM json_each(?))", string(b))
+		}
+		tokens = rest
+	}
+	for _, m := range tokens {
 		switch {
 		case m.AnyCode && m.AnySystem:
 			sub("tokens", "1")
@@ -199,6 +260,11 @@ func (p *planSQL) clause(typ, r, v string, c *store.Clause) error {
 	return nil
 }
 
+// maxTokenTerms is the most token matches a clause writes as one SELECT
+// each; beyond it, their system|code pairs are looked up through a JSON
+// table. SQLite allows 500 terms in a compound SELECT.
+const maxTokenTerms = 64
+
 // prefixEnd follows every string that starts with a given prefix: the
 // largest code point, which no UTF-8 text exceeds.
 const prefixEnd = "\U0010FFFF"
@@ -254,16 +320,20 @@ func numberCond(m store.NumberMatch) (string, []any) {
 // chain writes a chained clause: the reference is one of the keys of the
 // resources the chained query selects.
 func (p *planSQL) chain(typ, r string, c *store.Clause) error {
-	fmt.Fprintf(&p.b, "%s.id IN (SELECT id FROM refs WHERE type = ? AND param = ? AND key IN (", r)
-	p.arg(typ, c.Param)
+	pr, err := p.param(typ, c.Param)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(&p.b, "%s.rid IN (SELECT rid FROM refs WHERE pid = ? AND key IN (", r)
+	p.arg(pr.pid)
 	for i, t := range c.Chain.Types {
 		if i > 0 {
 			p.b.WriteString(" UNION ALL ")
 		}
 		a := p.alias()
-		fmt.Fprintf(&p.b, "SELECT ? || r%[1]s.id FROM resources r%[1]s JOIN versions v%[1]s ON v%[1]s.seq = r%[1]s.seq WHERE r%[1]s.type = ? AND r%[1]s.deleted = 0", a)
+		fmt.Fprintf(&p.b, "SELECT ? || r%[1]s.id FROM resources r%[1]s WHERE r%[1]s.type = ? AND r%[1]s.deleted = 0", a)
 		p.arg(store.RefTyped+t+"/", t)
-		if err := p.where(t, "r"+a, "v"+a, c.Chain.Where); err != nil {
+		if err := p.where(t, "r"+a, c.Chain.Where); err != nil {
 			return err
 		}
 	}
@@ -277,12 +347,16 @@ func (p *planSQL) chain(typ, r string, c *store.Clause) error {
 // has writes a _has clause: the resource is referenced, through h.Param,
 // by a resource that h selects.
 func (p *planSQL) has(typ, r string, h *store.Has) error {
+	pr, err := p.param(h.Type, h.Param)
+	if err != nil {
+		return err
+	}
 	prefix := store.RefTyped + typ + "/"
 	a := p.alias()
-	fmt.Fprintf(&p.b, "%s.id IN (SELECT substr(key, ?) FROM refs WHERE type = ? AND param = ? AND key >= ? AND key < ? AND id IN ("+
-		"SELECT r%[2]s.id FROM resources r%[2]s JOIN versions v%[2]s ON v%[2]s.seq = r%[2]s.seq WHERE r%[2]s.type = ? AND r%[2]s.deleted = 0", r, a)
-	p.arg(len(prefix)+1, h.Type, h.Param, prefix, prefix+prefixEnd, h.Type)
-	if err := p.where(h.Type, "r"+a, "v"+a, h.Where); err != nil {
+	fmt.Fprintf(&p.b, "%s.id IN (SELECT substr(key, ?) FROM refs WHERE pid = ? AND key >= ? AND key < ? AND rid IN ("+
+		"SELECT r%[2]s.rid FROM resources r%[2]s WHERE r%[2]s.type = ? AND r%[2]s.deleted = 0", r, a)
+	p.arg(len(prefix)+1, pr.pid, prefix, prefix+prefixEnd, h.Type)
+	if err := p.where(h.Type, "r"+a, h.Where); err != nil {
 		return err
 	}
 	p.b.WriteString("))")
@@ -302,28 +376,62 @@ type sortColumn struct {
 	desc bool
 }
 
-// order returns the joins and the columns of the sort keys, ending with the
-// id, ascending unless sorted on _id descending.
-func order(keys []store.SortKey) (joins string, joinArgs []any, cols []sortColumn) {
-	var b strings.Builder
-	for i, k := range keys {
+// order returns the columns of the sort keys of a search of typ, ending
+// with the id, ascending unless sorted on _id descending.
+func order(typ string, keys []store.SortKey, lookup paramLookup) ([]sortColumn, error) {
+	var cols []sortColumn
+	for _, k := range keys {
 		switch k.Param {
 		case "_id":
-			return b.String(), joinArgs, append(cols, sortColumn{"r.id", k.Desc})
+			return append(cols, sortColumn{"r.id", k.Desc}), nil
 		case "_lastUpdated":
-			cols = append(cols, sortColumn{"v.last_updated", k.Desc})
+			cols = append(cols, sortColumn{lastUpdated("r"), k.Desc})
 		default:
-			s := "s" + strconv.Itoa(i)
-			fmt.Fprintf(&b, " LEFT JOIN sorts %[1]s ON %[1]s.type = r.type AND %[1]s.id = r.id AND %[1]s.param = ?", s)
-			joinArgs = append(joinArgs, k.Param)
-			col := s + ".lo"
-			if k.Desc {
-				col = s + ".hi"
+			pr, err := lookup(typ, k.Param)
+			if err != nil {
+				return nil, err
 			}
-			cols = append(cols, sortColumn{col, k.Desc})
+			cols = append(cols, sortColumn{sortValue(pr, k.Desc), k.Desc})
 		}
 	}
-	return b.String(), joinArgs, append(cols, sortColumn{"r.id", false})
+	return append(cols, sortColumn{"r.id", false}), nil
+}
+
+// sortValue returns the expression of a resource's sort value for a
+// parameter: its smallest value ascending, its largest descending, read
+// from the *_rid index of the tables of the parameter's kinds; NULL when it
+// has none. The pid is written into the SQL: it is one of the database's
+// own integers, and the expression then appears as often as SQL needs it
+// without arguments to repeat.
+func sortValue(pr param, desc bool) string {
+	var parts []string
+	for _, t := range searchTables {
+		if pr.kinds&t.kind == 0 || t.lo == "" {
+			continue
+		}
+		agg := t.lo
+		if desc {
+			agg = t.hi
+		}
+		cond := fmt.Sprintf("rid = r.rid AND pid = %d", pr.pid)
+		if t.where != "" {
+			cond += " AND " + t.where
+		}
+		parts = append(parts, fmt.Sprintf("SELECT %s AS v FROM %s WHERE %s", agg, t.name, cond))
+	}
+	switch len(parts) {
+	case 0:
+		return "NULL"
+	case 1:
+		return "(" + parts[0] + ")"
+	}
+	// A parameter with values in several tables (which the search layer
+	// does not write) sorts by the least or greatest of them.
+	agg := "min(v)"
+	if desc {
+		agg = "max(v)"
+	}
+	return "(SELECT " + agg + " FROM (" + strings.Join(parts, " UNION ALL ") + "))"
 }
 
 // Find executes a search plan.
@@ -335,15 +443,46 @@ func (r *reader) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 	return page, nil
 }
 
+// lookup returns the paramLookup of a search on r.
+func (r *reader) lookup(ctx context.Context) paramLookup {
+	return func(typ, name string) (param, error) {
+		k := paramKey{typ, name}
+		var gen uint64
+		if r.params != nil {
+			p, ok, g := r.params.get(k)
+			if ok {
+				return p, nil
+			}
+			gen = g
+		}
+		var p param
+		err := r.stmts.queryRow(ctx, lookupParamSQL, typ, name).Scan(&p.pid, &p.kinds)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return param{}, fmt.Errorf("parameter %s of %s: %w", name, typ, err)
+		}
+		if r.params != nil {
+			r.params.put(k, p, gen)
+		}
+		return p, nil
+	}
+}
+
 // from is what every search selects from: current versions.
-const from = " FROM resources r JOIN versions v ON v.seq = r.seq"
+const from = " FROM resources r"
+
+// lastUpdated returns the expression of the last_updated of the current
+// version of resource r. A search reads it only when a clause or the sort
+// needs it, and so looks up only the versions of the page's matches.
+func lastUpdated(r string) string {
+	return "(SELECT last_updated FROM versions WHERE seq = " + r + ".seq)"
+}
 
 // countSQL returns the query that counts the matches of q.
-func countSQL(q store.Query) (string, []any, error) {
-	var cond planSQL
+func countSQL(q store.Query, lookup paramLookup) (string, []any, error) {
+	cond := planSQL{param: lookup}
 	cond.arg(q.Type)
 	cond.b.WriteString("r.type = ? AND r.deleted = 0")
-	if err := cond.where(q.Type, "r", "v", q.Where); err != nil {
+	if err := cond.where(q.Type, "r", q.Where); err != nil {
 		return "", nil, err
 	}
 	return "SELECT count(*)" + from + " WHERE " + cond.b.String(), cond.args, nil
@@ -352,13 +491,15 @@ func countSQL(q store.Query) (string, []any, error) {
 // pageSQL returns the query of a page of q: the columns id, version,
 // last_updated and json, then the n sort values; at most Count+1 rows. back
 // reports a page before a Prev cursor, whose rows come in reverse order.
-func pageSQL(q store.Query) (query string, args []any, n int, back bool, err error) {
-	var cond planSQL
-	joins, joinArgs, cols := order(q.Sort)
-	cond.arg(joinArgs...)
+func pageSQL(q store.Query, lookup paramLookup) (query string, args []any, n int, back bool, err error) {
+	cond := planSQL{param: lookup}
+	cols, err := order(q.Type, q.Sort, lookup)
+	if err != nil {
+		return "", nil, 0, false, err
+	}
 	cond.arg(q.Type)
 	cond.b.WriteString("r.type = ? AND r.deleted = 0")
-	if err := cond.where(q.Type, "r", "v", q.Where); err != nil {
+	if err := cond.where(q.Type, "r", q.Where); err != nil {
 		return "", nil, 0, false, err
 	}
 	if q.Cursor != "" {
@@ -378,38 +519,35 @@ func pageSQL(q store.Query) (query string, args []any, n int, back bool, err err
 		cond.b.WriteString(" AND " + ks)
 		cond.arg(kargs...)
 	}
-	// The inner query finds and orders the page's rows by their keys; the
-	// outer one reads the JSON of those rows only, so a sort of many
-	// matches never carries their bodies.
-	var sel, by, outer strings.Builder
-	sel.WriteString("SELECT r.id, r.version, v.last_updated, r.seq")
+	// The inner query finds and orders the page's rows by their keys (by
+	// the names of the key columns, so that each key is computed once per
+	// row); the outer one reads the versions of those rows only, so a sort
+	// of many matches never carries their bodies.
+	var sel, by strings.Builder
+	sel.WriteString("SELECT r.id, r.version, r.seq")
+	keys := make([]string, len(cols))
 	for i, c := range cols {
 		fmt.Fprintf(&sel, ", %s AS k%d", c.expr, i)
 		if i > 0 {
 			by.WriteString(", ")
-			outer.WriteString(", ")
 		}
-		by.WriteString(c.expr)
-		fmt.Fprintf(&outer, "k%d", i)
+		fmt.Fprintf(&by, "k%d", i)
 		if c.desc {
 			by.WriteString(" DESC")
-			outer.WriteString(" DESC")
 		}
-	}
-	keys := make([]string, len(cols))
-	for i := range cols {
 		keys[i] = fmt.Sprintf(", k%d", i)
 	}
-	query = "SELECT id, version, last_updated, (SELECT json FROM versions WHERE seq = page.seq)" + strings.Join(keys, "") +
-		" FROM (" + sel.String() + from + joins + " WHERE " + cond.b.String() + " ORDER BY " + by.String() + " LIMIT ?) page" +
-		" ORDER BY " + outer.String()
+	query = "SELECT page.id, page.version, v.last_updated, v.json" + strings.Join(keys, "") +
+		" FROM (" + sel.String() + from + " WHERE " + cond.b.String() + " ORDER BY " + by.String() + " LIMIT ?) page" +
+		" JOIN versions v ON v.seq = page.seq ORDER BY " + by.String()
 	return query, append(cond.args, q.Count+1), len(cols), back, nil
 }
 
 func (r *reader) find(ctx context.Context, q store.Query) (*store.Page, error) {
 	page := &store.Page{Total: -1, Matches: []*store.Version{}}
+	lookup := r.lookup(ctx)
 	if q.Total != store.TotalNone {
-		query, args, err := countSQL(q)
+		query, args, err := countSQL(q, lookup)
 		if err != nil {
 			return nil, err
 		}
@@ -420,7 +558,7 @@ func (r *reader) find(ctx context.Context, q store.Query) (*store.Page, error) {
 	if q.Count <= 0 {
 		return page, nil
 	}
-	query, args, ncols, back, err := pageSQL(q)
+	query, args, ncols, back, err := pageSQL(q, lookup)
 	if err != nil {
 		return nil, err
 	}
@@ -575,6 +713,7 @@ func decodeSearchCursor(s string, n int) ([]any, bool, error) {
 // include returns the resources that q's Include and RevInclude add to a
 // page of matches, each once and none of the matches.
 func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Version) ([]*store.Version, error) {
+	lookup := r.lookup(ctx)
 	seen := map[string]bool{}
 	for _, v := range matches {
 		seen[v.Type+"/"+v.ID] = true
@@ -608,11 +747,15 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 			if len(ids) == 0 {
 				continue
 			}
-			query := "SELECT key FROM refs INDEXED BY refs_resource WHERE type = ? AND id IN (" + placeholders(len(ids)) + ") AND key >= 'r' AND key < 's'"
+			query := "SELECT key FROM refs WHERE rid IN (SELECT rid FROM resources WHERE type = ? AND id IN (" + placeholders(len(ids)) + ")) AND key >= 'r' AND key < 's'"
 			args := append([]any{inc.Type}, ids...)
 			if inc.Param != "*" {
-				query += " AND param = ?"
-				args = append(args, inc.Param)
+				pr, err := lookup(inc.Type, inc.Param)
+				if err != nil {
+					return nil, err
+				}
+				query += " AND pid = ?"
+				args = append(args, pr.pid)
 			}
 			refs, err := r.strings(ctx, query, args...)
 			if err != nil {
@@ -634,8 +777,12 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 			for _, v := range frontier {
 				keys = append(keys, store.RefTyped+v.Type+"/"+v.ID)
 			}
-			ids, err := r.strings(ctx, "SELECT DISTINCT id FROM refs WHERE type = ? AND param = ? AND key IN ("+placeholders(len(keys))+") ORDER BY id",
-				append([]any{inc.Type, inc.Param}, keys...)...)
+			pr, err := lookup(inc.Type, inc.Param)
+			if err != nil {
+				return nil, err
+			}
+			ids, err := r.strings(ctx, "SELECT DISTINCT r.id FROM refs JOIN resources r ON r.rid = refs.rid WHERE refs.pid = ? AND refs.key IN ("+placeholders(len(keys))+") ORDER BY r.id",
+				append([]any{pr.pid}, keys...)...)
 			if err != nil {
 				return nil, err
 			}

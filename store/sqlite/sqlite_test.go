@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -234,5 +235,97 @@ func TestCloseWhileWriting(t *testing.T) {
 		if _, err := s.Read(t.Context(), "Patient", id); err != nil {
 			t.Fatalf("acknowledged Patient/%s: %v", id, err)
 		}
+	}
+}
+
+// Searches see parameters that had no values when they were first searched,
+// and parameters first written by a unit of work that was rolled back and
+// then written again.
+func TestSearchParametersAppear(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), sqlite.Options{})
+	defer s.Close()
+	ctx := t.Context()
+	withString := func(id string, expected int64, param, value string) *store.Write {
+		w := patient(id, expected, `{"resourceType":"Patient"}`)
+		w.Index.Strings = []store.String{{Param: param, Value: value, Exact: value}}
+		return w
+	}
+	find := func(param string, sort bool) []string {
+		t.Helper()
+		q := store.Query{Type: "Patient", Count: 10, Where: []store.Clause{
+			{Param: param, Strings: []store.StringMatch{{Value: "a"}}}}}
+		if sort {
+			q.Sort = []store.SortKey{{Param: param}}
+		}
+		page, err := s.Find(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, v := range page.Matches {
+			ids = append(ids, v.ID)
+		}
+		return ids
+	}
+	missing := func(param string) []string {
+		t.Helper()
+		got, err := s.Search(ctx, store.Query{Type: "Patient", Where: []store.Clause{{Param: param, Presence: store.Missing}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, v := range got {
+			ids = append(ids, v.ID)
+		}
+		return ids
+	}
+	if err := s.Put(ctx, patient("p0", 0, `{}`)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		param  string
+		before func() error // writes that must leave no trace
+	}{
+		{name: "first searched without values", param: "family"},
+		{name: "first written by a rolled-back unit of work", param: "given", before: func() error {
+			err := s.Transact(ctx, func(tx store.Tx) error {
+				if err := tx.Put(ctx, withString("gone", 0, "given", "abc")); err != nil {
+					return err
+				}
+				return errors.New("give up")
+			})
+			if err == nil {
+				return errors.New("Transact did not fail")
+			}
+			return nil
+		}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := find(tt.param, true); len(got) != 0 {
+				t.Errorf("before any value: found %v", got)
+			}
+			if got := missing(tt.param); len(got) < 1 {
+				t.Errorf("before any value: missing found %v, want every Patient", got)
+			}
+			if tt.before != nil {
+				if err := tt.before(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			id := fmt.Sprintf("p%d", i+1)
+			if err := s.Put(ctx, withString(id, 0, tt.param, "abc")); err != nil {
+				t.Fatal(err)
+			}
+			for _, sort := range []bool{false, true} {
+				if got := find(tt.param, sort); len(got) != 1 || got[0] != id {
+					t.Errorf("after a write (sorted %v): found %v, want [%s]", sort, got, id)
+				}
+			}
+			if got := missing(tt.param); slices.Contains(got, id) {
+				t.Errorf("after a write: missing found %v, which has a value", got)
+			}
+		})
 	}
 }

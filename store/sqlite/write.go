@@ -5,26 +5,21 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
 	"carefhir/store"
 )
 
 // writer holds the write statements, prepared once on the writer connection.
 type writer struct {
-	conn                           *sql.Conn
-	begin, commit, rollback        *sql.Stmt
-	savepoint, release, rollbackTo *sql.Stmt
-	current, insertVersion         *sql.Stmt
-	supersede                      *sql.Stmt
-	insertResource, updateResource *sql.Stmt
-	deleteTokens                   *sql.Stmt
-	index                          *indexStmts
-	insertToken                    [tokenRows]*sql.Stmt // [n-1] inserts n tokens
+	begin, commitStmt, rollbackStmt *sql.Stmt
+	current, insertVersion          *sql.Stmt
+	supersede                       *sql.Stmt
+	insertResource, updateResource  *sql.Stmt
+	index                           *indexStmts
 }
 
-func newWriter(ctx context.Context, c *sql.Conn) (*writer, error) {
-	w := &writer{conn: c}
+func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, error) {
+	w := &writer{}
 	for _, s := range []struct {
 		stmt **sql.Stmt
 		sql  string
@@ -32,17 +27,13 @@ func newWriter(ctx context.Context, c *sql.Conn) (*writer, error) {
 		// IMMEDIATE takes the write lock at once: a transaction never has to
 		// upgrade a read lock, which is where SQLITE_BUSY comes from.
 		{&w.begin, `BEGIN IMMEDIATE`},
-		{&w.commit, `COMMIT`},
-		{&w.rollback, `ROLLBACK`},
-		{&w.savepoint, `SAVEPOINT put`},
-		{&w.release, `RELEASE put`},
-		{&w.rollbackTo, `ROLLBACK TO put`},
-		{&w.current, `SELECT version, seq FROM resources WHERE type = ? AND id = ?`},
+		{&w.commitStmt, `COMMIT`},
+		{&w.rollbackStmt, `ROLLBACK`},
+		{&w.current, `SELECT rid, version, seq FROM resources WHERE type = ? AND id = ?`},
 		{&w.insertVersion, `INSERT INTO versions (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, ?, ?)`},
 		{&w.supersede, `UPDATE versions SET superseded_at = ? WHERE seq = ?`},
 		{&w.insertResource, `INSERT INTO resources (type, id, version, deleted, seq) VALUES (?, ?, ?, ?, ?)`},
-		{&w.updateResource, `UPDATE resources SET version = ?, deleted = ?, seq = ? WHERE type = ? AND id = ?`},
-		{&w.deleteTokens, `DELETE FROM tokens WHERE type = ? AND id = ?`},
+		{&w.updateResource, `UPDATE resources SET version = ?, deleted = ?, seq = ? WHERE rid = ?`},
 	} {
 		stmt, err := c.PrepareContext(ctx, s.sql)
 		if err != nil {
@@ -56,14 +47,14 @@ func newWriter(ctx context.Context, c *sql.Conn) (*writer, error) {
 		w.close()
 		return nil, err
 	}
+	index.params.shared = params
 	w.index = index
 	return w, nil
 }
 
 func (w *writer) close() {
-	stmts := []*sql.Stmt{w.begin, w.commit, w.rollback, w.savepoint, w.release, w.rollbackTo, w.current, w.insertVersion,
-		w.supersede, w.insertResource, w.updateResource, w.deleteTokens}
-	for _, s := range append(stmts, w.insertToken[:]...) {
+	for _, s := range []*sql.Stmt{w.begin, w.commitStmt, w.rollbackStmt, w.current, w.insertVersion,
+		w.supersede, w.insertResource, w.updateResource} {
 		if s != nil {
 			s.Close()
 		}
@@ -73,17 +64,49 @@ func (w *writer) close() {
 	}
 }
 
+// commit commits the open transaction.
+func (w *writer) commit(ctx context.Context) error {
+	if _, err := w.commitStmt.ExecContext(ctx); err != nil {
+		return err
+	}
+	w.index.params.committed()
+	return nil
+}
+
+// rollback rolls the open transaction back. Its error is not reported: if
+// the rollback fails, SQLite rolls back itself (an error that fails a
+// statement in a transaction it cannot continue ends the transaction), and
+// the next BEGIN says so if it cannot.
+func (w *writer) rollback() {
+	w.rollbackStmt.ExecContext(context.Background())
+	w.index.params.forget()
+}
+
+// resourceState is a resource's row in resources: rid 0 when it has none.
+type resourceState struct {
+	rid, version, seq int64
+}
+
+// state returns the current state of typ/id.
+func (w *writer) state(ctx context.Context, typ, id string) (resourceState, error) {
+	var st resourceState
+	err := w.current.QueryRowContext(ctx, typ, id).Scan(&st.rid, &st.version, &st.seq)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return st, err
+	}
+	return st, nil
+}
+
 // put writes one version inside the open transaction. It checks the expected
 // version before it changes anything, so a *store.ConflictError leaves the
 // transaction as it was.
 func (w *writer) put(ctx context.Context, wr *store.Write) error {
-	var current, seq int64
-	err := w.current.QueryRowContext(ctx, wr.Type, wr.ID).Scan(&current, &seq)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	cur, err := w.state(ctx, wr.Type, wr.ID)
+	if err != nil {
 		return err
 	}
-	if current != wr.Expected {
-		return &store.ConflictError{Type: wr.Type, ID: wr.ID, Expected: wr.Expected, Current: current}
+	if cur.version != wr.Expected {
+		return &store.ConflictError{Type: wr.Type, ID: wr.ID, Expected: wr.Expected, Current: cur.version}
 	}
 	ms := wr.LastUpdated.UnixMilli()
 	var body []byte
@@ -94,77 +117,34 @@ func (w *writer) put(ctx context.Context, wr *store.Write) error {
 	if err != nil {
 		return err
 	}
-	newSeq, err := res.LastInsertId()
+	seq, err := res.LastInsertId()
 	if err != nil {
 		return err
 	}
-	if current == 0 {
-		if _, err := w.insertResource.ExecContext(ctx, wr.Type, wr.ID, wr.VersionID(), wr.Deleted, newSeq); err != nil {
+	rid := cur.rid
+	if rid == 0 {
+		res, err := w.insertResource.ExecContext(ctx, wr.Type, wr.ID, wr.VersionID(), wr.Deleted, seq)
+		if err != nil {
+			return err
+		}
+		if rid, err = res.LastInsertId(); err != nil {
 			return err
 		}
 	} else {
-		if _, err := w.supersede.ExecContext(ctx, ms, seq); err != nil {
+		if _, err := w.supersede.ExecContext(ctx, ms, cur.seq); err != nil {
 			return err
 		}
-		if _, err := w.updateResource.ExecContext(ctx, wr.VersionID(), wr.Deleted, newSeq, wr.Type, wr.ID); err != nil {
+		if _, err := w.updateResource.ExecContext(ctx, wr.VersionID(), wr.Deleted, seq, rid); err != nil {
 			return err
 		}
-		if _, err := w.deleteTokens.ExecContext(ctx, wr.Type, wr.ID); err != nil {
-			return err
-		}
-		if err := w.index.remove(ctx, wr.Type, wr.ID); err != nil {
+		if err := w.index.remove(ctx, rid); err != nil {
 			return err
 		}
 	}
 	if wr.Deleted {
 		return nil
 	}
-	if err := w.insertTokens(ctx, wr); err != nil {
-		return err
-	}
-	return w.index.add(ctx, wr.Type, wr.ID, &wr.Index)
-}
-
-// tokenRows is the most tokens one INSERT statement writes.
-const tokenRows = 16
-
-// insertTokens writes the tokens of wr, up to tokenRows per statement: one
-// statement costs about as much as one row.
-func (w *writer) insertTokens(ctx context.Context, wr *store.Write) error {
-	tokens := wr.Index.Tokens
-	args := make([]any, 0, 5*min(len(tokens), tokenRows))
-	for len(tokens) > 0 {
-		n := min(len(tokens), tokenRows)
-		args = args[:0]
-		for _, t := range tokens[:n] {
-			args = append(args, wr.Type, t.Param, t.Code, t.System, wr.ID)
-		}
-		stmt, err := w.tokenInsert(ctx, n)
-		if err != nil {
-			return err
-		}
-		if _, err := stmt.ExecContext(ctx, args...); err != nil {
-			return err
-		}
-		tokens = tokens[n:]
-	}
-	return nil
-}
-
-// tokenInsert returns the statement that inserts n tokens, preparing it the
-// first time.
-func (w *writer) tokenInsert(ctx context.Context, n int) (*sql.Stmt, error) {
-	if s := w.insertToken[n-1]; s != nil {
-		return s, nil
-	}
-	q := `INSERT OR IGNORE INTO tokens (type, param, code, system, id) VALUES ` +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", n), ", ")
-	s, err := w.conn.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	w.insertToken[n-1] = s
-	return s, nil
+	return w.index.add(ctx, wr.Type, rid, &wr.Index)
 }
 
 // putRequest is one Put waiting for the writer.
@@ -246,7 +226,7 @@ func (s *Store) applyBatch(batch []*putRequest) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			w.rollback.ExecContext(ctx)
+			w.rollback()
 		}
 	}()
 	for _, req := range batch {
@@ -259,7 +239,7 @@ func (s *Store) applyBatch(batch []*putRequest) (err error) {
 			return req.err
 		}
 	}
-	if _, err = w.commit.ExecContext(ctx); err != nil {
+	if err = w.commit(ctx); err != nil {
 		return err
 	}
 	s.notifyCommit()
