@@ -105,3 +105,40 @@ func TestSplitPair(t *testing.T) {
 		})
 	}
 }
+
+func TestCriteriaKey(t *testing.T) {
+	identifier := store.Clause{Param: "identifier", Tokens: []store.TokenMatch{{System: "s", Code: "1"}}}
+	family := store.Clause{Param: "family", Strings: []store.StringMatch{{Value: "smith"}}}
+	key := func(q store.Query) string {
+		t.Helper()
+		k, ok := criteriaKey(q)
+		if !ok {
+			t.Fatalf("criteriaKey(%+v): nothing to claim", q)
+		}
+		return k
+	}
+	base := key(store.Query{Type: "Patient", Where: []store.Clause{identifier, family}})
+	tests := []struct {
+		name string
+		q    store.Query
+		same bool
+	}{
+		{name: "clauses in another order", q: store.Query{Type: "Patient", Where: []store.Clause{family, identifier}}, same: true},
+		{name: "paging and sorting", q: store.Query{Type: "Patient", Where: []store.Clause{identifier, family}, Count: 2,
+			Sort: []store.SortKey{{Param: "family"}}, Cursor: "c"}, same: true},
+		{name: "other type", q: store.Query{Type: "Practitioner", Where: []store.Clause{identifier, family}}},
+		{name: "fewer clauses", q: store.Query{Type: "Patient", Where: []store.Clause{identifier}}},
+		{name: "other value", q: store.Query{Type: "Patient", Where: []store.Clause{identifier,
+			{Param: "family", Strings: []store.StringMatch{{Value: "smyth"}}}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := key(tt.q); (got == base) != tt.same {
+				t.Errorf("key %q, base %q: same %v, want %v", got, base, got == base, tt.same)
+			}
+		})
+	}
+	if _, ok := criteriaKey(store.Query{Type: "$cmd"}); ok {
+		t.Error("criteriaKey of an invalid type has a key")
+	}
+}

@@ -46,6 +46,18 @@
 // resource within the process; with several processes on one FerretDB,
 // concurrent updates can be lost (FerretDB is a test stand-in, not a
 // deployment target).
+//
+// # Units of work
+//
+// On replica sets and sharded clusters Transact runs a MongoDB transaction.
+// Elsewhere (standalone servers, FerretDB) it commits through a journal kept
+// in the database: the whole unit is written to the journal and marked
+// committed before any resource is touched, then applied, and Open completes
+// any unit a crash interrupted (see Store.Transact and journal.go).
+//
+// The collections journal and journal_writes hold the units being
+// committed, and keys the criteria claimed by searches inside transactions
+// (see nativeTx.Search).
 package mongo
 
 import (
@@ -90,8 +102,9 @@ const (
 	closeTimeout = 10 * time.Second
 )
 
-// durable returns the write concern of every write: acknowledged by a
-// majority of the replica set and written to its journal.
+// durable returns the write concern of every write but those applying a
+// journaled unit of work (see journal.go): acknowledged by a majority of the
+// replica set and written to its journal.
 func durable() *writeconcern.WriteConcern {
 	journal := true
 	return &writeconcern.WriteConcern{W: "majority", Journal: &journal}
@@ -107,13 +120,26 @@ type Store struct {
 	// (replica sets and sharded clusters).
 	native bool
 
+	// The journal of units of work on deployments without transactions
+	// (see journal.go), and the database handle that applies journaled
+	// writes, with write concern w:1.
+	journal, journalWrites *mongo.Collection
+	applyDB                *mongo.Database
+	// hook, set by tests only, is called at stages of a journaled commit;
+	// an error stops the commit there as a crash would.
+	hook func(stage string, n int) error
+
 	// locks serialise the writes to one resource made through this Store
 	// (a resource uses the stripe its key hashes to), because FerretDB does
-	// not apply a filtered replace atomically; see the package comment.
+	// not apply a filtered replace atomically; see the package comment. A
+	// journaled unit of work holds the stripes of all its resources while
+	// it commits.
 	locks [lockStripes]sync.Mutex
 	seed  maphash.Seed
 
-	// unit serialises units of work on deployments without transactions.
+	// unit serialises units of work on deployments without transactions,
+	// so that no other unit of this Store writes between a unit's reads and
+	// its writes (a conditional create's search and create).
 	unit sync.Mutex
 
 	// indexed records the search fields known to have an index, as
@@ -131,7 +157,9 @@ var _ store.Store = (*Store)(nil)
 // Open connects to the MongoDB deployment at uri (a mongodb:// or
 // mongodb+srv:// connection string) and uses the database its path names,
 // DefaultDatabase if none. It checks that the deployment answers and creates
-// the indexes the engine needs.
+// the indexes the engine needs. On a deployment without transactions it
+// then settles every unit of work that a crash left in the journal (see
+// Store.Transact) before returning.
 func Open(ctx context.Context, uri string) (*Store, error) {
 	cs, err := connstring.ParseAndValidate(uri)
 	if err != nil {
@@ -147,10 +175,13 @@ func Open(ctx context.Context, uri string) (*Store, error) {
 	}
 	db := client.Database(name, options.Database().SetWriteConcern(durable()))
 	s := &Store{
-		client:   client,
-		db:       db,
-		versions: db.Collection(historyCollection),
-		seed:     maphash.MakeSeed(),
+		client:        client,
+		db:            db,
+		versions:      db.Collection(historyCollection),
+		journal:       db.Collection(journalCollection),
+		journalWrites: db.Collection(journalWritesCollection),
+		applyDB:       client.Database(name, options.Database().SetWriteConcern(&writeconcern.WriteConcern{W: 1})),
+		seed:          maphash.MakeSeed(),
 	}
 	if err := s.start(ctx); err != nil {
 		_ = s.Close()
@@ -198,6 +229,17 @@ func (s *Store) start(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create history indexes: %w", err)
+	}
+	// The journal is settled on every deployment: one may have been left by
+	// a crash before the deployment became a replica set.
+	if err := ensure(ctx, s.journalWrites, []bson.D{{{Key: "txn", Value: 1}, {Key: "seq", Value: 1}}}); err != nil {
+		return fmt.Errorf("create journal indexes: %w", err)
+	}
+	if err := s.recover(ctx); err != nil {
+		return err
+	}
+	if s.native {
+		return s.createKeys(ctx)
 	}
 	return nil
 }

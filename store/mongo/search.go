@@ -143,13 +143,23 @@ func (s *Store) clause(ctx context.Context, typ string, cl *store.Clause) (bson.
 	}
 	or := bson.A{}
 	exact := true
+	// Token keys are equalities on one field: one $in, however many (an
+	// expanded ValueSet may hold thousands).
+	keys := bson.A{}
 	for _, m := range cl.Tokens {
 		k, ok := matchKey(m)
 		if !ok {
 			or = append(or, bson.D{{Key: fieldPresent, Value: cl.Param}})
 			continue
 		}
-		or = append(or, bson.D{{Key: indexField(cl.Param), Value: k}})
+		keys = append(keys, k)
+	}
+	switch len(keys) {
+	case 0:
+	case 1:
+		or = append(or, bson.D{{Key: indexField(cl.Param), Value: keys[0]}})
+	default:
+		or = append(or, bson.D{{Key: indexField(cl.Param), Value: bson.D{{Key: "$in", Value: keys}}}})
 	}
 	for _, m := range cl.Strings {
 		switch m.Mode {

@@ -27,19 +27,35 @@ import (
 // or not at all. As with any MongoDB transaction, when the deployment reports
 // a transient transaction error (a write conflict with another transaction,
 // an election) fn runs again from the start in a new transaction, so fn must
-// have no effects outside tx.
+// have no effects outside tx. Every search fn makes claims its criteria (see
+// nativeTx.Search), so two units that search for the same criteria, as
+// conditional creates do, cannot both commit writes decided on the answer.
 //
-// Deployments without transactions (standalone servers, FerretDB) get a
-// weaker guarantee. Units of work run one at a time in this Store. While fn
+// Deployments without transactions (standalone servers, FerretDB) commit
+// through a journal. Units of work run one at a time in this Store. While fn
 // runs, its writes are checked against the current versions and kept in the
-// Tx, whose reads see them; nothing reaches the database, so if fn returns an
-// error nothing is written. When fn returns nil, the writes are checked
-// again with their resources locked against other writes through this Store
-// and then applied one by one, in order, each as Put would. The unit is thus
-// all-or-nothing against fn's errors and against conflicts found before
-// applying, but not against a crash, a database error or a conflicting write
-// from another process while applying: then the writes before the failing
-// one are kept, each complete, and Transact returns the error.
+// Tx, whose reads see them; nothing reaches the database, so if fn returns
+// an error nothing is written. When fn returns nil, the resources the unit
+// writes are locked against other writes through this Store (in one order,
+// so units never deadlock), checked again, and the whole unit is written to
+// the journal and marked committed, durably, before it is applied. The unit
+// is all or nothing:
+//
+//   - a conflict found before the commit point, or any failure before it,
+//     leaves nothing written;
+//   - a crash after the commit point leaves a unit that Open completes,
+//     applying the writes not yet applied (each write is recognised as
+//     applied by its version's lastUpdated and bytes, so applying is
+//     idempotent); a crash before it leaves a unit that Open discards;
+//   - a database error while applying, or another process writing one of
+//     the unit's resources meanwhile (a *store.ConflictError), makes
+//     Transact undo the writes it applied and return the error.
+//
+// What the journal does not give is isolation from readers: while a unit is
+// applied, and after a crash until the next Open, a reader may see some of
+// its writes and not others. Conditional creates through one Store are
+// exact (units run one at a time); with several processes on one standalone
+// server, two of them may both create.
 func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -83,8 +99,15 @@ func (t *nativeTx) VRead(ctx context.Context, typ, id string, v int64) (*store.V
 	return t.s.VRead(t.in(ctx), typ, id, v)
 }
 
+// Search first claims q's criteria in the transaction (see claim), so that
+// a concurrent transaction searching for the same criteria conflicts with
+// this one.
 func (t *nativeTx) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
-	return t.s.Search(t.in(ctx), q)
+	tctx := t.in(ctx)
+	if err := t.s.claim(tctx, q); err != nil {
+		return nil, fmt.Errorf("mongo: search %s: %w", q.Type, err)
+	}
+	return t.s.Search(tctx, q)
 }
 
 func (t *nativeTx) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
@@ -127,45 +150,7 @@ func (s *Store) transactBuffered(ctx context.Context, fn func(tx store.Tx) error
 	if err != nil {
 		return err
 	}
-	return s.apply(ctx, writes)
-}
-
-// apply writes ws, the writes of a unit of work, in order.
-func (s *Store) apply(ctx context.Context, ws []*store.Write) error {
-	if len(ws) == 0 {
-		return nil
-	}
-	for _, w := range ws {
-		if err := s.ensureIndexes(ctx, w); err != nil {
-			return err
-		}
-	}
-	defer s.lockAll(ws)()
-	// Another writer may have got in while fn ran.
-	seen := map[resource]bool{}
-	for _, w := range ws {
-		r := resource{w.Type, w.ID}
-		if seen[r] {
-			continue
-		}
-		seen[r] = true
-		current, err := s.currentVersion(ctx, w.Type, w.ID)
-		if err != nil {
-			return fmt.Errorf("mongo: transact: %s/%s: %w", w.Type, w.ID, err)
-		}
-		if current != w.Expected {
-			return &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current}
-		}
-	}
-	// Once applying has begun, cancelling the caller's context no longer
-	// stops it halfway.
-	actx := context.WithoutCancel(ctx)
-	for i, w := range ws {
-		if err := s.put(actx, w); err != nil {
-			return fmt.Errorf("mongo: transact: applied %d of %d writes: %w", i, len(ws), err)
-		}
-	}
-	return nil
+	return s.commit(ctx, writes)
 }
 
 // resource names one resource.

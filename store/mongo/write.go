@@ -87,6 +87,24 @@ func (s *Store) Put(ctx context.Context, w *store.Write) error {
 }
 
 // put writes w, which checkWrite accepted, with the resource's stripe locked.
+func (s *Store) put(ctx context.Context, w *store.Write) error {
+	err := s.write(ctx, s.db, w, currentDoc(w))
+	if errors.Is(err, errStale) {
+		return s.conflict(ctx, w)
+	}
+	if err != nil {
+		return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+	}
+	return nil
+}
+
+// errStale reports that a write's expected version is not the current one.
+var errStale = errors.New("expected version is not current")
+
+// write makes doc, the current-version document of w, current if w.Expected
+// is still the current version, and records it in history, through db (whose
+// write concern applies). It returns errStale, having written nothing, when
+// w.Expected is not current.
 //
 // The steps are ordered so that a crash between them loses nothing that was
 // acknowledged and never leaves in history a version that did not become
@@ -105,58 +123,71 @@ func (s *Store) Put(ctx context.Context, w *store.Write) error {
 // current document) but missing from history. The next update of the
 // resource repairs that: the replace returns the document it replaced, and
 // step 2 inserts that version into history if it is not there.
-func (s *Store) put(ctx context.Context, w *store.Write) error {
-	coll := s.db.Collection(w.Type)
-	doc := currentDoc(w)
+func (s *Store) write(ctx context.Context, db *mongo.Database, w *store.Write, doc any) error {
+	coll := db.Collection(w.Type)
 	var prev *versionDoc
 	if w.Expected == 0 {
 		_, err := coll.InsertOne(ctx, doc)
 		if mongo.IsDuplicateKeyError(err) {
-			return s.conflict(ctx, w)
+			return errStale
 		}
 		if err != nil {
-			return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+			return err
 		}
 	} else {
 		prev = new(versionDoc)
 		filter := bson.D{{Key: "_id", Value: w.ID}, {Key: fieldVersion, Value: w.Expected}}
 		err := coll.FindOneAndReplace(ctx, filter, doc).Decode(prev)
 		if errors.Is(err, mongo.ErrNoDocuments) {
-			return s.conflict(ctx, w)
+			return errStale
 		}
 		if err != nil {
-			return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+			return err
 		}
 	}
-	if err := s.writeHistory(ctx, w, prev); err != nil {
-		return fmt.Errorf("mongo: put %s/%s: history: %w", w.Type, w.ID, err)
+	if err := writeHistory(ctx, db.Collection(historyCollection), w, prev); err != nil {
+		return fmt.Errorf("history: %w", err)
 	}
 	return nil
 }
 
-// writeHistory records in history the version w wrote and, if w replaced the
-// version prev, when prev stopped being current. Both are upserts that only
-// fill in what is missing, so repeating them, or racing a repair, is
-// harmless.
-func (s *Store) writeHistory(ctx context.Context, w *store.Write, prev *versionDoc) error {
+// writeHistory records in history the version w wrote and that the version
+// it replaced stopped being current. prev, when known, is the document of
+// that version, from which its history entry is made if missing. Repeating
+// it, or racing a repair, is harmless: the end is set to the same time, the
+// replaced version is an upsert that only fills in what is missing, and the
+// new version is an insert whose duplicate key means it is there already
+// (an insert rather than an upsert, because FerretDB finds an upsert's
+// document by scanning the collection).
+func writeHistory(ctx context.Context, history *mongo.Collection, w *store.Write, prev *versionDoc) error {
 	var models []mongo.WriteModel
-	if prev != nil {
-		models = append(models, mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, prev.Version)}}).
-			SetUpdate(bson.D{
+	if w.Expected > 0 {
+		m := mongo.NewUpdateOneModel().
+			SetFilter(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.Expected)}})
+		if prev != nil {
+			m.SetUpdate(bson.D{
 				{Key: "$set", Value: bson.D{{Key: fieldEnd, Value: bson.NewDateTimeFromTime(w.LastUpdated)}}},
 				{Key: "$setOnInsert", Value: historyFields(w.Type, w.ID, prev.Version, prev.Time, prev.Deleted, prev.JSON)},
-			}).
-			SetUpsert(true))
+			}).SetUpsert(true)
+		} else {
+			m.SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: fieldEnd, Value: bson.NewDateTimeFromTime(w.LastUpdated)}}}})
+		}
+		models = append(models, m)
 	}
-	models = append(models, mongo.NewUpdateOneModel().
-		SetFilter(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())}}).
-		SetUpdate(bson.D{{Key: "$setOnInsert", Value: historyFields(w.Type, w.ID, w.VersionID(),
-			bson.NewDateTimeFromTime(w.LastUpdated), w.Deleted, w.JSON)}}).
-		SetUpsert(true))
-	_, err := s.versions.BulkWrite(ctx, models)
+	doc := append(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())}},
+		historyFields(w.Type, w.ID, w.VersionID(), bson.NewDateTimeFromTime(w.LastUpdated), w.Deleted, w.JSON)...)
+	models = append(models, mongo.NewInsertOneModel().SetDocument(doc))
+	_, err := history.BulkWrite(ctx, models)
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) == 1 &&
+		bwe.WriteErrors[0].Index == len(models)-1 && bwe.WriteErrors[0].Code == codeDuplicateKey {
+		return nil
+	}
 	return err
 }
+
+// codeDuplicateKey is the error code of a write that breaks a unique index.
+const codeDuplicateKey = 11000
 
 // conflict returns the *store.ConflictError of a refused write w, with the
 // version now current read back.

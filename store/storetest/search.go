@@ -63,8 +63,60 @@ var searchData = []string{
 
 // searchEnv is the registry and indexer of the data set, built once.
 var searchEnv = sync.OnceValues(func() (*search.Registry, error) {
-	return search.Load(searchTypes)
+	reg, err := search.Load(searchTypes)
+	if err != nil {
+		return nil, err
+	}
+	return reg.WithTerminology(searchTerms{}), nil
 })
+
+// searchTerms is the terminology of the data set: ValueSets of LOINC codes,
+// one with more codes than a query of single values may hold, one of an
+// element of type code (which carries no system), and a blood-pressure
+// hierarchy of LOINC codes (made up: LOINC has none here).
+type searchTerms struct{}
+
+const (
+	loinc       = "http://loinc.org"
+	manyCodes   = 3000
+	obsStatuses = "http://hl7.org/fhir/observation-status"
+)
+
+func (searchTerms) Expand(url string) ([]search.Coding, error) {
+	switch url {
+	case "http://example.org/ValueSet/bp":
+		return []search.Coding{{System: loinc, Code: "8480-6"}, {System: loinc, Code: "8462-4"}}, nil
+	case "http://example.org/ValueSet/many":
+		cs := []search.Coding{{System: loinc, Code: "29463-7"}}
+		for i := range manyCodes {
+			cs = append(cs, search.Coding{System: loinc, Code: fmt.Sprintf("9%04d-0", i)})
+		}
+		return cs, nil
+	case "http://example.org/ValueSet/final":
+		return []search.Coding{{System: obsStatuses, Code: "final"}, {System: obsStatuses, Code: "amended"}}, nil
+	}
+	return nil, fmt.Errorf("%w: ValueSet %s", search.ErrUnknown, url)
+}
+
+var bpParents = map[string]string{"8480-6": "85354-9", "8462-4": "85354-9"}
+
+func (searchTerms) Below(system, code string) ([]string, error) {
+	out := []string{code}
+	for _, c := range []string{"8480-6", "8462-4"} {
+		if system == loinc && bpParents[c] == code {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+func (searchTerms) Above(system, code string) ([]string, error) {
+	out := []string{code}
+	if p, ok := bpParents[code]; ok && system == loinc {
+		out = append(out, p)
+	}
+	return out, nil
+}
 
 // loadSearchData writes the data set into s, indexed as the server
 // indexes, and returns the registry to parse queries with.
@@ -188,6 +240,24 @@ func testFind(t *testing.T, s store.Store) {
 		{"sort by lastUpdated desc", "Patient", "_sort=-_lastUpdated&_count=2", "p5 p4"},
 		{"sort strings, normalised", "Patient", "_sort=family", "p4 p1 p5 p2 p3"},
 		{"sort quantity", "Observation", "_sort=-value-quantity", "ob2 ob1 ob4 ob3 ob5"},
+		{"token in a ValueSet", "Observation", "code:in=http://example.org/ValueSet/bp", "ob1 ob2 ob4"},
+		{"token not in a ValueSet", "Observation", "code:not-in=http://example.org/ValueSet/bp", "ob3 ob5"},
+		{"token in a large ValueSet", "Observation", "code:in=http://example.org/ValueSet/many", "ob3"},
+		{"token not in a large ValueSet", "Observation", "code:not-in=http://example.org/ValueSet/many", "ob1 ob2 ob4 ob5"},
+		{"code without a system in a ValueSet", "Observation", "status:in=http://example.org/ValueSet/final", "ob1 ob2 ob3 ob5"},
+		{"token below", "Observation", "code:below=http://loinc.org|85354-9", "ob1 ob2 ob4 ob5"},
+		{"token above", "Observation", "code:above=http://loinc.org|8462-4", "ob5"},
+		{"quantity in another UCUM unit", "Observation", "value-quantity=gt16|http://unitsofmeasure.org|kPa", "ob1 ob2"},
+		{"quantity in grams", "Observation", "value-quantity=70000|http://unitsofmeasure.org|g", "ob3"},
+		{"quantity precision after conversion", "Observation", "value-quantity=70.0|http://unitsofmeasure.org|kg", "ob3"},
+		{"quantity precision excludes after conversion", "Observation", "value-quantity=70.1|http://unitsofmeasure.org|kg", "-"},
+		{"quantity in pounds", "Observation", "value-quantity=154|http://unitsofmeasure.org|[lb_av]", "ob3"},
+		{"quantity in an incommensurable unit", "Observation", "value-quantity=70|http://unitsofmeasure.org|L", "-"},
+		{"quantity ne in UCUM units", "Observation", "value-quantity=ne70|http://unitsofmeasure.org|kg", "ob1 ob2 ob4 ob5"},
+		{"quantity values in and out of UCUM", "Observation", "value-quantity=70000|http://unitsofmeasure.org|g,110||mm[Hg]", "ob3 ob4"},
+		{"composite quantity in another UCUM unit", "Observation", "code-value-quantity=http://loinc.org|8480-6$gt16|http://unitsofmeasure.org|kPa", "ob1 ob2"},
+		{"component composite in another UCUM unit", "Observation", "component-code-value-quantity=8480-6$gt19|http://unitsofmeasure.org|kPa", "ob5"},
+		{"component composite in UCUM keeps components apart", "Observation", "component-code-value-quantity=8462-4$gt19|http://unitsofmeasure.org|kPa", "-"},
 		{"composite quantity", "Observation", "code-value-quantity=http://loinc.org|8480-6$gt115", "ob1 ob2"},
 		{"composite quantity with unit", "Observation", "code-value-quantity=8480-6$lt125||mm[Hg]", "ob1 ob4"},
 		{"composite keeps code and value together", "Observation", "code-value-quantity=29463-7$gt100", "-"},

@@ -13,9 +13,11 @@
 //
 // The suite pins the contracts documented in package store: optimistic
 // concurrency, tombstones and version sequences, exact bytes, history order,
-// paging and time filters, token search, units of work and cancellation. It
-// keeps its data small (a few dozen resources) so that it also runs quickly
-// against slow engines.
+// paging and time filters, token search, units of work (rolled back whatever
+// entry fails, run concurrently, searching then creating) and cancellation.
+// It keeps its data small (a few dozen resources) so that it also runs
+// quickly against slow engines. Engines' crash tests, which kill a child
+// process in the middle of a unit of work, share the helpers of kill.go.
 package storetest
 
 import (
@@ -61,6 +63,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"FindPagingUnderWrites", func(t *testing.T, s store.Store) { testPagingUnderWrites(t, s, o.scale) }},
 		{"TransactCommit", testTransactCommit},
 		{"TransactRollback", testTransactRollback},
+		{"TransactFailsAtEntry", testTransactFailsAtEntry},
+		{"ConcurrentTransacts", testConcurrentTransacts},
+		{"ConditionalCreateRace", testConditionalCreateRace},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Cancelled", testCancelled},
@@ -752,18 +757,7 @@ func testTransactRollback(t *testing.T, s store.Store) {
 			if err != nil || y.Deleted || y.VersionID != 1 {
 				t.Errorf("Read of Patient/y after a rolled-back delete: %+v, %v", y, err)
 			}
-			for _, c := range []struct {
-				code string
-				want []string
-			}{{"t1", []string{}}, {"x2", []string{}}, {"x1", []string{"x"}}} {
-				got, err := s.Search(t.Context(), store.Query{Type: "Patient", Where: []store.Clause{clause("identifier", code(c.code))}})
-				if err != nil {
-					t.Fatalf("Search: %v", err)
-				}
-				if ids := idsOf(got); !slices.Equal(ids, c.want) {
-					t.Errorf("Search identifier=%s found %v, want %v", c.code, ids, c.want)
-				}
-			}
+			checkFound(t, s, found{"t1", []string{}}, found{"x2", []string{}}, found{"x1", []string{"x"}})
 			page, err := s.History(t.Context(), store.HistoryQuery{Count: 10})
 			if err != nil {
 				t.Fatalf("History: %v", err)

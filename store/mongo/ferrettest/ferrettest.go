@@ -5,7 +5,9 @@
 // package documents the subset it keeps to. Only tests import this package.
 //
 // Every call to Start runs a server of its own, which takes a few tens of
-// milliseconds, so tests share no state and may run in parallel.
+// milliseconds, so tests share no state and may run in parallel. StartDir
+// runs one on data kept in a given directory, so that a test can kill a
+// server, or the process running it, and start another on the same data.
 package ferrettest
 
 import (
@@ -30,8 +32,14 @@ import (
 // still has clients waits three seconds for them before stopping.
 func Start(t testing.TB) string {
 	t.Helper()
+	return StartDir(t, t.TempDir())
+}
 
-	dir := t.TempDir()
+// StartDir is Start with the server's data in dir, which may hold the data
+// of an earlier server: the database in the URI then holds what that server
+// left.
+func StartDir(t testing.TB, dir string) string {
+	t.Helper()
 	logs := &testWriter{t: t}
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener: ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},

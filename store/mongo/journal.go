@@ -1,0 +1,617 @@
+package mongo
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"carefhir/store"
+)
+
+// Units of work on deployments without multi-document transactions are
+// committed through a journal kept in two collections of the database:
+//
+//	journal         one record per unit of work being committed:
+//	                _id (the unit's id), state, n (number of writes), ts
+//	journal_writes  one document per write of those units: _id
+//	                "unit/seq", txn (the unit's id), seq, type, expected,
+//	                doc (the current-version document the write makes) and,
+//	                on a unit's first write to a resource that exists,
+//	                before (that resource's current-version document as it
+//	                was)
+//
+// A unit's record goes through these states:
+//
+//	pending    its writes are being journaled; none is applied. Start-up
+//	           (or a failure) rolls it back: the record and its writes are
+//	           deleted, the resources were never touched.
+//	committed  the commit point: the whole unit is in the journal, durably.
+//	           Its writes are then applied in order, and start-up rolls an
+//	           interrupted unit forward.
+//	aborting   a committed unit that cannot be completed (another process
+//	           wrote one of its resources, or the database failed while
+//	           applying): its applied writes are being undone from the
+//	           before documents.
+//	failed     a unit that could be neither completed nor undone, because
+//	           another process wrote over a version it had applied; it is
+//	           kept, with its writes, for an operator to inspect (and then
+//	           delete: start-up leaves failed units alone).
+//
+// When a unit is done (applied or undone) its record is deleted, and then
+// its writes; writes left without a record are deleted at start-up.
+//
+// Why roll forward: once committed, the journal holds every new version of
+// the unit, so completing it needs nothing else, and each write can be
+// re-applied idempotently (a write is recognised as applied when its version
+// of the resource holds its lastUpdated and bytes). Rolling back would need
+// the before documents of every resource and would fail wherever another
+// writer has since built on a version the unit applied; the client was not
+// yet answered either way, so either outcome is allowed, and the one that
+// needs less is chosen. Undo is kept for the cases where completing is
+// impossible or the caller is told the unit failed.
+//
+// Durability: the record and the journaled writes are written with write
+// concern majority and journaling, the commit point too; the writes applied
+// after it use write concern w:1 without waiting for the journal, because
+// the unit is recoverable from the journal until its record is deleted, and
+// that delete is written with journaling: a storage engine's journal is a
+// sequential log, so when the delete is durable every write before it is.
+const (
+	journalCollection       = "journal"
+	journalWritesCollection = "journal_writes"
+)
+
+// States of a journal record.
+const (
+	statePending   = "pending"
+	stateCommitted = "committed"
+	stateAborting  = "aborting"
+	stateFailed    = "failed"
+)
+
+// Stages of a commit that a test hook can stop at (see Store.hook).
+const (
+	stageJournaled = "journaled" // the writes are journaled, not committed
+	stageCommitted = "committed" // the commit point has passed
+	stageApplied   = "applied"   // n writes are applied
+	stageUndone    = "undone"    // n resources are put back by an undo
+	stageFinished  = "finished"  // the record is deleted, the writes not yet
+)
+
+// journalRecord is the record of one unit of work in the journal.
+type journalRecord struct {
+	ID    string        `bson:"_id"`
+	State string        `bson:"state"`
+	N     int           `bson:"n"`
+	Time  bson.DateTime `bson:"ts"`
+	Error string        `bson:"error,omitempty"`
+}
+
+// journalWrite is one journaled write of a unit of work.
+type journalWrite struct {
+	Key      string   `bson:"_id"`
+	Txn      string   `bson:"txn"`
+	Seq      int      `bson:"seq"`
+	Type     string   `bson:"type"`
+	Expected int64    `bson:"expected"`
+	Doc      bson.Raw `bson:"doc"`
+	Before   bson.Raw `bson:"before,omitempty"`
+
+	w *store.Write // the write, rebuilt from Doc
+}
+
+// rebuild sets e.w from the journaled document.
+func (e *journalWrite) rebuild() error {
+	var d versionDoc
+	if err := bson.Unmarshal(e.Doc, &d); err != nil {
+		return fmt.Errorf("journal write %s: %w", e.Key, err)
+	}
+	e.w = &store.Write{Type: e.Type, ID: d.Key, Expected: e.Expected,
+		LastUpdated: d.Time.Time().UTC(), Deleted: d.Deleted, JSON: d.JSON}
+	return nil
+}
+
+// errFailed reports a unit of work that could be neither completed nor
+// undone (state failed).
+var errFailed = errors.New("partly applied: could be neither completed nor undone")
+
+// at calls the test hook, if any, at a stage of a commit. A non-nil error
+// stops the commit there, leaving the database as a crash would.
+func (s *Store) at(stage string, n int) error {
+	if s.hook == nil {
+		return nil
+	}
+	return s.hook(stage, n)
+}
+
+// commit makes ws, the writes of a unit of work on a deployment without
+// transactions, current and durable together or not at all, through the
+// journal.
+//
+// The resources of ws are locked against other writes through this Store,
+// in stripe order, for the whole commit, so units and Puts of one process
+// touching the same resources never interleave and never deadlock. Under
+// those locks each resource's current version is checked against the first
+// write to it: a conflict found then is returned before anything is
+// written. Other processes are not held off: one that writes a resource of
+// the unit while it is applied makes the unit undo what it applied and fail
+// with a *store.ConflictError.
+//
+// Readers are not held off either: while the writes are applied, and after
+// a crash until the next start-up completes the unit, a reader may see some
+// of its writes and not others. What the unit guarantees is the outcome:
+// all of its writes, or none.
+func (s *Store) commit(ctx context.Context, ws []*store.Write) error {
+	if len(ws) == 0 {
+		return nil
+	}
+	for _, w := range ws {
+		if err := s.ensureIndexes(ctx, w); err != nil {
+			return err
+		}
+	}
+	defer s.lockAll(ws)()
+	id := bson.NewObjectID().Hex()
+	entries, err := s.prepare(ctx, id, ws)
+	if err != nil {
+		return err
+	}
+	// From here on, cancelling the caller's context no longer stops the
+	// commit halfway.
+	ctx = context.WithoutCancel(ctx)
+	rec := journalRecord{ID: id, State: statePending, Time: bson.NewDateTimeFromTime(time.Now())}
+	if _, err := s.journal.InsertOne(ctx, rec); err != nil {
+		return s.fail(ctx, id, fmt.Errorf("mongo: transact: journal: %w", err))
+	}
+	if _, err := s.journalWrites.InsertMany(ctx, entries); err != nil {
+		return s.fail(ctx, id, fmt.Errorf("mongo: transact: journal: %w", err))
+	}
+	if err := s.at(stageJournaled, len(entries)); err != nil {
+		return err
+	}
+	ok, err := s.setState(ctx, id, statePending, stateCommitted, len(entries))
+	if err != nil {
+		return s.fail(ctx, id, fmt.Errorf("mongo: transact: commit: %w", err))
+	}
+	if !ok {
+		return s.fail(ctx, id, errors.New("mongo: transact: rolled back by the start-up of another process"))
+	}
+	if err := s.at(stageCommitted, 0); err != nil {
+		return err
+	}
+	for i, e := range entries {
+		if err := s.apply(ctx, e); err != nil {
+			var ce *store.ConflictError
+			if !errors.As(err, &ce) {
+				err = fmt.Errorf("mongo: transact: applying write %d of %d: %w", i+1, len(entries), err)
+			}
+			return s.fail(ctx, id, err)
+		}
+		if err := s.at(stageApplied, i+1); err != nil {
+			return err
+		}
+	}
+	if err := s.finish(ctx, id); err != nil {
+		return fmt.Errorf("mongo: transact: %w", err)
+	}
+	return nil
+}
+
+// prepare checks ws against the current versions of their resources and
+// returns them as the journal writes of unit id, with the before documents
+// of the resources that exist.
+func (s *Store) prepare(ctx context.Context, id string, ws []*store.Write) ([]*journalWrite, error) {
+	entries := make([]*journalWrite, len(ws))
+	seen := map[resource]bool{}
+	for i, w := range ws {
+		doc, err := bson.Marshal(currentDoc(w))
+		if err != nil {
+			return nil, fmt.Errorf("mongo: transact: %s/%s: %w", w.Type, w.ID, err)
+		}
+		e := &journalWrite{Key: fmt.Sprintf("%s/%06d", id, i), Txn: id, Seq: i,
+			Type: w.Type, Expected: w.Expected, Doc: doc, w: w}
+		entries[i] = e
+		r := resource{w.Type, w.ID}
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		before, err := s.db.Collection(w.Type).FindOne(ctx, bson.D{{Key: "_id", Value: w.ID}}).Raw()
+		var current int64
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+		case err != nil:
+			return nil, fmt.Errorf("mongo: transact: %s/%s: %w", w.Type, w.ID, err)
+		default:
+			current, _ = before.Lookup(fieldVersion).AsInt64OK()
+			e.Before = slices.Clone(before)
+		}
+		if current != w.Expected {
+			return nil, &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current}
+		}
+	}
+	return entries, nil
+}
+
+// apply applies the journaled write e, unless it is applied already (before
+// a crash, or by another process completing the unit). It returns a
+// *store.ConflictError when another writer got in first.
+func (s *Store) apply(ctx context.Context, e *journalWrite) error {
+	err := s.write(ctx, s.applyDB, e.w, e.Doc)
+	if !errors.Is(err, errStale) {
+		return err
+	}
+	ok, err := s.holds(ctx, e.w)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return s.conflict(ctx, e.w)
+	}
+	// History may have been cut short by the crash.
+	return writeHistory(ctx, s.applyDB.Collection(historyCollection), e.w, nil)
+}
+
+// holds reports whether version w.VersionID() of w's resource is the one w
+// writes: same lastUpdated, tombstone flag and bytes.
+func (s *Store) holds(ctx context.Context, w *store.Write) (bool, error) {
+	var d versionDoc
+	err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		filter := bson.D{{Key: "_id", Value: w.ID}, {Key: fieldVersion, Value: w.VersionID()}}
+		err = s.db.Collection(w.Type).FindOne(ctx, filter, options.FindOne().SetProjection(currentProjection)).Decode(&d)
+	}
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return sameVersion(&d, w), nil
+}
+
+// sameVersion reports whether d holds the version w writes.
+func sameVersion(d *versionDoc, w *store.Write) bool {
+	return d.Version == w.VersionID() && d.Time == bson.NewDateTimeFromTime(w.LastUpdated) &&
+		d.Deleted == w.Deleted && bytes.Equal(d.JSON, w.JSON)
+}
+
+// fail settles unit id after cause stopped its commit, undoing it if it was
+// committed (the caller is told the unit failed), and returns cause. If the
+// unit cannot be settled now, start-up settles it later.
+func (s *Store) fail(ctx context.Context, id string, cause error) error {
+	if _, err := s.setState(ctx, id, stateCommitted, stateAborting, 0); err != nil {
+		return fmt.Errorf("%w (the unit is settled at the next start: %v)", cause, err)
+	}
+	if err := s.settle(ctx, id); errors.Is(err, errFailed) {
+		return fmt.Errorf("%w (%v)", cause, err)
+	} else if err != nil {
+		return fmt.Errorf("%w (the unit is settled at the next start: %v)", cause, err)
+	}
+	return cause
+}
+
+// setState moves the record of unit id from state from to state to, and
+// records n writes if n > 0. It reports whether the record was in state
+// from.
+func (s *Store) setState(ctx context.Context, id, from, to string, n int) (bool, error) {
+	set := bson.D{{Key: "state", Value: to}}
+	if n > 0 {
+		set = append(set, bson.E{Key: "n", Value: n})
+	}
+	res, err := s.journal.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: from}},
+		bson.D{{Key: "$set", Value: set}})
+	if err != nil {
+		return false, err
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// recover settles every unit of work that a crash, or a failure, left in
+// the journal, oldest first, and deletes journal writes left without a
+// record. Open calls it.
+//
+// Writes are listed before records: a unit's record is inserted before its
+// writes, so a write whose record is missing from the later listing belongs
+// to a unit that was done with, never to one still being journaled.
+func (s *Store) recover(ctx context.Context) error {
+	// A find rather than distinct: FerretDB answers distinct on a
+	// collection that does not exist yet with a reply the driver cannot
+	// decode.
+	wcur, err := s.journalWrites.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "txn", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	var writes []struct {
+		Txn string `bson:"txn"`
+	}
+	if err := wcur.All(ctx, &writes); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	var ids []string
+	for _, w := range writes {
+		if !slices.Contains(ids, w.Txn) {
+			ids = append(ids, w.Txn)
+		}
+	}
+	cur, err := s.journal.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	var recs []journalRecord
+	if err := cur.All(ctx, &recs); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	known := map[string]bool{}
+	for _, rec := range recs {
+		known[rec.ID] = true
+		if rec.State == stateFailed {
+			continue
+		}
+		if err := s.settle(ctx, rec.ID); err != nil && !errors.Is(err, errFailed) {
+			return fmt.Errorf("journal: unit %s: %w", rec.ID, err)
+		}
+	}
+	var orphans bson.A
+	for _, id := range ids {
+		if !known[id] {
+			orphans = append(orphans, id)
+		}
+	}
+	if len(orphans) > 0 {
+		filter := bson.D{{Key: "txn", Value: bson.D{{Key: "$in", Value: orphans}}}}
+		if _, err := s.journalWrites.DeleteMany(ctx, filter); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
+	return nil
+}
+
+// settle completes or undoes unit id according to its record: a pending
+// unit is rolled back (nothing was applied), a committed one rolled forward,
+// falling back to undo if another writer got in, an aborting one undone. A
+// unit that cannot be undone is marked failed and kept.
+func (s *Store) settle(ctx context.Context, id string) error {
+	for {
+		var rec journalRecord
+		err := s.journal.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&rec)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return s.forget(ctx, id)
+		}
+		if err != nil {
+			return err
+		}
+		switch rec.State {
+		case statePending:
+			res, err := s.journal.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: statePending}})
+			if err != nil {
+				return err
+			}
+			if res.DeletedCount == 0 {
+				continue // committed meanwhile
+			}
+			return s.forget(ctx, id)
+		case stateCommitted:
+			entries, err := s.load(ctx, &rec)
+			if err != nil {
+				return err
+			}
+			done, err := s.inHistory(ctx, entries)
+			if err != nil {
+				return err
+			}
+			for _, e := range entries {
+				if done[e.Key] {
+					continue
+				}
+				err = s.apply(ctx, e)
+				if err != nil {
+					break
+				}
+			}
+			var ce *store.ConflictError
+			if errors.As(err, &ce) {
+				if _, err := s.setState(ctx, id, stateCommitted, stateAborting, 0); err != nil {
+					return err
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			return s.finish(ctx, id)
+		case stateAborting:
+			entries, err := s.load(ctx, &rec)
+			if err != nil {
+				return err
+			}
+			kept, err := s.undo(ctx, entries)
+			if err != nil {
+				return err
+			}
+			if len(kept) > 0 {
+				msg := fmt.Sprintf("could not undo %d resources written over since, first %s/%s", len(kept), kept[0].typ, kept[0].id)
+				_, err := s.journal.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+					bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: stateFailed}, {Key: "error", Value: msg}}}})
+				if err != nil {
+					return err
+				}
+				return fmt.Errorf("unit %s: %s: %w", id, msg, errFailed)
+			}
+			return s.finish(ctx, id)
+		default: // failed: kept for inspection
+			return fmt.Errorf("unit %s: %s: %w", id, rec.Error, errFailed)
+		}
+	}
+}
+
+// inHistory returns the keys of the entries whose version is in history
+// (with one query, rather than one per entry): they are applied completely,
+// history being written last.
+func (s *Store) inHistory(ctx context.Context, entries []*journalWrite) (map[string]bool, error) {
+	keys := make(bson.A, len(entries))
+	want := make(map[string]*journalWrite, len(entries))
+	for i, e := range entries {
+		k := historyKey(e.w.Type, e.w.ID, e.w.VersionID())
+		keys[i] = k
+		want[k] = e
+	}
+	cur, err := s.versions.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: keys}}}})
+	if err != nil {
+		return nil, err
+	}
+	var docs []versionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, err
+	}
+	done := map[string]bool{}
+	for i := range docs {
+		if e := want[docs[i].Key]; e != nil && sameVersion(&docs[i], e.w) {
+			done[e.Key] = true
+		}
+	}
+	return done, nil
+}
+
+// load returns the journaled writes of rec in order, checking that none is
+// missing.
+func (s *Store) load(ctx context.Context, rec *journalRecord) ([]*journalWrite, error) {
+	cur, err := s.journalWrites.Find(ctx, bson.D{{Key: "txn", Value: rec.ID}},
+		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}))
+	if err != nil {
+		return nil, err
+	}
+	var entries []*journalWrite
+	if err := cur.All(ctx, &entries); err != nil {
+		return nil, err
+	}
+	if len(entries) != rec.N {
+		return nil, fmt.Errorf("unit %s: %d journaled writes, want %d", rec.ID, len(entries), rec.N)
+	}
+	for _, e := range entries {
+		if err := e.rebuild(); err != nil {
+			return nil, err
+		}
+	}
+	return entries, nil
+}
+
+// undo puts every resource that entries wrote back as it was before them,
+// last written first, and removes the versions they wrote from history. A
+// resource that another writer has written since is left as it is: if the
+// unit never reached it there is nothing to undo; if the writer replaced a
+// version the unit wrote, undoing would lose that write, and undo returns
+// the resource among those it kept.
+func (s *Store) undo(ctx context.Context, entries []*journalWrite) (kept []resource, err error) {
+	type span struct {
+		first *journalWrite          // the unit's first write to the resource
+		wrote map[int64]*store.Write // the versions the unit wrote
+	}
+	var order []resource
+	spans := map[resource]*span{}
+	for _, e := range entries {
+		r := resource{e.w.Type, e.w.ID}
+		sp := spans[r]
+		if sp == nil {
+			sp = &span{first: e, wrote: map[int64]*store.Write{}}
+			spans[r] = sp
+			order = append(order, r)
+		}
+		sp.wrote[e.w.VersionID()] = e.w
+	}
+	undone := 0
+	for _, r := range slices.Backward(order) {
+		sp := spans[r]
+		base := sp.first.Expected
+		coll := s.db.Collection(r.typ)
+		var cur versionDoc
+		err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: r.id}}, options.FindOne().SetProjection(currentProjection)).Decode(&cur)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments) && base == 0, err == nil && cur.Version == base:
+			// Not reached, or back already.
+		case err == nil && sp.wrote[cur.Version] != nil && sameVersion(&cur, sp.wrote[cur.Version]):
+			filter := bson.D{{Key: "_id", Value: r.id}, {Key: fieldVersion, Value: cur.Version}}
+			var matched int64
+			if sp.first.Before != nil {
+				res, err := coll.ReplaceOne(ctx, filter, sp.first.Before)
+				if err != nil {
+					return nil, err
+				}
+				matched = res.MatchedCount
+			} else {
+				res, err := coll.DeleteOne(ctx, filter)
+				if err != nil {
+					return nil, err
+				}
+				matched = res.DeletedCount
+			}
+			if matched == 0 {
+				return nil, fmt.Errorf("undo %s/%s: written during the undo", r.typ, r.id)
+			}
+		case err != nil && !errors.Is(err, mongo.ErrNoDocuments):
+			return nil, err
+		default:
+			// Another writer has written the resource: over the unit's
+			// version, or before the unit reached it.
+			reached, err := s.holds(ctx, sp.first.w)
+			if err != nil {
+				return nil, err
+			}
+			if reached {
+				kept = append(kept, r)
+			}
+			continue
+		}
+		// The resource is as it was before the unit: remove the versions
+		// the unit wrote from history, and the end it gave the version it
+		// replaced. Each is matched on its time too, so that nothing another
+		// writer has written since is touched.
+		var models []mongo.WriteModel
+		for v, w := range sp.wrote {
+			models = append(models, mongo.NewDeleteOneModel().SetFilter(bson.D{
+				{Key: "_id", Value: historyKey(r.typ, r.id, v)},
+				{Key: fieldTime, Value: bson.NewDateTimeFromTime(w.LastUpdated)}}))
+		}
+		if base > 0 {
+			models = append(models, mongo.NewUpdateOneModel().
+				SetFilter(bson.D{
+					{Key: "_id", Value: historyKey(r.typ, r.id, base)},
+					{Key: fieldEnd, Value: bson.NewDateTimeFromTime(sp.first.w.LastUpdated)}}).
+				SetUpdate(bson.D{{Key: "$unset", Value: bson.D{{Key: fieldEnd, Value: ""}}}}))
+		}
+		if _, err := s.versions.BulkWrite(ctx, models); err != nil {
+			return nil, err
+		}
+		undone++
+		if err := s.at(stageUndone, undone); err != nil {
+			return nil, err
+		}
+	}
+	return kept, nil
+}
+
+// finish deletes the record of unit id, durably, and then its writes.
+func (s *Store) finish(ctx context.Context, id string) error {
+	if _, err := s.journal.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := s.at(stageFinished, 0); err != nil {
+		return err
+	}
+	return s.forget(ctx, id)
+}
+
+// forget deletes the journaled writes of unit id.
+func (s *Store) forget(ctx context.Context, id string) error {
+	if _, err := s.journalWrites.DeleteMany(ctx, bson.D{{Key: "txn", Value: id}}); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
