@@ -19,6 +19,15 @@
 // modifier searches on its own are indexed under "param:modifier": code
 // display text under "code:text", identifier types under
 // "identifier:of-type", reference identifiers under "subject:identifier".
+// Quantities in UCUM units are also indexed in canonical units (package
+// fhir/ucum) under CanonicalParam, "value-quantity:canonical", where
+// searches in UCUM units compare.
+//
+// # Terminology
+//
+// The token modifiers :in, :not-in, :below and :above ask a Terminology,
+// attached with Registry.WithTerminology, for the codes they stand for,
+// and compile into token clauses of those codes (at most MaxExpansion).
 //
 // # Errors
 //

@@ -13,6 +13,9 @@ type Error struct {
 	Code        string // invalid, not-supported, value, not-found…
 	Expression  string // the parameter as the client wrote it, e.g. "birthdate:missing"
 	Diagnostics string
+	// fatal marks a not-supported error that lenient handling does not
+	// ignore: the parameter is supported, what its value names is not.
+	fatal bool
 }
 
 func (e *Error) Error() string {

@@ -300,6 +300,9 @@ func addQuantity(out *store.Index, param string, v Value) {
 		q.System, q.Code = "urn:iso:std:iso:4217", c
 	}
 	out.Quantities = append(out.Quantities, q)
+	if cq, ok := canonicalQuantity(param, text, q.System, q.Code); ok {
+		out.Quantities = append(out.Quantities, cq)
+	}
 }
 
 func (ix *Indexer) addReference(out *store.Index, param string, v Value) {
@@ -330,9 +333,12 @@ const maxCompositeKeys = 64
 // composites returns the composite values of one element: every
 // combination of its components' values. A token component has the keys
 // "system|code" and "|code"; a last component that is a quantity or a date
-// is kept as a value to compare.
+// is kept as a value to compare, and a quantity in UCUM units also in
+// canonical form, under the composite's CanonicalParam.
 func (ix *Indexer) composites(c compiled, v Value) ([]store.Composite, error) {
 	combos := []store.Composite{{Param: c.param.Code}}
+	var canonical []store.Composite
+	last := len(c.param.Components) - 1
 	for i, comp := range c.param.Components {
 		values, err := c.components[i].Evaluate(v)
 		if err != nil {
@@ -372,6 +378,15 @@ func (ix *Indexer) composites(c compiled, v Value) ([]store.Composite, error) {
 			})
 		}
 		for _, q := range part.Quantities {
+			if q.Param == CanonicalParam("") {
+				q.Param = "" // as the plain quantities of composites
+				for _, combo := range combos {
+					if i == last && len(canonical) < maxCompositeKeys {
+						canonical = append(canonical, store.Composite{Param: CanonicalParam(c.param.Code), Parts: combo.Parts, Quantity: &q})
+					}
+				}
+				continue
+			}
 			ways = append(ways, func(x store.Composite) store.Composite { x.Quantity = &q; return x })
 		}
 		for _, d := range part.Dates {
@@ -388,7 +403,7 @@ func (ix *Indexer) composites(c compiled, v Value) ([]store.Composite, error) {
 		}
 		combos = next
 	}
-	return combos, nil
+	return append(combos, canonical...), nil
 }
 
 // number reads a JSON number (or a numeric string) keeping its text.

@@ -189,34 +189,47 @@ func validDay(year, month, day int) bool {
 // "-3", "1e2") and returns its value and the half-open range its written
 // precision implies: "100" is [99.5, 100.5), "1.50" is [1.495, 1.505).
 func ParseNumber(s string) (value, low, high float64, ok bool) {
-	if s == "" || strings.ContainsAny(s, " _xXpP") || strings.EqualFold(s, "nan") || strings.Contains(strings.ToLower(s), "inf") {
+	r, lo, hi, ok := decimalRange(s)
+	if !ok {
 		return 0, 0, 0, false
+	}
+	// The bounds are computed exactly and rounded once, so that "5.4"
+	// gives 5.35, not 5.3500000000000005.
+	value, _ = r.Float64()
+	low, _ = lo.Float64()
+	high, _ = hi.Float64()
+	return value, low, high, true
+}
+
+// decimalRange is ParseNumber in exact arithmetic: the value of s and the
+// ends of the range its precision implies.
+func decimalRange(s string) (value, low, high *big.Rat, ok bool) {
+	if s == "" || strings.ContainsAny(s, " _xXpP") || strings.EqualFold(s, "nan") || strings.Contains(strings.ToLower(s), "inf") {
+		return nil, nil, nil, false
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
-		return 0, 0, 0, false
+		return nil, nil, nil, false
 	}
 	mantissa, exp := s, 0
 	if i := strings.IndexAny(s, "eE"); i >= 0 {
 		mantissa = s[:i]
 		e, err := strconv.Atoi(s[i+1:])
 		if err != nil {
-			return 0, 0, 0, false
+			return nil, nil, nil, false
 		}
 		exp = e
 	}
 	if len(s) > 100 || abs(exp) > 400 {
-		return 0, 0, 0, false // beyond any measurement; and bounds the work below
+		return nil, nil, nil, false // beyond any measurement; and bounds the work below
 	}
 	decimals := 0
 	if i := strings.IndexByte(mantissa, '.'); i >= 0 {
 		decimals = len(mantissa) - i - 1
 	}
-	// The bounds are computed exactly, so that "5.4" gives 5.35, not
-	// 5.3500000000000005.
 	r, okr := new(big.Rat).SetString(s)
 	if !okr {
-		return 0, 0, 0, false
+		return nil, nil, nil, false
 	}
 	half := new(big.Rat).SetFrac(big.NewInt(1), big.NewInt(2))
 	scale := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(exp-decimals))), nil))
@@ -225,9 +238,7 @@ func ParseNumber(s string) (value, low, high float64, ok bool) {
 	} else {
 		half.Mul(half, scale)
 	}
-	low, _ = new(big.Rat).Sub(r, half).Float64()
-	high, _ = new(big.Rat).Add(r, half).Float64()
-	return v, low, high, true
+	return r, new(big.Rat).Sub(r, half), new(big.Rat).Add(r, half), true
 }
 
 // Reference is a parsed reference value: Type and ID for a resource of a

@@ -69,7 +69,7 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 		for _, value := range q[name] {
 			err := p.param(plan, typ, name, value)
 			var e *Error
-			if errors.As(err, &e) && e.Code == "not-supported" && !opt.Strict {
+			if errors.As(err, &e) && e.Code == "not-supported" && !e.fatal && !opt.Strict {
 				plan.Ignored = append(plan.Ignored, e)
 				continue
 			}
@@ -485,9 +485,9 @@ func (p *parser) tokens(c *store.Clause, name, code, modifier string, values []s
 		}
 		return nil
 	case "in", "not-in", "above", "below":
-		return unsupported(name, "token modifier :%s needs terminology services, which this server does not have", modifier)
+		return p.terminology(c, name, modifier, values)
 	}
-	return unsupported(name, "token parameters have no modifier %q (not, text, of-type, missing)", modifier)
+	return unsupported(name, "token parameters have no modifier %q (not, text, of-type, in, not-in, above, below, missing)", modifier)
 }
 
 // OfTypeSystem is the system under which an identifier is indexed for
@@ -619,14 +619,45 @@ func (p *parser) quantities(c *store.Clause, name, modifier string, values []str
 	if err := noModifier(name, "quantity", modifier); err != nil {
 		return err
 	}
+	// Values in UCUM units compare in canonical units, under the
+	// parameter's CanonicalParam; others as written.
+	var plain, canonical []store.QuantityMatch
 	for _, v := range values {
 		q, err := quantityMatch(name, v)
 		if err != nil {
 			return err
 		}
-		c.Quantities = append(c.Quantities, q)
+		if cq, ok := canonicalMatch(q, splitUnescaped(v, '|')[0]); ok {
+			canonical = append(canonical, cq)
+			continue
+		}
+		plain = append(plain, q)
 	}
-	return notEqual(c, name, len(c.Quantities), func(i int) store.Prefix { return c.Quantities[i].Prefix }, func(i int) { c.Quantities[i].Prefix = store.Eq })
+	all := append(slices.Clip(plain), canonical...)
+	if err := notEqual(c, name, len(all), func(i int) store.Prefix { return all[i].Prefix }, func(i int) { all[i].Prefix = store.Eq }); err != nil {
+		return err
+	}
+	plain, canonical = all[:len(plain)], all[len(plain):]
+	split(c, len(plain) > 0, len(canonical) > 0, func(c *store.Clause) { c.Quantities = plain }, func(c *store.Clause) { c.Quantities = canonical })
+	return nil
+}
+
+// split sets the matches of a clause whose values are in plain units,
+// canonical UCUM units, or both: both make an Any of a clause on the
+// parameter and one on its CanonicalParam.
+func split(c *store.Clause, plain, canonical bool, setPlain, setCanonical func(*store.Clause)) {
+	switch {
+	case plain && canonical:
+		p, q := store.Clause{Param: c.Param}, store.Clause{Param: CanonicalParam(c.Param)}
+		setPlain(&p)
+		setCanonical(&q)
+		c.Any = []store.Clause{p, q}
+	case canonical:
+		c.Param = CanonicalParam(c.Param)
+		setCanonical(c)
+	default:
+		setPlain(c)
+	}
 }
 
 // quantityMatch reads one quantity value: [prefix]number[|system|code].
@@ -733,6 +764,7 @@ func (p *parser) composites(c *store.Clause, name string, sp *Param, modifier st
 	if !Searchable(sp) {
 		return unsupported(name, "composite %s has components of types this server cannot correlate", sp.Code)
 	}
+	var plain, canonical []store.CompositeMatch
 	for _, v := range values {
 		parts := splitUnescaped(v, '$')
 		if len(parts) != len(sp.Components) {
@@ -769,8 +801,16 @@ func (p *parser) composites(c *store.Clause, name string, sp *Param, modifier st
 		if m.Quantity != nil && m.Quantity.Prefix == store.Ne || m.Date != nil && m.Date.Prefix == store.Ne {
 			return unsupported(name, "prefix ne is not supported in composite values")
 		}
-		c.Composites = append(c.Composites, m)
+		if m.Quantity != nil {
+			if cq, ok := canonicalMatch(*m.Quantity, splitUnescaped(parts[len(parts)-1], '|')[0]); ok {
+				m.Quantity = &cq
+				canonical = append(canonical, m)
+				continue
+			}
+		}
+		plain = append(plain, m)
 	}
+	split(c, len(plain) > 0, len(canonical) > 0, func(c *store.Clause) { c.Composites = plain }, func(c *store.Clause) { c.Composites = canonical })
 	return nil
 }
 

@@ -73,10 +73,33 @@ func TestParseClauses(t *testing.T) {
 			{Param: "_lastUpdated", Dates: []store.DateMatch{dm(store.Gt, "2025-01-10T09:00:00Z", "2025-01-10T09:00:00.999Z")}}}},
 		{"zone with an unencoded plus", "Patient", "_lastUpdated=gt2025-01-10T10:00:00+01:00", []store.Clause{
 			{Param: "_lastUpdated", Dates: []store.DateMatch{dm(store.Gt, "2025-01-10T09:00:00Z", "2025-01-10T09:00:00.999Z")}}}},
-		{"quantity with unit", "Observation", "value-quantity=gt5.4|http://unitsofmeasure.org|mg", []store.Clause{
+		{"quantity in UCUM units compares in canonical units", "Observation", "value-quantity=gt5.4|http://unitsofmeasure.org|mg", []store.Clause{
+			{Param: "value-quantity:canonical", Quantities: []store.QuantityMatch{{
+				NumberMatch: store.NumberMatch{Prefix: store.Gt, Value: 0.0054, Low: 0.00535, High: 0.00545},
+				System:      "http://unitsofmeasure.org", Code: "g"}}}}},
+		{"quantity in a unit UCUM cannot read compares as written", "Observation", "value-quantity=gt5.4|http://unitsofmeasure.org|mmHg", []store.Clause{
 			{Param: "value-quantity", Quantities: []store.QuantityMatch{{
 				NumberMatch: store.NumberMatch{Prefix: store.Gt, Value: 5.4, Low: 5.35, High: 5.45},
-				System:      "http://unitsofmeasure.org", Code: "mg"}}}}},
+				System:      "http://unitsofmeasure.org", Code: "mmHg"}}}}},
+		{"quantity in another system compares as written", "Observation", "value-quantity=5|http://snomed.info/sct|258684004", []store.Clause{
+			{Param: "value-quantity", Quantities: []store.QuantityMatch{{
+				NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 5, Low: 4.5, High: 5.5},
+				System:      "http://snomed.info/sct", Code: "258684004"}}}}},
+		{"quantity values in and out of UCUM", "Observation", "value-quantity=5|http://unitsofmeasure.org|g,5||g", []store.Clause{
+			{Param: "value-quantity", Any: []store.Clause{
+				{Param: "value-quantity", Quantities: []store.QuantityMatch{{
+					NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 5, Low: 4.5, High: 5.5}, Code: "g"}}},
+				{Param: "value-quantity:canonical", Quantities: []store.QuantityMatch{{
+					NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 5, Low: 4.5, High: 5.5},
+					System:      "http://unitsofmeasure.org", Code: "g"}}}}}}},
+		{"quantity ne in UCUM units", "Observation", "value-quantity=ne1|http://unitsofmeasure.org|kg", []store.Clause{
+			{Param: "value-quantity:canonical", Not: true, Quantities: []store.QuantityMatch{{
+				NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 1000, Low: 500, High: 1500},
+				System:      "http://unitsofmeasure.org", Code: "g"}}}}},
+		{"quantity ap in UCUM units", "Observation", "value-quantity=ap100|http://unitsofmeasure.org|mg", []store.Clause{
+			{Param: "value-quantity:canonical", Quantities: []store.QuantityMatch{{
+				NumberMatch: store.NumberMatch{Prefix: store.Ap, Value: 0.1, Low: 0.09, High: 0.11},
+				System:      "http://unitsofmeasure.org", Code: "g"}}}}},
 		{"quantity any system", "Observation", "value-quantity=5||mg", []store.Clause{
 			{Param: "value-quantity", Quantities: []store.QuantityMatch{{
 				NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 5, Low: 4.5, High: 5.5}, Code: "mg"}}}}},
@@ -105,6 +128,10 @@ func TestParseClauses(t *testing.T) {
 		{"composite with a quantity", "Observation", "code-value-quantity=http://loinc.org|8480-6$gt140||mm[Hg]", []store.Clause{
 			{Param: "code-value-quantity", Composites: []store.CompositeMatch{{Parts: []string{"http://loinc.org|8480-6"},
 				Quantity: &store.QuantityMatch{NumberMatch: store.NumberMatch{Prefix: store.Gt, Value: 140, Low: 139.5, High: 140.5}, Code: "mm[Hg]"}}}}}},
+		{"composite with a UCUM quantity", "Observation", "code-value-quantity=http://loinc.org|8480-6$gt16|http://unitsofmeasure.org|kPa", []store.Clause{
+			{Param: "code-value-quantity:canonical", Composites: []store.CompositeMatch{{Parts: []string{"http://loinc.org|8480-6"},
+				Quantity: &store.QuantityMatch{NumberMatch: store.NumberMatch{Prefix: store.Gt, Value: 16000000, Low: 15500000, High: 16500000},
+					System: "http://unitsofmeasure.org", Code: "g.m-1.s-2"}}}}}},
 		{"composite with a date", "Observation", "code-value-date=8480-6$2025", []store.Clause{
 			{Param: "code-value-date", Composites: []store.CompositeMatch{{Parts: []string{"|8480-6"},
 				Date: &store.DateMatch{Prefix: store.Eq, Low: utc("2025-01-01T00:00:00Z"), High: utc("2025-12-31T23:59:59.999Z")}}}}}},
@@ -273,7 +300,7 @@ func TestParseLenient(t *testing.T) {
 // Parsing arbitrary input returns a plan or an *Error, never panics.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"name=a", "birthdate=ge2024-02-29", "_has:Observation:patient:code=x",
-		"subject:Patient.name=x", "value-quantity=5||mg", `identifier=a\|b`, "_sort=-date", "code-value-concept=a$b"} {
+		"subject:Patient.name=x", "value-quantity=5||mg", "value-quantity=ap5.4|http://unitsofmeasure.org|mg/dL", `identifier=a\|b`, "_sort=-date", "code-value-concept=a$b"} {
 		f.Add("Observation", s)
 		f.Add("Patient", s)
 	}

@@ -44,6 +44,7 @@ type Skipped struct {
 type Registry struct {
 	params      map[string]map[string]*Param // type → code → parameter
 	compartment map[string][]string          // type → parameters linking to the Patient
+	terms       Terminology                  // for :in, :not-in, :above and :below; may be nil
 	// Skipped lists the definitions not served, with the reason.
 	Skipped []Skipped
 }
