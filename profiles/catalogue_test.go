@@ -37,7 +37,7 @@ func TestInvalidCatalogue(t *testing.T) {
 		{"missing required element", `{"resourceType":"Observation","code":{"text":"x"}}`, "", "error", "required", "Observation.status"},
 		{"array where single", `{"resourceType":"Patient","gender":["male"]}`, "", "error", "structure", "Patient.gender"},
 		{"single where array", `{"resourceType":"Patient","name":{"family":"x"}}`, "", "error", "structure", "Patient.name"},
-		{"choice type not allowed", `{"resourceType":"Patient","deceasedString":"x"}`, "", "error", "structure", "Patient.deceased"},
+		{"choice type not allowed", `{"resourceType":"Patient","deceasedString":"x"}`, "", "error", "structure", "Patient.deceased.ofType(string)"},
 		{"two choice variants", `{"resourceType":"Patient","deceasedBoolean":true,"deceasedDateTime":"2020"}`, "", "error", "structure", "Patient.deceased"},
 		{"primitive format", `{"resourceType":"Patient","birthDate":"1990-13-45"}`, "", "error", "value", "Patient.birthDate"},
 		{"primitive JSON type", `{"resourceType":"Patient","active":"yes"}`, "", "error", "structure", "Patient.active"},
@@ -70,6 +70,28 @@ func TestInvalidCatalogue(t *testing.T) {
 		{"GMP number", `{"resourceType":"Practitioner","identifier":[{"system":"https://fhir.hl7.org.uk/Id/gmp-number","value":"X1234567"}]}`, "", "error", "value", "Practitioner.identifier[0].value"},
 		{"NMC PIN", `{"resourceType":"Practitioner","identifier":[{"system":"https://fhir.hl7.org.uk/Id/nmc-number","value":"1234567"}]}`, "", "error", "value", "Practitioner.identifier[0].value"},
 		{"HCPC number", `{"resourceType":"Practitioner","identifier":[{"system":"https://fhir.hl7.org.uk/Id/hcpc-number","value":"12345"}]}`, "", "error", "value", "Practitioner.identifier[0].value"},
+		{"resource id format", `{"resourceType":"Patient","id":"bad_id"}`, "", "error", "value", "Patient.id"},
+		{"resource id length", `{"resourceType":"Patient","id":"` + strings.Repeat("a", 65) + `"}`, "", "error", "value", "Patient.id"},
+		{"extension on resource id", `{"resourceType":"Patient","id":"p","_id":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"masked"}]}}`, "", "error", "business-rule", "Patient.id"},
+		{"element with only an id", `{"resourceType":"Patient","_implicitRules":{"id":"i1"}}`, "", "error", "invalid", "Patient.implicitRules"},
+		{"contained resource not referenced (dom-3)", `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","name":"x"}]}`, "", "error", "invariant", "Patient"},
+		{"extension context", `{"resourceType":"Organization","name":"x","extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthPlace","valueAddress":{"city":"Leeds"}}]}`, "", "error", "structure", "Organization"},
+		{"extension url not absolute", `{"resourceType":"Patient","extension":[{"url":"something","valueString":"x"}]}`, "", "error", "invalid", "Patient.extension[0]"},
+		{"sub-extension not defined", `{"resourceType":"Patient","extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-animal","extension":[{"url":"species","valueCodeableConcept":{"text":"dog"}},{"url":"species-x","valueString":"x"}]}]}`, "", "error", "invalid", "Patient.extension[0].extension[1]"},
+		{"element ids unique", `{"resourceType":"Patient","name":[{"id":"a","family":"x"},{"id":"a","family":"y"}]}`, "", "error", "business-rule", "Patient.name[1]"},
+		{"fullUrl not absolute", `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"Patient/1","resource":{"resourceType":"Patient","id":"1"}}]}`, "", "error", "invalid", "Bundle.entry[0]"},
+		{"fullUrl disagrees with the id", `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"http://example.org/fhir/Patient/1","resource":{"resourceType":"Patient","id":"2"}}]}`, "", "error", "invalid", "Bundle.entry[0]"},
+		{"search outcome entry", `{"resourceType":"Bundle","type":"searchset","entry":[{"fullUrl":"urn:uuid:0c8e3e5e-4f8a-4a57-9d51-3d4b0a1a2b3c","resource":{"resourceType":"Patient"},"search":{"mode":"outcome"}}]}`, "", "error", "invalid", "Bundle.entry[0].resource"},
+		{"document reference not in the bundle", document(`"subject":{"reference":"Patient/9"}`, ""), "", "error", "invalid", "Bundle.entry[0].resource.subject"},
+		{"document entry not referenced", document("", `,{"fullUrl":"http://example.org/fhir/Patient/2","resource":{"resourceType":"Patient","id":"2"}}`), "", "error", "invalid", "Bundle.entry[2]"},
+		{"linkIds unique (que-2)", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"group","item":[{"linkId":"1","type":"string"}]}]}`, "", "error", "invariant", "Questionnaire"},
+		{"enableWhen of a missing question", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"string","enableWhen":[{"question":"9","operator":"exists","answerBoolean":true}]}]}`, "", "error", "business-rule", "Questionnaire.item[0].enableWhen[0].question"},
+		{"two enableWhen without enableBehavior (que-12)", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"boolean"},{"linkId":"2","type":"string","enableWhen":[{"question":"1","operator":"=","answerBoolean":true},{"question":"1","operator":"exists","answerBoolean":true}]}]}`, "", "error", "invariant", "Questionnaire.item[1]"},
+		{"answer to an item not enabled", response(`{"linkId":"1","answer":[{"valueBoolean":false}]},{"linkId":"2","answer":[{"valueString":"x"}]}`), "", "error", "invalid", "QuestionnaireResponse.item[1]"},
+		{"required item not answered", response(`{"linkId":"2","answer":[{"valueString":"x"}]}`), "", "error", "required", "QuestionnaireResponse"},
+		{"item not in the questionnaire", response(`{"linkId":"1","answer":[{"valueBoolean":true}]},{"linkId":"9","answer":[{"valueString":"x"}]}`), "", "error", "structure", "QuestionnaireResponse.item[1]"},
+		{"answer of the wrong type", response(`{"linkId":"1","answer":[{"valueString":"yes"}]}`), "", "error", "structure", "QuestionnaireResponse.item[0].answer[0]"},
+		{"answer not among the options", response(`{"linkId":"1","answer":[{"valueBoolean":true}]},{"linkId":"3","answer":[{"valueCoding":{"code":"z"}}]}`), "", "error", "code-invalid", "QuestionnaireResponse.item[1].answer[0]"},
 		{"UK Core extensible binding", `{"resourceType":"Patient","extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory","valueCodeableConcept":{"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland","code":"ZZ"}]}}]}`, ukPatient, "warning", "code-invalid", "Patient.extension[0].value.ofType(CodeableConcept)"},
 	}
 	for _, tt := range tests {
@@ -90,6 +112,27 @@ func TestInvalidCatalogue(t *testing.T) {
 }
 
 const ukPatient = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"
+
+// document returns a document Bundle whose Composition has the given extra
+// elements, holding Patient/1 and any further entries.
+func document(composition, entries string) string {
+	if composition != "" {
+		composition = "," + composition
+	}
+	return `{"resourceType":"Bundle","type":"document","identifier":{"system":"http://example.org/docs","value":"1"},"timestamp":"2024-01-01T00:00:00Z","entry":[` +
+		`{"fullUrl":"http://example.org/fhir/Composition/c","resource":{"resourceType":"Composition","id":"c","status":"final","type":{"text":"note"},"date":"2024-01-01","author":[{"reference":"Patient/1"}],"title":"Note"` + composition + `}},` +
+		`{"fullUrl":"http://example.org/fhir/Patient/1","resource":{"resourceType":"Patient","id":"1"}}` + entries + `]}`
+}
+
+// response returns a completed QuestionnaireResponse with the given items,
+// answering a contained Questionnaire: 1 (boolean, required), 2 (string,
+// enabled when 1 is true) and 3 (choice of example.org/c#a).
+func response(items string) string {
+	return `{"resourceType":"QuestionnaireResponse","status":"completed","questionnaire":"#q","contained":[{"resourceType":"Questionnaire","id":"q","status":"active","item":[` +
+		`{"linkId":"1","type":"boolean","required":true},` +
+		`{"linkId":"2","type":"string","enableWhen":[{"question":"1","operator":"=","answerBoolean":true}]},` +
+		`{"linkId":"3","type":"choice","answerOption":[{"valueCoding":{"system":"http://example.org/c","code":"a"}}]}]}],"item":[` + items + `]}`
+}
 
 func verification(system, code string) string {
 	b, _ := json.Marshal(map[string]any{"url": VerificationStatusURL, "valueCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": system, "code": code}}}})
@@ -113,6 +156,10 @@ func TestValidResources(t *testing.T) {
 		{"UK Core patient with verified NHS number", `{"resourceType":"Patient","identifier":[{"extension":[` + verification(VerificationStatusSystem, "01") + `],"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9912003888"}],"gender":"female","birthDate":"1990-01-01"}`, ukPatient},
 		{"enableWhen exists with boolean answer", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"boolean"},{"linkId":"2","type":"string","enableWhen":[{"question":"1","operator":"exists","answerBoolean":true}]}]}`, ""},
 		{"contained resource referenced from a descendant", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"contained":[{"resourceType":"Patient","id":"p"}],"subject":{"reference":"#p"},"note":[{"text":"n"}]}`, ""},
+		{"contained resource referring to its container (dom-3)", `{"resourceType":"Patient","contained":[{"resourceType":"Provenance","id":"p","target":[{"reference":"#"}],"recorded":"2020-01-01T00:00:00Z","agent":[{"who":{"display":"x"}}]}]}`, ""},
+		{"contained resource referenced from a canonical (dom-3)", `{"resourceType":"Questionnaire","status":"active","contained":[{"resourceType":"ValueSet","id":"vs","status":"active"}],"item":[{"linkId":"1","type":"choice","answerValueSet":"#vs"}]}`, ""},
+		{"questionnaire response consistent with its questionnaire", response(`{"linkId":"1","answer":[{"valueBoolean":true}]},{"linkId":"2","answer":[{"valueString":"x"}]},{"linkId":"3","answer":[{"valueCoding":{"system":"http://example.org/c","code":"a"}}]}`), ""},
+		{"document holding what its Composition references", document(`"subject":{"reference":"Patient/1"}`, ""), ""},
 		{"primitive extension only", `{"resourceType":"Patient","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}}`, ""},
 		{"ODS code", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"RR8"}],"name":"x"}`, ""},
 	}

@@ -3,13 +3,16 @@ package profiles
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"carefhir/fhir/fhirpath"
+	"carefhir/fhir/ucum"
 	"carefhir/profiles/terminology"
 )
 
@@ -30,7 +33,7 @@ func (w *walker) primitive(it item, e *elem) {
 			}
 			n = json.Number(strconv.FormatFloat(it.val.(float64), 'f', -1, 64))
 		}
-		w.number(it, string(n))
+		w.number(it, e, string(n))
 		return
 	}
 	s, ok := it.val.(string)
@@ -38,6 +41,7 @@ func (w *walker) primitive(it item, e *elem) {
 		w.add("error", "structure", it.path, "a %s must be a JSON string", it.typ)
 		return
 	}
+	w.noteLocal(it, e, s)
 	if it.typ == "xhtml" {
 		w.narrative(it.path, s)
 		return
@@ -56,6 +60,14 @@ func (w *walker) primitive(it item, e *elem) {
 	if e.def.MaxLength > 0 && utf8.RuneCountInString(s) > e.def.MaxLength {
 		w.add("error", "value", it.path, "the value is longer than the maximum length %d", e.def.MaxLength)
 	}
+	if x := e.def.extension(minLengthURL); x != nil && x.ValueInteger != nil && utf8.RuneCountInString(s) < *x.ValueInteger {
+		w.add("error", "value", it.path, "the value is shorter than the minimum length %d", *x.ValueInteger)
+	}
+	if x := e.def.extension(regexURL); x != nil && x.ValueString != "" {
+		if re := w.v.pattern(x.ValueString); re != nil && !re.MatchString(s) {
+			w.add("error", "value", it.path, "%q does not match the pattern %s", truncate(s), x.ValueString)
+		}
+	}
 	if len(s) > 1<<20 {
 		w.add("error", "value", it.path, "a string must not exceed 1 MB")
 	}
@@ -68,12 +80,19 @@ func truncate(s string) string {
 	return s
 }
 
-func (w *walker) number(it item, n string) {
+func (w *walker) number(it item, e *elem, n string) {
 	if re := w.v.regexps[it.typ]; re != nil && !re.MatchString(n) {
 		w.add("error", "value", it.path, "%s is not a valid %s", n, it.typ)
 		return
 	}
 	if it.typ == "decimal" {
+		if x := e.def.extension(maxDecimalPlacesURL); x != nil && x.ValueInteger != nil {
+			_, frac, _ := strings.Cut(strings.ToLower(n), ".")
+			frac, _, _ = strings.Cut(frac, "e")
+			if len(frac) > *x.ValueInteger {
+				w.add("error", "value", it.path, "%s has more than %d decimal places", n, *x.ValueInteger)
+			}
+		}
 		return
 	}
 	i, err := strconv.ParseInt(n, 10, 64)
@@ -88,15 +107,20 @@ func (w *walker) number(it item, n string) {
 
 // bounds checks minValue[x] and maxValue[x] for numbers, quantities and
 // dates (dates compare as text, which orders ISO 8601 values of equal
-// precision).
+// precision). Quantities compare in canonical UCUM units, as the bound is
+// a canonical one (100 mg is below a minimum of 1 g).
 func (w *walker) bounds(it item, d *ElementDefinition) {
 	value := it.val
-	if q, ok := it.val.(map[string]any); ok {
-		value = q["value"]
+	vq, isQuantity := it.val.(map[string]any)
+	if isQuantity {
+		value = vq["value"]
 	}
 	cmp := func(bound any) (int, bool) {
-		if q, ok := bound.(map[string]any); ok {
-			bound = q["value"]
+		if bq, ok := bound.(map[string]any); ok {
+			if isQuantity {
+				return w.compareQuantities(it.path, vq, bq)
+			}
+			bound = bq["value"]
 		}
 		switch b := bound.(type) {
 		case json.Number:
@@ -116,15 +140,124 @@ func (w *walker) bounds(it item, d *ElementDefinition) {
 		return 0, false
 	}
 	if d.MinValue != nil {
-		if c, ok := cmp(d.MinValue); ok && c < 0 {
-			w.add("error", "value", it.path, "the value is less than the minimum %s", compact(d.MinValue))
+		c, ok := cmp(d.MinValue)
+		if d.MinValueType == "Duration" {
+			c, ok = relative(value, d.MinValue, -1)
+		}
+		if ok && c < 0 {
+			w.add("error", "value", it.path, "the value is less than the minimum %s", bound(d.MinValue, d.MinValueType, "before"))
 		}
 	}
 	if d.MaxValue != nil {
-		if c, ok := cmp(d.MaxValue); ok && c > 0 {
-			w.add("error", "value", it.path, "the value is greater than the maximum %s", compact(d.MaxValue))
+		c, ok := cmp(d.MaxValue)
+		if d.MaxValueType == "Duration" {
+			c, ok = relative(value, d.MaxValue, 1)
+		}
+		if ok && c > 0 {
+			w.add("error", "value", it.path, "the value is greater than the maximum %s", bound(d.MaxValue, d.MaxValueType, "after"))
 		}
 	}
+}
+
+// compareQuantities compares a Quantity with a bound: by value when both
+// have the same unit, else in canonical UCUM units. Quantities whose units
+// cannot be compared are reported as a warning.
+func (w *walker) compareQuantities(path string, q, bound map[string]any) (int, bool) {
+	x, ok1 := toRat(q["value"])
+	y, ok2 := toRat(bound["value"])
+	if !ok1 || !ok2 {
+		return 0, false
+	}
+	qc, _ := q["code"].(string)
+	bc, _ := bound["code"].(string)
+	if qc == bc && q["system"] == bound["system"] {
+		return x.Cmp(y), true
+	}
+	if q["system"] == ucum.System && bound["system"] == ucum.System {
+		qu, err1 := ucum.Parse(qc)
+		bu, err2 := ucum.Parse(bc)
+		if err1 == nil && err2 == nil && qu.Code() == bu.Code() {
+			return qu.Canonical(x).Cmp(bu.Canonical(y)), true
+		}
+	}
+	w.add("warning", "value", path, "the unit %s cannot be compared with the unit %s of the bound", truncate(qc), truncate(bc))
+	return 0, false
+}
+
+func bound(v any, typ, rel string) string {
+	if q, ok := v.(map[string]any); typ == "Duration" && ok {
+		return fmt.Sprintf("%v %v %s now", q["value"], q["code"], rel)
+	}
+	return compact(v)
+}
+
+// relative compares a date, dateTime or instant with a limit given as a
+// Duration relative to the current time: subtracted for a minimum (sign
+// -1), added for a maximum (sign 1), as ElementDefinition.minValue[x]
+// allows for these types. The comparison is at the value's precision.
+func relative(value, duration any, sign int) (int, bool) {
+	s, ok := value.(string)
+	q, ok2 := duration.(map[string]any)
+	if !ok || !ok2 {
+		return 0, false
+	}
+	n, ok := toRat(q["value"])
+	if !ok {
+		return 0, false
+	}
+	f, _ := n.Float64()
+	limit, ok := shift(time.Now().UTC(), f*float64(sign), q["code"])
+	if !ok {
+		return 0, false
+	}
+	t, layout, ok := parseTime(s)
+	if !ok {
+		return 0, false
+	}
+	if layout == time.RFC3339 {
+		return t.Compare(limit), true
+	}
+	return strings.Compare(t.Format(layout), limit.Format(layout)), true
+}
+
+// shift moves t by n of a UCUM time unit: calendar years, months, weeks
+// and days, or hours, minutes and seconds.
+func shift(t time.Time, n float64, unit any) (time.Time, bool) {
+	whole := n == math.Trunc(n)
+	switch unit {
+	case "a":
+		if whole {
+			return t.AddDate(int(n), 0, 0), true
+		}
+		return t.Add(time.Duration(n * 365.25 * 24 * float64(time.Hour))), true
+	case "mo":
+		if whole {
+			return t.AddDate(0, int(n), 0), true
+		}
+		return t.Add(time.Duration(n * 30.4375 * 24 * float64(time.Hour))), true
+	case "wk":
+		return t.Add(time.Duration(n * 7 * 24 * float64(time.Hour))), true
+	case "d":
+		return t.Add(time.Duration(n * 24 * float64(time.Hour))), true
+	case "h":
+		return t.Add(time.Duration(n * float64(time.Hour))), true
+	case "min":
+		return t.Add(time.Duration(n * float64(time.Minute))), true
+	case "s":
+		return t.Add(time.Duration(n * float64(time.Second))), true
+	}
+	return t, false
+}
+
+// parseTime reads a FHIR date, dateTime or instant, returning the layout
+// of its precision: a year, a month, a day, or a full time.
+func parseTime(s string) (time.Time, string, bool) {
+	for _, layout := range []string{"2006", "2006-01", "2006-01-02", time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, layout, true
+		}
+	}
+	return time.Time{}, "", false
 }
 
 func toRat(v any) (*big.Rat, bool) {
@@ -219,16 +352,15 @@ func (w *walker) binding(it item, b *Binding) {
 }
 
 // invariants evaluates the element's FHIRPath constraints with the value as
-// focus. ele-1 is checked structurally (every element has a value or
-// children) and expressions the evaluator cannot run are skipped; see
-// SkippedInvariants.
+// focus. The nativeInvariants are checked elsewhere; an expression the
+// evaluator cannot run is reported as information (notEvaluated).
 func (w *walker) invariants(it item, e *elem) {
 	if len(e.def.Constraint) == 0 || it.val == nil {
 		return
 	}
 	var focus *fhirpath.Node
 	for _, c := range e.def.Constraint {
-		if c.Expression == "" || skippedInvariants[c.Key] != "" {
+		if c.Expression == "" || native(c) {
 			continue
 		}
 		key := it.path + "\x00" + c.Key
@@ -236,8 +368,13 @@ func (w *walker) invariants(it item, e *elem) {
 			continue
 		}
 		w.evaluated[key] = true
-		expr, err := w.v.compile(c.Expression)
+		src := c.Expression
+		if fix, ok := correctedInvariants[c.Key]; ok && src == fix.published {
+			src = fix.corrected
+		}
+		expr, err := w.v.compile(src)
 		if err != nil {
+			w.notEvaluated(it.path, c.Key, err)
 			continue
 		}
 		if focus == nil {
@@ -251,12 +388,17 @@ func (w *walker) invariants(it item, e *elem) {
 			if focus, err = fhirpath.NewNode(it.val, typ); err != nil {
 				focus, err = fhirpath.NewNode(it.val, "")
 				if err != nil {
+					w.notEvaluated(it.path, c.Key, err)
 					return
 				}
 			}
 		}
 		ok, empty, err := expr.EvaluateBool(focus, w.env())
-		if err != nil || empty || ok {
+		if err != nil {
+			w.notEvaluated(it.path, c.Key, err)
+			continue
+		}
+		if empty || ok {
 			continue
 		}
 		severity := "error"
@@ -267,17 +409,54 @@ func (w *walker) invariants(it item, e *elem) {
 	}
 }
 
-// skippedInvariants lists the invariants not evaluated, with the reason.
-var skippedInvariants = map[string]string{
-	"ele-1": "checked structurally: every element must have a value or children",
+// notEvaluated reports an invariant the evaluator could not run, as
+// information: the resource was not checked against it.
+func (w *walker) notEvaluated(path, key string, err error) {
+	w.add("information", "informational", path, "%s was not evaluated: %v", key, err)
 }
 
-// SkippedInvariants returns the keys of the invariants the validator does
-// not evaluate through FHIRPath, with the reason for each.
+// correctedInvariants lists R4 invariants whose published expression
+// contradicts their own human text, with the expression evaluated instead
+// (the one later FHIR versions publish). A profile's invariant with another
+// expression under the same key is evaluated as written.
+var correctedInvariants = map[string]struct{ published, corrected, reason string }{
+	"que-12": {
+		published: "enableWhen.count() > 2 implies enableBehavior.exists()",
+		corrected: "enableWhen.count() > 1 implies enableBehavior.exists()",
+		reason:    `the text says "more than one enableWhen"; R4B and R5 publish count() > 1`,
+	},
+}
+
+// nativeInvariants lists the R4 invariants checked in Go instead of
+// through their published FHIRPath, with how. A profile's invariant with
+// another expression under the same key is evaluated as written.
+var nativeInvariants = map[string]struct{ published, how string }{
+	"ele-1": {
+		published: "hasValue() or (children().count() > id.count())",
+		how:       "checked structurally: every element has a value or children other than its id",
+	},
+	"que-2": {
+		published: "descendants().linkId.isDistinct()",
+		how:       "checked in one pass over the items (Questionnaire checks): descendants() costs time quadratic in the number of items",
+	},
+	"dom-3": {
+		published: "contained.where((('#'+id in (%resource.descendants().reference | %resource.descendants().as(canonical) | %resource.descendants().as(uri) | %resource.descendants().as(url))) or descendants().where(reference = '#').exists() or descendants().where(as(canonical) = '#').exists() or descendants().where(as(canonical) = '#').exists()).not()).trace('unmatched', id).empty()",
+		how:       "checked in one pass over the resource: the published expression applies as() to many items, an error in FHIRPath, and its unions of descendants() cost time quadratic in the resource's size",
+	},
+}
+
+// native reports whether invariant c is one of nativeInvariants.
+func native(c Constraint) bool {
+	n, ok := nativeInvariants[c.Key]
+	return ok && c.Expression == n.published
+}
+
+// SkippedInvariants returns the keys of the invariants the validator
+// checks in Go instead of through their FHIRPath, with how.
 func SkippedInvariants() map[string]string {
-	out := make(map[string]string, len(skippedInvariants))
-	for k, v := range skippedInvariants {
-		out[k] = v
+	out := make(map[string]string, len(nativeInvariants))
+	for k, v := range nativeInvariants {
+		out[k] = v.how
 	}
 	return out
 }
@@ -306,5 +485,51 @@ func (w *walker) env() *fhirpath.Env {
 			r, ok := w.bundle[ref]
 			return r, ok
 		},
+		MemberOf:   w.memberOf,
+		ConformsTo: w.conformsToProfile,
 	}
+}
+
+// memberOf answers FHIRPath memberOf() from the bundled terminology: a
+// code, Coding or CodeableConcept is a member when one of its codes is in
+// the ValueSet.
+func (w *walker) memberOf(v fhirpath.Value, valueSet string) (bool, error) {
+	n, ok := v.(*fhirpath.Node)
+	if !ok {
+		if s, isString := v.(fhirpath.String); isString {
+			n, _ = fhirpath.NewNode(string(s), "code")
+		}
+		if n == nil {
+			return false, nil
+		}
+	}
+	cs, _ := codes(item{val: n.JSON(), typ: n.Type()})
+	for _, c := range cs {
+		in, _, err := w.v.terms.ValidateCode(valueSet, c.system, c.code)
+		if err != nil {
+			return false, err
+		}
+		if in {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// conformsToProfile answers FHIRPath conformsTo() by validating the value
+// against the profile.
+func (w *walker) conformsToProfile(v fhirpath.Value, profile string) (bool, error) {
+	n, ok := v.(*fhirpath.Node)
+	s := w.v.structure(profile)
+	switch {
+	case !ok:
+		return false, nil
+	case s == nil:
+		return false, fmt.Errorf("profile %s is not known here", profile)
+	case w.depth >= maxDepth:
+		return false, errors.New("conformsTo() nests too deeply")
+	}
+	w.depth++
+	defer func() { w.depth-- }()
+	return w.conformsTo(item{val: n.JSON(), typ: n.Type(), path: w.at.path}, s), nil
 }

@@ -19,12 +19,22 @@ type StructureDefinition struct {
 	Abstract       bool   `json:"abstract"`
 	BaseDefinition string `json:"baseDefinition"`
 	Derivation     string `json:"derivation"`
-	Snapshot       struct {
+	// Context lists where an extension may be used.
+	Context  []ExtensionContext `json:"context"`
+	Snapshot struct {
 		Element []*ElementDefinition `json:"element"`
 	} `json:"snapshot"`
 	Differential struct {
 		Element []*ElementDefinition `json:"element"`
 	} `json:"differential"`
+}
+
+// ExtensionContext is StructureDefinition.context: an element path or
+// type name, an extension URL, or a FHIRPath expression
+// (https://hl7.org/fhir/R4/defining-extensions.html#context).
+type ExtensionContext struct {
+	Type       string `json:"type"`
+	Expression string `json:"expression"`
 }
 
 // ElementDefinition holds the parts of an ElementDefinition that validation
@@ -42,6 +52,9 @@ type ElementDefinition struct {
 	Binding          *Binding     `json:"binding"`
 	Constraint       []Constraint `json:"constraint"`
 	Slicing          *Slicing     `json:"slicing"`
+	// Extension holds the element's extensions, which may add rules:
+	// minLength, regex and maxDecimalPlaces.
+	Extension []ValueExtension `json:"extension"`
 
 	// Fixed and Pattern hold the fixed[x] and pattern[x] value, decoded
 	// with json.Number; FixedType and PatternType its type suffix.
@@ -69,6 +82,30 @@ type TypeRef struct {
 		ValueURL    string `json:"valueUrl"`
 		ValueString string `json:"valueString"`
 	} `json:"extension"`
+}
+
+// ValueExtension is an extension with a simple value.
+type ValueExtension struct {
+	URL          string `json:"url"`
+	ValueInteger *int   `json:"valueInteger"`
+	ValueString  string `json:"valueString"`
+}
+
+// Extension URLs of the rules an ElementDefinition can carry.
+const (
+	minLengthURL        = "http://hl7.org/fhir/StructureDefinition/minLength"
+	regexURL            = "http://hl7.org/fhir/StructureDefinition/regex"
+	maxDecimalPlacesURL = "http://hl7.org/fhir/StructureDefinition/maxDecimalPlaces"
+)
+
+// extension returns the element's extension with this URL, or nil.
+func (e *ElementDefinition) extension(url string) *ValueExtension {
+	for i := range e.Extension {
+		if e.Extension[i].URL == url {
+			return &e.Extension[i]
+		}
+	}
+	return nil
 }
 
 // Binding is ElementDefinition.binding.

@@ -19,6 +19,9 @@ func FuzzValidate(f *testing.F) {
 	}
 	f.Add([]byte(`{"resourceType":"Patient","contained":[{"resourceType":"Patient","contained":[]}]}`))
 	f.Add([]byte(`{"resourceType":"Patient","text":{"div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\"javascript:x\">"}}`))
+	f.Add([]byte(`{"resourceType":"QuestionnaireResponse","status":"completed","questionnaire":"#q","contained":[{"resourceType":"Questionnaire","id":"q","status":"active","item":[{"linkId":"1","type":"boolean","required":true},{"linkId":"2","type":"group","enableWhen":[{"question":"1","operator":"=","answerBoolean":true}],"item":[{"linkId":"3","type":"choice","answerOption":[{"valueCoding":{"code":"a"}}]}]}]}],"item":[{"linkId":"1","answer":[{"valueBoolean":false}]},{"linkId":"2","item":[{"linkId":"3","answer":[{"valueString":"x"}]}]}]}`))
+	f.Add([]byte(`{"resourceType":"Bundle","type":"document","entry":[{"fullUrl":"http://x/Composition/1","resource":{"resourceType":"Composition","id":"1","status":"final","type":{"text":"t"},"date":"2020","author":[{"reference":"Patient/p/_history/1"}],"title":"t","section":[{"entry":[{"reference":"urn:uuid:1"}],"section":[{"focus":{"reference":"Patient/p"}}]}]}},{"fullUrl":"Patient/p","resource":{"resourceType":"Patient","id":"q"}}],"link":[{"relation":"stylesheet","url":"Binary/css"}]}`))
+	f.Add([]byte(`{"resourceType":"Organization","extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-animal","extension":[{"url":"species-x","valueString":"x"}]}],"_id":{"id":"a"},"name":"x"}`))
 	v := validator(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v.Validate(context.Background(), data)

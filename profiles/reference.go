@@ -16,7 +16,12 @@ func (w *walker) reference(it item, d *ElementDefinition) {
 	var targetType string
 	switch {
 	case ref == "#":
-		targetType, _ = w.res["resourceType"].(string)
+		// "#" is the resource holding the contained resources.
+		holder := w.res
+		if w.container != nil {
+			holder = w.container
+		}
+		targetType, _ = holder["resourceType"].(string)
 	case strings.HasPrefix(ref, "#"):
 		target := w.contained(ref[1:])
 		if target == nil {

@@ -68,27 +68,44 @@ func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
 			if want == nil {
 				want, isPattern = target.def.Pattern, true
 			}
+			if want == nil && target != s {
+				// The value may be fixed on the slice as a whole.
+				want, isPattern = within(s.def.Fixed, d.Path), false
+				if want == nil {
+					want, isPattern = within(s.def.Pattern, d.Path), true
+				}
+			}
 			if want == nil && (d.Path == "url" || strings.HasSuffix(d.Path, ".url")) {
 				if p := extensionProfile(s); p != "" {
 					want = p
 				}
 			}
+			if want == nil && target.def.Max == "0" {
+				// A slice that prohibits the discriminating element
+				// holds the occurrences without it.
+				if len(values) > 0 {
+					return false
+				}
+				continue
+			}
 			if want == nil {
-				if b := target.def.Binding; b != nil && b.Strength == "required" && len(values) > 0 {
-					ok := true
-					for _, v := range values {
-						cs, _ := codes(v)
-						for _, c := range cs {
-							if in, _, err := w.v.terms.ValidateCode(b.ValueSet, c.system, c.code); err != nil || !in {
-								ok = false
-							}
+				b := target.def.Binding
+				if b == nil || b.Strength != "required" {
+					// The slice does not constrain this discriminator.
+					continue
+				}
+				if len(values) == 0 {
+					return false
+				}
+				for _, v := range values {
+					cs, _ := codes(v)
+					for _, c := range cs {
+						if in, _, err := w.v.terms.ValidateCode(b.ValueSet, c.system, c.code); err != nil || !in {
+							return false
 						}
 					}
-					if ok {
-						continue
-					}
 				}
-				return false
+				continue
 			}
 			found := false
 			for _, v := range values {
@@ -149,6 +166,22 @@ func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
 	return true
 }
 
+// within returns the part of a fixed or pattern value a discriminator path
+// of plain element names reaches, or nil.
+func within(v any, path string) any {
+	for _, step := range splitPath(path) {
+		if step == "$this" {
+			continue
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[step]
+	}
+	return v
+}
+
 func extensionProfile(s *elem) string {
 	for _, t := range s.def.Type {
 		if t.Code == "Extension" && len(t.Profile) > 0 {
@@ -161,15 +194,24 @@ func extensionProfile(s *elem) string {
 // conforms reports whether an occurrence is valid against element e,
 // without reporting the issues found.
 func (w *walker) conforms(it item, e *elem) bool {
-	sub := &walker{v: w.v, ctx: w.ctx, depth: w.depth, res: w.res, resNode: w.resNode, bundle: w.bundle, evaluated: map[string]bool{}}
+	sub := w.sub()
 	sub.value(it, e, e)
 	return !HasErrors(sub.issues)
 }
 
+// sub returns a walker for a trial validation in the current context,
+// which collects its issues apart.
+func (w *walker) sub() *walker {
+	return &walker{v: w.v, ctx: w.ctx, depth: w.depth, res: w.res, resNode: w.resNode, bundle: w.bundle, container: w.container, at: w.at, evaluated: map[string]bool{}}
+}
+
 // conformsTo reports whether a value is valid against a profile.
 func (w *walker) conformsTo(it item, s *structure) bool {
-	sub := &walker{v: w.v, ctx: w.ctx, depth: w.depth, res: w.res, resNode: w.resNode, bundle: w.bundle, evaluated: map[string]bool{}}
+	sub := w.sub()
 	if obj, ok := it.val.(map[string]any); ok && s.sd.Kind == "resource" {
+		if obj["resourceType"] != s.sd.Type {
+			return false
+		}
 		sub.validateResource(obj, s, it.path)
 	} else {
 		it.typ = s.sd.Type
@@ -267,14 +309,19 @@ func (w *walker) pathValues(it item, path string) []item {
 func (v *Validator) childValues(m map[string]any, parent item, name string) []item {
 	var out []item
 	add := func(val any, typ string) {
-		if list, ok := val.([]any); ok {
-			for _, x := range list {
-				out = append(out, item{val: x, typ: typ, path: parent.path})
-			}
-			return
+		list, ok := val.([]any)
+		if !ok && val != nil {
+			list = []any{val}
 		}
-		if val != nil {
-			out = append(out, item{val: val, typ: typ, path: parent.path})
+		for _, x := range list {
+			t := typ
+			// A resource's type is the one it names.
+			if m, ok := x.(map[string]any); ok {
+				if rt, ok := m["resourceType"].(string); ok && v.isResource(rt) {
+					t = rt
+				}
+			}
+			out = append(out, item{val: x, typ: t, path: parent.path})
 		}
 	}
 	if val, ok := m[name]; ok {

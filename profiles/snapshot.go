@@ -114,21 +114,56 @@ func buildTree(els []*ElementDefinition) (*elem, error) {
 // a copy of the base tree, and its constraints merged in.
 func (v *Validator) generate(sd *StructureDefinition, base *elem) (*elem, error) {
 	root := base.clone()
-	for _, d := range sd.Differential.Element {
-		id := d.ID
-		if id == "" {
-			id = d.Path
-			if d.SliceName != "" {
-				id += ":" + d.SliceName
-			}
-		}
-		target, err := v.locate(root, splitID(id))
+	ids := differentialIDs(sd.Differential.Element)
+	for i, d := range sd.Differential.Element {
+		target, err := v.locate(root, splitID(ids[i]))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", sd.URL, err)
 		}
 		merge(target, d)
 	}
 	return root, nil
+}
+
+// differentialIDs returns the id of each differential element. Elements
+// written without one (older profiles give only path and sliceName) belong
+// to the slice most recently declared on their path or its parents, as
+// https://hl7.org/fhir/R4/profiling.html#slicing describes for differentials.
+func differentialIDs(els []*ElementDefinition) []string {
+	ids := make([]string, len(els))
+	current := map[string]string{} // path → slice name in force
+	for i, d := range els {
+		if d.ID != "" {
+			ids[i] = d.ID
+			continue
+		}
+		// An element on path P opens a slice or ends the slices of P and
+		// of every path below it.
+		for p := range current {
+			if p == d.Path || strings.HasPrefix(p, d.Path+".") {
+				delete(current, p)
+			}
+		}
+		segs := strings.Split(d.Path, ".")
+		var b strings.Builder
+		for j, seg := range segs {
+			if j > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(seg)
+			if j < len(segs)-1 {
+				if s := current[strings.Join(segs[:j+1], ".")]; s != "" {
+					b.WriteString(":" + s)
+				}
+			}
+		}
+		if d.SliceName != "" {
+			b.WriteString(":" + d.SliceName)
+			current[d.Path] = d.SliceName
+		}
+		ids[i] = b.String()
+	}
+	return ids
 }
 
 // locate finds the element a differential id names, expanding data types
@@ -145,14 +180,12 @@ func (v *Validator) locate(root *elem, segs []string) (*elem, error) {
 			next = choiceFor(cur, name)
 		}
 		if next == nil && len(cur.children) == 0 {
-			// A choice of several types: the type that has the child.
+			// A child of a choice of several types: it belongs to the
+			// type that has it, so it is constrained in a type slice
+			// (value[x]:valueQuantity), leaving the other types as they are.
 			for _, t := range cur.def.Type {
-				if s := v.structure(t.typeCode()); s != nil && s.root.child(name) != nil {
-					for _, c := range s.root.children {
-						cur.children = append(cur.children, c.clone())
-					}
-					cur.expanded = true
-					next = cur.child(name)
+				if s := v.structure(t.typeCode()); t.typeCode() != "" && s != nil && s.root.child(name) != nil {
+					next = typeSlice(cur, t, s.root).child(name)
 					break
 				}
 			}
@@ -179,6 +212,32 @@ func (v *Validator) locate(root *elem, segs []string) (*elem, error) {
 		cur = next
 	}
 	return cur, nil
+}
+
+// typeSlice returns the slice of choice element e for type t, creating it
+// with the type's children (and e's slicing by type) when e has none
+// (https://hl7.org/fhir/R4/profiling.html#slicing: type slices of a choice).
+func typeSlice(e *elem, t TypeRef, typeRoot *elem) *elem {
+	name := strings.TrimSuffix(e.name, "[x]") + strings.ToUpper(t.typeCode()[:1]) + t.typeCode()[1:]
+	if s := findSlice(e, name); s != nil {
+		return s
+	}
+	if e.def.Slicing == nil {
+		e.def.Slicing = &Slicing{Discriminator: []Discriminator{{Type: "type", Path: "$this"}}, Rules: "open"}
+	}
+	s := e.clone()
+	s.slices = nil
+	s.def.SliceName = name
+	s.def.Slicing = nil
+	s.def.Type = []TypeRef{t}
+	zero := 0
+	s.def.Min = &zero
+	for _, c := range typeRoot.children {
+		s.children = append(s.children, c.clone())
+	}
+	s.expanded = true
+	e.slices = append(e.slices, s)
+	return s
 }
 
 func findSlice(e *elem, name string) *elem {
@@ -290,6 +349,15 @@ func merge(e *elem, d *ElementDefinition) {
 	}
 	if d.ContentReference != "" {
 		t.ContentReference = d.ContentReference
+	}
+	for _, x := range d.Extension {
+		kept := t.Extension[:0:0]
+		for _, y := range t.Extension {
+			if y.URL != x.URL {
+				kept = append(kept, y)
+			}
+		}
+		t.Extension = append(kept, x)
 	}
 	if len(d.Constraint) > 0 {
 		have := map[string]bool{}

@@ -2,10 +2,14 @@
 // the R4 base definitions, the R4 core extensions and UK Core, plus any
 // conformance resources given at construction. Validation is driven by
 // snapshots (generated from differentials where a profile has none) and
-// checks cardinality, types and choice types, primitive formats, fixed and
-// pattern values, slicing, invariants (FHIRPath), bindings against the
-// bundled terminology, reference target types and narrative safety, and the
-// NHS England identifier rules. See https://hl7.org/fhir/R4/validation.html.
+// checks cardinality, types and choice types, type profiles, primitive
+// formats, fixed and pattern values, minimum and maximum values, slicing,
+// invariants (FHIRPath), bindings against the bundled terminology,
+// extension contexts, reference target types, narrative safety, the rules
+// of Bundles and documents, a QuestionnaireResponse against its
+// Questionnaire, and the NHS England identifier rules. See
+// https://hl7.org/fhir/R4/validation.html; docs/conformance.md measures how
+// far it agrees with the HL7 reference validator.
 package profiles
 
 import (
@@ -44,7 +48,9 @@ type Issue struct {
 // Options configure a Validator.
 type Options struct {
 	// Resources are further conformance resources (StructureDefinition,
-	// ValueSet, CodeSystem) as JSON, loaded after the bundled ones.
+	// ValueSet, CodeSystem) as JSON, loaded after the bundled ones, and
+	// Questionnaires, against which a QuestionnaireResponse naming one by
+	// its canonical URL is checked.
 	Resources [][]byte
 	// Required lists, per resource type, the profiles every resource of that
 	// type must conform to, such as "Patient": {UKCore-Patient URL}.
@@ -56,9 +62,15 @@ type Options struct {
 type Validator struct {
 	structures map[string]*structure // by canonical URL, and base types by name
 	terms      *terminology.Terminology
-	required   map[string][]string
-	regexps    map[string]*regexp.Regexp // primitive type → value pattern
-	exprs      sync.Map                  // FHIRPath source → *compiled
+	// termSources are the ValueSets and CodeSystems terms was built from.
+	termSources []json.RawMessage
+	// questionnaires holds the Questionnaires given, by canonical URL, for
+	// validating QuestionnaireResponses against them.
+	questionnaires map[string]map[string]any
+	required       map[string][]string
+	regexps        map[string]*regexp.Regexp // primitive type → value pattern
+	exprs          *sync.Map                 // FHIRPath source → *compiled
+	patterns       *sync.Map                 // regex extension pattern → *regexp.Regexp
 }
 
 // structure is a StructureDefinition with its snapshot as a tree.
@@ -75,7 +87,7 @@ type compiled struct {
 // New loads the bundled definitions and opts.Resources, generating the
 // snapshots of profiles that have none.
 func New(opts Options) (*Validator, error) {
-	v := &Validator{structures: map[string]*structure{}, regexps: map[string]*regexp.Regexp{}, required: opts.Required}
+	v := &Validator{structures: map[string]*structure{}, regexps: map[string]*regexp.Regexp{}, required: opts.Required, exprs: new(sync.Map), patterns: new(sync.Map)}
 	var all []json.RawMessage
 	for _, src := range []struct {
 		fsys fs.FS
@@ -96,56 +108,9 @@ func New(opts Options) (*Validator, error) {
 	for _, r := range opts.Resources {
 		all = append(all, r)
 	}
-	var pending []*StructureDefinition
-	for _, raw := range all {
-		var head struct {
-			ResourceType string `json:"resourceType"`
-		}
-		if err := json.Unmarshal(raw, &head); err != nil {
-			return nil, fmt.Errorf("profiles: decode resource: %w", err)
-		}
-		if head.ResourceType != "StructureDefinition" {
-			continue
-		}
-		sd := new(StructureDefinition)
-		if err := json.Unmarshal(raw, sd); err != nil {
-			return nil, fmt.Errorf("profiles: decode StructureDefinition: %w", err)
-		}
-		if len(sd.Snapshot.Element) == 0 {
-			pending = append(pending, sd)
-			continue
-		}
-		root, err := buildTree(sd.Snapshot.Element)
-		if err != nil {
-			return nil, fmt.Errorf("profiles: %s: %w", sd.URL, err)
-		}
-		v.add(&structure{sd: sd, root: root})
+	if err := v.load(all); err != nil {
+		return nil, err
 	}
-	// Generate snapshots base-first: a profile waits for its base.
-	for len(pending) > 0 {
-		var next []*StructureDefinition
-		for _, sd := range pending {
-			base := v.structure(sd.BaseDefinition)
-			if base == nil {
-				next = append(next, sd)
-				continue
-			}
-			root, err := v.generate(sd, base.root)
-			if err != nil {
-				return nil, fmt.Errorf("profiles: snapshot: %w", err)
-			}
-			v.add(&structure{sd: sd, root: root})
-		}
-		if len(next) == len(pending) {
-			return nil, fmt.Errorf("profiles: %s: base definition %s not found", next[0].URL, next[0].BaseDefinition)
-		}
-		pending = next
-	}
-	terms, err := terminology.New(all)
-	if err != nil {
-		return nil, fmt.Errorf("profiles: %w", err)
-	}
-	v.terms = terms
 	for name, s := range v.structures {
 		if s.sd.Kind != "primitive-type" || name != s.sd.Type {
 			continue
@@ -159,6 +124,93 @@ func New(opts Options) (*Validator, error) {
 		}
 	}
 	return v, nil
+}
+
+// load adds conformance resources: StructureDefinitions (generating the
+// snapshots of profiles that have none, base first), ValueSets and
+// CodeSystems, and Questionnaires.
+func (v *Validator) load(all []json.RawMessage) error {
+	var pending []*StructureDefinition
+	terms := false
+	for _, raw := range all {
+		var head struct {
+			ResourceType string `json:"resourceType"`
+			URL          string `json:"url"`
+		}
+		if err := json.Unmarshal(raw, &head); err != nil {
+			return fmt.Errorf("profiles: decode resource: %w", err)
+		}
+		switch head.ResourceType {
+		case "ValueSet", "CodeSystem":
+			v.termSources = append(v.termSources, raw)
+			terms = true
+			continue
+		case "Questionnaire":
+			if head.URL == "" {
+				continue
+			}
+			d := json.NewDecoder(bytes.NewReader(raw))
+			d.UseNumber()
+			var q map[string]any
+			if err := d.Decode(&q); err != nil {
+				return fmt.Errorf("profiles: decode Questionnaire: %w", err)
+			}
+			if v.questionnaires == nil {
+				v.questionnaires = map[string]map[string]any{}
+			}
+			v.questionnaires[canonical(head.URL)] = q
+			continue
+		case "StructureDefinition":
+		default:
+			continue
+		}
+		sd := new(StructureDefinition)
+		if err := json.Unmarshal(raw, sd); err != nil {
+			return fmt.Errorf("profiles: decode StructureDefinition: %w", err)
+		}
+		if len(sd.Snapshot.Element) == 0 {
+			pending = append(pending, sd)
+			continue
+		}
+		root, err := buildTree(sd.Snapshot.Element)
+		if err != nil {
+			return fmt.Errorf("profiles: %s: %w", sd.URL, err)
+		}
+		v.add(&structure{sd: sd, root: root})
+	}
+	// Generate snapshots base-first: a profile waits for its base, also
+	// when an older definition with the base's URL is already known.
+	for len(pending) > 0 {
+		waiting := map[string]bool{}
+		for _, sd := range pending {
+			waiting[sd.URL] = true
+		}
+		var next []*StructureDefinition
+		for _, sd := range pending {
+			base := v.structure(sd.BaseDefinition)
+			if base == nil || waiting[canonical(sd.BaseDefinition)] {
+				next = append(next, sd)
+				continue
+			}
+			root, err := v.generate(sd, base.root)
+			if err != nil {
+				return fmt.Errorf("profiles: snapshot: %w", err)
+			}
+			v.add(&structure{sd: sd, root: root})
+		}
+		if len(next) == len(pending) {
+			return fmt.Errorf("profiles: %s: base definition %s not found", next[0].URL, next[0].BaseDefinition)
+		}
+		pending = next
+	}
+	if terms {
+		t, err := terminology.New(v.termSources)
+		if err != nil {
+			return fmt.Errorf("profiles: %w", err)
+		}
+		v.terms = t
+	}
+	return nil
 }
 
 func (v *Validator) add(s *structure) {
@@ -297,6 +349,31 @@ func HasErrors(issues []Issue) bool {
 		}
 	}
 	return false
+}
+
+// pattern compiles a regex extension's pattern, which must match the
+// whole value, once; it returns nil for a pattern that does not compile.
+func (v *Validator) pattern(src string) *regexp.Regexp {
+	if c, ok := v.patterns.Load(src); ok {
+		return c.(*regexp.Regexp)
+	}
+	re, err := regexp.Compile(`^(?:` + src + `)$`)
+	if err != nil {
+		re = nil
+	}
+	v.patterns.Store(src, re)
+	return re
+}
+
+// errorsOf returns the issues with severity error or fatal.
+func errorsOf(issues []Issue) []Issue {
+	var out []Issue
+	for _, is := range issues {
+		if is.Severity == "error" || is.Severity == "fatal" {
+			out = append(out, is)
+		}
+	}
+	return out
 }
 
 // compile parses a FHIRPath expression once.

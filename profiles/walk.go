@@ -16,6 +16,10 @@ import (
 // maxDepth bounds nesting, so hostile input cannot exhaust the stack.
 const maxDepth = 64
 
+// systemTypes prefixes the FHIRPath system types the definitions give to
+// elements that are plain values (https://hl7.org/fhir/R4/fhirpath.html#types).
+const systemTypes = "http://hl7.org/fhirpath/System."
+
 // walker holds the state of one validation.
 type walker struct {
 	v      *Validator
@@ -33,6 +37,24 @@ type walker struct {
 	// evaluated records the invariants evaluated per path, so a constraint
 	// a profile repeats from its base is reported once.
 	evaluated map[string]bool
+	// at is the element whose children are being walked, which is where
+	// an extension among them is used.
+	at place
+	// local collects the local references of the resource being walked,
+	// contained resources included; resPath is where the resource is.
+	local   *localRefs
+	resPath string
+}
+
+// place describes an element that holds extensions: its location, its
+// element (nil for a resource) and type, its JSON value, and the URL of the
+// extension it lies in, if any.
+type place struct {
+	path   string
+	elem   *elem
+	typ    string
+	val    any
+	extURL string
 }
 
 // item is one occurrence of an element: its JSON value, the "_name"
@@ -62,15 +84,38 @@ func (w *walker) validateIn(obj map[string]any, s *structure, path string, conta
 	if w.ctx != nil && w.ctx.Err() != nil {
 		return
 	}
-	prevRes, prevNode, prevEval, prevCont := w.res, w.resNode, w.evaluated, w.container
+	prevRes, prevNode, prevEval, prevCont, prevAt := w.res, w.resNode, w.evaluated, w.container, w.at
+	prevLocal, prevPath := w.local, w.resPath
 	w.res, w.resNode, w.evaluated, w.container = obj, nil, map[string]bool{}, container
-	defer func() { w.res, w.resNode, w.evaluated, w.container = prevRes, prevNode, prevEval, prevCont }()
-	if obj["resourceType"] == "Bundle" && w.bundle == nil {
-		w.bundle = indexBundle(obj)
-		defer func() { w.bundle = nil }()
+	w.at = place{path: path, typ: s.sd.Type, val: obj}
+	w.resPath = path
+	if container == nil {
+		w.local = &localRefs{refs: map[string]bool{}, toContainer: map[string]bool{}}
+	}
+	defer func() {
+		w.res, w.resNode, w.evaluated, w.container, w.at = prevRes, prevNode, prevEval, prevCont, prevAt
+		w.local, w.resPath = prevLocal, prevPath
+	}()
+	switch obj["resourceType"] {
+	case "Questionnaire":
+		w.questionnaire(obj, path)
+	case "QuestionnaireResponse":
+		w.questionnaireResponse(obj, path)
+	}
+	if obj["resourceType"] == "Bundle" {
+		w.bundleEntries(obj, path)
+		if w.bundle == nil {
+			w.bundle = indexBundle(obj)
+			defer func() { w.bundle = nil }()
+		}
 	}
 	w.depth++
 	w.complex(obj, s.root, s.root.children, path, s.root, true)
+	w.empty(obj, true, path)
+	w.elementIDs(obj, path)
+	if container == nil {
+		w.dom3(obj, s, path)
+	}
 	w.depth--
 	w.rules(item{val: obj, typ: s.sd.Type, path: path}, s.root)
 }
@@ -122,7 +167,14 @@ func (w *walker) complex(obj map[string]any, e *elem, children []*elem, path str
 	for _, k := range unknown {
 		w.add("error", "structure", path, "unrecognized element %q", k)
 	}
-	if len(obj) == 0 || (isResource && len(obj) == 1) {
+}
+
+// empty reports ele-1 for an object that holds no value and no children:
+// nothing, only an id, or for a resource only its resourceType
+// (https://hl7.org/fhir/R4/element.html#invs).
+func (w *walker) empty(obj map[string]any, isResource bool, path string) {
+	_, onlyID := obj["id"]
+	if len(obj) == 0 || (isResource && len(obj) == 1) || !isResource && onlyID && len(obj) == 1 {
 		w.add("error", "invalid", path, "an element must have a value or children (ele-1)")
 	}
 }
@@ -133,6 +185,9 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 	name := c.name
 	var keys []string
 	var types []string
+	// wrongType counts the values present under a type the element does not
+	// allow: reported once, and still present for the cardinality.
+	wrongType := 0
 	if base, ok := strings.CutSuffix(name, "[x]"); ok {
 		name = base
 		for k := range obj {
@@ -151,11 +206,18 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 				}
 			}
 			if typ == "" {
-				if w.v.structures[suffix] == nil && w.v.structures[strings.ToLower(suffix[:1])+suffix[1:]] == nil {
+				typ = suffix
+				if w.v.structures[typ] == nil {
+					typ = strings.ToLower(suffix[:1]) + suffix[1:]
+				}
+				if w.v.structures[typ] == nil {
 					continue // not a type name: some other element
 				}
 				consumed[k] = true
-				w.add("error", "structure", path+"."+base, "type %s is not allowed for %s", suffix, c.def.Path)
+				if !strings.HasPrefix(k, "_") || obj[kk] == nil {
+					wrongType++
+					w.add("error", "structure", path+"."+base+".ofType("+typ+")", "type %s is not allowed for %s", typ, c.def.Path)
+				}
 				continue
 			}
 			consumed[k] = true
@@ -166,21 +228,36 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 				}
 			}
 		}
-		if len(keys) > 1 {
+		if len(keys)+wrongType > 1 {
 			sort.Strings(keys)
 			w.add("error", "structure", path+"."+name, "only one of %s may be present", strings.Join(keys, ", "))
 		}
 	} else {
 		_, has := obj[name]
 		_, hasExt := obj["_"+name]
+		if hasExt && len(c.def.Type) > 0 && strings.HasPrefix(c.def.Type[0].Code, systemTypes) {
+			// Element.id, Extension.url and Resource.id are plain
+			// FHIRPath strings, with no id or extensions of their own.
+			w.add("error", "business-rule", path+"."+name, "%s cannot have extensions", c.def.Path)
+			consumed["_"+name] = true
+			hasExt = false
+		}
 		if has || hasExt {
 			keys = []string{name}
 			typ := "BackboneElement"
 			if len(c.def.Type) > 0 {
 				typ = c.def.Type[0].typeCode()
 			}
+			if c.def.Base != nil && c.def.Base.Path == "Resource.id" {
+				// The definitions type Resource.id as a string for
+				// FHIRPath; the resource page gives it type id.
+				typ = "id"
+			}
 			types = []string{typ}
-			consumed[name], consumed["_"+name] = true, true
+			consumed[name] = true
+			if hasExt {
+				consumed["_"+name] = true
+			}
 		}
 	}
 	var items []item
@@ -211,7 +288,8 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 		if val != nil && len(vals) == 0 || ext != nil && len(exts) == 0 {
 			w.add("error", "structure", p, "an array must not be empty")
 		}
-		if vals != nil && exts != nil && len(vals) != len(exts) {
+		mismatch := vals != nil && exts != nil && len(vals) != len(exts)
+		if mismatch {
 			w.add("error", "structure", p, "%s and _%s must have the same length", name, name)
 		}
 		for j := 0; j < max(len(vals), len(exts)); j++ {
@@ -222,10 +300,13 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 			if j < len(exts) {
 				ie = exts[j]
 			}
+			if mismatch && iv == nil && ie == nil {
+				continue // reported as the length mismatch
+			}
 			items = append(items, item{val: iv, ext: ie, typ: types[i], path: fmt.Sprintf("%s[%d]", p, j), index: j})
 		}
 	}
-	w.cardinality(c, len(items), path+"."+name)
+	w.cardinality(c, len(items)+wrongType, path+"."+name)
 	assigned := make([]*elem, len(items))
 	if len(c.slices) > 0 || c.def.Slicing != nil {
 		w.slice(c, items, assigned, path+"."+name)
@@ -275,6 +356,21 @@ func (w *walker) value(it item, e *elem, sroot *elem) {
 		w.add("error", "invalid", it.path, "an element must have a value or children (ele-1)")
 		return
 	}
+	// The occurrence holds the extensions among its children; its own
+	// extension rules look at where it is held.
+	prevAt := w.at
+	w.at = w.placeOf(it, e)
+	ruled := w.walk(it, e, sroot)
+	w.at = prevAt
+	for _, r := range ruled {
+		w.rules(it, r)
+	}
+}
+
+// walk validates the content of one occurrence: a primitive's value and
+// extensions, a contained resource, or a complex value's children. It
+// returns the elements whose rules apply to the occurrence as a whole.
+func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
 	switch {
 	case w.v.isPrimitive(it.typ) || it.typ == "xhtml":
 		if it.val != nil {
@@ -284,7 +380,7 @@ func (w *walker) value(it item, e *elem, sroot *elem) {
 			ext, ok := it.ext.(map[string]any)
 			if !ok {
 				w.add("error", "structure", it.path, "the primitive extension must be an object")
-				break
+				return []*elem{e}
 			}
 			if ps := w.v.structures[it.typ]; ps != nil {
 				var kids []*elem
@@ -295,44 +391,53 @@ func (w *walker) value(it item, e *elem, sroot *elem) {
 				}
 				w.complex(ext, e, kids, it.path, ps.root, false)
 			}
+			if it.val == nil {
+				w.empty(ext, false, it.path)
+			}
 		}
 	case w.v.isResource(it.typ):
 		obj, ok := it.val.(map[string]any)
 		if !ok {
 			w.add("error", "structure", it.path, "a resource must be a JSON object")
-			return
+			return nil
 		}
 		rt, _ := obj["resourceType"].(string)
 		s := w.v.structure(rt)
 		if s == nil || s.sd.Kind != "resource" || s.sd.Abstract {
 			w.add("error", "structure", it.path, "unknown resource type %q", rt)
-			return
+			return nil
+		}
+		if !w.resourceTypeAllowed(e, rt, it.path) {
+			return nil
 		}
 		if e.name == "contained" {
 			w.validateIn(obj, s, it.path, w.res)
 		} else {
 			w.validateResource(obj, s, it.path)
 		}
-		return
+		w.resourceProfiles(obj, e, rt, it.path)
+		return nil
 	default:
 		obj, ok := it.val.(map[string]any)
 		if !ok {
 			w.add("error", "structure", it.path, "%s must be a JSON object", it.typ)
-			return
+			return nil
 		}
 		children, typeRoot := e.children, (*elem)(nil)
 		root := sroot
 		if len(children) == 0 {
-			typeRoot = w.v.typeRoot(e, it.typ, obj, sroot)
+			if profs := typeProfiles(e, it.typ); len(profs) > 1 {
+				typeRoot = w.profileChoice(it, profs)
+			} else {
+				typeRoot = w.v.typeRoot(e, it.typ, obj, sroot)
+			}
 			if typeRoot != nil {
 				children = typeRoot.children
 				if typeRoot.def.ContentReference == "" && e.def.ContentReference == "" {
 					root = typeRoot
 				}
 			} else if it.typ == "Extension" {
-				if u, _ := obj["url"].(string); u != "" && !strings.Contains(u, "/6.0/") {
-					w.add("warning", "not-found", it.path, "extension %s is not known here, so its content was not checked", u)
-				}
+				w.unknownExtension(it, obj)
 			}
 		}
 		if children == nil {
@@ -341,11 +446,12 @@ func (w *walker) value(it item, e *elem, sroot *elem) {
 			}
 		}
 		w.complex(obj, e, children, it.path, root, false)
+		w.empty(obj, false, it.path)
 		if typeRoot != nil && typeRoot != e && len(typeRoot.def.Constraint) > 0 && (typeRoot.def.Path == it.typ || typeRoot.def.Path == "Extension") {
-			w.rules(it, typeRoot)
+			return []*elem{typeRoot, e}
 		}
 	}
-	w.rules(it, e)
+	return []*elem{e}
 }
 
 // typeRoot returns the element whose children describe a value of type typ
@@ -389,8 +495,8 @@ func (v *Validator) typeRoot(e *elem, typ string, obj map[string]any, sroot *ele
 // values, bindings, invariants, references, narrative and identifiers.
 func (w *walker) rules(it item, e *elem) {
 	d := e.def
-	if d.Fixed != nil && !equalJSON(it.val, d.Fixed) {
-		w.add("error", "value", it.path, "value must be exactly %s", compact(d.Fixed))
+	if d.Fixed != nil {
+		w.fixed(it.val, d.Fixed, it.path)
 	}
 	if d.Pattern != nil && !matchPattern(it.val, d.Pattern) {
 		w.add("error", "value", it.path, "value must match the pattern %s", compact(d.Pattern))
@@ -409,7 +515,53 @@ func (w *walker) rules(it item, e *elem) {
 		w.identifier(it)
 	case "Extension":
 		w.extension(it)
+		w.extensionContext(it)
 	}
+}
+
+// fixed reports where a value differs from a fixed value: for a complex
+// value, at each element that differs, is missing, or is present but not
+// in the fixed value
+// (https://hl7.org/fhir/R4/elementdefinition-definitions.html#ElementDefinition.fixed_x_).
+func (w *walker) fixed(val, want any, path string) {
+	if equalJSON(val, want) {
+		return
+	}
+	vm, ok1 := val.(map[string]any)
+	wm, ok2 := want.(map[string]any)
+	if ok1 && ok2 {
+		keys := make([]string, 0, len(vm)+len(wm))
+		for k := range vm {
+			keys = append(keys, k)
+		}
+		for k := range wm {
+			if _, ok := vm[k]; !ok {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			wv, inFixed := wm[k]
+			switch {
+			case !inFixed:
+				w.add("error", "value", path+"."+k, "the element %s is present but the fixed value has none: value must be exactly %s", k, compact(want))
+			case vm[k] == nil:
+				w.add("error", "value", path+"."+k, "the element %s is missing: value must be exactly %s", k, compact(want))
+			default:
+				w.fixed(vm[k], wv, path+"."+k)
+			}
+		}
+		return
+	}
+	vl, ok1 := val.([]any)
+	wl, ok2 := want.([]any)
+	if ok1 && ok2 && len(vl) == len(wl) {
+		for i := range vl {
+			w.fixed(vl[i], wl[i], fmt.Sprintf("%s[%d]", path, i))
+		}
+		return
+	}
+	w.add("error", "value", path, "value must be exactly %s", compact(want))
 }
 
 func compact(v any) string {
@@ -497,4 +649,57 @@ func matchPattern(value, pattern any) bool {
 		return ok1 && ok2 && rx.Cmp(ry) == 0
 	}
 	return reflect.DeepEqual(value, pattern)
+}
+
+// elementIDs checks the ids of a resource's elements
+// (https://hl7.org/fhir/R4/element-definitions.html#Element.id): unique
+// within the resource, without spaces. Contained and nested resources have
+// their own.
+func (w *walker) elementIDs(obj map[string]any, path string) {
+	seen := map[string]string{}
+	var visit func(v any, path string)
+	visit = func(v any, path string) {
+		switch x := v.(type) {
+		case map[string]any:
+			if id, ok := x["id"].(string); ok {
+				if strings.ContainsAny(id, " \t\r\n") {
+					w.add("error", "value", path, "the element id %q contains whitespace", truncate(id))
+				}
+				if first, dup := seen[id]; dup {
+					w.add("error", "business-rule", path, "the element id %q is also used at %s: element ids are unique within a resource", truncate(id), first)
+				} else {
+					seen[id] = path
+				}
+			}
+			keys := make([]string, 0, len(x))
+			for k := range x {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				c := x[k]
+				if m, ok := c.(map[string]any); ok && m["resourceType"] != nil {
+					continue
+				}
+				visit(c, path+"."+strings.TrimPrefix(k, "_"))
+			}
+		case []any:
+			for i, c := range x {
+				if m, ok := c.(map[string]any); ok && m["resourceType"] != nil {
+					continue
+				}
+				visit(c, fmt.Sprintf("%s[%d]", path, i))
+			}
+		}
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		if k != "id" && k != "_id" && k != "contained" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		visit(obj[k], path+"."+strings.TrimPrefix(k, "_"))
+	}
 }

@@ -278,7 +278,10 @@ func lookup(kids map[string]*elementInfo, name string) (*elementInfo, string) {
 func primitive(typ, v string) any {
 	switch typ {
 	case "boolean":
-		return v == "true"
+		if v == "true" || v == "false" {
+			return v == "true"
+		}
+		return v // not a boolean: left as text for validation to report
 	case "integer", "decimal", "positiveInt", "unsignedInt", "integer64":
 		return json.Number(v)
 	}
@@ -288,7 +291,9 @@ func primitive(typ, v string) any {
 // put adds a value (and its primitive extension) under key, as an array
 // element when the element repeats, keeping value and "_key" arrays aligned.
 func put(obj map[string]any, key string, val, ext any, array bool) {
-	if !array {
+	_, seen := obj[key]
+	_, seenExt := obj["_"+key]
+	if !array && !seen && !seenExt {
 		if val != nil {
 			obj[key] = val
 		}
@@ -296,6 +301,17 @@ func put(obj map[string]any, key string, val, ext any, array bool) {
 			obj["_"+key] = ext
 		}
 		return
+	}
+	if !array {
+		// A single element written twice: keep both, as an array, so
+		// that validation reports the repetition instead of losing one.
+		for _, k := range []string{key, "_" + key} {
+			if v, ok := obj[k]; ok {
+				if _, isArr := v.([]any); !isArr {
+					obj[k] = []any{v}
+				}
+			}
+		}
 	}
 	vals, _ := obj[key].([]any)
 	exts, _ := obj["_"+key].([]any)

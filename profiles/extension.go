@@ -1,0 +1,172 @@
+package profiles
+
+import (
+	"reflect"
+	"regexp"
+	"strings"
+
+	"carefhir/fhir/fhirpath"
+)
+
+// typeNames returns a type's name with the names of the types it
+// specialises or constrains, up to Element or Resource, and Element: the
+// names an element context can give for a value of that type.
+func (v *Validator) typeNames(typ string) []string {
+	names := []string{typ}
+	for s, n := v.structures[typ], 0; s != nil && n < 8; n++ {
+		if s.sd.Type != "" && !contains(names, s.sd.Type) {
+			names = append(names, s.sd.Type)
+		}
+		base := v.structure(s.sd.BaseDefinition)
+		if base == nil {
+			break
+		}
+		names = append(names, base.sd.Type)
+		s = base
+	}
+	// The R4 definitions give Element as the context of extensions meant
+	// for use anywhere, resources included (cqf-library on Questionnaire
+	// in the R4 examples).
+	if !contains(names, "Element") {
+		names = append(names, "Element")
+	}
+	return names
+}
+
+// indexes matches the list indexes and type selections of a location.
+var indexes = regexp.MustCompile(`\[\d+\]|\.ofType\([^)]*\)`)
+
+// placeOf describes an occurrence as the holder of the extensions among its
+// children; its names are worked out only when an extension's context is
+// checked.
+func (w *walker) placeOf(it item, e *elem) place {
+	p := place{path: it.path, val: it.val, extURL: w.at.extURL, elem: e, typ: it.typ}
+	if it.val == nil {
+		p.val = it.ext
+	}
+	if it.typ == "Extension" {
+		if m, ok := it.val.(map[string]any); ok {
+			if u, _ := m["url"].(string); isAbsolute(u) {
+				p.extURL = canonical(u)
+			}
+		}
+	}
+	return p
+}
+
+// names returns the names an element context can give for the place: its
+// element's path in the definitions and in the base type it comes from,
+// its location without indexes, and its type's names.
+func (p place) names(v *Validator) []string {
+	if p.elem == nil {
+		return v.typeNames(p.typ)
+	}
+	var names []string
+	add := func(n string) {
+		if n != "" && !contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	add(p.elem.def.Path)
+	if p.elem.def.Base != nil {
+		add(p.elem.def.Base.Path)
+	}
+	add(indexes.ReplaceAllString(p.path, ""))
+	for _, n := range v.typeNames(p.typ) {
+		add(n)
+	}
+	return names
+}
+
+func isAbsolute(u string) bool {
+	return strings.HasPrefix(u, "http:") || strings.HasPrefix(u, "https:") || strings.HasPrefix(u, "urn:")
+}
+
+// extensionContext checks that an extension with a known definition is
+// used where its StructureDefinition.context allows: on an element it
+// names by path or type, inside an extension it names, or on an element a
+// FHIRPath context expression selects.
+func (w *walker) extensionContext(it item) {
+	m, _ := it.val.(map[string]any)
+	u, _ := m["url"].(string)
+	s := w.v.structure(u)
+	if s == nil || s.sd.Type != "Extension" || len(s.sd.Context) == 0 {
+		return
+	}
+	var allowed []string
+	names := w.at.names(w.v)
+	for _, c := range s.sd.Context {
+		switch c.Type {
+		case "element":
+			if contains(names, c.Expression) {
+				return
+			}
+		case "extension":
+			if canonical(c.Expression) == w.at.extURL {
+				return
+			}
+		case "fhirpath":
+			if ok, known := w.selects(c.Expression, w.at); ok || !known {
+				return
+			}
+		default:
+			return // a context this validator does not know: do not judge
+		}
+		allowed = append(allowed, c.Expression)
+	}
+	w.add("error", "structure", w.at.path, "the extension %s is not allowed here (this element is %s; it is allowed on %s)", u, strings.Join(names, ", "), strings.Join(allowed, ", "))
+}
+
+// selects reports whether a FHIRPath expression evaluated on the resource
+// returns the element holding the extension: the same JSON object, or for
+// a primitive, a value of the same element name and value. known is false
+// when the expression cannot be evaluated.
+func (w *walker) selects(src string, at place) (ok, known bool) {
+	expr, err := w.v.compile(src)
+	if err != nil {
+		return false, false
+	}
+	env := w.env()
+	out, err := expr.Evaluate(w.resNode, env)
+	if err != nil {
+		return false, false
+	}
+	holder := reflect.ValueOf(at.val)
+	for _, r := range out {
+		n, isNode := r.(*fhirpath.Node)
+		if !isNode {
+			continue
+		}
+		j := reflect.ValueOf(n.JSON())
+		switch {
+		case holder.Kind() == reflect.Map:
+			if j.Kind() == reflect.Map && j.UnsafePointer() == holder.UnsafePointer() {
+				return true, true
+			}
+		case at.elem != nil && n.Name() == at.elem.name && equalJSON(n.JSON(), at.val):
+			return true, true
+		}
+	}
+	return false, true
+}
+
+// unknownExtension reports an extension without a definition here. A
+// relative url names a sub-extension, which only the complex extension
+// holding it can define; a top-level extension's url must be absolute
+// (https://hl7.org/fhir/R4/extensibility.html#Extension). Other unknown
+// extensions are a warning: the resource may carry extensions the server
+// does not know.
+func (w *walker) unknownExtension(it item, obj map[string]any) {
+	u, _ := obj["url"].(string)
+	switch {
+	case u == "":
+	case isAbsolute(u):
+		w.add("warning", "not-found", it.path, "extension %s is not known here, so its content was not checked", u)
+	case w.at.extURL == "":
+		w.add("error", "invalid", it.path, "the extension url %q must be an absolute URL", truncate(u))
+	case w.v.structure(w.at.extURL) != nil:
+		w.add("error", "invalid", it.path, "the extension %s defines no sub-extension %q", w.at.extURL, truncate(u))
+	default:
+		w.add("warning", "not-found", it.path, "sub-extension %s of %s is not known here, so its content was not checked", u, w.at.extURL)
+	}
+}
