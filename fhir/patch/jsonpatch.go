@@ -1,0 +1,338 @@
+package patch
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// JSONPatch applies a JSON Patch document (RFC 6902) to a resource's JSON
+// and returns the patched JSON. The document is an array of operations (add,
+// remove, replace, move, copy and test) whose paths are JSON Pointers (RFC
+// 6901): "/name/0/given/-" appends to the first name's given names. test
+// compares by JSON value: numbers by value, objects whatever their member
+// order. The form {"patches": [...]}, which the NHS Personal Demographics
+// Service API uses, is accepted too. FHIR's JSON has no empty objects or
+// arrays, so what the operations leave empty (removing the only name leaves
+// "name": []) is dropped from the result.
+//
+// A failure is an *Error: Malformed for a document that is not a valid
+// patch, Inapplicable for an operation that does not fit the resource (a
+// path that does not exist, an index out of range), TestFailed for a test
+// operation that did not hold.
+func JSONPatch(resource, ops []byte) ([]byte, error) {
+	obj, err := resourceObject(resource)
+	if err != nil {
+		return nil, err
+	}
+	list, err := parseJSONPatch(ops)
+	if err != nil {
+		return nil, err
+	}
+	var doc any = obj
+	for i, op := range list {
+		var perr *Error
+		if doc, perr = op.apply(doc); perr != nil {
+			perr.Op, perr.Path = i, op.rawPath
+			return nil, perr
+		}
+	}
+	if obj, ok := doc.(map[string]any); ok {
+		prune(obj)
+	}
+	return encode(doc)
+}
+
+// jsonOp is one operation of a JSON Patch document.
+type jsonOp struct {
+	op         string
+	path, from []string // reference tokens, unescaped
+	rawPath    string
+	value      any
+}
+
+func parseJSONPatch(data []byte) ([]jsonOp, error) {
+	v, err := decode(data)
+	if err != nil {
+		return nil, &Error{Op: -1, Kind: Malformed, Message: "the JSON Patch document is not JSON: " + err.Error()}
+	}
+	if obj, ok := v.(map[string]any); ok {
+		v = obj["patches"]
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, &Error{Op: -1, Kind: Malformed, Message: "a JSON Patch document is an array of operations"}
+	}
+	list := make([]jsonOp, len(items))
+	for i, item := range items {
+		op, err := parseJSONOp(item)
+		if err != nil {
+			err.Op = i
+			return nil, err
+		}
+		list[i] = op
+	}
+	return list, nil
+}
+
+func parseJSONOp(item any) (jsonOp, *Error) {
+	var op jsonOp
+	obj, ok := item.(map[string]any)
+	if !ok {
+		return op, &Error{Kind: Malformed, Message: "an operation is a JSON object"}
+	}
+	op.op, _ = obj["op"].(string)
+	switch op.op {
+	case "add", "remove", "replace", "move", "copy", "test":
+	case "":
+		return op, &Error{Kind: Malformed, Message: `the operation has no "op" member`}
+	default:
+		return op, &Error{Kind: Malformed, Message: fmt.Sprintf("unknown operation %q: use add, remove, replace, move, copy or test", op.op)}
+	}
+	path, ok := obj["path"].(string)
+	if !ok {
+		return op, &Error{Kind: Malformed, Message: fmt.Sprintf(`the %s operation has no "path" string`, op.op)}
+	}
+	op.rawPath = path
+	var err error
+	if op.path, err = parsePointer(path); err != nil {
+		return op, &Error{Path: path, Kind: Malformed, Message: err.Error()}
+	}
+	switch op.op {
+	case "add", "replace", "test":
+		if op.value, ok = obj["value"]; !ok {
+			return op, &Error{Path: path, Kind: Malformed, Message: fmt.Sprintf(`the %s operation has no "value"`, op.op)}
+		}
+	case "move", "copy":
+		from, ok := obj["from"].(string)
+		if !ok {
+			return op, &Error{Path: path, Kind: Malformed, Message: fmt.Sprintf(`the %s operation has no "from" string`, op.op)}
+		}
+		if op.from, err = parsePointer(from); err != nil {
+			return op, &Error{Path: path, Kind: Malformed, Message: "from: " + err.Error()}
+		}
+		if op.op == "move" && len(op.path) > len(op.from) && slices.Equal(op.path[:len(op.from)], op.from) {
+			return op, &Error{Path: path, Kind: Malformed, Message: fmt.Sprintf("cannot move %q into one of its own children", from)}
+		}
+	}
+	return op, nil
+}
+
+// parsePointer splits a JSON Pointer into its unescaped reference tokens;
+// "" is the whole document.
+func parsePointer(s string) ([]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if s[0] != '/' {
+		return nil, fmt.Errorf("%q is not a JSON Pointer: it must start with /", s)
+	}
+	tokens := strings.Split(s[1:], "/")
+	for i, t := range tokens {
+		for j := 0; j < len(t); j++ {
+			if t[j] == '~' && (j+1 == len(t) || t[j+1] != '0' && t[j+1] != '1') {
+				return nil, fmt.Errorf("%q is not a JSON Pointer: ~ must be followed by 0 or 1", s)
+			}
+		}
+		tokens[i] = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~")
+	}
+	return tokens, nil
+}
+
+// pointerString writes tokens back as a JSON Pointer, for messages.
+func pointerString(tokens []string) string {
+	var b strings.Builder
+	for _, t := range tokens {
+		b.WriteByte('/')
+		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(t, "~", "~0"), "/", "~1"))
+	}
+	return b.String()
+}
+
+func inapplicable(format string, args ...any) *Error {
+	return &Error{Kind: Inapplicable, Message: fmt.Sprintf(format, args...)}
+}
+
+func (op jsonOp) apply(doc any) (any, *Error) {
+	switch op.op {
+	case "add":
+		return add(doc, op.path, op.value)
+	case "remove":
+		v, _, err := remove(doc, op.path)
+		return v, err
+	case "replace":
+		return replace(doc, op.path, op.value)
+	case "move":
+		if slices.Equal(op.from, op.path) {
+			_, err := lookup(doc, op.from)
+			return doc, err
+		}
+		doc, v, err := remove(doc, op.from)
+		if err != nil {
+			return nil, err
+		}
+		return add(doc, op.path, v)
+	case "copy":
+		v, err := lookup(doc, op.from)
+		if err != nil {
+			return nil, err
+		}
+		return add(doc, op.path, deepCopy(v))
+	default: // test
+		v, err := lookup(doc, op.path)
+		if err != nil {
+			err.Kind = TestFailed
+			return nil, err
+		}
+		if !equalJSON(v, op.value) {
+			want, _ := encode(op.value)
+			return nil, &Error{Kind: TestFailed, Message: fmt.Sprintf("test failed: the value at %q is not %s", pointerString(op.path), truncate(string(want), 200))}
+		}
+		return doc, nil
+	}
+}
+
+// lookup returns the value tokens point to.
+func lookup(doc any, tokens []string) (any, *Error) {
+	v := doc
+	for i, t := range tokens {
+		switch x := v.(type) {
+		case map[string]any:
+			var ok bool
+			if v, ok = x[t]; !ok {
+				return nil, inapplicable("%q does not exist", pointerString(tokens[:i+1]))
+			}
+		case []any:
+			n, err := arrayIndex(t, len(x), false)
+			if err != nil {
+				return nil, inapplicable("%q: %v", pointerString(tokens[:i+1]), err)
+			}
+			v = x[n]
+		default:
+			return nil, inapplicable("%q does not exist: %q is not an object or array", pointerString(tokens[:i+1]), pointerString(tokens[:i]))
+		}
+	}
+	return v, nil
+}
+
+// update applies change to the object or array holding the last token and
+// stores what it returns in place of it. Arrays are values: a changed array
+// is stored back into its own parent on the way up.
+func update(doc any, tokens []string, change func(parent any) (any, *Error)) (any, *Error) {
+	parent, err := lookup(doc, tokens[:len(tokens)-1])
+	if err != nil {
+		return nil, err
+	}
+	switch parent.(type) {
+	case map[string]any, []any:
+	default:
+		return nil, inapplicable("%q does not exist: %q is not an object or array", pointerString(tokens), pointerString(tokens[:len(tokens)-1]))
+	}
+	return rebuild(doc, tokens, change)
+}
+
+func rebuild(node any, tokens []string, change func(parent any) (any, *Error)) (any, *Error) {
+	if len(tokens) == 1 {
+		return change(node)
+	}
+	switch p := node.(type) {
+	case map[string]any:
+		child, err := rebuild(p[tokens[0]], tokens[1:], change)
+		if err != nil {
+			return nil, err
+		}
+		p[tokens[0]] = child
+	case []any:
+		i, _ := arrayIndex(tokens[0], len(p), false)
+		child, err := rebuild(p[i], tokens[1:], change)
+		if err != nil {
+			return nil, err
+		}
+		p[i] = child
+	}
+	return node, nil
+}
+
+func add(doc any, tokens []string, value any) (any, *Error) {
+	if len(tokens) == 0 {
+		return value, nil
+	}
+	last := tokens[len(tokens)-1]
+	return update(doc, tokens, func(parent any) (any, *Error) {
+		switch p := parent.(type) {
+		case map[string]any:
+			p[last] = value
+			return p, nil
+		default:
+			arr := p.([]any)
+			if last == "-" {
+				return append(arr, value), nil
+			}
+			i, err := arrayIndex(last, len(arr), true)
+			if err != nil {
+				return nil, inapplicable("%q: %v", pointerString(tokens), err)
+			}
+			return slices.Insert(arr, i, value), nil
+		}
+	})
+}
+
+// remove deletes the value tokens point to and returns it.
+func remove(doc any, tokens []string) (newDoc, removed any, err *Error) {
+	if len(tokens) == 0 {
+		return nil, nil, inapplicable("cannot remove the whole resource")
+	}
+	if removed, err = lookup(doc, tokens); err != nil {
+		return nil, nil, err
+	}
+	last := tokens[len(tokens)-1]
+	newDoc, err = update(doc, tokens, func(parent any) (any, *Error) {
+		switch p := parent.(type) {
+		case map[string]any:
+			delete(p, last)
+			return p, nil
+		default:
+			i, _ := arrayIndex(last, len(p.([]any)), false)
+			return slices.Delete(p.([]any), i, i+1), nil
+		}
+	})
+	return newDoc, removed, err
+}
+
+// replace is remove then add (RFC 6902, section 4.3): the target must
+// exist.
+func replace(doc any, tokens []string, value any) (any, *Error) {
+	if len(tokens) == 0 {
+		return value, nil
+	}
+	doc, _, err := remove(doc, tokens)
+	if err != nil {
+		return nil, err
+	}
+	return add(doc, tokens, value)
+}
+
+// arrayIndex reads an array index token: digits without a leading zero,
+// below length, or equal to it when end allows the position past the last
+// element.
+func arrayIndex(token string, length int, end bool) (int, error) {
+	if token == "-" {
+		return 0, fmt.Errorf("- (past the end of the array) is not an element")
+	}
+	if token == "" || len(token) > 1 && token[0] == '0' || strings.Trim(token, "0123456789") != "" {
+		return 0, fmt.Errorf("%q is not an array index", token)
+	}
+	i, err := strconv.Atoi(token)
+	if err != nil || i > length || i == length && !end {
+		return 0, fmt.Errorf("index %s is out of range: the array has %d elements", token, length)
+	}
+	return i, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

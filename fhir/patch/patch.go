@@ -1,0 +1,168 @@
+// Package patch applies the two patch formats of the FHIR R4 patch
+// interaction to a resource held as JSON: JSON Patch (RFC 6902, with JSON
+// Pointer, RFC 6901) and FHIRPath Patch
+// (https://hl7.org/fhir/R4/fhirpatch.html), a Parameters resource whose
+// operations locate elements with FHIRPath.
+//
+// Both take the resource's JSON and return the patched JSON. They are all or
+// nothing: the first operation that fails stops the patch with an *Error
+// naming it, and no partial result is returned. The result is not checked
+// against the model beyond what the operations need; the caller decodes it
+// with the normal codec, as for any update.
+package patch
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+)
+
+// Kind classifies why a patch could not be applied.
+type Kind int
+
+const (
+	// Malformed: the patch document is not a valid patch, such as a body
+	// that is not JSON, an unknown operation, a missing member or a path
+	// that does not parse.
+	Malformed Kind = iota + 1
+	// Inapplicable: the patch is well formed but does not fit the
+	// resource, such as a path that selects nothing (or several elements
+	// where one is needed) or an index out of range.
+	Inapplicable
+	// TestFailed: a JSON Patch test operation found a different value.
+	TestFailed
+)
+
+// Error reports the operation of a patch that could not be applied.
+type Error struct {
+	// Op is the index of the failing operation in the patch (0-based), or
+	// -1 when the document as a whole is at fault.
+	Op int
+	// Path is the failing operation's path, a JSON Pointer or a FHIRPath
+	// expression, when it has one.
+	Path    string
+	Kind    Kind
+	Message string
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.Op < 0:
+		return "patch: " + e.Message
+	case e.Path == "":
+		return fmt.Sprintf("patch: operation %d: %s", e.Op, e.Message)
+	default:
+		return fmt.Sprintf("patch: operation %d (path %q): %s", e.Op, e.Path, e.Message)
+	}
+}
+
+// decode reads one JSON value, keeping numbers as written so that a decimal
+// such as 1.50 survives the round trip.
+func decode(data []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := d.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("unexpected data after the JSON value")
+	}
+	return v, nil
+}
+
+// encode writes v as compact JSON, leaving <, > and & as they are (the
+// narrative is XHTML).
+func encode(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// resourceObject decodes the resource being patched, which must be a JSON
+// object. It comes from the store, so a failure is not the client's.
+func resourceObject(resource []byte) (map[string]any, error) {
+	v, err := decode(resource)
+	if err != nil {
+		return nil, fmt.Errorf("patch: decode resource: %w", err)
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, errors.New("patch: the resource is not a JSON object")
+	}
+	return obj, nil
+}
+
+// equalJSON reports whether two decoded JSON values are equal as RFC 6902
+// defines it for test: numbers by value, objects regardless of member order,
+// arrays element by element.
+func equalJSON(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case json.Number:
+		y, ok := b.(json.Number)
+		if !ok {
+			return false
+		}
+		xr, ok1 := new(big.Rat).SetString(string(x))
+		yr, ok2 := new(big.Rat).SetString(string(y))
+		return ok1 && ok2 && xr.Cmp(yr) == 0
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !equalJSON(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, xv := range x {
+			yv, ok := y[k]
+			if !ok || !equalJSON(xv, yv) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// deepCopy returns a copy of a decoded JSON value sharing nothing with it.
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = deepCopy(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = deepCopy(e)
+		}
+		return out
+	}
+	return v
+}

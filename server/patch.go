@@ -1,0 +1,240 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/fhirxml"
+	"carefhir/fhir/patch"
+	"carefhir/store"
+)
+
+// mimeJSONPatch is the media type of a JSON Patch document (RFC 6902).
+const mimeJSONPatch = "application/json-patch+json"
+
+// registerPatch registers the patch interaction on a resource, and its
+// conditional form on a type with search criteria.
+func (a *api) registerPatch(g *gin.RouterGroup) {
+	g.PATCH("/:type/:id", a.patch)
+	g.PATCH("/:type", a.conditionalPatch)
+	a.caps.add("patch")
+}
+
+func (a *api) patch(c *gin.Context) {
+	typ, id, err := target(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	a.servePatch(c, typ, id, nil)
+}
+
+func (a *api) conditionalPatch(c *gin.Context) {
+	typ, criteria, err := a.conditionalTarget(c, "conditional patch")
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	a.servePatch(c, typ, "", criteria)
+}
+
+// servePatch applies the request's patch to typ/id, or to the one resource
+// of typ matching criteria (none is 404, several are 412), stores the result
+// and answers as an update does. The media type is checked before anything
+// is read, so that a body that is not a patch is 415 whatever the target.
+func (a *api) servePatch(c *gin.Context, typ, id string, criteria *store.Query) {
+	ctx := c.Request.Context()
+	contentType := c.GetHeader("Content-Type")
+	if _, err := patchFormat(contentType); err != nil {
+		c.Error(err)
+		return
+	}
+	match, err := ifMatch(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	body, err := readBody(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if criteria != nil {
+		found, err := matchOne(ctx, a.svc.store, criteria, "conditional patch")
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		if found == nil {
+			c.Error(errorf(http.StatusNotFound, "not-found", "no %s matches the conditional patch criteria", typ))
+			return
+		}
+		id = found.ID
+	}
+	v, err := a.svc.patch(ctx, typ, id, match, func(cur *store.Version) (fhir.Resource, error) {
+		return a.applyPatch(ctx, typ, cur, contentType, body)
+	})
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	a.writeResult(c, http.StatusOK, v)
+}
+
+// applyPatch applies a patch document of the given media type to the
+// current version of a resource of type typ and returns the patched
+// resource, decoded and checked as an update's body is, without writing it:
+// application/json-patch+json is a JSON Patch, a FHIR JSON or XML media
+// type a Parameters holding a FHIRPath Patch. The patched resource must keep
+// its type and id. Errors render through fromError: 400 for a malformed
+// patch or Parameters that do not decode, 409 for a failed JSON Patch test,
+// 410 for a deleted resource, 415 for another media type, 422 for a patch
+// that does not fit the resource or whose result is not a valid resource.
+func (a *api) applyPatch(ctx context.Context, typ string, current *store.Version, contentType string, body []byte) (fhir.Resource, error) {
+	if current.Deleted {
+		return nil, gone(current)
+	}
+	format, err := patchFormat(contentType)
+	if err != nil {
+		return nil, err
+	}
+	var patched []byte
+	switch format {
+	case mimeJSONPatch:
+		patched, err = patch.JSONPatch(current.JSON, body)
+	default:
+		var params []byte
+		if params, err = patchParameters(format, body); err != nil {
+			return nil, err
+		}
+		patched, err = patch.FHIRPathPatch(current.JSON, params)
+	}
+	if err != nil {
+		return nil, patchError(format, err)
+	}
+	res, err := fhirjson.Unmarshal(patched)
+	if err != nil {
+		return nil, invalidResult(err)
+	}
+	switch {
+	case res.ResourceType() != typ:
+		return nil, errorf(http.StatusUnprocessableEntity, "invalid",
+			"the patch turns the %s into a %s: a patch cannot change the type of a resource", typ, res.ResourceType())
+	case res.GetID() == "":
+		return nil, errorf(http.StatusUnprocessableEntity, "invalid",
+			"the patch removes the id %q: a patch cannot change the id of a resource", current.ID).at(typ + ".id")
+	case res.GetID() != current.ID:
+		return nil, errorf(http.StatusUnprocessableEntity, "invalid",
+			"the patch changes the id %q to %q: a patch cannot change the id of a resource", current.ID, truncate(res.GetID(), 64)).at(typ + ".id")
+	}
+	if err := checkMandatory(res); err != nil {
+		return nil, err
+	}
+	if err := a.validateWrite(ctx, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// patchFormat returns the kind of patch a Content-Type names: JSON Patch
+// (mimeJSONPatch), or a FHIRPath Patch in FHIR JSON (mimeFHIRJSON) or XML
+// (mimeFHIRXML). Other media types are 415.
+func patchFormat(contentType string) (string, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if cs, ok := params["charset"]; err == nil && ok && !strings.EqualFold(cs, "utf-8") {
+		return "", errorf(http.StatusUnsupportedMediaType, "not-supported",
+			"charset %q is not supported: FHIR is exchanged in UTF-8", truncate(cs, 40))
+	}
+	switch {
+	case err != nil:
+	case mt == mimeJSONPatch:
+		return mimeJSONPatch, nil
+	case jsonTypes[mt]:
+		return mimeFHIRJSON, nil
+	case xmlTypes[mt]:
+		return mimeFHIRXML, nil
+	}
+	return "", errorf(http.StatusUnsupportedMediaType, "not-supported",
+		"Content-Type %q is not a patch: send a JSON Patch as %s, or a FHIRPath Patch (Parameters) as %s or %s",
+		truncate(contentType, 80), mimeJSONPatch, mimeFHIRJSON, mimeFHIRXML)
+}
+
+// patchParameters decodes the Parameters of a FHIRPath Patch and returns it
+// as FHIR JSON.
+func patchParameters(format string, body []byte) ([]byte, error) {
+	var (
+		res fhir.Resource
+		err error
+	)
+	if format == mimeFHIRXML {
+		res, err = fhirxml.UnmarshalAs(body, "Parameters")
+	} else {
+		res, err = fhirjson.UnmarshalAs(body, "Parameters")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return fhirjson.Marshal(res)
+}
+
+// patchError turns a patch failure into its status: 400 for a malformed
+// patch (RFC 5789, section 2.2), 409 for a failed JSON Patch test (the
+// resource is not in the state the client stated, the same answer as a lost
+// version race: read it again), 422 for a well-formed patch that does not
+// fit this resource.
+func patchError(format string, err error) error {
+	var pe *patch.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	status, code := http.StatusUnprocessableEntity, "processing"
+	switch pe.Kind {
+	case patch.Malformed:
+		status, code = http.StatusBadRequest, "invalid"
+	case patch.TestFailed:
+		status, code = http.StatusConflict, "conflict"
+	}
+	kind, expression := "FHIRPath Patch", ""
+	if format == mimeJSONPatch {
+		kind = "JSON Patch"
+	}
+	msg := pe.Message
+	switch {
+	case pe.Op >= 0 && pe.Path != "":
+		msg = fmt.Sprintf("%s operation %d (path %q): %s", kind, pe.Op, pe.Path, pe.Message)
+	case pe.Op >= 0:
+		msg = fmt.Sprintf("%s operation %d: %s", kind, pe.Op, pe.Message)
+	}
+	if pe.Op >= 0 && format != mimeJSONPatch {
+		expression = fmt.Sprintf("Parameters.parameter[%d]", pe.Op)
+	}
+	return errorf(status, code, "%s", msg).at(expression)
+}
+
+// invalidResult reports a patched resource the codec refuses: the patch was
+// understood, its result is not a valid resource, so 422 with the codec's
+// issues.
+func invalidResult(err error) error {
+	status, oo, _ := fromError(err)
+	if status >= http.StatusInternalServerError {
+		return err
+	}
+	for i := range oo.Issue {
+		oo.Issue[i].Diagnostics = "the patched resource is invalid: " + oo.Issue[i].Diagnostics
+	}
+	return &Error{Status: http.StatusUnprocessableEntity, Issues: oo.Issue}
+}
+
+// patch applies a patch to the current version of typ/id and writes the
+// result as the next version (see patchIn).
+func (s *service) patch(ctx context.Context, typ, id string, ifMatch int64, apply func(*store.Version) (fhir.Resource, error)) (*store.Version, error) {
+	return s.patchIn(ctx, s.store, typ, id, ifMatch, apply)
+}

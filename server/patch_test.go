@@ -1,0 +1,267 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+)
+
+const (
+	jsonPatch = "application/json-patch+json"
+	fhirJSON  = "application/fhir+json"
+	fhirXML   = "application/fhir+xml"
+)
+
+// fhirPathPatch wraps FHIRPath Patch operations (their parts, as JSON) in a
+// Parameters resource.
+func fhirPathPatch(ops ...string) string {
+	var params []string
+	for _, op := range ops {
+		params = append(params, `{"name":"operation","part":[`+op+`]}`)
+	}
+	return `{"resourceType":"Parameters","parameter":[` + strings.Join(params, ",") + `]}`
+}
+
+func TestPatch(t *testing.T) {
+	const seed = `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],
+"name":[{"use":"official","family":"O'Brien","given":["Siân"]},{"use":"nickname","given":["Shan"]}],"gender":"female","birthDate":"1970-03-01"}`
+	tests := []struct {
+		name, contentType, body string
+		headers                 []string
+		check                   func(p map[string]any) bool
+	}{
+		{"JSON Patch replace", jsonPatch, `[{"op":"replace","path":"/gender","value":"male"}]`, nil,
+			func(p map[string]any) bool { return str(p, "gender") == "male" }},
+		{"JSON Patch add", jsonPatch, `[{"op":"add","path":"/name/0/given/-","value":"Mair"}]`, nil,
+			func(p map[string]any) bool { return str(p, "name", 0, "given", 1) == "Mair" }},
+		{"JSON Patch remove", jsonPatch, `[{"op":"remove","path":"/birthDate"}]`, nil,
+			func(p map[string]any) bool { return get(p, "birthDate") == nil }},
+		{"JSON Patch test then replace", jsonPatch, `[{"op":"test","path":"/name/0/family","value":"O'Brien"},{"op":"replace","path":"/name/0/family","value":"Byrne"}]`, nil,
+			func(p map[string]any) bool { return str(p, "name", 0, "family") == "Byrne" }},
+		{"JSON Patch with the current version", jsonPatch, `[{"op":"replace","path":"/gender","value":"other"}]`, []string{"If-Match", `W/"1"`},
+			func(p map[string]any) bool { return str(p, "gender") == "other" }},
+		{"FHIRPath Patch add", fhirJSON, fhirPathPatch(`{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"telecom"},{"name":"value","valueContactPoint":{"system":"phone","value":"01632 960001"}}`), nil,
+			func(p map[string]any) bool { return str(p, "telecom", 0, "value") == "01632 960001" }},
+		{"FHIRPath Patch add to a choice", fhirJSON, fhirPathPatch(`{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"deceased"},{"name":"value","valueDateTime":"2024-05-01T10:00:00Z"}`), nil,
+			func(p map[string]any) bool { return str(p, "deceasedDateTime") == "2024-05-01T10:00:00Z" }},
+		{"FHIRPath Patch replace", fhirJSON, fhirPathPatch(`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.birthDate"},{"name":"value","valueDate":"1971-04-02"}`), nil,
+			func(p map[string]any) bool { return str(p, "birthDate") == "1971-04-02" }},
+		{"FHIRPath Patch delete", fhirJSON, fhirPathPatch(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name.where(use = 'nickname')"}`), nil,
+			func(p map[string]any) bool {
+				return len(get(p, "name").([]any)) == 1 && str(p, "name", 0, "use") == "official"
+			}},
+		{"FHIRPath Patch insert", fhirJSON, fhirPathPatch(`{"name":"type","valueCode":"insert"},{"name":"path","valueString":"Patient.identifier"},{"name":"index","valueInteger":0},{"name":"value","valueIdentifier":{"system":"https://example.org/mrn","value":"M1"}}`), nil,
+			func(p map[string]any) bool {
+				return str(p, "identifier", 0, "value") == "M1" && str(p, "identifier", 1, "value") == "9000000009"
+			}},
+		{"FHIRPath Patch move", fhirJSON, fhirPathPatch(`{"name":"type","valueCode":"move"},{"name":"path","valueString":"Patient.name"},{"name":"source","valueInteger":1},{"name":"destination","valueInteger":0}`), nil,
+			func(p map[string]any) bool {
+				return str(p, "name", 0, "use") == "nickname" && str(p, "name", 1, "use") == "official"
+			}},
+		{"FHIRPath Patch in XML", fhirXML, `<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="operation"/>` +
+			`<part><name value="type"/><valueCode value="replace"/></part><part><name value="path"/><valueString value="Patient.gender"/></part>` +
+			`<part><name value="value"/><valueCode value="unknown"/></part></parameter></Parameters>`, nil,
+			func(p map[string]any) bool { return str(p, "gender") == "unknown" }},
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				id := str(c.create("Patient", seed), "id")
+				headers := append([]string{"Content-Type", tt.contentType}, tt.headers...)
+				r := c.do("PATCH", "/Patient/"+id, tt.body, headers...).want(t, http.StatusOK)
+				p := r.json(t)
+				if !tt.check(p) {
+					t.Errorf("patch not applied: %s", r.body)
+				}
+				if str(p, "id") != id || str(p, "meta", "versionId") != "2" || r.header.Get("ETag") != `W/"2"` {
+					t.Errorf("id %q, versionId %q, ETag %q; want %s, 2, W/\"2\"", str(p, "id"), str(p, "meta", "versionId"), r.header.Get("ETag"), id)
+				}
+				if _, err := http.ParseTime(r.header.Get("Last-Modified")); err != nil {
+					t.Errorf("Last-Modified %q: %v", r.header.Get("Last-Modified"), err)
+				}
+				if loc := r.header.Get("Location"); loc != "" {
+					t.Errorf("Location %q on a patch, want none", loc)
+				}
+				if read := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK); string(read.body) != string(r.body) {
+					t.Errorf("read returns\n%s\nbut the patch returned\n%s", read.body, r.body)
+				}
+				h := c.do("GET", "/Patient/"+id+"/_history", "").want(t, http.StatusOK).json(t)
+				if get(h, "total") != 2.0 || str(h, "entry", 0, "resource", "meta", "versionId") != "2" || str(h, "entry", 1, "resource", "meta", "versionId") != "1" {
+					t.Errorf("history after the patch: %v", h)
+				}
+			})
+		}
+
+		t.Run("Prefer return=minimal", func(t *testing.T) {
+			id := str(c.create("Patient", seed), "id")
+			r := c.do("PATCH", "/Patient/"+id, `[{"op":"remove","path":"/gender"}]`, "Content-Type", jsonPatch, "Prefer", "return=minimal").want(t, http.StatusOK)
+			if len(r.body) != 0 || r.header.Get("ETag") != `W/"2"` {
+				t.Errorf("return=minimal: body %q, ETag %q", r.body, r.header.Get("ETag"))
+			}
+		})
+
+		t.Run("capabilities", func(t *testing.T) {
+			cs := c.do("GET", "/metadata", "").want(t, http.StatusOK)
+			if !strings.Contains(string(cs.body), `{"code":"patch"}`) {
+				t.Errorf("CapabilityStatement does not list patch")
+			}
+		})
+	})
+}
+
+func TestPatchRejects(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		obs := str(c.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"weight"}}`), "id")
+		gone := str(c.create("Patient", patient), "id")
+		c.do("DELETE", "/Patient/"+gone, "").want(t, http.StatusNoContent)
+
+		deleteName := fhirPathPatch(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.name"}`)
+		tests := []struct {
+			name, path, contentType, body string
+			headers                       []string
+			status                        int
+			code, expression              string
+		}{
+			{"test fails", "/Patient/" + id, jsonPatch, `[{"op":"test","path":"/gender","value":"male"},{"op":"remove","path":"/gender"}]`, nil, 409, "conflict", ""},
+			{"not a JSON Patch", "/Patient/" + id, jsonPatch, `{"op":"remove"}`, nil, 400, "invalid", ""},
+			{"bad pointer", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"gender"}]`, nil, 400, "invalid", ""},
+			{"unknown operation", "/Patient/" + id, jsonPatch, `[{"op":"delete","path":"/gender"}]`, nil, 400, "invalid", ""},
+			{"path not in the resource", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"/telecom/0"}]`, nil, 422, "processing", ""},
+			{"FHIRPath Patch matching several elements", "/Patient/" + id, fhirJSON,
+				fhirPathPatch(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.gender"}`, `{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.identifier | Patient.name"},{"name":"value","valueString":"x"}`),
+				nil, 422, "processing", "Parameters.parameter[1]"},
+			{"FHIRPath Patch index out of range", "/Patient/" + id, fhirJSON,
+				fhirPathPatch(`{"name":"type","valueCode":"move"},{"name":"path","valueString":"Patient.name"},{"name":"source","valueInteger":0},{"name":"destination","valueInteger":4}`),
+				nil, 422, "processing", "Parameters.parameter[0]"},
+			{"FHIRPath Patch without a type", "/Patient/" + id, fhirJSON,
+				fhirPathPatch(`{"name":"path","valueString":"Patient.gender"}`), nil, 400, "invalid", "Parameters.parameter[0]"},
+			{"Parameters that do not decode", "/Patient/" + id, fhirJSON, `{"resourceType":"Parameters","parameter":[{"nom":"operation"}]}`, nil, 400, "structure", ""},
+			{"another resource for a patch", "/Patient/" + id, fhirJSON, patient, nil, 400, "structure", ""},
+			{"result is not valid", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/birthDate","value":"1 March 1970"}]`, nil, 422, "structure", "Patient.birthDate"},
+			{"result has an unknown element", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/colour","value":"blue"}]`, nil, 422, "structure", "Patient.colour"},
+			{"result lacks a mandatory element", "/Observation/" + obs, jsonPatch, `[{"op":"remove","path":"/status"}]`, nil, 422, "required", "Observation.status"},
+			{"patch changes the id", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/id","value":"other"}]`, nil, 422, "invalid", "Patient.id"},
+			{"patch removes the id", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"/id"}]`, nil, 422, "invalid", "Patient.id"},
+			{"patch changes the type", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/resourceType","value":"Person"}]`, nil, 422, "invalid", ""},
+			{"text body", "/Patient/" + id, "text/plain", `gender=male`, nil, 415, "not-supported", ""},
+			{"merge patch", "/Patient/" + id, "application/merge-patch+json", `{"gender":"male"}`, nil, 415, "not-supported", ""},
+			{"no content type", "/Patient/" + id, "-", `[]`, nil, 415, "not-supported", ""},
+			{"empty body", "/Patient/" + id, jsonPatch, ``, nil, 400, "required", ""},
+			{"stale If-Match", "/Patient/" + id, fhirJSON, deleteName, []string{"If-Match", `W/"5"`}, 412, "conflict", ""},
+			{"bad If-Match", "/Patient/" + id, fhirJSON, deleteName, []string{"If-Match", `five`}, 400, "invalid", ""},
+			{"missing resource", "/Patient/nope", fhirJSON, deleteName, nil, 404, "not-found", ""},
+			{"deleted resource", "/Patient/" + gone, fhirJSON, deleteName, nil, 410, "deleted", ""},
+			{"unknown type", "/Unicorn/" + id, fhirJSON, deleteName, nil, 404, "not-supported", ""},
+			{"type without criteria", "/Patient", fhirJSON, deleteName, nil, 405, "not-supported", ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				headers := []string{"Content-Type", tt.contentType}
+				if tt.contentType == "-" {
+					headers[1] = ""
+				}
+				r := c.do("PATCH", tt.path, tt.body, append(headers, tt.headers...)...).want(t, tt.status)
+				r.outcome(t, tt.code, tt.expression)
+			})
+		}
+		// None of the refused patches was stored.
+		for _, path := range []string{"/Patient/" + id, "/Observation/" + obs} {
+			r := c.do("GET", path, "").want(t, http.StatusOK)
+			if v := str(r.json(t), "meta", "versionId"); v != "1" || r.header.Get("ETag") != `W/"1"` {
+				t.Errorf("%s is at version %s after refused patches, want 1", path, v)
+			}
+		}
+	})
+}
+
+func TestConditionalPatch(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const criteria = "?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"
+		id := str(c.create("Patient", patient), "id")
+		setGender := `[{"op":"replace","path":"/gender","value":"male"}]`
+
+		r := c.do("PATCH", "/Patient"+criteria, setGender, "Content-Type", jsonPatch).want(t, http.StatusOK)
+		if p := r.json(t); str(p, "id") != id || str(p, "gender") != "male" || r.header.Get("ETag") != `W/"2"` {
+			t.Errorf("conditional patch did not patch %s: %s", id, r.body)
+		}
+		c.do("PATCH", "/Patient"+criteria, setGender, "Content-Type", jsonPatch, "If-Match", `W/"1"`).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		c.do("PATCH", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919", setGender, "Content-Type", jsonPatch).
+			want(t, http.StatusNotFound).outcome(t, "not-found", "")
+		c.do("PATCH", "/Patient?shoe-size=9", setGender, "Content-Type", jsonPatch).want(t, http.StatusBadRequest)
+		c.do("PATCH", "/Patient"+criteria, setGender, "Content-Type", "text/plain").want(t, http.StatusUnsupportedMediaType)
+
+		c.create("Patient", patient)
+		c.do("PATCH", "/Patient"+criteria, setGender, "Content-Type", jsonPatch).want(t, http.StatusPreconditionFailed).outcome(t, "multiple-matches", "")
+		if v := str(c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "2" {
+			t.Errorf("version %s after refused conditional patches, want 2", v)
+		}
+	})
+}
+
+// TestPatchValidates checks a patched resource goes through the same
+// validation as an update.
+func TestPatchValidates(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		r := c.do("PATCH", "/Patient/"+id, `[{"op":"replace","path":"/identifier/0/value","value":"9000000008"}]`, "Content-Type", jsonPatch).
+			want(t, http.StatusUnprocessableEntity)
+		if !strings.Contains(string(r.body), "Patient.identifier[0]") {
+			t.Errorf("the invalid NHS number is not reported: %s", r.body)
+		}
+		c.do("PATCH", "/Patient/"+id, `[{"op":"replace","path":"/identifier/0/value","value":"9434765919"}]`, "Content-Type", jsonPatch).want(t, http.StatusOK)
+	}, withValidator(true))
+}
+
+// TestConcurrentPatchesLoseNothing patches one resource from several
+// clients at once without If-Match: a patch that loses the race to another
+// write is applied again to the new version, so every accepted patch is in
+// the result.
+func TestConcurrentPatchesLoseNothing(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", `{"resourceType":"Patient","name":[{"family":"Smith","given":["Ann"]}]}`), "id")
+		const writers, each = 4, 3
+		var (
+			wg       sync.WaitGroup
+			mu       sync.Mutex
+			accepted = map[string]bool{}
+		)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					given := fmt.Sprintf("w%di%d", w, i)
+					r := c.do("PATCH", "/Patient/"+id, `[{"op":"add","path":"/name/0/given/-","value":"`+given+`"}]`, "Content-Type", jsonPatch)
+					switch r.status {
+					case http.StatusOK:
+						mu.Lock()
+						accepted[given] = true
+						mu.Unlock()
+					case http.StatusConflict: // lost every retry: refused, not lost
+					default:
+						t.Errorf("patch: %d %s", r.status, r.body)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		final := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK)
+		p := final.json(t)
+		givens, _ := get(p, "name", 0, "given").([]any)
+		if len(givens) != len(accepted)+1 {
+			t.Errorf("given names %v, want Ann and the %d accepted ones", givens, len(accepted))
+		}
+		for _, g := range givens[min(1, len(givens)):] {
+			if !accepted[g.(string)] {
+				t.Errorf("given name %v was not accepted", g)
+			}
+		}
+		if want := fmt.Sprintf(`W/"%d"`, len(accepted)+1); final.header.Get("ETag") != want {
+			t.Errorf("final ETag %s after %d accepted patches, want %s", final.header.Get("ETag"), len(accepted), want)
+		}
+	})
+}
