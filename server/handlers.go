@@ -127,25 +127,34 @@ func gone(v *store.Version) *Error {
 // notModified answers 304 when the client's copy (If-None-Match or
 // If-Modified-Since) is current.
 func notModified(c *gin.Context, v *store.Version) bool {
-	match := false
-	if inm := c.GetHeader("If-None-Match"); inm != "" {
-		for _, tag := range strings.Split(inm, ",") {
-			if tag = strings.TrimSpace(tag); tag == "*" || strings.TrimPrefix(tag, "W/") == strings.TrimPrefix(etag(v.VersionID), "W/") {
-				match = true
-			}
-		}
-	} else if ims := c.GetHeader("If-Modified-Since"); ims != "" {
-		if t, err := http.ParseTime(ims); err == nil && !v.LastUpdated.Truncate(time.Second).After(t) {
-			match = true
+	var ims time.Time
+	if h := c.GetHeader("If-Modified-Since"); h != "" {
+		if t, err := http.ParseTime(h); err == nil {
+			ims = t
 		}
 	}
-	if !match {
+	if !current(c.GetHeader("If-None-Match"), ims, v) {
 		return false
 	}
 	setVersionHeaders(c, v)
 	c.Status(http.StatusNotModified)
 	c.Writer.WriteHeaderNow()
 	return true
+}
+
+// current reports whether a client's copy of a resource is v: one of the
+// ETags of ifNoneMatch names v's version or, when ifNoneMatch is empty, v
+// was last updated no later than ims (zero: not asked).
+func current(ifNoneMatch string, ims time.Time, v *store.Version) bool {
+	if ifNoneMatch != "" {
+		for _, tag := range strings.Split(ifNoneMatch, ",") {
+			if tag = strings.TrimSpace(tag); tag == "*" || strings.TrimPrefix(tag, "W/") == strings.TrimPrefix(etag(v.VersionID), "W/") {
+				return true
+			}
+		}
+		return false
+	}
+	return !ims.IsZero() && !v.LastUpdated.Truncate(time.Second).After(ims)
 }
 
 func setVersionHeaders(c *gin.Context, v *store.Version) {
@@ -328,8 +337,7 @@ func (a *api) writeResult(c *gin.Context, status int, v *store.Version) {
 		c.Status(status)
 		c.Writer.WriteHeaderNow()
 	case "OperationOutcome":
-		writeFHIR(c, status, newOutcome(Issue{Severity: "information", Code: "informational",
-			Diagnostics: http.StatusText(status) + ": " + v.Type + "/" + v.ID + " version " + strconv.FormatInt(v.VersionID, 10)}).marshal())
+		writeFHIR(c, status, writtenOutcome(status, v))
 	default:
 		writeFHIR(c, status, v.JSON)
 	}
@@ -379,13 +387,11 @@ func (a *api) conditionalDelete(c *gin.Context) {
 // writeDeleted answers a delete: 204, or 200 with an OperationOutcome when
 // the client prefers one. v is nil when there was nothing to delete.
 func writeDeleted(c *gin.Context, v *store.Version) {
-	msg := "nothing to delete"
 	if v != nil {
 		c.Header("ETag", etag(v.VersionID))
-		msg = "deleted " + v.Type + "/" + v.ID + " (version " + strconv.FormatInt(v.VersionID, 10) + ")"
 	}
 	if preferReturn(c) == "OperationOutcome" {
-		writeFHIR(c, http.StatusOK, newOutcome(Issue{Severity: "information", Code: "informational", Diagnostics: msg}).marshal())
+		writeFHIR(c, http.StatusOK, deletedOutcome(v))
 		return
 	}
 	c.Status(http.StatusNoContent)

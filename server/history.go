@@ -61,6 +61,9 @@ type entryResponse struct {
 	Location     string `json:"location,omitempty"`
 	Etag         string `json:"etag,omitempty"`
 	LastModified string `json:"lastModified,omitempty"`
+	// Outcome is an OperationOutcome: the error of a batch entry, or the
+	// answer to Prefer: return=OperationOutcome.
+	Outcome json.RawMessage `json:"outcome,omitempty"`
 }
 
 func (a *api) historyInstance(c *gin.Context) {

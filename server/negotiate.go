@@ -92,19 +92,9 @@ func responseType(format, accept string) (string, error) {
 // decodeBody reads a request body in the format its Content-Type names,
 // refusing other media types with 415. typ "" accepts any resource type.
 func decodeBody(c *gin.Context, body []byte, typ string) (fhir.Resource, error) {
-	ct := c.GetHeader("Content-Type")
-	if ct == "" {
-		return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
-			"Content-Type is missing: send application/fhir+json or application/fhir+xml")
-	}
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || !jsonTypes[mt] && !xmlTypes[mt] {
-		return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
-			"Content-Type %q is not supported: send application/fhir+json or application/fhir+xml", truncate(ct, 80))
-	}
-	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
-			"charset %q is not supported: FHIR is exchanged in UTF-8", truncate(cs, 40))
+	mt, err := bodyType(c)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case xmlTypes[mt] && typ == "":
@@ -116,6 +106,26 @@ func decodeBody(c *gin.Context, body []byte, typ string) (fhir.Resource, error) 
 	default:
 		return fhirjson.UnmarshalAs(body, typ)
 	}
+}
+
+// bodyType returns the media type of the request body, refusing with 415
+// a body that is not FHIR JSON or XML in UTF-8.
+func bodyType(c *gin.Context) (string, error) {
+	ct := c.GetHeader("Content-Type")
+	if ct == "" {
+		return "", errorf(http.StatusUnsupportedMediaType, "not-supported",
+			"Content-Type is missing: send application/fhir+json or application/fhir+xml")
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || !jsonTypes[mt] && !xmlTypes[mt] {
+		return "", errorf(http.StatusUnsupportedMediaType, "not-supported",
+			"Content-Type %q is not supported: send application/fhir+json or application/fhir+xml", truncate(ct, 80))
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return "", errorf(http.StatusUnsupportedMediaType, "not-supported",
+			"charset %q is not supported: FHIR is exchanged in UTF-8", truncate(cs, 40))
+	}
+	return mt, nil
 }
 
 // writeFHIR writes a resource, given as its JSON form, in the negotiated

@@ -97,23 +97,30 @@ func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res f
 
 // create stores res as a new resource with a server-assigned id. With
 // criteria (If-None-Exist) it creates only when nothing matches: one match
-// is returned instead (created false), several are 412.
+// is returned instead (created false), several are 412. The search and the
+// write run in one unit of work, so two concurrent conditional creates
+// cannot both create.
 func (s *service) create(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query) (v *store.Version, created bool, err error) {
 	if criteria == nil {
-		v, err = s.put(ctx, s.store, typ, newID(), res, 0)
-		return v, err == nil, err
+		return s.createIn(ctx, s.store, typ, newID(), res, nil)
 	}
 	err = s.store.Transact(ctx, func(tx store.Tx) error {
-		match, err := matchOne(ctx, tx, criteria, "If-None-Exist")
-		if err != nil || match != nil {
-			v = match
-			return err
-		}
-		v, err = s.put(ctx, tx, typ, newID(), res, 0)
-		created = err == nil
+		v, created, err = s.createIn(ctx, tx, typ, newID(), res, criteria)
 		return err
 	})
 	return v, created, err
+}
+
+// createIn is create in tx, with the id the new resource gets.
+func (s *service) createIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, criteria *store.Query) (*store.Version, bool, error) {
+	if criteria != nil {
+		match, err := matchOne(ctx, tx, criteria, "If-None-Exist")
+		if err != nil || match != nil {
+			return match, false, err
+		}
+	}
+	v, err := s.put(ctx, tx, typ, id, res, 0)
+	return v, err == nil, err
 }
 
 // matchOne runs conditional criteria: nil when nothing matches, the match
@@ -139,9 +146,14 @@ func matchOne(ctx context.Context, r store.Reader, q *store.Query, what string) 
 // (update as create). ifMatch, when set, is the version the client read;
 // a different current version is 412.
 func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, created bool, err error) {
+	return s.updateIn(ctx, s.store, typ, id, res, ifMatch)
+}
+
+// updateIn is update in tx.
+func (s *service) updateIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, created bool, err error) {
 	for attempt := 0; ; attempt++ {
 		var expected int64
-		cur, err := s.store.Read(ctx, typ, id)
+		cur, err := tx.Read(ctx, typ, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
@@ -152,7 +164,7 @@ func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource,
 		if ifMatch != 0 && ifMatch != expected {
 			return nil, false, staleVersion(typ, id, ifMatch, expected)
 		}
-		v, err = s.put(ctx, s.store, typ, id, res, expected)
+		v, err = s.put(ctx, tx, typ, id, res, expected)
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) && ifMatch == 0 && attempt < maxRetries {
 			continue
@@ -167,33 +179,48 @@ func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource,
 // conditionalUpdate applies update to the one resource matching criteria,
 // or creates res when none does.
 func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query, ifMatch int64) (v *store.Version, created bool, err error) {
-	match, err := matchOne(ctx, s.store, criteria, "conditional update")
-	if err != nil {
+	id, err := updateTarget(ctx, s.store, typ, res, criteria)
+	switch {
+	case err != nil:
 		return nil, false, err
+	case id == "":
+		return s.create(ctx, typ, res, criteria)
+	}
+	return s.update(ctx, typ, id, res, ifMatch)
+}
+
+// updateTarget returns the id a conditional update of res writes: the id of
+// the one resource matching criteria, else the resource's own id (update as
+// create), else "" for a create with a server-assigned id.
+func updateTarget(ctx context.Context, r store.Reader, typ string, res fhir.Resource, criteria *store.Query) (string, error) {
+	match, err := matchOne(ctx, r, criteria, "conditional update")
+	if err != nil {
+		return "", err
 	}
 	bodyID := res.GetID()
 	switch {
 	case match != nil && bodyID != "" && bodyID != match.ID:
-		return nil, false, errorf(http.StatusBadRequest, "invalid",
+		return "", errorf(http.StatusBadRequest, "invalid",
 			"resource id %q differs from the id %q of the resource matching the criteria", bodyID, match.ID).at(typ + ".id")
 	case match != nil:
-		return s.update(ctx, typ, match.ID, res, ifMatch)
+		return match.ID, nil
 	case bodyID != "":
-		if err := checkID(bodyID, typ+".id"); err != nil {
-			return nil, false, err
-		}
-		return s.update(ctx, typ, bodyID, res, ifMatch)
-	default:
-		return s.create(ctx, typ, res, criteria)
+		return bodyID, checkID(bodyID, typ+".id")
 	}
+	return "", nil
 }
 
 // delete leaves a tombstone as the new current version of typ/id. Deleting
 // a resource that is already deleted, or never existed, does nothing and
 // returns nil: the spec makes delete idempotent.
 func (s *service) delete(ctx context.Context, typ, id string, ifMatch int64) (*store.Version, error) {
+	return s.deleteIn(ctx, s.store, typ, id, ifMatch)
+}
+
+// deleteIn is delete in tx.
+func (s *service) deleteIn(ctx context.Context, tx store.Tx, typ, id string, ifMatch int64) (*store.Version, error) {
 	for attempt := 0; ; attempt++ {
-		cur, err := s.store.Read(ctx, typ, id)
+		cur, err := tx.Read(ctx, typ, id)
 		if errors.Is(err, store.ErrNotFound) {
 			if ifMatch != 0 {
 				return nil, staleVersion(typ, id, ifMatch, 0)
@@ -210,7 +237,7 @@ func (s *service) delete(ctx context.Context, typ, id string, ifMatch int64) (*s
 			return cur, nil
 		}
 		now := s.timestamp()
-		err = s.store.Put(ctx, &store.Write{Type: typ, ID: id, Expected: cur.VersionID, LastUpdated: now, Deleted: true})
+		err = tx.Put(ctx, &store.Write{Type: typ, ID: id, Expected: cur.VersionID, LastUpdated: now, Deleted: true})
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) && ifMatch == 0 && attempt < maxRetries {
 			continue
@@ -228,11 +255,50 @@ func (s *service) delete(ctx context.Context, typ, id string, ifMatch int64) (*s
 // conditionalDelete deletes the one resource matching criteria; no match is
 // not an error, several are 412.
 func (s *service) conditionalDelete(ctx context.Context, typ string, criteria *store.Query) (*store.Version, error) {
-	match, err := matchOne(ctx, s.store, criteria, "conditional delete")
+	return s.conditionalDeleteIn(ctx, s.store, typ, criteria)
+}
+
+// conditionalDeleteIn is conditionalDelete in tx.
+func (s *service) conditionalDeleteIn(ctx context.Context, tx store.Tx, typ string, criteria *store.Query) (*store.Version, error) {
+	match, err := matchOne(ctx, tx, criteria, "conditional delete")
 	if err != nil || match == nil {
 		return nil, err
 	}
-	return s.delete(ctx, typ, match.ID, 0)
+	return s.deleteIn(ctx, tx, typ, match.ID, 0)
+}
+
+// patchIn applies a patch to the current version of typ/id in tx and
+// writes the result as the next version; apply turns the current version
+// into the patched resource. Another write landing between the read and
+// the write makes it read and apply the patch again (up to maxRetries
+// times, then 409), unless the client named the version it patched
+// (ifMatch), which is then stale: 412.
+func (s *service) patchIn(ctx context.Context, tx store.Tx, typ, id string, ifMatch int64, apply func(*store.Version) (fhir.Resource, error)) (*store.Version, error) {
+	for attempt := 0; ; attempt++ {
+		cur, err := tx.Read(ctx, typ, id)
+		if err != nil {
+			return nil, notFound(err, typ, id)
+		}
+		if cur.Deleted {
+			return nil, gone(cur)
+		}
+		if ifMatch != 0 && ifMatch != cur.VersionID {
+			return nil, staleVersion(typ, id, ifMatch, cur.VersionID)
+		}
+		res, err := apply(cur)
+		if err != nil {
+			return nil, err
+		}
+		v, err := s.put(ctx, tx, typ, id, res, cur.VersionID)
+		var conflict *store.ConflictError
+		switch {
+		case errors.As(err, &conflict) && ifMatch != 0:
+			return nil, staleVersion(typ, id, ifMatch, conflict.Current)
+		case errors.As(err, &conflict) && attempt < maxRetries:
+			continue
+		}
+		return v, err
+	}
 }
 
 func staleVersion(typ, id string, ifMatch, current int64) *Error {

@@ -1,0 +1,523 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/store"
+)
+
+// registerBundle registers the transaction and batch interactions: a
+// Bundle POSTed to the base (FHIR R4 RESTful API, 3.1.0.11).
+func (a *api) registerBundle(g *gin.RouterGroup) {
+	g.POST("", a.bundle)
+	a.caps.addSystem("transaction", "batch")
+}
+
+// bundle answers a transaction or a batch with a transaction-response or
+// batch-response Bundle. A transaction that fails answers one
+// OperationOutcome naming the entry that failed, and has changed nothing.
+func (a *api) bundle(c *gin.Context) {
+	body, err := readBody(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	b, err := a.readBundle(c, body)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	var entries []bundleEntry
+	if b.kind == "transaction" {
+		if entries, err = a.transaction(c, b.entries); err != nil {
+			c.Error(err)
+			return
+		}
+	} else {
+		entries = a.batch(c, b.entries)
+	}
+	out, err := json.Marshal(bundle{
+		ResourceType: "Bundle",
+		ID:           newID(),
+		Meta:         bundleMeta{LastUpdated: formatInstant(time.Now())},
+		Type:         b.kind + "-response",
+		Entry:        entries,
+	})
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeFHIR(c, http.StatusOK, out)
+}
+
+// transaction runs every entry in one unit of work of the store: all take
+// effect or none does. It returns the response entries in request order.
+func (a *api) transaction(c *gin.Context, entries []*entry) ([]bundleEntry, error) {
+	for _, e := range entries {
+		if e.err != nil {
+			return nil, entryFailure(e, e.err)
+		}
+	}
+	var (
+		u       *unit
+		attempt int
+	)
+	err := a.svc.store.Transact(c.Request.Context(), func(tx store.Tx) error {
+		attempt++
+		u = a.newUnit(c, tx, entries, nil, attempt > 1)
+		return u.run(c.Request.Context())
+	})
+	var ee *entryError
+	switch {
+	case errors.As(err, &ee):
+		return nil, entryFailure(ee.entry, ee.err)
+	case err != nil:
+		return nil, err
+	}
+	out := make([]bundleEntry, len(entries))
+	for i, e := range entries {
+		out[i] = a.responseEntry(c, e, u.results[e])
+	}
+	return out, nil
+}
+
+// batch runs each entry on its own, as if it were a request of its own,
+// each write in a unit of work of its own. Entries are run in the order a
+// transaction's are; a failure is the response of its entry.
+func (a *api) batch(c *gin.Context, entries []*entry) []bundleEntry {
+	ctx := c.Request.Context()
+	fullURLs := make(map[string]int)
+	for _, e := range entries {
+		if e.fullURL != "" {
+			fullURLs[e.fullURL] = e.index
+		}
+	}
+	out := make([]bundleEntry, len(entries))
+	for _, e := range entries {
+		if e.err != nil {
+			out[e.index] = failedEntry(e, e.err)
+		}
+	}
+	for _, e := range processingOrder(entries) {
+		if e.err != nil {
+			continue
+		}
+		var (
+			u       *unit
+			attempt int
+		)
+		run := func(tx store.Tx) error {
+			attempt++
+			u = a.newUnit(c, tx, []*entry{e}, fullURLs, attempt > 1)
+			return u.run(ctx)
+		}
+		var err error
+		if e.method == http.MethodGet || e.method == http.MethodHead {
+			err = run(a.svc.store)
+		} else {
+			err = a.svc.store.Transact(ctx, run)
+		}
+		var ee *entryError
+		if errors.As(err, &ee) {
+			err = ee.err
+		}
+		if err != nil {
+			out[e.index] = failedEntry(e, err)
+			continue
+		}
+		out[e.index] = a.responseEntry(c, e, u.results[e])
+	}
+	return out
+}
+
+// processingOrder returns entries in the order a transaction processes
+// them (FHIR R4 RESTful API, 3.1.0.11.2): DELETE, then POST, then PUT and
+// PATCH, then GET and HEAD, each group in request order.
+func processingOrder(entries []*entry) []*entry {
+	out := make([]*entry, 0, len(entries))
+	for _, group := range [][]string{
+		{http.MethodDelete}, {http.MethodPost}, {http.MethodPut, http.MethodPatch}, {http.MethodGet, http.MethodHead},
+	} {
+		for _, e := range entries {
+			for _, m := range group {
+				if e.method == m {
+					out = append(out, e)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// entryError is the failure of one entry of a bundle.
+type entryError struct {
+	entry *entry
+	err   error
+}
+
+func (e *entryError) Error() string { return e.entry.label() + ": " + e.err.Error() }
+func (e *entryError) Unwrap() error { return e.err }
+
+// entryFailure renders the failure of an entry as the server's Error: the
+// status the failure has on its own, and its issues naming the entry, with
+// their paths into the entry's resource.
+func entryFailure(e *entry, err error) *Error {
+	status, oo, _ := fromError(err)
+	issues := make([]Issue, len(oo.Issue))
+	for i, is := range oo.Issue {
+		exprs := []string{e.path()}
+		for _, x := range is.Expression {
+			exprs = append(exprs, entryExpression(e, x))
+		}
+		is.Expression = exprs
+		is.Diagnostics = e.label() + ": " + is.Diagnostics
+		issues[i] = is
+	}
+	return &Error{Status: status, Issues: issues}
+}
+
+// entryExpression turns an expression rooted at the resource a POST or PUT
+// entry carries (Patient.name[0]) into one rooted at the Bundle
+// (Bundle.entry[3].resource.name[0]). Other expressions stay as they are:
+// those of a PATCH are rooted at the patched resource, not at the patch
+// the entry carries.
+func entryExpression(e *entry, x string) string {
+	typ := e.target.typ
+	switch {
+	case e.method != http.MethodPost && e.method != http.MethodPut:
+		return x
+	case typ == "" || len(x) < len(typ) || x[:len(typ)] != typ:
+		return x
+	case len(x) == len(typ):
+		return e.path() + ".resource"
+	case x[len(typ)] == '.':
+		return e.path() + ".resource" + x[len(typ):]
+	}
+	return x
+}
+
+// failedEntry is the response entry of a batch entry that failed.
+func failedEntry(e *entry, err error) bundleEntry {
+	fe := entryFailure(e, err)
+	return bundleEntry{Response: &entryResponse{
+		Status:  statusLine(fe.Status),
+		Outcome: newOutcome(fe.Issues...).marshal(),
+	}}
+}
+
+// statusLine is an HTTP status as Bundle.entry.response.status gives it:
+// "201 Created".
+func statusLine(status int) string {
+	return strconv.Itoa(status) + " " + http.StatusText(status)
+}
+
+// unit processes entries of a bundle in one unit of work of the store.
+type unit struct {
+	a       *api
+	c       *gin.Context // the request, for search links and preferences
+	tx      store.Tx
+	entries []*entry
+	results map[*entry]*entryResult
+	refs    *refResolver
+	// targets maps each resource the unit changes, as Type/id, to the
+	// entry that changes it.
+	targets map[string]*entry
+}
+
+// entryResult is what processing an entry gave.
+type entryResult struct {
+	status int
+	// res is the resource a POST or PUT writes: the entry's, or a fresh
+	// copy of it when the unit runs again.
+	res fhir.Resource
+	id  string // the id of the resource the entry writes
+	// exists is set when a conditional create found its match: nothing is
+	// written and v is the match.
+	exists bool
+	v      *store.Version // the version written, deleted or read; nil if none
+	body   []byte         // what a search returns
+}
+
+// newUnit prepares entries to run in tx. fullURLs, for a batch, are the
+// fullUrls of all its entries, which entries may not reference. fresh
+// decodes the resources again, for a unit of work that the store runs
+// again after it ran once.
+func (a *api) newUnit(c *gin.Context, tx store.Tx, entries []*entry, fullURLs map[string]int, fresh bool) *unit {
+	u := &unit{a: a, c: c, tx: tx, entries: entries, results: make(map[*entry]*entryResult, len(entries)),
+		refs: newRefResolver(), targets: make(map[string]*entry, len(entries))}
+	u.refs.others = fullURLs
+	u.refs.conditional = u.conditionalRef
+	for _, e := range entries {
+		r := &entryResult{res: e.res}
+		if fresh && e.res != nil {
+			// The entry decoded when the bundle was read; so does the copy.
+			if res, err := decodeEntry(e.raw, e.target.typ); err == nil {
+				r.res = res
+			}
+		}
+		u.results[e] = r
+	}
+	return u
+}
+
+// run processes the entries in the order of FHIR R4 RESTful API
+// 3.1.0.11.2. The identities of all the resources written are settled, and
+// the references between them resolved, before anything is written:
+// conditional creates and updates and conditional references are matched
+// against the state after the deletes.
+func (u *unit) run(ctx context.Context) error {
+	order := processingOrder(u.entries)
+	steps := []struct {
+		methods []string
+		do      func(context.Context, *entry, *entryResult) error
+	}{
+		{[]string{http.MethodDelete}, u.delete},
+		{[]string{http.MethodPost}, u.identifyCreate},
+		{[]string{http.MethodPut}, u.identifyUpdate},
+		{[]string{http.MethodPatch}, u.identifyPatch},
+		{[]string{http.MethodPost, http.MethodPut}, u.resolve},
+		{[]string{http.MethodPost}, u.create},
+		{[]string{http.MethodPut, http.MethodPatch}, u.update},
+		{[]string{http.MethodGet, http.MethodHead}, u.read},
+	}
+	for _, step := range steps {
+		for _, e := range order {
+			if !slices.Contains(step.methods, e.method) {
+				continue
+			}
+			if err := step.do(ctx, e, u.results[e]); err != nil {
+				var ce *conflictingEntries
+				if errors.As(err, &ce) {
+					return ce.err
+				}
+				return &entryError{entry: e, err: err}
+			}
+		}
+	}
+	return nil
+}
+
+// conflictingEntries is the failure of a transaction in which two entries
+// change the same resource: its Error names both entries.
+type conflictingEntries struct{ err *Error }
+
+func (c *conflictingEntries) Error() string { return c.err.Error() }
+func (c *conflictingEntries) Unwrap() error { return c.err }
+
+// claim records that e changes typ/id, refusing a second entry that
+// changes the same resource: which would win is not defined.
+func (u *unit) claim(e *entry, typ, id string) error {
+	ref := typ + "/" + id
+	if other, ok := u.targets[ref]; ok {
+		err := errorf(http.StatusBadRequest, "invalid",
+			"%s and %s both change %s: a transaction changes each resource at most once", other.label(), e.label(), ref)
+		err.Issues[0].Expression = []string{other.path(), e.path()}
+		return &conflictingEntries{err}
+	}
+	u.targets[ref] = e
+	return nil
+}
+
+func (u *unit) delete(ctx context.Context, e *entry, r *entryResult) error {
+	typ := e.target.typ
+	r.status = http.StatusNoContent
+	if e.conditional() {
+		v, err := u.a.svc.conditionalDeleteIn(ctx, u.tx, typ, e.target.criteria)
+		if err != nil || v == nil {
+			return err
+		}
+		r.v = v
+		return u.claim(e, typ, v.ID)
+	}
+	if err := u.claim(e, typ, e.target.id); err != nil {
+		return err
+	}
+	v, err := u.a.svc.deleteIn(ctx, u.tx, typ, e.target.id, e.ifMatch)
+	r.v = v
+	return err
+}
+
+// identifyCreate settles the id a POST creates, or the resource its
+// ifNoneExist matches.
+func (u *unit) identifyCreate(ctx context.Context, e *entry, r *entryResult) error {
+	r.id = e.newID
+	if e.ifNoneExist != nil {
+		match, err := matchOne(ctx, u.tx, e.ifNoneExist, "ifNoneExist")
+		if err != nil {
+			return err
+		}
+		if match != nil {
+			r.id, r.v, r.exists = match.ID, match, true
+		}
+	}
+	u.refs.add(e.fullURL, e.target.typ+"/"+r.id)
+	return u.claim(e, e.target.typ, r.id)
+}
+
+// identifyUpdate settles the id a PUT writes.
+func (u *unit) identifyUpdate(ctx context.Context, e *entry, r *entryResult) error {
+	r.id = e.target.id
+	if e.conditional() {
+		id, err := updateTarget(ctx, u.tx, e.target.typ, r.res, e.target.criteria)
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			id = e.newID
+		}
+		r.id = id
+	}
+	u.refs.add(e.fullURL, e.target.typ+"/"+r.id)
+	return u.claim(e, e.target.typ, r.id)
+}
+
+// identifyPatch settles the resource a PATCH changes.
+func (u *unit) identifyPatch(ctx context.Context, e *entry, r *entryResult) error {
+	r.id = e.target.id
+	if e.conditional() {
+		match, err := matchOne(ctx, u.tx, e.target.criteria, "conditional patch")
+		if err != nil {
+			return err
+		}
+		if match == nil {
+			return errorf(http.StatusNotFound, "not-found", "the conditional patch criteria match no %s", e.target.typ)
+		}
+		r.id = match.ID
+	}
+	return u.claim(e, e.target.typ, r.id)
+}
+
+// resolve rewrites the references of the resource a POST or PUT writes.
+func (u *unit) resolve(ctx context.Context, e *entry, r *entryResult) error {
+	if r.exists {
+		return nil
+	}
+	return u.refs.resolve(ctx, e, r.res)
+}
+
+// conditionalRef resolves a conditional reference Type?criteria to the
+// Type/id of the one resource it matches.
+func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
+	typ, query, _ := strings.Cut(ref, "?")
+	if !isServed(typ) {
+		return "", errorf(http.StatusBadRequest, "not-supported", "conditional reference %q: resource type %q is not served here", truncate(ref, 200), typ)
+	}
+	criteria, err := u.a.parseCriteria(typ, query, "conditional reference")
+	if err != nil {
+		return "", err
+	}
+	match, err := matchOne(ctx, u.tx, criteria, "conditional reference")
+	if err != nil {
+		return "", err
+	}
+	if match == nil {
+		return "", errorf(http.StatusPreconditionFailed, "not-found", "conditional reference %q matches no %s", truncate(ref, 200), typ)
+	}
+	return typ + "/" + match.ID, nil
+}
+
+func (u *unit) create(ctx context.Context, e *entry, r *entryResult) error {
+	if r.exists {
+		r.status = http.StatusOK
+		return nil
+	}
+	if err := u.a.validateWrite(ctx, r.res); err != nil {
+		return err
+	}
+	v, _, err := u.a.svc.createIn(ctx, u.tx, e.target.typ, r.id, r.res, nil)
+	r.v, r.status = v, http.StatusCreated
+	return err
+}
+
+// update writes a PUT, or applies a PATCH.
+func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
+	typ := e.target.typ
+	if e.method == http.MethodPatch {
+		v, err := u.a.svc.patchIn(ctx, u.tx, typ, r.id, e.ifMatch, func(cur *store.Version) (fhir.Resource, error) {
+			res, err := u.a.applyPatch(ctx, typ, cur, e.patchType, e.patch)
+			if err != nil {
+				return nil, err
+			}
+			return res, u.refs.resolve(ctx, e, res)
+		})
+		r.v, r.status = v, http.StatusOK
+		return err
+	}
+	if err := u.a.validateWrite(ctx, r.res); err != nil {
+		return err
+	}
+	v, created, err := u.a.svc.updateIn(ctx, u.tx, typ, r.id, r.res, e.ifMatch)
+	r.v, r.status = v, http.StatusOK
+	if created {
+		r.status = http.StatusCreated
+	}
+	return err
+}
+
+// responseEntry renders the response entry of a processed entry. Written
+// resources are returned as Prefer return asks: whole (representation, the
+// default), not at all (minimal) or as an OperationOutcome.
+func (a *api) responseEntry(c *gin.Context, e *entry, r *entryResult) bundleEntry {
+	resp := &entryResponse{Status: statusLine(r.status)}
+	be := bundleEntry{Response: resp}
+	v := r.v
+	if v != nil {
+		resp.Etag = etag(v.VersionID)
+		resp.LastModified = formatInstant(v.LastUpdated)
+		if !v.Deleted {
+			be.FullURL = a.baseURL(c) + "/" + v.Type + "/" + v.ID
+		}
+	}
+	switch e.method {
+	case http.MethodDelete:
+		if preferReturn(c) == "OperationOutcome" {
+			resp.Status = statusLine(http.StatusOK)
+			resp.Outcome = deletedOutcome(v)
+		}
+	case http.MethodGet, http.MethodHead:
+		if r.body != nil {
+			be.Resource = r.body
+		}
+		if e.method == http.MethodHead {
+			be.Resource = nil
+		}
+	default:
+		resp.Location = v.Type + "/" + v.ID + "/_history/" + strconv.FormatInt(v.VersionID, 10)
+		switch preferReturn(c) {
+		case "minimal":
+		case "OperationOutcome":
+			resp.Outcome = writtenOutcome(r.status, v)
+		default:
+			be.Resource = v.JSON
+		}
+	}
+	return be
+}
+
+// writtenOutcome is the OperationOutcome that reports a write, for Prefer
+// return=OperationOutcome.
+func writtenOutcome(status int, v *store.Version) []byte {
+	return newOutcome(Issue{Severity: "information", Code: "informational",
+		Diagnostics: fmt.Sprintf("%s: %s/%s version %d", http.StatusText(status), v.Type, v.ID, v.VersionID)}).marshal()
+}
+
+// deletedOutcome is the OperationOutcome that reports a delete; v is nil
+// when there was nothing to delete.
+func deletedOutcome(v *store.Version) []byte {
+	msg := "nothing to delete"
+	if v != nil {
+		msg = fmt.Sprintf("deleted %s/%s (version %d)", v.Type, v.ID, v.VersionID)
+	}
+	return newOutcome(Issue{Severity: "information", Code: "informational", Diagnostics: msg}).marshal()
+}

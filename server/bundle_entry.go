@@ -1,0 +1,445 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/fhirxml"
+	"carefhir/store"
+)
+
+// maxBundleEntries bounds the entries of one transaction or batch. Every
+// entry of a transaction is held in memory and written in one unit of work;
+// larger loads are split by the client.
+const maxBundleEntries = 10000
+
+// The request methods of bundle entries (Bundle.entry.request.method).
+var entryMethods = map[string]bool{
+	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true,
+	http.MethodPut: true, http.MethodPatch: true, http.MethodDelete: true,
+}
+
+// txBundle is a transaction or batch as read from a request: its type and
+// its entries, each parsed and checked on its own.
+type txBundle struct {
+	kind    string // "transaction" or "batch"
+	entries []*entry
+}
+
+// entry is one entry of a transaction or batch.
+type entry struct {
+	index   int
+	fullURL string
+	method  string
+	url     string // request.url as sent
+	target  requestTarget
+	// res is the resource of a POST or PUT, and raw its JSON, from which a
+	// unit of work that runs again decodes it afresh (res is changed by
+	// reference resolution and by the write).
+	res fhir.Resource
+	raw []byte
+	// newID is the id a create gives the resource, fixed when the bundle is
+	// read so that a unit of work that runs again assigns the same.
+	newID           string
+	ifMatch         int64
+	ifNoneExist     *store.Query
+	ifNoneMatch     string
+	ifModifiedSince time.Time
+	// patchType and patch are the patch document of a PATCH: its media type
+	// and content.
+	patchType string
+	patch     []byte
+	// err is why the entry cannot be processed; nothing else is set.
+	err error
+}
+
+// label names the entry in messages: Bundle.entry[3] (PUT Patient/123).
+func (e *entry) label() string {
+	return fmt.Sprintf("%s (%s %s)", e.path(), e.method, truncate(e.url, 200))
+}
+
+// path is the FHIRPath of the entry in the request Bundle.
+func (e *entry) path() string { return "Bundle.entry[" + strconv.Itoa(e.index) + "]" }
+
+// conditional reports whether a PUT, PATCH or DELETE names its target by
+// search criteria.
+func (e *entry) conditional() bool { return e.target.criteria != nil }
+
+// targetKind is what the URL of an entry's request names.
+type targetKind int
+
+const (
+	targetType        targetKind = iota // [type]: create, or search with a query
+	targetInstance                      // [type]/[id]
+	targetVersion                       // [type]/[id]/_history/[vid]
+	targetHistory                       // [type]/[id]/_history
+	targetTypeHistory                   // [type]/_history
+	targetCompartment                   // Patient/[id]/[type]
+)
+
+// requestTarget is what the URL of an entry's request names.
+type requestTarget struct {
+	kind     targetKind
+	typ      string
+	id       string
+	vid      int64
+	query    url.Values // the query string, for searches and history
+	rawQuery string
+	// compartment is the type searched in a Patient compartment.
+	compartment string
+	// criteria select the resource of a conditional PUT, PATCH or DELETE.
+	criteria *store.Query
+}
+
+// wireBundle is the JSON of a transaction or batch Bundle. Only the
+// elements that processing needs are read; each entry's resource is decoded
+// on its own, so that a bad resource fails its entry and not a whole batch.
+type wireBundle struct {
+	ResourceType string      `json:"resourceType"`
+	Type         string      `json:"type"`
+	Entry        []wireEntry `json:"entry"`
+}
+
+type wireEntry struct {
+	FullURL  string          `json:"fullUrl"`
+	Resource json.RawMessage `json:"resource"`
+	Request  *wireRequest    `json:"request"`
+}
+
+type wireRequest struct {
+	Method          string `json:"method"`
+	URL             string `json:"url"`
+	IfNoneMatch     string `json:"ifNoneMatch"`
+	IfModifiedSince string `json:"ifModifiedSince"`
+	IfMatch         string `json:"ifMatch"`
+	IfNoneExist     string `json:"ifNoneExist"`
+}
+
+// readBundle reads the request body as a transaction or batch Bundle, in
+// JSON or XML as its Content-Type says. Problems with the Bundle itself are
+// returned; problems with an entry are kept in the entry.
+func (a *api) readBundle(c *gin.Context, body []byte) (*txBundle, error) {
+	mt, err := bodyType(c)
+	if err != nil {
+		return nil, err
+	}
+	var wb *wireBundle
+	if xmlTypes[mt] {
+		res, err := fhirxml.UnmarshalAs(body, "Bundle")
+		if err != nil {
+			return nil, err
+		}
+		if wb, err = wireFromXML(res.(*fhir.Bundle)); err != nil {
+			return nil, err
+		}
+	} else {
+		wb = &wireBundle{}
+		if err := json.Unmarshal(body, wb); err != nil {
+			return nil, errorf(http.StatusBadRequest, "invalid", "the body is not a valid JSON Bundle: %v", err)
+		}
+	}
+	if wb.ResourceType != "Bundle" {
+		return nil, errorf(http.StatusBadRequest, "invalid",
+			"POST /fhir takes a Bundle of type transaction or batch, not a %s", truncate(wb.ResourceType, 64))
+	}
+	if wb.Type != "transaction" && wb.Type != "batch" {
+		return nil, errorf(http.StatusBadRequest, "invalid",
+			"POST /fhir takes a Bundle of type transaction or batch, not %q; to store a Bundle, POST it to /fhir/Bundle",
+			truncate(wb.Type, 40)).at("Bundle.type")
+	}
+	if len(wb.Entry) > maxBundleEntries {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "too-costly",
+			"the Bundle has %d entries; a %s holds at most %d: split it", len(wb.Entry), wb.Type, maxBundleEntries).at("Bundle.entry")
+	}
+	b := &txBundle{kind: wb.Type, entries: make([]*entry, len(wb.Entry))}
+	base := a.baseURL(c)
+	for i, we := range wb.Entry {
+		b.entries[i] = a.readEntry(i, we, base)
+	}
+	if b.kind == "transaction" {
+		if err := sameFullURLs(b.entries); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// wireFromXML turns a Bundle decoded from XML into the form JSON is read
+// in, each resource as its JSON.
+func wireFromXML(b *fhir.Bundle) (*wireBundle, error) {
+	wb := &wireBundle{ResourceType: "Bundle", Type: b.Type.Get()}
+	for _, be := range b.Entry {
+		we := wireEntry{FullURL: be.FullUrl.Get()}
+		if be.Resource != nil {
+			raw, err := fhirjson.Marshal(be.Resource)
+			if err != nil {
+				return nil, err
+			}
+			we.Resource = raw
+		}
+		if r := be.Request; r != nil {
+			we.Request = &wireRequest{Method: r.Method.Get(), URL: r.Url.Get(), IfNoneMatch: r.IfNoneMatch.Get(),
+				IfModifiedSince: r.IfModifiedSince.Get(), IfMatch: r.IfMatch.Get(), IfNoneExist: r.IfNoneExist.Get()}
+		}
+		wb.Entry = append(wb.Entry, we)
+	}
+	return wb, nil
+}
+
+// sameFullURLs refuses a transaction in which two entries share a fullUrl:
+// a reference to it would name either.
+func sameFullURLs(entries []*entry) error {
+	seen := make(map[string]int, len(entries))
+	for _, e := range entries {
+		if e.fullURL == "" {
+			continue
+		}
+		if first, ok := seen[e.fullURL]; ok {
+			err := errorf(http.StatusBadRequest, "invalid", "Bundle.entry[%d] and Bundle.entry[%d] have the same fullUrl %q",
+				first, e.index, truncate(e.fullURL, 200))
+			err.Issues[0].Expression = []string{entries[first].path() + ".fullUrl", e.path() + ".fullUrl"}
+			return err
+		}
+		seen[e.fullURL] = e.index
+	}
+	return nil
+}
+
+// readEntry parses and checks one entry; what is wrong is kept in its err.
+func (a *api) readEntry(i int, we wireEntry, base string) *entry {
+	e := &entry{index: i, fullURL: we.FullURL}
+	if r := we.Request; r != nil {
+		e.method, e.url = r.Method, r.URL
+	}
+	if err := a.checkEntry(e, we, base); err != nil {
+		e.err = err
+	}
+	return e
+}
+
+func (a *api) checkEntry(e *entry, we wireEntry, base string) error {
+	req := we.Request
+	switch {
+	case req == nil:
+		return errorf(http.StatusBadRequest, "required", "the entry has no request: every entry of a transaction or batch says what to do").at(e.path() + ".request")
+	case req.Method == "":
+		return errorf(http.StatusBadRequest, "required", "the entry has no request.method").at(e.path() + ".request.method")
+	case !entryMethods[req.Method]:
+		return errorf(http.StatusBadRequest, "invalid", "request.method %q is not one of GET, HEAD, POST, PUT, PATCH and DELETE",
+			truncate(req.Method, 20)).at(e.path() + ".request.method")
+	case req.URL == "":
+		return errorf(http.StatusBadRequest, "required", "the entry has no request.url").at(e.path() + ".request.url")
+	}
+	t, err := a.parseTarget(e.method, req.URL, base)
+	if err != nil {
+		return err
+	}
+	e.target = t
+	if req.IfMatch != "" {
+		if e.ifMatch, err = parseETag(req.IfMatch, "request.ifMatch"); err != nil {
+			return err
+		}
+	}
+	if req.IfNoneExist != "" {
+		if e.method != http.MethodPost {
+			return errorf(http.StatusBadRequest, "invalid", "request.ifNoneExist is for POST (conditional create), not %s", e.method)
+		}
+		if e.ifNoneExist, err = a.parseCriteria(t.typ, req.IfNoneExist, "ifNoneExist"); err != nil {
+			return err
+		}
+	}
+	e.ifNoneMatch = req.IfNoneMatch
+	if req.IfModifiedSince != "" {
+		ims, err := time.Parse(time.RFC3339, req.IfModifiedSince)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "invalid", "request.ifModifiedSince %q is not an instant", truncate(req.IfModifiedSince, 40))
+		}
+		e.ifModifiedSince = ims
+	}
+	hasResource := len(we.Resource) > 0 && string(we.Resource) != "null"
+	switch e.method {
+	case http.MethodPost, http.MethodPut:
+		if !hasResource {
+			return errorf(http.StatusBadRequest, "required", "a %s entry carries the resource to write", e.method).at(e.path() + ".resource")
+		}
+		e.raw = we.Resource
+		if e.res, err = decodeEntry(we.Resource, t.typ); err != nil {
+			return err
+		}
+		if err := checkMandatory(e.res); err != nil {
+			return err
+		}
+		if e.method == http.MethodPut && !e.conditional() {
+			switch bodyID := e.res.GetID(); {
+			case bodyID == "":
+				return errorf(http.StatusBadRequest, "required", "the resource has no id: an update must carry the id %q of its URL", t.id).at(t.typ + ".id")
+			case bodyID != t.id:
+				return errorf(http.StatusBadRequest, "invalid", "the resource id %q differs from the id %q in request.url", truncate(bodyID, 64), t.id).at(t.typ + ".id")
+			}
+		}
+		e.newID = newID()
+	case http.MethodPatch:
+		if !hasResource {
+			return errorf(http.StatusBadRequest, "required", "a PATCH entry carries the patch: a Binary holding a JSON Patch, or a Parameters holding a FHIRPath Patch").at(e.path() + ".resource")
+		}
+		if e.patchType, e.patch, err = entryPatch(we.Resource); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeEntry decodes the resource of an entry, which must be of typ.
+func decodeEntry(raw []byte, typ string) (fhir.Resource, error) {
+	res, err := fhirjson.Unmarshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	if res.ResourceType() != typ {
+		return nil, errorf(http.StatusBadRequest, "invalid", "the resource is a %s but request.url names %s", res.ResourceType(), typ).at(res.ResourceType())
+	}
+	return res, nil
+}
+
+// entryPatch reads the patch document of a PATCH entry: a Binary with a
+// JSON Patch (its contentType and decoded data), or a Parameters with a
+// FHIRPath Patch (as FHIR JSON).
+func entryPatch(raw []byte) (string, []byte, error) {
+	res, err := fhirjson.Unmarshal(raw)
+	if err != nil {
+		return "", nil, err
+	}
+	switch p := res.(type) {
+	case *fhir.Parameters:
+		return mimeFHIRJSON, raw, nil
+	case *fhir.Binary:
+		data, err := base64.StdEncoding.DecodeString(p.Data.Get())
+		if err != nil || len(data) == 0 {
+			return "", nil, errorf(http.StatusBadRequest, "invalid", "the Binary of a PATCH entry holds the patch in data, base64-encoded").at("Binary.data")
+		}
+		return p.ContentType.Get(), data, nil
+	}
+	return "", nil, errorf(http.StatusBadRequest, "invalid",
+		"the resource of a PATCH entry is a Binary (JSON Patch) or a Parameters (FHIRPath Patch), not a %s", res.ResourceType()).at(res.ResourceType())
+}
+
+// parseTarget reads request.url: relative to the base ([type]/[id]…), or
+// absolute, under this server's base or another's (the part from the
+// resource type on is used).
+func (a *api) parseTarget(method, raw, base string) (requestTarget, error) {
+	var t requestTarget
+	rel := raw
+	switch {
+	case strings.HasPrefix(raw, base+"/"):
+		rel = raw[len(base)+1:]
+	case strings.Contains(raw, "://"):
+		u, err := url.Parse(raw)
+		if err != nil {
+			return t, badURL(raw, "it is not a valid URL")
+		}
+		segs := strings.Split(u.Path, "/")
+		start := -1
+		for i, s := range segs {
+			if fhir.IsResourceType(s) {
+				start = i
+				break
+			}
+		}
+		if start < 0 {
+			return t, badURL(raw, "it names no resource type")
+		}
+		rel = strings.Join(segs[start:], "/")
+		if u.RawQuery != "" {
+			rel += "?" + u.RawQuery
+		}
+	}
+	rel = strings.TrimPrefix(rel, "/")
+	path, rawQuery, hasQuery := strings.Cut(rel, "?")
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return t, badURL(raw, "its query string is not valid")
+	}
+	t.query, t.rawQuery = query, rawQuery
+	segs := strings.Split(path, "/")
+	for _, s := range segs {
+		if strings.HasPrefix(s, "$") {
+			return t, errorf(http.StatusBadRequest, "not-supported", "request.url %q invokes an operation: operations are not supported in a transaction or batch", truncate(raw, 200))
+		}
+	}
+	if segs[0] == "" || segs[0] == "_history" || segs[0] == "metadata" {
+		return t, errorf(http.StatusBadRequest, "not-supported", "request.url %q: whole-system interactions are not supported in a transaction or batch", truncate(raw, 200))
+	}
+	t.typ = segs[0]
+	if !isServed(t.typ) {
+		return t, errorf(http.StatusNotFound, "not-supported", "resource type %q is not served here", truncate(t.typ, 64))
+	}
+	if len(segs) > 1 {
+		t.id = segs[1]
+		if t.id == "_history" {
+			t.id = ""
+		} else if err := checkID(t.id, ""); err != nil {
+			return t, err
+		}
+	}
+	switch {
+	case len(segs) == 1:
+		t.kind = targetType
+	case len(segs) == 2 && t.id == "":
+		t.kind = targetTypeHistory
+	case len(segs) == 2:
+		t.kind = targetInstance
+	case len(segs) == 3 && segs[2] == "_history" && t.id != "":
+		t.kind = targetHistory
+	case len(segs) == 4 && segs[2] == "_history" && t.id != "":
+		t.kind = targetVersion
+		if t.vid, err = strconv.ParseInt(segs[3], 10, 64); err != nil || t.vid < 1 {
+			return t, errorf(http.StatusNotFound, "not-found", "%s/%s has no version %q", t.typ, t.id, truncate(segs[3], 20))
+		}
+	case len(segs) == 3 && t.typ == "Patient" && t.id != "" && isServed(segs[2]):
+		t.kind = targetCompartment
+		t.compartment = segs[2]
+	default:
+		return t, badURL(raw, "it is not [type], [type]/[id] or a history, version or compartment of one")
+	}
+	return t, a.checkTarget(method, raw, &t, hasQuery)
+}
+
+// checkTarget checks that the method applies to what the URL names, and
+// parses the criteria of conditional interactions.
+func (a *api) checkTarget(method, raw string, t *requestTarget, hasQuery bool) error {
+	read := method == http.MethodGet || method == http.MethodHead
+	switch {
+	case read:
+		return nil
+	case method == http.MethodPost && t.kind == targetType && !hasQuery:
+		return nil
+	case method == http.MethodPost:
+		return badURL(raw, "POST creates a resource on its type: request.url is the type alone, e.g. Patient")
+	case t.kind == targetInstance && !hasQuery:
+		return nil
+	case t.kind == targetType && hasQuery:
+		what := map[string]string{http.MethodPut: "conditional update", http.MethodPatch: "conditional patch",
+			http.MethodDelete: "conditional delete"}[method]
+		q, err := a.parseCriteria(t.typ, t.rawQuery, what)
+		if err != nil {
+			return err
+		}
+		t.criteria = q
+		return nil
+	}
+	return badURL(raw, method+" needs [type]/[id], or [type]?criteria for a conditional "+strings.ToLower(method))
+}
+
+func badURL(raw, why string) *Error {
+	return errorf(http.StatusBadRequest, "invalid", "request.url %q is not valid here: %s", truncate(raw, 200), why)
+}

@@ -1,0 +1,305 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+)
+
+// refResolver rewrites the references between the entries of a transaction
+// (FHIR R4 RESTful API, 3.1.0.11.2 and .3, and Bundle 2.36.4.1):
+//
+//   - a placeholder, the fullUrl of an entry that creates or updates a
+//     resource (urn:uuid:…, urn:oid:… or an absolute URL), becomes the
+//     Type/id the resource was given, wherever it stands as a
+//     Reference.reference, the value of an element of type uri, url, oid or
+//     uuid, or an href or src in the narrative; elements of type canonical
+//     are left alone, as the specification says;
+//   - a relative reference Type/id to a created entry whose fullUrl is a
+//     RESTful URL Base/Type/id becomes the created resource's, when the
+//     referring entry has no RESTful fullUrl or the same Base;
+//   - a conditional reference, Type?criteria in a Reference.reference,
+//     becomes the Type/id of the one resource the criteria match; none or
+//     several fail with 412.
+//
+// A Reference.reference that is a urn:uuid or urn:oid naming no entry fails:
+// stored, it would point nowhere. References inside a Bundle held as a
+// resource are that Bundle's own and are left alone.
+type refResolver struct {
+	// ids maps the fullUrl of each created or updated entry to Type/id.
+	ids map[string]string
+	// local maps Type/id of created entries with a RESTful fullUrl to where
+	// the resource was created.
+	local map[string][]localRef
+	// others are the fullUrls of the other entries of a batch, whose
+	// entries may not reference each other.
+	others map[string]int
+	// conditional resolves a conditional reference to Type/id; results are
+	// kept in resolved, as bundles often repeat the same one.
+	conditional func(ctx context.Context, ref string) (string, error)
+	resolved    map[string]string
+	fields      map[reflect.Type][]fhirjson.Field
+}
+
+// localRef is a created entry with a RESTful fullUrl: its base, and the
+// Type/id its resource was given.
+type localRef struct {
+	base, ref string
+}
+
+func newRefResolver() *refResolver {
+	return &refResolver{
+		ids:      map[string]string{},
+		local:    map[string][]localRef{},
+		resolved: map[string]string{},
+		fields:   map[reflect.Type][]fhirjson.Field{},
+	}
+}
+
+// restfulURL matches a RESTful fullUrl: base, type and id.
+var restfulURL = regexp.MustCompile(`^(https?://.+)/([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$`)
+
+// relativeRef matches a relative reference Type/id.
+var relativeRef = regexp.MustCompile(`^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$`)
+
+// conditionalRef matches a conditional reference Type?criteria.
+var conditionalRef = regexp.MustCompile(`^[A-Z][A-Za-z]+\?`)
+
+// restBase returns the base of a RESTful fullUrl, "" for any other.
+func restBase(fullURL string) string {
+	if m := restfulURL.FindStringSubmatch(fullURL); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// add records that the entry with fullURL was given ref (Type/id).
+func (r *refResolver) add(fullURL, ref string) {
+	if fullURL == "" {
+		return
+	}
+	r.ids[fullURL] = ref
+	if m := restfulURL.FindStringSubmatch(fullURL); m != nil && m[2]+"/"+m[3] != ref {
+		r.local[m[2]+"/"+m[3]] = append(r.local[m[2]+"/"+m[3]], localRef{base: m[1], ref: ref})
+	}
+}
+
+// lookup returns what a reference written in an entry whose fullUrl has
+// base from (or "") becomes.
+func (r *refResolver) lookup(ref, from string) (string, bool) {
+	if to, ok := r.ids[ref]; ok {
+		return to, true
+	}
+	cands := r.local[ref]
+	if len(cands) == 0 || !relativeRef.MatchString(ref) {
+		return "", false
+	}
+	for _, c := range cands {
+		if c.base == from {
+			return c.ref, true
+		}
+	}
+	if from == "" && len(cands) == 1 {
+		return cands[0].ref, true
+	}
+	return "", false
+}
+
+// resolve rewrites the references of res, the resource of entry e.
+func (r *refResolver) resolve(ctx context.Context, e *entry, res fhir.Resource) error {
+	if res == nil || res.ResourceType() == "Bundle" {
+		return nil
+	}
+	w := &refWalker{r: r, ctx: ctx, from: restBase(e.fullURL), path: []byte(res.ResourceType())}
+	return w.object(reflect.ValueOf(res).Elem())
+}
+
+// refWalker walks one resource, keeping the FHIRPath of where it is for
+// messages.
+type refWalker struct {
+	r    *refResolver
+	ctx  context.Context
+	from string
+	path []byte
+}
+
+// object walks v, a generated struct (a resource, data type, backbone
+// element or primitive).
+func (w *refWalker) object(v reflect.Value) error {
+	switch p := v.Addr().Interface().(type) {
+	case *fhir.Reference:
+		if p.Reference != nil && p.Reference.Value != nil {
+			if err := w.reference(p.Reference.Value); err != nil {
+				return err
+			}
+		}
+	case *fhir.Uri:
+		w.uri(p.Value)
+	case *fhir.Url:
+		w.uri(p.Value)
+	case *fhir.Oid:
+		w.uri(p.Value)
+	case *fhir.Uuid:
+		w.uri(p.Value)
+	case *fhir.Xhtml:
+		if p.Value != nil && len(w.r.ids) > 0 {
+			*p.Value = w.r.narrative(*p.Value, w.from)
+		}
+	}
+	for _, f := range w.r.fieldsOf(v.Type()) {
+		fv := v.Field(f.Index)
+		if f.Kind != fhirjson.Primitive && f.Kind != fhirjson.Complex && f.Kind != fhirjson.Resource {
+			continue
+		}
+		n := len(w.path)
+		w.path = append(append(w.path, '.'), f.Name...)
+		var err error
+		if f.Repeated {
+			for i := 0; i < fv.Len() && err == nil; i++ {
+				m := len(w.path)
+				w.path = append(strconv.AppendInt(append(w.path, '['), int64(i), 10), ']')
+				err = w.element(f.Kind, fv.Index(i))
+				w.path = w.path[:m]
+			}
+		} else {
+			err = w.element(f.Kind, fv)
+		}
+		w.path = w.path[:n]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// element walks one element: a pointer to a generated struct, or a
+// resource.
+func (w *refWalker) element(kind fhirjson.FieldKind, v reflect.Value) error {
+	if v.IsNil() {
+		return nil
+	}
+	if kind == fhirjson.Resource {
+		res, ok := v.Interface().(fhir.Resource)
+		if !ok || res.ResourceType() == "Bundle" {
+			return nil
+		}
+		return w.object(v.Elem().Elem())
+	}
+	return w.object(v.Elem())
+}
+
+func (r *refResolver) fieldsOf(t reflect.Type) []fhirjson.Field {
+	fs, ok := r.fields[t]
+	if !ok {
+		fs, _ = fhirjson.Fields(t)
+		r.fields[t] = fs
+	}
+	return fs
+}
+
+// reference rewrites a Reference.reference.
+func (w *refWalker) reference(s *string) error {
+	ref := *s
+	if to, ok := w.r.lookup(ref, w.from); ok {
+		*s = to
+		return nil
+	}
+	where := string(w.path) + ".reference"
+	if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
+		if i, ok := w.r.others[ref]; ok {
+			return errorf(http.StatusBadRequest, "invalid",
+				"reference %q names Bundle.entry[%d]: the entries of a batch are processed independently and cannot reference each other; use a transaction",
+				truncate(ref, 100), i).at(where)
+		}
+		return errorf(http.StatusBadRequest, "not-found", "reference %q names no entry of the Bundle", truncate(ref, 100)).at(where)
+	}
+	if !conditionalRef.MatchString(ref) || w.r.conditional == nil {
+		return nil
+	}
+	to, ok := w.r.resolved[ref]
+	if !ok {
+		var err error
+		if to, err = w.r.conditional(w.ctx, ref); err != nil {
+			if fe, ok := err.(*Error); ok {
+				fe.at(where)
+			}
+			return err
+		}
+		w.r.resolved[ref] = to
+	}
+	*s = to
+	return nil
+}
+
+// uri rewrites the value of a uri, url, oid or uuid that is the fullUrl of
+// an entry.
+func (w *refWalker) uri(s *string) {
+	if s == nil {
+		return
+	}
+	if to, ok := w.r.ids[*s]; ok {
+		*s = to
+	}
+}
+
+// narrative rewrites the href and src attributes of an XHTML narrative that
+// name an entry.
+func (r *refResolver) narrative(div, from string) string {
+	var b strings.Builder
+	rest, changed := div, false
+	for {
+		i, q := nextLinkAttr(rest)
+		if i < 0 {
+			break
+		}
+		end := strings.IndexByte(rest[i:], q)
+		if end < 0 {
+			break
+		}
+		value := rest[i : i+end]
+		to, ok := r.lookup(value, from)
+		if !ok {
+			b.WriteString(rest[:i+end])
+		} else {
+			b.WriteString(rest[:i])
+			b.WriteString(to)
+			changed = true
+		}
+		rest = rest[i+end:]
+	}
+	if !changed {
+		return div
+	}
+	b.WriteString(rest)
+	return b.String()
+}
+
+// nextLinkAttr returns where the value of the next href or src attribute in
+// s starts, and its quote; -1 when there is none.
+func nextLinkAttr(s string) (int, byte) {
+	best, quote := -1, byte(0)
+	for _, attr := range []string{"href=", "src="} {
+		for from := 0; ; {
+			i := strings.Index(s[from:], attr)
+			if i < 0 {
+				break
+			}
+			i += from
+			at := i + len(attr)
+			if at < len(s) && (s[at] == '"' || s[at] == '\'') && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t' || s[i-1] == '\n') {
+				if best < 0 || at+1 < best {
+					best, quote = at+1, s[at]
+				}
+				break
+			}
+			from = i + 1
+		}
+	}
+	return best, quote
+}
