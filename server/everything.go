@@ -1,0 +1,503 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/fhir/search"
+	"carefhir/store"
+)
+
+// everythingIncludes are the types of the referenced resources that
+// $everything adds to a record, as include entries: the resources of these
+// types that a page's resources reference through a search parameter
+// (Patient.generalPractitioner and managingOrganization,
+// Observation.performer, Appointment participants, CareTeam members,
+// Encounter.serviceProvider and location…), and the practitioner,
+// organisation and location of an included PractitionerRole. These are the
+// people, places, organisations and medicines a record names, which a reader
+// needs to make sense of it; they hold no patient's data of their own.
+// Medplum returns the same types (and Device, not served here), and Firely
+// Server returns those its AdditionalResources setting lists. Referenced resources of compartment types
+// (another patient's Observation that an Observation names as a member) are
+// left out, so that $everything never shows another patient's data. Includes
+// follow _type but not _since (a new observation still needs its performer)
+// and are repeated on each page that references them.
+var everythingIncludes = []string{"Location", "Medication", "Organization", "Practitioner", "PractitionerRole"}
+
+// maxEverythingQueries bounds the store queries of one type-level page.
+const maxEverythingQueries = 2000
+
+// selfSegment is the segment of a record that holds the Patient itself.
+const selfSegment = "self"
+
+// registerEverything serves Patient $everything
+// (http://hl7.org/fhir/R4/patient-operation-everything.html) on a patient
+// (GET or POST Patient/{id}/$everything) and on the Patient type (GET or POST
+// Patient/$everything, for bulk-minded clients). The answer is a searchset
+// Bundle holding a patient's record: the Patient, every resource of a served
+// type in its compartment (the official Patient CompartmentDefinition,
+// through the same clause as compartment search, so GET Patient/{id}/{type}
+// and $everything agree on membership), with mode match, and the resources
+// of everythingIncludes they reference, with mode include.
+//
+// Order and paging. A record is read in segments: the Patient itself first,
+// then the compartment one resource type at a time, types in name order (the
+// Patient segment holds the other Patient records that link to this one),
+// each type in id order. A page holds up to _count matches, taken across
+// segments; its next link is a cursor naming the segment and the engine's
+// keyset cursor within it, so walking the pages while others write returns
+// every resource that stays in the record exactly once. A page that fills up
+// looks ahead, so that it has a next link only when more remains (at the
+// type level, unless it stopped at the bound on queries below).
+//
+// At the type level patients are walked in id order, each followed by its
+// record; the cursor also holds the engine's cursor of the patients after
+// the current one. A resource in the records of several patients (an
+// appointment of two patients) comes under each of them, but never twice in
+// one page. Patients are walked whatever _since and _type say, since their
+// records are read through them; a page stops at the first patient boundary
+// after maxEverythingQueries store queries, so that a sparse selection (a
+// recent _since) cannot make one request read the whole database, and such a
+// page may hold fewer than _count matches.
+//
+// Parameters: _since (only resources last updated at or after it), _type
+// (comma-separated or repeated: only these types, the Patient included), and
+// _count (page size, as for search). start and end (a care date range) are
+// not applied: they are reported, like unknown parameters, in an outcome
+// entry, or refused with 400 under Prefer: handling=strict. POST takes the
+// same parameters in a Parameters resource.
+func (a *api) registerEverything() {
+	a.addOperation(operation{
+		name:       "everything",
+		definition: "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+		levels:     typeLevel | instanceLevel,
+		types:      []string{"Patient"},
+		idempotent: true,
+		handle:     a.everything,
+	})
+}
+
+// everythingParams are the parameters of one $everything request.
+type everythingParams struct {
+	types   []string // _type; nil asks for every type
+	since   time.Time
+	count   int
+	cursor  string
+	applied url.Values // for the links
+	ignored []*search.Error
+}
+
+func (p *everythingParams) wants(typ string) bool {
+	return p.types == nil || slices.Contains(p.types, typ)
+}
+
+// everything answers $everything on a patient (inv.ID set) or on the
+// Patient type with one page of the record(s).
+func (a *api) everything(c *gin.Context, inv invocation) {
+	p, err := a.parseEverything(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	f, err := a.finder()
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	w := &walk{f: f, p: p, segs: a.segments(p), search: a.search, seen: map[string]bool{}}
+	var next everythingCursor
+	var more bool
+	if inv.ID != "" {
+		next, more, err = a.everythingInstance(c.Request.Context(), w, inv.ID)
+	} else {
+		next, more, err = w.patients(c.Request.Context())
+	}
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	b := a.searchBundle(c, a.searchURL(c, p.applied, p.cursor), &search.Plan{}, -1)
+	b.Link = append(b.Link, bundleLink{Relation: "first", URL: a.searchURL(c, p.applied, "")})
+	if more {
+		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.searchURL(c, p.applied, next.encode())})
+	}
+	if err := a.addEntries(c, b, &search.Plan{Ignored: p.ignored}, &w.page); err != nil {
+		c.Error(err)
+		return
+	}
+	a.writeSearchset(c, b)
+}
+
+// everythingInstance reads a page of Patient id's record: 404 when the
+// patient never existed, 410 when it was deleted.
+func (a *api) everythingInstance(ctx context.Context, w *walk, id string) (everythingCursor, bool, error) {
+	v, err := a.svc.store.Read(ctx, "Patient", id)
+	if err != nil {
+		return everythingCursor{}, false, notFound(err, "Patient", id)
+	}
+	if v.Deleted {
+		return everythingCursor{}, false, gone(v)
+	}
+	var from position
+	if w.p.cursor != "" {
+		cur, err := decodeEverythingCursor(w.p.cursor)
+		if err != nil || cur.Patient != id || cur.After != "" {
+			return everythingCursor{}, false, store.ErrBadCursor
+		}
+		if from, err = w.position(cur); err != nil {
+			return everythingCursor{}, false, err
+		}
+	}
+	pos, more, err := w.record(ctx, id, from)
+	if err != nil || !more {
+		return everythingCursor{}, false, err
+	}
+	return everythingCursor{Patient: id, Segment: w.segs[pos.seg], Cursor: pos.cursor}, true, nil
+}
+
+// parseEverything reads the parameters of $everything from the query
+// string and, for POST, from a Parameters body.
+func (a *api) parseEverything(c *gin.Context) (*everythingParams, error) {
+	values := c.Request.URL.Query()
+	if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
+		body, err := readBody(c)
+		if err != nil {
+			return nil, err
+		}
+		res, err := decodeBody(c, body, "Parameters")
+		if err != nil {
+			return nil, err
+		}
+		in, ok := res.(*fhir.Parameters)
+		if !ok {
+			return nil, errorf(http.StatusBadRequest, "invalid", "$everything takes its parameters as a Parameters resource")
+		}
+		for _, param := range in.Parameter {
+			name := param.Name.Get()
+			values[name] = append(values[name], parameterValue(param))
+		}
+	}
+	p := &everythingParams{count: defaultCount, applied: url.Values{}}
+	strict := preference(c, "handling") == "strict"
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		vs := values[name]
+		switch name {
+		case "_format", "_pretty":
+			continue
+		case "start", "end":
+			p.ignored = append(p.ignored, &search.Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: name,
+				Diagnostics: name + ": a care date range is not applied by this server"})
+			continue
+		case "_cursor", "_count", "_since":
+			if len(vs) != 1 || vs[0] == "" {
+				return nil, errorf(http.StatusBadRequest, "invalid", "%s takes one value", name).at(name)
+			}
+		case "_type":
+		default:
+			p.ignored = append(p.ignored, &search.Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: truncate(name, 64),
+				Diagnostics: "unknown parameter " + strconv.Quote(truncate(name, 64)) + " of $everything"})
+			continue
+		}
+		var err error
+		switch name {
+		case "_cursor":
+			p.cursor = vs[0]
+			continue
+		case "_count":
+			p.count, err = parseCount(vs[0])
+		case "_since":
+			p.since, _, err = parseDate(vs[0])
+			if err != nil {
+				err = errorf(http.StatusBadRequest, "invalid", "_since: %v", err).at("_since")
+			}
+		case "_type":
+			err = p.parseTypes(vs)
+		}
+		if err != nil {
+			return nil, err
+		}
+		p.applied[name] = vs
+	}
+	if strict && len(p.ignored) > 0 {
+		return nil, searchError(p.ignored[0])
+	}
+	return p, nil
+}
+
+// parseTypes reads _type: served type names, comma-separated or repeated.
+func (p *everythingParams) parseTypes(values []string) error {
+	p.types = []string{}
+	for _, list := range values {
+		for _, t := range strings.Split(list, ",") {
+			if t = strings.TrimSpace(t); !isServed(t) {
+				return errorf(http.StatusBadRequest, "not-supported", "_type: resource type %q is not served here", truncate(t, 64)).at("_type")
+			}
+			if !slices.Contains(p.types, t) {
+				p.types = append(p.types, t)
+			}
+		}
+	}
+	return nil
+}
+
+// parameterValue returns the value of an operation parameter as it would
+// be written in a query string; "" when it has no primitive value.
+func parameterValue(p *fhir.ParametersParameter) string {
+	switch {
+	case p.ValueInstant != nil:
+		return p.ValueInstant.Get()
+	case p.ValueDateTime != nil:
+		return p.ValueDateTime.Get()
+	case p.ValueDate != nil:
+		return p.ValueDate.Get()
+	case p.ValueCode != nil:
+		return p.ValueCode.Get()
+	case p.ValueString != nil:
+		return p.ValueString.Get()
+	case p.ValueInteger != nil:
+		return strconv.FormatInt(p.ValueInteger.Get(), 10)
+	case p.ValuePositiveInt != nil:
+		return strconv.FormatInt(p.ValuePositiveInt.Get(), 10)
+	case p.ValueUnsignedInt != nil:
+		return strconv.FormatInt(p.ValueUnsignedInt.Get(), 10)
+	}
+	return ""
+}
+
+// segments lists the segments of a record that p asks for, in the order
+// they are read: the Patient itself, then the compartment types by name.
+func (a *api) segments(p *everythingParams) []string {
+	var segs []string
+	if p.wants("Patient") {
+		segs = append(segs, selfSegment)
+	}
+	for _, t := range servedTypes {
+		if p.wants(t) && len(a.search.CompartmentParams(t)) > 0 {
+			segs = append(segs, t)
+		}
+	}
+	return segs
+}
+
+// walk assembles one page of $everything.
+type walk struct {
+	f      store.Finder
+	p      *everythingParams
+	segs   []string
+	search *search.Registry
+	// page holds the matches and includes so far, each resource once.
+	page    store.Page
+	seen    map[string]bool
+	queries int
+}
+
+// position is where the reading of a record stands: the index of a
+// segment, and the engine's cursor in it ("" from its start).
+type position struct {
+	seg    int
+	cursor string
+}
+
+// position returns where a cursor resumes the reading of a record.
+func (w *walk) position(cur everythingCursor) (position, error) {
+	i := slices.Index(w.segs, cur.Segment)
+	if i < 0 {
+		return position{}, store.ErrBadCursor
+	}
+	return position{i, cur.Cursor}, nil
+}
+
+// query returns the query of one segment of Patient id's record, from
+// _since on.
+func (w *walk) query(seg, id string) store.Query {
+	q := store.Query{Type: "Patient", Where: []store.Clause{{Param: "_id", Tokens: []store.TokenMatch{{Code: id, AnySystem: true}}}}}
+	if seg != selfSegment {
+		clause, _ := w.search.Compartment(seg, id)
+		q = store.Query{Type: seg, Where: []store.Clause{clause}}
+	}
+	if !w.p.since.IsZero() {
+		q.Where = append(q.Where, store.Clause{Param: "_lastUpdated",
+			Dates: []store.DateMatch{{Prefix: store.Ge, Low: w.p.since, High: w.p.since}}})
+	}
+	return q
+}
+
+// find runs one query of a record.
+func (w *walk) find(ctx context.Context, q store.Query) (*store.Page, error) {
+	w.queries++
+	return w.f.Find(ctx, q)
+}
+
+// record reads Patient id's record from from on, adding its resources to the
+// page while it has room. Once the page is full it looks for what remains:
+// more reports whether anything does, and pos is where the next page starts.
+func (w *walk) record(ctx context.Context, id string, from position) (pos position, more bool, err error) {
+	for s := from.seg; s < len(w.segs); s++ {
+		cur := ""
+		if s == from.seg {
+			cur = from.cursor
+		}
+		q := w.query(w.segs[s], id)
+		q.Cursor = cur
+		room := w.p.count - len(w.page.Matches)
+		q.Count = max(room, 1)
+		if room > 0 {
+			q.Include = w.includes(q.Type)
+		}
+		page, err := w.find(ctx, q)
+		if err != nil {
+			return position{}, false, err
+		}
+		if room <= 0 {
+			if len(page.Matches) > 0 {
+				return position{s, cur}, true, nil
+			}
+			continue
+		}
+		w.add(page)
+		if page.Next != "" {
+			return position{s, page.Next}, true, nil
+		}
+	}
+	return position{}, false, nil
+}
+
+// includes returns the references a page of typ follows: to the types of
+// everythingIncludes that _type asks for, and from an included
+// PractitionerRole to its practitioner, organisation and location.
+func (w *walk) includes(typ string) []store.Include {
+	var out []store.Include
+	for _, t := range everythingIncludes {
+		if w.p.wants(t) {
+			out = append(out, store.Include{Type: typ, Param: "*", Target: t})
+		}
+	}
+	for _, t := range []string{"Location", "Organization", "Practitioner"} {
+		if w.p.wants(t) {
+			out = append(out, store.Include{Type: "PractitionerRole", Param: "*", Target: t, Iterate: true})
+		}
+	}
+	return out
+}
+
+// add adds the matches and includes of an engine's page to the page, each
+// resource once.
+func (w *walk) add(page *store.Page) {
+	keep := func(to []*store.Version, from []*store.Version) []*store.Version {
+		for _, v := range from {
+			if key := v.Type + "/" + v.ID; !w.seen[key] {
+				w.seen[key] = true
+				to = append(to, v)
+			}
+		}
+		return to
+	}
+	w.page.Matches = keep(w.page.Matches, page.Matches)
+	w.page.Included = keep(w.page.Included, page.Included)
+}
+
+// patients reads a page of the type-level $everything: patients in id
+// order, each followed by its record.
+func (w *walk) patients(ctx context.Context) (everythingCursor, bool, error) {
+	var (
+		cur everythingCursor
+		pos position
+		err error
+	)
+	if w.p.cursor != "" {
+		if cur, err = decodeEverythingCursor(w.p.cursor); err != nil {
+			return cur, false, err
+		}
+		if cur.Patient == "" && cur.After == "" {
+			return cur, false, store.ErrBadCursor
+		}
+		if cur.Patient != "" {
+			if err := checkID(cur.Patient, ""); err != nil {
+				return cur, false, store.ErrBadCursor
+			}
+			if pos, err = w.position(cur); err != nil {
+				return cur, false, err
+			}
+		}
+	}
+	id, after := cur.Patient, cur.After
+	if id == "" {
+		var ok bool
+		if id, after, ok, err = w.nextPatient(ctx, after); err != nil || !ok {
+			return cur, false, err
+		}
+	}
+	for {
+		var more bool
+		pos, more, err = w.record(ctx, id, pos)
+		if err != nil {
+			return cur, false, err
+		}
+		if more {
+			return everythingCursor{Patient: id, After: after, Segment: w.segs[pos.seg], Cursor: pos.cursor}, true, nil
+		}
+		if after == "" {
+			return cur, false, nil
+		}
+		if w.queries >= maxEverythingQueries {
+			return everythingCursor{After: after}, true, nil
+		}
+		var ok bool
+		if id, after, ok, err = w.nextPatient(ctx, after); err != nil || !ok {
+			return cur, false, err
+		}
+		pos = position{}
+	}
+}
+
+// nextPatient returns the id of the patient after the engine's cursor
+// after ("" for the first), and the cursor of the patients after it ("" when
+// it is the last).
+func (w *walk) nextPatient(ctx context.Context, after string) (id, next string, ok bool, err error) {
+	page, err := w.find(ctx, store.Query{Type: "Patient", Count: 1, Cursor: after})
+	if err != nil || len(page.Matches) == 0 {
+		return "", "", false, err
+	}
+	return page.Matches[0].ID, page.Next, true, nil
+}
+
+// everythingCursor is where the next page of $everything starts, encoded
+// as base64url JSON in the _cursor parameter of the next link: the patient
+// whose record is being read, the segment and the engine's cursor in it. At
+// the type level After is the engine's cursor of the patients after
+// Patient; a cursor with After alone starts at the next patient.
+type everythingCursor struct {
+	Patient string `json:"p,omitempty"`
+	After   string `json:"a,omitempty"`
+	Segment string `json:"s,omitempty"`
+	Cursor  string `json:"c,omitempty"`
+}
+
+func (c everythingCursor) encode() string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeEverythingCursor(s string) (everythingCursor, error) {
+	var c everythingCursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil {
+		return everythingCursor{}, store.ErrBadCursor
+	}
+	return c, nil
+}
