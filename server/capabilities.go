@@ -40,8 +40,20 @@ func (c *capabilities) add(codes ...string) {
 	c.typeInteractions = append(c.typeInteractions, codes...)
 }
 
-func (c *capabilities) addOperation(name, definition string) {
-	c.operations = append(c.operations, capOperation{Name: name, Definition: definition})
+// addOperation records an operation served on types (nil: every type).
+func (c *capabilities) addOperation(name, definition string, types []string) {
+	c.operations = append(c.operations, capOperation{Name: name, Definition: definition, types: types})
+}
+
+// operationsOn lists the operations served on typ.
+func (c *capabilities) operationsOn(typ string) []capOperation {
+	var out []capOperation
+	for _, op := range c.operations {
+		if op.types == nil || slices.Contains(op.types, typ) {
+			out = append(out, op)
+		}
+	}
+	return out
 }
 
 func (c *capabilities) addSystem(codes ...string) {
@@ -101,6 +113,7 @@ type capResource struct {
 type capOperation struct {
 	Name       string `json:"name"`
 	Definition string `json:"definition"`
+	types      []string
 }
 
 type capParam struct {
@@ -161,7 +174,7 @@ func (a *api) metadata(c *gin.Context) {
 			SearchParam:       a.searchParams(typ),
 			SearchInclude:     a.searchIncludes(typ),
 			SearchRevInclude:  a.searchRevIncludes(typ),
-			Operation:         a.caps.operations,
+			Operation:         a.caps.operationsOn(typ),
 		})
 	}
 	body, err := json.Marshal(cs)

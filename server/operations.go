@@ -55,7 +55,7 @@ func (a *api) addOperation(op operation) {
 		a.operations = make(map[string]operation)
 	}
 	a.operations[op.name] = op
-	a.caps.addOperation(op.name, op.definition)
+	a.caps.addOperation(op.name, op.definition, op.types)
 }
 
 // registerOperationRoutes registers the POST routes that only operations

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir/search"
+	"carefhir/profiles/conformance"
 	"carefhir/store"
 )
 
@@ -30,8 +31,22 @@ type Config struct {
 	SoftwareVersion string
 	// Validator, when set, serves $validate; with ValidateWrites it also
 	// checks every create and update, refusing invalid resources with 422.
+	// Its terminology, when it has one (a *profiles.Validator does), answers
+	// the search modifiers :in, :not-in, :above and :below on tokens.
 	Validator      Validator
 	ValidateWrites bool
+	// RequiredProfiles lists, by resource type, the canonical URLs of the
+	// profiles every resource of that type must conform to, such as
+	// "Patient": {UKCore-Patient}. They are enforced with ValidateWrites, on
+	// every write and by $validate; the host checks that the Validator knows
+	// them.
+	RequiredProfiles map[string][]string
+	// Definitions, when set, are the conformance resources bundled with the
+	// server, served read-only beside the stored StructureDefinitions,
+	// ValueSets and CodeSystems (see definitions.go). The Validator's
+	// terminology also answers ValueSet/$expand, ValueSet/$validate-code
+	// and CodeSystem/$lookup (see terminology_ops.go).
+	Definitions *conformance.Catalogue
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -66,7 +81,7 @@ func New(cfg Config) *gin.Engine {
 		cfg:     cfg,
 		started: time.Now().UTC(),
 		caps:    newCapabilities(),
-		search:  index.Registry(),
+		search:  index.Registry().WithTerminology(searchTerminology(cfg.Validator)),
 	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -80,11 +95,15 @@ func New(cfg Config) *gin.Engine {
 		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
 	fhir := r.Group("/fhir", negotiate)
+	a.registerConformance(fhir)
 	a.registerSystem(fhir)
 	a.registerInstance(fhir)
 	a.registerType(fhir)
+	a.registerPatch(fhir)
 	a.registerOperationRoutes(fhir)
 	a.registerValidate()
+	a.registerEverything()
 	a.registerSearch(fhir)
+	a.registerBundle(fhir)
 	return r
 }

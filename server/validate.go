@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -33,8 +34,14 @@ func (a *api) registerValidate() {
 }
 
 // validateWrite applies the configured validation to a resource about to be
-// written: errors refuse the write with 422 and every issue found.
+// written, including the profiles required of its type: errors refuse the
+// write with 422 and every issue found, led by one naming each required
+// profile the resource fails. A definition that would take the canonical of
+// a bundled one is refused too (see definitions.go).
 func (a *api) validateWrite(ctx context.Context, res fhir.Resource) error {
+	if err := a.checkBundledCanonical(res); err != nil {
+		return err
+	}
 	if a.cfg.Validator == nil || !a.cfg.ValidateWrites {
 		return nil
 	}
@@ -42,11 +49,45 @@ func (a *api) validateWrite(ctx context.Context, res fhir.Resource) error {
 	if err != nil {
 		return err
 	}
-	issues := a.cfg.Validator.Validate(ctx, body)
+	typ := res.ResourceType()
+	required := a.requiredProfiles(typ)
+	issues := a.cfg.Validator.Validate(ctx, body, required...)
 	if !profiles.HasErrors(issues) {
 		return nil
 	}
-	return &Error{Status: http.StatusUnprocessableEntity, Issues: outcomeIssues(issues)}
+	return &Error{Status: http.StatusUnprocessableEntity, Issues: append(a.failedProfiles(ctx, typ, body, required), outcomeIssues(issues)...)}
+}
+
+// requiredProfiles returns the profiles enforced on every resource of typ.
+func (a *api) requiredProfiles(typ string) []string {
+	if !a.cfg.ValidateWrites {
+		return nil
+	}
+	return a.cfg.RequiredProfiles[typ]
+}
+
+// failedProfiles returns an issue for each profile of required that body
+// fails: validating against it finds errors that validating without the
+// required profiles does not.
+func (a *api) failedProfiles(ctx context.Context, typ string, body []byte, required []string) []Issue {
+	if len(required) == 0 {
+		return nil
+	}
+	base := map[profiles.Issue]bool{}
+	for _, is := range a.cfg.Validator.Validate(ctx, body) {
+		base[is] = true
+	}
+	var out []Issue
+	for _, p := range required {
+		for _, is := range a.cfg.Validator.Validate(ctx, body, p) {
+			if profiles.HasErrors([]profiles.Issue{is}) && !base[is] {
+				out = append(out, Issue{Severity: "error", Code: "processing", Expression: []string{typ},
+					Diagnostics: typ + " does not conform to " + p + ", a profile this server requires of every " + typ})
+				break
+			}
+		}
+	}
+	return out
 }
 
 func outcomeIssues(issues []profiles.Issue) []Issue {
@@ -121,9 +162,9 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 		c.Error(err)
 		return
 	}
-	var named []string
+	named := a.requiredProfiles(typ)
 	if profile != "" {
-		named = append(named, profile)
+		named = append(slices.Clip(named), profile)
 	}
 	issues := outcomeIssues(a.cfg.Validator.Validate(c.Request.Context(), resJSON, named...))
 	if len(issues) == 0 {

@@ -48,7 +48,7 @@ func TestValidateOperation(t *testing.T) {
 		}
 		c.do("POST", "/Patient/$validate", `{"resourceType":"Parameters","parameter":[{"name":"mode","valueCode":"create"}]}`).want(t, 400).outcome(t, "required", "")
 		c.do("POST", "/Observation/$validate", patient).want(t, 400).outcome(t, "invalid", "")
-		c.do("POST", "/Patient/$everything", patient).want(t, 404)
+		c.do("POST", "/Patient/$expunge", patient).want(t, 404)
 		c.do("POST", "/Patient/nope/$validate", patient).want(t, 404).outcome(t, "not-found", "")
 		id := str(c.create("Patient", patient), "id")
 		c.do("POST", "/Patient/"+id+"/$validate", `{"resourceType":"Parameters","parameter":[{"name":"mode","valueCode":"delete"}]}`).want(t, 200).outcome(t, "informational", "")

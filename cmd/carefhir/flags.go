@@ -73,7 +73,10 @@ func validate(cfg any) error {
 
 // describe explains a failed validation in terms of the flags a user typed.
 func describe(cfg any, fe validator.FieldError) string {
-	name := "--" + fe.Field()
+	// A map or slice element is named flag[key][index]: the flag alone
+	// reads better.
+	flagName, _, _ := strings.Cut(fe.Field(), "[")
+	name := "--" + flagName
 	switch fe.Tag() {
 	case "required":
 		return name + " is required"
@@ -86,6 +89,10 @@ func describe(cfg any, fe validator.FieldError) string {
 	case "mongo_uri":
 		// The value is left out: a MongoDB URI may carry a password.
 		return name + ": want a mongodb:// or mongodb+srv:// URI with a host"
+	case "excluded_unless":
+		return fmt.Sprintf("%s needs --%s: it is enforced by validation", name, flagOf(cfg, strings.Fields(fe.Param())[0]))
+	case "alpha":
+		return fmt.Sprintf("%s: %q is not a resource type such as Patient", name, fe.Value())
 	case "oneof":
 		return fmt.Sprintf("%s %q: want one of %s", name, fe.Value(), strings.ReplaceAll(fe.Param(), " ", ", "))
 	case "gt":

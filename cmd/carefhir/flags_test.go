@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,22 @@ func TestParseServeConfig(t *testing.T) {
 		},
 		{name: "mongo URI without host", args: []string{"--mongo-uri", "mongodb:///carefhir"}, wantErr: "--mongo-uri"},
 		{name: "validation off", args: []string{"--validate=false"}, want: with(func(c *serveConfig) { c.Validate = false })},
+		{
+			name: "required profiles",
+			args: []string{"--require-profile", "Patient=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient",
+				"--require-profile", "Observation=https://example.org/fhir/StructureDefinition/Obs", "--require-profile", "Patient=https://example.org/fhir/StructureDefinition/P"},
+			want: with(func(c *serveConfig) {
+				c.RequiredProfiles = profileRequirements{
+					"Patient":     {"https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient", "https://example.org/fhir/StructureDefinition/P"},
+					"Observation": {"https://example.org/fhir/StructureDefinition/Obs"},
+				}
+			}),
+		},
+		{name: "required profile without type", args: []string{"--require-profile", "https://example.org/p"}, wantErr: "want Type=URL"},
+		{name: "required profile without URL", args: []string{"--require-profile", "Patient="}, wantErr: "want Type=URL"},
+		{name: "required profile bad type", args: []string{"--require-profile", "pat-ient=https://example.org/p"}, wantErr: `--require-profile: "pat-ient" is not a resource type`},
+		{name: "required profile bad URL", args: []string{"--require-profile", "Patient=UKCore-Patient"}, wantErr: `--require-profile "UKCore-Patient": want an absolute http or https URL`},
+		{name: "required profile without validation", args: []string{"--validate=false", "--require-profile", "Patient=https://example.org/p"}, wantErr: "--require-profile needs --validate"},
 		{name: "base URL", args: []string{"--base-url", "https://fhir.example.nhs.uk/fhir"}, want: with(func(c *serveConfig) { c.BaseURL = "https://fhir.example.nhs.uk/fhir" })},
 		{name: "base URL relative", args: []string{"--base-url", "/fhir"}, wantErr: "--base-url"},
 		{name: "base URL not http", args: []string{"--base-url", "ftp://example/fhir"}, wantErr: "--base-url"},
@@ -107,7 +124,7 @@ func TestParseServeConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseServeConfig(%q): %v", tt.args, err)
 			}
-			if *got != tt.want {
+			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("parseServeConfig(%q) =\n%+v, want\n%+v", tt.args, *got, tt.want)
 			}
 		})
@@ -256,7 +273,7 @@ func TestParseBenchConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseBenchConfig(%q): %v", tt.args, err)
 			}
-			if *got != tt.want {
+			if !reflect.DeepEqual(*got, tt.want) {
 				t.Errorf("parseBenchConfig(%q) =\n%+v, want\n%+v", tt.args, *got, tt.want)
 			}
 		})

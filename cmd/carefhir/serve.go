@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"carefhir/profiles"
+	"carefhir/profiles/conformance"
 	"carefhir/server"
 )
 
@@ -29,6 +30,8 @@ type serveConfig struct {
 	LogFormat       string        `flag:"log-format" validate:"oneof=text json"`
 	LogLevel        string        `flag:"log-level" validate:"oneof=debug info warn error"`
 	Validate        bool          `flag:"validate"`
+	// RequiredProfiles are checked by validation, so they need Validate.
+	RequiredProfiles profileRequirements `flag:"require-profile" validate:"excluded_unless=Validate true,dive,keys,alpha,endkeys,dive,http_url"`
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -63,6 +66,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log `format` on stderr: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least `level` logged: debug, info, warn or error")
 	fs.BoolVar(&cfg.Validate, "validate", cfg.Validate, "validate every create and update against the R4 definitions and the resource's meta.profile (422 when invalid); $validate is served either way")
+	fs.Var(&cfg.RequiredProfiles, "require-profile", "`Type=URL`: every resource of Type must conform to the bundled profile URL, such as Patient=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient (422 otherwise); repeatable; needs --validate")
 	if err := parseFlags(fs, args, cfg); err != nil {
 		return nil, err
 	}
@@ -121,14 +125,25 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	if err != nil {
 		return fmt.Errorf("serve: load the conformance definitions: %w", err)
 	}
+	if err := checkRequiredProfiles(validator, cfg.RequiredProfiles); err != nil {
+		ln.Close()
+		return err
+	}
+	definitions, err := conformance.Load()
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
 	h := server.New(server.Config{
-		Store:           st,
-		BaseURL:         baseURL,
-		MaxBodyBytes:    int64(cfg.MaxBody),
-		Logger:          logger,
-		SoftwareVersion: version,
-		Validator:       validator,
-		ValidateWrites:  cfg.Validate,
+		Store:            st,
+		BaseURL:          baseURL,
+		MaxBodyBytes:     int64(cfg.MaxBody),
+		Logger:           logger,
+		SoftwareVersion:  version,
+		Validator:        validator,
+		ValidateWrites:   cfg.Validate,
+		RequiredProfiles: cfg.RequiredProfiles,
+		Definitions:      definitions,
 	})
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version)

@@ -1,0 +1,206 @@
+package terminology
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// With returns a Terminology holding t's ValueSets and CodeSystems and the
+// given ones, as JSON, which replace those of t with the same URL: the
+// terminology operations use it for ValueSets and CodeSystems that are
+// stored rather than bundled. t is unchanged; the two share their parsed
+// definitions, which are never modified.
+func (t *Terminology) With(resources ...json.RawMessage) (*Terminology, error) {
+	extra, err := New(resources)
+	if err != nil {
+		return nil, err
+	}
+	out := &Terminology{valueSets: maps.Clone(t.valueSets), codeSystems: maps.Clone(t.codeSystems)}
+	maps.Copy(out.valueSets, extra.valueSets)
+	maps.Copy(out.codeSystems, extra.codeSystems)
+	return out, nil
+}
+
+// HasCodeSystem reports whether the CodeSystem with this URL is held.
+func (t *Terminology) HasCodeSystem(url string) bool {
+	_, ok := t.codeSystems[canonical(url)]
+	return ok
+}
+
+// Filter returns the concepts that match text, the filter parameter of
+// $expand (https://hl7.org/fhir/R4/valueset-operation-expand.html), whose
+// meaning the specification leaves to servers. Here every word of text must
+// begin a word of the display, or text must begin the code; case is
+// ignored. An empty text matches every concept.
+func Filter(concepts []Concept, text string) []Concept {
+	terms := words(text)
+	if len(terms) == 0 {
+		return concepts
+	}
+	var out []Concept
+	for _, c := range concepts {
+		if strings.HasPrefix(strings.ToLower(c.Code), strings.ToLower(strings.TrimSpace(text))) || beginsWords(words(c.Display), terms) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// words splits s, lower-cased, at every character that is not a letter or
+// a digit.
+func words(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	})
+}
+
+// beginsWords reports whether every term begins one of words.
+func beginsWords(words, terms []string) bool {
+	for _, term := range terms {
+		if !slices.ContainsFunc(words, func(w string) bool { return strings.HasPrefix(w, term) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// Details is what $lookup reports of a concept
+// (https://hl7.org/fhir/R4/codesystem-operation-lookup.html).
+type Details struct {
+	// Name and Version are those of the CodeSystem.
+	Name, Version string
+	Concept
+	Designations []Designation
+	// Properties are the concept's own properties, then its parent and
+	// child concepts (properties parent and child) where the CodeSystem
+	// arranges its concepts in a hierarchy.
+	Properties []Property
+}
+
+// Designation is one additional representation of a concept.
+type Designation struct {
+	Language string
+	// Use is a Coding as JSON, nil when absent.
+	Use   json.RawMessage
+	Value string
+}
+
+// Property is one property of a concept: its code, and its value as JSON.
+type Property struct {
+	Code string
+	// Type is the type suffix of the value[x] it was given as: Code,
+	// Coding, String, Integer, Boolean, DateTime or Decimal.
+	Type  string
+	Value json.RawMessage
+}
+
+// propertyTypes are the value[x] types of CodeSystem.concept.property.
+var propertyTypes = []string{"Code", "Coding", "String", "Integer", "Boolean", "DateTime", "Decimal"}
+
+type lookupConcept struct {
+	Code        string `json:"code"`
+	Display     string `json:"display"`
+	Designation []struct {
+		Language string          `json:"language"`
+		Use      json.RawMessage `json:"use"`
+		Value    string          `json:"value"`
+	} `json:"designation"`
+	Property []map[string]json.RawMessage `json:"property"`
+	Concept  []lookupConcept              `json:"concept"`
+}
+
+// LookupIn returns the details of code in codeSystem, a CodeSystem resource
+// as JSON. It reads the whole resource, so it reports the designations and
+// properties that a Terminology does not keep. It returns ErrUnknownCode
+// when the CodeSystem lists all its codes and lacks this one, and
+// ErrNotComputable when it does not list them all (content other than
+// complete) and lacks it.
+func LookupIn(codeSystem json.RawMessage, code string) (*Details, error) {
+	var cs struct {
+		URL     string          `json:"url"`
+		Name    string          `json:"name"`
+		Version string          `json:"version"`
+		Content string          `json:"content"`
+		Concept []lookupConcept `json:"concept"`
+	}
+	if err := json.Unmarshal(codeSystem, &cs); err != nil {
+		return nil, fmt.Errorf("terminology: CodeSystem: %w", err)
+	}
+	var (
+		found    *lookupConcept
+		parents  []string
+		children []string
+	)
+	var walk func(list []lookupConcept, parent string)
+	walk = func(list []lookupConcept, parent string) {
+		for i := range list {
+			c := &list[i]
+			if c.Code == code {
+				found = c
+				if parent != "" {
+					parents = append(parents, parent)
+				}
+				for _, child := range c.Concept {
+					children = append(children, child.Code)
+				}
+			}
+			// Hierarchies may also be given by parent properties.
+			for _, p := range c.Property {
+				var name, value string
+				if json.Unmarshal(p["code"], &name) != nil || json.Unmarshal(p["valueCode"], &value) != nil {
+					continue
+				}
+				if (name == "parent" || name == "subsumedBy") && value == code {
+					children = append(children, c.Code)
+				}
+			}
+			walk(c.Concept, c.Code)
+		}
+	}
+	walk(cs.Concept, "")
+	if found == nil {
+		if cs.Content != "" && cs.Content != "complete" {
+			return nil, fmt.Errorf("%w: CodeSystem %s does not list all its codes here (content %s)", ErrNotComputable, cs.URL, cs.Content)
+		}
+		return nil, fmt.Errorf("%w: %s in %s", ErrUnknownCode, code, cs.URL)
+	}
+	d := &Details{Name: cs.Name, Version: cs.Version, Concept: Concept{System: cs.URL, Version: cs.Version, Code: found.Code, Display: found.Display}}
+	for _, des := range found.Designation {
+		d.Designations = append(d.Designations, Designation{Language: des.Language, Use: des.Use, Value: des.Value})
+	}
+	given := map[string]bool{} // "parent X", "child Y" given as properties
+	for _, p := range found.Property {
+		var name string
+		if json.Unmarshal(p["code"], &name) != nil {
+			continue
+		}
+		for _, typ := range propertyTypes {
+			if v, ok := p["value"+typ]; ok {
+				d.Properties = append(d.Properties, Property{Code: name, Type: typ, Value: v})
+				var c string
+				if typ == "Code" && json.Unmarshal(v, &c) == nil {
+					given[name+" "+c] = true
+				}
+				break
+			}
+		}
+	}
+	for _, related := range []struct {
+		name  string
+		codes []string
+	}{{"parent", parents}, {"child", children}} {
+		for _, c := range related.codes {
+			if given[related.name+" "+c] {
+				continue
+			}
+			given[related.name+" "+c] = true
+			v, _ := json.Marshal(c)
+			d.Properties = append(d.Properties, Property{Code: related.name, Type: "Code", Value: v})
+		}
+	}
+	return d, nil
+}

@@ -1,0 +1,566 @@
+package server
+
+// The conformance resources bundled with the server (Config.Definitions: the
+// R4 base StructureDefinitions, the R4 core extensions and terminology, UK
+// Core) are served through the ordinary interactions of StructureDefinition,
+// ValueSet and CodeSystem, which stay stored types like any other. They
+// behave as a server's built-in definitions do for a HAPI or Firely user:
+// readable and searchable beside the stored ones, never changed by a client.
+//
+//   - Read: GET [type]/[id] answers the stored resource when the store holds
+//     one with that id (410 if it was deleted), else the bundled one. A
+//     bundled resource is version 1 (meta.versionId "1", ETag W/"1"); its
+//     lastUpdated is its meta.lastUpdated, or else its date. vread of version 1
+//     works; it has no history.
+//   - Search: GET and POST [type] answer the stored matches first, then the
+//     bundled ones, as one searchset paged as one list. Every search parameter
+//     applies to the bundled resources except those on the elements too large
+//     to index for them (snapshot, differential, compose, expansion, concept:
+//     StructureDefinition path or valueset, ValueSet code, CodeSystem code...).
+//     A search using one of those answers the stored matches only, with an
+//     outcome entry that says so. _sort orders each part; _include and
+//     _revinclude follow the stored matches only. Searches across types and
+//     history list stored resources only.
+//   - Writes: bundled resources are read-only. PUT, PATCH and DELETE on the id
+//     of a bundled resource that the store does not hold are 405 (Allow: GET,
+//     HEAD). A create or update (also in a transaction) whose canonical url is
+//     that of a bundled resource of its type, with the same version or none,
+//     is 422 business-rule: the canonical would name two definitions, and the
+//     validator would go on using the bundled one. A new version of a bundled
+//     canonical (same url, another version) can be stored.
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/search"
+	"carefhir/profiles/conformance"
+	"carefhir/store"
+)
+
+// definitionTypes are the resource types with bundled resources.
+var definitionTypes = []string{"CodeSystem", "StructureDefinition", "ValueSet"}
+
+// unindexedElements are the elements left out of the search values of the
+// bundled resources: indexing them costs seconds (large snapshots and
+// expansions) for parameters that are rarely used on definitions.
+var unindexedElements = []string{"snapshot", "differential", "compose", "expansion", "concept"}
+
+// registerConformance serves the bundled conformance resources beside the
+// stored ones and, with a terminology, the terminology operations. It adds
+// a middleware to g, so it must run before the routes are registered.
+func (a *api) registerConformance(g *gin.RouterGroup) {
+	if a.cfg.Definitions != nil {
+		d := &definitions{a: a, cat: a.cfg.Definitions}
+		g.Use(d.serve)
+	}
+	a.registerTerminology()
+}
+
+// definitions answers the interactions that involve bundled resources.
+type definitions struct {
+	a   *api
+	cat *conformance.Catalogue
+
+	// The search values of the bundled resources, computed on first search.
+	once      sync.Once
+	entries   map[string][]*bundledEntry // by type, in id order
+	unindexed map[string]map[string]bool // by type: the parameters left out
+	err       error
+}
+
+// bundledEntry is a bundled resource with its search values.
+type bundledEntry struct {
+	res     *conformance.Resource
+	updated time.Time
+	index   store.Index
+}
+
+// serve is the middleware that answers a request itself when it concerns a
+// bundled resource, and otherwise lets the interaction handlers answer.
+func (d *definitions) serve(c *gin.Context) {
+	typ, id := c.Param("type"), c.Param("id")
+	if !slices.Contains(definitionTypes, typ) || strings.HasPrefix(id, "$") {
+		return
+	}
+	method := c.Request.Method
+	get := method == http.MethodGet || method == http.MethodHead
+	handled := false
+	switch c.FullPath() {
+	case "/fhir/:type":
+		if get {
+			d.search(c, typ)
+			handled = true
+		}
+	case "/fhir/:type/_search":
+		if method == http.MethodPost {
+			d.search(c, typ)
+			handled = true
+		}
+	case "/fhir/:type/:id":
+		switch {
+		case get:
+			handled = d.read(c, typ, id, "")
+		case method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete:
+			handled = d.refuseWrite(c, typ, id)
+		}
+	case "/fhir/:type/:id/_history/:vid":
+		if get {
+			handled = d.read(c, typ, id, c.Param("vid"))
+		}
+	}
+	if handled {
+		c.Abort()
+	}
+}
+
+// bundledOnly returns the bundled resource typ/id when the store holds no
+// resource with that id; handled reports an error already given to c.
+func (d *definitions) bundledOnly(c *gin.Context, typ, id string) (r *conformance.Resource, handled bool) {
+	r = d.cat.Get(typ, id)
+	if r == nil {
+		return nil, false
+	}
+	_, err := d.a.svc.store.Read(c.Request.Context(), typ, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return r, false
+	case err != nil:
+		c.Error(err)
+		return nil, true
+	}
+	return nil, false
+}
+
+// read answers a read, or a vread of version vid, of a bundled resource.
+func (d *definitions) read(c *gin.Context, typ, id, vid string) bool {
+	r, handled := d.bundledOnly(c, typ, id)
+	if r == nil {
+		return handled
+	}
+	if vid != "" && vid != "1" {
+		c.Error(errorf(http.StatusNotFound, "not-found", "%s/%s has no version %q: it is bundled with the server, as version 1", typ, id, truncate(vid, 20)))
+		return true
+	}
+	v, err := bundledVersion(r)
+	if err != nil {
+		c.Error(err)
+		return true
+	}
+	if !notModified(c, v) {
+		d.a.writeVersion(c, http.StatusOK, v)
+	}
+	return true
+}
+
+// refuseWrite refuses an update, patch or delete of a bundled resource.
+func (d *definitions) refuseWrite(c *gin.Context, typ, id string) bool {
+	r, handled := d.bundledOnly(c, typ, id)
+	if r == nil {
+		return handled
+	}
+	err := errorf(http.StatusMethodNotAllowed, "not-supported",
+		"%s/%s is bundled with the server and is read-only: store your own under another id, with its own canonical url or version", typ, id)
+	err.Header = http.Header{"Allow": {"GET, HEAD"}}
+	c.Error(err)
+	return true
+}
+
+// checkBundledCanonical refuses to store a definition whose canonical url is
+// that of a bundled resource of its type, with the same version or none.
+func (a *api) checkBundledCanonical(res fhir.Resource) error {
+	if a.cfg.Definitions == nil {
+		return nil
+	}
+	var url, version string
+	switch r := res.(type) {
+	case *fhir.StructureDefinition:
+		url, version = r.Url.Get(), r.Version.Get()
+	case *fhir.ValueSet:
+		url, version = r.Url.Get(), r.Version.Get()
+	case *fhir.CodeSystem:
+		url, version = r.Url.Get(), r.Version.Get()
+	default:
+		return nil
+	}
+	typ := res.ResourceType()
+	b := a.cfg.Definitions.Canonical(typ, url, version)
+	if url == "" || b == nil {
+		return nil
+	}
+	return errorf(http.StatusUnprocessableEntity, "business-rule",
+		"%s %s|%s is bundled with the server as %s/%s and is read-only: give yours another url, or another version",
+		typ, b.URL, b.Version, typ, b.ID).at(typ + ".url")
+}
+
+// bundledVersion returns a bundled resource as a stored version 1, its JSON
+// stamped with that version and its lastUpdated.
+func bundledVersion(r *conformance.Resource) (*store.Version, error) {
+	res, err := fhirjson.Unmarshal(r.JSON)
+	if err != nil {
+		return nil, fmt.Errorf("bundled %s/%s: %w", r.Type, r.ID, err)
+	}
+	updated := bundledUpdated(r.JSON)
+	meta := res.GetMeta()
+	if meta == nil {
+		meta = &fhir.Meta{}
+	}
+	meta.VersionId = fhir.NewId("1")
+	meta.LastUpdated = fhir.NewInstant(formatInstant(updated))
+	res.SetMeta(meta)
+	body, err := fhirjson.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("bundled %s/%s: %w", r.Type, r.ID, err)
+	}
+	return &store.Version{Type: r.Type, ID: r.ID, VersionID: 1, LastUpdated: updated, JSON: body}, nil
+}
+
+// bundledUpdated is when a bundled resource last changed: its
+// meta.lastUpdated, or else its date (every bundled resource has one of
+// them), at millisecond precision.
+func bundledUpdated(raw json.RawMessage) time.Time {
+	var head struct {
+		Meta struct {
+			LastUpdated string `json:"lastUpdated"`
+		} `json:"meta"`
+		Date string `json:"date"`
+	}
+	_ = json.Unmarshal(raw, &head) // a bundled resource is valid JSON
+	for _, s := range []string{head.Meta.LastUpdated, head.Date} {
+		if low, _, ok := search.ParseDate(s); ok {
+			return low.UTC().Truncate(time.Millisecond)
+		}
+	}
+	return time.Time{}
+}
+
+// index computes the search values of every bundled resource, without the
+// unindexed elements, and the parameters that therefore do not apply.
+func (d *definitions) index() {
+	d.entries = map[string][]*bundledEntry{}
+	d.unindexed = map[string]map[string]bool{}
+	for _, typ := range definitionTypes {
+		skip := map[string]bool{}
+		for _, p := range d.a.search.Params(typ) {
+			for _, el := range unindexedElements {
+				if strings.Contains(p.Expression, typ+"."+el) {
+					skip[p.Code] = true
+				}
+			}
+		}
+		d.unindexed[typ] = skip
+		for _, r := range d.cat.All(typ) {
+			dec := json.NewDecoder(bytes.NewReader(r.JSON))
+			dec.UseNumber()
+			var m map[string]any
+			if err := dec.Decode(&m); err != nil {
+				d.err = fmt.Errorf("index bundled %s/%s: %w", typ, r.ID, err)
+				return
+			}
+			for _, el := range unindexedElements {
+				delete(m, el)
+			}
+			ix, err := d.a.svc.index.Index(typ, m)
+			if err != nil {
+				d.err = fmt.Errorf("index bundled %s/%s: %w", typ, r.ID, err)
+				return
+			}
+			d.entries[typ] = append(d.entries[typ], &bundledEntry{res: r, updated: bundledUpdated(r.JSON), index: ix})
+		}
+	}
+}
+
+// match returns the bundled resources of typ that plan selects, in its
+// order. When plan uses a parameter that does not apply to them, it returns
+// none and the parameter.
+func (d *definitions) match(typ string, plan *search.Plan) ([]*bundledEntry, string, error) {
+	d.once.Do(d.index)
+	if d.err != nil {
+		return nil, "", d.err
+	}
+	skip := d.unindexed[typ]
+	for i := range plan.Query.Where {
+		if p := unappliedParam(&plan.Query.Where[i], skip); p != "" {
+			return nil, p, nil
+		}
+	}
+	for _, k := range plan.Query.Sort {
+		if skip[k.Param] {
+			return nil, "_sort=" + k.Param, nil
+		}
+	}
+	var out []*bundledEntry
+next:
+	for _, e := range d.entries[typ] {
+		for i := range plan.Query.Where {
+			if m, _ := store.Match(&plan.Query.Where[i], e.res.ID, e.updated, &e.index); !m {
+				continue next
+			}
+		}
+		out = append(out, e)
+	}
+	if len(plan.Query.Sort) > 0 {
+		slices.SortStableFunc(out, func(x, y *bundledEntry) int {
+			for _, k := range plan.Query.Sort {
+				if c := compareSortValues(x.sortValue(k), y.sortValue(k), k.Desc); c != 0 {
+					return c
+				}
+			}
+			return strings.Compare(x.res.ID, y.res.ID)
+		})
+	}
+	return out, "", nil
+}
+
+// unappliedParam returns the parameter of clause c that cannot be applied to
+// bundled resources, or "": a chain or _has (bundled resources reference
+// nothing stored), or a parameter in skip.
+func unappliedParam(c *store.Clause, skip map[string]bool) string {
+	if c.Chain != nil || c.Has != nil {
+		return c.Param
+	}
+	for i := range c.Any {
+		if p := unappliedParam(&c.Any[i], skip); p != "" {
+			return p
+		}
+	}
+	if base, _, _ := strings.Cut(c.Param, ":"); skip[base] {
+		return c.Param
+	}
+	return ""
+}
+
+// sortValue is the value a resource sorts by for one key; only one of s, f
+// and t is used by a parameter.
+type sortValue struct {
+	ok bool
+	s  string
+	f  float64
+	t  time.Time
+}
+
+// sortValue returns e's value for k: its smallest value ascending, its
+// largest descending (for dates, the start and the end of their ranges), as
+// store.SortKey defines.
+func (e *bundledEntry) sortValue(k store.SortKey) sortValue {
+	var v sortValue
+	consider := func(c sortValue) {
+		c.ok = true
+		if n := compareSortValues(c, v, false); !v.ok || k.Desc && n > 0 || !k.Desc && n < 0 {
+			v = c
+		}
+	}
+	switch k.Param {
+	case "_id":
+		return sortValue{ok: true, s: e.res.ID}
+	case "_lastUpdated":
+		return sortValue{ok: true, t: e.updated}
+	}
+	ix := &e.index
+	for _, x := range ix.Strings {
+		if x.Param == k.Param {
+			consider(sortValue{s: x.Value})
+		}
+	}
+	for _, x := range ix.Tokens {
+		if x.Param == k.Param {
+			consider(sortValue{s: x.Code})
+		}
+	}
+	for _, x := range ix.URIs {
+		if x.Param == k.Param {
+			consider(sortValue{s: x.Value})
+		}
+	}
+	for _, x := range ix.References {
+		if x.Param == k.Param {
+			consider(sortValue{s: x.Target()})
+		}
+	}
+	for _, x := range ix.Numbers {
+		if x.Param == k.Param {
+			consider(sortValue{f: x.Value})
+		}
+	}
+	for _, x := range ix.Dates {
+		if x.Param == k.Param {
+			t := x.Low
+			if k.Desc {
+				t = x.High
+			}
+			consider(sortValue{t: t})
+		}
+	}
+	return v
+}
+
+// compareSortValues orders x and y by one key: a missing value sorts first
+// ascending and last descending.
+func compareSortValues(x, y sortValue, desc bool) int {
+	var n int
+	switch {
+	case !x.ok && !y.ok:
+		return 0
+	case !x.ok:
+		n = -1
+	case !y.ok:
+		n = 1
+	default:
+		n = cmp.Or(strings.Compare(x.s, y.s), cmp.Compare(x.f, y.f), x.t.Compare(y.t))
+	}
+	if desc {
+		return -n
+	}
+	return n
+}
+
+// search answers a search on a definition type: the stored matches, then
+// the bundled ones. Its cursor is "s" and the store's cursor while stored
+// matches remain, then "b" and an offset into the bundled matches.
+func (d *definitions) search(c *gin.Context, typ string) {
+	a := d.a
+	params, err := searchParams(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	cursor := params.Get("_cursor")
+	params.Del("_cursor")
+	storeCursor, offset, inBundled, err := decodeDefinitionCursor(cursor)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	plan, err := a.parseSearch(c, typ, params)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	bundled, unapplied, err := d.match(typ, plan)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	f, err := a.finder()
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	ctx := c.Request.Context()
+	count := plan.Query.Count
+	q := plan.Query
+	q.Cursor = storeCursor
+	if inBundled {
+		// Past the stored matches: only their count is wanted, if asked for.
+		q.Count, q.Include, q.RevInclude = 0, nil, nil
+	}
+	page := &store.Page{Total: -1}
+	if !inBundled || q.Total != store.TotalNone {
+		if page, err = f.Find(ctx, q); err != nil {
+			c.Error(err)
+			return
+		}
+	}
+	var prev, next string
+	switch {
+	case !inBundled && page.Next != "":
+		next = "s" + page.Next
+	case !inBundled:
+		offset = 0
+		count = max(0, count-len(page.Matches))
+	}
+	if !inBundled && page.Prev != "" {
+		prev = "s" + page.Prev
+	}
+	end := min(offset+count, len(bundled))
+	if next == "" && end < len(bundled) && plan.Query.Count > 0 {
+		next = "b" + strconv.Itoa(end)
+	}
+	matches := page.Matches
+	if offset < end {
+		shown, err := d.unshadowed(c, typ, bundled[offset:end])
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		matches = append(matches, shown...)
+	}
+	total := -1
+	if page.Total >= 0 {
+		total = page.Total + len(bundled)
+	}
+	b := a.searchBundle(c, a.searchURL(c, plan.Params, cursor), plan, total)
+	b.Link = append(b.Link, bundleLink{Relation: "first", URL: a.searchURL(c, plan.Params, "")})
+	for _, l := range []struct{ rel, cursor string }{{"previous", prev}, {"next", next}} {
+		if l.cursor != "" {
+			b.Link = append(b.Link, bundleLink{Relation: l.rel, URL: a.searchURL(c, plan.Params, l.cursor)})
+		}
+	}
+	if err := a.addEntries(c, b, plan, &store.Page{Matches: matches, Included: page.Included}); err != nil {
+		c.Error(err)
+		return
+	}
+	if unapplied != "" {
+		b.Entry = append(b.Entry, bundleEntry{Search: &entrySearch{Mode: "outcome"}, Resource: newOutcome(Issue{
+			Severity: "information", Code: "informational", Expression: []string{unapplied},
+			Diagnostics: fmt.Sprintf("%s does not apply to the %ss bundled with the server: only stored ones were searched", unapplied, typ),
+		}).marshal()})
+	}
+	a.writeSearchset(c, b)
+}
+
+// unshadowed returns the bundled entries as versions, leaving out those
+// whose id the store also holds: the stored resource is the one served.
+func (d *definitions) unshadowed(c *gin.Context, typ string, entries []*bundledEntry) ([]*store.Version, error) {
+	ids := make([]store.TokenMatch, len(entries))
+	for i, e := range entries {
+		ids[i] = store.TokenMatch{Code: e.res.ID, AnySystem: true}
+	}
+	stored, err := d.a.svc.store.Search(c.Request.Context(), store.Query{Type: typ, Where: []store.Clause{{Param: "_id", Tokens: ids}}})
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Version
+	for _, e := range entries {
+		if slices.ContainsFunc(stored, func(v *store.Version) bool { return v.ID == e.res.ID }) {
+			continue
+		}
+		v, err := bundledVersion(e.res)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// decodeDefinitionCursor reads the cursor of a search on a definition type:
+// "" for the first page, "s" and a store cursor, or "b" and an offset.
+func decodeDefinitionCursor(s string) (storeCursor string, offset int, inBundled bool, err error) {
+	switch {
+	case s == "":
+		return "", 0, false, nil
+	case len(s) > 1 && s[0] == 's':
+		return s[1:], 0, false, nil
+	case len(s) > 1 && s[0] == 'b':
+		n, err := strconv.Atoi(s[1:])
+		if err != nil || n < 0 {
+			return "", 0, false, store.ErrBadCursor
+		}
+		return "", n, true, nil
+	}
+	return "", 0, false, store.ErrBadCursor
+}

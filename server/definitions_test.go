@@ -1,0 +1,169 @@
+package server_test
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"carefhir/profiles/conformance"
+	"carefhir/server"
+)
+
+// catalogue is loaded once for the package's tests.
+var catalogue = sync.OnceValues(conformance.Load)
+
+// withDefinitions serves the bundled conformance resources.
+func withDefinitions(cfg *server.Config) {
+	cat, err := catalogue()
+	if err != nil {
+		panic(err)
+	}
+	cfg.Definitions = cat
+}
+
+const (
+	basePatient   = "http://hl7.org/fhir/StructureDefinition/Patient"
+	ukCorePatient = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"
+	genderVS      = "http://hl7.org/fhir/ValueSet/administrative-gender"
+	genderCS      = "http://hl7.org/fhir/administrative-gender"
+)
+
+// localProfile is a stored StructureDefinition constraining Patient.
+const localProfile = `{"resourceType":"StructureDefinition","url":"http://example.org/fhir/StructureDefinition/LocalPatient",
+ "name":"LocalPatient","status":"draft","kind":"resource","abstract":false,"type":"Patient",
+ "baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient","derivation":"constraint"}`
+
+func TestDefinitionsRead(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		tests := []struct {
+			name, path, url string
+		}{
+			{"base resource", "/StructureDefinition/Patient", basePatient},
+			{"UK Core profile", "/StructureDefinition/UKCore-Patient", ukCorePatient},
+			{"R4 value set", "/ValueSet/administrative-gender", genderVS},
+			{"R4 code system", "/CodeSystem/administrative-gender", genderCS},
+			{"vread of version 1", "/StructureDefinition/UKCore-Patient/_history/1", ukCorePatient},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := c.do("GET", tt.path, "").want(t, http.StatusOK)
+				res := r.json(t)
+				if str(res, "url") != tt.url || str(res, "meta", "versionId") != "1" || str(res, "meta", "lastUpdated") == "" {
+					t.Errorf("url %q, meta %v", str(res, "url"), get(res, "meta"))
+				}
+				if etag := r.header.Get("ETag"); etag != `W/"1"` {
+					t.Errorf("ETag %q", etag)
+				}
+				c.do("GET", tt.path, "", "If-None-Match", `W/"1"`).want(t, http.StatusNotModified)
+			})
+		}
+		sd := c.do("GET", "/StructureDefinition/Patient", "").want(t, http.StatusOK).json(t)
+		if str(sd, "kind") != "resource" || get(sd, "snapshot", "element", 0) == nil {
+			t.Errorf("base Patient without its snapshot: kind %q", str(sd, "kind"))
+		}
+		if sd := c.do("GET", "/StructureDefinition/Patient?_elements=url", "").want(t, http.StatusOK).json(t); get(sd, "snapshot") != nil || str(sd, "url") != basePatient {
+			t.Errorf("_elements=url kept %v", sd)
+		}
+		if r := c.do("GET", "/ValueSet/administrative-gender?_format=xml", "").want(t, http.StatusOK); !strings.Contains(string(r.body), "<ValueSet") {
+			t.Errorf("XML: %s", truncate(r.body))
+		}
+		c.do("GET", "/StructureDefinition/Patient/_history/2", "").want(t, http.StatusNotFound).outcome(t, "not-found", "")
+		c.do("GET", "/StructureDefinition/NoSuchProfile", "").want(t, http.StatusNotFound)
+		c.do("GET", "/Patient/Patient", "").want(t, http.StatusNotFound)
+	}, withDefinitions)
+}
+
+func TestDefinitionsWrite(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("PUT", "/StructureDefinition/Patient", `{"resourceType":"StructureDefinition","id":"Patient"}`).want(t, http.StatusMethodNotAllowed)
+		r.outcome(t, "not-supported", "")
+		if allow := r.header.Get("Allow"); allow != "GET, HEAD" {
+			t.Errorf("Allow %q", allow)
+		}
+		c.do("DELETE", "/ValueSet/administrative-gender", "").want(t, http.StatusMethodNotAllowed)
+		c.do("GET", "/ValueSet/administrative-gender", "").want(t, http.StatusOK)
+
+		tests := []struct {
+			name, typ, body string
+			status          int
+		}{
+			{"bundled canonical and version", "ValueSet", `{"resourceType":"ValueSet","url":"` + genderVS + `","version":"4.0.1","status":"active"}`, http.StatusUnprocessableEntity},
+			{"bundled canonical without version", "ValueSet", `{"resourceType":"ValueSet","url":"` + genderVS + `","status":"active"}`, http.StatusUnprocessableEntity},
+			{"bundled code system", "CodeSystem", `{"resourceType":"CodeSystem","url":"` + genderCS + `","status":"active","content":"complete"}`, http.StatusUnprocessableEntity},
+			{"new version of a bundled canonical", "ValueSet", `{"resourceType":"ValueSet","url":"` + genderVS + `","version":"9.0.0","status":"draft"}`, http.StatusCreated},
+			{"own definition", "StructureDefinition", localProfile, http.StatusCreated},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := c.do("POST", "/"+tt.typ, tt.body).want(t, tt.status)
+				if tt.status == http.StatusUnprocessableEntity {
+					r.outcome(t, "business-rule", tt.typ+".url")
+				}
+			})
+		}
+		c.do("GET", "/CodeSystem/administrative-gender", "").want(t, http.StatusOK)
+	}, withDefinitions)
+}
+
+func TestDefinitionsSearch(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		local := str(c.create("StructureDefinition", localProfile), "id")
+
+		b := c.do("GET", "/StructureDefinition?url="+url.QueryEscape(ukCorePatient)+"&_total=accurate", "").searchset(t)
+		if got := b.ids("match"); got != "StructureDefinition/UKCore-Patient" || b.Total == nil || *b.Total != 1 {
+			t.Errorf("by url: %s, total %v", got, b.Total)
+		}
+		if !strings.HasSuffix(b.Entry[0].FullURL, "/fhir/StructureDefinition/UKCore-Patient") {
+			t.Errorf("fullUrl %q", b.Entry[0].FullURL)
+		}
+
+		// Stored matches come first, then the bundled ones.
+		all := c.do("GET", "/StructureDefinition?type=Patient&_count=100&_total=accurate", "").searchset(t)
+		ids := strings.Fields(all.ids("match"))
+		if len(ids) < 3 || ids[0] != "StructureDefinition/"+local || !slices.Contains(ids, "StructureDefinition/Patient") || !slices.Contains(ids, "StructureDefinition/UKCore-Patient") {
+			t.Fatalf("type=Patient: %v", ids)
+		}
+		if all.Total == nil || *all.Total != len(ids) {
+			t.Errorf("total %v, want %d", all.Total, len(ids))
+		}
+		// Paged one at a time, the same list.
+		var paged []string
+		next := "/StructureDefinition?type=Patient&_count=1"
+		for next != "" && len(paged) <= len(ids) {
+			p := c.do("GET", next, "").searchset(t)
+			paged = append(paged, strings.Fields(p.ids("match"))...)
+			next = p.link("next")
+		}
+		if !slices.Equal(paged, ids) {
+			t.Errorf("paged %v, want %v", paged, ids)
+		}
+
+		post := c.do("POST", "/StructureDefinition/_search", "_id=Patient", "Content-Type", "application/x-www-form-urlencoded").searchset(t)
+		if got := post.ids("match"); got != "StructureDefinition/Patient" {
+			t.Errorf("POST _search _id=Patient: %s", got)
+		}
+		if got := c.do("GET", "/ValueSet?name:exact=AdministrativeGender", "").searchset(t).ids("match"); got != "ValueSet/administrative-gender" {
+			t.Errorf("name:exact: %s", got)
+		}
+		sorted := c.do("GET", "/CodeSystem?name=administrative&_sort=-_id", "").searchset(t)
+		if got := strings.Fields(sorted.ids("match")); len(got) == 0 || !slices.IsSortedFunc(got, func(x, y string) int { return strings.Compare(y, x) }) {
+			t.Errorf("_sort=-_id: %v", got)
+		}
+		if n := c.do("GET", "/ValueSet?url="+url.QueryEscape(genderVS)+"&_summary=count", "").searchset(t).Total; n == nil || *n != 1 {
+			t.Errorf("_summary=count: %v", n)
+		}
+
+		// A parameter on an element bundled resources are not indexed by.
+		byPath := c.do("GET", "/StructureDefinition?path=Patient.name", "").searchset(t)
+		if got := byPath.ids("match"); got != "" {
+			t.Errorf("path=Patient.name matched bundled definitions: %s", got)
+		}
+		if byPath.ids("outcome") == "" {
+			t.Errorf("no outcome entry for a parameter that skips the bundled definitions")
+		}
+		c.do("GET", "/StructureDefinition?_cursor=x1", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_cursor")
+	}, withDefinitions)
+}

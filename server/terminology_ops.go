@@ -1,0 +1,604 @@
+package server
+
+// The terminology operations: ValueSet/$expand, ValueSet/$validate-code
+// and CodeSystem/$lookup (https://hl7.org/fhir/R4/terminology-service.html),
+// computed by the validator's terminology over the bundled ValueSets and
+// CodeSystems and the stored ones. A ValueSet or CodeSystem named by url is
+// looked for among the bundled resources first, then in the store; a
+// version (valueSetVersion, version, or a "url|version" canonical) must
+// match exactly. A stored ValueSet is expanded with the bundled code systems
+// and the stored CodeSystems its compose names.
+//
+// Errors: a missing parameter is 400 (required, with the parameter as
+// expression); an unknown ValueSet, CodeSystem or code is 404 (not-found);
+// a ValueSet or CodeSystem whose content cannot be computed here (it draws
+// on SNOMED CT, LOINC or another code system that is not bundled) is 422
+// (not-supported). An expansion of more than maxExpansion codes without a
+// count is 422 too-costly, the issue type the terminology service
+// specification names for an expansion a server declines for its size: the
+// request is well formed and the ValueSet exists (not 400 or 404), and the
+// client can page it with count and offset or narrow it with filter.
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/search"
+	"carefhir/profiles/conformance"
+	"carefhir/profiles/terminology"
+	"carefhir/store"
+)
+
+// maxExpansion is the most codes $expand returns in one answer.
+const maxExpansion = 1000
+
+// termsOf returns the terminology of a validator (a *profiles.Validator
+// has one), or nil.
+func termsOf(v Validator) *terminology.Terminology {
+	tv, ok := v.(interface {
+		Terminology() *terminology.Terminology
+	})
+	if !ok {
+		return nil
+	}
+	return tv.Terminology()
+}
+
+// registerTerminology serves the terminology operations when the validator
+// has a terminology.
+func (a *api) registerTerminology() {
+	if termsOf(a.cfg.Validator) == nil {
+		return
+	}
+	for _, op := range []operation{
+		{name: "expand", definition: "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
+			levels: typeLevel | instanceLevel, types: []string{"ValueSet"}, handle: a.expand},
+		{name: "validate-code", definition: "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
+			levels: typeLevel | instanceLevel, types: []string{"ValueSet"}, handle: a.validateCode},
+		{name: "lookup", definition: "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup",
+			levels: typeLevel, types: []string{"CodeSystem"}, handle: a.lookup},
+	} {
+		op.idempotent = true
+		a.addOperation(op)
+	}
+}
+
+// opParams are the parameters of an invocation: the query string of a GET,
+// or the Parameters resource a POST carries.
+type opParams []*fhir.ParametersParameter
+
+// operationParams reads the parameters of an invocation. A POST without a
+// body takes them from its query string, like a GET.
+func operationParams(c *gin.Context) (opParams, error) {
+	if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
+		body, err := readBody(c)
+		if err != nil {
+			return nil, err
+		}
+		res, err := decodeBody(c, body, "")
+		if err != nil {
+			return nil, err
+		}
+		p, ok := res.(*fhir.Parameters)
+		if !ok {
+			return nil, errorf(http.StatusBadRequest, "invalid", "the body of an operation is a Parameters resource, not a %s", res.ResourceType())
+		}
+		return p.Parameter, nil
+	}
+	q := c.Request.URL.Query()
+	var out opParams
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if name == "_format" || name == "_pretty" {
+			continue
+		}
+		for _, v := range q[name] {
+			out = append(out, &fhir.ParametersParameter{Name: fhir.NewString(name), ValueString: fhir.NewString(v)})
+		}
+	}
+	return out, nil
+}
+
+// first returns the first parameter with this name, or nil.
+func (p opParams) first(name string) *fhir.ParametersParameter {
+	for _, x := range p {
+		if x.Name.Get() == name {
+			return x
+		}
+	}
+	return nil
+}
+
+// str returns the value of a primitive parameter, whichever string type
+// it was given as.
+func (p opParams) str(name string) string {
+	x := p.first(name)
+	if x == nil {
+		return ""
+	}
+	return cmp.Or(x.ValueString.Get(), x.ValueUri.Get(), x.ValueCode.Get(), x.ValueCanonical.Get(), x.ValueUrl.Get(), x.ValueId.Get())
+}
+
+// number returns the value of a parameter that is a whole number, 0 or
+// more; ok is false when it is absent.
+func (p opParams) number(name string) (n int, ok bool, err error) {
+	x := p.first(name)
+	switch {
+	case x == nil:
+		return 0, false, nil
+	case x.ValueInteger != nil:
+		n = int(x.ValueInteger.Get())
+	case x.ValueUnsignedInt != nil:
+		n = int(x.ValueUnsignedInt.Get())
+	case x.ValuePositiveInt != nil:
+		n = int(x.ValuePositiveInt.Get())
+	default:
+		if n, err = strconv.Atoi(x.ValueString.Get()); err != nil {
+			n = -1
+		}
+	}
+	if n < 0 {
+		return 0, false, errorf(http.StatusBadRequest, "invalid", "%s must be a whole number, 0 or more", name).at(name)
+	}
+	return n, true, nil
+}
+
+// boolean returns the value of a boolean parameter, false when absent.
+func (p opParams) boolean(name string) (bool, error) {
+	x := p.first(name)
+	switch {
+	case x == nil:
+		return false, nil
+	case x.ValueBoolean != nil:
+		return x.ValueBoolean.Get(), nil
+	}
+	b, err := strconv.ParseBool(x.ValueString.Get())
+	if err != nil {
+		return false, errorf(http.StatusBadRequest, "invalid", "%s must be true or false", name).at(name)
+	}
+	return b, nil
+}
+
+// valueSet is the ValueSet an operation works on.
+type valueSet struct {
+	url   string
+	json  []byte // the ValueSet resource; nil when only the terminology holds it
+	terms *terminology.Terminology
+}
+
+// resolveValueSet finds the ValueSet of an invocation: the instance, the
+// valueSet parameter (a resource) or the url parameter.
+func (a *api) resolveValueSet(c *gin.Context, inv invocation, p opParams) (*valueSet, error) {
+	ctx := c.Request.Context()
+	base := termsOf(a.cfg.Validator)
+	canonical, version, _ := strings.Cut(p.str("url"), "|")
+	version = cmp.Or(p.str("valueSetVersion"), version)
+	switch {
+	case inv.ID != "":
+		v, err := a.svc.store.Read(ctx, "ValueSet", inv.ID)
+		switch {
+		case err == nil && v.Deleted:
+			return nil, gone(v)
+		case err == nil:
+			return a.storedValueSet(c, v.JSON)
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, err
+		}
+		if r := a.bundled("ValueSet", inv.ID); r != nil {
+			return &valueSet{url: r.URL, json: r.JSON, terms: base}, nil
+		}
+		return nil, errorf(http.StatusNotFound, "not-found", "ValueSet/%s is not known", inv.ID)
+	case p.first("valueSet") != nil:
+		vs, ok := p.first("valueSet").Resource.(*fhir.ValueSet)
+		if !ok {
+			return nil, errorf(http.StatusBadRequest, "invalid", "the valueSet parameter must hold a ValueSet resource").at("valueSet")
+		}
+		body, err := fhirjson.Marshal(vs)
+		if err != nil {
+			return nil, err
+		}
+		return a.storedValueSet(c, body)
+	case canonical == "":
+		return nil, errorf(http.StatusBadRequest, "required", "url is missing: name the ValueSet by url, send it as valueSet, or invoke the operation on a ValueSet").at("url")
+	}
+	if a.cfg.Definitions != nil {
+		if r := a.cfg.Definitions.Canonical("ValueSet", canonical, version); r != nil {
+			return &valueSet{url: r.URL, json: r.JSON, terms: base}, nil
+		}
+	}
+	v, err := a.findCanonical(c, "ValueSet", canonical, version)
+	if err != nil {
+		return nil, err
+	}
+	if v != nil {
+		return a.storedValueSet(c, v.JSON)
+	}
+	if version == "" && a.cfg.Definitions == nil && base.HasValueSet(canonical) {
+		return &valueSet{url: canonical, terms: base}, nil
+	}
+	return nil, errorf(http.StatusNotFound, "not-found", "ValueSet %s is not known here", withVersion(canonical, version)).at("url")
+}
+
+func withVersion(url, version string) string {
+	if version == "" {
+		return url
+	}
+	return url + "|" + version
+}
+
+// bundled returns the bundled resource typ/id, or nil.
+func (a *api) bundled(typ, id string) *conformance.Resource {
+	if a.cfg.Definitions == nil {
+		return nil
+	}
+	return a.cfg.Definitions.Get(typ, id)
+}
+
+// findCanonical returns the stored resource of typ with this canonical url
+// and version (any version when ""), or nil.
+func (a *api) findCanonical(c *gin.Context, typ, canonical, version string) (*store.Version, error) {
+	q := url.Values{"url": {canonical}}
+	if version != "" {
+		q.Set("version", version)
+	}
+	plan, err := a.search.Parse(typ, q, search.Options{Base: a.baseURL(c)})
+	if err != nil {
+		return nil, searchError(err)
+	}
+	plan.Query.Count = 1
+	found, err := a.svc.store.Search(c.Request.Context(), plan.Query)
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	return found[0], nil
+}
+
+// storedValueSet returns a ValueSet that is not bundled, with a terminology
+// that also holds it and the stored CodeSystems its compose names.
+func (a *api) storedValueSet(c *gin.Context, body []byte) (*valueSet, error) {
+	base := termsOf(a.cfg.Validator)
+	var vs struct {
+		URL     string `json:"url"`
+		Compose struct {
+			Include []struct {
+				System string `json:"system"`
+			} `json:"include"`
+			Exclude []struct {
+				System string `json:"system"`
+			} `json:"exclude"`
+		} `json:"compose"`
+	}
+	if err := json.Unmarshal(body, &vs); err != nil {
+		return nil, fmt.Errorf("stored ValueSet: %w", err)
+	}
+	resources := []json.RawMessage{body}
+	for _, inc := range append(vs.Compose.Include, vs.Compose.Exclude...) {
+		if inc.System == "" || base.HasCodeSystem(inc.System) {
+			continue
+		}
+		canonical, version, _ := strings.Cut(inc.System, "|")
+		cs, err := a.findCanonical(c, "CodeSystem", canonical, version)
+		if err != nil {
+			return nil, err
+		}
+		if cs != nil {
+			resources = append(resources, cs.JSON)
+		}
+	}
+	terms, err := base.With(resources...)
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "invalid", "%v", err)
+	}
+	return &valueSet{url: vs.URL, json: body, terms: terms}, nil
+}
+
+// valueSetInvocation reads the parameters of a ValueSet operation and finds
+// its ValueSet.
+func (a *api) valueSetInvocation(c *gin.Context, inv invocation) (opParams, *valueSet, error) {
+	p, err := operationParams(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	vs, err := a.resolveValueSet(c, inv, p)
+	return p, vs, err
+}
+
+// terminologyError converts an error of package terminology about a
+// ValueSet or CodeSystem that was found into the server's Error.
+func terminologyError(err error) error {
+	if errors.Is(err, terminology.ErrNotComputable) || errors.Is(err, terminology.ErrNotFound) {
+		return errorf(http.StatusUnprocessableEntity, "not-supported", "%s", strings.TrimPrefix(err.Error(), "terminology: "))
+	}
+	return err
+}
+
+// expand answers $expand: the ValueSet's metadata and its expansion, of the
+// codes that match filter, from offset, at most count of them.
+func (a *api) expand(c *gin.Context, inv invocation) {
+	p, vs, err := a.valueSetInvocation(c, inv)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	offset, hasOffset, err := p.number("offset")
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	count, hasCount, err := p.number("count")
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	definition, err := p.boolean("includeDefinition")
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	exp, err := vs.terms.Expand(vs.url)
+	if err != nil {
+		c.Error(terminologyError(err))
+		return
+	}
+	filter := p.str("filter")
+	codes := terminology.Filter(exp.Contains, filter)
+	if !hasCount && len(codes) > maxExpansion {
+		c.Error(errorf(http.StatusUnprocessableEntity, "too-costly",
+			"the expansion of %s has %d codes, more than the %d this server returns at once: page through it with count and offset, or narrow it with filter",
+			vs.url, len(codes), maxExpansion))
+		return
+	}
+	if !hasCount {
+		count = len(codes)
+	}
+	count = min(count, maxExpansion)
+	start := min(offset, len(codes))
+	page := codes[start:min(start+count, len(codes))]
+
+	out := &fhir.ValueSet{Url: fhir.NewUri(vs.url), Name: fhir.NewString(exp.Name), Status: fhir.NewCode("unknown")}
+	if vs.json != nil {
+		res, err := fhirjson.UnmarshalAs(vs.json, "ValueSet")
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		out = res.(*fhir.ValueSet)
+	}
+	if !definition {
+		out.Compose = nil
+	}
+	e := &fhir.ValueSetExpansion{
+		Identifier: fhir.NewUri("urn:uuid:" + newID()),
+		Timestamp:  fhir.NewDateTime(formatInstant(time.Now())),
+		Total:      fhir.NewInteger(int64(len(codes))),
+	}
+	if hasOffset || hasCount {
+		e.Offset = fhir.NewInteger(int64(offset))
+	}
+	if filter != "" {
+		e.Parameter = append(e.Parameter, &fhir.ValueSetExpansionParameter{Name: fhir.NewString("filter"), ValueString: fhir.NewString(filter)})
+	}
+	for _, n := range []struct {
+		name  string
+		value int
+		given bool
+	}{{"offset", offset, hasOffset}, {"count", count, hasCount}} {
+		if n.given {
+			e.Parameter = append(e.Parameter, &fhir.ValueSetExpansionParameter{Name: fhir.NewString(n.name), ValueInteger: fhir.NewInteger(int64(n.value))})
+		}
+	}
+	for _, code := range page {
+		entry := &fhir.ValueSetExpansionContains{System: fhir.NewUri(code.System), Code: fhir.NewCode(code.Code)}
+		if code.Version != "" {
+			entry.Version = fhir.NewString(code.Version)
+		}
+		if code.Display != "" {
+			entry.Display = fhir.NewString(code.Display)
+		}
+		e.Contains = append(e.Contains, entry)
+	}
+	out.Expansion = e
+	body, err := fhirjson.Marshal(out)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeFHIR(c, http.StatusOK, body)
+}
+
+// codingParam is one coding $validate-code checks, and where it came from.
+type codingParam struct {
+	system, code, display string
+	expression            string
+}
+
+// codings returns the codings a $validate-code invocation checks: the
+// codeableConcept's, the coding, or code with system and display.
+func (p opParams) codings() ([]codingParam, error) {
+	if x := p.first("codeableConcept"); x != nil {
+		if x.ValueCodeableConcept == nil || len(x.ValueCodeableConcept.Coding) == 0 {
+			return nil, errorf(http.StatusBadRequest, "required", "codeableConcept must be a CodeableConcept with a coding").at("codeableConcept")
+		}
+		var out []codingParam
+		for i, cd := range x.ValueCodeableConcept.Coding {
+			out = append(out, codingParam{cd.System.Get(), cd.Code.Get(), cd.Display.Get(), fmt.Sprintf("codeableConcept.coding[%d]", i)})
+		}
+		return out, nil
+	}
+	if x := p.first("coding"); x != nil {
+		if x.ValueCoding == nil {
+			return nil, errorf(http.StatusBadRequest, "invalid", "coding must be a Coding: send it in a Parameters resource").at("coding")
+		}
+		cd := x.ValueCoding
+		return []codingParam{{cd.System.Get(), cd.Code.Get(), cd.Display.Get(), "coding"}}, nil
+	}
+	if p.str("code") == "" {
+		return nil, errorf(http.StatusBadRequest, "required", "code is missing: give code (with system), coding or codeableConcept").at("code")
+	}
+	return []codingParam{{p.str("system"), p.str("code"), p.str("display"), "code"}}, nil
+}
+
+// validateCode answers $validate-code: whether the ValueSet holds the
+// code, coding or any coding of the codeableConcept, with the concept's
+// display. A display that is not the concept's (case aside) makes the
+// answer false, as the terminology service does by default.
+func (a *api) validateCode(c *gin.Context, inv invocation) {
+	p, vs, err := a.valueSetInvocation(c, inv)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	codings, err := p.codings()
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	result, display := false, ""
+	var messages []string
+	for _, cd := range codings {
+		if cd.code == "" {
+			messages = append(messages, cd.expression+" has no code")
+			continue
+		}
+		ok, shown, err := vs.terms.ValidateCode(vs.url, cd.system, cd.code)
+		if err != nil {
+			c.Error(terminologyError(err))
+			return
+		}
+		concept := strings.TrimPrefix(cd.system+"#"+cd.code, "#")
+		switch {
+		case !ok:
+			messages = append(messages, fmt.Sprintf("%s is not in the value set %s", concept, vs.url))
+		case cd.display != "" && shown != "" && !strings.EqualFold(strings.TrimSpace(cd.display), shown):
+			messages = append(messages, fmt.Sprintf("the display %q is not that of %s, which is %q", cd.display, concept, shown))
+			display = cmp.Or(display, shown)
+		default:
+			result = true
+			display = shown
+		}
+	}
+	out := []map[string]any{{"name": "result", "valueBoolean": result}}
+	if !result && len(messages) > 0 {
+		out = append(out, map[string]any{"name": "message", "valueString": strings.Join(messages, "; ")})
+	}
+	if display != "" {
+		out = append(out, map[string]any{"name": "display", "valueString": display})
+	}
+	writeParameters(c, out)
+}
+
+// writeParameters answers with a Parameters resource of these parameters.
+func writeParameters(c *gin.Context, params []map[string]any) {
+	body, err := json.Marshal(struct {
+		ResourceType string           `json:"resourceType"`
+		Parameter    []map[string]any `json:"parameter"`
+	}{"Parameters", params})
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeFHIR(c, http.StatusOK, body)
+}
+
+// lookup answers $lookup: the CodeSystem's name and version, and the
+// concept's display, designations and properties (all of them, or those
+// the property parameters name).
+func (a *api) lookup(c *gin.Context, _ invocation) {
+	p, err := operationParams(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	system, code, version := p.str("system"), p.str("code"), p.str("version")
+	if x := p.first("coding"); x != nil && x.ValueCoding != nil {
+		system, code, version = x.ValueCoding.System.Get(), x.ValueCoding.Code.Get(), cmp.Or(version, x.ValueCoding.Version.Get())
+	}
+	switch {
+	case code == "":
+		c.Error(errorf(http.StatusBadRequest, "required", "code is missing: give system and code, or coding").at("code"))
+		return
+	case system == "":
+		c.Error(errorf(http.StatusBadRequest, "required", "system is missing: give the CodeSystem's canonical url").at("system"))
+		return
+	}
+	canonical, v, _ := strings.Cut(system, "|")
+	version = cmp.Or(version, v)
+	cs, err := a.codeSystem(c, canonical, version)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	d, err := terminology.LookupIn(cs, code)
+	switch {
+	case errors.Is(err, terminology.ErrUnknownCode):
+		c.Error(errorf(http.StatusNotFound, "not-found", "code %q is not defined by the CodeSystem %s", code, canonical).at("code"))
+		return
+	case err != nil:
+		c.Error(terminologyError(err))
+		return
+	}
+	out := []map[string]any{{"name": "name", "valueString": cmp.Or(d.Name, d.System)}}
+	if d.Version != "" {
+		out = append(out, map[string]any{"name": "version", "valueString": d.Version})
+	}
+	if d.Display != "" {
+		out = append(out, map[string]any{"name": "display", "valueString": d.Display})
+	}
+	for _, des := range d.Designations {
+		parts := []map[string]any{}
+		if des.Language != "" {
+			parts = append(parts, map[string]any{"name": "language", "valueCode": des.Language})
+		}
+		if des.Use != nil {
+			parts = append(parts, map[string]any{"name": "use", "valueCoding": des.Use})
+		}
+		parts = append(parts, map[string]any{"name": "value", "valueString": des.Value})
+		out = append(out, map[string]any{"name": "designation", "part": parts})
+	}
+	var wanted []string
+	for _, x := range p {
+		if x.Name.Get() == "property" {
+			wanted = append(wanted, cmp.Or(x.ValueCode.Get(), x.ValueString.Get()))
+		}
+	}
+	for _, prop := range d.Properties {
+		if len(wanted) > 0 && !slices.Contains(wanted, prop.Code) {
+			continue
+		}
+		out = append(out, map[string]any{"name": "property", "part": []map[string]any{
+			{"name": "code", "valueCode": prop.Code},
+			{"name": "value", "value" + prop.Type: prop.Value},
+		}})
+	}
+	writeParameters(c, out)
+}
+
+// codeSystem returns the CodeSystem with this canonical url (and version,
+// when given) as JSON: bundled, or else stored.
+func (a *api) codeSystem(c *gin.Context, canonical, version string) (json.RawMessage, error) {
+	if a.cfg.Definitions != nil {
+		if r := a.cfg.Definitions.Canonical("CodeSystem", canonical, version); r != nil {
+			return r.JSON, nil
+		}
+	}
+	v, err := a.findCanonical(c, "CodeSystem", canonical, version)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem %s is not known here", withVersion(canonical, version)).at("system")
+	}
+	return v.JSON, nil
+}

@@ -1,0 +1,210 @@
+package server_test
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// expansion returns the codes of an $expand answer and its total.
+func expansion(t *testing.T, r *response) (codes []string, total float64) {
+	t.Helper()
+	vs := r.want(t, http.StatusOK).json(t)
+	if str(vs, "resourceType") != "ValueSet" || get(vs, "compose") != nil {
+		t.Fatalf("not an expanded ValueSet without its compose: %s", truncate(r.body))
+	}
+	contains, _ := get(vs, "expansion", "contains").([]any)
+	for _, c := range contains {
+		codes = append(codes, str(c, "code"))
+	}
+	total, _ = get(vs, "expansion", "total").(float64)
+	return codes, total
+}
+
+// param returns the named parameter of a Parameters answer, or nil.
+func param(res map[string]any, name string) map[string]any {
+	ps, _ := res["parameter"].([]any)
+	for _, p := range ps {
+		if m, _ := p.(map[string]any); str(m, "name") == name {
+			return m
+		}
+	}
+	return nil
+}
+
+func TestTerminologyExpand(t *testing.T) {
+	gender := "/ValueSet/$expand?url=" + url.QueryEscape(genderVS)
+	eachEngine(t, func(t *testing.T, c *client) {
+		tests := []struct {
+			name, method, path, body string
+			codes                    []string
+			total                    float64
+		}{
+			{"by url", "GET", gender, "", []string{"female", "male", "other", "unknown"}, 4},
+			{"filter", "GET", gender + "&filter=fem", "", []string{"female"}, 1},
+			{"count", "GET", gender + "&count=2", "", []string{"female", "male"}, 4},
+			{"count and offset", "GET", gender + "&count=2&offset=3", "", []string{"unknown"}, 4},
+			{"instance", "GET", "/ValueSet/administrative-gender/$expand?filter=unk", "", []string{"unknown"}, 1},
+			{"POST Parameters", "POST", "/ValueSet/$expand", `{"resourceType":"Parameters","parameter":[
+				{"name":"url","valueUri":"` + genderVS + `"},{"name":"count","valueInteger":1},{"name":"offset","valueInteger":1}]}`, []string{"male"}, 4},
+			{"version", "GET", gender + "&valueSetVersion=4.0.1&count=0", "", nil, 4},
+			{"inline ValueSet", "POST", "/ValueSet/$expand", `{"resourceType":"Parameters","parameter":[{"name":"valueSet","resource":
+				{"resourceType":"ValueSet","status":"draft","compose":{"include":[{"system":"` + genderCS + `","concept":[{"code":"other"}]}]}}}]}`, []string{"other"}, 1},
+			{"large value set paged", "GET", "/ValueSet/$expand?url=" + url.QueryEscape("http://hl7.org/fhir/ValueSet/c80-doc-typecodes") + "&count=3", "", nil, -1},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				codes, total := expansion(t, c.do(tt.method, tt.path, tt.body))
+				if tt.total < 0 {
+					if len(codes) != 3 || total < 1000 {
+						t.Errorf("codes %v of %v", codes, total)
+					}
+					return
+				}
+				if !slices.Equal(codes, tt.codes) || total != tt.total {
+					t.Errorf("codes %v of %v, want %v of %v", codes, total, tt.codes, tt.total)
+				}
+			})
+		}
+
+		// A stored ValueSet, expanded by id and by url.
+		stored := `{"resourceType":"ValueSet","url":"http://example.org/fhir/ValueSet/binary-gender","status":"draft",
+			"compose":{"include":[{"system":"` + genderCS + `","concept":[{"code":"female"},{"code":"male"}]}]}}`
+		id := str(c.create("ValueSet", stored), "id")
+		for _, path := range []string{"/ValueSet/" + id + "/$expand", "/ValueSet/$expand?url=" + url.QueryEscape("http://example.org/fhir/ValueSet/binary-gender")} {
+			if codes, _ := expansion(t, c.do("GET", path, "")); !slices.Equal(codes, []string{"female", "male"}) {
+				t.Errorf("%s: %v", path, codes)
+			}
+		}
+
+		errs := []struct {
+			name, path string
+			status     int
+			code, expr string
+		}{
+			{"no url", "/ValueSet/$expand", http.StatusBadRequest, "required", "url"},
+			{"unknown url", "/ValueSet/$expand?url=http://example.org/none", http.StatusNotFound, "not-found", "url"},
+			{"unknown version", gender + "&valueSetVersion=1.0", http.StatusNotFound, "not-found", "url"},
+			{"unknown instance", "/ValueSet/none/$expand", http.StatusNotFound, "not-found", ""},
+			{"bad count", gender + "&count=-1", http.StatusBadRequest, "invalid", "count"},
+			{"too large", "/ValueSet/$expand?url=" + url.QueryEscape("http://hl7.org/fhir/ValueSet/c80-doc-typecodes"), http.StatusUnprocessableEntity, "too-costly", ""},
+			{"external code system", "/ValueSet/$expand?url=" + url.QueryEscape("http://hl7.org/fhir/ValueSet/condition-code"), http.StatusUnprocessableEntity, "not-supported", ""},
+			{"not on CodeSystem", "/CodeSystem/$expand?url=" + url.QueryEscape(genderVS), http.StatusNotFound, "not-supported", ""},
+		}
+		for _, tt := range errs {
+			t.Run(tt.name, func(t *testing.T) {
+				c.do("GET", tt.path, "").want(t, tt.status).outcome(t, tt.code, tt.expr)
+			})
+		}
+	}, withValidator(false), withDefinitions)
+}
+
+func TestTerminologyValidateCode(t *testing.T) {
+	base := "/ValueSet/$validate-code?url=" + url.QueryEscape(genderVS) + "&system=" + url.QueryEscape(genderCS)
+	eachEngine(t, func(t *testing.T, c *client) {
+		tests := []struct {
+			name, method, path, body string
+			result                   bool
+			display, message         string
+		}{
+			{"valid code", "GET", base + "&code=female", "", true, "Female", ""},
+			{"code without system", "GET", "/ValueSet/$validate-code?url=" + url.QueryEscape(genderVS) + "&code=male", "", true, "Male", ""},
+			{"instance", "GET", "/ValueSet/administrative-gender/$validate-code?code=other", "", true, "Other", ""},
+			{"unknown code", "GET", base + "&code=f", "", false, "", "not in the value set"},
+			{"other system", "GET", "/ValueSet/$validate-code?url=" + url.QueryEscape(genderVS) + "&system=http://example.org&code=female", "", false, "", "not in the value set"},
+			{"wrong display", "GET", base + "&code=female&display=Male", "", false, "Female", "display"},
+			{"display case ignored", "GET", base + "&code=female&display=FEMALE", "", true, "Female", ""},
+			{"coding", "POST", "/ValueSet/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"` + genderVS + `"},
+				{"name":"coding","valueCoding":{"system":"` + genderCS + `","code":"unknown"}}]}`, true, "Unknown", ""},
+			{"codeableConcept", "POST", "/ValueSet/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"` + genderVS + `"},
+				{"name":"codeableConcept","valueCodeableConcept":{"coding":[{"system":"http://example.org","code":"x"},{"system":"` + genderCS + `","code":"male"}]}}]}`, true, "Male", ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				res := c.do(tt.method, tt.path, tt.body).want(t, http.StatusOK).json(t)
+				if str(res, "resourceType") != "Parameters" || get(param(res, "result"), "valueBoolean") != tt.result {
+					t.Fatalf("want result %v: %v", tt.result, res)
+				}
+				if got := str(param(res, "display"), "valueString"); got != tt.display {
+					t.Errorf("display %q, want %q", got, tt.display)
+				}
+				if got := str(param(res, "message"), "valueString"); !strings.Contains(got, tt.message) || (tt.message == "") != (got == "") {
+					t.Errorf("message %q, want one containing %q", got, tt.message)
+				}
+			})
+		}
+		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape(genderVS), "").want(t, http.StatusBadRequest).outcome(t, "required", "code")
+		c.do("GET", "/ValueSet/$validate-code?url=http://example.org/none&code=x", "").want(t, http.StatusNotFound).outcome(t, "not-found", "url")
+		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape("http://hl7.org/fhir/ValueSet/condition-code")+"&code=x", "").want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "")
+		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Patient"}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+	}, withValidator(false), withDefinitions)
+}
+
+func TestTerminologyLookup(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		res := c.do("GET", "/CodeSystem/$lookup?system="+url.QueryEscape(genderCS)+"&code=female", "").want(t, http.StatusOK).json(t)
+		for name, want := range map[string]string{"name": "AdministrativeGender", "version": "4.0.1", "display": "Female"} {
+			if got := str(param(res, name), "valueString"); got != want {
+				t.Errorf("%s %q, want %q", name, got, want)
+			}
+		}
+		// issue-type nests its codes: structure is a kind of invalid.
+		res = c.do("POST", "/CodeSystem/$lookup", `{"resourceType":"Parameters","parameter":[
+			{"name":"coding","valueCoding":{"system":"http://hl7.org/fhir/issue-type","code":"structure"}}]}`).want(t, http.StatusOK).json(t)
+		prop := param(res, "property")
+		if str(param(res, "display"), "valueString") != "Structural Issue" || str(get(prop, "part", 0), "valueCode") != "parent" || str(get(prop, "part", 1), "valueCode") != "invalid" {
+			t.Errorf("lookup of issue-type#structure: %v", res)
+		}
+		res = c.do("GET", "/CodeSystem/$lookup?system=http://hl7.org/fhir/issue-type&code=invalid&property=child", "").want(t, http.StatusOK).json(t)
+		if p := param(res, "property"); str(get(p, "part", 0), "valueCode") != "child" {
+			t.Errorf("property=child: %v", res)
+		}
+
+		// A stored CodeSystem.
+		c.create("CodeSystem", `{"resourceType":"CodeSystem","url":"http://example.org/fhir/CodeSystem/tiers","name":"Tiers","status":"draft","content":"complete",
+			"concept":[{"code":"1","display":"Tier one","designation":[{"language":"cy","value":"Haen un"}]}]}`)
+		res = c.do("GET", "/CodeSystem/$lookup?system=http://example.org/fhir/CodeSystem/tiers&code=1", "").want(t, http.StatusOK).json(t)
+		if str(param(res, "name"), "valueString") != "Tiers" || str(get(param(res, "designation"), "part", 1), "valueString") != "Haen un" {
+			t.Errorf("stored CodeSystem: %v", res)
+		}
+
+		errs := []struct {
+			name, path string
+			status     int
+			code, expr string
+		}{
+			{"no code", "/CodeSystem/$lookup?system=" + url.QueryEscape(genderCS), http.StatusBadRequest, "required", "code"},
+			{"no system", "/CodeSystem/$lookup?code=female", http.StatusBadRequest, "required", "system"},
+			{"unknown system", "/CodeSystem/$lookup?system=http://example.org/none&code=x", http.StatusNotFound, "not-found", "system"},
+			{"unknown version", "/CodeSystem/$lookup?system=" + url.QueryEscape(genderCS) + "&version=3.0&code=female", http.StatusNotFound, "not-found", "system"},
+			{"unknown code", "/CodeSystem/$lookup?system=" + url.QueryEscape(genderCS) + "&code=f", http.StatusNotFound, "not-found", "code"},
+			{"on an instance", "/CodeSystem/administrative-gender/$lookup?code=female", http.StatusNotFound, "not-supported", ""},
+		}
+		for _, tt := range errs {
+			t.Run(tt.name, func(t *testing.T) {
+				c.do("GET", tt.path, "").want(t, tt.status).outcome(t, tt.code, tt.expr)
+			})
+		}
+
+		ops := map[string][]string{}
+		resources, _ := get(c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t), "rest", 0, "resource").([]any)
+		for _, r := range resources {
+			list, _ := get(r, "operation").([]any)
+			for _, op := range list {
+				ops[str(r, "type")] = append(ops[str(r, "type")], str(op, "name"))
+			}
+		}
+		for typ, want := range map[string][]string{"ValueSet": {"expand", "validate-code"}, "CodeSystem": {"lookup"}} {
+			for _, op := range want {
+				if !slices.Contains(ops[typ], op) {
+					t.Errorf("CapabilityStatement does not list $%s on %s: %v", op, typ, ops[typ])
+				}
+			}
+		}
+		if slices.Contains(ops["Patient"], "expand") {
+			t.Errorf("CapabilityStatement lists $expand on Patient")
+		}
+	}, withValidator(false), withDefinitions)
+}
