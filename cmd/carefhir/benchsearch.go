@@ -67,7 +67,7 @@ func benchSearch(ctx context.Context, cfg *benchSearchConfig, stdout, stderr io.
 		opts := synth.Options{Patients: cfg.Patients, Seed: cfg.Seed, Today: synth.DefaultToday}
 		prog := newProgress(stderr)
 		stop := prog.report(ctx, 10*time.Second)
-		err := loadStore(ctx, st, opts, 8, prog)
+		err := loadStore(ctx, st, opts, 2, prog)
 		stop()
 		if err != nil {
 			return fmt.Errorf("bench search: load: %w", err)
