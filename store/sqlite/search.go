@@ -42,6 +42,9 @@ type planSQL struct {
 	args    []any
 	aliases int
 	param   paramLookup
+	// probe writes value clauses as correlated probes of the *_rid
+	// indexes (EXISTS … WHERE rid = r.rid) instead of as sets of rids.
+	probe bool
 }
 
 // paramLookup returns a search parameter of a type as stored; a parameter
@@ -59,14 +62,39 @@ func (p *planSQL) alias() string {
 
 // where writes the conditions of clauses on the resource r (alias of
 // resources) of type typ.
+//
+// One clause drives: its rids are looked up by a range of its table's key.
+// Every other value clause is a probe of the rid index for each candidate:
+// left as a set of rids too, SQLite would materialise each set in full (all
+// appointments since a date, say) before intersecting them. An equality
+// (token or reference) drives when there is one, being the most selective.
 func (p *planSQL) where(typ, r string, clauses []store.Clause) error {
+	driver := -1
+	for i := range clauses {
+		if isValueClause(&clauses[i]) && (driver < 0 || isEquality(&clauses[i]) && !isEquality(&clauses[driver])) {
+			driver = i
+		}
+	}
+	outer := p.probe
+	defer func() { p.probe = outer }()
 	for i := range clauses {
 		p.b.WriteString(" AND ")
+		p.probe = driver >= 0 && i != driver
 		if err := p.clause(typ, r, &clauses[i]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// isValueClause reports whether c matches values of a search table.
+func isValueClause(c *store.Clause) bool {
+	return !c.Not && c.Any == nil && c.Chain == nil && c.Has == nil && c.Presence == store.PresenceAny &&
+		c.Param != "_id" && c.Param != "_lastUpdated"
+}
+
+func isEquality(c *store.Clause) bool {
+	return len(c.Tokens) > 0 || len(c.References) > 0
 }
 
 // clause writes the condition of one clause.
@@ -153,14 +181,22 @@ func (p *planSQL) clause(typ, r string, c *store.Clause) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(&p.b, "%s.rid IN (", r)
+	if p.probe {
+		p.b.WriteString("EXISTS (")
+	} else {
+		fmt.Fprintf(&p.b, "%s.rid IN (", r)
+	}
 	n := 0
 	sub := func(table, cond string, args ...any) {
 		if n > 0 {
 			p.b.WriteString(" UNION ALL ")
 		}
 		n++
-		fmt.Fprintf(&p.b, "SELECT rid FROM %s WHERE pid = ? AND %s", table, cond)
+		if p.probe {
+			fmt.Fprintf(&p.b, "SELECT 1 FROM %s WHERE rid = %s.rid AND pid = ? AND %s", table, r, cond)
+		} else {
+			fmt.Fprintf(&p.b, "SELECT rid FROM %s WHERE pid = ? AND %s", table, cond)
+		}
 		p.arg(pr.pid)
 		p.arg(args...)
 	}
