@@ -90,7 +90,7 @@ func runSynth(ctx context.Context, cfg *synthConfig, stdout, stderr io.Writer) e
 	case cfg.URL != "":
 		dest = cfg.URL
 		l := &loader{client: newLoadClient(http.DefaultTransport, cfg.Clients), base: strings.TrimSuffix(cfg.URL, "/")}
-		err = load(ctx, opts, cfg.Clients, l.put, prog)
+		err = load(ctx, opts, cfg.Clients, 1, l.putAll, prog)
 	default:
 		dest = cfg.Data
 		err = loadData(ctx, cfg.Data, opts, cfg.Clients, prog)
@@ -165,12 +165,17 @@ func loadData(ctx context.Context, dir string, opts synth.Options, clients int, 
 
 // loadStore writes the records into st through the FHIR API, served in
 // process, as transaction Bundles of bundleSize PUTs: one SQLite transaction
-// each, several times the rate of single PUTs. clients Bundles are in
-// flight at a time, so generating and decoding one overlaps committing
-// another.
+// each, several times the rate of single PUTs.
 func loadStore(ctx context.Context, st store.Store, opts synth.Options, clients int, prog *progress) error {
 	h := server.New(server.Config{Store: st, SoftwareVersion: "synth"})
 	l := &loader{client: newLoadClient(handlerTransport{h}, clients), base: "http://carefhir.invalid/fhir"}
+	return load(ctx, opts, clients, bundleSize, l.transact, prog)
+}
+
+// load generates the records and hands them, in batches of up to size, to
+// send from clients goroutines, so that generating one batch overlaps
+// sending others. The first error stops everything and is returned.
+func load(ctx context.Context, opts synth.Options, clients, size int, send func(context.Context, []synth.Entry) error, prog *progress) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	work := make(chan []synth.Entry, clients)
@@ -179,9 +184,9 @@ func loadStore(ctx context.Context, st store.Store, opts synth.Options, clients 
 		wg.Go(func() {
 			for batch := range work {
 				if ctx.Err() != nil {
-					continue
+					continue // drain: Generate stops at its next emit
 				}
-				if err := l.transact(ctx, batch); err != nil {
+				if err := send(ctx, batch); err != nil {
 					cancel(err)
 					continue
 				}
@@ -189,7 +194,7 @@ func loadStore(ctx context.Context, st store.Store, opts synth.Options, clients 
 			}
 		})
 	}
-	send := func(batch []synth.Entry) error {
+	queue := func(batch []synth.Entry) error {
 		select {
 		case work <- batch:
 			return nil
@@ -201,15 +206,15 @@ func loadStore(ctx context.Context, st store.Store, opts synth.Options, clients 
 	genErr := synth.Generate(opts, func(typ, id string, json []byte) error {
 		prog.generated(typ)
 		batch = append(batch, synth.Entry{Type: typ, ID: id, JSON: json})
-		if len(batch) < bundleSize {
+		if len(batch) < size {
 			return nil
 		}
 		full := batch
 		batch = nil
-		return send(full)
+		return queue(full)
 	})
 	if genErr == nil && len(batch) > 0 {
-		genErr = send(batch)
+		genErr = queue(batch)
 	}
 	close(work)
 	wg.Wait()
@@ -248,44 +253,6 @@ func (l *loader) transact(ctx context.Context, entries []synth.Entry) error {
 	return err
 }
 
-// load generates the records and hands them to put from clients
-// goroutines. The first error stops everything and is returned.
-func load(ctx context.Context, opts synth.Options, clients int, put func(context.Context, synth.Entry) error, prog *progress) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	work := make(chan synth.Entry, 4*clients)
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Go(func() {
-			for e := range work {
-				if ctx.Err() != nil {
-					continue // drain: Generate stops at its next emit
-				}
-				if err := put(ctx, e); err != nil {
-					cancel(err)
-					continue
-				}
-				prog.done.Add(1)
-			}
-		})
-	}
-	genErr := synth.Generate(opts, func(typ, id string, json []byte) error {
-		prog.generated(typ)
-		select {
-		case work <- synth.Entry{Type: typ, ID: id, JSON: json}:
-			return nil
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	})
-	close(work)
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	return genErr
-}
-
 // loader creates or replaces resources on a FHIR server with PUT, so that
 // loading the same records again leaves one copy of each.
 type loader struct {
@@ -296,6 +263,16 @@ type loader struct {
 // maxAttempts bounds how often a PUT the server could not take (429, 503 or
 // no response) is tried.
 const maxAttempts = 4
+
+// putAll sends each entry with put.
+func (l *loader) putAll(ctx context.Context, entries []synth.Entry) error {
+	for _, e := range entries {
+		if err := l.put(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // put sends one resource, retrying with a growing pause while the server is
 // busy or unreachable.
