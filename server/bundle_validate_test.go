@@ -1,0 +1,35 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestTransactionValidated checks that transaction entries are validated
+// like single writes: an entry that breaks a profile rule fails the whole
+// transaction with 422 naming it, and the valid entries before it are not
+// stored.
+func TestTransactionValidated(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		body := txBundle("transaction",
+			txEntry("", "PUT", "Patient/tv-good", patientWith("tv-good", "g", "Good")),
+			txEntry("", "PUT", "Patient/tv-bad", strings.Replace(badNHSNumber, `{"resourceType":"Patient",`, `{"resourceType":"Patient","id":"tv-bad",`, 1)),
+		)
+		r := c.do("POST", "", body).want(t, http.StatusUnprocessableEntity)
+		if !strings.Contains(string(r.body), "Bundle.entry[1]") {
+			t.Errorf("outcome does not name the failing entry: %s", r.body)
+		}
+		c.do("GET", "/Patient/tv-good", "").want(t, http.StatusNotFound)
+		c.do("GET", "/Patient/tv-bad", "").want(t, http.StatusNotFound)
+
+		// The same bundle with a valid second entry is stored whole.
+		ok := txBundle("transaction",
+			txEntry("", "PUT", "Patient/tv-good", patientWith("tv-good", "g", "Good")),
+			txEntry("", "PUT", "Patient/tv-bad", patientWith("tv-bad", "b", "Fixed")),
+		)
+		c.bundle(ok)
+		c.do("GET", "/Patient/tv-good", "").want(t, http.StatusOK)
+		c.do("GET", "/Patient/tv-bad", "").want(t, http.StatusOK)
+	}, withValidator(true))
+}
