@@ -386,14 +386,11 @@ func (u *unit) identifyUpdate(ctx context.Context, e *entry, r *entryResult) err
 func (u *unit) identifyPatch(ctx context.Context, e *entry, r *entryResult) error {
 	r.id = e.target.id
 	if e.conditional() {
-		match, err := matchOne(ctx, u.tx, e.target.criteria, "conditional patch")
+		id, err := patchTarget(ctx, u.tx, e.target.typ, e.target.criteria)
 		if err != nil {
 			return err
 		}
-		if match == nil {
-			return errorf(http.StatusNotFound, "not-found", "the conditional patch criteria match no %s", e.target.typ)
-		}
-		r.id = match.ID
+		r.id = id
 	}
 	return u.claim(e, e.target.typ, r.id)
 }

@@ -280,11 +280,8 @@ func (a *api) checkEntry(e *entry, we wireEntry, base string) error {
 			return err
 		}
 		if e.method == http.MethodPut && !e.conditional() {
-			switch bodyID := e.res.GetID(); {
-			case bodyID == "":
-				return errorf(http.StatusBadRequest, "required", "the resource has no id: an update must carry the id %q of its URL", t.id).at(t.typ + ".id")
-			case bodyID != t.id:
-				return errorf(http.StatusBadRequest, "invalid", "the resource id %q differs from the id %q in request.url", truncate(bodyID, 64), t.id).at(t.typ + ".id")
+			if err := checkUpdateID(t.typ, t.id, e.res, "request.url"); err != nil {
+				return err
 			}
 		}
 		e.newID = newID()

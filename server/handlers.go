@@ -277,12 +277,8 @@ func (a *api) update(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	switch bodyID := res.GetID(); {
-	case bodyID == "":
-		c.Error(errorf(http.StatusBadRequest, "required", "the resource has no id: an update must carry the id %q of its URL", id).at(typ + ".id"))
-		return
-	case bodyID != id:
-		c.Error(errorf(http.StatusBadRequest, "invalid", "the resource id %q differs from the id %q in the URL", truncate(bodyID, 64), id).at(typ + ".id"))
+	if err := checkUpdateID(typ, id, res, "the URL"); err != nil {
+		c.Error(err)
 		return
 	}
 	v, created, err := a.svc.update(c.Request.Context(), typ, id, res, match)
@@ -291,6 +287,18 @@ func (a *api) update(c *gin.Context) {
 		return
 	}
 	a.writeUpdated(c, v, created)
+}
+
+// checkUpdateID checks that the resource of an update carries the id its
+// URL names; where is how messages name the URL.
+func checkUpdateID(typ, id string, res fhir.Resource, where string) error {
+	switch bodyID := res.GetID(); {
+	case bodyID == "":
+		return errorf(http.StatusBadRequest, "required", "the resource has no id: an update must carry the id %q of its URL", id).at(typ + ".id")
+	case bodyID != id:
+		return errorf(http.StatusBadRequest, "invalid", "the resource id %q differs from the id %q in %s", truncate(bodyID, 64), id, where).at(typ + ".id")
+	}
+	return nil
 }
 
 func (a *api) writeUpdated(c *gin.Context, v *store.Version, created bool) {

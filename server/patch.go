@@ -68,16 +68,10 @@ func (a *api) servePatch(c *gin.Context, typ, id string, criteria *store.Query) 
 		return
 	}
 	if criteria != nil {
-		found, err := matchOne(ctx, a.svc.store, criteria, "conditional patch")
-		if err != nil {
+		if id, err = patchTarget(ctx, a.svc.store, typ, criteria); err != nil {
 			c.Error(err)
 			return
 		}
-		if found == nil {
-			c.Error(errorf(http.StatusNotFound, "not-found", "no %s matches the conditional patch criteria", typ))
-			return
-		}
-		id = found.ID
 	}
 	v, err := a.svc.patch(ctx, typ, id, match, func(cur *store.Version) (fhir.Resource, error) {
 		return a.applyPatch(ctx, typ, cur, contentType, body)
@@ -89,6 +83,19 @@ func (a *api) servePatch(c *gin.Context, typ, id string, criteria *store.Query) 
 	a.writeResult(c, http.StatusOK, v)
 }
 
+// patchTarget returns the id of the one resource of typ matching the
+// criteria of a conditional patch: none is 404, several are 412.
+func patchTarget(ctx context.Context, r store.Reader, typ string, criteria *store.Query) (string, error) {
+	match, err := matchOne(ctx, r, criteria, "conditional patch")
+	if err != nil {
+		return "", err
+	}
+	if match == nil {
+		return "", errorf(http.StatusNotFound, "not-found", "no %s matches the conditional patch criteria", typ)
+	}
+	return match.ID, nil
+}
+
 // applyPatch applies a patch document of the given media type to the
 // current version of a resource of type typ and returns the patched
 // resource, decoded and checked as an update's body is, without writing it:
@@ -96,12 +103,10 @@ func (a *api) servePatch(c *gin.Context, typ, id string, criteria *store.Query) 
 // type a Parameters holding a FHIRPath Patch. The patched resource must keep
 // its type and id. Errors render through fromError: 400 for a malformed
 // patch or Parameters that do not decode, 409 for a failed JSON Patch test,
-// 410 for a deleted resource, 415 for another media type, 422 for a patch
-// that does not fit the resource or whose result is not a valid resource.
+// 415 for another media type, 422 for a patch that does not fit the
+// resource or whose result is not a valid resource. current is never a
+// deletion: patchIn answers 410 before applying.
 func (a *api) applyPatch(ctx context.Context, typ string, current *store.Version, contentType string, body []byte) (fhir.Resource, error) {
-	if current.Deleted {
-		return nil, gone(current)
-	}
 	format, err := patchFormat(contentType)
 	if err != nil {
 		return nil, err
