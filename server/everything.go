@@ -171,20 +171,12 @@ func (a *api) everythingInstance(ctx context.Context, w *walk, id string) (every
 // string and, for POST, from a Parameters body.
 func (a *api) parseEverything(c *gin.Context) (*everythingParams, error) {
 	values := c.Request.URL.Query()
-	if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
-		body, err := readBody(c)
-		if err != nil {
-			return nil, err
-		}
-		res, err := decodeBody(c, body, "Parameters")
-		if err != nil {
-			return nil, err
-		}
-		in, ok := res.(*fhir.Parameters)
-		if !ok {
-			return nil, errorf(http.StatusBadRequest, "invalid", "$everything takes its parameters as a Parameters resource")
-		}
-		for _, param := range in.Parameter {
+	body, err := parametersBody(c)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		for _, param := range body.Parameter {
 			name := param.Name.Get()
 			values[name] = append(values[name], parameterValue(param))
 		}

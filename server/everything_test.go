@@ -165,7 +165,7 @@ func TestEverythingErrors(t *testing.T) {
 			{"bad cursor", "GET", "/Patient/p1/$everything?_cursor=xyz", "", nil, 400, "invalid", "_cursor"},
 			{"bad type-level cursor", "GET", "/Patient/$everything?_cursor=e30", "", nil, 400, "invalid", "_cursor"},
 			{"strict start", "GET", "/Patient/p1/$everything?start=2024-01-01", "", []string{"Prefer", "handling=strict"}, 400, "not-supported", "start"},
-			{"not Parameters", "POST", "/Patient/p1/$everything", `{"resourceType":"Basic"}`, nil, 400, "", ""},
+			{"not Parameters", "POST", "/Patient/p1/$everything", `{"resourceType":"Basic"}`, nil, 400, "invalid", ""},
 			{"bad POST _since", "POST", "/Patient/p1/$everything",
 				`{"resourceType":"Parameters","parameter":[{"name":"_since","valueString":"soon"}]}`, nil, 400, "invalid", "_since"},
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
 )
 
 // level is where an operation can be invoked: on the system, on a type or
@@ -140,6 +142,27 @@ func (a *api) invoke(c *gin.Context, name string, inv invocation) {
 		}
 	}
 	op.handle(c, inv)
+}
+
+// parametersBody reads the Parameters resource that a POST invocation
+// carries; it returns nil for a GET and for a POST without a body.
+func parametersBody(c *gin.Context) (*fhir.Parameters, error) {
+	if c.Request.Method != http.MethodPost || c.Request.ContentLength == 0 {
+		return nil, nil
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	res, err := decodeBody(c, body, "")
+	if err != nil {
+		return nil, err
+	}
+	p, ok := res.(*fhir.Parameters)
+	if !ok {
+		return nil, errorf(http.StatusBadRequest, "invalid", "the body of an operation is a Parameters resource, not a %s", res.ResourceType())
+	}
+	return p, nil
 }
 
 func levelText(inv invocation) string {

@@ -10,15 +10,21 @@ import (
 // ValueSets and CodeSystems of the validator (a *profiles.Validator has
 // them), or nil, which leaves those modifiers unsupported.
 func searchTerminology(v Validator) search.Terminology {
+	t := termsOf(v)
+	if t == nil {
+		return nil
+	}
+	return t.ForSearch()
+}
+
+// termsOf returns the terminology of a validator (a *profiles.Validator
+// has one), or nil.
+func termsOf(v Validator) *terminology.Terminology {
 	tv, ok := v.(interface {
 		Terminology() *terminology.Terminology
 	})
 	if !ok {
 		return nil
 	}
-	t := tv.Terminology()
-	if t == nil {
-		return nil
-	}
-	return t.ForSearch()
+	return tv.Terminology()
 }

@@ -45,18 +45,6 @@ import (
 // maxExpansion is the most codes $expand returns in one answer.
 const maxExpansion = 1000
 
-// termsOf returns the terminology of a validator (a *profiles.Validator
-// has one), or nil.
-func termsOf(v Validator) *terminology.Terminology {
-	tv, ok := v.(interface {
-		Terminology() *terminology.Terminology
-	})
-	if !ok {
-		return nil
-	}
-	return tv.Terminology()
-}
-
 // registerTerminology serves the terminology operations when the validator
 // has a terminology.
 func (a *api) registerTerminology() {
@@ -83,20 +71,12 @@ type opParams []*fhir.ParametersParameter
 // operationParams reads the parameters of an invocation. A POST without a
 // body takes them from its query string, like a GET.
 func operationParams(c *gin.Context) (opParams, error) {
-	if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
-		body, err := readBody(c)
-		if err != nil {
-			return nil, err
-		}
-		res, err := decodeBody(c, body, "")
-		if err != nil {
-			return nil, err
-		}
-		p, ok := res.(*fhir.Parameters)
-		if !ok {
-			return nil, errorf(http.StatusBadRequest, "invalid", "the body of an operation is a Parameters resource, not a %s", res.ResourceType())
-		}
-		return p.Parameter, nil
+	body, err := parametersBody(c)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		return body.Parameter, nil
 	}
 	q := c.Request.URL.Query()
 	var out opParams
