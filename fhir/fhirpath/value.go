@@ -5,6 +5,8 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+
+	"carefhir/fhir/ucum"
 )
 
 // Value is one item of a FHIRPath collection: a *Node (an element of the
@@ -183,25 +185,28 @@ var calendarUnits = map[string]string{
 	"second": "second", "seconds": "second", "millisecond": "millisecond", "milliseconds": "millisecond",
 }
 
-// ucumUnit describes a UCUM unit in terms of a base dimension and factor.
+// ucumUnit describes a UCUM unit as a multiple of its canonical unit.
 type ucumUnit struct {
-	dim    string
+	dim    string // the canonical unit code (package ucum); units with equal dims convert
 	factor *big.Rat
 }
 
 func rat(s string) *big.Rat { r, _ := new(big.Rat).SetString(s); return r }
 
-// ucumUnits is the small subset of UCUM the evaluator converts between.
-var ucumUnits = map[string]ucumUnit{
-	"g": {"g", rat("1")}, "mg": {"g", rat("1/1000")}, "kg": {"g", rat("1000")}, "ug": {"g", rat("1/1000000")},
-	"[lb_av]": {"g", rat("45359237/100000")},
-	"m":       {"m", rat("1")}, "cm": {"m", rat("1/100")}, "mm": {"m", rat("1/1000")}, "km": {"m", rat("1000")},
-	"[in_i]": {"m", rat("254/10000")}, "[ft_i]": {"m", rat("3048/10000")},
-	"L": {"L", rat("1")}, "l": {"L", rat("1")}, "mL": {"L", rat("1/1000")}, "dL": {"L", rat("1/10")},
-	"s": {"s", rat("1")}, "ms": {"s", rat("1/1000")}, "min": {"s", rat("60")}, "h": {"s", rat("3600")},
-	"d": {"s", rat("86400")}, "wk": {"s", rat("604800")},
-	"mo": {"mo", rat("1")}, "a": {"a", rat("1")},
-	"1": {"1", rat("1")}, "%": {"1", rat("1/100")},
+// ucumOf resolves a UCUM code. The year a and month mo stay units of their
+// own, not multiples of the second: they compare with the calendar year
+// and month under equivalence only. Units on a scale with an offset (Cel,
+// [degF]) are refused, because arithmetic and comparison here scale by a
+// factor.
+func ucumOf(code string) (ucumUnit, bool) {
+	if code == "a" || code == "mo" {
+		return ucumUnit{dim: code, factor: rat("1")}, true
+	}
+	u, err := ucum.Parse(code)
+	if err != nil || u.Canonical(new(big.Rat)).Sign() != 0 {
+		return ucumUnit{}, false
+	}
+	return ucumUnit{dim: u.Code(), factor: u.Canonical(big.NewRat(1, 1))}, true
 }
 
 // calendarToUCUM gives the UCUM unit a calendar keyword equals; year and
@@ -222,8 +227,7 @@ func unitOf(u string, equivalent bool) (ucumUnit, bool) {
 			return ucumUnit{dim: c, factor: rat("1")}, true
 		}
 	}
-	uu, ok := ucumUnits[u]
-	return uu, ok
+	return ucumOf(u)
 }
 
 // compareQuantities returns the order of a and b after unit conversion, and

@@ -101,8 +101,10 @@ func resourceObject(resource []byte) (map[string]any, error) {
 }
 
 // equalJSON reports whether two decoded JSON values are equal as RFC 6902
-// defines it for test: numbers by value, objects regardless of member order,
-// arrays element by element.
+// defines it for test: numbers by value (1.5 equals 1.50), objects
+// regardless of member order, arrays element by element. The validator in
+// package profiles has its own comparison, which keeps the written digits
+// because a FHIR fixed decimal includes its precision.
 func equalJSON(a, b any) bool {
 	switch x := a.(type) {
 	case nil:

@@ -43,6 +43,16 @@ func testIndexer(t *testing.T) *Indexer {
 	return ix
 }
 
+// hasAll reports each value of want that got lacks.
+func hasAll[T comparable](t *testing.T, kind string, got, want []T) {
+	t.Helper()
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("%s lack %+v", kind, w)
+		}
+	}
+}
+
 func TestIndexPatient(t *testing.T) {
 	ix := testIndexer(t)
 	got, err := ix.IndexJSON("Patient", []byte(patientJSON))
@@ -60,11 +70,7 @@ func TestIndexPatient(t *testing.T) {
 		{Param: "_tag", System: "http://example.org/tags", Code: "vip"},
 		{Param: "general-practitioner:identifier", System: "https://fhir.nhs.uk/Id/ods-organization-code", Code: "Y00001"},
 	}
-	for _, w := range wantTokens {
-		if !slices.Contains(got.Tokens, w) {
-			t.Errorf("tokens lack %+v", w)
-		}
-	}
+	hasAll(t, "tokens", got.Tokens, wantTokens)
 	wantStrings := []store.String{
 		{Param: "family", Value: "o briain", Exact: "Ó Briain"},
 		{Param: "given", Value: "zoe", Exact: "Zoë"},
@@ -74,11 +80,7 @@ func TestIndexPatient(t *testing.T) {
 		{Param: "address-city", Value: "leeds", Exact: "Leeds"},
 		{Param: "address-postalcode", Value: "ls1 4ap", Exact: "LS1 4AP"},
 	}
-	for _, w := range wantStrings {
-		if !slices.Contains(got.Strings, w) {
-			t.Errorf("strings lack %+v", w)
-		}
-	}
+	hasAll(t, "strings", got.Strings, wantStrings)
 	wantRefs := []store.Reference{
 		{Param: "general-practitioner", Type: "Organization", ID: "A81001"},
 		{Param: "general-practitioner", Type: "Practitioner", ID: "G123"},
