@@ -336,8 +336,10 @@ func (s *Store) recover(ctx context.Context) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	var ids []string
+	seen := map[string]bool{}
 	for _, w := range writes {
-		if !slices.Contains(ids, w.Txn) {
+		if !seen[w.Txn] {
+			seen[w.Txn] = true
 			ids = append(ids, w.Txn)
 		}
 	}

@@ -85,7 +85,7 @@ func killChild(t *testing.T, dir, stop string) {
 			}
 		}
 		if stop == "" {
-			fmt.Println("stop")
+			storetest.Signal()
 		}
 		return nil
 	})

@@ -1,19 +1,17 @@
 package sqlite_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"carefhir/store"
 	"carefhir/store/sqlite"
+	"carefhir/store/storetest"
 )
 
 // crashChildEnv switches the test binary into the child of
@@ -36,35 +34,14 @@ func TestCrashDurability(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashDurability$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	var acked []string
-	lines := bufio.NewScanner(out)
-	for len(acked) < 400 && lines.Scan() {
-		if id, ok := strings.CutPrefix(lines.Text(), "ack "); ok {
+	for _, line := range storetest.Kill(t, "TestCrashDurability", crashChildEnv+"="+dir) {
+		if id, ok := strings.CutPrefix(line, "ack "); ok {
 			acked = append(acked, id)
 		}
 	}
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	// Acks already written to the pipe count too.
-	for lines.Scan() {
-		if id, ok := strings.CutPrefix(lines.Text(), "ack "); ok {
-			acked = append(acked, id)
-		}
-	}
-	cmd.Wait()
-	if len(acked) < 400 {
-		t.Fatalf("child acknowledged only %d writes before it ended", len(acked))
+	if len(acked) < crashAcks {
+		t.Fatalf("child acknowledged only %d writes before it was killed", len(acked))
 	}
 
 	s, err := sqlite.Open(dir)
@@ -83,8 +60,13 @@ func TestCrashDurability(t *testing.T) {
 	}
 }
 
+// crashAcks is how many acknowledged writes the child makes before it asks
+// to be killed.
+const crashAcks = 400
+
 // crashChild creates resources from a few goroutines, so that group commit
-// is in play, and prints each id once its Put has returned. It stops on its
+// is in play, prints each id once its Put has returned, and asks to be
+// killed after crashAcks of them while it goes on writing. It stops on its
 // own after a while in case the parent never kills it.
 func crashChild(dir string) {
 	s, err := sqlite.Open(dir)
@@ -95,6 +77,7 @@ func crashChild(dir string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var mu sync.Mutex
+	acks := 0
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Go(func() {
@@ -108,6 +91,9 @@ func crashChild(dir string) {
 				}
 				mu.Lock()
 				fmt.Printf("ack %s\n", id)
+				if acks++; acks == crashAcks {
+					storetest.Signal()
+				}
 				mu.Unlock()
 			}
 		})

@@ -76,7 +76,7 @@ func txKillChild(dir, stop string) {
 			}
 		}
 		if stop == "returning" {
-			fmt.Println("stop")
+			storetest.Signal()
 		}
 		return nil
 	})

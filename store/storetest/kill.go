@@ -42,15 +42,26 @@ func CrashUnit(n int) []*store.Write {
 // the point where it is to be killed, and waits for that. It ends the process
 // after a minute in case the parent never kills it.
 func Stop() {
-	fmt.Println("stop")
+	Signal()
 	time.Sleep(time.Minute)
 	os.Exit(3)
 }
 
+// Signal tells the parent of a crash test's child to kill it now, and
+// returns: the child goes on with its work until the kill lands.
+func Signal() {
+	fmt.Println(stopLine)
+}
+
+// stopLine is the line of a child's output that asks to be killed.
+const stopLine = "stop"
+
 // Kill runs the test named test again in a child process, with env added to
 // the environment, and kills the child with SIGKILL as soon as it calls
-// Stop. It fails t if the child ends before.
-func Kill(t *testing.T, test string, env ...string) {
+// Stop or Signal. It fails t if the child ends before. It returns the other
+// lines the child printed, those before the stop and those it printed before
+// the kill landed.
+func Kill(t *testing.T, test string, env ...string) []string {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
 	cmd.Env = append(os.Environ(), env...)
@@ -62,18 +73,29 @@ func Kill(t *testing.T, test string, env ...string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	var printed []string
 	stopped := false
-	for lines := bufio.NewScanner(out); !stopped && lines.Scan(); {
-		stopped = lines.Text() == "stop"
+	lines := bufio.NewScanner(out)
+	for !stopped && lines.Scan() {
+		if stopped = lines.Text() == stopLine; !stopped {
+			printed = append(printed, lines.Text())
+		}
+	}
+	if !stopped {
+		cmd.Wait()
+		t.Fatal("the child ended before reaching its stop")
 	}
 	// Process.Kill sends SIGKILL.
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
-	if !stopped {
-		t.Fatal("the child ended before reaching its stop")
+	for lines.Scan() {
+		if lines.Text() != stopLine {
+			printed = append(printed, lines.Text())
+		}
 	}
+	cmd.Wait()
+	return printed
 }
 
 // Outcome is what a crash test accepts of a unit of work after the crash.
