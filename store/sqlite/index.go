@@ -127,6 +127,9 @@ func (st *indexStmts) add(ctx context.Context, typ string, rid int64, ix *store.
 			return err
 		}
 	}
+	if err := st.params.noteDates(ctx, typ, ix.Dates); err != nil {
+		return err
+	}
 	for _, n := range ix.Numbers {
 		if err := ins(kindNumber, n.Param, n.Value); err != nil {
 			return err

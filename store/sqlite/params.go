@@ -5,7 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+
+	"carefhir/store"
 )
 
 // A search table, and a bit of params.kinds.
@@ -54,24 +57,34 @@ const refIDForm = "i"
 // param is a search parameter of a type as stored: its pid (0 if the
 // parameter has no rows, which no row's pid matches) and the kinds of rows
 // it has.
+//
+// dateWidth and dateMulti describe its rows in dates, so that a search can
+// bound a date range by both ends of the index key: dateWidth is at least
+// the largest high - low of any row (so high >= x implies low >= x -
+// dateWidth), and dateMulti is set once a resource has had more than one row
+// of the parameter (until then, conditions on the parameter that must all
+// hold can be asked of one row). Both only ever grow: a stale value is
+// larger than needed, never wrong.
 type param struct {
-	pid   int64
-	kinds kind
+	pid       int64
+	kinds     kind
+	dateWidth int64
+	dateMulti bool
 }
 
 // paramKey names a search parameter of a type.
 type paramKey struct{ typ, name string }
 
 const (
-	lookupParamSQL = `SELECT pid, kinds FROM params WHERE type = ? AND name = ?`
+	lookupParamSQL = `SELECT pid, kinds, date_width, date_multi FROM params WHERE type = ? AND name = ?`
 	insertParamSQL = `INSERT INTO params (type, name, kinds) VALUES (?, ?, ?)`
-	updateParamSQL = `UPDATE params SET kinds = ? WHERE pid = ?`
+	updateParamSQL = `UPDATE params SET kinds = ?, date_width = ?, date_multi = ? WHERE pid = ?`
 )
 
 // lookupParam reads a parameter's row with stmt, a prepared lookupParamSQL.
 func lookupParam(ctx context.Context, stmt *sql.Stmt, typ, name string) (param, error) {
 	var p param
-	err := stmt.QueryRowContext(ctx, typ, name).Scan(&p.pid, &p.kinds)
+	err := stmt.QueryRowContext(ctx, typ, name).Scan(&p.pid, &p.kinds, &p.dateWidth, &p.dateMulti)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return param{}, fmt.Errorf("parameter %s of %s: %w", name, typ, err)
 	}
@@ -114,12 +127,35 @@ func (ps *paramIDs) id(ctx context.Context, typ, name string, k kind) (int64, er
 			if p.pid, err = res.LastInsertId(); err != nil {
 				return 0, err
 			}
-		} else if _, err := ps.update.ExecContext(ctx, p.kinds, p.pid); err != nil {
+		} else if _, err := ps.update.ExecContext(ctx, p.kinds, p.dateWidth, p.dateMulti, p.pid); err != nil {
 			return 0, fmt.Errorf("parameter %s of %s: %w", name, typ, err)
 		}
 	}
 	ps.cache[key] = p
 	return p.pid, nil
+}
+
+// noteDates records the widths of a resource's rows in dates, and whether
+// it has several of one parameter, in the parameters' rows. Each parameter
+// of dates has been through id already, so it is in the cache.
+func (ps *paramIDs) noteDates(ctx context.Context, typ string, dates []store.Date) error {
+	for i, d := range dates {
+		key := paramKey{typ, d.Param}
+		p := ps.cache[key]
+		width := d.High.UnixMilli() - d.Low.UnixMilli()
+		multi := slices.ContainsFunc(dates[:i], func(e store.Date) bool { return e.Param == d.Param })
+		if width <= p.dateWidth && (!multi || p.dateMulti) {
+			continue
+		}
+		p.dateWidth = max(p.dateWidth, width)
+		p.dateMulti = p.dateMulti || multi
+		if _, err := ps.update.ExecContext(ctx, p.kinds, p.dateWidth, p.dateMulti, p.pid); err != nil {
+			return fmt.Errorf("parameter %s of %s: %w", d.Param, typ, err)
+		}
+		ps.added = true
+		ps.cache[key] = p
+	}
+	return nil
 }
 
 // committed records that the changes of the transaction are durable.

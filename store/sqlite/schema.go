@@ -150,6 +150,16 @@ CREATE INDEX composites_rid ON composites (rid);
 ANALYZE params;
 INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('resources', 'resources_id', '1000000 100000 1');
 `,
+	// Version 2: what a date search needs to scan one range of the dates
+	// key, by low, however it is bounded (see param in params.go), computed
+	// for the rows already there.
+	`
+ALTER TABLE params ADD COLUMN date_width INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE params ADD COLUMN date_multi INTEGER NOT NULL DEFAULT 0;
+UPDATE params SET
+	date_width = coalesce((SELECT max(high - low) FROM dates WHERE dates.pid = params.pid), 0),
+	date_multi = EXISTS (SELECT 1 FROM dates WHERE dates.pid = params.pid GROUP BY rid HAVING count(*) > 1);
+`,
 }
 
 // migrate brings the database's schema up to date in one transaction, so a

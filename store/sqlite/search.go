@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"carefhir/store"
 )
@@ -34,376 +33,6 @@ func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 func (t *tx) Find(ctx context.Context, q store.Query) (p *store.Page, err error) {
 	err = t.do(func() error { p, err = t.s.txRead.Find(ctx, q); return err })
 	return p, err
-}
-
-// planSQL builds the SQL of a plan: conditions with their arguments.
-type planSQL struct {
-	b       strings.Builder
-	args    []any
-	aliases int
-	param   paramLookup
-	// probe writes value clauses as correlated probes of the *_rid
-	// indexes (EXISTS … WHERE rid = r.rid) instead of as sets of rids.
-	probe bool
-}
-
-// paramLookup returns a search parameter of a type as stored; a parameter
-// without rows is the zero param.
-type paramLookup func(typ, name string) (param, error)
-
-func (p *planSQL) arg(v ...any) { p.args = append(p.args, v...) }
-
-// alias returns a new table alias suffix, so that nested queries do not
-// shadow each other.
-func (p *planSQL) alias() string {
-	p.aliases++
-	return strconv.Itoa(p.aliases)
-}
-
-// where writes the conditions of clauses on the resource r (alias of
-// resources) of type typ.
-//
-// One clause drives: its rids are looked up by a range of its table's key.
-// Every other value clause is a probe of the rid index for each candidate:
-// left as a set of rids too, SQLite would materialise each set in full (all
-// appointments since a date, say) before intersecting them. An equality
-// (token or reference) drives when there is one, being the most selective.
-func (p *planSQL) where(typ, r string, clauses []store.Clause) error {
-	driver := -1
-	for i := range clauses {
-		if isValueClause(&clauses[i]) && (driver < 0 || isEquality(&clauses[i]) && !isEquality(&clauses[driver])) {
-			driver = i
-		}
-	}
-	outer := p.probe
-	defer func() { p.probe = outer }()
-	for i := range clauses {
-		p.b.WriteString(" AND ")
-		p.probe = driver >= 0 && i != driver
-		if err := p.clause(typ, r, &clauses[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// isValueClause reports whether c matches values of a search table.
-func isValueClause(c *store.Clause) bool {
-	return !c.Not && c.Any == nil && c.Chain == nil && c.Has == nil && c.Presence == store.PresenceAny &&
-		c.Param != "_id" && c.Param != "_lastUpdated"
-}
-
-func isEquality(c *store.Clause) bool {
-	return len(c.Tokens) > 0 || len(c.References) > 0
-}
-
-// clause writes the condition of one clause.
-func (p *planSQL) clause(typ, r string, c *store.Clause) error {
-	if c.Not {
-		p.b.WriteString("NOT ")
-	}
-	p.b.WriteString("(")
-	defer p.b.WriteString(")")
-	switch {
-	case c.Any != nil:
-		if len(c.Any) == 0 {
-			p.b.WriteString("0")
-		}
-		for i := range c.Any {
-			if i > 0 {
-				p.b.WriteString(" OR ")
-			}
-			if err := p.clause(typ, r, &c.Any[i]); err != nil {
-				return err
-			}
-		}
-		return nil
-	case c.Presence != store.PresenceAny:
-		// The parameter has a value when the resource has a row of it in a
-		// table of its kinds: a probe of the table's *_rid index per
-		// candidate, cheaper than reading every row of the parameter.
-		pr, err := p.param(typ, c.Param)
-		if err != nil {
-			return err
-		}
-		if c.Presence == store.Missing {
-			p.b.WriteString("NOT ")
-		}
-		p.b.WriteString("(")
-		n := 0
-		for _, t := range searchTables {
-			if pr.kinds&t.kind == 0 {
-				continue
-			}
-			if n > 0 {
-				p.b.WriteString(" OR ")
-			}
-			n++
-			fmt.Fprintf(&p.b, "EXISTS (SELECT 1 FROM %s WHERE rid = %s.rid AND pid = ?)", t.name, r)
-			p.arg(pr.pid)
-		}
-		if n == 0 {
-			p.b.WriteString("0")
-		}
-		p.b.WriteString(")")
-		return nil
-	case c.Chain != nil:
-		return p.chain(typ, r, c)
-	case c.Has != nil:
-		return p.has(typ, r, c.Has)
-	case c.Param == "_id":
-		ids := make([]any, 0, len(c.Tokens))
-		for _, m := range c.Tokens {
-			if m.AnyCode {
-				p.b.WriteString("1")
-				return nil
-			}
-			ids = append(ids, m.Code)
-		}
-		fmt.Fprintf(&p.b, "%s.id IN (%s)", r, placeholders(len(ids)))
-		p.arg(ids...)
-		return nil
-	case c.Param == "_lastUpdated":
-		// The range on versions_type narrows the ids (any version); the
-		// second condition keeps those whose current version is in range.
-		inner, args := dateCond("last_updated", "last_updated", c.Dates)
-		lu := lastUpdated(r)
-		outer, oargs := dateCond(lu, lu, c.Dates)
-		fmt.Fprintf(&p.b, "%s.id IN (SELECT id FROM versions WHERE type = ? AND (%s)) AND (%s)", r, inner, outer)
-		p.arg(typ)
-		p.arg(args...)
-		p.arg(oargs...)
-		return nil
-	}
-	// Every alternative selects resources from a search table by a range
-	// of its key; their union is the clause.
-	pr, err := p.param(typ, c.Param)
-	if err != nil {
-		return err
-	}
-	if p.probe {
-		p.b.WriteString("EXISTS (")
-	} else {
-		fmt.Fprintf(&p.b, "%s.rid IN (", r)
-	}
-	n := 0
-	sub := func(table, cond string, args ...any) {
-		if n > 0 {
-			p.b.WriteString(" UNION ALL ")
-		}
-		n++
-		if p.probe {
-			fmt.Fprintf(&p.b, "SELECT 1 FROM %s WHERE rid = %s.rid AND pid = ? AND %s", table, r, cond)
-		} else {
-			fmt.Fprintf(&p.b, "SELECT rid FROM %s WHERE pid = ? AND %s", table, cond)
-		}
-		p.arg(pr.pid)
-		p.arg(args...)
-	}
-	tokens := c.Tokens
-	if len(tokens) > maxTokenTerms {
-		// A long list (an expanded ValueSet) would pass SQLite's limit of
-		// terms in a compound SELECT: its system|code pairs become one
-		// lookup through a JSON table, still one key probe per pair.
-		// Codes in any system likewise.
-		pairs, codes := [][2]string{}, []string{}
-		var rest []store.TokenMatch
-		for _, m := range tokens {
-			switch {
-			case m.AnyCode:
-				rest = append(rest, m)
-			case m.AnySystem:
-				codes = append(codes, m.Code)
-			default:
-				pairs = append(pairs, [2]string{m.Code, m.System})
-			}
-		}
-		if len(pairs) > 0 {
-			b, _ := json.Marshal(pairs) // strings always marshal
-			sub("tokens", "(code, system) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))", string(b))
-		}
-		if len(codes) > 0 {
-			b, _ := json.Marshal(codes)
-			sub("tokens", "code IN (SELECT value FROM json_each(?))", string(b))
-		}
-		tokens = rest
-	}
-	for _, m := range tokens {
-		switch {
-		case m.AnyCode && m.AnySystem:
-			sub("tokens", "1")
-		case m.AnyCode:
-			sub("tokens", "system = ?", m.System)
-		case m.AnySystem:
-			sub("tokens", "code = ?", m.Code)
-		default:
-			sub("tokens", "code = ? AND system = ?", m.Code, m.System)
-		}
-	}
-	for _, m := range c.Strings {
-		switch m.Mode {
-		case store.StringExact:
-			sub("strings", "exact = ?", m.Value)
-		case store.StringContains:
-			sub("strings", "instr(value, ?) > 0", m.Value)
-		default:
-			sub("strings", "value >= ? AND value < ?", m.Value, m.Value+prefixEnd)
-		}
-	}
-	for _, m := range c.Dates {
-		cond, args := dateCond("low", "high", []store.DateMatch{m})
-		sub("dates", cond, args...)
-	}
-	for _, m := range c.Numbers {
-		cond, args := numberCond(m)
-		sub("numbers", cond, args...)
-	}
-	for _, m := range c.Quantities {
-		cond, args := quantityCond(m)
-		sub("quantities", cond, args...)
-	}
-	for _, m := range c.References {
-		sub("refs", "key = ?", m.Key())
-	}
-	for _, m := range c.URIs {
-		switch m.Mode {
-		case store.URIBelow:
-			sub("uris", "value >= ? AND value < ?", m.Value, m.Value+prefixEnd)
-		case store.URIAbove:
-			sub("uris", "instr(?, value) = 1", m.Value)
-		default:
-			sub("uris", "value = ?", m.Value)
-		}
-	}
-	for _, m := range c.Composites {
-		cond, args := "key = ?", []any{store.CompositeKey(m.Parts)}
-		switch {
-		case m.Quantity != nil:
-			qc, qa := quantityCond(*m.Quantity)
-			cond, args = cond+" AND "+qc, append(args, qa...)
-		case m.Date != nil:
-			dc, da := dateCond("low", "high", []store.DateMatch{*m.Date})
-			cond, args = cond+" AND ("+dc+")", append(args, da...)
-		default:
-			cond += " AND value IS NULL AND low IS NULL"
-		}
-		sub("composites", cond, args...)
-	}
-	if n == 0 {
-		p.b.WriteString("SELECT NULL WHERE 0")
-	}
-	p.b.WriteString(")")
-	return nil
-}
-
-// maxTokenTerms is the most token matches a clause writes as one SELECT
-// each; beyond it, their system|code pairs are looked up through a JSON
-// table. SQLite allows 500 terms in a compound SELECT.
-const maxTokenTerms = 64
-
-// prefixEnd follows every string that starts with a given prefix: the
-// largest code point, which no UTF-8 text exceeds.
-const prefixEnd = "\U0010FFFF"
-
-// dateCond returns the condition of date matches (ORed) on a low and a
-// high column (Unix milliseconds).
-func dateCond(low, high string, ms []store.DateMatch) (string, []any) {
-	if len(ms) == 0 {
-		return "0", nil
-	}
-	var or []string
-	var args []any
-	for _, m := range ms {
-		var and []string
-		for _, b := range m.Bounds() {
-			col := low
-			if b.High {
-				col = high
-			}
-			and = append(and, col+" "+b.Op+" ?")
-			args = append(args, b.At.(time.Time).UnixMilli())
-		}
-		or = append(or, "("+strings.Join(and, " AND ")+")")
-	}
-	return strings.Join(or, " OR "), args
-}
-
-// quantityCond returns the condition of a quantity match on the columns
-// value, system, code and unit.
-func quantityCond(m store.QuantityMatch) (string, []any) {
-	cond, args := numberCond(m.NumberMatch)
-	switch {
-	case m.Code == "":
-	case m.System != "":
-		cond, args = "system = ? AND code = ? AND "+cond, append([]any{m.System, m.Code}, args...)
-	default:
-		cond, args = "(code = ? OR unit = ?) AND "+cond, append([]any{m.Code, m.Code}, args...)
-	}
-	return cond, args
-}
-
-// numberCond returns the condition of a number match on the column value.
-func numberCond(m store.NumberMatch) (string, []any) {
-	var conds []string
-	var args []any
-	for _, b := range m.Bounds() {
-		conds = append(conds, "value "+b.Op+" ?")
-		args = append(args, b.At)
-	}
-	return strings.Join(conds, " AND "), args
-}
-
-// chain writes a chained clause: the reference is one of the keys of the
-// resources the chained query selects.
-func (p *planSQL) chain(typ, r string, c *store.Clause) error {
-	pr, err := p.param(typ, c.Param)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(&p.b, "%s.rid IN (SELECT rid FROM refs WHERE pid = ? AND key IN (", r)
-	p.arg(pr.pid)
-	for i, t := range c.Chain.Types {
-		if i > 0 {
-			p.b.WriteString(" UNION ALL ")
-		}
-		a := p.alias()
-		fmt.Fprintf(&p.b, "SELECT ? || r%[1]s.id FROM resources r%[1]s WHERE r%[1]s.type = ? AND r%[1]s.deleted = 0", a)
-		p.arg(store.RefTyped+t+"/", t)
-		if err := p.where(t, "r"+a, c.Chain.Where); err != nil {
-			return err
-		}
-	}
-	if len(c.Chain.Types) == 0 {
-		p.b.WriteString("SELECT NULL WHERE 0")
-	}
-	p.b.WriteString("))")
-	return nil
-}
-
-// has writes a _has clause: the resource is referenced, through h.Param,
-// by a resource that h selects.
-func (p *planSQL) has(typ, r string, h *store.Has) error {
-	pr, err := p.param(h.Type, h.Param)
-	if err != nil {
-		return err
-	}
-	prefix := store.RefTyped + typ + "/"
-	a := p.alias()
-	fmt.Fprintf(&p.b, "%s.id IN (SELECT substr(key, ?) FROM refs WHERE pid = ? AND key >= ? AND key < ? AND rid IN ("+
-		"SELECT r%[2]s.rid FROM resources r%[2]s WHERE r%[2]s.type = ? AND r%[2]s.deleted = 0", r, a)
-	p.arg(len(prefix)+1, pr.pid, prefix, prefix+prefixEnd, h.Type)
-	if err := p.where(h.Type, "r"+a, h.Where); err != nil {
-		return err
-	}
-	p.b.WriteString("))")
-	return nil
-}
-
-func placeholders(n int) string {
-	if n == 0 {
-		return "NULL"
-	}
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 // sortColumn is one key of a search's order.
@@ -492,7 +121,7 @@ func (r *reader) lookup(ctx context.Context) paramLookup {
 			gen = g
 		}
 		var p param
-		err := r.stmts.queryRow(ctx, lookupParamSQL, typ, name).Scan(&p.pid, &p.kinds)
+		err := r.stmts.queryRow(ctx, lookupParamSQL, typ, name).Scan(&p.pid, &p.kinds, &p.dateWidth, &p.dateMulti)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return param{}, fmt.Errorf("parameter %s of %s: %w", name, typ, err)
 		}
@@ -500,6 +129,18 @@ func (r *reader) lookup(ctx context.Context) paramLookup {
 			r.params.put(k, p, gen)
 		}
 		return p, nil
+	}
+}
+
+// maxScanAt caps the count from which a search walks its type rather than
+// driving from its most selective condition (planSQL.scanAt).
+const maxScanAt = 20000
+
+// estimator returns the estimator of a search on r.
+func (r *reader) estimator(ctx context.Context) estimator {
+	return func(query string, args []any) (n int, err error) {
+		err = r.stmts.queryRow(ctx, query, args...).Scan(&n)
+		return n, err
 	}
 }
 
@@ -514,8 +155,8 @@ func lastUpdated(r string) string {
 }
 
 // countSQL returns the query that counts the matches of q.
-func countSQL(q store.Query, lookup paramLookup) (string, []any, error) {
-	cond := planSQL{param: lookup}
+func countSQL(q store.Query, lookup paramLookup, estimate estimator) (string, []any, error) {
+	cond := planSQL{param: lookup, estimate: estimate}
 	cond.arg(q.Type)
 	cond.b.WriteString("r.type = ? AND r.deleted = 0")
 	if err := cond.where(q.Type, "r", q.Where); err != nil {
@@ -527,8 +168,13 @@ func countSQL(q store.Query, lookup paramLookup) (string, []any, error) {
 // pageSQL returns the query of a page of q: the columns id, version,
 // last_updated and json, then the n sort values; at most Count+1 rows. back
 // reports a page before a Prev cursor, whose rows come in reverse order.
-func pageSQL(q store.Query, lookup paramLookup) (query string, args []any, n int, back bool, err error) {
-	cond := planSQL{param: lookup}
+func pageSQL(q store.Query, lookup paramLookup, estimate estimator) (query string, args []any, n int, back bool, err error) {
+	cond := planSQL{param: lookup, estimate: estimate}
+	if len(q.Sort) == 0 {
+		// In id order, a walk of the type stops after the page; the
+		// count from which it is the better plan grows with the page.
+		cond.scanAt = min(max(100*(q.Count+1), minEstimate), maxScanAt)
+	}
 	cols, err := order(q.Type, q.Sort, lookup)
 	if err != nil {
 		return "", nil, 0, false, err
@@ -583,7 +229,7 @@ func (r *reader) find(ctx context.Context, q store.Query) (*store.Page, error) {
 	page := &store.Page{Total: -1, Matches: []*store.Version{}}
 	lookup := r.lookup(ctx)
 	if q.Total != store.TotalNone {
-		query, args, err := countSQL(q, lookup)
+		query, args, err := countSQL(q, lookup, r.estimator(ctx))
 		if err != nil {
 			return nil, err
 		}
@@ -594,7 +240,7 @@ func (r *reader) find(ctx context.Context, q store.Query) (*store.Page, error) {
 	if q.Count <= 0 {
 		return page, nil
 	}
-	query, args, ncols, back, err := pageSQL(q, lookup)
+	query, args, ncols, back, err := pageSQL(q, lookup, r.estimator(ctx))
 	if err != nil {
 		return nil, err
 	}

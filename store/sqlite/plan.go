@@ -1,0 +1,703 @@
+package sqlite
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"carefhir/store"
+)
+
+// planSQL builds the SQL of a plan: conditions with their arguments.
+type planSQL struct {
+	b       strings.Builder
+	args    []any
+	aliases int
+	param   paramLookup
+	// probe writes conditions as correlated probes of the *_rid indexes
+	// (EXISTS … WHERE rid = r.rid) instead of as sets of rids: for a
+	// condition that does not drive, and inside a probe.
+	probe bool
+	// estimate, when set, counts the rows of a query (see driver); the
+	// conditions of the search itself are then chosen from by their
+	// counts, nested ones by their form.
+	estimate estimator
+	// scanAt, when positive, is the count from which a walk of the type in
+	// the order of the page, probing every condition, beats driving: the
+	// page then fills after a few probes per match.
+	scanAt int
+}
+
+// estimator returns the single integer a query selects.
+type estimator func(query string, args []any) (int, error)
+
+// paramLookup returns a search parameter of a type as stored; a parameter
+// without rows is the zero param.
+type paramLookup func(typ, name string) (param, error)
+
+func (p *planSQL) arg(v ...any) { p.args = append(p.args, v...) }
+
+// alias returns a new table alias suffix, so that nested queries do not
+// shadow each other.
+func (p *planSQL) alias() string {
+	p.aliases++
+	return strconv.Itoa(p.aliases)
+}
+
+// A term is one condition of a where: a clause, or several clauses on one
+// date parameter that a single row must satisfy together (see terms).
+type term []*store.Clause
+
+// terms returns the terms of clauses. Two bounds of a range given as
+// repeated parameters (birthdate=ge1970-03-01&birthdate=lt1970-04-01) are
+// two clauses, each matching half of everyone; one row satisfying both is
+// one range scan. That is the same answer while no resource has had two
+// values of the parameter (param.dateMulti), so only then are they merged.
+func (p *planSQL) terms(typ string, clauses []store.Clause) ([]term, error) {
+	terms := make([]term, 0, len(clauses))
+	merged := map[string]int{} // parameter → index of its date term
+	for i := range clauses {
+		c := &clauses[i]
+		if isValueClause(c) && len(c.Dates) == 1 && isOnlyDates(c) {
+			pr, err := p.param(typ, c.Param)
+			if err != nil {
+				return nil, err
+			}
+			if !pr.dateMulti {
+				if j, ok := merged[c.Param]; ok {
+					terms[j] = append(terms[j], c)
+					continue
+				}
+				merged[c.Param] = len(terms)
+			}
+		}
+		terms = append(terms, term{c})
+	}
+	return terms, nil
+}
+
+// isValueClause reports whether c matches values of a search table.
+func isValueClause(c *store.Clause) bool {
+	return !c.Not && c.Any == nil && c.Chain == nil && c.Has == nil && c.Presence == store.PresenceAny &&
+		c.Param != "_id" && c.Param != "_lastUpdated"
+}
+
+func isOnlyDates(c *store.Clause) bool {
+	return len(c.Tokens)+len(c.Strings)+len(c.Numbers)+len(c.Quantities)+len(c.References)+len(c.URIs)+len(c.Composites) == 0
+}
+
+// where writes the conditions of clauses on the resource r (alias of
+// resources) of type typ.
+//
+// At most one term drives: its rids are looked up by a range of an index
+// key. Every other one is a probe of a rid index per candidate: left as a
+// set of rids too, SQLite would materialise each set in full (all
+// appointments since a date, say) before intersecting them. See driver for
+// which one drives.
+func (p *planSQL) where(typ, r string, clauses []store.Clause) error {
+	terms, err := p.terms(typ, clauses)
+	if err != nil {
+		return err
+	}
+	outer := p.probe
+	defer func() { p.probe = outer }()
+	driver, scan := -1, false
+	if !outer {
+		if driver, scan, err = p.driver(typ, terms); err != nil {
+			return err
+		}
+	}
+	for i, t := range terms {
+		p.b.WriteString(" AND ")
+		p.probe = outer || scan || driver >= 0 && i != driver
+		if err := p.term(typ, r, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// driver chooses the term that drives, or none and scan: a walk of the
+// type probing every term.
+//
+// With an estimator, each term that can drive is counted, up to a cap,
+// and the smallest drives; a search whose every term matches at least
+// scanAt rows walks instead (CarePlan?status=active: the first 21 plans
+// in id order are found after some 35 probes, where driving would read
+// and sort tens of thousands). A search by _id walks the few ids it
+// names. Without an estimator (nested queries), an equality drives before
+// a range, a range before a chain, a chain before a _has.
+func (p *planSQL) driver(typ string, terms []term) (driver int, scan bool, err error) {
+	var candidates []int
+	for i, t := range terms {
+		if len(t) == 1 && t[0].Param == "_id" && !t[0].Not && t[0].Any == nil && t[0].Presence == store.PresenceAny {
+			return -1, true, nil
+		}
+		if rank(t) >= 0 {
+			candidates = append(candidates, i)
+		}
+	}
+	if len(candidates) == 0 {
+		return -1, false, nil
+	}
+	estimate := p.estimate
+	if estimate == nil {
+		best := candidates[0]
+		for _, i := range candidates {
+			if rank(terms[i]) < rank(terms[best]) {
+				best = i
+			}
+		}
+		return best, false, nil
+	}
+	if len(candidates) == 1 && p.scanAt <= 0 {
+		return candidates[0], false, nil
+	}
+	limit := max(p.scanAt, minEstimate)
+	best, least := -1, 0
+	for _, i := range candidates {
+		n, err := p.count(typ, terms[i], estimate, limit)
+		if err != nil {
+			return -1, false, err
+		}
+		if best < 0 || n < least {
+			best, least = i, n
+		}
+	}
+	if p.scanAt > 0 && least >= p.scanAt {
+		return -1, true, nil
+	}
+	return best, false, nil
+}
+
+// minEstimate is the cap of a count that only ranks terms.
+const minEstimate = 1000
+
+// count returns how many rows the set of t has, up to limit.
+func (p *planSQL) count(typ string, t term, estimate estimator, limit int) (int, error) {
+	q := planSQL{param: p.param, aliases: p.aliases}
+	q.b.WriteString("SELECT count(*) FROM (")
+	if err := q.set(typ, t); err != nil {
+		return 0, err
+	}
+	q.b.WriteString(" LIMIT ?)")
+	q.arg(limit)
+	n, err := estimate(q.b.String(), q.args)
+	if err != nil {
+		return 0, fmt.Errorf("estimate %s: %w", t[0].Param, err)
+	}
+	return n, nil
+}
+
+// rank orders the forms of terms that can drive (see driver); -1 for one
+// that cannot.
+func rank(t term) int {
+	c := t[0]
+	switch {
+	case len(t) > 1:
+		return 1
+	case c.Not || c.Presence != store.PresenceAny:
+		return -1
+	case isValueClause(c) && (len(c.Tokens) > 0 || len(c.References) > 0):
+		return 0
+	case isValueClause(c):
+		return 1
+	case c.Any != nil:
+		for i := range c.Any {
+			if r := rank(term{&c.Any[i]}); r < 0 || r == 4 || c.Any[i].Any != nil {
+				return -1
+			}
+		}
+		return 2
+	case c.Chain != nil:
+		return 3
+	case c.Has != nil:
+		return 4
+	}
+	return -1
+}
+
+// term writes the condition of one term.
+func (p *planSQL) term(typ, r string, t term) error {
+	if len(t) == 1 {
+		return p.clause(typ, r, t[0])
+	}
+	p.b.WriteString("(")
+	defer p.b.WriteString(")")
+	if p.probe {
+		return p.matches(typ, r, t)
+	}
+	fmt.Fprintf(&p.b, "%s.rid IN (", r)
+	if err := p.set(typ, t); err != nil {
+		return err
+	}
+	p.b.WriteString(")")
+	return nil
+}
+
+// set writes the query of the resources that the term t, which can drive,
+// selects: their ids for a _has, their rids for every other form.
+func (p *planSQL) set(typ string, t term) error {
+	c := t[0]
+	switch {
+	case len(t) == 1 && c.Any != nil:
+		for i := range c.Any {
+			if i > 0 {
+				p.b.WriteString(" UNION ALL ")
+			}
+			if err := p.set(typ, term{&c.Any[i]}); err != nil {
+				return err
+			}
+		}
+		return nil
+	case len(t) == 1 && c.Chain != nil:
+		return p.chainSet(typ, c)
+	case len(t) == 1 && c.Has != nil:
+		return p.hasSet(typ, c.Has)
+	}
+	probe := p.probe
+	p.probe = false
+	defer func() { p.probe = probe }()
+	return p.values(typ, "", t)
+}
+
+// clause writes the condition of one clause.
+func (p *planSQL) clause(typ, r string, c *store.Clause) error {
+	if c.Not {
+		p.b.WriteString("NOT ")
+	}
+	p.b.WriteString("(")
+	defer p.b.WriteString(")")
+	switch {
+	case c.Any != nil && (p.probe || rank(term{c}) < 0):
+		if len(c.Any) == 0 {
+			p.b.WriteString("0")
+		}
+		for i := range c.Any {
+			if i > 0 {
+				p.b.WriteString(" OR ")
+			}
+			if err := p.clause(typ, r, &c.Any[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	case c.Presence != store.PresenceAny:
+		// The parameter has a value when the resource has a row of it in a
+		// table of its kinds: a probe of the table's *_rid index per
+		// candidate, cheaper than reading every row of the parameter.
+		pr, err := p.param(typ, c.Param)
+		if err != nil {
+			return err
+		}
+		if c.Presence == store.Missing {
+			p.b.WriteString("NOT ")
+		}
+		p.b.WriteString("(")
+		n := 0
+		for _, t := range searchTables {
+			if pr.kinds&t.kind == 0 {
+				continue
+			}
+			if n > 0 {
+				p.b.WriteString(" OR ")
+			}
+			n++
+			fmt.Fprintf(&p.b, "EXISTS (SELECT 1 FROM %s WHERE rid = %s.rid AND pid = ?)", t.name, r)
+			p.arg(pr.pid)
+		}
+		if n == 0 {
+			p.b.WriteString("0")
+		}
+		p.b.WriteString(")")
+		return nil
+	case c.Chain != nil && p.probe:
+		return p.chainProbe(typ, r, c)
+	case c.Has != nil && p.probe:
+		return p.hasProbe(typ, r, c.Has)
+	case c.Param == "_id":
+		ids := make([]any, 0, len(c.Tokens))
+		for _, m := range c.Tokens {
+			if m.AnyCode {
+				p.b.WriteString("1")
+				return nil
+			}
+			ids = append(ids, m.Code)
+		}
+		fmt.Fprintf(&p.b, "%s.id IN (%s)", r, placeholders(len(ids)))
+		p.arg(ids...)
+		return nil
+	case c.Param == "_lastUpdated":
+		// The range on versions_type narrows the ids (any version); the
+		// second condition keeps those whose current version is in range.
+		inner, args := dateCond("last_updated", "last_updated", c.Dates)
+		lu := lastUpdated(r)
+		outer, oargs := dateCond(lu, lu, c.Dates)
+		fmt.Fprintf(&p.b, "%s.id IN (SELECT id FROM versions WHERE type = ? AND (%s)) AND (%s)", r, inner, outer)
+		p.arg(typ)
+		p.arg(args...)
+		p.arg(oargs...)
+		return nil
+	case p.probe:
+		return p.matches(typ, r, term{c})
+	}
+	column := "rid"
+	if c.Has != nil {
+		column = "id"
+	}
+	fmt.Fprintf(&p.b, "%s.%s IN (", r, column)
+	if err := p.set(typ, term{c}); err != nil {
+		return err
+	}
+	p.b.WriteString(")")
+	return nil
+}
+
+// matches writes, as a probe, the values of the term t on resource r.
+func (p *planSQL) matches(typ, r string, t term) error {
+	p.b.WriteString("EXISTS (")
+	if err := p.values(typ, r, t); err != nil {
+		return err
+	}
+	p.b.WriteString(")")
+	return nil
+}
+
+// values writes the selects of a term's values from the search tables,
+// joined by UNION ALL: each alternative selects resources by a range of its
+// table's key. As a probe, each selects 1 for resource r; else, rids.
+func (p *planSQL) values(typ, r string, t term) error {
+	c := t[0]
+	pr, err := p.param(typ, c.Param)
+	if err != nil {
+		return err
+	}
+	n := 0
+	sub := func(table, cond string, args ...any) {
+		if n > 0 {
+			p.b.WriteString(" UNION ALL ")
+		}
+		n++
+		if p.probe {
+			fmt.Fprintf(&p.b, "SELECT 1 FROM %s WHERE rid = %s.rid AND pid = ? AND %s", table, r, cond)
+		} else {
+			fmt.Fprintf(&p.b, "SELECT rid FROM %s WHERE pid = ? AND %s", table, cond)
+		}
+		p.arg(pr.pid)
+		p.arg(args...)
+	}
+	if len(t) > 1 {
+		// Merged date clauses: one row within every bound.
+		var bounds []store.Bound
+		for _, c := range t {
+			bounds = append(bounds, c.Dates[0].Bounds()...)
+		}
+		cond, args := dateRowCond(bounds, pr.dateWidth)
+		sub("dates", cond, args...)
+		return nil
+	}
+	tokens := c.Tokens
+	if len(tokens) > maxTokenTerms {
+		// A long list (an expanded ValueSet) would pass SQLite's limit of
+		// terms in a compound SELECT: its system|code pairs become one
+		// lookup through a JSON table, still one key probe per pair.
+		// Codes in any system likewise.
+		pairs, codes := [][2]string{}, []string{}
+		var rest []store.TokenMatch
+		for _, m := range tokens {
+			switch {
+			case m.AnyCode:
+				rest = append(rest, m)
+			case m.AnySystem:
+				codes = append(codes, m.Code)
+			default:
+				pairs = append(pairs, [2]string{m.Code, m.System})
+			}
+		}
+		if len(pairs) > 0 {
+			b, _ := json.Marshal(pairs) // strings always marshal
+			sub("tokens", "(code, system) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))", string(b))
+		}
+		if len(codes) > 0 {
+			b, _ := json.Marshal(codes)
+			sub("tokens", "code IN (SELECT value FROM json_each(?))", string(b))
+		}
+		tokens = rest
+	}
+	for _, m := range tokens {
+		switch {
+		case m.AnyCode && m.AnySystem:
+			sub("tokens", "1")
+		case m.AnyCode:
+			sub("tokens", "system = ?", m.System)
+		case m.AnySystem:
+			sub("tokens", "code = ?", m.Code)
+		default:
+			sub("tokens", "code = ? AND system = ?", m.Code, m.System)
+		}
+	}
+	for _, m := range c.Strings {
+		switch m.Mode {
+		case store.StringExact:
+			sub("strings", "exact = ?", m.Value)
+		case store.StringContains:
+			sub("strings", "instr(value, ?) > 0", m.Value)
+		default:
+			sub("strings", "value >= ? AND value < ?", m.Value, m.Value+prefixEnd)
+		}
+	}
+	for _, m := range c.Dates {
+		cond, args := dateRowCond(m.Bounds(), pr.dateWidth)
+		sub("dates", cond, args...)
+	}
+	for _, m := range c.Numbers {
+		cond, args := numberCond(m)
+		sub("numbers", cond, args...)
+	}
+	for _, m := range c.Quantities {
+		cond, args := quantityCond(m)
+		sub("quantities", cond, args...)
+	}
+	for _, m := range c.References {
+		sub("refs", "key = ?", m.Key())
+	}
+	for _, m := range c.URIs {
+		switch m.Mode {
+		case store.URIBelow:
+			sub("uris", "value >= ? AND value < ?", m.Value, m.Value+prefixEnd)
+		case store.URIAbove:
+			sub("uris", "instr(?, value) = 1", m.Value)
+		default:
+			sub("uris", "value = ?", m.Value)
+		}
+	}
+	for _, m := range c.Composites {
+		cond, args := "key = ?", []any{store.CompositeKey(m.Parts)}
+		switch {
+		case m.Quantity != nil:
+			qc, qa := quantityCond(*m.Quantity)
+			cond, args = cond+" AND "+qc, append(args, qa...)
+		case m.Date != nil:
+			dc, da := dateCond("low", "high", []store.DateMatch{*m.Date})
+			cond, args = cond+" AND ("+dc+")", append(args, da...)
+		default:
+			cond += " AND value IS NULL AND low IS NULL"
+		}
+		sub("composites", cond, args...)
+	}
+	if n == 0 {
+		p.b.WriteString("SELECT NULL WHERE 0")
+	}
+	return nil
+}
+
+// maxTokenTerms is the most token matches a clause writes as one SELECT
+// each; beyond it, their system|code pairs are looked up through a JSON
+// table. SQLite allows 500 terms in a compound SELECT.
+const maxTokenTerms = 64
+
+// prefixEnd follows every string that starts with a given prefix: the
+// largest code point, which no UTF-8 text exceeds.
+const prefixEnd = "\U0010FFFF"
+
+// dateRowCond returns the condition of a row of dates within every bound.
+// The dates key is (pid, low, high, rid), and SQLite scans a range of it
+// by one lower and one upper bound of low: the bounds on low are folded
+// into those two, and the bounds on high imply their own (low <= high, and
+// high - low <= width), so that a range open on low (ge1970-03-01: high >=
+// a day) still scans a bounded part of the key.
+func dateRowCond(bounds []store.Bound, width int64) (string, []any) {
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	var and []string
+	var args []any
+	for _, b := range bounds {
+		at := b.At.(time.Time).UnixMilli()
+		switch {
+		case !b.High && b.Op == ">":
+			lo = max(lo, at+1)
+		case !b.High && b.Op == ">=":
+			lo = max(lo, at)
+		case !b.High && b.Op == "<":
+			hi = min(hi, at-1)
+		case !b.High && b.Op == "<=":
+			hi = min(hi, at)
+		default:
+			and = append(and, "high "+b.Op+" ?")
+			args = append(args, at)
+			switch b.Op {
+			case ">", ">=":
+				if at >= math.MinInt64+width {
+					lo = max(lo, at-width)
+				}
+			case "<":
+				hi = min(hi, at-1)
+			case "<=":
+				hi = min(hi, at)
+			}
+		}
+	}
+	cond := []string{}
+	var cargs []any
+	if lo != math.MinInt64 {
+		cond = append(cond, "low >= ?")
+		cargs = append(cargs, lo)
+	}
+	if hi != math.MaxInt64 {
+		cond = append(cond, "low <= ?")
+		cargs = append(cargs, hi)
+	}
+	cond = append(cond, and...)
+	if len(cond) == 0 {
+		return "1", nil
+	}
+	return strings.Join(cond, " AND "), append(cargs, args...)
+}
+
+// dateCond returns the condition of date matches (ORed) on a low and a
+// high column (Unix milliseconds).
+func dateCond(low, high string, ms []store.DateMatch) (string, []any) {
+	if len(ms) == 0 {
+		return "0", nil
+	}
+	var or []string
+	var args []any
+	for _, m := range ms {
+		var and []string
+		for _, b := range m.Bounds() {
+			col := low
+			if b.High {
+				col = high
+			}
+			and = append(and, col+" "+b.Op+" ?")
+			args = append(args, b.At.(time.Time).UnixMilli())
+		}
+		or = append(or, "("+strings.Join(and, " AND ")+")")
+	}
+	return strings.Join(or, " OR "), args
+}
+
+// quantityCond returns the condition of a quantity match on the columns
+// value, system, code and unit.
+func quantityCond(m store.QuantityMatch) (string, []any) {
+	cond, args := numberCond(m.NumberMatch)
+	switch {
+	case m.Code == "":
+	case m.System != "":
+		cond, args = "system = ? AND code = ? AND "+cond, append([]any{m.System, m.Code}, args...)
+	default:
+		cond, args = "(code = ? OR unit = ?) AND "+cond, append([]any{m.Code, m.Code}, args...)
+	}
+	return cond, args
+}
+
+// numberCond returns the condition of a number match on the column value.
+func numberCond(m store.NumberMatch) (string, []any) {
+	var conds []string
+	var args []any
+	for _, b := range m.Bounds() {
+		conds = append(conds, "value "+b.Op+" ?")
+		args = append(args, b.At)
+	}
+	return strings.Join(conds, " AND "), args
+}
+
+// chainSet writes the rids of the resources whose reference c.Param is one
+// of the keys of the resources the chained query selects.
+func (p *planSQL) chainSet(typ string, c *store.Clause) error {
+	pr, err := p.param(typ, c.Param)
+	if err != nil {
+		return err
+	}
+	p.b.WriteString("SELECT rid FROM refs WHERE pid = ? AND key IN (")
+	p.arg(pr.pid)
+	for i, t := range c.Chain.Types {
+		if i > 0 {
+			p.b.WriteString(" UNION ALL ")
+		}
+		a := p.alias()
+		fmt.Fprintf(&p.b, "SELECT ? || r%[1]s.id FROM resources r%[1]s WHERE r%[1]s.type = ? AND r%[1]s.deleted = 0", a)
+		p.arg(store.RefTyped+t+"/", t)
+		if err := p.where(t, "r"+a, c.Chain.Where); err != nil {
+			return err
+		}
+	}
+	if len(c.Chain.Types) == 0 {
+		p.b.WriteString("SELECT NULL WHERE 0")
+	}
+	p.b.WriteString(")")
+	return nil
+}
+
+// chainProbe writes a chained clause as a probe: resource r has a
+// reference, through c.Param, to a resource the chained query selects.
+func (p *planSQL) chainProbe(typ, r string, c *store.Clause) error {
+	pr, err := p.param(typ, c.Param)
+	if err != nil {
+		return err
+	}
+	if len(c.Chain.Types) == 0 {
+		p.b.WriteString("0")
+	}
+	for i, t := range c.Chain.Types {
+		if i > 0 {
+			p.b.WriteString(" OR ")
+		}
+		a := p.alias()
+		prefix := store.RefTyped + t + "/"
+		fmt.Fprintf(&p.b, "EXISTS (SELECT 1 FROM refs c%[1]s JOIN resources r%[1]s ON r%[1]s.type = ? AND r%[1]s.id = substr(c%[1]s.key, ?)"+
+			" WHERE c%[1]s.rid = %[2]s.rid AND c%[1]s.pid = ? AND c%[1]s.key >= ? AND c%[1]s.key < ? AND r%[1]s.deleted = 0", a, r)
+		p.arg(t, len(prefix)+1, pr.pid, prefix, prefix+prefixEnd)
+		if err := p.where(t, "r"+a, c.Chain.Where); err != nil {
+			return err
+		}
+		p.b.WriteString(")")
+	}
+	return nil
+}
+
+// hasSet writes the ids of the resources of type typ that a resource h
+// selects references through h.Param.
+func (p *planSQL) hasSet(typ string, h *store.Has) error {
+	pr, err := p.param(h.Type, h.Param)
+	if err != nil {
+		return err
+	}
+	a := p.alias()
+	fmt.Fprintf(&p.b, "SELECT substr(key, ?) FROM refs WHERE pid = ? AND key >= ? AND key < ? AND rid IN ("+
+		"SELECT r%[1]s.rid FROM resources r%[1]s WHERE r%[1]s.type = ? AND r%[1]s.deleted = 0", a)
+	prefix := store.RefTyped + typ + "/"
+	p.arg(len(prefix)+1, pr.pid, prefix, prefix+prefixEnd, h.Type)
+	if err := p.where(h.Type, "r"+a, h.Where); err != nil {
+		return err
+	}
+	p.b.WriteString(")")
+	return nil
+}
+
+// hasProbe writes a _has clause as a probe: a resource that h selects
+// references resource r through h.Param.
+func (p *planSQL) hasProbe(typ, r string, h *store.Has) error {
+	pr, err := p.param(h.Type, h.Param)
+	if err != nil {
+		return err
+	}
+	a := p.alias()
+	fmt.Fprintf(&p.b, "EXISTS (SELECT 1 FROM refs h%[1]s JOIN resources r%[1]s ON r%[1]s.rid = h%[1]s.rid"+
+		" WHERE h%[1]s.pid = ? AND h%[1]s.key = ? || %[2]s.id AND r%[1]s.type = ? AND r%[1]s.deleted = 0", a, r)
+	p.arg(pr.pid, store.RefTyped+typ+"/", h.Type)
+	if err := p.where(h.Type, "r"+a, h.Where); err != nil {
+		return err
+	}
+	p.b.WriteString(")")
+	return nil
+}
+
+func placeholders(n int) string {
+	if n == 0 {
+		return "NULL"
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

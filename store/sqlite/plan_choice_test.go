@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	"carefhir/fhir/search"
+	"carefhir/store"
+)
+
+// Whichever plan a search takes — driven by its rarest condition, or a
+// walk of the type when every condition is common, with two date bounds
+// merged into one range or not — the answer is the same: every match,
+// once, in id order, across pages.
+func TestSearchPlanChoiceKeepsAnswers(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reg, err := search.Load([]string{"CarePlan", "Goal", "Patient"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := search.NewIndexer(reg, search.FHIRPath, "")
+	put := func(tx store.Tx, typ, id, body string) {
+		t.Helper()
+		index, err := ix.IndexJSON(typ, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Put(t.Context(), &store.Write{Type: typ, ID: id, LastUpdated: time.Now(), JSON: []byte(body), Index: index}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 3,000 care plans: every third draft, the rest active; plan i is
+	// for patient i%50, born on day i%400 from 1970-01-01.
+	const plans = 3000
+	var wantActive, wantP7Draft, wantBorn []string
+	err = s.Transact(t.Context(), func(tx store.Tx) error {
+		for i := range plans {
+			id := fmt.Sprintf("cp%05d", i)
+			status := "active"
+			if i%3 == 0 {
+				status = "draft"
+			}
+			put(tx, "CarePlan", id, fmt.Sprintf(`{"resourceType":"CarePlan","status":%q,"intent":"plan","subject":{"reference":"Patient/p%03d"}}`, status, i%50))
+			switch {
+			case status == "active":
+				wantActive = append(wantActive, id)
+			case i%50 == 7:
+				wantP7Draft = append(wantP7Draft, id)
+			}
+		}
+		for i := range 400 {
+			id := fmt.Sprintf("p%03d", i)
+			born := time.Date(1970, 1, 1+i, 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+			put(tx, "Patient", id, fmt.Sprintf(`{"resourceType":"Patient","birthDate":%q}`, born))
+			if born >= "1970-03-01" && born < "1970-04-01" {
+				wantBorn = append(wantBorn, id)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written after the day-precise birth dates: a year-precise one, which
+	// overlaps March 1970, and so must widen what the range scans.
+	if err := s.Transact(t.Context(), func(tx store.Tx) error {
+		put(tx, "Patient", "year", `{"resourceType":"Patient","birthDate":"1970"}`)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	wantBorn = append(wantBorn, "year")
+
+	walk := func(t *testing.T, typ, query string, count int) []string {
+		t.Helper()
+		values, err := url.ParseQuery(query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := reg.Parse(typ, values, search.Options{Strict: true, Now: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := plan.Query
+		q.Count = count
+		var ids []string
+		for pages := 0; ; pages++ {
+			page, err := s.Find(t.Context(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range page.Matches {
+				ids = append(ids, v.ID)
+			}
+			if page.Next == "" || pages > plans {
+				return ids
+			}
+			q.Cursor = page.Next
+		}
+	}
+	tests := []struct {
+		name, typ, query string
+		count            int
+		want             []string
+	}{
+		// 2,000 active plans: a walk of CarePlan, probing status.
+		{"common status walks", "CarePlan", "status=active", 20, wantActive},
+		{"common status in large pages", "CarePlan", "status=active", 1000, wantActive},
+		// The subject is rarer than the status: it drives.
+		{"rare subject drives", "CarePlan", "status=draft&subject=Patient/p007", 20, wantP7Draft},
+		{"rare chain drives", "CarePlan", "status=draft&subject:Patient.birthdate=1970-01-08", 20, wantP7Draft},
+		{"merged date range", "Patient", "birthdate=ge1970-03-01&birthdate=lt1970-04-01", 7, wantBorn},
+		{"merged date range with _has", "Patient", "birthdate=ge1970-01-01&birthdate=lt1970-01-11&_has:CarePlan:subject:status=draft",
+			20, []string{"p000", "p001", "p002", "p003", "p004", "p005", "p006", "p007", "p008", "p009"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := walk(t, tt.typ, tt.query, tt.count)
+			want := slices.Sorted(slices.Values(tt.want))
+			if !slices.Equal(got, want) {
+				t.Errorf("%s?%s: %d matches %v…, want %d %v…", tt.typ, tt.query, len(got), got[:min(5, len(got))], len(want), want[:min(5, len(want))])
+			}
+		})
+	}
+
+	// A Goal with two target dates, one before and one after a range,
+	// matches both bounds given as repeated parameters, each by another
+	// value: the bounds are not merged into one row for that parameter.
+	if err := s.Transact(t.Context(), func(tx store.Tx) error {
+		put(tx, "Goal", "g2", `{"resourceType":"Goal","lifecycleStatus":"active","description":{"text":"walk"},"subject":{"reference":"Patient/p1"},`+
+			`"target":[{"dueDate":"2020-01-01"},{"dueDate":"2022-01-01"}]}`)
+		put(tx, "Goal", "g1", `{"resourceType":"Goal","lifecycleStatus":"active","description":{"text":"swim"},"subject":{"reference":"Patient/p1"},`+
+			`"target":[{"dueDate":"2021-06-01"}]}`)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := walk(t, "Goal", "target-date=ge2021-01-01&target-date=lt2021-12-31", 20); !slices.Equal(got, []string{"g1", "g2"}) {
+		t.Errorf("Goal?target-date=ge2021-01-01&target-date=lt2021-12-31: %v, want [g1 g2]", got)
+	}
+}
