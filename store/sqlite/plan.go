@@ -110,6 +110,9 @@ func (p *planSQL) where(typ, r string, clauses []store.Clause) error {
 			return err
 		}
 	}
+	// Counts choose among the search's own conditions; nested queries
+	// (chains, _has) are chosen from by form.
+	p.estimate, p.scanAt = nil, 0
 	for i, t := range terms {
 		p.b.WriteString(" AND ")
 		p.probe = outer || scan || driver >= 0 && i != driver
@@ -156,10 +159,10 @@ func (p *planSQL) driver(typ string, terms []term) (driver int, scan bool, err e
 	if len(candidates) == 1 && p.scanAt <= 0 {
 		return candidates[0], false, nil
 	}
-	limit := max(p.scanAt, minEstimate)
+	most := max(p.scanAt, minEstimate)
 	best, least := -1, 0
 	for _, i := range candidates {
-		n, err := p.count(typ, terms[i], estimate, limit)
+		n, err := p.count(typ, terms[i], estimate, most)
 		if err != nil {
 			return -1, false, err
 		}
@@ -176,15 +179,48 @@ func (p *planSQL) driver(typ string, terms []term) (driver int, scan bool, err e
 // minEstimate is the cap of a count that only ranks terms.
 const minEstimate = 1000
 
-// count returns how many rows the set of t has, up to limit.
-func (p *planSQL) count(typ string, t term, estimate estimator, limit int) (int, error) {
+// count returns how many rows the set of t has, up to most.
+//
+// A chain or _has is counted by the resources it reaches through: as many
+// as their rarest condition selects. Each of them is about as many as
+// the resources of the search that refer or are referred to (a care plan
+// per patient, say), and counting through the references would cost what
+// the search does.
+func (p *planSQL) count(typ string, t term, estimate estimator, most int) (int, error) {
+	if c := t[0]; len(t) == 1 && (c.Chain != nil || c.Has != nil) {
+		types, where := []string{}, []store.Clause(nil)
+		if c.Chain != nil {
+			types, where = c.Chain.Types, c.Chain.Where
+		} else {
+			types, where = []string{c.Has.Type}, c.Has.Where
+		}
+		n := 0
+		for _, typ := range types {
+			terms, err := p.terms(typ, where)
+			if err != nil {
+				return 0, err
+			}
+			least := most
+			for _, t := range terms {
+				if rank(t) < 0 {
+					continue
+				}
+				m, err := p.count(typ, t, estimate, most)
+				if err != nil {
+					return 0, err
+				}
+				least = min(least, m)
+			}
+			n += least
+		}
+		return min(n, most), nil
+	}
 	q := planSQL{param: p.param, aliases: p.aliases}
 	q.b.WriteString("SELECT count(*) FROM (")
 	if err := q.set(typ, t); err != nil {
 		return 0, err
 	}
-	q.b.WriteString(" LIMIT ?)")
-	q.arg(limit)
+	q.b.WriteString(limit(most) + ")")
 	n, err := estimate(q.b.String(), q.args)
 	if err != nil {
 		return 0, fmt.Errorf("estimate %s: %w", t[0].Param, err)

@@ -38,6 +38,9 @@ type reader struct {
 	// params caches the committed search parameters; nil inside a unit of
 	// work, whose searches see its own uncommitted ones.
 	params *paramCache
+	// counts caches the estimates that choose search plans; nil inside a
+	// unit of work.
+	counts *countCache
 }
 
 func newReader(ctx context.Context, c conn, params *paramCache) (*reader, error) {
@@ -193,9 +196,8 @@ func (r *reader) history(ctx context.Context, q store.HistoryQuery) (*store.Hist
 		args = append(args, after(c)...)
 		filter = " WHERE " + strings.Join(where, " AND ")
 	}
-	args = append(args, q.Count+1)
 	rows, err := r.stmts.query(ctx, `SELECT type, id, version, last_updated, deleted, json`+from+filter+`
-ORDER BY last_updated DESC, type DESC, id DESC, version DESC LIMIT ?`, args...)
+ORDER BY last_updated DESC, type DESC, id DESC, version DESC`+limit(q.Count+1), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,7 @@ func (s *Store) Scan(ctx context.Context, typ string, fn func(v *store.Version) 
 func (s *Store) scanPage(ctx context.Context, typ, after string) ([]*store.Version, error) {
 	rows, err := s.reader.stmts.query(ctx, `SELECT r.id, r.version, v.last_updated, v.json
 FROM resources r JOIN versions v ON v.seq = r.seq
-WHERE r.type = ? AND r.id > ? AND r.deleted = 0 ORDER BY r.id LIMIT ?`, typ, after, scanBatch)
+WHERE r.type = ? AND r.id > ? AND r.deleted = 0 ORDER BY r.id`+limit(scanBatch), typ, after)
 	if err != nil {
 		return nil, err
 	}

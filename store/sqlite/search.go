@@ -132,17 +132,16 @@ func (r *reader) lookup(ctx context.Context) paramLookup {
 	}
 }
 
+// limit returns a LIMIT clause of n rows. The number is written into the
+// SQL, not bound: SQLite plans with the value bound to a LIMIT parameter
+// and so prepares the statement again each time one is bound, which cost
+// more than the rest of a search by id. A search's limits are a few page
+// sizes, so the statements stay few.
+func limit(n int) string { return " LIMIT " + strconv.Itoa(n) }
+
 // maxScanAt caps the count from which a search walks its type rather than
 // driving from its most selective condition (planSQL.scanAt).
 const maxScanAt = 20000
-
-// estimator returns the estimator of a search on r.
-func (r *reader) estimator(ctx context.Context) estimator {
-	return func(query string, args []any) (n int, err error) {
-		err = r.stmts.queryRow(ctx, query, args...).Scan(&n)
-		return n, err
-	}
-}
 
 // from is what every search selects from: current versions.
 const from = " FROM resources r"
@@ -220,9 +219,9 @@ func pageSQL(q store.Query, lookup paramLookup, estimate estimator) (query strin
 		keys[i] = fmt.Sprintf(", k%d", i)
 	}
 	query = "SELECT page.id, page.version, v.last_updated, v.json" + strings.Join(keys, "") +
-		" FROM (" + sel.String() + from + " WHERE " + cond.b.String() + " ORDER BY " + by.String() + " LIMIT ?) page" +
+		" FROM (" + sel.String() + from + " WHERE " + cond.b.String() + " ORDER BY " + by.String() + limit(q.Count+1) + ") page" +
 		" JOIN versions v ON v.seq = page.seq ORDER BY " + by.String()
-	return query, append(cond.args, q.Count+1), len(cols), back, nil
+	return query, cond.args, len(cols), back, nil
 }
 
 func (r *reader) find(ctx context.Context, q store.Query) (*store.Page, error) {

@@ -183,6 +183,7 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	if s.reader, err = newReader(ctx, s.rdb, params); err != nil {
 		return fail(err)
 	}
+	s.reader.counts = newCountCache()
 	if s.ckdb, err = sql.Open("sqlite", pragmas(readerCacheMiB)); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
