@@ -10,12 +10,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"carefhir/fhir/search"
 	"carefhir/profiles"
 	"carefhir/server"
 	"carefhir/store"
@@ -309,4 +311,54 @@ func idOf(body []byte) []byte {
 	_, rest, _ := bytes.Cut(body, []byte(`"id":"`))
 	id, _, _ := bytes.Cut(rest, []byte(`"`))
 	return id
+}
+
+// BenchmarkSearch measures a search that finds one Patient by _id, through
+// the HTTP stack and on the engine: for a search this cheap, what the
+// API adds (request parsing, the plan, the searchset Bundle, logging) is
+// most of the time.
+//
+//	go test ./server/ -run '^$' -bench Search -benchtime 3s
+func BenchmarkSearch(b *testing.B) {
+	const patients = 10_000
+	b.Run("sqlite/http", func(b *testing.B) {
+		st := seedPatients(b, sqliteBenchStore(b), patients)
+		base, client := benchServer(b, st)
+		runClients(b, 1, "searches", func(i int64) error {
+			req, err := http.NewRequest(http.MethodGet, base+"/Patient?_id="+benchID(i%patients), nil)
+			if err != nil {
+				return err
+			}
+			return send(client, req, http.StatusOK)
+		})
+	})
+	b.Run("sqlite/engine", func(b *testing.B) {
+		st := seedPatients(b, sqliteBenchStore(b), patients)
+		b.Cleanup(func() { st.Close() })
+		ix, err := server.NewIndexer("http://localhost/fhir")
+		if err != nil {
+			b.Fatal(err)
+		}
+		f := st.(store.Finder)
+		ctx := b.Context()
+		runClients(b, 1, "searches", func(i int64) error {
+			plan, err := ix.Registry().Parse("Patient", url.Values{"_id": {benchID(i % patients)}}, search.Options{Now: time.Now()})
+			if err != nil {
+				return err
+			}
+			page, err := f.Find(ctx, plan.Query)
+			if err == nil && len(page.Matches) != 1 {
+				err = fmt.Errorf("%d matches, want 1", len(page.Matches))
+			}
+			return err
+		})
+	})
+}
+
+func sqliteBenchStore(b *testing.B) store.Store {
+	st, err := sqlite.Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st
 }

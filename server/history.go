@@ -138,7 +138,7 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 	for _, v := range page.Versions {
 		b.Entry = append(b.Entry, historyEntry(base, v))
 	}
-	body, err := json.Marshal(b)
+	body, err := b.encode()
 	if err != nil {
 		c.Error(err)
 		return

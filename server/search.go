@@ -239,7 +239,7 @@ func (a *api) addEntries(c *gin.Context, b *bundle, plan *search.Plan, page *sto
 }
 
 func (a *api) writeSearchset(c *gin.Context, b *bundle) {
-	body, err := json.Marshal(b)
+	body, err := b.encode()
 	if err != nil {
 		c.Error(err)
 		return

@@ -1,0 +1,65 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// encode returns the JSON of the Bundle with its resources as they are.
+// Through encoding/json, every resource body, already compact JSON the
+// server wrote, would be scanned and copied again to check and compact it
+// (also when returned by a MarshalJSON method): for a page of searchset
+// matches, most of the cost of writing the answer.
+func (b *bundle) encode() ([]byte, error) {
+	head := *b
+	head.Entry = nil
+	out, err := json.Marshal(head)
+	if err != nil {
+		return nil, err
+	}
+	if len(b.Entry) == 0 {
+		return out, nil
+	}
+	out = append(out[:len(out)-1], `,"entry":[`...)
+	for i := range b.Entry {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if out, err = b.Entry[i].appendJSON(out); err != nil {
+			return nil, fmt.Errorf("Bundle.entry[%d]: %w", i, err)
+		}
+	}
+	return append(out, "]}"...), nil
+}
+
+// appendJSON appends the entry to dst, its resource as it is.
+func (e *bundleEntry) appendJSON(dst []byte) ([]byte, error) {
+	rest := *e
+	rest.FullURL, rest.Resource = "", nil
+	tail, err := json.Marshal(rest)
+	if err != nil {
+		return nil, err
+	}
+	dst = append(dst, '{')
+	if e.FullURL != "" {
+		u, err := json.Marshal(e.FullURL)
+		if err != nil {
+			return nil, err
+		}
+		dst = append(append(dst, `"fullUrl":`...), u...)
+	}
+	if len(e.Resource) > 0 {
+		if e.FullURL != "" {
+			dst = append(dst, ',')
+		}
+		dst = append(append(dst, `"resource":`...), bytes.TrimSpace(e.Resource)...)
+	}
+	if tail = tail[1 : len(tail)-1]; len(tail) > 0 {
+		if e.FullURL != "" || len(e.Resource) > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, tail...)
+	}
+	return append(dst, '}'), nil
+}
