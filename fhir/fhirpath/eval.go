@@ -28,7 +28,8 @@ type Env struct {
 	// Trace receives the values passed to trace().
 	Trace func(name string, values []Value)
 	// Now is the time now(), today() and timeOfDay() report; zero means
-	// the time the evaluation started.
+	// the time of the evaluation (read when first needed, then the same
+	// throughout).
 	Now time.Time
 	// Strict makes a path starting with a type name that does not match
 	// the input an error instead of an empty collection.
@@ -59,24 +60,26 @@ func (e *Expression) Evaluate(resource any, env *Env) ([]Value, error) {
 	if err != nil {
 		return nil, err
 	}
+	ev := &evaluation{}
 	if env == nil {
-		env = &Env{}
+		env = &noEnv
 	}
 	var root []Value
 	switch r := resource.(type) {
 	case nil:
 	case *Node:
-		root = []Value{r}
+		root = ev.root[:]
+		root[0] = r
 	case Value:
-		root = []Value{r}
+		root = ev.root[:]
+		root[0] = r
 	default:
-		root = []Value{m.node(r, nil, "", "", "")}
+		root = ev.root[:]
+		root[0] = m.node(r, nil, "", "", "")
 	}
-	now := env.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	c := &ctx{env: env, m: m, root: root, this: root, now: now}
+	ev.clock.t = env.Now
+	ev.c = ctx{env: env, m: m, root: root, this: root, clock: &ev.clock}
+	c := &ev.c
 	out, err := e.root.eval(c, root)
 	if err != nil {
 		return nil, &EvalError{Expr: e.src, Err: err}
@@ -100,6 +103,18 @@ func (e *Expression) EvaluateBool(resource any, env *Env) (value, empty bool, er
 	return b, !ok, nil
 }
 
+// evaluation holds what one evaluation needs, in one allocation: its
+// first context, its clock and the input.
+type evaluation struct {
+	c     ctx
+	clock clock
+	root  [1]Value
+}
+
+// noEnv is the environment of evaluations given none. Evaluation only
+// reads its Env.
+var noEnv Env
+
 type ctx struct {
 	env   *Env
 	m     *model
@@ -107,8 +122,20 @@ type ctx struct {
 	this  []Value // $this: the focus arguments are evaluated against
 	index int
 	total []Value
-	now   time.Time
+	clock *clock
 	depth int
+}
+
+// clock is the time now(), today() and timeOfDay() report during one
+// evaluation: Env.Now, or else the time it is first asked for, which most
+// evaluations never do.
+type clock struct{ t time.Time }
+
+func (k *clock) now() time.Time {
+	if k.t.IsZero() {
+		k.t = time.Now()
+	}
+	return k.t
 }
 
 // maxEvalDepth bounds recursion through repeat(), descendants() and the like.

@@ -422,15 +422,15 @@ func init() {
 			return in, nil
 		}},
 		"now": {0, 0, func(c *ctx, _ []Value, _ []expr) ([]Value, error) {
-			d, err := ParseDateTime(c.now.Format("2006-01-02T15:04:05.000Z07:00"))
+			d, err := ParseDateTime(c.clock.now().Format("2006-01-02T15:04:05.000Z07:00"))
 			return []Value{d}, err
 		}},
 		"today": {0, 0, func(c *ctx, _ []Value, _ []expr) ([]Value, error) {
-			d, err := ParseDate(c.now.Format("2006-01-02"))
+			d, err := ParseDate(c.clock.now().Format("2006-01-02"))
 			return []Value{d}, err
 		}},
 		"timeOfDay": {0, 0, func(c *ctx, _ []Value, _ []expr) ([]Value, error) {
-			t, err := ParseTime(c.now.Format("15:04:05.000"))
+			t, err := ParseTime(c.clock.now().Format("15:04:05.000"))
 			return []Value{t}, err
 		}},
 		"not": {0, 0, func(c *ctx, in []Value, _ []expr) ([]Value, error) {

@@ -13,6 +13,10 @@ import (
 type model struct {
 	types map[string]*typeDef // by type name: "Patient", "HumanName", "string"
 	elems map[string]*elemDef // by element path: "Patient.name", "Observation.value"
+	// kids holds the elements again, by the path or type name they are
+	// children of and then by name, for navigation to look up without
+	// building the element's path.
+	kids map[string]map[string]*elemDef
 }
 
 // typeDef describes one FHIR type.
@@ -32,6 +36,16 @@ type elemDef struct {
 	// element's own path for backbone elements, the target of a
 	// contentReference, or "" to use the type's name.
 	def string
+	// props are the JSON properties the element is held in: its name, or
+	// for a choice one per type (valueQuantity, valueString…).
+	props []prop
+}
+
+// prop is a JSON property holding an element: its name, the name of the
+// object holding a primitive's id and extensions ("_birthDate"), and the
+// FHIR type of its values.
+type prop struct {
+	key, ext, typ string
 }
 
 var loadModel = sync.OnceValues(buildModel)
@@ -56,7 +70,7 @@ type structureDefinition struct {
 }
 
 func buildModel() (*model, error) {
-	m := &model{types: map[string]*typeDef{}, elems: map[string]*elemDef{}}
+	m := &model{types: map[string]*typeDef{}, elems: map[string]*elemDef{}, kids: map[string]map[string]*elemDef{}}
 	for _, file := range []string{"profiles-types.json.gz", "profiles-resources.json.gz"} {
 		if err := m.load(file); err != nil {
 			return nil, fmt.Errorf("fhirpath: load %s: %w", file, err)
@@ -123,14 +137,45 @@ func (m *model) load(file string) error {
 			}
 		}
 	}
+	for path, ed := range m.elems {
+		parent := path[:strings.LastIndexByte(path, '.')]
+		if m.kids[parent] == nil {
+			m.kids[parent] = map[string]*elemDef{}
+		}
+		m.kids[parent][ed.name] = ed
+		ed.props = ed.propsAs(ed.name)
+	}
 	return nil
+}
+
+// propsAs returns the JSON properties of the element when it is named
+// name.
+func (ed *elemDef) propsAs(name string) []prop {
+	if !ed.choice {
+		typ := ""
+		if len(ed.types) > 0 {
+			typ = ed.types[0]
+		}
+		return []prop{{key: name, ext: "_" + name, typ: typ}}
+	}
+	props := make([]prop, len(ed.types))
+	for i, t := range ed.types {
+		key := name + strings.ToUpper(t[:1]) + t[1:]
+		props[i] = prop{key: key, ext: "_" + key, typ: t}
+	}
+	return props
 }
 
 // child returns the definition of element name of the node defined at def,
 // looking through base types.
 func (m *model) child(def, name string) *elemDef {
+	dotted := strings.IndexByte(name, '.') >= 0 // names a path below def
 	for def != "" {
-		if ed := m.elems[def+"."+name]; ed != nil {
+		if dotted {
+			if ed := m.elems[def+"."+name]; ed != nil {
+				return ed
+			}
+		} else if ed := m.kids[def][name]; ed != nil {
 			return ed
 		}
 		td := m.types[def]

@@ -1,7 +1,6 @@
 package fhirpath
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -49,17 +48,6 @@ func (n *Node) Name() string { return n.name }
 func (n *Node) System() (v Value, ok bool) {
 	v = n.system()
 	return v, v != nil
-}
-
-// DecodeJSON decodes a resource from JSON keeping numbers exact.
-func DecodeJSON(data []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	var v any
-	if err := d.Decode(&v); err != nil {
-		return nil, fmt.Errorf("fhirpath: decode: %w", err)
-	}
-	return v, nil
 }
 
 // NewNode returns the input node for a JSON value of the given FHIR type or
@@ -134,33 +122,34 @@ func (m *model) childrenOf(obj map[string]any, name, def string, primitive bool)
 	if ed == nil {
 		return genericChildren(obj, name), true
 	}
+	props := ed.props
+	if name != ed.name { // a path below def, written as one name
+		props = ed.propsAs(name)
+	}
 	var out []Value
 	if ed.choice {
-		for _, t := range ed.types {
-			key := name + strings.ToUpper(t[:1]) + t[1:]
-			out = m.appendChildren(out, obj, key, t, "", name)
+		for _, p := range props {
+			out = m.appendChildren(out, obj, p, "", name)
 		}
 		return out, true
 	}
-	typ := ""
-	if len(ed.types) > 0 {
-		typ = ed.types[0]
-	}
-	if strings.HasPrefix(typ, "System.") {
+	p := props[0]
+	if strings.HasPrefix(p.typ, "System.") {
 		// Element.id and Extension.url are plain strings.
 		if s, ok := obj[name].(string); ok {
 			return []Value{String(s)}, true
 		}
 		return nil, true
 	}
-	return m.appendChildren(out, obj, name, typ, ed.def, name), true
+	return m.appendChildren(out, obj, p, ed.def, name), true
 }
 
-// appendChildren appends the nodes of JSON property key, merging a
-// primitive's "_key" extension object.
-func (m *model) appendChildren(out []Value, obj map[string]any, key, typ, def, name string) []Value {
+// appendChildren appends the nodes of JSON property p.key, merging a
+// primitive's extension object p.ext.
+func (m *model) appendChildren(out []Value, obj map[string]any, p prop, def, name string) []Value {
+	key, typ := p.key, p.typ
 	v, ok := obj[key]
-	ev, eok := obj["_"+key]
+	ev, eok := obj[p.ext]
 	if !ok && !eok {
 		return out
 	}
