@@ -1,13 +1,13 @@
 package search
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
+	"carefhir/fhir/fhirpath"
 	"carefhir/store"
 )
 
@@ -102,11 +102,13 @@ func (ix *Indexer) Registry() *Registry { return ix.reg }
 // IndexJSON returns the search values of the resource of type typ encoded
 // in body.
 func (ix *Indexer) IndexJSON(typ string, body []byte) (store.Index, error) {
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.UseNumber()
-	var res map[string]any
-	if err := d.Decode(&res); err != nil {
+	v, err := fhirpath.DecodeJSON(body)
+	if err != nil {
 		return store.Index{}, fmt.Errorf("search: index %s: %w", typ, err)
+	}
+	res, ok := v.(map[string]any)
+	if !ok && v != nil { // null indexes nothing, as an empty object
+		return store.Index{}, fmt.Errorf("search: index %s: the JSON is not an object", typ)
 	}
 	return ix.Index(typ, res)
 }
@@ -419,8 +421,13 @@ func number(v any) (string, float64, bool) {
 	default:
 		return "", 0, false
 	}
-	f, _, _, ok := ParseNumber(text)
-	return text, f, ok
+	// The value alone: ParseNumber's, without the range it also works out.
+	r, _, ok := parseDecimal(text)
+	if !ok {
+		return text, 0, false
+	}
+	f, _ := r.Float64()
+	return text, f, true
 }
 
 func str(v any) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 
@@ -18,6 +19,14 @@ import (
 // lower-cased, and runs of white space collapsed to one space. Index and
 // query sides both use it, so "Zoë" is found by "zoe" and "ZOË" alike.
 func NormalizeString(s string) string {
+	if n, ok := normalizeASCII(s); ok {
+		return n
+	}
+	return normalizeUnicode(s)
+}
+
+// normalizeUnicode is NormalizeString for any s.
+func normalizeUnicode(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	space := false
@@ -40,6 +49,44 @@ func NormalizeString(s string) string {
 		b.WriteRune(unicode.ToLower(r))
 	}
 	return b.String()
+}
+
+// normalizeASCII is NormalizeString for the common case of s in ASCII,
+// where there is nothing to decompose or fold: ok is false when s is not.
+func normalizeASCII(s string) (string, bool) {
+	clean := true // s is already lower case, singly spaced and trimmed
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf:
+			return "", false
+		case 'A' <= c && c <= 'Z', c == '\t', c == '\n', c == '\v', c == '\f', c == '\r':
+			clean = false
+		case c == ' ' && (i == 0 || i == len(s)-1 || s[i+1] == ' '):
+			clean = false
+		}
+	}
+	if clean {
+		return s, true
+	}
+	b := make([]byte, 0, len(s))
+	space := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case ' ', '\t', '\n', '\v', '\f', '\r':
+			space = len(b) > 0
+			continue
+		}
+		if space {
+			b = append(b, ' ')
+			space = false
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b), true
 }
 
 // folds are letters that do not decompose into a base letter and a mark
@@ -204,24 +251,41 @@ func ParseNumber(s string) (value, low, high float64, ok bool) {
 // decimalRange is ParseNumber in exact arithmetic: the value of s and the
 // ends of the range its precision implies.
 func decimalRange(s string) (value, low, high *big.Rat, ok bool) {
-	if s == "" || strings.ContainsAny(s, " _xXpP") || strings.EqualFold(s, "nan") || strings.Contains(strings.ToLower(s), "inf") {
+	r, last, ok := parseDecimal(s)
+	if !ok {
 		return nil, nil, nil, false
+	}
+	half := new(big.Rat).SetFrac(big.NewInt(1), big.NewInt(2))
+	scale := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(last))), nil))
+	if last < 0 {
+		half.Quo(half, scale)
+	} else {
+		half.Mul(half, scale)
+	}
+	return r, new(big.Rat).Sub(r, half), new(big.Rat).Add(r, half), true
+}
+
+// parseDecimal reads s as ParseNumber does: its exact value, and the power
+// of ten of its last digit (-2 for 5.40, 3 for 5e3).
+func parseDecimal(s string) (value *big.Rat, last int, ok bool) {
+	if s == "" || strings.ContainsAny(s, " _xXpP") || strings.EqualFold(s, "nan") || strings.Contains(strings.ToLower(s), "inf") {
+		return nil, 0, false
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
-		return nil, nil, nil, false
+		return nil, 0, false
 	}
 	mantissa, exp := s, 0
 	if i := strings.IndexAny(s, "eE"); i >= 0 {
 		mantissa = s[:i]
 		e, err := strconv.Atoi(s[i+1:])
 		if err != nil {
-			return nil, nil, nil, false
+			return nil, 0, false
 		}
 		exp = e
 	}
 	if len(s) > 100 || abs(exp) > 400 {
-		return nil, nil, nil, false // beyond any measurement; and bounds the work below
+		return nil, 0, false // beyond any measurement; and bounds the work below
 	}
 	decimals := 0
 	if i := strings.IndexByte(mantissa, '.'); i >= 0 {
@@ -229,16 +293,9 @@ func decimalRange(s string) (value, low, high *big.Rat, ok bool) {
 	}
 	r, okr := new(big.Rat).SetString(s)
 	if !okr {
-		return nil, nil, nil, false
+		return nil, 0, false
 	}
-	half := new(big.Rat).SetFrac(big.NewInt(1), big.NewInt(2))
-	scale := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(exp-decimals))), nil))
-	if exp-decimals < 0 {
-		half.Quo(half, scale)
-	} else {
-		half.Mul(half, scale)
-	}
-	return r, new(big.Rat).Sub(r, half), new(big.Rat).Add(r, half), true
+	return r, exp - decimals, true
 }
 
 // Reference is a parsed reference value: Type and ID for a resource of a

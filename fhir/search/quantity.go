@@ -28,7 +28,7 @@ func canonicalQuantity(param, text, system, code string) (q store.Quantity, ok b
 	if err != nil {
 		return store.Quantity{}, false
 	}
-	v, _, _, ok := decimalRange(text)
+	v, _, ok := parseDecimal(text)
 	if !ok {
 		return store.Quantity{}, false
 	}
