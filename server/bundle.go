@@ -38,46 +38,64 @@ func (a *api) bundle(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	var entries []bundleEntry
+	var entries [][]byte
 	if b.kind == "transaction" {
-		if entries, err = a.transaction(c, b.entries); err != nil {
-			c.Error(err)
-			return
-		}
+		entries, err = a.transaction(c, b.entries)
 	} else {
-		entries = a.batch(c, b.entries)
+		entries, err = encodeEntries(a.batch(c, b.entries)).result()
+	}
+	if err != nil {
+		c.Error(err)
+		return
 	}
 	out, err := json.Marshal(bundle{
 		ResourceType: "Bundle",
 		ID:           newID(),
 		Meta:         bundleMeta{LastUpdated: formatInstant(time.Now())},
 		Type:         b.kind + "-response",
-		Entry:        entries,
 	})
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	writeFHIR(c, http.StatusOK, out)
+	writeFHIR(c, http.StatusOK, withEntries(out, entries))
 }
 
 // transaction runs every entry in one unit of work of the store: all take
-// effect or none does. It returns the response entries in request order.
-func (a *api) transaction(c *gin.Context, entries []*entry) ([]bundleEntry, error) {
+// effect or none does. It returns the response entries in request order,
+// encoded.
+func (a *api) transaction(c *gin.Context, entries []*entry) ([][]byte, error) {
 	for _, e := range entries {
 		if e.err != nil {
 			return nil, entryFailure(e, e.err)
 		}
 	}
 	var (
-		u       *unit
 		attempt int
+		enc     *entryEncoder
 	)
 	err := a.svc.store.Transact(c.Request.Context(), func(tx store.Tx) error {
 		attempt++
-		u = a.newUnit(c, tx, entries, nil, attempt > 1)
-		return u.run(c.Request.Context())
+		if enc != nil { // the store runs the unit again: its outcome will differ
+			enc.stop()
+			enc = nil
+		}
+		u := a.newUnit(c, tx, entries, nil, attempt > 1)
+		if err := u.run(c.Request.Context()); err != nil {
+			return err
+		}
+		// The response is encoded while the store commits; it is dropped
+		// if the commit fails.
+		out := make([]bundleEntry, len(entries))
+		for i, e := range entries {
+			out[i] = a.responseEntry(c, e, u.results[e])
+		}
+		enc = encodeEntries(out)
+		return nil
 	})
+	if err != nil && enc != nil {
+		enc.stop()
+	}
 	var ee *entryError
 	switch {
 	case errors.As(err, &ee):
@@ -85,12 +103,36 @@ func (a *api) transaction(c *gin.Context, entries []*entry) ([]bundleEntry, erro
 	case err != nil:
 		return nil, err
 	}
-	out := make([]bundleEntry, len(entries))
-	for i, e := range entries {
-		out[i] = a.responseEntry(c, e, u.results[e])
-	}
-	return out, nil
+	return enc.result()
 }
+
+// entryEncoder encodes the entries of a response Bundle side by side (see
+// parallel): the resources they return make up most of the response.
+type entryEncoder struct {
+	parts [][]byte
+	errs  []error
+	work  *parallel
+}
+
+func encodeEntries(entries []bundleEntry) *entryEncoder {
+	enc := &entryEncoder{parts: make([][]byte, len(entries)), errs: make([]error, len(entries))}
+	enc.work = startParallel(len(entries), func(i int) { enc.parts[i], enc.errs[i] = entries[i].appendJSON(nil) })
+	return enc
+}
+
+// result returns the encoded entries once all are.
+func (enc *entryEncoder) result() ([][]byte, error) {
+	defer enc.stop()
+	for i := range enc.parts {
+		enc.work.wait(i)
+		if enc.errs[i] != nil {
+			return nil, enc.errs[i]
+		}
+	}
+	return enc.parts, nil
+}
+
+func (enc *entryEncoder) stop() { enc.work.stop() }
 
 // batch runs each entry on its own, as if it were a request of its own,
 // each write in a unit of work of its own. Entries are run in the order a
@@ -233,6 +275,8 @@ type unit struct {
 	// targets maps each resource the unit changes, as Type/id, to the
 	// entry that changes it.
 	targets map[string]*entry
+	// work prepares the writes of POSTs and PUTs (see prepare).
+	work *parallel
 }
 
 // entryResult is what processing an entry gave.
@@ -247,6 +291,12 @@ type entryResult struct {
 	exists bool
 	v      *store.Version // the version written, deleted or read; nil if none
 	body   []byte         // what a search returns
+	// invalid is what validating res found, and stage the write of res,
+	// both prepared before the entry's turn (see prepare); stage also
+	// holds the current version of a PUT's target.
+	invalid error
+	stage   *staged
+	job     int // the entry's place in the work of prepare; -1 if none
 }
 
 // newUnit prepares entries to run in tx. fullURLs, for a batch, are the
@@ -259,7 +309,7 @@ func (a *api) newUnit(c *gin.Context, tx store.Tx, entries []*entry, fullURLs ma
 	u.refs.others = fullURLs
 	u.refs.conditional = u.conditionalRef
 	for _, e := range entries {
-		r := &entryResult{res: e.res}
+		r := &entryResult{res: e.res, job: -1}
 		if fresh && e.res != nil {
 			// The entry decoded when the bundle was read; so does the copy.
 			if res, err := decodeEntry(e.raw, e.target.typ); err == nil {
@@ -275,22 +325,38 @@ func (a *api) newUnit(c *gin.Context, tx store.Tx, entries []*entry, fullURLs ma
 // 3.1.0.11.2. The identities of all the resources written are settled, and
 // the references between them resolved, before anything is written:
 // conditional creates and updates and conditional references are matched
-// against the state after the deletes.
+// against the state after the deletes. Then the resources of POSTs and PUTs
+// are validated and encoded side by side (see prepare) while they are
+// written one after the other, in order.
 func (u *unit) run(ctx context.Context) error {
 	order := processingOrder(u.entries)
-	steps := []struct {
-		methods []string
-		do      func(context.Context, *entry, *entryResult) error
-	}{
+	if err := u.steps(ctx, order, []step{
 		{[]string{http.MethodDelete}, u.delete},
 		{[]string{http.MethodPost}, u.identifyCreate},
 		{[]string{http.MethodPut}, u.identifyUpdate},
 		{[]string{http.MethodPatch}, u.identifyPatch},
 		{[]string{http.MethodPost, http.MethodPut}, u.resolve},
+	}); err != nil {
+		return err
+	}
+	u.work = u.prepare(ctx, order)
+	defer u.work.stop()
+	return u.steps(ctx, order, []step{
 		{[]string{http.MethodPost}, u.create},
 		{[]string{http.MethodPut, http.MethodPatch}, u.update},
 		{[]string{http.MethodGet, http.MethodHead}, u.read},
-	}
+	})
+}
+
+// step is one pass of run over the entries of some methods.
+type step struct {
+	methods []string
+	do      func(context.Context, *entry, *entryResult) error
+}
+
+// steps runs steps, each over the entries of order it applies to, and
+// stops at the first failure.
+func (u *unit) steps(ctx context.Context, order []*entry, steps []step) error {
 	for _, step := range steps {
 		for _, e := range order {
 			if !slices.Contains(step.methods, e.method) {
@@ -306,6 +372,42 @@ func (u *unit) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// prepare starts the work on the resources that POSTs and PUTs write that
+// needs no store: validating each, then stamping, encoding and indexing
+// the version to write (service.encode). The current version of each PUT's
+// target is read first, on the unit's goroutine, as the version written
+// depends on it. Nothing in this work depends on another entry, so it runs
+// on every core, in processing order, ahead of the writes; create and
+// update wait for their entry's. Its outcome is used as the entry's turn
+// comes, so the first failure in processing order is still the one
+// reported. All share one lastUpdated, when the work began.
+func (u *unit) prepare(ctx context.Context, order []*entry) *parallel {
+	var jobs []*entry
+	for _, e := range order {
+		r := u.results[e]
+		if (e.method == http.MethodPost || e.method == http.MethodPut) && !r.exists {
+			r.job = len(jobs)
+			jobs = append(jobs, e)
+			r.stage = &staged{readErr: store.ErrNotFound}
+			if e.method == http.MethodPut {
+				r.stage = stage(ctx, u.tx, e.target.typ, r.id)
+			}
+		}
+	}
+	now := u.a.svc.timestamp()
+	return startParallel(len(jobs), func(i int) {
+		e := jobs[i]
+		r := u.results[e]
+		ifMatch := e.ifMatch
+		if e.method == http.MethodPost {
+			ifMatch = 0 // a create writes version 1 whatever the entry says
+		}
+		if r.invalid = u.a.validateWrite(ctx, r.res); r.invalid == nil {
+			u.a.svc.stageWrite(r.stage, e.target.typ, r.id, r.res, ifMatch, now)
+		}
+	})
 }
 
 // conflictingEntries is the failure of a transaction in which two entries
@@ -429,10 +531,14 @@ func (u *unit) create(ctx context.Context, e *entry, r *entryResult) error {
 		r.status = http.StatusOK
 		return nil
 	}
-	if err := u.a.validateWrite(ctx, r.res); err != nil {
-		return err
+	u.work.wait(r.job)
+	if r.invalid != nil {
+		return r.invalid
 	}
-	v, _, err := u.a.svc.createIn(ctx, u.tx, e.target.typ, r.id, r.res, nil)
+	if r.stage.err != nil {
+		return r.stage.err
+	}
+	v, err := u.a.svc.write(ctx, u.tx, r.stage.wr)
 	r.v, r.status = v, http.StatusCreated
 	return err
 }
@@ -451,10 +557,11 @@ func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 		r.v, r.status = v, http.StatusOK
 		return err
 	}
-	if err := u.a.validateWrite(ctx, r.res); err != nil {
-		return err
+	u.work.wait(r.job)
+	if r.invalid != nil {
+		return r.invalid
 	}
-	v, created, err := u.a.svc.updateIn(ctx, u.tx, typ, r.id, r.res, e.ifMatch)
+	v, created, err := u.a.svc.updateStaged(ctx, u.tx, typ, r.id, r.res, e.ifMatch, r.stage)
 	r.v, r.status = v, http.StatusOK
 	if created {
 		r.status = http.StatusCreated

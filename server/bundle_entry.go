@@ -163,8 +163,11 @@ func (a *api) readBundle(c *gin.Context, body []byte) (*txBundle, error) {
 	}
 	b := &txBundle{kind: wb.Type, entries: make([]*entry, len(wb.Entry))}
 	base := a.baseURL(c)
-	for i, we := range wb.Entry {
-		b.entries[i] = a.readEntry(i, we, base)
+	// Entries are read on their own, so side by side.
+	work := startParallel(len(wb.Entry), func(i int) { b.entries[i] = a.readEntry(i, wb.Entry[i], base) })
+	defer work.stop()
+	for i := range b.entries {
+		work.wait(i)
 	}
 	if b.kind == "transaction" {
 		if err := sameFullURLs(b.entries); err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"carefhir/care/synth"
+	"carefhir/profiles"
 	"carefhir/server"
 	"carefhir/store"
 	"carefhir/store/sqlite"
@@ -23,6 +24,8 @@ import (
 // ways, 1,000 resources per op:
 //
 //   - transaction-http: one POST /fhir of a transaction Bundle of 1,000 PUTs;
+//   - transaction-http-validated: the same, the server validating every
+//     resource (R4 and UK Core, Config.ValidateWrites);
 //   - single-http: the same 1,000 resources by PUT /fhir/[type]/[id], from 8
 //     concurrent clients;
 //   - engine: the same 1,000 rows by store.Transact of 1,000 Puts, with the
@@ -36,30 +39,44 @@ import (
 //	go test ./server/ -run '^$' -bench Ingest -benchtime 3x
 func BenchmarkIngest(b *testing.B) {
 	const perOp = 1000
-	b.Run("transaction-http", func(b *testing.B) {
-		entries := ingestEntries(b, b.N*perOp)
-		bundles := make([][]byte, b.N)
-		for i := range bundles {
-			bundle, err := synth.Transaction(entries[i*perOp : (i+1)*perOp])
-			if err != nil {
-				b.Fatal(err)
-			}
-			bundles[i] = bundle
+	for _, validated := range []bool{false, true} {
+		name := "transaction-http"
+		if validated {
+			name = "transaction-http-validated"
 		}
-		base, client := benchServer(b, openIngestStore(b))
-		runIngest(b, len(entries), func() {
-			for _, bundle := range bundles {
-				req, err := http.NewRequest(http.MethodPost, base, bytes.NewReader(bundle))
+		b.Run(name, func(b *testing.B) {
+			entries := ingestEntries(b, b.N*perOp)
+			bundles := make([][]byte, b.N)
+			for i := range bundles {
+				bundle, err := synth.Transaction(entries[i*perOp : (i+1)*perOp])
 				if err != nil {
 					b.Fatal(err)
 				}
-				req.Header.Set("Content-Type", "application/fhir+json")
-				if err := send(client, req, http.StatusOK); err != nil {
+				bundles[i] = bundle
+			}
+			var opts []func(*server.Config)
+			if validated {
+				v, err := profiles.New(profiles.Options{})
+				if err != nil {
 					b.Fatal(err)
 				}
+				opts = append(opts, func(cfg *server.Config) { cfg.Validator, cfg.ValidateWrites = v, true })
 			}
+			base, client := benchServer(b, openIngestStore(b), opts...)
+			runIngest(b, len(entries), func() {
+				for _, bundle := range bundles {
+					req, err := http.NewRequest(http.MethodPost, base, bytes.NewReader(bundle))
+					if err != nil {
+						b.Fatal(err)
+					}
+					req.Header.Set("Content-Type", "application/fhir+json")
+					if err := send(client, req, http.StatusOK); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		})
-	})
+	}
 	b.Run("single-http", func(b *testing.B) {
 		entries := ingestEntries(b, b.N*perOp)
 		base, client := benchServer(b, openIngestStore(b))

@@ -70,14 +70,24 @@ func formatInstant(t time.Time) string {
 // put stamps res with its id, version and lastUpdated, encodes it once and
 // writes it as the version after expected.
 func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res fhir.Resource, expected int64) (*store.Version, error) {
-	now := s.timestamp()
-	version := expected + 1
+	wr, err := s.encode(typ, id, res, expected, s.timestamp())
+	if err != nil {
+		return nil, err
+	}
+	return s.write(ctx, w, wr)
+}
+
+// encode stamps res with its id, the version after expected and
+// lastUpdated now, and returns the write of it: its JSON and its search
+// values. It reads no store, so the writes of a transaction are encoded
+// side by side before their turn comes.
+func (s *service) encode(typ, id string, res fhir.Resource, expected int64, now time.Time) (*store.Write, error) {
 	res.SetID(id)
 	meta := res.GetMeta()
 	if meta == nil {
 		meta = &fhir.Meta{}
 	}
-	meta.VersionId = fhir.NewId(strconv.FormatInt(version, 10))
+	meta.VersionId = fhir.NewId(strconv.FormatInt(expected+1, 10))
 	meta.LastUpdated = fhir.NewInstant(formatInstant(now))
 	res.SetMeta(meta)
 	body, err := fhirjson.Marshal(res)
@@ -88,11 +98,15 @@ func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res f
 	if err != nil {
 		return nil, fmt.Errorf("index %s/%s: %w", typ, id, err)
 	}
-	wr := &store.Write{Type: typ, ID: id, Expected: expected, LastUpdated: now, JSON: body, Index: index}
+	return &store.Write{Type: typ, ID: id, Expected: expected, LastUpdated: now, JSON: body, Index: index}, nil
+}
+
+// write puts wr and returns the version it wrote.
+func (s *service) write(ctx context.Context, w store.Writer, wr *store.Write) (*store.Version, error) {
 	if err := w.Put(ctx, wr); err != nil {
 		return nil, err
 	}
-	return &store.Version{Type: typ, ID: id, VersionID: version, LastUpdated: now, JSON: body}, nil
+	return &store.Version{Type: wr.Type, ID: wr.ID, VersionID: wr.VersionID(), LastUpdated: wr.LastUpdated, JSON: wr.JSON}, nil
 }
 
 // create stores res as a new resource with a server-assigned id. With
@@ -151,20 +165,75 @@ func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource,
 
 // updateIn is update in tx.
 func (s *service) updateIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, created bool, err error) {
+	return s.updateStaged(ctx, tx, typ, id, res, ifMatch, nil)
+}
+
+// staged is the first attempt of a write, prepared before its turn: the
+// current version of its target as read (nil, and readErr ErrNotFound,
+// when there is none), and the write of the version after it, or why it
+// could not be encoded. wr and err are both nil when there is nothing to
+// write: the read failed, or If-Match names another version.
+type staged struct {
+	cur     *store.Version
+	readErr error
+	wr      *store.Write
+	err     error
+}
+
+// stage reads the current version of typ/id in r, to prepare an update of
+// it with stageWrite.
+func stage(ctx context.Context, r store.Reader, typ, id string) *staged {
+	cur, err := r.Read(ctx, typ, id)
+	if err != nil {
+		cur = nil
+	}
+	return &staged{cur: cur, readErr: err}
+}
+
+// expected returns the version an update of the staged target replaces,
+// and false when the read failed.
+func (st *staged) expected() (int64, bool) {
+	switch {
+	case errors.Is(st.readErr, store.ErrNotFound):
+		return 0, true
+	case st.readErr != nil:
+		return 0, false
+	}
+	return st.cur.VersionID, true
+}
+
+// stageWrite encodes the update of the staged target to res, stamped now,
+// unless updateStaged would not write it.
+func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMatch int64, now time.Time) {
+	expected, ok := st.expected()
+	if !ok || ifMatch != 0 && ifMatch != expected {
+		return
+	}
+	st.wr, st.err = s.encode(typ, id, res, expected, now)
+}
+
+// updateStaged is updateIn whose first attempt is pre, when not nil: pre
+// holds what reading the target gave, and the write encoded for it.
+func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64, pre *staged) (v *store.Version, created bool, err error) {
 	for attempt := 0; ; attempt++ {
-		var expected int64
-		cur, err := tx.Read(ctx, typ, id)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return nil, false, err
-		default:
-			expected = cur.VersionID
+		st := pre
+		if attempt > 0 || st == nil {
+			st = stage(ctx, tx, typ, id)
+		}
+		expected, ok := st.expected()
+		if !ok {
+			return nil, false, st.readErr
 		}
 		if ifMatch != 0 && ifMatch != expected {
 			return nil, false, staleVersion(typ, id, ifMatch, expected)
 		}
-		v, err = s.put(ctx, tx, typ, id, res, expected)
+		if st.wr == nil && st.err == nil {
+			st.wr, st.err = s.encode(typ, id, res, expected, s.timestamp())
+		}
+		if st.err != nil {
+			return nil, false, st.err
+		}
+		v, err = s.write(ctx, tx, st.wr)
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) && ifMatch == 0 && attempt < maxRetries {
 			continue
@@ -172,7 +241,7 @@ func (s *service) updateIn(ctx context.Context, tx store.Tx, typ, id string, res
 		if errors.As(err, &conflict) && ifMatch != 0 {
 			return nil, false, staleVersion(typ, id, ifMatch, conflict.Current)
 		}
-		return v, err == nil && (cur == nil || cur.Deleted), err
+		return v, err == nil && (st.cur == nil || st.cur.Deleted), err
 	}
 }
 

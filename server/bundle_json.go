@@ -18,19 +18,36 @@ func (b *bundle) encode() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b.Entry) == 0 {
-		return out, nil
-	}
-	out = append(out[:len(out)-1], `,"entry":[`...)
+	entries := make([][]byte, len(b.Entry))
 	for i := range b.Entry {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		if out, err = b.Entry[i].appendJSON(out); err != nil {
+		if entries[i], err = b.Entry[i].appendJSON(nil); err != nil {
 			return nil, fmt.Errorf("Bundle.entry[%d]: %w", i, err)
 		}
 	}
-	return append(out, "]}"...), nil
+	return withEntries(out, entries), nil
+}
+
+// withEntries adds entries, encoded, to the encoded Bundle b, which has
+// none: what encoding the Bundle with them gives, as entry is its last
+// element.
+func withEntries(b []byte, entries [][]byte) []byte {
+	if len(entries) == 0 {
+		return b
+	}
+	const member = `,"entry":[`
+	size := len(b) + len(member) + len(entries) + 1
+	for _, e := range entries {
+		size += len(e)
+	}
+	out := make([]byte, 0, size)
+	out = append(append(out, b[:len(b)-1]...), member...)
+	for i, e := range entries {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, e...)
+	}
+	return append(out, "]}"...)
 }
 
 // appendJSON appends the entry to dst, its resource as it is.

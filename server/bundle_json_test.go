@@ -1,0 +1,95 @@
+package server
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// TestWithEntries checks that a response Bundle whose entries are encoded
+// on their own, side by side, is the one encoding it whole gives (the
+// resources as they are, which encoding/json would escape differently).
+func TestWithEntries(t *testing.T) {
+	patient := json.RawMessage(`{"resourceType":"Patient","id":"a<b>","text":{"div":"<div>&amp;</div>"}}`)
+	for _, tt := range []struct {
+		name    string
+		entries []bundleEntry
+	}{
+		{"none", nil},
+		{"one", []bundleEntry{{FullURL: "http://x/fhir/Patient/a", Resource: patient, Response: &entryResponse{Status: "201 Created", Etag: `W/"1"`}}}},
+		{"several", []bundleEntry{
+			{Response: &entryResponse{Status: "204 No Content"}},
+			{Resource: patient, Response: &entryResponse{Status: "200 OK", Location: "Patient/a/_history/2"}},
+			{Response: &entryResponse{Status: "404 Not Found", Outcome: newOutcome(Issue{Severity: "error", Code: "not-found", Diagnostics: "<gone> & \u2028"}).marshal()}},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := bundle{ResourceType: "Bundle", ID: "id", Meta: bundleMeta{LastUpdated: "2026-01-01T00:00:00.000Z"}, Type: "transaction-response"}
+			head, err := json.Marshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parts, err := encodeEntries(tt.entries).result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Entry = tt.entries
+			want, err := json.Marshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameJSON(t, withEntries(head, parts), want)
+		})
+	}
+}
+
+// A Bundle written by encode is the JSON encoding/json writes for it.
+func TestBundleEncode(t *testing.T) {
+	total := 2
+	patient := json.RawMessage(`{"resourceType":"Patient","id":"p1","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Ann &amp; Bo</div>"}}`)
+	tests := []struct {
+		name string
+		b    bundle
+	}{
+		{"empty", bundle{ResourceType: "Bundle", ID: "b1", Type: "searchset", Total: &total}},
+		{"searchset", bundle{ResourceType: "Bundle", ID: "b2", Type: "searchset", Link: []bundleLink{{"self", "http://x/fhir/Patient?a=b&c=d"}},
+			Entry: []bundleEntry{
+				{FullURL: "http://x/fhir/Patient/p1", Resource: patient, Search: &entrySearch{Mode: "match"}},
+				{Resource: json.RawMessage(`{"resourceType":"OperationOutcome"}`), Search: &entrySearch{Mode: "outcome"}},
+			}}},
+		{"transaction-response", bundle{ResourceType: "Bundle", ID: "b3", Type: "transaction-response",
+			Entry: []bundleEntry{
+				{Response: &entryResponse{Status: "201 Created", Location: "Patient/p1/_history/1"}},
+				{FullURL: "urn:uuid:1", Response: &entryResponse{Status: "200 OK", Outcome: json.RawMessage(`{"resourceType":"OperationOutcome"}`)}},
+				{FullURL: "http://x/fhir/Patient/p1", Resource: patient},
+			}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.b.encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(tt.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameJSON(t, got, want)
+		})
+	}
+}
+
+// sameJSON checks that got is valid JSON with the value of want.
+func sameJSON(t *testing.T, got, want []byte) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("invalid JSON %s: %v", got, err)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
