@@ -69,14 +69,16 @@ func TestSearchPlanChoiceKeepsAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Written after the day-precise birth dates: a year-precise one, which
-	// overlaps March 1970, and so must widen what the range scans.
+	// overlaps March 1970, and so must widen what the range scans. And
+	// deleted: an active care plan, which no plan may find.
 	if err := s.Transact(t.Context(), func(tx store.Tx) error {
 		put(tx, "Patient", "year", `{"resourceType":"Patient","birthDate":"1970"}`)
-		return nil
+		return tx.Put(t.Context(), &store.Write{Type: "CarePlan", ID: wantActive[0], Expected: 1, LastUpdated: time.Now(), Deleted: true})
 	}); err != nil {
 		t.Fatal(err)
 	}
 	wantBorn = append(wantBorn, "year")
+	wantActive = wantActive[1:]
 
 	walk := func(t *testing.T, typ, query string, count int) []string {
 		t.Helper()

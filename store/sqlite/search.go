@@ -157,7 +157,7 @@ func lastUpdated(r string) string {
 func countSQL(q store.Query, lookup paramLookup, estimate estimator) (string, []any, error) {
 	cond := planSQL{param: lookup, estimate: estimate}
 	cond.arg(q.Type)
-	cond.b.WriteString("r.type = ? AND r.deleted = 0")
+	cond.b.WriteString("r.type = ?")
 	if err := cond.where(q.Type, "r", q.Where); err != nil {
 		return "", nil, err
 	}
@@ -179,7 +179,7 @@ func pageSQL(q store.Query, lookup paramLookup, estimate estimator) (query strin
 		return "", nil, 0, false, err
 	}
 	cond.arg(q.Type)
-	cond.b.WriteString("r.type = ? AND r.deleted = 0")
+	cond.b.WriteString("r.type = ?")
 	if err := cond.where(q.Type, "r", q.Where); err != nil {
 		return "", nil, 0, false, err
 	}
