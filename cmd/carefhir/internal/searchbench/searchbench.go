@@ -129,7 +129,8 @@ func (r Result) Ratio() float64 {
 	return r.HTTP.Throughput / r.Engine.Throughput
 }
 
-// Run measures every scenario over the patients sample, engine first.
+// Run measures every scenario over the patients sample, on the engine and
+// through the API.
 func Run(ctx context.Context, cfg Config, patients []Patient) ([]Result, error) {
 	if len(patients) == 0 {
 		return nil, errors.New("searchbench: no patients to search for")
@@ -145,76 +146,94 @@ func Run(ctx context.Context, cfg Config, patients []Patient) ([]Result, error) 
 	var results []Result
 	for _, sc := range scenarios {
 		engine := &engineSide{finder: finder, registry: cfg.Registry, base: cfg.BaseURL}
-		eside, err := measure(ctx, cfg, patients, sc, engine.search)
-		if err != nil {
-			return results, fmt.Errorf("%s on the engine: %w", sc.Name, err)
-		}
 		api := &httpSide{client: cfg.Client, base: cfg.BaseURL}
-		hside, err := measure(ctx, cfg, patients, sc, api.search)
+		sides, err := measure(ctx, cfg, patients, sc, engine.search, api.search)
 		if err != nil {
-			return results, fmt.Errorf("%s over HTTP: %w", sc.Name, err)
+			return results, fmt.Errorf("%s: %w", sc.Name, err)
 		}
-		results = append(results, Result{Scenario: sc.Name, HTTP: hside, Engine: eside})
+		results = append(results, Result{Scenario: sc.Name, Engine: sides[0], HTTP: sides[1]})
 	}
 	return results, nil
 }
 
-// pageFunc runs one page of a search: the first when cursor is nil. It
-// returns the number of matches and the next page ("" on the last).
-type pageFunc func(ctx context.Context, typ string, params url.Values, next string) (matches int, nextPage string, err error)
+// pageFunc runs one page of a search: the first when cursor is nil.
+type pageFunc func(ctx context.Context, typ string, params url.Values, next string) (page, error)
 
-// measure runs sc for cfg.Duration from cfg.Clients goroutines and
-// summarises the pages' latencies.
-func measure(ctx context.Context, cfg Config, patients []Patient, sc Scenario, page pageFunc) (Side, error) {
+// page is what running one page gave: its number of matches, the next page
+// ("" on the last), and how long it took.
+type page struct {
+	matches int
+	next    string
+	took    time.Duration
+}
+
+// measure runs sc for cfg.Duration on each side from cfg.Clients
+// goroutines and summarises each side's pages' latencies.
+//
+// Each search drawn runs on every side, one after the other, the first side
+// changing from one search to the next: the sides then see the same
+// searches with caches (the engine's, the operating system's) as warm,
+// and the same machine noise. A side's throughput is its pages over the
+// time spent on it, per client.
+func measure(ctx context.Context, cfg Config, patients []Patient, sc Scenario, sides ...pageFunc) ([]Side, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	type tally struct {
 		latencies []time.Duration
 		matches   int
+		busy      time.Duration
 	}
-	tallies := make([]tally, cfg.Clients)
-	start := time.Now()
-	deadline := start.Add(cfg.Duration)
+	tallies := make([][]tally, cfg.Clients)
+	deadline := time.Now().Add(time.Duration(len(sides)) * cfg.Duration)
 	var wg sync.WaitGroup
 	for i := range cfg.Clients {
+		tallies[i] = make([]tally, len(sides))
 		wg.Go(func() {
 			r := rand.New(rand.NewPCG(cfg.Seed, uint64(i)))
-			t := &tallies[i]
-			for time.Now().Before(deadline) && ctx.Err() == nil {
+			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 				typ, params := sc.Search(r, &patients[r.IntN(len(patients))])
-				next := ""
-				for {
-					began := time.Now()
-					n, nextPage, err := page(ctx, typ, params, next)
-					if err != nil {
-						cancel(err)
-						return
+				for k := range sides {
+					side := (n + k) % len(sides)
+					t := &tallies[i][side]
+					next := ""
+					for {
+						p, err := sides[side](ctx, typ, params, next)
+						if err != nil {
+							cancel(fmt.Errorf("side %d: %w", side, err))
+							return
+						}
+						t.latencies = append(t.latencies, p.took)
+						t.busy += p.took
+						t.matches += p.matches
+						if !sc.Walk || p.next == "" {
+							break
+						}
+						next = p.next
 					}
-					t.latencies = append(t.latencies, time.Since(began))
-					t.matches += n
-					if !sc.Walk || nextPage == "" {
-						break
-					}
-					next = nextPage
 				}
 			}
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
 	if err := context.Cause(ctx); err != nil {
-		return Side{}, err
+		return nil, err
 	}
-	var all []time.Duration
-	side := Side{}
-	for _, t := range tallies {
-		all = append(all, t.latencies...)
-		side.Matches += t.matches
+	out := make([]Side, len(sides))
+	for k := range sides {
+		var all []time.Duration
+		var busy time.Duration
+		for i := range tallies {
+			all = append(all, tallies[i][k].latencies...)
+			out[k].Matches += tallies[i][k].matches
+			busy += tallies[i][k].busy
+		}
+		out[k].Requests = len(all)
+		if busy > 0 {
+			out[k].Throughput = float64(len(all)) / (busy.Seconds() / float64(cfg.Clients))
+		}
+		out[k].Latency = loadgen.Summarize(all)
 	}
-	side.Requests = len(all)
-	side.Throughput = float64(len(all)) / elapsed.Seconds()
-	side.Latency = loadgen.Summarize(all)
-	return side, nil
+	return out, nil
 }
 
 // engineSide executes search plans on the engine.
@@ -224,17 +243,19 @@ type engineSide struct {
 	base     string
 }
 
-func (e *engineSide) search(ctx context.Context, typ string, params url.Values, cursor string) (int, string, error) {
+// search parses the search and executes its plan, timing both.
+func (e *engineSide) search(ctx context.Context, typ string, params url.Values, cursor string) (page, error) {
+	began := time.Now()
 	plan, err := e.registry.Parse(typ, params, search.Options{Base: e.base})
 	if err != nil {
-		return 0, "", err
+		return page{}, err
 	}
 	plan.Query.Cursor = cursor
-	page, err := e.finder.Find(ctx, plan.Query)
+	found, err := e.finder.Find(ctx, plan.Query)
 	if err != nil {
-		return 0, "", err
+		return page{}, err
 	}
-	return len(page.Matches), page.Next, nil
+	return page{matches: len(found.Matches), next: found.Next, took: time.Since(began)}, nil
 }
 
 // httpSide searches through the FHIR API.
@@ -257,41 +278,48 @@ type searchset struct {
 	} `json:"entry"`
 }
 
-func (h *httpSide) search(ctx context.Context, typ string, params url.Values, next string) (int, string, error) {
+// search sends the search and reads the whole answer, timing that: how
+// long the client then takes to decode the Bundle is its own affair.
+func (h *httpSide) search(ctx context.Context, typ string, params url.Values, next string) (page, error) {
 	u := next
 	if u == "" {
 		u = h.base + "/" + typ + "?" + params.Encode()
 	}
+	began := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return 0, "", err
+		return page{}, err
 	}
 	req.Header.Set("Accept", "application/fhir+json")
 	resp, err := h.client.Do(req)
 	if err != nil {
-		return 0, "", err
+		return page{}, err
 	}
-	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return page{}, fmt.Errorf("GET %s: %w", u, err)
+	}
+	took := time.Since(began)
 	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return 0, "", fmt.Errorf("GET %s: %s: %s", u, resp.Status, msg)
+		return page{}, fmt.Errorf("GET %s: %s: %.1024s", u, resp.Status, body)
 	}
 	var b searchset
-	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil {
-		return 0, "", fmt.Errorf("GET %s: %w", u, err)
+	if err := json.Unmarshal(body, &b); err != nil {
+		return page{}, fmt.Errorf("GET %s: %w", u, err)
 	}
-	matches := 0
+	p := page{took: took}
 	for _, e := range b.Entry {
 		if e.Search.Mode == "match" {
-			matches++
+			p.matches++
 		}
 	}
 	for _, l := range b.Link {
 		if l.Relation == "next" {
-			return matches, l.URL, nil
+			p.next = l.URL
 		}
 	}
-	return matches, "", nil
+	return p, nil
 }
 
 // Sample reads up to n patients of the patients (ids by synth's scheme,
