@@ -15,17 +15,28 @@ func (b *bundle) encode() ([]byte, error) {
 	head := *b
 	head.Entry = nil
 	out, err := json.Marshal(head)
-	if err != nil {
-		return nil, err
+	if err != nil || len(b.Entry) == 0 {
+		return out, err
 	}
-	entries := make([][]byte, len(b.Entry))
+	// One buffer, sized for the resources and what surrounds each.
+	size := len(out) + len(entryMember) + 2
 	for i := range b.Entry {
-		if entries[i], err = b.Entry[i].appendJSON(nil); err != nil {
+		size += len(b.Entry[i].Resource) + len(b.Entry[i].FullURL) + 128
+	}
+	out = append(append(make([]byte, 0, size), out[:len(out)-1]...), entryMember...)
+	for i := range b.Entry {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if out, err = b.Entry[i].appendJSON(out); err != nil {
 			return nil, fmt.Errorf("Bundle.entry[%d]: %w", i, err)
 		}
 	}
-	return withEntries(out, entries), nil
+	return append(out, "]}"...), nil
 }
+
+// entryMember starts Bundle.entry, the last member of a Bundle.
+const entryMember = `,"entry":[`
 
 // withEntries adds entries, encoded, to the encoded Bundle b, which has
 // none: what encoding the Bundle with them gives, as entry is its last
@@ -34,13 +45,12 @@ func withEntries(b []byte, entries [][]byte) []byte {
 	if len(entries) == 0 {
 		return b
 	}
-	const member = `,"entry":[`
-	size := len(b) + len(member) + len(entries) + 1
+	size := len(b) + len(entryMember) + len(entries) + 1
 	for _, e := range entries {
 		size += len(e)
 	}
 	out := make([]byte, 0, size)
-	out = append(append(out, b[:len(b)-1]...), member...)
+	out = append(append(out, b[:len(b)-1]...), entryMember...)
 	for i, e := range entries {
 		if i > 0 {
 			out = append(out, ',')
