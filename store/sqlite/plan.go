@@ -27,8 +27,22 @@ type planSQL struct {
 	estimate estimator
 	// scanAt, when positive, is the count from which a walk of the type in
 	// the order of the page, probing every condition, beats driving: the
-	// page then fills after a few probes per match.
+	// page then fills after a few probes per match. walked reports that
+	// the counts chose one.
 	scanAt int
+	walked bool
+	// rowRead lists the aliases of resources whose row (deleted, seq) a
+	// condition reads, beyond the rid, type and id of the resources_id
+	// index.
+	rowRead map[string]bool
+}
+
+// readsRow records that a condition reads columns of the row of alias r.
+func (p *planSQL) readsRow(r string) {
+	if p.rowRead == nil {
+		p.rowRead = map[string]bool{}
+	}
+	p.rowRead[r] = true
 }
 
 // estimator returns the single integer a query selects.
@@ -116,6 +130,7 @@ func (p *planSQL) where(typ, r string, clauses []store.Clause) error {
 	p.estimate, p.scanAt = nil, 0
 	if !current(terms) {
 		fmt.Fprintf(&p.b, " AND %s.deleted = 0", r)
+		p.readsRow(r)
 	}
 	for i, t := range terms {
 		p.b.WriteString(" AND ")
@@ -164,20 +179,43 @@ func (p *planSQL) driver(typ string, terms []term) (driver int, scan bool, err e
 		return candidates[0], false, nil
 	}
 	most := max(p.scanAt, minEstimate)
-	best, least := -1, 0
+	best, least, err := p.rarest(typ, terms, candidates, estimate, most)
+	if err != nil {
+		return -1, false, err
+	}
+	if p.scanAt > 0 && least >= p.scanAt {
+		p.walked = true
+		return -1, true, nil
+	}
+	if least < most {
+		return best, false, nil
+	}
+	// Every term is common and the search does not walk (it is sorted, or
+	// a walk gave up): the counts at the cap say nothing of which is
+	// rarer, and driving from the commoner of two can cost ten times
+	// more. Count further.
+	best, _, err = p.rarest(typ, terms, candidates, estimate, deepEstimate*most)
+	return best, false, err
+}
+
+// deepEstimate is how much further driver counts terms that all reached
+// the cap.
+const deepEstimate = 10
+
+// rarest returns the candidate term with the fewest rows, counted up to
+// most, and its count.
+func (p *planSQL) rarest(typ string, terms []term, candidates []int, estimate estimator, most int) (best, least int, err error) {
+	best = -1
 	for _, i := range candidates {
 		n, err := p.count(typ, terms[i], estimate, most)
 		if err != nil {
-			return -1, false, err
+			return -1, 0, err
 		}
 		if best < 0 || n < least {
 			best, least = i, n
 		}
 	}
-	if p.scanAt > 0 && least >= p.scanAt {
-		return -1, true, nil
-	}
-	return best, false, nil
+	return best, least, nil
 }
 
 // minEstimate is the cap of a count that only ranks terms.
@@ -389,6 +427,7 @@ func (p *planSQL) clause(typ, r string, c *store.Clause) error {
 		// second condition keeps those whose current version is in range.
 		inner, args := dateCond("last_updated", "last_updated", c.Dates)
 		lu := lastUpdated(r)
+		p.readsRow(r)
 		outer, oargs := dateCond(lu, lu, c.Dates)
 		fmt.Fprintf(&p.b, "%s.id IN (SELECT id FROM versions WHERE type = ? AND (%s)) AND (%s)", r, inner, outer)
 		p.arg(typ)

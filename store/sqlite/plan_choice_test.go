@@ -148,3 +148,65 @@ func TestSearchPlanChoiceKeepsAnswers(t *testing.T) {
 		t.Errorf("Goal?target-date=ge2021-01-01&target-date=lt2021-12-31: %v, want [g1 g2]", got)
 	}
 }
+
+// A walk looks at a bounded number of resources: when the matches of a
+// common condition all come late in id order, the page is read again
+// driven by the condition, and is still the first matches in id order.
+func TestSearchWalkGivesUp(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reg, err := search.Load([]string{"CarePlan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := search.NewIndexer(reg, search.FHIRPath, "")
+	// With pages of 1 a search walks from 1,000 matches, looking at 4,000
+	// resources at most: the 1,200 active plans come after 4,000 drafts.
+	const drafts, active = 4000, 1200
+	err = s.Transact(t.Context(), func(tx store.Tx) error {
+		for i := range drafts + active {
+			status := "draft"
+			if i >= drafts {
+				status = "active"
+			}
+			body := fmt.Sprintf(`{"resourceType":"CarePlan","status":%q,"intent":"plan","subject":{"reference":"Patient/p1"}}`, status)
+			index, err := ix.IndexJSON("CarePlan", []byte(body))
+			if err != nil {
+				return err
+			}
+			w := &store.Write{Type: "CarePlan", ID: fmt.Sprintf("cp%05d", i), LastUpdated: time.Now(), JSON: []byte(body), Index: index}
+			if err := tx.Put(t.Context(), w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := reg.Parse("CarePlan", url.Values{"status": {"active"}, "_count": {"1"}}, search.Options{Strict: true, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := plan.Query
+	if pq, err := pageSQL(q, s.reader.lookup(t.Context()), s.reader.estimator(t.Context()), true); err != nil || !pq.walked {
+		t.Fatalf("the search does not walk (err %v): the test no longer tests giving up", err)
+	}
+	var got []string
+	for range 3 {
+		page, err := s.Find(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range page.Matches {
+			got = append(got, v.ID)
+		}
+		q.Cursor = page.Next
+	}
+	if want := []string{"cp04000", "cp04001", "cp04002"}; !slices.Equal(got, want) {
+		t.Errorf("pages %v, want %v", got, want)
+	}
+}

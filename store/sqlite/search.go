@@ -164,31 +164,56 @@ func countSQL(q store.Query, lookup paramLookup, estimate estimator) (string, []
 	return "SELECT count(*)" + from + " WHERE " + cond.b.String(), cond.args, nil
 }
 
+// pageQuery is the SQL of a page of a search.
+type pageQuery struct {
+	query string
+	args  []any
+	keys  int  // the sort values that follow id, version, last_updated and json
+	back  bool // a page before a Prev cursor: its rows come in reverse order
+	// walked reports a walk of the type in id order (planSQL.scanAt) that
+	// looks at no more than walkBudget resources: a page it does not fill
+	// must be read again without walking.
+	walked bool
+}
+
+// walkBudget returns how many resources a walk for a page of count
+// matches looks at before it gives up, given the count from which it
+// walks. A condition matching that many resources spread over the type
+// fills the page well within it; when they are bunched at the end of the
+// id order (ids given in sequence, the newest matching), the search is
+// read again driven by its rarest condition, having lost a few
+// milliseconds rather than reading the type whole.
+func walkBudget(scanAt int) int { return 4 * scanAt }
+
 // pageSQL returns the query of a page of q: the columns id, version,
-// last_updated and json, then the n sort values; at most Count+1 rows. back
-// reports a page before a Prev cursor, whose rows come in reverse order.
-func pageSQL(q store.Query, lookup paramLookup, estimate estimator) (query string, args []any, n int, back bool, err error) {
+// last_updated and json, then the sort values; at most Count+1 rows. With
+// walk false, the search is not run as a walk of its type.
+func pageSQL(q store.Query, lookup paramLookup, estimate estimator, walk bool) (*pageQuery, error) {
 	cond := planSQL{param: lookup, estimate: estimate}
-	if len(q.Sort) == 0 {
+	if len(q.Sort) == 0 && walk {
 		// In id order, a walk of the type stops after the page; the
 		// count from which it is the better plan grows with the page.
 		cond.scanAt = min(max(100*(q.Count+1), minEstimate), maxScanAt)
 	}
+	scanAt := cond.scanAt
 	cols, err := order(q.Type, q.Sort, lookup)
 	if err != nil {
-		return "", nil, 0, false, err
+		return nil, err
 	}
 	cond.arg(q.Type)
 	cond.b.WriteString("r.type = ?")
 	if err := cond.where(q.Type, "r", q.Where); err != nil {
-		return "", nil, 0, false, err
+		return nil, err
 	}
+	pq := &pageQuery{keys: len(cols), walked: cond.walked}
+	source, sourceArgs := from, []any(nil)
+	start, startArgs := "", []any(nil) // where a walk starts
 	if q.Cursor != "" {
 		after, b, err := decodeSearchCursor(q.Cursor, len(cols))
 		if err != nil {
-			return "", nil, 0, false, err
+			return nil, err
 		}
-		if back = b; back {
+		if pq.back = b; pq.back {
 			// Read the page before the cursor in reverse order; NULLs sort
 			// first ascending and last descending, so reversing every
 			// direction reverses the order exactly.
@@ -199,13 +224,33 @@ func pageSQL(q store.Query, lookup paramLookup, estimate estimator) (query strin
 		ks, kargs := keyset(cols, after)
 		cond.b.WriteString(" AND " + ks)
 		cond.arg(kargs...)
+		// In id order the only key is the id: a walk starts after the
+		// cursor.
+		start, startArgs = " AND "+ks, kargs
+	}
+	if pq.walked {
+		// The resources of the type, from the start, in the order of the
+		// page, up to the walk's budget.
+		dir := ""
+		if cols[0].desc {
+			dir = " DESC"
+		}
+		// Its columns are those of the resources_id index, which the
+		// walk then reads alone, unless a condition needs the row.
+		columns := "r.rid, r.type, r.id"
+		if cond.rowRead["r"] {
+			columns += ", r.deleted, r.seq"
+		}
+		source = " FROM (SELECT " + columns + " FROM resources r WHERE r.type = ?" + start +
+			" ORDER BY r.id" + dir + limit(walkBudget(scanAt)) + ") r"
+		sourceArgs = append([]any{q.Type}, startArgs...)
 	}
 	// The inner query finds and orders the page's rows by their keys (by
 	// the names of the key columns, so that each key is computed once per
-	// row); the outer one reads the versions of those rows only, so a sort
-	// of many matches never carries their bodies.
+	// row); the outer one reads the rows and versions of those only, so a
+	// sort of many matches never carries their bodies.
 	var sel, by strings.Builder
-	sel.WriteString("SELECT r.id, r.version, r.seq")
+	sel.WriteString("SELECT r.rid, r.id")
 	keys := make([]string, len(cols))
 	for i, c := range cols {
 		fmt.Fprintf(&sel, ", %s AS k%d", c.expr, i)
@@ -218,10 +263,11 @@ func pageSQL(q store.Query, lookup paramLookup, estimate estimator) (query strin
 		}
 		keys[i] = fmt.Sprintf(", k%d", i)
 	}
-	query = "SELECT page.id, page.version, v.last_updated, v.json" + strings.Join(keys, "") +
-		" FROM (" + sel.String() + from + " WHERE " + cond.b.String() + " ORDER BY " + by.String() + limit(q.Count+1) + ") page" +
-		" JOIN versions v ON v.seq = page.seq ORDER BY " + by.String()
-	return query, cond.args, len(cols), back, nil
+	pq.query = "SELECT page.id, cur.version, v.last_updated, v.json" + strings.Join(keys, "") +
+		" FROM (" + sel.String() + source + " WHERE " + cond.b.String() + " ORDER BY " + by.String() + limit(q.Count+1) + ") page" +
+		" JOIN resources cur ON cur.rid = page.rid JOIN versions v ON v.seq = cur.seq ORDER BY " + by.String()
+	pq.args = append(sourceArgs, cond.args...)
+	return pq, nil
 }
 
 func (r *reader) find(ctx context.Context, q store.Query) (*store.Page, error) {
@@ -239,49 +285,29 @@ func (r *reader) find(ctx context.Context, q store.Query) (*store.Page, error) {
 	if q.Count <= 0 {
 		return page, nil
 	}
-	query, args, ncols, back, err := pageSQL(q, lookup, r.estimator(ctx))
+	pq, err := pageSQL(q, lookup, r.estimator(ctx), true)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := r.stmts.query(ctx, query, args...)
+	matches, keys, more, err := r.page(ctx, pq, q)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var keys [][]any // the sort values of each match
-	more := false
-	for rows.Next() {
-		if len(page.Matches) == q.Count {
-			more = true
-			break
-		}
-		v := &store.Version{Type: q.Type}
-		var ms int64
-		k := make([]any, ncols)
-		dest := []any{&v.ID, &v.VersionID, &ms, &v.JSON}
-		for i := range k {
-			dest = append(dest, &k[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
+	if pq.walked && !more {
+		// The walk gave up, or reached the end of the type.
+		if pq, err = pageSQL(q, lookup, r.estimator(ctx), false); err != nil {
 			return nil, err
 		}
-		v.LastUpdated = fromMillis(ms)
-		page.Matches = append(page.Matches, v)
-		keys = append(keys, k)
+		if matches, keys, more, err = r.page(ctx, pq, q); err != nil {
+			return nil, err
+		}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows.Close()
-	if back {
-		slices.Reverse(page.Matches)
-		slices.Reverse(keys)
-	}
+	page.Matches = matches
 	if n := len(keys); n > 0 {
-		if more || back {
+		if more || pq.back {
 			page.Next = encodeSearchCursor(keys[n-1], false)
 		}
-		if more && back || !back && q.Cursor != "" {
+		if more && pq.back || !pq.back && q.Cursor != "" {
 			page.Prev = encodeSearchCursor(keys[0], true)
 		}
 	}
@@ -291,6 +317,44 @@ func (r *reader) find(ctx context.Context, q store.Query) (*store.Page, error) {
 		}
 	}
 	return page, nil
+}
+
+// page runs pq, the query of a page of q, and returns its matches in the
+// search's order, the sort values of each, and whether more follow.
+func (r *reader) page(ctx context.Context, pq *pageQuery, q store.Query) (matches []*store.Version, keys [][]any, more bool, err error) {
+	rows, err := r.stmts.query(ctx, pq.query, pq.args...)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer rows.Close()
+	matches = []*store.Version{}
+	for rows.Next() {
+		if len(matches) == q.Count {
+			more = true
+			break
+		}
+		v := &store.Version{Type: q.Type}
+		var ms int64
+		k := make([]any, pq.keys)
+		dest := []any{&v.ID, &v.VersionID, &ms, &v.JSON}
+		for i := range k {
+			dest = append(dest, &k[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, false, err
+		}
+		v.LastUpdated = fromMillis(ms)
+		matches = append(matches, v)
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, false, err
+	}
+	if pq.back {
+		slices.Reverse(matches)
+		slices.Reverse(keys)
+	}
+	return matches, keys, more, nil
 }
 
 // keyset returns the condition of the rows after the sort values after:
