@@ -46,6 +46,7 @@ type Patient struct {
 	Family    string
 	NHSNumber string
 	BirthDate string
+	Practice  string // the reference to the practice: Organization/…
 }
 
 // Scenario is one kind of search.
@@ -91,6 +92,12 @@ func Scenarios() []Scenario {
 			return "Appointment", url.Values{"patient": {"Patient/" + p.ID}, "date": {"ge2025-01-01"}, "_sort": {"date"}}
 		}},
 		{Name: "active care plans _include", Search: func(_ *rand.Rand, p *Patient) (string, url.Values) {
+			return "CarePlan", url.Values{"status": {"active"}, "_include": {"CarePlan:subject"}}
+		}},
+		{Name: "a practice's active plans", Search: func(_ *rand.Rand, p *Patient) (string, url.Values) {
+			return "CarePlan", url.Values{"status": {"active"}, "_include": {"CarePlan:subject"}, "subject:Patient.general-practitioner": {p.Practice}}
+		}},
+		{Name: "active plans by name", Search: func(_ *rand.Rand, p *Patient) (string, url.Values) {
 			return "CarePlan", url.Values{"status": {"active"}, "_include": {"CarePlan:subject"}, "subject:Patient.name": {prefix(p)}}
 		}},
 		{Name: "_has", Search: func(_ *rand.Rand, p *Patient) (string, url.Values) {
@@ -382,6 +389,9 @@ func patientFrom(body []byte) (Patient, error) {
 		Name []struct {
 			Family string `json:"family"`
 		} `json:"name"`
+		GeneralPractitioner []struct {
+			Reference string `json:"reference"`
+		} `json:"generalPractitioner"`
 	}
 	if err := json.Unmarshal(body, &res); err != nil {
 		return Patient{}, err
@@ -395,8 +405,11 @@ func patientFrom(body []byte) (Patient, error) {
 	if len(res.Name) > 0 {
 		p.Family = res.Name[0].Family
 	}
-	if p.Family == "" || p.NHSNumber == "" {
-		return Patient{}, errors.New("no family name or NHS number to search for")
+	if len(res.GeneralPractitioner) > 0 {
+		p.Practice = res.GeneralPractitioner[0].Reference
+	}
+	if p.Family == "" || p.NHSNumber == "" || p.Practice == "" {
+		return Patient{}, errors.New("no family name, NHS number or practice to search for")
 	}
 	return p, nil
 }
