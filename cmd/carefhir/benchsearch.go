@@ -109,6 +109,21 @@ func benchSearch(ctx context.Context, cfg *benchSearchConfig, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("bench search: %w", err)
 	}
+	// The cost of HTTP alone, with bodies the size of a page of one match
+	// and of twenty, sets what share of the engine's throughput an API can
+	// keep for searches that take the engine less than a millisecond.
+	sizes := []int{2 << 10, 40 << 10}
+	trips, err := searchbench.RoundTrip(ctx, &http.Client{Transport: transport, Timeout: time.Minute}, sizes, min(cfg.Duration, 2*time.Second))
+	if err != nil {
+		return fmt.Errorf("bench search: %w", err)
+	}
 	fmt.Fprintf(stdout, "data:     %s (%d patients)\nclients:  %d, %s per scenario and side\n\n", cfg.Data, patients, cfg.Clients, cfg.Duration)
-	return searchbench.WriteTable(stdout, results)
+	if err := searchbench.WriteTable(stdout, results); err != nil {
+		return err
+	}
+	for i, n := range sizes {
+		fmt.Fprintf(stdout, "HTTP alone (a handler writing %d KB, same client, loopback): p50 %.2fms, p99 %.2fms\n",
+			n>>10, float64(trips[i].P50)/float64(time.Millisecond), float64(trips[i].P99)/float64(time.Millisecond))
+	}
+	return nil
 }

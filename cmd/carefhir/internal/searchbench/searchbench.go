@@ -9,14 +9,17 @@
 package searchbench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -433,4 +436,48 @@ func WriteTable(w io.Writer, results []Result) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// RoundTrip measures, for each body size, GETs of a handler that does
+// nothing but write that many bytes, through client over loopback, for d
+// each: the cost of HTTP alone, which no API built on it can go below.
+func RoundTrip(ctx context.Context, client *http.Client, sizes []int, d time.Duration) ([]loadgen.Latency, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	bodies := map[string][]byte{}
+	for _, n := range sizes {
+		bodies[strconv.Itoa(n)] = bytes.Repeat([]byte{'x'}, n)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/fhir+json")
+		w.Write(bodies[r.URL.Query().Get("n")])
+	})}
+	go srv.Serve(lis)
+	defer srv.Close()
+	var out []loadgen.Latency
+	for _, n := range sizes {
+		u := "http://" + lis.Addr().String() + "/?n=" + strconv.Itoa(n)
+		var took []time.Duration
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); {
+			began := time.Now()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return nil, err
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				return nil, err
+			}
+			took = append(took, time.Since(began))
+		}
+		out = append(out, loadgen.Summarize(took))
+	}
+	return out, nil
 }
