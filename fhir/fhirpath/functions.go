@@ -10,6 +10,7 @@ import (
 
 	"math"
 	"math/big"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -391,12 +392,28 @@ func init() {
 			return out, nil
 		}},
 		"descendants": {0, 0, func(c *ctx, in []Value, _ []expr) ([]Value, error) {
-			return repeat(in, func(v Value, _ int) ([]Value, error) {
-				if n, ok := v.(*Node); ok {
-					return c.m.allChildren(n), nil
+			// repeat(children()), walked level by level without looking
+			// for items already output, as the HL7 reference
+			// implementation does: elements form a tree, so from one
+			// element none is reached twice, and a check for it made
+			// descendants() quadratic. (repeat compares with =, which
+			// would also fold equal primitives, such as two codes, into
+			// one, defeating invariants that look for duplicates.)
+			var out []Value
+			for queue := in; len(queue) > 0; {
+				var next []Value
+				for _, v := range queue {
+					if n, ok := v.(*Node); ok {
+						next = append(next, c.m.allChildren(n)...)
+					}
 				}
-				return nil, nil
-			})
+				out = append(out, next...)
+				if len(out) > maxRepeat {
+					return nil, errors.New("descendants produced too many items")
+				}
+				queue = next
+			}
+			return out, nil
 		}},
 
 		// Utility.
@@ -629,6 +646,7 @@ func where(c *ctx, in []Value, crit expr) ([]Value, error) {
 // yields, until no new items appear.
 func repeat(in []Value, f func(Value, int) ([]Value, error)) ([]Value, error) {
 	var out []Value
+	var seen valueSet
 	queue := in
 	for len(queue) > 0 {
 		var next []Value
@@ -638,13 +656,13 @@ func repeat(in []Value, f func(Value, int) ([]Value, error)) ([]Value, error) {
 				return nil, err
 			}
 			for _, x := range r {
-				if !containsSame(out, x) {
+				if seen.add(x) {
 					out = append(out, x)
 					next = append(next, x)
 				}
 			}
 		}
-		if len(out) > 100000 {
+		if len(out) > maxRepeat {
 			return nil, errors.New("repeat produced too many items")
 		}
 		queue = next
@@ -652,13 +670,53 @@ func repeat(in []Value, f func(Value, int) ([]Value, error)) ([]Value, error) {
 	return out, nil
 }
 
-// containsSame reports whether in holds x: the same node, or an equal
-// system value.
+// maxRepeat bounds the output of repeat and descendants.
+const maxRepeat = 100000
+
+// valueSet holds the items repeat has output, so that it outputs each once:
+// a node is the same as another when it is the same element (its JSON
+// object, type and name), a system value when it is equal. Nodes of
+// objects, nearly all of what repeat walks, are found by key; the others
+// by comparison with each.
+type valueSet struct {
+	objects map[objectKey]bool
+	others  []Value
+}
+
+type objectKey struct {
+	obj       uintptr // the JSON object
+	typ, name string
+}
+
+// add adds x and reports whether it was not there.
+func (s *valueSet) add(x Value) bool {
+	if n, ok := x.(*Node); ok {
+		if obj, ok := n.val.(map[string]any); ok {
+			k := objectKey{reflect.ValueOf(obj).Pointer(), n.typ, n.name}
+			if s.objects[k] {
+				return false
+			}
+			if s.objects == nil {
+				s.objects = map[objectKey]bool{}
+			}
+			s.objects[k] = true
+			return true
+		}
+	}
+	if containsSame(s.others, x) {
+		return false
+	}
+	s.others = append(s.others, x)
+	return true
+}
+
+// containsSame reports whether in holds x: the same node (the same JSON
+// value, type and name), or an equal system value.
 func containsSame(in []Value, x Value) bool {
 	xn, isNode := x.(*Node)
 	for _, v := range in {
 		if isNode {
-			if n, ok := v.(*Node); ok && n.typ == xn.typ && sameJSON(n.val, xn.val) && n.name == xn.name {
+			if n, ok := v.(*Node); ok && n.typ == xn.typ && n.name == xn.name && sameJSON(n.val, xn.val) {
 				return true
 			}
 			continue
@@ -676,7 +734,7 @@ func sameJSON(a, b any) bool {
 	switch x := a.(type) {
 	case map[string]any:
 		y, ok := b.(map[string]any)
-		return ok && len(x) == len(y) && fmt.Sprintf("%p", x) == fmt.Sprintf("%p", y)
+		return ok && reflect.ValueOf(x).Pointer() == reflect.ValueOf(y).Pointer()
 	case []any:
 		return false
 	}
