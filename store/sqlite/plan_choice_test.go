@@ -92,7 +92,10 @@ func TestSearchPlanChoiceKeepsAnswers(t *testing.T) {
 		}
 		q := plan.Query
 		q.Count = count
+		// Forwards by Next to the last page, then back by Previous: both
+		// ways give the same matches.
 		var ids []string
+		var last *store.Page
 		for pages := 0; ; pages++ {
 			page, err := s.Find(t.Context(), q)
 			if err != nil {
@@ -102,10 +105,29 @@ func TestSearchPlanChoiceKeepsAnswers(t *testing.T) {
 				ids = append(ids, v.ID)
 			}
 			if page.Next == "" || pages > plans {
-				return ids
+				last = page
+				break
 			}
 			q.Cursor = page.Next
 		}
+		back := []string{}
+		for page := last; ; {
+			for _, v := range slices.Backward(page.Matches) {
+				back = append(back, v.ID)
+			}
+			if page.Prev == "" || len(back) > len(ids) {
+				break
+			}
+			q.Cursor = page.Prev
+			if page, err = s.Find(t.Context(), q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		slices.Reverse(back)
+		if !slices.Equal(back, ids) {
+			t.Errorf("%s?%s: %d matches forwards, %d backwards", typ, query, len(ids), len(back))
+		}
+		return ids
 	}
 	tests := []struct {
 		name, typ, query string
