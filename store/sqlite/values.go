@@ -1,0 +1,249 @@
+package sqlite
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"carefhir/store"
+)
+
+// values writes the selects of a term's values from the search tables,
+// joined by UNION ALL: each alternative selects resources by a range of its
+// table's key. As a probe, each selects 1 for resource r; else, rids.
+func (p *planSQL) values(typ, r string, t term) error {
+	c := t[0]
+	pr, err := p.param(typ, c.Param)
+	if err != nil {
+		return err
+	}
+	n := 0
+	sub := func(table, cond string, args ...any) {
+		if n > 0 {
+			p.b.WriteString(" UNION ALL ")
+		}
+		n++
+		if p.probe {
+			fmt.Fprintf(&p.b, "SELECT 1 FROM %s WHERE rid = %s.rid AND pid = ? AND %s", table, r, cond)
+		} else {
+			fmt.Fprintf(&p.b, "SELECT rid FROM %s WHERE pid = ? AND %s", table, cond)
+		}
+		p.arg(pr.pid)
+		p.arg(args...)
+	}
+	if len(t) > 1 {
+		// Merged date clauses: one row within every bound.
+		var bounds []store.Bound
+		for _, c := range t {
+			bounds = append(bounds, c.Dates[0].Bounds()...)
+		}
+		cond, args := dateRowCond(bounds, pr.dateWidth)
+		sub("dates", cond, args...)
+		return nil
+	}
+	tokens := c.Tokens
+	if len(tokens) > maxTokenTerms {
+		// A long list (an expanded ValueSet) would pass SQLite's limit of
+		// terms in a compound SELECT: its system|code pairs become one
+		// lookup through a JSON table, still one key probe per pair.
+		// Codes in any system likewise.
+		pairs, codes := [][2]string{}, []string{}
+		var rest []store.TokenMatch
+		for _, m := range tokens {
+			switch {
+			case m.AnyCode:
+				rest = append(rest, m)
+			case m.AnySystem:
+				codes = append(codes, m.Code)
+			default:
+				pairs = append(pairs, [2]string{m.Code, m.System})
+			}
+		}
+		if len(pairs) > 0 {
+			b, _ := json.Marshal(pairs) // strings always marshal
+			sub("tokens", "(code, system) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))", string(b))
+		}
+		if len(codes) > 0 {
+			b, _ := json.Marshal(codes)
+			sub("tokens", "code IN (SELECT value FROM json_each(?))", string(b))
+		}
+		tokens = rest
+	}
+	for _, m := range tokens {
+		switch {
+		case m.AnyCode && m.AnySystem:
+			sub("tokens", "1")
+		case m.AnyCode:
+			sub("tokens", "system = ?", m.System)
+		case m.AnySystem:
+			sub("tokens", "code = ?", m.Code)
+		default:
+			sub("tokens", "code = ? AND system = ?", m.Code, m.System)
+		}
+	}
+	for _, m := range c.Strings {
+		switch m.Mode {
+		case store.StringExact:
+			sub("strings", "exact = ?", m.Value)
+		case store.StringContains:
+			sub("strings", "instr(value, ?) > 0", m.Value)
+		default:
+			sub("strings", "value >= ? AND value < ?", m.Value, m.Value+prefixEnd)
+		}
+	}
+	for _, m := range c.Dates {
+		cond, args := dateRowCond(m.Bounds(), pr.dateWidth)
+		sub("dates", cond, args...)
+	}
+	for _, m := range c.Numbers {
+		cond, args := numberCond(m)
+		sub("numbers", cond, args...)
+	}
+	for _, m := range c.Quantities {
+		cond, args := quantityCond(m)
+		sub("quantities", cond, args...)
+	}
+	for _, m := range c.References {
+		sub("refs", "key = ?", m.Key())
+	}
+	for _, m := range c.URIs {
+		switch m.Mode {
+		case store.URIBelow:
+			sub("uris", "value >= ? AND value < ?", m.Value, m.Value+prefixEnd)
+		case store.URIAbove:
+			sub("uris", "instr(?, value) = 1", m.Value)
+		default:
+			sub("uris", "value = ?", m.Value)
+		}
+	}
+	for _, m := range c.Composites {
+		cond, args := "key = ?", []any{store.CompositeKey(m.Parts)}
+		switch {
+		case m.Quantity != nil:
+			qc, qa := quantityCond(*m.Quantity)
+			cond, args = cond+" AND "+qc, append(args, qa...)
+		case m.Date != nil:
+			dc, da := dateCond("low", "high", []store.DateMatch{*m.Date})
+			cond, args = cond+" AND ("+dc+")", append(args, da...)
+		default:
+			cond += " AND value IS NULL AND low IS NULL"
+		}
+		sub("composites", cond, args...)
+	}
+	if n == 0 {
+		p.b.WriteString("SELECT NULL WHERE 0")
+	}
+	return nil
+}
+
+// maxTokenTerms is the most token matches a clause writes as one SELECT
+// each; beyond it, their system|code pairs are looked up through a JSON
+// table. SQLite allows 500 terms in a compound SELECT.
+const maxTokenTerms = 64
+
+// prefixEnd follows every string that starts with a given prefix: the
+// largest code point, which no UTF-8 text exceeds.
+const prefixEnd = "\U0010FFFF"
+
+// dateRowCond returns the condition of a row of dates within every bound.
+// The dates key is (pid, low, high, rid), and SQLite scans a range of it
+// by one lower and one upper bound of low: the bounds on low are folded
+// into those two, and the bounds on high imply their own (low <= high, and
+// high - low <= width), so that a range open on low (ge1970-03-01: high >=
+// a day) still scans a bounded part of the key.
+func dateRowCond(bounds []store.Bound, width int64) (string, []any) {
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+	var and []string
+	var args []any
+	for _, b := range bounds {
+		at := b.At.(time.Time).UnixMilli()
+		switch {
+		case !b.High && b.Op == ">":
+			lo = max(lo, at+1)
+		case !b.High && b.Op == ">=":
+			lo = max(lo, at)
+		case !b.High && b.Op == "<":
+			hi = min(hi, at-1)
+		case !b.High && b.Op == "<=":
+			hi = min(hi, at)
+		default:
+			and = append(and, "high "+b.Op+" ?")
+			args = append(args, at)
+			switch b.Op {
+			case ">", ">=":
+				if at >= math.MinInt64+width {
+					lo = max(lo, at-width)
+				}
+			case "<":
+				hi = min(hi, at-1)
+			case "<=":
+				hi = min(hi, at)
+			}
+		}
+	}
+	cond := []string{}
+	var cargs []any
+	if lo != math.MinInt64 {
+		cond = append(cond, "low >= ?")
+		cargs = append(cargs, lo)
+	}
+	if hi != math.MaxInt64 {
+		cond = append(cond, "low <= ?")
+		cargs = append(cargs, hi)
+	}
+	cond = append(cond, and...)
+	if len(cond) == 0 {
+		return "1", nil
+	}
+	return strings.Join(cond, " AND "), append(cargs, args...)
+}
+
+// dateCond returns the condition of date matches (ORed) on a low and a
+// high column (Unix milliseconds).
+func dateCond(low, high string, ms []store.DateMatch) (string, []any) {
+	if len(ms) == 0 {
+		return "0", nil
+	}
+	var or []string
+	var args []any
+	for _, m := range ms {
+		var and []string
+		for _, b := range m.Bounds() {
+			col := low
+			if b.High {
+				col = high
+			}
+			and = append(and, col+" "+b.Op+" ?")
+			args = append(args, b.At.(time.Time).UnixMilli())
+		}
+		or = append(or, "("+strings.Join(and, " AND ")+")")
+	}
+	return strings.Join(or, " OR "), args
+}
+
+// quantityCond returns the condition of a quantity match on the columns
+// value, system, code and unit.
+func quantityCond(m store.QuantityMatch) (string, []any) {
+	cond, args := numberCond(m.NumberMatch)
+	switch {
+	case m.Code == "":
+	case m.System != "":
+		cond, args = "system = ? AND code = ? AND "+cond, append([]any{m.System, m.Code}, args...)
+	default:
+		cond, args = "(code = ? OR unit = ?) AND "+cond, append([]any{m.Code, m.Code}, args...)
+	}
+	return cond, args
+}
+
+// numberCond returns the condition of a number match on the column value.
+func numberCond(m store.NumberMatch) (string, []any) {
+	var conds []string
+	var args []any
+	for _, b := range m.Bounds() {
+		conds = append(conds, "value "+b.Op+" ?")
+		args = append(args, b.At)
+	}
+	return strings.Join(conds, " AND "), args
+}
