@@ -73,7 +73,19 @@ func Reindex(ctx context.Context, st store.Store, ix *search.Indexer, progress P
 		if err != nil {
 			return n, fmt.Errorf("reindex %s: %w", typ, err)
 		}
+		if f, ok := st.(reindexFinisher); ok {
+			if err := f.FinishReindex(ctx, typ); err != nil {
+				return n, err
+			}
+		}
 		progress(typ, done, total)
 	}
 	return n, nil
+}
+
+// reindexFinisher is an engine that keeps summaries of a type's search
+// values (such as the widest date of each parameter) that writes only ever
+// grow, and recomputes them once every resource of the type is reindexed.
+type reindexFinisher interface {
+	FinishReindex(ctx context.Context, typ string) error
 }

@@ -79,6 +79,12 @@ const (
 	lookupParamSQL = `SELECT pid, kinds, date_width, date_multi FROM params WHERE type = ? AND name = ?`
 	insertParamSQL = `INSERT INTO params (type, name, kinds) VALUES (?, ?, ?)`
 	updateParamSQL = `UPDATE params SET kinds = ?, date_width = ?, date_multi = ? WHERE pid = ?`
+	// recomputeDatesSQL sets date_width and date_multi of a type's
+	// parameters from their rows in dates.
+	recomputeDatesSQL = `UPDATE params SET
+	date_width = coalesce((SELECT max(high - low) FROM dates WHERE dates.pid = params.pid), 0),
+	date_multi = EXISTS (SELECT 1 FROM dates WHERE dates.pid = params.pid GROUP BY rid HAVING count(*) > 1)
+WHERE type = ?`
 )
 
 // lookupParam reads a parameter's row with stmt, a prepared lookupParamSQL.
@@ -164,6 +170,13 @@ func (ps *paramIDs) committed() {
 		ps.shared.changed()
 		ps.added = false
 	}
+}
+
+// changedAll records that the transaction changed parameters behind the
+// cache: it is dropped now, and the readers' once the change is committed.
+func (ps *paramIDs) changedAll() {
+	clear(ps.cache)
+	ps.added = true
 }
 
 // forget drops the cache after a rollback that undid changes it holds.

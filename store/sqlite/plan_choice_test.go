@@ -16,16 +16,7 @@ import (
 // merged into one range or not — the answer is the same: every match,
 // once, in id order, across pages.
 func TestSearchPlanChoiceKeepsAnswers(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	reg, err := search.Load([]string{"CarePlan", "Goal", "Patient"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := search.NewIndexer(reg, search.FHIRPath, "")
+	s, reg, ix := openIndexed(t, "CarePlan", "Goal", "Patient")
 	put := func(tx store.Tx, typ, id, body string) {
 		t.Helper()
 		index, err := ix.IndexJSON(typ, []byte(body))
@@ -40,7 +31,7 @@ func TestSearchPlanChoiceKeepsAnswers(t *testing.T) {
 	// for patient i%50, born on day i%400 from 1970-01-01.
 	const plans = 3000
 	var wantActive, wantP7Draft, wantBorn []string
-	err = s.Transact(t.Context(), func(tx store.Tx) error {
+	err := s.Transact(t.Context(), func(tx store.Tx) error {
 		for i := range plans {
 			id := fmt.Sprintf("cp%05d", i)
 			status := "active"
@@ -175,20 +166,11 @@ func TestSearchPlanChoiceKeepsAnswers(t *testing.T) {
 // common condition all come late in id order, the page is read again
 // driven by the condition, and is still the first matches in id order.
 func TestSearchWalkGivesUp(t *testing.T) {
-	s, err := Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	reg, err := search.Load([]string{"CarePlan"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ix := search.NewIndexer(reg, search.FHIRPath, "")
+	s, reg, ix := openIndexed(t, "CarePlan")
 	// With pages of 1 a search walks from 1,000 matches, looking at 4,000
 	// resources at most: the 1,200 active plans come after 4,000 drafts.
 	const drafts, active = 4000, 1200
-	err = s.Transact(t.Context(), func(tx store.Tx) error {
+	err := s.Transact(t.Context(), func(tx store.Tx) error {
 		for i := range drafts + active {
 			status := "draft"
 			if i >= drafts {
@@ -231,4 +213,20 @@ func TestSearchWalkGivesUp(t *testing.T) {
 	if want := []string{"cp04000", "cp04001", "cp04002"}; !slices.Equal(got, want) {
 		t.Errorf("pages %v, want %v", got, want)
 	}
+}
+
+// openIndexed opens a store for the test, with the search registry of
+// types and its indexer.
+func openIndexed(t *testing.T, types ...string) (*Store, *search.Registry, *search.Indexer) {
+	t.Helper()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	reg, err := search.Load(types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, reg, search.NewIndexer(reg, search.FHIRPath, "")
 }

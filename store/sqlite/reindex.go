@@ -80,3 +80,26 @@ func (s *Store) Reindex(ctx context.Context, v *store.Version, ix store.Index) e
 	}
 	return err
 }
+
+// FinishReindex recomputes, from the search rows of typ as they now are,
+// what the parameters of typ record of their dates (param.dateWidth,
+// param.dateMulti). Writes only ever widen them; once a type is
+// reindexed, a wide or repeated date that is gone no longer keeps date
+// searches from scanning a narrow range.
+func (s *Store) FinishReindex(ctx context.Context, typ string) error {
+	err := s.Transact(ctx, func(store.Tx) error {
+		w := s.writer
+		_, err := w.recomputeDates.ExecContext(context.Background(), typ)
+		if err != nil {
+			return err
+		}
+		// The writer's cached parameters and, once committed, the
+		// readers' are out of date.
+		w.index.params.changedAll()
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: finish reindex of %s: %w", typ, err)
+	}
+	return nil
+}

@@ -152,7 +152,8 @@ INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('resources', 'resources_id', '
 `,
 	// Version 2: what a date search needs to scan one range of the dates
 	// key, by low, however it is bounded (see param in params.go), computed
-	// for the rows already there.
+	// for the rows already there (as recomputeDatesSQL does for one type;
+	// a migration keeps its own copy, as it is never edited).
 	`
 ALTER TABLE params ADD COLUMN date_width INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE params ADD COLUMN date_multi INTEGER NOT NULL DEFAULT 0;

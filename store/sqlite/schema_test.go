@@ -2,8 +2,13 @@ package sqlite
 
 import (
 	"database/sql"
+	"net/url"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"carefhir/fhir/search"
+	"carefhir/store"
 )
 
 // A database made at schema version 1 opens at the current version, and
@@ -58,5 +63,62 @@ func TestMigrateFromVersion1(t *testing.T) {
 		if p.dateWidth != tt.width || p.dateMulti != tt.multi {
 			t.Errorf("%s %s: width %d, multi %t; want %d, %t", tt.typ, tt.name, p.dateWidth, p.dateMulti, tt.width, tt.multi)
 		}
+	}
+}
+
+// A period with no end widens its parameter's dates for good; once the
+// resource is gone and the type reindexed, the width is that of the rows
+// left, and a search still finds what it should.
+func TestFinishReindexNarrowsDates(t *testing.T) {
+	s, reg, ix := openIndexed(t, "CarePlan")
+	put := func(id, period string, deleted bool) {
+		t.Helper()
+		body := `{"resourceType":"CarePlan","status":"active","intent":"plan","subject":{"reference":"Patient/p1"},"period":` + period + `}`
+		w := &store.Write{Type: "CarePlan", ID: id, LastUpdated: time.Now(), JSON: []byte(body)}
+		var err error
+		if deleted {
+			w = &store.Write{Type: "CarePlan", ID: id, Expected: 1, LastUpdated: time.Now(), Deleted: true}
+		} else if w.Index, err = ix.IndexJSON("CarePlan", []byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Put(t.Context(), w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("open", `{"start":"2020-01-01"}`, false)
+	put("day", `{"start":"2025-03-10","end":"2025-03-10"}`, false)
+	put("open", "", true)
+	width := func() int64 {
+		t.Helper()
+		p, err := s.reader.lookup(t.Context())("CarePlan", "date")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.dateWidth
+	}
+	if w := width(); w < 100*365*86400000 {
+		t.Fatalf("width %d before reindexing: the open period did not widen it", w)
+	}
+	if err := s.FinishReindex(t.Context(), "CarePlan"); err != nil {
+		t.Fatal(err)
+	}
+	if w := width(); w != 86400000-1 {
+		t.Errorf("width %d after reindexing, want one day (%d)", w, 86400000-1)
+	}
+	plan, err := reg.Parse("CarePlan", url.Values{"date": {"ge2025-03-01", "lt2025-04-01"}}, search.Options{Strict: true, Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.Find(t.Context(), plan.Query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Matches) != 1 || page.Matches[0].ID != "day" {
+		t.Errorf("CarePlan?date=ge2025-03-01&date=lt2025-04-01: %d matches, want CarePlan/day", len(page.Matches))
+	}
+	// A write after the reindex widens again from the recomputed width.
+	put("open2", `{"start":"2021-01-01"}`, false)
+	if w := width(); w < 100*365*86400000 {
+		t.Errorf("width %d after a new open period", w)
 	}
 }

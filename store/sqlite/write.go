@@ -15,6 +15,7 @@ type writer struct {
 	current, insertVersion          *sql.Stmt
 	supersede                       *sql.Stmt
 	insertResource, updateResource  *sql.Stmt
+	recomputeDates                  *sql.Stmt
 	index                           *indexStmts
 }
 
@@ -34,6 +35,7 @@ func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, e
 		{&w.supersede, `UPDATE versions SET superseded_at = ? WHERE seq = ?`},
 		{&w.insertResource, `INSERT INTO resources (type, id, version, deleted, seq) VALUES (?, ?, ?, ?, ?)`},
 		{&w.updateResource, `UPDATE resources SET version = ?, deleted = ?, seq = ? WHERE rid = ?`},
+		{&w.recomputeDates, recomputeDatesSQL},
 	} {
 		stmt, err := c.PrepareContext(ctx, s.sql)
 		if err != nil {
@@ -54,7 +56,7 @@ func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, e
 
 func (w *writer) close() {
 	for _, s := range []*sql.Stmt{w.begin, w.commitStmt, w.rollbackStmt, w.current, w.insertVersion,
-		w.supersede, w.insertResource, w.updateResource} {
+		w.supersede, w.insertResource, w.updateResource, w.recomputeDates} {
 		if s != nil {
 			s.Close()
 		}
