@@ -81,7 +81,9 @@ func (a *api) transaction(c *gin.Context, entries []*entry) ([][]byte, error) {
 			enc = nil
 		}
 		u := a.newUnit(c, tx, entries, nil, attempt > 1)
-		if err := u.run(c.Request.Context()); err != nil {
+		// Every version the transaction writes carries its time.
+		ctx := c.Request.Context()
+		if err := u.run(withWriteTime(ctx, a.svc.timestamp(ctx))); err != nil {
 			return err
 		}
 		// The response is encoded while the store commits; it is dropped
@@ -382,7 +384,8 @@ func (u *unit) steps(ctx context.Context, order []*entry, steps []step) error {
 // on every core, in processing order, ahead of the writes; create and
 // update wait for their entry's. Its outcome is used as the entry's turn
 // comes, so the first failure in processing order is still the one
-// reported. All share one lastUpdated, when the work began.
+// reported. In a transaction, every version carries the transaction's time
+// (withWriteTime).
 func (u *unit) prepare(ctx context.Context, order []*entry) *parallel {
 	var jobs []*entry
 	for _, e := range order {
@@ -396,7 +399,7 @@ func (u *unit) prepare(ctx context.Context, order []*entry) *parallel {
 			}
 		}
 	}
-	now := u.a.svc.timestamp()
+	now := u.a.svc.timestamp(ctx)
 	return startParallel(len(jobs), func(i int) {
 		e := jobs[i]
 		r := u.results[e]

@@ -930,3 +930,54 @@ func list(v any) []any {
 	a, _ := v.([]any)
 	return a
 }
+
+// Every version a transaction writes, whatever its method, carries the
+// transaction's time: its lastUpdated in meta and in the response.
+func TestTransactionOneTime(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/gone", patientWith("gone", "1", "Gone")).want(t, http.StatusCreated)
+		c.do("PUT", "/Patient/p", patientWith("p", "2", "Before")).want(t, http.StatusCreated)
+		jsonPatch := `[{"op":"replace","path":"/name/0/family","value":"After"}]`
+		resp := c.bundle(txBundle("transaction",
+			txEntry("", "DELETE", "Patient/gone", ""),
+			txEntry("", "POST", "Patient", patientWith("", "3", "New")),
+			txEntry("", "PUT", "Patient/q", patientWith("q", "4", "Q")),
+			txEntry("", "PATCH", "Patient/p", `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"`+b64(jsonPatch)+`"}`),
+		))
+		checkStatuses(t, resp, "204 No Content", "201 Created", "201 Created", "200 OK")
+		times := map[string]bool{}
+		for i, e := range resp.Entry {
+			if e.Response.LastModified == "" && i > 0 {
+				t.Errorf("entry %d has no lastModified", i)
+			}
+			if i > 0 {
+				times[e.Response.LastModified] = true
+				if got := str(resp.resource(t, i), "meta", "lastUpdated"); got != e.Response.LastModified {
+					t.Errorf("entry %d: meta.lastUpdated %q, lastModified %q", i, got, e.Response.LastModified)
+				}
+			}
+		}
+		// The deletion's time, from the history of the deleted Patient.
+		var history struct {
+			Entry []struct {
+				Request  struct{ Method string } `json:"request"`
+				Response struct {
+					LastModified string `json:"lastModified"`
+				} `json:"response"`
+			} `json:"entry"`
+		}
+		r := c.do("GET", "/Patient/gone/_history", "")
+		r.want(t, http.StatusOK)
+		if err := json.Unmarshal(r.body, &history); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range history.Entry {
+			if e.Request.Method == "DELETE" {
+				times[e.Response.LastModified] = true
+			}
+		}
+		if len(times) != 1 {
+			t.Errorf("the transaction's versions carry %d times, want one: %v", len(times), times)
+		}
+	})
+}

@@ -57,9 +57,23 @@ func newID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// timestamp returns the current time at the precision carefhir stores.
-func (s *service) timestamp() time.Time {
+// timestamp returns the lastUpdated of a version written now, at the
+// precision carefhir stores: the time of the transaction ctx is part of,
+// if any (see withWriteTime), else the current time.
+func (s *service) timestamp(ctx context.Context) time.Time {
+	if t, ok := ctx.Value(writeTimeKey{}).(time.Time); ok {
+		return t
+	}
 	return s.now().UTC().Truncate(time.Millisecond)
+}
+
+// writeTimeKey is the context key of the time of a transaction.
+type writeTimeKey struct{}
+
+// withWriteTime returns ctx for the writes of one transaction: every
+// version they write carries lastUpdated t, as they take effect together.
+func withWriteTime(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, writeTimeKey{}, t)
 }
 
 // formatInstant writes t as a FHIR instant with milliseconds.
@@ -70,7 +84,7 @@ func formatInstant(t time.Time) string {
 // put stamps res with its id, version and lastUpdated, encodes it once and
 // writes it as the version after expected.
 func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res fhir.Resource, expected int64) (*store.Version, error) {
-	wr, err := s.encode(typ, id, res, expected, s.timestamp())
+	wr, err := s.encode(typ, id, res, expected, s.timestamp(ctx))
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +242,7 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 			return nil, false, staleVersion(typ, id, ifMatch, expected)
 		}
 		if st.wr == nil && st.err == nil {
-			st.wr, st.err = s.encode(typ, id, res, expected, s.timestamp())
+			st.wr, st.err = s.encode(typ, id, res, expected, s.timestamp(ctx))
 		}
 		if st.err != nil {
 			return nil, false, st.err
@@ -305,7 +319,7 @@ func (s *service) deleteIn(ctx context.Context, tx store.Tx, typ, id string, ifM
 		if cur.Deleted {
 			return cur, nil
 		}
-		now := s.timestamp()
+		now := s.timestamp(ctx)
 		err = tx.Put(ctx, &store.Write{Type: typ, ID: id, Expected: cur.VersionID, LastUpdated: now, Deleted: true})
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) && ifMatch == 0 && attempt < maxRetries {
