@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -101,13 +102,17 @@ func (u *unit) search(ctx context.Context, r *entryResult, typ string, extra *st
 }
 
 // find runs q with the reader's plan executor. The unit of work of an
-// engine that has none answers from Search: the criteria and the total
+// engine that has none, or whose executor cannot answer q
+// (errors.ErrUnsupported: on MongoDB without transactions, once the unit
+// wrote what q reads), answers from Search: the criteria and the total
 // alone, without sort, includes or paging; more matches than a page holds
 // are left out and reported (more).
 func find(ctx context.Context, r store.Reader, q store.Query) (page *store.Page, more bool, err error) {
 	if f, ok := r.(store.Finder); ok {
 		page, err = f.Find(ctx, q)
-		return page, false, err
+		if !errors.Is(err, errors.ErrUnsupported) {
+			return page, false, err
+		}
 	}
 	if len(q.Sort) > 0 || len(q.Include) > 0 || len(q.RevInclude) > 0 || q.Cursor != "" {
 		return nil, false, errorf(http.StatusBadRequest, "not-supported",

@@ -335,3 +335,66 @@ func (t *bufferedTx) end(i int) time.Time {
 	}
 	return time.Time{}
 }
+
+var _ store.Finder = (*bufferedTx)(nil)
+
+// Find answers q from the database when nothing t wrote can change the
+// answer: t wrote no resource of q's type, nor of a type its chains,
+// _has, includes or revincludes reach. Otherwise it returns an error
+// wrapping errors.ErrUnsupported: the answer would have to merge t's
+// writes into sorted, included and paged results, which Search does
+// without sort, includes or pages.
+func (t *bufferedTx) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	t.mu.Lock()
+	done := t.done
+	written := map[string]bool{}
+	for _, w := range t.writes {
+		written[w.Type] = true
+	}
+	t.mu.Unlock()
+	if done {
+		return nil, errTxDone
+	}
+	if reaches(q, written) {
+		return nil, fmt.Errorf("mongo: search %s after writing what it reads, inside a unit of work: %w", q.Type, errors.ErrUnsupported)
+	}
+	return t.s.Find(ctx, q)
+}
+
+// reaches reports whether q reads resources of any of the types: its own,
+// or those its chains, _has, includes and revincludes reach. An include
+// of any target type, or one that iterates, may reach every type.
+func reaches(q store.Query, types map[string]bool) bool {
+	if len(types) == 0 {
+		return false
+	}
+	if types[q.Type] || clausesReach(q.Where, types) {
+		return true
+	}
+	for _, inc := range q.Include {
+		if inc.Iterate || inc.Target == "" || types[inc.Target] {
+			return true
+		}
+	}
+	for _, inc := range q.RevInclude {
+		if inc.Iterate || types[inc.Type] {
+			return true
+		}
+	}
+	return false
+}
+
+func clausesReach(clauses []store.Clause, types map[string]bool) bool {
+	for _, c := range clauses {
+		if c.Chain != nil && (slices.ContainsFunc(c.Chain.Types, func(t string) bool { return types[t] }) || clausesReach(c.Chain.Where, types)) {
+			return true
+		}
+		if c.Has != nil && (types[c.Has.Type] || clausesReach(c.Has.Where, types)) {
+			return true
+		}
+		if clausesReach(c.Any, types) {
+			return true
+		}
+	}
+	return false
+}
