@@ -42,6 +42,10 @@ type count struct {
 const (
 	countTTL     = 10 * time.Second
 	countEntries = 4096 // beyond it, the cache starts again empty
+	// maxCountKey bounds the key of a cached count, and so the cache's
+	// size (16 MiB): a count of a long list of codes (a ValueSet's
+	// expansion) is not cached.
+	maxCountKey = 4096
 )
 
 func newCountCache() *countCache { return &countCache{m: map[string]count{}} }
@@ -61,7 +65,7 @@ func (c *countCache) get(key string) (int, bool) {
 }
 
 func (c *countCache) put(key string, n int) {
-	if c == nil {
+	if c == nil || len(key) > maxCountKey {
 		return
 	}
 	c.mu.Lock()
