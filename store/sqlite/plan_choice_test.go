@@ -217,7 +217,7 @@ func TestSearchWalkGivesUp(t *testing.T) {
 
 // openIndexed opens a store for the test, with the search registry of
 // types and its indexer.
-func openIndexed(t *testing.T, types ...string) (*Store, *search.Registry, *search.Indexer) {
+func openIndexed(t testing.TB, types ...string) (*Store, *search.Registry, *search.Indexer) {
 	t.Helper()
 	s, err := Open(t.TempDir())
 	if err != nil {

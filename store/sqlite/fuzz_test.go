@@ -1,0 +1,94 @@
+package sqlite
+
+import (
+	"errors"
+	"net/url"
+	"testing"
+	"time"
+
+	"carefhir/fhir/search"
+	"carefhir/store"
+)
+
+// FuzzSearch runs any query string a client may send, as a search of a
+// few types, on a store that holds resources of them: the search layer
+// may refuse it, but no search may panic or fail in SQL, whatever plan
+// the counts choose.
+//
+//	go test -run '^$' -fuzz '^FuzzSearch$' ./store/sqlite/
+func FuzzSearch(f *testing.F) {
+	for _, q := range []string{
+		"name=smi&birthdate=ge1970-03-01&birthdate=lt1970-04-01",
+		"status=active&_include=CarePlan:subject&subject:Patient.name=ab",
+		"_has:CarePlan:subject:status=active&birthdate=1970",
+		"subject:Patient.general-practitioner.name=riv&_sort=-date&_count=1",
+		"_id=a,b&_lastUpdated=gt2020&date=ap2025-03&_revinclude=CareTeam:patient",
+		"birthdate=ne1970&gender:missing=true&name:exact=Ó Briain&_total=accurate",
+		"date=sa2025&date=eb2026&_count=1000&_include:iterate=*",
+		"category:not=x&status=active,draft&_has:Goal:patient:_has:CarePlan:goal:status=active",
+	} {
+		f.Add("CarePlan", q)
+		f.Add("Patient", q)
+	}
+	s, reg, ix := openIndexed(f, "CarePlan", "CareTeam", "Goal", "Patient")
+	err := s.Transact(f.Context(), func(tx store.Tx) error {
+		for _, r := range []struct{ typ, id, json string }{
+			{"Patient", "a", `{"resourceType":"Patient","name":[{"family":"Abbott"}],"birthDate":"1970-03-15","gender":"female"}`},
+			{"Patient", "b", `{"resourceType":"Patient","name":[{"family":"Ó Briain"}],"birthDate":"1970"}`},
+			{"CarePlan", "c", `{"resourceType":"CarePlan","status":"active","intent":"plan","subject":{"reference":"Patient/a"},"period":{"start":"2025-03-01"}}`},
+			{"Goal", "g", `{"resourceType":"Goal","lifecycleStatus":"active","description":{"text":"walk"},"subject":{"reference":"Patient/a"},"target":[{"dueDate":"2025-01-01"},{"dueDate":"2026-01-01"}]}`},
+		} {
+			index, err := ix.IndexJSON(r.typ, []byte(r.json))
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(f.Context(), &store.Write{Type: r.typ, ID: r.id, LastUpdated: time.Now(), JSON: []byte(r.json), Index: index}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, typ, query string) {
+		if typ != "CarePlan" && typ != "Patient" {
+			return
+		}
+		values, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		plan, err := reg.Parse(typ, values, search.Options{Now: time.Now()})
+		if err != nil {
+			return
+		}
+		q := plan.Query
+		if q.Count <= 0 {
+			q.Count = 20
+		}
+		// Every plan the counts can choose: as found, as if every term
+		// were rare, and as if every term were common.
+		for _, n := range []int{-1, 0, 1_000_000} {
+			estimate := s.reader.estimator(t.Context())
+			if n >= 0 {
+				estimate = func(string, []any) (int, error) { return n, nil }
+			}
+			for _, walk := range []bool{true, false} {
+				pq, err := pageSQL(q, s.reader.lookup(t.Context()), estimate, walk)
+				if errors.Is(err, store.ErrBadCursor) {
+					continue
+				}
+				if err != nil {
+					t.Fatalf("%s?%s: %v", typ, query, err)
+				}
+				if _, _, _, err := s.reader.page(t.Context(), pq, q); err != nil {
+					t.Fatalf("%s?%s: %v\nsql: %s", typ, query, err, pq.query)
+				}
+			}
+		}
+		if _, err := s.Find(t.Context(), q); err != nil && !errors.Is(err, store.ErrBadCursor) {
+			t.Fatalf("%s?%s: %v", typ, query, err)
+		}
+	})
+}
