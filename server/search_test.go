@@ -102,6 +102,8 @@ func TestSearchHTTP(t *testing.T) {
 			{"compartment", "/Patient/a/Observation", "Observation/ob1", ""},
 			{"compartment of another patient", "/Patient/b/Observation", "", ""},
 			{"system search", "?_type=Patient,Organization&_id=a,o1", "Patient/a Organization/o1", ""},
+			{"NUL in a prefix", "/Patient?name=o%00", "", ""},
+			{"NUL in contains", "/Patient?name:contains=%00", "", ""},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

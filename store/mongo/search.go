@@ -166,9 +166,9 @@ func (s *Store) clause(ctx context.Context, typ string, cl *store.Clause) (bson.
 		case store.StringExact:
 			or = append(or, bson.D{{Key: field("e", cl.Param), Value: m.Value}})
 		case store.StringContains:
-			or = append(or, bson.D{{Key: field("s", cl.Param), Value: bson.Regex{Pattern: regexp.QuoteMeta(m.Value)}}})
+			or = append(or, bson.D{{Key: field("s", cl.Param), Value: bson.Regex{Pattern: literal(m.Value)}}})
 		default:
-			or = append(or, bson.D{{Key: field("s", cl.Param), Value: bson.Regex{Pattern: "^" + regexp.QuoteMeta(m.Value)}}})
+			or = append(or, bson.D{{Key: field("s", cl.Param), Value: bson.Regex{Pattern: "^" + literal(m.Value)}}})
 		}
 	}
 	if len(cl.Dates) > 0 {
@@ -194,7 +194,7 @@ func (s *Store) clause(ctx context.Context, typ string, cl *store.Clause) (bson.
 	}
 	for _, m := range cl.URIs {
 		if m.Mode == store.URIBelow {
-			or = append(or, bson.D{{Key: field("u", cl.Param), Value: bson.Regex{Pattern: "^" + regexp.QuoteMeta(m.Value)}}})
+			or = append(or, bson.D{{Key: field("u", cl.Param), Value: bson.Regex{Pattern: "^" + literal(m.Value)}}})
 			continue
 		}
 		or = append(or, bson.D{{Key: field("u", cl.Param), Value: m.Value}})
@@ -760,4 +760,12 @@ func references(doc bson.Raw, param string) []string {
 		}
 	}
 	return out
+}
+
+// literal returns a regular expression that matches s as it is. A regular
+// expression travels in BSON as a C string, which cannot hold a NUL byte,
+// so NUL is written as the escape \x00 (which MongoDB's PCRE and
+// FerretDB's RE2 both read).
+func literal(s string) string {
+	return strings.ReplaceAll(regexp.QuoteMeta(s), "\x00", `\x00`)
 }

@@ -3,13 +3,12 @@ package sqlite
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"slices"
 	"testing"
 	"time"
 
-	"carefhir/fhir/search"
 	"carefhir/store"
+	"carefhir/store/storetest"
 )
 
 // FuzzSearch runs any query string a client may send, as a search of a
@@ -29,8 +28,9 @@ func FuzzSearch(f *testing.F) {
 		"date=sa2025&date=eb2026&_count=1000&_include:iterate=*",
 		"category:not=x&status=active,draft&_has:Goal:patient:_has:CarePlan:goal:status=active",
 	} {
-		f.Add("CarePlan", q)
-		f.Add("Patient", q)
+		for _, typ := range storetest.FuzzTypes {
+			f.Add(typ, q)
+		}
 	}
 	s, reg, ix := openIndexed(f, "CarePlan", "CareTeam", "Goal", "Patient")
 	err := s.Transact(f.Context(), func(tx store.Tx) error {
@@ -54,20 +54,9 @@ func FuzzSearch(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, typ, query string) {
-		if typ != "CarePlan" && typ != "Patient" {
+		q, ok := storetest.FuzzQuery(reg, typ, query, time.Now())
+		if !ok {
 			return
-		}
-		values, err := url.ParseQuery(query)
-		if err != nil {
-			return
-		}
-		plan, err := reg.Parse(typ, values, search.Options{Now: time.Now()})
-		if err != nil {
-			return
-		}
-		q := plan.Query
-		if q.Count <= 0 {
-			q.Count = 20
 		}
 		// Every plan the counts can choose: as found, as if every term
 		// were rare, and as if every term were common. All give the same

@@ -1,0 +1,92 @@
+package mongo_test
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"carefhir/fhir/search"
+	"carefhir/store"
+	"carefhir/store/mongo/ferrettest"
+	"carefhir/store/sqlite"
+	"carefhir/store/storetest"
+)
+
+// FuzzEnginesAgree runs any query string as a search on the MongoDB engine
+// (on FerretDB) and on the SQLite engine holding the same resources: the
+// same plan gives the same page on both, or the same refusal.
+//
+//	go test -run '^$' -fuzz '^FuzzEnginesAgree$' ./store/mongo/
+func FuzzEnginesAgree(f *testing.F) {
+	for _, q := range []string{
+		"name=smi&birthdate=ge1970-03-01&birthdate=lt1970-04-01",
+		"birthdate=1970&gender=female",
+		"_has:CarePlan:subject:status=active",
+		"status=active&subject:Patient.name=abb&_count=1",
+		"date=ap2025-03&_sort=-date",
+		"name:exact=Ó Briain",
+		"name:contains=bri&_sort=birthdate",
+		"gender:missing=true",
+		"birthdate=ne1970&_count=2",
+		"status:not=draft&date=sa2024",
+	} {
+		for _, typ := range storetest.FuzzTypes {
+			f.Add(typ, q)
+		}
+	}
+	reg, err := search.Load(storetest.FuzzTypes)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ix := search.NewIndexer(reg, search.FHIRPath, "")
+	lite, err := sqlite.Open(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { lite.Close() })
+	mongo := open(f, ferrettest.Start(f))
+	for _, r := range []struct{ typ, id, json string }{
+		{"Patient", "a", `{"resourceType":"Patient","name":[{"family":"Abbott","given":["Ann"]}],"birthDate":"1970-03-15","gender":"female"}`},
+		{"Patient", "b", `{"resourceType":"Patient","name":[{"family":"Ó Briain"}],"birthDate":"1970"}`},
+		{"Patient", "c", `{"resourceType":"Patient","name":[{"family":"Smith"}],"birthDate":"1985-07-01","gender":"male"}`},
+		{"CarePlan", "p1", `{"resourceType":"CarePlan","status":"active","intent":"plan","subject":{"reference":"Patient/a"},"period":{"start":"2025-03-01"}}`},
+		{"CarePlan", "p2", `{"resourceType":"CarePlan","status":"draft","intent":"plan","subject":{"reference":"Patient/c"},"period":{"start":"2024-01-01","end":"2024-06-30"}}`},
+		{"CarePlan", "p3", `{"resourceType":"CarePlan","status":"active","intent":"plan","subject":{"reference":"Patient/b"}}`},
+	} {
+		index, err := ix.IndexJSON(r.typ, []byte(r.json))
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, st := range []store.Store{lite, mongo} {
+			if err := st.Put(f.Context(), &store.Write{Type: r.typ, ID: r.id, LastUpdated: time.UnixMilli(1_700_000_000_000), JSON: []byte(r.json), Index: index}); err != nil {
+				f.Fatal(err)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, typ, query string) {
+		q, ok := storetest.FuzzQuery(reg, typ, query, time.UnixMilli(1_800_000_000_000))
+		if !ok {
+			return
+		}
+		var pages [2][]string
+		for i, st := range []store.Store{lite, mongo} {
+			page, err := st.(store.Finder).Find(t.Context(), q)
+			if errors.Is(err, store.ErrBadCursor) {
+				pages[i] = []string{"bad cursor"}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%s?%s on engine %d: %v", typ, query, i, err)
+			}
+			pages[i] = []string{strconv.FormatBool(page.Next != "")}
+			for _, v := range page.Matches {
+				pages[i] = append(pages[i], v.ID)
+			}
+		}
+		if !slices.Equal(pages[0], pages[1]) {
+			t.Fatalf("%s?%s: SQLite %v, MongoDB %v", typ, query, pages[0], pages[1])
+		}
+	})
+}
