@@ -31,6 +31,12 @@ func FuzzEnginesAgree(f *testing.F) {
 		"gender:missing=true",
 		"birthdate=ne1970&_count=2",
 		"status:not=draft&date=sa2024",
+		"code=http://loinc.org|8480-6&value-quantity=gt120||mm[Hg]",
+		"value-quantity=ge0.15|http://unitsofmeasure.org|kg&_sort=-value-quantity",
+		"date=ge2025-01-01T10:00:00+01:00&subject=Patient/a",
+		"component-code-value-quantity=http://loinc.org|8480-6$gt100&_count=1",
+		"subject:Patient.birthdate=1970&_sort=date,-_id",
+		"code:text=systolic&status=final,amended",
 	} {
 		for _, typ := range storetest.FuzzTypes {
 			f.Add(typ, q)
@@ -54,6 +60,9 @@ func FuzzEnginesAgree(f *testing.F) {
 		{"CarePlan", "p1", `{"resourceType":"CarePlan","status":"active","intent":"plan","subject":{"reference":"Patient/a"},"period":{"start":"2025-03-01"}}`},
 		{"CarePlan", "p2", `{"resourceType":"CarePlan","status":"draft","intent":"plan","subject":{"reference":"Patient/c"},"period":{"start":"2024-01-01","end":"2024-06-30"}}`},
 		{"CarePlan", "p3", `{"resourceType":"CarePlan","status":"active","intent":"plan","subject":{"reference":"Patient/b"}}`},
+		{"Observation", "o1", `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8480-6","display":"Systolic blood pressure"}],"text":"Systolic"},"subject":{"reference":"Patient/a"},"effectiveDateTime":"2025-01-01T10:30:00+01:00","valueQuantity":{"value":125,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"},"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":125,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`},
+		{"Observation", "o2", `{"resourceType":"Observation","status":"amended","code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}]},"subject":{"reference":"Patient/c"},"effectivePeriod":{"start":"2024-12-31","end":"2025-01-02"},"valueQuantity":{"value":150,"unit":"g","system":"http://unitsofmeasure.org","code":"g"}}`},
+		{"Observation", "o3", `{"resourceType":"Observation","status":"final","code":{"text":"note"},"subject":{"reference":"Patient/b"},"valueString":"ok"}`},
 	} {
 		index, err := ix.IndexJSON(r.typ, []byte(r.json))
 		if err != nil {

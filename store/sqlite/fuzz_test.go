@@ -12,7 +12,7 @@ import (
 )
 
 // FuzzSearch runs any query string a client may send, as a search of a
-// few types, on a store that holds resources of them: the search layer
+// few types (storetest.FuzzTypes), on a store that holds resources of them: the search layer
 // may refuse it, but no search may panic or fail in SQL, and every plan
 // the counts can choose gives the same page.
 //
@@ -32,12 +32,13 @@ func FuzzSearch(f *testing.F) {
 			f.Add(typ, q)
 		}
 	}
-	s, reg, ix := openIndexed(f, "CarePlan", "CareTeam", "Goal", "Patient")
+	s, reg, ix := openIndexed(f, "CarePlan", "CareTeam", "Goal", "Observation", "Patient")
 	err := s.Transact(f.Context(), func(tx store.Tx) error {
 		for _, r := range []struct{ typ, id, json string }{
 			{"Patient", "a", `{"resourceType":"Patient","name":[{"family":"Abbott"}],"birthDate":"1970-03-15","gender":"female"}`},
 			{"Patient", "b", `{"resourceType":"Patient","name":[{"family":"Ó Briain"}],"birthDate":"1970"}`},
 			{"CarePlan", "c", `{"resourceType":"CarePlan","status":"active","intent":"plan","subject":{"reference":"Patient/a"},"period":{"start":"2025-03-01"}}`},
+			{"Observation", "o", `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"subject":{"reference":"Patient/a"},"effectiveDateTime":"2025-01-01T10:30:00+01:00","valueQuantity":{"value":125,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}`},
 			{"Goal", "g", `{"resourceType":"Goal","lifecycleStatus":"active","description":{"text":"walk"},"subject":{"reference":"Patient/a"},"target":[{"dueDate":"2025-01-01"},{"dueDate":"2026-01-01"}]}`},
 		} {
 			index, err := ix.IndexJSON(r.typ, []byte(r.json))

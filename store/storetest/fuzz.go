@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"net/url"
+	"slices"
 	"time"
 
 	"carefhir/fhir/search"
@@ -9,14 +10,14 @@ import (
 )
 
 // FuzzTypes are the types the search fuzzers search.
-var FuzzTypes = []string{"CarePlan", "Patient"}
+var FuzzTypes = []string{"CarePlan", "Observation", "Patient"}
 
 // FuzzQuery returns the plan of a search a fuzzer drew: query as the query
 // string of a search of typ, as reg parses it at now, with a page of 20
 // when it names none. It reports false for what is not a search of one of
 // FuzzTypes, or what the search layer refuses.
 func FuzzQuery(reg *search.Registry, typ, query string, now time.Time) (store.Query, bool) {
-	if typ != FuzzTypes[0] && typ != FuzzTypes[1] {
+	if !slices.Contains(FuzzTypes, typ) {
 		return store.Query{}, false
 	}
 	values, err := url.ParseQuery(query)
