@@ -16,7 +16,8 @@ import (
 
 // FuzzEnginesAgree runs any query string as a search on the MongoDB engine
 // (on FerretDB) and on the SQLite engine holding the same resources: the
-// same plan gives the same page on both, or the same refusal.
+// same plan gives the same total, pages and included resources on both,
+// or the same refusal.
 //
 //	go test -run '^$' -fuzz '^FuzzEnginesAgree$' ./store/mongo/
 func FuzzEnginesAgree(f *testing.F) {
@@ -37,6 +38,9 @@ func FuzzEnginesAgree(f *testing.F) {
 		"component-code-value-quantity=http://loinc.org|8480-6$gt100&_count=1",
 		"subject:Patient.birthdate=1970&_sort=date,-_id",
 		"code:text=systolic&status=final,amended",
+		"_total=accurate&_count=1&_include=Observation:subject",
+		"_revinclude=Observation:subject&_count=2&_sort=family",
+		"_total=accurate&status=active&_include=CarePlan:subject&_count=1",
 	} {
 		for _, typ := range storetest.FuzzTypes {
 			f.Add(typ, q)
@@ -79,23 +83,39 @@ func FuzzEnginesAgree(f *testing.F) {
 		if !ok {
 			return
 		}
-		var pages [2][]string
+		// Each engine's answer: the total, the matches of the first two
+		// pages (each following its own cursor) and the resources they
+		// include, as one list of words.
+		var answers [2][]string
 		for i, st := range []store.Store{lite, mongo} {
-			page, err := st.(store.Finder).Find(t.Context(), q)
-			if errors.Is(err, store.ErrBadCursor) {
-				pages[i] = []string{"bad cursor"}
-				continue
-			}
-			if err != nil {
-				t.Fatalf("%s?%s on engine %d: %v", typ, query, i, err)
-			}
-			pages[i] = []string{strconv.FormatBool(page.Next != "")}
-			for _, v := range page.Matches {
-				pages[i] = append(pages[i], v.ID)
+			q := q
+			for range 2 {
+				page, err := st.(store.Finder).Find(t.Context(), q)
+				if errors.Is(err, store.ErrBadCursor) {
+					answers[i] = append(answers[i], "bad cursor")
+					break
+				}
+				if err != nil {
+					t.Fatalf("%s?%s on engine %d: %v", typ, query, i, err)
+				}
+				answers[i] = append(answers[i], "total", strconv.Itoa(page.Total), "matches")
+				for _, v := range page.Matches {
+					answers[i] = append(answers[i], v.ID)
+				}
+				var included []string
+				for _, v := range page.Included {
+					included = append(included, v.Type+"/"+v.ID)
+				}
+				slices.Sort(included)
+				answers[i] = append(append(answers[i], "included"), included...)
+				if page.Next == "" {
+					break
+				}
+				q.Cursor = page.Next
 			}
 		}
-		if !slices.Equal(pages[0], pages[1]) {
-			t.Fatalf("%s?%s: SQLite %v, MongoDB %v", typ, query, pages[0], pages[1])
+		if !slices.Equal(answers[0], answers[1]) {
+			t.Fatalf("%s?%s:\nSQLite  %v\nMongoDB %v", typ, query, answers[0], answers[1])
 		}
 	})
 }
