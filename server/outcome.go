@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"carefhir/fhir/fhirjson"
 	"carefhir/store"
@@ -27,7 +29,46 @@ type outcome struct {
 }
 
 func newOutcome(issues ...Issue) outcome {
-	return outcome{ResourceType: "OperationOutcome", Issue: issues}
+	out := make([]Issue, len(issues))
+	for i, is := range issues {
+		out[i] = is.fhirStrings()
+	}
+	return outcome{ResourceType: "OperationOutcome", Issue: out}
+}
+
+// fhirStrings returns the issue with strings FHIR can carry, in JSON and in
+// XML alike. Issues quote what clients sent, such as the name of a search
+// parameter: a FHIR string has no control characters other than tab and
+// line breaks (they become U+FFFD) and is never empty (an issue about an
+// unnamed parameter, from a query string "=0", has no expression).
+func (is Issue) fhirStrings() Issue {
+	is.Diagnostics = fhirString(is.Diagnostics)
+	var exprs []string
+	for _, x := range is.Expression {
+		if x = fhirString(x); x != "" {
+			exprs = append(exprs, x)
+		}
+	}
+	is.Expression = exprs
+	return is
+}
+
+func fhirString(s string) string {
+	valid := utf8.ValidString(s) && !strings.ContainsFunc(s, isControl)
+	if valid {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if isControl(r) || r == utf8.RuneError {
+			return utf8.RuneError
+		}
+		return r
+	}, strings.ToValidUTF8(s, string(utf8.RuneError)))
+}
+
+// isControl reports a character no FHIR string holds.
+func isControl(r rune) bool {
+	return r < 0x20 && r != '\t' && r != '\n' && r != '\r'
 }
 
 func (o outcome) marshal() []byte {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 
 	"carefhir/fhir/fhirjson"
@@ -39,6 +40,33 @@ func TestFromError(t *testing.T) {
 			}
 			if status == 500 && oo.Issue[0].Diagnostics != "internal server error" {
 				t.Errorf("500 leaks internals: %q", oo.Issue[0].Diagnostics)
+			}
+		})
+	}
+}
+
+// An OperationOutcome quoting what a client sent still holds only strings
+// FHIR allows, so that it can be written as XML too.
+func TestOutcomeFHIRStrings(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		in   Issue
+		want Issue
+	}{
+		{"plain", Issue{Diagnostics: "bad date", Expression: []string{"birthdate"}}, Issue{Diagnostics: "bad date", Expression: []string{"birthdate"}}},
+		{"control characters", Issue{Diagnostics: "no parameter \x01", Expression: []string{"a\x00b"}}, Issue{Diagnostics: "no parameter \uFFFD", Expression: []string{"a\uFFFDb"}}},
+		{"line breaks kept", Issue{Diagnostics: "a\tb\nc\r"}, Issue{Diagnostics: "a\tb\nc\r"}},
+		{"invalid UTF-8", Issue{Diagnostics: "caf\xe9"}, Issue{Diagnostics: "caf\uFFFD"}},
+		{"empty expression", Issue{Diagnostics: "x", Expression: []string{"", "name"}}, Issue{Diagnostics: "x", Expression: []string{"name"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Severity, tt.in.Code = "error", "invalid"
+			got := newOutcome(tt.in).Issue[0]
+			if got.Diagnostics != tt.want.Diagnostics || !slices.Equal(got.Expression, tt.want.Expression) {
+				t.Errorf("got %q %q, want %q %q", got.Diagnostics, got.Expression, tt.want.Diagnostics, tt.want.Expression)
+			}
+			if _, err := toXML(newOutcome(tt.in).marshal()); err != nil {
+				t.Errorf("as XML: %v", err)
 			}
 		})
 	}
