@@ -75,3 +75,45 @@ func FuzzSearchHTTP(f *testing.F) {
 		}
 	})
 }
+
+// FuzzBundleHTTP posts any body as a batch or transaction to the API over
+// the SQLite engine: the answer is never a 5xx, and always JSON.
+//
+//	go test -run '^$' -fuzz '^FuzzBundleHTTP$' ./server/
+func FuzzBundleHTTP(f *testing.F) {
+	const ph = "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"
+	for _, b := range []string{
+		`{"resourceType":"Bundle","type":"transaction","entry":[{"fullUrl":"` + ph + `","resource":{"resourceType":"Patient","name":[{"family":"Ó Briain"}]},"request":{"method":"POST","url":"Patient","ifNoneExist":"name=briain"}},` +
+			`{"resource":{"resourceType":"CarePlan","status":"active","intent":"plan","subject":{"reference":"` + ph + `"}},"request":{"method":"PUT","url":"CarePlan?subject=` + ph + `"}}]}`,
+		`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient?name=smi&_include=Patient:organization"}},{"request":{"method":"DELETE","url":"Patient/a"}},` +
+			`{"resource":{"resourceType":"Binary","contentType":"application/json-patch+json","data":"W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9hY3RpdmUiLCJ2YWx1ZSI6dHJ1ZX1d"},"request":{"method":"PATCH","url":"Patient/a","ifMatch":"W/\"1\""}}]}`,
+		`{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"HEAD","url":"Patient/a/_history/1"}},{"request":{"method":"DELETE","url":"Patient?identifier=x|1"}}]}`,
+	} {
+		f.Add(b)
+	}
+	st, err := sqlite.Open(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	h := server.New(server.Config{Store: st, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SoftwareVersion: "test"})
+	req := httptest.NewRequest(http.MethodPut, "/fhir/Patient/a", strings.NewReader(`{"resourceType":"Patient","id":"a","active":false}`))
+	req.Header.Set("Content-Type", "application/fhir+json")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusCreated {
+		f.Fatalf("PUT Patient/a: %d %s", rec.Code, rec.Body)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest(http.MethodPost, "/fhir", strings.NewReader(body)).WithContext(t.Context())
+		req.Header.Set("Content-Type", "application/fhir+json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("POST /fhir %q: %d %s", body, rec.Code, rec.Body)
+		}
+		if !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("POST /fhir %q: %d, invalid JSON %s", body, rec.Code, rec.Body)
+		}
+	})
+}
