@@ -34,26 +34,12 @@ func FuzzSearchHTTP(f *testing.F) {
 			f.Add(typ, q)
 		}
 	}
-	st, err := sqlite.Open(f.TempDir())
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
-	h := server.New(server.Config{Store: st, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SoftwareVersion: "test"})
-	for _, r := range []struct{ path, body string }{
-		{"/fhir/Patient/a", `{"resourceType":"Patient","id":"a","name":[{"family":"Ó Briain"}],"birthDate":"1970-03-15","gender":"female"}`},
-		{"/fhir/Patient/b", `{"resourceType":"Patient","id":"b","name":[{"family":"Smith"}],"birthDate":"1970"}`},
-		{"/fhir/Observation/o", `{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},` +
+	h := fuzzServer(f,
+		[2]string{"/fhir/Patient/a", `{"resourceType":"Patient","id":"a","name":[{"family":"Ó Briain"}],"birthDate":"1970-03-15","gender":"female"}`},
+		[2]string{"/fhir/Patient/b", `{"resourceType":"Patient","id":"b","name":[{"family":"Smith"}],"birthDate":"1970"}`},
+		[2]string{"/fhir/Observation/o", `{"resourceType":"Observation","id":"o","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},` +
 			`"subject":{"reference":"Patient/a"},"effectiveDateTime":"2025-01-01T10:30:00+01:00","valueQuantity":{"value":125,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}`},
-	} {
-		req := httptest.NewRequest(http.MethodPut, r.path, strings.NewReader(r.body))
-		req.Header.Set("Content-Type", "application/fhir+json")
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != http.StatusCreated {
-			f.Fatalf("PUT %s: %d %s", r.path, rec.Code, rec.Body)
-		}
-	}
+	)
 	f.Fuzz(func(t *testing.T, typ, query string) {
 		if typ != "Patient" && typ != "Observation" {
 			return
@@ -91,19 +77,7 @@ func FuzzBundleHTTP(f *testing.F) {
 	} {
 		f.Add(b)
 	}
-	st, err := sqlite.Open(f.TempDir())
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
-	h := server.New(server.Config{Store: st, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SoftwareVersion: "test"})
-	req := httptest.NewRequest(http.MethodPut, "/fhir/Patient/a", strings.NewReader(`{"resourceType":"Patient","id":"a","active":false}`))
-	req.Header.Set("Content-Type", "application/fhir+json")
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusCreated {
-		f.Fatalf("PUT Patient/a: %d %s", rec.Code, rec.Body)
-	}
+	h := fuzzServer(f, [2]string{"/fhir/Patient/a", `{"resourceType":"Patient","id":"a","active":false}`})
 	f.Fuzz(func(t *testing.T, body string) {
 		req := httptest.NewRequest(http.MethodPost, "/fhir", strings.NewReader(body)).WithContext(t.Context())
 		req.Header.Set("Content-Type", "application/fhir+json")
@@ -116,4 +90,57 @@ func FuzzBundleHTTP(f *testing.F) {
 			t.Fatalf("POST /fhir %q: %d, invalid JSON %s", body, rec.Code, rec.Body)
 		}
 	})
+}
+
+// FuzzPatchHTTP sends any body as a JSON Patch and as a FHIRPath Patch to
+// a stored Patient: the answer is never a 5xx, and always JSON.
+//
+//	go test -run '^$' -fuzz '^FuzzPatchHTTP$' ./server/
+func FuzzPatchHTTP(f *testing.F) {
+	for _, b := range []string{
+		`[{"op":"replace","path":"/name/0/family","value":"Smyth"},{"op":"test","path":"/gender","value":"female"}]`,
+		`[{"op":"add","path":"/telecom/-","value":{"system":"phone","value":"01632 960587"}},{"op":"remove","path":"/name/0/given/1"}]`,
+		`[{"op":"move","from":"/name/0","path":"/name/1"},{"op":"copy","from":"/birthDate","path":"/deceasedDateTime"}]`,
+		`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.name.family"},{"name":"value","valueString":"Jones"}]}]}`,
+		`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"insert"},{"name":"path","valueString":"Patient.name.given"},{"name":"index","valueInteger":0},{"name":"value","valueString":"Ann"}]}]}`,
+	} {
+		f.Add(b)
+	}
+	h := fuzzServer(f, [2]string{"/fhir/Patient/a",
+		`{"resourceType":"Patient","id":"a","name":[{"family":"Ó Briain","given":["Siobhán","Mary"]}],"gender":"female","birthDate":"1970-03-15"}`})
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, ct := range []string{"application/json-patch+json", "application/fhir+json"} {
+			req := httptest.NewRequest(http.MethodPatch, "/fhir/Patient/a", strings.NewReader(body)).WithContext(t.Context())
+			req.Header.Set("Content-Type", ct)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code >= 500 {
+				t.Fatalf("PATCH (%s) %q: %d %s", ct, body, rec.Code, rec.Body)
+			}
+			if !json.Valid(rec.Body.Bytes()) {
+				t.Fatalf("PATCH (%s) %q: %d, invalid JSON %s", ct, body, rec.Code, rec.Body)
+			}
+		}
+	})
+}
+
+// fuzzServer returns the API over a new SQLite engine holding the
+// resources of puts, each a path and a body stored by PUT.
+func fuzzServer(f *testing.F, puts ...[2]string) http.Handler {
+	st, err := sqlite.Open(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	h := server.New(server.Config{Store: st, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), SoftwareVersion: "test"})
+	for _, p := range puts {
+		req := httptest.NewRequest(http.MethodPut, p[0], strings.NewReader(p[1]))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			f.Fatalf("PUT %s: %d %s", p[0], rec.Code, rec.Body)
+		}
+	}
+	return h
 }
