@@ -111,3 +111,16 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 	}
 	return reflect.DeepEqual(x, y)
 }
+
+// A string with a control character other than tab and line breaks is
+// refused, as FHIR strings hold none: every stored resource can then be
+// served as XML, which cannot carry one.
+func TestControlCharacterRefused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("PUT", "/Patient/a", `{"resourceType":"Patient","id":"a","name":[{"family":"x\u0001y"}]}`)
+		r.want(t, http.StatusBadRequest)
+		r.outcome(t, "invalid", "")
+		c.do("PUT", "/Patient/a", `{"resourceType":"Patient","id":"a","name":[{"family":"x\ty"}]}`).want(t, http.StatusCreated)
+		c.do("GET", "/Patient/a?_format=xml", "").want(t, http.StatusOK)
+	})
+}

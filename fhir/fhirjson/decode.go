@@ -196,6 +196,12 @@ func (d *decoder) char(i int) int {
 	return size
 }
 
+// controlInString is the error of a control character other than tab and
+// line breaks, escaped in a string: JSON allows it, FHIR strings hold none
+// (and XML cannot carry one, so a resource holding one could not be
+// served as XML).
+const controlInString = "control character in string: FHIR strings hold none but tab, line feed and carriage return"
+
 // escapedStr finishes a string containing escapes; d.pos is at the first
 // backslash and start at the first byte of the contents.
 func (d *decoder) escapedStr(start int) []byte {
@@ -218,10 +224,9 @@ func (d *decoder) escapedStr(start int) []byte {
 			switch data[i] {
 			case '"', '\\', '/':
 				buf = append(buf, data[i])
-			case 'b':
-				buf = append(buf, '\b')
-			case 'f':
-				buf = append(buf, '\f')
+			case 'b', 'f':
+				d.pos = i
+				d.syntaxError(controlInString)
 			case 'n':
 				buf = append(buf, '\n')
 			case 'r':
@@ -247,6 +252,10 @@ func (d *decoder) escapedStr(start int) []byte {
 					}
 					r = dec
 					i += 6
+				}
+				if r < 0x20 && r != '\t' && r != '\n' && r != '\r' {
+					d.pos = i
+					d.syntaxError(controlInString)
 				}
 				buf = utf8.AppendRune(buf, r)
 			default:

@@ -84,6 +84,8 @@ func TestUnmarshalRejects(t *testing.T) {
 		{name: "invalid number", json: `{"resourceType":"Patient","multipleBirthInteger":01}`, message: "invalid JSON", syntax: true},
 		{name: "invalid UTF-8", json: "{\"resourceType\":\"Patient\",\"gender\":\"\xff\"}", message: "invalid UTF-8", syntax: true},
 		{name: "control character", json: "{\"resourceType\":\"Patient\",\"gender\":\"a\x01\"}", message: "control character", syntax: true},
+		{name: "escaped control character", json: `{"resourceType":"Patient","name":[{"text":"a\u0001"}]}`, message: "control character", syntax: true},
+		{name: "escaped form feed", json: `{"resourceType":"Patient","name":[{"text":"a\fb"}]}`, message: "control character", syntax: true},
 		{name: "lone surrogate", json: `{"resourceType":"Patient","gender":"\ud800"}`, message: "surrogate", syntax: true},
 		{name: "syntax error in unknown element", json: `{"resourceType":"Patient","foo":[1,}`, message: "invalid JSON", syntax: true},
 		{name: "empty input", json: ``, message: "unexpected end of input", syntax: true},

@@ -22,7 +22,7 @@ func TestRoundTripCases(t *testing.T) {
 		{"nested bundle", `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:3f2c6a0e-1b3a-4c5d-8e9f-0a1b2c3d4e5f","resource":{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","active":false}}]}}]}`},
 		{"parameters with resource", `{"resourceType":"Parameters","parameter":[{"name":"r","resource":{"resourceType":"Patient","id":"x"}},{"name":"v","valueInteger":-5},{"name":"p","part":[{"name":"q","valueBoolean":true}]}]}`},
 		{"modifier extension", `{"resourceType":"Patient","modifierExtension":[{"url":"http://x","valueBoolean":true}],"extension":[{"url":"http://y","extension":[{"url":"a","valueString":"b"}]}]}`},
-		{"escapes and unicode", `{"resourceType":"Patient","name":[{"text":"Zoë \"Q\" \\ \u0001 \n 日本 😀 \u00e9"}]}`},
+		{"escapes and unicode", `{"resourceType":"Patient","name":[{"text":"Zoë \"Q\" \\ \u0009 \n 日本 😀 \u00e9"}]}`},
 		{"xhtml div", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>x &amp; y</p></div>"}}`},
 		{"backbone resourceType element", `{"resourceType":"ExampleScenario","status":"draft","instance":[{"resourceId":"a","resourceType":"Patient"}]}`},
 		{"bundle response outcome", `{"resourceType":"Bundle","type":"batch-response","entry":[{"response":{"status":"400","outcome":{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"invalid"}]}}}]}`},
