@@ -35,24 +35,7 @@ func (s *Store) Scan(ctx context.Context, typ string, fn func(v *store.Version) 
 }
 
 func (s *Store) scanPage(ctx context.Context, typ, after string) ([]*store.Version, error) {
-	rows, err := s.reader.stmts.query(ctx, `SELECT r.id, r.version, v.last_updated, v.json
-FROM resources r JOIN versions v ON v.seq = r.seq
-WHERE r.type = ? AND r.id > ? AND r.deleted = 0 ORDER BY r.id`+limit(scanBatch), typ, after)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*store.Version
-	for rows.Next() {
-		v := &store.Version{Type: typ}
-		var ms int64
-		if err := rows.Scan(&v.ID, &v.VersionID, &ms, &v.JSON); err != nil {
-			return nil, err
-		}
-		v.LastUpdated = fromMillis(ms)
-		out = append(out, v)
-	}
-	return out, rows.Err()
+	return s.reader.versions(ctx, typ, currentSelect+` AND r.id > ? ORDER BY r.id`+limit(scanBatch), typ, after)
 }
 
 // Reindex replaces the search rows of v's resource if v is still current.

@@ -566,12 +566,27 @@ func (r *reader) current(ctx context.Context, typ string, ids []string) (map[str
 		return found, nil
 	}
 	list, _ := json.Marshal(ids) // strings always marshal
-	rows, err := r.stmts.query(ctx, `SELECT r.id, r.version, v.last_updated, v.json FROM resources r JOIN versions v ON v.seq = r.seq
-WHERE r.type = ? AND r.deleted = 0 AND r.id IN (SELECT value FROM json_each(?))`, typ, string(list))
+	vs, err := r.versions(ctx, typ, currentSelect+` AND r.id IN (SELECT value FROM json_each(?))`, typ, string(list))
+	for _, v := range vs {
+		found[v.ID] = v
+	}
+	return found, err
+}
+
+// currentSelect selects the current, non-deleted versions of a type (the
+// first argument), in the columns versions reads.
+const currentSelect = `SELECT r.id, r.version, v.last_updated, v.json FROM resources r JOIN versions v ON v.seq = r.seq
+WHERE r.type = ? AND r.deleted = 0`
+
+// versions runs query, which selects the id, version, last_updated and
+// json of versions of typ, and returns them.
+func (r *reader) versions(ctx context.Context, typ, query string, args ...any) ([]*store.Version, error) {
+	rows, err := r.stmts.query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	var out []*store.Version
 	for rows.Next() {
 		v := &store.Version{Type: typ}
 		var ms int64
@@ -579,9 +594,9 @@ WHERE r.type = ? AND r.deleted = 0 AND r.id IN (SELECT value FROM json_each(?))`
 			return nil, err
 		}
 		v.LastUpdated = fromMillis(ms)
-		found[v.ID] = v
+		out = append(out, v)
 	}
-	return found, rows.Err()
+	return out, rows.Err()
 }
 
 // strings runs a query of one text column.
