@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,7 +33,8 @@ func TestReindex(t *testing.T) {
 			t.Fatal(err)
 		}
 		var reports int
-		n, err := server.Reindex(t.Context(), st, ix, func(typ string, done, total int) {
+		spy := &finishSpy{Store: st, Reindexer: st.(store.Reindexer), Finder: st.(store.Finder)}
+		n, err := server.Reindex(t.Context(), spy, ix, func(typ string, done, total int) {
 			if typ == "Patient" && total != 2 {
 				t.Errorf("Patient total %d, want 2", total)
 			}
@@ -43,10 +46,32 @@ func TestReindex(t *testing.T) {
 		if reports == 0 {
 			t.Error("no progress reported")
 		}
+		if !slices.Contains(spy.finished, "Patient") {
+			t.Errorf("FinishReindex called for %v, not Patient", spy.finished)
+		}
 		b := c.do("GET", "/Patient?family=n&_sort=family", "").searchset(t)
 		if got := b.ids("match"); got != "Patient/r1 Patient/r2" {
 			t.Errorf("after reindexing, family=n finds %q", got)
 		}
 		c.do("GET", "/Patient/r1/_history", "").want(t, http.StatusOK)
 	})
+}
+
+// finishSpy is an engine that records the types Reindex finishes, and
+// finishes them in the engine underneath when it keeps summaries.
+type finishSpy struct {
+	store.Store
+	store.Reindexer
+	store.Finder
+	finished []string
+}
+
+func (s *finishSpy) FinishReindex(ctx context.Context, typ string) error {
+	s.finished = append(s.finished, typ)
+	if f, ok := s.Store.(interface {
+		FinishReindex(context.Context, string) error
+	}); ok {
+		return f.FinishReindex(ctx, typ)
+	}
+	return nil
 }
