@@ -1,11 +1,18 @@
 // Package mappers is the home of carefhir's GP-system formats: one
-// subpackage per format (GP Connect STU3 payloads, CSV cohort reports, HL7 v2
-// ADT, FHIR R4 bundles), each a pair of pure functions, Import(io.Reader)
-// returning R4 resources and Export(resources) returning bytes, tested
-// against real payloads. The HTTP operations and CLI subcommands that use
-// them are thin wrappers, and every imported resource goes through the same
-// store API as a FHIR client's writes. Mapping decisions (code systems,
-// identifiers, what is dropped) are documented per format in docs/mappers/.
+// subpackage per format (GP Connect STU3 payloads, PDS patients, CSV cohort
+// reports, HL7 v2 ADT), each a set of pure functions tested against real
+// payloads, with no HTTP and no store.
 //
-// No format is implemented yet.
+// An import turns a payload into a Result: an R4 transaction Bundle whose
+// entries are conditional writes keyed on identifiers the source system
+// owns (an NHS number, an ODS code, a source record id), so importing the
+// same payload twice changes nothing the second time, and references
+// between new resources use urn:uuid full URLs. The Bundle then goes
+// through the server's transaction path like any client's, so an import is
+// all or nothing, validated and access-checked like every other write.
+// What the source held but the mapping does not carry is never dropped
+// silently: each such element is an Issue with its path in the source.
+//
+// Mapping decisions (code systems, identifiers, what is dropped and why)
+// are documented per format in docs/mappers/.
 package mappers
