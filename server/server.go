@@ -14,6 +14,7 @@ import (
 
 	"carefhir/fhir/search"
 	"carefhir/profiles/conformance"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -47,6 +48,13 @@ type Config struct {
 	// terminology also answers ValueSet/$expand, ValueSet/$validate-code
 	// and CodeSystem/$lookup (see terminology_ops.go).
 	Definitions *conformance.Catalogue
+	// AccessPolicy is how user/ scopes are narrowed (access.ScopesPolicy
+	// when empty; access.CareTeamPolicy for the legitimate-relationship
+	// rule).
+	AccessPolicy access.Policy
+	// Auditor, when set, receives the AuditEvent of every request under
+	// /fhir; the host closes it after the server stops serving.
+	Auditor *access.Auditor
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -76,18 +84,25 @@ func New(cfg Config) *gin.Engine {
 		// The definitions are embedded in the binary and tested to load.
 		panic(fmt.Sprintf("server: %v", err))
 	}
+	registry := index.Registry().WithTerminology(searchTerminology(cfg.Validator))
+	guarded := access.NewStore(cfg.Store, access.Rules{
+		Policy:      cfg.AccessPolicy,
+		Search:      registry,
+		Restriction: scopeRestriction(registry),
+		Index:       index.IndexJSON,
+	})
 	a := &api{
-		svc:     &service{store: cfg.Store, index: index, now: time.Now},
+		svc:     &service{store: guarded, index: index, now: time.Now},
 		cfg:     cfg,
 		started: time.Now().UTC(),
 		caps:    newCapabilities(),
-		search:  index.Registry().WithTerminology(searchTerminology(cfg.Validator)),
+		search:  registry,
 	}
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RemoveExtraSlash = false
-	r.Use(requestID, logRequests(cfg.Logger), recoverOutcome, renderErrors, limitBody(cfg.MaxBodyBytes))
+	r.Use(requestID, logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors, openAccess, limitBody(cfg.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})
