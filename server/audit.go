@@ -33,11 +33,18 @@ func (a *api) audited(c *gin.Context) {
 	if strings.HasPrefix(string(ev.Interaction), "search") {
 		ev.Query = c.Request.URL.RawQuery
 	}
-	c.Next()
+	if access.ReadOnly(ev.Type) && ev.Interaction.Action() != "R" && ev.Interaction != access.InteractionOperation {
+		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "%s resources are written by the server alone: the audit trail is read-only", ev.Type))
+		writeErrors(c)
+		c.Abort()
+	} else {
+		c.Next()
+	}
 	if a.cfg.Auditor == nil {
 		return
 	}
 	ev.Principal = access.PrincipalFrom(c.Request.Context())
+	ev.Address = c.ClientIP()
 	ev.Status = c.Writer.Status()
 	if i := rec.Interaction(); i != "" {
 		ev.Interaction = i

@@ -63,6 +63,7 @@ const DefaultMaxBodyBytes = 10 << 20
 // api carries the dependencies of the handlers.
 type api struct {
 	svc     *service
+	guard   *access.Store // the store behind access decisions, as svc holds it
 	cfg     Config
 	started time.Time
 	caps    *capabilities
@@ -92,6 +93,7 @@ func New(cfg Config) *gin.Engine {
 		Index:       index.IndexJSON,
 	})
 	a := &api{
+		guard:   guarded,
 		svc:     &service{store: guarded, index: index, now: time.Now},
 		cfg:     cfg,
 		started: time.Now().UTC(),

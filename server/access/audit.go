@@ -26,6 +26,7 @@ type Event struct {
 	// Query is the query string of a search, kept as the query entity.
 	Query     string
 	Principal *Principal // nil when authentication failed
+	Address   string     // the network address the request came from
 	RequestID string
 	Status    int
 	Recorded  time.Time
@@ -330,7 +331,7 @@ func auditEvent(e *Event, id string, now time.Time, sourceName string) auditEven
 	if e.Operation != "" {
 		ev.Subtype = append(ev.Subtype, coding{Code: "$" + e.Operation})
 	}
-	ev.Agent = []agent{requestor(e.Principal)}
+	ev.Agent = []agent{requestor(e.Principal, e.Address)}
 	ev.Entity = append(ev.Entity, entity{
 		What: reference{Identifier: &identifier{Value: e.RequestID}},
 		Type: &coding{System: balpEntityType, Code: "XrequestId"},
@@ -397,10 +398,13 @@ func patientEntity(ref string) entity {
 
 // requestor is the agent who made the request: the user's resource when
 // the token names one, else the subject, with the client as altId.
-func requestor(p *Principal) agent {
+func requestor(p *Principal, address string) agent {
 	ag := agent{
 		Type:      &concept{Coding: []coding{{System: participation, Code: "IRCP", Display: "information recipient"}}},
 		Requestor: true,
+	}
+	if address != "" {
+		ag.Network = &network{Address: address, Type: networkIPAddress}
 	}
 	if p == nil {
 		ag.Who = &reference{Display: "unauthenticated"}
@@ -418,8 +422,5 @@ func requestor(p *Principal) agent {
 		ag.Who.Identifier = &identifier{System: p.Issuer, Value: p.Subject}
 	}
 	ag.AltID = p.ClientID
-	if p.Address != "" {
-		ag.Network = &network{Address: p.Address, Type: networkIPAddress}
-	}
 	return ag
 }

@@ -262,8 +262,7 @@ func (d *decider) clauses(g *grant) ([]store.Clause, error) {
 		var where []store.Clause
 		switch {
 		case alt.patient != "":
-			c, _ := d.rules.Search.Compartment(g.typ, alt.patient)
-			where = append(where, c)
+			where = append(where, d.compartment(g.typ, alt.patient))
 		case alt.careTeam:
 			where = append(where, d.careTeamClause(g.typ))
 		}
@@ -309,6 +308,16 @@ func sameClause(a, b store.Clause) bool {
 	return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b)
 }
 
+// compartment is the clause keeping resources of typ in the compartment of
+// Patient id, the Patient itself included.
+func (d *decider) compartment(typ, id string) store.Clause {
+	c, _ := d.rules.Search.Compartment(typ, id)
+	if typ == "Patient" && !slices.ContainsFunc(c.Any, func(x store.Clause) bool { return x.Param == "_id" }) {
+		c.Any = append([]store.Clause{idClause(id)}, c.Any...)
+	}
+	return c
+}
+
 // careTeamClause is the clause keeping resources of typ in the compartment
 // of a patient the principal's practitioner has a legitimate relationship
 // with.
@@ -317,6 +326,8 @@ func (d *decider) careTeamClause(typ string) store.Clause {
 	if typ == "Patient" {
 		return related
 	}
+	// The compartment params of a type refer to the Patient; a Patient's
+	// own (link) to other Patients, which carry their own relationship.
 	c := store.Clause{Param: "_access"}
 	for _, p := range d.rules.Search.CompartmentParams(typ) {
 		c.Any = append(c.Any, store.Clause{Param: p, Chain: &store.Chain{Types: []string{"Patient"}, Where: []store.Clause{related}}})
@@ -376,8 +387,7 @@ func (d *decider) reaches(ctx context.Context, r store.Reader, g *grant, id stri
 func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ string, alt alternative, id string, lastUpdated time.Time, ix *store.Index) (bool, error) {
 	var where []store.Clause
 	if alt.patient != "" {
-		c, _ := d.rules.Search.Compartment(typ, alt.patient)
-		where = append(where, c)
+		where = append(where, d.compartment(typ, alt.patient))
 	}
 	where = append(where, alt.where...)
 	for i := range where {

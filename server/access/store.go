@@ -77,6 +77,22 @@ func (s *Store) request(ctx context.Context) (*request, error) {
 	return r, nil
 }
 
+// Allow reports, as a Denied error, whether the principal of ctx may do
+// anything with perm on resources of typ at all: the check of operations,
+// whose reads and writes below are decided one by one besides.
+func (s *Store) Allow(ctx context.Context, typ string, perm Perm) error {
+	req, err := s.request(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = req.grant(typ, perm)
+	return err
+}
+
+// ReadOnly reports whether resources of typ are written by the server
+// alone: the audit trail.
+func ReadOnly(typ string) bool { return typ == "AuditEvent" }
+
 // readPerm is the permission a read of the current version needs in the
 // interaction ctx performs.
 func readPerm(ctx context.Context) Perm {
@@ -287,12 +303,16 @@ func (s *Store) narrowClauses(req *request, where []store.Clause) ([]store.Claus
 		switch {
 		case c.Chain != nil:
 			chain := *c.Chain
+			chain.Types = nil
 			var perType []store.Clause
-			for _, t := range chain.Types {
+			for _, t := range c.Chain.Types {
 				g, err := req.grant(t, Search)
 				if err != nil {
-					return nil, forbidden("the chain %s passes through %s, which the access token's scopes do not allow searching", c.Param, t)
+					// The chain does not pass through a type the
+					// principal may not search.
+					continue
 				}
+				chain.Types = append(chain.Types, t)
 				extra, err := req.clauses(g)
 				if err != nil {
 					return nil, err
@@ -304,6 +324,9 @@ func (s *Store) narrowClauses(req *request, where []store.Clause) ([]store.Claus
 				default:
 					return nil, forbidden("the chain %s passes through %s, whose restrictions this server cannot apply inside a chain", c.Param, t)
 				}
+			}
+			if len(chain.Types) == 0 {
+				return nil, forbidden("the chain %s passes only through types the access token's scopes do not allow searching", c.Param)
 			}
 			inner, err := s.narrowClauses(req, chain.Where)
 			if err != nil {
@@ -403,14 +426,45 @@ func (s *Store) reachable(ctx context.Context, req *request, r store.Reader, vs 
 
 // Put implements store.Writer.
 func (s *Store) Put(ctx context.Context, w *store.Write) error {
-	if err := s.allowWrite(ctx, s.next, w); err != nil {
+	return s.put(ctx, s.next, s.next, w)
+}
+
+func (s *Store) put(ctx context.Context, r store.Reader, wr store.Writer, w *store.Write) error {
+	if err := s.allowWrite(ctx, r, w); err != nil {
 		return err
 	}
-	if err := s.next.Put(ctx, w); err != nil {
-		return err
+	if err := wr.Put(ctx, w); err != nil {
+		return s.concealConflict(ctx, r, w, err)
 	}
 	recordWrite(ctx, w)
 	return nil
+}
+
+// concealConflict turns the conflict of a create whose id is taken by a
+// resource outside the principal's reach into store.ErrNotFound: the
+// resource was hidden from the read before the write, and a conflict would
+// reveal that it exists.
+func (s *Store) concealConflict(ctx context.Context, r store.Reader, w *store.Write, err error) error {
+	var conflict *store.ConflictError
+	if w.Expected != 0 || !errors.As(err, &conflict) {
+		return err
+	}
+	req, rerr := s.request(ctx)
+	if rerr != nil || req.p.unrestricted() {
+		return err
+	}
+	g, gerr := req.grant(w.Type, Read)
+	if gerr != nil {
+		return store.ErrNotFound
+	}
+	cur, rerr := r.Read(ctx, w.Type, w.ID)
+	if rerr != nil {
+		return err
+	}
+	if s.within(ctx, req, r, g, cur) != nil {
+		return store.ErrNotFound
+	}
+	return err
 }
 
 // allowWrite decides a write: the permission its kind needs, the version
@@ -421,7 +475,7 @@ func (s *Store) allowWrite(ctx context.Context, r store.Reader, w *store.Write) 
 	if err != nil {
 		return err
 	}
-	if w.Type == "AuditEvent" && !req.p.System {
+	if ReadOnly(w.Type) && !req.p.System {
 		return &Denied{Status: http.StatusMethodNotAllowed, Message: "AuditEvents are written by the server alone: the audit trail is read-only"}
 	}
 	perm := Update
@@ -514,12 +568,5 @@ func (t *finderTx) Find(ctx context.Context, q store.Query) (*store.Page, error)
 }
 
 func (t *tx_) Put(ctx context.Context, w *store.Write) error {
-	if err := t.s.allowWrite(ctx, t.tx, w); err != nil {
-		return err
-	}
-	if err := t.tx.Put(ctx, w); err != nil {
-		return err
-	}
-	recordWrite(ctx, w)
-	return nil
+	return t.s.put(ctx, t.tx, t.tx, w)
 }
