@@ -11,9 +11,9 @@ import (
 // or written, and the patients they belong to. It becomes the entities of
 // the request's AuditEvent.
 type Record struct {
-	mu       sync.Mutex
-	entities []Entity
-	seen     map[string]bool
+	mu          sync.Mutex
+	entities    []Entity
+	seen        map[string]bool
 	interaction Interaction
 }
 
