@@ -33,11 +33,7 @@ type accessClient struct {
 
 func newAccessClient(t *testing.T, st store.Store, who principals, opts ...config) *accessClient {
 	who["admin"] = &access.Principal{Subject: "admin", Scopes: mustScopes(t, "system/*.cruds")}
-	index, err := server.NewIndexer("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	auditor := access.NewAuditor(st, index.IndexJSON, access.AuditConfig{Source: "carefhir-test"})
+	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir-test"})
 	cfg := server.Config{Store: st, Logger: slog.New(slog.DiscardHandler), SoftwareVersion: "test", Auditor: auditor}
 	for _, o := range opts {
 		o(&cfg)

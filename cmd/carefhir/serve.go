@@ -135,14 +135,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
-	index, err := server.NewIndexer(baseURL)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("serve: %w", err)
-	}
 	// The audit trail is written after the server stops serving: Close
 	// writes what is queued, before the store closes.
-	auditor := access.NewAuditor(st, index.IndexJSON, access.AuditConfig{Source: "carefhir " + version, Log: logger})
+	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir " + version, Log: logger})
 	defer auditor.Close()
 	h := server.New(server.Config{
 		Auditor:          auditor,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,7 +70,6 @@ type AuditConfig struct {
 type Auditor struct {
 	cfg   AuditConfig
 	store store.Store
-	index func(typ string, body []byte) (store.Index, error)
 
 	events  chan *Event
 	done    chan struct{}
@@ -78,9 +78,9 @@ type Auditor struct {
 	written atomic.Int64
 }
 
-// NewAuditor starts writing events to st (the store without access
-// decisions), indexed by index.
-func NewAuditor(st store.Store, index func(typ string, body []byte) (store.Index, error), cfg AuditConfig) *Auditor {
+// NewAuditor starts writing events to st, the store without access
+// decisions.
+func NewAuditor(st store.Store, cfg AuditConfig) *Auditor {
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = 1 << 16
 	}
@@ -96,7 +96,7 @@ func NewAuditor(st store.Store, index func(typ string, body []byte) (store.Index
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	a := &Auditor{cfg: cfg, store: st, index: index, events: make(chan *Event, cfg.Buffer), done: make(chan struct{})}
+	a := &Auditor{cfg: cfg, store: st, events: make(chan *Event, cfg.Buffer), done: make(chan struct{})}
 	go a.run()
 	return a
 }
@@ -217,15 +217,85 @@ func (a *Auditor) write(batch []*Event) {
 func (a *Auditor) encode(e *Event) (*store.Write, error) {
 	id := newEventID()
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	body, err := json.Marshal(auditEvent(e, id, now, a.cfg.Source))
+	ev := auditEvent(e, id, now, a.cfg.Source)
+	body, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode AuditEvent: %w", err)
 	}
-	ix, err := a.index("AuditEvent", body)
-	if err != nil {
-		return nil, fmt.Errorf("index AuditEvent: %w", err)
+	return &store.Write{Type: "AuditEvent", ID: id, LastUpdated: now, JSON: body, Index: ev.index()}, nil
+}
+
+// index returns the search values of ev as the R4 AuditEvent search
+// parameters extract them, built from the event rather than by evaluating
+// their FHIRPath expressions: the trail is written for every request, and
+// the search definitions' extraction costs as much as the rest of writing
+// it. A test holds the two equal.
+func (ev *auditEventJSON) index() store.Index {
+	var ix store.Index
+	token := func(param, system, code string) {
+		ix.Tokens = append(ix.Tokens, store.Token{Param: param, System: system, Code: code})
 	}
-	return &store.Write{Type: "AuditEvent", ID: id, LastUpdated: now, JSON: body, Index: ix}, nil
+	ref := func(param, r string) {
+		typ, rest, _ := strings.Cut(r, "/")
+		id, _, _ := strings.Cut(rest, "/")
+		ix.References = append(ix.References, store.Reference{Param: param, Type: typ, ID: id})
+	}
+	text := func(param string, c *coding) {
+		if c != nil && c.Display != "" {
+			ix.Strings = append(ix.Strings, store.String{Param: param + ":text", Value: strings.ToLower(c.Display), Exact: c.Display})
+		}
+	}
+	token("action", "", ev.Action)
+	token("outcome", "", ev.Outcome)
+	token("type", ev.Type.System, ev.Type.Code)
+	text("type", &ev.Type)
+	for _, s := range ev.Subtype {
+		token("subtype", s.System, s.Code)
+		text("subtype", &s)
+	}
+	for _, ag := range ev.Agent {
+		if ag.Who != nil && ag.Who.Reference != "" {
+			ref("agent", ag.Who.Reference)
+			if strings.HasPrefix(ag.Who.Reference, "Patient/") {
+				ref("patient", ag.Who.Reference)
+			}
+		}
+		if ag.Who != nil && ag.Who.Identifier != nil {
+			token("agent:identifier", ag.Who.Identifier.System, ag.Who.Identifier.Value)
+			if strings.HasPrefix(ag.Who.Reference, "Patient/") {
+				token("patient:identifier", ag.Who.Identifier.System, ag.Who.Identifier.Value)
+			}
+		}
+		if ag.AltID != "" {
+			token("altid", "", ag.AltID)
+		}
+		if ag.Network != nil {
+			ix.Strings = append(ix.Strings, store.String{Param: "address", Value: strings.ToLower(ag.Network.Address), Exact: ag.Network.Address})
+		}
+	}
+	for _, en := range ev.Entity {
+		if en.What.Identifier != nil {
+			token("entity:identifier", en.What.Identifier.System, en.What.Identifier.Value)
+		}
+		if en.What.Reference != "" {
+			ref("entity", en.What.Reference)
+			if strings.HasPrefix(en.What.Reference, "Patient/") {
+				ref("patient", en.What.Reference)
+			}
+		}
+		if en.Type != nil {
+			token("entity-type", en.Type.System, en.Type.Code)
+			text("entity-type", en.Type)
+		}
+		if en.Role != nil {
+			token("entity-role", en.Role.System, en.Role.Code)
+			text("entity-role", en.Role)
+		}
+	}
+	if t, err := time.Parse(instantLayout, ev.Recorded); err == nil {
+		ix.Dates = append(ix.Dates, store.Date{Param: "date", Low: t, High: t})
+	}
+	return ix
 }
 
 func newEventID() string {
