@@ -40,4 +40,3 @@ func BenchmarkAuditTrail(b *testing.B) {
 		b.Errorf("%d events dropped", d)
 	}
 }
-
