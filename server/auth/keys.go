@@ -118,14 +118,16 @@ func checkPublic(set jwk.Set) error {
 	}
 	for i := range set.Len() {
 		key, _ := set.Key(i)
+		// Private key types also have every method of the public ones:
+		// they are matched first.
 		switch k := key.(type) {
+		case jwk.RSAPrivateKey, jwk.ECDSAPrivateKey, jwk.OKPPrivateKey:
+			return fmt.Errorf("key %d is a private key: give the public keys only", i)
 		case jwk.RSAPublicKey:
 		case jwk.ECDSAPublicKey:
 			if crv, _ := k.Crv(); crv != jwa.P256() && crv != jwa.P384() {
 				return fmt.Errorf("key %d: curve %s is not accepted: use P-256 or P-384", i, crv)
 			}
-		case jwk.RSAPrivateKey, jwk.ECDSAPrivateKey, jwk.OKPPrivateKey:
-			return fmt.Errorf("key %d is a private key: give the public keys only", i)
 		default:
 			return fmt.Errorf("key %d: type %s is not accepted: use RSA or EC keys", i, key.KeyType())
 		}
