@@ -29,7 +29,7 @@ type fixture struct {
 	dir     string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{idp: authtest.NewKey(t, jwa.RS256()), gp: authtest.NewKey(t, jwa.ES384()), dir: dir}
@@ -60,7 +60,7 @@ clients:
 	return f
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
