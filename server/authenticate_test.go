@@ -23,9 +23,8 @@ import (
 
 const externalIssuer = "https://idp.test"
 
-// authClient is a client of a server requiring bearer tokens, trusting the
-// external issuer whose key is idp and the backend client gp-system whose
-// key is gp (registered for system/Patient.rs and system/Observation.cruds).
+// authClient is a client of a server requiring bearer tokens (see
+// startAuthServer).
 type authClient struct {
 	*client
 	root    string // http://127.0.0.1:port
@@ -44,12 +43,30 @@ func eachEngineWithAuth(t *testing.T, fn func(t *testing.T, c *authClient), opts
 
 func newAuthClient(t *testing.T, st store.Store, opts ...config) *authClient {
 	t.Helper()
+	as := startAuthServer(t, st, opts...)
+	return &authClient{
+		client: &client{t: t, base: as.root + "/fhir", logs: as.logs, st: st},
+		root:   as.root, idp: as.idp, gp: as.gp,
+	}
+}
+
+// authServer is a running server that requires bearer tokens.
+type authServer struct {
+	root    string // http://127.0.0.1:port
+	idp, gp *authtest.Key
+	logs    *logBuffer
+}
+
+// startAuthServer serves the API over st with an auth file trusting a new
+// external issuer key (idp) and registering the client gp-system (gp).
+func startAuthServer(tb testing.TB, st store.Store, opts ...config) *authServer {
+	tb.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	root := "http://" + srv.Listener.Addr().String()
-	dir := t.TempDir()
-	c := &authClient{root: root, idp: authtest.NewKey(t, jwa.RS256()), gp: authtest.NewKey(t, jwa.ES384())}
-	authtest.WriteJWKS(t, dir, "idp.jwks.json", c.idp)
-	authtest.WriteJWKS(t, dir, "gp.jwks.json", c.gp)
+	as := &authServer{root: "http://" + srv.Listener.Addr().String(), logs: &logBuffer{},
+		idp: authtest.NewKey(tb, jwa.RS256()), gp: authtest.NewKey(tb, jwa.ES384())}
+	dir := tb.TempDir()
+	authtest.WriteJWKS(tb, dir, "idp.jwks.json", as.idp)
+	authtest.WriteJWKS(tb, dir, "gp.jwks.json", as.gp)
 	file := filepath.Join(dir, "auth.yaml")
 	if err := os.WriteFile(file, []byte(`
 issuers:
@@ -60,34 +77,32 @@ clients:
     jwks: gp.jwks.json
     scopes: [system/Patient.rs, system/Observation.cruds]
 `), 0o600); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	authCfg, err := auth.Load(file)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: root + "/fhir", Keyring: keys})
+	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: as.root + "/fhir", Keyring: keys})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	logs := &logBuffer{}
-	cfg := server.Config{Store: st, BaseURL: root + "/fhir", Auth: svc,
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)), SoftwareVersion: "test"}
+	cfg := server.Config{Store: st, BaseURL: as.root + "/fhir", Auth: svc,
+		Logger: slog.New(slog.NewJSONHandler(as.logs, nil)), SoftwareVersion: "test"}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	srv.Config.Handler = server.New(cfg)
 	srv.Start()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		srv.Close()
 		st.Close()
 	})
-	c.client = &client{t: t, base: root + "/fhir", logs: logs, st: cfg.Store}
-	return c
+	return as
 }
 
 // token returns a valid access token of the external issuer for this
