@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -105,6 +106,34 @@ func TestClientAddAndKeysRotate(t *testing.T) {
 	}
 	if code := exitCode(run(context.Background(), []string{"client", "remove"}, env(nil), &out, io.Discard), io.Discard); code != 2 {
 		t.Errorf("client remove: exit code %d, want 2", code)
+	}
+
+	// keys jwks turns a PEM public key, as openssl writes it, into a JWKS.
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(&rsaKey.PublicKey)
+	pubPEM := filepath.Join(dir, "pub.pem")
+	if err := os.WriteFile(pubPEM, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"keys", "jwks", pubPEM}, env(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var set struct{ Keys []struct{ Kty, Kid, Use, D string } }
+	if err := json.Unmarshal([]byte(out.String()), &set); err != nil || len(set.Keys) != 1 ||
+		set.Keys[0].Kty != "RSA" || set.Keys[0].Kid == "" || set.Keys[0].Use != "sig" || set.Keys[0].D != "" {
+		t.Errorf("keys jwks printed %s (%v)", out.String(), err)
+	}
+	privDER, _ := x509.MarshalPKCS8PrivateKey(rsaKey)
+	privPEM := filepath.Join(dir, "priv.pem")
+	if err := os.WriteFile(privPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"keys", "jwks", privPEM}, env(nil), io.Discard, io.Discard); err == nil {
+		t.Error("keys jwks printed a private key")
 	}
 
 	data := t.TempDir()

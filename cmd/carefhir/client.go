@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -69,7 +71,7 @@ func keysRotate(cfg *keysRotateConfig, stdout io.Writer) error {
 	return err
 }
 
-// runAuthCommand runs "client add" and "keys rotate".
+// runAuthCommand runs "client add", "keys jwks" and "keys rotate".
 func runAuthCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 	sub := ""
 	if len(args) > 0 {
@@ -82,6 +84,20 @@ func runAuthCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		return clientAdd(cfg, stdout)
+	case "keys jwks":
+		if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+			return &usageError{err: errors.New("usage: carefhir keys jwks PUBLIC-KEY.pem: prints the JWKS of the PEM public keys")}
+		}
+		pemData, err := os.ReadFile(args[0])
+		if err != nil {
+			return fmt.Errorf("keys jwks: %w", err)
+		}
+		jwks, err := auth.PublicJWKS(pemData)
+		if err != nil {
+			return fmt.Errorf("keys jwks: %s: %w", args[0], err)
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", jwks)
+		return err
 	case "keys rotate":
 		cfg, err := parseKeysRotateConfig(args, stderr)
 		if err != nil {
@@ -89,5 +105,5 @@ func runAuthCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 		}
 		return keysRotate(cfg, stdout)
 	}
-	return &usageError{err: fmt.Errorf("unknown command %q: want carefhir client add or carefhir keys rotate", strings.TrimSpace(cmd+" "+sub))}
+	return &usageError{err: fmt.Errorf("unknown command %q: want carefhir client add, keys jwks or keys rotate", strings.TrimSpace(cmd+" "+sub))}
 }

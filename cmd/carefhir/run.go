@@ -19,6 +19,7 @@ Usage:
   carefhir synth [flags]     generate fictional UK primary-care records
   carefhir reindex [flags]   rebuild the search index of the stored resources
   carefhir client add [flags] register a backend-services client in the auth file
+  carefhir keys jwks FILE     print the JWKS of a PEM public key, for client add
   carefhir keys rotate [flags] make a new key sign the server's access tokens
 
 Run 'carefhir <command> -h' for the flags of a command.

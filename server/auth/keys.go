@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -181,4 +182,27 @@ func sendKeys(sink jws.KeySink, sig *jws.Signature, set jwk.Set) error {
 		return errNoKey
 	}
 	return nil
+}
+
+// PublicJWKS converts PEM public keys (as "openssl pkey -pubout" writes
+// them) to a JWKS document, each key with its RFC 7638 thumbprint as kid
+// and marked for signatures: the form the auth file's jwks files take.
+func PublicJWKS(pemData []byte) ([]byte, error) {
+	set, err := jwk.Parse(pemData, jwk.WithPEM(true))
+	if err != nil {
+		return nil, fmt.Errorf("read PEM keys: %w", err)
+	}
+	if err := checkPublic(set); err != nil {
+		return nil, err
+	}
+	for i := range set.Len() {
+		key, _ := set.Key(i)
+		if err := jwk.AssignKeyID(key); err != nil {
+			return nil, err
+		}
+		if err := key.Set(jwk.KeyUsageKey, "sig"); err != nil {
+			return nil, err
+		}
+	}
+	return json.MarshalIndent(set, "", "  ")
 }
