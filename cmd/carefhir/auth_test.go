@@ -122,7 +122,9 @@ func TestClientAddAndKeysRotate(t *testing.T) {
 	if err := run(context.Background(), []string{"keys", "jwks", pubPEM}, env(nil), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	var set struct{ Keys []struct{ Kty, Kid, Use, D string } }
+	var set struct {
+		Keys []struct{ Kty, Kid, Use, D string }
+	}
 	if err := json.Unmarshal([]byte(out.String()), &set); err != nil || len(set.Keys) != 1 ||
 		set.Keys[0].Kty != "RSA" || set.Keys[0].Kid == "" || set.Keys[0].Use != "sig" || set.Keys[0].D != "" {
 		t.Errorf("keys jwks printed %s (%v)", out.String(), err)
