@@ -24,22 +24,26 @@ const (
 // fixture is an auth service trusting one external issuer whose key is
 // idp, and one backend client whose key is gp.
 type fixture struct {
-	svc     *auth.Service
-	idp, gp *authtest.Key
-	dir     string
+	svc           *auth.Service
+	idp, gp, oidc *authtest.Key
+	dir           string
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	f := &fixture{idp: authtest.NewKey(t, jwa.RS256()), gp: authtest.NewKey(t, jwa.ES384()), dir: dir}
+	f := &fixture{idp: authtest.NewKey(t, jwa.RS256()), gp: authtest.NewKey(t, jwa.ES384()), oidc: authtest.NewKey(t, jwa.ES256()), dir: dir}
 	authtest.WriteJWKS(t, dir, "idp.jwks.json", f.idp)
+	authtest.WriteJWKS(t, dir, "oidc.jwks.json", f.oidc)
 	authtest.WriteJWKS(t, dir, "gp.jwks.json", f.gp)
 	path := filepath.Join(dir, "auth.yaml")
 	writeFile(t, path, `
 issuers:
   - issuer: `+external+`
     jwks: idp.jwks.json
+  - issuer: https://oidc.test
+    jwks: oidc.jwks.json
+    audience: carefhir-app
 clients:
   - id: gp-system
     jwks: gp.jwks.json
@@ -90,6 +94,13 @@ func TestAuthenticateReadsTheClaims(t *testing.T) {
 			p.ClientID != "app" || p.Organization != "B82617" || p.ScopeString() != "user/Patient.rs patient/Observation.rs" {
 			t.Errorf("principal %+v", p)
 		}
+	}
+	// An issuer with an audience of its own.
+	if _, err := f.svc.Authenticate(request(f.oidc.Sign(t, authtest.Claims("https://oidc.test", "carefhir-app", nil)))); err != nil {
+		t.Errorf("token for the issuer's own audience: %v", err)
+	}
+	if _, err := f.svc.Authenticate(request(f.oidc.Sign(t, authtest.Claims("https://oidc.test", base, nil)))); err == nil {
+		t.Error("token of an issuer with its own audience, for the server's audience: accepted")
 	}
 	scp := f.idp.Sign(t, authtest.Claims(external, []string{"other", base}, map[string]any{"scp": []string{"system/*.read"}}))
 	p, err := f.svc.Authenticate(request(scp))

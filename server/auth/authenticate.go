@@ -50,12 +50,18 @@ func (e *Error) Unwrap() error { return e.err }
 func invalidToken(err error) *Error { return &Error{Code: "invalid_token", err: err} }
 
 // Authenticator verifies bearer access tokens: JWTs signed by a trusted
-// issuer for this server's audience.
+// issuer for the audience configured for it.
 type Authenticator struct {
+	issuers map[string]trustedIssuer
+	now     func() time.Time
+	cache   *tokenCache
+}
+
+// trustedIssuer is an issuer whose tokens are accepted: its keys, and the
+// aud its tokens must name.
+type trustedIssuer struct {
+	keys     keySource
 	audience string
-	issuers  map[string]keySource
-	now      func() time.Time
-	cache    *tokenCache
 }
 
 // Authenticate returns who the request's bearer token speaks for. It
@@ -163,11 +169,11 @@ func (a *Authenticator) check(ctx context.Context, raw string, now time.Time) (*
 		return nil, time.Time{}, errors.New("not a compact JWS")
 	}
 	keys := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, msg *jws.Message) error {
-		src, ok := a.issuers[payloadClaim(msg.Payload(), "iss")]
+		ti, ok := a.issuers[payloadClaim(msg.Payload(), "iss")]
 		if !ok {
 			return errors.New("untrusted issuer")
 		}
-		set, err := src.keys(ctx)
+		set, err := ti.keys.keys(ctx)
 		if err != nil {
 			return err
 		}
@@ -178,7 +184,7 @@ func (a *Authenticator) check(ctx context.Context, raw string, now time.Time) (*
 		jwt.WithContext(ctx),
 		jwt.WithClock(jwt.ClockFunc(func() time.Time { return now })),
 		jwt.WithAcceptableSkew(maxSkew),
-		jwt.WithAudience(a.audience),
+		jwt.WithValidator(jwt.ValidatorFunc(a.audienceOf)),
 		jwt.WithRequiredClaim(jwt.IssuerKey),
 		jwt.WithRequiredClaim(jwt.ExpirationKey),
 	)
@@ -191,6 +197,23 @@ func (a *Authenticator) check(ctx context.Context, raw string, now time.Time) (*
 		return nil, time.Time{}, err
 	}
 	return p, exp, nil
+}
+
+// audienceOf checks that tok names the audience its issuer's tokens must
+// name, as aud or among the values of aud.
+func (a *Authenticator) audienceOf(_ context.Context, tok jwt.Token) error {
+	iss, _ := tok.Issuer()
+	ti, ok := a.issuers[iss]
+	if !ok {
+		return errors.New("untrusted issuer")
+	}
+	aud, _ := tok.Audience()
+	for _, v := range aud {
+		if v == ti.audience {
+			return nil
+		}
+	}
+	return errors.New("wrong audience")
 }
 
 // principalOf reads the claims SMART tokens carry.

@@ -52,6 +52,10 @@ type Issuer struct {
 	// JWKS is its public keys: a file (relative to the auth file), or an
 	// https URL fetched, cached and refreshed.
 	JWKS string `json:"jwks" validate:"required"`
+	// Audience is the aud this issuer's tokens carry when it is not the
+	// server's (an OpenID provider may name its client id); empty: the
+	// top-level audience.
+	Audience string `json:"audience,omitempty" validate:"omitempty,max=2000"`
 }
 
 // Client is a machine client of the token endpoint (SMART Backend

@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Service, error) {
 		lifetime = DefaultTokenLifetime
 	}
 	fetch := &keyFetcher{ctx: ctx, client: opts.HTTPClient}
-	issuers := map[string]keySource{issuer: staticKeys{opts.Keyring.PublicKeys()}}
+	issuers := map[string]trustedIssuer{issuer: {keys: staticKeys{opts.Keyring.PublicKeys()}, audience: audience}}
 	for _, is := range cfg.Issuers {
 		if _, dup := issuers[is.Issuer]; dup {
 			return nil, fmt.Errorf("auth: issuer %s is this server itself: its keys are its own", is.Issuer)
@@ -73,7 +73,11 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Service, error) {
 		if err != nil {
 			return nil, fmt.Errorf("auth: issuer %s: %w", is.Issuer, err)
 		}
-		issuers[is.Issuer] = src
+		ti := trustedIssuer{keys: src, audience: is.Audience}
+		if ti.audience == "" {
+			ti.audience = audience
+		}
+		issuers[is.Issuer] = ti
 	}
 	clients := map[string]*client{}
 	for _, c := range cfg.Clients {
@@ -88,7 +92,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Service, error) {
 		clients[c.ID] = &client{id: c.ID, keys: src, scopes: scopes, organization: c.Organization}
 	}
 	s := &Service{
-		Authenticator: &Authenticator{audience: audience, issuers: issuers, now: now, cache: newTokenCache(100_000)},
+		Authenticator: &Authenticator{issuers: issuers, now: now, cache: newTokenCache(100_000)},
 		cfg:           cfg,
 		keyring:       opts.Keyring,
 		tokenURL:      root + "/auth/token",
