@@ -6,53 +6,84 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"carefhir/server"
 	"carefhir/server/access"
+	"carefhir/server/auth"
+	"carefhir/server/auth/authtest"
 	"carefhir/store"
 )
 
-// principals are the callers of an access test, by the bearer value a
-// request names them with. Tokens and their verification are tested in
-// server/auth; these tests put the principal a verified token gives in
-// the request, and check what the API then decides.
+// principals are the callers of an access test, by name: each request
+// carries an access token of a trusted issuer with the principal's claims.
 type principals map[string]*access.Principal
 
-// accessClient is a client of a server whose requests act for the
-// principal their Authorization header names ("Bearer admin"), whose
+// accessClient is a client of a server requiring bearer tokens, whose
 // AuditEvents are written to the store.
 type accessClient struct {
 	*client
 	auditor *access.Auditor
-	as      string // the principal requests act for, unless told otherwise
+	idp     *authtest.Key
+	tokens  map[string]string // by principal name
 }
 
 func newAccessClient(t *testing.T, st store.Store, who principals, opts ...config) *accessClient {
+	t.Helper()
 	who["admin"] = &access.Principal{Subject: "admin", Scopes: mustScopes(t, "system/*.cruds")}
+	srv := httptest.NewUnstartedServer(nil)
+	root := "http://" + srv.Listener.Addr().String()
+	idp := authtest.NewKey(t, jwa.ES256())
+	dir := t.TempDir()
+	authtest.WriteJWKS(t, dir, "idp.jwks.json", idp)
+	file := filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+externalIssuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	authCfg, err := auth.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: root + "/fhir", Keyring: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
 	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir-test"})
-	cfg := server.Config{Store: st, Logger: slog.New(slog.DiscardHandler), SoftwareVersion: "test", Auditor: auditor}
+	cfg := server.Config{Store: st, BaseURL: root + "/fhir", Auth: svc, Auditor: auditor,
+		Logger: slog.New(slog.DiscardHandler), SoftwareVersion: "test"}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	api := server.New(cfg)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		name := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if p, ok := who[name]; ok {
-			q := *p
-			r = r.WithContext(access.WithPrincipal(r.Context(), &q))
-		}
-		api.ServeHTTP(w, r)
-	}))
+	srv.Config.Handler = server.New(cfg)
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		auditor.Close()
 		st.Close()
 	})
-	return &accessClient{client: &client{t: t, base: srv.URL + "/fhir", logs: &logBuffer{}, st: st}, auditor: auditor, as: "admin"}
+	c := &accessClient{client: &client{t: t, base: root + "/fhir", logs: &logBuffer{}, st: st}, auditor: auditor, idp: idp, tokens: map[string]string{}}
+	for name, p := range who {
+		claims := map[string]any{"sub": p.Subject, "scope": p.ScopeString()}
+		for claim, v := range map[string]string{"fhirUser": p.FHIRUser, "patient": p.Patient, "organization": p.Organization, "client_id": p.ClientID} {
+			if v != "" {
+				claims[claim] = v
+			}
+		}
+		c.tokens[name] = idp.Sign(t, authtest.Claims(externalIssuer, root+"/fhir", claims))
+	}
+	return c
 }
 
 func mustScopes(t *testing.T, list string) []access.Scope {
@@ -64,10 +95,14 @@ func mustScopes(t *testing.T, list string) []access.Scope {
 	return s
 }
 
-// by sends a request acting for the principal named who.
+// by sends a request with the token of the principal named who; an
+// unknown name sends none.
 func (c *accessClient) by(who, method, path, body string, headers ...string) *response {
 	c.t.Helper()
-	return c.do(method, path, body, append([]string{"Authorization", "Bearer " + who}, headers...)...)
+	if token, ok := c.tokens[who]; ok {
+		headers = append([]string{"Authorization", "Bearer " + token}, headers...)
+	}
+	return c.do(method, path, body, headers...)
 }
 
 // put stores a resource with a given id as admin.
@@ -363,7 +398,7 @@ func TestCareTeamPolicy(t *testing.T) {
 
 func TestAuditTrail(t *testing.T) {
 	who := principals{
-		"dr":      {Subject: "u-1", Issuer: "https://auth.example", FHIRUser: "Practitioner/dr", ClientID: "app-1", Scopes: mustScopes(t, "user/Patient.rs user/Observation.rs")},
+		"dr":      {Subject: "u-1", FHIRUser: "Practitioner/dr", ClientID: "app-1", Scopes: mustScopes(t, "user/Patient.rs user/Observation.rs")},
 		"auditor": {Subject: "aud", Scopes: mustScopes(t, "system/AuditEvent.rs")},
 	}
 	for _, e := range engines {

@@ -52,16 +52,6 @@ func (a *api) audited(c *gin.Context) {
 	a.cfg.Auditor.Add(ev)
 }
 
-// openAccess makes every request of a server without authorisation act for
-// the open principal. Authentication, when configured, runs before it and
-// sets the principal of the token.
-func openAccess(c *gin.Context) {
-	if access.PrincipalFrom(c.Request.Context()) == nil {
-		c.Request = c.Request.WithContext(access.WithPrincipal(c.Request.Context(), access.OpenPrincipal(c.ClientIP())))
-	}
-	c.Next()
-}
-
 // interactionOf names the interaction a request under /fhir performs, and
 // what it addresses, from its method and path alone. A Bundle posted to
 // the base is a batch until it is read (see bundle).

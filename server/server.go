@@ -55,6 +55,15 @@ type Config struct {
 	// Auditor, when set, receives the AuditEvent of every request under
 	// /fhir; the host closes it after the server stops serving.
 	Auditor *access.Auditor
+	// Auth, when set, requires a valid bearer token on the FHIR API and
+	// serves the token endpoint and SMART configuration (authenticate.go).
+	// Without it every request acts for the open principal.
+	Auth Auth
+	// CORSOrigins are the origins of the browser apps allowed to call the
+	// API; "*" allows any (hardening.go).
+	CORSOrigins []string
+	// RateLimit bounds the requests of each client (hardening.go).
+	RateLimit RateLimit
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -104,13 +113,15 @@ func New(cfg Config) *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RemoveExtraSlash = false
-	r.Use(requestID, logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors, openAccess, limitBody(cfg.MaxBodyBytes))
+	r.Use(requestID, logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors, securityHeaders, cors(cfg.CORSOrigins),
+		authenticate(cfg.Auth), rateLimit(cfg.RateLimit), limitBody(cfg.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
 		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
+	a.registerAuth(r)
 	fhir := r.Group("/fhir", negotiate)
 	a.registerConformance(fhir)
 	a.registerSystem(fhir)
