@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir/search"
+	ext "carefhir/operation"
 	"carefhir/profiles/conformance"
 	"carefhir/server/access"
 	"carefhir/store"
@@ -64,6 +65,11 @@ type Config struct {
 	CORSOrigins []string
 	// RateLimit bounds the requests of each client (hardening.go).
 	RateLimit RateLimit
+	// Operations are served beside the server's own (see extend.go), and
+	// Hooks run on every write of their types, in its unit of work (see
+	// hooks.go): how the host adds what its mission packages provide.
+	Operations []ext.Operation
+	Hooks      []ext.Hook
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -103,18 +109,19 @@ func New(cfg Config) *gin.Engine {
 	})
 	a := &api{
 		guard:   guarded,
-		svc:     &service{store: guarded, index: index, now: time.Now},
+		svc:     &service{store: guarded, index: index, now: time.Now, hooks: cfg.Hooks},
 		cfg:     cfg,
 		started: time.Now().UTC(),
 		caps:    newCapabilities(),
 		search:  registry,
 	}
+	a.svc.bind = func(tx store.Tx) ext.Store { return &opStore{a: a, tx: tx} }
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RemoveExtraSlash = false
 	r.Use(requestID, logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors, securityHeaders, cors(cfg.CORSOrigins),
-		authenticate(cfg.Auth), rateLimit(cfg.RateLimit), limitBody(cfg.MaxBodyBytes))
+		authenticate(cfg.Auth), rateLimit(cfg.RateLimit), collectWarnings, limitBody(cfg.MaxBodyBytes))
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})
@@ -131,6 +138,7 @@ func New(cfg Config) *gin.Engine {
 	a.registerOperationRoutes(fhir)
 	a.registerValidate()
 	a.registerEverything()
+	a.registerExtensions()
 	a.registerSearch(fhir)
 	a.registerBundle(fhir)
 	return r
