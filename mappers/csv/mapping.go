@@ -138,27 +138,33 @@ var validate = validator.New(validator.WithRequiredStructEnabled())
 
 // Check reports what is wrong with m, naming each field.
 func (m *Mapping) Check() error {
-	err := validate.Struct(m)
-	var ve validator.ValidationErrors
-	if errors.As(err, &ve) {
-		var msgs []string
-		for _, fe := range ve {
-			path := strings.TrimPrefix(fe.Namespace(), "Mapping.")
-			switch fe.Tag() {
-			case "required":
-				msgs = append(msgs, path+" is required")
-			case "oneof":
-				msgs = append(msgs, fmt.Sprintf("%s %q is not one of: %s", path, fe.Value(), fe.Param()))
-			default:
-				msgs = append(msgs, fmt.Sprintf("%s %q fails %s %s", path, fe.Value(), fe.Tag(), fe.Param()))
-			}
-		}
-		return fmt.Errorf("csv: mapping: %s", strings.Join(msgs, "; "))
-	}
-	if err != nil {
+	if err := checkStruct(m, "Mapping."); err != nil {
 		return fmt.Errorf("csv: mapping: %w", err)
 	}
 	return nil
+}
+
+// checkStruct validates the tags of v and says what fails, by field path
+// without the root's name (prefix).
+func checkStruct(v any, prefix string) error {
+	err := validate.Struct(v)
+	var ve validator.ValidationErrors
+	if !errors.As(err, &ve) {
+		return err
+	}
+	var msgs []string
+	for _, fe := range ve {
+		path := strings.TrimPrefix(fe.Namespace(), prefix)
+		switch fe.Tag() {
+		case "required":
+			msgs = append(msgs, path+" is required")
+		case "oneof":
+			msgs = append(msgs, fmt.Sprintf("%s %q is not one of: %s", path, fe.Value(), fe.Param()))
+		default:
+			msgs = append(msgs, fmt.Sprintf("%s %q fails %s %s", path, fe.Value(), fe.Tag(), fe.Param()))
+		}
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 //go:embed layouts/*.yaml

@@ -16,6 +16,16 @@ var goDateLayouts = map[string]string{
 	"yyyyMMdd":    "20060102",
 }
 
+// writeDateLayouts are the Go layouts dates are written in: days and
+// months with their leading zero.
+var writeDateLayouts = map[string]string{
+	"dd-MMM-yyyy": "02-Jan-2006",
+	"dd/MM/yyyy":  "02/01/2006",
+	"yyyy-MM-dd":  "2006-01-02",
+	"dd MMM yyyy": "02 Jan 2006",
+	"yyyyMMdd":    "20060102",
+}
+
 // parseDate reads s in the first of formats that fits, and returns it as
 // a FHIR date. A time after the date (EMIS and SystmOne add 00:00:00 to
 // some dates) is dropped.

@@ -1,0 +1,188 @@
+package csv
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"carefhir/care/synth"
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/mappers"
+)
+
+// record returns the generated care-coordination record of a patient
+// with a PCSP: their NHS number, and their PAM Observations and CarePlans.
+func record(t *testing.T) (string, []fhir.Resource) {
+	t.Helper()
+	entries, err := synth.All(synth.Options{Patients: 10, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nhs := map[string]string{}
+	byPatient := map[string][]fhir.Resource{}
+	plans := map[string]bool{}
+	var order []string
+	for _, e := range entries {
+		r, err := fhirjson.UnmarshalAs(e.JSON, e.Type)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch r := r.(type) {
+		case *fhir.Patient:
+			ref := "Patient/" + r.GetID()
+			nhs[ref] = r.Identifier[0].Value.Get()
+			order = append(order, ref)
+		case *fhir.Observation:
+			if strings.HasSuffix(r.Code.Coding[0].System.Get(), "/CodeSystem/pam") {
+				byPatient[r.Subject.Reference.Get()] = append(byPatient[r.Subject.Reference.Get()], r)
+			}
+		case *fhir.CarePlan:
+			byPatient[r.Subject.Reference.Get()] = append(byPatient[r.Subject.Reference.Get()], r)
+			plans[r.Subject.Reference.Get()] = true
+		}
+	}
+	for _, ref := range order {
+		if plans[ref] && len(byPatient[ref]) >= 2 {
+			return nhs[ref], byPatient[ref]
+		}
+	}
+	t.Fatal("no generated patient has a PCSP and a PAM score")
+	return "", nil
+}
+
+const pamCodes = `
+codes:
+  # Placeholder concept ids for the test only.
+  "https://carefhir.example.org/fhir/CodeSystem/pam|pam-score": {system: "http://snomed.info/sct", code: "1000001"}
+  "https://carefhir.example.org/fhir/CodeSystem/pam|pam-level": {system: "http://snomed.info/sct", code: "1000002"}
+`
+
+func TestExportEntries(t *testing.T) {
+	base, err := exports.ReadFile("exports/coded-entries.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ParseExportLayout(append(base, pamCodes...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nhs, resources := record(t)
+	var buf bytes.Buffer
+	ew, err := NewEntryWriter(&buf, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plans, scores int
+	for _, r := range resources {
+		issues, err := ew.Write(nhs, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(issues) > 0 {
+			t.Errorf("%s: %v", r.GetID(), issues)
+		}
+		switch r.(type) {
+		case *fhir.CarePlan:
+			plans++
+		case *fhir.Observation:
+			scores++
+		}
+	}
+	if err := ew.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\r\n"), "\r\n")
+	if lines[0] != "NHS Number,Date,SNOMED CT Code,Value,Unit,Free Text" {
+		t.Errorf("header = %q", lines[0])
+	}
+	// A PAM Observation gives its score and its level.
+	if len(lines)-1 != plans+2*scores {
+		t.Fatalf("%d rows for %d plans and %d PAM scores:\n%s", len(lines)-1, plans, scores, buf.String())
+	}
+	var sawPlan, sawScore, sawLevel bool
+	for _, line := range lines[1:] {
+		f := strings.Split(line, ",")
+		if f[0] != nhs || len(f[1]) != 10 || f[1][2] != '/' {
+			t.Errorf("row %q: want the NHS number and a dd/MM/yyyy date", line)
+		}
+		switch f[2] {
+		case "734163000":
+			sawPlan = f[5] == "Personalised care and support plan"
+		case "1000001":
+			sawScore = f[3] != "" && f[4] == "score"
+		case "1000002":
+			sawLevel = f[3] >= "1" && f[3] <= "4"
+		}
+	}
+	if !sawPlan || !sawScore || !sawLevel {
+		t.Errorf("rows: plan %v, score %v, level %v:\n%s", sawPlan, sawScore, sawLevel, buf.String())
+	}
+}
+
+func TestExportWarnings(t *testing.T) {
+	l, err := ExportLayoutNamed("coded-entries")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nhs, resources := record(t)
+	var buf bytes.Buffer
+	ew, err := NewEntryWriter(&buf, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned int
+	for _, r := range append(resources, &fhir.Patient{}, &fhir.Goal{Description: &fhir.CodeableConcept{Text: fhir.NewString("Walk to the shops")}}) {
+		issues, err := ew.Write(nhs, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, is := range issues {
+			if is.Severity != mappers.Warning {
+				t.Errorf("%s", is)
+			}
+			warned++
+		}
+	}
+	ew.Flush()
+	// Without codes for PAM, only the plans are written; each PAM score
+	// and level is reported, as are the Patient and the uncoded Goal.
+	if strings.Contains(buf.String(), "pam") || !strings.Contains(buf.String(), "734163000") {
+		t.Errorf("output:\n%s", buf.String())
+	}
+	if warned < 4 {
+		t.Errorf("%d warnings", warned)
+	}
+}
+
+func TestExportEncoding(t *testing.T) {
+	l := &ExportLayout{Name: "x", Encoding: "windows-1252", SpacedNHSNumber: true, DateFormat: "dd-MMM-yyyy",
+		Columns: ExportColumns{NHSNumber: "NHS", Date: "Date", Code: "Code", Text: "Text"}}
+	var buf bytes.Buffer
+	ew, err := NewEntryWriter(&buf, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := &fhir.CarePlan{Created: fhir.NewDateTime("2026-03-12T10:00:00Z"), Title: fhir.NewString("Plan for René ☺"),
+		Category: []*fhir.CodeableConcept{{Coding: []*fhir.Coding{{System: fhir.NewUri(mappers.SNOMEDSystem), Code: fhir.NewCode("734163000")}}}}}
+	if _, err := ew.Write("9990000018", plan); err != nil {
+		t.Fatal(err)
+	}
+	ew.Flush()
+	want := "NHS,Date,Code,Text\r\n999 000 0018,12-Mar-2026,734163000,Plan for Ren\xe9 ?\r\n"
+	if buf.String() != want {
+		t.Errorf("output %q, want %q", buf.String(), want)
+	}
+}
+
+func TestParseExportLayout(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"name: x\ncolumns: {nhsNumber: N, date: D}", "Columns.Code is required"},
+		{"name: x\ncolumns: {nhsNumber: N, date: D, code: C}\ncodes: {pam-score: {system: 'http://snomed.info/sct', code: '1'}}", `"pam-score" is not system|code`},
+		{"name: x\ncolumns: {nhsNumber: N, date: D, code: C, extra: E}", `unknown field "extra"`},
+	} {
+		if _, err := ParseExportLayout([]byte(tt.in)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseExportLayout(%q) = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+}
