@@ -14,6 +14,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/charmap"
 )
 
 // Delimiters are the separators a message declares in MSH-1 and MSH-2.
@@ -68,9 +71,17 @@ const maxSegments = 10000
 
 // Parse parses one message. A UTF-8 byte-order mark and blank lines are
 // ignored; trailing spaces at the end of a segment are dropped, as some
-// senders pad segments.
+// senders pad segments. Text that is not UTF-8 is read as Windows-1252,
+// the superset of ISO 8859-1 that v2 senders in England use when they
+// are not on UTF-8. Control characters other than tab are refused: FHIR
+// strings cannot hold them.
 func Parse(data []byte) (*Message, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if !utf8.Valid(data) {
+		if dec, err := charmap.Windows1252.NewDecoder().Bytes(data); err == nil {
+			data = dec
+		}
+	}
 	lines := splitSegments(data)
 	if len(lines) == 0 {
 		return nil, &ParseError{Msg: "empty message"}
@@ -84,6 +95,9 @@ func Parse(data []byte) (*Message, error) {
 	}
 	m := &Message{Delimiters: d}
 	for i, line := range lines {
+		if j := strings.IndexFunc(line, control); j >= 0 {
+			return nil, &ParseError{Line: i + 1, Msg: fmt.Sprintf("control character %U at byte %d", line[j], j+1)}
+		}
 		seg, err := d.segment(line, i+1)
 		if err != nil {
 			return nil, err
@@ -174,6 +188,12 @@ func delimiters(msh string) (Delimiters, error) {
 		seen[c] = true
 	}
 	return d, nil
+}
+
+// control reports the characters FHIR strings cannot hold: the C0
+// controls but tab, line feed and carriage return, and DEL.
+func control(r rune) bool {
+	return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f
 }
 
 func isAlnum(c byte) bool {
@@ -303,7 +323,14 @@ func (d Delimiters) decodeEscape(seq string) (string, bool) {
 			}
 			out = append(out, byte(v))
 		}
-		return string(out), true
+		// Bytes that are not UTF-8 text, or are control characters, are
+		// not carried.
+		return strings.Map(func(r rune) rune {
+			if control(r) || r == utf8.RuneError {
+				return -1
+			}
+			return r
+		}, strings.ToValidUTF8(string(out), "")), true
 	case 'C', 'M', 'Z', '.':
 		return "", true
 	}

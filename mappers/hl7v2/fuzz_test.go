@@ -5,11 +5,13 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"carefhir/fhir/fhirjson"
 )
 
 // FuzzParse feeds any bytes to the parser and the importer: neither may
 // panic, and every message gets an acknowledgement that parses and quotes
-// the message's control id in MSA-2.
+// the message's control id in MSA-2; every Bundle is valid FHIR JSON.
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*/*")
 	for _, name := range files {
@@ -38,8 +40,18 @@ func FuzzParse(f *testing.F) {
 		if im.Message != nil && msa.Get(2, 1) != im.ControlID {
 			t.Errorf("MSA-2 = %q, want %q", msa.Get(2, 1), im.ControlID)
 		}
-		if im.Bundle != nil && im.Failed() {
-			t.Error("a Bundle with errors")
+		if im.Bundle == nil {
+			return
+		}
+		if im.Failed() {
+			t.Fatal("a Bundle with errors")
+		}
+		js, err := fhirjson.Marshal(im.Bundle)
+		if err != nil {
+			t.Fatalf("the Bundle does not encode: %v", err)
+		}
+		if _, err := fhirjson.Unmarshal(js); err != nil {
+			t.Fatalf("the Bundle is not valid FHIR: %v", err)
 		}
 	})
 }

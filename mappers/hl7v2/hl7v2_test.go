@@ -27,6 +27,8 @@ func TestParse(t *testing.T) {
 		{name: "byte-order mark", in: "\xef\xbb\xbfMSH|^~\\&|A|B\rPID|1||123\r", seg: "MSH", field: 3, comp: 1, sub: 1, want: "A"},
 		{name: "trailing spaces", in: "MSH|^~\\&|A|B   \rPID|1||123   \r", seg: "PID", field: 3, comp: 1, sub: 1, want: "123"},
 		{name: "escapes", in: "MSH|^~\\&|A\rPID|1||x\\F\\y\\S\\z\\T\\w\\R\\v\\E\\u", seg: "PID", field: 3, comp: 1, sub: 1, want: "x|y^z&w~v\\u"},
+		{name: "hex escape of a control character dropped", in: "MSH|^~\\&|A\rPID|1||a\\X01\\b", seg: "PID", field: 3, comp: 1, sub: 1, want: "ab"},
+		{name: "Windows-1252 text", in: "MSH|^~\\&|A\rPID|1||Ren\xe9", seg: "PID", field: 3, comp: 1, sub: 1, want: "René"},
 		{name: "hex escape", in: "MSH|^~\\&|A\rPID|1||caf\\XC3A9\\", seg: "PID", field: 3, comp: 1, sub: 1, want: "café"},
 		{name: "line break and highlight", in: "MSH|^~\\&|A\rNTE|1||a\\.br\\b\\H\\c\\N\\", seg: "NTE", field: 3, comp: 1, sub: 1, want: "a\nbc"},
 		{name: "unclosed escape kept", in: "MSH|^~\\&|A\rPID|1||a\\Fb", seg: "PID", field: 3, comp: 1, sub: 1, want: "a\\Fb"},
@@ -74,6 +76,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad segment name", "MSH|^~\\&|A\rpid|1", "segment name"},
 		{"segment without separator", "MSH|^~\\&|A\rPIDX1", "segment name"},
 		{"second MSH", "MSH|^~\\&|A\rMSH|^~\\&|B", "second MSH"},
+		{"control character", "MSH|^~\\&|A\rPID|1||a\x01b", "segment 2: control character U+0001"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
