@@ -143,7 +143,6 @@ func (im *Importer) Next() (*mappers.Result, error) {
 			im.done = true
 			break
 		}
-		line, _ := im.r.FieldPos(0)
 		if err != nil {
 			var pe *stdcsv.ParseError
 			if errors.As(err, &pe) {
@@ -154,6 +153,7 @@ func (im *Importer) Next() (*mappers.Result, error) {
 			return nil, fmt.Errorf("csv: %w", err)
 		}
 		rows++
+		line, _ := im.r.FieldPos(0)
 		im.row(tx, res, row, line)
 	}
 	if rows == 0 && len(res.Issues) == 0 {
