@@ -1,6 +1,8 @@
 package mappers
 
 import (
+	"regexp"
+
 	"carefhir/fhir"
 	"carefhir/profiles"
 )
@@ -108,4 +110,40 @@ func String(s string) *fhir.String {
 		return nil
 	}
 	return fhir.NewString(s)
+}
+
+var (
+	odsCode = regexp.MustCompile(`^[A-Z0-9]{3,10}$`)
+	gmpCode = regexp.MustCompile(`^G[0-9]{7}$`)
+	gmcCode = regexp.MustCompile(`^C?[0-9]{7}$`)
+)
+
+// ODSCode reports whether s has the shape of an ODS organisation code:
+// 3 to 10 upper-case letters and digits.
+func ODSCode(s string) bool { return odsCode.MatchString(s) }
+
+// PractitionerSystem returns the identifier system of a GP's code as GP
+// systems write it: a national GP (GMP) code, G and 7 digits, or a GMC
+// number, 7 digits with an optional C; "" for anything else.
+func PractitionerSystem(code string) string {
+	switch {
+	case gmpCode.MatchString(code):
+		return GMPSystem
+	case gmcCode.MatchString(code):
+		return GMCSystem
+	}
+	return ""
+}
+
+// Control reports the characters FHIR strings cannot hold: the C0
+// controls but tab, line feed and carriage return, and DEL.
+func Control(r rune) bool {
+	return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f
+}
+
+// StableIdentifier returns the identifier of a record the source names
+// only by its content (StableID of parts), and its value.
+func StableIdentifier(parts ...string) (*fhir.Identifier, string) {
+	id := StableID(parts...)
+	return &fhir.Identifier{System: fhir.NewUri(URISystem), Value: fhir.NewString(id)}, id
 }

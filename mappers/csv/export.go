@@ -1,16 +1,13 @@
 package csv
 
 import (
-	"bytes"
 	"embed"
 	stdcsv "encoding/csv"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
 	"golang.org/x/text/encoding/charmap"
 
 	"carefhir/fhir"
@@ -64,17 +61,8 @@ func ExportLayoutNamed(name string) (*ExportLayout, error) {
 // ParseExportLayout reads an export layout file, YAML or JSON, and checks
 // it as ParseMapping does.
 func ParseExportLayout(data []byte) (*ExportLayout, error) {
-	js := data
-	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
-		var err error
-		if js, err = yaml.YAMLToJSON(data); err != nil {
-			return nil, fmt.Errorf("csv: export layout: %w", err)
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
 	l := &ExportLayout{}
-	if err := dec.Decode(l); err != nil {
+	if err := decodeStrict(data, l); err != nil {
 		return nil, fmt.Errorf("csv: export layout: %w", err)
 	}
 	if err := checkStruct(l, "ExportLayout."); err != nil {

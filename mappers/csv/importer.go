@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -231,7 +230,7 @@ func (im *Importer) row(tx *mappers.Transaction, res *mappers.Result, row []stri
 			res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d, column %s", line, im.columnName(i)), "not UTF-8 text: set encoding: windows-1252 in the mapping if the file came from EMIS or SystmOne"))
 			return
 		}
-		if j := strings.IndexFunc(v, control); j >= 0 {
+		if j := strings.IndexFunc(v, mappers.Control); j >= 0 {
 			res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d, column %s", line, im.columnName(i)), "control character %U, which FHIR text cannot hold", []rune(v[j:])[0]))
 			return
 		}
@@ -259,12 +258,6 @@ func (im *Importer) columnName(i int) string {
 	}
 	return fmt.Sprint(i + 1)
 }
-
-var (
-	gmpCode = regexp.MustCompile(`^G[0-9]{7}$`)
-	gmcCode = regexp.MustCompile(`^C?[0-9]{7}$`)
-	odsCode = regexp.MustCompile(`^[A-Z0-9]{3,10}$`)
-)
 
 func (rr *rowReader) patient(tx *mappers.Transaction) *fhir.Patient {
 	c := rr.im.m.Patient
@@ -318,7 +311,7 @@ func (rr *rowReader) patient(tx *mappers.Transaction) *fhir.Patient {
 		}
 	}
 	if ods := strings.ToUpper(rr.get(c.Practice)); ods != "" {
-		if odsCode.MatchString(ods) {
+		if mappers.ODSCode(ods) {
 			url := tx.Ensure(mappers.Practice(ods, rr.get(c.PracticeName)), mappers.ODSSystem, ods)
 			p.GeneralPractitioner = append(p.GeneralPractitioner, mappers.Ref(url))
 		} else {
@@ -327,13 +320,8 @@ func (rr *rowReader) patient(tx *mappers.Transaction) *fhir.Patient {
 	}
 	gpName := rr.get(c.UsualGP)
 	code := strings.ToUpper(rr.get(c.UsualGPCode))
-	system := ""
-	switch {
-	case gmpCode.MatchString(code):
-		system = mappers.GMPSystem
-	case gmcCode.MatchString(code):
-		system = mappers.GMCSystem
-	case code != "":
+	system := mappers.PractitionerSystem(code)
+	if system == "" && code != "" {
 		rr.warnf(c.UsualGPCode, "%q is neither a GMP nor a GMC number: the GP is kept by name only", code)
 	}
 	switch {
@@ -365,10 +353,10 @@ func (rr *rowReader) observations(tx *mappers.Transaction, subject *fhir.Referen
 			}
 			continue
 		}
-		id := mappers.StableID("Observation", nhs, o.Code.System+"|"+o.Code.Code, date)
+		ident, id := mappers.StableIdentifier("Observation", nhs, o.Code.System+"|"+o.Code.Code, date)
 		obs := &fhir.Observation{
 			Meta:              mappers.Meta(mappers.UKCoreObservation),
-			Identifier:        []*fhir.Identifier{{System: fhir.NewUri(mappers.URISystem), Value: fhir.NewString(id)}},
+			Identifier:        []*fhir.Identifier{ident},
 			Status:            fhir.NewCode("final"),
 			Code:              concept(o.Code),
 			Subject:           subject,
@@ -387,45 +375,36 @@ func (rr *rowReader) observations(tx *mappers.Transaction, subject *fhir.Referen
 	}
 }
 
-// coded maps the condition and flag columns of the row.
+// coded maps the condition and flag columns of the row. Each is known by
+// patient and code, so importing it again updates it.
 func (rr *rowReader) coded(tx *mappers.Transaction, subject *fhir.Reference, nhs string) {
 	for _, c := range rr.im.m.Conditions {
-		date, ok := rr.present(c)
-		if !ok {
-			continue
+		if date, ok := rr.present(c); ok {
+			ident, id := mappers.StableIdentifier("Condition", nhs, c.Code.System+"|"+c.Code.Code)
+			cond := &fhir.Condition{
+				Meta:               mappers.Meta(mappers.UKCoreCondition),
+				Identifier:         []*fhir.Identifier{ident},
+				ClinicalStatus:     coding("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"),
+				VerificationStatus: coding("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed", "Confirmed"),
+				Category:           []*fhir.CodeableConcept{coding("http://terminology.hl7.org/CodeSystem/condition-category", "problem-list-item", "Problem List Item")},
+				Code:               concept(c.Code),
+				Subject:            subject,
+			}
+			if date != "" {
+				cond.OnsetDateTime = fhir.NewDateTime(date)
+			}
+			tx.Put(cond, mappers.URISystem, id)
 		}
-		id := mappers.StableID("Condition", nhs, c.Code.System+"|"+c.Code.Code)
-		cond := &fhir.Condition{
-			Meta:               mappers.Meta(mappers.UKCoreCondition),
-			Identifier:         []*fhir.Identifier{{System: fhir.NewUri(mappers.URISystem), Value: fhir.NewString(id)}},
-			ClinicalStatus:     coding("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"),
-			VerificationStatus: coding("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed", "Confirmed"),
-			Category:           []*fhir.CodeableConcept{coding("http://terminology.hl7.org/CodeSystem/condition-category", "problem-list-item", "Problem List Item")},
-			Code:               concept(c.Code),
-			Subject:            subject,
-		}
-		if date != "" {
-			cond.OnsetDateTime = fhir.NewDateTime(date)
-		}
-		tx.Put(cond, mappers.URISystem, id)
 	}
 	for _, c := range rr.im.m.Flags {
-		date, ok := rr.present(c)
-		if !ok {
-			continue
+		if date, ok := rr.present(c); ok {
+			ident, id := mappers.StableIdentifier("Flag", nhs, c.Code.System+"|"+c.Code.Code)
+			flag := &fhir.Flag{Meta: mappers.Meta(mappers.UKCoreFlag), Identifier: []*fhir.Identifier{ident}, Status: fhir.NewCode("active"), Code: concept(c.Code), Subject: subject}
+			if date != "" {
+				flag.Period = &fhir.Period{Start: fhir.NewDateTime(date)}
+			}
+			tx.Put(flag, mappers.URISystem, id)
 		}
-		id := mappers.StableID("Flag", nhs, c.Code.System+"|"+c.Code.Code)
-		flag := &fhir.Flag{
-			Meta:       mappers.Meta(mappers.UKCoreFlag),
-			Identifier: []*fhir.Identifier{{System: fhir.NewUri(mappers.URISystem), Value: fhir.NewString(id)}},
-			Status:     fhir.NewCode("active"),
-			Code:       concept(c.Code),
-			Subject:    subject,
-		}
-		if date != "" {
-			flag.Period = &fhir.Period{Start: fhir.NewDateTime(date)}
-		}
-		tx.Put(flag, mappers.URISystem, id)
 	}
 }
 

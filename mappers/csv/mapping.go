@@ -112,24 +112,28 @@ var DefaultDateFormats = []string{"dd-MMM-yyyy", "dd/MM/yyyy", "yyyy-MM-dd", "dd
 // ParseMapping reads a mapping file, YAML or JSON, and checks it: unknown
 // keys are errors, so a misspelt key is not silently ignored.
 func ParseMapping(data []byte) (*Mapping, error) {
-	js := data
-	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
-		var err error
-		js, err = yaml.YAMLToJSON(data)
-		if err != nil {
-			return nil, fmt.Errorf("csv: mapping: %w", err)
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
 	m := &Mapping{}
-	if err := dec.Decode(m); err != nil {
+	if err := decodeStrict(data, m); err != nil {
 		return nil, fmt.Errorf("csv: mapping: %w", err)
 	}
 	if err := m.Check(); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// decodeStrict reads YAML or JSON into v, refusing unknown keys.
+func decodeStrict(data []byte, v any) error {
+	js := data
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		var err error
+		if js, err = yaml.YAMLToJSON(data); err != nil {
+			return err
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 // validate checks the struct tags of mappings; it holds a cache of their

@@ -90,9 +90,3 @@ var decimal = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
 
 // today is the current date, against which dates of birth are checked.
 func today() string { return time.Now().Format("2006-01-02") }
-
-// control reports the characters FHIR strings cannot hold: the C0
-// controls but tab, line feed and carriage return, and DEL.
-func control(r rune) bool {
-	return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f
-}

@@ -2,7 +2,6 @@ package hl7v2
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"carefhir/fhir"
@@ -321,7 +320,7 @@ func (a *adt) registration(p *fhir.Patient, pd1 *Segment) {
 			ods = value(r.Get(3))
 		}
 		switch {
-		case odsCode.MatchString(ods):
+		case mappers.ODSCode(ods):
 			url := a.tx.Ensure(mappers.Practice(ods, value(r.Get(1))), mappers.ODSSystem, ods)
 			p.GeneralPractitioner = append(p.GeneralPractitioner, mappers.Ref(url))
 		case value(r.Get(1)) != "":
@@ -332,13 +331,7 @@ func (a *adt) registration(p *fhir.Patient, pd1 *Segment) {
 	if r := firstRep(pd1.Field(4)); !r.Empty() {
 		code := value(r.Get(1))
 		name := humanName(Repetition(r[min(1, len(r)):]))
-		system := ""
-		switch {
-		case gmpCode.MatchString(code):
-			system = mappers.GMPSystem
-		case gmcCode.MatchString(code):
-			system = mappers.GMCSystem
-		}
+		system := mappers.PractitionerSystem(code)
 		switch {
 		case system != "":
 			url := a.tx.Ensure(mappers.Practitioner(system, code, name), system, code)
@@ -349,12 +342,6 @@ func (a *adt) registration(p *fhir.Patient, pd1 *Segment) {
 		}
 	}
 }
-
-var (
-	odsCode = regexp.MustCompile(`^[A-Z0-9]{3,10}$`)
-	gmpCode = regexp.MustCompile(`^G[0-9]{7}$`)
-	gmcCode = regexp.MustCompile(`^C?[0-9]{7}$`)
-)
 
 // value treats the HL7 null, "", as empty: it asks the receiver to delete
 // the value, and a full replacement already does.

@@ -17,6 +17,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
+
+	"carefhir/mappers"
 )
 
 // Delimiters are the separators a message declares in MSH-1 and MSH-2.
@@ -95,7 +97,7 @@ func Parse(data []byte) (*Message, error) {
 	}
 	m := &Message{Delimiters: d}
 	for i, line := range lines {
-		if j := strings.IndexFunc(line, control); j >= 0 {
+		if j := strings.IndexFunc(line, mappers.Control); j >= 0 {
 			return nil, &ParseError{Line: i + 1, Msg: fmt.Sprintf("control character %U at byte %d", line[j], j+1)}
 		}
 		seg, err := d.segment(line, i+1)
@@ -188,12 +190,6 @@ func delimiters(msh string) (Delimiters, error) {
 		seen[c] = true
 	}
 	return d, nil
-}
-
-// control reports the characters FHIR strings cannot hold: the C0
-// controls but tab, line feed and carriage return, and DEL.
-func control(r rune) bool {
-	return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f
 }
 
 func isAlnum(c byte) bool {
@@ -326,7 +322,7 @@ func (d Delimiters) decodeEscape(seq string) (string, bool) {
 		// Bytes that are not UTF-8 text, or are control characters, are
 		// not carried.
 		return strings.Map(func(r rune) rune {
-			if control(r) || r == utf8.RuneError {
+			if mappers.Control(r) || r == utf8.RuneError {
 				return -1
 			}
 			return r
@@ -362,11 +358,15 @@ func (d Delimiters) escape(s string) string {
 	return b.String()
 }
 
+// clip cuts s to at most n bytes, at a character boundary.
 func clip(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
+	if len(s) <= n {
+		return s
 	}
-	return s
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // Segment returns the first segment named name, or nil.
