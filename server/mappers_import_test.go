@@ -38,7 +38,7 @@ func importBundles(t *testing.T) (names []string, bundles []string) {
 		return data
 	}
 	for _, f := range []string{"uk/A28-register.hl7", "uk/A31-update-escapes.hl7", "uk/A40-merge.hl7"} {
-		add(f, hl7v2.Import(read("hl7v2/testdata/" + f)).Result)
+		add(f, hl7v2.Import(read("hl7v2/testdata/"+f)).Result)
 	}
 	for _, f := range []string{"sandbox-mocks/Patient.json", "karate-stubs/searchResponses/fuzzy_multimatch_searchset.json", "sandbox-mocks/Sensitive_Patient.json"} {
 		add(f, pds.Import(read("pds/testdata/"+f)))
