@@ -16,7 +16,8 @@ import (
 	"carefhir/profiles"
 )
 
-// DefaultBatch is the number of rows per Result when Options.Batch is 0.
+// DefaultBatch is the number of rows per Result when NewImporter is
+// given 0.
 const DefaultBatch = 500
 
 // maxHeaderSearch bounds the rows read looking for the header: reports
@@ -41,8 +42,8 @@ type Importer struct {
 // NewImporter reads up to the header row of the report in r: the first
 // row, within the first 20, that has the NHS number column, and returns
 // an error when there is none. Other columns the mapping names may be
-// missing: the first Result warns of each. batch is the number of rows per Result (DefaultBatch
-// when 0).
+// missing: the first Result warns of each. batch is the number of rows
+// per Result (DefaultBatch when 0).
 func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 	if batch <= 0 {
 		batch = DefaultBatch
@@ -57,7 +58,6 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 	}
 	cr := stdcsv.NewReader(src)
 	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = false
 	if m.Delimiter != "" {
 		cr.Comma = rune(m.Delimiter[0])
 	}

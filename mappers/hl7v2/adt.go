@@ -147,7 +147,7 @@ func (a *adt) merge() {
 		}
 		pairs++
 		mrg := a.following(pid, "MRG")
-		where := segPath(pid)
+		where := pid.Name
 		if mrg == nil {
 			a.errorf(where, "a merge needs an MRG segment after the PID, naming the record merged")
 			continue
@@ -155,18 +155,18 @@ func (a *adt) merge() {
 		survivor := a.patient(pid, a.following(pid, "PD1"))
 		old, oldPath := nhsNumberIn(mrg.Field(1))
 		if old.number == "" {
-			a.errorf(segPath(mrg)+"-1", "MRG-1 holds no NHS number: the merged record cannot be named")
+			a.errorf(mrg.Name+"-1", "MRG-1 holds no NHS number: the merged record cannot be named")
 			continue
 		}
 		if !profiles.ValidNHSNumber(old.number) {
-			a.errorf(segPath(mrg)+"-1"+oldPath, "%q is not a valid NHS number (Modulus 11)", old.number)
+			a.errorf(mrg.Name+"-1"+oldPath, "%q is not a valid NHS number (Modulus 11)", old.number)
 			continue
 		}
 		if survivor == nil {
 			continue
 		}
 		if old.number == nhsOf(survivor) {
-			a.errorf(segPath(mrg)+"-1", "the record merged has the surviving record's own NHS number %s", old.number)
+			a.errorf(mrg.Name+"-1", "the record merged has the surviving record's own NHS number %s", old.number)
 			continue
 		}
 		retired := &fhir.Patient{
@@ -185,10 +185,6 @@ func (a *adt) merge() {
 	if pairs == 0 {
 		a.errorf("PID", "the message has no PID segment")
 	}
-}
-
-func segPath(s *Segment) string {
-	return s.Name
 }
 
 func firstRep(f Field) Repetition {
