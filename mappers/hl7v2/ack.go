@@ -1,6 +1,7 @@
 package hl7v2
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,12 @@ const (
 // nil (the bytes received were not a message): MSA-2 is then empty. now
 // stamps MSH-7.
 func Ack(m *Message, code string, issues []mappers.Issue, now time.Time) []byte {
+	return ack(m, code, issues, nil, now)
+}
+
+// ack is Ack with the indexes of the issues about absent segments and
+// fields.
+func ack(m *Message, code string, issues []mappers.Issue, missing []int, now time.Time) []byte {
 	d := Standard
 	var msh *Segment
 	if m != nil {
@@ -57,7 +64,7 @@ func Ack(m *Message, code string, issues []mappers.Issue, now time.Time) []byte 
 		b.WriteString("|" + d.escape(clip(text, 80)))
 	}
 	b.WriteByte('\r')
-	for _, i := range issues {
+	for n, i := range issues {
 		if i.Severity == mappers.Information {
 			continue
 		}
@@ -65,7 +72,7 @@ func Ack(m *Message, code string, issues []mappers.Issue, now time.Time) []byte 
 		if i.Severity == mappers.Warning {
 			sev = "W"
 		}
-		b.WriteString("ERR||" + errLocation(i.Path) + "|" + errCode(code, i) + "|" + sev + "||||" + d.escape(i.Message))
+		b.WriteString("ERR||" + errLocation(i.Path) + "|" + errCode(code, i, slices.Contains(missing, n)) + "|" + sev + "||||" + d.escape(i.Message))
 		b.WriteByte('\r')
 	}
 	return []byte(b.String())
@@ -85,7 +92,7 @@ func orDefault(s, def string) string {
 }
 
 // errCode picks the HL7 table 0357 error code of an issue.
-func errCode(ackCode string, i mappers.Issue) string {
+func errCode(ackCode string, i mappers.Issue, missing bool) string {
 	switch {
 	case ackCode == AR && i.Path == "MSH-9.2":
 		return "201^Unsupported event code^HL70357"
@@ -93,9 +100,9 @@ func errCode(ackCode string, i mappers.Issue) string {
 		return "200^Unsupported message type^HL70357"
 	case ackCode == AR:
 		return "100^Segment sequence error^HL70357"
-	case strings.Contains(i.Message, "no NHS number") || strings.Contains(i.Message, "needs an MRG"):
+	case missing:
 		return "101^Required field missing^HL70357"
-	case ackCode == AE && i.Severity == mappers.Error && strings.HasPrefix(i.Path, "store"):
+	case i.Path == "store":
 		return "207^Application internal error^HL70357"
 	}
 	return "102^Data type error^HL70357"
@@ -147,5 +154,5 @@ func (im *Imported) Acknowledge(applyErr error, now time.Time) []byte {
 	case im.Failed():
 		code = AE
 	}
-	return Ack(im.Message, code, issues, now)
+	return ack(im.Message, code, issues, im.missing, now)
 }

@@ -24,6 +24,9 @@ type Imported struct {
 	// does not parse, or it is not an event this package maps. It is
 	// answered with AR rather than AE.
 	Rejected bool
+	// missing indexes the Issues about absent segments and fields, which
+	// the acknowledgement codes 101 rather than 102.
+	missing []int
 }
 
 // events are the ADT trigger events mapped, and what each does.
@@ -76,6 +79,9 @@ func Import(data []byte) *Imported {
 	} else {
 		a.person()
 	}
+	for _, i := range a.missing {
+		im.missing = append(im.missing, len(im.Issues)+i)
+	}
 	im.Issues = append(im.Issues, a.issues...)
 	if !im.Failed() {
 		im.Bundle = tx.Bundle()
@@ -94,6 +100,15 @@ type adt struct {
 	tx     *mappers.Transaction
 	msg    *Message
 	issues []mappers.Issue
+	// missing indexes the issues about absent segments and fields.
+	missing []int
+}
+
+// missingf records an error for a required segment or field that is
+// absent (HL7 error code 101); errorf one for a value that is wrong (102).
+func (a *adt) missingf(path, format string, args ...any) {
+	a.missing = append(a.missing, len(a.issues))
+	a.errorf(path, format, args...)
 }
 
 func (a *adt) errorf(path, format string, args ...any) {
@@ -108,7 +123,7 @@ func (a *adt) warnf(path, format string, args ...any) {
 func (a *adt) person() {
 	pid := a.msg.Segment("PID")
 	if pid == nil {
-		a.errorf("PID", "the message has no PID segment")
+		a.missingf("PID", "the message has no PID segment")
 		return
 	}
 	p := a.patient(pid, a.following(pid, "PD1"))
@@ -149,13 +164,13 @@ func (a *adt) merge() {
 		mrg := a.following(pid, "MRG")
 		where := pid.Name
 		if mrg == nil {
-			a.errorf(where, "a merge needs an MRG segment after the PID, naming the record merged")
+			a.missingf(where, "a merge needs an MRG segment after the PID, naming the record merged")
 			continue
 		}
 		survivor := a.patient(pid, a.following(pid, "PD1"))
 		old, oldPath := nhsNumberIn(mrg.Field(1))
 		if old.number == "" {
-			a.errorf(mrg.Name+"-1", "MRG-1 holds no NHS number: the merged record cannot be named")
+			a.missingf(mrg.Name+"-1", "MRG-1 holds no NHS number: the merged record cannot be named")
 			continue
 		}
 		if !profiles.ValidNHSNumber(old.number) {
@@ -183,7 +198,7 @@ func (a *adt) merge() {
 		retired.Link = []*fhir.PatientLink{{Other: mappers.Ref(survivorURL), Type: fhir.NewCode("replaced-by")}}
 	}
 	if pairs == 0 {
-		a.errorf("PID", "the message has no PID segment")
+		a.missingf("PID", "the message has no PID segment")
 	}
 }
 
@@ -242,7 +257,7 @@ func statusCode(s string) string {
 func (a *adt) patient(pid, pd1 *Segment) *fhir.Patient {
 	id, where := nhsNumberIn(pid.Field(3))
 	if id.number == "" {
-		a.errorf("PID-3", "no NHS number among the patient identifiers (a repetition with identifier type NH or assigning authority NHS): records are matched on it")
+		a.missingf("PID-3", "no NHS number among the patient identifiers (a repetition with identifier type NH or assigning authority NHS): records are matched on it")
 		return nil
 	}
 	if !profiles.ValidNHSNumber(id.number) {

@@ -355,6 +355,11 @@ func TestAck(t *testing.T) {
 			`MSA|AR|MSG00001|ADT event "A29" is not handled: only A01, A04, A08, A28, A31, A34 and A40 are`,
 			`ERR||MSH^1^9^1^2|201^Unsupported event code^HL70357|E||||ADT event "A29" is not handled: only A01, A04, A08, A28, A31, A34 and A40 are`,
 		}},
+		{name: "no NHS number", file: "uk/A04-no-nhs-number.hl7", want: []string{
+			"MSH|^~\\&|CAREFHIR|PCN01|PAS|RXX|20260301093000+0000||ACK^A04^ACK|AMSG0005|P|2.3",
+			"MSA|AE|MSG0005|no NHS number among the patient identifiers (a repetition with identifier type N",
+			"ERR||PID^1^3|101^Required field missing^HL70357|E||||no NHS number among the patient identifiers (a repetition with identifier type NH or assigning authority NHS): records are matched on it",
+		}},
 		{name: "not a message", in: "hello", want: []string{
 			"MSH|^~\\&|||||20260301093000+0000||ACK^^ACK|A|P|2.5",
 			`MSA|AR||segment 1: a message starts with MSH, not "hel"`,
