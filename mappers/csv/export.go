@@ -120,7 +120,8 @@ type entry struct {
 // nhs: an Observation (and each of its components) with its value, a
 // CarePlan (a PCSP, by its category) or a Goal. What cannot be written —
 // a coding with no SNOMED CT concept in the layout, a resource with no
-// date — is returned as a Warning, with the resource's path.
+// date — is returned as a Warning, with the resource's path. An entry
+// entered in error (or an Observation cancelled) is not written.
 func (ew *EntryWriter) Write(nhs string, r fhir.Resource) ([]mappers.Issue, error) {
 	path := r.ResourceType()
 	if id := r.GetID(); id != "" {
@@ -139,6 +140,9 @@ func (ew *EntryWriter) Write(nhs string, r fhir.Resource) ([]mappers.Issue, erro
 			return
 		}
 		rows = append(rows, entry{date: date, code: code, value: value, unit: unit, text: text})
+	}
+	if status := exportStatus(r); status != "" {
+		return []mappers.Issue{{Severity: mappers.Information, Path: path + ".status", Message: "status " + status + ": not exported"}}, nil
 	}
 	switch res := r.(type) {
 	case *fhir.Observation:
@@ -184,6 +188,24 @@ func (ew *EntryWriter) Write(nhs string, r fhir.Resource) ([]mappers.Issue, erro
 		}
 	}
 	return issues, nil
+}
+
+// exportStatus returns the status of an entry that must not go to a GP
+// record (entered in error, or an observation cancelled), or "".
+func exportStatus(r fhir.Resource) string {
+	var status string
+	switch res := r.(type) {
+	case *fhir.Observation:
+		status = res.Status.Get()
+	case *fhir.CarePlan:
+		status = res.Status.Get()
+	case *fhir.Goal:
+		status = res.LifecycleStatus.Get()
+	}
+	if status == "entered-in-error" || status == "cancelled" {
+		return status
+	}
+	return ""
 }
 
 // Flush writes what is buffered and reports a write error.

@@ -168,6 +168,11 @@ func TestExportEncoding(t *testing.T) {
 	if _, err := ew.Write("9990000018", plan); err != nil {
 		t.Fatal(err)
 	}
+	wrong := *plan
+	wrong.Status = fhir.NewCode("entered-in-error")
+	if issues, err := ew.Write("9990000018", &wrong); err != nil || len(issues) != 1 || issues[0].Severity != mappers.Information {
+		t.Errorf("a plan entered in error: %v, %v", issues, err)
+	}
 	ew.Flush()
 	want := "NHS,Date,Code,Text\r\n999 000 0018,12-Mar-2026,734163000,Plan for Ren\xe9 ?\r\n"
 	if buf.String() != want {
