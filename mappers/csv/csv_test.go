@@ -316,3 +316,46 @@ func TestParseDate(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsAndCodedDates: a flag column, and a condition column whose
+// cell is its own date, give UK Core Flags and Conditions; a "no" records
+// nothing.
+func TestFlagsAndCodedDates(t *testing.T) {
+	m, err := ParseMapping([]byte(`
+name: flags
+patient: {nhsNumber: NHS Number}
+conditions:
+  - {column: Diabetes diagnosed, code: {system: "http://snomed.info/sct", code: "73211009", display: Diabetes mellitus}}
+flags:
+  - {column: Carer, dateColumn: Carer since, code: {system: "https://example.org/CodeSystem/practice-flags", code: "carer", display: Is a carer}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := "NHS Number,Diabetes diagnosed,Carer,Carer since\r\n9990000018,2024-05-01,Y,01/02/2020\r\n9990000026,No,no,\r\n"
+	im, err := NewImporter(strings.NewReader(in), m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := im.Next()
+	if err != nil || r.Bundle == nil {
+		t.Fatalf("%v %v", err, r.Issues)
+	}
+	for _, p := range mapperstest.Problems(t, r.Bundle) {
+		t.Error(p)
+	}
+	var got []string
+	for _, e := range r.Bundle.Entry {
+		switch res := e.Resource.(type) {
+		case *fhir.Condition:
+			got = append(got, "Condition "+res.OnsetDateTime.Get())
+		case *fhir.Flag:
+			got = append(got, "Flag "+res.Period.Start.Get())
+		case *fhir.Patient:
+			got = append(got, "Patient")
+		}
+	}
+	if strings.Join(got, ", ") != "Patient, Condition 2024-05-01, Flag 2020-02-01, Patient" {
+		t.Errorf("entries: %s", strings.Join(got, ", "))
+	}
+}
