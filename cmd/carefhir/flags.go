@@ -31,15 +31,55 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s\n\nFlags:\n", name, summary)
+		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s\n\nFlags (each also read from %s<FLAG>, such as %s for --mongo-uri):\n",
+			name, summary, envPrefix, envName("mongo-uri"))
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// parseFlags parses args into fs, whose flags are bound to the fields of
-// the struct cfg points to, refuses positional arguments and validates cfg.
-func parseFlags(fs *flag.FlagSet, args []string, cfg any) error {
+// envPrefix starts the name of the environment variable behind every flag.
+const envPrefix = "CAREFHIR_"
+
+// envName returns the environment variable that sets a flag: the flag's name
+// in upper case with dashes as underscores, after envPrefix. --mongo-uri is
+// set by CAREFHIR_MONGO_URI.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// setFromEnv sets each flag of fs whose environment variable (see envName)
+// is set and not empty. It runs before the command line is parsed, so a flag
+// given on the command line wins; a repeatable flag takes one value from its
+// variable and more from the command line.
+func setFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			// The value is left out: it may be a secret, such as a URI
+			// with a password.
+			errs = append(errs, fmt.Errorf("%s, which sets --%s: %w", name, f.Name, err))
+		}
+	})
+	if len(errs) > 0 {
+		return &usageError{err: errors.Join(errs...)}
+	}
+	return nil
+}
+
+// parseFlags sets the flags of fs, which are bound to the fields of the
+// struct cfg points to, from the environment through getenv (see
+// setFromEnv) and then from args, refuses positional arguments and
+// validates cfg.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, cfg any) error {
+	if err := setFromEnv(fs, getenv); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err: err, printed: true}
 	}

@@ -45,19 +45,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return printVersion(stdout, info, ok)
 	case "bench":
 		if len(rest) > 0 && rest[0] == "search" {
-			cfg, err := parseBenchSearchConfig(rest[1:], stderr)
+			cfg, err := parseBenchSearchConfig(rest[1:], getenv, stderr)
 			if err != nil {
 				return err
 			}
 			return benchSearch(ctx, cfg, stdout, stderr)
 		}
-		cfg, err := parseBenchConfig(rest, stderr)
+		cfg, err := parseBenchConfig(rest, getenv, stderr)
 		if err != nil {
 			return err
 		}
 		return bench(ctx, cfg, stdout)
 	case "synth":
-		cfg, err := parseSynthConfig(rest, stderr)
+		cfg, err := parseSynthConfig(rest, getenv, stderr)
 		if err != nil {
 			return err
 		}

@@ -15,9 +15,6 @@ import (
 	"carefhir/server"
 )
 
-// envMongoURI names the environment variable that --mongo-uri defaults to.
-const envMongoURI = "CAREFHIR_MONGO_URI"
-
 // serveConfig is the configuration of the serve subcommand. The flag tags
 // name the command-line flags; validate tags check the parsed values.
 type serveConfig struct {
@@ -49,7 +46,6 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg := &serveConfig{
 		Addr:            "127.0.0.1:8080",
 		DataDir:         "./data",
-		MongoURI:        getenv(envMongoURI),
 		MaxBody:         10 << 20,
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "text",
@@ -59,7 +55,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs := newFlagSet("carefhir serve", "Serves the FHIR R4 API under /fhir.", stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP `host:port` to listen on; port 0 picks a free port")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
-	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB `URI`; when set, MongoDB is used instead of SQLite (default $"+envMongoURI+")")
+	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
 	fs.StringVar(&cfg.BaseURL, "base-url", "", "public FHIR base `URL` used in links and Location headers (default http://<addr>/fhir)")
 	fs.Var(&cfg.MaxBody, "max-body", "largest request body accepted, in bytes or with a unit such as 512KiB or 10MiB")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGINT or SIGTERM")
@@ -67,7 +63,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least `level` logged: debug, info, warn or error")
 	fs.BoolVar(&cfg.Validate, "validate", cfg.Validate, "validate every create and update against the R4 definitions and the resource's meta.profile (422 when invalid); $validate is served either way")
 	fs.Var(&cfg.RequiredProfiles, "require-profile", "`Type=URL`: every resource of Type must conform to the bundled profile URL, such as Patient=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient (422 otherwise); repeatable; needs --validate")
-	if err := parseFlags(fs, args, cfg); err != nil {
+	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil
