@@ -218,7 +218,7 @@ type countingObserver struct {
 }
 
 func (o *countingObserver) Operation(op string, _ time.Duration) { o.ops[op]++ }
-func (o *countingObserver) Commit(n int)                          { o.commits = append(o.commits, n) }
+func (o *countingObserver) Commit(n int)                         { o.commits = append(o.commits, n) }
 
 func TestObserverAndStats(t *testing.T) {
 	obs := &countingObserver{ops: map[string]int{}}

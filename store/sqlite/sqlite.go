@@ -74,8 +74,8 @@ type Options struct {
 type Store struct {
 	path   string   // of the database file
 	obs    Observer // never nil
-	rdb    *sql.DB // reader pool
-	wdb    *sql.DB // holds the one writer connection
+	rdb    *sql.DB  // reader pool
+	wdb    *sql.DB  // holds the one writer connection
 	wconn  *sql.Conn
 	reader *reader // statements on the reader pool
 	writer *writer // write statements on the writer connection
