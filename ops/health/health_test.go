@@ -1,0 +1,64 @@
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func get(t *testing.T, h *Handler, path string) (int, Response) {
+	t.Helper()
+	mux := http.NewServeMux()
+	h.Register(mux)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	var body Response
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("GET %s: %d %q is not JSON: %v", path, rec.Code, rec.Body, err)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("GET %s: Content-Type %q", path, ct)
+	}
+	return rec.Code, body
+}
+
+func TestReady(t *testing.T) {
+	ok := Check{Name: "store", Run: func(context.Context) error { return nil }}
+	full := Check{Name: "audit-queue", Run: func(context.Context) error { return errors.New("9000 events queued, high-water mark 8000") }}
+	// hangs ignores its context: the probe must answer by the deadline all the same.
+	hangs := Check{Name: "mongo-primary", Run: func(context.Context) error { time.Sleep(time.Hour); return nil }}
+
+	code, body := get(t, New([]Check{ok}, 0, nil), "/readyz")
+	if code != http.StatusOK || body.Status != "ok" || len(body.Checks) != 1 || !body.Checks[0].OK || body.Checks[0].Name != "store" {
+		t.Errorf("all checks pass: %d %+v", code, body)
+	}
+
+	code, body = get(t, New([]Check{ok, full, hangs}, 20*time.Millisecond, nil), "/readyz")
+	if code != http.StatusServiceUnavailable || body.Status != "fail" || len(body.Checks) != 3 {
+		t.Fatalf("failing checks: %d %+v; want 503 with three results", code, body)
+	}
+	want := []Result{
+		{Name: "store", OK: true},
+		{Name: "audit-queue", Error: "9000 events queued, high-water mark 8000"},
+		{Name: "mongo-primary", Error: "no answer within 20ms"},
+	}
+	for i, w := range want {
+		got := body.Checks[i]
+		got.Millis = 0
+		if got != w {
+			t.Errorf("check %d: %+v, want %+v", i, got, w)
+		}
+	}
+}
+
+func TestLive(t *testing.T) {
+	failing := Check{Name: "store", Run: func(context.Context) error { return errors.New("down") }}
+	code, body := get(t, New([]Check{failing}, 0, nil), "/livez")
+	if code != http.StatusOK || body.Status != "ok" {
+		t.Errorf("/livez with a failing readiness check: %d %+v; want 200 ok", code, body)
+	}
+}
