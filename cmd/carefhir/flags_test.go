@@ -24,6 +24,7 @@ func TestParseServeConfig(t *testing.T) {
 		LogFormat:       "text",
 		LogLevel:        "info",
 		Validate:        true,
+		ReadyTimeout:    2 * time.Second,
 	}
 	with := func(f func(*serveConfig)) serveConfig {
 		c := defaults

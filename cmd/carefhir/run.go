@@ -18,6 +18,11 @@ Usage:
   carefhir bench search      measure searches on a SQLite data directory
   carefhir synth [flags]     generate fictional UK primary-care records
   carefhir reindex [flags]   rebuild the search index of the stored resources
+  carefhir migrate [flags]   bring a store's schema and indexes up to this version
+  carefhir backup [flags]    copy a running SQLite store into a compressed archive
+  carefhir restore [flags]   restore a SQLite store from a backup archive
+  carefhir verify [flags]    check a SQLite store offline
+  carefhir probe [flags]     ask a server on this host if it is live or ready (exit 0 or 1)
 
 Run 'carefhir <command> -h' for the flags of a command.
 `
@@ -68,6 +73,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return reindex(ctx, cfg, engines(), stdout, stderr)
+	case "probe":
+		cfg, err := parseProbeConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return probe(ctx, cfg, stdout)
 	case "help":
 		_, err := io.WriteString(stdout, usage)
 		return err

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"carefhir/ops/health"
+	"carefhir/ops/metrics"
 	"carefhir/profiles"
 	"carefhir/profiles/conformance"
 	"carefhir/server"
@@ -29,6 +31,12 @@ type serveConfig struct {
 	Validate        bool          `flag:"validate"`
 	// RequiredProfiles are checked by validation, so they need Validate.
 	RequiredProfiles profileRequirements `flag:"require-profile" validate:"excluded_unless=Validate true,dive,keys,alpha,endkeys,dive,http_url"`
+	MetricsAddr      string              `flag:"metrics-addr" validate:"omitempty,listen_addr"`
+	ReadyTimeout     time.Duration       `flag:"ready-timeout" validate:"gt=0"`
+
+	// metrics, set by serve before the engine opens, receives the engine's
+	// measurements.
+	metrics *metrics.Registry
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -51,8 +59,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		LogFormat:       "text",
 		LogLevel:        "info",
 		Validate:        true,
+		ReadyTimeout:    health.DefaultTimeout,
 	}
-	fs := newFlagSet("carefhir serve", "Serves the FHIR R4 API under /fhir.", stderr)
+	fs := newFlagSet("carefhir serve", "Serves the FHIR R4 API under /fhir, the probes /livez and /readyz, and /metrics.", stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP `host:port` to listen on; port 0 picks a free port")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
 	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
@@ -63,6 +72,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least `level` logged: debug, info, warn or error")
 	fs.BoolVar(&cfg.Validate, "validate", cfg.Validate, "validate every create and update against the R4 definitions and the resource's meta.profile (422 when invalid); $validate is served either way")
 	fs.Var(&cfg.RequiredProfiles, "require-profile", "`Type=URL`: every resource of Type must conform to the bundled profile URL, such as Patient=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient (422 otherwise); repeatable; needs --validate")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP `host:port` serving /metrics on a listener of its own, such as 127.0.0.1:9090; unset, /metrics is served beside the API")
+	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long each readiness check of /readyz may take before it counts as failed")
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
@@ -92,6 +103,8 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	if !ok {
 		return fmt.Errorf("serve: no %s engine in this build", name)
 	}
+	reg := metrics.New()
+	cfg.metrics = reg
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	st, err := open(openCtx, cfg)
 	cancel()
@@ -141,9 +154,55 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		RequiredProfiles: cfg.RequiredProfiles,
 		Definitions:      definitions,
 	})
+	observeEngine(reg, st)
+	checks := []health.Check{storeCheck(st)}
+	if name == engineMongo {
+		check, disconnect, err := mongoPrimaryCheck(cfg.MongoURI)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer disconnect()
+		checks = append(checks, check)
+	}
+	mux := http.NewServeMux()
+	health.New(checks, cfg.ReadyTimeout, logger).Register(mux)
+	var mln net.Listener
+	if cfg.MetricsAddr != "" {
+		if mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: metrics: %w", err)
+		}
+	} else {
+		mux.Handle("GET /metrics", reg.Handler())
+	}
+	mux.Handle("/", reg.Instrument(h, "/fhir", server.ServedTypes()))
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
-		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version)
-	return serveHTTP(ctx, ln, newHTTPServer(h, logger), cfg.ShutdownTimeout, logger)
+		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "metrics", metricsAttr(ln, mln))
+	if mln == nil {
+		return serveHTTP(ctx, ln, newHTTPServer(mux, logger), cfg.ShutdownTimeout, logger)
+	}
+	// Either listener failing stops both.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("GET /metrics", reg.Handler())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- serveHTTP(ctx, mln, newHTTPServer(metricsMux, logger), cfg.ShutdownTimeout, logger)
+		stop()
+	}()
+	err = serveHTTP(ctx, ln, newHTTPServer(mux, logger), cfg.ShutdownTimeout, logger)
+	stop()
+	return errors.Join(err, <-errc)
+}
+
+// metricsAttr says where /metrics is served, for the start-up log line.
+func metricsAttr(api, own net.Listener) string {
+	if own != nil {
+		return "http://" + own.Addr().String() + "/metrics"
+	}
+	return "http://" + api.Addr().String() + "/metrics"
 }
 
 // dataAttr returns where the configured engine keeps its data, for the

@@ -124,15 +124,34 @@ func (h *Handler) run(ctx context.Context, c Check) Result {
 	}
 	res := Result{Name: c.Name, OK: err == nil, Millis: time.Since(start).Milliseconds()}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
+		var private *privateError
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
 			res.Error = "no answer within " + h.timeout.String()
-		} else {
+		case errors.As(err, &private):
+			res.Error = private.public
+		default:
 			res.Error = err.Error()
 		}
 		h.log.Warn("readiness check failed", "check", c.Name, "err", err)
 	}
 	return res
 }
+
+// Private returns an error that a probe's response reports as public alone,
+// while the log has err in full: for an error that may name hosts or
+// carry a URI, such as a database driver's.
+func Private(public string, err error) error {
+	return &privateError{public: public, err: err}
+}
+
+type privateError struct {
+	public string
+	err    error
+}
+
+func (e *privateError) Error() string { return e.public + ": " + e.err.Error() }
+func (e *privateError) Unwrap() error { return e.err }
 
 func write(w http.ResponseWriter, code int, body Response) {
 	b, err := json.Marshal(body)

@@ -28,6 +28,9 @@ func get(t *testing.T, h *Handler, path string) (int, Response) {
 
 func TestReady(t *testing.T) {
 	ok := Check{Name: "store", Run: func(context.Context) error { return nil }}
+	private := Check{Name: "mongodb-primary", Run: func(context.Context) error {
+		return Private("no primary answered", errors.New("server selection error: db1.internal:27017 secondary"))
+	}}
 	full := Check{Name: "audit-queue", Run: func(context.Context) error { return errors.New("9000 events queued, high-water mark 8000") }}
 	// hangs ignores its context: the probe must answer by the deadline all the same.
 	hangs := Check{Name: "mongo-primary", Run: func(context.Context) error { time.Sleep(time.Hour); return nil }}
@@ -37,14 +40,15 @@ func TestReady(t *testing.T) {
 		t.Errorf("all checks pass: %d %+v", code, body)
 	}
 
-	code, body = get(t, New([]Check{ok, full, hangs}, 20*time.Millisecond, nil), "/readyz")
-	if code != http.StatusServiceUnavailable || body.Status != "fail" || len(body.Checks) != 3 {
-		t.Fatalf("failing checks: %d %+v; want 503 with three results", code, body)
+	code, body = get(t, New([]Check{ok, full, hangs, private}, 20*time.Millisecond, nil), "/readyz")
+	if code != http.StatusServiceUnavailable || body.Status != "fail" || len(body.Checks) != 4 {
+		t.Fatalf("failing checks: %d %+v; want 503 with four results", code, body)
 	}
 	want := []Result{
 		{Name: "store", OK: true},
 		{Name: "audit-queue", Error: "9000 events queued, high-water mark 8000"},
 		{Name: "mongo-primary", Error: "no answer within 20ms"},
+		{Name: "mongodb-primary", Error: "no primary answered"},
 	}
 	for i, w := range want {
 		got := body.Checks[i]
