@@ -21,7 +21,7 @@ func scrape(t *testing.T, r *Registry) string {
 
 func TestClassify(t *testing.T) {
 	tests := []struct {
-		method, path      string
+		method, path     string
 		interaction, typ string
 	}{
 		{"GET", "/fhir/Patient/123", "read", "Patient"},
