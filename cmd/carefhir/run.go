@@ -73,6 +73,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return reindex(ctx, cfg, engines(), stdout, stderr)
+	case "migrate":
+		cfg, err := parseMigrateConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return runMigrate(ctx, cfg, stdout)
 	case "probe":
 		cfg, err := parseProbeConfig(rest, getenv, stderr)
 		if err != nil {
