@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 	"strings"
 )
@@ -79,6 +80,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return runMigrate(ctx, cfg, stdout)
+	case "backup":
+		cfg, err := parseBackupConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return runBackup(ctx, cfg, stdout, stderr)
+	case "restore":
+		cfg, err := parseRestoreConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return runRestore(ctx, cfg, os.Stdin, stdout)
+	case "verify":
+		cfg, err := parseVerifyConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return runVerify(ctx, cfg, stdout)
 	case "probe":
 		cfg, err := parseProbeConfig(rest, getenv, stderr)
 		if err != nil {
