@@ -273,4 +273,3 @@ func rowKey(param string, values []any) string {
 	}
 	return b.String()
 }
-
