@@ -34,6 +34,9 @@ func openSQLite(_ context.Context, cfg *serveConfig) (store.Store, error) {
 	if cfg.metrics != nil {
 		opts.Observer = cfg.metrics.StoreObserver(engineSQLite)
 	}
+	if cfg.logger != nil {
+		opts.Migrated = func(line string) { cfg.logger.Info("migrated", "data", cfg.DataDir, "change", line) }
+	}
 	s, err := sqlite.OpenWith(cfg.DataDir, opts)
 	if err != nil {
 		// A nil *sqlite.Store in a store.Store would not compare equal to nil.

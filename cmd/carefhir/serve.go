@@ -34,9 +34,10 @@ type serveConfig struct {
 	MetricsAddr      string              `flag:"metrics-addr" validate:"omitempty,listen_addr"`
 	ReadyTimeout     time.Duration       `flag:"ready-timeout" validate:"gt=0"`
 
-	// metrics, set by serve before the engine opens, receives the engine's
-	// measurements.
+	// metrics and logger, set by serve before the engine opens, receive
+	// the engine's measurements and what it did at start-up.
 	metrics *metrics.Registry
+	logger  *slog.Logger
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -104,7 +105,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		return fmt.Errorf("serve: no %s engine in this build", name)
 	}
 	reg := metrics.New()
-	cfg.metrics = reg
+	cfg.metrics, cfg.logger = reg, logger
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	st, err := open(openCtx, cfg)
 	cancel()

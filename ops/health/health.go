@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -27,6 +28,20 @@ type Check struct {
 	// context's deadline. Its error is served to anyone who asks, without
 	// authentication: it says what failed, never a secret or a URI.
 	Run func(ctx context.Context) error
+}
+
+// QueueBelow returns a check that fails while a queue holds highWater items
+// or more: depth reports how many it holds now. An audit trail's buffer or
+// a notification outbox registers one, so that a server whose queue is
+// filling faster than it drains stops taking traffic before it has to drop
+// anything.
+func QueueBelow(name string, highWater int, depth func() int) Check {
+	return Check{Name: name, Run: func(context.Context) error {
+		if n := depth(); n >= highWater {
+			return fmt.Errorf("%d queued, high-water mark %d", n, highWater)
+		}
+		return nil
+	}}
 }
 
 // DefaultTimeout bounds each readiness check when Handler is given none.

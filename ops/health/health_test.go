@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -64,5 +65,20 @@ func TestLive(t *testing.T) {
 	code, body := get(t, New([]Check{failing}, 0, nil), "/livez")
 	if code != http.StatusOK || body.Status != "ok" {
 		t.Errorf("/livez with a failing readiness check: %d %+v; want 200 ok", code, body)
+	}
+}
+
+func TestQueueBelow(t *testing.T) {
+	depth := 0
+	check := QueueBelow("audit-queue", 100, func() int { return depth })
+	for _, tt := range []struct {
+		depth int
+		want  string
+	}{{0, ""}, {99, ""}, {100, "100 queued, high-water mark 100"}, {250, "250 queued, high-water mark 100"}} {
+		depth = tt.depth
+		err := check.Run(context.Background())
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+			t.Errorf("depth %d: %v, want %q", tt.depth, err, tt.want)
+		}
 	}
 }

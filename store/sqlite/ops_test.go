@@ -74,11 +74,15 @@ func TestMigrateFromEveryVersion(t *testing.T) {
 						t.Errorf("Migrate reported %q; want one line per migration from version %d", done, v)
 					}
 				}
-				s, err := Open(dir)
+				var migrated []string
+				s, err := OpenWith(dir, Options{Migrated: func(line string) { migrated = append(migrated, line) }})
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer s.Close()
+				if want := map[string]int{"Open": len(migrations) - v, "Migrate": 0}[how]; len(migrated) != want {
+					t.Errorf("Open reported the migrations %q; want %d", migrated, want)
+				}
 				if got := schemaVersionIn(t, dir); got != SchemaVersion() {
 					t.Errorf("schema version %d after %s, want %d", got, how, SchemaVersion())
 				}

@@ -67,6 +67,9 @@ type Options struct {
 	// Observer, when set, receives measurements of the engine's work, for
 	// metrics.
 	Observer Observer
+	// Migrated, when set, is told of each migration Open makes, such as
+	// "schema version 2 to 3: …", for the log.
+	Migrated func(line string)
 }
 
 // Store is a store.Store kept in a SQLite database. Its methods are safe for
@@ -175,8 +178,14 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
-	if _, err := migrate(ctx, s.wconn, migrations, false); err != nil {
+	done, err := migrate(ctx, s.wconn, migrations, false)
+	if err != nil {
 		return fail(err)
+	}
+	if opts.Migrated != nil {
+		for _, line := range done {
+			opts.Migrated(line)
+		}
 	}
 	params := newParamCache()
 	if s.writer, err = newWriter(ctx, s.wconn, params); err != nil {
