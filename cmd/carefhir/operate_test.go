@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"carefhir/ops/health"
+	"carefhir/store/mongo/ferrettest"
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -142,5 +144,36 @@ func TestProbeCommand(t *testing.T) {
 	err = run(context.Background(), []string{"probe", "--path", "/metrics"}, env(nil), io.Discard, io.Discard)
 	if code := exitCode(err, io.Discard); code != 2 {
 		t.Errorf("probe of another path: exit %d (%v), want 2", code, err)
+	}
+}
+
+// The primary check passes while the deployment answers and fails once it
+// is gone, with a public message that names no host.
+func TestMongoPrimaryCheck(t *testing.T) {
+	var uri string
+	t.Run("up", func(t *testing.T) {
+		uri = ferrettest.Start(t)
+		check, disconnect, err := mongoPrimaryCheck(uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer disconnect()
+		if res := health.New([]health.Check{check}, 5*time.Second, nil).Run(t.Context()); !res[0].OK {
+			t.Errorf("check of a running deployment: %+v", res[0])
+		}
+	})
+	// The deployment stopped with the subtest.
+	check, disconnect, err := mongoPrimaryCheck(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disconnect()
+	res := health.New([]health.Check{check}, time.Second, nil).Run(t.Context())
+	if res[0].OK || res[0].Name != "mongodb-primary" {
+		t.Fatalf("check of a stopped deployment: %+v; want a failure", res[0])
+	}
+	t.Logf("public message: %q", res[0].Error)
+	if strings.Contains(res[0].Error, "127.0.0.1") || strings.Contains(res[0].Error, "localhost") {
+		t.Errorf("the public message names a host: %q", res[0].Error)
 	}
 }
