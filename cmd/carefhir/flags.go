@@ -31,8 +31,7 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s\n\nFlags (each also read from %s<FLAG>, such as %s for --mongo-uri):\n",
-			name, summary, envPrefix, envName("mongo-uri"))
+		fmt.Fprintf(stderr, "Usage: %s [flags]\n\n%s\n\nFlags:\n", name, summary)
 		fs.PrintDefaults()
 	}
 	return fs
@@ -74,11 +73,19 @@ func setFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
 
 // parseFlags sets the flags of fs, which are bound to the fields of the
 // struct cfg points to, from the environment through getenv (see
-// setFromEnv) and then from args, refuses positional arguments and
-// validates cfg.
+// setFromEnv; nil reads no environment) and then from args, refuses
+// positional arguments and validates cfg.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, cfg any) error {
-	if err := setFromEnv(fs, getenv); err != nil {
-		return err
+	if getenv != nil {
+		if err := setFromEnv(fs, getenv); err != nil {
+			return err
+		}
+		usage := fs.Usage
+		fs.Usage = func() {
+			usage()
+			fmt.Fprintf(fs.Output(), "\nEach flag is also read from %s<FLAG> in the environment, such as %s for --mongo-uri;\nthe command line wins.\n",
+				envPrefix, envName("mongo-uri"))
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err: err, printed: true}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -184,19 +186,35 @@ func TestEnvName(t *testing.T) {
 	}
 }
 
-// TestEveryCommandReadsTheEnvironment checks that the rule is not special to
-// serve: a flag of another command is set by its variable too.
-func TestEveryCommandReadsTheEnvironment(t *testing.T) {
-	cfg, err := parseBenchConfig(nil, env(map[string]string{"CAREFHIR_CLIENTS": "3", "CAREFHIR_URL": "http://db.example/fhir"}), io.Discard)
+// TestCommandsReadingTheEnvironment checks that the rule is not special to
+// serve, and that the commands that generate or load data ignore it.
+func TestCommandsReadingTheEnvironment(t *testing.T) {
+	vars := env(map[string]string{"CAREFHIR_DATA": "/srv/live", "CAREFHIR_ADDR": "0.0.0.0:9000", "CAREFHIR_PATH": "/readyz"})
+	for _, cmd := range []string{"migrate", "reindex"} {
+		dir := filepath.Join(t.TempDir(), "new")
+		if err := run(t.Context(), []string{cmd}, env(map[string]string{"CAREFHIR_DATA": dir}), io.Discard, io.Discard); err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "carefhir.db")); err != nil {
+			t.Errorf("%s with CAREFHIR_DATA=%s did not use it: %v", cmd, dir, err)
+		}
+	}
+	err := run(t.Context(), []string{"verify"}, env(map[string]string{"CAREFHIR_DATA": "/nonexistent/carefhir"}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/carefhir") {
+		t.Errorf("verify with CAREFHIR_DATA: %v; want it to name that directory", err)
+	}
+	probe, err := parseProbeConfig(nil, vars, io.Discard)
+	if err != nil || probe.Addr != "0.0.0.0:9000" || probe.Path != "/readyz" {
+		t.Errorf("probe from the environment: %+v, %v", probe, err)
+	}
+	_, err = parseProbeConfig(nil, env(map[string]string{"CAREFHIR_TIMEOUT": "soon"}), io.Discard)
+	if code := exitCode(err, io.Discard); code != 2 || !strings.Contains(err.Error(), "CAREFHIR_TIMEOUT") {
+		t.Errorf("a bad variable: exit code %d, error %v; want 2 naming CAREFHIR_TIMEOUT", code, err)
+	}
+	var out strings.Builder
+	err = run(t.Context(), []string{"synth", "--patients", "1", "--out", t.TempDir()}, vars, &out, io.Discard)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Clients != 3 || cfg.URL != "http://db.example/fhir" {
-		t.Errorf("bench from the environment: clients %d, url %q; want 3 and http://db.example/fhir", cfg.Clients, cfg.URL)
-	}
-	_, err = parseBenchConfig(nil, env(map[string]string{"CAREFHIR_CLIENTS": "many"}), io.Discard)
-	if code := exitCode(err, io.Discard); code != 2 || !strings.Contains(err.Error(), "CAREFHIR_CLIENTS") {
-		t.Errorf("a bad variable: exit code %d, error %v; want 2 naming CAREFHIR_CLIENTS", code, err)
+		t.Errorf("synth with CAREFHIR_DATA set: %v; want it to ignore the variable", err)
 	}
 }
 

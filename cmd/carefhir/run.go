@@ -50,20 +50,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		info, ok := debug.ReadBuildInfo()
 		return printVersion(stdout, info, ok)
 	case "bench":
+		// The commands that generate or load data (bench, synth) read
+		// their command line only, so that a deployment's CAREFHIR_DATA or
+		// CAREFHIR_URL never points them at its store.
 		if len(rest) > 0 && rest[0] == "search" {
-			cfg, err := parseBenchSearchConfig(rest[1:], getenv, stderr)
+			cfg, err := parseBenchSearchConfig(rest[1:], nil, stderr)
 			if err != nil {
 				return err
 			}
 			return benchSearch(ctx, cfg, stdout, stderr)
 		}
-		cfg, err := parseBenchConfig(rest, getenv, stderr)
+		cfg, err := parseBenchConfig(rest, nil, stderr)
 		if err != nil {
 			return err
 		}
 		return bench(ctx, cfg, stdout)
 	case "synth":
-		cfg, err := parseSynthConfig(rest, getenv, stderr)
+		cfg, err := parseSynthConfig(rest, nil, stderr)
 		if err != nil {
 			return err
 		}
