@@ -63,6 +63,8 @@ type AuditConfig struct {
 	// Source names this server in every AuditEvent (AuditEvent.source).
 	Source string
 	Log    *slog.Logger
+	// OnDrop, when set, is called for every event dropped (a metric).
+	OnDrop func()
 }
 
 // Auditor writes the audit trail: one AuditEvent per request, batched so
@@ -96,6 +98,9 @@ func NewAuditor(st store.Store, cfg AuditConfig) *Auditor {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.OnDrop == nil {
+		cfg.OnDrop = func() {}
+	}
 	a := &Auditor{cfg: cfg, store: st, events: make(chan *Event, cfg.Buffer), done: make(chan struct{})}
 	go a.run()
 	return a
@@ -114,6 +119,7 @@ func (a *Auditor) Add(e *Event) {
 	case a.events <- e:
 	case <-t.C:
 		a.dropped.Add(1)
+		a.cfg.OnDrop()
 		a.cfg.Log.Error("audit buffer full: event dropped", "request_id", e.RequestID, "interaction", string(e.Interaction))
 	}
 }
@@ -186,6 +192,7 @@ func (a *Auditor) write(batch []*Event) {
 		w, err := a.encode(e)
 		if err != nil {
 			a.dropped.Add(1)
+			a.cfg.OnDrop()
 			a.cfg.Log.Error("audit event not encodable", "request_id", e.RequestID, "error", err)
 			continue
 		}
@@ -207,6 +214,7 @@ func (a *Auditor) write(batch []*Event) {
 	for _, w := range writes {
 		if err := a.store.Put(ctx, w); err != nil {
 			a.dropped.Add(1)
+			a.cfg.OnDrop()
 			a.cfg.Log.Error("audit event not written", "id", w.ID, "error", err)
 			continue
 		}
