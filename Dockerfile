@@ -20,5 +20,8 @@ VOLUME /data
 EXPOSE 8080
 # Set CAREFHIR_MONGO_URI (e.g. docker run -e CAREFHIR_MONGO_URI=mongodb://db:27017/carefhir)
 # to serve from MongoDB instead of the SQLite files in /data.
+# On 0.0.0.0 the server refuses to start without an auth file (docs/security.md):
+# run it with e.g. serve --addr 0.0.0.0:8080 --data /data --auth /data/auth.yaml
+# --base-url https://fhir.example.nhs.uk/fhir, or knowingly --insecure-no-auth.
 ENTRYPOINT ["/usr/local/bin/carefhir"]
 CMD ["serve", "--addr", "0.0.0.0:8080", "--data", "/data"]
