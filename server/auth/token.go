@@ -179,12 +179,8 @@ func (t *tokenEndpoint) authenticate(ctx context.Context, assertion string) (*cl
 		if !ok {
 			return errors.New("unknown client")
 		}
-		set, err := c.keys.keys(ctx)
-		if err != nil {
-			return err
-		}
 		cl = c
-		return sendKeys(sink, sig, set)
+		return offerKeys(ctx, sink, sig, c.keys)
 	})
 	now := t.now()
 	tok, err := jwt.Parse([]byte(assertion),
