@@ -167,6 +167,11 @@ func TestBearerTokenRequired(t *testing.T) {
 				if d := r.outcome(t, "login", ""); d != "the bearer token is not valid" {
 					t.Errorf("diagnostics %q", d)
 				}
+				// The operator learns why, from the log, which never holds the token.
+				logs := c.logs.String()
+				if !strings.Contains(logs, `"msg":"bearer token refused","reason":"invalid_token: `) || strings.Contains(logs, tt.token) {
+					t.Errorf("log of a refused token:\n%s", logs)
+				}
 			})
 		}
 
