@@ -133,6 +133,13 @@ func (c *conv) value(v any, path string) any {
 			return nil
 		}
 		return out
+	case string:
+		if strings.TrimSpace(v) == "" {
+			// STU3 parsers let empty strings by; FHIR forbids them.
+			c.warn(path, "an empty string is not carried")
+			return nil
+		}
+		return v
 	default:
 		return v
 	}

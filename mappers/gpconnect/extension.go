@@ -71,7 +71,8 @@ func (c *conv) sctDescID(ext map[string]any, path string) map[string]any {
 				v = sub["valueString"]
 			}
 			if v != nil {
-				subs = append(subs, map[string]any{"url": "descriptionId", "valueId": v})
+				// UK Core types the description id as an Identifier.
+				subs = append(subs, map[string]any{"url": "descriptionId", "valueIdentifier": map[string]any{"value": v}})
 			}
 		case "descriptiondisplay":
 			if v, ok := sub["valueString"]; ok {

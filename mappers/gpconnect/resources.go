@@ -72,8 +72,10 @@ var mappings = map[string]*mapping{
 	},
 	"Location": {
 		r4Type: "Location",
-		elements: same("status", "operationalStatus", "name", "alias", "description", "mode", "type", "telecom",
-			"address", "physicalType", "position", "managingOrganization", "partOf", "endpoint"),
+		elements: with(same("status", "operationalStatus", "name", "alias", "description", "mode", "telecom",
+			"address", "physicalType", "position", "managingOrganization", "partOf", "endpoint"), map[string]rule{
+			"type": listed("type"),
+		}),
 	},
 	"HealthcareService": {
 		r4Type: "HealthcareService",
@@ -193,6 +195,7 @@ var mappings = map[string]*mapping{
 			"reason":           renamed("reasonCode"),
 			"incomingReferral": renamed("basedOn"),
 		}),
+		finish: encounterClass,
 	},
 	"ReferralRequest": {
 		r4Type: "ServiceRequest",
@@ -545,5 +548,15 @@ func deliveryChannel(c *conv, out map[string]any, ext map[string]any, path strin
 	if code, ok := ext["valueCode"].(string); ok {
 		out["extension"] = append(asList(out["extension"]), map[string]any{"url": ukCoreDeliveryChanel,
 			"valueCodeableConcept": map[string]any{"coding": []any{map[string]any{"system": ukCoreDeliveryChannelCS, "code": code}}}})
+	}
+}
+
+// encounterClass fills the class R4 requires and STU3 did not: GP Connect
+// consultations seldom say whether they were in person, at home or by
+// telephone, so the class is recorded as unknown rather than guessed.
+func encounterClass(c *conv, out map[string]any) {
+	if out["class"] == nil {
+		out["class"] = map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK", "display": "unknown"}
+		c.info(c.ent.path+".class", "absent; R4 needs one, so it is recorded as unknown (v3-NullFlavor UNK)")
 	}
 }
