@@ -1,6 +1,7 @@
 package gpconnect
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -247,4 +248,10 @@ func agent(name string) rule {
 
 func lastName(path string) string {
 	return path[strings.LastIndex(path, ".")+1:]
+}
+
+// jsonText is v as JSON, for messages.
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
 }

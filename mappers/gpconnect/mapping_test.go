@@ -121,6 +121,26 @@ func TestMapping(t *testing.T) {
 					t.Errorf("dosage %s", got)
 				}
 			}},
+		{"a repeat prescription is a continuing course of therapy; an ended allergy keeps its end as a note", stu3Record(
+			`{"resourceType":"MedicationRequest","id":"m","status":"active","intent":"plan","subject":{"reference":"Patient/p"},
+			"medicationCodeableConcept":{"text":"Salbutamol"},"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-PrescriptionType-1",
+			"valueCodeableConcept":{"coding":[{"system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-PrescriptionType-1","code":"repeat","display":"Repeat"}]}}]}`,
+			`{"resourceType":"AllergyIntolerance","id":"a","clinicalStatus":"resolved","verificationStatus":"confirmed","patient":{"reference":"Patient/p"},
+			"code":{"text":"Penicillin"},"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-AllergyIntoleranceEnd-1",
+			"extension":[{"url":"endDate","valueDateTime":"2023-07-31"},{"url":"reasonEnded","valueString":"No longer reacts"}]}]}`),
+			func(t *testing.T, res mappers.Result) {
+				m := r4(t, res, "MedicationRequest")
+				if got := jsonOf(m["courseOfTherapyType"]); got != `{"coding":[{"code":"continuous","system":"http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy"}],"text":"Repeat"}` {
+					t.Errorf("courseOfTherapyType %s", got)
+				}
+				a := r4(t, res, "AllergyIntolerance")
+				if got := jsonOf(a["note"]); got != `[{"text":"Ended 2023-07-31: No longer reacts"}]` {
+					t.Errorf("note %s", got)
+				}
+				if got := jsonOf(a["clinicalStatus"]); !strings.Contains(got, `"resolved"`) {
+					t.Errorf("clinicalStatus %s", got)
+				}
+			}},
 		{"the same practitioner twice is written once", stu3Record(
 			`{"resourceType":"Practitioner","id":"d1","identifier":[{"system":"https://fhir.nhs.uk/Id/sds-user-id","value":"G13579135"}]}`,
 			`{"resourceType":"Practitioner","id":"d2","identifier":[{"system":"https://fhir.nhs.uk/Id/sds-user-id","value":"G13579135"}]}`,

@@ -108,6 +108,9 @@ var mappings = map[string]*mapping{
 			"verificationStatus": concept("verificationStatus", allergyVerification, "unconfirmed", "confirmed", "refuted", "entered-in-error"),
 			"assertedDate":       renamed("recordedDate"),
 		}),
+		extensions: map[string]extRule{
+			"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-AllergyIntoleranceEnd-1": allergyEnd,
+		},
 		finish: allergyStatus,
 	},
 	"Medication": {
@@ -155,6 +158,10 @@ var mappings = map[string]*mapping{
 			"reaction":            copied,
 			"vaccinationProtocol": protocols,
 		}),
+		extensions: map[string]extRule{
+			"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-DateRecorded-1": dateRecorded,
+			"https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-DateRecorded-1": dateRecorded,
+		},
 		finish: immunizationOccurrence,
 	},
 	"Observation": {
@@ -559,4 +566,56 @@ func encounterClass(c *conv, out map[string]any) {
 		out["class"] = map[string]any{"system": "http://terminology.hl7.org/CodeSystem/v3-NullFlavor", "code": "UNK", "display": "unknown"}
 		c.info(c.ent.path+".class", "absent; R4 needs one, so it is recorded as unknown (v3-NullFlavor UNK)")
 	}
+}
+
+// allergyEnd carries GP Connect's end of an allergy (its date and why it
+// ended), which neither R4 nor UK Core has an element for, as a note; the
+// clinical status GP Connect sets with it (resolved) says it ended.
+func allergyEnd(c *conv, out map[string]any, ext map[string]any, path string) {
+	var date, reason string
+	for i, x := range asList(ext["extension"]) {
+		sub := object(x)
+		switch sub["url"] {
+		case "endDate":
+			date, _ = sub["valueDateTime"].(string)
+		case "reasonEnded":
+			reason, _ = sub["valueString"].(string)
+		default:
+			c.warn(fmt.Sprintf("%s.extension[%d]", path, i), "part %v of the allergy end extension is not mapped", sub["url"])
+		}
+	}
+	text := "Ended"
+	if date != "" {
+		text += " " + date
+	}
+	if reason != "" {
+		text += ": " + reason
+	}
+	out["note"] = append(asList(out["note"]), map[string]any{"text": text})
+	c.info(path, "the end of the allergy is carried as a note (%s): R4 and UK Core have no element for it", text)
+}
+
+// courseOfTherapy maps GP Connect prescription types to R4's course of
+// therapy: acute stays acute, repeats and repeat dispensing are a
+// continuing course; delayed prescribing has no equal and is reported.
+var courseOfTherapy = map[string]string{"acute": "acute", "repeat": "continuous", "repeat-dispensing": "continuous"}
+
+func prescriptionType(c *conv, out map[string]any, ext map[string]any, path string) {
+	cc := object(ext["valueCodeableConcept"])
+	for _, x := range asList(cc["coding"]) {
+		cd := object(x)
+		code, _ := cd["code"].(string)
+		if r4, ok := courseOfTherapy[code]; ok {
+			concept := map[string]any{"coding": []any{map[string]any{
+				"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy", "code": r4}}}
+			put(concept, "text", cd["display"])
+			out["courseOfTherapyType"] = concept
+			return
+		}
+	}
+	c.warn(path, "prescription type %s has no R4 course of therapy", jsonText(cc))
+}
+
+func dateRecorded(c *conv, out map[string]any, ext map[string]any, path string) {
+	put(out, "recorded", ext["valueDateTime"])
 }
