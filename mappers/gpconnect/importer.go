@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/google/fhir/go/fhirversion"
@@ -87,6 +89,15 @@ func (im *Importer) validate(payload []byte) []mappers.Issue {
 			}
 		}
 	}
+	// The parser walks JSON objects as maps, so its findings come in no
+	// fixed order: sort them, for the same answer to the same payload.
+	sort.Slice(rep.issues, func(i, j int) bool {
+		a, b := rep.issues[i], rep.issues[j]
+		if a.Path != b.Path {
+			return pathLess(a.Path, b.Path)
+		}
+		return a.Message < b.Message
+	})
 	return rep.issues
 }
 
@@ -153,4 +164,34 @@ func providerError(oo map[string]any) []mappers.Issue {
 		issues = append(issues, mappers.Errorf("OperationOutcome", "the provider answered with an OperationOutcome, not a record"))
 	}
 	return issues
+}
+
+// pathLess orders paths as a reader would: entry[9] before entry[10].
+func pathLess(a, b string) bool {
+	for a != "" && b != "" {
+		da, db := digits(a), digits(b)
+		if da > 0 && db > 0 {
+			na, _ := strconv.Atoi(a[:da])
+			nb, _ := strconv.Atoi(b[:db])
+			if na != nb {
+				return na < nb
+			}
+			a, b = a[da:], b[db:]
+			continue
+		}
+		if a[0] != b[0] {
+			return a[0] < b[0]
+		}
+		a, b = a[1:], b[1:]
+	}
+	return len(a) < len(b)
+}
+
+// digits returns how many decimal digits s starts with.
+func digits(s string) int {
+	n := 0
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }

@@ -145,6 +145,9 @@ var mappings = map[string]*mapping{
 			"substitution":      substitution,
 			"definition":        dropped("R4 instantiates canonical definitions, not references"),
 		}),
+		extensions: map[string]extRule{
+			"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-PrescriptionType-1": prescriptionType,
+		},
 	},
 	"Immunization": {
 		r4Type: "Immunization",
