@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-
-	"carefhir/mappers"
 )
 
 // conv maps one STU3 resource. Every element it meets is either carried
@@ -20,7 +18,7 @@ func (c *conv) warn(path, format string, args ...any) {
 }
 
 func (c *conv) info(path, format string, args ...any) {
-	c.rec.issues = append(c.rec.issues, mappers.Issue{Severity: mappers.Information, Path: path, Message: fmt.Sprintf(format, args...)})
+	c.rec.info(path, format, args...)
 }
 
 // resource maps the top level of the entry's resource by m's rules.

@@ -58,12 +58,27 @@ type record struct {
 
 func importRecord(bundle map[string]any) mappers.Result {
 	rec := &record{byRef: map[string]*entry{}}
+	for _, k := range sortedKeys(bundle) {
+		switch k {
+		case "resourceType", "entry":
+		default:
+			rec.info("Bundle."+k, "the Bundle's %s describes the provider's answer, not the record: not carried", k)
+		}
+	}
 	list, _ := bundle["entry"].([]any)
 	for i, x := range list {
 		e, _ := x.(map[string]any)
 		path := fmt.Sprintf("Bundle.entry[%d]", i)
+		for _, k := range sortedKeys(e) {
+			switch k {
+			case "resource", "fullUrl":
+			default:
+				rec.info(path+"."+k, "the entry's %s describes the provider's answer, not the record: not carried", k)
+			}
+		}
 		res, ok := e["resource"].(map[string]any)
 		if !ok {
+			rec.warn(path, "an entry without a resource: nothing to import")
 			continue
 		}
 		ent := rec.add(res, path+".resource", nil)
@@ -136,6 +151,10 @@ func (rec *record) add(res map[string]any, path string, container *entry) *entry
 
 func (rec *record) warn(path, format string, args ...any) {
 	rec.issues = append(rec.issues, mappers.Warnf(path, format, args...))
+}
+
+func (rec *record) info(path, format string, args ...any) {
+	rec.issues = append(rec.issues, mappers.Issue{Severity: mappers.Information, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
 func (rec *record) fail(path, format string, args ...any) {

@@ -341,8 +341,10 @@ func allergyStatus(c *conv, out map[string]any) {
 		return
 	}
 	if vs := object(out["verificationStatus"]); vs != nil {
-		if cd := object(asList(vs["coding"])[0]); cd["code"] == "entered-in-error" {
-			return
+		for _, x := range asList(vs["coding"]) {
+			if object(x)["code"] == "entered-in-error" {
+				return
+			}
 		}
 	}
 	c.warn(c.ent.path+".clinicalStatus", "absent; R4 needs one unless the entry is in error, so it is recorded as active")
