@@ -220,6 +220,21 @@ func bookingOrganization(o *fhir.Organization) (map[string]any, error) {
 	return org, nil
 }
 
+// ProviderID returns the reference by which the provider at base knows a
+// resource imported from it by ImportFrom, such as "Slot/4242", from the
+// resource's type and identifiers; ok is false when it has none from base.
+// It serves Booking.ProviderReference once the caller has read the
+// referenced resource.
+func ProviderID(base, stu3Type string, ids []*fhir.Identifier) (ref string, ok bool) {
+	system := strings.TrimSuffix(base, "/") + "/" + stu3Type
+	for _, id := range ids {
+		if id.System.Get() == system && id.Value.Get() != "" {
+			return stu3Type + "/" + id.Value.Get(), true
+		}
+	}
+	return "", false
+}
+
 func fhirText(cc *fhir.CodeableConcept) string {
 	if cc == nil {
 		return ""

@@ -213,3 +213,71 @@ func TestBookingRefused(t *testing.T) {
 		t.Errorf("a cancellation without a reason: got %v", err)
 	}
 }
+
+// TestBookingFromSlotSearch: the free slots a provider answers with are
+// imported keeping the provider's ids, and a booking made on them names
+// the provider's Slot and Location.
+func TestBookingFromSlotSearch(t *testing.T) {
+	im, err := importer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const base = "https://provider.example/B82617/STU3/1/gpconnect/fhir"
+	res := im.ImportFrom(base, fixture(t, "1.2.8-release/appointments/search-for-free-slots-response-payload-1.json"))
+	if res.Failed() {
+		t.Fatalf("refused: %s", firstError(res))
+	}
+	checkImport(t, res)
+	if errs := validate(t, res); len(errs) > 0 {
+		t.Fatalf("does not validate: %v", errs)
+	}
+	if !hasEntry(res.Bundle, "Slot?identifier=https%3A%2F%2Fprovider.example%2FB82617%2FSTU3%2F1%2Fgpconnect%2Ffhir%2FSlot%7C1584") {
+		t.Fatal("the Slot is not keyed on the provider's id")
+	}
+	// The imported resources by full URL, standing in for the store.
+	byURL := map[string]fhir.Resource{}
+	var slot, location string
+	for _, e := range res.Bundle.Entry {
+		byURL[e.FullUrl.Get()] = e.Resource
+		switch e.Resource.(type) {
+		case *fhir.Slot:
+			if slot == "" {
+				slot = e.FullUrl.Get()
+			}
+		case *fhir.Location:
+			location = e.FullUrl.Get()
+		}
+	}
+	a := appointment(t, func(m map[string]any) {
+		m["slot"] = []any{map[string]any{"reference": slot}}
+		m["participant"] = []any{
+			map[string]any{"actor": map[string]any{"reference": "Patient/p1"}, "status": "accepted"},
+			map[string]any{"actor": map[string]any{"reference": location}, "status": "accepted"},
+		}
+	})
+	b := booking(t)
+	b.ProviderReference = func(ref string) (string, bool) {
+		switch r := byURL[ref].(type) {
+		case *fhir.Slot:
+			return ProviderID(base, "Slot", r.Identifier)
+		case *fhir.Location:
+			return ProviderID(base, "Location", r.Identifier)
+		}
+		p, ok := providerIDs[ref]
+		return p, ok
+	}
+	book, err := BookingRequest(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Slot        []struct{ Reference string }
+		Participant []struct{ Actor struct{ Reference string } }
+	}
+	if err := json.Unmarshal(book, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Slot) != 1 || m.Slot[0].Reference != "Slot/1584" || len(m.Participant) != 2 || m.Participant[1].Actor.Reference != "Location/17" {
+		t.Errorf("the booking names %+v and %+v, want Slot/1584 and Location/17", m.Slot, m.Participant)
+	}
+}

@@ -38,6 +38,17 @@ func NewImporter() (*Importer, error) {
 // Import maps one GP Connect payload. The Result's Bundle is nil when the
 // payload is refused; its Issues then say where and why.
 func (im *Importer) Import(payload []byte) mappers.Result {
+	return im.ImportFrom("", payload)
+}
+
+// ImportFrom is Import for a payload answered by the provider whose FHIR
+// base URL is provider (such as
+// https://provider.example/A82038/STU3/1/gpconnect/fhir): every resource
+// with a logical id keeps it as an identifier in the system provider +
+// "/" + its STU3 type, so that what carefhir later sends back to that
+// provider (a booking naming the Slot, Location and Patient) can name them
+// by the provider's own ids (see ProviderID). An empty provider is Import.
+func (im *Importer) ImportFrom(provider string, payload []byte) mappers.Result {
 	trimmed := bytes.TrimSpace(bytes.TrimPrefix(payload, []byte("\xef\xbb\xbf")))
 	if len(trimmed) > 0 && trimmed[0] == '<' {
 		return refused(mappers.Errorf("(payload)", "STU3 XML is not supported: ask the provider for JSON (Accept: application/fhir+json), which every GP Connect provider must serve"))
@@ -54,7 +65,7 @@ func (im *Importer) Import(payload []byte) mappers.Result {
 	typ, _ := root["resourceType"].(string)
 	switch typ {
 	case "Bundle":
-		return importRecord(root)
+		return importRecord(root, provider)
 	case "OperationOutcome":
 		return refused(providerError(root)...)
 	case "Parameters":
@@ -67,7 +78,7 @@ func (im *Importer) Import(payload []byte) mappers.Result {
 		return importRecord(map[string]any{
 			"resourceType": "Bundle",
 			"entry":        []any{map[string]any{"resource": root}},
-		})
+		}, provider)
 	}
 	return refused(mappers.Errorf(typ, "GP Connect payloads of type %s are not imported", typ))
 }

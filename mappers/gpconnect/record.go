@@ -53,11 +53,14 @@ type record struct {
 	// source names the system the record came from, for ids derived from
 	// the source's own ids: the ODS code of the practice and the NHS number.
 	source string
-	issues []mappers.Issue
+	// provider is the provider's FHIR base URL, if known: the namespace of
+	// the logical ids the resources keep as identifiers.
+	provider string
+	issues   []mappers.Issue
 }
 
-func importRecord(bundle map[string]any) mappers.Result {
-	rec := &record{byRef: map[string]*entry{}}
+func importRecord(bundle map[string]any, provider string) mappers.Result {
+	rec := &record{byRef: map[string]*entry{}, provider: strings.TrimSuffix(provider, "/")}
 	for _, k := range sortedKeys(bundle) {
 		switch k {
 		case "resourceType", "entry":
@@ -232,6 +235,10 @@ func (rec *record) assignKeys() {
 				ent.url = conditional(r4, sys, val)
 				break
 			}
+			if sys, val := rec.providerIdentifier(ent); sys != "" {
+				ent.url = conditional(r4, sys, val)
+				break
+			}
 			local := rec.localName(ent)
 			sum := sha256.Sum256([]byte("gpconnect|" + rec.source + "|" + local))
 			ent.id = "gpc-" + hex.EncodeToString(sum[:16])
@@ -247,6 +254,16 @@ func (rec *record) assignKeys() {
 		seen[ent.url] = ent
 		ent.fullURL = uuid.NewSHA1(fullURLSpace, []byte(ent.url)).URN()
 	}
+}
+
+// providerIdentifier is the identifier keeping ent's logical id at the
+// provider, when the provider is known: system and value, or "", "".
+func (rec *record) providerIdentifier(ent *entry) (system, value string) {
+	id, _ := ent.src["id"].(string)
+	if rec.provider == "" || id == "" || ent.container != nil {
+		return "", ""
+	}
+	return rec.provider + "/" + ent.typ, id
 }
 
 // localName names ent within its source: "Condition/12", or
@@ -353,6 +370,9 @@ func (rec *record) convert(ent *entry) fhir.Resource {
 	m := mappings[ent.typ]
 	c := &conv{rec: rec, ent: ent}
 	out := c.resource(m)
+	if sys, val := rec.providerIdentifier(ent); sys != "" {
+		out["identifier"] = append(asList(out["identifier"]), map[string]any{"system": sys, "value": val})
+	}
 	if ent.id != "" {
 		out["id"] = ent.id
 	}
