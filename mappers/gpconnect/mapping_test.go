@@ -141,6 +141,24 @@ func TestMapping(t *testing.T) {
 					t.Errorf("clinicalStatus %s", got)
 				}
 			}},
+		{"no known allergies: an empty list keeps its reason, a 716186003 entry is an allergy record", stu3Record(
+			`{"resourceType":"List","status":"current","mode":"snapshot","title":"Active Allergies","subject":{"reference":"Patient/p"},
+			"code":{"coding":[{"system":"http://snomed.info/sct","code":"886921000000105","display":"Allergies and adverse reaction"}]},
+			"emptyReason":{"coding":[{"system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-ListEmptyReasonCode-1","code":"no-content-recorded","display":"No Content Recorded"}]}}`,
+			`{"resourceType":"AllergyIntolerance","id":"nka","clinicalStatus":"active","verificationStatus":"confirmed","patient":{"reference":"Patient/p"},
+			"code":{"coding":[{"system":"http://snomed.info/sct","code":"716186003","display":"No known allergy"}]}}`),
+			func(t *testing.T, res mappers.Result) {
+				l := r4(t, res, "List")
+				if got := jsonOf(l["emptyReason"]); !strings.Contains(got, `"no-content-recorded"`) || l["entry"] != nil {
+					t.Errorf("emptyReason %s, entries %v", got, l["entry"])
+				}
+				if got := jsonOf(r4(t, res, "AllergyIntolerance")["code"]); !strings.Contains(got, `"716186003"`) {
+					t.Errorf("code %s", got)
+				}
+				if errs := validate(t, res); len(errs) > 0 {
+					t.Errorf("does not validate: %v", errs)
+				}
+			}},
 		{"the same practitioner twice is written once", stu3Record(
 			`{"resourceType":"Practitioner","id":"d1","identifier":[{"system":"https://fhir.nhs.uk/Id/sds-user-id","value":"G13579135"}]}`,
 			`{"resourceType":"Practitioner","id":"d2","identifier":[{"system":"https://fhir.nhs.uk/Id/sds-user-id","value":"G13579135"}]}`,
