@@ -157,7 +157,7 @@ var fixtures = []struct{ name, refused string }{
 	{"ars-1.6.2/accessrecord_structured/problems_response2.json", "Bundle.entry[0].resource.generalPractitioner: invalid STU3: expected array"},
 	{"ars-1.6.2/accessrecord_structured/problems_response3.json", "Bundle.entry[0].resource.generalPractitioner: invalid STU3: expected array"},
 	{"ars-1.6.2/accessrecord_structured/referrals_request1.json", "Parameters: a request (the Parameters of an operation such as $gpc.getst"},
-	{"ars-1.6.2/accessrecord_structured/referrals_response1.json", ""},
+	{"ars-1.6.2/accessrecord_structured/referrals_response1.json", "Bundle.entry[2].resource.identifier: the ReferralRequest Consultation1-Topic1-Category-Plan-ReferralRequest-1 carries the same identifier as Bundle.entry[1].resource"},
 	{"ars-1.6.2/accessrecord_structured/skeleton_full_record.json", "Bundle.entry[0].resource: invalid STU3: missing required field \"mode\""},
 	{"ars-1.6.2/accessrecord_structured/split_plan.json", ""},
 	{"ars-1.6.2/accessrecord_structured/uncategorised_request1.json", "Parameters: a request (the Parameters of an operation such as $gpc.getst"},

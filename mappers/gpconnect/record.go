@@ -44,6 +44,15 @@ type entry struct {
 	id      string // the id written, for keys derived from the source
 	fullURL string // urn:uuid:…
 	same    *entry // an earlier entry with the same key, which stands for this one
+	// byIdentifier: the key is the source's own identifier of the item.
+	byIdentifier bool
+}
+
+// reference lists the types describing people, places and things rather
+// than clinical items: the same one listed twice in a payload is one.
+var reference = map[string]bool{
+	"Patient": true, "Organization": true, "Practitioner": true, "PractitionerRole": true,
+	"Location": true, "HealthcareService": true, "Medication": true,
 }
 
 // record is one payload being imported.
@@ -233,6 +242,7 @@ func (rec *record) assignKeys() {
 		default:
 			if sys, val := sourceIdentifier(ent.src); sys != "" && ent.typ != "Practitioner" && ent.typ != "Organization" {
 				ent.url = conditional(r4, sys, val)
+				ent.byIdentifier = true
 				break
 			}
 			if sys, val := rec.providerIdentifier(ent); sys != "" {
@@ -245,6 +255,13 @@ func (rec *record) assignKeys() {
 			ent.url = r4 + "/" + ent.id
 		}
 		if first := seen[ent.url]; first != nil {
+			if ent.byIdentifier && !reference[ent.typ] && first.src["id"] != ent.src["id"] {
+				// Two clinical items under one identifier: merging them
+				// would drop one, keeping both would key them the same.
+				rec.fail(ent.path+".identifier", "the %s %v carries the same identifier as %s (%v): the record cannot be keyed without guessing which is which",
+					ent.typ, ent.src["id"], first.path, first.src["id"])
+				continue
+			}
 			ent.same = first
 			ent.fullURL = first.fullURL
 			rec.issues = append(rec.issues, mappers.Issue{Severity: mappers.Information, Path: ent.path,

@@ -2,6 +2,7 @@ package gpconnect
 
 import (
 	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -104,4 +105,67 @@ func contains(issues []mappers.Issue, sev mappers.Severity, words string) bool {
 		}
 	}
 	return false
+}
+
+// TestSharedIdentifiers: two of the specification's examples give every
+// item of a kind the same identifier (19 Observations, 2 ReferralRequests).
+// The import cannot tell them apart without guessing and refuses them;
+// with the identifiers made distinct they import whole, which tests the
+// test results and referral mappings on the specification's own data.
+func TestSharedIdentifiers(t *testing.T) {
+	im, err := importer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, nhs, system string
+		want              map[string]int
+	}{
+		{"ars-1.6.2/accessrecord_structured/pathology_response1.json", "9432003812", "https://tools.ietf.org/html/rfc4122",
+			map[string]int{"Patient": 1, "DiagnosticReport": 1, "Specimen": 1, "ServiceRequest": 1, "Observation": 19, "List": 1}},
+		{"ars-1.6.2/accessrecord_structured/referrals_response1.json", "", "https://provider.nhs.uk/data-identifier",
+			map[string]int{"Patient": 1, "ServiceRequest": 2, "List": 1, "PractitionerRole": 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			payload := fixture(t, tc.name)
+			if tc.nhs != "" {
+				payload = patched(t, tc.name, tc.nhs, "9690937286")
+			}
+			res := im.Import(payload)
+			if got := firstError(res); !strings.Contains(got, "carries the same identifier as Bundle.entry[") {
+				t.Fatalf("got %q, want a refusal for the shared identifier", got)
+			}
+
+			var bundle map[string]any
+			if err := json.Unmarshal(payload, &bundle); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range bundle["entry"].([]any) {
+				r := e.(map[string]any)["resource"].(map[string]any)
+				for _, id := range asList(r["identifier"]) {
+					if id := id.(map[string]any); id["system"] == tc.system {
+						id["value"] = r["id"]
+					}
+				}
+			}
+			payload, _ = json.Marshal(bundle)
+			res = im.Import(payload)
+			if res.Failed() {
+				t.Fatalf("refused: %s", firstError(res))
+			}
+			checkImport(t, res)
+			if errs := validate(t, res); len(errs) > 0 {
+				t.Fatalf("%d resources do not validate, first: %s", len(errs), errs[0])
+			}
+			got := map[string]int{}
+			for _, e := range res.Bundle.Entry {
+				got[e.Resource.ResourceType()]++
+			}
+			for typ, n := range tc.want {
+				if got[typ] != n {
+					t.Errorf("%d %s, want %d (all: %v)", got[typ], typ, n, got)
+				}
+			}
+		})
+	}
 }
