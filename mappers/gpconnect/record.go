@@ -264,8 +264,7 @@ func (rec *record) assignKeys() {
 			}
 			ent.same = first
 			ent.fullURL = first.fullURL
-			rec.issues = append(rec.issues, mappers.Issue{Severity: mappers.Information, Path: ent.path,
-				Message: fmt.Sprintf("the same %s as %s (%s): imported once", ent.typ, first.path, ent.url)})
+			rec.info(ent.path, "the same %s as %s (%s): imported once", ent.typ, first.path, ent.url)
 			continue
 		}
 		seen[ent.url] = ent
@@ -292,8 +291,7 @@ func (rec *record) localName(ent *entry) string {
 	if id == "" {
 		canonical, _ := json.Marshal(ent.src) // map keys sorted: one form per content
 		sum := sha256.Sum256(canonical)
-		rec.issues = append(rec.issues, mappers.Issue{Severity: mappers.Information, Path: ent.path,
-			Message: fmt.Sprintf("the %s has neither an identifier nor an id: it is keyed on its content", ent.typ)})
+		rec.info(ent.path, "the %s has neither an identifier nor an id: it is keyed on its content", ent.typ)
 		id = "content-" + hex.EncodeToString(sum[:16])
 	}
 	if ent.container != nil {
