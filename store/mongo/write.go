@@ -79,10 +79,9 @@ func (s *Store) Put(ctx context.Context, w *store.Write) error {
 	if err := checkWrite(w); err != nil {
 		return err
 	}
-	if err := s.ensureIndexes(ctx, w); err != nil {
-		return err
+	if s.locking {
+		defer s.lock(w.Type, w.ID)()
 	}
-	defer s.lock(w.Type, w.ID)()
 	return s.put(ctx, w)
 }
 
