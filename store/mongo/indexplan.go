@@ -93,7 +93,7 @@ func DefaultIndexes() []IndexedParam {
 	add("Encounter", "identifier:token", "subject:reference:with=date", "patient:reference", "date:date:sort",
 		"status:token", "class:token", "service-provider:reference")
 	add("EpisodeOfCare", "identifier:token", "patient:reference", "status:token", "organization:reference")
-	add("Flag", "identifier:token", "subject:reference", "patient:reference", "status:token")
+	add("Flag", "identifier:token", "subject:reference", "patient:reference", "date:date")
 	add("Goal", "identifier:token", "subject:reference", "patient:reference", "lifecycle-status:token")
 	add("Group", "identifier:token", "member:reference", "code:token")
 	add("Location", "identifier:token", "name:string", "organization:reference")
@@ -125,6 +125,11 @@ func DefaultIndexes() []IndexedParam {
 	return out
 }
 
+// unsearchedTypes are the resource types served whose collections have no
+// parameter indexed by default, but are made (and sharded) with the
+// others.
+var unsearchedTypes = []string{"Binary", "CapabilityStatement", "OperationOutcome", "Parameters"}
+
 // indexPlan is the indexes of every resource type's collection: the
 // engine's own (lastUpdated both ways) and those of the indexed
 // parameters.
@@ -154,6 +159,11 @@ func planIndexes(params []IndexedParam) (indexPlan, error) {
 			if !slices.ContainsFunc(plan[p.Type], func(d bson.D) bool { return keyString(d) == keyString(k) }) {
 				plan[p.Type] = append(plan[p.Type], k)
 			}
+		}
+	}
+	for _, typ := range unsearchedTypes {
+		if plan[typ] == nil {
+			plan[typ] = ownIndexes()
 		}
 	}
 	var over []string

@@ -119,8 +119,8 @@ type Store struct {
 	db       *mongo.Database
 	versions *mongo.Collection // the history collection
 	// native is true when the deployment has multi-document transactions
-	// (replica sets and sharded clusters).
-	native bool
+	// (replica sets and sharded clusters), router when it is a mongos.
+	native, router bool
 	// sessions starts the sessions of transactions, snapshots those of
 	// snapshot reads (see session).
 	sessions, snapshots func() (session, error)
@@ -193,6 +193,20 @@ const (
 // replica sets, so a write that could still be rolled back by an election
 // is never served.
 func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
+	s, err := dial(ctx, uri, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.start(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("mongo: open %s: %w", s.db.Name(), err)
+	}
+	return s, nil
+}
+
+// dial connects to the deployment at uri and sets up a Store on it, with
+// no index made and the journal not swept.
+func dial(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	cs, err := connstring.ParseAndValidate(uri)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: open: %w", err)
@@ -221,7 +235,7 @@ func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	for _, opt := range opts {
 		opt(s)
 	}
-	if err := s.start(ctx, name); err != nil {
+	if err := s.connect(ctx, name); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("mongo: open %s: %w", name, err)
 	}
@@ -235,9 +249,8 @@ func newOwner() string {
 	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), bson.NewObjectID().Hex())
 }
 
-// start checks the deployment, sets up the database handles, creates the
-// missing indexes and settles the journal.
-func (s *Store) start(ctx context.Context, name string) error {
+// connect checks the deployment and sets up the database handles.
+func (s *Store) connect(ctx context.Context, name string) error {
 	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
 		return err
 	}
@@ -249,6 +262,7 @@ func (s *Store) start(ctx context.Context, name string) error {
 		return fmt.Errorf("hello: %w", err)
 	}
 	s.native = hasTransactions(hello.SetName, hello.Msg)
+	s.router = hello.Msg == "isdbgrid"
 	s.locking = !s.native
 	dbopts := options.Database().SetWriteConcern(durable())
 	if s.native {
@@ -259,6 +273,12 @@ func (s *Store) start(ctx context.Context, name string) error {
 	s.journal = s.db.Collection(journalCollection)
 	s.journalWrites = s.db.Collection(journalWritesCollection)
 	s.applyDB = s.client.Database(name, options.Database().SetWriteConcern(&writeconcern.WriteConcern{W: 1}))
+	return nil
+}
+
+// start creates the missing indexes, settles the journal and starts its
+// sweeper.
+func (s *Store) start(ctx context.Context) error {
 	if err := s.engineIndexes(ctx); err != nil {
 		return err
 	}

@@ -41,7 +41,10 @@ func (s *Store) VRead(ctx context.Context, typ, id string, v int64) (*store.Vers
 		return nil, fmt.Errorf("mongo: vread %s/%s/%d: %w", typ, id, v, store.ErrNotFound)
 	}
 	var d versionDoc
-	err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(typ, id, v)}}).Decode(&d)
+	// Type and id are the shard key of a sharded history: they make the
+	// read go to one shard.
+	err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(typ, id, v)},
+		{Key: fieldType, Value: typ}, {Key: fieldID, Value: id}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		// The version may be current with its history write cut short by a
 		// crash (see put).
