@@ -32,3 +32,14 @@ func WithLease(d time.Duration) Option { return func(s *Store) { s.lease = d } }
 // Sweep settles the journaled units whose lease has expired, as the
 // sweeper does.
 func Sweep(ctx context.Context, s *Store) error { return s.sweep(ctx) }
+
+// Session is what the engine needs of a driver session, for fakes.
+type Session = session
+
+// SetSessions makes s run units of work as on a deployment with
+// transactions, in the sessions tx starts, and multi-query searches in the
+// sessions snapshot starts.
+func SetSessions(s *Store, tx, snapshot func() (Session, error)) {
+	s.native, s.locking = true, false
+	s.sessions, s.snapshots = tx, snapshot
+}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"carefhir/store"
@@ -439,7 +438,7 @@ func sortFields(keys []store.SortKey) bson.D {
 // values move it across the cursor.
 func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 	page := &store.Page{Total: -1, Matches: []*store.Version{}}
-	if s.native && mongo.SessionFromContext(ctx) == nil && multiQuery(q) {
+	if s.native && ctx.Value(inTransaction{}) == nil && multiQuery(q) {
 		// The queries of one page read one point in time: a chain, a count
 		// and the page, the page and its includes agree.
 		sess, err := s.snapshots()

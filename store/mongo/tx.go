@@ -74,7 +74,9 @@ func (s *Store) transactNative(ctx context.Context, fn func(tx store.Tx) error) 
 	}
 	defer sess.EndSession(context.WithoutCancel(ctx))
 	_, err = sess.WithTransaction(ctx, func(context.Context) (any, error) {
-		return nil, fn(&nativeTx{s: s, in: sess.Context})
+		return nil, fn(&nativeTx{s: s, in: func(ctx context.Context) context.Context {
+			return sess.Context(context.WithValue(ctx, inTransaction{}, true))
+		}})
 	}, transactionOptions())
 	return err
 }
@@ -115,6 +117,10 @@ func startSession(client *mongo.Client, opts ...options.Lister[options.SessionOp
 	}
 	return driverSession{sess}, nil
 }
+
+// inTransaction is the key of a context value set on the contexts of
+// operations inside a transaction.
+type inTransaction struct{}
 
 // nativeTx is a unit of work in a MongoDB transaction.
 type nativeTx struct {
