@@ -100,7 +100,7 @@ func DefaultIndexes() []IndexedParam {
 	add("Medication", "identifier:token", "code:token")
 	add("MedicationStatement", "identifier:token", "subject:reference", "patient:reference", "status:token", "effective:date")
 	add("Observation", "identifier:token", "subject:reference:with=date", "patient:reference", "code:token",
-		"category:token", "status:token", "date:date:sort", "encounter:reference")
+		"category:token", "status:token", "date:date:sort", "encounter:reference", "performer:reference")
 	add("Organization", "identifier:token", "name:string", "type:token", "partof:reference")
 	add("Patient", "identifier:token", "family:string:sort", "given:string", "name:string", "birthdate:date:sort",
 		"gender:token", "general-practitioner:reference", "organization:reference", "telecom:token",

@@ -1,7 +1,7 @@
 // Package mongo is the MongoDB storage engine: a store.Store kept in a
 // MongoDB database through go.mongodb.org/mongo-driver/v2, for deployments
-// that outgrow one machine (replica sets, sharded clusters, Atlas, Azure
-// Cosmos DB for MongoDB).
+// that outgrow one machine (replica sets and sharded clusters, Atlas
+// included; docs/mongodb.md says which services work).
 //
 // # Layout
 //
