@@ -42,10 +42,12 @@
 // survives the loss of the database host. An update replaces the current
 // document only if its version is still the expected one, which MongoDB does
 // atomically. FerretDB v1 evaluates that filter and then replaces the
-// document in separate steps, so the engine also serialises writes to one
-// resource within the process; with several processes on one FerretDB,
-// concurrent updates can be lost (FerretDB is a test stand-in, not a
-// deployment target).
+// document in separate steps, so on deployments without transactions the
+// engine also serialises writes to one resource within the process; with
+// several processes on one FerretDB, concurrent updates can be lost
+// (FerretDB is a test stand-in, not a deployment target). Reads use read
+// concern majority on replica sets, and every operation is bounded by the
+// client timeout.
 //
 // # Units of work
 //
@@ -56,8 +58,14 @@
 // any unit a crash interrupted (see Store.Transact and journal.go).
 //
 // The collections journal and journal_writes hold the units being
-// committed, and keys the criteria claimed by searches inside transactions
-// (see nativeTx.Search).
+// committed (see journal.go), keys the criteria and identifiers claimed
+// inside transactions (see claim and identify), and settings the
+// operator's changes to the index plan (see DefaultIndexes).
+//
+// # Indexes
+//
+// Indexes are created by Open and Migrate from an explicit plan, never
+// while a request is served (see indexplan.go).
 package mongo
 
 import (
