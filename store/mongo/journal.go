@@ -196,6 +196,10 @@ func (s *Store) commit(ctx context.Context, ws []*store.Write) error {
 	}
 	defer s.lockAll(ws)()
 	id := bson.NewObjectID().Hex()
+	// This Store's sweeper leaves the unit to this commit, even should its
+	// lease expire: both would act as its owner.
+	s.committing.Store(id, struct{}{})
+	defer s.committing.Delete(id)
 	entries, err := s.prepare(ctx, id, ws)
 	if err != nil {
 		return err
@@ -520,7 +524,7 @@ func (s *Store) sweep(ctx context.Context) error {
 	known := map[string]bool{}
 	for _, rec := range recs {
 		known[rec.ID] = true
-		if rec.State == stateFailed {
+		if _, mine := s.committing.Load(rec.ID); mine || rec.State == stateFailed {
 			continue
 		}
 		ok, err := s.takeOver(ctx, &rec)

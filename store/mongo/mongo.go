@@ -144,6 +144,8 @@ type Store struct {
 	owner string
 	lease time.Duration
 	clock func() time.Time
+	// committing holds the ids of the units this Store is committing.
+	committing sync.Map
 	// hook, set by tests only, is called at stages of a journaled commit;
 	// an error stops the commit there as a crash would.
 	hook func(stage string, n int) error
