@@ -26,9 +26,6 @@ const StageRecorded = stageRecorded
 // clock is ahead finds every other process's lease expired.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.clock = now } }
 
-// WithLease sets how long a Store holds a journaled unit of work.
-func WithLease(d time.Duration) Option { return func(s *Store) { s.lease = d } }
-
 // Sweep settles the journaled units whose lease has expired, as the
 // sweeper does.
 func Sweep(ctx context.Context, s *Store) error { return s.sweep(ctx) }
