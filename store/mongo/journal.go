@@ -68,7 +68,7 @@ import (
 //
 // What a lease cannot exclude is an owner that stalls for longer than the
 // lease between renewing it and a write reaching the server (the lease is
-// a minute, and every operation is bounded by the client timeout, 30 s by
+// 70 s, and every operation is bounded by the client timeout, 30 s by
 // default); leases compare the clocks of processes, which must agree to
 // well within the lease.
 //
