@@ -68,8 +68,8 @@ import (
 //
 // What a lease cannot exclude is an owner that stalls for longer than the
 // lease between renewing it and a write reaching the server (the lease is
-// 70 s, and every operation is bounded by the client timeout, 30 s by
-// default); leases compare the clocks of processes, which must agree to
+// twice the client timeout plus 10 s, and the timeout bounds every
+// operation); leases compare the clocks of processes, which must agree to
 // well within the lease.
 //
 // Why roll forward: once committed, the journal holds every new version of

@@ -185,11 +185,14 @@ const (
 	// connection string sets no timeoutMS: a server that stops answering
 	// fails requests rather than holding them.
 	DefaultTimeout = 30 * time.Second
-	// defaultLease is how long a process holds a journaled unit of work
-	// without renewing its lease; it outlasts two operations at the
-	// timeout.
-	defaultLease = 2*DefaultTimeout + 10*time.Second
 )
+
+// leaseFor returns how long a process holds a journaled unit of work
+// without renewing its lease, given the timeout of its operations: long
+// enough to outlast two of them (a renewal and the write after it).
+func leaseFor(timeout time.Duration) time.Duration {
+	return 2*timeout + 10*time.Second
+}
 
 // Open connects to the MongoDB deployment at uri (a mongodb:// or
 // mongodb+srv:// connection string) and uses the database its path names,
@@ -226,8 +229,11 @@ func dial(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 		name = DefaultDatabase
 	}
 	copts := options.Client().ApplyURI(uri)
-	if !cs.TimeoutSet {
-		copts.SetTimeout(DefaultTimeout)
+	timeout := DefaultTimeout
+	if cs.TimeoutSet && cs.Timeout > 0 {
+		timeout = cs.Timeout
+	} else {
+		copts.SetTimeout(timeout)
 	}
 	client, err := mongo.Connect(copts)
 	if err != nil {
@@ -236,7 +242,7 @@ func dial(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	s := &Store{
 		client: client,
 		owner:  newOwner(),
-		lease:  defaultLease,
+		lease:  leaseFor(timeout),
 		clock:  time.Now,
 		seed:   maphash.MakeSeed(),
 	}
