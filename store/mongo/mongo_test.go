@@ -497,3 +497,25 @@ func BenchmarkRead(b *testing.B) {
 		}
 	}
 }
+
+// TestHistoryTotalOnFirstPage checks that history is counted for its first
+// page only: the next pages carry that total in their cursor rather than
+// counting every version again.
+func TestHistoryTotalOnFirstPage(t *testing.T) {
+	s := openWithP(t)
+	ctx := t.Context()
+	putAll(t, s, &store.Write{Type: "Patient", ID: "p", Expected: 1, LastUpdated: t0.Add(time.Second), JSON: []byte(`{"v":2}`)})
+	first, err := s.History(ctx, store.HistoryQuery{Type: "Patient", Count: 1})
+	if err != nil || first.Total != 2 || first.Next == "" {
+		t.Fatalf("first page: %+v, %v; want a total of 2 and a next page", first, err)
+	}
+	putAll(t, s, &store.Write{Type: "Patient", ID: "q", LastUpdated: t0.Add(-time.Hour), JSON: []byte(`{}`)})
+	next, err := s.History(ctx, store.HistoryQuery{Type: "Patient", Count: 1, Cursor: first.Next})
+	if err != nil || next.Total != 2 {
+		t.Errorf("next page: total %d, %v; want the first page's 2", next.Total, err)
+	}
+	again, err := s.History(ctx, store.HistoryQuery{Type: "Patient", Count: 1})
+	if err != nil || again.Total != 3 {
+		t.Errorf("a new first page: total %d, %v; want 3", again.Total, err)
+	}
+}
