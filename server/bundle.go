@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -39,6 +40,9 @@ func (a *api) bundle(c *gin.Context) {
 		return
 	}
 	var entries [][]byte
+	if b.kind == "transaction" {
+		access.RecordFrom(c.Request.Context()).SetInteraction(access.InteractionTransaction)
+	}
 	if b.kind == "transaction" {
 		entries, err = a.transaction(c, b.entries)
 	} else {
@@ -364,7 +368,7 @@ func (u *unit) steps(ctx context.Context, order []*entry, steps []step) error {
 			if !slices.Contains(step.methods, e.method) {
 				continue
 			}
-			if err := step.do(ctx, e, u.results[e]); err != nil {
+			if err := step.do(e.context(ctx), e, u.results[e]); err != nil {
 				var ce *conflictingEntries
 				if errors.As(err, &ce) {
 					return ce.err
@@ -395,7 +399,7 @@ func (u *unit) prepare(ctx context.Context, order []*entry) *parallel {
 			jobs = append(jobs, e)
 			r.stage = &staged{readErr: store.ErrNotFound}
 			if e.method == http.MethodPut {
-				r.stage = stage(ctx, u.tx, e.target.typ, r.id)
+				r.stage = stage(e.context(ctx), u.tx, e.target.typ, r.id)
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/fhirxml"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -70,6 +72,37 @@ func (e *entry) label() string {
 
 // path is the FHIRPath of the entry in the request Bundle.
 func (e *entry) path() string { return "Bundle.entry[" + strconv.Itoa(e.index) + "]" }
+
+// interaction is the interaction the entry performs.
+func (e *entry) interaction() access.Interaction {
+	switch e.method {
+	case http.MethodGet, http.MethodHead:
+		switch e.target.kind {
+		case targetInstance:
+			return access.InteractionRead
+		case targetVersion:
+			return access.InteractionVRead
+		case targetHistory:
+			return access.InteractionHistoryInstance
+		case targetTypeHistory:
+			return access.InteractionHistoryType
+		}
+		return access.InteractionSearchType
+	case http.MethodPost:
+		return access.InteractionCreate
+	case http.MethodPut:
+		return access.InteractionUpdate
+	case http.MethodPatch:
+		return access.InteractionPatch
+	}
+	return access.InteractionDelete
+}
+
+// context returns ctx performing the entry's interaction, which decides
+// what its reads and writes need.
+func (e *entry) context(ctx context.Context) context.Context {
+	return access.WithInteraction(ctx, e.interaction())
+}
 
 // conditional reports whether a PUT, PATCH or DELETE names its target by
 // search criteria.

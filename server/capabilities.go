@@ -88,6 +88,7 @@ type capabilityStatement struct {
 	Format      []string `json:"format"`
 	Rest        []struct {
 		Mode        string        `json:"mode"`
+		Security    *capSecurity  `json:"security,omitempty"`
 		Resource    []capResource `json:"resource"`
 		Interaction []code        `json:"interaction"`
 	} `json:"rest"`
@@ -153,11 +154,13 @@ func (a *api) metadata(c *gin.Context) {
 	cs.Format = []string{"application/fhir+json", "json"}
 	cs.Rest = make([]struct {
 		Mode        string        `json:"mode"`
+		Security    *capSecurity  `json:"security,omitempty"`
 		Resource    []capResource `json:"resource"`
 		Interaction []code        `json:"interaction"`
 	}, 1)
 	rest := &cs.Rest[0]
 	rest.Mode = "server"
+	rest.Security = a.security()
 	rest.Interaction = codes(a.caps.systemInteractions)
 	for _, typ := range servedTypes {
 		rest.Resource = append(rest.Resource, capResource{

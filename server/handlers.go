@@ -345,7 +345,11 @@ func (a *api) writeResult(c *gin.Context, status int, v *store.Version) {
 		c.Status(status)
 		c.Writer.WriteHeaderNow()
 	case "OperationOutcome":
-		writeFHIR(c, status, writtenOutcome(status, v))
+		body := writtenWithWarnings(c.Request.Context(), status, v)
+		if body == nil {
+			body = writtenOutcome(status, v)
+		}
+		writeFHIR(c, status, body)
 	default:
 		writeFHIR(c, status, v.JSON)
 	}

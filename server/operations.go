@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir"
+	"carefhir/server/access"
 )
 
 // level is where an operation can be invoked: on the system, on a type or
@@ -137,6 +138,12 @@ func (a *api) invoke(c *gin.Context, name string, inv invocation) {
 	}
 	if inv.ID != "" {
 		if err := checkID(inv.ID, ""); err != nil {
+			c.Error(err)
+			return
+		}
+	}
+	if inv.Type != "" {
+		if err := a.guard.Allow(c.Request.Context(), inv.Type, access.Read); err != nil {
 			c.Error(err)
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"carefhir/fhir/fhirjson"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -120,6 +121,7 @@ func fromError(err error) (int, outcome, http.Header) {
 		decode   *fhirjson.DecodeError
 		conflict *store.ConflictError
 		tooBig   *http.MaxBytesError
+		denied   *access.Denied
 	)
 	switch {
 	case errors.As(err, &fe):
@@ -137,6 +139,12 @@ func fromError(err error) (int, outcome, http.Header) {
 			issues = append(issues, i)
 		}
 		return http.StatusBadRequest, newOutcome(issues...), nil
+	case errors.As(err, &denied):
+		code := "forbidden"
+		if denied.Status == http.StatusMethodNotAllowed {
+			code = "not-supported"
+		}
+		return denied.Status, newOutcome(Issue{Severity: "error", Code: code, Diagnostics: denied.Message}), nil
 	case errors.As(err, &conflict):
 		return http.StatusConflict, newOutcome(Issue{Severity: "error", Code: "conflict",
 			Diagnostics: fmt.Sprintf("%s/%s was changed by another request (version %d is current); retry with the current version",

@@ -240,6 +240,10 @@ func invalidResult(err error) error {
 
 // patch applies a patch to the current version of typ/id and writes the
 // result as the next version (see patchIn).
-func (s *service) patch(ctx context.Context, typ, id string, ifMatch int64, apply func(*store.Version) (fhir.Resource, error)) (*store.Version, error) {
-	return s.patchIn(ctx, s.store, typ, id, ifMatch, apply)
+func (s *service) patch(ctx context.Context, typ, id string, ifMatch int64, apply func(*store.Version) (fhir.Resource, error)) (v *store.Version, err error) {
+	err = s.unit(ctx, typ, func(tx store.Tx) error {
+		v, err = s.patchIn(ctx, tx, typ, id, ifMatch, apply)
+		return err
+	})
+	return v, err
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir/search"
+	ext "carefhir/operation"
 	"carefhir/profiles/conformance"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -47,6 +49,27 @@ type Config struct {
 	// terminology also answers ValueSet/$expand, ValueSet/$validate-code
 	// and CodeSystem/$lookup (see terminology_ops.go).
 	Definitions *conformance.Catalogue
+	// AccessPolicy is how user/ scopes are narrowed (access.ScopesPolicy
+	// when empty; access.CareTeamPolicy for the legitimate-relationship
+	// rule).
+	AccessPolicy access.Policy
+	// Auditor, when set, receives the AuditEvent of every request under
+	// /fhir; the host closes it after the server stops serving.
+	Auditor *access.Auditor
+	// Auth, when set, requires a valid bearer token on the FHIR API and
+	// serves the token endpoint and SMART configuration (authenticate.go).
+	// Without it every request acts for the open principal.
+	Auth Auth
+	// CORSOrigins are the origins of the browser apps allowed to call the
+	// API; "*" allows any (hardening.go).
+	CORSOrigins []string
+	// RateLimit bounds the requests of each client (hardening.go).
+	RateLimit RateLimit
+	// Operations are served beside the server's own (see extend.go), and
+	// Hooks run on every write of their types, in its unit of work (see
+	// hooks.go): how the host adds what its mission packages provide.
+	Operations []ext.Operation
+	Hooks      []ext.Hook
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -55,6 +78,7 @@ const DefaultMaxBodyBytes = 10 << 20
 // api carries the dependencies of the handlers.
 type api struct {
 	svc     *service
+	guard   *access.Store // the store behind access decisions, as svc holds it
 	cfg     Config
 	started time.Time
 	caps    *capabilities
@@ -76,24 +100,36 @@ func New(cfg Config) *gin.Engine {
 		// The definitions are embedded in the binary and tested to load.
 		panic(fmt.Sprintf("server: %v", err))
 	}
+	registry := index.Registry().WithTerminology(searchTerminology(cfg.Validator))
+	guarded := access.NewStore(cfg.Store, access.Rules{
+		Policy:      cfg.AccessPolicy,
+		Search:      registry,
+		Restriction: scopeRestriction(registry),
+		Index:       index.IndexJSON,
+	})
 	a := &api{
-		svc:     &service{store: cfg.Store, index: index, now: time.Now},
+		guard:   guarded,
+		svc:     &service{store: guarded, index: index, now: time.Now, hooks: cfg.Hooks},
 		cfg:     cfg,
 		started: time.Now().UTC(),
 		caps:    newCapabilities(),
-		search:  index.Registry().WithTerminology(searchTerminology(cfg.Validator)),
+		search:  registry,
 	}
+	a.svc.validate = a.validateWrite
+	a.svc.bind = func(tx store.Tx) ext.Store { return &opStore{a: a, tx: tx} }
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RemoveExtraSlash = false
-	r.Use(requestID, logRequests(cfg.Logger), recoverOutcome, renderErrors, limitBody(cfg.MaxBodyBytes))
+	r.Use(requestID, logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors, securityHeaders, cors(cfg.CORSOrigins),
+		authenticate(cfg.Auth), rateLimit(cfg.RateLimit), collectWarnings, limitBody(cfg.MaxBodyBytes), a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
 		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
+	a.registerAuth(r)
 	fhir := r.Group("/fhir", negotiate)
 	a.registerConformance(fhir)
 	a.registerSystem(fhir)
@@ -103,6 +139,7 @@ func New(cfg Config) *gin.Engine {
 	a.registerOperationRoutes(fhir)
 	a.registerValidate()
 	a.registerEverything()
+	a.registerExtensions()
 	a.registerSearch(fhir)
 	a.registerBundle(fhir)
 	return r

@@ -14,6 +14,7 @@ import (
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/search"
+	ext "carefhir/operation"
 	"carefhir/store"
 )
 
@@ -25,6 +26,13 @@ type service struct {
 	store store.Store
 	index *search.Indexer // extracts the search values of every write
 	now   func() time.Time
+	// hooks run on the writes of their types (see hooks.go); bind gives
+	// them the store of the unit of work a write is part of.
+	hooks []ext.Hook
+	bind  func(tx store.Tx) ext.Store
+	// validate checks a resource the server writes on a client's behalf,
+	// such as the Provenance of an X-Provenance header (nil: no checks).
+	validate func(ctx context.Context, res fhir.Resource) error
 }
 
 // maxRetries bounds how often a write that lost an optimistic-concurrency
@@ -117,10 +125,10 @@ func (s *service) encode(typ, id string, res fhir.Resource, expected int64, now 
 
 // write puts wr and returns the version it wrote.
 func (s *service) write(ctx context.Context, w store.Writer, wr *store.Write) (*store.Version, error) {
-	if err := w.Put(ctx, wr); err != nil {
+	if err := s.putHooked(ctx, w, wr); err != nil {
 		return nil, err
 	}
-	return &store.Version{Type: wr.Type, ID: wr.ID, VersionID: wr.VersionID(), LastUpdated: wr.LastUpdated, JSON: wr.JSON}, nil
+	return &store.Version{Type: wr.Type, ID: wr.ID, VersionID: wr.VersionID(), LastUpdated: wr.LastUpdated, Deleted: wr.Deleted, JSON: wr.JSON}, nil
 }
 
 // create stores res as a new resource with a server-assigned id. With
@@ -130,7 +138,11 @@ func (s *service) write(ctx context.Context, w store.Writer, wr *store.Write) (*
 // cannot both create.
 func (s *service) create(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query) (v *store.Version, created bool, err error) {
 	if criteria == nil {
-		return s.createIn(ctx, s.store, typ, newID(), res, nil)
+		err = s.unit(ctx, typ, func(tx store.Tx) error {
+			v, created, err = s.createIn(ctx, tx, typ, newID(), res, nil)
+			return err
+		})
+		return v, created, err
 	}
 	err = s.store.Transact(ctx, func(tx store.Tx) error {
 		v, created, err = s.createIn(ctx, tx, typ, newID(), res, criteria)
@@ -174,7 +186,11 @@ func matchOne(ctx context.Context, r store.Reader, q *store.Query, what string) 
 // (update as create). ifMatch, when set, is the version the client read;
 // a different current version is 412.
 func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, created bool, err error) {
-	return s.updateIn(ctx, s.store, typ, id, res, ifMatch)
+	err = s.unit(ctx, typ, func(tx store.Tx) error {
+		v, created, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
+		return err
+	})
+	return v, created, err
 }
 
 // updateIn is update in tx.
@@ -296,8 +312,12 @@ func updateTarget(ctx context.Context, r store.Reader, typ string, res fhir.Reso
 // delete leaves a tombstone as the new current version of typ/id. Deleting
 // a resource that is already deleted, or never existed, does nothing and
 // returns nil: the spec makes delete idempotent.
-func (s *service) delete(ctx context.Context, typ, id string, ifMatch int64) (*store.Version, error) {
-	return s.deleteIn(ctx, s.store, typ, id, ifMatch)
+func (s *service) delete(ctx context.Context, typ, id string, ifMatch int64) (v *store.Version, err error) {
+	err = s.unit(ctx, typ, func(tx store.Tx) error {
+		v, err = s.deleteIn(ctx, tx, typ, id, ifMatch)
+		return err
+	})
+	return v, err
 }
 
 // deleteIn is delete in tx.
@@ -320,7 +340,7 @@ func (s *service) deleteIn(ctx context.Context, tx store.Tx, typ, id string, ifM
 			return cur, nil
 		}
 		now := s.timestamp(ctx)
-		err = tx.Put(ctx, &store.Write{Type: typ, ID: id, Expected: cur.VersionID, LastUpdated: now, Deleted: true})
+		_, err = s.write(ctx, tx, &store.Write{Type: typ, ID: id, Expected: cur.VersionID, LastUpdated: now, Deleted: true})
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) && ifMatch == 0 && attempt < maxRetries {
 			continue
@@ -337,8 +357,12 @@ func (s *service) deleteIn(ctx context.Context, tx store.Tx, typ, id string, ifM
 
 // conditionalDelete deletes the one resource matching criteria; no match is
 // not an error, several are 412.
-func (s *service) conditionalDelete(ctx context.Context, typ string, criteria *store.Query) (*store.Version, error) {
-	return s.conditionalDeleteIn(ctx, s.store, typ, criteria)
+func (s *service) conditionalDelete(ctx context.Context, typ string, criteria *store.Query) (v *store.Version, err error) {
+	err = s.unit(ctx, typ, func(tx store.Tx) error {
+		v, err = s.conditionalDeleteIn(ctx, tx, typ, criteria)
+		return err
+	})
+	return v, err
 }
 
 // conditionalDeleteIn is conditionalDelete in tx.

@@ -219,7 +219,8 @@ func readPatient(base, id string) (int, string, error) {
 func TestServeCreateAndStopGracefully(t *testing.T) {
 	for name, args := range engineArgs() {
 		t.Run(name, func(t *testing.T) {
-			p := start(t, args(t)...)
+			engine := args(t)
+			p := start(t, engine...)
 			if !strings.HasSuffix(p.base, "/fhir") || !strings.HasPrefix(p.base, "http://127.0.0.1:") || strings.HasSuffix(p.base, ":0/fhir") {
 				t.Errorf("logged base URL %q, want http://127.0.0.1:<chosen port>/fhir", p.base)
 			}
@@ -242,6 +243,18 @@ func TestServeCreateAndStopGracefully(t *testing.T) {
 				if !strings.Contains(logs, want) {
 					t.Errorf("logs lack %s:\n%s", want, logs)
 				}
+			}
+
+			// The audit trail written on the way down holds the create.
+			p = start(t, engine...)
+			resp, err := httpClient.Get(p.base + "/AuditEvent?subtype=create&patient=Patient/" + id + "&_total=accurate")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var found struct{ Total int }
+			if err := json.NewDecoder(resp.Body).Decode(&found); err != nil || resp.StatusCode != http.StatusOK || found.Total != 1 {
+				t.Errorf("AuditEvents of the create after a restart: %d, total %d, %v; want 1", resp.StatusCode, found.Total, err)
 			}
 		})
 	}

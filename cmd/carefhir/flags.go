@@ -89,6 +89,8 @@ func describe(cfg any, fe validator.FieldError) string {
 	case "mongo_uri":
 		// The value is left out: a MongoDB URI may carry a password.
 		return name + ": want a mongodb:// or mongodb+srv:// URI with a host"
+	case "required_with":
+		return fmt.Sprintf("%s needs --%s", name, flagOf(cfg, fe.Param()))
 	case "excluded_unless":
 		return fmt.Sprintf("%s needs --%s: it is enforced by validation", name, flagOf(cfg, strings.Fields(fe.Param())[0]))
 	case "alpha":

@@ -18,6 +18,9 @@ Usage:
   carefhir bench search      measure searches on a SQLite data directory
   carefhir synth [flags]     generate fictional UK primary-care records
   carefhir reindex [flags]   rebuild the search index of the stored resources
+  carefhir client add [flags] register a backend-services client in the auth file
+  carefhir keys jwks FILE     print the JWKS of a PEM public key, for client add
+  carefhir keys rotate [flags] make a new key sign the server's access tokens
 
 Run 'carefhir <command> -h' for the flags of a command.
 `
@@ -68,6 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return reindex(ctx, cfg, engines(), stdout, stderr)
+	case "client", "keys":
+		return runAuthCommand(cmd, rest, stdout, stderr)
 	case "help":
 		_, err := io.WriteString(stdout, usage)
 		return err

@@ -13,6 +13,7 @@ import (
 	"carefhir/profiles"
 	"carefhir/profiles/conformance"
 	"carefhir/server"
+	"carefhir/server/access"
 )
 
 // envMongoURI names the environment variable that --mongo-uri defaults to.
@@ -32,6 +33,13 @@ type serveConfig struct {
 	Validate        bool          `flag:"validate"`
 	// RequiredProfiles are checked by validation, so they need Validate.
 	RequiredProfiles profileRequirements `flag:"require-profile" validate:"excluded_unless=Validate true,dive,keys,alpha,endkeys,dive,http_url"`
+	// Authentication and hardening (auth.go).
+	AuthFile       string  `flag:"auth"`
+	InsecureNoAuth bool    `flag:"insecure-no-auth"`
+	TLSCert        string  `flag:"tls-cert" validate:"required_with=TLSKey"`
+	TLSKey         string  `flag:"tls-key" validate:"required_with=TLSCert"`
+	RateLimit      float64 `flag:"rate-limit" validate:"gte=0"`
+	RateBurst      int     `flag:"rate-burst" validate:"gte=0"`
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -67,6 +75,12 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least `level` logged: debug, info, warn or error")
 	fs.BoolVar(&cfg.Validate, "validate", cfg.Validate, "validate every create and update against the R4 definitions and the resource's meta.profile (422 when invalid); $validate is served either way")
 	fs.Var(&cfg.RequiredProfiles, "require-profile", "`Type=URL`: every resource of Type must conform to the bundled profile URL, such as Patient=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient (422 otherwise); repeatable; needs --validate")
+	fs.StringVar(&cfg.AuthFile, "auth", "", "auth `file` (YAML or JSON): trusted token issuers, backend-services clients, CORS origins, rate limits; see docs/security.md")
+	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve a non-loopback address without --auth: anyone who can reach it can read and change every record")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file` (chain) to serve HTTPS with; needs --tls-key")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second allowed to each client (token client_id or subject, else address); 0: the auth file's rate_limit, or none")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
 	if err := parseFlags(fs, args, cfg); err != nil {
 		return nil, err
 	}
@@ -91,6 +105,13 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 // FHIR API until ctx is done, then shuts down gracefully and closes the
 // store.
 func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFactory, logger *slog.Logger, version string) (err error) {
+	if err := checkExposure(cfg, logger); err != nil {
+		return err
+	}
+	tlsCfg, err := tlsConfig(cfg)
+	if err != nil {
+		return err
+	}
 	name := cfg.engine()
 	open, ok := factories[name]
 	if !ok {
@@ -120,6 +141,14 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		// On a wildcard address (0.0.0.0, as in the container) no address is
 		// the public one, so the server derives links from each request's Host.
 		baseURL = "http://" + ln.Addr().String() + "/fhir"
+		if tlsCfg != nil {
+			baseURL = "https://" + ln.Addr().String() + "/fhir"
+		}
+	}
+	sa, err := loadAuth(ctx, cfg, baseURL)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	validator, err := profiles.New(profiles.Options{})
 	if err != nil {
@@ -134,7 +163,12 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
+	// The audit trail is written after the server stops serving: Close
+	// writes what is queued, before the store closes.
+	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir " + version, Log: logger})
+	defer auditor.Close()
 	h := server.New(server.Config{
+		Auditor:          auditor,
 		Store:            st,
 		BaseURL:          baseURL,
 		MaxBodyBytes:     int64(cfg.MaxBody),
@@ -144,10 +178,16 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		ValidateWrites:   cfg.Validate,
 		RequiredProfiles: cfg.RequiredProfiles,
 		Definitions:      definitions,
+		Auth:             sa.auth,
+		CORSOrigins:      sa.cors,
+		RateLimit:        sa.rateLimit,
+		AccessPolicy:     sa.policy,
 	})
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
-		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version)
-	return serveHTTP(ctx, ln, newHTTPServer(h, logger), cfg.ShutdownTimeout, logger)
+		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil)
+	srv := newHTTPServer(h, logger)
+	srv.TLSConfig = tlsCfg
+	return serveHTTP(ctx, ln, srv, cfg.ShutdownTimeout, logger)
 }
 
 // dataAttr returns where the configured engine keeps its data, for the
@@ -181,7 +221,13 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 // cancelled by ctx: shutting down lets them complete.
 func serveHTTP(ctx context.Context, ln net.Listener, srv *http.Server, timeout time.Duration, logger *slog.Logger) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "") // the certificates are in TLSConfig
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)

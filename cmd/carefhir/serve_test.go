@@ -180,7 +180,7 @@ func TestServeClosesStore(t *testing.T) {
 			}
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel() // shut down as soon as serving starts
-			cfg := &serveConfig{Addr: tt.addr, DataDir: t.TempDir(), ShutdownTimeout: time.Second}
+			cfg := &serveConfig{Addr: tt.addr, DataDir: t.TempDir(), ShutdownTimeout: time.Second, InsecureNoAuth: true}
 			err := serve(ctx, cfg, factories, discardLogger(), "test")
 			if (err != nil) != tt.wantErr {
 				t.Errorf("serve: %v, want error %v", err, tt.wantErr)

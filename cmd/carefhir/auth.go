@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"carefhir/server"
+	"carefhir/server/access"
+	"carefhir/server/auth"
+)
+
+// checkExposure enforces secure-by-default serving: without --auth, only
+// a loopback address is served (with a warning), unless the operator says
+// --insecure-no-auth.
+func checkExposure(cfg *serveConfig, logger *slog.Logger) error {
+	if cfg.AuthFile != "" {
+		if cfg.InsecureNoAuth {
+			return &usageError{err: errors.New("--auth and --insecure-no-auth contradict each other: give one")}
+		}
+		return nil
+	}
+	const risk = "serving without authentication: anyone who can reach the port can read and change every record"
+	switch {
+	case isLoopback(cfg.Addr):
+		logger.Warn(risk+"; give --auth FILE before serving other hosts", "addr", cfg.Addr)
+	case cfg.InsecureNoAuth:
+		logger.Warn(risk+" (--insecure-no-auth)", "addr", cfg.Addr)
+	default:
+		return &usageError{err: fmt.Errorf("refusing to serve %s without authentication: give --auth FILE (see docs/security.md), "+
+			"listen on a loopback address such as 127.0.0.1:8080, or accept the risk with --insecure-no-auth", cfg.Addr)}
+	}
+	return nil
+}
+
+// isLoopback reports whether addr listens on the loopback interface only.
+// An empty host listens on every interface; a host name other than
+// localhost may resolve anywhere.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serverAuth is what the auth file and the flags around it give the API.
+type serverAuth struct {
+	auth      server.Auth // nil: open
+	cors      []string
+	rateLimit server.RateLimit
+	policy    access.Policy
+}
+
+// loadAuth reads the auth file, if any, and opens the signing keys in the
+// data directory. baseURL is the public FHIR base, from which the token
+// audience and endpoint derive: with auth it must be known.
+func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string) (*serverAuth, error) {
+	sa := &serverAuth{rateLimit: server.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}}
+	if cfg.AuthFile == "" {
+		return sa, nil
+	}
+	if baseURL == "" {
+		return nil, errors.New("serve: with --auth the public base URL must be known (tokens name it): give --base-url, or an address that is not a wildcard")
+	}
+	authCfg, err := auth.Load(cfg.AuthFile)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	keys, err := auth.OpenKeyring(filepath.Join(cfg.DataDir, auth.KeyringFile), time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	svc, err := auth.New(ctx, authCfg, auth.Options{BaseURL: baseURL, Keyring: keys})
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	sa.auth = svc
+	sa.cors = authCfg.CORS
+	sa.policy = access.Policy(authCfg.Policy)
+	if authCfg.RateLimit != nil && cfg.RateLimit == 0 {
+		sa.rateLimit = server.RateLimit{PerSecond: authCfg.RateLimit.PerSecond, Burst: authCfg.RateLimit.Burst}
+	}
+	return sa, nil
+}
+
+// tlsConfig loads the certificate and key of --tls-cert and --tls-key; nil
+// without them. TLS 1.2 is the least version offered.
+func tlsConfig(cfg *serveConfig) (*tls.Config, error) {
+	if cfg.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("serve: TLS certificate: %w", err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
+}

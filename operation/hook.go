@@ -1,0 +1,49 @@
+package operation
+
+import (
+	"context"
+	"slices"
+
+	"carefhir/fhir"
+	"carefhir/store"
+)
+
+// Change is one write a hook sees: a create, update or delete made by the
+// REST API, a transaction or batch entry, an operation or another hook.
+type Change struct {
+	Type, ID string
+	// Resource is the content written; nil for a delete.
+	Resource fhir.Resource
+	// Version is the version written; nil in Check, before the write.
+	Version *store.Version
+	// Deleted marks a delete.
+	Deleted bool
+}
+
+// Hook is run by the server on every write of its Types, in the unit of
+// work of the write. Its reads and writes act for the server itself (an
+// access principal of the system, named by the hook), since the write that
+// triggers it was already decided against who asked for it; they are
+// recorded in that request's audit event.
+type Hook struct {
+	// Name names the hook in logs and in the audit trail, such as
+	// "pam-scoring".
+	Name string
+	// Types are the resource types whose writes run the hook; nil: every
+	// type.
+	Types []string
+	// Check, when set, runs before the write: an error refuses the write
+	// and the unit of work it belongs to (an *Error with its status and
+	// issues, typically 422).
+	Check func(ctx context.Context, s Store, c *Change) error
+	// After, when set, runs after the write: the writes it makes through s
+	// are part of the same unit of work, kept or discarded with it. The
+	// issues it returns are warnings the response to the write carries in
+	// an OperationOutcome.
+	After func(ctx context.Context, s Store, c *Change) ([]Issue, error)
+}
+
+// Applies reports whether writes of typ run h.
+func (h Hook) Applies(typ string) bool {
+	return h.Types == nil || slices.Contains(h.Types, typ)
+}

@@ -1,0 +1,209 @@
+// Package operation is how code outside the server extends the FHIR API
+// without HTTP: FHIR operations ($name) as registered values, and hooks
+// that check a write before it is made or derive further writes in its
+// transaction. The server dispatches operations, runs hooks on every write
+// and lists both in its CapabilityStatement; the code that provides them
+// (such as package care) sees only the types of this package, the FHIR
+// model and the store.
+package operation
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"carefhir/fhir"
+	"carefhir/store"
+)
+
+// Level is where an operation can be invoked (a bit set).
+type Level uint8
+
+// The levels.
+const (
+	System   Level = 1 << iota // [base]/$name
+	Type                       // [base]/[type]/$name
+	Instance                   // [base]/[type]/[id]/$name
+)
+
+// Operation is one FHIR operation.
+type Operation struct {
+	// Name is the operation's name, without the $.
+	Name string
+	// Definition is the canonical URL of its OperationDefinition.
+	Definition string
+	Levels     Level
+	// Types restricts the type and instance levels to these resource
+	// types; nil allows every served type.
+	Types []string
+	// Idempotent operations may also be invoked with GET, their
+	// parameters in the query string.
+	Idempotent bool
+	// Invoke performs the operation. An error that is not an *Error is a
+	// failure of the server (500).
+	Invoke func(ctx context.Context, inv *Invocation) (*Result, error)
+}
+
+// Invocation is one call of an operation.
+type Invocation struct {
+	// Type and ID are where it was invoked: both empty at the system level,
+	// ID empty at the type level.
+	Type, ID string
+	// Parameters is the Parameters body of a POST, or nil.
+	Parameters *fhir.Parameters
+	// Resource is the body of a POST that is not a Parameters resource.
+	Resource fhir.Resource
+	// Query holds the query parameters, the parameters of a GET.
+	Query url.Values
+	// Store reads and writes for the caller, as the REST API would.
+	Store Store
+}
+
+// Result is what an operation answers.
+type Result struct {
+	// Status is the HTTP status; 0 means 200.
+	Status int
+	// Resource is the body: often a Parameters resource.
+	Resource fhir.Resource
+	// Location, when set, is the written resource the answer is about, as
+	// Type/id/_history/n, relative to the base.
+	Location string
+	// Warnings are added to an OperationOutcome answer.
+	Warnings []Issue
+}
+
+// Store is how operations and hooks read and write: every read and write
+// is decided against who the request acts for, recorded for its audit
+// event, validated and indexed as the REST API would, and runs the hooks.
+type Store interface {
+	// Read returns the current version of a resource (maybe a tombstone),
+	// or store.ErrNotFound.
+	Read(ctx context.Context, typ, id string) (*store.Version, error)
+	// Search runs a FHIR search given as query parameters, such as
+	// "subject=Patient/1" and "_sort=-date", parsed strictly.
+	Search(ctx context.Context, typ string, params url.Values) (*store.Page, error)
+	// Find runs a search plan.
+	Find(ctx context.Context, q store.Query) (*store.Page, error)
+	// Create stores res as a new resource with a server-assigned id.
+	Create(ctx context.Context, res fhir.Resource) (*store.Version, error)
+	// Update writes res (which carries its id) as the next version of its
+	// resource; ifMatch, when not 0, is the version it must replace.
+	Update(ctx context.Context, res fhir.Resource, ifMatch int64) (*store.Version, error)
+	// Transact runs fn in one unit of work with a Store bound to it; in a
+	// Store already bound to one, fn runs in that unit.
+	Transact(ctx context.Context, fn func(Store) error) error
+}
+
+// Error is a refusal an operation or a hook reports: an HTTP status and
+// the issues that explain it, as the OperationOutcome will show them.
+type Error struct {
+	Status int
+	Issues []Issue
+}
+
+// Issue is one issue of an OperationOutcome.
+type Issue struct {
+	Severity    string // fatal, error, warning or information
+	Code        string // an IssueType code, such as invalid or not-found
+	Diagnostics string
+	Expression  []string // FHIRPath expressions of where
+}
+
+func (e *Error) Error() string {
+	if len(e.Issues) == 0 {
+		return strconv.Itoa(e.Status)
+	}
+	return fmt.Sprintf("%d %s: %s", e.Status, e.Issues[0].Code, e.Issues[0].Diagnostics)
+}
+
+// Errorf returns an Error of one issue of severity error, at expression
+// when it is not empty.
+func Errorf(status int, code, expression, format string, args ...any) *Error {
+	is := Issue{Severity: "error", Code: code, Diagnostics: fmt.Sprintf(format, args...)}
+	if expression != "" {
+		is.Expression = []string{expression}
+	}
+	return &Error{Status: status, Issues: []Issue{is}}
+}
+
+// Params returns the parameters named name: from the Parameters body, or
+// from the query string as valueString parameters.
+func (inv *Invocation) Params(name string) []*fhir.ParametersParameter {
+	var out []*fhir.ParametersParameter
+	if inv.Parameters != nil {
+		for _, p := range inv.Parameters.Parameter {
+			if p.Name.Get() == name {
+				out = append(out, p)
+			}
+		}
+	}
+	for _, v := range inv.Query[name] {
+		out = append(out, &fhir.ParametersParameter{Name: fhir.NewString(name), ValueString: fhir.NewString(v)})
+	}
+	return out
+}
+
+// Text returns the value of a parameter of a primitive type as written,
+// whatever its value[x]; "" when it is absent. Several values are 400.
+func (inv *Invocation) Text(name string) (string, error) {
+	ps := inv.Params(name)
+	switch len(ps) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", Errorf(400, "invalid", "Parameters.parameter.where(name='"+name+"')", "parameter %s is given %d times; it takes one value", name, len(ps))
+	}
+	return primitive(ps[0]), nil
+}
+
+// Texts returns every value of a repeatable primitive parameter.
+func (inv *Invocation) Texts(name string) []string {
+	var out []string
+	for _, p := range inv.Params(name) {
+		if v := primitive(p); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// primitive returns the value of a parameter of a primitive type as
+// written, "" for any other.
+func primitive(p *fhir.ParametersParameter) string {
+	for _, v := range []string{
+		p.ValueString.Get(), p.ValueCode.Get(), p.ValueDate.Get(), p.ValueDateTime.Get(), p.ValueId.Get(),
+		p.ValueUri.Get(), p.ValueCanonical.Get(), p.ValueDecimal.Get(),
+	} {
+		if v != "" {
+			return v
+		}
+	}
+	switch {
+	case p.ValueInteger != nil && p.ValueInteger.Value != nil:
+		return strconv.FormatInt(p.ValueInteger.Get(), 10)
+	case p.ValueBoolean != nil && p.ValueBoolean.Value != nil:
+		return strconv.FormatBool(p.ValueBoolean.Get())
+	case p.ValueReference != nil:
+		return p.ValueReference.Reference.Get()
+	case p.ValueCoding != nil:
+		return p.ValueCoding.System.Get() + "|" + p.ValueCoding.Code.Get()
+	}
+	return ""
+}
+
+// Int returns an integer parameter, or def when it is absent; anything
+// but an integer is 400.
+func (inv *Invocation) Int(name string, def int) (int, error) {
+	s, err := inv.Text(name)
+	if err != nil || s == "" {
+		return def, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return 0, Errorf(400, "invalid", "Parameters.parameter.where(name='"+name+"')", "parameter %s must be an integer, not %q", name, s)
+	}
+	return n, nil
+}

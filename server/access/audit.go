@@ -1,0 +1,497 @@
+package access
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"carefhir/store"
+)
+
+// Event is one request as the audit trail records it.
+type Event struct {
+	Interaction Interaction
+	// Type and ID are what the request addressed: empty at the system
+	// level, ID empty at the type level.
+	Type, ID string
+	// Operation is the name of an invoked operation, without the $.
+	Operation string
+	// Query is the query string of a search, kept as the query entity.
+	Query     string
+	Principal *Principal // nil when authentication failed
+	Address   string     // the network address the request came from
+	RequestID string
+	Status    int
+	Recorded  time.Time
+	Record    *Record
+
+	flushed chan struct{} // set on the marker Flush queues
+}
+
+// outcome is the AuditEvent outcome code of an HTTP status: 0 success,
+// 4 minor failure (the client's), 8 serious failure (the server's).
+func outcome(status int) string {
+	switch {
+	case status < 400:
+		return "0"
+	case status < 500:
+		return "4"
+	}
+	return "8"
+}
+
+// AuditConfig bounds the audit trail's buffer.
+type AuditConfig struct {
+	// Buffer is how many events wait to be written; 0 means 65,536. A
+	// full buffer holds a response back for at most Wait, then drops the
+	// event, logs it and counts it.
+	Buffer int
+	Wait   time.Duration
+	// Flush is the most time an event waits to be written: what a crash
+	// can lose. 0 means 100 ms.
+	Flush time.Duration
+	// Batch is the most events one write commits; 0 means 1,000.
+	Batch int
+	// Source names this server in every AuditEvent (AuditEvent.source).
+	Source string
+	Log    *slog.Logger
+}
+
+// Auditor writes the audit trail: one AuditEvent per request, batched so
+// that auditing never holds a response back for long.
+type Auditor struct {
+	cfg   AuditConfig
+	store store.Store
+
+	events  chan *Event
+	done    chan struct{}
+	closing sync.Once
+	dropped atomic.Int64
+	written atomic.Int64
+}
+
+// NewAuditor starts writing events to st, the store without access
+// decisions.
+func NewAuditor(st store.Store, cfg AuditConfig) *Auditor {
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = 1 << 16
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = time.Second
+	}
+	if cfg.Flush <= 0 {
+		cfg.Flush = 100 * time.Millisecond
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1000
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	a := &Auditor{cfg: cfg, store: st, events: make(chan *Event, cfg.Buffer), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+// Add queues e to be written.
+func (a *Auditor) Add(e *Event) {
+	select {
+	case a.events <- e:
+		return
+	default:
+	}
+	t := time.NewTimer(a.cfg.Wait)
+	defer t.Stop()
+	select {
+	case a.events <- e:
+	case <-t.C:
+		a.dropped.Add(1)
+		a.cfg.Log.Error("audit buffer full: event dropped", "request_id", e.RequestID, "interaction", string(e.Interaction))
+	}
+}
+
+// Depth is how many events wait to be written.
+func (a *Auditor) Depth() int { return len(a.events) }
+
+// Capacity is how many events the buffer holds.
+func (a *Auditor) Capacity() int { return cap(a.events) }
+
+// Dropped is how many events were dropped because the buffer stayed full.
+func (a *Auditor) Dropped() int64 { return a.dropped.Load() }
+
+// Written is how many events have been written.
+func (a *Auditor) Written() int64 { return a.written.Load() }
+
+// Close writes every queued event and stops. Events added after Close
+// are dropped; the server stops serving before it closes its auditor.
+func (a *Auditor) Close() {
+	a.closing.Do(func() { close(a.events) })
+	<-a.done
+}
+
+// Flush waits until every event queued before it is written.
+func (a *Auditor) Flush() {
+	marker := &Event{flushed: make(chan struct{})}
+	a.events <- marker
+	<-marker.flushed
+}
+
+func (a *Auditor) run() {
+	defer close(a.done)
+	tick := time.NewTicker(a.cfg.Flush)
+	defer tick.Stop()
+	var batch []*Event
+	for {
+		select {
+		case e, ok := <-a.events:
+			if !ok {
+				a.write(batch)
+				return
+			}
+			if e.flushed != nil {
+				a.write(batch)
+				batch = batch[:0]
+				close(e.flushed)
+				continue
+			}
+			batch = append(batch, e)
+			if len(batch) < a.cfg.Batch {
+				continue
+			}
+		case <-tick.C:
+		}
+		a.write(batch)
+		batch = batch[:0]
+	}
+}
+
+// write commits batch as AuditEvents in one unit of work; a batch that
+// fails is written one event at a time, so one bad event loses only
+// itself.
+func (a *Auditor) write(batch []*Event) {
+	if len(batch) == 0 {
+		return
+	}
+	ctx := context.Background()
+	writes := make([]*store.Write, 0, len(batch))
+	for _, e := range batch {
+		w, err := a.encode(e)
+		if err != nil {
+			a.dropped.Add(1)
+			a.cfg.Log.Error("audit event not encodable", "request_id", e.RequestID, "error", err)
+			continue
+		}
+		writes = append(writes, w)
+	}
+	err := a.store.Transact(ctx, func(tx store.Tx) error {
+		for _, w := range writes {
+			if err := tx.Put(ctx, w); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		a.written.Add(int64(len(writes)))
+		return
+	}
+	a.cfg.Log.Error("audit batch not written; writing its events one by one", "events", len(writes), "error", err)
+	for _, w := range writes {
+		if err := a.store.Put(ctx, w); err != nil {
+			a.dropped.Add(1)
+			a.cfg.Log.Error("audit event not written", "id", w.ID, "error", err)
+			continue
+		}
+		a.written.Add(1)
+	}
+}
+
+func (a *Auditor) encode(e *Event) (*store.Write, error) {
+	id := newEventID()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ev := auditEvent(e, id, now, a.cfg.Source)
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode AuditEvent: %w", err)
+	}
+	return &store.Write{Type: "AuditEvent", ID: id, LastUpdated: now, JSON: body, Index: ev.index()}, nil
+}
+
+// AuditSearchParams are the R4 AuditEvent search parameters the trail is
+// indexed on, and so searchable by: one AuditEvent is written for every
+// request, and each search value is a row its write adds. The server's
+// search definitions keep only these for AuditEvent (search.Registry
+// Restrict), so a search by another answers that it is not supported
+// rather than from an incomplete index.
+var AuditSearchParams = []string{"action", "agent", "date", "entity", "outcome", "patient", "subtype", "type"}
+
+// index returns the search values of ev for AuditSearchParams as their
+// R4 definitions extract them, built from the event rather than by
+// evaluating their FHIRPath expressions: the trail is written for every
+// request, and the extraction costs as much as the rest of writing it. A
+// test holds the two equal.
+func (ev *auditEventJSON) index() store.Index {
+	var ix store.Index
+	token := func(param, system, code string) {
+		ix.Tokens = append(ix.Tokens, store.Token{Param: param, System: system, Code: code})
+	}
+	ref := func(param, r string) {
+		typ, rest, _ := strings.Cut(r, "/")
+		id, _, _ := strings.Cut(rest, "/")
+		ix.References = append(ix.References, store.Reference{Param: param, Type: typ, ID: id})
+	}
+	text := func(param string, c *coding) {
+		if c != nil && c.Display != "" {
+			ix.Strings = append(ix.Strings, store.String{Param: param + ":text", Value: strings.ToLower(c.Display), Exact: c.Display})
+		}
+	}
+	token("action", "", ev.Action)
+	token("outcome", "", ev.Outcome)
+	token("type", ev.Type.System, ev.Type.Code)
+	text("type", &ev.Type)
+	for _, s := range ev.Subtype {
+		token("subtype", s.System, s.Code)
+		text("subtype", &s)
+	}
+	for _, ag := range ev.Agent {
+		if ag.Who != nil && ag.Who.Reference != "" {
+			ref("agent", ag.Who.Reference)
+			if strings.HasPrefix(ag.Who.Reference, "Patient/") {
+				ref("patient", ag.Who.Reference)
+			}
+		}
+		if ag.Who != nil && ag.Who.Identifier != nil {
+			token("agent:identifier", ag.Who.Identifier.System, ag.Who.Identifier.Value)
+			if strings.HasPrefix(ag.Who.Reference, "Patient/") {
+				token("patient:identifier", ag.Who.Identifier.System, ag.Who.Identifier.Value)
+			}
+		}
+	}
+	for _, en := range ev.Entity {
+		if en.What.Identifier != nil {
+			token("entity:identifier", en.What.Identifier.System, en.What.Identifier.Value)
+		}
+		if en.What.Reference != "" {
+			ref("entity", en.What.Reference)
+			if strings.HasPrefix(en.What.Reference, "Patient/") {
+				ref("patient", en.What.Reference)
+			}
+		}
+	}
+	if t, err := time.Parse(instantLayout, ev.Recorded); err == nil {
+		ix.Dates = append(ix.Dates, store.Date{Param: "date", Low: t, High: t})
+	}
+	return ix
+}
+
+// newEventID returns a UUID version 7 (RFC 9562): time-ordered, so that
+// the trail's rows are appended at the end of the engine's indexes rather
+// than scattered across them, which keeps the pages each batch writes few.
+func newEventID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	ms := uint64(time.Now().UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = b[6]&0x0f | 0x70
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// The code systems of an AuditEvent in the style of IHE Basic Audit Log
+// Patterns (BALP).
+const (
+	auditEventType   = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+	restInteraction  = "http://hl7.org/fhir/restful-interaction"
+	participation    = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+	securitySource   = "http://terminology.hl7.org/CodeSystem/security-source-type"
+	entityType       = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+	objectRole       = "http://terminology.hl7.org/CodeSystem/object-role"
+	balpEntityType   = "https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType"
+	networkIPAddress = "2"
+)
+
+type (
+	coding struct {
+		System  string `json:"system,omitempty"`
+		Code    string `json:"code"`
+		Display string `json:"display,omitempty"`
+	}
+	concept struct {
+		Coding []coding `json:"coding"`
+	}
+	identifier struct {
+		System string `json:"system,omitempty"`
+		Value  string `json:"value"`
+	}
+	reference struct {
+		Reference  string      `json:"reference,omitempty"`
+		Identifier *identifier `json:"identifier,omitempty"`
+		Display    string      `json:"display,omitempty"`
+	}
+	meta struct {
+		VersionID   string `json:"versionId"`
+		LastUpdated string `json:"lastUpdated"`
+	}
+	network struct {
+		Address string `json:"address"`
+		Type    string `json:"type"`
+	}
+	agent struct {
+		Type      *concept   `json:"type,omitempty"`
+		Who       *reference `json:"who,omitempty"`
+		AltID     string     `json:"altId,omitempty"`
+		Requestor bool       `json:"requestor"`
+		Network   *network   `json:"network,omitempty"`
+	}
+	source struct {
+		Observer reference `json:"observer"`
+		Type     []coding  `json:"type"`
+	}
+	entity struct {
+		What  reference `json:"what"`
+		Type  *coding   `json:"type,omitempty"`
+		Role  *coding   `json:"role,omitempty"`
+		Query string    `json:"query,omitempty"`
+	}
+	auditEventJSON struct {
+		ResourceType string   `json:"resourceType"`
+		ID           string   `json:"id"`
+		Meta         meta     `json:"meta"`
+		Type         coding   `json:"type"`
+		Subtype      []coding `json:"subtype"`
+		Action       string   `json:"action"`
+		Recorded     string   `json:"recorded"`
+		Outcome      string   `json:"outcome"`
+		OutcomeDesc  string   `json:"outcomeDesc,omitempty"`
+		Agent        []agent  `json:"agent"`
+		Source       source   `json:"source"`
+		Entity       []entity `json:"entity,omitempty"`
+	}
+)
+
+const instantLayout = "2006-01-02T15:04:05.000Z07:00"
+
+func auditEvent(e *Event, id string, now time.Time, sourceName string) auditEventJSON {
+	ev := auditEventJSON{
+		ResourceType: "AuditEvent",
+		ID:           id,
+		Meta:         meta{VersionID: "1", LastUpdated: now.Format(instantLayout)},
+		Type:         coding{System: auditEventType, Code: "rest", Display: "Restful Operation"},
+		Subtype:      []coding{{System: restInteraction, Code: string(e.Interaction)}},
+		Action:       e.Interaction.Action(),
+		Recorded:     e.Recorded.UTC().Format(instantLayout),
+		Outcome:      outcome(e.Status),
+		Source: source{
+			Observer: reference{Display: sourceName},
+			Type:     []coding{{System: securitySource, Code: "4", Display: "Application Server"}},
+		},
+	}
+	if e.Status >= 400 {
+		ev.OutcomeDesc = "HTTP " + strconv.Itoa(e.Status)
+	}
+	if e.Operation != "" {
+		ev.Subtype = append(ev.Subtype, coding{Code: "$" + e.Operation})
+	}
+	ev.Agent = []agent{requestor(e.Principal, e.Address)}
+	ev.Entity = append(ev.Entity, entity{
+		What: reference{Identifier: &identifier{Value: e.RequestID}},
+		Type: &coding{System: balpEntityType, Code: "XrequestId"},
+	})
+	if e.Query != "" {
+		ev.Entity = append(ev.Entity, entity{
+			What:  reference{Display: e.Type},
+			Type:  &coding{System: entityType, Code: "2", Display: "System Object"},
+			Role:  &coding{System: objectRole, Code: "24", Display: "Query"},
+			Query: base64.StdEncoding.EncodeToString([]byte(e.Query)),
+		})
+	}
+	patients := map[string]bool{}
+	var touched []Entity
+	if e.Record != nil {
+		touched = e.Record.Entities()
+	}
+	for _, t := range touched {
+		if t.Type == "Patient" {
+			patients[t.ID] = true
+			continue
+		}
+		ev.Entity = append(ev.Entity, entity{
+			What: reference{Reference: t.Reference()},
+			Type: &coding{System: entityType, Code: "2", Display: "System Object"},
+			Role: &coding{System: objectRole, Code: "4", Display: "Domain Resource"},
+		})
+	}
+	for _, t := range touched {
+		for _, p := range t.Patients {
+			patients[p] = true
+		}
+	}
+	if e.Type == "Patient" && e.ID != "" && e.Status < 400 {
+		patients[e.ID] = true
+	}
+	for _, t := range touched {
+		if t.Type == "Patient" && patients[t.ID] {
+			ev.Entity = append(ev.Entity, patientEntity(t.Reference()))
+			delete(patients, t.ID)
+		}
+	}
+	for _, t := range touched {
+		for _, p := range t.Patients {
+			if patients[p] {
+				ev.Entity = append(ev.Entity, patientEntity("Patient/"+p))
+				delete(patients, p)
+			}
+		}
+	}
+	if patients[e.ID] {
+		ev.Entity = append(ev.Entity, patientEntity("Patient/"+e.ID))
+	}
+	return ev
+}
+
+func patientEntity(ref string) entity {
+	return entity{
+		What: reference{Reference: ref},
+		Type: &coding{System: entityType, Code: "1", Display: "Person"},
+		Role: &coding{System: objectRole, Code: "1", Display: "Patient"},
+	}
+}
+
+// requestor is the agent who made the request: the user's resource when
+// the token names one, else the subject, with the client as altId.
+func requestor(p *Principal, address string) agent {
+	ag := agent{
+		Type:      &concept{Coding: []coding{{System: participation, Code: "IRCP", Display: "information recipient"}}},
+		Requestor: true,
+	}
+	if address != "" {
+		ag.Network = &network{Address: address, Type: networkIPAddress}
+	}
+	if p == nil {
+		ag.Who = &reference{Display: "unauthenticated"}
+		return ag
+	}
+	switch {
+	case p.FHIRUser != "":
+		ag.Who = &reference{Reference: p.FHIRUser}
+	case p.Subject != "":
+		ag.Who = &reference{Identifier: &identifier{System: p.Issuer, Value: p.Subject}}
+	case p.Open:
+		ag.Who = &reference{Display: "anonymous (no authorisation configured)"}
+	}
+	if p.FHIRUser != "" && p.Subject != "" {
+		ag.Who.Identifier = &identifier{System: p.Issuer, Value: p.Subject}
+	}
+	ag.AltID = p.ClientID
+	return ag
+}

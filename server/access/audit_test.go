@@ -1,0 +1,83 @@
+package access
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"carefhir/fhir/search"
+	"carefhir/store"
+)
+
+// The audit trail indexes its events itself; what it writes must be what
+// the search definitions extract, or searches would answer differently
+// before and after a reindex.
+func TestAuditIndexAsDefined(t *testing.T) {
+	reg, err := search.Load([]string{"AuditEvent", "Patient", "Observation", "Practitioner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Restrict("AuditEvent", AuditSearchParams)
+	indexer := search.NewIndexer(reg, search.FHIRPath, "")
+	rec := &Record{}
+	rec.touch(
+		&store.Version{Type: "Observation", ID: "o1", VersionID: 2, JSON: []byte(`{"subject":{"reference":"Patient/a"}}`)},
+		&store.Version{Type: "Patient", ID: "b", VersionID: 1},
+	)
+	now := time.Date(2026, 12, 5, 3, 0, 0, 123e6, time.UTC)
+	events := []*Event{
+		{Interaction: InteractionSearchType, Type: "Observation", Query: "code=1-1", RequestID: "r1", Status: 200, Recorded: now, Record: rec, Address: "10.0.0.1",
+			Principal: &Principal{Subject: "s", Issuer: "https://iss", FHIRUser: "Practitioner/p", ClientID: "app"}},
+		{Interaction: InteractionOperation, Operation: "everything", Type: "Patient", ID: "a", RequestID: "r2", Status: 200, Recorded: now, Record: &Record{},
+			Principal: &Principal{Subject: "pat", FHIRUser: "Patient/a"}},
+		{Interaction: InteractionRead, Type: "Patient", ID: "z", RequestID: "r3", Status: 401, Recorded: now},
+		{Interaction: InteractionCreate, Type: "Patient", RequestID: "r4", Status: 201, Recorded: now, Record: &Record{}, Principal: OpenPrincipal("::1")},
+	}
+	for _, e := range events {
+		ev := auditEvent(e, "id", now, "carefhir")
+		a := &Auditor{cfg: AuditConfig{Source: "carefhir"}}
+		w, err := a.encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := indexer.IndexJSON("AuditEvent", w.JSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ev.index()
+		for _, pair := range [][2]any{{got.Tokens, want.Tokens}, {got.Strings, want.Strings}, {got.References, want.References}} {
+			if !sameSet(pair[0], pair[1]) {
+				t.Errorf("%s: index %v, the definitions extract %v", e.RequestID, pair[0], pair[1])
+			}
+		}
+		if len(got.Dates) != 1 || len(want.Dates) != 1 || !got.Dates[0].Low.Equal(want.Dates[0].Low) || !got.Dates[0].High.Equal(want.Dates[0].High) {
+			t.Errorf("%s: dates %v, the definitions extract %v", e.RequestID, got.Dates, want.Dates)
+		}
+		if len(want.Numbers)+len(want.Quantities)+len(want.URIs)+len(want.Composites) > 0 {
+			t.Errorf("%s: the definitions extract values of kinds the trail does not index: %+v", e.RequestID, want)
+		}
+	}
+}
+
+func sameSet(a, b any) bool {
+	key := func(v any) []string {
+		var out []string
+		switch vs := v.(type) {
+		case []store.Token:
+			for _, x := range vs {
+				out = append(out, x.Param+"|"+x.System+"|"+x.Code)
+			}
+		case []store.String:
+			for _, x := range vs {
+				out = append(out, x.Param+"|"+x.Value+"|"+x.Exact)
+			}
+		case []store.Reference:
+			for _, x := range vs {
+				out = append(out, x.Param+"|"+x.Target())
+			}
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
+	return slices.Equal(key(a), key(b))
+}

@@ -1,0 +1,490 @@
+package access
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"carefhir/store"
+)
+
+// Interaction is the FHIR RESTful interaction a request (or one entry of a
+// batch or transaction) performs. It decides which permission a read or a
+// search below it needs: reading the current version of a resource to
+// update it needs the update permission, not the read one.
+type Interaction string
+
+// The interactions, named as in the FHIR R4 CapabilityStatement.
+const (
+	InteractionRead            Interaction = "read"
+	InteractionVRead           Interaction = "vread"
+	InteractionSearchType      Interaction = "search-type"
+	InteractionSearchSystem    Interaction = "search-system"
+	InteractionHistoryInstance Interaction = "history-instance"
+	InteractionHistoryType     Interaction = "history-type"
+	InteractionHistorySystem   Interaction = "history-system"
+	InteractionCreate          Interaction = "create"
+	InteractionUpdate          Interaction = "update"
+	InteractionPatch           Interaction = "patch"
+	InteractionDelete          Interaction = "delete"
+	InteractionBatch           Interaction = "batch"
+	InteractionTransaction     Interaction = "transaction"
+	InteractionCapabilities    Interaction = "capabilities"
+	InteractionOperation       Interaction = "operation"
+)
+
+// Action is the AuditEvent action of the interaction: C, R, U, D or E.
+func (i Interaction) Action() string {
+	switch i {
+	case InteractionCreate:
+		return "C"
+	case InteractionUpdate, InteractionPatch:
+		return "U"
+	case InteractionDelete:
+		return "D"
+	case InteractionBatch, InteractionTransaction, InteractionOperation:
+		return "E"
+	}
+	return "R"
+}
+
+// writes reports whether the interaction changes records.
+func (i Interaction) writes() bool {
+	switch i {
+	case InteractionCreate, InteractionUpdate, InteractionPatch, InteractionDelete:
+		return true
+	}
+	return false
+}
+
+type interactionKey struct{}
+
+// WithInteraction returns ctx performing interaction i.
+func WithInteraction(ctx context.Context, i Interaction) context.Context {
+	return context.WithValue(ctx, interactionKey{}, i)
+}
+
+// InteractionFrom returns the interaction ctx performs ("" when unknown).
+func InteractionFrom(ctx context.Context) Interaction {
+	i, _ := ctx.Value(interactionKey{}).(Interaction)
+	return i
+}
+
+// Denied is a request the principal may not make. Status is 403, or 405
+// for a write to the read-only audit trail; a resource outside the
+// principal's reach is store.ErrNotFound instead, so that the answer does
+// not reveal that it exists.
+type Denied struct {
+	Status  int
+	Message string
+}
+
+func (d *Denied) Error() string { return d.Message }
+
+func forbidden(format string, args ...any) *Denied {
+	return &Denied{Status: http.StatusForbidden, Message: fmt.Sprintf(format, args...)}
+}
+
+// Policy is how user/ scopes are narrowed.
+type Policy string
+
+// The policies.
+const (
+	// ScopesPolicy: a user/ scope reaches every resource of its type.
+	ScopesPolicy Policy = "scopes"
+	// CareTeamPolicy: a user/ scope of a Practitioner reaches only the
+	// records of patients they have a legitimate relationship with: those
+	// whose active CareTeam they (or one of their PractitionerRoles) take
+	// part in, and those registered at the organisation of their token.
+	CareTeamPolicy Policy = "care-team"
+)
+
+// Definitions is how the access layer reads the search definitions of the
+// server: compiling a scope's restriction and finding the Patient
+// compartment. *search.Registry has these methods.
+type Definitions interface {
+	// Compartment returns the clause keeping resources of typ in the
+	// compartment of Patient id; ok false when typ has no compartment.
+	Compartment(typ, id string) (store.Clause, bool)
+	// CompartmentParams names the parameters of typ that place its
+	// resources in a Patient's compartment.
+	CompartmentParams(typ string) []string
+}
+
+// Rules are what decisions are made with.
+type Rules struct {
+	Policy Policy
+	Search Definitions
+	// Restriction compiles the search restriction of a SMART v2 scope,
+	// such as category=laboratory on Observation, into clauses.
+	Restriction func(typ string, q url.Values) ([]store.Clause, error)
+	// Index extracts the search values of a version, to decide about
+	// versions the store is not asked to search: history, writes.
+	Index func(typ string, body []byte) (store.Index, error)
+}
+
+// odsSystem is the identifier system of ODS organisation codes.
+const odsSystem = "https://fhir.nhs.uk/Id/ods-organization-code"
+
+// grant is what a principal may reach of one resource type with one
+// permission: everything (all), or the resources matching every clause of
+// one of its alternatives.
+type grant struct {
+	typ  string
+	all  bool
+	alts []alternative
+}
+
+// alternative is the reach of one scope: a compartment (patient context,
+// or the patients of a care team) and the scope's own restriction.
+type alternative struct {
+	patient  string         // patient context: only this patient's compartment
+	careTeam bool           // care-team policy: only related patients
+	where    []store.Clause // the scope's restriction
+}
+
+// decider makes the decisions of one request.
+type decider struct {
+	rules *Rules
+	p     *Principal
+
+	mu       sync.Mutex
+	grants   map[grantKey]*grant
+	patients map[string]bool // care-team decisions by patient id
+}
+
+type grantKey struct {
+	typ  string
+	perm Perm
+}
+
+// grant returns what p may reach of typ with perm, or a Denied error.
+func (d *decider) grant(typ string, perm Perm) (*grant, error) {
+	key := grantKey{typ, perm}
+	d.mu.Lock()
+	g, ok := d.grants[key]
+	d.mu.Unlock()
+	if ok {
+		return g, nil
+	}
+	g, err := d.newGrant(typ, perm)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	if d.grants == nil {
+		d.grants = make(map[grantKey]*grant)
+	}
+	d.grants[key] = g
+	d.mu.Unlock()
+	return g, nil
+}
+
+func (d *decider) newGrant(typ string, perm Perm) (*grant, error) {
+	g := &grant{typ: typ}
+	if d.p.unrestricted() {
+		g.all = true
+		return g, nil
+	}
+	inCompartment := len(d.rules.Search.CompartmentParams(typ)) > 0
+	for _, s := range d.p.Scopes {
+		if s.Perms&perm == 0 || !s.Covers(typ) {
+			continue
+		}
+		var alt alternative
+		switch s.Context {
+		case PatientContext:
+			// A patient/ scope reaches one patient's compartment: without a
+			// patient context, or for a type outside the compartment, it
+			// reaches nothing.
+			if d.p.Patient == "" || !inCompartment {
+				continue
+			}
+			alt.patient = d.p.Patient
+		case UserContext:
+			if d.rules.Policy == CareTeamPolicy && inCompartment {
+				if !strings.HasPrefix(d.p.FHIRUser, "Practitioner/") {
+					continue
+				}
+				alt.careTeam = true
+			}
+		}
+		if len(s.Query) > 0 {
+			where, err := d.rules.Restriction(typ, s.Query)
+			if err != nil {
+				return nil, forbidden("the restriction of scope %s cannot be applied: %v", s.Raw, err)
+			}
+			alt.where = where
+		}
+		if alt.patient == "" && !alt.careTeam && alt.where == nil {
+			g.all = true
+			g.alts = nil
+			return g, nil
+		}
+		g.alts = append(g.alts, alt)
+	}
+	if len(g.alts) == 0 {
+		return nil, forbidden("the access token's scopes do not allow %s on %s", permName(perm), typ)
+	}
+	return g, nil
+}
+
+func permName(p Perm) string {
+	switch p {
+	case Create:
+		return "create"
+	case Read:
+		return "read"
+	case Update:
+		return "update"
+	case Delete:
+		return "delete"
+	case Search:
+		return "search"
+	}
+	return p.String()
+}
+
+// clauses returns what a search of g.typ must add to its criteria to
+// stay within the grant: nothing for a grant of everything, else one
+// clause that holds when some alternative holds.
+func (d *decider) clauses(g *grant) ([]store.Clause, error) {
+	if g.all {
+		return nil, nil
+	}
+	var alts [][]store.Clause
+	for _, alt := range g.alts {
+		var where []store.Clause
+		switch {
+		case alt.patient != "":
+			where = append(where, d.compartment(g.typ, alt.patient))
+		case alt.careTeam:
+			where = append(where, d.careTeamClause(g.typ))
+		}
+		alts = append(alts, append(where, alt.where...))
+	}
+	if len(alts) == 1 {
+		return alts[0], nil
+	}
+	// Several alternatives: a clause per alternative under one Any. Any
+	// takes single clauses, so alternatives of several clauses share what
+	// they have in common and differ in at most one clause.
+	common := alts[0]
+	for _, a := range alts[1:] {
+		common = commonPrefix(common, a)
+	}
+	out := slices.Clone(common)
+	var any []store.Clause
+	for _, a := range alts {
+		rest := a[len(common):]
+		switch len(rest) {
+		case 0:
+			return out, nil // one alternative is the common part itself
+		case 1:
+			any = append(any, rest[0])
+		default:
+			return nil, forbidden("the access token's scopes on %s combine restrictions this server cannot apply together", g.typ)
+		}
+	}
+	return append(out, store.Clause{Param: "_access", Any: any}), nil
+}
+
+// commonPrefix returns the clauses a and b begin with alike: those of the
+// same compartment (compartment clauses are built the same way each time).
+func commonPrefix(a, b []store.Clause) []store.Clause {
+	n := 0
+	for n < len(a) && n < len(b) && sameClause(a[n], b[n]) {
+		n++
+	}
+	return a[:n]
+}
+
+func sameClause(a, b store.Clause) bool {
+	return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b)
+}
+
+// compartment is the clause keeping resources of typ in the compartment of
+// Patient id, the Patient itself included.
+func (d *decider) compartment(typ, id string) store.Clause {
+	c, _ := d.rules.Search.Compartment(typ, id)
+	if typ == "Patient" && !slices.ContainsFunc(c.Any, func(x store.Clause) bool { return x.Param == "_id" }) {
+		c.Any = append([]store.Clause{idClause(id)}, c.Any...)
+	}
+	return c
+}
+
+// careTeamClause is the clause keeping resources of typ in the compartment
+// of a patient the principal's practitioner has a legitimate relationship
+// with.
+func (d *decider) careTeamClause(typ string) store.Clause {
+	related := d.relatedPatient()
+	if typ == "Patient" {
+		return related
+	}
+	// The compartment params of a type refer to the Patient; a Patient's
+	// own (link) to other Patients, which carry their own relationship.
+	c := store.Clause{Param: "_access"}
+	for _, p := range d.rules.Search.CompartmentParams(typ) {
+		c.Any = append(c.Any, store.Clause{Param: p, Chain: &store.Chain{Types: []string{"Patient"}, Where: []store.Clause{related}}})
+	}
+	return c
+}
+
+// relatedPatient is the clause selecting the Patients the principal's
+// practitioner has a legitimate relationship with.
+func (d *decider) relatedPatient() store.Clause {
+	practitioner := store.ReferenceMatch{Type: "Practitioner", ID: strings.TrimPrefix(d.p.FHIRUser, "Practitioner/")}
+	member := store.Clause{Param: "_access", Any: []store.Clause{
+		{Param: "participant", References: []store.ReferenceMatch{practitioner}},
+		{Param: "participant", Chain: &store.Chain{Types: []string{"PractitionerRole"}, Where: []store.Clause{
+			{Param: "practitioner", References: []store.ReferenceMatch{practitioner}},
+		}}},
+	}}
+	active := store.Clause{Param: "status", Tokens: []store.TokenMatch{{Code: "active", AnySystem: true}}}
+	related := store.Clause{Param: "_access", Any: []store.Clause{
+		{Param: "_has", Has: &store.Has{Type: "CareTeam", Param: "subject", Where: []store.Clause{active, member}}},
+	}}
+	if d.p.Organization != "" {
+		ods := []store.TokenMatch{{System: odsSystem, Code: d.p.Organization}}
+		registered := []store.Clause{{Param: "identifier", Tokens: ods}}
+		related.Any = append(related.Any,
+			store.Clause{Param: "general-practitioner:identifier", Tokens: ods},
+			store.Clause{Param: "organization", Chain: &store.Chain{Types: []string{"Organization"}, Where: registered}},
+			store.Clause{Param: "general-practitioner", Chain: &store.Chain{Types: []string{"Organization"}, Where: registered}},
+		)
+	}
+	return related
+}
+
+// reaches reports whether version v of a resource of g.typ (its JSON, or,
+// for a write, its index) is within g. r is read from to decide about the
+// resources v refers to.
+func (d *decider) reaches(ctx context.Context, r store.Reader, g *grant, id string, lastUpdated time.Time, body []byte, ix *store.Index) (bool, error) {
+	if g.all {
+		return true, nil
+	}
+	if ix == nil {
+		x, err := d.rules.Index(g.typ, body)
+		if err != nil {
+			return false, fmt.Errorf("access: index %s/%s: %w", g.typ, id, err)
+		}
+		ix = &x
+	}
+	for _, alt := range g.alts {
+		ok, err := d.alternativeHolds(ctx, r, g.typ, alt, id, lastUpdated, ix)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ string, alt alternative, id string, lastUpdated time.Time, ix *store.Index) (bool, error) {
+	var where []store.Clause
+	if alt.patient != "" {
+		where = append(where, d.compartment(typ, alt.patient))
+	}
+	where = append(where, alt.where...)
+	for i := range where {
+		m, ok := store.Match(&where[i], id, lastUpdated, ix)
+		if !ok {
+			// A restriction through a chain or _has: only the engine can
+			// tell, and only of what it holds.
+			found, err := r.Search(ctx, store.Query{Type: typ, Count: 1, Where: []store.Clause{idClause(id), where[i]}})
+			if err != nil {
+				return false, err
+			}
+			m = len(found) == 1
+		}
+		if !m {
+			return false, nil
+		}
+	}
+	if alt.careTeam {
+		return d.careTeamHolds(ctx, r, typ, id, ix)
+	}
+	return true, nil
+}
+
+// careTeamHolds reports whether a resource of typ with index ix is in the
+// compartment of a patient the practitioner is related to.
+func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id string, ix *store.Index) (bool, error) {
+	if typ == "Patient" {
+		if ok, err := d.relatedTo(ctx, r, id); ok || err != nil {
+			return ok, err
+		}
+		// A Patient being registered at the organisation, as written.
+		return d.registeredHere(ctx, r, ix)
+	}
+	params := d.rules.Search.CompartmentParams(typ)
+	for _, ref := range ix.References {
+		if ref.Type != "Patient" || !slices.Contains(params, ref.Param) {
+			continue
+		}
+		if ok, err := d.relatedTo(ctx, r, ref.ID); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// relatedTo reports whether the practitioner is related to Patient id,
+// deciding once per request.
+func (d *decider) relatedTo(ctx context.Context, r store.Reader, id string) (bool, error) {
+	d.mu.Lock()
+	ok, known := d.patients[id]
+	d.mu.Unlock()
+	if known {
+		return ok, nil
+	}
+	found, err := r.Search(ctx, store.Query{Type: "Patient", Count: 1, Where: []store.Clause{idClause(id), d.relatedPatient()}})
+	if err != nil {
+		return false, err
+	}
+	ok = len(found) == 1
+	d.mu.Lock()
+	if d.patients == nil {
+		d.patients = make(map[string]bool)
+	}
+	d.patients[id] = ok
+	d.mu.Unlock()
+	return ok, nil
+}
+
+// registeredHere reports whether a Patient with index ix names the
+// principal's organisation as its registered practice.
+func (d *decider) registeredHere(ctx context.Context, r store.Reader, ix *store.Index) (bool, error) {
+	if d.p.Organization == "" {
+		return false, nil
+	}
+	for _, t := range ix.Tokens {
+		if t.Param == "general-practitioner:identifier" && t.System == odsSystem && t.Code == d.p.Organization {
+			return true, nil
+		}
+	}
+	for _, ref := range ix.References {
+		if ref.Type != "Organization" || ref.Param != "organization" && ref.Param != "general-practitioner" {
+			continue
+		}
+		found, err := r.Search(ctx, store.Query{Type: "Organization", Count: 1, Where: []store.Clause{
+			idClause(ref.ID), {Param: "identifier", Tokens: []store.TokenMatch{{System: odsSystem, Code: d.p.Organization}}},
+		}})
+		if err != nil || len(found) == 1 {
+			return len(found) == 1, err
+		}
+	}
+	return false, nil
+}
+
+func idClause(ids ...string) store.Clause {
+	c := store.Clause{Param: "_id"}
+	for _, id := range ids {
+		c.Tokens = append(c.Tokens, store.TokenMatch{Code: id, AnySystem: true})
+	}
+	return c
+}

@@ -1,0 +1,154 @@
+package access
+
+import (
+	"strconv"
+	"sync"
+
+	"carefhir/store"
+)
+
+// Record is what one request touched: each resource read, found, included
+// or written, and the patients they belong to. It becomes the entities of
+// the request's AuditEvent.
+type Record struct {
+	mu          sync.Mutex
+	entities    []Entity
+	seen        map[string]bool
+	interaction Interaction
+}
+
+// Entity is one resource a request touched, at the version it touched.
+type Entity struct {
+	Type, ID string
+	Version  int64
+	// Patients are the patients the resource belongs to: itself for a
+	// Patient, else the patients it refers to.
+	Patients []string
+}
+
+// Reference returns the entity as a versioned FHIR reference.
+func (e Entity) Reference() string {
+	ref := e.Type + "/" + e.ID
+	if e.Version > 0 {
+		ref += "/_history/" + strconv.FormatInt(e.Version, 10)
+	}
+	return ref
+}
+
+// maxEntities bounds the entities one AuditEvent names: a page of search
+// results, with its includes, is far below it; a bulk read beyond it is
+// audited by what it names first.
+const maxEntities = 2000
+
+func (r *Record) touch(vs ...*store.Version) {
+	if r == nil || len(vs) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, v := range vs {
+		r.add(Entity{Type: v.Type, ID: v.ID, Version: v.VersionID, Patients: patientsOf(v.Type, v.ID, v.JSON)})
+	}
+}
+
+func (r *Record) touchWrite(w *store.Write) {
+	if r == nil {
+		return
+	}
+	e := Entity{Type: w.Type, ID: w.ID, Version: w.VersionID()}
+	if w.Type == "Patient" {
+		e.Patients = []string{w.ID}
+	}
+	for _, ref := range w.Index.References {
+		if ref.Type == "Patient" && !contains(e.Patients, ref.ID) {
+			e.Patients = append(e.Patients, ref.ID)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.add(e)
+}
+
+func (r *Record) add(e Entity) {
+	key := e.Reference()
+	if r.seen[key] || len(r.entities) >= maxEntities {
+		return
+	}
+	if r.seen == nil {
+		r.seen = make(map[string]bool)
+	}
+	r.seen[key] = true
+	r.entities = append(r.entities, e)
+}
+
+// Entities returns what the request touched, in the order it did.
+func (r *Record) Entities() []Entity {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Entity(nil), r.entities...)
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// patientsOf returns the patients a stored resource belongs to: itself for
+// a Patient, else each Patient its JSON refers to by relative reference
+// ("reference": "Patient/id"). Scanning the bytes costs far less than
+// indexing the resource, on the path of every read.
+func patientsOf(typ, id string, body []byte) []string {
+	if typ == "Patient" {
+		return []string{id}
+	}
+	var out []string
+	const marker = `"reference":"Patient/`
+	for i := 0; i+len(marker) < len(body); {
+		j := indexFrom(body, marker, i)
+		if j < 0 {
+			break
+		}
+		start := j + len(marker)
+		end := start
+		for end < len(body) && isIDByte(body[end]) {
+			end++
+		}
+		if end < len(body) && body[end] == '"' && end > start && !contains(out, string(body[start:end])) {
+			out = append(out, string(body[start:end]))
+		}
+		i = end
+	}
+	return out
+}
+
+func indexFrom(b []byte, s string, from int) int {
+	for i := from; i+len(s) <= len(b); i++ {
+		if b[i] == s[0] && string(b[i:i+len(s)]) == s {
+			return i
+		}
+	}
+	return -1
+}
+
+func isIDByte(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.'
+}
+
+// SetInteraction names the interaction the request turned out to perform,
+// such as a transaction rather than a batch once the Bundle is read.
+func (r *Record) SetInteraction(i Interaction) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.interaction = i
+}
+
+// Interaction is what SetInteraction named, or "".
+func (r *Record) Interaction() Interaction {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.interaction
+}

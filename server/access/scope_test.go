@@ -1,0 +1,91 @@
+package access
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseScope(t *testing.T) {
+	tests := []struct {
+		raw   string
+		ok    bool
+		ctx   Context
+		typ   string
+		perms Perm
+		query string
+	}{
+		{"patient/*.read", true, PatientContext, "*", Read | Search, ""},
+		{"user/Patient.write", true, UserContext, "Patient", Create | Update | Delete, ""},
+		{"system/*.*", true, SystemContext, "*", AllPerms, ""},
+		{"system/Appointment.cruds", true, SystemContext, "Appointment", AllPerms, ""},
+		{"patient/Observation.rs?category=laboratory", true, PatientContext, "Observation", Read | Search, "category=laboratory"},
+		{"user/Patient.cu", true, UserContext, "Patient", Create | Update, ""},
+		{"user/Patient.d", true, UserContext, "Patient", Delete, ""},
+		{"openid", false, "", "", 0, ""},
+		{"fhirUser", false, "", "", 0, ""},
+		{"launch/patient", false, "", "", 0, ""},
+		{"offline_access", false, "", "", 0, ""},
+	}
+	for _, tt := range tests {
+		s, ok, err := ParseScope(tt.raw)
+		if err != nil {
+			t.Errorf("ParseScope(%q): %v", tt.raw, err)
+			continue
+		}
+		if ok != tt.ok || s.Context != tt.ctx || s.Type != tt.typ || s.Perms != tt.perms || s.Query.Encode() != tt.query {
+			t.Errorf("ParseScope(%q) = %+v, %v; want %s/%s.%s?%s", tt.raw, s, ok, tt.ctx, tt.typ, tt.perms, tt.query)
+		}
+	}
+}
+
+func TestParseScopeRefuses(t *testing.T) {
+	for _, raw := range []string{
+		"patient/", "user/Patient", "user/Patient.", "user/Patient.sr", "user/Patient.rr",
+		"user/Patient.x", "user/patient.read", "system/Pat ient.read", "user/Observation.rs?",
+		"user/Observation.rs?%zz",
+	} {
+		if s, ok, err := ParseScope(raw); err == nil {
+			t.Errorf("ParseScope(%q) = %+v, %v, nil; want an error", raw, s, ok)
+		}
+	}
+}
+
+func TestWithin(t *testing.T) {
+	requested, _, err := ParseScopes("system/Patient.cruds system/Appointment.rs system/Observation.read system/Task.r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed, _, err := ParseScopes("system/Patient.rs system/Appointment.cruds system/Observation.s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range Within(requested, allowed) {
+		got = append(got, s.Raw)
+	}
+	if want := "system/Patient.rs system/Appointment.rs system/Observation.s"; strings.Join(got, " ") != want {
+		t.Errorf("Within = %q, want %q", strings.Join(got, " "), want)
+	}
+}
+
+func FuzzParseScopes(f *testing.F) {
+	for _, s := range []string{"patient/*.read openid", "user/Observation.rs?category=laboratory&code=x", "system/*.cruds"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, list string) {
+		scopes, _, err := ParseScopes(list)
+		if err != nil {
+			return
+		}
+		for _, s := range scopes {
+			if s.Perms == 0 || s.Perms&^AllPerms != 0 {
+				t.Fatalf("%q: perms %b", s.Raw, s.Perms)
+			}
+			// A granted scope written in v2 form parses back to itself.
+			again, ok, err := ParseScope(formatScope(s))
+			if err != nil || !ok || again.Perms != s.Perms || again.Type != s.Type || again.Context != s.Context {
+				t.Fatalf("%q: written as %q parses to %+v, %v, %v", s.Raw, formatScope(s), again, ok, err)
+			}
+		}
+	})
+}

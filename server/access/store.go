@@ -1,0 +1,572 @@
+package access
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"carefhir/store"
+)
+
+// Store is a store.Store that decides every read, search, history and
+// write against the principal of its context (see Begin), narrows
+// searches to what the principal may reach, filters what they may not
+// from included resources and history, and records what each request
+// touched for its AuditEvent.
+type Store struct {
+	next  store.Store
+	rules Rules
+}
+
+// NewStore returns next behind the access decisions made by rules.
+func NewStore(next store.Store, rules Rules) *Store {
+	if rules.Policy == "" {
+		rules.Policy = ScopesPolicy
+	}
+	return &Store{next: next, rules: rules}
+}
+
+// Unwrap returns the store without access decisions, for the server's
+// own work that no request asked for (such as writing the audit trail).
+func (s *Store) Unwrap() store.Store { return s.next }
+
+// request is the access state of one request.
+type request struct {
+	decider
+	record *Record
+}
+
+type requestKey struct{}
+
+// Begin returns ctx for one request, with a new Record of what it
+// touches. Every read and write through a Store needs it, and a Principal
+// in the context (WithPrincipal) by the time of the first.
+func Begin(ctx context.Context) (context.Context, *Record) {
+	r := &request{record: &Record{}}
+	return context.WithValue(ctx, requestKey{}, r), r.record
+}
+
+// RecordFrom returns the Record of ctx's request, or nil.
+func RecordFrom(ctx context.Context) *Record {
+	if r, ok := ctx.Value(requestKey{}).(*request); ok {
+		return r.record
+	}
+	return nil
+}
+
+// errNoPrincipal is a read or write outside any request: a programming
+// error, refused rather than let through.
+var errNoPrincipal = errors.New("access: no principal in the context of a store call")
+
+func (s *Store) request(ctx context.Context) (*request, error) {
+	r, ok := ctx.Value(requestKey{}).(*request)
+	if !ok {
+		return nil, errNoPrincipal
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.p == nil {
+		if r.p = PrincipalFrom(ctx); r.p == nil {
+			return nil, errNoPrincipal
+		}
+	}
+	if r.rules == nil {
+		r.rules = &s.rules
+	}
+	return r, nil
+}
+
+// Allow reports, as a Denied error, whether the principal of ctx may do
+// anything with perm on resources of typ at all: the check of operations,
+// whose reads and writes below are decided one by one besides.
+func (s *Store) Allow(ctx context.Context, typ string, perm Perm) error {
+	req, err := s.request(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = req.grant(typ, perm)
+	return err
+}
+
+// ReadOnly reports whether resources of typ are written by the server
+// alone: the audit trail.
+func ReadOnly(typ string) bool { return typ == "AuditEvent" }
+
+// readPerm is the permission a read of the current version needs in the
+// interaction ctx performs.
+func readPerm(ctx context.Context) Perm {
+	switch InteractionFrom(ctx) {
+	case InteractionUpdate, InteractionPatch:
+		return Update
+	case InteractionDelete:
+		return Delete
+	}
+	return Read
+}
+
+// filtering reports whether, in the interaction of ctx, resources of a
+// type the principal may not reach are left out silently rather than
+// refused: an operation such as $everything gathers what it may.
+func filtering(ctx context.Context) bool { return InteractionFrom(ctx) == InteractionOperation }
+
+// Read implements store.Reader.
+func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	return s.read(ctx, s.next, typ, id)
+}
+
+func (s *Store) read(ctx context.Context, r store.Reader, typ, id string) (*store.Version, error) {
+	req, err := s.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g, err := req.grant(typ, readPerm(ctx))
+	if err != nil {
+		if filtering(ctx) {
+			return nil, store.ErrNotFound
+		}
+		return nil, err
+	}
+	v, err := r.Read(ctx, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.within(ctx, req, r, g, v); err != nil {
+		return nil, err
+	}
+	req.record.touch(v)
+	return v, nil
+}
+
+// within answers store.ErrNotFound for a version outside g. A tombstone
+// is decided by the version it deleted.
+func (s *Store) within(ctx context.Context, req *request, r store.Reader, g *grant, v *store.Version) error {
+	if g.all {
+		return nil
+	}
+	body := v.JSON
+	if v.Deleted {
+		if v.VersionID < 2 {
+			return store.ErrNotFound
+		}
+		prev, err := r.VRead(ctx, v.Type, v.ID, v.VersionID-1)
+		if err != nil {
+			return err
+		}
+		body = prev.JSON
+	}
+	ok, err := req.reaches(ctx, r, g, v.ID, v.LastUpdated, body, nil)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// VRead implements store.Reader.
+func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
+	return s.vread(ctx, s.next, typ, id, version)
+}
+
+func (s *Store) vread(ctx context.Context, r store.Reader, typ, id string, version int64) (*store.Version, error) {
+	req, err := s.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	g, err := req.grant(typ, Read)
+	if err != nil {
+		return nil, err
+	}
+	v, err := r.VRead(ctx, typ, id, version)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.within(ctx, req, r, g, v); err != nil {
+		return nil, err
+	}
+	req.record.touch(v)
+	return v, nil
+}
+
+// History implements store.Reader. A principal who may not read every
+// resource of a type gets the versions they may: versions outside their
+// reach are left out of each page, and the total counts what is left of a
+// single page.
+func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	return s.history(ctx, s.next, q)
+}
+
+func (s *Store) history(ctx context.Context, r store.Reader, q store.HistoryQuery) (*store.HistoryPage, error) {
+	req, err := s.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if q.Type != "" {
+		if _, err := req.grant(q.Type, Read); err != nil {
+			return nil, err
+		}
+	}
+	page, err := r.History(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if req.p.unrestricted() {
+		req.record.touch(page.Versions...)
+		return page, nil
+	}
+	kept := page.Versions[:0:0]
+	for _, v := range page.Versions {
+		g, err := req.grant(v.Type, Read)
+		if err != nil {
+			continue
+		}
+		switch err := s.within(ctx, req, r, g, v); {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			return nil, err
+		}
+		kept = append(kept, v)
+	}
+	if len(kept) < len(page.Versions) && page.Next == "" && q.Cursor == "" {
+		page.Total = len(kept)
+	}
+	page.Versions = kept
+	req.record.touch(kept...)
+	return page, nil
+}
+
+// Search implements store.Reader.
+func (s *Store) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	return s.search(ctx, s.next, q)
+}
+
+func (s *Store) search(ctx context.Context, r store.Reader, q store.Query) ([]*store.Version, error) {
+	req, err := s.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q, err = s.narrow(ctx, req, q)
+	if errors.Is(err, errNothing) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	found, err := r.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	req.record.touch(found...)
+	return found, nil
+}
+
+// errNothing is a search an operation makes of a type the principal may
+// not reach: it finds nothing.
+var errNothing = errors.New("access: nothing reachable")
+
+// narrow returns q restricted to what the principal may reach: its own
+// type, the types its chains and _has pass through, the types it includes.
+func (s *Store) narrow(ctx context.Context, req *request, q store.Query) (store.Query, error) {
+	if req.p.unrestricted() {
+		return q, nil
+	}
+	g, err := req.grant(q.Type, Search)
+	if err != nil {
+		if filtering(ctx) {
+			return q, errNothing
+		}
+		return q, err
+	}
+	where, err := s.narrowClauses(req, q.Where)
+	if err != nil {
+		return q, err
+	}
+	extra, err := req.clauses(g)
+	if err != nil {
+		return q, err
+	}
+	q.Where = append(where, extra...)
+	// Included resources are filtered one by one after the search (see
+	// find): a type the principal cannot read adds none.
+	return q, nil
+}
+
+// narrowClauses narrows the queries inside chains and _has clauses to what
+// the principal may reach: a chain through a type they may not search is
+// refused, since its answer would reveal what they cannot read.
+func (s *Store) narrowClauses(req *request, where []store.Clause) ([]store.Clause, error) {
+	out := make([]store.Clause, len(where))
+	for i, c := range where {
+		switch {
+		case c.Chain != nil:
+			chain := *c.Chain
+			chain.Types = nil
+			var perType []store.Clause
+			for _, t := range c.Chain.Types {
+				g, err := req.grant(t, Search)
+				if err != nil {
+					// The chain does not pass through a type the
+					// principal may not search.
+					continue
+				}
+				chain.Types = append(chain.Types, t)
+				extra, err := req.clauses(g)
+				if err != nil {
+					return nil, err
+				}
+				switch len(extra) {
+				case 0:
+				case 1:
+					perType = append(perType, extra[0])
+				default:
+					return nil, forbidden("the chain %s passes through %s, whose restrictions this server cannot apply inside a chain", c.Param, t)
+				}
+			}
+			if len(chain.Types) == 0 {
+				return nil, forbidden("the chain %s passes only through types the access token's scopes do not allow searching", c.Param)
+			}
+			inner, err := s.narrowClauses(req, chain.Where)
+			if err != nil {
+				return nil, err
+			}
+			if len(perType) > 0 {
+				inner = append(inner, store.Clause{Param: "_access", Any: perType})
+			}
+			chain.Where = inner
+			c.Chain = &chain
+		case c.Has != nil:
+			has := *c.Has
+			g, err := req.grant(has.Type, Search)
+			if err != nil {
+				return nil, forbidden("_has:%s searches %s, which the access token's scopes do not allow searching", has.Type, has.Type)
+			}
+			inner, err := s.narrowClauses(req, has.Where)
+			if err != nil {
+				return nil, err
+			}
+			extra, err := req.clauses(g)
+			if err != nil {
+				return nil, err
+			}
+			has.Where = append(inner, extra...)
+			c.Has = &has
+		case c.Any != nil:
+			any, err := s.narrowClauses(req, c.Any)
+			if err != nil {
+				return nil, err
+			}
+			c.Any = any
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// Find implements store.Finder when the wrapped store does.
+func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	f, ok := s.next.(store.Finder)
+	if !ok {
+		return nil, fmt.Errorf("access: the store does not search plans")
+	}
+	return s.find(ctx, f, s.next, q)
+}
+
+func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q store.Query) (*store.Page, error) {
+	req, err := s.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nq, err := s.narrow(ctx, req, q)
+	if errors.Is(err, errNothing) || err != nil && filtering(ctx) && isDenied(err) {
+		return &store.Page{Total: 0}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	page, err := f.Find(ctx, nq)
+	if err != nil {
+		return nil, err
+	}
+	if !req.p.unrestricted() {
+		if page.Included, err = s.reachable(ctx, req, r, page.Included); err != nil {
+			return nil, err
+		}
+	}
+	req.record.touch(page.Matches...)
+	req.record.touch(page.Included...)
+	return page, nil
+}
+
+func isDenied(err error) bool {
+	var d *Denied
+	return errors.As(err, &d)
+}
+
+// reachable returns the versions of vs the principal may read.
+func (s *Store) reachable(ctx context.Context, req *request, r store.Reader, vs []*store.Version) ([]*store.Version, error) {
+	kept := vs[:0:0]
+	for _, v := range vs {
+		g, err := req.grant(v.Type, Read)
+		if err != nil {
+			continue
+		}
+		switch err := s.within(ctx, req, r, g, v); {
+		case errors.Is(err, store.ErrNotFound):
+			continue
+		case err != nil:
+			return nil, err
+		}
+		kept = append(kept, v)
+	}
+	return kept, nil
+}
+
+// Put implements store.Writer.
+func (s *Store) Put(ctx context.Context, w *store.Write) error {
+	return s.put(ctx, s.next, s.next, w)
+}
+
+func (s *Store) put(ctx context.Context, r store.Reader, wr store.Writer, w *store.Write) error {
+	if err := s.allowWrite(ctx, r, w); err != nil {
+		return err
+	}
+	if err := wr.Put(ctx, w); err != nil {
+		return s.concealConflict(ctx, r, w, err)
+	}
+	recordWrite(ctx, w)
+	return nil
+}
+
+// concealConflict turns the conflict of a create whose id is taken by a
+// resource outside the principal's reach into store.ErrNotFound: the
+// resource was hidden from the read before the write, and a conflict would
+// reveal that it exists.
+func (s *Store) concealConflict(ctx context.Context, r store.Reader, w *store.Write, err error) error {
+	var conflict *store.ConflictError
+	if w.Expected != 0 || !errors.As(err, &conflict) {
+		return err
+	}
+	req, rerr := s.request(ctx)
+	if rerr != nil || req.p.unrestricted() {
+		return err
+	}
+	g, gerr := req.grant(w.Type, Read)
+	if gerr != nil {
+		return store.ErrNotFound
+	}
+	cur, rerr := r.Read(ctx, w.Type, w.ID)
+	if rerr != nil {
+		return err
+	}
+	if s.within(ctx, req, r, g, cur) != nil {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// allowWrite decides a write: the permission its kind needs, the version
+// it replaces within reach (else 404), and the version it writes within
+// reach (else 403). The audit trail is written by the server alone.
+func (s *Store) allowWrite(ctx context.Context, r store.Reader, w *store.Write) error {
+	req, err := s.request(ctx)
+	if err != nil {
+		return err
+	}
+	if ReadOnly(w.Type) && !req.p.System {
+		return &Denied{Status: http.StatusMethodNotAllowed, Message: "AuditEvents are written by the server alone: the audit trail is read-only"}
+	}
+	perm := Update
+	switch {
+	case w.Deleted:
+		perm = Delete
+	case w.Expected == 0:
+		perm = Create
+	}
+	g, err := req.grant(w.Type, perm)
+	if err != nil {
+		return err
+	}
+	if g.all {
+		return nil
+	}
+	if w.Expected > 0 {
+		cur, err := r.Read(ctx, w.Type, w.ID)
+		if err != nil {
+			return err
+		}
+		if err := s.within(ctx, req, r, g, cur); err != nil {
+			return err
+		}
+	}
+	if w.Deleted {
+		return nil
+	}
+	ok, err := req.reaches(ctx, r, g, w.ID, w.LastUpdated, w.JSON, &w.Index)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return forbidden("%s/%s would be outside what the access token may write: it must stay in the compartment of a patient the token reaches", w.Type, w.ID)
+	}
+	return nil
+}
+
+func recordWrite(ctx context.Context, w *store.Write) {
+	if rec := RecordFrom(ctx); rec != nil {
+		rec.touchWrite(w)
+	}
+}
+
+// Transact implements store.Store: the unit's reads and writes are decided
+// like any others.
+func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.next.Transact(ctx, func(tx store.Tx) error {
+		t := &tx_{s: s, tx: tx}
+		if f, ok := tx.(store.Finder); ok {
+			return fn(&finderTx{tx_: t, f: f})
+		}
+		return fn(t)
+	})
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.next.Close() }
+
+// tx_ is a unit of work behind the access decisions.
+type tx_ struct {
+	s  *Store
+	tx store.Tx
+}
+
+func (t *tx_) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	return t.s.read(ctx, t.tx, typ, id)
+}
+
+func (t *tx_) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
+	return t.s.vread(ctx, t.tx, typ, id, version)
+}
+
+func (t *tx_) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	return t.s.history(ctx, t.tx, q)
+}
+
+func (t *tx_) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	return t.s.search(ctx, t.tx, q)
+}
+
+// finderTx is a unit of work that executes whole search plans.
+type finderTx struct {
+	*tx_
+	f store.Finder
+}
+
+func (t *finderTx) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	return t.s.find(ctx, t.f, t.tx, q)
+}
+
+func (t *tx_) Put(ctx context.Context, w *store.Write) error {
+	return t.s.put(ctx, t.tx, t.tx, w)
+}

@@ -1,0 +1,506 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"carefhir/server"
+	"carefhir/server/access"
+	"carefhir/server/auth"
+	"carefhir/server/auth/authtest"
+	"carefhir/store"
+)
+
+// principals are the callers of an access test, by name: each request
+// carries an access token of a trusted issuer with the principal's claims.
+type principals map[string]*access.Principal
+
+// accessClient is a client of a server requiring bearer tokens, whose
+// AuditEvents are written to the store.
+type accessClient struct {
+	*client
+	auditor *access.Auditor
+	idp     *authtest.Key
+	tokens  map[string]string // by principal name
+}
+
+func newAccessClient(t *testing.T, st store.Store, who principals, opts ...config) *accessClient {
+	t.Helper()
+	who["admin"] = &access.Principal{Subject: "admin", Scopes: mustScopes(t, "system/*.cruds")}
+	srv := httptest.NewUnstartedServer(nil)
+	root := "http://" + srv.Listener.Addr().String()
+	svc, idp := newAuthService(t, root+"/fhir")
+	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir-test"})
+	cfg := server.Config{Store: st, BaseURL: root + "/fhir", Auth: svc, Auditor: auditor,
+		Logger: slog.New(slog.DiscardHandler), SoftwareVersion: "test"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv.Config.Handler = server.New(cfg)
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		auditor.Close()
+		st.Close()
+	})
+	c := &accessClient{client: &client{t: t, base: root + "/fhir", logs: &logBuffer{}, st: st}, auditor: auditor, idp: idp, tokens: map[string]string{}}
+	for name, p := range who {
+		claims := map[string]any{"sub": p.Subject, "scope": p.ScopeString()}
+		for claim, v := range map[string]string{"fhirUser": p.FHIRUser, "patient": p.Patient, "organization": p.Organization, "client_id": p.ClientID} {
+			if v != "" {
+				claims[claim] = v
+			}
+		}
+		c.tokens[name] = idp.Sign(t, authtest.Claims(externalIssuer, root+"/fhir", claims))
+	}
+	return c
+}
+
+// newAuthService returns the authorisation of a server at base trusting
+// a new issuer key, which it returns to sign tokens with.
+func newAuthService(tb testing.TB, base string) (*auth.Service, *authtest.Key) {
+	tb.Helper()
+	idp := authtest.NewKey(tb, jwa.ES256())
+	dir := tb.TempDir()
+	authtest.WriteJWKS(tb, dir, "idp.jwks.json", idp)
+	file := filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+externalIssuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	authCfg, err := auth.Load(file)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: base, Keyring: keys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return svc, idp
+}
+
+func mustScopes(t *testing.T, list string) []access.Scope {
+	t.Helper()
+	s, _, err := access.ParseScopes(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// by sends a request with the token of the principal named who; an
+// unknown name sends none.
+func (c *accessClient) by(who, method, path, body string, headers ...string) *response {
+	c.t.Helper()
+	if token, ok := c.tokens[who]; ok {
+		headers = append([]string{"Authorization", "Bearer " + token}, headers...)
+	}
+	return c.do(method, path, body, headers...)
+}
+
+// put stores a resource with a given id as admin.
+func (c *accessClient) put(path, body string) {
+	c.t.Helper()
+	r := c.by("admin", "PUT", path, body)
+	if r.status != http.StatusCreated && r.status != http.StatusOK {
+		c.t.Fatalf("PUT %s: %d %s", path, r.status, truncate(r.body))
+	}
+}
+
+// ids lists the Type/id of the entries of a searchset Bundle, sorted.
+func ids(t *testing.T, r *response) []string {
+	t.Helper()
+	var b struct {
+		Entry []struct {
+			Resource struct{ ResourceType, ID string }
+		}
+	}
+	if err := json.Unmarshal(r.body, &b); err != nil {
+		t.Fatalf("not a Bundle: %s", truncate(r.body))
+	}
+	var out []string
+	for _, e := range b.Entry {
+		if e.Resource.ResourceType != "OperationOutcome" {
+			out = append(out, e.Resource.ResourceType+"/"+e.Resource.ID)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func wantIDs(t *testing.T, what string, r *response, want ...string) {
+	t.Helper()
+	r.want(t, http.StatusOK)
+	got := ids(t, r)
+	sort.Strings(want)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("%s: got %v, want %v", what, got, want)
+	}
+}
+
+// twoPatientRecords stores Patients a and b, an Observation and an Encounter of
+// each, and a Practitioner who performed both Observations.
+func twoPatientRecords(c *accessClient) {
+	c.put("/Practitioner/dr", `{"resourceType":"Practitioner","id":"dr","name":[{"family":"Jones"}]}`)
+	for _, p := range []string{"a", "b"} {
+		c.put("/Patient/"+p, `{"resourceType":"Patient","id":"`+p+`","name":[{"family":"Fam`+p+`"}],"generalPractitioner":[{"reference":"Practitioner/dr"}]}`)
+		c.put("/Observation/o"+p, `{"resourceType":"Observation","id":"o`+p+`","status":"final",
+			"identifier":[{"system":"urn:obs","value":"o`+p+`"}],
+			"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"`+map[string]string{"a": "laboratory", "b": "vital-signs"}[p]+`"}]}],
+			"code":{"coding":[{"system":"http://loinc.org","code":"`+map[string]string{"a": "1-1", "b": "2-2"}[p]+`"}]},
+			"subject":{"reference":"Patient/`+p+`"},"performer":[{"reference":"Practitioner/dr"}]}`)
+		c.put("/Encounter/e"+p, `{"resourceType":"Encounter","id":"e`+p+`","status":"finished","class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/`+p+`"}}`)
+	}
+}
+
+func TestScopeMatrix(t *testing.T) {
+	who := principals{}
+	for name, scopes := range map[string]string{
+		"reader":  "system/Patient.rs",
+		"v1read":  "user/Patient.read",
+		"creator": "system/Observation.c",
+		"updater": "system/Observation.ru",
+		"deleter": "system/Observation.d",
+		"v1write": "user/Observation.write",
+		"all":     "system/*.*",
+		"none":    "openid fhirUser",
+	} {
+		who[name] = &access.Principal{Subject: name, Scopes: mustScopes(t, scopes)}
+	}
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			c := newAccessClient(t, e.open(t), who)
+			twoPatientRecords(c)
+			obs := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`
+			cases := []struct {
+				who, method, path, body string
+				status                  int
+			}{
+				{"reader", "GET", "/Patient/a", "", 200},
+				{"reader", "GET", "/Patient?name=Fama", "", 200},
+				{"reader", "GET", "/Patient/a/_history", "", 200},
+				{"reader", "GET", "/Patient/a/_history/1", "", 200},
+				{"reader", "GET", "/Observation/oa", "", 403},
+				{"reader", "GET", "/Observation?code=1-1", "", 403},
+				{"reader", "GET", "/Observation/_history", "", 403},
+				{"reader", "POST", "/Patient", `{"resourceType":"Patient"}`, 403},
+				{"reader", "PUT", "/Patient/a", `{"resourceType":"Patient","id":"a"}`, 403},
+				{"reader", "DELETE", "/Patient/a", "", 403},
+				{"reader", "PATCH", "/Patient/a", `[{"op":"add","path":"/active","value":true}]`, 403},
+				{"reader", "GET", "/Patient?general-practitioner.name=Jones", "", 403},
+				{"reader", "GET", "/Patient?_has:Observation:subject:code=1-1", "", 403},
+				{"v1read", "GET", "/Patient/a", "", 200},
+				{"v1read", "GET", "/Patient?_id=a", "", 200},
+				{"v1read", "DELETE", "/Patient/a", "", 403},
+				{"creator", "POST", "/Observation", obs, 201},
+				{"creator", "GET", "/Observation/oa", "", 403},
+				{"creator", "PUT", "/Observation/oa", obs[:len(obs)-1] + `,"id":"oa"}`, 403},
+				{"creator", "POST", "/Observation", obs, 201},
+				{"updater", "PUT", "/Observation/oa", strings.Replace(obs, `"status":"final"`, `"id":"oa","status":"amended"`, 1), 200},
+				{"updater", "POST", "/Observation", obs, 403},
+				{"updater", "DELETE", "/Observation/oa", "", 403},
+				{"updater", "PATCH", "/Observation/oa", `[{"op":"replace","path":"/status","value":"final"}]`, 200},
+				{"deleter", "GET", "/Observation/oa", "", 403},
+				{"deleter", "DELETE", "/Observation/ob", "", 204},
+				{"v1write", "POST", "/Observation", obs, 201},
+				{"v1write", "GET", "/Observation/oa", "", 403},
+				{"all", "GET", "/Observation/oa", "", 200},
+				{"all", "GET", "/_history", "", 200},
+				{"none", "GET", "/Patient/a", "", 403},
+				{"none", "GET", "/metadata", "", 200},
+				{"none", "GET", "/Patient/a/$everything", "", 403},
+				{"reader", "GET", "/Patient/a/$everything", "", 200},
+				{"creator", "GET", "/Patient/a/$everything", "", 403},
+			}
+			for _, tc := range cases {
+				ct := "application/fhir+json"
+				if tc.method == "PATCH" {
+					ct = "application/json-patch+json"
+				}
+				r := c.by(tc.who, tc.method, tc.path, tc.body, "Prefer", "return=minimal", "Content-Type", ct)
+				if r.status != tc.status {
+					t.Errorf("%s %s %s: %d, want %d: %s", tc.who, tc.method, tc.path, r.status, tc.status, truncate(r.body))
+				}
+				if tc.status == 403 {
+					r.outcome(t, "forbidden", "")
+				}
+			}
+		})
+	}
+}
+
+func TestBundleEntriesDecidedOneByOne(t *testing.T) {
+	who := principals{"reader": {Subject: "reader", Scopes: mustScopes(t, "system/Patient.rs system/Observation.rs")}}
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			c := newAccessClient(t, e.open(t), who)
+			twoPatientRecords(c)
+			entries := `[
+				{"request":{"method":"GET","url":"Patient/a"}},
+				{"fullUrl":"urn:uuid:5c2bfb5e-0d5b-4a59-9c77-7d1d08a9d1c1","resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+				{"request":{"method":"GET","url":"Encounter/ea"}}]`
+			r := c.by("reader", "POST", "", `{"resourceType":"Bundle","type":"batch","entry":`+entries+`}`).want(t, 200)
+			var b struct {
+				Entry []struct{ Response struct{ Status string } }
+			}
+			json.Unmarshal(r.body, &b)
+			var got []string
+			for _, e := range b.Entry {
+				got = append(got, e.Response.Status)
+			}
+			if want := "200 OK,403 Forbidden,403 Forbidden"; strings.Join(got, ",") != want {
+				t.Errorf("batch entry statuses %q, want %q", strings.Join(got, ","), want)
+			}
+			r = c.by("reader", "POST", "", `{"resourceType":"Bundle","type":"transaction","entry":`+entries+`}`)
+			r.want(t, 403)
+			if got := ids(t, c.by("admin", "GET", "/Patient", "")); len(got) != 2 {
+				t.Errorf("a refused transaction stored something: Patients %v", got)
+			}
+		})
+	}
+}
+
+func TestPatientContextConfines(t *testing.T) {
+	who := principals{
+		"app":    {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.cruds")},
+		"labs":   {Subject: "labs", Patient: "a", Scopes: mustScopes(t, "patient/Observation.rs?category=laboratory patient/Patient.r")},
+		"nopctx": {Subject: "nopctx", Scopes: mustScopes(t, "patient/*.rs")},
+	}
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			c := newAccessClient(t, e.open(t), who)
+			twoPatientRecords(c)
+			app := func(method, path, body string, headers ...string) *response {
+				return c.by("app", method, path, body, headers...)
+			}
+			app("GET", "/Patient/a", "").want(t, 200)
+			app("GET", "/Patient/b", "").want(t, 404)
+			app("GET", "/Observation/ob", "").want(t, 404)
+			app("GET", "/Observation/ob/_history/1", "").want(t, 404)
+			app("GET", "/Observation/ob/_history", "").want(t, 404)
+			app("GET", "/Practitioner/dr", "").want(t, 403)
+			wantIDs(t, "search", app("GET", "/Observation", ""), "Observation/oa")
+			wantIDs(t, "search by the other's id", app("GET", "/Observation?subject=Patient/b", ""))
+			wantIDs(t, "Patient search", app("GET", "/Patient", ""), "Patient/a")
+			wantIDs(t, "include", app("GET", "/Observation?_include=Observation:subject&_include=Observation:performer", ""), "Observation/oa", "Patient/a")
+			wantIDs(t, "revinclude", app("GET", "/Patient?_revinclude=Observation:subject&_revinclude=Encounter:subject", ""), "Patient/a", "Observation/oa", "Encounter/ea")
+			wantIDs(t, "chain", app("GET", "/Observation?subject.name=Famb", ""))
+			wantIDs(t, "chain to the patient", app("GET", "/Observation?subject.name=Fama", ""), "Observation/oa")
+			// The chain passes through the Patient only: never through a
+			// Practitioner the app may not read.
+			wantIDs(t, "chain through performers", app("GET", "/Observation?performer.name=Jones", ""))
+			app("GET", "/Observation?performer:Practitioner.name=Jones", "").want(t, 403)
+			wantIDs(t, "_has", app("GET", "/Encounter?_has:Observation:encounter:code=2-2", ""))
+			wantIDs(t, "_has on Patient", app("GET", "/Patient?_has:Observation:subject:code=2-2", ""))
+			wantIDs(t, "_type", app("GET", "?_type=Patient,Observation,Encounter", ""), "Patient/a", "Observation/oa", "Encounter/ea")
+			wantIDs(t, "compartment of the other", app("GET", "/Patient/b/Observation", ""))
+			// The audit trail of the app's own requests is in patient a's
+			// compartment too, so it is left out of what follows.
+			hist := app("GET", "/_history", "").want(t, 200)
+			for _, id := range ids(t, hist) {
+				if !strings.HasPrefix(id, "AuditEvent/") && strings.HasSuffix(id, "b") || id == "Practitioner/dr" {
+					t.Errorf("system history leaks %s", id)
+				}
+			}
+			for _, id := range ids(t, app("GET", "/Observation/_history", "").want(t, 200)) {
+				if id != "Observation/oa" {
+					t.Errorf("type history leaks %s", id)
+				}
+			}
+			app("GET", "/Patient/b/$everything", "").want(t, 404)
+			wantIDs(t, "$everything", app("GET", "/Patient/a/$everything?_type=Patient,Observation,Encounter", ""), "Patient/a", "Observation/oa", "Encounter/ea")
+
+			// Writes stay in the compartment.
+			app("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`).want(t, 403)
+			app("PUT", "/Observation/oa", `{"resourceType":"Observation","id":"oa","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`).want(t, 403)
+			app("PUT", "/Observation/ob", `{"resourceType":"Observation","id":"ob","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`).want(t, 404)
+			// Deleting what the app cannot see deletes nothing, as deleting
+			// an unknown resource does (checked below).
+			app("DELETE", "/Observation/ob", "").want(t, 204)
+			app("PATCH", "/Observation/ob", `[{"op":"replace","path":"/status","value":"amended"}]`, "Content-Type", "application/json-patch+json").want(t, 404)
+			// A conditional update whose criteria match the other patient's
+			// Observation finds nothing it may reach, and creates its own.
+			app("PUT", "/Observation?identifier=urn:obs|ob", `{"resourceType":"Observation","status":"final","code":{"text":"mine"},"subject":{"reference":"Patient/a"}}`).want(t, 201)
+			ob := c.by("admin", "GET", "/Observation/ob", "").want(t, 200).json(t)
+			if str(ob, "meta", "versionId") != "1" || str(ob, "status") != "final" {
+				t.Errorf("the other patient's Observation changed: %v", ob)
+			}
+			tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+				{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}},"request":{"method":"POST","url":"Observation"}},
+				{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}},"request":{"method":"POST","url":"Observation"}}]}`
+			app("POST", "", tx).want(t, 403)
+			app("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"y"},"subject":{"reference":"Patient/a"}}`).want(t, 201)
+
+			// A v2 restriction narrows further.
+			wantIDs(t, "restricted scope", c.by("labs", "GET", "/Observation?code=1-1", ""), "Observation/oa")
+			c.put("/Observation/oa2", `{"resourceType":"Observation","id":"oa2","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"text":"bp"},"subject":{"reference":"Patient/a"}}`)
+			c.by("labs", "GET", "/Observation/oa2", "").want(t, 404)
+			c.by("labs", "GET", "/Observation/oa", "").want(t, 200)
+
+			// patient/ scopes need a patient context.
+			c.by("nopctx", "GET", "/Patient/a", "").want(t, 403)
+		})
+	}
+}
+
+func TestCareTeamPolicy(t *testing.T) {
+	who := principals{
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")},
+		"ods": {Subject: "ods", FHIRUser: "Practitioner/p2", Organization: "Y12345", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			c := newAccessClient(t, e.open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/Practitioner/p1", `{"resourceType":"Practitioner","id":"p1"}`)
+			p1 := func(method, path, body string) *response { return c.by("p1", method, path, body) }
+			p1("GET", "/Patient/a", "").want(t, 404)
+			wantIDs(t, "before", p1("GET", "/Observation", ""))
+
+			team := `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`
+			c.put("/CareTeam/ct", team)
+			p1("GET", "/Patient/a", "").want(t, 200)
+			p1("GET", "/Patient/b", "").want(t, 404)
+			wantIDs(t, "in the team", p1("GET", "/Observation", ""), "Observation/oa")
+			wantIDs(t, "Patients", p1("GET", "/Patient", ""), "Patient/a")
+			p1("GET", "/Practitioner/dr", "").want(t, 200) // not a patient's record
+			p1("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`).want(t, 403)
+			p1("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`).want(t, 201)
+
+			// Leaving the team revokes access from the next request on.
+			c.put("/CareTeam/ct", strings.Replace(team, `"active"`, `"inactive"`, 1))
+			p1("GET", "/Patient/a", "").want(t, 404)
+			wantIDs(t, "after leaving", p1("GET", "/Observation?code=1-1", ""))
+
+			// Taking part through a PractitionerRole counts too.
+			c.put("/PractitionerRole/r1", `{"resourceType":"PractitionerRole","id":"r1","practitioner":{"reference":"Practitioner/p1"}}`)
+			c.put("/CareTeam/ct2", `{"resourceType":"CareTeam","id":"ct2","status":"active","subject":{"reference":"Patient/b"},"participant":[{"member":{"reference":"PractitionerRole/r1"}}]}`)
+			p1("GET", "/Patient/b", "").want(t, 200)
+			wantIDs(t, "through a role", p1("GET", "/Encounter", ""), "Encounter/eb")
+
+			// Registration at the token's organisation.
+			c.put("/Patient/c", `{"resourceType":"Patient","id":"c","generalPractitioner":[{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y12345"}}]}`)
+			c.put("/Organization/org", `{"resourceType":"Organization","id":"org","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y12345"}]}`)
+			c.put("/Patient/d", `{"resourceType":"Patient","id":"d","managingOrganization":{"reference":"Organization/org"}}`)
+			wantIDs(t, "registered", c.by("ods", "GET", "/Patient", ""), "Patient/c", "Patient/d")
+			c.by("ods", "GET", "/Patient/a", "").want(t, 404)
+		})
+	}
+}
+
+func TestAuditTrail(t *testing.T) {
+	who := principals{
+		"dr":      {Subject: "u-1", FHIRUser: "Practitioner/dr", ClientID: "app-1", Scopes: mustScopes(t, "user/Patient.rs user/Observation.rs")},
+		"auditor": {Subject: "aud", Scopes: mustScopes(t, "system/AuditEvent.rs")},
+	}
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			c := newAccessClient(t, e.open(t), who)
+			twoPatientRecords(c)
+			requests := []struct{ who, method, path, body string }{
+				{"dr", "GET", "/Patient/a", ""},
+				{"dr", "GET", "/Observation?subject=Patient/b", ""},
+				{"dr", "GET", "/Encounter/ea", ""}, // denied
+				{"dr", "GET", "/Patient/zz", ""},   // not found
+				{"dr", "GET", "/metadata", ""},
+				{"nobody", "GET", "/Patient/a", ""},
+				{"admin", "POST", "/AuditEvent", `{"resourceType":"AuditEvent"}`},
+				{"admin", "POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[]}`},
+			}
+			sent := map[string]int{}
+			for i, r := range requests {
+				id := "req-" + string(rune('a'+i))
+				sent[id] = c.by(r.who, r.method, r.path, r.body, "X-Request-Id", id).status
+			}
+			c.auditor.Flush()
+			events, err := c.st.Search(context.Background(), store.Query{Type: "AuditEvent"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			byRequest := map[string][]map[string]any{}
+			for _, v := range events {
+				var ev map[string]any
+				json.Unmarshal(v.JSON, &ev)
+				for _, en := range get(ev, "entity").([]any) {
+					if str(en, "type", "code") == "XrequestId" {
+						rid := str(en, "what", "identifier", "value")
+						byRequest[rid] = append(byRequest[rid], ev)
+					}
+				}
+			}
+			for id, status := range sent {
+				evs := byRequest[id]
+				if len(evs) != 1 {
+					t.Errorf("request %s (%d): %d AuditEvents, want 1", id, status, len(evs))
+					continue
+				}
+				wantOutcome := map[bool]string{true: "0", false: "4"}[status < 400]
+				if got := str(evs[0], "outcome"); got != wantOutcome {
+					t.Errorf("request %s (%d): outcome %q, want %q", id, status, got, wantOutcome)
+				}
+			}
+			read := byRequest["req-a"][0]
+			if str(read, "action") != "R" || str(read, "subtype", 0, "code") != "read" || str(read, "type", "code") != "rest" {
+				t.Errorf("read event: %v", read)
+			}
+			if str(read, "agent", 0, "who", "reference") != "Practitioner/dr" || str(read, "agent", 0, "altId") != "app-1" || str(read, "agent", 0, "network", "address") == "" {
+				t.Errorf("read agent: %v", get(read, "agent"))
+			}
+			if !slices.Contains(entityRefs(read), "Patient/a/_history/1") {
+				t.Errorf("read entities %v lack Patient/a", entityRefs(read))
+			}
+			searchEv := byRequest["req-b"][0]
+			if refs := entityRefs(searchEv); !slices.Contains(refs, "Observation/ob/_history/1") || !slices.Contains(refs, "Patient/b") {
+				t.Errorf("search entities %v lack the Observation found and its patient", refs)
+			}
+			if str(byRequest["req-h"][0], "subtype", 0, "code") != "transaction" {
+				t.Errorf("transaction subtype: %v", get(byRequest["req-h"][0], "subtype"))
+			}
+
+			// The trail is searchable by who may read it, and read-only.
+			c.by("dr", "GET", "/AuditEvent?patient=Patient/a", "").want(t, 403)
+			found := c.by("auditor", "GET", "/AuditEvent?patient=Patient/a&subtype=read&agent=Practitioner/dr", "").want(t, 200)
+			if len(ids(t, found)) != 1 {
+				t.Errorf("AuditEvent?patient=Patient/a&subtype=read&agent=Practitioner/dr: %v", ids(t, found))
+			}
+			first := ids(t, found)[0]
+			for _, m := range []struct{ method, body string }{
+				{"PUT", `{"resourceType":"AuditEvent","id":"` + strings.TrimPrefix(first, "AuditEvent/") + `"}`},
+				{"DELETE", ""},
+				{"PATCH", `[{"op":"remove","path":"/outcome"}]`},
+			} {
+				r := c.by("admin", m.method, "/"+first, m.body, "Content-Type", map[bool]string{true: "application/json-patch+json", false: "application/fhir+json"}[m.method == "PATCH"])
+				if r.status != http.StatusMethodNotAllowed {
+					t.Errorf("%s %s: %d, want 405: %s", m.method, first, r.status, truncate(r.body))
+				}
+			}
+			c.by("admin", "POST", "/AuditEvent", `{"resourceType":"AuditEvent"}`).want(t, 405)
+		})
+	}
+}
+
+func entityRefs(ev map[string]any) []string {
+	var out []string
+	for _, en := range get(ev, "entity").([]any) {
+		if ref := str(en, "what", "reference"); ref != "" {
+			out = append(out, ref)
+		}
+	}
+	return out
+}

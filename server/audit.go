@@ -1,0 +1,150 @@
+package server
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir/search"
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// audited begins the access state of every request under /fhir: the
+// interaction it performs, which decides the permission each read and
+// write below needs, and the Record of what it touches. After the request
+// it hands the request's AuditEvent to the auditor, whatever the outcome:
+// refused, failed and successful requests are all audited.
+func (a *api) audited(c *gin.Context) {
+	path := c.Request.URL.Path
+	if path != "/fhir" && !strings.HasPrefix(path, "/fhir/") {
+		c.Next()
+		return
+	}
+	ev := interactionOf(c.Request.Method, path)
+	ctx, rec := access.Begin(c.Request.Context())
+	c.Request = c.Request.WithContext(access.WithInteraction(ctx, ev.Interaction))
+	ev.Recorded = time.Now()
+	ev.Record = rec
+	ev.RequestID = c.GetString(ctxRequestID)
+	if strings.HasPrefix(string(ev.Interaction), "search") {
+		ev.Query = c.Request.URL.RawQuery
+	}
+	if access.ReadOnly(ev.Type) && ev.Interaction.Action() != "R" && ev.Interaction != access.InteractionOperation {
+		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "%s resources are written by the server alone: the audit trail is read-only", ev.Type))
+		writeErrors(c)
+		c.Abort()
+	} else {
+		c.Next()
+	}
+	if a.cfg.Auditor == nil {
+		return
+	}
+	ev.Principal = access.PrincipalFrom(c.Request.Context())
+	ev.Address = c.ClientIP()
+	ev.Status = c.Writer.Status()
+	if i := rec.Interaction(); i != "" {
+		ev.Interaction = i
+	}
+	a.cfg.Auditor.Add(ev)
+}
+
+// interactionOf names the interaction a request under /fhir performs, and
+// what it addresses, from its method and path alone. A Bundle posted to
+// the base is a batch until it is read (see bundle).
+func interactionOf(method, path string) *access.Event {
+	rest := strings.Trim(strings.TrimPrefix(path, "/fhir"), "/")
+	var segs []string
+	if rest != "" {
+		segs = strings.Split(rest, "/")
+	}
+	ev := &access.Event{}
+	if n := len(segs); n > 0 && strings.HasPrefix(segs[n-1], "$") {
+		ev.Interaction = access.InteractionOperation
+		ev.Operation = strings.TrimPrefix(segs[n-1], "$")
+		if n >= 2 {
+			ev.Type = segs[0]
+		}
+		if n == 3 {
+			ev.ID = segs[1]
+		}
+		return ev
+	}
+	read := method == http.MethodGet || method == http.MethodHead
+	switch len(segs) {
+	case 0:
+		ev.Interaction = access.InteractionBatch
+		if read {
+			ev.Interaction = access.InteractionSearchSystem
+		}
+		return ev
+	case 1:
+		switch segs[0] {
+		case "metadata":
+			ev.Interaction = access.InteractionCapabilities
+			return ev
+		case "_history":
+			ev.Interaction = access.InteractionHistorySystem
+			return ev
+		case "_search":
+			ev.Interaction = access.InteractionSearchSystem
+			return ev
+		}
+		ev.Type = segs[0]
+		ev.Interaction = writeInteraction(method, access.InteractionSearchType)
+		return ev
+	}
+	ev.Type = segs[0]
+	switch {
+	case len(segs) == 2 && segs[1] == "_history":
+		ev.Interaction = access.InteractionHistoryType
+	case len(segs) == 2 && segs[1] == "_search":
+		ev.Interaction = access.InteractionSearchType
+	case len(segs) == 2:
+		ev.ID = segs[1]
+		ev.Interaction = writeInteraction(method, access.InteractionRead)
+	case len(segs) == 3 && segs[2] == "_history":
+		ev.ID = segs[1]
+		ev.Interaction = access.InteractionHistoryInstance
+	case len(segs) == 4 && segs[2] == "_history":
+		ev.ID = segs[1]
+		ev.Interaction = access.InteractionVRead
+	default: // a compartment search, Patient/{id}/{type}
+		ev.ID = segs[1]
+		ev.Interaction = access.InteractionSearchType
+	}
+	return ev
+}
+
+// writeInteraction names the interaction of a method on a type or an
+// instance; read is the interaction of GET and HEAD there.
+func writeInteraction(method string, read access.Interaction) access.Interaction {
+	switch method {
+	case http.MethodPost:
+		return access.InteractionCreate
+	case http.MethodPut:
+		return access.InteractionUpdate
+	case http.MethodPatch:
+		return access.InteractionPatch
+	case http.MethodDelete:
+		return access.InteractionDelete
+	}
+	return read
+}
+
+// scopeRestriction compiles the search restriction of a SMART v2 scope
+// (patient/Observation.rs?category=laboratory) with the server's own
+// search definitions, strictly: a restriction the server cannot apply
+// refuses the scope rather than widening it.
+func scopeRestriction(r *search.Registry) func(typ string, q url.Values) ([]store.Clause, error) {
+	return func(typ string, q url.Values) ([]store.Clause, error) {
+		plan, err := r.Parse(typ, q, search.Options{Strict: true})
+		if err != nil {
+			return nil, err
+		}
+		return plan.Query.Where, nil
+	}
+}

@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/search"
+	ext "carefhir/operation"
+	"carefhir/store"
+)
+
+// registerExtensions serves the operations of the host (Config.Operations)
+// through the same dispatcher as the server's own.
+func (a *api) registerExtensions() {
+	for _, op := range a.cfg.Operations {
+		a.addOperation(operation{
+			name:       op.Name,
+			definition: op.Definition,
+			levels:     level(op.Levels),
+			types:      op.Types,
+			idempotent: op.Idempotent,
+			handle:     a.runOperation(op),
+		})
+	}
+}
+
+// runOperation returns the handler of op: it reads the invocation from the
+// request, invokes op with the request's context and renders its result.
+func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
+	return func(c *gin.Context, where invocation) {
+		inv := &ext.Invocation{Type: where.Type, ID: where.ID, Query: c.Request.URL.Query(), Store: &opStore{a: a}}
+		if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
+			body, err := readBody(c)
+			if err != nil {
+				c.Error(err)
+				return
+			}
+			res, err := decodeBody(c, body, "")
+			if err != nil {
+				c.Error(err)
+				return
+			}
+			if p, ok := res.(*fhir.Parameters); ok {
+				inv.Parameters = p
+			} else {
+				inv.Resource = res
+			}
+		}
+		ctx, _ := withWarnings(c.Request.Context())
+		res, err := op.Invoke(ctx, inv)
+		if err != nil {
+			if oe := fromOperationError(err); oe != nil {
+				err = oe
+			}
+			c.Error(err)
+			return
+		}
+		status := res.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		if res.Location != "" {
+			c.Header("Location", a.baseURL(c)+"/"+res.Location)
+		}
+		if res.Resource == nil {
+			c.Status(status)
+			c.Writer.WriteHeaderNow()
+			return
+		}
+		body, err := fhirjson.Marshal(res.Resource)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		writeFHIR(c, status, body)
+	}
+}
+
+// opStore is the ext.Store of operations and hooks: the service's
+// store, decided by the access layer, and its write path (validation,
+// hooks, versioning); bound to a unit of work when tx is set.
+type opStore struct {
+	a  *api
+	tx store.Tx
+}
+
+var _ ext.Store = (*opStore)(nil)
+
+func (s *opStore) reader() store.Reader {
+	if s.tx != nil {
+		return s.tx
+	}
+	return s.a.svc.store
+}
+
+func (s *opStore) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	return s.reader().Read(ctx, typ, id)
+}
+
+func (s *opStore) Search(ctx context.Context, typ string, params url.Values) (*store.Page, error) {
+	plan, err := s.a.search.Parse(typ, params, search.Options{Strict: true, Base: s.a.cfg.BaseURL})
+	if err != nil {
+		return nil, searchError(err)
+	}
+	return s.Find(ctx, plan.Query)
+}
+
+func (s *opStore) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	f, ok := s.reader().(store.Finder)
+	if !ok {
+		return nil, errorf(http.StatusNotImplemented, "not-supported", "this storage engine does not search yet")
+	}
+	return f.Find(ctx, q)
+}
+
+// checkWrite applies to res what the REST API checks of a body written.
+func (s *opStore) checkWrite(ctx context.Context, res fhir.Resource) error {
+	if err := checkMandatory(res); err != nil {
+		return err
+	}
+	return s.a.validateWrite(ctx, res)
+}
+
+func (s *opStore) Create(ctx context.Context, res fhir.Resource) (*store.Version, error) {
+	if err := s.checkWrite(ctx, res); err != nil {
+		return nil, err
+	}
+	typ := res.ResourceType()
+	if s.tx == nil {
+		v, _, err := s.a.svc.create(ctx, typ, res, nil)
+		return v, err
+	}
+	v, _, err := s.a.svc.createIn(ctx, s.tx, typ, newID(), res, nil)
+	return v, err
+}
+
+func (s *opStore) Update(ctx context.Context, res fhir.Resource, ifMatch int64) (*store.Version, error) {
+	typ, id := res.ResourceType(), res.GetID()
+	if err := checkID(id, typ+".id"); err != nil {
+		return nil, err
+	}
+	if err := s.checkWrite(ctx, res); err != nil {
+		return nil, err
+	}
+	if s.tx == nil {
+		v, _, err := s.a.svc.update(ctx, typ, id, res, ifMatch)
+		return v, err
+	}
+	v, _, err := s.a.svc.updateIn(ctx, s.tx, typ, id, res, ifMatch)
+	return v, err
+}
+
+func (s *opStore) Transact(ctx context.Context, fn func(ext.Store) error) error {
+	if s.tx != nil {
+		return fn(s)
+	}
+	return s.a.svc.store.Transact(ctx, func(tx store.Tx) error {
+		return fn(&opStore{a: s.a, tx: tx})
+	})
+}
+
+// writtenWithWarnings is the OperationOutcome of a create or update whose
+// hooks reported warnings, or nil when they reported none.
+func writtenWithWarnings(ctx context.Context, status int, v *store.Version) []byte {
+	ws := warningsOf(ctx)
+	if len(ws) == 0 {
+		return nil
+	}
+	issues := append([]Issue{{Severity: "information", Code: "informational",
+		Diagnostics: http.StatusText(status) + ": " + v.Type + "/" + v.ID + " version " + strconv.FormatInt(v.VersionID, 10)}}, ws...)
+	return newOutcome(issues...).marshal()
+}
+
+// collectWarnings makes the hooks run by a request report their warnings
+// to it.
+func collectWarnings(c *gin.Context) {
+	ctx, _ := withWarnings(c.Request.Context())
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
+}

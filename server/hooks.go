@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"carefhir/fhir/fhirjson"
+	ext "carefhir/operation"
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// hooked reports whether writes of typ run hooks.
+func (s *service) hooked(typ string) bool {
+	for _, h := range s.hooks {
+		if h.Applies(typ) {
+			return true
+		}
+	}
+	return false
+}
+
+// unit runs fn in a unit of work when writes of typ run hooks, so that
+// what the hooks derive is written with the write or not at all; else on
+// the store itself.
+func (s *service) unit(ctx context.Context, typ string, fn func(tx store.Tx) error) error {
+	if !s.hooked(typ) && provenanceFrom(ctx) == nil {
+		return fn(s.store)
+	}
+	return s.store.Transact(ctx, fn)
+}
+
+// putHooked puts wr in w, running the Check of the hooks of its type
+// before and their After once it is written, with w as their unit of
+// work.
+func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write) error {
+	if !s.hooked(wr.Type) {
+		if err := w.Put(ctx, wr); err != nil {
+			return err
+		}
+		return s.writeProvenance(ctx, w, wr)
+	}
+	tx, ok := w.(store.Tx)
+	if !ok {
+		return fmt.Errorf("hooks of %s: a write outside a unit of work", wr.Type)
+	}
+	ch := &ext.Change{Type: wr.Type, ID: wr.ID, Deleted: wr.Deleted}
+	if !wr.Deleted {
+		res, err := fhirjson.UnmarshalAs(wr.JSON, wr.Type)
+		if err != nil {
+			return fmt.Errorf("hooks of %s/%s: %w", wr.Type, wr.ID, err)
+		}
+		ch.Resource = res
+	}
+	for _, h := range s.hooks {
+		if h.Check == nil || !h.Applies(wr.Type) {
+			continue
+		}
+		hctx := actingFor(ctx, h)
+		if err := h.Check(hctx, s.bind(tx), ch); err != nil {
+			return hookError(h, err)
+		}
+	}
+	if err := w.Put(ctx, wr); err != nil {
+		return err
+	}
+	if err := s.writeProvenance(ctx, w, wr); err != nil {
+		return err
+	}
+	ch.Version = &store.Version{Type: wr.Type, ID: wr.ID, VersionID: wr.VersionID(), LastUpdated: wr.LastUpdated, Deleted: wr.Deleted, JSON: wr.JSON}
+	for _, h := range s.hooks {
+		if h.After == nil || !h.Applies(wr.Type) {
+			continue
+		}
+		hctx := actingFor(ctx, h)
+		warnings, err := h.After(hctx, s.bind(tx), ch)
+		if err != nil {
+			return hookError(h, err)
+		}
+		addWarnings(ctx, warnings)
+	}
+	return nil
+}
+
+// actingFor returns ctx in which the reads and writes of h act for the
+// server itself, recorded for the request of ctx.
+func actingFor(ctx context.Context, h ext.Hook) context.Context {
+	return access.ActingAs(ctx, access.SystemPrincipal(h.Name))
+}
+
+// hookError returns the refusal or failure of a hook as the server reports
+// it: an *ext.Error keeps its status and issues.
+func hookError(h ext.Hook, err error) error {
+	if oe := fromOperationError(err); oe != nil {
+		return oe
+	}
+	return fmt.Errorf("hook %s: %w", h.Name, err)
+}
+
+// fromOperationError returns err as an *Error when it is an
+// *ext.Error, else nil.
+func fromOperationError(err error) *Error {
+	var oe *ext.Error
+	if !errors.As(err, &oe) {
+		return nil
+	}
+	return &Error{Status: oe.Status, Issues: issuesOf(oe.Issues)}
+}
+
+func issuesOf(in []ext.Issue) []Issue {
+	out := make([]Issue, len(in))
+	for i, is := range in {
+		out[i] = Issue{Severity: is.Severity, Code: is.Code, Diagnostics: is.Diagnostics, Expression: is.Expression}
+	}
+	return out
+}
+
+// warnings are the issues that hooks reported about the writes of one
+// request, for the OperationOutcome it may answer with.
+type warnings struct {
+	mu     sync.Mutex
+	issues []Issue
+}
+
+type warningsKey struct{}
+
+// withWarnings returns ctx collecting the warnings of hooks.
+func withWarnings(ctx context.Context) (context.Context, *warnings) {
+	w := &warnings{}
+	return context.WithValue(ctx, warningsKey{}, w), w
+}
+
+func addWarnings(ctx context.Context, issues []ext.Issue) {
+	w, ok := ctx.Value(warningsKey{}).(*warnings)
+	if !ok || len(issues) == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.issues = append(w.issues, issuesOf(issues)...)
+}
+
+// warningsOf returns the warnings collected in ctx.
+func warningsOf(ctx context.Context) []Issue {
+	w, ok := ctx.Value(warningsKey{}).(*warnings)
+	if !ok {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Issue(nil), w.issues...)
+}
