@@ -206,6 +206,8 @@ func patchError(format string, err error) error {
 		status, code = http.StatusBadRequest, "invalid"
 	case patch.TestFailed:
 		status, code = http.StatusConflict, "conflict"
+	case patch.TooCostly:
+		code = "too-costly"
 	}
 	kind, expression := "FHIRPath Patch", ""
 	if format == mimeJSONPatch {
