@@ -1,8 +1,8 @@
 package patch
 
 import (
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
