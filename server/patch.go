@@ -114,13 +114,13 @@ func (a *api) applyPatch(ctx context.Context, typ string, current *store.Version
 	var patched []byte
 	switch format {
 	case mimeJSONPatch:
-		patched, err = patch.JSONPatch(current.JSON, body)
+		patched, err = a.patchLimits().JSONPatch(current.JSON, body)
 	default:
 		var params []byte
 		if params, err = patchParameters(format, body); err != nil {
 			return nil, err
 		}
-		patched, err = patch.FHIRPathPatch(current.JSON, params)
+		patched, err = a.patchLimits().FHIRPathPatch(current.JSON, params)
 	}
 	if err != nil {
 		return nil, patchError(format, err)

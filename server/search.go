@@ -76,10 +76,7 @@ func preference(c *gin.Context, name string) string {
 
 // parseSearch compiles the parameters of a search on typ.
 func (a *api) parseSearch(c *gin.Context, typ string, params url.Values) (*search.Plan, error) {
-	plan, err := a.search.Parse(typ, params, search.Options{
-		Strict: preference(c, "handling") == "strict",
-		Base:   a.baseURL(c),
-	})
+	plan, err := a.search.Parse(typ, params, a.searchOptions(preference(c, "handling") == "strict", a.baseURL(c)))
 	if err != nil {
 		return nil, searchError(err)
 	}

@@ -47,6 +47,9 @@ type Config struct {
 	// terminology also answers ValueSet/$expand, ValueSet/$validate-code
 	// and CodeSystem/$lookup (see terminology_ops.go).
 	Definitions *conformance.Catalogue
+	// Limits bound what one request may cost; zero fields take their
+	// defaults (see limits.go and docs/limits.md).
+	Limits Limits
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -68,6 +71,7 @@ func New(cfg Config) *gin.Engine {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -87,7 +91,10 @@ func New(cfg Config) *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RemoveExtraSlash = false
-	r.Use(requestID, logRequests(cfg.Logger), recoverOutcome, renderErrors, limitBody(cfg.MaxBodyBytes))
+	// The deadline encloses the rendering of errors, which tells a
+	// stopped query from a failed one by the context.
+	r.Use(requestID, logRequests(cfg.Logger), withDeadline(cfg.Limits.Deadline), recoverOutcome, renderErrors,
+		limitBody(cfg.MaxBodyBytes), checkQuery)
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})

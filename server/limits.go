@@ -1,0 +1,106 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir/patch"
+	"carefhir/fhir/search"
+)
+
+// Limits bound what one request may cost, so that no request, however
+// written, holds the server's CPU, memory or store for long. docs/limits.md
+// lists them with their defaults, flags and answers. A zero field takes
+// its default.
+type Limits struct {
+	// Deadline bounds the time a request's work may take: its context is
+	// cancelled then, which stops its queries on either engine. Default
+	// DefaultDeadline.
+	Deadline time.Duration
+	// Search bounds search plans (parameters, ORed values, chain depth,
+	// _elements, includes, _count).
+	Search search.Limits
+	// PatchOperations bounds the operations of one patch; the patched
+	// resource is bounded by the body limit.
+	PatchOperations int
+	// BundleEntries bounds the entries of a transaction or batch Bundle.
+	BundleEntries int
+}
+
+// Defaults of Limits.
+const (
+	DefaultDeadline      = 30 * time.Second
+	DefaultBundleEntries = 10000
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.Deadline <= 0 {
+		l.Deadline = DefaultDeadline
+	}
+	if l.BundleEntries <= 0 {
+		l.BundleEntries = DefaultBundleEntries
+	}
+	if l.PatchOperations <= 0 {
+		l.PatchOperations = patch.DefaultLimits.Operations
+	}
+	return l
+}
+
+// withDeadline gives every request a context that ends after d, so the
+// handler's store calls stop (SQLite is interrupted, MongoDB gets
+// maxTimeMS) when a request has cost its share, or when its client has
+// gone. The answer is then 503 with Retry-After (see fromError).
+func withDeadline(d time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Set(ctxDeadline, d)
+		c.Next()
+	}
+}
+
+// checkQuery refuses a query string that does not parse (a bad %-escape,
+// a ';', more parameters than net/url reads) with 400: read leniently, it
+// would lose criteria and answer more than was asked for.
+func checkQuery(c *gin.Context) {
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		c.Error(errorf(http.StatusBadRequest, "invalid", "the query string does not parse: %v", trimURLError(err)))
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+// trimURLError keeps the reason of a net/url error, without the echo of a
+// possibly long query.
+func trimURLError(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// searchOptions are the parse options of a search under the limits.
+func (a *api) searchOptions(strict bool, base string) search.Options {
+	return search.Options{Strict: strict, Base: base, Limits: a.cfg.Limits.Search}
+}
+
+// patchLimits are the limits of a patch: its result is held to the body
+// limit, as an update's body is.
+func (a *api) patchLimits() patch.Limits {
+	return patch.Limits{Operations: a.cfg.Limits.PatchOperations, ResultBytes: a.cfg.MaxBodyBytes}
+}
+
+// deadlineError is the answer to a request stopped at its deadline.
+func deadlineError(d time.Duration) *Error {
+	e := errorf(http.StatusServiceUnavailable, "too-costly",
+		"the request did not finish within its deadline of %s: narrow it, or try again later", d)
+	e.Header = http.Header{"Retry-After": {"5"}}
+	return e
+}

@@ -1,0 +1,178 @@
+package server_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// The regression suite of the robustness findings: requests a hostile or
+// careless client can send that once exhausted the server or were
+// answered wrongly. Each runs through HTTP on both engines.
+
+const robustPatient = `{"resourceType":"Patient","name":[{"family":"Ward","given":["Sarah"]}],"gender":"female"}`
+
+// entries returns the search Bundle's entries in search mode mode ("" for
+// any).
+func entries(t *testing.T, r *response, mode string) []any {
+	t.Helper()
+	var out []any
+	es, _ := get(r.json(t), "entry").([]any)
+	for _, e := range es {
+		if mode == "" || str(e, "search", "mode") == mode {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestCostlyPatchesAreRefused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", robustPatient), "id")
+		tests := []struct {
+			name, contentType, body, code string
+			status                        int
+		}{
+			{"json patch copy doubling", "application/json-patch+json",
+				`[{"op":"add","path":"/x","value":[]}` + strings.Repeat(`,{"op":"copy","from":"","path":"/x/-"}`, 30) + `]`,
+				"too-costly", http.StatusUnprocessableEntity},
+			{"json patch of too many operations", "application/json-patch+json",
+				`[` + strings.TrimSuffix(strings.Repeat(`{"op":"test","path":"/gender","value":"female"},`, 1001), ",") + `]`,
+				"too-costly", http.StatusUnprocessableEntity},
+			{"fhirpath patch string doubling", "application/fhir+json",
+				fhirpathDelete("Patient.name.where('x'.repeat($this + $this).count() > 0).family"),
+				"too-costly", http.StatusUnprocessableEntity},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := c.do("PATCH", "/Patient/"+id, tt.body, "Content-Type", tt.contentType)
+				r.want(t, tt.status).outcome(t, tt.code, "")
+			})
+		}
+		// Huge powers answer at once, as overflow (empty: nothing selected).
+		r := c.do("PATCH", "/Patient/"+id, fhirpathDelete("Patient.name.where(2.power(9223372036854775807) > 0 or 3.power(100000000) > 0)"),
+			"Content-Type", "application/fhir+json")
+		r.want(t, http.StatusOK)
+		c.do("GET", "/Patient/"+id+"/_history", "").want(t, http.StatusOK)
+		if v := str(c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "2" {
+			t.Errorf("versionId %s after one accepted patch, want 2", v)
+		}
+	})
+}
+
+// fhirpathDelete is a FHIRPath Patch deleting what path selects.
+func fhirpathDelete(path string) string {
+	return fmt.Sprintf(`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":%q}]}]}`, path)
+}
+
+func TestUnparseableQueryIs400(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Patient", robustPatient)
+		for _, q := range []string{
+			"/Patient?family=Smith%zz",
+			"/Patient?family=Smith;",
+			"/Patient?" + strings.Repeat("family=a&", 10001),
+			"/Patient/_history?_since=2020%zz",
+			"/_history?x=%",
+		} {
+			r := c.do("GET", q, "", "Prefer", "handling=lenient")
+			r.want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		}
+	})
+}
+
+func TestSearchBoundsAre400(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		names := make([]string, 201)
+		for i := range names {
+			names[i] = fmt.Sprintf("e%d", i)
+		}
+		for _, tt := range []struct{ query, expression string }{
+			{"/Patient?" + strings.Repeat("family=a&", 101), ""},
+			{"/Patient?family=" + strings.Repeat("a,", 1000) + "a", "family"},
+			{"/Patient?_elements=" + strings.Join(names, ","), "_elements"},
+			{"/Patient?_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:agent=x", "_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:agent"},
+		} {
+			r := c.do("GET", tt.query, "")
+			r.want(t, http.StatusBadRequest).outcome(t, "too-costly", tt.expression)
+		}
+		// 9,990 copies of one include are one include.
+		r := c.do("GET", "/Patient?"+strings.Repeat("_revinclude:iterate=Observation:subject&", 9990), "")
+		r.want(t, http.StatusOK)
+	})
+}
+
+// OR lists up to the documented maximum work on every kind of parameter.
+func TestLongORListsWork(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", robustPatient), "id")
+		list := func(last string, f func(i int) string) string {
+			vs := make([]string, 0, 1000)
+			for i := range 999 {
+				vs = append(vs, f(i))
+			}
+			return strings.Join(append(vs, last), ",")
+		}
+		for _, q := range []string{
+			"/Patient?family=" + list("Ward", func(i int) string { return fmt.Sprintf("n%d", i) }),
+			"/Patient?birthdate=" + list("ne1900-01-01", func(i int) string { return fmt.Sprintf("%d-01-01", 1000+i) }),
+			"/Patient?_lastUpdated=" + list("gt2000-01-01", func(i int) string { return fmt.Sprintf("%d-01-01", 1000+i) }),
+			"/Patient?_id=" + list(id, func(i int) string { return fmt.Sprintf("x%d", i) }),
+			"/Patient?gender=" + list("female", func(i int) string { return fmt.Sprintf("g%d", i) }),
+			"/Patient?general-practitioner=" + list("Practitioner/p", func(i int) string { return fmt.Sprintf("Practitioner/p%d", i) }) + "&family=Ward,Ward",
+			"/Patient?_has:Observation:subject:code=" + list("x", func(i int) string { return fmt.Sprintf("c%d", i) }) + "&_has:Observation:subject:code:missing=true",
+		} {
+			r := c.do("GET", q, "")
+			r.want(t, http.StatusOK)
+		}
+		r := c.do("GET", "/Patient?family="+list("Ward", func(i int) string { return fmt.Sprintf("n%d", i) }), "")
+		if n := len(entries(t, r, "match")); n != 1 {
+			t.Errorf("1,000 ORed names including Ward: %d matches, want 1", n)
+		}
+	})
+}
+
+func TestMissingOnIDAndLastUpdated(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Patient", robustPatient)
+		for _, tt := range []struct {
+			query string
+			want  int
+		}{
+			{"/Patient?_id:missing=true", 0},
+			{"/Patient?_lastUpdated:missing=true", 0},
+			{"/Patient?_id:missing=false", 1},
+			{"/Patient?_lastUpdated:missing=false", 1},
+		} {
+			r := c.do("GET", tt.query, "").want(t, http.StatusOK)
+			if n := len(entries(t, r, "match")); n != tt.want {
+				t.Errorf("%s: %d matches, want %d", tt.query, n, tt.want)
+			}
+		}
+	})
+}
+
+func TestHistoryAtYearZero(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Patient", robustPatient)
+		r := c.do("GET", "/Patient/_history?_at=0000", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "")); n != 0 {
+			t.Errorf("_at=0000: %d versions, want none (nothing was current in year 0)", n)
+		}
+	})
+}
+
+// A chain across target types compiles the inner parameter for each type:
+// Provenance.target reaches CarePlan (performer a reference) and Task
+// (performer a token).
+func TestChainPerTargetType(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		task := str(c.create("Task", `{"resourceType":"Task","status":"requested","intent":"order","performerType":[{"coding":[{"code":"nurse"}]}]}`), "id")
+		c.create("Provenance", fmt.Sprintf(`{"resourceType":"Provenance","target":[{"reference":"Task/%s"}],"recorded":"2024-01-01T00:00:00Z","agent":[{"who":{"display":"x"}}]}`, task))
+		r := c.do("GET", "/Provenance?target.performer=nurse", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "match")); n != 1 {
+			t.Errorf("Provenance?target.performer=nurse: %d matches, want 1 (the Task's performer)", n)
+		}
+	})
+}
