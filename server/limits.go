@@ -21,6 +21,10 @@ type Limits struct {
 	// cancelled then, which stops its queries on either engine. Default
 	// DefaultDeadline.
 	Deadline time.Duration
+	// UnitOfWork bounds the time one unit of work (a transaction Bundle,
+	// a batch entry, a conditional write) may run inside the store, where
+	// on SQLite it holds the single writer. Default DefaultUnitOfWork.
+	UnitOfWork time.Duration
 	// Search bounds search plans (parameters, ORed values, chain depth,
 	// _elements, includes, _count).
 	Search search.Limits
@@ -34,12 +38,16 @@ type Limits struct {
 // Defaults of Limits.
 const (
 	DefaultDeadline      = 30 * time.Second
+	DefaultUnitOfWork    = 5 * time.Second
 	DefaultBundleEntries = 10000
 )
 
 func (l Limits) withDefaults() Limits {
 	if l.Deadline <= 0 {
 		l.Deadline = DefaultDeadline
+	}
+	if l.UnitOfWork <= 0 {
+		l.UnitOfWork = DefaultUnitOfWork
 	}
 	if l.BundleEntries <= 0 {
 		l.BundleEntries = DefaultBundleEntries

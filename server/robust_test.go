@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -173,6 +175,66 @@ func TestChainPerTargetType(t *testing.T) {
 		r := c.do("GET", "/Provenance?target.performer=nurse", "").want(t, http.StatusOK)
 		if n := len(entries(t, r, "match")); n != 1 {
 			t.Errorf("Provenance?target.performer=nurse: %d matches, want 1 (the Task's performer)", n)
+		}
+	})
+}
+
+// Concurrent conditional updates of what nothing matches yet: one creates,
+// every other updates, and every acknowledged write is a version in the
+// history carrying that client's content.
+func TestConcurrentConditionalUpdate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const clients = 30
+		statuses := make([]int, clients)
+		bodies := make([]map[string]any, clients)
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := fmt.Sprintf(`{"resourceType":"Patient","identifier":[{"system":"urn:x","value":"cc1"}],"name":[{"family":"Client%d"}]}`, i)
+				req, _ := http.NewRequest("PUT", c.base+"/Patient?identifier=urn:x|cc1", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/fhir+json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				statuses[i] = resp.StatusCode
+				json.NewDecoder(resp.Body).Decode(&bodies[i])
+			}()
+		}
+		wg.Wait()
+		created, acknowledged := 0, 0
+		for i, s := range statuses {
+			switch s {
+			case http.StatusCreated:
+				created++
+				acknowledged++
+			case http.StatusOK:
+				acknowledged++
+			case http.StatusConflict, http.StatusPreconditionFailed:
+				continue
+			default:
+				t.Fatalf("client %d: status %d", i, s)
+			}
+			if got, want := str(bodies[i], "name", 0, "family"), fmt.Sprintf("Client%d", i); got != want {
+				t.Errorf("client %d answered with %s's content", i, got)
+			}
+		}
+		if created != 1 {
+			t.Errorf("%d creates, want 1", created)
+		}
+		r := c.do("GET", "/Patient?identifier=urn:x|cc1", "").want(t, http.StatusOK)
+		matches := entries(t, r, "match")
+		if len(matches) != 1 {
+			t.Fatalf("%d Patients with the identifier, want 1", len(matches))
+		}
+		id := str(matches[0], "resource", "id")
+		h := c.do("GET", "/Patient/"+id+"/_history?_count=100", "").want(t, http.StatusOK)
+		if n := len(entries(t, h, "")); n != acknowledged {
+			t.Errorf("history holds %d versions; %d writes were acknowledged", n, acknowledged)
 		}
 	})
 }

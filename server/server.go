@@ -81,7 +81,7 @@ func New(cfg Config) *gin.Engine {
 		panic(fmt.Sprintf("server: %v", err))
 	}
 	a := &api{
-		svc:     &service{store: cfg.Store, index: index, now: time.Now},
+		svc:     &service{store: cfg.Store, index: index, now: time.Now, hold: cfg.Limits.UnitOfWork},
 		cfg:     cfg,
 		started: time.Now().UTC(),
 		caps:    newCapabilities(),
