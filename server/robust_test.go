@@ -238,3 +238,58 @@ func TestConcurrentConditionalUpdate(t *testing.T) {
 		}
 	})
 }
+
+// Bodies with very many problems answer a small OperationOutcome: the
+// first problems and one issue counting the rest.
+func TestDecodeIssuesAreCapped(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		tests := []struct{ name, contentType, body string }{
+			{"json wrong-typed items", "application/fhir+json",
+				`{"resourceType":"Patient","name":[` + strings.TrimSuffix(strings.Repeat("1,", 500000), ",") + `]}`},
+			{"xml unknown elements", "application/fhir+xml",
+				`<Patient xmlns="http://hl7.org/fhir">` + strings.Repeat("<x/>", 300000) + `</Patient>`},
+			{"xml many attributes", "application/fhir+xml",
+				`<Patient xmlns="http://hl7.org/fhir" ` + attributes(100000) + `/>`},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := c.do("POST", "/Patient", tt.body, "Content-Type", tt.contentType)
+				r.want(t, http.StatusBadRequest)
+				issues, _ := get(r.json(t), "issue").([]any)
+				if len(issues) > 101 || len(r.body) > 64<<10 {
+					t.Fatalf("%d issues, %d bytes: want at most 101 issues", len(issues), len(r.body))
+				}
+				if last := str(issues[len(issues)-1], "diagnostics"); !strings.Contains(last, "more problems") {
+					t.Errorf("last issue %q does not count the problems left out", last)
+				}
+			})
+		}
+		r := c.do("GET", "/Patient", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "match")); n != 0 {
+			t.Errorf("%d Patients stored by refused requests", n)
+		}
+	})
+}
+
+func attributes(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "a%d=\"x\" ", i)
+	}
+	return b.String()
+}
+
+// A character reference to a surrogate is refused in XML as \ud800 is in
+// JSON, rather than stored as U+FFFD.
+func TestLoneSurrogateRefused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/Patient", `<Patient xmlns="http://hl7.org/fhir"><name><family value="W&#xD800;rd"/></name></Patient>`,
+			"Content-Type", "application/fhir+xml")
+		r.want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		r = c.do("POST", "/Patient", `{"resourceType":"Patient","name":[{"family":"W\ud800rd"}]}`)
+		r.want(t, http.StatusBadRequest)
+		r = c.do("POST", "/Patient", `<Patient xmlns="http://hl7.org/fhir"><name><family value="W&#xE9;rd &#55295;"/></name></Patient>`,
+			"Content-Type", "application/fhir+xml")
+		r.want(t, http.StatusCreated)
+	})
+}
