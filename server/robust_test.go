@@ -293,3 +293,22 @@ func TestLoneSurrogateRefused(t *testing.T) {
 		r.want(t, http.StatusCreated)
 	})
 }
+
+// Numbers beyond float64's precision or range are found by the searches
+// that should find them.
+func TestBigNumbers(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":12345678901234567,"unit":"{beats}"}}`)
+		c.do("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"y"},"valueQuantity":{"value":1e309,"unit":"mg"}}`).want(t, http.StatusCreated)
+		for _, tt := range []struct{ query string }{
+			{"/Observation?value-quantity=12345678901234567"},
+			{"/Observation?value-quantity=12345678901234567||{beats}"},
+			{"/Observation?value-quantity=gt1e300"},
+		} {
+			r := c.do("GET", tt.query+"&_summary=count", "").want(t, http.StatusOK)
+			if n := get(r.json(t), "total"); n != 1.0 {
+				t.Errorf("%s: %v matches, want 1", tt.query, n)
+			}
+		}
+	})
+}
