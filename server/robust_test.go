@@ -312,3 +312,26 @@ func TestBigNumbers(t *testing.T) {
 		}
 	})
 }
+
+// Includes cut at the server's bound say so in an outcome entry.
+func TestIncludeCutIsReported(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		prev := "Patient/" + str(c.create("Patient", robustPatient), "id")
+		for range 6 {
+			p := c.create("Provenance", fmt.Sprintf(`{"resourceType":"Provenance","target":[{"reference":%q}],"recorded":"2024-01-01T00:00:00Z","agent":[{"who":{"display":"x"}}]}`, prev))
+			prev = "Provenance/" + str(p, "id")
+		}
+		r := c.do("GET", "/Patient?_revinclude:iterate=Provenance:target", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "include")); n != 4 {
+			t.Errorf("%d included, want 4 (four rounds)", n)
+		}
+		outcomes := entries(t, r, "outcome")
+		if len(outcomes) != 1 || str(outcomes[0], "resource", "issue", 0, "code") != "too-costly" {
+			t.Errorf("outcome entries %v, want one saying the includes were cut", outcomes)
+		}
+		r = c.do("GET", "/Patient?_revinclude=Provenance:target", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "outcome")); n != 0 {
+			t.Errorf("%d outcome entries for includes not cut", n)
+		}
+	})
+}
