@@ -168,9 +168,9 @@ type Page struct {
 	// IncludedCut is true when Included stopped at the engine's bound (a
 	// number of resources, or of :iterate rounds) with more to add.
 	IncludedCut bool
-	Next     string     // cursor of the next page; "" on the last
-	Prev     string     // cursor of the previous page; "" on the first
-	Total    int        // the number of matches when asked for, else -1
+	Next        string // cursor of the next page; "" on the last
+	Prev        string // cursor of the previous page; "" on the first
+	Total       int    // the number of matches when asked for, else -1
 }
 
 // Finder is implemented by engines that execute whole search plans: sort,

@@ -734,7 +734,6 @@ func ignoreFull(err error) error {
 	return err
 }
 
-
 // each calls fn with every document of typ that filter selects, in id
 // order.
 func (s *Store) each(ctx context.Context, typ string, filter bson.D, fn func(typ string, doc bson.Raw) error) error {

@@ -558,7 +558,6 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 	return out, round == maxIncludeRounds && len(frontier) > 0 && q.Iterates(), nil
 }
 
-
 // current returns the current, non-deleted versions of the resources of
 // type typ with the given ids, by id, in one query: an include adds up to
 // maxIncluded of them to a page, which read one by one cost a statement
