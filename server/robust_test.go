@@ -94,6 +94,7 @@ func TestSearchBoundsAre400(t *testing.T) {
 			{"/Patient?" + strings.Repeat("family=a&", 101), ""},
 			{"/Patient?family=" + strings.Repeat("a,", 1000) + "a", "family"},
 			{"/Patient?_elements=" + strings.Join(names, ","), "_elements"},
+			{"/Provenance?target._has:Provenance:target:target._has:Provenance:target:target.identifier=" + strings.Repeat("a,", 9) + "a", ""},
 			{"/Patient?_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:agent=x", "_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:agent"},
 		} {
 			r := c.do("GET", tt.query, "")

@@ -37,16 +37,21 @@ type Limits struct {
 	Includes int
 	// Count bounds _count: a larger one is lowered to it.
 	Count int
+	// Terms bounds the size of the whole plan: its values, each counted
+	// once for every type a chain reaches it through (a chain over the
+	// forty types Provenance.target refers to repeats its values forty
+	// times, and nested chains multiply).
+	Terms int
 }
 
 // DefaultLimits are the limits of a parse whose Options set none.
-var DefaultLimits = Limits{Params: 100, Values: 1000, Chain: 4, Elements: 200, Includes: 20, Count: MaxCount}
+var DefaultLimits = Limits{Params: 100, Values: 1000, Chain: 4, Elements: 200, Includes: 20, Count: MaxCount, Terms: 5000}
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
 	for _, f := range []struct{ v, def *int }{
 		{&l.Params, &d.Params}, {&l.Values, &d.Values}, {&l.Chain, &d.Chain},
-		{&l.Elements, &d.Elements}, {&l.Includes, &d.Includes}, {&l.Count, &d.Count},
+		{&l.Elements, &d.Elements}, {&l.Includes, &d.Includes}, {&l.Count, &d.Count}, {&l.Terms, &d.Terms},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -118,6 +123,10 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 			}
 		}
 	}
+	if n := terms(plan.Query.Where, opt.Limits.Terms); n > opt.Limits.Terms {
+		return nil, &Error{Status: 400, Code: "too-costly", fatal: true,
+			Diagnostics: fmt.Sprintf("the search expands to more than %d terms (values, repeated for each type a chain reaches); narrow its chains or value lists", opt.Limits.Terms)}
+	}
 	if plan.Summary == "count" || plan.Query.Count == 0 {
 		// A count alone (_summary=count, _count=0): no entries to include.
 		plan.Query.Count = 0
@@ -146,6 +155,28 @@ func (r *Registry) Compartment(typ, id string) (c store.Clause, ok bool) {
 		c.Any = append(c.Any, store.Clause{Param: p, References: []store.ReferenceMatch{{Type: "Patient", ID: id}}})
 	}
 	return c, true
+}
+
+// terms counts the terms of clauses, stopping once past limit (nested
+// chains multiply, so the count could otherwise overflow).
+func terms(clauses []store.Clause, limit int) int {
+	n := 0
+	for i := range clauses {
+		c := &clauses[i]
+		n += 1 + len(c.Tokens) + len(c.Strings) + len(c.Dates) + len(c.Numbers) + len(c.Quantities) +
+			len(c.References) + len(c.URIs) + len(c.Composites)
+		n += terms(c.Any, limit)
+		if c.Chain != nil {
+			n += len(c.Chain.Types) * terms(c.Chain.Where, limit)
+		}
+		if c.Has != nil {
+			n += terms(c.Has.Where, limit)
+		}
+		if n > limit {
+			return n
+		}
+	}
+	return n
 }
 
 // countFilters counts the name=value pairs of q that filter: all but the
