@@ -32,6 +32,8 @@ type serveConfig struct {
 	Validate        bool          `flag:"validate"`
 	// RequiredProfiles are checked by validation, so they need Validate.
 	RequiredProfiles profileRequirements `flag:"require-profile" validate:"excluded_unless=Validate true,dive,keys,alpha,endkeys,dive,http_url"`
+	// Limits bound what one request may cost.
+	Limits limitsConfig
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -55,6 +57,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		LogFormat:       "text",
 		LogLevel:        "info",
 		Validate:        true,
+		Limits:          defaultLimits(),
 	}
 	fs := newFlagSet("carefhir serve", "Serves the FHIR R4 API under /fhir.", stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP `host:port` to listen on; port 0 picks a free port")
@@ -67,6 +70,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least `level` logged: debug, info, warn or error")
 	fs.BoolVar(&cfg.Validate, "validate", cfg.Validate, "validate every create and update against the R4 definitions and the resource's meta.profile (422 when invalid); $validate is served either way")
 	fs.Var(&cfg.RequiredProfiles, "require-profile", "`Type=URL`: every resource of Type must conform to the bundled profile URL, such as Patient=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient (422 otherwise); repeatable; needs --validate")
+	addLimitFlags(fs, &cfg.Limits)
 	if err := parseFlags(fs, args, cfg); err != nil {
 		return nil, err
 	}
@@ -144,6 +148,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		ValidateWrites:   cfg.Validate,
 		RequiredProfiles: cfg.RequiredProfiles,
 		Definitions:      definitions,
+		Limits:           cfg.Limits.server(),
 	})
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version)
