@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"carefhir/server"
 )
 
 // The regression suite of the robustness findings: requests a hostile or
@@ -335,4 +338,30 @@ func TestIncludeCutIsReported(t *testing.T) {
 			t.Errorf("%d outcome entries for includes not cut", n)
 		}
 	})
+}
+
+// A request past its deadline is stopped and answered 503 with
+// Retry-After; a unit of work past its time writes nothing.
+func TestDeadlines(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("GET", "/Patient?name=Ward", "").want(t, http.StatusServiceUnavailable)
+		r.outcome(t, "too-costly", "")
+		if r.header.Get("Retry-After") == "" {
+			t.Error("no Retry-After")
+		}
+		if !strings.Contains(c.logs.String(), `"error"`) {
+			t.Errorf("the 503 was logged without its cause: %s", c.logs.String())
+		}
+	}, func(cfg *server.Config) { cfg.Limits.Deadline = time.Nanosecond })
+	eachEngine(t, func(t *testing.T, c *client) {
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[` +
+			`{"resource":` + robustPatient + `,"request":{"method":"POST","url":"Patient"}},` +
+			`{"request":{"method":"GET","url":"Patient?name=Ward"}}]}`
+		c.do("POST", "", tx).want(t, http.StatusServiceUnavailable).outcome(t, "too-costly", "")
+		c.do("PUT", "/Patient?identifier=urn:x|1", robustPatient).want(t, http.StatusServiceUnavailable)
+		r := c.do("GET", "/Patient", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "match")); n != 0 {
+			t.Errorf("%d Patients written by units of work stopped at their time", n)
+		}
+	}, func(cfg *server.Config) { cfg.Limits.UnitOfWork = time.Nanosecond })
 }
