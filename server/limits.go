@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"runtime"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -33,7 +34,19 @@ type Limits struct {
 	PatchOperations int
 	// BundleEntries bounds the entries of a transaction or batch Bundle.
 	BundleEntries int
+	// LargeBodies bounds how many requests with a body over LargeBody
+	// bytes (or of unknown length) are served at once; others wait for a
+	// turn within their deadline. Decoding, validating and patching a
+	// large body costs CPU in proportion to it, so a few clients sending
+	// large bodies cannot take every core from the small requests of the
+	// others. Default: half the cores, at least one.
+	LargeBodies int
 }
+
+// LargeBody is the body size from which a request counts against
+// Limits.LargeBodies: larger than any single resource of care
+// coordination, smaller than bulk loads.
+const LargeBody = 256 << 10
 
 // Defaults of Limits.
 const (
@@ -52,6 +65,9 @@ func (l Limits) withDefaults() Limits {
 	if l.BundleEntries <= 0 {
 		l.BundleEntries = DefaultBundleEntries
 	}
+	if l.LargeBodies <= 0 {
+		l.LargeBodies = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	if l.PatchOperations <= 0 {
 		l.PatchOperations = patch.DefaultLimits.Operations
 	}
@@ -69,6 +85,26 @@ func withDeadline(d time.Duration) gin.HandlerFunc {
 		c.Request = c.Request.WithContext(ctx)
 		c.Set(ctxDeadline, d)
 		c.Next()
+	}
+}
+
+// takeTurns serves at most n requests with large bodies at a time. A
+// request that does not get a turn before its deadline is 503.
+func takeTurns(n int) gin.HandlerFunc {
+	turns := make(chan struct{}, n)
+	return func(c *gin.Context) {
+		if c.Request.ContentLength >= 0 && c.Request.ContentLength <= LargeBody {
+			c.Next()
+			return
+		}
+		select {
+		case turns <- struct{}{}:
+			defer func() { <-turns }()
+			c.Next()
+		case <-c.Request.Context().Done():
+			c.Error(c.Request.Context().Err())
+			c.Abort()
+		}
 	}
 }
 

@@ -94,7 +94,7 @@ func New(cfg Config) *gin.Engine {
 	// The deadline encloses the rendering of errors, which tells a
 	// stopped query from a failed one by the context.
 	r.Use(requestID, logRequests(cfg.Logger), withDeadline(cfg.Limits.Deadline), recoverOutcome, renderErrors,
-		limitBody(cfg.MaxBodyBytes), checkQuery)
+		limitBody(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery)
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})

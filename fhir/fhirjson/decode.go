@@ -353,6 +353,11 @@ func (d *decoder) skip() {
 // wrongType records that the value at the current position is not of the
 // wanted JSON type, and skips it.
 func (d *decoder) wrongType(want string) {
+	if len(d.issues) >= MaxIssues { // counted, not described: the cheap path of a hostile body
+		d.dropped++
+		d.skip()
+		return
+	}
 	got := d.kindOf(d.peek())
 	if got == "null" {
 		d.issue("null is not allowed here")

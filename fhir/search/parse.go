@@ -108,7 +108,12 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 			Diagnostics: fmt.Sprintf("the search has %d parameters; at most %d are allowed", n, opt.Limits.Params)}
 	}
 	for _, name := range sortedKeys(q) {
+		applied := map[string]bool{}
 		for _, value := range q[name] {
+			if applied[value] {
+				continue // a repeat adds nothing: an include, or a criterion ANDed with itself
+			}
+			applied[value] = true
 			err := p.param(plan, typ, name, value)
 			var e *Error
 			if errors.As(err, &e) && e.Code == "not-supported" && !e.fatal && !opt.Strict {
