@@ -128,6 +128,9 @@ func TestLongORListsWork(t *testing.T) {
 			"/Patient?gender=" + list("female", func(i int) string { return fmt.Sprintf("g%d", i) }),
 			"/Patient?general-practitioner=" + list("Practitioner/p", func(i int) string { return fmt.Sprintf("Practitioner/p%d", i) }) + "&family=Ward,Ward",
 			"/Patient?_has:Observation:subject:code=" + list("x", func(i int) string { return fmt.Sprintf("c%d", i) }) + "&_has:Observation:subject:code:missing=true",
+			"/Provenance?target.identifier=" + strings.Repeat("s|c,", 63) + "s|c",
+			"/Provenance?target._has:Provenance:target:agent=" + strings.Repeat("Practitioner/x,", 63) + "Practitioner/x",
+			"/Patient?_has:Provenance:target:target._has:Provenance:target:agent=" + strings.Repeat("Practitioner/x,", 63) + "Practitioner/x",
 		} {
 			r := c.do("GET", q, "")
 			r.want(t, http.StatusOK)
