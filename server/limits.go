@@ -141,10 +141,14 @@ func (a *api) patchLimits() patch.Limits {
 	return patch.Limits{Operations: a.cfg.Limits.PatchOperations, ResultBytes: a.cfg.MaxBodyBytes}
 }
 
-// deadlineError is the answer to a request stopped at its deadline.
+// deadlineError is the answer to a request stopped at its deadline d (0
+// when not known).
 func deadlineError(d time.Duration) *Error {
-	e := errorf(http.StatusServiceUnavailable, "too-costly",
-		"the request did not finish within its deadline of %s: narrow it, or try again later", d)
+	within := "its deadline"
+	if d > 0 {
+		within += " of " + d.String()
+	}
+	e := errorf(http.StatusServiceUnavailable, "too-costly", "the request did not finish within %s: narrow it, or try again later", within)
 	e.Header = http.Header{"Retry-After": {"5"}}
 	return e
 }

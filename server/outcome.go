@@ -155,7 +155,6 @@ func fromError(err error) (int, outcome, http.Header) {
 			Diagnostics: err.Error()}), nil
 	case errors.Is(err, context.DeadlineExceeded):
 		e := deadlineError(0)
-		e.Issues[0].Diagnostics = "the request did not finish within its deadline: narrow it, or try again later"
 		return e.Status, newOutcome(e.Issues...), e.Header
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, newOutcome(Issue{Severity: "error", Code: "not-found",
