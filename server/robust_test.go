@@ -344,8 +344,8 @@ func TestIncludeCutIsReported(t *testing.T) {
 }
 
 // A request past its deadline is stopped and answered 503 with
-// Retry-After; a unit of work past its time writes nothing.
-func TestDeadlines(t *testing.T) {
+// Retry-After, and the cause is logged.
+func TestRequestDeadline(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		r := c.do("GET", "/Patient?name=Ward", "").want(t, http.StatusServiceUnavailable)
 		r.outcome(t, "too-costly", "")
@@ -356,6 +356,10 @@ func TestDeadlines(t *testing.T) {
 			t.Errorf("the 503 was logged without its cause: %s", c.logs.String())
 		}
 	}, func(cfg *server.Config) { cfg.Limits.Deadline = time.Nanosecond })
+}
+
+// A unit of work past its time is 503 and writes nothing.
+func TestUnitOfWorkTime(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		tx := `{"resourceType":"Bundle","type":"transaction","entry":[` +
 			`{"resource":` + robustPatient + `,"request":{"method":"POST","url":"Patient"}},` +

@@ -168,7 +168,9 @@ func terms(clauses []store.Clause, limit int) int {
 	n := 0
 	for i := range clauses {
 		c := &clauses[i]
-		n += 1 + len(c.Tokens) + len(c.Strings) + len(c.Dates) + len(c.Numbers) + len(c.Quantities) +
+		// A long token list (a ValueSet's expansion) is one lookup in a
+		// list, not a term per code.
+		n += 1 + min(len(c.Tokens), 64) + len(c.Strings) + len(c.Dates) + len(c.Numbers) + len(c.Quantities) +
 			len(c.References) + len(c.URIs) + len(c.Composites)
 		n += terms(c.Any, limit)
 		if c.Chain != nil {
