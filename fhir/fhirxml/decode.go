@@ -50,6 +50,11 @@ func decode(data []byte, want string) (res fhir.Resource, err error) {
 			res, err = nil, &fhirjson.DecodeError{Issues: fhirjson.Capped(d.issues, d.dropped)}
 		}
 	}()
+	if off, ok := manyAttributes(data); ok {
+		// encoding/xml would read them all, at some microseconds each,
+		// before the decoder sees the element.
+		d.fatal("invalid XML at offset %d: an element with more than %d attributes (FHIR elements have a few)", off, maxAttributes)
+	}
 	if off, ref, ok := surrogateRef(data); ok {
 		// encoding/xml reads it as U+FFFD: the text would change silently.
 		d.fatal("invalid XML at offset %d: the character reference %s is a UTF-16 surrogate, not a character", off, ref)
@@ -281,6 +286,58 @@ func (s *attrSet) has(before []xml.Attr, name string) bool {
 	}
 	(*s)[name] = true
 	return false
+}
+
+// maxAttributes bounds the attributes of one element: FHIR's have at most
+// value, id, url and namespace declarations, XHTML narrative a few more.
+const maxAttributes = 64
+
+// manyAttributes finds the first start tag in data with more than
+// maxAttributes attributes, counting the '=' outside quotes between '<'
+// and '>'; comments, processing instructions and CDATA sections are
+// skipped. It is a linear scan of the bytes, before any parsing.
+func manyAttributes(data []byte) (offset int, found bool) {
+	for i := 0; i < len(data); i++ {
+		if data[i] != '<' {
+			continue
+		}
+		rest := data[i:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("<!--")):
+			if j := bytes.Index(rest[4:], []byte("-->")); j >= 0 {
+				i += 4 + j + 2
+				continue
+			}
+			return 0, false
+		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
+			if j := bytes.Index(rest, []byte("]]>")); j >= 0 {
+				i += j + 2
+				continue
+			}
+			return 0, false
+		}
+		start, n := i, 0
+		var quote byte
+	tag:
+		for i++; i < len(data); i++ {
+			c := data[i]
+			switch {
+			case quote != 0:
+				if c == quote {
+					quote = 0
+				}
+			case c == '"' || c == '\'':
+				quote = c
+			case c == '=':
+				if n++; n > maxAttributes {
+					return start, true
+				}
+			case c == '>':
+				break tag
+			}
+		}
+	}
+	return 0, false
 }
 
 // surrogateRef finds the first character reference in data to a UTF-16
