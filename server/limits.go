@@ -23,7 +23,7 @@ type Limits struct {
 	// DefaultDeadline.
 	Deadline time.Duration
 	// UnitOfWork bounds the time one unit of work (a transaction Bundle,
-	// a batch entry, a conditional write) may run inside the store, where
+	// a batch entry, a conditional create or update) may run inside the store, where
 	// on SQLite it holds the single writer. Default DefaultUnitOfWork.
 	UnitOfWork time.Duration
 	// Search bounds search plans (parameters, ORed values, chain depth,
@@ -51,7 +51,7 @@ const LargeBody = 256 << 10
 // Defaults of Limits.
 const (
 	DefaultDeadline      = 30 * time.Second
-	DefaultUnitOfWork    = 5 * time.Second
+	DefaultUnitOfWork    = 15 * time.Second
 	DefaultBundleEntries = 10000
 )
 

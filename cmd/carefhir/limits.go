@@ -46,7 +46,7 @@ func defaultLimits() limitsConfig {
 // addLimitFlags defines the limit flags on fs, storing into l.
 func addLimitFlags(fs *flag.FlagSet, l *limitsConfig) {
 	fs.DurationVar(&l.Deadline, "request-deadline", l.Deadline, "longest a request's work may take; its queries are stopped then (503)")
-	fs.DurationVar(&l.UnitOfWork, "unit-of-work-timeout", l.UnitOfWork, "longest a transaction Bundle, batch entry or conditional write may hold the store's writer (503)")
+	fs.DurationVar(&l.UnitOfWork, "unit-of-work-timeout", l.UnitOfWork, "longest a transaction Bundle, batch entry, conditional create or conditional update may hold the store's writer (503)")
 	fs.IntVar(&l.SearchParams, "max-search-params", l.SearchParams, "most filter parameters in one search (400)")
 	fs.IntVar(&l.ORValues, "max-or-values", l.ORValues, "most comma-separated values in one search parameter, up to 1000 (400)")
 	fs.IntVar(&l.Count, "max-count", l.Count, "largest page size; a larger _count is lowered to it")
