@@ -70,6 +70,9 @@ type Config struct {
 	// hooks.go): how the host adds what its mission packages provide.
 	Operations []ext.Operation
 	Hooks      []ext.Hook
+	// Limits bound what one request may cost; zero fields take their
+	// defaults (see limits.go and docs/limits.md).
+	Limits Limits
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -92,6 +95,7 @@ func New(cfg Config) *gin.Engine {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -109,7 +113,7 @@ func New(cfg Config) *gin.Engine {
 	})
 	a := &api{
 		guard:   guarded,
-		svc:     &service{store: guarded, index: index, now: time.Now, hooks: cfg.Hooks},
+		svc:     &service{store: guarded, index: index, now: time.Now, hooks: cfg.Hooks, hold: cfg.Limits.UnitOfWork},
 		cfg:     cfg,
 		started: time.Now().UTC(),
 		caps:    newCapabilities(),
@@ -121,8 +125,11 @@ func New(cfg Config) *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RemoveExtraSlash = false
-	r.Use(requestID, logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors, securityHeaders, cors(cfg.CORSOrigins),
-		authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), collectWarnings, limitBody(cfg.MaxBodyBytes), a.readProvenance)
+	// The deadline encloses the rendering of errors, which tells a
+	// stopped query from a failed one by the context.
+	r.Use(requestID, logRequests(cfg.Logger), withDeadline(cfg.Limits.Deadline), a.audited, recoverOutcome, renderErrors,
+		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), collectWarnings,
+		limitBody(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery, a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})

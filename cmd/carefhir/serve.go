@@ -46,6 +46,8 @@ type serveConfig struct {
 	// the engine's measurements and what it did at start-up.
 	metrics *metrics.Registry
 	logger  *slog.Logger
+	// Limits bound what one request may cost.
+	Limits limitsConfig
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -69,6 +71,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		LogLevel:        "info",
 		Validate:        true,
 		ReadyTimeout:    health.DefaultTimeout,
+		Limits:          defaultLimits(),
 	}
 	fs := newFlagSet("carefhir serve", "Serves the FHIR R4 API under /fhir, the probes /livez and /readyz, and /metrics.", stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP `host:port` to listen on; port 0 picks a free port")
@@ -89,6 +92,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP `host:port` serving /metrics on a listener of its own, such as 127.0.0.1:9090; unset, /metrics is served beside the API")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long each readiness check of /readyz may take before it counts as failed")
+	addLimitFlags(fs, &cfg.Limits)
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
@@ -195,6 +199,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		CORSOrigins:      sa.cors,
 		RateLimit:        sa.rateLimit,
 		AccessPolicy:     sa.policy,
+		Limits:           cfg.Limits.server(),
 	})
 	observeEngine(reg, st)
 	checks := []health.Check{storeCheck(st), health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth)}
