@@ -22,6 +22,8 @@ import (
 // Bundle POSTed to the base (FHIR R4 RESTful API, 3.1.0.11).
 func (a *api) registerBundle(g *gin.RouterGroup) {
 	g.POST("", a.bundle)
+	// Clients that join the base and an empty path post to /fhir/.
+	g.POST("/", a.bundle)
 	a.caps.addSystem("transaction", "batch")
 }
 

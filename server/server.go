@@ -80,12 +80,14 @@ const DefaultMaxBodyBytes = 10 << 20
 
 // api carries the dependencies of the handlers.
 type api struct {
-	svc     *service
-	guard   *access.Store // the store behind access decisions, as svc holds it
-	cfg     Config
-	started time.Time
-	caps    *capabilities
-	search  *search.Registry
+	svc   *service
+	guard *access.Store // the store behind access decisions, as svc holds it
+	// capsCache holds the CapabilityStatement once built (capabilities.go).
+	capsCache statementCache
+	cfg       Config
+	started   time.Time
+	caps      *capabilities
+	search    *search.Registry
 	// operations are the $operations served, by name (see operations.go).
 	operations map[string]operation
 }
