@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"carefhir/ops/health"
 	"carefhir/ops/metrics"
+	"carefhir/ops/tracing"
 	"carefhir/profiles"
 	"carefhir/profiles/conformance"
 	"carefhir/server"
@@ -40,6 +42,7 @@ type serveConfig struct {
 	RateLimit      float64       `flag:"rate-limit" validate:"gte=0"`
 	RateBurst      int           `flag:"rate-burst" validate:"gte=0"`
 	MetricsAddr    string        `flag:"metrics-addr" validate:"omitempty,listen_addr"`
+	OTLPEndpoint   string        `flag:"otlp-endpoint" validate:"omitempty,http_url"`
 	ReadyTimeout   time.Duration `flag:"ready-timeout" validate:"gt=0"`
 
 	// metrics and logger, set by serve before the engine opens, receive
@@ -91,6 +94,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second allowed to each client (token client_id or subject, else address); 0: the auth file's rate_limit, or none")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP `host:port` serving /metrics on a listener of its own, such as 127.0.0.1:9090; unset, /metrics is served beside the API")
+	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "OpenTelemetry collector `URL` (OTLP/HTTP, such as http://collector:4318) to send a span of every request to; unset, no tracing")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long each readiness check of /readyz may take before it counts as failed")
 	addLimitFlags(fs, &cfg.Limits)
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
@@ -229,10 +233,27 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		logger.Warn("metrics not served: with --auth, give --metrics-addr to serve /metrics on a listener of its own")
 	}
 	mux.Handle("/", reg.Instrument(h, "/fhir", server.ServedTypes()))
+	var handler http.Handler = mux
+	if cfg.OTLPEndpoint != "" {
+		tracer, err := tracing.New(ctx, cfg.OTLPEndpoint, version)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+		// Spans not yet sent go when the server has stopped serving.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tracer.Shutdown(sctx); err != nil {
+				logger.Warn("tracing: spans not sent at shutdown", "error", err)
+			}
+		}()
+		handler = tracer.Handler(mux, spanName(server.ServedTypes()))
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil,
 		"metrics", metricsAttr(ln, mln))
-	api := newHTTPServer(mux, logger)
+	api := newHTTPServer(handler, logger)
 	api.TLSConfig = tlsCfg
 	if mln == nil {
 		return serveHTTP(ctx, ln, api, cfg.ShutdownTimeout, logger)
@@ -250,6 +271,18 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	err = serveHTTP(ctx, ln, api, cfg.ShutdownTimeout, logger)
 	stop()
 	return errors.Join(err, <-errc)
+}
+
+// spanName names the span of a request by its interaction and resource
+// type, as the metrics do: never by ids, which belong to no dashboard.
+func spanName(types []string) func(method, path string) string {
+	return func(method, path string) string {
+		interaction, typ := metrics.Classify(method, path, "/fhir")
+		if typ != "" && slices.Contains(types, typ) {
+			return interaction + " " + typ
+		}
+		return interaction
+	}
 }
 
 // metricsAttr says where /metrics is served, for the start-up log line.
