@@ -94,6 +94,9 @@ func TestServeProbesAndMetrics(t *testing.T) {
 					}
 				}
 			}
+			if name == engineMongo && !strings.Contains(body, `carefhir_store_operation_duration_seconds_count{engine="mongo",op="find"}`) {
+				t.Errorf("/metrics lacks the MongoDB engine's command durations")
+			}
 			if strings.Contains(body, "no-such-id") {
 				t.Errorf("/metrics holds an id from a request")
 			}
