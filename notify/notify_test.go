@@ -78,7 +78,7 @@ func TestRestHook(t *testing.T) {
 		}
 
 		booked := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
-		e.do("admin", "POST", "/Appointment", appointment("p2", "booked"))  // other patient
+		e.do("admin", "POST", "/Appointment", appointment("p2", "booked"))   // other patient
 		e.do("admin", "POST", "/Appointment", appointment("p1", "proposed")) // other status
 		e.deliver()
 		got = rx.take()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"carefhir/notify"
 	"carefhir/profiles"
 	"carefhir/profiles/conformance"
 	"carefhir/server"
@@ -40,6 +41,10 @@ type serveConfig struct {
 	TLSKey         string  `flag:"tls-key" validate:"required_with=TLSCert"`
 	RateLimit      float64 `flag:"rate-limit" validate:"gte=0"`
 	RateBurst      int     `flag:"rate-burst" validate:"gte=0"`
+	// Subscriptions (subscriptions.go).
+	NotifyAllowHTTP  bool          `flag:"notify-allow-http"`
+	NotifyMaxBackoff time.Duration `flag:"notify-max-backoff" validate:"gte=0"`
+	NotifyErrorAfter time.Duration `flag:"notify-error-after" validate:"gte=0"`
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -81,6 +86,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second allowed to each client (token client_id or subject, else address); 0: the auth file's rate_limit, or none")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
+	fs.BoolVar(&cfg.NotifyAllowHTTP, "notify-allow-http", false, "allow Subscription endpoints on plain http beyond loopback")
+	fs.DurationVar(&cfg.NotifyMaxBackoff, "notify-max-backoff", notify.DefaultMaxBackoff, "longest wait between two attempts to deliver a notification")
+	fs.DurationVar(&cfg.NotifyErrorAfter, "notify-error-after", notify.DefaultErrorAfter, "how long a Subscription's deliveries may fail before it is set to error")
 	if err := parseFlags(fs, args, cfg); err != nil {
 		return nil, err
 	}
@@ -167,7 +175,13 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	// writes what is queued, before the store closes.
 	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir " + version, Log: logger})
 	defer auditor.Close()
-	h := server.New(server.Config{
+	subs, err := startSubscriptions(ctx, cfg, baseURL, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer subs.stop()
+	scfg := server.Config{
 		Auditor:          auditor,
 		Store:            st,
 		BaseURL:          baseURL,
@@ -182,7 +196,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		CORSOrigins:      sa.cors,
 		RateLimit:        sa.rateLimit,
 		AccessPolicy:     sa.policy,
-	})
+	}
+	subs.configure(&scfg)
+	h := server.New(scfg)
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil)
 	srv := newHTTPServer(h, logger)

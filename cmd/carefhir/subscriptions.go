@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"carefhir/notify"
+	"carefhir/operation"
+	"carefhir/server"
+)
+
+// subscriptions are the Subscriptions of a served API: the write hook and
+// store attachment for the server's Config, and the deliverer running
+// beside it until stop.
+type subscriptions struct {
+	n    *notify.Notifier
+	stop func()
+}
+
+// startSubscriptions starts delivering the outbox of the API at baseURL.
+func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, logger *slog.Logger) (*subscriptions, error) {
+	ix, err := server.NewIndexer(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("serve: subscriptions: %w", err)
+	}
+	n, err := notify.New(notify.Config{
+		Indexer:    ix,
+		BaseURL:    baseURL,
+		AllowHTTP:  cfg.NotifyAllowHTTP,
+		MaxBackoff: cfg.NotifyMaxBackoff,
+		ErrorAfter: cfg.NotifyErrorAfter,
+		Logger:     logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve: subscriptions: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { n.Run(ctx) })
+	return &subscriptions{n: n, stop: func() { cancel(); wg.Wait() }}, nil
+}
+
+// configure adds the subscriptions to the server's configuration.
+func (s *subscriptions) configure(c *server.Config) {
+	c.Hooks = append(c.Hooks, s.n.Hook())
+	c.Attach = append(c.Attach, func(st operation.Store) { s.n.Attach(st) })
+}
