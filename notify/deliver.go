@@ -20,6 +20,9 @@ import (
 // batch is how many pending rows one scan reads.
 const batch = 1000
 
+// rescan is how soon after a wake the outbox is scanned again.
+const rescan = 20 * time.Millisecond
+
 // Run delivers the outbox until ctx is done, scanning it when a write of
 // this process adds to it and every Poll; deliveries of one subscription
 // are made one at a time, in order, and several subscriptions are served
@@ -31,11 +34,17 @@ func (n *Notifier) Run(ctx context.Context) {
 	defer wg.Wait()
 	busy := map[string]bool{}
 	var mu sync.Mutex
+	// A write wakes the deliverer from its hook, before the write commits:
+	// a scan shortly after catches the rows a scan at once may miss.
+	again := time.NewTimer(time.Hour)
+	again.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-n.wake:
+			again.Reset(rescan)
+		case <-again.C:
 		case <-tick.C:
 			n.invalidate() // subscriptions written by other processes
 		}

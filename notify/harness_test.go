@@ -38,14 +38,14 @@ const issuer = "https://idp.test"
 // opening it again on the same place reopens the same data.
 type engine struct {
 	name string
-	open func(t *testing.T, place string) store.Store
+	open func(t testing.TB, place string) store.Store
 	// place returns where a test's data lives.
 	place func(t *testing.T) string
 }
 
 var engines = []engine{
 	{"sqlite",
-		func(t *testing.T, dir string) store.Store {
+		func(t testing.TB, dir string) store.Store {
 			st, err := sqlite.Open(dir)
 			if err != nil {
 				t.Fatal(err)
@@ -54,7 +54,7 @@ var engines = []engine{
 		},
 		func(t *testing.T) string { return t.TempDir() }},
 	{"mongo",
-		func(t *testing.T, uri string) store.Store {
+		func(t testing.TB, uri string) store.Store {
 			st, err := mongo.Open(context.Background(), uri)
 			if err != nil {
 				t.Fatal(err)
@@ -84,7 +84,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // env is a server with subscriptions over one engine, with tokens.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	st     store.Store
 	n      *notify.Notifier
@@ -96,7 +96,7 @@ type env struct {
 
 // newEnv serves the API over st with a Notifier whose clock the test
 // moves; who maps names to the scopes (and patient) of their tokens.
-func newEnv(t *testing.T, st store.Store, who map[string]map[string]any, opts ...func(*notify.Config)) *env {
+func newEnv(t testing.TB, st store.Store, who map[string]map[string]any, opts ...func(*notify.Config)) *env {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	root := "http://" + srv.Listener.Addr().String()
@@ -195,7 +195,7 @@ type received struct {
 	Method, Path, Body, Auth, ContentType string
 }
 
-func newReceiver(t *testing.T) *receiver {
+func newReceiver(t testing.TB) *receiver {
 	r := &receiver{status: http.StatusOK}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		b, _ := io.ReadAll(req.Body)

@@ -28,7 +28,7 @@ func appointment(patient, status string) string {
 }
 
 // idOf returns the id in a created resource's body.
-func idOf(t *testing.T, r *response) string {
+func idOf(t testing.TB, r *response) string {
 	t.Helper()
 	var v struct{ ID string }
 	if err := json.Unmarshal([]byte(r.body), &v); err != nil || v.ID == "" {

@@ -87,8 +87,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second allowed to each client (token client_id or subject, else address); 0: the auth file's rate_limit, or none")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
 	fs.BoolVar(&cfg.NotifyAllowHTTP, "notify-allow-http", false, "allow Subscription endpoints on plain http beyond loopback")
-	fs.DurationVar(&cfg.NotifyMaxBackoff, "notify-max-backoff", notify.DefaultMaxBackoff, "longest wait between two attempts to deliver a notification")
-	fs.DurationVar(&cfg.NotifyErrorAfter, "notify-error-after", notify.DefaultErrorAfter, "how long a Subscription's deliveries may fail before it is set to error")
+	fs.DurationVar(&cfg.NotifyMaxBackoff, "notify-max-backoff", 0, "longest wait between two attempts to deliver a notification (0: "+notify.DefaultMaxBackoff.String()+")")
+	fs.DurationVar(&cfg.NotifyErrorAfter, "notify-error-after", 0, "how long a Subscription's deliveries may fail before it is set to error (0: "+notify.DefaultErrorAfter.String()+")")
 	if err := parseFlags(fs, args, cfg); err != nil {
 		return nil, err
 	}
