@@ -180,11 +180,13 @@ func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string
 	if err := w.Flush(); err != nil {
 		return 0, err
 	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
 	if n == 0 {
-		f.Close()
 		os.Remove(name)
 	}
-	return n, f.Close()
+	return n, nil
 }
 
 // asOf returns the version of v current at the job's transaction time,

@@ -1,0 +1,206 @@
+package bulk
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSystemExport: the kick-off, status and manifest exchange of the IG,
+// header by header, and files for the principal that started the job only.
+func TestSystemExport(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		for i := range 20 {
+			e.put(fmt.Sprintf("/Patient/p%02d", i), patient(fmt.Sprintf("p%02d", i)))
+		}
+		e.put("/Observation/o1", observation("o1", "p01", "laboratory"))
+		e.put("/Observation/o2", observation("o2", "p02", "vital-signs"))
+
+		status := e.kickOff("admin", "/$export?_type=Patient,Observation&_outputFormat=application/fhir%2Bndjson")
+		if !strings.HasPrefix(status, e.base+"/$export-status?_jobId=") {
+			t.Fatalf("Content-Location %s", status)
+		}
+		m := e.wait("admin", status)
+		if _, err := time.Parse(time.RFC3339, m.TransactionTime); err != nil || !m.RequiresAccessToken || len(m.Error) != 0 {
+			t.Errorf("manifest %+v", m)
+		}
+		if !strings.HasPrefix(m.Request, e.base+"/$export?") || !strings.Contains(m.Request, "_type=Patient%2CObservation") {
+			t.Errorf("manifest request %q", m.Request)
+		}
+		ids := e.ids("admin", m)
+		if len(ids["Patient"]) != 20 || fmt.Sprint(ids["Observation"]) != "[o1 o2]" || len(m.Output) != 2 {
+			t.Errorf("exported %v", ids)
+		}
+
+		// The files and status are the owner's alone.
+		for _, who := range []string{"other", ""} {
+			if r := e.do(who, "GET", m.Output[0].URL, ""); r.status != 404 && r.status != 401 {
+				t.Errorf("file as %q: %d", who, r.status)
+			}
+			if r := e.do(who, "GET", status, ""); r.status != 404 && r.status != 401 {
+				t.Errorf("status as %q: %d", who, r.status)
+			}
+		}
+		if r := e.do("admin", "GET", e.base+"/$export-file?_jobId=nope&file=Patient.ndjson", ""); r.status != 404 {
+			t.Errorf("unknown job: %d", r.status)
+		}
+
+		// DELETE removes the job and its files.
+		if r := e.do("admin", "DELETE", status, ""); r.status != 202 {
+			t.Fatalf("DELETE: %d %s", r.status, r.body)
+		}
+		if r := e.do("admin", "GET", status, ""); r.status != 404 {
+			t.Errorf("status after DELETE: %d", r.status)
+		}
+		if r := e.do("admin", "GET", m.Output[0].URL, ""); r.status != 404 {
+			t.Errorf("file after DELETE: %d", r.status)
+		}
+	})
+}
+
+// TestExportRefused: bulk export needs system/ scopes; bad parameters are
+// 400 and start nothing.
+func TestExportRefused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		if r := e.do("nurse", "GET", "/$export", ""); r.status != 403 {
+			t.Errorf("user/ scopes: %d %s", r.status, r.body)
+		}
+		if r := e.do("", "GET", "/$export", ""); r.status != 401 {
+			t.Errorf("no token: %d", r.status)
+		}
+		for _, q := range []string{"_outputFormat=text/csv", "_since=yesterday", "_type=Spaceship", "_typeFilter=Observation%3Fcolour%3Dred",
+			"_type=Patient&_typeFilter=Observation%3Fcategory%3Dlaboratory", "includeAssociatedData=LatestProvenanceResources"} {
+			if r := e.do("admin", "GET", "/$export?"+q, ""); r.status != 400 || !strings.Contains(r.body, "OperationOutcome") {
+				t.Errorf("%s: %d %s", q, r.status, r.body)
+			}
+		}
+		if r := e.do("admin", "GET", "/Observation/$export", ""); r.status != 400 && r.status != 404 {
+			t.Errorf("Observation/$export: %d", r.status)
+		}
+		if e.x.Jobs() != 0 {
+			t.Errorf("%d jobs started", e.x.Jobs())
+		}
+	})
+}
+
+// TestExportFilters: _type, _since, _typeFilter, and the scopes of the
+// owner narrow what is exported.
+func TestExportFilters(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Observation/o1", observation("o1", "p1", "laboratory"))
+		e.put("/Observation/o2", observation("o2", "p1", "vital-signs"))
+		time.Sleep(5 * time.Millisecond) // lastUpdated has millisecond precision
+		since := time.Now().UTC()
+		time.Sleep(5 * time.Millisecond)
+		e.put("/Observation/o3", observation("o3", "p1", "laboratory"))
+
+		got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/$export?_type=Observation&_typeFilter="+url.QueryEscape("Observation?category=laboratory"))))
+		if fmt.Sprint(got) != "map[Observation:[o1 o3]]" {
+			t.Errorf("_typeFilter: %v", got)
+		}
+		got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/$export?_since="+url.QueryEscape(since.Format(time.RFC3339Nano)))))
+		if fmt.Sprint(got) != "map[Observation:[o3]]" {
+			t.Errorf("_since: %v", got)
+		}
+		got = e.ids("lab", e.wait("lab", e.kickOff("lab", "/$export")))
+		if fmt.Sprint(got) != "map[Observation:[o1 o2 o3]]" {
+			t.Errorf("system/Observation.rs: %v", got)
+		}
+	})
+}
+
+// TestGroupAndPatientExport: a Group's export holds its members' records
+// only; Patient/$export holds the compartment types.
+func TestGroupAndPatientExport(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Patient/p2", patient("p2"))
+		e.put("/Observation/o1", observation("o1", "p1", "laboratory"))
+		e.put("/Observation/o2", observation("o2", "p2", "laboratory"))
+		e.put("/Organization/org", `{"resourceType":"Organization","id":"org","name":"PCN"}`)
+		e.put("/Group/g", `{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p1"}}]}`)
+
+		got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/Group/g/$export")))
+		if fmt.Sprint(got) != "map[Group:[g] Observation:[o1] Patient:[p1]]" { // the Group is in its member's compartment
+			t.Errorf("Group/g: %v", got)
+		}
+		got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/Patient/$export")))
+		if fmt.Sprint(got) != "map[Group:[g] Observation:[o1 o2] Patient:[p1 p2]]" && fmt.Sprint(got) != "map[Observation:[o1 o2] Patient:[p1 p2]]" {
+			t.Errorf("Patient/$export: %v", got)
+		}
+		if _, ok := got["Organization"]; ok {
+			t.Errorf("Patient/$export holds Organizations: %v", got)
+		}
+	})
+}
+
+// TestSnapshot: writes after the transaction time do not appear; the
+// version current at that time does.
+func TestSnapshot(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Patient/p2", patient("p2"))
+		time.Sleep(5 * time.Millisecond)
+		e.clock.set(time.Now().UTC().Truncate(time.Millisecond))
+		time.Sleep(5 * time.Millisecond)
+		e.put("/Patient/p1", `{"resourceType":"Patient","id":"p1","gender":"female"}`)
+		e.put("/Patient/p3", patient("p3"))
+		m := e.wait("admin", e.kickOff("admin", "/$export?_type=Patient"))
+		got := e.ids("admin", m)
+		if fmt.Sprint(got) != "map[Patient:[p1 p2]]" {
+			t.Fatalf("snapshot: %v", got)
+		}
+		body := e.do("admin", "GET", m.Output[0].URL, "").body
+		if strings.Contains(body, "female") {
+			t.Errorf("a version written after the transaction time was exported: %s", body)
+		}
+	})
+}
+
+// TestJobLeftRunning: a job whose process stopped is failed after a
+// restart, never listed as complete.
+func TestJobLeftRunning(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		status := e.kickOff("admin", "/$export?_type=Patient")
+		e.wait("admin", status)
+		id := strings.TrimPrefix(status, e.base+"/$export-status?_jobId=")
+		// Rewind the record to running, held by a process that died.
+		recs, _ := e.x.records()
+		j, ver, err := readJob(context.Background(), recs, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.State, j.Holder, j.Heartbeat = stateRunning, "dead", time.Now().Add(-time.Hour)
+		if _, err := putJob(context.Background(), recs, id, ver, j, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do("admin", "GET", status, ""); r.status != 202 {
+			t.Fatalf("before the restart: %d", r.status)
+		}
+		e.x.Attach(e.x.st) // what a restarted process does
+		if r := e.do("admin", "GET", status, ""); r.status != 500 || !strings.Contains(r.body, "stopped") {
+			t.Errorf("after the restart: %d %s", r.status, r.body)
+		}
+	})
+}
+
+// TestExpiry: a finished job's status and files are gone after Expire.
+func TestExpiry(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		status := e.kickOff("admin", "/$export?_type=Patient")
+		m := e.wait("admin", status)
+		e.clock.set(time.Now().Add(2 * time.Hour))
+		if r := e.do("admin", "GET", m.Output[0].URL, ""); r.status != 404 {
+			t.Errorf("file after expiry: %d", r.status)
+		}
+		if r := e.do("admin", "GET", status, ""); r.status != 404 {
+			t.Errorf("status after expiry: %d", r.status)
+		}
+	})
+}
