@@ -80,7 +80,9 @@ func (e *Exporter) status(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Expires", j.Finished.Add(e.cfg.Expire).UTC().Format(http.TimeFormat))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
-		json.NewEncoder(w).Encode(e.manifest(id, j))
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.Encode(e.manifest(id, j))
 	}
 }
 
@@ -101,7 +103,7 @@ type manifestFile struct {
 
 func (e *Exporter) manifest(id string, j *job) manifest {
 	m := manifest{TransactionTime: j.TransactionTime.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Request: j.Request,
-		RequiresAccessToken: true, Output: []manifestFile{}, Error: []manifestFile{}}
+		RequiresAccessToken: j.Owner != ownerKey(access.OpenPrincipal("")), Output: []manifestFile{}, Error: []manifestFile{}}
 	for _, o := range j.Output {
 		m.Output = append(m.Output, manifestFile{Type: o.Type, URL: e.fileURL(id, o.File), Count: o.Count})
 	}

@@ -45,6 +45,9 @@ type serveConfig struct {
 	NotifyAllowHTTP  bool          `flag:"notify-allow-http"`
 	NotifyMaxBackoff time.Duration `flag:"notify-max-backoff" validate:"gte=0"`
 	NotifyErrorAfter time.Duration `flag:"notify-error-after" validate:"gte=0"`
+	// Bulk export (export.go).
+	ExportDir    string        `flag:"export-dir"`
+	ExportExpire time.Duration `flag:"export-expire" validate:"gte=0"`
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -89,6 +92,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.BoolVar(&cfg.NotifyAllowHTTP, "notify-allow-http", false, "allow Subscription endpoints on plain http beyond loopback")
 	fs.DurationVar(&cfg.NotifyMaxBackoff, "notify-max-backoff", 0, "longest wait between two attempts to deliver a notification (0: "+notify.DefaultMaxBackoff.String()+")")
 	fs.DurationVar(&cfg.NotifyErrorAfter, "notify-error-after", 0, "how long a Subscription's deliveries may fail before it is set to error (0: "+notify.DefaultErrorAfter.String()+")")
+	fs.StringVar(&cfg.ExportDir, "export-dir", "", "`directory` of the files of bulk exports (default: exports in --data)")
+	fs.DurationVar(&cfg.ExportExpire, "export-expire", 0, "how long the files of a finished bulk export are kept (0: 1h)")
 	if err := parseFlags(fs, args, cfg); err != nil {
 		return nil, err
 	}
@@ -181,6 +186,12 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		return err
 	}
 	defer subs.stop()
+	exports, err := startExports(cfg, baseURL, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer exports.Close()
 	scfg := server.Config{
 		Auditor:          auditor,
 		Store:            st,
@@ -198,6 +209,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		AccessPolicy:     sa.policy,
 	}
 	subs.configure(&scfg)
+	configureExports(exports, &scfg)
 	h := server.New(scfg)
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil)
