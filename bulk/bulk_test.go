@@ -38,16 +38,16 @@ const issuer = "https://idp.test"
 
 var engines = []struct {
 	name string
-	open func(t *testing.T) store.Store
+	open func(t testing.TB) store.Store
 }{
-	{"sqlite", func(t *testing.T) store.Store {
+	{"sqlite", func(t testing.TB) store.Store {
 		st, err := sqlite.Open(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return st
 	}},
-	{"mongo", func(t *testing.T) store.Store {
+	{"mongo", func(t testing.TB) store.Store {
 		st, err := mongo.Open(context.Background(), ferrettest.Start(t))
 		if err != nil {
 			t.Fatal(err)
@@ -78,7 +78,7 @@ func (c *clock) set(t time.Time) {
 }
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	st     store.Store
 	x      *Exporter
@@ -89,7 +89,7 @@ type env struct {
 // newEnv serves the API with bulk export over st, with tokens for:
 // admin (system/*.rs), other (another system client), nurse (user/ scopes)
 // and app (patient/ scopes).
-func newEnv(t *testing.T, st store.Store) *env {
+func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	root := "http://" + srv.Listener.Addr().String()
