@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -129,20 +130,14 @@ func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 			return
 		}
 		now := n.cfg.Now()
-		if now.Before(rw.NextAttempt) || (rw.Holder != n.cfg.Holder && now.Before(rw.LeaseUntil)) {
+		if now.Before(rw.NextAttempt) {
 			return
 		}
-		// The lease: a write naming the version read, which only one
-		// process can make.
-		rw.Holder, rw.LeaseUntil = n.cfg.Holder, now.Add(n.cfg.Lease)
-		w, err := rowWrite(v.ID, v.VersionID, &rw, now)
-		if err != nil {
-			return
+		claim, ok := n.claim(ctx, recs, v, now)
+		if !ok {
+			return // another process delivers it, or the engine failed: later
 		}
-		if err := recs.Put(ctx, w); err != nil {
-			return // another process leased it, or the engine failed: later
-		}
-		leased := &store.Version{Type: v.Type, ID: v.ID, VersionID: w.VersionID()}
+		leased := v
 		outcome, err := n.deliver(ctx, &rw)
 		now = n.cfg.Now()
 		switch {
@@ -156,11 +151,54 @@ func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 				n.cfg.Logger.Error("notify: outbox row done", "id", v.ID, "err", err)
 				return
 			}
+			n.release(ctx, recs, claim, now)
 		default:
 			n.failures.Add(1)
 			n.fail(ctx, recs, leased, &rw, err, now)
+			n.release(ctx, recs, claim, now)
 			return
 		}
+	}
+}
+
+// claim makes this process the one that delivers version v of a row. A
+// claim is a record created with an id naming the row and its version:
+// creating a record is atomic on every engine and across processes (an
+// insert of a taken id fails), where a conditional update is not on
+// FerretDB. A claim older than the Lease is taken for that of a process
+// that died, and the next claim id in turn is tried.
+func (n *Notifier) claim(ctx context.Context, recs store.Tx, v *store.Version, now time.Time) (*store.Version, bool) {
+	body := []byte(`{"holder":` + strconv.Quote(n.cfg.Holder) + `}`)
+	at := now.UTC().Truncate(time.Millisecond)
+	for k := range maxClaims {
+		id := v.ID + "-" + strconv.FormatInt(v.VersionID, 10) + "-" + strconv.Itoa(k)
+		err := recs.Put(ctx, &store.Write{Type: claimType, ID: id, LastUpdated: at, JSON: body})
+		if err == nil {
+			return &store.Version{Type: claimType, ID: id, VersionID: 1}, true
+		}
+		var conflict *store.ConflictError
+		if !errors.As(err, &conflict) {
+			n.cfg.Logger.Error("notify: claim row", "id", v.ID, "err", err)
+			return nil, false
+		}
+		held, err := recs.Read(ctx, claimType, id)
+		if err != nil || held.Deleted || now.Sub(held.LastUpdated) < n.cfg.Lease {
+			return nil, false // released (the row moved on) or still held
+		}
+	}
+	return nil, false
+}
+
+// maxClaims bounds the claims of one row version: as many processes dying
+// while delivering it.
+const maxClaims = 16
+
+// release ends a claim once its row is written: kept as a tombstone, so
+// its id is never claimed again.
+func (n *Notifier) release(ctx context.Context, recs store.Tx, claim *store.Version, now time.Time) {
+	w := &store.Write{Type: claimType, ID: claim.ID, Expected: claim.VersionID, LastUpdated: now.UTC().Truncate(time.Millisecond), Deleted: true}
+	if err := recs.Put(ctx, w); err != nil {
+		n.cfg.Logger.Warn("notify: release claim", "id", claim.ID, "err", err)
 	}
 }
 
@@ -181,7 +219,6 @@ func (n *Notifier) fail(ctx context.Context, recs store.Tx, leased *store.Versio
 	}
 	rw.Attempts++
 	rw.LastError = cause.Error()
-	rw.Holder, rw.LeaseUntil = "", time.Time{}
 	if now.Sub(rw.FirstFailure) >= n.cfg.ErrorAfter {
 		if err := n.setError(ctx, rw, now); err != nil {
 			n.cfg.Logger.Error("notify: set subscription error", "subscription", rw.Subscription, "err", err)

@@ -1,12 +1,16 @@
 package notify_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"carefhir/notify"
 )
 
 // subscription is a Subscription body to endpoint.
@@ -70,7 +74,11 @@ func TestRestHook(t *testing.T) {
 		fullID := idOf(t, full)
 		e.deliver()
 		got := rx.take()
-		if len(got) != 2 || got[0].Method != "POST" || got[0].Auth != "Bearer secret" || got[0].Body != "" {
+		hs := map[string]received{}
+		for _, g := range got {
+			hs[g.Method+" "+g.Path] = g
+		}
+		if len(got) != 2 || hs["POST /empty"].Auth != "Bearer secret" || hs["POST /empty"].Body != "" || hs["POST /full"].Body != "" {
 			t.Fatalf("handshakes: %+v", got)
 		}
 		if st := field(t, e.do("admin", "GET", "/Subscription/"+fullID, "").body, "status"); st != "active" {
@@ -286,4 +294,47 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestTwoProcessesDeliverOnce: two servers on one MongoDB database share
+// the outbox; delivering at the same time, each notification is made once.
+func TestTwoProcessesDeliverOnce(t *testing.T) {
+	eng := engines[1]
+	uri := eng.place(t)
+	a := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "a" })
+	b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b" })
+	rx := newReceiver(t)
+	a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json"))
+	var ids []string
+	for range 20 {
+		ids = append(ids, idOf(t, a.do("admin", "POST", "/Appointment", appointment("p1", "booked"))))
+	}
+	for range 3 { // a few rounds: a process stops at a row the other leased
+		var wg sync.WaitGroup
+		for _, e := range []*env{a, b} {
+			wg.Go(func() {
+				if err := e.n.DeliverPending(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		a.clock.Advance(2 * time.Minute) // past any lease of the other
+		b.clock.Advance(2 * time.Minute)
+	}
+	got := rx.take()
+	var paths []string
+	for _, g := range got {
+		paths = append(paths, g.Path)
+	}
+	want := []string{"/hook"}
+	for _, id := range ids {
+		want = append(want, "/hook/Appointment/"+id)
+	}
+	if fmt.Sprint(paths) != fmt.Sprint(want) {
+		t.Errorf("deliveries:\n got %v\nwant %v (each once, in order)", paths, want)
+	}
+	if n := a.n.Delivered() + b.n.Delivered(); n != 21 {
+		t.Errorf("delivered %d, want 21", n)
+	}
 }

@@ -21,6 +21,8 @@ const (
 	// ownerType holds, per Subscription id, the principal whose access
 	// decides what its notifications may carry.
 	ownerType = "NotifyOwner"
+	// claimType holds the claims of processes on the rows they deliver.
+	claimType = "NotifyClaim"
 )
 
 // The kinds of outbox rows.
@@ -47,9 +49,6 @@ type row struct {
 	NextAttempt         time.Time `json:"nextAttempt,omitzero"`
 	FirstFailure        time.Time `json:"firstFailure,omitzero"`
 	LastError           string    `json:"lastError,omitempty"`
-	// Holder leases the row until LeaseUntil: the process delivering it.
-	Holder     string    `json:"holder,omitempty"`
-	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
 }
 
 // pendingIndex is the index of a row still to deliver: found by a search
