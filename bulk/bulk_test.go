@@ -277,3 +277,31 @@ func eachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 		t.Run(eng.name, func(t *testing.T) { fn(t, newEnv(t, eng.open(t))) })
 	}
 }
+
+// files fetches the files of m as who, by type.
+func (e *env) files(who string, m manifestBody) map[string]string {
+	e.t.Helper()
+	out := map[string]string{}
+	for _, o := range m.Output {
+		out[o.Type] = e.do(who, "GET", o.URL, "").body
+	}
+	return out
+}
+
+// withoutMeta returns the resources of an NDJSON file without their meta,
+// which a server sets itself, sorted.
+func withoutMeta(t *testing.T, ndjson string) string {
+	t.Helper()
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(ndjson), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		delete(m, "meta")
+		b, _ := json.Marshal(m)
+		lines = append(lines, string(b))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}

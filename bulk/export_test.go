@@ -204,3 +204,50 @@ func TestExpiry(t *testing.T) {
 		}
 	})
 }
+
+// TestRoundTrip: export, import into an empty server, export again: the
+// same resources.
+func TestRoundTrip(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			a := newEnv(t, eng.open(t))
+			for i := range 30 {
+				a.put(fmt.Sprintf("/Patient/p%02d", i), fmt.Sprintf(`{"resourceType":"Patient","id":"p%02d","gender":"female","birthDate":"1950-01-%02d"}`, i, i%28+1))
+				a.put(fmt.Sprintf("/Observation/o%02d", i), observation(fmt.Sprintf("o%02d", i), fmt.Sprintf("p%02d", i), "laboratory"))
+			}
+			first := a.files("admin", a.wait("admin", a.kickOff("admin", "/$export?_type=Patient,Observation")))
+
+			b := newEnv(t, eng.open(t))
+			var res ImportResult
+			im := &Importer{BaseURL: b.base, Token: b.tokens["admin"], Batch: 7}
+			for typ, body := range first {
+				if err := im.Import(context.Background(), typ+".ndjson", strings.NewReader(body), &res); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if res.Loaded != 60 || len(res.Failed) != 0 {
+				t.Fatalf("import: %+v", res)
+			}
+			second := b.files("admin", b.wait("admin", b.kickOff("admin", "/$export?_type=Patient,Observation")))
+			for typ := range first {
+				if got, want := withoutMeta(t, second[typ]), withoutMeta(t, first[typ]); got != want {
+					t.Errorf("%s after the round trip:\n%s\nwant\n%s", typ, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestImportRefusals: lines that are not resources, and resources the
+// server refuses, are reported with where they are; the rest loads.
+func TestImportRefusals(t *testing.T) {
+	e := newEnv(t, engines[0].open(t))
+	in := patient("ok1") + "\n\nnot json\n" + `{"resourceType":"Patient"}` + "\n" + `{"resourceType":"Patient","id":"bad","colour":"blue"}` + "\n" + patient("ok2") + "\n"
+	var res ImportResult
+	if err := (&Importer{BaseURL: e.base, Token: e.tokens["admin"]}).Import(context.Background(), "in.ndjson", strings.NewReader(in), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Loaded != 2 || len(res.Failed) != 3 || !strings.HasPrefix(res.Failed[0], "in.ndjson:3:") || !strings.HasPrefix(res.Failed[2], "in.ndjson:5: 4") {
+		t.Errorf("import: %+v", res)
+	}
+}
