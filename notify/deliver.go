@@ -48,6 +48,7 @@ func (n *Notifier) Run(ctx context.Context) {
 		case <-again.C:
 		case <-tick.C:
 			n.invalidate() // subscriptions written by other processes
+			n.heartbeats(ctx)
 		}
 		groups, err := n.scan(ctx)
 		if err != nil {
@@ -89,6 +90,7 @@ func (n *Notifier) DeliverPending(ctx context.Context) error {
 	for _, rows := range groups {
 		n.deliverRows(ctx, rows)
 	}
+	n.heartbeats(ctx)
 	return nil
 }
 
@@ -293,7 +295,11 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 		if rw.SubscriptionVersion != sv.VersionID {
 			return dropped, nil // a later write requested it again
 		}
-		if err := n.send(ctx, sub, http.MethodPost, sub.endpoint, nil); err != nil {
+		send := func() error { return n.send(ctx, sub, http.MethodPost, sub.endpoint, nil) }
+		if sub.topic != nil {
+			send = func() error { return n.handshakeTopic(ctx, recs.Records(), sub) }
+		}
+		if err := send(); err != nil {
 			return 0, err
 		}
 		res.Status = fhir.NewCode(statusActive)
@@ -324,6 +330,12 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 			return dropped, nil
 		}
 		return 0, err
+	}
+	if sub.topic != nil {
+		if err := n.deliverTopic(ctx, recs.Records(), sub, rw, v); err != nil {
+			return 0, err
+		}
+		return delivered, nil
 	}
 	target := strings.TrimSuffix(sub.endpoint, "/") + "/" + rw.Type + "/" + rw.ID
 	switch {

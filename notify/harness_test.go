@@ -134,7 +134,7 @@ func newEnv(t testing.TB, st store.Store, who map[string]map[string]any, opts ..
 		t.Fatal(err)
 	}
 	srv.Config.Handler = server.New(server.Config{Store: st, BaseURL: root + "/fhir", Auth: svc,
-		Logger: slog.New(slog.DiscardHandler), Hooks: []operation.Hook{n.Hook()}, Attach: []func(operation.Store){n.Attach}})
+		Logger: slog.New(slog.DiscardHandler), Hooks: []operation.Hook{n.Hook()}, Operations: n.Operations(), Attach: []func(operation.Store){n.Attach}})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	e := &env{t: t, base: root + "/fhir", st: st, n: n, clock: clk, tokens: map[string]string{}, idp: idp, srv: srv}

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -95,6 +96,9 @@ type Notifier struct {
 
 	wake chan struct{}
 
+	lastSentMu sync.Mutex
+	lastSent   map[string]time.Time // by subscription, for heartbeats
+
 	delivered, failures, withheld atomic.Int64
 }
 
@@ -120,7 +124,7 @@ func New(cfg Config) (*Notifier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Notifier{cfg: cfg, reg: cfg.Indexer.Registry(), client: cfg.Client, wake: make(chan struct{}, 1)}
+	n := &Notifier{cfg: cfg, reg: cfg.Indexer.Registry(), client: cfg.Client, wake: make(chan struct{}, 1), lastSent: map[string]time.Time{}}
 	if n.client == nil {
 		n.client = guardedClient(cfg.Timeout)
 	}
@@ -202,10 +206,12 @@ func byServer(ctx context.Context) bool {
 // check refuses Subscriptions this server cannot deliver, and keeps the
 // version a delete removes for after.
 func (n *Notifier) check(ctx context.Context, s operation.Store, c *operation.Change) error {
-	if c.Deleted {
+	if c.Deleted || n.topicType(ctx, s, c.Type) {
 		if v, err := s.Read(ctx, c.Type, c.ID); err == nil && !v.Deleted {
 			n.before.Store(c, v)
 		}
+	}
+	if c.Deleted {
 		return nil
 	}
 	res, ok := c.Resource.(*fhir.Subscription)
@@ -249,22 +255,38 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 			}
 		}
 	}
+	var before *store.Version
+	if prev, ok := n.before.LoadAndDelete(c); ok {
+		before = prev.(*store.Version)
+	}
 	v := c.Version
 	if c.Deleted {
-		prev, ok := n.before.LoadAndDelete(c)
-		if !ok {
+		if before == nil {
 			return nil, nil
 		}
-		v = prev.(*store.Version)
+		v = before
 	}
 	subs, err := n.subscriptions(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
 	var ix *store.Index
+	var beforeMap, afterMap map[string]any
+	decoded := false
 	for _, sub := range subs {
 		if sub.typ != c.Type || !sub.live() {
 			continue
+		}
+		if sub.topic != nil {
+			if !decoded {
+				beforeMap, decoded = decodeMap(before), true
+				if !c.Deleted {
+					afterMap = decodeMap(c.Version)
+				}
+			}
+			if !sub.topic.triggered(beforeMap, afterMap) {
+				continue
+			}
 		}
 		if ix == nil {
 			got, err := n.cfg.Indexer.IndexJSON(v.Type, v.JSON)
@@ -277,11 +299,28 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 			continue
 		}
 		ev := &row{Subscription: sub.id, Kind: kindEvent, Type: c.Type, ID: c.ID, Version: c.Version.VersionID, Deleted: c.Deleted, Created: now}
+		if sub.topic != nil {
+			ev.Topic = sub.topic.URL
+		}
 		if err := n.enqueue(ctx, tx, ev); err != nil {
 			return nil, err
 		}
 	}
 	return nil, nil
+}
+
+// topicType reports whether a live topic-based subscription is about
+// resources of typ: their writes need the version before.
+func (n *Notifier) topicType(ctx context.Context, s operation.Store, typ string) bool {
+	r, err := asRecorder(s)
+	if err != nil {
+		return false
+	}
+	subs, err := n.subscriptions(ctx, r.Records())
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(subs, func(sub *subscription) bool { return sub.topic != nil && sub.typ == typ && sub.live() })
 }
 
 // enqueue writes a new outbox row and wakes the deliverer.

@@ -41,6 +41,9 @@ type row struct {
 	ID      string `json:"id,omitempty"`
 	Version int64  `json:"version,omitempty"`
 	Deleted bool   `json:"deleted,omitempty"`
+	// Topic is the SubscriptionTopic of an event of a topic-based
+	// subscription.
+	Topic string `json:"topic,omitempty"`
 	// SubscriptionVersion is the version of the Subscription a handshake
 	// is for.
 	SubscriptionVersion int64     `json:"subscriptionVersion,omitempty"`

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
@@ -34,6 +35,11 @@ type subscription struct {
 	endpoint string
 	payload  string   // "" or payloadFull
 	headers  []string // "Name: value"
+	// topic, for a topic-based subscription (the R5 Backport IG), and the
+	// content and heartbeat period of its notifications.
+	topic     *topic
+	content   string
+	heartbeat time.Duration
 }
 
 // live reports whether writes are matched for s: from its request until
@@ -72,6 +78,9 @@ func (n *Notifier) parseSubscription(res *fhir.Subscription) (*subscription, err
 			return nil, invalid(fmt.Sprintf("Subscription.channel.header[%d]", i), "a header is written \"Name: value\" on one line")
 		}
 		s.headers = append(s.headers, h.Get())
+	}
+	if strings.HasPrefix(res.Criteria.Get(), "http") {
+		return s, n.parseTopic(res, s)
 	}
 	typ, where, err := n.parseCriteria(res.Criteria.Get())
 	if err != nil {

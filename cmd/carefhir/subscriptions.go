@@ -45,5 +45,6 @@ func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, l
 // configure adds the subscriptions to the server's configuration.
 func (s *subscriptions) configure(c *server.Config) {
 	c.Hooks = append(c.Hooks, s.n.Hook())
+	c.Operations = append(c.Operations, s.n.Operations()...)
 	c.Attach = append(c.Attach, func(st operation.Store) { s.n.Attach(st) })
 }
