@@ -3,6 +3,10 @@ package bulk
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,5 +72,66 @@ func benchSeed(b *testing.B, st store.Store, total int) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkReadsDuringExport measures a read load (4 clients reading
+// Patients by id) alone and while 100,000 Patients are exported, on
+// SQLite, and reports the ratio of the two read rates and the export's
+// rate.
+func BenchmarkReadsDuringExport(b *testing.B) {
+	const total = 100_000
+	e := newEnv(b, engines[0].open(b))
+	benchSeed(b, e.st, total)
+	e.x.cfg.PageSize = 1000
+	load := func(stop <-chan struct{}) float64 {
+		start := time.Now()
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		for w := range 4 {
+			wg.Go(func() {
+				for i := w; ; i += 4 {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					req, _ := http.NewRequest("GET", fmt.Sprintf("%s/Patient/p%06d", e.base, (i*7919)%total), nil)
+					req.Header.Set("Authorization", "Bearer "+e.tokens["admin"])
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						n.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return float64(n.Load()) / time.Since(start).Seconds()
+	}
+	for range b.N {
+		stop := make(chan struct{})
+		time.AfterFunc(3*time.Second, func() { close(stop) })
+		alone := load(stop)
+
+		stop = make(chan struct{})
+		rate := make(chan float64, 1)
+		go func() { rate <- load(stop) }()
+		start := time.Now()
+		m := e.wait("admin", e.kickOff("admin", "/$export?_type=Patient"))
+		exportRate := float64(total) / time.Since(start).Seconds()
+		close(stop)
+		during := <-rate
+		if m.Output[0].Count != total {
+			b.Fatalf("exported %d", m.Output[0].Count)
+		}
+		b.ReportMetric(alone, "reads/s-alone")
+		b.ReportMetric(during, "reads/s-during")
+		b.ReportMetric(100*during/alone, "%-kept")
+		b.ReportMetric(exportRate, "export-resources/s")
 	}
 }
