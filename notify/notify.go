@@ -88,8 +88,11 @@ type Notifier struct {
 	subs   []*subscription // live subscriptions; nil: reload
 	loaded bool
 
-	// before holds, from Check to After, the version a delete removes.
-	before sync.Map // *operation.Change → *store.Version
+	// before holds, from Check to After, the version a write replaces.
+	before sync.Map // *operation.Change → beforeVersion
+	// checks counts Checks, to clear now and then what writes refused
+	// after their Check left in before.
+	checks atomic.Int64
 
 	idMu   sync.Mutex
 	lastID int64
@@ -208,7 +211,10 @@ func byServer(ctx context.Context) bool {
 func (n *Notifier) check(ctx context.Context, s operation.Store, c *operation.Change) error {
 	if c.Deleted || n.topicType(ctx, s, c.Type) {
 		if v, err := s.Read(ctx, c.Type, c.ID); err == nil && !v.Deleted {
-			n.before.Store(c, v)
+			n.before.Store(c, beforeVersion{v, n.cfg.Now()})
+		}
+		if n.checks.Add(1)%1000 == 0 {
+			n.clearBefore()
 		}
 	}
 	if c.Deleted {
@@ -257,7 +263,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 	}
 	var before *store.Version
 	if prev, ok := n.before.LoadAndDelete(c); ok {
-		before = prev.(*store.Version)
+		before = prev.(beforeVersion).v
 	}
 	v := c.Version
 	if c.Deleted {
@@ -307,6 +313,25 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 		}
 	}
 	return nil, nil
+}
+
+// beforeVersion is the version a write replaces, kept from its Check.
+type beforeVersion struct {
+	v  *store.Version
+	at time.Time
+}
+
+// clearBefore forgets the versions kept for writes whose After never came
+// (they were refused after their Check): a write takes far less than a
+// minute.
+func (n *Notifier) clearBefore() {
+	cut := n.cfg.Now().Add(-time.Minute)
+	n.before.Range(func(k, v any) bool {
+		if v.(beforeVersion).at.Before(cut) {
+			n.before.Delete(k)
+		}
+		return true
+	})
 }
 
 // topicType reports whether a live topic-based subscription is about
