@@ -56,9 +56,12 @@ type Exporter struct {
 	mu      sync.Mutex
 	st      operation.Store
 	cancels map[string]context.CancelFunc
-	wg      sync.WaitGroup
-	ctx     context.Context
-	stop    context.CancelFunc
+	settled bool // the jobs left running by a stopped process are settled
+
+	settleMu sync.Mutex
+	wg       sync.WaitGroup
+	ctx      context.Context
+	stop     context.CancelFunc
 }
 
 // New returns an Exporter; Close stops its jobs.
@@ -119,16 +122,34 @@ func (e *Exporter) records() (store.Tx, error) {
 	return r.Records(), nil
 }
 
-// Attach gives the Exporter the server's store (server.Config.Attach) and
-// settles the jobs a stopped process left running: they are marked failed,
+// Attach gives the Exporter the server's store (server.Config.Attach).
+// The jobs a stopped process left running are settled before the first
+// kick-off, status or file request is answered: they are marked failed,
 // never listed as complete.
 func (e *Exporter) Attach(s operation.Store) {
 	e.mu.Lock()
 	e.st = s
+	e.settled = false
 	e.mu.Unlock()
-	if err := e.settle(context.Background()); err != nil {
-		e.cfg.Logger.Error("bulk: settle jobs left running", "err", err)
+}
+
+// ensureSettled settles the jobs left running, once after Attach.
+func (e *Exporter) ensureSettled(ctx context.Context) {
+	e.settleMu.Lock()
+	defer e.settleMu.Unlock()
+	e.mu.Lock()
+	done := e.settled
+	e.mu.Unlock()
+	if done {
+		return
 	}
+	if err := e.settle(ctx); err != nil {
+		e.cfg.Logger.Error("bulk: settle jobs left running", "err", err)
+		return
+	}
+	e.mu.Lock()
+	e.settled = true
+	e.mu.Unlock()
 }
 
 // stale is how long a running job may go without a heartbeat before
@@ -150,8 +171,11 @@ func (e *Exporter) settle(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		if j.Holder != e.cfg.Holder && now.Sub(j.Heartbeat) < stale {
-			continue // another live process runs it
+		e.mu.Lock()
+		_, ours := e.cancels[v.ID]
+		e.mu.Unlock()
+		if ours || (j.Holder != e.cfg.Holder && now.Sub(j.Heartbeat) < stale) {
+			continue // running here, or in another live process
 		}
 		j.State, j.Reason, j.Finished = stateFailed, "the server stopped while the export ran; start it again", now
 		if _, err := putJob(ctx, recs, v.ID, ver, j, now); err != nil {
@@ -182,6 +206,7 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	if p == nil || !(p.Open || slices.ContainsFunc(p.Scopes, func(s access.Scope) bool { return s.Context == access.SystemContext })) {
 		return nil, operation.Errorf(403, "forbidden", "", "bulk export needs a token with system/ scopes (a backend-services client)")
 	}
+	e.ensureSettled(ctx)
 	j := &job{State: stateRunning, Owner: ownerKey(p), Holder: e.cfg.Holder}
 	switch {
 	case inv.Type == "":

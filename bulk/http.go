@@ -37,6 +37,7 @@ const retryAfter = 2
 // principal started it and it has not expired; else it answers and
 // returns nil.
 func (e *Exporter) ownJob(w http.ResponseWriter, r *http.Request) (string, *job, int64) {
+	e.ensureSettled(r.Context())
 	id := r.URL.Query().Get("_jobId")
 	p := access.PrincipalFrom(r.Context())
 	recs, err := e.records()
