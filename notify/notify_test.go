@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -336,5 +337,22 @@ func TestTwoProcessesDeliverOnce(t *testing.T) {
 	}
 	if n := a.n.Delivered() + b.n.Delivered(); n != 21 {
 		t.Errorf("delivered %d, want 21", n)
+	}
+}
+
+// TestRedirectNotFollowed: an endpoint that redirects does not lead the
+// server elsewhere; the redirect is a failed delivery.
+func TestRedirectNotFollowed(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{})
+	elsewhere := newReceiver(t)
+	redirect := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/stolen", http.StatusTemporaryRedirect))
+	t.Cleanup(redirect.Close)
+	e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", redirect.URL+"/hook", ""))
+	e.deliver()
+	if got := elsewhere.take(); len(got) != 0 {
+		t.Errorf("the redirect was followed: %+v", got)
+	}
+	if e.n.Failures() != 1 {
+		t.Errorf("failures %d, want 1 (the handshake answered 307)", e.n.Failures())
 	}
 }
