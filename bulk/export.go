@@ -237,6 +237,7 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 		return nil, err
 	}
 	j.Types = types
+	j.Explicit = len(inv.Texts("_type")) > 0
 	for _, f := range inv.Texts("_typeFilter") {
 		for _, one := range strings.Split(f, ",") {
 			typ, q, ok := strings.Cut(one, "?")

@@ -2,6 +2,7 @@ package bulk
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -109,6 +110,22 @@ func TestExportFilters(t *testing.T) {
 		got = e.ids("lab", e.wait("lab", e.kickOff("lab", "/$export")))
 		if fmt.Sprint(got) != "map[Observation:[o1 o2 o3]]" {
 			t.Errorf("system/Observation.rs: %v", got)
+		}
+		// A type named by _type outside the token's scopes is an error of
+		// the manifest: an OperationOutcome in the error file.
+		m := e.wait("lab", e.kickOff("lab", "/$export?_type=Patient,Observation"))
+		if len(m.Output) != 1 || len(m.Error) != 1 {
+			t.Fatalf("manifest %+v", m)
+		}
+		var ef struct {
+			Type, URL string
+			Count     int
+		}
+		json.Unmarshal(m.Error[0], &ef)
+		r := e.do("lab", "GET", ef.URL, "")
+		if ef.Type != "OperationOutcome" || ef.Count != 1 || r.header.Get("Content-Type") != "application/fhir+ndjson" ||
+			!strings.Contains(r.body, `"resourceType":"OperationOutcome"`) || !strings.Contains(r.body, "Patient was not exported") {
+			t.Errorf("error file %+v: %s", ef, r.body)
 		}
 	})
 }

@@ -109,7 +109,7 @@ func (e *Exporter) manifest(id string, j *job) manifest {
 		m.Output = append(m.Output, manifestFile{Type: o.Type, URL: e.fileURL(id, o.File), Count: o.Count})
 	}
 	for _, o := range j.Errors {
-		m.Error = append(m.Error, manifestFile{Type: "OperationOutcome", URL: e.fileURL(id, o.File), Count: o.Count})
+		m.Error = append(m.Error, manifestFile{Type: o.Type, URL: e.fileURL(id, o.File), Count: o.Count})
 	}
 	return m
 }

@@ -32,8 +32,11 @@ type job struct {
 	Level           string    `json:"level"` // system, patient or group
 	Group           string    `json:"group,omitempty"`
 	Types           []string  `json:"types"`
-	TypeFilters     []string  `json:"typeFilters,omitempty"`
-	Since           time.Time `json:"since,omitzero"`
+	// Explicit marks types named by _type: one the owner may not read is
+	// an error of the manifest, not left out silently.
+	Explicit    bool      `json:"explicit,omitempty"`
+	TypeFilters []string  `json:"typeFilters,omitempty"`
+	Since       time.Time `json:"since,omitzero"`
 	// Done counts the types exported so far, of len(Types).
 	Done   int      `json:"done"`
 	Output []output `json:"output,omitempty"`

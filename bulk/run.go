@@ -3,6 +3,7 @@ package bulk
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -58,7 +59,7 @@ func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner 
 		return
 	}
 	actx, _ := access.Begin(ctx)
-	actx = access.WithInteraction(access.WithPrincipal(actx, owner), access.InteractionOperation)
+	actx = access.WithPrincipal(actx, owner)
 	err = os.MkdirAll(e.jobDir(id), 0o700)
 	var members []string
 	if err == nil && j.Group != "" {
@@ -68,6 +69,15 @@ func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner 
 		typ := j.Types[i]
 		var n int
 		n, err = e.exportType(actx, id, j, typ, members)
+		var te *typeError
+		if errors.As(err, &te) {
+			// A type outside the owner's scopes: nothing of it, and an
+			// OperationOutcome in the error file when _type asked for it.
+			err = nil
+			if j.Explicit {
+				err = e.recordError(id, j, te)
+			}
+		}
 		if err != nil {
 			break
 		}
@@ -100,6 +110,41 @@ func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner 
 	if _, err := putJob(bg, recs, id, ver, j, now); err != nil {
 		e.cfg.Logger.Error("bulk: record complete export", "job", id, "err", err)
 	}
+}
+
+// typeError is a type the job could not export, reported in its error
+// file.
+type typeError struct{ typ, msg string }
+
+func (e *typeError) Error() string { return e.typ + ": " + e.msg }
+
+// errorFile is the file of a job's OperationOutcomes.
+const errorFile = "errors.ndjson"
+
+// recordError appends an OperationOutcome about te to the job's error file.
+func (e *Exporter) recordError(id string, j *job, te *typeError) error {
+	f, err := os.OpenFile(filepath.Join(e.jobDir(id), errorFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	line, err := json.Marshal(map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{
+		"severity": "error", "code": "forbidden", "diagnostics": te.typ + " was not exported: " + te.msg, "expression": []string{"_type"}}}})
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if len(j.Errors) == 0 {
+		j.Errors = []output{{Type: "OperationOutcome", File: errorFile}}
+	}
+	j.Errors[0].Count++
+	return nil
 }
 
 // groupMembers returns the ids of the Patients a Group lists.
@@ -154,7 +199,7 @@ func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string
 			if err != nil {
 				var denied *access.Denied
 				if errors.As(err, &denied) {
-					break // a type outside the owner's scopes: nothing of it
+					return 0, &typeError{typ: typ, msg: denied.Message}
 				}
 				return 0, fmt.Errorf("export %s: %w", typ, err)
 			}
