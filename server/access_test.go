@@ -41,25 +41,7 @@ func newAccessClient(t *testing.T, st store.Store, who principals, opts ...confi
 	who["admin"] = &access.Principal{Subject: "admin", Scopes: mustScopes(t, "system/*.cruds")}
 	srv := httptest.NewUnstartedServer(nil)
 	root := "http://" + srv.Listener.Addr().String()
-	idp := authtest.NewKey(t, jwa.ES256())
-	dir := t.TempDir()
-	authtest.WriteJWKS(t, dir, "idp.jwks.json", idp)
-	file := filepath.Join(dir, "auth.yaml")
-	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+externalIssuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	authCfg, err := auth.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: root + "/fhir", Keyring: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, idp := newAuthService(t, root+"/fhir")
 	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir-test"})
 	cfg := server.Config{Store: st, BaseURL: root + "/fhir", Auth: svc, Auditor: auditor,
 		Logger: slog.New(slog.DiscardHandler), SoftwareVersion: "test"}
@@ -84,6 +66,32 @@ func newAccessClient(t *testing.T, st store.Store, who principals, opts ...confi
 		c.tokens[name] = idp.Sign(t, authtest.Claims(externalIssuer, root+"/fhir", claims))
 	}
 	return c
+}
+
+// newAuthService returns the authorisation of a server at base trusting
+// a new issuer key, which it returns to sign tokens with.
+func newAuthService(tb testing.TB, base string) (*auth.Service, *authtest.Key) {
+	tb.Helper()
+	idp := authtest.NewKey(tb, jwa.ES256())
+	dir := tb.TempDir()
+	authtest.WriteJWKS(tb, dir, "idp.jwks.json", idp)
+	file := filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+externalIssuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	authCfg, err := auth.Load(file)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: base, Keyring: keys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return svc, idp
 }
 
 func mustScopes(t *testing.T, list string) []access.Scope {

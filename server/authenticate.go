@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -47,7 +48,10 @@ func (a *api) smartConfiguration(c *gin.Context) {
 // CapabilityStatement and the SMART configuration, which clients read to
 // learn how to get one; requests that need none act for an anonymous
 // principal with no scopes.
-func authenticate(au Auth) gin.HandlerFunc {
+//
+// Why a token was refused is logged for the operator (never the token
+// itself), and never told to the client.
+func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		addr := clientAddress(c.Request)
 		var p *access.Principal
@@ -59,6 +63,10 @@ func authenticate(au Auth) gin.HandlerFunc {
 		default:
 			var err error
 			if p, err = au.Authenticate(c.Request); err != nil {
+				if !errors.Is(err, auth.ErrNoToken) {
+					log.LogAttrs(c.Request.Context(), slog.LevelInfo, "bearer token refused",
+						slog.String("reason", err.Error()), slog.String("request_id", c.GetString(ctxRequestID)))
+				}
 				c.Error(bearerError(err))
 				c.Abort()
 				return

@@ -175,6 +175,11 @@ func TestBearerTokenRequired(t *testing.T) {
 				if d := r.outcome(t, "login", ""); d != "the bearer token is not valid" {
 					t.Errorf("diagnostics %q", d)
 				}
+				// The operator learns why, from the log, which never holds the token.
+				logs := c.logs.String()
+				if !strings.Contains(logs, `"msg":"bearer token refused","reason":"invalid_token: `) || strings.Contains(logs, tt.token) {
+					t.Errorf("log of a refused token:\n%s", logs)
+				}
 			})
 		}
 
@@ -270,6 +275,10 @@ func TestBackendServicesToken(t *testing.T) {
 			oauthError(t, http.StatusBadRequest, "invalid_scope")
 		c.requestToken(c.gp, authtest.Assertion("gp-system", tokenURL), "system/Patient.nonsense").
 			oauthError(t, http.StatusBadRequest, "invalid_scope")
+		other := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {auth.AssertionType},
+			"client_assertion": {c.gp.Sign(t, authtest.Assertion("gp-system", tokenURL))}, "client_id": {"another"}, "scope": {"system/Patient.rs"}}
+		c.do("POST", tokenURL, other.Encode(), "Content-Type", "application/x-www-form-urlencoded").
+			oauthError(t, http.StatusBadRequest, "invalid_client")
 		form := url.Values{"grant_type": {"password"}, "username": {"a"}, "password": {"b"}}
 		c.do("POST", tokenURL, form.Encode(), "Content-Type", "application/x-www-form-urlencoded").
 			oauthError(t, http.StatusBadRequest, "unsupported_grant_type")

@@ -360,12 +360,15 @@ func TestTransactionOtherExamples(t *testing.T) {
 		if str(vs, "id") != "LL1-9" {
 			t.Errorf("ValueSet/LL1-9: %v", vs)
 		}
-		// DiagnosticReport is not served: the transaction fails as a whole.
+		// MolecularSequence is not served: the transaction fails as a whole,
+		// its DiagnosticReport (entry 0) and Observations with it.
 		r := c.do("POST", "", readExample(t, "Bundle-hla-1.json")).want(t, http.StatusNotFound)
-		r.outcome(t, "not-supported", "Bundle.entry[0]")
-		obs := c.do("GET", "/Observation", "").want(t, http.StatusOK).json(t)
-		if es := list(get(obs, "entry")); len(es) != 0 {
-			t.Errorf("%d Observations kept", len(es))
+		r.outcome(t, "not-supported", "Bundle.entry[1]")
+		for _, typ := range []string{"Observation", "DiagnosticReport"} {
+			found := c.do("GET", "/"+typ, "").want(t, http.StatusOK).json(t)
+			if es := list(get(found, "entry")); len(es) != 0 {
+				t.Errorf("%d %ss kept", len(es), typ)
+			}
 		}
 	})
 }

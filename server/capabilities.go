@@ -14,11 +14,12 @@ import (
 // servedTypes are the resource types the REST API serves.
 var servedTypes = []string{
 	"AllergyIntolerance", "Appointment", "AuditEvent", "Binary", "Bundle", "CapabilityStatement", "CarePlan",
-	"CareTeam", "CodeSystem", "Communication", "Condition", "Consent", "DocumentReference", "Encounter",
-	"EpisodeOfCare", "Flag", "Goal", "Group", "Location", "Medication", "MedicationStatement", "Observation",
-	"OperationOutcome", "Organization", "Parameters", "Patient", "Practitioner", "PractitionerRole",
-	"Provenance", "Questionnaire", "QuestionnaireResponse", "RelatedPerson", "Schedule", "SearchParameter",
-	"ServiceRequest", "Slot", "StructureDefinition", "Subscription", "Task", "ValueSet",
+	"CareTeam", "CodeSystem", "Communication", "Condition", "Consent", "DiagnosticReport", "DocumentReference",
+	"Encounter", "EpisodeOfCare", "Flag", "Goal", "Group", "HealthcareService", "Immunization", "List",
+	"Location", "Medication", "MedicationRequest", "MedicationStatement", "Observation", "OperationOutcome",
+	"Organization", "Parameters", "Patient", "Practitioner", "PractitionerRole", "Provenance", "Questionnaire",
+	"QuestionnaireResponse", "RelatedPerson", "Schedule", "SearchParameter", "ServiceRequest", "Slot",
+	"Specimen", "StructureDefinition", "Subscription", "Task", "ValueSet",
 }
 
 func isServed(typ string) bool {

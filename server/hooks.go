@@ -26,7 +26,7 @@ func (s *service) hooked(typ string) bool {
 // what the hooks derive is written with the write or not at all; else on
 // the store itself.
 func (s *service) unit(ctx context.Context, typ string, fn func(tx store.Tx) error) error {
-	if !s.hooked(typ) {
+	if !s.hooked(typ) && provenanceFrom(ctx) == nil {
 		return fn(s.store)
 	}
 	return s.store.Transact(ctx, fn)
@@ -37,7 +37,10 @@ func (s *service) unit(ctx context.Context, typ string, fn func(tx store.Tx) err
 // work.
 func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write) error {
 	if !s.hooked(wr.Type) {
-		return w.Put(ctx, wr)
+		if err := w.Put(ctx, wr); err != nil {
+			return err
+		}
+		return s.writeProvenance(ctx, w, wr)
 	}
 	tx, ok := w.(store.Tx)
 	if !ok {
@@ -61,6 +64,9 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 		}
 	}
 	if err := w.Put(ctx, wr); err != nil {
+		return err
+	}
+	if err := s.writeProvenance(ctx, w, wr); err != nil {
 		return err
 	}
 	ch.Version = &store.Version{Type: wr.Type, ID: wr.ID, VersionID: wr.VersionID(), LastUpdated: wr.LastUpdated, Deleted: wr.Deleted, JSON: wr.JSON}

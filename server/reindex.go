@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"carefhir/fhir/search"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -18,6 +19,7 @@ func NewIndexer(baseURL string) (*search.Indexer, error) {
 	if err != nil {
 		return nil, err
 	}
+	reg.Restrict("AuditEvent", access.AuditSearchParams)
 	ix := search.NewIndexer(reg, search.FHIRPath, baseURL)
 	if len(ix.Failed) > 0 {
 		return nil, fmt.Errorf("search parameter %s: %s", ix.Failed[0].ID, ix.Failed[0].Reason)

@@ -121,13 +121,14 @@ func New(cfg Config) *gin.Engine {
 		caps:    newCapabilities(),
 		search:  registry,
 	}
+	a.svc.validate = a.validateWrite
 	a.svc.bind = func(tx store.Tx) ext.Store { return &opStore{a: a, tx: tx} }
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RemoveExtraSlash = false
 	r.Use(requestID, logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors, securityHeaders, cors(cfg.CORSOrigins),
-		authenticate(cfg.Auth), rateLimit(cfg.RateLimit), collectWarnings, limitBody(cfg.MaxBodyBytes))
+		authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), collectWarnings, limitBody(cfg.MaxBodyBytes), a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})

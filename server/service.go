@@ -30,6 +30,9 @@ type service struct {
 	// them the store of the unit of work a write is part of.
 	hooks []ext.Hook
 	bind  func(tx store.Tx) ext.Store
+	// validate checks a resource the server writes on a client's behalf,
+	// such as the Provenance of an X-Provenance header (nil: no checks).
+	validate func(ctx context.Context, res fhir.Resource) error
 }
 
 // maxRetries bounds how often a write that lost an optimistic-concurrency

@@ -72,6 +72,9 @@ func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string) (*serverAut
 	if baseURL == "" {
 		return nil, errors.New("serve: with --auth the public base URL must be known (tokens name it): give --base-url, or an address that is not a wildcard")
 	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("serve: with --auth, --data names the directory that keeps the token-signing keys")
+	}
 	authCfg, err := auth.Load(cfg.AuthFile)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)

@@ -21,7 +21,7 @@ type benchConfig struct {
 }
 
 // parseBenchConfig parses and validates the bench flags in args.
-func parseBenchConfig(args []string, stderr io.Writer) (*benchConfig, error) {
+func parseBenchConfig(args []string, getenv func(string) string, stderr io.Writer) (*benchConfig, error) {
 	cfg := &benchConfig{
 		URL:      "http://127.0.0.1:8080/fhir",
 		Clients:  8,
@@ -40,7 +40,7 @@ func parseBenchConfig(args []string, stderr io.Writer) (*benchConfig, error) {
 	fs.StringVar(&cfg.Op, "op", cfg.Op, "interaction to measure: create, read or both (half each)")
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured load before measuring")
 	fs.IntVar(&cfg.Seed, "seed", cfg.Seed, "Patients created first for read and both to read")
-	if err := parseFlags(fs, args, cfg); err != nil {
+	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil

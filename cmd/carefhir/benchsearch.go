@@ -26,7 +26,7 @@ type benchSearchConfig struct {
 }
 
 // parseBenchSearchConfig parses and validates the bench search flags in args.
-func parseBenchSearchConfig(args []string, stderr io.Writer) (*benchSearchConfig, error) {
+func parseBenchSearchConfig(args []string, getenv func(string) string, stderr io.Writer) (*benchSearchConfig, error) {
 	cfg := &benchSearchConfig{Data: "./bench-data", Patients: 100_000, Seed: 1, Duration: 5 * time.Second, Clients: 1, Sample: 1000}
 	fs := newFlagSet("carefhir bench search",
 		"Measures typical care-coordination searches on the embedded SQLite engine in\n"+
@@ -40,7 +40,7 @@ func parseBenchSearchConfig(args []string, stderr io.Writer) (*benchSearchConfig
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long each scenario runs, on each side")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent searches")
 	fs.IntVar(&cfg.Sample, "sample", cfg.Sample, "patients whose values the searches draw from")
-	if err := parseFlags(fs, args, cfg); err != nil {
+	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -23,7 +23,7 @@ func TestParseBenchSearchConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseBenchSearchConfig(tt.args, io.Discard)
+			_, err := parseBenchSearchConfig(tt.args, env(nil), io.Discard)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -29,7 +29,7 @@ func parseClientAddConfig(args []string, stderr io.Writer) (*clientAddConfig, er
 	fs.StringVar(&cfg.JWKS, "jwks", "", "the client's public keys: a JWKS `file` or an https URL")
 	fs.StringVar(&cfg.Scopes, "scopes", "", "system/ `scopes` the client may be granted, separated by spaces or commas, such as system/Patient.rs,system/Appointment.cruds")
 	fs.StringVar(&cfg.Organization, "organization", "", "ODS `code` of the organisation the client acts for (its tokens' organization claim)")
-	if err := parseFlags(fs, args, cfg); err != nil {
+	if err := parseFlags(fs, args, nil, cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -56,7 +56,7 @@ func parseKeysRotateConfig(args []string, stderr io.Writer) (*keysRotateConfig, 
 	fs := newFlagSet("carefhir keys rotate", "Makes a new key sign the access tokens the server issues. The old key verifies\n"+
 		"the tokens it signed until they expire. Restart the server to apply it.", stderr)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data `directory` holding "+auth.KeyringFile)
-	if err := parseFlags(fs, args, cfg); err != nil {
+	if err := parseFlags(fs, args, nil, cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -113,9 +113,9 @@ func start(t *testing.T, args ...string) *proc {
 	t.Helper()
 	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--shutdown-timeout", "20s"}, args...)
 	cmd := exec.Command(binary(t), args...)
-	// The environment must not choose the engine behind the test's back.
+	// The environment must not set flags behind the test's back.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, envMongoURI+"=") {
+		if !strings.HasPrefix(kv, envPrefix) {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}

@@ -28,9 +28,16 @@ func engines() map[string]engineFactory {
 }
 
 // openSQLite opens the embedded SQLite engine in cfg.DataDir, which it
-// creates when missing.
+// creates when missing, reporting its operations to cfg.metrics when set.
 func openSQLite(_ context.Context, cfg *serveConfig) (store.Store, error) {
-	s, err := sqlite.Open(cfg.DataDir)
+	var opts sqlite.Options
+	if cfg.metrics != nil {
+		opts.Observer = cfg.metrics.StoreObserver(engineSQLite)
+	}
+	if cfg.logger != nil {
+		opts.Migrated = func(line string) { cfg.logger.Info("migrated", "data", cfg.DataDir, "change", line) }
+	}
+	s, err := sqlite.OpenWith(cfg.DataDir, opts)
 	if err != nil {
 		// A nil *sqlite.Store in a store.Store would not compare equal to nil.
 		return nil, err

@@ -37,9 +37,56 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args into fs, whose flags are bound to the fields of
-// the struct cfg points to, refuses positional arguments and validates cfg.
-func parseFlags(fs *flag.FlagSet, args []string, cfg any) error {
+// envPrefix starts the name of the environment variable behind every flag.
+const envPrefix = "CAREFHIR_"
+
+// envName returns the environment variable that sets a flag: the flag's name
+// in upper case with dashes as underscores, after envPrefix. --mongo-uri is
+// set by CAREFHIR_MONGO_URI.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// setFromEnv sets each flag of fs whose environment variable (see envName)
+// is set and not empty. It runs before the command line is parsed, so a flag
+// given on the command line wins; a repeatable flag takes one value from its
+// variable and more from the command line.
+func setFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			// The value is left out: it may be a secret, such as a URI
+			// with a password.
+			errs = append(errs, fmt.Errorf("%s, which sets --%s: %w", name, f.Name, err))
+		}
+	})
+	if len(errs) > 0 {
+		return &usageError{err: errors.Join(errs...)}
+	}
+	return nil
+}
+
+// parseFlags sets the flags of fs, which are bound to the fields of the
+// struct cfg points to, from the environment through getenv (see
+// setFromEnv; nil reads no environment) and then from args, refuses
+// positional arguments and validates cfg.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, cfg any) error {
+	if getenv != nil {
+		if err := setFromEnv(fs, getenv); err != nil {
+			return err
+		}
+		usage := fs.Usage
+		fs.Usage = func() {
+			usage()
+			fmt.Fprintf(fs.Output(), "\nEach flag is also read from %s<FLAG> in the environment, such as %s for --mongo-uri;\nthe command line wins.\n",
+				envPrefix, envName("mongo-uri"))
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		return &usageError{err: err, printed: true}
 	}

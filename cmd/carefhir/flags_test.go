@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,6 +26,7 @@ func TestParseServeConfig(t *testing.T) {
 		LogFormat:       "text",
 		LogLevel:        "info",
 		Validate:        true,
+		ReadyTimeout:    2 * time.Second,
 	}
 	with := func(f func(*serveConfig)) serveConfig {
 		c := defaults
@@ -59,13 +62,13 @@ func TestParseServeConfig(t *testing.T) {
 		{name: "max-body zero", args: []string{"--max-body", "0"}, wantErr: "--max-body 0: want more than 0"},
 		{
 			name: "mongo URI from the environment",
-			env:  map[string]string{envMongoURI: "mongodb://db.example:27017/carefhir"},
+			env:  map[string]string{"CAREFHIR_MONGO_URI": "mongodb://db.example:27017/carefhir"},
 			want: with(func(c *serveConfig) { c.MongoURI = "mongodb://db.example:27017/carefhir" }),
 		},
 		{
 			name: "mongo URI flag overrides the environment",
 			args: []string{"--mongo-uri", "mongodb+srv://cluster.example/carefhir"},
-			env:  map[string]string{envMongoURI: "mongodb://db.example:27017/carefhir"},
+			env:  map[string]string{"CAREFHIR_MONGO_URI": "mongodb://db.example:27017/carefhir"},
 			want: with(func(c *serveConfig) { c.MongoURI = "mongodb+srv://cluster.example/carefhir" }),
 		},
 		{
@@ -75,10 +78,34 @@ func TestParseServeConfig(t *testing.T) {
 		},
 		{
 			name:    "mongo URI from the environment with the wrong scheme",
-			env:     map[string]string{envMongoURI: "postgres://u:secret@db/x"},
+			env:     map[string]string{"CAREFHIR_MONGO_URI": "postgres://u:secret@db/x"},
 			wantErr: "--mongo-uri: want a mongodb:// or mongodb+srv:// URI",
 		},
 		{name: "mongo URI without host", args: []string{"--mongo-uri", "mongodb:///carefhir"}, wantErr: "--mongo-uri"},
+		{
+			name: "every flag from its environment variable",
+			env: map[string]string{"CAREFHIR_ADDR": "0.0.0.0:8080", "CAREFHIR_DATA": "/data", "CAREFHIR_MAX_BODY": "1MiB",
+				"CAREFHIR_SHUTDOWN_TIMEOUT": "3s", "CAREFHIR_VALIDATE": "false", "CAREFHIR_LOG_FORMAT": "json"},
+			want: with(func(c *serveConfig) {
+				c.Addr, c.DataDir, c.MaxBody, c.ShutdownTimeout, c.Validate, c.LogFormat = "0.0.0.0:8080", "/data", 1<<20, 3*time.Second, false, "json"
+			}),
+		},
+		{
+			name: "the command line wins over the environment",
+			args: []string{"--addr", "127.0.0.1:9000"},
+			env:  map[string]string{"CAREFHIR_ADDR": "0.0.0.0:8080"},
+			want: with(func(c *serveConfig) { c.Addr = "127.0.0.1:9000" }),
+		},
+		{
+			name: "an empty variable is unset",
+			env:  map[string]string{"CAREFHIR_ADDR": ""},
+			want: defaults,
+		},
+		{
+			name:    "a bad value in the environment names the variable",
+			env:     map[string]string{"CAREFHIR_MAX_BODY": "lots"},
+			wantErr: "CAREFHIR_MAX_BODY, which sets --max-body",
+		},
 		{name: "validation off", args: []string{"--validate=false"}, want: with(func(c *serveConfig) { c.Validate = false })},
 		{
 			name: "required profiles",
@@ -132,7 +159,7 @@ func TestParseServeConfig(t *testing.T) {
 }
 
 func TestParseServeConfigHidesMongoPassword(t *testing.T) {
-	_, err := parseServeConfig(nil, env(map[string]string{envMongoURI: "mysql://user:hunter2@db/x"}), io.Discard)
+	_, err := parseServeConfig(nil, env(map[string]string{"CAREFHIR_MONGO_URI": "mysql://user:hunter2@db/x"}), io.Discard)
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("error %v: want a refusal that does not repeat the password", err)
 	}
@@ -144,10 +171,50 @@ func TestParseServeConfigHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: error %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"-addr", "-data", "-mongo-uri", "-base-url", "-max-body", "(default 10MiB)", envMongoURI} {
+	for _, want := range []string{"-addr", "-data", "-mongo-uri", "-base-url", "-max-body", "(default 10MiB)", "CAREFHIR_MONGO_URI"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for flag, want := range map[string]string{"mongo-uri": "CAREFHIR_MONGO_URI", "addr": "CAREFHIR_ADDR", "insecure-no-auth": "CAREFHIR_INSECURE_NO_AUTH"} {
+		if got := envName(flag); got != want {
+			t.Errorf("envName(%q) = %q, want %q", flag, got, want)
+		}
+	}
+}
+
+// TestCommandsReadingTheEnvironment checks that the rule is not special to
+// serve, and that the commands that generate or load data ignore it.
+func TestCommandsReadingTheEnvironment(t *testing.T) {
+	vars := env(map[string]string{"CAREFHIR_DATA": "/srv/live", "CAREFHIR_ADDR": "0.0.0.0:9000", "CAREFHIR_PATH": "/readyz"})
+	for _, cmd := range []string{"migrate", "reindex"} {
+		dir := filepath.Join(t.TempDir(), "new")
+		if err := run(t.Context(), []string{cmd}, env(map[string]string{"CAREFHIR_DATA": dir}), io.Discard, io.Discard); err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "carefhir.db")); err != nil {
+			t.Errorf("%s with CAREFHIR_DATA=%s did not use it: %v", cmd, dir, err)
+		}
+	}
+	err := run(t.Context(), []string{"verify"}, env(map[string]string{"CAREFHIR_DATA": "/nonexistent/carefhir"}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/carefhir") {
+		t.Errorf("verify with CAREFHIR_DATA: %v; want it to name that directory", err)
+	}
+	probe, err := parseProbeConfig(nil, vars, io.Discard)
+	if err != nil || probe.Addr != "0.0.0.0:9000" || probe.Path != "/readyz" {
+		t.Errorf("probe from the environment: %+v, %v", probe, err)
+	}
+	_, err = parseProbeConfig(nil, env(map[string]string{"CAREFHIR_TIMEOUT": "soon"}), io.Discard)
+	if code := exitCode(err, io.Discard); code != 2 || !strings.Contains(err.Error(), "CAREFHIR_TIMEOUT") {
+		t.Errorf("a bad variable: exit code %d, error %v; want 2 naming CAREFHIR_TIMEOUT", code, err)
+	}
+	var out strings.Builder
+	err = run(t.Context(), []string{"synth", "--patients", "1", "--out", t.TempDir()}, vars, &out, io.Discard)
+	if err != nil {
+		t.Errorf("synth with CAREFHIR_DATA set: %v; want it to ignore the variable", err)
 	}
 }
 
@@ -263,7 +330,7 @@ func TestParseBenchConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseBenchConfig(tt.args, io.Discard)
+			got, err := parseBenchConfig(tt.args, env(nil), io.Discard)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("parseBenchConfig(%q) error = %v, want one containing %q", tt.args, err, tt.wantErr)

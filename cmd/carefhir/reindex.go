@@ -19,14 +19,14 @@ type reindexConfig struct {
 }
 
 func parseReindexConfig(args []string, getenv func(string) string, stderr io.Writer) (*reindexConfig, error) {
-	cfg := &reindexConfig{DataDir: "./data", MongoURI: getenv(envMongoURI)}
+	cfg := &reindexConfig{DataDir: "./data"}
 	fs := newFlagSet("carefhir reindex",
 		"Rebuilds the search index of every stored resource, as after a change of the search definitions.\n"+
 			"Run it with the server stopped, or with it running: resources written meanwhile are indexed by their write.", stderr)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
-	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB `URI`; when set, MongoDB is used instead of SQLite (default $"+envMongoURI+")")
+	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
 	fs.StringVar(&cfg.BaseURL, "base-url", "", "public FHIR base `URL` the server runs with: absolute references under it index as local ones")
-	if err := parseFlags(fs, args, cfg); err != nil {
+	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil

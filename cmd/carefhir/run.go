@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime/debug"
 	"strings"
 )
@@ -22,6 +23,11 @@ Usage:
   carefhir client add [flags] register a backend-services client in the auth file
   carefhir keys jwks FILE     print the JWKS of a PEM public key, for client add
   carefhir keys rotate [flags] make a new key sign the server's access tokens
+  carefhir migrate [flags]   bring a store's schema and indexes up to this version
+  carefhir backup [flags]    copy a running SQLite store into a compressed archive
+  carefhir restore [flags]   restore a SQLite store from a backup archive
+  carefhir verify [flags]    check a SQLite store offline
+  carefhir probe [flags]     ask a server on this host if it is live or ready (exit 0 or 1)
 
 Run 'carefhir <command> -h' for the flags of a command.
 `
@@ -48,20 +54,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		info, ok := debug.ReadBuildInfo()
 		return printVersion(stdout, info, ok)
 	case "bench":
+		// The commands that generate or load data (bench, synth) read
+		// their command line only, so that a deployment's CAREFHIR_DATA or
+		// CAREFHIR_URL never points them at its store.
 		if len(rest) > 0 && rest[0] == "search" {
-			cfg, err := parseBenchSearchConfig(rest[1:], stderr)
+			cfg, err := parseBenchSearchConfig(rest[1:], nil, stderr)
 			if err != nil {
 				return err
 			}
 			return benchSearch(ctx, cfg, stdout, stderr)
 		}
-		cfg, err := parseBenchConfig(rest, stderr)
+		cfg, err := parseBenchConfig(rest, nil, stderr)
 		if err != nil {
 			return err
 		}
 		return bench(ctx, cfg, stdout)
 	case "synth":
-		cfg, err := parseSynthConfig(rest, stderr)
+		cfg, err := parseSynthConfig(rest, nil, stderr)
 		if err != nil {
 			return err
 		}
@@ -80,6 +89,36 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runImport(ctx, cfg, stdout)
 	case "client", "keys":
 		return runAuthCommand(cmd, rest, stdout, stderr)
+	case "migrate":
+		cfg, err := parseMigrateConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return runMigrate(ctx, cfg, stdout)
+	case "backup":
+		cfg, err := parseBackupConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return runBackup(ctx, cfg, stdout, stderr)
+	case "restore":
+		cfg, err := parseRestoreConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return runRestore(ctx, cfg, os.Stdin, stdout)
+	case "verify":
+		cfg, err := parseVerifyConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return runVerify(ctx, cfg, stdout)
+	case "probe":
+		cfg, err := parseProbeConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return probe(ctx, cfg, stdout)
 	case "help":
 		_, err := io.WriteString(stdout, usage)
 		return err

@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"carefhir/notify"
+	"carefhir/ops/health"
+	"carefhir/ops/metrics"
 	"carefhir/profiles"
 	"carefhir/profiles/conformance"
 	"carefhir/server"
 	"carefhir/server/access"
 )
-
-// envMongoURI names the environment variable that --mongo-uri defaults to.
-const envMongoURI = "CAREFHIR_MONGO_URI"
 
 // serveConfig is the configuration of the serve subcommand. The flag tags
 // name the command-line flags; validate tags check the parsed values.
@@ -35,12 +34,14 @@ type serveConfig struct {
 	// RequiredProfiles are checked by validation, so they need Validate.
 	RequiredProfiles profileRequirements `flag:"require-profile" validate:"excluded_unless=Validate true,dive,keys,alpha,endkeys,dive,http_url"`
 	// Authentication and hardening (auth.go).
-	AuthFile       string  `flag:"auth"`
-	InsecureNoAuth bool    `flag:"insecure-no-auth"`
-	TLSCert        string  `flag:"tls-cert" validate:"required_with=TLSKey"`
-	TLSKey         string  `flag:"tls-key" validate:"required_with=TLSCert"`
-	RateLimit      float64 `flag:"rate-limit" validate:"gte=0"`
-	RateBurst      int     `flag:"rate-burst" validate:"gte=0"`
+	AuthFile       string        `flag:"auth"`
+	InsecureNoAuth bool          `flag:"insecure-no-auth"`
+	TLSCert        string        `flag:"tls-cert" validate:"required_with=TLSKey"`
+	TLSKey         string        `flag:"tls-key" validate:"required_with=TLSCert"`
+	RateLimit      float64       `flag:"rate-limit" validate:"gte=0"`
+	RateBurst      int           `flag:"rate-burst" validate:"gte=0"`
+	MetricsAddr    string        `flag:"metrics-addr" validate:"omitempty,listen_addr"`
+	ReadyTimeout   time.Duration `flag:"ready-timeout" validate:"gt=0"`
 	// Subscriptions (subscriptions.go).
 	NotifyAllowHTTP  bool          `flag:"notify-allow-http"`
 	NotifyMaxBackoff time.Duration `flag:"notify-max-backoff" validate:"gte=0"`
@@ -48,6 +49,11 @@ type serveConfig struct {
 	// Bulk export (export.go).
 	ExportDir    string        `flag:"export-dir"`
 	ExportExpire time.Duration `flag:"export-expire" validate:"gte=0"`
+
+	// metrics and logger, set by serve before the engine opens, receive
+	// the engine's measurements and what it did at start-up.
+	metrics *metrics.Registry
+	logger  *slog.Logger
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -65,17 +71,17 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg := &serveConfig{
 		Addr:            "127.0.0.1:8080",
 		DataDir:         "./data",
-		MongoURI:        getenv(envMongoURI),
 		MaxBody:         10 << 20,
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "text",
 		LogLevel:        "info",
 		Validate:        true,
+		ReadyTimeout:    health.DefaultTimeout,
 	}
-	fs := newFlagSet("carefhir serve", "Serves the FHIR R4 API under /fhir.", stderr)
+	fs := newFlagSet("carefhir serve", "Serves the FHIR R4 API under /fhir, the probes /livez and /readyz, and /metrics.", stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP `host:port` to listen on; port 0 picks a free port")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
-	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB `URI`; when set, MongoDB is used instead of SQLite (default $"+envMongoURI+")")
+	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
 	fs.StringVar(&cfg.BaseURL, "base-url", "", "public FHIR base `URL` used in links and Location headers (default http://<addr>/fhir)")
 	fs.Var(&cfg.MaxBody, "max-body", "largest request body accepted, in bytes or with a unit such as 512KiB or 10MiB")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGINT or SIGTERM")
@@ -89,12 +95,14 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second allowed to each client (token client_id or subject, else address); 0: the auth file's rate_limit, or none")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP `host:port` serving /metrics on a listener of its own, such as 127.0.0.1:9090; unset, /metrics is served beside the API")
+	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long each readiness check of /readyz may take before it counts as failed")
 	fs.BoolVar(&cfg.NotifyAllowHTTP, "notify-allow-http", false, "allow Subscription endpoints on plain http beyond loopback")
 	fs.DurationVar(&cfg.NotifyMaxBackoff, "notify-max-backoff", 0, "longest wait between two attempts to deliver a notification (0: "+notify.DefaultMaxBackoff.String()+")")
 	fs.DurationVar(&cfg.NotifyErrorAfter, "notify-error-after", 0, "how long a Subscription's deliveries may fail before it is set to error (0: "+notify.DefaultErrorAfter.String()+")")
 	fs.StringVar(&cfg.ExportDir, "export-dir", "", "`directory` of the files of bulk exports (default: exports in --data)")
 	fs.DurationVar(&cfg.ExportExpire, "export-expire", 0, "how long the files of a finished bulk export are kept (0: 1h)")
-	if err := parseFlags(fs, args, cfg); err != nil {
+	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -130,6 +138,8 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	if !ok {
 		return fmt.Errorf("serve: no %s engine in this build", name)
 	}
+	reg := metrics.New()
+	cfg.metrics, cfg.logger = reg, logger
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	st, err := open(openCtx, cfg)
 	cancel()
@@ -178,7 +188,10 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	}
 	// The audit trail is written after the server stops serving: Close
 	// writes what is queued, before the store closes.
-	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir " + version, Log: logger})
+	auditCfg := access.AuditConfig{Source: "carefhir " + version, Log: logger}
+	var auditor *access.Auditor
+	auditCfg.OnDrop = reg.AuditBuffer(func() int { return auditor.Depth() }).Inc
+	auditor = access.NewAuditor(st, auditCfg)
 	defer auditor.Close()
 	subs, err := startSubscriptions(ctx, cfg, baseURL, logger)
 	if err != nil {
@@ -211,11 +224,63 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	subs.configure(&scfg)
 	configureExports(exports, &scfg)
 	h := server.New(scfg)
+	observeEngine(reg, st)
+	checks := []health.Check{storeCheck(st), health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth)}
+	if name == engineMongo {
+		check, disconnect, err := mongoPrimaryCheck(cfg.MongoURI)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer disconnect()
+		checks = append(checks, check)
+	}
+	mux := http.NewServeMux()
+	health.New(checks, cfg.ReadyTimeout, logger).Register(mux)
+	var mln net.Listener
+	if cfg.MetricsAddr != "" {
+		if mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: metrics: %w", err)
+		}
+	} else if sa.auth == nil {
+		mux.Handle("GET /metrics", reg.Handler())
+	} else {
+		// Behind authorisation the metrics stay off the API's listener:
+		// they are served on --metrics-addr, bound where only the
+		// monitoring reaches.
+		logger.Warn("metrics not served: with --auth, give --metrics-addr to serve /metrics on a listener of its own")
+	}
+	mux.Handle("/", reg.Instrument(h, "/fhir", server.ServedTypes()))
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
-		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil)
-	srv := newHTTPServer(h, logger)
-	srv.TLSConfig = tlsCfg
-	return serveHTTP(ctx, ln, srv, cfg.ShutdownTimeout, logger)
+		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil,
+		"metrics", metricsAttr(ln, mln))
+	api := newHTTPServer(mux, logger)
+	api.TLSConfig = tlsCfg
+	if mln == nil {
+		return serveHTTP(ctx, ln, api, cfg.ShutdownTimeout, logger)
+	}
+	// Either listener failing stops both.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	metricsMux := http.NewServeMux()
+	metricsMux.Handle("GET /metrics", reg.Handler())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- serveHTTP(ctx, mln, newHTTPServer(metricsMux, logger), cfg.ShutdownTimeout, logger)
+		stop()
+	}()
+	err = serveHTTP(ctx, ln, api, cfg.ShutdownTimeout, logger)
+	stop()
+	return errors.Join(err, <-errc)
+}
+
+// metricsAttr says where /metrics is served, for the start-up log line.
+func metricsAttr(api, own net.Listener) string {
+	if own != nil {
+		return "http://" + own.Addr().String() + "/metrics"
+	}
+	return "http://" + api.Addr().String() + "/metrics"
 }
 
 // dataAttr returns where the configured engine keeps its data, for the

@@ -39,7 +39,7 @@ type synthConfig struct {
 }
 
 // parseSynthConfig parses and validates the synth flags in args.
-func parseSynthConfig(args []string, stderr io.Writer) (*synthConfig, error) {
+func parseSynthConfig(args []string, getenv func(string) string, stderr io.Writer) (*synthConfig, error) {
 	cfg := &synthConfig{Patients: 1000, Seed: 1, Clients: 8, Today: synth.DefaultToday.Format(time.DateOnly)}
 	fs := newFlagSet("carefhir synth",
 		"Generates fictional UK primary-care records, deterministically from a seed: GP\n"+
@@ -55,7 +55,7 @@ func parseSynthConfig(args []string, stderr io.Writer) (*synthConfig, error) {
 	fs.StringVar(&cfg.URL, "url", "", "FHIR base `URL` of a server to load with PUT, such as http://127.0.0.1:8080/fhir")
 	fs.StringVar(&cfg.Data, "data", "", "`directory` of an embedded SQLite engine to write into (the server must not be running on it)")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent writers for --url and --data")
-	if err := parseFlags(fs, args, cfg); err != nil {
+	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
 	modes := 0

@@ -47,7 +47,7 @@ func TestParseSynthConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := parseSynthConfig(tt.args, io.Discard)
+			cfg, err := parseSynthConfig(tt.args, env(nil), io.Discard)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || exitCode(err, io.Discard) != 2 {
 					t.Fatalf("error %v, want a usage error mentioning %q", err, tt.wantErr)

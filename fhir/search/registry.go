@@ -242,6 +242,20 @@ func splitTop(s string, sep byte) []string {
 	return append(out, s[start:])
 }
 
+// Restrict keeps, of the parameters of typ, only those named in codes and
+// the parameters common to every type: a host that writes resources of typ
+// itself (the audit trail) indexes them on fewer parameters, and the
+// parameters it leaves out are then unknown to searches too, never
+// answered from an incomplete index. It must be called before the
+// registry is shared.
+func (r *Registry) Restrict(typ string, codes []string) {
+	for code := range r.params[typ] {
+		if !slices.Contains(codes, code) && !slices.Contains(common, code) {
+			delete(r.params[typ], code)
+		}
+	}
+}
+
 // Param returns the search parameter code of resource type typ.
 func (r *Registry) Param(typ, code string) (*Param, bool) {
 	p, ok := r.params[typ][code]

@@ -63,6 +63,8 @@ type AuditConfig struct {
 	// Source names this server in every AuditEvent (AuditEvent.source).
 	Source string
 	Log    *slog.Logger
+	// OnDrop, when set, is called for every event dropped (a metric).
+	OnDrop func()
 }
 
 // Auditor writes the audit trail: one AuditEvent per request, batched so
@@ -96,6 +98,9 @@ func NewAuditor(st store.Store, cfg AuditConfig) *Auditor {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.OnDrop == nil {
+		cfg.OnDrop = func() {}
+	}
 	a := &Auditor{cfg: cfg, store: st, events: make(chan *Event, cfg.Buffer), done: make(chan struct{})}
 	go a.run()
 	return a
@@ -114,6 +119,7 @@ func (a *Auditor) Add(e *Event) {
 	case a.events <- e:
 	case <-t.C:
 		a.dropped.Add(1)
+		a.cfg.OnDrop()
 		a.cfg.Log.Error("audit buffer full: event dropped", "request_id", e.RequestID, "interaction", string(e.Interaction))
 	}
 }
@@ -186,6 +192,7 @@ func (a *Auditor) write(batch []*Event) {
 		w, err := a.encode(e)
 		if err != nil {
 			a.dropped.Add(1)
+			a.cfg.OnDrop()
 			a.cfg.Log.Error("audit event not encodable", "request_id", e.RequestID, "error", err)
 			continue
 		}
@@ -207,6 +214,7 @@ func (a *Auditor) write(batch []*Event) {
 	for _, w := range writes {
 		if err := a.store.Put(ctx, w); err != nil {
 			a.dropped.Add(1)
+			a.cfg.OnDrop()
 			a.cfg.Log.Error("audit event not written", "id", w.ID, "error", err)
 			continue
 		}
@@ -225,11 +233,19 @@ func (a *Auditor) encode(e *Event) (*store.Write, error) {
 	return &store.Write{Type: "AuditEvent", ID: id, LastUpdated: now, JSON: body, Index: ev.index()}, nil
 }
 
-// index returns the search values of ev as the R4 AuditEvent search
-// parameters extract them, built from the event rather than by evaluating
-// their FHIRPath expressions: the trail is written for every request, and
-// the search definitions' extraction costs as much as the rest of writing
-// it. A test holds the two equal.
+// AuditSearchParams are the R4 AuditEvent search parameters the trail is
+// indexed on, and so searchable by: one AuditEvent is written for every
+// request, and each search value is a row its write adds. The server's
+// search definitions keep only these for AuditEvent (search.Registry
+// Restrict), so a search by another answers that it is not supported
+// rather than from an incomplete index.
+var AuditSearchParams = []string{"action", "agent", "date", "entity", "outcome", "patient", "subtype", "type"}
+
+// index returns the search values of ev for AuditSearchParams as their
+// R4 definitions extract them, built from the event rather than by
+// evaluating their FHIRPath expressions: the trail is written for every
+// request, and the extraction costs as much as the rest of writing it. A
+// test holds the two equal.
 func (ev *auditEventJSON) index() store.Index {
 	var ix store.Index
 	token := func(param, system, code string) {
@@ -266,12 +282,6 @@ func (ev *auditEventJSON) index() store.Index {
 				token("patient:identifier", ag.Who.Identifier.System, ag.Who.Identifier.Value)
 			}
 		}
-		if ag.AltID != "" {
-			token("altid", "", ag.AltID)
-		}
-		if ag.Network != nil {
-			ix.Strings = append(ix.Strings, store.String{Param: "address", Value: strings.ToLower(ag.Network.Address), Exact: ag.Network.Address})
-		}
 	}
 	for _, en := range ev.Entity {
 		if en.What.Identifier != nil {
@@ -283,14 +293,6 @@ func (ev *auditEventJSON) index() store.Index {
 				ref("patient", en.What.Reference)
 			}
 		}
-		if en.Type != nil {
-			token("entity-type", en.Type.System, en.Type.Code)
-			text("entity-type", en.Type)
-		}
-		if en.Role != nil {
-			token("entity-role", en.Role.System, en.Role.Code)
-			text("entity-role", en.Role)
-		}
 	}
 	if t, err := time.Parse(instantLayout, ev.Recorded); err == nil {
 		ix.Dates = append(ix.Dates, store.Date{Param: "date", Low: t, High: t})
@@ -298,10 +300,17 @@ func (ev *auditEventJSON) index() store.Index {
 	return ix
 }
 
+// newEventID returns a UUID version 7 (RFC 9562): time-ordered, so that
+// the trail's rows are appended at the end of the engine's indexes rather
+// than scattered across them, which keeps the pages each batch writes few.
 func newEventID() string {
 	var b [16]byte
 	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
+	ms := uint64(time.Now().UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = b[6]&0x0f | 0x70
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -17,6 +17,7 @@ func TestAuditIndexAsDefined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg.Restrict("AuditEvent", AuditSearchParams)
 	indexer := search.NewIndexer(reg, search.FHIRPath, "")
 	rec := &Record{}
 	rec.touch(

@@ -173,11 +173,7 @@ func (a *Authenticator) check(ctx context.Context, raw string, now time.Time) (*
 		if !ok {
 			return errors.New("untrusted issuer")
 		}
-		set, err := ti.keys.keys(ctx)
-		if err != nil {
-			return err
-		}
-		return sendKeys(sink, sig, set)
+		return offerKeys(ctx, sink, sig, ti.keys)
 	})
 	tok, err := jwt.Parse([]byte(raw),
 		jwt.WithKeyProvider(keys),

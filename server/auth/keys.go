@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/lestrrat-go/httprc/v3"
 	"github.com/lestrrat-go/jwx/v3/jwa"
@@ -39,32 +41,80 @@ func allowedAlgorithm(alg jwa.SignatureAlgorithm) bool {
 // keySource gives the current public keys of an issuer or a client.
 type keySource interface {
 	keys(ctx context.Context) (jwk.Set, error)
+	// refresh fetches the keys anew when they may have changed (a kid not
+	// seen yet: the issuer rotated its keys).
+	refresh(ctx context.Context) (jwk.Set, error)
 }
 
 // staticKeys are keys read once from a file.
 type staticKeys struct{ set jwk.Set }
 
-func (s staticKeys) keys(context.Context) (jwk.Set, error) { return s.set, nil }
+func (s staticKeys) keys(context.Context) (jwk.Set, error)    { return s.set, nil }
+func (s staticKeys) refresh(context.Context) (jwk.Set, error) { return s.set, nil }
+
+// refetchInterval bounds how often a signature with an unknown key makes
+// the keys of a URL be fetched again: tokens naming made-up kids must not
+// turn the server against the issuer.
+const refetchInterval = time.Minute
 
 // remoteKeys are keys fetched from an https URL and refreshed in the
 // background by the cache, as the issuer's Cache-Control allows.
 type remoteKeys struct {
 	cache *jwk.Cache
 	url   string
+	now   func() time.Time
+
+	mu          sync.Mutex
+	lastRefetch time.Time
 }
 
-func (r remoteKeys) keys(ctx context.Context) (jwk.Set, error) {
-	set, err := r.cache.Lookup(ctx, r.url)
+func (r *remoteKeys) keys(ctx context.Context) (jwk.Set, error) {
+	if set, err := r.cache.Lookup(ctx, r.url); err == nil {
+		return set, nil
+	}
+	// Not fetched yet: the issuer was unreachable when the server started.
+	return r.refresh(ctx)
+}
+
+func (r *remoteKeys) refresh(ctx context.Context) (jwk.Set, error) {
+	r.mu.Lock()
+	now := r.now()
+	due := now.Sub(r.lastRefetch) >= refetchInterval
+	if due {
+		r.lastRefetch = now
+	}
+	r.mu.Unlock()
+	var set jwk.Set
+	var err error
+	if due {
+		set, err = r.cache.Refresh(ctx, r.url)
+	} else {
+		set, err = r.cache.Lookup(ctx, r.url)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keys from %s: %w", r.url, err)
 	}
 	return set, nil
 }
 
+// offerKeys puts into sink the keys of src that may verify sig, fetching
+// src anew when none does.
+func offerKeys(ctx context.Context, sink jws.KeySink, sig *jws.Signature, src keySource) error {
+	if set, err := src.keys(ctx); err == nil && sendKeys(sink, sig, set) == nil {
+		return nil
+	}
+	set, err := src.refresh(ctx)
+	if err != nil {
+		return err
+	}
+	return sendKeys(sink, sig, set)
+}
+
 // keyFetcher opens key sources, sharing one cache for the URLs.
 type keyFetcher struct {
 	ctx    context.Context
 	client *http.Client
+	now    func() time.Time
 	cache  *jwk.Cache
 }
 
@@ -94,7 +144,7 @@ func (f *keyFetcher) open(location string) (keySource, error) {
 	if err := f.cache.Register(f.ctx, location, opts...); err != nil {
 		return nil, fmt.Errorf("keys from %s: %w", location, err)
 	}
-	return remoteKeys{cache: f.cache, url: location}, nil
+	return &remoteKeys{cache: f.cache, url: location, now: f.now}, nil
 }
 
 // readPublicKeys reads a JWKS file that must hold public keys of the

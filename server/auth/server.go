@@ -63,7 +63,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Service, error) {
 	if lifetime == 0 {
 		lifetime = DefaultTokenLifetime
 	}
-	fetch := &keyFetcher{ctx: ctx, client: opts.HTTPClient}
+	fetch := &keyFetcher{ctx: ctx, client: opts.HTTPClient, now: now}
 	issuers := map[string]trustedIssuer{issuer: {keys: staticKeys{opts.Keyring.PublicKeys()}, audience: audience}}
 	for _, is := range cfg.Issuers {
 		if _, dup := issuers[is.Issuer]; dup {

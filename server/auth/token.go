@@ -129,6 +129,10 @@ func (t *tokenEndpoint) token(w http.ResponseWriter, r *http.Request) (*tokenRes
 		return nil, oauthErr("invalid_request", "client_assertion is required")
 	}
 	cl, err := t.authenticate(r.Context(), assertion)
+	if err == nil && form.Get("client_id") != "" && form.Get("client_id") != cl.id {
+		// RFC 7521 §4.2: a client_id given must be the assertion's client.
+		err = errors.New("client_id is not the assertion's client")
+	}
 	if err != nil {
 		// Which check failed stays here: a caller probing client ids or
 		// keys learns nothing.
@@ -179,12 +183,8 @@ func (t *tokenEndpoint) authenticate(ctx context.Context, assertion string) (*cl
 		if !ok {
 			return errors.New("unknown client")
 		}
-		set, err := c.keys.keys(ctx)
-		if err != nil {
-			return err
-		}
 		cl = c
-		return sendKeys(sink, sig, set)
+		return offerKeys(ctx, sink, sig, c.keys)
 	})
 	now := t.now()
 	tok, err := jwt.Parse([]byte(assertion),

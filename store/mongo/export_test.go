@@ -1,5 +1,10 @@
 package mongo
 
+import (
+	"context"
+	"time"
+)
+
 // SetHook makes s call hook at the stages of a journaled commit; an error
 // from hook stops the commit there, leaving the database as a crash would.
 func SetHook(s *Store, hook func(stage string, n int) error) { s.hook = hook }
@@ -12,3 +17,26 @@ const (
 	StageUndone    = stageUndone
 	StageFinished  = stageFinished
 )
+
+// StageRecorded is the stage of a journaled commit whose record is written
+// and whose writes are not yet.
+const StageRecorded = stageRecorded
+
+// WithClock makes a Store tell the time of leases by now: a Store whose
+// clock is ahead finds every other process's lease expired.
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.clock = now } }
+
+// Sweep settles the journaled units whose lease has expired, as the
+// sweeper does.
+func Sweep(ctx context.Context, s *Store) error { return s.sweep(ctx) }
+
+// Session is what the engine needs of a driver session, for fakes.
+type Session = session
+
+// SetSessions makes s run units of work as on a deployment with
+// transactions, in the sessions tx starts, and multi-query searches in the
+// sessions snapshot starts.
+func SetSessions(s *Store, tx, snapshot func() (Session, error)) {
+	s.native, s.locking = true, false
+	s.sessions, s.snapshots = tx, snapshot
+}

@@ -43,19 +43,19 @@ func field(kind, param string) string {
 	return b.String()
 }
 
-// Token values are stored as strings in three forms, each marked by its first
-// byte, so that every form of token match is an equality on one field:
+// Token values are stored as strings in two forms, each marked by its first
+// byte, so that every form of token match reads one index range:
 //
-//	"p" + system + "|" + code   system|code and |code (system "")
-//	"c" + code                  code, in any system
-//	"s" + system                system|, any code
+//	"p" + system + "|" + code   system|code and |code (system "") by
+//	                            equality, system| by the prefix
+//	                            "p" + system + "|"
+//	"c" + code                  code, in any system, by equality
 //
 // In the "p" form '\' and '|' in the system are escaped with '\', so that the
 // first unescaped '|' ends the system.
 const (
-	formPair   = "p"
-	formCode   = "c"
-	formSystem = "s"
+	formPair = "p"
+	formCode = "c"
 )
 
 var systemEscaper = strings.NewReplacer(`\`, `\\`, `|`, `\|`)
@@ -65,12 +65,12 @@ func tokenKeys(t store.Token) []string {
 	return []string{
 		formPair + systemEscaper.Replace(t.System) + "|" + t.Code,
 		formCode + t.Code,
-		formSystem + t.System,
 	}
 }
 
-// matchKey returns the stored form a token match looks for; ok is false when
-// the match is met by any token of the parameter.
+// matchKey returns the stored form a token match looks for, or for
+// system| (AnyCode) the prefix of the stored forms it looks for; ok is false
+// when the match is met by any token of the parameter.
 func matchKey(m store.TokenMatch) (key string, ok bool) {
 	switch {
 	case m.AnySystem && m.AnyCode:
@@ -78,7 +78,7 @@ func matchKey(m store.TokenMatch) (key string, ok bool) {
 	case m.AnySystem:
 		return formCode + m.Code, true
 	case m.AnyCode:
-		return formSystem + m.System, true
+		return formPair + systemEscaper.Replace(m.System) + "|", true
 	default:
 		return formPair + systemEscaper.Replace(m.System) + "|" + m.Code, true
 	}
@@ -90,49 +90,16 @@ func indexFields(ix store.Index) bson.D {
 	return searchFields(&ix)
 }
 
-// ensureIndexes creates the indexes of the search fields w carries that this
-// Store has not yet seen indexed.
-func (s *Store) ensureIndexes(ctx context.Context, w *store.Write) error {
-	if w.Deleted {
-		return nil
-	}
-	var keys []bson.D
-	var names []string
-	for _, e := range indexFields(w.Index) {
-		if !indexed(e.Key) {
-			continue
-		}
-		name := w.Type + "\x00" + e.Key
-		if _, ok := s.indexed.Load(name); ok {
-			continue
-		}
-		keys = append(keys, bson.D{{Key: e.Key, Value: 1}})
-		names = append(names, name)
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	// One index creation at a time: FerretDB v1 fails concurrent
-	// createIndexes on one collection with an internal error.
-	s.indexing.Lock()
-	defer s.indexing.Unlock()
-	if err := ensure(ctx, s.db.Collection(w.Type), keys); err != nil {
-		return fmt.Errorf("mongo: index %s: %w", w.Type, err)
-	}
-	for _, name := range names {
-		s.indexed.Store(name, struct{}{})
-	}
-	return nil
-}
-
-// ensure creates the indexes with the given keys that coll lacks. It asks
-// for none that exist, because FerretDB v1 fails a createIndexes command
-// that has nothing to create (MongoDB accepts it). Several processes may
-// still race to create one index, which both servers accept.
-func ensure(ctx context.Context, coll *mongo.Collection, keys []bson.D) error {
+// ensure creates the indexes with the given keys that coll lacks, and
+// returns how many it created. It asks for none that exist, because
+// FerretDB v1 fails a createIndexes command that has nothing to create
+// (MongoDB accepts it). Several processes may race to create one index,
+// which both servers accept. It fails, creating nothing, when coll would
+// have more indexes than MongoDB allows.
+func ensure(ctx context.Context, coll *mongo.Collection, keys []bson.D) (int, error) {
 	existing, err := indexKeys(ctx, coll)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var missing []mongo.IndexModel
 	for _, k := range keys {
@@ -140,15 +107,17 @@ func ensure(ctx context.Context, coll *mongo.Collection, keys []bson.D) error {
 			missing = append(missing, mongo.IndexModel{Keys: k})
 		}
 	}
-	// MongoDB allows 64 indexes per collection, _id's included: search
-	// fields beyond that are searched without an index.
-	room := maxIndexes - max(len(existing), 1) // a new collection gets _id's
-	missing = missing[:max(0, min(len(missing), room))]
 	if len(missing) == 0 {
-		return nil
+		return 0, nil
 	}
-	_, err = coll.Indexes().CreateMany(ctx, missing)
-	return err
+	if n := max(len(existing), 1) + len(missing); n > maxIndexes { // a new collection gets _id's
+		return 0, fmt.Errorf("%w: %s would have %d; drop indexes no longer planned with carefhir migrate",
+			ErrTooManyIndexes, coll.Name(), n)
+	}
+	if _, err := coll.Indexes().CreateMany(ctx, missing); err != nil {
+		return 0, err
+	}
+	return len(missing), nil
 }
 
 // indexKeys returns the keys of coll's indexes, written by keyString.

@@ -1,6 +1,9 @@
 package mongo
 
 import (
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,7 +70,8 @@ func TestTokenKeys(t *testing.T) {
 				want := (m.AnySystem || m.System == other.System) && (m.AnyCode || m.Code == other.Code)
 				got := false
 				for _, k := range tokenKeys(other) {
-					got = got || k == key
+					// system| matches by prefix, the others by equality.
+					got = got || k == key || m.AnyCode && strings.HasPrefix(k, key)
 				}
 				if got != want {
 					t.Errorf("match %+v against token %+v: %v, want %v", m, other, got, want)
@@ -79,7 +83,7 @@ func TestTokenKeys(t *testing.T) {
 
 func TestCursorRoundTrip(t *testing.T) {
 	v := &store.Version{Type: "Patient", ID: `a/"b"`, VersionID: 3, LastUpdated: time.UnixMilli(1709287200123)}
-	c, err := decodeCursor(encodeCursor(v))
+	c, err := decodeCursor(position(v).encode())
 	if err != nil {
 		t.Fatalf("decodeCursor: %v", err)
 	}
@@ -140,5 +144,48 @@ func TestCriteriaKey(t *testing.T) {
 	}
 	if _, ok := criteriaKey(store.Query{Type: "$cmd"}); ok {
 		t.Error("criteriaKey of an invalid type has a key")
+	}
+}
+
+// TestPlanLimit checks the index plan against MongoDB's limit at its edge:
+// 64 indexes on a collection, _id's included, are allowed, 65 are not.
+func TestPlanLimit(t *testing.T) {
+	params := func(n int) []IndexedParam {
+		var out []IndexedParam
+		for i := range n {
+			out = append(out, IndexedParam{Type: "Observation", Param: fmt.Sprintf("p%d", i), Kind: "token"})
+		}
+		return out
+	}
+	// _id's and the two lastUpdated indexes, then one per token parameter.
+	if _, err := planIndexes(params(61)); err != nil {
+		t.Errorf("64 indexes: %v", err)
+	}
+	if _, err := planIndexes(params(62)); !errors.Is(err, ErrTooManyIndexes) || !strings.Contains(err.Error(), "Observation needs 65") {
+		t.Errorf("65 indexes: %v, want ErrTooManyIndexes naming the type and count", err)
+	}
+	if _, err := planIndexes([]IndexedParam{{Type: "Observation", Param: "code", Kind: "special"}}); err == nil {
+		t.Error("a parameter of an unknown kind is accepted")
+	}
+}
+
+func TestShardKeys(t *testing.T) {
+	keys := shardKeys([]string{"Patient", "Observation"})
+	want := map[string]string{
+		"Patient":     "_id:hashed,",
+		"Observation": "_id:hashed,",
+		"keys":        "_id:hashed,",
+		"history":     "type:1,id:hashed,",
+	}
+	if len(keys) != len(want) {
+		t.Errorf("shard keys of %d collections, want %d: %v", len(keys), len(want), keys)
+	}
+	for coll, k := range want {
+		if got := keyString(keys[coll]); got != k {
+			t.Errorf("shard key of %s: %s, want %s", coll, got, k)
+		}
+	}
+	if _, ok := keys["journal"]; ok {
+		t.Error("the journal is sharded")
 	}
 }

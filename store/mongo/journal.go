@@ -19,7 +19,9 @@ import (
 // committed through a journal kept in two collections of the database:
 //
 //	journal         one record per unit of work being committed:
-//	                _id (the unit's id), state, n (number of writes), ts
+//	                _id (the unit's id), state, n (number of writes), ts,
+//	                owner (the process settling it) and lease (until when
+//	                the owner holds it)
 //	journal_writes  one document per write of those units: _id
 //	                "unit/seq", txn (the unit's id), seq, type, expected,
 //	                doc (the current-version document the write makes) and,
@@ -29,12 +31,12 @@ import (
 //
 // A unit's record goes through these states:
 //
-//	pending    its writes are being journaled; none is applied. Start-up
-//	           (or a failure) rolls it back: the record and its writes are
-//	           deleted, the resources were never touched.
+//	pending    its writes are being journaled; none is applied. Settling
+//	           rolls it back: the record and its writes are deleted, the
+//	           resources were never touched.
 //	committed  the commit point: the whole unit is in the journal, durably.
-//	           Its writes are then applied in order, and start-up rolls an
-//	           interrupted unit forward.
+//	           Its writes are then applied in order; settling an
+//	           interrupted unit rolls it forward.
 //	aborting   a committed unit that cannot be completed (another process
 //	           wrote one of its resources, or the database failed while
 //	           applying): its applied writes are being undone from the
@@ -42,10 +44,33 @@ import (
 //	failed     a unit that could be neither completed nor undone, because
 //	           another process wrote over a version it had applied; it is
 //	           kept, with its writes, for an operator to inspect (and then
-//	           delete: start-up leaves failed units alone).
+//	           delete: settling leaves failed units alone).
 //
 // When a unit is done (applied or undone) its record is deleted, and then
-// its writes; writes left without a record are deleted at start-up.
+// its writes; writes left without a record are deleted when the journal is
+// swept.
+//
+// # Many processes
+//
+// Several carefhir processes may share one database. Each unit has an
+// owner, the Store that committed it, and a lease: a time until which the
+// owner holds it, renewed before every step. Only the owner changes a unit,
+// and every change of its record is a compare-and-set on (state, owner):
+// a process whose change does not match has lost the unit, stops working on
+// it at once and waits for its outcome (see waitOutcome), so a client is
+// never told that a unit failed when it ends applied. Before applying or
+// undoing each write the owner renews its lease the same way, which also
+// re-checks the state. Another process takes a unit over only once its
+// lease has expired (the owner crashed or stalled for longer than the
+// lease), by a compare-and-set on (state, owner, lease expired), and then
+// settles it as its owner. Start-up and a periodic sweep settle expired
+// units; they never touch a unit whose lease is live.
+//
+// What a lease cannot exclude is an owner that stalls for longer than the
+// lease between renewing it and a write reaching the server (the lease is
+// twice the client timeout plus 10 s, and the timeout bounds every
+// operation); leases compare the clocks of processes, which must agree to
+// well within the lease.
 //
 // Why roll forward: once committed, the journal holds every new version of
 // the unit, so completing it needs nothing else, and each write can be
@@ -78,6 +103,7 @@ const (
 
 // Stages of a commit that a test hook can stop at (see Store.hook).
 const (
+	stageRecorded  = "recorded"  // the record is written, pending, no write yet
 	stageJournaled = "journaled" // the writes are journaled, not committed
 	stageCommitted = "committed" // the commit point has passed
 	stageApplied   = "applied"   // n writes are applied
@@ -91,8 +117,14 @@ type journalRecord struct {
 	State string        `bson:"state"`
 	N     int           `bson:"n"`
 	Time  bson.DateTime `bson:"ts"`
+	Owner string        `bson:"owner"`
+	Lease bson.DateTime `bson:"lease"`
 	Error string        `bson:"error,omitempty"`
 }
+
+// errLost reports that another process took over a unit of work whose lease
+// had expired; the unit's outcome is then that process's to decide.
+var errLost = errors.New("taken over by another process after its lease expired")
 
 // journalWrite is one journaled write of a unit of work.
 type journalWrite struct {
@@ -128,8 +160,18 @@ func (s *Store) at(stage string, n int) error {
 	if s.hook == nil {
 		return nil
 	}
-	return s.hook(stage, n)
+	if err := s.hook(stage, n); err != nil {
+		return &stopped{err}
+	}
+	return nil
 }
+
+// stopped is an error of the test hook: the commit stops where it is, as a
+// crash would stop it.
+type stopped struct{ err error }
+
+func (e *stopped) Error() string { return e.err.Error() }
+func (e *stopped) Unwrap() error { return e.err }
 
 // commit makes ws, the writes of a unit of work on a deployment without
 // transactions, current and durable together or not at all, through the
@@ -145,61 +187,79 @@ func (s *Store) at(stage string, n int) error {
 // with a *store.ConflictError.
 //
 // Readers are not held off either: while the writes are applied, and after
-// a crash until the next start-up completes the unit, a reader may see some
-// of its writes and not others. What the unit guarantees is the outcome:
-// all of its writes, or none.
+// a crash until the unit is settled, a reader may see some of its writes and
+// not others. What the unit guarantees is the outcome: all of its writes, or
+// none.
 func (s *Store) commit(ctx context.Context, ws []*store.Write) error {
 	if len(ws) == 0 {
 		return nil
 	}
-	for _, w := range ws {
-		if err := s.ensureIndexes(ctx, w); err != nil {
-			return err
-		}
-	}
 	defer s.lockAll(ws)()
 	id := bson.NewObjectID().Hex()
+	// This Store's sweeper leaves the unit to this commit, even should its
+	// lease expire: both would act as its owner.
+	s.committing.Store(id, struct{}{})
+	defer s.committing.Delete(id)
 	entries, err := s.prepare(ctx, id, ws)
 	if err != nil {
 		return err
 	}
 	// From here on, cancelling the caller's context no longer stops the
-	// commit halfway.
+	// commit halfway; every operation is still bounded by the client
+	// timeout.
 	ctx = context.WithoutCancel(ctx)
-	rec := journalRecord{ID: id, State: statePending, Time: bson.NewDateTimeFromTime(time.Now())}
+	now := s.clock()
+	rec := journalRecord{ID: id, State: statePending, N: len(entries), Time: bson.NewDateTimeFromTime(now),
+		Owner: s.owner, Lease: bson.NewDateTimeFromTime(now.Add(s.lease))}
 	if _, err := s.journal.InsertOne(ctx, rec); err != nil {
-		return s.fail(ctx, id, fmt.Errorf("mongo: transact: journal: %w", err))
+		return s.fail(ctx, id, entries, fmt.Errorf("mongo: transact: journal: %w", err))
+	}
+	if err := s.at(stageRecorded, 0); err != nil {
+		return err
 	}
 	if _, err := s.journalWrites.InsertMany(ctx, entries); err != nil {
-		return s.fail(ctx, id, fmt.Errorf("mongo: transact: journal: %w", err))
+		return s.fail(ctx, id, entries, fmt.Errorf("mongo: transact: journal: %w", err))
 	}
 	if err := s.at(stageJournaled, len(entries)); err != nil {
 		return err
 	}
-	ok, err := s.setState(ctx, id, statePending, stateCommitted, len(entries))
+	ok, err := s.setState(ctx, id, statePending, stateCommitted)
 	if err != nil {
-		return s.fail(ctx, id, fmt.Errorf("mongo: transact: commit: %w", err))
+		return s.fail(ctx, id, entries, fmt.Errorf("mongo: transact: commit: %w", err))
 	}
 	if !ok {
-		return s.fail(ctx, id, errors.New("mongo: transact: rolled back by the start-up of another process"))
+		// Discarded while pending by a process that found the lease
+		// expired: nothing was applied. Writes journaled after that are
+		// this Store's to delete.
+		_ = s.forget(ctx, id)
+		return fmt.Errorf("mongo: transact: unit %s rolled back: %w", id, errLost)
 	}
 	if err := s.at(stageCommitted, 0); err != nil {
 		return err
 	}
 	for i, e := range entries {
+		if err := s.renew(ctx, id, stateCommitted); errors.Is(err, errLost) {
+			return s.lost(ctx, id, entries, err)
+		} else if err != nil {
+			return s.fail(ctx, id, entries, err)
+		}
 		if err := s.apply(ctx, e); err != nil {
 			var ce *store.ConflictError
 			if !errors.As(err, &ce) {
 				err = fmt.Errorf("mongo: transact: applying write %d of %d: %w", i+1, len(entries), err)
 			}
-			return s.fail(ctx, id, err)
+			return s.fail(ctx, id, entries, err)
 		}
 		if err := s.at(stageApplied, i+1); err != nil {
 			return err
 		}
 	}
-	if err := s.finish(ctx, id); err != nil {
-		return fmt.Errorf("mongo: transact: %w", err)
+	// Every write is applied: the unit's outcome is decided, whatever
+	// becomes of its record (a process taking it over, or the next sweep,
+	// finds the writes applied and deletes it).
+	var stop *stopped
+	if err := s.finish(ctx, id); errors.As(err, &stop) {
+		return err
 	}
 	return nil
 }
@@ -283,45 +343,155 @@ func sameVersion(d *versionDoc, w *store.Write) bool {
 		d.Deleted == w.Deleted && bytes.Equal(d.JSON, w.JSON)
 }
 
-// fail settles unit id after cause stopped its commit, undoing it if it was
-// committed (the caller is told the unit failed), and returns cause. If the
-// unit cannot be settled now, start-up settles it later.
-func (s *Store) fail(ctx context.Context, id string, cause error) error {
-	if _, err := s.setState(ctx, id, stateCommitted, stateAborting, 0); err != nil {
-		return fmt.Errorf("%w (the unit is settled at the next start: %v)", cause, err)
+// fail settles unit id, which this Store owns, after cause stopped its
+// commit: a pending unit is rolled back, a committed one undone (the caller
+// is told the unit failed). It returns cause, unless another process took
+// the unit over, when it returns what that process made of it (see lost).
+// A unit that cannot be settled now is settled once its lease expires.
+func (s *Store) fail(ctx context.Context, id string, entries []*journalWrite, cause error) error {
+	ok, err := s.setState(ctx, id, stateCommitted, stateAborting)
+	if err != nil {
+		return fmt.Errorf("%w (the unit is settled once its lease expires: %v)", cause, err)
 	}
-	if err := s.settle(ctx, id); errors.Is(err, errFailed) {
+	if !ok {
+		var rec journalRecord
+		err := s.journal.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&rec)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			// Never recorded, or rolled back already.
+			if err := s.forget(ctx, id); err != nil {
+				return fmt.Errorf("%w (%v)", cause, err)
+			}
+			return cause
+		case err != nil:
+			return fmt.Errorf("%w (the unit is settled once its lease expires: %v)", cause, err)
+		case rec.Owner != s.owner:
+			return s.lost(ctx, id, entries, cause)
+		}
+	}
+	if err := s.settle(ctx, id); errors.Is(err, errLost) {
+		return s.lost(ctx, id, entries, cause)
+	} else if errors.Is(err, errFailed) {
 		return fmt.Errorf("%w (%v)", cause, err)
 	} else if err != nil {
-		return fmt.Errorf("%w (the unit is settled at the next start: %v)", cause, err)
+		return fmt.Errorf("%w (the unit is settled once its lease expires: %v)", cause, err)
 	}
 	return cause
 }
 
-// setState moves the record of unit id from state from to state to, and
-// records n writes if n > 0. It reports whether the record was in state
-// from.
-func (s *Store) setState(ctx context.Context, id, from, to string, n int) (bool, error) {
-	set := bson.D{{Key: "state", Value: to}}
-	if n > 0 {
-		set = append(set, bson.E{Key: "n", Value: n})
+// lost waits for the outcome of unit id, which another process took over
+// from this Store, and returns nil if every write of entries ended applied,
+// cause (or errLost) if none did, and an error wrapping errFailed if the
+// unit was left partly applied. It never reports a failure for a unit that
+// ended applied.
+func (s *Store) lost(ctx context.Context, id string, entries []*journalWrite, cause error) error {
+	settled, err := s.waitOutcome(ctx, id)
+	if err != nil {
+		return fmt.Errorf("mongo: transact: unit %s %v; its outcome is unknown: %w", id, errLost, err)
 	}
-	res, err := s.journal.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: from}},
-		bson.D{{Key: "$set", Value: set}})
+	if !settled {
+		return fmt.Errorf("mongo: transact: unit %s: %w", id, errFailed)
+	}
+	done, err := s.inHistory(ctx, entries)
+	if err != nil {
+		return fmt.Errorf("mongo: transact: unit %s %v; its outcome is unknown: %w", id, errLost, err)
+	}
+	switch len(done) {
+	case len(entries):
+		return nil
+	case 0:
+		return cause
+	}
+	return fmt.Errorf("mongo: transact: unit %s: %w", id, errFailed)
+}
+
+func isConflict(err error) bool {
+	var ce *store.ConflictError
+	return errors.As(err, &ce)
+}
+
+// waitOutcome waits until unit id is settled by whichever process owns it:
+// its record deleted (settled is true) or marked failed (false). It waits
+// at most two leases.
+func (s *Store) waitOutcome(ctx context.Context, id string) (settled bool, err error) {
+	deadline := s.clock().Add(2 * s.lease)
+	pause := 10 * time.Millisecond
+	for {
+		var rec journalRecord
+		err := s.journal.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&rec)
+		switch {
+		case errors.Is(err, mongo.ErrNoDocuments):
+			return true, nil
+		case err != nil:
+			return false, err
+		case rec.State == stateFailed:
+			return false, nil
+		case s.clock().After(deadline):
+			return false, fmt.Errorf("still %s after %v", rec.State, 2*s.lease)
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// setState moves the record of unit id, which this Store owns, from state
+// from to state to, and renews the lease. It reports whether the record was
+// in state from and owned by this Store.
+func (s *Store) setState(ctx context.Context, id, from, to string) (bool, error) {
+	res, err := s.journal.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: id}, {Key: "state", Value: from}, {Key: "owner", Value: s.owner}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: to},
+			{Key: "lease", Value: bson.NewDateTimeFromTime(s.clock().Add(s.lease))}}}})
 	if err != nil {
 		return false, err
 	}
 	return res.MatchedCount == 1, nil
 }
 
-// recover settles every unit of work that a crash, or a failure, left in
-// the journal, oldest first, and deletes journal writes left without a
-// record. Open calls it.
+// renew extends this Store's lease on unit id, checking on the way that the
+// unit is still in state and owned by this Store; it returns errLost if not.
+func (s *Store) renew(ctx context.Context, id, state string) error {
+	ok, err := s.setState(ctx, id, state, state)
+	if err != nil {
+		return fmt.Errorf("journal: unit %s: renew lease: %w", id, err)
+	}
+	if !ok {
+		return fmt.Errorf("journal: unit %s: %w", id, errLost)
+	}
+	return nil
+}
+
+// takeOver makes this Store the owner of the unit rec records, if its lease
+// has expired and it is still as rec shows it. It reports whether it did.
+func (s *Store) takeOver(ctx context.Context, rec *journalRecord) (bool, error) {
+	now := s.clock()
+	if rec.Lease.Time().After(now) {
+		return false, nil
+	}
+	res, err := s.journal.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: rec.ID}, {Key: "state", Value: rec.State},
+			{Key: "owner", Value: rec.Owner}, {Key: "lease", Value: rec.Lease}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "owner", Value: s.owner},
+			{Key: "lease", Value: bson.NewDateTimeFromTime(now.Add(s.lease))}}}})
+	if err != nil {
+		return false, err
+	}
+	return res.MatchedCount == 1, nil
+}
+
+// sweep settles every unit of work whose owner's lease has expired (a
+// crash, or a failure), oldest first, and deletes journal writes left
+// without a record. Units whose lease is live are left to their owner.
+// Open calls it, and then every half lease while the Store is open.
 //
 // Writes are listed before records: a unit's record is inserted before its
 // writes, so a write whose record is missing from the later listing belongs
 // to a unit that was done with, never to one still being journaled.
-func (s *Store) recover(ctx context.Context) error {
+func (s *Store) sweep(ctx context.Context) error {
 	// A find rather than distinct: FerretDB answers distinct on a
 	// collection that does not exist yet with a reply the driver cannot
 	// decode.
@@ -354,10 +524,17 @@ func (s *Store) recover(ctx context.Context) error {
 	known := map[string]bool{}
 	for _, rec := range recs {
 		known[rec.ID] = true
-		if rec.State == stateFailed {
+		if _, mine := s.committing.Load(rec.ID); mine || rec.State == stateFailed {
 			continue
 		}
-		if err := s.settle(ctx, rec.ID); err != nil && !errors.Is(err, errFailed) {
+		ok, err := s.takeOver(ctx, &rec)
+		if err != nil {
+			return fmt.Errorf("journal: unit %s: %w", rec.ID, err)
+		}
+		if !ok {
+			continue
+		}
+		if err := s.settle(ctx, rec.ID); err != nil && !errors.Is(err, errFailed) && !errors.Is(err, errLost) {
 			return fmt.Errorf("journal: unit %s: %w", rec.ID, err)
 		}
 	}
@@ -376,11 +553,14 @@ func (s *Store) recover(ctx context.Context) error {
 	return nil
 }
 
-// settle completes or undoes unit id according to its record: a pending
-// unit is rolled back (nothing was applied), a committed one rolled forward,
-// falling back to undo if another writer got in, an aborting one undone. A
-// unit that cannot be undone is marked failed and kept.
+// settle completes or undoes unit id, which this Store owns, according to
+// its record: a pending unit is rolled back (nothing was applied), a
+// committed one rolled forward, falling back to undo if another writer got
+// in, an aborting one undone. A unit that cannot be undone is marked failed
+// and kept. It returns errLost, at once, when another process has taken the
+// unit over.
 func (s *Store) settle(ctx context.Context, id string) error {
+	mine := bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: s.owner}}
 	for {
 		var rec journalRecord
 		err := s.journal.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&rec)
@@ -390,14 +570,17 @@ func (s *Store) settle(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
+		if rec.Owner != s.owner {
+			return fmt.Errorf("journal: unit %s: %w", id, errLost)
+		}
 		switch rec.State {
 		case statePending:
-			res, err := s.journal.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "state", Value: statePending}})
+			res, err := s.journal.DeleteOne(ctx, append(mine, bson.E{Key: "state", Value: statePending}))
 			if err != nil {
 				return err
 			}
 			if res.DeletedCount == 0 {
-				continue // committed meanwhile
+				continue // changed meanwhile: look again
 			}
 			return s.forget(ctx, id)
 		case stateCommitted:
@@ -413,14 +596,15 @@ func (s *Store) settle(ctx context.Context, id string) error {
 				if done[e.Key] {
 					continue
 				}
-				err = s.apply(ctx, e)
-				if err != nil {
+				if err = s.renew(ctx, id, stateCommitted); err != nil {
+					return err
+				}
+				if err = s.apply(ctx, e); err != nil {
 					break
 				}
 			}
-			var ce *store.ConflictError
-			if errors.As(err, &ce) {
-				if _, err := s.setState(ctx, id, stateCommitted, stateAborting, 0); err != nil {
+			if isConflict(err) {
+				if _, err := s.setState(ctx, id, stateCommitted, stateAborting); err != nil {
 					return err
 				}
 				continue
@@ -434,16 +618,19 @@ func (s *Store) settle(ctx context.Context, id string) error {
 			if err != nil {
 				return err
 			}
-			kept, err := s.undo(ctx, entries)
+			kept, err := s.undo(ctx, id, entries)
 			if err != nil {
 				return err
 			}
 			if len(kept) > 0 {
 				msg := fmt.Sprintf("could not undo %d resources written over since, first %s/%s", len(kept), kept[0].typ, kept[0].id)
-				_, err := s.journal.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+				res, err := s.journal.UpdateOne(ctx, append(mine, bson.E{Key: "state", Value: stateAborting}),
 					bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: stateFailed}, {Key: "error", Value: msg}}}})
 				if err != nil {
 					return err
+				}
+				if res.MatchedCount == 0 {
+					return fmt.Errorf("journal: unit %s: %w", id, errLost)
 				}
 				return fmt.Errorf("unit %s: %s: %w", id, msg, errFailed)
 			}
@@ -511,7 +698,7 @@ func (s *Store) load(ctx context.Context, rec *journalRecord) ([]*journalWrite, 
 // unit never reached it there is nothing to undo; if the writer replaced a
 // version the unit wrote, undoing would lose that write, and undo returns
 // the resource among those it kept.
-func (s *Store) undo(ctx context.Context, entries []*journalWrite) (kept []resource, err error) {
+func (s *Store) undo(ctx context.Context, id string, entries []*journalWrite) (kept []resource, err error) {
 	type span struct {
 		first *journalWrite          // the unit's first write to the resource
 		wrote map[int64]*store.Write // the versions the unit wrote
@@ -530,6 +717,9 @@ func (s *Store) undo(ctx context.Context, entries []*journalWrite) (kept []resou
 	}
 	undone := 0
 	for _, r := range slices.Backward(order) {
+		if err := s.renew(ctx, id, stateAborting); err != nil {
+			return nil, err
+		}
 		sp := spans[r]
 		base := sp.first.Expected
 		coll := s.db.Collection(r.typ)
@@ -599,10 +789,15 @@ func (s *Store) undo(ctx context.Context, entries []*journalWrite) (kept []resou
 	return kept, nil
 }
 
-// finish deletes the record of unit id, durably, and then its writes.
+// finish deletes the record of unit id, durably, if this Store still owns
+// it (errLost if not), and then its writes.
 func (s *Store) finish(ctx context.Context, id string) error {
-	if _, err := s.journal.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}}); err != nil {
+	res, err := s.journal.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "owner", Value: s.owner}})
+	if err != nil {
 		return fmt.Errorf("journal: %w", err)
+	}
+	if res.DeletedCount == 0 {
+		return fmt.Errorf("journal: unit %s: %w", id, errLost)
 	}
 	if err := s.at(stageFinished, 0); err != nil {
 		return err

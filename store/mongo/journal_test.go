@@ -166,7 +166,7 @@ func TestJournalCrash(t *testing.T) {
 			if err := transactUnit(t, s); !errors.Is(err, errCrash) {
 				t.Fatalf("Transact: %v, want the simulated crash", err)
 			}
-			after := open(t, uri)
+			after := reopen(t, uri)
 			if tt.all {
 				checkState(t, after, uri, committed, len(base)+len(unit))
 			} else {
@@ -282,24 +282,23 @@ func TestJournalCrashDuringUndo(t *testing.T) {
 	if err := transactUnit(t, s); err == nil {
 		t.Fatal("Transact succeeded, want the simulated crash")
 	}
-	after := open(t, uri)
+	after := reopen(t, uri)
 	checkState(t, after, uri, baseWith(xOther), len(base)+1)
 }
 
-// TestJournalOtherStart has another process start, and settle the journal,
-// while a unit is committed.
+// TestJournalOtherStart has another process start, and sweep the journal,
+// while a unit is committed: it leaves the unit alone, whose lease is live,
+// and the unit commits.
 func TestJournalOtherStart(t *testing.T) {
 	tests := []struct {
 		name  string
 		stage string
 		n     int
-		all   bool
 	}{
-		// The other process rolls back the unit still being journaled,
-		// which then fails to commit.
+		{name: "recorded", stage: storemongo.StageRecorded},
 		{name: "journaled", stage: storemongo.StageJournaled, n: len(unit)},
-		// The other process completes the unit while it is applied.
-		{name: "applying", stage: storemongo.StageApplied, n: 2, all: true},
+		{name: "committed", stage: storemongo.StageCommitted},
+		{name: "applying", stage: storemongo.StageApplied, n: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -310,18 +309,96 @@ func TestJournalOtherStart(t *testing.T) {
 				}
 				return nil
 			})
+			if err := transactUnit(t, s); err != nil {
+				t.Fatalf("Transact: %v", err)
+			}
+			checkState(t, s, uri, committed, len(base)+len(unit))
+		})
+	}
+}
+
+// TestJournalUndoWhileOtherStarts has a unit conflict with another process
+// while applied, and a third process start while the unit is undone: the
+// third leaves the unit alone, the unit is undone whole and reported as a
+// conflict. (Without leases, the process starting re-applied writes of the
+// unit being undone and left it partly applied.)
+func TestJournalUndoWhileOtherStarts(t *testing.T) {
+	uri, s := openBase(t)
+	other := open(t, uri)
+	xOther := patient("x", 1, 2000, "x-other")
+	storemongo.SetHook(s, func(stage string, n int) error {
+		switch {
+		case stage == storemongo.StageApplied && n == 4:
+			return other.Put(t.Context(), xOther)
+		case stage == storemongo.StageUndone && n == 1:
+			open(t, uri)
+		}
+		return nil
+	})
+	err := transactUnit(t, s)
+	var ce *store.ConflictError
+	if !errors.As(err, &ce) || ce.ID != "x" {
+		t.Fatalf("Transact: %v, want a conflict on Patient/x", err)
+	}
+	checkState(t, s, uri, baseWith(xOther), len(base)+1)
+}
+
+// TestJournalTakeOver has another process take a unit over, its lease
+// expired, at each stage of its commit and undo, forced by the test hook:
+// the unit ends all or nothing, and its first owner reports what it ended
+// as: success when applied, failure when not.
+func TestJournalTakeOver(t *testing.T) {
+	xOther := patient("x", 1, 2000, "x-other")
+	tests := []struct {
+		name     string
+		stage    string
+		n        int
+		conflict bool // another process writes Patient/x while the unit is applied
+		all      bool
+	}{
+		{name: "recorded", stage: storemongo.StageRecorded},
+		{name: "journaled", stage: storemongo.StageJournaled, n: len(unit)},
+		{name: "committed", stage: storemongo.StageCommitted, all: true},
+		{name: "applying", stage: storemongo.StageApplied, n: 2, all: true},
+		{name: "all applied", stage: storemongo.StageApplied, n: len(unit), all: true},
+		{name: "undoing", stage: storemongo.StageUndone, n: 1, conflict: true},
+		{name: "undoing, further", stage: storemongo.StageUndone, n: 2, conflict: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			uri, s := openBase(t)
+			other := open(t, uri)
+			storemongo.SetHook(s, func(stage string, n int) error {
+				if tt.conflict && stage == storemongo.StageApplied && n == 4 {
+					return other.Put(t.Context(), xOther)
+				}
+				if stage == tt.stage && n == tt.n {
+					// A process whose clock has passed the lease sweeps.
+					if err := storemongo.Sweep(t.Context(), reopen(t, uri)); err != nil {
+						t.Errorf("Sweep: %v", err)
+					}
+				}
+				return nil
+			})
 			err := transactUnit(t, s)
-			if tt.all {
+			switch {
+			case tt.all:
 				if err != nil {
-					t.Fatalf("Transact: %v", err)
+					t.Fatalf("Transact: %v, want success: the unit ended applied", err)
 				}
 				checkState(t, s, uri, committed, len(base)+len(unit))
-				return
+			case tt.conflict:
+				var ce *store.ConflictError
+				if !errors.As(err, &ce) || ce.ID != "x" {
+					t.Fatalf("Transact: %v, want a conflict on Patient/x", err)
+				}
+				checkState(t, s, uri, baseWith(xOther), len(base)+1)
+			default:
+				if err == nil {
+					t.Fatal("Transact succeeded, but the unit was rolled back")
+				}
+				checkState(t, s, uri, base, len(base))
 			}
-			if err == nil {
-				t.Fatal("Transact succeeded after another process rolled it back")
-			}
-			checkState(t, s, uri, base, len(base))
 		})
 	}
 }

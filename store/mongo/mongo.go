@@ -1,7 +1,7 @@
 // Package mongo is the MongoDB storage engine: a store.Store kept in a
 // MongoDB database through go.mongodb.org/mongo-driver/v2, for deployments
-// that outgrow one machine (replica sets, sharded clusters, Atlas, Azure
-// Cosmos DB for MongoDB).
+// that outgrow one machine (replica sets and sharded clusters, Atlas
+// included; docs/mongodb.md says which services work).
 //
 // # Layout
 //
@@ -42,10 +42,12 @@
 // survives the loss of the database host. An update replaces the current
 // document only if its version is still the expected one, which MongoDB does
 // atomically. FerretDB v1 evaluates that filter and then replaces the
-// document in separate steps, so the engine also serialises writes to one
-// resource within the process; with several processes on one FerretDB,
-// concurrent updates can be lost (FerretDB is a test stand-in, not a
-// deployment target).
+// document in separate steps, so on deployments without transactions the
+// engine also serialises writes to one resource within the process; with
+// several processes on one FerretDB, concurrent updates can be lost
+// (FerretDB is a test stand-in, not a deployment target). Reads use read
+// concern majority on replica sets, and every operation is bounded by the
+// client timeout.
 //
 // # Units of work
 //
@@ -56,8 +58,14 @@
 // any unit a crash interrupted (see Store.Transact and journal.go).
 //
 // The collections journal and journal_writes hold the units being
-// committed, and keys the criteria claimed by searches inside transactions
-// (see nativeTx.Search).
+// committed (see journal.go), keys the criteria and identifiers claimed
+// inside transactions (see claim and identify), and settings the
+// operator's changes to the index plan (see DefaultIndexes).
+//
+// # Indexes
+//
+// Indexes are created by Open and Migrate from an explicit plan, never
+// while a request is served (see indexplan.go).
 package mongo
 
 import (
@@ -65,6 +73,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -72,6 +81,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
@@ -117,36 +127,48 @@ type Store struct {
 	db       *mongo.Database
 	versions *mongo.Collection // the history collection
 	// native is true when the deployment has multi-document transactions
-	// (replica sets and sharded clusters).
-	native bool
+	// (replica sets and sharded clusters), router when it is a mongos.
+	native, router bool
+	// sessions starts the sessions of transactions, snapshots those of
+	// snapshot reads (see session).
+	sessions, snapshots func() (session, error)
 
 	// The journal of units of work on deployments without transactions
 	// (see journal.go), and the database handle that applies journaled
 	// writes, with write concern w:1.
 	journal, journalWrites *mongo.Collection
 	applyDB                *mongo.Database
+	// owner names this Store as the owner of the journaled units it
+	// commits; lease is how long it holds one without renewing it; clock
+	// tells the time leases are measured in.
+	owner string
+	lease time.Duration
+	clock func() time.Time
+	// committing holds the ids of the units this Store is committing.
+	committing sync.Map
 	// hook, set by tests only, is called at stages of a journaled commit;
 	// an error stops the commit there as a crash would.
 	hook func(stage string, n int) error
 
 	// locks serialise the writes to one resource made through this Store
-	// (a resource uses the stripe its key hashes to), because FerretDB does
-	// not apply a filtered replace atomically; see the package comment. A
-	// journaled unit of work holds the stripes of all its resources while
-	// it commits.
-	locks [lockStripes]sync.Mutex
-	seed  maphash.Seed
+	// (a resource uses the stripe its key hashes to) when locking is set:
+	// on deployments without transactions, because FerretDB does not apply
+	// a filtered replace atomically (see the package comment), and because
+	// a journaled unit of work holds the stripes of all its resources
+	// while it commits. MongoDB replica sets need neither.
+	locks   [lockStripes]sync.Mutex
+	locking bool
+	seed    maphash.Seed
 
 	// unit serialises units of work on deployments without transactions,
 	// so that no other unit of this Store writes between a unit's reads and
 	// its writes (a conditional create's search and create).
 	unit sync.Mutex
 
-	// indexed records the search fields known to have an index, as
-	// collection + "\x00" + field.
-	indexed sync.Map
-	// indexing serialises index creation (see ensureIndexes).
-	indexing sync.Mutex
+	// stopSweep stops the sweeper of the journal, and swept is closed when
+	// it has stopped.
+	stopSweep context.CancelFunc
+	swept     chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -154,13 +176,50 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// Option changes how Open sets a Store up.
+type Option func(*Store)
+
+// Defaults of the options.
+const (
+	// DefaultTimeout bounds every operation on the database, when the
+	// connection string sets no timeoutMS: a server that stops answering
+	// fails requests rather than holding them.
+	DefaultTimeout = 30 * time.Second
+)
+
+// leaseFor returns how long a process holds a journaled unit of work
+// without renewing its lease, given the timeout of its operations: long
+// enough to outlast two of them (a renewal and the write after it).
+func leaseFor(timeout time.Duration) time.Duration {
+	return 2*timeout + 10*time.Second
+}
+
 // Open connects to the MongoDB deployment at uri (a mongodb:// or
 // mongodb+srv:// connection string) and uses the database its path names,
-// DefaultDatabase if none. It checks that the deployment answers and creates
-// the indexes the engine needs. On a deployment without transactions it
-// then settles every unit of work that a crash left in the journal (see
-// Store.Transact) before returning.
-func Open(ctx context.Context, uri string) (*Store, error) {
+// DefaultDatabase if none. It checks that the deployment answers, creates
+// the indexes that are missing (see DefaultIndexes) and, before returning,
+// settles the units of work that a crashed process left in the journal
+// (see Store.Transact).
+//
+// Every operation is bounded by the connection string's timeoutMS, or
+// DefaultTimeout. Reads outside transactions use read concern majority on
+// replica sets, so a write that could still be rolled back by an election
+// is never served.
+func Open(ctx context.Context, uri string, opts ...Option) (*Store, error) {
+	s, err := dial(ctx, uri, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.start(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("mongo: open %s: %w", s.db.Name(), err)
+	}
+	return s, nil
+}
+
+// dial connects to the deployment at uri and sets up a Store on it, with
+// no index made and the journal not swept.
+func dial(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	cs, err := connstring.ParseAndValidate(uri)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: open: %w", err)
@@ -169,32 +228,45 @@ func Open(ctx context.Context, uri string) (*Store, error) {
 	if name == "" {
 		name = DefaultDatabase
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	copts := options.Client().ApplyURI(uri)
+	timeout := DefaultTimeout
+	if cs.TimeoutSet && cs.Timeout > 0 {
+		timeout = cs.Timeout
+	} else {
+		copts.SetTimeout(timeout)
+	}
+	client, err := mongo.Connect(copts)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: open: %w", err)
 	}
-	db := client.Database(name, options.Database().SetWriteConcern(durable()))
 	s := &Store{
-		client:        client,
-		db:            db,
-		versions:      db.Collection(historyCollection),
-		journal:       db.Collection(journalCollection),
-		journalWrites: db.Collection(journalWritesCollection),
-		applyDB:       client.Database(name, options.Database().SetWriteConcern(&writeconcern.WriteConcern{W: 1})),
-		seed:          maphash.MakeSeed(),
+		client: client,
+		owner:  newOwner(),
+		lease:  leaseFor(timeout),
+		clock:  time.Now,
+		seed:   maphash.MakeSeed(),
 	}
-	if err := s.start(ctx); err != nil {
+	s.sessions = func() (session, error) { return startSession(client) }
+	s.snapshots = func() (session, error) { return startSession(client, options.Session().SetSnapshot(true)) }
+	for _, opt := range opts {
+		opt(s)
+	}
+	if err := s.connect(ctx, name); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("mongo: open %s: %w", name, err)
 	}
 	return s, nil
 }
 
-// start checks the deployment and creates the history indexes. The indexes
-// of a resource type's search fields are created when a resource first
-// carries the field (see ensureIndexes), since the fields in use are not
-// known beforehand; indexes persist, so later starts need not repeat that.
-func (s *Store) start(ctx context.Context) error {
+// newOwner returns a name for a Store as the owner of journaled units: the
+// host and process, for operators reading the journal, and a random part.
+func newOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), bson.NewObjectID().Hex())
+}
+
+// connect checks the deployment and sets up the database handles.
+func (s *Store) connect(ctx context.Context, name string) error {
 	if err := s.client.Ping(ctx, readpref.Primary()); err != nil {
 		return err
 	}
@@ -202,11 +274,66 @@ func (s *Store) start(ctx context.Context) error {
 		SetName string `bson:"setName"`
 		Msg     string `bson:"msg"`
 	}
-	if err := s.db.RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+	if err := s.client.Database(name).RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
 		return fmt.Errorf("hello: %w", err)
 	}
 	s.native = hasTransactions(hello.SetName, hello.Msg)
+	s.router = hello.Msg == "isdbgrid"
+	s.locking = !s.native
+	dbopts := options.Database().SetWriteConcern(durable())
+	if s.native {
+		dbopts.SetReadConcern(readconcern.Majority())
+	}
+	s.db = s.client.Database(name, dbopts)
+	s.versions = s.db.Collection(historyCollection)
+	s.journal = s.db.Collection(journalCollection)
+	s.journalWrites = s.db.Collection(journalWritesCollection)
+	s.applyDB = s.client.Database(name, options.Database().SetWriteConcern(&writeconcern.WriteConcern{W: 1}))
+	return nil
+}
 
+// start creates the missing indexes, settles the journal and starts its
+// sweeper.
+func (s *Store) start(ctx context.Context) error {
+	if err := s.engineIndexes(ctx); err != nil {
+		return err
+	}
+	if _, err := s.createIndexes(ctx, false); err != nil {
+		return err
+	}
+	// The journal is settled on every deployment: one may have been left by
+	// a crash before the deployment became a replica set.
+	if err := s.sweep(ctx); err != nil {
+		return err
+	}
+	if s.native {
+		return s.createKeys(ctx)
+	}
+	sweepCtx, stop := context.WithCancel(context.Background())
+	s.stopSweep, s.swept = stop, make(chan struct{})
+	go s.sweeper(sweepCtx)
+	return nil
+}
+
+// sweeper sweeps the journal every half lease until ctx is done, so that
+// the units of a process that crashed are settled while the others serve.
+func (s *Store) sweeper(ctx context.Context) {
+	defer close(s.swept)
+	t := time.NewTicker(s.lease / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// A failed sweep is tried again at the next tick.
+			_ = s.sweep(ctx)
+		}
+	}
+}
+
+// engineIndexes creates the indexes of the history and the journal.
+func (s *Store) engineIndexes(ctx context.Context) error {
 	desc := func(fields ...string) bson.D {
 		d := make(bson.D, len(fields))
 		for i, f := range fields {
@@ -222,7 +349,7 @@ func (s *Store) start(ctx context.Context) error {
 	}
 	// One index per history level, each in the order its pages are read:
 	// system, type and instance history (see historySort).
-	err := ensure(ctx, s.versions, []bson.D{
+	_, err := ensure(ctx, s.versions, []bson.D{
 		desc(fieldTime, fieldType, fieldID, fieldVersion),
 		asc(desc(fieldTime, fieldID, fieldVersion), fieldType),
 		asc(desc(fieldTime, fieldVersion), fieldType, fieldID),
@@ -230,16 +357,8 @@ func (s *Store) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create history indexes: %w", err)
 	}
-	// The journal is settled on every deployment: one may have been left by
-	// a crash before the deployment became a replica set.
-	if err := ensure(ctx, s.journalWrites, []bson.D{{{Key: "txn", Value: 1}, {Key: "seq", Value: 1}}}); err != nil {
+	if _, err := ensure(ctx, s.journalWrites, []bson.D{{{Key: "txn", Value: 1}, {Key: "seq", Value: 1}}}); err != nil {
 		return fmt.Errorf("create journal indexes: %w", err)
-	}
-	if err := s.recover(ctx); err != nil {
-		return err
-	}
-	if s.native {
-		return s.createKeys(ctx)
 	}
 	return nil
 }
@@ -254,6 +373,10 @@ func hasTransactions(setName, msg string) bool {
 // Close disconnects from the deployment. Calling it again does nothing.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.stopSweep != nil {
+			s.stopSweep()
+			<-s.swept
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		if err := s.client.Disconnect(ctx); err != nil {

@@ -41,7 +41,10 @@ func (s *Store) VRead(ctx context.Context, typ, id string, v int64) (*store.Vers
 		return nil, fmt.Errorf("mongo: vread %s/%s/%d: %w", typ, id, v, store.ErrNotFound)
 	}
 	var d versionDoc
-	err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(typ, id, v)}}).Decode(&d)
+	// Type and id are the shard key of a sharded history: they make the
+	// read go to one shard.
+	err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(typ, id, v)},
+		{Key: fieldType, Value: typ}, {Key: fieldID, Value: id}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		// The version may be current with its history write cut short by a
 		// crash (see put).
@@ -116,7 +119,9 @@ func historyPage(vs []*store.Version, total, count int) *store.HistoryPage {
 	p := &store.HistoryPage{Versions: vs, Total: total}
 	if len(vs) > count {
 		p.Versions = vs[:count]
-		p.Next = encodeCursor(vs[count-1])
+		c := position(vs[count-1])
+		c.Total = total
+		p.Next = c.encode()
 	}
 	return p
 }
@@ -136,8 +141,12 @@ func (s *Store) history(ctx context.Context, q store.HistoryQuery, exclude bson.
 		return []*store.Version{}, 0, nil
 	}
 	filter := historyFilter(q, exclude)
-	total, err := s.versions.CountDocuments(ctx, filter)
-	if err != nil {
+	// The total is counted for the first page and carried by the cursors
+	// of the next ones: counting is a scan of every version selected.
+	var total int64
+	if after != nil && after.Total > 0 {
+		total = int64(after.Total)
+	} else if total, err = s.versions.CountDocuments(ctx, filter); err != nil {
 		return nil, 0, fmt.Errorf("mongo: history: %w", err)
 	}
 	sort := historySort(q)
@@ -212,10 +221,13 @@ type cursor struct {
 	Type    string `json:"y"`
 	ID      string `json:"i"`
 	Version int64  `json:"v"`
+	// Total is the number of versions over all pages, counted for the
+	// first page (0 in cursors that do not carry it).
+	Total int `json:"n,omitempty"`
 }
 
-func encodeCursor(v *store.Version) string {
-	b, _ := json.Marshal(position(v))
+func (c cursor) encode() string {
+	b, _ := json.Marshal(c)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
@@ -231,7 +243,7 @@ func decodeCursor(s string) (*cursor, error) {
 		d.DisallowUnknownFields()
 		err = d.Decode(&c)
 	}
-	if err != nil || c.Type == "" || c.ID == "" || c.Version < 1 {
+	if err != nil || c.Type == "" || c.ID == "" || c.Version < 1 || c.Total < 0 {
 		return nil, fmt.Errorf("mongo: history: cursor %q: %w", s, store.ErrBadCursor)
 	}
 	return &c, nil

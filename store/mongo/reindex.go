@@ -45,10 +45,9 @@ func (s *Store) Reindex(ctx context.Context, v *store.Version, ix store.Index) e
 	if err := checkWrite(w); err != nil {
 		return err
 	}
-	if err := s.ensureIndexes(ctx, w); err != nil {
-		return err
+	if s.locking {
+		defer s.lock(w.Type, w.ID)()
 	}
-	defer s.lock(w.Type, w.ID)()
 	filter := bson.D{{Key: "_id", Value: v.ID}, {Key: fieldVersion, Value: v.VersionID}, {Key: fieldDeleted, Value: false}}
 	res, err := s.db.Collection(v.Type).ReplaceOne(ctx, filter, currentDoc(w))
 	if err == nil && res.MatchedCount == 0 {

@@ -148,11 +148,16 @@ func (s *Store) clause(ctx context.Context, typ string, cl *store.Clause) (bson.
 	keys := bson.A{}
 	for _, m := range cl.Tokens {
 		k, ok := matchKey(m)
-		if !ok {
+		switch {
+		case !ok:
 			or = append(or, bson.D{{Key: fieldPresent, Value: cl.Param}})
-			continue
+		case m.AnyCode:
+			// system|: the pair forms that start with the system, an
+			// anchored prefix that reads one index range.
+			or = append(or, bson.D{{Key: indexField(cl.Param), Value: bson.Regex{Pattern: "^" + literal(k)}}})
+		default:
+			keys = append(keys, k)
 		}
-		keys = append(keys, k)
 	}
 	switch len(keys) {
 	case 0:
@@ -272,6 +277,12 @@ func dateFilter(lowField, highField string, ms []store.DateMatch) (bson.D, bool,
 		}
 		// _lastUpdated is one scalar: both ends are the same field.
 		exact = exact && (len(bounds) == 1 || lowField == highField)
+		if m.Prefix == store.Eq && lowField != highField {
+			// Implied (a value's start is before its end), and what lets
+			// an index on the start read [Low, High] rather than half of
+			// itself.
+			and = append(and, bson.D{{Key: lowField, Value: bson.D{{Key: "$lte", Value: bson.NewDateTimeFromTime(m.High)}}}})
+		}
 		or = append(or, bson.D{{Key: "$and", Value: and}})
 	}
 	if len(or) == 1 {
@@ -324,7 +335,12 @@ func (s *Store) has(ctx context.Context, typ string, h *store.Has) (bson.D, erro
 		return nil, err
 	}
 	refs := field("r", h.Param)
-	cur, err := s.db.Collection(h.Type).Find(ctx, f.filter)
+	opts := options.Find()
+	if len(f.checks) == 0 {
+		// Only the references are read (the checks need the values).
+		opts.SetProjection(bson.D{{Key: refs, Value: 1}})
+	}
+	cur, err := s.db.Collection(h.Type).Find(ctx, f.filter, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -363,7 +379,7 @@ func (s *Store) ids(ctx context.Context, typ string, where []store.Clause) ([]st
 	}
 	opts := options.Find()
 	if len(f.checks) == 0 {
-		opts.SetProjection(bson.D{{Key: "_id", Value: 1}})
+		opts.SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(maxLinked + 1)
 	}
 	cur, err := s.db.Collection(typ).Find(ctx, f.filter, opts)
 	if err != nil {
@@ -422,6 +438,16 @@ func sortFields(keys []store.SortKey) bson.D {
 // values move it across the cursor.
 func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 	page := &store.Page{Total: -1, Matches: []*store.Version{}}
+	if s.native && ctx.Value(inTransaction{}) == nil && multiQuery(q) {
+		// The queries of one page read one point in time: a chain, a count
+		// and the page, the page and its includes agree.
+		sess, err := s.snapshots()
+		if err != nil {
+			return nil, fmt.Errorf("mongo: search %s: %w", q.Type, err)
+		}
+		defer sess.EndSession(context.WithoutCancel(ctx))
+		ctx = sess.Context(ctx)
+	}
 	if !validType(q.Type) {
 		if q.Total != store.TotalNone {
 			page.Total = 0
@@ -505,6 +531,19 @@ func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 		}
 	}
 	return page, nil
+}
+
+// multiQuery reports whether answering q takes more than one query: a
+// total and a page, includes, chains or _has.
+func multiQuery(q store.Query) bool {
+	if q.Total != store.TotalNone && q.Count > 0 || len(q.Include) > 0 || len(q.RevInclude) > 0 {
+		return true
+	}
+	var linked func([]store.Clause) bool
+	linked = func(cs []store.Clause) bool {
+		return slices.ContainsFunc(cs, func(c store.Clause) bool { return c.Chain != nil || c.Has != nil || linked(c.Any) })
+	}
+	return linked(q.Where)
 }
 
 // count returns the number of resources f selects.
@@ -659,8 +698,12 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) ([]
 		seen[q.Type+"/"+id] = true
 		frontier = append(frontier, source{q.Type, d})
 	}
+	// Included resources are read whole only when an :iterate rule may
+	// follow their references.
+	iterate := slices.ContainsFunc(q.Include, func(i store.Include) bool { return i.Iterate }) ||
+		slices.ContainsFunc(q.RevInclude, func(i store.Include) bool { return i.Iterate })
 	var out []*store.Version
-	for round := 0; round < maxIncludeRounds && len(frontier) > 0; round++ {
+	for round := 0; round < maxIncludeRounds && len(frontier) > 0 && len(out) < maxIncluded; round++ {
 		var next []source
 		add := func(typ string, d bson.Raw) error {
 			key := typ + "/" + d.Lookup("_id").StringValue()
@@ -696,7 +739,7 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) ([]
 		}
 		for _, typ := range slices.Sorted(maps.Keys(targets)) {
 			filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: targets[typ]}}}, {Key: fieldDeleted, Value: false}}
-			if err := s.each(ctx, typ, filter, add); err != nil {
+			if err := s.each(ctx, typ, filter, maxIncluded-len(out), iterate, add); err != nil {
 				return nil, err
 			}
 		}
@@ -710,7 +753,7 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) ([]
 				keys = append(keys, store.RefTyped+src.typ+"/"+src.doc.Lookup("_id").StringValue())
 			}
 			filter := bson.D{{Key: field("r", inc.Param), Value: bson.D{{Key: "$in", Value: keys}}}, {Key: fieldDeleted, Value: false}}
-			if err := s.each(ctx, inc.Type, filter, add); err != nil {
+			if err := s.each(ctx, inc.Type, filter, maxIncluded-len(out), iterate, add); err != nil {
 				return nil, err
 			}
 		}
@@ -719,10 +762,14 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) ([]
 	return out, nil
 }
 
-// each calls fn with every document of typ that filter selects, in id
-// order.
-func (s *Store) each(ctx context.Context, typ string, filter bson.D, fn func(typ string, doc bson.Raw) error) error {
-	cur, err := s.db.Collection(typ).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+// each calls fn with the first limit documents of typ that filter selects,
+// in id order, with their search fields only if whole.
+func (s *Store) each(ctx context.Context, typ string, filter bson.D, limit int, whole bool, fn func(typ string, doc bson.Raw) error) error {
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(max(limit, 1)))
+	if !whole {
+		opts.SetProjection(currentProjection)
+	}
+	cur, err := s.db.Collection(typ).Find(ctx, filter, opts)
 	if err != nil {
 		return err
 	}

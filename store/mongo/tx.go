@@ -27,9 +27,10 @@ import (
 // or not at all. As with any MongoDB transaction, when the deployment reports
 // a transient transaction error (a write conflict with another transaction,
 // an election) fn runs again from the start in a new transaction, so fn must
-// have no effects outside tx. Every search fn makes claims its criteria (see
-// nativeTx.Search), so two units that search for the same criteria, as
-// conditional creates do, cannot both commit writes decided on the answer.
+// have no effects outside tx. A search of fn that finds nothing claims its
+// criteria, and every version fn writes claims the identifiers it carries
+// (see claim and identify), so two units that decide to create on finding
+// nothing, as conditional creates do, cannot both commit.
 //
 // Deployments without transactions (standalone servers, FerretDB) commit
 // through a journal. Units of work run one at a time in this Store. While fn
@@ -67,29 +68,69 @@ func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) error 
 }
 
 func (s *Store) transactNative(ctx context.Context, fn func(tx store.Tx) error) error {
-	sess, err := s.client.StartSession()
+	sess, err := s.sessions()
 	if err != nil {
 		return fmt.Errorf("mongo: transact: %w", err)
 	}
 	defer sess.EndSession(context.WithoutCancel(ctx))
-	opts := options.Transaction().SetReadConcern(readconcern.Snapshot()).SetWriteConcern(durable())
 	_, err = sess.WithTransaction(ctx, func(context.Context) (any, error) {
-		return nil, fn(&nativeTx{s: s, sess: sess})
-	}, opts)
+		return nil, fn(&nativeTx{s: s, in: func(ctx context.Context) context.Context {
+			return sess.Context(context.WithValue(ctx, inTransaction{}, true))
+		}})
+	}, transactionOptions())
 	return err
 }
 
-// nativeTx is a unit of work in a MongoDB transaction.
-type nativeTx struct {
-	s    *Store
-	sess *mongo.Session
+// transactionOptions are those of every transaction: snapshot reads, so
+// that every read of the unit sees one point in time, and a majority,
+// journaled commit.
+func transactionOptions() *options.TransactionOptionsBuilder {
+	return options.Transaction().SetReadConcern(readconcern.Snapshot()).SetWriteConcern(durable())
 }
 
-// in returns ctx carrying the transaction's session, so that operations run
-// in the transaction.
-func (t *nativeTx) in(ctx context.Context) context.Context {
-	return mongo.NewSessionContext(ctx, t.sess)
+// session is what the engine needs of a *mongo.Session. It is an interface
+// so that tests can reach the transaction path on servers without
+// transactions, with a fake that runs fn as the driver does (again on a
+// transient error).
+type session interface {
+	// WithTransaction runs fn in a transaction, as mongo.Session's does.
+	WithTransaction(ctx context.Context, fn func(ctx context.Context) (any, error),
+		opts ...options.Lister[options.TransactionOptions]) (any, error)
+	// Context returns ctx carrying the session: operations given it run
+	// in the session (and its transaction).
+	Context(ctx context.Context) context.Context
+	EndSession(ctx context.Context)
 }
+
+// driverSession is a session of the driver.
+type driverSession struct{ *mongo.Session }
+
+func (d driverSession) Context(ctx context.Context) context.Context {
+	return mongo.NewSessionContext(ctx, d.Session)
+}
+
+// startSession starts a session of the driver on client.
+func startSession(client *mongo.Client, opts ...options.Lister[options.SessionOptions]) (session, error) {
+	sess, err := client.StartSession(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return driverSession{sess}, nil
+}
+
+// inTransaction is the key of a context value set on the contexts of
+// operations inside a transaction.
+type inTransaction struct{}
+
+// nativeTx is a unit of work in a MongoDB transaction.
+type nativeTx struct {
+	s *Store
+	// in returns a context carrying the transaction's session, so that
+	// operations run in the transaction.
+	in func(ctx context.Context) context.Context
+}
+
+var _ store.Finder = (*nativeTx)(nil)
 
 func (t *nativeTx) Read(ctx context.Context, typ, id string) (*store.Version, error) {
 	return t.s.Read(t.in(ctx), typ, id)
@@ -99,30 +140,47 @@ func (t *nativeTx) VRead(ctx context.Context, typ, id string, v int64) (*store.V
 	return t.s.VRead(t.in(ctx), typ, id, v)
 }
 
-// Search first claims q's criteria in the transaction (see claim), so that
-// a concurrent transaction searching for the same criteria conflicts with
-// this one.
+// Search answers q in the transaction and, when nothing matches, claims
+// q's criteria (see claim), so that a concurrent transaction deciding on
+// the same criteria conflicts with this one.
 func (t *nativeTx) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
 	tctx := t.in(ctx)
+	found, err := t.s.Search(tctx, q)
+	if err != nil || len(found) > 0 {
+		return found, err
+	}
 	if err := t.s.claim(tctx, q); err != nil {
 		return nil, fmt.Errorf("mongo: search %s: %w", q.Type, err)
 	}
-	return t.s.Search(tctx, q)
+	return found, nil
+}
+
+// Find answers q in the transaction as Store.Find does outside one (the
+// same limits, sort, includes and pages, over the transaction's snapshot
+// and its own writes), claiming q's criteria when the first page finds
+// nothing, as Search does.
+func (t *nativeTx) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	tctx := t.in(ctx)
+	page, err := t.s.Find(tctx, q)
+	if err != nil || len(page.Matches) > 0 || q.Cursor != "" || (q.Count == 0 && page.Total != 0) {
+		return page, err
+	}
+	if err := t.s.claim(tctx, q); err != nil {
+		return nil, fmt.Errorf("mongo: search %s: %w", q.Type, err)
+	}
+	return page, nil
 }
 
 func (t *nativeTx) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
 	return t.s.History(t.in(ctx), q)
 }
 
-// Put checks the expected version before writing: a duplicate key inside a
-// transaction aborts it, and the conflict must reach fn as a
-// *store.ConflictError.
+// Put checks the expected version before writing, because a duplicate key
+// inside a transaction aborts it and the conflict must reach fn as a
+// *store.ConflictError. It then writes the identity documents of the new
+// version (see identify) in the transaction.
 func (t *nativeTx) Put(ctx context.Context, w *store.Write) error {
 	if err := checkWrite(w); err != nil {
-		return err
-	}
-	// Indexes are made outside the transaction.
-	if err := t.s.ensureIndexes(ctx, w); err != nil {
 		return err
 	}
 	tctx := t.in(ctx)
@@ -133,7 +191,13 @@ func (t *nativeTx) Put(ctx context.Context, w *store.Write) error {
 	if current != w.Expected {
 		return &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current}
 	}
-	return t.s.put(tctx, w)
+	if err := t.s.put(tctx, w); err != nil {
+		return err
+	}
+	if err := t.s.identify(tctx, w); err != nil {
+		return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+	}
+	return nil
 }
 
 var errTxDone = errors.New("mongo: unit of work used after Transact returned")
@@ -308,6 +372,9 @@ func (t *bufferedTx) History(ctx context.Context, q store.HistoryQuery) (*store.
 	vs, total, err := t.s.history(ctx, q, exclude)
 	if err != nil {
 		return nil, err
+	}
+	if q.Cursor != "" {
+		extra = 0 // counted in the total the cursor carries
 	}
 	vs = append(vs, mine...)
 	slices.SortFunc(vs, newer)

@@ -150,30 +150,26 @@ func searchFields(ix *store.Index) bson.D {
 	}
 	d := make(bson.D, 0, len(f.m)+2*len(f.sortMin)+1)
 	for _, name := range slices.Sorted(maps.Keys(f.m)) {
-		d = append(d, bson.E{Key: name, Value: f.m[name]})
+		// One value is stored as a scalar: queries match it as they
+		// match an array holding it, and an index none of whose
+		// documents holds an array for its field is not multikey, so a
+		// range on it reads exactly the keys between its bounds.
+		if v := f.m[name]; len(v) == 1 {
+			d = append(d, bson.E{Key: name, Value: v[0]})
+		} else {
+			d = append(d, bson.E{Key: name, Value: v})
+		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(f.sortMin)) {
 		d = append(d, bson.E{Key: field("a", p), Value: f.sortMin[p]}, bson.E{Key: field("z", p), Value: f.sortMax[p]})
 	}
-	if len(f.present) > 0 {
-		d = append(d, bson.E{Key: fieldPresent, Value: slices.Sorted(maps.Keys(f.present))})
+	if present := slices.Sorted(maps.Keys(f.present)); len(present) == 1 {
+		d = append(d, bson.E{Key: fieldPresent, Value: present[0]})
+	} else if len(present) > 1 {
+		d = append(d, bson.E{Key: fieldPresent, Value: present})
 	}
 	slices.SortFunc(d, func(a, b bson.E) int { return cmp.Compare(a.Key, b.Key) })
 	return d
-}
-
-// indexedKinds are the kinds of field that get an index: those filters
-// select on. Exact strings, quantity parts and sort keys are read with a
-// document already selected, or sorted in memory.
-var indexedKinds = []string{"", "s", "dl", "dh", "n", "q", "qk", "r", "u", "c"}
-
-// indexed reports whether the search field name gets an index.
-func indexed(name string) bool {
-	if name == fieldPresent {
-		return true
-	}
-	kind, _, ok := strings.Cut(strings.TrimPrefix(name, "ix"), "_")
-	return ok && slices.Contains(indexedKinds, kind)
 }
 
 // docIndex returns the values of parameter param held in the search fields
@@ -284,7 +280,8 @@ func splitPair(k string) (system, code string, ok bool) {
 
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
-// array returns the elements of the array field name of doc.
+// array returns the values of the search field name of doc: the elements
+// of an array, or the one value stored as a scalar.
 func array(doc bson.Raw, name string) []bson.RawValue {
 	v, err := doc.LookupErr(name)
 	if err != nil {
@@ -292,7 +289,7 @@ func array(doc bson.Raw, name string) []bson.RawValue {
 	}
 	a, ok := v.ArrayOK()
 	if !ok {
-		return nil
+		return []bson.RawValue{v}
 	}
 	vals, err := a.Values()
 	if err != nil {

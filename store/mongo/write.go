@@ -79,10 +79,9 @@ func (s *Store) Put(ctx context.Context, w *store.Write) error {
 	if err := checkWrite(w); err != nil {
 		return err
 	}
-	if err := s.ensureIndexes(ctx, w); err != nil {
-		return err
+	if s.locking {
+		defer s.lock(w.Type, w.ID)()
 	}
-	defer s.lock(w.Type, w.ID)()
 	return s.put(ctx, w)
 }
 
@@ -162,8 +161,11 @@ func (s *Store) write(ctx context.Context, db *mongo.Database, w *store.Write, d
 func writeHistory(ctx context.Context, history *mongo.Collection, w *store.Write, prev *versionDoc) error {
 	var models []mongo.WriteModel
 	if w.Expected > 0 {
+		// The filter names the shard key of a sharded history (type,
+		// id), which an upsert must.
 		m := mongo.NewUpdateOneModel().
-			SetFilter(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.Expected)}})
+			SetFilter(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.Expected)},
+				{Key: fieldType, Value: w.Type}, {Key: fieldID, Value: w.ID}})
 		if prev != nil {
 			m.SetUpdate(bson.D{
 				{Key: "$set", Value: bson.D{{Key: fieldEnd, Value: bson.NewDateTimeFromTime(w.LastUpdated)}}},

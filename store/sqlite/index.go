@@ -104,51 +104,66 @@ func (st *indexStmts) add(ctx context.Context, typ string, rid int64, ix *store.
 	for k, args := range st.rows {
 		st.rows[k] = args[:0]
 	}
-	ins := func(k kind, name string, values ...any) error {
+	err := eachRow(ix, func(k kind, name string, values ...any) error {
 		pid, err := st.params.id(ctx, typ, name, k)
 		if err != nil {
 			return err
 		}
 		st.rows[k] = append(append(append(st.rows[k], pid), values...), rid)
 		return nil
-	}
-	for _, t := range ix.Tokens {
-		if err := ins(kindToken, t.Param, t.Code, t.System); err != nil {
-			return err
-		}
-	}
-	for _, s := range ix.Strings {
-		if err := ins(kindString, s.Param, s.Value, s.Exact); err != nil {
-			return err
-		}
-	}
-	for _, d := range ix.Dates {
-		if err := ins(kindDate, d.Param, d.Low.UnixMilli(), d.High.UnixMilli()); err != nil {
-			return err
-		}
+	})
+	if err != nil {
+		return err
 	}
 	if err := st.params.noteDates(ctx, typ, ix.Dates); err != nil {
 		return err
 	}
+	for _, t := range searchTables {
+		if err := st.insertRows(ctx, t, st.rows[t.kind]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// eachRow calls row with the search table, parameter and column values
+// (those of indexColumns) of every row ix makes, stopping at its first
+// error.
+func eachRow(ix *store.Index, row func(k kind, param string, values ...any) error) error {
+	for _, t := range ix.Tokens {
+		if err := row(kindToken, t.Param, t.Code, t.System); err != nil {
+			return err
+		}
+	}
+	for _, s := range ix.Strings {
+		if err := row(kindString, s.Param, s.Value, s.Exact); err != nil {
+			return err
+		}
+	}
+	for _, d := range ix.Dates {
+		if err := row(kindDate, d.Param, d.Low.UnixMilli(), d.High.UnixMilli()); err != nil {
+			return err
+		}
+	}
 	for _, n := range ix.Numbers {
-		if err := ins(kindNumber, n.Param, n.Value); err != nil {
+		if err := row(kindNumber, n.Param, n.Value); err != nil {
 			return err
 		}
 	}
 	for _, q := range ix.Quantities {
-		if err := ins(kindQuantity, q.Param, q.Value, q.System, q.Code, q.Unit); err != nil {
+		if err := row(kindQuantity, q.Param, q.Value, q.System, q.Code, q.Unit); err != nil {
 			return err
 		}
 	}
 	for _, r := range ix.References {
 		for _, k := range r.Keys() {
-			if err := ins(kindRef, r.Param, k); err != nil {
+			if err := row(kindRef, r.Param, k); err != nil {
 				return err
 			}
 		}
 	}
 	for _, u := range ix.URIs {
-		if err := ins(kindURI, u.Param, u.Value); err != nil {
+		if err := row(kindURI, u.Param, u.Value); err != nil {
 			return err
 		}
 	}
@@ -160,12 +175,7 @@ func (st *indexStmts) add(ctx context.Context, typ string, rid int64, ix *store.
 		if d := c.Date; d != nil {
 			low, high = d.Low.UnixMilli(), d.High.UnixMilli()
 		}
-		if err := ins(kindComposite, c.Param, store.CompositeKey(c.Parts), value, system, code, unit, low, high); err != nil {
-			return err
-		}
-	}
-	for _, t := range searchTables {
-		if err := st.insertRows(ctx, t, st.rows[t.kind]); err != nil {
+		if err := row(kindComposite, c.Param, store.CompositeKey(c.Parts), value, system, code, unit, low, high); err != nil {
 			return err
 		}
 	}

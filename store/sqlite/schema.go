@@ -3,8 +3,24 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 )
+
+// A migration brings the schema from one version to the next.
+type migration struct {
+	// summary says what the migration changes, for carefhir migrate's
+	// report.
+	summary string
+	// explicit marks a change Open does not make by itself on an existing
+	// database: one that rewrites or drops what is stored, or that takes
+	// long on a large store, so that the operator backs up first and runs
+	// carefhir migrate. A change that only adds (a table, an index, a
+	// column with a default, values computed from a small table) is made
+	// at Open.
+	explicit bool
+	sql      string
+}
 
 // migrations bring the schema from version i to version i+1: migrations[0]
 // creates it. A new migration is appended, never edited, so that every
@@ -14,7 +30,7 @@ import (
 // database was deployed, an earlier one whose search tables repeated the
 // resource type, parameter name and id in every row. A database made with
 // that layout reports itself as newer than this program and is refused.
-var migrations = []string{
+var migrations = []migration{
 	// versions holds every version of every resource. seq is the rowid: a
 	// monotonic sequence of writes, and the cheapest key to point at a row.
 	// last_updated and superseded_at are Unix milliseconds; superseded_at is
@@ -60,7 +76,7 @@ var migrations = []string{
 	// table found by rid and sort them. The row below tells it that a type
 	// holds many resources and an id one (ANALYZE of an empty table creates
 	// sqlite_stat1 and adds nothing).
-	`
+	{summary: "create the tables of versions, resources and search values", sql: `
 CREATE TABLE versions (
 	seq           INTEGER PRIMARY KEY,
 	type          TEXT    NOT NULL,
@@ -149,62 +165,93 @@ CREATE INDEX composites_rid ON composites (rid);
 
 ANALYZE params;
 INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES ('resources', 'resources_id', '1000000 100000 1');
-`,
+`},
 	// Version 2: what a date search needs to scan one range of the dates
 	// key, by low, however it is bounded (see param in params.go), computed
 	// for the rows already there (as recomputeDatesSQL does for one type;
 	// a migration keeps its own copy, as it is never edited).
-	`
+	{summary: "record the widest date value and repeated dates of each search parameter", sql: `
 ALTER TABLE params ADD COLUMN date_width INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE params ADD COLUMN date_multi INTEGER NOT NULL DEFAULT 0;
 UPDATE params SET
 	date_width = coalesce((SELECT max(high - low) FROM dates WHERE dates.pid = params.pid), 0),
 	date_multi = EXISTS (SELECT 1 FROM dates WHERE dates.pid = params.pid GROUP BY rid HAVING count(*) > 1);
-`,
+`},
+	// Version 3: a row the readiness probe rewrites, so that the probe
+	// is a real write through the writer connection (see Store.Probe).
+	{summary: "add the probe table that readiness checks write to", sql: `
+CREATE TABLE probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+`},
 }
 
-// migrate brings the database's schema up to date in one transaction, so a
-// crash part-way leaves the previous schema intact.
-func migrate(ctx context.Context, conn *sql.Conn) (err error) {
+// SchemaVersion returns the version of the schema this program reads and
+// writes.
+func SchemaVersion() int { return len(migrations) }
+
+// ErrSchemaTooNew reports a database whose schema is newer than this
+// program's: a newer carefhir made or migrated it.
+var ErrSchemaTooNew = errors.New("sqlite: the database's schema is newer than this program's")
+
+// ErrMigrationNeeded reports a database whose schema needs a migration that
+// Open does not make by itself: run carefhir migrate, after a backup.
+var ErrMigrationNeeded = errors.New("sqlite: the database needs carefhir migrate")
+
+// migrate brings the database's schema up to the version of the last of
+// list in one transaction, so a crash part-way leaves the previous schema
+// intact, and returns a line per migration made. Unless all is set, it
+// refuses (ErrMigrationNeeded, making none) when a migration to make on a
+// database that already has a schema is explicit; a new database gets every
+// migration.
+func migrate(ctx context.Context, conn *sql.Conn, list []migration, all bool) (done []string, err error) {
 	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	defer func() {
 		if err != nil {
+			done = nil
 			conn.ExecContext(context.Background(), `ROLLBACK`)
 		}
 	}()
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	var have int
 	switch err := conn.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&have); err {
 	case nil:
 	case sql.ErrNoRows:
 		if _, err := conn.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (0)`); err != nil {
-			return fmt.Errorf("sqlite: migrate: %w", err)
+			return nil, fmt.Errorf("sqlite: migrate: %w", err)
 		}
 	default:
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	if have > len(migrations) {
-		return fmt.Errorf("sqlite: schema version %d is newer than this program's %d", have, len(migrations))
+	if have > len(list) {
+		return nil, fmt.Errorf("%w: schema version %d, this program's is %d", ErrSchemaTooNew, have, len(list))
 	}
-	for v := have; v < len(migrations); v++ {
-		if _, err := conn.ExecContext(ctx, migrations[v]); err != nil {
-			return fmt.Errorf("sqlite: migrate to schema version %d: %w", v+1, err)
+	if have > 0 && !all {
+		for v := have; v < len(list); v++ {
+			if list[v].explicit {
+				return nil, fmt.Errorf("%w: schema version %d is older than this program's %d, and reaching version %d (%s) rewrites stored data: back up, then run carefhir migrate",
+					ErrMigrationNeeded, have, len(list), v+1, list[v].summary)
+			}
 		}
 	}
-	if _, err := conn.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(migrations)); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+	for v := have; v < len(list); v++ {
+		if _, err := conn.ExecContext(ctx, list[v].sql); err != nil {
+			return nil, fmt.Errorf("sqlite: migrate to schema version %d: %w", v+1, err)
+		}
+		done = append(done, fmt.Sprintf("schema version %d to %d: %s", v, v+1, list[v].summary))
+	}
+	if _, err := conn.ExecContext(ctx, `UPDATE schema_version SET version = ?`, len(list)); err != nil {
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	// Load the statistics the migrations wrote into this connection's
 	// planner; connections opened later read them with the schema.
 	if _, err := conn.ExecContext(ctx, `ANALYZE sqlite_schema`); err != nil {
-		return fmt.Errorf("sqlite: migrate: %w", err)
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	return nil
+	return done, nil
 }

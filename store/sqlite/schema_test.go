@@ -21,7 +21,7 @@ func TestMigrateFromVersion1(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, stmt := range []string{
-		migrations[0],
+		migrations[0].sql,
 		`CREATE TABLE schema_version (version INTEGER NOT NULL)`,
 		`INSERT INTO schema_version (version) VALUES (1)`,
 		`INSERT INTO params (pid, type, name, kinds) VALUES (1, 'Patient', 'birthdate', 4), (2, 'Goal', 'target-date', 4), (3, 'Patient', 'gender', 1)`,

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"carefhir/store"
 )
@@ -26,6 +27,7 @@ const (
 // Find returns a page of the current, non-deleted versions that q selects;
 // see store.Finder.
 func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	defer s.observe("find", time.Now())
 	return s.reader.Find(ctx, q)
 }
 

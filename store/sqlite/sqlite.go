@@ -64,13 +64,21 @@ type Options struct {
 	// Readers is the size of the reader connection pool; 0 means
 	// 2×GOMAXPROCS, at least 4.
 	Readers int
+	// Observer, when set, receives measurements of the engine's work, for
+	// metrics.
+	Observer Observer
+	// Migrated, when set, is told of each migration Open makes, such as
+	// "schema version 2 to 3: …", for the log.
+	Migrated func(line string)
 }
 
 // Store is a store.Store kept in a SQLite database. Its methods are safe for
 // concurrent use.
 type Store struct {
-	rdb    *sql.DB // reader pool
-	wdb    *sql.DB // holds the one writer connection
+	path   string   // of the database file
+	obs    Observer // never nil
+	rdb    *sql.DB  // reader pool
+	wdb    *sql.DB  // holds the one writer connection
 	wconn  *sql.Conn
 	reader *reader // statements on the reader pool
 	writer *writer // write statements on the writer connection
@@ -137,7 +145,12 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		return path + "?" + q.Encode()
 	}
 
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 	s := &Store{
+		path:       path,
+		obs:        opts.Observer,
 		writerHeld: make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		maxBatch:   opts.MaxBatch,
@@ -165,8 +178,14 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	if s.wconn, err = s.wdb.Conn(ctx); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
-	if err := migrate(ctx, s.wconn); err != nil {
+	done, err := migrate(ctx, s.wconn, migrations, false)
+	if err != nil {
 		return fail(err)
+	}
+	if opts.Migrated != nil {
+		for _, line := range done {
+			opts.Migrated(line)
+		}
 	}
 	params := newParamCache()
 	if s.writer, err = newWriter(ctx, s.wconn, params); err != nil {
@@ -244,21 +263,25 @@ func (s *Store) closeAll() error {
 
 // Read implements store.Reader.
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	defer s.observe("read", time.Now())
 	return s.reader.Read(ctx, typ, id)
 }
 
 // VRead implements store.Reader.
 func (s *Store) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
+	defer s.observe("vread", time.Now())
 	return s.reader.VRead(ctx, typ, id, version)
 }
 
 // History implements store.Reader.
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	defer s.observe("history", time.Now())
 	return s.reader.History(ctx, q)
 }
 
 // Search implements store.Reader.
 func (s *Store) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	defer s.observe("search", time.Now())
 	return s.reader.Search(ctx, q)
 }
 
@@ -267,6 +290,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]*store.Version, er
 // is free (see lead). If ctx ends first, Put returns its error and the write
 // may or may not be stored.
 func (s *Store) Put(ctx context.Context, w *store.Write) error {
+	defer s.observe("put", time.Now())
 	if err := s.put(ctx, w); err != nil {
 		return fmt.Errorf("sqlite: put %s/%s: %w", w.Type, w.ID, err)
 	}
@@ -305,6 +329,7 @@ func (s *Store) put(ctx context.Context, w *store.Write) error {
 // (they see the state before the transaction until it commits). fn must use
 // tx, not s: a Put on s from inside fn waits for fn to return.
 func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) (err error) {
+	defer s.observe("transact", time.Now())
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sqlite: transact: %w", err)
 	}

@@ -244,6 +244,7 @@ func (s *Store) applyBatch(batch []*putRequest) (err error) {
 	if err = w.commit(ctx); err != nil {
 		return err
 	}
+	s.obs.Commit(len(batch))
 	s.notifyCommit()
 	return nil
 }

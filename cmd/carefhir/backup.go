@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"time"
+
+	"carefhir/fhir/fhirjson"
+	"carefhir/ops/backup"
+	"carefhir/server"
+	"carefhir/store"
+	"carefhir/store/sqlite"
+)
+
+// backupConfig is the configuration of the backup subcommand.
+type backupConfig struct {
+	DataDir string `flag:"data" validate:"required"`
+	To      string `flag:"to" validate:"required"`
+}
+
+func parseBackupConfig(args []string, getenv func(string) string, stderr io.Writer) (*backupConfig, error) {
+	cfg := &backupConfig{DataDir: "./data"}
+	fs := newFlagSet("carefhir backup",
+		"Writes a consistent copy of the SQLite store in --data to a compressed archive with\n"+
+			"a manifest (time, schema version, resource counts, SHA-256 checksum), while the\n"+
+			"server keeps serving. For MongoDB, use MongoDB's own tools (docs/operations.md).", stderr)
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
+	fs.StringVar(&cfg.To, "to", "", "archive `file` to write (it must not exist), or - for standard output")
+	if err := parseFlags(fs, args, getenv, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// runBackup snapshots the store next to the archive (or in the temporary
+// directory when writing to stdout), checks the snapshot, and writes the
+// archive under a temporary name that it renames once complete, so that a
+// file with the archive's name is always a whole backup.
+func runBackup(ctx context.Context, cfg *backupConfig, stdout, stderr io.Writer) (err error) {
+	if cfg.To != "-" {
+		if _, err := os.Stat(cfg.To); err == nil {
+			return fmt.Errorf("backup: %s exists: choose a new file", cfg.To)
+		}
+	}
+	tmpDir := os.TempDir()
+	if cfg.To != "-" {
+		tmpDir = filepath.Dir(cfg.To)
+	}
+	work, err := os.MkdirTemp(tmpDir, ".carefhir-backup-")
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer os.RemoveAll(work)
+	snap := filepath.Join(work, sqlite.FileName)
+	start := time.Now().UTC()
+	if err := sqlite.Snapshot(ctx, cfg.DataDir, snap); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	info, err := sqlite.Inspect(ctx, snap)
+	if err != nil {
+		return fmt.Errorf("backup: the snapshot: %w", err)
+	}
+	info2, _ := debug.ReadBuildInfo()
+	m := &backup.Manifest{
+		Created:       start,
+		Software:      moduleVersion(info2, info2 != nil),
+		Engine:        engineSQLite,
+		SchemaVersion: info.SchemaVersion,
+		Resources:     info.Resources,
+		Versions:      info.Versions,
+	}
+	if cfg.To == "-" {
+		if err := backup.Write(stdout, m, snap, sqlite.FileName); err != nil {
+			return err
+		}
+		return report(stderr, "backed up", m, "to standard output")
+	}
+	partial := filepath.Join(work, "archive")
+	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := backup.Write(f, m, snap, sqlite.FileName); err != nil {
+		f.Close()
+		return err
+	}
+	if err := errors.Join(f.Sync(), f.Close()); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := os.Rename(partial, cfg.To); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	if err := syncDir(filepath.Dir(cfg.To)); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	return report(stdout, "backed up", m, "to "+cfg.To)
+}
+
+// report prints one line describing a backup: what was done with it, and
+// where, such as "to backup.tar.gz".
+func report(w io.Writer, done string, m *backup.Manifest, where string) error {
+	var n int64
+	for _, c := range m.Resources {
+		n += c
+	}
+	_, err := fmt.Fprintf(w, "%s %d resources (%d versions, schema version %d, taken %s) %s, sha256 %s\n",
+		done, n, m.Versions, m.SchemaVersion, m.Created.Format(time.RFC3339), where, m.SHA256)
+	return err
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// restoreConfig is the configuration of the restore subcommand.
+type restoreConfig struct {
+	From    string `flag:"from" validate:"required"`
+	DataDir string `flag:"data" validate:"required"`
+	Force   bool   `flag:"force"`
+}
+
+func parseRestoreConfig(args []string, getenv func(string) string, stderr io.Writer) (*restoreConfig, error) {
+	cfg := &restoreConfig{}
+	fs := newFlagSet("carefhir restore",
+		"Restores a SQLite store from an archive carefhir backup wrote, after checking its\n"+
+			"checksum and the integrity of the database in it. Stop the server first.", stderr)
+	fs.StringVar(&cfg.From, "from", "", "archive `file` to restore, or - for standard input")
+	fs.StringVar(&cfg.DataDir, "data", "", "`directory` to restore into; it must be empty unless --force")
+	fs.BoolVar(&cfg.Force, "force", false, "replace the database in a directory that is not empty")
+	if err := parseFlags(fs, args, getenv, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// runRestore extracts the archive into the data directory under a
+// temporary name, checks it, and only then puts it in place of the
+// database, whose write-ahead log it removes first (SQLite would otherwise
+// replay the old log into the restored file).
+func runRestore(ctx context.Context, cfg *restoreConfig, stdin io.Reader, stdout io.Writer) error {
+	entries, err := os.ReadDir(cfg.DataDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if len(entries) > 0 && !cfg.Force {
+		return fmt.Errorf("restore: %s is not empty: restore into an empty directory, or stop the server and pass --force to replace its database", cfg.DataDir)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	in := stdin
+	if cfg.From != "-" {
+		f, err := os.Open(cfg.From)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		defer f.Close()
+		in = f
+	}
+	db := filepath.Join(cfg.DataDir, sqlite.FileName)
+	tmp := db + ".restoring"
+	os.Remove(tmp) // left by a restore that was interrupted
+	m, err := backup.Extract(in, tmp)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	defer os.Remove(tmp)
+	if m.Engine != engineSQLite {
+		return fmt.Errorf("restore: a backup of the %s engine", m.Engine)
+	}
+	if m.SchemaVersion > sqlite.SchemaVersion() {
+		return fmt.Errorf("restore: the backup has schema version %d, newer than this program's %d: restore it with the carefhir that wrote it (%s)",
+			m.SchemaVersion, sqlite.SchemaVersion(), m.Software)
+	}
+	info, err := sqlite.Inspect(ctx, tmp)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if info.SchemaVersion != m.SchemaVersion || info.Versions != m.Versions || !equalCounts(info.Resources, m.Resources) {
+		return fmt.Errorf("restore: the database in the archive does not hold what its manifest says")
+	}
+	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+		if err := os.Remove(db + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("restore: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, db); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := syncDir(cfg.DataDir); err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	return report(stdout, "restored", m, "from "+cfg.From)
+}
+
+func equalCounts(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// verifyConfig is the configuration of the verify subcommand.
+type verifyConfig struct {
+	DataDir string `flag:"data" validate:"required"`
+	BaseURL string `flag:"base-url" validate:"omitempty,http_url"`
+}
+
+func parseVerifyConfig(args []string, getenv func(string) string, stderr io.Writer) (*verifyConfig, error) {
+	cfg := &verifyConfig{DataDir: "./data"}
+	fs := newFlagSet("carefhir verify",
+		"Checks a SQLite store offline: the database's integrity, that every current version\n"+
+			"is readable and parses as FHIR, and that its search rows are those its resource\n"+
+			"gives. Exits with status 1 when it finds a problem. Stop the server first.", stderr)
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
+	fs.StringVar(&cfg.BaseURL, "base-url", "", "public FHIR base `URL` the server runs with: absolute references under it index as local ones")
+	if err := parseFlags(fs, args, getenv, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// runVerify checks the store and prints each problem, then a summary.
+func runVerify(ctx context.Context, cfg *verifyConfig, stdout io.Writer) error {
+	ix, err := server.NewIndexer(cfg.BaseURL)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	index := func(v *store.Version) (store.Index, error) {
+		if _, err := fhirjson.UnmarshalAs(v.JSON, v.Type); err != nil {
+			return store.Index{}, fmt.Errorf("does not parse as %s: %w", v.Type, err)
+		}
+		var head struct {
+			ID   string `json:"id"`
+			Meta struct {
+				VersionID string `json:"versionId"`
+			} `json:"meta"`
+		}
+		if err := json.Unmarshal(v.JSON, &head); err != nil {
+			return store.Index{}, err
+		}
+		if head.ID != v.ID || head.Meta.VersionID != fmt.Sprint(v.VersionID) {
+			return store.Index{}, fmt.Errorf("holds id %q and meta.versionId %q", head.ID, head.Meta.VersionID)
+		}
+		return ix.IndexJSON(v.Type, v.JSON)
+	}
+	problems := 0
+	n, err := sqlite.Verify(ctx, cfg.DataDir, index, func(p string) {
+		problems++
+		fmt.Fprintln(stdout, p)
+	})
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if problems > 0 {
+		return fmt.Errorf("verify: %d problems in %s", problems, cfg.DataDir)
+	}
+	_, err = fmt.Fprintf(stdout, "verified %d resources in %s: no problem found\n", n, cfg.DataDir)
+	return err
+}

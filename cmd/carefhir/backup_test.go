@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"carefhir/store"
+	"carefhir/store/sqlite"
+)
+
+// A backup taken while clients keep writing holds every write acknowledged
+// before it started; restored into an empty directory, it verifies clean
+// and serves those writes.
+func TestBackupUnderLoadAndRestore(t *testing.T) {
+	data := t.TempDir()
+	p := start(t, "--data", data)
+
+	var (
+		mu    sync.Mutex
+		acked []string
+		stop  = make(chan struct{})
+		wg    sync.WaitGroup
+	)
+	for w := range 4 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 7))
+			for n := uint64(w * 100000); ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				status, id, err := createPatient(p.base, r, n+1)
+				if err != nil || status != http.StatusCreated {
+					t.Errorf("create under load: %d, %v", status, err)
+					return
+				}
+				mu.Lock()
+				acked = append(acked, id)
+				mu.Unlock()
+			}
+		})
+	}
+	// Let some writes land, then back up while they go on.
+	for {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 200 || t.Failed() {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	before := append([]string(nil), acked...)
+	mu.Unlock()
+	archive := filepath.Join(t.TempDir(), "carefhir.tar.gz")
+	out, err := runCmd(t, "backup", "--data", data, "--to", archive)
+	mu.Lock()
+	during := len(acked) - len(before)
+	mu.Unlock()
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	if !strings.HasPrefix(out, "backed up ") || !strings.Contains(out, "sha256 ") {
+		t.Errorf("backup printed %q", out)
+	}
+	t.Logf("%d writes acknowledged before the backup, %d while it ran; %s", len(before), during, out)
+
+	restored := filepath.Join(t.TempDir(), "restored")
+	out, err = runCmd(t, "restore", "--from", archive, "--data", restored)
+	if err != nil || !strings.HasPrefix(out, "restored ") {
+		t.Fatalf("restore: %q, %v", out, err)
+	}
+	out, err = runCmd(t, "verify", "--data", restored)
+	if err != nil || !strings.Contains(out, "no problem found") {
+		t.Errorf("verify the restored store: %q, %v", out, err)
+	}
+	st, err := sqlite.Open(restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	missing := 0
+	for _, id := range before {
+		if _, err := st.Read(context.Background(), "Patient", id); err != nil {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of the %d writes acknowledged before the backup are not in it", missing, len(before))
+	}
+}
+
+func TestRestoreRefusals(t *testing.T) {
+	data := t.TempDir()
+	st, err := sqlite.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &store.Write{Type: "Patient", ID: "p1", JSON: []byte(`{"resourceType":"Patient","id":"p1","meta":{"versionId":"1"}}`)}
+	if err := st.Put(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	archive := filepath.Join(t.TempDir(), "b.tar.gz")
+	if _, err := runCmd(t, "backup", "--data", data, "--to", archive); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCmd(t, "backup", "--data", data, "--to", archive); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Errorf("backup over an existing file: %v, want a refusal", err)
+	}
+
+	// Not into a directory that holds something, unless forced.
+	busy := t.TempDir()
+	os.WriteFile(filepath.Join(busy, "keep.txt"), []byte("x"), 0o600)
+	if _, err := runCmd(t, "restore", "--from", archive, "--data", busy); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("restore into a directory that is not empty: %v, want a refusal", err)
+	}
+	if _, err := os.Stat(filepath.Join(busy, sqlite.FileName)); err == nil {
+		t.Errorf("a refused restore wrote the database")
+	}
+	if out, err := runCmd(t, "restore", "--from", archive, "--data", data, "--force"); err != nil {
+		t.Errorf("restore --force over the store: %q, %v", out, err)
+	}
+
+	// A damaged archive is refused and leaves nothing behind.
+	b, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	damaged := filepath.Join(t.TempDir(), "damaged.tar.gz")
+	os.WriteFile(damaged, b, 0o600)
+	empty := filepath.Join(t.TempDir(), "empty")
+	if _, err := runCmd(t, "restore", "--from", damaged, "--data", empty); err == nil {
+		t.Errorf("restore of a damaged archive succeeded")
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) > 0 {
+		t.Errorf("a refused restore left %v", entries)
+	}
+}
+
+// verify reports a search row that does not match its resource, and one of
+// a resource that does not exist.
+func TestVerifyFindsProblems(t *testing.T) {
+	data := t.TempDir()
+	p := start(t, "--data", data)
+	if status, _, err := createPatient(p.base, rand.New(rand.NewPCG(1, 1)), 1); err != nil || status != http.StatusCreated {
+		t.Fatalf("create: %d, %v", status, err)
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	p.wait(t)
+	if out, err := runCmd(t, "verify", "--data", data); err != nil {
+		t.Fatalf("verify a sound store: %q, %v", out, err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(data, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`DELETE FROM tokens WHERE (pid, code, system, rid) IN (SELECT pid, code, system, rid FROM tokens LIMIT 1)`,
+		`INSERT INTO uris (pid, value, rid) VALUES (1, 'http://example.org', 999)`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			db.Close()
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	out, err := runCmd(t, "verify", "--data", data)
+	if err == nil || exitCode(err, io.Discard) != 1 {
+		t.Errorf("verify a damaged store: %v, want exit 1", err)
+	}
+	for _, want := range []string{"tokens: ", "search rows differ", "uris: 1 rows of deleted or unknown resources"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"carefhir/ops/health"
+	"carefhir/store/mongo/ferrettest"
+)
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// The probes and the metrics are served beside the API on each engine, the
+// probes outside /fhir; the requests served show in the metrics by
+// interaction and type.
+func TestServeProbesAndMetrics(t *testing.T) {
+	for name, engine := range engineArgs() {
+		t.Run(name, func(t *testing.T) {
+			p := start(t, engine(t)...)
+			root := strings.TrimSuffix(p.base, "/fhir")
+
+			if code, body := httpGet(t, root+"/livez"); code != http.StatusOK || !strings.Contains(body, `"status":"ok"`) {
+				t.Errorf("GET /livez: %d %s", code, body)
+			}
+			code, body := httpGet(t, root+"/readyz")
+			var ready health.Response
+			if err := json.Unmarshal([]byte(body), &ready); err != nil || code != http.StatusOK || ready.Status != "ok" {
+				t.Fatalf("GET /readyz: %d %s", code, body)
+			}
+			want := map[string]bool{"store": true, "audit": true}
+			if name == engineMongo {
+				want["mongodb-primary"] = true
+			}
+			for _, c := range ready.Checks {
+				if !c.OK || !want[c.Name] {
+					t.Errorf("readiness check %+v; want the checks %v passing", c, want)
+				}
+				delete(want, c.Name)
+			}
+			if len(want) > 0 {
+				t.Errorf("/readyz lacks the checks %v: %s", want, body)
+			}
+
+			if status, _, err := createPatient(p.base, rand.New(rand.NewPCG(1, 2)), 1); err != nil || status != http.StatusCreated {
+				t.Fatalf("create: %d, %v", status, err)
+			}
+			httpGet(t, p.base+"/Patient/no-such-id")
+			code, body = httpGet(t, root+"/metrics")
+			if code != http.StatusOK {
+				t.Fatalf("GET /metrics: %d", code)
+			}
+			for _, want := range []string{
+				`carefhir_http_requests_total{code="201",interaction="create",type="Patient"} 1`,
+				`carefhir_http_requests_total{code="404",interaction="read",type="Patient"} 1`,
+				"go_goroutines",
+			} {
+				if !strings.Contains(body, want) {
+					t.Errorf("/metrics lacks %s", want)
+				}
+			}
+			if name == engineSQLite {
+				// The create is one unit of work: the write hook of
+				// subscriptions runs on every type.
+				for _, want := range []string{`carefhir_store_operation_duration_seconds_count{engine="sqlite",op="transact"} 1`, `carefhir_sqlite_file_bytes{file="database"}`, "carefhir_sqlite_write_queue_depth 0"} {
+					if !strings.Contains(body, want) {
+						t.Errorf("/metrics lacks %s", want)
+					}
+				}
+			}
+			if strings.Contains(body, "no-such-id") {
+				t.Errorf("/metrics holds an id from a request")
+			}
+
+			// carefhir probe, as the container's HEALTHCHECK runs it.
+			var out strings.Builder
+			addr := strings.TrimPrefix(root, "http://")
+			if err := run(context.Background(), []string{"probe", "--path", "/readyz"}, env(map[string]string{"CAREFHIR_ADDR": addr}), &out, io.Discard); err != nil {
+				t.Errorf("carefhir probe of a ready server: %v", err)
+			}
+		})
+	}
+}
+
+// With --metrics-addr, /metrics is served there and not beside the API.
+func TestServeMetricsOnTheirOwnListener(t *testing.T) {
+	maddr := freeAddr(t)
+	p := start(t, "--data", t.TempDir(), "--metrics-addr", maddr)
+	root := strings.TrimSuffix(p.base, "/fhir")
+	if code, body := httpGet(t, "http://"+maddr+"/metrics"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("GET /metrics on --metrics-addr: %d", code)
+	}
+	if code, _ := httpGet(t, root+"/metrics"); code != http.StatusNotFound {
+		t.Errorf("GET /metrics beside the API with --metrics-addr: %d, want 404", code)
+	}
+}
+
+func TestProbeCommand(t *testing.T) {
+	tests := []struct {
+		addr, path, want string
+	}{
+		{"127.0.0.1:8080", "/livez", "http://127.0.0.1:8080/livez"},
+		{"0.0.0.0:8080", "/readyz", "http://127.0.0.1:8080/readyz"},
+		{":8080", "/livez", "http://127.0.0.1:8080/livez"},
+		{"[::]:8080", "/livez", "http://[::1]:8080/livez"},
+		{"carefhir.internal:80", "/livez", "http://carefhir.internal:80/livez"},
+	}
+	for _, tt := range tests {
+		if got := probeURL(tt.addr, tt.path); got != tt.want {
+			t.Errorf("probeURL(%q, %q) = %q, want %q", tt.addr, tt.path, got, tt.want)
+		}
+	}
+	// Nothing listens: the probe fails with exit status 1.
+	err := run(context.Background(), []string{"probe", "--addr", freeAddr(t)}, env(nil), io.Discard, io.Discard)
+	if code := exitCode(err, io.Discard); code != 1 {
+		t.Errorf("probe of a closed port: exit %d (%v), want 1", code, err)
+	}
+	err = run(context.Background(), []string{"probe", "--path", "/metrics"}, env(nil), io.Discard, io.Discard)
+	if code := exitCode(err, io.Discard); code != 2 {
+		t.Errorf("probe of another path: exit %d (%v), want 2", code, err)
+	}
+}
+
+// The primary check passes while the deployment answers and fails once it
+// is gone, with a public message that names no host.
+func TestMongoPrimaryCheck(t *testing.T) {
+	var uri string
+	t.Run("up", func(t *testing.T) {
+		uri = ferrettest.Start(t)
+		check, disconnect, err := mongoPrimaryCheck(uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer disconnect()
+		if res := health.New([]health.Check{check}, 5*time.Second, nil).Run(t.Context()); !res[0].OK {
+			t.Errorf("check of a running deployment: %+v", res[0])
+		}
+	})
+	// The deployment stopped with the subtest.
+	check, disconnect, err := mongoPrimaryCheck(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer disconnect()
+	res := health.New([]health.Check{check}, time.Second, nil).Run(t.Context())
+	if res[0].OK || res[0].Name != "mongodb-primary" {
+		t.Fatalf("check of a stopped deployment: %+v; want a failure", res[0])
+	}
+	t.Logf("public message: %q", res[0].Error)
+	if strings.Contains(res[0].Error, "127.0.0.1") || strings.Contains(res[0].Error, "localhost") {
+		t.Errorf("the public message names a host: %q", res[0].Error)
+	}
+}

@@ -1,0 +1,438 @@
+package csv
+
+import (
+	"bufio"
+	stdcsv "encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/encoding/charmap"
+
+	"carefhir/fhir"
+	"carefhir/mappers"
+	"carefhir/profiles"
+)
+
+// DefaultBatch is the number of rows per Result when NewImporter is
+// given 0.
+const DefaultBatch = 500
+
+// maxHeaderSearch bounds the rows read looking for the header: reports
+// open with a few rows of metadata (the search's name, when it ran).
+const maxHeaderSearch = 20
+
+// Importer reads a report and yields its writes a batch of rows at a
+// time.
+type Importer struct {
+	m      *Mapping
+	r      *stdcsv.Reader
+	batch  int
+	cols   map[string]int // lower-cased header → index
+	header []string
+	fill   map[int]string // fill-down column → last value
+	done   bool
+	// pending are issues about the header, reported with the first batch.
+	pending []mappers.Issue
+	formats []string
+}
+
+// NewImporter reads up to the header row of the report in r: the first
+// row, within the first 20, that has the NHS number column, and returns
+// an error when there is none. Other columns the mapping names may be
+// missing: the first Result warns of each. batch is the number of rows
+// per Result (DefaultBatch when 0).
+func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
+	if batch <= 0 {
+		batch = DefaultBatch
+	}
+	br := bufio.NewReader(r)
+	if b, _ := br.Peek(3); string(b) == "\xef\xbb\xbf" {
+		br.Discard(3)
+	}
+	var src io.Reader = br
+	if m.Encoding == "windows-1252" {
+		src = charmap.Windows1252.NewDecoder().Reader(br)
+	}
+	cr := stdcsv.NewReader(src)
+	cr.FieldsPerRecord = -1
+	if m.Delimiter != "" {
+		cr.Comma = rune(m.Delimiter[0])
+	}
+	im := &Importer{m: m, r: cr, batch: batch, fill: map[int]string{}, formats: m.DateFormats}
+	if len(im.formats) == 0 {
+		im.formats = DefaultDateFormats
+	}
+	want := key(m.Patient.NHSNumber)
+	for i := 0; ; i++ {
+		row, err := cr.Read()
+		if err == io.EOF || i >= maxHeaderSearch {
+			return nil, fmt.Errorf("csv: no header row with the column %q in the first %d rows", m.Patient.NHSNumber, maxHeaderSearch)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("csv: %w", err)
+		}
+		cols := map[string]int{}
+		for j, h := range row {
+			if _, dup := cols[key(h)]; !dup && key(h) != "" {
+				cols[key(h)] = j
+			}
+		}
+		if _, ok := cols[want]; ok {
+			im.cols, im.header = cols, row
+			break
+		}
+	}
+	line, _ := cr.FieldPos(0)
+	seen := map[string]bool{}
+	for _, c := range m.columns() {
+		if _, ok := im.cols[key(c)]; !ok && !seen[key(c)] {
+			seen[key(c)] = true
+			im.pending = append(im.pending, mappers.Warnf(fmt.Sprintf("line %d", line), "no column %q, which the mapping %q names: its values are not imported", c, m.Name))
+		}
+	}
+	for _, c := range m.FillDown {
+		if i, ok := im.cols[key(c)]; ok {
+			im.fill[i] = ""
+		}
+	}
+	return im, nil
+}
+
+func key(h string) string { return strings.ToLower(strings.TrimSpace(h)) }
+
+// columns lists every column the mapping names.
+func (m *Mapping) columns() []string {
+	p := m.Patient
+	cols := append([]string{p.NHSNumber, p.Title, p.Given, p.Middle, p.Family, p.BirthDate, p.Sex, p.Postcode, p.Phone, p.Mobile, p.Email, p.Practice, p.PracticeName, p.UsualGP, p.UsualGPCode}, p.AddressLines...)
+	cols = append(cols, m.FillDown...)
+	for _, o := range m.Observations {
+		cols = append(cols, o.Column, o.DateColumn)
+	}
+	for _, c := range append(append([]CodedColumn(nil), m.Conditions...), m.Flags...) {
+		cols = append(cols, c.Column, c.DateColumn)
+	}
+	out := cols[:0]
+	for _, c := range cols {
+		if c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Next returns the writes of the next batch of rows, and io.EOF after the
+// last. Each finding names its line and column. A row with an error makes
+// the batch's Result Failed, with no Bundle: a host importing all or
+// nothing stops there, and one that checks a file before importing it
+// reads it through once for the issues alone.
+func (im *Importer) Next() (*mappers.Result, error) {
+	if im.done {
+		return nil, io.EOF
+	}
+	tx := mappers.NewTransaction()
+	res := &mappers.Result{Issues: im.pending}
+	im.pending = nil
+	rows := 0
+	for rows < im.batch {
+		row, err := im.r.Read()
+		if err == io.EOF {
+			im.done = true
+			break
+		}
+		if err != nil {
+			var pe *stdcsv.ParseError
+			if errors.As(err, &pe) {
+				res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d", pe.Line), "%v", pe.Err))
+				rows++
+				continue
+			}
+			return nil, fmt.Errorf("csv: %w", err)
+		}
+		rows++
+		line, _ := im.r.FieldPos(0)
+		im.row(tx, res, row, line)
+	}
+	if rows == 0 && len(res.Issues) == 0 {
+		return nil, io.EOF
+	}
+	if tx.Len() > 0 && !res.Failed() {
+		res.Bundle = tx.Bundle()
+	}
+	return res, nil
+}
+
+// rowReader reads the cells of one row.
+type rowReader struct {
+	im     *Importer
+	row    []string
+	line   int
+	issues []mappers.Issue
+}
+
+func (rr *rowReader) get(col string) string {
+	if col == "" {
+		return ""
+	}
+	i, ok := rr.im.cols[key(col)]
+	if !ok || i >= len(rr.row) {
+		return ""
+	}
+	return strings.TrimSpace(rr.row[i])
+}
+
+func (rr *rowReader) at(col string) string {
+	return fmt.Sprintf("line %d, column %s", rr.line, col)
+}
+
+func (rr *rowReader) errorf(col, format string, args ...any) {
+	rr.issues = append(rr.issues, mappers.Errorf(rr.at(col), format, args...))
+}
+
+func (rr *rowReader) warnf(col, format string, args ...any) {
+	rr.issues = append(rr.issues, mappers.Warnf(rr.at(col), format, args...))
+}
+
+func (rr *rowReader) failed() bool {
+	return (&mappers.Result{Issues: rr.issues}).Failed()
+}
+
+func (rr *rowReader) date(col string) (string, bool) {
+	v := rr.get(col)
+	if v == "" {
+		return "", false
+	}
+	d, ok := parseDate(v, rr.im.formats)
+	if !ok {
+		rr.errorf(col, "%q is not a date in a format of the mapping (%s)", v, strings.Join(rr.im.formats, ", "))
+	}
+	return d, ok
+}
+
+// row maps one row into tx.
+func (im *Importer) row(tx *mappers.Transaction, res *mappers.Result, row []string, line int) {
+	blank := true
+	for i, v := range row {
+		v = strings.TrimSpace(v)
+		if _, ok := im.fill[i]; ok {
+			if v == "" {
+				row[i] = im.fill[i]
+			} else {
+				im.fill[i] = v
+			}
+		}
+		if v != "" {
+			blank = false
+		}
+		if !utf8.ValidString(v) {
+			res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d, column %s", line, im.columnName(i)), "not UTF-8 text: set encoding: windows-1252 in the mapping if the file came from EMIS or SystmOne"))
+			return
+		}
+		if j := strings.IndexFunc(v, mappers.Control); j >= 0 {
+			res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d, column %s", line, im.columnName(i)), "control character %U, which FHIR text cannot hold", []rune(v[j:])[0]))
+			return
+		}
+	}
+	if blank {
+		return
+	}
+	rr := &rowReader{im: im, row: row, line: line}
+	p := rr.patient(tx)
+	if p != nil && !rr.failed() {
+		nhs := p.Identifier[0].Value.Get()
+		if tx.Has("Patient", mappers.NHSNumberSystem, nhs) {
+			rr.warnf(im.m.Patient.NHSNumber, "NHS number %s is on an earlier row too: this row's values replace that row's", nhs)
+		}
+		ref := mappers.Ref(tx.Put(p, mappers.NHSNumberSystem, nhs))
+		rr.observations(tx, ref, nhs)
+		rr.coded(tx, ref, nhs)
+	}
+	res.Issues = append(res.Issues, rr.issues...)
+}
+
+func (im *Importer) columnName(i int) string {
+	if i < len(im.header) {
+		return im.header[i]
+	}
+	return fmt.Sprint(i + 1)
+}
+
+func (rr *rowReader) patient(tx *mappers.Transaction) *fhir.Patient {
+	c := rr.im.m.Patient
+	raw := rr.get(c.NHSNumber)
+	nhs := nhsNumber(raw)
+	switch {
+	case raw == "":
+		rr.errorf(c.NHSNumber, "no NHS number: records are matched on it")
+		return nil
+	case !profiles.ValidNHSNumber(nhs):
+		rr.errorf(c.NHSNumber, "%q is not a valid NHS number: it must be 10 digits with a correct Modulus 11 check digit", raw)
+		return nil
+	}
+	p := &fhir.Patient{Meta: mappers.Meta(mappers.UKCorePatient), Identifier: []*fhir.Identifier{mappers.NHSNumber(nhs, "")}}
+	if family, given := rr.get(c.Family), rr.get(c.Given); family != "" || given != "" {
+		p.Name = []*fhir.HumanName{{Use: fhir.NewCode("usual"), Family: mappers.String(family), Given: mappers.Strings(given, rr.get(c.Middle)), Prefix: mappers.Strings(rr.get(c.Title))}}
+	}
+	if d, ok := rr.date(c.BirthDate); ok {
+		if d > today() {
+			rr.errorf(c.BirthDate, "date of birth %s is in the future", d)
+		} else {
+			p.BirthDate = fhir.NewDate(d)
+		}
+	}
+	if s := rr.get(c.Sex); s != "" {
+		if g, ok := sexes[strings.ToLower(s)]; ok {
+			p.Gender = fhir.NewCode(g)
+		} else {
+			rr.warnf(c.Sex, "sex %q is not one this importer knows (M, F, I, U, 1, 2, 9…): left out", s)
+		}
+	}
+	ad := &fhir.Address{Use: fhir.NewCode("home")}
+	for _, l := range c.AddressLines {
+		if v := rr.get(l); v != "" {
+			ad.Line = append(ad.Line, fhir.NewString(v))
+		}
+	}
+	if v := rr.get(c.Postcode); v != "" {
+		if pc, ok := normalPostcode(v); ok {
+			ad.PostalCode = fhir.NewString(pc)
+		} else {
+			rr.warnf(c.Postcode, "%q is not a UK postcode: left out", v)
+		}
+	}
+	if ad.Line != nil || ad.PostalCode != nil {
+		p.Address = []*fhir.Address{ad}
+	}
+	for _, t := range []struct{ col, system, use string }{{c.Phone, "phone", "home"}, {c.Mobile, "phone", "mobile"}, {c.Email, "email", "home"}} {
+		if v := rr.get(t.col); v != "" {
+			p.Telecom = append(p.Telecom, &fhir.ContactPoint{System: fhir.NewCode(t.system), Value: fhir.NewString(v), Use: fhir.NewCode(t.use)})
+		}
+	}
+	if ods := strings.ToUpper(rr.get(c.Practice)); ods != "" {
+		if mappers.ODSCode(ods) {
+			url := tx.Ensure(mappers.Practice(ods, rr.get(c.PracticeName)), mappers.ODSSystem, ods)
+			p.GeneralPractitioner = append(p.GeneralPractitioner, mappers.Ref(url))
+		} else {
+			rr.warnf(c.Practice, "%q is not an ODS code: the practice is left out", ods)
+		}
+	}
+	gpName := rr.get(c.UsualGP)
+	code := strings.ToUpper(rr.get(c.UsualGPCode))
+	system := mappers.PractitionerSystem(code)
+	if system == "" && code != "" {
+		rr.warnf(c.UsualGPCode, "%q is neither a GMP nor a GMC number: the GP is kept by name only", code)
+	}
+	switch {
+	case system != "":
+		var name *fhir.HumanName
+		if gpName != "" {
+			name = &fhir.HumanName{Text: fhir.NewString(gpName)}
+		}
+		url := tx.Ensure(mappers.Practitioner(system, code, name), system, code)
+		p.GeneralPractitioner = append(p.GeneralPractitioner, mappers.Ref(url))
+	case gpName != "":
+		p.GeneralPractitioner = append(p.GeneralPractitioner, &fhir.Reference{Type: fhir.NewUri("Practitioner"), Display: fhir.NewString(gpName)})
+	}
+	return p
+}
+
+// observations maps the observation columns of the row. An observation is
+// known by patient, code and date, so importing it again updates it.
+func (rr *rowReader) observations(tx *mappers.Transaction, subject *fhir.Reference, nhs string) {
+	for _, o := range rr.im.m.Observations {
+		v := rr.get(o.Column)
+		if v == "" {
+			continue
+		}
+		date, ok := rr.date(o.DateColumn)
+		if !ok {
+			if rr.get(o.DateColumn) == "" {
+				rr.warnf(o.DateColumn, "no date for the value of %s: left out", o.Column)
+			}
+			continue
+		}
+		ident, id := mappers.StableIdentifier("Observation", nhs, o.Code.System+"|"+o.Code.Code, date)
+		obs := &fhir.Observation{
+			Meta:              mappers.Meta(mappers.UKCoreObservation),
+			Identifier:        []*fhir.Identifier{ident},
+			Status:            fhir.NewCode("final"),
+			Code:              concept(o.Code),
+			Subject:           subject,
+			EffectiveDateTime: fhir.NewDateTime(date),
+		}
+		if decimal.MatchString(v) {
+			q := &fhir.Quantity{Value: fhir.NewDecimal(v), Unit: mappers.String(o.Unit)}
+			if o.UnitCode != "" {
+				q.System, q.Code = fhir.NewUri("http://unitsofmeasure.org"), fhir.NewCode(o.UnitCode)
+			}
+			obs.ValueQuantity = q
+		} else {
+			obs.ValueString = fhir.NewString(v)
+		}
+		tx.Put(obs, mappers.URISystem, id)
+	}
+}
+
+// coded maps the condition and flag columns of the row. Each is known by
+// patient and code, so importing it again updates it.
+func (rr *rowReader) coded(tx *mappers.Transaction, subject *fhir.Reference, nhs string) {
+	for _, c := range rr.im.m.Conditions {
+		if date, ok := rr.present(c); ok {
+			ident, id := mappers.StableIdentifier("Condition", nhs, c.Code.System+"|"+c.Code.Code)
+			cond := &fhir.Condition{
+				Meta:               mappers.Meta(mappers.UKCoreCondition),
+				Identifier:         []*fhir.Identifier{ident},
+				ClinicalStatus:     coding("http://terminology.hl7.org/CodeSystem/condition-clinical", "active", "Active"),
+				VerificationStatus: coding("http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed", "Confirmed"),
+				Category:           []*fhir.CodeableConcept{coding("http://terminology.hl7.org/CodeSystem/condition-category", "problem-list-item", "Problem List Item")},
+				Code:               concept(c.Code),
+				Subject:            subject,
+			}
+			if date != "" {
+				cond.OnsetDateTime = fhir.NewDateTime(date)
+			}
+			tx.Put(cond, mappers.URISystem, id)
+		}
+	}
+	for _, c := range rr.im.m.Flags {
+		if date, ok := rr.present(c); ok {
+			ident, id := mappers.StableIdentifier("Flag", nhs, c.Code.System+"|"+c.Code.Code)
+			flag := &fhir.Flag{Meta: mappers.Meta(mappers.UKCoreFlag), Identifier: []*fhir.Identifier{ident}, Status: fhir.NewCode("active"), Code: concept(c.Code), Subject: subject}
+			if date != "" {
+				flag.Period = &fhir.Period{Start: fhir.NewDateTime(date)}
+			}
+			tx.Put(flag, mappers.URISystem, id)
+		}
+	}
+}
+
+// present reads a coded column: whether it records the item, and its
+// date if any.
+func (rr *rowReader) present(c CodedColumn) (string, bool) {
+	v := rr.get(c.Column)
+	if no(v) {
+		return "", false
+	}
+	if c.DateColumn != "" {
+		if rr.get(c.DateColumn) == "" {
+			return "", true
+		}
+		d, ok := rr.date(c.DateColumn)
+		return d, ok
+	}
+	if d, ok := parseDate(v, rr.im.formats); ok {
+		return d, true
+	}
+	return "", true
+}
+
+func concept(c Code) *fhir.CodeableConcept {
+	cd := &fhir.Coding{System: fhir.NewUri(c.System), Code: fhir.NewCode(c.Code), Display: mappers.String(c.Display)}
+	return &fhir.CodeableConcept{Coding: []*fhir.Coding{cd}}
+}
+
+func coding(system, code, display string) *fhir.CodeableConcept {
+	return concept(Code{System: system, Code: code, Display: display})
+}

@@ -1,0 +1,196 @@
+// Package csv imports cohort reports exported as CSV from GP clinical
+// systems (EMIS Web Population Reporting, SystmOne Clinical Reporting) and
+// exports coded entries as CSV for bulk upload back to them.
+//
+// No two practices' reports have the same columns, so the layout comes
+// from a mapping file (YAML or JSON) that names the column holding each
+// item; ready mappings for typical EMIS and SystmOne layouts are built in
+// (see Layout). The importer streams: it reads a few rows at a time and
+// yields one Result per batch, so memory does not grow with the file.
+package csv
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+
+	"github.com/go-playground/validator/v10"
+	"github.com/goccy/go-yaml"
+)
+
+// Mapping says where each item is in the rows of a report. Columns are
+// named by their header text, matched without regard to case and
+// surrounding spaces.
+type Mapping struct {
+	// Name says what layout this is, for people.
+	Name string `json:"name" validate:"required"`
+	// Source says where the layout was taken from.
+	Source string `json:"source"`
+	// Delimiter is the field separator, one character; "," when empty.
+	Delimiter string `json:"delimiter" validate:"omitempty,len=1"`
+	// Encoding is utf-8 (the default) or windows-1252, which EMIS and
+	// SystmOne write.
+	Encoding string `json:"encoding" validate:"omitempty,oneof=utf-8 windows-1252"`
+	// DateFormats are the layouts of dates in the file, tried in order;
+	// DefaultDateFormats when empty.
+	DateFormats []string `json:"dateFormats" validate:"dive,oneof=dd-MMM-yyyy dd/MM/yyyy yyyy-MM-dd 'dd MMM yyyy' yyyyMMdd"`
+	// FillDown names the columns whose blank cells belong to the value in
+	// the nearest row above, as in the grouping rows of EMIS reports.
+	FillDown []string `json:"fillDown"`
+	// Patient names the columns of the person.
+	Patient PatientColumns `json:"patient" validate:"required"`
+	// Observations map columns to Observations with a code and a unit.
+	Observations []ObservationColumn `json:"observations" validate:"dive"`
+	// Conditions map columns to Conditions: a non-blank cell other than
+	// a "no" (N, No, False, 0) records the condition.
+	Conditions []CodedColumn `json:"conditions" validate:"dive"`
+	// Flags map columns to Flags, read like Conditions.
+	Flags []CodedColumn `json:"flags" validate:"dive"`
+}
+
+// PatientColumns names the columns of the person. Only the NHS number is
+// required: records are matched on it.
+type PatientColumns struct {
+	NHSNumber    string   `json:"nhsNumber" validate:"required"`
+	Title        string   `json:"title"`
+	Given        string   `json:"given"`
+	Middle       string   `json:"middle"`
+	Family       string   `json:"family"`
+	BirthDate    string   `json:"birthDate"`
+	Sex          string   `json:"sex"`
+	AddressLines []string `json:"addressLines"`
+	Postcode     string   `json:"postcode"`
+	Phone        string   `json:"phone"`
+	Mobile       string   `json:"mobile"`
+	Email        string   `json:"email"`
+	// Practice is the ODS code of the registered practice.
+	Practice     string `json:"practice"`
+	PracticeName string `json:"practiceName"`
+	// UsualGP is the usual GP's name, UsualGPCode their GMP (G and 7
+	// digits) or GMC number.
+	UsualGP     string `json:"usualGP"`
+	UsualGPCode string `json:"usualGPCode"`
+}
+
+// Code is a coded concept.
+type Code struct {
+	System  string `json:"system" validate:"required,uri"`
+	Code    string `json:"code" validate:"required"`
+	Display string `json:"display"`
+}
+
+// ObservationColumn maps a column to an Observation: the cell is the
+// value, and DateColumn the date it was recorded.
+type ObservationColumn struct {
+	Column     string `json:"column" validate:"required"`
+	DateColumn string `json:"dateColumn" validate:"required"`
+	Code       Code   `json:"code" validate:"required"`
+	// Unit is the unit of a numeric value, as people write it; UnitCode
+	// its UCUM code.
+	Unit     string `json:"unit"`
+	UnitCode string `json:"unitCode"`
+}
+
+// CodedColumn maps a column to a Condition or a Flag.
+type CodedColumn struct {
+	Column string `json:"column" validate:"required"`
+	// DateColumn holds the onset (a Condition) or start (a Flag); the
+	// cell itself is read as the date when DateColumn is empty and the
+	// cell is a date.
+	DateColumn string `json:"dateColumn"`
+	Code       Code   `json:"code" validate:"required"`
+}
+
+// DefaultDateFormats are the date layouts EMIS and SystmOne write.
+var DefaultDateFormats = []string{"dd-MMM-yyyy", "dd/MM/yyyy", "yyyy-MM-dd", "dd MMM yyyy", "yyyyMMdd"}
+
+// ParseMapping reads a mapping file, YAML or JSON, and checks it: unknown
+// keys are errors, so a misspelt key is not silently ignored.
+func ParseMapping(data []byte) (*Mapping, error) {
+	m := &Mapping{}
+	if err := decodeStrict(data, m); err != nil {
+		return nil, fmt.Errorf("csv: mapping: %w", err)
+	}
+	if err := m.Check(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decodeStrict reads YAML or JSON into v, refusing unknown keys.
+func decodeStrict(data []byte, v any) error {
+	js := data
+	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		var err error
+		if js, err = yaml.YAMLToJSON(data); err != nil {
+			return err
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// validate checks the struct tags of mappings; it holds a cache of their
+// types, and is safe for concurrent use.
+var validate = validator.New(validator.WithRequiredStructEnabled())
+
+// Check reports what is wrong with m, naming each field.
+func (m *Mapping) Check() error {
+	if err := checkStruct(m, "Mapping."); err != nil {
+		return fmt.Errorf("csv: mapping: %w", err)
+	}
+	return nil
+}
+
+// checkStruct validates the tags of v and says what fails, by field path
+// without the root's name (prefix).
+func checkStruct(v any, prefix string) error {
+	err := validate.Struct(v)
+	var ve validator.ValidationErrors
+	if !errors.As(err, &ve) {
+		return err
+	}
+	var msgs []string
+	for _, fe := range ve {
+		path := strings.TrimPrefix(fe.Namespace(), prefix)
+		switch fe.Tag() {
+		case "required":
+			msgs = append(msgs, path+" is required")
+		case "oneof":
+			msgs = append(msgs, fmt.Sprintf("%s %q is not one of: %s", path, fe.Value(), fe.Param()))
+		default:
+			msgs = append(msgs, fmt.Sprintf("%s %q fails %s %s", path, fe.Value(), fe.Tag(), fe.Param()))
+		}
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+//go:embed layouts/*.yaml
+var layouts embed.FS
+
+// Layout returns a built-in mapping by name: the file name under layouts/
+// without .yaml, such as emis-patient-list.
+func Layout(name string) (*Mapping, error) {
+	data, err := layouts.ReadFile("layouts/" + name + ".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("csv: no built-in layout %q (have %s)", name, strings.Join(Layouts(), ", "))
+	}
+	return ParseMapping(data)
+}
+
+// Layouts lists the built-in mappings.
+func Layouts() []string {
+	entries, _ := fs.Glob(layouts, "layouts/*.yaml")
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(strings.TrimPrefix(e, "layouts/"), ".yaml"))
+	}
+	sort.Strings(names)
+	return names
+}

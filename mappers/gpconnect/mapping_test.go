@@ -1,0 +1,210 @@
+package gpconnect
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"carefhir/mappers"
+)
+
+// record wraps STU3 resources in a collection Bundle, with a Patient and
+// practice to key them on.
+func stu3Record(resources ...string) []byte {
+	all := append([]string{
+		`{"resourceType":"Patient","id":"p","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9690937286"}],"managingOrganization":{"reference":"Organization/o"}}`,
+		`{"resourceType":"Organization","id":"o","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A82038"}],"name":"Temple Sowerby"}`,
+	}, resources...)
+	var entries []string
+	for _, r := range all {
+		entries = append(entries, `{"resource":`+r+`}`)
+	}
+	return []byte(`{"resourceType":"Bundle","type":"collection","entry":[` + strings.Join(entries, ",") + `]}`)
+}
+
+// r4 returns the JSON of the imported resource of type typ.
+func r4(t *testing.T, res mappers.Result, typ string) map[string]any {
+	t.Helper()
+	if res.Bundle == nil {
+		t.Fatalf("refused: %s", firstError(res))
+	}
+	for _, e := range res.Bundle.Entry {
+		if e.Resource.ResourceType() == typ {
+			var m map[string]any
+			if err := json.Unmarshal(encode(t, e.Resource), &m); err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+	}
+	t.Fatalf("no %s imported", typ)
+	return nil
+}
+
+func jsonOf(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestMapping(t *testing.T) {
+	im, err := importer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		check   func(t *testing.T, res mappers.Result)
+	}{
+		{"Condition statuses become CodeableConcepts; assertedDate an extension", stu3Record(
+			`{"resourceType":"Condition","id":"c","clinicalStatus":"active","verificationStatus":"confirmed","assertedDate":"2020-01-02",
+			"code":{"text":"Asthma"},"subject":{"reference":"Patient/p"}}`),
+			func(t *testing.T, res mappers.Result) {
+				c := r4(t, res, "Condition")
+				if got := jsonOf(c["clinicalStatus"]); got != `{"coding":[{"code":"active","system":"http://terminology.hl7.org/CodeSystem/condition-clinical"}]}` {
+					t.Errorf("clinicalStatus %s", got)
+				}
+				if got := jsonOf(c["verificationStatus"]); got != `{"coding":[{"code":"confirmed","system":"http://terminology.hl7.org/CodeSystem/condition-ver-status"}]}` {
+					t.Errorf("verificationStatus %s", got)
+				}
+				if got := jsonOf(c["extension"]); got != `[{"url":"http://hl7.org/fhir/StructureDefinition/condition-assertedDate","valueDateTime":"2020-01-02"}]` {
+					t.Errorf("extension %s", got)
+				}
+				if got := jsonOf(c["subject"]); !strings.Contains(got, "urn:uuid:") {
+					t.Errorf("subject %s does not point at the Patient entry", got)
+				}
+			}},
+		{"a status R4 lacks is reported, not guessed", stu3Record(
+			`{"resourceType":"Condition","id":"c","clinicalStatus":"active","verificationStatus":"unknown","code":{"text":"x"},"subject":{"reference":"Patient/p"}}`),
+			func(t *testing.T, res mappers.Result) {
+				if c := r4(t, res, "Condition"); c["verificationStatus"] != nil {
+					t.Errorf("verificationStatus %v", c["verificationStatus"])
+				}
+				if !contains(issuesAt(res, "Bundle.entry[2].resource.verificationStatus"), mappers.Warning, `"unknown" has no equal`) {
+					t.Errorf("issues %v", res.Issues)
+				}
+			}},
+		{"an element without a mapping is reported by its STU3 path", stu3Record(
+			`{"resourceType":"Patient","id":"p2","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9999999999"}],
+			"animal":{"species":{"text":"dog"}},"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-RegistrationDetails-1",
+			"extension":[{"url":"registrationPeriod","valuePeriod":{"start":"2001-01-01"}}]}]}`),
+			func(t *testing.T, res mappers.Result) {
+				if !contains(issuesAt(res, "Bundle.entry[2].resource.animal"), mappers.Warning, "Patient.animal is not mapped") {
+					t.Errorf("animal: %v", res.Issues)
+				}
+				if !contains(issuesAt(res, "Bundle.entry[2].resource.extension[0]"), mappers.Warning, "RegistrationDetails-1 is not mapped") {
+					t.Errorf("registration details: %v", res.Issues)
+				}
+			}},
+		{"NHS number verification status becomes UK Core's", stu3Record(
+			`{"resourceType":"Patient","id":"p2","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9999999999",
+			"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-NHSNumberVerificationStatus-1",
+			"valueCodeableConcept":{"coding":[{"system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-NHSNumberVerificationStatus-1","code":"01","display":"Number present and verified"}]}}]}]}`),
+			func(t *testing.T, res mappers.Result) {
+				want := `[{"extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus","valueCodeableConcept":{"coding":[{"code":"01","display":"Number present and verified","system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"}]}}],"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9999999999"}]`
+				var p map[string]any
+				for _, e := range res.Bundle.Entry {
+					if strings.HasSuffix(e.Request.Url.Get(), "9999999999") {
+						json.Unmarshal(encode(t, e.Resource), &p)
+					}
+				}
+				if got := jsonOf(p["identifier"]); got != want {
+					t.Errorf("identifier %s\nwant %s", got, want)
+				}
+			}},
+		{"STU3 dose[x] moves into doseAndRate", stu3Record(
+			`{"resourceType":"MedicationStatement","id":"m","status":"active","taken":"y","subject":{"reference":"Patient/p"},
+			"medicationCodeableConcept":{"text":"Salbutamol"},"dosage":[{"text":"2 puffs","doseQuantity":{"value":2,"unit":"puff"}}]}`),
+			func(t *testing.T, res mappers.Result) {
+				m := r4(t, res, "MedicationStatement")
+				if got := jsonOf(m["dosage"]); got != `[{"doseAndRate":[{"doseQuantity":{"unit":"puff","value":2}}],"text":"2 puffs"}]` {
+					t.Errorf("dosage %s", got)
+				}
+			}},
+		{"a repeat prescription is a continuing course of therapy; an ended allergy keeps its end as a note", stu3Record(
+			`{"resourceType":"MedicationRequest","id":"m","status":"active","intent":"plan","subject":{"reference":"Patient/p"},
+			"medicationCodeableConcept":{"text":"Salbutamol"},"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-PrescriptionType-1",
+			"valueCodeableConcept":{"coding":[{"system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-PrescriptionType-1","code":"repeat","display":"Repeat"}]}}]}`,
+			`{"resourceType":"AllergyIntolerance","id":"a","clinicalStatus":"resolved","verificationStatus":"confirmed","patient":{"reference":"Patient/p"},
+			"code":{"text":"Penicillin"},"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-AllergyIntoleranceEnd-1",
+			"extension":[{"url":"endDate","valueDateTime":"2023-07-31"},{"url":"reasonEnded","valueString":"No longer reacts"}]}]}`),
+			func(t *testing.T, res mappers.Result) {
+				m := r4(t, res, "MedicationRequest")
+				if got := jsonOf(m["courseOfTherapyType"]); got != `{"coding":[{"code":"continuous","system":"http://terminology.hl7.org/CodeSystem/medicationrequest-course-of-therapy"}],"text":"Repeat"}` {
+					t.Errorf("courseOfTherapyType %s", got)
+				}
+				a := r4(t, res, "AllergyIntolerance")
+				if got := jsonOf(a["note"]); got != `[{"text":"Ended 2023-07-31: No longer reacts"}]` {
+					t.Errorf("note %s", got)
+				}
+				if got := jsonOf(a["clinicalStatus"]); !strings.Contains(got, `"resolved"`) {
+					t.Errorf("clinicalStatus %s", got)
+				}
+			}},
+		{"no known allergies: an empty list keeps its reason, a 716186003 entry is an allergy record", stu3Record(
+			`{"resourceType":"List","status":"current","mode":"snapshot","title":"Active Allergies","subject":{"reference":"Patient/p"},
+			"code":{"coding":[{"system":"http://snomed.info/sct","code":"886921000000105","display":"Allergies and adverse reaction"}]},
+			"emptyReason":{"coding":[{"system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-ListEmptyReasonCode-1","code":"no-content-recorded","display":"No Content Recorded"}]}}`,
+			`{"resourceType":"AllergyIntolerance","id":"nka","clinicalStatus":"active","verificationStatus":"confirmed","patient":{"reference":"Patient/p"},
+			"code":{"coding":[{"system":"http://snomed.info/sct","code":"716186003","display":"No known allergy"}]}}`),
+			func(t *testing.T, res mappers.Result) {
+				l := r4(t, res, "List")
+				if got := jsonOf(l["emptyReason"]); !strings.Contains(got, `"no-content-recorded"`) || l["entry"] != nil {
+					t.Errorf("emptyReason %s, entries %v", got, l["entry"])
+				}
+				if got := jsonOf(r4(t, res, "AllergyIntolerance")["code"]); !strings.Contains(got, `"716186003"`) {
+					t.Errorf("code %s", got)
+				}
+				if errs := validate(t, res); len(errs) > 0 {
+					t.Errorf("does not validate: %v", errs)
+				}
+			}},
+		{"the same practitioner twice is written once", stu3Record(
+			`{"resourceType":"Practitioner","id":"d1","identifier":[{"system":"https://fhir.nhs.uk/Id/sds-user-id","value":"G13579135"}]}`,
+			`{"resourceType":"Practitioner","id":"d2","identifier":[{"system":"https://fhir.nhs.uk/Id/sds-user-id","value":"G13579135"}]}`,
+			`{"resourceType":"Condition","id":"c","clinicalStatus":"active","code":{"text":"x"},"subject":{"reference":"Patient/p"},"asserter":{"reference":"Practitioner/d2"}}`),
+			func(t *testing.T, res mappers.Result) {
+				n := 0
+				for _, e := range res.Bundle.Entry {
+					if e.Resource.ResourceType() == "Practitioner" {
+						n++
+					}
+				}
+				if n != 1 {
+					t.Errorf("%d Practitioners", n)
+				}
+				if c := r4(t, res, "Condition"); !strings.Contains(jsonOf(c["asserter"]), "urn:uuid:") {
+					t.Errorf("asserter %v", c["asserter"])
+				}
+			}},
+		{"an invalid NHS number is refused", []byte(`{"resourceType":"Patient","id":"x","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9690937287"}]}`),
+			func(t *testing.T, res mappers.Result) {
+				if got := firstError(res); got != `Bundle.entry[0].resource.identifier: NHS number "9690937287" fails its check digit or is not 10 digits` {
+					t.Errorf("got %q", got)
+				}
+			}},
+		{"invalid STU3 is refused where it is invalid", stu3Record(`{"resourceType":"Condition","id":"c","clinicalStatus":"active","subject":{"reference":"Patient/p"},"onsetDateTime":"yesterday"}`),
+			func(t *testing.T, res mappers.Result) {
+				if got := firstError(res); !strings.HasPrefix(got, "Bundle.entry[2].resource.onsetDateTime: invalid STU3") {
+					t.Errorf("got %q", got)
+				}
+			}},
+		{"a modifier extension not understood refuses the record", stu3Record(
+			`{"resourceType":"Condition","id":"c","clinicalStatus":"active","code":{"text":"x"},"subject":{"reference":"Patient/p"},"modifierExtension":[{"url":"https://example.org/negated","valueBoolean":true}]}`),
+			func(t *testing.T, res mappers.Result) {
+				if got := firstError(res); !strings.HasPrefix(got, "Bundle.entry[2].resource.modifierExtension[0]: modifier extension https://example.org/negated is not understood") {
+					t.Errorf("got %q", got)
+				}
+			}},
+		{"STU3 XML is refused", []byte(`<Bundle xmlns="http://hl7.org/fhir"><type value="collection"/></Bundle>`),
+			func(t *testing.T, res mappers.Result) {
+				if got := firstError(res); !strings.Contains(got, "STU3 XML is not supported") {
+					t.Errorf("got %q", got)
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.check(t, im.Import(tc.payload))
+		})
+	}
+}

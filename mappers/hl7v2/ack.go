@@ -1,0 +1,158 @@
+package hl7v2
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"carefhir/mappers"
+)
+
+// Acknowledgement codes (HL7 table 0008, original mode).
+const (
+	// AA: the message was accepted and applied.
+	AA = "AA"
+	// AE: the message was understood but not applied, because of an
+	// error in its content (an ERR segment says where).
+	AE = "AE"
+	// AR: the message was rejected: it could not be parsed, or its type,
+	// event or version is not handled.
+	AR = "AR"
+)
+
+// Ack builds the acknowledgement of m with code, one ERR segment per
+// Error or Warning issue (v2.5 layout: ERR-2 location, ERR-3 error code,
+// ERR-4 severity, ERR-8 text), and MSA-2 the control id of m. m may be
+// nil (the bytes received were not a message): MSA-2 is then empty. now
+// stamps MSH-7.
+func Ack(m *Message, code string, issues []mappers.Issue, now time.Time) []byte {
+	return ack(m, code, issues, nil, now)
+}
+
+// ack is Ack with the indexes of the issues about absent segments and
+// fields.
+func ack(m *Message, code string, issues []mappers.Issue, missing []int, now time.Time) []byte {
+	d := Standard
+	var msh *Segment
+	if m != nil {
+		msh = m.Segments[0]
+	}
+	get := func(n, c int) string { return d.escape(msh.Get(n, c)) }
+	version := "2.5"
+	if v := msh.Get(12, 1); v != "" {
+		version = d.escape(v)
+	}
+	control := msh.Get(10, 1)
+	var b strings.Builder
+	// The acknowledgement goes back to the sender: its sending
+	// application and facility are the original's receiving ones.
+	b.WriteString(strings.Join([]string{
+		"MSH", `^~\&`, get(5, 1), get(6, 1), get(3, 1), get(4, 1), now.UTC().Format("20060102150405") + "+0000", "",
+		"ACK^" + get(9, 2) + "^ACK", ackControlID(control), orDefault(get(11, 1), "P"), version,
+	}, "|"))
+	b.WriteByte('\r')
+	text := ""
+	for _, i := range issues {
+		if i.Severity == mappers.Error {
+			text = i.Message
+			break
+		}
+	}
+	b.WriteString("MSA|" + code + "|" + d.escape(control))
+	if text != "" {
+		// MSA-3, withdrawn in v2.5 but still read by v2.3 systems.
+		b.WriteString("|" + d.escape(clip(text, 80)))
+	}
+	b.WriteByte('\r')
+	for n, i := range issues {
+		if i.Severity == mappers.Information {
+			continue
+		}
+		sev := "E"
+		if i.Severity == mappers.Warning {
+			sev = "W"
+		}
+		b.WriteString("ERR||" + errLocation(i.Path) + "|" + errCode(code, i, slices.Contains(missing, n)) + "|" + sev + "||||" + d.escape(i.Message))
+		b.WriteByte('\r')
+	}
+	return []byte(b.String())
+}
+
+// ackControlID derives the acknowledgement's own control id from the
+// original's, so a repeated acknowledgement is the same bytes.
+func ackControlID(control string) string {
+	return Standard.escape(clip("A"+control, 20))
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// errCode picks the HL7 table 0357 error code of an issue.
+func errCode(ackCode string, i mappers.Issue, missing bool) string {
+	switch {
+	case ackCode == AR && i.Path == "MSH-9.2":
+		return "201^Unsupported event code^HL70357"
+	case ackCode == AR && i.Path == "MSH-9":
+		return "200^Unsupported message type^HL70357"
+	case ackCode == AR:
+		return "100^Segment sequence error^HL70357"
+	case missing:
+		return "101^Required field missing^HL70357"
+	case i.Path == "store":
+		return "207^Application internal error^HL70357"
+	}
+	return "102^Data type error^HL70357"
+}
+
+// errLocation turns an issue path such as PID-3[2].1 into an ERL:
+// segment^sequence^field^repetition^component.
+func errLocation(path string) string {
+	seg, rest, ok := strings.Cut(path, "-")
+	if !ok || len(seg) != 3 {
+		return ""
+	}
+	field, rep, comp := rest, "", ""
+	if i := strings.IndexAny(field, "[."); i >= 0 {
+		field, rest = field[:i], field[i:]
+		if strings.HasPrefix(rest, "[") {
+			if j := strings.IndexByte(rest, ']'); j > 0 {
+				rep, rest = rest[1:j], rest[j+1:]
+			}
+		}
+		comp = strings.TrimPrefix(rest, ".")
+	}
+	if !digits(field) {
+		return seg
+	}
+	loc := seg + "^1^" + field
+	if rep != "" || comp != "" {
+		loc += "^" + orDefault(rep, "1")
+	}
+	if digits(comp) {
+		loc += "^" + comp
+	}
+	return loc
+}
+
+// Acknowledge builds the acknowledgement of what Import made of a
+// message, once the host has applied it: AR when it was rejected, AE when
+// it has an error or the host could not store its writes (applyErr,
+// whose text stays with the host: it is not sent back), AA otherwise.
+func (im *Imported) Acknowledge(applyErr error, now time.Time) []byte {
+	issues := im.Issues
+	code := AA
+	switch {
+	case im.Rejected:
+		code = AR
+	case applyErr != nil:
+		code = AE
+		issues = append(issues[:len(issues):len(issues)], mappers.Errorf("store", "the message could not be stored; send it again later"))
+	case im.Failed():
+		code = AE
+	}
+	return ack(im.Message, code, issues, im.missing, now)
+}

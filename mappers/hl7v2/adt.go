@@ -1,0 +1,508 @@
+package hl7v2
+
+import (
+	"fmt"
+	"strings"
+
+	"carefhir/fhir"
+	"carefhir/mappers"
+	"carefhir/profiles"
+)
+
+// Imported is what Import makes of one message.
+type Imported struct {
+	// Message is the parsed message; nil when the bytes are not one.
+	Message *Message
+	// Event is the trigger event of MSH-9, such as A28.
+	Event string
+	// ControlID is MSH-10, the id the acknowledgement quotes in MSA-2.
+	ControlID string
+	// Result holds the writes and the findings. Its Bundle is nil when
+	// the message is refused.
+	mappers.Result
+	// Rejected is set when the message cannot be processed at all: it
+	// does not parse, or it is not an event this package maps. It is
+	// answered with AR rather than AE.
+	Rejected bool
+	// missing indexes the Issues about absent segments and fields, which
+	// the acknowledgement codes 101 rather than 102.
+	missing []int
+}
+
+// events are the ADT trigger events mapped, and what each does.
+var events = map[string]string{
+	"A01": "admit/visit notification",
+	"A04": "register a patient",
+	"A08": "update patient information",
+	"A28": "add person information",
+	"A31": "update person information",
+	"A40": "merge patient - patient identifier list",
+	"A34": "merge patient information - patient ID only",
+}
+
+// Import parses one message and maps it: A01, A04, A08, A28 and A31 to a
+// conditional update of the Patient named by the NHS number in PID-3 (and
+// its registered practice and GP from PD1-3 and PD1-4), A40 and A34 to the
+// writes of a merge. Anything else is rejected with the reason.
+func Import(data []byte) *Imported {
+	im := &Imported{}
+	m, err := Parse(data)
+	if err != nil {
+		im.Rejected = true
+		im.Issues = append(im.Issues, mappers.Errorf(errorPath(err), "%s", strings.TrimPrefix(err.Error(), "hl7v2: ")))
+		return im
+	}
+	im.Message = m
+	msh := m.Segments[0]
+	im.ControlID = msh.Get(10, 1)
+	typ, event := msh.Get(9, 1), msh.Get(9, 2)
+	im.Event = event
+	if im.ControlID == "" {
+		im.Issues = append(im.Issues, mappers.Errorf("MSH-10", "the message control id is empty"))
+		im.Rejected = true
+		return im
+	}
+	if typ != "ADT" {
+		im.Issues = append(im.Issues, mappers.Errorf("MSH-9", "message type %q is not handled: only ADT person events are", typ))
+		im.Rejected = true
+		return im
+	}
+	if _, ok := events[event]; !ok {
+		im.Issues = append(im.Issues, mappers.Errorf("MSH-9.2", "ADT event %q is not handled: only A01, A04, A08, A28, A31, A34 and A40 are", event))
+		im.Rejected = true
+		return im
+	}
+	tx := mappers.NewTransaction()
+	a := &adt{tx: tx, msg: m}
+	if event == "A40" || event == "A34" {
+		a.merge()
+	} else {
+		a.person()
+	}
+	for _, i := range a.missing {
+		im.missing = append(im.missing, len(im.Issues)+i)
+	}
+	im.Issues = append(im.Issues, a.issues...)
+	if !im.Failed() {
+		im.Bundle = tx.Bundle()
+	}
+	return im
+}
+
+func errorPath(err error) string {
+	if pe, ok := err.(*ParseError); ok && pe.Line > 0 {
+		return fmt.Sprintf("segment %d", pe.Line)
+	}
+	return "message"
+}
+
+type adt struct {
+	tx     *mappers.Transaction
+	msg    *Message
+	issues []mappers.Issue
+	// missing indexes the issues about absent segments and fields.
+	missing []int
+}
+
+// missingf records an error for a required segment or field that is
+// absent (HL7 error code 101); errorf one for a value that is wrong (102).
+func (a *adt) missingf(path, format string, args ...any) {
+	a.missing = append(a.missing, len(a.issues))
+	a.errorf(path, format, args...)
+}
+
+func (a *adt) errorf(path, format string, args ...any) {
+	a.issues = append(a.issues, mappers.Errorf(path, format, args...))
+}
+
+func (a *adt) warnf(path, format string, args ...any) {
+	a.issues = append(a.issues, mappers.Warnf(path, format, args...))
+}
+
+// person maps the PID (and PD1) of an add or update event.
+func (a *adt) person() {
+	pid := a.msg.Segment("PID")
+	if pid == nil {
+		a.missingf("PID", "the message has no PID segment")
+		return
+	}
+	p := a.patient(pid, a.following(pid, "PD1"))
+	if p == nil {
+		return
+	}
+	a.tx.Put(p, mappers.NHSNumberSystem, nhsOf(p))
+}
+
+// following returns the segment named name after seg and before the
+// next PID, or nil.
+func (a *adt) following(seg *Segment, name string) *Segment {
+	after := false
+	for _, s := range a.msg.Segments {
+		if s == seg {
+			after = true
+			continue
+		}
+		if after && s.Name == "PID" {
+			return nil
+		}
+		if after && s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// merge maps each PID/MRG pair: the PID is the surviving Patient, MRG-1
+// the one merged into it.
+func (a *adt) merge() {
+	pairs := 0
+	for _, pid := range a.msg.Segments {
+		if pid.Name != "PID" {
+			continue
+		}
+		pairs++
+		mrg := a.following(pid, "MRG")
+		where := pid.Name
+		if mrg == nil {
+			a.missingf(where, "a merge needs an MRG segment after the PID, naming the record merged")
+			continue
+		}
+		survivor := a.patient(pid, a.following(pid, "PD1"))
+		old, oldPath := nhsNumberIn(mrg.Field(1))
+		if old.number == "" {
+			a.missingf(mrg.Name+"-1", "MRG-1 holds no NHS number: the merged record cannot be named")
+			continue
+		}
+		if !profiles.ValidNHSNumber(old.number) {
+			a.errorf(mrg.Name+"-1"+oldPath, "%q is not a valid NHS number (Modulus 11)", old.number)
+			continue
+		}
+		if survivor == nil {
+			continue
+		}
+		if old.number == nhsOf(survivor) {
+			a.errorf(mrg.Name+"-1", "the record merged has the surviving record's own NHS number %s", old.number)
+			continue
+		}
+		retired := &fhir.Patient{
+			Meta:       mappers.Meta(mappers.UKCorePatient),
+			Identifier: []*fhir.Identifier{mappers.NHSNumber(old.number, "")},
+			Active:     fhir.NewBoolean(false),
+		}
+		if n := humanName(firstRep(mrg.Field(7))); n != nil {
+			retired.Name = []*fhir.HumanName{n}
+		}
+		survivorURL := a.tx.Put(survivor, mappers.NHSNumberSystem, nhsOf(survivor))
+		retiredURL := a.tx.Put(retired, mappers.NHSNumberSystem, old.number)
+		survivor.Link = append(survivor.Link, &fhir.PatientLink{Other: mappers.Ref(retiredURL), Type: fhir.NewCode("replaces")})
+		retired.Link = []*fhir.PatientLink{{Other: mappers.Ref(survivorURL), Type: fhir.NewCode("replaced-by")}}
+	}
+	if pairs == 0 {
+		a.missingf("PID", "the message has no PID segment")
+	}
+}
+
+func firstRep(f Field) Repetition {
+	if len(f) == 0 {
+		return nil
+	}
+	return f[0]
+}
+
+func nhsOf(p *fhir.Patient) string {
+	for _, id := range p.Identifier {
+		if id.System.Get() == mappers.NHSNumberSystem {
+			return id.Value.Get()
+		}
+	}
+	return ""
+}
+
+type nhsID struct {
+	number, status string
+}
+
+// nhsNumberIn finds the NHS number among the repetitions of a CX field:
+// the one whose identifier type (CX-5) is NH or NHSNMBR, or whose
+// assigning authority (CX-4) is NHS or NHSNBR. It returns the position of
+// the repetition found, such as [2].
+func nhsNumberIn(f Field) (nhsID, string) {
+	for i, r := range f {
+		typ := strings.ToUpper(r.Get(5))
+		auth := strings.ToUpper(r.Get(4))
+		if typ == "NH" || typ == "NHS" || typ == "NHSNMBR" || auth == "NHS" || auth == "NHSNBR" {
+			id := nhsID{number: strings.ReplaceAll(r.Get(1), " ", "")}
+			// HL7 UK allows the status in the assigning authority's
+			// universal id (CX-4.2), as NSTS01 to NSTS08 or 01 to 08.
+			id.status = statusCode(r.Sub(4, 2))
+			return id, fmt.Sprintf("[%d]", i+1)
+		}
+	}
+	return nhsID{}, ""
+}
+
+// statusCode reads an NHS number status as HL7 UK writes it in PID-32
+// (table HL70445 extended: NSTS01 to NSTS08) or as the bare code.
+func statusCode(s string) string {
+	s = strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "NSTS")
+	if mappers.VerificationStatusKnown(s) {
+		return s
+	}
+	return ""
+}
+
+// patient maps a PID (with the PD1 after it, if any) to a UK Core
+// Patient, registering the practice and GP writes; nil when the PID holds
+// no valid NHS number.
+func (a *adt) patient(pid, pd1 *Segment) *fhir.Patient {
+	id, where := nhsNumberIn(pid.Field(3))
+	if id.number == "" {
+		a.missingf("PID-3", "no NHS number among the patient identifiers (a repetition with identifier type NH or assigning authority NHS): records are matched on it")
+		return nil
+	}
+	if !profiles.ValidNHSNumber(id.number) {
+		a.errorf("PID-3"+where+".1", "%q is not a valid NHS number: it must be 10 digits with a correct Modulus 11 check digit", id.number)
+		return nil
+	}
+	if raw := pid.Get(32, 1); raw != "" {
+		if s := statusCode(raw); s != "" {
+			id.status = s
+		} else {
+			a.warnf("PID-32", "%q is not an NHS number status (NSTS01 to NSTS08): left out", raw)
+		}
+	}
+	p := &fhir.Patient{Meta: mappers.Meta(mappers.UKCorePatient), Identifier: []*fhir.Identifier{mappers.NHSNumber(id.number, id.status)}}
+	for i, r := range pid.Field(5) {
+		if n := humanName(r); n != nil {
+			p.Name = append(p.Name, n)
+		} else if !r.Empty() {
+			a.warnf(fmt.Sprintf("PID-5[%d]", i+1), "a name with neither family nor given name: left out")
+		}
+	}
+	if d := value(pid.Get(7, 1)); d != "" {
+		if date, ok := hl7Date(d); ok {
+			p.BirthDate = fhir.NewDate(date)
+		} else {
+			a.errorf("PID-7", "%q is not an HL7 date (YYYYMMDD)", d)
+		}
+	}
+	if s := value(pid.Get(8, 1)); s != "" {
+		if g, ok := genders[strings.ToUpper(s)]; ok {
+			p.Gender = fhir.NewCode(g)
+		} else {
+			a.warnf("PID-8", "sex %q is not in HL7 table 0001: left out", s)
+		}
+	}
+	for _, r := range pid.Field(11) {
+		if ad := address(r); ad != nil {
+			p.Address = append(p.Address, ad)
+		}
+	}
+	for _, n := range []int{13, 14} {
+		for _, r := range pid.Field(n) {
+			if cp := contactPoint(r, n == 14); cp != nil {
+				p.Telecom = append(p.Telecom, cp)
+			}
+		}
+	}
+	if d := value(pid.Get(29, 1)); d != "" {
+		if dt, ok := hl7DateTime(d); ok {
+			p.DeceasedDateTime = fhir.NewDateTime(dt)
+		} else {
+			a.errorf("PID-29", "%q is not an HL7 date and time", d)
+		}
+	} else if strings.EqualFold(pid.Get(30, 1), "Y") {
+		p.DeceasedBoolean = fhir.NewBoolean(true)
+	}
+	if pd1 != nil {
+		a.registration(p, pd1)
+	}
+	return p
+}
+
+// registration maps PD1-3 (the registered practice) and PD1-4 (the
+// registered GP) to Patient.generalPractitioner.
+func (a *adt) registration(p *fhir.Patient, pd1 *Segment) {
+	if r := firstRep(pd1.Field(3)); !r.Empty() {
+		// XON-10 (v2.5) holds the organisation identifier; before v2.5
+		// XON-3 did.
+		ods := value(r.Get(10))
+		if ods == "" {
+			ods = value(r.Get(3))
+		}
+		switch {
+		case mappers.ODSCode(ods):
+			url := a.tx.Ensure(mappers.Practice(ods, value(r.Get(1))), mappers.ODSSystem, ods)
+			p.GeneralPractitioner = append(p.GeneralPractitioner, mappers.Ref(url))
+		case value(r.Get(1)) != "":
+			a.warnf("PD1-3", "the practice %q has no ODS code (XON-10 or XON-3): kept as a name only", r.Get(1))
+			p.GeneralPractitioner = append(p.GeneralPractitioner, &fhir.Reference{Type: fhir.NewUri("Organization"), Display: fhir.NewString(r.Get(1))})
+		}
+	}
+	if r := firstRep(pd1.Field(4)); !r.Empty() {
+		code := value(r.Get(1))
+		name := humanName(Repetition(r[min(1, len(r)):]))
+		system := mappers.PractitionerSystem(code)
+		switch {
+		case system != "":
+			url := a.tx.Ensure(mappers.Practitioner(system, code, name), system, code)
+			p.GeneralPractitioner = append(p.GeneralPractitioner, mappers.Ref(url))
+		case name != nil:
+			a.warnf("PD1-4", "the GP's id %q is neither a GMP (G and 7 digits) nor a GMC number: kept as a name only", code)
+			p.GeneralPractitioner = append(p.GeneralPractitioner, &fhir.Reference{Type: fhir.NewUri("Practitioner"), Display: fhir.NewString(displayName(name))})
+		}
+	}
+}
+
+// value treats the HL7 null, "", as empty: it asks the receiver to delete
+// the value, and a full replacement already does.
+func value(s string) string {
+	if s == `""` {
+		return ""
+	}
+	return strings.TrimSpace(s)
+}
+
+var genders = map[string]string{"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown", "N": "unknown"}
+
+// nameUses maps HL7 table 0200 name types to FHIR name uses.
+var nameUses = map[string]string{"L": "official", "D": "usual", "M": "maiden", "N": "nickname", "A": "usual", "S": "anonymous", "U": "temp"}
+
+// humanName maps an XPN: family^given^middle^suffix^prefix^degree^type.
+func humanName(r Repetition) *fhir.HumanName {
+	family, given, middle := value(r.Get(1)), value(r.Get(2)), value(r.Get(3))
+	if family == "" && given == "" {
+		return nil
+	}
+	n := &fhir.HumanName{Family: mappers.String(family), Given: mappers.Strings(given, middle), Suffix: mappers.Strings(value(r.Get(4))), Prefix: mappers.Strings(value(r.Get(5)))}
+	if use, ok := nameUses[strings.ToUpper(r.Get(7))]; ok {
+		n.Use = fhir.NewCode(use)
+	}
+	return n
+}
+
+func displayName(n *fhir.HumanName) string {
+	var parts []string
+	for _, g := range n.Given {
+		parts = append(parts, g.Get())
+	}
+	if n.Family != nil {
+		parts = append(parts, n.Family.Get())
+	}
+	return strings.Join(parts, " ")
+}
+
+// addressUses maps HL7 table 0190 address types to FHIR address uses.
+var addressUses = map[string]string{"H": "home", "HOME": "home", "B": "work", "O": "work", "C": "temp", "BA": "billing", "OLD": "old"}
+
+// address maps an XAD: street^other^city^state^postcode^country^type.
+func address(r Repetition) *fhir.Address {
+	ad := &fhir.Address{
+		Line:       mappers.Strings(value(r.Get(1)), value(r.Get(2))),
+		City:       mappers.String(value(r.Get(3))),
+		District:   mappers.String(value(r.Get(4))),
+		PostalCode: mappers.String(value(r.Get(5))),
+		Country:    mappers.String(value(r.Get(6))),
+	}
+	if ad.Line == nil && ad.City == nil && ad.District == nil && ad.PostalCode == nil && ad.Country == nil {
+		return nil
+	}
+	if use, ok := addressUses[strings.ToUpper(r.Get(7))]; ok {
+		ad.Use = fhir.NewCode(use)
+	}
+	return ad
+}
+
+// contactPoint maps an XTN: number^use^equipment^email^country^area^local.
+// work is set for PID-14, the business number.
+func contactPoint(r Repetition, work bool) *fhir.ContactPoint {
+	use, equip := strings.ToUpper(r.Get(2)), strings.ToUpper(r.Get(3))
+	cp := &fhir.ContactPoint{}
+	switch {
+	case value(r.Get(4)) != "" || use == "NET" || equip == "INTERNET" || equip == "X.400":
+		cp.System = fhir.NewCode("email")
+		cp.Value = mappers.String(value(r.Get(4)))
+		if cp.Value == nil {
+			cp.Value = mappers.String(value(r.Get(1)))
+		}
+	default:
+		number := value(r.Get(1))
+		if number == "" {
+			number = strings.TrimSpace(value(r.Get(6)) + " " + value(r.Get(7)))
+		}
+		cp.Value = mappers.String(number)
+		cp.System = fhir.NewCode("phone")
+		if equip == "FX" {
+			cp.System = fhir.NewCode("fax")
+		}
+	}
+	if cp.Value == nil {
+		return nil
+	}
+	switch {
+	case equip == "CP" || use == "PRS":
+		cp.Use = fhir.NewCode("mobile")
+	case work || use == "WPN":
+		cp.Use = fhir.NewCode("work")
+	case use == "PRN" || use == "HOME" || use == "ORN" || use == "VHN":
+		cp.Use = fhir.NewCode("home")
+	}
+	return cp
+}
+
+// hl7Date turns an HL7 DT or the date part of a TS (YYYY[MM[DD[…]]]) into
+// a FHIR date.
+func hl7Date(s string) (string, bool) {
+	s = cutZone(s)
+	switch {
+	case len(s) >= 8 && digits(s[:8]):
+		return s[:4] + "-" + s[4:6] + "-" + s[6:8], validMonthDay(s[4:6], s[6:8])
+	case len(s) == 6 && digits(s):
+		return s[:4] + "-" + s[4:6], validMonthDay(s[4:6], "01")
+	case len(s) == 4 && digits(s):
+		return s, true
+	}
+	return "", false
+}
+
+// hl7DateTime turns an HL7 TS into a FHIR dateTime; a time with no zone
+// stays a date, since FHIR requires a zone with a time.
+func hl7DateTime(s string) (string, bool) {
+	date, ok := hl7Date(s)
+	if !ok {
+		return "", false
+	}
+	base := cutZone(s)
+	zone := s[len(base):]
+	if len(base) < 12 || zone == "" || len(zone) != 5 || !digits(zone[1:]) {
+		return date, true
+	}
+	if !digits(base[8:12]) {
+		return "", false
+	}
+	sec := "00"
+	if len(base) >= 14 && digits(base[12:14]) {
+		sec = base[12:14]
+	}
+	return date + "T" + base[8:10] + ":" + base[10:12] + ":" + sec + zone[:3] + ":" + zone[3:], true
+}
+
+func cutZone(s string) string {
+	if i := strings.IndexAny(s, "+-"); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func validMonthDay(m, d string) bool {
+	return m >= "01" && m <= "12" && d >= "01" && d <= "31"
+}

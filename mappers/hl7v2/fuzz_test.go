@@ -1,0 +1,57 @@
+package hl7v2
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"carefhir/fhir/fhirjson"
+)
+
+// FuzzParse feeds any bytes to the parser and the importer: neither may
+// panic, and every message gets an acknowledgement that parses and quotes
+// the message's control id in MSA-2; every Bundle is valid FHIR JSON.
+func FuzzParse(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*/*")
+	for _, name := range files {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for i, msg := range Split(data) {
+			if i >= 3 {
+				break
+			}
+			f.Add(msg)
+		}
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		im := Import(data)
+		ack, err := Parse(im.Acknowledge(nil, now))
+		if err != nil {
+			t.Fatalf("the acknowledgement does not parse: %v", err)
+		}
+		msa := ack.Segment("MSA")
+		if msa == nil {
+			t.Fatal("no MSA in the acknowledgement")
+		}
+		if im.Message != nil && msa.Get(2, 1) != im.ControlID {
+			t.Errorf("MSA-2 = %q, want %q", msa.Get(2, 1), im.ControlID)
+		}
+		if im.Bundle == nil {
+			return
+		}
+		if im.Failed() {
+			t.Fatal("a Bundle with errors")
+		}
+		js, err := fhirjson.Marshal(im.Bundle)
+		if err != nil {
+			t.Fatalf("the Bundle does not encode: %v", err)
+		}
+		if _, err := fhirjson.Unmarshal(js); err != nil {
+			t.Fatalf("the Bundle is not valid FHIR: %v", err)
+		}
+	})
+}

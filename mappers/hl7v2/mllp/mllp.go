@@ -1,0 +1,207 @@
+// Package mllp serves the Minimal Lower Layer Protocol (HL7 v2.5
+// Implementation Guide, appendix C): each message travels between a
+// start byte 0x0B and the end bytes 0x1C 0x0D, and each is answered, in
+// the same framing, on the same connection, in order.
+package mllp
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// Frame bytes.
+const (
+	StartBlock     = 0x0B
+	EndBlock       = 0x1C
+	CarriageReturn = 0x0D
+)
+
+// DefaultMaxMessage bounds a message when Server.MaxMessage is 0.
+const DefaultMaxMessage = 4 << 20
+
+// ErrServerClosed is returned by Serve after Close.
+var ErrServerClosed = errors.New("mllp: server closed")
+
+// Server accepts MLLP connections and answers each message with what
+// Handler returns for it.
+type Server struct {
+	// Handler answers one message (the bytes between the frame bytes)
+	// with its acknowledgement. It is called for one message of a
+	// connection at a time.
+	Handler func(msg []byte) (ack []byte)
+	// MaxMessage bounds the size of a message; a longer one closes the
+	// connection. 0 means DefaultMaxMessage.
+	MaxMessage int
+	// IdleTimeout closes a connection that sends nothing for this long; 0
+	// means never.
+	IdleTimeout time.Duration
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[net.Conn]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+}
+
+// ListenAndServe listens on the TCP address addr and serves it.
+func (s *Server) ListenAndServe(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("mllp: %w", err)
+	}
+	return s.Serve(l)
+}
+
+// Serve accepts connections on l until Close, serving each in its own
+// goroutine. It returns ErrServerClosed after Close.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	if s.listeners == nil {
+		s.listeners = map[net.Listener]struct{}{}
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("mllp: accept: %w", err)
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			c.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.serveConn(c)
+	}
+}
+
+// Close stops the listeners, closes the connections and waits for the
+// messages being handled to be answered.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	var err error
+	for l := range s.listeners {
+		if e := l.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	defer func() {
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	max := s.MaxMessage
+	if max <= 0 {
+		max = DefaultMaxMessage
+	}
+	r := bufio.NewReader(c)
+	for {
+		if s.IdleTimeout > 0 {
+			c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
+		}
+		msg, err := ReadFrame(r, max)
+		if err != nil {
+			return
+		}
+		if _, err := c.Write(Frame(s.Handler(msg))); err != nil {
+			return
+		}
+	}
+}
+
+// ErrTooLong is returned by ReadFrame for a message over the limit.
+var ErrTooLong = errors.New("mllp: message too long")
+
+// ReadFrame reads one framed message from r and returns what is between
+// the frame bytes. Bytes before the start byte (such as a line break the
+// sender left after the previous frame) are skipped. It returns io.EOF
+// when r ends between frames and io.ErrUnexpectedEOF when it ends inside
+// one.
+func ReadFrame(r *bufio.Reader, max int) ([]byte, error) {
+	for {
+		b, err := r.ReadByte()
+		if err != nil {
+			return nil, err
+		}
+		if b == StartBlock {
+			break
+		}
+	}
+	var msg []byte
+	for {
+		chunk, err := r.ReadSlice(EndBlock)
+		if len(msg)+len(chunk) > max+1 {
+			return nil, ErrTooLong
+		}
+		msg = append(msg, chunk...)
+		switch {
+		case err == nil:
+			next, err := r.ReadByte()
+			if err != nil {
+				return nil, unexpected(err)
+			}
+			if next == CarriageReturn {
+				return msg[:len(msg)-1], nil
+			}
+			// A 0x1C not followed by 0x0D is content.
+			if err := r.UnreadByte(); err != nil {
+				return nil, err
+			}
+		case errors.Is(err, bufio.ErrBufferFull):
+		default:
+			return nil, unexpected(err)
+		}
+	}
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// Frame wraps msg in the MLLP frame bytes.
+func Frame(msg []byte) []byte {
+	out := make([]byte, 0, len(msg)+3)
+	out = append(out, StartBlock)
+	out = append(out, msg...)
+	return append(out, EndBlock, CarriageReturn)
+}

@@ -1,0 +1,96 @@
+package mllp
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestReadFrame(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []string
+		err  error
+	}{
+		{"one", "\x0bMSH|a\r\x1c\r", []string{"MSH|a\r"}, io.EOF},
+		{"two back to back", "\x0bA\x1c\r\x0bB\x1c\r", []string{"A", "B"}, io.EOF},
+		{"noise between frames", "\n\x0bA\x1c\r\r\n\x0bB\x1c\r", []string{"A", "B"}, io.EOF},
+		{"0x1C inside", "\x0bA\x1cB\x1c\r", []string{"A\x1cB"}, io.EOF},
+		{"cut inside", "\x0bA", nil, io.ErrUnexpectedEOF},
+		{"cut after end block", "\x0bA\x1c", nil, io.ErrUnexpectedEOF},
+		{"too long", "\x0b" + strings.Repeat("x", 100) + "\x1c\r", nil, ErrTooLong},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := bufio.NewReaderSize(strings.NewReader(tt.in), 16)
+			var got []string
+			var err error
+			for {
+				var msg []byte
+				msg, err = ReadFrame(r, 50)
+				if err != nil {
+					break
+				}
+				got = append(got, string(msg))
+			}
+			if strings.Join(got, "|") != strings.Join(tt.want, "|") || !errors.Is(err, tt.err) {
+				t.Errorf("got %q, %v; want %q, %v", got, err, tt.want, tt.err)
+			}
+		})
+	}
+}
+
+func TestServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{Handler: func(msg []byte) []byte { return append([]byte("ACK:"), msg...) }}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(l) }()
+
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// Two messages in one write, then one split across writes.
+	if _, err := c.Write(append(Frame([]byte("one")), Frame([]byte("two"))...)); err != nil {
+		t.Fatal(err)
+	}
+	third := Frame([]byte("three"))
+	c.Write(third[:3])
+	c.Write(third[3:])
+	r := bufio.NewReader(c)
+	for _, want := range []string{"ACK:one", "ACK:two", "ACK:three"} {
+		got, err := ReadFrame(r, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve returned %v, want ErrServerClosed", err)
+	}
+	if _, err := ReadFrame(r, 1<<20); err == nil {
+		t.Errorf("the connection stayed open after Close")
+	}
+}
+
+func TestFrame(t *testing.T) {
+	if got := Frame([]byte("x")); !bytes.Equal(got, []byte{0x0b, 'x', 0x1c, 0x0d}) {
+		t.Errorf("Frame = %q", got)
+	}
+}

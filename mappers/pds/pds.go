@@ -1,0 +1,321 @@
+// Package pds maps Patients read from the Personal Demographics Service
+// (the PDS FHIR R4 API of NHS England) to UK Core Patients ready to store:
+// retired extension URLs and code systems are brought to their UK Core
+// form, the registered practice becomes a reference to an Organization
+// known by its ODS code, and the sensitive-record label is kept, so that
+// Redact can honour it when the record is exported again.
+package pds
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/mappers"
+	"carefhir/profiles"
+)
+
+// confidentialitySystem is the code system of the security labels PDS
+// sets: U unrestricted, R restricted (a sensitive record), V very
+// restricted.
+const confidentialitySystem = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+
+// retiredExtensions maps extension URLs PDS still sends to their current
+// UK Core URLs.
+var retiredExtensions = map[string]string{
+	"https://fhir.nhs.uk/R4/StructureDefinition/Extension-UKCore-ContactRank":                 "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-ContactRank",
+	"https://fhir.nhs.uk/R4/StructureDefinition/Extension-UKCore-CopyCorrespondenceIndicator": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-CopyCorrespondenceIndicator",
+	"https://fhir.nhs.uk/R4/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus": profiles.VerificationStatusURL,
+}
+
+// Import maps a PDS response: a Patient (a retrieve), or a searchset
+// Bundle of Patients (a search). An OperationOutcome, the way PDS reports
+// an error, is refused with its text, as is anything else.
+func Import(data []byte) mappers.Result {
+	var head struct {
+		ResourceType string          `json:"resourceType"`
+		Patches      json.RawMessage `json:"patches"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return refused("$", "not a JSON resource: %v", err)
+	}
+	if head.ResourceType == "" && head.Patches != nil {
+		return refused("patches", "a PDS update request (JSON Patch operations), not a Patient")
+	}
+	res, err := fhirjson.Unmarshal(data)
+	if err != nil {
+		var de *fhirjson.DecodeError
+		if errors.As(err, &de) && len(de.Issues) > 0 {
+			r := mappers.Result{}
+			for _, is := range de.Issues {
+				r.Issues = append(r.Issues, mappers.Errorf(is.Path, "%s", is.Message))
+			}
+			return r
+		}
+		return refused(head.ResourceType, "not valid FHIR R4 JSON: %v", err)
+	}
+	tx := mappers.NewTransaction()
+	var issues []mappers.Issue
+	switch r := res.(type) {
+	case *fhir.Patient:
+		issues = mapPatient(tx, r, "Patient")
+	case *fhir.Bundle:
+		if r.Type.Get() != "searchset" {
+			return refused("Bundle.type", "a Bundle of type %q is not a PDS search result (searchset)", r.Type.Get())
+		}
+		for i, e := range r.Entry {
+			path := fmt.Sprintf("Bundle.entry[%d].resource", i)
+			p, ok := e.Resource.(*fhir.Patient)
+			if !ok {
+				if e.Resource != nil {
+					issues = append(issues, mappers.Warnf(path, "a %s in a PDS search result is not imported", e.Resource.ResourceType()))
+				}
+				continue
+			}
+			issues = append(issues, mapPatient(tx, p, path)...)
+		}
+		if tx.Len() == 0 {
+			issues = append(issues, mappers.Errorf("Bundle.entry", "the search result holds no Patient"))
+		}
+	case *fhir.OperationOutcome:
+		return refused("OperationOutcome", "the payload is a PDS error, not a patient: %s", outcomeText(r))
+	default:
+		return refused("resourceType", "a %s is not a PDS Patient or search result", res.ResourceType())
+	}
+	out := mappers.Result{Issues: issues}
+	if !out.Failed() {
+		out.Bundle = tx.Bundle()
+	}
+	return out
+}
+
+func refused(path, format string, args ...any) mappers.Result {
+	return mappers.Result{Issues: []mappers.Issue{mappers.Errorf(path, format, args...)}}
+}
+
+func outcomeText(oo *fhir.OperationOutcome) string {
+	var parts []string
+	for _, is := range oo.Issue {
+		s := is.Code.Get()
+		if is.Details != nil {
+			for _, c := range is.Details.Coding {
+				s += " " + c.Code.Get()
+				if c.Display != nil {
+					s += " (" + c.Display.Get() + ")"
+				}
+			}
+		}
+		if is.Diagnostics != nil {
+			s += ": " + is.Diagnostics.Get()
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// mapPatient normalises p in place and adds its writes to tx.
+func mapPatient(tx *mappers.Transaction, p *fhir.Patient, path string) []mappers.Issue {
+	m := &mapper{tx: tx}
+	nhs := ""
+	for i, id := range p.Identifier {
+		if id.System.Get() != mappers.NHSNumberSystem {
+			continue
+		}
+		at := fmt.Sprintf("%s.identifier[%d]", path, i)
+		nhs = id.Value.Get()
+		if !profiles.ValidNHSNumber(nhs) {
+			m.errorf(at+".value", "%q is not a valid NHS number: it must be 10 digits with a correct Modulus 11 check digit", nhs)
+		}
+		m.verificationStatus(id, at)
+		break
+	}
+	if nhs == "" {
+		m.errorf(path+".identifier", "the Patient has no NHS number: records are matched on it")
+		return m.issues
+	}
+	// The id and version are PDS's own; the store assigns its own.
+	p.Id = nil
+	if p.Meta != nil {
+		p.Meta.VersionId = nil
+		p.Meta.LastUpdated = nil
+		p.Meta.Source = nil
+		p.Meta.Profile = nil
+	} else {
+		p.Meta = &fhir.Meta{}
+	}
+	p.Meta.Profile = []*fhir.Canonical{fhir.NewCanonical(mappers.UKCorePatient)}
+	p.Extension = m.extensions(p.Extension, path+".extension")
+	for i, t := range p.Telecom {
+		m.telecom(t, fmt.Sprintf("%s.telecom[%d]", path, i))
+	}
+	for i, a := range p.Address {
+		m.address(a, fmt.Sprintf("%s.address[%d]", path, i))
+	}
+	for i, c := range p.Contact {
+		c.Extension = m.extensions(c.Extension, fmt.Sprintf("%s.contact[%d].extension", path, i))
+		for j, t := range c.Telecom {
+			m.telecom(t, fmt.Sprintf("%s.contact[%d].telecom[%d]", path, i, j))
+		}
+		if c.Address != nil {
+			m.address(c.Address, fmt.Sprintf("%s.contact[%d].address", path, i))
+		}
+	}
+	for i, ref := range p.GeneralPractitioner {
+		p.GeneralPractitioner[i] = m.organization(ref, fmt.Sprintf("%s.generalPractitioner[%d]", path, i))
+	}
+	if p.ManagingOrganization != nil {
+		p.ManagingOrganization = m.organization(p.ManagingOrganization, path+".managingOrganization")
+	}
+	if !m.failed() {
+		tx.Put(p, mappers.NHSNumberSystem, nhs)
+	}
+	return m.issues
+}
+
+type mapper struct {
+	tx     *mappers.Transaction
+	issues []mappers.Issue
+}
+
+func (m *mapper) errorf(path, format string, args ...any) {
+	m.issues = append(m.issues, mappers.Errorf(path, format, args...))
+}
+
+func (m *mapper) infof(path, format string, args ...any) {
+	m.issues = append(m.issues, mappers.Issue{Severity: mappers.Information, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (m *mapper) failed() bool {
+	r := mappers.Result{Issues: m.issues}
+	return r.Failed()
+}
+
+// verificationStatus brings the NHS number verification status to the
+// England code system UK Core binds: PDS sends the retired UK-wide system
+// (with the same codes) and a version of it.
+func (m *mapper) verificationStatus(id *fhir.Identifier, at string) {
+	id.Extension = m.extensions(id.Extension, at+".extension")
+	for i, ext := range id.Extension {
+		if ext.Url != profiles.VerificationStatusURL || ext.ValueCodeableConcept == nil {
+			continue
+		}
+		for j, c := range ext.ValueCodeableConcept.Coding {
+			if c.System.Get() == profiles.RetiredVerificationStatusSystem {
+				m.infof(fmt.Sprintf("%s.extension[%d].valueCodeableConcept.coding[%d].system", at, i, j), "the retired code system %s is replaced by %s", profiles.RetiredVerificationStatusSystem, profiles.VerificationStatusSystem)
+				c.System = fhir.NewUri(profiles.VerificationStatusSystem)
+				c.Version = nil
+			}
+		}
+	}
+}
+
+// extensions renames retired extension URLs, at any depth.
+func (m *mapper) extensions(exts []*fhir.Extension, at string) []*fhir.Extension {
+	for i, e := range exts {
+		if cur, ok := retiredExtensions[e.Url]; ok {
+			m.infof(fmt.Sprintf("%s[%d].url", at, i), "the retired extension URL %s is replaced by %s", e.Url, cur)
+			e.Url = cur
+		}
+		e.Extension = m.extensions(e.Extension, fmt.Sprintf("%s[%d].extension", at, i))
+	}
+	return exts
+}
+
+// otherContactSystem is the UK Core extension naming the kind of an
+// "other" contact point (a textphone, say).
+const otherContactSystem = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-OtherContactSystem"
+
+// telecom moves the other-contact-system extension from the ContactPoint,
+// where PDS puts it, to ContactPoint.system, where UK Core defines it, as
+// a CodeableConcept rather than PDS's Coding.
+func (m *mapper) telecom(t *fhir.ContactPoint, at string) {
+	t.Extension = m.extensions(t.Extension, at+".extension")
+	kept := t.Extension[:0]
+	for i, e := range t.Extension {
+		if e.Url != otherContactSystem {
+			kept = append(kept, e)
+			continue
+		}
+		m.infof(fmt.Sprintf("%s.extension[%d]", at, i), "moved to %s.system, where UK Core defines it", at)
+		m.conceptValue(e, fmt.Sprintf("%s.extension[%d]", at, i))
+		if t.System == nil {
+			t.System = &fhir.Code{}
+		}
+		t.System.Extension = append(t.System.Extension, e)
+	}
+	t.Extension = kept
+	if len(kept) == 0 {
+		t.Extension = nil
+	}
+}
+
+// address makes the type of an address key (a PAF key) a CodeableConcept,
+// as UK Core defines it, where PDS sends a Coding.
+func (m *mapper) address(a *fhir.Address, at string) {
+	for i, e := range a.Extension {
+		for j, sub := range e.Extension {
+			if sub.Url == "type" {
+				m.conceptValue(sub, fmt.Sprintf("%s.extension[%d].extension[%d]", at, i, j))
+			}
+		}
+	}
+}
+
+// conceptValue turns a valueCoding into a valueCodeableConcept.
+func (m *mapper) conceptValue(e *fhir.Extension, at string) {
+	if e.ValueCoding == nil {
+		return
+	}
+	m.infof(at+".valueCoding", "a Coding where UK Core defines a CodeableConcept: wrapped in one")
+	e.ValueCodeableConcept = &fhir.CodeableConcept{Coding: []*fhir.Coding{e.ValueCoding}}
+	e.ValueCoding = nil
+}
+
+// organization turns a reference by ODS code into a reference to an
+// Organization entry made (if none exists) from that code.
+func (m *mapper) organization(ref *fhir.Reference, at string) *fhir.Reference {
+	if ref == nil || ref.Identifier == nil || ref.Identifier.System.Get() != mappers.ODSSystem || ref.Identifier.Value == nil {
+		return ref
+	}
+	ods := ref.Identifier.Value.Get()
+	url := m.tx.Ensure(mappers.Practice(ods, ref.Display.Get()), mappers.ODSSystem, ods)
+	out := mappers.Ref(url)
+	out.Id = ref.Id
+	out.Type = fhir.NewUri("Organization")
+	out.Identifier = ref.Identifier
+	out.Display = ref.Display
+	return out
+}
+
+// Restricted reports whether p carries the R (restricted) or V (very
+// restricted) confidentiality label: a sensitive record, whose location
+// must not be disclosed.
+func Restricted(p *fhir.Patient) bool {
+	if p.Meta == nil {
+		return false
+	}
+	return slices.ContainsFunc(p.Meta.Security, func(c *fhir.Coding) bool {
+		return c.System.Get() == confidentialitySystem && (c.Code.Get() == "R" || c.Code.Get() == "V")
+	})
+}
+
+// Redact removes from a restricted Patient what would say where the person
+// is: addresses, telecoms, contacts, and the practice they are registered
+// with (PDS itself withholds these from a sensitive record). It returns p
+// unchanged when p is not restricted, and otherwise a copy; p itself is
+// not modified.
+func Redact(p *fhir.Patient) *fhir.Patient {
+	if !Restricted(p) {
+		return p
+	}
+	c := *p
+	c.Address, c.Telecom, c.Contact, c.GeneralPractitioner, c.ManagingOrganization = nil, nil, nil, nil, nil
+	c.Extension = slices.DeleteFunc(slices.Clone(p.Extension), func(e *fhir.Extension) bool {
+		return e.Url == "http://hl7.org/fhir/StructureDefinition/patient-birthPlace" || strings.HasSuffix(e.Url, "NominatedPharmacy") || strings.HasSuffix(e.Url, "PreferredDispenserOrganization") || strings.HasSuffix(e.Url, "MedicalApplianceSupplier")
+	})
+	return &c
+}

@@ -1,0 +1,113 @@
+package mappers
+
+import (
+	"strings"
+
+	"github.com/google/uuid"
+
+	"carefhir/fhir"
+	"carefhir/profiles"
+)
+
+// Identifier systems the importers key their writes on.
+const (
+	NHSNumberSystem = profiles.NHSNumberSystem
+	ODSSystem       = "https://fhir.nhs.uk/Id/ods-organization-code"
+	GMPSystem       = "https://fhir.hl7.org.uk/Id/gmp-number"
+	GMCSystem       = "https://fhir.hl7.org.uk/Id/gmc-number"
+	// URISystem is the system of identifiers that are URIs, used for the
+	// stable ids importers derive for records the source names only by
+	// their content (an observation by patient, code and date).
+	URISystem = "urn:ietf:rfc:3986"
+)
+
+// keyspace is the UUID namespace of the names StableID and full URLs are
+// derived from, so the same key always gives the same UUID.
+var keyspace = uuid.MustParse("6c3e2a52-3f43-4c8e-9b0f-5a8f0f6f1d21")
+
+// StableID returns a urn:uuid derived from parts, the same for the same
+// parts on every import: the identifier of a record whose source has no id
+// of its own, such as an observation known by patient, code and date.
+func StableID(parts ...string) string {
+	return "urn:uuid:" + uuid.NewSHA1(keyspace, []byte(strings.Join(parts, "|"))).String()
+}
+
+// Transaction builds the transaction Bundle of an import. Each resource is
+// written conditionally on an identifier the source owns, and gets a
+// urn:uuid full URL derived from that identifier, so other entries can
+// reference it and the same key within one Bundle is written once.
+type Transaction struct {
+	bundle *fhir.Bundle
+	byKey  map[string]*fhir.BundleEntry
+}
+
+// NewTransaction returns an empty transaction.
+func NewTransaction() *Transaction {
+	return &Transaction{bundle: &fhir.Bundle{Type: fhir.NewCode("transaction")}, byKey: map[string]*fhir.BundleEntry{}}
+}
+
+// Put adds a conditional update of r, matched on the identifier
+// system|value (PUT Type?identifier=system|value): the matching resource
+// is replaced, or r is created when none matches. Putting the same key
+// again replaces the earlier resource in the Bundle. It returns r's full
+// URL.
+func (t *Transaction) Put(r fhir.Resource, system, value string) string {
+	e, ok := t.entry(r, system, value)
+	e.Resource = r
+	if !ok {
+		e.Request = &fhir.BundleEntryRequest{Method: fhir.NewCode("PUT"), Url: fhir.NewUri(r.ResourceType() + "?" + identifierQuery(system, value))}
+	}
+	return e.FullUrl.Get()
+}
+
+// Ensure adds a conditional create of r (POST with If-None-Exist:
+// identifier=system|value): a resource already matching is kept as it is,
+// so a thin record made from a reference (an ODS code and a name) does not
+// overwrite a fuller one. Ensuring a key already in the Bundle keeps the
+// first resource. It returns the full URL of the entry.
+func (t *Transaction) Ensure(r fhir.Resource, system, value string) string {
+	e, ok := t.entry(r, system, value)
+	if !ok {
+		e.Resource = r
+		e.Request = &fhir.BundleEntryRequest{Method: fhir.NewCode("POST"), Url: fhir.NewUri(r.ResourceType()), IfNoneExist: fhir.NewString(identifierQuery(system, value))}
+	}
+	return e.FullUrl.Get()
+}
+
+// Has reports whether the Bundle already writes a resourceType keyed on
+// system|value.
+func (t *Transaction) Has(resourceType, system, value string) bool {
+	_, ok := t.byKey[resourceType+"?"+system+"|"+value]
+	return ok
+}
+
+// Len returns the number of entries.
+func (t *Transaction) Len() int { return len(t.bundle.Entry) }
+
+// Bundle returns the transaction Bundle built so far.
+func (t *Transaction) Bundle() *fhir.Bundle { return t.bundle }
+
+func (t *Transaction) entry(r fhir.Resource, system, value string) (*fhir.BundleEntry, bool) {
+	key := r.ResourceType() + "?" + system + "|" + value
+	if e, ok := t.byKey[key]; ok {
+		return e, true
+	}
+	e := &fhir.BundleEntry{FullUrl: fhir.NewUri(StableID(key))}
+	t.byKey[key] = e
+	t.bundle.Entry = append(t.bundle.Entry, e)
+	return e, false
+}
+
+// queryEscaper escapes only what would change the meaning of a query
+// string, so the conditional URLs stay readable:
+// Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009.
+var queryEscaper = strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20")
+
+func identifierQuery(system, value string) string {
+	return "identifier=" + queryEscaper.Replace(system+"|"+value)
+}
+
+// Ref returns a reference to the entry with full URL fullURL.
+func Ref(fullURL string) *fhir.Reference {
+	return &fhir.Reference{Reference: fhir.NewString(fullURL)}
+}

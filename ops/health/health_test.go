@@ -1,0 +1,84 @@
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func get(t *testing.T, h *Handler, path string) (int, Response) {
+	t.Helper()
+	mux := http.NewServeMux()
+	h.Register(mux)
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	var body Response
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatalf("GET %s: %d %q is not JSON: %v", path, rec.Code, rec.Body, err)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("GET %s: Content-Type %q", path, ct)
+	}
+	return rec.Code, body
+}
+
+func TestReady(t *testing.T) {
+	ok := Check{Name: "store", Run: func(context.Context) error { return nil }}
+	private := Check{Name: "mongodb-primary", Run: func(context.Context) error {
+		return Private("no primary answered", errors.New("server selection error: db1.internal:27017 secondary"))
+	}}
+	full := Check{Name: "audit-queue", Run: func(context.Context) error { return errors.New("9000 events queued, high-water mark 8000") }}
+	// hangs ignores its context: the probe must answer by the deadline all the same.
+	hangs := Check{Name: "mongo-primary", Run: func(context.Context) error { time.Sleep(time.Hour); return nil }}
+
+	code, body := get(t, New([]Check{ok}, 0, nil), "/readyz")
+	if code != http.StatusOK || body.Status != "ok" || len(body.Checks) != 1 || !body.Checks[0].OK || body.Checks[0].Name != "store" {
+		t.Errorf("all checks pass: %d %+v", code, body)
+	}
+
+	code, body = get(t, New([]Check{ok, full, hangs, private}, 20*time.Millisecond, nil), "/readyz")
+	if code != http.StatusServiceUnavailable || body.Status != "fail" || len(body.Checks) != 4 {
+		t.Fatalf("failing checks: %d %+v; want 503 with four results", code, body)
+	}
+	want := []Result{
+		{Name: "store", OK: true},
+		{Name: "audit-queue", Error: "9000 events queued, high-water mark 8000"},
+		{Name: "mongo-primary", Error: "no answer within 20ms"},
+		{Name: "mongodb-primary", Error: "no primary answered"},
+	}
+	for i, w := range want {
+		got := body.Checks[i]
+		got.Millis = 0
+		if got != w {
+			t.Errorf("check %d: %+v, want %+v", i, got, w)
+		}
+	}
+}
+
+func TestLive(t *testing.T) {
+	failing := Check{Name: "store", Run: func(context.Context) error { return errors.New("down") }}
+	code, body := get(t, New([]Check{failing}, 0, nil), "/livez")
+	if code != http.StatusOK || body.Status != "ok" {
+		t.Errorf("/livez with a failing readiness check: %d %+v; want 200 ok", code, body)
+	}
+}
+
+func TestQueueBelow(t *testing.T) {
+	depth := 0
+	check := QueueBelow("audit-queue", 100, func() int { return depth })
+	for _, tt := range []struct {
+		depth int
+		want  string
+	}{{0, ""}, {99, ""}, {100, "100 queued, high-water mark 100"}, {250, "250 queued, high-water mark 100"}} {
+		depth = tt.depth
+		err := check.Run(context.Background())
+		if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+			t.Errorf("depth %d: %v, want %q", tt.depth, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,275 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"carefhir/store"
+)
+
+// Snapshot writes a consistent copy of the database in dir to the new file
+// dst while a server may be using the database: VACUUM INTO reads it in one
+// read transaction, which WAL lets run beside the writer, and writes a
+// compact copy with no WAL of its own. Copying the files of a live WAL
+// database instead can tear the copy.
+func Snapshot(ctx context.Context, dir, dst string) error {
+	if _, err := os.Stat(dst); err == nil {
+		return fmt.Errorf("sqlite: snapshot: %s exists", dst)
+	}
+	db, conn, err := openFile(ctx, dir, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+		os.Remove(dst)
+		return fmt.Errorf("sqlite: snapshot into %s: %w", dst, err)
+	}
+	return nil
+}
+
+// FileInfo describes a database file.
+type FileInfo struct {
+	SchemaVersion int
+	// Resources counts the current, non-deleted resources by type.
+	Resources map[string]int64
+	// Versions counts every version stored, tombstones included.
+	Versions int64
+}
+
+// Inspect checks the database file at path, which no one may be using,
+// with PRAGMA integrity_check and describes it. It opens the file read-only.
+func Inspect(ctx context.Context, path string) (*FileInfo, error) {
+	q := url.Values{"mode": {"ro"}}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: inspect %s: %w", path, err)
+	}
+	defer db.Close()
+	if err := integrity(ctx, db); err != nil {
+		return nil, fmt.Errorf("sqlite: inspect %s: %w", path, err)
+	}
+	info, err := describe(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: inspect %s: %w", path, err)
+	}
+	return info, nil
+}
+
+// integrity runs PRAGMA integrity_check and returns what it found wrong.
+func integrity(ctx context.Context, db *sql.DB) error {
+	rows, err := db.QueryContext(ctx, `PRAGMA integrity_check`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return err
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("integrity check failed: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func describe(ctx context.Context, db *sql.DB) (*FileInfo, error) {
+	info := &FileInfo{Resources: map[string]int64{}}
+	if err := db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&info.SchemaVersion); err != nil {
+		return nil, fmt.Errorf("schema version: %w", err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM versions`).Scan(&info.Versions); err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT type, count(*) FROM resources WHERE deleted = 0 GROUP BY type`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ string
+		var n int64
+		if err := rows.Scan(&typ, &n); err != nil {
+			return nil, err
+		}
+		info.Resources[typ] = n
+	}
+	return info, rows.Err()
+}
+
+// IndexFunc returns the search values of a current version, as the server
+// computes them when it writes, or an error if the version cannot be read.
+type IndexFunc func(v *store.Version) (store.Index, error)
+
+// Verify checks the store in dir, which no one may be using: the database's
+// integrity, its schema version, that every resource points at its current
+// version, that every current version is readable (index returns no error)
+// and that the search rows of each resource are exactly those index gives,
+// with none left for deleted or unknown resources. It calls problem with
+// each problem found and returns how many resources it checked; an error
+// means it could not check.
+func Verify(ctx context.Context, dir string, index IndexFunc, problem func(string)) (int, error) {
+	path := dir + string(os.PathSeparator) + FileName
+	if _, err := os.Stat(path); err != nil {
+		return 0, fmt.Errorf("sqlite: verify: %w", err)
+	}
+	q := url.Values{"_pragma": {"query_only(1)", "busy_timeout(10000)"}}
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: verify: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(2) // one scanning resources, one reading their rows
+	if err := integrity(ctx, db); err != nil {
+		problem(err.Error())
+		return 0, nil
+	}
+	var version int
+	if err := db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version); err != nil {
+		return 0, fmt.Errorf("sqlite: verify: schema version: %w", err)
+	}
+	if version != len(migrations) {
+		problem(fmt.Sprintf("schema version %d, this program's is %d: verify it with the carefhir that wrote it, or run carefhir migrate", version, len(migrations)))
+		return 0, nil
+	}
+	for _, t := range searchTables {
+		var orphans int64
+		err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+t.name+` x WHERE NOT EXISTS (SELECT 1 FROM resources r WHERE r.rid = x.rid AND r.deleted = 0)`).Scan(&orphans)
+		if err != nil {
+			return 0, fmt.Errorf("sqlite: verify: %w", err)
+		}
+		if orphans > 0 {
+			problem(fmt.Sprintf("%s: %d rows of deleted or unknown resources", t.name, orphans))
+		}
+	}
+	rows, err := db.QueryContext(ctx, `
+SELECT r.rid, r.type, r.id, r.version, r.deleted, v.type, v.id, v.version, v.deleted, v.last_updated, v.json
+FROM resources r LEFT JOIN versions v ON v.seq = r.seq ORDER BY r.rid`)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: verify: %w", err)
+	}
+	defer rows.Close()
+	checked := 0
+	for rows.Next() {
+		var (
+			rid, rVersion      int64
+			rType, rID         string
+			rDeleted           bool
+			vType, vID         sql.NullString
+			vVersion, vUpdated sql.NullInt64
+			vDeleted           sql.NullBool
+			body               []byte
+		)
+		if err := rows.Scan(&rid, &rType, &rID, &rVersion, &rDeleted, &vType, &vID, &vVersion, &vDeleted, &vUpdated, &body); err != nil {
+			return checked, fmt.Errorf("sqlite: verify: %w", err)
+		}
+		checked++
+		name := rType + "/" + rID
+		if vType.String != rType || vID.String != rID || vVersion.Int64 != rVersion || vDeleted.Bool != rDeleted {
+			problem(fmt.Sprintf("%s: its current version %d is not the version row it points at", name, rVersion))
+			continue
+		}
+		if rDeleted {
+			continue
+		}
+		v := &store.Version{Type: rType, ID: rID, VersionID: rVersion, JSON: body}
+		ix, err := index(v)
+		if err != nil {
+			problem(fmt.Sprintf("%s version %d: %v", name, rVersion, err))
+			continue
+		}
+		if diff, err := compareRows(ctx, db, rid, &ix); err != nil {
+			return checked, fmt.Errorf("sqlite: verify %s: %w", name, err)
+		} else if diff != "" {
+			problem(fmt.Sprintf("%s: search rows differ from its resource (%s): run carefhir reindex", name, diff))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return checked, fmt.Errorf("sqlite: verify: %w", err)
+	}
+	return checked, nil
+}
+
+// compareRows compares the search rows of resource rid with those ix makes,
+// and describes the first difference ("" when none).
+func compareRows(ctx context.Context, db *sql.DB, rid int64, ix *store.Index) (string, error) {
+	want := map[kind][]string{}
+	eachRow(ix, func(k kind, param string, values ...any) error {
+		want[k] = append(want[k], rowKey(param, values))
+		return nil
+	})
+	for _, t := range searchTables {
+		cols := indexColumns[t.kind]
+		rows, err := db.QueryContext(ctx, `SELECT p.name, x.`+strings.Join(cols, ", x.")+` FROM `+t.name+` x JOIN params p ON p.pid = x.pid WHERE x.rid = ?`, rid)
+		if err != nil {
+			return "", err
+		}
+		var got []string
+		for rows.Next() {
+			var param string
+			values := make([]any, len(cols))
+			dest := []any{&param}
+			for i := range values {
+				dest = append(dest, &values[i])
+			}
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return "", err
+			}
+			got = append(got, rowKey(param, values))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", err
+		}
+		w := slices.Compact(slices.Sorted(slices.Values(want[t.kind])))
+		slices.Sort(got)
+		if !slices.Equal(w, got) {
+			return fmt.Sprintf("%s: %d rows, %d expected", t.name, len(got), len(w)), nil
+		}
+	}
+	return "", nil
+}
+
+// rowKey writes a search row as a string, so that rows computed and rows
+// read compare equal when their values do.
+func rowKey(param string, values []any) string {
+	var b strings.Builder
+	b.WriteString(param)
+	for _, v := range values {
+		b.WriteByte(0)
+		switch v := v.(type) {
+		case nil:
+			b.WriteString("NULL")
+		case float64:
+			b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+		case int64:
+			b.WriteString(strconv.FormatFloat(float64(v), 'g', -1, 64))
+		case int:
+			b.WriteString(strconv.FormatFloat(float64(v), 'g', -1, 64))
+		case []byte:
+			b.Write(v)
+		case string:
+			b.WriteString(v)
+		default:
+			fmt.Fprint(&b, v)
+		}
+	}
+	return b.String()
+}
