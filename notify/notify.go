@@ -37,6 +37,11 @@ type Config struct {
 	// BaseURL is the server's base, so that absolute references to it
 	// match as local ones.
 	BaseURL string
+	// Types are the resource types Subscriptions may be about; nil: every
+	// type. The hook runs on writes of these types (and Subscription)
+	// only, so each of their writes is a unit of work and other writes
+	// stay single writes.
+	Types []string
 	// AllowHTTP allows endpoints on plain http beyond loopback.
 	AllowHTTP bool
 	// Client delivers; nil: a client that refuses link-local and metadata
@@ -148,7 +153,11 @@ func (n *Notifier) Attach(s operation.Store) { n.store.Store(&storeRef{s}) }
 // Hook is the write hook (for server.Config.Hooks) that checks
 // Subscriptions and writes the outbox.
 func (n *Notifier) Hook() operation.Hook {
-	return operation.Hook{Name: "subscriptions", Check: n.check, After: n.after}
+	h := operation.Hook{Name: "subscriptions", Check: n.check, After: n.after}
+	if n.cfg.Types != nil {
+		h.Types = append([]string{"Subscription"}, n.cfg.Types...)
+	}
+	return h
 }
 
 // Backlog is the number of notifications waiting to be delivered (at most
@@ -197,6 +206,11 @@ func (n *Notifier) records() (store.Tx, error) {
 		return nil, err
 	}
 	return r.Records(), nil
+}
+
+// subscribable reports whether Subscriptions may be about typ.
+func (n *Notifier) subscribable(typ string) bool {
+	return n.cfg.Types == nil || typ == "Subscription" || slices.Contains(n.cfg.Types, typ)
 }
 
 // byServer reports whether the request of ctx is the server's own (such

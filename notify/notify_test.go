@@ -356,3 +356,21 @@ func TestRedirectNotFollowed(t *testing.T) {
 		t.Errorf("failures %d, want 1 (the handshake answered 307)", e.n.Failures())
 	}
 }
+
+// TestTypesLimit: with Types set, Subscriptions about other types are
+// refused, and those about the listed types are delivered.
+func TestTypesLimit(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{}, func(c *notify.Config) { c.Types = []string{"Appointment"} })
+	rx := newReceiver(t)
+	if r := e.do("admin", "POST", "/Subscription", subscription("Patient?gender=female", rx.URL+"/hook", "")); r.status != 422 || !strings.Contains(r.body, "Appointment") {
+		t.Errorf("Subscription on Patient: %d %s", r.status, r.body)
+	}
+	if r := e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "")); r.status != 201 {
+		t.Fatalf("Subscription on Appointment: %d %s", r.status, r.body)
+	}
+	e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+	e.deliver()
+	if got := rx.take(); len(got) != 2 {
+		t.Errorf("handshake and event: %+v", got)
+	}
+}

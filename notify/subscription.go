@@ -80,13 +80,19 @@ func (n *Notifier) parseSubscription(res *fhir.Subscription) (*subscription, err
 		s.headers = append(s.headers, h.Get())
 	}
 	if strings.HasPrefix(res.Criteria.Get(), "http") {
-		return s, n.parseTopic(res, s)
+		if err := n.parseTopic(res, s); err != nil {
+			return nil, err
+		}
+	} else {
+		typ, where, err := n.parseCriteria(res.Criteria.Get())
+		if err != nil {
+			return nil, err
+		}
+		s.typ, s.where = typ, where
 	}
-	typ, where, err := n.parseCriteria(res.Criteria.Get())
-	if err != nil {
-		return nil, err
+	if !n.subscribable(s.typ) {
+		return nil, operation.Errorf(422, "not-supported", "Subscription.criteria", "this server does not notify of %s; it notifies of %v", s.typ, n.cfg.Types)
 	}
-	s.typ, s.where = typ, where
 	return s, nil
 }
 

@@ -44,6 +44,7 @@ type serveConfig struct {
 	ReadyTimeout   time.Duration `flag:"ready-timeout" validate:"gt=0"`
 	// Subscriptions (subscriptions.go).
 	NotifyAllowHTTP  bool          `flag:"notify-allow-http"`
+	NotifyTypes      typeList      `flag:"notify-types"`
 	NotifyMaxBackoff time.Duration `flag:"notify-max-backoff" validate:"gte=0"`
 	NotifyErrorAfter time.Duration `flag:"notify-error-after" validate:"gte=0"`
 	// Bulk export (export.go).
@@ -98,6 +99,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP `host:port` serving /metrics on a listener of its own, such as 127.0.0.1:9090; unset, /metrics is served beside the API")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long each readiness check of /readyz may take before it counts as failed")
 	fs.BoolVar(&cfg.NotifyAllowHTTP, "notify-allow-http", false, "allow Subscription endpoints on plain http beyond loopback")
+	fs.Var(&cfg.NotifyTypes, "notify-types", "comma-separated resource `types` Subscriptions may be about (default: every type); writes of other types skip the subscriptions hook")
 	fs.DurationVar(&cfg.NotifyMaxBackoff, "notify-max-backoff", 0, "longest wait between two attempts to deliver a notification (0: "+notify.DefaultMaxBackoff.String()+")")
 	fs.DurationVar(&cfg.NotifyErrorAfter, "notify-error-after", 0, "how long a Subscription's deliveries may fail before it is set to error (0: "+notify.DefaultErrorAfter.String()+")")
 	fs.StringVar(&cfg.ExportDir, "export-dir", "", "`directory` of the files of bulk exports (default: exports in --data)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"carefhir/notify"
@@ -29,6 +30,7 @@ func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, l
 		Indexer:    ix,
 		BaseURL:    baseURL,
 		AllowHTTP:  cfg.NotifyAllowHTTP,
+		Types:      cfg.NotifyTypes,
 		MaxBackoff: cfg.NotifyMaxBackoff,
 		ErrorAfter: cfg.NotifyErrorAfter,
 		Logger:     logger,
@@ -47,4 +49,20 @@ func (s *subscriptions) configure(c *server.Config) {
 	c.Hooks = append(c.Hooks, s.n.Hook())
 	c.Operations = append(c.Operations, s.n.Operations()...)
 	c.Attach = append(c.Attach, func(st operation.Store) { s.n.Attach(st) })
+}
+
+// typeList is a comma-separated list of resource types, as a flag.
+type typeList []string
+
+func (l *typeList) String() string { return strings.Join(*l, ",") }
+
+func (l *typeList) Set(v string) error {
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		if t == "" || t[0] < 'A' || t[0] > 'Z' {
+			return fmt.Errorf("%q is not a resource type", t)
+		}
+		*l = append(*l, t)
+	}
+	return nil
 }
