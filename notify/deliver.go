@@ -116,7 +116,7 @@ func (n *Notifier) scan(ctx context.Context) (map[string][]*store.Version, error
 }
 
 // deliverRows delivers one subscription's rows in order, stopping at the
-// first that is not due, is leased by another process or fails.
+// first that is not due, is claimed by another process or fails.
 func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 	recs, err := n.records()
 	if err != nil {
@@ -139,7 +139,6 @@ func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 		if !ok {
 			return // another process delivers it, or the engine failed: later
 		}
-		leased := v
 		outcome, err := n.deliver(ctx, &rw)
 		now = n.cfg.Now()
 		switch {
@@ -149,14 +148,14 @@ func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 			} else {
 				n.withheld.Add(1)
 			}
-			if err := recs.Put(ctx, doneWrite(leased, now)); err != nil {
+			if err := recs.Put(ctx, doneWrite(v, now)); err != nil {
 				n.cfg.Logger.Error("notify: outbox row done", "id", v.ID, "err", err)
 				return
 			}
 			n.release(ctx, recs, claim, now)
 		default:
 			n.failures.Add(1)
-			n.fail(ctx, recs, leased, &rw, err, now)
+			n.fail(ctx, recs, v, &rw, err, now)
 			n.release(ctx, recs, claim, now)
 			return
 		}

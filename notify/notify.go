@@ -173,7 +173,8 @@ func (n *Notifier) Backlog(ctx context.Context) (int, error) {
 
 // Failures is the number of failed delivery attempts since the process
 // started; Delivered the number of notifications delivered; Withheld the
-// number dropped because the owner may no longer read what they are about.
+// number dropped undelivered: the owner may not read what they are about,
+// or the subscription was switched off or deleted meanwhile.
 func (n *Notifier) Failures() int64  { return n.failures.Load() }
 func (n *Notifier) Delivered() int64 { return n.delivered.Load() }
 func (n *Notifier) Withheld() int64  { return n.withheld.Load() }
