@@ -22,6 +22,8 @@ import (
 // Bundle POSTed to the base (FHIR R4 RESTful API, 3.1.0.11).
 func (a *api) registerBundle(g *gin.RouterGroup) {
 	g.POST("", a.bundle)
+	// Clients that join the base and an empty path post to /fhir/.
+	g.POST("/", a.bundle)
 	a.caps.addSystem("transaction", "batch")
 }
 
@@ -78,7 +80,7 @@ func (a *api) transaction(c *gin.Context, entries []*entry) ([][]byte, error) {
 		attempt int
 		enc     *entryEncoder
 	)
-	err := a.svc.store.Transact(c.Request.Context(), func(tx store.Tx) error {
+	err := a.svc.transact(c.Request.Context(), func(ctx context.Context, tx store.Tx) error {
 		attempt++
 		if enc != nil { // the store runs the unit again: its outcome will differ
 			enc.stop()
@@ -86,7 +88,6 @@ func (a *api) transaction(c *gin.Context, entries []*entry) ([][]byte, error) {
 		}
 		u := a.newUnit(c, tx, entries, nil, attempt > 1)
 		// Every version the transaction writes carries its time.
-		ctx := c.Request.Context()
 		if err := u.run(withWriteTime(ctx, a.svc.timestamp(ctx))); err != nil {
 			return err
 		}
@@ -165,16 +166,16 @@ func (a *api) batch(c *gin.Context, entries []*entry) []bundleEntry {
 			u       *unit
 			attempt int
 		)
-		run := func(tx store.Tx) error {
+		run := func(ctx context.Context, tx store.Tx) error {
 			attempt++
 			u = a.newUnit(c, tx, []*entry{e}, fullURLs, attempt > 1)
 			return u.run(ctx)
 		}
 		var err error
 		if e.method == http.MethodGet || e.method == http.MethodHead {
-			err = run(a.svc.store)
+			err = run(ctx, a.svc.store)
 		} else {
-			err = a.svc.store.Transact(ctx, run)
+			err = a.svc.transact(ctx, run)
 		}
 		var ee *entryError
 		if errors.As(err, &ee) {

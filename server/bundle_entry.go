@@ -20,11 +20,6 @@ import (
 	"carefhir/store"
 )
 
-// maxBundleEntries bounds the entries of one transaction or batch. Every
-// entry of a transaction is held in memory and written in one unit of work;
-// larger loads are split by the client.
-const maxBundleEntries = 10000
-
 // The request methods of bundle entries (Bundle.entry.request.method).
 var entryMethods = map[string]bool{
 	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true,
@@ -190,9 +185,9 @@ func (a *api) readBundle(c *gin.Context, body []byte) (*txBundle, error) {
 			"POST /fhir takes a Bundle of type transaction or batch, not %q; to store a Bundle, POST it to /fhir/Bundle",
 			truncate(wb.Type, 40)).at("Bundle.type")
 	}
-	if len(wb.Entry) > maxBundleEntries {
+	if max := a.cfg.Limits.BundleEntries; len(wb.Entry) > max {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "too-costly",
-			"the Bundle has %d entries; a %s holds at most %d: split it", len(wb.Entry), wb.Type, maxBundleEntries).at("Bundle.entry")
+			"the Bundle has %d entries; a %s holds at most %d: split it", len(wb.Entry), wb.Type, max).at("Bundle.entry")
 	}
 	b := &txBundle{kind: wb.Type, entries: make([]*entry, len(wb.Entry))}
 	base := a.baseURL(c)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -136,6 +137,17 @@ func codes(list []string) []code {
 // metadata answers the capabilities interaction.
 func (a *api) metadata(c *gin.Context) {
 	base := a.baseURL(c)
+	body, err := a.capsCache.get(base, func() ([]byte, error) { return a.capabilityStatement(base) })
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeFHIR(c, http.StatusOK, body)
+}
+
+// capabilityStatement builds the CapabilityStatement served under base.
+// Everything it says is fixed once the server is built.
+func (a *api) capabilityStatement(base string) ([]byte, error) {
 	var cs capabilityStatement
 	cs.ResourceType = "CapabilityStatement"
 	cs.ID = "carefhir"
@@ -181,12 +193,40 @@ func (a *api) metadata(c *gin.Context) {
 			Operation:         a.caps.operationsOn(typ),
 		})
 	}
-	body, err := json.Marshal(cs)
-	if err != nil {
-		c.Error(err)
-		return
+	return json.Marshal(cs)
+}
+
+// statementCache keeps the CapabilityStatement once built, by the base URL
+// it names: clients fetch it at start and often. Without a configured base
+// URL the base comes from each request's Host, which clients choose, so at
+// most maxBases are kept.
+type statementCache struct {
+	mu     sync.Mutex
+	byBase map[string][]byte
+}
+
+const maxBases = 16
+
+func (sc *statementCache) get(base string, build func() ([]byte, error)) ([]byte, error) {
+	sc.mu.Lock()
+	body, ok := sc.byBase[base]
+	sc.mu.Unlock()
+	if ok {
+		return body, nil
 	}
-	writeFHIR(c, http.StatusOK, body)
+	body, err := build()
+	if err != nil {
+		return nil, err
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.byBase == nil {
+		sc.byBase = make(map[string][]byte)
+	}
+	if len(sc.byBase) < maxBases {
+		sc.byBase[base] = body
+	}
+	return body, nil
 }
 
 // searchParams lists the search parameters of typ the server answers:

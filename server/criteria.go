@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"strings"
 
-	"carefhir/fhir/search"
 	"carefhir/store"
 )
 
@@ -19,7 +18,7 @@ func (a *api) parseCriteria(typ, raw, what string) (*store.Query, error) {
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "invalid", "%s criteria %q are not a valid query string: %v", what, truncate(raw, 200), err)
 	}
-	plan, err := a.search.Parse(typ, values, search.Options{Strict: true, Base: a.cfg.BaseURL})
+	plan, err := a.search.Parse(typ, values, a.searchOptions(true, a.cfg.BaseURL))
 	if err != nil {
 		return nil, searchError(err)
 	}

@@ -114,6 +114,11 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 			c.Error(errorf(http.StatusBadRequest, "invalid", "_at: %v", err).at("_at"))
 			return
 		}
+		if !q.AtHigh.After(store.MinTime) {
+			// _at=0000 ends where Go's zero time begins, which the
+			// engines read as "no bound"; nothing was current then.
+			q.AtHigh = store.MinTime.Add(time.Millisecond)
+		}
 	}
 	q.Cursor = params.Get("_cursor")
 	page, err := a.svc.store.History(c.Request.Context(), q)

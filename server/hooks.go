@@ -29,7 +29,7 @@ func (s *service) unit(ctx context.Context, typ string, fn func(tx store.Tx) err
 	if !s.hooked(typ) && provenanceFrom(ctx) == nil {
 		return fn(s.store)
 	}
-	return s.store.Transact(ctx, fn)
+	return s.transact(ctx, func(_ context.Context, tx store.Tx) error { return fn(tx) })
 }
 
 // putHooked puts wr in w, running the Check of the hooks of its type

@@ -1,15 +1,21 @@
 package server
 
 import (
+	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
+	"runtime/debug"
 	"time"
 
 	"github.com/gin-gonic/gin"
 )
 
-const ctxRequestID = "carefhir.requestID"
+const (
+	ctxRequestID = "carefhir.requestID"
+	ctxDeadline  = "carefhir.deadline"
+)
 
 var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9\-._]{1,64}$`)
 
@@ -32,16 +38,22 @@ func logRequests(log *slog.Logger) gin.HandlerFunc {
 		c.Next()
 		status := c.Writer.Status()
 		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelError
-		}
-		log.LogAttrs(c.Request.Context(), level, "request",
+		attrs := []slog.Attr{
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("request_id", c.GetString(ctxRequestID)),
-		)
+		}
+		if status >= 500 {
+			// The client sees no internals; the log keeps the cause, found
+			// by the request id the client was given.
+			level = slog.LevelError
+			if len(c.Errors) > 0 {
+				attrs = append(attrs, slog.String("error", c.Errors[0].Err.Error()))
+			}
+		}
+		log.LogAttrs(context.WithoutCancel(c.Request.Context()), level, "request", attrs...)
 	}
 }
 
@@ -53,9 +65,8 @@ func recoverOutcome(c *gin.Context) {
 			if p == http.ErrAbortHandler {
 				panic(p)
 			}
-			slog.Default().Error("panic serving request", "panic", p, "path", c.Request.URL.Path)
 			c.Errors = c.Errors[:0]
-			c.Error(errorf(http.StatusInternalServerError, "exception", "internal server error"))
+			c.Error(fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
 			writeErrors(c)
 		}
 	}()
@@ -73,7 +84,17 @@ func writeErrors(c *gin.Context) {
 	if len(c.Errors) == 0 || c.Writer.Written() {
 		return
 	}
-	status, oo, header := fromError(c.Errors[0].Err)
+	err := c.Errors[0].Err
+	if d, ok := c.Get(ctxDeadline); ok && c.Request.Context().Err() != nil {
+		// Whatever the store answered once the request's context ended
+		// (an interrupted statement, a cancelled cursor), the cause is
+		// the deadline or the client's leaving.
+		if status, _, _ := fromError(err); status >= http.StatusInternalServerError {
+			err = deadlineError(d.(time.Duration))
+			c.Errors[0].Err = fmt.Errorf("%w (stopped: %v)", err, c.Errors[0].Err)
+		}
+	}
+	status, oo, header := fromError(err)
 	for k, v := range header {
 		c.Writer.Header()[k] = v
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/fhirpath"
 	"carefhir/server/access"
 	"carefhir/store"
 )
@@ -156,6 +158,12 @@ func fromError(err error) (int, outcome, http.Header) {
 		return http.StatusBadRequest, newOutcome(Issue{Severity: "error", Code: "invalid",
 			Diagnostics: "the paging cursor is invalid or expired: start again from the first page",
 			Expression:  []string{"_cursor"}}), nil
+	case errors.Is(err, fhirpath.ErrTooCostly):
+		return http.StatusUnprocessableEntity, newOutcome(Issue{Severity: "error", Code: "too-costly",
+			Diagnostics: err.Error()}), nil
+	case errors.Is(err, context.DeadlineExceeded):
+		e := deadlineError(0)
+		return e.Status, newOutcome(e.Issues...), e.Header
 	case errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound, newOutcome(Issue{Severity: "error", Code: "not-found",
 			Diagnostics: "resource not found"}), nil

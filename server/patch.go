@@ -114,13 +114,13 @@ func (a *api) applyPatch(ctx context.Context, typ string, current *store.Version
 	var patched []byte
 	switch format {
 	case mimeJSONPatch:
-		patched, err = patch.JSONPatch(current.JSON, body)
+		patched, err = a.patchLimits().JSONPatch(current.JSON, body)
 	default:
 		var params []byte
 		if params, err = patchParameters(format, body); err != nil {
 			return nil, err
 		}
-		patched, err = patch.FHIRPathPatch(current.JSON, params)
+		patched, err = a.patchLimits().FHIRPathPatch(current.JSON, params)
 	}
 	if err != nil {
 		return nil, patchError(format, err)
@@ -206,6 +206,8 @@ func patchError(format string, err error) error {
 		status, code = http.StatusBadRequest, "invalid"
 	case patch.TestFailed:
 		status, code = http.StatusConflict, "conflict"
+	case patch.TooCostly:
+		code = "too-costly"
 	}
 	kind, expression := "FHIRPath Patch", ""
 	if format == mimeJSONPatch {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -76,10 +77,7 @@ func preference(c *gin.Context, name string) string {
 
 // parseSearch compiles the parameters of a search on typ.
 func (a *api) parseSearch(c *gin.Context, typ string, params url.Values) (*search.Plan, error) {
-	plan, err := a.search.Parse(typ, params, search.Options{
-		Strict: preference(c, "handling") == "strict",
-		Base:   a.baseURL(c),
-	})
+	plan, err := a.search.Parse(typ, params, a.searchOptions(preference(c, "handling") == "strict", a.baseURL(c)))
 	if err != nil {
 		return nil, searchError(err)
 	}
@@ -227,12 +225,17 @@ func (a *api) addEntries(c *gin.Context, b *bundle, plan *search.Plan, page *sto
 			return err
 		}
 	}
-	if len(plan.Ignored) > 0 {
-		issues := make([]Issue, 0, len(plan.Ignored))
-		for _, e := range plan.Ignored {
-			issues = append(issues, Issue{Severity: "warning", Code: e.Code,
-				Diagnostics: e.Diagnostics + "; the parameter was ignored", Expression: []string{e.Expression}})
-		}
+	var issues []Issue
+	for _, e := range plan.Ignored {
+		issues = append(issues, Issue{Severity: "warning", Code: e.Code,
+			Diagnostics: e.Diagnostics + "; the parameter was ignored", Expression: []string{e.Expression}})
+	}
+	if page.IncludedCut {
+		issues = append(issues, Issue{Severity: "warning", Code: "too-costly",
+			Diagnostics: fmt.Sprintf("the included resources stop at the server's bound (1000 a page, 4 rounds of :iterate) "+
+				"after %d; more would be included: ask for fewer matches a page (_count) or fewer includes", len(page.Included))})
+	}
+	if len(issues) > 0 {
 		b.Entry = append(b.Entry, bundleEntry{Resource: newOutcome(issues...).marshal(), Search: &entrySearch{Mode: "outcome"}})
 	}
 	return nil

@@ -76,6 +76,9 @@ type Config struct {
 	// request (delivering notifications, running exports).
 	Routes []Route
 	Attach []func(ext.Store)
+	// Limits bound what one request may cost; zero fields take their
+	// defaults (see limits.go and docs/limits.md).
+	Limits Limits
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -83,12 +86,14 @@ const DefaultMaxBodyBytes = 10 << 20
 
 // api carries the dependencies of the handlers.
 type api struct {
-	svc     *service
-	guard   *access.Store // the store behind access decisions, as svc holds it
-	cfg     Config
-	started time.Time
-	caps    *capabilities
-	search  *search.Registry
+	svc   *service
+	guard *access.Store // the store behind access decisions, as svc holds it
+	// capsCache holds the CapabilityStatement once built (capabilities.go).
+	capsCache statementCache
+	cfg       Config
+	started   time.Time
+	caps      *capabilities
+	search    *search.Registry
 	// operations are the $operations served, by name (see operations.go).
 	operations map[string]operation
 }
@@ -98,6 +103,7 @@ func New(cfg Config) *gin.Engine {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -115,7 +121,7 @@ func New(cfg Config) *gin.Engine {
 	})
 	a := &api{
 		guard:   guarded,
-		svc:     &service{store: guarded, index: index, now: time.Now, hooks: cfg.Hooks},
+		svc:     &service{store: guarded, index: index, now: time.Now, hooks: cfg.Hooks, hold: cfg.Limits.UnitOfWork},
 		cfg:     cfg,
 		started: time.Now().UTC(),
 		caps:    newCapabilities(),
@@ -127,8 +133,11 @@ func New(cfg Config) *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RemoveExtraSlash = false
-	r.Use(requestID, logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors, securityHeaders, cors(cfg.CORSOrigins),
-		authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), collectWarnings, limitBody(cfg.MaxBodyBytes), a.readProvenance)
+	// The deadline encloses the rendering of errors, which tells a
+	// stopped query from a failed one by the context.
+	r.Use(requestID, logRequests(cfg.Logger), withDeadline(cfg.Limits.Deadline), a.audited, recoverOutcome, renderErrors,
+		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), collectWarnings,
+		limitBody(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery, a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})

@@ -33,6 +33,26 @@ type service struct {
 	// validate checks a resource the server writes on a client's behalf,
 	// such as the Provenance of an X-Provenance header (nil: no checks).
 	validate func(ctx context.Context, res fhir.Resource) error
+	// hold bounds the time a unit of work runs (see transact).
+	hold time.Duration
+}
+
+// transact runs fn in a unit of work of the store, with a context that
+// ends after s.hold: on SQLite a unit of work holds the single writer, so
+// searches inside it (conditional writes, GET entries of a transaction)
+// must not keep every other write waiting for long. A unit stopped so is
+// 503, and nothing of it is written.
+func (s *service) transact(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error {
+	hctx, cancel := context.WithTimeout(ctx, s.hold)
+	defer cancel()
+	err := s.store.Transact(hctx, func(tx store.Tx) error { return fn(hctx, tx) })
+	if err != nil && hctx.Err() != nil && ctx.Err() == nil {
+		e := errorf(http.StatusServiceUnavailable, "too-costly",
+			"the unit of work did not finish within %s, the most one may hold the store's writer: nothing was written; make its searches narrower", s.hold)
+		e.Header = http.Header{"Retry-After": {"5"}}
+		return fmt.Errorf("%w (stopped: %v)", e, err)
+	}
+	return err
 }
 
 // maxRetries bounds how often a write that lost an optimistic-concurrency
@@ -144,7 +164,7 @@ func (s *service) create(ctx context.Context, typ string, res fhir.Resource, cri
 		})
 		return v, created, err
 	}
-	err = s.store.Transact(ctx, func(tx store.Tx) error {
+	err = s.transact(ctx, func(ctx context.Context, tx store.Tx) error {
 		v, created, err = s.createIn(ctx, tx, typ, newID(), res, criteria)
 		return err
 	})
@@ -276,16 +296,25 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 }
 
 // conditionalUpdate applies update to the one resource matching criteria,
-// or creates res when none does.
+// or creates res when none does, in one unit of work.
 func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query, ifMatch int64) (v *store.Version, created bool, err error) {
-	id, err := updateTarget(ctx, s.store, typ, res, criteria)
-	switch {
-	case err != nil:
-		return nil, false, err
-	case id == "":
-		return s.create(ctx, typ, res, criteria)
-	}
-	return s.update(ctx, typ, id, res, ifMatch)
+	// The search and the write run in one unit of work: apart, two
+	// clients updating what nothing matched yet would both create, or
+	// one would be answered with the other's resource and its own
+	// content never written.
+	err = s.transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		id, err := updateTarget(ctx, tx, typ, res, criteria)
+		switch {
+		case err != nil:
+			return err
+		case id == "":
+			v, created, err = s.createIn(ctx, tx, typ, newID(), res, nil)
+		default:
+			v, created, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
+		}
+		return err
+	})
+	return v, created, err
 }
 
 // updateTarget returns the id a conditional update of res writes: the id of

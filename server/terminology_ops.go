@@ -36,7 +36,6 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
-	"carefhir/fhir/search"
 	"carefhir/profiles/conformance"
 	"carefhir/profiles/terminology"
 	"carefhir/store"
@@ -233,7 +232,7 @@ func (a *api) findCanonical(c *gin.Context, typ, canonical, version string) (*st
 	if version != "" {
 		q.Set("version", version)
 	}
-	plan, err := a.search.Parse(typ, q, search.Options{Base: a.baseURL(c)})
+	plan, err := a.search.Parse(typ, q, a.searchOptions(false, a.baseURL(c)))
 	if err != nil {
 		return nil, searchError(err)
 	}

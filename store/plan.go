@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -164,9 +165,12 @@ type Include struct {
 type Page struct {
 	Matches  []*Version
 	Included []*Version // added by Include and RevInclude, each once
-	Next     string     // cursor of the next page; "" on the last
-	Prev     string     // cursor of the previous page; "" on the first
-	Total    int        // the number of matches when asked for, else -1
+	// IncludedCut is true when Included stopped at the engine's bound (a
+	// number of resources, or of :iterate rounds) with more to add.
+	IncludedCut bool
+	Next        string // cursor of the next page; "" on the last
+	Prev        string // cursor of the previous page; "" on the first
+	Total       int    // the number of matches when asked for, else -1
 }
 
 // Finder is implemented by engines that execute whole search plans: sort,
@@ -237,4 +241,15 @@ func (m NumberMatch) Bounds() []Bound {
 		return []Bound{{Op: "<=", At: m.Value}}
 	}
 	return []Bound{{Op: ">=", At: m.Low}, {Op: "<", At: m.High}}
+}
+
+// Iterates reports whether q has an :iterate include or revinclude, which
+// follow what earlier rounds added.
+func (q *Query) Iterates() bool {
+	for _, inc := range append(slices.Clip(q.Include), q.RevInclude...) {
+		if inc.Iterate {
+			return true
+		}
+	}
+	return false
 }

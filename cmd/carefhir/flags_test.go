@@ -27,6 +27,7 @@ func TestParseServeConfig(t *testing.T) {
 		LogLevel:        "info",
 		Validate:        true,
 		ReadyTimeout:    2 * time.Second,
+		Limits:          defaultLimits(),
 	}
 	with := func(f func(*serveConfig)) serveConfig {
 		c := defaults
@@ -131,6 +132,16 @@ func TestParseServeConfig(t *testing.T) {
 		{name: "log format json", args: []string{"--log-format", "json", "--log-level", "debug"}, want: with(func(c *serveConfig) { c.LogFormat = "json"; c.LogLevel = "debug" })},
 		{name: "log format unknown", args: []string{"--log-format", "xml"}, wantErr: `--log-format "xml": want one of text, json`},
 		{name: "log level unknown", args: []string{"--log-level", "loud"}, wantErr: "--log-level"},
+		{name: "request deadline", args: []string{"--request-deadline", "5s", "--unit-of-work-timeout", "2s"},
+			want: with(func(c *serveConfig) { c.Limits.Deadline = 5 * time.Second; c.Limits.UnitOfWork = 2 * time.Second })},
+		{name: "search limits", args: []string{"--max-search-params", "10", "--max-or-values", "50", "--max-count", "200", "--max-chain-depth", "2",
+			"--max-includes", "3", "--max-elements", "40", "--max-search-terms", "900", "--max-bundle-entries", "500", "--max-patch-operations", "20"},
+			want: with(func(c *serveConfig) {
+				c.Limits = limitsConfig{Deadline: c.Limits.Deadline, UnitOfWork: c.Limits.UnitOfWork, SearchParams: 10, ORValues: 50,
+					Count: 200, ChainDepth: 2, Includes: 3, Elements: 40, SearchTerms: 900, BundleEntries: 500, PatchOperations: 20}
+			})},
+		{name: "or values beyond what the engines take", args: []string{"--max-or-values", "1001"}, wantErr: "--max-or-values 1001: want at most 1000"},
+		{name: "deadline zero", args: []string{"--request-deadline", "0s"}, wantErr: "--request-deadline"},
 		{name: "unknown flag", args: []string{"--port", "80"}, wantErr: "flag provided but not defined"},
 		{name: "positional argument", args: []string{"extra"}, wantErr: `unexpected argument "extra"`},
 		{name: "every failure reported", args: []string{"--addr", "x", "--log-format", "xml"}, wantErr: "--log-format"},

@@ -17,6 +17,7 @@ Usage:
   carefhir version           print the version and the FHIR release
   carefhir bench [flags]     load a running server and measure it
   carefhir bench search      measure searches on a SQLite data directory
+  carefhir bench hostile     measure normal traffic beside hostile requests
   carefhir synth [flags]     generate fictional UK primary-care records
   carefhir reindex [flags]   rebuild the search index of the stored resources
   carefhir import [flags] FILE... load NDJSON files into a running server
@@ -57,6 +58,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// The commands that generate or load data (bench, synth) read
 		// their command line only, so that a deployment's CAREFHIR_DATA or
 		// CAREFHIR_URL never points them at its store.
+		if len(rest) > 0 && rest[0] == "hostile" {
+			cfg, err := parseBenchHostileConfig(rest[1:], stderr)
+			if err != nil {
+				return err
+			}
+			return benchHostile(ctx, cfg, stdout)
+		}
 		if len(rest) > 0 && rest[0] == "search" {
 			cfg, err := parseBenchSearchConfig(rest[1:], nil, stderr)
 			if err != nil {

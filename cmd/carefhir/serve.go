@@ -55,6 +55,8 @@ type serveConfig struct {
 	// the engine's measurements and what it did at start-up.
 	metrics *metrics.Registry
 	logger  *slog.Logger
+	// Limits bound what one request may cost.
+	Limits limitsConfig
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -78,6 +80,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		LogLevel:        "info",
 		Validate:        true,
 		ReadyTimeout:    health.DefaultTimeout,
+		Limits:          defaultLimits(),
 	}
 	fs := newFlagSet("carefhir serve", "Serves the FHIR R4 API under /fhir, the probes /livez and /readyz, and /metrics.", stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP `host:port` to listen on; port 0 picks a free port")
@@ -98,6 +101,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP `host:port` serving /metrics on a listener of its own, such as 127.0.0.1:9090; unset, /metrics is served beside the API")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long each readiness check of /readyz may take before it counts as failed")
+	addLimitFlags(fs, &cfg.Limits)
 	fs.BoolVar(&cfg.NotifyAllowHTTP, "notify-allow-http", false, "allow Subscription endpoints on plain http beyond loopback")
 	fs.Var(&cfg.NotifyTypes, "notify-types", "comma-separated resource `types` Subscriptions may be about (default: every type); writes of other types skip the subscriptions hook")
 	fs.DurationVar(&cfg.NotifyMaxBackoff, "notify-max-backoff", 0, "longest wait between two attempts to deliver a notification (0: "+notify.DefaultMaxBackoff.String()+")")
@@ -222,6 +226,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		CORSOrigins:      sa.cors,
 		RateLimit:        sa.rateLimit,
 		AccessPolicy:     sa.policy,
+		Limits:           cfg.Limits.server(),
 	}
 	subs.configure(&scfg)
 	configureExports(exports, &scfg)

@@ -20,6 +20,7 @@ type decoder struct {
 	depth   int
 	path    []byte // FHIRPath-style location of the current value
 	issues  []Issue
+	dropped int // issues found beyond MaxIssues
 	reg     *registry
 	scratch []byte // unescaped string contents
 }
@@ -34,7 +35,7 @@ func decode(data []byte, want string) (res fhir.Resource, err error) {
 			if _, ok := e.(abort); !ok {
 				panic(e)
 			}
-			res, err = nil, &DecodeError{Issues: d.issues}
+			res, err = nil, &DecodeError{Issues: d.reported()}
 		}
 	}()
 	d.skipSpace()
@@ -44,19 +45,30 @@ func decode(data []byte, want string) (res fhir.Resource, err error) {
 		d.syntaxError("unexpected data after the top-level value")
 	}
 	if len(d.issues) > 0 {
-		return nil, &DecodeError{Issues: d.issues}
+		return nil, &DecodeError{Issues: d.reported()}
 	}
 	return res, nil
+}
+
+// reported returns the issues to report: the first MaxIssues, then one
+// counting the rest.
+func (d *decoder) reported() []Issue {
+	return Capped(d.issues, d.dropped)
 }
 
 // syntaxError records that the input is not well-formed JSON and aborts; the
 // problems found so far are dropped, since they may stem from the same error.
 func (d *decoder) syntaxError(msg string) {
 	d.issues = []Issue{{Message: fmt.Sprintf("invalid JSON at offset %d: %s", d.pos, msg), Syntax: true}}
+	d.dropped = 0
 	panic(abort{})
 }
 
 func (d *decoder) issue(format string, args ...any) {
+	if len(d.issues) >= MaxIssues {
+		d.dropped++
+		return
+	}
 	d.issues = append(d.issues, Issue{Path: string(d.path), Message: fmt.Sprintf(format, args...)})
 }
 
@@ -341,6 +353,11 @@ func (d *decoder) skip() {
 // wrongType records that the value at the current position is not of the
 // wanted JSON type, and skips it.
 func (d *decoder) wrongType(want string) {
+	if len(d.issues) >= MaxIssues { // counted, not described: the cheap path of a hostile body
+		d.dropped++
+		d.skip()
+		return
+	}
 	got := d.kindOf(d.peek())
 	if got == "null" {
 		d.issue("null is not allowed here")

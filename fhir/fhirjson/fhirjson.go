@@ -47,6 +47,22 @@ type DecodeError struct {
 	Issues []Issue
 }
 
+// MaxIssues bounds the issues a DecodeError lists: a document with more
+// problems (a large body of wrong items, say) gets the first MaxIssues and
+// one more issue counting the rest, so that the error stays small whatever
+// the input.
+const MaxIssues = 100
+
+// Capped returns the first MaxIssues of issues and, when dropped more were
+// found, an issue saying how many.
+func Capped(issues []Issue, dropped int) []Issue {
+	if dropped == 0 {
+		return issues
+	}
+	return append(issues[:min(len(issues), MaxIssues):min(len(issues), MaxIssues)],
+		Issue{Message: fmt.Sprintf("and %d more problems", dropped)})
+}
+
 // Issue is one problem found while decoding.
 type Issue struct {
 	// Path locates the problem in FHIRPath style, e.g. "Patient.name[0].given[1]",

@@ -3,6 +3,7 @@ package fhirpath
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"reflect"
 	"strings"
@@ -40,6 +41,9 @@ type Env struct {
 	// "answer is Boolean"); the FHIRPath test suite expects the strict
 	// reading, where Patient.active is not a Boolean.
 	PrimitiveAsSystem bool
+	// Budget bounds the work of the evaluation; its zero fields take
+	// DefaultBudget's. Exceeding it fails with ErrTooCostly.
+	Budget Budget
 }
 
 // EvalError reports a failure while evaluating an expression, such as a
@@ -78,7 +82,8 @@ func (e *Expression) Evaluate(resource any, env *Env) ([]Value, error) {
 		root[0] = m.node(r, nil, "", "", "")
 	}
 	ev.clock.t = env.Now
-	ev.c = ctx{env: env, m: m, root: root, this: root, clock: &ev.clock}
+	ev.spent.limit = env.Budget.withDefaults()
+	ev.c = ctx{env: env, m: m, root: root, this: root, clock: &ev.clock, spent: &ev.spent}
 	c := &ev.c
 	out, err := e.root.eval(c, root)
 	if err != nil {
@@ -108,6 +113,7 @@ func (e *Expression) EvaluateBool(resource any, env *Env) (value, empty bool, er
 type evaluation struct {
 	c     ctx
 	clock clock
+	spent spending
 	root  [1]Value
 }
 
@@ -123,6 +129,7 @@ type ctx struct {
 	index int
 	total []Value
 	clock *clock
+	spent *spending
 	depth int
 }
 
@@ -237,7 +244,11 @@ func (me *memberExpr) eval(c *ctx, focus []Value) ([]Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	return navigate(c, in, me.name)
+	out, err := navigate(c, in, me.name)
+	if err != nil {
+		return nil, err
+	}
+	return out, c.spent.charge(out)
 }
 
 // navigate returns the name children of the input nodes. It is an error
@@ -306,6 +317,9 @@ func (ne *negExpr) eval(c *ctx, focus []Value) ([]Value, error) {
 	}
 	switch v := system(in[0]).(type) {
 	case Integer:
+		if v == math.MinInt64 {
+			return nil, nil // overflow: empty, as FHIRPath asks
+		}
 		return []Value{-v}, nil
 	case Decimal:
 		return []Value{Decimal{r: new(big.Rat).Neg(v.rat()), scale: v.scale}}, nil
@@ -410,6 +424,14 @@ type binaryExpr struct {
 }
 
 func (be *binaryExpr) eval(c *ctx, focus []Value) ([]Value, error) {
+	out, err := be.apply(c, focus)
+	if err != nil {
+		return nil, err
+	}
+	return out, c.spent.charge(out)
+}
+
+func (be *binaryExpr) apply(c *ctx, focus []Value) ([]Value, error) {
 	left, err := be.l.eval(c, focus)
 	if err != nil {
 		return nil, err
@@ -424,7 +446,7 @@ func (be *binaryExpr) eval(c *ctx, focus []Value) ([]Value, error) {
 	}
 	switch be.op {
 	case "|":
-		return union(left, right), nil
+		return c.union(left, right)
 	case "=", "!=":
 		eq, ok := equalCollections(left, right)
 		if !ok {
@@ -620,22 +642,35 @@ func quantityFromJSON(obj map[string]any) (Quantity, bool) {
 	return Quantity{Value: d, Unit: unit}, true
 }
 
-// union merges collections, dropping duplicates.
-func union(a, b []Value) []Value {
-	var out []Value
-	for _, v := range append(append([]Value(nil), a...), b...) {
-		dup := false
-		for _, w := range out {
-			if eq, ok := equal(v, w); ok && eq {
-				dup = true
-				break
+// union merges collections, dropping duplicates. Strings, most of what
+// is merged, equal only strings and are found by hash; other items are
+// compared with each, a cost charged to the evaluation.
+func (c *ctx) union(a, b []Value) ([]Value, error) {
+	var out, others []Value
+	var strs map[String]bool
+	for _, side := range [2][]Value{a, b} {
+		for _, v := range side {
+			if s, ok := system(v).(String); ok {
+				if strs[s] {
+					continue
+				}
+				if strs == nil {
+					strs = map[String]bool{}
+				}
+				strs[s] = true
+				out = append(out, v)
+				continue
+			}
+			if err := c.spent.compare(len(others)); err != nil {
+				return nil, err
+			}
+			if !contains(others, v) {
+				others = append(others, v)
+				out = append(out, v)
 			}
 		}
-		if !dup {
-			out = append(out, v)
-		}
 	}
-	return out
+	return out, nil
 }
 
 func equalCollections(a, b []Value) (eq, ok bool) {
@@ -902,22 +937,40 @@ func arithmetic(op string, left, right []Value) ([]Value, error) {
 	return nil, fmt.Errorf("cannot apply '%s' to %s and %s", op, a.TypeName(), b.TypeName())
 }
 
+// intArith applies an operator to two integers. A result out of the
+// 64-bit range is empty: FHIRPath defines overflow as an empty result
+// (https://hl7.org/fhirpath/N1/#math), never a wrapped value.
 func intArith(op string, x, y Integer) ([]Value, error) {
 	switch op {
 	case "+":
-		return []Value{x + y}, nil
+		r := x + y
+		if (r > x) != (y > 0) {
+			return nil, nil
+		}
+		return []Value{r}, nil
 	case "-":
-		return []Value{x - y}, nil
+		r := x - y
+		if (r < x) != (y > 0) {
+			return nil, nil
+		}
+		return []Value{r}, nil
 	case "*":
-		return []Value{x * y}, nil
+		r, ok := mulInt(x, y)
+		if !ok {
+			return nil, nil
+		}
+		return []Value{r}, nil
 	case "div":
-		if y == 0 {
+		if y == 0 || (x == math.MinInt64 && y == -1) {
 			return nil, nil
 		}
 		return []Value{x / y}, nil
 	case "mod":
 		if y == 0 {
 			return nil, nil
+		}
+		if y == -1 {
+			return []Value{Integer(0)}, nil
 		}
 		return []Value{x % y}, nil
 	}
@@ -1034,8 +1087,24 @@ func (ce *callExpr) eval(c *ctx, focus []Value) ([]Value, error) {
 		return nil, errors.New("evaluation nested too deeply")
 	}
 	out, err := ce.fn.call(c, in, ce.args)
+	if err == nil {
+		err = c.spent.charge(out)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s(): %w", ce.name, err)
 	}
 	return out, nil
+}
+
+// mulInt multiplies two integers and reports whether the product fits in
+// 64 bits.
+func mulInt(x, y Integer) (Integer, bool) {
+	if x == 0 || y == 0 {
+		return 0, true
+	}
+	r := x * y
+	if r/y != x || (x == -1 && y == math.MinInt64) || (y == -1 && x == math.MinInt64) {
+		return 0, false
+	}
+	return r, true
 }

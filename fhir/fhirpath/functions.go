@@ -67,9 +67,10 @@ func init() {
 		"subsetOf":   {1, 1, subset(false)},
 		"supersetOf": {1, 1, subset(true)},
 		"count":      {0, 0, func(c *ctx, in []Value, _ []expr) ([]Value, error) { return []Value{Integer(len(in))}, nil }},
-		"distinct":   {0, 0, func(c *ctx, in []Value, _ []expr) ([]Value, error) { return union(in, nil), nil }},
+		"distinct":   {0, 0, func(c *ctx, in []Value, _ []expr) ([]Value, error) { return c.union(in, nil) }},
 		"isDistinct": {0, 0, func(c *ctx, in []Value, _ []expr) ([]Value, error) {
-			return boolean(len(union(in, nil)) == len(in)), nil
+			d, err := c.union(in, nil)
+			return boolean(len(d) == len(in)), err
 		}},
 
 		// Filtering and projection.
@@ -86,7 +87,7 @@ func init() {
 			return out, nil
 		}},
 		"repeat": {1, 1, func(c *ctx, in []Value, args []expr) ([]Value, error) {
-			return repeat(in, func(v Value, i int) ([]Value, error) { return args[0].eval(c.with(v, i), []Value{v}) })
+			return repeat(c, in, func(v Value, i int) ([]Value, error) { return args[0].eval(c.with(v, i), []Value{v}) })
 		}},
 		"ofType": {1, 1, func(c *ctx, in []Value, args []expr) ([]Value, error) {
 			name, err := typeArg(args[0])
@@ -118,8 +119,15 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
+			in, err = c.union(in, nil)
+			if err == nil {
+				err = c.spent.compare(len(in) * len(other))
+			}
+			if err != nil {
+				return nil, err
+			}
 			var out []Value
-			for _, v := range union(in, nil) {
+			for _, v := range in {
 				if contains(other, v) {
 					out = append(out, v)
 				}
@@ -129,6 +137,9 @@ func init() {
 		"exclude": {1, 1, func(c *ctx, in []Value, args []expr) ([]Value, error) {
 			other, err := args[0].eval(c, c.this)
 			if err != nil {
+				return nil, err
+			}
+			if err := c.spent.compare(len(in) * len(other)); err != nil {
 				return nil, err
 			}
 			var out []Value
@@ -143,7 +154,10 @@ func init() {
 		// Combining.
 		"union": {1, 1, func(c *ctx, in []Value, args []expr) ([]Value, error) {
 			other, err := args[0].eval(c, c.this)
-			return union(in, other), err
+			if err != nil {
+				return nil, err
+			}
+			return c.union(in, other)
 		}},
 		"combine": {1, 1, func(c *ctx, in []Value, args []expr) ([]Value, error) {
 			other, err := args[0].eval(c, c.this)
@@ -324,11 +338,11 @@ func init() {
 			if new(big.Rat).SetInt(f).Cmp(r) != 0 {
 				f.Add(f, big.NewInt(1))
 			}
-			return Integer(f.Int64()), nil
+			return intValue(f), nil
 		})},
-		"floor": {0, 0, mathFn(func(r *big.Rat, _ int, _ bool) (Value, error) { return Integer(floorRat(r).Int64()), nil })},
+		"floor": {0, 0, mathFn(func(r *big.Rat, _ int, _ bool) (Value, error) { return intValue(floorRat(r)), nil })},
 		"truncate": {0, 0, mathFn(func(r *big.Rat, _ int, _ bool) (Value, error) {
-			return Integer(new(big.Int).Quo(r.Num(), r.Denom()).Int64()), nil
+			return intValue(new(big.Int).Quo(r.Num(), r.Denom())), nil
 		})},
 		"exp":  floatFn(math.Exp),
 		"ln":   floatFn(math.Log),
@@ -351,8 +365,11 @@ func init() {
 			b, e := system(in[0]), system(ev[0])
 			if bi, ok := b.(Integer); ok {
 				if ei, ok := e.(Integer); ok && ei >= 0 {
-					r := new(big.Int).Exp(big.NewInt(int64(bi)), big.NewInt(int64(ei)), nil)
-					return []Value{Integer(r.Int64())}, nil
+					r, ok := powInt(bi, ei)
+					if !ok {
+						return nil, nil // overflow: empty
+					}
+					return []Value{r}, nil
 				}
 			}
 			er, ok := toRat(e)
@@ -644,7 +661,7 @@ func where(c *ctx, in []Value, crit expr) ([]Value, error) {
 
 // repeat applies f to the input and, breadth first, to every new item it
 // yields, until no new items appear.
-func repeat(in []Value, f func(Value, int) ([]Value, error)) ([]Value, error) {
+func repeat(c *ctx, in []Value, f func(Value, int) ([]Value, error)) ([]Value, error) {
 	var out []Value
 	var seen valueSet
 	queue := in
@@ -656,6 +673,9 @@ func repeat(in []Value, f func(Value, int) ([]Value, error)) ([]Value, error) {
 				return nil, err
 			}
 			for _, x := range r {
+				if err := c.spent.compare(len(seen.others)); err != nil {
+					return nil, err
+				}
 				if seen.add(x) {
 					out = append(out, x)
 					next = append(next, x)
@@ -844,6 +864,9 @@ func subset(super bool) func(*ctx, []Value, []expr) ([]Value, error) {
 		if super {
 			a, b = other, in
 		}
+		if err := c.spent.compare(len(a) * len(b)); err != nil {
+			return nil, err
+		}
 		for _, v := range a {
 			if !contains(b, v) {
 				return boolean(false), nil
@@ -885,9 +908,40 @@ func one(v Value, err error) ([]Value, error) {
 
 func number(r *big.Rat, scale int, isInt bool) Value {
 	if isInt {
-		return Integer(r.Num().Int64())
+		return intValue(r.Num())
 	}
 	return Decimal{r: r, scale: scale}
+}
+
+// intValue is n as an Integer, or nil (empty) when n does not fit in 64
+// bits: FHIRPath answers overflow with empty.
+func intValue(n *big.Int) Value {
+	if !n.IsInt64() {
+		return nil
+	}
+	return Integer(n.Int64())
+}
+
+// powInt raises b to the power e by squaring, in time logarithmic in e,
+// and reports whether the result fits in 64 bits.
+func powInt(b, e Integer) (Integer, bool) {
+	r := Integer(1)
+	for e > 0 {
+		if e&1 == 1 {
+			var ok bool
+			if r, ok = mulInt(r, b); !ok {
+				return 0, false
+			}
+		}
+		e >>= 1
+		if e > 0 {
+			var ok bool
+			if b, ok = mulInt(b, b); !ok {
+				return 0, false
+			}
+		}
+	}
+	return r, true
 }
 
 func floorRat(r *big.Rat) *big.Int {

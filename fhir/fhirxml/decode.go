@@ -24,13 +24,14 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 // a document type declaration or nesting deeper than MaxDepth stops decoding
 // (abort); every other problem is recorded and the offending element skipped.
 type decoder struct {
-	data   []byte
-	x      *xml.Decoder
-	start  int64 // input offset where the token last read begins
-	depth  int
-	path   path
-	issues []fhirjson.Issue
-	reg    *registry
+	data    []byte
+	x       *xml.Decoder
+	start   int64 // input offset where the token last read begins
+	depth   int
+	path    path
+	issues  []fhirjson.Issue
+	dropped int // issues found beyond fhirjson.MaxIssues
+	reg     *registry
 }
 
 // abort unwinds the decoder after a fatal problem; decode recovers it.
@@ -46,13 +47,22 @@ func decode(data []byte, want string) (res fhir.Resource, err error) {
 			if _, ok := e.(abort); !ok {
 				panic(e)
 			}
-			res, err = nil, &fhirjson.DecodeError{Issues: d.issues}
+			res, err = nil, &fhirjson.DecodeError{Issues: fhirjson.Capped(d.issues, d.dropped)}
 		}
 	}()
+	if off, ok := manyAttributes(data); ok {
+		// encoding/xml would read them all, at some microseconds each,
+		// before the decoder sees the element.
+		d.fatal("invalid XML at offset %d: an element with more than %d attributes (FHIR elements have a few)", off, maxAttributes)
+	}
+	if off, ref, ok := surrogateRef(data); ok {
+		// encoding/xml reads it as U+FFFD: the text would change silently.
+		d.fatal("invalid XML at offset %d: the character reference %s is a UTF-16 surrogate, not a character", off, ref)
+	}
 	res = d.resource(d.root(), want)
 	d.epilog()
 	if len(d.issues) > 0 {
-		return nil, &fhirjson.DecodeError{Issues: d.issues}
+		return nil, &fhirjson.DecodeError{Issues: fhirjson.Capped(d.issues, d.dropped)}
 	}
 	return res, nil
 }
@@ -61,10 +71,15 @@ func decode(data []byte, want string) (res fhir.Resource, err error) {
 // found so far are dropped, since they may stem from the same fault.
 func (d *decoder) fatal(format string, args ...any) {
 	d.issues = []fhirjson.Issue{{Message: fmt.Sprintf(format, args...), Syntax: true}}
+	d.dropped = 0
 	panic(abort{})
 }
 
 func (d *decoder) issue(format string, args ...any) {
+	if len(d.issues) >= fhirjson.MaxIssues {
+		d.dropped++
+		return
+	}
 	d.issues = append(d.issues, fhirjson.Issue{Path: string(d.path), Message: fmt.Sprintf(format, args...)})
 }
 
@@ -197,6 +212,7 @@ func (d *decoder) resource(start xml.StartElement, want string) fhir.Resource {
 // xsi:schemaLocation is allowed and ignored.
 func (d *decoder) attrs(ti *typeInfo, v reflect.Value, attrs []xml.Attr, root bool) int {
 	n := 0
+	var seen attrSet
 	for i, a := range attrs {
 		switch {
 		case a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns":
@@ -207,7 +223,7 @@ func (d *decoder) attrs(ti *typeInfo, v reflect.Value, attrs []xml.Attr, root bo
 			d.issue("unknown attribute %q in namespace %s", a.Name.Local, a.Name.Space)
 			continue
 		}
-		if duplicateAttr(attrs[:i], a.Name.Local) {
+		if seen.has(attrs[:i], a.Name.Local) {
 			d.issue("duplicate attribute %q", a.Name.Local)
 			continue
 		}
@@ -240,13 +256,129 @@ func (d *decoder) attrs(ti *typeInfo, v reflect.Value, attrs []xml.Attr, root bo
 	return n
 }
 
-func duplicateAttr(before []xml.Attr, name string) bool {
-	for _, a := range before {
-		if a.Name.Space == "" && a.Name.Local == name {
-			return true
+// attrSet finds an unprefixed attribute name among those of an element
+// before it: by comparison with each for the few attributes elements have,
+// through a map for more, so that an element of many attributes costs
+// linear time.
+type attrSet map[string]bool
+
+// has reports whether before holds name, and records name.
+func (s *attrSet) has(before []xml.Attr, name string) bool {
+	const few = 16
+	if len(before) < few {
+		for _, a := range before {
+			if a.Name.Space == "" && a.Name.Local == name {
+				return true
+			}
+		}
+		return false
+	}
+	if *s == nil {
+		*s = make(attrSet, 2*few)
+		for _, a := range before {
+			if a.Name.Space == "" {
+				(*s)[a.Name.Local] = true
+			}
 		}
 	}
+	if (*s)[name] {
+		return true
+	}
+	(*s)[name] = true
 	return false
+}
+
+// maxAttributes bounds the attributes of one element: FHIR's have at most
+// value, id, url and namespace declarations, XHTML narrative a few more.
+const maxAttributes = 64
+
+// manyAttributes finds the first start tag in data with more than
+// maxAttributes attributes, counting the '=' outside quotes between '<'
+// and '>'; comments, processing instructions and CDATA sections are
+// skipped. It is a linear scan of the bytes, before any parsing.
+func manyAttributes(data []byte) (offset int, found bool) {
+	for i := 0; i < len(data); i++ {
+		if data[i] != '<' {
+			continue
+		}
+		rest := data[i:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("<!--")):
+			if j := bytes.Index(rest[4:], []byte("-->")); j >= 0 {
+				i += 4 + j + 2
+				continue
+			}
+			return 0, false
+		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
+			if j := bytes.Index(rest, []byte("]]>")); j >= 0 {
+				i += j + 2
+				continue
+			}
+			return 0, false
+		}
+		start, n := i, 0
+		var quote byte
+	tag:
+		for i++; i < len(data); i++ {
+			c := data[i]
+			switch {
+			case quote != 0:
+				if c == quote {
+					quote = 0
+				}
+			case c == '"' || c == '\'':
+				quote = c
+			case c == '=':
+				if n++; n > maxAttributes {
+					return start, true
+				}
+			case c == '>':
+				break tag
+			}
+		}
+	}
+	return 0, false
+}
+
+// surrogateRef finds the first character reference in data to a UTF-16
+// surrogate (&#xD800; to &#xDFFF;, or in decimal), which is no character;
+// JSON's \ud800 is refused likewise.
+func surrogateRef(data []byte) (offset int, ref string, found bool) {
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte("&#"))
+		if j < 0 {
+			return 0, "", false
+		}
+		start := i + j
+		k, base := start+2, 10
+		if k < len(data) && (data[k] == 'x' || data[k] == 'X') {
+			k, base = k+1, 16
+		}
+		n, digits := 0, 0
+		for ; k < len(data) && n <= 0x10FFFF; k++ {
+			v, ok := digitValue(data[k], base)
+			if !ok {
+				break
+			}
+			n, digits = n*base+v, digits+1
+		}
+		if digits > 0 && k < len(data) && data[k] == ';' && n >= 0xD800 && n <= 0xDFFF {
+			return start, string(data[start : k+1]), true
+		}
+		i = start + 2
+	}
+}
+
+func digitValue(c byte, base int) (int, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0'), true
+	case base == 16 && c >= 'a' && c <= 'f':
+		return int(c-'a') + 10, true
+	case base == 16 && c >= 'A' && c <= 'F':
+		return int(c-'A') + 10, true
+	}
+	return 0, false
 }
 
 // children decodes the child elements of the element just started into the

@@ -2,6 +2,7 @@ package patch
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -31,6 +32,14 @@ import (
 // A failure is an *Error: Malformed for parameters that are not a valid
 // patch, Inapplicable for an operation that does not fit the resource.
 func FHIRPathPatch(resource, parameters []byte) ([]byte, error) {
+	return DefaultLimits.FHIRPathPatch(resource, parameters)
+}
+
+// FHIRPathPatch is FHIRPathPatch within the limits l. Its values come from
+// the parameters, so the result grows by no more than their size; paths
+// are evaluated within FHIRPath's default budget.
+func (l Limits) FHIRPathPatch(resource, parameters []byte) ([]byte, error) {
+	l = l.withDefaults()
 	root, err := resourceObject(resource)
 	if err != nil {
 		return nil, err
@@ -43,6 +52,9 @@ func FHIRPathPatch(resource, parameters []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := l.checkOperations(len(ops)); err != nil {
+		return nil, err
+	}
 	for i, op := range ops {
 		if err := op.apply(root, typ); err != nil {
 			err.Op, err.Path = i, op.path
@@ -50,7 +62,11 @@ func FHIRPathPatch(resource, parameters []byte) ([]byte, error) {
 		}
 	}
 	prune(root)
-	return encode(root)
+	out, err := encode(root)
+	if err != nil {
+		return nil, err
+	}
+	return l.checkResult(out)
 }
 
 // fhirOp is one operation of a FHIRPath Patch.
@@ -418,6 +434,9 @@ func selectElements(root map[string]any, typ reflect.Type, expr *fhirpath.Expres
 	ix := newIndex(root, typ)
 	defer ix.close()
 	values, err := expr.Evaluate(root, nil)
+	if errors.Is(err, fhirpath.ErrTooCostly) {
+		return nil, &Error{Kind: TooCostly, Message: err.Error()}
+	}
 	if err != nil {
 		return nil, inapplicable("%v", err)
 	}

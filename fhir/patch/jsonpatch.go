@@ -22,6 +22,14 @@ import (
 // path that does not exist, an index out of range), TestFailed for a test
 // operation that did not hold.
 func JSONPatch(resource, ops []byte) ([]byte, error) {
+	return DefaultLimits.JSONPatch(resource, ops)
+}
+
+// JSONPatch is JSONPatch within the limits l: a patch with more operations,
+// or one whose adds and copies could grow the resource past
+// l.ResultBytes, fails with TooCostly before its result is built.
+func (l Limits) JSONPatch(resource, ops []byte) ([]byte, error) {
+	l = l.withDefaults()
 	obj, err := resourceObject(resource)
 	if err != nil {
 		return nil, err
@@ -30,9 +38,22 @@ func JSONPatch(resource, ops []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := l.checkOperations(len(list)); err != nil {
+		return nil, err
+	}
+	// size bounds the document from above: adds, replaces and copies
+	// count the value they put in, removals nothing.
+	size := int64(len(resource))
 	var doc any = obj
 	for i, op := range list {
 		var perr *Error
+		if v, ok := op.grows(doc); ok {
+			size += sizeAtMost(v, l.ResultBytes-size)
+			if size > l.ResultBytes {
+				return nil, &Error{Op: i, Path: op.rawPath, Kind: TooCostly,
+					Message: fmt.Sprintf("the patched resource would exceed %d bytes", l.ResultBytes)}
+			}
+		}
 		if doc, perr = op.apply(doc); perr != nil {
 			perr.Op, perr.Path = i, op.rawPath
 			return nil, perr
@@ -41,7 +62,24 @@ func JSONPatch(resource, ops []byte) ([]byte, error) {
 	if obj, ok := doc.(map[string]any); ok {
 		prune(obj)
 	}
-	return encode(doc)
+	out, err := encode(doc)
+	if err != nil {
+		return nil, err
+	}
+	return l.checkResult(out)
+}
+
+// grows returns the value op puts into doc, if it puts one in: what the
+// document may grow by.
+func (op jsonOp) grows(doc any) (any, bool) {
+	switch op.op {
+	case "add", "replace":
+		return op.value, true
+	case "copy":
+		v, err := lookup(doc, op.from)
+		return v, err == nil
+	}
+	return nil, false
 }
 
 // jsonOp is one operation of a JSON Patch document.

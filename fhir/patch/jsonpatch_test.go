@@ -194,3 +194,18 @@ func TestJSONPatchPDS(t *testing.T) {
 		})
 	}
 }
+
+// A JSON Patch whose copies double the document with each operation stops
+// at the result limit instead of exhausting memory.
+func TestJSONPatchCopyDoublingIsTooCostly(t *testing.T) {
+	ops := `[{"op":"add","path":"/x","value":[]}` + strings.Repeat(`,{"op":"copy","from":"","path":"/x/-"}`, 30) + `]`
+	_, err := patch.JSONPatch([]byte(`{"resourceType":"Patient","id":"a"}`), []byte(ops))
+	var pe *patch.Error
+	if !errors.As(err, &pe) || pe.Kind != patch.TooCostly {
+		t.Fatalf("JSONPatch error = %v, want a TooCostly *patch.Error", err)
+	}
+	many := `[` + strings.TrimSuffix(strings.Repeat(`{"op":"test","path":"/id","value":"a"},`, 1001), ",") + `]`
+	if _, err := patch.JSONPatch([]byte(`{"resourceType":"Patient","id":"a"}`), []byte(many)); !errors.As(err, &pe) || pe.Kind != patch.TooCostly {
+		t.Fatalf("JSONPatch of 1001 operations error = %v, want TooCostly", err)
+	}
+}

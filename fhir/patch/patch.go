@@ -34,7 +34,88 @@ const (
 	Inapplicable
 	// TestFailed: a JSON Patch test operation found a different value.
 	TestFailed
+	// TooCostly: the patch exceeds its Limits (too many operations, a
+	// result too large, a path too costly to evaluate).
+	TooCostly
 )
+
+// Limits bound what one patch may cost. A zero field takes the default of
+// DefaultLimits.
+type Limits struct {
+	// Operations bounds the operations of one patch document.
+	Operations int
+	// ResultBytes bounds the size of the patched resource, and of what a
+	// JSON Patch builds on the way (copy can double a document with each
+	// operation).
+	ResultBytes int64
+}
+
+// DefaultLimits are the limits of JSONPatch and FHIRPathPatch.
+var DefaultLimits = Limits{Operations: 1000, ResultBytes: 10 << 20}
+
+func (l Limits) withDefaults() Limits {
+	if l.Operations <= 0 {
+		l.Operations = DefaultLimits.Operations
+	}
+	if l.ResultBytes <= 0 {
+		l.ResultBytes = DefaultLimits.ResultBytes
+	}
+	return l
+}
+
+// checkOperations refuses a patch of more operations than the limits allow.
+func (l Limits) checkOperations(n int) *Error {
+	if n > l.Operations {
+		return &Error{Op: -1, Kind: TooCostly, Message: fmt.Sprintf("the patch has %d operations; at most %d are allowed", n, l.Operations)}
+	}
+	return nil
+}
+
+// checkResult refuses a patched resource larger than the limits allow.
+func (l Limits) checkResult(out []byte) ([]byte, error) {
+	if int64(len(out)) > l.ResultBytes {
+		return nil, &Error{Op: -1, Kind: TooCostly, Message: fmt.Sprintf("the patched resource would be %d bytes; at most %d are allowed", len(out), l.ResultBytes)}
+	}
+	return out, nil
+}
+
+// sizeAtMost returns an estimate of the size of v in JSON, walking no
+// further than limit: the answer is limit+1 for anything larger.
+func sizeAtMost(v any, limit int64) int64 {
+	var n int64
+	var walk func(any)
+	walk = func(v any) {
+		if n > limit {
+			return
+		}
+		switch x := v.(type) {
+		case map[string]any:
+			n += 2
+			for k, e := range x {
+				n += int64(len(k)) + 4
+				walk(e)
+				if n > limit {
+					return
+				}
+			}
+		case []any:
+			n += 2
+			for _, e := range x {
+				n++
+				walk(e)
+				if n > limit {
+					return
+				}
+			}
+		case string:
+			n += int64(len(x)) + 2
+		default:
+			n += 8
+		}
+	}
+	walk(v)
+	return min(n, limit+1)
+}
 
 // Error reports the operation of a patch that could not be applied.
 type Error struct {

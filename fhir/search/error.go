@@ -35,3 +35,9 @@ func invalid(name, format string, args ...any) *Error {
 func unsupported(name, format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: name, Diagnostics: fmt.Sprintf(format, args...)}
 }
+
+// tooMany returns a 400 "too-costly" error about parameter name: the
+// request exceeds one of the Limits.
+func tooMany(name, format string, args ...any) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "too-costly", Expression: name, Diagnostics: fmt.Sprintf(format, args...)}
+}

@@ -3,6 +3,7 @@ package search
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -424,6 +425,12 @@ func number(v any) (string, float64, bool) {
 	// The value alone: ParseNumber's, without the range it also works out.
 	r, _, ok := parseDecimal(text)
 	if !ok {
+		// A decimal beyond float64 (1e309) is still a valid FHIR decimal
+		// and stored: it is indexed at the largest float of its sign, so
+		// searches for large values find it rather than nothing.
+		if f, err := strconv.ParseFloat(text, 64); err != nil && math.IsInf(f, 0) {
+			return text, math.Copysign(math.MaxFloat64, f), true
+		}
 		return text, 0, false
 	}
 	f, _ := r.Float64()

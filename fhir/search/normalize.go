@@ -245,6 +245,13 @@ func ParseNumber(s string) (value, low, high float64, ok bool) {
 	value, _ = r.Float64()
 	low, _ = lo.Float64()
 	high, _ = hi.Float64()
+	if high <= value {
+		// Beyond 2^53 the range is narrower than a float's step (12345678901234567
+		// is [..66.5, ..67.5)): rounded, both ends could land on the float
+		// the value is stored as, and [low, high) would hold nothing. The
+		// open end moves up one step, so the stored value is inside.
+		high = math.Nextafter(high, math.Inf(1))
+	}
 	return value, low, high, true
 }
 

@@ -2,8 +2,10 @@ package search
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,12 +20,45 @@ const (
 	MaxCount     = 1000
 )
 
-// Bounds that keep a request from building an unbounded plan: the depth of
-// chains and nested _has, and the values of one parameter (ORed).
-const (
-	maxChain  = 4
-	maxValues = 1000
-)
+// Limits keep a request from building an unbounded plan. Each is a bound
+// a search may reach, not exceed; exceeding one is a 400 naming it. A zero
+// field takes the default of DefaultLimits.
+type Limits struct {
+	// Params bounds the filter parameters of one search (name=value
+	// pairs, each of which the engine ANDs).
+	Params int
+	// Values bounds the values ORed in one parameter (a,b,c).
+	Values int
+	// Chain bounds the depth of chains and nested _has.
+	Chain int
+	// Elements bounds the names of _elements.
+	Elements int
+	// Includes bounds the distinct _include and _revinclude parameters.
+	Includes int
+	// Count bounds _count: a larger one is lowered to it.
+	Count int
+	// Terms bounds the size of the whole plan: its values, each counted
+	// once for every type a chain reaches it through (a chain over the
+	// forty types Provenance.target refers to repeats its values forty
+	// times, and nested chains multiply).
+	Terms int
+}
+
+// DefaultLimits are the limits of a parse whose Options set none.
+var DefaultLimits = Limits{Params: 100, Values: 1000, Chain: 4, Elements: 200, Includes: 20, Count: MaxCount, Terms: 5000}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	for _, f := range []struct{ v, def *int }{
+		{&l.Params, &d.Params}, {&l.Values, &d.Values}, {&l.Chain, &d.Chain},
+		{&l.Elements, &d.Elements}, {&l.Includes, &d.Includes}, {&l.Count, &d.Count}, {&l.Terms, &d.Terms},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return l
+}
 
 // Options are the settings of one parse.
 type Options struct {
@@ -35,6 +70,8 @@ type Options struct {
 	Base string
 	// Now is the time "ap" dates are approximate relative to; zero: time.Now.
 	Now time.Time
+	// Limits bound the plan; zero fields take DefaultLimits'.
+	Limits Limits
 }
 
 // Plan is a parsed search: the store query, and how to shape the results.
@@ -63,10 +100,20 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 	if opt.Now.IsZero() {
 		opt.Now = time.Now()
 	}
-	p := &parser{r: r, opt: opt}
-	plan := &Plan{Query: store.Query{Type: typ, Count: DefaultCount}, Params: url.Values{}}
+	opt.Limits = opt.Limits.withDefaults()
+	p := &parser{r: r, opt: opt, elements: map[string]bool{}}
+	plan := &Plan{Query: store.Query{Type: typ, Count: min(DefaultCount, opt.Limits.Count)}, Params: url.Values{}}
+	if n := countFilters(q); n > opt.Limits.Params {
+		return nil, &Error{Status: 400, Code: "too-costly", fatal: true,
+			Diagnostics: fmt.Sprintf("the search has %d parameters; at most %d are allowed", n, opt.Limits.Params)}
+	}
 	for _, name := range sortedKeys(q) {
+		applied := map[string]bool{}
 		for _, value := range q[name] {
+			if applied[value] {
+				continue // a repeat adds nothing: an include, or a criterion ANDed with itself
+			}
+			applied[value] = true
 			err := p.param(plan, typ, name, value)
 			var e *Error
 			if errors.As(err, &e) && e.Code == "not-supported" && !e.fatal && !opt.Strict {
@@ -80,6 +127,10 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 				plan.Params.Add(name, value)
 			}
 		}
+	}
+	if n := terms(plan.Query.Where, opt.Limits.Terms); n > opt.Limits.Terms {
+		return nil, &Error{Status: 400, Code: "too-costly", fatal: true,
+			Diagnostics: fmt.Sprintf("the search expands to more than %d terms (values, repeated for each type a chain reaches); narrow its chains or value lists", opt.Limits.Terms)}
 	}
 	if plan.Summary == "count" || plan.Query.Count == 0 {
 		// A count alone (_summary=count, _count=0): no entries to include.
@@ -111,6 +162,44 @@ func (r *Registry) Compartment(typ, id string) (c store.Clause, ok bool) {
 	return c, true
 }
 
+// terms counts the terms of clauses, stopping once past limit (nested
+// chains multiply, so the count could otherwise overflow).
+func terms(clauses []store.Clause, limit int) int {
+	n := 0
+	for i := range clauses {
+		c := &clauses[i]
+		// A long token list (a ValueSet's expansion) is one lookup in a
+		// list, not a term per code.
+		n += 1 + min(len(c.Tokens), 64) + len(c.Strings) + len(c.Dates) + len(c.Numbers) + len(c.Quantities) +
+			len(c.References) + len(c.URIs) + len(c.Composites)
+		n += terms(c.Any, limit)
+		if c.Chain != nil {
+			n += len(c.Chain.Types) * terms(c.Chain.Where, limit)
+		}
+		if c.Has != nil {
+			n += terms(c.Has.Where, limit)
+		}
+		if n > limit {
+			return n
+		}
+	}
+	return n
+}
+
+// countFilters counts the name=value pairs of q that filter: all but the
+// result parameters, which cost little however many there are (the
+// includes and _elements have bounds of their own).
+func countFilters(q url.Values) int {
+	n := 0
+	for name, values := range q {
+		if !strings.HasPrefix(name, "_") || name == "_id" || name == "_lastUpdated" || strings.HasPrefix(name, "_has") ||
+			strings.HasPrefix(name, "_id:") || strings.HasPrefix(name, "_lastUpdated:") {
+			n += len(values)
+		}
+	}
+	return n
+}
+
 func sortedKeys(q url.Values) []string {
 	keys := make([]string, 0, len(q))
 	for k := range q {
@@ -123,6 +212,11 @@ func sortedKeys(q url.Values) []string {
 type parser struct {
 	r   *Registry
 	opt Options
+	// elements and includes are what the plan has of each, to add each
+	// once in constant time.
+	elements map[string]bool
+	includes map[store.Include]bool
+	revs     map[store.Include]bool
 }
 
 // param applies one name=value pair to plan.
@@ -139,7 +233,7 @@ func (p *parser) param(plan *Plan, typ, name, value string) error {
 		if err != nil || n < 0 {
 			return invalid(name, "_count must be a whole number, 0 or more, not %q", clip(value))
 		}
-		plan.Query.Count = min(n, MaxCount)
+		plan.Query.Count = min(n, p.opt.Limits.Count)
 		return nil
 	case "_total":
 		switch value {
@@ -167,7 +261,11 @@ func (p *parser) param(plan *Plan, typ, name, value string) error {
 			if e == "" || !isElementName(e) {
 				return invalid(name, "_elements lists element names such as name,birthDate, not %q", clip(value))
 			}
-			if !slices.Contains(plan.Elements, e) {
+			if !p.elements[e] {
+				if len(plan.Elements) == p.opt.Limits.Elements {
+					return tooMany(name, "_elements names more than %d elements", p.opt.Limits.Elements)
+				}
+				p.elements[e] = true
 				plan.Elements = append(plan.Elements, e)
 			}
 		}
@@ -181,6 +279,11 @@ func (p *parser) param(plan *Plan, typ, name, value string) error {
 	}
 	if value == "" {
 		return unsupported(name, "parameter %s has no value and is ignored", name)
+	}
+	if base == "_id" || base == "_lastUpdated" {
+		if modifier == "missing" && value == "false" {
+			return nil // every resource has an id and a lastUpdated
+		}
 	}
 	c, err := p.clause(typ, name, value, 0)
 	if err != nil {
@@ -267,14 +370,24 @@ func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) er
 			return unsupported(name, "%s: %s has no reference parameter %q", base, inc.Type, inc.Param)
 		}
 	}
-	if base == "_include" {
-		if inc.Type != typ && !inc.Iterate {
-			return invalid(name, "_include=%s names %s, not the searched type %s (use _include:iterate)", clip(value), inc.Type, typ)
-		}
-		plan.Query.Include = append(plan.Query.Include, inc)
-	} else {
-		plan.Query.RevInclude = append(plan.Query.RevInclude, inc)
+	if base == "_include" && inc.Type != typ && !inc.Iterate {
+		return invalid(name, "_include=%s names %s, not the searched type %s (use _include:iterate)", clip(value), inc.Type, typ)
 	}
+	seen, list := &p.includes, &plan.Query.Include
+	if base == "_revinclude" {
+		seen, list = &p.revs, &plan.Query.RevInclude
+	}
+	if (*seen)[inc] {
+		return nil // the same include twice includes the same resources
+	}
+	if len(plan.Query.Include)+len(plan.Query.RevInclude) == p.opt.Limits.Includes {
+		return tooMany(name, "more than %d distinct _include and _revinclude parameters", p.opt.Limits.Includes)
+	}
+	if *seen == nil {
+		*seen = map[store.Include]bool{}
+	}
+	(*seen)[inc] = true
+	*list = append(*list, inc)
 	return nil
 }
 
@@ -282,8 +395,8 @@ func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) er
 // a chain "ref[:Type].param…" or a reverse chain "_has:Type:ref:param…".
 // depth counts the chain links so far.
 func (p *parser) clause(typ, name, value string, depth int) (store.Clause, error) {
-	if depth > maxChain {
-		return store.Clause{}, invalid(name, "chains and _has nest at most %d deep", maxChain)
+	if depth > p.opt.Limits.Chain {
+		return store.Clause{}, tooMany(name, "chains and _has nest at most %d deep", p.opt.Limits.Chain)
 	}
 	if rest, ok := strings.CutPrefix(name, "_has:"); ok {
 		c, err := p.has(typ, name, rest, value, depth)
@@ -300,6 +413,14 @@ func (p *parser) clause(typ, name, value string, depth int) (store.Clause, error
 		return c, named(err, name)
 	}
 	if modifier == "missing" {
+		always := code == "_id" || code == "_lastUpdated"
+		switch {
+		case value == "true" && always:
+			// None misses them: an empty Any matches nothing.
+			return store.Clause{Param: code, Any: []store.Clause{}}, nil
+		case value == "false" && always:
+			return store.Clause{Param: code, Not: true, Any: []store.Clause{}}, nil
+		}
 		switch value {
 		case "true":
 			return store.Clause{Param: code, Presence: store.Missing}, nil
@@ -309,8 +430,8 @@ func (p *parser) clause(typ, name, value string, depth int) (store.Clause, error
 		return store.Clause{}, invalid(name, ":missing takes true or false, not %q", clip(value))
 	}
 	values := splitUnescaped(value, ',')
-	if len(values) > maxValues {
-		return store.Clause{}, invalid(name, "%d values; at most %d may be ORed in one parameter", len(values), maxValues)
+	if len(values) > p.opt.Limits.Values {
+		return store.Clause{}, tooMany(name, "%d values; at most %d may be ORed in one parameter", len(values), p.opt.Limits.Values)
 	}
 	c := store.Clause{Param: code}
 	var err error
@@ -352,8 +473,15 @@ func (p *parser) chain(typ, name string, sp *Param, modifier, rest, value string
 	}
 	inner, _, _ := strings.Cut(rest, ".")
 	innerCode, _, _ := strings.Cut(inner, ":")
-	chain := &store.Chain{}
-	var where *store.Clause
+	// The inner parameter may be of another kind on each target type
+	// (performer is a reference on CarePlan, a token on Task), so each
+	// type is searched with its own compiled clause; types whose clauses
+	// agree share one chain.
+	type group struct {
+		where store.Clause
+		types []string
+	}
+	var groups []group
 	var firstErr error
 	for _, t := range targets {
 		if _, ok := p.r.Param(t, innerCode); !ok && innerCode != "_has" {
@@ -364,19 +492,27 @@ func (p *parser) chain(typ, name string, sp *Param, modifier, rest, value string
 			firstErr = cmp(firstErr, err)
 			continue
 		}
-		if where == nil {
-			where = &c
+		i := slices.IndexFunc(groups, func(g group) bool { return reflect.DeepEqual(g.where, c) })
+		if i < 0 {
+			groups = append(groups, group{where: c})
+			i = len(groups) - 1
 		}
-		chain.Types = append(chain.Types, t)
+		groups[i].types = append(groups[i].types, t)
 	}
-	if where == nil {
+	if len(groups) == 0 {
 		if firstErr != nil {
 			return store.Clause{}, firstErr
 		}
 		return store.Clause{}, unsupported(name, "none of the types %s refers to has a search parameter %q", sp.Code, innerCode)
 	}
-	chain.Where = []store.Clause{*where}
-	return store.Clause{Param: sp.Code, Chain: chain}, nil
+	chains := make([]store.Clause, len(groups))
+	for i, g := range groups {
+		chains[i] = store.Clause{Param: sp.Code, Chain: &store.Chain{Types: g.types, Where: []store.Clause{g.where}}}
+	}
+	if len(chains) == 1 {
+		return chains[0], nil
+	}
+	return store.Clause{Param: sp.Code, Any: chains}, nil
 }
 
 // named sets the expression of a parse error of a chain's inner parameter

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -250,7 +251,10 @@ func TestParseErrors(t *testing.T) {
 		{"include not of the searched type", "Patient", "_include=Observation:subject", false, "invalid", "_include"},
 		{"include malformed", "Patient", "_include=subject", false, "invalid", "_include"},
 		{"composite parts", "Observation", "code-value-concept=a", false, "invalid", "code-value-concept"},
-		{"too many values", "Patient", "_id=" + strings.Repeat("a,", 1000) + "a", false, "invalid", "_id"},
+		{"too many values", "Patient", "_id=" + strings.Repeat("a,", 1000) + "a", false, "too-costly", "_id"},
+		{"too many parameters", "Patient", strings.Repeat("family=a&", 100) + "family=a", false, "too-costly", ""},
+		{"too many elements", "Patient", "_elements=" + elementNames(201), false, "too-costly", "_elements"},
+		{"too many includes", "Patient", includes(21), true, "too-costly", "_revinclude:iterate"},
 		{"unknown parameter strict", "Patient", "shoe-size=9", true, "not-supported", "shoe-size"},
 		{"unknown modifier strict", "Patient", "name:sounds-like=x", true, "not-supported", "name:sounds-like"},
 		{"token in strict", "Condition", "code:in=http://example.org/vs", true, "not-supported", "code:in"},
@@ -333,4 +337,29 @@ func TestCompartment(t *testing.T) {
 	if _, ok := r.Compartment("Organization", "p1"); ok {
 		t.Error("Organization is not in the Patient compartment")
 	}
+}
+
+// elementNames lists n distinct element names for _elements.
+func elementNames(n int) string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "e" + strconv.Itoa(i)
+	}
+	return strings.Join(names, ",")
+}
+
+// includes is a query of n distinct _revinclude parameters, each twice:
+// repeats count once.
+func includes(n int) string {
+	types := []string{"Appointment", "CarePlan", "CareTeam", "Condition", "Encounter", "Group",
+		"Observation", "Organization", "Patient", "Practitioner", "PractitionerRole"}
+	var q []string
+	for i := range n {
+		v := "_revinclude=" + types[i%len(types)] + ":*"
+		if i >= len(types) {
+			v = "_revinclude:iterate=" + types[i%len(types)] + ":*"
+		}
+		q = append(q, v, v)
+	}
+	return strings.Join(q, "&")
 }

@@ -526,7 +526,7 @@ func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 		page.Matches = append(page.Matches, v)
 	}
 	if len(q.Include) > 0 || len(q.RevInclude) > 0 {
-		if page.Included, err = s.include(ctx, q, docs); err != nil {
+		if page.Included, page.IncludedCut, err = s.include(ctx, q, docs); err != nil {
 			return nil, fmt.Errorf("mongo: search %s: include: %w", q.Type, err)
 		}
 	}
@@ -685,8 +685,9 @@ func decodeSearchCursor(s string, n int) ([]bson.RawValue, bool, error) {
 }
 
 // include returns the resources that q's Include and RevInclude add to a
-// page of matches docs, each once and none of the matches.
-func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) ([]*store.Version, error) {
+// page of matches docs, each once and none of the matches, and whether it
+// stopped at maxIncluded or maxIncludeRounds with more to add.
+func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) (out []*store.Version, cut bool, err error) {
 	type source struct {
 		typ string
 		doc bson.Raw
@@ -702,13 +703,16 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) ([]
 	// follow their references.
 	iterate := slices.ContainsFunc(q.Include, func(i store.Include) bool { return i.Iterate }) ||
 		slices.ContainsFunc(q.RevInclude, func(i store.Include) bool { return i.Iterate })
-	var out []*store.Version
-	for round := 0; round < maxIncludeRounds && len(frontier) > 0 && len(out) < maxIncluded; round++ {
+	round := 0
+	for ; round < maxIncludeRounds && len(frontier) > 0; round++ {
 		var next []source
 		add := func(typ string, d bson.Raw) error {
 			key := typ + "/" + d.Lookup("_id").StringValue()
-			if seen[key] || len(out) >= maxIncluded {
+			if seen[key] {
 				return nil
+			}
+			if len(out) >= maxIncluded {
+				return errIncludedFull // and stop reading
 			}
 			seen[key] = true
 			v, err := rawVersion(typ, d)
@@ -739,8 +743,9 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) ([]
 		}
 		for _, typ := range slices.Sorted(maps.Keys(targets)) {
 			filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: targets[typ]}}}, {Key: fieldDeleted, Value: false}}
-			if err := s.each(ctx, typ, filter, maxIncluded-len(out), iterate, add); err != nil {
-				return nil, err
+			// One more than fits tells that the includes were cut.
+			if err := s.each(ctx, typ, filter, maxIncluded-len(out)+1, iterate, add); err != nil {
+				return out, errors.Is(err, errIncludedFull), ignoreFull(err)
 			}
 		}
 		// Revincludes: the resources that reference the frontier.
@@ -753,13 +758,25 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) ([]
 				keys = append(keys, store.RefTyped+src.typ+"/"+src.doc.Lookup("_id").StringValue())
 			}
 			filter := bson.D{{Key: field("r", inc.Param), Value: bson.D{{Key: "$in", Value: keys}}}, {Key: fieldDeleted, Value: false}}
-			if err := s.each(ctx, inc.Type, filter, maxIncluded-len(out), iterate, add); err != nil {
-				return nil, err
+			// One more than fits tells that the includes were cut.
+			if err := s.each(ctx, inc.Type, filter, maxIncluded-len(out)+1, iterate, add); err != nil {
+				return out, errors.Is(err, errIncludedFull), ignoreFull(err)
 			}
 		}
 		frontier = next
 	}
-	return out, nil
+	return out, round == maxIncludeRounds && len(frontier) > 0 && q.Iterates(), nil
+}
+
+// errIncludedFull stops include reading once it has maxIncluded resources.
+var errIncludedFull = errors.New("includes are full")
+
+// ignoreFull returns err unless it is errIncludedFull.
+func ignoreFull(err error) error {
+	if errors.Is(err, errIncludedFull) {
+		return nil
+	}
+	return err
 }
 
 // each calls fn with the first limit documents of typ that filter selects,

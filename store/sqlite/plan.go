@@ -295,6 +295,9 @@ func rank(t term) int {
 	case isValueClause(c):
 		return 1
 	case c.Any != nil:
+		if len(c.Any) == 0 {
+			return -1 // matches nothing: a condition, not a set to drive from
+		}
 		for i := range c.Any {
 			if r := rank(term{&c.Any[i]}); r < 0 || r == 4 || c.Any[i].Any != nil {
 				return -1

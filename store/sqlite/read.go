@@ -237,16 +237,24 @@ func (r *reader) Search(ctx context.Context, q store.Query) ([]*store.Version, e
 }
 
 // stmtCache keeps the prepared statements of generated SQL. History has a
-// few dozen shapes and searches repeat theirs; past maxCached shapes the
-// statement is prepared per call instead, so odd queries cannot grow the
-// cache without bound.
+// few dozen shapes and searches repeat theirs; past maxCached shapes, or
+// maxCachedBytes of SQL, the statement is prepared per call instead, so
+// odd queries cannot grow the cache without bound. A prepared statement's
+// memory grows with its SQL, on every connection it runs on: a long one
+// (a chain of ORed values) is never cached, so a client sending many
+// cannot hold that memory.
 type stmtCache struct {
-	conn conn
-	mu   sync.Mutex
-	m    map[string]*sql.Stmt
+	conn  conn
+	mu    sync.Mutex
+	m     map[string]*sql.Stmt
+	bytes int // SQL text of the statements in m
 }
 
-const maxCached = 256
+const (
+	maxCached      = 256
+	maxCachedBytes = 256 << 10
+	maxCachedSQL   = 4 << 10
+)
 
 func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	c.mu.Lock()
@@ -254,7 +262,7 @@ func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if s, ok := c.m[query]; ok {
 		return s, nil
 	}
-	if len(c.m) >= maxCached {
+	if len(c.m) >= maxCached || len(query) > maxCachedSQL || c.bytes+len(query) > maxCachedBytes {
 		return nil, nil
 	}
 	s, err := c.conn.PrepareContext(ctx, query)
@@ -262,6 +270,7 @@ func (c *stmtCache) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 		return nil, err
 	}
 	c.m[query] = s
+	c.bytes += len(query)
 	return s, nil
 }
 
@@ -316,6 +325,7 @@ func (c *stmtCache) close() {
 		s.Close()
 		delete(c.m, q)
 	}
+	c.bytes = 0
 }
 
 func fromMillis(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

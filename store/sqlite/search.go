@@ -314,7 +314,7 @@ func (r *reader) find(ctx context.Context, q store.Query) (*store.Page, error) {
 		}
 	}
 	if len(page.Matches) > 0 && (len(q.Include) > 0 || len(q.RevInclude) > 0) {
-		if page.Included, err = r.include(ctx, q, page.Matches); err != nil {
+		if page.Included, page.IncludedCut, err = r.include(ctx, q, page.Matches); err != nil {
 			return nil, fmt.Errorf("include: %w", err)
 		}
 	}
@@ -458,16 +458,17 @@ func decodeSearchCursor(s string, n int) ([]any, bool, error) {
 }
 
 // include returns the resources that q's Include and RevInclude add to a
-// page of matches, each once and none of the matches.
-func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Version) ([]*store.Version, error) {
+// page of matches, each once and none of the matches, and whether it
+// stopped at maxIncluded or maxIncludeRounds with more to add.
+func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Version) (out []*store.Version, cut bool, err error) {
 	lookup := r.lookup(ctx)
 	seen := map[string]bool{}
 	for _, v := range matches {
 		seen[v.Type+"/"+v.ID] = true
 	}
 	frontier := matches
-	var out []*store.Version
-	for round := 0; round < maxIncludeRounds && len(frontier) > 0; round++ {
+	round := 0
+	for ; round < maxIncludeRounds && len(frontier) > 0; round++ {
 		var next []*store.Version
 		targets := map[string][]string{} // "Type/id" keys of resources to add
 		var order []string
@@ -499,14 +500,14 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 			if inc.Param != "*" {
 				pr, err := lookup(inc.Type, inc.Param)
 				if err != nil {
-					return nil, err
+					return nil, false, err
 				}
 				query += " AND pid = ?"
 				args = append(args, pr.pid)
 			}
 			refs, err := r.strings(ctx, query, args...)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			slices.Sort(refs)
 			for _, ref := range refs {
@@ -526,22 +527,23 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 			}
 			pr, err := lookup(inc.Type, inc.Param)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			ids, err := r.strings(ctx, "SELECT DISTINCT r.id FROM refs JOIN resources r ON r.rid = refs.rid WHERE refs.pid = ? AND refs.key IN ("+placeholders(len(keys))+") ORDER BY r.id",
 				append([]any{pr.pid}, keys...)...)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			for _, id := range ids {
 				want(inc.Type + "/" + id)
 			}
 		}
-		for _, t := range order {
+		for i, t := range order {
 			ids := targets[t][:min(len(targets[t]), maxIncluded-len(out))]
+			cut = len(ids) < len(targets[t]) || i < len(order)-1 || q.Iterates()
 			found, err := r.current(ctx, t, ids)
 			if err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			for _, id := range ids {
 				if v := found[id]; v != nil {
@@ -550,12 +552,12 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 				}
 			}
 			if len(out) >= maxIncluded {
-				return out, nil
+				return out, cut, nil
 			}
 		}
 		frontier = next
 	}
-	return out, nil
+	return out, round == maxIncludeRounds && len(frontier) > 0 && q.Iterates(), nil
 }
 
 // current returns the current, non-deleted versions of the resources of

@@ -19,9 +19,15 @@ func (p *planSQL) values(typ, r string, t term) error {
 	if err != nil {
 		return err
 	}
-	n := 0
+	// Each value is one SELECT of a compound; SQLite allows at most 500
+	// terms in one, so a longer list (up to the 1,000 values a search
+	// takes) is written as a compound of compounds in chunks.
+	n, start := 0, p.b.Len()
 	sub := func(table, cond string, args ...any) {
-		if n > 0 {
+		switch {
+		case n > 0 && n%maxCompound == 0:
+			p.b.WriteString(") UNION ALL SELECT * FROM (")
+		case n > 0:
 			p.b.WriteString(" UNION ALL ")
 		}
 		n++
@@ -135,8 +141,17 @@ func (p *planSQL) values(typ, r string, t term) error {
 	if n == 0 {
 		p.b.WriteString("SELECT NULL WHERE 0")
 	}
+	if n > maxCompound {
+		sql := p.b.String()
+		p.b.Reset()
+		p.b.WriteString(sql[:start] + "SELECT * FROM (" + sql[start:] + ")")
+	}
 	return nil
 }
+
+// maxCompound is the most SELECTs values writes in one compound, below
+// SQLite's limit of 500.
+const maxCompound = 400
 
 // maxTokenTerms is the most token matches a clause writes as one SELECT
 // each; beyond it, their system|code pairs are looked up through a JSON
@@ -220,7 +235,21 @@ func dateCond(low, high string, ms []store.DateMatch) (string, []any) {
 		}
 		or = append(or, "("+strings.Join(and, " AND ")+")")
 	}
-	return strings.Join(or, " OR "), args
+	return balancedOr(or), args
+}
+
+// balancedOr joins conditions with OR in groups, so that a long list does
+// not build an expression tree deeper than SQLite's limit of 1,000.
+func balancedOr(or []string) string {
+	const group = 32
+	for len(or) > group {
+		var next []string
+		for i := 0; i < len(or); i += group {
+			next = append(next, "("+strings.Join(or[i:min(i+group, len(or))], " OR ")+")")
+		}
+		or = next
+	}
+	return strings.Join(or, " OR ")
 }
 
 // quantityCond returns the condition of a quantity match on the columns

@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"runtime"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir/patch"
+	"carefhir/fhir/search"
+)
+
+// Limits bound what one request may cost, so that no request, however
+// written, holds the server's CPU, memory or store for long. docs/limits.md
+// lists them with their defaults, flags and answers. A zero field takes
+// its default.
+type Limits struct {
+	// Deadline bounds the time a request's work may take: its context is
+	// cancelled then, which stops its queries on either engine. Default
+	// DefaultDeadline.
+	Deadline time.Duration
+	// UnitOfWork bounds the time one unit of work (a transaction Bundle,
+	// a batch entry, a conditional create or update) may run inside the store, where
+	// on SQLite it holds the single writer. Default DefaultUnitOfWork.
+	UnitOfWork time.Duration
+	// Search bounds search plans (parameters, ORed values, chain depth,
+	// _elements, includes, _count).
+	Search search.Limits
+	// PatchOperations bounds the operations of one patch; the patched
+	// resource is bounded by the body limit.
+	PatchOperations int
+	// BundleEntries bounds the entries of a transaction or batch Bundle.
+	BundleEntries int
+	// LargeBodies bounds how many requests with a body over LargeBody
+	// bytes (or of unknown length) are served at once; others wait for a
+	// turn within their deadline. Decoding, validating and patching a
+	// large body costs CPU in proportion to it, so a few clients sending
+	// large bodies cannot take every core from the small requests of the
+	// others. Default: half the cores, at least one.
+	LargeBodies int
+}
+
+// LargeBody is the body size from which a request counts against
+// Limits.LargeBodies: larger than any single resource of care
+// coordination, smaller than bulk loads.
+const LargeBody = 256 << 10
+
+// Defaults of Limits.
+const (
+	DefaultDeadline      = 30 * time.Second
+	DefaultUnitOfWork    = 15 * time.Second
+	DefaultBundleEntries = 10000
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.Deadline <= 0 {
+		l.Deadline = DefaultDeadline
+	}
+	if l.UnitOfWork <= 0 {
+		l.UnitOfWork = DefaultUnitOfWork
+	}
+	if l.BundleEntries <= 0 {
+		l.BundleEntries = DefaultBundleEntries
+	}
+	if l.LargeBodies <= 0 {
+		l.LargeBodies = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	if l.PatchOperations <= 0 {
+		l.PatchOperations = patch.DefaultLimits.Operations
+	}
+	return l
+}
+
+// withDeadline gives every request a context that ends after d, so the
+// handler's store calls stop (SQLite is interrupted, MongoDB gets
+// maxTimeMS) when a request has cost its share, or when its client has
+// gone. The answer is then 503 with Retry-After (see fromError).
+func withDeadline(d time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+		defer cancel()
+		c.Request = c.Request.WithContext(ctx)
+		c.Set(ctxDeadline, d)
+		c.Next()
+	}
+}
+
+// takeTurns serves at most n requests with large bodies at a time. A
+// request that does not get a turn before its deadline is 503.
+func takeTurns(n int) gin.HandlerFunc {
+	turns := make(chan struct{}, n)
+	return func(c *gin.Context) {
+		if c.Request.ContentLength >= 0 && c.Request.ContentLength <= LargeBody {
+			c.Next()
+			return
+		}
+		select {
+		case turns <- struct{}{}:
+			defer func() { <-turns }()
+			c.Next()
+		case <-c.Request.Context().Done():
+			c.Error(c.Request.Context().Err())
+			c.Abort()
+		}
+	}
+}
+
+// checkQuery refuses a query string that does not parse (a bad %-escape,
+// a ';', more parameters than net/url reads) with 400: read leniently, it
+// would lose criteria and answer more than was asked for.
+func checkQuery(c *gin.Context) {
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		c.Error(errorf(http.StatusBadRequest, "invalid", "the query string does not parse: %v", trimURLError(err)))
+		c.Abort()
+		return
+	}
+	c.Next()
+}
+
+// trimURLError keeps the reason of a net/url error, without the echo of a
+// possibly long query.
+func trimURLError(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// searchOptions are the parse options of a search under the limits.
+func (a *api) searchOptions(strict bool, base string) search.Options {
+	return search.Options{Strict: strict, Base: base, Limits: a.cfg.Limits.Search}
+}
+
+// patchLimits are the limits of a patch: its result is held to the body
+// limit, as an update's body is.
+func (a *api) patchLimits() patch.Limits {
+	return patch.Limits{Operations: a.cfg.Limits.PatchOperations, ResultBytes: a.cfg.MaxBodyBytes}
+}
+
+// deadlineError is the answer to a request stopped at its deadline d (0
+// when not known).
+func deadlineError(d time.Duration) *Error {
+	within := "its deadline"
+	if d > 0 {
+		within += " of " + d.String()
+	}
+	e := errorf(http.StatusServiceUnavailable, "too-costly", "the request did not finish within %s: narrow it, or try again later", within)
+	e.Header = http.Header{"Retry-After": {"5"}}
+	return e
+}

@@ -1,0 +1,375 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"carefhir/server"
+)
+
+// The regression suite of the robustness findings: requests a hostile or
+// careless client can send that once exhausted the server or were
+// answered wrongly. Each runs through HTTP on both engines.
+
+const robustPatient = `{"resourceType":"Patient","name":[{"family":"Ward","given":["Sarah"]}],"gender":"female"}`
+
+// entries returns the search Bundle's entries in search mode mode ("" for
+// any).
+func entries(t *testing.T, r *response, mode string) []any {
+	t.Helper()
+	var out []any
+	es, _ := get(r.json(t), "entry").([]any)
+	for _, e := range es {
+		if mode == "" || str(e, "search", "mode") == mode {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestCostlyPatchesAreRefused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", robustPatient), "id")
+		tests := []struct {
+			name, contentType, body, code string
+			status                        int
+		}{
+			{"json patch copy doubling", "application/json-patch+json",
+				`[{"op":"add","path":"/x","value":[]}` + strings.Repeat(`,{"op":"copy","from":"","path":"/x/-"}`, 30) + `]`,
+				"too-costly", http.StatusUnprocessableEntity},
+			{"json patch of too many operations", "application/json-patch+json",
+				`[` + strings.TrimSuffix(strings.Repeat(`{"op":"test","path":"/gender","value":"female"},`, 1001), ",") + `]`,
+				"too-costly", http.StatusUnprocessableEntity},
+			{"fhirpath patch string doubling", "application/fhir+json",
+				fhirpathDelete("Patient.name.where('x'.repeat($this + $this).count() > 0).family"),
+				"too-costly", http.StatusUnprocessableEntity},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := c.do("PATCH", "/Patient/"+id, tt.body, "Content-Type", tt.contentType)
+				r.want(t, tt.status).outcome(t, tt.code, "")
+			})
+		}
+		// Huge powers answer at once, as overflow (empty: nothing selected).
+		r := c.do("PATCH", "/Patient/"+id, fhirpathDelete("Patient.name.where(2.power(9223372036854775807) > 0 or 3.power(100000000) > 0)"),
+			"Content-Type", "application/fhir+json")
+		r.want(t, http.StatusOK)
+		c.do("GET", "/Patient/"+id+"/_history", "").want(t, http.StatusOK)
+		if v := str(c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "2" {
+			t.Errorf("versionId %s after one accepted patch, want 2", v)
+		}
+	})
+}
+
+// fhirpathDelete is a FHIRPath Patch deleting what path selects.
+func fhirpathDelete(path string) string {
+	return fmt.Sprintf(`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":%q}]}]}`, path)
+}
+
+func TestUnparseableQueryIs400(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Patient", robustPatient)
+		for _, q := range []string{
+			"/Patient?family=Smith%zz",
+			"/Patient?family=Smith;",
+			"/Patient?" + strings.Repeat("family=a&", 10001),
+			"/Patient/_history?_since=2020%zz",
+			"/_history?x=%",
+		} {
+			r := c.do("GET", q, "", "Prefer", "handling=lenient")
+			r.want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		}
+	})
+}
+
+func TestSearchBoundsAre400(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		names := make([]string, 201)
+		for i := range names {
+			names[i] = fmt.Sprintf("e%d", i)
+		}
+		for _, tt := range []struct{ query, expression string }{
+			{"/Patient?" + strings.Repeat("family=a&", 101), ""},
+			{"/Patient?family=" + strings.Repeat("a,", 1000) + "a", "family"},
+			{"/Patient?_elements=" + strings.Join(names, ","), "_elements"},
+			{"/Provenance?target._has:Provenance:target:target._has:Provenance:target:target.identifier=" + strings.Repeat("a,", 9) + "a", ""},
+			{"/Patient?_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:agent=x", "_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:_has:Provenance:target:agent"},
+		} {
+			r := c.do("GET", tt.query, "")
+			r.want(t, http.StatusBadRequest).outcome(t, "too-costly", tt.expression)
+		}
+		// 9,990 copies of one include are one include.
+		r := c.do("GET", "/Patient?"+strings.Repeat("_revinclude:iterate=Observation:subject&", 9990), "")
+		r.want(t, http.StatusOK)
+	})
+}
+
+// OR lists up to the documented maximum work on every kind of parameter.
+func TestLongORListsWork(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", robustPatient), "id")
+		list := func(last string, f func(i int) string) string {
+			vs := make([]string, 0, 1000)
+			for i := range 999 {
+				vs = append(vs, f(i))
+			}
+			return strings.Join(append(vs, last), ",")
+		}
+		for _, q := range []string{
+			"/Patient?family=" + list("Ward", func(i int) string { return fmt.Sprintf("n%d", i) }),
+			"/Patient?birthdate=" + list("ne1900-01-01", func(i int) string { return fmt.Sprintf("%d-01-01", 1000+i) }),
+			"/Patient?_lastUpdated=" + list("gt2000-01-01", func(i int) string { return fmt.Sprintf("%d-01-01", 1000+i) }),
+			"/Patient?_id=" + list(id, func(i int) string { return fmt.Sprintf("x%d", i) }),
+			"/Patient?gender=" + list("female", func(i int) string { return fmt.Sprintf("g%d", i) }),
+			"/Patient?general-practitioner=" + list("Practitioner/p", func(i int) string { return fmt.Sprintf("Practitioner/p%d", i) }) + "&family=Ward,Ward",
+			"/Patient?_has:Observation:subject:code=" + list("x", func(i int) string { return fmt.Sprintf("c%d", i) }) + "&_has:Observation:subject:code:missing=true",
+			"/Provenance?target.identifier=" + strings.Repeat("s|c,", 63) + "s|c",
+			"/Provenance?target._has:Provenance:target:agent=" + strings.Repeat("Practitioner/x,", 63) + "Practitioner/x",
+			"/Patient?_has:Provenance:target:target._has:Provenance:target:agent=" + strings.Repeat("Practitioner/x,", 63) + "Practitioner/x",
+		} {
+			r := c.do("GET", q, "")
+			r.want(t, http.StatusOK)
+		}
+		r := c.do("GET", "/Patient?family="+list("Ward", func(i int) string { return fmt.Sprintf("n%d", i) }), "")
+		if n := len(entries(t, r, "match")); n != 1 {
+			t.Errorf("1,000 ORed names including Ward: %d matches, want 1", n)
+		}
+	})
+}
+
+func TestMissingOnIDAndLastUpdated(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Patient", robustPatient)
+		for _, tt := range []struct {
+			query string
+			want  int
+		}{
+			{"/Patient?_id:missing=true", 0},
+			{"/Patient?_lastUpdated:missing=true", 0},
+			{"/Patient?_id:missing=false", 1},
+			{"/Patient?_lastUpdated:missing=false", 1},
+		} {
+			r := c.do("GET", tt.query, "").want(t, http.StatusOK)
+			if n := len(entries(t, r, "match")); n != tt.want {
+				t.Errorf("%s: %d matches, want %d", tt.query, n, tt.want)
+			}
+		}
+	})
+}
+
+func TestHistoryAtYearZero(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Patient", robustPatient)
+		r := c.do("GET", "/Patient/_history?_at=0000", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "")); n != 0 {
+			t.Errorf("_at=0000: %d versions, want none (nothing was current in year 0)", n)
+		}
+	})
+}
+
+// A chain across target types compiles the inner parameter for each type:
+// Provenance.target reaches CarePlan (performer a reference) and Task
+// (performer a token).
+func TestChainPerTargetType(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		task := str(c.create("Task", `{"resourceType":"Task","status":"requested","intent":"order","performerType":[{"coding":[{"code":"nurse"}]}]}`), "id")
+		c.create("Provenance", fmt.Sprintf(`{"resourceType":"Provenance","target":[{"reference":"Task/%s"}],"recorded":"2024-01-01T00:00:00Z","agent":[{"who":{"display":"x"}}]}`, task))
+		r := c.do("GET", "/Provenance?target.performer=nurse", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "match")); n != 1 {
+			t.Errorf("Provenance?target.performer=nurse: %d matches, want 1 (the Task's performer)", n)
+		}
+	})
+}
+
+// Concurrent conditional updates of what nothing matches yet: one creates,
+// every other updates, and every acknowledged write is a version in the
+// history carrying that client's content.
+func TestConcurrentConditionalUpdate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const clients = 30
+		statuses := make([]int, clients)
+		bodies := make([]map[string]any, clients)
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := fmt.Sprintf(`{"resourceType":"Patient","identifier":[{"system":"urn:x","value":"cc1"}],"name":[{"family":"Client%d"}]}`, i)
+				req, _ := http.NewRequest("PUT", c.base+"/Patient?identifier=urn:x|cc1", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/fhir+json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				statuses[i] = resp.StatusCode
+				json.NewDecoder(resp.Body).Decode(&bodies[i])
+			}()
+		}
+		wg.Wait()
+		created, acknowledged := 0, 0
+		for i, s := range statuses {
+			switch s {
+			case http.StatusCreated:
+				created++
+				acknowledged++
+			case http.StatusOK:
+				acknowledged++
+			case http.StatusConflict, http.StatusPreconditionFailed:
+				continue
+			default:
+				t.Fatalf("client %d: status %d", i, s)
+			}
+			if got, want := str(bodies[i], "name", 0, "family"), fmt.Sprintf("Client%d", i); got != want {
+				t.Errorf("client %d answered with %s's content", i, got)
+			}
+		}
+		if created != 1 {
+			t.Errorf("%d creates, want 1", created)
+		}
+		r := c.do("GET", "/Patient?identifier=urn:x|cc1", "").want(t, http.StatusOK)
+		matches := entries(t, r, "match")
+		if len(matches) != 1 {
+			t.Fatalf("%d Patients with the identifier, want 1", len(matches))
+		}
+		id := str(matches[0], "resource", "id")
+		h := c.do("GET", "/Patient/"+id+"/_history?_count=100", "").want(t, http.StatusOK)
+		if n := len(entries(t, h, "")); n != acknowledged {
+			t.Errorf("history holds %d versions; %d writes were acknowledged", n, acknowledged)
+		}
+	})
+}
+
+// Bodies with very many problems answer a small OperationOutcome: the
+// first problems and one issue counting the rest.
+func TestDecodeIssuesAreCapped(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		tests := []struct{ name, contentType, body string }{
+			{"json wrong-typed items", "application/fhir+json",
+				`{"resourceType":"Patient","name":[` + strings.TrimSuffix(strings.Repeat("1,", 500000), ",") + `]}`},
+			{"xml unknown elements", "application/fhir+xml",
+				`<Patient xmlns="http://hl7.org/fhir">` + strings.Repeat("<x/>", 300000) + `</Patient>`},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := c.do("POST", "/Patient", tt.body, "Content-Type", tt.contentType)
+				r.want(t, http.StatusBadRequest)
+				issues, _ := get(r.json(t), "issue").([]any)
+				if len(issues) > 101 || len(r.body) > 64<<10 {
+					t.Fatalf("%d issues, %d bytes: want at most 101 issues", len(issues), len(r.body))
+				}
+				if last := str(issues[len(issues)-1], "diagnostics"); !strings.Contains(last, "more problems") {
+					t.Errorf("last issue %q does not count the problems left out", last)
+				}
+			})
+		}
+		// An element of many attributes is refused before it is parsed.
+		r := c.do("POST", "/Patient", `<Patient xmlns="http://hl7.org/fhir" `+attributes(100000)+`/>`, "Content-Type", "application/fhir+xml")
+		r.want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		r = c.do("GET", "/Patient", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "match")); n != 0 {
+			t.Errorf("%d Patients stored by refused requests", n)
+		}
+	})
+}
+
+func attributes(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "a%d=\"x\" ", i)
+	}
+	return b.String()
+}
+
+// A character reference to a surrogate is refused in XML as \ud800 is in
+// JSON, rather than stored as U+FFFD.
+func TestLoneSurrogateRefused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/Patient", `<Patient xmlns="http://hl7.org/fhir"><name><family value="W&#xD800;rd"/></name></Patient>`,
+			"Content-Type", "application/fhir+xml")
+		r.want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		r = c.do("POST", "/Patient", `{"resourceType":"Patient","name":[{"family":"W\ud800rd"}]}`)
+		r.want(t, http.StatusBadRequest)
+		r = c.do("POST", "/Patient", `<Patient xmlns="http://hl7.org/fhir"><name><family value="W&#xE9;rd &#55295;"/></name></Patient>`,
+			"Content-Type", "application/fhir+xml")
+		r.want(t, http.StatusCreated)
+	})
+}
+
+// Numbers beyond float64's precision or range are found by the searches
+// that should find them.
+func TestBigNumbers(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":12345678901234567,"unit":"{beats}"}}`)
+		c.do("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"y"},"valueQuantity":{"value":1e309,"unit":"mg"}}`).want(t, http.StatusCreated)
+		for _, tt := range []struct{ query string }{
+			{"/Observation?value-quantity=12345678901234567"},
+			{"/Observation?value-quantity=12345678901234567||{beats}"},
+			{"/Observation?value-quantity=gt1e300"},
+		} {
+			r := c.do("GET", tt.query+"&_summary=count", "").want(t, http.StatusOK)
+			if n := get(r.json(t), "total"); n != 1.0 {
+				t.Errorf("%s: %v matches, want 1", tt.query, n)
+			}
+		}
+	})
+}
+
+// Includes cut at the server's bound say so in an outcome entry.
+func TestIncludeCutIsReported(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		prev := "Patient/" + str(c.create("Patient", robustPatient), "id")
+		for range 6 {
+			p := c.create("Provenance", fmt.Sprintf(`{"resourceType":"Provenance","target":[{"reference":%q}],"recorded":"2024-01-01T00:00:00Z","agent":[{"who":{"display":"x"}}]}`, prev))
+			prev = "Provenance/" + str(p, "id")
+		}
+		r := c.do("GET", "/Patient?_revinclude:iterate=Provenance:target", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "include")); n != 4 {
+			t.Errorf("%d included, want 4 (four rounds)", n)
+		}
+		outcomes := entries(t, r, "outcome")
+		if len(outcomes) != 1 || str(outcomes[0], "resource", "issue", 0, "code") != "too-costly" {
+			t.Errorf("outcome entries %v, want one saying the includes were cut", outcomes)
+		}
+		r = c.do("GET", "/Patient?_revinclude=Provenance:target", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "outcome")); n != 0 {
+			t.Errorf("%d outcome entries for includes not cut", n)
+		}
+	})
+}
+
+// A request past its deadline is stopped and answered 503 with
+// Retry-After, and the cause is logged.
+func TestRequestDeadline(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("GET", "/Patient?name=Ward", "").want(t, http.StatusServiceUnavailable)
+		r.outcome(t, "too-costly", "")
+		if r.header.Get("Retry-After") == "" {
+			t.Error("no Retry-After")
+		}
+		if !strings.Contains(c.logs.String(), `"error"`) {
+			t.Errorf("the 503 was logged without its cause: %s", c.logs.String())
+		}
+	}, func(cfg *server.Config) { cfg.Limits.Deadline = time.Nanosecond })
+}
+
+// A unit of work past its time is 503 and writes nothing.
+func TestUnitOfWorkTime(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[` +
+			`{"resource":` + robustPatient + `,"request":{"method":"POST","url":"Patient"}},` +
+			`{"request":{"method":"GET","url":"Patient?name=Ward"}}]}`
+		c.do("POST", "", tx).want(t, http.StatusServiceUnavailable).outcome(t, "too-costly", "")
+		c.do("PUT", "/Patient?identifier=urn:x|1", robustPatient).want(t, http.StatusServiceUnavailable)
+		r := c.do("GET", "/Patient", "").want(t, http.StatusOK)
+		if n := len(entries(t, r, "match")); n != 0 {
+			t.Errorf("%d Patients written by units of work stopped at their time", n)
+		}
+	}, func(cfg *server.Config) { cfg.Limits.UnitOfWork = time.Nanosecond })
+}
