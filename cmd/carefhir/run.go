@@ -20,6 +20,7 @@ Usage:
   carefhir bench hostile     measure normal traffic beside hostile requests
   carefhir synth [flags]     generate fictional UK primary-care records
   carefhir reindex [flags]   rebuild the search index of the stored resources
+  carefhir import [flags] FILE... load NDJSON files into a running server
   carefhir client add [flags] register a backend-services client in the auth file
   carefhir keys jwks FILE     print the JWKS of a PEM public key, for client add
   carefhir keys rotate [flags] make a new key sign the server's access tokens
@@ -88,6 +89,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return reindex(ctx, cfg, engines(), stdout, stderr)
+	case "import":
+		cfg, err := parseImportConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return runImport(ctx, cfg, stdout)
 	case "client", "keys":
 		return runAuthCommand(cmd, rest, stdout, stderr)
 	case "migrate":

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"carefhir/notify"
 	"carefhir/ops/health"
 	"carefhir/ops/metrics"
 	"carefhir/ops/tracing"
@@ -44,6 +45,14 @@ type serveConfig struct {
 	MetricsAddr    string        `flag:"metrics-addr" validate:"omitempty,listen_addr"`
 	OTLPEndpoint   string        `flag:"otlp-endpoint" validate:"omitempty,http_url"`
 	ReadyTimeout   time.Duration `flag:"ready-timeout" validate:"gt=0"`
+	// Subscriptions (subscriptions.go).
+	NotifyAllowHTTP  bool          `flag:"notify-allow-http"`
+	NotifyTypes      typeList      `flag:"notify-types"`
+	NotifyMaxBackoff time.Duration `flag:"notify-max-backoff" validate:"gte=0"`
+	NotifyErrorAfter time.Duration `flag:"notify-error-after" validate:"gte=0"`
+	// Bulk export (export.go).
+	ExportDir    string        `flag:"export-dir"`
+	ExportExpire time.Duration `flag:"export-expire" validate:"gte=0"`
 
 	// metrics and logger, set by serve before the engine opens, receive
 	// the engine's measurements and what it did at start-up.
@@ -97,6 +106,12 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "OpenTelemetry collector `URL` (OTLP/HTTP, such as http://collector:4318) to send a span of every request to; unset, no tracing")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long each readiness check of /readyz may take before it counts as failed")
 	addLimitFlags(fs, &cfg.Limits)
+	fs.BoolVar(&cfg.NotifyAllowHTTP, "notify-allow-http", false, "allow Subscription endpoints on plain http beyond loopback")
+	fs.Var(&cfg.NotifyTypes, "notify-types", "comma-separated resource `types` Subscriptions may be about (default: every type); writes of other types skip the subscriptions hook")
+	fs.DurationVar(&cfg.NotifyMaxBackoff, "notify-max-backoff", 0, "longest wait between two attempts to deliver a notification (0: "+notify.DefaultMaxBackoff.String()+")")
+	fs.DurationVar(&cfg.NotifyErrorAfter, "notify-error-after", 0, "how long a Subscription's deliveries may fail before it is set to error (0: "+notify.DefaultErrorAfter.String()+")")
+	fs.StringVar(&cfg.ExportDir, "export-dir", "", "`directory` of the files of bulk exports (default: exports in --data)")
+	fs.DurationVar(&cfg.ExportExpire, "export-expire", 0, "how long the files of a finished bulk export are kept (0: 1h)")
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
@@ -188,7 +203,19 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	auditCfg.OnDrop = reg.AuditBuffer(func() int { return auditor.Depth() }).Inc
 	auditor = access.NewAuditor(st, auditCfg)
 	defer auditor.Close()
-	h := server.New(server.Config{
+	subs, err := startSubscriptions(ctx, cfg, baseURL, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer subs.stop()
+	exports, err := startExports(cfg, baseURL, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer exports.Close()
+	scfg := server.Config{
 		Auditor:          auditor,
 		Store:            st,
 		BaseURL:          baseURL,
@@ -204,7 +231,10 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		RateLimit:        sa.rateLimit,
 		AccessPolicy:     sa.policy,
 		Limits:           cfg.Limits.server(),
-	})
+	}
+	subs.configure(&scfg)
+	configureExports(exports, &scfg)
+	h := server.New(scfg)
 	observeEngine(reg, st)
 	checks := []health.Check{storeCheck(st), health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth)}
 	if name == engineMongo {

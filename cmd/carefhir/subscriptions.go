@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"carefhir/notify"
+	"carefhir/operation"
+	"carefhir/server"
+)
+
+// subscriptions are the Subscriptions of a served API: the write hook and
+// store attachment for the server's Config, and the deliverer running
+// beside it until stop.
+type subscriptions struct {
+	n    *notify.Notifier
+	stop func()
+}
+
+// startSubscriptions starts delivering the outbox of the API at baseURL.
+func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, logger *slog.Logger) (*subscriptions, error) {
+	ix, err := server.NewIndexer(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("serve: subscriptions: %w", err)
+	}
+	n, err := notify.New(notify.Config{
+		Indexer:    ix,
+		BaseURL:    baseURL,
+		AllowHTTP:  cfg.NotifyAllowHTTP,
+		Types:      cfg.NotifyTypes,
+		MaxBackoff: cfg.NotifyMaxBackoff,
+		ErrorAfter: cfg.NotifyErrorAfter,
+		Logger:     logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve: subscriptions: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { n.Run(ctx) })
+	return &subscriptions{n: n, stop: func() { cancel(); wg.Wait() }}, nil
+}
+
+// configure adds the subscriptions to the server's configuration.
+func (s *subscriptions) configure(c *server.Config) {
+	c.Hooks = append(c.Hooks, s.n.Hook())
+	c.Operations = append(c.Operations, s.n.Operations()...)
+	c.Attach = append(c.Attach, func(st operation.Store) { s.n.Attach(st) })
+}
+
+// typeList is a comma-separated list of resource types, as a flag.
+type typeList []string
+
+func (l *typeList) String() string { return strings.Join(*l, ",") }
+
+func (l *typeList) Set(v string) error {
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		if t == "" || t[0] < 'A' || t[0] > 'Z' {
+			return fmt.Errorf("%q is not a resource type", t)
+		}
+		*l = append(*l, t)
+	}
+	return nil
+}
