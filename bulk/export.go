@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"carefhir/fhir/search"
@@ -57,6 +58,7 @@ type Exporter struct {
 	st      operation.Store
 	cancels map[string]context.CancelFunc
 	settled bool // the jobs left running by a stopped process are settled
+	failed  atomic.Int64
 
 	settleMu sync.Mutex
 	wg       sync.WaitGroup
@@ -99,6 +101,9 @@ func (e *Exporter) Close() {
 }
 
 // Jobs is the number of export jobs running in this process.
+// Failed is how many jobs of this process failed.
+func (e *Exporter) Failed() int64 { return e.failed.Load() }
+
 func (e *Exporter) Jobs() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()

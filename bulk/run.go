@@ -100,6 +100,7 @@ func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner 
 	}
 	if err != nil {
 		e.cfg.Logger.Error("bulk: export failed", "job", id, "err", err)
+		e.failed.Add(1)
 		j.State, j.Reason, j.Finished = stateFailed, err.Error(), now
 		if _, perr := putJob(bg, recs, id, ver, j, now); perr != nil {
 			e.cfg.Logger.Error("bulk: record failed export", "job", id, "err", perr)

@@ -56,7 +56,7 @@ func TestServeProbesAndMetrics(t *testing.T) {
 			if err := json.Unmarshal([]byte(body), &ready); err != nil || code != http.StatusOK || ready.Status != "ok" {
 				t.Fatalf("GET /readyz: %d %s", code, body)
 			}
-			want := map[string]bool{"store": true, "audit": true}
+			want := map[string]bool{"store": true, "audit": true, "subscription-outbox": true}
 			if name == engineMongo {
 				want["mongodb-primary"] = true
 			}
@@ -82,6 +82,9 @@ func TestServeProbesAndMetrics(t *testing.T) {
 				`carefhir_http_requests_total{code="201",interaction="create",type="Patient"} 1`,
 				`carefhir_http_requests_total{code="404",interaction="read",type="Patient"} 1`,
 				"go_goroutines",
+				"carefhir_audit_buffer_depth",
+				"carefhir_subscription_outbox_backlog 0",
+				"carefhir_export_jobs_running 0",
 			} {
 				if !strings.Contains(body, want) {
 					t.Errorf("/metrics lacks %s", want)

@@ -236,7 +236,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	configureExports(exports, &scfg)
 	h := server.New(scfg)
 	observeEngine(reg, st)
-	checks := []health.Check{storeCheck(st), health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth)}
+	reg.ExportJobs(exports.Jobs, exports.Failed)
+	checks := []health.Check{storeCheck(st), health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth),
+		subs.observe(reg, outboxHighWater)}
 	if name == engineMongo {
 		check, disconnect, err := mongoPrimaryCheck(cfg.MongoURI)
 		if err != nil {
@@ -302,6 +304,10 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	stop()
 	return errors.Join(err, <-errc)
 }
+
+// outboxHighWater is the subscription backlog beyond which the server
+// reports itself not ready: deliveries are falling far behind the writes.
+const outboxHighWater = 10_000
 
 // spanName names the span of a request by its interaction and resource
 // type, as the metrics do: never by ids, which belong to no dashboard.

@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"carefhir/notify"
 	"carefhir/operation"
+	"carefhir/ops/health"
+	"carefhir/ops/metrics"
 	"carefhir/server"
 )
 
@@ -49,6 +52,23 @@ func (s *subscriptions) configure(c *server.Config) {
 	c.Hooks = append(c.Hooks, s.n.Hook())
 	c.Operations = append(c.Operations, s.n.Operations()...)
 	c.Attach = append(c.Attach, func(st operation.Store) { s.n.Attach(st) })
+}
+
+// observe registers the outbox's metrics in reg and returns the readiness
+// check of its backlog: ready while fewer than highWater notifications
+// wait. The backlog is counted in the store, within a second.
+func (s *subscriptions) observe(reg *metrics.Registry, highWater int) health.Check {
+	backlog := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := s.n.Backlog(ctx)
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	reg.SubscriptionOutbox(backlog, s.n.Failures)
+	return health.QueueBelow("subscription-outbox", highWater, backlog)
 }
 
 // typeList is a comma-separated list of resource types, as a flag.
