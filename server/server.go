@@ -61,6 +61,11 @@ type Config struct {
 	// hooks.go): how the host adds what its mission packages provide.
 	Operations []ext.Operation
 	Hooks      []ext.Hook
+	// Background, when set, is called once New has built the API, with the
+	// store operations use, for work the host runs on its own schedule;
+	// each call's context needs an access principal (access.Begin and
+	// access.WithPrincipal, such as access.SystemPrincipal).
+	Background func(ext.Store)
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -128,6 +133,9 @@ func New(cfg Config) *gin.Engine {
 	a.registerValidate()
 	a.registerEverything()
 	a.registerExtensions()
+	if cfg.Background != nil {
+		cfg.Background(&opStore{a: a})
+	}
 	a.registerSearch(fhir)
 	a.registerBundle(fhir)
 	return r
