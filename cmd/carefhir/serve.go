@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"carefhir/care"
 	"carefhir/profiles"
 	"carefhir/profiles/conformance"
 	"carefhir/server"
@@ -32,6 +33,7 @@ type serveConfig struct {
 	Validate        bool          `flag:"validate"`
 	// RequiredProfiles are checked by validation, so they need Validate.
 	RequiredProfiles profileRequirements `flag:"require-profile" validate:"excluded_unless=Validate true,dive,keys,alpha,endkeys,dive,http_url"`
+	Care             careFlags
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -66,6 +68,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log `format` on stderr: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least `level` logged: debug, info, warn or error")
 	fs.BoolVar(&cfg.Validate, "validate", cfg.Validate, "validate every create and update against the R4 definitions and the resource's meta.profile (422 when invalid); $validate is served either way")
+	fs.StringVar(&cfg.Care.PAMWording, "pam-wording", "", "`file` of the licensed wording of the 13 PAM statements, one a line (default: neutral placeholders)")
+	fs.StringVar(&cfg.Care.PAMCalibration, "pam-calibration", "", "CSV `file` of the licensee's PAM calibration (answered,raw,score), to score responses without the licensed tool's score")
+	fs.IntVar(&cfg.Care.PAMMinAnswered, "pam-min-answered", care.DefaultMinAnswered, "fewest PAM statements answered (not N/A) that a calibrated score needs")
+	fs.StringVar(&cfg.Care.CareCodes, "care-codes", "", "JSON `file` replacing SNOMED CT codes of care coordination (see docs/care-coordination.md)")
+	fs.DurationVar(&cfg.Care.RemindersEvery, "reminders-every", 0, "create the PCSP review and PAM reminder Tasks due this often, such as 1h (default: only through Task/$generate-reminders)")
 	fs.Var(&cfg.RequiredProfiles, "require-profile", "`Type=URL`: every resource of Type must conform to the bundled profile URL, such as Patient=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient (422 otherwise); repeatable; needs --validate")
 	if err := parseFlags(fs, args, cfg); err != nil {
 		return nil, err
@@ -121,7 +128,17 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		// the public one, so the server derives links from each request's Host.
 		baseURL = "http://" + ln.Addr().String() + "/fhir"
 	}
-	validator, err := profiles.New(profiles.Options{})
+	co, err := loadCare(cfg.Care)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	careDefs, err := co.Definitions()
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	validator, err := profiles.New(profiles.Options{Resources: careDefs})
 	if err != nil {
 		return fmt.Errorf("serve: load the conformance definitions: %w", err)
 	}
@@ -130,6 +147,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		return err
 	}
 	definitions, err := conformance.Load()
+	if err == nil {
+		definitions, err = definitions.With(careDefs...)
+	}
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
@@ -144,6 +164,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		ValidateWrites:   cfg.Validate,
 		RequiredProfiles: cfg.RequiredProfiles,
 		Definitions:      definitions,
+		Operations:       co.Operations(),
+		Hooks:            co.Hooks(),
+		Background:       runReminders(ctx, co, cfg.Care.RemindersEvery, logger),
 	})
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version)
