@@ -6,7 +6,6 @@
 package care
 
 import (
-
 	"fmt"
 	"time"
 
@@ -124,4 +123,3 @@ func decode[T fhir.Resource](b []byte) (T, error) {
 	}
 	return t, nil
 }
-
