@@ -145,18 +145,27 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 				patient: patient, focus: l.response, due: d})
 		}
 	}
+	// The open reminders, read before any is written: a unit of work
+	// may not search what it wrote on engines without transactions.
+	open := map[string]bool{}
+	err = each(ctx, s, "Task", url.Values{"code": {SystemCareTask + "|" + CodeReviewTask + "," + SystemCareTask + "|" + CodeRemeasureTask}, "status": {openTaskStatuses}}, func(v *store.Version) error {
+		t, err := decode[*fhir.Task](v.JSON)
+		if err == nil {
+			for _, code := range []string{CodeReviewTask, CodeRemeasureTask} {
+				if hasCoding(t.Code, SystemCareTask, code) {
+					open[openKey(code, refOf(t.For), refOf(t.Focus))] = true
+				}
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
 	var created []*store.Version
 	owners := map[string]*fhir.Reference{}
 	for _, r := range due {
-		filter := url.Values{"code": {SystemCareTask + "|" + r.code}, "status": {openTaskStatuses}, "patient": {r.patient}, "_count": {"1"}}
-		if r.code == CodeReviewTask {
-			filter.Set("focus", r.focus)
-		}
-		open, err := s.Search(ctx, "Task", filter)
-		if err != nil {
-			return nil, err
-		}
-		if len(open.Matches) > 0 {
+		if open[openKey(r.code, r.patient, r.focus)] {
 			continue
 		}
 		owner, ok := owners[r.patient]
@@ -183,6 +192,15 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		created = append(created, v)
 	}
 	return created, nil
+}
+
+// openKey identifies an open reminder: a review is open per plan, a
+// re-measurement per patient.
+func openKey(code, patient, focus string) string {
+	if code == CodeRemeasureTask {
+		return code + " " + patient
+	}
+	return code + " " + focus
 }
 
 // coordinatorOf returns the care coordinator of the patient's active
