@@ -144,7 +144,7 @@ func TestCoordinatorJourney(t *testing.T) {
 			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"116154003"}]}],"member":{"reference":"Patient/ward"}},
 			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"PractitionerRole/cc-role"}},
 			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"62247001"}]}],"member":{"reference":"Practitioner/gp"}},
-			{"role":[{"coding":[{"system":"`+care.SystemCareRole+`","code":"social-prescribing-link-worker"}]}],"member":{"reference":"Practitioner/lw"}}]}`)
+			{"role":[{"coding":[{"system":"` + care.SystemCareRole + `","code":"social-prescribing-link-worker"}]}],"member":{"reference":"Practitioner/lw"}}]}`)
 
 		// 3. A PAM response scored by the licensed tool: two Observations.
 		c.do("PUT", "/QuestionnaireResponse/pam-1", pamResponse("pam-1", "completed", "2026-06-01T10:00:00Z", "2", "52.0")).want(http.StatusCreated)
@@ -285,4 +285,3 @@ func checkParts(t *testing.T, parts map[string]any, want map[string]any) {
 		}
 	}
 }
-
