@@ -53,6 +53,10 @@ const (
 	// SystemCareTask codes the reminder Tasks: "pcsp-review" and
 	// "pam-remeasure".
 	SystemCareTask = Base + "/CodeSystem/care-task"
+	// SystemRiskScore codes risk scores that rank people for proactive
+	// care: "efi", the electronic frailty index (0 to 1), as carefhir synth
+	// generates it. Deployments rank by their own codes ($cohort riskCode).
+	SystemRiskScore = Base + "/CodeSystem/risk-score"
 	// SystemCohortCriterion codes the characteristics of a cohort Group, one
 	// per criterion of $cohort (cohort.go).
 	SystemCohortCriterion = Base + "/CodeSystem/cohort-criterion"
@@ -78,6 +82,7 @@ const (
 	CodeReviewTask    = "pcsp-review"
 	CodeRemeasureTask = "pam-remeasure"
 	CodeCoordinator   = "care-coordinator"
+	CodeFrailty       = "efi"
 	// UnitScore is the UCUM unit of the PAM score: an arbitrary unit
 	// annotation ({score}) as UCUM allows for scores without dimension.
 	UnitScore = "{score}"

@@ -45,7 +45,10 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 	if err != nil {
 		return nil, err
 	}
-	if err := c.writePAM(ctx, s, ch.ID, qr, score); err != nil {
+	// A response's first version has no Observations yet: none to look
+	// for (which also lets bulk loads into engines without transactions
+	// write responses after Observations in one unit of work).
+	if err := c.writePAM(ctx, s, ch.ID, qr, score, ch.Version.VersionID == 1); err != nil {
 		return nil, err
 	}
 	return nil, c.closeTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {qr.Subject.Reference.Get()}})
@@ -75,12 +78,15 @@ func pamObservations(ctx context.Context, s operation.Store, ref string) (score,
 
 // writePAM writes the score and level Observations of a scored response:
 // new ones (final), or the response's own updated (amended) when their
-// values or the response changed.
-func (c *Care) writePAM(ctx context.Context, s operation.Store, id string, qr *fhir.QuestionnaireResponse, score *Score) error {
+// values or the response changed; first says the response is new.
+func (c *Care) writePAM(ctx context.Context, s operation.Store, id string, qr *fhir.QuestionnaireResponse, score *Score, first bool) error {
 	ref := "QuestionnaireResponse/" + id
-	oldScore, oldLevel, err := pamObservations(ctx, s, ref)
-	if err != nil {
-		return err
+	var oldScore, oldLevel *fhir.Observation
+	if !first {
+		var err error
+		if oldScore, oldLevel, err = pamObservations(ctx, s, ref); err != nil {
+			return err
+		}
 	}
 	for _, o := range []struct {
 		old  *fhir.Observation
@@ -197,7 +203,7 @@ func (c *Care) pamScore(ctx context.Context, inv *operation.Invocation) (*operat
 		if err != nil {
 			return err
 		}
-		return c.writePAM(ctx, s, inv.ID, qr, score)
+		return c.writePAM(ctx, s, inv.ID, qr, score, false)
 	})
 	if err != nil {
 		return nil, err
