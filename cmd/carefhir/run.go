@@ -16,6 +16,7 @@ Usage:
   carefhir version           print the version and the FHIR release
   carefhir bench [flags]     load a running server and measure it
   carefhir bench search      measure searches on a SQLite data directory
+  carefhir bench care        measure caseloads and cohorts on a SQLite data directory
   carefhir synth [flags]     generate fictional UK primary-care records
   carefhir reindex [flags]   rebuild the search index of the stored resources
 
@@ -44,6 +45,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		info, ok := debug.ReadBuildInfo()
 		return printVersion(stdout, info, ok)
 	case "bench":
+		if len(rest) > 0 && rest[0] == "care" {
+			cfg, err := parseBenchCareConfig(rest[1:], stderr)
+			if err != nil {
+				return err
+			}
+			return benchCare(ctx, cfg, stdout, stderr)
+		}
 		if len(rest) > 0 && rest[0] == "search" {
 			cfg, err := parseBenchSearchConfig(rest[1:], stderr)
 			if err != nil {
