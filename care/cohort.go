@@ -3,6 +3,7 @@ package care
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -184,31 +185,14 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 			}
 		}
 	}
-	if cr.Practice != "" || cr.AgeMin != nil || cr.AgeMax != nil {
-		params, ok, err := c.patientParams(ctx, s, cr)
-		if err != nil {
-			return nil, err
-		}
-		keep := map[string]bool{}
-		if ok {
-			err = each(ctx, s, "Patient", params, func(v *store.Version) error {
-				keep["Patient/"+v.ID] = true
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		narrow(keep)
-	}
+	// The criteria on Observations and Conditions first: they usually
+	// select few, and the searches of Patients and plans after them are
+	// then asked about those alone.
 	for _, cond := range cr.Conditions {
 		keep := map[string]bool{}
 		err := each(ctx, s, "Condition", url.Values{"code": {cond}, "clinical-status": {"active"}}, func(v *store.Version) error {
-			cd, err := decode[*fhir.Condition](v.JSON)
-			if err == nil {
-				keep[refOf(cd.Subject)] = true
-			}
-			return err
+			keep[subjectOf(v.JSON)] = true
+			return nil
 		})
 		if err != nil {
 			return nil, err
@@ -243,14 +227,27 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		}
 		narrow(keep)
 	}
+	if cr.Practice != "" || cr.AgeMin != nil || cr.AgeMax != nil {
+		params, ok, err := c.patientParams(ctx, s, cr)
+		if err != nil {
+			return nil, err
+		}
+		keep := map[string]bool{}
+		if ok {
+			err = within(ctx, s, "Patient", params, "_id", set, func(v *store.Version) {
+				keep["Patient/"+v.ID] = true
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		narrow(keep)
+	}
 	if cr.NoPCSP {
 		with := map[string]bool{}
-		err := each(ctx, s, "CarePlan", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
-			cp, err := decode[*fhir.CarePlan](v.JSON)
-			if err == nil {
-				with[refOf(cp.Subject)] = true
-			}
-			return err
+		params := url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}
+		err := within(ctx, s, "CarePlan", params, "subject", set, func(v *store.Version) {
+			with[subjectOf(v.JSON)] = true
 		})
 		if err != nil {
 			return nil, err
@@ -311,6 +308,51 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	return g, nil
 }
 
+// fewPatients is the most patients whose references a cohort passes to a
+// search (a hundred at a time) rather than searching the population.
+const fewPatients = 5000
+
+// within calls fn with the resources of typ matching params and, when set
+// is known and small, whose param (such as subject, or _id) is among its
+// patients.
+func within(ctx context.Context, s operation.Store, typ string, params url.Values, param string, set map[string]bool, fn func(*store.Version)) error {
+	visit := func(v *store.Version) error {
+		fn(v)
+		return nil
+	}
+	if set == nil || len(set) > fewPatients {
+		return each(ctx, s, typ, params, visit)
+	}
+	refs := make([]string, 0, len(set))
+	for p := range set {
+		if param == "_id" {
+			p = strings.TrimPrefix(p, "Patient/")
+		}
+		refs = append(refs, p)
+	}
+	slices.Sort(refs)
+	for _, list := range chunks(refs, 100) {
+		q := url.Values{param: {list}}
+		for k, v := range params {
+			q[k] = v
+		}
+		if err := each(ctx, s, typ, q, visit); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// subjectOf reads the subject reference of a stored resource without
+// decoding the rest of it.
+func subjectOf(b []byte) string {
+	var head struct {
+		Subject struct{ Reference string } `json:"subject"`
+	}
+	json.Unmarshal(b, &head)
+	return head.Subject.Reference
+}
+
 // patientParams returns the Patient search of the practice and age
 // criteria; false when the practice is not known (nobody matches).
 func (c *Care) patientParams(ctx context.Context, s operation.Store, cr *Criteria) (url.Values, bool, error) {
@@ -345,16 +387,22 @@ func latestValues(ctx context.Context, s operation.Store, token string) (map[str
 	out := map[string]*member{}
 	when := map[string]time.Time{}
 	err := each(ctx, s, "Observation", url.Values{"code": {token}, "status": {"final,amended,corrected"}}, func(v *store.Version) error {
-		obs, err := decode[*fhir.Observation](v.JSON)
-		if err != nil || obs.ValueQuantity == nil {
-			return err
+		var obs struct {
+			Subject           struct{ Reference string } `json:"subject"`
+			EffectiveDateTime string                     `json:"effectiveDateTime"`
+			ValueQuantity     *struct {
+				Value json.Number `json:"value"`
+			} `json:"valueQuantity"`
 		}
-		p := refOf(obs.Subject)
-		t := parseDateTime(obs.EffectiveDateTime.Get())
+		if err := json.Unmarshal(v.JSON, &obs); err != nil || obs.ValueQuantity == nil {
+			return nil
+		}
+		p := obs.Subject.Reference
+		t := parseDateTime(obs.EffectiveDateTime)
 		if m := out[p]; m != nil && !t.After(when[p]) {
 			return nil
 		}
-		text := obs.ValueQuantity.Value.Get()
+		text := obs.ValueQuantity.Value.String()
 		f, perr := strconv.ParseFloat(text, 64)
 		if perr != nil {
 			return nil

@@ -2,12 +2,14 @@ package care
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
-	"carefhir/fhir"
 	"carefhir/operation"
 	"carefhir/store"
 )
@@ -41,13 +43,25 @@ func latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[s
 	}
 	results := map[string]*pamResult{} // by response
 	err := each(ctx, s, "Observation", params, func(v *store.Version) error {
-		obs, err := decode[*fhir.Observation](v.JSON)
-		if err != nil {
-			return err
+		// Read the few elements needed rather than decoding the whole.
+		var obs struct {
+			Code struct {
+				Coding []struct{ System, Code string } `json:"coding"`
+			} `json:"code"`
+			Subject           struct{ Reference string }   `json:"subject"`
+			DerivedFrom       []struct{ Reference string } `json:"derivedFrom"`
+			EffectiveDateTime string                       `json:"effectiveDateTime"`
+			ValueInteger      int                          `json:"valueInteger"`
+			ValueQuantity     *struct {
+				Value json.Number `json:"value"`
+			} `json:"valueQuantity"`
+		}
+		if err := json.Unmarshal(v.JSON, &obs); err != nil {
+			return fmt.Errorf("PAM Observation/%s: %w", v.ID, err)
 		}
 		resp := ""
 		if len(obs.DerivedFrom) > 0 {
-			resp = obs.DerivedFrom[0].Reference.Get()
+			resp = obs.DerivedFrom[0].Reference
 		}
 		key := resp
 		if key == "" {
@@ -55,15 +69,18 @@ func latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[s
 		}
 		r := results[key]
 		if r == nil {
-			r = &pamResult{patient: obs.Subject.Reference.Get(), response: resp, date: obs.EffectiveDateTime.Get()}
+			r = &pamResult{patient: obs.Subject.Reference, response: resp, date: obs.EffectiveDateTime}
 			r.when = parseDateTime(r.date)
 			results[key] = r
 		}
+		isLevel := slices.ContainsFunc(obs.Code.Coding, func(c struct{ System, Code string }) bool {
+			return c.System == SystemPAM && c.Code == CodePAMLevel
+		})
 		switch {
-		case hasCoding(obs.Code, SystemPAM, CodePAMLevel):
-			r.level = int(obs.ValueInteger.Get())
+		case isLevel:
+			r.level = obs.ValueInteger
 		case obs.ValueQuantity != nil:
-			r.score = obs.ValueQuantity.Value.Get()
+			r.score = obs.ValueQuantity.Value.String()
 		}
 		return nil
 	})
