@@ -185,9 +185,8 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 			}
 		}
 	}
-	// The criteria on Observations and Conditions first: they usually
-	// select few, and the searches of Patients and plans after them are
-	// then asked about those alone.
+	// The criteria on Observations and Conditions first, then those on
+	// Patients and plans.
 	for _, cond := range cr.Conditions {
 		keep := map[string]bool{}
 		err := each(ctx, s, "Condition", url.Values{"code": {cond}, "clinical-status": {"active"}}, func(v *store.Version) error {
@@ -234,8 +233,9 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		}
 		keep := map[string]bool{}
 		if ok {
-			err = within(ctx, s, "Patient", params, "_id", set, func(v *store.Version) {
+			err = each(ctx, s, "Patient", params, func(v *store.Version) error {
 				keep["Patient/"+v.ID] = true
+				return nil
 			})
 			if err != nil {
 				return nil, err
@@ -246,8 +246,9 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	if cr.NoPCSP {
 		with := map[string]bool{}
 		params := url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}
-		err := within(ctx, s, "CarePlan", params, "subject", set, func(v *store.Version) {
+		err := each(ctx, s, "CarePlan", params, func(v *store.Version) error {
 			with[subjectOf(v.JSON)] = true
+			return nil
 		})
 		if err != nil {
 			return nil, err
@@ -306,41 +307,6 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		g.Member = append(g.Member, gm)
 	}
 	return g, nil
-}
-
-// fewPatients is the most patients whose references a cohort passes to a
-// search (a hundred at a time) rather than searching the population.
-const fewPatients = 5000
-
-// within calls fn with the resources of typ matching params and, when set
-// is known and small, whose param (such as subject, or _id) is among its
-// patients.
-func within(ctx context.Context, s operation.Store, typ string, params url.Values, param string, set map[string]bool, fn func(*store.Version)) error {
-	visit := func(v *store.Version) error {
-		fn(v)
-		return nil
-	}
-	if set == nil || len(set) > fewPatients {
-		return each(ctx, s, typ, params, visit)
-	}
-	refs := make([]string, 0, len(set))
-	for p := range set {
-		if param == "_id" {
-			p = strings.TrimPrefix(p, "Patient/")
-		}
-		refs = append(refs, p)
-	}
-	slices.Sort(refs)
-	for _, list := range chunks(refs, 100) {
-		q := url.Values{param: {list}}
-		for k, v := range params {
-			q[k] = v
-		}
-		if err := each(ctx, s, typ, q, visit); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // subjectOf reads the subject reference of a stored resource without
