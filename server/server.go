@@ -73,7 +73,9 @@ type Config struct {
 	// Routes are plain HTTP endpoints beside the FHIR API, behind its
 	// authentication and audit (see routes.go); Attach are given, once the
 	// API is built, the store of operations for work done outside any
-	// request (delivering notifications, running exports).
+	// request (delivering notifications, running exports, reminders): each
+	// call's context needs an access principal (access.Begin and
+	// access.WithPrincipal, such as access.SystemPrincipal).
 	Routes []Route
 	Attach []func(ext.Store)
 	// Limits bound what one request may cost; zero fields take their

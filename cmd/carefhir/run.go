@@ -18,6 +18,7 @@ Usage:
   carefhir bench [flags]     load a running server and measure it
   carefhir bench search      measure searches on a SQLite data directory
   carefhir bench hostile     measure normal traffic beside hostile requests
+  carefhir bench care        measure caseloads and cohorts on a SQLite data directory
   carefhir synth [flags]     generate fictional UK primary-care records
   carefhir reindex [flags]   rebuild the search index of the stored resources
   carefhir import [flags] FILE... load NDJSON files into a running server
@@ -64,6 +65,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return err
 			}
 			return benchHostile(ctx, cfg, stdout)
+		}
+		if len(rest) > 0 && rest[0] == "care" {
+			cfg, err := parseBenchCareConfig(rest[1:], stderr)
+			if err != nil {
+				return err
+			}
+			return benchCare(ctx, cfg, stdout, stderr)
 		}
 		if len(rest) > 0 && rest[0] == "search" {
 			cfg, err := parseBenchSearchConfig(rest[1:], nil, stderr)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"carefhir/care"
 	"carefhir/notify"
 	"carefhir/ops/health"
 	"carefhir/ops/metrics"
@@ -60,6 +61,7 @@ type serveConfig struct {
 	logger  *slog.Logger
 	// Limits bound what one request may cost.
 	Limits limitsConfig
+	Care   careFlags
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -95,6 +97,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log `format` on stderr: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least `level` logged: debug, info, warn or error")
 	fs.BoolVar(&cfg.Validate, "validate", cfg.Validate, "validate every create and update against the R4 definitions and the resource's meta.profile (422 when invalid); $validate is served either way")
+	fs.StringVar(&cfg.Care.PAMWording, "pam-wording", "", "`file` of the licensed wording of the 13 PAM statements, one a line (default: neutral placeholders)")
+	fs.StringVar(&cfg.Care.PAMCalibration, "pam-calibration", "", "CSV `file` of the licensee's PAM calibration (answered,raw,score), to score responses without the licensed tool's score")
+	fs.IntVar(&cfg.Care.PAMMinAnswered, "pam-min-answered", care.DefaultMinAnswered, "fewest PAM statements answered (not N/A) that a calibrated score needs")
+	fs.StringVar(&cfg.Care.CareCodes, "care-codes", "", "JSON `file` replacing SNOMED CT codes of care coordination (see docs/care-coordination.md)")
+	fs.DurationVar(&cfg.Care.RemindersEvery, "reminders-every", 0, "create the PCSP review and PAM reminder Tasks due this often, such as 1h (default: only through Task/$generate-reminders)")
 	fs.Var(&cfg.RequiredProfiles, "require-profile", "`Type=URL`: every resource of Type must conform to the bundled profile URL, such as Patient=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient (422 otherwise); repeatable; needs --validate")
 	fs.StringVar(&cfg.AuthFile, "auth", "", "auth `file` (YAML or JSON): trusted token issuers, backend-services clients, CORS origins, rate limits; see docs/security.md")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve a non-loopback address without --auth: anyone who can reach it can read and change every record")
@@ -183,7 +190,17 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		ln.Close()
 		return err
 	}
-	validator, err := profiles.New(profiles.Options{})
+	co, err := loadCare(cfg.Care)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	careDefs, err := co.Definitions()
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	validator, err := profiles.New(profiles.Options{Resources: careDefs})
 	if err != nil {
 		return fmt.Errorf("serve: load the conformance definitions: %w", err)
 	}
@@ -192,6 +209,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		return err
 	}
 	definitions, err := conformance.Load()
+	if err == nil {
+		definitions, err = definitions.With(careDefs...)
+	}
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
@@ -234,6 +254,11 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	}
 	subs.configure(&scfg)
 	configureExports(exports, &scfg)
+	scfg.Operations = append(scfg.Operations, co.Operations()...)
+	scfg.Hooks = append(scfg.Hooks, co.Hooks()...)
+	if remind := runReminders(ctx, co, cfg.Care.RemindersEvery, logger); remind != nil {
+		scfg.Attach = append(scfg.Attach, remind)
+	}
 	h := server.New(scfg)
 	observeEngine(reg, st)
 	reg.ExportJobs(exports.Jobs, exports.Failed)
