@@ -5,6 +5,7 @@ import (
 	stdcsv "encoding/csv"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,8 +175,15 @@ func (ew *EntryWriter) Write(nhs string, r fhir.Resource) ([]mappers.Issue, erro
 		if len(res.Category) == 0 {
 			issues = append(issues, mappers.Warnf(path+".category", "no category to code the plan with: not exported"))
 		}
-		for i, c := range res.Category {
-			add(fmt.Sprintf(".category[%d]", i), date, c, "", "", text)
+		// A plan is one entry: the first category coded in SNOMED CT (or
+		// mapped by the layout) codes it; the others are local codings
+		// of the same plan.
+		coded := slices.IndexFunc(res.Category, func(c *fhir.CodeableConcept) bool { _, ok := ew.snomed(c); return ok })
+		switch {
+		case coded >= 0:
+			add(fmt.Sprintf(".category[%d]", coded), date, res.Category[coded], "", "", text)
+		case len(res.Category) > 0:
+			add(".category[0]", date, res.Category[0], "", "", text)
 		}
 	case *fhir.Goal:
 		add(".description", res.StartDate.Get(), res.Description, "", "", res.Description.Text.Get())

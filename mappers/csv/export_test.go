@@ -12,7 +12,9 @@ import (
 )
 
 // record returns the generated care-coordination record of a patient
-// with a PCSP: their NHS number, and their PAM Observations and CarePlans.
+// with a PCSP: their NHS number, their CarePlans and the two PAM
+// Observations, score and level, the server derives from their latest PAM
+// response (the generator writes responses, not Observations).
 func record(t *testing.T) (string, []fhir.Resource) {
 	t.Helper()
 	entries, err := synth.All(synth.Options{Patients: 10, Seed: 7})
@@ -43,12 +45,31 @@ func record(t *testing.T) (string, []fhir.Resource) {
 		}
 	}
 	for _, ref := range order {
-		if plans[ref] && len(byPatient[ref]) >= 2 {
-			return nhs[ref], byPatient[ref]
+		if plans[ref] {
+			return nhs[ref], append(byPatient[ref], pamObservations(ref)...)
 		}
 	}
-	t.Fatal("no generated patient has a PCSP and a PAM score")
+	t.Fatal("no generated patient has a PCSP")
 	return "", nil
+}
+
+// pamObservations are a PAM score and level of Patient ref, as the server
+// derives them.
+func pamObservations(ref string) []fhir.Resource {
+	observation := func(code string) *fhir.Observation {
+		return &fhir.Observation{
+			Status:            fhir.NewCode("final"),
+			Code:              &fhir.CodeableConcept{Coding: []*fhir.Coding{{System: fhir.NewUri("https://carefhir.example.org/fhir/CodeSystem/pam"), Code: fhir.NewCode(code)}}},
+			Subject:           &fhir.Reference{Reference: fhir.NewString(ref)},
+			EffectiveDateTime: fhir.NewDateTime("2026-11-01T10:00:00Z"),
+		}
+	}
+	score := observation("pam-score")
+	score.ValueQuantity = &fhir.Quantity{Value: fhir.NewDecimal("55.2"), Unit: fhir.NewString("score"),
+		System: fhir.NewUri("http://unitsofmeasure.org"), Code: fhir.NewCode("{score}")}
+	level := observation("pam-level")
+	level.ValueInteger = fhir.NewInteger(3)
+	return []fhir.Resource{score, level}
 }
 
 const pamCodes = `
@@ -112,8 +133,8 @@ func TestExportEntries(t *testing.T) {
 	if lines[0] != "NHS Number,Date,SNOMED CT Code,Value,Unit,Free Text" {
 		t.Errorf("header = %q", lines[0])
 	}
-	// A PAM Observation gives its score and its level.
-	if len(lines)-1 != plans+2*scores {
+	// A plan and each PAM Observation, score or level, give a row.
+	if len(lines)-1 != plans+scores {
 		t.Fatalf("%d rows for %d plans and %d PAM scores:\n%s", len(lines)-1, plans, scores, out)
 	}
 	var sawPlan, sawScore, sawLevel bool
@@ -149,7 +170,7 @@ func TestExportWarnings(t *testing.T) {
 	if rows := strings.Count(out, "\r\n") - 1; rows != plans {
 		t.Errorf("%d rows for %d plans:\n%s", rows, plans, out)
 	}
-	if len(issues) != 2*scores+2 {
+	if len(issues) != scores+2 {
 		t.Errorf("%d issues for %d PAM scores, a Patient and a Goal: %v", len(issues), scores, issues)
 	}
 	for _, is := range issues {
