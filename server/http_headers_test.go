@@ -99,6 +99,7 @@ func TestHTTPFormats(t *testing.T) {
 			{"Accept fhir+json", "", "application/fhir+json", "application/fhir+json", false},
 			{"Accept json+fhir (DSTU2 type)", "", "application/json+fhir", "application/fhir+json", false},
 			{"Accept json", "", "application/json", "application/json", false},
+			{"Accept with fhirVersion", "", "application/fhir+json; fhirVersion=4.0", "application/fhir+json", false},
 			{"Accept fhir+xml", "", "application/fhir+xml", "application/fhir+xml", true},
 			{"Accept xml", "", "application/xml", "application/xml", true},
 			{"Accept xml+fhir (DSTU2 type)", "", "application/xml+fhir", "application/fhir+xml", true},
