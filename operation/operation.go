@@ -70,6 +70,9 @@ type Result struct {
 	// Location, when set, is the written resource the answer is about, as
 	// Type/id/_history/n, relative to the base.
 	Location string
+	// Header holds further response headers, such as the Content-Location
+	// of an asynchronous request's status.
+	Header map[string]string
 	// Warnings are added to an OperationOutcome answer.
 	Warnings []Issue
 }

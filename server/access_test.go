@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 
@@ -79,18 +78,7 @@ func newAuthService(tb testing.TB, base string) (*auth.Service, *authtest.Key) {
 	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+externalIssuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	authCfg, err := auth.Load(file)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: base, Keyring: keys})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	svc := authServiceFrom(tb, file, base)
 	return svc, idp
 }
 

@@ -57,6 +57,25 @@ type authServer struct {
 	logs    *logBuffer
 }
 
+// authServiceFrom returns the authorisation an auth file configures for a
+// server at base, its signing keys beside the file.
+func authServiceFrom(tb testing.TB, file, base string) *auth.Service {
+	tb.Helper()
+	authCfg, err := auth.Load(file)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys, err := auth.OpenKeyring(filepath.Join(filepath.Dir(file), auth.KeyringFile), time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: base, Keyring: keys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return svc
+}
+
 // startAuthServer serves the API over st with an auth file trusting a new
 // external issuer key (idp) and registering the client gp-system (gp).
 func startAuthServer(tb testing.TB, st store.Store, opts ...config) *authServer {
@@ -79,18 +98,7 @@ clients:
 `), 0o600); err != nil {
 		tb.Fatal(err)
 	}
-	authCfg, err := auth.Load(file)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: as.root + "/fhir", Keyring: keys})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	svc := authServiceFrom(tb, file, as.root+"/fhir")
 	cfg := server.Config{Store: st, BaseURL: as.root + "/fhir", Auth: svc,
 		Logger: slog.New(slog.NewJSONHandler(as.logs, nil)), SoftwareVersion: "test"}
 	for _, o := range opts {

@@ -504,7 +504,11 @@ func TestNegotiation(t *testing.T) {
 
 func TestRoutingErrors(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
-		c.do("GET", "/", "").want(t, 404).outcome(t, "not-found", "")
+		// The base with a trailing slash is the base.
+		if got := str(c.do("GET", "/?_type=Patient", "").want(t, 200).json(t), "type"); got != "searchset" {
+			t.Errorf("GET /fhir/: a %q Bundle, want a searchset", got)
+		}
+		c.do("GET", "/Patient/1/2/3/4/5", "").want(t, 404).outcome(t, "not-found", "")
 		c.do("GET", "/Patient/1/2/3/4", "").want(t, 404).outcome(t, "not-found", "")
 		r := c.do("POST", "/Patient/1", patient).want(t, 405)
 		r.outcome(t, "not-supported", "")

@@ -52,7 +52,7 @@ import (
 )
 
 // definitionTypes are the resource types with bundled resources.
-var definitionTypes = []string{"CodeSystem", "StructureDefinition", "ValueSet"}
+var definitionTypes = []string{"CodeSystem", "Questionnaire", "StructureDefinition", "ValueSet"}
 
 // unindexedElements are the elements left out of the search values of the
 // bundled resources: indexing them costs seconds (large snapshots and

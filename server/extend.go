@@ -65,6 +65,9 @@ func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 		if status == 0 {
 			status = http.StatusOK
 		}
+		for k, v := range res.Header {
+			c.Header(k, v)
+		}
 		if res.Location != "" {
 			c.Header("Location", a.baseURL(c)+"/"+res.Location)
 		}

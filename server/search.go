@@ -25,6 +25,7 @@ func (a *api) registerSearch(g *gin.RouterGroup) {
 	g.GET("/:type", a.orOperation(a.searchType))
 	g.POST("/:type/_search", a.searchType)
 	g.GET("", a.searchSystem)
+	g.GET("/", a.searchSystem) // the base with a trailing slash is the base
 	g.POST("/_search", a.searchSystem)
 	g.GET("/:type/:id/:compartment", a.orOperation(a.searchCompartment))
 	a.caps.add("search-type")

@@ -70,6 +70,14 @@ type Config struct {
 	// hooks.go): how the host adds what its mission packages provide.
 	Operations []ext.Operation
 	Hooks      []ext.Hook
+	// Routes are plain HTTP endpoints beside the FHIR API, behind its
+	// authentication and audit (see routes.go); Attach are given, once the
+	// API is built, the store of operations for work done outside any
+	// request (delivering notifications, running exports, reminders): each
+	// call's context needs an access principal (access.Begin and
+	// access.WithPrincipal, such as access.SystemPrincipal).
+	Routes []Route
+	Attach []func(ext.Store)
 	// Limits bound what one request may cost; zero fields take their
 	// defaults (see limits.go and docs/limits.md).
 	Limits Limits
@@ -151,5 +159,6 @@ func New(cfg Config) *gin.Engine {
 	a.registerExtensions()
 	a.registerSearch(fhir)
 	a.registerBundle(fhir)
+	a.registerRoutes(r)
 	return r
 }

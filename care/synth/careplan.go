@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"carefhir/care"
 	"carefhir/fhir"
 )
 
@@ -89,6 +90,11 @@ func (rec *record) carePlan(support []*fhir.Appointment) error {
 		ReasonReference:      conds,
 		ManagingOrganization: []*fhir.Reference{rec.p.ref()},
 	}
+	if lead != rec.p.coord {
+		// Every team has the PCN's care coordinator, who owns its reminders.
+		team.Participant = append(team.Participant, &fhir.CareTeamParticipant{
+			Role: []*fhir.CodeableConcept{rec.p.coord.role.code()}, Member: rec.p.coord.ref(), OnBehalfOf: rec.p.ref()})
+	}
 	if chance(r, 50) {
 		team.Participant = append(team.Participant, &fhir.CareTeamParticipant{
 			Role: []*fhir.CodeableConcept{roleCoach.code()}, Member: rec.p.coach.ref(), OnBehalfOf: rec.p.ref()})
@@ -124,18 +130,19 @@ func (rec *record) carePlan(support []*fhir.Appointment) error {
 		if d.After(g.today) {
 			d = g.today
 		}
-		qr, obs := rec.pam(i+1, d, min(1, activation+0.1*float64(i)), lead)
-		if err := g.putAll(qr, obs); err != nil {
+		qr := rec.pam(i+1, d, min(1, activation+0.1*float64(i)), lead)
+		if err := g.put(qr); err != nil {
 			return err
 		}
-		scores = append(scores, ref("Observation", obs.GetID(), ""))
+		scores = append(scores, ref("QuestionnaireResponse", qr.GetID(), ""))
 	}
 
 	plan := &fhir.CarePlan{
 		Id:             fhir.NewId("cp-" + rec.num + "-1"),
 		Status:         fhir.NewCode("active"),
 		Intent:         fhir.NewCode("plan"),
-		Category:       []*fhir.CodeableConcept{snomed("734163000", "Care plan")},
+		Meta:           &fhir.Meta{Profile: []*fhir.Canonical{fhir.NewCanonical(care.PCSPProfileURL)}},
+		Category:       []*fhir.CodeableConcept{concept(care.SystemCarePlanCategory, care.CodePCSP, "Personalised care and support plan"), snomed("734163000", "Care plan")},
 		Title:          fhir.NewString("Personalised care and support plan"),
 		Description:    fhir.NewString("What matters to " + rec.who.given[0] + ": " + pick(r, whatMatters)),
 		Subject:        rec.patientRef(),
@@ -150,6 +157,10 @@ func (rec *record) carePlan(support []*fhir.Appointment) error {
 	}
 	if !active {
 		plan.Status = fhir.NewCode("completed")
+	} else {
+		// Reviewed every six months; a sixth or so are overdue.
+		review := g.today.AddDate(0, 0, between(rec.g.rand(streamReview, rec.n), -45, 180))
+		plan.Extension = []*fhir.Extension{{Url: care.ReviewDateURL, ValueDate: date(review)}}
 	}
 	for _, a := range support {
 		status := "completed"
@@ -163,6 +174,7 @@ func (rec *record) carePlan(support []*fhir.Appointment) error {
 			OutcomeReference: []*fhir.Reference{ref("Appointment", a.GetID(), "")},
 			Detail: &fhir.CarePlanActivityDetail{
 				Kind:        fhir.NewCode("Appointment"),
+				Code:        supportKind(a),
 				Status:      fhir.NewCode(status),
 				Performer:   []*fhir.Reference{a.Participant[1].Actor},
 				Description: a.Description,
@@ -170,6 +182,22 @@ func (rec *record) carePlan(support []*fhir.Appointment) error {
 		})
 	}
 	return g.put(plan)
+}
+
+// supportKind codes a support appointment as the kind of support it is,
+// by its service: social prescribing, health coaching, or a planning
+// review that prepares shared decisions.
+func supportKind(a *fhir.Appointment) *fhir.CodeableConcept {
+	kind := "shared-decision-making"
+	if len(a.ServiceType) > 0 {
+		switch a.ServiceType[0].Text.Get() {
+		case "Social prescribing":
+			kind = "social-prescribing"
+		case "Health coaching":
+			kind = "health-coaching"
+		}
+	}
+	return concept(care.SystemPCSPActivity, kind, care.PCSPActivities[kind])
 }
 
 // goalKinds chooses one to three goals fitting the patient's conditions.

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"carefhir/care"
 	"carefhir/fhir"
 )
 
@@ -28,13 +29,13 @@ const (
 
 // Base is the canonical base of the definitions carefhir publishes itself:
 // the PAM Questionnaire and the codes no national terminology has.
-const Base = "https://carefhir.example.org/fhir"
+const Base = care.Base
 
 // SystemCareRole codes the care-coordination roles of PractitionerRole and
 // CareTeam members that have no SNOMED CT concept of their own:
 // practice-nurse, social-prescribing-link-worker, health-and-wellbeing-coach
 // and care-coordinator.
-const SystemCareRole = Base + "/CodeSystem/care-role"
+const SystemCareRole = care.SystemCareRole
 
 // Profile of the UK Core Patient, which generated Patients claim.
 const profileUKCorePatient = "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"

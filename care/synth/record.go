@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"carefhir/care"
 	"carefhir/fhir"
 )
 
@@ -43,6 +44,7 @@ type record struct {
 	g      *generator
 	r      *rand.Rand
 	p      *practice
+	n      int    // the patient number
 	num    string // the patient number, such as "000042", in every id
 	id     string // Patient id
 	who    person
@@ -67,7 +69,7 @@ func (rec *record) past(lo, hi int) time.Time {
 func (g *generator) record(p *practice, n int) error {
 	r := g.rand(streamPatient, n)
 	num := fmt.Sprintf("%06d", n)
-	rec := &record{g: g, r: r, p: p, num: num, id: "pat-" + num, has: map[string]bool{}}
+	rec := &record{g: g, r: r, p: p, n: n, num: num, id: "pat-" + num, has: map[string]bool{}}
 	rec.who = newPerson(r, "")
 	rec.birth = birthDate(r, g.today)
 	rec.age = ageAt(rec.birth, g.today)
@@ -214,7 +216,36 @@ func (rec *record) observations() []fhir.Resource {
 			obs = append(obs, rec.hba1c())
 		}
 	}
+	if rec.age >= 65 {
+		obs = append(obs, rec.frailty()...)
+	}
 	return obs
+}
+
+// frailty returns one or two electronic frailty index results (0 to 1, the
+// share of 36 deficits present), the later one counting: higher with age
+// and with more conditions. They come from a random stream of their own,
+// so that adding them left the rest of each record as it was.
+func (rec *record) frailty() []fhir.Resource {
+	r := rec.g.rand(streamFrailty, rec.n)
+	base := 0.04 + 0.006*float64(rec.age-65) + 0.03*float64(len(rec.conds))
+	var out []fhir.Resource
+	for i := range between(r, 1, 2) {
+		deficits := min(36, max(0, int((base+0.02*float64(i))*36+float64(r.IntN(5))-2)))
+		value := strconv.FormatFloat(float64(deficits)/36, 'f', 2, 64)
+		rec.nextOb++
+		taken := clinicTime(r, workday(rec.g.today.AddDate(0, 0, -between(r, 30, 300)+120*i)))
+		out = append(out, &fhir.Observation{
+			Id:                fhir.NewId(fmt.Sprintf("obs-%s-%d", rec.num, rec.nextOb)),
+			Status:            fhir.NewCode("final"),
+			Category:          []*fhir.CodeableConcept{concept(terminology+"observation-category", "survey", "Survey")},
+			Code:              &fhir.CodeableConcept{Coding: []*fhir.Coding{coding(care.SystemRiskScore, care.CodeFrailty, "Electronic frailty index")}, Text: fhir.NewString("Electronic frailty index")},
+			Subject:           rec.patientRef(),
+			EffectiveDateTime: dateTime(taken),
+			ValueQuantity:     &fhir.Quantity{Value: fhir.NewDecimal(value)},
+		})
+	}
+	return out
 }
 
 // observation returns a final Observation of the patient taken by the

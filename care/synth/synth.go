@@ -118,9 +118,6 @@ func Generate(opts Options, emit EmitFunc) error {
 	if opts.Today.IsZero() {
 		g.today = DefaultToday
 	}
-	if err := g.put(pamQuestionnaire(g.today)); err != nil {
-		return err
-	}
 	size := opts.practiceSize()
 	var p *practice
 	for n := 1; n <= opts.Patients; n++ {
@@ -144,6 +141,8 @@ const (
 	streamNHS      = 1 << 62
 	streamPractice = 2 << 62
 	streamPatient  = 3 << 62
+	streamFrailty  = 1<<62 | 1<<61
+	streamReview   = 1<<62 | 1<<60
 )
 
 // generator carries the state of one Generate call.

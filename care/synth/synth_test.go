@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"carefhir/care"
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 )
@@ -123,7 +124,9 @@ func TestGenerateDecodes(t *testing.T) {
 func TestGenerateCounts(t *testing.T) {
 	const patients = 300
 	g := generate(t, Options{Patients: patients, Seed: 1, PracticeSize: 120})
-	exact := map[string]int{"Patient": patients, "Organization": 3, "Questionnaire": 1}
+	// The PAM Questionnaire is the server's (installed at start-up), not
+	// the set's.
+	exact := map[string]int{"Patient": patients, "Organization": 3, "Questionnaire": 0}
 	for typ, want := range exact {
 		if g.count[typ] != want {
 			t.Errorf("%d %s, want %d", g.count[typ], typ, want)
@@ -294,7 +297,7 @@ func TestGeneratePractices(t *testing.T) {
 func TestGenerateCareRecords(t *testing.T) {
 	g := generate(t, Options{Patients: 300, Seed: 11})
 	status := map[string]map[string]bool{"CarePlan": {}, "Appointment": {}}
-	var past, future, weights, decimalWeights int
+	var past, future, weights, decimalWeights, overdue, frailty int
 	for _, e := range g.entries {
 		res, err := fhirjson.UnmarshalAs(e.JSON, e.Type)
 		if err != nil {
@@ -303,11 +306,36 @@ func TestGenerateCareRecords(t *testing.T) {
 		switch r := res.(type) {
 		case *fhir.CarePlan:
 			status["CarePlan"][r.Status.Get()] = true
-			if c := r.Category[0].Coding[0]; c.System.Get() != SystemSNOMED || c.Code.Get() != "734163000" {
-				t.Errorf("%s: category %s", e.ID, e.JSON)
+			if c := r.Category[0].Coding[0]; c.System.Get() != care.SystemCarePlanCategory || c.Code.Get() != care.CodePCSP || r.Meta.Profile[0].Get() != care.PCSPProfileURL {
+				t.Errorf("%s: not a PCSP: %s", e.ID, e.JSON)
+			}
+			review := ""
+			for _, x := range r.Extension {
+				if x.Url == care.ReviewDateURL {
+					review = x.ValueDate.Get()
+				}
+			}
+			switch {
+			case r.Status.Get() == "active" && review == "":
+				t.Errorf("%s: an active PCSP without a review date", e.ID)
+			case review != "" && review < DefaultToday.Format(time.DateOnly):
+				overdue++
+			}
+			for _, a := range r.Activity {
+				if a.Detail == nil || a.Detail.Code == nil || a.Detail.Code.Coding[0].System.Get() != care.SystemPCSPActivity {
+					t.Errorf("%s: activity not coded as PCSP support", e.ID)
+				}
 			}
 			if r.Period == nil || r.Period.Start == nil || (r.Status.Get() == "completed") != (r.Period.End != nil) {
 				t.Errorf("%s: period %s does not fit status %s", e.ID, e.JSON, r.Status.Get())
+			}
+		case *fhir.CareTeam:
+			coordinated := false
+			for _, p := range r.Participant {
+				coordinated = coordinated || p.Role[0].Coding[0].Code.Get() == care.CodeCoordinator
+			}
+			if !coordinated {
+				t.Errorf("%s: no care coordinator", e.ID)
 			}
 		case *fhir.Appointment:
 			status["Appointment"][r.Status.Get()] = true
@@ -324,9 +352,7 @@ func TestGenerateCareRecords(t *testing.T) {
 				t.Errorf("%s: %d participants", e.ID, len(r.Participant))
 			}
 		case *fhir.QuestionnaireResponse:
-			if len(r.Item) != 13 {
-				t.Errorf("%s: %d answers, want 13", e.ID, len(r.Item))
-			}
+			checkPAM(t, e.ID, r)
 		case *fhir.Observation:
 			switch r.Code.Coding[0].Code.Get() {
 			case "27113001":
@@ -341,8 +367,11 @@ func TestGenerateCareRecords(t *testing.T) {
 				if len(r.Component) != 2 {
 					t.Errorf("%s: blood pressure without two components", e.ID)
 				}
-			case "pam-score":
-				checkPAMScore(t, e.ID, r)
+			case care.CodeFrailty:
+				frailty++
+				if v, err := strconv.ParseFloat(r.ValueQuantity.Value.Get(), 64); err != nil || v < 0 || v > 1 {
+					t.Errorf("%s: frailty index %s", e.ID, e.JSON)
+				}
 			}
 		}
 	}
@@ -355,47 +384,25 @@ func TestGenerateCareRecords(t *testing.T) {
 	if past == 0 || future == 0 {
 		t.Errorf("%d past and %d future appointments, want both", past, future)
 	}
+	if overdue == 0 || frailty == 0 {
+		t.Errorf("%d overdue PCSP reviews and %d frailty indexes, want some of each", overdue, frailty)
+	}
 	if weights == 0 || decimalWeights == 0 {
 		t.Errorf("%d body weights, %d with a fraction of a kilogram", weights, decimalWeights)
 	}
 }
 
-func checkPAMScore(t *testing.T, id string, o *fhir.Observation) {
+// checkPAM checks a PAM response: the 13 statements answered on the PAM
+// scale and the score the licensed tool would return.
+func checkPAM(t *testing.T, id string, qr *fhir.QuestionnaireResponse) {
 	t.Helper()
-	var score float64
-	if err := json.Unmarshal([]byte(o.ValueQuantity.Value.Get()), &score); err != nil || score < 0 || score > 100 {
-		t.Errorf("%s: PAM score %q, want 0 to 100", id, o.ValueQuantity.Value.Get())
+	if len(qr.Item) != 14 || qr.Item[0].LinkId.Get() != "pam-1" || qr.Item[13].LinkId.Get() != "pam-score" {
+		t.Errorf("%s: %d items, want pam-1 to pam-13 and pam-score", id, len(qr.Item))
 		return
 	}
-	if len(o.Component) != 1 || o.Component[0].ValueInteger.Get() != int64(pamLevel(score)) {
-		t.Errorf("%s: PAM score %v without level %d", id, score, pamLevel(score))
-	}
-	if len(o.DerivedFrom) != 1 {
-		t.Errorf("%s: PAM score not derived from a QuestionnaireResponse", id)
-	}
-}
-
-func TestPAMLevel(t *testing.T) {
-	tests := []struct {
-		name  string
-		score float64
-		want  int
-	}{
-		{"lowest", 0, 1},
-		{"top of level 1", 47.0, 1},
-		{"bottom of level 2", 47.1, 2},
-		{"top of level 2", 55.1, 2},
-		{"bottom of level 3", 55.2, 3},
-		{"top of level 3", 67.0, 3},
-		{"bottom of level 4", 67.1, 4},
-		{"highest", 100, 4},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := pamLevel(tt.score); got != tt.want {
-				t.Errorf("pamLevel(%v) = %d, want %d", tt.score, got, tt.want)
-			}
-		})
+	var score float64
+	if err := json.Unmarshal([]byte(qr.Item[13].Answer[0].ValueDecimal.Get()), &score); err != nil || score < 0 || score > 100 {
+		t.Errorf("%s: PAM score %q, want 0 to 100", id, qr.Item[13].Answer[0].ValueDecimal.Get())
 	}
 }
 

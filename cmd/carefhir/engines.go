@@ -45,9 +45,14 @@ func openSQLite(_ context.Context, cfg *serveConfig) (store.Store, error) {
 	return s, nil
 }
 
-// openMongo connects to the MongoDB deployment at cfg.MongoURI.
+// openMongo connects to the MongoDB deployment at cfg.MongoURI, reporting
+// the duration of its commands to cfg.metrics when set.
 func openMongo(ctx context.Context, cfg *serveConfig) (store.Store, error) {
-	s, err := mongo.Open(ctx, cfg.MongoURI)
+	var opts []mongo.Option
+	if cfg.metrics != nil {
+		opts = append(opts, mongo.WithObserver(cfg.metrics.StoreObserver(engineMongo)))
+	}
+	s, err := mongo.Open(ctx, cfg.MongoURI, opts...)
 	if err != nil {
 		return nil, err
 	}

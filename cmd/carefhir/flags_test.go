@@ -28,6 +28,7 @@ func TestParseServeConfig(t *testing.T) {
 		Validate:        true,
 		ReadyTimeout:    2 * time.Second,
 		Limits:          defaultLimits(),
+		Care:            careFlags{PAMMinAnswered: 10},
 	}
 	with := func(f func(*serveConfig)) serveConfig {
 		c := defaults
@@ -52,6 +53,11 @@ func TestParseServeConfig(t *testing.T) {
 		{name: "addr port not a number", args: []string{"--addr", "127.0.0.1:http"}, wantErr: "--addr"},
 		{name: "addr bad host", args: []string{"--addr", "bad_host!:80"}, wantErr: "--addr"},
 		{name: "addr empty", args: []string{"--addr", ""}, wantErr: "--addr is required"},
+		{name: "reminders every hour", args: []string{"--reminders-every", "1h", "--pam-min-answered", "12"}, want: with(func(c *serveConfig) {
+			c.Care.RemindersEvery, c.Care.PAMMinAnswered = time.Hour, 12
+		})},
+		{name: "pam-min-answered beyond 13", args: []string{"--pam-min-answered", "14"}, wantErr: "pam-min-answered"},
+		{name: "pam-wording missing", args: []string{"--pam-wording", "/nonexistent/wording.txt"}, wantErr: "pam-wording"},
 		{name: "data", args: []string{"--data", "/var/lib/carefhir"}, want: with(func(c *serveConfig) { c.DataDir = "/var/lib/carefhir" })},
 		{name: "no data and no mongo", args: []string{"--data", ""}, wantErr: "--data is required unless --mongo-uri is set"},
 		{name: "max-body MiB", args: []string{"--max-body", "1MiB"}, want: with(func(c *serveConfig) { c.MaxBody = 1 << 20 })},

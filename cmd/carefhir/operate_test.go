@@ -56,7 +56,7 @@ func TestServeProbesAndMetrics(t *testing.T) {
 			if err := json.Unmarshal([]byte(body), &ready); err != nil || code != http.StatusOK || ready.Status != "ok" {
 				t.Fatalf("GET /readyz: %d %s", code, body)
 			}
-			want := map[string]bool{"store": true, "audit": true}
+			want := map[string]bool{"store": true, "audit": true, "subscription-outbox": true}
 			if name == engineMongo {
 				want["mongodb-primary"] = true
 			}
@@ -82,17 +82,26 @@ func TestServeProbesAndMetrics(t *testing.T) {
 				`carefhir_http_requests_total{code="201",interaction="create",type="Patient"} 1`,
 				`carefhir_http_requests_total{code="404",interaction="read",type="Patient"} 1`,
 				"go_goroutines",
+				"carefhir_audit_buffer_depth",
+				"carefhir_subscription_outbox_backlog 0",
+				"carefhir_export_jobs_running 0",
 			} {
 				if !strings.Contains(body, want) {
 					t.Errorf("/metrics lacks %s", want)
 				}
 			}
 			if name == engineSQLite {
-				for _, want := range []string{`carefhir_store_operation_duration_seconds_count{engine="sqlite",op="put"} 1`, `carefhir_sqlite_file_bytes{file="database"}`, "carefhir_sqlite_write_queue_depth 0"} {
+				// The create is a unit of work (the write hook of
+				// subscriptions runs on every type), counted with the
+				// audit trail's.
+				for _, want := range []string{`carefhir_store_operation_duration_seconds_count{engine="sqlite",op="transact"} `, `carefhir_sqlite_file_bytes{file="database"}`, "carefhir_sqlite_write_queue_depth 0"} {
 					if !strings.Contains(body, want) {
 						t.Errorf("/metrics lacks %s", want)
 					}
 				}
+			}
+			if name == engineMongo && !strings.Contains(body, `carefhir_store_operation_duration_seconds_count{engine="mongo",op="find"}`) {
+				t.Errorf("/metrics lacks the MongoDB engine's command durations")
 			}
 			if strings.Contains(body, "no-such-id") {
 				t.Errorf("/metrics holds an id from a request")

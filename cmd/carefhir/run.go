@@ -18,8 +18,10 @@ Usage:
   carefhir bench [flags]     load a running server and measure it
   carefhir bench search      measure searches on a SQLite data directory
   carefhir bench hostile     measure normal traffic beside hostile requests
+  carefhir bench care        measure caseloads and cohorts on a SQLite data directory
   carefhir synth [flags]     generate fictional UK primary-care records
   carefhir reindex [flags]   rebuild the search index of the stored resources
+  carefhir import [flags] FILE... load NDJSON files into a running server
   carefhir client add [flags] register a backend-services client in the auth file
   carefhir keys jwks FILE     print the JWKS of a PEM public key, for client add
   carefhir keys rotate [flags] make a new key sign the server's access tokens
@@ -64,6 +66,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			return benchHostile(ctx, cfg, stdout)
 		}
+		if len(rest) > 0 && rest[0] == "care" {
+			cfg, err := parseBenchCareConfig(rest[1:], stderr)
+			if err != nil {
+				return err
+			}
+			return benchCare(ctx, cfg, stdout, stderr)
+		}
 		if len(rest) > 0 && rest[0] == "search" {
 			cfg, err := parseBenchSearchConfig(rest[1:], nil, stderr)
 			if err != nil {
@@ -88,6 +97,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return reindex(ctx, cfg, engines(), stdout, stderr)
+	case "import":
+		cfg, err := parseImportConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return runImport(ctx, cfg, stdout)
 	case "client", "keys":
 		return runAuthCommand(cmd, rest, stdout, stderr)
 	case "migrate":

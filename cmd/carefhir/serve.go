@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
+	"carefhir/care"
+	"carefhir/notify"
 	"carefhir/ops/health"
 	"carefhir/ops/metrics"
+	"carefhir/ops/tracing"
 	"carefhir/profiles"
 	"carefhir/profiles/conformance"
 	"carefhir/server"
@@ -40,7 +44,16 @@ type serveConfig struct {
 	RateLimit      float64       `flag:"rate-limit" validate:"gte=0"`
 	RateBurst      int           `flag:"rate-burst" validate:"gte=0"`
 	MetricsAddr    string        `flag:"metrics-addr" validate:"omitempty,listen_addr"`
+	OTLPEndpoint   string        `flag:"otlp-endpoint" validate:"omitempty,http_url"`
 	ReadyTimeout   time.Duration `flag:"ready-timeout" validate:"gt=0"`
+	// Subscriptions (subscriptions.go).
+	NotifyAllowHTTP  bool          `flag:"notify-allow-http"`
+	NotifyTypes      typeList      `flag:"notify-types"`
+	NotifyMaxBackoff time.Duration `flag:"notify-max-backoff" validate:"gte=0"`
+	NotifyErrorAfter time.Duration `flag:"notify-error-after" validate:"gte=0"`
+	// Bulk export (export.go).
+	ExportDir    string        `flag:"export-dir"`
+	ExportExpire time.Duration `flag:"export-expire" validate:"gte=0"`
 
 	// metrics and logger, set by serve before the engine opens, receive
 	// the engine's measurements and what it did at start-up.
@@ -48,6 +61,7 @@ type serveConfig struct {
 	logger  *slog.Logger
 	// Limits bound what one request may cost.
 	Limits limitsConfig
+	Care   careFlags
 }
 
 // engine names the storage engine cfg selects: MongoDB when a URI is given,
@@ -83,6 +97,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log `format` on stderr: text or json")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "least `level` logged: debug, info, warn or error")
 	fs.BoolVar(&cfg.Validate, "validate", cfg.Validate, "validate every create and update against the R4 definitions and the resource's meta.profile (422 when invalid); $validate is served either way")
+	fs.StringVar(&cfg.Care.PAMWording, "pam-wording", "", "`file` of the licensed wording of the 13 PAM statements, one a line (default: neutral placeholders)")
+	fs.StringVar(&cfg.Care.PAMCalibration, "pam-calibration", "", "CSV `file` of the licensee's PAM calibration (answered,raw,score), to score responses without the licensed tool's score")
+	fs.IntVar(&cfg.Care.PAMMinAnswered, "pam-min-answered", care.DefaultMinAnswered, "fewest PAM statements answered (not N/A) that a calibrated score needs")
+	fs.StringVar(&cfg.Care.CareCodes, "care-codes", "", "JSON `file` replacing SNOMED CT codes of care coordination (see docs/care-coordination.md)")
+	fs.DurationVar(&cfg.Care.RemindersEvery, "reminders-every", 0, "create the PCSP review and PAM reminder Tasks due this often, such as 1h (default: only through Task/$generate-reminders)")
 	fs.Var(&cfg.RequiredProfiles, "require-profile", "`Type=URL`: every resource of Type must conform to the bundled profile URL, such as Patient=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient (422 otherwise); repeatable; needs --validate")
 	fs.StringVar(&cfg.AuthFile, "auth", "", "auth `file` (YAML or JSON): trusted token issuers, backend-services clients, CORS origins, rate limits; see docs/security.md")
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve a non-loopback address without --auth: anyone who can reach it can read and change every record")
@@ -91,8 +110,15 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second allowed to each client (token client_id or subject, else address); 0: the auth file's rate_limit, or none")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP `host:port` serving /metrics on a listener of its own, such as 127.0.0.1:9090; unset, /metrics is served beside the API")
+	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "OpenTelemetry collector `URL` (OTLP/HTTP, such as http://collector:4318) to send a span of every request to; unset, no tracing")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long each readiness check of /readyz may take before it counts as failed")
 	addLimitFlags(fs, &cfg.Limits)
+	fs.BoolVar(&cfg.NotifyAllowHTTP, "notify-allow-http", false, "allow Subscription endpoints on plain http beyond loopback")
+	fs.Var(&cfg.NotifyTypes, "notify-types", "comma-separated resource `types` Subscriptions may be about (default: every type); writes of other types skip the subscriptions hook")
+	fs.DurationVar(&cfg.NotifyMaxBackoff, "notify-max-backoff", 0, "longest wait between two attempts to deliver a notification (0: "+notify.DefaultMaxBackoff.String()+")")
+	fs.DurationVar(&cfg.NotifyErrorAfter, "notify-error-after", 0, "how long a Subscription's deliveries may fail before it is set to error (0: "+notify.DefaultErrorAfter.String()+")")
+	fs.StringVar(&cfg.ExportDir, "export-dir", "", "`directory` of the files of bulk exports (default: exports in --data)")
+	fs.DurationVar(&cfg.ExportExpire, "export-expire", 0, "how long the files of a finished bulk export are kept (0: 1h)")
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
@@ -164,7 +190,17 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		ln.Close()
 		return err
 	}
-	validator, err := profiles.New(profiles.Options{})
+	co, err := loadCare(cfg.Care)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	careDefs, err := co.Definitions()
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("serve: %w", err)
+	}
+	validator, err := profiles.New(profiles.Options{Resources: careDefs})
 	if err != nil {
 		return fmt.Errorf("serve: load the conformance definitions: %w", err)
 	}
@@ -173,6 +209,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		return err
 	}
 	definitions, err := conformance.Load()
+	if err == nil {
+		definitions, err = definitions.With(careDefs...)
+	}
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
@@ -184,7 +223,19 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	auditCfg.OnDrop = reg.AuditBuffer(func() int { return auditor.Depth() }).Inc
 	auditor = access.NewAuditor(st, auditCfg)
 	defer auditor.Close()
-	h := server.New(server.Config{
+	subs, err := startSubscriptions(ctx, cfg, baseURL, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer subs.stop()
+	exports, err := startExports(cfg, baseURL, logger)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer exports.Close()
+	scfg := server.Config{
 		Auditor:          auditor,
 		Store:            st,
 		BaseURL:          baseURL,
@@ -200,9 +251,19 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		RateLimit:        sa.rateLimit,
 		AccessPolicy:     sa.policy,
 		Limits:           cfg.Limits.server(),
-	})
+	}
+	subs.configure(&scfg)
+	configureExports(exports, &scfg)
+	scfg.Operations = append(scfg.Operations, co.Operations()...)
+	scfg.Hooks = append(scfg.Hooks, co.Hooks()...)
+	if remind := runReminders(ctx, co, cfg.Care.RemindersEvery, logger); remind != nil {
+		scfg.Attach = append(scfg.Attach, remind)
+	}
+	h := server.New(scfg)
 	observeEngine(reg, st)
-	checks := []health.Check{storeCheck(st), health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth)}
+	reg.ExportJobs(exports.Jobs, exports.Failed)
+	checks := []health.Check{storeCheck(st), health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth),
+		subs.observe(reg, outboxHighWater)}
 	if name == engineMongo {
 		check, disconnect, err := mongoPrimaryCheck(cfg.MongoURI)
 		if err != nil {
@@ -229,10 +290,27 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		logger.Warn("metrics not served: with --auth, give --metrics-addr to serve /metrics on a listener of its own")
 	}
 	mux.Handle("/", reg.Instrument(h, "/fhir", server.ServedTypes()))
+	var handler http.Handler = mux
+	if cfg.OTLPEndpoint != "" {
+		tracer, err := tracing.New(ctx, cfg.OTLPEndpoint, version)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("serve: %w", err)
+		}
+		// Spans not yet sent go when the server has stopped serving.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tracer.Shutdown(sctx); err != nil {
+				logger.Warn("tracing: spans not sent at shutdown", "error", err)
+			}
+		}()
+		handler = tracer.Handler(mux, spanName(server.ServedTypes()))
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil,
 		"metrics", metricsAttr(ln, mln))
-	api := newHTTPServer(mux, logger)
+	api := newHTTPServer(handler, logger)
 	api.TLSConfig = tlsCfg
 	if mln == nil {
 		return serveHTTP(ctx, ln, api, cfg.ShutdownTimeout, logger)
@@ -250,6 +328,22 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	err = serveHTTP(ctx, ln, api, cfg.ShutdownTimeout, logger)
 	stop()
 	return errors.Join(err, <-errc)
+}
+
+// outboxHighWater is the subscription backlog beyond which the server
+// reports itself not ready: deliveries are falling far behind the writes.
+const outboxHighWater = 10_000
+
+// spanName names the span of a request by its interaction and resource
+// type, as the metrics do: never by ids, which belong to no dashboard.
+func spanName(types []string) func(method, path string) string {
+	return func(method, path string) string {
+		interaction, typ := metrics.Classify(method, path, "/fhir")
+		if typ != "" && slices.Contains(types, typ) {
+			return interaction + " " + typ
+		}
+		return interaction
+	}
 }
 
 // metricsAttr says where /metrics is served, for the start-up log line.

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"carefhir/care"
 	"carefhir/care/synth"
 	"carefhir/server"
 	"carefhir/store"
@@ -167,7 +168,12 @@ func loadData(ctx context.Context, dir string, opts synth.Options, clients int, 
 // process, as transaction Bundles of bundleSize PUTs: one SQLite transaction
 // each, several times the rate of single PUTs.
 func loadStore(ctx context.Context, st store.Store, opts synth.Options, clients int, prog *progress) error {
-	h := server.New(server.Config{Store: st, SoftwareVersion: "synth"})
+	co, err := care.New(care.Config{})
+	if err != nil {
+		return err
+	}
+	// Care coordination derives the PAM Observations of the responses.
+	h := server.New(server.Config{Store: st, SoftwareVersion: "synth", Operations: co.Operations(), Hooks: co.Hooks()})
 	l := &loader{client: newLoadClient(handlerTransport{h}, clients), base: "http://carefhir.invalid/fhir"}
 	return load(ctx, opts, clients, bundleSize, l.transact, prog)
 }

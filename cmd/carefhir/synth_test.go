@@ -178,7 +178,7 @@ func TestSynthURL(t *testing.T) {
 		}
 		return doc
 	}
-	for _, typ := range []string{"Patient", "Organization", "Practitioner", "CarePlan", "Appointment", "Questionnaire", "QuestionnaireResponse"} {
+	for _, typ := range []string{"Patient", "Organization", "Practitioner", "CarePlan", "Appointment", "QuestionnaireResponse"} {
 		e := firstOf(t, entries, typ)
 		doc := get(typ + "/" + e.ID)
 		if doc["id"] != e.ID {
@@ -249,7 +249,7 @@ func TestSynthURLFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var attempts atomic.Int64
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.URL.Path == "/fhir/Questionnaire/pam-13" {
+				if r.URL.Path == "/fhir/Organization/org-0001" {
 					attempts.Add(1)
 				}
 				http.Error(w, "no", tt.status)

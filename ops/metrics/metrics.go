@@ -84,21 +84,31 @@ func (r *Registry) AuditBuffer(depth func() int) (dropped Counter) {
 		"audit_events_dropped_total", "AuditEvents that could not be written and were dropped.", depth)
 }
 
-// SubscriptionOutbox registers the subscription outbox's metrics:
-// carefhir_subscription_outbox_backlog, read from backlog at every scrape,
-// and carefhir_subscription_delivery_failures_total, the returned counter.
-// Call it once, when subscriptions start.
-func (r *Registry) SubscriptionOutbox(backlog func() int) (failures Counter) {
-	return r.queue("subscription_outbox_backlog", "Subscription notifications waiting to be delivered.",
-		"subscription_delivery_failures_total", "Subscription notification deliveries that failed.", backlog)
+// SubscriptionOutbox registers the subscription outbox's metrics, read at
+// every scrape: carefhir_subscription_outbox_backlog from backlog and
+// carefhir_subscription_delivery_failures_total from failures, a count
+// the deliverer keeps. Call it once, when subscriptions start.
+func (r *Registry) SubscriptionOutbox(backlog func() int, failures func() int64) {
+	r.counted("subscription_outbox_backlog", "Subscription notifications waiting to be delivered.",
+		"subscription_delivery_failures_total", "Subscription notification deliveries that failed.", backlog, failures)
 }
 
-// ExportJobs registers the bulk export metrics: carefhir_export_jobs_running,
-// read from running at every scrape, and carefhir_export_jobs_failed_total,
-// the returned counter. Call it once, when bulk export starts.
-func (r *Registry) ExportJobs(running func() int) (failed Counter) {
-	return r.queue("export_jobs_running", "Bulk export jobs in progress.",
-		"export_jobs_failed_total", "Bulk export jobs that failed.", running)
+// ExportJobs registers the bulk export metrics, read at every scrape:
+// carefhir_export_jobs_running from running and
+// carefhir_export_jobs_failed_total from failed, a count the exporter
+// keeps. Call it once, when bulk export starts.
+func (r *Registry) ExportJobs(running func() int, failed func() int64) {
+	r.counted("export_jobs_running", "Bulk export jobs in progress.",
+		"export_jobs_failed_total", "Bulk export jobs that failed.", running, failed)
+}
+
+// counted registers a gauge read from depth and a counter read from count
+// at every scrape.
+func (r *Registry) counted(gauge, gaugeHelp, counter, counterHelp string, depth func() int, count func() int64) {
+	r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: gauge, Help: gaugeHelp},
+		func() float64 { return float64(depth()) }))
+	r.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: namespace, Name: counter, Help: counterHelp},
+		func() float64 { return float64(count()) }))
 }
 
 // StoreObserver records the latency of store operations and, for engines

@@ -104,9 +104,8 @@ func TestComponentMetrics(t *testing.T) {
 	}
 	dropped := r.AuditBuffer(func() int { return 7 })
 	dropped.Inc()
-	failures := r.SubscriptionOutbox(func() int { return 3 })
-	failures.Add(2)
-	r.ExportJobs(func() int { return 1 })
+	r.SubscriptionOutbox(func() int { return 3 }, func() int64 { return 2 })
+	r.ExportJobs(func() int { return 1 }, func() int64 { return 0 })
 	r.SQLite(func() SQLiteStats { return SQLiteStats{QueueDepth: 4, DatabaseBytes: 4096, WALBytes: 512} })
 	obs := r.StoreObserver("sqlite")
 	obs.Operation("read", time.Millisecond)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -304,9 +305,7 @@ func commonPrefix(a, b []store.Clause) []store.Clause {
 	return a[:n]
 }
 
-func sameClause(a, b store.Clause) bool {
-	return fmt.Sprintf("%#v", a) == fmt.Sprintf("%#v", b)
-}
+func sameClause(a, b store.Clause) bool { return reflect.DeepEqual(a, b) }
 
 // compartment is the clause keeping resources of typ in the compartment of
 // Patient id, the Patient itself included.

@@ -59,8 +59,14 @@ func (r *Record) touchWrite(w *store.Write) {
 	if w.Type == "Patient" {
 		e.Patients = []string{w.ID}
 	}
+	seen := map[string]bool{}
+	for _, p := range e.Patients {
+		seen[p] = true
+	}
 	for _, ref := range w.Index.References {
-		if ref.Type == "Patient" && !contains(e.Patients, ref.ID) {
+		// A set, not a scan of the list: a Group may name 100,000 patients.
+		if ref.Type == "Patient" && !seen[ref.ID] {
+			seen[ref.ID] = true
 			e.Patients = append(e.Patients, ref.ID)
 		}
 	}
@@ -88,15 +94,6 @@ func (r *Record) Entities() []Entity {
 	return append([]Entity(nil), r.entities...)
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // patientsOf returns the patients a stored resource belongs to: itself for
 // a Patient, else each Patient its JSON refers to by relative reference
 // ("reference": "Patient/id"). Scanning the bytes costs far less than
@@ -106,6 +103,7 @@ func patientsOf(typ, id string, body []byte) []string {
 		return []string{id}
 	}
 	var out []string
+	seen := map[string]bool{}
 	const marker = `"reference":"Patient/`
 	for i := 0; i+len(marker) < len(body); {
 		j := indexFrom(body, marker, i)
@@ -117,7 +115,8 @@ func patientsOf(typ, id string, body []byte) []string {
 		for end < len(body) && isIDByte(body[end]) {
 			end++
 		}
-		if end < len(body) && body[end] == '"' && end > start && !contains(out, string(body[start:end])) {
+		if end < len(body) && body[end] == '"' && end > start && !seen[string(body[start:end])] {
+			seen[string(body[start:end])] = true
 			out = append(out, string(body[start:end]))
 		}
 		i = end

@@ -216,19 +216,9 @@ func (s *Store) history(ctx context.Context, r store.Reader, q store.HistoryQuer
 		req.record.touch(page.Versions...)
 		return page, nil
 	}
-	kept := page.Versions[:0:0]
-	for _, v := range page.Versions {
-		g, err := req.grant(v.Type, Read)
-		if err != nil {
-			continue
-		}
-		switch err := s.within(ctx, req, r, g, v); {
-		case errors.Is(err, store.ErrNotFound):
-			continue
-		case err != nil:
-			return nil, err
-		}
-		kept = append(kept, v)
+	kept, err := s.reachable(ctx, req, r, page.Versions)
+	if err != nil {
+		return nil, err
 	}
 	if len(kept) < len(page.Versions) && page.Next == "" && q.Cursor == "" {
 		page.Total = len(kept)

@@ -79,6 +79,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
@@ -132,6 +133,8 @@ type Store struct {
 	// sessions starts the sessions of transactions, snapshots those of
 	// snapshot reads (see session).
 	sessions, snapshots func() (session, error)
+	// observer, when set, is told how long every command took.
+	observer Observer
 
 	// The journal of units of work on deployments without transactions
 	// (see journal.go), and the database handle that applies journaled
@@ -178,6 +181,24 @@ var _ store.Store = (*Store)(nil)
 
 // Option changes how Open sets a Store up.
 type Option func(*Store)
+
+// Observer receives how long each command the engine sends to MongoDB
+// took, named by the command (find, insert, update, commitTransaction…):
+// the engine's operation latencies, for metrics.
+type Observer interface {
+	Operation(op string, took time.Duration)
+}
+
+// WithObserver reports the duration of every command to o.
+func WithObserver(o Observer) Option { return func(s *Store) { s.observer = o } }
+
+// commandMonitor reports every command's duration to o, failed or not.
+func commandMonitor(o Observer) *event.CommandMonitor {
+	return &event.CommandMonitor{
+		Succeeded: func(_ context.Context, e *event.CommandSucceededEvent) { o.Operation(e.CommandName, e.Duration) },
+		Failed:    func(_ context.Context, e *event.CommandFailedEvent) { o.Operation(e.CommandName, e.Duration) },
+	}
+}
 
 // Defaults of the options.
 const (
@@ -235,22 +256,25 @@ func dial(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 	} else {
 		copts.SetTimeout(timeout)
 	}
+	s := &Store{
+		owner: newOwner(),
+		lease: leaseFor(timeout),
+		clock: time.Now,
+		seed:  maphash.MakeSeed(),
+	}
+	for _, opt := range opts {
+		opt(s)
+	}
+	if s.observer != nil {
+		copts.SetMonitor(commandMonitor(s.observer))
+	}
 	client, err := mongo.Connect(copts)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: open: %w", err)
 	}
-	s := &Store{
-		client: client,
-		owner:  newOwner(),
-		lease:  leaseFor(timeout),
-		clock:  time.Now,
-		seed:   maphash.MakeSeed(),
-	}
+	s.client = client
 	s.sessions = func() (session, error) { return startSession(client) }
 	s.snapshots = func() (session, error) { return startSession(client, options.Session().SetSnapshot(true)) }
-	for _, opt := range opts {
-		opt(s)
-	}
 	if err := s.connect(ctx, name); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("mongo: open %s: %w", name, err)

@@ -1,0 +1,307 @@
+package bulk
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"carefhir/operation"
+	"carefhir/server"
+	"carefhir/server/auth"
+	"carefhir/server/auth/authtest"
+	"carefhir/store"
+	"carefhir/store/mongo"
+	"carefhir/store/mongo/ferrettest"
+	"carefhir/store/sqlite"
+)
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	os.Exit(m.Run())
+}
+
+const issuer = "https://idp.test"
+
+var engines = []struct {
+	name string
+	open func(t testing.TB) store.Store
+}{
+	{"sqlite", func(t testing.TB) store.Store {
+		st, err := sqlite.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}},
+	{"mongo", func(t testing.TB) store.Store {
+		st, err := mongo.Open(context.Background(), ferrettest.Start(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}},
+}
+
+// clock is the exporter's clock: real time unless the test fixes it.
+type clock struct {
+	mu    sync.Mutex
+	fixed time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fixed.IsZero() {
+		return time.Now()
+	}
+	return c.fixed
+}
+
+func (c *clock) set(t time.Time) {
+	c.mu.Lock()
+	c.fixed = t
+	c.mu.Unlock()
+}
+
+type env struct {
+	t      testing.TB
+	base   string
+	st     store.Store
+	x      *Exporter
+	clock  *clock
+	tokens map[string]string
+}
+
+// newEnv serves the API with bulk export over st, with tokens for:
+// admin (system/*.rs), other (another system client), nurse (user/ scopes)
+// and app (patient/ scopes).
+func newEnv(t testing.TB, st store.Store) *env {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	root := "http://" + srv.Listener.Addr().String()
+	idp := authtest.NewKey(t, jwa.ES256())
+	dir := t.TempDir()
+	authtest.WriteJWKS(t, dir, "idp.jwks.json", idp)
+	file := filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+issuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	authCfg, err := auth.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: root + "/fhir", Keyring: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix, err := server.NewIndexer(root + "/fhir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{}
+	x, err := New(Config{Dir: filepath.Join(dir, "exports"), BaseURL: root + "/fhir", Registry: ix.Registry(), Now: clk.Now, PageSize: 7, Holder: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []server.Route
+	for _, r := range x.Routes() {
+		routes = append(routes, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
+	}
+	srv.Config.Handler = server.New(server.Config{Store: st, BaseURL: root + "/fhir", Auth: svc, Logger: slog.New(slog.DiscardHandler),
+		Operations: []operation.Operation{x.Operation()}, Routes: routes, Attach: []func(operation.Store){x.Attach}})
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		x.Close()
+		st.Close()
+	})
+	e := &env{t: t, base: root + "/fhir", st: st, x: x, clock: clk, tokens: map[string]string{}}
+	for name, claims := range map[string]map[string]any{
+		"admin": {"sub": "admin", "scope": "system/*.cruds"},
+		"other": {"sub": "other", "scope": "system/*.rs"},
+		"nurse": {"sub": "nurse", "scope": "user/*.rs"},
+		"lab":   {"sub": "lab", "scope": "system/Observation.rs"},
+	} {
+		e.tokens[name] = idp.Sign(t, authtest.Claims(issuer, root+"/fhir", claims))
+	}
+	return e
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// do sends a request with who's token; url may be absolute.
+func (e *env) do(who, method, url, body string, headers ...string) *response {
+	e.t.Helper()
+	if !strings.HasPrefix(url, "http") {
+		url = e.base + url
+	}
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	if tok, ok := e.tokens[who]; ok {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return &response{resp.StatusCode, resp.Header, string(b)}
+}
+
+// kickOff starts an export as who and returns the status URL.
+func (e *env) kickOff(who, path string) string {
+	e.t.Helper()
+	r := e.do(who, "GET", path, "", "Accept", "application/fhir+json", "Prefer", "respond-async")
+	if r.status != 202 || r.header.Get("Content-Location") == "" {
+		e.t.Fatalf("kick-off %s: %d %s", path, r.status, r.body)
+	}
+	return r.header.Get("Content-Location")
+}
+
+type manifestBody struct {
+	TransactionTime     string `json:"transactionTime"`
+	Request             string `json:"request"`
+	RequiresAccessToken bool   `json:"requiresAccessToken"`
+	Output              []struct {
+		Type, URL string
+		Count     int
+	} `json:"output"`
+	Error []json.RawMessage `json:"error"`
+}
+
+// wait polls the status URL until the export is done and returns the
+// manifest; while it runs, every answer is 202 with Retry-After and
+// X-Progress.
+func (e *env) wait(who, status string) manifestBody {
+	e.t.Helper()
+	for range 2000 {
+		r := e.do(who, "GET", status, "", "Accept", "application/json")
+		switch r.status {
+		case 202:
+			if r.header.Get("Retry-After") == "" || r.header.Get("X-Progress") == "" {
+				e.t.Fatalf("202 without Retry-After or X-Progress: %v", r.header)
+			}
+			time.Sleep(5 * time.Millisecond)
+			continue
+		case 200:
+			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				e.t.Errorf("manifest Content-Type %q", ct)
+			}
+			var m manifestBody
+			if err := json.Unmarshal([]byte(r.body), &m); err != nil {
+				e.t.Fatal(err)
+			}
+			return m
+		default:
+			e.t.Fatalf("status: %d %s", r.status, r.body)
+		}
+	}
+	e.t.Fatal("the export did not finish")
+	return manifestBody{}
+}
+
+// ids fetches the files of m as who and returns, per type, the ids in
+// them (checking each line is a resource of its file's type).
+func (e *env) ids(who string, m manifestBody) map[string][]string {
+	e.t.Helper()
+	out := map[string][]string{}
+	for _, o := range m.Output {
+		r := e.do(who, "GET", o.URL, "", "Accept", "application/fhir+ndjson")
+		if r.status != 200 || r.header.Get("Content-Type") != "application/fhir+ndjson" {
+			e.t.Fatalf("file %s: %d %q %s", o.URL, r.status, r.header.Get("Content-Type"), r.body)
+		}
+		sc := bufio.NewScanner(strings.NewReader(r.body))
+		n := 0
+		for sc.Scan() {
+			var res struct{ ResourceType, ID string }
+			if err := json.Unmarshal(sc.Bytes(), &res); err != nil || res.ResourceType != o.Type {
+				e.t.Fatalf("line of %s: %s", o.Type, sc.Text())
+			}
+			out[o.Type] = append(out[o.Type], res.ID)
+			n++
+		}
+		if n != o.Count {
+			e.t.Errorf("%s: %d lines, manifest count %d", o.Type, n, o.Count)
+		}
+		sort.Strings(out[o.Type])
+	}
+	return out
+}
+
+func (e *env) put(path, body string) {
+	e.t.Helper()
+	if r := e.do("admin", "PUT", path, body); r.status != 201 && r.status != 200 {
+		e.t.Fatalf("PUT %s: %d %s", path, r.status, r.body)
+	}
+}
+
+func patient(id string) string { return `{"resourceType":"Patient","id":"` + id + `"}` }
+
+func observation(id, patient, category string) string {
+	return `{"resourceType":"Observation","id":"` + id + `","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"` + category + `"}]}],"code":{"text":"x"},"subject":{"reference":"Patient/` + patient + `"}}`
+}
+
+func eachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) { fn(t, newEnv(t, eng.open(t))) })
+	}
+}
+
+// files fetches the files of m as who, by type.
+func (e *env) files(who string, m manifestBody) map[string]string {
+	e.t.Helper()
+	out := map[string]string{}
+	for _, o := range m.Output {
+		out[o.Type] = e.do(who, "GET", o.URL, "").body
+	}
+	return out
+}
+
+// withoutMeta returns the resources of an NDJSON file without their meta,
+// which a server sets itself, sorted.
+func withoutMeta(t *testing.T, ndjson string) string {
+	t.Helper()
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(ndjson), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		delete(m, "meta")
+		b, _ := json.Marshal(m)
+		lines = append(lines, string(b))
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}

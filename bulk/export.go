@@ -1,0 +1,341 @@
+// Package bulk serves the FHIR Bulk Data Access IG v2.0.0 export: the
+// $export operation at the system, Patient and Group levels, which starts
+// a job running in the background, its status endpoint (202 with progress,
+// then the manifest), its NDJSON files, and cancellation. Jobs are records
+// in the store, so every process sees them; their files are on the disk of
+// the process that ran them. A job reads as the principal that started it,
+// through the access layer, and only that principal reads its status and
+// files.
+package bulk
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"carefhir/fhir/search"
+	"carefhir/operation"
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// Config configures an Exporter.
+type Config struct {
+	// Dir holds the files of the jobs, one directory each.
+	Dir string
+	// BaseURL is the public base of the API, such as
+	// https://fhir.example.nhs.uk/fhir: the status and file URLs start
+	// with it.
+	BaseURL string
+	// Registry is the server's search registry: the types exported and
+	// the parser of _typeFilter.
+	Registry *search.Registry
+	// Expire is how long the files of a finished job are kept; 0: an hour.
+	Expire time.Duration
+	// PageSize is how many resources are read at a time; 0: 1000.
+	PageSize int
+	Now      func() time.Time
+	Holder   string
+	Logger   *slog.Logger
+}
+
+// Exporter runs bulk exports.
+type Exporter struct {
+	cfg Config
+
+	mu      sync.Mutex
+	st      operation.Store
+	cancels map[string]context.CancelFunc
+	settled bool // the jobs left running by a stopped process are settled
+	failed  atomic.Int64
+
+	settleMu sync.Mutex
+	wg       sync.WaitGroup
+	ctx      context.Context
+	stop     context.CancelFunc
+}
+
+// New returns an Exporter; Close stops its jobs.
+func New(cfg Config) (*Exporter, error) {
+	if cfg.Dir == "" || cfg.Registry == nil {
+		return nil, errors.New("bulk: a directory and a registry are required")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("bulk: %w", err)
+	}
+	if cfg.Expire <= 0 {
+		cfg.Expire = time.Hour
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 1000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Holder == "" {
+		cfg.Holder = newID()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	return &Exporter{cfg: cfg, cancels: map[string]context.CancelFunc{}, ctx: ctx, stop: stop}, nil
+}
+
+// Close cancels the running jobs and waits for them; their records say
+// failed, as a restart would find them.
+func (e *Exporter) Close() {
+	e.stop()
+	e.wg.Wait()
+}
+
+// Jobs is the number of export jobs running in this process.
+// Failed is how many jobs of this process failed.
+func (e *Exporter) Failed() int64 { return e.failed.Load() }
+
+func (e *Exporter) Jobs() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.cancels)
+}
+
+// recorder is the server's store of operations reaching the engine below
+// the access layer (for the job records).
+type recorder interface {
+	Records() store.Tx
+}
+
+func (e *Exporter) records() (store.Tx, error) {
+	e.mu.Lock()
+	st := e.st
+	e.mu.Unlock()
+	r, ok := st.(recorder)
+	if !ok {
+		return nil, fmt.Errorf("bulk: the server's store (%T) does not reach its engine", st)
+	}
+	return r.Records(), nil
+}
+
+// Attach gives the Exporter the server's store (server.Config.Attach).
+// The jobs a stopped process left running are settled before the first
+// kick-off, status or file request is answered: they are marked failed,
+// never listed as complete.
+func (e *Exporter) Attach(s operation.Store) {
+	e.mu.Lock()
+	e.st = s
+	e.settled = false
+	e.mu.Unlock()
+}
+
+// ensureSettled settles the jobs left running, once after Attach.
+func (e *Exporter) ensureSettled(ctx context.Context) {
+	e.settleMu.Lock()
+	defer e.settleMu.Unlock()
+	e.mu.Lock()
+	done := e.settled
+	e.mu.Unlock()
+	if done {
+		return
+	}
+	if err := e.settle(ctx); err != nil {
+		e.cfg.Logger.Error("bulk: settle jobs left running", "err", err)
+		return
+	}
+	e.mu.Lock()
+	e.settled = true
+	e.mu.Unlock()
+}
+
+// stale is how long a running job may go without a heartbeat before
+// another process takes it for dead.
+const stale = 2 * time.Minute
+
+func (e *Exporter) settle(ctx context.Context) error {
+	recs, err := e.records()
+	if err != nil {
+		return err
+	}
+	vs, err := recs.Search(ctx, store.Query{Type: jobType, Where: []store.Clause{{Param: "state", Tokens: []store.TokenMatch{{AnySystem: true, Code: stateRunning}}}}})
+	if err != nil {
+		return err
+	}
+	now := e.cfg.Now()
+	for _, v := range vs {
+		j, ver, err := readJob(ctx, recs, v.ID)
+		if err != nil {
+			continue
+		}
+		e.mu.Lock()
+		_, ours := e.cancels[v.ID]
+		e.mu.Unlock()
+		if ours || (j.Holder != e.cfg.Holder && now.Sub(j.Heartbeat) < stale) {
+			continue // running here, or in another live process
+		}
+		j.State, j.Reason, j.Finished = stateFailed, "the server stopped while the export ran; start it again", now
+		if _, err := putJob(ctx, recs, v.ID, ver, j, now); err != nil {
+			e.cfg.Logger.Warn("bulk: settle job", "id", v.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+// Operation is $export (server.Config.Operations).
+func (e *Exporter) Operation() operation.Operation {
+	return operation.Operation{
+		Name:       "export",
+		Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+		Levels:     operation.System | operation.Type | operation.Instance,
+		Types:      []string{"Patient", "Group"},
+		Idempotent: true,
+		Invoke:     e.kickOff,
+	}
+}
+
+// The output formats of NDJSON the IG names.
+var ndjsonFormats = []string{"application/fhir+ndjson", "application/ndjson", "ndjson"}
+
+// kickOff starts an export: 202 with the status URL in Content-Location.
+func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	p := access.PrincipalFrom(ctx)
+	if p == nil || !(p.Open || slices.ContainsFunc(p.Scopes, func(s access.Scope) bool { return s.Context == access.SystemContext })) {
+		return nil, operation.Errorf(403, "forbidden", "", "bulk export needs a token with system/ scopes (a backend-services client)")
+	}
+	e.ensureSettled(ctx)
+	j := &job{State: stateRunning, Owner: ownerKey(p), Holder: e.cfg.Holder}
+	switch {
+	case inv.Type == "":
+		j.Level = "system"
+	case inv.Type == "Patient" && inv.ID == "":
+		j.Level = "patient"
+	case inv.Type == "Group" && inv.ID != "":
+		j.Level, j.Group = "group", inv.ID
+	default:
+		return nil, operation.Errorf(400, "not-supported", "", "$export is served on the system, on Patient and on a Group instance, not on %s", strings.Trim(inv.Type+"/"+inv.ID, "/"))
+	}
+	if f, err := inv.Text("_outputFormat"); err != nil {
+		return nil, err
+	} else if f != "" && !slices.Contains(ndjsonFormats, f) {
+		return nil, operation.Errorf(400, "not-supported", "_outputFormat", "_outputFormat %q is not supported: application/fhir+ndjson is", f)
+	}
+	if since, err := inv.Text("_since"); err != nil {
+		return nil, err
+	} else if since != "" {
+		t, err := time.Parse(time.RFC3339Nano, since)
+		if err != nil {
+			return nil, operation.Errorf(400, "invalid", "_since", "_since %q is not an instant such as 2026-01-01T00:00:00Z", since)
+		}
+		j.Since = t
+	}
+	types, err := e.types(inv, j.Level)
+	if err != nil {
+		return nil, err
+	}
+	j.Types = types
+	j.Explicit = len(inv.Texts("_type")) > 0
+	for _, f := range inv.Texts("_typeFilter") {
+		for _, one := range strings.Split(f, ",") {
+			typ, q, ok := strings.Cut(one, "?")
+			params, perr := url.ParseQuery(q)
+			if !ok || !slices.Contains(types, typ) || perr != nil {
+				return nil, operation.Errorf(400, "invalid", "_typeFilter", "_typeFilter %q must be Type?search on a type exported", one)
+			}
+			if _, err := e.cfg.Registry.Parse(typ, params, search.Options{Strict: true, Base: e.cfg.BaseURL}); err != nil {
+				return nil, operation.Errorf(400, "invalid", "_typeFilter", "_typeFilter %q: %v", one, err)
+			}
+			j.TypeFilters = append(j.TypeFilters, one)
+		}
+	}
+	if inc := inv.Texts("includeAssociatedData"); len(inc) > 0 {
+		return nil, operation.Errorf(400, "not-supported", "includeAssociatedData", "includeAssociatedData is not supported")
+	}
+	if e.Jobs() >= maxJobs {
+		return nil, operation.Errorf(429, "throttled", "", "%d exports are running; try again later", maxJobs)
+	}
+	now := e.cfg.Now().UTC().Truncate(time.Millisecond)
+	j.TransactionTime, j.Heartbeat = now, now
+	j.Request = e.requestURL(inv)
+	recs, err := e.records()
+	if err != nil {
+		return nil, err
+	}
+	id := newID()
+	ver, err := putJob(ctx, recs, id, 0, j, now)
+	if err != nil {
+		return nil, err
+	}
+	owner := *p
+	e.start(id, ver, j, &owner)
+	return &operation.Result{Status: 202, Header: map[string]string{"Content-Location": e.statusURL(id)}}, nil
+}
+
+// maxJobs bounds the exports running at once in one process, so that
+// exports do not starve the API.
+const maxJobs = 4
+
+// types returns the types of an export: _type, else every type the level
+// covers.
+func (e *Exporter) types(inv *operation.Invocation, level string) ([]string, error) {
+	covered := func(t string) bool {
+		return level == "system" || t == "Patient" || len(e.cfg.Registry.CompartmentParams(t)) > 0
+	}
+	var all []string
+	for _, t := range e.cfg.Registry.Types() {
+		if e.cfg.Registry.Served(t) && covered(t) {
+			all = append(all, t)
+		}
+	}
+	asked := inv.Texts("_type")
+	if len(asked) == 0 {
+		return all, nil
+	}
+	var out []string
+	for _, list := range asked {
+		for _, t := range strings.Split(list, ",") {
+			if !slices.Contains(all, t) {
+				return nil, operation.Errorf(400, "invalid", "_type", "_type %q is not a type this export covers", t)
+			}
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (e *Exporter) requestURL(inv *operation.Invocation) string {
+	path := "/$export"
+	if inv.Type != "" {
+		path = "/" + strings.Trim(inv.Type+"/"+inv.ID, "/") + path
+	}
+	if q := inv.Query.Encode(); q != "" {
+		path += "?" + q
+	}
+	return e.cfg.BaseURL + path
+}
+
+func (e *Exporter) statusURL(id string) string {
+	return e.cfg.BaseURL + "/$export-status?_jobId=" + id
+}
+
+func (e *Exporter) fileURL(id, name string) string {
+	return e.cfg.BaseURL + "/$export-file?_jobId=" + id + "&file=" + name
+}
+
+func (e *Exporter) jobDir(id string) string { return filepath.Join(e.cfg.Dir, id) }
+
+func newID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,270 @@
+package bulk
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSystemExport: the kick-off, status and manifest exchange of the IG,
+// header by header, and files for the principal that started the job only.
+func TestSystemExport(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		for i := range 20 {
+			e.put(fmt.Sprintf("/Patient/p%02d", i), patient(fmt.Sprintf("p%02d", i)))
+		}
+		e.put("/Observation/o1", observation("o1", "p01", "laboratory"))
+		e.put("/Observation/o2", observation("o2", "p02", "vital-signs"))
+
+		status := e.kickOff("admin", "/$export?_type=Patient,Observation&_outputFormat=application/fhir%2Bndjson")
+		if !strings.HasPrefix(status, e.base+"/$export-status?_jobId=") {
+			t.Fatalf("Content-Location %s", status)
+		}
+		m := e.wait("admin", status)
+		if _, err := time.Parse(time.RFC3339, m.TransactionTime); err != nil || !m.RequiresAccessToken || len(m.Error) != 0 {
+			t.Errorf("manifest %+v", m)
+		}
+		if !strings.HasPrefix(m.Request, e.base+"/$export?") || !strings.Contains(m.Request, "_type=Patient%2CObservation") {
+			t.Errorf("manifest request %q", m.Request)
+		}
+		ids := e.ids("admin", m)
+		if len(ids["Patient"]) != 20 || fmt.Sprint(ids["Observation"]) != "[o1 o2]" || len(m.Output) != 2 {
+			t.Errorf("exported %v", ids)
+		}
+
+		// The files and status are the owner's alone.
+		for _, who := range []string{"other", ""} {
+			if r := e.do(who, "GET", m.Output[0].URL, ""); r.status != 404 && r.status != 401 {
+				t.Errorf("file as %q: %d", who, r.status)
+			}
+			if r := e.do(who, "GET", status, ""); r.status != 404 && r.status != 401 {
+				t.Errorf("status as %q: %d", who, r.status)
+			}
+		}
+		if r := e.do("admin", "GET", e.base+"/$export-file?_jobId=nope&file=Patient.ndjson", ""); r.status != 404 {
+			t.Errorf("unknown job: %d", r.status)
+		}
+
+		// DELETE removes the job and its files.
+		if r := e.do("admin", "DELETE", status, ""); r.status != 202 {
+			t.Fatalf("DELETE: %d %s", r.status, r.body)
+		}
+		if r := e.do("admin", "GET", status, ""); r.status != 404 {
+			t.Errorf("status after DELETE: %d", r.status)
+		}
+		if r := e.do("admin", "GET", m.Output[0].URL, ""); r.status != 404 {
+			t.Errorf("file after DELETE: %d", r.status)
+		}
+	})
+}
+
+// TestExportRefused: bulk export needs system/ scopes; bad parameters are
+// 400 and start nothing.
+func TestExportRefused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		if r := e.do("nurse", "GET", "/$export", ""); r.status != 403 {
+			t.Errorf("user/ scopes: %d %s", r.status, r.body)
+		}
+		if r := e.do("", "GET", "/$export", ""); r.status != 401 {
+			t.Errorf("no token: %d", r.status)
+		}
+		for _, q := range []string{"_outputFormat=text/csv", "_since=yesterday", "_type=Spaceship", "_typeFilter=Observation%3Fcolour%3Dred",
+			"_type=Patient&_typeFilter=Observation%3Fcategory%3Dlaboratory", "includeAssociatedData=LatestProvenanceResources"} {
+			if r := e.do("admin", "GET", "/$export?"+q, ""); r.status != 400 || !strings.Contains(r.body, "OperationOutcome") {
+				t.Errorf("%s: %d %s", q, r.status, r.body)
+			}
+		}
+		if r := e.do("admin", "GET", "/Observation/$export", ""); r.status != 400 && r.status != 404 {
+			t.Errorf("Observation/$export: %d", r.status)
+		}
+		if e.x.Jobs() != 0 {
+			t.Errorf("%d jobs started", e.x.Jobs())
+		}
+	})
+}
+
+// TestExportFilters: _type, _since, _typeFilter, and the scopes of the
+// owner narrow what is exported.
+func TestExportFilters(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Observation/o1", observation("o1", "p1", "laboratory"))
+		e.put("/Observation/o2", observation("o2", "p1", "vital-signs"))
+		time.Sleep(5 * time.Millisecond) // lastUpdated has millisecond precision
+		since := time.Now().UTC()
+		time.Sleep(5 * time.Millisecond)
+		e.put("/Observation/o3", observation("o3", "p1", "laboratory"))
+
+		got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/$export?_type=Observation&_typeFilter="+url.QueryEscape("Observation?category=laboratory"))))
+		if fmt.Sprint(got) != "map[Observation:[o1 o3]]" {
+			t.Errorf("_typeFilter: %v", got)
+		}
+		got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/$export?_since="+url.QueryEscape(since.Format(time.RFC3339Nano)))))
+		if fmt.Sprint(got) != "map[Observation:[o3]]" {
+			t.Errorf("_since: %v", got)
+		}
+		got = e.ids("lab", e.wait("lab", e.kickOff("lab", "/$export")))
+		if fmt.Sprint(got) != "map[Observation:[o1 o2 o3]]" {
+			t.Errorf("system/Observation.rs: %v", got)
+		}
+		// A type named by _type outside the token's scopes is an error of
+		// the manifest: an OperationOutcome in the error file.
+		m := e.wait("lab", e.kickOff("lab", "/$export?_type=Patient,Observation"))
+		if len(m.Output) != 1 || len(m.Error) != 1 {
+			t.Fatalf("manifest %+v", m)
+		}
+		var ef struct {
+			Type, URL string
+			Count     int
+		}
+		json.Unmarshal(m.Error[0], &ef)
+		r := e.do("lab", "GET", ef.URL, "")
+		if ef.Type != "OperationOutcome" || ef.Count != 1 || r.header.Get("Content-Type") != "application/fhir+ndjson" ||
+			!strings.Contains(r.body, `"resourceType":"OperationOutcome"`) || !strings.Contains(r.body, "Patient was not exported") {
+			t.Errorf("error file %+v: %s", ef, r.body)
+		}
+	})
+}
+
+// TestGroupAndPatientExport: a Group's export holds its members' records
+// only; Patient/$export holds the compartment types.
+func TestGroupAndPatientExport(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Patient/p2", patient("p2"))
+		e.put("/Observation/o1", observation("o1", "p1", "laboratory"))
+		e.put("/Observation/o2", observation("o2", "p2", "laboratory"))
+		e.put("/Organization/org", `{"resourceType":"Organization","id":"org","name":"PCN"}`)
+		e.put("/Group/g", `{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p1"}}]}`)
+
+		got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/Group/g/$export")))
+		if fmt.Sprint(got) != "map[Group:[g] Observation:[o1] Patient:[p1]]" { // the Group is in its member's compartment
+			t.Errorf("Group/g: %v", got)
+		}
+		got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/Patient/$export")))
+		if fmt.Sprint(got) != "map[Group:[g] Observation:[o1 o2] Patient:[p1 p2]]" && fmt.Sprint(got) != "map[Observation:[o1 o2] Patient:[p1 p2]]" {
+			t.Errorf("Patient/$export: %v", got)
+		}
+		if _, ok := got["Organization"]; ok {
+			t.Errorf("Patient/$export holds Organizations: %v", got)
+		}
+	})
+}
+
+// TestSnapshot: writes after the transaction time do not appear; the
+// version current at that time does.
+func TestSnapshot(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Patient/p2", patient("p2"))
+		time.Sleep(5 * time.Millisecond)
+		e.clock.set(time.Now().UTC().Truncate(time.Millisecond))
+		time.Sleep(5 * time.Millisecond)
+		e.put("/Patient/p1", `{"resourceType":"Patient","id":"p1","gender":"female"}`)
+		e.put("/Patient/p3", patient("p3"))
+		m := e.wait("admin", e.kickOff("admin", "/$export?_type=Patient"))
+		got := e.ids("admin", m)
+		if fmt.Sprint(got) != "map[Patient:[p1 p2]]" {
+			t.Fatalf("snapshot: %v", got)
+		}
+		body := e.do("admin", "GET", m.Output[0].URL, "").body
+		if strings.Contains(body, "female") {
+			t.Errorf("a version written after the transaction time was exported: %s", body)
+		}
+	})
+}
+
+// TestJobLeftRunning: a job whose process stopped is failed after a
+// restart, never listed as complete.
+func TestJobLeftRunning(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		status := e.kickOff("admin", "/$export?_type=Patient")
+		e.wait("admin", status)
+		id := strings.TrimPrefix(status, e.base+"/$export-status?_jobId=")
+		// Rewind the record to running, held by a process that died.
+		recs, _ := e.x.records()
+		j, ver, err := readJob(context.Background(), recs, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.State, j.Holder, j.Heartbeat = stateRunning, "dead", time.Now().Add(-time.Hour)
+		if _, err := putJob(context.Background(), recs, id, ver, j, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do("admin", "GET", status, ""); r.status != 202 {
+			t.Fatalf("before the restart: %d", r.status)
+		}
+		e.x.Attach(e.x.st) // what a restarted process does
+		if r := e.do("admin", "GET", status, ""); r.status != 500 || !strings.Contains(r.body, "stopped") {
+			t.Errorf("after the restart: %d %s", r.status, r.body)
+		}
+	})
+}
+
+// TestExpiry: a finished job's status and files are gone after Expire.
+func TestExpiry(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		status := e.kickOff("admin", "/$export?_type=Patient")
+		m := e.wait("admin", status)
+		e.clock.set(time.Now().Add(2 * time.Hour))
+		if r := e.do("admin", "GET", m.Output[0].URL, ""); r.status != 404 {
+			t.Errorf("file after expiry: %d", r.status)
+		}
+		if r := e.do("admin", "GET", status, ""); r.status != 404 {
+			t.Errorf("status after expiry: %d", r.status)
+		}
+	})
+}
+
+// TestRoundTrip: export, import into an empty server, export again: the
+// same resources.
+func TestRoundTrip(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			a := newEnv(t, eng.open(t))
+			for i := range 30 {
+				a.put(fmt.Sprintf("/Patient/p%02d", i), fmt.Sprintf(`{"resourceType":"Patient","id":"p%02d","gender":"female","birthDate":"1950-01-%02d"}`, i, i%28+1))
+				a.put(fmt.Sprintf("/Observation/o%02d", i), observation(fmt.Sprintf("o%02d", i), fmt.Sprintf("p%02d", i), "laboratory"))
+			}
+			first := a.files("admin", a.wait("admin", a.kickOff("admin", "/$export?_type=Patient,Observation")))
+
+			b := newEnv(t, eng.open(t))
+			var res ImportResult
+			im := &Importer{BaseURL: b.base, Token: b.tokens["admin"], Batch: 7}
+			for typ, body := range first {
+				if err := im.Import(context.Background(), typ+".ndjson", strings.NewReader(body), &res); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if res.Loaded != 60 || len(res.Failed) != 0 {
+				t.Fatalf("import: %+v", res)
+			}
+			second := b.files("admin", b.wait("admin", b.kickOff("admin", "/$export?_type=Patient,Observation")))
+			for typ := range first {
+				if got, want := withoutMeta(t, second[typ]), withoutMeta(t, first[typ]); got != want {
+					t.Errorf("%s after the round trip:\n%s\nwant\n%s", typ, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestImportRefusals: lines that are not resources, and resources the
+// server refuses, are reported with where they are; the rest loads.
+func TestImportRefusals(t *testing.T) {
+	e := newEnv(t, engines[0].open(t))
+	in := patient("ok1") + "\n\nnot json\n" + `{"resourceType":"Patient"}` + "\n" + `{"resourceType":"Patient","id":"bad","colour":"blue"}` + "\n" + patient("ok2") + "\n"
+	var res ImportResult
+	if err := (&Importer{BaseURL: e.base, Token: e.tokens["admin"]}).Import(context.Background(), "in.ndjson", strings.NewReader(in), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Loaded != 2 || len(res.Failed) != 3 || !strings.HasPrefix(res.Failed[0], "in.ndjson:3:") || !strings.HasPrefix(res.Failed[2], "in.ndjson:5: 4") {
+		t.Errorf("import: %+v", res)
+	}
+}

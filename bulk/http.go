@@ -1,0 +1,167 @@
+package bulk
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// Route is one endpoint of the export, for server.Config.Routes.
+type Route struct {
+	Method, Path string
+	Handler      http.Handler
+}
+
+// Routes are the status endpoint (GET polls, DELETE cancels) and the
+// files of the jobs.
+func (e *Exporter) Routes() []Route {
+	return []Route{
+		{http.MethodGet, "/fhir/$export-status", http.HandlerFunc(e.status)},
+		{http.MethodDelete, "/fhir/$export-status", http.HandlerFunc(e.remove)},
+		{http.MethodGet, "/fhir/$export-file", http.HandlerFunc(e.file)},
+	}
+}
+
+// retryAfter is how long a client is asked to wait between polls.
+const retryAfter = 2
+
+// ownJob returns the job of the request's _jobId if the request's
+// principal started it and it has not expired; else it answers and
+// returns nil.
+func (e *Exporter) ownJob(w http.ResponseWriter, r *http.Request) (string, *job, int64) {
+	e.ensureSettled(r.Context())
+	id := r.URL.Query().Get("_jobId")
+	p := access.PrincipalFrom(r.Context())
+	recs, err := e.records()
+	if err != nil {
+		outcome(w, http.StatusInternalServerError, "exception", "the export is not attached to a store")
+		return "", nil, 0
+	}
+	j, ver, err := readJob(r.Context(), recs, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && (p == nil || j.Owner != ownerKey(p))):
+		// Another principal's job answers as an unknown one.
+		outcome(w, http.StatusNotFound, "not-found", "no export job "+strconv.Quote(id))
+		return "", nil, 0
+	case err != nil:
+		outcome(w, http.StatusInternalServerError, "exception", "the export job could not be read")
+		return "", nil, 0
+	}
+	if j.State != stateRunning && e.cfg.Now().Sub(j.Finished) > e.cfg.Expire {
+		e.discard(r, id, ver)
+		outcome(w, http.StatusNotFound, "not-found", "export job "+strconv.Quote(id)+" has expired")
+		return "", nil, 0
+	}
+	return id, j, ver
+}
+
+// status answers 202 with progress while a job runs, 200 with the
+// manifest once complete, 500 with the reason when it failed.
+func (e *Exporter) status(w http.ResponseWriter, r *http.Request) {
+	id, j, _ := e.ownJob(w, r)
+	if j == nil {
+		return
+	}
+	switch j.State {
+	case stateRunning:
+		w.Header().Set("X-Progress", fmt.Sprintf("%d of %d types exported", j.Done, len(j.Types)))
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		w.WriteHeader(http.StatusAccepted)
+	case stateFailed:
+		outcome(w, http.StatusInternalServerError, "exception", "the export failed: "+j.Reason)
+	default:
+		w.Header().Set("Expires", j.Finished.Add(e.cfg.Expire).UTC().Format(http.TimeFormat))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.Encode(e.manifest(id, j))
+	}
+}
+
+// manifest is the completion manifest of the IG.
+type manifest struct {
+	TransactionTime     string         `json:"transactionTime"`
+	Request             string         `json:"request"`
+	RequiresAccessToken bool           `json:"requiresAccessToken"`
+	Output              []manifestFile `json:"output"`
+	Error               []manifestFile `json:"error"`
+}
+
+type manifestFile struct {
+	Type  string `json:"type"`
+	URL   string `json:"url"`
+	Count int    `json:"count,omitempty"`
+}
+
+func (e *Exporter) manifest(id string, j *job) manifest {
+	m := manifest{TransactionTime: j.TransactionTime.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Request: j.Request,
+		RequiresAccessToken: j.Owner != ownerKey(access.OpenPrincipal("")), Output: []manifestFile{}, Error: []manifestFile{}}
+	for _, o := range j.Output {
+		m.Output = append(m.Output, manifestFile{Type: o.Type, URL: e.fileURL(id, o.File), Count: o.Count})
+	}
+	for _, o := range j.Errors {
+		m.Error = append(m.Error, manifestFile{Type: o.Type, URL: e.fileURL(id, o.File), Count: o.Count})
+	}
+	return m
+}
+
+// remove cancels a job and removes its files: 202.
+func (e *Exporter) remove(w http.ResponseWriter, r *http.Request) {
+	id, j, ver := e.ownJob(w, r)
+	if j == nil {
+		return
+	}
+	e.cancel(id)
+	e.discard(r, id, ver)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// discard removes a job's record and files.
+func (e *Exporter) discard(r *http.Request, id string, ver int64) {
+	if recs, err := e.records(); err == nil {
+		if err := removeJob(r.Context(), recs, id, ver, e.cfg.Now()); err != nil {
+			e.cfg.Logger.Warn("bulk: remove job", "job", id, "err", err)
+		}
+	}
+	os.RemoveAll(e.jobDir(id))
+}
+
+// file serves one NDJSON file of a complete job.
+func (e *Exporter) file(w http.ResponseWriter, r *http.Request) {
+	id, j, _ := e.ownJob(w, r)
+	if j == nil {
+		return
+	}
+	name := r.URL.Query().Get("file")
+	for _, o := range append(j.Output, j.Errors...) {
+		if o.File == name && j.State == stateComplete {
+			f, err := os.Open(filepath.Join(e.jobDir(id), name))
+			if err != nil {
+				outcome(w, http.StatusNotFound, "not-found", "the file is no longer held by this server")
+				return
+			}
+			defer f.Close()
+			w.Header().Set("Content-Type", "application/fhir+ndjson")
+			http.ServeContent(w, r, "", time.Time{}, f)
+			return
+		}
+	}
+	outcome(w, http.StatusNotFound, "not-found", "export job "+strconv.Quote(id)+" has no file "+strconv.Quote(name))
+}
+
+// outcome writes an OperationOutcome of one issue.
+func outcome(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"resourceType": "OperationOutcome",
+		"issue": []map[string]string{{"severity": "error", "code": code, "diagnostics": msg}}})
+}

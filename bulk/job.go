@@ -1,0 +1,111 @@
+package bulk
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// jobType is the engine-level record type of export jobs: not a FHIR
+// resource, never served, hooked or audited as one.
+const jobType = "BulkExportJob"
+
+// The states of a job.
+const (
+	stateRunning  = "running"
+	stateComplete = "complete"
+	stateFailed   = "failed"
+)
+
+// job is an export job as recorded.
+type job struct {
+	State   string `json:"state"`
+	Owner   string `json:"owner"` // who started it (ownerKey)
+	Request string `json:"request"`
+	// TransactionTime is the instant the export is a snapshot of.
+	TransactionTime time.Time `json:"transactionTime"`
+	Level           string    `json:"level"` // system, patient or group
+	Group           string    `json:"group,omitempty"`
+	Types           []string  `json:"types"`
+	// Explicit marks types named by _type: one the owner may not read is
+	// an error of the manifest, not left out silently.
+	Explicit    bool      `json:"explicit,omitempty"`
+	TypeFilters []string  `json:"typeFilters,omitempty"`
+	Since       time.Time `json:"since,omitzero"`
+	// Done counts the types exported so far, of len(Types).
+	Done   int      `json:"done"`
+	Output []output `json:"output,omitempty"`
+	Errors []output `json:"errors,omitempty"`
+	Reason string   `json:"reason,omitempty"`
+	// Holder is the process running it, which renews Heartbeat while it
+	// runs.
+	Holder    string    `json:"holder"`
+	Heartbeat time.Time `json:"heartbeat"`
+	Finished  time.Time `json:"finished,omitzero"`
+}
+
+// output is one file of a manifest.
+type output struct {
+	Type  string `json:"type"`
+	File  string `json:"file"`
+	Count int    `json:"count"`
+}
+
+// ownerKey names a principal for the check that only who started a job
+// reads its status and files.
+func ownerKey(p *access.Principal) string {
+	if p.Open {
+		return "open"
+	}
+	return p.Issuer + "|" + p.Subject + "|" + p.ClientID
+}
+
+func jobIndex(j *job) store.Index {
+	return store.Index{Tokens: []store.Token{{Param: "state", Code: j.State}}}
+}
+
+// putJob writes j as id's next version after expected, returning the new
+// version.
+func putJob(ctx context.Context, w store.Writer, id string, expected int64, j *job, now time.Time) (int64, error) {
+	body, err := json.Marshal(j)
+	if err != nil {
+		return 0, err
+	}
+	wr := &store.Write{Type: jobType, ID: id, Expected: expected, LastUpdated: now.UTC().Truncate(time.Millisecond), JSON: body, Index: jobIndex(j)}
+	if err := w.Put(ctx, wr); err != nil {
+		return 0, fmt.Errorf("export job %s: %w", id, err)
+	}
+	return wr.VersionID(), nil
+}
+
+// readJob returns job id and its version; store.ErrNotFound when there is
+// none (or it was removed).
+func readJob(ctx context.Context, r store.Reader, id string) (*job, int64, error) {
+	v, err := r.Read(ctx, jobType, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	if v.Deleted {
+		return nil, 0, store.ErrNotFound
+	}
+	var j job
+	if err := json.Unmarshal(v.JSON, &j); err != nil {
+		return nil, 0, fmt.Errorf("export job %s: %w", id, err)
+	}
+	return &j, v.VersionID, nil
+}
+
+// removeJob deletes the record of job id at version.
+func removeJob(ctx context.Context, w store.Writer, id string, version int64, now time.Time) error {
+	err := w.Put(ctx, &store.Write{Type: jobType, ID: id, Expected: version, LastUpdated: now.UTC().Truncate(time.Millisecond), Deleted: true})
+	var conflict *store.ConflictError
+	if errors.As(err, &conflict) {
+		return nil
+	}
+	return err
+}

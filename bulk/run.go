@@ -1,0 +1,325 @@
+package bulk
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/search"
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// versionReader reads one version through the access layer.
+type versionReader interface {
+	VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error)
+}
+
+// start runs job id in the background.
+func (e *Exporter) start(id string, ver int64, j *job, owner *access.Principal) {
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.mu.Lock()
+	e.cancels[id] = cancel
+	e.mu.Unlock()
+	e.wg.Go(func() {
+		defer func() {
+			e.mu.Lock()
+			delete(e.cancels, id)
+			e.mu.Unlock()
+			cancel()
+		}()
+		e.run(ctx, id, ver, j, owner)
+	})
+}
+
+// cancel stops job id if this process runs it.
+func (e *Exporter) cancel(id string) {
+	e.mu.Lock()
+	c := e.cancels[id]
+	e.mu.Unlock()
+	if c != nil {
+		c()
+	}
+}
+
+// run exports the types of j one after another, recording progress, and
+// records the outcome: complete with its manifest, or failed.
+func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner *access.Principal) {
+	recs, err := e.records()
+	if err != nil {
+		return
+	}
+	actx, _ := access.Begin(ctx)
+	actx = access.WithPrincipal(actx, owner)
+	err = os.MkdirAll(e.jobDir(id), 0o700)
+	var members []string
+	if err == nil && j.Group != "" {
+		members, err = e.groupMembers(actx, j.Group)
+	}
+	for i := 0; err == nil && i < len(j.Types); i++ {
+		typ := j.Types[i]
+		var n int
+		n, err = e.exportType(actx, id, j, typ, members)
+		var te *typeError
+		if errors.As(err, &te) {
+			// A type outside the owner's scopes: nothing of it, and an
+			// OperationOutcome in the error file when _type asked for it.
+			err = nil
+			if j.Explicit {
+				err = e.recordError(id, j, te)
+			}
+		}
+		if err != nil {
+			break
+		}
+		if n > 0 {
+			j.Output = append(j.Output, output{Type: typ, File: typ + ".ndjson", Count: n})
+		}
+		j.Done = i + 1
+		j.Heartbeat = e.cfg.Now()
+		ver, err = putJob(context.WithoutCancel(ctx), recs, id, ver, j, j.Heartbeat)
+	}
+	now := e.cfg.Now()
+	bg := context.WithoutCancel(ctx)
+	if ctx.Err() != nil {
+		// Cancelled (DELETE removes the record and files) or shutting down.
+		if e.ctx.Err() != nil {
+			j.State, j.Reason, j.Finished = stateFailed, "the server stopped while the export ran; start it again", now
+			putJob(bg, recs, id, ver, j, now)
+		}
+		return
+	}
+	if err != nil {
+		e.cfg.Logger.Error("bulk: export failed", "job", id, "err", err)
+		e.failed.Add(1)
+		j.State, j.Reason, j.Finished = stateFailed, err.Error(), now
+		if _, perr := putJob(bg, recs, id, ver, j, now); perr != nil {
+			e.cfg.Logger.Error("bulk: record failed export", "job", id, "err", perr)
+		}
+		return
+	}
+	j.State, j.Finished = stateComplete, now
+	if _, err := putJob(bg, recs, id, ver, j, now); err != nil {
+		e.cfg.Logger.Error("bulk: record complete export", "job", id, "err", err)
+	}
+}
+
+// typeError is a type the job could not export, reported in its error
+// file.
+type typeError struct{ typ, msg string }
+
+func (e *typeError) Error() string { return e.typ + ": " + e.msg }
+
+// errorFile is the file of a job's OperationOutcomes.
+const errorFile = "errors.ndjson"
+
+// recordError appends an OperationOutcome about te to the job's error file.
+func (e *Exporter) recordError(id string, j *job, te *typeError) error {
+	f, err := os.OpenFile(filepath.Join(e.jobDir(id), errorFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	line, err := json.Marshal(map[string]any{"resourceType": "OperationOutcome", "issue": []any{map[string]any{
+		"severity": "error", "code": "forbidden", "diagnostics": te.typ + " was not exported: " + te.msg, "expression": []string{"_type"}}}})
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if len(j.Errors) == 0 {
+		j.Errors = []output{{Type: "OperationOutcome", File: errorFile}}
+	}
+	j.Errors[0].Count++
+	return nil
+}
+
+// groupMembers returns the ids of the Patients a Group lists.
+func (e *Exporter) groupMembers(ctx context.Context, id string) ([]string, error) {
+	v, err := e.store().Read(ctx, "Group", id)
+	if err != nil {
+		return nil, fmt.Errorf("Group/%s: %w", id, err)
+	}
+	if v.Deleted {
+		return nil, fmt.Errorf("Group/%s: %w", id, store.ErrNotFound)
+	}
+	res, err := fhirjson.UnmarshalAs(v.JSON, "Group")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, m := range res.(*fhir.Group).Member {
+		if m.Entity == nil {
+			continue
+		}
+		if pid, ok := strings.CutPrefix(m.Entity.Reference.Get(), "Patient/"); ok {
+			out = append(out, pid)
+		}
+	}
+	return out, nil
+}
+
+// exportType writes the resources of typ to the job's file, returning how
+// many.
+func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string, members []string) (int, error) {
+	name := filepath.Join(e.jobDir(id), typ+".ndjson")
+	f, err := os.Create(name)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 256<<10)
+	queries, err := e.queries(j, typ, members)
+	if err != nil {
+		return 0, err
+	}
+	var seen map[string]bool
+	if len(queries) > 1 {
+		seen = map[string]bool{} // the same resource through two filters or groups of members
+	}
+	n := 0
+	for _, q := range queries {
+		q.Count = e.cfg.PageSize
+		for {
+			began := time.Now()
+			page, err := e.store().Find(ctx, q)
+			if err != nil {
+				var denied *access.Denied
+				if errors.As(err, &denied) {
+					return 0, &typeError{typ: typ, msg: denied.Message}
+				}
+				return 0, fmt.Errorf("export %s: %w", typ, err)
+			}
+			for _, v := range page.Matches {
+				v, err := e.asOf(ctx, v, j)
+				if err != nil {
+					return 0, err
+				}
+				if v == nil || (seen != nil && seen[v.ID]) {
+					continue
+				}
+				if seen != nil {
+					seen[v.ID] = true
+				}
+				w.Write(v.JSON)
+				w.WriteByte('\n')
+				n++
+			}
+			if page.Next == "" {
+				break
+			}
+			q.Cursor = page.Next
+			// Yield: an export works at most two thirds of the time, so
+			// that the API it runs beside keeps most of the machine.
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Since(began) / 2):
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		os.Remove(name)
+	}
+	return n, nil
+}
+
+// asOf returns the version of v current at the job's transaction time,
+// or nil when there was none or it is older than _since.
+func (e *Exporter) asOf(ctx context.Context, v *store.Version, j *job) (*store.Version, error) {
+	for v.LastUpdated.After(j.TransactionTime) {
+		if v.VersionID <= 1 {
+			return nil, nil // created after the export started
+		}
+		prev, err := e.store().(versionReader).VRead(ctx, v.Type, v.ID, v.VersionID-1)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		v = prev
+	}
+	if v.Deleted || (!j.Since.IsZero() && v.LastUpdated.Before(j.Since)) {
+		return nil, nil
+	}
+	return v, nil
+}
+
+// queries returns the searches whose union is what the job exports of
+// typ: one per _typeFilter of typ (or one for all), narrowed to the
+// Group's members in groups of them.
+func (e *Exporter) queries(j *job, typ string, members []string) ([]store.Query, error) {
+	var filters [][]store.Clause
+	for _, f := range j.TypeFilters {
+		t, q, _ := strings.Cut(f, "?")
+		if t != typ {
+			continue
+		}
+		params, err := url.ParseQuery(q)
+		if err != nil {
+			return nil, err
+		}
+		plan, err := e.cfg.Registry.Parse(typ, params, search.Options{Strict: true, Base: e.cfg.BaseURL})
+		if err != nil {
+			return nil, err
+		}
+		filters = append(filters, plan.Query.Where)
+	}
+	if len(filters) == 0 {
+		filters = [][]store.Clause{nil}
+	}
+	var out []store.Query
+	for _, where := range filters {
+		if j.Group == "" {
+			out = append(out, store.Query{Type: typ, Where: where})
+			continue
+		}
+		for start := 0; start < len(members); start += 100 {
+			chunk := members[start:min(start+100, len(members))]
+			var any []store.Clause
+			for _, pid := range chunk {
+				if typ == "Patient" {
+					any = append(any, store.Clause{Param: "_id", Tokens: []store.TokenMatch{{AnySystem: true, Code: pid}}})
+				} else if c, ok := e.cfg.Registry.Compartment(typ, pid); ok {
+					any = append(any, c)
+				}
+			}
+			if len(any) == 0 {
+				continue
+			}
+			w := append(append([]store.Clause(nil), where...), store.Clause{Any: any})
+			out = append(out, store.Query{Type: typ, Where: w})
+		}
+	}
+	return out, nil
+}
+
+func (e *Exporter) store() interface {
+	Read(ctx context.Context, typ, id string) (*store.Version, error)
+	Find(ctx context.Context, q store.Query) (*store.Page, error)
+} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st
+}

@@ -1,0 +1,125 @@
+// Package care holds the business rules of care coordination in primary
+// care: the Patient Activation Measure and its scoring, personalised care
+// and support plans, caseloads, cohorts and reminders. It is written
+// against the operation and store interfaces and knows nothing of HTTP:
+// the host registers its operations and write hooks into the server.
+package care
+
+import (
+	"fmt"
+	"time"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/operation"
+)
+
+// Config is what care coordination is configured with.
+type Config struct {
+	PAM   PAMConfig
+	Codes Codes // zero: DefaultCodes
+	// ReviewWindow is how long before a PCSP's review date its reminder is
+	// made; 0 means DefaultReviewWindow.
+	ReviewWindow time.Duration
+	// RemeasureAfter is how long after the latest PAM a new one is due, in
+	// months; 0 means DefaultRemeasureMonths.
+	RemeasureMonths int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Defaults of Config.
+const (
+	DefaultReviewWindow    = 14 * 24 * time.Hour
+	DefaultRemeasureMonths = 6
+)
+
+// Care is care coordination, configured.
+type Care struct {
+	cfg           Config
+	questionnaire *fhir.Questionnaire
+}
+
+// New returns care coordination with cfg, defaults filled in.
+func New(cfg Config) (*Care, error) {
+	if cfg.Codes == (Codes{}) {
+		cfg.Codes = DefaultCodes()
+	}
+	if cfg.ReviewWindow == 0 {
+		cfg.ReviewWindow = DefaultReviewWindow
+	}
+	if cfg.RemeasureMonths == 0 {
+		cfg.RemeasureMonths = DefaultRemeasureMonths
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.PAM.Wording != nil && len(cfg.PAM.Wording) != pamItems {
+		return nil, fmt.Errorf("care: PAM wording has %d statements, want %d", len(cfg.PAM.Wording), pamItems)
+	}
+	return &Care{cfg: cfg, questionnaire: PAMQuestionnaire(cfg.PAM.Wording)}, nil
+}
+
+// Definitions returns the conformance resources care coordination installs
+// at start-up, read-only, as JSON: the PAM Questionnaire, the PCSP profile
+// and its review date extension.
+func (c *Care) Definitions() ([][]byte, error) {
+	q, err := fhirjson.Marshal(c.questionnaire)
+	if err != nil {
+		return nil, fmt.Errorf("care: encode the PAM Questionnaire: %w", err)
+	}
+	return [][]byte{q, []byte(pcspProfile), []byte(reviewDateExtension)}, nil
+}
+
+// Hooks returns the write hooks of care coordination, in the order they
+// run: responses checked against their Questionnaire, PCSPs checked, PAM
+// responses scored, reminders closed by the writes that complete them.
+func (c *Care) Hooks() []operation.Hook {
+	return []operation.Hook{
+		{Name: "questionnaire-response", Types: []string{"QuestionnaireResponse"}, Check: c.checkResponse},
+		{Name: "pcsp", Types: []string{"CarePlan"}, Check: c.checkPCSP, After: c.closeReviewTasks},
+		{Name: "pam-scoring", Types: []string{"QuestionnaireResponse"}, After: c.scoreOnWrite},
+	}
+}
+
+// Operations returns the operations of care coordination.
+func (c *Care) Operations() []operation.Operation {
+	return []operation.Operation{
+		{
+			Name: "pam-score", Definition: Base + "/OperationDefinition/QuestionnaireResponse-pam-score",
+			Levels: operation.Instance, Types: []string{"QuestionnaireResponse"}, Invoke: c.pamScore,
+		},
+		{
+			Name: "caseload", Definition: Base + "/OperationDefinition/caseload",
+			Levels: operation.Instance, Types: []string{"Practitioner", "PractitionerRole", "CareTeam", "Organization"},
+			Idempotent: true, Invoke: c.caseload,
+		},
+		{
+			Name: "cohort", Definition: Base + "/OperationDefinition/Group-cohort",
+			Levels: operation.Type | operation.Instance, Types: []string{"Group"}, Invoke: c.cohort,
+		},
+		{
+			Name: "generate-reminders", Definition: Base + "/OperationDefinition/Task-generate-reminders",
+			Levels: operation.Type, Types: []string{"Task"}, Invoke: c.generateReminders,
+		},
+	}
+}
+
+// today is the calendar date of now, in UTC.
+func (c *Care) today() time.Time {
+	return c.cfg.Now().UTC().Truncate(24 * time.Hour)
+}
+
+// decode reads stored JSON as a resource of type T.
+func decode[T fhir.Resource](b []byte) (T, error) {
+	var zero T
+	res, err := fhirjson.Unmarshal(b)
+	if err != nil {
+		return zero, err
+	}
+	t, ok := res.(T)
+	if !ok {
+		return zero, fmt.Errorf("care: a %s where a %T was expected", res.ResourceType(), zero)
+	}
+	return t, nil
+}

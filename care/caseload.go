@@ -1,0 +1,339 @@
+package care
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"carefhir/fhir"
+	"carefhir/operation"
+	"carefhir/store"
+)
+
+// Caseload paging.
+const (
+	DefaultCaseloadCount = 50
+	MaxCaseloadCount     = 500
+)
+
+// caseloadEntry is one patient of a caseload and what a coordinator needs
+// to know of them.
+type caseloadEntry struct {
+	patient    string // Patient/id
+	name       string // sort key: family, given
+	pam        *pamFact
+	carePlan   string
+	reviewDue  string
+	nextAppt   string
+	nextStart  string
+	openTasks  int
+	hasOverdue bool
+}
+
+// caseload answers $caseload on a Practitioner, PractitionerRole, CareTeam
+// or Organization: the patients who are the subject of an active CareTeam
+// the practitioner (or one of their roles) takes part in, the CareTeam's
+// subject, or the patients registered at the organisation; for each, their
+// latest PAM, active PCSP and review, next appointment and open Tasks.
+// Parameters: _count, _sort (name, review-due, -pam-level) and cursor.
+func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	count, err := inv.Int("_count", DefaultCaseloadCount)
+	if err != nil {
+		return nil, err
+	}
+	if count < 1 || count > MaxCaseloadCount {
+		return nil, operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='_count')", "_count must be 1 to %d", MaxCaseloadCount)
+	}
+	order, err := inv.Text("_sort")
+	if err != nil {
+		return nil, err
+	}
+	if order == "" {
+		order = "name"
+	}
+	less, ok := caseloadOrders[order]
+	if !ok {
+		return nil, operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='_sort')", "_sort %q is not one of name, review-due, -pam-level", order)
+	}
+	offset := 0
+	if cur, err := inv.Text("cursor"); err != nil {
+		return nil, err
+	} else if cur != "" {
+		if offset, err = strconv.Atoi(cur); err != nil || offset < 0 {
+			return nil, operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='cursor')", "cursor %q is not one this server gave", cur)
+		}
+	}
+	s := inv.Store
+	if v, err := s.Read(ctx, inv.Type, inv.ID); errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
+		return nil, operation.Errorf(http.StatusNotFound, "not-found", "", "%s/%s is not known", inv.Type, inv.ID)
+	} else if err != nil {
+		return nil, err
+	}
+	patients, err := c.caseloadPatients(ctx, s, inv.Type, inv.ID)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := c.caseloadFacts(ctx, s, patients)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(entries, func(a, b *caseloadEntry) int {
+		if r := less(a, b); r != 0 {
+			return r
+		}
+		return strings.Compare(a.patient, b.patient)
+	})
+	out := &fhir.Parameters{Parameter: []*fhir.ParametersParameter{{Name: fhir.NewString("total"), ValueInteger: fhir.NewInteger(int64(len(entries)))}}}
+	end := min(offset+count, len(entries))
+	for _, e := range entries[min(offset, len(entries)):end] {
+		out.Parameter = append(out.Parameter, e.parameter())
+	}
+	if end < len(entries) {
+		out.Parameter = append(out.Parameter, &fhir.ParametersParameter{Name: fhir.NewString("next"), ValueString: fhir.NewString(strconv.Itoa(end))})
+	}
+	return &operation.Result{Resource: out}, nil
+}
+
+// caseloadOrders compare entries for each _sort; absent values sort last.
+var caseloadOrders = map[string]func(a, b *caseloadEntry) int{
+	"name": func(a, b *caseloadEntry) int { return strings.Compare(a.name, b.name) },
+	"review-due": func(a, b *caseloadEntry) int {
+		return lastIfEmpty(a.reviewDue, b.reviewDue, strings.Compare(a.reviewDue, b.reviewDue))
+	},
+	"-pam-level": func(a, b *caseloadEntry) int {
+		la, lb := 0, 0
+		if a.pam != nil {
+			la = a.pam.level
+		}
+		if b.pam != nil {
+			lb = b.pam.level
+		}
+		return cmp.Compare(lb, la)
+	},
+}
+
+func lastIfEmpty(a, b string, r int) int {
+	switch {
+	case a == "" && b == "":
+		return 0
+	case a == "":
+		return 1
+	case b == "":
+		return -1
+	}
+	return r
+}
+
+// caseloadPatients returns the patient references of the caseload of
+// typ/id, each once.
+func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	add := func(ref string) {
+		if strings.HasPrefix(ref, "Patient/") && !seen[ref] {
+			seen[ref] = true
+			out = append(out, ref)
+		}
+	}
+	switch typ {
+	case "Organization":
+		err := each(ctx, s, "Patient", url.Values{"general-practitioner": {"Organization/" + id}}, func(v *store.Version) error {
+			add("Patient/" + v.ID)
+			return nil
+		})
+		return out, err
+	case "CareTeam":
+		v, err := s.Read(ctx, "CareTeam", id)
+		if err != nil {
+			return nil, err
+		}
+		ct, err := decode[*fhir.CareTeam](v.JSON)
+		if err != nil {
+			return nil, err
+		}
+		if ct.Status.Get() == "active" && ct.Subject != nil {
+			add(ct.Subject.Reference.Get())
+		}
+		return out, nil
+	}
+	members := []string{typ + "/" + id}
+	if typ == "Practitioner" {
+		err := each(ctx, s, "PractitionerRole", url.Values{"practitioner": {"Practitioner/" + id}}, func(v *store.Version) error {
+			members = append(members, "PractitionerRole/"+v.ID)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, list := range chunks(members, 100) {
+		err := each(ctx, s, "CareTeam", url.Values{"participant": {list}, "status": {"active"}}, func(v *store.Version) error {
+			ct, err := decode[*fhir.CareTeam](v.JSON)
+			if err == nil && ct.Subject != nil {
+				add(ct.Subject.Reference.Get())
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// caseloadFacts gathers the facts of each patient with one search per kind
+// of fact for a hundred patients at a time.
+func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []string) ([]*caseloadEntry, error) {
+	byRef := make(map[string]*caseloadEntry, len(patients))
+	entries := make([]*caseloadEntry, 0, len(patients))
+	for _, p := range patients {
+		e := &caseloadEntry{patient: p}
+		byRef[p] = e
+		entries = append(entries, e)
+	}
+	now := c.cfg.Now().UTC()
+	today := now.Format(time.DateOnly)
+	for _, list := range chunks(patients, 100) {
+		ids := strings.ReplaceAll(list, "Patient/", "")
+		err := each(ctx, s, "Patient", url.Values{"_id": {ids}}, func(v *store.Version) error {
+			p, err := decode[*fhir.Patient](v.JSON)
+			if err == nil {
+				byRef["Patient/"+v.ID].name = sortName(p)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		pams, err := latestPAM(ctx, s, url.Values{"subject": {list}})
+		if err != nil {
+			return nil, err
+		}
+		for p, f := range pams {
+			if e := byRef[p]; e != nil {
+				e.pam = f
+			}
+		}
+		err = each(ctx, s, "CarePlan", url.Values{"subject": {list}, "status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
+			cp, err := decode[*fhir.CarePlan](v.JSON)
+			if err != nil {
+				return err
+			}
+			e := byRef[cp.Subject.Reference.Get()]
+			if e == nil || e.carePlan != "" && reviewDate(cp) >= e.reviewDue {
+				return nil
+			}
+			e.carePlan, e.reviewDue = "CarePlan/"+v.ID, reviewDate(cp)
+			e.hasOverdue = e.reviewDue != "" && e.reviewDue < today
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		err = each(ctx, s, "Appointment", url.Values{"patient": {list}, "status": {"booked"}, "date": {"ge" + now.Format(time.RFC3339)}}, func(v *store.Version) error {
+			a, err := decode[*fhir.Appointment](v.JSON)
+			if err != nil {
+				return err
+			}
+			start := a.Start.Get()
+			for _, p := range a.Participant {
+				e := byRef[refOf(p.Actor)]
+				if e != nil && (e.nextStart == "" || parseDateTime(start).Before(parseDateTime(e.nextStart))) {
+					e.nextAppt, e.nextStart = "Appointment/"+v.ID, start
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		err = each(ctx, s, "Task", url.Values{"patient": {list}, "status": {openTaskStatuses}}, func(v *store.Version) error {
+			t, err := decode[*fhir.Task](v.JSON)
+			if err == nil && t.For != nil {
+				if e := byRef[t.For.Reference.Get()]; e != nil {
+					e.openTasks++
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return entries, nil
+}
+
+// sortName is the key a caseload sorts names by: family, then given names.
+func sortName(p *fhir.Patient) string {
+	if len(p.Name) == 0 {
+		return ""
+	}
+	n := p.Name[0]
+	parts := []string{n.Family.Get()}
+	for _, g := range n.Given {
+		parts = append(parts, g.Get())
+	}
+	return strings.ToLower(strings.Join(parts, " "))
+}
+
+// parameter is the entry as the part "patient" of the answer; absent facts
+// are absent parts.
+func (e *caseloadEntry) parameter() *fhir.ParametersParameter {
+	part := func(name string) *fhir.ParametersParameter {
+		return &fhir.ParametersParameter{Name: fhir.NewString(name)}
+	}
+	ref := func(name, r string) *fhir.ParametersParameter {
+		p := part(name)
+		p.ValueReference = &fhir.Reference{Reference: fhir.NewString(r)}
+		return p
+	}
+	out := part("patient")
+	out.Part = append(out.Part, ref("patient", e.patient))
+	if f := e.pam; f != nil {
+		p := part("pamLevel")
+		p.ValueInteger = fhir.NewInteger(int64(f.level))
+		out.Part = append(out.Part, p)
+		if f.score != "" {
+			p := part("pamScore")
+			p.ValueDecimal = fhir.NewDecimal(f.score)
+			out.Part = append(out.Part, p)
+		}
+		if f.date != "" {
+			p := part("pamDate")
+			p.ValueDateTime = fhir.NewDateTime(f.date)
+			out.Part = append(out.Part, p)
+		}
+		if f.prevLevel > 0 {
+			p := part("pamChange")
+			p.ValueInteger = fhir.NewInteger(int64(f.level - f.prevLevel))
+			out.Part = append(out.Part, p)
+		}
+	}
+	if e.carePlan != "" {
+		out.Part = append(out.Part, ref("carePlan", e.carePlan))
+		if e.reviewDue != "" {
+			p := part("reviewDue")
+			p.ValueDate = fhir.NewDate(e.reviewDue)
+			out.Part = append(out.Part, p)
+			p = part("overdue")
+			p.ValueBoolean = fhir.NewBoolean(e.hasOverdue)
+			out.Part = append(out.Part, p)
+		}
+	}
+	if e.nextAppt != "" {
+		out.Part = append(out.Part, ref("nextAppointment", e.nextAppt))
+		p := part("nextAppointmentStart")
+		p.ValueDateTime = fhir.NewDateTime(e.nextStart)
+		out.Part = append(out.Part, p)
+	}
+	p := part("openTasks")
+	p.ValueInteger = fhir.NewInteger(int64(e.openTasks))
+	out.Part = append(out.Part, p)
+	return out
+}

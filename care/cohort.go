@@ -1,0 +1,476 @@
+package care
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"carefhir/fhir"
+	"carefhir/operation"
+	"carefhir/store"
+)
+
+// Criteria select the people of a cohort: every criterion set must hold.
+type Criteria struct {
+	Practice   string   // ODS code of the practice they are registered at
+	AgeMin     *int     // completed years, today
+	AgeMax     *int     //
+	Conditions []string // tokens (system|code) of active Conditions, each needed
+	RiskCode   string   // token of the Observation ranking them; the latest counts
+	RiskMin    string   // the least risk value (decimal), with RiskCode
+	PAMLevel   *int     // the highest latest PAM level
+	NoPCSP     bool     // without an active PCSP
+	Name       string
+}
+
+// The codes of a cohort Group's characteristics, in SystemCohortCriterion.
+const (
+	critPractice = "practice"
+	critAgeMin   = "age-min"
+	critAgeMax   = "age-max"
+	critCond     = "condition"
+	critRisk     = "risk-code"
+	critRiskMin  = "risk-min"
+	critPAMLevel = "pam-level-max"
+	critPCSP     = "active-pcsp"
+)
+
+// criteriaOf reads the criteria of $cohort's parameters.
+func criteriaOf(inv *operation.Invocation) (*Criteria, error) {
+	cr := &Criteria{Conditions: inv.Texts("condition")}
+	var err error
+	text := func(name string) string {
+		var s string
+		if err == nil {
+			s, err = inv.Text(name)
+		}
+		return s
+	}
+	optInt := func(name string) *int {
+		s := text(name)
+		if s == "" || err != nil {
+			return nil
+		}
+		n, perr := strconv.Atoi(s)
+		if perr != nil || n < 0 {
+			err = badParam(name, "%s must be a whole number, not %q", name, s)
+			return nil
+		}
+		return &n
+	}
+	cr.Practice, cr.RiskCode, cr.RiskMin, cr.Name = text("practice"), text("riskCode"), text("riskMin"), text("name")
+	cr.AgeMin, cr.AgeMax, cr.PAMLevel = optInt("ageMin"), optInt("ageMax"), optInt("pamLevelMax")
+	if s := text("withoutActivePcsp"); s != "" && err == nil {
+		b, perr := strconv.ParseBool(s)
+		if perr != nil {
+			return nil, badParam("withoutActivePcsp", "withoutActivePcsp must be true or false, not %q", s)
+		}
+		cr.NoPCSP = b
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cr.RiskMin != "" {
+		if _, perr := strconv.ParseFloat(cr.RiskMin, 64); perr != nil {
+			return nil, badParam("riskMin", "riskMin must be a decimal, not %q", cr.RiskMin)
+		}
+		if cr.RiskCode == "" {
+			return nil, badParam("riskMin", "riskMin needs riskCode: the Observation it applies to")
+		}
+	}
+	for _, t := range append(slices.Clone(cr.Conditions), cr.RiskCode) {
+		if t != "" && !strings.Contains(t, "|") {
+			return nil, badParam("condition", "codes are tokens system|code, such as %s|44054006, not %q", SystemSNOMED, t)
+		}
+	}
+	if cr.empty() {
+		return nil, operation.Errorf(http.StatusBadRequest, "required", "Parameters.parameter", "a cohort needs at least one criterion: practice, ageMin, ageMax, condition, riskCode, pamLevelMax or withoutActivePcsp")
+	}
+	return cr, nil
+}
+
+func (cr *Criteria) empty() bool {
+	return cr.Practice == "" && cr.AgeMin == nil && cr.AgeMax == nil && len(cr.Conditions) == 0 && cr.RiskCode == "" && cr.PAMLevel == nil && !cr.NoPCSP
+}
+
+func badParam(name, format string, args ...any) *operation.Error {
+	return operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='"+name+"')", format, args...)
+}
+
+// cohort answers Group/$cohort, which stores a new cohort Group (201), and
+// Group/{id}/$cohort, which evaluates a stored one again from its
+// characteristics, as its next version.
+func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	if inv.ID == "" {
+		cr, err := criteriaOf(inv)
+		if err != nil {
+			return nil, err
+		}
+		g, err := c.Cohort(ctx, inv.Store, cr)
+		if err != nil {
+			return nil, err
+		}
+		v, err := inv.Store.Create(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		g.Id, g.Meta = fhir.NewId(v.ID), &fhir.Meta{VersionId: fhir.NewId(strconv.FormatInt(v.VersionID, 10)), LastUpdated: fhir.NewInstant(v.LastUpdated.Format("2006-01-02T15:04:05.000Z07:00"))}
+		return &operation.Result{Status: http.StatusCreated, Resource: g, Location: fmt.Sprintf("Group/%s/_history/%d", v.ID, v.VersionID)}, nil
+	}
+	var out *fhir.Group
+	err := inv.Store.Transact(ctx, func(s operation.Store) error {
+		v, err := s.Read(ctx, "Group", inv.ID)
+		if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
+			return operation.Errorf(http.StatusNotFound, "not-found", "", "Group/%s is not known", inv.ID)
+		}
+		if err != nil {
+			return err
+		}
+		old, err := decode[*fhir.Group](v.JSON)
+		if err != nil {
+			return err
+		}
+		cr, ok := criteriaFromGroup(old)
+		if !ok {
+			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "Group.characteristic", "Group/%s is not a cohort: it has no criteria of %s", inv.ID, SystemCohortCriterion)
+		}
+		g, err := c.Cohort(ctx, s, cr)
+		if err != nil {
+			return err
+		}
+		g.Id = old.Id
+		w, err := s.Update(ctx, g, v.VersionID)
+		if err != nil {
+			return err
+		}
+		g.Meta = &fhir.Meta{VersionId: fhir.NewId(strconv.FormatInt(w.VersionID, 10)), LastUpdated: fhir.NewInstant(w.LastUpdated.Format("2006-01-02T15:04:05.000Z07:00"))}
+		out = g
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &operation.Result{Resource: out}, nil
+}
+
+// member is one person of a cohort with the risk value that ranks them.
+type member struct {
+	patient string
+	risk    string
+	value   float64
+}
+
+// Cohort evaluates criteria and returns the cohort Group: type person,
+// actual, members by descending risk value (then by reference), each with
+// the value in the extension RiskValueURL, the criteria as
+// characteristics.
+func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fhir.Group, error) {
+	var set map[string]bool // nil: not narrowed yet
+	narrow := func(keep map[string]bool) {
+		if set == nil {
+			set = keep
+			return
+		}
+		for p := range set {
+			if !keep[p] {
+				delete(set, p)
+			}
+		}
+	}
+	// The criteria on Observations and Conditions first, then those on
+	// Patients and plans.
+	for _, cond := range cr.Conditions {
+		keep := map[string]bool{}
+		err := each(ctx, s, "Condition", url.Values{"code": {cond}, "clinical-status": {"active"}}, func(v *store.Version) error {
+			keep[subjectOf(v.JSON)] = true
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		narrow(keep)
+	}
+	risks := map[string]*member{}
+	if cr.RiskCode != "" {
+		var err error
+		if risks, err = latestValues(ctx, s, cr.RiskCode); err != nil {
+			return nil, err
+		}
+		least, _ := strconv.ParseFloat(cr.RiskMin, 64)
+		keep := map[string]bool{}
+		for p, m := range risks {
+			if cr.RiskMin == "" || m.value >= least {
+				keep[p] = true
+			}
+		}
+		narrow(keep)
+	}
+	if cr.PAMLevel != nil {
+		pams, err := latestPAM(ctx, s, url.Values{})
+		if err != nil {
+			return nil, err
+		}
+		keep := map[string]bool{}
+		for p, f := range pams {
+			if f.level <= *cr.PAMLevel {
+				keep[p] = true
+			}
+		}
+		narrow(keep)
+	}
+	if cr.Practice != "" || cr.AgeMin != nil || cr.AgeMax != nil {
+		params, ok, err := c.patientParams(ctx, s, cr)
+		if err != nil {
+			return nil, err
+		}
+		keep := map[string]bool{}
+		if ok {
+			err = each(ctx, s, "Patient", params, func(v *store.Version) error {
+				keep["Patient/"+v.ID] = true
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		narrow(keep)
+	}
+	if cr.NoPCSP {
+		with := map[string]bool{}
+		params := url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}
+		err := each(ctx, s, "CarePlan", params, func(v *store.Version) error {
+			with[subjectOf(v.JSON)] = true
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if set == nil {
+			set = map[string]bool{}
+			err := each(ctx, s, "Patient", url.Values{}, func(v *store.Version) error {
+				set["Patient/"+v.ID] = true
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		for p := range with {
+			delete(set, p)
+		}
+	}
+	members := make([]*member, 0, len(set))
+	for p := range set {
+		if !strings.HasPrefix(p, "Patient/") {
+			continue
+		}
+		m := risks[p]
+		if m == nil {
+			m = &member{patient: p}
+		}
+		members = append(members, m)
+	}
+	slices.SortFunc(members, func(a, b *member) int {
+		if r := cmp.Compare(b.value, a.value); r != 0 && (a.risk != "" || b.risk != "") {
+			if a.risk == "" {
+				return 1
+			}
+			if b.risk == "" {
+				return -1
+			}
+			return r
+		}
+		return strings.Compare(a.patient, b.patient)
+	})
+	g := &fhir.Group{
+		Type:           fhir.NewCode("person"),
+		Actual:         fhir.NewBoolean(true),
+		Quantity:       fhir.NewUnsignedInt(int64(len(members))),
+		Characteristic: characteristics(cr),
+	}
+	if cr.Name != "" {
+		g.Name = fhir.NewString(cr.Name)
+	}
+	for _, m := range members {
+		gm := &fhir.GroupMember{Entity: &fhir.Reference{Reference: fhir.NewString(m.patient)}}
+		if m.risk != "" {
+			gm.Extension = []*fhir.Extension{{Url: RiskValueURL, ValueDecimal: fhir.NewDecimal(m.risk)}}
+		}
+		g.Member = append(g.Member, gm)
+	}
+	return g, nil
+}
+
+// subjectOf reads the subject reference of a stored resource without
+// decoding the rest of it.
+func subjectOf(b []byte) string {
+	var head struct {
+		Subject struct{ Reference string } `json:"subject"`
+	}
+	json.Unmarshal(b, &head)
+	return head.Subject.Reference
+}
+
+// patientParams returns the Patient search of the practice and age
+// criteria; false when the practice is not known (nobody matches).
+func (c *Care) patientParams(ctx context.Context, s operation.Store, cr *Criteria) (url.Values, bool, error) {
+	params := url.Values{}
+	if cr.Practice != "" {
+		page, err := s.Search(ctx, "Organization", url.Values{"identifier": {SystemODS + "|" + cr.Practice}, "_count": {"100"}})
+		if err != nil {
+			return nil, false, err
+		}
+		if len(page.Matches) == 0 {
+			return nil, false, nil
+		}
+		var refs []string
+		for _, v := range page.Matches {
+			refs = append(refs, "Organization/"+v.ID)
+		}
+		params.Set("general-practitioner", strings.Join(refs, ","))
+	}
+	today := c.today()
+	if cr.AgeMin != nil {
+		params.Add("birthdate", "le"+today.AddDate(-*cr.AgeMin, 0, 0).Format(time.DateOnly))
+	}
+	if cr.AgeMax != nil {
+		params.Add("birthdate", "gt"+today.AddDate(-*cr.AgeMax-1, 0, 0).Format(time.DateOnly))
+	}
+	return params, true, nil
+}
+
+// latestValues returns the latest value of the Observations coded token,
+// by patient.
+func latestValues(ctx context.Context, s operation.Store, token string) (map[string]*member, error) {
+	out := map[string]*member{}
+	when := map[string]time.Time{}
+	err := each(ctx, s, "Observation", url.Values{"code": {token}, "status": {"final,amended,corrected"}}, func(v *store.Version) error {
+		var obs struct {
+			Subject           struct{ Reference string } `json:"subject"`
+			EffectiveDateTime string                     `json:"effectiveDateTime"`
+			ValueQuantity     *struct {
+				Value json.Number `json:"value"`
+			} `json:"valueQuantity"`
+		}
+		if err := json.Unmarshal(v.JSON, &obs); err != nil || obs.ValueQuantity == nil {
+			return nil
+		}
+		p := obs.Subject.Reference
+		t := parseDateTime(obs.EffectiveDateTime)
+		if m := out[p]; m != nil && !t.After(when[p]) {
+			return nil
+		}
+		text := obs.ValueQuantity.Value.String()
+		f, perr := strconv.ParseFloat(text, 64)
+		if perr != nil {
+			return nil
+		}
+		out[p], when[p] = &member{patient: p, risk: text, value: f}, t
+		return nil
+	})
+	return out, err
+}
+
+// characteristics records criteria in a cohort Group.
+func characteristics(cr *Criteria) []*fhir.GroupCharacteristic {
+	var out []*fhir.GroupCharacteristic
+	add := func(code, display string, set func(*fhir.GroupCharacteristic)) {
+		ch := &fhir.GroupCharacteristic{Code: &fhir.CodeableConcept{Coding: []*fhir.Coding{coding(SystemCohortCriterion, code, display)}}, Exclude: fhir.NewBoolean(false)}
+		set(ch)
+		out = append(out, ch)
+	}
+	number := func(v string, unit string) *fhir.Quantity {
+		q := &fhir.Quantity{Value: fhir.NewDecimal(v)}
+		if unit != "" {
+			q.Unit, q.System, q.Code = fhir.NewString(unit), fhir.NewUri(SystemUCUM), fhir.NewCode(unit)
+		}
+		return q
+	}
+	token := func(t string) *fhir.CodeableConcept {
+		system, code, _ := strings.Cut(t, "|")
+		return &fhir.CodeableConcept{Coding: []*fhir.Coding{coding(system, code, "")}}
+	}
+	if cr.Practice != "" {
+		add(critPractice, "Registered at the practice", func(ch *fhir.GroupCharacteristic) {
+			ch.ValueReference = &fhir.Reference{Identifier: &fhir.Identifier{System: fhir.NewUri(SystemODS), Value: fhir.NewString(cr.Practice)}}
+		})
+	}
+	if cr.AgeMin != nil {
+		add(critAgeMin, "Aged at least", func(ch *fhir.GroupCharacteristic) { ch.ValueQuantity = number(strconv.Itoa(*cr.AgeMin), "a") })
+	}
+	if cr.AgeMax != nil {
+		add(critAgeMax, "Aged at most", func(ch *fhir.GroupCharacteristic) { ch.ValueQuantity = number(strconv.Itoa(*cr.AgeMax), "a") })
+	}
+	for _, cond := range cr.Conditions {
+		add(critCond, "With the active condition", func(ch *fhir.GroupCharacteristic) { ch.ValueCodeableConcept = token(cond) })
+	}
+	if cr.RiskCode != "" {
+		add(critRisk, "Ranked by the latest value of", func(ch *fhir.GroupCharacteristic) { ch.ValueCodeableConcept = token(cr.RiskCode) })
+	}
+	if cr.RiskMin != "" {
+		add(critRiskMin, "Latest risk value at least", func(ch *fhir.GroupCharacteristic) { ch.ValueQuantity = number(cr.RiskMin, "") })
+	}
+	if cr.PAMLevel != nil {
+		add(critPAMLevel, "Latest PAM level at most", func(ch *fhir.GroupCharacteristic) { ch.ValueQuantity = number(strconv.Itoa(*cr.PAMLevel), "") })
+	}
+	if cr.NoPCSP {
+		add(critPCSP, "With an active PCSP", func(ch *fhir.GroupCharacteristic) {
+			ch.ValueBoolean = fhir.NewBoolean(true)
+			ch.Exclude = fhir.NewBoolean(true)
+		})
+	}
+	return out
+}
+
+// criteriaFromGroup reads back the criteria a cohort Group records; false
+// when it records none.
+func criteriaFromGroup(g *fhir.Group) (*Criteria, bool) {
+	cr := &Criteria{Name: g.Name.Get()}
+	integer := func(q *fhir.Quantity) *int {
+		n, err := strconv.Atoi(quantityValue(q))
+		if err != nil {
+			return nil
+		}
+		return &n
+	}
+	token := func(cc *fhir.CodeableConcept) string {
+		if cc == nil || len(cc.Coding) == 0 {
+			return ""
+		}
+		return cc.Coding[0].System.Get() + "|" + cc.Coding[0].Code.Get()
+	}
+	for _, ch := range g.Characteristic {
+		if ch.Code == nil || len(ch.Code.Coding) == 0 || ch.Code.Coding[0].System.Get() != SystemCohortCriterion {
+			continue
+		}
+		switch ch.Code.Coding[0].Code.Get() {
+		case critPractice:
+			if ch.ValueReference != nil && ch.ValueReference.Identifier != nil {
+				cr.Practice = ch.ValueReference.Identifier.Value.Get()
+			}
+		case critAgeMin:
+			cr.AgeMin = integer(ch.ValueQuantity)
+		case critAgeMax:
+			cr.AgeMax = integer(ch.ValueQuantity)
+		case critCond:
+			cr.Conditions = append(cr.Conditions, token(ch.ValueCodeableConcept))
+		case critRisk:
+			cr.RiskCode = token(ch.ValueCodeableConcept)
+		case critRiskMin:
+			cr.RiskMin = quantityValue(ch.ValueQuantity)
+		case critPAMLevel:
+			cr.PAMLevel = integer(ch.ValueQuantity)
+		case critPCSP:
+			cr.NoPCSP = true
+		}
+	}
+	return cr, !cr.empty()
+}

@@ -1,0 +1,95 @@
+package care_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"carefhir/care"
+)
+
+// TestCohortCriteria evaluates each criterion on its own and combined,
+// over the population of the journey, with Ward and Lee at PAM level 2,
+// Clark at level 4 and Clark holding an active PCSP.
+func TestCohortCriteria(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for _, p := range []struct{ id, score string }{{"ward", "50"}, {"lee", "52"}, {"clark", "70"}} {
+			qr := strings.ReplaceAll(pamResponse("pam-"+p.id, "completed", "2026-10-01T10:00:00Z", "3", p.score), "Patient/ward", "Patient/"+p.id)
+			c.do("PUT", "/QuestionnaireResponse/pam-"+p.id, qr).want(http.StatusCreated)
+		}
+		c.put(`{"resourceType":"Goal","id":"goal-clark","lifecycleStatus":"active","description":{"text":"Stay in my own home"},"subject":{"reference":"Patient/clark"}}`)
+		c.put(strings.NewReplacer("pcsp-ward", "pcsp-clark", "Patient/ward", "Patient/clark").Replace(pcsp("active", "2027-01-10", "goal-clark")))
+
+		for _, tc := range []struct {
+			name, params, members string
+		}{
+			{"practice", `{"name":"practice","valueString":"Y12345"}`, "Patient/baker Patient/clark Patient/ward"},
+			{"unknown practice", `{"name":"practice","valueString":"Y00000"}`, ""},
+			{"ageMin", `{"name":"ageMin","valueInteger":80}`, "Patient/clark Patient/lee"},
+			{"ageMax", `{"name":"ageMax","valueInteger":78}`, "Patient/baker Patient/ward"},
+			{"condition", `{"name":"condition","valueString":"` + diabetes + `"}`, "Patient/lee Patient/ward"},
+			{"riskCode ranks by the latest value", `{"name":"riskCode","valueString":"` + efi + `"}`, "Patient/lee=0.4 Patient/ward=0.36 Patient/clark=0.28 Patient/baker=0.12"},
+			{"riskMin", `{"name":"riskCode","valueString":"` + efi + `"},{"name":"riskMin","valueDecimal":0.3}`, "Patient/lee=0.4 Patient/ward=0.36"},
+			{"pamLevelMax", `{"name":"pamLevelMax","valueInteger":2}`, "Patient/lee Patient/ward"},
+			{"withoutActivePcsp", `{"name":"withoutActivePcsp","valueBoolean":true}`, "Patient/baker Patient/lee Patient/ward"},
+			{"combined", `{"name":"practice","valueString":"Y12345"},{"name":"ageMin","valueInteger":65},{"name":"condition","valueString":"` + diabetes + `"},
+				{"name":"riskCode","valueString":"` + efi + `"},{"name":"riskMin","valueDecimal":0.2},{"name":"pamLevelMax","valueInteger":3},{"name":"withoutActivePcsp","valueBoolean":true}`, "Patient/ward=0.36"},
+		} {
+			g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[`+tc.params+`]}`).want(http.StatusCreated)
+			got := strings.ReplaceAll(members(g), "=<nil>", "")
+			if got != tc.members {
+				t.Errorf("%s: members %q, want %q", tc.name, got, tc.members)
+			}
+			if str(g, "type") != "person" || get(g, "actual") != true || get(g, "quantity") != float64(len(strings.Fields(tc.members))) {
+				t.Errorf("%s: Group %v", tc.name, g)
+			}
+		}
+
+		// The criteria are recorded, and a re-evaluation follows the data.
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"condition","valueString":"`+diabetes+`"},{"name":"name","valueString":"Diabetes"}]}`).want(http.StatusCreated)
+		if str(g, "characteristic", 0, "code", "coding", 0, "code") != "condition" || str(g, "characteristic", 0, "valueCodeableConcept", "coding", 0, "code") != "44054006" || str(g, "name") != "Diabetes" {
+			t.Errorf("characteristics %v", g["characteristic"])
+		}
+		c.put(`{"resourceType":"Condition","id":"dm-baker","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},"code":{"coding":[{"system":"http://snomed.info/sct","code":"44054006"}]},"subject":{"reference":"Patient/baker"}}`)
+		again := c.do("POST", "/Group/"+str(g, "id")+"/$cohort", "").want(http.StatusOK)
+		if got := strings.ReplaceAll(members(again), "=<nil>", ""); got != "Patient/baker Patient/lee Patient/ward" || str(again, "meta", "versionId") != "2" || str(again, "id") != str(g, "id") {
+			t.Errorf("re-evaluated: %q, version %s", got, str(again, "meta", "versionId"))
+		}
+		stored := c.do("GET", "/Group/"+str(g, "id"), "").want(http.StatusOK)
+		if str(stored, "meta", "versionId") != "2" || get(stored, "quantity") != 3.0 {
+			t.Errorf("stored Group %v", stored)
+		}
+
+		// Refusals.
+		for _, bad := range []string{
+			`{"resourceType":"Parameters"}`,
+			`{"resourceType":"Parameters","parameter":[{"name":"ageMin","valueString":"old"}]}`,
+			`{"resourceType":"Parameters","parameter":[{"name":"riskMin","valueDecimal":0.2}]}`,
+			`{"resourceType":"Parameters","parameter":[{"name":"condition","valueString":"44054006"}]}`,
+		} {
+			c.do("POST", "/Group/$cohort", bad).want(http.StatusBadRequest)
+		}
+		c.put(`{"resourceType":"Group","id":"plain","type":"person","actual":true}`)
+		c.do("POST", "/Group/plain/$cohort", "").want(http.StatusUnprocessableEntity)
+		c.do("POST", "/Group/nowhere/$cohort", "").want(http.StatusNotFound)
+	})
+}
+
+func TestCaseloadPaging(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		page := c.do("GET", "/Organization/y12345/$caseload?_count=2&_sort=name", "").want(http.StatusOK)
+		if got := paramsText(page); !strings.Contains(got, "total=3") || !strings.Contains(got, "next=2") {
+			t.Errorf("first page: %s", got)
+		}
+		load := caseloadOf(t, c, "/Organization/y12345/$caseload?_count=2&_sort=name&cursor=2")
+		if len(load) != 1 || load["Patient/ward"] == nil {
+			t.Errorf("second page: %v", load)
+		}
+		c.do("GET", "/Organization/y12345/$caseload?_count=501", "").want(http.StatusBadRequest)
+		c.do("GET", "/Organization/y12345/$caseload?_sort=age", "").want(http.StatusBadRequest)
+		c.do("GET", "/Organization/y12345/$caseload?cursor=x", "").want(http.StatusBadRequest)
+		c.do("GET", "/Practitioner/nobody/$caseload", "").want(http.StatusNotFound)
+	})
+}

@@ -1,0 +1,134 @@
+package care
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"carefhir/operation"
+	"carefhir/store"
+)
+
+// pamFact is what a patient's PAM history says: the latest response not
+// entered in error, and the level before it.
+type pamFact struct {
+	when      time.Time
+	date      string // effectiveDateTime as written
+	level     int
+	score     string
+	prevLevel int // 0: no earlier PAM
+	response  string
+}
+
+// pamResult is one scored response, from its two Observations.
+type pamResult struct {
+	patient, response, date string
+	when                    time.Time
+	level                   int
+	score                   string
+}
+
+// latestPAM returns the PAM facts of the patients whose PAM Observations
+// match filter (such as subject=Patient/1,Patient/2; empty: everyone), by
+// patient reference.
+func latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[string]*pamFact, error) {
+	params := url.Values{"code": {SystemPAM + "|" + CodePAMLevel + "," + SystemPAM + "|" + CodePAMScore}, "status": {"final,amended"}}
+	for k, v := range filter {
+		params[k] = v
+	}
+	results := map[string]*pamResult{} // by response
+	err := each(ctx, s, "Observation", params, func(v *store.Version) error {
+		// Read the few elements needed rather than decoding the whole.
+		var obs struct {
+			Code struct {
+				Coding []struct{ System, Code string } `json:"coding"`
+			} `json:"code"`
+			Subject           struct{ Reference string }   `json:"subject"`
+			DerivedFrom       []struct{ Reference string } `json:"derivedFrom"`
+			EffectiveDateTime string                       `json:"effectiveDateTime"`
+			ValueInteger      int                          `json:"valueInteger"`
+			ValueQuantity     *struct {
+				Value json.Number `json:"value"`
+			} `json:"valueQuantity"`
+		}
+		if err := json.Unmarshal(v.JSON, &obs); err != nil {
+			return fmt.Errorf("PAM Observation/%s: %w", v.ID, err)
+		}
+		resp := ""
+		if len(obs.DerivedFrom) > 0 {
+			resp = obs.DerivedFrom[0].Reference
+		}
+		key := resp
+		if key == "" {
+			key = "Observation/" + v.ID
+		}
+		r := results[key]
+		if r == nil {
+			r = &pamResult{patient: obs.Subject.Reference, response: resp, date: obs.EffectiveDateTime}
+			r.when = parseDateTime(r.date)
+			results[key] = r
+		}
+		isLevel := slices.ContainsFunc(obs.Code.Coding, func(c struct{ System, Code string }) bool {
+			return c.System == SystemPAM && c.Code == CodePAMLevel
+		})
+		switch {
+		case isLevel:
+			r.level = obs.ValueInteger
+		case obs.ValueQuantity != nil:
+			r.score = obs.ValueQuantity.Value.String()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	byPatient := map[string][]*pamResult{}
+	for _, r := range results {
+		if r.level > 0 && r.patient != "" {
+			byPatient[r.patient] = append(byPatient[r.patient], r)
+		}
+	}
+	out := make(map[string]*pamFact, len(byPatient))
+	for p, rs := range byPatient {
+		sort.Slice(rs, func(i, j int) bool {
+			if !rs[i].when.Equal(rs[j].when) {
+				return rs[i].when.After(rs[j].when)
+			}
+			return rs[i].response > rs[j].response
+		})
+		f := &pamFact{when: rs[0].when, date: rs[0].date, level: rs[0].level, score: rs[0].score, response: rs[0].response}
+		if len(rs) > 1 {
+			f.prevLevel = rs[1].level
+		}
+		out[p] = f
+	}
+	return out, nil
+}
+
+// parseDateTime reads a FHIR date or dateTime; the zero time when it is
+// neither.
+func parseDateTime(s string) time.Time {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", time.DateOnly, "2006-01", "2006"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// chunks splits refs into lists of at most n, joined with commas, as the
+// values of one search parameter (OR).
+func chunks(refs []string, n int) []string {
+	var out []string
+	for len(refs) > 0 {
+		k := min(n, len(refs))
+		out = append(out, strings.Join(refs[:k], ","))
+		refs = refs[k:]
+	}
+	return out
+}

@@ -1,0 +1,271 @@
+package care_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+
+	"carefhir/care"
+	"carefhir/profiles/conformance"
+	"carefhir/server"
+	"carefhir/server/auth"
+	"carefhir/server/auth/authtest"
+	"carefhir/store"
+	"carefhir/store/mongo"
+	"carefhir/store/mongo/ferrettest"
+	"carefhir/store/sqlite"
+)
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	os.Exit(m.Run())
+}
+
+// today is the date the tests run on, for care coordination.
+var today = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+
+var engines = []struct {
+	name string
+	open func(t *testing.T) store.Store
+}{
+	{"sqlite", func(t *testing.T) store.Store {
+		st, err := sqlite.Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}},
+	{"mongo", func(t *testing.T) store.Store {
+		st, err := mongo.Open(context.Background(), ferrettest.Start(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}},
+}
+
+// client talks to a real HTTP server with care coordination registered,
+// which requires bearer tokens.
+type client struct {
+	t      *testing.T
+	base   string
+	token  string            // the principal requests act for; "" for admin
+	signed map[string]string // access tokens, by principal
+}
+
+// eachEngine runs fn against a fresh server on every engine. Requests act
+// for the principal c.token names, with the scopes the tokens map gives
+// it, through an access token of an issuer the server trusts.
+func eachEngine(t *testing.T, cfg care.Config, fn func(t *testing.T, c *client)) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			fn(t, newClient(t, e.open(t), cfg))
+		})
+	}
+}
+
+// tokens are the scopes of the principals requests act for, by name.
+var tokens = map[string]string{"admin": "system/*.cruds", "patient-reader": "user/Patient.rs"}
+
+const issuer = "https://idp.test"
+
+var catalogue = func() func(t *testing.T) *conformance.Catalogue {
+	var cat *conformance.Catalogue
+	return func(t *testing.T) *conformance.Catalogue {
+		if cat == nil {
+			var err error
+			if cat, err = conformance.Load(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return cat
+	}
+}()
+
+func newClient(t *testing.T, st store.Store, cfg care.Config) *client {
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return today }
+	}
+	co, err := care.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := co.Definitions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalogue(t).With(defs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	base := "http://" + srv.Listener.Addr().String() + "/fhir"
+	svc, idp := authService(t, base)
+	srv.Config.Handler = server.New(server.Config{Store: st, BaseURL: base, Auth: svc, Logger: slog.New(slog.DiscardHandler),
+		SoftwareVersion: "test", Definitions: cat, Operations: co.Operations(), Hooks: co.Hooks()})
+	srv.Start()
+	t.Cleanup(func() {
+		srv.Close()
+		st.Close()
+	})
+	c := &client{t: t, base: base, signed: map[string]string{}}
+	for name, scopes := range tokens {
+		c.signed[name] = idp.Sign(t, authtest.Claims(issuer, base, map[string]any{"sub": name, "scope": scopes}))
+	}
+	return c
+}
+
+// authService returns the authorisation of a server at base that trusts
+// tokens signed by the key it returns.
+func authService(t *testing.T, base string) (*auth.Service, *authtest.Key) {
+	idp := authtest.NewKey(t, jwa.ES256())
+	dir := t.TempDir()
+	authtest.WriteJWKS(t, dir, "idp.jwks.json", idp)
+	file := filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+issuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := auth.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := auth.New(context.Background(), cfg, auth.Options{BaseURL: base, Keyring: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, idp
+}
+
+// response is what a request got back.
+type response struct {
+	t      *testing.T
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends a request with a FHIR JSON body (when not empty); headers come
+// in name, value pairs.
+func (c *client) do(method, path, body string, headers ...string) *response {
+	c.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, c.base+path, r)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	who := c.token
+	if who == "" {
+		who = "admin"
+	}
+	req.Header.Set("Authorization", "Bearer "+c.signed[who])
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return &response{t: c.t, status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// put writes a resource at its id and fails the test unless it is stored.
+func (c *client) put(body string) {
+	c.t.Helper()
+	var head struct{ ResourceType, ID string }
+	if err := json.Unmarshal([]byte(body), &head); err != nil {
+		c.t.Fatalf("%v: %s", err, body)
+	}
+	r := c.do("PUT", "/"+head.ResourceType+"/"+head.ID, body)
+	if r.status != http.StatusCreated && r.status != http.StatusOK {
+		c.t.Fatalf("PUT %s/%s: %d %s", head.ResourceType, head.ID, r.status, r.body)
+	}
+}
+
+// want fails the test unless the response has the status, and returns its
+// body decoded.
+func (r *response) want(status int) map[string]any {
+	r.t.Helper()
+	if r.status != status {
+		r.t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	}
+	var m map[string]any
+	if len(r.body) > 0 {
+		if err := json.Unmarshal(r.body, &m); err != nil {
+			r.t.Fatalf("%v: %s", err, r.body)
+		}
+	}
+	return m
+}
+
+// get walks a decoded JSON value by object keys and array indexes.
+func get(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			a, _ := v.([]any)
+			if k >= len(a) {
+				return nil
+			}
+			v = a[k]
+		}
+	}
+	return v
+}
+
+func str(v any, path ...any) string {
+	s, _ := get(v, path...).(string)
+	return s
+}
+
+// entries returns the resources of a searchset Bundle.
+func entries(bundle map[string]any) []map[string]any {
+	var out []map[string]any
+	list, _ := bundle["entry"].([]any)
+	for _, e := range list {
+		if r, ok := get(e, "resource").(map[string]any); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// issues returns the expressions and diagnostics of an OperationOutcome,
+// one line per issue.
+func issues(oo map[string]any) string {
+	var out []string
+	list, _ := oo["issue"].([]any)
+	for _, is := range list {
+		line := str(is, "severity") + " " + str(is, "code") + " " + str(is, "expression", 0) + ": " + str(is, "diagnostics")
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}

@@ -1,0 +1,225 @@
+package care
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"carefhir/fhir"
+	"carefhir/operation"
+	"carefhir/store"
+)
+
+// scoreOnWrite keeps the two PAM Observations of a response (score and
+// level) in step with it, in the unit of work of its write: written when a
+// completed response is scored, updated (status amended) when it is
+// amended, marked entered-in-error when it is or is deleted. A response
+// that cannot be scored is stored with a warning and no Observations; a
+// scored one closes the patient's open re-measurement reminders.
+func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
+	ref := "QuestionnaireResponse/" + ch.ID
+	if ch.Deleted {
+		return nil, c.retractPAM(ctx, s, ref)
+	}
+	qr, ok := ch.Resource.(*fhir.QuestionnaireResponse)
+	if !ok || !isPAM(qr) {
+		return nil, nil
+	}
+	switch qr.Status.Get() {
+	case "entered-in-error":
+		return nil, c.retractPAM(ctx, s, ref)
+	case "completed", "amended":
+	default:
+		return nil, nil
+	}
+	score, err := c.cfg.PAM.ScorePAM(qr)
+	var unscorable *Unscorable
+	if errors.As(err, &unscorable) {
+		is := operation.Issue{Severity: "warning", Code: "incomplete", Diagnostics: "the PAM response was stored without a score: " + unscorable.Reason}
+		if unscorable.Expression != "" {
+			is.Expression = []string{unscorable.Expression}
+		}
+		return []operation.Issue{is}, c.retractPAM(ctx, s, ref)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A response's first version has no Observations yet: none to look
+	// for (which also lets bulk loads into engines without transactions
+	// write responses after Observations in one unit of work).
+	if err := c.writePAM(ctx, s, ch.ID, qr, score, ch.Version.VersionID == 1); err != nil {
+		return nil, err
+	}
+	return nil, c.closeTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {qr.Subject.Reference.Get()}})
+}
+
+// pamObservations returns the PAM Observations derived from a response:
+// its score and level, either nil when there is none.
+func pamObservations(ctx context.Context, s operation.Store, ref string) (score, level *fhir.Observation, err error) {
+	page, err := s.Search(ctx, "Observation", url.Values{"derived-from": {ref}, "code": {SystemPAM + "|" + CodePAMScore + "," + SystemPAM + "|" + CodePAMLevel}, "_count": {"10"}})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, v := range page.Matches {
+		obs, err := decode[*fhir.Observation](v.JSON)
+		if err != nil {
+			return nil, nil, err
+		}
+		switch {
+		case hasCoding(obs.Code, SystemPAM, CodePAMScore):
+			score = obs
+		case hasCoding(obs.Code, SystemPAM, CodePAMLevel):
+			level = obs
+		}
+	}
+	return score, level, nil
+}
+
+// writePAM writes the score and level Observations of a scored response:
+// new ones (final), or the response's own updated (amended) when their
+// values or the response changed; first says the response is new.
+func (c *Care) writePAM(ctx context.Context, s operation.Store, id string, qr *fhir.QuestionnaireResponse, score *Score, first bool) error {
+	ref := "QuestionnaireResponse/" + id
+	var oldScore, oldLevel *fhir.Observation
+	if !first {
+		var err error
+		if oldScore, oldLevel, err = pamObservations(ctx, s, ref); err != nil {
+			return err
+		}
+	}
+	for _, o := range []struct {
+		old  *fhir.Observation
+		kind string
+	}{{oldScore, CodePAMScore}, {oldLevel, CodePAMLevel}} {
+		obs := c.pamObservation(ref, qr, o.kind, score)
+		if o.old == nil {
+			if _, err := s.Create(ctx, obs); err != nil {
+				return err
+			}
+			continue
+		}
+		if same(o.old, obs) {
+			continue
+		}
+		obs.Id = o.old.Id
+		obs.Status = fhir.NewCode("amended")
+		if _, err := s.Update(ctx, obs, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// same reports whether a stored PAM Observation already says what obs
+// says.
+func same(stored, obs *fhir.Observation) bool {
+	return stored.Status.Get() != "entered-in-error" &&
+		quantityValue(stored.ValueQuantity) == quantityValue(obs.ValueQuantity) &&
+		stored.ValueInteger.Get() == obs.ValueInteger.Get() &&
+		stored.EffectiveDateTime.Get() == obs.EffectiveDateTime.Get() &&
+		stored.Subject.Reference.Get() == obs.Subject.Reference.Get()
+}
+
+// pamObservation returns the Observation of one kind (score or level)
+// derived from a scored response.
+func (c *Care) pamObservation(ref string, qr *fhir.QuestionnaireResponse, kind string, score *Score) *fhir.Observation {
+	obs := &fhir.Observation{
+		Status:            fhir.NewCode("final"),
+		Category:          []*fhir.CodeableConcept{{Coding: []*fhir.Coding{coding(SystemObservationCategory, "survey", "Survey")}}},
+		Subject:           qr.Subject,
+		EffectiveDateTime: qr.Authored,
+		DerivedFrom:       []*fhir.Reference{{Reference: fhir.NewString(ref)}},
+	}
+	switch {
+	case qr.Author != nil:
+		obs.Performer = []*fhir.Reference{qr.Author}
+	case qr.Source != nil:
+		obs.Performer = []*fhir.Reference{qr.Source}
+	}
+	if kind == CodePAMScore {
+		obs.Code = &fhir.CodeableConcept{
+			Coding: []*fhir.Coding{coding(SystemPAM, CodePAMScore, "Patient Activation Measure score"), coding(SystemSNOMED, c.cfg.Codes.PAMScore, "")},
+			Text:   fhir.NewString("Patient Activation Measure score"),
+		}
+		obs.ValueQuantity = &fhir.Quantity{Value: fhir.NewDecimal(score.Value), Unit: fhir.NewString("score"), System: fhir.NewUri(SystemUCUM), Code: fhir.NewCode(UnitScore)}
+		return obs
+	}
+	obs.Code = &fhir.CodeableConcept{
+		Coding: []*fhir.Coding{coding(SystemPAM, CodePAMLevel, "Patient Activation Measure level"), coding(SystemSNOMED, c.cfg.Codes.PAMLevel, "Patient Activation Measure level")},
+		Text:   fhir.NewString("Patient Activation Measure level"),
+	}
+	obs.ValueInteger = fhir.NewInteger(int64(score.Level))
+	return obs
+}
+
+// retractPAM marks the PAM Observations derived from a response
+// entered-in-error.
+func (c *Care) retractPAM(ctx context.Context, s operation.Store, ref string) error {
+	score, level, err := pamObservations(ctx, s, ref)
+	if err != nil {
+		return err
+	}
+	for _, obs := range []*fhir.Observation{score, level} {
+		if obs == nil || obs.Status.Get() == "entered-in-error" {
+			continue
+		}
+		obs.Status = fhir.NewCode("entered-in-error")
+		if _, err := s.Update(ctx, obs, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pamScore answers QuestionnaireResponse/{id}/$pam-score: it scores the
+// response again, brings its Observations in step, and answers the score,
+// level, statements answered and where the score came from.
+func (c *Care) pamScore(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	var score *Score
+	err := inv.Store.Transact(ctx, func(s operation.Store) error {
+		v, err := s.Read(ctx, "QuestionnaireResponse", inv.ID)
+		if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
+			return operation.Errorf(http.StatusNotFound, "not-found", "", "QuestionnaireResponse/%s is not known", inv.ID)
+		}
+		if err != nil {
+			return err
+		}
+		qr, err := decode[*fhir.QuestionnaireResponse](v.JSON)
+		if err != nil {
+			return err
+		}
+		if !isPAM(qr) {
+			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "QuestionnaireResponse.questionnaire", "QuestionnaireResponse/%s does not answer the PAM Questionnaire %s", inv.ID, PAMQuestionnaireURL)
+		}
+		if st := qr.Status.Get(); st != "completed" && st != "amended" {
+			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "QuestionnaireResponse.status", "QuestionnaireResponse/%s is %s: only completed responses are scored", inv.ID, st)
+		}
+		score, err = c.cfg.PAM.ScorePAM(qr)
+		var unscorable *Unscorable
+		if errors.As(err, &unscorable) {
+			return operation.Errorf(http.StatusUnprocessableEntity, "incomplete", unscorable.Expression, "%s", unscorable.Reason)
+		}
+		if err != nil {
+			return err
+		}
+		return c.writePAM(ctx, s, inv.ID, qr, score, false)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &fhir.Parameters{Parameter: []*fhir.ParametersParameter{
+		{Name: fhir.NewString("score"), ValueDecimal: fhir.NewDecimal(score.Value)},
+		{Name: fhir.NewString("level"), ValueInteger: fhir.NewInteger(int64(score.Level))},
+		{Name: fhir.NewString("answered"), ValueInteger: fhir.NewInteger(int64(score.Answered))},
+		{Name: fhir.NewString("source"), ValueCode: fhir.NewCode(score.Source)},
+	}}
+	return &operation.Result{Resource: out}, nil
+}
+
+func quantityValue(q *fhir.Quantity) string {
+	if q == nil {
+		return ""
+	}
+	return q.Value.Get()
+}

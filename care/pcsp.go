@@ -1,0 +1,212 @@
+package care
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"carefhir/fhir"
+	"carefhir/operation"
+	"carefhir/store"
+)
+
+// A personalised care and support plan (PCSP) is a CarePlan claiming the
+// profile PCSPCarePlan: category pcsp, the patient as subject and among the
+// contributors, an author, period.start, the review date extension
+// PCSPReviewDate, Goals in the person's own words (Goal.description.text)
+// and activities coded as a kind of support (PCSPActivities, or the SNOMED
+// CT referral to social prescribing), each with its status. An active PCSP
+// has at least one Goal and a review date. The profile is installed for
+// readers and validators; the rules are enforced here, on every write of a
+// CarePlan that claims it.
+
+// definitionsDate is the date of the definitions carefhir installs.
+const definitionsDate = "2026-12-01"
+
+// pcspProfile is the StructureDefinition PCSPCarePlan.
+var pcspProfile = `{"resourceType":"StructureDefinition","id":"PCSPCarePlan","url":"` + PCSPProfileURL + `","version":"1.0.0",` +
+	`"name":"PCSPCarePlan","title":"Personalised care and support plan","status":"active","date":"` + definitionsDate + `","publisher":"carefhir",` +
+	`"description":"A personalised care and support plan agreed with a person in primary care: what matters to them as Goals in their own words, the support agreed as coded activities, who took part, and when it is next reviewed. carefhir enforces the rules on every CarePlan claiming this profile (see docs/care-coordination.md).",` +
+	`"fhirVersion":"4.0.1","kind":"resource","abstract":false,"type":"CarePlan","baseDefinition":"http://hl7.org/fhir/StructureDefinition/CarePlan","derivation":"constraint",` +
+	`"differential":{"element":[` +
+	`{"id":"CarePlan","path":"CarePlan","constraint":[{"key":"pcsp-1","severity":"error","human":"An active PCSP has at least one Goal and a review date","expression":"status = 'active' implies (goal.exists() and extension('` + ReviewDateURL + `').exists())"}]},` +
+	`{"id":"CarePlan.extension","path":"CarePlan.extension","short":"The review date (PCSPReviewDate) among others"},` +
+	`{"id":"CarePlan.category","path":"CarePlan.category","min":1},` +
+	`{"id":"CarePlan.author","path":"CarePlan.author","min":1},` +
+	`{"id":"CarePlan.contributor","path":"CarePlan.contributor","min":1},` +
+	`{"id":"CarePlan.period","path":"CarePlan.period","min":1},` +
+	`{"id":"CarePlan.period.start","path":"CarePlan.period.start","min":1},` +
+	`{"id":"CarePlan.activity.detail","path":"CarePlan.activity.detail","min":1},` +
+	`{"id":"CarePlan.activity.detail.code","path":"CarePlan.activity.detail.code","min":1}` +
+	`]}}`
+
+// reviewDateExtension is the StructureDefinition PCSPReviewDate.
+var reviewDateExtension = `{"resourceType":"StructureDefinition","id":"PCSPReviewDate","url":"` + ReviewDateURL + `","version":"1.0.0",` +
+	`"name":"PCSPReviewDate","title":"PCSP review date","status":"active","date":"` + definitionsDate + `","publisher":"carefhir",` +
+	`"description":"When a personalised care and support plan is next reviewed with the person.",` +
+	`"fhirVersion":"4.0.1","kind":"complex-type","abstract":false,"context":[{"type":"element","expression":"CarePlan"}],` +
+	`"type":"Extension","baseDefinition":"http://hl7.org/fhir/StructureDefinition/Extension","derivation":"constraint",` +
+	`"differential":{"element":[` +
+	`{"id":"Extension","path":"Extension","short":"When the plan is next reviewed","min":0,"max":"1"},` +
+	`{"id":"Extension.extension","path":"Extension.extension","max":"0"},` +
+	`{"id":"Extension.url","path":"Extension.url","fixedUri":"` + ReviewDateURL + `"},` +
+	`{"id":"Extension.value[x]","path":"Extension.value[x]","min":1,"type":[{"code":"date"}]}` +
+	`]}}`
+
+// isPCSP reports whether a CarePlan claims the PCSP profile.
+func isPCSP(cp *fhir.CarePlan) bool {
+	if cp.Meta == nil {
+		return false
+	}
+	for _, p := range cp.Meta.Profile {
+		if u, _, _ := strings.Cut(p.Get(), "|"); u == PCSPProfileURL {
+			return true
+		}
+	}
+	return false
+}
+
+// reviewDate returns a PCSP's review date, "" when it has none.
+func reviewDate(cp *fhir.CarePlan) string {
+	for _, e := range cp.Extension {
+		if e.Url == ReviewDateURL {
+			return e.ValueDate.Get()
+		}
+	}
+	return ""
+}
+
+// checkPCSP refuses a CarePlan that claims the PCSP profile and breaks its
+// rules: 422 with an issue per rule broken.
+func (c *Care) checkPCSP(ctx context.Context, s operation.Store, ch *operation.Change) error {
+	cp, ok := ch.Resource.(*fhir.CarePlan)
+	if ch.Deleted || !ok || !isPCSP(cp) {
+		return nil
+	}
+	var issues []operation.Issue
+	fail := func(at, format string, args ...any) {
+		issues = append(issues, operation.Issue{Severity: "error", Code: "business-rule", Diagnostics: fmt.Sprintf(format, args...), Expression: []string{at}})
+	}
+	if !slices.ContainsFunc(cp.Category, func(cc *fhir.CodeableConcept) bool { return hasCoding(cc, SystemCarePlanCategory, CodePCSP) }) {
+		fail("CarePlan.category", "a PCSP has the category %s|%s", SystemCarePlanCategory, CodePCSP)
+	}
+	subject := cp.Subject.Reference.Get()
+	if !strings.HasPrefix(subject, "Patient/") {
+		fail("CarePlan.subject", "the subject of a PCSP is the Patient it is agreed with")
+	}
+	if cp.Author == nil {
+		fail("CarePlan.author", "a PCSP names its author")
+	}
+	if !slices.ContainsFunc(cp.Contributor, func(r *fhir.Reference) bool { return r.Reference.Get() == subject }) {
+		fail("CarePlan.contributor", "the Patient (%s) is among the contributors of their PCSP", subject)
+	}
+	if cp.Period == nil || cp.Period.Start.Get() == "" {
+		fail("CarePlan.period.start", "a PCSP has a start date")
+	}
+	review := reviewDate(cp)
+	for i, e := range cp.Extension {
+		if e.Url == ReviewDateURL && e.ValueDate.Get() == "" {
+			fail(fmt.Sprintf("CarePlan.extension[%d]", i), "the review date is a valueDate")
+		}
+	}
+	if cp.Status.Get() == "active" {
+		if len(cp.Goal) == 0 {
+			fail("CarePlan.goal", "an active PCSP has at least one Goal")
+		}
+		if review == "" {
+			fail("CarePlan.extension('"+ReviewDateURL+"')", "an active PCSP has a review date")
+		}
+	}
+	for i, g := range cp.Goal {
+		if err := checkGoal(ctx, s, g.Reference.Get()); err != nil {
+			var oe *operation.Error
+			if !errors.As(err, &oe) {
+				return err
+			}
+			fail(fmt.Sprintf("CarePlan.goal[%d]", i), "%s", oe.Issues[0].Diagnostics)
+		}
+	}
+	for i, a := range cp.Activity {
+		at := fmt.Sprintf("CarePlan.activity[%d].detail", i)
+		if a.Detail == nil {
+			fail(at, "a PCSP activity has a detail with its code and status")
+			continue
+		}
+		if !c.supportCode(a.Detail.Code) {
+			fail(at+".code", "a PCSP activity is coded as a kind of support (%s) or a referral to social prescribing (%s|%s)", SystemPCSPActivity, SystemSNOMED, c.cfg.Codes.SocialPrescribingReferral)
+		}
+		if a.Detail.Status.Get() == "" {
+			fail(at+".status", "a PCSP activity has a status")
+		}
+	}
+	if len(issues) > 0 {
+		return &operation.Error{Status: http.StatusUnprocessableEntity, Issues: issues}
+	}
+	return nil
+}
+
+// supportCode reports whether cc codes a kind of PCSP support.
+func (c *Care) supportCode(cc *fhir.CodeableConcept) bool {
+	if cc == nil {
+		return false
+	}
+	for _, cd := range cc.Coding {
+		if _, ok := PCSPActivities[cd.Code.Get()]; ok && cd.System.Get() == SystemPCSPActivity {
+			return true
+		}
+		if cd.System.Get() == SystemSNOMED && cd.Code.Get() == c.cfg.Codes.SocialPrescribingReferral {
+			return true
+		}
+	}
+	return false
+}
+
+// checkGoal refuses a PCSP goal that is not a Goal, or a Goal without a
+// description in the person's own words (description.text). A Goal not yet
+// stored (written later in the same transaction) is not checked here.
+func checkGoal(ctx context.Context, s operation.Store, ref string) error {
+	id, ok := strings.CutPrefix(ref, "Goal/")
+	if !ok {
+		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "the goals of a PCSP are Goal resources, not %s", ref)
+	}
+	v, err := s.Read(ctx, "Goal", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if v.Deleted {
+		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s was deleted", ref)
+	}
+	g, err := decode[*fhir.Goal](v.JSON)
+	if err != nil {
+		return err
+	}
+	if g.Description == nil || g.Description.Text.Get() == "" {
+		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s has no description.text: a PCSP goal is written in the person's own words", ref)
+	}
+	return nil
+}
+
+// closeReviewTasks closes the open review reminders of a PCSP once the
+// review is done (its review date moved past their due date), and cancels
+// them when the plan ends or is deleted.
+func (c *Care) closeReviewTasks(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
+	filter := url.Values{"focus": {"CarePlan/" + ch.ID}}
+	if ch.Deleted {
+		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "cancelled", "")
+	}
+	cp, ok := ch.Resource.(*fhir.CarePlan)
+	if !ok || !isPCSP(cp) {
+		return nil, nil
+	}
+	if cp.Status.Get() != "active" {
+		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "cancelled", "")
+	}
+	return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "completed", reviewDate(cp))
+}

@@ -1,0 +1,227 @@
+package care
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"carefhir/fhir"
+	"carefhir/operation"
+	"carefhir/store"
+)
+
+// openTaskStatuses are the statuses of a Task still to be done.
+const openTaskStatuses = "draft,requested,received,accepted,ready,in-progress,on-hold"
+
+// each calls fn with every current resource of typ matching params, a page
+// of 1000 at a time.
+func each(ctx context.Context, s operation.Store, typ string, params url.Values, fn func(*store.Version) error) error {
+	params.Set("_count", "1000")
+	for {
+		page, err := s.Search(ctx, typ, params)
+		if err != nil {
+			return err
+		}
+		for _, v := range page.Matches {
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		params.Set("_cursor", page.Next)
+	}
+}
+
+// endTasks gives the open reminder Tasks of a kind that match filter the
+// status given; with before set, only those due before that date.
+func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, filter url.Values, status, before string) error {
+	params := url.Values{"code": {SystemCareTask + "|" + code}, "status": {openTaskStatuses}}
+	for k, v := range filter {
+		params[k] = v
+	}
+	var tasks []*fhir.Task
+	err := each(ctx, s, "Task", params, func(v *store.Version) error {
+		t, err := decode[*fhir.Task](v.JSON)
+		if err == nil && (before == "" || dueOf(t) != "" && dueOf(t) < before) {
+			tasks = append(tasks, t)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		t.Status = fhir.NewCode(status)
+		t.LastModified = fhir.NewDateTime(c.cfg.Now().UTC().Format(time.RFC3339))
+		if _, err := s.Update(ctx, t, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Care) closeTasks(ctx context.Context, s operation.Store, code string, filter url.Values) error {
+	return c.endTasks(ctx, s, code, filter, "completed", "")
+}
+
+// dueOf returns the due date of a reminder Task.
+func dueOf(t *fhir.Task) string {
+	if t.Restriction == nil || t.Restriction.Period == nil {
+		return ""
+	}
+	return t.Restriction.Period.End.Get()
+}
+
+// reminder is one Task to create.
+type reminder struct {
+	code, display string
+	patient       string // Patient/id
+	focus         string
+	due           string // YYYY-MM-DD
+}
+
+// generateReminders answers Task/$generate-reminders: Tasks for the PCSP
+// reviews due within the review window of asOf (default today) and for the
+// PAM re-measurements due by then, each once while it is open. It answers
+// Parameters: created (the number) and one task per Task created.
+func (c *Care) generateReminders(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	asOf := c.today()
+	text, err := inv.Text("asOf")
+	if err != nil {
+		return nil, err
+	}
+	if text != "" {
+		if asOf, err = time.Parse(time.DateOnly, text); err != nil {
+			return nil, operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='asOf')", "asOf %q is not a date (YYYY-MM-DD)", text)
+		}
+	}
+	var created []*store.Version
+	err = inv.Store.Transact(ctx, func(s operation.Store) error {
+		created, err = c.Reminders(ctx, s, asOf)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := &fhir.Parameters{Parameter: []*fhir.ParametersParameter{{Name: fhir.NewString("created"), ValueInteger: fhir.NewInteger(int64(len(created)))}}}
+	for _, v := range created {
+		out.Parameter = append(out.Parameter, &fhir.ParametersParameter{Name: fhir.NewString("task"), ValueReference: &fhir.Reference{Reference: fhir.NewString("Task/" + v.ID)}})
+	}
+	return &operation.Result{Resource: out}, nil
+}
+
+// Reminders creates the reminder Tasks due as of asOf that are not open
+// already, and returns them: what $generate-reminders and the periodic run
+// of the server (carefhir serve --reminders-every) do.
+func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time) ([]*store.Version, error) {
+	horizon := asOf.Add(c.cfg.ReviewWindow).Format(time.DateOnly)
+	var due []reminder
+	err := each(ctx, s, "CarePlan", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
+		cp, err := decode[*fhir.CarePlan](v.JSON)
+		if err != nil {
+			return err
+		}
+		if r := reviewDate(cp); r != "" && r <= horizon && strings.HasPrefix(cp.Subject.Reference.Get(), "Patient/") {
+			due = append(due, reminder{code: CodeReviewTask, display: "Review the personalised care and support plan",
+				patient: cp.Subject.Reference.Get(), focus: "CarePlan/" + v.ID, due: r})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	latest, err := latestPAM(ctx, s, url.Values{})
+	if err != nil {
+		return nil, err
+	}
+	for patient, l := range latest {
+		d := l.when.AddDate(0, c.cfg.RemeasureMonths, 0).Format(time.DateOnly)
+		if d <= horizon && l.response != "" {
+			due = append(due, reminder{code: CodeRemeasureTask, display: "Measure patient activation (PAM) again",
+				patient: patient, focus: l.response, due: d})
+		}
+	}
+	// The open reminders, read before any is written: a unit of work
+	// may not search what it wrote on engines without transactions.
+	open := map[string]bool{}
+	err = each(ctx, s, "Task", url.Values{"code": {SystemCareTask + "|" + CodeReviewTask + "," + SystemCareTask + "|" + CodeRemeasureTask}, "status": {openTaskStatuses}}, func(v *store.Version) error {
+		t, err := decode[*fhir.Task](v.JSON)
+		if err == nil {
+			for _, code := range []string{CodeReviewTask, CodeRemeasureTask} {
+				if hasCoding(t.Code, SystemCareTask, code) {
+					open[openKey(code, refOf(t.For), refOf(t.Focus))] = true
+				}
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var created []*store.Version
+	owners := map[string]*fhir.Reference{}
+	for _, r := range due {
+		if open[openKey(r.code, r.patient, r.focus)] {
+			continue
+		}
+		owner, ok := owners[r.patient]
+		if !ok {
+			if owner, err = c.coordinatorOf(ctx, s, r.patient); err != nil {
+				return nil, err
+			}
+			owners[r.patient] = owner
+		}
+		t := &fhir.Task{
+			Status:      fhir.NewCode("requested"),
+			Intent:      fhir.NewCode("plan"),
+			Code:        &fhir.CodeableConcept{Coding: []*fhir.Coding{coding(SystemCareTask, r.code, r.display)}, Text: fhir.NewString(r.display)},
+			For:         &fhir.Reference{Reference: fhir.NewString(r.patient)},
+			Focus:       &fhir.Reference{Reference: fhir.NewString(r.focus)},
+			Owner:       owner,
+			AuthoredOn:  fhir.NewDateTime(c.cfg.Now().UTC().Format(time.RFC3339)),
+			Restriction: &fhir.TaskRestriction{Period: &fhir.Period{End: fhir.NewDateTime(r.due)}},
+		}
+		v, err := s.Create(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		created = append(created, v)
+	}
+	return created, nil
+}
+
+// openKey identifies an open reminder: a review is open per plan, a
+// re-measurement per patient.
+func openKey(code, patient, focus string) string {
+	if code == CodeRemeasureTask {
+		return code + " " + patient
+	}
+	return code + " " + focus
+}
+
+// coordinatorOf returns the care coordinator of the patient's active
+// CareTeam, nil when there is none.
+func (c *Care) coordinatorOf(ctx context.Context, s operation.Store, patient string) (*fhir.Reference, error) {
+	page, err := s.Search(ctx, "CareTeam", url.Values{"subject": {patient}, "status": {"active"}, "_count": {"20"}})
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range page.Matches {
+		ct, err := decode[*fhir.CareTeam](v.JSON)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ct.Participant {
+			for _, role := range p.Role {
+				if hasCoding(role, SystemSNOMED, c.cfg.Codes.CareCoordinator) || hasCoding(role, SystemCareRole, CodeCoordinator) {
+					return p.Member, nil
+				}
+			}
+		}
+	}
+	return nil, nil
+}

@@ -1,0 +1,229 @@
+package care_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"carefhir/care"
+)
+
+// TestOfficialResponses stores the R4 example Questionnaires and writes
+// their example responses against them: the consistent one is stored, the
+// others are refused with the problems the examples really have, by
+// FHIRPath and linkId.
+func TestOfficialResponses(t *testing.T) {
+	want := map[string][]string{
+		"gcs":  nil,
+		"3141": {`QuestionnaireResponse.item[0].item[0].answer[0].item[0]: item "1.1.1" has an answer, but it is not enabled`},
+		"bb": {
+			`QuestionnaireResponse.item[0].item[0].item[1].answer[0]: the answer is not one of the options of item "sex"`,
+			`QuestionnaireResponse.item[0].item[1].item[2].answer[0].item[0].item[0]: the Questionnaire has no item "vitaminKDose1" at this place`,
+			`QuestionnaireResponse.item[0].item[1].item[2].answer[0].item[0].item[1]: the Questionnaire has no item "vitaminKDose2" at this place`,
+		},
+		"f201": {
+			`QuestionnaireResponse.item[0].item[0]: the Questionnaire has no item "1.1" at this place`,
+			`QuestionnaireResponse.item[2].item[0].answer[0]: item "3.1" is of type boolean, so an answer cannot be a String`,
+			`QuestionnaireResponse.item[2].item[1].answer[0]: item "3.2" is of type boolean, so an answer cannot be a String`,
+		},
+	}
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		for name, problems := range want {
+			q, err := os.ReadFile("testdata/r4/Questionnaire-" + name + ".json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.put(string(q))
+			var head struct{ URL string }
+			json.Unmarshal(q, &head)
+			r := readResponse(t, name, head.URL)
+			res := c.do("PUT", "/QuestionnaireResponse/"+name, r)
+			if problems == nil {
+				res.want(http.StatusCreated)
+				continue
+			}
+			got := issueLines(res.want(http.StatusUnprocessableEntity))
+			if !slices.Equal(got, problems) {
+				t.Errorf("%s:\n got %q\nwant %q", name, got, problems)
+			}
+		}
+	})
+}
+
+// readResponse reads an R4 example response and makes it name the
+// Questionnaire by its canonical URL (the examples name it loosely, or
+// contain it).
+func readResponse(t *testing.T, name, canonical string) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/r4/QuestionnaireResponse-" + name + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "contained")
+	m["questionnaire"] = canonical
+	out, _ := json.Marshal(m)
+	return string(out)
+}
+
+// issueLines returns the error issues of an OperationOutcome as
+// "expression: diagnostics", in order.
+func issueLines(oo map[string]any) []string {
+	var out []string
+	list, _ := oo["issue"].([]any)
+	for _, is := range list {
+		if str(is, "severity") == "error" {
+			out = append(out, str(is, "expression", 0)+": "+str(is, "diagnostics"))
+		}
+	}
+	return out
+}
+
+// rulesQuestionnaire exercises each rule a response is checked by.
+const rulesQuestionnaire = `{"resourceType":"Questionnaire","id":"rules","url":"http://example.org/Questionnaire/rules","version":"1","status":"active","item":[
+	{"linkId":"smoker","type":"boolean","required":true},
+	{"linkId":"per-day","type":"integer","enableWhen":[{"question":"smoker","operator":"=","answerBoolean":true}]},
+	{"linkId":"colour","type":"choice","answerOption":[{"valueCoding":{"system":"http://example.org/c","code":"red"}},{"valueCoding":{"system":"http://example.org/c","code":"blue"}}]},
+	{"linkId":"aims","type":"string","repeats":true},
+	{"linkId":"site","type":"string","readOnly":true,"initial":[{"valueString":"Riverside"}]},
+	{"linkId":"group","type":"group","item":[{"linkId":"inner","type":"string"}]}]}`
+
+func TestResponseRules(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		c.put(rulesQuestionnaire)
+		write := func(status, items string) *response {
+			return c.do("POST", "/QuestionnaireResponse", `{"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/Questionnaire/rules|1","status":"`+status+`","item":[`+items+`]}`)
+		}
+		good := `{"linkId":"smoker","answer":[{"valueBoolean":true}]},{"linkId":"per-day","answer":[{"valueInteger":5}]},
+			{"linkId":"colour","answer":[{"valueCoding":{"system":"http://example.org/c","code":"red"}}]},
+			{"linkId":"aims","answer":[{"valueString":"walk"},{"valueString":"swim"}]},{"linkId":"site","answer":[{"valueString":"Riverside"}]},
+			{"linkId":"group","item":[{"linkId":"inner","answer":[{"valueString":"x"}]}]}`
+		write("completed", good).want(http.StatusCreated)
+		write("in-progress", `{"linkId":"aims","answer":[{"valueString":"walk"}]}`).want(http.StatusCreated)
+		for _, tc := range []struct {
+			name, status, items, want string
+		}{
+			{"unknown linkId", "completed", `{"linkId":"smoker","answer":[{"valueBoolean":false}]},{"linkId":"pets"}`, `QuestionnaireResponse.item[1]: the Questionnaire has no item "pets" at this place`},
+			{"nested where it is not", "completed", `{"linkId":"smoker","answer":[{"valueBoolean":false}]},{"linkId":"inner","answer":[{"valueString":"x"}]}`, `QuestionnaireResponse.item[1]: the Questionnaire has no item "inner" at this place`},
+			{"answer type", "completed", `{"linkId":"smoker","answer":[{"valueString":"yes"}]}`, `QuestionnaireResponse.item[0].answer[0]: item "smoker" is of type boolean, so an answer cannot be a String`},
+			{"option not allowed", "completed", `{"linkId":"smoker","answer":[{"valueBoolean":false}]},{"linkId":"colour","answer":[{"valueCoding":{"system":"http://example.org/c","code":"green"}}]}`, `QuestionnaireResponse.item[1].answer[0]: the answer is not one of the options of item "colour"`},
+			{"required when completed", "completed", `{"linkId":"aims","answer":[{"valueString":"walk"}]}`, `QuestionnaireResponse: no answer for the required item "smoker"`},
+			{"repeats", "completed", `{"linkId":"smoker","answer":[{"valueBoolean":false},{"valueBoolean":true}]}`, `QuestionnaireResponse.item[0]: item "smoker" does not repeat, but has 2 answers`},
+			{"enableWhen", "completed", `{"linkId":"smoker","answer":[{"valueBoolean":false}]},{"linkId":"per-day","answer":[{"valueInteger":5}]}`, `QuestionnaireResponse.item[1]: item "per-day" has an answer, but it is not enabled`},
+			{"readOnly", "completed", `{"linkId":"smoker","answer":[{"valueBoolean":false}]},{"linkId":"site","answer":[{"valueString":"Elsewhere"}]}`, `QuestionnaireResponse.item[1]: item "site" is read-only: its answer must be its initial value`},
+		} {
+			got := issueLines(write(tc.status, tc.items).want(http.StatusUnprocessableEntity))
+			if !slices.Contains(got, tc.want) {
+				t.Errorf("%s: got %q, want %q among them", tc.name, got, tc.want)
+			}
+		}
+		// An unknown Questionnaire, or an unknown version of a known one.
+		for _, canonical := range []string{"http://example.org/Questionnaire/nowhere", "http://example.org/Questionnaire/rules|2"} {
+			oo := c.do("POST", "/QuestionnaireResponse", `{"resourceType":"QuestionnaireResponse","questionnaire":"`+canonical+`","status":"completed"}`).want(http.StatusUnprocessableEntity)
+			if got := issues(oo); !strings.Contains(got, "not-found QuestionnaireResponse.questionnaire") {
+				t.Errorf("%s: %s", canonical, got)
+			}
+		}
+		// Nothing refused was stored.
+		if n := len(entries(c.do("GET", "/QuestionnaireResponse", "").want(http.StatusOK))); n != 2 {
+			t.Errorf("%d responses stored, want 2", n)
+		}
+	})
+}
+
+func TestPAMScoringThroughHTTP(t *testing.T) {
+	f, err := os.Open("testdata/calibration-synthetic.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := care.ReadCalibration(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("no calibration", func(t *testing.T) {
+		eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+			population(c)
+			// Unscorable: stored with a warning, no Observations.
+			oo := c.do("PUT", "/QuestionnaireResponse/q1", pamResponse("q1", "completed", "2026-11-01T10:00:00Z", "3", ""), "Prefer", "return=OperationOutcome").want(http.StatusCreated)
+			if got := issues(oo); !strings.Contains(got, "warning incomplete") || !strings.Contains(got, "no PAM calibration table is configured") {
+				t.Errorf("outcome:\n%s", got)
+			}
+			if obs := pamObservations(t, c, "q1"); len(obs) != 0 {
+				t.Errorf("Observations of an unscorable response: %v", obs)
+			}
+			oo = c.do("POST", "/QuestionnaireResponse/q1/$pam-score", "").want(http.StatusUnprocessableEntity)
+			if !strings.Contains(issues(oo), "no PAM calibration table") {
+				t.Errorf("$pam-score: %s", issues(oo))
+			}
+			// The licensed tool's score.
+			c.do("PUT", "/QuestionnaireResponse/q2", pamResponse("q2", "completed", "2026-11-01T10:00:00Z", "3", "47.1")).want(http.StatusCreated)
+			p := c.do("POST", "/QuestionnaireResponse/q2/$pam-score", "").want(http.StatusOK)
+			if got := paramsText(p); got != "score=47.1 level=2 answered=13 source=licensed" {
+				t.Errorf("$pam-score: %s", got)
+			}
+			if obs := pamObservations(t, c, "q2"); len(obs) != 2 || str(obs["pam-level"], "status") != "final" {
+				t.Errorf("$pam-score on an unchanged response changed its Observations: %v", obs)
+			}
+			c.do("POST", "/QuestionnaireResponse/nowhere/$pam-score", "").want(http.StatusNotFound)
+			c.put(rulesQuestionnaire)
+			c.put(`{"resourceType":"QuestionnaireResponse","id":"other","questionnaire":"http://example.org/Questionnaire/rules","status":"in-progress"}`)
+			c.do("POST", "/QuestionnaireResponse/other/$pam-score", "").want(http.StatusUnprocessableEntity)
+		})
+	})
+	t.Run("calibration", func(t *testing.T) {
+		eachEngine(t, care.Config{PAM: care.PAMConfig{Calibration: cal}}, func(t *testing.T, c *client) {
+			population(c)
+			c.do("PUT", "/QuestionnaireResponse/q1", pamResponse("q1", "completed", "2026-11-01T10:00:00Z", "3", "")).want(http.StatusCreated)
+			obs := pamObservations(t, c, "q1")
+			if get(obs["pam-score"], "valueQuantity", "value") != 66.7 || get(obs["pam-level"], "valueInteger") != 3.0 {
+				t.Errorf("calibrated Observations: %v", obs)
+			}
+			p := c.do("POST", "/QuestionnaireResponse/q1/$pam-score", "").want(http.StatusOK)
+			if got := paramsText(p); got != "score=66.7 level=3 answered=13 source=calibration" {
+				t.Errorf("$pam-score: %s", got)
+			}
+		})
+	})
+}
+
+// paramsText writes the parameters of a Parameters resource as name=value.
+func paramsText(p map[string]any) string {
+	var out []string
+	list, _ := p["parameter"].([]any)
+	for _, x := range list {
+		for k, v := range x.(map[string]any) {
+			if strings.HasPrefix(k, "value") {
+				b, _ := json.Marshal(v)
+				out = append(out, str(x, "name")+"="+strings.Trim(string(b), `"`))
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// TestOperationsNeedScopes: a token without the scopes an operation's
+// type needs is refused.
+func TestOperationsNeedScopes(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.do("PUT", "/QuestionnaireResponse/q1", pamResponse("q1", "completed", "2026-11-01T10:00:00Z", "3", "50")).want(http.StatusCreated)
+		c.token = "patient-reader"
+		for _, op := range []struct{ method, path, body string }{
+			{"GET", "/Practitioner/cc/$caseload", ""},
+			{"POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"practice","valueString":"Y12345"}]}`},
+			{"POST", "/Task/$generate-reminders", ""},
+			{"POST", "/QuestionnaireResponse/q1/$pam-score", ""},
+		} {
+			if r := c.do(op.method, op.path, op.body); r.status != http.StatusForbidden {
+				t.Errorf("%s %s with user/Patient.rs: %d, want 403: %s", op.method, op.path, r.status, r.body)
+			}
+		}
+	})
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"carefhir/care"
+	"carefhir/operation"
+	"carefhir/server"
+	"carefhir/store/sqlite"
+)
+
+func TestLoadCare(t *testing.T) {
+	dir := t.TempDir()
+	wording := filepath.Join(dir, "wording.txt")
+	lines := strings.Repeat("A licensed statement\n", 13)
+	codes := filepath.Join(dir, "codes.json")
+	for name, body := range map[string]string{wording: lines, codes: `{"pamLevel":"111"}`} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	co, err := loadCare(careFlags{PAMWording: wording, PAMCalibration: "../../care/testdata/calibration-synthetic.csv", CareCodes: codes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := co.Definitions()
+	if err != nil || !strings.Contains(string(defs[0]), "A licensed statement") {
+		t.Errorf("the Questionnaire does not carry the wording: %v", err)
+	}
+	if err := os.WriteFile(wording, []byte("one line\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadCare(careFlags{PAMWording: wording}); err == nil || !strings.Contains(err.Error(), "--pam-wording") {
+		t.Errorf("a wording file of one statement: %v", err)
+	}
+	if _, err := loadCare(careFlags{CareCodes: wording}); err == nil || !strings.Contains(err.Error(), "--care-codes") {
+		t.Errorf("codes that are not JSON: %v", err)
+	}
+}
+
+// TestRemindersEvery: the server creates the reminders due on its own
+// schedule, acting for itself.
+func TestRemindersEvery(t *testing.T) {
+	st, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	co, err := care.New(care.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := httptest.NewServer(server.New(server.Config{Store: st, Operations: co.Operations(), Hooks: co.Hooks(),
+		Attach: []func(operation.Store){runReminders(ctx, co, 20*time.Millisecond, slog.New(slog.DiscardHandler))}}))
+	t.Cleanup(func() {
+		cancel()
+		srv.Close()
+		st.Close()
+	})
+	put := func(path, body string) {
+		t.Helper()
+		req, _ := http.NewRequest("PUT", srv.URL+"/fhir/"+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode >= 300 {
+			b, _ := io.ReadAll(resp.Body)
+			t.Fatalf("PUT %s: %v %s", path, err, b)
+		}
+		resp.Body.Close()
+	}
+	put("Patient/p", `{"resourceType":"Patient","id":"p"}`)
+	put("Goal/g", `{"resourceType":"Goal","id":"g","lifecycleStatus":"active","description":{"text":"Get out more"},"subject":{"reference":"Patient/p"}}`)
+	due := time.Now().UTC().Format(time.DateOnly)
+	put("CarePlan/cp", `{"resourceType":"CarePlan","id":"cp","meta":{"profile":["`+care.PCSPProfileURL+`"]},
+		"extension":[{"url":"`+care.ReviewDateURL+`","valueDate":"`+due+`"}],"status":"active","intent":"plan",
+		"category":[{"coding":[{"system":"`+care.SystemCarePlanCategory+`","code":"pcsp"}]}],"subject":{"reference":"Patient/p"},
+		"period":{"start":"2026-01-01"},"author":{"reference":"Patient/p"},"contributor":[{"reference":"Patient/p"}],"goal":[{"reference":"Goal/g"}]}`)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get(srv.URL + "/fhir/Task?focus=CarePlan/cp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bundle struct{ Entry []any }
+		json.NewDecoder(resp.Body).Decode(&bundle)
+		resp.Body.Close()
+		if len(bundle.Entry) == 1 {
+			return
+		}
+		if len(bundle.Entry) > 1 {
+			t.Fatalf("%d reminders for one review", len(bundle.Entry))
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no reminder created by the periodic run")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"carefhir/notify"
+	"carefhir/operation"
+	"carefhir/ops/health"
+	"carefhir/ops/metrics"
+	"carefhir/server"
+)
+
+// subscriptions are the Subscriptions of a served API: the write hook and
+// store attachment for the server's Config, and the deliverer running
+// beside it until stop.
+type subscriptions struct {
+	n    *notify.Notifier
+	stop func()
+}
+
+// startSubscriptions starts delivering the outbox of the API at baseURL.
+func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, logger *slog.Logger) (*subscriptions, error) {
+	ix, err := server.NewIndexer(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("serve: subscriptions: %w", err)
+	}
+	n, err := notify.New(notify.Config{
+		Indexer:    ix,
+		BaseURL:    baseURL,
+		AllowHTTP:  cfg.NotifyAllowHTTP,
+		Types:      cfg.NotifyTypes,
+		MaxBackoff: cfg.NotifyMaxBackoff,
+		ErrorAfter: cfg.NotifyErrorAfter,
+		Logger:     logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("serve: subscriptions: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { n.Run(ctx) })
+	return &subscriptions{n: n, stop: func() { cancel(); wg.Wait() }}, nil
+}
+
+// configure adds the subscriptions to the server's configuration.
+func (s *subscriptions) configure(c *server.Config) {
+	c.Hooks = append(c.Hooks, s.n.Hook())
+	c.Operations = append(c.Operations, s.n.Operations()...)
+	c.Attach = append(c.Attach, func(st operation.Store) { s.n.Attach(st) })
+}
+
+// observe registers the outbox's metrics in reg and returns the readiness
+// check of its backlog: ready while fewer than highWater notifications
+// wait. The backlog is counted in the store, within a second.
+func (s *subscriptions) observe(reg *metrics.Registry, highWater int) health.Check {
+	backlog := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := s.n.Backlog(ctx)
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	reg.SubscriptionOutbox(backlog, s.n.Failures)
+	return health.QueueBelow("subscription-outbox", highWater, backlog)
+}
+
+// typeList is a comma-separated list of resource types, as a flag.
+type typeList []string
+
+func (l *typeList) String() string { return strings.Join(*l, ",") }
+
+func (l *typeList) Set(v string) error {
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		if t == "" || t[0] < 'A' || t[0] > 'Z' {
+			return fmt.Errorf("%q is not a resource type", t)
+		}
+		*l = append(*l, t)
+	}
+	return nil
+}

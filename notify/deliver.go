@@ -1,0 +1,405 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"carefhir/fhir"
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// batch is how many pending rows one scan reads.
+const batch = 1000
+
+// rescan is how soon after a wake the outbox is scanned again.
+const rescan = 20 * time.Millisecond
+
+// Run delivers the outbox until ctx is done, scanning it when a write of
+// this process adds to it and every Poll; deliveries of one subscription
+// are made one at a time, in order, and several subscriptions are served
+// at once.
+func (n *Notifier) Run(ctx context.Context) {
+	tick := time.NewTicker(n.cfg.Poll)
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	busy := map[string]bool{}
+	var mu sync.Mutex
+	// A write wakes the deliverer from its hook, before the write commits:
+	// a scan shortly after catches the rows a scan at once may miss.
+	again := time.NewTimer(time.Hour)
+	again.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.wake:
+			again.Reset(rescan)
+		case <-again.C:
+		case <-tick.C:
+			n.invalidate() // subscriptions written by other processes
+			n.heartbeats(ctx)
+		}
+		groups, err := n.scan(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.cfg.Logger.Error("notify: scan outbox", "err", err)
+			}
+			continue
+		}
+		for sub, rows := range groups {
+			mu.Lock()
+			if busy[sub] {
+				mu.Unlock()
+				continue
+			}
+			busy[sub] = true
+			mu.Unlock()
+			wg.Go(func() {
+				n.deliverRows(ctx, rows)
+				mu.Lock()
+				delete(busy, sub)
+				mu.Unlock()
+				select { // rows may have arrived meanwhile
+				case n.wake <- struct{}{}:
+				default:
+				}
+			})
+		}
+	}
+}
+
+// DeliverPending delivers what is due now, one scan, and returns when it
+// is done: for tests and for a command that drains the outbox.
+func (n *Notifier) DeliverPending(ctx context.Context) error {
+	n.invalidate()
+	groups, err := n.scan(ctx)
+	if err != nil {
+		return err
+	}
+	for _, rows := range groups {
+		n.deliverRows(ctx, rows)
+	}
+	n.heartbeats(ctx)
+	return nil
+}
+
+// scan returns the pending rows by subscription, oldest first.
+func (n *Notifier) scan(ctx context.Context) (map[string][]*store.Version, error) {
+	r, err := n.records()
+	if err != nil {
+		return nil, err
+	}
+	vs, err := r.Search(ctx, pendingQuery(batch))
+	if err != nil {
+		return nil, err
+	}
+	groups := map[string][]*store.Version{}
+	for _, v := range vs {
+		var rw row
+		if err := json.Unmarshal(v.JSON, &rw); err != nil {
+			return nil, fmt.Errorf("outbox row %s: %w", v.ID, err)
+		}
+		groups[rw.Subscription] = append(groups[rw.Subscription], v)
+	}
+	return groups, nil
+}
+
+// deliverRows delivers one subscription's rows in order, stopping at the
+// first that is not due, is claimed by another process or fails.
+func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
+	recs, err := n.records()
+	if err != nil {
+		return
+	}
+	for _, v := range rows {
+		if ctx.Err() != nil {
+			return
+		}
+		var rw row
+		if err := json.Unmarshal(v.JSON, &rw); err != nil {
+			n.cfg.Logger.Error("notify: outbox row unreadable", "id", v.ID, "err", err)
+			return
+		}
+		now := n.cfg.Now()
+		if now.Before(rw.NextAttempt) {
+			return
+		}
+		claim, ok := n.claim(ctx, recs, v, now)
+		if !ok {
+			return // another process delivers it, or the engine failed: later
+		}
+		outcome, err := n.deliver(ctx, &rw)
+		now = n.cfg.Now()
+		switch {
+		case err == nil:
+			if outcome == delivered {
+				n.delivered.Add(1)
+			} else {
+				n.withheld.Add(1)
+			}
+			if err := recs.Put(ctx, doneWrite(v, now)); err != nil {
+				n.cfg.Logger.Error("notify: outbox row done", "id", v.ID, "err", err)
+				return
+			}
+			n.release(ctx, recs, claim, now)
+		default:
+			n.failures.Add(1)
+			n.fail(ctx, recs, v, &rw, err, now)
+			n.release(ctx, recs, claim, now)
+			return
+		}
+	}
+}
+
+// claim makes this process the one that delivers version v of a row. A
+// claim is a record created with an id naming the row and its version:
+// creating a record is atomic on every engine and across processes (an
+// insert of a taken id fails), where a conditional update is not on
+// FerretDB. A claim older than the Lease is taken for that of a process
+// that died, and the next claim id in turn is tried.
+func (n *Notifier) claim(ctx context.Context, recs store.Tx, v *store.Version, now time.Time) (*store.Version, bool) {
+	body := []byte(`{"holder":` + strconv.Quote(n.cfg.Holder) + `}`)
+	at := now.UTC().Truncate(time.Millisecond)
+	for k := range maxClaims {
+		id := v.ID + "-" + strconv.FormatInt(v.VersionID, 10) + "-" + strconv.Itoa(k)
+		err := recs.Put(ctx, &store.Write{Type: claimType, ID: id, LastUpdated: at, JSON: body})
+		if err == nil {
+			return &store.Version{Type: claimType, ID: id, VersionID: 1}, true
+		}
+		var conflict *store.ConflictError
+		if !errors.As(err, &conflict) {
+			n.cfg.Logger.Error("notify: claim row", "id", v.ID, "err", err)
+			return nil, false
+		}
+		held, err := recs.Read(ctx, claimType, id)
+		if err != nil || held.Deleted || now.Sub(held.LastUpdated) < n.cfg.Lease {
+			return nil, false // released (the row moved on) or still held
+		}
+	}
+	return nil, false
+}
+
+// maxClaims bounds the claims of one row version: as many processes dying
+// while delivering it.
+const maxClaims = 16
+
+// release ends a claim once its row is written: kept as a tombstone, so
+// its id is never claimed again.
+func (n *Notifier) release(ctx context.Context, recs store.Tx, claim *store.Version, now time.Time) {
+	w := &store.Write{Type: claimType, ID: claim.ID, Expected: claim.VersionID, LastUpdated: now.UTC().Truncate(time.Millisecond), Deleted: true}
+	if err := recs.Put(ctx, w); err != nil {
+		n.cfg.Logger.Warn("notify: release claim", "id", claim.ID, "err", err)
+	}
+}
+
+// outcome is what became of a row delivered without error.
+type outcome int
+
+const (
+	delivered outcome = iota
+	dropped           // not delivered, and never will be
+)
+
+// fail records a failed attempt: the next one after a backoff, or the
+// subscription set to error once it has failed for ErrorAfter.
+func (n *Notifier) fail(ctx context.Context, recs store.Tx, leased *store.Version, rw *row, cause error, now time.Time) {
+	n.cfg.Logger.Warn("notify: delivery failed", "subscription", rw.Subscription, "attempt", rw.Attempts+1, "err", cause)
+	if rw.FirstFailure.IsZero() {
+		rw.FirstFailure = now
+	}
+	rw.Attempts++
+	rw.LastError = cause.Error()
+	if now.Sub(rw.FirstFailure) >= n.cfg.ErrorAfter {
+		if err := n.setError(ctx, rw, now); err != nil {
+			n.cfg.Logger.Error("notify: set subscription error", "subscription", rw.Subscription, "err", err)
+		} else {
+			n.dropAll(ctx, recs, rw.Subscription, now)
+			return
+		}
+	}
+	rw.NextAttempt = now.Add(n.backoff(rw.Attempts))
+	w, err := rowWrite(leased.ID, leased.VersionID, rw, now)
+	if err == nil {
+		err = recs.Put(ctx, w)
+	}
+	if err != nil {
+		n.cfg.Logger.Error("notify: record failed attempt", "id", leased.ID, "err", err)
+	}
+}
+
+// backoff is the wait after the given number of failed attempts:
+// MinBackoff doubled for each attempt after the first, at most MaxBackoff.
+func (n *Notifier) backoff(attempts int) time.Duration {
+	d := n.cfg.MinBackoff
+	for i := 1; i < attempts && d < n.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, n.cfg.MaxBackoff)
+}
+
+// dropAll removes the pending rows of a subscription that will not be
+// delivered any more.
+func (n *Notifier) dropAll(ctx context.Context, recs store.Tx, sub string, now time.Time) {
+	q := pendingQuery(0)
+	q.Where = append(q.Where, store.Clause{Param: "subscription", Tokens: []store.TokenMatch{{AnySystem: true, Code: sub}}})
+	vs, err := recs.Search(ctx, q)
+	if err != nil {
+		n.cfg.Logger.Error("notify: drop rows", "subscription", sub, "err", err)
+		return
+	}
+	for _, v := range vs {
+		if err := recs.Put(ctx, doneWrite(v, now)); err != nil {
+			n.cfg.Logger.Error("notify: drop row", "id", v.ID, "err", err)
+		}
+	}
+}
+
+// serverContext is a context in which the store acts for the server.
+func serverContext(ctx context.Context) context.Context {
+	ctx, _ = access.Begin(ctx)
+	return access.WithPrincipal(ctx, access.SystemPrincipal("subscriptions"))
+}
+
+// deliver makes one delivery of a row: the handshake, or the event.
+func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
+	ref := n.store.Load()
+	recs := ref.s.(recorder)
+	sv, err := recs.Records().Read(ctx, "Subscription", rw.Subscription)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && sv.Deleted) {
+		return dropped, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	res, err := decodeSubscription(sv)
+	if err != nil {
+		return dropped, nil
+	}
+	sub, err := n.parseSubscription(res)
+	if err != nil || !sub.live() {
+		return dropped, nil
+	}
+	if rw.Kind == kindHandshake {
+		if rw.SubscriptionVersion != sv.VersionID {
+			return dropped, nil // a later write requested it again
+		}
+		send := func() error { return n.send(ctx, sub, http.MethodPost, sub.endpoint, nil) }
+		if sub.topic != nil {
+			send = func() error { return n.handshakeTopic(ctx, recs.Records(), sub) }
+		}
+		if err := send(); err != nil {
+			return 0, err
+		}
+		res.Status = fhir.NewCode(statusActive)
+		res.Error = nil
+		if _, err := ref.s.Update(serverContext(ctx), res, sv.VersionID); err != nil {
+			var conflict *store.ConflictError
+			if errors.As(err, &conflict) {
+				return dropped, nil
+			}
+			return 0, fmt.Errorf("activate subscription %s: %w", sub.id, err)
+		}
+		return delivered, nil
+	}
+	p, err := readOwner(ctx, recs.Records(), sub.id)
+	if err != nil {
+		return dropped, nil
+	}
+	octx, _ := access.Begin(ctx)
+	octx = access.WithPrincipal(octx, p)
+	version := rw.Version
+	if rw.Deleted {
+		version-- // the version deleted, which the owner must have been able to read
+	}
+	v, err := recs.VRead(octx, rw.Type, rw.ID, version)
+	if err != nil {
+		var denied *access.Denied
+		if errors.Is(err, store.ErrNotFound) || errors.As(err, &denied) {
+			return dropped, nil
+		}
+		return 0, err
+	}
+	if sub.topic != nil {
+		if err := n.deliverTopic(ctx, recs.Records(), sub, rw, v); err != nil {
+			return 0, err
+		}
+		return delivered, nil
+	}
+	target := strings.TrimSuffix(sub.endpoint, "/") + "/" + rw.Type + "/" + rw.ID
+	switch {
+	case sub.payload == "":
+		err = n.send(ctx, sub, http.MethodPost, sub.endpoint, nil)
+	case rw.Deleted:
+		err = n.send(ctx, sub, http.MethodDelete, target, nil)
+	default:
+		err = n.send(ctx, sub, http.MethodPut, target, v.JSON)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return delivered, nil
+}
+
+// send makes one request to an endpoint; anything but a 2xx answer is a
+// failure.
+func (n *Notifier) send(ctx context.Context, sub *subscription, method, target string, body []byte) error {
+	if err := CheckEndpoint(target, n.cfg.AllowHTTP); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", payloadFull)
+	}
+	for _, h := range sub.headers {
+		name, value, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s %s answered %s", method, target, resp.Status)
+	}
+	return nil
+}
+
+// setError sets the subscription of rw to error, with why in
+// Subscription.error.
+func (n *Notifier) setError(ctx context.Context, rw *row, now time.Time) error {
+	ref := n.store.Load()
+	recs := ref.s.(recorder).Records()
+	sv, err := recs.Read(ctx, "Subscription", rw.Subscription)
+	if err != nil || sv.Deleted {
+		return nil
+	}
+	res, err := decodeSubscription(sv)
+	if err != nil {
+		return err
+	}
+	res.Status = fhir.NewCode(statusError)
+	res.Error = fhir.NewString(fmt.Sprintf("delivery failing since %s after %d attempts: %s",
+		rw.FirstFailure.UTC().Format(time.RFC3339), rw.Attempts, rw.LastError))
+	_, err = ref.s.Update(serverContext(ctx), res, sv.VersionID)
+	var conflict *store.ConflictError
+	if errors.As(err, &conflict) {
+		return nil // written meanwhile: requested again, or switched off
+	}
+	return err
+}

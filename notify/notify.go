@@ -1,0 +1,432 @@
+// Package notify delivers FHIR R4 Subscriptions over the rest-hook
+// channel. A write hook matches every written version against the live
+// Subscriptions' criteria, with the search parser and matcher of GET, and
+// writes an outbox row for each match in the unit of work of the write, so
+// a notification is stored exactly when its write is. A deliverer leases
+// rows (so that several processes on one database deliver each once),
+// delivers them in order per subscription with exponential backoff, and
+// sets a subscription failing for too long to error. What a notification
+// carries is read as the subscription's owner, through the access layer:
+// it never holds what the owner's token could not read.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"carefhir/fhir"
+	"carefhir/fhir/search"
+	"carefhir/operation"
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// Config configures a Notifier. Zero durations take the defaults below.
+type Config struct {
+	// Indexer extracts the search values of written versions; its
+	// registry parses criteria. It must be the server's (server.NewIndexer).
+	Indexer *search.Indexer
+	// BaseURL is the server's base, so that absolute references to it
+	// match as local ones.
+	BaseURL string
+	// Types are the resource types Subscriptions may be about; nil: every
+	// type. The hook runs on writes of these types (and Subscription)
+	// only, so each of their writes is a unit of work and other writes
+	// stay single writes.
+	Types []string
+	// AllowHTTP allows endpoints on plain http beyond loopback.
+	AllowHTTP bool
+	// Client delivers; nil: a client that refuses link-local and metadata
+	// addresses once names are resolved, follows no redirect and uses no
+	// proxy.
+	Client *http.Client
+	// Now is the clock of backoff, leases and the error deadline.
+	Now func() time.Time
+	// MinBackoff is the wait after a first failure, doubled after each
+	// further one up to MaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// ErrorAfter is how long a subscription may fail before it is set to
+	// error.
+	ErrorAfter time.Duration
+	// Lease is how long a process holds a row it delivers; a row whose
+	// process died is delivered by another once its lease ends.
+	Lease time.Duration
+	// Poll is how often the outbox is scanned besides when a write of
+	// this process adds to it; it bounds how soon rows of other processes
+	// and retries are delivered.
+	Poll time.Duration
+	// Timeout bounds each request to an endpoint.
+	Timeout time.Duration
+	// Holder names this process in leases; empty: a random name.
+	Holder string
+	Logger *slog.Logger
+}
+
+// The defaults of Config.
+const (
+	DefaultMinBackoff = time.Second
+	DefaultMaxBackoff = 5 * time.Minute
+	DefaultErrorAfter = 24 * time.Hour
+	DefaultLease      = time.Minute
+	DefaultPoll       = time.Second
+	DefaultTimeout    = 30 * time.Second
+)
+
+// Notifier matches writes against subscriptions and delivers them.
+type Notifier struct {
+	cfg    Config
+	reg    *search.Registry
+	client *http.Client
+
+	// store is the server's store of operations, set by Attach.
+	store atomic.Pointer[storeRef]
+
+	subsMu sync.Mutex
+	subs   []*subscription // live subscriptions; nil: reload
+	loaded bool
+
+	// before holds, from Check to After, the version a write replaces.
+	before sync.Map // *operation.Change → beforeVersion
+	// checks counts Checks, to clear now and then what writes refused
+	// after their Check left in before.
+	checks atomic.Int64
+
+	idMu   sync.Mutex
+	lastID int64
+
+	wake chan struct{}
+
+	lastSentMu sync.Mutex
+	lastSent   map[string]time.Time // by subscription, for heartbeats
+
+	delivered, failures, withheld atomic.Int64
+}
+
+type storeRef struct{ s operation.Store }
+
+// New returns a Notifier; Run delivers.
+func New(cfg Config) (*Notifier, error) {
+	if cfg.Indexer == nil {
+		return nil, errors.New("notify: an indexer is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	setDefault(&cfg.MinBackoff, DefaultMinBackoff)
+	setDefault(&cfg.MaxBackoff, DefaultMaxBackoff)
+	setDefault(&cfg.ErrorAfter, DefaultErrorAfter)
+	setDefault(&cfg.Lease, DefaultLease)
+	setDefault(&cfg.Poll, DefaultPoll)
+	setDefault(&cfg.Timeout, DefaultTimeout)
+	if cfg.Holder == "" {
+		cfg.Holder = "p" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	n := &Notifier{cfg: cfg, reg: cfg.Indexer.Registry(), client: cfg.Client, wake: make(chan struct{}, 1), lastSent: map[string]time.Time{}}
+	if n.client == nil {
+		n.client = guardedClient(cfg.Timeout)
+	}
+	return n, nil
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d <= 0 {
+		*d = def
+	}
+}
+
+// Attach gives the Notifier the server's store of operations (for
+// server.Config.Attach): deliveries read through it as each subscription's
+// owner.
+func (n *Notifier) Attach(s operation.Store) { n.store.Store(&storeRef{s}) }
+
+// Hook is the write hook (for server.Config.Hooks) that checks
+// Subscriptions and writes the outbox.
+func (n *Notifier) Hook() operation.Hook {
+	h := operation.Hook{Name: "subscriptions", Check: n.check, After: n.after}
+	if n.cfg.Types != nil {
+		h.Types = append([]string{"Subscription"}, n.cfg.Types...)
+	}
+	return h
+}
+
+// Backlog is the number of notifications waiting to be delivered (at most
+// 10,000 are counted).
+func (n *Notifier) Backlog(ctx context.Context) (int, error) {
+	r, err := n.records()
+	if err != nil {
+		return 0, err
+	}
+	vs, err := r.Search(ctx, pendingQuery(10000))
+	return len(vs), err
+}
+
+// Failures is the number of failed delivery attempts since the process
+// started; Delivered the number of notifications delivered; Withheld the
+// number dropped undelivered: the owner may not read what they are about,
+// or the subscription was switched off or deleted meanwhile.
+func (n *Notifier) Failures() int64  { return n.failures.Load() }
+func (n *Notifier) Delivered() int64 { return n.delivered.Load() }
+func (n *Notifier) Withheld() int64  { return n.withheld.Load() }
+
+// recorder is the Store of operations and hooks of the server: it also
+// reaches the engine below the access layer, in the same unit of work,
+// and reads versions through the access layer.
+type recorder interface {
+	Records() store.Tx
+	VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error)
+}
+
+func asRecorder(s operation.Store) (recorder, error) {
+	r, ok := s.(recorder)
+	if !ok {
+		return nil, fmt.Errorf("notify: the server's store (%T) does not reach its engine", s)
+	}
+	return r, nil
+}
+
+// records returns the engine below the access layer, outside any unit of
+// work.
+func (n *Notifier) records() (store.Tx, error) {
+	ref := n.store.Load()
+	if ref == nil {
+		return nil, errors.New("notify: not attached to a server")
+	}
+	r, err := asRecorder(ref.s)
+	if err != nil {
+		return nil, err
+	}
+	return r.Records(), nil
+}
+
+// subscribable reports whether Subscriptions may be about typ.
+func (n *Notifier) subscribable(typ string) bool {
+	return n.cfg.Types == nil || typ == "Subscription" || slices.Contains(n.cfg.Types, typ)
+}
+
+// byServer reports whether the request of ctx is the server's own (such
+// as the deliverer setting a status), not a client's.
+func byServer(ctx context.Context) bool {
+	p := access.Requester(ctx)
+	return p != nil && p.System
+}
+
+// check refuses Subscriptions this server cannot deliver, and keeps the
+// version a delete removes for after.
+func (n *Notifier) check(ctx context.Context, s operation.Store, c *operation.Change) error {
+	if c.Deleted || n.topicType(ctx, s, c.Type) {
+		if v, err := s.Read(ctx, c.Type, c.ID); err == nil && !v.Deleted {
+			n.before.Store(c, beforeVersion{v, n.cfg.Now()})
+		}
+		if n.checks.Add(1)%1000 == 0 {
+			n.clearBefore()
+		}
+	}
+	if c.Deleted {
+		return nil
+	}
+	res, ok := c.Resource.(*fhir.Subscription)
+	if !ok || byServer(ctx) {
+		return nil
+	}
+	switch st := res.Status.Get(); st {
+	case statusRequested, statusOff:
+	default:
+		return invalid("Subscription.status", "a client writes a Subscription as requested (or off); the server sets %s", st)
+	}
+	_, err := n.parseSubscription(res)
+	return err
+}
+
+// after writes the outbox rows of a write: a handshake for a Subscription
+// a client requested, and an event for each live subscription whose
+// criteria the written version matches (for a delete, the version
+// deleted).
+func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Change) ([]operation.Issue, error) {
+	r, err := asRecorder(s)
+	if err != nil {
+		return nil, err
+	}
+	tx := r.Records()
+	now := n.cfg.Now()
+	if c.Type == "Subscription" {
+		n.invalidate()
+		if res, ok := c.Resource.(*fhir.Subscription); ok && !byServer(ctx) {
+			p := access.Requester(ctx)
+			if p == nil {
+				return nil, errors.New("notify: a subscription written outside a request")
+			}
+			if err := putOwner(ctx, tx, c.ID, ownerOf(p), now); err != nil {
+				return nil, err
+			}
+			if res.Status.Get() == statusRequested {
+				if err := n.enqueue(ctx, tx, &row{Subscription: c.ID, Kind: kindHandshake, SubscriptionVersion: c.Version.VersionID, Created: now}); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	var before *store.Version
+	if prev, ok := n.before.LoadAndDelete(c); ok {
+		before = prev.(beforeVersion).v
+	}
+	v := c.Version
+	if c.Deleted {
+		if before == nil {
+			return nil, nil
+		}
+		v = before
+	}
+	subs, err := n.subscriptions(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	var ix *store.Index
+	var beforeMap, afterMap map[string]any
+	decoded := false
+	for _, sub := range subs {
+		if sub.typ != c.Type || !sub.live() {
+			continue
+		}
+		if sub.topic != nil {
+			if !decoded {
+				beforeMap, decoded = decodeMap(before), true
+				if !c.Deleted {
+					afterMap = decodeMap(c.Version)
+				}
+			}
+			if !sub.topic.triggered(beforeMap, afterMap) {
+				continue
+			}
+		}
+		if ix == nil {
+			got, err := n.cfg.Indexer.IndexJSON(v.Type, v.JSON)
+			if err != nil {
+				return nil, fmt.Errorf("notify: index %s/%s: %w", v.Type, v.ID, err)
+			}
+			ix = &got
+		}
+		if !sub.matches(c.ID, v, ix) {
+			continue
+		}
+		ev := &row{Subscription: sub.id, Kind: kindEvent, Type: c.Type, ID: c.ID, Version: c.Version.VersionID, Deleted: c.Deleted, Created: now}
+		if sub.topic != nil {
+			ev.Topic = sub.topic.URL
+		}
+		if err := n.enqueue(ctx, tx, ev); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// beforeVersion is the version a write replaces, kept from its Check.
+type beforeVersion struct {
+	v  *store.Version
+	at time.Time
+}
+
+// clearBefore forgets the versions kept for writes whose After never came
+// (they were refused after their Check): a write takes far less than a
+// minute.
+func (n *Notifier) clearBefore() {
+	cut := n.cfg.Now().Add(-time.Minute)
+	n.before.Range(func(k, v any) bool {
+		if v.(beforeVersion).at.Before(cut) {
+			n.before.Delete(k)
+		}
+		return true
+	})
+}
+
+// topicType reports whether a live topic-based subscription is about
+// resources of typ: their writes need the version before.
+func (n *Notifier) topicType(ctx context.Context, s operation.Store, typ string) bool {
+	r, err := asRecorder(s)
+	if err != nil {
+		return false
+	}
+	subs, err := n.subscriptions(ctx, r.Records())
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(subs, func(sub *subscription) bool { return sub.topic != nil && sub.typ == typ && sub.live() })
+}
+
+// enqueue writes a new outbox row and wakes the deliverer.
+func (n *Notifier) enqueue(ctx context.Context, tx store.Tx, r *row) error {
+	w, err := rowWrite(n.nextID(r.Created), 0, r, r.Created)
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(ctx, w); err != nil {
+		return fmt.Errorf("notify: outbox: %w", err)
+	}
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// nextID returns an outbox row id that sorts after every id this process
+// issued before: the time in nanoseconds, zero-padded, and the holder.
+func (n *Notifier) nextID(now time.Time) string {
+	n.idMu.Lock()
+	t := now.UnixNano()
+	if t <= n.lastID {
+		t = n.lastID + 1
+	}
+	n.lastID = t
+	n.idMu.Unlock()
+	return fmt.Sprintf("%019d-%s", t, n.cfg.Holder)
+}
+
+// invalidate makes the next match reload the subscriptions.
+func (n *Notifier) invalidate() {
+	n.subsMu.Lock()
+	n.loaded = false
+	n.subsMu.Unlock()
+}
+
+// subscriptions returns the live subscriptions, loaded through r when a
+// Subscription was written since they were last loaded, or at every poll
+// (subscriptions written by other processes).
+func (n *Notifier) subscriptions(ctx context.Context, r store.Reader) ([]*subscription, error) {
+	n.subsMu.Lock()
+	defer n.subsMu.Unlock()
+	if n.loaded {
+		return n.subs, nil
+	}
+	vs, err := r.Search(ctx, store.Query{Type: "Subscription"})
+	if err != nil {
+		return nil, fmt.Errorf("notify: load subscriptions: %w", err)
+	}
+	var subs []*subscription
+	for _, v := range vs {
+		res, err := decodeSubscription(v)
+		if err != nil {
+			n.cfg.Logger.Warn("subscription unreadable", "id", v.ID, "err", err)
+			continue
+		}
+		sub, err := n.parseSubscription(res)
+		if err != nil {
+			// Stored before a rule it breaks, or by the server as error.
+			continue
+		}
+		sub.version = v.VersionID
+		subs = append(subs, sub)
+	}
+	n.subs, n.loaded = subs, true
+	return subs, nil
+}

@@ -1,0 +1,376 @@
+package notify_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"carefhir/notify"
+)
+
+// subscription is a Subscription body to endpoint.
+func subscription(criteria, endpoint, payload string, headers ...string) string {
+	ch := map[string]any{"type": "rest-hook", "endpoint": endpoint}
+	if payload != "" {
+		ch["payload"] = payload
+	}
+	if len(headers) > 0 {
+		ch["header"] = headers
+	}
+	b, _ := json.Marshal(map[string]any{"resourceType": "Subscription", "status": "requested",
+		"reason": "test", "criteria": criteria, "channel": ch})
+	return string(b)
+}
+
+func appointment(patient, status string) string {
+	return fmt.Sprintf(`{"resourceType":"Appointment","status":%q,"participant":[{"actor":{"reference":"Patient/%s"},"status":"accepted"}]}`, status, patient)
+}
+
+// idOf returns the id in a created resource's body.
+func idOf(t testing.TB, r *response) string {
+	t.Helper()
+	var v struct{ ID string }
+	if err := json.Unmarshal([]byte(r.body), &v); err != nil || v.ID == "" {
+		t.Fatalf("no id in %d %s", r.status, r.body)
+	}
+	return v.ID
+}
+
+func field(t *testing.T, body, name string) string {
+	t.Helper()
+	var v map[string]any
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	s, _ := v[name].(string)
+	return s
+}
+
+func eachEngine(t *testing.T, fn func(t *testing.T, e engine)) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) { fn(t, e) })
+	}
+}
+
+// TestRestHook: handshake, then a notification for each matching create,
+// update and delete, none for others, with every payload.
+func TestRestHook(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		e.do("admin", "PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1"}`)
+		e.do("admin", "PUT", "/Patient/p2", `{"resourceType":"Patient","id":"p2"}`)
+
+		empty := e.do("admin", "POST", "/Subscription", subscription("Appointment?patient=Patient/p1&status=booked", rx.URL+"/empty", "", "Authorization: Bearer secret"))
+		full := e.do("admin", "POST", "/Subscription", subscription("Appointment?patient=Patient/p1&status=booked", rx.URL+"/full", "application/fhir+json"))
+		if empty.status != 201 || full.status != 201 {
+			t.Fatalf("create: %d %s / %d %s", empty.status, empty.body, full.status, full.body)
+		}
+		fullID := idOf(t, full)
+		e.deliver()
+		got := rx.take()
+		hs := map[string]received{}
+		for _, g := range got {
+			hs[g.Method+" "+g.Path] = g
+		}
+		if len(got) != 2 || hs["POST /empty"].Auth != "Bearer secret" || hs["POST /empty"].Body != "" || hs["POST /full"].Body != "" {
+			t.Fatalf("handshakes: %+v", got)
+		}
+		if st := field(t, e.do("admin", "GET", "/Subscription/"+fullID, "").body, "status"); st != "active" {
+			t.Fatalf("status after handshake = %q, want active", st)
+		}
+
+		booked := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.do("admin", "POST", "/Appointment", appointment("p2", "booked"))   // other patient
+		e.do("admin", "POST", "/Appointment", appointment("p1", "proposed")) // other status
+		e.deliver()
+		got = rx.take()
+		byPath := map[string]received{}
+		for _, g := range got {
+			byPath[g.Method+" "+g.Path] = g
+		}
+		if len(got) != 2 {
+			t.Fatalf("after one matching create of three: %+v", got)
+		}
+		if g, ok := byPath["POST /empty"]; !ok || g.Body != "" {
+			t.Errorf("empty payload: %+v", got)
+		}
+		g, ok := byPath["PUT /full/Appointment/"+booked]
+		if !ok || g.ContentType != "application/fhir+json" || field(t, g.Body, "id") != booked {
+			t.Errorf("full payload: %+v", got)
+		}
+
+		upd := strings.Replace(appointment("p1", "booked"), `{"resourceType":"Appointment",`, `{"resourceType":"Appointment","id":"`+booked+`","description":"moved",`, 1)
+		e.do("admin", "PUT", "/Appointment/"+booked, upd)
+		e.do("admin", "DELETE", "/Appointment/"+booked, "")
+		e.deliver()
+		got = rx.take()
+		var full2 []string
+		for _, g := range got {
+			if strings.HasPrefix(g.Path, "/full") {
+				full2 = append(full2, g.Method+" "+g.Path)
+				if g.Method == "PUT" && field(t, g.Body, "description") != "moved" {
+					t.Errorf("update delivered %s", g.Body)
+				}
+			}
+		}
+		want := []string{"PUT /full/Appointment/" + booked, "DELETE /full/Appointment/" + booked}
+		if fmt.Sprint(full2) != fmt.Sprint(want) || len(got) != 4 {
+			t.Errorf("update then delete: %v (all %+v), want %v", full2, got, want)
+		}
+	})
+}
+
+// TestSubscriptionRefused: criteria that do not parse, unsupported
+// channels and payloads, and endpoints the SSRF guard refuses are 422, and
+// nothing is stored.
+func TestSubscriptionRefused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		for _, tt := range []struct{ name, body, where string }{
+			{"unknown parameter", subscription("Appointment?colour=red", "https://rx.test/", ""), "Subscription.criteria"},
+			{"unknown type", subscription("Spaceship?status=booked", "https://rx.test/", ""), "Subscription.criteria"},
+			{"chain", subscription("Appointment?patient.name=Ward", "https://rx.test/", ""), "Subscription.criteria"},
+			{"bad payload", subscription("Appointment?status=booked", "https://rx.test/", "text/plain"), "Subscription.channel.payload"},
+			{"http elsewhere", subscription("Appointment?status=booked", "http://rx.test/", ""), "Subscription.channel.endpoint"},
+			{"metadata", subscription("Appointment?status=booked", "https://169.254.169.254/latest", ""), "Subscription.channel.endpoint"},
+			{"link-local v6", subscription("Appointment?status=booked", "https://[fe80::1]/", ""), "Subscription.channel.endpoint"},
+			{"ftp", subscription("Appointment?status=booked", "ftp://rx.test/", ""), "Subscription.channel.endpoint"},
+			{"credentials", subscription("Appointment?status=booked", "https://u:p@rx.test/", ""), "Subscription.channel.endpoint"},
+			{"header", subscription("Appointment?status=booked", "https://rx.test/", "", "no colon"), "Subscription.channel.header[0]"},
+			{"active", strings.Replace(subscription("Appointment?status=booked", "https://rx.test/", ""), `"requested"`, `"active"`, 1), "Subscription.status"},
+			{"websocket", strings.Replace(subscription("Appointment?status=booked", "https://rx.test/", ""), `"rest-hook"`, `"websocket"`, 1), "Subscription.channel.type"},
+		} {
+			r := e.do("admin", "POST", "/Subscription", tt.body)
+			if r.status != 422 || !strings.Contains(r.body, tt.where) {
+				t.Errorf("%s: %d %s, want 422 at %s", tt.name, r.status, r.body, tt.where)
+			}
+		}
+		if r := e.do("admin", "GET", "/Subscription", ""); r.status != 200 || strings.Contains(r.body, `"entry"`) {
+			t.Errorf("refused subscriptions were stored: %s", r.body)
+		}
+	})
+}
+
+// TestRetriesThenError: a failing endpoint is retried with exponential
+// backoff, in order, and the subscription becomes error after ErrorAfter.
+func TestRetriesThenError(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		id := idOf(t, e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json")))
+		e.deliver()
+		rx.take()
+		first := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		second := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		rx.setStatus(http.StatusServiceUnavailable)
+
+		// Attempts at 0s, then after 1s, 2s, 4s: none earlier.
+		attempts := 0
+		for _, wait := range []time.Duration{0, 500 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second, 3 * time.Second, time.Second} {
+			e.clock.Advance(wait)
+			e.deliver()
+			got := rx.take()
+			for _, g := range got {
+				if g.Path != "/hook/Appointment/"+first {
+					t.Fatalf("delivered %s before the first, failing one", g.Path)
+				}
+			}
+			attempts += len(got)
+		}
+		if attempts != 4 || e.n.Failures() != 4 {
+			t.Fatalf("attempts in 7s = %d (failures %d), want 4 (at 0, 1, 3 and 7s)", attempts, e.n.Failures())
+		}
+		if n, _ := e.n.Backlog(t.Context()); n != 2 {
+			t.Errorf("backlog %d, want 2", n)
+		}
+
+		// Recovery delivers both, in order.
+		rx.setStatus(http.StatusOK)
+		e.clock.Advance(time.Minute)
+		e.deliver()
+		got := rx.take()
+		if len(got) != 2 || got[0].Path != "/hook/Appointment/"+first || got[1].Path != "/hook/Appointment/"+second {
+			t.Fatalf("after recovery: %+v", got)
+		}
+
+		// Failing for an hour sets error, with the reason.
+		rx.setStatus(http.StatusInternalServerError)
+		e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		for range 70 {
+			e.deliver()
+			e.clock.Advance(time.Minute)
+		}
+		e.deliver()
+		sub := e.do("admin", "GET", "/Subscription/"+id, "").body
+		if field(t, sub, "status") != "error" || !strings.Contains(field(t, sub, "error"), "500") {
+			t.Fatalf("after an hour of failures: %s", sub)
+		}
+		if n, _ := e.n.Backlog(t.Context()); n != 0 {
+			t.Errorf("backlog of a subscription in error: %d, want 0", n)
+		}
+		rx.take()
+		e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		e.deliver()
+		if got := rx.take(); len(got) != 0 {
+			t.Errorf("a subscription in error was delivered: %+v", got)
+		}
+	})
+}
+
+// TestOwnerPatientScope: a subscription made with a token confined to one
+// patient never carries another patient's record, even when its criteria
+// would match it.
+func TestOwnerPatientScope(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{
+			"app": {"sub": "app", "patient": "p1", "scope": "patient/Appointment.rs user/Subscription.cru patient/Patient.r"},
+		})
+		e.do("admin", "PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1"}`)
+		e.do("admin", "PUT", "/Patient/p2", `{"resourceType":"Patient","id":"p2"}`)
+		rx := newReceiver(t)
+		r := e.do("app", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json"))
+		if r.status != 201 {
+			t.Fatalf("patient-scoped app subscribing: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		rx.take()
+		mine := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		theirs := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p2", "booked")))
+		e.deliver()
+		got := rx.take()
+		if len(got) != 1 || got[0].Path != "/hook/Appointment/"+mine {
+			t.Fatalf("delivered %+v, want only Appointment/%s (not %s)", got, mine, theirs)
+		}
+		if strings.Contains(got[0].Body, "p2") {
+			t.Errorf("leaked: %s", got[0].Body)
+		}
+		if e.n.Withheld() != 1 {
+			t.Errorf("withheld %d, want 1", e.n.Withheld())
+		}
+	})
+}
+
+// TestOutboxSurvivesRestart: rows written with their writes are delivered
+// by a new process on the reopened store, and a lease held by a process
+// that died is taken over once it ends.
+func TestOutboxSurvivesRestart(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		place := eng.place(t)
+		st := eng.open(t, place)
+		e := newEnv(t, st, map[string]map[string]any{})
+		rx := newReceiver(t)
+		e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json"))
+		e.deliver()
+		rx.take()
+		var ids []string
+		for range 3 {
+			ids = append(ids, idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))))
+		}
+		e.srv.Close()
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		st2 := eng.open(t, place)
+		t.Cleanup(func() { st2.Close() })
+		e2 := newEnv(t, st2, map[string]map[string]any{})
+		if n, _ := e2.n.Backlog(t.Context()); n != 3 {
+			t.Fatalf("backlog after reopening: %d, want 3", n)
+		}
+		e2.deliver()
+		got := rx.take()
+		if len(got) != 3 {
+			t.Fatalf("delivered after restart: %+v", got)
+		}
+		for i, g := range got {
+			if g.Path != "/hook/Appointment/"+ids[i] {
+				t.Errorf("delivery %d: %s, want Appointment/%s (in order)", i, g.Path, ids[i])
+			}
+		}
+	})
+}
+
+// TestTwoProcessesDeliverOnce: two servers on one MongoDB database share
+// the outbox; delivering at the same time, each notification is made once.
+func TestTwoProcessesDeliverOnce(t *testing.T) {
+	eng := engines[1]
+	uri := eng.place(t)
+	a := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "a" })
+	b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b" })
+	rx := newReceiver(t)
+	a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json"))
+	var ids []string
+	for range 20 {
+		ids = append(ids, idOf(t, a.do("admin", "POST", "/Appointment", appointment("p1", "booked"))))
+	}
+	for range 3 { // a few rounds: a process stops at a row the other leased
+		var wg sync.WaitGroup
+		for _, e := range []*env{a, b} {
+			wg.Go(func() {
+				if err := e.n.DeliverPending(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		a.clock.Advance(2 * time.Minute) // past any lease of the other
+		b.clock.Advance(2 * time.Minute)
+	}
+	got := rx.take()
+	var paths []string
+	for _, g := range got {
+		paths = append(paths, g.Path)
+	}
+	want := []string{"/hook"}
+	for _, id := range ids {
+		want = append(want, "/hook/Appointment/"+id)
+	}
+	if fmt.Sprint(paths) != fmt.Sprint(want) {
+		t.Errorf("deliveries:\n got %v\nwant %v (each once, in order)", paths, want)
+	}
+	if n := a.n.Delivered() + b.n.Delivered(); n != 21 {
+		t.Errorf("delivered %d, want 21", n)
+	}
+}
+
+// TestRedirectNotFollowed: an endpoint that redirects does not lead the
+// server elsewhere; the redirect is a failed delivery.
+func TestRedirectNotFollowed(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{})
+	elsewhere := newReceiver(t)
+	redirect := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/stolen", http.StatusTemporaryRedirect))
+	t.Cleanup(redirect.Close)
+	e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", redirect.URL+"/hook", ""))
+	e.deliver()
+	if got := elsewhere.take(); len(got) != 0 {
+		t.Errorf("the redirect was followed: %+v", got)
+	}
+	if e.n.Failures() != 1 {
+		t.Errorf("failures %d, want 1 (the handshake answered 307)", e.n.Failures())
+	}
+}
+
+// TestTypesLimit: with Types set, Subscriptions about other types are
+// refused, and those about the listed types are delivered.
+func TestTypesLimit(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{}, func(c *notify.Config) { c.Types = []string{"Appointment"} })
+	rx := newReceiver(t)
+	if r := e.do("admin", "POST", "/Subscription", subscription("Patient?gender=female", rx.URL+"/hook", "")); r.status != 422 || !strings.Contains(r.body, "Appointment") {
+		t.Errorf("Subscription on Patient: %d %s", r.status, r.body)
+	}
+	if r := e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "")); r.status != 201 {
+		t.Fatalf("Subscription on Appointment: %d %s", r.status, r.body)
+	}
+	e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+	e.deliver()
+	if got := rx.take(); len(got) != 2 {
+		t.Errorf("handshake and event: %+v", got)
+	}
+}

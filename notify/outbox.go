@@ -1,0 +1,147 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// The engine-level record types of subscriptions. They are not FHIR
+// resources: the API does not serve them, writes of them run no hooks and
+// are not audited, and nothing but this package reads them.
+const (
+	// outboxType holds one row per notification to deliver, written in
+	// the unit of work of the write that caused it.
+	outboxType = "NotifyOutbox"
+	// ownerType holds, per Subscription id, the principal whose access
+	// decides what its notifications may carry.
+	ownerType = "NotifyOwner"
+	// claimType holds the claims of processes on the rows they deliver.
+	claimType = "NotifyClaim"
+)
+
+// The kinds of outbox rows.
+const (
+	kindHandshake = "handshake"
+	kindEvent     = "event"
+)
+
+// row is one outbox row.
+type row struct {
+	Subscription string `json:"subscription"`
+	Kind         string `json:"kind"`
+	// Focus is what the event is about, Type/id, at Version; Deleted
+	// when the event is its delete.
+	Type    string `json:"type,omitempty"`
+	ID      string `json:"id,omitempty"`
+	Version int64  `json:"version,omitempty"`
+	Deleted bool   `json:"deleted,omitempty"`
+	// Topic is the SubscriptionTopic of an event of a topic-based
+	// subscription.
+	Topic string `json:"topic,omitempty"`
+	// SubscriptionVersion is the version of the Subscription a handshake
+	// is for.
+	SubscriptionVersion int64     `json:"subscriptionVersion,omitempty"`
+	Created             time.Time `json:"created"`
+	Attempts            int       `json:"attempts,omitempty"`
+	NextAttempt         time.Time `json:"nextAttempt,omitzero"`
+	FirstFailure        time.Time `json:"firstFailure,omitzero"`
+	LastError           string    `json:"lastError,omitempty"`
+}
+
+// pendingIndex is the index of a row still to deliver: found by a search
+// for state=pending, grouped by subscription.
+func pendingIndex(sub string) store.Index {
+	return store.Index{Tokens: []store.Token{
+		{Param: "state", Code: "pending"},
+		{Param: "subscription", Code: sub},
+	}}
+}
+
+// rowWrite returns the write of r as id's next version after expected.
+func rowWrite(id string, expected int64, r *row, now time.Time) (*store.Write, error) {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("outbox row %s: %w", id, err)
+	}
+	return &store.Write{Type: outboxType, ID: id, Expected: expected, LastUpdated: now.UTC().Truncate(time.Millisecond),
+		JSON: body, Index: pendingIndex(r.Subscription)}, nil
+}
+
+// doneWrite removes a delivered or dropped row.
+func doneWrite(v *store.Version, now time.Time) *store.Write {
+	return &store.Write{Type: outboxType, ID: v.ID, Expected: v.VersionID, LastUpdated: now.UTC().Truncate(time.Millisecond), Deleted: true}
+}
+
+// pendingQuery selects the rows still to deliver, oldest first (row ids
+// grow with time), at most limit of them.
+func pendingQuery(limit int) store.Query {
+	return store.Query{Type: outboxType, Count: limit, Where: []store.Clause{
+		{Param: "state", Tokens: []store.TokenMatch{{AnySystem: true, Code: "pending"}}},
+	}}
+}
+
+// owner is the principal recorded with a subscription: the claims of the
+// token that last wrote it.
+type owner struct {
+	Subject      string `json:"sub,omitempty"`
+	ClientID     string `json:"client_id,omitempty"`
+	FHIRUser     string `json:"fhirUser,omitempty"`
+	Patient      string `json:"patient,omitempty"`
+	Organization string `json:"organization,omitempty"`
+	Issuer       string `json:"iss,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+	Open         bool   `json:"open,omitempty"`
+}
+
+func ownerOf(p *access.Principal) owner {
+	return owner{Subject: p.Subject, ClientID: p.ClientID, FHIRUser: p.FHIRUser, Patient: p.Patient,
+		Organization: p.Organization, Issuer: p.Issuer, Scope: p.ScopeString(), Open: p.Open}
+}
+
+// principal returns the owner as the access layer decides for it.
+func (o owner) principal() (*access.Principal, error) {
+	scopes, _, err := access.ParseScopes(o.Scope)
+	if err != nil {
+		return nil, fmt.Errorf("owner scopes: %w", err)
+	}
+	return &access.Principal{Subject: o.Subject, ClientID: o.ClientID, FHIRUser: o.FHIRUser, Patient: o.Patient,
+		Organization: o.Organization, Issuer: o.Issuer, Scopes: scopes, Open: o.Open}, nil
+}
+
+// putOwner records who owns subscription id, replacing what was recorded.
+func putOwner(ctx context.Context, tx store.Tx, id string, o owner, now time.Time) error {
+	body, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	var expected int64
+	switch cur, err := tx.Read(ctx, ownerType, id); {
+	case err == nil:
+		expected = cur.VersionID
+	case !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("owner of subscription %s: %w", id, err)
+	}
+	return tx.Put(ctx, &store.Write{Type: ownerType, ID: id, Expected: expected, LastUpdated: now.UTC().Truncate(time.Millisecond), JSON: body})
+}
+
+// readOwner returns the principal recorded for subscription id.
+func readOwner(ctx context.Context, r store.Reader, id string) (*access.Principal, error) {
+	v, err := r.Read(ctx, ownerType, id)
+	if err != nil {
+		return nil, fmt.Errorf("owner of subscription %s: %w", id, err)
+	}
+	if v.Deleted {
+		return nil, fmt.Errorf("owner of subscription %s: %w", id, store.ErrNotFound)
+	}
+	var o owner
+	if err := json.Unmarshal(v.JSON, &o); err != nil {
+		return nil, fmt.Errorf("owner of subscription %s: %w", id, err)
+	}
+	return o.principal()
+}

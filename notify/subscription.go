@@ -1,0 +1,168 @@
+package notify
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/search"
+	"carefhir/operation"
+	"carefhir/store"
+)
+
+// The Subscription statuses (R4).
+const (
+	statusRequested = "requested"
+	statusActive    = "active"
+	statusError     = "error"
+	statusOff       = "off"
+)
+
+// payloadFull is the one payload MIME type served besides none.
+const payloadFull = "application/fhir+json"
+
+// subscription is a stored Subscription as the matcher and the deliverer
+// use it.
+type subscription struct {
+	id       string
+	version  int64
+	status   string
+	typ      string         // the resource type of the criteria
+	where    []store.Clause // the criteria, matched on each written version
+	endpoint string
+	payload  string   // "" or payloadFull
+	headers  []string // "Name: value"
+	// topic, for a topic-based subscription (the R5 Backport IG), and the
+	// content and heartbeat period of its notifications.
+	topic     *topic
+	content   string
+	heartbeat time.Duration
+}
+
+// live reports whether writes are matched for s: from its request until
+// it is switched off or fails.
+func (s *subscription) live() bool {
+	return s.status == statusRequested || s.status == statusActive
+}
+
+// parseSubscription reads a Subscription into what matching and delivery
+// need; its refusals are 422 with the element at fault.
+func (n *Notifier) parseSubscription(res *fhir.Subscription) (*subscription, error) {
+	s := &subscription{id: res.GetID(), status: res.Status.Get()}
+	ch := res.Channel
+	if ch == nil {
+		return nil, invalid("Subscription.channel", "a channel is required")
+	}
+	if t := ch.Type.Get(); t != "rest-hook" {
+		return nil, operation.Errorf(422, "not-supported", "Subscription.channel.type", "channel type %q is not supported; this server delivers rest-hook only", t)
+	}
+	s.endpoint = ch.Endpoint.Get()
+	if s.endpoint == "" {
+		return nil, invalid("Subscription.channel.endpoint", "a rest-hook channel needs an endpoint")
+	}
+	if err := CheckEndpoint(s.endpoint, n.cfg.AllowHTTP); err != nil {
+		return nil, invalid("Subscription.channel.endpoint", "%v", err)
+	}
+	switch p := ch.Payload.Get(); p {
+	case "", payloadFull:
+		s.payload = p
+	default:
+		return nil, operation.Errorf(422, "not-supported", "Subscription.channel.payload", "payload %q is not supported: omit it for notifications without content, or use %s", p, payloadFull)
+	}
+	for i, h := range ch.Header {
+		name, _, ok := strings.Cut(h.Get(), ":")
+		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h.Get(), "\r\n") {
+			return nil, invalid(fmt.Sprintf("Subscription.channel.header[%d]", i), "a header is written \"Name: value\" on one line")
+		}
+		s.headers = append(s.headers, h.Get())
+	}
+	if strings.HasPrefix(res.Criteria.Get(), "http") {
+		if err := n.parseTopic(res, s); err != nil {
+			return nil, err
+		}
+	} else {
+		typ, where, err := n.parseCriteria(res.Criteria.Get())
+		if err != nil {
+			return nil, err
+		}
+		s.typ, s.where = typ, where
+	}
+	if !n.subscribable(s.typ) {
+		return nil, operation.Errorf(422, "not-supported", "Subscription.criteria", "this server does not notify of %s; it notifies of %v", s.typ, n.cfg.Types)
+	}
+	return s, nil
+}
+
+// parseCriteria parses a criteria such as
+// "Appointment?patient=Patient/1&status=booked" with the search parser of
+// GET, and keeps what can be decided on one written version alone.
+func (n *Notifier) parseCriteria(criteria string) (string, []store.Clause, error) {
+	const at = "Subscription.criteria"
+	if criteria == "" {
+		return "", nil, invalid(at, "criteria are required, such as Appointment?status=booked")
+	}
+	typ, raw, _ := strings.Cut(criteria, "?")
+	if !n.reg.Served(typ) {
+		return "", nil, invalid(at, "criteria %q: %q is not a resource type this server searches", criteria, typ)
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return "", nil, invalid(at, "criteria %q: %v", criteria, err)
+	}
+	for name := range q {
+		if strings.HasPrefix(name, "_") && name != "_id" && name != "_tag" && name != "_profile" && name != "_security" {
+			return "", nil, invalid(at, "criteria %q: %s does not select resources; criteria take search parameters only", criteria, name)
+		}
+	}
+	plan, err := n.reg.Parse(typ, q, search.Options{Strict: true, Base: n.cfg.BaseURL})
+	if err != nil {
+		return "", nil, invalid(at, "criteria %q: %v", criteria, err)
+	}
+	for _, c := range plan.Query.Where {
+		if !local(c) {
+			return "", nil, invalid(at, "criteria %q: %s follows references (a chain or _has); criteria are decided on the written resource alone", criteria, c.Param)
+		}
+	}
+	return typ, plan.Query.Where, nil
+}
+
+// local reports whether c can be decided from one resource's own search
+// values.
+func local(c store.Clause) bool {
+	if c.Chain != nil || c.Has != nil {
+		return false
+	}
+	for _, a := range c.Any {
+		if !local(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// matches reports whether the version of a resource with index ix
+// satisfies s's criteria.
+func (s *subscription) matches(id string, v *store.Version, ix *store.Index) bool {
+	for i := range s.where {
+		if m, ok := store.Match(&s.where[i], id, v.LastUpdated, ix); !ok || !m {
+			return false
+		}
+	}
+	return true
+}
+
+func invalid(expression, format string, args ...any) *operation.Error {
+	return operation.Errorf(422, "invalid", expression, format, args...)
+}
+
+// decodeSubscription decodes a stored Subscription.
+func decodeSubscription(v *store.Version) (*fhir.Subscription, error) {
+	res, err := fhirjson.UnmarshalAs(v.JSON, "Subscription")
+	if err != nil {
+		return nil, fmt.Errorf("subscription %s: %w", v.ID, err)
+	}
+	return res.(*fhir.Subscription), nil
+}

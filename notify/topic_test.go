@@ -1,0 +1,182 @@
+package notify_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"carefhir/notify"
+)
+
+// topicSubscription is a backport Subscription to a topic of this server.
+func topicSubscription(topic, filter, endpoint, content string, heartbeat int) string {
+	criteria := map[string]any{"extension": []any{map[string]any{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-filter-criteria", "valueString": filter}}}
+	channel := map[string]any{"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
+		"_payload": map[string]any{"extension": []any{map[string]any{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content", "valueCode": content}}}}
+	if heartbeat > 0 {
+		channel["extension"] = []any{map[string]any{"url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period", "valueUnsignedInt": heartbeat}}
+	}
+	sub := map[string]any{"resourceType": "Subscription", "status": "requested", "reason": "test",
+		"meta":     map[string]any{"profile": []string{"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"}},
+		"criteria": notify.TopicBase + topic, "channel": channel}
+	if filter != "" {
+		sub["_criteria"] = criteria
+	}
+	b, _ := json.Marshal(sub)
+	return string(b)
+}
+
+// notification is what a test reads of a backport notification Bundle.
+type notification struct {
+	Type, Topic, Since string
+	Events             []string // event-number:focus
+	Resources          []string // ids of the resources the Bundle carries
+}
+
+func readNotification(t *testing.T, body string) notification {
+	t.Helper()
+	var b struct {
+		ResourceType, Type string
+		Entry              []struct {
+			Resource json.RawMessage
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &b); err != nil || b.ResourceType != "Bundle" || len(b.Entry) == 0 {
+		t.Fatalf("not a notification Bundle: %s", body)
+	}
+	var p struct {
+		ResourceType string
+		Meta         struct{ Profile []string }
+		Parameter    []struct {
+			Name                                   string
+			ValueCode, ValueString, ValueCanonical string
+			Part                                   []struct {
+				Name           string
+				ValueString    string
+				ValueReference struct{ Reference string }
+			}
+		}
+	}
+	json.Unmarshal(b.Entry[0].Resource, &p)
+	if p.ResourceType != "Parameters" || len(p.Meta.Profile) != 1 || !strings.HasSuffix(p.Meta.Profile[0], "backport-subscription-status-r4") {
+		t.Fatalf("first entry is not a SubscriptionStatus: %s", b.Entry[0].Resource)
+	}
+	n := notification{}
+	for _, par := range p.Parameter {
+		switch par.Name {
+		case "type":
+			n.Type = par.ValueCode
+		case "topic":
+			n.Topic = par.ValueCanonical
+		case "events-since-subscription-start":
+			n.Since = par.ValueString
+		case "notification-event":
+			var num, focus string
+			for _, part := range par.Part {
+				if part.Name == "event-number" {
+					num = part.ValueString
+				}
+				if part.Name == "focus" {
+					focus = part.ValueReference.Reference[strings.LastIndex(part.ValueReference.Reference, "/")+1:]
+				}
+			}
+			n.Events = append(n.Events, num+":"+focus)
+		}
+	}
+	if b.Type != "history" && n.Type != "query-status" {
+		t.Errorf("Bundle type %s", b.Type)
+	}
+	for _, e := range b.Entry[1:] {
+		var r struct{ ID string }
+		if json.Unmarshal(e.Resource, &r) == nil && r.ID != "" {
+			n.Resources = append(n.Resources, r.ID)
+		}
+	}
+	return n
+}
+
+// TestTopicSubscription: the appointment-booked topic with a patient
+// filter: handshake, an event per booking (created booked or updated to
+// booked), none for other changes, numbered from 1; $status and $events;
+// heartbeats.
+func TestTopicSubscription(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		r := e.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "Appointment?patient=Patient/p1", rx.URL+"/hook", "full-resource", 60))
+		if r.status != 201 {
+			t.Fatalf("subscribe: %d %s", r.status, r.body)
+		}
+		sub := idOf(t, r)
+		e.deliver()
+		got := rx.take()
+		if len(got) != 1 || readNotification(t, got[0].Body).Type != "handshake" {
+			t.Fatalf("handshake: %+v", got)
+		}
+
+		booked := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		proposed := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "proposed")))
+		e.do("admin", "POST", "/Appointment", appointment("p2", "booked")) // filtered out
+		upd := func(id, status, extra string) string {
+			return strings.Replace(appointment("p1", status), `{"resourceType":"Appointment",`, `{"resourceType":"Appointment","id":"`+id+`",`+extra, 1)
+		}
+		e.do("admin", "PUT", "/Appointment/"+booked, upd(booked, "booked", `"description":"still booked",`)) // no change of status
+		e.do("admin", "PUT", "/Appointment/"+proposed, upd(proposed, "booked", ""))                          // becomes booked
+		e.do("admin", "PUT", "/Appointment/"+booked, upd(booked, "cancelled", ""))                           // another topic
+		e.deliver()
+		got = rx.take()
+		var seen []string
+		for _, g := range got {
+			n := readNotification(t, g.Body)
+			if n.Type != "event-notification" || n.Topic != notify.TopicBase+"appointment-booked" || len(n.Resources) != 1 {
+				t.Errorf("notification %+v", n)
+			}
+			seen = append(seen, n.Since+" "+strings.Join(n.Events, ","))
+		}
+		want := []string{"1 1:" + booked, "2 2:" + proposed}
+		if fmt.Sprint(seen) != fmt.Sprint(want) {
+			t.Fatalf("events %v, want %v", seen, want)
+		}
+
+		st := readNotification(t, e.do("admin", "GET", "/Subscription/"+sub+"/$status", "").body)
+		if st.Type != "query-status" || st.Since != "2" {
+			t.Errorf("$status: %+v", st)
+		}
+		evs := readNotification(t, e.do("admin", "GET", "/Subscription/"+sub+"/$events?eventsSinceNumber=2&content=full-resource", "").body)
+		if evs.Type != "query-event" || fmt.Sprint(evs.Events) != "[2:"+proposed+"]" || fmt.Sprint(evs.Resources) != "["+proposed+"]" {
+			t.Errorf("$events: %+v", evs)
+		}
+
+		// Heartbeat after 60 s without a notification.
+		e.deliver()
+		e.clock.Advance(59 * time.Second)
+		e.deliver()
+		if got := rx.take(); len(got) != 0 {
+			t.Fatalf("sent before the heartbeat period: %+v", got)
+		}
+		e.clock.Advance(2 * time.Second)
+		e.deliver()
+		got = rx.take()
+		if len(got) != 1 || readNotification(t, got[0].Body).Type != "heartbeat" {
+			t.Errorf("heartbeat: %+v", got)
+		}
+	})
+}
+
+// TestTopicRefused: unknown topics, filters on another type or on a
+// parameter the topic does not filter by, and bad payload contents are 422.
+func TestTopicRefused(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{})
+	for _, body := range []string{
+		topicSubscription("no-such-topic", "", "https://rx.test/", "id-only", 0),
+		topicSubscription("appointment-booked", "Task?patient=Patient/p1", "https://rx.test/", "id-only", 0),
+		topicSubscription("appointment-booked", "Appointment?status=booked", "https://rx.test/", "id-only", 0),
+		topicSubscription("appointment-booked", "", "https://rx.test/", "everything", 0),
+	} {
+		if r := e.do("admin", "POST", "/Subscription", body); r.status != 422 {
+			t.Errorf("%d %s\nfor %s", r.status, r.body, body)
+		}
+	}
+}

@@ -1,0 +1,219 @@
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"carefhir/store"
+)
+
+// The engine-level records of topic-based subscriptions.
+const (
+	// counterType holds, per subscription, the number of events
+	// delivered since it started (events-since-subscription-start).
+	counterType = "NotifyCounter"
+	// eventType keeps each event delivered, for $events.
+	eventType = "NotifyEvent"
+)
+
+// event is an event of a topic-based subscription, as kept for $events.
+type event struct {
+	Number    int64     `json:"number"`
+	Timestamp time.Time `json:"timestamp"`
+	Type      string    `json:"type"`
+	ID        string    `json:"id"`
+	Version   int64     `json:"version"`
+	Deleted   bool      `json:"deleted,omitempty"`
+}
+
+// eventID names the record of event number of subscription sub, in order.
+func eventID(sub string, number int64) string { return fmt.Sprintf("%s-%012d", sub, number) }
+
+// readCounter returns the events delivered to sub, and the counter's
+// version (0: none yet).
+func readCounter(ctx context.Context, r store.Reader, sub string) (int64, int64, error) {
+	v, err := r.Read(ctx, counterType, sub)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	var c struct{ Count int64 }
+	if err := json.Unmarshal(v.JSON, &c); err != nil {
+		return 0, 0, err
+	}
+	return c.Count, v.VersionID, nil
+}
+
+// recordEvent keeps ev and counts it.
+func recordEvent(ctx context.Context, w store.Tx, sub string, ev event, counterVersion int64, now time.Time) error {
+	at := now.UTC().Truncate(time.Millisecond)
+	body, _ := json.Marshal(ev)
+	if err := w.Put(ctx, &store.Write{Type: eventType, ID: eventID(sub, ev.Number), LastUpdated: at, JSON: body,
+		Index: store.Index{Tokens: []store.Token{{Param: "subscription", Code: sub}}}}); err != nil {
+		return err
+	}
+	count, _ := json.Marshal(map[string]int64{"count": ev.Number})
+	return w.Put(ctx, &store.Write{Type: counterType, ID: sub, Expected: counterVersion, LastUpdated: at, JSON: count})
+}
+
+// statusParameters is the SubscriptionStatus of the R4 backport, as a
+// Parameters resource.
+func (n *Notifier) statusParameters(sub *subscription, status, typ string, since int64, events []event) map[string]any {
+	params := []any{
+		map[string]any{"name": "subscription", "valueReference": map[string]any{"reference": n.cfg.BaseURL + "/Subscription/" + sub.id}},
+		map[string]any{"name": "topic", "valueCanonical": sub.topic.URL},
+		map[string]any{"name": "status", "valueCode": status},
+		map[string]any{"name": "type", "valueCode": typ},
+		map[string]any{"name": "events-since-subscription-start", "valueString": strconv.FormatInt(since, 10)},
+	}
+	for _, ev := range events {
+		parts := []any{
+			map[string]any{"name": "event-number", "valueString": strconv.FormatInt(ev.Number, 10)},
+			map[string]any{"name": "timestamp", "valueInstant": ev.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00")},
+		}
+		if sub.content != contentEmpty {
+			parts = append(parts, map[string]any{"name": "focus", "valueReference": map[string]any{"reference": n.cfg.BaseURL + "/" + ev.Type + "/" + ev.ID}})
+		}
+		params = append(params, map[string]any{"name": "notification-event", "part": parts})
+	}
+	return map[string]any{"resourceType": "Parameters", "meta": map[string]any{"profile": []string{profileStatus}}, "parameter": params}
+}
+
+// notificationBundle is a notification of the backport: a history Bundle
+// whose first entry is the status, then the focus resources (for
+// full-resource content).
+func (n *Notifier) notificationBundle(sub *subscription, status, typ string, since int64, events []event, resources map[int64][]byte, now time.Time) ([]byte, error) {
+	entries := []any{map[string]any{
+		"fullUrl":  "urn:uuid:" + newUUID(),
+		"resource": n.statusParameters(sub, status, typ, since, events),
+		"request":  map[string]any{"method": "GET", "url": n.cfg.BaseURL + "/Subscription/" + sub.id + "/$status"},
+		"response": map[string]any{"status": "200"},
+	}}
+	for _, ev := range events {
+		if sub.content == contentEmpty {
+			continue
+		}
+		entry := map[string]any{"fullUrl": n.cfg.BaseURL + "/" + ev.Type + "/" + ev.ID}
+		method, status := "PUT", "200"
+		if ev.Deleted {
+			method, status = "DELETE", "204"
+		} else if ev.Version == 1 {
+			method, status = "POST", "201"
+		}
+		req := map[string]any{"method": method, "url": ev.Type + "/" + ev.ID}
+		if method == "POST" {
+			req["url"] = ev.Type
+		}
+		entry["request"] = req
+		entry["response"] = map[string]any{"status": status}
+		if body, ok := resources[ev.Number]; ok && sub.content == contentFull {
+			entry["resource"] = json.RawMessage(body)
+		}
+		entries = append(entries, entry)
+	}
+	return json.Marshal(map[string]any{"resourceType": "Bundle", "id": newUUID(), "type": "history",
+		"timestamp": now.UTC().Format("2006-01-02T15:04:05.000Z07:00"), "entry": entries})
+}
+
+// deliverTopic delivers the event of rw, the version v of its focus, to a
+// topic-based subscription: the next event number, the Bundle, and, once
+// delivered, the event kept and counted.
+func (n *Notifier) deliverTopic(ctx context.Context, recs store.Tx, sub *subscription, rw *row, v *store.Version) error {
+	count, counterVersion, err := readCounter(ctx, recs, sub.id)
+	if err != nil {
+		return err
+	}
+	now := n.cfg.Now()
+	ev := event{Number: count + 1, Timestamp: rw.Created, Type: rw.Type, ID: rw.ID, Version: rw.Version, Deleted: rw.Deleted}
+	resources := map[int64][]byte{}
+	if !rw.Deleted {
+		resources[ev.Number] = v.JSON
+	}
+	body, err := n.notificationBundle(sub, statusActive, "event-notification", ev.Number, []event{ev}, resources, now)
+	if err != nil {
+		return err
+	}
+	if err := n.send(ctx, sub, http.MethodPost, sub.endpoint, body); err != nil {
+		return err
+	}
+	n.sent(sub.id, now)
+	return recordEvent(ctx, recs, sub.id, ev, counterVersion, now)
+}
+
+// handshakeTopic sends the handshake Bundle of a topic-based subscription.
+func (n *Notifier) handshakeTopic(ctx context.Context, recs store.Tx, sub *subscription) error {
+	count, _, err := readCounter(ctx, recs, sub.id)
+	if err != nil {
+		return err
+	}
+	body, err := n.notificationBundle(sub, statusRequested, "handshake", count, nil, nil, n.cfg.Now())
+	if err != nil {
+		return err
+	}
+	return n.send(ctx, sub, http.MethodPost, sub.endpoint, body)
+}
+
+// sent notes when a subscription was last sent anything, for heartbeats.
+func (n *Notifier) sent(sub string, at time.Time) {
+	n.lastSentMu.Lock()
+	n.lastSent[sub] = at
+	n.lastSentMu.Unlock()
+}
+
+// heartbeats sends a heartbeat to each active topic-based subscription
+// with a heartbeat period that was sent nothing for that long.
+func (n *Notifier) heartbeats(ctx context.Context) {
+	recs, err := n.records()
+	if err != nil {
+		return
+	}
+	subs, err := n.subscriptions(ctx, recs)
+	if err != nil {
+		return
+	}
+	now := n.cfg.Now()
+	for _, sub := range subs {
+		if sub.topic == nil || sub.heartbeat <= 0 || sub.status != statusActive {
+			continue
+		}
+		n.lastSentMu.Lock()
+		last, ok := n.lastSent[sub.id]
+		if !ok {
+			n.lastSent[sub.id] = now // the period counts from when this process first sees it
+		}
+		n.lastSentMu.Unlock()
+		if !ok || now.Sub(last) < sub.heartbeat {
+			continue
+		}
+		count, _, err := readCounter(ctx, recs, sub.id)
+		if err != nil {
+			continue
+		}
+		body, err := n.notificationBundle(sub, statusActive, "heartbeat", count, nil, nil, now)
+		if err != nil {
+			continue
+		}
+		if err := n.send(ctx, sub, http.MethodPost, sub.endpoint, body); err != nil {
+			n.cfg.Logger.Warn("notify: heartbeat", "subscription", sub.id, "err", err)
+			continue
+		}
+		n.sent(sub.id, now)
+	}
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand documents a fatal error instead)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

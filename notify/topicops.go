@@ -1,0 +1,141 @@
+package notify
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/operation"
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// Operations are $status and $events of topic-based subscriptions (for
+// server.Config.Operations).
+func (n *Notifier) Operations() []operation.Operation {
+	return []operation.Operation{
+		{Name: "status", Definition: "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
+			Levels: operation.Instance, Types: []string{"Subscription"}, Idempotent: true, Invoke: n.status},
+		{Name: "events", Definition: "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
+			Levels: operation.Instance, Types: []string{"Subscription"}, Idempotent: true, Invoke: n.events},
+	}
+}
+
+// maxEvents bounds the events one $events answer holds.
+const maxEvents = 100
+
+// topicSubscription reads the Subscription an operation is invoked on, as
+// the caller, and its count of events.
+func (n *Notifier) topicSubscription(ctx context.Context, inv *operation.Invocation) (*subscription, recorder, int64, error) {
+	v, err := inv.Store.Read(ctx, "Subscription", inv.ID)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if v.Deleted {
+		return nil, nil, 0, operation.Errorf(410, "deleted", "", "Subscription/%s was deleted", inv.ID)
+	}
+	res, err := decodeSubscription(v)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	sub, err := n.parseSubscription(res)
+	if err != nil || sub.topic == nil {
+		return nil, nil, 0, operation.Errorf(422, "not-supported", "", "Subscription/%s is not a topic-based subscription", inv.ID)
+	}
+	sub.status = res.Status.Get()
+	r, err := asRecorder(inv.Store)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	count, _, err := readCounter(ctx, r.Records(), sub.id)
+	return sub, r, count, err
+}
+
+// status answers the SubscriptionStatus of a topic-based subscription.
+func (n *Notifier) status(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	sub, _, count, err := n.topicSubscription(ctx, inv)
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "searchset", "total": 1, "entry": []any{map[string]any{
+		"fullUrl":  "urn:uuid:" + newUUID(),
+		"resource": n.statusParameters(sub, sub.status, "query-status", count, nil),
+		"search":   map[string]any{"mode": "match"},
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	return bundleResult(body)
+}
+
+// events answers the events kept of a topic-based subscription, from
+// eventsSinceNumber to eventsUntilNumber (at most 100), with content as
+// asked, each focus read as the caller.
+func (n *Notifier) events(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	sub, r, count, err := n.topicSubscription(ctx, inv)
+	if err != nil {
+		return nil, err
+	}
+	since, err := inv.Int("eventsSinceNumber", 1)
+	if err != nil {
+		return nil, err
+	}
+	until, err := inv.Int("eventsUntilNumber", int(count))
+	if err != nil {
+		return nil, err
+	}
+	if content, err := inv.Text("content"); err != nil {
+		return nil, err
+	} else if content != "" {
+		if content != contentEmpty && content != contentIDs && content != contentFull {
+			return nil, operation.Errorf(400, "invalid", "content", "content %q is not empty, id-only or full-resource", content)
+		}
+		sub.content = content
+	}
+	since = max(since, 1)
+	until = min(until, int(count), since+maxEvents-1)
+	var evs []event
+	resources := map[int64][]byte{}
+	recs := r.Records()
+	for num := since; num <= until; num++ {
+		v, err := recs.Read(ctx, eventType, eventID(sub.id, int64(num)))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var ev event
+		if err := json.Unmarshal(v.JSON, &ev); err != nil {
+			return nil, fmt.Errorf("event %s: %w", v.ID, err)
+		}
+		if sub.content == contentFull && !ev.Deleted {
+			fv, err := r.VRead(ctx, ev.Type, ev.ID, ev.Version)
+			var denied *access.Denied
+			switch {
+			case errors.Is(err, store.ErrNotFound) || errors.As(err, &denied):
+				continue // not the caller's to read
+			case err != nil:
+				return nil, err
+			}
+			resources[ev.Number] = fv.JSON
+		}
+		evs = append(evs, ev)
+	}
+	body, err := n.notificationBundle(sub, sub.status, "query-event", count, evs, resources, n.cfg.Now())
+	if err != nil {
+		return nil, err
+	}
+	return bundleResult(body)
+}
+
+func bundleResult(body []byte) (*operation.Result, error) {
+	res, err := fhirjson.UnmarshalAs(body, "Bundle")
+	if err != nil {
+		return nil, fmt.Errorf("notify: bundle: %w", err)
+	}
+	return &operation.Result{Resource: res.(*fhir.Bundle)}, nil
+}

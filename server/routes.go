@@ -1,0 +1,52 @@
+package server
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/store"
+)
+
+// Route is a plain HTTP endpoint the host adds beside the FHIR API, such
+// as the status and files of a bulk export: it is served behind the API's
+// authentication, rate limits and audit, and its handler finds the
+// request's principal with access.PrincipalFrom.
+type Route struct {
+	Method string
+	// Path is absolute, under /fhir, such as /fhir/$export-status.
+	Path    string
+	Handler http.Handler
+}
+
+// registerRoutes serves the host's routes and hands the store of
+// operations to what the host attaches.
+func (a *api) registerRoutes(r *gin.Engine) {
+	for _, rt := range a.cfg.Routes {
+		r.Handle(rt.Method, rt.Path, gin.WrapH(rt.Handler))
+	}
+	for _, attach := range a.cfg.Attach {
+		attach(&opStore{a: a})
+	}
+}
+
+// VRead returns one version of a resource, decided by the access layer as
+// a read: what a notification may carry of the version it is about.
+func (s *opStore) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
+	return s.reader().VRead(ctx, typ, id, version)
+}
+
+// Records returns the engine below the access layer, bound to the unit of
+// work of s when it has one: for the server's own records that are not
+// FHIR resources (a notification outbox, export jobs), written with the
+// unit's writes or not at all, and never decided, audited or hooked.
+func (s *opStore) Records() store.Tx {
+	if s.tx == nil {
+		return s.a.guard.Unwrap()
+	}
+	if u, ok := s.tx.(interface{ Unwrap() store.Tx }); ok {
+		return u.Unwrap()
+	}
+	return s.tx
+}
