@@ -1,0 +1,162 @@
+package server_test
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// The tests in this file are the curl-style checks of the compatibility
+// suite (docs/clients.md): each sends the raw request a client would send
+// with the headers and parameters of the FHIR R4 RESTful API page
+// (http.html) and checks the status, headers and body it gets back.
+
+const headersPatient = `{"resourceType":"Patient","identifier":[{"system":"https://example.org/mrn","value":"h-1"}],"name":[{"family":"Header"}]}`
+
+func TestHTTPPrefer(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		// return=minimal: headers only, no body.
+		r := c.do("POST", "/Patient", headersPatient, "Prefer", "return=minimal").want(t, http.StatusCreated)
+		if len(r.body) != 0 {
+			t.Errorf("return=minimal: body %q, want none", truncate(r.body))
+		}
+		loc := r.header.Get("Location")
+		if !strings.Contains(loc, "/Patient/") || !strings.HasSuffix(loc, "/_history/1") {
+			t.Errorf("Location %q, want …/Patient/id/_history/1", loc)
+		}
+		if et := r.header.Get("ETag"); et != `W/"1"` {
+			t.Errorf("ETag %q, want W/\"1\"", et)
+		}
+		if r.header.Get("Last-Modified") == "" {
+			t.Error("no Last-Modified")
+		}
+		// return=representation: the resource as stored.
+		r = c.do("POST", "/Patient", headersPatient, "Prefer", "return=representation").want(t, http.StatusCreated)
+		if m := r.json(t); m["resourceType"] != "Patient" || m["id"] == nil {
+			t.Errorf("return=representation: body %s", truncate(r.body))
+		}
+		// return=OperationOutcome: an outcome instead of the resource.
+		r = c.do("POST", "/Patient", headersPatient, "Prefer", "return=OperationOutcome").want(t, http.StatusCreated)
+		if m := r.json(t); m["resourceType"] != "OperationOutcome" {
+			t.Errorf("return=OperationOutcome: body %s", truncate(r.body))
+		}
+	})
+}
+
+func TestHTTPIfNoneExist(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		cond := "identifier=https://example.org/mrn|h-1"
+		first := c.do("POST", "/Patient", headersPatient, "If-None-Exist", cond).want(t, http.StatusCreated).json(t)
+		// One match: the create is ignored and the match returned with 200.
+		second := c.do("POST", "/Patient", headersPatient, "If-None-Exist", cond).want(t, http.StatusOK).json(t)
+		if first["id"] != second["id"] {
+			t.Errorf("ids %v and %v, want the same", first["id"], second["id"])
+		}
+		// Several matches: 412 Precondition Failed, and nothing stored.
+		c.create("Patient", headersPatient)
+		c.do("POST", "/Patient", headersPatient, "If-None-Exist", cond).want(t, http.StatusPreconditionFailed).outcome(t, "", "")
+		if b := c.do("GET", "/Patient?identifier=https://example.org/mrn|h-1&_summary=count", "").want(t, 200).json(t); b["total"] != float64(2) {
+			t.Errorf("total %v after the refused create, want 2", b["total"])
+		}
+	})
+}
+
+func TestHTTPIfMatch(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		p := c.create("Patient", headersPatient)
+		id := p["id"].(string)
+		body := strings.Replace(headersPatient, `{"resourceType":"Patient",`, `{"resourceType":"Patient","id":"`+id+`",`, 1)
+		// The current version: the update goes through.
+		r := c.do("PUT", "/Patient/"+id, body, "If-Match", `W/"1"`).want(t, http.StatusOK)
+		if et := r.header.Get("ETag"); et != `W/"2"` {
+			t.Errorf("ETag %q after the update, want W/\"2\"", et)
+		}
+		// A stale version: 409 or 412 (the spec allows either); 412 here.
+		c.do("PUT", "/Patient/"+id, body, "If-Match", `W/"1"`).want(t, http.StatusPreconditionFailed).outcome(t, "", "")
+		c.do("DELETE", "/Patient/"+id, "", "If-Match", `W/"1"`).want(t, http.StatusPreconditionFailed)
+		if et := c.do("GET", "/Patient/"+id, "").want(t, 200).header.Get("ETag"); et != `W/"2"` {
+			t.Errorf("ETag %q after refused writes, want W/\"2\"", et)
+		}
+		// Conditional reads with the ETag: 304 without a body.
+		if r := c.do("GET", "/Patient/"+id, "", "If-None-Match", `W/"2"`).want(t, http.StatusNotModified); len(r.body) != 0 {
+			t.Errorf("304 with a body: %s", truncate(r.body))
+		}
+		c.do("GET", "/Patient/"+id, "", "If-None-Match", `W/"1"`).want(t, http.StatusOK)
+	})
+}
+
+func TestHTTPFormats(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		path := "/Patient/" + id
+		cases := []struct {
+			name, query, accept string
+			wantType            string // media type of the response
+			xml                 bool
+		}{
+			{"no Accept", "", "", "application/fhir+json", false},
+			{"Accept fhir+json", "", "application/fhir+json", "application/fhir+json", false},
+			{"Accept json+fhir (DSTU2 type)", "", "application/json+fhir", "application/fhir+json", false},
+			{"Accept json", "", "application/json", "application/json", false},
+			{"Accept with fhirVersion", "", "application/fhir+json; fhirVersion=4.0", "application/fhir+json", false},
+			{"Accept fhir+xml", "", "application/fhir+xml", "application/fhir+xml", true},
+			{"Accept xml", "", "application/xml", "application/xml", true},
+			{"Accept xml+fhir (DSTU2 type)", "", "application/xml+fhir", "application/fhir+xml", true},
+			{"Accept browser", "", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "application/xml", true},
+			{"_format json", "?_format=json", "application/fhir+xml", "application/fhir+json", false},
+			{"_format xml", "?_format=xml", "application/fhir+json", "application/fhir+xml", true},
+			{"_format mime", "?_format=application/fhir%2Bxml", "", "application/fhir+xml", true},
+		}
+		for _, tc := range cases {
+			var r *response
+			if tc.accept != "" {
+				r = c.do("GET", path+tc.query, "", "Accept", tc.accept)
+			} else {
+				r = c.do("GET", path+tc.query, "")
+			}
+			if r.status != http.StatusOK {
+				t.Errorf("%s: status %d: %s", tc.name, r.status, truncate(r.body))
+				continue
+			}
+			ct := r.header.Get("Content-Type")
+			if !strings.HasPrefix(ct, tc.wantType) || !strings.Contains(strings.ToLower(ct), "charset=utf-8") {
+				t.Errorf("%s: Content-Type %q, want %s; charset=utf-8", tc.name, ct, tc.wantType)
+			}
+			if tc.xml && !bytes.HasPrefix(bytes.TrimSpace(r.body), []byte("<")) || !tc.xml && !bytes.HasPrefix(r.body, []byte("{")) {
+				t.Errorf("%s: body %s", tc.name, truncate(r.body))
+			}
+		}
+		// No format the server writes: 406 with an OperationOutcome.
+		c.do("GET", path, "", "Accept", "text/plain").want(t, http.StatusNotAcceptable).outcome(t, "not-supported", "")
+		c.do("GET", path+"?_format=text/turtle", "").want(t, http.StatusNotAcceptable)
+
+		// _pretty: indented only when asked for.
+		if r := c.do("GET", path+"?_pretty=true", "").want(t, 200); !bytes.Contains(r.body, []byte("\n  ")) {
+			t.Errorf("_pretty=true: body not indented: %s", truncate(r.body))
+		}
+		if r := c.do("GET", path+"?_pretty=false", "").want(t, 200); bytes.Contains(r.body, []byte("\n")) {
+			t.Errorf("_pretty=false: body indented: %s", truncate(r.body))
+		}
+		// XML is not indented (docs/clients.md): _pretty is a request for
+		// human convenience, and indenting must not touch the narrative.
+		c.do("GET", path+"?_format=xml&_pretty=true", "").want(t, 200)
+	})
+}
+
+func TestHTTPRequestBodyTypes(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, ct := range []string{"application/fhir+json", "application/fhir+json; charset=utf-8", "application/json", "application/json+fhir"} {
+			c.do("POST", "/Patient", headersPatient, "Content-Type", ct).want(t, http.StatusCreated)
+		}
+		xml := `<Patient xmlns="http://hl7.org/fhir"><name><family value="Xml"/></name></Patient>`
+		for _, ct := range []string{"application/fhir+xml", "application/xml", "application/xml+fhir"} {
+			r := c.do("POST", "/Patient", xml, "Content-Type", ct, "Accept", "application/fhir+json").want(t, http.StatusCreated)
+			if !bytes.Contains(r.body, []byte(`"family":"Xml"`)) {
+				t.Errorf("%s: body %s", ct, truncate(r.body))
+			}
+		}
+		// A body in a format the server does not read: 415.
+		c.do("POST", "/Patient", "family=Text", "Content-Type", "text/plain").want(t, http.StatusUnsupportedMediaType).outcome(t, "not-supported", "")
+	})
+}
