@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -210,7 +211,8 @@ func (s *opStore) Transaction(ctx context.Context, b *fhir.Bundle) (*fhir.Bundle
 	if err != nil {
 		return nil, err
 	}
-	out, err := json.Marshal(bundle{ResourceType: "Bundle", ID: newID(), Type: "transaction-response"})
+	out, err := json.Marshal(bundle{ResourceType: "Bundle", ID: newID(), Type: "transaction-response",
+		Meta: bundleMeta{LastUpdated: formatInstant(time.Now())}})
 	if err != nil {
 		return nil, err
 	}

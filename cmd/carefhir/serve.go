@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"carefhir/mappers/importop"
 	"carefhir/ops/health"
 	"carefhir/ops/metrics"
 	"carefhir/profiles"
@@ -200,6 +201,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		RateLimit:        sa.rateLimit,
 		AccessPolicy:     sa.policy,
 		Limits:           cfg.Limits.server(),
+		Operations:       (&importop.Importer{}).Operations(),
 	})
 	observeEngine(reg, st)
 	checks := []health.Check{storeCheck(st), health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth)}
