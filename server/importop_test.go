@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -118,4 +119,75 @@ func TestImportNeedsWriteScopes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestExportGP exports a patient's record as a collection Bundle (the
+// restricted record without its address) and as coded-entries CSV, and an
+// Appointment as a GP Connect booking naming the provider's ids.
+func TestExportGP(t *testing.T) {
+	sensitive, err := os.ReadFile("../mappers/pds/testdata/sandbox-mocks/Sensitive_Patient.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=pds", string(sensitive)).want(t, 200)
+		found := c.do("GET", "/Patient", "").want(t, 200).json(t)
+		p := found["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+		pid := p["id"].(string)
+		// PDS withholds where the person lives; a record told it since
+		// keeps it, and must not export it.
+		p["address"] = []any{map[string]any{"line": []any{"1 Hidden Lane"}, "postalCode": "LS1 1AA"}}
+		meta := p["meta"].(map[string]any)
+		delete(meta, "versionId")
+		delete(meta, "lastUpdated")
+		c.do("PUT", "/Patient/"+pid, toJSON(t, p)).want(t, 200)
+		c.create("Observation", `{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/`+pid+`"},
+			"effectiveDateTime":"2026-11-03","code":{"coding":[{"system":"http://snomed.info/sct","code":"713017006","display":"Patient activation measure score"}]},
+			"valueQuantity":{"value":61.2,"unit":"score"}}`)
+		c.create("Goal", `{"resourceType":"Goal","lifecycleStatus":"active","subject":{"reference":"Patient/`+pid+`"},"description":{"text":"walk daily"}}`)
+
+		b := c.do("GET", "/Patient/"+pid+"/$export-gp?format=bundle", "").want(t, 200).json(t)
+		entries, _ := b["entry"].([]any)
+		if b["type"] != "collection" || len(entries) != 3 {
+			t.Fatalf("the record: %v", b)
+		}
+		if ep := entries[0].(map[string]any)["resource"].(map[string]any); ep["address"] != nil || strings.Contains(fmt.Sprint(b), "Hidden Lane") {
+			t.Errorf("the restricted record was exported with where the person is: %v", ep)
+		}
+		r := c.do("GET", "/Patient/"+pid+"/$export-gp?format=csv", "").want(t, 200)
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") || !strings.Contains(string(r.body), "713017006") || !strings.Contains(string(r.body), "9000000025") {
+			t.Errorf("the coded entries: %s %q", ct, r.body)
+		}
+		c.do("GET", "/Patient/nope/$export-gp?format=bundle", "").want(t, 404)
+		c.do("GET", "/Patient/"+pid+"/$export-gp?format=pdf", "").want(t, 400)
+
+		const provider = "https://provider.example/fhir"
+		c.create("Organization", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"U80001"}],"name":"Leeds PCN"}`)
+		loc := c.create("Location", `{"resourceType":"Location","identifier":[{"system":"`+provider+`/Location","value":"1"}],"name":"Surgery"}`)
+		pat := c.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"`+provider+`/Patient","value":"2"}]}`)
+		sched := c.create("Schedule", `{"resourceType":"Schedule","actor":[{"reference":"Location/`+loc["id"].(string)+`"}]}`)
+		slot := c.create("Slot", `{"resourceType":"Slot","identifier":[{"system":"`+provider+`/Slot","value":"3"}],"schedule":{"reference":"Schedule/`+sched["id"].(string)+`"},
+			"status":"free","start":"2026-12-10T10:00:00+00:00","end":"2026-12-10T10:10:00+00:00"}`)
+		appt := c.create("Appointment", `{"resourceType":"Appointment","status":"proposed","start":"2026-12-10T10:00:00+00:00","end":"2026-12-10T10:10:00+00:00",
+			"created":"2026-12-05","description":"Care plan review","slot":[{"reference":"Slot/`+slot["id"].(string)+`"}],
+			"participant":[{"actor":{"reference":"Patient/`+pat["id"].(string)+`"},"status":"accepted"},{"actor":{"reference":"Location/`+loc["id"].(string)+`"},"status":"accepted"}]}`)
+		path := "/Appointment/" + appt["id"].(string) + "/$export-gp?format=gpconnect&organization=U80001&provider=" + provider
+		book := c.do("GET", path, "").want(t, 200).json(t)
+		s := fmt.Sprint(book)
+		for _, want := range []string{"Slot/3", "Patient/2", "Location/1", "booked", "U80001", "Care plan review"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("the booking has no %s: %s", want, s)
+			}
+		}
+		c.do("GET", "/Appointment/"+appt["id"].(string)+"/$export-gp?format=gpconnect&organization=U80001", "").want(t, 400)
+	}, withImport)
+}
+
+func toJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
