@@ -19,6 +19,8 @@ Usage:
   carefhir bench search      measure searches on a SQLite data directory
   carefhir bench hostile     measure normal traffic beside hostile requests
   carefhir synth [flags]     generate fictional UK primary-care records
+  carefhir import [flags] FILE... import records from GP systems (GP Connect, PDS, CSV, HL7 v2)
+  carefhir export [flags]    export a care record to GP systems (Bundle, CSV, GP Connect booking)
   carefhir reindex [flags]   rebuild the search index of the stored resources
   carefhir client add [flags] register a backend-services client in the auth file
   carefhir keys jwks FILE     print the JWKS of a PEM public key, for client add
@@ -82,6 +84,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return runSynth(ctx, cfg, stdout, stderr)
+	case "import":
+		cfg, err := parseImportConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return importFiles(ctx, cfg, engines(), stdout, stderr)
+	case "export":
+		cfg, err := parseExportConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return exportRecords(ctx, cfg, engines(), stdout)
 	case "reindex":
 		cfg, err := parseReindexConfig(rest, getenv, stderr)
 		if err != nil {
