@@ -1,13 +1,20 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
+	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"carefhir/mappers/hl7v2/mllp"
 )
 
 // TestImportExportLocal imports a PDS record into a local data directory,
@@ -64,5 +71,52 @@ func TestImportToServer(t *testing.T) {
 	args := []string{"import", "--url", p.base, "--format", "hl7v2", "../../mappers/hl7v2/testdata/uk/A28-register.hl7"}
 	if err := run(ctx, args, env(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), "MSA|AA|MSG0001") {
 		t.Fatalf("carefhir %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+}
+
+// TestMLLP sends an HL7 v2 message to serve's MLLP listener twice: both
+// are acknowledged AA, and the patient is stored once.
+func TestMLLP(t *testing.T) {
+	p := start(t, "--data", t.TempDir(), "--mllp-addr", "127.0.0.1:0")
+	var addr string
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		var l struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening for HL7 v2 over MLLP" {
+			addr = l.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no MLLP listener logged:\n%s", p.logs.String())
+	}
+	msg, err := os.ReadFile("../../mappers/hl7v2/testdata/uk/A28-register.hl7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	for round := 1; round <= 2; round++ {
+		if _, err := conn.Write(mllp.Frame(msg)); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := mllp.ReadFrame(r, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(ack, []byte("MSA|AA|MSG0001")) {
+			t.Fatalf("round %d: %q", round, ack)
+		}
+	}
+	resp, err := http.Get(p.base + "/Patient?_summary=count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var count struct{ Total int }
+	if err := json.NewDecoder(resp.Body).Decode(&count); err != nil || count.Total != 1 {
+		t.Errorf("%d Patients stored (%v), want 1", count.Total, err)
 	}
 }

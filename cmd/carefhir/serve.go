@@ -41,6 +41,7 @@ type serveConfig struct {
 	RateLimit      float64       `flag:"rate-limit" validate:"gte=0"`
 	RateBurst      int           `flag:"rate-burst" validate:"gte=0"`
 	MetricsAddr    string        `flag:"metrics-addr" validate:"omitempty,listen_addr"`
+	MLLPAddr       string        `flag:"mllp-addr" validate:"omitempty,listen_addr"`
 	ReadyTimeout   time.Duration `flag:"ready-timeout" validate:"gt=0"`
 
 	// metrics and logger, set by serve before the engine opens, receive
@@ -92,6 +93,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second allowed to each client (token client_id or subject, else address); 0: the auth file's rate_limit, or none")
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP `host:port` serving /metrics on a listener of its own, such as 127.0.0.1:9090; unset, /metrics is served beside the API")
+	fs.StringVar(&cfg.MLLPAddr, "mllp-addr", "", "TCP `host:port` accepting HL7 v2 ADT messages over MLLP, applied as $import?format=hl7v2 does")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long each readiness check of /readyz may take before it counts as failed")
 	addLimitFlags(fs, &cfg.Limits)
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
@@ -231,6 +233,14 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		logger.Warn("metrics not served: with --auth, give --metrics-addr to serve /metrics on a listener of its own")
 	}
 	mux.Handle("/", reg.Instrument(h, "/fhir", server.ServedTypes()))
+	if cfg.MLLPAddr != "" {
+		stopMLLP, err := startMLLP(ctx, cfg.MLLPAddr, h, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMLLP()
+	}
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil,
 		"metrics", metricsAttr(ln, mln))
