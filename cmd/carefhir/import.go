@@ -170,6 +170,8 @@ func (t *transferConfig) client(ctx context.Context, factories map[string]engine
 	}
 	const local = "http://local/fhir"
 	h := server.New(server.Config{Store: st, BaseURL: local, Validator: validator, ValidateWrites: true,
-		MaxBodyBytes: 1 << 40, Operations: (&importop.Importer{}).Operations()})
+		MaxBodyBytes: 1 << 40, Operations: (&importop.Importer{}).Operations(),
+		// A large file is one transaction, however long it takes.
+		Limits: server.Limits{Deadline: 24 * time.Hour}})
 	return &http.Client{Transport: handlerTransport{h}}, local, func() { st.Close() }, nil
 }
