@@ -195,9 +195,11 @@ func (s *opStore) Transaction(ctx context.Context, b *fhir.Bundle) (*fhir.Bundle
 	if tb.kind != "transaction" {
 		return nil, errorf(http.StatusBadRequest, "invalid", "a Bundle of type %s is not a transaction", tb.kind).at("Bundle.type")
 	}
+	// The response entries carry no resources: an operation that wants
+	// them reads them, and a large import keeps only what it reports.
 	var entries [][]byte
 	if s.tx == nil {
-		entries, err = s.a.transaction(ctx, s.c, tb.entries)
+		entries, err = s.a.transaction(ctx, s.c, tb.entries, "minimal")
 	} else {
 		for _, e := range tb.entries {
 			if e.err != nil {
@@ -205,7 +207,7 @@ func (s *opStore) Transaction(ctx context.Context, b *fhir.Bundle) (*fhir.Bundle
 			}
 		}
 		var enc *entryEncoder
-		enc, err = s.a.transactionIn(ctx, s.c, s.tx, tb.entries, false)
+		enc, err = s.a.transactionIn(ctx, s.c, s.tx, tb.entries, false, "minimal")
 		entries, err = transactionResult(enc, err)
 	}
 	if err != nil {
