@@ -41,6 +41,10 @@ type Operation struct {
 	// Idempotent operations may also be invoked with GET, their
 	// parameters in the query string.
 	Idempotent bool
+	// RawBody operations take the body of a POST as it is, of any media
+	// type (Invocation.Body), rather than as a FHIR resource: an import of
+	// CSV or HL7 v2.
+	RawBody bool
 	// Invoke performs the operation. An error that is not an *Error is a
 	// failure of the server (500).
 	Invoke func(ctx context.Context, inv *Invocation) (*Result, error)
@@ -55,6 +59,10 @@ type Invocation struct {
 	Parameters *fhir.Parameters
 	// Resource is the body of a POST that is not a Parameters resource.
 	Resource fhir.Resource
+	// Body and ContentType are the body of a POST to a RawBody operation
+	// and its Content-Type header.
+	Body        []byte
+	ContentType string
 	// Query holds the query parameters, the parameters of a GET.
 	Query url.Values
 	// Store reads and writes for the caller, as the REST API would.
@@ -67,6 +75,10 @@ type Result struct {
 	Status int
 	// Resource is the body: often a Parameters resource.
 	Resource fhir.Resource
+	// Body, when Resource is nil, is a body in a format other than FHIR
+	// (an HL7 v2 acknowledgement, a CSV file), of media type ContentType.
+	Body        []byte
+	ContentType string
 	// Location, when set, is the written resource the answer is about, as
 	// Type/id/_history/n, relative to the base.
 	Location string
@@ -97,6 +109,11 @@ type Store interface {
 	// Transact runs fn in one unit of work with a Store bound to it; in a
 	// Store already bound to one, fn runs in that unit.
 	Transact(ctx context.Context, fn func(Store) error) error
+	// Transaction applies a transaction Bundle as POST [base] does (every
+	// entry decided, validated and written, or none) and returns the
+	// transaction-response Bundle. In a Store bound to a unit of work it
+	// runs in that unit, so several Bundles can make one transaction.
+	Transaction(ctx context.Context, b *fhir.Bundle) (*fhir.Bundle, error)
 }
 
 // Error is a refusal an operation or a hook reports: an HTTP status and

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -56,6 +57,11 @@ func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 		addr := clientAddress(c.Request)
 		var p *access.Principal
 		switch {
+		case inProcessSystem(c.Request.Context()):
+			// A request the host made in process for one of its own
+			// services (such as the MLLP listener) acts for it; requests
+			// from the network never carry a principal.
+			p = access.PrincipalFrom(c.Request.Context())
 		case au == nil:
 			p = access.OpenPrincipal(addr)
 		case !needsToken(c.Request.URL.Path):
@@ -167,4 +173,10 @@ func (a *api) security() *capSecurity {
 		Description: "Requests need a bearer access token (RFC 6750) from a trusted issuer, or from this server's " +
 			"token endpoint for SMART Backend Services clients, as [base]/.well-known/smart-configuration describes",
 	}
+}
+
+// inProcessSystem reports whether ctx already acts for a system principal.
+func inProcessSystem(ctx context.Context) bool {
+	p := access.PrincipalFrom(ctx)
+	return p != nil && p.System
 }

@@ -46,7 +46,7 @@ func (a *api) bundle(c *gin.Context) {
 		access.RecordFrom(c.Request.Context()).SetInteraction(access.InteractionTransaction)
 	}
 	if b.kind == "transaction" {
-		entries, err = a.transaction(c, b.entries)
+		entries, err = a.transaction(c.Request.Context(), c, b.entries, preferReturn(c))
 	} else {
 		entries, err = encodeEntries(a.batch(c, b.entries)).result()
 	}
@@ -70,7 +70,7 @@ func (a *api) bundle(c *gin.Context) {
 // transaction runs every entry in one unit of work of the store: all take
 // effect or none does. It returns the response entries in request order,
 // encoded.
-func (a *api) transaction(c *gin.Context, entries []*entry) ([][]byte, error) {
+func (a *api) transaction(ctx context.Context, c *gin.Context, entries []*entry, ret string) ([][]byte, error) {
 	for _, e := range entries {
 		if e.err != nil {
 			return nil, entryFailure(e, e.err)
@@ -80,29 +80,43 @@ func (a *api) transaction(c *gin.Context, entries []*entry) ([][]byte, error) {
 		attempt int
 		enc     *entryEncoder
 	)
-	err := a.svc.transact(c.Request.Context(), func(ctx context.Context, tx store.Tx) error {
+	err := a.svc.transact(ctx, func(ctx context.Context, tx store.Tx) error {
 		attempt++
 		if enc != nil { // the store runs the unit again: its outcome will differ
 			enc.stop()
 			enc = nil
 		}
-		u := a.newUnit(c, tx, entries, nil, attempt > 1)
-		// Every version the transaction writes carries its time.
-		if err := u.run(withWriteTime(ctx, a.svc.timestamp(ctx))); err != nil {
-			return err
-		}
-		// The response is encoded while the store commits; it is dropped
-		// if the commit fails.
-		out := make([]bundleEntry, len(entries))
-		for i, e := range entries {
-			out[i] = a.responseEntry(c, e, u.results[e])
-		}
-		enc = encodeEntries(out)
-		return nil
+		var err error
+		enc, err = a.transactionIn(ctx, c, tx, entries, attempt > 1, ret)
+		return err
 	})
 	if err != nil && enc != nil {
 		enc.stop()
 	}
+	return transactionResult(enc, err)
+}
+
+// transactionIn runs the entries of a transaction in tx, a unit of work
+// already begun, and starts encoding their response entries, which return
+// what ret (a Prefer return value) asks. fresh is as for newUnit.
+func (a *api) transactionIn(ctx context.Context, c *gin.Context, tx store.Tx, entries []*entry, fresh bool, ret string) (*entryEncoder, error) {
+	u := a.newUnit(c, tx, entries, nil, fresh)
+	// Every version the transaction writes carries its time.
+	if err := u.run(withWriteTime(ctx, a.svc.timestamp(ctx))); err != nil {
+		return nil, err
+	}
+	// The response is encoded while the store commits; it is dropped if
+	// the commit fails.
+	out := make([]bundleEntry, len(entries))
+	for i, e := range entries {
+		out[i] = a.responseEntry(c, e, u.results[e], ret)
+	}
+	return encodeEntries(out), nil
+}
+
+// transactionResult returns the response entries of a transaction that
+// ended with err, or the error that names the entry that failed.
+func transactionResult(enc *entryEncoder, err error) ([][]byte, error) {
 	var ee *entryError
 	switch {
 	case errors.As(err, &ee):
@@ -185,7 +199,7 @@ func (a *api) batch(c *gin.Context, entries []*entry) []bundleEntry {
 			out[e.index] = failedEntry(e, err)
 			continue
 		}
-		out[e.index] = a.responseEntry(c, e, u.results[e])
+		out[e.index] = a.responseEntry(c, e, u.results[e], preferReturn(c))
 	}
 	return out
 }
@@ -578,9 +592,10 @@ func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 }
 
 // responseEntry renders the response entry of a processed entry. Written
-// resources are returned as Prefer return asks: whole (representation, the
-// default), not at all (minimal) or as an OperationOutcome.
-func (a *api) responseEntry(c *gin.Context, e *entry, r *entryResult) bundleEntry {
+// resources are returned as ret (a Prefer return value) asks: whole
+// (representation, the default), not at all (minimal) or as an
+// OperationOutcome.
+func (a *api) responseEntry(c *gin.Context, e *entry, r *entryResult, ret string) bundleEntry {
 	resp := &entryResponse{Status: statusLine(r.status)}
 	be := bundleEntry{Response: resp}
 	v := r.v
@@ -593,7 +608,7 @@ func (a *api) responseEntry(c *gin.Context, e *entry, r *entryResult) bundleEntr
 	}
 	switch e.method {
 	case http.MethodDelete:
-		if preferReturn(c) == "OperationOutcome" {
+		if ret == "OperationOutcome" {
 			resp.Status = statusLine(http.StatusOK)
 			resp.Outcome = deletedOutcome(v)
 		}
@@ -606,7 +621,7 @@ func (a *api) responseEntry(c *gin.Context, e *entry, r *entryResult) bundleEntr
 		}
 	default:
 		resp.Location = v.Type + "/" + v.ID + "/_history/" + strconv.FormatInt(v.VersionID, 10)
-		switch preferReturn(c) {
+		switch ret {
 		case "minimal":
 		case "OperationOutcome":
 			resp.Outcome = writtenOutcome(r.status, v)

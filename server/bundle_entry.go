@@ -161,6 +161,12 @@ func (a *api) readBundle(c *gin.Context, body []byte) (*txBundle, error) {
 	if err != nil {
 		return nil, err
 	}
+	return a.parseBundle(mt, body, a.baseURL(c))
+}
+
+// parseBundle reads body, of media type mt, as a transaction or batch
+// Bundle whose relative references are relative to base.
+func (a *api) parseBundle(mt string, body []byte, base string) (*txBundle, error) {
 	var wb *wireBundle
 	if xmlTypes[mt] {
 		res, err := fhirxml.UnmarshalAs(body, "Bundle")
@@ -190,7 +196,6 @@ func (a *api) readBundle(c *gin.Context, body []byte) (*txBundle, error) {
 			"the Bundle has %d entries; a %s holds at most %d: split it", len(wb.Entry), wb.Type, max).at("Bundle.entry")
 	}
 	b := &txBundle{kind: wb.Type, entries: make([]*entry, len(wb.Entry))}
-	base := a.baseURL(c)
 	// Entries are read on their own, so side by side.
 	work := startParallel(len(wb.Entry), func(i int) { b.entries[i] = a.readEntry(i, wb.Entry[i], base) })
 	defer work.stop()

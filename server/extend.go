@@ -2,9 +2,12 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -34,8 +37,15 @@ func (a *api) registerExtensions() {
 // request, invokes op with the request's context and renders its result.
 func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 	return func(c *gin.Context, where invocation) {
-		inv := &ext.Invocation{Type: where.Type, ID: where.ID, Query: c.Request.URL.Query(), Store: &opStore{a: a}}
-		if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
+		inv := &ext.Invocation{Type: where.Type, ID: where.ID, Query: c.Request.URL.Query(), Store: &opStore{a: a, c: c}}
+		if op.RawBody && c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
+			body, err := readBody(c)
+			if err != nil {
+				c.Error(err)
+				return
+			}
+			inv.Body, inv.ContentType = body, c.GetHeader("Content-Type")
+		} else if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
 			body, err := readBody(c)
 			if err != nil {
 				c.Error(err)
@@ -71,6 +81,10 @@ func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 		if res.Location != "" {
 			c.Header("Location", a.baseURL(c)+"/"+res.Location)
 		}
+		if res.Resource == nil && res.Body != nil {
+			c.Data(status, res.ContentType, res.Body)
+			return
+		}
 		if res.Resource == nil {
 			c.Status(status)
 			c.Writer.WriteHeaderNow()
@@ -90,6 +104,7 @@ func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 // hooks, versioning); bound to a unit of work when tx is set.
 type opStore struct {
 	a  *api
+	c  *gin.Context // the request the operation answers
 	tx store.Tx
 }
 
@@ -164,8 +179,53 @@ func (s *opStore) Transact(ctx context.Context, fn func(ext.Store) error) error 
 		return fn(s)
 	}
 	return s.a.svc.store.Transact(ctx, func(tx store.Tx) error {
-		return fn(&opStore{a: s.a, tx: tx})
+		return fn(&opStore{a: s.a, c: s.c, tx: tx})
 	})
+}
+
+func (s *opStore) Transaction(ctx context.Context, b *fhir.Bundle) (*fhir.Bundle, error) {
+	if s.c == nil {
+		return nil, errorf(http.StatusNotImplemented, "not-supported", "a transaction Bundle is applied only in answer to a request")
+	}
+	js, err := fhirjson.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("encoding a transaction Bundle: %w", err)
+	}
+	tb, err := s.a.parseBundle(mimeFHIRJSON, js, s.a.baseURL(s.c))
+	if err != nil {
+		return nil, err
+	}
+	if tb.kind != "transaction" {
+		return nil, errorf(http.StatusBadRequest, "invalid", "a Bundle of type %s is not a transaction", tb.kind).at("Bundle.type")
+	}
+	// The response entries carry no resources: an operation that wants
+	// them reads them, and a large import keeps only what it reports.
+	var entries [][]byte
+	if s.tx == nil {
+		entries, err = s.a.transaction(ctx, s.c, tb.entries, "minimal")
+	} else {
+		for _, e := range tb.entries {
+			if e.err != nil {
+				return nil, entryFailure(e, e.err)
+			}
+		}
+		var enc *entryEncoder
+		enc, err = s.a.transactionIn(ctx, s.c, s.tx, tb.entries, false, "minimal")
+		entries, err = transactionResult(enc, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(bundle{ResourceType: "Bundle", ID: newID(), Type: "transaction-response",
+		Meta: bundleMeta{LastUpdated: formatInstant(time.Now())}})
+	if err != nil {
+		return nil, err
+	}
+	res, err := fhirjson.UnmarshalAs(withEntries(out, entries), "Bundle")
+	if err != nil {
+		return nil, fmt.Errorf("decoding a transaction-response: %w", err)
+	}
+	return res.(*fhir.Bundle), nil
 }
 
 // writtenWithWarnings is the OperationOutcome of a create or update whose

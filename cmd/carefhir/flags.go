@@ -76,9 +76,19 @@ func setFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
 // setFromEnv; nil reads no environment) and then from args, refuses
 // positional arguments and validates cfg.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, cfg any) error {
+	rest, err := parseFlagsArgs(fs, args, getenv, cfg)
+	if len(rest) > 0 {
+		return &usageError{err: fmt.Errorf("%s: unexpected argument %q", fs.Name(), rest[0])}
+	}
+	return err
+}
+
+// parseFlagsArgs is parseFlags for a command that takes arguments after
+// its flags, such as files: it returns them.
+func parseFlagsArgs(fs *flag.FlagSet, args []string, getenv func(string) string, cfg any) ([]string, error) {
 	if getenv != nil {
 		if err := setFromEnv(fs, getenv); err != nil {
-			return err
+			return nil, err
 		}
 		usage := fs.Usage
 		fs.Usage = func() {
@@ -88,12 +98,9 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, cfg
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return &usageError{err: err, printed: true}
+		return nil, &usageError{err: err, printed: true}
 	}
-	if fs.NArg() > 0 {
-		return &usageError{err: fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
-	}
-	return validate(cfg)
+	return fs.Args(), validate(cfg)
 }
 
 // validate checks a configuration struct, passed by pointer, against its

@@ -5,44 +5,106 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"carefhir/bulk"
+	"carefhir/mappers/importop"
+	"carefhir/profiles"
+	"carefhir/server"
+	"carefhir/server/access"
 )
+
+// transferConfig is what import and export share: where the records are,
+// a running server or a local store.
+type transferConfig struct {
+	URL      string `flag:"url" validate:"omitempty,http_url"`
+	Token    string `flag:"token"`
+	DataDir  string `flag:"data"`
+	MongoURI string `flag:"mongo-uri" validate:"omitempty,mongo_uri"`
+}
+
+func (t *transferConfig) flags(fs interface {
+	StringVar(*string, string, string, string)
+}) {
+	fs.StringVar(&t.URL, "url", "", "FHIR base `URL` of a running server; unset, the local store of --data or --mongo-uri is used")
+	fs.StringVar(&t.Token, "token", "", "bearer `token` sent to --url")
+	fs.StringVar(&t.DataDir, "data", "./data", "`directory` of the embedded SQLite engine")
+	fs.StringVar(&t.MongoURI, "mongo-uri", "", "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
+}
 
 // importConfig is the configuration of the import subcommand.
 type importConfig struct {
-	URL    string `flag:"url" validate:"required,http_url"`
-	Format string `flag:"format" validate:"oneof=ndjson"`
-	Token  string `flag:"token"`
-	Batch  int    `flag:"batch" validate:"gte=0"`
-	Files  []string
+	transferConfig
+	Format  string `flag:"format" validate:"oneof=gpconnect pds csv hl7v2 ndjson"`
+	Mapping string `flag:"mapping"`
+	// Batch is how many resources one batch Bundle of an NDJSON import
+	// carries.
+	Batch int `flag:"batch" validate:"gte=0"`
+	files []string
 }
 
 func parseImportConfig(args []string, getenv func(string) string, stderr io.Writer) (*importConfig, error) {
-	cfg := &importConfig{URL: "http://127.0.0.1:8080/fhir", Format: "ndjson", Token: getenv("CAREFHIR_TOKEN")}
-	fs := newFlagSet("carefhir import [flags] FILE...", "Loads NDJSON files (such as a bulk export of another server) into a running server, keeping each resource's id.", stderr)
-	fs.StringVar(&cfg.URL, "url", cfg.URL, "FHIR base `URL` of the server to load into")
-	fs.StringVar(&cfg.Format, "format", cfg.Format, "`format` of the files: ndjson (one resource a line)")
-	fs.StringVar(&cfg.Token, "token", cfg.Token, "bearer `token` to send (default $CAREFHIR_TOKEN)")
-	fs.IntVar(&cfg.Batch, "batch", 500, "resources per batch Bundle")
-	if err := fs.Parse(args); err != nil {
-		return nil, &usageError{err: err, printed: true}
+	cfg := &importConfig{}
+	fs := newFlagSet("carefhir import",
+		"Imports records from GP systems (files after the flags) as $import does: each file is one transaction.\n"+
+			"With --format ndjson, loads NDJSON files (such as a bulk export of another server) in batch\n"+
+			"Bundles, keeping each resource's id.", stderr)
+	cfg.flags(fs)
+	fs.StringVar(&cfg.Format, "format", "", "`format` of the files: gpconnect, pds, csv, hl7v2 or ndjson (one resource a line)")
+	fs.IntVar(&cfg.Batch, "batch", 500, "with --format ndjson, resources per batch Bundle")
+	fs.StringVar(&cfg.Mapping, "mapping", "", "built-in CSV `layout`, such as emis-patient-list or systmone-patient-list")
+	files, err := parseFlagsArgs(fs, args, getenv, cfg)
+	if err != nil {
+		return nil, err
 	}
-	cfg.Files = fs.Args()
-	if len(cfg.Files) == 0 {
-		return nil, &usageError{err: errors.New("import: name at least one NDJSON file")}
+	if len(files) == 0 {
+		return nil, &usageError{err: errors.New("carefhir import: name at least one file")}
 	}
-	return cfg, validate(cfg)
+	if cfg.Format == "csv" && cfg.Mapping == "" {
+		return nil, &usageError{err: errors.New("carefhir import: --format csv needs --mapping")}
+	}
+	cfg.files = files
+	return cfg, nil
 }
 
-// runImport loads the files and reports what was loaded and refused; any
-// refusal fails the command, after the rest has loaded.
-func runImport(ctx context.Context, cfg *importConfig, stdout io.Writer) error {
-	im := &bulk.Importer{BaseURL: cfg.URL, Token: cfg.Token, Batch: cfg.Batch}
+// importFiles imports each file through the $import operation of the
+// server at cfg.URL, or of a server built in-process on the local store.
+func importFiles(ctx context.Context, cfg *importConfig, factories map[string]engineFactory, stdout, stderr io.Writer) error {
+	client, base, closeFn, err := cfg.client(ctx, factories)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	if cfg.Format == "ndjson" {
+		return importNDJSON(ctx, client, base, cfg, stdout)
+	}
+	q := url.Values{"format": {cfg.Format}}
+	if cfg.Mapping != "" {
+		q.Set("mapping", cfg.Mapping)
+	}
+	for _, name := range cfg.files {
+		if err := importFile(ctx, client, base+"/$import?"+q.Encode(), cfg, name, stdout, stderr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// importNDJSON loads the files in batch Bundles of PUTs and reports what
+// was loaded and refused; any refusal fails the command, after the rest
+// has loaded.
+func importNDJSON(ctx context.Context, client *http.Client, base string, cfg *importConfig, stdout io.Writer) error {
+	im := &bulk.Importer{BaseURL: base, Token: cfg.Token, Client: client, Batch: cfg.Batch}
 	var res bulk.ImportResult
-	for _, name := range cfg.Files {
+	for _, name := range cfg.files {
 		f, err := os.Open(name)
 		if err != nil {
 			return fmt.Errorf("import: %w", err)
@@ -61,4 +123,96 @@ func runImport(ctx context.Context, cfg *importConfig, stdout io.Writer) error {
 		return fmt.Errorf("import: %d resources refused", len(res.Failed))
 	}
 	return nil
+}
+
+var contentTypes = map[string]string{
+	"gpconnect": "application/fhir+json",
+	"pds":       "application/fhir+json",
+	"csv":       "text/csv",
+	"hl7v2":     importop.HL7v2MediaType,
+}
+
+func importFile(ctx context.Context, client *http.Client, target string, cfg *importConfig, name string, stdout, stderr io.Writer) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	var body io.Reader = f
+	if bar := newBar(stderr, fi.Size(), filepath.Base(name)); bar != nil {
+		body = io.TeeReader(f, bar)
+		defer bar.Finish()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, body)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	req.ContentLength = fi.Size()
+	req.Header.Set("Content-Type", contentTypes[cfg.Format])
+	if cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("import %s: %w", name, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("import %s: refused (%d): %s", name, resp.StatusCode, strings.ReplaceAll(string(out), "\r", "\n"))
+	}
+	_, err = fmt.Fprintf(stdout, "%s: %s\n", name, strings.ReplaceAll(string(out), "\r", "\n"))
+	return err
+}
+
+// newBar returns a progress bar of size bytes on stderr, or nil when
+// stderr is not a terminal.
+func newBar(stderr io.Writer, size int64, what string) *progressbar.ProgressBar {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return progressbar.DefaultBytes(size, what)
+}
+
+// client returns an HTTP client and the FHIR base to send to: cfg.URL, or
+// a server built in-process on the local store, acting with the open
+// principal as serve does without --auth. closeFn closes the store.
+func (t *transferConfig) client(ctx context.Context, factories map[string]engineFactory) (client *http.Client, base string, closeFn func(), err error) {
+	if t.URL != "" {
+		return http.DefaultClient, strings.TrimSuffix(t.URL, "/"), func() {}, nil
+	}
+	sc := &serveConfig{DataDir: t.DataDir, MongoURI: t.MongoURI}
+	name := sc.engine()
+	open, ok := factories[name]
+	if !ok {
+		return nil, "", nil, fmt.Errorf("no %s engine in this build", name)
+	}
+	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	st, err := open(openCtx, sc)
+	cancel()
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("open %s store: %w", name, err)
+	}
+	validator, err := profiles.New(profiles.Options{})
+	if err != nil {
+		st.Close()
+		return nil, "", nil, fmt.Errorf("load the conformance definitions: %w", err)
+	}
+	const local = "http://local/fhir"
+	// What the command reads and writes is in the audit trail, as through
+	// a running server.
+	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir import/export"})
+	h := server.New(server.Config{Store: st, BaseURL: local, Validator: validator, ValidateWrites: true,
+		MaxBodyBytes: 1 << 40, Operations: (&importop.Importer{}).Operations(), Auditor: auditor,
+		// A large file is one transaction, however long it takes.
+		Limits: server.Limits{Deadline: 24 * time.Hour}})
+	return &http.Client{Transport: handlerTransport{h}}, local, func() { auditor.Close(); st.Close() }, nil
 }

@@ -1,39 +1,134 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
-	"net/http/httptest"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
 	"os"
-	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"net/http/httptest"
+	"path/filepath"
+
+	"carefhir/mappers/hl7v2/mllp"
 	"carefhir/server"
 	"carefhir/store/sqlite"
 )
 
-func TestParseImportConfig(t *testing.T) {
-	env := func(string) string { return "" }
-	for _, tt := range []struct {
-		args []string
-		ok   bool
-	}{
-		{[]string{"a.ndjson"}, true},
-		{[]string{"--url", "http://h:1/fhir", "a.ndjson", "b.ndjson"}, true},
-		{nil, false},
-		{[]string{"--format", "csv", "a.ndjson"}, false},
-		{[]string{"--url", "nope", "a.ndjson"}, false},
-	} {
-		_, err := parseImportConfig(tt.args, env, &bytes.Buffer{})
-		if (err == nil) != tt.ok {
-			t.Errorf("%v: err %v", tt.args, err)
-		}
+// TestImportExportLocal imports a PDS record into a local data directory,
+// again without duplicating it, exports the patient's record, and refuses
+// a broken CSV file naming its line.
+func TestImportExportLocal(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	carefhir := func(args ...string) (string, error) {
+		var out strings.Builder
+		err := run(ctx, args, env(nil), &out, io.Discard)
+		return out.String(), err
+	}
+	const pds = "../../mappers/pds/testdata/sandbox-mocks/Patient.json"
+	out, err := carefhir("import", "--data", dir, "--format", "pds", pds)
+	if err != nil || !strings.Contains(out, `"name":"created","valueInteger":2`) {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	id := regexp.MustCompile(`"Patient/([^"]+)"`).FindStringSubmatch(out)
+	if id == nil {
+		t.Fatalf("the import report names no Patient:\n%s", out)
+	}
+	if out, err = carefhir("import", "--data", dir, "--format", "pds", pds); err != nil || !strings.Contains(out, `"name":"created","valueInteger":0`) {
+		t.Fatalf("import again: %v\n%s", err, out)
+	}
+	out, err = carefhir("export", "--data", dir, "--format", "bundle", "--patient", id[1])
+	if err != nil {
+		t.Fatalf("export: %v", err)
+	}
+	var b struct {
+		Type  string
+		Entry []json.RawMessage
+	}
+	if err := json.Unmarshal([]byte(out), &b); err != nil || b.Type != "collection" || len(b.Entry) != 1 {
+		t.Errorf("export: %v %s", err, out)
+	}
+	_, err = carefhir("import", "--data", dir, "--format", "csv", "--mapping", "emis-patient-list", "testdata/broken.csv")
+	if err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Errorf("a broken CSV file: %v", err)
+	}
+	if _, err := carefhir("import", "--data", dir, "--format", "xml", pds); err == nil || !strings.Contains(err.Error(), "format") {
+		t.Errorf("an unknown format: %v", err)
 	}
 }
 
-// TestImportCommand loads an NDJSON file into a served API and reports
-// what it refused.
-func TestImportCommand(t *testing.T) {
+// TestImportToServer imports an HL7 v2 message into a running server and
+// prints its acknowledgement.
+func TestImportToServer(t *testing.T) {
+	p := start(t, "--data", t.TempDir())
+	var out strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	args := []string{"import", "--url", p.base, "--format", "hl7v2", "../../mappers/hl7v2/testdata/uk/A28-register.hl7"}
+	if err := run(ctx, args, env(nil), &out, io.Discard); err != nil || !strings.Contains(out.String(), "MSA|AA|MSG0001") {
+		t.Fatalf("carefhir %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+}
+
+// TestMLLP sends an HL7 v2 message to serve's MLLP listener twice: both
+// are acknowledged AA, and the patient is stored once.
+func TestMLLP(t *testing.T) {
+	p := start(t, "--data", t.TempDir(), "--mllp-addr", "127.0.0.1:0")
+	var addr string
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		var l struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening for HL7 v2 over MLLP" {
+			addr = l.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no MLLP listener logged:\n%s", p.logs.String())
+	}
+	msg, err := os.ReadFile("../../mappers/hl7v2/testdata/uk/A28-register.hl7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	for round := 1; round <= 2; round++ {
+		if _, err := conn.Write(mllp.Frame(msg)); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := mllp.ReadFrame(r, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(ack, []byte("MSA|AA|MSG0001")) {
+			t.Fatalf("round %d: %q", round, ack)
+		}
+	}
+	resp, err := http.Get(p.base + "/Patient?_summary=count")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var count struct{ Total int }
+	if err := json.NewDecoder(resp.Body).Decode(&count); err != nil || count.Total != 1 {
+		t.Errorf("%d Patients stored (%v), want 1", count.Total, err)
+	}
+}
+
+// TestImportNDJSON loads an NDJSON file into a served API and reports what
+// it refused.
+func TestImportNDJSON(t *testing.T) {
 	st, err := sqlite.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -43,11 +138,14 @@ func TestImportCommand(t *testing.T) {
 		srv.Close()
 		st.Close()
 	})
-	base := srv.URL + "/fhir"
 	file := filepath.Join(t.TempDir(), "Patient.ndjson")
 	os.WriteFile(file, []byte(`{"resourceType":"Patient","id":"a"}`+"\n"+`{"resourceType":"Patient","id":"b","colour":"blue"}`+"\n"), 0o600)
 	var out bytes.Buffer
-	err = runImport(t.Context(), &importConfig{URL: base, Format: "ndjson", Files: []string{file}}, &out)
+	cfg, err := parseImportConfig([]string{"--url", srv.URL + "/fhir", "--format", "ndjson", file}, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = importFiles(t.Context(), cfg, engines(), &out, io.Discard)
 	if err == nil || !strings.Contains(out.String(), "loaded 1 resources") || !strings.Contains(out.String(), "refused Patient.ndjson:2: 400") {
 		t.Errorf("import: %v\n%s", err, out.String())
 	}

@@ -20,8 +20,9 @@ Usage:
   carefhir bench hostile     measure normal traffic beside hostile requests
   carefhir bench care        measure caseloads and cohorts on a SQLite data directory
   carefhir synth [flags]     generate fictional UK primary-care records
+  carefhir import [flags] FILE... import records from GP systems (GP Connect, PDS, CSV, HL7 v2) or NDJSON
+  carefhir export [flags]    export a care record to GP systems (Bundle, CSV, GP Connect booking)
   carefhir reindex [flags]   rebuild the search index of the stored resources
-  carefhir import [flags] FILE... load NDJSON files into a running server
   carefhir client add [flags] register a backend-services client in the auth file
   carefhir keys jwks FILE     print the JWKS of a PEM public key, for client add
   carefhir keys rotate [flags] make a new key sign the server's access tokens
@@ -91,18 +92,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return runSynth(ctx, cfg, stdout, stderr)
+	case "import":
+		cfg, err := parseImportConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return importFiles(ctx, cfg, engines(), stdout, stderr)
+	case "export":
+		cfg, err := parseExportConfig(rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return exportRecords(ctx, cfg, engines(), stdout)
 	case "reindex":
 		cfg, err := parseReindexConfig(rest, getenv, stderr)
 		if err != nil {
 			return err
 		}
 		return reindex(ctx, cfg, engines(), stdout, stderr)
-	case "import":
-		cfg, err := parseImportConfig(rest, getenv, stderr)
-		if err != nil {
-			return err
-		}
-		return runImport(ctx, cfg, stdout)
 	case "client", "keys":
 		return runAuthCommand(cmd, rest, stdout, stderr)
 	case "migrate":

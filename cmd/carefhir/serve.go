@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"carefhir/care"
+	"carefhir/mappers/importop"
 	"carefhir/notify"
 	"carefhir/ops/health"
 	"carefhir/ops/metrics"
@@ -45,6 +46,7 @@ type serveConfig struct {
 	RateBurst      int           `flag:"rate-burst" validate:"gte=0"`
 	MetricsAddr    string        `flag:"metrics-addr" validate:"omitempty,listen_addr"`
 	OTLPEndpoint   string        `flag:"otlp-endpoint" validate:"omitempty,http_url"`
+	MLLPAddr       string        `flag:"mllp-addr" validate:"omitempty,listen_addr"`
 	ReadyTimeout   time.Duration `flag:"ready-timeout" validate:"gt=0"`
 	// Subscriptions (subscriptions.go).
 	NotifyAllowHTTP  bool          `flag:"notify-allow-http"`
@@ -111,6 +113,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP `host:port` serving /metrics on a listener of its own, such as 127.0.0.1:9090; unset, /metrics is served beside the API")
 	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "OpenTelemetry collector `URL` (OTLP/HTTP, such as http://collector:4318) to send a span of every request to; unset, no tracing")
+	fs.StringVar(&cfg.MLLPAddr, "mllp-addr", "", "TCP `host:port` accepting HL7 v2 ADT messages over MLLP, applied as $import?format=hl7v2 does")
 	fs.DurationVar(&cfg.ReadyTimeout, "ready-timeout", cfg.ReadyTimeout, "how long each readiness check of /readyz may take before it counts as failed")
 	addLimitFlags(fs, &cfg.Limits)
 	fs.BoolVar(&cfg.NotifyAllowHTTP, "notify-allow-http", false, "allow Subscription endpoints on plain http beyond loopback")
@@ -255,6 +258,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	subs.configure(&scfg)
 	configureExports(exports, &scfg)
 	scfg.Operations = append(scfg.Operations, co.Operations()...)
+	scfg.Operations = append(scfg.Operations, (&importop.Importer{}).Operations()...)
 	scfg.Hooks = append(scfg.Hooks, co.Hooks()...)
 	if remind := runReminders(ctx, co, cfg.Care.RemindersEvery, logger); remind != nil {
 		scfg.Attach = append(scfg.Attach, remind)
@@ -306,6 +310,14 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 			}
 		}()
 		handler = tracer.Handler(mux, spanName(server.ServedTypes()))
+	}
+	if cfg.MLLPAddr != "" {
+		stopMLLP, err := startMLLP(ctx, cfg.MLLPAddr, h, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMLLP()
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil,

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"carefhir/bulk"
+	"carefhir/operation"
+	"carefhir/server"
+)
+
+// startExports returns the bulk exporter of the API at baseURL, writing
+// its files under --export-dir (default: exports in the SQLite data
+// directory).
+func startExports(cfg *serveConfig, baseURL string, logger *slog.Logger) (*bulk.Exporter, error) {
+	dir := cfg.ExportDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "exports")
+	}
+	if baseURL == "" {
+		baseURL = "/fhir" // on a wildcard address: links relative to the host asked
+	}
+	ix, err := server.NewIndexer(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("serve: exports: %w", err)
+	}
+	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Expire: cfg.ExportExpire, Logger: logger})
+	if err != nil {
+		return nil, fmt.Errorf("serve: exports: %w", err)
+	}
+	return x, nil
+}
+
+// configureExports adds $export, its status and files to the server's
+// configuration.
+func configureExports(x *bulk.Exporter, c *server.Config) {
+	c.Operations = append(c.Operations, x.Operation())
+	for _, r := range x.Routes() {
+		c.Routes = append(c.Routes, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
+	}
+	c.Attach = append(c.Attach, func(st operation.Store) { x.Attach(st) })
+}

@@ -1,0 +1,263 @@
+package importop
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	mcsv "carefhir/mappers/csv"
+	"carefhir/mappers/gpconnect"
+	"carefhir/mappers/pds"
+	"carefhir/operation"
+	"carefhir/store"
+)
+
+// recordSearches are the searches that gather a patient's
+// care-coordination record, each with the parameter naming the patient.
+var recordSearches = []struct{ typ, param string }{
+	{"CarePlan", "subject"},
+	{"Goal", "subject"},
+	{"CareTeam", "subject"},
+	{"Appointment", "patient"},
+	{"Observation", "subject"},
+	{"QuestionnaireResponse", "subject"},
+	{"Task", "subject"},
+}
+
+// pageSize is the number of resources read per search page.
+const pageSize = 200
+
+func invokeExport(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	format, err := inv.Text("format")
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case inv.Type == "Patient" && (format == "bundle" || format == ""):
+		b, err := PatientRecord(ctx, inv.Store, inv.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &operation.Result{Resource: b}, nil
+	case inv.Type == "Patient" && format == "csv":
+		var buf bytes.Buffer
+		if err := CodedEntries(ctx, inv.Store, inv.ID, &buf); err != nil {
+			return nil, err
+		}
+		return &operation.Result{Body: buf.Bytes(), ContentType: "text/csv; charset=utf-8"}, nil
+	case inv.Type == "Appointment" && (format == "gpconnect" || format == ""):
+		provider, err := inv.Text("provider")
+		if err != nil {
+			return nil, err
+		}
+		ods, err := inv.Text("organization")
+		if err != nil {
+			return nil, err
+		}
+		body, err := Booking(ctx, inv.Store, inv.ID, provider, ods)
+		if err != nil {
+			return nil, err
+		}
+		return &operation.Result{Body: body, ContentType: "application/fhir+json; fhirVersion=3.0"}, nil
+	}
+	want := "bundle or csv"
+	if inv.Type == "Appointment" {
+		want = "gpconnect"
+	}
+	return nil, operation.Errorf(http.StatusBadRequest, "value", "format", "format %q is not one %s/$export-gp writes: use %s", format, inv.Type, want)
+}
+
+// patient reads the Patient id, 404 when there is none.
+func patient(ctx context.Context, st operation.Store, id string) (*fhir.Patient, error) {
+	v, err := st.Read(ctx, "Patient", id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
+		return nil, operation.Errorf(http.StatusNotFound, "not-found", "", "Patient/%s is not known", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := fhirjson.UnmarshalAs(v.JSON, "Patient")
+	if err != nil {
+		return nil, err
+	}
+	return res.(*fhir.Patient), nil
+}
+
+// eachRecord calls fn with every resource of the patient's
+// care-coordination record, page by page.
+func eachRecord(ctx context.Context, st operation.Store, id string, fn func(v *store.Version) error) error {
+	for _, s := range recordSearches {
+		params := url.Values{s.param: {"Patient/" + id}, "_count": {strconv.Itoa(pageSize)}}
+		page, err := st.Search(ctx, s.typ, params)
+		for {
+			if err != nil {
+				return err
+			}
+			for _, v := range page.Matches {
+				if err := fn(v); err != nil {
+					return err
+				}
+			}
+			if page.Next == "" {
+				break
+			}
+			params.Set("_cursor", page.Next)
+			page, err = st.Search(ctx, s.typ, params)
+		}
+	}
+	return nil
+}
+
+// PatientRecord returns the care-coordination record of Patient id as a
+// collection Bundle: the Patient (redacted when its record is restricted),
+// then its care plans, goals, care teams, appointments, observations,
+// questionnaire responses and tasks.
+func PatientRecord(ctx context.Context, st operation.Store, id string) (*fhir.Bundle, error) {
+	p, err := patient(ctx, st, id)
+	if err != nil {
+		return nil, err
+	}
+	b := &fhir.Bundle{Type: fhir.NewCode("collection")}
+	b.Entry = append(b.Entry, &fhir.BundleEntry{FullUrl: fhir.NewUri("Patient/" + id), Resource: pds.Redact(p)})
+	err = eachRecord(ctx, st, id, func(v *store.Version) error {
+		res, err := fhirjson.UnmarshalAs(v.JSON, v.Type)
+		if err != nil {
+			return err
+		}
+		b.Entry = append(b.Entry, &fhir.BundleEntry{FullUrl: fhir.NewUri(v.Type + "/" + v.ID), Resource: res})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// CodedEntries writes the coded-entries CSV of Patient id: a row per
+// coded observation, care plan and goal, for upload to a GP system.
+func CodedEntries(ctx context.Context, st operation.Store, id string, w *bytes.Buffer) error {
+	p, err := patient(ctx, st, id)
+	if err != nil {
+		return err
+	}
+	nhs := ""
+	for _, ident := range p.Identifier {
+		if ident.System.Get() == "https://fhir.nhs.uk/Id/nhs-number" {
+			nhs = ident.Value.Get()
+		}
+	}
+	if nhs == "" {
+		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "Patient.identifier", "Patient/%s has no NHS number, which GP systems match rows on", id)
+	}
+	l, err := mcsv.ExportLayoutNamed("coded-entries")
+	if err != nil {
+		return err
+	}
+	ew, err := mcsv.NewEntryWriter(w, l)
+	if err != nil {
+		return err
+	}
+	err = eachRecord(ctx, st, id, func(v *store.Version) error {
+		switch v.Type {
+		case "Observation", "CarePlan", "Goal":
+		default:
+			return nil
+		}
+		res, err := fhirjson.UnmarshalAs(v.JSON, v.Type)
+		if err != nil {
+			return err
+		}
+		_, err = ew.Write(nhs, res)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return ew.Flush()
+}
+
+// Booking returns the GP Connect booking request of Appointment id, for
+// the provider at base provider, booked by the organisation of ODS code
+// ods. The references of the appointment become the provider's ids of the
+// resources, which their imports from that provider recorded.
+func Booking(ctx context.Context, st operation.Store, id, provider, ods string) ([]byte, error) {
+	if provider == "" || ods == "" {
+		return nil, operation.Errorf(http.StatusBadRequest, "required", "provider", "a GP Connect booking needs provider (the provider's FHIR base) and organization (the booking organisation's ODS code)")
+	}
+	v, err := st.Read(ctx, "Appointment", id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
+		return nil, operation.Errorf(http.StatusNotFound, "not-found", "", "Appointment/%s is not known", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	res, err := fhirjson.UnmarshalAs(v.JSON, "Appointment")
+	if err != nil {
+		return nil, err
+	}
+	orgs, err := st.Search(ctx, "Organization", url.Values{"identifier": {"https://fhir.nhs.uk/Id/ods-organization-code|" + ods}})
+	if err != nil {
+		return nil, err
+	}
+	if len(orgs.Matches) == 0 {
+		return nil, operation.Errorf(http.StatusUnprocessableEntity, "not-found", "organization", "no Organization has ODS code %s", ods)
+	}
+	org, err := fhirjson.UnmarshalAs(orgs.Matches[0].JSON, "Organization")
+	if err != nil {
+		return nil, err
+	}
+	b := gpconnect.Booking{
+		Organization: org.(*fhir.Organization),
+		ProviderReference: func(ref string) (string, bool) {
+			return providerRef(ctx, st, provider, ref)
+		},
+	}
+	body, err := gpconnect.BookingRequest(res.(*fhir.Appointment), b)
+	if err != nil {
+		return nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "Appointment", "%v", err)
+	}
+	return body, nil
+}
+
+// providerRef reads the resource ref names and returns the provider's id
+// of it.
+func providerRef(ctx context.Context, st operation.Store, provider, ref string) (string, bool) {
+	typ, id, ok := cut(ref)
+	if !ok {
+		return "", false
+	}
+	v, err := st.Read(ctx, typ, id)
+	if err != nil || v.Deleted {
+		return "", false
+	}
+	res, err := fhirjson.UnmarshalAs(v.JSON, typ)
+	if err != nil {
+		return "", false
+	}
+	var ids []*fhir.Identifier
+	switch r := res.(type) {
+	case *fhir.Slot:
+		ids = r.Identifier
+	case *fhir.Location:
+		ids = r.Identifier
+	case *fhir.Patient:
+		ids = r.Identifier
+	case *fhir.Practitioner:
+		ids = r.Identifier
+	}
+	return gpconnect.ProviderID(provider, typ, ids)
+}
+
+func cut(ref string) (typ, id string, ok bool) {
+	for i := 0; i < len(ref); i++ {
+		if ref[i] == '/' {
+			return ref[:i], ref[i+1:], i > 0 && i < len(ref)-1
+		}
+	}
+	return "", "", false
+}

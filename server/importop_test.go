@@ -1,0 +1,193 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+
+	"carefhir/mappers/importop"
+	"carefhir/server"
+)
+
+// importPayloads are a payload of each format $import reads, with the
+// query that names the format.
+func importPayloads(t *testing.T) []struct{ query, contentType, body string } {
+	t.Helper()
+	read := func(name string) string {
+		data, err := os.ReadFile("../mappers/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	gpc := strings.ReplaceAll(read("gpconnect/testdata/integration-adaptor-gp2gp/uat/input/TC4/9465700193_Birdi_full_20210119.json"), "1234567890", "9465700193")
+	return []struct{ query, contentType, body string }{
+		{"format=hl7v2", importop.HL7v2MediaType, read("hl7v2/testdata/uk/A28-register.hl7")},
+		{"format=pds", "application/fhir+json", read("pds/testdata/sandbox-mocks/Patient.json")},
+		{"format=csv&mapping=emis-patient-list", "text/csv", read("csv/testdata/synthetic/emis-patient-list.csv")},
+		{"format=gpconnect", "application/fhir+json", gpc},
+	}
+}
+
+func withImport(cfg *server.Config) { cfg.Operations = (&importop.Importer{}).Operations() }
+
+// storedCounts are the numbers of resources of the types the imports
+// write.
+func storedCounts(t *testing.T, c *client, headers ...string) string {
+	t.Helper()
+	var s []string
+	for _, typ := range []string{"Patient", "Organization", "Practitioner", "Observation", "Condition", "Encounter"} {
+		s = append(s, fmt.Sprintf("%s=%v", typ, c.do("GET", "/"+typ+"?_summary=count", "", headers...).want(t, 200).json(t)["total"]))
+	}
+	return strings.Join(s, " ")
+}
+
+// TestImportOperation imports a payload of each format through $import,
+// twice: the second round stores nothing new. Then it refuses a broken
+// payload of each format with 400 naming where, storing nothing.
+func TestImportOperation(t *testing.T) {
+	payloads := importPayloads(t)
+	eachEngine(t, func(t *testing.T, c *client) {
+		var after string
+		for round := 1; round <= 2; round++ {
+			for _, p := range payloads {
+				r := c.do("POST", "/$import?"+p.query, p.body, "Content-Type", p.contentType)
+				if r.status != 200 {
+					t.Fatalf("round %d, %s: %d %.1000s", round, p.query, r.status, r.body)
+				}
+				if p.query == "format=hl7v2" {
+					if ct := r.header.Get("Content-Type"); ct != importop.HL7v2MediaType || !bytes.Contains(r.body, []byte("MSA|AA|")) {
+						t.Errorf("the HL7 v2 import answered %s %q", ct, r.body)
+					}
+					continue
+				}
+				report := r.json(t)
+				created := param(report, "created")["valueInteger"]
+				if round == 1 && created == float64(0) || round == 2 && created != float64(0) {
+					t.Errorf("round %d, %s: created %v", round, p.query, created)
+				}
+			}
+			got := storedCounts(t, c)
+			if round == 2 && got != after {
+				t.Errorf("the second import changed the counts: %s, then %s", after, got)
+			}
+			after = got
+		}
+		for _, bad := range []struct{ query, contentType, body, where string }{
+			{"format=csv&mapping=emis-patient-list", "text/csv", "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\nY12345,999 000 0018,Ann,Lee,not a date,F\n", "line 2"},
+			{"format=pds", "application/fhir+json", strings.ReplaceAll(payloads[1].body, "9000000009", "9000000001"), "identifier"},
+			{"format=hl7v2", importop.HL7v2MediaType, "this is not HL7", "MSA|AR|"},
+			{"format=gpconnect", "text/csv", payloads[2].body, ""},
+			{"format=xml", "text/plain", "x", "format"},
+		} {
+			r := c.do("POST", "/$import?"+bad.query, bad.body, "Content-Type", bad.contentType)
+			if r.status != 400 || !strings.Contains(string(r.body), bad.where) {
+				t.Errorf("%s: %d %.600s, want 400 naming %q", bad.query, r.status, r.body, bad.where)
+			}
+		}
+		if got := storedCounts(t, c); got != after {
+			t.Errorf("refused imports changed the counts: %s, then %s", after, got)
+		}
+	}, withImport)
+}
+
+// TestImportNeedsWriteScopes imports a PDS record, which writes a Patient
+// and its practice, with a token that may write Patients only: 403, and
+// nothing stored.
+func TestImportNeedsWriteScopes(t *testing.T) {
+	body := importPayloads(t)[1].body
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			c := newAccessClient(t, e.open(t), principals{
+				"patients": {Subject: "patients", Scopes: mustScopes(t, "system/Patient.cruds")},
+				"all":      {Subject: "all", Scopes: mustScopes(t, "system/Patient.cruds system/Organization.cruds system/Practitioner.cruds")},
+			}, withImport)
+			r := c.by("patients", "POST", "/$import?format=pds", body, "Content-Type", "application/fhir+json")
+			if r.status != http.StatusForbidden {
+				t.Fatalf("without a write scope on Organization: %d %.500s", r.status, r.body)
+			}
+			if n := c.by("admin", "GET", "/Patient?_summary=count", "").want(t, 200).json(t)["total"]; n != float64(0) {
+				t.Errorf("%v Patients stored by a refused import", n)
+			}
+			c.by("all", "POST", "/$import?format=pds", body, "Content-Type", "application/fhir+json").want(t, 200)
+			if n := c.by("admin", "GET", "/Patient?_summary=count", "").want(t, 200).json(t)["total"]; n != float64(1) {
+				t.Errorf("%v Patients stored by an allowed import", n)
+			}
+		})
+	}
+}
+
+// TestExportGP exports a patient's record as a collection Bundle (the
+// restricted record without its address) and as coded-entries CSV, and an
+// Appointment as a GP Connect booking naming the provider's ids.
+func TestExportGP(t *testing.T) {
+	sensitive, err := os.ReadFile("../mappers/pds/testdata/sandbox-mocks/Sensitive_Patient.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=pds", string(sensitive)).want(t, 200)
+		found := c.do("GET", "/Patient", "").want(t, 200).json(t)
+		p := found["entry"].([]any)[0].(map[string]any)["resource"].(map[string]any)
+		pid := p["id"].(string)
+		// PDS withholds where the person lives; a record told it since
+		// keeps it, and must not export it.
+		p["address"] = []any{map[string]any{"line": []any{"1 Hidden Lane"}, "postalCode": "LS1 1AA"}}
+		meta := p["meta"].(map[string]any)
+		delete(meta, "versionId")
+		delete(meta, "lastUpdated")
+		c.do("PUT", "/Patient/"+pid, toJSON(t, p)).want(t, 200)
+		c.create("Observation", `{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/`+pid+`"},
+			"effectiveDateTime":"2026-11-03","code":{"coding":[{"system":"http://snomed.info/sct","code":"713017006","display":"Patient activation measure score"}]},
+			"valueQuantity":{"value":61.2,"unit":"score"}}`)
+		c.create("Goal", `{"resourceType":"Goal","lifecycleStatus":"active","subject":{"reference":"Patient/`+pid+`"},"description":{"text":"walk daily"}}`)
+
+		b := c.do("GET", "/Patient/"+pid+"/$export-gp?format=bundle", "").want(t, 200).json(t)
+		entries, _ := b["entry"].([]any)
+		if b["type"] != "collection" || len(entries) != 3 {
+			t.Fatalf("the record: %v", b)
+		}
+		if ep := entries[0].(map[string]any)["resource"].(map[string]any); ep["address"] != nil || strings.Contains(fmt.Sprint(b), "Hidden Lane") {
+			t.Errorf("the restricted record was exported with where the person is: %v", ep)
+		}
+		r := c.do("GET", "/Patient/"+pid+"/$export-gp?format=csv", "").want(t, 200)
+		if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/csv") || !strings.Contains(string(r.body), "713017006") || !strings.Contains(string(r.body), "9000000025") {
+			t.Errorf("the coded entries: %s %q", ct, r.body)
+		}
+		c.do("GET", "/Patient/nope/$export-gp?format=bundle", "").want(t, 404)
+		c.do("GET", "/Patient/"+pid+"/$export-gp?format=pdf", "").want(t, 400)
+
+		const provider = "https://provider.example/fhir"
+		c.create("Organization", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"U80001"}],"name":"Leeds PCN"}`)
+		loc := c.create("Location", `{"resourceType":"Location","identifier":[{"system":"`+provider+`/Location","value":"1"}],"name":"Surgery"}`)
+		pat := c.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"`+provider+`/Patient","value":"2"}]}`)
+		sched := c.create("Schedule", `{"resourceType":"Schedule","actor":[{"reference":"Location/`+loc["id"].(string)+`"}]}`)
+		slot := c.create("Slot", `{"resourceType":"Slot","identifier":[{"system":"`+provider+`/Slot","value":"3"}],"schedule":{"reference":"Schedule/`+sched["id"].(string)+`"},
+			"status":"free","start":"2026-12-10T10:00:00+00:00","end":"2026-12-10T10:10:00+00:00"}`)
+		appt := c.create("Appointment", `{"resourceType":"Appointment","status":"proposed","start":"2026-12-10T10:00:00+00:00","end":"2026-12-10T10:10:00+00:00",
+			"created":"2026-12-05","description":"Care plan review","slot":[{"reference":"Slot/`+slot["id"].(string)+`"}],
+			"participant":[{"actor":{"reference":"Patient/`+pat["id"].(string)+`"},"status":"accepted"},{"actor":{"reference":"Location/`+loc["id"].(string)+`"},"status":"accepted"}]}`)
+		path := "/Appointment/" + appt["id"].(string) + "/$export-gp?format=gpconnect&organization=U80001&provider=" + provider
+		book := c.do("GET", path, "").want(t, 200).json(t)
+		s := fmt.Sprint(book)
+		for _, want := range []string{"Slot/3", "Patient/2", "Location/1", "booked", "U80001", "Care plan review"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("the booking has no %s: %s", want, s)
+			}
+		}
+		c.do("GET", "/Appointment/"+appt["id"].(string)+"/$export-gp?format=gpconnect&organization=U80001", "").want(t, 400)
+	}, withImport)
+}
+
+func toJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
