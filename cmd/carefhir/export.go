@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 )
 
 // exportConfig is the configuration of the export subcommand.
@@ -14,6 +19,7 @@ type exportConfig struct {
 	transferConfig
 	Format       string `flag:"format" validate:"oneof=bundle csv gpconnect-appointment"`
 	Patient      string `flag:"patient"`
+	Since        string `flag:"since" validate:"omitempty,datetime=2006-01-02"`
 	Appointment  string `flag:"appointment"`
 	Provider     string `flag:"provider"`
 	Organization string `flag:"organization"`
@@ -27,14 +33,15 @@ func parseExportConfig(args []string, getenv func(string) string, stderr io.Writ
 	cfg.flags(fs)
 	fs.StringVar(&cfg.Format, "format", "bundle", "`format`: bundle, csv or gpconnect-appointment")
 	fs.StringVar(&cfg.Patient, "patient", "", "`id` of the Patient whose record is exported (bundle, csv)")
+	fs.StringVar(&cfg.Since, "since", "", "export the records of every patient whose care record changed on or after this `date` (YYYY-MM-DD) instead of one patient's (bundle, csv)")
 	fs.StringVar(&cfg.Appointment, "appointment", "", "`id` of the Appointment to book (gpconnect-appointment)")
 	fs.StringVar(&cfg.Provider, "provider", "", "FHIR base `URL` of the GP Connect provider the appointment is booked with")
 	fs.StringVar(&cfg.Organization, "organization", "", "ODS `code` of the booking organisation")
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
-	if cfg.Format == "gpconnect-appointment" && cfg.Appointment == "" || cfg.Format != "gpconnect-appointment" && cfg.Patient == "" {
-		return nil, &usageError{err: errors.New("carefhir export: name --patient (bundle, csv) or --appointment (gpconnect-appointment)")}
+	if cfg.Format == "gpconnect-appointment" && cfg.Appointment == "" || cfg.Format != "gpconnect-appointment" && (cfg.Patient == "") == (cfg.Since == "") {
+		return nil, &usageError{err: errors.New("carefhir export: name --patient or --since (bundle, csv), or --appointment (gpconnect-appointment)")}
 	}
 	return cfg, nil
 }
@@ -46,27 +53,126 @@ func exportRecords(ctx context.Context, cfg *exportConfig, factories map[string]
 		return err
 	}
 	defer closeFn()
+	if cfg.Since != "" {
+		return exportSince(ctx, client, base, cfg, stdout)
+	}
 	target := base + "/Patient/" + url.PathEscape(cfg.Patient) + "/$export-gp?format=" + cfg.Format
 	if cfg.Format == "gpconnect-appointment" {
 		q := url.Values{"format": {"gpconnect"}, "provider": {cfg.Provider}, "organization": {cfg.Organization}}
 		target = base + "/Appointment/" + url.PathEscape(cfg.Appointment) + "/$export-gp?" + q.Encode()
 	}
+	body, err := get(ctx, client, target, cfg.Token)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(body)
+	return err
+}
+
+// get answers a GET of target, or the refusal as an error.
+func get(ctx context.Context, client *http.Client, target, token string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return fmt.Errorf("export: %w", err)
+		return nil, fmt.Errorf("export: %w", err)
 	}
-	if cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("export: %w", err)
+		return nil, fmt.Errorf("export: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("export: refused (%d): %s", resp.StatusCode, msg)
+		return nil, fmt.Errorf("export: refused (%d): %s", resp.StatusCode, msg)
 	}
-	_, err = io.Copy(stdout, resp.Body)
-	return err
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("export: %w", err)
+	}
+	return body, nil
+}
+
+// careRecordTypes are the types of a care-coordination record, whose
+// changes since a date select the patients exported (see $export-gp).
+var careRecordTypes = []string{"Patient", "CarePlan", "Goal", "CareTeam", "Appointment", "Observation", "QuestionnaireResponse", "Task"}
+
+// patientRef finds the patients a resource of the care record refers to.
+var patientRef = regexp.MustCompile(`"reference"\s*:\s*"Patient/([A-Za-z0-9\-.]{1,64})"`)
+
+// exportSince writes the records of every patient whose care record
+// changed on or after cfg.Since, in patient id order: one collection
+// Bundle of them all, or one CSV with one header.
+func exportSince(ctx context.Context, client *http.Client, base string, cfg *exportConfig, stdout io.Writer) error {
+	patients := map[string]bool{}
+	for _, typ := range careRecordTypes {
+		next := base + "/" + typ + "?" + url.Values{"_lastUpdated": {"ge" + cfg.Since}, "_count": {"500"}}.Encode()
+		for next != "" {
+			body, err := get(ctx, client, next, cfg.Token)
+			if err != nil {
+				return err
+			}
+			var page struct {
+				Link  []struct{ Relation, URL string }
+				Entry []struct {
+					Resource struct{ ResourceType, ID string }
+				}
+			}
+			if err := json.Unmarshal(body, &page); err != nil {
+				return fmt.Errorf("export: a search of %s: %w", typ, err)
+			}
+			for _, e := range page.Entry {
+				if e.Resource.ResourceType == "Patient" {
+					patients[e.Resource.ID] = true
+				}
+			}
+			for _, m := range patientRef.FindAllSubmatch(body, -1) {
+				patients[string(m[1])] = true
+			}
+			next = ""
+			for _, l := range page.Link {
+				if l.Relation == "next" {
+					next = l.URL
+				}
+			}
+		}
+	}
+	var bundle struct {
+		ResourceType string            `json:"resourceType"`
+		Type         string            `json:"type"`
+		Entry        []json.RawMessage `json:"entry"`
+	}
+	bundle.ResourceType, bundle.Type = "Bundle", "collection"
+	headerDone := false
+	for _, id := range slices.Sorted(maps.Keys(patients)) {
+		body, err := get(ctx, client, base+"/Patient/"+url.PathEscape(id)+"/$export-gp?format="+cfg.Format, cfg.Token)
+		if err != nil {
+			return fmt.Errorf("%w (Patient/%s)", err, id)
+		}
+		if cfg.Format == "csv" {
+			// Every patient's CSV starts with the same header line.
+			if headerDone {
+				if _, rest, ok := bytes.Cut(body, []byte("\n")); ok {
+					body = rest
+				} else {
+					body = nil
+				}
+			}
+			headerDone = true
+			if _, err := stdout.Write(body); err != nil {
+				return err
+			}
+			continue
+		}
+		var one struct{ Entry []json.RawMessage }
+		if err := json.Unmarshal(body, &one); err != nil {
+			return fmt.Errorf("export: Patient/%s: %w", id, err)
+		}
+		bundle.Entry = append(bundle.Entry, one.Entry...)
+	}
+	if cfg.Format == "csv" {
+		return nil
+	}
+	return json.NewEncoder(stdout).Encode(bundle)
 }

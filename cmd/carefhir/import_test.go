@@ -57,6 +57,20 @@ func TestImportExportLocal(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &b); err != nil || b.Type != "collection" || len(b.Entry) != 1 {
 		t.Errorf("export: %v %s", err, out)
 	}
+	// --since exports every patient whose record changed since a date.
+	for since, want := range map[string]int{"2000-01-01": 1, "2999-01-01": 0} {
+		out, err = carefhir("export", "--data", dir, "--format", "bundle", "--since", since)
+		b.Entry = nil
+		if err := json.Unmarshal([]byte(out), &b); err != nil || b.Type != "collection" || len(b.Entry) != want {
+			t.Errorf("export --since %s: %v, %d entries, want %d: %s", since, err, len(b.Entry), want, out)
+		}
+	}
+	if out, err = carefhir("export", "--data", dir, "--format", "csv", "--since", "2000-01-01"); err != nil || !strings.HasPrefix(out, "NHS Number,") {
+		t.Errorf("export --since as CSV: %v %q", err, out)
+	}
+	if _, err = carefhir("export", "--data", dir, "--patient", id[1], "--since", "2000-01-01"); err == nil {
+		t.Error("export with both --patient and --since: no error")
+	}
 	_, err = carefhir("import", "--data", dir, "--format", "csv", "--mapping", "emis-patient-list", "testdata/broken.csv")
 	if err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("a broken CSV file: %v", err)
