@@ -14,6 +14,7 @@ import (
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/mappers"
+	"carefhir/profiles"
 )
 
 // Identifier systems the conditional writes are keyed on.
@@ -227,7 +228,7 @@ func (rec *record) assignKeys() {
 				rec.fail(ent.path+".identifier", "the Patient has no NHS number (%s), which the import is keyed on", nhsNumberSystem)
 				continue
 			}
-			if !validNHSNumber(nhs) {
+			if !profiles.ValidNHSNumber(strings.ReplaceAll(nhs, " ", "")) {
 				rec.fail(ent.path+".identifier", "NHS number %q fails its check digit or is not 10 digits", nhs)
 				continue
 			}
@@ -328,28 +329,6 @@ func sourceIdentifier(res map[string]any) (system, value string) {
 		}
 	}
 	return "", ""
-}
-
-// validNHSNumber checks the length and the modulus 11 check digit.
-func validNHSNumber(s string) bool {
-	s = strings.ReplaceAll(s, " ", "")
-	if len(s) != 10 {
-		return false
-	}
-	sum := 0
-	for i := 0; i < 10; i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-		if i < 9 {
-			sum += int(s[i]-'0') * (10 - i)
-		}
-	}
-	check := 11 - sum%11
-	if check == 11 {
-		check = 0
-	}
-	return check != 10 && check == int(s[9]-'0')
 }
 
 // resolve returns the full URL of the entry an STU3 reference points at,
