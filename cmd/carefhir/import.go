@@ -60,7 +60,7 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 	cfg.flags(fs)
 	fs.StringVar(&cfg.Format, "format", "", "`format` of the files: gpconnect, pds, csv, hl7v2 or ndjson (one resource a line)")
 	fs.IntVar(&cfg.Batch, "batch", 500, "with --format ndjson, resources per batch Bundle")
-	fs.StringVar(&cfg.Mapping, "mapping", "", "built-in CSV `layout`, such as emis-patient-list or systmone-patient-list")
+	fs.StringVar(&cfg.Mapping, "mapping", "", "CSV mapping `file` (YAML or JSON), or the name of a built-in layout such as emis-patient-list or systmone-patient-list")
 	files, err := parseFlagsArgs(fs, args, getenv, cfg)
 	if err != nil {
 		return nil, err
@@ -88,7 +88,13 @@ func importFiles(ctx context.Context, cfg *importConfig, factories map[string]en
 	}
 	q := url.Values{"format": {cfg.Format}}
 	if cfg.Mapping != "" {
-		q.Set("mapping", cfg.Mapping)
+		// A mapping file is sent as its text; anything else names a
+		// built-in layout.
+		mapping := cfg.Mapping
+		if text, err := os.ReadFile(cfg.Mapping); err == nil {
+			mapping = string(text)
+		}
+		q.Set("mapping", mapping)
 	}
 	for _, name := range cfg.files {
 		if err := importFile(ctx, client, base+"/$import?"+q.Encode(), cfg, name, stdout, stderr); err != nil {

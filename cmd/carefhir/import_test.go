@@ -71,6 +71,16 @@ func TestImportExportLocal(t *testing.T) {
 	if _, err = carefhir("export", "--data", dir, "--patient", id[1], "--since", "2000-01-01"); err == nil {
 		t.Error("export with both --patient and --since: no error")
 	}
+	// A mapping file of one's own, or a broken one.
+	const emis = "../../mappers/csv/testdata/synthetic/emis-patient-list.csv"
+	if out, err = carefhir("import", "--data", dir, "--format", "csv", "--mapping", "../../mappers/csv/layouts/emis-patient-list.yaml", emis); err != nil || !strings.Contains(out, `"name":"created"`) {
+		t.Errorf("import with a mapping file: %v\n%s", err, out)
+	}
+	broken := filepath.Join(t.TempDir(), "mapping.yaml")
+	os.WriteFile(broken, []byte("name: broken\ncolumns:\n  nhsNumber: \"\"\n"), 0o600)
+	if _, err = carefhir("import", "--data", dir, "--format", "csv", "--mapping", broken, emis); err == nil || !strings.Contains(err.Error(), "mapping") {
+		t.Errorf("import with a broken mapping file: %v", err)
+	}
 	_, err = carefhir("import", "--data", dir, "--format", "csv", "--mapping", "emis-patient-list", "testdata/broken.csv")
 	if err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("a broken CSV file: %v", err)

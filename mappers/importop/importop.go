@@ -102,9 +102,9 @@ func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation)
 		if err != nil {
 			return nil, err
 		}
-		m, err := mcsv.Layout(mapping)
+		m, err := csvMapping(mapping)
 		if err != nil {
-			return nil, operation.Errorf(http.StatusBadRequest, "value", "mapping", "mapping %q is not a built-in layout: use one of %s", mapping, strings.Join(mcsv.Layouts(), ", "))
+			return nil, err
 		}
 		rep, err := ImportCSV(ctx, inv.Store, strings.NewReader(string(inv.Body)), m, nil)
 		if err != nil {
@@ -302,4 +302,21 @@ func (rep *Report) Parameters() *fhir.Parameters {
 		}})
 	}
 	return p
+}
+
+// csvMapping returns the mapping the mapping parameter gives: the name of
+// a built-in layout, or a mapping file's own text (YAML or JSON), checked
+// as the file would be.
+func csvMapping(mapping string) (*mcsv.Mapping, error) {
+	if m, err := mcsv.Layout(mapping); err == nil {
+		return m, nil
+	}
+	if !strings.ContainsAny(mapping, "\n{:") {
+		return nil, operation.Errorf(http.StatusBadRequest, "value", "mapping", "mapping %q is not a built-in layout (%s) nor a mapping file's text", mapping, strings.Join(mcsv.Layouts(), ", "))
+	}
+	m, err := mcsv.ParseMapping([]byte(mapping))
+	if err != nil {
+		return nil, operation.Errorf(http.StatusBadRequest, "value", "mapping", "the mapping is not valid: %v", err)
+	}
+	return m, nil
 }
