@@ -454,6 +454,9 @@ func contactPoint(r Repetition, work bool) *fhir.ContactPoint {
 // a FHIR date.
 func hl7Date(s string) (string, bool) {
 	s = cutZone(s)
+	if len(s) >= 4 && s[:4] == "0000" {
+		return "", false // FHIR dates have no year 0
+	}
 	switch {
 	case len(s) >= 8 && digits(s[:8]):
 		return s[:4] + "-" + s[4:6] + "-" + s[6:8], validMonthDay(s[4:6], s[6:8])

@@ -26,6 +26,8 @@ func FuzzParse(f *testing.F) {
 			f.Add(msg)
 		}
 	}
+	// Found by fuzzing: a birth date in year 0, which FHIR has not.
+	f.Add([]byte("MSH|^~!\"|||||||ADT^A01\"|0\rPID|||9990000018^^^^NH\"||00000000000000000000||0000"))
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		im := Import(data)
