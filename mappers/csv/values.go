@@ -38,7 +38,8 @@ func parseDate(s string, formats []string) (string, bool) {
 		s = strings.Join(f[:len(f)-1], " ")
 	}
 	for _, f := range formats {
-		if t, err := time.Parse(goDateLayouts[f], s); err == nil {
+		// FHIR dates have no year 0.
+		if t, err := time.Parse(goDateLayouts[f], s); err == nil && t.Year() > 0 {
 			return t.Format("2006-01-02"), true
 		}
 	}
