@@ -54,7 +54,9 @@ func Import(data []byte) *Imported {
 	}
 	im.Message = m
 	msh := m.Segments[0]
-	im.ControlID = msh.Get(10, 1)
+	// Spaces around the id are not part of it (and do not survive the
+	// acknowledgement's parsing).
+	im.ControlID = strings.TrimSpace(msh.Get(10, 1))
 	typ, event := msh.Get(9, 1), msh.Get(9, 2)
 	im.Event = event
 	if im.ControlID == "" {
