@@ -42,7 +42,7 @@ func ack(m *Message, code string, issues []mappers.Issue, missing []int, now tim
 	if v := msh.Get(12, 1); v != "" {
 		version = d.escape(v)
 	}
-	control := msh.Get(10, 1)
+	control := strings.TrimSpace(msh.Get(10, 1)) // as Imported.ControlID
 	var b strings.Builder
 	// The acknowledgement goes back to the sender: its sending
 	// application and facility are the original's receiving ones.
