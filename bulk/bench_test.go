@@ -18,7 +18,7 @@ import (
 // the floor: the same pages read straight from the engine.
 func BenchmarkExport100k(b *testing.B) {
 	const total = 100_000
-	e := newEnv(b, engines[0].open(b))
+	e := newEnv(b, engines[0].Open(b))
 	benchSeed(b, e.st, total)
 	e.x.cfg.PageSize = 1000
 	b.Run("http", func(b *testing.B) {
@@ -81,7 +81,7 @@ func benchSeed(b *testing.B, st store.Store, total int) {
 // rate.
 func BenchmarkReadsDuringExport(b *testing.B) {
 	const total = 100_000
-	e := newEnv(b, engines[0].open(b))
+	e := newEnv(b, engines[0].Open(b))
 	benchSeed(b, e.st, total)
 	e.x.cfg.PageSize = 1000
 	load := func(stop <-chan struct{}) float64 {

@@ -24,9 +24,7 @@ import (
 	"carefhir/server/auth"
 	"carefhir/server/auth/authtest"
 	"carefhir/store"
-	"carefhir/store/mongo"
-	"carefhir/store/mongo/ferrettest"
-	"carefhir/store/sqlite"
+	"carefhir/store/enginetest"
 )
 
 func TestMain(m *testing.M) {
@@ -36,25 +34,8 @@ func TestMain(m *testing.M) {
 
 const issuer = "https://idp.test"
 
-var engines = []struct {
-	name string
-	open func(t testing.TB) store.Store
-}{
-	{"sqlite", func(t testing.TB) store.Store {
-		st, err := sqlite.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}},
-	{"mongo", func(t testing.TB) store.Store {
-		st, err := mongo.Open(context.Background(), ferrettest.Start(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}},
-}
+// engines are the storage engines every test here runs against.
+var engines = enginetest.Engines()
 
 // clock is the exporter's clock: real time unless the test fixes it.
 type clock struct {
@@ -274,7 +255,7 @@ func observation(id, patient, category string) string {
 
 func eachEngine(t *testing.T, fn func(t *testing.T, e *env)) {
 	for _, eng := range engines {
-		t.Run(eng.name, func(t *testing.T) { fn(t, newEnv(t, eng.open(t))) })
+		t.Run(eng.Name, func(t *testing.T) { fn(t, newEnv(t, eng.Open(t))) })
 	}
 }
 

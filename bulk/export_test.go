@@ -226,15 +226,15 @@ func TestExpiry(t *testing.T) {
 // same resources.
 func TestRoundTrip(t *testing.T) {
 	for _, eng := range engines {
-		t.Run(eng.name, func(t *testing.T) {
-			a := newEnv(t, eng.open(t))
+		t.Run(eng.Name, func(t *testing.T) {
+			a := newEnv(t, eng.Open(t))
 			for i := range 30 {
 				a.put(fmt.Sprintf("/Patient/p%02d", i), fmt.Sprintf(`{"resourceType":"Patient","id":"p%02d","gender":"female","birthDate":"1950-01-%02d"}`, i, i%28+1))
 				a.put(fmt.Sprintf("/Observation/o%02d", i), observation(fmt.Sprintf("o%02d", i), fmt.Sprintf("p%02d", i), "laboratory"))
 			}
 			first := a.files("admin", a.wait("admin", a.kickOff("admin", "/$export?_type=Patient,Observation")))
 
-			b := newEnv(t, eng.open(t))
+			b := newEnv(t, eng.Open(t))
 			var res ImportResult
 			im := &Importer{BaseURL: b.base, Token: b.tokens["admin"], Batch: 7}
 			for typ, body := range first {
@@ -258,7 +258,7 @@ func TestRoundTrip(t *testing.T) {
 // TestImportRefusals: lines that are not resources, and resources the
 // server refuses, are reported with where they are; the rest loads.
 func TestImportRefusals(t *testing.T) {
-	e := newEnv(t, engines[0].open(t))
+	e := newEnv(t, engines[0].Open(t))
 	in := patient("ok1") + "\n\nnot json\n" + `{"resourceType":"Patient"}` + "\n" + `{"resourceType":"Patient","id":"bad","colour":"blue"}` + "\n" + patient("ok2") + "\n"
 	var res ImportResult
 	if err := (&Importer{BaseURL: e.base, Token: e.tokens["admin"]}).Import(context.Background(), "in.ndjson", strings.NewReader(in), &res); err != nil {

@@ -22,9 +22,7 @@ import (
 	"carefhir/server/auth"
 	"carefhir/server/auth/authtest"
 	"carefhir/store"
-	"carefhir/store/mongo"
-	"carefhir/store/mongo/ferrettest"
-	"carefhir/store/sqlite"
+	"carefhir/store/enginetest"
 )
 
 func TestMain(m *testing.M) {
@@ -35,25 +33,8 @@ func TestMain(m *testing.M) {
 // today is the date the tests run on, for care coordination.
 var today = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
-var engines = []struct {
-	name string
-	open func(t *testing.T) store.Store
-}{
-	{"sqlite", func(t *testing.T) store.Store {
-		st, err := sqlite.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}},
-	{"mongo", func(t *testing.T) store.Store {
-		st, err := mongo.Open(context.Background(), ferrettest.Start(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}},
-}
+// engines are the storage engines every test here runs against.
+var engines = enginetest.Engines()
 
 // client talks to a real HTTP server with care coordination registered,
 // which requires bearer tokens.
@@ -69,8 +50,8 @@ type client struct {
 // it, through an access token of an issuer the server trusts.
 func eachEngine(t *testing.T, cfg care.Config, fn func(t *testing.T, c *client)) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			fn(t, newClient(t, e.open(t), cfg))
+		t.Run(e.Name, func(t *testing.T) {
+			fn(t, newClient(t, e.Open(t), cfg))
 		})
 	}
 }

@@ -171,8 +171,8 @@ func TestScopeMatrix(t *testing.T) {
 		who[name] = &access.Principal{Subject: name, Scopes: mustScopes(t, scopes)}
 	}
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			c := newAccessClient(t, e.open(t), who)
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
 			twoPatientRecords(c)
 			obs := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`
 			cases := []struct {
@@ -235,8 +235,8 @@ func TestScopeMatrix(t *testing.T) {
 func TestBundleEntriesDecidedOneByOne(t *testing.T) {
 	who := principals{"reader": {Subject: "reader", Scopes: mustScopes(t, "system/Patient.rs system/Observation.rs")}}
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			c := newAccessClient(t, e.open(t), who)
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
 			twoPatientRecords(c)
 			entries := `[
 				{"request":{"method":"GET","url":"Patient/a"}},
@@ -270,8 +270,8 @@ func TestPatientContextConfines(t *testing.T) {
 		"nopctx": {Subject: "nopctx", Scopes: mustScopes(t, "patient/*.rs")},
 	}
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			c := newAccessClient(t, e.open(t), who)
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
 			twoPatientRecords(c)
 			app := func(method, path, body string, headers ...string) *response {
 				return c.by("app", method, path, body, headers...)
@@ -353,8 +353,8 @@ func TestCareTeamPolicy(t *testing.T) {
 	}
 	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			c := newAccessClient(t, e.open(t), who, policy)
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
 			twoPatientRecords(c)
 			c.put("/Practitioner/p1", `{"resourceType":"Practitioner","id":"p1"}`)
 			p1 := func(method, path, body string) *response { return c.by("p1", method, path, body) }
@@ -398,8 +398,8 @@ func TestAuditTrail(t *testing.T) {
 		"auditor": {Subject: "aud", Scopes: mustScopes(t, "system/AuditEvent.rs")},
 	}
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			c := newAccessClient(t, e.open(t), who)
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
 			twoPatientRecords(c)
 			requests := []struct{ who, method, path, body string }{
 				{"dr", "GET", "/Patient/a", ""},

@@ -35,8 +35,8 @@ type authClient struct {
 // engine; opts adjust the server's Config.
 func eachEngineWithAuth(t *testing.T, fn func(t *testing.T, c *authClient), opts ...config) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			fn(t, newAuthClient(t, e.open(t), opts...))
+		t.Run(e.Name, func(t *testing.T) {
+			fn(t, newAuthClient(t, e.Open(t), opts...))
 		})
 	}
 }

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -17,9 +16,7 @@ import (
 
 	"carefhir/server"
 	"carefhir/store"
-	"carefhir/store/mongo"
-	"carefhir/store/mongo/ferrettest"
-	"carefhir/store/sqlite"
+	"carefhir/store/enginetest"
 )
 
 func TestMain(m *testing.M) {
@@ -27,27 +24,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// engines opens each storage engine for one test: the HTTP suite runs on
-// all of them.
-var engines = []struct {
-	name string
-	open func(t *testing.T) store.Store
-}{
-	{"sqlite", func(t *testing.T) store.Store {
-		st, err := sqlite.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}},
-	{"mongo", func(t *testing.T) store.Store {
-		st, err := mongo.Open(context.Background(), ferrettest.Start(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}},
-}
+// engines are the storage engines every test here runs against.
+var engines = enginetest.Engines()
 
 // client talks to a real HTTP server running the API over one engine.
 type client struct {
@@ -62,8 +40,8 @@ type config func(*server.Config)
 // eachEngine runs fn against a fresh server on every engine.
 func eachEngine(t *testing.T, fn func(t *testing.T, c *client), opts ...config) {
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			fn(t, newClient(t, e.open(t), opts...))
+		t.Run(e.Name, func(t *testing.T) {
+			fn(t, newClient(t, e.Open(t), opts...))
 		})
 	}
 }

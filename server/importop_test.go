@@ -101,8 +101,8 @@ func TestImportOperation(t *testing.T) {
 func TestImportNeedsWriteScopes(t *testing.T) {
 	body := importPayloads(t)[1].body
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			c := newAccessClient(t, e.open(t), principals{
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), principals{
 				"patients": {Subject: "patients", Scopes: mustScopes(t, "system/Patient.cruds")},
 				"all":      {Subject: "all", Scopes: mustScopes(t, "system/Patient.cruds system/Organization.cruds system/Practitioner.cruds")},
 			}, withImport)

@@ -9,8 +9,8 @@ func TestXProvenance(t *testing.T) {
 	who := principals{"noprov": {Subject: "noprov", Scopes: mustScopes(t, "system/Patient.cruds")}}
 	prov := `{"resourceType":"Provenance","agent":[{"who":{"reference":"Practitioner/dr"}}],"activity":{"text":"registration"}}`
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			c := newAccessClient(t, e.open(t), who)
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
 			created := c.by("admin", "POST", "/Patient", `{"resourceType":"Patient","name":[{"family":"Prov"}]}`, "X-Provenance", prov).want(t, 201).json(t)
 			id := str(created, "id")
 			c.by("admin", "PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","name":[{"family":"Prov2"}]}`, "X-Provenance", prov).want(t, 200)

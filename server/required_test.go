@@ -34,6 +34,6 @@ func TestRequiredProfiles(t *testing.T) {
 	}, withValidator(true), requireUKCore)
 
 	// Without the requirement the same Patient is stored.
-	c := newClient(t, engines[0].open(t), withValidator(true))
+	c := newClient(t, engines[0].Open(t), withValidator(true))
 	c.create("Patient", two)
 }

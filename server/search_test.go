@@ -215,7 +215,7 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // The CapabilityStatement lists the search parameters the server answers.
 func TestCapabilitiesSearch(t *testing.T) {
-	c := newClient(t, engines[0].open(t))
+	c := newClient(t, engines[0].Open(t))
 	var cs struct {
 		Rest []struct {
 			Interaction []struct{ Code string }

@@ -2,7 +2,6 @@ package gpconnect
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,32 +12,11 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/server"
-	"carefhir/store"
-	"carefhir/store/mongo"
-	"carefhir/store/mongo/ferrettest"
-	"carefhir/store/sqlite"
+	"carefhir/store/enginetest"
 )
 
-// engines opens each storage engine for one test.
-var engines = []struct {
-	name string
-	open func(t *testing.T) store.Store
-}{
-	{"sqlite", func(t *testing.T) store.Store {
-		st, err := sqlite.Open(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}},
-	{"mongo", func(t *testing.T) store.Store {
-		st, err := mongo.Open(context.Background(), ferrettest.Start(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}},
-}
+// engines are the storage engines every test here runs against.
+var engines = enginetest.Engines()
 
 // TestApplyToServer posts an imported record as the transaction it is to
 // a real server on each engine, validating every write against R4 and
@@ -65,8 +43,8 @@ func TestApplyToServer(t *testing.T) {
 	res := im.Import(patched(t, rc.name, rc.placeholder, rc.nhs))
 	body := encode(t, res.Bundle)
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			st := e.open(t)
+		t.Run(e.Name, func(t *testing.T) {
+			st := e.Open(t)
 			srv := httptest.NewServer(server.New(server.Config{Store: st, Validator: v, ValidateWrites: true, RequiredProfiles: required}))
 			t.Cleanup(func() {
 				srv.Close()

@@ -11,10 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/server"
-	"carefhir/store"
-	"carefhir/store/mongo"
-	"carefhir/store/mongo/ferrettest"
-	"carefhir/store/sqlite"
+	"carefhir/store/enginetest"
 )
 
 func TestMain(m *testing.M) {
@@ -36,28 +33,10 @@ const (
 // succeeds, and memory stays under the ceiling. The throughput and latency
 // figures are measured by `carefhir bench hostile` (docs/benchmarks.md).
 func TestHostileBesideNormal(t *testing.T) {
-	engines := []struct {
-		name string
-		open func(t *testing.T) store.Store
-	}{
-		{"sqlite", func(t *testing.T) store.Store {
-			st, err := sqlite.Open(t.TempDir())
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		}},
-		{"mongo", func(t *testing.T) store.Store {
-			st, err := mongo.Open(context.Background(), ferrettest.Start(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
-		}},
-	}
+	engines := enginetest.Engines()
 	for _, e := range engines {
-		t.Run(e.name, func(t *testing.T) {
-			st := e.open(t)
+		t.Run(e.Name, func(t *testing.T) {
+			st := e.Open(t)
 			srv := httptest.NewServer(server.New(server.Config{Store: st}))
 			t.Cleanup(func() {
 				srv.Close()
