@@ -1,6 +1,7 @@
 package access
 
 import (
+	"bytes"
 	"strconv"
 	"sync"
 
@@ -106,11 +107,11 @@ func patientsOf(typ, id string, body []byte) []string {
 	seen := map[string]bool{}
 	const marker = `"reference":"Patient/`
 	for i := 0; i+len(marker) < len(body); {
-		j := indexFrom(body, marker, i)
+		j := bytes.Index(body[i:], []byte(marker))
 		if j < 0 {
 			break
 		}
-		start := j + len(marker)
+		start := i + j + len(marker)
 		end := start
 		for end < len(body) && isIDByte(body[end]) {
 			end++
@@ -122,15 +123,6 @@ func patientsOf(typ, id string, body []byte) []string {
 		i = end
 	}
 	return out
-}
-
-func indexFrom(b []byte, s string, from int) int {
-	for i := from; i+len(s) <= len(b); i++ {
-		if b[i] == s[0] && string(b[i:i+len(s)]) == s {
-			return i
-		}
-	}
-	return -1
 }
 
 func isIDByte(c byte) bool {
