@@ -54,15 +54,6 @@ func (i Interaction) Action() string {
 	return "R"
 }
 
-// writes reports whether the interaction changes records.
-func (i Interaction) writes() bool {
-	switch i {
-	case InteractionCreate, InteractionUpdate, InteractionPatch, InteractionDelete:
-		return true
-	}
-	return false
-}
-
 type interactionKey struct{}
 
 // WithInteraction returns ctx performing interaction i.
