@@ -191,3 +191,64 @@ func toJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestImportCSVAgain imports a CSV report twice: the second import reports
+// every record unchanged and writes no new version of any; a row changed
+// since is then reported updated, and only its patient gets a version.
+func TestImportCSVAgain(t *testing.T) {
+	payload := importPayloads(t)[2]
+	eachEngine(t, func(t *testing.T, c *client) {
+		post := func(body string) map[string]any {
+			t.Helper()
+			return c.do("POST", "/$import?"+payload.query, body, "Content-Type", payload.contentType).want(t, 200).json(t)
+		}
+		outcomes := func(report map[string]any) map[string]string {
+			got := map[string]string{}
+			for _, p := range report["parameter"].([]any) {
+				p := p.(map[string]any)
+				if p["name"] != "record" {
+					continue
+				}
+				parts := p["part"].([]any)
+				ref := parts[1].(map[string]any)["valueReference"].(map[string]any)["reference"].(string)
+				got[ref] = parts[0].(map[string]any)["valueCode"].(string)
+			}
+			return got
+		}
+		first := outcomes(post(payload.body))
+		again := post(payload.body)
+		for ref, outcome := range outcomes(again) {
+			if outcome != "unchanged" || first[ref] == "" {
+				t.Errorf("importing again: %s %s (first %q)", ref, outcome, first[ref])
+			}
+		}
+		if again["parameter"].([]any)[2].(map[string]any)["valueInteger"] != float64(len(first)) {
+			t.Errorf("importing again: %v", again["parameter"].([]any)[:3])
+		}
+		versions := func(ref string) float64 {
+			return c.do("GET", "/"+ref+"/_history", "").want(t, 200).json(t)["total"].(float64)
+		}
+		var patients []string
+		for ref := range first {
+			if strings.HasPrefix(ref, "Patient/") {
+				patients = append(patients, ref)
+			}
+			if n := versions(ref); n != 1 {
+				t.Errorf("%s has %v versions after importing the same file twice", ref, n)
+			}
+		}
+		changed := strings.Replace(payload.body, "Sarah,Ward", "Sara,Ward", 1)
+		var updated []string
+		for ref, outcome := range outcomes(post(changed)) {
+			if outcome != "unchanged" {
+				updated = append(updated, ref+" "+outcome)
+			}
+		}
+		if len(updated) != 1 || !strings.HasSuffix(updated[0], " updated") || versions(strings.Fields(updated[0])[0]) != 2 {
+			t.Errorf("after changing a first name: %v", updated)
+		}
+		if len(patients) < 2 {
+			t.Errorf("the report names the patients %v", patients)
+		}
+	}, withImport)
+}
