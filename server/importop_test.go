@@ -252,3 +252,31 @@ func TestImportCSVAgain(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportHL7v2Once imports an HL7 v2 message twice: both are
+// acknowledged AA, and the second is not applied again, since the first
+// wrote its receipt (a Provenance) with the patient.
+func TestImportHL7v2Once(t *testing.T) {
+	payload := importPayloads(t)[0]
+	eachEngine(t, func(t *testing.T, c *client) {
+		for round := 1; round <= 2; round++ {
+			r := c.do("POST", "/$import?"+payload.query, payload.body, "Content-Type", payload.contentType).want(t, 200)
+			if !bytes.Contains(r.body, []byte("MSA|AA|MSG0001")) {
+				t.Fatalf("round %d: %q", round, r.body)
+			}
+		}
+		found := c.do("GET", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018", "").want(t, 200).json(t)
+		entries, _ := found["entry"].([]any)
+		if len(entries) != 1 {
+			t.Fatalf("%d patients", len(entries))
+		}
+		id := entries[0].(map[string]any)["resource"].(map[string]any)["id"].(string)
+		if n := c.do("GET", "/Patient/"+id+"/_history", "").want(t, 200).json(t)["total"]; n != float64(1) {
+			t.Errorf("the patient has %v versions: the message was applied again", n)
+		}
+		receipts := c.do("GET", "/Provenance?target=Patient/"+id, "").want(t, 200).json(t)
+		if entries, _ := receipts["entry"].([]any); len(entries) != 1 {
+			t.Errorf("receipts of the message: %v", receipts)
+		}
+	}, withImport)
+}

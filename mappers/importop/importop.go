@@ -22,6 +22,7 @@ import (
 	"carefhir/mappers/hl7v2"
 	"carefhir/mappers/pds"
 	"carefhir/operation"
+	"carefhir/store"
 )
 
 // HL7v2MediaType is the media type of HL7 v2 messages in ER7 form.
@@ -267,6 +268,13 @@ func ApplyHL7v2(ctx context.Context, st operation.Store, msg []byte, now time.Ti
 	if m.Message == nil || m.Rejected || m.Failed() || m.Bundle == nil {
 		return m.Acknowledge(nil, now), errRefused
 	}
+	// A message already applied is acknowledged again, not applied twice.
+	if v, err := st.Read(ctx, hl7v2.ReceiptType, hl7v2.ReceiptID(hl7v2.SeenKey(m.Message))); err == nil && !v.Deleted {
+		return m.Acknowledge(nil, now), nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return m.Acknowledge(err, now), err
+	}
+	m.AddReceipt(now)
 	if _, err := st.Transaction(ctx, m.Bundle); err != nil {
 		return m.Acknowledge(err, now), err
 	}
