@@ -280,3 +280,35 @@ func TestImportHL7v2Once(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportCSVRefusedWhole imports a CSV report whose last row, after
+// several batches of good ones, has a date that is not one: 400 naming
+// the line, and none of the rows before it stored.
+func TestImportCSVRefusedWhole(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\n")
+	rows := 0
+	for base := 400_000_000; rows < 450; base++ {
+		digits := fmt.Sprintf("%09d", base)
+		sum := 0
+		for i, c := range digits {
+			sum += int(c-'0') * (10 - i)
+		}
+		check := (11 - sum%11) % 11
+		if check == 10 {
+			continue
+		}
+		rows++
+		fmt.Fprintf(&b, "Y12345,%s%d,Ann,Lee,12-Mar-1948,F\n", digits, check)
+	}
+	b.WriteString("Y12345,999 000 0018,Ann,Lee,not a date,F\n")
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", b.String(), "Content-Type", "text/csv")
+		if r.status != 400 || !strings.Contains(string(r.body), fmt.Sprintf("line %d", rows+2)) {
+			t.Errorf("%d %.600s, want 400 naming line %d", r.status, r.body, rows+2)
+		}
+		if got := storedCounts(t, c); got != "Patient=0 Organization=0 Practitioner=0 Observation=0 Condition=0 Encounter=0" {
+			t.Errorf("a refused import stored %s", got)
+		}
+	}, withImport)
+}

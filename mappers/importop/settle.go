@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -39,7 +40,8 @@ type keyed struct {
 // the resource already holds what the entry writes, a conditional create
 // on its id, which writes nothing (the same content makes no new
 // version). Entries whose identifier more than one resource holds are
-// left as they are, for the transaction to refuse as any client's.
+// left as they are, for the transaction to refuse as any client's, and so
+// are all entries when the unit of work cannot search what it wrote.
 func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) error {
 	var entries []*keyed
 	byType := map[string][]*keyed{}
@@ -121,6 +123,15 @@ func lookup(ctx context.Context, tx operation.Store, typ string, ks []*keyed) er
 	// Twice the identifiers: a page that is full still tells which
 	// identifiers more than one resource holds.
 	page, err := tx.Search(ctx, typ, url.Values{"identifier": {strings.Join(tokens, ",")}, "_count": {strconv.Itoa(2 * len(ks))}})
+	if errors.Is(err, errors.ErrUnsupported) {
+		// A unit of work that cannot search what it wrote (MongoDB
+		// without transactions): every entry is left to the transaction,
+		// whose conditional writes search one at a time.
+		for _, k := range ks {
+			k.many = true
+		}
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("importop: looking up %s by identifier: %w", typ, err)
 	}
