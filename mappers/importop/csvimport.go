@@ -25,9 +25,8 @@ func ImportCSV(ctx context.Context, st operation.Store, r io.Reader, m *mcsv.Map
 	ran := false
 	err := st.Transact(ctx, func(tx operation.Store) error {
 		if ran {
-			// A store that runs the unit again (a MongoDB transaction
-			// that met another's write) cannot read the file again.
-			return operation.Errorf(http.StatusServiceUnavailable, "transient", "", "the import met a concurrent write and was not applied: send the file again")
+			// The file cannot be read again.
+			return errAgain
 		}
 		ran = true
 		return rep.applyCSV(ctx, tx, r, m, progress)

@@ -169,10 +169,14 @@ func (im *Importer) Map(format string, payload []byte) (mappers.Result, error) {
 // naming where when it has errors. The caller closes the report.
 func Apply(ctx context.Context, st operation.Store, r mappers.Result) (*Report, error) {
 	rep := &Report{}
+	ran := false
 	err := st.Transact(ctx, func(tx operation.Store) error {
-		// The store may run the unit again: start the report afresh.
-		rep.Close()
-		*rep = Report{}
+		if ran {
+			// The store runs the unit again; apply rewrote the Bundle's
+			// entries for what it found the first time.
+			return errAgain
+		}
+		ran = true
 		return rep.apply(ctx, tx, r)
 	})
 	if err != nil {
@@ -255,6 +259,11 @@ func (im *Importer) importHL7v2(ctx context.Context, st operation.Store, msg []b
 	}
 	return &operation.Result{Body: ack, ContentType: HL7v2MediaType}, nil
 }
+
+// errAgain is the answer to a store that runs an import's unit of work
+// again (a MongoDB transaction that met another's write): the body was
+// read, and the entries rewritten, for the first run.
+var errAgain = operation.Errorf(http.StatusServiceUnavailable, "transient", "", "the import met a concurrent write and was not applied: send it again")
 
 // errRefused is the error of a message refused for what it holds.
 var errRefused = errors.New("importop: the message is refused")
