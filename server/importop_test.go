@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -285,10 +286,25 @@ func TestImportHL7v2Once(t *testing.T) {
 // several batches of good ones, has a date that is not one: 400 naming
 // the line, and none of the rows before it stored.
 func TestImportCSVRefusedWhole(t *testing.T) {
+	const rows = 450
+	body := patientList(rows) + "Y12345,999 000 0018,Ann,Lee,not a date,F\n"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", body, "Content-Type", "text/csv")
+		if r.status != 400 || !strings.Contains(string(r.body), fmt.Sprintf("line %d", rows+2)) {
+			t.Errorf("%d %.600s, want 400 naming line %d", r.status, r.body, rows+2)
+		}
+		if got := storedCounts(t, c); got != "Patient=0 Organization=0 Practitioner=0 Observation=0 Condition=0 Encounter=0" {
+			t.Errorf("a refused import stored %s", got)
+		}
+	}, withImport)
+}
+
+// patientList is an EMIS patient list of n rows, each a patient of its own
+// with a valid NHS number.
+func patientList(n int) string {
 	var b strings.Builder
 	b.WriteString("Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\n")
-	rows := 0
-	for base := 400_000_000; rows < 450; base++ {
+	for base, rows := 400_000_000, 0; rows < n; base++ {
 		digits := fmt.Sprintf("%09d", base)
 		sum := 0
 		for i, c := range digits {
@@ -301,14 +317,33 @@ func TestImportCSVRefusedWhole(t *testing.T) {
 		rows++
 		fmt.Fprintf(&b, "Y12345,%s%d,Ann,Lee,12-Mar-1948,F\n", digits, check)
 	}
-	b.WriteString("Y12345,999 000 0018,Ann,Lee,not a date,F\n")
+	return b.String()
+}
+
+// TestImportCSVOverLimit streams a CSV report of unknown length past the
+// server's body limit, after a batch of its rows was applied: 413, and
+// nothing stored.
+func TestImportCSVOverLimit(t *testing.T) {
+	body := patientList(450)
 	eachEngine(t, func(t *testing.T, c *client) {
-		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", b.String(), "Content-Type", "text/csv")
-		if r.status != 400 || !strings.Contains(string(r.body), fmt.Sprintf("line %d", rows+2)) {
-			t.Errorf("%d %.600s, want 400 naming line %d", r.status, r.body, rows+2)
+		// Wrapped, the body's length is unknown: it is sent chunked and
+		// the limit is met while it is read.
+		req, err := http.NewRequest("POST", c.base+"/$import?format=csv&mapping=emis-patient-list", struct{ io.Reader }{strings.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/csv")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("%d %.600s, want 413", resp.StatusCode, out)
 		}
 		if got := storedCounts(t, c); got != "Patient=0 Organization=0 Practitioner=0 Observation=0 Condition=0 Encounter=0" {
-			t.Errorf("a refused import stored %s", got)
+			t.Errorf("an import over the limit stored %s", got)
 		}
-	}, withImport)
+	}, withImport, func(cfg *server.Config) { cfg.MaxBodyBytes = 12 << 10 })
 }
