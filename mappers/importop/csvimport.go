@@ -55,7 +55,13 @@ func (rep *Report) applyCSV(ctx context.Context, tx operation.Store, r io.Reader
 	}
 	batches := make(chan mapped, 2)
 	stop := make(chan struct{})
-	defer close(stop)
+	defer func() {
+		// The reader stops after the batch it is reading, before the
+		// request ends: the body is not read once the handler returns.
+		close(stop)
+		for range batches {
+		}
+	}()
 	go func() {
 		defer close(batches)
 		rows := 0
