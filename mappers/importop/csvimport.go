@@ -66,6 +66,11 @@ func (rep *Report) applyCSV(ctx context.Context, tx operation.Store, r io.Reader
 		defer close(batches)
 		rows := 0
 		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
 			res, err := csvIm.Next()
 			if err == io.EOF {
 				return
