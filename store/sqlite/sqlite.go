@@ -70,6 +70,10 @@ type Options struct {
 	// Migrated, when set, is told of each migration Open makes, such as
 	// "schema version 2 to 3: …", for the log.
 	Migrated func(line string)
+	// VFS, when set, names the registered SQLite VFS the database is opened
+	// through instead of the operating system's: tests use one that
+	// simulates power cuts.
+	VFS string
 }
 
 // Store is a store.Store kept in a SQLite database. Its methods are safe for
@@ -142,6 +146,9 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 			"mmap_size(2147418112)", // the most this build of SQLite maps
 			fmt.Sprintf("cache_size(%d)", -1024*cacheMiB),
 		}, extra...)}
+		if opts.VFS != "" {
+			q.Set("vfs", opts.VFS)
+		}
 		return path + "?" + q.Encode()
 	}
 
