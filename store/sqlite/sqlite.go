@@ -41,19 +41,19 @@ var errClosed = errors.New("store is closed")
 
 // Options tune a Store. The zero value is the default.
 type Options struct {
-	// SyncFull makes every commit wait for fsync (PRAGMA synchronous=FULL).
+	// SyncNormal lets a commit return before it is on the disk (PRAGMA
+	// synchronous=NORMAL instead of FULL).
 	//
-	// By default commits use synchronous=NORMAL, which in WAL mode appends
-	// the commit to the WAL file with write(2) and fsyncs only at
-	// checkpoints. A write that has returned from write(2) is in the
-	// operating system's page cache, which outlives the process, so every
-	// acknowledged write survives the process being killed (kill -9, a
-	// crash, an OOM kill). Only losing the operating system itself (power
-	// cut, kernel panic) can lose the last commits; the database stays
-	// consistent either way. SyncFull closes that window too, at the cost
-	// of one fsync per commit (group commit shares it between the writes
-	// that arrive together).
-	SyncFull bool
+	// By default (synchronous=FULL) every commit fsyncs the WAL before it
+	// returns, so an acknowledged write survives losing power or the
+	// operating system; group commit shares that fsync between the writes
+	// that arrive together. With SyncNormal a commit is appended to the WAL
+	// with write(2) and fsynced only at the next checkpoint: an acknowledged
+	// write is in the operating system's page cache, which outlives the
+	// process (kill -9, a crash, an OOM kill), but a power cut or a kernel
+	// panic loses the commits since the last checkpoint. The database stays
+	// consistent either way. It suits bulk loads that can be run again.
+	SyncNormal bool
 	// MaxBatch is the most writes committed in one transaction; 0 means 256.
 	// 1 turns group commit off.
 	MaxBatch int
@@ -126,9 +126,9 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	if opts.Readers <= 0 {
 		opts.Readers = max(4, 2*runtime.GOMAXPROCS(0))
 	}
-	syncMode := "NORMAL"
-	if opts.SyncFull {
-		syncMode = "FULL"
+	syncMode := "FULL"
+	if opts.SyncNormal {
+		syncMode = "NORMAL"
 	}
 	path := filepath.Join(dir, FileName)
 	// pragmas returns the DSN of a connection with a page cache of cacheMiB
