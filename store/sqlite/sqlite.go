@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -89,11 +90,18 @@ type Store struct {
 	txRead *reader // read statements on the writer connection, for Transact
 
 	// writerHeld holds a value while someone uses the writer connection: a
-	// Put leading a batch, a Transact, or Close, which keeps it.
+	// Put leading a batch, a Transact, the committer, or Close, which keeps
+	// it.
 	writerHeld chan struct{}
-	batch      []*putRequest // the batch being committed, under writerHeld
+	batch      []*putRequest // the batch being written, under writerHeld
 	maxBatch   int
 	quit       chan struct{} // closed by Close
+
+	// Group commit across units of work (group.go).
+	group      *group        // the writer's open transaction, under writerHeld
+	waiting    atomic.Int32  // callers waiting for the writer to join the group
+	groupOpen  chan struct{} // tells the committer a group was left open
+	commitDone chan struct{} // closed when the committer ends
 
 	qmu    sync.Mutex
 	queue  []*putRequest // Puts waiting for a batch, oldest first
@@ -162,6 +170,9 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		quit:       make(chan struct{}),
 		maxBatch:   opts.MaxBatch,
 
+		groupOpen:  make(chan struct{}, 1),
+		commitDone: make(chan struct{}),
+
 		ckInterval: opts.CheckpointInterval,
 		committed:  make(chan struct{}, 1),
 		ckDone:     make(chan struct{}),
@@ -215,11 +226,13 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	}
 	s.ckdb.SetMaxOpenConns(1)
 	go s.checkpoints()
+	go s.commits()
 	return s, nil
 }
 
-// Close waits for the batch or unit of work in progress and closes the
-// database. Writes queued but not yet started fail.
+// Close waits for the batch or unit of work in progress, commits the group
+// it is in, and closes the database. Writes queued but not yet started
+// fail.
 func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
@@ -233,6 +246,8 @@ func (s *Store) Close() error {
 		for _, req := range queued {
 			req.answer(errClosed)
 		}
+		s.commitGroup()
+		<-s.commitDone
 		<-s.ckDone
 		err = s.closeAll()
 	})
@@ -316,48 +331,49 @@ func (s *Store) put(ctx context.Context, w *store.Write) error {
 	}
 	s.queue = append(s.queue, req)
 	s.qmu.Unlock()
+	s.waiting.Add(1)
 	select {
 	case <-req.answered:
+		s.waiting.Add(-1)
 	case s.writerHeld <- struct{}{}:
-		answered := s.lead(req)
-		<-s.writerHeld
-		if !answered {
-			<-req.answered
-		}
+		s.waiting.Add(-1)
+		s.lead(req)
+		s.release()
+		<-req.answered
 	case <-ctx.Done():
+		s.waiting.Add(-1)
 		// req stays queued; the next leader skips it.
 		return ctx.Err()
 	}
 	return req.err
 }
 
-// Transact implements store.Store with a SQLite transaction on the writer
-// connection: puts wait while fn runs, reads from other goroutines do not
-// (they see the state before the transaction until it commits). fn must use
-// tx, not s: a Put on s from inside fn waits for fn to return.
+// Transact implements store.Store with a unit of work on the writer
+// connection, a savepoint in the writer's group (group.go): puts wait while
+// fn runs, reads from other goroutines do not (they see the state before
+// the unit until its group commits). fn must use tx, not s: a Put on s from
+// inside fn waits for fn to return. Transact returns once the group has
+// committed.
 func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) (err error) {
 	defer s.observe("transact", time.Now())
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sqlite: transact: %w", err)
 	}
-	select {
-	case s.writerHeld <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("sqlite: transact: %w", ctx.Err())
-	case <-s.quit:
-		return fmt.Errorf("sqlite: transact: %w", errClosed)
+	if err := s.awaitWriter(ctx); err != nil {
+		return fmt.Errorf("sqlite: transact: %w", err)
 	}
-	defer func() { <-s.writerHeld }()
-
-	if _, err := s.writer.begin.ExecContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: transact: begin: %w", err)
+	g, err := s.join(ctx)
+	if err != nil {
+		s.release()
+		return fmt.Errorf("sqlite: transact: %w", err)
 	}
 	t := &tx{s: s}
-	committed := false
+	kept := false
 	defer func() {
-		t.end()
-		if !committed {
-			s.writer.rollback()
+		if !kept { // fn failed, or panicked
+			t.end()
+			s.leave(false)
+			s.release()
 		}
 	}()
 	if err := fn(t); err != nil {
@@ -366,13 +382,16 @@ func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) (err e
 	if err := t.end(); err != nil {
 		return fmt.Errorf("sqlite: transact: %w", err)
 	}
-	// The commit is not cancelled with ctx: fn's work is done and
-	// committing it is quick.
-	if err := s.writer.commit(context.Background()); err != nil {
-		return fmt.Errorf("sqlite: transact: commit: %w", err)
+	kept = true
+	err = s.leave(true)
+	s.release()
+	if err != nil {
+		return fmt.Errorf("sqlite: transact: %w", err)
 	}
-	committed = true
-	s.notifyCommit()
+	<-g.done
+	if g.err != nil {
+		return fmt.Errorf("sqlite: transact: %w", g.err)
+	}
 	return nil
 }
 
