@@ -14,11 +14,11 @@ type writer struct {
 	begin, commitStmt, rollbackStmt *sql.Stmt
 	// A savepoint around each unit of work of a group (group.go).
 	savepoint, releaseSavepoint, rollbackToSavepoint *sql.Stmt
-	current, insertVersion          *sql.Stmt
-	supersede                       *sql.Stmt
-	insertResource, updateResource  *sql.Stmt
-	recomputeDates                  *sql.Stmt
-	index                           *indexStmts
+	current, insertVersion                           *sql.Stmt
+	supersede                                        *sql.Stmt
+	insertResource, updateResource                   *sql.Stmt
+	recomputeDates                                   *sql.Stmt
+	index                                            *indexStmts
 }
 
 func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, error) {
