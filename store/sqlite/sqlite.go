@@ -8,8 +8,8 @@
 // parameter number and value, whose keys make every common search an index
 // range scan (search.go compiles search plans into SQL over them; schema.go
 // describes the tables). Writes go through one writer connection, used by one
-// goroutine at a time, which commits concurrent Puts together (group
-// commit); reads use a pool of reader connections, which WAL lets run
+// goroutine at a time, which commits concurrent Puts and units of work
+// together (group commit, group.go); reads use a pool of reader connections, which WAL lets run
 // alongside the writer, and a checkpointer keeps the WAL short off the write
 // path.
 package sqlite
