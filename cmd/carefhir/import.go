@@ -62,7 +62,7 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 	cfg.flags(fs)
 	fs.StringVar(&cfg.Format, "format", "", "`format` of the files: gpconnect, pds, csv, hl7v2 or ndjson (one resource a line)")
 	fs.IntVar(&cfg.Batch, "batch", 500, "with --format ndjson, resources per batch Bundle")
-	cfg.Sync = syncFull
+	cfg.Sync = syncNormal
 	addSyncFlag(fs, &cfg.Sync)
 	fs.StringVar(&cfg.Mapping, "mapping", "", "CSV mapping `file` (YAML or JSON), or the name of a built-in layout such as emis-patient-list or systmone-patient-list")
 	files, err := parseFlagsArgs(fs, args, getenv, cfg)

@@ -82,7 +82,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg := &serveConfig{
 		Addr:            "127.0.0.1:8080",
 		DataDir:         "./data",
-		Sync:            syncFull,
+		Sync:            syncNormal,
 		MaxBody:         10 << 20,
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "text",

@@ -42,7 +42,7 @@ type synthConfig struct {
 
 // parseSynthConfig parses and validates the synth flags in args.
 func parseSynthConfig(args []string, getenv func(string) string, stderr io.Writer) (*synthConfig, error) {
-	cfg := &synthConfig{Patients: 1000, Seed: 1, Clients: 8, Today: synth.DefaultToday.Format(time.DateOnly), Sync: syncFull}
+	cfg := &synthConfig{Patients: 1000, Seed: 1, Clients: 8, Today: synth.DefaultToday.Format(time.DateOnly), Sync: syncNormal}
 	fs := newFlagSet("carefhir synth",
 		"Generates fictional UK primary-care records, deterministically from a seed: GP\n"+
 			"practices and their teams, patients with valid test NHS numbers, conditions,\n"+
@@ -96,7 +96,7 @@ func runSynth(ctx context.Context, cfg *synthConfig, stdout, stderr io.Writer) e
 		err = load(ctx, opts, cfg.Clients, 1, l.putAll, prog)
 	default:
 		dest = cfg.Data
-		err = loadData(ctx, cfg.Data, sqlite.Options{SyncNormal: cfg.Sync == syncNormal}, opts, cfg.Clients, prog)
+		err = loadData(ctx, cfg.Data, sqlite.Options{SyncFull: cfg.Sync == syncFull}, opts, cfg.Clients, prog)
 	}
 	stop()
 	if err != nil {

@@ -20,8 +20,8 @@ func TestGroupedUnitsStandAlone(t *testing.T) {
 		name string
 		opts sqlite.Options
 	}{
-		{"sync full", sqlite.Options{}},
-		{"sync normal", sqlite.Options{SyncNormal: true}},
+		{"sync full", sqlite.Options{SyncFull: true}},
+		{"sync normal", sqlite.Options{}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := mustOpen(t, t.TempDir(), tt.opts)

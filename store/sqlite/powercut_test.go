@@ -24,7 +24,7 @@ import (
 // with the ordinary engine and check every write acknowledged before the
 // cut.
 
-// TestPowerCutKeepsAcknowledgedWrites is the default, synchronous=FULL:
+// TestPowerCutKeepsAcknowledgedWrites is synchronous=FULL (--sync full):
 // every acknowledged write survives every cut.
 func TestPowerCutKeepsAcknowledgedWrites(t *testing.T) {
 	if testing.Short() {
@@ -32,7 +32,7 @@ func TestPowerCutKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	// Checkpoints every few milliseconds, so that cuts land on every step
 	// of one.
-	run := runPowerCuts(t, sqlite.Options{CheckpointInterval: 3 * time.Millisecond}, allCuts...)
+	run := runPowerCuts(t, sqlite.Options{SyncFull: true, CheckpointInterval: 3 * time.Millisecond}, allCuts...)
 	for _, c := range run.cuts {
 		if len(c.lost) > 0 {
 			t.Errorf("cut %s: %d of the %d writes acknowledged before it are lost, such as %s",
@@ -47,7 +47,7 @@ func TestPowerCutKeepsAcknowledgedWrites(t *testing.T) {
 }
 
 // TestPowerCutNormalLosesAcknowledgedWrites shows what the test above
-// guards against: with synchronous=NORMAL a commit is acknowledged before
+// guards against: with synchronous=NORMAL, the default, a commit is acknowledged before
 // its WAL frames are fsynced (that happens at the next checkpoint, here
 // none after the first), so a power cut loses acknowledged writes. The
 // database stays consistent.
@@ -55,7 +55,7 @@ func TestPowerCutNormalLosesAcknowledgedWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes under load for a few seconds")
 	}
-	run := runPowerCuts(t, sqlite.Options{SyncNormal: true, CheckpointInterval: time.Hour}, cutTimed)
+	run := runPowerCuts(t, sqlite.Options{CheckpointInterval: time.Hour}, cutTimed)
 	lost := 0
 	for _, c := range run.cuts {
 		lost += len(c.lost)

@@ -42,19 +42,21 @@ var errClosed = errors.New("store is closed")
 
 // Options tune a Store. The zero value is the default.
 type Options struct {
-	// SyncNormal lets a commit return before it is on the disk (PRAGMA
-	// synchronous=NORMAL instead of FULL).
+	// SyncFull makes every commit wait for fsync (PRAGMA synchronous=FULL).
 	//
-	// By default (synchronous=FULL) every commit fsyncs the WAL before it
-	// returns, so an acknowledged write survives losing power or the
-	// operating system; group commit shares that fsync between the writes
-	// that arrive together. With SyncNormal a commit is appended to the WAL
-	// with write(2) and fsynced only at the next checkpoint: an acknowledged
-	// write is in the operating system's page cache, which outlives the
-	// process (kill -9, a crash, an OOM kill), but a power cut or a kernel
-	// panic loses the commits since the last checkpoint. The database stays
-	// consistent either way. It suits bulk loads that can be run again.
-	SyncNormal bool
+	// By default (synchronous=NORMAL) a commit is appended to the WAL with
+	// write(2) and fsynced at the next checkpoint: an acknowledged write is
+	// in the operating system's page cache, which outlives the process, so
+	// it survives the process being killed (kill -9, a crash, an OOM kill),
+	// but a power cut or a kernel panic loses the commits since the last
+	// checkpoint. The database stays consistent either way. SyncFull closes
+	// that window: every commit fsyncs the WAL before it returns, so an
+	// acknowledged write survives losing power too; group commit shares
+	// that fsync between the writes and units of work that arrive together.
+	// It is not the default because it costs more than a fifth of the
+	// throughput of single creates from 8 clients (docs/benchmarks.md,
+	// "Durability: synchronous=FULL against NORMAL").
+	SyncFull bool
 	// MaxBatch is the most writes committed in one transaction; 0 means 256.
 	// 1 turns group commit off.
 	MaxBatch int
@@ -134,9 +136,9 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	if opts.Readers <= 0 {
 		opts.Readers = max(4, 2*runtime.GOMAXPROCS(0))
 	}
-	syncMode := "FULL"
-	if opts.SyncNormal {
-		syncMode = "NORMAL"
+	syncMode := "NORMAL"
+	if opts.SyncFull {
+		syncMode = "FULL"
 	}
 	path := filepath.Join(dir, FileName)
 	// pragmas returns the DSN of a connection with a page cache of cacheMiB

@@ -37,7 +37,7 @@ func TestConformance(t *testing.T) {
 	}, storetest.SearchScale(1200))
 }
 
-// TestConformanceOptions runs the suite with group commit off and without
+// TestConformanceOptions runs the suite with group commit off and with
 // fsync on every commit, which take other paths through the writer.
 func TestConformanceOptions(t *testing.T) {
 	tests := []struct {
@@ -45,7 +45,7 @@ func TestConformanceOptions(t *testing.T) {
 		opts sqlite.Options
 	}{
 		{name: "no group commit", opts: sqlite.Options{MaxBatch: 1}},
-		{name: "sync normal", opts: sqlite.Options{SyncNormal: true, Readers: 1}},
+		{name: "sync full", opts: sqlite.Options{SyncFull: true, Readers: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

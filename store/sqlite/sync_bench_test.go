@@ -15,8 +15,8 @@ var syncModes = []struct {
 	name string
 	opts sqlite.Options
 }{
-	{name: "full", opts: sqlite.Options{}},
-	{name: "normal", opts: sqlite.Options{SyncNormal: true}},
+	{name: "full", opts: sqlite.Options{SyncFull: true}},
+	{name: "normal", opts: sqlite.Options{}},
 }
 
 // BenchmarkSync measures what an fsync per commit costs: creates (one Put
