@@ -200,13 +200,22 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 	})
 
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	var (
+		wg sync.WaitGroup
+		// pause holds the writers back for a moment now and then: a
+		// checkpoint copies the whole WAL only when writes leave it
+		// time to, and only then does the next write restart the WAL.
+		pause sync.RWMutex
+	)
 	ctx := t.Context()
 	for g := range powerCutCreators {
 		wg.Go(func() {
 			for i := 0; !closed(stop); i++ {
 				id := fmt.Sprintf("c%d-%d", g, i)
-				if err := s.Put(ctx, powerCutWrite(id)); err != nil {
+				pause.RLock()
+				err := s.Put(ctx, powerCutWrite(id))
+				pause.RUnlock()
+				if err != nil {
 					t.Error(err)
 					return
 				}
@@ -222,6 +231,7 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 					ids[j] = fmt.Sprintf("t%d-%d-%d", g, i, j)
 				}
 				l.begin(ids)
+				pause.RLock()
 				err := s.Transact(ctx, func(tx store.Tx) error {
 					for _, id := range ids {
 						if err := tx.Put(ctx, powerCutWrite(id)); err != nil {
@@ -230,6 +240,7 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 					}
 					return nil
 				})
+				pause.RUnlock()
 				if err != nil {
 					t.Error(err)
 					return
@@ -252,6 +263,18 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 				record(cutTimed, acked, fs.Cut())
 				timed++
 			}
+		}
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			pause.Lock()
+			time.Sleep(50 * time.Millisecond)
+			pause.Unlock()
 		}
 	})
 	select {
