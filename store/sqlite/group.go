@@ -90,9 +90,10 @@ func (s *Store) leave(ok bool) error {
 }
 
 // release lets the writer go. It commits the open group unless another
-// writer is waiting to join it (and it is not full), in which case the
-// committer is told, and returns the group, which the caller's unit, if it
-// joined one, waits for. The caller holds the writer.
+// writer is waiting to join it (and it is not full, and group commit is
+// on), in which case the committer is told, and returns the group, which
+// the caller's unit, if it joined one, waits for. The caller holds the
+// writer.
 func (s *Store) release() *group {
 	g := s.group
 	switch {
@@ -102,7 +103,7 @@ func (s *Store) release() *group {
 		s.writer.rollback()
 		s.group = nil
 		close(g.done)
-	case s.waiting.Load() > 0 && g.units < maxGroupUnits:
+	case s.maxBatch > 1 && s.waiting.Load() > 0 && g.units < maxGroupUnits:
 		select {
 		case s.groupOpen <- struct{}{}:
 		default:

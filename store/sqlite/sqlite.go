@@ -57,8 +57,8 @@ type Options struct {
 	// throughput of single creates from 8 clients (docs/benchmarks.md,
 	// "Durability: synchronous=FULL against NORMAL").
 	SyncFull bool
-	// MaxBatch is the most writes committed in one transaction; 0 means 256.
-	// 1 turns group commit off.
+	// MaxBatch is the most Puts written in one batch; 0 means 256. 1 turns
+	// group commit off: every Put and unit of work commits on its own.
 	MaxBatch int
 	// CheckpointInterval is the least time between two checkpoints, which
 	// copy committed pages from the WAL into the database file; 0 means
