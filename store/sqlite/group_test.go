@@ -3,11 +3,14 @@ package sqlite_test
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"carefhir/store"
 	"carefhir/store/sqlite"
+	"carefhir/store/sqlite/internal/powercut"
 )
 
 // TestGroupedUnitsStandAlone runs units of work and Puts from 8 goroutines
@@ -95,6 +98,70 @@ func TestGroupedUnitsStandAlone(t *testing.T) {
 						t.Errorf("Patient/p%d-%d: %v", g, i, err)
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestGroupedUnitsShareFsync counts the fsyncs of the WAL while units of
+// work of one write each come from 8 goroutines at once with
+// synchronous=FULL: they share them, fewer fsyncs than units, and with
+// group commit off (MaxBatch 1) each unit has its own.
+func TestGroupedUnitsShareFsync(t *testing.T) {
+	const goroutines, each = 8, 40
+	for _, tt := range []struct {
+		name   string
+		opts   sqlite.Options
+		shared bool
+	}{
+		{"group commit", sqlite.Options{SyncFull: true}, true},
+		{"group commit off", sqlite.Options{SyncFull: true, MaxBatch: 1}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs, err := powercut.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fs.Close()
+			dir := t.TempDir()
+			opts := tt.opts
+			opts.VFS = fs.Name()
+			s := mustOpen(t, dir, opts)
+			wal := filepath.Join(dir, sqlite.FileName+"-wal")
+			var syncs atomic.Int64
+			fs.Watch(func(e powercut.Event, _ func() powercut.Image) {
+				if e.Path == wal && e.Op == powercut.Sync {
+					syncs.Add(1)
+				}
+			})
+			ctx := t.Context()
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				wg.Go(func() {
+					for i := range each {
+						err := s.Transact(ctx, func(tx store.Tx) error {
+							return tx.Put(ctx, patient(fmt.Sprintf("g%d-%d", g, i), 0, `{}`))
+						})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			fs.Watch(nil)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Checkpoints fsync the WAL too, at most every 100 ms.
+			units, n := int64(goroutines*each), syncs.Load()
+			t.Logf("%d units of work, %d fsyncs of the WAL", units, n)
+			if tt.shared && n > units*3/4 {
+				t.Errorf("%d fsyncs of the WAL for %d units of work from %d goroutines: they do not share commits", n, units, goroutines)
+			}
+			if !tt.shared && n < units {
+				t.Errorf("%d fsyncs of the WAL for %d units of work with group commit off, want one each at least", n, units)
 			}
 		})
 	}
