@@ -29,6 +29,8 @@ type transferConfig struct {
 	Token    string `flag:"token"`
 	DataDir  string `flag:"data"`
 	MongoURI string `flag:"mongo-uri" validate:"omitempty,mongo_uri"`
+	// Sync is --sync of the local SQLite store, which only import sets.
+	Sync string `flag:"sync" validate:"omitempty,oneof=full normal"`
 }
 
 func (t *transferConfig) flags(fs interface {
@@ -60,6 +62,8 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 	cfg.flags(fs)
 	fs.StringVar(&cfg.Format, "format", "", "`format` of the files: gpconnect, pds, csv, hl7v2 or ndjson (one resource a line)")
 	fs.IntVar(&cfg.Batch, "batch", 500, "with --format ndjson, resources per batch Bundle")
+	cfg.Sync = syncNormal
+	addSyncFlag(fs, &cfg.Sync)
 	fs.StringVar(&cfg.Mapping, "mapping", "", "CSV mapping `file` (YAML or JSON), or the name of a built-in layout such as emis-patient-list or systmone-patient-list")
 	files, err := parseFlagsArgs(fs, args, getenv, cfg)
 	if err != nil {
@@ -214,7 +218,7 @@ func (t *transferConfig) client(ctx context.Context, factories map[string]engine
 	if t.URL != "" {
 		return http.DefaultClient, strings.TrimSuffix(t.URL, "/"), func() {}, nil
 	}
-	sc := &serveConfig{DataDir: t.DataDir, MongoURI: t.MongoURI}
+	sc := &serveConfig{DataDir: t.DataDir, MongoURI: t.MongoURI, Sync: t.Sync}
 	name := sc.engine()
 	open, ok := factories[name]
 	if !ok {

@@ -29,6 +29,7 @@ type serveConfig struct {
 	Addr            string        `flag:"addr" validate:"required,listen_addr"`
 	DataDir         string        `flag:"data" validate:"required_without=MongoURI"`
 	MongoURI        string        `flag:"mongo-uri" validate:"omitempty,mongo_uri"`
+	Sync            string        `flag:"sync" validate:"oneof=full normal"`
 	BaseURL         string        `flag:"base-url" validate:"omitempty,http_url"`
 	MaxBody         byteSize      `flag:"max-body" validate:"gt=0"`
 	ShutdownTimeout time.Duration `flag:"shutdown-timeout" validate:"gt=0"`
@@ -81,6 +82,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg := &serveConfig{
 		Addr:            "127.0.0.1:8080",
 		DataDir:         "./data",
+		Sync:            syncNormal,
 		MaxBody:         10 << 20,
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "text",
@@ -93,6 +95,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP `host:port` to listen on; port 0 picks a free port")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
 	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
+	addSyncFlag(fs, &cfg.Sync)
 	fs.StringVar(&cfg.BaseURL, "base-url", "", "public FHIR base `URL` used in links and Location headers (default http://<addr>/fhir)")
 	fs.Var(&cfg.MaxBody, "max-body", "largest request body accepted, in bytes or with a unit such as 512KiB or 10MiB")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGINT or SIGTERM")
