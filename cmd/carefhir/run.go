@@ -19,6 +19,7 @@ Usage:
   carefhir bench search      measure searches on a SQLite data directory
   carefhir bench hostile     measure normal traffic beside hostile requests
   carefhir bench care        measure caseloads and cohorts on a SQLite data directory
+  carefhir bench http        measure reads, a search and metadata against a bare net/http handler
   carefhir synth [flags]     generate fictional UK primary-care records
   carefhir import [flags] FILE... import records from GP systems (GP Connect, PDS, CSV, HL7 v2) or NDJSON
   carefhir export [flags]    export a care record to GP systems (Bundle, CSV, GP Connect booking)
@@ -73,6 +74,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return err
 			}
 			return benchCare(ctx, cfg, stdout, stderr)
+		}
+		if len(rest) > 0 && rest[0] == "http" {
+			cfg, err := parseBenchHTTPConfig(rest[1:], stderr)
+			if err != nil {
+				return err
+			}
+			return benchHTTP(ctx, cfg, stdout, stderr)
 		}
 		if len(rest) > 0 && rest[0] == "search" {
 			cfg, err := parseBenchSearchConfig(rest[1:], nil, stderr)
