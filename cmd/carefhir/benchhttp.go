@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"carefhir/cmd/carefhir/internal/floorbench"
+	"carefhir/ops/logbuf"
 )
 
 // benchHTTPConfig is the configuration of the bench http subcommand.
@@ -140,18 +141,19 @@ func serveInProcess(ctx context.Context, dir string, audit bool) (base string, s
 	addrc := make(chan net.Addr, 1)
 	scfg.listening = func(a net.Addr) { addrc <- a }
 	ctx, cancel := context.WithCancel(ctx)
-	logger := newLogger(logFile, scfg.LogFormat, scfg.LogLevel)
+	log := logbuf.New(logFile, logbuf.DefaultInterval) // as run does for serve
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, scfg, engines(), logger, "bench") }()
+	go func() { errc <- serve(ctx, scfg, engines(), newLogger(log, scfg.LogFormat, scfg.LogLevel), "bench") }()
 	stop = func() error {
 		cancel()
-		return errors.Join(<-errc, logFile.Close())
+		return errors.Join(<-errc, log.Close(), logFile.Close())
 	}
 	select {
 	case a := <-addrc:
 		return "http://" + a.String() + "/fhir", stop, nil
 	case err := <-errc:
 		cancel()
+		log.Close()
 		logFile.Close()
 		return "", nil, err
 	}

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"carefhir/ops/logbuf"
 )
 
 // usage is the top-level help.
@@ -50,7 +53,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		info, ok := debug.ReadBuildInfo()
-		return serve(ctx, cfg, engines(), newLogger(stderr, cfg.LogFormat, cfg.LogLevel), moduleVersion(info, ok))
+		// The log is written in the background: a line per request
+		// written as it is logged would cost each read a system call.
+		// Closing it writes every line, those of the shutdown included.
+		log := logbuf.New(stderr, logbuf.DefaultInterval)
+		err = serve(ctx, cfg, engines(), newLogger(log, cfg.LogFormat, cfg.LogLevel), moduleVersion(info, ok))
+		return errors.Join(err, log.Close())
 	case "version":
 		if len(rest) > 0 {
 			return &usageError{err: fmt.Errorf("version: unexpected argument %q", rest[0])}
