@@ -114,8 +114,14 @@ func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writ
 	fmt.Fprintf(stdout, "server:      %s\nfloor:       a net/http handler writing the same bodies, on a loopback port of its own\n", served)
 	fmt.Fprintf(stdout, "load:        %d keep-alive connections; %d rounds of %s a side (floor, server, floor, server…), after %s of warm-up\n\n",
 		cfg.Connections, cfg.Rounds, cfg.Slice, cfg.Warmup)
-	if err := floorbench.WriteTable(stdout, results); err != nil {
+	// The CPU time of the process says what a request costs only when
+	// the server is in it.
+	if err := floorbench.WriteTable(stdout, results, cfg.URL == ""); err != nil {
 		return err
+	}
+	if cfg.URL == "" {
+		fmt.Fprintf(stdout, "\ncpu/req is the CPU time of this process (client, and server or floor) per request; the cpu ratio,\n"+
+			"the floor's over the server's, is the throughput ratio on CPUs that serve this run alone.\n")
 	}
 	fmt.Fprintf(stdout, "\nThe same with wrk (server side; the floor needs a handler of its own):\n")
 	for _, t := range targets {

@@ -52,6 +52,17 @@ type Result struct {
 type Side struct {
 	Requests int
 	Elapsed  time.Duration
+	// CPU is the CPU time the measuring process used meanwhile (0 where
+	// it is not measured).
+	CPU time.Duration
+}
+
+// CPUPerRequest is the process's CPU time per request answered.
+func (s Side) CPUPerRequest() time.Duration {
+	if s.Requests == 0 {
+		return 0
+	}
+	return s.CPU / time.Duration(s.Requests)
 }
 
 // PerSecond is the side's throughput.
@@ -66,6 +77,18 @@ func (s Side) PerSecond() float64 {
 func (r *Result) Ratio() float64 {
 	if f := r.Floor.PerSecond(); f > 0 {
 		return r.Server.PerSecond() / f
+	}
+	return 0
+}
+
+// CPURatio is the floor's CPU time per request as a share of the
+// server's. When the server runs in the measuring process, both include
+// the same client, and this is what the throughput ratio would be on a
+// machine whose CPUs serve this run alone: it moves much less than the
+// throughput ratio when other processes share the machine.
+func (r *Result) CPURatio() float64 {
+	if s := r.Server.CPUPerRequest(); s > 0 {
+		return float64(r.Floor.CPUPerRequest()) / float64(s)
 	}
 	return 0
 }
@@ -132,6 +155,8 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 			r.Floor.Elapsed += f.Elapsed
 			r.Server.Requests += s.Requests
 			r.Server.Elapsed += s.Elapsed
+			r.Floor.CPU += f.CPU
+			r.Server.CPU += s.CPU
 			if f.PerSecond() > 0 {
 				r.Ratios = append(r.Ratios, s.PerSecond()/f.PerSecond())
 			}
@@ -186,18 +211,29 @@ func fetch(ctx context.Context, addr, path string) (answer, error) {
 
 // WriteTable writes the results for people to read: each target's body
 // size, both throughputs, the ratio over all rounds and its spread over
-// single rounds.
-func WriteTable(w io.Writer, results []Result) error {
+// single rounds; with cpu, also the CPU time per request of each side and
+// their ratio (see CPURatio).
+func WriteTable(w io.Writer, results []Result, cpu bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tbody\tfloor req/s\tserver req/s\tserver/floor\trounds min–max\t")
+	head := "target\tbody\tfloor req/s\tserver req/s\tserver/floor\trounds min–max\t"
+	if cpu {
+		head += "floor cpu/req\tserver cpu/req\tcpu ratio\t"
+	}
+	fmt.Fprintln(tw, head)
 	for i := range results {
 		r := &results[i]
 		lo, hi := r.Spread()
-		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.1f %%\t%.0f–%.0f %%\t\n", r.Target.Name, size(r.Bytes),
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.1f %%\t%.0f–%.0f %%\t", r.Target.Name, size(r.Bytes),
 			r.Floor.PerSecond(), r.Server.PerSecond(), 100*r.Ratio(), 100*lo, 100*hi)
+		if cpu {
+			fmt.Fprintf(tw, "%.1f µs\t%.1f µs\t%.1f %%\t", micros(r.Floor.CPUPerRequest()), micros(r.Server.CPUPerRequest()), 100*r.CPURatio())
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // size writes a byte count the way people read one.
 func size(n int) string {

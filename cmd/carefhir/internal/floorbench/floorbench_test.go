@@ -69,10 +69,10 @@ func TestRunServesTheSameBytes(t *testing.T) {
 		}
 	}
 	var out strings.Builder
-	if err := WriteTable(&out, res); err != nil {
+	if err := WriteTable(&out, res, true); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(out.String(), "chunked") || !strings.Contains(out.String(), "29 KB") {
+	if !strings.Contains(out.String(), "chunked") || !strings.Contains(out.String(), "29 KB") || !strings.Contains(out.String(), "cpu ratio") {
 		t.Fatalf("table:\n%s", out.String())
 	}
 }

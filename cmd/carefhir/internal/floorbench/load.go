@@ -18,6 +18,8 @@ import (
 // bytes, the response read by its framing alone), so that the client's
 // own cost, shared with the server on the same machine, weighs little in
 // a ratio: it speaks HTTP/1.1 as wrk does. Anything but 200 is an error.
+// The Side also holds the CPU time this process used meanwhile: the
+// client's and, when the server runs in this process, the server's.
 func Load(ctx context.Context, addr, path string, conns int, d time.Duration) (Side, error) {
 	req := []byte("GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: carefhir-bench\r\nAccept: */*\r\n\r\n")
 	dialer := net.Dialer{Timeout: 10 * time.Second}
@@ -34,7 +36,7 @@ func Load(ctx context.Context, addr, path string, conns int, d time.Duration) (S
 		}
 		cs = append(cs, c)
 	}
-	start := time.Now()
+	start, cpu := time.Now(), processCPU()
 	deadline := start.Add(d)
 	var (
 		wg    sync.WaitGroup
@@ -54,11 +56,11 @@ func Load(ctx context.Context, addr, path string, conns int, d time.Duration) (S
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, used := time.Since(start), processCPU()-cpu
 	if first != nil {
 		return Side{}, first
 	}
-	return Side{Requests: total, Elapsed: elapsed}, nil
+	return Side{Requests: total, Elapsed: elapsed, CPU: used}, nil
 }
 
 // drive sends req on c and reads each answer until deadline, returning how
