@@ -56,29 +56,39 @@ func newRequestID() string {
 	return formatUUID(b)
 }
 
-// logRequests writes one structured line per request.
+// logRequests writes one structured line per request. It hands the line
+// to the logger's handler itself: Logger.LogAttrs would look up its
+// caller on every request, for a source line that would only ever name
+// this function.
 func logRequests(log *slog.Logger) gin.HandlerFunc {
+	h := log.Handler()
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
 		status := c.Writer.Status()
 		level := slog.LevelInfo
-		attrs := []slog.Attr{
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		ctx := context.WithoutCancel(c.Request.Context())
+		if !h.Enabled(ctx, level) {
+			return
+		}
+		end := time.Now()
+		r := slog.NewRecord(end, level, "request", 0)
+		r.AddAttrs(
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", status),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", end.Sub(start)),
 			slog.String("request_id", c.GetString(ctxRequestID)),
-		}
-		if status >= 500 {
+		)
+		if status >= 500 && len(c.Errors) > 0 {
 			// The client sees no internals; the log keeps the cause, found
 			// by the request id the client was given.
-			level = slog.LevelError
-			if len(c.Errors) > 0 {
-				attrs = append(attrs, slog.String("error", c.Errors[0].Err.Error()))
-			}
+			r.AddAttrs(slog.String("error", c.Errors[0].Err.Error()))
 		}
-		log.LogAttrs(context.WithoutCancel(c.Request.Context()), level, "request", attrs...)
+		_ = h.Handle(ctx, r) // as Logger does, a line that cannot be written is let go
 	}
 }
 
