@@ -171,7 +171,28 @@ func writeFHIR(c *gin.Context, status int, body []byte) {
 			body = buf.Bytes()
 		}
 	}
-	c.Data(status, mt+"; charset=utf-8", body)
+	ct, ok := contentTypes[mt]
+	if !ok || status < http.StatusOK || status == http.StatusNoContent || status == http.StatusNotModified {
+		c.Data(status, mt+"; charset=utf-8", body)
+		return
+	}
+	// What c.Data does, with a Content-Type made once rather than for
+	// every response (shared, and never changed).
+	c.Writer.Header()["Content-Type"] = ct
+	c.Status(status)
+	if _, err := c.Writer.Write(body); err != nil {
+		c.Error(err)
+		c.Abort()
+	}
+}
+
+// contentTypes are the Content-Type headers of the media types written,
+// made once rather than for every response.
+var contentTypes = map[string][]string{
+	mimeFHIRJSON: {mimeFHIRJSON + "; charset=utf-8"},
+	mimeJSON:     {mimeJSON + "; charset=utf-8"},
+	mimeFHIRXML:  {mimeFHIRXML + "; charset=utf-8"},
+	mimeXML:      {mimeXML + "; charset=utf-8"},
 }
 
 func toXML(jsonBody []byte) ([]byte, error) {
