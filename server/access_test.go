@@ -396,6 +396,9 @@ func TestAuditTrail(t *testing.T) {
 				id := "req-" + string(rune('a'+i))
 				sent[id] = c.by(r.who, r.method, r.path, r.body, "X-Request-Id", id).status
 			}
+			// A forwarding header is the client's to write: the address
+			// audited is the connection's.
+			sent["req-fwd"] = c.by("dr", "GET", "/metadata", "", "X-Request-Id", "req-fwd", "X-Forwarded-For", "203.0.113.9").status
 			c.auditor.Flush()
 			events, err := c.st.Search(context.Background(), store.Query{Type: "AuditEvent"})
 			if err != nil {
@@ -429,6 +432,9 @@ func TestAuditTrail(t *testing.T) {
 			}
 			if str(read, "agent", 0, "who", "reference") != "Practitioner/dr" || str(read, "agent", 0, "altId") != "app-1" || str(read, "agent", 0, "network", "address") == "" {
 				t.Errorf("read agent: %v", get(read, "agent"))
+			}
+			if got := str(byRequest["req-fwd"][0], "agent", 0, "network", "address"); got != "127.0.0.1" {
+				t.Errorf("a request sent with X-Forwarded-For audited from %q, want the connection's 127.0.0.1", got)
 			}
 			if !slices.Contains(entityRefs(read), "Patient/a/_history/1") {
 				t.Errorf("read entities %v lack Patient/a", entityRefs(read))

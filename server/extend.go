@@ -266,9 +266,13 @@ func writtenWithWarnings(ctx context.Context, status int, v *store.Version) []by
 }
 
 // collectWarnings makes the hooks run by a request report their warnings
-// to it.
+// to it. Only the answer to a create, update or patch carries them (see
+// writeResult), so other requests collect none.
 func collectWarnings(c *gin.Context) {
-	ctx, _ := withWarnings(c.Request.Context())
-	c.Request = c.Request.WithContext(ctx)
+	switch c.Request.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		ctx, _ := withWarnings(c.Request.Context())
+		c.Request = c.Request.WithContext(ctx)
+	}
 	c.Next()
 }

@@ -62,6 +62,11 @@ type serveConfig struct {
 	// the engine's measurements and what it did at start-up.
 	metrics *metrics.Registry
 	logger  *slog.Logger
+	// listening, when set, is told the API's address once it listens
+	// (bench http serves on port 0); noAudit serves without the audit
+	// trail, which only bench http asks for, to measure what it costs.
+	listening func(net.Addr)
+	noAudit   bool
 	// Limits bound what one request may cost.
 	Limits limitsConfig
 	Care   careFlags
@@ -226,9 +231,16 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	// writes what is queued, before the store closes.
 	auditCfg := access.AuditConfig{Source: "carefhir " + version, Log: logger}
 	var auditor *access.Auditor
-	auditCfg.OnDrop = reg.AuditBuffer(func() int { return auditor.Depth() }).Inc
-	auditor = access.NewAuditor(st, auditCfg)
-	defer auditor.Close()
+	auditCfg.OnDrop = reg.AuditBuffer(func() int {
+		if auditor == nil {
+			return 0
+		}
+		return auditor.Depth()
+	}).Inc
+	if !cfg.noAudit {
+		auditor = access.NewAuditor(st, auditCfg)
+		defer auditor.Close()
+	}
 	subs, err := startSubscriptions(ctx, cfg, baseURL, logger)
 	if err != nil {
 		ln.Close()
@@ -269,8 +281,10 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	h := server.New(scfg)
 	observeEngine(reg, st)
 	reg.ExportJobs(exports.Jobs, exports.Failed)
-	checks := []health.Check{storeCheck(st), health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth),
-		subs.observe(reg, outboxHighWater)}
+	checks := []health.Check{storeCheck(st), subs.observe(reg, outboxHighWater)}
+	if auditor != nil {
+		checks = append(checks, health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth))
+	}
 	if name == engineMongo {
 		check, disconnect, err := mongoPrimaryCheck(cfg.MongoURI)
 		if err != nil {
@@ -327,6 +341,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		"metrics", metricsAttr(ln, mln))
 	api := newHTTPServer(handler, logger)
 	api.TLSConfig = tlsCfg
+	if cfg.listening != nil {
+		cfg.listening(ln.Addr())
+	}
 	if mln == nil {
 		return serveHTTP(ctx, ln, api, cfg.ShutdownTimeout, logger)
 	}
