@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +29,9 @@ type benchCareConfig struct {
 	Seed     uint64 `flag:"seed"`
 	Caseload int    `flag:"caseload" validate:"min=1,max=500"`
 	Runs     int    `flag:"runs" validate:"min=1,max=1000"`
+	// CPUProfile, when set, is where the CPU profile of the cohort
+	// requests is written, for go tool pprof.
+	CPUProfile string `flag:"cpuprofile"`
 }
 
 func parseBenchCareConfig(args []string, stderr io.Writer) (*benchCareConfig, error) {
@@ -42,6 +47,7 @@ func parseBenchCareConfig(args []string, stderr io.Writer) (*benchCareConfig, er
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated records")
 	fs.IntVar(&cfg.Caseload, "caseload", cfg.Caseload, "patients in the measured coordinator's caseload")
 	fs.IntVar(&cfg.Runs, "runs", cfg.Runs, "times the caseload is asked for (cohorts: a quarter as many, at least 2)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "`file` to write the CPU profile of the cohort requests to (go tool pprof)")
 	if err := parseFlags(fs, args, nil, cfg); err != nil {
 		return nil, err
 	}
@@ -103,6 +109,13 @@ func benchCare(ctx context.Context, cfg *benchCareConfig, stdout, stderr io.Writ
 		{"cohort: everyone aged 0 or more", `{"name":"ageMin","valueInteger":0}`},
 		{"cohort: latest PAM level ≤ 2", `{"name":"pamLevelMax","valueInteger":2}`},
 	}
+	if cfg.CPUProfile != "" {
+		stop, perr := startCPUProfile(cfg.CPUProfile)
+		if perr != nil {
+			return fmt.Errorf("bench care: %w", perr)
+		}
+		defer func() { err = errors.Join(err, stop()) }()
+	}
 	for _, ch := range cohorts {
 		body := `{"resourceType":"Parameters","parameter":[` + ch.params + `]}`
 		if err := c.measure(ctx, stdout, ch.name, "POST", "/Group/$cohort", body, max(2, cfg.Runs/4)); err != nil {
@@ -110,6 +123,26 @@ func benchCare(ctx context.Context, cfg *benchCareConfig, stdout, stderr io.Writ
 		}
 	}
 	return nil
+}
+
+// startCPUProfile starts profiling the process's CPU into the file path;
+// stop ends it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // benchClient sends the bench's requests.
