@@ -19,6 +19,7 @@ import (
 	"carefhir/care/synth"
 	"carefhir/cmd/carefhir/internal/searchbench"
 	"carefhir/server"
+	"carefhir/server/access"
 	"carefhir/store/sqlite"
 )
 
@@ -90,8 +91,13 @@ func benchCare(ctx context.Context, cfg *benchCareConfig, stdout, stderr io.Writ
 		return fmt.Errorf("bench care: %w", err)
 	}
 	base := "http://" + lis.Addr().String() + "/fhir"
+	// As carefhir serve, the server audits every request: a cohort's
+	// AuditEvent names its members, and writing it shares the machine and
+	// the engine's writer with the requests that follow.
+	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir bench"})
+	defer auditor.Close()
 	srv := &http.Server{Handler: server.New(server.Config{Store: st, BaseURL: base, SoftwareVersion: "bench",
-		Operations: co.Operations(), Hooks: co.Hooks()})}
+		Operations: co.Operations(), Hooks: co.Hooks(), Auditor: auditor})}
 	go srv.Serve(lis)
 	defer srv.Close()
 	c := &benchClient{base: base, client: &http.Client{Timeout: 5 * time.Minute}}
