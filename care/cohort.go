@@ -123,9 +123,10 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 			return nil, err
 		}
 		g.Id, g.Meta = fhir.NewId(v.ID), &fhir.Meta{VersionId: fhir.NewId(strconv.FormatInt(v.VersionID, 10)), LastUpdated: fhir.NewInstant(v.LastUpdated.Format("2006-01-02T15:04:05.000Z07:00"))}
-		return &operation.Result{Status: http.StatusCreated, Resource: g, Location: fmt.Sprintf("Group/%s/_history/%d", v.ID, v.VersionID)}, nil
+		return &operation.Result{Status: http.StatusCreated, Resource: g, JSON: v.JSON, Location: fmt.Sprintf("Group/%s/_history/%d", v.ID, v.VersionID)}, nil
 	}
 	var out *fhir.Group
+	var stored []byte
 	err := inv.Store.Transact(ctx, func(s operation.Store) error {
 		v, err := s.Read(ctx, "Group", inv.ID)
 		if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
@@ -152,13 +153,13 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 			return err
 		}
 		g.Meta = &fhir.Meta{VersionId: fhir.NewId(strconv.FormatInt(w.VersionID, 10)), LastUpdated: fhir.NewInstant(w.LastUpdated.Format("2006-01-02T15:04:05.000Z07:00"))}
-		out = g
+		out, stored = g, w.JSON
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &operation.Result{Resource: out}, nil
+	return &operation.Result{Resource: out, JSON: stored}, nil
 }
 
 // member is one person of a cohort with the risk value that ranks them.

@@ -75,6 +75,10 @@ type Result struct {
 	Status int
 	// Resource is the body: often a Parameters resource.
 	Resource fhir.Resource
+	// JSON, when set, is Resource as it was stored (store.Version.JSON),
+	// answered as it is rather than encoded again: a Group of 100,000
+	// members is encoded once.
+	JSON []byte
 	// Body, when Resource is nil, is a body in a format other than FHIR
 	// (an HL7 v2 acknowledgement, a CSV file), of media type ContentType.
 	Body        []byte

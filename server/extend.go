@@ -90,10 +90,13 @@ func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 			c.Writer.WriteHeaderNow()
 			return
 		}
-		body, err := fhirjson.Marshal(res.Resource)
-		if err != nil {
-			c.Error(err)
-			return
+		body := res.JSON
+		if body == nil {
+			var err error
+			if body, err = fhirjson.Marshal(res.Resource); err != nil {
+				c.Error(err)
+				return
+			}
 		}
 		writeFHIR(c, status, body)
 	}
