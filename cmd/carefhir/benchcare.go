@@ -99,7 +99,9 @@ func benchCare(ctx context.Context, cfg *benchCareConfig, stdout, stderr io.Writ
 	srv := &http.Server{Handler: server.New(server.Config{Store: st, BaseURL: base, SoftwareVersion: "bench",
 		Operations: co.Operations(), Hooks: co.Hooks(), Auditor: auditor})}
 	go srv.Serve(lis)
-	defer srv.Close()
+	// Shutdown, unlike Close, waits for the handlers, which hand their
+	// AuditEvents to the auditor after the response: before it closes.
+	defer srv.Shutdown(context.WithoutCancel(ctx))
 	c := &benchClient{base: base, client: &http.Client{Timeout: 5 * time.Minute}}
 
 	if err := c.giveCaseload(ctx, cfg.Caseload, max(1, patients/cfg.Caseload)); err != nil {
