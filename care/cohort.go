@@ -234,6 +234,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		}
 		keep := map[string]bool{}
 		if ok {
+			params.Set("_elements", "id") // which Patients, not what they hold
 			err = each(ctx, s, "Patient", params, func(v *store.Version) error {
 				keep["Patient/"+v.ID] = true
 				return nil
@@ -256,7 +257,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		}
 		if set == nil {
 			set = map[string]bool{}
-			err := each(ctx, s, "Patient", url.Values{}, func(v *store.Version) error {
+			err := each(ctx, s, "Patient", url.Values{"_elements": {"id"}}, func(v *store.Version) error {
 				set["Patient/"+v.ID] = true
 				return nil
 			})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -129,6 +130,9 @@ func (s *opStore) Search(ctx context.Context, typ string, params url.Values) (*s
 	if err != nil {
 		return nil, searchError(err)
 	}
+	// An operation asking for the ids alone gets versions without bodies,
+	// which the engine then does not read.
+	plan.Query.IDsOnly = slices.Equal(plan.Elements, []string{"id"})
 	return s.Find(ctx, plan.Query)
 }
 
