@@ -215,7 +215,9 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		narrow(keep)
 	}
 	if cr.PAMLevel != nil {
-		pams, err := latestPAM(ctx, s, url.Values{})
+		// The levels alone: a result counts by its level, and reading the
+		// scores too would read twice as many Observations.
+		pams, err := latestPAM(ctx, s, url.Values{"code": {SystemPAM + "|" + CodePAMLevel}})
 		if err != nil {
 			return nil, err
 		}
