@@ -135,7 +135,8 @@ func (st *indexStmts) add(ctx context.Context, typ string, rid int64, ix *store.
 // parameter (a Group's members, an AuditEvent's entities) then inserts
 // them in key order, each next to the one before, so that SQLite finds
 // its place on the leaf page it is on rather than descending the B-tree
-// again for each: ten times fewer comparisons for a Group of 100,000.
+// again for each (a tenth of the time seeking, for a Group of 100,000
+// members written to an empty database).
 func sortRows(args []any, width int) {
 	n := len(args) / width
 	if n <= 1 {
