@@ -123,9 +123,10 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 			return nil, err
 		}
 		g.Id, g.Meta = fhir.NewId(v.ID), &fhir.Meta{VersionId: fhir.NewId(strconv.FormatInt(v.VersionID, 10)), LastUpdated: fhir.NewInstant(v.LastUpdated.Format("2006-01-02T15:04:05.000Z07:00"))}
-		return &operation.Result{Status: http.StatusCreated, Resource: g, Location: fmt.Sprintf("Group/%s/_history/%d", v.ID, v.VersionID)}, nil
+		return &operation.Result{Status: http.StatusCreated, Resource: g, JSON: v.JSON, Location: fmt.Sprintf("Group/%s/_history/%d", v.ID, v.VersionID)}, nil
 	}
 	var out *fhir.Group
+	var stored []byte
 	err := inv.Store.Transact(ctx, func(s operation.Store) error {
 		v, err := s.Read(ctx, "Group", inv.ID)
 		if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
@@ -152,13 +153,13 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 			return err
 		}
 		g.Meta = &fhir.Meta{VersionId: fhir.NewId(strconv.FormatInt(w.VersionID, 10)), LastUpdated: fhir.NewInstant(w.LastUpdated.Format("2006-01-02T15:04:05.000Z07:00"))}
-		out = g
+		out, stored = g, w.JSON
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &operation.Result{Resource: out}, nil
+	return &operation.Result{Resource: out, JSON: stored}, nil
 }
 
 // member is one person of a cohort with the risk value that ranks them.
@@ -214,7 +215,9 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		narrow(keep)
 	}
 	if cr.PAMLevel != nil {
-		pams, err := latestPAM(ctx, s, url.Values{})
+		// The levels alone: a result counts by its level, and reading the
+		// scores too would read twice as many Observations.
+		pams, err := latestPAM(ctx, s, url.Values{"code": {SystemPAM + "|" + CodePAMLevel}})
 		if err != nil {
 			return nil, err
 		}
@@ -233,6 +236,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		}
 		keep := map[string]bool{}
 		if ok {
+			params.Set("_elements", "id") // which Patients, not what they hold
 			err = each(ctx, s, "Patient", params, func(v *store.Version) error {
 				keep["Patient/"+v.ID] = true
 				return nil
@@ -255,7 +259,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		}
 		if set == nil {
 			set = map[string]bool{}
-			err := each(ctx, s, "Patient", url.Values{}, func(v *store.Version) error {
+			err := each(ctx, s, "Patient", url.Values{"_elements": {"id"}}, func(v *store.Version) error {
 				set["Patient/"+v.ID] = true
 				return nil
 			})

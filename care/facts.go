@@ -35,7 +35,8 @@ type pamResult struct {
 
 // latestPAM returns the PAM facts of the patients whose PAM Observations
 // match filter (such as subject=Patient/1,Patient/2; empty: everyone), by
-// patient reference.
+// patient reference. A code in filter replaces the level and score codes:
+// with the level's alone, the facts carry no scores.
 func latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[string]*pamFact, error) {
 	params := url.Values{"code": {SystemPAM + "|" + CodePAMLevel + "," + SystemPAM + "|" + CodePAMScore}, "status": {"final,amended"}}
 	for k, v := range filter {

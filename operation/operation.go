@@ -79,6 +79,10 @@ type Result struct {
 	Status int
 	// Resource is the body: often a Parameters resource.
 	Resource fhir.Resource
+	// JSON, when set, is Resource as it was stored (store.Version.JSON),
+	// answered as it is rather than encoded again: a Group of 100,000
+	// members is encoded once.
+	JSON []byte
 	// Body, when Resource is nil, is a body in a format other than FHIR
 	// (an HL7 v2 acknowledgement, a CSV file), of media type ContentType.
 	Body        []byte
@@ -106,7 +110,8 @@ type Store interface {
 	// or store.ErrNotFound.
 	Read(ctx context.Context, typ, id string) (*store.Version, error)
 	// Search runs a FHIR search given as query parameters, such as
-	// "subject=Patient/1" and "_sort=-date", parsed strictly.
+	// "subject=Patient/1" and "_sort=-date", parsed strictly. With
+	// "_elements=id" the matches carry no JSON (store.Query.IDsOnly).
 	Search(ctx context.Context, typ string, params url.Values) (*store.Page, error)
 	// Find runs a search plan.
 	Find(ctx context.Context, q store.Query) (*store.Page, error)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -90,10 +91,13 @@ func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 			c.Writer.WriteHeaderNow()
 			return
 		}
-		body, err := fhirjson.Marshal(res.Resource)
-		if err != nil {
-			c.Error(err)
-			return
+		body := res.JSON
+		if body == nil {
+			var err error
+			if body, err = fhirjson.Marshal(res.Resource); err != nil {
+				c.Error(err)
+				return
+			}
 		}
 		writeFHIR(c, status, body)
 	}
@@ -151,6 +155,9 @@ func (s *opStore) Search(ctx context.Context, typ string, params url.Values) (*s
 	if err != nil {
 		return nil, searchError(err)
 	}
+	// An operation asking for the ids alone gets versions without bodies,
+	// which the engine then does not read.
+	plan.Query.IDsOnly = slices.Equal(plan.Elements, []string{"id"})
 	return s.Find(ctx, plan.Query)
 }
 

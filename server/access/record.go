@@ -48,6 +48,11 @@ func (r *Record) touch(vs ...*store.Version) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, v := range vs {
+		if len(r.entities) >= maxEntities {
+			// Full: the rest would be dropped, so their bodies are not
+			// scanned for patients (an operation may read a population).
+			return
+		}
 		r.add(Entity{Type: v.Type, ID: v.ID, Version: v.VersionID, Patients: patientsOf(v.Type, v.ID, v.JSON)})
 	}
 }

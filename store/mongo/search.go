@@ -488,6 +488,9 @@ func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 	if len(f.checks) == 0 {
 		opts.SetLimit(int64(q.Count) + 1)
 	}
+	if q.IDsOnly {
+		opts.SetProjection(bson.D{{Key: fieldJSON, Value: 0}})
+	}
 	cur, err := coll.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mongo: search %s: %w", q.Type, err)
@@ -522,6 +525,9 @@ func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 		v, err := rawVersion(q.Type, d)
 		if err != nil {
 			return nil, fmt.Errorf("mongo: search %s: %w", q.Type, err)
+		}
+		if q.IDsOnly {
+			v.LastUpdated = time.Time{}
 		}
 		page.Matches = append(page.Matches, v)
 	}

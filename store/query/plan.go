@@ -32,6 +32,11 @@ type Query struct {
 	// that reference matches, to a page (store.Page.Included).
 	Include    []Include
 	RevInclude []Include
+	// IDsOnly asks for which resources match, not what they hold: the
+	// matches carry their type, id and version, JSON nil and LastUpdated
+	// zero, which spares the engine reading every body when an operation
+	// goes through a population. Included resources are whole.
+	IDsOnly bool
 }
 
 // Clause holds when any of its matches holds (OR) for its parameter. A

@@ -265,9 +265,14 @@ func pageSQL(q store.Query, lookup paramLookup, estimate estimator, walk bool) (
 		}
 		keys[i] = fmt.Sprintf(", k%d", i)
 	}
-	pq.query = "SELECT page.id, cur.version, v.last_updated, v.json" + strings.Join(keys, "") +
+	body, versions := "v.last_updated, v.json", " JOIN versions v ON v.seq = cur.seq"
+	if q.IDsOnly {
+		// The rows of the versions, which hold the bodies, are not read.
+		body, versions = "0, NULL", ""
+	}
+	pq.query = "SELECT page.id, cur.version, " + body + strings.Join(keys, "") +
 		" FROM (" + sel.String() + source + " WHERE " + cond.b.String() + " ORDER BY " + by.String() + limit(q.Count+1) + ") page" +
-		" JOIN resources cur ON cur.rid = page.rid JOIN versions v ON v.seq = cur.seq ORDER BY " + by.String()
+		" JOIN resources cur ON cur.rid = page.rid" + versions + " ORDER BY " + by.String()
 	pq.args = append(sourceArgs, cond.args...)
 	return pq, nil
 }
@@ -345,7 +350,9 @@ func (r *reader) page(ctx context.Context, pq *pageQuery, q store.Query) (matche
 		if err := rows.Scan(dest...); err != nil {
 			return nil, nil, false, err
 		}
-		v.LastUpdated = fromMillis(ms)
+		if !q.IDsOnly {
+			v.LastUpdated = fromMillis(ms)
+		}
 		matches = append(matches, v)
 		keys = append(keys, k)
 	}

@@ -418,6 +418,35 @@ func testFindPaging(t *testing.T, s store.Store) {
 			}
 		}
 	})
+	t.Run("ids only", func(t *testing.T) {
+		q := plan(t, reg, "Patient", "_count=2&_sort=-birthdate")
+		whole := q
+		whole.Count = 100
+		want, err := f.Find(t.Context(), whole)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.IDsOnly = true
+		var got []*store.Version
+		for n := 0; n < 10; n++ {
+			page, err := f.Find(t.Context(), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, page.Matches...)
+			if q.Cursor = page.Next; q.Cursor == "" {
+				break
+			}
+		}
+		if idList(got) != idList(want.Matches) {
+			t.Errorf("pages of ids give %s, whole resources %s", idList(got), idList(want.Matches))
+		}
+		for i, v := range got {
+			if v.JSON != nil || !v.LastUpdated.IsZero() || i < len(want.Matches) && v.VersionID != want.Matches[i].VersionID {
+				t.Errorf("%s: version %d, lastUpdated %v, JSON %q; want version %d and neither", v.ID, v.VersionID, v.LastUpdated, v.JSON, want.Matches[i].VersionID)
+			}
+		}
+	})
 	t.Run("count only", func(t *testing.T) {
 		q := plan(t, reg, "Observation", "_summary=count&code=8480-6")
 		page, err := f.Find(t.Context(), q)
