@@ -281,12 +281,12 @@ func (a *api) update(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	v, created, err := a.svc.update(c.Request.Context(), typ, id, res, match)
+	v, did, err := a.svc.update(c.Request.Context(), typ, id, res, match)
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	a.writeUpdated(c, v, created)
+	a.writeUpdated(c, v, did)
 }
 
 // checkUpdateID checks that the resource of an update carries the id its
@@ -301,12 +301,23 @@ func checkUpdateID(typ, id string, res fhir.Resource, where string) error {
 	return nil
 }
 
-func (a *api) writeUpdated(c *gin.Context, v *store.Version, created bool) {
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
+// writeUpdated answers an update. One that changed nothing answers 200
+// with the current version, as any other update answers with the version
+// it wrote; its OperationOutcome, when preferred, says so.
+func (a *api) writeUpdated(c *gin.Context, v *store.Version, did updateOutcome) {
+	switch did {
+	case updateCreated:
+		a.writeResult(c, http.StatusCreated, v)
+	case updateUnchanged:
+		if preferReturn(c) == "OperationOutcome" {
+			setVersionHeaders(c, v)
+			writeFHIR(c, http.StatusOK, unchangedOutcome(v))
+			return
+		}
+		a.writeResult(c, http.StatusOK, v)
+	default:
+		a.writeResult(c, http.StatusOK, v)
 	}
-	a.writeResult(c, status, v)
 }
 
 func (a *api) conditionalUpdate(c *gin.Context) {
@@ -325,12 +336,12 @@ func (a *api) conditionalUpdate(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	v, created, err := a.svc.conditionalUpdate(c.Request.Context(), typ, res, criteria, match)
+	v, did, err := a.svc.conditionalUpdate(c.Request.Context(), typ, res, criteria, match)
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	a.writeUpdated(c, v, created)
+	a.writeUpdated(c, v, did)
 }
 
 // writeResult answers a create or update as the Prefer header asks:

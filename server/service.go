@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -124,14 +125,7 @@ func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res f
 // values. It reads no store, so the writes of a transaction are encoded
 // side by side before their turn comes.
 func (s *service) encode(typ, id string, res fhir.Resource, expected int64, now time.Time) (*store.Write, error) {
-	res.SetID(id)
-	meta := res.GetMeta()
-	if meta == nil {
-		meta = &fhir.Meta{}
-	}
-	meta.VersionId = fhir.NewId(strconv.FormatInt(expected+1, 10))
-	meta.LastUpdated = fhir.NewInstant(formatInstant(now))
-	res.SetMeta(meta)
+	stamp(res, id, expected+1, now)
 	body, err := fhirjson.Marshal(res)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s/%s: %w", typ, id, err)
@@ -141,6 +135,18 @@ func (s *service) encode(typ, id string, res fhir.Resource, expected int64, now 
 		return nil, fmt.Errorf("index %s/%s: %w", typ, id, err)
 	}
 	return &store.Write{Type: typ, ID: id, Expected: expected, LastUpdated: now, JSON: body, Index: index}, nil
+}
+
+// stamp gives res the id, versionId and lastUpdated of a version.
+func stamp(res fhir.Resource, id string, version int64, lastUpdated time.Time) {
+	res.SetID(id)
+	meta := res.GetMeta()
+	if meta == nil {
+		meta = &fhir.Meta{}
+	}
+	meta.VersionId = fhir.NewId(strconv.FormatInt(version, 10))
+	meta.LastUpdated = fhir.NewInstant(formatInstant(lastUpdated))
+	res.SetMeta(meta)
 }
 
 // write puts wr and returns the version it wrote.
@@ -202,19 +208,34 @@ func matchOne(ctx context.Context, r store.Reader, q *store.Query, what string) 
 	}
 }
 
+// updateOutcome says what an update did.
+type updateOutcome int
+
+const (
+	// updateReplaced: a new version of a resource that existed.
+	updateReplaced updateOutcome = iota
+	// updateCreated: the first version of the resource, or the first after
+	// its deletion (update as create).
+	updateCreated
+	// updateUnchanged: nothing was written, as the update's content is the
+	// current version's (see sameContent).
+	updateUnchanged
+)
+
 // update replaces typ/id with res, creating it when it does not exist
 // (update as create). ifMatch, when set, is the version the client read;
-// a different current version is 412.
-func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, created bool, err error) {
+// a different current version is 412. An update whose content is the
+// current version's writes nothing and returns the current version.
+func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, did updateOutcome, err error) {
 	err = s.unit(ctx, typ, func(tx store.Tx) error {
-		v, created, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
+		v, did, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
 		return err
 	})
-	return v, created, err
+	return v, did, err
 }
 
 // updateIn is update in tx.
-func (s *service) updateIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, created bool, err error) {
+func (s *service) updateIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, did updateOutcome, err error) {
 	return s.updateStaged(ctx, tx, typ, id, res, ifMatch, nil)
 }
 
@@ -222,12 +243,14 @@ func (s *service) updateIn(ctx context.Context, tx store.Tx, typ, id string, res
 // current version of its target as read (nil, and readErr ErrNotFound,
 // when there is none), and the write of the version after it, or why it
 // could not be encoded. wr and err are both nil when there is nothing to
-// write: the read failed, or If-Match names another version.
+// write: the read failed, If-Match names another version, or same is set:
+// the update's content is the current version's.
 type staged struct {
 	cur     *store.Version
 	readErr error
 	wr      *store.Write
 	err     error
+	same    bool
 }
 
 // stage reads the current version of typ/id in r, to prepare an update of
@@ -259,12 +282,40 @@ func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMa
 	if !ok || ifMatch != 0 && ifMatch != expected {
 		return
 	}
+	if st.same, st.err = sameContent(st.cur, res); st.same || st.err != nil {
+		return
+	}
 	st.wr, st.err = s.encode(typ, id, res, expected, now)
+}
+
+// sameContent reports whether res, about to replace cur, has cur's
+// content: stamped with cur's id, versionId and lastUpdated, it encodes to
+// the very bytes cur was stored as. Such an update is a no-op, as HAPI FHIR
+// makes it: it writes no version and runs no hook. The stored JSON is the
+// canonical encoding of what was written, so equal bytes are equal
+// content; a version stored in another encoding (by an older release, say)
+// only compares as different, and the update writes a version.
+func sameContent(cur *store.Version, res fhir.Resource) (bool, error) {
+	if cur == nil || cur.Deleted {
+		return false, nil
+	}
+	stamp(res, cur.ID, cur.VersionID, cur.LastUpdated)
+	body, err := fhirjson.Marshal(res)
+	if err != nil {
+		return false, fmt.Errorf("encode %s/%s: %w", cur.Type, cur.ID, err)
+	}
+	return bytes.Equal(body, cur.JSON), nil
 }
 
 // updateStaged is updateIn whose first attempt is pre, when not nil: pre
 // holds what reading the target gave, and the write encoded for it.
-func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64, pre *staged) (v *store.Version, created bool, err error) {
+//
+// An update whose content is the current version's returns that version
+// and writes nothing. It is decided on the version read, which is current
+// when read: the update takes effect there, as a read would, and a write
+// by someone else after it follows it. If-Match is checked first, so a
+// stale version is 412 whatever the content.
+func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64, pre *staged) (v *store.Version, did updateOutcome, err error) {
 	for attempt := 0; ; attempt++ {
 		st := pre
 		if attempt > 0 || st == nil {
@@ -272,16 +323,19 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 		}
 		expected, ok := st.expected()
 		if !ok {
-			return nil, false, st.readErr
+			return nil, updateReplaced, st.readErr
 		}
 		if ifMatch != 0 && ifMatch != expected {
-			return nil, false, staleVersion(typ, id, ifMatch, expected)
+			return nil, updateReplaced, staleVersion(typ, id, ifMatch, expected)
 		}
-		if st.wr == nil && st.err == nil {
-			st.wr, st.err = s.encode(typ, id, res, expected, s.timestamp(ctx))
+		if st.wr == nil && st.err == nil && !st.same {
+			s.stageWrite(st, typ, id, res, ifMatch, s.timestamp(ctx))
 		}
 		if st.err != nil {
-			return nil, false, st.err
+			return nil, updateReplaced, st.err
+		}
+		if st.same {
+			return st.cur, updateUnchanged, nil
 		}
 		v, err = s.write(ctx, tx, st.wr)
 		var conflict *store.ConflictError
@@ -289,15 +343,18 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 			continue
 		}
 		if errors.As(err, &conflict) && ifMatch != 0 {
-			return nil, false, staleVersion(typ, id, ifMatch, conflict.Current)
+			return nil, updateReplaced, staleVersion(typ, id, ifMatch, conflict.Current)
 		}
-		return v, err == nil && (st.cur == nil || st.cur.Deleted), err
+		if err == nil && (st.cur == nil || st.cur.Deleted) {
+			return v, updateCreated, nil
+		}
+		return v, updateReplaced, err
 	}
 }
 
 // conditionalUpdate applies update to the one resource matching criteria,
 // or creates res when none does, in one unit of work.
-func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query, ifMatch int64) (v *store.Version, created bool, err error) {
+func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query, ifMatch int64) (v *store.Version, did updateOutcome, err error) {
 	// The search and the write run in one unit of work: apart, two
 	// clients updating what nothing matched yet would both create, or
 	// one would be answered with the other's resource and its own
@@ -308,13 +365,14 @@ func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Re
 		case err != nil:
 			return err
 		case id == "":
-			v, created, err = s.createIn(ctx, tx, typ, newID(), res, nil)
+			v, _, err = s.createIn(ctx, tx, typ, newID(), res, nil)
+			did = updateCreated
 		default:
-			v, created, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
+			v, did, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
 		}
 		return err
 	})
-	return v, created, err
+	return v, did, err
 }
 
 // updateTarget returns the id a conditional update of res writes: the id of
