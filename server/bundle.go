@@ -564,7 +564,7 @@ func (u *unit) create(ctx context.Context, e *entry, r *entryResult) error {
 	if r.stage.err != nil {
 		return r.stage.err
 	}
-	v, err := u.a.svc.write(ctx, u.tx, r.stage.wr)
+	v, err := u.a.svc.writePrepared(ctx, u.tx, r.stage.prepared())
 	r.v, r.status = v, http.StatusCreated
 	return err
 }

@@ -205,6 +205,20 @@ func readBody(c *gin.Context) ([]byte, error) {
 // readResource reads, decodes and checks the request body as a resource of
 // typ about to be written.
 func (a *api) readResource(c *gin.Context, typ string) (fhir.Resource, error) {
+	res, err := a.decodeResource(c, typ)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.validateWrite(c.Request.Context(), res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// decodeResource reads and decodes the request body as a resource of typ
+// about to be written, with its mandatory elements; the rest of validation
+// is left to the caller.
+func (a *api) decodeResource(c *gin.Context, typ string) (fhir.Resource, error) {
 	body, err := readBody(c)
 	if err != nil {
 		return nil, err
@@ -214,9 +228,6 @@ func (a *api) readResource(c *gin.Context, typ string) (fhir.Resource, error) {
 		return nil, err
 	}
 	if err := checkMandatory(res); err != nil {
-		return nil, err
-	}
-	if err := a.validateWrite(c.Request.Context(), res); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -237,7 +248,12 @@ func (a *api) create(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	res, err := a.readResource(c, typ)
+	res, err := a.decodeResource(c, typ)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	p, err := a.prepareCreate(c.Request.Context(), typ, res)
 	if err != nil {
 		c.Error(err)
 		return
@@ -249,7 +265,7 @@ func (a *api) create(c *gin.Context) {
 			return
 		}
 	}
-	v, created, err := a.svc.create(c.Request.Context(), typ, res, criteria)
+	v, created, err := a.svc.create(c.Request.Context(), p, criteria)
 	if err != nil {
 		c.Error(err)
 		return

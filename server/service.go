@@ -151,42 +151,50 @@ func stamp(res fhir.Resource, id string, version int64, lastUpdated time.Time) {
 
 // write puts wr and returns the version it wrote.
 func (s *service) write(ctx context.Context, w store.Writer, wr *store.Write) (*store.Version, error) {
-	if err := s.putHooked(ctx, w, wr); err != nil {
+	return s.writePrepared(ctx, w, &prepared{wr: wr})
+}
+
+// writePrepared puts p.wr, the hooks of its type seeing p.res (decoded
+// from p.wr when nil), and returns the version it wrote.
+func (s *service) writePrepared(ctx context.Context, w store.Writer, p *prepared) (*store.Version, error) {
+	if err := s.putHooked(ctx, w, p.wr, p.res); err != nil {
 		return nil, err
 	}
+	wr := p.wr
 	return &store.Version{Type: wr.Type, ID: wr.ID, VersionID: wr.VersionID(), LastUpdated: wr.LastUpdated, Deleted: wr.Deleted, JSON: wr.JSON}, nil
 }
 
-// create stores res as a new resource with a server-assigned id. With
-// criteria (If-None-Exist) it creates only when nothing matches: one match
-// is returned instead (created false), several are 412. The search and the
+// create stores the prepared version 1 of a new resource. With criteria
+// (If-None-Exist) it creates only when nothing matches: one match is
+// returned instead (created false), several are 412. The search and the
 // write run in one unit of work, so two concurrent conditional creates
-// cannot both create.
-func (s *service) create(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query) (v *store.Version, created bool, err error) {
+// cannot both create. Everything about the write that needs no store was
+// done in prepare, so the unit of work, or the writer's queue, holds only
+// the search, the hooks and the write.
+func (s *service) create(ctx context.Context, p *prepared, criteria *store.Query) (v *store.Version, created bool, err error) {
 	if criteria == nil {
-		err = s.unit(ctx, typ, func(tx store.Tx) error {
-			v, created, err = s.createIn(ctx, tx, typ, newID(), res, nil)
+		err = s.unit(ctx, p.wr.Type, func(tx store.Tx) error {
+			v, err = s.writePrepared(ctx, tx, p)
 			return err
 		})
-		return v, created, err
+		return v, err == nil, err
 	}
 	err = s.transact(ctx, func(ctx context.Context, tx store.Tx) error {
-		v, created, err = s.createIn(ctx, tx, typ, newID(), res, criteria)
+		match, err := matchOne(ctx, tx, criteria, "If-None-Exist")
+		if err != nil || match != nil {
+			v = match
+			return err
+		}
+		v, err = s.writePrepared(ctx, tx, p)
+		created = err == nil
 		return err
 	})
 	return v, created, err
 }
 
-// createIn is create in tx, with the id the new resource gets.
-func (s *service) createIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, criteria *store.Query) (*store.Version, bool, error) {
-	if criteria != nil {
-		match, err := matchOne(ctx, tx, criteria, "If-None-Exist")
-		if err != nil || match != nil {
-			return match, false, err
-		}
-	}
-	v, err := s.put(ctx, tx, typ, id, res, 0)
-	return v, err == nil, err
+// createIn stores res as a new resource with id in tx.
+func (s *service) createIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource) (*store.Version, error) {
+	return s.put(ctx, tx, typ, id, res, 0)
 }
 
 // matchOne runs conditional criteria: nil when nothing matches, the match
@@ -227,8 +235,20 @@ const (
 // a different current version is 412. An update whose content is the
 // current version's writes nothing and returns the current version.
 func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, did updateOutcome, err error) {
+	var pre *staged
+	if s.inUnit(ctx, typ) {
+		// The write is encoded, and its copy for hooks decoded, before
+		// the unit of work holds the writer, for the version current now;
+		// if another is current by the time it is written, the unit reads
+		// it again (see updateStaged). An unchanged update needs no unit.
+		pre = stage(ctx, s.store, typ, id)
+		s.stageWrite(pre, typ, id, res, ifMatch, s.timestamp(ctx))
+		if pre.same {
+			return pre.cur, updateUnchanged, nil
+		}
+	}
 	err = s.unit(ctx, typ, func(tx store.Tx) error {
-		v, did, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
+		v, did, err = s.updateStaged(ctx, tx, typ, id, res, ifMatch, pre)
 		return err
 	})
 	return v, did, err
@@ -251,7 +271,13 @@ type staged struct {
 	wr      *store.Write
 	err     error
 	same    bool
+	// res is wr's resource as the hooks of its type see it, decoded with
+	// wr; nil when no hook applies.
+	res fhir.Resource
 }
+
+// prepared returns the write staged, for writePrepared.
+func (st *staged) prepared() *prepared { return &prepared{wr: st.wr, res: st.res} }
 
 // stage reads the current version of typ/id in r, to prepare an update of
 // it with stageWrite.
@@ -285,7 +311,12 @@ func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMa
 	if st.same, st.err = sameContent(st.cur, res); st.same || st.err != nil {
 		return
 	}
-	st.wr, st.err = s.encode(typ, id, res, expected, now)
+	if st.wr, st.err = s.encode(typ, id, res, expected, now); st.err != nil || !s.hooked(typ) {
+		return
+	}
+	if st.res, st.err = fhirjson.UnmarshalAs(st.wr.JSON, typ); st.err != nil {
+		st.wr, st.err = nil, fmt.Errorf("hooks of %s/%s: %w", typ, id, st.err)
+	}
 }
 
 // sameContent reports whether res, about to replace cur, has cur's
@@ -337,7 +368,7 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 		if st.same {
 			return st.cur, updateUnchanged, nil
 		}
-		v, err = s.write(ctx, tx, st.wr)
+		v, err = s.writePrepared(ctx, tx, st.prepared())
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) && ifMatch == 0 && attempt < maxRetries {
 			continue
@@ -365,7 +396,7 @@ func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Re
 		case err != nil:
 			return err
 		case id == "":
-			v, _, err = s.createIn(ctx, tx, typ, newID(), res, nil)
+			v, err = s.createIn(ctx, tx, typ, newID(), res)
 			did = updateCreated
 		default:
 			v, did, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
