@@ -153,6 +153,7 @@ func (w *writer) put(ctx context.Context, wr *store.Write) error {
 type putRequest struct {
 	ctx      context.Context
 	w        *store.Write
+	ready    func() error  // when set, w commits only once it returns nil (see PutGated)
 	err      error         // the outcome, once answered is closed
 	answered chan struct{} // closed once the batch holding w has committed
 }
@@ -238,6 +239,16 @@ func (s *Store) applyBatch(batch []*putRequest) (err error) {
 		req.err = w.put(ctx, req.w)
 		var conflict *store.ConflictError
 		if req.err != nil && !errors.As(req.err, &conflict) {
+			return req.err
+		}
+	}
+	// A gated write refused now fails the batch, which commitBatch then
+	// retries write by write: its write alone is left out.
+	for _, req := range batch {
+		if req.ready == nil || req.err != nil {
+			continue
+		}
+		if req.err = req.ready(); req.err != nil {
 			return req.err
 		}
 	}
