@@ -261,7 +261,7 @@ func (a *api) create(c *gin.Context) {
 	var criteria *store.Query
 	if h := c.GetHeader("If-None-Exist"); h != "" {
 		if criteria, err = a.parseCriteria(typ, h, "If-None-Exist"); err != nil {
-			c.Error(err)
+			c.Error(p.settle(err))
 			return
 		}
 	}

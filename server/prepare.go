@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
@@ -11,20 +12,64 @@ import (
 )
 
 // prepared is a create made ready before it takes the store's writer:
-// the version to put, validated, encoded and indexed, and the resource
-// the write hooks of its type see (nil when none applies).
+// the version to put, encoded and indexed, the resource the write hooks
+// of its type see (nil when none applies), and its validation, which may
+// still be running (nil when it is done or there is none).
 type prepared struct {
-	wr  *store.Write
-	res fhir.Resource
+	wr    *store.Write
+	res   fhir.Resource
+	check *check
+}
+
+// settle returns the outcome of p's validation if it refuses p, else err:
+// a refusal by validation comes first, whatever else went wrong once the
+// write was prepared.
+func (p *prepared) settle(err error) error {
+	if p.check != nil {
+		if invalid := p.check.wait(); invalid != nil {
+			return invalid
+		}
+	}
+	return err
+}
+
+// check is a validation running on a goroutine of its own.
+type check struct {
+	done chan struct{}
+	err  error
+}
+
+func startCheck(validate func() error) *check {
+	c := &check{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		defer func() {
+			// A panic here would end the process, not just the request.
+			if v := recover(); v != nil {
+				c.err = fmt.Errorf("validation panicked: %v\n%s", v, debug.Stack())
+			}
+		}()
+		c.err = validate()
+	}()
+	return c
+}
+
+// wait returns the outcome of the validation once it has run. It may be
+// called from any goroutine, any number of times.
+func (c *check) wait() error {
+	<-c.done
+	return c.err
 }
 
 // prepareCreate makes the create of res, a resource of typ as a client
 // sent it, ready to write as version 1 of a new resource: the work of a
 // create that needs no store, done in the request before it queues for
 // the writer. The version is stamped and encoded once, and its JSON
-// decoded once for both validation and the search index, which run side
-// by side; so does decoding the copy hooks see. Invalid, it is refused
-// (422) and nothing is written.
+// decoded once for both validation and the search index. Validation runs
+// on a goroutine of its own, beside the index, the copy hooks see and,
+// where the engine can begin a write before it is kept, the write itself
+// (see service.create). An invalid resource is refused (422) and nothing
+// is written.
 func (a *api) prepareCreate(ctx context.Context, typ string, res fhir.Resource) (*prepared, error) {
 	if !stampable(res) {
 		// The server replaces the id and the meta a client sent, but
@@ -50,30 +95,18 @@ func (a *api) prepareCreate(ctx context.Context, typ string, res fhir.Resource) 
 		return nil, fmt.Errorf("decode %s/%s: %w", typ, id, err)
 	}
 	p := &prepared{wr: &store.Write{Type: typ, ID: id, LastUpdated: now, JSON: body}}
-	var invalid, indexErr, hookErr error
-	work := startParallel(2, func(i int) {
-		switch i {
-		case 0:
-			invalid = a.validateEncoded(ctx, typ, body, tree)
-		case 1:
-			if obj, ok := tree.(map[string]any); ok {
-				p.wr.Index, indexErr = a.svc.index.Index(typ, obj)
-			}
-			if indexErr == nil && a.svc.hooked(typ) {
-				p.res, hookErr = fhirjson.UnmarshalAs(body, typ)
-			}
+	if a.validating() {
+		p.check = startCheck(func() error { return a.validateEncoded(ctx, typ, body, tree) })
+	}
+	if obj, ok := tree.(map[string]any); ok {
+		if p.wr.Index, err = a.svc.index.Index(typ, obj); err != nil {
+			return nil, p.settle(fmt.Errorf("index %s/%s: %w", typ, id, err))
 		}
-	})
-	work.wait(0)
-	work.wait(1)
-	work.stop()
-	switch {
-	case invalid != nil:
-		return nil, invalid
-	case indexErr != nil:
-		return nil, fmt.Errorf("index %s/%s: %w", typ, id, indexErr)
-	case hookErr != nil:
-		return nil, fmt.Errorf("hooks of %s/%s: %w", typ, id, hookErr)
+	}
+	if a.svc.hooked(typ) {
+		if p.res, err = fhirjson.UnmarshalAs(body, typ); err != nil {
+			return nil, p.settle(fmt.Errorf("hooks of %s/%s: %w", typ, id, err))
+		}
 	}
 	return p, nil
 }

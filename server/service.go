@@ -160,8 +160,7 @@ func (s *service) writePrepared(ctx context.Context, w store.Writer, p *prepared
 	if err := s.putHooked(ctx, w, p.wr, p.res); err != nil {
 		return nil, err
 	}
-	wr := p.wr
-	return &store.Version{Type: wr.Type, ID: wr.ID, VersionID: wr.VersionID(), LastUpdated: wr.LastUpdated, Deleted: wr.Deleted, JSON: wr.JSON}, nil
+	return p.wr.Version(), nil
 }
 
 // create stores the prepared version 1 of a new resource. With criteria
@@ -172,6 +171,17 @@ func (s *service) writePrepared(ctx context.Context, w store.Writer, p *prepared
 // done in prepare, so the unit of work, or the writer's queue, holds only
 // the search, the hooks and the write.
 func (s *service) create(ctx context.Context, p *prepared, criteria *store.Query) (v *store.Version, created bool, err error) {
+	if g, ok := s.store.(store.GatedWriter); ok && p.check != nil && criteria == nil && !s.inUnit(ctx, p.wr.Type) {
+		// The engine begins the write while the validation runs, and
+		// keeps it only if the validation passes.
+		if err := g.PutGated(ctx, p.wr, p.check.wait); err != nil {
+			return nil, false, p.settle(err)
+		}
+		return p.wr.Version(), true, nil
+	}
+	if err := p.settle(nil); err != nil {
+		return nil, false, err
+	}
 	if criteria == nil {
 		err = s.unit(ctx, p.wr.Type, func(tx store.Tx) error {
 			v, err = s.writePrepared(ctx, tx, p)

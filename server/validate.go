@@ -43,7 +43,7 @@ func (a *api) validateWrite(ctx context.Context, res fhir.Resource) error {
 	if err := a.checkBundledCanonical(res); err != nil {
 		return err
 	}
-	if a.cfg.Validator == nil || !a.cfg.ValidateWrites {
+	if !a.validating() {
 		return nil
 	}
 	body, err := fhirjson.Marshal(res)
@@ -59,6 +59,9 @@ func (a *api) validateWrite(ctx context.Context, res fhir.Resource) error {
 	return a.validateEncoded(ctx, res.ResourceType(), body, tree)
 }
 
+// validating reports whether writes are validated.
+func (a *api) validating() bool { return a.cfg.Validator != nil && a.cfg.ValidateWrites }
+
 // treeValidator is a Validator that also takes a resource already decoded
 // (as fhirpath.DecodeJSON and encoding/json with UseNumber decode it), as
 // *profiles.Validator does: a create decodes its JSON once, for its
@@ -71,7 +74,7 @@ type treeValidator interface {
 // resource of typ about to be written, decoded as tree (nil: not decoded).
 // Its checks of definitions are the caller's (see validateWrite).
 func (a *api) validateEncoded(ctx context.Context, typ string, body []byte, tree any) error {
-	if a.cfg.Validator == nil || !a.cfg.ValidateWrites {
+	if !a.validating() {
 		return nil
 	}
 	required := a.requiredProfiles(typ)
