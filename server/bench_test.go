@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -417,4 +418,85 @@ func sqliteBenchStore(b *testing.B) store.Store {
 		b.Fatal(err)
 	}
 	return st
+}
+
+// BenchmarkCreateAgainstFloor measures validated creates through HTTP (as
+// http-validated) and the engine floor (as engine) in one run, alternating
+// blocks of each, so that both see the same load of a shared machine and
+// their ratio holds still where their rates do not. An op is one block of
+// createBlock creates of each kind; it reports both rates and http as a
+// percentage of the floor.
+//
+//	go test ./server/ -run '^$' -bench CreateAgainstFloor -benchtime 100x
+func BenchmarkCreateAgainstFloor(b *testing.B) {
+	for _, k := range []struct {
+		typ  string
+		body func(i int64) []byte
+	}{
+		{"Patient", func(i int64) []byte { return benchPatientJSON(nhsNumber(i)) }},
+		{"Observation", benchObservationJSON},
+	} {
+		for _, clients := range benchClients {
+			b.Run(fmt.Sprintf("%s/clients=%d", k.typ, clients), func(b *testing.B) {
+				v, err := profiles.New(profiles.Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				base, client := benchServer(b, sqliteBenchStore(b), func(cfg *server.Config) { cfg.Validator, cfg.ValidateWrites = v, true })
+				floor := sqliteBenchStore(b)
+				b.Cleanup(func() { floor.Close() })
+				stored, index := storedResource(b, k.typ, k.body(0))
+				var n atomic.Int64
+				httpCreate := func() error {
+					i := n.Add(1)
+					req, err := http.NewRequest(http.MethodPost, base+"/"+k.typ, bytes.NewReader(k.body(i)))
+					if err != nil {
+						return err
+					}
+					req.Header.Set("Content-Type", "application/fhir+json")
+					return send(client, req, http.StatusCreated)
+				}
+				ctx := b.Context()
+				engineCreate := func() error {
+					return floor.Put(ctx, &store.Write{Type: k.typ, ID: benchID(n.Add(1)), LastUpdated: time.Now().UTC().Truncate(time.Millisecond),
+						JSON: stored, Index: index})
+				}
+				if err := httpCreate(); err != nil { // warm up
+					b.Fatal(err)
+				}
+				var inHTTP, inEngine time.Duration
+				for b.Loop() {
+					inHTTP += createBlock(b, clients, httpCreate)
+					inEngine += createBlock(b, clients, engineCreate)
+				}
+				ops := float64(b.N * createBlockSize)
+				b.ReportMetric(ops/inHTTP.Seconds(), "http-creates/s")
+				b.ReportMetric(ops/inEngine.Seconds(), "floor-creates/s")
+				b.ReportMetric(100*inEngine.Seconds()/inHTTP.Seconds(), "%-of-floor")
+			})
+		}
+	}
+}
+
+// createBlockSize is the number of creates of one block of
+// BenchmarkCreateAgainstFloor.
+const createBlockSize = 40
+
+// createBlock runs createBlockSize creates over clients goroutines and
+// returns how long they took.
+func createBlock(b *testing.B, clients int, create func() error) time.Duration {
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := c; i < createBlockSize; i += clients {
+				if err := create(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
 }
