@@ -2,7 +2,6 @@ package bulk
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -17,11 +16,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"carefhir/operation"
 	"carefhir/server"
-	"carefhir/server/auth"
 	"carefhir/server/auth/authtest"
 	"carefhir/store"
 	"carefhir/store/enginetest"
@@ -74,31 +71,13 @@ func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	root := "http://" + srv.Listener.Addr().String()
-	idp := authtest.NewKey(t, jwa.ES256())
-	dir := t.TempDir()
-	authtest.WriteJWKS(t, dir, "idp.jwks.json", idp)
-	file := filepath.Join(dir, "auth.yaml")
-	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+issuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	authCfg, err := auth.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: root + "/fhir", Keyring: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, idp := authtest.Service(t, issuer, root+"/fhir")
 	ix, err := server.NewIndexer(root + "/fhir")
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := &clock{}
-	x, err := New(Config{Dir: filepath.Join(dir, "exports"), BaseURL: root + "/fhir", Registry: ix.Registry(), Now: clk.Now, PageSize: 7, Holder: "test"})
+	x, err := New(Config{Dir: filepath.Join(t.TempDir(), "exports"), BaseURL: root + "/fhir", Registry: ix.Registry(), Now: clk.Now, PageSize: 7, Holder: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

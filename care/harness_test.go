@@ -1,25 +1,21 @@
 package care_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"carefhir/care"
 	"carefhir/profiles/conformance"
 	"carefhir/server"
-	"carefhir/server/auth"
 	"carefhir/server/auth/authtest"
 	"carefhir/store"
 	"carefhir/store/enginetest"
@@ -92,7 +88,7 @@ func newClient(t *testing.T, st store.Store, cfg care.Config) *client {
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String() + "/fhir"
-	svc, idp := authService(t, base)
+	svc, idp := authtest.Service(t, issuer, base)
 	srv.Config.Handler = server.New(server.Config{Store: st, BaseURL: base, Auth: svc, Logger: slog.New(slog.DiscardHandler),
 		SoftwareVersion: "test", Definitions: cat, Operations: co.Operations(), Hooks: co.Hooks()})
 	srv.Start()
@@ -105,31 +101,6 @@ func newClient(t *testing.T, st store.Store, cfg care.Config) *client {
 		c.signed[name] = idp.Sign(t, authtest.Claims(issuer, base, map[string]any{"sub": name, "scope": scopes}))
 	}
 	return c
-}
-
-// authService returns the authorisation of a server at base that trusts
-// tokens signed by the key it returns.
-func authService(t *testing.T, base string) (*auth.Service, *authtest.Key) {
-	idp := authtest.NewKey(t, jwa.ES256())
-	dir := t.TempDir()
-	authtest.WriteJWKS(t, dir, "idp.jwks.json", idp)
-	file := filepath.Join(dir, "auth.yaml")
-	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+issuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := auth.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := auth.New(context.Background(), cfg, auth.Options{BaseURL: base, Keyring: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, idp
 }
 
 // response is what a request got back.

@@ -7,19 +7,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/lestrrat-go/jwx/v3/jwa"
 
 	"carefhir/notify"
 	"carefhir/operation"
 	"carefhir/server"
-	"carefhir/server/auth"
 	"carefhir/server/auth/authtest"
 	"carefhir/store"
 	"carefhir/store/mongo"
@@ -100,25 +97,7 @@ func newEnv(t testing.TB, st store.Store, who map[string]map[string]any, opts ..
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	root := "http://" + srv.Listener.Addr().String()
-	idp := authtest.NewKey(t, jwa.ES256())
-	dir := t.TempDir()
-	authtest.WriteJWKS(t, dir, "idp.jwks.json", idp)
-	file := filepath.Join(dir, "auth.yaml")
-	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+issuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	authCfg, err := auth.Load(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := auth.New(context.Background(), authCfg, auth.Options{BaseURL: root + "/fhir", Keyring: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, idp := authtest.Service(t, issuer, root+"/fhir")
 	ix, err := server.NewIndexer(root + "/fhir")
 	if err != nil {
 		t.Fatal(err)

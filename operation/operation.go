@@ -10,6 +10,7 @@ package operation
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"strings"
@@ -43,7 +44,8 @@ type Operation struct {
 	Idempotent bool
 	// RawBody operations take the body of a POST as it is, of any media
 	// type (Invocation.Body), rather than as a FHIR resource: an import of
-	// CSV or HL7 v2.
+	// CSV or HL7 v2. The body is handed over unread, so an operation that
+	// reads it as a stream never holds a large upload whole.
 	RawBody bool
 	// Invoke performs the operation. An error that is not an *Error is a
 	// failure of the server (500).
@@ -59,9 +61,11 @@ type Invocation struct {
 	Parameters *fhir.Parameters
 	// Resource is the body of a POST that is not a Parameters resource.
 	Resource fhir.Resource
-	// Body and ContentType are the body of a POST to a RawBody operation
-	// and its Content-Type header.
-	Body        []byte
+	// Body and ContentType are the body of a POST to a RawBody operation,
+	// unread, and its Content-Type header; Body is nil for any other
+	// invocation. Reading past the server's body limit fails with an
+	// *http.MaxBytesError, which answers 413 when returned as it is.
+	Body        io.Reader
 	ContentType string
 	// Query holds the query parameters, the parameters of a GET.
 	Query url.Values
@@ -79,6 +83,11 @@ type Result struct {
 	// (an HL7 v2 acknowledgement, a CSV file), of media type ContentType.
 	Body        []byte
 	ContentType string
+	// Stream, when Resource and Body are nil, is a FHIR JSON resource
+	// written to the client as it is read, so a large answer (the report
+	// of a large import) is never held whole. It is closed when it is an
+	// io.Closer.
+	Stream io.Reader
 	// Location, when set, is the written resource the answer is about, as
 	// Type/id/_history/n, relative to the base.
 	Location string

@@ -161,6 +161,15 @@ var hl7Known = map[string][]string{
 	"versioned-extension":                                 {reasonRepeats},
 }
 
+// The agreement reached with the Java reference validator, the figures in
+// the heading of docs/conformance.md's section on these cases.
+// TestHL7ValidatorCases fails when either falls, and when it rises without
+// these (and the heading) following.
+const (
+	hl7AgreeOnCount     = 127
+	hl7AgreeOnLocations = 122
+)
+
 // TestHL7ValidatorCases runs the HL7 validator test cases and compares, for
 // every check (a case against its base definitions, and against the
 // profile the manifest names), the number of errors and their locations
@@ -247,6 +256,10 @@ func TestHL7ValidatorCases(t *testing.T) {
 		check(c.Name+" (profile)", with(names...), js, c.Profile.Expected, sd.URL)
 	}
 	t.Logf("HL7 validator cases: %d of %d checks agree on the error count, %d of %d on count and locations", counts, total, agree, total)
+	if counts != hl7AgreeOnCount || agree != hl7AgreeOnLocations {
+		t.Errorf("%d checks agree on the error count and %d on count and locations; hl7AgreeOnCount and hl7AgreeOnLocations say %d and %d",
+			counts, agree, hl7AgreeOnCount, hl7AgreeOnLocations)
+	}
 	var labels []string
 	for l := range disagree {
 		labels = append(labels, l)
@@ -263,6 +276,10 @@ func TestHL7ValidatorCases(t *testing.T) {
 	doc, err := os.ReadFile("../docs/conformance.md")
 	if err != nil {
 		t.Fatal(err)
+	}
+	heading := fmt.Sprintf("## HL7 validator test cases: %d of %d agree on the error count, %d on count and locations", counts, total, agree)
+	if !strings.Contains(string(doc), heading+"\n") {
+		t.Errorf("docs/conformance.md has no heading %q", heading)
 	}
 	for l, reasons := range hl7Known {
 		if _, ok := disagree[l]; !ok {

@@ -46,7 +46,7 @@ func benchSecuredReads(b *testing.B, clients, readSet int, audit bool) {
 	st := seedPatients(b, sqliteBenchStore(b), readSet)
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String() + "/fhir"
-	svc, idp := newAuthService(b, base)
+	svc, idp := authtest.Service(b, externalIssuer, base)
 	var auditor *access.Auditor
 	if audit {
 		auditor = access.NewAuditor(st, access.AuditConfig{Source: "bench"})

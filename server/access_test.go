@@ -6,18 +6,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
-
 	"carefhir/server"
 	"carefhir/server/access"
-	"carefhir/server/auth"
 	"carefhir/server/auth/authtest"
 	"carefhir/store"
 )
@@ -40,7 +35,7 @@ func newAccessClient(t *testing.T, st store.Store, who principals, opts ...confi
 	who["admin"] = &access.Principal{Subject: "admin", Scopes: mustScopes(t, "system/*.cruds")}
 	srv := httptest.NewUnstartedServer(nil)
 	root := "http://" + srv.Listener.Addr().String()
-	svc, idp := newAuthService(t, root+"/fhir")
+	svc, idp := authtest.Service(t, externalIssuer, root+"/fhir")
 	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir-test"})
 	cfg := server.Config{Store: st, BaseURL: root + "/fhir", Auth: svc, Auditor: auditor,
 		Logger: slog.New(slog.DiscardHandler), SoftwareVersion: "test"}
@@ -65,21 +60,6 @@ func newAccessClient(t *testing.T, st store.Store, who principals, opts ...confi
 		c.tokens[name] = idp.Sign(t, authtest.Claims(externalIssuer, root+"/fhir", claims))
 	}
 	return c
-}
-
-// newAuthService returns the authorisation of a server at base trusting
-// a new issuer key, which it returns to sign tokens with.
-func newAuthService(tb testing.TB, base string) (*auth.Service, *authtest.Key) {
-	tb.Helper()
-	idp := authtest.NewKey(tb, jwa.ES256())
-	dir := tb.TempDir()
-	authtest.WriteJWKS(tb, dir, "idp.jwks.json", idp)
-	file := filepath.Join(dir, "auth.yaml")
-	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+externalIssuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	svc := authServiceFrom(tb, file, base)
-	return svc, idp
 }
 
 func mustScopes(t *testing.T, list string) []access.Scope {
@@ -416,6 +396,9 @@ func TestAuditTrail(t *testing.T) {
 				id := "req-" + string(rune('a'+i))
 				sent[id] = c.by(r.who, r.method, r.path, r.body, "X-Request-Id", id).status
 			}
+			// A forwarding header is the client's to write: the address
+			// audited is the connection's.
+			sent["req-fwd"] = c.by("dr", "GET", "/metadata", "", "X-Request-Id", "req-fwd", "X-Forwarded-For", "203.0.113.9").status
 			c.auditor.Flush()
 			events, err := c.st.Search(context.Background(), store.Query{Type: "AuditEvent"})
 			if err != nil {
@@ -449,6 +432,9 @@ func TestAuditTrail(t *testing.T) {
 			}
 			if str(read, "agent", 0, "who", "reference") != "Practitioner/dr" || str(read, "agent", 0, "altId") != "app-1" || str(read, "agent", 0, "network", "address") == "" {
 				t.Errorf("read agent: %v", get(read, "agent"))
+			}
+			if got := str(byRequest["req-fwd"][0], "agent", 0, "network", "address"); got != "127.0.0.1" {
+				t.Errorf("a request sent with X-Forwarded-For audited from %q, want the connection's 127.0.0.1", got)
 			}
 			if !slices.Contains(entityRefs(read), "Patient/a/_history/1") {
 				t.Errorf("read entities %v lack Patient/a", entityRefs(read))

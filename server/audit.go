@@ -44,7 +44,9 @@ func (a *api) audited(c *gin.Context) {
 		return
 	}
 	ev.Principal = access.PrincipalFrom(c.Request.Context())
-	ev.Address = c.ClientIP()
+	// The connection's address, as authenticate takes it: Gin's ClientIP
+	// would believe an X-Forwarded-For any client can write.
+	ev.Address = clientAddress(c.Request)
 	ev.Status = c.Writer.Status()
 	if i := rec.Interaction(); i != "" {
 		ev.Interaction = i

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -534,8 +535,17 @@ func TestRequestLog(t *testing.T) {
 		if r.header.Get("X-Request-Id") != "req-123" {
 			t.Errorf("X-Request-Id %q", r.header.Get("X-Request-Id"))
 		}
-		if c.do("GET", "/metadata", "").header.Get("X-Request-Id") == "" {
-			t.Error("no X-Request-Id generated")
+		uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+		if id := c.do("GET", "/metadata", "").header.Get("X-Request-Id"); !uuid.MatchString(id) {
+			t.Errorf("generated X-Request-Id %q, want a UUID", id)
+		}
+		for _, bad := range []string{"has space", strings.Repeat("a", 65), "semi;colon"} {
+			if id := c.do("GET", "/metadata", "", "X-Request-Id", bad).header.Get("X-Request-Id"); !uuid.MatchString(id) {
+				t.Errorf("X-Request-Id %q answered %q, want a UUID of the server's", bad, id)
+			}
+		}
+		if id := c.do("GET", "/metadata", "", "X-Request-Id", "A-z_0.9").header.Get("X-Request-Id"); id != "A-z_0.9" {
+			t.Errorf("X-Request-Id A-z_0.9 answered %q", id)
 		}
 		found := false
 		for _, l := range strings.Split(strings.TrimSpace(c.logs.String()), "\n") {

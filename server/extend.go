@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -39,12 +40,7 @@ func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 	return func(c *gin.Context, where invocation) {
 		inv := &ext.Invocation{Type: where.Type, ID: where.ID, Query: c.Request.URL.Query(), Store: &opStore{a: a, c: c}}
 		if op.RawBody && c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
-			body, err := readBody(c)
-			if err != nil {
-				c.Error(err)
-				return
-			}
-			inv.Body, inv.ContentType = body, c.GetHeader("Content-Type")
+			inv.Body, inv.ContentType = c.Request.Body, c.GetHeader("Content-Type")
 		} else if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
 			body, err := readBody(c)
 			if err != nil {
@@ -85,6 +81,10 @@ func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 			c.Data(status, res.ContentType, res.Body)
 			return
 		}
+		if res.Resource == nil && res.Stream != nil {
+			writeStream(c, status, res.Stream)
+			return
+		}
 		if res.Resource == nil {
 			c.Status(status)
 			c.Writer.WriteHeaderNow()
@@ -96,6 +96,31 @@ func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 			return
 		}
 		writeFHIR(c, status, body)
+	}
+}
+
+// writeStream writes the FHIR JSON resource read from r as the answer,
+// copying it unless the client asked for XML or pretty JSON, which are
+// made of the whole resource.
+func writeStream(c *gin.Context, status int, r io.Reader) {
+	if cl, ok := r.(io.Closer); ok {
+		defer cl.Close()
+	}
+	mt := c.GetString(ctxMediaType)
+	if xmlTypes[mt] || c.Query("_pretty") == "true" {
+		body, err := io.ReadAll(r)
+		if err != nil {
+			c.Error(fmt.Errorf("reading the answer of an operation: %w", err))
+			return
+		}
+		writeFHIR(c, status, body)
+		return
+	}
+	c.Header("Content-Type", mimeFHIRJSON+"; charset=utf-8")
+	c.Status(status)
+	if _, err := io.Copy(c.Writer, r); err != nil {
+		// The status is sent: the client sees a truncated body.
+		c.Error(fmt.Errorf("streaming the answer of an operation: %w", err))
 	}
 }
 
@@ -244,9 +269,13 @@ func writtenWithWarnings(ctx context.Context, status int, v *store.Version) []by
 }
 
 // collectWarnings makes the hooks run by a request report their warnings
-// to it.
+// to it. Only the answer to a create, update or patch carries them (see
+// writeResult), so other requests collect none.
 func collectWarnings(c *gin.Context) {
-	ctx, _ := withWarnings(c.Request.Context())
-	c.Request = c.Request.WithContext(ctx)
+	switch c.Request.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		ctx, _ := withWarnings(c.Request.Context())
+		c.Request = c.Request.WithContext(ctx)
+	}
 	c.Next()
 }

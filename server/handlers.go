@@ -158,17 +158,23 @@ func current(ifNoneMatch string, ims time.Time, v *store.Version) bool {
 }
 
 func setVersionHeaders(c *gin.Context, v *store.Version) {
-	c.Header("ETag", etag(v.VersionID))
-	c.Header("Last-Modified", v.LastUpdated.Format(http.TimeFormat))
+	// Set by their canonical names, without canonicalising them again.
+	h := c.Writer.Header()
+	h["Etag"] = []string{etag(v.VersionID)}
+	var b [len(http.TimeFormat)]byte
+	h["Last-Modified"] = []string{string(v.LastUpdated.UTC().AppendFormat(b[:0], http.TimeFormat))}
 }
 
 // writeVersion writes a stored version as it is, or reduced as _summary or
 // _elements ask.
 func (a *api) writeVersion(c *gin.Context, status int, v *store.Version) {
-	body, err := subset(v.Type, v.JSON, c.Request.URL.Query())
-	if err != nil {
-		c.Error(err)
-		return
+	body := v.JSON
+	if c.Request.URL.RawQuery != "" {
+		var err error
+		if body, err = subset(v.Type, v.JSON, c.Request.URL.Query()); err != nil {
+			c.Error(err)
+			return
+		}
 	}
 	setVersionHeaders(c, v)
 	writeFHIR(c, status, body)

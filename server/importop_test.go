@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -190,4 +191,159 @@ func toJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestImportCSVAgain imports a CSV report twice: the second import reports
+// every record unchanged and writes no new version of any; a row changed
+// since is then reported updated, and only its patient gets a version.
+func TestImportCSVAgain(t *testing.T) {
+	payload := importPayloads(t)[2]
+	eachEngine(t, func(t *testing.T, c *client) {
+		post := func(body string) map[string]any {
+			t.Helper()
+			return c.do("POST", "/$import?"+payload.query, body, "Content-Type", payload.contentType).want(t, 200).json(t)
+		}
+		outcomes := func(report map[string]any) map[string]string {
+			got := map[string]string{}
+			for _, p := range report["parameter"].([]any) {
+				p := p.(map[string]any)
+				if p["name"] != "record" {
+					continue
+				}
+				parts := p["part"].([]any)
+				ref := parts[1].(map[string]any)["valueReference"].(map[string]any)["reference"].(string)
+				got[ref] = parts[0].(map[string]any)["valueCode"].(string)
+			}
+			return got
+		}
+		first := outcomes(post(payload.body))
+		again := post(payload.body)
+		for ref, outcome := range outcomes(again) {
+			if outcome != "unchanged" || first[ref] == "" {
+				t.Errorf("importing again: %s %s (first %q)", ref, outcome, first[ref])
+			}
+		}
+		if again["parameter"].([]any)[2].(map[string]any)["valueInteger"] != float64(len(first)) {
+			t.Errorf("importing again: %v", again["parameter"].([]any)[:3])
+		}
+		versions := func(ref string) float64 {
+			return c.do("GET", "/"+ref+"/_history", "").want(t, 200).json(t)["total"].(float64)
+		}
+		var patients []string
+		for ref := range first {
+			if strings.HasPrefix(ref, "Patient/") {
+				patients = append(patients, ref)
+			}
+			if n := versions(ref); n != 1 {
+				t.Errorf("%s has %v versions after importing the same file twice", ref, n)
+			}
+		}
+		changed := strings.Replace(payload.body, "Sarah,Ward", "Sara,Ward", 1)
+		var updated []string
+		for ref, outcome := range outcomes(post(changed)) {
+			if outcome != "unchanged" {
+				updated = append(updated, ref+" "+outcome)
+			}
+		}
+		if len(updated) != 1 || !strings.HasSuffix(updated[0], " updated") || versions(strings.Fields(updated[0])[0]) != 2 {
+			t.Errorf("after changing a first name: %v", updated)
+		}
+		if len(patients) < 2 {
+			t.Errorf("the report names the patients %v", patients)
+		}
+	}, withImport)
+}
+
+// TestImportHL7v2Once imports an HL7 v2 message twice: both are
+// acknowledged AA, and the second is not applied again, since the first
+// wrote its receipt (a Provenance) with the patient.
+func TestImportHL7v2Once(t *testing.T) {
+	payload := importPayloads(t)[0]
+	eachEngine(t, func(t *testing.T, c *client) {
+		for round := 1; round <= 2; round++ {
+			r := c.do("POST", "/$import?"+payload.query, payload.body, "Content-Type", payload.contentType).want(t, 200)
+			if !bytes.Contains(r.body, []byte("MSA|AA|MSG0001")) {
+				t.Fatalf("round %d: %q", round, r.body)
+			}
+		}
+		found := c.do("GET", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018", "").want(t, 200).json(t)
+		entries, _ := found["entry"].([]any)
+		if len(entries) != 1 {
+			t.Fatalf("%d patients", len(entries))
+		}
+		id := entries[0].(map[string]any)["resource"].(map[string]any)["id"].(string)
+		if n := c.do("GET", "/Patient/"+id+"/_history", "").want(t, 200).json(t)["total"]; n != float64(1) {
+			t.Errorf("the patient has %v versions: the message was applied again", n)
+		}
+		receipts := c.do("GET", "/Provenance?target=Patient/"+id, "").want(t, 200).json(t)
+		if entries, _ := receipts["entry"].([]any); len(entries) != 1 {
+			t.Errorf("receipts of the message: %v", receipts)
+		}
+	}, withImport)
+}
+
+// TestImportCSVRefusedWhole imports a CSV report whose last row, after
+// several batches of good ones, has a date that is not one: 400 naming
+// the line, and none of the rows before it stored.
+func TestImportCSVRefusedWhole(t *testing.T) {
+	const rows = 450
+	body := patientList(rows) + "Y12345,999 000 0018,Ann,Lee,not a date,F\n"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", body, "Content-Type", "text/csv")
+		if r.status != 400 || !strings.Contains(string(r.body), fmt.Sprintf("line %d", rows+2)) {
+			t.Errorf("%d %.600s, want 400 naming line %d", r.status, r.body, rows+2)
+		}
+		if got := storedCounts(t, c); got != "Patient=0 Organization=0 Practitioner=0 Observation=0 Condition=0 Encounter=0" {
+			t.Errorf("a refused import stored %s", got)
+		}
+	}, withImport)
+}
+
+// patientList is an EMIS patient list of n rows, each a patient of its own
+// with a valid NHS number.
+func patientList(n int) string {
+	var b strings.Builder
+	b.WriteString("Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\n")
+	for base, rows := 400_000_000, 0; rows < n; base++ {
+		digits := fmt.Sprintf("%09d", base)
+		sum := 0
+		for i, c := range digits {
+			sum += int(c-'0') * (10 - i)
+		}
+		check := (11 - sum%11) % 11
+		if check == 10 {
+			continue
+		}
+		rows++
+		fmt.Fprintf(&b, "Y12345,%s%d,Ann,Lee,12-Mar-1948,F\n", digits, check)
+	}
+	return b.String()
+}
+
+// TestImportCSVOverLimit streams a CSV report of unknown length past the
+// server's body limit, after a batch of its rows was applied: 413, and
+// nothing stored.
+func TestImportCSVOverLimit(t *testing.T) {
+	body := patientList(450)
+	eachEngine(t, func(t *testing.T, c *client) {
+		// Wrapped, the body's length is unknown: it is sent chunked and
+		// the limit is met while it is read.
+		req, err := http.NewRequest("POST", c.base+"/$import?format=csv&mapping=emis-patient-list", struct{ io.Reader }{strings.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/csv")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge {
+			t.Errorf("%d %.600s, want 413", resp.StatusCode, out)
+		}
+		if got := storedCounts(t, c); got != "Patient=0 Organization=0 Practitioner=0 Observation=0 Condition=0 Encounter=0" {
+			t.Errorf("an import over the limit stored %s", got)
+		}
+	}, withImport, func(cfg *server.Config) { cfg.MaxBodyBytes = 12 << 10 })
 }

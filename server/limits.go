@@ -112,6 +112,10 @@ func takeTurns(n int) gin.HandlerFunc {
 // a ';', more parameters than net/url reads) with 400: read leniently, it
 // would lose criteria and answer more than was asked for.
 func checkQuery(c *gin.Context) {
+	if c.Request.URL.RawQuery == "" {
+		c.Next()
+		return
+	}
 	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
 		c.Error(errorf(http.StatusBadRequest, "invalid", "the query string does not parse: %v", trimURLError(err)))
 		c.Abort()

@@ -42,7 +42,11 @@ var formatAliases = map[string]string{
 // the spec requires) and the Accept header. It stores the answer on the
 // context for render, or fails with 406.
 func negotiate(c *gin.Context) {
-	mediaType, err := responseType(c.Query("_format"), c.GetHeader("Accept"))
+	var format string
+	if c.Request.URL.RawQuery != "" {
+		format = c.Query("_format")
+	}
+	mediaType, err := responseType(format, c.Request.Header.Get("Accept"))
 	if err != nil {
 		c.Error(err)
 		c.Abort()
@@ -66,6 +70,13 @@ func responseType(format, accept string) (string, error) {
 	if strings.TrimSpace(accept) == "" {
 		return mimeFHIRJSON, nil
 	}
+	if !strings.ContainsAny(accept, ",;") {
+		// One media type without parameters, as most clients send: every
+		// type answered is well formed, so parsing can be skipped.
+		if mt, ok := answerTo(strings.ToLower(strings.TrimSpace(accept))); ok {
+			return mt, nil
+		}
+	}
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
@@ -74,19 +85,27 @@ func responseType(format, accept string) (string, error) {
 		if params["q"] == "0" {
 			continue
 		}
-		switch {
-		case mt == mimeJSON || mt == "text/json":
-			return mimeJSON, nil
-		case jsonTypes[mt], mt == "*/*", mt == "application/*":
-			return mimeFHIRJSON, nil
-		case mt == mimeXML || mt == "text/xml":
-			return mimeXML, nil
-		case xmlTypes[mt]:
-			return mimeFHIRXML, nil
+		if answer, ok := answerTo(mt); ok {
+			return answer, nil
 		}
 	}
 	return "", errorf(http.StatusNotAcceptable, "not-supported",
 		"none of the media types in Accept %q is supported: use application/fhir+json or application/fhir+xml", truncate(accept, 200))
+}
+
+// answerTo returns the media type of the answer to a client accepting mt.
+func answerTo(mt string) (string, bool) {
+	switch {
+	case mt == mimeJSON || mt == "text/json":
+		return mimeJSON, true
+	case jsonTypes[mt], mt == "*/*", mt == "application/*":
+		return mimeFHIRJSON, true
+	case mt == mimeXML || mt == "text/xml":
+		return mimeXML, true
+	case xmlTypes[mt]:
+		return mimeFHIRXML, true
+	}
+	return "", false
 }
 
 // decodeBody reads a request body in the format its Content-Type names,
@@ -146,13 +165,34 @@ func writeFHIR(c *gin.Context, status int, body []byte) {
 		} else {
 			body = xml
 		}
-	} else if c.Query("_pretty") == "true" {
+	} else if c.Request.URL.RawQuery != "" && c.Query("_pretty") == "true" {
 		var buf bytes.Buffer
 		if err := json.Indent(&buf, body, "", "  "); err == nil {
 			body = buf.Bytes()
 		}
 	}
-	c.Data(status, mt+"; charset=utf-8", body)
+	ct, ok := contentTypes[mt]
+	if !ok || status < http.StatusOK || status == http.StatusNoContent || status == http.StatusNotModified {
+		c.Data(status, mt+"; charset=utf-8", body)
+		return
+	}
+	// What c.Data does, with a Content-Type made once rather than for
+	// every response (shared, and never changed).
+	c.Writer.Header()["Content-Type"] = ct
+	c.Status(status)
+	if _, err := c.Writer.Write(body); err != nil {
+		c.Error(err)
+		c.Abort()
+	}
+}
+
+// contentTypes are the Content-Type headers of the media types written,
+// made once rather than for every response.
+var contentTypes = map[string][]string{
+	mimeFHIRJSON: {mimeFHIRJSON + "; charset=utf-8"},
+	mimeJSON:     {mimeJSON + "; charset=utf-8"},
+	mimeFHIRXML:  {mimeFHIRXML + "; charset=utf-8"},
+	mimeXML:      {mimeXML + "; charset=utf-8"},
 }
 
 func toXML(jsonBody []byte) ([]byte, error) {

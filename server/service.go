@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -81,9 +82,25 @@ func truncate(s string, n int) string {
 func newID() string {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand documents a fatal error instead)
+	return formatUUID(b)
+}
+
+// formatUUID writes 16 random bytes as a UUID of version 4 (RFC 9562),
+// such as 0a14f7c2-5b1e-4c8a-9d3f-2e6b7a8c9d0e.
+func formatUUID(b [16]byte) string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:], b[10:16])
+	return string(out[:])
 }
 
 // timestamp returns the lastUpdated of a version written now, at the

@@ -338,3 +338,45 @@ func TestBenchAgainstServer(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestLinesLoggedUpToShutdownAreWritten: the request log is written
+// in the background, and a graceful stop writes every line of it: those of
+// the requests answered just before the signal come before "stopped".
+func TestRequestLinesLoggedUpToShutdownAreWritten(t *testing.T) {
+	p := start(t, "--data", t.TempDir())
+	const requests = 300
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Go(func() {
+			for i := c; i < requests; i += 4 {
+				req, _ := http.NewRequest(http.MethodGet, p.base+"/Patient/missing-"+fmt.Sprint(i), nil)
+				req.Header.Set("X-Request-Id", fmt.Sprintf("before-stop-%d", i))
+				resp, err := httpClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t); err != nil {
+		t.Fatalf("carefhir serve after SIGTERM: %v", err)
+	}
+	logs := p.logs.String()
+	stopped := strings.Index(logs, `"msg":"stopped"`)
+	if stopped < 0 {
+		t.Fatalf("no stopped line:\n%s", logs)
+	}
+	for i := range requests {
+		at := strings.Index(logs, fmt.Sprintf(`"request_id":"before-stop-%d"`, i))
+		if at < 0 || at > stopped {
+			t.Fatalf("the line of request %d is missing or after the stop (at %d, stopped at %d)", i, at, stopped)
+		}
+	}
+}

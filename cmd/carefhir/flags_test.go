@@ -21,6 +21,7 @@ func TestParseServeConfig(t *testing.T) {
 	defaults := serveConfig{
 		Addr:            "127.0.0.1:8080",
 		DataDir:         "./data",
+		Sync:            "normal",
 		MaxBody:         10 << 20,
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "text",
@@ -114,6 +115,9 @@ func TestParseServeConfig(t *testing.T) {
 			wantErr: "CAREFHIR_MAX_BODY, which sets --max-body",
 		},
 		{name: "validation off", args: []string{"--validate=false"}, want: with(func(c *serveConfig) { c.Validate = false })},
+		{name: "sync full", args: []string{"--sync", "full"}, want: with(func(c *serveConfig) { c.Sync = "full" })},
+		{name: "sync from the environment", env: map[string]string{"CAREFHIR_SYNC": "full"}, want: with(func(c *serveConfig) { c.Sync = "full" })},
+		{name: "sync unknown", args: []string{"--sync", "off"}, wantErr: `--sync "off": want one of full, normal`},
 		{
 			name: "required profiles",
 			args: []string{"--require-profile", "Patient=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient",

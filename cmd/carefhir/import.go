@@ -29,6 +29,8 @@ type transferConfig struct {
 	Token    string `flag:"token"`
 	DataDir  string `flag:"data"`
 	MongoURI string `flag:"mongo-uri" validate:"omitempty,mongo_uri"`
+	// Sync is --sync of the local SQLite store, which only import sets.
+	Sync string `flag:"sync" validate:"omitempty,oneof=full normal"`
 }
 
 func (t *transferConfig) flags(fs interface {
@@ -60,6 +62,8 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 	cfg.flags(fs)
 	fs.StringVar(&cfg.Format, "format", "", "`format` of the files: gpconnect, pds, csv, hl7v2 or ndjson (one resource a line)")
 	fs.IntVar(&cfg.Batch, "batch", 500, "with --format ndjson, resources per batch Bundle")
+	cfg.Sync = syncNormal
+	addSyncFlag(fs, &cfg.Sync)
 	fs.StringVar(&cfg.Mapping, "mapping", "", "CSV mapping `file` (YAML or JSON), or the name of a built-in layout such as emis-patient-list or systmone-patient-list")
 	files, err := parseFlagsArgs(fs, args, getenv, cfg)
 	if err != nil {
@@ -167,15 +171,34 @@ func importFile(ctx context.Context, client *http.Client, target string, cfg *im
 		return fmt.Errorf("import %s: %w", name, err)
 	}
 	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("import %s: %w", name, err)
-	}
 	if resp.StatusCode != http.StatusOK {
+		out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return fmt.Errorf("import %s: %w", name, err)
+		}
 		return fmt.Errorf("import %s: refused (%d): %s", name, resp.StatusCode, strings.ReplaceAll(string(out), "\r", "\n"))
 	}
-	_, err = fmt.Fprintf(stdout, "%s: %s\n", name, strings.ReplaceAll(string(out), "\r", "\n"))
+	// The report is copied as it comes: that of a large file is large.
+	fmt.Fprintf(stdout, "%s: ", name)
+	if _, err := io.Copy(stdout, &crToLF{r: resp.Body}); err != nil {
+		return fmt.Errorf("import %s: reading the report: %w", name, err)
+	}
+	_, err = fmt.Fprintln(stdout)
 	return err
+}
+
+// crToLF reads r with each CR (the segment ending of an HL7 v2
+// acknowledgement) made a line feed, for the terminal.
+type crToLF struct{ r io.Reader }
+
+func (c *crToLF) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	for i, b := range p[:n] {
+		if b == '\r' {
+			p[i] = '\n'
+		}
+	}
+	return n, err
 }
 
 // newBar returns a progress bar of size bytes on stderr, or nil when
@@ -195,7 +218,7 @@ func (t *transferConfig) client(ctx context.Context, factories map[string]engine
 	if t.URL != "" {
 		return http.DefaultClient, strings.TrimSuffix(t.URL, "/"), func() {}, nil
 	}
-	sc := &serveConfig{DataDir: t.DataDir, MongoURI: t.MongoURI}
+	sc := &serveConfig{DataDir: t.DataDir, MongoURI: t.MongoURI, Sync: t.Sync}
 	name := sc.engine()
 	open, ok := factories[name]
 	if !ok {
@@ -220,5 +243,5 @@ func (t *transferConfig) client(ctx context.Context, factories map[string]engine
 		MaxBodyBytes: 1 << 40, Operations: (&importop.Importer{}).Operations(), Auditor: auditor,
 		// A large file is one transaction, however long it takes.
 		Limits: server.Limits{Deadline: 24 * time.Hour}})
-	return &http.Client{Transport: handlerTransport{h}}, local, func() { auditor.Close(); st.Close() }, nil
+	return &http.Client{Transport: streamTransport{h}}, local, func() { auditor.Close(); st.Close() }, nil
 }

@@ -103,10 +103,47 @@ func TestImportToServer(t *testing.T) {
 	}
 }
 
-// TestMLLP sends an HL7 v2 message to serve's MLLP listener twice: both
-// are acknowledged AA, and the patient is stored once.
+// TestMLLP sends an HL7 v2 message to serve's MLLP listener twice, then
+// again after serve restarts on the same data: every time it is
+// acknowledged AA, and the patient is stored once, in one version.
 func TestMLLP(t *testing.T) {
-	p := start(t, "--data", t.TempDir(), "--mllp-addr", "127.0.0.1:0")
+	data := t.TempDir()
+	msg, err := os.ReadFile("../../mappers/hl7v2/testdata/uk/A28-register.hl7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var base string
+	for run := 1; run <= 2; run++ {
+		p := start(t, "--data", data, "--mllp-addr", "127.0.0.1:0")
+		base = p.base
+		sendMLLP(t, p, msg, 3-run)
+		if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.wait(t); err != nil {
+			t.Fatalf("serve did not stop cleanly: %v", err)
+		}
+	}
+	p := start(t, "--data", data)
+	base = p.base
+	var found struct {
+		Entry []struct{ Resource struct{ ID string } }
+	}
+	getJSON(t, base+"/Patient", &found)
+	if len(found.Entry) != 1 {
+		t.Fatalf("%d Patients stored, want 1", len(found.Entry))
+	}
+	var history struct{ Total int }
+	getJSON(t, base+"/Patient/"+found.Entry[0].Resource.ID+"/_history", &history)
+	if history.Total != 1 {
+		t.Errorf("the patient has %d versions, want 1: the message was applied again", history.Total)
+	}
+}
+
+// sendMLLP sends msg times times to the MLLP listener p logged, each time
+// wanting an AA acknowledgement.
+func sendMLLP(t *testing.T, p *proc, msg []byte, times int) {
+	t.Helper()
 	var addr string
 	for _, line := range strings.Split(p.logs.String(), "\n") {
 		var l struct{ Msg, Addr string }
@@ -117,17 +154,13 @@ func TestMLLP(t *testing.T) {
 	if addr == "" {
 		t.Fatalf("no MLLP listener logged:\n%s", p.logs.String())
 	}
-	msg, err := os.ReadFile("../../mappers/hl7v2/testdata/uk/A28-register.hl7")
-	if err != nil {
-		t.Fatal(err)
-	}
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	r := bufio.NewReader(conn)
-	for round := 1; round <= 2; round++ {
+	for round := 1; round <= times; round++ {
 		if _, err := conn.Write(mllp.Frame(msg)); err != nil {
 			t.Fatal(err)
 		}
@@ -139,14 +172,18 @@ func TestMLLP(t *testing.T) {
 			t.Fatalf("round %d: %q", round, ack)
 		}
 	}
-	resp, err := http.Get(p.base + "/Patient?_summary=count")
+}
+
+// getJSON decodes the JSON answer of a GET of url into v.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var count struct{ Total int }
-	if err := json.NewDecoder(resp.Body).Decode(&count); err != nil || count.Total != 1 {
-		t.Errorf("%d Patients stored (%v), want 1", count.Total, err)
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
 	}
 }
 

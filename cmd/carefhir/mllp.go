@@ -17,15 +17,14 @@ import (
 	"carefhir/server/access"
 )
 
-// mllpSeen bounds the acknowledgements remembered to answer retries.
-const mllpSeen = 100_000
-
 // startMLLP serves HL7 v2 messages over MLLP on addr: each is imported as
 // $import?format=hl7v2 imports it and applied as a transaction through h,
 // the server's own handler, acting for the system principal "mllp", so
 // that the access layer, validation and the audit trail see it as any
-// write. Retries are recognised in memory: after a restart a message sent
-// again is applied again, which its conditional writes make harmless.
+// write. Each message's transaction writes its receipt too (a
+// MessageHeader named by its sender and control id), so a message sent
+// again, even after a restart, is acknowledged again without being
+// applied twice.
 func startMLLP(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -34,6 +33,7 @@ func startMLLP(ctx context.Context, addr string, h http.Handler, logger *slog.Lo
 	actAs := access.WithPrincipal(ctx, access.SystemPrincipal("mllp"))
 	client := &http.Client{Transport: handlerTransport{h}}
 	apply := func(ctx context.Context, im *hl7v2.Imported) error {
+		im.AddReceipt(time.Now())
 		body, err := fhirjson.Marshal(im.Bundle)
 		if err != nil {
 			return err
@@ -55,7 +55,25 @@ func startMLLP(ctx context.Context, addr string, h http.Handler, logger *slog.Lo
 		}
 		return nil
 	}
-	srv := &mllp.Server{Handler: hl7v2.Handler(actAs, apply, &hl7v2.MemorySeen{Max: mllpSeen}, time.Now), IdleTimeout: 10 * time.Minute}
+	seen := hl7v2.ReceiptSeen{Exists: func(ctx context.Context, id string) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, "http://mllp.local/fhir/"+hl7v2.ReceiptType+"/"+id, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			return true, nil
+		case http.StatusNotFound, http.StatusGone:
+			return false, nil
+		}
+		return false, fmt.Errorf("reading the receipt %s: %s", id, resp.Status)
+	}}
+	srv := &mllp.Server{Handler: hl7v2.Handler(actAs, apply, seen, time.Now), IdleTimeout: 10 * time.Minute}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
 			logger.Error("mllp listener stopped", "err", err)

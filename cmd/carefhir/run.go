@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 	"strings"
+
+	"carefhir/ops/logbuf"
 )
 
 // usage is the top-level help.
@@ -19,6 +22,7 @@ Usage:
   carefhir bench search      measure searches on a SQLite data directory
   carefhir bench hostile     measure normal traffic beside hostile requests
   carefhir bench care        measure caseloads and cohorts on a SQLite data directory
+  carefhir bench http        measure reads, a search and metadata against a bare net/http handler
   carefhir synth [flags]     generate fictional UK primary-care records
   carefhir import [flags] FILE... import records from GP systems (GP Connect, PDS, CSV, HL7 v2) or NDJSON
   carefhir export [flags]    export a care record to GP systems (Bundle, CSV, GP Connect booking)
@@ -49,7 +53,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		info, ok := debug.ReadBuildInfo()
-		return serve(ctx, cfg, engines(), newLogger(stderr, cfg.LogFormat, cfg.LogLevel), moduleVersion(info, ok))
+		// The log is written in the background: a line per request
+		// written as it is logged would cost each read a system call.
+		// Closing it writes every line, those of the shutdown included.
+		log := logbuf.New(stderr, logbuf.DefaultInterval)
+		err = serve(ctx, cfg, engines(), newLogger(log, cfg.LogFormat, cfg.LogLevel), moduleVersion(info, ok))
+		return errors.Join(err, log.Close())
 	case "version":
 		if len(rest) > 0 {
 			return &usageError{err: fmt.Errorf("version: unexpected argument %q", rest[0])}
@@ -73,6 +82,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return err
 			}
 			return benchCare(ctx, cfg, stdout, stderr)
+		}
+		if len(rest) > 0 && rest[0] == "http" {
+			cfg, err := parseBenchHTTPConfig(rest[1:], stderr)
+			if err != nil {
+				return err
+			}
+			return benchHTTP(ctx, cfg, stdout, stderr)
 		}
 		if len(rest) > 0 && rest[0] == "search" {
 			cfg, err := parseBenchSearchConfig(rest[1:], nil, stderr)

@@ -29,6 +29,7 @@ type serveConfig struct {
 	Addr            string        `flag:"addr" validate:"required,listen_addr"`
 	DataDir         string        `flag:"data" validate:"required_without=MongoURI"`
 	MongoURI        string        `flag:"mongo-uri" validate:"omitempty,mongo_uri"`
+	Sync            string        `flag:"sync" validate:"oneof=full normal"`
 	BaseURL         string        `flag:"base-url" validate:"omitempty,http_url"`
 	MaxBody         byteSize      `flag:"max-body" validate:"gt=0"`
 	ShutdownTimeout time.Duration `flag:"shutdown-timeout" validate:"gt=0"`
@@ -61,6 +62,11 @@ type serveConfig struct {
 	// the engine's measurements and what it did at start-up.
 	metrics *metrics.Registry
 	logger  *slog.Logger
+	// listening, when set, is told the API's address once it listens
+	// (bench http serves on port 0); noAudit serves without the audit
+	// trail, which only bench http asks for, to measure what it costs.
+	listening func(net.Addr)
+	noAudit   bool
 	// Limits bound what one request may cost.
 	Limits limitsConfig
 	Care   careFlags
@@ -81,6 +87,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	cfg := &serveConfig{
 		Addr:            "127.0.0.1:8080",
 		DataDir:         "./data",
+		Sync:            syncNormal,
 		MaxBody:         10 << 20,
 		ShutdownTimeout: 15 * time.Second,
 		LogFormat:       "text",
@@ -93,6 +100,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "TCP `host:port` to listen on; port 0 picks a free port")
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
 	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
+	addSyncFlag(fs, &cfg.Sync)
 	fs.StringVar(&cfg.BaseURL, "base-url", "", "public FHIR base `URL` used in links and Location headers (default http://<addr>/fhir)")
 	fs.Var(&cfg.MaxBody, "max-body", "largest request body accepted, in bytes or with a unit such as 512KiB or 10MiB")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish on SIGINT or SIGTERM")
@@ -223,9 +231,16 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	// writes what is queued, before the store closes.
 	auditCfg := access.AuditConfig{Source: "carefhir " + version, Log: logger}
 	var auditor *access.Auditor
-	auditCfg.OnDrop = reg.AuditBuffer(func() int { return auditor.Depth() }).Inc
-	auditor = access.NewAuditor(st, auditCfg)
-	defer auditor.Close()
+	auditCfg.OnDrop = reg.AuditBuffer(func() int {
+		if auditor == nil {
+			return 0
+		}
+		return auditor.Depth()
+	}).Inc
+	if !cfg.noAudit {
+		auditor = access.NewAuditor(st, auditCfg)
+		defer auditor.Close()
+	}
 	subs, err := startSubscriptions(ctx, cfg, baseURL, logger)
 	if err != nil {
 		ln.Close()
@@ -266,8 +281,10 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	h := server.New(scfg)
 	observeEngine(reg, st)
 	reg.ExportJobs(exports.Jobs, exports.Failed)
-	checks := []health.Check{storeCheck(st), health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth),
-		subs.observe(reg, outboxHighWater)}
+	checks := []health.Check{storeCheck(st), subs.observe(reg, outboxHighWater)}
+	if auditor != nil {
+		checks = append(checks, health.QueueBelow("audit", auditor.Capacity()*3/4, auditor.Depth))
+	}
 	if name == engineMongo {
 		check, disconnect, err := mongoPrimaryCheck(cfg.MongoURI)
 		if err != nil {
@@ -324,6 +341,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		"metrics", metricsAttr(ln, mln))
 	api := newHTTPServer(handler, logger)
 	api.TLSConfig = tlsCfg
+	if cfg.listening != nil {
+		cfg.listening(ln.Addr())
+	}
 	if mln == nil {
 		return serveHTTP(ctx, ln, api, cfg.ShutdownTimeout, logger)
 	}

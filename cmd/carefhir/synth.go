@@ -35,13 +35,14 @@ type synthConfig struct {
 	URL          string `flag:"url" validate:"omitempty,http_url"`
 	Data         string `flag:"data"`
 	Clients      int    `flag:"clients" validate:"min=1,max=256"`
+	Sync         string `flag:"sync" validate:"oneof=full normal"`
 
 	today time.Time // Today parsed
 }
 
 // parseSynthConfig parses and validates the synth flags in args.
 func parseSynthConfig(args []string, getenv func(string) string, stderr io.Writer) (*synthConfig, error) {
-	cfg := &synthConfig{Patients: 1000, Seed: 1, Clients: 8, Today: synth.DefaultToday.Format(time.DateOnly)}
+	cfg := &synthConfig{Patients: 1000, Seed: 1, Clients: 8, Today: synth.DefaultToday.Format(time.DateOnly), Sync: syncNormal}
 	fs := newFlagSet("carefhir synth",
 		"Generates fictional UK primary-care records, deterministically from a seed: GP\n"+
 			"practices and their teams, patients with valid test NHS numbers, conditions,\n"+
@@ -56,6 +57,7 @@ func parseSynthConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.URL, "url", "", "FHIR base `URL` of a server to load with PUT, such as http://127.0.0.1:8080/fhir")
 	fs.StringVar(&cfg.Data, "data", "", "`directory` of an embedded SQLite engine to write into (the server must not be running on it)")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent writers for --url and --data")
+	addSyncFlag(fs, &cfg.Sync)
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
@@ -94,7 +96,7 @@ func runSynth(ctx context.Context, cfg *synthConfig, stdout, stderr io.Writer) e
 		err = load(ctx, opts, cfg.Clients, 1, l.putAll, prog)
 	default:
 		dest = cfg.Data
-		err = loadData(ctx, cfg.Data, opts, cfg.Clients, prog)
+		err = loadData(ctx, cfg.Data, sqlite.Options{SyncFull: cfg.Sync == syncFull}, opts, cfg.Clients, prog)
 	}
 	stop()
 	if err != nil {
@@ -148,11 +150,12 @@ func writeNDJSON(ctx context.Context, dir string, opts synth.Options, prog *prog
 	})
 }
 
-// loadData writes the records into the SQLite engine in dir through the
-// FHIR API, served in process: every resource is stored exactly as a PUT
-// to a running server would store it, search index included.
-func loadData(ctx context.Context, dir string, opts synth.Options, clients int, prog *progress) (err error) {
-	st, err := sqlite.Open(dir)
+// loadData writes the records into the SQLite engine in dir, opened with
+// sopts, through the FHIR API, served in process: every resource is stored
+// exactly as a PUT to a running server would store it, search index
+// included.
+func loadData(ctx context.Context, dir string, sopts sqlite.Options, opts synth.Options, clients int, prog *progress) (err error) {
+	st, err := sqlite.OpenWith(dir, sopts)
 	if err != nil {
 		return err
 	}

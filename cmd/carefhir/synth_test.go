@@ -29,8 +29,11 @@ func TestParseSynthConfig(t *testing.T) {
 	}{
 		{name: "defaults", args: []string{"--out", "x"},
 			check: func(c *synthConfig) bool {
-				return c.Patients == 1000 && c.Seed == 1 && c.Clients == 8 && c.today.Equal(synth.DefaultToday)
+				return c.Patients == 1000 && c.Seed == 1 && c.Clients == 8 && c.today.Equal(synth.DefaultToday) && c.Sync == "normal"
 			}},
+		{name: "fsync per commit", args: []string{"--data", "x", "--sync", "full"},
+			check: func(c *synthConfig) bool { return c.Data == "x" && c.Sync == "full" }},
+		{name: "unknown sync", args: []string{"--data", "x", "--sync", "never"}, wantErr: "--sync"},
 		{name: "all flags", args: []string{"--patients", "50", "--seed", "18446744073709551615", "--practice-size", "10",
 			"--today", "2025-07-01", "--url", "http://127.0.0.1:1/fhir", "--clients", "3"},
 			check: func(c *synthConfig) bool {

@@ -3,7 +3,8 @@
 // Patient compartment, the normalisation of values shared by the index and
 // the query side, the extraction of a resource's index values by
 // evaluating each parameter's FHIRPath expression, and the parser that
-// compiles search parameters into a backend-neutral plan (store.Query) for
+// compiles search parameters into a backend-neutral plan (query.Query, of
+// package store/query, which the engines read as store.Query) for
 // the storage engines to execute.
 //
 // # Normalisation

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"carefhir/fhir/fhirpath"
-	"carefhir/store"
+	"carefhir/store/query"
 )
 
 // Value is one item an expression selects: its FHIR type name ("HumanName",
@@ -102,37 +102,37 @@ func (ix *Indexer) Registry() *Registry { return ix.reg }
 
 // IndexJSON returns the search values of the resource of type typ encoded
 // in body.
-func (ix *Indexer) IndexJSON(typ string, body []byte) (store.Index, error) {
+func (ix *Indexer) IndexJSON(typ string, body []byte) (query.Index, error) {
 	v, err := fhirpath.DecodeJSON(body)
 	if err != nil {
-		return store.Index{}, fmt.Errorf("search: index %s: %w", typ, err)
+		return query.Index{}, fmt.Errorf("search: index %s: %w", typ, err)
 	}
 	res, ok := v.(map[string]any)
 	if !ok && v != nil { // null indexes nothing, as an empty object
-		return store.Index{}, fmt.Errorf("search: index %s: the JSON is not an object", typ)
+		return query.Index{}, fmt.Errorf("search: index %s: the JSON is not an object", typ)
 	}
 	return ix.Index(typ, res)
 }
 
 // Index returns the search values of res, a resource of type typ decoded
 // from JSON.
-func (ix *Indexer) Index(typ string, res map[string]any) (store.Index, error) {
-	var out store.Index
+func (ix *Indexer) Index(typ string, res map[string]any) (query.Index, error) {
+	var out query.Index
 	root := Value{Type: typ, JSON: res}
 	for _, c := range ix.exprs[typ] {
 		values, err := c.expr.Evaluate(root)
 		if err != nil {
-			return store.Index{}, fmt.Errorf("search: index %s %s: %w", typ, c.param.Code, err)
+			return query.Index{}, fmt.Errorf("search: index %s %s: %w", typ, c.param.Code, err)
 		}
 		if err := ix.add(&out, c, values); err != nil {
-			return store.Index{}, fmt.Errorf("search: index %s %s: %w", typ, c.param.Code, err)
+			return query.Index{}, fmt.Errorf("search: index %s %s: %w", typ, c.param.Code, err)
 		}
 	}
 	dedupe(&out)
 	return out, nil
 }
 
-func (ix *Indexer) add(out *store.Index, c compiled, values []Value) error {
+func (ix *Indexer) add(out *query.Index, c compiled, values []Value) error {
 	p := c.param
 	for _, v := range values {
 		switch p.Type {
@@ -144,7 +144,7 @@ func (ix *Indexer) add(out *store.Index, c compiled, values []Value) error {
 			addDates(out, p.Code, v)
 		case "number":
 			if text, f, ok := number(v.JSON); ok {
-				out.Numbers = append(out.Numbers, store.Number{Param: p.Code, Value: f, Text: text})
+				out.Numbers = append(out.Numbers, query.Number{Param: p.Code, Value: f, Text: text})
 			}
 		case "quantity":
 			addQuantity(out, p.Code, v)
@@ -152,7 +152,7 @@ func (ix *Indexer) add(out *store.Index, c compiled, values []Value) error {
 			ix.addReference(out, p.Code, v)
 		case "uri":
 			if s, ok := v.JSON.(string); ok && s != "" {
-				out.URIs = append(out.URIs, store.URI{Param: p.Code, Value: s})
+				out.URIs = append(out.URIs, query.URI{Param: p.Code, Value: s})
 			}
 		case "composite":
 			values, err := ix.composites(c, v)
@@ -168,10 +168,10 @@ func (ix *Indexer) add(out *store.Index, c compiled, values []Value) error {
 // addStrings indexes a string, or the text parts of a HumanName, Address or
 // other element: each part is searched on its own ("name=jo" finds a given
 // name John).
-func addStrings(out *store.Index, param string, v Value) {
+func addStrings(out *query.Index, param string, v Value) {
 	add := func(s string) {
 		if n := NormalizeString(s); n != "" {
-			out.Strings = append(out.Strings, store.String{Param: param, Value: n, Exact: s})
+			out.Strings = append(out.Strings, query.String{Param: param, Value: n, Exact: s})
 		}
 	}
 	switch x := v.JSON.(type) {
@@ -197,15 +197,15 @@ func addStrings(out *store.Index, param string, v Value) {
 // addTokens indexes codes, Codings, CodeableConcepts, Identifiers,
 // ContactPoints and booleans; display text goes under "param:text", the
 // type of an identifier under "param:of-type".
-func addTokens(out *store.Index, param string, v Value) {
+func addTokens(out *query.Index, param string, v Value) {
 	text := func(s string) {
 		if n := NormalizeString(s); n != "" {
-			out.Strings = append(out.Strings, store.String{Param: param + ":text", Value: n, Exact: s})
+			out.Strings = append(out.Strings, query.String{Param: param + ":text", Value: n, Exact: s})
 		}
 	}
 	token := func(system, code string) {
 		if code != "" || system != "" {
-			out.Tokens = append(out.Tokens, store.Token{Param: param, System: system, Code: code})
+			out.Tokens = append(out.Tokens, query.Token{Param: param, System: system, Code: code})
 		}
 	}
 	coding := func(m map[string]any) {
@@ -234,7 +234,7 @@ func addTokens(out *store.Index, param string, v Value) {
 			if t, ok := x["type"].(map[string]any); ok && value != "" {
 				for _, c := range list(t["coding"]) {
 					if m, ok := c.(map[string]any); ok && str(m["code"]) != "" {
-						out.Tokens = append(out.Tokens, store.Token{Param: param + ":of-type",
+						out.Tokens = append(out.Tokens, query.Token{Param: param + ":of-type",
 							System: OfTypeSystem(str(m["system"]), str(m["code"])), Code: value})
 					}
 				}
@@ -246,9 +246,9 @@ func addTokens(out *store.Index, param string, v Value) {
 	}
 }
 
-func addDates(out *store.Index, param string, v Value) {
+func addDates(out *query.Index, param string, v Value) {
 	add := func(low, high string) {
-		lo, hi := store.MinTime, store.MaxTime
+		lo, hi := query.MinTime, query.MaxTime
 		if low != "" {
 			l, _, ok := ParseDate(low)
 			if !ok {
@@ -266,7 +266,7 @@ func addDates(out *store.Index, param string, v Value) {
 		if low == "" && high == "" {
 			return
 		}
-		out.Dates = append(out.Dates, store.Date{Param: param, Low: lo, High: hi})
+		out.Dates = append(out.Dates, query.Date{Param: param, Low: lo, High: hi})
 	}
 	switch x := v.JSON.(type) {
 	case string:
@@ -289,7 +289,7 @@ func addDates(out *store.Index, param string, v Value) {
 	}
 }
 
-func addQuantity(out *store.Index, param string, v Value) {
+func addQuantity(out *query.Index, param string, v Value) {
 	m, ok := v.JSON.(map[string]any)
 	if !ok {
 		return
@@ -298,7 +298,7 @@ func addQuantity(out *store.Index, param string, v Value) {
 	if !ok {
 		return
 	}
-	q := store.Quantity{Param: param, Value: f, Text: text, System: str(m["system"]), Code: str(m["code"]), Unit: str(m["unit"])}
+	q := query.Quantity{Param: param, Value: f, Text: text, System: str(m["system"]), Code: str(m["code"]), Unit: str(m["unit"])}
 	if c := str(m["currency"]); c != "" { // Money
 		q.System, q.Code = "urn:iso:std:iso:4217", c
 	}
@@ -308,7 +308,7 @@ func addQuantity(out *store.Index, param string, v Value) {
 	}
 }
 
-func (ix *Indexer) addReference(out *store.Index, param string, v Value) {
+func (ix *Indexer) addReference(out *query.Index, param string, v Value) {
 	switch x := v.JSON.(type) {
 	case string: // canonical or uri
 		if x != "" {
@@ -324,7 +324,7 @@ func (ix *Indexer) addReference(out *store.Index, param string, v Value) {
 		}
 		if id, ok := x["identifier"].(map[string]any); ok {
 			if value := str(id["value"]); value != "" {
-				out.Tokens = append(out.Tokens, store.Token{Param: param + ":identifier", System: str(id["system"]), Code: value})
+				out.Tokens = append(out.Tokens, query.Token{Param: param + ":identifier", System: str(id["system"]), Code: value})
 			}
 		}
 	}
@@ -338,16 +338,16 @@ const maxCompositeKeys = 64
 // "system|code" and "|code"; a last component that is a quantity or a date
 // is kept as a value to compare, and a quantity in UCUM units also in
 // canonical form, under the composite's CanonicalParam.
-func (ix *Indexer) composites(c compiled, v Value) ([]store.Composite, error) {
-	combos := []store.Composite{{Param: c.param.Code}}
-	var canonical []store.Composite
+func (ix *Indexer) composites(c compiled, v Value) ([]query.Composite, error) {
+	combos := []query.Composite{{Param: c.param.Code}}
+	var canonical []query.Composite
 	last := len(c.param.Components) - 1
 	for i, comp := range c.param.Components {
 		values, err := c.components[i].Evaluate(v)
 		if err != nil {
 			return nil, err
 		}
-		var part store.Index
+		var part query.Index
 		for _, cv := range values {
 			switch comp.Type {
 			case "token":
@@ -361,7 +361,7 @@ func (ix *Indexer) composites(c compiled, v Value) ([]store.Composite, error) {
 			}
 		}
 		// Each way this component can be, applied to a combination.
-		var ways []func(store.Composite) store.Composite
+		var ways []func(query.Composite) query.Composite
 		var keys []string
 		for _, t := range part.Tokens {
 			if t.Code != "" {
@@ -375,7 +375,7 @@ func (ix *Indexer) composites(c compiled, v Value) ([]store.Composite, error) {
 		}
 		slices.Sort(keys)
 		for _, k := range slices.Compact(keys) {
-			ways = append(ways, func(x store.Composite) store.Composite {
+			ways = append(ways, func(x query.Composite) query.Composite {
 				x.Parts = append(slices.Clip(x.Parts), k)
 				return x
 			})
@@ -385,17 +385,17 @@ func (ix *Indexer) composites(c compiled, v Value) ([]store.Composite, error) {
 				q.Param = "" // as the plain quantities of composites
 				for _, combo := range combos {
 					if i == last && len(canonical) < maxCompositeKeys {
-						canonical = append(canonical, store.Composite{Param: CanonicalParam(c.param.Code), Parts: combo.Parts, Quantity: &q})
+						canonical = append(canonical, query.Composite{Param: CanonicalParam(c.param.Code), Parts: combo.Parts, Quantity: &q})
 					}
 				}
 				continue
 			}
-			ways = append(ways, func(x store.Composite) store.Composite { x.Quantity = &q; return x })
+			ways = append(ways, func(x query.Composite) query.Composite { x.Quantity = &q; return x })
 		}
 		for _, d := range part.Dates {
-			ways = append(ways, func(x store.Composite) store.Composite { x.Date = &d; return x })
+			ways = append(ways, func(x query.Composite) query.Composite { x.Date = &d; return x })
 		}
-		var next []store.Composite
+		var next []query.Composite
 		for _, combo := range combos {
 			for _, w := range ways {
 				if len(next) == maxCompositeKeys {
@@ -453,7 +453,7 @@ func list(v any) []any {
 }
 
 // dedupe removes repeated values, which engines would store twice.
-func dedupe(ix *store.Index) {
+func dedupe(ix *query.Index) {
 	ix.Tokens = uniq(ix.Tokens)
 	ix.Strings = uniq(ix.Strings)
 	ix.Dates = uniq(ix.Dates)
@@ -461,7 +461,7 @@ func dedupe(ix *store.Index) {
 	ix.Quantities = uniq(ix.Quantities)
 	ix.References = uniq(ix.References)
 	ix.URIs = uniq(ix.URIs)
-	ix.Composites = slices.CompactFunc(ix.Composites, func(a, b store.Composite) bool {
+	ix.Composites = slices.CompactFunc(ix.Composites, func(a, b query.Composite) bool {
 		return a.Param == b.Param && slices.Equal(a.Parts, b.Parts) &&
 			ptrEqual(a.Quantity, b.Quantity) && ptrEqual(a.Date, b.Date)
 	})

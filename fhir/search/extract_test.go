@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"carefhir/store"
+	"carefhir/store/query"
 )
 
 const patientJSON = `{
@@ -59,7 +59,7 @@ func TestIndexPatient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantTokens := []store.Token{
+	wantTokens := []query.Token{
 		{Param: "identifier", System: "https://fhir.nhs.uk/Id/nhs-number", Code: "9000000009"},
 		{Param: "identifier", System: "urn:oid:1.2.3", Code: "446053"},
 		{Param: "identifier:of-type", System: "http://terminology.hl7.org/CodeSystem/v2-0203|MR", Code: "446053"},
@@ -71,7 +71,7 @@ func TestIndexPatient(t *testing.T) {
 		{Param: "general-practitioner:identifier", System: "https://fhir.nhs.uk/Id/ods-organization-code", Code: "Y00001"},
 	}
 	hasAll(t, "tokens", got.Tokens, wantTokens)
-	wantStrings := []store.String{
+	wantStrings := []query.String{
 		{Param: "family", Value: "o briain", Exact: "Ó Briain"},
 		{Param: "given", Value: "zoe", Exact: "Zoë"},
 		{Param: "name", Value: "mary-ann", Exact: "Mary-Ann"},
@@ -81,21 +81,21 @@ func TestIndexPatient(t *testing.T) {
 		{Param: "address-postalcode", Value: "ls1 4ap", Exact: "LS1 4AP"},
 	}
 	hasAll(t, "strings", got.Strings, wantStrings)
-	wantRefs := []store.Reference{
+	wantRefs := []query.Reference{
 		{Param: "general-practitioner", Type: "Organization", ID: "A81001"},
 		{Param: "general-practitioner", Type: "Practitioner", ID: "G123"},
 	}
-	if refs := filter(got.References, func(r store.Reference) bool { return r.Param == "general-practitioner" }); !reflect.DeepEqual(refs, wantRefs) {
+	if refs := filter(got.References, func(r query.Reference) bool { return r.Param == "general-practitioner" }); !reflect.DeepEqual(refs, wantRefs) {
 		t.Errorf("general-practitioner = %+v, want %+v", refs, wantRefs)
 	}
-	if slices.ContainsFunc(got.References, func(r store.Reference) bool { return r.Param == "organization" }) {
+	if slices.ContainsFunc(got.References, func(r query.Reference) bool { return r.Param == "organization" }) {
 		t.Error("a contained reference is indexed")
 	}
-	birth := store.Date{Param: "birthdate", Low: utc("1970-03-01T00:00:00Z"), High: utc("1970-03-01T23:59:59.999Z")}
+	birth := query.Date{Param: "birthdate", Low: utc("1970-03-01T00:00:00Z"), High: utc("1970-03-01T23:59:59.999Z")}
 	if !slices.Contains(got.Dates, birth) {
 		t.Errorf("dates %+v lack %+v", got.Dates, birth)
 	}
-	if !slices.Contains(got.URIs, store.URI{Param: "_profile", Value: "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"}) {
+	if !slices.Contains(got.URIs, query.URI{Param: "_profile", Value: "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"}) {
 		t.Errorf("uris %+v lack the profile", got.URIs)
 	}
 }
@@ -106,26 +106,26 @@ func TestIndexObservation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := store.Quantity{Param: "value-quantity", Value: 120.5, Text: "120.50", System: "http://unitsofmeasure.org", Code: "mm[Hg]", Unit: "mmHg"}
+	q := query.Quantity{Param: "value-quantity", Value: 120.5, Text: "120.50", System: "http://unitsofmeasure.org", Code: "mm[Hg]", Unit: "mmHg"}
 	if !slices.Contains(got.Quantities, q) {
 		t.Errorf("quantities %+v lack %+v", got.Quantities, q)
 	}
-	d := store.Date{Param: "date", Low: utc("2025-01-10T08:00:00Z"), High: store.MaxTime}
+	d := query.Date{Param: "date", Low: utc("2025-01-10T08:00:00Z"), High: query.MaxTime}
 	if !slices.Contains(got.Dates, d) {
 		t.Errorf("dates %+v lack the open period %+v", got.Dates, d)
 	}
-	text := store.String{Param: "code:text", Value: "systolic blood pressure", Exact: "Systolic blood pressure"}
+	text := query.String{Param: "code:text", Value: "systolic blood pressure", Exact: "Systolic blood pressure"}
 	if !slices.Contains(got.Strings, text) {
 		t.Errorf("strings %+v lack %+v", got.Strings, text)
 	}
-	c := store.Composite{Param: "component-code-value-concept", Parts: []string{"http://loinc.org|8462-4", "http://snomed.info/sct|1234"}}
-	c2 := store.Composite{Param: "component-code-value-concept", Parts: []string{"|8462-4", "|1234"}}
-	if !slices.ContainsFunc(got.Composites, func(x store.Composite) bool { return reflect.DeepEqual(x, c) }) ||
-		!slices.ContainsFunc(got.Composites, func(x store.Composite) bool { return reflect.DeepEqual(x, c2) }) {
+	c := query.Composite{Param: "component-code-value-concept", Parts: []string{"http://loinc.org|8462-4", "http://snomed.info/sct|1234"}}
+	c2 := query.Composite{Param: "component-code-value-concept", Parts: []string{"|8462-4", "|1234"}}
+	if !slices.ContainsFunc(got.Composites, func(x query.Composite) bool { return reflect.DeepEqual(x, c) }) ||
+		!slices.ContainsFunc(got.Composites, func(x query.Composite) bool { return reflect.DeepEqual(x, c2) }) {
 		t.Errorf("composites %+v lack %+v and %+v", got.Composites, c, c2)
 	}
-	if !slices.Contains(got.References, store.Reference{Param: "subject", Type: "Patient", ID: "p1"}) ||
-		!slices.Contains(got.References, store.Reference{Param: "patient", Type: "Patient", ID: "p1"}) {
+	if !slices.Contains(got.References, query.Reference{Param: "subject", Type: "Patient", ID: "p1"}) ||
+		!slices.Contains(got.References, query.Reference{Param: "patient", Type: "Patient", ID: "p1"}) {
 		t.Errorf("references %+v lack subject and patient", got.References)
 	}
 }

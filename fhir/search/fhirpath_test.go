@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"carefhir/fhir/definitions"
-	"carefhir/store"
+	"carefhir/store/query"
 )
 
 // allTypes returns every resource type the official search parameters
@@ -59,7 +59,7 @@ func TestFHIRPathIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []store.Token{
+	for _, w := range []query.Token{
 		{Param: "email", System: "email", Code: "zoe@example.org"},
 		{Param: "identifier:of-type", System: "http://terminology.hl7.org/CodeSystem/v2-0203|MR", Code: "446053"},
 		{Param: "deceased", Code: "false"},
@@ -69,14 +69,14 @@ func TestFHIRPathIndex(t *testing.T) {
 			t.Errorf("Patient tokens %+v lack %+v", p.Tokens, w)
 		}
 	}
-	if slices.Contains(p.Tokens, store.Token{Param: "phone", System: "email", Code: "zoe@example.org"}) {
+	if slices.Contains(p.Tokens, query.Token{Param: "phone", System: "email", Code: "zoe@example.org"}) {
 		t.Error("where(system='phone') let an email through")
 	}
 	o, err := ix.IndexJSON("Observation", []byte(observationJSON))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(o.References, store.Reference{Param: "patient", Type: "Patient", ID: "p1"}) {
+	if !slices.Contains(o.References, query.Reference{Param: "patient", Type: "Patient", ID: "p1"}) {
 		t.Errorf("Observation references %+v lack patient (where(resolve() is Patient))", o.References)
 	}
 	var keys []string
@@ -84,16 +84,16 @@ func TestFHIRPathIndex(t *testing.T) {
 		b, _ := json.Marshal(c)
 		keys = append(keys, string(b))
 	}
-	want := store.Composite{Param: "component-code-value-concept", Parts: []string{"http://loinc.org|8462-4", "http://snomed.info/sct|1234"}}
-	if !slices.ContainsFunc(o.Composites, func(x store.Composite) bool { return reflect.DeepEqual(x, want) }) {
+	want := query.Composite{Param: "component-code-value-concept", Parts: []string{"http://loinc.org|8462-4", "http://snomed.info/sct|1234"}}
+	if !slices.ContainsFunc(o.Composites, func(x query.Composite) bool { return reflect.DeepEqual(x, want) }) {
 		t.Errorf("composites %v lack %+v", keys, want)
 	}
-	cq := store.Composite{Param: "code-value-quantity", Parts: []string{"http://loinc.org|8480-6"},
-		Quantity: &store.Quantity{Value: 120.5, Text: "120.50", System: "http://unitsofmeasure.org", Code: "mm[Hg]", Unit: "mmHg"}}
-	if !slices.ContainsFunc(o.Composites, func(x store.Composite) bool { return reflect.DeepEqual(x, cq) }) {
+	cq := query.Composite{Param: "code-value-quantity", Parts: []string{"http://loinc.org|8480-6"},
+		Quantity: &query.Quantity{Value: 120.5, Text: "120.50", System: "http://unitsofmeasure.org", Code: "mm[Hg]", Unit: "mmHg"}}
+	if !slices.ContainsFunc(o.Composites, func(x query.Composite) bool { return reflect.DeepEqual(x, cq) }) {
 		t.Errorf("composites %v lack %+v", keys, cq)
 	}
-	q := store.Quantity{Param: "value-quantity", Value: 120.5, Text: "120.50", System: "http://unitsofmeasure.org", Code: "mm[Hg]", Unit: "mmHg"}
+	q := query.Quantity{Param: "value-quantity", Value: 120.5, Text: "120.50", System: "http://unitsofmeasure.org", Code: "mm[Hg]", Unit: "mmHg"}
 	if !slices.Contains(o.Quantities, q) {
 		t.Errorf("quantities %+v lack %+v", o.Quantities, q)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
-	"carefhir/store"
+	"carefhir/store/query"
 )
 
 // NormalizeString returns s as string searches compare it: accents removed,
@@ -307,7 +307,7 @@ func parseDecimal(s string) (value *big.Rat, last int, ok bool) {
 
 // Reference is a parsed reference value: Type and ID for a resource of a
 // FHIR server (this one when Base is empty), or URL for anything else.
-type Reference = store.Reference
+type Reference = query.Reference
 
 // ParseReference reads a reference as written in a resource or a search
 // value. base is this server's base URL ("https://example.org/fhir"), so that

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"carefhir/store"
+	"carefhir/store/query"
 )
 
 // Count limits of a page.
@@ -76,7 +76,7 @@ type Options struct {
 
 // Plan is a parsed search: the store query, and how to shape the results.
 type Plan struct {
-	Query store.Query
+	Query query.Query
 	// Summary is the _summary mode: "", "true", "text", "data", "count" or
 	// "false".
 	Summary string
@@ -102,7 +102,7 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 	}
 	opt.Limits = opt.Limits.withDefaults()
 	p := &parser{r: r, opt: opt, elements: map[string]bool{}}
-	plan := &Plan{Query: store.Query{Type: typ, Count: min(DefaultCount, opt.Limits.Count)}, Params: url.Values{}}
+	plan := &Plan{Query: query.Query{Type: typ, Count: min(DefaultCount, opt.Limits.Count)}, Params: url.Values{}}
 	if n := countFilters(q); n > opt.Limits.Params {
 		return nil, &Error{Status: 400, Code: "too-costly", fatal: true,
 			Diagnostics: fmt.Sprintf("the search has %d parameters; at most %d are allowed", n, opt.Limits.Params)}
@@ -136,8 +136,8 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 		// A count alone (_summary=count, _count=0): no entries to include.
 		plan.Query.Count = 0
 		plan.Query.Include, plan.Query.RevInclude = nil, nil
-		if plan.Query.Total == store.TotalNone {
-			plan.Query.Total = store.TotalAccurate
+		if plan.Query.Total == query.TotalNone {
+			plan.Query.Total = query.TotalAccurate
 		}
 	}
 	return plan, nil
@@ -146,25 +146,25 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 // Compartment returns the clause that keeps the resources of typ in the
 // compartment of Patient id: any of the compartment's parameters of typ
 // refers to the patient. ok is false when typ is not in the compartment.
-func (r *Registry) Compartment(typ, id string) (c store.Clause, ok bool) {
+func (r *Registry) Compartment(typ, id string) (c query.Clause, ok bool) {
 	params := r.compartment[typ]
 	if len(params) == 0 {
-		return store.Clause{}, false
+		return query.Clause{}, false
 	}
 	c.Param = "_compartment"
 	for _, p := range params {
 		if p == "{def}" { // the Patient itself
-			c.Any = append(c.Any, store.Clause{Param: "_id", Tokens: []store.TokenMatch{{Code: id, AnySystem: true}}})
+			c.Any = append(c.Any, query.Clause{Param: "_id", Tokens: []query.TokenMatch{{Code: id, AnySystem: true}}})
 			continue
 		}
-		c.Any = append(c.Any, store.Clause{Param: p, References: []store.ReferenceMatch{{Type: "Patient", ID: id}}})
+		c.Any = append(c.Any, query.Clause{Param: p, References: []query.ReferenceMatch{{Type: "Patient", ID: id}}})
 	}
 	return c, true
 }
 
 // terms counts the terms of clauses, stopping once past limit (nested
 // chains multiply, so the count could otherwise overflow).
-func terms(clauses []store.Clause, limit int) int {
+func terms(clauses []query.Clause, limit int) int {
 	n := 0
 	for i := range clauses {
 		c := &clauses[i]
@@ -215,8 +215,8 @@ type parser struct {
 	// elements and includes are what the plan has of each, to add each
 	// once in constant time.
 	elements map[string]bool
-	includes map[store.Include]bool
-	revs     map[store.Include]bool
+	includes map[query.Include]bool
+	revs     map[query.Include]bool
 }
 
 // param applies one name=value pair to plan.
@@ -238,11 +238,11 @@ func (p *parser) param(plan *Plan, typ, name, value string) error {
 	case "_total":
 		switch value {
 		case "none":
-			plan.Query.Total = store.TotalNone
+			plan.Query.Total = query.TotalNone
 		case "estimate":
-			plan.Query.Total = store.TotalEstimate
+			plan.Query.Total = query.TotalEstimate
 		case "accurate":
-			plan.Query.Total = store.TotalAccurate
+			plan.Query.Total = query.TotalAccurate
 		default:
 			return invalid(name, "_total must be none, estimate or accurate, not %q", clip(value))
 		}
@@ -312,7 +312,7 @@ func clip(s string) string {
 
 func (p *parser) sort(plan *Plan, typ, name, value string) error {
 	for _, k := range strings.Split(value, ",") {
-		key := store.SortKey{Param: strings.TrimSpace(k)}
+		key := query.SortKey{Param: strings.TrimSpace(k)}
 		if strings.HasPrefix(key.Param, "-") {
 			key.Param, key.Desc = key.Param[1:], true
 		}
@@ -328,7 +328,7 @@ func (p *parser) sort(plan *Plan, typ, name, value string) error {
 				return unsupported(name, "cannot sort by the composite parameter %s", key.Param)
 			}
 		}
-		if !slices.ContainsFunc(plan.Query.Sort, func(s store.SortKey) bool { return s.Param == key.Param }) {
+		if !slices.ContainsFunc(plan.Query.Sort, func(s query.SortKey) bool { return s.Param == key.Param }) {
 			plan.Query.Sort = append(plan.Query.Sort, key)
 		}
 	}
@@ -338,7 +338,7 @@ func (p *parser) sort(plan *Plan, typ, name, value string) error {
 // include reads _include and _revinclude: "Type:param", "Type:param:Target",
 // "*" or "Type:*", with the modifier iterate (or its R3 name recurse).
 func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) error {
-	inc := store.Include{}
+	inc := query.Include{}
 	switch modifier {
 	case "":
 	case "iterate", "recurse":
@@ -384,7 +384,7 @@ func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) er
 		return tooMany(name, "more than %d distinct _include and _revinclude parameters", p.opt.Limits.Includes)
 	}
 	if *seen == nil {
-		*seen = map[store.Include]bool{}
+		*seen = map[query.Include]bool{}
 	}
 	(*seen)[inc] = true
 	*list = append(*list, inc)
@@ -394,9 +394,9 @@ func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) er
 // clause compiles one filter parameter of typ: "param", "param:modifier",
 // a chain "ref[:Type].param…" or a reverse chain "_has:Type:ref:param…".
 // depth counts the chain links so far.
-func (p *parser) clause(typ, name, value string, depth int) (store.Clause, error) {
+func (p *parser) clause(typ, name, value string, depth int) (query.Clause, error) {
 	if depth > p.opt.Limits.Chain {
-		return store.Clause{}, tooMany(name, "chains and _has nest at most %d deep", p.opt.Limits.Chain)
+		return query.Clause{}, tooMany(name, "chains and _has nest at most %d deep", p.opt.Limits.Chain)
 	}
 	if rest, ok := strings.CutPrefix(name, "_has:"); ok {
 		c, err := p.has(typ, name, rest, value, depth)
@@ -406,7 +406,7 @@ func (p *parser) clause(typ, name, value string, depth int) (store.Clause, error
 	code, modifier, _ := strings.Cut(head, ":")
 	sp, ok := p.r.Param(typ, code)
 	if !ok {
-		return store.Clause{}, unsupported(name, "%s has no search parameter %q", typ, code)
+		return query.Clause{}, unsupported(name, "%s has no search parameter %q", typ, code)
 	}
 	if isChain {
 		c, err := p.chain(typ, name, sp, modifier, chained, value, depth)
@@ -417,23 +417,23 @@ func (p *parser) clause(typ, name, value string, depth int) (store.Clause, error
 		switch {
 		case value == "true" && always:
 			// None misses them: an empty Any matches nothing.
-			return store.Clause{Param: code, Any: []store.Clause{}}, nil
+			return query.Clause{Param: code, Any: []query.Clause{}}, nil
 		case value == "false" && always:
-			return store.Clause{Param: code, Not: true, Any: []store.Clause{}}, nil
+			return query.Clause{Param: code, Not: true, Any: []query.Clause{}}, nil
 		}
 		switch value {
 		case "true":
-			return store.Clause{Param: code, Presence: store.Missing}, nil
+			return query.Clause{Param: code, Presence: query.Missing}, nil
 		case "false":
-			return store.Clause{Param: code, Presence: store.Present}, nil
+			return query.Clause{Param: code, Presence: query.Present}, nil
 		}
-		return store.Clause{}, invalid(name, ":missing takes true or false, not %q", clip(value))
+		return query.Clause{}, invalid(name, ":missing takes true or false, not %q", clip(value))
 	}
 	values := splitUnescaped(value, ',')
 	if len(values) > p.opt.Limits.Values {
-		return store.Clause{}, tooMany(name, "%d values; at most %d may be ORed in one parameter", len(values), p.opt.Limits.Values)
+		return query.Clause{}, tooMany(name, "%d values; at most %d may be ORed in one parameter", len(values), p.opt.Limits.Values)
 	}
-	c := store.Clause{Param: code}
+	c := query.Clause{Param: code}
 	var err error
 	switch sp.Type {
 	case "string":
@@ -460,14 +460,14 @@ func (p *parser) clause(typ, name, value string, depth int) (store.Clause, error
 
 // chain compiles "ref[:Type].rest": rest is a parameter of the referenced
 // types, itself possibly chained.
-func (p *parser) chain(typ, name string, sp *Param, modifier, rest, value string, depth int) (store.Clause, error) {
+func (p *parser) chain(typ, name string, sp *Param, modifier, rest, value string, depth int) (query.Clause, error) {
 	if sp.Type != "reference" {
-		return store.Clause{}, invalid(name, "only reference parameters chain; %s is a %s parameter", sp.Code, sp.Type)
+		return query.Clause{}, invalid(name, "only reference parameters chain; %s is a %s parameter", sp.Code, sp.Type)
 	}
 	targets := p.r.targets(sp)
 	if modifier != "" {
 		if !slices.Contains(targets, modifier) {
-			return store.Clause{}, invalid(name, "%s cannot refer to %q (it refers to %s)", sp.Code, modifier, strings.Join(sp.Targets, ", "))
+			return query.Clause{}, invalid(name, "%s cannot refer to %q (it refers to %s)", sp.Code, modifier, strings.Join(sp.Targets, ", "))
 		}
 		targets = []string{modifier}
 	}
@@ -478,7 +478,7 @@ func (p *parser) chain(typ, name string, sp *Param, modifier, rest, value string
 	// type is searched with its own compiled clause; types whose clauses
 	// agree share one chain.
 	type group struct {
-		where store.Clause
+		where query.Clause
 		types []string
 	}
 	var groups []group
@@ -501,18 +501,18 @@ func (p *parser) chain(typ, name string, sp *Param, modifier, rest, value string
 	}
 	if len(groups) == 0 {
 		if firstErr != nil {
-			return store.Clause{}, firstErr
+			return query.Clause{}, firstErr
 		}
-		return store.Clause{}, unsupported(name, "none of the types %s refers to has a search parameter %q", sp.Code, innerCode)
+		return query.Clause{}, unsupported(name, "none of the types %s refers to has a search parameter %q", sp.Code, innerCode)
 	}
-	chains := make([]store.Clause, len(groups))
+	chains := make([]query.Clause, len(groups))
 	for i, g := range groups {
-		chains[i] = store.Clause{Param: sp.Code, Chain: &store.Chain{Types: g.types, Where: []store.Clause{g.where}}}
+		chains[i] = query.Clause{Param: sp.Code, Chain: &query.Chain{Types: g.types, Where: []query.Clause{g.where}}}
 	}
 	if len(chains) == 1 {
 		return chains[0], nil
 	}
-	return store.Clause{Param: sp.Code, Any: chains}, nil
+	return query.Clause{Param: sp.Code, Any: chains}, nil
 }
 
 // named sets the expression of a parse error of a chain's inner parameter
@@ -533,54 +533,54 @@ func cmp(first, err error) error {
 }
 
 // has compiles the rest of "_has:Type:ref:param…" (after "_has:").
-func (p *parser) has(typ, name, rest, value string, depth int) (store.Clause, error) {
+func (p *parser) has(typ, name, rest, value string, depth int) (query.Clause, error) {
 	parts := strings.SplitN(rest, ":", 3)
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return store.Clause{}, invalid(name, "_has takes the form _has:Type:reference:parameter, e.g. _has:Observation:patient:code")
+		return query.Clause{}, invalid(name, "_has takes the form _has:Type:reference:parameter, e.g. _has:Observation:patient:code")
 	}
 	other, ref, inner := parts[0], parts[1], parts[2]
 	if !p.r.Served(other) {
-		return store.Clause{}, unsupported(name, "_has: resource type %q is not served", other)
+		return query.Clause{}, unsupported(name, "_has: resource type %q is not served", other)
 	}
 	sp, ok := p.r.Param(other, ref)
 	if !ok || sp.Type != "reference" {
-		return store.Clause{}, unsupported(name, "_has: %s has no reference parameter %q", other, ref)
+		return query.Clause{}, unsupported(name, "_has: %s has no reference parameter %q", other, ref)
 	}
 	if !slices.Contains(p.r.targets(sp), typ) {
-		return store.Clause{}, invalid(name, "_has: %s.%s cannot refer to a %s", other, ref, typ)
+		return query.Clause{}, invalid(name, "_has: %s.%s cannot refer to a %s", other, ref, typ)
 	}
 	c, err := p.clause(other, inner, value, depth+1)
 	if err != nil {
-		return store.Clause{}, err
+		return query.Clause{}, err
 	}
-	return store.Clause{Param: "_has", Has: &store.Has{Type: other, Param: ref, Where: []store.Clause{c}}}, nil
+	return query.Clause{Param: "_has", Has: &query.Has{Type: other, Param: ref, Where: []query.Clause{c}}}, nil
 }
 
-func (p *parser) strings(c *store.Clause, name, modifier string, values []string) error {
-	mode := store.StringPrefix
+func (p *parser) strings(c *query.Clause, name, modifier string, values []string) error {
+	mode := query.StringPrefix
 	switch modifier {
 	case "":
 	case "exact":
-		mode = store.StringExact
+		mode = query.StringExact
 	case "contains":
-		mode = store.StringContains
+		mode = query.StringContains
 	default:
 		return unsupported(name, "string parameters have no modifier %q (exact, contains, missing)", modifier)
 	}
 	for _, v := range values {
 		v = unescape(v)
-		if mode != store.StringExact {
+		if mode != query.StringExact {
 			v = NormalizeString(v)
 		}
 		if v == "" {
 			return invalid(name, "empty value in %q", name)
 		}
-		c.Strings = append(c.Strings, store.StringMatch{Mode: mode, Value: v})
+		c.Strings = append(c.Strings, query.StringMatch{Mode: mode, Value: v})
 	}
 	return nil
 }
 
-func (p *parser) tokens(c *store.Clause, name, code, modifier string, values []string) error {
+func (p *parser) tokens(c *query.Clause, name, code, modifier string, values []string) error {
 	switch modifier {
 	case "", "not":
 		c.Not = modifier == "not"
@@ -604,7 +604,7 @@ func (p *parser) tokens(c *store.Clause, name, code, modifier string, values []s
 			if s == "" {
 				return invalid(name, "empty value in %q", name)
 			}
-			c.Strings = append(c.Strings, store.StringMatch{Mode: store.StringPrefix, Value: s})
+			c.Strings = append(c.Strings, query.StringMatch{Mode: query.StringPrefix, Value: s})
 		}
 		return nil
 	case "of-type":
@@ -614,7 +614,7 @@ func (p *parser) tokens(c *store.Clause, name, code, modifier string, values []s
 			if len(parts) != 3 || parts[1] == "" || parts[2] == "" {
 				return invalid(name, ":of-type takes system|code|value, not %q", clip(v))
 			}
-			c.Tokens = append(c.Tokens, store.TokenMatch{
+			c.Tokens = append(c.Tokens, query.TokenMatch{
 				System: OfTypeSystem(unescape(parts[0]), unescape(parts[1])),
 				Code:   unescape(parts[2]),
 			})
@@ -631,36 +631,36 @@ func (p *parser) tokens(c *store.Clause, name, code, modifier string, values []s
 func OfTypeSystem(system, code string) string { return system + "|" + code }
 
 // parseToken reads system|code, |code, code or system|.
-func parseToken(name, v string) (store.TokenMatch, error) {
+func parseToken(name, v string) (query.TokenMatch, error) {
 	if v == "" {
-		return store.TokenMatch{}, invalid(name, "empty value in %q", name)
+		return query.TokenMatch{}, invalid(name, "empty value in %q", name)
 	}
 	parts := splitUnescaped(v, '|')
 	switch len(parts) {
 	case 1:
-		return store.TokenMatch{Code: unescape(parts[0]), AnySystem: true}, nil
+		return query.TokenMatch{Code: unescape(parts[0]), AnySystem: true}, nil
 	case 2:
-		m := store.TokenMatch{System: unescape(parts[0]), Code: unescape(parts[1])}
+		m := query.TokenMatch{System: unescape(parts[0]), Code: unescape(parts[1])}
 		if m.Code == "" {
 			if m.System == "" {
-				return store.TokenMatch{}, invalid(name, "%q names neither a system nor a code", v)
+				return query.TokenMatch{}, invalid(name, "%q names neither a system nor a code", v)
 			}
 			m.AnyCode = true
 		}
 		return m, nil
 	}
-	return store.TokenMatch{}, invalid(name, "token %q has more than one unescaped '|'", clip(v))
+	return query.TokenMatch{}, invalid(name, "token %q has more than one unescaped '|'", clip(v))
 }
 
 // prefix splits a leading comparator off an ordered value.
-func prefix(v string) (store.Prefix, string) {
+func prefix(v string) (query.Prefix, string) {
 	if len(v) > 2 {
-		switch pr := store.Prefix(v[:2]); pr {
-		case store.Eq, store.Ne, store.Gt, store.Lt, store.Ge, store.Le, store.Sa, store.Eb, store.Ap:
+		switch pr := query.Prefix(v[:2]); pr {
+		case query.Eq, query.Ne, query.Gt, query.Lt, query.Ge, query.Le, query.Sa, query.Eb, query.Ap:
 			return pr, v[2:]
 		}
 	}
-	return store.Eq, v
+	return query.Eq, v
 }
 
 // noModifier refuses any modifier on types that take none but :missing.
@@ -671,7 +671,7 @@ func noModifier(name, typ, modifier string) error {
 	return nil
 }
 
-func (p *parser) dates(c *store.Clause, name, modifier string, values []string) error {
+func (p *parser) dates(c *query.Clause, name, modifier string, values []string) error {
 	if err := noModifier(name, "date", modifier); err != nil {
 		return err
 	}
@@ -682,17 +682,17 @@ func (p *parser) dates(c *store.Clause, name, modifier string, values []string) 
 		}
 		c.Dates = append(c.Dates, m)
 	}
-	return notEqual(c, name, len(c.Dates), func(i int) store.Prefix { return c.Dates[i].Prefix }, func(i int) { c.Dates[i].Prefix = store.Eq })
+	return notEqual(c, name, len(c.Dates), func(i int) query.Prefix { return c.Dates[i].Prefix }, func(i int) { c.Dates[i].Prefix = query.Eq })
 }
 
 // dateMatch reads one date value with its prefix.
-func (p *parser) dateMatch(name, v string) (store.DateMatch, error) {
+func (p *parser) dateMatch(name, v string) (query.DateMatch, error) {
 	pr, d := prefix(v)
 	low, high, ok := ParseDate(d)
 	if !ok {
-		return store.DateMatch{}, invalid(name, "%q is not a date: use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|±hh:mm], optionally after a prefix such as ge", clip(v))
+		return query.DateMatch{}, invalid(name, "%q is not a date: use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][Z|±hh:mm], optionally after a prefix such as ge", clip(v))
 	}
-	if pr == store.Ap {
+	if pr == query.Ap {
 		// Approximately: within a tenth of the distance from now, and at
 		// least the value's own precision.
 		gap := p.opt.Now.Sub(low)
@@ -701,15 +701,15 @@ func (p *parser) dateMatch(name, v string) (store.DateMatch, error) {
 		}
 		low, high = low.Add(-gap/10), high.Add(gap/10)
 	}
-	return store.DateMatch{Prefix: pr, Low: low, High: high}, nil
+	return query.DateMatch{Prefix: pr, Low: low, High: high}, nil
 }
 
 // notEqual turns a clause of ne values into a Not clause of eq values. The
 // values of one parameter are ORed, so ne cannot mix with other prefixes.
-func notEqual(c *store.Clause, name string, n int, get func(int) store.Prefix, set func(int)) error {
+func notEqual(c *query.Clause, name string, n int, get func(int) query.Prefix, set func(int)) error {
 	ne := 0
 	for i := 0; i < n; i++ {
-		if get(i) == store.Ne {
+		if get(i) == query.Ne {
 			ne++
 		}
 	}
@@ -724,7 +724,7 @@ func notEqual(c *store.Clause, name string, n int, get func(int) store.Prefix, s
 	return nil
 }
 
-func (p *parser) numbers(c *store.Clause, name, modifier string, values []string) error {
+func (p *parser) numbers(c *query.Clause, name, modifier string, values []string) error {
 	if err := noModifier(name, "number", modifier); err != nil {
 		return err
 	}
@@ -735,29 +735,29 @@ func (p *parser) numbers(c *store.Clause, name, modifier string, values []string
 		}
 		c.Numbers = append(c.Numbers, m)
 	}
-	return notEqual(c, name, len(c.Numbers), func(i int) store.Prefix { return c.Numbers[i].Prefix }, func(i int) { c.Numbers[i].Prefix = store.Eq })
+	return notEqual(c, name, len(c.Numbers), func(i int) query.Prefix { return c.Numbers[i].Prefix }, func(i int) { c.Numbers[i].Prefix = query.Eq })
 }
 
-func numberMatch(name, v string) (store.NumberMatch, error) {
+func numberMatch(name, v string) (query.NumberMatch, error) {
 	pr, n := prefix(v)
 	value, low, high, ok := ParseNumber(n)
 	if !ok {
-		return store.NumberMatch{}, invalid(name, "%q is not a number, optionally after a prefix such as gt", clip(v))
+		return query.NumberMatch{}, invalid(name, "%q is not a number, optionally after a prefix such as gt", clip(v))
 	}
-	if pr == store.Ap {
+	if pr == query.Ap {
 		d := math.Abs(value) / 10
 		low, high = math.Min(low, value-d), math.Max(high, value+d)
 	}
-	return store.NumberMatch{Prefix: pr, Value: value, Low: low, High: high}, nil
+	return query.NumberMatch{Prefix: pr, Value: value, Low: low, High: high}, nil
 }
 
-func (p *parser) quantities(c *store.Clause, name, modifier string, values []string) error {
+func (p *parser) quantities(c *query.Clause, name, modifier string, values []string) error {
 	if err := noModifier(name, "quantity", modifier); err != nil {
 		return err
 	}
 	// Values in UCUM units compare in canonical units, under the
 	// parameter's CanonicalParam; others as written.
-	var plain, canonical []store.QuantityMatch
+	var plain, canonical []query.QuantityMatch
 	for _, v := range values {
 		q, err := quantityMatch(name, v)
 		if err != nil {
@@ -770,24 +770,24 @@ func (p *parser) quantities(c *store.Clause, name, modifier string, values []str
 		plain = append(plain, q)
 	}
 	all := append(slices.Clip(plain), canonical...)
-	if err := notEqual(c, name, len(all), func(i int) store.Prefix { return all[i].Prefix }, func(i int) { all[i].Prefix = store.Eq }); err != nil {
+	if err := notEqual(c, name, len(all), func(i int) query.Prefix { return all[i].Prefix }, func(i int) { all[i].Prefix = query.Eq }); err != nil {
 		return err
 	}
 	plain, canonical = all[:len(plain)], all[len(plain):]
-	split(c, len(plain) > 0, len(canonical) > 0, func(c *store.Clause) { c.Quantities = plain }, func(c *store.Clause) { c.Quantities = canonical })
+	split(c, len(plain) > 0, len(canonical) > 0, func(c *query.Clause) { c.Quantities = plain }, func(c *query.Clause) { c.Quantities = canonical })
 	return nil
 }
 
 // split sets the matches of a clause whose values are in plain units,
 // canonical UCUM units, or both: both make an Any of a clause on the
 // parameter and one on its CanonicalParam.
-func split(c *store.Clause, plain, canonical bool, setPlain, setCanonical func(*store.Clause)) {
+func split(c *query.Clause, plain, canonical bool, setPlain, setCanonical func(*query.Clause)) {
 	switch {
 	case plain && canonical:
-		p, q := store.Clause{Param: c.Param}, store.Clause{Param: CanonicalParam(c.Param)}
+		p, q := query.Clause{Param: c.Param}, query.Clause{Param: CanonicalParam(c.Param)}
 		setPlain(&p)
 		setCanonical(&q)
-		c.Any = []store.Clause{p, q}
+		c.Any = []query.Clause{p, q}
 	case canonical:
 		c.Param = CanonicalParam(c.Param)
 		setCanonical(c)
@@ -797,26 +797,26 @@ func split(c *store.Clause, plain, canonical bool, setPlain, setCanonical func(*
 }
 
 // quantityMatch reads one quantity value: [prefix]number[|system|code].
-func quantityMatch(name, v string) (store.QuantityMatch, error) {
+func quantityMatch(name, v string) (query.QuantityMatch, error) {
 	parts := splitUnescaped(v, '|')
 	if len(parts) != 1 && len(parts) != 3 {
-		return store.QuantityMatch{}, invalid(name, "a quantity is number, number|system|code or number||code, not %q", clip(v))
+		return query.QuantityMatch{}, invalid(name, "a quantity is number, number|system|code or number||code, not %q", clip(v))
 	}
 	m, err := numberMatch(name, parts[0])
 	if err != nil {
-		return store.QuantityMatch{}, err
+		return query.QuantityMatch{}, err
 	}
-	q := store.QuantityMatch{NumberMatch: m}
+	q := query.QuantityMatch{NumberMatch: m}
 	if len(parts) == 3 {
 		q.System, q.Code = unescape(parts[1]), unescape(parts[2])
 		if q.System != "" && q.Code == "" {
-			return store.QuantityMatch{}, invalid(name, "quantity %q names a unit system but no unit code", clip(v))
+			return query.QuantityMatch{}, invalid(name, "quantity %q names a unit system but no unit code", clip(v))
 		}
 	}
 	return q, nil
 }
 
-func (p *parser) references(c *store.Clause, name string, sp *Param, modifier string, values []string) error {
+func (p *parser) references(c *query.Clause, name string, sp *Param, modifier string, values []string) error {
 	targets := p.r.targets(sp)
 	switch {
 	case modifier == "identifier":
@@ -845,15 +845,15 @@ func (p *parser) references(c *store.Clause, name string, sp *Param, modifier st
 			if !slices.Contains(targets, ref.Type) && len(targets) > 0 {
 				return invalid(name, "%s cannot refer to a %s", sp.Code, ref.Type)
 			}
-			c.References = append(c.References, store.ReferenceMatch{Type: ref.Type, ID: ref.ID})
+			c.References = append(c.References, query.ReferenceMatch{Type: ref.Type, ID: ref.ID})
 		case isID(v):
-			m := store.ReferenceMatch{Type: modifier, ID: v}
+			m := query.ReferenceMatch{Type: modifier, ID: v}
 			if m.Type == "" && len(targets) == 1 {
 				m.Type = targets[0]
 			}
 			c.References = append(c.References, m)
 		case strings.Contains(v, ":"):
-			c.References = append(c.References, store.ReferenceMatch{URL: v})
+			c.References = append(c.References, query.ReferenceMatch{URL: v})
 		default:
 			return invalid(name, "%q is not a reference: use id, Type/id or an absolute URL", clip(v))
 		}
@@ -861,14 +861,14 @@ func (p *parser) references(c *store.Clause, name string, sp *Param, modifier st
 	return nil
 }
 
-func (p *parser) uris(c *store.Clause, name, modifier string, values []string) error {
-	mode := store.URIExact
+func (p *parser) uris(c *query.Clause, name, modifier string, values []string) error {
+	mode := query.URIExact
 	switch modifier {
 	case "":
 	case "below":
-		mode = store.URIBelow
+		mode = query.URIBelow
 	case "above":
-		mode = store.URIAbove
+		mode = query.URIAbove
 	default:
 		return unsupported(name, "uri parameters have no modifier %q (below, above, missing)", modifier)
 	}
@@ -877,14 +877,14 @@ func (p *parser) uris(c *store.Clause, name, modifier string, values []string) e
 		if v == "" {
 			return invalid(name, "empty value in %q", name)
 		}
-		if mode == store.URIAbove {
+		if mode == query.URIAbove {
 			// A value is above v when v starts with it: the prefixes of v.
 			for _, u := range uriAbove(v) {
-				c.URIs = append(c.URIs, store.URIMatch{Mode: store.URIExact, Value: u})
+				c.URIs = append(c.URIs, query.URIMatch{Mode: query.URIExact, Value: u})
 			}
 			continue
 		}
-		c.URIs = append(c.URIs, store.URIMatch{Mode: mode, Value: v})
+		c.URIs = append(c.URIs, query.URIMatch{Mode: mode, Value: v})
 	}
 	return nil
 }
@@ -893,20 +893,20 @@ func (p *parser) uris(c *store.Clause, name, modifier string, values []string) e
 // components compare as keys, and a last component that is a quantity or a
 // date takes its prefixes, e.g. Observation
 // code-value-quantity=http://loinc.org|8480-6$gt140|http://unitsofmeasure.org|mm[Hg].
-func (p *parser) composites(c *store.Clause, name string, sp *Param, modifier string, values []string) error {
+func (p *parser) composites(c *query.Clause, name string, sp *Param, modifier string, values []string) error {
 	if err := noModifier(name, "composite", modifier); err != nil {
 		return err
 	}
 	if !Searchable(sp) {
 		return unsupported(name, "composite %s has components of types this server cannot correlate", sp.Code)
 	}
-	var plain, canonical []store.CompositeMatch
+	var plain, canonical []query.CompositeMatch
 	for _, v := range values {
 		parts := splitUnescaped(v, '$')
 		if len(parts) != len(sp.Components) {
 			return invalid(name, "%s takes %d values joined by $, not %q", sp.Code, len(sp.Components), clip(v))
 		}
-		var m store.CompositeMatch
+		var m query.CompositeMatch
 		for i, comp := range sp.Components {
 			switch comp.Type {
 			case "string":
@@ -934,7 +934,7 @@ func (p *parser) composites(c *store.Clause, name string, sp *Param, modifier st
 				m.Parts = append(m.Parts, TokenKey(t.System, t.Code, t.AnySystem))
 			}
 		}
-		if m.Quantity != nil && m.Quantity.Prefix == store.Ne || m.Date != nil && m.Date.Prefix == store.Ne {
+		if m.Quantity != nil && m.Quantity.Prefix == query.Ne || m.Date != nil && m.Date.Prefix == query.Ne {
 			return unsupported(name, "prefix ne is not supported in composite values")
 		}
 		if m.Quantity != nil {
@@ -946,7 +946,7 @@ func (p *parser) composites(c *store.Clause, name string, sp *Param, modifier st
 		}
 		plain = append(plain, m)
 	}
-	split(c, len(plain) > 0, len(canonical) > 0, func(c *store.Clause) { c.Composites = plain }, func(c *store.Clause) { c.Composites = canonical })
+	split(c, len(plain) > 0, len(canonical) > 0, func(c *query.Clause) { c.Composites = plain }, func(c *query.Clause) { c.Composites = canonical })
 	return nil
 }
 

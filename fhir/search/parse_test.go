@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"carefhir/store"
+	"carefhir/store/query"
 )
 
 var now = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -23,138 +23,138 @@ func parse(t *testing.T, r *Registry, typ, query string, strict bool) (*Plan, er
 	return r.Parse(typ, q, Options{Strict: strict, Base: "https://fhir.example.nhs.uk/fhir", Now: now})
 }
 
-func dm(p store.Prefix, low, high string) store.DateMatch {
-	return store.DateMatch{Prefix: p, Low: utc(low), High: utc(high)}
+func dm(p query.Prefix, low, high string) query.DateMatch {
+	return query.DateMatch{Prefix: p, Low: utc(low), High: utc(high)}
 }
 
 func TestParseClauses(t *testing.T) {
 	r := testRegistry(t)
 	tests := []struct {
 		name, typ, query string
-		want             []store.Clause
+		want             []query.Clause
 	}{
-		{"string prefix normalised", "Patient", "name=Zoë", []store.Clause{
-			{Param: "name", Strings: []store.StringMatch{{Mode: store.StringPrefix, Value: "zoe"}}}}},
-		{"string exact keeps case", "Patient", "family:exact=O'Brien", []store.Clause{
-			{Param: "family", Strings: []store.StringMatch{{Mode: store.StringExact, Value: "O'Brien"}}}}},
-		{"string contains", "Patient", "address:contains=LS1", []store.Clause{
-			{Param: "address", Strings: []store.StringMatch{{Mode: store.StringContains, Value: "ls1"}}}}},
-		{"comma is or, escaped comma is not", "Patient", `given=ann,mary\,jo`, []store.Clause{
-			{Param: "given", Strings: []store.StringMatch{{Value: "ann"}, {Value: "mary,jo"}}}}},
-		{"repeat is and", "Patient", "given=ann&given=mary", []store.Clause{
-			{Param: "given", Strings: []store.StringMatch{{Value: "ann"}}},
-			{Param: "given", Strings: []store.StringMatch{{Value: "mary"}}}}},
-		{"token forms", "Patient", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009,|x,y,sys|", []store.Clause{
-			{Param: "identifier", Tokens: []store.TokenMatch{
+		{"string prefix normalised", "Patient", "name=Zoë", []query.Clause{
+			{Param: "name", Strings: []query.StringMatch{{Mode: query.StringPrefix, Value: "zoe"}}}}},
+		{"string exact keeps case", "Patient", "family:exact=O'Brien", []query.Clause{
+			{Param: "family", Strings: []query.StringMatch{{Mode: query.StringExact, Value: "O'Brien"}}}}},
+		{"string contains", "Patient", "address:contains=LS1", []query.Clause{
+			{Param: "address", Strings: []query.StringMatch{{Mode: query.StringContains, Value: "ls1"}}}}},
+		{"comma is or, escaped comma is not", "Patient", `given=ann,mary\,jo`, []query.Clause{
+			{Param: "given", Strings: []query.StringMatch{{Value: "ann"}, {Value: "mary,jo"}}}}},
+		{"repeat is and", "Patient", "given=ann&given=mary", []query.Clause{
+			{Param: "given", Strings: []query.StringMatch{{Value: "ann"}}},
+			{Param: "given", Strings: []query.StringMatch{{Value: "mary"}}}}},
+		{"token forms", "Patient", "identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009,|x,y,sys|", []query.Clause{
+			{Param: "identifier", Tokens: []query.TokenMatch{
 				{System: "https://fhir.nhs.uk/Id/nhs-number", Code: "9000000009"},
 				{Code: "x"},
 				{Code: "y", AnySystem: true},
 				{System: "sys", AnyCode: true}}}}},
-		{"escaped bar in token", "Patient", `identifier=a\|b`, []store.Clause{
-			{Param: "identifier", Tokens: []store.TokenMatch{{Code: "a|b", AnySystem: true}}}}},
-		{"token not", "Patient", "gender:not=male", []store.Clause{
-			{Param: "gender", Not: true, Tokens: []store.TokenMatch{{Code: "male", AnySystem: true}}}}},
-		{"token text", "Condition", "code:text=Diabètes", []store.Clause{
-			{Param: "code:text", Strings: []store.StringMatch{{Value: "diabetes"}}}}},
-		{"identifier of-type", "Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053", []store.Clause{
-			{Param: "identifier:of-type", Tokens: []store.TokenMatch{{System: "http://terminology.hl7.org/CodeSystem/v2-0203|MR", Code: "446053"}}}}},
-		{"missing true", "Patient", "birthdate:missing=true", []store.Clause{{Param: "birthdate", Presence: store.Missing}}},
-		{"missing false", "Patient", "gender:missing=false", []store.Clause{{Param: "gender", Presence: store.Present}}},
-		{"date year", "Patient", "birthdate=1970", []store.Clause{
-			{Param: "birthdate", Dates: []store.DateMatch{dm(store.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}},
-		{"date prefixes", "Patient", "birthdate=ge2024-02-29,lt2025-01", []store.Clause{
-			{Param: "birthdate", Dates: []store.DateMatch{
-				dm(store.Ge, "2024-02-29T00:00:00Z", "2024-02-29T23:59:59.999Z"),
-				dm(store.Lt, "2025-01-01T00:00:00Z", "2025-01-31T23:59:59.999Z")}}}},
-		{"date ne", "Patient", "birthdate=ne1970", []store.Clause{
-			{Param: "birthdate", Not: true, Dates: []store.DateMatch{dm(store.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}},
-		{"date ap widened by a tenth of the gap", "Encounter", "date=ap2015-06-01", []store.Clause{
-			{Param: "date", Dates: []store.DateMatch{dm(store.Ap, "2014-05-31T15:36:00Z", "2016-06-01T08:23:59.999Z")}}}},
-		{"lastUpdated with zone", "Patient", "_lastUpdated=gt2025-01-10T10:00:00%2B01:00", []store.Clause{
-			{Param: "_lastUpdated", Dates: []store.DateMatch{dm(store.Gt, "2025-01-10T09:00:00Z", "2025-01-10T09:00:00.999Z")}}}},
-		{"zone with an unencoded plus", "Patient", "_lastUpdated=gt2025-01-10T10:00:00+01:00", []store.Clause{
-			{Param: "_lastUpdated", Dates: []store.DateMatch{dm(store.Gt, "2025-01-10T09:00:00Z", "2025-01-10T09:00:00.999Z")}}}},
-		{"quantity in UCUM units compares in canonical units", "Observation", "value-quantity=gt5.4|http://unitsofmeasure.org|mg", []store.Clause{
-			{Param: "value-quantity:canonical", Quantities: []store.QuantityMatch{{
-				NumberMatch: store.NumberMatch{Prefix: store.Gt, Value: 0.0054, Low: 0.00535, High: 0.00545},
+		{"escaped bar in token", "Patient", `identifier=a\|b`, []query.Clause{
+			{Param: "identifier", Tokens: []query.TokenMatch{{Code: "a|b", AnySystem: true}}}}},
+		{"token not", "Patient", "gender:not=male", []query.Clause{
+			{Param: "gender", Not: true, Tokens: []query.TokenMatch{{Code: "male", AnySystem: true}}}}},
+		{"token text", "Condition", "code:text=Diabètes", []query.Clause{
+			{Param: "code:text", Strings: []query.StringMatch{{Value: "diabetes"}}}}},
+		{"identifier of-type", "Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053", []query.Clause{
+			{Param: "identifier:of-type", Tokens: []query.TokenMatch{{System: "http://terminology.hl7.org/CodeSystem/v2-0203|MR", Code: "446053"}}}}},
+		{"missing true", "Patient", "birthdate:missing=true", []query.Clause{{Param: "birthdate", Presence: query.Missing}}},
+		{"missing false", "Patient", "gender:missing=false", []query.Clause{{Param: "gender", Presence: query.Present}}},
+		{"date year", "Patient", "birthdate=1970", []query.Clause{
+			{Param: "birthdate", Dates: []query.DateMatch{dm(query.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}},
+		{"date prefixes", "Patient", "birthdate=ge2024-02-29,lt2025-01", []query.Clause{
+			{Param: "birthdate", Dates: []query.DateMatch{
+				dm(query.Ge, "2024-02-29T00:00:00Z", "2024-02-29T23:59:59.999Z"),
+				dm(query.Lt, "2025-01-01T00:00:00Z", "2025-01-31T23:59:59.999Z")}}}},
+		{"date ne", "Patient", "birthdate=ne1970", []query.Clause{
+			{Param: "birthdate", Not: true, Dates: []query.DateMatch{dm(query.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}},
+		{"date ap widened by a tenth of the gap", "Encounter", "date=ap2015-06-01", []query.Clause{
+			{Param: "date", Dates: []query.DateMatch{dm(query.Ap, "2014-05-31T15:36:00Z", "2016-06-01T08:23:59.999Z")}}}},
+		{"lastUpdated with zone", "Patient", "_lastUpdated=gt2025-01-10T10:00:00%2B01:00", []query.Clause{
+			{Param: "_lastUpdated", Dates: []query.DateMatch{dm(query.Gt, "2025-01-10T09:00:00Z", "2025-01-10T09:00:00.999Z")}}}},
+		{"zone with an unencoded plus", "Patient", "_lastUpdated=gt2025-01-10T10:00:00+01:00", []query.Clause{
+			{Param: "_lastUpdated", Dates: []query.DateMatch{dm(query.Gt, "2025-01-10T09:00:00Z", "2025-01-10T09:00:00.999Z")}}}},
+		{"quantity in UCUM units compares in canonical units", "Observation", "value-quantity=gt5.4|http://unitsofmeasure.org|mg", []query.Clause{
+			{Param: "value-quantity:canonical", Quantities: []query.QuantityMatch{{
+				NumberMatch: query.NumberMatch{Prefix: query.Gt, Value: 0.0054, Low: 0.00535, High: 0.00545},
 				System:      "http://unitsofmeasure.org", Code: "g"}}}}},
-		{"quantity in a unit UCUM cannot read compares as written", "Observation", "value-quantity=gt5.4|http://unitsofmeasure.org|mmHg", []store.Clause{
-			{Param: "value-quantity", Quantities: []store.QuantityMatch{{
-				NumberMatch: store.NumberMatch{Prefix: store.Gt, Value: 5.4, Low: 5.35, High: 5.45},
+		{"quantity in a unit UCUM cannot read compares as written", "Observation", "value-quantity=gt5.4|http://unitsofmeasure.org|mmHg", []query.Clause{
+			{Param: "value-quantity", Quantities: []query.QuantityMatch{{
+				NumberMatch: query.NumberMatch{Prefix: query.Gt, Value: 5.4, Low: 5.35, High: 5.45},
 				System:      "http://unitsofmeasure.org", Code: "mmHg"}}}}},
-		{"quantity in another system compares as written", "Observation", "value-quantity=5|http://snomed.info/sct|258684004", []store.Clause{
-			{Param: "value-quantity", Quantities: []store.QuantityMatch{{
-				NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 5, Low: 4.5, High: 5.5},
+		{"quantity in another system compares as written", "Observation", "value-quantity=5|http://snomed.info/sct|258684004", []query.Clause{
+			{Param: "value-quantity", Quantities: []query.QuantityMatch{{
+				NumberMatch: query.NumberMatch{Prefix: query.Eq, Value: 5, Low: 4.5, High: 5.5},
 				System:      "http://snomed.info/sct", Code: "258684004"}}}}},
-		{"quantity values in and out of UCUM", "Observation", "value-quantity=5|http://unitsofmeasure.org|g,5||g", []store.Clause{
-			{Param: "value-quantity", Any: []store.Clause{
-				{Param: "value-quantity", Quantities: []store.QuantityMatch{{
-					NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 5, Low: 4.5, High: 5.5}, Code: "g"}}},
-				{Param: "value-quantity:canonical", Quantities: []store.QuantityMatch{{
-					NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 5, Low: 4.5, High: 5.5},
+		{"quantity values in and out of UCUM", "Observation", "value-quantity=5|http://unitsofmeasure.org|g,5||g", []query.Clause{
+			{Param: "value-quantity", Any: []query.Clause{
+				{Param: "value-quantity", Quantities: []query.QuantityMatch{{
+					NumberMatch: query.NumberMatch{Prefix: query.Eq, Value: 5, Low: 4.5, High: 5.5}, Code: "g"}}},
+				{Param: "value-quantity:canonical", Quantities: []query.QuantityMatch{{
+					NumberMatch: query.NumberMatch{Prefix: query.Eq, Value: 5, Low: 4.5, High: 5.5},
 					System:      "http://unitsofmeasure.org", Code: "g"}}}}}}},
-		{"quantity ne in UCUM units", "Observation", "value-quantity=ne1|http://unitsofmeasure.org|kg", []store.Clause{
-			{Param: "value-quantity:canonical", Not: true, Quantities: []store.QuantityMatch{{
-				NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 1000, Low: 500, High: 1500},
+		{"quantity ne in UCUM units", "Observation", "value-quantity=ne1|http://unitsofmeasure.org|kg", []query.Clause{
+			{Param: "value-quantity:canonical", Not: true, Quantities: []query.QuantityMatch{{
+				NumberMatch: query.NumberMatch{Prefix: query.Eq, Value: 1000, Low: 500, High: 1500},
 				System:      "http://unitsofmeasure.org", Code: "g"}}}}},
-		{"quantity ap in UCUM units", "Observation", "value-quantity=ap100|http://unitsofmeasure.org|mg", []store.Clause{
-			{Param: "value-quantity:canonical", Quantities: []store.QuantityMatch{{
-				NumberMatch: store.NumberMatch{Prefix: store.Ap, Value: 0.1, Low: 0.09, High: 0.11},
+		{"quantity ap in UCUM units", "Observation", "value-quantity=ap100|http://unitsofmeasure.org|mg", []query.Clause{
+			{Param: "value-quantity:canonical", Quantities: []query.QuantityMatch{{
+				NumberMatch: query.NumberMatch{Prefix: query.Ap, Value: 0.1, Low: 0.09, High: 0.11},
 				System:      "http://unitsofmeasure.org", Code: "g"}}}}},
-		{"quantity any system", "Observation", "value-quantity=5||mg", []store.Clause{
-			{Param: "value-quantity", Quantities: []store.QuantityMatch{{
-				NumberMatch: store.NumberMatch{Prefix: store.Eq, Value: 5, Low: 4.5, High: 5.5}, Code: "mg"}}}}},
-		{"quantity le", "Observation", "value-quantity=le100", []store.Clause{
-			{Param: "value-quantity", Quantities: []store.QuantityMatch{{
-				NumberMatch: store.NumberMatch{Prefix: store.Le, Value: 100, Low: 99.5, High: 100.5}}}}}},
-		{"reference forms", "Observation", "subject=Patient/1,https://fhir.example.nhs.uk/fhir/Patient/2,https://other.org/Patient/3", []store.Clause{
-			{Param: "subject", References: []store.ReferenceMatch{{Type: "Patient", ID: "1"}, {Type: "Patient", ID: "2"}, {URL: "https://other.org/Patient/3"}}}}},
-		{"reference id only, one target", "Patient", "organization=A81001", []store.Clause{
-			{Param: "organization", References: []store.ReferenceMatch{{Type: "Organization", ID: "A81001"}}}}},
-		{"reference id only, many targets", "Observation", "subject=1", []store.Clause{
-			{Param: "subject", References: []store.ReferenceMatch{{ID: "1"}}}}},
-		{"reference type modifier", "Observation", "subject:Patient=1", []store.Clause{
-			{Param: "subject", References: []store.ReferenceMatch{{Type: "Patient", ID: "1"}}}}},
-		{"reference identifier", "Observation", "subject:identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009", []store.Clause{
-			{Param: "subject:identifier", Tokens: []store.TokenMatch{{System: "https://fhir.nhs.uk/Id/nhs-number", Code: "9000000009"}}}}},
-		{"uri below", "ValueSet", "url:below=http://example.org/fhir", []store.Clause{
-			{Param: "url", URIs: []store.URIMatch{{Mode: store.URIBelow, Value: "http://example.org/fhir"}}}}},
-		{"uri above lists the parents", "ValueSet", "url:above=http://example.org/fhir/ValueSet/x", []store.Clause{
-			{Param: "url", URIs: []store.URIMatch{
+		{"quantity any system", "Observation", "value-quantity=5||mg", []query.Clause{
+			{Param: "value-quantity", Quantities: []query.QuantityMatch{{
+				NumberMatch: query.NumberMatch{Prefix: query.Eq, Value: 5, Low: 4.5, High: 5.5}, Code: "mg"}}}}},
+		{"quantity le", "Observation", "value-quantity=le100", []query.Clause{
+			{Param: "value-quantity", Quantities: []query.QuantityMatch{{
+				NumberMatch: query.NumberMatch{Prefix: query.Le, Value: 100, Low: 99.5, High: 100.5}}}}}},
+		{"reference forms", "Observation", "subject=Patient/1,https://fhir.example.nhs.uk/fhir/Patient/2,https://other.org/Patient/3", []query.Clause{
+			{Param: "subject", References: []query.ReferenceMatch{{Type: "Patient", ID: "1"}, {Type: "Patient", ID: "2"}, {URL: "https://other.org/Patient/3"}}}}},
+		{"reference id only, one target", "Patient", "organization=A81001", []query.Clause{
+			{Param: "organization", References: []query.ReferenceMatch{{Type: "Organization", ID: "A81001"}}}}},
+		{"reference id only, many targets", "Observation", "subject=1", []query.Clause{
+			{Param: "subject", References: []query.ReferenceMatch{{ID: "1"}}}}},
+		{"reference type modifier", "Observation", "subject:Patient=1", []query.Clause{
+			{Param: "subject", References: []query.ReferenceMatch{{Type: "Patient", ID: "1"}}}}},
+		{"reference identifier", "Observation", "subject:identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009", []query.Clause{
+			{Param: "subject:identifier", Tokens: []query.TokenMatch{{System: "https://fhir.nhs.uk/Id/nhs-number", Code: "9000000009"}}}}},
+		{"uri below", "ValueSet", "url:below=http://example.org/fhir", []query.Clause{
+			{Param: "url", URIs: []query.URIMatch{{Mode: query.URIBelow, Value: "http://example.org/fhir"}}}}},
+		{"uri above lists the parents", "ValueSet", "url:above=http://example.org/fhir/ValueSet/x", []query.Clause{
+			{Param: "url", URIs: []query.URIMatch{
 				{Value: "http://example.org/fhir/ValueSet/x"}, {Value: "http://example.org/fhir/ValueSet"}, {Value: "http://example.org/fhir"}}}}},
-		{"composite of tokens", "Observation", "code-value-concept=http://loinc.org|72166-2$http://snomed.info/sct|8517006", []store.Clause{
-			{Param: "code-value-concept", Composites: []store.CompositeMatch{{Parts: []string{"http://loinc.org|72166-2", "http://snomed.info/sct|8517006"}}}}}},
-		{"composite code only", "Observation", "code-value-concept=72166-2$8517006", []store.Clause{
-			{Param: "code-value-concept", Composites: []store.CompositeMatch{{Parts: []string{"|72166-2", "|8517006"}}}}}},
-		{"composite with a quantity", "Observation", "code-value-quantity=http://loinc.org|8480-6$gt140||mm[Hg]", []store.Clause{
-			{Param: "code-value-quantity", Composites: []store.CompositeMatch{{Parts: []string{"http://loinc.org|8480-6"},
-				Quantity: &store.QuantityMatch{NumberMatch: store.NumberMatch{Prefix: store.Gt, Value: 140, Low: 139.5, High: 140.5}, Code: "mm[Hg]"}}}}}},
-		{"composite with a UCUM quantity", "Observation", "code-value-quantity=http://loinc.org|8480-6$gt16|http://unitsofmeasure.org|kPa", []store.Clause{
-			{Param: "code-value-quantity:canonical", Composites: []store.CompositeMatch{{Parts: []string{"http://loinc.org|8480-6"},
-				Quantity: &store.QuantityMatch{NumberMatch: store.NumberMatch{Prefix: store.Gt, Value: 16000000, Low: 15500000, High: 16500000},
+		{"composite of tokens", "Observation", "code-value-concept=http://loinc.org|72166-2$http://snomed.info/sct|8517006", []query.Clause{
+			{Param: "code-value-concept", Composites: []query.CompositeMatch{{Parts: []string{"http://loinc.org|72166-2", "http://snomed.info/sct|8517006"}}}}}},
+		{"composite code only", "Observation", "code-value-concept=72166-2$8517006", []query.Clause{
+			{Param: "code-value-concept", Composites: []query.CompositeMatch{{Parts: []string{"|72166-2", "|8517006"}}}}}},
+		{"composite with a quantity", "Observation", "code-value-quantity=http://loinc.org|8480-6$gt140||mm[Hg]", []query.Clause{
+			{Param: "code-value-quantity", Composites: []query.CompositeMatch{{Parts: []string{"http://loinc.org|8480-6"},
+				Quantity: &query.QuantityMatch{NumberMatch: query.NumberMatch{Prefix: query.Gt, Value: 140, Low: 139.5, High: 140.5}, Code: "mm[Hg]"}}}}}},
+		{"composite with a UCUM quantity", "Observation", "code-value-quantity=http://loinc.org|8480-6$gt16|http://unitsofmeasure.org|kPa", []query.Clause{
+			{Param: "code-value-quantity:canonical", Composites: []query.CompositeMatch{{Parts: []string{"http://loinc.org|8480-6"},
+				Quantity: &query.QuantityMatch{NumberMatch: query.NumberMatch{Prefix: query.Gt, Value: 16000000, Low: 15500000, High: 16500000},
 					System: "http://unitsofmeasure.org", Code: "g.m-1.s-2"}}}}}},
-		{"composite with a date", "Observation", "code-value-date=8480-6$2025", []store.Clause{
-			{Param: "code-value-date", Composites: []store.CompositeMatch{{Parts: []string{"|8480-6"},
-				Date: &store.DateMatch{Prefix: store.Eq, Low: utc("2025-01-01T00:00:00Z"), High: utc("2025-12-31T23:59:59.999Z")}}}}}},
-		{"id", "Patient", "_id=a,b-1", []store.Clause{
-			{Param: "_id", Tokens: []store.TokenMatch{{Code: "a", AnySystem: true}, {Code: "b-1", AnySystem: true}}}}},
-		{"tag", "Patient", "_tag=http://example.org/tags|vip", []store.Clause{
-			{Param: "_tag", Tokens: []store.TokenMatch{{System: "http://example.org/tags", Code: "vip"}}}}},
-		{"profile", "Patient", "_profile=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient", []store.Clause{
-			{Param: "_profile", URIs: []store.URIMatch{{Value: "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"}}}}},
-		{"chain", "Observation", "subject:Patient.name=smith", []store.Clause{
-			{Param: "subject", Chain: &store.Chain{Types: []string{"Patient"}, Where: []store.Clause{
-				{Param: "name", Strings: []store.StringMatch{{Value: "smith"}}}}}}}},
-		{"chain without type picks the targets that have the parameter", "Observation", "subject.birthdate=1970", []store.Clause{
-			{Param: "subject", Chain: &store.Chain{Types: []string{"Patient"}, Where: []store.Clause{
-				{Param: "birthdate", Dates: []store.DateMatch{dm(store.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}}}}},
-		{"two-link chain", "Observation", "subject:Patient.general-practitioner:Organization.name=leeds", []store.Clause{
-			{Param: "subject", Chain: &store.Chain{Types: []string{"Patient"}, Where: []store.Clause{
-				{Param: "general-practitioner", Chain: &store.Chain{Types: []string{"Organization"}, Where: []store.Clause{
-					{Param: "name", Strings: []store.StringMatch{{Value: "leeds"}}}}}}}}}}},
-		{"has", "Patient", "_has:Observation:patient:code=1234-5", []store.Clause{
-			{Param: "_has", Has: &store.Has{Type: "Observation", Param: "patient", Where: []store.Clause{
-				{Param: "code", Tokens: []store.TokenMatch{{Code: "1234-5", AnySystem: true}}}}}}}},
+		{"composite with a date", "Observation", "code-value-date=8480-6$2025", []query.Clause{
+			{Param: "code-value-date", Composites: []query.CompositeMatch{{Parts: []string{"|8480-6"},
+				Date: &query.DateMatch{Prefix: query.Eq, Low: utc("2025-01-01T00:00:00Z"), High: utc("2025-12-31T23:59:59.999Z")}}}}}},
+		{"id", "Patient", "_id=a,b-1", []query.Clause{
+			{Param: "_id", Tokens: []query.TokenMatch{{Code: "a", AnySystem: true}, {Code: "b-1", AnySystem: true}}}}},
+		{"tag", "Patient", "_tag=http://example.org/tags|vip", []query.Clause{
+			{Param: "_tag", Tokens: []query.TokenMatch{{System: "http://example.org/tags", Code: "vip"}}}}},
+		{"profile", "Patient", "_profile=https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient", []query.Clause{
+			{Param: "_profile", URIs: []query.URIMatch{{Value: "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"}}}}},
+		{"chain", "Observation", "subject:Patient.name=smith", []query.Clause{
+			{Param: "subject", Chain: &query.Chain{Types: []string{"Patient"}, Where: []query.Clause{
+				{Param: "name", Strings: []query.StringMatch{{Value: "smith"}}}}}}}},
+		{"chain without type picks the targets that have the parameter", "Observation", "subject.birthdate=1970", []query.Clause{
+			{Param: "subject", Chain: &query.Chain{Types: []string{"Patient"}, Where: []query.Clause{
+				{Param: "birthdate", Dates: []query.DateMatch{dm(query.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}}}}},
+		{"two-link chain", "Observation", "subject:Patient.general-practitioner:Organization.name=leeds", []query.Clause{
+			{Param: "subject", Chain: &query.Chain{Types: []string{"Patient"}, Where: []query.Clause{
+				{Param: "general-practitioner", Chain: &query.Chain{Types: []string{"Organization"}, Where: []query.Clause{
+					{Param: "name", Strings: []query.StringMatch{{Value: "leeds"}}}}}}}}}}},
+		{"has", "Patient", "_has:Observation:patient:code=1234-5", []query.Clause{
+			{Param: "_has", Has: &query.Has{Type: "Observation", Param: "patient", Where: []query.Clause{
+				{Param: "code", Tokens: []query.TokenMatch{{Code: "1234-5", AnySystem: true}}}}}}}},
 		{"nested has", "Patient", "_has:Observation:patient:_has:Observation:has-member:status=final", nil},
 	}
 	for _, tt := range tests {
@@ -182,28 +182,28 @@ func TestParseResultParameters(t *testing.T) {
 		{"default count", "", func(p *Plan) bool { return p.Query.Count == DefaultCount }},
 		{"count", "_count=5", func(p *Plan) bool { return p.Query.Count == 5 }},
 		{"count capped", "_count=5000", func(p *Plan) bool { return p.Query.Count == MaxCount }},
-		{"count zero counts", "_count=0", func(p *Plan) bool { return p.Query.Count == 0 && p.Query.Total == store.TotalAccurate }},
+		{"count zero counts", "_count=0", func(p *Plan) bool { return p.Query.Count == 0 && p.Query.Total == query.TotalAccurate }},
 		{"sort keys", "_sort=family,-birthdate,_id", func(p *Plan) bool {
-			return reflect.DeepEqual(p.Query.Sort, []store.SortKey{{Param: "family"}, {Param: "birthdate", Desc: true}, {Param: "_id"}})
+			return reflect.DeepEqual(p.Query.Sort, []query.SortKey{{Param: "family"}, {Param: "birthdate", Desc: true}, {Param: "_id"}})
 		}},
-		{"total", "_total=accurate", func(p *Plan) bool { return p.Query.Total == store.TotalAccurate }},
+		{"total", "_total=accurate", func(p *Plan) bool { return p.Query.Total == query.TotalAccurate }},
 		{"summary count", "_summary=count&_include=Patient:organization", func(p *Plan) bool {
-			return p.Summary == "count" && p.Query.Count == 0 && p.Query.Total == store.TotalAccurate && p.Query.Include == nil
+			return p.Summary == "count" && p.Query.Count == 0 && p.Query.Total == query.TotalAccurate && p.Query.Include == nil
 		}},
 		{"elements", "_elements=name,birthDate,name", func(p *Plan) bool {
 			return reflect.DeepEqual(p.Elements, []string{"name", "birthDate"})
 		}},
 		{"include", "_include=Patient:general-practitioner:Practitioner", func(p *Plan) bool {
-			return reflect.DeepEqual(p.Query.Include, []store.Include{{Type: "Patient", Param: "general-practitioner", Target: "Practitioner"}})
+			return reflect.DeepEqual(p.Query.Include, []query.Include{{Type: "Patient", Param: "general-practitioner", Target: "Practitioner"}})
 		}},
 		{"include wildcard", "_include=*", func(p *Plan) bool {
-			return reflect.DeepEqual(p.Query.Include, []store.Include{{Type: "Patient", Param: "*"}})
+			return reflect.DeepEqual(p.Query.Include, []query.Include{{Type: "Patient", Param: "*"}})
 		}},
 		{"include iterate", "_include:iterate=PractitionerRole:organization", func(p *Plan) bool {
-			return reflect.DeepEqual(p.Query.Include, []store.Include{{Type: "PractitionerRole", Param: "organization", Iterate: true}})
+			return reflect.DeepEqual(p.Query.Include, []query.Include{{Type: "PractitionerRole", Param: "organization", Iterate: true}})
 		}},
 		{"revinclude", "_revinclude=Observation:subject", func(p *Plan) bool {
-			return reflect.DeepEqual(p.Query.RevInclude, []store.Include{{Type: "Observation", Param: "subject"}})
+			return reflect.DeepEqual(p.Query.RevInclude, []query.Include{{Type: "Observation", Param: "subject"}})
 		}},
 		{"format is not a filter", "_format=json&_pretty=true", func(p *Plan) bool { return len(p.Query.Where) == 0 && len(p.Params) == 0 }},
 		{"applied params kept for the self link", "name=ann&_count=3", func(p *Plan) bool {
@@ -328,9 +328,9 @@ func FuzzParse(f *testing.F) {
 func TestCompartment(t *testing.T) {
 	r := testRegistry(t)
 	c, ok := r.Compartment("Observation", "p1")
-	want := store.Clause{Param: "_compartment", Any: []store.Clause{
-		{Param: "subject", References: []store.ReferenceMatch{{Type: "Patient", ID: "p1"}}},
-		{Param: "performer", References: []store.ReferenceMatch{{Type: "Patient", ID: "p1"}}}}}
+	want := query.Clause{Param: "_compartment", Any: []query.Clause{
+		{Param: "subject", References: []query.ReferenceMatch{{Type: "Patient", ID: "p1"}}},
+		{Param: "performer", References: []query.ReferenceMatch{{Type: "Patient", ID: "p1"}}}}}
 	if !ok || !reflect.DeepEqual(c, want) {
 		t.Errorf("Observation compartment clause = %+v, %v; want %+v", c, ok, want)
 	}

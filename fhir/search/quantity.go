@@ -6,7 +6,7 @@ import (
 	"strconv"
 
 	"carefhir/fhir/ucum"
-	"carefhir/store"
+	"carefhir/store/query"
 )
 
 // CanonicalParam is the derived parameter under which the canonical forms
@@ -20,23 +20,23 @@ func CanonicalParam(param string) string { return param + ":canonical" }
 // canonicalQuantity returns the canonical form of a quantity of UCUM
 // units, indexed under CanonicalParam(param); ok is false for other
 // systems and units UCUM cannot convert.
-func canonicalQuantity(param, text, system, code string) (q store.Quantity, ok bool) {
+func canonicalQuantity(param, text, system, code string) (q query.Quantity, ok bool) {
 	if system != ucum.System || code == "" {
-		return store.Quantity{}, false
+		return query.Quantity{}, false
 	}
 	u, err := ucum.Parse(code)
 	if err != nil {
-		return store.Quantity{}, false
+		return query.Quantity{}, false
 	}
 	v, _, ok := parseDecimal(text)
 	if !ok {
-		return store.Quantity{}, false
+		return query.Quantity{}, false
 	}
 	f, ok := toFloat(u.Canonical(v))
 	if !ok {
-		return store.Quantity{}, false
+		return query.Quantity{}, false
 	}
-	return store.Quantity{Param: CanonicalParam(param), Value: f, Text: strconv.FormatFloat(f, 'g', -1, 64),
+	return query.Quantity{Param: CanonicalParam(param), Value: f, Text: strconv.FormatFloat(f, 'g', -1, 64),
 		System: ucum.System, Code: u.Code()}, true
 }
 
@@ -46,20 +46,20 @@ func canonicalQuantity(param, text, system, code string) (q store.Quantity, ok b
 // can convert. Both ends of the range the number's precision implies are
 // converted, exactly, as the index converts values: 5.4 mg is [5.35, 5.45)
 // mg, so [0.00535, 0.00545) g.
-func canonicalMatch(m store.QuantityMatch, number string) (store.QuantityMatch, bool) {
+func canonicalMatch(m query.QuantityMatch, number string) (query.QuantityMatch, bool) {
 	if m.System != ucum.System {
-		return store.QuantityMatch{}, false
+		return query.QuantityMatch{}, false
 	}
 	u, err := ucum.Parse(m.Code)
 	if err != nil {
-		return store.QuantityMatch{}, false
+		return query.QuantityMatch{}, false
 	}
 	_, n := prefix(number)
 	value, low, high, ok := decimalRange(n)
 	if !ok {
-		return store.QuantityMatch{}, false
+		return query.QuantityMatch{}, false
 	}
-	if m.Prefix == store.Ap {
+	if m.Prefix == query.Ap {
 		// As numberMatch: a tenth of the value either side, at least the
 		// precision's range; in the unit written, before conversion.
 		d := new(big.Rat).Abs(value)
@@ -75,10 +75,10 @@ func canonicalMatch(m store.QuantityMatch, number string) (store.QuantityMatch, 
 	cl, ok2 := toFloat(u.Canonical(low))
 	ch, ok3 := toFloat(u.Canonical(high))
 	if !ok1 || !ok2 || !ok3 {
-		return store.QuantityMatch{}, false
+		return query.QuantityMatch{}, false
 	}
-	return store.QuantityMatch{
-		NumberMatch: store.NumberMatch{Prefix: m.Prefix, Value: cv, Low: cl, High: ch},
+	return query.QuantityMatch{
+		NumberMatch: query.NumberMatch{Prefix: m.Prefix, Value: cv, Low: cl, High: ch},
 		System:      ucum.System,
 		Code:        u.Code(),
 	}, true

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"carefhir/store"
+	"carefhir/store/query"
 )
 
 // Terminology is the terminology service the token modifiers consult:
@@ -55,7 +55,7 @@ func (r *Registry) WithTerminology(t Terminology) *Registry {
 // :below and :above for the codes the system|code values subsume or are
 // subsumed by. Each code matches with its system and, for elements of type
 // code, which carry none, by itself.
-func (p *parser) terminology(c *store.Clause, name, modifier string, values []string) error {
+func (p *parser) terminology(c *query.Clause, name, modifier string, values []string) error {
 	terms := p.r.terms
 	if terms == nil {
 		return unsupported(name, "token modifier :%s needs terminology services, which this server does not have", modifier)
@@ -117,10 +117,10 @@ func (p *parser) terminology(c *store.Clause, name, modifier string, values []st
 	c.Not = modifier == "not-in"
 	bare := map[string]bool{}
 	for _, cd := range codings {
-		c.Tokens = append(c.Tokens, store.TokenMatch{System: cd.System, Code: cd.Code})
+		c.Tokens = append(c.Tokens, query.TokenMatch{System: cd.System, Code: cd.Code})
 		if cd.System != "" && !bare[cd.Code] && !seen[Coding{Code: cd.Code}] {
 			bare[cd.Code] = true
-			c.Tokens = append(c.Tokens, store.TokenMatch{Code: cd.Code})
+			c.Tokens = append(c.Tokens, query.TokenMatch{Code: cd.Code})
 		}
 	}
 	// An empty ValueSet leaves no tokens: nothing is in it, everything is

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"carefhir/store"
+	"carefhir/store/query"
 )
 
 const clinical = "http://terminology.hl7.org/CodeSystem/condition-clinical"
@@ -64,10 +64,10 @@ func (stubTerms) Above(system, code string) ([]string, error) {
 
 // tokens returns the matches of codes of condition-clinical: with the
 // system, and without for elements of type code.
-func tokens(codes ...string) []store.TokenMatch {
-	var out []store.TokenMatch
+func tokens(codes ...string) []query.TokenMatch {
+	var out []query.TokenMatch
 	for _, c := range codes {
-		out = append(out, store.TokenMatch{System: clinical, Code: c}, store.TokenMatch{Code: c})
+		out = append(out, query.TokenMatch{System: clinical, Code: c}, query.TokenMatch{Code: c})
 	}
 	return out
 }
@@ -76,21 +76,21 @@ func TestParseTerminology(t *testing.T) {
 	r := testRegistry(t).WithTerminology(stubTerms{})
 	tests := []struct {
 		name, query string
-		want        []store.Clause
+		want        []query.Clause
 	}{
-		{"in", "clinical-status:in=http://hl7.org/fhir/ValueSet/condition-clinical", []store.Clause{
+		{"in", "clinical-status:in=http://hl7.org/fhir/ValueSet/condition-clinical", []query.Clause{
 			{Param: "clinical-status", Tokens: tokens("active", "recurrence", "relapse")}}},
-		{"in with a version", "clinical-status:in=http://hl7.org/fhir/ValueSet/condition-clinical|4.0.1", []store.Clause{
+		{"in with a version", "clinical-status:in=http://hl7.org/fhir/ValueSet/condition-clinical|4.0.1", []query.Clause{
 			{Param: "clinical-status", Tokens: tokens("active", "recurrence", "relapse")}}},
-		{"not-in", "clinical-status:not-in=http://hl7.org/fhir/ValueSet/condition-clinical", []store.Clause{
+		{"not-in", "clinical-status:not-in=http://hl7.org/fhir/ValueSet/condition-clinical", []query.Clause{
 			{Param: "clinical-status", Not: true, Tokens: tokens("active", "recurrence", "relapse")}}},
-		{"in an empty ValueSet", "clinical-status:in=http://example.org/ValueSet/empty", []store.Clause{
+		{"in an empty ValueSet", "clinical-status:in=http://example.org/ValueSet/empty", []query.Clause{
 			{Param: "clinical-status"}}},
-		{"below", "clinical-status:below=" + clinical + "|inactive", []store.Clause{
+		{"below", "clinical-status:below=" + clinical + "|inactive", []query.Clause{
 			{Param: "clinical-status", Tokens: tokens("inactive", "remission", "resolved")}}},
-		{"above", "clinical-status:above=" + clinical + "|relapse", []store.Clause{
+		{"above", "clinical-status:above=" + clinical + "|relapse", []query.Clause{
 			{Param: "clinical-status", Tokens: tokens("relapse", "active")}}},
-		{"below or below, each code once", "clinical-status:below=" + clinical + "|active," + clinical + "|relapse", []store.Clause{
+		{"below or below, each code once", "clinical-status:below=" + clinical + "|active," + clinical + "|relapse", []query.Clause{
 			{Param: "clinical-status", Tokens: tokens("active", "recurrence", "relapse")}}},
 		{"in through a chain", "Observation?subject:Patient.gender:in=http://hl7.org/fhir/ValueSet/condition-clinical", nil},
 	}
@@ -155,7 +155,7 @@ func TestIndexCanonicalQuantity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []store.Quantity{
+	for _, q := range []query.Quantity{
 		{Param: "value-quantity", Value: 6, Text: "6.0", System: "http://unitsofmeasure.org", Code: "mg/dL", Unit: "mg/dL"},
 		{Param: "value-quantity:canonical", Value: 60, Text: "60", System: "http://unitsofmeasure.org", Code: "g.m-3"},
 		{Param: "component-value-quantity:canonical", Value: 16000000, Text: "1.6e+07", System: "http://unitsofmeasure.org", Code: "g.m-1.s-2"},
@@ -164,12 +164,12 @@ func TestIndexCanonicalQuantity(t *testing.T) {
 			t.Errorf("quantities %+v lack %+v", got.Quantities, q)
 		}
 	}
-	if slices.ContainsFunc(got.Quantities, func(q store.Quantity) bool { return q.Code == "mmHg" && strings.HasSuffix(q.Param, ":canonical") }) {
+	if slices.ContainsFunc(got.Quantities, func(q query.Quantity) bool { return q.Code == "mmHg" && strings.HasSuffix(q.Param, ":canonical") }) {
 		t.Error("mmHg, which is not UCUM, has a canonical form")
 	}
-	want := store.Composite{Param: "component-code-value-quantity:canonical", Parts: []string{"http://loinc.org|8480-6"},
-		Quantity: &store.Quantity{Value: 16000000, Text: "1.6e+07", System: "http://unitsofmeasure.org", Code: "g.m-1.s-2"}}
-	if !slices.ContainsFunc(got.Composites, func(x store.Composite) bool { return reflect.DeepEqual(x, want) }) {
+	want := query.Composite{Param: "component-code-value-quantity:canonical", Parts: []string{"http://loinc.org|8480-6"},
+		Quantity: &query.Quantity{Value: 16000000, Text: "1.6e+07", System: "http://unitsofmeasure.org", Code: "g.m-1.s-2"}}
+	if !slices.ContainsFunc(got.Composites, func(x query.Composite) bool { return reflect.DeepEqual(x, want) }) {
 		t.Errorf("composites lack the canonical %+v", want)
 	}
 	for _, c := range got.Composites {

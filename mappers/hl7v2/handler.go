@@ -12,7 +12,8 @@ import (
 // supplies it; it should survive restarts for as long as senders retry.
 type Seen interface {
 	// Lookup returns the acknowledgement sent for key, and whether one
-	// was.
+	// was; a Seen that knows only that the message was applied returns
+	// a nil acknowledgement, and the message is acknowledged anew.
 	Lookup(ctx context.Context, key string) (ack []byte, ok bool, err error)
 	// Remember records the acknowledgement sent for key.
 	Remember(ctx context.Context, key string, ack []byte) error
@@ -37,6 +38,10 @@ func Handler(ctx context.Context, apply Apply, seen Seen, now func() time.Time) 
 		}
 		key := SeenKey(im.Message)
 		if ack, ok, err := seen.Lookup(ctx, key); err == nil && ok {
+			if ack == nil {
+				// Seen without the acknowledgement sent (ReceiptSeen).
+				ack = im.Acknowledge(nil, now())
+			}
 			return ack
 		} else if err != nil {
 			return im.Acknowledge(err, now())

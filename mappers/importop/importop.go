@@ -6,6 +6,7 @@
 package importop
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,13 +16,13 @@ import (
 	"sync"
 	"time"
 
-	"carefhir/fhir"
 	"carefhir/mappers"
 	mcsv "carefhir/mappers/csv"
 	"carefhir/mappers/gpconnect"
 	"carefhir/mappers/hl7v2"
 	"carefhir/mappers/pds"
 	"carefhir/operation"
+	"carefhir/store"
 )
 
 // HL7v2MediaType is the media type of HL7 v2 messages in ER7 form.
@@ -29,10 +30,6 @@ const HL7v2MediaType = "x-application/hl7-v2+er7"
 
 // Formats are the formats $import reads.
 var Formats = []string{"gpconnect", "pds", "csv", "hl7v2"}
-
-// csvBatch is how many CSV rows make one Bundle of the import's
-// transaction: the file is read a batch at a time, never whole.
-const csvBatch = 200
 
 // Importer imports payloads of the formats the mappers read.
 type Importer struct {
@@ -73,30 +70,26 @@ func (im *Importer) Operations() []operation.Operation {
 	}
 }
 
-// Report counts what an import did, and lists each record written.
-type Report struct {
-	Created, Updated, Unchanged int
-	Records                     []Record
-	Issues                      []mappers.Issue
-}
-
-// Record is one resource an import wrote or found already there.
-type Record struct {
-	Outcome   string // created, updated or unchanged
-	Reference string // Type/id
-}
-
 func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
 	format, err := inv.Text("format")
 	if err != nil {
 		return nil, err
 	}
-	if len(inv.Body) == 0 {
+	body := bufio.NewReader(emptyIfNil(inv.Body))
+	if _, err := body.Peek(1); err != nil {
+		if err := bodyError(err); err != io.EOF {
+			return nil, err
+		}
 		return nil, operation.Errorf(http.StatusBadRequest, "required", "", "$import takes the payload as the request body, which is empty")
 	}
+	var rep *Report
 	switch format {
 	case "hl7v2":
-		return im.importHL7v2(ctx, inv)
+		msg, err := readAll(body)
+		if err != nil {
+			return nil, err
+		}
+		return im.importHL7v2(ctx, inv.Store, msg)
 	case "csv":
 		mapping, err := inv.Text("mapping")
 		if err != nil {
@@ -106,23 +99,55 @@ func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation)
 		if err != nil {
 			return nil, err
 		}
-		rep, err := ImportCSV(ctx, inv.Store, strings.NewReader(string(inv.Body)), m, nil)
-		if err != nil {
+		if rep, err = ImportCSV(ctx, inv.Store, body, m, nil); err != nil {
 			return nil, err
 		}
-		return &operation.Result{Resource: rep.Parameters()}, nil
 	case "gpconnect", "pds":
-		r, err := im.Map(format, inv.Body)
+		payload, err := readAll(body)
 		if err != nil {
 			return nil, err
 		}
-		rep, err := Apply(ctx, inv.Store, r)
+		r, err := im.Map(format, payload)
 		if err != nil {
 			return nil, err
 		}
-		return &operation.Result{Resource: rep.Parameters()}, nil
+		if rep, err = Apply(ctx, inv.Store, r); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, operation.Errorf(http.StatusBadRequest, "value", "format", "format %q is not one $import reads: use one of %s", format, strings.Join(Formats, ", "))
 	}
-	return nil, operation.Errorf(http.StatusBadRequest, "value", "format", "format %q is not one $import reads: use one of %s", format, strings.Join(Formats, ", "))
+	out, err := rep.Stream()
+	if err != nil {
+		return nil, err
+	}
+	return &operation.Result{Stream: out}, nil
+}
+
+func emptyIfNil(r io.Reader) io.Reader {
+	if r == nil {
+		return strings.NewReader("")
+	}
+	return r
+}
+
+// readAll reads a payload that is mapped whole.
+func readAll(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return b, nil
+}
+
+// bodyError is the error of reading the request body: a body over the
+// server's limit as it is (413), anything else 400.
+func bodyError(err error) error {
+	var tooBig *http.MaxBytesError
+	if err == io.EOF || errors.As(err, &tooBig) {
+		return err
+	}
+	return operation.Errorf(http.StatusBadRequest, "invalid", "", "reading the request body: %v", err)
 }
 
 // Map maps a whole payload of format gpconnect or pds.
@@ -141,22 +166,39 @@ func (im *Importer) Map(format string, payload []byte) (mappers.Result, error) {
 }
 
 // Apply applies the Bundle of r in one transaction, or refuses r with 400
-// naming where when it has errors.
+// naming where when it has errors. The caller closes the report.
 func Apply(ctx context.Context, st operation.Store, r mappers.Result) (*Report, error) {
 	rep := &Report{}
-	if err := rep.apply(ctx, st, r); err != nil {
+	ran := false
+	err := st.Transact(ctx, func(tx operation.Store) error {
+		if ran {
+			// The store runs the unit again; apply rewrote the Bundle's
+			// entries for what it found the first time.
+			return errAgain
+		}
+		ran = true
+		return rep.apply(ctx, tx, r)
+	})
+	if err != nil {
+		rep.Close()
 		return nil, err
 	}
 	return rep, nil
 }
 
-// apply refuses r when it failed, else applies its Bundle through st.
-func (rep *Report) apply(ctx context.Context, st operation.Store, r mappers.Result) error {
+// apply refuses r when it failed, else applies its Bundle through tx, a
+// Store bound to a unit of work, and reports each entry.
+func (rep *Report) apply(ctx context.Context, tx operation.Store, r mappers.Result) error {
 	if r.Failed() || r.Bundle == nil {
 		return refusal(r.Issues)
 	}
-	rep.Issues = append(rep.Issues, r.Issues...)
-	resp, err := st.Transaction(ctx, r.Bundle)
+	if err := rep.warn(r.Issues); err != nil {
+		return err
+	}
+	if err := settle(ctx, tx, r.Bundle); err != nil {
+		return err
+	}
+	resp, err := tx.Transaction(ctx, r.Bundle)
 	if err != nil {
 		return err
 	}
@@ -164,69 +206,27 @@ func (rep *Report) apply(ctx context.Context, st operation.Store, r mappers.Resu
 		if e.Response == nil {
 			continue
 		}
-		rec := Record{Reference: strings.SplitN(e.Response.Location.Get(), "/_history/", 2)[0]}
+		ref := strings.SplitN(e.Response.Location.Get(), "/_history/", 2)[0]
 		method := ""
 		if i < len(r.Bundle.Entry) && r.Bundle.Entry[i].Request != nil {
 			method = r.Bundle.Entry[i].Request.Method.Get()
 		}
+		outcome := updated
 		switch status := e.Response.Status.Get(); {
 		case strings.HasPrefix(status, "201"):
-			rec.Outcome = "created"
-			rep.Created++
+			outcome = created
 		case method == http.MethodPost:
 			// A conditional create that found its match wrote nothing.
-			rec.Outcome = "unchanged"
-			rep.Unchanged++
-		default:
-			rec.Outcome = "updated"
-			rep.Updated++
+			outcome = unchanged
 		}
-		if rec.Reference == "" {
-			rec.Reference = strings.TrimPrefix(e.FullUrl.Get(), "/")
+		if ref == "" {
+			ref = strings.TrimPrefix(e.FullUrl.Get(), "/")
 		}
-		rep.Records = append(rep.Records, rec)
+		if err := rep.record(outcome, ref); err != nil {
+			return err
+		}
 	}
 	return nil
-}
-
-// ImportCSV imports a CSV file mapped by m as one transaction, a batch of
-// rows at a time, so the file is never held whole. progress, when not nil,
-// is called after each batch with the rows read so far.
-func ImportCSV(ctx context.Context, st operation.Store, r io.Reader, m *mcsv.Mapping, progress func(rows int)) (*Report, error) {
-	var rep *Report
-	err := st.Transact(ctx, func(tx operation.Store) error {
-		// The store may run the unit again: start the count afresh.
-		rep = &Report{}
-		csvIm, err := mcsv.NewImporter(r, m, csvBatch)
-		if err != nil {
-			return operation.Errorf(http.StatusBadRequest, "invalid", "line 1", "%v", err)
-		}
-		rows := 0
-		for {
-			res, err := csvIm.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return operation.Errorf(http.StatusBadRequest, "invalid", "", "%v", err)
-			}
-			if res.Bundle == nil && !res.Failed() {
-				rep.Issues = append(rep.Issues, res.Issues...)
-				continue
-			}
-			if err := rep.apply(ctx, tx, *res); err != nil {
-				return err
-			}
-			rows += csvBatch
-			if progress != nil {
-				progress(rows)
-			}
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return rep, nil
 }
 
 // refusal is the 400 of a payload with errors: every issue, each at its
@@ -249,8 +249,8 @@ func refusal(issues []mappers.Issue) error {
 // AA when applied, and 400 with an AE or AR naming where when the message
 // is refused. A write refused (an access decision, a validation) answers
 // as any refused write does.
-func (im *Importer) importHL7v2(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
-	ack, err := ApplyHL7v2(ctx, inv.Store, inv.Body, im.now())
+func (im *Importer) importHL7v2(ctx context.Context, st operation.Store, msg []byte) (*operation.Result, error) {
+	ack, err := ApplyHL7v2(ctx, st, msg, im.now())
 	switch {
 	case err == errRefused:
 		return &operation.Result{Status: http.StatusBadRequest, Body: ack, ContentType: HL7v2MediaType}, nil
@@ -259,6 +259,11 @@ func (im *Importer) importHL7v2(ctx context.Context, inv *operation.Invocation) 
 	}
 	return &operation.Result{Body: ack, ContentType: HL7v2MediaType}, nil
 }
+
+// errAgain is the answer to a store that runs an import's unit of work
+// again (a MongoDB transaction that met another's write): the body was
+// read, and the entries rewritten, for the first run.
+var errAgain = operation.Errorf(http.StatusServiceUnavailable, "transient", "", "the import met a concurrent write and was not applied: send it again")
 
 // errRefused is the error of a message refused for what it holds.
 var errRefused = errors.New("importop: the message is refused")
@@ -272,36 +277,17 @@ func ApplyHL7v2(ctx context.Context, st operation.Store, msg []byte, now time.Ti
 	if m.Message == nil || m.Rejected || m.Failed() || m.Bundle == nil {
 		return m.Acknowledge(nil, now), errRefused
 	}
+	// A message already applied is acknowledged again, not applied twice.
+	if v, err := st.Read(ctx, hl7v2.ReceiptType, hl7v2.ReceiptID(hl7v2.SeenKey(m.Message))); err == nil && !v.Deleted {
+		return m.Acknowledge(nil, now), nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return m.Acknowledge(err, now), err
+	}
+	m.AddReceipt(now)
 	if _, err := st.Transaction(ctx, m.Bundle); err != nil {
 		return m.Acknowledge(err, now), err
 	}
 	return m.Acknowledge(nil, now), nil
-}
-
-// Parameters is the report as a Parameters resource: the counts, then a
-// record part per resource, then the warnings.
-func (rep *Report) Parameters() *fhir.Parameters {
-	p := &fhir.Parameters{}
-	for _, c := range []struct {
-		name string
-		n    int
-	}{{"created", rep.Created}, {"updated", rep.Updated}, {"unchanged", rep.Unchanged}} {
-		p.Parameter = append(p.Parameter, &fhir.ParametersParameter{Name: fhir.NewString(c.name), ValueInteger: fhir.NewInteger(int64(c.n))})
-	}
-	for _, r := range rep.Records {
-		p.Parameter = append(p.Parameter, &fhir.ParametersParameter{Name: fhir.NewString("record"), Part: []*fhir.ParametersParameter{
-			{Name: fhir.NewString("outcome"), ValueCode: fhir.NewCode(r.Outcome)},
-			{Name: fhir.NewString("resource"), ValueReference: &fhir.Reference{Reference: fhir.NewString(r.Reference)}},
-		}})
-	}
-	for _, is := range rep.Issues {
-		p.Parameter = append(p.Parameter, &fhir.ParametersParameter{Name: fhir.NewString("issue"), Part: []*fhir.ParametersParameter{
-			{Name: fhir.NewString("severity"), ValueCode: fhir.NewCode(string(is.Severity))},
-			{Name: fhir.NewString("location"), ValueString: fhir.NewString(is.Path)},
-			{Name: fhir.NewString("message"), ValueString: fhir.NewString(is.Message)},
-		}})
-	}
-	return p
 }
 
 // csvMapping returns the mapping the mapping parameter gives: the name of

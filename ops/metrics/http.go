@@ -4,7 +4,10 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Instrument returns next counting and timing every request it serves, by
@@ -17,6 +20,7 @@ func (r *Registry) Instrument(next http.Handler, base string, types []string) ht
 	for _, t := range types {
 		served[t] = true
 	}
+	var byLabels sync.Map // seriesKey → *series
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -25,9 +29,31 @@ func (r *Registry) Instrument(next http.Handler, base string, types []string) ht
 		if typ != "" && !served[typ] {
 			typ = "other"
 		}
-		r.requests.WithLabelValues(interaction, typ, strconv.Itoa(rec.status)).Inc()
-		r.latency.WithLabelValues(interaction, typ, strconv.Itoa(rec.status/100)+"xx").Observe(time.Since(start).Seconds())
+		// The series of a request's labels are looked up once, not by
+		// hashing its labels into each vector on every request.
+		k := seriesKey{interaction, typ, rec.status}
+		s, ok := byLabels.Load(k)
+		if !ok {
+			s, _ = byLabels.LoadOrStore(k, &series{
+				requests: r.requests.WithLabelValues(interaction, typ, strconv.Itoa(rec.status)),
+				latency:  r.latency.WithLabelValues(interaction, typ, strconv.Itoa(rec.status/100)+"xx"),
+			})
+		}
+		s.(*series).requests.Inc()
+		s.(*series).latency.Observe(time.Since(start).Seconds())
 	})
+}
+
+// seriesKey names the series of a request: its labels, bounded as
+// Instrument bounds them.
+type seriesKey struct {
+	interaction, typ string
+	status           int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 // statusRecorder remembers the status code a handler wrote.
@@ -64,19 +90,27 @@ func Classify(method, path, base string) (interaction, typ string) {
 	if !ok || (rest != "" && rest[0] != '/') {
 		return "other", ""
 	}
-	rest = strings.Trim(rest, "/")
-	var seg []string
-	if rest != "" {
-		seg = strings.Split(rest, "/")
+	// The path's segments: the first four, the last and how many, read
+	// without splitting the path into a slice of its own.
+	var seg [4]string
+	n, last := 0, ""
+	for rest = strings.Trim(rest, "/"); rest != ""; {
+		part, tail, more := strings.Cut(rest, "/")
+		if n < len(seg) {
+			seg[n] = part
+		}
+		n, last, rest = n+1, part, tail
+		if !more {
+			break
+		}
 	}
-	isOp := func(s string) bool { return strings.HasPrefix(s, "$") }
-	if len(seg) > 0 && isOp(seg[len(seg)-1]) {
-		if len(seg) == 1 {
+	if n > 0 && strings.HasPrefix(last, "$") {
+		if n == 1 {
 			return "operation", ""
 		}
 		return "operation", seg[0]
 	}
-	switch len(seg) {
+	switch n {
 	case 0:
 		switch method {
 		case http.MethodPost:

@@ -80,6 +80,9 @@ func (s *Store) Probe(ctx context.Context) error {
 		return fmt.Errorf("write probe: %w", errClosed)
 	}
 	defer func() { <-s.writerHeld }()
+	// The probe commits on its own, so a group left open for a writer to
+	// join is committed first.
+	s.commitGroup()
 	if _, err := s.wconn.ExecContext(ctx, `INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)`, time.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("write probe: %w", err)
 	}

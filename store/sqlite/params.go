@@ -179,6 +179,13 @@ func (ps *paramIDs) changedAll() {
 	ps.added = true
 }
 
+// forgetUnit drops the cache after a unit of work inside the transaction
+// was rolled back to its savepoint: it may hold changes the unit made. What
+// the units before it changed is still to be committed.
+func (ps *paramIDs) forgetUnit() {
+	clear(ps.cache)
+}
+
 // forget drops the cache after a rollback that undid changes it holds.
 func (ps *paramIDs) forget() {
 	if ps.added {

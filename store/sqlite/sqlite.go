@@ -8,8 +8,8 @@
 // parameter number and value, whose keys make every common search an index
 // range scan (search.go compiles search plans into SQL over them; schema.go
 // describes the tables). Writes go through one writer connection, used by one
-// goroutine at a time, which commits concurrent Puts together (group
-// commit); reads use a pool of reader connections, which WAL lets run
+// goroutine at a time, which commits concurrent Puts and units of work
+// together (group commit, group.go); reads use a pool of reader connections, which WAL lets run
 // alongside the writer, and a checkpointer keeps the WAL short off the write
 // path.
 package sqlite
@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -43,19 +44,21 @@ var errClosed = errors.New("store is closed")
 type Options struct {
 	// SyncFull makes every commit wait for fsync (PRAGMA synchronous=FULL).
 	//
-	// By default commits use synchronous=NORMAL, which in WAL mode appends
-	// the commit to the WAL file with write(2) and fsyncs only at
-	// checkpoints. A write that has returned from write(2) is in the
-	// operating system's page cache, which outlives the process, so every
-	// acknowledged write survives the process being killed (kill -9, a
-	// crash, an OOM kill). Only losing the operating system itself (power
-	// cut, kernel panic) can lose the last commits; the database stays
-	// consistent either way. SyncFull closes that window too, at the cost
-	// of one fsync per commit (group commit shares it between the writes
-	// that arrive together).
+	// By default (synchronous=NORMAL) a commit is appended to the WAL with
+	// write(2) and fsynced at the next checkpoint: an acknowledged write is
+	// in the operating system's page cache, which outlives the process, so
+	// it survives the process being killed (kill -9, a crash, an OOM kill),
+	// but a power cut or a kernel panic loses the commits since the last
+	// checkpoint. The database stays consistent either way. SyncFull closes
+	// that window: every commit fsyncs the WAL before it returns, so an
+	// acknowledged write survives losing power too; group commit shares
+	// that fsync between the writes and units of work that arrive together.
+	// It is not the default because it costs more than a fifth of the
+	// throughput of single creates from 8 clients (docs/benchmarks.md,
+	// "Durability: synchronous=FULL against NORMAL").
 	SyncFull bool
-	// MaxBatch is the most writes committed in one transaction; 0 means 256.
-	// 1 turns group commit off.
+	// MaxBatch is the most Puts written in one batch; 0 means 256. 1 turns
+	// group commit off: every Put and unit of work commits on its own.
 	MaxBatch int
 	// CheckpointInterval is the least time between two checkpoints, which
 	// copy committed pages from the WAL into the database file; 0 means
@@ -70,6 +73,10 @@ type Options struct {
 	// Migrated, when set, is told of each migration Open makes, such as
 	// "schema version 2 to 3: …", for the log.
 	Migrated func(line string)
+	// VFS, when set, names the registered SQLite VFS the database is opened
+	// through instead of the operating system's: tests use one that
+	// simulates power cuts.
+	VFS string
 }
 
 // Store is a store.Store kept in a SQLite database. Its methods are safe for
@@ -85,11 +92,18 @@ type Store struct {
 	txRead *reader // read statements on the writer connection, for Transact
 
 	// writerHeld holds a value while someone uses the writer connection: a
-	// Put leading a batch, a Transact, or Close, which keeps it.
+	// Put leading a batch, a Transact, the committer, or Close, which keeps
+	// it.
 	writerHeld chan struct{}
-	batch      []*putRequest // the batch being committed, under writerHeld
+	batch      []*putRequest // the batch being written, under writerHeld
 	maxBatch   int
 	quit       chan struct{} // closed by Close
+
+	// Group commit across units of work (group.go).
+	group      *group        // the writer's open transaction, under writerHeld
+	waiting    atomic.Int32  // callers waiting for the writer to join the group
+	groupOpen  chan struct{} // tells the committer a group was left open
+	commitDone chan struct{} // closed when the committer ends
 
 	qmu    sync.Mutex
 	queue  []*putRequest // Puts waiting for a batch, oldest first
@@ -142,6 +156,9 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 			"mmap_size(2147418112)", // the most this build of SQLite maps
 			fmt.Sprintf("cache_size(%d)", -1024*cacheMiB),
 		}, extra...)}
+		if opts.VFS != "" {
+			q.Set("vfs", opts.VFS)
+		}
 		return path + "?" + q.Encode()
 	}
 
@@ -154,6 +171,9 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		writerHeld: make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		maxBatch:   opts.MaxBatch,
+
+		groupOpen:  make(chan struct{}, 1),
+		commitDone: make(chan struct{}),
 
 		ckInterval: opts.CheckpointInterval,
 		committed:  make(chan struct{}, 1),
@@ -208,11 +228,13 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	}
 	s.ckdb.SetMaxOpenConns(1)
 	go s.checkpoints()
+	go s.commits()
 	return s, nil
 }
 
-// Close waits for the batch or unit of work in progress and closes the
-// database. Writes queued but not yet started fail.
+// Close waits for the batch or unit of work in progress, commits the group
+// it is in, and closes the database. Writes queued but not yet started
+// fail.
 func (s *Store) Close() error {
 	var err error
 	s.close.Do(func() {
@@ -226,6 +248,8 @@ func (s *Store) Close() error {
 		for _, req := range queued {
 			req.answer(errClosed)
 		}
+		s.commitGroup()
+		<-s.commitDone
 		<-s.ckDone
 		err = s.closeAll()
 	})
@@ -298,10 +322,11 @@ func (s *Store) Put(ctx context.Context, w *store.Write) error {
 }
 
 // PutGated implements store.GatedWriter. A write that finds the writer
-// free begins at once, and its transaction waits for ready before it
-// commits: the caller's checks run while the engine inserts. A write that
-// would join a batch waits for ready before it queues instead, so that no
-// batch ever waits on a check while the writer is in demand.
+// free begins at once, and its unit of work waits for ready before it is
+// kept in the group (and so before any commit holds it): the caller's
+// checks run while the engine inserts. A write that would join a batch
+// waits for ready before it queues instead, so that no batch ever waits on
+// a check while the writer is in demand.
 func (s *Store) PutGated(ctx context.Context, w *store.Write, ready func() error) error {
 	defer s.observe("put", time.Now())
 	if err := s.putGated(ctx, w, ready); err != nil {
@@ -316,12 +341,12 @@ func (s *Store) put(ctx context.Context, w *store.Write) error {
 	return s.putGated(ctx, w, nil)
 }
 
-// writerIdle reports whether no write is queued or being committed: a
-// moment's view, good only as a hint.
+// writerIdle reports whether no write is queued, waiting for the writer
+// or holding it: a moment's view, good only as a hint.
 func (s *Store) writerIdle() bool {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
-	return len(s.queue) == 0 && len(s.writerHeld) == 0
+	return len(s.queue) == 0 && len(s.writerHeld) == 0 && s.waiting.Load() == 0
 }
 
 func (s *Store) putGated(ctx context.Context, w *store.Write, ready func() error) error {
@@ -342,48 +367,49 @@ func (s *Store) putGated(ctx context.Context, w *store.Write, ready func() error
 	}
 	s.queue = append(s.queue, req)
 	s.qmu.Unlock()
+	s.waiting.Add(1)
 	select {
 	case <-req.answered:
+		s.waiting.Add(-1)
 	case s.writerHeld <- struct{}{}:
-		answered := s.lead(req)
-		<-s.writerHeld
-		if !answered {
-			<-req.answered
-		}
+		s.waiting.Add(-1)
+		s.lead(req)
+		s.release()
+		<-req.answered
 	case <-ctx.Done():
+		s.waiting.Add(-1)
 		// req stays queued; the next leader skips it.
 		return ctx.Err()
 	}
 	return req.err
 }
 
-// Transact implements store.Store with a SQLite transaction on the writer
-// connection: puts wait while fn runs, reads from other goroutines do not
-// (they see the state before the transaction until it commits). fn must use
-// tx, not s: a Put on s from inside fn waits for fn to return.
+// Transact implements store.Store with a unit of work on the writer
+// connection, a savepoint in the writer's group (group.go): puts wait while
+// fn runs, reads from other goroutines do not (they see the state before
+// the unit until its group commits). fn must use tx, not s: a Put on s from
+// inside fn waits for fn to return. Transact returns once the group has
+// committed.
 func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) (err error) {
 	defer s.observe("transact", time.Now())
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("sqlite: transact: %w", err)
 	}
-	select {
-	case s.writerHeld <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("sqlite: transact: %w", ctx.Err())
-	case <-s.quit:
-		return fmt.Errorf("sqlite: transact: %w", errClosed)
+	if err := s.awaitWriter(ctx); err != nil {
+		return fmt.Errorf("sqlite: transact: %w", err)
 	}
-	defer func() { <-s.writerHeld }()
-
-	if _, err := s.writer.begin.ExecContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: transact: begin: %w", err)
+	g, err := s.join(ctx)
+	if err != nil {
+		s.release()
+		return fmt.Errorf("sqlite: transact: %w", err)
 	}
 	t := &tx{s: s}
-	committed := false
+	kept := false
 	defer func() {
-		t.end()
-		if !committed {
-			s.writer.rollback()
+		if !kept { // fn failed, or panicked
+			t.end()
+			s.leave(false)
+			s.release()
 		}
 	}()
 	if err := fn(t); err != nil {
@@ -392,13 +418,16 @@ func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) (err e
 	if err := t.end(); err != nil {
 		return fmt.Errorf("sqlite: transact: %w", err)
 	}
-	// The commit is not cancelled with ctx: fn's work is done and
-	// committing it is quick.
-	if err := s.writer.commit(context.Background()); err != nil {
-		return fmt.Errorf("sqlite: transact: commit: %w", err)
+	kept = true
+	err = s.leave(true)
+	s.release()
+	if err != nil {
+		return fmt.Errorf("sqlite: transact: %w", err)
 	}
-	committed = true
-	s.notifyCommit()
+	<-g.done
+	if g.err != nil {
+		return fmt.Errorf("sqlite: transact: %w", g.err)
+	}
 	return nil
 }
 

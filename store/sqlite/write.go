@@ -12,11 +12,13 @@ import (
 // writer holds the write statements, prepared once on the writer connection.
 type writer struct {
 	begin, commitStmt, rollbackStmt *sql.Stmt
-	current, insertVersion          *sql.Stmt
-	supersede                       *sql.Stmt
-	insertResource, updateResource  *sql.Stmt
-	recomputeDates                  *sql.Stmt
-	index                           *indexStmts
+	// A savepoint around each unit of work of a group (group.go).
+	savepoint, releaseSavepoint, rollbackToSavepoint *sql.Stmt
+	current, insertVersion                           *sql.Stmt
+	supersede                                        *sql.Stmt
+	insertResource, updateResource                   *sql.Stmt
+	recomputeDates                                   *sql.Stmt
+	index                                            *indexStmts
 }
 
 func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, error) {
@@ -30,6 +32,9 @@ func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, e
 		{&w.begin, `BEGIN IMMEDIATE`},
 		{&w.commitStmt, `COMMIT`},
 		{&w.rollbackStmt, `ROLLBACK`},
+		{&w.savepoint, `SAVEPOINT unit`},
+		{&w.releaseSavepoint, `RELEASE unit`},
+		{&w.rollbackToSavepoint, `ROLLBACK TO unit`},
 		{&w.current, `SELECT rid, version, seq FROM resources WHERE type = ? AND id = ?`},
 		{&w.insertVersion, `INSERT INTO versions (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, ?, ?)`},
 		{&w.supersede, `UPDATE versions SET superseded_at = ? WHERE seq = ?`},
@@ -55,7 +60,7 @@ func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, e
 }
 
 func (w *writer) close() {
-	for _, s := range []*sql.Stmt{w.begin, w.commitStmt, w.rollbackStmt, w.current, w.insertVersion,
+	for _, s := range []*sql.Stmt{w.begin, w.commitStmt, w.rollbackStmt, w.savepoint, w.releaseSavepoint, w.rollbackToSavepoint, w.current, w.insertVersion,
 		w.supersede, w.insertResource, w.updateResource, w.recomputeDates} {
 		if s != nil {
 			s.Close()
@@ -153,9 +158,10 @@ func (w *writer) put(ctx context.Context, wr *store.Write) error {
 type putRequest struct {
 	ctx      context.Context
 	w        *store.Write
-	ready    func() error  // when set, w commits only once it returns nil (see PutGated)
+	ready    func() error  // when set, w is kept only once it returns nil (see PutGated)
+	applied  bool          // w is in the open group, waiting for its commit
 	err      error         // the outcome, once answered is closed
-	answered chan struct{} // closed once the batch holding w has committed
+	answered chan struct{} // closed once the group holding w has committed
 }
 
 func (r *putRequest) answer(err error) {
@@ -163,25 +169,27 @@ func (r *putRequest) answer(err error) {
 	close(r.answered)
 }
 
-// lead commits the queued writes, in batches in arrival order, until req
-// has its outcome. The caller holds the writer. It returns false if req
-// left the queue without an outcome, which only Close does; Close then
-// answers req itself once the caller lets the writer go.
+// lead writes the queued Puts into the writer's group (group.go), in
+// batches in arrival order, until req is among them. The caller holds the
+// writer, and lets it go with release, which commits the group or hands it
+// on; req is answered once the group has committed. lead returns early if
+// req has left the queue without being written, which only Close does;
+// Close then answers req itself.
 //
 // This is group commit without a writer goroutine: whoever gets the writer
-// commits, in one transaction and one WAL append, every write that queued up
-// while the previous batch was committing. A lone writer commits its own
-// write on its own goroutine, with no hand-over; under load, batches grow by
+// writes every Put that queued up while the previous holder had it, in one
+// batch inside one savepoint. A lone writer commits its own write on its
+// own goroutine with no hand-over; under load, batches and groups grow by
 // themselves. Each caller still learns its own outcome, and only after the
-// commit. A leader stops once its own write is answered: the owners of the
+// commit. A leader stops once its own write is in: the owners of the
 // writes still queued are each waiting for the writer, so one of them takes
 // over (an owner whose context ended has left; a later leader skips its
 // write).
-func (s *Store) lead(req *putRequest) bool {
-	for {
+func (s *Store) lead(req *putRequest) {
+	for !req.applied {
 		select {
 		case <-req.answered:
-			return true
+			return
 		default:
 		}
 		s.qmu.Lock()
@@ -192,70 +200,70 @@ func (s *Store) lead(req *putRequest) bool {
 		s.queue = s.queue[:rest]
 		s.qmu.Unlock()
 		if n == 0 {
-			return false
+			return
 		}
-		s.commitBatch(s.batch)
+		s.writeBatch(s.batch)
 		clear(s.batch)
 	}
 }
 
-// commitBatch commits batch and tells each caller its outcome. If something
-// other than a conflict goes wrong, it retries the writes one by one so that
-// one bad write cannot fail the others.
-func (s *Store) commitBatch(batch []*putRequest) {
+// writeBatch writes batch into the writer's group. If something other
+// than a conflict goes wrong, it retries the writes one by one so that one
+// bad write cannot fail the others; a write that fails on its own is
+// answered at once, the others when the group commits.
+func (s *Store) writeBatch(batch []*putRequest) {
 	if err := s.applyBatch(batch); err != nil {
 		if len(batch) == 1 {
 			batch[0].answer(err)
 			return
 		}
 		for i := range batch {
-			s.commitBatch(batch[i : i+1])
+			s.writeBatch(batch[i : i+1])
 		}
 		return
 	}
 	for _, req := range batch {
-		req.answer(req.err)
+		req.applied = true
 	}
+	s.group.puts = append(s.group.puts, batch...)
 }
 
-// applyBatch runs batch in one transaction. Statements run under a
-// background context: the transaction is shared, so no one caller's
-// cancellation may abort it; a caller that has gone is skipped instead.
-func (s *Store) applyBatch(batch []*putRequest) (err error) {
+// applyBatch runs batch as one unit of work in the writer's group.
+// Statements run under a background context: the transaction is shared,
+// so no one caller's cancellation may abort it; a caller that has gone is
+// skipped instead.
+func (s *Store) applyBatch(batch []*putRequest) error {
 	ctx := context.Background()
-	w := s.writer
-	if _, err := w.begin.ExecContext(ctx); err != nil {
+	if _, err := s.join(ctx); err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			w.rollback()
-		}
-	}()
+	var err error
 	for _, req := range batch {
 		if req.err = req.ctx.Err(); req.err != nil {
 			continue
 		}
-		req.err = w.put(ctx, req.w)
+		req.err = s.writer.put(ctx, req.w)
 		var conflict *store.ConflictError
 		if req.err != nil && !errors.As(req.err, &conflict) {
-			return req.err
+			err = req.err
+			break
 		}
 	}
-	// A gated write refused now fails the batch, which commitBatch then
+	// A gated write refused now fails the batch, which writeBatch then
 	// retries write by write: its write alone is left out.
 	for _, req := range batch {
+		if err != nil {
+			break
+		}
 		if req.ready == nil || req.err != nil {
 			continue
 		}
 		if req.err = req.ready(); req.err != nil {
-			return req.err
+			err = req.err
 		}
 	}
-	if err = w.commit(ctx); err != nil {
-		return err
+	if lerr := s.leave(err == nil); err == nil {
+		err = lerr
 	}
-	s.obs.Commit(len(batch))
-	s.notifyCommit()
-	return nil
+	return err
 }

@@ -4,6 +4,7 @@
 package authtest
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,6 +17,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"carefhir/server/auth"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -174,4 +177,32 @@ func Assertion(clientID, tokenURL string) map[string]any {
 		"iss": clientID, "sub": clientID, "aud": tokenURL,
 		"exp": now.Add(4 * time.Minute).Unix(), "jti": rand.Text(),
 	}
+}
+
+// Service returns the authorisation of a server at base that trusts
+// tokens from issuer signed by the ES256 key it also returns: an auth file
+// naming the issuer and its JWKS, and a keyring for the server's own
+// tokens, all in a temporary directory.
+func Service(tb testing.TB, issuer, base string) (*auth.Service, *Key) {
+	tb.Helper()
+	idp := NewKey(tb, jwa.ES256())
+	dir := tb.TempDir()
+	WriteJWKS(tb, dir, "idp.jwks.json", idp)
+	file := filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(file, []byte("issuers:\n  - issuer: "+issuer+"\n    jwks: idp.jwks.json\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	cfg, err := auth.Load(file)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	keys, err := auth.OpenKeyring(filepath.Join(dir, auth.KeyringFile), time.Now())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc, err := auth.New(context.Background(), cfg, auth.Options{BaseURL: base, Keyring: keys})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return svc, idp
 }

@@ -1,9 +1,33 @@
-package store
+package query
 
 import (
 	"strings"
 	"time"
 )
+
+// Index holds the normalised search values of one resource version. Only the
+// current, non-deleted version of a resource is searchable.
+//
+// Values are normalised by the search layer, the same way for every engine
+// and for the query side, so engines compare them as they are (see index.go).
+type Index struct {
+	Tokens     []Token
+	Strings    []String
+	Dates      []Date
+	Numbers    []Number
+	Quantities []Quantity
+	References []Reference
+	URIs       []URI
+	Composites []Composite
+}
+
+// Token is one token search value, e.g. an identifier or a coded value:
+// parameter name, system (may be empty) and code, normalised by the caller.
+type Token struct {
+	Param  string
+	System string
+	Code   string
+}
 
 // Index values beyond tokens. Values that a parameter's modifiers search
 // separately are indexed under a derived parameter name "param:modifier":

@@ -1,0 +1,88 @@
+package hl7v2
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"carefhir/fhir"
+	"carefhir/mappers"
+)
+
+// ReceiptType is the resource type of a message's receipt: the
+// Provenance that records, among the message's own writes, that the
+// message was applied, and where its writes came from.
+const ReceiptType = "Provenance"
+
+// controlIDSystem prefixes the system of the identifier of a message in
+// its receipt: the system names the sender, the value is the control id.
+const controlIDSystem = "urn:hl7v2:control-id:"
+
+// ReceiptID returns the id of the receipt of the message whose Seen key
+// (SeenKey) is key: derived from the key, so that the same sender and
+// control id always name the same receipt.
+func ReceiptID(key string) string {
+	return strings.TrimPrefix(mappers.StableID("hl7v2-receipt", key), "urn:uuid:")
+}
+
+// AddReceipt adds to the message's Bundle the write of its receipt, a
+// Provenance with the id ReceiptID gives, recorded at now: its targets are
+// the patients the message writes, its agent the sending application and
+// facility, and its source entity the message, by control id. Written in
+// the same transaction as the message's writes, the receipt exists
+// exactly when they were stored, so a store that keeps it remembers which
+// messages were applied across restarts (see ReceiptSeen). It does nothing
+// to a message without a Bundle.
+func (im *Imported) AddReceipt(now time.Time) {
+	if im.Message == nil || im.Bundle == nil || len(im.Bundle.Entry) == 0 {
+		return
+	}
+	msh := im.Message.Segments[0]
+	key := SeenKey(im.Message)
+	id := ReceiptID(key)
+	sender := strings.TrimSpace(msh.Get(3, 1) + " " + msh.Get(4, 1))
+	if sender == "" {
+		sender = "unnamed HL7 v2 sender"
+	}
+	p := &fhir.Provenance{
+		Recorded: fhir.NewInstant(now.UTC().Format("2006-01-02T15:04:05.000Z")),
+		Agent:    []*fhir.ProvenanceAgent{{Who: &fhir.Reference{Display: fhir.NewString(sender)}}},
+		Entity: []*fhir.ProvenanceEntity{{Role: fhir.NewCode("source"), What: &fhir.Reference{
+			Identifier: &fhir.Identifier{System: fhir.NewUri(controlIDSystem + msh.Get(3, 1) + "|" + msh.Get(4, 1)), Value: fhir.NewString(msh.Get(10, 1))},
+			Display:    fhir.NewString("HL7 v2 " + msh.Get(9, 1) + "^" + im.Event + " " + im.ControlID),
+		}}},
+	}
+	p.SetID(id)
+	for _, e := range im.Bundle.Entry {
+		if e.Resource != nil && e.Resource.ResourceType() == "Patient" {
+			p.Target = append(p.Target, mappers.Ref(e.FullUrl.Get()))
+		}
+	}
+	if len(p.Target) == 0 {
+		p.Target = []*fhir.Reference{mappers.Ref(im.Bundle.Entry[0].FullUrl.Get())}
+	}
+	im.Bundle.Entry = append(im.Bundle.Entry, &fhir.BundleEntry{
+		FullUrl:  fhir.NewUri(mappers.StableID(ReceiptType, id)),
+		Resource: p,
+		Request:  &fhir.BundleEntryRequest{Method: fhir.NewCode("PUT"), Url: fhir.NewUri(ReceiptType + "/" + id)},
+	})
+}
+
+// ReceiptSeen is the Seen of a host whose Apply adds each message's
+// receipt (AddReceipt) to its writes: a message was applied when its
+// receipt is stored. Exists reports whether the store holds the receipt
+// of that id. Lookup answers a message seen with no acknowledgement of its
+// own, so the Handler acknowledges it anew; Remember does nothing, the
+// receipt being written with the message.
+type ReceiptSeen struct {
+	Exists func(ctx context.Context, id string) (bool, error)
+}
+
+// Lookup implements Seen.
+func (s ReceiptSeen) Lookup(ctx context.Context, key string) ([]byte, bool, error) {
+	ok, err := s.Exists(ctx, ReceiptID(key))
+	return nil, ok, err
+}
+
+// Remember implements Seen.
+func (ReceiptSeen) Remember(context.Context, string, []byte) error { return nil }

@@ -1,0 +1,219 @@
+package importop
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/operation"
+)
+
+// lookupChunk bounds the identifiers one search of settle asks for.
+const lookupChunk = 100
+
+// keyed is an entry of a mapper's Bundle written conditionally on one
+// identifier: a conditional update (PUT Type?identifier=s|v) or create
+// (POST with If-None-Exist: identifier=s|v).
+type keyed struct {
+	entry *fhir.BundleEntry
+	typ   string
+	token string // system|value
+	// match is the id of the one resource holding the identifier, and
+	// json its current version; both empty when none does.
+	match string
+	json  []byte
+	many  bool // more than one resource holds the identifier
+}
+
+// settle looks up, a chunk at a time, the resources the conditional
+// entries of b are keyed on, instead of one search per entry, and
+// rewrites the entries so that the transaction need not search again: a
+// conditional update whose identifier matches nothing becomes a create; one
+// that matches a resource becomes an update of that resource, or, when
+// the resource already holds what the entry writes, a conditional create
+// on its id, which writes nothing (the same content makes no new
+// version). Entries whose identifier more than one resource holds are
+// left as they are, for the transaction to refuse as any client's, and so
+// are all entries when the unit of work cannot search what it wrote.
+func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) error {
+	var entries []*keyed
+	byType := map[string][]*keyed{}
+	for _, e := range b.Entry {
+		k := keyOf(e)
+		if k == nil {
+			continue
+		}
+		entries = append(entries, k)
+		byType[k.typ] = append(byType[k.typ], k)
+	}
+	for typ, ks := range byType {
+		for len(ks) > 0 {
+			n := min(len(ks), lookupChunk)
+			if err := lookup(ctx, tx, typ, ks[:n]); err != nil {
+				return err
+			}
+			ks = ks[n:]
+		}
+	}
+	// The references a resource written holds once stored: each full URL
+	// of an entry whose resource is found, as Type/id.
+	refs := map[string]string{}
+	for _, k := range entries {
+		if k.match != "" {
+			refs[k.entry.FullUrl.Get()] = k.typ + "/" + k.match
+		}
+	}
+	for _, k := range entries {
+		if k.entry.Request.Method.Get() != "PUT" || k.many {
+			continue
+		}
+		req := k.entry.Request
+		if k.match == "" {
+			req.Method, req.Url = fhir.NewCode("POST"), fhir.NewUri(k.typ)
+			continue
+		}
+		k.entry.Resource.SetID(k.match)
+		same, err := holds(k.json, k.entry.Resource, refs)
+		if err != nil {
+			return err
+		}
+		if same {
+			req.Method, req.Url, req.IfNoneExist = fhir.NewCode("POST"), fhir.NewUri(k.typ), fhir.NewString("_id="+k.match)
+			continue
+		}
+		req.Url = fhir.NewUri(k.typ + "/" + k.match)
+	}
+	return nil
+}
+
+// keyOf returns the identifier e is written conditionally on, or nil.
+func keyOf(e *fhir.BundleEntry) *keyed {
+	if e.Request == nil || e.Resource == nil {
+		return nil
+	}
+	var query string
+	switch e.Request.Method.Get() {
+	case "PUT":
+		_, query, _ = strings.Cut(e.Request.Url.Get(), "?")
+	case "POST":
+		query = e.Request.IfNoneExist.Get()
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil || len(q) != 1 || len(q["identifier"]) != 1 {
+		return nil
+	}
+	return &keyed{entry: e, typ: e.Resource.ResourceType(), token: q["identifier"][0]}
+}
+
+// lookup finds the resources of typ holding the identifiers of ks.
+func lookup(ctx context.Context, tx operation.Store, typ string, ks []*keyed) error {
+	tokens := make([]string, len(ks))
+	byToken := make(map[string][]*keyed, len(ks))
+	for i, k := range ks {
+		tokens[i] = searchEscaper.Replace(k.token)
+		byToken[k.token] = append(byToken[k.token], k)
+	}
+	// Twice the identifiers: a page that is full still tells which
+	// identifiers more than one resource holds.
+	page, err := tx.Search(ctx, typ, url.Values{"identifier": {strings.Join(tokens, ",")}, "_count": {strconv.Itoa(2 * len(ks))}})
+	if errors.Is(err, errors.ErrUnsupported) {
+		// A unit of work that cannot search what it wrote (MongoDB
+		// without transactions): every entry is left to the transaction,
+		// whose conditional writes search one at a time.
+		for _, k := range ks {
+			k.many = true
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("importop: looking up %s by identifier: %w", typ, err)
+	}
+	if page.Next != "" {
+		// Too many matches to tell: every entry is left to the transaction.
+		for _, k := range ks {
+			k.many = true
+		}
+		return nil
+	}
+	for _, v := range page.Matches {
+		var held struct {
+			Identifier []struct{ System, Value string }
+		}
+		if err := json.Unmarshal(v.JSON, &held); err != nil {
+			return fmt.Errorf("importop: reading %s/%s: %w", typ, v.ID, err)
+		}
+		for _, id := range held.Identifier {
+			for _, k := range byToken[id.System+"|"+id.Value] {
+				if k.match != "" && k.match != v.ID {
+					k.many = true
+				}
+				k.match, k.json = v.ID, v.JSON
+			}
+		}
+	}
+	return nil
+}
+
+// searchEscaper escapes what separates values in a token search: the
+// system|value of an identifier keeps its one bar.
+var searchEscaper = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `$`, `\$`)
+
+// holds reports whether stored, the JSON of a version, holds what res
+// would write once its references to other entries (full URLs) are
+// resolved by refs: the same resource but for meta.
+func holds(stored []byte, res fhir.Resource, refs map[string]string) (bool, error) {
+	cur, err := fhirjson.Unmarshal(stored)
+	if err != nil {
+		return false, fmt.Errorf("importop: reading %s/%s: %w", res.ResourceType(), res.GetID(), err)
+	}
+	cur.SetMeta(nil)
+	want, err := fhirjson.Marshal(cur)
+	if err != nil {
+		return false, err
+	}
+	meta := res.GetMeta()
+	res.SetMeta(nil)
+	got, err := fhirjson.Marshal(res)
+	res.SetMeta(meta)
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(want, resolve(got, refs)), nil
+}
+
+// resolve replaces in js each reference to a full URL refs knows by the
+// reference it stands for.
+func resolve(js []byte, refs map[string]string) []byte {
+	const prefix = `"urn:uuid:`
+	var out []byte
+	rest := js
+	for {
+		i := bytes.Index(rest, []byte(prefix))
+		if i < 0 {
+			break
+		}
+		end := bytes.IndexByte(rest[i+1:], '"')
+		if end < 0 {
+			break
+		}
+		urn := string(rest[i+1 : i+1+end])
+		if ref, ok := refs[urn]; ok {
+			out = append(out, rest[:i+1]...)
+			out = append(out, ref...)
+		} else {
+			out = append(out, rest[:i+1+end]...)
+		}
+		rest = rest[i+1+end:]
+	}
+	if out == nil {
+		return js
+	}
+	return append(out, rest...)
+}

@@ -1,0 +1,45 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"testing"
+)
+
+// TestMetadataFromCache: the CapabilityStatement is built once for each
+// base URL. What it states comes from the server's routes and bundled
+// definitions alone: a SearchParameter stored through the API is a record,
+// not a parameter the server searches by, so the statement served from the
+// cache stays true after one is written.
+func TestMetadataFromCache(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		first := c.do("GET", "/metadata", "").want(t, http.StatusOK).body
+		c.create("SearchParameter", `{"resourceType":"SearchParameter","url":"https://example.org/SearchParameter/nickname",
+			"name":"nickname","status":"active","description":"A nickname","code":"nickname","base":["Patient"],
+			"type":"string","expression":"Patient.name.given"}`)
+		if again := c.do("GET", "/metadata", "").want(t, http.StatusOK).body; !bytes.Equal(first, again) {
+			t.Errorf("the CapabilityStatement changed after a SearchParameter was stored")
+		}
+		if bytes.Contains(first, []byte(`"nickname"`)) {
+			t.Errorf("the CapabilityStatement names a parameter it does not search by")
+		}
+		c.do("GET", "/Patient?nickname=Ann", "", "Prefer", "handling=strict").want(t, http.StatusBadRequest)
+
+		// Without a configured base URL each Host gets a statement naming it.
+		req, err := http.NewRequest("GET", c.base+"/metadata", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "other.example:8080"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if !bytes.Contains(body, []byte(`"url":"http://other.example:8080/fhir/metadata"`)) || bytes.Contains(body, []byte(c.base)) {
+			t.Errorf("metadata asked of other.example:8080 names another base:\n%.300s", body)
+		}
+	})
+}

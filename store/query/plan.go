@@ -1,0 +1,285 @@
+// Package query holds what the search layer and the storage engines agree
+// on: the search values of a resource version (Index), extracted and
+// normalised by fhir/search when a resource is written, and the search plan
+// (Query) it compiles FHIR search parameters into, which engines execute
+// against those values. Match evaluates a clause in memory.
+//
+// It imports nothing of carefhir, so that fhir/search and store both use it
+// without either importing the other; package store names its types too
+// (store.Query is query.Query).
+package query
+
+import (
+	"slices"
+	"time"
+)
+
+// Query selects the current, non-deleted versions of one resource type: it
+// is the backend-neutral search plan that the search layer compiles FHIR
+// search parameters into and that engines execute.
+type Query struct {
+	Type  string
+	Where []Clause // all must hold (AND)
+	Count int      // at most this many results; 0 means no limit
+
+	// Sort orders the results by these keys, then by id; empty means by id.
+	Sort []SortKey
+	// Cursor continues a search after the page that returned it.
+	Cursor string
+	// Total asks for the number of matches over all pages.
+	Total Total
+	// Include and RevInclude add the resources that matches reference, or
+	// that reference matches, to a page (store.Page.Included).
+	Include    []Include
+	RevInclude []Include
+}
+
+// Clause holds when any of its matches holds (OR) for its parameter. A
+// clause carries one kind of match (Tokens, Strings, Dates, Numbers,
+// Quantities, References, URIs or Composites), or is a Presence test, a
+// Chain, a Has or an Any. The parameter "_id" matches the resource id against the
+// Code of Tokens; "_lastUpdated" matches Dates against the version's
+// lastUpdated.
+type Clause struct {
+	Param  string
+	Tokens []TokenMatch
+	// Not inverts the clause: it holds when none of its matches holds,
+	// including when the parameter has no value (token :not, prefix ne).
+	Not        bool
+	Presence   Presence
+	Strings    []StringMatch
+	Dates      []DateMatch
+	Numbers    []NumberMatch
+	Quantities []QuantityMatch
+	References []ReferenceMatch
+	URIs       []URIMatch
+	Composites []CompositeMatch
+	// Chain holds when the parameter, a reference, points to a resource that
+	// the chained query selects.
+	Chain *Chain
+	// Has holds when a resource that Has selects references this one.
+	Has *Has
+	// Any holds when any of its clauses holds, whatever their parameters
+	// (e.g. a compartment: subject or performer is the Patient).
+	Any []Clause
+}
+
+// TokenMatch matches a Token of the clause's parameter. The FHIR forms map
+// as: "system|code" (both set), "|code" (System "" and not AnySystem), "code"
+// (AnySystem), "system|" (AnyCode).
+type TokenMatch struct {
+	System    string
+	AnySystem bool
+	Code      string
+	AnyCode   bool
+}
+
+// Presence tests whether a parameter has a value (:missing).
+type Presence int
+
+// The presence tests.
+const (
+	PresenceAny Presence = iota // no test
+	Missing                     // :missing=true: the parameter has no value
+	Present                     // :missing=false: it has at least one
+)
+
+// Prefix is the comparator of an ordered search value (FHIR R4 search,
+// 3.1.1.4.6).
+type Prefix string
+
+// The prefixes of ordered values.
+const (
+	Eq Prefix = "eq"
+	Ne Prefix = "ne"
+	Gt Prefix = "gt"
+	Lt Prefix = "lt"
+	Ge Prefix = "ge"
+	Le Prefix = "le"
+	Sa Prefix = "sa"
+	Eb Prefix = "eb"
+	Ap Prefix = "ap"
+)
+
+// StringMode is how a string match compares.
+type StringMode int
+
+// The string modes.
+const (
+	StringPrefix   StringMode = iota // the normalised value starts with Value
+	StringExact                      // the value as written equals Value
+	StringContains                   // the normalised value contains Value
+)
+
+// StringMatch matches a String of the clause's parameter.
+type StringMatch struct {
+	Mode  StringMode
+	Value string // normalised, but as written for StringExact
+}
+
+// DateMatch compares a Date of the parameter, by Prefix, with [Low, High]:
+// the range of the search value at its precision, both ends included. For
+// Ap the range comes widened already, and a value matches when it overlaps.
+//
+// Prefix semantics on a value [lo, hi]: Eq lo >= Low and hi <= High; Gt
+// hi > High; Lt lo < Low; Ge hi >= Low; Le lo <= High; Sa lo > High; Eb
+// hi < Low; Ap lo <= High and hi >= Low. Ne is Eq in a Not clause.
+type DateMatch struct {
+	Prefix    Prefix
+	Low, High time.Time
+}
+
+// NumberMatch compares a Number of the parameter with a search value: Value,
+// and [Low, High), the range its precision implies (for Ap, widened).
+//
+// Prefix semantics on a value v: Eq and Ap Low <= v < High; Gt v > Value;
+// Lt v < Value; Ge v >= Value; Le v <= Value; Sa as Gt, Eb as Lt. Ne is Eq
+// in a Not clause.
+type NumberMatch struct {
+	Prefix    Prefix
+	Value     float64
+	Low, High float64
+}
+
+// QuantityMatch is a NumberMatch on a Quantity, restricted to a unit when
+// Code is set: System and Code equal, or, with System "", Code equals the
+// quantity's code or its displayed unit.
+type QuantityMatch struct {
+	NumberMatch
+	System string
+	Code   string
+}
+
+// ReferenceMatch matches a Reference of the parameter: by URL when set, else
+// by ID and, when set, Type.
+type ReferenceMatch struct {
+	Type string
+	ID   string
+	URL  string
+}
+
+// URIMode is how a uri match compares.
+type URIMode int
+
+// The uri modes.
+const (
+	URIExact URIMode = iota
+	URIBelow         // the value starts with the search value
+	URIAbove         // the search value starts with the value
+)
+
+// URIMatch matches a URI of the parameter.
+type URIMatch struct {
+	Mode  URIMode
+	Value string
+}
+
+// CompositeMatch matches a Composite of the parameter with equal Parts and,
+// when set, a Quantity or Date that meets Quantity or Date.
+type CompositeMatch struct {
+	Parts    []string
+	Quantity *QuantityMatch
+	Date     *DateMatch
+}
+
+// Chain is a chained search: the referenced resource is of one of Types and
+// matches Where.
+type Chain struct {
+	Types []string
+	Where []Clause
+}
+
+// Has is a reverse chain (_has): a resource of Type that matches Where
+// references the searched resource through its parameter Param.
+type Has struct {
+	Type  string
+	Param string
+	Where []Clause
+}
+
+// SortKey orders results by a parameter: ascending by each resource's
+// smallest value, descending by its largest (for dates, the start and the end
+// of their ranges). A resource without a value sorts below every value: first
+// ascending, last descending. "_id" and "_lastUpdated" sort by the
+// resource's own. Ties are broken by id, ascending.
+type SortKey struct {
+	Param string
+	Desc  bool
+}
+
+// Total is how a search counts its matches.
+type Total int
+
+// The totals.
+const (
+	TotalNone     Total = iota // no count
+	TotalEstimate              // a count the engine may estimate
+	TotalAccurate              // the exact number of matches
+)
+
+// Include names references to follow from a page's resources. As an
+// Include: parameter Param ("*" for all) of the page's resources of Type,
+// to resources of Target if set. As a RevInclude: resources of Type whose
+// parameter Param references a page's resource. Iterate applies the rule to
+// the included resources too.
+type Include struct {
+	Type    string
+	Param   string
+	Target  string
+	Iterate bool
+}
+
+// Bound is one comparison a value must pass: Op ("<", "<=", ">" or ">=")
+// against At, on the value's High end or its low end (numbers have one).
+type Bound struct {
+	High bool
+	Op   string
+	At   any // time.Time for dates, float64 for numbers
+}
+
+// Bounds returns the comparisons that together say m on a date value.
+func (m DateMatch) Bounds() []Bound {
+	switch m.Prefix {
+	case Gt:
+		return []Bound{{true, ">", m.High}}
+	case Lt:
+		return []Bound{{false, "<", m.Low}}
+	case Ge:
+		return []Bound{{true, ">=", m.Low}}
+	case Le:
+		return []Bound{{false, "<=", m.High}}
+	case Sa:
+		return []Bound{{false, ">", m.High}}
+	case Eb:
+		return []Bound{{true, "<", m.Low}}
+	case Ap:
+		return []Bound{{false, "<=", m.High}, {true, ">=", m.Low}}
+	}
+	return []Bound{{false, ">=", m.Low}, {true, "<=", m.High}}
+}
+
+// Bounds returns the comparisons that together say m on a number.
+func (m NumberMatch) Bounds() []Bound {
+	switch m.Prefix {
+	case Gt, Sa:
+		return []Bound{{Op: ">", At: m.Value}}
+	case Lt, Eb:
+		return []Bound{{Op: "<", At: m.Value}}
+	case Ge:
+		return []Bound{{Op: ">=", At: m.Value}}
+	case Le:
+		return []Bound{{Op: "<=", At: m.Value}}
+	}
+	return []Bound{{Op: ">=", At: m.Low}, {Op: "<", At: m.High}}
+}
+
+// Iterates reports whether q has an :iterate include or revinclude, which
+// follow what earlier rounds added.
+func (q *Query) Iterates() bool {
+	for _, inc := range append(slices.Clip(q.Include), q.RevInclude...) {
+		if inc.Iterate {
+			return true
+		}
+	}
+	return false
+}

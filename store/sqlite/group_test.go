@@ -1,0 +1,168 @@
+package sqlite_test
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"carefhir/store"
+	"carefhir/store/sqlite"
+	"carefhir/store/sqlite/internal/powercut"
+)
+
+// TestGroupedUnitsStandAlone runs units of work and Puts from 8 goroutines
+// at once, so that they share commits, with every third unit failing after
+// its writes and some writes conflicting: each unit that succeeded is there
+// whole, each that failed is not there at all, and a conflict or failure
+// takes nothing else with it.
+func TestGroupedUnitsStandAlone(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts sqlite.Options
+	}{
+		{"sync full", sqlite.Options{SyncFull: true}},
+		{"sync normal", sqlite.Options{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustOpen(t, t.TempDir(), tt.opts)
+			defer s.Close()
+			ctx := t.Context()
+			errAbandon := errors.New("abandoned")
+			var (
+				mu               sync.Mutex
+				kept, abandoned  []string
+				putOK, conflicts int
+				wg               sync.WaitGroup
+			)
+			for g := range 8 {
+				wg.Go(func() {
+					for i := range 30 {
+						a, b := fmt.Sprintf("u%d-%d-a", g, i), fmt.Sprintf("u%d-%d-b", g, i)
+						err := s.Transact(ctx, func(tx store.Tx) error {
+							for _, id := range []string{a, b} {
+								if err := tx.Put(ctx, patient(id, 0, `{}`)); err != nil {
+									return err
+								}
+							}
+							if i%3 == 0 {
+								return errAbandon
+							}
+							return nil
+						})
+						mu.Lock()
+						switch {
+						case err == nil:
+							kept = append(kept, a, b)
+						case errors.Is(err, errAbandon):
+							abandoned = append(abandoned, a, b)
+						default:
+							t.Errorf("unit %s: %v", a, err)
+						}
+						mu.Unlock()
+						// A Put of a new resource, and one that conflicts.
+						id := fmt.Sprintf("p%d-%d", g, i)
+						if err := s.Put(ctx, patient(id, 0, `{}`)); err != nil {
+							t.Errorf("Put %s: %v", id, err)
+						}
+						err = s.Put(ctx, patient(id, 0, `{}`))
+						var conflict *store.ConflictError
+						mu.Lock()
+						putOK++
+						if errors.As(err, &conflict) {
+							conflicts++
+						}
+						mu.Unlock()
+					}
+				})
+			}
+			wg.Wait()
+			if conflicts != putOK {
+				t.Errorf("%d of %d second creates of the same id conflicted, want all", conflicts, putOK)
+			}
+			for _, id := range kept {
+				if _, err := s.Read(ctx, "Patient", id); err != nil {
+					t.Errorf("Patient/%s of a unit that succeeded: %v", id, err)
+				}
+			}
+			for _, id := range abandoned {
+				if _, err := s.Read(ctx, "Patient", id); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("Patient/%s of a unit that failed: %v, want ErrNotFound", id, err)
+				}
+			}
+			for g := range 8 {
+				for i := range 30 {
+					if _, err := s.Read(ctx, "Patient", fmt.Sprintf("p%d-%d", g, i)); err != nil {
+						t.Errorf("Patient/p%d-%d: %v", g, i, err)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestGroupedUnitsShareFsync counts the fsyncs of the WAL while units of
+// work of one write each come from 8 goroutines at once with
+// synchronous=FULL: they share them, fewer fsyncs than units, and with
+// group commit off (MaxBatch 1) each unit has its own.
+func TestGroupedUnitsShareFsync(t *testing.T) {
+	const goroutines, each = 8, 40
+	for _, tt := range []struct {
+		name   string
+		opts   sqlite.Options
+		shared bool
+	}{
+		{"group commit", sqlite.Options{SyncFull: true}, true},
+		{"group commit off", sqlite.Options{SyncFull: true, MaxBatch: 1}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs, err := powercut.New()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fs.Close()
+			dir := t.TempDir()
+			opts := tt.opts
+			opts.VFS = fs.Name()
+			s := mustOpen(t, dir, opts)
+			wal := filepath.Join(dir, sqlite.FileName+"-wal")
+			var syncs atomic.Int64
+			fs.Watch(func(e powercut.Event, _ func() powercut.Image) {
+				if e.Path == wal && e.Op == powercut.Sync {
+					syncs.Add(1)
+				}
+			})
+			ctx := t.Context()
+			var wg sync.WaitGroup
+			for g := range goroutines {
+				wg.Go(func() {
+					for i := range each {
+						err := s.Transact(ctx, func(tx store.Tx) error {
+							return tx.Put(ctx, patient(fmt.Sprintf("g%d-%d", g, i), 0, `{}`))
+						})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			fs.Watch(nil)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Checkpoints fsync the WAL too, at most every 100 ms.
+			units, n := int64(goroutines*each), syncs.Load()
+			t.Logf("%d units of work, %d fsyncs of the WAL", units, n)
+			if tt.shared && n > units*3/4 {
+				t.Errorf("%d fsyncs of the WAL for %d units of work from %d goroutines: they do not share commits", n, units, goroutines)
+			}
+			if !tt.shared && n < units {
+				t.Errorf("%d fsyncs of the WAL for %d units of work with group commit off, want one each at least", n, units)
+			}
+		})
+	}
+}
