@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir"
+	ext "carefhir/operation"
 	"carefhir/server/access"
 	"carefhir/store"
 )
@@ -310,8 +311,11 @@ type entryResult struct {
 	// exists is set when a conditional create found its match: nothing is
 	// written and v is the match.
 	exists bool
-	v      *store.Version // the version written, deleted or read; nil if none
-	body   []byte         // what a search returns
+	// unchanged is set when a PUT's content is its target's current
+	// version: nothing is written and v is that version.
+	unchanged bool
+	v         *store.Version // the version written, deleted or read; nil if none
+	body      []byte         // what a search returns
 	// invalid is what validating res found, and stage the write of res,
 	// both prepared before the entry's turn (see prepare); stage also
 	// holds the current version of a PUT's target.
@@ -560,7 +564,7 @@ func (u *unit) create(ctx context.Context, e *entry, r *entryResult) error {
 	if r.stage.err != nil {
 		return r.stage.err
 	}
-	v, err := u.a.svc.write(ctx, u.tx, r.stage.wr)
+	v, err := u.a.svc.writePrepared(ctx, u.tx, r.stage.prepared())
 	r.v, r.status = v, http.StatusCreated
 	return err
 }
@@ -583,9 +587,9 @@ func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 	if r.invalid != nil {
 		return r.invalid
 	}
-	v, created, err := u.a.svc.updateStaged(ctx, u.tx, typ, r.id, r.res, e.ifMatch, r.stage)
-	r.v, r.status = v, http.StatusOK
-	if created {
+	v, did, err := u.a.svc.updateStaged(ctx, u.tx, typ, r.id, r.res, e.ifMatch, r.stage)
+	r.v, r.status, r.unchanged = v, http.StatusOK, did == updateUnchanged
+	if did == updateCreated {
 		r.status = http.StatusCreated
 	}
 	return err
@@ -628,8 +632,21 @@ func (a *api) responseEntry(c *gin.Context, e *entry, r *entryResult, ret string
 		default:
 			be.Resource = v.JSON
 		}
+		if r.unchanged {
+			// Whatever the preference, so that an import can count
+			// what it left as it was.
+			resp.Outcome = unchangedOutcome(v)
+		}
 	}
 	return be
+}
+
+// unchangedOutcome is the OperationOutcome of an update that wrote
+// nothing, its content being that of v, the current version.
+func unchangedOutcome(v *store.Version) []byte {
+	return newOutcome(Issue{Severity: "information", Code: "informational",
+		Details:     &issueDetails{Coding: []issueCoding{{System: ext.StorageResponseCodes, Code: ext.UpdateNoChange}}},
+		Diagnostics: fmt.Sprintf("%s/%s is unchanged: the update's content is version %d's, so no version was written", v.Type, v.ID, v.VersionID)}).marshal()
 }
 
 // writtenOutcome is the OperationOutcome that reports a write, for Prefer

@@ -150,8 +150,8 @@ func TestTransactionOfficialExample(t *testing.T) {
 		c.do("PUT", "/Patient/123a", `{"resourceType":"Patient","id":"123a","active":true}`).want(t, http.StatusOK)
 		c.do("PUT", "/Patient/234", `{"resourceType":"Patient","id":"234"}`).want(t, http.StatusCreated)
 		gone := c.create("Patient", `{"resourceType":"Patient","identifier":[{"value":"123456"}]}`)
-		for range 4 {
-			c.do("PUT", "/Patient/12334", `{"resourceType":"Patient","id":"12334","name":[{"family":"Other"}]}`)
+		for i := range 4 {
+			c.do("PUT", "/Patient/12334", fmt.Sprintf(`{"resourceType":"Patient","id":"12334","name":[{"family":"Other %d"}]}`, i))
 		}
 		body, _ := json.Marshal(b)
 		resp := c.bundle(string(body))

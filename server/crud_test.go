@@ -205,7 +205,10 @@ func TestUpdate(t *testing.T) {
 		if str(r.json(t), "gender") != "male" {
 			t.Errorf("update not applied: %s", r.body)
 		}
-		put(id, withID(id), "If-Match", `W/"2"`).want(t, http.StatusOK)
+		withGender := func(id, gender string) string {
+			return `{"resourceType":"Patient","id":"` + id + `","gender":"` + gender + `"}`
+		}
+		put(id, withGender(id, "other"), "If-Match", `W/"2"`).want(t, http.StatusOK)
 		put(id, withID(id), "If-Match", `W/"2"`).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
 		put(id, withID(id), "If-Match", `nonsense`).want(t, http.StatusBadRequest)
 		put(id, withID("other"), "").want(t, http.StatusBadRequest).outcome(t, "invalid", "Patient.id")
@@ -230,11 +233,14 @@ func TestUpdate(t *testing.T) {
 		put("bad_id", withID("bad_id")).want(t, http.StatusBadRequest)
 
 		// Preferences.
-		r = put(id, withID(id), "Prefer", "return=minimal").want(t, 200)
+		r = put(id, withGender(id, "unknown"), "Prefer", "return=minimal").want(t, 200)
 		if len(r.body) != 0 || r.header.Get("ETag") != `W/"4"` {
 			t.Errorf("return=minimal: body %q ETag %q", r.body, r.header.Get("ETag"))
 		}
 		put(id, withID(id), "Prefer", "return=OperationOutcome").want(t, 200).outcome(t, "informational", "")
+		if etag := c.do("GET", "/Patient/"+id, "").want(t, 200).header.Get("ETag"); etag != `W/"5"` {
+			t.Errorf("ETag %q after the last update, want W/\"5\"", etag)
+		}
 	})
 }
 
@@ -429,7 +435,9 @@ func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 				defer wg.Done()
 				for done := 0; done < each; {
 					cur := c.do("GET", "/Patient/"+id, "")
-					body := `{"resourceType":"Patient","id":"` + id + `","gender":"other"}`
+					// Each update changes the content: one that did
+					// not would write no version.
+					body := fmt.Sprintf(`{"resourceType":"Patient","id":%q,"name":[{"text":"writer %d, update %d"}]}`, id, w, done)
 					r := c.do("PUT", "/Patient/"+id, body, "If-Match", cur.header.Get("ETag"))
 					switch r.status {
 					case http.StatusOK:

@@ -183,11 +183,14 @@ func (s *opStore) Create(ctx context.Context, res fhir.Resource) (*store.Version
 	}
 	typ := res.ResourceType()
 	if s.tx == nil {
-		v, _, err := s.a.svc.create(ctx, typ, res, nil)
+		p, err := s.a.svc.prepare(ctx, typ, res)
+		if err != nil {
+			return nil, err
+		}
+		v, _, err := s.a.svc.create(ctx, p, nil)
 		return v, err
 	}
-	v, _, err := s.a.svc.createIn(ctx, s.tx, typ, newID(), res, nil)
-	return v, err
+	return s.a.svc.createIn(ctx, s.tx, typ, newID(), res)
 }
 
 func (s *opStore) Update(ctx context.Context, res fhir.Resource, ifMatch int64) (*store.Version, error) {

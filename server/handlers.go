@@ -211,6 +211,20 @@ func readBody(c *gin.Context) ([]byte, error) {
 // readResource reads, decodes and checks the request body as a resource of
 // typ about to be written.
 func (a *api) readResource(c *gin.Context, typ string) (fhir.Resource, error) {
+	res, err := a.decodeResource(c, typ)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.validateWrite(c.Request.Context(), res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// decodeResource reads and decodes the request body as a resource of typ
+// about to be written, with its mandatory elements; the rest of validation
+// is left to the caller.
+func (a *api) decodeResource(c *gin.Context, typ string) (fhir.Resource, error) {
 	body, err := readBody(c)
 	if err != nil {
 		return nil, err
@@ -220,9 +234,6 @@ func (a *api) readResource(c *gin.Context, typ string) (fhir.Resource, error) {
 		return nil, err
 	}
 	if err := checkMandatory(res); err != nil {
-		return nil, err
-	}
-	if err := a.validateWrite(c.Request.Context(), res); err != nil {
 		return nil, err
 	}
 	return res, nil
@@ -243,7 +254,12 @@ func (a *api) create(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	res, err := a.readResource(c, typ)
+	res, err := a.decodeResource(c, typ)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	p, err := a.prepareCreate(c.Request.Context(), typ, res)
 	if err != nil {
 		c.Error(err)
 		return
@@ -251,11 +267,11 @@ func (a *api) create(c *gin.Context) {
 	var criteria *store.Query
 	if h := c.GetHeader("If-None-Exist"); h != "" {
 		if criteria, err = a.parseCriteria(typ, h, "If-None-Exist"); err != nil {
-			c.Error(err)
+			c.Error(p.settle(err))
 			return
 		}
 	}
-	v, created, err := a.svc.create(c.Request.Context(), typ, res, criteria)
+	v, created, err := a.svc.create(c.Request.Context(), p, criteria)
 	if err != nil {
 		c.Error(err)
 		return
@@ -287,12 +303,12 @@ func (a *api) update(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	v, created, err := a.svc.update(c.Request.Context(), typ, id, res, match)
+	v, did, err := a.svc.update(c.Request.Context(), typ, id, res, match)
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	a.writeUpdated(c, v, created)
+	a.writeUpdated(c, v, did)
 }
 
 // checkUpdateID checks that the resource of an update carries the id its
@@ -307,12 +323,23 @@ func checkUpdateID(typ, id string, res fhir.Resource, where string) error {
 	return nil
 }
 
-func (a *api) writeUpdated(c *gin.Context, v *store.Version, created bool) {
-	status := http.StatusOK
-	if created {
-		status = http.StatusCreated
+// writeUpdated answers an update. One that changed nothing answers 200
+// with the current version, as any other update answers with the version
+// it wrote; its OperationOutcome, when preferred, says so.
+func (a *api) writeUpdated(c *gin.Context, v *store.Version, did updateOutcome) {
+	switch did {
+	case updateCreated:
+		a.writeResult(c, http.StatusCreated, v)
+	case updateUnchanged:
+		if preferReturn(c) == "OperationOutcome" {
+			setVersionHeaders(c, v)
+			writeFHIR(c, http.StatusOK, unchangedOutcome(v))
+			return
+		}
+		a.writeResult(c, http.StatusOK, v)
+	default:
+		a.writeResult(c, http.StatusOK, v)
 	}
-	a.writeResult(c, status, v)
 }
 
 func (a *api) conditionalUpdate(c *gin.Context) {
@@ -331,12 +358,12 @@ func (a *api) conditionalUpdate(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	v, created, err := a.svc.conditionalUpdate(c.Request.Context(), typ, res, criteria, match)
+	v, did, err := a.svc.conditionalUpdate(c.Request.Context(), typ, res, criteria, match)
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	a.writeUpdated(c, v, created)
+	a.writeUpdated(c, v, did)
 }
 
 // writeResult answers a create or update as the Prefer header asks:

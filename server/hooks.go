@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	ext "carefhir/operation"
 	"carefhir/server/access"
@@ -26,16 +27,23 @@ func (s *service) hooked(typ string) bool {
 // what the hooks derive is written with the write or not at all; else on
 // the store itself.
 func (s *service) unit(ctx context.Context, typ string, fn func(tx store.Tx) error) error {
-	if !s.hooked(typ) && provenanceFrom(ctx) == nil {
+	if !s.inUnit(ctx, typ) {
 		return fn(s.store)
 	}
 	return s.transact(ctx, func(_ context.Context, tx store.Tx) error { return fn(tx) })
 }
 
+// inUnit reports whether unit runs a write of typ in a unit of work: when
+// hooks run on it or it records a Provenance.
+func (s *service) inUnit(ctx context.Context, typ string) bool {
+	return s.hooked(typ) || provenanceFrom(ctx) != nil
+}
+
 // putHooked puts wr in w, running the Check of the hooks of its type
 // before and their After once it is written, with w as their unit of
-// work.
-func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write) error {
+// work. The hooks see res, the resource of wr decoded from its JSON
+// (decoded here when nil).
+func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write, res fhir.Resource) error {
 	if !s.hooked(wr.Type) {
 		if err := w.Put(ctx, wr); err != nil {
 			return err
@@ -47,11 +55,13 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 		return fmt.Errorf("hooks of %s: a write outside a unit of work", wr.Type)
 	}
 	ch := &ext.Change{Type: wr.Type, ID: wr.ID, Deleted: wr.Deleted}
-	if !wr.Deleted {
-		res, err := fhirjson.UnmarshalAs(wr.JSON, wr.Type)
-		if err != nil {
+	if !wr.Deleted && res == nil {
+		var err error
+		if res, err = fhirjson.UnmarshalAs(wr.JSON, wr.Type); err != nil {
 			return fmt.Errorf("hooks of %s/%s: %w", wr.Type, wr.ID, err)
 		}
+	}
+	if !wr.Deleted {
 		ch.Resource = res
 	}
 	for _, h := range s.hooks {

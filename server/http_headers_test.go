@@ -66,7 +66,7 @@ func TestHTTPIfMatch(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		p := c.create("Patient", headersPatient)
 		id := p["id"].(string)
-		body := strings.Replace(headersPatient, `{"resourceType":"Patient",`, `{"resourceType":"Patient","id":"`+id+`",`, 1)
+		body := strings.Replace(headersPatient, `{"resourceType":"Patient",`, `{"resourceType":"Patient","id":"`+id+`","active":true,`, 1)
 		// The current version: the update goes through.
 		r := c.do("PUT", "/Patient/"+id, body, "If-Match", `W/"1"`).want(t, http.StatusOK)
 		if et := r.header.Get("ETag"); et != `W/"2"` {

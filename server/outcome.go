@@ -17,10 +17,22 @@ import (
 
 // Issue is one entry of an OperationOutcome.
 type Issue struct {
-	Severity    string   `json:"severity"`
-	Code        string   `json:"code"`
-	Diagnostics string   `json:"diagnostics,omitempty"`
-	Expression  []string `json:"expression,omitempty"`
+	Severity    string        `json:"severity"`
+	Code        string        `json:"code"`
+	Details     *issueDetails `json:"details,omitempty"`
+	Diagnostics string        `json:"diagnostics,omitempty"`
+	Expression  []string      `json:"expression,omitempty"`
+}
+
+// issueDetails is the details of an issue: codes saying more than its
+// code does.
+type issueDetails struct {
+	Coding []issueCoding `json:"coding"`
+}
+
+type issueCoding struct {
+	System string `json:"system"`
+	Code   string `json:"code"`
 }
 
 // outcome is an OperationOutcome as carefhir writes it. It is encoded

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -141,14 +142,7 @@ func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res f
 // values. It reads no store, so the writes of a transaction are encoded
 // side by side before their turn comes.
 func (s *service) encode(typ, id string, res fhir.Resource, expected int64, now time.Time) (*store.Write, error) {
-	res.SetID(id)
-	meta := res.GetMeta()
-	if meta == nil {
-		meta = &fhir.Meta{}
-	}
-	meta.VersionId = fhir.NewId(strconv.FormatInt(expected+1, 10))
-	meta.LastUpdated = fhir.NewInstant(formatInstant(now))
-	res.SetMeta(meta)
+	stamp(res, id, expected+1, now)
 	body, err := fhirjson.Marshal(res)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s/%s: %w", typ, id, err)
@@ -160,44 +154,74 @@ func (s *service) encode(typ, id string, res fhir.Resource, expected int64, now 
 	return &store.Write{Type: typ, ID: id, Expected: expected, LastUpdated: now, JSON: body, Index: index}, nil
 }
 
-// write puts wr and returns the version it wrote.
-func (s *service) write(ctx context.Context, w store.Writer, wr *store.Write) (*store.Version, error) {
-	if err := s.putHooked(ctx, w, wr); err != nil {
-		return nil, err
+// stamp gives res the id, versionId and lastUpdated of a version.
+func stamp(res fhir.Resource, id string, version int64, lastUpdated time.Time) {
+	res.SetID(id)
+	meta := res.GetMeta()
+	if meta == nil {
+		meta = &fhir.Meta{}
 	}
-	return &store.Version{Type: wr.Type, ID: wr.ID, VersionID: wr.VersionID(), LastUpdated: wr.LastUpdated, Deleted: wr.Deleted, JSON: wr.JSON}, nil
+	meta.VersionId = fhir.NewId(strconv.FormatInt(version, 10))
+	meta.LastUpdated = fhir.NewInstant(formatInstant(lastUpdated))
+	res.SetMeta(meta)
 }
 
-// create stores res as a new resource with a server-assigned id. With
-// criteria (If-None-Exist) it creates only when nothing matches: one match
-// is returned instead (created false), several are 412. The search and the
+// write puts wr and returns the version it wrote.
+func (s *service) write(ctx context.Context, w store.Writer, wr *store.Write) (*store.Version, error) {
+	return s.writePrepared(ctx, w, &prepared{wr: wr})
+}
+
+// writePrepared puts p.wr, the hooks of its type seeing p.res (decoded
+// from p.wr when nil), and returns the version it wrote.
+func (s *service) writePrepared(ctx context.Context, w store.Writer, p *prepared) (*store.Version, error) {
+	if err := s.putHooked(ctx, w, p.wr, p.res); err != nil {
+		return nil, err
+	}
+	return p.wr.Version(), nil
+}
+
+// create stores the prepared version 1 of a new resource. With criteria
+// (If-None-Exist) it creates only when nothing matches: one match is
+// returned instead (created false), several are 412. The search and the
 // write run in one unit of work, so two concurrent conditional creates
-// cannot both create.
-func (s *service) create(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query) (v *store.Version, created bool, err error) {
+// cannot both create. Everything about the write that needs no store was
+// done in prepare, so the unit of work, or the writer's queue, holds only
+// the search, the hooks and the write.
+func (s *service) create(ctx context.Context, p *prepared, criteria *store.Query) (v *store.Version, created bool, err error) {
+	if g, ok := s.store.(store.GatedWriter); ok && p.check != nil && criteria == nil && !s.inUnit(ctx, p.wr.Type) {
+		// The engine begins the write while the validation runs, and
+		// keeps it only if the validation passes.
+		if err := g.PutGated(ctx, p.wr, p.check.wait); err != nil {
+			return nil, false, p.settle(err)
+		}
+		return p.wr.Version(), true, nil
+	}
+	if err := p.settle(nil); err != nil {
+		return nil, false, err
+	}
 	if criteria == nil {
-		err = s.unit(ctx, typ, func(tx store.Tx) error {
-			v, created, err = s.createIn(ctx, tx, typ, newID(), res, nil)
+		err = s.unit(ctx, p.wr.Type, func(tx store.Tx) error {
+			v, err = s.writePrepared(ctx, tx, p)
 			return err
 		})
-		return v, created, err
+		return v, err == nil, err
 	}
 	err = s.transact(ctx, func(ctx context.Context, tx store.Tx) error {
-		v, created, err = s.createIn(ctx, tx, typ, newID(), res, criteria)
+		match, err := matchOne(ctx, tx, criteria, "If-None-Exist")
+		if err != nil || match != nil {
+			v = match
+			return err
+		}
+		v, err = s.writePrepared(ctx, tx, p)
+		created = err == nil
 		return err
 	})
 	return v, created, err
 }
 
-// createIn is create in tx, with the id the new resource gets.
-func (s *service) createIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, criteria *store.Query) (*store.Version, bool, error) {
-	if criteria != nil {
-		match, err := matchOne(ctx, tx, criteria, "If-None-Exist")
-		if err != nil || match != nil {
-			return match, false, err
-		}
-	}
-	v, err := s.put(ctx, tx, typ, id, res, 0)
-	return v, err == nil, err
+// createIn stores res as a new resource with id in tx.
+func (s *service) createIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource) (*store.Version, error) {
+	return s.put(ctx, tx, typ, id, res, 0)
 }
 
 // matchOne runs conditional criteria: nil when nothing matches, the match
@@ -219,19 +243,46 @@ func matchOne(ctx context.Context, r store.Reader, q *store.Query, what string) 
 	}
 }
 
+// updateOutcome says what an update did.
+type updateOutcome int
+
+const (
+	// updateReplaced: a new version of a resource that existed.
+	updateReplaced updateOutcome = iota
+	// updateCreated: the first version of the resource, or the first after
+	// its deletion (update as create).
+	updateCreated
+	// updateUnchanged: nothing was written, as the update's content is the
+	// current version's (see sameContent).
+	updateUnchanged
+)
+
 // update replaces typ/id with res, creating it when it does not exist
 // (update as create). ifMatch, when set, is the version the client read;
-// a different current version is 412.
-func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, created bool, err error) {
+// a different current version is 412. An update whose content is the
+// current version's writes nothing and returns the current version.
+func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, did updateOutcome, err error) {
+	var pre *staged
+	if s.inUnit(ctx, typ) {
+		// The write is encoded, and its copy for hooks decoded, before
+		// the unit of work holds the writer, for the version current now;
+		// if another is current by the time it is written, the unit reads
+		// it again (see updateStaged). An unchanged update needs no unit.
+		pre = stage(ctx, s.store, typ, id)
+		s.stageWrite(pre, typ, id, res, ifMatch, s.timestamp(ctx))
+		if pre.same {
+			return pre.cur, updateUnchanged, nil
+		}
+	}
 	err = s.unit(ctx, typ, func(tx store.Tx) error {
-		v, created, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
+		v, did, err = s.updateStaged(ctx, tx, typ, id, res, ifMatch, pre)
 		return err
 	})
-	return v, created, err
+	return v, did, err
 }
 
 // updateIn is update in tx.
-func (s *service) updateIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, created bool, err error) {
+func (s *service) updateIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64) (v *store.Version, did updateOutcome, err error) {
 	return s.updateStaged(ctx, tx, typ, id, res, ifMatch, nil)
 }
 
@@ -239,13 +290,21 @@ func (s *service) updateIn(ctx context.Context, tx store.Tx, typ, id string, res
 // current version of its target as read (nil, and readErr ErrNotFound,
 // when there is none), and the write of the version after it, or why it
 // could not be encoded. wr and err are both nil when there is nothing to
-// write: the read failed, or If-Match names another version.
+// write: the read failed, If-Match names another version, or same is set:
+// the update's content is the current version's.
 type staged struct {
 	cur     *store.Version
 	readErr error
 	wr      *store.Write
 	err     error
+	same    bool
+	// res is wr's resource as the hooks of its type see it, decoded with
+	// wr; nil when no hook applies.
+	res fhir.Resource
 }
+
+// prepared returns the write staged, for writePrepared.
+func (st *staged) prepared() *prepared { return &prepared{wr: st.wr, res: st.res} }
 
 // stage reads the current version of typ/id in r, to prepare an update of
 // it with stageWrite.
@@ -276,12 +335,45 @@ func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMa
 	if !ok || ifMatch != 0 && ifMatch != expected {
 		return
 	}
-	st.wr, st.err = s.encode(typ, id, res, expected, now)
+	if st.same, st.err = sameContent(st.cur, res); st.same || st.err != nil {
+		return
+	}
+	if st.wr, st.err = s.encode(typ, id, res, expected, now); st.err != nil || !s.hooked(typ) {
+		return
+	}
+	if st.res, st.err = fhirjson.UnmarshalAs(st.wr.JSON, typ); st.err != nil {
+		st.wr, st.err = nil, fmt.Errorf("hooks of %s/%s: %w", typ, id, st.err)
+	}
+}
+
+// sameContent reports whether res, about to replace cur, has cur's
+// content: stamped with cur's id, versionId and lastUpdated, it encodes to
+// the very bytes cur was stored as. Such an update is a no-op, as HAPI FHIR
+// makes it: it writes no version and runs no hook. The stored JSON is the
+// canonical encoding of what was written, so equal bytes are equal
+// content; a version stored in another encoding (by an older release, say)
+// only compares as different, and the update writes a version.
+func sameContent(cur *store.Version, res fhir.Resource) (bool, error) {
+	if cur == nil || cur.Deleted {
+		return false, nil
+	}
+	stamp(res, cur.ID, cur.VersionID, cur.LastUpdated)
+	body, err := fhirjson.Marshal(res)
+	if err != nil {
+		return false, fmt.Errorf("encode %s/%s: %w", cur.Type, cur.ID, err)
+	}
+	return bytes.Equal(body, cur.JSON), nil
 }
 
 // updateStaged is updateIn whose first attempt is pre, when not nil: pre
 // holds what reading the target gave, and the write encoded for it.
-func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64, pre *staged) (v *store.Version, created bool, err error) {
+//
+// An update whose content is the current version's returns that version
+// and writes nothing. It is decided on the version read, which is current
+// when read: the update takes effect there, as a read would, and a write
+// by someone else after it follows it. If-Match is checked first, so a
+// stale version is 412 whatever the content.
+func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource, ifMatch int64, pre *staged) (v *store.Version, did updateOutcome, err error) {
 	for attempt := 0; ; attempt++ {
 		st := pre
 		if attempt > 0 || st == nil {
@@ -289,32 +381,38 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 		}
 		expected, ok := st.expected()
 		if !ok {
-			return nil, false, st.readErr
+			return nil, updateReplaced, st.readErr
 		}
 		if ifMatch != 0 && ifMatch != expected {
-			return nil, false, staleVersion(typ, id, ifMatch, expected)
+			return nil, updateReplaced, staleVersion(typ, id, ifMatch, expected)
 		}
-		if st.wr == nil && st.err == nil {
-			st.wr, st.err = s.encode(typ, id, res, expected, s.timestamp(ctx))
+		if st.wr == nil && st.err == nil && !st.same {
+			s.stageWrite(st, typ, id, res, ifMatch, s.timestamp(ctx))
 		}
 		if st.err != nil {
-			return nil, false, st.err
+			return nil, updateReplaced, st.err
 		}
-		v, err = s.write(ctx, tx, st.wr)
+		if st.same {
+			return st.cur, updateUnchanged, nil
+		}
+		v, err = s.writePrepared(ctx, tx, st.prepared())
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) && ifMatch == 0 && attempt < maxRetries {
 			continue
 		}
 		if errors.As(err, &conflict) && ifMatch != 0 {
-			return nil, false, staleVersion(typ, id, ifMatch, conflict.Current)
+			return nil, updateReplaced, staleVersion(typ, id, ifMatch, conflict.Current)
 		}
-		return v, err == nil && (st.cur == nil || st.cur.Deleted), err
+		if err == nil && (st.cur == nil || st.cur.Deleted) {
+			return v, updateCreated, nil
+		}
+		return v, updateReplaced, err
 	}
 }
 
 // conditionalUpdate applies update to the one resource matching criteria,
 // or creates res when none does, in one unit of work.
-func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query, ifMatch int64) (v *store.Version, created bool, err error) {
+func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query, ifMatch int64) (v *store.Version, did updateOutcome, err error) {
 	// The search and the write run in one unit of work: apart, two
 	// clients updating what nothing matched yet would both create, or
 	// one would be answered with the other's resource and its own
@@ -325,13 +423,14 @@ func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Re
 		case err != nil:
 			return err
 		case id == "":
-			v, created, err = s.createIn(ctx, tx, typ, newID(), res, nil)
+			v, err = s.createIn(ctx, tx, typ, newID(), res)
+			did = updateCreated
 		default:
-			v, created, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
+			v, did, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
 		}
 		return err
 	})
-	return v, created, err
+	return v, did, err
 }
 
 // updateTarget returns the id a conditional update of res writes: the id of

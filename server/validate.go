@@ -9,6 +9,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/fhirpath"
 	"carefhir/profiles"
 )
 
@@ -42,16 +43,47 @@ func (a *api) validateWrite(ctx context.Context, res fhir.Resource) error {
 	if err := a.checkBundledCanonical(res); err != nil {
 		return err
 	}
-	if a.cfg.Validator == nil || !a.cfg.ValidateWrites {
+	if !a.validating() {
 		return nil
 	}
 	body, err := fhirjson.Marshal(res)
 	if err != nil {
 		return err
 	}
-	typ := res.ResourceType()
+	var tree any
+	if _, ok := a.cfg.Validator.(treeValidator); ok {
+		if tree, err = fhirpath.DecodeJSON(body); err != nil {
+			return err
+		}
+	}
+	return a.validateEncoded(ctx, res.ResourceType(), body, tree)
+}
+
+// validating reports whether writes are validated.
+func (a *api) validating() bool { return a.cfg.Validator != nil && a.cfg.ValidateWrites }
+
+// treeValidator is a Validator that also takes a resource already decoded
+// (as fhirpath.DecodeJSON and encoding/json with UseNumber decode it), as
+// *profiles.Validator does: a create decodes its JSON once, for its
+// validation and its search index.
+type treeValidator interface {
+	ValidateTree(ctx context.Context, resource any, profiles ...string) []profiles.Issue
+}
+
+// validateEncoded is the configured validation of body, the JSON of a
+// resource of typ about to be written, decoded as tree (nil: not decoded).
+// Its checks of definitions are the caller's (see validateWrite).
+func (a *api) validateEncoded(ctx context.Context, typ string, body []byte, tree any) error {
+	if !a.validating() {
+		return nil
+	}
 	required := a.requiredProfiles(typ)
-	issues := a.cfg.Validator.Validate(ctx, body, required...)
+	var issues []profiles.Issue
+	if tv, ok := a.cfg.Validator.(treeValidator); ok && tree != nil {
+		issues = tv.ValidateTree(ctx, tree, required...)
+	} else {
+		issues = a.cfg.Validator.Validate(ctx, body, required...)
+	}
 	if !profiles.HasErrors(issues) {
 		return nil
 	}

@@ -70,6 +70,11 @@ type Write struct {
 // VersionID returns the version id the write creates.
 func (w *Write) VersionID() int64 { return w.Expected + 1 }
 
+// Version returns the version the write creates, as a Read returns it.
+func (w *Write) Version() *Version {
+	return &Version{Type: w.Type, ID: w.ID, VersionID: w.VersionID(), LastUpdated: w.LastUpdated, Deleted: w.Deleted, JSON: w.JSON}
+}
+
 // HistoryQuery selects versions for a history interaction: of one resource
 // (Type and ID set), of one type (Type set) or of the whole system.
 type HistoryQuery struct {
@@ -119,6 +124,21 @@ type Writer interface {
 	// version, and returns a *ConflictError otherwise. When Put returns nil the
 	// write is durable.
 	Put(ctx context.Context, w *Write) error
+}
+
+// GatedWriter is a Writer that can begin a write before its caller has
+// decided to keep it, so that the caller's last checks (validating the
+// resource, say) run while the engine writes. Engines implement it when
+// they can; callers find it by type assertion and otherwise check first
+// and Put.
+type GatedWriter interface {
+	// PutGated is Put, except that w becomes visible and durable only if
+	// ready returns nil. The engine calls ready before it commits w (or
+	// before it begins w, when it would otherwise keep others waiting);
+	// an error from ready fails PutGated with that error, and nothing of
+	// w is stored. ready may block, may be called more than once and from
+	// another goroutine, and must give the same answer each time.
+	PutGated(ctx context.Context, w *Write, ready func() error) error
 }
 
 // Tx is a unit of work: its reads see its own writes, and its writes become

@@ -419,6 +419,28 @@ func (s *Store) Put(ctx context.Context, w *store.Write) error {
 	return s.put(ctx, s.next, s.next, w)
 }
 
+// PutGated implements store.GatedWriter: the access decision is made
+// first, then the write is handed to the engine gated when it can begin
+// writes so, else once ready allows it.
+func (s *Store) PutGated(ctx context.Context, w *store.Write, ready func() error) error {
+	g, ok := s.next.(store.GatedWriter)
+	if !ok {
+		if err := ready(); err != nil {
+			return err
+		}
+		return s.put(ctx, s.next, s.next, w)
+	}
+	return s.put(ctx, s.next, gated{g, ready}, w)
+}
+
+// gated is a store.Writer whose Put is a GatedWriter's PutGated.
+type gated struct {
+	w     store.GatedWriter
+	ready func() error
+}
+
+func (g gated) Put(ctx context.Context, w *store.Write) error { return g.w.PutGated(ctx, w, g.ready) }
+
 func (s *Store) put(ctx context.Context, r store.Reader, wr store.Writer, w *store.Write) error {
 	if err := s.allowWrite(ctx, r, w); err != nil {
 		return err

@@ -321,11 +321,45 @@ func (s *Store) Put(ctx context.Context, w *store.Write) error {
 	return nil
 }
 
+// PutGated implements store.GatedWriter. A write that finds the writer
+// free begins at once, and its unit of work waits for ready before it is
+// kept in the group (and so before any commit holds it): the caller's
+// checks run while the engine inserts. A write that would join a batch
+// waits for ready before it queues instead, so that no batch ever waits on
+// a check while the writer is in demand.
+func (s *Store) PutGated(ctx context.Context, w *store.Write, ready func() error) error {
+	defer s.observe("put", time.Now())
+	if err := s.putGated(ctx, w, ready); err != nil {
+		return fmt.Errorf("sqlite: put %s/%s: %w", w.Type, w.ID, err)
+	}
+	return nil
+}
+
+var _ store.GatedWriter = (*Store)(nil)
+
 func (s *Store) put(ctx context.Context, w *store.Write) error {
+	return s.putGated(ctx, w, nil)
+}
+
+// writerIdle reports whether no write is queued, waiting for the writer
+// or holding it: a moment's view, good only as a hint.
+func (s *Store) writerIdle() bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return len(s.queue) == 0 && len(s.writerHeld) == 0 && s.waiting.Load() == 0
+}
+
+func (s *Store) putGated(ctx context.Context, w *store.Write, ready func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	req := &putRequest{ctx: ctx, w: w, answered: make(chan struct{})}
+	if ready != nil && !s.writerIdle() {
+		if err := ready(); err != nil {
+			return err
+		}
+		ready = nil
+	}
+	req := &putRequest{ctx: ctx, w: w, ready: ready, answered: make(chan struct{})}
 	s.qmu.Lock()
 	if s.closed {
 		s.qmu.Unlock()

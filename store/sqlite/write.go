@@ -158,6 +158,7 @@ func (w *writer) put(ctx context.Context, wr *store.Write) error {
 type putRequest struct {
 	ctx      context.Context
 	w        *store.Write
+	ready    func() error  // when set, w is kept only once it returns nil (see PutGated)
 	applied  bool          // w is in the open group, waiting for its commit
 	err      error         // the outcome, once answered is closed
 	answered chan struct{} // closed once the group holding w has committed
@@ -246,6 +247,19 @@ func (s *Store) applyBatch(batch []*putRequest) error {
 		if req.err != nil && !errors.As(req.err, &conflict) {
 			err = req.err
 			break
+		}
+	}
+	// A gated write refused now fails the batch, which writeBatch then
+	// retries write by write: its write alone is left out.
+	for _, req := range batch {
+		if err != nil {
+			break
+		}
+		if req.ready == nil || req.err != nil {
+			continue
+		}
+		if req.err = req.ready(); req.err != nil {
+			err = req.err
 		}
 	}
 	if lerr := s.leave(err == nil); err == nil {

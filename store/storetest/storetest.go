@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ConditionalCreateRace", testConditionalCreateRace},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"ConcurrentCreates", testConcurrentCreates},
+		{"Gated", testGated},
 		{"Cancelled", testCancelled},
 	}
 	for _, tt := range tests {
