@@ -254,6 +254,47 @@ func TestImportCSVAgain(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportAgainUnchanged imports a PDS Patient and a GP Connect record
+// twice: the second import reports every record unchanged and writes no
+// version of anything.
+func TestImportAgainUnchanged(t *testing.T) {
+	payloads := importPayloads(t)
+	for _, payload := range []struct{ query, contentType, body string }{payloads[1], payloads[3]} {
+		t.Run(payload.query, func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, c *client) {
+				c.do("POST", "/$import?"+payload.query, payload.body, "Content-Type", payload.contentType).want(t, 200)
+				before := storedCounts(t, c)
+				report := c.do("POST", "/$import?"+payload.query, payload.body, "Content-Type", payload.contentType).want(t, 200).json(t)
+				records := 0
+				for _, p := range report["parameter"].([]any) {
+					p := p.(map[string]any)
+					if p["name"] != "record" {
+						continue
+					}
+					records++
+					parts := p["part"].([]any)
+					if outcome := parts[0].(map[string]any)["valueCode"]; outcome != "unchanged" {
+						ref := parts[1].(map[string]any)["valueReference"].(map[string]any)["reference"]
+						t.Errorf("importing again: %v %v", ref, outcome)
+					}
+				}
+				if records == 0 {
+					t.Fatalf("the report lists no records: %v", report)
+				}
+				if after := storedCounts(t, c); after != before {
+					t.Errorf("importing again changed what is stored:\n%s\nthen\n%s", before, after)
+				}
+				history := c.do("GET", "/_history?_count=1000", "").want(t, 200).json(t)
+				for _, e := range history["entry"].([]any) {
+					if v := e.(map[string]any)["resource"].(map[string]any)["meta"].(map[string]any)["versionId"]; v != "1" {
+						t.Errorf("%v is at version %v after importing the same payload twice", e.(map[string]any)["fullUrl"], v)
+					}
+				}
+			}, withImport)
+		})
+	}
+}
+
 // TestImportHL7v2Once imports an HL7 v2 message twice: both are
 // acknowledged AA, and the second is not applied again, since the first
 // wrote its receipt (a Provenance) with the patient.

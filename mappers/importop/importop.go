@@ -215,8 +215,9 @@ func (rep *Report) apply(ctx context.Context, tx operation.Store, r mappers.Resu
 		switch status := e.Response.Status.Get(); {
 		case strings.HasPrefix(status, "201"):
 			outcome = created
-		case method == http.MethodPost:
-			// A conditional create that found its match wrote nothing.
+		case method == http.MethodPost, operation.Unchanged(e):
+			// A conditional create that found its match, or an update
+			// of a resource to the content it holds, wrote nothing.
 			outcome = unchanged
 		}
 		if ref == "" {
