@@ -209,12 +209,12 @@ func (d Delimiters) segment(line string, n int) (*Segment, error) {
 	if s.Name == "MSH" {
 		// MSH-1 is the field separator itself and MSH-2 the encoding
 		// characters, up to the next field separator; neither is split.
-		enc, after, _ := strings.Cut(rest, string(d.Field))
+		enc, after, more := strings.Cut(rest, string(d.Field))
 		s.Fields = append(s.Fields, Field{{{string(d.Field)}}}, Field{{{enc}}})
-		rest = after
-		if !strings.Contains(line[4:], string(d.Field)) {
+		if !more {
 			return s, nil
 		}
+		rest = after
 	}
 	for _, f := range strings.Split(rest, string(d.Field)) {
 		s.Fields = append(s.Fields, d.field(f))

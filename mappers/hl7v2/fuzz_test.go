@@ -32,6 +32,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("MSH|^~\\&|PAS|RXX|CAREFHIR|PCN01|20260303120000||ADT^A40^ADT_A39|MSG000 &0000000000000000000000000000\rPID|0||9990000034^^^000^NH||000000000000000000000000||00010101000||||||||||||||||||||||&000000\rMRG|9990000042^^^000^NH&000000000000"))
 	// Found by fuzzing: spaces before a control id.
 	f.Add([]byte("MSH|!\"#$|0||0|0|0|0|| 0"))
+	// Found by fuzzing: a segment of a name alone, MSH, after the first.
+	f.Add([]byte("MSH%!\"#$\nMSH"))
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		im := Import(data)

@@ -76,6 +76,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad segment name", "MSH|^~\\&|A\rpid|1", "segment name"},
 		{"segment without separator", "MSH|^~\\&|A\rPIDX1", "segment name"},
 		{"second MSH", "MSH|^~\\&|A\rMSH|^~\\&|B", "second MSH"},
+		{"second MSH, its name alone", "MSH|^~\\&|A\rMSH", "second MSH"},
 		{"control character", "MSH|^~\\&|A\rPID|1||a\x01b", "segment 2: control character U+0001"},
 	}
 	for _, tt := range tests {
