@@ -24,15 +24,7 @@ func TestParseBenchSearchConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := parseBenchSearchConfig(tt.args, env(nil), io.Discard)
-			if tt.wantErr == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || exitCode(err, io.Discard) != 2 {
-				t.Fatalf("error %v, want a usage error mentioning %q", err, tt.wantErr)
-			}
+			checkUsage(t, err, tt.wantErr)
 		})
 	}
 }

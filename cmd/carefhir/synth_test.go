@@ -51,14 +51,9 @@ func TestParseSynthConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := parseSynthConfig(tt.args, env(nil), io.Discard)
+			checkUsage(t, err, tt.wantErr)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || exitCode(err, io.Discard) != 2 {
-					t.Fatalf("error %v, want a usage error mentioning %q", err, tt.wantErr)
-				}
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !tt.check(cfg) {
 				t.Errorf("config %+v", cfg)
@@ -267,5 +262,20 @@ func TestSynthURLFailures(t *testing.T) {
 				t.Errorf("%d attempts at the first resource, want %d", got, tt.wantAttempts)
 			}
 		})
+	}
+}
+
+// checkUsage fails t unless err is a usage error (exit status 2) that
+// mentions want, or, with want empty, unless err is nil.
+func checkUsage(t *testing.T, err error, want string) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), want) || exitCode(err, io.Discard) != 2 {
+		t.Fatalf("error %v, want a usage error mentioning %q", err, want)
 	}
 }
