@@ -111,7 +111,9 @@ type Store interface {
 	Read(ctx context.Context, typ, id string) (*store.Version, error)
 	// Search runs a FHIR search given as query parameters, such as
 	// "subject=Patient/1" and "_sort=-date", parsed strictly. With
-	// "_elements=id" the matches carry no JSON (store.Query.IDsOnly).
+	// "_elements=id" on Patient the matches carry no JSON
+	// (store.Query.IDsOnly); other types keep their bodies, from which
+	// the audit trail names the patients read.
 	Search(ctx context.Context, typ string, params url.Values) (*store.Page, error)
 	// Find runs a search plan.
 	Find(ctx context.Context, q store.Query) (*store.Page, error)

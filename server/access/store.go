@@ -369,6 +369,11 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 	if err != nil {
 		return nil, err
 	}
+	if q.IDsOnly && q.Type != "Patient" {
+		// The audit names the patients a request read, which only the
+		// bodies say; a Patient's id is enough.
+		q.IDsOnly = false
+	}
 	nq, err := s.narrow(ctx, req, q)
 	if errors.Is(err, errNothing) || err != nil && filtering(ctx) && isDenied(err) {
 		return &store.Page{Total: 0}, nil

@@ -1,0 +1,49 @@
+package access
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"carefhir/store"
+)
+
+// finder answers every search with one Observation of Patient/a, with its
+// body unless the plan asks for ids only, and keeps the plan it was given.
+type finder struct {
+	store.Store
+	got store.Query
+}
+
+func (f *finder) Find(_ context.Context, q store.Query) (*store.Page, error) {
+	f.got = q
+	v := &store.Version{Type: q.Type, ID: "o1", VersionID: 1}
+	if !q.IDsOnly {
+		v.JSON = []byte(`{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/a"}}`)
+	}
+	return &store.Page{Matches: []*store.Version{v}}, nil
+}
+
+// A search for ids alone still names, in the request's audit record, the
+// patients of what it found: only Patients are read without their bodies.
+func TestIDsOnlyKeepsAuditedPatients(t *testing.T) {
+	for _, tt := range []struct {
+		typ     string
+		idsOnly bool
+	}{{"Observation", false}, {"Patient", true}} {
+		f := &finder{}
+		s := NewStore(f, Rules{})
+		ctx, rec := Begin(WithPrincipal(context.Background(), OpenPrincipal("::1")))
+		if _, err := s.Find(ctx, store.Query{Type: tt.typ, IDsOnly: true}); err != nil {
+			t.Fatal(err)
+		}
+		if f.got.IDsOnly != tt.idsOnly {
+			t.Errorf("%s: the engine was asked for ids only: %v, want %v", tt.typ, f.got.IDsOnly, tt.idsOnly)
+		}
+		if tt.typ == "Observation" {
+			if es := rec.Entities(); len(es) != 1 || !slices.Equal(es[0].Patients, []string{"a"}) {
+				t.Errorf("audited entities %+v, want Observation/o1 of Patient/a", es)
+			}
+		}
+	}
+}
