@@ -70,6 +70,14 @@ type remoteKeys struct {
 
 func (r *remoteKeys) keys(ctx context.Context) (jwk.Set, error) {
 	if set, err := r.cache.Lookup(ctx, r.url); err == nil {
+		// Fetched in the background when the source was opened: that
+		// fetch counts as the last one, or the first unknown kid would
+		// fetch again at once.
+		r.mu.Lock()
+		if r.lastRefetch.IsZero() {
+			r.lastRefetch = r.now()
+		}
+		r.mu.Unlock()
 		return set, nil
 	}
 	// Not fetched yet: the issuer was unreachable when the server started.

@@ -60,6 +60,13 @@ func TestRemoteKeys(t *testing.T) {
 	token := func(k *authtest.Key) string {
 		return k.Sign(t, authtest.Claims("https://idp.test", base, map[string]any{"sub": k.KeyID()}))
 	}
+	// The keys are first fetched in the background as the server starts;
+	// counting starts once that fetch has reached the issuer.
+	for deadline := time.Now().Add(10 * time.Second); fetches.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the issuer's keys were never fetched")
+		}
+	}
 	if _, err := svc.Authenticate(request(token(first))); err != nil {
 		t.Fatalf("token signed by the published key: %v", err)
 	}
