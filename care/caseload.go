@@ -143,7 +143,7 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 	}
 	switch typ {
 	case "Organization":
-		err := each(ctx, s, "Patient", url.Values{"general-practitioner": {"Organization/" + id}}, func(v *store.Version) error {
+		err := s.Each(ctx, "Patient", url.Values{"general-practitioner": {"Organization/" + id}}, func(v *store.Version) error {
 			add("Patient/" + v.ID)
 			return nil
 		})
@@ -164,7 +164,7 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 	}
 	members := []string{typ + "/" + id}
 	if typ == "Practitioner" {
-		err := each(ctx, s, "PractitionerRole", url.Values{"practitioner": {"Practitioner/" + id}}, func(v *store.Version) error {
+		err := s.Each(ctx, "PractitionerRole", url.Values{"practitioner": {"Practitioner/" + id}}, func(v *store.Version) error {
 			members = append(members, "PractitionerRole/"+v.ID)
 			return nil
 		})
@@ -173,7 +173,7 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 		}
 	}
 	for _, list := range chunks(members, 100) {
-		err := each(ctx, s, "CareTeam", url.Values{"participant": {list}, "status": {"active"}}, func(v *store.Version) error {
+		err := s.Each(ctx, "CareTeam", url.Values{"participant": {list}, "status": {"active"}}, func(v *store.Version) error {
 			ct, err := decode[*fhir.CareTeam](v.JSON)
 			if err == nil && ct.Subject != nil {
 				add(ct.Subject.Reference.Get())
@@ -201,7 +201,7 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 	today := now.Format(time.DateOnly)
 	for _, list := range chunks(patients, 100) {
 		ids := strings.ReplaceAll(list, "Patient/", "")
-		err := each(ctx, s, "Patient", url.Values{"_id": {ids}}, func(v *store.Version) error {
+		err := s.Each(ctx, "Patient", url.Values{"_id": {ids}}, func(v *store.Version) error {
 			p, err := decode[*fhir.Patient](v.JSON)
 			if err == nil {
 				byRef["Patient/"+v.ID].name = sortName(p)
@@ -220,32 +220,38 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 				e.pam = f
 			}
 		}
-		err = each(ctx, s, "CarePlan", url.Values{"subject": {list}, "status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
+		err = s.Each(ctx, "CarePlan", url.Values{"subject": {list}, "status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
 			cp, err := decode[*fhir.CarePlan](v.JSON)
 			if err != nil {
 				return err
 			}
-			e := byRef[cp.Subject.Reference.Get()]
-			if e == nil || e.carePlan != "" && reviewDate(cp) >= e.reviewDue {
+			// The plan reviewed soonest, then the first by reference: the
+			// search answers in no order.
+			e, ref := byRef[cp.Subject.Reference.Get()], "CarePlan/"+v.ID
+			if e == nil || e.carePlan != "" && cmp.Or(cmp.Compare(reviewDate(cp), e.reviewDue), strings.Compare(ref, e.carePlan)) >= 0 {
 				return nil
 			}
-			e.carePlan, e.reviewDue = "CarePlan/"+v.ID, reviewDate(cp)
+			e.carePlan, e.reviewDue = ref, reviewDate(cp)
 			e.hasOverdue = e.reviewDue != "" && e.reviewDue < today
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		err = each(ctx, s, "Appointment", url.Values{"patient": {list}, "status": {"booked"}, "date": {"ge" + now.Format(time.RFC3339)}}, func(v *store.Version) error {
+		err = s.Each(ctx, "Appointment", url.Values{"patient": {list}, "status": {"booked"}, "date": {"ge" + now.Format(time.RFC3339)}}, func(v *store.Version) error {
 			a, err := decode[*fhir.Appointment](v.JSON)
 			if err != nil {
 				return err
 			}
-			start := a.Start.Get()
+			start, ref := a.Start.Get(), "Appointment/"+v.ID
 			for _, p := range a.Participant {
 				e := byRef[refOf(p.Actor)]
-				if e != nil && (e.nextStart == "" || parseDateTime(start).Before(parseDateTime(e.nextStart))) {
-					e.nextAppt, e.nextStart = "Appointment/"+v.ID, start
+				if e == nil {
+					continue
+				}
+				// The earliest, then the first by reference.
+				if e.nextStart == "" || cmp.Or(parseDateTime(start).Compare(parseDateTime(e.nextStart)), strings.Compare(ref, e.nextAppt)) < 0 {
+					e.nextAppt, e.nextStart = ref, start
 				}
 			}
 			return nil
@@ -253,7 +259,7 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 		if err != nil {
 			return nil, err
 		}
-		err = each(ctx, s, "Task", url.Values{"patient": {list}, "status": {openTaskStatuses}}, func(v *store.Version) error {
+		err = s.Each(ctx, "Task", url.Values{"patient": {list}, "status": {openTaskStatuses}}, func(v *store.Version) error {
 			t, err := decode[*fhir.Task](v.JSON)
 			if err == nil && t.For != nil {
 				if e := byRef[t.For.Reference.Get()]; e != nil {

@@ -190,7 +190,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	// Patients and plans.
 	for _, cond := range cr.Conditions {
 		keep := map[string]bool{}
-		err := each(ctx, s, "Condition", url.Values{"code": {cond}, "clinical-status": {"active"}}, func(v *store.Version) error {
+		err := s.Each(ctx, "Condition", url.Values{"code": {cond}, "clinical-status": {"active"}}, func(v *store.Version) error {
 			keep[subjectOf(v.JSON)] = true
 			return nil
 		})
@@ -237,7 +237,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		keep := map[string]bool{}
 		if ok {
 			params.Set("_elements", "id") // which Patients, not what they hold
-			err = each(ctx, s, "Patient", params, func(v *store.Version) error {
+			err = s.Each(ctx, "Patient", params, func(v *store.Version) error {
 				keep["Patient/"+v.ID] = true
 				return nil
 			})
@@ -250,7 +250,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	if cr.NoPCSP {
 		with := map[string]bool{}
 		params := url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}
-		err := each(ctx, s, "CarePlan", params, func(v *store.Version) error {
+		err := s.Each(ctx, "CarePlan", params, func(v *store.Version) error {
 			with[subjectOf(v.JSON)] = true
 			return nil
 		})
@@ -259,7 +259,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		}
 		if set == nil {
 			set = map[string]bool{}
-			err := each(ctx, s, "Patient", url.Values{"_elements": {"id"}}, func(v *store.Version) error {
+			err := s.Each(ctx, "Patient", url.Values{"_elements": {"id"}}, func(v *store.Version) error {
 				set["Patient/"+v.ID] = true
 				return nil
 			})
@@ -356,7 +356,8 @@ func (c *Care) patientParams(ctx context.Context, s operation.Store, cr *Criteri
 func latestValues(ctx context.Context, s operation.Store, token string) (map[string]*member, error) {
 	out := map[string]*member{}
 	when := map[string]time.Time{}
-	err := each(ctx, s, "Observation", url.Values{"code": {token}, "status": {"final,amended,corrected"}}, func(v *store.Version) error {
+	from := map[string]string{} // the Observation each value is from
+	err := s.Each(ctx, "Observation", url.Values{"code": {token}, "status": {"final,amended,corrected"}}, func(v *store.Version) error {
 		var obs struct {
 			Subject           struct{ Reference string } `json:"subject"`
 			EffectiveDateTime string                     `json:"effectiveDateTime"`
@@ -369,7 +370,8 @@ func latestValues(ctx context.Context, s operation.Store, token string) (map[str
 		}
 		p := obs.Subject.Reference
 		t := parseDateTime(obs.EffectiveDateTime)
-		if m := out[p]; m != nil && !t.After(when[p]) {
+		// The latest, then the last by id: the search answers in no order.
+		if m := out[p]; m != nil && cmp.Or(t.Compare(when[p]), strings.Compare(v.ID, from[p])) <= 0 {
 			return nil
 		}
 		text := obs.ValueQuantity.Value.String()
@@ -377,7 +379,7 @@ func latestValues(ctx context.Context, s operation.Store, token string) (map[str
 		if perr != nil {
 			return nil
 		}
-		out[p], when[p] = &member{patient: p, risk: text, value: f}, t
+		out[p], when[p], from[p] = &member{patient: p, risk: text, value: f}, t, v.ID
 		return nil
 	})
 	return out, err

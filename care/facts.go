@@ -43,7 +43,7 @@ func latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[s
 		params[k] = v
 	}
 	results := map[string]*pamResult{} // by response
-	err := each(ctx, s, "Observation", params, func(v *store.Version) error {
+	err := s.Each(ctx, "Observation", params, func(v *store.Version) error {
 		// Read the few elements needed rather than decoding the whole.
 		var obs struct {
 			Code struct {

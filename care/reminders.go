@@ -15,27 +15,6 @@ import (
 // openTaskStatuses are the statuses of a Task still to be done.
 const openTaskStatuses = "draft,requested,received,accepted,ready,in-progress,on-hold"
 
-// each calls fn with every current resource of typ matching params, a page
-// of 1000 at a time.
-func each(ctx context.Context, s operation.Store, typ string, params url.Values, fn func(*store.Version) error) error {
-	params.Set("_count", "1000")
-	for {
-		page, err := s.Search(ctx, typ, params)
-		if err != nil {
-			return err
-		}
-		for _, v := range page.Matches {
-			if err := fn(v); err != nil {
-				return err
-			}
-		}
-		if page.Next == "" {
-			return nil
-		}
-		params.Set("_cursor", page.Next)
-	}
-}
-
 // endTasks gives the open reminder Tasks of a kind that match filter the
 // status given; with before set, only those due before that date.
 func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, filter url.Values, status, before string) error {
@@ -44,7 +23,7 @@ func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, fil
 		params[k] = v
 	}
 	var tasks []*fhir.Task
-	err := each(ctx, s, "Task", params, func(v *store.Version) error {
+	err := s.Each(ctx, "Task", params, func(v *store.Version) error {
 		t, err := decode[*fhir.Task](v.JSON)
 		if err == nil && (before == "" || dueOf(t) != "" && dueOf(t) < before) {
 			tasks = append(tasks, t)
@@ -120,7 +99,7 @@ func (c *Care) generateReminders(ctx context.Context, inv *operation.Invocation)
 func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time) ([]*store.Version, error) {
 	horizon := asOf.Add(c.cfg.ReviewWindow).Format(time.DateOnly)
 	var due []reminder
-	err := each(ctx, s, "CarePlan", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
+	err := s.Each(ctx, "CarePlan", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
 		cp, err := decode[*fhir.CarePlan](v.JSON)
 		if err != nil {
 			return err
@@ -148,7 +127,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	// The open reminders, read before any is written: a unit of work
 	// may not search what it wrote on engines without transactions.
 	open := map[string]bool{}
-	err = each(ctx, s, "Task", url.Values{"code": {SystemCareTask + "|" + CodeReviewTask + "," + SystemCareTask + "|" + CodeRemeasureTask}, "status": {openTaskStatuses}}, func(v *store.Version) error {
+	err = s.Each(ctx, "Task", url.Values{"code": {SystemCareTask + "|" + CodeReviewTask + "," + SystemCareTask + "|" + CodeRemeasureTask}, "status": {openTaskStatuses}}, func(v *store.Version) error {
 		t, err := decode[*fhir.Task](v.JSON)
 		if err == nil {
 			for _, code := range []string{CodeReviewTask, CodeRemeasureTask} {

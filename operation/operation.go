@@ -115,6 +115,12 @@ type Store interface {
 	// (store.Query.IDsOnly); other types keep their bodies, from which
 	// the audit trail names the patients read.
 	Search(ctx context.Context, typ string, params url.Values) (*store.Page, error)
+	// Each runs a search given as for Search and calls fn with every
+	// match, page after page, in whatever order the engine reads them
+	// cheapest (store.Query.Unordered): for an operation that goes
+	// through a population and orders nothing by the search. Its pages
+	// are the store's; a _count in params is not used.
+	Each(ctx context.Context, typ string, params url.Values, fn func(*store.Version) error) error
 	// Find runs a search plan.
 	Find(ctx context.Context, q store.Query) (*store.Page, error)
 	// Create stores res as a new resource with a server-assigned id.

@@ -161,6 +161,36 @@ func (s *opStore) Search(ctx context.Context, typ string, params url.Values) (*s
 	return s.Find(ctx, plan.Query)
 }
 
+// eachPage is how many matches Each reads at a time: few enough pages
+// that an engine's work per page is small beside reading the matches,
+// small enough that a page's bodies are a few megabytes.
+const eachPage = 5000
+
+func (s *opStore) Each(ctx context.Context, typ string, params url.Values, fn func(*store.Version) error) error {
+	plan, err := s.a.search.Parse(typ, params, search.Options{Strict: true, Base: s.a.cfg.BaseURL})
+	if err != nil {
+		return searchError(err)
+	}
+	q := plan.Query
+	q.IDsOnly = slices.Equal(plan.Elements, []string{"id"})
+	q.Unordered, q.Count = true, eachPage
+	for {
+		page, err := s.Find(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, v := range page.Matches {
+			if err := fn(v); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
 func (s *opStore) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 	f, ok := s.reader().(store.Finder)
 	if !ok {

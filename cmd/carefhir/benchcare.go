@@ -102,12 +102,13 @@ func benchCare(ctx context.Context, cfg *benchCareConfig, stdout, stderr io.Writ
 	// Shutdown, unlike Close, waits for the handlers, which hand their
 	// AuditEvents to the auditor after the response: before it closes.
 	defer srv.Shutdown(context.WithoutCancel(ctx))
-	c := &benchClient{base: base, client: &http.Client{Timeout: 5 * time.Minute}}
+	c := &benchClient{base: base, client: &http.Client{Timeout: 5 * time.Minute},
+		audited: func() int64 { return auditor.Written() + auditor.Dropped() }, flush: auditor.Flush}
 
 	if err := c.giveCaseload(ctx, cfg.Caseload, max(1, patients/cfg.Caseload)); err != nil {
 		return fmt.Errorf("bench care: %w", err)
 	}
-	fmt.Fprintf(stdout, "data: %s (%d patients)\n\n| operation | runs | p50 | max | answer |\n| --- | --: | --: | --: | --- |\n", cfg.Data, patients)
+	fmt.Fprintf(stdout, "data: %s (%d patients)\n\n| operation | runs | p50 | max | answer | audit event written after: p50 |\n| --- | --: | --: | --: | --- | --: |\n", cfg.Data, patients)
 	caseload := fmt.Sprintf("/Practitioner/bench-coordinator/$caseload?_count=%d", cfg.Caseload)
 	if err := c.measure(ctx, stdout, "caseload of "+fmt.Sprint(cfg.Caseload), "GET", caseload, "", cfg.Runs); err != nil {
 		return err
@@ -157,9 +158,28 @@ func startCPUProfile(path string) (stop func() error, err error) {
 type benchClient struct {
 	base   string
 	client *http.Client
+	sent   int64
+	// audited returns how many requests the server's audit trail holds.
+	audited func() int64
+	// flush writes what the audit trail has queued.
+	flush func()
+}
+
+// settle waits until the audit event of every request sent so far is
+// written, so that a measured request starts on an idle server, and
+// returns how long that took. The server queues a request's event after
+// its answer, so the count, not one flush, says when it is done.
+func (c *benchClient) settle() time.Duration {
+	start := time.Now()
+	for c.audited() < c.sent && time.Since(start) < 5*time.Minute {
+		c.flush()
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
 }
 
 func (c *benchClient) do(ctx context.Context, method, path, body string) (int, []byte, error) {
+	c.sent++
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, err
@@ -225,13 +245,15 @@ func (c *benchClient) giveCaseload(ctx context.Context, n, step int) error {
 // measure runs one request runs times and writes a table row: the median
 // and the slowest, and the size of the answer.
 func (c *benchClient) measure(ctx context.Context, w io.Writer, name, method, path, body string, runs int) error {
-	var took []time.Duration
+	var took, audit []time.Duration
 	var answer string
 	late := 0
 	for range runs {
+		c.settle()
 		start := time.Now()
 		status, b, err := c.do(ctx, method, path, body)
 		took = append(took, time.Since(start))
+		audit = append(audit, c.settle())
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
@@ -260,7 +282,8 @@ func (c *benchClient) measure(ctx context.Context, w io.Writer, name, method, pa
 		answer = strings.TrimSpace(fmt.Sprintf("%s (%d past the request deadline: 503)", answer, late))
 	}
 	slices.Sort(took)
+	slices.Sort(audit)
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
-	_, err := fmt.Fprintf(w, "| %s | %d | %s | %s | %s |\n", name, runs, ms(took[len(took)/2]), ms(took[len(took)-1]), answer)
+	_, err := fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s |\n", name, runs, ms(took[len(took)/2]), ms(took[len(took)-1]), answer, ms(audit[len(audit)/2]))
 	return err
 }

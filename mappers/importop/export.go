@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strconv"
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
@@ -28,9 +27,6 @@ var recordSearches = []struct{ typ, param string }{
 	{"QuestionnaireResponse", "subject"},
 	{"Task", "subject"},
 }
-
-// pageSize is the number of resources read per search page.
-const pageSize = 200
 
 func invokeExport(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
 	format, err := inv.Text("format")
@@ -89,25 +85,11 @@ func patient(ctx context.Context, st operation.Store, id string) (*fhir.Patient,
 }
 
 // eachRecord calls fn with every resource of the patient's
-// care-coordination record, page by page.
+// care-coordination record.
 func eachRecord(ctx context.Context, st operation.Store, id string, fn func(v *store.Version) error) error {
 	for _, s := range recordSearches {
-		params := url.Values{s.param: {"Patient/" + id}, "_count": {strconv.Itoa(pageSize)}}
-		page, err := st.Search(ctx, s.typ, params)
-		for {
-			if err != nil {
-				return err
-			}
-			for _, v := range page.Matches {
-				if err := fn(v); err != nil {
-					return err
-				}
-			}
-			if page.Next == "" {
-				break
-			}
-			params.Set("_cursor", page.Next)
-			page, err = st.Search(ctx, s.typ, params)
+		if err := st.Each(ctx, s.typ, url.Values{s.param: {"Patient/" + id}}, fn); err != nil {
+			return err
 		}
 	}
 	return nil

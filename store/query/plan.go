@@ -37,6 +37,11 @@ type Query struct {
 	// zero, which spares the engine reading every body when an operation
 	// goes through a population. Included resources are whole.
 	IDsOnly bool
+	// Unordered asks for the matches in whatever order the engine finds
+	// them cheapest, for a caller that reads them all and orders nothing
+	// by them (an operation going through a population). Cursors work as
+	// for any search; with Sort set it has no effect.
+	Unordered bool
 }
 
 // Clause holds when any of its matches holds (OR) for its parameter. A

@@ -28,6 +28,16 @@ type planSQL struct {
 	// the counts chose one.
 	scanAt int
 	walked bool
+	// byRid, set by a search that reads every match in no order
+	// (Query.Unordered), asks where to order by rid when a condition
+	// drives: the rids of one index key come in that order, so a page is
+	// a range of the key rather than a sort of every match. ridOrdered
+	// reports that it did. after, the rid a page starts after, is then
+	// put into the driving condition's range too.
+	byRid, ridOrdered bool
+	after             any
+	// bound is the rid after which the set being written starts.
+	bound any
 	// rowRead lists the aliases of resources whose row (deleted, seq) a
 	// condition reads, beyond the rid, type and id of the resources_id
 	// index.
@@ -125,6 +135,8 @@ func (p *planSQL) where(typ, r string, clauses []store.Clause) error {
 	// Counts choose among the search's own conditions; nested queries
 	// (chains, _has) are chosen from by form.
 	p.estimate, p.scanAt = nil, 0
+	p.ridOrdered = p.byRid && driver >= 0
+	p.byRid = false
 	if !current(terms) {
 		fmt.Fprintf(&p.b, " AND %s.deleted = 0", r)
 		p.readsRow(r)
@@ -132,7 +144,12 @@ func (p *planSQL) where(typ, r string, clauses []store.Clause) error {
 	for i, t := range terms {
 		p.b.WriteString(" AND ")
 		p.probe = outer || scan || driver >= 0 && i != driver
-		if err := p.term(typ, r, t); err != nil {
+		if p.ridOrdered && i == driver && len(t) == 1 && isValueClause(t[0]) {
+			p.bound = p.after
+		}
+		err := p.term(typ, r, t)
+		p.bound = nil
+		if err != nil {
 			return err
 		}
 	}

@@ -192,7 +192,8 @@ func walkBudget(scanAt int) int { return 4 * scanAt }
 // walk false, the search is not run as a walk of its type.
 func pageSQL(q store.Query, lookup paramLookup, estimate estimator, walk bool) (*pageQuery, error) {
 	cond := planSQL{param: lookup, estimate: estimate}
-	if len(q.Sort) == 0 && walk {
+	unordered := q.Unordered && len(q.Sort) == 0
+	if len(q.Sort) == 0 && walk && !unordered {
 		// In id order, a walk of the type stops after the page; the
 		// count from which it is the better plan grows with the page.
 		cond.scanAt = min(max(100*(q.Count+1), minEstimate), maxScanAt)
@@ -202,20 +203,35 @@ func pageSQL(q store.Query, lookup paramLookup, estimate estimator, walk bool) (
 	if err != nil {
 		return nil, err
 	}
+	var after []any
+	var back bool
+	if q.Cursor != "" {
+		if after, back, err = decodeSearchCursor(q.Cursor, len(cols)); err != nil {
+			return nil, err
+		}
+	}
+	// Read in no order, the matches come in the order of their rids when
+	// a condition drives; a cursor then holds a rid.
+	cond.byRid = unordered
+	if rid, ok := lastKey(after).(int64); ok && unordered && !back {
+		cond.after = rid
+	}
 	cond.arg(q.Type)
 	cond.b.WriteString("r.type = ?")
 	if err := cond.where(q.Type, "r", q.Where); err != nil {
 		return nil, err
 	}
+	if cond.ridOrdered {
+		cols = []sortColumn{{"r.rid", false}}
+	}
+	if _, byID := lastKey(after).(string); after != nil && byID == cond.ridOrdered {
+		return nil, fmt.Errorf("search cursor %q: %w", q.Cursor, store.ErrBadCursor)
+	}
 	pq := &pageQuery{keys: len(cols), walked: cond.walked}
 	source, sourceArgs := from, []any(nil)
 	start, startArgs := "", []any(nil) // where a walk starts
 	if q.Cursor != "" {
-		after, b, err := decodeSearchCursor(q.Cursor, len(cols))
-		if err != nil {
-			return nil, err
-		}
-		if pq.back = b; pq.back {
+		if pq.back = back; pq.back {
 			// Read the page before the cursor in reverse order; NULLs sort
 			// first ascending and last descending, so reversing every
 			// direction reverses the order exactly.
@@ -458,10 +474,21 @@ func decodeSearchCursor(s string, n int) ([]any, bool, error) {
 			return nil, false, bad
 		}
 	}
-	if _, ok := values[n-1].(string); !ok { // the id
+	switch values[n-1].(type) {
+	case string, int64: // the id, or the rid of an unordered search
+	default:
 		return nil, false, bad
 	}
 	return values, c.Back, nil
+}
+
+// lastKey returns the last of the sort values of a cursor, which breaks
+// ties: an id, or a rid; nil without a cursor.
+func lastKey(keys []any) any {
+	if len(keys) == 0 {
+		return nil
+	}
+	return keys[len(keys)-1]
 }
 
 // include returns the resources that q's Include and RevInclude add to a

@@ -38,6 +38,10 @@ func (p *planSQL) values(typ, r string, t term) error {
 		}
 		p.arg(pr.pid)
 		p.arg(args...)
+		if p.bound != nil && !p.probe {
+			p.b.WriteString(" AND rid > ?")
+			p.arg(p.bound)
+		}
 	}
 	if len(t) > 1 {
 		// Merged date clauses: one row within every bound.

@@ -411,7 +411,8 @@ func testFindPaging(t *testing.T, s store.Store) {
 	})
 	t.Run("bad cursor", func(t *testing.T) {
 		q := plan(t, reg, "Patient", "_count=2")
-		for _, c := range []string{"x", "eyJrIjpbXX0", fmt.Sprint(strings.Repeat("A", 40))} {
+		// {"k":[5]}: a number where the id is.
+		for _, c := range []string{"x", "eyJrIjpbXX0", fmt.Sprint(strings.Repeat("A", 40)), "eyJrIjpbNV19"} {
 			q.Cursor = c
 			if _, err := f.Find(t.Context(), q); !errorsIs(err, store.ErrBadCursor) {
 				t.Errorf("cursor %q: err = %v, want ErrBadCursor", c, err)
@@ -445,6 +446,62 @@ func testFindPaging(t *testing.T, s store.Store) {
 			if v.JSON != nil || !v.LastUpdated.IsZero() || i < len(want.Matches) && v.VersionID != want.Matches[i].VersionID {
 				t.Errorf("%s: version %d, lastUpdated %v, JSON %q; want version %d and neither", v.ID, v.VersionID, v.LastUpdated, v.JSON, want.Matches[i].VersionID)
 			}
+		}
+	})
+	t.Run("unordered", func(t *testing.T) {
+		// Ids that sort against the order they are written in, so that
+		// an engine answering in the order of its rows pages through a
+		// different order than the ids'.
+		ix := search.NewIndexer(reg, search.FHIRPath, searchBase)
+		for i, id := range []string{"u9", "u1", "u5", "u3", "u7"} {
+			status := "final"
+			if i == 2 {
+				status = "preliminary"
+			}
+			body := `{"resourceType":"Observation","id":"` + id + `","status":"` + status + `","code":{"coding":[{"system":"http://example.org/unordered","code":"` + []string{"a", "b"}[i%2] + `"}]},"subject":{"reference":"Patient/p1"}}`
+			index, err := ix.IndexJSON("Observation", []byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			put(t, s, &store.Write{Type: "Observation", ID: id, LastUpdated: at(200 + i), JSON: []byte(body), Index: index})
+		}
+		for _, query := range []string{
+			"code=http://example.org/unordered|a",
+			"code=http://example.org/unordered|a,http://example.org/unordered|b",
+			"code=http://example.org/unordered|a,http://example.org/unordered|b&status=final",
+			"subject=Patient/p1",
+			"_id=u9,u1,ob1",
+			"status:not=preliminary",
+		} {
+			t.Run(query, func(t *testing.T) {
+				q := plan(t, reg, "Observation", query)
+				q.Count = 100
+				want, err := f.Find(t.Context(), q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q.Count, q.Unordered = 1, true
+				var got []string
+				for n := 0; n <= len(want.Matches); n++ {
+					page, err := f.Find(t.Context(), q)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, v := range page.Matches {
+						got = append(got, v.ID)
+						if v.JSON == nil {
+							t.Errorf("%s came without its body", v.ID)
+						}
+					}
+					if q.Cursor = page.Next; q.Cursor == "" {
+						break
+					}
+				}
+				slices.Sort(got)
+				if strings.Join(got, " ") != idList(want.Matches) {
+					t.Errorf("pages of one match give %s, want %s once each", strings.Join(got, " "), idList(want.Matches))
+				}
+			})
 		}
 	})
 	t.Run("count only", func(t *testing.T) {
