@@ -3,7 +3,9 @@ package care
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -172,13 +174,10 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 			return nil, err
 		}
 	}
-	for _, list := range chunks(members, 100) {
+	for _, list := range chunks(members, chunkSize) {
 		err := s.Each(ctx, "CareTeam", url.Values{"participant": {list}, "status": {"active"}}, func(v *store.Version) error {
-			ct, err := decode[*fhir.CareTeam](v.JSON)
-			if err == nil && ct.Subject != nil {
-				add(ct.Subject.Reference.Get())
-			}
-			return err
+			add(subjectOf(v.JSON))
+			return nil
 		})
 		if err != nil {
 			return nil, err
@@ -199,14 +198,15 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 	}
 	now := c.cfg.Now().UTC()
 	today := now.Format(time.DateOnly)
-	for _, list := range chunks(patients, 100) {
+	for _, list := range chunks(patients, chunkSize) {
 		ids := strings.ReplaceAll(list, "Patient/", "")
 		err := s.Each(ctx, "Patient", url.Values{"_id": {ids}}, func(v *store.Version) error {
-			p, err := decode[*fhir.Patient](v.JSON)
-			if err == nil {
-				byRef["Patient/"+v.ID].name = sortName(p)
+			name, err := sortName(v.JSON)
+			if err != nil {
+				return fmt.Errorf("Patient/%s: %w", v.ID, err)
 			}
-			return err
+			byRef["Patient/"+v.ID].name = name
+			return nil
 		})
 		if err != nil {
 			return nil, err
@@ -276,16 +276,23 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 }
 
 // sortName is the key a caseload sorts names by: family, then given names.
-func sortName(p *fhir.Patient) string {
+// It reads the first name of a stored Patient alone rather than decoding
+// the whole resource.
+func sortName(patient []byte) (string, error) {
+	var p struct {
+		Name []struct {
+			Family string   `json:"family"`
+			Given  []string `json:"given"`
+		} `json:"name"`
+	}
+	if err := json.Unmarshal(patient, &p); err != nil {
+		return "", err
+	}
 	if len(p.Name) == 0 {
-		return ""
+		return "", nil
 	}
 	n := p.Name[0]
-	parts := []string{n.Family.Get()}
-	for _, g := range n.Given {
-		parts = append(parts, g.Get())
-	}
-	return strings.ToLower(strings.Join(parts, " "))
+	return strings.ToLower(strings.Join(append([]string{n.Family}, n.Given...), " ")), nil
 }
 
 // parameter is the entry as the part "patient" of the answer; absent facts

@@ -122,6 +122,11 @@ func parseDateTime(s string) time.Time {
 	return time.Time{}
 }
 
+// chunkSize is how many patients one search of their facts names: the
+// most values of one parameter that SQLite takes as one compound SELECT,
+// and half what the search layer takes.
+const chunkSize = 500
+
 // chunks splits refs into lists of at most n, joined with commas, as the
 // values of one search parameter (OR).
 func chunks(refs []string, n int) []string {

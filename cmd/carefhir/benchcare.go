@@ -30,13 +30,15 @@ type benchCareConfig struct {
 	Seed     uint64 `flag:"seed"`
 	Caseload int    `flag:"caseload" validate:"min=1,max=500"`
 	Runs     int    `flag:"runs" validate:"min=1,max=1000"`
-	// CPUProfile, when set, is where the CPU profile of the cohort
+	// Cohorts runs the cohorts after the caseload; each stores its Group.
+	Cohorts bool `flag:"cohorts"`
+	// CPUProfile, when set, is where the CPU profile of the measured
 	// requests is written, for go tool pprof.
 	CPUProfile string `flag:"cpuprofile"`
 }
 
 func parseBenchCareConfig(args []string, stderr io.Writer) (*benchCareConfig, error) {
-	cfg := &benchCareConfig{Data: "./bench-data", Patients: 100_000, Seed: 1, Caseload: 200, Runs: 20}
+	cfg := &benchCareConfig{Data: "./bench-data", Patients: 100_000, Seed: 1, Caseload: 200, Runs: 20, Cohorts: true}
 	fs := newFlagSet("carefhir bench care",
 		"Measures the care-coordination operations on the embedded SQLite engine in\n"+
 			"--data, through the FHIR API served in process on a loopback port: a\n"+
@@ -48,7 +50,8 @@ func parseBenchCareConfig(args []string, stderr io.Writer) (*benchCareConfig, er
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the generated records")
 	fs.IntVar(&cfg.Caseload, "caseload", cfg.Caseload, "patients in the measured coordinator's caseload")
 	fs.IntVar(&cfg.Runs, "runs", cfg.Runs, "times the caseload is asked for (cohorts: a quarter as many, at least 2)")
-	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "`file` to write the CPU profile of the cohort requests to (go tool pprof)")
+	fs.BoolVar(&cfg.Cohorts, "cohorts", cfg.Cohorts, "measure the cohorts too (each run stores a Group)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "`file` to write the CPU profile of the measured requests to (go tool pprof)")
 	if err := parseFlags(fs, args, nil, cfg); err != nil {
 		return nil, err
 	}
@@ -109,6 +112,13 @@ func benchCare(ctx context.Context, cfg *benchCareConfig, stdout, stderr io.Writ
 		return fmt.Errorf("bench care: %w", err)
 	}
 	fmt.Fprintf(stdout, "data: %s (%d patients)\n\n| operation | runs | p50 | max | answer | audit event written after: p50 |\n| --- | --: | --: | --: | --- | --: |\n", cfg.Data, patients)
+	if cfg.CPUProfile != "" {
+		stop, perr := startCPUProfile(cfg.CPUProfile)
+		if perr != nil {
+			return fmt.Errorf("bench care: %w", perr)
+		}
+		defer func() { err = errors.Join(err, stop()) }()
+	}
 	caseload := fmt.Sprintf("/Practitioner/bench-coordinator/$caseload?_count=%d", cfg.Caseload)
 	if err := c.measure(ctx, stdout, "caseload of "+fmt.Sprint(cfg.Caseload), "GET", caseload, "", cfg.Runs); err != nil {
 		return err
@@ -118,14 +128,10 @@ func benchCare(ctx context.Context, cfg *benchCareConfig, stdout, stderr io.Writ
 		{"cohort: everyone aged 0 or more", `{"name":"ageMin","valueInteger":0}`},
 		{"cohort: latest PAM level ≤ 2", `{"name":"pamLevelMax","valueInteger":2}`},
 	}
-	if cfg.CPUProfile != "" {
-		stop, perr := startCPUProfile(cfg.CPUProfile)
-		if perr != nil {
-			return fmt.Errorf("bench care: %w", perr)
-		}
-		defer func() { err = errors.Join(err, stop()) }()
-	}
 	for _, ch := range cohorts {
+		if !cfg.Cohorts {
+			break
+		}
 		body := `{"resourceType":"Parameters","parameter":[` + ch.params + `]}`
 		if err := c.measure(ctx, stdout, ch.name, "POST", "/Group/$cohort", body, max(2, cfg.Runs/4)); err != nil {
 			return err
