@@ -163,8 +163,12 @@ func (s *opStore) Search(ctx context.Context, typ string, params url.Values) (*s
 
 // eachPage is how many matches Each reads at a time: few enough pages
 // that an engine's work per page is small beside reading the matches,
-// small enough that a page's bodies are a few megabytes.
-const eachPage = 5000
+// small enough that a page's bodies are a few megabytes. Without their
+// bodies, ten times as many make a page of that size.
+const (
+	eachPage    = 5000
+	eachIDsPage = 50000
+)
 
 func (s *opStore) Each(ctx context.Context, typ string, params url.Values, fn func(*store.Version) error) error {
 	plan, err := s.a.search.Parse(typ, params, search.Options{Strict: true, Base: s.a.cfg.BaseURL})
@@ -174,6 +178,9 @@ func (s *opStore) Each(ctx context.Context, typ string, params url.Values, fn fu
 	q := plan.Query
 	q.IDsOnly = slices.Equal(plan.Elements, []string{"id"})
 	q.Unordered, q.Count = true, eachPage
+	if q.IDsOnly {
+		q.Count = eachIDsPage
+	}
 	for {
 		page, err := s.Find(ctx, q)
 		if err != nil {
