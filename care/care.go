@@ -26,12 +26,20 @@ type Config struct {
 	RemeasureMonths int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CohortAmongMost is the most people a cohort may hold for its next
+	// criterion to be searched among them by name rather than over the
+	// whole population; 0 means DefaultCohortAmongMost, a negative value
+	// never.
+	CohortAmongMost int
 }
 
 // Defaults of Config.
 const (
 	DefaultReviewWindow    = 14 * 24 * time.Hour
 	DefaultRemeasureMonths = 6
+	// Up to this many people, a few searches naming them cost less than
+	// reading what a criterion selects in a population of 100,000.
+	DefaultCohortAmongMost = 10_000
 )
 
 // Care is care coordination, configured.
@@ -44,6 +52,9 @@ type Care struct {
 func New(cfg Config) (*Care, error) {
 	if cfg.Codes == (Codes{}) {
 		cfg.Codes = DefaultCodes()
+	}
+	if cfg.CohortAmongMost == 0 {
+		cfg.CohortAmongMost = DefaultCohortAmongMost
 	}
 	if cfg.ReviewWindow == 0 {
 		cfg.ReviewWindow = DefaultReviewWindow

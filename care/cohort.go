@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -187,12 +188,15 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		}
 	}
 	// The criteria on Observations and Conditions first, then those on
-	// Patients and plans.
+	// Patients and plans. Once few people are left, each later criterion
+	// is searched among them alone (see among).
 	for _, cond := range cr.Conditions {
 		keep := map[string]bool{}
-		err := s.Each(ctx, "Condition", url.Values{"code": {cond}, "clinical-status": {"active"}}, func(v *store.Version) error {
-			keep[subjectOf(v.JSON)] = true
-			return nil
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {cond}, "clinical-status": {"active"}}, func(params url.Values) error {
+			return s.Each(ctx, "Condition", params, func(v *store.Version) error {
+				keep[subjectOf(v.JSON)] = true
+				return nil
+			})
 		})
 		if err != nil {
 			return nil, err
@@ -201,8 +205,10 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	}
 	risks := map[string]*member{}
 	if cr.RiskCode != "" {
-		var err error
-		if risks, err = latestValues(ctx, s, cr.RiskCode); err != nil {
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {cr.RiskCode}, "status": {"final,amended,corrected"}}, func(params url.Values) error {
+			return latestValues(ctx, s, params, risks)
+		})
+		if err != nil {
 			return nil, err
 		}
 		least, _ := strconv.ParseFloat(cr.RiskMin, 64)
@@ -217,15 +223,18 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	if cr.PAMLevel != nil {
 		// The levels alone: a result counts by its level, and reading the
 		// scores too would read twice as many Observations.
-		pams, err := latestPAM(ctx, s, url.Values{"code": {SystemPAM + "|" + CodePAMLevel}})
+		keep := map[string]bool{}
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {SystemPAM + "|" + CodePAMLevel}}, func(params url.Values) error {
+			pams, err := latestPAM(ctx, s, params)
+			for p, f := range pams {
+				if f.level <= *cr.PAMLevel {
+					keep[p] = true
+				}
+			}
+			return err
+		})
 		if err != nil {
 			return nil, err
-		}
-		keep := map[string]bool{}
-		for p, f := range pams {
-			if f.level <= *cr.PAMLevel {
-				keep[p] = true
-			}
 		}
 		narrow(keep)
 	}
@@ -237,9 +246,11 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		keep := map[string]bool{}
 		if ok {
 			params.Set("_elements", "id") // which Patients, not what they hold
-			err = s.Each(ctx, "Patient", params, func(v *store.Version) error {
-				keep["Patient/"+v.ID] = true
-				return nil
+			err = among(set, c.cfg.CohortAmongMost, "_id", params, func(params url.Values) error {
+				return s.Each(ctx, "Patient", params, func(v *store.Version) error {
+					keep["Patient/"+v.ID] = true
+					return nil
+				})
 			})
 			if err != nil {
 				return nil, err
@@ -249,10 +260,11 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	}
 	if cr.NoPCSP {
 		with := map[string]bool{}
-		params := url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}
-		err := s.Each(ctx, "CarePlan", params, func(v *store.Version) error {
-			with[subjectOf(v.JSON)] = true
-			return nil
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(params url.Values) error {
+			return s.Each(ctx, "CarePlan", params, func(v *store.Version) error {
+				with[subjectOf(v.JSON)] = true
+				return nil
+			})
 		})
 		if err != nil {
 			return nil, err
@@ -351,13 +363,12 @@ func (c *Care) patientParams(ctx context.Context, s operation.Store, cr *Criteri
 	return params, true, nil
 }
 
-// latestValues returns the latest value of the Observations coded token,
-// by patient.
-func latestValues(ctx context.Context, s operation.Store, token string) (map[string]*member, error) {
-	out := map[string]*member{}
+// latestValues puts into out the latest value of each patient's
+// Observations that params select.
+func latestValues(ctx context.Context, s operation.Store, params url.Values, out map[string]*member) error {
 	when := map[string]time.Time{}
 	from := map[string]string{} // the Observation each value is from
-	err := s.Each(ctx, "Observation", url.Values{"code": {token}, "status": {"final,amended,corrected"}}, func(v *store.Version) error {
+	return s.Each(ctx, "Observation", params, func(v *store.Version) error {
 		var obs struct {
 			Subject           struct{ Reference string } `json:"subject"`
 			EffectiveDateTime string                     `json:"effectiveDateTime"`
@@ -382,7 +393,36 @@ func latestValues(ctx context.Context, s operation.Store, token string) (map[str
 		out[p], when[p], from[p] = &member{patient: p, risk: text, value: f}, t, v.ID
 		return nil
 	})
-	return out, err
+}
+
+// among runs search with params, over everyone while set is nil or holds
+// more than most people, otherwise once per chunk of the people of set,
+// named by param (subject, or _id for Patients) in the params it is given.
+func among(set map[string]bool, most int, param string, params url.Values, search func(url.Values) error) error {
+	if set == nil || len(set) > most {
+		return search(params)
+	}
+	// Only Patients can be members: other subjects are not searched for.
+	var refs []string
+	for _, ref := range slices.Sorted(maps.Keys(set)) {
+		if id, ok := strings.CutPrefix(ref, "Patient/"); ok && isID(id) {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == 0 {
+		return nil
+	}
+	for _, list := range chunks(refs, chunkSize) {
+		p := maps.Clone(params)
+		if param == "_id" {
+			list = strings.ReplaceAll(list, "Patient/", "")
+		}
+		p.Set(param, list)
+		if err := search(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // characteristics records criteria in a cohort Group.
@@ -479,4 +519,18 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, bool) {
 		}
 	}
 	return cr, !cr.empty()
+}
+
+// isID reports whether s is a resource id: 1 to 64 of A-Z, a-z, 0-9, '-'
+// and '.'.
+func isID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }

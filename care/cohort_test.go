@@ -10,9 +10,15 @@ import (
 
 // TestCohortCriteria evaluates each criterion on its own and combined,
 // over the population of the journey, with Ward and Lee at PAM level 2,
-// Clark at level 4 and Clark holding an active PCSP.
+// Clark at level 4 and Clark holding an active PCSP; each criterion after
+// the first is searched among the people left, and then over everyone.
 func TestCohortCriteria(t *testing.T) {
-	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+	t.Run("among", func(t *testing.T) { testCohortCriteria(t, care.Config{}) })
+	t.Run("over everyone", func(t *testing.T) { testCohortCriteria(t, care.Config{CohortAmongMost: -1}) })
+}
+
+func testCohortCriteria(t *testing.T, cfg care.Config) {
+	eachEngine(t, cfg, func(t *testing.T, c *client) {
 		population(c)
 		for _, p := range []struct{ id, score string }{{"ward", "50"}, {"lee", "52"}, {"clark", "70"}} {
 			qr := strings.ReplaceAll(pamResponse("pam-"+p.id, "completed", "2026-10-01T10:00:00Z", "3", p.score), "Patient/ward", "Patient/"+p.id)
