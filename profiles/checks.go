@@ -363,7 +363,7 @@ func (w *walker) invariants(it item, e *elem) {
 		if c.Expression == "" || native(c) {
 			continue
 		}
-		key := it.path + "\x00" + c.Key
+		key := evaluation{it.path, c.Key}
 		if w.evaluated[key] {
 			continue
 		}

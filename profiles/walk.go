@@ -36,7 +36,7 @@ type walker struct {
 	container map[string]any
 	// evaluated records the invariants evaluated per path, so a constraint
 	// a profile repeats from its base is reported once.
-	evaluated map[string]bool
+	evaluated map[evaluation]bool
 	// at is the element whose children are being walked, which is where
 	// an extension among them is used.
 	at place
@@ -45,6 +45,9 @@ type walker struct {
 	local   *localRefs
 	resPath string
 }
+
+// evaluation is an invariant (by key) evaluated at a path.
+type evaluation struct{ path, key string }
 
 // place describes an element that holds extensions: its location, its
 // element (nil for a resource) and type, its JSON value, and the URL of the
@@ -86,7 +89,7 @@ func (w *walker) validateIn(obj map[string]any, s *structure, path string, conta
 	}
 	prevRes, prevNode, prevEval, prevCont, prevAt := w.res, w.resNode, w.evaluated, w.container, w.at
 	prevLocal, prevPath := w.local, w.resPath
-	w.res, w.resNode, w.evaluated, w.container = obj, nil, map[string]bool{}, container
+	w.res, w.resNode, w.evaluated, w.container = obj, nil, map[evaluation]bool{}, container
 	w.at = place{path: path, typ: s.sd.Type, val: obj}
 	w.resPath = path
 	if container == nil {
@@ -234,12 +237,12 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 		}
 	} else {
 		_, has := obj[name]
-		_, hasExt := obj["_"+name]
+		_, hasExt := obj[c.extKey]
 		if hasExt && len(c.def.Type) > 0 && strings.HasPrefix(c.def.Type[0].Code, systemTypes) {
 			// Element.id, Extension.url and Resource.id are plain
 			// FHIRPath strings, with no id or extensions of their own.
 			w.add("error", "business-rule", path+"."+name, "%s cannot have extensions", c.def.Path)
-			consumed["_"+name] = true
+			consumed[c.extKey] = true
 			hasExt = false
 		}
 		if has || hasExt {
@@ -256,7 +259,7 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 			types = []string{typ}
 			consumed[name] = true
 			if hasExt {
-				consumed["_"+name] = true
+				consumed[c.extKey] = true
 			}
 		}
 	}
@@ -303,10 +306,10 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 			if mismatch && iv == nil && ie == nil {
 				continue // reported as the length mismatch
 			}
-			items = append(items, item{val: iv, ext: ie, typ: types[i], path: fmt.Sprintf("%s[%d]", p, j), index: j})
+			items = append(items, item{val: iv, ext: ie, typ: types[i], path: p + "[" + strconv.Itoa(j) + "]", index: j})
 		}
 	}
-	w.cardinality(c, len(items)+wrongType, path+"."+name)
+	w.cardinality(c, len(items)+wrongType, path, name)
 	assigned := make([]*elem, len(items))
 	if len(c.slices) > 0 || c.def.Slicing != nil {
 		w.slice(c, items, assigned, path+"."+name)
@@ -329,17 +332,28 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (w *walker) cardinality(e *elem, n int, path string) {
-	label := e.def.Path
-	if e.def.SliceName != "" {
-		label += ":" + e.def.SliceName
+// cardinality checks that element e occurs n times within its bounds, at
+// path.name (name "": at path). The location is built only for an issue:
+// most elements are within their bounds.
+func (w *walker) cardinality(e *elem, n int, path, name string) {
+	at := func() string {
+		if name == "" {
+			return path
+		}
+		return path + "." + name
+	}
+	label := func() string {
+		if e.def.SliceName != "" {
+			return e.def.Path + ":" + e.def.SliceName
+		}
+		return e.def.Path
 	}
 	if min := e.def.min(); n < min {
-		w.add("error", "required", path, "%s: minimum required = %d, but only found %d", label, min, n)
+		w.add("error", "required", at(), "%s: minimum required = %d, but only found %d", label(), min, n)
 	}
 	if e.def.Max != "" && e.def.Max != "*" {
 		if max, err := strconv.Atoi(e.def.Max); err == nil && n > max {
-			w.add("error", "structure", path, "%s: max allowed = %d, but found %d", label, max, n)
+			w.add("error", "structure", at(), "%s: max allowed = %d, but found %d", label(), max, n)
 		}
 	}
 }
@@ -655,6 +669,11 @@ func matchPattern(value, pattern any) bool {
 // within the resource, without spaces. Contained and nested resources have
 // their own.
 func (w *walker) elementIDs(obj map[string]any, path string) {
+	if !holdsElementID(obj, true) {
+		// Most resources have no element ids: the walk below builds the
+		// path of every element it passes.
+		return
+	}
 	seen := map[string]string{}
 	var visit func(v any, path string)
 	visit = func(v any, path string) {
@@ -701,4 +720,39 @@ func (w *walker) elementIDs(obj map[string]any, path string) {
 	for _, k := range keys {
 		visit(obj[k], path+"."+strings.TrimPrefix(k, "_"))
 	}
+}
+
+// holdsElementID reports whether v, or any element within it outside
+// contained and nested resources, has an id; the resource's own id does not
+// count (top).
+func holdsElementID(v any, top bool) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			if top && (k == "id" || k == "_id" || k == "contained") {
+				continue
+			}
+			if !top && k == "id" {
+				if _, ok := c.(string); ok {
+					return true
+				}
+			}
+			if m, ok := c.(map[string]any); ok && m["resourceType"] != nil && !top {
+				continue
+			}
+			if holdsElementID(c, false) {
+				return true
+			}
+		}
+	case []any:
+		for _, c := range x {
+			if m, ok := c.(map[string]any); ok && m["resourceType"] != nil {
+				continue
+			}
+			if holdsElementID(c, false) {
+				return true
+			}
+		}
+	}
+	return false
 }
