@@ -18,14 +18,7 @@ func TestFormatsMatchTheirPatterns(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for pattern, f := range formats {
 		re := regexp.MustCompile(`^(?:` + pattern + `)$`)
-		values := append([]string(nil), chosen...)
-		for range 20_000 {
-			s := ""
-			for range r.IntN(8) {
-				s += alphabet[r.IntN(len(alphabet))]
-			}
-			values = append(values, s)
-		}
+		values := append(append([]string(nil), chosen...), randomStrings(r, alphabet, 8)...)
 		for _, s := range values {
 			if got, want := f(s), re.MatchString(s); got != want {
 				t.Errorf("pattern %s, value %q: the Go check says %v, the expression %v", pattern, s, got, want)
@@ -43,4 +36,17 @@ func TestFormatsAreUsed(t *testing.T) {
 			t.Errorf("%s: its value pattern is matched by %T, not by a check of formats", typ, v.regexps[typ])
 		}
 	}
+}
+
+// randomStrings returns 20,000 strings of up to max-1 pieces of alphabet.
+func randomStrings(r *rand.Rand, alphabet []string, max int) []string {
+	out := make([]string, 0, 20_000)
+	for range 20_000 {
+		s := ""
+		for range r.IntN(max) {
+			s += alphabet[r.IntN(len(alphabet))]
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -31,6 +31,9 @@ type walker struct {
 	res     map[string]any
 	resNode *fhirpath.Node
 	bundle  map[string]map[string]any
+	// resEnv is the FHIRPath environment of res, built when first needed
+	// (see env).
+	resEnv *fhirpath.Env
 	// container is the resource holding res when res is contained: local
 	// references resolve against its contained list.
 	container map[string]any
@@ -88,8 +91,9 @@ func (w *walker) validateIn(obj map[string]any, s *structure, path string, conta
 		return
 	}
 	prevRes, prevNode, prevEval, prevCont, prevAt := w.res, w.resNode, w.evaluated, w.container, w.at
-	prevLocal, prevPath := w.local, w.resPath
+	prevLocal, prevPath, prevEnv := w.local, w.resPath, w.resEnv
 	w.res, w.resNode, w.evaluated, w.container = obj, nil, map[evaluation]bool{}, container
+	w.resEnv = nil
 	w.at = place{path: path, typ: s.sd.Type, val: obj}
 	w.resPath = path
 	if container == nil {
@@ -97,7 +101,7 @@ func (w *walker) validateIn(obj map[string]any, s *structure, path string, conta
 	}
 	defer func() {
 		w.res, w.resNode, w.evaluated, w.container, w.at = prevRes, prevNode, prevEval, prevCont, prevAt
-		w.local, w.resPath = prevLocal, prevPath
+		w.local, w.resPath, w.resEnv = prevLocal, prevPath, prevEnv
 	}()
 	switch obj["resourceType"] {
 	case "Questionnaire":
