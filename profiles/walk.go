@@ -188,6 +188,13 @@ func (w *walker) empty(obj map[string]any, isResource bool, path string) {
 
 // property gathers the occurrences of element c in obj and validates them.
 func (w *walker) property(obj map[string]any, c *elem, path string, consumed map[string]bool, sroot *elem) {
+	if len(c.slices) == 0 && c.def.Slicing == nil && c.def.min() == 0 && !strings.HasSuffix(c.name, "[x]") {
+		_, has := obj[c.name]
+		_, hasExt := obj[c.extKey]
+		if !has && !hasExt {
+			return // optional and absent, as most elements of most values are
+		}
+	}
 	array := c.def.baseMax() != "1" && c.def.baseMax() != "0"
 	name := c.name
 	var keys []string
