@@ -274,7 +274,8 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 			}
 		}
 	}
-	var items []item
+	var one [1]item // most elements occur once: no allocation for them
+	items := one[:0]
 	for i, k := range keys {
 		val, ext := obj[k], obj["_"+k]
 		p := path + "." + name
@@ -388,14 +389,17 @@ func (w *walker) value(it item, e *elem, sroot *elem) {
 	ruled := w.walk(it, e, sroot)
 	w.at = prevAt
 	for _, r := range ruled {
-		w.rules(it, r)
+		if r != nil {
+			w.rules(it, r)
+		}
 	}
 }
 
 // walk validates the content of one occurrence: a primitive's value and
 // extensions, a contained resource, or a complex value's children. It
-// returns the elements whose rules apply to the occurrence as a whole.
-func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
+// returns the elements whose rules apply to the occurrence as a whole, in
+// order (none, one or two; an array, so that it costs no allocation).
+func (w *walker) walk(it item, e *elem, sroot *elem) (ruled [2]*elem) {
 	switch {
 	case w.v.isPrimitive(it.typ) || it.typ == "xhtml":
 		if it.val != nil {
@@ -405,7 +409,7 @@ func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
 			ext, ok := it.ext.(map[string]any)
 			if !ok {
 				w.add("error", "structure", it.path, "the primitive extension must be an object")
-				return []*elem{e}
+				return [2]*elem{e}
 			}
 			if ps := w.v.structures[it.typ]; ps != nil {
 				var kids []*elem
@@ -424,16 +428,16 @@ func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
 		obj, ok := it.val.(map[string]any)
 		if !ok {
 			w.add("error", "structure", it.path, "a resource must be a JSON object")
-			return nil
+			return ruled
 		}
 		rt, _ := obj["resourceType"].(string)
 		s := w.v.structure(rt)
 		if s == nil || s.sd.Kind != "resource" || s.sd.Abstract {
 			w.add("error", "structure", it.path, "unknown resource type %q", rt)
-			return nil
+			return ruled
 		}
 		if !w.resourceTypeAllowed(e, rt, it.path) {
-			return nil
+			return ruled
 		}
 		if e.name == "contained" {
 			w.validateIn(obj, s, it.path, w.res)
@@ -441,12 +445,12 @@ func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
 			w.validateResource(obj, s, it.path)
 		}
 		w.resourceProfiles(obj, e, rt, it.path)
-		return nil
+		return ruled
 	default:
 		obj, ok := it.val.(map[string]any)
 		if !ok {
 			w.add("error", "structure", it.path, "%s must be a JSON object", it.typ)
-			return nil
+			return ruled
 		}
 		children, typeRoot := e.children, (*elem)(nil)
 		root := sroot
@@ -473,10 +477,10 @@ func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
 		w.complex(obj, e, children, it.path, root, false)
 		w.empty(obj, false, it.path)
 		if typeRoot != nil && typeRoot != e && len(typeRoot.def.Constraint) > 0 && (typeRoot.def.Path == it.typ || typeRoot.def.Path == "Extension") {
-			return []*elem{typeRoot, e}
+			return [2]*elem{typeRoot, e}
 		}
 	}
-	return []*elem{e}
+	return [2]*elem{e}
 }
 
 // typeRoot returns the element whose children describe a value of type typ
