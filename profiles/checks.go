@@ -363,7 +363,7 @@ func (w *walker) invariants(it item, e *elem) {
 		if c.Expression == "" || native(c) {
 			continue
 		}
-		key := it.path + "\x00" + c.Key
+		key := evaluation{it.path, c.Key}
 		if w.evaluated[key] {
 			continue
 		}
@@ -463,8 +463,12 @@ func SkippedInvariants() map[string]string {
 
 // env is the FHIRPath environment of the resource being walked: %resource
 // is the resource, %rootResource its container when it is contained, and
-// resolve() finds contained resources and Bundle entries.
+// resolve() finds contained resources and Bundle entries. It is built once
+// per resource walked: every invariant evaluated there shares it.
 func (w *walker) env() *fhirpath.Env {
+	if w.resEnv != nil && w.resNode != nil {
+		return w.resEnv
+	}
 	if w.resNode == nil {
 		w.resNode, _ = fhirpath.NewNode(w.res, "")
 	}
@@ -474,7 +478,7 @@ func (w *walker) env() *fhirpath.Env {
 			root = n
 		}
 	}
-	return &fhirpath.Env{
+	w.resEnv = &fhirpath.Env{
 		Vars:              map[string][]fhirpath.Value{"resource": {w.resNode}, "rootResource": {root}},
 		PrimitiveAsSystem: true,
 		Resolve: func(ref string) (any, bool) {
@@ -488,6 +492,7 @@ func (w *walker) env() *fhirpath.Env {
 		MemberOf:   w.memberOf,
 		ConformsTo: w.conformsToProfile,
 	}
+	return w.resEnv
 }
 
 // memberOf answers FHIRPath memberOf() from the bundled terminology: a

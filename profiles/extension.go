@@ -2,7 +2,6 @@ package profiles
 
 import (
 	"reflect"
-	"regexp"
 	"strings"
 
 	"carefhir/fhir/fhirpath"
@@ -33,8 +32,41 @@ func (v *Validator) typeNames(typ string) []string {
 	return names
 }
 
-// indexes matches the list indexes and type selections of a location.
-var indexes = regexp.MustCompile(`\[\d+\]|\.ofType\([^)]*\)`)
+// withoutIndexes returns a location without its list indexes ([n]) and
+// type selections (.ofType(T)).
+func withoutIndexes(path string) string {
+	if !strings.ContainsAny(path, "[(") {
+		return path
+	}
+	var b strings.Builder
+	for i := 0; i < len(path); {
+		if path[i] == '[' {
+			if n := digitsThenBracket(path[i+1:]); n > 0 {
+				i += 1 + n
+				continue
+			}
+		}
+		if rest, ok := strings.CutPrefix(path[i:], ".ofType("); ok {
+			if end := strings.IndexByte(rest, ')'); end >= 0 {
+				i += len(".ofType(") + end + 1
+				continue
+			}
+		}
+		b.WriteByte(path[i])
+		i++
+	}
+	return b.String()
+}
+
+// digitsThenBracket returns the length of the one or more digits and the
+// "]" that start s, or 0.
+func digitsThenBracket(s string) int {
+	n := digits(s)
+	if n == 0 || n == len(s) || s[n] != ']' {
+		return 0
+	}
+	return n + 1
+}
 
 // placeOf describes an occurrence as the holder of the extensions among its
 // children; its names are worked out only when an extension's context is
@@ -71,7 +103,7 @@ func (p place) names(v *Validator) []string {
 	if p.elem.def.Base != nil {
 		add(p.elem.def.Base.Path)
 	}
-	add(indexes.ReplaceAllString(p.path, ""))
+	add(withoutIndexes(p.path))
 	for _, n := range v.typeNames(p.typ) {
 		add(n)
 	}

@@ -45,7 +45,7 @@ func (w *walker) slice(c *elem, items []item, assigned []*elem, path string) {
 		}
 	}
 	for si, s := range c.slices {
-		w.cardinality(s, counts[si], path)
+		w.cardinality(s, counts[si], path, "")
 	}
 }
 
@@ -53,7 +53,15 @@ func (w *walker) slice(c *elem, items []item, assigned []*elem, path string) {
 func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
 	if len(ds) == 0 {
 		// Without discriminators, an occurrence belongs to the first slice
-		// it is valid against.
+		// it is valid against. An extension is valid against a slice of a
+		// known extension only if its url is the extension's (the
+		// definition fixes Extension.url): an extension with another url
+		// is ruled out without validating it.
+		if url := fixedURL(w.v.structure(extensionProfile(s))); url != "" {
+			if obj, ok := it.val.(map[string]any); ok && obj["url"] != url {
+				return false
+			}
+		}
 		return w.conforms(it, s)
 	}
 	for _, d := range ds {
@@ -182,6 +190,20 @@ func within(v any, path string) any {
 	return v
 }
 
+// fixedURL returns the url an extension definition fixes, or "" (st nil, or
+// not an extension that fixes one).
+func fixedURL(st *structure) string {
+	if st == nil || st.sd.Type != "Extension" {
+		return ""
+	}
+	u := st.root.child("url")
+	if u == nil {
+		return ""
+	}
+	url, _ := u.def.Fixed.(string)
+	return url
+}
+
 func extensionProfile(s *elem) string {
 	for _, t := range s.def.Type {
 		if t.Code == "Extension" && len(t.Profile) > 0 {
@@ -202,7 +224,7 @@ func (w *walker) conforms(it item, e *elem) bool {
 // sub returns a walker for a trial validation in the current context,
 // which collects its issues apart.
 func (w *walker) sub() *walker {
-	return &walker{v: w.v, ctx: w.ctx, depth: w.depth, res: w.res, resNode: w.resNode, bundle: w.bundle, container: w.container, at: w.at, evaluated: map[string]bool{}}
+	return &walker{v: w.v, ctx: w.ctx, depth: w.depth, res: w.res, resNode: w.resNode, bundle: w.bundle, container: w.container, at: w.at, evaluated: map[evaluation]bool{}}
 }
 
 // conformsTo reports whether a value is valid against a profile.

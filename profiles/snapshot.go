@@ -9,8 +9,11 @@ import (
 // its children, and for a sliced element the slices, each a copy of the
 // element with its own constraints and children.
 type elem struct {
-	def      *ElementDefinition
-	name     string // last path segment, "value[x]" for a choice
+	def  *ElementDefinition
+	name string // last path segment, "value[x]" for a choice
+	// extKey is "_" + name, the JSON key of a primitive's id and
+	// extensions: looked up for every element of every object walked.
+	extKey   string
 	children []*elem
 	slices   []*elem
 	// expanded records that children were copied in from the element's
@@ -29,7 +32,7 @@ func (e *elem) child(name string) *elem {
 
 func (e *elem) clone() *elem {
 	d := *e.def
-	c := &elem{def: &d, name: e.name, expanded: e.expanded}
+	c := &elem{def: &d, name: e.name, extKey: e.extKey, expanded: e.expanded}
 	for _, ch := range e.children {
 		c.children = append(c.children, ch.clone())
 	}
@@ -77,7 +80,7 @@ func buildTree(els []*ElementDefinition) (*elem, error) {
 		segs := splitID(id)
 		last := segs[len(segs)-1]
 		name, slice, _ := strings.Cut(last, ":")
-		e := &elem{def: d, name: name}
+		e := &elem{def: d, name: name, extKey: "_" + name}
 		byID[id] = e
 		if len(segs) == 1 && slice == "" {
 			root = e

@@ -68,9 +68,9 @@ type Validator struct {
 	// validating QuestionnaireResponses against them.
 	questionnaires map[string]map[string]any
 	required       map[string][]string
-	regexps        map[string]*regexp.Regexp // primitive type → value pattern
-	exprs          *sync.Map                 // FHIRPath source → *compiled
-	patterns       *sync.Map                 // regex extension pattern → *regexp.Regexp
+	regexps        map[string]valueFormat // primitive type → check of its value pattern
+	exprs          *sync.Map              // FHIRPath source → *compiled
+	patterns       *sync.Map              // regex extension pattern → *regexp.Regexp
 }
 
 // structure is a StructureDefinition with its snapshot as a tree.
@@ -87,7 +87,7 @@ type compiled struct {
 // New loads the bundled definitions and opts.Resources, generating the
 // snapshots of profiles that have none.
 func New(opts Options) (*Validator, error) {
-	v := &Validator{structures: map[string]*structure{}, regexps: map[string]*regexp.Regexp{}, required: opts.Required, exprs: new(sync.Map), patterns: new(sync.Map)}
+	v := &Validator{structures: map[string]*structure{}, regexps: map[string]valueFormat{}, required: opts.Required, exprs: new(sync.Map), patterns: new(sync.Map)}
 	var all []json.RawMessage
 	for _, src := range []struct {
 		fsys fs.FS
@@ -117,8 +117,8 @@ func New(opts Options) (*Validator, error) {
 		}
 		if ve := s.root.child("value"); ve != nil && len(ve.def.Type) > 0 {
 			if re := ve.def.Type[0].regex(); re != "" {
-				if c, err := regexp.Compile(`^(?:` + re + `)$`); err == nil {
-					v.regexps[name] = c
+				if f := compileFormat(re); f != nil {
+					v.regexps[name] = f
 				}
 			}
 		}

@@ -31,12 +31,15 @@ type walker struct {
 	res     map[string]any
 	resNode *fhirpath.Node
 	bundle  map[string]map[string]any
+	// resEnv is the FHIRPath environment of res, built when first needed
+	// (see env).
+	resEnv *fhirpath.Env
 	// container is the resource holding res when res is contained: local
 	// references resolve against its contained list.
 	container map[string]any
 	// evaluated records the invariants evaluated per path, so a constraint
 	// a profile repeats from its base is reported once.
-	evaluated map[string]bool
+	evaluated map[evaluation]bool
 	// at is the element whose children are being walked, which is where
 	// an extension among them is used.
 	at place
@@ -45,6 +48,9 @@ type walker struct {
 	local   *localRefs
 	resPath string
 }
+
+// evaluation is an invariant (by key) evaluated at a path.
+type evaluation struct{ path, key string }
 
 // place describes an element that holds extensions: its location, its
 // element (nil for a resource) and type, its JSON value, and the URL of the
@@ -85,8 +91,9 @@ func (w *walker) validateIn(obj map[string]any, s *structure, path string, conta
 		return
 	}
 	prevRes, prevNode, prevEval, prevCont, prevAt := w.res, w.resNode, w.evaluated, w.container, w.at
-	prevLocal, prevPath := w.local, w.resPath
-	w.res, w.resNode, w.evaluated, w.container = obj, nil, map[string]bool{}, container
+	prevLocal, prevPath, prevEnv := w.local, w.resPath, w.resEnv
+	w.res, w.resNode, w.evaluated, w.container = obj, nil, map[evaluation]bool{}, container
+	w.resEnv = nil
 	w.at = place{path: path, typ: s.sd.Type, val: obj}
 	w.resPath = path
 	if container == nil {
@@ -94,7 +101,7 @@ func (w *walker) validateIn(obj map[string]any, s *structure, path string, conta
 	}
 	defer func() {
 		w.res, w.resNode, w.evaluated, w.container, w.at = prevRes, prevNode, prevEval, prevCont, prevAt
-		w.local, w.resPath = prevLocal, prevPath
+		w.local, w.resPath, w.resEnv = prevLocal, prevPath, prevEnv
 	}()
 	switch obj["resourceType"] {
 	case "Questionnaire":
@@ -181,6 +188,13 @@ func (w *walker) empty(obj map[string]any, isResource bool, path string) {
 
 // property gathers the occurrences of element c in obj and validates them.
 func (w *walker) property(obj map[string]any, c *elem, path string, consumed map[string]bool, sroot *elem) {
+	if len(c.slices) == 0 && c.def.Slicing == nil && c.def.min() == 0 && !strings.HasSuffix(c.name, "[x]") {
+		_, has := obj[c.name]
+		_, hasExt := obj[c.extKey]
+		if !has && !hasExt {
+			return // optional and absent, as most elements of most values are
+		}
+	}
 	array := c.def.baseMax() != "1" && c.def.baseMax() != "0"
 	name := c.name
 	var keys []string
@@ -234,12 +248,12 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 		}
 	} else {
 		_, has := obj[name]
-		_, hasExt := obj["_"+name]
+		_, hasExt := obj[c.extKey]
 		if hasExt && len(c.def.Type) > 0 && strings.HasPrefix(c.def.Type[0].Code, systemTypes) {
 			// Element.id, Extension.url and Resource.id are plain
 			// FHIRPath strings, with no id or extensions of their own.
 			w.add("error", "business-rule", path+"."+name, "%s cannot have extensions", c.def.Path)
-			consumed["_"+name] = true
+			consumed[c.extKey] = true
 			hasExt = false
 		}
 		if has || hasExt {
@@ -256,11 +270,12 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 			types = []string{typ}
 			consumed[name] = true
 			if hasExt {
-				consumed["_"+name] = true
+				consumed[c.extKey] = true
 			}
 		}
 	}
-	var items []item
+	var one [1]item // most elements occur once: no allocation for them
+	items := one[:0]
 	for i, k := range keys {
 		val, ext := obj[k], obj["_"+k]
 		p := path + "." + name
@@ -303,10 +318,10 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 			if mismatch && iv == nil && ie == nil {
 				continue // reported as the length mismatch
 			}
-			items = append(items, item{val: iv, ext: ie, typ: types[i], path: fmt.Sprintf("%s[%d]", p, j), index: j})
+			items = append(items, item{val: iv, ext: ie, typ: types[i], path: p + "[" + strconv.Itoa(j) + "]", index: j})
 		}
 	}
-	w.cardinality(c, len(items)+wrongType, path+"."+name)
+	w.cardinality(c, len(items)+wrongType, path, name)
 	assigned := make([]*elem, len(items))
 	if len(c.slices) > 0 || c.def.Slicing != nil {
 		w.slice(c, items, assigned, path+"."+name)
@@ -329,17 +344,28 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func (w *walker) cardinality(e *elem, n int, path string) {
-	label := e.def.Path
-	if e.def.SliceName != "" {
-		label += ":" + e.def.SliceName
+// cardinality checks that element e occurs n times within its bounds, at
+// path.name (name "": at path). The location is built only for an issue:
+// most elements are within their bounds.
+func (w *walker) cardinality(e *elem, n int, path, name string) {
+	at := func() string {
+		if name == "" {
+			return path
+		}
+		return path + "." + name
+	}
+	label := func() string {
+		if e.def.SliceName != "" {
+			return e.def.Path + ":" + e.def.SliceName
+		}
+		return e.def.Path
 	}
 	if min := e.def.min(); n < min {
-		w.add("error", "required", path, "%s: minimum required = %d, but only found %d", label, min, n)
+		w.add("error", "required", at(), "%s: minimum required = %d, but only found %d", label(), min, n)
 	}
 	if e.def.Max != "" && e.def.Max != "*" {
 		if max, err := strconv.Atoi(e.def.Max); err == nil && n > max {
-			w.add("error", "structure", path, "%s: max allowed = %d, but found %d", label, max, n)
+			w.add("error", "structure", at(), "%s: max allowed = %d, but found %d", label(), max, n)
 		}
 	}
 }
@@ -363,14 +389,17 @@ func (w *walker) value(it item, e *elem, sroot *elem) {
 	ruled := w.walk(it, e, sroot)
 	w.at = prevAt
 	for _, r := range ruled {
-		w.rules(it, r)
+		if r != nil {
+			w.rules(it, r)
+		}
 	}
 }
 
 // walk validates the content of one occurrence: a primitive's value and
 // extensions, a contained resource, or a complex value's children. It
-// returns the elements whose rules apply to the occurrence as a whole.
-func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
+// returns the elements whose rules apply to the occurrence as a whole, in
+// order (none, one or two; an array, so that it costs no allocation).
+func (w *walker) walk(it item, e *elem, sroot *elem) (ruled [2]*elem) {
 	switch {
 	case w.v.isPrimitive(it.typ) || it.typ == "xhtml":
 		if it.val != nil {
@@ -380,7 +409,7 @@ func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
 			ext, ok := it.ext.(map[string]any)
 			if !ok {
 				w.add("error", "structure", it.path, "the primitive extension must be an object")
-				return []*elem{e}
+				return [2]*elem{e}
 			}
 			if ps := w.v.structures[it.typ]; ps != nil {
 				var kids []*elem
@@ -399,16 +428,16 @@ func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
 		obj, ok := it.val.(map[string]any)
 		if !ok {
 			w.add("error", "structure", it.path, "a resource must be a JSON object")
-			return nil
+			return ruled
 		}
 		rt, _ := obj["resourceType"].(string)
 		s := w.v.structure(rt)
 		if s == nil || s.sd.Kind != "resource" || s.sd.Abstract {
 			w.add("error", "structure", it.path, "unknown resource type %q", rt)
-			return nil
+			return ruled
 		}
 		if !w.resourceTypeAllowed(e, rt, it.path) {
-			return nil
+			return ruled
 		}
 		if e.name == "contained" {
 			w.validateIn(obj, s, it.path, w.res)
@@ -416,12 +445,12 @@ func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
 			w.validateResource(obj, s, it.path)
 		}
 		w.resourceProfiles(obj, e, rt, it.path)
-		return nil
+		return ruled
 	default:
 		obj, ok := it.val.(map[string]any)
 		if !ok {
 			w.add("error", "structure", it.path, "%s must be a JSON object", it.typ)
-			return nil
+			return ruled
 		}
 		children, typeRoot := e.children, (*elem)(nil)
 		root := sroot
@@ -448,10 +477,10 @@ func (w *walker) walk(it item, e *elem, sroot *elem) []*elem {
 		w.complex(obj, e, children, it.path, root, false)
 		w.empty(obj, false, it.path)
 		if typeRoot != nil && typeRoot != e && len(typeRoot.def.Constraint) > 0 && (typeRoot.def.Path == it.typ || typeRoot.def.Path == "Extension") {
-			return []*elem{typeRoot, e}
+			return [2]*elem{typeRoot, e}
 		}
 	}
-	return []*elem{e}
+	return [2]*elem{e}
 }
 
 // typeRoot returns the element whose children describe a value of type typ
@@ -655,6 +684,11 @@ func matchPattern(value, pattern any) bool {
 // within the resource, without spaces. Contained and nested resources have
 // their own.
 func (w *walker) elementIDs(obj map[string]any, path string) {
+	if !holdsElementID(obj, true) {
+		// Most resources have no element ids: the walk below builds the
+		// path of every element it passes.
+		return
+	}
 	seen := map[string]string{}
 	var visit func(v any, path string)
 	visit = func(v any, path string) {
@@ -701,4 +735,39 @@ func (w *walker) elementIDs(obj map[string]any, path string) {
 	for _, k := range keys {
 		visit(obj[k], path+"."+strings.TrimPrefix(k, "_"))
 	}
+}
+
+// holdsElementID reports whether v, or any element within it outside
+// contained and nested resources, has an id; the resource's own id does not
+// count (top).
+func holdsElementID(v any, top bool) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, c := range x {
+			if top && (k == "id" || k == "_id" || k == "contained") {
+				continue
+			}
+			if !top && k == "id" {
+				if _, ok := c.(string); ok {
+					return true
+				}
+			}
+			if m, ok := c.(map[string]any); ok && m["resourceType"] != nil && !top {
+				continue
+			}
+			if holdsElementID(c, false) {
+				return true
+			}
+		}
+	case []any:
+		for _, c := range x {
+			if m, ok := c.(map[string]any); ok && m["resourceType"] != nil {
+				continue
+			}
+			if holdsElementID(c, false) {
+				return true
+			}
+		}
+	}
+	return false
 }
