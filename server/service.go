@@ -82,13 +82,13 @@ func truncate(s string, n int) string {
 func newID() string {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand documents a fatal error instead)
-	return formatUUID(b)
+	return formatUUID(b, 4)
 }
 
-// formatUUID writes 16 random bytes as a UUID of version 4 (RFC 9562),
-// such as 0a14f7c2-5b1e-4c8a-9d3f-2e6b7a8c9d0e.
-func formatUUID(b [16]byte) string {
-	b[6] = b[6]&0x0f | 0x40
+// formatUUID writes 16 bytes as a UUID of the given version (RFC 9562),
+// such as 0a14f7c2-5b1e-4c8a-9d3f-2e6b7a8c9d0e for version 4.
+func formatUUID(b [16]byte, version byte) string {
+	b[6] = b[6]&0x0f | version<<4
 	b[8] = b[8]&0x3f | 0x80
 	var out [36]byte
 	hex.Encode(out[0:8], b[0:4])

@@ -29,6 +29,9 @@ type benchHTTPConfig struct {
 	Warmup      time.Duration `flag:"warmup" validate:"gte=0"`
 	Patients    int           `flag:"patients" validate:"min=20,max=100000"`
 	Audit       bool          `flag:"audit"`
+	// CPUProfile, when set, is where the CPU profile of the measured
+	// rounds (both sides, and the load generator) is written.
+	CPUProfile string `flag:"cpuprofile"`
 }
 
 // parseBenchHTTPConfig parses and validates the bench http flags in args.
@@ -49,6 +52,7 @@ func parseBenchHTTPConfig(args []string, stderr io.Writer) (*benchHTTPConfig, er
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured load on each side before the first round")
 	fs.IntVar(&cfg.Patients, "patients", cfg.Patients, "Patients loaded first, 20 of them sharing the family name searched for")
 	fs.BoolVar(&cfg.Audit, "audit", cfg.Audit, "keep the audit trail of the server served in process (false measures what it costs; serve has no such switch)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "`file` to write the CPU profile of the measured rounds to (go tool pprof; the floor and the load generator are in it too)")
 	if err := parseFlags(fs, args, nil, cfg); err != nil {
 		return nil, err
 	}
@@ -60,7 +64,7 @@ func parseBenchHTTPConfig(args []string, stderr io.Writer) (*benchHTTPConfig, er
 
 // benchHTTP starts the server unless given one, loads it, measures it
 // against the floor and writes the table to stdout.
-func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writer) error {
+func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writer) (err error) {
 	base := cfg.URL
 	served := "the server at " + base
 	if base == "" {
@@ -94,6 +98,13 @@ func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writ
 	id, err := loadPatients(ctx, base, family, cfg.Patients)
 	if err != nil {
 		return fmt.Errorf("bench http: load: %w", err)
+	}
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("bench http: %w", err)
+		}
+		defer func() { err = errors.Join(err, stop()) }()
 	}
 	targets := []floorbench.Target{
 		{Name: "read", Path: u.Path + "/Patient/" + id},
