@@ -18,6 +18,7 @@ import (
 
 	"carefhir/cmd/carefhir/internal/floorbench"
 	"carefhir/ops/logbuf"
+	"carefhir/server/access"
 )
 
 // benchHTTPConfig is the configuration of the bench http subcommand.
@@ -67,6 +68,7 @@ func parseBenchHTTPConfig(args []string, stderr io.Writer) (*benchHTTPConfig, er
 func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writer) (err error) {
 	base := cfg.URL
 	served := "the server at " + base
+	var settle func(context.Context) error
 	if base == "" {
 		dir, err := os.MkdirTemp("", "carefhir-bench-http-")
 		if err != nil {
@@ -74,7 +76,7 @@ func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writ
 		}
 		defer os.RemoveAll(dir)
 		var stop func() error
-		base, stop, err = serveInProcess(ctx, dir, cfg.Audit)
+		base, settle, stop, err = serveInProcess(ctx, dir, cfg.Audit)
 		if err != nil {
 			return fmt.Errorf("bench http: %w", err)
 		}
@@ -118,6 +120,7 @@ func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writ
 		Slice:       cfg.Slice,
 		Rounds:      cfg.Rounds,
 		Warmup:      cfg.Warmup,
+		Settle:      settle,
 	})
 	if err != nil {
 		return fmt.Errorf("bench http: %w", err)
@@ -143,18 +146,22 @@ func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writ
 
 // serveInProcess serves the FHIR API as 'carefhir serve' does, on a
 // loopback port, over a SQLite engine in dir, logging to a file there. It
-// returns the FHIR base URL and a function that stops the server.
-func serveInProcess(ctx context.Context, dir string, audit bool) (base string, stop func() error, err error) {
+// returns the FHIR base URL, a function that waits until the audit trail
+// has written the events of every request answered (nothing to wait for
+// without it), and a function that stops the server.
+func serveInProcess(ctx context.Context, dir string, audit bool) (base string, settle func(context.Context) error, stop func() error, err error) {
 	logFile, err := os.Create(filepath.Join(dir, "serve.log"))
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	scfg, err := parseServeConfig([]string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data")}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		logFile.Close()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	scfg.noAudit = !audit
+	var auditor *access.Auditor
+	scfg.auditing = func(a *access.Auditor) { auditor = a }
 	addrc := make(chan net.Addr, 1)
 	scfg.listening = func(a net.Addr) { addrc <- a }
 	ctx, cancel := context.WithCancel(ctx)
@@ -167,12 +174,26 @@ func serveInProcess(ctx context.Context, dir string, audit bool) (base string, s
 	}
 	select {
 	case a := <-addrc:
-		return "http://" + a.String() + "/fhir", stop, nil
+		// The server hands a request's AuditEvent to the trail just after
+		// answering it: a moment's wait lets the last of those in.
+		settle = func(ctx context.Context) error {
+			if auditor == nil {
+				return nil
+			}
+			select {
+			case <-time.After(5 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			auditor.Flush()
+			return nil
+		}
+		return "http://" + a.String() + "/fhir", settle, stop, nil
 	case err := <-errc:
 		cancel()
 		log.Close()
 		logFile.Close()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 }
 
