@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -535,9 +536,16 @@ func TestRequestLog(t *testing.T) {
 		if r.header.Get("X-Request-Id") != "req-123" {
 			t.Errorf("X-Request-Id %q", r.header.Get("X-Request-Id"))
 		}
-		uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-		if id := c.do("GET", "/metadata", "").header.Get("X-Request-Id"); !uuid.MatchString(id) {
-			t.Errorf("generated X-Request-Id %q, want a UUID", id)
+		// Version 7: the time in milliseconds first, so that ids sort as
+		// the requests came.
+		uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+		before := time.Now().UnixMilli()
+		id := c.do("GET", "/metadata", "").header.Get("X-Request-Id")
+		after := time.Now().UnixMilli()
+		if !uuid.MatchString(id) {
+			t.Errorf("generated X-Request-Id %q, want a UUID of version 7", id)
+		} else if ms, _ := strconv.ParseInt(strings.ReplaceAll(id[:13], "-", ""), 16, 64); ms < before || ms > after {
+			t.Errorf("generated X-Request-Id %q names the time %d, want it between %d and %d", id, ms, before, after)
 		}
 		for _, bad := range []string{"has space", strings.Repeat("a", 65), "semi;colon"} {
 			if id := c.do("GET", "/metadata", "", "X-Request-Id", bad).header.Get("X-Request-Id"); !uuid.MatchString(id) {

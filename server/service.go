@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -61,10 +60,25 @@ func (s *service) transact(ctx context.Context, fn func(ctx context.Context, tx 
 // race re-reads and retries before answering 409.
 const maxRetries = 8
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
+// validID reports whether id is a FHIR id: 1 to 64 of A-Z, a-z, 0-9, '-'
+// and '.'. Every request naming a resource checks one: the loop takes
+// about 40 ns where a regular expression took 1 µs (BenchmarkValidID).
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func checkID(id, expression string) error {
-	if !idPattern.MatchString(id) {
+	if !validID(id) {
 		return errorf(http.StatusBadRequest, "value",
 			"id %q is invalid: ids are 1 to 64 characters of A-Z, a-z, 0-9, '-' and '.'", truncate(id, 80)).at(expression)
 	}
@@ -82,13 +96,13 @@ func truncate(s string, n int) string {
 func newID() string {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand documents a fatal error instead)
-	return formatUUID(b)
+	return formatUUID(b, 4)
 }
 
-// formatUUID writes 16 random bytes as a UUID of version 4 (RFC 9562),
-// such as 0a14f7c2-5b1e-4c8a-9d3f-2e6b7a8c9d0e.
-func formatUUID(b [16]byte) string {
-	b[6] = b[6]&0x0f | 0x40
+// formatUUID writes 16 bytes as a UUID of the given version (RFC 9562),
+// such as 0a14f7c2-5b1e-4c8a-9d3f-2e6b7a8c9d0e for version 4.
+func formatUUID(b [16]byte, version byte) string {
+	b[6] = b[6]&0x0f | version<<4
 	b[8] = b[8]&0x3f | 0x80
 	var out [36]byte
 	hex.Encode(out[0:8], b[0:4])

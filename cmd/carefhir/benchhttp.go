@@ -18,6 +18,7 @@ import (
 
 	"carefhir/cmd/carefhir/internal/floorbench"
 	"carefhir/ops/logbuf"
+	"carefhir/server/access"
 )
 
 // benchHTTPConfig is the configuration of the bench http subcommand.
@@ -29,6 +30,9 @@ type benchHTTPConfig struct {
 	Warmup      time.Duration `flag:"warmup" validate:"gte=0"`
 	Patients    int           `flag:"patients" validate:"min=20,max=100000"`
 	Audit       bool          `flag:"audit"`
+	// CPUProfile, when set, is where the CPU profile of the measured
+	// rounds (both sides, and the load generator) is written.
+	CPUProfile string `flag:"cpuprofile"`
 }
 
 // parseBenchHTTPConfig parses and validates the bench http flags in args.
@@ -49,6 +53,7 @@ func parseBenchHTTPConfig(args []string, stderr io.Writer) (*benchHTTPConfig, er
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured load on each side before the first round")
 	fs.IntVar(&cfg.Patients, "patients", cfg.Patients, "Patients loaded first, 20 of them sharing the family name searched for")
 	fs.BoolVar(&cfg.Audit, "audit", cfg.Audit, "keep the audit trail of the server served in process (false measures what it costs; serve has no such switch)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "`file` to write the CPU profile of the measured rounds to (go tool pprof; the floor and the load generator are in it too)")
 	if err := parseFlags(fs, args, nil, cfg); err != nil {
 		return nil, err
 	}
@@ -60,9 +65,10 @@ func parseBenchHTTPConfig(args []string, stderr io.Writer) (*benchHTTPConfig, er
 
 // benchHTTP starts the server unless given one, loads it, measures it
 // against the floor and writes the table to stdout.
-func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writer) error {
+func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writer) (err error) {
 	base := cfg.URL
 	served := "the server at " + base
+	var settle func(context.Context) error
 	if base == "" {
 		dir, err := os.MkdirTemp("", "carefhir-bench-http-")
 		if err != nil {
@@ -70,7 +76,7 @@ func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writ
 		}
 		defer os.RemoveAll(dir)
 		var stop func() error
-		base, stop, err = serveInProcess(ctx, dir, cfg.Audit)
+		base, settle, stop, err = serveInProcess(ctx, dir, cfg.Audit)
 		if err != nil {
 			return fmt.Errorf("bench http: %w", err)
 		}
@@ -95,6 +101,13 @@ func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("bench http: load: %w", err)
 	}
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("bench http: %w", err)
+		}
+		defer func() { err = errors.Join(err, stop()) }()
+	}
 	targets := []floorbench.Target{
 		{Name: "read", Path: u.Path + "/Patient/" + id},
 		{Name: "search (20 Patients)", Path: u.Path + "/Patient?family=" + family},
@@ -107,6 +120,7 @@ func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writ
 		Slice:       cfg.Slice,
 		Rounds:      cfg.Rounds,
 		Warmup:      cfg.Warmup,
+		Settle:      settle,
 	})
 	if err != nil {
 		return fmt.Errorf("bench http: %w", err)
@@ -132,18 +146,22 @@ func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writ
 
 // serveInProcess serves the FHIR API as 'carefhir serve' does, on a
 // loopback port, over a SQLite engine in dir, logging to a file there. It
-// returns the FHIR base URL and a function that stops the server.
-func serveInProcess(ctx context.Context, dir string, audit bool) (base string, stop func() error, err error) {
+// returns the FHIR base URL, a function that waits until the audit trail
+// has written the events of every request answered (nothing to wait for
+// without it), and a function that stops the server.
+func serveInProcess(ctx context.Context, dir string, audit bool) (base string, settle func(context.Context) error, stop func() error, err error) {
 	logFile, err := os.Create(filepath.Join(dir, "serve.log"))
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	scfg, err := parseServeConfig([]string{"--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data")}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		logFile.Close()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	scfg.noAudit = !audit
+	var auditor *access.Auditor
+	scfg.auditing = func(a *access.Auditor) { auditor = a }
 	addrc := make(chan net.Addr, 1)
 	scfg.listening = func(a net.Addr) { addrc <- a }
 	ctx, cancel := context.WithCancel(ctx)
@@ -156,12 +174,26 @@ func serveInProcess(ctx context.Context, dir string, audit bool) (base string, s
 	}
 	select {
 	case a := <-addrc:
-		return "http://" + a.String() + "/fhir", stop, nil
+		// The server hands a request's AuditEvent to the trail just after
+		// answering it: a moment's wait lets the last of those in.
+		settle = func(ctx context.Context) error {
+			if auditor == nil {
+				return nil
+			}
+			select {
+			case <-time.After(5 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			auditor.Flush()
+			return nil
+		}
+		return "http://" + a.String() + "/fhir", settle, stop, nil
 	case err := <-errc:
 		cancel()
 		log.Close()
 		logFile.Close()
-		return "", nil, err
+		return "", nil, nil, err
 	}
 }
 

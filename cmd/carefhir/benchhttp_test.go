@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -33,7 +35,8 @@ func TestParseBenchHTTPConfig(t *testing.T) {
 // request against the floor once.
 func TestBenchHTTP(t *testing.T) {
 	var out, log bytes.Buffer
-	err := run(t.Context(), []string{"bench", "http", "--patients", "25", "--rounds", "1", "--slice", "50ms", "--warmup", "0s"},
+	profile := filepath.Join(t.TempDir(), "cpu.prof")
+	err := run(t.Context(), []string{"bench", "http", "--patients", "25", "--rounds", "1", "--slice", "50ms", "--warmup", "0s", "--cpuprofile", profile},
 		func(string) string { return "" }, &out, &log)
 	if err != nil {
 		t.Fatalf("bench http: %v\n%s", err, log.String())
@@ -42,5 +45,8 @@ func TestBenchHTTP(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())
 		}
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("--cpuprofile wrote no profile: %v", err)
 	}
 }

@@ -64,9 +64,12 @@ type serveConfig struct {
 	logger  *slog.Logger
 	// listening, when set, is told the API's address once it listens
 	// (bench http serves on port 0); noAudit serves without the audit
-	// trail, which only bench http asks for, to measure what it costs.
+	// trail, which only bench http asks for, to measure what it costs;
+	// auditing, when set, is given the audit trail's writer (bench http
+	// waits for it to write a slice's events, to charge them to it).
 	listening func(net.Addr)
 	noAudit   bool
+	auditing  func(*access.Auditor)
 	// Limits bound what one request may cost.
 	Limits limitsConfig
 	Care   careFlags
@@ -240,6 +243,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	if !cfg.noAudit {
 		auditor = access.NewAuditor(st, auditCfg)
 		defer auditor.Close()
+		if cfg.auditing != nil {
+			cfg.auditing(auditor)
+		}
 	}
 	subs, err := startSubscriptions(ctx, cfg, baseURL, logger)
 	if err != nil {

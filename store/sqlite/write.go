@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 
+	sqlitedriver "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"carefhir/store"
 )
 
@@ -107,13 +110,23 @@ func (w *writer) state(ctx context.Context, typ, id string) (resourceState, erro
 // put writes one version inside the open transaction. It checks the expected
 // version before it changes anything, so a *store.ConflictError leaves the
 // transaction as it was.
+//
+// A create (no version expected) is not looked up first: its first
+// version's row is inserted at once, and the unique index of versions
+// refuses it if the resource has ever existed (no version is ever removed),
+// the failed statement changing nothing. Creates are most writes (every
+// request's AuditEvent is one), and the lookup was one statement in eight
+// of an audit event's.
 func (w *writer) put(ctx context.Context, wr *store.Write) error {
-	cur, err := w.state(ctx, wr.Type, wr.ID)
-	if err != nil {
-		return err
-	}
-	if cur.version != wr.Expected {
-		return &store.ConflictError{Type: wr.Type, ID: wr.ID, Expected: wr.Expected, Current: cur.version}
+	var cur resourceState
+	if wr.Expected != 0 {
+		var err error
+		if cur, err = w.state(ctx, wr.Type, wr.ID); err != nil {
+			return err
+		}
+		if cur.version != wr.Expected {
+			return &store.ConflictError{Type: wr.Type, ID: wr.ID, Expected: wr.Expected, Current: cur.version}
+		}
 	}
 	ms := wr.LastUpdated.UnixMilli()
 	var body []byte
@@ -122,7 +135,14 @@ func (w *writer) put(ctx context.Context, wr *store.Write) error {
 	}
 	res, err := w.insertVersion.ExecContext(ctx, wr.Type, wr.ID, wr.VersionID(), ms, wr.Deleted, body)
 	if err != nil {
-		return err
+		var serr *sqlitedriver.Error
+		if wr.Expected != 0 || !errors.As(err, &serr) || serr.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+			return err
+		}
+		if cur, err = w.state(ctx, wr.Type, wr.ID); err != nil {
+			return err
+		}
+		return &store.ConflictError{Type: wr.Type, ID: wr.ID, Expected: wr.Expected, Current: cur.version}
 	}
 	seq, err := res.LastInsertId()
 	if err != nil {

@@ -35,6 +35,11 @@ type Config struct {
 	Slice  time.Duration
 	Rounds int
 	Warmup time.Duration
+	// Settle, when set, is called after each slice of load on the server
+	// and its CPU time counted in the slice's: work the server does for
+	// the slice's requests after answering them (writing their audit
+	// trail) is charged to them rather than to the floor's next slice.
+	Settle func(context.Context) error
 }
 
 // Result is what one target measured.
@@ -141,6 +146,9 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 					return nil, fmt.Errorf("floorbench: %s: warm-up of %s: %w", r.Target.Name, addr, err)
 				}
 			}
+			if _, err := settle(ctx, cfg.Settle); err != nil {
+				return nil, fmt.Errorf("floorbench: %s: %w", r.Target.Name, err)
+			}
 		}
 		for range cfg.Rounds {
 			f, err := Load(ctx, sides[0], r.Target.Path, cfg.Connections, cfg.Slice)
@@ -151,6 +159,11 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 			if err != nil {
 				return nil, fmt.Errorf("floorbench: %s: server: %w", r.Target.Name, err)
 			}
+			cpu, err := settle(ctx, cfg.Settle)
+			if err != nil {
+				return nil, fmt.Errorf("floorbench: %s: %w", r.Target.Name, err)
+			}
+			s.CPU += cpu
 			r.Floor.Requests += f.Requests
 			r.Floor.Elapsed += f.Elapsed
 			r.Server.Requests += s.Requests
@@ -163,6 +176,19 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		}
 	}
 	return results, nil
+}
+
+// settle calls fn, when set, and returns the CPU time of the process
+// meanwhile.
+func settle(ctx context.Context, fn func(context.Context) error) (time.Duration, error) {
+	if fn == nil {
+		return 0, nil
+	}
+	cpu := processCPU()
+	if err := fn(ctx); err != nil {
+		return 0, fmt.Errorf("settle: %w", err)
+	}
+	return processCPU() - cpu, nil
 }
 
 // answer is a response body and its media type.

@@ -2,6 +2,7 @@ package floorbench
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -74,6 +75,39 @@ func TestRunServesTheSameBytes(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "chunked") || !strings.Contains(out.String(), "29 KB") || !strings.Contains(out.String(), "cpu ratio") {
 		t.Fatalf("table:\n%s", out.String())
+	}
+}
+
+// What the server does after a slice, until Settle returns, is the
+// server's: counted in its CPU time, after every slice and the warm-up.
+func TestRunChargesSettleToTheServer(t *testing.T) {
+	if processCPU() == 0 {
+		t.Skip("no CPU time of the process on this system")
+	}
+	const burn = 20 * time.Millisecond
+	calls := 0
+	res, err := Run(t.Context(), Config{
+		Server:      server(t),
+		Targets:     []Target{{Name: "fixed", Path: "/fixed"}},
+		Connections: 1,
+		Slice:       10 * time.Millisecond,
+		Rounds:      3,
+		Warmup:      10 * time.Millisecond,
+		Settle: func(context.Context) error {
+			calls++
+			for start := processCPU(); processCPU()-start < burn; {
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 4 {
+		t.Errorf("Settle called %d times, want 4 (the warm-up and 3 rounds)", calls)
+	}
+	if got := res[0].Server.CPU; got < 3*burn {
+		t.Errorf("server CPU %s, want at least the %s Settle spent in the 3 rounds", got, 3*burn)
 	}
 }
 
