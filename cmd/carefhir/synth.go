@@ -243,23 +243,10 @@ func (l *loader) transact(ctx context.Context, entries []synth.Entry) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.base, bytes.NewReader(body))
-	if err != nil {
-		return err
+	if err := l.send(ctx, http.MethodPost, l.base, body); err != nil {
+		return fmt.Errorf("transaction of %d: %w", len(entries), err)
 	}
-	req.Header.Set("Content-Type", "application/fhir+json")
-	req.Header.Set("Prefer", "return=minimal")
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", l.base, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return fmt.Errorf("POST %s: transaction of %d: %s: %s", l.base, len(entries), resp.Status, bytes.TrimSpace(msg))
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	return err
+	return nil
 }
 
 // loader creates or replaces resources on a FHIR server with PUT, so that
@@ -269,26 +256,26 @@ type loader struct {
 	base   string // FHIR base URL without a trailing slash
 }
 
-// maxAttempts bounds how often a PUT the server could not take (429, 503 or
-// no response) is tried.
+// maxAttempts bounds how often a request the server could not take (429,
+// 503 or no response) is tried. A transaction is all or nothing and its
+// entries are PUTs, so sending it again is safe.
 const maxAttempts = 4
 
-// putAll sends each entry with put.
+// putAll sends each entry with a PUT.
 func (l *loader) putAll(ctx context.Context, entries []synth.Entry) error {
 	for _, e := range entries {
-		if err := l.put(ctx, e); err != nil {
+		if err := l.send(ctx, http.MethodPut, l.base+"/"+e.Type+"/"+e.ID, e.JSON); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// put sends one resource, retrying with a growing pause while the server is
-// busy or unreachable.
-func (l *loader) put(ctx context.Context, e synth.Entry) error {
-	url := l.base + "/" + e.Type + "/" + e.ID
+// send sends one request, retrying with a growing pause while the server
+// is busy or unreachable.
+func (l *loader) send(ctx context.Context, method, url string, body []byte) error {
 	for attempt := 1; ; attempt++ {
-		retry, err := l.try(ctx, url, e.JSON)
+		retry, err := l.try(ctx, method, url, body)
 		if err == nil || !retry || attempt == maxAttempts {
 			return err
 		}
@@ -300,9 +287,9 @@ func (l *loader) put(ctx context.Context, e synth.Entry) error {
 	}
 }
 
-// try sends one PUT and reports whether a failure is worth retrying.
-func (l *loader) try(ctx context.Context, url string, body []byte) (retry bool, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, bytes.NewReader(body))
+// try sends one request and reports whether a failure is worth retrying.
+func (l *loader) try(ctx context.Context, method, url string, body []byte) (retry bool, err error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return false, err
 	}
@@ -311,7 +298,7 @@ func (l *loader) try(ctx context.Context, url string, body []byte) (retry bool, 
 	req.Header.Set("Prefer", "return=minimal")
 	resp, err := l.client.Do(req)
 	if err != nil {
-		return ctx.Err() == nil, fmt.Errorf("PUT %s: %w", url, err)
+		return ctx.Err() == nil, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusCreated {
@@ -320,7 +307,7 @@ func (l *loader) try(ctx context.Context, url string, body []byte) (retry bool, 
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	retry = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable
-	return retry, fmt.Errorf("PUT %s: %s: %s", url, resp.Status, bytes.TrimSpace(msg))
+	return retry, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, bytes.TrimSpace(msg))
 }
 
 // newLoadClient returns a client that keeps a connection per concurrent
