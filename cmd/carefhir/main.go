@@ -24,13 +24,25 @@ import (
 	"syscall"
 
 	"github.com/gin-gonic/gin"
+
+	"carefhir/store/sqlite"
 )
+
+// pageMemoryMiB is the slab of SQLite's page caches: the reader pool's,
+// the checkpointer's and the writer's caches of a 2-core machine fit in
+// it. It is address space until pages are cached in it.
+const pageMemoryMiB = 128
 
 func main() {
 	if os.Getenv(gin.EnvGinMode) == "" {
 		// Gin's debug mode prints its route table to stdout; the server
 		// logs through slog instead.
 		gin.SetMode(gin.ReleaseMode)
+	}
+	// Before any database is opened: SQLite's page caches draw from one
+	// slab rather than allocating each page (see UsePageMemory).
+	if err := sqlite.UsePageMemory(pageMemoryMiB); err != nil {
+		fmt.Fprintf(os.Stderr, "carefhir: %v\n", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
