@@ -217,21 +217,11 @@ func (p *planSQL) driver(typ string, terms []term) (driver int, scan bool, err e
 const deepEstimate = 10
 
 // rarest returns the candidate term with the fewest rows, counted up to
-// most, and its count. Once a term has n rows, the next are counted up to
-// n only: reaching it, they cannot be rarer. A caseload's search of 200
-// patients' appointments counts the few hundred of their references, then
-// stops counting booked appointments there instead of at thousands.
+// most, and its count.
 func (p *planSQL) rarest(typ string, terms []term, candidates []int, estimate estimator, most int) (best, least int, err error) {
 	best = -1
 	for _, i := range candidates {
-		upTo := most
-		if best >= 0 {
-			if least == 0 {
-				break
-			}
-			upTo = least
-		}
-		n, err := p.count(typ, terms[i], estimate, upTo)
+		n, err := p.count(typ, terms[i], estimate, most)
 		if err != nil {
 			return -1, 0, err
 		}
