@@ -28,11 +28,6 @@ import (
 	"carefhir/store/sqlite"
 )
 
-// pageMemoryMiB is the slab of SQLite's page caches: the reader pool's,
-// the checkpointer's and the writer's caches of a 2-core machine fit in
-// it. It is address space until pages are cached in it.
-const pageMemoryMiB = 128
-
 func main() {
 	if os.Getenv(gin.EnvGinMode) == "" {
 		// Gin's debug mode prints its route table to stdout; the server
@@ -40,8 +35,9 @@ func main() {
 		gin.SetMode(gin.ReleaseMode)
 	}
 	// Before any database is opened: SQLite's page caches draw from one
-	// slab rather than allocating each page (see UsePageMemory).
-	if err := sqlite.UsePageMemory(pageMemoryMiB); err != nil {
+	// slab rather than allocating each page (see UsePageMemory). It is
+	// address space until pages are cached in it.
+	if err := sqlite.UsePageMemory(sqlite.PageMemoryMiB(sqlite.Options{})); err != nil {
 		fmt.Fprintf(os.Stderr, "carefhir: %v\n", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

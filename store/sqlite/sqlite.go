@@ -133,9 +133,7 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 100 * time.Millisecond
 	}
-	if opts.Readers <= 0 {
-		opts.Readers = max(4, 2*runtime.GOMAXPROCS(0))
-	}
+	opts.Readers = readers(opts)
 	syncMode := "NORMAL"
 	if opts.SyncFull {
 		syncMode = "FULL"
@@ -514,8 +512,21 @@ func (t *tx) Put(ctx context.Context, w *store.Write) error {
 	return nil
 }
 
-// The page cache of each connection, in MiB. Readers read through the
-// memory map and need little.
+// readers returns the size of the reader pool of a store opened with opts.
+func readers(opts Options) int {
+	if opts.Readers > 0 {
+		return opts.Readers
+	}
+	return max(4, 2*runtime.GOMAXPROCS(0))
+}
+
+// PageMemoryMiB returns the most that the page caches of a store opened
+// with opts hold, in MiB: the page memory (UsePageMemory) for one store.
+func PageMemoryMiB(opts Options) int {
+	return writerCacheMiB + readerCacheMiB*(readers(opts)+1) // +1: the checkpointer
+}
+
+// The page cache of each connection, in MiB.
 const (
 	writerCacheMiB = 64
 	readerCacheMiB = 8
