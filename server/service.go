@@ -3,14 +3,14 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
@@ -93,29 +93,7 @@ func truncate(s string, n int) string {
 }
 
 // newID returns a random UUID (version 4), the form of server-assigned ids.
-func newID() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand documents a fatal error instead)
-	return formatUUID(b, 4)
-}
-
-// formatUUID writes 16 bytes as a UUID of the given version (RFC 9562),
-// such as 0a14f7c2-5b1e-4c8a-9d3f-2e6b7a8c9d0e for version 4.
-func formatUUID(b [16]byte, version byte) string {
-	b[6] = b[6]&0x0f | version<<4
-	b[8] = b[8]&0x3f | 0x80
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:16])
-	return string(out[:])
-}
+func newID() string { return uuid.NewString() }
 
 // timestamp returns the lastUpdated of a version written now, at the
 // precision carefhir stores: the time of the transaction ctx is part of,
