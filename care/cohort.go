@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 	"carefhir/operation"
 	"carefhir/store"
 )
@@ -405,7 +406,7 @@ func among(set map[string]bool, most int, param string, params url.Values, searc
 	// Only Patients can be members: other subjects are not searched for.
 	var refs []string
 	for _, ref := range slices.Sorted(maps.Keys(set)) {
-		if id, ok := strings.CutPrefix(ref, "Patient/"); ok && isID(id) {
+		if id, ok := strings.CutPrefix(ref, "Patient/"); ok && lexical.ValidID(id) {
 			refs = append(refs, ref)
 		}
 	}
@@ -519,18 +520,4 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, bool) {
 		}
 	}
 	return cr, !cr.empty()
-}
-
-// isID reports whether s is a resource id: 1 to 64 of A-Z, a-z, 0-9, '-'
-// and '.'.
-func isID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,10 @@
 package profiles
 
-import "regexp"
+import (
+	"regexp"
+
+	"carefhir/fhir/lexical"
+)
 
 // valueFormat checks the lexical form of a primitive value: the regular
 // expression its definition gives, or a check written in Go that accepts
@@ -26,7 +30,7 @@ var formats = map[string]formatFunc{
 	`[ \r\n\t\S]+`:          nonEmptyWithoutFormFeed, // string, markdown
 	`\S*`:                   withoutWhitespace,       // uri, url, canonical
 	`[^\s]+(\s[^\s]+)*`:     isCode,
-	`[A-Za-z0-9\-\.]{1,64}`: isID,
+	`[A-Za-z0-9\-\.]{1,64}`: lexical.ValidID,
 	`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`: isDecimal,
 	`-?([0]|([1-9][0-9]*))`:                          isInteger,
 	`[1-9][0-9]*`:                                    isPositiveInt,
@@ -80,20 +84,6 @@ func isCode(s string) bool {
 	}
 	for i := 1; i < len(s); i++ {
 		if isSpace(s[i]) && isSpace(s[i-1]) {
-			return false
-		}
-	}
-	return true
-}
-
-// isID: [A-Za-z0-9\-\.]{1,64}.
-func isID(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(isDigit(c) || isLetter(c) || c == '-' || c == '.') {
 			return false
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 )
 
 // valueKind is the JSON type of a primitive value.
@@ -45,7 +46,7 @@ var primitives = withBoxes([]primitive{
 	{name: "date", typ: reflect.TypeFor[fhir.Date](), valid: validDate},
 	{name: "dateTime", typ: reflect.TypeFor[fhir.DateTime](), valid: validDateTime},
 	{name: "decimal", typ: reflect.TypeFor[fhir.Decimal](), value: valueDecimal},
-	{name: "id", typ: reflect.TypeFor[fhir.Id](), valid: validID},
+	{name: "id", typ: reflect.TypeFor[fhir.Id](), valid: lexical.ValidID},
 	{name: "instant", typ: reflect.TypeFor[fhir.Instant](), valid: validInstant},
 	{name: "integer", typ: reflect.TypeFor[fhir.Integer](), value: valueInteger, min: minInt32},
 	{name: "markdown", typ: reflect.TypeFor[fhir.Markdown](), valid: validString},
@@ -195,20 +196,6 @@ func validCode(s string) bool {
 	}
 	for i := 1; i < len(s); i++ {
 		if isSpace(s[i]) && isSpace(s[i-1]) {
-			return false
-		}
-	}
-	return true
-}
-
-// validID: [A-Za-z0-9\-\.]{1,64}
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '.') {
 			return false
 		}
 	}

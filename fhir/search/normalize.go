@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"carefhir/fhir/lexical"
 	"carefhir/store/query"
 )
 
@@ -336,7 +337,7 @@ func localReference(s string) (typ, id string, ok bool) {
 	if len(parts) != 2 && !(len(parts) == 4 && parts[2] == "_history") {
 		return "", "", false
 	}
-	if !isTypeName(parts[0]) || !isID(parts[1]) {
+	if !isTypeName(parts[0]) || !lexical.ValidID(parts[1]) {
 		return "", "", false
 	}
 	return parts[0], parts[1], true
@@ -349,20 +350,6 @@ func isTypeName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') {
-			return false
-		}
-	}
-	return true
-}
-
-// isID reports whether s is a FHIR id: 1 to 64 of A-Z a-z 0-9 - and '.'.
-func isID(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '.' {
 			return false
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"carefhir/fhir/lexical"
 	"carefhir/store/query"
 )
 
@@ -590,7 +591,7 @@ func (p *parser) tokens(c *query.Clause, name, code, modifier string, values []s
 				return err
 			}
 			if code == "_id" {
-				if !isID(m.Code) || !m.AnySystem {
+				if !lexical.ValidID(m.Code) || !m.AnySystem {
 					return invalid(name, "%q is not a resource id", clip(v))
 				}
 			}
@@ -846,7 +847,7 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 				return invalid(name, "%s cannot refer to a %s", sp.Code, ref.Type)
 			}
 			c.References = append(c.References, query.ReferenceMatch{Type: ref.Type, ID: ref.ID})
-		case isID(v):
+		case lexical.ValidID(v):
 			m := query.ReferenceMatch{Type: modifier, ID: v}
 			if m.Type == "" && len(targets) == 1 {
 				m.Type = targets[0]

@@ -1,4 +1,4 @@
-package server
+package lexical
 
 import (
 	"regexp"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// validID must accept exactly what the definition of a FHIR id does.
+// ValidID must accept exactly what the definition of a FHIR id does.
 func TestValidIDAsDefined(t *testing.T) {
 	pattern := regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 	ids := []string{"", strings.Repeat("a", 64), strings.Repeat("a", 65), "é", "a\x00", "Patient/1", "a b", "a_b", "0a14f7c2-5b1e-4c8a-9d3f-2e6b7a8c9d0e"}
@@ -14,8 +14,8 @@ func TestValidIDAsDefined(t *testing.T) {
 		ids = append(ids, string(rune(c)), "a"+string([]byte{byte(c)}))
 	}
 	for _, id := range ids {
-		if got, want := validID(id), pattern.MatchString(id); got != want {
-			t.Errorf("validID(%q) = %v, want %v", id, got, want)
+		if got, want := ValidID(id), pattern.MatchString(id); got != want {
+			t.Errorf("ValidID(%q) = %v, want %v", id, got, want)
 		}
 	}
 }
@@ -25,7 +25,7 @@ func BenchmarkValidID(b *testing.B) {
 	const id = "0a14f7c2-5b1e-4c8a-9d3f-2e6b7a8c9d0e"
 	b.Run("loop", func(b *testing.B) {
 		for range b.N {
-			validID(id)
+			ValidID(id)
 		}
 	})
 	b.Run("regexp", func(b *testing.B) {
