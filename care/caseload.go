@@ -187,7 +187,7 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 }
 
 // caseloadFacts gathers the facts of each patient with one search per kind
-// of fact for a hundred patients at a time.
+// of fact for chunkSize patients at a time.
 func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []string) ([]*caseloadEntry, error) {
 	byRef := make(map[string]*caseloadEntry, len(patients))
 	entries := make([]*caseloadEntry, 0, len(patients))

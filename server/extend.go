@@ -151,14 +151,23 @@ func (s *opStore) Read(ctx context.Context, typ, id string) (*store.Version, err
 }
 
 func (s *opStore) Search(ctx context.Context, typ string, params url.Values) (*store.Page, error) {
+	q, err := s.query(typ, params)
+	if err != nil {
+		return nil, err
+	}
+	return s.Find(ctx, q)
+}
+
+// query parses an operation's search strictly. An operation asking for
+// the ids alone (_elements=id) gets versions without bodies, which the
+// engine then does not read.
+func (s *opStore) query(typ string, params url.Values) (store.Query, error) {
 	plan, err := s.a.search.Parse(typ, params, search.Options{Strict: true, Base: s.a.cfg.BaseURL})
 	if err != nil {
-		return nil, searchError(err)
+		return store.Query{}, searchError(err)
 	}
-	// An operation asking for the ids alone gets versions without bodies,
-	// which the engine then does not read.
 	plan.Query.IDsOnly = slices.Equal(plan.Elements, []string{"id"})
-	return s.Find(ctx, plan.Query)
+	return plan.Query, nil
 }
 
 // eachPage is how many matches Each reads at a time: few enough pages
@@ -171,12 +180,10 @@ const (
 )
 
 func (s *opStore) Each(ctx context.Context, typ string, params url.Values, fn func(*store.Version) error) error {
-	plan, err := s.a.search.Parse(typ, params, search.Options{Strict: true, Base: s.a.cfg.BaseURL})
+	q, err := s.query(typ, params)
 	if err != nil {
-		return searchError(err)
+		return err
 	}
-	q := plan.Query
-	q.IDsOnly = slices.Equal(plan.Elements, []string{"id"})
 	q.Unordered, q.Count = true, eachPage
 	if q.IDsOnly {
 		q.Count = eachIDsPage
