@@ -32,12 +32,12 @@ type planSQL struct {
 	// (Query.Unordered), asks where to order by rid when a condition
 	// drives: the rids of one index key come in that order, so a page is
 	// a range of the key rather than a sort of every match. ridOrdered
-	// reports that it did. after, the rid a page starts after, is then
-	// put into the driving condition's range too.
+	// reports that it did. after, the rid a page starts after (0: the
+	// first page), is then put into the driving condition's range too.
 	byRid, ridOrdered bool
-	after             any
-	// bound is the rid after which the set being written starts.
-	bound any
+	after             int64
+	// bound is the rid after which the set being written starts; 0: none.
+	bound int64
 	// rowRead lists the aliases of resources whose row (deleted, seq) a
 	// condition reads, beyond the rid, type and id of the resources_id
 	// index.
@@ -148,7 +148,7 @@ func (p *planSQL) where(typ, r string, clauses []store.Clause) error {
 			p.bound = p.after
 		}
 		err := p.term(typ, r, t)
-		p.bound = nil
+		p.bound = 0
 		if err != nil {
 			return err
 		}

@@ -38,7 +38,7 @@ func (p *planSQL) values(typ, r string, t term) error {
 		}
 		p.arg(pr.pid)
 		p.arg(args...)
-		if p.bound != nil && !p.probe {
+		if p.bound != 0 && !p.probe {
 			p.b.WriteString(" AND rid > ?")
 			p.arg(p.bound)
 		}
