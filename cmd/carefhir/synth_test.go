@@ -279,3 +279,41 @@ func checkUsage(t *testing.T, err error, want string) {
 		t.Fatalf("error %v, want a usage error mentioning %q", err, want)
 	}
 }
+
+// A transaction the server could not take (503) is sent again, up to
+// maxAttempts times, and one it refused (400) is not.
+func TestLoaderTransactionRetries(t *testing.T) {
+	tests := []struct {
+		name         string
+		answers      []int
+		wantErr      string
+		wantAttempts int64
+	}{
+		{name: "busy, then taken", answers: []int{503, 503, 200}, wantAttempts: 3},
+		{name: "busy throughout", answers: []int{503, 503, 503, 503, 503}, wantErr: "503 Service Unavailable", wantAttempts: maxAttempts},
+		{name: "refused", answers: []int{400, 200}, wantErr: "400 Bad Request", wantAttempts: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var attempts atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var b struct{ Type string }
+				if r.Method != http.MethodPost || r.URL.Path != "/fhir" || json.NewDecoder(r.Body).Decode(&b) != nil || b.Type != "transaction" {
+					t.Errorf("%s %s: not a transaction posted to the base", r.Method, r.URL.Path)
+				}
+				status := tt.answers[attempts.Add(1)-1]
+				w.WriteHeader(status)
+				io.WriteString(w, `{"resourceType":"Bundle","type":"transaction-response"}`)
+			}))
+			defer srv.Close()
+			l := &loader{client: newLoadClient(http.DefaultTransport, 1), base: srv.URL + "/fhir"}
+			err := l.transact(t.Context(), []synth.Entry{{Type: "Patient", ID: "p1", JSON: []byte(`{"resourceType":"Patient","id":"p1"}`)}})
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+			if got := attempts.Load(); got != tt.wantAttempts {
+				t.Errorf("%d attempts, want %d", got, tt.wantAttempts)
+			}
+		})
+	}
+}
