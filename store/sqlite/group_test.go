@@ -103,6 +103,54 @@ func TestGroupedUnitsStandAlone(t *testing.T) {
 	}
 }
 
+// TestLoneUnitRolledBack runs units of work one at a time, so that each
+// begins a group of its own (and so has no savepoint): a unit that fails,
+// after writes that added a search parameter the store had not seen, leaves
+// neither its resources nor their search values, and the units before and
+// after it are kept whole.
+func TestLoneUnitRolledBack(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), sqlite.Options{})
+	defer s.Close()
+	ctx := t.Context()
+	errAbandon := errors.New("abandoned")
+	unit := func(id, param string, fail bool) error {
+		return s.Transact(ctx, func(tx store.Tx) error {
+			w := patient(id, 0, `{}`)
+			w.Index.Tokens = append(w.Index.Tokens, store.Token{Param: param, System: "s", Code: id})
+			if err := tx.Put(ctx, w); err != nil {
+				return err
+			}
+			if fail {
+				return errAbandon
+			}
+			return nil
+		})
+	}
+	if err := unit("before", "identifier", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := unit("failed", "new-param", true); !errors.Is(err, errAbandon) {
+		t.Fatalf("failing unit: %v, want %v", err, errAbandon)
+	}
+	if err := unit("after", "new-param", false); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]error{"before": nil, "failed": store.ErrNotFound, "after": nil} {
+		if _, err := s.Read(ctx, "Patient", id); !errors.Is(err, want) {
+			t.Errorf("Patient/%s: %v, want %v", id, err, want)
+		}
+	}
+	for code, want := range map[string]int{"failed": 0, "after": 1} {
+		got, err := s.Search(ctx, store.Query{Type: "Patient", Where: []store.Clause{{Param: "new-param", Tokens: []store.TokenMatch{{System: "s", Code: code}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != want {
+			t.Errorf("Patient?new-param=s|%s: %d matches, want %d", code, len(got), want)
+		}
+	}
+}
+
 // TestGroupedUnitsShareFsync counts the fsyncs of the WAL while units of
 // work of one write each come from 8 goroutines at once with
 // synchronous=FULL: they share them, fewer fsyncs than units, and with
