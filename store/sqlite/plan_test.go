@@ -66,6 +66,8 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 		{"sorted by lastUpdated", "Observation", "subject=Patient/p1&_sort=-_lastUpdated"},
 		{"long list of codes", "Observation", "code=" + strings.Repeat("http://loinc.org|8480-6,", 99) + "http://loinc.org|8480-6"},
 		{"long list of codes in any system", "Observation", "code=" + strings.Repeat("8480-6,", 99) + "8480-6"},
+		{"long list of references", "Observation", "subject=" + strings.Repeat("Patient/p1,", 199) + "Patient/p2"},
+		{"long list of patients with a status", "CarePlan", "subject=" + strings.Repeat("Patient/p1,", 199) + "Patient/p2&status=active"},
 		{"quantity in UCUM units", "Observation", "value-quantity=gt16|http://unitsofmeasure.org|kPa"},
 	}
 	explain := func(t *testing.T, query string, args []any) []string {

@@ -115,8 +115,21 @@ func (p *planSQL) values(typ, r string, t term) error {
 		cond, args := quantityCond(m)
 		sub("quantities", cond, args...)
 	}
-	for _, m := range c.References {
-		sub("refs", "key = ?", m.Key())
+	if refs := c.References; len(refs) > maxRefTerms {
+		// The patients of a caseload, say: one statement whose text does
+		// not grow with the list, so that it is prepared once and cached,
+		// where a SELECT per value made a statement too long to cache that
+		// took longer to prepare than to run. Still one key probe a value.
+		keys := make([]string, len(refs))
+		for i, m := range refs {
+			keys[i] = m.Key()
+		}
+		b, _ := json.Marshal(keys) // strings always marshal
+		sub("refs", "key IN (SELECT value FROM json_each(?))", string(b))
+	} else {
+		for _, m := range refs {
+			sub("refs", "key = ?", m.Key())
+		}
 	}
 	for _, m := range c.URIs {
 		switch m.Mode {
@@ -161,6 +174,10 @@ const maxCompound = 400
 // each; beyond it, their system|code pairs are looked up through a JSON
 // table. SQLite allows 500 terms in a compound SELECT.
 const maxTokenTerms = 64
+
+// maxRefTerms is the most reference matches a clause writes as one SELECT
+// each; beyond it, their keys are looked up through a JSON table.
+const maxRefTerms = 8
 
 // prefixEnd follows every string that starts with a given prefix: the
 // largest code point, which no UTF-8 text exceeds.
