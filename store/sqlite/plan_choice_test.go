@@ -120,6 +120,12 @@ func TestSearchPlanChoiceKeepsAnswers(t *testing.T) {
 		}
 		return ids
 	}
+	// A list of references long enough to be looked up through a JSON
+	// table: p007 and 19 patients without plans.
+	longList := "Patient/p007"
+	for i := 100; i < 119; i++ {
+		longList += fmt.Sprintf(",Patient/p%03d", i)
+	}
 	tests := []struct {
 		name, typ, query string
 		count            int
@@ -131,6 +137,8 @@ func TestSearchPlanChoiceKeepsAnswers(t *testing.T) {
 		// The subject is rarer than the status: it drives.
 		{"rare subject drives", "CarePlan", "status=draft&subject=Patient/p007", 20, wantP7Draft},
 		{"rare chain drives", "CarePlan", "status=draft&subject:Patient.birthdate=1970-01-08", 20, wantP7Draft},
+		{"long list of subjects drives", "CarePlan", "status=draft&subject=" + longList, 7, wantP7Draft},
+		{"long list of subjects probed", "CarePlan", "_id=cp00007,cp00057,cp00008&subject=" + longList, 1, []string{"cp00007", "cp00057"}},
 		{"merged date range", "Patient", "birthdate=ge1970-03-01&birthdate=lt1970-04-01", 7, wantBorn},
 		{"merged date range with _has", "Patient", "birthdate=ge1970-01-01&birthdate=lt1970-01-11&_has:CarePlan:subject:status=draft",
 			20, []string{"p000", "p001", "p002", "p003", "p004", "p005", "p006", "p007", "p008", "p009"}},
