@@ -2,7 +2,6 @@ package access
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"carefhir/store"
 )
@@ -304,15 +305,7 @@ func (ev *auditEventJSON) index() store.Index {
 // the trail's rows are appended at the end of the engine's indexes rather
 // than scattered across them, which keeps the pages each batch writes few.
 func newEventID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	ms := uint64(time.Now().UnixMilli())
-	for i := range 6 {
-		b[i] = byte(ms >> (40 - 8*i))
-	}
-	b[6] = b[6]&0x0f | 0x70
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	return uuid.Must(uuid.NewV7()).String()
 }
 
 // The code systems of an AuditEvent in the style of IHE Basic Audit Log

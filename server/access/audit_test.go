@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"carefhir/fhir/search"
 	"carefhir/store"
 )
@@ -80,4 +82,20 @@ func sameSet(a, b any) bool {
 		return slices.Compact(out)
 	}
 	return slices.Equal(key(a), key(b))
+}
+
+// The trail's ids are UUIDs of version 7, each after the one before, so
+// that the engine appends each event's rows at the end of its indexes.
+func TestEventIDsAreTimeOrdered(t *testing.T) {
+	ids := make([]string, 100)
+	for i := range ids {
+		ids[i] = newEventID()
+		u, err := uuid.Parse(ids[i])
+		if err != nil || u.Version() != 7 {
+			t.Fatalf("event id %q: version %v, %v; want a UUID of version 7", ids[i], u.Version(), err)
+		}
+	}
+	if !slices.IsSorted(ids) {
+		t.Errorf("event ids out of order: %v", ids)
+	}
 }
