@@ -54,11 +54,10 @@ func (p *planSQL) values(typ, r string, t term) error {
 		return nil
 	}
 	tokens := c.Tokens
-	if len(tokens) > maxTokenTerms {
-		// A long list (an expanded ValueSet) would pass SQLite's limit of
-		// terms in a compound SELECT: its system|code pairs become one
-		// lookup through a JSON table, still one key probe per pair.
-		// Codes in any system likewise.
+	if len(tokens) > maxListTerms {
+		// A long list (an expanded ValueSet, say): its system|code pairs
+		// become one lookup through a JSON table, still one key probe per
+		// pair. Codes in any system likewise.
 		pairs, codes := [][2]string{}, []string{}
 		var rest []store.TokenMatch
 		for _, m := range tokens {
@@ -115,11 +114,9 @@ func (p *planSQL) values(typ, r string, t term) error {
 		cond, args := quantityCond(m)
 		sub("quantities", cond, args...)
 	}
-	if refs := c.References; len(refs) > maxRefTerms {
-		// The patients of a caseload, say: one statement whose text does
-		// not grow with the list, so that it is prepared once and cached,
-		// where a SELECT per value made a statement too long to cache that
-		// took longer to prepare than to run. Still one key probe a value.
+	if refs := c.References; len(refs) > maxListTerms {
+		// The patients of a caseload, say: one lookup through a JSON
+		// table, still one key probe per value.
 		keys := make([]string, len(refs))
 		for i, m := range refs {
 			keys[i] = m.Key()
@@ -170,14 +167,14 @@ func (p *planSQL) values(typ, r string, t term) error {
 // SQLite's limit of 500.
 const maxCompound = 400
 
-// maxTokenTerms is the most token matches a clause writes as one SELECT
-// each; beyond it, their system|code pairs are looked up through a JSON
-// table. SQLite allows 500 terms in a compound SELECT.
-const maxTokenTerms = 64
-
-// maxRefTerms is the most reference matches a clause writes as one SELECT
-// each; beyond it, their keys are looked up through a JSON table.
-const maxRefTerms = 8
+// maxListTerms is the most token or reference matches a clause writes as
+// one SELECT each. A longer list is bound as one JSON array and looked up
+// through json_each, in a statement whose text does not grow with the
+// list: a SELECT per value made statements too long for the reader's
+// statement cache (a caseload's 200 patients), prepared again for every
+// count and page at a cost above running them, and lists past SQLite's
+// 500 terms in a compound SELECT would not prepare at all.
+const maxListTerms = 8
 
 // prefixEnd follows every string that starts with a given prefix: the
 // largest code point, which no UTF-8 text exceeds.
