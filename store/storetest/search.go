@@ -465,11 +465,21 @@ func testFindPaging(t *testing.T, s store.Store) {
 			}
 			put(t, s, &store.Write{Type: "Observation", ID: id, LastUpdated: at(200 + i), JSON: []byte(body), Index: index})
 		}
+		// Lists long enough for an engine to look them up as a whole, and
+		// the short lists they select the same resources as.
+		longSubjects := "subject=Patient/p1,Patient/n1,Patient/n2,Patient/n3,Patient/n4,Patient/n5,Patient/n6,Patient/n7,Patient/n8,Patient/n9"
+		longCodes := "code=http://example.org/unordered|a,x|1,x|2,x|3,x|4,x|5,x|6,x|7,x|8,x|9&subject=Patient/p1"
+		sameAs := map[string]string{
+			longSubjects: "subject=Patient/p1",
+			longCodes:    "code=http://example.org/unordered|a&subject=Patient/p1",
+		}
 		for _, query := range []string{
 			"code=http://example.org/unordered|a",
 			"code=http://example.org/unordered|a,http://example.org/unordered|b",
 			"code=http://example.org/unordered|a,http://example.org/unordered|b&status=final",
 			"subject=Patient/p1",
+			longSubjects,
+			longCodes,
 			"_id=u9,u1,ob1",
 			"status:not=preliminary",
 		} {
@@ -479,6 +489,21 @@ func testFindPaging(t *testing.T, s store.Store) {
 				want, err := f.Find(t.Context(), q)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if short, ok := sameAs[query]; ok {
+					// What the long list adds matches nothing.
+					sq := plan(t, reg, "Observation", short)
+					sq.Count = 100
+					sp, err := f.Find(t.Context(), sq)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if idList(sp.Matches) != idList(want.Matches) {
+						t.Errorf("%s: %s, want what %s finds: %s", query, idList(want.Matches), short, idList(sp.Matches))
+					}
+				}
+				if len(want.Matches) == 0 {
+					t.Fatalf("%s matches nothing to page through", query)
 				}
 				q.Count, q.Unordered = 1, true
 				var got []string
