@@ -122,9 +122,8 @@ func parseDateTime(s string) time.Time {
 	return time.Time{}
 }
 
-// chunkSize is how many patients one search of their facts names: the
-// most values of one parameter that SQLite takes as one compound SELECT,
-// and half what the search layer takes.
+// chunkSize is how many patients one search of their facts names: half
+// the values of one parameter that the search layer takes.
 const chunkSize = 500
 
 // chunks splits refs into lists of at most n, joined with commas, as the

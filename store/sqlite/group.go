@@ -50,7 +50,7 @@ type group struct {
 // is open, SQLite copies every page a write changes for the first time into
 // a journal held in memory, so that the page can be put back, allocating
 // and freeing that memory for each unit: on a lone writer (the audit trail,
-// a single client) that copying was a fifth of the process's CPU. The first
+// a single client) that copying was about half the CPU of a write. The first
 // unit needs none, since nothing else in the group can be lost with it.
 func (s *Store) join(ctx context.Context) (*group, error) {
 	if s.group == nil {
