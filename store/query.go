@@ -70,7 +70,6 @@ const (
 	TotalAccurate = query.TotalAccurate
 
 	RefTyped = query.RefTyped
-	RefID    = query.RefID
 	RefURL   = query.RefURL
 )
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"carefhir/fhir"
 	"carefhir/fhir/lexical"
 	"carefhir/store/query"
 )
@@ -847,12 +848,12 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 				return invalid(name, "%s cannot refer to a %s", sp.Code, ref.Type)
 			}
 			c.References = append(c.References, query.ReferenceMatch{Type: ref.Type, ID: ref.ID})
+		case lexical.ValidID(v) && modifier != "":
+			c.References = append(c.References, query.ReferenceMatch{Type: modifier, ID: v})
 		case lexical.ValidID(v):
-			m := query.ReferenceMatch{Type: modifier, ID: v}
-			if m.Type == "" && len(targets) == 1 {
-				m.Type = targets[0]
+			for _, t := range refTypes(sp) {
+				c.References = append(c.References, query.ReferenceMatch{Type: t, ID: v})
 			}
-			c.References = append(c.References, m)
 		case strings.Contains(v, ":"):
 			c.References = append(c.References, query.ReferenceMatch{URL: v})
 		default:
@@ -860,6 +861,16 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 		}
 	}
 	return nil
+}
+
+// refTypes returns every type a reference of sp may name, served or not.
+// References are stored by type and id only, so an id alone is a match for
+// each of them.
+func refTypes(sp *Param) []string {
+	if len(sp.Targets) == 0 || slices.ContainsFunc(sp.Targets, func(t string) bool { return t == "Resource" || t == "Any" }) {
+		return fhir.ResourceTypes()
+	}
+	return sp.Targets
 }
 
 func (p *parser) uris(c *query.Clause, name, modifier string, values []string) error {

@@ -112,7 +112,8 @@ func TestParseClauses(t *testing.T) {
 		{"reference id only, one target", "Patient", "organization=A81001", []query.Clause{
 			{Param: "organization", References: []query.ReferenceMatch{{Type: "Organization", ID: "A81001"}}}}},
 		{"reference id only, many targets", "Observation", "subject=1", []query.Clause{
-			{Param: "subject", References: []query.ReferenceMatch{{ID: "1"}}}}},
+			{Param: "subject", References: []query.ReferenceMatch{
+				{Type: "Group", ID: "1"}, {Type: "Device", ID: "1"}, {Type: "Patient", ID: "1"}, {Type: "Location", ID: "1"}}}}},
 		{"reference type modifier", "Observation", "subject:Patient=1", []query.Clause{
 			{Param: "subject", References: []query.ReferenceMatch{{Type: "Patient", ID: "1"}}}}},
 		{"reference identifier", "Observation", "subject:identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009", []query.Clause{

@@ -93,15 +93,18 @@ func (r Reference) Target() string {
 	return r.Type + "/" + r.ID
 }
 
-// Reference keys: engines store each reference as strings whose first byte
-// marks the form, so that every form of reference match is an equality:
+// Reference keys: engines store each reference as a string whose first byte
+// marks the form, so that every reference match is an equality:
 //
 //	"r" + Type + "/" + id   a resource of a FHIR server
-//	"i" + id                the same, by id alone
 //	"u" + URL               anything else
+//
+// A reference is stored once, by type and id: a search by id alone names
+// no type, and the search parser turns it into one match for each type the
+// parameter can refer to (see ReferenceMatch). Databases written before
+// this rule also hold an "i" + id key per reference; nothing reads it.
 const (
 	RefTyped = "r"
-	RefID    = "i"
 	RefURL   = "u"
 )
 
@@ -110,18 +113,15 @@ func (r Reference) Keys() []string {
 	if r.URL != "" {
 		return []string{RefURL + r.URL}
 	}
-	return []string{RefTyped + r.Type + "/" + r.ID, RefID + r.ID}
+	return []string{RefTyped + r.Type + "/" + r.ID}
 }
 
 // Key returns the stored form of a reference that a match looks for.
 func (m ReferenceMatch) Key() string {
-	switch {
-	case m.URL != "":
+	if m.URL != "" {
 		return RefURL + m.URL
-	case m.Type != "":
-		return RefTyped + m.Type + "/" + m.ID
 	}
-	return RefID + m.ID
+	return RefTyped + m.Type + "/" + m.ID
 }
 
 // CompositeKey joins the parts of a composite value or match into one

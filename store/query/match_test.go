@@ -55,7 +55,7 @@ func TestMatch(t *testing.T) {
 		{"quantity other unit", qm(query.Gt, 5, 0, 0, "http://unitsofmeasure.org", "g"), false},
 		{"quantity le", qm(query.Le, 5, 0, 0, "", ""), false},
 		{"reference typed", query.Clause{Param: "subject", References: []query.ReferenceMatch{{Type: "Patient", ID: "1"}}}, true},
-		{"reference by id", query.Clause{Param: "subject", References: []query.ReferenceMatch{{ID: "1"}}}, true},
+		{"reference without a type", query.Clause{Param: "subject", References: []query.ReferenceMatch{{ID: "1"}}}, false},
 		{"reference other type", query.Clause{Param: "subject", References: []query.ReferenceMatch{{Type: "Group", ID: "1"}}}, false},
 		{"uri below", query.Clause{Param: "url", URIs: []query.URIMatch{{Mode: query.URIBelow, Value: "http://example.org/fhir"}}}, true},
 		{"uri above", query.Clause{Param: "url", URIs: []query.URIMatch{{Mode: query.URIAbove, Value: "http://example.org/fhir/ValueSet/x/y"}}}, true},
@@ -68,7 +68,7 @@ func TestMatch(t *testing.T) {
 		{"present", query.Clause{Param: "q", Presence: query.Present}, true},
 		{"any", query.Clause{Any: []query.Clause{
 			{Param: "gender", Presence: query.Present},
-			{Param: "subject", References: []query.ReferenceMatch{{ID: "1"}}}}}, true},
+			{Param: "subject", References: []query.ReferenceMatch{{Type: "Patient", ID: "1"}}}}}, true},
 		{"id", query.Clause{Param: "_id", Tokens: []query.TokenMatch{{Code: "r1"}}}, true},
 		{"lastUpdated", query.Clause{Param: "_lastUpdated", Dates: []query.DateMatch{{Prefix: query.Ge, Low: day("2025-01-01")}}}, false},
 	}

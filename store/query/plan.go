@@ -161,7 +161,9 @@ type QuantityMatch struct {
 }
 
 // ReferenceMatch matches a Reference of the parameter: by URL when set, else
-// by ID and, when set, Type.
+// by Type and ID. A search by id alone is one match for each type the
+// parameter can refer to: references are stored by type and id only (see
+// Reference.Keys).
 type ReferenceMatch struct {
 	Type string
 	ID   string

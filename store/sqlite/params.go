@@ -44,14 +44,15 @@ var searchTables = []searchTable{
 	{kind: kindNumber, name: "numbers", lo: "min(value)", hi: "max(value)"},
 	{kind: kindQuantity, name: "quantities", lo: "min(value)", hi: "max(value)"},
 	// A reference sorts by its target, "Type/id" or the URL: its key
-	// without the form byte, leaving out the key by id alone.
+	// without the form byte, leaving out the key by id alone that
+	// databases written before references were stored once still hold.
 	{kind: kindRef, name: "refs", lo: "min(substr(key, 2))", hi: "max(substr(key, 2))", where: "substr(key, 1, 1) <> '" + refIDForm + "'"},
 	{kind: kindURI, name: "uris", lo: "min(value)", hi: "max(value)"},
 	{kind: kindComposite, name: "composites"},
 }
 
-// refIDForm is the form byte of a reference key by id alone
-// (store.RefID).
+// refIDForm is the form byte of the key by id alone that earlier versions
+// stored beside each reference's "Type/id" key; nothing matches it now.
 const refIDForm = "i"
 
 // param is a search parameter of a type as stored: its pid (0 if the

@@ -329,3 +329,68 @@ func TestSearchParametersAppear(t *testing.T) {
 		})
 	}
 }
+
+// TestReferencesStoredOnce checks that a reference is one row, by type and
+// id (or by URL), and that the row by id alone which databases written
+// before still hold is never matched: a search finds the resource once.
+func TestReferencesStoredOnce(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, sqlite.Options{})
+	w := &store.Write{Type: "Observation", ID: "o1", JSON: []byte(`{"resourceType":"Observation","id":"o1"}`),
+		LastUpdated: time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC),
+		Index: store.Index{References: []store.Reference{
+			{Param: "subject", Type: "Patient", ID: "p1"},
+			{Param: "subject", URL: "https://elsewhere.example/fhir/Patient/p9"},
+		}}}
+	if err := s.Put(t.Context(), w); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	keys := func() []string {
+		rows, err := db.Query(`SELECT key FROM refs ORDER BY key`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, k)
+		}
+		return out
+	}
+	if got, want := keys(), []string{"rPatient/p1", "uhttps://elsewhere.example/fhir/Patient/p9"}; !slices.Equal(got, want) {
+		t.Fatalf("refs keys = %q, want %q", got, want)
+	}
+	// The key by id alone of a database written before.
+	if _, err := db.Exec(`INSERT INTO refs (pid, key, rid) SELECT pid, 'ip1', rid FROM refs WHERE key = 'rPatient/p1'`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s = mustOpen(t, dir, sqlite.Options{})
+	defer s.Close()
+	for _, refs := range [][]store.ReferenceMatch{
+		{{Type: "Patient", ID: "p1"}},
+		{{Type: "Group", ID: "p1"}, {Type: "Patient", ID: "p1"}},
+	} {
+		page, err := s.Find(t.Context(), store.Query{Type: "Observation", Total: store.TotalAccurate, Count: 10,
+			Where: []store.Clause{{Param: "subject", References: refs}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Matches) != 1 || page.Total != 1 {
+			t.Errorf("subject=%v: %d matches, total %v; want the one Observation", refs, len(page.Matches), page.Total)
+		}
+	}
+}

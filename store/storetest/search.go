@@ -126,8 +126,16 @@ func loadSearchData(t *testing.T, s store.Store) *search.Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
+	putIndexed(t, s, reg, searchData)
+	return reg
+}
+
+// putIndexed writes each resource of data with the index reg extracts from
+// it, the i-th last updated at(i).
+func putIndexed(t *testing.T, s store.Store, reg *search.Registry, data []string) {
+	t.Helper()
 	ix := search.NewIndexer(reg, search.FHIRPath, searchBase)
-	for i, body := range searchData {
+	for i, body := range data {
 		var head struct{ ResourceType, ID string }
 		if err := json.Unmarshal([]byte(body), &head); err != nil {
 			t.Fatalf("data %d: %v", i, err)
@@ -138,7 +146,6 @@ func loadSearchData(t *testing.T, s store.Store) *search.Registry {
 		}
 		put(t, s, &store.Write{Type: head.ResourceType, ID: head.ID, LastUpdated: at(i), JSON: []byte(body), Index: index})
 	}
-	return reg
 }
 
 // searchFixture loads the data set into s and returns s as a Finder, or
@@ -663,5 +670,44 @@ func testPagingUnderWrites(t *testing.T, s store.Store, n int) {
 	}
 	if missing > 0 {
 		t.Errorf("%d of the %d resources that existed throughout were not returned", missing, n)
+	}
+}
+
+// testFindByIDAlone checks that a reference searched for by id alone
+// finds references to that id of every type the parameter may name, served
+// or not: each reference is stored by type and id only, and the parser
+// turns an id alone into a match per type.
+func testFindByIDAlone(t *testing.T, s store.Store) {
+	f, ok := s.(store.Finder)
+	if !ok {
+		t.Skip("engine does not implement store.Finder")
+	}
+	reg, err := searchEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	putIndexed(t, s, reg, []string{
+		`{"resourceType":"Observation","id":"od","status":"final","code":{"text":"x"},"subject":{"reference":"Device/d1"}}`,
+		`{"resourceType":"Observation","id":"op","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/d1"}}`,
+		`{"resourceType":"Observation","id":"oq","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/d2"}}`,
+		`{"resourceType":"Observation","id":"of","status":"final","code":{"text":"x"},"focus":[{"reference":"Observation/od"},{"reference":"Patient/d2"}]}`,
+	})
+	for _, tt := range []struct{ typ, query, want string }{
+		{"Observation", "subject=d1", "od op"},
+		{"Observation", "subject=Patient/d1", "op"},
+		{"Observation", "subject=d1,d2", "od op oq"},
+		{"Observation", "subject=nobody", "-"},
+		// Observation.focus may name any type: a long list of keys.
+		{"Observation", "focus=od", "of"},
+		{"Observation", "focus=d2", "of"},
+		{"Observation", "focus=d1", "-"},
+	} {
+		page, err := f.Find(t.Context(), plan(t, reg, tt.typ, tt.query))
+		if err != nil {
+			t.Fatalf("%s?%s: %v", tt.typ, tt.query, err)
+		}
+		if got := idList(page.Matches); got != tt.want {
+			t.Errorf("%s?%s = %s, want %s", tt.typ, tt.query, got, tt.want)
+		}
 	}
 }

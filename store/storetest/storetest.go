@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Search", testSearch},
 		{"Find", testFind},
 		{"FindInclude", testFindInclude},
+		{"FindByIDAlone", testFindByIDAlone},
 		{"FindPaging", testFindPaging},
 		{"Reindex", testReindex},
 		{"FindPagingUnderWrites", func(t *testing.T, s store.Store) { testPagingUnderWrites(t, s, o.scale) }},
