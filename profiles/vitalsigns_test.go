@@ -2,6 +2,8 @@ package profiles
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -104,5 +106,40 @@ func TestVitalSigns(t *testing.T) {
 	js := strings.Replace(bpValid, bpMeta+`"status":"final",`+bpCategory, `"status":"final",`, 1)
 	if errs := errorsOf(v.Validate(context.Background(), []byte(js))); len(errs) > 0 {
 		t.Errorf("an Observation claiming no profile rejected:%s", show(errs))
+	}
+}
+
+// TestR4VitalSignsExamples validates the R4 vital signs examples, which
+// claim only vitalsigns, against the profile of the vital sign each
+// records: all conform.
+func TestR4VitalSignsExamples(t *testing.T) {
+	v := validator(t)
+	for file, profile := range map[string]string{
+		"Observation-blood-pressure.json":        "bp",
+		"Observation-blood-pressure-dar.json":    "bp",
+		"Observation-blood-pressure-cancel.json": "bp",
+		"Observation-bmi.json":                   "bmi",
+		"Observation-body-height.json":           "bodyheight",
+		"Observation-body-length.json":           "bodyheight",
+		"Observation-body-temperature.json":      "bodytemp",
+		"Observation-head-circumference.json":    "headcircum",
+		"Observation-heart-rate.json":            "heartrate",
+		"Observation-respiratory-rate.json":      "resprate",
+		"Observation-satO2.json":                 "oxygensat",
+		"Observation-vitals-panel.json":          "vitalspanel",
+	} {
+		t.Run(file, func(t *testing.T) {
+			js, err := os.ReadFile(filepath.Join("../testdata/r4-examples", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			url := "http://hl7.org/fhir/StructureDefinition/" + profile
+			if v.StructureDefinition(url) == nil {
+				t.Fatalf("%s is not loaded", url)
+			}
+			if errs := errorsOf(v.Validate(context.Background(), js, url)); len(errs) > 0 {
+				t.Errorf("invalid against %s:%s", profile, show(errs))
+			}
+		})
 	}
 }
