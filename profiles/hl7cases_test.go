@@ -109,8 +109,9 @@ const (
 	reasonUnknownExtension = "unknown-extension"
 	// The Java validator used a later extensions package than R4's.
 	reasonExtensionPack = "extension-pack"
-	// The R4 vital signs profiles are not in the vendored definitions.
-	reasonVitalSigns = "vital-signs"
+	// The Java validator applies a vital signs profile the resource does
+	// not claim, having told from a SNOMED CT code which vital sign it is.
+	reasonVitalSignByCode = "vital-sign-by-code"
 	// The Java validator resolves references inside a Bundle differently.
 	reasonResolution = "java-resolution"
 	// Rules the Java validator applies that R4 does not define.
@@ -143,8 +144,8 @@ var hl7Known = map[string][]string{
 	"mni-patientOverview-bundle-example1":                 {reasonTerminology},
 	"mni-patientOverview-bundle-example1b":                {reasonTerminology, reasonResolution},
 	"obs-max-decimal (profile)":                           {reasonChoiceChild},
-	"obs-quantity-us":                                     {reasonVitalSigns},
-	"obs-temp-bad":                                        {reasonVitalSigns},
+	"obs-quantity-us":                                     {reasonRepeats},
+	"obs-temp-bad":                                        {reasonVitalSignByCode},
 	"pat-dob-ext":                                         {reasonUnknownExtension},
 	"pat-example-extensions":                              {reasonUnknownExtension},
 	"patient-bad-gender":                                  {reasonRepeats},

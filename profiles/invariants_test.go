@@ -8,7 +8,8 @@ import (
 )
 
 // TestInvariantsCompile parses the FHIRPath of every invariant of every
-// loaded definition (R4, the R4 extensions, UK Core), as evaluated.
+// loaded definition (R4, the R4 extensions and vital signs profiles, UK
+// Core), as evaluated.
 func TestInvariantsCompile(t *testing.T) {
 	v := validator(t)
 	n := 0

@@ -45,7 +45,14 @@ func (w *walker) slice(c *elem, items []item, assigned []*elem, path string) {
 		}
 	}
 	for si, s := range c.slices {
-		w.cardinality(s, counts[si], path, "")
+		at := path
+		if strings.HasSuffix(c.name, "[x]") && len(s.def.Type) == 1 {
+			// A type slice of a choice (value[x]:valueQuantity) is about
+			// the values of its type, located as they are:
+			// value.ofType(Quantity).
+			at += ".ofType(" + s.def.Type[0].typeCode() + ")"
+		}
+		w.cardinality(s, counts[si], at, "")
 	}
 }
 
@@ -376,50 +383,78 @@ func (v *Validator) childType(typ, name string) string {
 
 // sliceTarget finds the element a discriminator path reaches from slice s.
 func (v *Validator) sliceTarget(s *elem, path string) *elem {
-	cur := s
-	for _, step := range splitPath(path) {
-		switch {
-		case step == "$this" || step == "resolve()":
-			continue
-		case strings.HasPrefix(step, "ofType("):
-			continue
-		}
-		children := cur.children
-		if len(children) == 0 {
-			if r := v.typeRoot(cur, firstType(cur), nil, cur); r != nil {
-				children = r.children
-			}
-		}
-		if u, ok := funcArg(step, "extension"); ok {
-			var found *elem
-			for _, c := range children {
-				if c.name != "extension" {
-					continue
-				}
-				for _, sl := range c.slices {
-					if extensionProfile(sl) == u {
-						found = sl
-					}
-				}
-			}
-			if found == nil {
-				return nil
-			}
-			cur = found
-			continue
-		}
-		var next *elem
-		for _, c := range children {
-			if c.name == step || c.name == step+"[x]" {
-				next = c
-			}
-		}
+	return v.stepsTarget(s, splitPath(path))
+}
+
+// stepsTarget follows the discriminator steps from element cur. Where a
+// step reaches a sliced element whose own definition fixes nothing at the
+// rest of the path, a slice of it that must occur (min 1 or more) and fixes
+// a value there decides: the bp profile tells its SystolicBP component by
+// code.coding.code through such a slice (code.coding:SBPCode, 1..1, code
+// fixed to 8480-6), so every component in that slice holds that value.
+func (v *Validator) stepsTarget(cur *elem, steps []string) *elem {
+	for i, step := range steps {
+		next := v.step(cur, step)
 		if next == nil {
 			return nil
+		}
+		if rest := steps[i+1:]; len(next.slices) > 0 && len(rest) > 0 {
+			plain := v.stepsTarget(next, rest)
+			if plain != nil && (plain.def.Fixed != nil || plain.def.Pattern != nil) {
+				return plain
+			}
+			for _, sl := range next.slices {
+				if sl.def.min() < 1 {
+					continue
+				}
+				if t := v.stepsTarget(sl, rest); t != nil && (t.def.Fixed != nil || t.def.Pattern != nil) {
+					return t
+				}
+			}
+			return plain
 		}
 		cur = next
 	}
 	return cur
+}
+
+// step returns the child of cur that one discriminator step names: cur
+// itself for $this, resolve() and ofType(), the slice of a known extension
+// for extension('url'). It returns nil when there is none.
+func (v *Validator) step(cur *elem, step string) *elem {
+	switch {
+	case step == "$this" || step == "resolve()":
+		return cur
+	case strings.HasPrefix(step, "ofType("):
+		return cur
+	}
+	children := cur.children
+	if len(children) == 0 {
+		if r := v.typeRoot(cur, firstType(cur), nil, cur); r != nil {
+			children = r.children
+		}
+	}
+	if u, ok := funcArg(step, "extension"); ok {
+		var found *elem
+		for _, c := range children {
+			if c.name != "extension" {
+				continue
+			}
+			for _, sl := range c.slices {
+				if extensionProfile(sl) == u {
+					found = sl
+				}
+			}
+		}
+		return found
+	}
+	var next *elem
+	for _, c := range children {
+		if c.name == step || c.name == step+"[x]" {
+			next = c
+		}
+	}
+	return next
 }
 
 func firstType(e *elem) string {

@@ -1,15 +1,16 @@
 // Package profiles validates FHIR R4 resources against StructureDefinitions:
-// the R4 base definitions, the R4 core extensions and UK Core, plus any
-// conformance resources given at construction. Validation is driven by
-// snapshots (generated from differentials where a profile has none) and
-// checks cardinality, types and choice types, type profiles, primitive
-// formats, fixed and pattern values, minimum and maximum values, slicing,
-// invariants (FHIRPath), bindings against the bundled terminology,
-// extension contexts, reference target types, narrative safety, the rules
-// of Bundles and documents, a QuestionnaireResponse against its
-// Questionnaire, and the NHS England identifier rules. See
-// https://hl7.org/fhir/R4/validation.html; docs/conformance.md measures how
-// far it agrees with the HL7 reference validator.
+// the R4 base definitions, the R4 core extensions, the R4 vital signs
+// profiles and UK Core, plus any conformance resources given at
+// construction. Validation is driven by snapshots (generated from
+// differentials where a profile has none) and checks cardinality, types and
+// choice types, type profiles, primitive formats, fixed and pattern values,
+// minimum and maximum values, slicing, invariants (FHIRPath), bindings
+// against the bundled terminology, extension contexts, reference target
+// types, narrative safety, the rules of Bundles and documents, a
+// QuestionnaireResponse against its Questionnaire, and the NHS England
+// identifier rules. See https://hl7.org/fhir/R4/validation.html;
+// docs/conformance.md measures how far it agrees with the HL7 reference
+// validator.
 package profiles
 
 import (
@@ -89,19 +90,10 @@ type compiled struct {
 func New(opts Options) (*Validator, error) {
 	v := &Validator{structures: map[string]*structure{}, regexps: map[string]valueFormat{}, required: opts.Required, exprs: new(sync.Map), patterns: new(sync.Map)}
 	var all []json.RawMessage
-	for _, src := range []struct {
-		fsys fs.FS
-		name string
-	}{
-		{definitions.FS, "profiles-types.json.gz"},
-		{definitions.FS, "profiles-resources.json.gz"},
-		{conformance.FS, "r4-extensions.json.gz"},
-		{conformance.FS, "r4-terminology.json.gz"},
-		{conformance.FS, "ukcore.json.gz"},
-	} {
-		rs, err := readBundle(src.fsys, src.name)
+	for _, b := range conformance.Bundles() {
+		rs, err := readBundle(b.FS, b.Name)
 		if err != nil {
-			return nil, fmt.Errorf("profiles: %s: %w", src.name, err)
+			return nil, fmt.Errorf("profiles: %s: %w", b.Name, err)
 		}
 		all = append(all, rs...)
 	}

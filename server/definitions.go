@@ -1,11 +1,12 @@
 package server
 
 // The conformance resources bundled with the server (Config.Definitions: the
-// R4 base StructureDefinitions, the R4 core extensions and terminology, UK
-// Core) are served through the ordinary interactions of StructureDefinition,
-// ValueSet and CodeSystem, which stay stored types like any other. They
-// behave as a server's built-in definitions do for a HAPI or Firely user:
-// readable and searchable beside the stored ones, never changed by a client.
+// R4 base StructureDefinitions, the R4 core extensions, vital signs profiles
+// and terminology, UK Core) are served through the ordinary interactions of
+// StructureDefinition, ValueSet and CodeSystem, which stay stored types like
+// any other. They behave as a server's built-in definitions do for a HAPI or
+// Firely user: readable and searchable beside the stored ones, never changed
+// by a client.
 //
 //   - Read: GET [type]/[id] answers the stored resource when the store holds
 //     one with that id (410 if it was deleted), else the bundled one. A

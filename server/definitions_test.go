@@ -43,6 +43,7 @@ func TestDefinitionsRead(t *testing.T) {
 		}{
 			{"base resource", "/StructureDefinition/Patient", basePatient},
 			{"UK Core profile", "/StructureDefinition/UKCore-Patient", ukCorePatient},
+			{"R4 vital signs profile", "/StructureDefinition/bp", "http://hl7.org/fhir/StructureDefinition/bp"},
 			{"R4 value set", "/ValueSet/administrative-gender", genderVS},
 			{"R4 code system", "/CodeSystem/administrative-gender", genderCS},
 			{"vread of version 1", "/StructureDefinition/UKCore-Patient/_history/1", ukCorePatient},

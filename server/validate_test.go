@@ -56,6 +56,30 @@ func TestValidateOperation(t *testing.T) {
 	}, withValidator(false))
 }
 
+// bpWithoutSystolic is a blood pressure Observation without the systolic
+// component the R4 bp profile requires: a valid Observation otherwise.
+const bpWithoutSystolic = `{"resourceType":"Observation","status":"final",
+ "category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],
+ "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+ "subject":{"reference":"Patient/1"},"effectiveDateTime":"2024-05-01T09:30:00Z",
+ "component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},
+  "valueQuantity":{"value":80,"unit":"mmHg","system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`
+
+// TestValidateVitalSigns checks that $validate applies an R4 vital signs
+// profile named by its profile parameter.
+func TestValidateVitalSigns(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		valid(t, c.do("POST", "/Observation/$validate", bpWithoutSystolic).want(t, 200))
+		params := `{"resourceType":"Parameters","parameter":[{"name":"resource","resource":` + bpWithoutSystolic + `},
+ {"name":"profile","valueCanonical":"http://hl7.org/fhir/StructureDefinition/bp"}]}`
+		r := c.do("POST", "/Observation/$validate", params).want(t, 200)
+		r.outcome(t, "required", "Observation.component")
+		if !strings.Contains(string(r.body), "Observation.component:SystolicBP: minimum required = 1") {
+			t.Errorf("the missing systolic component is not reported: %s", r.body)
+		}
+	}, withValidator(false))
+}
+
 func TestValidateWrites(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		c.create("Patient", patient)

@@ -3,7 +3,6 @@ package conformance
 import (
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"sort"
 	"strings"
 
@@ -23,37 +22,25 @@ type Resource struct {
 
 // Catalogue holds every conformance resource bundled with carefhir: the R4
 // base StructureDefinitions of package fhir/definitions and the resources of
-// FS (R4 core extensions, R4 terminology, UK Core). It is read-only and safe
-// for concurrent use.
+// FS (R4 core extensions and vital signs profiles, R4 terminology, UK Core).
+// It is read-only and safe for concurrent use.
 type Catalogue struct {
 	byID   map[string]*Resource   // by Type + "/" + id
 	byType map[string][]*Resource // in id order
 	byURL  map[string][]*Resource // by Type + " " + url
 }
 
-// bundles are the files Load reads, base definitions first.
-var bundles = []struct {
-	fsys fs.FS
-	name string
-}{
-	{definitions.FS, "profiles-types.json.gz"},
-	{definitions.FS, "profiles-resources.json.gz"},
-	{FS, "r4-extensions.json.gz"},
-	{FS, "r4-terminology.json.gz"},
-	{FS, "ukcore.json.gz"},
-}
-
 // Load reads the bundled resources. Two resources of one type sharing an id,
 // or one without an id, are an error: they could not be served by id.
 func Load() (*Catalogue, error) {
 	c := &Catalogue{byID: map[string]*Resource{}, byType: map[string][]*Resource{}, byURL: map[string][]*Resource{}}
-	for _, b := range bundles {
+	for _, b := range Bundles() {
 		var bundle struct {
 			Entry []struct {
 				Resource json.RawMessage `json:"resource"`
 			} `json:"entry"`
 		}
-		if err := definitions.DecodeJSON(b.fsys, b.name, &bundle); err != nil {
+		if err := definitions.DecodeJSON(b.FS, b.Name, &bundle); err != nil {
 			return nil, fmt.Errorf("conformance: %w", err)
 		}
 		for _, e := range bundle.Entry {
@@ -64,15 +51,15 @@ func Load() (*Catalogue, error) {
 				Version      string `json:"version"`
 			}
 			if err := json.Unmarshal(e.Resource, &head); err != nil {
-				return nil, fmt.Errorf("conformance: %s: %w", b.name, err)
+				return nil, fmt.Errorf("conformance: %s: %w", b.Name, err)
 			}
 			r := &Resource{Type: head.ResourceType, ID: head.ID, URL: head.URL, Version: head.Version, JSON: e.Resource}
 			key := r.Type + "/" + r.ID
 			switch {
 			case r.ID == "":
-				return nil, fmt.Errorf("conformance: %s: a %s without an id (%s)", b.name, r.Type, r.URL)
+				return nil, fmt.Errorf("conformance: %s: a %s without an id (%s)", b.Name, r.Type, r.URL)
 			case c.byID[key] != nil:
-				return nil, fmt.Errorf("conformance: %s: %s is bundled twice", b.name, key)
+				return nil, fmt.Errorf("conformance: %s: %s is bundled twice", b.Name, key)
 			}
 			c.byID[key] = r
 			c.byType[r.Type] = append(c.byType[r.Type], r)

@@ -27,6 +27,8 @@ func TestCatalogue(t *testing.T) {
 		{"base resource", "StructureDefinition", "Patient", "http://hl7.org/fhir/StructureDefinition/Patient", "4.0.1"},
 		{"UK Core profile", "StructureDefinition", "UKCore-Patient", "https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient", ""},
 		{"R4 extension", "StructureDefinition", "patient-birthPlace", "http://hl7.org/fhir/StructureDefinition/patient-birthPlace", "4.0.1"},
+		{"R4 vital signs profile", "StructureDefinition", "bp", "http://hl7.org/fhir/StructureDefinition/bp", "4.0.1"},
+		{"R4 vital signs unit value set", "ValueSet", "ucum-vitals-common", "http://hl7.org/fhir/ValueSet/ucum-vitals-common", "4.0.1"},
 		{"R4 value set", "ValueSet", "administrative-gender", "http://hl7.org/fhir/ValueSet/administrative-gender", "4.0.1"},
 		{"R4 code system", "CodeSystem", "administrative-gender", "http://hl7.org/fhir/administrative-gender", "4.0.1"},
 	}

@@ -1,20 +1,48 @@
 // Package conformance embeds the conformance resources that package profiles
 // validates against besides the R4 base definitions in fhir/definitions: the
-// R4 core extensions, the R4 terminology the definitions bind to, and UK Core
-// (see README.md for their sources and licences).
+// R4 core extensions, the R4 vital signs profiles, the R4 terminology the
+// definitions bind to, and UK Core (see README.md for their sources and
+// licences).
 package conformance
 
-import "embed"
+import (
+	"embed"
+	"io/fs"
 
-// FS holds r4-extensions.json.gz, r4-terminology.json.gz and ukcore.json.gz,
-// each a collection Bundle of JSON resources.
+	"carefhir/fhir/definitions"
+)
+
+// FS holds r4-extensions.json.gz, r4-vitalsigns.json.gz,
+// r4-terminology.json.gz and ukcore.json.gz, each a collection Bundle of
+// JSON resources.
 //
 // They are vendored data, not generated code: they are refreshed by hand from
 // the published FHIR R4 and UK Core packages with
 //
-//	go run ./profiles/internal/vendorgen -shared DIR -out .
+//	go run ./profiles/internal/vendorgen -shared DIR -others FILE -out .
 //
-// run from the repository root, DIR holding the unpacked sources.
+// run from the repository root, DIR holding the unpacked sources and FILE
+// the R4 profiles-others.json.
 //
 //go:embed *.json.gz
 var FS embed.FS
+
+// Bundle is one file of bundled conformance resources.
+type Bundle struct {
+	FS   fs.FS
+	Name string
+}
+
+// Bundles returns every file of bundled conformance resources, base
+// definitions first. Package profiles validates against them and Load
+// serves them: one list, so that both always hold the same resources.
+func Bundles() []Bundle {
+	return []Bundle{
+		{definitions.FS, "profiles-types.json.gz"},
+		{definitions.FS, "profiles-resources.json.gz"},
+		{FS, "r4-extensions.json.gz"},
+		{FS, "r4-vitalsigns.json.gz"},
+		{FS, "r4-terminology.json.gz"},
+		{FS, "ukcore.json.gz"},
+	}
+}

@@ -1,12 +1,15 @@
 // Command vendorgen writes the conformance resources and test data that
 // package profiles vendors, from a copy of the published sources:
 //
-//	go run ./profiles/internal/vendorgen -shared ../shared
+//	go run ./profiles/internal/vendorgen -shared ../shared -others profiles-others.json
 //
 // It writes, relative to the module root:
 //
 //   - profiles/conformance/r4-extensions.json.gz: the R4 core extension
 //     StructureDefinitions;
+//   - profiles/conformance/r4-vitalsigns.json.gz: the R4 vital signs profiles
+//     (vitalsigns and the profiles derived from it, such as bp), from the R4
+//     profiles-others.json, which the shared folder does not hold;
 //   - profiles/conformance/r4-terminology.json.gz: the R4 and HL7 v3 ValueSets
 //     reachable from a binding of a vendored definition, and the CodeSystems
 //     they include;
@@ -24,6 +27,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -36,16 +40,22 @@ import (
 
 func main() {
 	shared := flag.String("shared", "../shared", "folder holding fhir-r4 and fixtures")
+	others := flag.String("others", "", "the R4 profiles-others.json (or .json.gz), which holds the vital signs profiles")
 	out := flag.String("out", ".", "module root to write into")
 	flag.Parse()
-	if err := run(*shared, *out); err != nil {
+	if *others == "" {
+		// Without it r4-vitalsigns.json.gz, and the terminology its
+		// profiles bind, would be dropped from the vendored files.
+		log.Fatal("vendorgen: -others is required")
+	}
+	if err := run(*shared, *others, *out); err != nil {
 		log.Fatal(err)
 	}
 }
 
 type resource = map[string]any
 
-func run(shared, out string) error {
+func run(shared, others, out string) error {
 	conv, err := xmljson.New()
 	if err != nil {
 		return err
@@ -76,9 +86,10 @@ func run(shared, out string) error {
 	if err != nil {
 		return err
 	}
-	for i, r := range extensions {
-		delete(r, "differential")
-		extensions[i] = strip(r)
+	extensions = snapshotsOnly(extensions)
+	vitals, err := vitalSigns(others)
+	if err != nil {
+		return err
 	}
 	base, err := baseDefinitions()
 	if err != nil {
@@ -92,13 +103,14 @@ func run(shared, out string) error {
 		}
 		terms = append(terms, rs...)
 	}
-	terms = reachable(terms, append(append(base, extensions...), ukcore...))
+	terms = reachable(terms, append(append(append(base, extensions...), vitals...), ukcore...))
 	for i, r := range terms {
 		terms[i] = strip(r)
 	}
 	conf := filepath.Join(out, "profiles/conformance")
 	for name, rs := range map[string][]resource{
 		"r4-extensions.json.gz":  extensions,
+		"r4-vitalsigns.json.gz":  vitals,
 		"r4-terminology.json.gz": terms,
 		"ukcore.json.gz":         ukcore,
 	} {
@@ -107,6 +119,44 @@ func run(shared, out string) error {
 		}
 	}
 	return copyFiles(filepath.Join(shared, "fixtures/validator"), filepath.Join(out, "profiles/testdata/validator"))
+}
+
+// snapshotsOnly strips published StructureDefinitions and drops their
+// differentials: they carry snapshots, which are all the validator reads.
+func snapshotsOnly(rs []resource) []resource {
+	for i, r := range rs {
+		delete(r, "differential")
+		rs[i] = strip(r)
+	}
+	return rs
+}
+
+// vitalSignsProfile is the R4 vital signs profile, on which the profiles
+// of the specific vital signs (bp, bodytemp, heartrate...) are constraints.
+const vitalSignsProfile = "http://hl7.org/fhir/StructureDefinition/vitalsigns"
+
+// vitalSigns reads the R4 profiles-others.json at path and returns the vital
+// signs profiles: vitalsigns and those whose base it is. R4 says vital signs
+// Observations SHALL conform to them
+// (https://hl7.org/fhir/R4/observation-vitalsigns.html); the other profiles
+// of that file are not vendored.
+func vitalSigns(path string) ([]resource, error) {
+	others, err := readBundle(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []resource
+	for _, r := range others {
+		url, _ := r["url"].(string)
+		base, _ := r["baseDefinition"].(string)
+		if r["resourceType"] == "StructureDefinition" && (url == vitalSignsProfile || base == vitalSignsProfile) {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no vital signs profiles (%s)", path, vitalSignsProfile)
+	}
+	return snapshotsOnly(out), nil
 }
 
 // strip drops what validation never reads: narrative, mappings and prose.
@@ -139,22 +189,28 @@ func strip(r resource) resource {
 	return r
 }
 
+// readBundle returns the resources of a Bundle file, gzipped when its name
+// ends in .gz.
 func readBundle(path string) ([]resource, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, err
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		r = zr
 	}
 	var b struct {
 		Entry []struct {
 			Resource resource `json:"resource"`
 		} `json:"entry"`
 	}
-	dec := json.NewDecoder(zr)
+	dec := json.NewDecoder(r)
 	dec.UseNumber()
 	if err := dec.Decode(&b); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
