@@ -30,6 +30,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"carefhir/store"
+	"carefhir/store/sqlite/internal/walbuf"
 )
 
 // FileName is the name of the database file inside the data directory.
@@ -90,6 +91,7 @@ type Store struct {
 	reader *reader // statements on the reader pool
 	writer *writer // write statements on the writer connection
 	txRead *reader // read statements on the writer connection, for Transact
+	vfs    *walbuf.VFS
 
 	// writerHeld holds a value while someone uses the writer connection: a
 	// Put leading a batch, a Transact, the committer, or Close, which keeps
@@ -139,6 +141,7 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		syncMode = "FULL"
 	}
 	path := filepath.Join(dir, FileName)
+	var vfs *walbuf.VFS // the VFS every connection is opened through, registered below
 	// pragmas returns the DSN of a connection with a page cache of cacheMiB
 	// (each pragma once: the driver keeps the first of two).
 	pragmas := func(cacheMiB int, extra ...string) string {
@@ -158,9 +161,7 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 			"mmap_size(0)",
 			fmt.Sprintf("cache_size(%d)", -1024*cacheMiB),
 		}, extra...)}
-		if opts.VFS != "" {
-			q.Set("vfs", opts.VFS)
-		}
+		q.Set("vfs", vfs.Name())
 		return path + "?" + q.Encode()
 	}
 
@@ -187,6 +188,10 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		s.closeAll()
 		return nil, err
 	}
+	if s.vfs, err = walbuf.Register(opts.VFS); err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	vfs = s.vfs
 	// The writer checkpoints only as a backstop, when the WAL has grown
 	// past walBackstop pages; normally the checkpointer has done it first,
 	// on its own connection and off the write path. Its cache holds the
@@ -280,6 +285,10 @@ func (s *Store) closeAll() error {
 	}
 	if s.wdb != nil {
 		errs = append(errs, s.wdb.Close())
+	}
+	// Every connection through the VFS is closed by now.
+	if s.vfs != nil {
+		errs = append(errs, s.vfs.Close())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
