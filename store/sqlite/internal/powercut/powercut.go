@@ -17,27 +17,22 @@
 package powercut
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"carefhir/store/sqlite/internal/vfsshim"
 )
 
 // FS is a registered VFS. Open a database through it with the DSN query
 // parameter vfs=Name().
 type FS struct {
-	name   string
-	handle uintptr   // of FS in the registry, the VFS's pAppData
-	cname  uintptr   // C copies of name and of the sqlite3_vfs
-	cvfs   uintptr   //
-	base   uintptr   // the sqlite3_vfs it wraps
-	tls    *libc.TLS // for registering and unregistering
+	vfs *vfsshim.VFS
 
 	mu    sync.Mutex
 	files map[string]*file // by path
@@ -111,7 +106,7 @@ func (im Image) WriteDir(dir string) error {
 }
 
 // Name returns the name fs is registered under.
-func (fs *FS) Name() string { return fs.name }
+func (fs *FS) Name() string { return fs.vfs.Name() }
 
 // Cut returns what a power cut at this instant would leave.
 func (fs *FS) Cut() Image {
@@ -214,105 +209,41 @@ type openFile struct {
 	deleteOnClose bool
 }
 
-// The VFS's objects as SQLite sees them. SQLite calls the VFS through C
-// function pointers with C pointers only, so the Go objects behind them are
-// found through handles: the VFS's pAppData, and a word in each open file.
-// This registry is the one place the handles resolve, for the process as
-// SQLite's own list of VFSes is.
+// The Go objects behind the VFSes and files of this package, by handle
+// (see vfsshim).
 var registry struct {
-	next  atomic.Uintptr
 	fss   sync.Map // handle → *FS
 	files sync.Map // handle → *openFile
 }
 
-// fileHeader starts each sqlite3_file of the VFS; the wrapped VFS's own
-// file follows it at headerSize.
-type fileHeader struct {
-	methods uintptr // sqlite3_file.pMethods
-	handle  uintptr // of the openFile
-}
-
-// headerSize is the size of fileHeader rounded up, so that the wrapped
-// file that follows is aligned for any field.
-const headerSize = 16
-
 // New registers a VFS that wraps the default one under a fresh name.
 func New() (*FS, error) {
-	tls := libc.NewTLS()
-	base := sqlite3.Xsqlite3_vfs_find(tls, 0)
-	if base == 0 {
-		tls.Close()
-		return nil, errors.New("powercut: no default VFS")
+	v, err := vfsshim.Register("powercut", "", vfsshim.Calls{Open: vfsOpen, Delete: vfsDelete})
+	if err != nil {
+		return nil, err
 	}
-	fs := &FS{tls: tls, base: base, files: map[string]*file{}, handle: registry.next.Add(1)}
-	fs.name = fmt.Sprintf("powercut%d", fs.handle)
-	var err error
-	if fs.cname, err = libc.CString(fs.name); err != nil {
-		tls.Close()
-		return nil, fmt.Errorf("powercut: %w", err)
-	}
-	fs.cvfs = libc.Xcalloc(tls, 1, libc.Tsize_t(unsafe.Sizeof(sqlite3.Tsqlite3_vfs{})))
-	if fs.cvfs == 0 {
-		libc.Xfree(tls, fs.cname)
-		tls.Close()
-		return nil, errors.New("powercut: out of memory")
-	}
-	v := at[sqlite3.Tsqlite3_vfs](fs.cvfs)
-	*v = *at[sqlite3.Tsqlite3_vfs](base) // the calls that do not name a file go straight through
-	v.FszOsFile = headerSize + v.FszOsFile
-	v.FpNext = 0
-	v.FzName = fs.cname
-	v.FpAppData = fs.handle
-	v.FxOpen = funcPtr(vfsOpen)
-	v.FxDelete = funcPtr(vfsDelete)
-	registry.fss.Store(fs.handle, fs)
-	if rc := sqlite3.Xsqlite3_vfs_register(tls, fs.cvfs, 0); rc != sqlite3.SQLITE_OK {
-		fs.free()
-		return nil, fmt.Errorf("powercut: register VFS: SQLite error %d", rc)
-	}
+	fs := &FS{vfs: v, files: map[string]*file{}}
+	registry.fss.Store(v.Handle(), fs)
 	return fs, nil
 }
 
 // Close unregisters fs. Close every database opened through it first.
 func (fs *FS) Close() error {
-	rc := sqlite3.Xsqlite3_vfs_unregister(fs.tls, fs.cvfs)
-	fs.free()
-	if rc != sqlite3.SQLITE_OK {
-		return fmt.Errorf("powercut: unregister VFS: SQLite error %d", rc)
-	}
-	return nil
-}
-
-func (fs *FS) free() {
-	registry.fss.Delete(fs.handle)
-	libc.Xfree(fs.tls, fs.cvfs)
-	libc.Xfree(fs.tls, fs.cname)
-	fs.tls.Close()
+	registry.fss.Delete(fs.vfs.Handle())
+	return fs.vfs.Close()
 }
 
 // methods are the sqlite3_io_methods of every file open through a VFS of
-// this package: each forwards to the wrapped file's own.
-var methods = sqlite3.Tsqlite3_io_methods{
-	FiVersion:               3,
-	FxClose:                 funcPtr(fileClose),
-	FxRead:                  funcPtr(fileRead),
-	FxWrite:                 funcPtr(fileWrite),
-	FxTruncate:              funcPtr(fileTruncate),
-	FxSync:                  funcPtr(fileSync),
-	FxFileSize:              funcPtr(fileSize),
-	FxLock:                  funcPtr(fileLock),
-	FxUnlock:                funcPtr(fileUnlock),
-	FxCheckReservedLock:     funcPtr(fileCheckReservedLock),
-	FxFileControl:           funcPtr(fileControl),
-	FxSectorSize:            funcPtr(fileSectorSize),
-	FxDeviceCharacteristics: funcPtr(fileDeviceCharacteristics),
-	FxShmMap:                funcPtr(fileShmMap),
-	FxShmLock:               funcPtr(fileShmLock),
-	FxShmBarrier:            funcPtr(fileShmBarrier),
-	FxShmUnmap:              funcPtr(fileShmUnmap),
-	FxFetch:                 funcPtr(fileFetch),
-	FxUnfetch:               funcPtr(fileUnfetch),
-}
+// this package: each forwards to the wrapped file's own, and those that
+// change a file record the change.
+var methods = func() sqlite3.Tsqlite3_io_methods {
+	m := vfsshim.Methods()
+	m.FxClose = vfsshim.FuncPtr(fileClose)
+	m.FxWrite = vfsshim.FuncPtr(fileWrite)
+	m.FxTruncate = vfsshim.FuncPtr(fileTruncate)
+	m.FxSync = vfsshim.FuncPtr(fileSync)
+	return m
+}()
 
 func vfsOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags uintptr) int32 {
 	fs := fsOf(pVfs)
@@ -320,21 +251,19 @@ func vfsOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags u
 	if path != "" {
 		fs.opening(path)
 	}
-	base := at[sqlite3.Tsqlite3_vfs](fs.base)
-	rc := call[func(*libc.TLS, uintptr, uintptr, uintptr, int32, uintptr) int32](base.FxOpen)(tls, fs.base, zName, pFile+headerSize, flags, pOutFlags)
+	rc := vfsshim.OpenBase(tls, pVfs, zName, pFile, flags, pOutFlags)
 	if rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	h := registry.next.Add(1)
+	h := vfsshim.NewHandle()
 	registry.files.Store(h, &openFile{fs: fs, path: path, deleteOnClose: flags&sqlite3.SQLITE_OPEN_DELETEONCLOSE != 0})
-	*at[fileHeader](pFile) = fileHeader{methods: uintptr(unsafe.Pointer(&methods)), handle: h}
+	vfsshim.SetMethods(pFile, &methods, h)
 	return rc
 }
 
 func vfsDelete(tls *libc.TLS, pVfs, zPath uintptr, syncDir int32) int32 {
 	fs := fsOf(pVfs)
-	base := at[sqlite3.Tsqlite3_vfs](fs.base)
-	rc := call[func(*libc.TLS, uintptr, uintptr, int32) int32](base.FxDelete)(tls, fs.base, zPath, syncDir)
+	rc := vfsshim.DeleteBase(tls, pVfs, zPath, syncDir)
 	if rc == sqlite3.SQLITE_OK || rc == sqlite3.SQLITE_IOERR_DELETE_NOENT {
 		fs.deleted(libc.GoString(zPath))
 	}
@@ -342,9 +271,9 @@ func vfsDelete(tls *libc.TLS, pVfs, zPath uintptr, syncDir int32) int32 {
 }
 
 func fileClose(tls *libc.TLS, pFile uintptr) int32 {
-	h := at[fileHeader](pFile).handle
+	h := vfsshim.HandleOf(pFile)
 	of := openFileOf(pFile)
-	rc := call[func(*libc.TLS, uintptr) int32](inner(pFile).FxClose)(tls, pFile+headerSize)
+	rc := vfsshim.Close(tls, pFile)
 	if of.deleteOnClose && of.path != "" {
 		of.fs.deleted(of.path)
 	}
@@ -352,21 +281,17 @@ func fileClose(tls *libc.TLS, pFile uintptr) int32 {
 	return rc
 }
 
-func fileRead(tls *libc.TLS, pFile, pBuf uintptr, iAmt int32, iOfst int64) int32 {
-	return call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](inner(pFile).FxRead)(tls, pFile+headerSize, pBuf, iAmt, iOfst)
-}
-
 func fileWrite(tls *libc.TLS, pFile, pBuf uintptr, iAmt int32, iOfst int64) int32 {
-	rc := call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](inner(pFile).FxWrite)(tls, pFile+headerSize, pBuf, iAmt, iOfst)
+	rc := vfsshim.Write(tls, pFile, pBuf, iAmt, iOfst)
 	if of := openFileOf(pFile); rc == sqlite3.SQLITE_OK && of.path != "" {
-		data := append([]byte(nil), unsafe.Slice(at[byte](pBuf), iAmt)...)
+		data := append([]byte(nil), unsafe.Slice(vfsshim.At[byte](pBuf), iAmt)...)
 		of.fs.changed(of.path, change{off: iOfst, data: data}, Event{Path: of.path, Op: Write, Off: iOfst, Len: int(iAmt)})
 	}
 	return rc
 }
 
 func fileTruncate(tls *libc.TLS, pFile uintptr, size int64) int32 {
-	rc := call[func(*libc.TLS, uintptr, int64) int32](inner(pFile).FxTruncate)(tls, pFile+headerSize, size)
+	rc := vfsshim.Truncate(tls, pFile, size)
 	if of := openFileOf(pFile); rc == sqlite3.SQLITE_OK && of.path != "" {
 		of.fs.changed(of.path, change{off: size, truncate: true}, Event{Path: of.path, Op: Truncate, Off: size})
 	}
@@ -382,98 +307,21 @@ func fileSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
 	if of.path != "" {
 		n = of.fs.pendingCount(of.path)
 	}
-	rc := call[func(*libc.TLS, uintptr, int32) int32](inner(pFile).FxSync)(tls, pFile+headerSize, flags)
+	rc := vfsshim.Sync(tls, pFile, flags)
 	if rc == sqlite3.SQLITE_OK && of.path != "" {
 		of.fs.synced(of.path, n)
 	}
 	return rc
 }
 
-func fileSize(tls *libc.TLS, pFile, pSize uintptr) int32 {
-	return call[func(*libc.TLS, uintptr, uintptr) int32](inner(pFile).FxFileSize)(tls, pFile+headerSize, pSize)
-}
-
-func fileLock(tls *libc.TLS, pFile uintptr, lock int32) int32 {
-	return call[func(*libc.TLS, uintptr, int32) int32](inner(pFile).FxLock)(tls, pFile+headerSize, lock)
-}
-
-func fileUnlock(tls *libc.TLS, pFile uintptr, lock int32) int32 {
-	return call[func(*libc.TLS, uintptr, int32) int32](inner(pFile).FxUnlock)(tls, pFile+headerSize, lock)
-}
-
-func fileCheckReservedLock(tls *libc.TLS, pFile, pResOut uintptr) int32 {
-	return call[func(*libc.TLS, uintptr, uintptr) int32](inner(pFile).FxCheckReservedLock)(tls, pFile+headerSize, pResOut)
-}
-
-func fileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
-	return call[func(*libc.TLS, uintptr, int32, uintptr) int32](inner(pFile).FxFileControl)(tls, pFile+headerSize, op, pArg)
-}
-
-func fileSectorSize(tls *libc.TLS, pFile uintptr) int32 {
-	return call[func(*libc.TLS, uintptr) int32](inner(pFile).FxSectorSize)(tls, pFile+headerSize)
-}
-
-func fileDeviceCharacteristics(tls *libc.TLS, pFile uintptr) int32 {
-	return call[func(*libc.TLS, uintptr) int32](inner(pFile).FxDeviceCharacteristics)(tls, pFile+headerSize)
-}
-
-func fileShmMap(tls *libc.TLS, pFile uintptr, iPg, pgsz, bExtend int32, pp uintptr) int32 {
-	return call[func(*libc.TLS, uintptr, int32, int32, int32, uintptr) int32](inner(pFile).FxShmMap)(tls, pFile+headerSize, iPg, pgsz, bExtend, pp)
-}
-
-func fileShmLock(tls *libc.TLS, pFile uintptr, offset, n, flags int32) int32 {
-	return call[func(*libc.TLS, uintptr, int32, int32, int32) int32](inner(pFile).FxShmLock)(tls, pFile+headerSize, offset, n, flags)
-}
-
-func fileShmBarrier(tls *libc.TLS, pFile uintptr) {
-	call[func(*libc.TLS, uintptr)](inner(pFile).FxShmBarrier)(tls, pFile+headerSize)
-}
-
-func fileShmUnmap(tls *libc.TLS, pFile uintptr, deleteFlag int32) int32 {
-	return call[func(*libc.TLS, uintptr, int32) int32](inner(pFile).FxShmUnmap)(tls, pFile+headerSize, deleteFlag)
-}
-
-func fileFetch(tls *libc.TLS, pFile uintptr, iOfst int64, iAmt int32, pp uintptr) int32 {
-	return call[func(*libc.TLS, uintptr, int64, int32, uintptr) int32](inner(pFile).FxFetch)(tls, pFile+headerSize, iOfst, iAmt, pp)
-}
-
-func fileUnfetch(tls *libc.TLS, pFile uintptr, iOfst int64, p uintptr) int32 {
-	return call[func(*libc.TLS, uintptr, int64, uintptr) int32](inner(pFile).FxUnfetch)(tls, pFile+headerSize, iOfst, p)
-}
-
 // fsOf returns the FS of a sqlite3_vfs of this package.
 func fsOf(pVfs uintptr) *FS {
-	fs, _ := registry.fss.Load(at[sqlite3.Tsqlite3_vfs](pVfs).FpAppData)
+	fs, _ := registry.fss.Load(vfsshim.AppData(pVfs))
 	return fs.(*FS)
 }
 
 // openFileOf returns the openFile of a sqlite3_file of this package.
 func openFileOf(pFile uintptr) *openFile {
-	of, _ := registry.files.Load(at[fileHeader](pFile).handle)
+	of, _ := registry.files.Load(vfsshim.HandleOf(pFile))
 	return of.(*openFile)
-}
-
-// inner returns the methods of the wrapped file inside a sqlite3_file of
-// this package.
-func inner(pFile uintptr) *sqlite3.Tsqlite3_io_methods {
-	return at[sqlite3.Tsqlite3_io_methods](at[sqlite3.Tsqlite3_file](pFile + headerSize).FpMethods)
-}
-
-// at returns the C memory at p as a *T. (C memory does not move and is not
-// the Go collector's.)
-func at[T any](p uintptr) *T {
-	return (*T)(*(*unsafe.Pointer)(unsafe.Pointer(&p)))
-}
-
-// funcPtr returns a Go function as the C function pointer
-// modernc.org/libc's translated C calls: the pointer to its closure, static
-// for a top-level function.
-func funcPtr(f any) uintptr {
-	return (*[2]uintptr)(unsafe.Pointer(&f))[1]
-}
-
-// call returns the function a C function pointer stands for, the reverse of
-// funcPtr, as F, which must be its exact signature.
-func call[F any](fp uintptr) F {
-	return *(*F)(unsafe.Pointer(&fp))
 }

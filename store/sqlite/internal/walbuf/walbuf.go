@@ -23,18 +23,17 @@
 // names. What a crash can lose is what it could before: the frames of a
 // transaction that had not returned from its commit. A commit's fsync
 // (synchronous=FULL, or a checkpoint) follows the write, as before.
-// Files other than WALs are not touched.
+// Calls to files other than WALs are forwarded unchanged.
 package walbuf
 
 import (
-	"errors"
-	"fmt"
 	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"modernc.org/libc"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"carefhir/store/sqlite/internal/vfsshim"
 )
 
 // maxKept is the most bytes a WAL file keeps before writing them: a
@@ -51,106 +50,16 @@ const maxWrite = 124 << 10
 const frameHeaderSize = 24
 
 // VFS is a registered walbuf VFS.
-type VFS struct {
-	name   string
-	handle uintptr   // the sqlite3_vfs's pAppData
-	cname  uintptr   // C copies of name and of the sqlite3_vfs
-	cvfs   uintptr   //
-	base   uintptr   // the sqlite3_vfs it wraps
-	tls    *libc.TLS // for registering and unregistering
-}
-
-// registry resolves the handles SQLite hands back through C to the Go
-// objects behind them: SQLite's list of VFSes is the process's, and so is
-// this.
-var registry struct {
-	next  atomic.Uintptr
-	vfses sync.Map // handle → *VFS
-	files sync.Map // handle → *walFile
-}
-
-// fileHeader starts each sqlite3_file of the VFS; the wrapped VFS's own
-// file follows it at headerSize.
-type fileHeader struct {
-	methods uintptr // sqlite3_file.pMethods
-	handle  uintptr // of the walFile; 0 for a file that is not a WAL
-}
-
-// headerSize is the size of fileHeader rounded up, so that the wrapped
-// file that follows is aligned for any field.
-const headerSize = 16
+type VFS = vfsshim.VFS
 
 // Register registers a VFS under a fresh name that wraps the VFS named base
 // ("" for the default one).
 func Register(base string) (*VFS, error) {
-	tls := libc.NewTLS()
-	var cbase uintptr
-	if base != "" {
-		var err error
-		if cbase, err = libc.CString(base); err != nil {
-			tls.Close()
-			return nil, fmt.Errorf("walbuf: %w", err)
-		}
-		defer libc.Xfree(tls, cbase)
-	}
-	pbase := sqlite3.Xsqlite3_vfs_find(tls, cbase)
-	if pbase == 0 {
-		tls.Close()
-		return nil, fmt.Errorf("walbuf: no VFS %q", base)
-	}
-	v := &VFS{tls: tls, base: pbase, handle: registry.next.Add(1)}
-	v.name = fmt.Sprintf("walbuf%d", v.handle)
-	var err error
-	if v.cname, err = libc.CString(v.name); err != nil {
-		tls.Close()
-		return nil, fmt.Errorf("walbuf: %w", err)
-	}
-	v.cvfs = libc.Xcalloc(tls, 1, libc.Tsize_t(unsafe.Sizeof(sqlite3.Tsqlite3_vfs{})))
-	if v.cvfs == 0 {
-		libc.Xfree(tls, v.cname)
-		tls.Close()
-		return nil, errors.New("walbuf: out of memory")
-	}
-	c := at[sqlite3.Tsqlite3_vfs](v.cvfs)
-	// The calls that neither name a file nor read the VFS they are given
-	// (randomness, time, sleep…) go straight to the wrapped VFS's own;
-	// those that name a file are handed the wrapped VFS.
-	*c = *at[sqlite3.Tsqlite3_vfs](pbase)
-	c.FszOsFile = headerSize + c.FszOsFile
-	c.FpNext = 0
-	c.FzName = v.cname
-	c.FpAppData = v.handle
-	c.FxOpen = funcPtr(vfsOpen)
-	c.FxDelete = funcPtr(vfsDelete)
-	c.FxAccess = funcPtr(vfsAccess)
-	c.FxFullPathname = funcPtr(vfsFullPathname)
-	registry.vfses.Store(v.handle, v)
-	if rc := sqlite3.Xsqlite3_vfs_register(tls, v.cvfs, 0); rc != sqlite3.SQLITE_OK {
-		v.free()
-		return nil, fmt.Errorf("walbuf: register VFS: SQLite error %d", rc)
-	}
-	return v, nil
+	return vfsshim.Register("walbuf", base, vfsshim.Calls{Open: vfsOpen})
 }
 
-// Name returns the name to open a database with (the DSN parameter vfs).
-func (v *VFS) Name() string { return v.name }
-
-// Close unregisters v. Close every database opened through it first.
-func (v *VFS) Close() error {
-	rc := sqlite3.Xsqlite3_vfs_unregister(v.tls, v.cvfs)
-	v.free()
-	if rc != sqlite3.SQLITE_OK {
-		return fmt.Errorf("walbuf: unregister VFS: SQLite error %d", rc)
-	}
-	return nil
-}
-
-func (v *VFS) free() {
-	registry.vfses.Delete(v.handle)
-	libc.Xfree(v.tls, v.cvfs)
-	libc.Xfree(v.tls, v.cname)
-	v.tls.Close()
-}
+// files resolves the handle of an open WAL to what it keeps.
+var files sync.Map // handle → *walFile
 
 // walFile holds the writes to one open WAL not yet handed to the file. A
 // sqlite3_file is used by one connection, and so one thread, at a time.
@@ -162,77 +71,43 @@ type walFile struct {
 	sync bool  // the page of a commit frame is next: write everything after it
 }
 
-// methods are the sqlite3_io_methods of every file open through the VFS:
-// each forwards to the wrapped file's own, a WAL's after writing what it
-// keeps where that matters.
-var methods = sqlite3.Tsqlite3_io_methods{
-	FiVersion:               3,
-	FxClose:                 funcPtr(fileClose),
-	FxRead:                  funcPtr(fileRead),
-	FxWrite:                 funcPtr(fileWrite),
-	FxTruncate:              funcPtr(fileTruncate),
-	FxSync:                  funcPtr(fileSync),
-	FxFileSize:              funcPtr(fileSize),
-	FxLock:                  funcPtr(fileLock),
-	FxUnlock:                funcPtr(fileUnlock),
-	FxCheckReservedLock:     funcPtr(fileCheckReservedLock),
-	FxFileControl:           funcPtr(fileControl),
-	FxSectorSize:            funcPtr(fileSectorSize),
-	FxDeviceCharacteristics: funcPtr(fileDeviceCharacteristics),
-	FxShmMap:                funcPtr(fileShmMap),
-	FxShmLock:               funcPtr(fileShmLock),
-	FxShmBarrier:            funcPtr(fileShmBarrier),
-	FxShmUnmap:              funcPtr(fileShmUnmap),
-	FxFetch:                 funcPtr(fileFetch),
-	FxUnfetch:               funcPtr(fileUnfetch),
-}
-
-// vfsOf returns the VFS of a sqlite3_vfs of this package.
-func vfsOf(pVfs uintptr) *VFS {
-	v, _ := registry.vfses.Load(at[sqlite3.Tsqlite3_vfs](pVfs).FpAppData)
-	return v.(*VFS)
-}
-
-func vfsDelete(tls *libc.TLS, pVfs, zPath uintptr, syncDir int32) int32 {
-	v := vfsOf(pVfs)
-	return call[func(*libc.TLS, uintptr, uintptr, int32) int32](at[sqlite3.Tsqlite3_vfs](v.base).FxDelete)(tls, v.base, zPath, syncDir)
-}
-
-func vfsAccess(tls *libc.TLS, pVfs, zPath uintptr, flags int32, pResOut uintptr) int32 {
-	v := vfsOf(pVfs)
-	return call[func(*libc.TLS, uintptr, uintptr, int32, uintptr) int32](at[sqlite3.Tsqlite3_vfs](v.base).FxAccess)(tls, v.base, zPath, flags, pResOut)
-}
-
-func vfsFullPathname(tls *libc.TLS, pVfs, zPath uintptr, nOut int32, zOut uintptr) int32 {
-	v := vfsOf(pVfs)
-	return call[func(*libc.TLS, uintptr, uintptr, int32, uintptr) int32](at[sqlite3.Tsqlite3_vfs](v.base).FxFullPathname)(tls, v.base, zPath, nOut, zOut)
-}
+// methods are the sqlite3_io_methods of every file open through a walbuf
+// VFS: each forwards to the wrapped file's own, a WAL's after writing
+// what it keeps where that matters.
+var methods = func() sqlite3.Tsqlite3_io_methods {
+	m := vfsshim.Methods()
+	m.FxClose = vfsshim.FuncPtr(fileClose)
+	m.FxRead = vfsshim.FuncPtr(fileRead)
+	m.FxWrite = vfsshim.FuncPtr(fileWrite)
+	m.FxTruncate = vfsshim.FuncPtr(fileTruncate)
+	m.FxSync = vfsshim.FuncPtr(fileSync)
+	m.FxFileSize = vfsshim.FuncPtr(fileSize)
+	m.FxFileControl = vfsshim.FuncPtr(fileControl)
+	m.FxFetch = vfsshim.FuncPtr(fileFetch)
+	return m
+}()
 
 func vfsOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags uintptr) int32 {
-	v := vfsOf(pVfs)
-	base := at[sqlite3.Tsqlite3_vfs](v.base)
-	rc := call[func(*libc.TLS, uintptr, uintptr, uintptr, int32, uintptr) int32](base.FxOpen)(tls, v.base, zName, pFile+headerSize, flags, pOutFlags)
+	rc := vfsshim.OpenBase(tls, pVfs, zName, pFile, flags, pOutFlags)
 	if rc != sqlite3.SQLITE_OK {
-		// SQLite closes a file whose open failed only if pMethods is set.
-		*at[fileHeader](pFile) = fileHeader{}
 		return rc
 	}
-	var h uintptr
+	var h uintptr // 0: not a WAL
 	if flags&sqlite3.SQLITE_OPEN_WAL != 0 {
-		h = registry.next.Add(1)
-		registry.files.Store(h, &walFile{})
+		h = vfsshim.NewHandle()
+		files.Store(h, &walFile{})
 	}
-	*at[fileHeader](pFile) = fileHeader{methods: uintptr(unsafe.Pointer(&methods)), handle: h}
+	vfsshim.SetMethods(pFile, &methods, h)
 	return rc
 }
 
 // walOf returns the walFile of pFile, nil when it is not a WAL.
 func walOf(pFile uintptr) *walFile {
-	h := at[fileHeader](pFile).handle
+	h := vfsshim.HandleOf(pFile)
 	if h == 0 {
 		return nil
 	}
-	w, _ := registry.files.Load(h)
+	w, _ := files.Load(h)
 	return w.(*walFile)
 }
 
@@ -245,7 +120,7 @@ func (w *walFile) flush(tls *libc.TLS, pFile uintptr) int32 {
 	w.len = 0
 	for done := int64(0); done < n; {
 		k := min(n-done, maxWrite)
-		rc := call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](inner(pFile).FxWrite)(tls, pFile+headerSize, w.buf+uintptr(done), int32(k), off+done)
+		rc := vfsshim.Write(tls, pFile, w.buf+uintptr(done), int32(k), off+done)
 		if rc != sqlite3.SQLITE_OK {
 			return rc
 		}
@@ -267,7 +142,7 @@ func (w *walFile) keep(tls *libc.TLS, data uintptr, n int32, off int64) int32 {
 		}
 		w.buf, w.cap = p, c
 	}
-	copy(unsafe.Slice(at[byte](w.buf+uintptr(w.len)), n), unsafe.Slice(at[byte](data), n))
+	copy(unsafe.Slice(vfsshim.At[byte](w.buf+uintptr(w.len)), n), unsafe.Slice(vfsshim.At[byte](data), n))
 	w.len += int64(n)
 	return sqlite3.SQLITE_OK
 }
@@ -275,7 +150,7 @@ func (w *walFile) keep(tls *libc.TLS, data uintptr, n int32, off int64) int32 {
 func fileWrite(tls *libc.TLS, pFile, pBuf uintptr, iAmt int32, iOfst int64) int32 {
 	w := walOf(pFile)
 	if w == nil {
-		return call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](inner(pFile).FxWrite)(tls, pFile+headerSize, pBuf, iAmt, iOfst)
+		return vfsshim.Write(tls, pFile, pBuf, iAmt, iOfst)
 	}
 	if w.len > 0 && iOfst != w.off+w.len {
 		if rc := w.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
@@ -289,7 +164,7 @@ func fileWrite(tls *libc.TLS, pFile, pBuf uintptr, iAmt int32, iOfst int64) int3
 	case w.sync:
 		w.sync = false
 		return w.flush(tls, pFile)
-	case iAmt == frameHeaderSize && commitFrame(unsafe.Slice(at[byte](pBuf), iAmt)):
+	case iAmt == frameHeaderSize && commitFrame(unsafe.Slice(vfsshim.At[byte](pBuf), iAmt)):
 		w.sync = true
 	case w.len >= maxKept:
 		return w.flush(tls, pFile)
@@ -315,12 +190,11 @@ func flushFirst(tls *libc.TLS, pFile uintptr) int32 {
 
 func fileClose(tls *libc.TLS, pFile uintptr) int32 {
 	rc := flushFirst(tls, pFile)
-	if h := at[fileHeader](pFile).handle; h != 0 {
-		w := walOf(pFile)
+	if w := walOf(pFile); w != nil {
 		libc.Xfree(tls, w.buf)
-		registry.files.Delete(h)
+		files.Delete(vfsshim.HandleOf(pFile))
 	}
-	if rc2 := call[func(*libc.TLS, uintptr) int32](inner(pFile).FxClose)(tls, pFile+headerSize); rc == sqlite3.SQLITE_OK {
+	if rc2 := vfsshim.Close(tls, pFile); rc == sqlite3.SQLITE_OK {
 		rc = rc2
 	}
 	return rc
@@ -330,105 +204,40 @@ func fileRead(tls *libc.TLS, pFile, pBuf uintptr, iAmt int32, iOfst int64) int32
 	if rc := flushFirst(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	return call[func(*libc.TLS, uintptr, uintptr, int32, int64) int32](inner(pFile).FxRead)(tls, pFile+headerSize, pBuf, iAmt, iOfst)
+	return vfsshim.Read(tls, pFile, pBuf, iAmt, iOfst)
 }
 
 func fileTruncate(tls *libc.TLS, pFile uintptr, size int64) int32 {
 	if rc := flushFirst(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	return call[func(*libc.TLS, uintptr, int64) int32](inner(pFile).FxTruncate)(tls, pFile+headerSize, size)
+	return vfsshim.Truncate(tls, pFile, size)
 }
 
 func fileSync(tls *libc.TLS, pFile uintptr, flags int32) int32 {
 	if rc := flushFirst(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	return call[func(*libc.TLS, uintptr, int32) int32](inner(pFile).FxSync)(tls, pFile+headerSize, flags)
+	return vfsshim.Sync(tls, pFile, flags)
 }
 
 func fileSize(tls *libc.TLS, pFile, pSize uintptr) int32 {
 	if rc := flushFirst(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	return call[func(*libc.TLS, uintptr, uintptr) int32](inner(pFile).FxFileSize)(tls, pFile+headerSize, pSize)
+	return vfsshim.FileSize(tls, pFile, pSize)
 }
 
 func fileControl(tls *libc.TLS, pFile uintptr, op int32, pArg uintptr) int32 {
 	if rc := flushFirst(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	return call[func(*libc.TLS, uintptr, int32, uintptr) int32](inner(pFile).FxFileControl)(tls, pFile+headerSize, op, pArg)
-}
-
-func fileLock(tls *libc.TLS, pFile uintptr, lock int32) int32 {
-	return call[func(*libc.TLS, uintptr, int32) int32](inner(pFile).FxLock)(tls, pFile+headerSize, lock)
-}
-
-func fileUnlock(tls *libc.TLS, pFile uintptr, lock int32) int32 {
-	return call[func(*libc.TLS, uintptr, int32) int32](inner(pFile).FxUnlock)(tls, pFile+headerSize, lock)
-}
-
-func fileCheckReservedLock(tls *libc.TLS, pFile, pResOut uintptr) int32 {
-	return call[func(*libc.TLS, uintptr, uintptr) int32](inner(pFile).FxCheckReservedLock)(tls, pFile+headerSize, pResOut)
-}
-
-func fileSectorSize(tls *libc.TLS, pFile uintptr) int32 {
-	return call[func(*libc.TLS, uintptr) int32](inner(pFile).FxSectorSize)(tls, pFile+headerSize)
-}
-
-func fileDeviceCharacteristics(tls *libc.TLS, pFile uintptr) int32 {
-	return call[func(*libc.TLS, uintptr) int32](inner(pFile).FxDeviceCharacteristics)(tls, pFile+headerSize)
-}
-
-func fileShmMap(tls *libc.TLS, pFile uintptr, iPg, pgsz, bExtend int32, pp uintptr) int32 {
-	return call[func(*libc.TLS, uintptr, int32, int32, int32, uintptr) int32](inner(pFile).FxShmMap)(tls, pFile+headerSize, iPg, pgsz, bExtend, pp)
-}
-
-func fileShmLock(tls *libc.TLS, pFile uintptr, offset, n, flags int32) int32 {
-	return call[func(*libc.TLS, uintptr, int32, int32, int32) int32](inner(pFile).FxShmLock)(tls, pFile+headerSize, offset, n, flags)
-}
-
-func fileShmBarrier(tls *libc.TLS, pFile uintptr) {
-	call[func(*libc.TLS, uintptr)](inner(pFile).FxShmBarrier)(tls, pFile+headerSize)
-}
-
-func fileShmUnmap(tls *libc.TLS, pFile uintptr, deleteFlag int32) int32 {
-	return call[func(*libc.TLS, uintptr, int32) int32](inner(pFile).FxShmUnmap)(tls, pFile+headerSize, deleteFlag)
+	return vfsshim.FileControl(tls, pFile, op, pArg)
 }
 
 func fileFetch(tls *libc.TLS, pFile uintptr, iOfst int64, iAmt int32, pp uintptr) int32 {
 	if rc := flushFirst(tls, pFile); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	return call[func(*libc.TLS, uintptr, int64, int32, uintptr) int32](inner(pFile).FxFetch)(tls, pFile+headerSize, iOfst, iAmt, pp)
-}
-
-func fileUnfetch(tls *libc.TLS, pFile uintptr, iOfst int64, p uintptr) int32 {
-	return call[func(*libc.TLS, uintptr, int64, uintptr) int32](inner(pFile).FxUnfetch)(tls, pFile+headerSize, iOfst, p)
-}
-
-// inner returns the methods of the wrapped file inside a sqlite3_file of
-// this package.
-func inner(pFile uintptr) *sqlite3.Tsqlite3_io_methods {
-	return at[sqlite3.Tsqlite3_io_methods](at[sqlite3.Tsqlite3_file](pFile + headerSize).FpMethods)
-}
-
-// at returns the C memory at p as a *T. (C memory does not move and is not
-// the Go collector's.)
-func at[T any](p uintptr) *T {
-	return (*T)(*(*unsafe.Pointer)(unsafe.Pointer(&p)))
-}
-
-// funcPtr returns a Go function as the C function pointer
-// modernc.org/libc's translated C calls: the pointer to its closure, static
-// for a top-level function.
-func funcPtr(f any) uintptr {
-	return (*[2]uintptr)(unsafe.Pointer(&f))[1]
-}
-
-// call returns the function a C function pointer stands for, the reverse of
-// funcPtr, as F, which must be its exact signature.
-func call[F any](fp uintptr) F {
-	return *(*F)(unsafe.Pointer(&fp))
+	return vfsshim.Fetch(tls, pFile, iOfst, iAmt, pp)
 }
