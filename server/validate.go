@@ -169,6 +169,24 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 			}
 		}
 	}
+	// The resource may be the body, its other parameters in the URL
+	// (HAPI and the HL7 validator's clients send ?profile=); each may be
+	// given in one place only.
+	for name, v := range map[string]*string{"mode": &mode, "profile": &profile} {
+		if q := c.Query(name); q != "" {
+			if *v != "" && *v != q {
+				c.Error(errorf(http.StatusBadRequest, "invalid", "%s is %q in the URL and %q in the Parameters: give it once", name, q, *v).at("Parameters.parameter"))
+				return
+			}
+			*v = q
+		}
+	}
+	switch mode {
+	case "", "create", "update", "delete":
+	default:
+		c.Error(errorf(http.StatusBadRequest, "code-invalid", "mode %q is not create, update or delete", mode).at("Parameters.parameter"))
+		return
+	}
 	if mode == "delete" {
 		if id == "" {
 			c.Error(errorf(http.StatusBadRequest, "required", "mode delete needs a resource: POST [type]/[id]/$validate").at("Parameters.parameter"))

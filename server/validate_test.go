@@ -77,6 +77,16 @@ func TestValidateVitalSigns(t *testing.T) {
 		if !strings.Contains(string(r.body), "Observation.component:SystolicBP: minimum required = 1") {
 			t.Errorf("the missing systolic component is not reported: %s", r.body)
 		}
+		// The resource as the body, the profile in the URL.
+		const bp = "http%3A%2F%2Fhl7.org%2Ffhir%2FStructureDefinition%2Fbp"
+		r = c.do("POST", "/Observation/$validate?profile="+bp, bpWithoutSystolic).want(t, 200)
+		if !strings.Contains(string(r.body), "Observation.component:SystolicBP: minimum required = 1") {
+			t.Errorf("?profile= is not validated against: %s", r.body)
+		}
+		// The same profile in both places is one; two profiles are refused.
+		c.do("POST", "/Observation/$validate?profile="+bp, params).want(t, 200)
+		c.do("POST", "/Observation/$validate?profile=http%3A%2F%2Fhl7.org%2Ffhir%2FStructureDefinition%2Fbodytemp", params).want(t, 400).outcome(t, "invalid", "Parameters.parameter")
+		c.do("POST", "/Observation/$validate?mode=replace", bpWithoutSystolic).want(t, 400).outcome(t, "code-invalid", "Parameters.parameter")
 	}, withValidator(false))
 }
 
