@@ -132,7 +132,7 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 	}
 	if n := terms(plan.Query.Where, opt.Limits.Terms); n > opt.Limits.Terms {
 		return nil, &Error{Status: 400, Code: "too-costly", fatal: true,
-			Diagnostics: fmt.Sprintf("the search expands to more than %d terms (values, repeated for each type a chain reaches); narrow its chains or value lists", opt.Limits.Terms)}
+			Diagnostics: fmt.Sprintf("the search expands to more than %d terms (values, repeated for each type a chain reaches, and a reference by id alone once for each type it may name); narrow its chains or value lists, or write references as Type/id", opt.Limits.Terms)}
 	}
 	if plan.Summary == "count" || plan.Query.Count == 0 {
 		// A count alone (_summary=count, _count=0): no entries to include.

@@ -254,6 +254,7 @@ func TestParseErrors(t *testing.T) {
 		{"composite parts", "Observation", "code-value-concept=a", false, "invalid", "code-value-concept"},
 		{"too many values", "Patient", "_id=" + strings.Repeat("a,", 1000) + "a", false, "too-costly", "_id"},
 		{"too many parameters", "Patient", strings.Repeat("family=a&", 100) + "family=a", false, "too-costly", ""},
+		{"ids alone of any type past the terms", "Observation", "focus=" + strings.Repeat("a,", 34) + "a", false, "too-costly", ""},
 		{"too many elements", "Patient", "_elements=" + elementNames(201), false, "too-costly", "_elements"},
 		{"too many includes", "Patient", includes(21), true, "too-costly", "_revinclude:iterate"},
 		{"unknown parameter strict", "Patient", "shoe-size=9", true, "not-supported", "shoe-size"},
@@ -277,6 +278,26 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("%s: got %d %s at %q (%s), want %s at %q", tt.query, e.Status, e.Code, e.Expression, e.Diagnostics, tt.code, tt.expression)
 			}
 		})
+	}
+}
+
+// An id alone is a match for each type the parameter may name, and counts
+// as many terms; the same ids with their type are one each.
+func TestParseIDsAloneCountPerType(t *testing.T) {
+	r := testRegistry(t)
+	plan, err := parse(t, r, "Observation", "focus="+strings.Repeat("Patient/a,", 34)+"Patient/a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(plan.Query.Where[0].References); n != 35 {
+		t.Errorf("%d matches, want 35", n)
+	}
+	plan, err = parse(t, r, "Observation", "focus=a", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(plan.Query.Where[0].References); n < 140 {
+		t.Errorf("focus=a is %d matches, want one for each of the types it may name", n)
 	}
 }
 
