@@ -5,25 +5,31 @@
 // a 24-byte header and a page, each its own write: a create that changes
 // 40 pages of tables and indexes costs 80 writes, more CPU than the
 // B-tree work that changed them. walbuf wraps another VFS and, for files
-// SQLite opens as a WAL, keeps the writes that follow one another in memory
-// and hands them to the wrapped file as one write when
+// SQLite opens as a WAL, keeps in memory the writes that append to the
+// last one, and hands them to the wrapped file as one write
 //
-//   - the page of a commit frame has been written (the header of a commit
-//     frame holds the database size after the commit, non-zero; other
-//     frames hold zero),
-//   - a write does not follow the ones kept (SQLite rewrites a frame of the
-//     same transaction in place),
-//   - the file is read, synced, truncated, sized, controlled or closed,
-//   - or 1 MiB is kept.
+//   - at every write from the page of a commit frame on (the header of a
+//     commit frame holds the database size after the commit, non-zero;
+//     other frames hold zero) until the header of a frame that does not
+//     commit: a commit frame's page, and the frames SQLite pads a commit
+//     with to a sector boundary, are on the file when their write returns;
+//   - before a write that does not append (SQLite rewrites in place a
+//     page written earlier in the same transaction, and then the checksums
+//     of the frames up to the commit frame's, after writing it; it writes
+//     the log's header at its start), which then goes straight through;
+//   - before the file is read, synced, truncated, sized, controlled or
+//     closed;
+//   - when 1 MiB is kept.
 //
 // So every byte reaches the wrapped file in the order SQLite wrote it, and
-// a transaction's frames are all there before SQLite publishes them in the
-// wal-index, which it does after the last frame's write returns: readers,
-// in this process or another, find in the file every frame the index
-// names. What a crash can lose is what it could before: the frames of a
-// transaction that had not returned from its commit. A commit's fsync
-// (synchronous=FULL, or a checkpoint) follows the write, as before.
-// Calls to files other than WALs are forwarded unchanged.
+// everything a commit wrote is on the file when its last write returns,
+// before SQLite publishes it in the wal-index: readers, in this process or
+// another, find in the file every frame the index names, and a process
+// killed after a commit returned leaves it whole. What a crash can lose is
+// what it could before: the frames of a transaction whose commit had not
+// returned. A commit's fsync (synchronous=FULL, or a checkpoint) follows
+// the writes, as before. Calls to files other than WALs are forwarded
+// unchanged.
 package walbuf
 
 import (
@@ -64,11 +70,14 @@ var files sync.Map // handle → *walFile
 // walFile holds the writes to one open WAL not yet handed to the file. A
 // sqlite3_file is used by one connection, and so one thread, at a time.
 type walFile struct {
-	buf  uintptr // C memory: len bytes kept, room for capacity
-	len  int64
-	cap  int64
-	off  int64 // the file offset of the first byte kept
-	sync bool  // the page of a commit frame is next: write everything after it
+	buf uintptr // C memory: len bytes kept, room for capacity
+	len int64
+	cap int64
+	off int64 // the file offset of the first byte kept
+	end int64 // where the last write ended: a write there appends
+	// committing is set by the header of a commit frame and cleared by the
+	// header of any other: meanwhile every write is handed over at once.
+	committing bool
 }
 
 // methods are the sqlite3_io_methods of every file open through a walbuf
@@ -152,21 +161,24 @@ func fileWrite(tls *libc.TLS, pFile, pBuf uintptr, iAmt int32, iOfst int64) int3
 	if w == nil {
 		return vfsshim.Write(tls, pFile, pBuf, iAmt, iOfst)
 	}
-	if w.len > 0 && iOfst != w.off+w.len {
+	if iOfst != w.end {
+		// Not an append: a rewrite in place, or the log starting again.
 		if rc := w.flush(tls, pFile); rc != sqlite3.SQLITE_OK {
 			return rc
 		}
+		w.end = iOfst + int64(iAmt)
+		return vfsshim.Write(tls, pFile, pBuf, iAmt, iOfst)
 	}
 	if rc := w.keep(tls, pBuf, iAmt, iOfst); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	switch {
-	case w.sync:
-		w.sync = false
-		return w.flush(tls, pFile)
-	case iAmt == frameHeaderSize && commitFrame(unsafe.Slice(vfsshim.At[byte](pBuf), iAmt)):
-		w.sync = true
-	case w.len >= maxKept:
+	w.end = iOfst + int64(iAmt)
+	if iAmt == frameHeaderSize {
+		// A frame's header: its page follows.
+		w.committing = commitFrame(unsafe.Slice(vfsshim.At[byte](pBuf), iAmt))
+		return sqlite3.SQLITE_OK
+	}
+	if w.committing || w.len >= maxKept {
 		return w.flush(tls, pFile)
 	}
 	return sqlite3.SQLITE_OK
@@ -182,7 +194,6 @@ func commitFrame(header []byte) bool {
 // flushFirst writes what a WAL keeps before a call that must see it.
 func flushFirst(tls *libc.TLS, pFile uintptr) int32 {
 	if w := walOf(pFile); w != nil {
-		w.sync = false
 		return w.flush(tls, pFile)
 	}
 	return sqlite3.SQLITE_OK

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -183,5 +184,113 @@ func TestLargeTransaction(t *testing.T) {
 	}
 	if wrong != 0 {
 		t.Fatalf("%d rows rolled back or torn", wrong)
+	}
+}
+
+// TestCommitOnFileAtReturn checks that when a commit returns, the files
+// hold it as a killed process would leave them, including a transaction
+// that wrote pages to the WAL before its commit (a page cache too small for
+// it) and wrote some of them again, which SQLite does in place and then
+// rewrites the checksums of the frames up to the commit frame's.
+func TestCommitOnFileAtReturn(t *testing.T) {
+	v, err := walbuf.Register("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "x.db")+"?vfs="+v.Name()+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(10)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= 3; round++ {
+		tx, err := db.Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2000 {
+			if _, err := tx.Exec(`INSERT OR REPLACE INTO t VALUES (?, ?)`, i, strings.Repeat(fmt.Sprint(round), 400)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Pages written to the WAL already, changed again.
+		if _, err := tx.Exec(`UPDATE t SET v = v || ? WHERE k % 7 = 0`, fmt.Sprint(round)); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		// What the files hold now is what a process killed here leaves.
+		crashed := t.TempDir()
+		for _, name := range []string{"x.db", "x.db-wal"} {
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(crashed, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		after, err := sql.Open("sqlite", filepath.Join(crashed, "x.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n, updated int
+		err = after.QueryRow(`SELECT count(*), count(*) FILTER (WHERE length(v) = 401 AND substr(v, 1, 1) = ?) FROM t`, fmt.Sprint(round)).Scan(&n, &updated)
+		after.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 2000 || updated != 286 {
+			t.Fatalf("round %d: after a crash at the commit's return, %d rows (want 2000), %d of this round's updated (want 286)", round, n, updated)
+		}
+	}
+}
+
+// TestPaddedCommits checks commits under synchronous=FULL on a file that
+// does not declare powersafe overwrite: SQLite then pads each commit with
+// copies of its commit frame to a sector boundary, fsyncing part-way
+// through one of them. Readers must still find each commit, and the
+// padding must be on the file.
+func TestPaddedCommits(t *testing.T) {
+	v, writes := counted(t)
+	dir := t.TempDir()
+	dsn := "file:" + filepath.Join(dir, "x.db") + "?psow=0&vfs=" + v.Name() +
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)"
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, b0 := writes()
+	for i := 1; i <= 30; i++ {
+		if _, err := w.Exec(`INSERT INTO t VALUES (?)`, i); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := r.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != i {
+			t.Fatalf("after commit %d a reader finds %d rows", i, n)
+		}
+	}
+	if _, size := writes(); (size-b0)/(4096+24) < 2*30 {
+		t.Fatalf("30 commits of one page wrote %d frames to the WAL: no padding to tell", (size-b0)/(4096+24))
 	}
 }
