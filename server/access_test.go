@@ -453,6 +453,10 @@ func TestAuditTrail(t *testing.T) {
 			if len(ids(t, found)) != 1 {
 				t.Errorf("AuditEvent?patient=Patient/a&subtype=read&agent=Practitioner/dr: %v", ids(t, found))
 			}
+			// entity may name any type: an id alone is a long list of keys.
+			if byID := ids(t, c.by("auditor", "GET", "/AuditEvent?entity=a&subtype=read&agent=Practitioner/dr", "").want(t, 200)); !slices.Equal(byID, ids(t, found)) {
+				t.Errorf("AuditEvent?entity=a&subtype=read&agent=Practitioner/dr: %v, want %v", byID, ids(t, found))
+			}
 			first := ids(t, found)[0]
 			for _, m := range []struct{ method, body string }{
 				{"PUT", `{"resourceType":"AuditEvent","id":"` + strings.TrimPrefix(first, "AuditEvent/") + `"}`},

@@ -82,6 +82,8 @@ func TestSearchHTTP(t *testing.T) {
 		r.want(t, http.StatusCreated)
 		r = c.do("PUT", "/Observation/ob1", `{"resourceType":"Observation","id":"ob1","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"subject":{"reference":"Patient/a"},"valueQuantity":{"value":120.5,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}`)
 		r.want(t, http.StatusCreated)
+		// A subject with Patient a's id that is not Patient a.
+		c.do("PUT", "/Observation/ob2", `{"resourceType":"Observation","id":"ob2","status":"final","code":{"text":"group"},"subject":{"reference":"Group/a"}}`).want(t, http.StatusCreated)
 
 		tests := []struct {
 			name, path string
@@ -95,6 +97,8 @@ func TestSearchHTTP(t *testing.T) {
 			{"birthdate year", "/Patient?birthdate=1970", "Patient/a Patient/b", ""},
 			{"sort", "/Patient?_sort=-birthdate", "Patient/c Patient/b Patient/a", ""},
 			{"chain", "/Observation?subject:Patient.name=o%20briain", "Observation/ob1", ""},
+			{"reference by id alone, to any type", "/Observation?subject=a", "Observation/ob1 Observation/ob2", ""},
+			{"reference by id and type", "/Observation?subject:Group=a", "Observation/ob2", ""},
 			{"has", "/Patient?_has:Observation:patient:code=8480-6", "Patient/a", ""},
 			{"include", "/Patient?_id=a&_include=Patient:general-practitioner", "Patient/a", "Organization/o1"},
 			{"revinclude", "/Patient?_id=a&_revinclude=Observation:subject", "Patient/a", "Observation/ob1"},
