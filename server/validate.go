@@ -172,13 +172,16 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 	// The resource may be the body, its other parameters in the URL
 	// (HAPI and the HL7 validator's clients send ?profile=); each may be
 	// given in one place only.
-	for name, v := range map[string]*string{"mode": &mode, "profile": &profile} {
-		if q := c.Query(name); q != "" {
-			if *v != "" && *v != q {
-				c.Error(errorf(http.StatusBadRequest, "invalid", "%s is %q in the URL and %q in the Parameters: give it once", name, q, *v).at("Parameters.parameter"))
+	for _, p := range []struct {
+		name string
+		v    *string
+	}{{"mode", &mode}, {"profile", &profile}} {
+		if q := c.Query(p.name); q != "" {
+			if *p.v != "" && *p.v != q {
+				c.Error(errorf(http.StatusBadRequest, "invalid", "%s is %q in the URL and %q in the Parameters: give it once", p.name, q, *p.v).at("Parameters.parameter"))
 				return
 			}
-			*v = q
+			*p.v = q
 		}
 	}
 	switch mode {
