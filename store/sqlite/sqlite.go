@@ -141,7 +141,12 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		syncMode = "FULL"
 	}
 	path := filepath.Join(dir, FileName)
-	var vfs *walbuf.VFS // the VFS every connection is opened through, registered below
+	// Every connection opens the database through a VFS of its own that
+	// writes a transaction's WAL frames in one call (see walbuf).
+	vfs, err := walbuf.Register(opts.VFS)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
 	// pragmas returns the DSN of a connection with a page cache of cacheMiB
 	// (each pragma once: the driver keeps the first of two).
 	pragmas := func(cacheMiB int, extra ...string) string {
@@ -170,6 +175,7 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		path:       path,
+		vfs:        vfs,
 		obs:        opts.Observer,
 		writerHeld: make(chan struct{}, 1),
 		quit:       make(chan struct{}),
@@ -183,15 +189,10 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		ckDone:     make(chan struct{}),
 	}
 	ctx := context.Background()
-	var err error
 	fail := func(err error) (*Store, error) {
 		s.closeAll()
 		return nil, err
 	}
-	if s.vfs, err = walbuf.Register(opts.VFS); err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	vfs = s.vfs
 	// The writer checkpoints only as a backstop, when the WAL has grown
 	// past walBackstop pages; normally the checkpointer has done it first,
 	// on its own connection and off the write path. Its cache holds the
