@@ -33,7 +33,6 @@ type VFS struct {
 	handle uintptr   // its pAppData
 	cname  uintptr   // C copies of name and of the sqlite3_vfs
 	cvfs   uintptr   //
-	base   uintptr   // the sqlite3_vfs it wraps
 	tls    *libc.TLS // for registering and unregistering
 }
 
@@ -68,7 +67,7 @@ func Register(prefix, base string, calls Calls) (*VFS, error) {
 	if pbase == 0 {
 		return fail(fmt.Errorf("no VFS %q", base))
 	}
-	v := &VFS{tls: tls, base: pbase, handle: NewHandle()}
+	v := &VFS{tls: tls, handle: NewHandle()}
 	v.name = fmt.Sprintf("%s%d", prefix, v.handle)
 	var err error
 	if v.cname, err = libc.CString(v.name); err != nil {
@@ -105,9 +104,6 @@ func (v *VFS) Name() string { return v.name }
 
 // Handle returns the VFS's pAppData.
 func (v *VFS) Handle() uintptr { return v.handle }
-
-// Base returns the sqlite3_vfs that v wraps.
-func (v *VFS) Base() uintptr { return v.base }
 
 // Close unregisters v. Close every database opened through it first.
 func (v *VFS) Close() error {
