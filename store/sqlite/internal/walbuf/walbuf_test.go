@@ -16,15 +16,44 @@ import (
 	"carefhir/store/sqlite/internal/walbuf"
 )
 
-// open opens the database in dir through v in WAL mode.
-func open(t *testing.T, v *walbuf.VFS, dir string) *sql.DB {
+// register registers a walbuf VFS over the operating system's for the
+// test.
+func register(t *testing.T) *walbuf.VFS {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(dir, "x.db")+"?vfs="+v.Name()+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=busy_timeout(10000)")
+	v, err := walbuf.Register("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Close() })
+	return v
+}
+
+// open opens the database in dir through v in WAL mode, with the URI
+// parameters params besides. Without a synchronous pragma among them,
+// SQLite's default applies: FULL, an fsync in every commit. (The driver
+// runs its pragmas sorted: of two values of one, the later in that order
+// wins, so none is set here that a test may want to change.)
+func open(t *testing.T, v *walbuf.VFS, dir string, params ...string) *sql.DB {
+	t.Helper()
+	params = append([]string{"vfs=" + v.Name(), "_pragma=journal_mode(WAL)", "_pragma=busy_timeout(10000)"}, params...)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "x.db")+"?"+strings.Join(params, "&"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// writer opens the database in dir through v as open does, on one
+// connection, and creates table t with columns k, the key, and v of type
+// typ.
+func writer(t *testing.T, v *walbuf.VFS, dir, typ string, params ...string) *sql.DB {
+	t.Helper()
+	db := open(t, v, dir, params...)
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY, v ` + typ + `)`); err != nil {
+		t.Fatal(err)
+	}
 	return db
 }
 
@@ -101,17 +130,8 @@ func TestTransactionOneWrite(t *testing.T) {
 // transaction in the WAL as soon as its commit has returned: the frames
 // were written before SQLite published them.
 func TestReadersSeeEachCommit(t *testing.T) {
-	v, err := walbuf.Register("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
-	dir := t.TempDir()
-	w := open(t, v, dir)
-	w.SetMaxOpenConns(1)
-	if _, err := w.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)`); err != nil {
-		t.Fatal(err)
-	}
+	v, dir := register(t), t.TempDir()
+	w := writer(t, v, dir, "BLOB")
 	r := open(t, v, dir)
 	for i := 1; i <= 200; i++ {
 		if _, err := w.Exec(`INSERT INTO t VALUES (?, ?)`, i, bytes.Repeat([]byte{byte(i)}, 100*i)); err != nil {
@@ -131,17 +151,8 @@ func TestReadersSeeEachCommit(t *testing.T) {
 // file keeps in memory and than one write may be, rolls one back, and
 // checks what the database holds after reopening.
 func TestLargeTransaction(t *testing.T) {
-	v, err := walbuf.Register("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
-	dir := t.TempDir()
-	db := open(t, v, dir)
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)`); err != nil {
-		t.Fatal(err)
-	}
+	v, dir := register(t), t.TempDir()
+	db := writer(t, v, dir, "BLOB")
 	insert := func(from, to int, commit bool) {
 		tx, err := db.Begin()
 		if err != nil {
@@ -193,22 +204,10 @@ func TestLargeTransaction(t *testing.T) {
 // it) and wrote some of them again, which SQLite does in place and then
 // rewrites the checksums of the frames up to the commit frame's.
 func TestCommitOnFileAtReturn(t *testing.T) {
-	v, err := walbuf.Register("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Close() })
-	dir := t.TempDir()
-	db, err := sql.Open("sqlite", filepath.Join(dir, "x.db")+"?vfs="+v.Name()+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=cache_size(10)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)`); err != nil {
-		t.Fatal(err)
-	}
+	v, dir := register(t), t.TempDir()
+	// A page cache of 10 pages: the transaction spills. NORMAL: no fsync in
+	// the commit writes out what walbuf might still keep.
+	db := writer(t, v, dir, "TEXT", "_pragma=cache_size(10)", "_pragma=synchronous(NORMAL)")
 	for round := 1; round <= 3; round++ {
 		tx, err := db.Begin()
 		if err != nil {
@@ -261,25 +260,12 @@ func TestCommitOnFileAtReturn(t *testing.T) {
 func TestPaddedCommits(t *testing.T) {
 	v, writes := counted(t)
 	dir := t.TempDir()
-	dsn := "file:" + filepath.Join(dir, "x.db") + "?psow=0&vfs=" + v.Name() +
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)"
-	w, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	w.SetMaxOpenConns(1)
-	if _, err := w.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY)`); err != nil {
-		t.Fatal(err)
-	}
-	r, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	params := []string{"psow=0"} // and synchronous FULL, the default
+	w := writer(t, v, dir, "INTEGER", params...)
+	r := open(t, v, dir, params...)
 	_, b0 := writes()
 	for i := 1; i <= 30; i++ {
-		if _, err := w.Exec(`INSERT INTO t VALUES (?)`, i); err != nil {
+		if _, err := w.Exec(`INSERT INTO t (k) VALUES (?)`, i); err != nil {
 			t.Fatal(err)
 		}
 		var n int
