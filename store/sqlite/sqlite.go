@@ -148,7 +148,8 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	// pragmas returns the DSN of a connection with a page cache of cacheMiB
-	// (each pragma once: the driver keeps the first of two).
+	// (each pragma once: the driver runs its pragmas sorted, so of two values
+	// of one the later in that order would win).
 	pragmas := func(cacheMiB int, extra ...string) string {
 		q := url.Values{"_pragma": append([]string{
 			// Only another process can make SQLite busy here: this process
