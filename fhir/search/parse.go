@@ -867,7 +867,7 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 // References are stored by type and id only, so an id alone is a match for
 // each of them.
 func refTypes(sp *Param) []string {
-	if len(sp.Targets) == 0 || slices.ContainsFunc(sp.Targets, func(t string) bool { return t == "Resource" || t == "Any" }) {
+	if len(sp.Targets) == 0 || sp.targetsAny() {
 		return fhir.ResourceTypes()
 	}
 	return sp.Targets

@@ -292,14 +292,19 @@ func (r *Registry) CompartmentParams(typ string) []string {
 // Subtypes of the Resource hierarchy that stand in for "any type" as a
 // reference target.
 func (r *Registry) targets(p *Param) []string {
+	if p.targetsAny() {
+		return r.Types()
+	}
 	var out []string
 	for _, t := range p.Targets {
-		if t == "Resource" || t == "Any" {
-			return r.Types()
-		}
 		if r.Served(t) {
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+// targetsAny reports whether p may refer to a resource of any type.
+func (p *Param) targetsAny() bool {
+	return slices.ContainsFunc(p.Targets, func(t string) bool { return t == "Resource" || t == "Any" })
 }
