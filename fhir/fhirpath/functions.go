@@ -1415,12 +1415,6 @@ func (c *ctx) stub(ref string) *Node {
 	return c.m.node(map[string]any{"resourceType": typ, "id": id}, nil, typ, "", "")
 }
 
-var unsafeHTML = regexp.MustCompile(`(?i)<\s*(script|iframe|object|embed|form|input|style|link|meta|base)\b|\son[a-z]+\s*=|javascript:`)
-
-// safeXHTML reports whether a narrative div avoids the constructs FHIR
-// narrative forbids: scripts, forms, event attributes, javascript: URLs.
-func safeXHTML(s string) bool { return !unsafeHTML.MatchString(s) }
-
 // temporalDigits returns the precision() of a temporal value: the number of
 // digits it is written with.
 func temporalDigits(v Value, t temporal) int {
