@@ -2,11 +2,13 @@ package sqlite_test
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,8 +26,10 @@ import (
 // with the ordinary engine and check every write acknowledged before the
 // cut.
 
-// TestPowerCutKeepsAcknowledgedWrites is synchronous=FULL (--sync full):
-// every acknowledged write survives every cut.
+// TestPowerCutKeepsAcknowledgedWrites is SyncFull (--sync full): every
+// acknowledged write survives every cut, and so does every write a reader
+// found, acknowledged or not: under synchronous=FULL, COMMIT fsyncs the
+// WAL before it publishes the commit to readers.
 func TestPowerCutKeepsAcknowledgedWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes under load for a few seconds")
@@ -33,11 +37,20 @@ func TestPowerCutKeepsAcknowledgedWrites(t *testing.T) {
 	// Checkpoints every few milliseconds, so that cuts land on every step
 	// of one.
 	run := runPowerCuts(t, sqlite.Options{SyncFull: true, CheckpointInterval: 3 * time.Millisecond}, allCuts...)
+	seen := 0
 	for _, c := range run.cuts {
 		if len(c.lost) > 0 {
 			t.Errorf("cut %s: %d of the %d writes acknowledged before it are lost, such as %s",
 				c.at, len(c.lost), c.acked, strings.Join(c.lost[:min(3, len(c.lost))], ", "))
 		}
+		if len(c.unseen) > 0 {
+			t.Errorf("cut %s: %d of the %d writes read before it are lost, such as %s: a reader was told of writes not yet on the disk",
+				c.at, len(c.unseen), c.seen, strings.Join(c.unseen[:min(3, len(c.unseen))], ", "))
+		}
+		seen = max(seen, c.seen)
+	}
+	if seen == 0 {
+		t.Error("the readers found no write in flight before any cut")
 	}
 	for _, at := range allCuts {
 		if run.kinds[at] == 0 {
@@ -81,7 +94,12 @@ type powerCut struct {
 	at    string
 	acked int      // writes acknowledged before the cut
 	lost  []string // of those, the ones missing or wrong after it
-	image powercut.Image
+	seen  int      // writes read back before the cut
+	// unseen are the writes read back before the cut, acknowledged or
+	// not, that are missing after it: a reader was told of a write the
+	// cut undid.
+	unseen []string
+	image  powercut.Image
 }
 
 // cutRun is the outcome of runPowerCuts.
@@ -95,6 +113,20 @@ type ledger struct {
 	mu    sync.Mutex
 	acked []string   // ids, in the order their Put or Transact returned
 	units [][]string // the ids of each unit of work begun
+	seen  []string   // ids a reader found, in the order it found them
+}
+
+func (l *ledger) see(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seen = append(l.seen, id)
+}
+
+// counts returns how many writes have been acknowledged and seen.
+func (l *ledger) counts() (acked, seen int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked), len(l.seen)
 }
 
 func (l *ledger) ack(ids ...string) {
@@ -123,6 +155,7 @@ const (
 	powerCutsTimed     = 8  // cuts at random moments
 	powerCutsPerStep   = 2  // cuts at each step of a checkpoint or commit
 	powerCutMinAcks    = 50 // acknowledged writes before the first cut
+	powerCutReaders    = 2  // goroutines reading the creators' writes in flight
 )
 
 // runPowerCuts runs the load on a store opened with opts through the
@@ -156,10 +189,10 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 		defer cutsMu.Unlock()
 		return l.ackedCount() >= powerCutMinAcks && run.kinds[at] < powerCutsPerStep
 	}
-	record := func(at string, acked int, im powercut.Image) {
+	record := func(at string, acked, seen int, im powercut.Image) {
 		cutsMu.Lock()
 		defer cutsMu.Unlock()
-		run.cuts = append(run.cuts, &powerCut{at: at, acked: acked, image: im})
+		run.cuts = append(run.cuts, &powerCut{at: at, acked: acked, seen: seen, image: im})
 		run.kinds[at]++
 		for _, at := range required {
 			if run.kinds[at] == 0 || at == cutTimed && run.kinds[at] < powerCutsTimed {
@@ -175,8 +208,8 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 	// return.
 	cutNow := func(at string, cut func() powercut.Image) {
 		if want(at) {
-			acked := l.ackedCount()
-			record(at, acked, cut())
+			acked, seen := l.counts()
+			record(at, acked, seen, cut())
 		}
 	}
 	dbPath, walPath := filepath.Join(dir, sqlite.FileName), filepath.Join(dir, sqlite.FileName+"-wal")
@@ -208,10 +241,14 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 		pause sync.RWMutex
 	)
 	ctx := t.Context()
+	// inFlight holds the id each creator is writing, which readers look
+	// for: they find it between its commit and its acknowledgement.
+	var inFlight [powerCutCreators]atomic.Pointer[string]
 	for g := range powerCutCreators {
 		wg.Go(func() {
 			for i := 0; !closed(stop); i++ {
 				id := fmt.Sprintf("c%d-%d", g, i)
+				inFlight[g].Store(&id)
 				pause.RLock()
 				err := s.Put(ctx, powerCutWrite(id))
 				pause.RUnlock()
@@ -249,6 +286,25 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 			}
 		})
 	}
+	for range powerCutReaders {
+		wg.Go(func() {
+			for !closed(stop) {
+				for g := range inFlight {
+					id := inFlight[g].Load()
+					if id == nil {
+						continue
+					}
+					switch _, err := s.Read(ctx, "Patient", *id); {
+					case err == nil:
+						l.see(*id)
+					case !errors.Is(err, store.ErrNotFound):
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
 	wg.Go(func() {
 		rng := rand.New(rand.NewPCG(1, 2))
 		for timed := 0; timed < powerCutsTimed; {
@@ -259,8 +315,8 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 			}
 			// The count comes first: each write acknowledged by then has
 			// had its commit return before the cut.
-			if acked := l.ackedCount(); acked >= powerCutMinAcks {
-				record(cutTimed, acked, fs.Cut())
+			if acked, seen := l.counts(); acked >= powerCutMinAcks {
+				record(cutTimed, acked, seen, fs.Cut())
 				timed++
 			}
 		}
@@ -293,7 +349,7 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 
 	t.Logf("%d writes acknowledged, %d cuts", len(l.acked), len(run.cuts))
 	for _, c := range run.cuts {
-		checkCut(t, c, l.acked[:c.acked], l.units)
+		checkCut(t, c, l.acked[:c.acked], l.seen[:c.seen], l.units)
 		t.Logf("cut %s: %d acknowledged before it, %d lost", c.at, c.acked, len(c.lost))
 		c.image = nil
 	}
@@ -301,9 +357,9 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 }
 
 // checkCut reopens what cut c left and fills in c.lost from acked: the
-// writes acknowledged before it. It fails t if the database is damaged or a
+// writes acknowledged before it, and c.unseen from seen: those read. It fails t if the database is damaged or a
 // unit of work is there in part.
-func checkCut(t *testing.T, c *powerCut, acked []string, units [][]string) {
+func checkCut(t *testing.T, c *powerCut, acked, seen []string, units [][]string) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := c.image.WriteDir(dir); err != nil {
@@ -331,6 +387,11 @@ func checkCut(t *testing.T, c *powerCut, acked []string, units [][]string) {
 	for _, id := range acked {
 		if !present(id) {
 			c.lost = append(c.lost, id)
+		}
+	}
+	for _, id := range seen {
+		if !present(id) {
+			c.unseen = append(c.unseen, id)
 		}
 	}
 	for _, unit := range units {
