@@ -19,6 +19,18 @@ import (
 //
 //	go test ./server/access -run '^$' -bench AuditSearchEvent -benchtime 5000x
 func BenchmarkAuditSearchEvent(b *testing.B) {
+	benchmarkAuditEvent(b, InteractionSearchType, 20)
+}
+
+// BenchmarkAuditReadEvent measures the CPU time of writing the audit event
+// of a read by id, the event of most requests.
+func BenchmarkAuditReadEvent(b *testing.B) {
+	benchmarkAuditEvent(b, InteractionRead, 1)
+}
+
+// benchmarkAuditEvent measures the CPU time of writing, through the
+// auditor's batches, the audit events of interaction touching n Patients.
+func benchmarkAuditEvent(b *testing.B, interaction Interaction, n int) {
 	st, err := sqlite.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
@@ -30,12 +42,12 @@ func BenchmarkAuditSearchEvent(b *testing.B) {
 	cpu0 := cpuTime(b)
 	for b.Loop() {
 		rec := &Record{}
-		vs := make([]*store.Version, 20)
+		vs := make([]*store.Version, n)
 		for i := range vs {
 			vs[i] = &store.Version{Type: "Patient", ID: "p" + strconv.Itoa(rand.IntN(10000)), VersionID: 1}
 		}
 		rec.touch(vs...)
-		auditor.Add(&Event{Interaction: InteractionSearchType, Type: "Patient", Query: "family=x", Principal: p,
+		auditor.Add(&Event{Interaction: interaction, Type: "Patient", Query: "family=x", Principal: p,
 			Address: "127.0.0.1", RequestID: uuid.Must(uuid.NewV7()).String(), Status: 200, Recorded: time.Now(), Record: rec})
 	}
 	auditor.Flush()
