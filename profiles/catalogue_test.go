@@ -45,6 +45,8 @@ func TestInvalidCatalogue(t *testing.T) {
 		{"required binding", `{"resourceType":"Patient","gender":"boy"}`, "", "error", "code-invalid", "Patient.gender"},
 		{"extensible binding", `{"resourceType":"Patient","maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"ZZ"}]}}`, "", "warning", "code-invalid", "Patient.maritalStatus"},
 		{"invariant", `{"resourceType":"Patient","contact":[{"gender":"male"}]}`, "", "error", "invariant", "Patient.contact[0]"},
+		{"extension with a value and extensions", `{"resourceType":"Patient","extension":[{"url":"http://example.org/x","valueString":"a","extension":[{"url":"y","valueString":"b"}]}]}`, "", "error", "invariant", "Patient.extension[0]"},
+		{"extension with neither a value nor extensions", `{"resourceType":"Patient","birthDate":"1961-02-14","_birthDate":{"extension":[{"url":"http://example.org/x"}]}}`, "", "error", "invariant", "Patient.birthDate.extension[0]"},
 		{"resource invariant", `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o","contained":[{"resourceType":"Organization","id":"p","name":"y"}]}],"managingOrganization":{"reference":"#o"}}`, "", "error", "invariant", "Patient"},
 		{"enableWhen exists with non-boolean answer", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"boolean"},{"linkId":"2","type":"string","enableWhen":[{"question":"1","operator":"exists","answerString":"x"}]}]}`, "", "error", "invariant", "Questionnaire.item[1].enableWhen[0]"},
 		{"reference target type", `{"resourceType":"Patient","managingOrganization":{"reference":"Patient/1"}}`, "", "error", "structure", "Patient.managingOrganization"},

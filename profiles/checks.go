@@ -360,14 +360,25 @@ func (w *walker) invariants(it item, e *elem) {
 	}
 	var focus *fhirpath.Node
 	for _, c := range e.def.Constraint {
-		if c.Expression == "" || native(c) {
+		if c.Expression == "" {
 			continue
+		}
+		n, isNative := nativeInvariants[c.Key]
+		isNative = isNative && c.Expression == n.published
+		if isNative && n.holds == nil {
+			continue // checked elsewhere
 		}
 		key := evaluation{it.path, c.Key}
 		if w.evaluated[key] {
 			continue
 		}
 		w.evaluated[key] = true
+		if isNative {
+			if !n.holds(it.val) {
+				w.failed(c, it.path)
+			}
+			continue
+		}
 		src := c.Expression
 		if fix, ok := correctedInvariants[c.Key]; ok && src == fix.published {
 			src = fix.corrected
@@ -401,12 +412,17 @@ func (w *walker) invariants(it item, e *elem) {
 		if empty || ok {
 			continue
 		}
-		severity := "error"
-		if c.Severity == "warning" {
-			severity = "warning"
-		}
-		w.add(severity, "invariant", it.path, "%s: %s", c.Key, c.Human)
+		w.failed(c, it.path)
 	}
+}
+
+// failed reports invariant c broken at path.
+func (w *walker) failed(c Constraint, path string) {
+	severity := "error"
+	if c.Severity == "warning" {
+		severity = "warning"
+	}
+	w.add(severity, "invariant", path, "%s: %s", c.Key, c.Human)
 }
 
 // notEvaluated reports an invariant the evaluator could not run, as
@@ -428,12 +444,22 @@ var correctedInvariants = map[string]struct{ published, corrected, reason string
 }
 
 // nativeInvariants lists the R4 invariants checked in Go instead of
-// through their published FHIRPath, with how. A profile's invariant with
-// another expression under the same key is evaluated as written.
-var nativeInvariants = map[string]struct{ published, how string }{
+// through their published FHIRPath, with how. Those with holds are checked
+// where the FHIRPath would be, on the value alone; the others by checks of
+// their own. A profile's invariant with another expression under the same
+// key is evaluated as written.
+var nativeInvariants = map[string]struct {
+	published, how string
+	holds          func(val any) bool
+}{
 	"ele-1": {
 		published: "hasValue() or (children().count() > id.count())",
 		how:       "checked structurally: every element has a value or children other than its id",
+	},
+	"ext-1": {
+		published: "extension.exists() != value.exists()",
+		how:       "checked on the extension's JSON: it has child extensions or a value[x], not both; evaluated on every extension of every resource, the FHIRPath of value[x] looked through the extension's members for each",
+		holds:     ext1Holds,
 	},
 	"que-2": {
 		published: "descendants().linkId.isDistinct()",
@@ -537,4 +563,32 @@ func (w *walker) conformsToProfile(v fhirpath.Value, profile string) (bool, erro
 	w.depth++
 	defer func() { w.depth-- }()
 	return w.conformsTo(item{val: n.JSON(), typ: n.Type(), path: w.at.path}, s), nil
+}
+
+// ext1Holds is ext-1 (https://hl7.org/fhir/R4/extensibility.html#ext-1) of
+// an extension's JSON: an extension has child extensions or a value, not
+// both. The value is value[x], its primitive value or its _value[x] with
+// an id or extensions of its own, as FHIRPath finds it.
+func ext1Holds(val any) bool {
+	obj, ok := val.(map[string]any)
+	if !ok {
+		return true // not an object: reported as such
+	}
+	children, _ := obj["extension"].([]any)
+	hasExtension := false
+	for _, c := range children {
+		if c != nil {
+			hasExtension = true
+			break
+		}
+	}
+	hasValue := false
+	for k, v := range obj {
+		name, ok := strings.CutPrefix(strings.TrimPrefix(k, "_"), "value")
+		if ok && name != "" && name[0] >= 'A' && name[0] <= 'Z' && v != nil {
+			hasValue = true
+			break
+		}
+	}
+	return hasExtension != hasValue
 }
