@@ -375,7 +375,7 @@ func (w *walker) invariants(it item, e *elem) {
 		w.evaluated[key] = true
 		if isNative {
 			if !n.holds(it.val) {
-				w.failed(c, it.path)
+				w.brokenInvariant(c, it.path)
 			}
 			continue
 		}
@@ -412,12 +412,12 @@ func (w *walker) invariants(it item, e *elem) {
 		if empty || ok {
 			continue
 		}
-		w.failed(c, it.path)
+		w.brokenInvariant(c, it.path)
 	}
 }
 
-// failed reports invariant c broken at path.
-func (w *walker) failed(c Constraint, path string) {
+// brokenInvariant reports invariant c broken at path.
+func (w *walker) brokenInvariant(c Constraint, path string) {
 	severity := "error"
 	if c.Severity == "warning" {
 		severity = "warning"

@@ -98,7 +98,6 @@ func benchPatientJSON(nhs string) []byte {
 		`"communication":[{"language":{"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-HumanLanguage","code":"en","display":"English"}]},"preferred":true}]}`)
 }
 
-// nhsNumber returns a distinct ten-digit number for n.
 // nhsNumber returns a distinct valid NHS number (Modulus 11 check digit)
 // for each n, in the 9 test range.
 func nhsNumber(n int64) string {
