@@ -113,13 +113,17 @@ type ledger struct {
 	mu    sync.Mutex
 	acked []string   // ids, in the order their Put or Transact returned
 	units [][]string // the ids of each unit of work begun
-	seen  []string   // ids a reader found, in the order it found them
+	seen  []string   // ids a reader found, in the order it first did
+	found map[string]bool
 }
 
 func (l *ledger) see(id string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.seen = append(l.seen, id)
+	if !l.found[id] {
+		l.found[id] = true
+		l.seen = append(l.seen, id)
+	}
 }
 
 // counts returns how many writes have been acknowledged and seen.
@@ -178,7 +182,7 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 	opts.VFS = fs.Name()
 	s := mustOpen(t, dir, opts)
 	var (
-		l       ledger
+		l       = ledger{found: map[string]bool{}}
 		cutsMu  sync.Mutex
 		run     = &cutRun{kinds: map[string]int{}}
 		allDone = make(chan struct{})
@@ -347,7 +351,7 @@ func runPowerCuts(t *testing.T, opts sqlite.Options, required ...string) *cutRun
 		t.FailNow()
 	}
 
-	t.Logf("%d writes acknowledged, %d cuts", len(l.acked), len(run.cuts))
+	t.Logf("%d writes acknowledged, %d read while in flight, %d cuts", len(l.acked), len(l.seen), len(run.cuts))
 	for _, c := range run.cuts {
 		checkCut(t, c, l.acked[:c.acked], l.seen[:c.seen], l.units)
 		t.Logf("cut %s: %d acknowledged before it, %d lost", c.at, c.acked, len(c.lost))
