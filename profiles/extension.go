@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 
 	"carefhir/fhir/fhirpath"
@@ -110,6 +111,22 @@ func (p place) names(v *Validator) []string {
 	return names
 }
 
+// named reports whether name is one of names(v), building none of them
+// but the location without indexes, and that only when the others differ:
+// every extension with a known definition checks its contexts here.
+func (p place) named(v *Validator, name string) bool {
+	if name == "" {
+		return false
+	}
+	if p.elem != nil && (p.elem.def.Path == name || p.elem.def.Base != nil && p.elem.def.Base.Path == name) {
+		return true
+	}
+	if slices.Contains(v.typeNames(p.typ), name) {
+		return true
+	}
+	return p.elem != nil && withoutIndexes(p.path) == name
+}
+
 func isAbsolute(u string) bool {
 	return strings.HasPrefix(u, "http:") || strings.HasPrefix(u, "https:") || strings.HasPrefix(u, "urn:")
 }
@@ -126,11 +143,10 @@ func (w *walker) extensionContext(it item) {
 		return
 	}
 	var allowed []string
-	names := w.at.names(w.v)
 	for _, c := range s.sd.Context {
 		switch c.Type {
 		case "element":
-			if contains(names, c.Expression) {
+			if w.at.named(w.v, c.Expression) {
 				return
 			}
 		case "extension":
@@ -146,7 +162,7 @@ func (w *walker) extensionContext(it item) {
 		}
 		allowed = append(allowed, c.Expression)
 	}
-	w.add("error", "structure", w.at.path, "the extension %s is not allowed here (this element is %s; it is allowed on %s)", u, strings.Join(names, ", "), strings.Join(allowed, ", "))
+	w.add("error", "structure", w.at.path, "the extension %s is not allowed here (this element is %s; it is allowed on %s)", u, strings.Join(w.at.names(w.v), ", "), strings.Join(allowed, ", "))
 }
 
 // selects reports whether a FHIRPath expression evaluated on the resource
