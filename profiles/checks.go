@@ -375,7 +375,7 @@ func (w *walker) invariants(it item, e *elem) {
 		w.evaluated[key] = true
 		if isNative {
 			if !n.holds(it.val) {
-				w.brokenInvariant(c, it.path)
+				w.brokenInvariant(c, it.path, "")
 			}
 			continue
 		}
@@ -412,17 +412,33 @@ func (w *walker) invariants(it item, e *elem) {
 		if empty || ok {
 			continue
 		}
-		w.brokenInvariant(c, it.path)
+		w.brokenInvariant(c, it.path, "")
 	}
 }
 
-// brokenInvariant reports invariant c broken at path.
-func (w *walker) brokenInvariant(c Constraint, path string) {
+// brokenInvariant reports invariant c broken at path, with detail (what
+// breaks it) when there is one.
+func (w *walker) brokenInvariant(c Constraint, path, detail string) {
 	severity := "error"
 	if c.Severity == "warning" {
 		severity = "warning"
 	}
+	if detail != "" {
+		w.add(severity, "invariant", path, "%s: %s (%s)", c.Key, c.Human, detail)
+		return
+	}
 	w.add(severity, "invariant", path, "%s: %s", c.Key, c.Human)
+}
+
+// nativeConstraint returns the invariant key of e as nativeInvariants
+// knows it, nil when e has none or another expression under that key.
+func nativeConstraint(e *elem, key string) *Constraint {
+	for i, c := range e.def.Constraint {
+		if c.Key == key && native(c) {
+			return &e.def.Constraint[i]
+		}
+	}
+	return nil
 }
 
 // notEvaluated reports an invariant the evaluator could not run, as

@@ -41,12 +41,7 @@ func (w *walker) dom3(obj map[string]any, s *structure, path string) {
 	if len(list) == 0 || w.local == nil {
 		return
 	}
-	var inv *Constraint
-	for i, c := range s.root.def.Constraint {
-		if c.Key == "dom-3" && native(c) {
-			inv = &s.root.def.Constraint[i]
-		}
-	}
+	inv := nativeConstraint(s.root, "dom-3")
 	if inv == nil {
 		return
 	}
@@ -57,10 +52,6 @@ func (w *walker) dom3(obj map[string]any, s *structure, path string) {
 		if c == nil || w.local.refs["#"+id] || w.local.toContainer[at] {
 			continue
 		}
-		severity := "error"
-		if inv.Severity == "warning" {
-			severity = "warning"
-		}
-		w.add(severity, "invariant", path, "%s: %s (contained[%d], id %q)", inv.Key, inv.Human, i, truncate(id))
+		w.brokenInvariant(*inv, path, fmt.Sprintf("contained[%d], id %q", i, truncate(id)))
 	}
 }

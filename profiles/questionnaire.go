@@ -377,11 +377,7 @@ type qItem struct {
 func (w *walker) que2(items []*qItem, path string) {
 	var inv *Constraint
 	if s := w.v.structures["Questionnaire"]; s != nil {
-		for i, c := range s.root.def.Constraint {
-			if c.Key == "que-2" && native(c) {
-				inv = &s.root.def.Constraint[i]
-			}
-		}
+		inv = nativeConstraint(s.root, "que-2")
 	}
 	if inv == nil {
 		return
@@ -399,11 +395,7 @@ func (w *walker) que2(items []*qItem, path string) {
 		seen[id] = true
 	}
 	if len(dups) > 0 {
-		severity := "error"
-		if inv.Severity == "warning" {
-			severity = "warning"
-		}
-		w.add(severity, "invariant", path, "%s: %s (repeated: %s)", inv.Key, inv.Human, truncate(strings.Join(dups, ", ")))
+		w.brokenInvariant(*inv, path, "repeated: "+truncate(strings.Join(dups, ", ")))
 	}
 }
 
