@@ -1,8 +1,8 @@
 package profiles
 
 import (
+	"iter"
 	"reflect"
-	"slices"
 	"strings"
 
 	"carefhir/fhir/fhirpath"
@@ -89,42 +89,54 @@ func (w *walker) placeOf(it item, e *elem) place {
 
 // names returns the names an element context can give for the place: its
 // element's path in the definitions and in the base type it comes from,
-// its location without indexes, and its type's names.
+// its type's names, and its location without indexes.
 func (p place) names(v *Validator) []string {
-	if p.elem == nil {
-		return v.typeNames(p.typ)
-	}
 	var names []string
-	add := func(n string) {
-		if n != "" && !contains(names, n) {
+	for n := range p.eachName(v) {
+		if !contains(names, n) {
 			names = append(names, n)
 		}
-	}
-	add(p.elem.def.Path)
-	if p.elem.def.Base != nil {
-		add(p.elem.def.Base.Path)
-	}
-	add(withoutIndexes(p.path))
-	for _, n := range v.typeNames(p.typ) {
-		add(n)
 	}
 	return names
 }
 
-// named reports whether name is one of names(v), building none of them
-// but the location without indexes, and that only when the others differ:
-// every extension with a known definition checks its contexts here.
+// named reports whether name is one of the place's names. Every extension
+// with a known definition checks its contexts here: the location without
+// indexes, the one name that costs a string, comes last.
 func (p place) named(v *Validator, name string) bool {
-	if name == "" {
-		return false
+	for n := range p.eachName(v) {
+		if n == name {
+			return true
+		}
 	}
-	if p.elem != nil && (p.elem.def.Path == name || p.elem.def.Base != nil && p.elem.def.Base.Path == name) {
-		return true
+	return false
+}
+
+// eachName yields the place's names in the order of names, some maybe
+// twice, none empty.
+func (p place) eachName(v *Validator) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		each := func(names ...string) bool {
+			for _, n := range names {
+				if n != "" && !yield(n) {
+					return false
+				}
+			}
+			return true
+		}
+		if p.elem != nil {
+			base := ""
+			if p.elem.def.Base != nil {
+				base = p.elem.def.Base.Path
+			}
+			if !each(p.elem.def.Path, base) {
+				return
+			}
+		}
+		if each(v.typeNames(p.typ)...) && p.elem != nil {
+			yield(withoutIndexes(p.path))
+		}
 	}
-	if slices.Contains(v.typeNames(p.typ), name) {
-		return true
-	}
-	return p.elem != nil && withoutIndexes(p.path) == name
 }
 
 func isAbsolute(u string) bool {
