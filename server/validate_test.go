@@ -98,9 +98,19 @@ func TestValidateWrites(t *testing.T) {
 		c.do("POST", "/Patient", badNHSNumber).want(t, http.StatusUnprocessableEntity)
 		id := str(c.create("Patient", patient), "id")
 		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"unknown-x"}`).want(t, http.StatusUnprocessableEntity)
+		// The narrative and the extensions of a write are checked too.
+		c.do("POST", "/Patient", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p ONCLICK=\"x()\">Grace</p></div>"}}`).
+			want(t, http.StatusUnprocessableEntity).outcome(t, "value", "Patient.text.div")
+		r = c.do("POST", "/Patient", `{"resourceType":"Patient","extension":[{"url":"http://example.org/x","valueString":"a","extension":[{"url":"y","valueString":"b"}]}]}`).
+			want(t, http.StatusUnprocessableEntity)
+		if d := r.outcome(t, "invariant", "Patient.extension[0]"); !strings.HasPrefix(d, "ext-1:") {
+			t.Errorf("extension with a value and extensions: %q, want ext-1", d)
+		}
+		c.create("Patient", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Grace Okafor, <b>born</b> 14 Feb 1961</p></div>"},`+
+			`"extension":[{"url":"http://example.org/x","extension":[{"url":"y","valueString":"b"}]}],"birthDate":"1961-02-14"}`)
 		// Nothing of the refused writes was stored.
-		if n := get(c.do("GET", "/Patient/_history", "").want(t, 200).json(t), "total"); n != 2.0 {
-			t.Errorf("history total %v, want 2", n)
+		if n := get(c.do("GET", "/Patient/_history", "").want(t, 200).json(t), "total"); n != 3.0 {
+			t.Errorf("history total %v, want 3", n)
 		}
 	}, withValidator(true))
 }
