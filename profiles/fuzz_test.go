@@ -69,3 +69,10 @@ func BenchmarkValidateCarePlanUKCore(b *testing.B) {
 func BenchmarkValidateUKCorePatientClaimed(b *testing.B) {
 	benchmarkValidate(b, "testdata/ukcore-patient.json")
 }
+
+// BenchmarkValidateBloodPressure validates the R4 example blood pressure
+// against the vital signs profile bp, whose components are told apart
+// through a slice of their codings (stepsTarget).
+func BenchmarkValidateBloodPressure(b *testing.B) {
+	benchmarkValidate(b, "../testdata/r4-examples/Observation-blood-pressure.json", "http://hl7.org/fhir/StructureDefinition/bp")
+}
