@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"carefhir/fhir/fhirjson"
@@ -154,11 +155,36 @@ func runRestore(ctx context.Context, cfg *restoreConfig, stdin io.Reader, stdout
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("restore: %w", err)
 	}
+	existed := err == nil
+	// The lock file alone (left by a store that was opened and closed)
+	// holds nothing to lose.
+	entries = slices.DeleteFunc(entries, func(e os.DirEntry) bool { return e.Name() == sqlite.LockFileName })
 	if len(entries) > 0 && !cfg.Force {
 		return fmt.Errorf("restore: %s is not empty: restore into an empty directory, or stop the server and pass --force to replace its database", cfg.DataDir)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("restore: %w", err)
+	}
+	// A server serving the directory would go on writing to the database
+	// it has open, and lose all of it: refuse while one holds it. A
+	// directory that did not exist is locked only once the archive has
+	// passed its checks, so that a refused restore leaves nothing in it.
+	unlock := func() error { return nil }
+	defer func() { unlock() }()
+	lock := func() error {
+		release, err := sqlite.LockDir(cfg.DataDir)
+		if errors.Is(err, sqlite.ErrInUse) {
+			return fmt.Errorf("restore: %s is in use by another carefhir process (a server, or an import, migrate or reindex): stop it first", cfg.DataDir)
+		} else if err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		unlock = release
+		return nil
+	}
+	if existed {
+		if err := lock(); err != nil {
+			return err
+		}
 	}
 	in := stdin
 	if cfg.From != "-" {
@@ -190,6 +216,11 @@ func runRestore(ctx context.Context, cfg *restoreConfig, stdin io.Reader, stdout
 	}
 	if info.SchemaVersion != m.SchemaVersion || info.Versions != m.Versions || !equalCounts(info.Resources, m.Resources) {
 		return fmt.Errorf("restore: the database in the archive does not hold what its manifest says")
+	}
+	if !existed {
+		if err := lock(); err != nil {
+			return err
+		}
 	}
 	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
 		if err := os.Remove(db + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,5 +188,67 @@ func TestVerifyFindsProblems(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// While a server serves a data directory, the commands that would write
+// or replace its database from another process are refused, and the
+// server goes on serving what it had; once it has stopped, they run.
+func TestDataDirectoryOfARunningServer(t *testing.T) {
+	data := t.TempDir()
+	p := start(t, "--data", data)
+	status, id, err := createPatient(p.base, rand.New(rand.NewPCG(3, 3)), 1)
+	if err != nil || status != http.StatusCreated {
+		t.Fatalf("create: %d, %v", status, err)
+	}
+	archive := filepath.Join(t.TempDir(), "b.tar.gz")
+	if _, err := runCmd(t, "backup", "--data", data, "--to", archive); err != nil {
+		t.Fatalf("backup beside the server: %v", err)
+	}
+	if status, _, err := createPatient(p.base, rand.New(rand.NewPCG(4, 4)), 2); err != nil || status != http.StatusCreated {
+		t.Fatalf("create after the backup: %d, %v", status, err)
+	}
+	ndjson := filepath.Join(t.TempDir(), "Patient.ndjson")
+	os.WriteFile(ndjson, []byte(`{"resourceType":"Patient","id":"from-import"}`+"\n"), 0o600)
+
+	for _, args := range [][]string{
+		{"restore", "--from", archive, "--data", data, "--force"},
+		{"migrate", "--data", data},
+		{"import", "--data", data, "--format", "ndjson", ndjson},
+		{"reindex", "--data", data},
+		{"serve", "--data", data, "--addr", "127.0.0.1:0", "--insecure-no-auth"},
+	} {
+		start := time.Now()
+		_, err := runCmd(t, args...)
+		t.Logf("%s, after %s: %v", args[0], time.Since(start).Round(time.Millisecond), err)
+		if err == nil || !strings.Contains(err.Error(), "in use") {
+			t.Errorf("%s beside the server: %v, want a refusal saying the directory is in use", args[0], err)
+		}
+	}
+	// The server still has both Patients and takes writes.
+	var patients struct{ Total int }
+	if getJSON(t, p.base+"/Patient?_total=accurate", &patients); patients.Total != 2 {
+		t.Errorf("Patients served after the refusals: %d, want 2", patients.Total)
+	}
+	if status, _, err := createPatient(p.base, rand.New(rand.NewPCG(5, 5)), 3); err != nil || status != http.StatusCreated {
+		t.Errorf("create after the refusals: %d, %v", status, err)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t); err != nil {
+		t.Fatalf("serve after SIGTERM: %v", err)
+	}
+	if out, err := runCmd(t, "restore", "--from", archive, "--data", data, "--force"); err != nil {
+		t.Fatalf("restore once the server has stopped: %q, %v", out, err)
+	}
+	st, err := sqlite.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Read(context.Background(), "Patient", id); err != nil {
+		t.Errorf("the backed-up Patient after the restore: %v", err)
 	}
 }

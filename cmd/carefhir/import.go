@@ -20,6 +20,7 @@ import (
 	"carefhir/profiles"
 	"carefhir/server"
 	"carefhir/server/access"
+	"carefhir/store/sqlite"
 )
 
 // transferConfig is what import and export share: where the records are,
@@ -227,7 +228,9 @@ func (t *transferConfig) client(ctx context.Context, factories map[string]engine
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	st, err := open(openCtx, sc)
 	cancel()
-	if err != nil {
+	if errors.Is(err, sqlite.ErrInUse) {
+		return nil, "", nil, fmt.Errorf("open %s store: %w: if a server serves it, give its --url", name, err)
+	} else if err != nil {
 		return nil, "", nil, fmt.Errorf("open %s store: %w", name, err)
 	}
 	validator, err := profiles.New(profiles.Options{})

@@ -115,11 +115,17 @@ func openFile(ctx context.Context, dir string, create bool) (*sql.DB, *sql.Conn,
 // Migrate brings the database in dir to this program's schema, making
 // every migration Open would refuse to make too, and returns a line per
 // migration made. It creates the directory and the database when missing.
-// Run it with the server stopped, after a backup.
+// Run it with the server stopped, after a backup: it fails with ErrInUse
+// while a server holds dir.
 func Migrate(ctx context.Context, dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: migrate: %w", err)
 	}
+	lock, _, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.release()
 	db, conn, err := openFile(ctx, dir, true)
 	if err != nil {
 		return nil, err

@@ -92,6 +92,7 @@ type Store struct {
 	writer *writer // write statements on the writer connection
 	txRead *reader // read statements on the writer connection, for Transact
 	vfs    *walbuf.VFS
+	lock   *dirLock // of the data directory, held until Close
 
 	// writerHeld holds a value while someone uses the writer connection: a
 	// Put leading a batch, a Transact, the committer, or Close, which keeps
@@ -140,11 +141,16 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	if opts.SyncFull {
 		syncMode = "FULL"
 	}
+	lock, _, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	path := filepath.Join(dir, FileName)
 	// Every connection opens the database through a VFS of its own that
 	// writes a transaction's WAL frames in one call (see walbuf).
 	vfs, err := walbuf.Register(opts.VFS)
 	if err != nil {
+		lock.release()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	// pragmas returns the DSN of a connection with a page cache of cacheMiB
@@ -177,6 +183,7 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		path:       path,
 		vfs:        vfs,
+		lock:       lock,
 		obs:        opts.Observer,
 		writerHeld: make(chan struct{}, 1),
 		quit:       make(chan struct{}),
@@ -292,6 +299,8 @@ func (s *Store) closeAll() error {
 	if s.vfs != nil {
 		errs = append(errs, s.vfs.Close())
 	}
+	// The database is closed: another process may have it.
+	errs = append(errs, s.lock.release())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
