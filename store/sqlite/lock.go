@@ -19,8 +19,10 @@ var ErrInUse = errors.New("in use by another process")
 // dirLock is an exclusive lock on a data directory, held until release.
 //
 // A Store takes it for as long as it is open, so that it alone writes the
-// database. Replacing or migrating the database under a server would lose
-// what the server then writes, so restore and migrate take it too. The lock is the operating system's
+// database: its cache of current versions (current.go) is right only if no
+// other process commits a version it does not see. Replacing or migrating
+// the database under a server would lose what the server then writes, so
+// restore and migrate take it too. The lock is the operating system's
 // (flock(2)): it goes with the process, so a crash never leaves the
 // directory locked.
 type dirLock struct {
@@ -29,7 +31,8 @@ type dirLock struct {
 
 // lockDir takes the lock of dir, or fails at once with ErrInUse if another
 // process, or another open Store of this one, holds it. held is false
-// where this operating system has no such lock.
+// where this operating system has no such lock; the caller then runs
+// without what relies on it.
 func lockDir(dir string) (l *dirLock, held bool, err error) {
 	path := filepath.Join(dir, LockFileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)

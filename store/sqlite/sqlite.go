@@ -93,6 +93,9 @@ type Store struct {
 	txRead *reader // read statements on the writer connection, for Transact
 	vfs    *walbuf.VFS
 	lock   *dirLock // of the data directory, held until Close
+	// current caches the current versions reads found; nil where the
+	// directory cannot be locked (current.go).
+	current *currentCache
 
 	// writerHeld holds a value while someone uses the writer connection: a
 	// Put leading a batch, a Transact, the committer, or Close, which keeps
@@ -141,7 +144,7 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	if opts.SyncFull {
 		syncMode = "FULL"
 	}
-	lock, _, err := lockDir(dir)
+	lock, locked, err := lockDir(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +230,10 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 	if s.writer, err = newWriter(ctx, s.wconn, params); err != nil {
 		return fail(err)
 	}
+	if locked {
+		s.current = newCurrentCache(currentCacheBytes)
+		s.writer.cache = s.current
+	}
 	if s.txRead, err = newReader(ctx, s.wconn, nil); err != nil {
 		return fail(err)
 	}
@@ -310,7 +317,18 @@ func (s *Store) closeAll() error {
 // Read implements store.Reader.
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error) {
 	defer s.observe("read", time.Now())
-	return s.reader.Read(ctx, typ, id)
+	if s.current == nil {
+		return s.reader.Read(ctx, typ, id)
+	}
+	v, gen := s.current.get(typ, id)
+	if v != nil {
+		return v, nil
+	}
+	v, err := s.reader.Read(ctx, typ, id)
+	if err == nil {
+		s.current.fill(v, gen)
+	}
+	return v, err
 }
 
 // VRead implements store.Reader.

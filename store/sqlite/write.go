@@ -22,6 +22,12 @@ type writer struct {
 	insertResource, updateResource                   *sql.Stmt
 	recomputeDates                                   *sql.Stmt
 	index                                            *indexStmts
+
+	// cache, when set, is the store's cache of current versions, and
+	// touched the resources the open transaction has written, which its
+	// end drops from the cache.
+	cache   *currentCache
+	touched []versionKey
 }
 
 func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, error) {
@@ -76,11 +82,25 @@ func (w *writer) close() {
 
 // commit commits the open transaction.
 func (w *writer) commit(ctx context.Context) error {
+	// Even a COMMIT that fails may have made the transaction durable (an
+	// I/O error after the WAL was written): the cache forgets either way.
+	defer w.forgetTouched()
 	if _, err := w.commitStmt.ExecContext(ctx); err != nil {
 		return err
 	}
 	w.index.params.committed()
 	return nil
+}
+
+// forgetTouched drops what the transaction wrote from the cache of
+// current versions, once it has ended and before any of its writes is
+// acknowledged.
+func (w *writer) forgetTouched() {
+	if w.cache != nil {
+		w.cache.forget(w.touched)
+	}
+	clear(w.touched)
+	w.touched = w.touched[:0]
 }
 
 // rollback rolls the open transaction back. Its error is not reported: if
@@ -90,6 +110,7 @@ func (w *writer) commit(ctx context.Context) error {
 func (w *writer) rollback() {
 	w.rollbackStmt.ExecContext(context.Background())
 	w.index.params.forget()
+	w.forgetTouched()
 }
 
 // resourceState is a resource's row in resources: rid 0 when it has none.
@@ -127,6 +148,9 @@ func (w *writer) put(ctx context.Context, wr *store.Write) error {
 		if cur.version != wr.Expected {
 			return &store.ConflictError{Type: wr.Type, ID: wr.ID, Expected: wr.Expected, Current: cur.version}
 		}
+	}
+	if w.cache != nil {
+		w.touched = append(w.touched, versionKey{wr.Type, wr.ID})
 	}
 	ms := wr.LastUpdated.UnixMilli()
 	var body []byte

@@ -1,0 +1,57 @@
+package sqlite
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"carefhir/store"
+)
+
+// TestCurrentCacheBounded checks that the cache of current versions keeps
+// within its size whatever is read, counts what it holds exactly, and
+// keeps no body too large to share the space.
+func TestCurrentCacheBounded(t *testing.T) {
+	const max = 64 << 10
+	c := newCurrentCache(max)
+	for i := range 2000 {
+		_, gen := c.get("Patient", fmt.Sprint(i))
+		c.fill(&store.Version{Type: "Patient", ID: fmt.Sprint(i % 700), JSON: []byte(strings.Repeat("x", i%900))}, gen)
+		if c.bytes > max {
+			t.Fatalf("after %d fills: %d bytes held, more than %d", i+1, c.bytes, max)
+		}
+	}
+	held := 0
+	for _, v := range c.m {
+		held += cacheSize(v)
+	}
+	if held != c.bytes || len(c.m) == 0 {
+		t.Fatalf("%d entries of %d bytes, counted as %d", len(c.m), held, c.bytes)
+	}
+	_, gen := c.get("Patient", "big")
+	c.fill(&store.Version{Type: "Patient", ID: "big", JSON: make([]byte, max/32)}, gen)
+	if v, _ := c.get("Patient", "big"); v != nil {
+		t.Error("a body of a 32nd of the cache was kept")
+	}
+}
+
+// TestCurrentCacheFillAfterCommit checks that a version read before a
+// commit ended is not kept, whichever resources the commit wrote.
+func TestCurrentCacheFillAfterCommit(t *testing.T) {
+	c := newCurrentCache(1 << 20)
+	_, gen := c.get("Patient", "p1")
+	c.forget([]versionKey{{"Patient", "other"}})
+	c.fill(&store.Version{Type: "Patient", ID: "p1", VersionID: 1}, gen)
+	if v, _ := c.get("Patient", "p1"); v != nil {
+		t.Fatal("a version read before a commit was kept after it")
+	}
+	_, gen = c.get("Patient", "p1")
+	c.fill(&store.Version{Type: "Patient", ID: "p1", VersionID: 2}, gen)
+	if v, _ := c.get("Patient", "p1"); v == nil || v.VersionID != 2 {
+		t.Fatalf("a version read with no commit meanwhile: %v", v)
+	}
+	c.forget([]versionKey{{"Patient", "p1"}})
+	if v, _ := c.get("Patient", "p1"); v != nil {
+		t.Fatal("a version a commit replaced is still held")
+	}
+}
