@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -158,5 +159,32 @@ func TestHTTPRequestBodyTypes(t *testing.T) {
 		}
 		// A body in a format the server does not read: 415.
 		c.do("POST", "/Patient", "family=Text", "Content-Type", "text/plain").want(t, http.StatusUnsupportedMediaType).outcome(t, "not-supported", "")
+	})
+}
+
+// TestHTTPContentLength checks that every body is sent with its length,
+// large ones included, whatever its format, rather than in chunks.
+func TestHTTPContentLength(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		for range 30 {
+			c.create("Patient", headersPatient)
+		}
+		for _, path := range []string{
+			"/metadata",
+			"/metadata?_format=xml",
+			"/Patient?_count=50",
+			"/Patient?_count=50&_pretty=true",
+			"/Patient/" + id + "?_format=xml",
+			"/Patient/no-such-patient",
+		} {
+			r := c.do("GET", path, "")
+			if len(r.body) == 0 {
+				t.Errorf("GET %s: no body", path)
+			}
+			if got := r.header.Get("Content-Length"); got != strconv.Itoa(len(r.body)) {
+				t.Errorf("GET %s: Content-Length %q for a body of %d bytes", path, got, len(r.body))
+			}
+		}
 	})
 }

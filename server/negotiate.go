@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -177,8 +178,13 @@ func writeFHIR(c *gin.Context, status int, body []byte) {
 		return
 	}
 	// What c.Data does, with a Content-Type made once rather than for
-	// every response (shared, and never changed).
-	c.Writer.Header()["Content-Type"] = ct
+	// every response (shared, and never changed), and the length of the
+	// body, which is whole here: without it net/http chunks any body over
+	// 2 KiB, which costs a write of its own per chunk and leaves clients
+	// without the size of what is coming.
+	h := c.Writer.Header()
+	h["Content-Type"] = ct
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	c.Status(status)
 	if _, err := c.Writer.Write(body); err != nil {
 		c.Error(err)
