@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"carefhir/server"
 	"carefhir/server/access"
@@ -399,20 +400,35 @@ func TestAuditTrail(t *testing.T) {
 			// A forwarding header is the client's to write: the address
 			// audited is the connection's.
 			sent["req-fwd"] = c.by("dr", "GET", "/metadata", "", "X-Request-Id", "req-fwd", "X-Forwarded-For", "203.0.113.9").status
-			c.auditor.Flush()
-			events, err := c.st.Search(context.Background(), store.Query{Type: "AuditEvent"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			byRequest := map[string][]map[string]any{}
-			for _, v := range events {
-				var ev map[string]any
-				json.Unmarshal(v.JSON, &ev)
-				for _, en := range get(ev, "entity").([]any) {
-					if str(en, "type", "code") == "XrequestId" {
-						rid := str(en, "what", "identifier", "value")
-						byRequest[rid] = append(byRequest[rid], ev)
+			// The server queues a request's event once its handler has
+			// returned, which can be after the client has read the whole
+			// answer: flush until every request's event is there.
+			var byRequest map[string][]map[string]any
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+				c.auditor.Flush()
+				events, err := c.st.Search(context.Background(), store.Query{Type: "AuditEvent"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				byRequest = map[string][]map[string]any{}
+				for _, v := range events {
+					var ev map[string]any
+					json.Unmarshal(v.JSON, &ev)
+					for _, en := range get(ev, "entity").([]any) {
+						if str(en, "type", "code") == "XrequestId" {
+							rid := str(en, "what", "identifier", "value")
+							byRequest[rid] = append(byRequest[rid], ev)
+						}
 					}
+				}
+				missing := 0
+				for id := range sent {
+					if len(byRequest[id]) == 0 {
+						missing++
+					}
+				}
+				if missing == 0 || time.Now().After(deadline) {
+					break
 				}
 			}
 			for id, status := range sent {
