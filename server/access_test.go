@@ -400,37 +400,7 @@ func TestAuditTrail(t *testing.T) {
 			// A forwarding header is the client's to write: the address
 			// audited is the connection's.
 			sent["req-fwd"] = c.by("dr", "GET", "/metadata", "", "X-Request-Id", "req-fwd", "X-Forwarded-For", "203.0.113.9").status
-			// The server queues a request's event once its handler has
-			// returned, which can be after the client has read the whole
-			// answer: flush until every request's event is there.
-			var byRequest map[string][]map[string]any
-			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				c.auditor.Flush()
-				events, err := c.st.Search(context.Background(), store.Query{Type: "AuditEvent"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				byRequest = map[string][]map[string]any{}
-				for _, v := range events {
-					var ev map[string]any
-					json.Unmarshal(v.JSON, &ev)
-					for _, en := range get(ev, "entity").([]any) {
-						if str(en, "type", "code") == "XrequestId" {
-							rid := str(en, "what", "identifier", "value")
-							byRequest[rid] = append(byRequest[rid], ev)
-						}
-					}
-				}
-				missing := 0
-				for id := range sent {
-					if len(byRequest[id]) == 0 {
-						missing++
-					}
-				}
-				if missing == 0 || time.Now().After(deadline) {
-					break
-				}
-			}
+			byRequest := c.auditEventsByRequest(t, sent)
 			for id, status := range sent {
 				evs := byRequest[id]
 				if len(evs) != 1 {
@@ -486,6 +456,42 @@ func TestAuditTrail(t *testing.T) {
 			}
 			c.by("admin", "POST", "/AuditEvent", `{"resourceType":"AuditEvent"}`).want(t, 405)
 		})
+	}
+}
+
+// auditEventsByRequest returns the trail's AuditEvents by the request id
+// they name, once each of ids has one. The server queues a request's
+// event when its handler returns, which can be after the client has read
+// the whole answer: the trail is flushed until every event is there, or
+// 30 seconds have passed.
+func (c *accessClient) auditEventsByRequest(t *testing.T, ids map[string]int) map[string][]map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c.auditor.Flush()
+		events, err := c.st.Search(context.Background(), store.Query{Type: "AuditEvent"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		byRequest := map[string][]map[string]any{}
+		for _, v := range events {
+			var ev map[string]any
+			json.Unmarshal(v.JSON, &ev)
+			for _, en := range get(ev, "entity").([]any) {
+				if str(en, "type", "code") == "XrequestId" {
+					rid := str(en, "what", "identifier", "value")
+					byRequest[rid] = append(byRequest[rid], ev)
+				}
+			}
+		}
+		complete := true
+		for id := range ids {
+			complete = complete && len(byRequest[id]) > 0
+		}
+		if complete || time.Now().After(deadline) {
+			return byRequest
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
