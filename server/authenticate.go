@@ -34,9 +34,9 @@ func (a *api) registerAuth(r *gin.Engine) {
 		return
 	}
 	r.POST("/auth/token", gin.WrapH(a.cfg.Auth.TokenEndpoint()))
-	r.GET("/auth/jwks", gin.WrapH(a.cfg.Auth.JWKS()))
-	r.GET("/.well-known/smart-configuration", a.smartConfiguration)
-	r.GET("/fhir/.well-known/smart-configuration", a.smartConfiguration)
+	get(r, "/auth/jwks", gin.WrapH(a.cfg.Auth.JWKS()))
+	get(r, "/.well-known/smart-configuration", a.smartConfiguration)
+	get(r, "/fhir/.well-known/smart-configuration", a.smartConfiguration)
 }
 
 func (a *api) smartConfiguration(c *gin.Context) {

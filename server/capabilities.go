@@ -33,7 +33,8 @@ func isServed(typ string) bool {
 type capabilities struct {
 	typeInteractions   []string
 	systemInteractions []string
-	operations         []capOperation
+	operations         []capOperation // on types and their instances
+	systemOperations   []capOperation // on the system ([base]/$name)
 }
 
 func newCapabilities() *capabilities { return &capabilities{} }
@@ -42,9 +43,17 @@ func (c *capabilities) add(codes ...string) {
 	c.typeInteractions = append(c.typeInteractions, codes...)
 }
 
-// addOperation records an operation served on types (nil: every type).
-func (c *capabilities) addOperation(name, definition string, types []string) {
-	c.operations = append(c.operations, capOperation{Name: name, Definition: definition, types: types})
+// addOperation records an operation served at levels: on the system
+// (CapabilityStatement.rest.operation), and on types and their instances
+// (rest.resource.operation of each of types; nil: every type).
+func (c *capabilities) addOperation(name, definition string, levels level, types []string) {
+	op := capOperation{Name: name, Definition: definition, types: types}
+	if levels&systemLevel != 0 {
+		c.systemOperations = append(c.systemOperations, op)
+	}
+	if levels&(typeLevel|instanceLevel) != 0 {
+		c.operations = append(c.operations, op)
+	}
 }
 
 // operationsOn lists the operations served on typ.
@@ -89,10 +98,11 @@ type capabilityStatement struct {
 	FHIRVersion string   `json:"fhirVersion"`
 	Format      []string `json:"format"`
 	Rest        []struct {
-		Mode        string        `json:"mode"`
-		Security    *capSecurity  `json:"security,omitempty"`
-		Resource    []capResource `json:"resource"`
-		Interaction []code        `json:"interaction"`
+		Mode        string         `json:"mode"`
+		Security    *capSecurity   `json:"security,omitempty"`
+		Resource    []capResource  `json:"resource"`
+		Interaction []code         `json:"interaction"`
+		Operation   []capOperation `json:"operation,omitempty"`
 	} `json:"rest"`
 }
 
@@ -166,15 +176,17 @@ func (a *api) capabilityStatement(base string) ([]byte, error) {
 	cs.FHIRVersion = "4.0.1"
 	cs.Format = []string{"application/fhir+json", "json"}
 	cs.Rest = make([]struct {
-		Mode        string        `json:"mode"`
-		Security    *capSecurity  `json:"security,omitempty"`
-		Resource    []capResource `json:"resource"`
-		Interaction []code        `json:"interaction"`
+		Mode        string         `json:"mode"`
+		Security    *capSecurity   `json:"security,omitempty"`
+		Resource    []capResource  `json:"resource"`
+		Interaction []code         `json:"interaction"`
+		Operation   []capOperation `json:"operation,omitempty"`
 	}, 1)
 	rest := &cs.Rest[0]
 	rest.Mode = "server"
 	rest.Security = a.security()
 	rest.Interaction = codes(a.caps.systemInteractions)
+	rest.Operation = a.caps.systemOperations
 	for _, typ := range servedTypes {
 		rest.Resource = append(rest.Resource, capResource{
 			Type:              typ,

@@ -16,13 +16,11 @@ import (
 
 // registerInstance registers the interactions on one resource.
 func (a *api) registerInstance(g *gin.RouterGroup) {
-	g.GET("/:type/:id", a.orOperation(a.read))
-	g.HEAD("/:type/:id", a.orOperation(a.read))
+	get(g, "/:type/:id", a.orOperation(a.read))
 	g.PUT("/:type/:id", a.update)
 	g.DELETE("/:type/:id", a.delete)
-	g.GET("/:type/:id/_history", a.historyInstance)
-	g.GET("/:type/:id/_history/:vid", a.vread)
-	g.HEAD("/:type/:id/_history/:vid", a.vread)
+	get(g, "/:type/:id/_history", a.historyInstance)
+	get(g, "/:type/:id/_history/:vid", a.vread)
 	a.caps.add("read", "vread", "update", "delete", "history-instance")
 }
 
@@ -31,15 +29,24 @@ func (a *api) registerType(g *gin.RouterGroup) {
 	g.POST("/:type", a.orOperation(a.create))
 	g.PUT("/:type", a.conditionalUpdate)
 	g.DELETE("/:type", a.conditionalDelete)
-	g.GET("/:type/_history", a.historyType)
+	get(g, "/:type/_history", a.historyType)
 	a.caps.add("create", "history-type")
 }
 
 // registerSystem registers the whole-system interactions.
 func (a *api) registerSystem(g *gin.RouterGroup) {
-	g.GET("/metadata", a.metadata)
-	g.GET("/_history", a.historySystem)
+	get(g, "/metadata", a.metadata)
+	get(g, "/_history", a.historySystem)
 	a.caps.addSystem("history-system")
+}
+
+// get serves h for GET and HEAD on path. HEAD is GET without the body
+// (RFC 9110, section 9.3.2: every general-purpose server supports both):
+// the status and headers, Content-Length and ETag included, are those a GET
+// gets, and net/http drops what the handler writes as the body.
+func get(r gin.IRoutes, path string, h gin.HandlerFunc) {
+	r.GET(path, h)
+	r.HEAD(path, h)
 }
 
 // resourceType returns the :type path parameter if carefhir serves it.

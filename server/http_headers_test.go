@@ -3,6 +3,8 @@ package server_test
 import (
 	"bytes"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -184,6 +186,144 @@ func TestHTTPContentLength(t *testing.T) {
 			}
 			if got := r.header.Get("Content-Length"); got != strconv.Itoa(len(r.body)) {
 				t.Errorf("GET %s: Content-Length %q for a body of %d bytes", path, got, len(r.body))
+			}
+		}
+	})
+}
+
+// TestHTTPHead checks that every GET of the API answers HEAD too (RFC
+// 9110, section 9.3.2): the status and headers of the GET, Content-Length
+// and ETag included, and no body.
+func TestHTTPHead(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		c.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"weight"},"subject":{"reference":"Patient/`+id+`"}}`)
+		// Answers whose bytes do not change between two requests: the
+		// HEAD's Content-Length is the GET's body's length.
+		for _, path := range []string{
+			"/Patient/" + id,
+			"/Patient/" + id + "?_format=xml",
+			"/Patient/" + id + "/_history/1",
+			"/metadata",
+			"/$versions",
+			"/Patient/no-such-patient",
+			"/Unicorn",
+		} {
+			g := c.do("GET", path, "")
+			h := c.do("HEAD", path, "")
+			if h.status != g.status {
+				t.Errorf("HEAD %s: status %d, GET's %d", path, h.status, g.status)
+			}
+			if len(h.body) != 0 {
+				t.Errorf("HEAD %s: a body of %d bytes", path, len(h.body))
+			}
+			for _, name := range []string{"Content-Type", "Content-Length", "ETag", "Last-Modified"} {
+				if h.header.Get(name) != g.header.Get(name) {
+					t.Errorf("HEAD %s: %s %q, GET's %q", path, name, h.header.Get(name), g.header.Get(name))
+				}
+			}
+		}
+		// Searches and histories: a Bundle made for each request (its id and
+		// time differ), so the status and a length are what is compared.
+		for _, path := range []string{
+			"/Patient?family=Header",
+			"/Patient/" + id + "/Observation",
+			"/Patient/" + id + "/$everything",
+			"/Patient/" + id + "/_history",
+			"/Patient/_history",
+			"/_history",
+			"/?_type=Patient",
+			"",
+		} {
+			h := c.do("HEAD", path, "").want(t, http.StatusOK)
+			if len(h.body) != 0 {
+				t.Errorf("HEAD %s: a body of %d bytes", path, len(h.body))
+			}
+			if n, err := strconv.Atoi(h.header.Get("Content-Length")); err != nil || n == 0 {
+				t.Errorf("HEAD %s: Content-Length %q", path, h.header.Get("Content-Length"))
+			}
+		}
+		// A HEAD is a read: it changes nothing, and what a GET may not do, it
+		// may not either.
+		c.do("HEAD", "/Patient?birthdate=notadate", "").want(t, http.StatusBadRequest)
+		if v := c.do("GET", "/Patient/"+id, "").want(t, 200).header.Get("ETag"); v != `W/"1"` {
+			t.Errorf("ETag %q after HEADs, want W/\"1\"", v)
+		}
+	})
+}
+
+// TestHTTPFHIRVersion checks the fhirVersion parameter of the media types
+// (https://hl7.org/fhir/R4/http.html#version-parameter) and $versions: a
+// client naming a version other than R4's 4.0 gets 406 for what it accepts
+// and 415 for what it sends, rather than R4 content it would read as its
+// own version.
+func TestHTTPFHIRVersion(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		path := "/Patient/" + id
+		for _, accept := range []string{
+			"application/fhir+json; fhirVersion=4.0",
+			"application/fhir+json; fhirVersion=4.0.1",
+			"application/fhir+json; fhirVersion=3.0, application/fhir+json; fhirVersion=4.0",
+			"application/fhir+xml; fhirVersion=3.0, application/json",
+		} {
+			c.do("GET", path, "", "Accept", accept).want(t, http.StatusOK).json(t)
+		}
+		for _, accept := range []string{
+			"application/fhir+json; fhirVersion=3.0",
+			"application/fhir+xml; fhirVersion=5.0",
+			"application/fhir+json; fhirVersion=3.0, application/fhir+xml; fhirVersion=1.0",
+		} {
+			r := c.do("GET", path, "", "Accept", accept).want(t, http.StatusNotAcceptable)
+			if d := r.outcome(t, "not-supported", ""); !strings.Contains(d, "is not served here") {
+				t.Errorf("Accept %q: diagnostics %q", accept, d)
+			}
+		}
+		c.do("GET", path+"?_format="+url.QueryEscape("json;fhirVersion=3.0"), "").want(t, http.StatusNotAcceptable).outcome(t, "not-supported", "_format")
+		c.do("GET", path+"?_format="+url.QueryEscape("json;fhirVersion=4.0"), "").want(t, http.StatusOK)
+
+		// A body in another version is refused, and nothing is stored.
+		stu3 := `{"resourceType":"Patient","identifier":[{"system":"https://example.org/mrn","value":"stu3"}]}`
+		c.do("POST", "/Patient", stu3, "Content-Type", "application/fhir+json; fhirVersion=3.0").want(t, http.StatusUnsupportedMediaType).outcome(t, "not-supported", "")
+		c.do("PUT", path, strings.Replace(stu3, `"Patient",`, `"Patient","id":"`+id+`",`, 1), "Content-Type", "application/fhir+json; fhirVersion=3.0").
+			want(t, http.StatusUnsupportedMediaType)
+		if b := c.do("GET", "/Patient?identifier=https://example.org/mrn|stu3&_summary=count", "").want(t, 200).json(t); b["total"] != float64(0) {
+			t.Errorf("total %v after the refused writes, want 0", b["total"])
+		}
+		if v := c.do("GET", path, "").want(t, 200).header.Get("ETag"); v != `W/"1"` {
+			t.Errorf("ETag %q after the refused update, want W/\"1\"", v)
+		}
+		c.do("POST", "/Patient", stu3, "Content-Type", "application/fhir+json; fhirVersion=4.0").want(t, http.StatusCreated)
+
+		// $versions lists 4.0, the default, by GET or POST, in either format.
+		want := `{"resourceType":"Parameters","parameter":[{"name":"version","valueCode":"4.0"},{"name":"default","valueCode":"4.0"}]}`
+		for _, r := range []*response{
+			c.do("GET", "/$versions", "").want(t, http.StatusOK),
+			c.do("POST", "/$versions", `{"resourceType":"Parameters"}`).want(t, http.StatusOK),
+		} {
+			if string(r.body) != want {
+				t.Errorf("$versions: %s, want %s", r.body, want)
+			}
+		}
+		if r := c.do("GET", "/$versions", "", "Accept", "application/xml").want(t, http.StatusOK); !bytes.Contains(r.body, []byte(`<valueCode value="4.0"/>`)) {
+			t.Errorf("$versions in XML: %s", r.body)
+		}
+		// It is an operation of the system, listed there, and not on every
+		// resource type.
+		caps := c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t)
+		var system []string
+		for _, op := range get(caps, "rest", 0, "operation").([]any) {
+			system = append(system, str(op, "name"))
+		}
+		if !slices.Contains(system, "versions") {
+			t.Errorf("rest.operation lists %v, want versions among them", system)
+		}
+		for _, r := range get(caps, "rest", 0, "resource").([]any) {
+			ops, _ := get(r, "operation").([]any)
+			for _, op := range ops {
+				if str(op, "name") == "versions" {
+					t.Errorf("%s lists $versions", str(r, "type"))
+				}
 			}
 		}
 	})

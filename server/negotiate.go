@@ -61,10 +61,16 @@ const ctxMediaType = "carefhir.mediaType"
 
 func responseType(format, accept string) (string, error) {
 	if format != "" {
-		mt, ok := formatAliases[strings.ToLower(strings.TrimSpace(strings.SplitN(format, ";", 2)[0]))]
+		name, params, _ := strings.Cut(format, ";")
+		mt, ok := formatAliases[strings.ToLower(strings.TrimSpace(name))]
 		if !ok {
 			return "", errorf(http.StatusNotAcceptable, "not-supported",
 				"_format %q is not supported: use json or xml", truncate(format, 40)).at("_format")
+		}
+		if _, p, err := mime.ParseMediaType("a/b;" + params); params != "" && err == nil {
+			if v, other := otherVersion(p); other {
+				return "", versionNotServed(http.StatusNotAcceptable, v).at("_format")
+			}
 		}
 		return mt, nil
 	}
@@ -78,6 +84,7 @@ func responseType(format, accept string) (string, error) {
 			return mt, nil
 		}
 	}
+	var version string // a FHIR version asked for and not served
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
@@ -86,12 +93,44 @@ func responseType(format, accept string) (string, error) {
 		if params["q"] == "0" {
 			continue
 		}
-		if answer, ok := answerTo(mt); ok {
-			return answer, nil
+		answer, ok := answerTo(mt)
+		if !ok {
+			continue
 		}
+		if v, other := otherVersion(params); other {
+			version = v
+			continue
+		}
+		return answer, nil
+	}
+	if version != "" {
+		return "", versionNotServed(http.StatusNotAcceptable, version)
 	}
 	return "", errorf(http.StatusNotAcceptable, "not-supported",
 		"none of the media types in Accept %q is supported: use application/fhir+json or application/fhir+xml", truncate(accept, 200))
+}
+
+// servedVersion is the FHIR version served, as the fhirVersion parameter
+// of a media type names it: major.minor (https://hl7.org/fhir/R4/versioning.html).
+const servedVersion = "4.0"
+
+// otherVersion returns the FHIR version that the fhirVersion parameter
+// among params names, if it is not the one served (4.0, or a patch of it
+// such as 4.0.1). A client that names STU3 (3.0), as GP Connect's do,
+// must not get R4 content it would read as STU3.
+func otherVersion(params map[string]string) (string, bool) {
+	v, ok := params["fhirversion"]
+	if !ok || v == servedVersion || strings.HasPrefix(v, servedVersion+".") {
+		return "", false
+	}
+	return v, true
+}
+
+// versionNotServed is the refusal of a request naming FHIR version v:
+// 406 for the answer it accepts, 415 for the body it sends.
+func versionNotServed(status int, v string) *Error {
+	return errorf(status, "not-supported",
+		"FHIR version %q is not served here: this server reads and writes FHIR %s (R4) only, as $versions lists", truncate(v, 20), servedVersion)
 }
 
 // answerTo returns the media type of the answer to a client accepting mt.
@@ -144,6 +183,9 @@ func bodyType(c *gin.Context) (string, error) {
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return "", errorf(http.StatusUnsupportedMediaType, "not-supported",
 			"charset %q is not supported: FHIR is exchanged in UTF-8", truncate(cs, 40))
+	}
+	if v, other := otherVersion(params); other {
+		return "", versionNotServed(http.StatusUnsupportedMediaType, v)
 	}
 	return mt, nil
 }

@@ -58,7 +58,7 @@ func (a *api) addOperation(op operation) {
 		a.operations = make(map[string]operation)
 	}
 	a.operations[op.name] = op
-	a.caps.addOperation(op.name, op.definition, op.types)
+	a.caps.addOperation(op.name, op.definition, op.levels, op.types)
 }
 
 // registerOperationRoutes registers the POST routes that only operations

@@ -14,6 +14,7 @@ import (
 // authentication, rate limits and audit, and its handler finds the
 // request's principal with access.PrincipalFrom.
 type Route struct {
+	// Method is the HTTP method; a GET route answers HEAD as well.
 	Method string
 	// Path is absolute, under /fhir, such as /fhir/$export-status.
 	Path    string
@@ -24,6 +25,10 @@ type Route struct {
 // operations to what the host attaches.
 func (a *api) registerRoutes(r *gin.Engine) {
 	for _, rt := range a.cfg.Routes {
+		if rt.Method == http.MethodGet {
+			get(r, rt.Path, gin.WrapH(rt.Handler))
+			continue
+		}
 		r.Handle(rt.Method, rt.Path, gin.WrapH(rt.Handler))
 	}
 	for _, attach := range a.cfg.Attach {

@@ -156,6 +156,7 @@ func New(cfg Config) *gin.Engine {
 	a.registerOperationRoutes(fhir)
 	a.registerValidate()
 	a.registerEverything()
+	a.registerVersions()
 	a.registerExtensions()
 	a.registerSearch(fhir)
 	a.registerBundle(fhir)
