@@ -56,6 +56,8 @@ func (w *walker) primitive(it item, e *elem) {
 	}
 	if re := w.v.regexps[it.typ]; re != nil && !re.MatchString(s) {
 		w.add("error", "value", it.path, "%q is not a valid %s", truncate(s), it.typ)
+	} else if re != nil && !dayExists(it.typ, s) {
+		w.add("error", "value", it.path, "%q is not a valid %s: %s has no day %s", truncate(s), it.typ, s[:7], s[8:10])
 	}
 	if e.def.MaxLength > 0 && utf8.RuneCountInString(s) > e.def.MaxLength {
 		w.add("error", "value", it.path, "the value is longer than the maximum length %d", e.def.MaxLength)
@@ -607,4 +609,20 @@ func ext1Holds(val any) bool {
 		}
 	}
 	return hasExtension != hasValue
+}
+
+// dayExists reports whether the day of s, a value of typ that matched its
+// pattern, is one its month has. The patterns of date, dateTime and
+// instant allow day 31 in any month, but R4 requires "valid dates"
+// (https://hl7.org/fhir/R4/datatypes.html#date): 2023-02-29 and
+// 2020-04-31 are not.
+func dayExists(typ, s string) bool {
+	if typ != "date" && typ != "dateTime" && typ != "instant" || len(s) < len("2006-01-02") {
+		return true
+	}
+	year, _ := strconv.Atoi(s[:4])
+	month, _ := strconv.Atoi(s[5:7])
+	day, _ := strconv.Atoi(s[8:10])
+	// Day 0 of the next month is the last day of this one.
+	return day <= time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }

@@ -50,3 +50,28 @@ func randomStrings(r *rand.Rand, alphabet []string, max int) []string {
 	}
 	return out
 }
+
+func TestDayExists(t *testing.T) {
+	for _, tt := range []struct {
+		typ, value string
+		want       bool
+	}{
+		{"date", "2020-02-29", true}, // a leap year
+		{"date", "2000-02-29", true}, // divisible by 400
+		{"date", "1900-02-29", false},
+		{"date", "2023-02-29", false},
+		{"date", "2020-02-30", false},
+		{"date", "2020-04-31", false},
+		{"date", "2020-12-31", true},
+		{"date", "2020-02", true},
+		{"date", "2020", true},
+		{"dateTime", "2021-06-31T12:00:00Z", false},
+		{"dateTime", "2021-07-31T12:00:00+01:00", true},
+		{"instant", "2021-09-31T12:00:00.000Z", false},
+		{"string", "2021-09-31", true}, // not a date
+	} {
+		if got := dayExists(tt.typ, tt.value); got != tt.want {
+			t.Errorf("dayExists(%s, %q) = %v, want %v", tt.typ, tt.value, got, tt.want)
+		}
+	}
+}

@@ -96,6 +96,9 @@ func TestValidateWrites(t *testing.T) {
 		r := c.do("POST", "/Patient", `{"resourceType":"Patient","gender":"unknown-x"}`).want(t, http.StatusUnprocessableEntity)
 		r.outcome(t, "", "Patient.gender")
 		c.do("POST", "/Patient", badNHSNumber).want(t, http.StatusUnprocessableEntity)
+		// A date its month does not have.
+		c.do("POST", "/Patient", `{"resourceType":"Patient","birthDate":"2021-02-29"}`).
+			want(t, http.StatusUnprocessableEntity).outcome(t, "value", "Patient.birthDate")
 		id := str(c.create("Patient", patient), "id")
 		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"unknown-x"}`).want(t, http.StatusUnprocessableEntity)
 		// The narrative and the extensions of a write are checked too.
