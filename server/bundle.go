@@ -573,14 +573,14 @@ func (u *unit) create(ctx context.Context, e *entry, r *entryResult) error {
 func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 	typ := e.target.typ
 	if e.method == http.MethodPatch {
-		v, err := u.a.svc.patchIn(ctx, u.tx, typ, r.id, e.ifMatch, func(cur *store.Version) (fhir.Resource, error) {
+		v, did, err := u.a.svc.patchIn(ctx, u.tx, typ, r.id, e.ifMatch, func(cur *store.Version) (fhir.Resource, error) {
 			res, err := u.a.applyPatch(ctx, typ, cur, e.patchType, e.patch)
 			if err != nil {
 				return nil, err
 			}
 			return res, u.refs.resolve(ctx, e, res)
 		})
-		r.v, r.status = v, http.StatusOK
+		r.v, r.status, r.unchanged = v, http.StatusOK, did == updateUnchanged
 		return err
 	}
 	u.work.wait(r.job)

@@ -73,14 +73,14 @@ func (a *api) servePatch(c *gin.Context, typ, id string, criteria *store.Query) 
 			return
 		}
 	}
-	v, err := a.svc.patch(ctx, typ, id, match, func(cur *store.Version) (fhir.Resource, error) {
+	v, did, err := a.svc.patch(ctx, typ, id, match, func(cur *store.Version) (fhir.Resource, error) {
 		return a.applyPatch(ctx, typ, cur, contentType, body)
 	})
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	a.writeResult(c, http.StatusOK, v)
+	a.writeUpdated(c, v, did)
 }
 
 // patchTarget returns the id of the one resource of typ matching the
@@ -242,10 +242,10 @@ func invalidResult(err error) error {
 
 // patch applies a patch to the current version of typ/id and writes the
 // result as the next version (see patchIn).
-func (s *service) patch(ctx context.Context, typ, id string, ifMatch int64, apply func(*store.Version) (fhir.Resource, error)) (v *store.Version, err error) {
+func (s *service) patch(ctx context.Context, typ, id string, ifMatch int64, apply func(*store.Version) (fhir.Resource, error)) (v *store.Version, did updateOutcome, err error) {
 	err = s.unit(ctx, typ, func(tx store.Tx) error {
-		v, err = s.patchIn(ctx, tx, typ, id, ifMatch, apply)
+		v, did, err = s.patchIn(ctx, tx, typ, id, ifMatch, apply)
 		return err
 	})
-	return v, err
+	return v, did, err
 }

@@ -500,32 +500,39 @@ func (s *service) conditionalDeleteIn(ctx context.Context, tx store.Tx, typ stri
 // into the patched resource. Another write landing between the read and
 // the write makes it read and apply the patch again (up to maxRetries
 // times, then 409), unless the client named the version it patched
-// (ifMatch), which is then stale: 412.
-func (s *service) patchIn(ctx context.Context, tx store.Tx, typ, id string, ifMatch int64, apply func(*store.Version) (fhir.Resource, error)) (*store.Version, error) {
+// (ifMatch), which is then stale: 412. A patch whose result has the
+// current version's content writes nothing and returns that version, as
+// an unchanged update does.
+func (s *service) patchIn(ctx context.Context, tx store.Tx, typ, id string, ifMatch int64, apply func(*store.Version) (fhir.Resource, error)) (*store.Version, updateOutcome, error) {
 	for attempt := 0; ; attempt++ {
 		cur, err := tx.Read(ctx, typ, id)
 		if err != nil {
-			return nil, notFound(err, typ, id)
+			return nil, updateReplaced, notFound(err, typ, id)
 		}
 		if cur.Deleted {
-			return nil, gone(cur)
+			return nil, updateReplaced, gone(cur)
 		}
 		if ifMatch != 0 && ifMatch != cur.VersionID {
-			return nil, staleVersion(typ, id, ifMatch, cur.VersionID)
+			return nil, updateReplaced, staleVersion(typ, id, ifMatch, cur.VersionID)
 		}
 		res, err := apply(cur)
 		if err != nil {
-			return nil, err
+			return nil, updateReplaced, err
+		}
+		// A patch that leaves the content as it was (an empty patch, or
+		// one of meta.versionId) writes nothing, as such an update does.
+		if same, err := sameContent(cur, res); same || err != nil {
+			return cur, updateUnchanged, err
 		}
 		v, err := s.put(ctx, tx, typ, id, res, cur.VersionID)
 		var conflict *store.ConflictError
 		switch {
 		case errors.As(err, &conflict) && ifMatch != 0:
-			return nil, staleVersion(typ, id, ifMatch, conflict.Current)
+			return nil, updateReplaced, staleVersion(typ, id, ifMatch, conflict.Current)
 		case errors.As(err, &conflict) && attempt < maxRetries:
 			continue
 		}
-		return v, err
+		return v, updateReplaced, err
 	}
 }
 

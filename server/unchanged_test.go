@@ -153,3 +153,51 @@ func TestBundleUpdateUnchanged(t *testing.T) {
 		}
 	}, countWrites(&hooked))
 }
+
+// A patch whose result is the current version's content writes nothing,
+// as an unchanged update does: 200 with the current version, no new
+// version in the history, no hook run; in a transaction too.
+func TestPatchUnchanged(t *testing.T) {
+	var hooked atomic.Int64
+	eachEngine(t, func(t *testing.T, c *client) {
+		hooked.Store(0)
+		id := str(c.create("Patient", `{"resourceType":"Patient","active":true,"name":[{"family":"Same"}]}`), "id")
+		v1 := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK)
+		jsonPatch := "application/json-patch+json"
+		for _, patch := range []struct{ name, contentType, body string }{
+			{"empty JSON Patch", jsonPatch, `[]`},
+			{"JSON Patch of meta.versionId", jsonPatch, `[{"op":"replace","path":"/meta/versionId","value":"9"}]`},
+			{"JSON Patch setting a value it has", jsonPatch, `[{"op":"replace","path":"/active","value":true}]`},
+			{"FHIRPath Patch setting a value it has", "application/fhir+json",
+				`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.active"},{"name":"value","valueBoolean":true}]}]}`},
+		} {
+			r := c.do("PATCH", "/Patient/"+id, patch.body, "Content-Type", patch.contentType).want(t, http.StatusOK)
+			if r.header.Get("ETag") != `W/"1"` || string(r.body) != string(v1.body) {
+				t.Errorf("%s: ETag %q, body %s; want W/\"1\" and the current version", patch.name, r.header.Get("ETag"), r.body)
+			}
+		}
+		oo := c.do("PATCH", "/Patient/"+id, `[]`, "Content-Type", jsonPatch, "Prefer", "return=OperationOutcome").want(t, http.StatusOK)
+		if !strings.Contains(string(oo.body), operation.UpdateNoChange) {
+			t.Errorf("return=OperationOutcome: %s", oo.body)
+		}
+		tx := txBundle("transaction", `{"request":{"method":"PATCH","url":"Patient/`+id+`"},"resource":{"resourceType":"Binary","contentType":"application/json-patch+json","data":"W10="}}`)
+		res, err := fhirjson.UnmarshalAs(c.do("POST", "", tx).want(t, http.StatusOK).body, "Bundle")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := res.(*fhir.Bundle).Entry[0]; !operation.Unchanged(e) || e.Response.Etag.Get() != `W/"1"` {
+			t.Errorf("transaction PATCH entry: unchanged %v, ETag %q", operation.Unchanged(e), e.Response.Etag.Get())
+		}
+		if total := historyTotal(t, c, "Patient", id); total != float64(1) {
+			t.Errorf("history total %v after patches that change nothing, want 1", total)
+		}
+		if n := hooked.Load(); n != 1 {
+			t.Errorf("hook ran %d times for a create and patches that change nothing, want 1", n)
+		}
+		// A patch that changes something writes the next version.
+		c.do("PATCH", "/Patient/"+id, `[{"op":"replace","path":"/active","value":false}]`, "Content-Type", jsonPatch).want(t, http.StatusOK)
+		if total := historyTotal(t, c, "Patient", id); total != float64(2) {
+			t.Errorf("history total %v after a patch, want 2", total)
+		}
+	}, countWrites(&hooked))
+}
