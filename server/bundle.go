@@ -297,6 +297,10 @@ type unit struct {
 	// targets maps each resource the unit changes, as Type/id, to the
 	// entry that changes it.
 	targets map[string]*entry
+	// established maps the conditional URL (criteriaKey) of each
+	// conditional create or update that matched nothing to the Type/id
+	// it writes; "" when two entries write one each (see conditionalRef).
+	established map[string]string
 	// work prepares the writes of POSTs and PUTs (see prepare).
 	work *parallel
 }
@@ -350,7 +354,8 @@ func (a *api) newUnit(c *gin.Context, tx store.Tx, entries []*entry, fullURLs ma
 // 3.1.0.11.2. The identities of all the resources written are settled, and
 // the references between them resolved, before anything is written:
 // conditional creates and updates and conditional references are matched
-// against the state after the deletes. Then the resources of POSTs and PUTs
+// against the state after the deletes (and a conditional reference also
+// against the conditional creates and updates, see conditionalRef). Then the resources of POSTs and PUTs
 // are validated and encoded side by side (see prepare) while they are
 // written one after the other, in order.
 func (u *unit) run(ctx context.Context) error {
@@ -487,22 +492,43 @@ func (u *unit) identifyCreate(ctx context.Context, e *entry, r *entryResult) err
 		}
 		if match != nil {
 			r.id, r.v, r.exists = match.ID, match, true
+		} else {
+			u.establish(e, r.id)
 		}
 	}
 	u.refs.add(e.fullURL, e.target.typ+"/"+r.id)
 	return u.claim(e, e.target.typ, r.id)
 }
 
+// establish records that e, a conditional create or update whose criteria
+// matched nothing, writes typ/id.
+func (u *unit) establish(e *entry, id string) {
+	if e.establishes == "" {
+		return
+	}
+	if u.established == nil {
+		u.established = make(map[string]string)
+	}
+	if _, twice := u.established[e.establishes]; twice {
+		u.established[e.establishes] = ""
+		return
+	}
+	u.established[e.establishes] = e.target.typ + "/" + id
+}
+
 // identifyUpdate settles the id a PUT writes.
 func (u *unit) identifyUpdate(ctx context.Context, e *entry, r *entryResult) error {
 	r.id = e.target.id
 	if e.conditional() {
-		id, err := updateTarget(ctx, u.tx, e.target.typ, r.res, e.target.criteria)
+		id, matched, err := updateTarget(ctx, u.tx, e.target.typ, r.res, e.target.criteria)
 		if err != nil {
 			return err
 		}
 		if id == "" {
 			id = e.newID
+		}
+		if !matched {
+			u.establish(e, id)
 		}
 		r.id = id
 	}
@@ -533,6 +559,15 @@ func (u *unit) resolve(ctx context.Context, e *entry, r *entryResult) error {
 
 // conditionalRef resolves a conditional reference Type?criteria to the
 // Type/id of the one resource it matches.
+//
+// R4 resolves conditional references after the creates and updates
+// (3.1.0.11.2), so the resources the transaction writes count; here they
+// are resolved before anything is written, against the state after the
+// deletes, and a resource the transaction writes counts when it is
+// established by a conditional create (ifNoneExist) or update with the
+// same criteria that matched nothing: the pattern of bundles that create
+// a patient if absent and reference it by its identifier. Two such
+// entries are two matches (412).
 func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
 	typ, query, _ := strings.Cut(ref, "?")
 	if !isServed(typ) {
@@ -546,10 +581,17 @@ func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if match == nil {
-		return "", errorf(http.StatusPreconditionFailed, "not-found", "conditional reference %q matches no %s", truncate(ref, 200), typ)
+	if match != nil {
+		return typ + "/" + match.ID, nil
 	}
-	return typ + "/" + match.ID, nil
+	switch to, ok := u.established[criteriaKey(typ, query)]; {
+	case ok && to == "":
+		return "", errorf(http.StatusPreconditionFailed, "multiple-matches",
+			"conditional reference %q matches more than one %s: two entries of the transaction create one each", truncate(ref, 200), typ)
+	case ok:
+		return to, nil
+	}
+	return "", errorf(http.StatusPreconditionFailed, "not-found", "conditional reference %q matches no %s", truncate(ref, 200), typ)
 }
 
 func (u *unit) create(ctx context.Context, e *entry, r *entryResult) error {

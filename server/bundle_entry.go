@@ -47,9 +47,13 @@ type entry struct {
 	raw []byte
 	// newID is the id a create gives the resource, fixed when the bundle is
 	// read so that a unit of work that runs again assigns the same.
-	newID           string
-	ifMatch         int64
-	ifNoneExist     *store.Query
+	newID       string
+	ifMatch     int64
+	ifNoneExist *store.Query
+	// establishes is the conditional URL (criteriaKey) of a conditional
+	// create or update: when nothing matches it, the resource the entry
+	// writes is what a conditional reference with the same criteria names.
+	establishes     string
 	ifNoneMatch     string
 	ifModifiedSince time.Time
 	// patchType and patch are the patch document of a PATCH: its media type
@@ -293,6 +297,10 @@ func (a *api) checkEntry(e *entry, we wireEntry, base string) error {
 		if e.ifNoneExist, err = a.parseCriteria(t.typ, req.IfNoneExist, "ifNoneExist"); err != nil {
 			return err
 		}
+		e.establishes = criteriaKey(t.typ, req.IfNoneExist)
+	}
+	if e.method == http.MethodPut && t.criteria != nil {
+		e.establishes = criteriaKey(t.typ, t.rawQuery)
 	}
 	e.ifNoneMatch = req.IfNoneMatch
 	if req.IfModifiedSince != "" {

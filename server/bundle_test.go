@@ -492,6 +492,67 @@ func TestTransactionConditionalReferences(t *testing.T) {
 	})
 }
 
+// A conditional reference names a resource that a conditional create or
+// update of the same transaction writes when its criteria match nothing:
+// R4 resolves conditional references after the creates and updates
+// (http.html, 3.1.0.11.2), so a bundle may create a patient if absent and
+// reference it by the same identifier.
+func TestTransactionConditionalReferenceToItsOwnCreate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		obs := func(ref string) string {
+			return txEntry("", "POST", "Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"`+ref+`"}}`)
+		}
+		subjectOf := func(resp *txResponse, i int) string {
+			return str(c.do("GET", "/"+resp.Entry[i].Response.Location, "").want(t, http.StatusOK).json(t), "subject", "reference")
+		}
+		// The criteria written the same, and written otherwise (encoded,
+		// and the parameters in another order).
+		createIfAbsent := txBundle("transaction",
+			txEntry("urn:uuid:11111111-2222-4333-8444-000000000001", "POST", "Patient", patientWith("", "new1", "New"), "ifNoneExist", "identifier=urn:test|new1"),
+			obs("Patient?identifier=urn:test|new1"),
+			obs("Patient?identifier=urn%3Atest%7Cnew1"))
+		resp := c.bundle(createIfAbsent)
+		checkStatuses(t, resp, "201 Created", "201 Created", "201 Created")
+		created := "Patient/" + str(resp.resource(t, 0), "id")
+		for _, i := range []int{1, 2} {
+			if got := subjectOf(resp, i); got != created {
+				t.Errorf("entry %d: subject %q, want %q, the Patient the transaction created", i, got, created)
+			}
+		}
+		// Posted again, the Patient exists: nothing is created, and the
+		// references name it.
+		resp = c.bundle(createIfAbsent)
+		checkStatuses(t, resp, "200 OK", "201 Created", "201 Created")
+		if got := subjectOf(resp, 1); got != created {
+			t.Errorf("again: subject %q, want %q", got, created)
+		}
+		if b := c.do("GET", "/Patient?identifier=urn:test|new1&_summary=count", "").want(t, 200).json(t); b["total"] != float64(1) {
+			t.Errorf("%v Patients new1, want 1", b["total"])
+		}
+
+		// A conditional update that matches nothing creates, and is named
+		// the same way.
+		resp = c.bundle(txBundle("transaction",
+			obs("Patient?identifier=urn:test|new2"),
+			txEntry("", "PUT", "Patient?identifier=urn:test|new2", patientWith("", "new2", "Put"))))
+		checkStatuses(t, resp, "201 Created", "201 Created")
+		if got, want := subjectOf(resp, 0), "Patient/"+str(resp.resource(t, 1), "id"); got != want {
+			t.Errorf("conditional update: subject %q, want %q", got, want)
+		}
+
+		// Two entries that each create one: the reference matches two, and
+		// nothing is stored.
+		r := c.do("POST", "", txBundle("transaction",
+			txEntry("", "POST", "Patient", patientWith("", "new3", "A"), "ifNoneExist", "identifier=urn:test|new3"),
+			txEntry("", "POST", "Patient", patientWith("", "new3", "B"), "ifNoneExist", "identifier=urn:test|new3"),
+			obs("Patient?identifier=urn:test|new3"))).want(t, http.StatusPreconditionFailed)
+		r.outcome(t, "multiple-matches", "Bundle.entry[2].resource.subject.reference")
+		if b := c.do("GET", "/Patient?identifier=urn:test|new3&_summary=count", "").want(t, 200).json(t); b["total"] != float64(0) {
+			t.Errorf("%v Patients new3 after the failed transaction, want 0", b["total"])
+		}
+	})
+}
+
 func TestTransactionConditionalCreate(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		existing := c.create("Patient", patientWith("", "nhs1", "Existing"))

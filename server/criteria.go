@@ -27,3 +27,14 @@ func (a *api) parseCriteria(typ, raw, what string) (*store.Query, error) {
 	}
 	return &store.Query{Type: typ, Where: plan.Query.Where}, nil
 }
+
+// criteriaKey is the conditional URL typ?raw in one form, whatever the
+// order or the encoding of its parameters, so that two ways of writing
+// the same criteria compare equal; "" when raw does not parse.
+func criteriaKey(typ, raw string) string {
+	values, err := url.ParseQuery(strings.TrimPrefix(raw, typ+"?"))
+	if err != nil || len(values) == 0 {
+		return ""
+	}
+	return typ + "?" + values.Encode()
+}

@@ -394,7 +394,7 @@ func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Re
 	// one would be answered with the other's resource and its own
 	// content never written.
 	err = s.transact(ctx, func(ctx context.Context, tx store.Tx) error {
-		id, err := updateTarget(ctx, tx, typ, res, criteria)
+		id, _, err := updateTarget(ctx, tx, typ, res, criteria)
 		switch {
 		case err != nil:
 			return err
@@ -410,24 +410,24 @@ func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Re
 }
 
 // updateTarget returns the id a conditional update of res writes: the id of
-// the one resource matching criteria, else the resource's own id (update as
-// create), else "" for a create with a server-assigned id.
-func updateTarget(ctx context.Context, r store.Reader, typ string, res fhir.Resource, criteria *store.Query) (string, error) {
+// the one resource matching criteria (matched), else the resource's own id
+// (update as create), else "" for a create with a server-assigned id.
+func updateTarget(ctx context.Context, r store.Reader, typ string, res fhir.Resource, criteria *store.Query) (id string, matched bool, err error) {
 	match, err := matchOne(ctx, r, criteria, "conditional update")
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	bodyID := res.GetID()
 	switch {
 	case match != nil && bodyID != "" && bodyID != match.ID:
-		return "", errorf(http.StatusBadRequest, "invalid",
+		return "", false, errorf(http.StatusBadRequest, "invalid",
 			"resource id %q differs from the id %q of the resource matching the criteria", bodyID, match.ID).at(typ + ".id")
 	case match != nil:
-		return match.ID, nil
+		return match.ID, true, nil
 	case bodyID != "":
-		return bodyID, checkID(bodyID, typ+".id")
+		return bodyID, false, checkID(bodyID, typ+".id")
 	}
-	return "", nil
+	return "", false, nil
 }
 
 // delete leaves a tombstone as the new current version of typ/id. Deleting
