@@ -147,12 +147,12 @@ func codes(list []string) []code {
 // metadata answers the capabilities interaction.
 func (a *api) metadata(c *gin.Context) {
 	base := a.baseURL(c)
-	body, err := a.capsCache.get(base, func() ([]byte, error) { return a.capabilityStatement(base) })
+	st, err := a.capsCache.get(base, func() ([]byte, error) { return a.capabilityStatement(base) })
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	writeFHIR(c, http.StatusOK, body)
+	writeFHIRWith(c, http.StatusOK, st.json, st.gzipped)
 }
 
 // capabilityStatement builds the CapabilityStatement served under base.
@@ -214,31 +214,38 @@ func (a *api) capabilityStatement(base string) ([]byte, error) {
 // most maxBases are kept.
 type statementCache struct {
 	mu     sync.Mutex
-	byBase map[string][]byte
+	byBase map[string]*statement
+}
+
+// statement is a CapabilityStatement as served: its JSON, and that JSON
+// gzipped, compressed once rather than for every client accepting gzip.
+type statement struct {
+	json, gzipped []byte
 }
 
 const maxBases = 16
 
-func (sc *statementCache) get(base string, build func() ([]byte, error)) ([]byte, error) {
+func (sc *statementCache) get(base string, build func() ([]byte, error)) (*statement, error) {
 	sc.mu.Lock()
-	body, ok := sc.byBase[base]
+	st, ok := sc.byBase[base]
 	sc.mu.Unlock()
 	if ok {
-		return body, nil
+		return st, nil
 	}
 	body, err := build()
 	if err != nil {
 		return nil, err
 	}
+	st = &statement{json: body, gzipped: gzipped(body)}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if sc.byBase == nil {
-		sc.byBase = make(map[string][]byte)
+		sc.byBase = make(map[string]*statement)
 	}
 	if len(sc.byBase) < maxBases {
-		sc.byBase[base] = body
+		sc.byBase[base] = st
 	}
-	return body, nil
+	return st, nil
 }
 
 // searchParams lists the search parameters of typ the server answers:

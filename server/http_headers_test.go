@@ -2,12 +2,16 @@ package server_test
 
 import (
 	"bytes"
+	"compress/gzip"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"carefhir/server"
 )
 
 // The tests in this file are the curl-style checks of the compatibility
@@ -180,7 +184,8 @@ func TestHTTPContentLength(t *testing.T) {
 			"/Patient/" + id + "?_format=xml",
 			"/Patient/no-such-patient",
 		} {
-			r := c.do("GET", path, "")
+			// As sent (net/http's client would ask for gzip, and decompress).
+			r := c.do("GET", path, "", "Accept-Encoding", "identity")
 			if len(r.body) == 0 {
 				t.Errorf("GET %s: no body", path)
 			}
@@ -209,8 +214,8 @@ func TestHTTPHead(t *testing.T) {
 			"/Patient/no-such-patient",
 			"/Unicorn",
 		} {
-			g := c.do("GET", path, "")
-			h := c.do("HEAD", path, "")
+			g := c.do("GET", path, "", "Accept-Encoding", "identity")
+			h := c.do("HEAD", path, "", "Accept-Encoding", "identity")
 			if h.status != g.status {
 				t.Errorf("HEAD %s: status %d, GET's %d", path, h.status, g.status)
 			}
@@ -327,4 +332,91 @@ func TestHTTPFHIRVersion(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestHTTPGzip checks the content codings (RFC 9110, section 8.4): a body
+// of a kilobyte or more is sent gzipped to a client that accepts gzip, with
+// the length of what is sent, and a request body may be gzipped.
+func TestHTTPGzip(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		for range 20 {
+			c.create("Patient", headersPatient)
+		}
+		for _, path := range []string{"/metadata", "/Patient?_count=50", "/Patient?_count=50&_format=xml", "/Patient?_count=50&_pretty=true"} {
+			plain := c.do("GET", path, "", "Accept-Encoding", "identity").want(t, http.StatusOK)
+			if plain.header.Get("Content-Encoding") != "" || plain.header.Get("Vary") == "" {
+				t.Errorf("GET %s without gzip: Content-Encoding %q, Vary %q", path, plain.header.Get("Content-Encoding"), plain.header.Get("Vary"))
+			}
+			for _, accept := range []string{"gzip", "gzip, deflate, br", "br;q=1.0, gzip;q=0.8, *;q=0.1", "*"} {
+				r := c.do("GET", path, "", "Accept-Encoding", accept).want(t, http.StatusOK)
+				if r.header.Get("Content-Encoding") != "gzip" || !strings.Contains(r.header.Get("Vary"), "Accept-Encoding") {
+					t.Errorf("GET %s, Accept-Encoding %q: Content-Encoding %q, Vary %q", path, accept, r.header.Get("Content-Encoding"), r.header.Get("Vary"))
+					continue
+				}
+				if got := r.header.Get("Content-Length"); got != strconv.Itoa(len(r.body)) {
+					t.Errorf("GET %s: Content-Length %q for %d bytes sent", path, got, len(r.body))
+				}
+				if len(r.body) >= len(plain.body)/2 {
+					t.Errorf("GET %s: %d bytes gzipped, %d plain", path, len(r.body), len(plain.body))
+				}
+				zr, err := gzip.NewReader(bytes.NewReader(r.body))
+				if err != nil {
+					t.Fatalf("GET %s: %v", path, err)
+				}
+				unzipped, err := io.ReadAll(zr)
+				if err != nil {
+					t.Fatalf("GET %s: %v", path, err)
+				}
+				if strings.Contains(path, "metadata") && !bytes.Equal(unzipped, plain.body) {
+					t.Errorf("GET %s: the gzipped body is not the plain one", path)
+				}
+				if !bytes.HasPrefix(unzipped, plain.body[:1]) {
+					t.Errorf("GET %s: gzipped body %s", path, truncate(unzipped))
+				}
+			}
+			// Refused or not named: as it is.
+			for _, accept := range []string{"gzip;q=0", "br", "*;q=0", "gzip;q=0, *"} {
+				if r := c.do("GET", path, "", "Accept-Encoding", accept).want(t, http.StatusOK); r.header.Get("Content-Encoding") != "" {
+					t.Errorf("GET %s, Accept-Encoding %q: Content-Encoding %q", path, accept, r.header.Get("Content-Encoding"))
+				}
+			}
+			// HEAD tells the length a GET with the same header gets.
+			g := c.do("GET", path, "", "Accept-Encoding", "gzip")
+			h := c.do("HEAD", path, "", "Accept-Encoding", "gzip")
+			if h.header.Get("Content-Encoding") != "gzip" || path == "/metadata" && h.header.Get("Content-Length") != g.header.Get("Content-Length") {
+				t.Errorf("HEAD %s: Content-Encoding %q, Content-Length %q; GET's %q", path,
+					h.header.Get("Content-Encoding"), h.header.Get("Content-Length"), g.header.Get("Content-Length"))
+			}
+		}
+		// A small body is sent as it is.
+		if r := c.do("GET", "/Patient/"+id, "", "Accept-Encoding", "gzip").want(t, http.StatusOK); r.header.Get("Content-Encoding") != "" {
+			t.Errorf("small read: Content-Encoding %q", r.header.Get("Content-Encoding"))
+		}
+
+		// Request bodies.
+		zip := func(b string) string {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			zw.Write([]byte(b))
+			zw.Close()
+			return buf.String()
+		}
+		r := c.do("POST", "/Patient", zip(`{"resourceType":"Patient","name":[{"family":"Zipped"}]}`), "Content-Encoding", "gzip").want(t, http.StatusCreated)
+		if !bytes.Contains(r.body, []byte(`"family":"Zipped"`)) {
+			t.Errorf("gzipped create: %s", r.body)
+		}
+		c.do("POST", "/Patient", `{"resourceType":"Patient","name":[{"family":"NotZipped"}]}`, "Content-Encoding", "gzip").
+			want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		c.do("POST", "/Patient", `{"resourceType":"Patient","name":[{"family":"Brotli"}]}`, "Content-Encoding", "br").
+			want(t, http.StatusUnsupportedMediaType).outcome(t, "not-supported", "")
+		// A body that expands past the limit is 413, however small it was sent.
+		bomb := `{"resourceType":"Patient","name":[{"family":"` + strings.Repeat("a", 2<<20) + `"}]}`
+		c.do("POST", "/Patient", zip(bomb), "Content-Encoding", "gzip").want(t, http.StatusRequestEntityTooLarge)
+		for _, family := range []string{"NotZipped", "Brotli", "a"} {
+			if b := c.do("GET", "/Patient?family="+family+"&_summary=count", "").want(t, 200).json(t); b["total"] != float64(0) {
+				t.Errorf("%v Patients %s after refused creates, want 0", b["total"], family)
+			}
+		}
+	}, func(cfg *server.Config) { cfg.MaxBodyBytes = 1 << 20 })
 }

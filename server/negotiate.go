@@ -193,6 +193,13 @@ func bodyType(c *gin.Context) (string, error) {
 // writeFHIR writes a resource, given as its JSON form, in the negotiated
 // format: JSON as it is (indented when _pretty=true), or XML.
 func writeFHIR(c *gin.Context, status int, body []byte) {
+	writeFHIRWith(c, status, body, nil)
+}
+
+// writeFHIRWith is writeFHIR of a body whose gzipped form, when not nil,
+// is gz: sent as it is to a client accepting gzip when the answer is body
+// itself (JSON, not indented), rather than compressed again.
+func writeFHIRWith(c *gin.Context, status int, body, gz []byte) {
 	mt := c.GetString(ctxMediaType)
 	if mt == "" {
 		mt = mimeFHIRJSON
@@ -208,11 +215,13 @@ func writeFHIR(c *gin.Context, status int, body []byte) {
 		} else {
 			body = xml
 		}
+		gz = nil
 	} else if c.Request.URL.RawQuery != "" && c.Query("_pretty") == "true" {
 		var buf bytes.Buffer
 		if err := json.Indent(&buf, body, "", "  "); err == nil {
 			body = buf.Bytes()
 		}
+		gz = nil
 	}
 	ct, ok := contentTypes[mt]
 	if !ok || status < http.StatusOK || status == http.StatusNoContent || status == http.StatusNotModified {
@@ -226,6 +235,7 @@ func writeFHIR(c *gin.Context, status int, body []byte) {
 	// without the size of what is coming.
 	h := c.Writer.Header()
 	h["Content-Type"] = ct
+	body = encodeBody(c, h, body, gz)
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	c.Status(status)
 	if _, err := c.Writer.Write(body); err != nil {

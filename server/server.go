@@ -139,7 +139,7 @@ func New(cfg Config) *gin.Engine {
 	// stopped query from a failed one by the context.
 	r.Use(requestID, logRequests(cfg.Logger), withDeadline(cfg.Limits.Deadline), a.audited, recoverOutcome, renderErrors,
 		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), collectWarnings,
-		limitBody(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery, a.readProvenance)
+		limitBody(cfg.MaxBodyBytes), decodeContent(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery, a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})

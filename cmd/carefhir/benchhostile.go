@@ -69,6 +69,7 @@ func benchHostile(ctx context.Context, cfg *benchHostileConfig, stdout io.Writer
 	defer srv.Close()
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = cfg.Normal + cfg.Hostile
+	transport.DisableCompression = true // the server's work without gzip, as in earlier runs
 	res, err := hostile.Run(ctx, hostile.Config{
 		BaseURL:  base,
 		Client:   &http.Client{Transport: transport, Timeout: 2 * time.Minute},

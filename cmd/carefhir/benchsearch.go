@@ -97,6 +97,7 @@ func benchSearch(ctx context.Context, cfg *benchSearchConfig, stdout, stderr io.
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = cfg.Clients
+	transport.DisableCompression = true // the server's work without gzip, as in earlier runs
 	results, err := searchbench.Run(ctx, searchbench.Config{
 		Store:    st,
 		Registry: ix.Registry(),
