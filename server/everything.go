@@ -208,7 +208,9 @@ func (a *api) parseEverything(c *gin.Context) (*everythingParams, error) {
 			p.cursor = vs[0]
 			continue
 		case "_count":
-			p.count, err = parseCount(vs[0])
+			if p.count, err = parseCount(vs[0], a.pageLimit()); err == nil {
+				vs = []string{strconv.Itoa(p.count)} // as used, in the links
+			}
 		case "_since":
 			p.since, _, err = parseDate(vs[0])
 			if err != nil {

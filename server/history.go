@@ -9,13 +9,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"carefhir/fhir/search"
 	"carefhir/store"
 )
 
-const (
-	defaultCount = 20
-	maxCount     = 1000
-)
+const defaultCount = 20
 
 // bundle is a Bundle as the server writes it. Entries carry the stored JSON
 // of each resource as it is, so a history page never re-encodes a resource.
@@ -97,9 +95,14 @@ func (a *api) historySystem(c *gin.Context) {
 func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 	params := c.Request.URL.Query()
 	var err error
-	if q.Count, err = parseCount(params.Get("_count")); err != nil {
+	if q.Count, err = parseCount(params.Get("_count"), a.pageLimit()); err != nil {
 		c.Error(err)
 		return
+	}
+	if params.Has("_count") {
+		// The page size used, which may be lower than asked: the links
+		// say what was done.
+		params.Set("_count", strconv.Itoa(q.Count))
 	}
 	if s := params.Get("_since"); s != "" {
 		low, _, err := parseDate(s)
@@ -200,8 +203,17 @@ func cloneValues(v url.Values) url.Values {
 	return out
 }
 
-// parseCount reads _count: default 20, at most 1000.
-func parseCount(s string) (int, error) {
+// pageLimit is the largest page of a history or $everything: the largest
+// page of a search (--max-count), so that every Bundle is bounded alike.
+func (a *api) pageLimit() int {
+	if n := a.cfg.Limits.Search.Count; n > 0 {
+		return n
+	}
+	return search.MaxCount
+}
+
+// parseCount reads _count: default 20, at most limit.
+func parseCount(s string, limit int) (int, error) {
 	if s == "" {
 		return defaultCount, nil
 	}
@@ -212,5 +224,5 @@ func parseCount(s string) (int, error) {
 	if n == 0 {
 		n = 1
 	}
-	return min(n, maxCount), nil
+	return min(n, limit), nil
 }

@@ -420,3 +420,28 @@ func TestHTTPGzip(t *testing.T) {
 		}
 	}, func(cfg *server.Config) { cfg.MaxBodyBytes = 1 << 20 })
 }
+
+// TestCountLowered checks that a _count above the largest page size is
+// lowered, and that the links of the Bundle say so: R4 requires the self
+// link to state the parameters a search was processed with
+// (search.html#conformance).
+func TestCountLowered(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		for range 2 {
+			c.create("Patient", headersPatient)
+			c.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/`+id+`"}}`)
+		}
+		for _, path := range []string{"/Patient?_count=50", "/Patient/_history?_count=50", "/_history?_count=50", "/Patient/" + id + "/$everything?_count=50"} {
+			b := c.do("GET", path, "").want(t, http.StatusOK).json(t)
+			if n := len(get(b, "entry").([]any)); n != 2 {
+				t.Errorf("GET %s: %d entries, want 2", path, n)
+			}
+			for _, l := range get(b, "link").([]any) {
+				if u := str(l, "url"); strings.Contains(u, "_count=50") || !strings.Contains(u, "_count=2") {
+					t.Errorf("GET %s: %s link %s, want _count=2", path, str(l, "relation"), u)
+				}
+			}
+		}
+	}, func(cfg *server.Config) { cfg.Limits.Search.Count = 2 })
+}

@@ -49,7 +49,7 @@ func addLimitFlags(fs *flag.FlagSet, l *limitsConfig) {
 	fs.DurationVar(&l.UnitOfWork, "unit-of-work-timeout", l.UnitOfWork, "longest a transaction Bundle, batch entry, conditional create or conditional update may hold the store's writer (503)")
 	fs.IntVar(&l.SearchParams, "max-search-params", l.SearchParams, "most filter parameters in one search (400)")
 	fs.IntVar(&l.ORValues, "max-or-values", l.ORValues, "most comma-separated values in one search parameter, up to 1000 (400)")
-	fs.IntVar(&l.Count, "max-count", l.Count, "largest page size; a larger _count is lowered to it")
+	fs.IntVar(&l.Count, "max-count", l.Count, "largest page of a search, a history or $everything; a larger _count is lowered to it")
 	fs.IntVar(&l.ChainDepth, "max-chain-depth", l.ChainDepth, "deepest nesting of chains and _has, up to 8 (400)")
 	fs.IntVar(&l.Includes, "max-includes", l.Includes, "most distinct _include and _revinclude in one search (400)")
 	fs.IntVar(&l.Elements, "max-elements", l.Elements, "most element names in _elements (400)")

@@ -125,6 +125,11 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 			if err != nil {
 				return nil, err
 			}
+			if name == "_count" {
+				// The page size used, which may be lower than asked: the
+				// self link says what was done.
+				value = strconv.Itoa(plan.Query.Count)
+			}
 			if name != "_format" && name != "_pretty" && name != "_cursor" {
 				plan.Params.Add(name, value)
 			}
