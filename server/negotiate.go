@@ -84,13 +84,25 @@ func responseType(format, accept string) (string, error) {
 			return mt, nil
 		}
 	}
-	var version string // a FHIR version asked for and not served
+	// The acceptable media type of highest weight wins (RFC 9110, section
+	// 12.5.1); of equal weights, the first listed.
+	var (
+		version string // a FHIR version asked for and not served
+		best    string
+		bestQ   float64
+	)
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
 		if err != nil {
 			continue
 		}
-		if params["q"] == "0" {
+		q := 1.0
+		if w, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(w, 64); err != nil || q < 0 || q > 1 {
+				continue
+			}
+		}
+		if q == 0 || q <= bestQ {
 			continue
 		}
 		answer, ok := answerTo(mt)
@@ -101,7 +113,10 @@ func responseType(format, accept string) (string, error) {
 			version = v
 			continue
 		}
-		return answer, nil
+		best, bestQ = answer, q
+	}
+	if best != "" {
+		return best, nil
 	}
 	if version != "" {
 		return "", versionNotServed(http.StatusNotAcceptable, version)
