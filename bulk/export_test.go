@@ -1,9 +1,12 @@
 package bulk
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -34,6 +37,23 @@ func TestSystemExport(t *testing.T) {
 		ids := e.ids("admin", m)
 		if len(ids["Patient"]) != 20 || fmt.Sprint(ids["Observation"]) != "[o1 o2]" || len(m.Output) != 2 {
 			t.Errorf("exported %v", ids)
+		}
+
+		// A whole file is sent gzipped to a client that accepts gzip, and as
+		// it is for a range, so that a lost download can be resumed.
+		plain := e.do("admin", "GET", m.Output[0].URL, "", "Accept-Encoding", "identity")
+		zipped := e.do("admin", "GET", m.Output[0].URL, "", "Accept-Encoding", "gzip")
+		if plain.header.Get("Content-Encoding") != "" || zipped.header.Get("Content-Encoding") != "gzip" || len(zipped.body) >= len(plain.body) {
+			t.Errorf("file: Content-Encoding %q (%d bytes) and %q (%d bytes)", plain.header.Get("Content-Encoding"), len(plain.body),
+				zipped.header.Get("Content-Encoding"), len(zipped.body))
+		} else if zr, err := gzip.NewReader(strings.NewReader(zipped.body)); err != nil {
+			t.Error(err)
+		} else if unzipped, err := io.ReadAll(zr); err != nil || string(unzipped) != plain.body {
+			t.Errorf("gzipped file: %v, %d bytes, want the %d of the file", err, len(unzipped), len(plain.body))
+		}
+		part := e.do("admin", "GET", m.Output[0].URL, "", "Accept-Encoding", "gzip", "Range", "bytes=0-9")
+		if part.status != http.StatusPartialContent || part.header.Get("Content-Encoding") != "" || part.body != plain.body[:10] {
+			t.Errorf("range: %d, Content-Encoding %q, %q", part.status, part.header.Get("Content-Encoding"), part.body)
 		}
 
 		// The files and status are the owner's alone.

@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir/search"
+	"carefhir/server/contentcoding"
 )
 
 // servedTypes are the resource types the REST API serves.
@@ -236,7 +237,7 @@ func (sc *statementCache) get(base string, build func() ([]byte, error)) (*state
 	if err != nil {
 		return nil, err
 	}
-	st = &statement{json: body, gzipped: gzipped(body)}
+	st = &statement{json: body, gzipped: contentcoding.Gzip(body)}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if sc.byBase == nil {

@@ -1,15 +1,14 @@
 package server
 
 import (
-	"bytes"
 	"compress/gzip"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/gin-gonic/gin"
+
+	"carefhir/server/contentcoding"
 )
 
 // Content codings (RFC 9110, section 8.4): a FHIR body is sent gzipped to
@@ -21,64 +20,7 @@ import (
 // compression saves no round trip and costs CPU.
 const gzipMin = 1400
 
-var (
-	gzipHeader = []string{"gzip"}
-	// gzipWriters keeps the writers, whose compression state is large, for
-	// the next response.
-	gzipWriters = sync.Pool{New: func() any {
-		zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
-		return zw
-	}}
-)
-
-// acceptsGzip reports whether an Accept-Encoding header allows gzip: it
-// names gzip (or x-gzip), or *, with a weight above 0 (RFC 9110, section
-// 12.5.3).
-func acceptsGzip(header string) bool {
-	if header == "" {
-		return false
-	}
-	star := false
-	for _, part := range strings.Split(header, ",") {
-		coding, params, _ := strings.Cut(part, ";")
-		coding = strings.ToLower(strings.TrimSpace(coding))
-		if coding != "gzip" && coding != "x-gzip" && coding != "*" {
-			continue
-		}
-		allowed := !zeroWeight(params)
-		if coding != "*" {
-			return allowed
-		}
-		star = allowed
-	}
-	return star
-}
-
-// zeroWeight reports whether the parameters of an Accept-Encoding member
-// give it q=0, which refuses the coding.
-func zeroWeight(params string) bool {
-	for _, p := range strings.Split(params, ";") {
-		name, value, _ := strings.Cut(p, "=")
-		if strings.EqualFold(strings.TrimSpace(name), "q") {
-			q, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-			return err == nil && q == 0
-		}
-	}
-	return false
-}
-
-// gzipped returns body compressed with gzip.
-func gzipped(body []byte) []byte {
-	var buf bytes.Buffer
-	buf.Grow(len(body)/4 + 64)
-	zw := gzipWriters.Get().(*gzip.Writer)
-	defer gzipWriters.Put(zw)
-	zw.Reset(&buf)
-	// Writes to a bytes.Buffer do not fail.
-	zw.Write(body)
-	zw.Close()
-	return buf.Bytes()
-}
+var gzipHeader = []string{"gzip"}
 
 // encodeBody returns what to send as the body of a response with the
 // headers h: body itself, or body gzipped (from gz when it is not nil)
@@ -89,11 +31,11 @@ func encodeBody(c *gin.Context, h http.Header, body, gz []byte) []byte {
 		return body
 	}
 	h.Add("Vary", "Accept-Encoding")
-	if !acceptsGzip(c.Request.Header.Get("Accept-Encoding")) {
+	if !contentcoding.AcceptsGzip(c.Request.Header.Get("Accept-Encoding")) {
 		return body
 	}
 	if gz == nil {
-		gz = gzipped(body)
+		gz = contentcoding.Gzip(body)
 	}
 	h["Content-Encoding"] = gzipHeader
 	return gz
