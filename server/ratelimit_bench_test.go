@@ -54,7 +54,7 @@ func BenchmarkRateLimit(b *testing.B) {
 				})
 				base = srv.URL + "/fhir"
 			}
-			transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+			transport := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, DisableCompression: true}
 			defer transport.CloseIdleConnections()
 			httpc := &http.Client{Transport: transport, Timeout: time.Minute}
 			var served, throttled, other atomic.Int64
