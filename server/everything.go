@@ -209,6 +209,9 @@ func (a *api) parseEverything(c *gin.Context) (*everythingParams, error) {
 			continue
 		case "_count":
 			if p.count, err = parseCount(vs[0], a.pageLimit()); err == nil {
+				// A page holds at least one resource: a page of none would
+				// link to a next page of none, without end.
+				p.count = max(p.count, 1)
 				vs = []string{strconv.Itoa(p.count)} // as used, in the links
 			}
 		case "_since":

@@ -99,7 +99,12 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		c.Error(err)
 		return
 	}
-	if params.Has("_count") {
+	// _count=0 asks for the total alone, as in a search.
+	countOnly := params.Has("_count") && params.Get("_count") != "" && q.Count == 0
+	if countOnly {
+		q.Count = 1
+	}
+	if params.Has("_count") && !countOnly {
 		// The page size used, which may be lower than asked: the links
 		// say what was done.
 		params.Set("_count", strconv.Itoa(q.Count))
@@ -137,6 +142,9 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		Type:         "history",
 		Total:        &page.Total,
 		Link:         []bundleLink{{Relation: "self", URL: a.requestURL(c, params)}},
+	}
+	if countOnly {
+		page.Next, page.Versions = "", nil
 	}
 	if page.Next != "" {
 		next := cloneValues(params)
@@ -212,7 +220,7 @@ func (a *api) pageLimit() int {
 	return search.MaxCount
 }
 
-// parseCount reads _count: default 20, at most limit.
+// parseCount reads _count: default 20, at most limit; 0 stays 0.
 func parseCount(s string, limit int) (int, error) {
 	if s == "" {
 		return defaultCount, nil
@@ -220,9 +228,6 @@ func parseCount(s string, limit int) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 {
 		return 0, errorf(http.StatusBadRequest, "invalid", "_count=%q is not a non-negative integer", truncate(s, 20)).at("_count")
-	}
-	if n == 0 {
-		n = 1
 	}
 	return min(n, limit), nil
 }

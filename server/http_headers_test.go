@@ -448,3 +448,23 @@ func TestCountLowered(t *testing.T) {
 		}
 	}, func(cfg *server.Config) { cfg.Limits.Search.Count = 2 })
 }
+
+// TestHistoryCountZero checks that _count=0 asks a history for its total
+// alone, as it asks a search (search.html#count).
+func TestHistoryCountZero(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		c.create("Patient", headersPatient)
+		for path, want := range map[string]float64{"/Patient/_history?_count=0": 2, "/Patient/" + id + "/_history?_count=0": 1} {
+			b := c.do("GET", path, "").want(t, http.StatusOK).json(t)
+			if b["total"] != want || b["entry"] != nil {
+				t.Errorf("GET %s: total %v, entries %v; want %v and none", path, b["total"], b["entry"], want)
+			}
+			for _, l := range get(b, "link").([]any) {
+				if str(l, "relation") == "next" {
+					t.Errorf("GET %s: a next link %s", path, str(l, "url"))
+				}
+			}
+		}
+	})
+}
