@@ -468,3 +468,35 @@ func TestHistoryCountZero(t *testing.T) {
 		}
 	})
 }
+
+// TestSearchLenientHandling checks what lenient handling (the default)
+// ignores, with a warning and a self link without it, and what it refuses:
+// a modifier the parameter does not have, and an unknown named query, which
+// R4 has servers reject (search.html#modifiers), as ignoring them would
+// answer a wider search than was asked.
+func TestSearchLenientHandling(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Patient", headersPatient)
+		c.create("Patient", `{"resourceType":"Patient","name":[{"family":"Other","given":["Ann"]}]}`)
+		b := c.do("GET", "/Patient?shoe-size=9&family=Header", "").want(t, http.StatusOK).json(t)
+		if self := str(get(b, "link").([]any)[0], "url"); strings.Contains(self, "shoe-size") {
+			t.Errorf("self link %s names the ignored parameter", self)
+		}
+		var matches, warnings int
+		for _, e := range get(b, "entry").([]any) {
+			switch str(e, "search", "mode") {
+			case "match":
+				matches++
+			case "outcome":
+				warnings++
+			}
+		}
+		if matches != 1 || warnings != 1 {
+			t.Errorf("%d matches and %d outcome entries, want 1 and 1", matches, warnings)
+		}
+		for _, q := range []string{"name:text=ann", "family:sounds-like=hedder", "gender:exact=male", "_query=overdue"} {
+			name, _, _ := strings.Cut(q, "=")
+			c.do("GET", "/Patient?"+q, "").want(t, http.StatusBadRequest).outcome(t, "not-supported", name)
+		}
+	})
+}

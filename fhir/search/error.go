@@ -36,6 +36,17 @@ func unsupported(name, format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: name, Diagnostics: fmt.Sprintf(format, args...)}
 }
 
+// unsupportedModifier returns the 400 "not-supported" error of a modifier
+// parameter name's type does not have. Lenient handling does not ignore
+// it: R4 has servers reject a search with a modifier they do not support
+// (search.html#modifiers), as dropping the parameter would answer a wider
+// search than was asked, name:text=ann with every patient.
+func unsupportedModifier(name, format string, args ...any) *Error {
+	e := unsupported(name, format, args...)
+	e.fatal = true
+	return e
+}
+
 // tooMany returns a 400 "too-costly" error about parameter name: the
 // request exceeds one of the Limits.
 func tooMany(name, format string, args ...any) *Error {

@@ -281,7 +281,13 @@ func (p *parser) param(plan *Plan, typ, name, value string) error {
 		return p.sort(plan, typ, name, value)
 	case "_include", "_revinclude":
 		return p.include(plan, typ, name, base, modifier, value)
-	case "_contained", "_containedType", "_list", "_text", "_content", "_query", "_filter", "_graph", "_type":
+	case "_query":
+		// A named query this server does not know: R4 has servers refuse
+		// it (search.html#query), as ignoring it would answer another search.
+		e := unsupported(name, "named query %q is not known here", clip(value))
+		e.fatal = true
+		return e
+	case "_contained", "_containedType", "_list", "_text", "_content", "_filter", "_graph", "_type":
 		return unsupported(name, "parameter %s is not supported", base)
 	}
 	if value == "" {
@@ -351,7 +357,7 @@ func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) er
 	case "iterate", "recurse":
 		inc.Iterate = true
 	default:
-		return unsupported(name, "%s has no modifier %q (only iterate)", base, modifier)
+		return unsupportedModifier(name, "%s has no modifier %q (only iterate)", base, modifier)
 	}
 	parts := strings.Split(value, ":")
 	switch {
@@ -572,7 +578,7 @@ func (p *parser) strings(c *query.Clause, name, modifier string, values []string
 	case "contains":
 		mode = query.StringContains
 	default:
-		return unsupported(name, "string parameters have no modifier %q (exact, contains, missing)", modifier)
+		return unsupportedModifier(name, "string parameters have no modifier %q (exact, contains, missing)", modifier)
 	}
 	for _, v := range values {
 		v = unescape(v)
@@ -630,7 +636,7 @@ func (p *parser) tokens(c *query.Clause, name, code, modifier string, values []s
 	case "in", "not-in", "above", "below":
 		return p.terminology(c, name, modifier, values)
 	}
-	return unsupported(name, "token parameters have no modifier %q (not, text, of-type, in, not-in, above, below, missing)", modifier)
+	return unsupportedModifier(name, "token parameters have no modifier %q (not, text, of-type, in, not-in, above, below, missing)", modifier)
 }
 
 // OfTypeSystem is the system under which an identifier is indexed for
@@ -673,7 +679,7 @@ func prefix(v string) (query.Prefix, string) {
 // noModifier refuses any modifier on types that take none but :missing.
 func noModifier(name, typ, modifier string) error {
 	if modifier != "" {
-		return unsupported(name, "%s parameters have no modifier %q", typ, modifier)
+		return unsupportedModifier(name, "%s parameters have no modifier %q", typ, modifier)
 	}
 	return nil
 }
@@ -837,7 +843,7 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 		}
 		return nil
 	case modifier != "" && !isTypeName(modifier):
-		return unsupported(name, "reference parameters have no modifier %q (Type, identifier, missing)", modifier)
+		return unsupportedModifier(name, "reference parameters have no modifier %q (Type, identifier, missing)", modifier)
 	case modifier != "" && !slices.Contains(targets, modifier):
 		return invalid(name, "%s cannot refer to %q", sp.Code, modifier)
 	}
@@ -887,7 +893,7 @@ func (p *parser) uris(c *query.Clause, name, modifier string, values []string) e
 	case "above":
 		mode = query.URIAbove
 	default:
-		return unsupported(name, "uri parameters have no modifier %q (below, above, missing)", modifier)
+		return unsupportedModifier(name, "uri parameters have no modifier %q (below, above, missing)", modifier)
 	}
 	for _, v := range values {
 		v = unescape(v)
