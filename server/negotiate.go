@@ -98,8 +98,11 @@ func responseType(format, accept string) (string, error) {
 		}
 		q := 1.0
 		if w, ok := params["q"]; ok {
-			if q, err = strconv.ParseFloat(w, 64); err != nil || q < 0 || q > 1 {
-				continue
+			// A weight that is not one (q=abc, q=2) is read as the
+			// default rather than refusing the type: a sloppy client
+			// still gets an answer.
+			if q, err = strconv.ParseFloat(w, 64); err != nil || !(q >= 0 && q <= 1) {
+				q = 1
 			}
 		}
 		if q == 0 || q <= bestQ {
