@@ -34,9 +34,9 @@ func (a *api) registerAuth(r *gin.Engine) {
 		return
 	}
 	r.POST("/auth/token", gin.WrapH(a.cfg.Auth.TokenEndpoint()))
-	get(r, "/auth/jwks", gin.WrapH(a.cfg.Auth.JWKS()))
-	get(r, "/.well-known/smart-configuration", a.smartConfiguration)
-	get(r, "/fhir/.well-known/smart-configuration", a.smartConfiguration)
+	getAndHead(r, "/auth/jwks", gin.WrapH(a.cfg.Auth.JWKS()))
+	getAndHead(r, "/.well-known/smart-configuration", a.smartConfiguration)
+	getAndHead(r, "/fhir/.well-known/smart-configuration", a.smartConfiguration)
 }
 
 func (a *api) smartConfiguration(c *gin.Context) {

@@ -354,10 +354,10 @@ func (a *api) newUnit(c *gin.Context, tx store.Tx, entries []*entry, fullURLs ma
 // 3.1.0.11.2. The identities of all the resources written are settled, and
 // the references between them resolved, before anything is written:
 // conditional creates and updates and conditional references are matched
-// against the state after the deletes (and a conditional reference also
-// against the conditional creates and updates, see conditionalRef). Then the resources of POSTs and PUTs
-// are validated and encoded side by side (see prepare) while they are
-// written one after the other, in order.
+// against the state after the deletes (a conditional reference also
+// against the conditional creates and updates, see conditionalRef). Then
+// the resources of POSTs and PUTs are validated and encoded side by side
+// (see prepare) while they are written one after the other, in order.
 func (u *unit) run(ctx context.Context) error {
 	order := processingOrder(u.entries)
 	if err := u.steps(ctx, order, []step{

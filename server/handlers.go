@@ -16,11 +16,11 @@ import (
 
 // registerInstance registers the interactions on one resource.
 func (a *api) registerInstance(g *gin.RouterGroup) {
-	get(g, "/:type/:id", a.orOperation(a.read))
+	getAndHead(g, "/:type/:id", a.orOperation(a.read))
 	g.PUT("/:type/:id", a.update)
 	g.DELETE("/:type/:id", a.delete)
-	get(g, "/:type/:id/_history", a.historyInstance)
-	get(g, "/:type/:id/_history/:vid", a.vread)
+	getAndHead(g, "/:type/:id/_history", a.historyInstance)
+	getAndHead(g, "/:type/:id/_history/:vid", a.vread)
 	a.caps.add("read", "vread", "update", "delete", "history-instance")
 }
 
@@ -29,22 +29,22 @@ func (a *api) registerType(g *gin.RouterGroup) {
 	g.POST("/:type", a.orOperation(a.create))
 	g.PUT("/:type", a.conditionalUpdate)
 	g.DELETE("/:type", a.conditionalDelete)
-	get(g, "/:type/_history", a.historyType)
+	getAndHead(g, "/:type/_history", a.historyType)
 	a.caps.add("create", "history-type")
 }
 
 // registerSystem registers the whole-system interactions.
 func (a *api) registerSystem(g *gin.RouterGroup) {
-	get(g, "/metadata", a.metadata)
-	get(g, "/_history", a.historySystem)
+	getAndHead(g, "/metadata", a.metadata)
+	getAndHead(g, "/_history", a.historySystem)
 	a.caps.addSystem("history-system")
 }
 
-// get serves h for GET and HEAD on path. HEAD is GET without the body
+// getAndHead serves h for GET and HEAD on path. HEAD is GET without the body
 // (RFC 9110, section 9.3.2: every general-purpose server supports both):
 // the status and headers, Content-Length and ETag included, are those a GET
 // gets, and net/http drops what the handler writes as the body.
-func get(r gin.IRoutes, path string, h gin.HandlerFunc) {
+func getAndHead(r gin.IRoutes, path string, h gin.HandlerFunc) {
 	r.GET(path, h)
 	r.HEAD(path, h)
 }

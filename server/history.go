@@ -99,14 +99,12 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		c.Error(err)
 		return
 	}
-	// _count=0 asks for the total alone, as in a search.
-	countOnly := params.Has("_count") && params.Get("_count") != "" && q.Count == 0
+	// _count=0 asks for the total alone, as in a search; otherwise the
+	// links state the page size used, which may be lower than asked.
+	countOnly := q.Count == 0
 	if countOnly {
 		q.Count = 1
-	}
-	if params.Has("_count") && !countOnly {
-		// The page size used, which may be lower than asked: the links
-		// say what was done.
+	} else if params.Has("_count") {
 		params.Set("_count", strconv.Itoa(q.Count))
 	}
 	if s := params.Get("_since"); s != "" {

@@ -26,7 +26,7 @@ type Route struct {
 func (a *api) registerRoutes(r *gin.Engine) {
 	for _, rt := range a.cfg.Routes {
 		if rt.Method == http.MethodGet {
-			get(r, rt.Path, gin.WrapH(rt.Handler))
+			getAndHead(r, rt.Path, gin.WrapH(rt.Handler))
 			continue
 		}
 		r.Handle(rt.Method, rt.Path, gin.WrapH(rt.Handler))

@@ -22,12 +22,12 @@ import (
 // registerSearch registers the search interactions: on a type (GET and
 // POST _search), in a Patient's compartment, and across types.
 func (a *api) registerSearch(g *gin.RouterGroup) {
-	get(g, "/:type", a.orOperation(a.searchType))
+	getAndHead(g, "/:type", a.orOperation(a.searchType))
 	g.POST("/:type/_search", a.searchType)
-	get(g, "", a.searchSystem)
-	get(g, "/", a.searchSystem) // the base with a trailing slash is the base
+	getAndHead(g, "", a.searchSystem)
+	getAndHead(g, "/", a.searchSystem) // the base with a trailing slash is the base
 	g.POST("/_search", a.searchSystem)
-	get(g, "/:type/:id/:compartment", a.orOperation(a.searchCompartment))
+	getAndHead(g, "/:type/:id/:compartment", a.orOperation(a.searchCompartment))
 	a.caps.add("search-type")
 	a.caps.addSystem("search-system")
 }
