@@ -51,6 +51,17 @@ func TestSystemExport(t *testing.T) {
 		} else if unzipped, err := io.ReadAll(zr); err != nil || string(unzipped) != plain.body {
 			t.Errorf("gzipped file: %v, %d bytes, want the %d of the file", err, len(unzipped), len(plain.body))
 		}
+		// HEAD answers as GET, without the body, for the file and the status.
+		if h := e.do("admin", "HEAD", m.Output[0].URL, "", "Accept-Encoding", "identity"); h.status != 200 || h.body != "" ||
+			h.header.Get("Content-Length") != fmt.Sprint(len(plain.body)) {
+			t.Errorf("HEAD file: %d, Content-Length %q of %d bytes, body %q", h.status, h.header.Get("Content-Length"), len(plain.body), h.body)
+		}
+		if h := e.do("admin", "HEAD", m.Output[0].URL, "", "Accept-Encoding", "gzip"); h.status != 200 || h.body != "" || h.header.Get("Content-Encoding") != "gzip" {
+			t.Errorf("HEAD file with gzip: %d, Content-Encoding %q, body %q", h.status, h.header.Get("Content-Encoding"), h.body)
+		}
+		if h := e.do("admin", "HEAD", status, ""); h.status != 200 || h.body != "" {
+			t.Errorf("HEAD status: %d, body %q", h.status, h.body)
+		}
 		part := e.do("admin", "GET", m.Output[0].URL, "", "Accept-Encoding", "gzip", "Range", "bytes=0-9")
 		if part.status != http.StatusPartialContent || part.header.Get("Content-Encoding") != "" || part.body != plain.body[:10] {
 			t.Errorf("range: %d, Content-Encoding %q, %q", part.status, part.header.Get("Content-Encoding"), part.body)

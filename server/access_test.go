@@ -263,6 +263,12 @@ func TestPatientContextConfines(t *testing.T) {
 			app("GET", "/Observation/ob/_history/1", "").want(t, 404)
 			app("GET", "/Observation/ob/_history", "").want(t, 404)
 			app("GET", "/Practitioner/dr", "").want(t, 403)
+			// HEAD is decided as the GET it stands for.
+			app("HEAD", "/Patient/a", "").want(t, 200)
+			app("HEAD", "/Patient/b", "").want(t, 404)
+			app("HEAD", "/Practitioner/dr", "").want(t, 403)
+			app("HEAD", "/Practitioner", "").want(t, 403)
+			app("HEAD", "/Patient/b/$everything", "").want(t, 404)
 			wantIDs(t, "search", app("GET", "/Observation", ""), "Observation/oa")
 			wantIDs(t, "search by the other's id", app("GET", "/Observation?subject=Patient/b", ""))
 			wantIDs(t, "Patient search", app("GET", "/Patient", ""), "Patient/a")

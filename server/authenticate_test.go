@@ -234,6 +234,9 @@ func TestBackendServicesToken(t *testing.T) {
 				str(conf, "grant_types_supported", 0) != "client_credentials" {
 				t.Errorf("%s: %v", path, conf)
 			}
+			if h := c.do("HEAD", c.root+path, "").want(t, http.StatusOK); len(h.body) != 0 || h.header.Get("Content-Type") == "" {
+				t.Errorf("HEAD %s: Content-Type %q, %d bytes of body", path, h.header.Get("Content-Type"), len(h.body))
+			}
 		}
 		tokenURL := c.root + "/auth/token"
 

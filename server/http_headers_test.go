@@ -372,11 +372,10 @@ func TestHTTPGzip(t *testing.T) {
 				if err != nil {
 					t.Fatalf("GET %s: %v", path, err)
 				}
-				if strings.Contains(path, "metadata") && !bytes.Equal(unzipped, plain.body) {
-					t.Errorf("GET %s: the gzipped body is not the plain one", path)
-				}
-				if !bytes.HasPrefix(unzipped, plain.body[:1]) {
-					t.Errorf("GET %s: gzipped body %s", path, truncate(unzipped))
+				// A searchset differs from request to request only in its
+				// id and time, which are of fixed length.
+				if strings.Contains(path, "metadata") && !bytes.Equal(unzipped, plain.body) || len(unzipped) != len(plain.body) {
+					t.Errorf("GET %s: the gzipped body (%d bytes) is not the plain one (%d bytes)", path, len(unzipped), len(plain.body))
 				}
 			}
 			// Refused or not named: as it is.
