@@ -36,12 +36,12 @@ func unsupported(name, format string, args ...any) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: name, Diagnostics: fmt.Sprintf(format, args...)}
 }
 
-// unsupportedModifier returns the 400 "not-supported" error of a modifier
-// parameter name's type does not have. Lenient handling does not ignore
-// it: R4 has servers reject a search with a modifier they do not support
-// (search.html#modifiers), as dropping the parameter would answer a wider
-// search than was asked, name:text=ann with every patient.
-func unsupportedModifier(name, format string, args ...any) *Error {
+// refused returns a 400 "not-supported" error that lenient handling does
+// not ignore: a modifier the parameter's type does not have, or a named
+// query not known. R4 has servers reject both (search.html#modifiers,
+// #query), as ignoring either would answer a wider search than was asked:
+// name:text=ann with every patient.
+func refused(name, format string, args ...any) *Error {
 	e := unsupported(name, format, args...)
 	e.fatal = true
 	return e

@@ -282,11 +282,7 @@ func (p *parser) param(plan *Plan, typ, name, value string) error {
 	case "_include", "_revinclude":
 		return p.include(plan, typ, name, base, modifier, value)
 	case "_query":
-		// A named query this server does not know: R4 has servers refuse
-		// it (search.html#query), as ignoring it would answer another search.
-		e := unsupported(name, "named query %q is not known here", clip(value))
-		e.fatal = true
-		return e
+		return refused(name, "named query %q is not known here", clip(value))
 	case "_contained", "_containedType", "_list", "_text", "_content", "_filter", "_graph", "_type":
 		return unsupported(name, "parameter %s is not supported", base)
 	}
@@ -357,7 +353,7 @@ func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) er
 	case "iterate", "recurse":
 		inc.Iterate = true
 	default:
-		return unsupportedModifier(name, "%s has no modifier %q (only iterate)", base, modifier)
+		return refused(name, "%s has no modifier %q (only iterate)", base, modifier)
 	}
 	parts := strings.Split(value, ":")
 	switch {
@@ -578,7 +574,7 @@ func (p *parser) strings(c *query.Clause, name, modifier string, values []string
 	case "contains":
 		mode = query.StringContains
 	default:
-		return unsupportedModifier(name, "string parameters have no modifier %q (exact, contains, missing)", modifier)
+		return refused(name, "string parameters have no modifier %q (exact, contains, missing)", modifier)
 	}
 	for _, v := range values {
 		v = unescape(v)
@@ -636,7 +632,7 @@ func (p *parser) tokens(c *query.Clause, name, code, modifier string, values []s
 	case "in", "not-in", "above", "below":
 		return p.terminology(c, name, modifier, values)
 	}
-	return unsupportedModifier(name, "token parameters have no modifier %q (not, text, of-type, in, not-in, above, below, missing)", modifier)
+	return refused(name, "token parameters have no modifier %q (not, text, of-type, in, not-in, above, below, missing)", modifier)
 }
 
 // OfTypeSystem is the system under which an identifier is indexed for
@@ -679,7 +675,7 @@ func prefix(v string) (query.Prefix, string) {
 // noModifier refuses any modifier on types that take none but :missing.
 func noModifier(name, typ, modifier string) error {
 	if modifier != "" {
-		return unsupportedModifier(name, "%s parameters have no modifier %q", typ, modifier)
+		return refused(name, "%s parameters have no modifier %q", typ, modifier)
 	}
 	return nil
 }
@@ -843,7 +839,7 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 		}
 		return nil
 	case modifier != "" && !isTypeName(modifier):
-		return unsupportedModifier(name, "reference parameters have no modifier %q (Type, identifier, missing)", modifier)
+		return refused(name, "reference parameters have no modifier %q (Type, identifier, missing)", modifier)
 	case modifier != "" && !slices.Contains(targets, modifier):
 		return invalid(name, "%s cannot refer to %q", sp.Code, modifier)
 	}
@@ -893,7 +889,7 @@ func (p *parser) uris(c *query.Clause, name, modifier string, values []string) e
 	case "above":
 		mode = query.URIAbove
 	default:
-		return unsupportedModifier(name, "uri parameters have no modifier %q (below, above, missing)", modifier)
+		return refused(name, "uri parameters have no modifier %q (below, above, missing)", modifier)
 	}
 	for _, v := range values {
 		v = unescape(v)
