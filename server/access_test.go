@@ -308,6 +308,17 @@ func TestPatientContextConfines(t *testing.T) {
 			// an unknown resource does (checked below).
 			app("DELETE", "/Observation/ob", "").want(t, 204)
 			app("PATCH", "/Observation/ob", `[{"op":"replace","path":"/status","value":"amended"}]`, "Content-Type", "application/json-patch+json").want(t, 404)
+			// The meta operations read and write as the read and the
+			// update they stand for.
+			app("GET", "/Patient/b/$meta", "").want(t, 404)
+			app("GET", "/Observation/ob/_history/1/$meta", "").want(t, 404)
+			app("GET", "/Practitioner/dr/$meta", "").want(t, 403)
+			app("GET", "/Patient/a/$meta", "").want(t, 200)
+			metaAdd := `{"resourceType":"Parameters","parameter":[{"name":"meta","valueMeta":{"tag":[{"code":"seen"}]}}]}`
+			app("POST", "/Observation/ob/$meta-add", metaAdd).want(t, 404)
+			app("POST", "/Observation/ob/$meta-delete", metaAdd).want(t, 404)
+			c.by("labs", "POST", "/Patient/a/$meta-add", metaAdd).want(t, 403)
+			app("POST", "/Observation/oa/$meta-add", metaAdd).want(t, 200)
 			// A conditional update whose criteria match the other patient's
 			// Observation finds nothing it may reach, and creates its own.
 			app("PUT", "/Observation?identifier=urn:obs|ob", `{"resourceType":"Observation","status":"final","code":{"text":"mine"},"subject":{"reference":"Patient/a"}}`).want(t, 201)

@@ -98,24 +98,32 @@ func (a *api) vread(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	vid, err := strconv.ParseInt(c.Param("vid"), 10, 64)
-	if err != nil || vid < 1 {
-		c.Error(errorf(http.StatusNotFound, "not-found", "%s/%s has no version %q", typ, id, truncate(c.Param("vid"), 20)))
-		return
-	}
-	v, err := a.svc.store.VRead(c.Request.Context(), typ, id, vid)
+	v, err := a.version(c, typ, id)
 	if err != nil {
-		c.Error(notFound(err, typ, id+"/_history/"+strconv.FormatInt(vid, 10)))
-		return
-	}
-	if v.Deleted {
-		c.Error(gone(v))
+		c.Error(err)
 		return
 	}
 	if notModified(c, v) {
 		return
 	}
 	a.writeVersion(c, http.StatusOK, v)
+}
+
+// version reads the version of typ/id that the :vid path parameter names;
+// a deleted version is 410.
+func (a *api) version(c *gin.Context, typ, id string) (*store.Version, error) {
+	vid, err := strconv.ParseInt(c.Param("vid"), 10, 64)
+	if err != nil || vid < 1 {
+		return nil, errorf(http.StatusNotFound, "not-found", "%s/%s has no version %q", typ, id, truncate(c.Param("vid"), 20))
+	}
+	v, err := a.svc.store.VRead(c.Request.Context(), typ, id, vid)
+	if err != nil {
+		return nil, notFound(err, typ, id+"/_history/"+strconv.FormatInt(vid, 10))
+	}
+	if v.Deleted {
+		return nil, gone(v)
+	}
+	return v, nil
 }
 
 func notFound(err error, typ, id string) error {

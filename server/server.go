@@ -157,6 +157,7 @@ func New(cfg Config) *gin.Engine {
 	a.registerValidate()
 	a.registerEverything()
 	a.registerVersions()
+	a.registerMeta(fhir)
 	a.registerExtensions()
 	a.registerSearch(fhir)
 	a.registerBundle(fhir)

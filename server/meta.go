@@ -1,0 +1,227 @@
+package server
+
+// The meta operations on a resource: $meta, $meta-add and $meta-delete
+// (https://hl7.org/fhir/R4/resource-operations.html). $meta answers the
+// meta of the current version, or of a version named by its history URL;
+// $meta-add and $meta-delete change the profiles, tags and security labels
+// of the current version.
+//
+// R4 (4.0.1) does not say whether a change of meta makes a new version, and
+// earlier drafts had it rewrite the version in place. Here it writes the
+// next version, as a PATCH of meta would: a stored version never changes,
+// so history, versioned references, ETags and the audit trail stay true,
+// and subscribers are told of the change. A change that leaves meta as it
+// was writes nothing. The $meta of a type or of the system (the labels in
+// use) is not served: R4 lets a server decline those levels with a 4xx.
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+
+	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// registerMeta serves the three operations at the instance level of every
+// type, and $meta at the version level.
+func (a *api) registerMeta(g *gin.RouterGroup) {
+	a.addOperation(operation{
+		name:       "meta",
+		definition: "http://hl7.org/fhir/OperationDefinition/Resource-meta",
+		levels:     instanceLevel,
+		idempotent: true,
+		handle:     a.meta,
+	})
+	a.addOperation(operation{
+		name:       "meta-add",
+		definition: "http://hl7.org/fhir/OperationDefinition/Resource-meta-add",
+		levels:     instanceLevel,
+		handle:     a.changeMeta(addMeta),
+	})
+	a.addOperation(operation{
+		name:       "meta-delete",
+		definition: "http://hl7.org/fhir/OperationDefinition/Resource-meta-delete",
+		levels:     instanceLevel,
+		handle:     a.changeMeta(deleteMeta),
+	})
+	getAndHead(g, "/:type/:id/_history/:vid/:op", a.versionMeta)
+	g.POST("/:type/:id/_history/:vid/:op", a.versionMeta)
+}
+
+// meta answers the meta of the current version of the resource.
+func (a *api) meta(c *gin.Context, inv invocation) {
+	v, err := a.svc.store.Read(c.Request.Context(), inv.Type, inv.ID)
+	if err != nil {
+		c.Error(notFound(err, inv.Type, inv.ID))
+		return
+	}
+	if v.Deleted {
+		c.Error(gone(v))
+		return
+	}
+	writeMeta(c, v)
+}
+
+// versionMeta answers $meta on a version of a resource
+// ([type]/[id]/_history/[vid]/$meta), the one operation served there.
+func (a *api) versionMeta(c *gin.Context) {
+	typ, id, err := target(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if op := c.Param("op"); op != "$meta" {
+		c.Error(errorf(http.StatusNotFound, "not-supported", "%s is not served on a version of a resource: only $meta is", truncate(op, 64)))
+		return
+	}
+	if err := a.guard.Allow(c.Request.Context(), typ, access.Read); err != nil {
+		c.Error(err)
+		return
+	}
+	v, err := a.version(c, typ, id)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeMeta(c, v)
+}
+
+// changeMeta returns the handler of $meta-add or $meta-delete: change
+// applies the meta parameter to the current meta, and the result is
+// written as the next version, checked as an update is. If-Match is
+// honoured as for an update.
+func (a *api) changeMeta(change func(cur *fhir.Meta, with *fhir.Meta)) func(*gin.Context, invocation) {
+	return func(c *gin.Context, inv invocation) {
+		ctx := c.Request.Context()
+		match, err := ifMatch(c)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		with, err := metaParameter(c)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		v, _, err := a.svc.patch(ctx, inv.Type, inv.ID, match, func(cur *store.Version) (fhir.Resource, error) {
+			return a.withMeta(ctx, cur, with, change)
+		})
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		writeMeta(c, v)
+	}
+}
+
+// withMeta returns the current version with its meta changed, checked as
+// the body of an update is (the profiles it now claims included).
+func (a *api) withMeta(ctx context.Context, cur *store.Version, with *fhir.Meta, change func(cur, with *fhir.Meta)) (fhir.Resource, error) {
+	res, err := fhirjson.Unmarshal(cur.JSON)
+	if err != nil {
+		return nil, err
+	}
+	m := res.GetMeta()
+	if m == nil {
+		m = &fhir.Meta{}
+	}
+	change(m, with)
+	res.SetMeta(m)
+	if err := a.validateWrite(ctx, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// metaParameter reads the one parameter of $meta-add and $meta-delete,
+// meta (1..1, a Meta).
+func metaParameter(c *gin.Context) (*fhir.Meta, error) {
+	p, err := parametersBody(c)
+	if err != nil {
+		return nil, err
+	}
+	var found []*fhir.ParametersParameter
+	if p != nil {
+		for _, x := range p.Parameter {
+			if x.Name.Get() == "meta" {
+				found = append(found, x)
+			}
+		}
+	}
+	switch {
+	case len(found) == 0:
+		return nil, errorf(http.StatusBadRequest, "required", "the parameter meta (a Meta) is required").at("meta")
+	case len(found) > 1:
+		return nil, errorf(http.StatusBadRequest, "invalid", "the parameter meta is given %d times; it is 1..1", len(found)).at("meta")
+	case found[0].ValueMeta == nil:
+		return nil, errorf(http.StatusBadRequest, "invalid", "the parameter meta must be a valueMeta").at("meta")
+	}
+	return found[0].ValueMeta, nil
+}
+
+// addMeta adds with's profiles, tags and security labels to m, each once:
+// a tag or label is the same as one m has when its system and code are
+// (version and display are not compared, and the one m has is kept), a
+// profile when its URL is.
+func addMeta(m, with *fhir.Meta) {
+	for _, p := range with.Profile {
+		if !slices.ContainsFunc(m.Profile, sameProfile(p)) {
+			m.Profile = append(m.Profile, p)
+		}
+	}
+	for _, t := range with.Tag {
+		if !slices.ContainsFunc(m.Tag, sameLabel(t)) {
+			m.Tag = append(m.Tag, t)
+		}
+	}
+	for _, s := range with.Security {
+		if !slices.ContainsFunc(m.Security, sameLabel(s)) {
+			m.Security = append(m.Security, s)
+		}
+	}
+}
+
+// deleteMeta removes from m the profiles, tags and security labels with
+// names (compared as addMeta does); those m does not have are no error.
+func deleteMeta(m, with *fhir.Meta) {
+	for _, p := range with.Profile {
+		m.Profile = slices.DeleteFunc(m.Profile, sameProfile(p))
+	}
+	for _, t := range with.Tag {
+		m.Tag = slices.DeleteFunc(m.Tag, sameLabel(t))
+	}
+	for _, s := range with.Security {
+		m.Security = slices.DeleteFunc(m.Security, sameLabel(s))
+	}
+}
+
+func sameProfile(p *fhir.Canonical) func(*fhir.Canonical) bool {
+	return func(q *fhir.Canonical) bool { return q.Get() == p.Get() }
+}
+
+func sameLabel(c *fhir.Coding) func(*fhir.Coding) bool {
+	return func(d *fhir.Coding) bool { return d.System.Get() == c.System.Get() && d.Code.Get() == c.Code.Get() }
+}
+
+// writeMeta answers the Parameters of the meta operations: return, the
+// meta of v as stored.
+func writeMeta(c *gin.Context, v *store.Version) {
+	var r struct {
+		Meta json.RawMessage `json:"meta"`
+	}
+	if err := json.Unmarshal(v.JSON, &r); err != nil {
+		c.Error(err)
+		return
+	}
+	if r.Meta == nil {
+		r.Meta = json.RawMessage(`{}`)
+	}
+	body := slices.Concat([]byte(`{"resourceType":"Parameters","parameter":[{"name":"return","valueMeta":`), r.Meta, []byte(`}]}`))
+	writeFHIR(c, http.StatusOK, body)
+}
