@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -53,7 +54,7 @@ func parseBenchHTTPConfig(args []string, stderr io.Writer) (*benchHTTPConfig, er
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured load on each side before the first round")
 	fs.IntVar(&cfg.Patients, "patients", cfg.Patients, "Patients loaded first, 20 of them sharing the family name searched for")
 	fs.BoolVar(&cfg.Audit, "audit", cfg.Audit, "keep the audit trail of the server served in process (false measures what it costs; serve has no such switch)")
-	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "`file` to write the CPU profile of the measured rounds to (go tool pprof; the floor and the load generator are in it too)")
+	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "`file` to write the CPU profile of the measured rounds to (go tool pprof; the floor and the load generator are in it too, each side's goroutines labelled side=server, floor or load)")
 	if err := parseFlags(fs, args, nil, cfg); err != nil {
 		return nil, err
 	}
@@ -167,7 +168,11 @@ func serveInProcess(ctx context.Context, dir string, audit bool) (base string, s
 	ctx, cancel := context.WithCancel(ctx)
 	log := logbuf.New(logFile, logbuf.DefaultInterval) // as run does for serve
 	errc := make(chan error, 1)
-	go func() { errc <- serve(ctx, scfg, engines(), newLogger(log, scfg.LogFormat, scfg.LogLevel), "bench") }()
+	// Labelled side=server in a CPU profile, as are the goroutines it
+	// starts (connections, the audit trail's writer).
+	go pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) {
+		errc <- serve(ctx, scfg, engines(), newLogger(log, scfg.LogFormat, scfg.LogLevel), "bench")
+	})
 	stop = func() error {
 		cancel()
 		return errors.Join(<-errc, log.Close(), logFile.Close())

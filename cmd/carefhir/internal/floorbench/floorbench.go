@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/pprof"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -135,7 +136,9 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		return nil, fmt.Errorf("floorbench: %w", err)
 	}
 	floor := &http.Server{Handler: Handler(bodies)}
-	go floor.Serve(ln)
+	// Goroutines inherit profiler labels: every connection of the floor
+	// is labelled side=floor in a CPU profile of the run.
+	go pprof.Do(ctx, pprof.Labels("side", "floor"), func(context.Context) { floor.Serve(ln) })
 	defer floor.Close()
 	for i := range results {
 		r := &results[i]

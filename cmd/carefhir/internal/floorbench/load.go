@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
@@ -46,7 +47,11 @@ func Load(ctx context.Context, addr, path string, conns int, d time.Duration) (S
 	)
 	for _, c := range cs {
 		wg.Go(func() {
-			n, err := drive(ctx, c, req, deadline)
+			var n int
+			var err error
+			pprof.Do(ctx, pprof.Labels("side", "load"), func(ctx context.Context) {
+				n, err = drive(ctx, c, req, deadline)
+			})
 			mu.Lock()
 			defer mu.Unlock()
 			total += n
