@@ -22,6 +22,8 @@ var clientChecks = map[string][]string{
 		"batch", "transaction", "search _include", "paging with nextPage", "$validate", "delete"},
 	"fhirclient": {"metadata", "create", "read", "update", "conditional create", "JSON Patch", "history",
 		"batch", "transaction", "search _include", "paging with pages()", "$validate", "delete"},
+	"@medplum/core": {"metadata", "create", "read", "update", "conditional create", "JSON Patch", "history",
+		"batch", "transaction", "search _include", "paging with searchResourcePages", "$validate", "delete"},
 }
 
 // clientReport is what testdata/clients/compat.mjs prints.
@@ -33,9 +35,9 @@ type clientReport struct {
 	}
 }
 
-// TestRealClients drives the server on each engine with fhir-kit-client
-// and fhirclient, independently written FHIR clients, and checks what each
-// of them saw. It skips when node or the installed clients are absent,
+// TestRealClients drives the server on each engine with fhir-kit-client,
+// fhirclient and Medplum's client, independently written FHIR clients, and
+// checks what each of them saw. It skips when node or the installed clients are absent,
 // unless CAREFHIR_CLIENT_TESTS=1 demands them.
 func TestRealClients(t *testing.T) {
 	node := nodeWithClients(t)
@@ -91,7 +93,7 @@ func nodeWithClients(t *testing.T) string {
 		missing("node is not on PATH")
 		return ""
 	}
-	for _, pkg := range []string{"fhir-kit-client", "fhirclient"} {
+	for pkg := range clientChecks {
 		if _, err := os.Stat(filepath.Join(clientsDir, "node_modules", pkg, "package.json")); err != nil {
 			missing(pkg + " is not installed in testdata/clients/node_modules")
 			return ""

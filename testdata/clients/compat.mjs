@@ -1,6 +1,7 @@
-// compat.mjs drives a FHIR R4 server with two independently written
-// JavaScript clients, fhir-kit-client and fhirclient, each through the
-// interactions it offers, and prints a JSON report on stdout:
+// compat.mjs drives a FHIR R4 server with three independently written
+// JavaScript clients, fhir-kit-client, fhirclient and Medplum's
+// MedplumClient, each through the interactions it offers, and prints a JSON
+// report on stdout:
 //
 //	{"clients": {"fhir-kit-client": "2.0.3", ...},
 //	 "checks": [{"client": "...", "check": "metadata", "ok": true, "detail": "..."}]}
@@ -14,6 +15,7 @@
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { Client as KitClient } from 'fhir-kit-client';
+import { MedplumClient } from '@medplum/core';
 
 const require = createRequire(import.meta.url);
 const smart = require('fhirclient');
@@ -30,7 +32,11 @@ function versionOf(pkg) {
 }
 
 const report = {
-	clients: { 'fhir-kit-client': versionOf('fhir-kit-client'), fhirclient: versionOf('fhirclient') },
+	clients: {
+		'fhir-kit-client': versionOf('fhir-kit-client'),
+		fhirclient: versionOf('fhirclient'),
+		'@medplum/core': versionOf('@medplum/core'),
+	},
 	checks: [],
 };
 
@@ -43,6 +49,7 @@ async function check(client, name, fn) {
 		const data = err && err.response && err.response.data;
 		if (data) detail += ': ' + JSON.stringify(data).slice(0, 600);
 		if (err && err.status) detail += ` (status ${err.status})`;
+		if (err && err.outcome) detail += ': ' + JSON.stringify(err.outcome).slice(0, 600);
 		report.checks.push({ client, check: name, ok: false, detail });
 	}
 }
@@ -340,6 +347,104 @@ async function fhirclient() {
 	});
 }
 
+async function medplum() {
+	const name = '@medplum/core';
+	// MedplumClient takes the server's root and the path of the FHIR base
+	// under it; without a login it sends no Authorization header.
+	const u = new URL(base);
+	const c = new MedplumClient({ baseUrl: u.origin + '/', fhirUrlPath: u.pathname.replace(/^\/+|\/+$/g, '') });
+	const family = 'Medplumfamily';
+	let id;
+
+	await check(name, 'metadata', async () => {
+		const cs = await c.get(c.fhirUrl('metadata'));
+		expect(cs.resourceType === 'CapabilityStatement' && cs.fhirVersion === '4.0.1', `got ${cs.resourceType} ${cs.fhirVersion}`);
+		return `fhirVersion ${cs.fhirVersion}`;
+	});
+	await check(name, 'create', async () => {
+		const p = await c.createResource(patient(family));
+		expect(p.id && p.meta.versionId === '1', `id ${p.id} versionId ${p.meta && p.meta.versionId}`);
+		id = p.id;
+		return `Patient/${id}`;
+	});
+	await check(name, 'read', async () => {
+		const p = await c.readResource('Patient', id);
+		expect(p.name[0].family === family, `family ${p.name[0].family}`);
+		return `Patient/${id}`;
+	});
+	await check(name, 'update', async () => {
+		const p = await c.updateResource({ ...patient(family), id, birthDate: '1980-02-03' });
+		expect(p.meta.versionId === '2', `versionId ${p.meta.versionId}`);
+		return `versionId ${p.meta.versionId}`;
+	});
+	await check(name, 'conditional create', async () => {
+		const body = patient(family, { identifier: [{ system: 'https://example.org/medplum', value: 'm-1' }] });
+		const first = await c.createResourceIfNoneExist(body, 'identifier=https://example.org/medplum|m-1');
+		const second = await c.createResourceIfNoneExist(body, 'identifier=https://example.org/medplum|m-1');
+		expect(first.id === second.id && second.meta.versionId === '1', `ids ${first.id} and ${second.id}`);
+		return 'the same Patient twice';
+	});
+	await check(name, 'JSON Patch', async () => {
+		const p = await c.patchResource('Patient', id, [{ op: 'replace', path: '/birthDate', value: '1981-04-05' }]);
+		expect(p.birthDate === '1981-04-05' && p.meta.versionId === '3', `birthDate ${p.birthDate} versionId ${p.meta && p.meta.versionId}`);
+		return `versionId ${p.meta.versionId}`;
+	});
+	await check(name, 'history', async () => {
+		const h = await c.readHistory('Patient', id);
+		expect(h.type === 'history', `type ${h.type}`);
+		const v = h.entry.map((e) => e.resource.meta.versionId);
+		expect(v.join() === '3,2,1', `versions ${v}`);
+		const first = await c.readVersion('Patient', id, '1');
+		expect(first.meta.versionId === '1' && !first.birthDate, `version 1: ${JSON.stringify(first)}`);
+		return `versions ${v}; version 1 read`;
+	});
+	// executeBatch posts a batch or transaction Bundle to the FHIR base.
+	await check(name, 'batch', async () => checkBatchResponse(await c.executeBatch(batchBundle(family))));
+	let tx;
+	await check(name, 'transaction', async () => {
+		tx = checkTransactionResponse(await c.executeBatch(transactionBundle(family)));
+		const o = await c.readResource('Observation', tx.oid);
+		expect(o.subject.reference === `Patient/${tx.pid}`, `subject ${o.subject.reference}`);
+		return `Observation/${tx.oid} subject Patient/${tx.pid}`;
+	});
+	await check(name, 'search _include', async () => {
+		expect(tx, 'no transaction to search');
+		const b = await c.search('Observation', { subject: `Patient/${tx.pid}`, _include: 'Observation:subject' });
+		return checkIncludeBundle(b, tx.pid);
+	});
+	await check(name, 'paging with searchResourcePages', async () => {
+		await c.executeBatch(pagingBundle('Medplumpages', 7));
+		const ids = new Set();
+		let pages = 0;
+		for await (const page of c.searchResourcePages('Patient', { family: 'Medplumpages', _count: 3 })) {
+			pages++;
+			expect(pages <= 5, 'more than 5 pages');
+			for (const r of page) ids.add(r.id);
+		}
+		expect(pages === 3 && ids.size === 7, `${pages} pages, ${ids.size} distinct Patients; want 3 and 7`);
+		return `${pages} pages, ${ids.size} Patients`;
+	});
+	await check(name, '$validate', async () => {
+		// validateResource posts the resource itself, not Parameters.
+		const ok = await c.validateResource(patient(family));
+		expect(ok.resourceType === 'OperationOutcome' && errorIssues(ok) === 0, `valid Patient: ${JSON.stringify(ok)}`);
+		const bad = await c.validateResource(invalidPatient);
+		expect(bad.resourceType === 'OperationOutcome' && errorIssues(bad) > 0, `invalid Patient: ${JSON.stringify(bad)}`);
+		return `valid: no errors; invalid: ${errorIssues(bad)} error(s)`;
+	});
+	await check(name, 'delete', async () => {
+		await c.deleteResource('Patient', id);
+		try {
+			await c.readResource('Patient', id);
+		} catch (err) {
+			expect(err.outcome && err.outcome.issue[0].code === 'deleted', `read after delete: ${err.message}`);
+			return 'read after delete: deleted';
+		}
+		throw new Error('read after delete succeeded');
+	});
+}
+
 await fhirKit();
 await fhirclient();
+await medplum();
 process.stdout.write(JSON.stringify(report, null, 1) + '\n');
