@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/fhirxml"
 	"carefhir/server"
 )
 
@@ -149,9 +151,20 @@ func TestHTTPFormats(t *testing.T) {
 		if r := c.do("GET", path+"?_pretty=false", "").want(t, 200); bytes.Contains(r.body, []byte("\n")) {
 			t.Errorf("_pretty=false: body indented: %s", truncate(r.body))
 		}
-		// XML is not indented (docs/clients.md): _pretty is a request for
-		// human convenience, and indenting must not touch the narrative.
-		c.do("GET", path+"?_format=xml&_pretty=true", "").want(t, 200)
+		// XML too, each element on its line, reading back as the same
+		// resource; the narrative is left as it is (fhirxml's tests).
+		plain := c.do("GET", path+"?_format=xml", "").want(t, 200)
+		pretty := c.do("GET", path+"?_format=xml&_pretty=true", "").want(t, 200)
+		if bytes.Contains(plain.body, []byte("\n")) || !bytes.Contains(pretty.body, []byte(">\n  <")) {
+			t.Errorf("_format=xml: %s\n_format=xml&_pretty=true: %s", truncate(plain.body), truncate(pretty.body))
+		}
+		a, errA := fhirxml.Unmarshal(plain.body)
+		b, errB := fhirxml.Unmarshal(pretty.body)
+		ja, _ := fhirjson.Marshal(a)
+		jb, _ := fhirjson.Marshal(b)
+		if errA != nil || errB != nil || !bytes.Equal(ja, jb) {
+			t.Errorf("the indented XML is another resource (%v, %v):\n%s\n%s", errA, errB, ja, jb)
+		}
 	})
 }
 

@@ -209,7 +209,7 @@ func bodyType(c *gin.Context) (string, error) {
 }
 
 // writeFHIR writes a resource, given as its JSON form, in the negotiated
-// format: JSON as it is (indented when _pretty=true), or XML.
+// format: JSON as it is, or XML; either indented when _pretty=true.
 func writeFHIR(c *gin.Context, status int, body []byte) {
 	writeFHIRWith(c, status, body, nil)
 }
@@ -222,8 +222,13 @@ func writeFHIRWith(c *gin.Context, status int, body, gz []byte) {
 	if mt == "" {
 		mt = mimeFHIRJSON
 	}
+	pretty := c.Request.URL.RawQuery != "" && c.Query("_pretty") == "true"
 	if xmlTypes[mt] {
-		xml, err := toXML(body)
+		indent := ""
+		if pretty {
+			indent = "  "
+		}
+		xml, err := toXML(body, indent)
 		if err != nil {
 			// Only a resource this server wrote reaches here; failing to
 			// convert it is a bug, reported without internals.
@@ -234,7 +239,7 @@ func writeFHIRWith(c *gin.Context, status int, body, gz []byte) {
 			body = xml
 		}
 		gz = nil
-	} else if c.Request.URL.RawQuery != "" && c.Query("_pretty") == "true" {
+	} else if pretty {
 		var buf bytes.Buffer
 		if err := json.Indent(&buf, body, "", "  "); err == nil {
 			body = buf.Bytes()
@@ -271,12 +276,14 @@ var contentTypes = map[string][]string{
 	mimeXML:      {mimeXML + "; charset=utf-8"},
 }
 
-func toXML(jsonBody []byte) ([]byte, error) {
+// toXML converts a resource's JSON form to XML, indented by indent when it
+// is not empty.
+func toXML(jsonBody []byte, indent string) ([]byte, error) {
 	res, err := fhirjson.Unmarshal(jsonBody)
 	if err != nil {
 		return nil, fmt.Errorf("convert to XML: %w", err)
 	}
-	b, err := fhirxml.Marshal(res)
+	b, err := fhirxml.MarshalIndent(res, indent)
 	if err != nil {
 		return nil, fmt.Errorf("convert to XML: %w", err)
 	}

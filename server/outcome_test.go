@@ -65,7 +65,7 @@ func TestOutcomeFHIRStrings(t *testing.T) {
 			if got.Diagnostics != tt.want.Diagnostics || !slices.Equal(got.Expression, tt.want.Expression) {
 				t.Errorf("got %q %q, want %q %q", got.Diagnostics, got.Expression, tt.want.Diagnostics, tt.want.Expression)
 			}
-			if _, err := toXML(newOutcome(tt.in).marshal()); err != nil {
+			if _, err := toXML(newOutcome(tt.in).marshal(), ""); err != nil {
 				t.Errorf("as XML: %v", err)
 			}
 		})

@@ -15,14 +15,32 @@ type encoder struct {
 	buf  []byte
 	reg  *registry
 	path path
+	// indent, when not empty, puts each element on a line of its own,
+	// indented by depth.
+	indent string
+	depth  int
 }
 
-func encode(r fhir.Resource) ([]byte, error) {
-	e := &encoder{buf: make([]byte, 0, 4096), reg: loadRegistry()}
+func encode(r fhir.Resource, indent string) ([]byte, error) {
+	e := &encoder{buf: make([]byte, 0, 4096), reg: loadRegistry(), indent: indent}
 	if err := e.resource(r); err != nil {
 		return nil, fmt.Errorf("fhirxml: marshal: %w", err)
 	}
 	return e.buf, nil
+}
+
+// newline starts the line of the next tag when indenting: a line feed (but
+// for the first tag) and the indent of the current depth. White space
+// between FHIR elements is not content, so the indented form reads back as
+// the same resource.
+func (e *encoder) newline() {
+	if e.indent == "" || len(e.buf) == 0 {
+		return
+	}
+	e.buf = append(e.buf, '\n')
+	for range e.depth {
+		e.buf = append(e.buf, e.indent...)
+	}
 }
 
 // errorf reports a value that cannot be written, at the current path.
@@ -45,6 +63,7 @@ func (e *encoder) resource(r fhir.Resource) error {
 		e.path = append(e.path, ti.resourceType...)
 		defer func() { e.path = e.path[:0] }()
 	}
+	e.newline()
 	e.buf = append(e.buf, '<')
 	e.buf = append(e.buf, ti.resourceType...)
 	if root {
@@ -52,7 +71,7 @@ func (e *encoder) resource(r fhir.Resource) error {
 	}
 	open := len(e.buf)
 	e.buf = append(e.buf, '>')
-	n, err := e.children(ti, v)
+	n, err := e.nested(ti, v)
 	if err != nil {
 		return err
 	}
@@ -60,8 +79,16 @@ func (e *encoder) resource(r fhir.Resource) error {
 		e.buf = append(e.buf[:open], "/>"...)
 		return nil
 	}
+	e.newline()
 	e.endTag(ti.resourceType)
 	return nil
+}
+
+// nested writes the child elements of v one level deeper (see children).
+func (e *encoder) nested(ti *typeInfo, v reflect.Value) (int, error) {
+	e.depth++
+	defer func() { e.depth-- }()
+	return e.children(ti, v)
 }
 
 func (e *encoder) endTag(name string) {
@@ -75,6 +102,7 @@ func (e *encoder) endTag(name string) {
 // returns false when the element would be empty.
 func (e *encoder) element(name string, ti *typeInfo, v reflect.Value) (bool, error) {
 	start := len(e.buf)
+	e.newline()
 	e.buf = append(e.buf, '<')
 	e.buf = append(e.buf, name...)
 	noAttrs := len(e.buf)
@@ -111,12 +139,13 @@ func (e *encoder) element(name string, ti *typeInfo, v reflect.Value) (bool, err
 	}
 	attrsEnd := len(e.buf)
 	e.buf = append(e.buf, '>')
-	n, err := e.children(ti, v)
+	n, err := e.nested(ti, v)
 	if err != nil {
 		return false, err
 	}
 	switch {
 	case n > 0:
+		e.newline()
 		e.endTag(name)
 	case attrsEnd > noAttrs:
 		e.buf = append(e.buf[:attrsEnd], "/>"...)
@@ -188,12 +217,17 @@ func (e *encoder) child(f *fhirjson.Field, sub *typeInfo, fv reflect.Value) (boo
 	}
 	switch {
 	case f.Kind == fhirjson.Resource:
+		e.newline()
 		e.buf = append(e.buf, '<')
 		e.buf = append(e.buf, f.Name...)
 		e.buf = append(e.buf, '>')
-		if err := e.resource(fv.Interface().(fhir.Resource)); err != nil {
+		e.depth++
+		err := e.resource(fv.Interface().(fhir.Resource))
+		e.depth--
+		if err != nil {
 			return false, err
 		}
+		e.newline()
 		e.endTag(f.Name)
 		return true, nil
 	case f.Type == xhtmlType:
@@ -215,6 +249,9 @@ func (e *encoder) div(p reflect.Value) (bool, error) {
 	if err := checkDiv(s); err != nil {
 		return false, e.errorf("not a well-formed XHTML div element that declares its namespace: %v", err)
 	}
+	// The XHTML is written as it is, indented or not: its white space
+	// is content.
+	e.newline()
 	e.buf = append(e.buf, s...)
 	return true, nil
 }

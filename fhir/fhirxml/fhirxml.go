@@ -53,5 +53,13 @@ func UnmarshalAs(data []byte, resourceType string) (fhir.Resource, error) {
 // allow, or a narrative div that is not a well-formed XHTML div element.
 // Elements with neither a value nor children are left out.
 func Marshal(r fhir.Resource) ([]byte, error) {
-	return encode(r)
+	return encode(r, "")
+}
+
+// MarshalIndent is like Marshal but puts each element on a line of its own,
+// indented by indent for each level of nesting, for people to read. The
+// narrative's div is written as it is, its white space being content; the
+// result reads back as the same resource.
+func MarshalIndent(r fhir.Resource, indent string) ([]byte, error) {
+	return encode(r, indent)
 }

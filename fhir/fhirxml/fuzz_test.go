@@ -51,5 +51,17 @@ func FuzzUnmarshal(f *testing.F) {
 		if (err1 == nil) != (err2 == nil) || !bytes.Equal(j1, j2) {
 			t.Fatalf("resource changed by a round trip:\n%s %v\n%s %v", j1, err1, j2, err2)
 		}
+		// The indented form is the same resource.
+		pretty, err := fhirxml.MarshalIndent(res, "  ")
+		if err != nil {
+			t.Fatalf("MarshalIndent after a successful Marshal: %v", err)
+		}
+		res3, err := fhirxml.Unmarshal(pretty)
+		if err != nil {
+			t.Fatalf("Unmarshal of MarshalIndent output %s: %v", pretty, err)
+		}
+		if j3, err3 := fhirjson.Marshal(res3); (err1 == nil) != (err3 == nil) || !bytes.Equal(j1, j3) {
+			t.Fatalf("resource changed by an indented round trip:\n%s %v\n%s %v", j1, err1, j3, err3)
+		}
 	})
 }

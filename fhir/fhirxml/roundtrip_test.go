@@ -116,7 +116,72 @@ func TestR4Examples(t *testing.T) {
 		if got := mustJSON(t, back); !bytes.Equal(got, want) {
 			t.Errorf("JSON → XML → JSON differs:\n got %s\nwant %s", got, want)
 		}
+		// Indented, the same resource, and the same XML tree.
+		pretty, err := fhirxml.MarshalIndent(res, "  ")
+		if err != nil {
+			t.Fatalf("MarshalIndent: %v", err)
+		}
+		back, err = fhirxml.UnmarshalAs(pretty, res.ResourceType())
+		if err != nil {
+			t.Fatalf("Unmarshal of the indented form: %v\n%s", err, pretty)
+		}
+		if got := mustJSON(t, back); !bytes.Equal(got, want) {
+			t.Errorf("JSON → indented XML → JSON differs:\n got %s\nwant %s", got, want)
+		}
+		if xmlTree(t, pretty) != xmlTree(t, x) {
+			t.Errorf("the indented XML is another tree:\n%s\n%s", pretty, x)
+		}
 	})
+}
+
+// TestMarshalIndent checks the indented form line by line: each element on
+// a line of its own, children one indent deeper, a contained resource
+// inside its wrapper, and the narrative's XHTML written as it is.
+func TestMarshalIndent(t *testing.T) {
+	res, err := fhirjson.Unmarshal([]byte(`{"resourceType":"Patient","id":"p",` +
+		`"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">\n  <p>Ann <b>Lee</b></p>\n</div>"},` +
+		`"contained":[{"resourceType":"Organization","id":"o","name":"Surgery"}],` +
+		`"name":[{"family":"Lee","given":["Ann","Jo"]}],"managingOrganization":{"reference":"#o"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := fhirxml.MarshalIndent(res, "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `<Patient xmlns="http://hl7.org/fhir">
+  <id value="p"/>
+  <text>
+    <status value="generated"/>
+    <div xmlns="http://www.w3.org/1999/xhtml">
+  <p>Ann <b>Lee</b></p>
+</div>
+  </text>
+  <contained>
+    <Organization>
+      <id value="o"/>
+      <name value="Surgery"/>
+    </Organization>
+  </contained>
+  <name>
+    <family value="Lee"/>
+    <given value="Ann"/>
+    <given value="Jo"/>
+  </name>
+  <managingOrganization>
+    <reference value="#o"/>
+  </managingOrganization>
+</Patient>`
+	if string(got) != want {
+		t.Errorf("MarshalIndent:\n%s\nwant\n%s", got, want)
+	}
+	plain, err := fhirxml.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsRune(plain, '\t') || bytes.Count(plain, []byte("\n")) != 2 {
+		t.Errorf("Marshal indents, or changes the narrative: %s", plain)
+	}
 }
 
 // xmlTree renders an XML document as a canonical string: comments and
