@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,9 @@ type benchHTTPConfig struct {
 	// CPUProfile, when set, is where the CPU profile of the measured
 	// rounds (both sides, and the load generator) is written.
 	CPUProfile string `flag:"cpuprofile"`
+	// Only names the requests measured (read, search, metadata); empty
+	// measures all three.
+	Only []string `flag:"only" validate:"dive,oneof=read search metadata"`
 }
 
 // parseBenchHTTPConfig parses and validates the bench http flags in args.
@@ -54,6 +58,10 @@ func parseBenchHTTPConfig(args []string, stderr io.Writer) (*benchHTTPConfig, er
 	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "unmeasured load on each side before the first round")
 	fs.IntVar(&cfg.Patients, "patients", cfg.Patients, "Patients loaded first, 20 of them sharing the family name searched for")
 	fs.BoolVar(&cfg.Audit, "audit", cfg.Audit, "keep the audit trail of the server served in process (false measures what it costs; serve has no such switch)")
+	fs.Func("only", "measure only these requests, a comma-separated list of read, search and metadata (default: all three), to profile one", func(v string) error {
+		cfg.Only = strings.Split(v, ",")
+		return nil
+	})
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "`file` to write the CPU profile of the measured rounds to (go tool pprof; the floor and the load generator are in it too, each side's goroutines labelled side=server, floor or load)")
 	if err := parseFlags(fs, args, nil, cfg); err != nil {
 		return nil, err
@@ -109,10 +117,18 @@ func benchHTTP(ctx context.Context, cfg *benchHTTPConfig, stdout, stderr io.Writ
 		}
 		defer func() { err = errors.Join(err, stop()) }()
 	}
-	targets := []floorbench.Target{
-		{Name: "read", Path: u.Path + "/Patient/" + id},
-		{Name: "search (20 Patients)", Path: u.Path + "/Patient?family=" + family},
-		{Name: "metadata", Path: u.Path + "/metadata"},
+	var targets []floorbench.Target
+	for _, t := range []struct {
+		only string
+		floorbench.Target
+	}{
+		{"read", floorbench.Target{Name: "read", Path: u.Path + "/Patient/" + id}},
+		{"search", floorbench.Target{Name: "search (20 Patients)", Path: u.Path + "/Patient?family=" + family}},
+		{"metadata", floorbench.Target{Name: "metadata", Path: u.Path + "/metadata"}},
+	} {
+		if len(cfg.Only) == 0 || slices.Contains(cfg.Only, t.only) {
+			targets = append(targets, t.Target)
+		}
 	}
 	results, err := floorbench.Run(ctx, floorbench.Config{
 		Server:      u.Host,

@@ -22,6 +22,9 @@ func TestParseBenchHTTPConfig(t *testing.T) {
 		{name: "too few patients", args: []string{"--patients", "19"}, wantErr: "--patients"},
 		{name: "not a URL", args: []string{"--url", "127.0.0.1:8080"}, wantErr: "--url"},
 		{name: "no audit of a running server", args: []string{"--url", "http://127.0.0.1:8080/fhir", "--audit=false"}, wantErr: "--audit"},
+		{name: "one request", args: []string{"--only", "search"}},
+		{name: "two requests", args: []string{"--only", "read,metadata"}},
+		{name: "an unknown request", args: []string{"--only", "read,write"}, wantErr: "--only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,5 +51,15 @@ func TestBenchHTTP(t *testing.T) {
 	}
 	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
 		t.Errorf("--cpuprofile wrote no profile: %v", err)
+	}
+
+	out.Reset()
+	err = run(t.Context(), []string{"bench", "http", "--patients", "25", "--rounds", "1", "--slice", "50ms", "--warmup", "0s", "--only", "search"},
+		func(string) string { return "" }, &out, &log)
+	if err != nil {
+		t.Fatalf("bench http --only search: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(out.String(), "search (20 Patients)") || strings.Contains(out.String(), "metadata") || strings.Contains(out.String(), "/Patient/") {
+		t.Errorf("--only search measured other requests:\n%s", out.String())
 	}
 }
