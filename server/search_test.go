@@ -102,6 +102,7 @@ func TestSearchHTTP(t *testing.T) {
 			{"has", "/Patient?_has:Observation:patient:code=8480-6", "Patient/a", ""},
 			{"include", "/Patient?_id=a&_include=Patient:general-practitioner", "Patient/a", "Organization/o1"},
 			{"revinclude", "/Patient?_id=a&_revinclude=Observation:subject", "Patient/a", "Observation/ob1"},
+			{"revinclude of every parameter of a type", "/Patient?_id=a&_revinclude=Observation:*", "Patient/a", "Observation/ob1"},
 			{"quantity", "/Observation?value-quantity=gt120||mm[Hg]", "Observation/ob1", ""},
 			{"compartment", "/Patient/a/Observation", "Observation/ob1", ""},
 			{"compartment of another patient", "/Patient/b/Observation", "", ""},
@@ -121,6 +122,15 @@ func TestSearchHTTP(t *testing.T) {
 			})
 		}
 
+		t.Run("revinclude of any type", func(t *testing.T) {
+			// It names no type to look in: ignored with a warning, and
+			// left out of the self link, or refused when strict.
+			b := c.do("GET", "/Patient?_id=a&_revinclude=*", "").searchset(t)
+			if got := b.ids("include"); got != "" || strings.Contains(b.link("self"), "_revinclude") || b.ids("outcome") == "" {
+				t.Errorf("included %q, self link %q, outcome %q", got, b.link("self"), b.ids("outcome"))
+			}
+			c.do("GET", "/Patient?_id=a&_revinclude=*", "", "Prefer", "handling=strict").want(t, http.StatusBadRequest).outcome(t, "not-supported", "_revinclude")
+		})
 		t.Run("POST _search", func(t *testing.T) {
 			b := c.do("POST", "/Patient/_search", "family=smith&_count=5", "Content-Type", "application/x-www-form-urlencoded").searchset(t)
 			if got := b.ids("match"); got != "Patient/b" {

@@ -346,6 +346,9 @@ func (p *parser) sort(plan *Plan, typ, name, value string) error {
 
 // include reads _include and _revinclude: "Type:param", "Type:param:Target",
 // "*" or "Type:*", with the modifier iterate (or its R3 name recurse).
+// "Type:*" in a _revinclude stands for each reference parameter of Type
+// that may point to the searched type (any of them with iterate); a bare
+// "*" names no type to look in, and is not supported there.
 func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) error {
 	inc := query.Include{}
 	switch modifier {
@@ -357,6 +360,8 @@ func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) er
 	}
 	parts := strings.Split(value, ":")
 	switch {
+	case value == "*" && base == "_revinclude":
+		return unsupported(name, "_revinclude=* names no type whose resources to include: name one, as in _revinclude=Observation:* or _revinclude=Observation:subject")
 	case value == "*":
 		inc.Type, inc.Param = typ, "*"
 	case len(parts) == 2 || len(parts) == 3:
@@ -382,6 +387,25 @@ func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) er
 	if base == "_include" && inc.Type != typ && !inc.Iterate {
 		return invalid(name, "_include=%s names %s, not the searched type %s (use _include:iterate)", clip(value), inc.Type, typ)
 	}
+	if base == "_revinclude" && inc.Param == "*" {
+		for _, sp := range p.r.Params(inc.Type) {
+			if sp.Type != "reference" || !inc.Iterate && !slices.Contains(p.r.targets(sp), typ) {
+				continue
+			}
+			one := inc
+			one.Param = sp.Code
+			if err := p.addInclude(plan, name, base, one); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return p.addInclude(plan, name, base, inc)
+}
+
+// addInclude adds inc to the _include or _revinclude list of plan, once,
+// within the limit on their number.
+func (p *parser) addInclude(plan *Plan, name, base string, inc query.Include) error {
 	seen, list := &p.includes, &plan.Query.Include
 	if base == "_revinclude" {
 		seen, list = &p.revs, &plan.Query.RevInclude

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -206,6 +207,20 @@ func TestParseResultParameters(t *testing.T) {
 		{"revinclude", "_revinclude=Observation:subject", func(p *Plan) bool {
 			return reflect.DeepEqual(p.Query.RevInclude, []query.Include{{Type: "Observation", Param: "subject"}})
 		}},
+		{"revinclude of every parameter of a type", "_revinclude=Observation:*", func(p *Plan) bool {
+			// Those of Observation's reference parameters that may point
+			// to a Patient, each once; the self link keeps the wildcard.
+			var params []string
+			for _, inc := range p.Query.RevInclude {
+				if inc.Type != "Observation" || inc.Iterate {
+					return false
+				}
+				params = append(params, inc.Param)
+			}
+			return slices.Contains(params, "subject") && slices.Contains(params, "patient") && slices.Contains(params, "performer") &&
+				!slices.Contains(params, "encounter") && !slices.Contains(params, "specimen") && !slices.Contains(params, "*") &&
+				p.Params.Get("_revinclude") == "Observation:*"
+		}},
 		{"format is not a filter", "_format=json&_pretty=true", func(p *Plan) bool { return len(p.Query.Where) == 0 && len(p.Params) == 0 }},
 		{"applied params kept for the self link", "name=ann&_count=3", func(p *Plan) bool {
 			return p.Params.Get("name") == "ann" && p.Params.Get("_count") == "3"
@@ -256,13 +271,14 @@ func TestParseErrors(t *testing.T) {
 		{"too many parameters", "Patient", strings.Repeat("family=a&", 100) + "family=a", false, "too-costly", ""},
 		{"ids alone of any type past the terms", "Observation", "focus=" + strings.Repeat("a,", 34) + "a", false, "too-costly", ""},
 		{"too many elements", "Patient", "_elements=" + elementNames(201), false, "too-costly", "_elements"},
-		{"too many includes", "Patient", includes(21), true, "too-costly", "_revinclude:iterate"},
+		{"too many includes", "Patient", includes(21), true, "too-costly", "_include:iterate"},
 		{"unknown parameter strict", "Patient", "shoe-size=9", true, "not-supported", "shoe-size"},
 		{"unknown modifier strict", "Patient", "name:sounds-like=x", true, "not-supported", "name:sounds-like"},
 		{"token in strict", "Condition", "code:in=http://example.org/vs", true, "not-supported", "code:in"},
 		{"ne mixed with others strict", "Patient", "birthdate=ne1970,1971", true, "not-supported", "birthdate"},
 		{"unknown sort strict", "Patient", "_sort=shoe-size", true, "not-supported", "_sort"},
 		{"unsupported common strict", "Patient", "_text=x", true, "not-supported", "_text"},
+		{"revinclude of any type strict", "Patient", "_revinclude=*", true, "not-supported", "_revinclude"},
 		{"composite quantity not a number", "Observation", "code-value-quantity=x$abc", true, "invalid", "code-value-quantity"},
 		{"composite date not a date", "Observation", "code-value-date=x$2025-13", true, "invalid", "code-value-date"},
 		{"unserved type", "Location", "name=x", false, "not-supported", "Location"},
@@ -386,9 +402,9 @@ func includes(n int) string {
 		"Observation", "Organization", "Patient", "Practitioner", "PractitionerRole"}
 	var q []string
 	for i := range n {
-		v := "_revinclude=" + types[i%len(types)] + ":*"
+		v := "_include:iterate=" + types[i%len(types)] + ":*"
 		if i >= len(types) {
-			v = "_revinclude:iterate=" + types[i%len(types)] + ":*"
+			v += ":Patient"
 		}
 		q = append(q, v, v)
 	}
