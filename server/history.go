@@ -99,9 +99,23 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		c.Error(err)
 		return
 	}
+	// _summary and _elements reduce each version as they do a search's
+	// matches; _summary=count, like _count=0, asks for the total alone.
+	shape := url.Values{}
+	switch summary := params.Get("_summary"); summary {
+	case "", "false", "count":
+	case "true", "text", "data":
+		shape.Set("_summary", summary)
+	default:
+		c.Error(errorf(http.StatusBadRequest, "invalid", "_summary must be true, text, data, count or false, not %q", truncate(summary, 20)).at("_summary"))
+		return
+	}
+	if elements := params.Get("_elements"); elements != "" {
+		shape.Set("_elements", elements)
+	}
 	// _count=0 asks for the total alone, as in a search; otherwise the
 	// links state the page size used, which may be lower than asked.
-	countOnly := q.Count == 0
+	countOnly := q.Count == 0 || params.Get("_summary") == "count"
 	if countOnly {
 		q.Count = 1
 	} else if params.Has("_count") {
@@ -150,7 +164,14 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.requestURL(c, next)})
 	}
 	for _, v := range page.Versions {
-		b.Entry = append(b.Entry, historyEntry(base, v))
+		e := historyEntry(base, v)
+		if e.Resource != nil {
+			if e.Resource, err = subset(v.Type, v.JSON, shape); err != nil {
+				c.Error(err)
+				return
+			}
+		}
+		b.Entry = append(b.Entry, e)
 	}
 	body, err := b.encode()
 	if err != nil {

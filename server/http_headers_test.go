@@ -468,7 +468,8 @@ func TestHistoryCountZero(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		id := c.create("Patient", headersPatient)["id"].(string)
 		c.create("Patient", headersPatient)
-		for path, want := range map[string]float64{"/Patient/_history?_count=0": 2, "/Patient/" + id + "/_history?_count=0": 1} {
+		for path, want := range map[string]float64{"/Patient/_history?_count=0": 2, "/Patient/" + id + "/_history?_count=0": 1,
+			"/Patient/_history?_summary=count": 2, "/_history?_summary=count&_type=Patient": 2} {
 			b := c.do("GET", path, "").want(t, http.StatusOK).json(t)
 			if b["total"] != want || b["entry"] != nil {
 				t.Errorf("GET %s: total %v, entries %v; want %v and none", path, b["total"], b["entry"], want)
@@ -479,6 +480,63 @@ func TestHistoryCountZero(t *testing.T) {
 				}
 			}
 		}
+	})
+}
+
+// TestHistorySubset checks that _summary and _elements reduce the versions
+// of a history as they do the matches of a search, marked SUBSETTED, and
+// that a deletion stays an entry without a resource.
+func TestHistorySubset(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Ann</div>"},`+
+			`"name":[{"family":"Lee"}],"gender":"female","birthDate":"1970-01-01","photo":[{"contentType":"image/png","data":"AAAA"}]}`)["id"].(string)
+		c.do("DELETE", "/Patient/"+id, "").want(t, http.StatusNoContent)
+		for _, tt := range []struct {
+			query      string
+			kept, gone []string
+		}{
+			{"_elements=name", []string{"name", "id", "meta"}, []string{"gender", "birthDate", "photo", "text"}},
+			{"_summary=true", []string{"name", "gender", "birthDate"}, []string{"photo", "text"}},
+			{"_summary=text", []string{"text", "id"}, []string{"name", "photo"}},
+			{"_summary=data", []string{"name", "photo"}, []string{"text"}},
+		} {
+			for _, path := range []string{"/Patient/" + id + "/_history", "/Patient/_history", "/_history"} {
+				b := c.do("GET", path+"?"+tt.query, "").want(t, http.StatusOK).json(t)
+				var found bool
+				for _, e := range get(b, "entry").([]any) {
+					if str(e, "request", "method") == "DELETE" {
+						if get(e, "resource") != nil {
+							t.Errorf("%s?%s: the deletion carries a resource", path, tt.query)
+						}
+						continue
+					}
+					r, _ := get(e, "resource").(map[string]any)
+					if r["id"] != id {
+						continue
+					}
+					found = true
+					for _, k := range tt.kept {
+						if r[k] == nil {
+							t.Errorf("%s?%s: %s left out: %v", path, tt.query, k, r)
+						}
+					}
+					for _, k := range tt.gone {
+						if r[k] != nil {
+							t.Errorf("%s?%s: %s kept: %v", path, tt.query, k, r)
+						}
+					}
+					if str(r, "meta", "tag", 0, "code") != "SUBSETTED" {
+						t.Errorf("%s?%s: not tagged SUBSETTED: %v", path, tt.query, r["meta"])
+					}
+				}
+				if !found {
+					t.Errorf("%s?%s: the Patient's version is not in the history", path, tt.query)
+				}
+			}
+		}
+		c.do("GET", "/Patient/"+id+"/_history?_elements=shoeSize", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
+		c.do("GET", "/Patient/"+id+"/_history?_summary=bogus", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_summary")
+		c.do("GET", "/Patient/"+id+"/_history?_summary=true&_elements=name", "").want(t, http.StatusBadRequest)
 	})
 }
 
