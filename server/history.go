@@ -94,6 +94,20 @@ func (a *api) historySystem(c *gin.Context) {
 // newest version first, paged by an opaque cursor.
 func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 	params := c.Request.URL.Query()
+	// A parameter a history does not take (_list among them, which R4
+	// names and this server does not support) is left out of the links,
+	// which state what was applied, or refused when the client asks for
+	// strict handling; a history Bundle has no place for a warning.
+	for name := range params {
+		if historyParams[name] {
+			continue
+		}
+		if preference(c, "handling") == "strict" {
+			c.Error(errorf(http.StatusBadRequest, "not-supported", "parameter %s is not supported on a history", truncate(name, 64)).at(name))
+			return
+		}
+		params.Del(name)
+	}
 	var err error
 	if q.Count, err = parseCount(params.Get("_count"), a.pageLimit()); err != nil {
 		c.Error(err)
@@ -179,6 +193,12 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		return
 	}
 	writeFHIR(c, http.StatusOK, body)
+}
+
+// historyParams are the parameters a history takes.
+var historyParams = map[string]bool{
+	"_count": true, "_since": true, "_at": true, "_cursor": true,
+	"_summary": true, "_elements": true, "_format": true, "_pretty": true,
 }
 
 // historyEntry describes one version as the interaction that made it.

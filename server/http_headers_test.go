@@ -537,6 +537,16 @@ func TestHistorySubset(t *testing.T) {
 		c.do("GET", "/Patient/"+id+"/_history?_elements=shoeSize", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
 		c.do("GET", "/Patient/"+id+"/_history?_summary=bogus", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_summary")
 		c.do("GET", "/Patient/"+id+"/_history?_summary=true&_elements=name", "").want(t, http.StatusBadRequest)
+
+		// What a history does not take is left out of its links, or
+		// refused under strict handling.
+		b := c.do("GET", "/Patient/"+id+"/_history?_list=x&shoe-size=9&_count=1", "").want(t, http.StatusOK).json(t)
+		for _, l := range get(b, "link").([]any) {
+			if u := str(l, "url"); strings.Contains(u, "_list") || strings.Contains(u, "shoe-size") || !strings.Contains(u, "_count=1") {
+				t.Errorf("%s link %s", str(l, "relation"), u)
+			}
+		}
+		c.do("GET", "/Patient/"+id+"/_history?_list=x", "", "Prefer", "handling=strict").want(t, http.StatusBadRequest).outcome(t, "not-supported", "_list")
 	})
 }
 
