@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
@@ -310,8 +311,7 @@ func (a *api) searchSystem(c *gin.Context) {
 		counts = true
 	)
 	for _, typ := range types {
-		cur, more := cursors[typ]
-		if !more {
+		if _, more := cursors[typ]; !more {
 			continue
 		}
 		plan, err := a.parseSearch(c, typ, params)
@@ -319,7 +319,19 @@ func (a *api) searchSystem(c *gin.Context) {
 			c.Error(err)
 			return
 		}
-		plan.Query.Cursor = cur
+		plans = append(plans, plan)
+	}
+	if err := commonToAll(plans); err != nil {
+		c.Error(err)
+		return
+	}
+	// Every plan now ignores the same parameters: one warning says so.
+	for _, plan := range plans[min(1, len(plans)):] {
+		plan.Ignored = nil
+	}
+	for _, plan := range plans {
+		typ := plan.Query.Type
+		plan.Query.Cursor = cursors[typ]
 		page, err := f.Find(c.Request.Context(), plan.Query)
 		if err != nil {
 			c.Error(err)
@@ -332,7 +344,7 @@ func (a *api) searchSystem(c *gin.Context) {
 		if page.Next != "" {
 			next[typ] = page.Next
 		}
-		plans, pages = append(plans, plan), append(pages, page)
+		pages = append(pages, page)
 	}
 	applied := url.Values{}
 	if len(plans) > 0 {
@@ -358,6 +370,28 @@ func (a *api) searchSystem(c *gin.Context) {
 		}
 	}
 	a.writeSearchset(c, b)
+}
+
+// commonToAll refuses a search across types with a parameter that some of
+// them apply and the others ignore: R4 has every parameter of such a
+// search be common to all the types it names (search.html, search
+// contexts), and ignoring it for some would answer all of their resources.
+// A parameter that none of them applies is ignored, as in a search of one
+// type.
+func commonToAll(plans []*search.Plan) error {
+	ignoredBy := map[string][]string{}
+	for _, plan := range plans {
+		for _, e := range plan.Ignored {
+			ignoredBy[e.Expression] = append(ignoredBy[e.Expression], plan.Query.Type)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(ignoredBy)) {
+		if by := ignoredBy[name]; len(by) < len(plans) {
+			return errorf(http.StatusBadRequest, "not-supported",
+				"%s does not apply to %s: a search across types takes only the parameters common to all of them", truncate(name, 64), strings.Join(by, ", ")).at(name)
+		}
+	}
+	return nil
 }
 
 // A system search cursor maps each type that has more pages to its cursor.

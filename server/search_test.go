@@ -122,6 +122,18 @@ func TestSearchHTTP(t *testing.T) {
 			})
 		}
 
+		t.Run("search across types takes the parameters common to them", func(t *testing.T) {
+			// family is a Patient parameter only: ignoring it for the
+			// Observations would answer every one of them.
+			c.do("GET", "?_type=Patient,Observation&family=smith", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "family")
+			c.do("GET", "?family=smith", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "family")
+			// A parameter none of them has is ignored, with one warning.
+			b := c.do("GET", "?_type=Patient,Organization&_id=a,o1&shoe-size=9", "").searchset(t)
+			if got := b.ids("match"); got != "Patient/a Organization/o1" || strings.Count(b.ids("outcome"), "OperationOutcome") != 1 || strings.Contains(b.link("self"), "shoe-size") {
+				t.Errorf("matches %q, outcomes %q, self %q", got, b.ids("outcome"), b.link("self"))
+			}
+			c.do("GET", "?_type=Patient,Organization&shoe-size=9", "", "Prefer", "handling=strict").want(t, http.StatusBadRequest).outcome(t, "not-supported", "shoe-size")
+		})
 		t.Run("revinclude of any type", func(t *testing.T) {
 			// It names no type to look in: ignored with a warning, and
 			// left out of the self link, or refused when strict.
