@@ -284,6 +284,8 @@ func TestPatientContextConfines(t *testing.T) {
 			wantIDs(t, "_has on Patient", app("GET", "/Patient?_has:Observation:subject:code=2-2", ""))
 			wantIDs(t, "_type", app("GET", "?_type=Patient,Observation,Encounter", ""), "Patient/a", "Observation/oa", "Encounter/ea")
 			wantIDs(t, "compartment of the other", app("GET", "/Patient/b/Observation", ""))
+			wantIDs(t, "compartment of the other, every type", app("GET", "/Patient/b/*", ""))
+			wantIDs(t, "compartment of the other, every type", app("GET", "/Patient/b/*?_type=Observation,Encounter", ""))
 			// The audit trail of the app's own requests is in patient a's
 			// compartment too, so it is left out of what follows.
 			hist := app("GET", "/_history", "").want(t, 200)

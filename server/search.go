@@ -114,7 +114,7 @@ func (a *api) searchType(c *gin.Context) {
 }
 
 // searchCompartment answers GET /Patient/{id}/{type}: a search on type
-// restricted to the Patient's compartment.
+// restricted to the Patient's compartment, or on every type in it for *.
 func (a *api) searchCompartment(c *gin.Context) {
 	if c.Param("type") != "Patient" {
 		c.Error(errorf(http.StatusNotFound, "not-supported", "only the Patient compartment is searchable"))
@@ -126,6 +126,10 @@ func (a *api) searchCompartment(c *gin.Context) {
 		return
 	}
 	typ := c.Param("compartment")
+	if typ == "*" {
+		a.searchCompartmentAll(c, id)
+		return
+	}
 	if !isServed(typ) {
 		c.Error(errorf(http.StatusNotFound, "not-supported", "resource type %q is not served here", truncate(typ, 64)))
 		return
@@ -268,28 +272,52 @@ func (a *api) searchURL(c *gin.Context, params url.Values, cursor string) string
 	return u
 }
 
-// searchSystem answers a search across resource types (GET /fhir?_type=…):
-// each type is searched with the same parameters, and each page holds the
-// next page of every type that has more. Its cursor holds the cursor of
-// each such type; it pages forward only (no previous link).
+// searchSystem answers a search across resource types (GET /fhir?_type=…).
 func (a *api) searchSystem(c *gin.Context) {
+	a.searchAcross(c, servedTypes, "", nil)
+}
+
+// searchCompartmentAll answers GET /Patient/{id}/*: a search of every type
+// in the Patient's compartment, each restricted to it.
+func (a *api) searchCompartmentAll(c *gin.Context, id string) {
+	var types []string
+	for _, t := range servedTypes {
+		if _, ok := a.search.Compartment(t, id); ok {
+			types = append(types, t)
+		}
+	}
+	a.searchAcross(c, types, "in the Patient compartment", func(typ string) store.Clause {
+		clause, _ := a.search.Compartment(typ, id)
+		return clause
+	})
+}
+
+// searchAcross searches each of types, or those of them that _type names,
+// with the same parameters, each narrowed by narrow when set; where says
+// where types are (for an error naming a type outside them). Each page
+// holds the next page of every type that has more. Its cursor holds the
+// cursor of each such type; it pages forward only (no previous link).
+func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow func(typ string) store.Clause) {
 	params, err := searchParams(c)
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	types := servedTypes
 	if list := params.Get("_type"); list != "" {
-		types = nil
+		var named []string
 		for _, t := range strings.Split(list, ",") {
-			if t = strings.TrimSpace(t); !isServed(t) {
+			switch t = strings.TrimSpace(t); {
+			case !isServed(t):
 				c.Error(errorf(http.StatusBadRequest, "not-supported", "_type: resource type %q is not served here", truncate(t, 64)).at("_type"))
 				return
-			}
-			if !slices.Contains(types, t) {
-				types = append(types, t)
+			case !slices.Contains(types, t):
+				c.Error(errorf(http.StatusBadRequest, "not-supported", "_type: %s resources are not %s", t, where).at("_type"))
+				return
+			case !slices.Contains(named, t):
+				named = append(named, t)
 			}
 		}
+		types = named
 	}
 	cursors, err := decodeSystemCursor(params.Get("_cursor"), types)
 	if err != nil {
@@ -318,6 +346,9 @@ func (a *api) searchSystem(c *gin.Context) {
 		if err != nil {
 			c.Error(err)
 			return
+		}
+		if narrow != nil {
+			plan.Query.Where = append(plan.Query.Where, narrow(typ))
 		}
 		plans = append(plans, plan)
 	}

@@ -106,6 +106,9 @@ func TestSearchHTTP(t *testing.T) {
 			{"quantity", "/Observation?value-quantity=gt120||mm[Hg]", "Observation/ob1", ""},
 			{"compartment", "/Patient/a/Observation", "Observation/ob1", ""},
 			{"compartment of another patient", "/Patient/b/Observation", "", ""},
+			{"compartment, every type", "/Patient/a/*", "Observation/ob1", ""},
+			{"compartment, every type, narrowed", "/Patient/a/*?_lastUpdated=gt2000-01-01&_type=Observation,Patient", "Observation/ob1", ""},
+			{"compartment, every type, of another patient", "/Patient/c/*", "", ""},
 			{"system search", "?_type=Patient,Organization&_id=a,o1", "Patient/a Organization/o1", ""},
 			{"NUL in a prefix", "/Patient?name=o%00", "", ""},
 			{"NUL in contains", "/Patient?name:contains=%00", "", ""},
@@ -133,6 +136,11 @@ func TestSearchHTTP(t *testing.T) {
 				t.Errorf("matches %q, outcomes %q, self %q", got, b.ids("outcome"), b.link("self"))
 			}
 			c.do("GET", "?_type=Patient,Organization&shoe-size=9", "", "Prefer", "handling=strict").want(t, http.StatusBadRequest).outcome(t, "not-supported", "shoe-size")
+		})
+		t.Run("compartment of every type refuses", func(t *testing.T) {
+			c.do("GET", "/Patient/a/*?_type=Organization", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "_type")
+			c.do("GET", "/Patient/a/*?family=smith", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "family")
+			c.do("GET", "/Organization/o1/*", "").want(t, http.StatusNotFound)
 		})
 		t.Run("revinclude of any type", func(t *testing.T) {
 			// It names no type to look in: ignored with a warning, and
