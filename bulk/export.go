@@ -223,6 +223,9 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	default:
 		return nil, operation.Errorf(400, "not-supported", "", "$export is served on the system, on Patient and on a Group instance, not on %s", strings.Trim(inv.Type+"/"+inv.ID, "/"))
 	}
+	if err := checkKickOffParams(inv); err != nil {
+		return nil, err
+	}
 	if f, err := inv.Text("_outputFormat"); err != nil {
 		return nil, err
 	} else if f != "" && !slices.Contains(ndjsonFormats, f) {
@@ -256,9 +259,6 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 			j.TypeFilters = append(j.TypeFilters, one)
 		}
 	}
-	if inc := inv.Texts("includeAssociatedData"); len(inc) > 0 {
-		return nil, operation.Errorf(400, "not-supported", "includeAssociatedData", "includeAssociatedData is not supported")
-	}
 	if e.Jobs() >= maxJobs {
 		return nil, operation.Errorf(429, "throttled", "", "%d exports are running; try again later", maxJobs)
 	}
@@ -277,6 +277,28 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	owner := *p
 	e.start(id, ver, j, &owner)
 	return &operation.Result{Status: 202, Header: map[string]string{"Content-Location": e.statusURL(id)}}, nil
+}
+
+// kickOffParams are the kick-off parameters an export applies; _format
+// and _pretty ask for the form of an error's OperationOutcome.
+var kickOffParams = []string{"_outputFormat", "_since", "_type", "_typeFilter", "_format", "_pretty"}
+
+// checkKickOffParams refuses a kick-off parameter the export does not apply
+// (_elements, patient, includeAssociatedData, or one it does not know),
+// unless the client sent Prefer: handling=lenient, as the Bulk Data IG
+// has it: exported without it, a client asking for a narrower export
+// (one patient, fewer elements) would get more data than it asked for.
+func checkKickOffParams(inv *operation.Invocation) error {
+	if inv.Handling == "lenient" {
+		return nil
+	}
+	for _, name := range inv.Names() {
+		if !slices.Contains(kickOffParams, name) {
+			return operation.Errorf(400, "not-supported", name,
+				"%s is not supported by this export; send Prefer: handling=lenient to have unsupported parameters ignored", name)
+		}
+	}
+	return nil
 }
 
 // maxJobs bounds the exports running at once in one process, so that

@@ -104,16 +104,39 @@ func TestExportRefused(t *testing.T) {
 			t.Errorf("no token: %d", r.status)
 		}
 		for _, q := range []string{"_outputFormat=text/csv", "_since=yesterday", "_type=Spaceship", "_typeFilter=Observation%3Fcolour%3Dred",
-			"_type=Patient&_typeFilter=Observation%3Fcategory%3Dlaboratory", "includeAssociatedData=LatestProvenanceResources"} {
+			"_type=Patient&_typeFilter=Observation%3Fcategory%3Dlaboratory", "includeAssociatedData=LatestProvenanceResources",
+			// Parameters the export does not apply: left out, each would
+			// export more than was asked for.
+			"_elements=id", "patient=Patient/p1", "organizeOutputBy=Patient", "shoe-size=9"} {
 			if r := e.do("admin", "GET", "/$export?"+q, ""); r.status != 400 || !strings.Contains(r.body, "OperationOutcome") {
 				t.Errorf("%s: %d %s", q, r.status, r.body)
 			}
+		}
+		post := `{"resourceType":"Parameters","parameter":[{"name":"patient","valueReference":{"reference":"Patient/p1"}}]}`
+		if r := e.do("admin", "POST", "/Patient/$export", post, "Prefer", "respond-async"); r.status != 400 || !strings.Contains(r.body, "patient") {
+			t.Errorf("POST with patient: %d %s", r.status, r.body)
 		}
 		if r := e.do("admin", "GET", "/Observation/$export", ""); r.status != 400 && r.status != 404 {
 			t.Errorf("Observation/$export: %d", r.status)
 		}
 		if e.x.Jobs() != 0 {
 			t.Errorf("%d jobs started", e.x.Jobs())
+		}
+	})
+}
+
+// TestExportLenient: under Prefer: handling=lenient a parameter the export
+// does not apply is ignored rather than refused.
+func TestExportLenient(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", `{"resourceType":"Patient","id":"p1","name":[{"family":"Lenient"}]}`)
+		r := e.do("admin", "GET", "/$export?_type=Patient&_elements=id", "", "Prefer", "respond-async, handling=lenient")
+		if r.status != 202 {
+			t.Fatalf("kick-off: %d %s", r.status, r.body)
+		}
+		files := e.files("admin", e.wait("admin", r.header.Get("Content-Location")))
+		if !strings.Contains(files["Patient"], `"Lenient"`) {
+			t.Errorf("the Patient was exported subsetted, or not at all: %v", files)
 		}
 	})
 }

@@ -11,7 +11,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,6 +71,9 @@ type Invocation struct {
 	ContentType string
 	// Query holds the query parameters, the parameters of a GET.
 	Query url.Values
+	// Handling is the client's handling preference (Prefer: handling=…):
+	// "strict", "lenient", or "" when it states none.
+	Handling string
 	// Store reads and writes for the caller, as the REST API would.
 	Store Store
 }
@@ -199,6 +204,26 @@ func (inv *Invocation) Text(name string) (string, error) {
 		return "", Errorf(400, "invalid", "Parameters.parameter.where(name='"+name+"')", "parameter %s is given %d times; it takes one value", name, len(ps))
 	}
 	return primitive(ps[0]), nil
+}
+
+// Names returns the names of the parameters given, from the Parameters
+// body and the query string, each once, in the order first given.
+func (inv *Invocation) Names() []string {
+	var out []string
+	add := func(name string) {
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	if inv.Parameters != nil {
+		for _, p := range inv.Parameters.Parameter {
+			add(p.Name.Get())
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(inv.Query)) {
+		add(name)
+	}
+	return out
 }
 
 // Texts returns every value of a repeatable primitive parameter.
