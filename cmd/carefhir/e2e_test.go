@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"carefhir/care"
 	"carefhir/cmd/carefhir/internal/loadgen"
 	"carefhir/store/mongo/ferrettest"
 )
@@ -377,6 +379,51 @@ func TestRequestLinesLoggedUpToShutdownAreWritten(t *testing.T) {
 		at := strings.Index(logs, fmt.Sprintf(`"request_id":"before-stop-%d"`, i))
 		if at < 0 || at > stopped {
 			t.Fatalf("the line of request %d is missing or after the stop (at %d, stopped at %d)", i, at, stopped)
+		}
+	}
+}
+
+// TestServedOperationsHaveCanonicalDefinitions checks that every operation
+// carefhir serve lists in its CapabilityStatement names its
+// OperationDefinition by an HL7 canonical (the core spec, Bulk Data, the
+// subscriptions backport) or by carefhir's own canonical base, one base for
+// all of carefhir's definitions.
+func TestServedOperationsHaveCanonicalDefinitions(t *testing.T) {
+	p := start(t, "--data", t.TempDir())
+	resp, err := http.Get(p.base + "/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cs struct {
+		Rest []struct {
+			Operation []struct{ Name, Definition string }
+			Resource  []struct {
+				Type      string
+				Operation []struct{ Name, Definition string }
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil || len(cs.Rest) != 1 {
+		t.Fatalf("metadata: %v", err)
+	}
+	ops := cs.Rest[0].Operation
+	for _, r := range cs.Rest[0].Resource {
+		ops = append(ops, r.Operation...)
+	}
+	seen := map[string]bool{}
+	for _, op := range ops {
+		if seen[op.Definition] {
+			continue
+		}
+		seen[op.Definition] = true
+		if !strings.HasPrefix(op.Definition, "http://hl7.org/fhir/") && !strings.HasPrefix(op.Definition, care.Base+"/OperationDefinition/") {
+			t.Errorf("$%s is defined by %s, under neither HL7's canonical base nor carefhir's (%s)", op.Name, op.Definition, care.Base)
+		}
+	}
+	for _, want := range []string{"import", "export-gp", "caseload", "everything", "meta-add"} {
+		if !slices.ContainsFunc(ops, func(op struct{ Name, Definition string }) bool { return op.Name == want }) {
+			t.Errorf("$%s is not listed", want)
 		}
 	}
 }

@@ -54,14 +54,14 @@ func (im *Importer) Operations() []operation.Operation {
 	return []operation.Operation{
 		{
 			Name:       "import",
-			Definition: "http://carefhir.dev/fhir/OperationDefinition/import",
+			Definition: "https://carefhir.example.org/fhir/OperationDefinition/import",
 			Levels:     operation.System,
 			RawBody:    true,
 			Invoke:     im.invokeImport,
 		},
 		{
 			Name:       "export-gp",
-			Definition: "http://carefhir.dev/fhir/OperationDefinition/export-gp",
+			Definition: "https://carefhir.example.org/fhir/OperationDefinition/export-gp",
 			Levels:     operation.Instance,
 			Types:      []string{"Patient", "Appointment"},
 			Idempotent: true,
