@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"carefhir/fhir"
 	"carefhir/fhir/search"
 	"carefhir/store"
 )
@@ -356,6 +357,10 @@ func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow 
 		c.Error(err)
 		return
 	}
+	if err := elementsAcross(plans); err != nil {
+		c.Error(err)
+		return
+	}
 	// Every plan now ignores the same parameters: one warning says so.
 	for _, plan := range plans[min(1, len(plans)):] {
 		plan.Ignored = nil
@@ -421,6 +426,30 @@ func commonToAll(plans []*search.Plan) error {
 			return errorf(http.StatusBadRequest, "not-supported",
 				"%s does not apply to %s: a search across types takes only the parameters common to all of them", truncate(name, 64), strings.Join(by, ", ")).at(name)
 		}
+	}
+	return nil
+}
+
+// elementsAcross fits the _elements of a search across types to each type:
+// an element has to be one of at least one of the types, and each type
+// keeps the elements it has (and, as always, its id, meta and mandatory
+// elements), rather than a name another type has being an error.
+func elementsAcross(plans []*search.Plan) error {
+	if len(plans) < 2 || len(plans[0].Elements) == 0 {
+		return nil
+	}
+	has := func(typ, name string) bool { return slices.Contains(fhir.ElementNames(typ), name) }
+	for _, name := range plans[0].Elements {
+		if !slices.ContainsFunc(plans, func(p *search.Plan) bool { return has(p.Query.Type, name) }) {
+			return errorf(http.StatusBadRequest, "invalid", "_elements: %q is an element of none of the types searched", truncate(name, 64)).at("_elements")
+		}
+	}
+	for _, plan := range plans {
+		kept := slices.DeleteFunc(slices.Clone(plan.Elements), func(name string) bool { return !has(plan.Query.Type, name) })
+		if len(kept) == 0 {
+			kept = []string{"id"} // the id, meta and mandatory elements alone
+		}
+		plan.Elements = kept
 	}
 	return nil
 }

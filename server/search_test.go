@@ -137,6 +137,28 @@ func TestSearchHTTP(t *testing.T) {
 			}
 			c.do("GET", "?_type=Patient,Organization&shoe-size=9", "", "Prefer", "handling=strict").want(t, http.StatusBadRequest).outcome(t, "not-supported", "shoe-size")
 		})
+		t.Run("elements across types", func(t *testing.T) {
+			// Each type keeps the elements it has, with its id and meta
+			// and mandatory elements.
+			resp := c.do("GET", "?_type=Patient,Observation&_id=a,ob1&_elements=name,subject", "")
+			if got := resp.searchset(t).ids("match"); got != "Patient/a Observation/ob1" {
+				t.Fatalf("matches %q", got)
+			}
+			for _, e := range get(resp.json(t), "entry").([]any) {
+				r, _ := get(e, "resource").(map[string]any)
+				switch r["resourceType"] {
+				case "Patient":
+					if r["name"] == nil || r["birthDate"] != nil {
+						t.Errorf("Patient: %v", r)
+					}
+				case "Observation":
+					if r["subject"] == nil || r["status"] == nil || r["valueQuantity"] != nil {
+						t.Errorf("Observation: %v", r)
+					}
+				}
+			}
+			c.do("GET", "?_type=Patient,Observation&_elements=shoeSize", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
+		})
 		t.Run("compartment of every type refuses", func(t *testing.T) {
 			c.do("GET", "/Patient/a/*?_type=Organization", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "_type")
 			c.do("GET", "/Patient/a/*?family=smith", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "family")
