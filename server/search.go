@@ -339,11 +339,15 @@ func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow 
 		next   = map[string]string{}
 		counts = true
 	)
+	if err := includesSearched(params, types); err != nil {
+		c.Error(err)
+		return
+	}
 	for _, typ := range types {
 		if _, more := cursors[typ]; !more {
 			continue
 		}
-		plan, err := a.parseSearch(c, typ, params)
+		plan, err := a.parseSearch(c, typ, includesOf(params, typ))
 		if err != nil {
 			c.Error(err)
 			return
@@ -382,9 +386,17 @@ func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow 
 		}
 		pages = append(pages, page)
 	}
+	// The parameters applied: the same for every type, but for each
+	// _include, applied to the type it names.
 	applied := url.Values{}
-	if len(plans) > 0 {
-		applied = cloneValues(plans[0].Params)
+	for _, plan := range plans {
+		for name, values := range plan.Params {
+			for _, v := range values {
+				if !slices.Contains(applied[name], v) {
+					applied.Add(name, v)
+				}
+			}
+		}
 	}
 	if list := c.Request.URL.Query().Get("_type"); list != "" {
 		applied.Set("_type", list)
@@ -428,6 +440,38 @@ func commonToAll(plans []*search.Plan) error {
 		}
 	}
 	return nil
+}
+
+// includesSearched refuses an _include (without iterate) of a type that
+// is not searched: none of its matches could have the references it names.
+func includesSearched(params url.Values, types []string) error {
+	for _, v := range params["_include"] {
+		if src, _, _ := strings.Cut(v, ":"); v != "*" && !slices.Contains(types, src) {
+			return errorf(http.StatusBadRequest, "invalid", "_include=%s names %s, which is not searched", truncate(v, 100), truncate(src, 64)).at("_include")
+		}
+	}
+	return nil
+}
+
+// includesOf returns the parameters of a search across types as they apply
+// to typ: an _include (without iterate) follows the references of the type
+// it names, so it is left out of the other types' searches.
+func includesOf(params url.Values, typ string) url.Values {
+	incs, ok := params["_include"]
+	if !ok {
+		return params
+	}
+	own := slices.DeleteFunc(slices.Clone(incs), func(v string) bool {
+		src, _, _ := strings.Cut(v, ":")
+		return v != "*" && src != typ
+	})
+	out := cloneValues(params)
+	if len(own) == 0 {
+		delete(out, "_include")
+	} else {
+		out["_include"] = own
+	}
+	return out
 }
 
 // elementsAcross fits the _elements of a search across types to each type:

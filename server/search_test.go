@@ -159,6 +159,17 @@ func TestSearchHTTP(t *testing.T) {
 			}
 			c.do("GET", "?_type=Patient,Observation&_elements=shoeSize", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
 		})
+		t.Run("include across types", func(t *testing.T) {
+			// An _include follows the references of the type it names.
+			b := c.do("GET", "?_type=Patient,Observation&_id=b,ob1&_include=Observation:subject", "").searchset(t)
+			if got, inc := b.ids("match"), b.ids("include"); got != "Patient/b Observation/ob1" || inc != "Patient/a" {
+				t.Errorf("matches %q, included %q", got, inc)
+			}
+			if self := b.link("self"); !strings.Contains(self, "_include=Observation%3Asubject") {
+				t.Errorf("self link %s", self)
+			}
+			c.do("GET", "?_type=Patient,Organization&_include=Observation:subject", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_include")
+		})
 		t.Run("compartment of every type refuses", func(t *testing.T) {
 			c.do("GET", "/Patient/a/*?_type=Organization", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "_type")
 			c.do("GET", "/Patient/a/*?family=smith", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "family")
