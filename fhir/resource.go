@@ -54,6 +54,13 @@ func ElementNames(resourceType string) []string {
 	return slices.Clone(resourceElements[resourceType].all)
 }
 
+// IsElement reports whether name is a top-level JSON property name of
+// resourceType, as ElementNames lists them, without copying the list.
+func IsElement(resourceType, name string) bool {
+	_, ok := slices.BinarySearch(resourceElements[resourceType].all, name)
+	return ok
+}
+
 // withID returns p with its value set to id, keeping its id and extensions;
 // an empty id removes the element.
 func withID(p *Id, id string) *Id {

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -124,8 +126,26 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		c.Error(errorf(http.StatusBadRequest, "invalid", "_summary must be true, text, data, count or false, not %q", truncate(summary, 20)).at("_summary"))
 		return
 	}
-	if elements := params.Get("_elements"); elements != "" {
-		shape.Set("_elements", elements)
+	// A history of the system holds versions of every type: each keeps
+	// the named elements it has, and a name has to be an element of a
+	// type the history may hold (of its own type, below the system).
+	var elements []string
+	if list := params.Get("_elements"); list != "" {
+		if shape.Has("_summary") {
+			c.Error(errorf(http.StatusBadRequest, "invalid", "use either _summary or _elements, not both").at("_elements"))
+			return
+		}
+		for _, name := range strings.Split(list, ",") {
+			elements = append(elements, strings.TrimSpace(name))
+		}
+		types := servedTypes
+		if q.Type != "" {
+			types = []string{q.Type}
+		}
+		if name, none := elementOfNone(types, elements); none {
+			c.Error(errorf(http.StatusBadRequest, "invalid", "_elements: %q is not an element of %s", truncate(name, 64), cmp.Or(q.Type, "any type served")).at("_elements"))
+			return
+		}
 	}
 	// _count=0 asks for the total alone, as in a search; otherwise the
 	// links state the page size used, which may be lower than asked.
@@ -179,6 +199,9 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 	}
 	for _, v := range page.Versions {
 		e := historyEntry(base, v)
+		if elements != nil {
+			shape.Set("_elements", strings.Join(elementsOf(v.Type, elements), ","))
+		}
 		if e.Resource != nil {
 			if e.Resource, err = subset(v.Type, v.JSON, shape); err != nil {
 				c.Error(err)

@@ -535,12 +535,38 @@ func TestHistorySubset(t *testing.T) {
 			}
 		}
 		c.do("GET", "/Patient/"+id+"/_history?_elements=shoeSize", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
+		// The history of the system holds other types: each keeps the
+		// named elements it has, whatever the page holds.
+		c.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueString":"v"}`)
+		b := c.do("GET", "/_history?_elements=name,valueString", "").want(t, http.StatusOK).json(t)
+		var types []string
+		for _, e := range get(b, "entry").([]any) {
+			r, _ := get(e, "resource").(map[string]any)
+			switch r["resourceType"] {
+			case "Patient":
+				if r["name"] == nil || r["gender"] != nil {
+					t.Errorf("Patient in the system history: %v", r)
+				}
+			case "Observation":
+				if r["valueString"] == nil || r["status"] == nil || r["code"] == nil {
+					t.Errorf("Observation in the system history: %v", r)
+				}
+			}
+			if r != nil {
+				types = append(types, r["resourceType"].(string))
+			}
+		}
+		if !slices.Contains(types, "Observation") || !slices.Contains(types, "Patient") {
+			t.Errorf("the system history holds %v", types)
+		}
+		c.do("GET", "/_history?_elements=shoeSize", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
+		c.do("GET", "/Observation/_history?_elements=name", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
 		c.do("GET", "/Patient/"+id+"/_history?_summary=bogus", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_summary")
 		c.do("GET", "/Patient/"+id+"/_history?_summary=true&_elements=name", "").want(t, http.StatusBadRequest)
 
 		// What a history does not take is left out of its links, or
 		// refused under strict handling.
-		b := c.do("GET", "/Patient/"+id+"/_history?_list=x&shoe-size=9&_count=1", "").want(t, http.StatusOK).json(t)
+		b = c.do("GET", "/Patient/"+id+"/_history?_list=x&shoe-size=9&_count=1", "").want(t, http.StatusOK).json(t)
 		for _, l := range get(b, "link").([]any) {
 			if u := str(l, "url"); strings.Contains(u, "_list") || strings.Contains(u, "shoe-size") || !strings.Contains(u, "_count=1") {
 				t.Errorf("%s link %s", str(l, "relation"), u)

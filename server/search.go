@@ -16,7 +16,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"carefhir/fhir"
 	"carefhir/fhir/search"
 	"carefhir/store"
 )
@@ -482,18 +481,15 @@ func elementsAcross(plans []*search.Plan) error {
 	if len(plans) < 2 || len(plans[0].Elements) == 0 {
 		return nil
 	}
-	has := func(typ, name string) bool { return slices.Contains(fhir.ElementNames(typ), name) }
-	for _, name := range plans[0].Elements {
-		if !slices.ContainsFunc(plans, func(p *search.Plan) bool { return has(p.Query.Type, name) }) {
-			return errorf(http.StatusBadRequest, "invalid", "_elements: %q is an element of none of the types searched", truncate(name, 64)).at("_elements")
-		}
+	types := make([]string, len(plans))
+	for i, plan := range plans {
+		types[i] = plan.Query.Type
+	}
+	if name, none := elementOfNone(types, plans[0].Elements); none {
+		return errorf(http.StatusBadRequest, "invalid", "_elements: %q is an element of none of the types searched", truncate(name, 64)).at("_elements")
 	}
 	for _, plan := range plans {
-		kept := slices.DeleteFunc(slices.Clone(plan.Elements), func(name string) bool { return !has(plan.Query.Type, name) })
-		if len(kept) == 0 {
-			kept = []string{"id"} // the id, meta and mandatory elements alone
-		}
-		plan.Elements = kept
+		plan.Elements = elementsOf(plan.Query.Type, plan.Elements)
 	}
 	return nil
 }

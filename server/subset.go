@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 
 	"carefhir/fhir"
@@ -83,13 +84,9 @@ func subset(typ string, body []byte, q url.Values) ([]byte, error) {
 	drop := map[string]bool{}
 	switch summary {
 	case "":
-		valid := map[string]bool{}
-		for _, name := range fhir.ElementNames(typ) {
-			valid[name] = true
-		}
 		for _, name := range strings.Split(elements, ",") {
 			name = strings.TrimSpace(name)
-			if !valid[name] {
+			if !fhir.IsElement(typ, name) {
 				return nil, errorf(http.StatusBadRequest, "invalid", "_elements: %q is not an element of %s", truncate(name, 64), typ).at("_elements")
 			}
 			keep[name] = true
@@ -123,6 +120,28 @@ func subset(typ string, body []byte, q url.Values) ([]byte, error) {
 		out = append(out, m)
 	}
 	return object(out), nil
+}
+
+// elementsOf returns those of the _elements names that are elements of
+// typ, for a Bundle of several types; when none is, "id", which keeps the
+// id, meta and mandatory elements alone.
+func elementsOf(typ string, names []string) []string {
+	kept := slices.DeleteFunc(slices.Clone(names), func(name string) bool { return !fhir.IsElement(typ, name) })
+	if len(kept) == 0 {
+		return []string{"id"}
+	}
+	return kept
+}
+
+// elementOfNone returns the first of names that is an element of none of
+// types, and false when each is an element of one.
+func elementOfNone(types, names []string) (string, bool) {
+	for _, name := range names {
+		if !slices.ContainsFunc(types, func(typ string) bool { return fhir.IsElement(typ, name) }) {
+			return name, true
+		}
+	}
+	return "", false
 }
 
 // tagSubsetted adds the SUBSETTED tag to a meta element.
