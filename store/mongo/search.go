@@ -756,7 +756,7 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) (ou
 		}
 		// Revincludes: the resources that reference the frontier.
 		for _, inc := range q.RevInclude {
-			if (round > 0 && !inc.Iterate) || !validType(inc.Type) || inc.Param == "*" {
+			if (round > 0 && !inc.Iterate) || !validType(inc.Type) {
 				continue
 			}
 			keys := bson.A{}

@@ -552,7 +552,7 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 			}
 		}
 		for _, inc := range q.RevInclude {
-			if round > 0 && !inc.Iterate || inc.Param == "*" {
+			if round > 0 && !inc.Iterate {
 				continue
 			}
 			var keys []any
