@@ -96,15 +96,21 @@ type capabilityStatement struct {
 		Description string `json:"description"`
 		URL         string `json:"url"`
 	} `json:"implementation"`
-	FHIRVersion string   `json:"fhirVersion"`
-	Format      []string `json:"format"`
-	Rest        []struct {
-		Mode        string         `json:"mode"`
-		Security    *capSecurity   `json:"security,omitempty"`
-		Resource    []capResource  `json:"resource"`
-		Interaction []code         `json:"interaction"`
-		Operation   []capOperation `json:"operation,omitempty"`
-	} `json:"rest"`
+	FHIRVersion string    `json:"fhirVersion"`
+	Format      []string  `json:"format"`
+	Rest        []capRest `json:"rest"`
+}
+
+// capRest is the server's rest element.
+type capRest struct {
+	Mode        string         `json:"mode"`
+	Security    *capSecurity   `json:"security,omitempty"`
+	Resource    []capResource  `json:"resource"`
+	Interaction []code         `json:"interaction"`
+	Operation   []capOperation `json:"operation,omitempty"`
+	// Compartment lists the compartments searched through: the
+	// Patient's ([base]/Patient/[id]/[type] and /*).
+	Compartment []string `json:"compartment,omitempty"`
 }
 
 type capResource struct {
@@ -176,18 +182,13 @@ func (a *api) capabilityStatement(base string) ([]byte, error) {
 	cs.Implementation.URL = base
 	cs.FHIRVersion = "4.0.1"
 	cs.Format = []string{"application/fhir+json", "json"}
-	cs.Rest = make([]struct {
-		Mode        string         `json:"mode"`
-		Security    *capSecurity   `json:"security,omitempty"`
-		Resource    []capResource  `json:"resource"`
-		Interaction []code         `json:"interaction"`
-		Operation   []capOperation `json:"operation,omitempty"`
-	}, 1)
+	cs.Rest = make([]capRest, 1)
 	rest := &cs.Rest[0]
 	rest.Mode = "server"
 	rest.Security = a.security()
 	rest.Interaction = codes(a.caps.systemInteractions)
 	rest.Operation = a.caps.systemOperations
+	rest.Compartment = []string{"http://hl7.org/fhir/CompartmentDefinition/patient"}
 	for _, typ := range servedTypes {
 		rest.Resource = append(rest.Resource, capResource{
 			Type:              typ,

@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -109,6 +110,13 @@ func TestMetaOperations(t *testing.T) {
 			m := returnedMeta(t, c.do("GET", path+"/_history/1/$meta", "").want(t, http.StatusOK))
 			if got := strings.Join(labels(m, "tag"), " "); got != "http://example.org/tags|a" || str(m, "versionId") != "1" {
 				t.Errorf("version 1's meta: %v", m)
+			}
+			// HEAD is the GET without its body, on an instance and a version.
+			for _, p := range []string{path + "/$meta", path + "/_history/1/$meta"} {
+				get, head := c.do("GET", p, "").want(t, http.StatusOK), c.do("HEAD", p, "").want(t, http.StatusOK)
+				if len(head.body) != 0 || head.header.Get("Content-Length") != strconv.Itoa(len(get.body)) {
+					t.Errorf("HEAD %s: body %q, Content-Length %q; the GET's body is %d bytes", p, head.body, head.header.Get("Content-Length"), len(get.body))
+				}
 			}
 			c.do("GET", path+"/_history/9/$meta", "").want(t, http.StatusNotFound)
 			c.do("POST", path+"/_history/1/$meta-add", metaParams(`{"tag":[{"code":"x"}]}`)).want(t, http.StatusNotFound)

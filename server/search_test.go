@@ -286,6 +286,7 @@ func TestCapabilitiesSearch(t *testing.T) {
 	var cs struct {
 		Rest []struct {
 			Interaction []struct{ Code string }
+			Compartment []string
 			Resource    []struct {
 				Type             string
 				SearchParam      []struct{ Name, Type, Definition string }
@@ -325,5 +326,9 @@ func TestCapabilitiesSearch(t *testing.T) {
 	}
 	if !slices.Contains(system, "search-system") {
 		t.Errorf("system interactions %v lack search-system", system)
+	}
+	// Patient/[id]/[type] and Patient/[id]/* search through it.
+	if got := cs.Rest[0].Compartment; !slices.Equal(got, []string{"http://hl7.org/fhir/CompartmentDefinition/patient"}) {
+		t.Errorf("compartments %v, want the Patient's", got)
 	}
 }
