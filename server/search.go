@@ -281,15 +281,14 @@ func (a *api) searchSystem(c *gin.Context) {
 // in the Patient's compartment, each restricted to it.
 func (a *api) searchCompartmentAll(c *gin.Context, id string) {
 	var types []string
+	clauses := map[string]store.Clause{}
 	for _, t := range servedTypes {
-		if _, ok := a.search.Compartment(t, id); ok {
+		if clause, ok := a.search.Compartment(t, id); ok {
 			types = append(types, t)
+			clauses[t] = clause
 		}
 	}
-	a.searchAcross(c, types, "in the Patient compartment", func(typ string) store.Clause {
-		clause, _ := a.search.Compartment(typ, id)
-		return clause
-	})
+	a.searchAcross(c, types, "in the Patient compartment", func(typ string) store.Clause { return clauses[typ] })
 }
 
 // searchAcross searches each of types, or those of them that _type names,
