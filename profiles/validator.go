@@ -291,6 +291,12 @@ func (v *Validator) ValidateTree(ctx context.Context, resource any, profiles ...
 	}
 	w := &walker{v: v, ctx: ctx}
 	w.validateResource(obj, base, rt)
+	// A profile named by the caller must be checked: one unknown here is an
+	// error (R4 $validate: "If a profile is nominated, and the server cannot
+	// validate against the nominated profile, it SHALL return an error").
+	// One the resource claims in meta.profile is a warning: a claim the
+	// server cannot check does not make the resource invalid.
+	named := len(profiles)
 	all := append([]string(nil), profiles...)
 	if meta, ok := obj["meta"].(map[string]any); ok {
 		if ps, ok := meta["profile"].([]any); ok {
@@ -303,13 +309,15 @@ func (v *Validator) ValidateTree(ctx context.Context, resource any, profiles ...
 	}
 	all = append(all, v.required[rt]...)
 	seen := map[string]bool{}
-	for _, p := range all {
+	for i, p := range all {
 		if seen[canonical(p)] {
 			continue
 		}
 		seen[canonical(p)] = true
 		s := v.structure(p)
 		switch {
+		case s == nil && i < named:
+			w.add("error", "not-supported", rt, "profile %s is not known here, so the resource cannot be checked against it", p)
 		case s == nil:
 			w.add("warning", "not-found", rt+".meta.profile", "profile %s is not known here, so the resource was not checked against it", p)
 		case s.sd.Type != rt:

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"slices"
 
@@ -150,25 +151,12 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 		c.Error(err)
 		return
 	}
-	in, err := decodeBody(c, body, "")
+	in, err := a.validateInput(c, body)
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	res, mode, profile := in, "", ""
-	if p, ok := in.(*fhir.Parameters); ok {
-		res = nil
-		for _, param := range p.Parameter {
-			switch param.Name.Get() {
-			case "resource":
-				res = param.Resource
-			case "mode":
-				mode = param.ValueCode.Get()
-			case "profile":
-				profile = param.ValueUri.Get() + param.ValueCanonical.Get()
-			}
-		}
-	}
+	mode, profile := in.mode, in.profile
 	// The resource may be the body, its other parameters in the URL
 	// (HAPI and the HL7 validator's clients send ?profile=); each may be
 	// given in one place only.
@@ -198,30 +186,125 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 		writeFHIR(c, http.StatusOK, newOutcome(Issue{Severity: "information", Code: "informational", Diagnostics: "no rule prevents deleting " + typ + "/" + id}).marshal())
 		return
 	}
-	if res == nil {
+	if in.resource == nil {
 		c.Error(errorf(http.StatusBadRequest, "required", "no resource to validate: send it, or Parameters with a resource parameter").at("Parameters.parameter"))
 		return
 	}
-	if res.ResourceType() != typ {
-		c.Error(errorf(http.StatusBadRequest, "invalid", "a %s cannot be validated at %s/$validate", res.ResourceType(), typ))
+	if in.resourceType != typ {
+		c.Error(errorf(http.StatusBadRequest, "invalid", "a %s cannot be validated at %s/$validate", truncate(in.resourceType, 64), typ))
 		return
 	}
-	if mode == "update" && id != "" && res.GetID() != id {
-		c.Error(errorf(http.StatusBadRequest, "invalid", "mode update: the resource id %q differs from %q", res.GetID(), id).at(typ + ".id"))
-		return
-	}
-	resJSON, err := fhirjson.Marshal(res)
-	if err != nil {
-		c.Error(err)
+	if mode == "update" && id != "" && in.id != id {
+		c.Error(errorf(http.StatusBadRequest, "invalid", "mode update: the resource id %q differs from %q", truncate(in.id, 64), id).at(typ + ".id"))
 		return
 	}
 	named := a.requiredProfiles(typ)
 	if profile != "" {
 		named = append(slices.Clip(named), profile)
 	}
-	issues := outcomeIssues(a.cfg.Validator.Validate(c.Request.Context(), resJSON, named...))
+	issues := outcomeIssues(a.cfg.Validator.Validate(c.Request.Context(), in.resource, named...))
 	if len(issues) == 0 {
 		issues = append(issues, Issue{Severity: "information", Code: "informational", Diagnostics: "no issues found"})
 	}
 	writeFHIR(c, http.StatusOK, newOutcome(issues...).marshal())
+}
+
+// validateInput is what a $validate request asks to check.
+type validateInput struct {
+	resource         []byte // the resource as JSON; nil when none was sent
+	resourceType, id string
+	mode, profile    string
+}
+
+// validateInput reads the body of $validate: the resource, or Parameters
+// with a resource, a mode and a profile. A body that is FHIR is decoded by
+// the model. A JSON body that the model refuses (an unknown element, a date
+// that does not exist, a string where a number belongs) is still a resource
+// to validate: R4 answers $validate with 200 whether or not the resource is
+// valid, and 4xx only when the validation cannot be performed, so such a
+// body is read as plain JSON and the validator reports every fault in it.
+// Only a body that is not JSON, or whose faults hide what to validate, is
+// 400.
+func (a *api) validateInput(c *gin.Context, body []byte) (validateInput, error) {
+	mt, err := bodyType(c)
+	if err != nil {
+		return validateInput{}, err
+	}
+	res, err := decodeBody(c, body, "")
+	if err != nil {
+		if !jsonTypes[mt] {
+			return validateInput{}, err
+		}
+		in, ok := rawValidateInput(body)
+		if !ok {
+			return validateInput{}, err
+		}
+		return in, nil
+	}
+	var in validateInput
+	if p, ok := res.(*fhir.Parameters); ok {
+		res = nil
+		for _, param := range p.Parameter {
+			switch param.Name.Get() {
+			case "resource":
+				res = param.Resource
+			case "mode":
+				in.mode = param.ValueCode.Get()
+			case "profile":
+				in.profile = param.ValueUri.Get() + param.ValueCanonical.Get()
+			}
+		}
+	}
+	if res == nil {
+		return in, nil
+	}
+	if in.resource, err = fhirjson.Marshal(res); err != nil {
+		return in, err
+	}
+	in.resourceType, in.id = res.ResourceType(), res.GetID()
+	return in, nil
+}
+
+// rawValidateInput reads a $validate body as plain JSON; ok is false when
+// it is not a JSON object with a resourceType, or is Parameters whose
+// parameters cannot be told apart.
+func rawValidateInput(body []byte) (in validateInput, ok bool) {
+	var top struct {
+		ResourceType string            `json:"resourceType"`
+		ID           json.RawMessage   `json:"id"`
+		Parameter    []json.RawMessage `json:"parameter"`
+	}
+	if json.Unmarshal(body, &top) != nil || top.ResourceType == "" {
+		return in, false
+	}
+	if top.ResourceType != "Parameters" {
+		in.resource, in.resourceType = body, top.ResourceType
+		json.Unmarshal(top.ID, &in.id)
+		return in, true
+	}
+	for _, raw := range top.Parameter {
+		var p struct {
+			Name           string          `json:"name"`
+			Resource       json.RawMessage `json:"resource"`
+			ValueCode      string          `json:"valueCode"`
+			ValueURI       string          `json:"valueUri"`
+			ValueCanonical string          `json:"valueCanonical"`
+		}
+		if json.Unmarshal(raw, &p) != nil {
+			return in, false
+		}
+		switch p.Name {
+		case "resource":
+			r, ok := rawValidateInput(p.Resource)
+			if !ok || r.resourceType == "Parameters" {
+				return in, false
+			}
+			in.resource, in.resourceType, in.id = r.resource, r.resourceType, r.id
+		case "mode":
+			in.mode = p.ValueCode
+		case "profile":
+			in.profile = p.ValueURI + p.ValueCanonical
+		}
+	}
+	return in, true
 }

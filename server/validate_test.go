@@ -56,6 +56,58 @@ func TestValidateOperation(t *testing.T) {
 	}, withValidator(false))
 }
 
+// TestValidateUnreadableResource checks that $validate reports, with 200,
+// the faults of a resource the model cannot hold (R4: "returns 200 OK
+// whether or not the resource is valid"), and refuses only what it cannot
+// validate at all.
+func TestValidateUnreadableResource(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tc := range []struct{ body, code, expression string }{
+			{`{"resourceType":"Patient","birthDate":"2020-13-01"}`, "value", "Patient.birthDate"},
+			{`{"resourceType":"Patient","id":"p1","foo":1}`, "structure", "Patient"},
+			{`{"resourceType":"Patient","gender":5}`, "structure", "Patient.gender"},
+			{`{"resourceType":"Parameters","parameter":[{"name":"mode","valueCode":"create"},
+ {"name":"resource","resource":{"resourceType":"Patient","birthDate":"2020-02-30"}}]}`, "value", "Patient.birthDate"},
+		} {
+			r := c.do("POST", "/Patient/$validate", tc.body).want(t, 200)
+			if !strings.Contains(string(r.body), `"severity":"error"`) {
+				t.Errorf("%s: no error reported: %s", tc.body, r.body)
+			}
+			r.outcome(t, tc.code, tc.expression)
+		}
+		// The id of an unreadable resource still has to be the instance's.
+		c.do("POST", "/Patient/other/$validate?mode=update", `{"resourceType":"Patient","id":"p1","foo":1}`).want(t, 404)
+		id := str(c.create("Patient", patient), "id")
+		c.do("POST", "/Patient/"+id+"/$validate?mode=update", `{"resourceType":"Patient","id":"p1","foo":1}`).want(t, 400).outcome(t, "invalid", "Patient.id")
+		// What cannot be validated at all is still 400.
+		for _, body := range []string{`{"resourceType":"Patient",`, `{"gender":"male"}`, `[1,2]`,
+			`{"resourceType":"Observation","foo":1}`,
+			`{"resourceType":"Parameters","parameter":[{"name":"resource","resource":[1]}]}`} {
+			c.do("POST", "/Patient/$validate", body).want(t, 400)
+		}
+		c.do("POST", "/Patient/$validate", `<Patient xmlns="http://hl7.org/fhir"><foo value="1"/></Patient>`, "Content-Type", "application/fhir+xml").want(t, 400)
+	}, withValidator(false))
+}
+
+// TestValidateUnknownProfile checks that a profile named to $validate and
+// not known here is an error, not a warning that leaves the resource valid:
+// R4 "If a profile is nominated, and the server cannot validate against the
+// nominated profile, it SHALL return an error".
+func TestValidateUnknownProfile(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/Patient/$validate?profile=http://example.org/StructureDefinition/nope", patient).want(t, 200)
+		if msg := r.outcome(t, "not-supported", "Patient"); !strings.Contains(msg, "http://example.org/StructureDefinition/nope") {
+			t.Errorf("the issue does not name the profile: %s", msg)
+		}
+		if !strings.Contains(string(r.body), `"severity":"error"`) {
+			t.Errorf("an unknown nominated profile is not an error: %s", r.body)
+		}
+		// A profile the resource claims and the server lacks stays a warning.
+		claimed := `{"resourceType":"Patient","meta":{"profile":["http://example.org/StructureDefinition/nope"]},"gender":"female"}`
+		valid(t, c.do("POST", "/Patient/$validate", claimed).want(t, 200))
+	}, withValidator(false))
+}
+
 // bpWithoutSystolic is a blood pressure Observation without the systolic
 // component the R4 bp profile requires: a valid Observation otherwise.
 const bpWithoutSystolic = `{"resourceType":"Observation","status":"final",
