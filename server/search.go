@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -202,9 +203,21 @@ func (a *api) searchBundle(c *gin.Context, self string, plan *search.Plan, total
 // addEntries adds a page's matches and included resources to b, reduced as
 // _summary or _elements ask, and an outcome entry for ignored parameters.
 func (a *api) addEntries(c *gin.Context, b *bundle, plan *search.Plan, page *store.Page) error {
-	if plan.Summary == "count" {
-		return nil
+	if plan.Summary != "count" {
+		if err := a.addVersions(c, b, plan, page.Matches, "match"); err != nil {
+			return err
+		}
+		if err := a.addVersions(c, b, plan, page.Included, "include"); err != nil {
+			return err
+		}
 	}
+	a.addOutcome(b, plan.Ignored, page.IncludedCut, len(page.Included))
+	return nil
+}
+
+// addVersions adds versions to b as entries of the search mode, reduced as
+// plan's _summary or _elements ask.
+func (a *api) addVersions(c *gin.Context, b *bundle, plan *search.Plan, versions []*store.Version, mode string) error {
 	shape := url.Values{}
 	if plan.Summary != "" {
 		shape.Set("_summary", plan.Summary)
@@ -213,38 +226,32 @@ func (a *api) addEntries(c *gin.Context, b *bundle, plan *search.Plan, page *sto
 		shape.Set("_elements", strings.Join(plan.Elements, ","))
 	}
 	base := a.baseURL(c)
-	add := func(v *store.Version, mode string) error {
+	for _, v := range versions {
 		body, err := subset(v.Type, v.JSON, shape)
 		if err != nil {
 			return err
 		}
 		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: body, Search: &entrySearch{Mode: mode}})
-		return nil
 	}
-	for _, v := range page.Matches {
-		if err := add(v, "match"); err != nil {
-			return err
-		}
-	}
-	for _, v := range page.Included {
-		if err := add(v, "include"); err != nil {
-			return err
-		}
-	}
+	return nil
+}
+
+// addOutcome adds an outcome entry to b for the parameters ignored and the
+// includes cut at the server's bound after included, if any.
+func (a *api) addOutcome(b *bundle, ignored []*search.Error, includedCut bool, included int) {
 	var issues []Issue
-	for _, e := range plan.Ignored {
+	for _, e := range ignored {
 		issues = append(issues, Issue{Severity: "warning", Code: e.Code,
 			Diagnostics: e.Diagnostics + "; the parameter was ignored", Expression: []string{e.Expression}})
 	}
-	if page.IncludedCut {
+	if includedCut {
 		issues = append(issues, Issue{Severity: "warning", Code: "too-costly",
 			Diagnostics: fmt.Sprintf("the included resources stop at the server's bound (1000 a page, 4 rounds of :iterate) "+
-				"after %d; more would be included: ask for fewer matches a page (_count) or fewer includes", len(page.Included))})
+				"after %d; more would be included: ask for fewer matches a page (_count) or fewer includes", included)})
 	}
 	if len(issues) > 0 {
 		b.Entry = append(b.Entry, bundleEntry{Resource: newOutcome(issues...).marshal(), Search: &entrySearch{Mode: "outcome"}})
 	}
-	return nil
 }
 
 func (a *api) writeSearchset(c *gin.Context, b *bundle) {
@@ -293,9 +300,11 @@ func (a *api) searchCompartmentAll(c *gin.Context, id string) {
 
 // searchAcross searches each of types, or those of them that _type names,
 // with the same parameters, each narrowed by narrow when set; where says
-// where types are (for an error naming a type outside them). Each page
-// holds the next page of every type that has more. Its cursor holds the
-// cursor of each such type; it pages forward only (no previous link).
+// where types are (for an error naming a type outside them). A page holds
+// at most _count matches of all the types together (R4: "Servers SHALL NOT
+// return more resources than requested"): without _sort, the types' matches
+// one type after the other; with it, the matches of all the types in one
+// order (see pageAcross). It pages forward only (no previous link).
 func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow func(typ string) store.Clause) {
 	params, err := searchParams(c)
 	if err != nil {
@@ -318,7 +327,7 @@ func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow 
 		}
 		types = named
 	}
-	cursors, err := decodeSystemCursor(params.Get("_cursor"), types)
+	from, err := decodeAcrossCursor(params.Get("_cursor"), types)
 	if err != nil {
 		c.Error(err)
 		return
@@ -330,21 +339,13 @@ func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow 
 		c.Error(err)
 		return
 	}
-	var (
-		plans  []*search.Plan
-		pages  []*store.Page
-		total  = 0
-		next   = map[string]string{}
-		counts = true
-	)
 	if err := includesSearched(params, types); err != nil {
 		c.Error(err)
 		return
 	}
+	plans := map[string]*search.Plan{}
+	var all []*search.Plan
 	for _, typ := range types {
-		if _, more := cursors[typ]; !more {
-			continue
-		}
 		plan, err := a.parseSearch(c, typ, includesOf(params, typ))
 		if err != nil {
 			c.Error(err)
@@ -353,41 +354,40 @@ func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow 
 		if narrow != nil {
 			plan.Query.Where = append(plan.Query.Where, narrow(typ))
 		}
-		plans = append(plans, plan)
+		plans[typ] = plan
+		all = append(all, plan)
 	}
-	if err := commonToAll(plans); err != nil {
+	if err := commonToAll(all); err != nil {
 		c.Error(err)
 		return
 	}
-	if err := elementsAcross(plans); err != nil {
+	if err := elementsAcross(all); err != nil {
 		c.Error(err)
 		return
 	}
-	// Every plan now ignores the same parameters: one warning says so.
-	for _, plan := range plans[min(1, len(plans)):] {
-		plan.Ignored = nil
+	if err := sortAcross(all); err != nil {
+		c.Error(err)
+		return
 	}
-	for _, plan := range plans {
-		typ := plan.Query.Type
-		plan.Query.Cursor = cursors[typ]
-		page, err := f.Find(c.Request.Context(), plan.Query)
-		if err != nil {
+	ctx := c.Request.Context()
+	total := -1
+	if all[0].Query.Total != store.TotalNone || all[0].Query.Count == 0 {
+		if total, err = totalAcross(ctx, f, all); err != nil {
 			c.Error(err)
 			return
 		}
-		if page.Total < 0 {
-			counts = false
+	}
+	var page acrossPage
+	if all[0].Query.Count > 0 {
+		if page, err = pageAcross(ctx, f, plans, from, all[0].Query.Count, len(all[0].Query.Sort) > 0); err != nil {
+			c.Error(err)
+			return
 		}
-		total += page.Total
-		if page.Next != "" {
-			next[typ] = page.Next
-		}
-		pages = append(pages, page)
 	}
 	// The parameters applied: the same for every type, but for each
 	// _include, applied to the type it names.
 	applied := url.Values{}
-	for _, plan := range plans {
+	for _, plan := range all {
 		for name, values := range plan.Params {
 			for _, v := range values {
 				if !slices.Contains(applied[name], v) {
@@ -400,22 +400,202 @@ func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow 
 		applied.Set("_type", list)
 	}
 	self := a.searchURL(c, applied, c.Request.URL.Query().Get("_cursor"))
-	t := -1
-	if counts {
-		t = total
-	}
-	b := a.searchBundle(c, self, &search.Plan{}, t)
+	b := a.searchBundle(c, self, &search.Plan{}, total)
 	b.Link = append(b.Link, bundleLink{Relation: "first", URL: a.searchURL(c, applied, "")})
-	if len(next) > 0 {
-		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.searchURL(c, applied, encodeSystemCursor(next))})
+	if len(page.next) > 0 {
+		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.searchURL(c, applied, encodeAcrossCursor(page.next))})
 	}
-	for i := range plans {
-		if err := a.addEntries(c, b, plans[i], pages[i]); err != nil {
-			c.Error(err)
-			return
+	if all[0].Summary != "count" {
+		for _, v := range page.matches {
+			if err := a.addVersions(c, b, plans[v.Type], []*store.Version{v}, "match"); err != nil {
+				c.Error(err)
+				return
+			}
+		}
+		for _, v := range page.included {
+			if err := a.addVersions(c, b, plans[v.Type], []*store.Version{v}, "include"); err != nil {
+				c.Error(err)
+				return
+			}
 		}
 	}
+	// Every plan ignores the same parameters: one warning says so.
+	a.addOutcome(b, all[0].Ignored, page.includedCut, len(page.included))
 	a.writeSearchset(c, b)
+}
+
+// sortAcross refuses a _sort that a search across types cannot apply to
+// all of them together: the matches of every type are put in one order, so
+// the sort values have to mean the same in each, as only _id and
+// _lastUpdated do everywhere (a parameter of the same name may be another
+// element, or another type, in each type).
+func sortAcross(plans []*search.Plan) error {
+	for _, k := range plans[0].Query.Sort {
+		if k.Param != "_id" && k.Param != "_lastUpdated" {
+			return errorf(http.StatusBadRequest, "not-supported",
+				"cannot sort by %s across types: a search of several types sorts by _id and _lastUpdated only", truncate(k.Param, 64)).at("_sort")
+		}
+	}
+	return nil
+}
+
+// totalAcross counts the matches of every type.
+func totalAcross(ctx context.Context, f store.Finder, plans []*search.Plan) (int, error) {
+	total := 0
+	for _, plan := range plans {
+		q := plan.Query
+		q.Count, q.Cursor, q.Include, q.RevInclude = 0, "", nil, nil
+		if q.Total == store.TotalNone {
+			q.Total = store.TotalAccurate
+		}
+		page, err := f.Find(ctx, q)
+		if err != nil {
+			return 0, err
+		}
+		if page.Total < 0 {
+			return -1, nil
+		}
+		total += page.Total
+	}
+	return total, nil
+}
+
+// acrossPage is a page of a search across types.
+type acrossPage struct {
+	matches, included []*store.Version
+	includedCut       bool
+	next              []acrossPosition // where the next page starts; none on the last
+}
+
+// acrossPosition is where a type's matches continue: its engine's cursor,
+// "" for its first match.
+type acrossPosition struct {
+	Type   string `json:"t"`
+	Cursor string `json:"c,omitempty"`
+}
+
+// pageAcross finds the next count matches of the types at from. Unsorted,
+// it takes the types' matches in turn: the first type's until it has no
+// more, then the next's. Sorted (by _id and _lastUpdated, see sortAcross),
+// it reads the next count matches of each type, keeps the first count of
+// them all in sort order, then reads again from each type exactly those it
+// kept, with their includes, so that each type's cursor continues after
+// the last match of it on the page: at most two finds a type a page.
+func pageAcross(ctx context.Context, f store.Finder, plans map[string]*search.Plan, from []acrossPosition, count int, sorted bool) (acrossPage, error) {
+	var out acrossPage
+	find := func(pos acrossPosition, n int, includes bool) (*store.Page, error) {
+		q := plans[pos.Type].Query
+		q.Cursor, q.Count, q.Total = pos.Cursor, n, store.TotalNone
+		if !includes {
+			q.Include, q.RevInclude = nil, nil
+		}
+		return f.Find(ctx, q)
+	}
+	seen := map[string]bool{}
+	take := func(page *store.Page) {
+		out.matches = append(out.matches, page.Matches...)
+		for _, v := range page.Included {
+			if key := v.Type + "/" + v.ID; !seen[key] {
+				seen[key] = true
+				out.included = append(out.included, v)
+			}
+		}
+		out.includedCut = out.includedCut || page.IncludedCut
+	}
+	if !sorted {
+		for i, pos := range from {
+			page, err := find(pos, count-len(out.matches), true)
+			if err != nil {
+				return out, err
+			}
+			take(page)
+			if page.Next != "" {
+				out.next = append([]acrossPosition{{pos.Type, page.Next}}, from[i+1:]...)
+				break
+			}
+			if len(out.matches) == count {
+				out.next = from[i+1:]
+				break
+			}
+		}
+		return out, nil
+	}
+	keys := plans[from[0].Type].Query.Sort
+	type candidates struct {
+		pos     acrossPosition
+		matches []*store.Version
+		more    bool
+		taken   int
+	}
+	var cands []*candidates
+	for _, pos := range from {
+		page, err := find(pos, count, false)
+		if err != nil {
+			return out, err
+		}
+		cands = append(cands, &candidates{pos: pos, matches: page.Matches, more: page.Next != ""})
+	}
+	for kept := 0; kept < count; kept++ {
+		var best *candidates
+		for _, c := range cands {
+			if c.taken < len(c.matches) && (best == nil || sortsBefore(c.matches[c.taken], best.matches[best.taken], keys)) {
+				best = c
+			}
+		}
+		if best == nil {
+			break
+		}
+		best.taken++
+	}
+	for _, c := range cands {
+		next := c.pos
+		if c.taken > 0 {
+			page, err := find(c.pos, c.taken, true)
+			if err != nil {
+				return out, err
+			}
+			take(page)
+			next.Cursor = page.Next
+		}
+		if c.taken < len(c.matches) || c.more {
+			out.next = append(out.next, next)
+		}
+	}
+	slices.SortStableFunc(out.matches, func(x, y *store.Version) int {
+		switch {
+		case sortsBefore(x, y, keys):
+			return -1
+		case sortsBefore(y, x, keys):
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}
+
+// sortsBefore reports whether x comes before y by keys (of _id and
+// _lastUpdated), then by id, as each engine orders one type's matches, then
+// by type.
+func sortsBefore(x, y *store.Version, keys []store.SortKey) bool {
+	for _, k := range keys {
+		c := 0
+		switch k.Param {
+		case "_id":
+			c = strings.Compare(x.ID, y.ID)
+		case "_lastUpdated":
+			c = x.LastUpdated.Compare(y.LastUpdated)
+		}
+		if k.Desc {
+			c = -c
+		}
+		if c != 0 {
+			return c < 0
+		}
+	}
+	if x.ID != y.ID {
+		return x.ID < y.ID
+	}
+	return x.Type < y.Type
 }
 
 // commonToAll refuses a search across types with a parameter that some of
@@ -493,33 +673,36 @@ func elementsAcross(plans []*search.Plan) error {
 	return nil
 }
 
-// A system search cursor maps each type that has more pages to its cursor.
-// The first page is every type from the start ("" cursors).
-func decodeSystemCursor(s string, types []string) (map[string]string, error) {
+// A cursor of a search across types lists where each type with more
+// matches continues, in the order the types are searched. The first page is
+// every type from its start.
+func decodeAcrossCursor(s string, types []string) ([]acrossPosition, error) {
 	if s == "" {
-		m := make(map[string]string, len(types))
-		for _, t := range types {
-			m[t] = ""
+		from := make([]acrossPosition, len(types))
+		for i, t := range types {
+			from[i].Type = t
 		}
-		return m, nil
+		return from, nil
 	}
-	var m map[string]string
+	var from []acrossPosition
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil {
-		err = json.Unmarshal(b, &m)
+		err = json.Unmarshal(b, &from)
 	}
-	if err != nil || len(m) == 0 {
+	if err != nil || len(from) == 0 {
 		return nil, store.ErrBadCursor
 	}
-	for t, cur := range m {
-		if !slices.Contains(types, t) || cur == "" {
+	seen := map[string]bool{}
+	for _, pos := range from {
+		if !slices.Contains(types, pos.Type) || seen[pos.Type] {
 			return nil, store.ErrBadCursor
 		}
+		seen[pos.Type] = true
 	}
-	return m, nil
+	return from, nil
 }
 
-func encodeSystemCursor(m map[string]string) string {
-	b, _ := json.Marshal(m)
+func encodeAcrossCursor(from []acrossPosition) string {
+	b, _ := json.Marshal(from)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
