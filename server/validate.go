@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 
@@ -140,12 +141,6 @@ func outcomeIssues(issues []profiles.Issue) []Issue {
 // an OperationOutcome, 200 whether or not the resource is valid.
 func (a *api) validate(c *gin.Context, inv invocation) {
 	typ, id := inv.Type, inv.ID
-	if id != "" {
-		if _, err := a.svc.store.Read(c.Request.Context(), typ, id); err != nil {
-			c.Error(notFound(err, typ, id))
-			return
-		}
-	}
 	body, err := readBody(c)
 	if err != nil {
 		c.Error(err)
@@ -178,6 +173,14 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 		c.Error(errorf(http.StatusBadRequest, "code-invalid", "mode %q is not create, update or delete", mode).at("Parameters.parameter"))
 		return
 	}
+	// An update may create the resource (update as create), so only the
+	// other modes need it to exist.
+	if id != "" && mode != "update" {
+		if _, err := a.svc.store.Read(c.Request.Context(), typ, id); err != nil {
+			c.Error(notFound(err, typ, id))
+			return
+		}
+	}
 	if mode == "delete" {
 		if id == "" {
 			c.Error(errorf(http.StatusBadRequest, "required", "mode delete needs a resource: POST [type]/[id]/$validate").at("Parameters.parameter"))
@@ -194,15 +197,18 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 		c.Error(errorf(http.StatusBadRequest, "invalid", "a %s cannot be validated at %s/$validate", truncate(in.resourceType, 64), typ))
 		return
 	}
-	if mode == "update" && id != "" && in.id != id {
-		c.Error(errorf(http.StatusBadRequest, "invalid", "mode update: the resource id %q differs from %q", truncate(in.id, 64), id).at(typ + ".id"))
-		return
-	}
 	named := a.requiredProfiles(typ)
 	if profile != "" {
 		named = append(slices.Clip(named), profile)
 	}
-	issues := outcomeIssues(a.cfg.Validator.Validate(c.Request.Context(), in.resource, named...))
+	var issues []Issue
+	// The update would be refused for its id: a finding of the validation,
+	// which answers 200 whether or not the resource is valid.
+	if mode == "update" && id != "" && in.id != id {
+		issues = append(issues, Issue{Severity: "error", Code: "invalid", Expression: []string{typ + ".id"},
+			Diagnostics: fmt.Sprintf("an update of %s/%s needs the resource's id to be %q, not %q", typ, id, id, truncate(in.id, 64))})
+	}
+	issues = append(issues, outcomeIssues(a.cfg.Validator.Validate(c.Request.Context(), in.resource, named...))...)
 	if len(issues) == 0 {
 		issues = append(issues, Issue{Severity: "information", Code: "informational", Diagnostics: "no issues found"})
 	}

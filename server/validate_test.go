@@ -75,10 +75,17 @@ func TestValidateUnreadableResource(t *testing.T) {
 			}
 			r.outcome(t, tc.code, tc.expression)
 		}
-		// The id of an unreadable resource still has to be the instance's.
-		c.do("POST", "/Patient/other/$validate?mode=update", `{"resourceType":"Patient","id":"p1","foo":1}`).want(t, 404)
+		// An update needs the resource's id to be the instance's, whether
+		// the instance exists or the update would create it; that is a
+		// finding, not a refusal.
 		id := str(c.create("Patient", patient), "id")
-		c.do("POST", "/Patient/"+id+"/$validate?mode=update", `{"resourceType":"Patient","id":"p1","foo":1}`).want(t, 400).outcome(t, "invalid", "Patient.id")
+		for _, at := range []string{id, "other"} {
+			r := c.do("POST", "/Patient/"+at+"/$validate?mode=update", `{"resourceType":"Patient","id":"p1","foo":1}`).want(t, 200)
+			r.outcome(t, "invalid", "Patient.id")
+			r.outcome(t, "structure", "Patient")
+		}
+		valid(t, c.do("POST", "/Patient/new1/$validate?mode=update", `{"resourceType":"Patient","id":"new1","gender":"male"}`).want(t, 200))
+		c.do("POST", "/Patient/new1/$validate?mode=create", `{"resourceType":"Patient","gender":"male"}`).want(t, 404)
 		// What cannot be validated at all is still 400.
 		for _, body := range []string{`{"resourceType":"Patient",`, `{"gender":"male"}`, `[1,2]`,
 			`{"resourceType":"Observation","foo":1}`,
