@@ -50,7 +50,8 @@ const selfSegment = "self"
 // type in its compartment (the official Patient CompartmentDefinition,
 // through the same clause as compartment search, so GET Patient/{id}/{type}
 // and $everything agree on membership), with mode match, and the resources
-// of everythingIncludes they reference, with mode include.
+// of everythingIncludes they reference and the Binaries their attachments
+// name, with mode include.
 //
 // Order and paging. A record is read in segments: the Patient itself first,
 // then the compartment one resource type at a time, types in name order (the
@@ -73,7 +74,7 @@ const selfSegment = "self"
 // page may hold fewer than _count matches.
 //
 // Parameters: _since (only resources last updated at or after it), _type
-// (comma-separated or repeated: only these types, the Patient included), and
+// (comma-separated or repeated: only these types, and the Patient always), and
 // _count (page size, as for search). start and end (a care date range) are
 // not applied: they are reported, like unknown parameters, in an outcome
 // entry, or refused with 400 under Prefer: handling=strict. POST takes the
@@ -127,6 +128,12 @@ func (a *api) everything(c *gin.Context, inv invocation) {
 	if err != nil {
 		c.Error(err)
 		return
+	}
+	if p.wants("Binary") {
+		if err := w.binaries(c.Request.Context(), a.baseURL(c)); err != nil {
+			c.Error(err)
+			return
+		}
 	}
 	b := a.searchBundle(c, a.searchURL(c, p.applied, p.cursor), &search.Plan{}, -1)
 	b.Link = append(b.Link, bundleLink{Relation: "first", URL: a.searchURL(c, p.applied, "")})
@@ -276,10 +283,9 @@ func parameterValue(p *fhir.ParametersParameter) string {
 // segments lists the segments of a record that p asks for, in the order
 // they are read: the Patient itself, then the compartment types by name.
 func (a *api) segments(p *everythingParams) []string {
-	var segs []string
-	if p.wants("Patient") {
-		segs = append(segs, selfSegment)
-	}
+	// The Patient itself whatever _type says: R4 returns "at a minimum, the
+	// patient resource(s) itself".
+	segs := []string{selfSegment}
 	for _, t := range servedTypes {
 		if p.wants(t) && len(a.search.CompartmentParams(t)) > 0 {
 			segs = append(segs, t)
@@ -403,6 +409,62 @@ func (w *walk) add(page *store.Page) {
 	}
 	w.page.Matches = keep(w.page.Matches, page.Matches)
 	w.page.Included = keep(w.page.Included, page.Included)
+}
+
+// binaries adds to the page the Binaries that its resources' attachments
+// name by url (a DocumentReference's content, a DiagnosticReport's
+// presentedForm): R4 has $everything return "any resource referenced from
+// those, including binaries and attachments". An attachment's url is not a
+// search parameter, so the engines' includes do not follow it.
+func (w *walk) binaries(ctx context.Context, base string) error {
+	var ids []store.TokenMatch
+	for _, list := range [][]*store.Version{w.page.Matches, w.page.Included} {
+		for _, v := range list {
+			var doc any
+			if json.Unmarshal(v.JSON, &doc) != nil {
+				continue
+			}
+			for _, id := range binaryURLs(doc, base, nil) {
+				if !w.seen["Binary/"+id] && !slices.ContainsFunc(ids, func(m store.TokenMatch) bool { return m.Code == id }) {
+					ids = append(ids, store.TokenMatch{Code: id, AnySystem: true})
+				}
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	page, err := w.find(ctx, store.Query{Type: "Binary", Count: len(ids), Where: []store.Clause{{Param: "_id", Tokens: ids}}})
+	if err != nil {
+		return err
+	}
+	w.add(&store.Page{Included: page.Matches})
+	return nil
+}
+
+// binaryURLs appends to ids the id of each Binary of this server that an
+// element named url in doc points to ("Binary/id", or base + "/Binary/id").
+func binaryURLs(doc any, base string, ids []string) []string {
+	switch doc := doc.(type) {
+	case map[string]any:
+		if u, ok := doc["url"].(string); ok {
+			rest, ok := strings.CutPrefix(u, base+"/")
+			if !ok {
+				rest = u
+			}
+			if id, ok := strings.CutPrefix(rest, "Binary/"); ok && checkID(id, "") == nil {
+				ids = append(ids, id)
+			}
+		}
+		for _, v := range doc {
+			ids = binaryURLs(v, base, ids)
+		}
+	case []any:
+		for _, v := range doc {
+			ids = binaryURLs(v, base, ids)
+		}
+	}
+	return ids
 }
 
 // patients reads a page of the type-level $everything: patients in id

@@ -118,12 +118,12 @@ func TestEverythingInstance(t *testing.T) {
 			{"POST without parameters", "POST", "/Patient/p1/$everything", "", p1Record, "Organization/org1 Practitioner/gp1 Location/loc1"},
 			{"the other patient", "GET", "/Patient/p2/$everything", "",
 				"Patient/p2 Appointment/ap2 Appointment/ap3 Condition/c2 Observation/o3 QuestionnaireResponse/qr2", "Practitioner/gp2"},
-			{"_type", "GET", "/Patient/p1/$everything?_type=Observation,Condition", "", "Condition/c1 Observation/o1 Observation/o2", ""},
-			{"_type repeated", "GET", "/Patient/p1/$everything?_type=Observation&_type=Practitioner", "", "Observation/o1 Observation/o2", "Practitioner/gp1"},
+			{"_type", "GET", "/Patient/p1/$everything?_type=Observation,Condition", "", "Patient/p1 Condition/c1 Observation/o1 Observation/o2", ""},
+			{"_type repeated", "GET", "/Patient/p1/$everything?_type=Observation&_type=Practitioner", "", "Patient/p1 Observation/o1 Observation/o2", "Practitioner/gp1"},
 			{"_type Patient", "GET", "/Patient/p1/$everything?_type=Patient,Organization", "", "Patient/p1 Patient/p1b", "Organization/org1"},
 			{"POST Parameters", "POST", "/Patient/p1/$everything",
 				params(`{"name":"_type","valueCode":"CarePlan"}`, `{"name":"_type","valueCode":"Encounter,Location"}`, `{"name":"_count","valueInteger":5}`),
-				"CarePlan/cp1 Encounter/e1", "Location/loc1"},
+				"Patient/p1 CarePlan/cp1 Encounter/e1", "Location/loc1"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -138,6 +138,35 @@ func TestEverythingInstance(t *testing.T) {
 					t.Errorf("links %+v: want self and first, and no next", b.Link)
 				}
 			})
+		}
+	})
+}
+
+// TestEverythingBinaries checks that $everything returns the Binaries a
+// record's attachments name (R4: "any resource referenced from those,
+// including binaries and attachments"), and no other Binary.
+func TestEverythingBinaries(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		binary := func(id string) struct{ ref, body string } {
+			return struct{ ref, body string }{"Binary/" + id, fmt.Sprintf(`{"resourceType":"Binary","id":%q,"contentType":"text/plain","data":"aGVsbG8="}`, id)}
+		}
+		record{
+			{"Patient/p1", `{"resourceType":"Patient","id":"p1"}`},
+			{"Patient/p2", `{"resourceType":"Patient","id":"p2"}`},
+			binary("letter"), binary("scan"), binary("other"), binary("theirs"),
+			{"DocumentReference/d1", `{"resourceType":"DocumentReference","id":"d1","status":"current","subject":{"reference":"Patient/p1"},
+ "content":[{"attachment":{"contentType":"text/plain","url":"Binary/letter"}},{"attachment":{"contentType":"text/plain","url":"` + c.base + `/Binary/scan"}},
+  {"attachment":{"contentType":"text/plain","url":"https://elsewhere.example.org/fhir/Binary/other"}}]}`},
+			{"DocumentReference/d2", `{"resourceType":"DocumentReference","id":"d2","status":"current","subject":{"reference":"Patient/p2"},
+ "content":[{"attachment":{"contentType":"text/plain","url":"Binary/theirs"}}]}`},
+		}.put(t, c)
+		b := c.do("GET", "/Patient/p1/$everything", "").searchset(t)
+		if got := b.ids("include"); got != "Binary/letter Binary/scan" {
+			t.Errorf("included %q, want Binary/letter Binary/scan", got)
+		}
+		b = c.do("GET", "/Patient/p1/$everything?_type=DocumentReference", "").searchset(t)
+		if got := b.ids("include"); got != "" {
+			t.Errorf("_type without Binary: included %q", got)
 		}
 	})
 }
@@ -395,7 +424,7 @@ func TestEverythingType(t *testing.T) {
 		})
 		t.Run("_type", func(t *testing.T) {
 			matches, _ := walkPages(t, c, "GET", "/Patient/$everything?_type=Condition&_count=1", "", nil)
-			if got := strings.Join(matches, " "); got != "Condition/ca1 Condition/cc1" {
+			if got := strings.Join(matches, " "); got != "Patient/pa Condition/ca1 Patient/pb Patient/pc Condition/cc1" {
 				t.Errorf("matches %q", got)
 			}
 		})
