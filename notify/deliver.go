@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -336,19 +337,35 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 		}
 		return delivered, nil
 	}
-	target := strings.TrimSuffix(sub.endpoint, "/") + "/" + rw.Type + "/" + rw.ID
-	switch {
-	case sub.payload == "":
-		err = n.send(ctx, sub, http.MethodPost, sub.endpoint, nil)
-	case rw.Deleted:
-		err = n.send(ctx, sub, http.MethodDelete, target, nil)
-	default:
-		err = n.send(ctx, sub, http.MethodPut, target, v.JSON)
+	method, target, body := http.MethodPost, sub.endpoint, []byte(nil)
+	if sub.payload != "" {
+		if target, err = resourceURL(sub.endpoint, rw.Type, rw.ID); err != nil {
+			return 0, err
+		}
+		method, body = http.MethodPut, v.JSON
+		if rw.Deleted {
+			method, body = http.MethodDelete, nil
+		}
 	}
-	if err != nil {
+	if err := n.send(ctx, sub, method, target, body); err != nil {
 		return 0, err
 	}
 	return delivered, nil
+}
+
+// resourceURL is [base]/[type]/[id] for an endpoint as base (R4
+// subscription.html, rest-hook): type and id are appended to its path,
+// and its query is kept. They are appended as written, not joined with
+// JoinPath, which would resolve an id "." or ".." away.
+func resourceURL(base, typ, id string) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("endpoint %q: %w", base, err)
+	}
+	escaped := strings.TrimSuffix(u.EscapedPath(), "/")
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + typ + "/" + id
+	u.RawPath = escaped + "/" + typ + "/" + id
+	return u.String(), nil
 }
 
 // send makes one request to an endpoint; anything but a 2xx answer is a

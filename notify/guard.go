@@ -43,12 +43,19 @@ func forbiddenAddr(a netip.Addr) string {
 
 // CheckEndpoint reports why a rest-hook endpoint is refused, or nil: it
 // must be an absolute https URL, or http on a loopback host unless
-// allowHTTP, without credentials, and not at a forbidden address written
-// literally. Names are checked again once resolved, when dialled.
+// allowHTTP, without credentials or a fragment, and not at a forbidden
+// address written literally. Names are checked again once resolved, when
+// dialled.
 func CheckEndpoint(raw string, allowHTTP bool) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return fmt.Errorf("endpoint %q is not an absolute URL", raw)
+	}
+	if strings.Contains(raw, "#") {
+		// A fragment is never sent, and the resource of a full payload is
+		// addressed below the endpoint's path: dropping it would notify a
+		// URL other than the one written.
+		return fmt.Errorf("endpoint %q has a fragment, which a request cannot carry", raw)
 	}
 	if u.User != nil {
 		return fmt.Errorf("endpoint %q carries credentials; send them in channel.header", u.Redacted())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -143,6 +144,8 @@ func TestSubscriptionRefused(t *testing.T) {
 			{"link-local v6", subscription("Appointment?status=booked", "https://[fe80::1]/", ""), "Subscription.channel.endpoint"},
 			{"ftp", subscription("Appointment?status=booked", "ftp://rx.test/", ""), "Subscription.channel.endpoint"},
 			{"credentials", subscription("Appointment?status=booked", "https://u:p@rx.test/", ""), "Subscription.channel.endpoint"},
+			{"fragment", subscription("Appointment?status=booked", "https://rx.test/hook#frag", "application/fhir+json"), "Subscription.channel.endpoint"},
+			{"empty fragment", subscription("Appointment?status=booked", "https://rx.test/hook#", "application/fhir+json"), "Subscription.channel.endpoint"},
 			{"header", subscription("Appointment?status=booked", "https://rx.test/", "", "no colon"), "Subscription.channel.header[0]"},
 			{"active", strings.Replace(subscription("Appointment?status=booked", "https://rx.test/", ""), `"requested"`, `"active"`, 1), "Subscription.status"},
 			{"websocket", strings.Replace(subscription("Appointment?status=booked", "https://rx.test/", ""), `"rest-hook"`, `"websocket"`, 1), "Subscription.channel.type"},
@@ -156,6 +159,71 @@ func TestSubscriptionRefused(t *testing.T) {
 			t.Errorf("refused subscriptions were stored: %s", r.body)
 		}
 	})
+}
+
+// TestEndpointQuery: a full payload goes to [endpoint]/[type]/[id] with
+// the endpoint's query kept, for an update and a delete; the handshake
+// and an empty payload go to the endpoint as written.
+func TestEndpointQuery(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{})
+	rx := newReceiver(t)
+	full := idOf(t, e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/q?token=abc", "application/fhir+json")))
+	e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/slash/?token=a%2Fb&x=1", "application/fhir+json"))
+	e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/empty?token=abc", ""))
+	e.deliver()
+	got := map[string]bool{}
+	for _, g := range rx.take() {
+		got[g.Method+" "+g.Path+"?"+g.Query] = true
+	}
+	for _, want := range []string{"POST /q?token=abc", "POST /slash/?token=a%2Fb&x=1", "POST /empty?token=abc"} {
+		if !got[want] {
+			t.Errorf("handshake %s not made: %v", want, got)
+		}
+	}
+
+	id := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+	e.do("admin", "DELETE", "/Appointment/"+id, "")
+	e.deliver()
+	var paths []string
+	for _, g := range rx.take() {
+		paths = append(paths, g.Method+" "+g.Path+"?"+g.Query)
+	}
+	slices.Sort(paths)
+	want := []string{
+		"DELETE /q/Appointment/" + id + "?token=abc",
+		"DELETE /slash/Appointment/" + id + "?token=a%2Fb&x=1",
+		"POST /empty?token=abc",
+		"POST /empty?token=abc",
+		"PUT /q/Appointment/" + id + "?token=abc",
+		"PUT /slash/Appointment/" + id + "?token=a%2Fb&x=1",
+	}
+	if fmt.Sprint(paths) != fmt.Sprint(want) {
+		t.Errorf("deliveries:\n got %v\nwant %v", paths, want)
+	}
+
+	// An id may be "." or "..": it is appended as written, not resolved.
+	e.do("admin", "PUT", "/Appointment/..", strings.Replace(appointment("p1", "booked"), "{", `{"id":"..",`, 1))
+	e.deliver()
+	paths = nil
+	for _, g := range rx.take() {
+		if g.Method == "PUT" {
+			paths = append(paths, g.Path+"?"+g.Query)
+		}
+	}
+	slices.Sort(paths)
+	if want := []string{"/q/Appointment/..?token=abc", "/slash/Appointment/..?token=a%2Fb&x=1"}; fmt.Sprint(paths) != fmt.Sprint(want) {
+		t.Errorf("id \"..\": %v, want %v", paths, want)
+	}
+
+	// An update to an endpoint with a fragment is refused, and the
+	// subscription kept as it was.
+	r := e.do("admin", "PUT", "/Subscription/"+full, strings.Replace(subscription("Appointment?status=booked", rx.URL+"/q#frag", "application/fhir+json"), "{", `{"id":"`+full+`",`, 1))
+	if r.status != 422 || !strings.Contains(r.body, "Subscription.channel.endpoint") || !strings.Contains(r.body, "fragment") {
+		t.Errorf("update to an endpoint with a fragment: %d %s", r.status, r.body)
+	}
+	if got := e.do("admin", "GET", "/Subscription/"+full, "").body; !strings.Contains(got, `"endpoint":"`+rx.URL+`/q?token=abc"`) {
+		t.Errorf("after a refused update: %s", got)
+	}
 }
 
 // TestRetriesThenError: a failing endpoint is retried with exponential
