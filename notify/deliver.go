@@ -381,9 +381,10 @@ func (n *Notifier) send(ctx context.Context, sub *subscription, method, target s
 	if body != nil {
 		req.Header.Set("Content-Type", payloadFull)
 	}
-	for _, h := range sub.headers {
-		name, value, _ := strings.Cut(h, ":")
-		req.Header.Set(strings.TrimSpace(name), strings.TrimSpace(value))
+	for name, values := range sub.headers {
+		for _, v := range values {
+			req.Header.Add(name, v) // a name repeated in the channel is sent each time
+		}
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {

@@ -172,6 +172,7 @@ type receiver struct {
 
 type received struct {
 	Method, Path, Query, Body, Auth, ContentType string
+	Header                                       http.Header
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -180,7 +181,7 @@ func newReceiver(t testing.TB) *receiver {
 		b, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		r.got = append(r.got, received{req.Method, req.URL.Path, req.URL.RawQuery, string(b), req.Header.Get("Authorization"), req.Header.Get("Content-Type")})
+		r.got = append(r.got, received{req.Method, req.URL.Path, req.URL.RawQuery, string(b), req.Header.Get("Authorization"), req.Header.Get("Content-Type"), req.Header.Clone()})
 		w.WriteHeader(r.status)
 	}))
 	t.Cleanup(r.Close)

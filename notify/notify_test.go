@@ -147,6 +147,17 @@ func TestSubscriptionRefused(t *testing.T) {
 			{"fragment", subscription("Appointment?status=booked", "https://rx.test/hook#frag", "application/fhir+json"), "Subscription.channel.endpoint"},
 			{"empty fragment", subscription("Appointment?status=booked", "https://rx.test/hook#", "application/fhir+json"), "Subscription.channel.endpoint"},
 			{"header", subscription("Appointment?status=booked", "https://rx.test/", "", "no colon"), "Subscription.channel.header[0]"},
+			{"header name", subscription("Appointment?status=booked", "https://rx.test/", "", "X-Ok: 1", "Bad Name: v"), "Subscription.channel.header[1]"},
+			{"header name empty", subscription("Appointment?status=booked", "https://rx.test/", "", ": v"), "Subscription.channel.header[0]"},
+			{"header name separator", subscription("Appointment?status=booked", "https://rx.test/", "", "X(1): v"), "Subscription.channel.header[0]"},
+			{"header value control", subscription("Appointment?status=booked", "https://rx.test/", "", "X-Key: a\x7fb"), "Subscription.channel.header[0]"},
+			{"header value line", subscription("Appointment?status=booked", "https://rx.test/", "", "X-Key: a\r\nHost: evil"), "Subscription.channel.header[0]"},
+			{"header trailing line", subscription("Appointment?status=booked", "https://rx.test/", "", "X-Key: a\r\n"), "Subscription.channel.header[0]"},
+			{"header host", subscription("Appointment?status=booked", "https://rx.test/", "", "Host: elsewhere.test"), "Subscription.channel.header[0]"},
+			{"header content-length", subscription("Appointment?status=booked", "https://rx.test/", "", "content-length: 5"), "Subscription.channel.header[0]"},
+			{"header transfer-encoding", subscription("Appointment?status=booked", "https://rx.test/", "", "Transfer-Encoding: chunked"), "Subscription.channel.header[0]"},
+			{"header connection", subscription("Appointment?status=booked", "https://rx.test/", "", "Connection: close"), "Subscription.channel.header[0]"},
+			{"header content-type", subscription("Appointment?status=booked", "https://rx.test/", "application/fhir+json", "X-Ok: 1", "Content-Type: text/plain"), "Subscription.channel.header[1]"},
 			{"active", strings.Replace(subscription("Appointment?status=booked", "https://rx.test/", ""), `"requested"`, `"active"`, 1), "Subscription.status"},
 			{"websocket", strings.Replace(subscription("Appointment?status=booked", "https://rx.test/", ""), `"rest-hook"`, `"websocket"`, 1), "Subscription.channel.type"},
 		} {
@@ -223,6 +234,34 @@ func TestEndpointQuery(t *testing.T) {
 	}
 	if got := e.do("admin", "GET", "/Subscription/"+full, "").body; !strings.Contains(got, `"endpoint":"`+rx.URL+`/q?token=abc"`) {
 		t.Errorf("after a refused update: %s", got)
+	}
+}
+
+// TestChannelHeaders: every channel header is sent on every request, a
+// name repeated once for each value, with space around the value trimmed.
+func TestChannelHeaders(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{})
+	rx := newReceiver(t)
+	r := e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json",
+		"Authorization: Bearer secret", "X-Tenant: gp1", "x-tenant:\tgp2 ", "X-Empty:"))
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	e.deliver()
+	e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+	e.deliver()
+	got := rx.take()
+	if len(got) != 2 {
+		t.Fatalf("handshake and event: %+v", got)
+	}
+	for _, g := range got {
+		h := g.Header
+		if h.Get("Authorization") != "Bearer secret" || fmt.Sprint(h.Values("X-Tenant")) != "[gp1 gp2]" || len(h.Values("X-Empty")) != 1 {
+			t.Errorf("%s %s: headers %v", g.Method, g.Path, h)
+		}
+	}
+	if got[1].ContentType != "application/fhir+json" {
+		t.Errorf("event Content-Type %q", got[1].ContentType)
 	}
 }
 

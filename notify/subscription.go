@@ -1,10 +1,14 @@
 package notify
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
@@ -33,8 +37,8 @@ type subscription struct {
 	typ      string         // the resource type of the criteria
 	where    []store.Clause // the criteria, matched on each written version
 	endpoint string
-	payload  string   // "" or payloadFull
-	headers  []string // "Name: value"
+	payload  string // "" or payloadFull
+	headers  http.Header
 	// topic, for a topic-based subscription (the R5 Backport IG), and the
 	// content and heartbeat period of its notifications.
 	topic     *topic
@@ -73,11 +77,14 @@ func (n *Notifier) parseSubscription(res *fhir.Subscription) (*subscription, err
 		return nil, operation.Errorf(422, "not-supported", "Subscription.channel.payload", "payload %q is not supported: omit it for notifications without content, or use %s", p, payloadFull)
 	}
 	for i, h := range ch.Header {
-		name, _, ok := strings.Cut(h.Get(), ":")
-		if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(h.Get(), "\r\n") {
-			return nil, invalid(fmt.Sprintf("Subscription.channel.header[%d]", i), "a header is written \"Name: value\" on one line")
+		name, value, err := parseHeader(h.Get())
+		if err != nil {
+			return nil, invalid(fmt.Sprintf("Subscription.channel.header[%d]", i), "%v", err)
 		}
-		s.headers = append(s.headers, h.Get())
+		if s.headers == nil {
+			s.headers = http.Header{}
+		}
+		s.headers.Add(name, value)
 	}
 	if strings.HasPrefix(res.Criteria.Get(), "http") {
 		if err := n.parseTopic(res, s); err != nil {
@@ -94,6 +101,35 @@ func (n *Notifier) parseSubscription(res *fhir.Subscription) (*subscription, err
 		return nil, operation.Errorf(422, "not-supported", "Subscription.criteria", "this server does not notify of %s; it notifies of %v", s.typ, n.cfg.Types)
 	}
 	return s, nil
+}
+
+// parseHeader reads a channel header, "Name: value": the name an HTTP
+// field name (an RFC 9110 token), the value a field value (no control
+// character but tab, so on one line), and neither a field the server sets
+// nor one about the connection. Each is checked here rather than left to
+// fail every delivery. The value is never quoted back: it may be a secret.
+func parseHeader(h string) (name, value string, err error) {
+	name, value, ok := strings.Cut(h, ":")
+	if !ok {
+		return "", "", errors.New(`a header is written "Name: value"`)
+	}
+	const ows = " \t" // RFC 9110 §5.6.3
+	name, value = strings.Trim(name, ows), strings.Trim(value, ows)
+	if !httpguts.ValidHeaderFieldName(name) {
+		return "", "", fmt.Errorf("header name %q is not an HTTP field name (letters, digits and !#$%%&'*+-.^_`|~, no spaces)", name)
+	}
+	if !httpguts.ValidHeaderFieldValue(value) {
+		return "", "", fmt.Errorf("the value of header %s has a line break or another control character", name)
+	}
+	switch http.CanonicalHeaderKey(name) {
+	case "Content-Type":
+		return "", "", fmt.Errorf("header %s is set by the server, from channel.payload", name)
+	case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+		return "", "", fmt.Errorf("header %s is set by the server for each request", name)
+	case "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Upgrade":
+		return "", "", fmt.Errorf("header %s is about the connection, which the server manages (RFC 9110 §7.6.1)", name)
+	}
+	return name, value, nil
 }
 
 // parseCriteria parses a criteria such as
