@@ -265,6 +265,94 @@ func TestChannelHeaders(t *testing.T) {
 	}
 }
 
+// TestCriteriaParameters: criteria take the search parameters that select
+// resources, _lastUpdated among them; result parameters, chains, _has and
+// parameters not supported here are refused, each saying which it is.
+func TestCriteriaParameters(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{})
+	for _, criteria := range []string{
+		"Appointment?_lastUpdated=gt2026-01-01",
+		"Appointment?_lastUpdated=ge2026-01-01T10:00:00.123Z&status=booked",
+		"Appointment?_lastUpdated:missing=false",
+		"Appointment?_id=a1",
+		"Appointment?_tag=http://t.test|x",
+		"Appointment?_tag:not=http://t.test|x",
+		"Appointment?_profile=http://p.test/a",
+		"Appointment?_security=http://s.test|r",
+	} {
+		if r := e.do("admin", "POST", "/Subscription", subscription(criteria, "https://rx.test/", "")); r.status != 201 {
+			t.Errorf("%s: %d %s, want 201", criteria, r.status, r.body)
+		}
+	}
+	result := "shapes the results of a search"
+	unsupported := "not supported"
+	chain := "chains and _has are not supported in criteria"
+	for _, tt := range []struct{ criteria, says string }{
+		{"Appointment?status=booked&_sort=date", result},
+		{"Appointment?_count=10", result},
+		{"Appointment?_include=Appointment:patient", result},
+		{"Appointment?_revinclude=Encounter:appointment", result},
+		{"Appointment?_summary=true", result},
+		{"Appointment?_elements=status", result},
+		{"Appointment?_total=accurate", result},
+		{"Appointment?_contained=true", result},
+		{"Appointment?_text=ward", unsupported},
+		{"Appointment?_content=ward", unsupported},
+		{"Appointment?_list=List/1", unsupported},
+		{"Appointment?_filter=status eq booked", unsupported},
+		{"Appointment?_query=booked", "named query"},
+		{"Patient?_has:Appointment:patient:status=booked", chain},
+		{"Appointment?patient.name=Ward", chain},
+	} {
+		r := e.do("admin", "POST", "/Subscription", subscription(tt.criteria, "https://rx.test/", ""))
+		if r.status != 422 || !strings.Contains(r.body, "Subscription.criteria") || !strings.Contains(r.body, tt.says) {
+			t.Errorf("%s: %d %s, want 422 saying %q", tt.criteria, r.status, r.body, tt.says)
+		}
+	}
+}
+
+// TestCriteriaLastUpdated: _lastUpdated in criteria is matched on the
+// version written, whose lastUpdated is the write's, not on the one it
+// replaces.
+func TestCriteriaLastUpdated(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		created := e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		id := idOf(t, created)
+		var meta struct{ Meta struct{ LastUpdated string } }
+		if err := json.Unmarshal([]byte(created.body), &meta); err != nil || meta.Meta.LastUpdated == "" {
+			t.Fatalf("no lastUpdated in %s", created.body)
+		}
+		at := meta.Meta.LastUpdated
+		for path, criteria := range map[string]string{
+			"/after":  "Appointment?_lastUpdated=gt" + at,
+			"/before": "Appointment?_lastUpdated=le" + at,
+			"/past":   "Appointment?_lastUpdated=lt2020-01-01",
+		} {
+			if r := e.do("admin", "POST", "/Subscription", subscription(criteria, rx.URL+path, "application/fhir+json")); r.status != 201 {
+				t.Fatalf("%s: %d %s", criteria, r.status, r.body)
+			}
+		}
+		e.deliver()
+		rx.take()
+
+		time.Sleep(2 * time.Millisecond) // a later lastUpdated, at millisecond precision
+		upd := strings.Replace(appointment("p1", "booked"), "{", `{"id":"`+id+`","description":"moved",`, 1)
+		if r := e.do("admin", "PUT", "/Appointment/"+id, upd); r.status != 200 {
+			t.Fatalf("update: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		var paths []string
+		for _, g := range rx.take() {
+			paths = append(paths, g.Method+" "+g.Path)
+		}
+		if want := []string{"PUT /after/Appointment/" + id}; fmt.Sprint(paths) != fmt.Sprint(want) {
+			t.Errorf("update after %s delivered %v, want %v", at, paths, want)
+		}
+	})
+}
+
 // TestRetriesThenError: a failing endpoint is retried with exponential
 // backoff, in order, and the subscription becomes error after ErrorAfter.
 func TestRetriesThenError(t *testing.T) {

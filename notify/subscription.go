@@ -149,20 +149,37 @@ func (n *Notifier) parseCriteria(criteria string) (string, []store.Clause, error
 		return "", nil, invalid(at, "criteria %q: %v", criteria, err)
 	}
 	for name := range q {
-		if strings.HasPrefix(name, "_") && name != "_id" && name != "_tag" && name != "_profile" && name != "_security" {
-			return "", nil, invalid(at, "criteria %q: %s does not select resources; criteria take search parameters only", criteria, name)
+		switch base, _, _ := strings.Cut(name, ":"); base {
+		case "_sort", "_count", "_include", "_revinclude", "_summary", "_elements", "_total",
+			"_contained", "_containedType", "_format", "_pretty", "_cursor":
+			return "", nil, invalid(at, "criteria %q: %s shapes the results of a search and does not select resources; criteria take search parameters only", criteria, name)
+		case "_has":
+			return "", nil, notLocal(criteria, name)
 		}
 	}
+	// The parser refuses the parameters it does not support (_text,
+	// _content, _list, _filter, _query…), as a strict search does.
 	plan, err := n.reg.Parse(typ, q, search.Options{Strict: true, Base: n.cfg.BaseURL})
 	if err != nil {
-		return "", nil, invalid(at, "criteria %q: %v", criteria, err)
+		code := "invalid"
+		var serr *search.Error
+		if errors.As(err, &serr) && serr.Code == "not-supported" {
+			code = serr.Code
+		}
+		return "", nil, operation.Errorf(422, code, at, "criteria %q: %v", criteria, err)
 	}
 	for _, c := range plan.Query.Where {
 		if !local(c) {
-			return "", nil, invalid(at, "criteria %q: %s follows references (a chain or _has); criteria are decided on the written resource alone", criteria, c.Param)
+			return "", nil, notLocal(criteria, c.Param)
 		}
 	}
 	return typ, plan.Query.Where, nil
+}
+
+// notLocal refuses criteria whose parameter param follows references.
+func notLocal(criteria, param string) error {
+	return operation.Errorf(422, "not-supported", "Subscription.criteria",
+		"criteria %q: chains and _has are not supported in criteria (%s follows references); criteria are decided on the written resource alone", criteria, param)
 }
 
 // local reports whether c can be decided from one resource's own search
