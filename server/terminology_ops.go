@@ -321,18 +321,23 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 		c.Error(err)
 		return
 	}
-	definition, err := p.boolean("includeDefinition")
-	if err != nil {
-		c.Error(err)
-		return
+	flags := map[string]bool{}
+	for _, name := range []string{"includeDefinition", "activeOnly", "includeDesignations"} {
+		if flags[name], err = p.boolean(name); err != nil {
+			c.Error(err)
+			return
+		}
 	}
 	exp, err := vs.terms.Expand(vs.url)
 	if err != nil {
 		c.Error(terminologyError(err))
 		return
 	}
-	filter := p.str("filter")
+	filter, language := p.str("filter"), p.str("displayLanguage")
 	codes := terminology.Filter(exp.Contains, filter)
+	if flags["activeOnly"] {
+		codes = terminology.Active(codes)
+	}
 	if !hasCount && len(codes) > maxExpansion {
 		c.Error(errorf(http.StatusUnprocessableEntity, "too-costly",
 			"the expansion of %s has %d codes, more than the %d this server returns at once: page through it with count and offset, or narrow it with filter",
@@ -355,7 +360,7 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 		}
 		out = res.(*fhir.ValueSet)
 	}
-	if !definition {
+	if !flags["includeDefinition"] {
 		out.Compose = nil
 	}
 	e := &fhir.ValueSetExpansion{
@@ -378,15 +383,16 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 			e.Parameter = append(e.Parameter, &fhir.ValueSetExpansionParameter{Name: fhir.NewString(n.name), ValueInteger: fhir.NewInteger(int64(n.value))})
 		}
 	}
+	for _, name := range []string{"activeOnly", "includeDesignations"} {
+		if p.first(name) != nil {
+			e.Parameter = append(e.Parameter, &fhir.ValueSetExpansionParameter{Name: fhir.NewString(name), ValueBoolean: fhir.NewBoolean(flags[name])})
+		}
+	}
+	if language != "" {
+		e.Parameter = append(e.Parameter, &fhir.ValueSetExpansionParameter{Name: fhir.NewString("displayLanguage"), ValueCode: fhir.NewCode(language)})
+	}
 	for _, code := range page {
-		entry := &fhir.ValueSetExpansionContains{System: fhir.NewUri(code.System), Code: fhir.NewCode(code.Code)}
-		if code.Version != "" {
-			entry.Version = fhir.NewString(code.Version)
-		}
-		if code.Display != "" {
-			entry.Display = fhir.NewString(code.Display)
-		}
-		e.Contains = append(e.Contains, entry)
+		e.Contains = append(e.Contains, expansionEntry(code, language, flags["includeDesignations"]))
 	}
 	out.Expansion = e
 	body, err := fhirjson.Marshal(out)
@@ -395,6 +401,47 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 		return
 	}
 	writeFHIR(c, http.StatusOK, body)
+}
+
+// expansionEntry is concept as an expansion contains it: its display in
+// language (the concept's own when it has none there), whether it is
+// inactive and, with designations, its designations.
+func expansionEntry(concept terminology.Concept, language string, designations bool) *fhir.ValueSetExpansionContains {
+	entry := &fhir.ValueSetExpansionContains{System: fhir.NewUri(concept.System), Code: fhir.NewCode(concept.Code)}
+	if concept.Version != "" {
+		entry.Version = fhir.NewString(concept.Version)
+	}
+	if d := concept.DisplayIn(language); d != "" {
+		entry.Display = fhir.NewString(d)
+	}
+	if concept.Inactive {
+		entry.Inactive = fhir.NewBoolean(true)
+	}
+	if !designations {
+		return entry
+	}
+	for _, d := range concept.Designations {
+		des := &fhir.ValueSetComposeIncludeConceptDesignation{Value: fhir.NewString(d.Value)}
+		if d.Language != "" {
+			des.Language = fhir.NewCode(d.Language)
+		}
+		var use struct{ System, Version, Code, Display string }
+		if d.Use != nil && json.Unmarshal(d.Use, &use) == nil {
+			des.Use = &fhir.Coding{System: optional(fhir.NewUri, use.System), Version: optional(fhir.NewString, use.Version),
+				Code: optional(fhir.NewCode, use.Code), Display: optional(fhir.NewString, use.Display)}
+		}
+		entry.Designation = append(entry.Designation, des)
+	}
+	return entry
+}
+
+// optional returns the primitive of value made by newPrimitive, or nil when
+// value is empty.
+func optional[T any](newPrimitive func(string) *T, value string) *T {
+	if value == "" {
+		return nil
+	}
+	return newPrimitive(value)
 }
 
 // codingParam is one coding $validate-code checks, and where it came from.

@@ -3,6 +3,7 @@ package server_test
 import (
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -205,6 +206,133 @@ func TestTerminologyLookup(t *testing.T) {
 		}
 		if slices.Contains(ops["Patient"], "expand") {
 			t.Errorf("CapabilityStatement lists $expand on Patient")
+		}
+	}, withValidator(false), withDefinitions)
+}
+
+// The probe CodeSystem: A has designations in German and French, B is
+// inactive by property, C retired by status, D deprecated but active.
+const (
+	probeCS         = "http://example.org/cs/probe"
+	probeCodeSystem = `{"resourceType":"CodeSystem","url":"` + probeCS + `","version":"1","name":"Probe","status":"active","content":"complete",
+		"property":[{"code":"inactive","type":"boolean"},{"code":"status","type":"code"}],
+		"concept":[
+			{"code":"A","display":"Alpha","designation":[{"language":"de","value":"Alfa-de"},
+				{"language":"fr","use":{"system":"http://terminology.hl7.org/CodeSystem/designation-usage","code":"display"},"value":"Alfa-fr"}]},
+			{"code":"B","display":"Bravo","property":[{"code":"inactive","valueBoolean":true}]},
+			{"code":"C","display":"Charlie","property":[{"code":"status","valueCode":"retired"}]},
+			{"code":"D","display":"Delta","property":[{"code":"status","valueCode":"deprecated"}]}]}`
+)
+
+// storeProbe stores the probe CodeSystem and ValueSets over it: probe
+// (the whole system), probe-active (compose.inactive false) and
+// probe-listed (A, with a Welsh designation, and B).
+func storeProbe(c *client) {
+	c.create("CodeSystem", probeCodeSystem)
+	for name, compose := range map[string]string{
+		"probe":        `{"include":[{"system":"` + probeCS + `"}]}`,
+		"probe-active": `{"inactive":false,"include":[{"system":"` + probeCS + `"}]}`,
+		"probe-listed": `{"include":[{"system":"` + probeCS + `","concept":[{"code":"A","designation":[{"language":"cy","value":"Alffa"}]},{"code":"B"}]}]}`,
+	} {
+		c.create("ValueSet", `{"resourceType":"ValueSet","url":"http://example.org/vs/`+name+`","status":"active","compose":`+compose+`}`)
+	}
+}
+
+func TestTerminologyExpandInactiveAndLanguages(t *testing.T) {
+	expand := func(c *client, query string) map[string]any {
+		t.Helper()
+		return c.do("GET", "/ValueSet/$expand?"+query, "").want(t, http.StatusOK).json(t)
+	}
+	// entries describes each contains: code, then "inactive", the display
+	// and the languages of the designations, as they are there.
+	entries := func(vs map[string]any) []string {
+		var out []string
+		contains, _ := get(vs, "expansion", "contains").([]any)
+		for _, c := range contains {
+			e := str(c, "code")
+			if get(c, "inactive") == true {
+				e += " inactive"
+			}
+			e += " " + str(c, "display")
+			des, _ := get(c, "designation").([]any)
+			for _, d := range des {
+				e += " " + str(d, "language") + ":" + str(d, "value")
+				if code := str(d, "use", "code"); code != "" {
+					e += "(" + code + ")"
+				}
+			}
+			out = append(out, e)
+		}
+		return out
+	}
+	parameters := func(vs map[string]any) map[string]any {
+		out := map[string]any{}
+		ps, _ := get(vs, "expansion", "parameter").([]any)
+		for _, p := range ps {
+			for k, v := range p.(map[string]any) {
+				if k != "name" {
+					out[str(p, "name")] = v
+				}
+			}
+		}
+		return out
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		storeProbe(c)
+		probe := "url=" + url.QueryEscape("http://example.org/vs/probe")
+		tests := []struct {
+			name, query string
+			entries     []string
+			params      map[string]any
+		}{
+			{"inactive marked", probe, []string{"A Alpha", "B inactive Bravo", "C inactive Charlie", "D Delta"}, map[string]any{}},
+			{"activeOnly", probe + "&activeOnly=true", []string{"A Alpha", "D Delta"}, map[string]any{"activeOnly": true}},
+			{"activeOnly false", probe + "&activeOnly=false", []string{"A Alpha", "B inactive Bravo", "C inactive Charlie", "D Delta"}, map[string]any{"activeOnly": false}},
+			{"includeDesignations", probe + "&includeDesignations=true&count=1", []string{"A Alpha de:Alfa-de fr:Alfa-fr(display)"},
+				map[string]any{"includeDesignations": true, "count": 1.0}},
+			{"displayLanguage", probe + "&displayLanguage=de", []string{"A Alfa-de", "B inactive Bravo", "C inactive Charlie", "D Delta"}, map[string]any{"displayLanguage": "de"}},
+			{"displayLanguage by primary subtag", probe + "&displayLanguage=fr-CA&count=1", []string{"A Alfa-fr"}, map[string]any{"displayLanguage": "fr-CA", "count": 1.0}},
+			{"compose.inactive false", "url=" + url.QueryEscape("http://example.org/vs/probe-active"), []string{"A Alpha", "D Delta"}, map[string]any{}},
+			{"compose.inactive false over activeOnly false", "url=" + url.QueryEscape("http://example.org/vs/probe-active") + "&activeOnly=false",
+				[]string{"A Alpha", "D Delta"}, map[string]any{"activeOnly": false}},
+			{"listed concepts", "url=" + url.QueryEscape("http://example.org/vs/probe-listed") + "&includeDesignations=true",
+				[]string{"A Alpha cy:Alffa de:Alfa-de fr:Alfa-fr(display)", "B inactive Bravo"}, map[string]any{"includeDesignations": true}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				vs := expand(c, tt.query)
+				if got := entries(vs); !slices.Equal(got, tt.entries) {
+					t.Errorf("contains %q, want %q", got, tt.entries)
+				}
+				params := parameters(vs)
+				delete(params, "offset")
+				if !reflect.DeepEqual(params, tt.params) {
+					t.Errorf("parameters %v, want %v", params, tt.params)
+				}
+			})
+		}
+
+		vs := c.do("POST", "/ValueSet/$expand", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"http://example.org/vs/probe"},
+			{"name":"activeOnly","valueBoolean":true},{"name":"displayLanguage","valueCode":"de"}]}`).want(t, http.StatusOK).json(t)
+		if got, want := entries(vs), []string{"A Alfa-de", "D Delta"}; !slices.Equal(got, want) {
+			t.Errorf("POST: contains %q, want %q", got, want)
+		}
+		c.do("GET", "/ValueSet/$expand?"+probe+"&activeOnly=yes", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "activeOnly")
+
+		// The bundled v3 NullFlavor has a retired code, NP.
+		nullFlavor := "url=" + url.QueryEscape("http://terminology.hl7.org/ValueSet/v3-NullFlavor")
+		var inactive []string
+		for _, e := range entries(expand(c, nullFlavor)) {
+			if strings.Contains(e, " inactive ") {
+				inactive = append(inactive, e)
+			}
+		}
+		if !slices.Equal(inactive, []string{"NP inactive not present"}) {
+			t.Errorf("v3-NullFlavor inactive codes %q", inactive)
+		}
+		codes, total := expansion(t, c.do("GET", "/ValueSet/$expand?"+nullFlavor+"&activeOnly=true", ""))
+		if slices.Contains(codes, "NP") || int(total) != len(codes) || total < 10 {
+			t.Errorf("v3-NullFlavor activeOnly: %v of %v", codes, total)
 		}
 	}, withValidator(false), withDefinitions)
 }

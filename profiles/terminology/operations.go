@@ -1,6 +1,7 @@
 package terminology
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -74,7 +75,6 @@ type Details struct {
 	// Name and Version are those of the CodeSystem.
 	Name, Version string
 	Concept
-	Designations []Designation
 	// Properties are the concept's own properties, then its parent and
 	// child concepts (properties parent and child) where the CodeSystem
 	// arranges its concepts in a hierarchy.
@@ -83,10 +83,62 @@ type Details struct {
 
 // Designation is one additional representation of a concept.
 type Designation struct {
-	Language string
+	Language string `json:"language"`
 	// Use is a Coding as JSON, nil when absent.
-	Use   json.RawMessage
-	Value string
+	Use   json.RawMessage `json:"use"`
+	Value string          `json:"value"`
+}
+
+// designationUsage is the code system of the uses of a designation.
+const designationUsage = "http://terminology.hl7.org/CodeSystem/designation-usage"
+
+// displays reports whether the designation may stand as the concept's
+// display: its use is absent or is display.
+func (d Designation) displays() bool {
+	if d.Use == nil {
+		return true
+	}
+	var use struct{ System, Code string }
+	if json.Unmarshal(d.Use, &use) != nil {
+		return false
+	}
+	return use.Code == "display" && (use.System == "" || use.System == designationUsage)
+}
+
+// DisplayIn returns the concept's display in language lang, a BCP 47
+// code: the value of a designation that may stand as a display (no use,
+// or use display) in that language, else in a language of the same
+// primary subtag ("de" for "de-CH"), else Display.
+func (c Concept) DisplayIn(lang string) string {
+	if lang == "" {
+		return c.Display
+	}
+	primary, _, _ := strings.Cut(lang, "-")
+	fallback := ""
+	for _, d := range c.Designations {
+		if !d.displays() || d.Value == "" {
+			continue
+		}
+		if strings.EqualFold(d.Language, lang) {
+			return d.Value
+		}
+		if p, _, _ := strings.Cut(d.Language, "-"); fallback == "" && strings.EqualFold(p, primary) {
+			fallback = d.Value
+		}
+	}
+	return cmp.Or(fallback, c.Display)
+}
+
+// Active returns the concepts that are not inactive: the activeOnly
+// parameter of $expand.
+func Active(concepts []Concept) []Concept {
+	var out []Concept
+	for _, c := range concepts {
+		if !c.Inactive {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Property is one property of a concept: its code, and its value as JSON.
@@ -102,15 +154,11 @@ type Property struct {
 var propertyTypes = []string{"Code", "Coding", "String", "Integer", "Boolean", "DateTime", "Decimal"}
 
 type lookupConcept struct {
-	Code        string `json:"code"`
-	Display     string `json:"display"`
-	Designation []struct {
-		Language string          `json:"language"`
-		Use      json.RawMessage `json:"use"`
-		Value    string          `json:"value"`
-	} `json:"designation"`
-	Property []map[string]json.RawMessage `json:"property"`
-	Concept  []lookupConcept              `json:"concept"`
+	Code        string                       `json:"code"`
+	Display     string                       `json:"display"`
+	Designation []Designation                `json:"designation"`
+	Property    []map[string]json.RawMessage `json:"property"`
+	Concept     []lookupConcept              `json:"concept"`
 }
 
 // LookupIn returns the details of code in codeSystem, a CodeSystem resource
@@ -168,10 +216,7 @@ func LookupIn(codeSystem json.RawMessage, code string) (*Details, error) {
 		}
 		return nil, fmt.Errorf("%w: %s in %s", ErrUnknownCode, code, cs.URL)
 	}
-	d := &Details{Name: cs.Name, Version: cs.Version, Concept: Concept{System: cs.URL, Version: cs.Version, Code: found.Code, Display: found.Display}}
-	for _, des := range found.Designation {
-		d.Designations = append(d.Designations, Designation{Language: des.Language, Use: des.Use, Value: des.Value})
-	}
+	d := &Details{Name: cs.Name, Version: cs.Version, Concept: Concept{System: cs.URL, Version: cs.Version, Code: found.Code, Display: found.Display, Designations: found.Designation}}
 	given := map[string]bool{} // "parent X", "child Y" given as properties
 	for _, p := range found.Property {
 		var name string

@@ -10,9 +10,11 @@
 package terminology
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,6 +37,14 @@ type Concept struct {
 	Version string
 	Code    string
 	Display string
+	// Inactive reports a concept the code system no longer considers
+	// active: property inactive true, or status retired
+	// (https://hl7.org/fhir/R4/codesystem-concept-properties.html; a
+	// deprecated concept is still active).
+	Inactive bool
+	// Designations are the concept's other representations: those the
+	// ValueSet gives, then the CodeSystem's.
+	Designations []Designation
 }
 
 // Expansion is the content of a ValueSet: every code it holds.
@@ -63,8 +73,10 @@ type valueSet struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`
 	Compose struct {
-		Include []include `json:"include"`
-		Exclude []include `json:"exclude"`
+		// Inactive false leaves inactive concepts out of the value set.
+		Inactive *bool     `json:"inactive"`
+		Include  []include `json:"include"`
+		Exclude  []include `json:"exclude"`
 	} `json:"compose"`
 	Expansion struct {
 		Contains []containsEntry `json:"contains"`
@@ -72,11 +84,13 @@ type valueSet struct {
 }
 
 type containsEntry struct {
-	System   string          `json:"system"`
-	Version  string          `json:"version"`
-	Code     string          `json:"code"`
-	Display  string          `json:"display"`
-	Contains []containsEntry `json:"contains"`
+	System      string          `json:"system"`
+	Version     string          `json:"version"`
+	Code        string          `json:"code"`
+	Display     string          `json:"display"`
+	Inactive    bool            `json:"inactive"`
+	Designation []Designation   `json:"designation"`
+	Contains    []containsEntry `json:"contains"`
 }
 
 type include struct {
@@ -84,8 +98,9 @@ type include struct {
 	Version  string   `json:"version"`
 	ValueSet []string `json:"valueSet"`
 	Concept  []struct {
-		Code    string `json:"code"`
-		Display string `json:"display"`
+		Code        string        `json:"code"`
+		Display     string        `json:"display"`
+		Designation []Designation `json:"designation"`
 	} `json:"concept"`
 	Filter []struct {
 		Property string `json:"property"`
@@ -106,13 +121,35 @@ type codeSystem struct {
 }
 
 type concept struct {
-	Code     string    `json:"code"`
-	Display  string    `json:"display"`
-	Concept  []concept `json:"concept"`
-	Property []struct {
-		Code      string `json:"code"`
-		ValueCode string `json:"valueCode"`
+	Code        string        `json:"code"`
+	Display     string        `json:"display"`
+	Designation []Designation `json:"designation"`
+	Concept     []concept     `json:"concept"`
+	Property    []struct {
+		Code         string `json:"code"`
+		ValueCode    string `json:"valueCode"`
+		ValueBoolean bool   `json:"valueBoolean"`
 	} `json:"property"`
+}
+
+// inactive reports whether the concept is inactive: property inactive
+// true, or status retired (or inactive). A deprecated concept is active:
+// "Concepts that are deprecated but not inactive can still be used"
+// (https://hl7.org/fhir/R4/codesystem-concept-properties.html).
+func (c *concept) inactive() bool {
+	for _, p := range c.Property {
+		switch {
+		case p.Code == "inactive" && p.ValueBoolean,
+			p.Code == "status" && (p.ValueCode == "retired" || p.ValueCode == "inactive"):
+			return true
+		}
+	}
+	return false
+}
+
+// of returns c as a Concept of cs.
+func (c *concept) of(cs *codeSystem, system string) Concept {
+	return Concept{System: system, Version: cs.Version, Code: c.Code, Display: c.Display, Inactive: c.inactive(), Designations: c.Designation}
 }
 
 // New returns a Terminology holding the ValueSet and CodeSystem resources
@@ -231,7 +268,7 @@ func (t *Terminology) compute(url string, depth int) (*Expansion, error) {
 		flat = func(list []containsEntry) {
 			for _, c := range list {
 				if c.Code != "" {
-					exp.Contains = append(exp.Contains, Concept{System: c.System, Version: c.Version, Code: c.Code, Display: c.Display})
+					exp.Contains = append(exp.Contains, Concept{System: c.System, Version: c.Version, Code: c.Code, Display: c.Display, Inactive: c.Inactive, Designations: c.Designation})
 				}
 				flat(c.Contains)
 			}
@@ -260,7 +297,7 @@ func (t *Terminology) compute(url string, depth int) (*Expansion, error) {
 		}
 		for _, c := range cs {
 			k := c.System + "|" + c.Code
-			if !excluded[k] && !seen[k] {
+			if !excluded[k] && !seen[k] && (!c.Inactive || vs.inactiveIncluded()) {
 				seen[k] = true
 				exp.Contains = append(exp.Contains, c)
 			}
@@ -277,13 +314,7 @@ func (t *Terminology) includeSet(inc include, depth int) ([]Concept, error) {
 		switch {
 		case len(inc.Concept) > 0:
 			for _, c := range inc.Concept {
-				d := c.Display
-				if d == "" && cs != nil {
-					if cc := cs.codes[c.Code]; cc != nil {
-						d = cc.Display
-					}
-				}
-				out = append(out, Concept{System: inc.System, Version: inc.Version, Code: c.Code, Display: d})
+				out = append(out, enumerated(cs, inc, c.Code, c.Display, c.Designation))
 			}
 		case cs == nil || !cs.complete():
 			return nil, fmt.Errorf("%w: code system %s is not bundled", ErrNotComputable, inc.System)
@@ -299,7 +330,7 @@ func (t *Terminology) includeSet(inc include, depth int) ([]Concept, error) {
 					return nil, err
 				}
 				if ok {
-					out = append(out, Concept{System: inc.System, Version: cs.Version, Code: code, Display: cs.codes[code].Display})
+					out = append(out, cs.codes[code].of(cs, inc.System))
 				}
 			}
 		}
@@ -322,6 +353,30 @@ func (t *Terminology) includeSet(inc include, depth int) ([]Concept, error) {
 		out = keep
 	}
 	return out, nil
+}
+
+// enumerated returns a concept that compose.include lists, with the
+// display and designations the ValueSet gives it, then those of its code
+// system (cs, nil when not held).
+func enumerated(cs *codeSystem, inc include, code, display string, designations []Designation) Concept {
+	out := Concept{System: inc.System, Version: inc.Version, Code: code, Display: display, Designations: designations}
+	if cs == nil {
+		return out
+	}
+	if c := cs.codes[code]; c != nil {
+		out.Display = cmp.Or(out.Display, c.Display)
+		out.Inactive = c.inactive()
+		out.Designations = append(slices.Clip(designations), c.Designation...)
+	}
+	return out
+}
+
+// inactiveIncluded reports whether inactive concepts are in the value set:
+// unless compose.inactive is false, they are ("generally, inactive codes
+// would be expected to be included",
+// https://hl7.org/fhir/R4/valueset-definitions.html#ValueSet.compose.inactive).
+func (vs *valueSet) inactiveIncluded() bool {
+	return vs.Compose.Inactive == nil || *vs.Compose.Inactive
 }
 
 func matchesFilters(cs *codeSystem, code string, inc include) (bool, error) {
@@ -381,5 +436,5 @@ func (t *Terminology) Lookup(system, code string) (Concept, error) {
 		}
 		return Concept{}, fmt.Errorf("%w: %s in %s", ErrUnknownCode, code, system)
 	}
-	return Concept{System: cs.URL, Version: cs.Version, Code: c.Code, Display: c.Display}, nil
+	return c.of(cs, cs.URL), nil
 }
