@@ -446,20 +446,35 @@ func optional[T any](newPrimitive func(string) *T, value string) *T {
 
 // codingParam is one coding $validate-code checks, and where it came from.
 type codingParam struct {
-	system, code, display string
-	expression            string
+	system, version, code, display string
+	expression                     string
 }
 
 // codings returns the codings a $validate-code invocation checks: the
-// codeableConcept's, the coding, or code with system and display.
+// codeableConcept's, the coding, or code with system, systemVersion and
+// display. "One (and only one) of the in parameters (code, coding,
+// codeableConcept) must be provided", and "if a code is provided, a system
+// or a context must be provided"
+// (https://hl7.org/fhir/R4/valueset-operation-validate-code.html).
 func (p opParams) codings() ([]codingParam, error) {
+	var given []string
+	for _, name := range []string{"code", "coding", "codeableConcept"} {
+		if p.first(name) != nil {
+			given = append(given, name)
+		}
+	}
+	if len(given) > 1 {
+		err := errorf(http.StatusBadRequest, "invalid", "give one (and only one) of code, coding and codeableConcept, not %s", strings.Join(given, " and "))
+		err.Issues[0].Expression = given
+		return nil, err
+	}
 	if x := p.first("codeableConcept"); x != nil {
 		if x.ValueCodeableConcept == nil || len(x.ValueCodeableConcept.Coding) == 0 {
 			return nil, errorf(http.StatusBadRequest, "required", "codeableConcept must be a CodeableConcept with a coding").at("codeableConcept")
 		}
 		var out []codingParam
 		for i, cd := range x.ValueCodeableConcept.Coding {
-			out = append(out, codingParam{cd.System.Get(), cd.Code.Get(), cd.Display.Get(), fmt.Sprintf("codeableConcept.coding[%d]", i)})
+			out = append(out, codingParam{cd.System.Get(), cd.Version.Get(), cd.Code.Get(), cd.Display.Get(), fmt.Sprintf("codeableConcept.coding[%d]", i)})
 		}
 		return out, nil
 	}
@@ -468,18 +483,25 @@ func (p opParams) codings() ([]codingParam, error) {
 			return nil, errorf(http.StatusBadRequest, "invalid", "coding must be a Coding: send it in a Parameters resource").at("coding")
 		}
 		cd := x.ValueCoding
-		return []codingParam{{cd.System.Get(), cd.Code.Get(), cd.Display.Get(), "coding"}}, nil
+		return []codingParam{{cd.System.Get(), cd.Version.Get(), cd.Code.Get(), cd.Display.Get(), "coding"}}, nil
 	}
-	if p.str("code") == "" {
+	switch {
+	case p.str("code") == "":
 		return nil, errorf(http.StatusBadRequest, "required", "code is missing: give code (with system), coding or codeableConcept").at("code")
+	case p.str("system") == "" && p.first("context") == nil:
+		return nil, errorf(http.StatusBadRequest, "required", "system is missing: a code needs the system it is from (or a context)").at("system")
 	}
-	return []codingParam{{p.str("system"), p.str("code"), p.str("display"), "code"}}, nil
+	return []codingParam{{p.str("system"), p.str("systemVersion"), p.str("code"), p.str("display"), "code"}}, nil
 }
 
 // validateCode answers $validate-code: whether the ValueSet holds the
 // code, coding or any coding of the codeableConcept, with the concept's
-// display. A display that is not the concept's (case aside) makes the
-// answer false, as the terminology service does by default.
+// display (in displayLanguage when it has one there). A display that is
+// neither the concept's nor one of its designations (case aside) makes a
+// coding invalid, as the terminology service does by default; when another
+// coding of the codeableConcept is valid the answer is true, with a
+// message naming the display. A version of the code system that is not
+// known here makes a coding invalid.
 func (a *api) validateCode(c *gin.Context, inv invocation) {
 	p, vs, err := a.valueSetInvocation(c, inv)
 	if err != nil {
@@ -491,38 +513,75 @@ func (a *api) validateCode(c *gin.Context, inv invocation) {
 		c.Error(err)
 		return
 	}
+	language := p.str("displayLanguage")
 	result, display := false, ""
-	var messages []string
+	// problems are why codings are invalid; wrongDisplays, those of them
+	// that still stand when another coding is valid.
+	var problems, wrongDisplays []string
 	for _, cd := range codings {
 		if cd.code == "" {
-			messages = append(messages, cd.expression+" has no code")
+			problems = append(problems, cd.expression+" has no code")
 			continue
 		}
-		ok, shown, err := vs.terms.ValidateCode(vs.url, cd.system, cd.code)
+		unknown, err := a.unknownVersion(c, vs, cd)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		if unknown != "" {
+			problems = append(problems, unknown)
+			continue
+		}
+		ok, concept, err := vs.terms.ValidateCode(vs.url, cd.system, cd.code)
 		if err != nil {
 			c.Error(terminologyError(err))
 			return
 		}
-		concept := strings.TrimPrefix(cd.system+"#"+cd.code, "#")
+		name := strings.TrimPrefix(cd.system+"#"+cd.code, "#")
 		switch {
 		case !ok:
-			messages = append(messages, fmt.Sprintf("%s is not in the value set %s", concept, vs.url))
-		case cd.display != "" && shown != "" && !strings.EqualFold(strings.TrimSpace(cd.display), shown):
-			messages = append(messages, fmt.Sprintf("the display %q is not that of %s, which is %q", cd.display, concept, shown))
-			display = cmp.Or(display, shown)
+			problems = append(problems, fmt.Sprintf("%s is not in the value set %s", name, vs.url))
+		case cd.display != "" && !concept.ValidDisplay(cd.display):
+			msg := fmt.Sprintf("the display %q is not that of %s, which is %q", cd.display, name, concept.Display)
+			problems, wrongDisplays = append(problems, msg), append(wrongDisplays, msg)
+			display = cmp.Or(display, concept.DisplayIn(language))
 		default:
 			result = true
-			display = shown
+			display = concept.DisplayIn(language)
 		}
 	}
 	out := []map[string]any{{"name": "result", "valueBoolean": result}}
-	if !result && len(messages) > 0 {
+	messages := problems
+	if result {
+		messages = wrongDisplays
+	}
+	if len(messages) > 0 {
 		out = append(out, map[string]any{"name": "message", "valueString": strings.Join(messages, "; ")})
 	}
 	if display != "" {
 		out = append(out, map[string]any{"name": "display", "valueString": display})
 	}
 	writeParameters(c, out)
+}
+
+// unknownVersion returns why the version of the code system cd names is
+// not known here, or "". Only a code system the ValueSet's terminology
+// holds is checked: a version is known when it is that one's, or that of
+// a bundled or stored CodeSystem with the same url.
+func (a *api) unknownVersion(c *gin.Context, vs *valueSet, cd codingParam) (string, error) {
+	held, ok := vs.terms.CodeSystemVersion(cd.system)
+	if cd.version == "" || !ok || cd.version == held {
+		return "", nil
+	}
+	cs, err := a.findCodeSystem(c, cd.system, cd.version)
+	if err != nil || cs != nil {
+		return "", err
+	}
+	has := "no version"
+	if held != "" {
+		has = fmt.Sprintf("version %q", held)
+	}
+	return fmt.Sprintf("version %q of the code system %s (%s) is not known here: it has %s", cd.version, cd.system, cd.expression, has), nil
 }
 
 // writeParameters answers with a Parameters resource of these parameters.
@@ -612,19 +671,26 @@ func (a *api) lookup(c *gin.Context, _ invocation) {
 }
 
 // codeSystem returns the CodeSystem with this canonical url (and version,
-// when given) as JSON: bundled, or else stored.
+// when given) as JSON: bundled, or else stored; 404 when there is none.
 func (a *api) codeSystem(c *gin.Context, canonical, version string) (json.RawMessage, error) {
+	cs, err := a.findCodeSystem(c, canonical, version)
+	if err == nil && cs == nil {
+		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem %s is not known here", withVersion(canonical, version)).at("system")
+	}
+	return cs, err
+}
+
+// findCodeSystem returns the CodeSystem with this canonical url (and
+// version, when given) as JSON, bundled or else stored, or nil.
+func (a *api) findCodeSystem(c *gin.Context, canonical, version string) (json.RawMessage, error) {
 	if a.cfg.Definitions != nil {
 		if r := a.cfg.Definitions.Canonical("CodeSystem", canonical, version); r != nil {
 			return r.JSON, nil
 		}
 	}
 	v, err := a.findCanonical(c, "CodeSystem", canonical, version)
-	if err != nil {
+	if err != nil || v == nil {
 		return nil, err
-	}
-	if v == nil {
-		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem %s is not known here", withVersion(canonical, version)).at("system")
 	}
 	return v.JSON, nil
 }

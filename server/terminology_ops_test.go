@@ -111,8 +111,8 @@ func TestTerminologyValidateCode(t *testing.T) {
 			display, message         string
 		}{
 			{"valid code", "GET", base + "&code=female", "", true, "Female", ""},
-			{"code without system", "GET", "/ValueSet/$validate-code?url=" + url.QueryEscape(genderVS) + "&code=male", "", true, "Male", ""},
-			{"instance", "GET", "/ValueSet/administrative-gender/$validate-code?code=other", "", true, "Other", ""},
+			{"code with context, without system", "GET", "/ValueSet/$validate-code?url=" + url.QueryEscape(genderVS) + "&code=male&context=Patient.gender", "", true, "Male", ""},
+			{"instance", "GET", "/ValueSet/administrative-gender/$validate-code?code=other&system=" + url.QueryEscape(genderCS), "", true, "Other", ""},
 			{"unknown code", "GET", base + "&code=f", "", false, "", "not in the value set"},
 			{"other system", "GET", "/ValueSet/$validate-code?url=" + url.QueryEscape(genderVS) + "&system=http://example.org&code=female", "", false, "", "not in the value set"},
 			{"wrong display", "GET", base + "&code=female&display=Male", "", false, "Female", "display"},
@@ -137,8 +137,15 @@ func TestTerminologyValidateCode(t *testing.T) {
 			})
 		}
 		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape(genderVS), "").want(t, http.StatusBadRequest).outcome(t, "required", "code")
+		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape(genderVS)+"&code=male", "").want(t, http.StatusBadRequest).outcome(t, "required", "system")
+		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"`+genderVS+`"},
+			{"name":"code","valueCode":"male"},{"name":"system","valueUri":"`+genderCS+`"},
+			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"female"}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "code")
+		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"`+genderVS+`"},
+			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"female"}},
+			{"name":"codeableConcept","valueCodeableConcept":{"coding":[{"system":"`+genderCS+`","code":"female"}]}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "coding")
 		c.do("GET", "/ValueSet/$validate-code?url=http://example.org/none&code=x", "").want(t, http.StatusNotFound).outcome(t, "not-found", "url")
-		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape("http://hl7.org/fhir/ValueSet/condition-code")+"&code=x", "").want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "")
+		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape("http://hl7.org/fhir/ValueSet/condition-code")+"&system=http://snomed.info/sct&code=x", "").want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "")
 		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Patient"}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "")
 	}, withValidator(false), withDefinitions)
 }
@@ -333,6 +340,48 @@ func TestTerminologyExpandInactiveAndLanguages(t *testing.T) {
 		codes, total := expansion(t, c.do("GET", "/ValueSet/$expand?"+nullFlavor+"&activeOnly=true", ""))
 		if slices.Contains(codes, "NP") || int(total) != len(codes) || total < 10 {
 			t.Errorf("v3-NullFlavor activeOnly: %v of %v", codes, total)
+		}
+	}, withValidator(false), withDefinitions)
+}
+
+func TestTerminologyValidateCodeDisplaysAndVersions(t *testing.T) {
+	base := "/ValueSet/$validate-code?url=" + url.QueryEscape("http://example.org/vs/probe") + "&system=" + url.QueryEscape(probeCS)
+	coding := func(parameter string) string {
+		return `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"http://example.org/vs/probe"},` + parameter + `]}`
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		storeProbe(c)
+		tests := []struct {
+			name, method, path, body string
+			result                   bool
+			display, message         string
+		}{
+			{"designation as display", "GET", base + "&code=A&display=Alfa-de", "", true, "Alpha", ""},
+			{"designation of another language, case aside", "GET", base + "&code=A&display=ALFA-FR&displayLanguage=de", "", true, "Alfa-de", ""},
+			{"displayLanguage", "GET", base + "&code=A&displayLanguage=de", "", true, "Alfa-de", ""},
+			{"displayLanguage without a designation", "GET", base + "&code=D&displayLanguage=de", "", true, "Delta", ""},
+			{"wrong display", "GET", base + "&code=A&display=Bravo", "", false, "Alpha", `the display "Bravo"`},
+			{"systemVersion held", "GET", base + "&code=A&systemVersion=1", "", true, "Alpha", ""},
+			{"systemVersion unknown", "GET", base + "&code=A&systemVersion=9", "", false, "", `version "9" of the code system ` + probeCS},
+			{"coding version unknown", "POST", "/ValueSet/$validate-code",
+				coding(`{"name":"coding","valueCoding":{"system":"` + probeCS + `","version":"2","code":"A"}}`), false, "", `version "2" of the code system`},
+			{"codeableConcept with a wrong display", "POST", "/ValueSet/$validate-code",
+				coding(`{"name":"codeableConcept","valueCodeableConcept":{"coding":[{"system":"` + probeCS + `","code":"A","display":"Beta"},
+					{"system":"` + probeCS + `","code":"B","display":"Bravo"}]}}`), true, "Bravo", `the display "Beta" is not that of ` + probeCS + `#A`},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				res := c.do(tt.method, tt.path, tt.body).want(t, http.StatusOK).json(t)
+				if get(param(res, "result"), "valueBoolean") != tt.result {
+					t.Fatalf("want result %v: %v", tt.result, res)
+				}
+				if got := str(param(res, "display"), "valueString"); got != tt.display {
+					t.Errorf("display %q, want %q", got, tt.display)
+				}
+				if got := str(param(res, "message"), "valueString"); !strings.Contains(got, tt.message) || (tt.message == "") != (got == "") {
+					t.Errorf("message %q, want one containing %q", got, tt.message)
+				}
+			})
 		}
 	}, withValidator(false), withDefinitions)
 }

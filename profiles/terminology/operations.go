@@ -129,6 +129,18 @@ func (c Concept) DisplayIn(lang string) string {
 	return cmp.Or(fallback, c.Display)
 }
 
+// ValidDisplay reports whether text, case and surrounding space aside, is
+// the concept's display or the value of one of its designations: R4's
+// $validate-code takes "the display of the concept or one of its
+// designations". A concept with neither has no display to contradict.
+func (c Concept) ValidDisplay(text string) bool {
+	text = strings.TrimSpace(text)
+	if c.Display == "" && len(c.Designations) == 0 || strings.EqualFold(text, c.Display) {
+		return true
+	}
+	return slices.ContainsFunc(c.Designations, func(d Designation) bool { return strings.EqualFold(text, d.Value) })
+}
+
 // Active returns the concepts that are not inactive: the activeOnly
 // parameter of $expand.
 func Active(concepts []Concept) []Concept {

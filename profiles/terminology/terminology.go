@@ -402,23 +402,34 @@ func matchesFilters(cs *codeSystem, code string, inc include) (bool, error) {
 }
 
 // ValidateCode reports whether the ValueSet with this URL holds code in
-// system (any system when system is empty), and the concept's display.
-// It returns ErrNotFound for an unknown ValueSet and ErrNotComputable when
-// membership cannot be decided from the bundled code systems.
-func (t *Terminology) ValidateCode(valueSetURL, system, code string) (ok bool, display string, err error) {
+// system (any system when system is empty), and the concept as the value
+// set holds it. It returns ErrNotFound for an unknown ValueSet and
+// ErrNotComputable when membership cannot be decided from the bundled code
+// systems.
+func (t *Terminology) ValidateCode(valueSetURL, system, code string) (ok bool, concept Concept, err error) {
 	r := t.expand(canonical(valueSetURL), 0)
 	if r.err != nil {
-		return false, "", r.err
+		return false, Concept{}, r.err
 	}
 	if !r.set[system+"|"+code] {
-		return false, "", nil
+		return false, Concept{}, nil
 	}
 	for _, c := range r.exp.Contains {
 		if c.Code == code && (system == "" || c.System == system) {
-			return true, c.Display, nil
+			return true, c, nil
 		}
 	}
-	return true, "", nil
+	return true, Concept{System: system, Code: code}, nil
+}
+
+// CodeSystemVersion returns the version of the CodeSystem with this URL;
+// ok is false when it is not held.
+func (t *Terminology) CodeSystemVersion(url string) (version string, ok bool) {
+	cs, ok := t.codeSystems[canonical(url)]
+	if !ok {
+		return "", false
+	}
+	return cs.Version, true
 }
 
 // Lookup returns the concept code of the bundled CodeSystem system:
