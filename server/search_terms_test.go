@@ -117,6 +117,7 @@ func TestSearchTerminology(t *testing.T) {
 			{"ValueSet drawing on SNOMED CT", "/Observation?code:in=https://fhir.hl7.org.uk/ValueSet/UKCore-BloodPressure", "not-supported", "code:in", false, "UKCore-BloodPressure"},
 			{"below without a system", "/Condition?clinical-status:below=active", "invalid", "clinical-status:below", false, "system|code"},
 			{"below an unknown code", "/Condition?clinical-status:below=" + clinicalStatus + "|dormant", "not-found", "clinical-status:below", false, "dormant"},
+			{"below a SNOMED CT code", "/Condition?code:below=http://snomed.info/sct|404684003", "not-supported", "code:below", false, "code system not available here"},
 		}
 		for _, tt := range errs {
 			t.Run(tt.name, func(t *testing.T) {

@@ -297,7 +297,7 @@ func (a *api) valueSetInvocation(c *gin.Context, inv invocation) (opParams, *val
 // terminologyError converts an error of package terminology about a
 // ValueSet or CodeSystem that was found into the server's Error.
 func terminologyError(err error) error {
-	if errors.Is(err, terminology.ErrNotComputable) || errors.Is(err, terminology.ErrNotFound) {
+	if errors.Is(err, terminology.ErrNotComputable) || errors.Is(err, terminology.ErrCodeSystemUnavailable) || errors.Is(err, terminology.ErrNotFound) {
 		return errorf(http.StatusUnprocessableEntity, "not-supported", "%s", strings.TrimPrefix(err.Error(), "terminology: "))
 	}
 	return err
@@ -598,8 +598,9 @@ func writeParameters(c *gin.Context, params []map[string]any) {
 }
 
 // lookup answers $lookup: the CodeSystem's name and version, and the
-// concept's display, designations and properties (all of them, or those
-// the property parameters name).
+// concept's display (in displayLanguage when it has a designation there),
+// designations and properties (all of them, or those the property
+// parameters name).
 func (a *api) lookup(c *gin.Context, _ invocation) {
 	p, err := operationParams(c)
 	if err != nil {
@@ -638,8 +639,8 @@ func (a *api) lookup(c *gin.Context, _ invocation) {
 	if d.Version != "" {
 		out = append(out, map[string]any{"name": "version", "valueString": d.Version})
 	}
-	if d.Display != "" {
-		out = append(out, map[string]any{"name": "display", "valueString": d.Display})
+	if display := d.DisplayIn(p.str("displayLanguage")); display != "" {
+		out = append(out, map[string]any{"name": "display", "valueString": display})
 	}
 	for _, des := range d.Designations {
 		parts := []map[string]any{}

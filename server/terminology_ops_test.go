@@ -178,6 +178,21 @@ func TestTerminologyLookup(t *testing.T) {
 			t.Errorf("stored CodeSystem: %v", res)
 		}
 
+		// displayLanguage picks the display among the designations.
+		c.create("CodeSystem", probeCodeSystem)
+		for lang, want := range map[string]string{"": "Alpha", "de": "Alfa-de", "fr-CA": "Alfa-fr", "en": "Alpha"} {
+			res := c.do("GET", "/CodeSystem/$lookup?system="+url.QueryEscape(probeCS)+"&code=A&displayLanguage="+lang, "").want(t, http.StatusOK).json(t)
+			if got := str(param(res, "display"), "valueString"); got != want {
+				t.Errorf("displayLanguage %q: display %q, want %q", lang, got, want)
+			}
+		}
+
+		// SNOMED CT is bundled as a definition without its codes.
+		d := c.do("GET", "/CodeSystem/$lookup?system=http://snomed.info/sct&code=27113001", "").want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "")
+		if !strings.Contains(d, "code system not available here") || strings.Contains(d, "value set") {
+			t.Errorf("SNOMED CT lookup: %q", d)
+		}
+
 		errs := []struct {
 			name, path string
 			status     int

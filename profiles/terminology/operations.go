@@ -174,11 +174,11 @@ type lookupConcept struct {
 }
 
 // LookupIn returns the details of code in codeSystem, a CodeSystem resource
-// as JSON. It reads the whole resource, so it reports the designations and
-// properties that a Terminology does not keep. It returns ErrUnknownCode
-// when the CodeSystem lists all its codes and lacks this one, and
-// ErrNotComputable when it does not list them all (content other than
-// complete) and lacks it.
+// as JSON. It reads the whole resource, so it reports the properties that
+// a Terminology does not keep. It returns ErrUnknownCode when the
+// CodeSystem lists all its codes and lacks this one, and
+// ErrCodeSystemUnavailable when it does not list them all (content other
+// than complete) and lacks it.
 func LookupIn(codeSystem json.RawMessage, code string) (*Details, error) {
 	var cs struct {
 		URL     string          `json:"url"`
@@ -224,7 +224,7 @@ func LookupIn(codeSystem json.RawMessage, code string) (*Details, error) {
 	walk(cs.Concept, "")
 	if found == nil {
 		if cs.Content != "" && cs.Content != "complete" {
-			return nil, fmt.Errorf("%w: CodeSystem %s does not list all its codes here (content %s)", ErrNotComputable, cs.URL, cs.Content)
+			return nil, fmt.Errorf("%w: the CodeSystem %s holds only part of its codes (content %s), not %s", ErrCodeSystemUnavailable, cs.URL, cs.Content, code)
 		}
 		return nil, fmt.Errorf("%w: %s in %s", ErrUnknownCode, code, cs.URL)
 	}

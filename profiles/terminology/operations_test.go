@@ -136,8 +136,8 @@ func TestLookupIn(t *testing.T) {
 		})
 	}
 	fragment := `{"resourceType":"CodeSystem","url":"http://example.org/f","content":"fragment","concept":[{"code":"a"}]}`
-	if _, err := LookupIn(json.RawMessage(fragment), "b"); !errors.Is(err, ErrNotComputable) {
-		t.Errorf("code missing from a fragment: %v, want ErrNotComputable", err)
+	if _, err := LookupIn(json.RawMessage(fragment), "b"); !errors.Is(err, ErrCodeSystemUnavailable) {
+		t.Errorf("code missing from a fragment: %v, want ErrCodeSystemUnavailable", err)
 	}
 	if _, err := LookupIn(json.RawMessage(`[]`), "a"); err == nil {
 		t.Error("LookupIn of an array succeeded")

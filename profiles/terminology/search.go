@@ -69,7 +69,7 @@ func (s *searchTerms) hierarchy(system, code string) (*hierarchy, error) {
 	case !ok:
 		return nil, fmt.Errorf("%w: CodeSystem %s", search.ErrUnknown, system)
 	case cs.codes[code] == nil && !cs.complete():
-		return nil, fmt.Errorf("%w: CodeSystem %s is not complete here", ErrNotComputable, system)
+		return nil, fmt.Errorf("%w: the CodeSystem %s holds only part of its codes (content %s), not %s", ErrCodeSystemUnavailable, system, cs.Content, code)
 	case cs.codes[code] == nil:
 		return nil, fmt.Errorf("%w: %w: %s in %s", search.ErrUnknown, ErrUnknownCode, code, system)
 	}

@@ -27,6 +27,10 @@ var (
 	// ErrNotComputable reports a ValueSet whose content depends on a code
 	// system or filter that is not available here.
 	ErrNotComputable = errors.New("terminology: value set cannot be computed from the bundled code systems")
+	// ErrCodeSystemUnavailable reports a code that cannot be looked up
+	// because its CodeSystem does not list all its codes here (SNOMED CT,
+	// LOINC... are bundled as definitions without content).
+	ErrCodeSystemUnavailable = errors.New("terminology: code system not available here")
 	// ErrUnknownCode reports a code a bundled CodeSystem does not define.
 	ErrUnknownCode = errors.New("terminology: unknown code")
 )
@@ -434,7 +438,8 @@ func (t *Terminology) CodeSystemVersion(url string) (version string, ok bool) {
 
 // Lookup returns the concept code of the bundled CodeSystem system:
 // ErrNotFound when the system is not bundled, ErrUnknownCode when the
-// system is complete and lacks the code.
+// system is complete and lacks the code, ErrCodeSystemUnavailable when it
+// is not complete and lacks it.
 func (t *Terminology) Lookup(system, code string) (Concept, error) {
 	cs, ok := t.codeSystems[canonical(system)]
 	if !ok {
@@ -443,7 +448,7 @@ func (t *Terminology) Lookup(system, code string) (Concept, error) {
 	c, ok := cs.codes[code]
 	if !ok {
 		if !cs.complete() {
-			return Concept{}, fmt.Errorf("%w: CodeSystem %s is not complete here", ErrNotComputable, system)
+			return Concept{}, fmt.Errorf("%w: the CodeSystem %s holds only part of its codes (content %s), not %s", ErrCodeSystemUnavailable, system, cs.Content, code)
 		}
 		return Concept{}, fmt.Errorf("%w: %s in %s", ErrUnknownCode, code, system)
 	}
