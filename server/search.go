@@ -80,7 +80,11 @@ func preference(c *gin.Context, name string) string {
 
 // parseSearch compiles the parameters of a search on typ.
 func (a *api) parseSearch(c *gin.Context, typ string, params url.Values) (*search.Plan, error) {
-	plan, err := a.search.Parse(typ, params, a.searchOptions(preference(c, "handling") == "strict", a.baseURL(c)))
+	reg := a.search
+	if a.terms != nil && needsTerminology(params) {
+		reg = reg.WithTerminology(storedTerms{a: a, c: c, bundled: a.terms})
+	}
+	plan, err := reg.Parse(typ, params, a.searchOptions(preference(c, "handling") == "strict", a.baseURL(c)))
 	if err != nil {
 		return nil, searchError(err)
 	}

@@ -138,3 +138,46 @@ func TestSearchTerminology(t *testing.T) {
 		}
 	}, withValidator(false))
 }
+
+// TestSearchStoredTerminology checks that :in, :not-in, :below and :above
+// consult the ValueSets and CodeSystems stored here, named by canonical
+// url or as a literal reference, relative or absolute (R4 search.html,
+// :in: "If the server can treat the reference as a literal URL, it does,
+// else it tries to match known logical ValueSet.url values").
+func TestSearchStoredTerminology(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const system = "http://example.org/fhir/CodeSystem/frailty"
+		for _, r := range []struct{ path, body string }{
+			{"/CodeSystem/frailty", `{"resourceType":"CodeSystem","id":"frailty","url":"` + system + `","status":"active","content":"complete","hierarchyMeaning":"is-a",
+ "concept":[{"code":"frail","display":"Frail","concept":[{"code":"moderate","display":"Moderately frail"},{"code":"severe","display":"Severely frail"}]},{"code":"fit","display":"Fit"}]}`},
+			{"/ValueSet/vs1", `{"resourceType":"ValueSet","id":"vs1","url":"http://example.org/fhir/ValueSet/frail","version":"1.0","status":"active",
+ "compose":{"include":[{"system":"` + system + `","concept":[{"code":"moderate"},{"code":"severe"}]}]}}`},
+			{"/Observation/a", `{"resourceType":"Observation","id":"a","status":"final","code":{"coding":[{"system":"` + system + `","code":"moderate"}]}}`},
+			{"/Observation/b", `{"resourceType":"Observation","id":"b","status":"final","code":{"coding":[{"system":"` + system + `","code":"fit"}]}}`},
+			{"/Observation/c", `{"resourceType":"Observation","id":"c","status":"final","code":{"coding":[{"system":"` + system + `","code":"frail"}]}}`},
+		} {
+			c.do("PUT", r.path, r.body).want(t, http.StatusCreated)
+		}
+		for _, tt := range []struct{ query, match string }{
+			{"code:in=http://example.org/fhir/ValueSet/frail", "Observation/a"},
+			{"code:in=http://example.org/fhir/ValueSet/frail|1.0", "Observation/a"},
+			{"code:in=ValueSet/vs1", "Observation/a"},
+			{"code:in=" + c.base + "/ValueSet/vs1", "Observation/a"},
+			{"code:not-in=ValueSet/vs1", "Observation/b Observation/c"},
+			{"code:below=" + system + "|frail", "Observation/a Observation/c"},
+			{"code:above=" + system + "|severe", "Observation/c"},
+		} {
+			q := url.Values{}
+			name, value, _ := strings.Cut(tt.query, "=")
+			q.Set(name, value)
+			b := c.do("GET", "/Observation?"+q.Encode(), "", "Prefer", "handling=strict").searchset(t)
+			if got := b.ids("match"); got != tt.match {
+				t.Errorf("%s: matches %q, want %q", tt.query, got, tt.match)
+			}
+		}
+		for _, query := range []string{"code:in=ValueSet/nothing", "code:in=http://example.org/fhir/ValueSet/frail|2.0"} {
+			name, value, _ := strings.Cut(query, "=")
+			c.do("GET", "/Observation?"+url.Values{name: {value}}.Encode(), "", "Prefer", "handling=strict").want(t, http.StatusBadRequest).outcome(t, "not-found", name)
+		}
+	}, withValidator(false))
+}

@@ -96,6 +96,7 @@ type api struct {
 	started   time.Time
 	caps      *capabilities
 	search    *search.Registry
+	terms     search.Terminology // the bundled terminology, nil without a validator
 	// operations are the $operations served, by name (see operations.go).
 	operations map[string]operation
 }
@@ -114,7 +115,8 @@ func New(cfg Config) *gin.Engine {
 		// The definitions are embedded in the binary and tested to load.
 		panic(fmt.Sprintf("server: %v", err))
 	}
-	registry := index.Registry().WithTerminology(searchTerminology(cfg.Validator))
+	terms := searchTerminology(cfg.Validator)
+	registry := index.Registry().WithTerminology(terms)
 	guarded := access.NewStore(cfg.Store, access.Rules{
 		Policy:      cfg.AccessPolicy,
 		Search:      registry,
@@ -128,6 +130,7 @@ func New(cfg Config) *gin.Engine {
 		started: time.Now().UTC(),
 		caps:    newCapabilities(),
 		search:  registry,
+		terms:   terms,
 	}
 	a.svc.validate = a.validateWrite
 	a.svc.bind = func(tx store.Tx) ext.Store { return &opStore{a: a, tx: tx} }
