@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"carefhir/fhir/search"
 	"carefhir/operation"
 	"carefhir/server"
 	"carefhir/server/auth/authtest"
@@ -62,6 +63,7 @@ type env struct {
 	x      *Exporter
 	clock  *clock
 	tokens map[string]string
+	ix     *search.Indexer
 }
 
 // newEnv serves the API with bulk export over st, with tokens for:
@@ -93,7 +95,7 @@ func newEnv(t testing.TB, st store.Store) *env {
 		x.Close()
 		st.Close()
 	})
-	e := &env{t: t, base: root + "/fhir", st: st, x: x, clock: clk, tokens: map[string]string{}}
+	e := &env{t: t, base: root + "/fhir", st: st, x: x, clock: clk, tokens: map[string]string{}, ix: ix}
 	for name, claims := range map[string]map[string]any{
 		"admin": {"sub": "admin", "scope": "system/*.cruds"},
 		"other": {"sub": "other", "scope": "system/*.rs"},
@@ -223,6 +225,20 @@ func (e *env) put(path, body string) {
 	e.t.Helper()
 	if r := e.do("admin", "PUT", path, body); r.status != 201 && r.status != 200 {
 		e.t.Fatalf("PUT %s: %d %s", path, r.status, r.body)
+	}
+}
+
+// putRecord writes a resource straight to the store, as the server writes
+// its own records (the audit trail, which the API does not write).
+func (e *env) putRecord(typ, id, body string) {
+	e.t.Helper()
+	ix, err := e.ix.IndexJSON(typ, []byte(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	w := &store.Write{Type: typ, ID: id, LastUpdated: time.Now().UTC().Truncate(time.Millisecond), JSON: []byte(body), Index: ix}
+	if err := e.st.Put(e.t.Context(), w); err != nil {
+		e.t.Fatalf("put %s/%s: %v", typ, id, err)
 	}
 }
 

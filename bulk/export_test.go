@@ -209,6 +209,41 @@ func TestGroupAndPatientExport(t *testing.T) {
 	})
 }
 
+// TestPatientExportCompartments: Patient/$export holds, of each type, what
+// is in some Patient's compartment: not an Observation of a Location nor
+// one of no subject, not an AuditEvent that names no patient, which the
+// system export holds.
+func TestPatientExportCompartments(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Location/l1", `{"resourceType":"Location","id":"l1","name":"Ward 1"}`)
+		e.put("/Observation/o1", observation("o1", "p1", "laboratory"))
+		e.put("/Observation/gone", observation("gone", "gone", "laboratory")) // of a Patient not (or no longer) held
+		e.put("/Observation/ward", `{"resourceType":"Observation","id":"ward","status":"final","code":{"text":"x"},"subject":{"reference":"Location/l1"}}`)
+		e.put("/Observation/none", `{"resourceType":"Observation","id":"none","status":"final","code":{"text":"x"}}`)
+		e.put("/Observation/perf", `{"resourceType":"Observation","id":"perf","status":"final","code":{"text":"x"},"subject":{"reference":"Location/l1"},"performer":[{"reference":"Patient/p1"}]}`)
+		audit := func(id, who string) string {
+			return `{"resourceType":"AuditEvent","id":"` + id + `","type":{"system":"http://terminology.hl7.org/CodeSystem/audit-event-type","code":"rest"},` +
+				`"recorded":"2026-01-01T00:00:00Z","agent":[{"requestor":true,"who":{"reference":"` + who + `"}}],"source":{"observer":{"display":"carefhir"}}}`
+		}
+		e.putRecord("AuditEvent", "a-patient", audit("a-patient", "Patient/p1"))
+		e.putRecord("AuditEvent", "a-system", audit("a-system", "Device/d1"))
+
+		got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/Patient/$export?_type=Patient,Observation,AuditEvent")))
+		if fmt.Sprint(got) != "map[AuditEvent:[a-patient] Observation:[gone o1 perf] Patient:[p1]]" {
+			t.Errorf("Patient/$export: %v", got)
+		}
+		got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/Patient/$export?_type=Observation&_typeFilter="+url.QueryEscape("Observation?category=laboratory"))))
+		if fmt.Sprint(got) != "map[Observation:[gone o1]]" {
+			t.Errorf("Patient/$export with _typeFilter: %v", got)
+		}
+		got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/$export?_type=Observation,AuditEvent")))
+		if fmt.Sprint(got) != "map[AuditEvent:[a-patient a-system] Observation:[gone none o1 perf ward]]" {
+			t.Errorf("$export: %v", got)
+		}
+	})
+}
+
 // TestSnapshot: writes after the transaction time do not appear; the
 // version current at that time does.
 func TestSnapshot(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -267,8 +268,10 @@ func (e *Exporter) asOf(ctx context.Context, v *store.Version, j *job) (*store.V
 }
 
 // queries returns the searches whose union is what the job exports of
-// typ: one per _typeFilter of typ (or one for all), narrowed to the
-// Group's members in groups of them.
+// typ: one per _typeFilter of typ (or one for all), narrowed at the
+// Patient level to the compartments of all Patients (what refers to some
+// Patient through the compartment's parameters, and every Patient), and
+// for a Group to its members' in groups of them.
 func (e *Exporter) queries(j *job, typ string, members []string) ([]store.Query, error) {
 	var filters [][]store.Clause
 	for _, f := range j.TypeFilters {
@@ -291,6 +294,13 @@ func (e *Exporter) queries(j *job, typ string, members []string) ([]store.Query,
 	}
 	var out []store.Query
 	for _, where := range filters {
+		if j.Level == "patient" && typ != "Patient" {
+			c, ok := e.cfg.Registry.AnyCompartment(typ)
+			if !ok {
+				return nil, fmt.Errorf("%s is not in the Patient compartment", typ)
+			}
+			where = append(slices.Clip(where), c)
+		}
 		if j.Group == "" {
 			out = append(out, store.Query{Type: typ, Where: where})
 			continue

@@ -154,6 +154,22 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 // compartment of Patient id: any of the compartment's parameters of typ
 // refers to the patient. ok is false when typ is not in the compartment.
 func (r *Registry) Compartment(typ, id string) (c query.Clause, ok bool) {
+	return r.compartmentClause(typ, id)
+}
+
+// AnyCompartment returns the clause that keeps the resources of typ in the
+// compartment of some Patient: any of the compartment's parameters of typ
+// refers to a Patient, whichever. ok is false when typ is not in the
+// compartment. The clause is of references only: every Patient is in its
+// own compartment, so a caller keeping the compartments of all Patients
+// keeps every Patient, with no clause.
+func (r *Registry) AnyCompartment(typ string) (c query.Clause, ok bool) {
+	return r.compartmentClause(typ, "")
+}
+
+// compartmentClause is Compartment of Patient id, or AnyCompartment when
+// id is empty.
+func (r *Registry) compartmentClause(typ, id string) (c query.Clause, ok bool) {
 	params := r.compartment[typ]
 	if len(params) == 0 {
 		return query.Clause{}, false
@@ -161,7 +177,9 @@ func (r *Registry) Compartment(typ, id string) (c query.Clause, ok bool) {
 	c.Param = "_compartment"
 	for _, p := range params {
 		if p == "{def}" { // the Patient itself
-			c.Any = append(c.Any, query.Clause{Param: "_id", Tokens: []query.TokenMatch{{Code: id, AnySystem: true}}})
+			if id != "" {
+				c.Any = append(c.Any, query.Clause{Param: "_id", Tokens: []query.TokenMatch{{Code: id, AnySystem: true}}})
+			}
 			continue
 		}
 		c.Any = append(c.Any, query.Clause{Param: p, References: []query.ReferenceMatch{{Type: "Patient", ID: id}}})

@@ -195,6 +195,12 @@ func (s *Store) clause(ctx context.Context, typ string, cl *store.Clause) (bson.
 		exact = false // value and unit must belong to one quantity
 	}
 	for _, m := range cl.References {
+		if m.AnyID() {
+			// A reference to any resource of a type: the keys that start
+			// with the type's, a range of the index.
+			or = append(or, bson.D{{Key: field("r", cl.Param), Value: bson.Regex{Pattern: "^" + literal(m.Key())}}})
+			continue
+		}
 		or = append(or, bson.D{{Key: field("r", cl.Param), Value: m.Key()}})
 	}
 	for _, m := range cl.URIs {

@@ -116,13 +116,17 @@ func (r Reference) Keys() []string {
 	return []string{RefTyped + r.Type + "/" + r.ID}
 }
 
-// Key returns the stored form of a reference that a match looks for.
+// Key returns the stored form of a reference that a match looks for; for
+// a match of any id, the start that the stored forms of its type share.
 func (m ReferenceMatch) Key() string {
 	if m.URL != "" {
 		return RefURL + m.URL
 	}
 	return RefTyped + m.Type + "/" + m.ID
 }
+
+// AnyID reports whether m matches a reference to any resource of its Type.
+func (m ReferenceMatch) AnyID() bool { return m.URL == "" && m.ID == "" }
 
 // CompositeKey joins the parts of a composite value or match into one
 // string: '\' and '$' in parts are escaped, so the first unescaped '$' ends

@@ -168,7 +168,7 @@ func (m ReferenceMatch) Holds(r Reference) bool {
 	if m.URL != "" {
 		return r.URL == m.URL
 	}
-	return r.URL == "" && r.ID == m.ID && r.Type == m.Type
+	return r.URL == "" && r.Type == m.Type && (m.AnyID() || r.ID == m.ID)
 }
 
 // Holds reports whether composite x meets m.

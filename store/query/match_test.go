@@ -57,6 +57,8 @@ func TestMatch(t *testing.T) {
 		{"reference typed", query.Clause{Param: "subject", References: []query.ReferenceMatch{{Type: "Patient", ID: "1"}}}, true},
 		{"reference without a type", query.Clause{Param: "subject", References: []query.ReferenceMatch{{ID: "1"}}}, false},
 		{"reference other type", query.Clause{Param: "subject", References: []query.ReferenceMatch{{Type: "Group", ID: "1"}}}, false},
+		{"reference of any id", query.Clause{Param: "subject", References: []query.ReferenceMatch{{Type: "Patient"}}}, true},
+		{"reference of any id of another type", query.Clause{Param: "subject", References: []query.ReferenceMatch{{Type: "Group"}}}, false},
 		{"uri below", query.Clause{Param: "url", URIs: []query.URIMatch{{Mode: query.URIBelow, Value: "http://example.org/fhir"}}}, true},
 		{"uri above", query.Clause{Param: "url", URIs: []query.URIMatch{{Mode: query.URIAbove, Value: "http://example.org/fhir/ValueSet/x/y"}}}, true},
 		{"string prefix", query.Clause{Param: "name", Strings: []query.StringMatch{{Value: "zoe o"}}}, true},

@@ -161,9 +161,11 @@ type QuantityMatch struct {
 }
 
 // ReferenceMatch matches a Reference of the parameter: by URL when set, else
-// by Type and ID. A search by id alone is one match for each type the
-// parameter can refer to: references are stored by type and id only (see
-// Reference.Keys).
+// by Type and ID, else by Type alone: any reference to a resource of Type
+// (the Patient-level export keeps what refers to some Patient; a search
+// value always names an id). A search by id alone is one match for each
+// type the parameter can refer to: references are stored by type and id
+// only (see Reference.Keys).
 type ReferenceMatch struct {
 	Type string
 	ID   string

@@ -114,7 +114,17 @@ func (p *planSQL) values(typ, r string, t term) error {
 		cond, args := quantityCond(m)
 		sub("quantities", cond, args...)
 	}
-	if refs := c.References; len(refs) > maxListTerms {
+	var refs []store.ReferenceMatch
+	for _, m := range c.References {
+		if m.AnyID() {
+			// A reference to any resource of a type: the keys that
+			// start with the type's.
+			sub("refs", "key >= ? AND key < ?", m.Key(), m.Key()+prefixEnd)
+			continue
+		}
+		refs = append(refs, m)
+	}
+	if len(refs) > maxListTerms {
 		// The patients of a caseload, say: one lookup through a JSON
 		// table, still one key probe per value.
 		keys := make([]string, len(refs))
