@@ -161,6 +161,17 @@ func TestExportFilters(t *testing.T) {
 		if fmt.Sprint(got) != "map[Observation:[o3]]" {
 			t.Errorf("_since: %v", got)
 		}
+		// POST, with _since of the type the IG's OperationDefinition has.
+		post := `{"resourceType":"Parameters","parameter":[{"name":"_since","valueInstant":"` + since.Format(time.RFC3339Nano) + `"},` +
+			`{"name":"_type","valueString":"Observation"}]}`
+		r := e.do("admin", "POST", "/$export", post, "Prefer", "respond-async")
+		if r.status != 202 {
+			t.Fatalf("POST kick-off: %d %s", r.status, r.body)
+		}
+		got = e.ids("admin", e.wait("admin", r.header.Get("Content-Location")))
+		if fmt.Sprint(got) != "map[Observation:[o3]]" {
+			t.Errorf("POST _since valueInstant: %v", got)
+		}
 		got = e.ids("lab", e.wait("lab", e.kickOff("lab", "/$export")))
 		if fmt.Sprint(got) != "map[Observation:[o1 o2 o3]]" {
 			t.Errorf("system/Observation.rs: %v", got)
@@ -176,7 +187,7 @@ func TestExportFilters(t *testing.T) {
 			Count     int
 		}
 		json.Unmarshal(m.Error[0], &ef)
-		r := e.do("lab", "GET", ef.URL, "")
+		r = e.do("lab", "GET", ef.URL, "")
 		if ef.Type != "OperationOutcome" || ef.Count != 1 || r.header.Get("Content-Type") != "application/fhir+ndjson" ||
 			!strings.Contains(r.body, `"resourceType":"OperationOutcome"`) || !strings.Contains(r.body, "Patient was not exported") {
 			t.Errorf("error file %+v: %s", ef, r.body)

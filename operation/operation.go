@@ -238,11 +238,14 @@ func (inv *Invocation) Texts(name string) []string {
 }
 
 // primitive returns the value of a parameter of a primitive type as
-// written, "" for any other.
+// written, whichever of the primitive types its value[x] is; a Reference
+// as its reference and a Coding as system|code; "" for any other.
 func primitive(p *fhir.ParametersParameter) string {
 	for _, v := range []string{
-		p.ValueString.Get(), p.ValueCode.Get(), p.ValueDate.Get(), p.ValueDateTime.Get(), p.ValueId.Get(),
-		p.ValueUri.Get(), p.ValueCanonical.Get(), p.ValueDecimal.Get(),
+		p.ValueString.Get(), p.ValueCode.Get(), p.ValueId.Get(), p.ValueMarkdown.Get(),
+		p.ValueInstant.Get(), p.ValueDateTime.Get(), p.ValueDate.Get(), p.ValueTime.Get(), p.ValueDecimal.Get(),
+		p.ValueUri.Get(), p.ValueUrl.Get(), p.ValueCanonical.Get(), p.ValueOid.Get(), p.ValueUuid.Get(),
+		p.ValueBase64Binary.Get(),
 	} {
 		if v != "" {
 			return v
@@ -251,6 +254,10 @@ func primitive(p *fhir.ParametersParameter) string {
 	switch {
 	case p.ValueInteger != nil && p.ValueInteger.Value != nil:
 		return strconv.FormatInt(p.ValueInteger.Get(), 10)
+	case p.ValuePositiveInt != nil && p.ValuePositiveInt.Value != nil:
+		return strconv.FormatInt(p.ValuePositiveInt.Get(), 10)
+	case p.ValueUnsignedInt != nil && p.ValueUnsignedInt.Value != nil:
+		return strconv.FormatInt(p.ValueUnsignedInt.Get(), 10)
 	case p.ValueBoolean != nil && p.ValueBoolean.Value != nil:
 		return strconv.FormatBool(p.ValueBoolean.Get())
 	case p.ValueReference != nil:
