@@ -242,6 +242,20 @@ func (e *env) putRecord(typ, id, body string) {
 	}
 }
 
+// jobRecords is how many export jobs are recorded.
+func (e *env) jobRecords() int {
+	e.t.Helper()
+	recs, err := e.x.records()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	vs, err := recs.Search(e.t.Context(), store.Query{Type: jobType})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(vs)
+}
+
 func patient(id string) string { return `{"resourceType":"Patient","id":"` + id + `"}` }
 
 func observation(id, patient, category string) string {

@@ -210,6 +210,33 @@ func TestGroupAndPatientExport(t *testing.T) {
 		if fmt.Sprint(got) != "map[Group:[g] Observation:[o1] Patient:[p1]]" { // the Group is in its member's compartment
 			t.Errorf("Group/g: %v", got)
 		}
+
+		// A Group not held, deleted, or that the token cannot read is
+		// refused at kick-off, and no job is recorded.
+		e.put("/Group/old", `{"resourceType":"Group","id":"old","type":"person","actual":true}`)
+		if r := e.do("admin", "DELETE", "/Group/old", ""); r.status != 200 && r.status != 204 {
+			t.Fatalf("DELETE Group/old: %d %s", r.status, r.body)
+		}
+		jobs := e.jobRecords()
+		for _, tt := range []struct {
+			who, path string
+			status    int
+		}{
+			{"admin", "/Group/nope/$export", 404},
+			{"admin", "/Group/old/$export", 404},
+			{"lab", "/Group/g/$export", 403},
+		} {
+			r := e.do(tt.who, "GET", tt.path, "", "Prefer", "respond-async")
+			if r.status != tt.status || !strings.Contains(r.body, `"resourceType":"OperationOutcome"`) || r.header.Get("Content-Location") != "" {
+				t.Errorf("%s as %s: %d %s %v", tt.path, tt.who, r.status, r.body, r.header)
+			}
+		}
+		if r := e.do("admin", "GET", "/Group/nope/$export", ""); !strings.Contains(r.body, "Group/nope is not known") {
+			t.Errorf("Group/nope: %s", r.body)
+		}
+		if n := e.jobRecords(); n != jobs {
+			t.Errorf("%d job records after refused kick-offs, %d before", n, jobs)
+		}
 		got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/Patient/$export")))
 		if fmt.Sprint(got) != "map[Group:[g] Observation:[o1 o2] Patient:[p1 p2]]" && fmt.Sprint(got) != "map[Observation:[o1 o2] Patient:[p1 p2]]" {
 			t.Errorf("Patient/$export: %v", got)
