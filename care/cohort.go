@@ -80,23 +80,61 @@ func criteriaOf(inv *operation.Invocation) (*Criteria, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cr.RiskMin != "" {
-		if _, perr := strconv.ParseFloat(cr.RiskMin, 64); perr != nil {
-			return nil, badParam("riskMin", "riskMin must be a decimal, not %q", cr.RiskMin)
-		}
-		if cr.RiskCode == "" {
-			return nil, badParam("riskMin", "riskMin needs riskCode: the Observation it applies to")
-		}
-	}
-	for _, t := range append(slices.Clone(cr.Conditions), cr.RiskCode) {
-		if t != "" && !strings.Contains(t, "|") {
-			return nil, badParam("condition", "codes are tokens system|code, such as %s|44054006, not %q", SystemSNOMED, t)
-		}
+	if param, err := cr.check(); err != nil {
+		return nil, badParam(param, "%v", err)
 	}
 	if cr.empty() {
 		return nil, operation.Errorf(http.StatusBadRequest, "required", "Parameters.parameter", "a cohort needs at least one criterion: practice, ageMin, ageMax, condition, riskCode, pamLevelMax or withoutActivePcsp")
 	}
 	return cr, nil
+}
+
+// maxAge bounds ageMin and ageMax: no one is older, and the birth dates
+// they imply stay within the years a date may have.
+const maxAge = 150
+
+// check returns what makes cr impossible to evaluate or to record in a
+// Group, and the parameter at fault: a token that is not system|code,
+// each part of its FHIR type (the Group records it as a Coding), an age
+// out of range, riskMin that is no decimal or without riskCode.
+func (cr *Criteria) check() (param string, err error) {
+	for _, age := range []struct {
+		name string
+		n    *int
+	}{{"ageMin", cr.AgeMin}, {"ageMax", cr.AgeMax}} {
+		if age.n != nil && (*age.n < 0 || *age.n > maxAge) {
+			return age.name, fmt.Errorf("%s must be a whole number of years from 0 to %d, not %d", age.name, maxAge, *age.n)
+		}
+	}
+	if cr.RiskMin != "" {
+		if _, err := strconv.ParseFloat(cr.RiskMin, 64); err != nil {
+			return "riskMin", fmt.Errorf("riskMin must be a decimal, not %q", cr.RiskMin)
+		}
+		if cr.RiskCode == "" {
+			return "riskMin", errors.New("riskMin needs riskCode: the Observation it applies to")
+		}
+	}
+	for _, cond := range cr.Conditions {
+		if err := checkToken("condition", cond); err != nil {
+			return "condition", err
+		}
+	}
+	if cr.RiskCode != "" {
+		if err := checkToken("riskCode", cr.RiskCode); err != nil {
+			return "riskCode", err
+		}
+	}
+	return "", nil
+}
+
+// checkToken refuses a token of parameter name that is not system|code
+// with a uri and a code.
+func checkToken(name, t string) error {
+	system, code, ok := strings.Cut(t, "|")
+	if !ok || !lexical.ValidURI(system) || !lexical.ValidCode(code) || strings.Contains(code, "|") {
+		return fmt.Errorf("%s must be a token system|code with both parts, such as %s|44054006, not %q", name, SystemSNOMED, t)
+	}
+	return nil
 }
 
 func (cr *Criteria) empty() bool {
@@ -144,6 +182,9 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 		cr, ok := criteriaFromGroup(old)
 		if !ok {
 			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "Group.characteristic", "Group/%s is not a cohort: it has no criteria of %s", inv.ID, SystemCohortCriterion)
+		}
+		if _, err := cr.check(); err != nil {
+			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "Group.characteristic", "Group/%s records criteria that cannot be evaluated: %v", inv.ID, err)
 		}
 		g, err := c.Cohort(ctx, s, cr)
 		if err != nil {

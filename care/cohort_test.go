@@ -76,6 +76,38 @@ func testCohortCriteria(t *testing.T, cfg care.Config) {
 		} {
 			c.do("POST", "/Group/$cohort", bad).want(http.StatusBadRequest)
 		}
+		// A token without a system or a code, or an age out of range, is
+		// refused naming its parameter, and no Group is stored.
+		groups := get(c.do("GET", "/Group?_summary=count", "").want(http.StatusOK), "total")
+		for _, tc := range []struct{ param, value, says string }{
+			{"condition", `"valueString":"http://snomed.info/sct|"`, "system|code"},
+			{"condition", `"valueString":"|44054006"`, "system|code"},
+			{"condition", `"valueString":"|"`, "system|code"},
+			{"condition", `"valueString":"x"`, "system|code"},
+			{"condition", `"valueString":"a|b|c"`, "system|code"},
+			{"condition", `"valueString":"http://snomed.info/sct| 44054006"`, "system|code"},
+			{"riskCode", `"valueString":"http://x.org|"`, "system|code"},
+			{"riskCode", `"valueString":"|efi"`, "system|code"},
+			{"riskCode", `"valueString":"x"`, "system|code"},
+			{"ageMin", `"valueInteger":100000`, "ageMin must be a whole number of years from 0 to 150"},
+			{"ageMax", `"valueInteger":151`, "ageMax must be a whole number of years from 0 to 150"},
+			{"ageMin", `"valueInteger":-1`, "ageMin must be a whole number"},
+		} {
+			out := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"`+tc.param+`",`+tc.value+`}]}`).want(http.StatusBadRequest)
+			if where := str(out, "issue", 0, "expression", 0); where != "Parameters.parameter.where(name='"+tc.param+"')" ||
+				!strings.Contains(str(out, "issue", 0, "diagnostics"), tc.param) || !strings.Contains(str(out, "issue", 0, "diagnostics"), tc.says) {
+				t.Errorf("%s %s: %v", tc.param, tc.value, out["issue"])
+			}
+		}
+		if after := get(c.do("GET", "/Group?_summary=count", "").want(http.StatusOK), "total"); after != groups {
+			t.Errorf("%v Groups after the refusals, %v before", after, groups)
+		}
+		// A stored cohort whose criteria cannot be evaluated is 422.
+		c.put(`{"resourceType":"Group","id":"odd","type":"person","actual":true,"characteristic":[{"code":{"coding":[{"system":"` + care.SystemCohortCriterion +
+			`","code":"condition"}]},"valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct"}]},"exclude":false}]}`)
+		if out := c.do("POST", "/Group/odd/$cohort", "").want(http.StatusUnprocessableEntity); !strings.Contains(str(out, "issue", 0, "diagnostics"), "condition") {
+			t.Errorf("Group/odd: %v", out["issue"])
+		}
 		c.put(`{"resourceType":"Group","id":"plain","type":"person","actual":true}`)
 		c.do("POST", "/Group/plain/$cohort", "").want(http.StatusUnprocessableEntity)
 		c.do("POST", "/Group/nowhere/$cohort", "").want(http.StatusNotFound)

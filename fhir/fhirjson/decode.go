@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 )
 
 // decoder reads one JSON document straight into the generated types. It
@@ -633,7 +634,7 @@ func (d *decoder) value(f *field, fv reflect.Value) {
 			return
 		}
 		if f.kind == kindURL {
-			if !validURI(s) {
+			if !lexical.ValidURI(s) {
 				d.issue("invalid uri %q", s)
 				return
 			}

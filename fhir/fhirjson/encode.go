@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 )
 
 // encoder writes the generated types as compact JSON. Elements with neither a
@@ -129,7 +130,7 @@ func (e *encoder) field(f *field, fv reflect.Value) (bool, error) {
 		if s == "" {
 			return false, nil
 		}
-		if !validURI(s) {
+		if !lexical.ValidURI(s) {
 			return false, e.errorf("invalid uri %q", s)
 		}
 		e.key(f.name)

@@ -41,8 +41,8 @@ type primitive struct {
 var primitives = withBoxes([]primitive{
 	{name: "base64Binary", typ: reflect.TypeFor[fhir.Base64Binary](), valid: validBase64},
 	{name: "boolean", typ: reflect.TypeFor[fhir.Boolean](), value: valueBoolean},
-	{name: "canonical", typ: reflect.TypeFor[fhir.Canonical](), valid: validURI},
-	{name: "code", typ: reflect.TypeFor[fhir.Code](), valid: validCode},
+	{name: "canonical", typ: reflect.TypeFor[fhir.Canonical](), valid: lexical.ValidURI},
+	{name: "code", typ: reflect.TypeFor[fhir.Code](), valid: lexical.ValidCode},
 	{name: "date", typ: reflect.TypeFor[fhir.Date](), valid: validDate},
 	{name: "dateTime", typ: reflect.TypeFor[fhir.DateTime](), valid: validDateTime},
 	{name: "decimal", typ: reflect.TypeFor[fhir.Decimal](), value: valueDecimal},
@@ -55,8 +55,8 @@ var primitives = withBoxes([]primitive{
 	{name: "string", typ: reflect.TypeFor[fhir.String](), valid: validString},
 	{name: "time", typ: reflect.TypeFor[fhir.Time](), valid: validTime},
 	{name: "unsignedInt", typ: reflect.TypeFor[fhir.UnsignedInt](), value: valueInteger, min: 0},
-	{name: "uri", typ: reflect.TypeFor[fhir.Uri](), valid: validURI},
-	{name: "url", typ: reflect.TypeFor[fhir.Url](), valid: validURI},
+	{name: "uri", typ: reflect.TypeFor[fhir.Uri](), valid: lexical.ValidURI},
+	{name: "url", typ: reflect.TypeFor[fhir.Url](), valid: lexical.ValidURI},
 	{name: "uuid", typ: reflect.TypeFor[fhir.Uuid](), valid: validUUID},
 	{name: "xhtml", typ: reflect.TypeFor[fhir.Xhtml](), valid: validString, noExtensions: true},
 })
@@ -178,29 +178,6 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 
 // validString: [ \r\n\t\S]+, i.e. not empty.
 func validString(s string) bool { return s != "" }
-
-// validURI: \S*, and not empty since JSON strings may not be.
-func validURI(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if isSpace(s[i]) {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// validCode: [^\s]+(\s[^\s]+)*
-func validCode(s string) bool {
-	if s == "" || isSpace(s[0]) || isSpace(s[len(s)-1]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if isSpace(s[i]) && isSpace(s[i-1]) {
-			return false
-		}
-	}
-	return true
-}
 
 // validOID: urn:oid:[0-2](\.(0|[1-9][0-9]*))+
 func validOID(s string) bool {

@@ -19,3 +19,30 @@ func ValidID(s string) bool {
 	}
 	return true
 }
+
+// ValidURI reports whether s is a uri (also canonical, url): \S*, and not
+// empty, since a JSON string may not be.
+func ValidURI(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if isSpace(s[i]) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// ValidCode reports whether s is a code: [^\s]+(\s[^\s]+)*.
+func ValidCode(s string) bool {
+	if s == "" || isSpace(s[0]) || isSpace(s[len(s)-1]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if isSpace(s[i]) && isSpace(s[i-1]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isSpace reports whether c is white space in the XML Schema sense (\s).
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -20,6 +20,21 @@ func TestValidIDAsDefined(t *testing.T) {
 	}
 }
 
+// ValidURI and ValidCode must accept exactly what the regular expressions
+// of uri and code in the R4 definitions do (\s of XML Schema), never empty.
+func TestValidURIAndCodeAsDefined(t *testing.T) {
+	uri := regexp.MustCompile(`^[^ \t\n\r]+$`)
+	code := regexp.MustCompile(`^[^ \t\n\r]+([ \t\n\r][^ \t\n\r]+)*$`)
+	for _, s := range []string{"", " ", "a", "a b", "a  b", " a", "a ", "a\tb", "a\n", "http://snomed.info/sct", "urn:oid:1.2", "é|x"} {
+		if got, want := ValidURI(s), uri.MatchString(s); got != want {
+			t.Errorf("ValidURI(%q) = %v, want %v", s, got, want)
+		}
+		if got, want := ValidCode(s), code.MatchString(s); got != want {
+			t.Errorf("ValidCode(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
 func BenchmarkValidID(b *testing.B) {
 	pattern := regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 	const id = "0a14f7c2-5b1e-4c8a-9d3f-2e6b7a8c9d0e"
