@@ -388,3 +388,47 @@ func TestImportCSVOverLimit(t *testing.T) {
 		}
 	}, withImport, func(cfg *server.Config) { cfg.MaxBodyBytes = 12 << 10 })
 }
+
+// gpcRecord is a GP Connect structured record (STU3) of a patient at
+// practice A82038 and the given resources, which refer to the patient as
+// Patient/p.
+func gpcRecord(resources ...string) string {
+	entries := []string{
+		`{"resource":{"resourceType":"Patient","id":"p","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9690937286"}],"managingOrganization":{"reference":"Organization/o"}}}`,
+		`{"resource":{"resourceType":"Organization","id":"o","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A82038"}],"name":"Temple Sowerby"}}`,
+	}
+	for _, r := range resources {
+		entries = append(entries, `{"resource":`+r+`}`)
+	}
+	return `{"resourceType":"Bundle","type":"collection","entry":[` + strings.Join(entries, ",") + `]}`
+}
+
+// storedOne returns the one resource a search finds.
+func storedOne(t *testing.T, c *client, search string) map[string]any {
+	t.Helper()
+	found := c.do("GET", "/"+search, "").want(t, 200).json(t)
+	entries, _ := found["entry"].([]any)
+	if len(entries) != 1 {
+		t.Fatalf("%s finds %d resources, want 1", search, len(entries))
+	}
+	return entries[0].(map[string]any)["resource"].(map[string]any)
+}
+
+// TestImportGPConnectNotGiven imports a GP Connect vaccination recorded as
+// not given, with the status completed GP Connect always sends: it is
+// stored not-done, with the reason it was not given.
+func TestImportGPConnectNotGiven(t *testing.T) {
+	record := gpcRecord(`{"resourceType":"Immunization","id":"i","status":"completed","notGiven":true,"primarySource":true,"date":"2021-03-01",
+		"vaccineCode":{"coding":[{"system":"http://snomed.info/sct","code":"1324681000000101"}]},"patient":{"reference":"Patient/p"},
+		"explanation":{"reasonNotGiven":[{"text":"Patient declined"}]}}`)
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=gpconnect", record, "Content-Type", "application/fhir+json").want(t, 200)
+		imm := storedOne(t, c, "Immunization")
+		if imm["status"] != "not-done" || toJSON(t, imm["statusReason"]) != `{"text":"Patient declined"}` {
+			t.Errorf("stored status %v, reason %s", imm["status"], toJSON(t, imm["statusReason"]))
+		}
+		if n := c.do("GET", "/Immunization?status=completed&_summary=count", "").want(t, 200).json(t)["total"]; n != float64(0) {
+			t.Errorf("%v vaccinations not given are found as completed", n)
+		}
+	}, withImport)
+}

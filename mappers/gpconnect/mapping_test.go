@@ -121,6 +121,28 @@ func TestMapping(t *testing.T) {
 					t.Errorf("dosage %s", got)
 				}
 			}},
+		{"a vaccination not given is not-done, though GP Connect sends status completed", stu3Record(
+			`{"resourceType":"Immunization","id":"i","status":"completed","notGiven":true,"primarySource":true,"date":"2021-03-01",
+			"vaccineCode":{"coding":[{"system":"http://snomed.info/sct","code":"1324681000000101"}]},"patient":{"reference":"Patient/p"},
+			"explanation":{"reasonNotGiven":[{"text":"Patient declined"}]}}`,
+			`{"resourceType":"Immunization","id":"e","status":"entered-in-error","notGiven":true,"primarySource":true,"date":"2021-03-02",
+			"vaccineCode":{"text":"Influenza"},"patient":{"reference":"Patient/p"}}`),
+			func(t *testing.T, res mappers.Result) {
+				statuses := map[string]any{}
+				for _, e := range res.Bundle.Entry {
+					if e.Resource.ResourceType() == "Immunization" {
+						var m map[string]any
+						json.Unmarshal(encode(t, e.Resource), &m)
+						statuses[jsonOf(m["occurrenceDateTime"])] = m["status"]
+						if m["occurrenceDateTime"] == "2021-03-01" && jsonOf(m["statusReason"]) != `{"text":"Patient declined"}` {
+							t.Errorf("statusReason %s", jsonOf(m["statusReason"]))
+						}
+					}
+				}
+				if got := jsonOf(statuses); got != `{"\"2021-03-01\"":"not-done","\"2021-03-02\"":"entered-in-error"}` {
+					t.Errorf("statuses by date %s", got)
+				}
+			}},
 		{"a repeat prescription is a continuing course of therapy; an ended allergy keeps its end as a note", stu3Record(
 			`{"resourceType":"MedicationRequest","id":"m","status":"active","intent":"plan","subject":{"reference":"Patient/p"},
 			"medicationCodeableConcept":{"text":"Salbutamol"},"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-PrescriptionType-1",

@@ -165,7 +165,7 @@ var mappings = map[string]*mapping{
 			"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-DateRecorded-1": dateRecorded,
 			"https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-DateRecorded-1": dateRecorded,
 		},
-		finish: immunizationOccurrence,
+		finish: immunizationFinish,
 	},
 	"Observation": {
 		r4Type: "Observation",
@@ -406,11 +406,9 @@ func dosages(name string) rule {
 	}
 }
 
-func notGiven(c *conv, out map[string]any, v any, path string) {
-	if b, _ := v.(bool); b {
-		out["status"] = "not-done"
-	}
-}
+// notGiven is applied by immunizationFinish once status is copied: the
+// elements are walked in name order, and status would overwrite it.
+func notGiven(*conv, map[string]any, any, string) {}
 
 // immunizationPerformers carries practitioner {role, actor} as performer
 // {function, actor}.
@@ -477,8 +475,14 @@ func protocols(c *conv, out map[string]any, v any, path string) {
 	}
 }
 
-// immunizationOccurrence: R4 needs occurrence[x]; STU3 allowed no date.
-func immunizationOccurrence(c *conv, out map[string]any) {
+// immunizationFinish applies notGiven: a vaccination not given is R4's
+// not-done, whatever STU3 status came with it (GP Connect always sends
+// completed), unless the record was entered in error. And R4 needs
+// occurrence[x], which STU3 allowed to be absent.
+func immunizationFinish(c *conv, out map[string]any) {
+	if b, _ := c.ent.src["notGiven"].(bool); b && out["status"] != "entered-in-error" {
+		out["status"] = "not-done"
+	}
 	if out["occurrenceDateTime"] == nil {
 		out["occurrenceString"] = "unknown"
 		c.warn(c.ent.path+".date", "absent; R4 needs an occurrence, recorded as \"unknown\"")
