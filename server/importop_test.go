@@ -432,3 +432,27 @@ func TestImportGPConnectNotGiven(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportGPConnectTaken imports GP Connect medication statements: one
+// the patient is not taking (taken n) is stored not-taken; one with the unk
+// every GP Connect provider sends keeps its status, and the report says so
+// as information.
+func TestImportGPConnectTaken(t *testing.T) {
+	record := gpcRecord(`{"resourceType":"MedicationStatement","id":"n","status":"completed","taken":"n","subject":{"reference":"Patient/p"},
+		"medicationCodeableConcept":{"text":"Salbutamol"},"reasonNotTaken":[{"text":"Side effects"}]}`,
+		`{"resourceType":"MedicationStatement","id":"u","status":"active","taken":"unk","subject":{"reference":"Patient/p"},
+		"medicationCodeableConcept":{"text":"Aspirin"}}`)
+	eachEngine(t, func(t *testing.T, c *client) {
+		report := c.do("POST", "/$import?format=gpconnect", record, "Content-Type", "application/fhir+json").want(t, 200)
+		if !strings.Contains(string(report.body), `{"name":"severity","valueCode":"information"},{"name":"location","valueString":"Bundle.entry[3].resource.taken"}`) {
+			t.Errorf("the report does not give unk as information: %s", report.body)
+		}
+		ms := storedOne(t, c, "MedicationStatement?status=not-taken")
+		if toJSON(t, ms["medicationCodeableConcept"]) != `{"text":"Salbutamol"}` || toJSON(t, ms["statusReason"]) != `[{"text":"Side effects"}]` {
+			t.Errorf("stored as not taken: %s", toJSON(t, ms))
+		}
+		if ms := storedOne(t, c, "MedicationStatement?status=active"); toJSON(t, ms["medicationCodeableConcept"]) != `{"text":"Aspirin"}` {
+			t.Errorf("stored active: %s", toJSON(t, ms))
+		}
+	}, withImport)
+}

@@ -2,6 +2,7 @@ package gpconnect
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -25,20 +26,30 @@ func stu3Record(resources ...string) []byte {
 // r4 returns the JSON of the imported resource of type typ.
 func r4(t *testing.T, res mappers.Result, typ string) map[string]any {
 	t.Helper()
+	all := r4All(t, res, typ)
+	if len(all) == 0 {
+		t.Fatalf("no %s imported", typ)
+	}
+	return all[0]
+}
+
+// r4All returns the JSON of every imported resource of type typ.
+func r4All(t *testing.T, res mappers.Result, typ string) []map[string]any {
+	t.Helper()
 	if res.Bundle == nil {
 		t.Fatalf("refused: %s", firstError(res))
 	}
+	var out []map[string]any
 	for _, e := range res.Bundle.Entry {
 		if e.Resource.ResourceType() == typ {
 			var m map[string]any
 			if err := json.Unmarshal(encode(t, e.Resource), &m); err != nil {
 				t.Fatal(err)
 			}
-			return m
+			out = append(out, m)
 		}
 	}
-	t.Fatalf("no %s imported", typ)
-	return nil
+	return out
 }
 
 func jsonOf(v any) string {
@@ -129,18 +140,42 @@ func TestMapping(t *testing.T) {
 			"vaccineCode":{"text":"Influenza"},"patient":{"reference":"Patient/p"}}`),
 			func(t *testing.T, res mappers.Result) {
 				statuses := map[string]any{}
-				for _, e := range res.Bundle.Entry {
-					if e.Resource.ResourceType() == "Immunization" {
-						var m map[string]any
-						json.Unmarshal(encode(t, e.Resource), &m)
-						statuses[jsonOf(m["occurrenceDateTime"])] = m["status"]
-						if m["occurrenceDateTime"] == "2021-03-01" && jsonOf(m["statusReason"]) != `{"text":"Patient declined"}` {
-							t.Errorf("statusReason %s", jsonOf(m["statusReason"]))
-						}
+				for _, m := range r4All(t, res, "Immunization") {
+					statuses[jsonOf(m["occurrenceDateTime"])] = m["status"]
+					if m["occurrenceDateTime"] == "2021-03-01" && jsonOf(m["statusReason"]) != `{"text":"Patient declined"}` {
+						t.Errorf("statusReason %s", jsonOf(m["statusReason"]))
 					}
 				}
 				if got := jsonOf(statuses); got != `{"\"2021-03-01\"":"not-done","\"2021-03-02\"":"entered-in-error"}` {
 					t.Errorf("statuses by date %s", got)
+				}
+			}},
+		{"taken n is status not-taken; GP Connect's unk keeps the status, as information", stu3Record(
+			`{"resourceType":"MedicationStatement","id":"n","status":"completed","taken":"n","subject":{"reference":"Patient/p"},
+			"medicationCodeableConcept":{"text":"Salbutamol"},"reasonNotTaken":[{"text":"Side effects"}]}`,
+			`{"resourceType":"MedicationStatement","id":"u","status":"active","taken":"unk","subject":{"reference":"Patient/p"},
+			"medicationCodeableConcept":{"text":"Aspirin"}}`,
+			`{"resourceType":"MedicationStatement","id":"e","status":"entered-in-error","taken":"n","subject":{"reference":"Patient/p"},
+			"medicationCodeableConcept":{"text":"Ibuprofen"}}`,
+			`{"resourceType":"MedicationStatement","id":"a","status":"active","taken":"na","subject":{"reference":"Patient/p"},
+			"medicationCodeableConcept":{"text":"Paracetamol"}}`),
+			func(t *testing.T, res mappers.Result) {
+				got := map[string]string{}
+				for _, m := range r4All(t, res, "MedicationStatement") {
+					got[jsonOf(m["medicationCodeableConcept"].(map[string]any)["text"])] = fmt.Sprint(m["status"], " ", jsonOf(m["statusReason"]))
+				}
+				want := `{"\"Aspirin\"":"active null","\"Ibuprofen\"":"entered-in-error null","\"Paracetamol\"":"active null","\"Salbutamol\"":"not-taken [{\"text\":\"Side effects\"}]"}`
+				if jsonOf(got) != want {
+					t.Errorf("status and reason by medication %s\nwant %s", jsonOf(got), want)
+				}
+				if is := issuesAt(res, "Bundle.entry[3].resource.taken"); len(is) != 1 || !contains(is, mappers.Information, "leaves the status active") {
+					t.Errorf("unk: %v", is)
+				}
+				if !contains(issuesAt(res, "Bundle.entry[5].resource.taken"), mappers.Warning, "has no taken (na)") {
+					t.Errorf("na: %v", res.Issues)
+				}
+				if errs := validate(t, res); len(errs) > 0 {
+					t.Errorf("does not validate: %v", errs)
 				}
 			}},
 		{"a repeat prescription is a continuing course of therapy; an ended allergy keeps its end as a note", stu3Record(

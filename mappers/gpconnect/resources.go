@@ -132,6 +132,7 @@ var mappings = map[string]*mapping{
 			"reasonNotTaken": renamed("statusReason"),
 			"dosage":         dosages("dosage"),
 		}),
+		finish: takenStatus,
 	},
 	"MedicationRequest": {
 		r4Type: "MedicationRequest",
@@ -351,9 +352,27 @@ func allergyStatus(c *conv, out map[string]any) {
 	out["clinicalStatus"] = map[string]any{"coding": []any{map[string]any{"system": allergyClinical, "code": "active"}}}
 }
 
+// taken reports the STU3 answers R4's status cannot hold. R4 says "not
+// taken" with its status, which takenStatus sets once status is copied;
+// "y" is what any other status says.
 func taken(c *conv, out map[string]any, v any, path string) {
-	if v != "y" {
+	switch v {
+	case "y", "n":
+	case "unk":
+		// GP Connect's MedicationStatement requires unk of every provider:
+		// it says nothing about this medication.
+		c.info(path, "not carried: R4 MedicationStatement has no taken, and unk (which GP Connect always sends) leaves the status %v as it is", c.ent.src["status"])
+	default:
 		c.warn(path, "not carried: R4 MedicationStatement has no taken (%v); its status says whether the medication is taken", v)
+	}
+}
+
+// takenStatus applies taken "n": R4 says that the patient is not taking
+// the medication with the status not-taken, as the HL7 STU3 to R4 map
+// does, unless the statement was entered in error.
+func takenStatus(c *conv, out map[string]any) {
+	if c.ent.src["taken"] == "n" && out["status"] != "entered-in-error" {
+		out["status"] = "not-taken"
 	}
 }
 
