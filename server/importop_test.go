@@ -456,3 +456,27 @@ func TestImportGPConnectTaken(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportGPConnectCodeSystems imports GP Connect conditions categorised
+// in the STU3 system and in CareConnect's copy of it, and a List ordered
+// in the STU3 list-order system: each is found by a search on the system
+// R4 defines.
+func TestImportGPConnectCodeSystems(t *testing.T) {
+	record := gpcRecord(`{"resourceType":"Condition","id":"c1","clinicalStatus":"active","subject":{"reference":"Patient/p"},"code":{"text":"Asthma"},
+		"category":[{"coding":[{"system":"http://hl7.org/fhir/condition-category","code":"problem-list-item"}]}]}`,
+		`{"resourceType":"Condition","id":"c2","clinicalStatus":"active","subject":{"reference":"Patient/p"},"code":{"text":"Eczema"},
+		"category":[{"coding":[{"system":"https://fhir.hl7.org.uk/STU3/CodeSystem/CareConnect-ConditionCategory-1","code":"problem-list-item"}]}]}`,
+		`{"resourceType":"List","status":"current","mode":"snapshot","subject":{"reference":"Patient/p"},"title":"Problems",
+		"orderedBy":{"coding":[{"system":"http://hl7.org/fhir/list-order","code":"event-date"}]}}`)
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=gpconnect", record, "Content-Type", "application/fhir+json").want(t, 200)
+		search := "/Condition?category=http://terminology.hl7.org/CodeSystem/condition-category|problem-list-item&_summary=count"
+		if n := c.do("GET", search, "").want(t, 200).json(t)["total"]; n != float64(2) {
+			t.Errorf("%v conditions found in R4's condition-category, want 2", n)
+		}
+		list := storedOne(t, c, "List")
+		if got := toJSON(t, list["orderedBy"]); got != `{"coding":[{"code":"event-date","system":"http://terminology.hl7.org/CodeSystem/list-order"}]}` {
+			t.Errorf("List.orderedBy %s", got)
+		}
+	}, withImport)
+}

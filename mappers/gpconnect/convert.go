@@ -74,8 +74,9 @@ func (c *conv) resource(m *mapping) map[string]any {
 }
 
 // value copies an STU3 value to R4, for the many data types whose shape
-// did not change: references are rewritten to the entries' full URLs and
-// extensions are mapped or reported. It returns nil for what is left empty.
+// did not change: references are rewritten to the entries' full URLs,
+// codings' systems to the URLs R4 moved them to, and extensions are mapped
+// or reported. It returns nil for what is left empty.
 func (c *conv) value(v any, path string) any {
 	switch v := v.(type) {
 	case map[string]any:
@@ -119,6 +120,12 @@ func (c *conv) value(v any, path string) any {
 		}
 		if len(out) == 0 {
 			return nil
+		}
+		if system, ok := out["system"].(string); ok {
+			if code, ok := out["code"].(string); ok {
+				// A Coding: in the system R4 knows it by.
+				out["system"] = c.rec.systems.r4(system, code)
+			}
 		}
 		return out
 	case []any:

@@ -19,11 +19,16 @@ import (
 // Importer turns GP Connect STU3 payloads into R4 transaction Bundles. It
 // is built once by NewImporter and is safe for concurrent use.
 type Importer struct {
-	stu3 *jsonformat.Unmarshaller
+	stu3    *jsonformat.Unmarshaller
+	systems codeSystems
 }
 
 // NewImporter returns an Importer whose STU3 parser validates on parse.
 func NewImporter() (*Importer, error) {
+	systems, err := r4CodeSystemURLs()
+	if err != nil {
+		return nil, err
+	}
 	// Dates without a zone are kept as written; the zone only matters to
 	// the parser's own conversion, which the mapping does not use.
 	u, err := jsonformat.NewUnmarshaller("Europe/London", fhirversion.STU3)
@@ -32,7 +37,7 @@ func NewImporter() (*Importer, error) {
 	}
 	// A nesting limit keeps hostile payloads from exhausting the stack.
 	u.MaxNestingDepth = 64
-	return &Importer{stu3: u}, nil
+	return &Importer{stu3: u, systems: systems}, nil
 }
 
 // Import maps one GP Connect payload. The Result's Bundle is nil when the
@@ -65,7 +70,7 @@ func (im *Importer) ImportFrom(provider string, payload []byte) mappers.Result {
 	typ, _ := root["resourceType"].(string)
 	switch typ {
 	case "Bundle":
-		return importRecord(root, provider)
+		return importRecord(root, provider, im.systems)
 	case "OperationOutcome":
 		return refused(providerError(root)...)
 	case "Parameters":
@@ -78,7 +83,7 @@ func (im *Importer) ImportFrom(provider string, payload []byte) mappers.Result {
 		return importRecord(map[string]any{
 			"resourceType": "Bundle",
 			"entry":        []any{map[string]any{"resource": root}},
-		}, provider)
+		}, provider, im.systems)
 	}
 	return refused(mappers.Errorf(typ, "GP Connect payloads of type %s are not imported", typ))
 }

@@ -178,6 +178,43 @@ func TestMapping(t *testing.T) {
 					t.Errorf("does not validate: %v", errs)
 				}
 			}},
+		{"codings in STU3 systems R4 moved take their R4 systems; the others and identifiers keep theirs", stu3Record(
+			`{"resourceType":"Condition","id":"c","clinicalStatus":"active","subject":{"reference":"Patient/p"},"code":{"text":"Asthma"},
+			"category":[{"coding":[{"system":"http://hl7.org/fhir/condition-category","code":"problem-list-item"},
+				{"system":"https://fhir.hl7.org.uk/STU3/CodeSystem/CareConnect-ConditionCategory-1","code":"encounter-diagnosis"}]}],
+			"identifier":[{"system":"http://hl7.org/fhir/v2/0203","value":"x1"}]}`,
+			`{"resourceType":"Observation","id":"o","status":"final","subject":{"reference":"Patient/p"},
+			"category":[{"coding":[{"system":"http://hl7.org/fhir/observation-category","code":"survey"}]}],
+			"code":{"coding":[{"system":"http://hl7.org/fhir/v2/0360/2.7","code":"MD"},{"system":"http://hl7.org/fhir/v3/ParticipationType","code":"PPRF"},
+				{"system":"http://hl7.org/fhir/administrative-gender","code":"female"},{"system":"http://hl7.org/fhir/no-such-system","code":"x"}]},
+			"dataAbsentReason":{"coding":[{"system":"http://hl7.org/fhir/v3/NullFlavor","code":"UNK"}]}}`,
+			`{"resourceType":"List","status":"current","mode":"snapshot","subject":{"reference":"Patient/p"},
+			"orderedBy":{"coding":[{"system":"http://hl7.org/fhir/list-order","code":"event-date"}]}}`),
+			func(t *testing.T, res mappers.Result) {
+				c := r4(t, res, "Condition")
+				if got := jsonOf(c["category"]); got != `[{"coding":[{"code":"problem-list-item","system":"http://terminology.hl7.org/CodeSystem/condition-category"},{"code":"encounter-diagnosis","system":"http://terminology.hl7.org/CodeSystem/condition-category"}]}]` {
+					t.Errorf("Condition.category %s", got)
+				}
+				if got := jsonOf(c["identifier"]); got != `[{"system":"http://hl7.org/fhir/v2/0203","value":"x1"}]` {
+					t.Errorf("Condition.identifier %s", got)
+				}
+				o := r4(t, res, "Observation")
+				if got := jsonOf(o["category"]); got != `[{"coding":[{"code":"survey","system":"http://terminology.hl7.org/CodeSystem/observation-category"}]}]` {
+					t.Errorf("Observation.category %s", got)
+				}
+				want := `{"coding":[{"code":"MD","system":"http://terminology.hl7.org/CodeSystem/v2-0360"},` +
+					`{"code":"PPRF","system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType"},` +
+					`{"code":"female","system":"http://hl7.org/fhir/administrative-gender"},{"code":"x","system":"http://hl7.org/fhir/no-such-system"}]}`
+				if got := jsonOf(o["code"]); got != want {
+					t.Errorf("Observation.code %s\nwant %s", got, want)
+				}
+				if got := jsonOf(o["dataAbsentReason"]); !strings.Contains(got, `"http://terminology.hl7.org/CodeSystem/v3-NullFlavor"`) {
+					t.Errorf("Observation.dataAbsentReason %s", got)
+				}
+				if got := jsonOf(r4(t, res, "List")["orderedBy"]); got != `{"coding":[{"code":"event-date","system":"http://terminology.hl7.org/CodeSystem/list-order"}]}` {
+					t.Errorf("List.orderedBy %s", got)
+				}
+			}},
 		{"a repeat prescription is a continuing course of therapy; an ended allergy keeps its end as a note", stu3Record(
 			`{"resourceType":"MedicationRequest","id":"m","status":"active","intent":"plan","subject":{"reference":"Patient/p"},
 			"medicationCodeableConcept":{"text":"Salbutamol"},"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-PrescriptionType-1",

@@ -66,11 +66,14 @@ type record struct {
 	// provider is the provider's FHIR base URL, if known: the namespace of
 	// the logical ids the resources keep as identifiers.
 	provider string
-	issues   []mappers.Issue
+	// systems are the R4 code systems, which codings' STU3 systems are
+	// moved to.
+	systems codeSystems
+	issues  []mappers.Issue
 }
 
-func importRecord(bundle map[string]any, provider string) mappers.Result {
-	rec := &record{byRef: map[string]*entry{}, provider: strings.TrimSuffix(provider, "/")}
+func importRecord(bundle map[string]any, provider string, systems codeSystems) mappers.Result {
+	rec := &record{byRef: map[string]*entry{}, provider: strings.TrimSuffix(provider, "/"), systems: systems}
 	for _, k := range sortedKeys(bundle) {
 		switch k {
 		case "resourceType", "entry":
