@@ -3,6 +3,7 @@ package hl7v2
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"carefhir/fhir"
 	"carefhir/mappers"
@@ -452,51 +453,72 @@ func contactPoint(r Repetition, work bool) *fhir.ContactPoint {
 	return cp
 }
 
-// hl7Date turns an HL7 DT or the date part of a TS (YYYY[MM[DD[…]]]) into
-// a FHIR date.
+// hl7Date turns an HL7 DT or TS (YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]]
+// and a zone) into a FHIR date: its date part, once the whole value is
+// checked.
 func hl7Date(s string) (string, bool) {
-	s = cutZone(s)
-	if len(s) >= 4 && s[:4] == "0000" {
-		return "", false // FHIR dates have no year 0
-	}
-	switch {
-	case len(s) >= 8 && digits(s[:8]):
-		return s[:4] + "-" + s[4:6] + "-" + s[6:8], validMonthDay(s[4:6], s[6:8])
-	case len(s) == 6 && digits(s):
-		return s[:4] + "-" + s[4:6], validMonthDay(s[4:6], "01")
-	case len(s) == 4 && digits(s):
-		return s, true
-	}
-	return "", false
+	date, _, _, ok := timestamp(s)
+	return date, ok
 }
 
 // hl7DateTime turns an HL7 TS into a FHIR dateTime; a time with no zone
 // stays a date, since FHIR requires a zone with a time.
 func hl7DateTime(s string) (string, bool) {
-	date, ok := hl7Date(s)
-	if !ok {
-		return "", false
-	}
-	base := cutZone(s)
-	zone := s[len(base):]
-	if len(base) < 12 || zone == "" || len(zone) != 5 || !digits(zone[1:]) {
-		return date, true
-	}
-	if !digits(base[8:12]) {
-		return "", false
+	date, clock, zone, ok := timestamp(s)
+	if !ok || len(clock) < 4 || zone == "" {
+		return date, ok
 	}
 	sec := "00"
-	if len(base) >= 14 && digits(base[12:14]) {
-		sec = base[12:14]
+	if len(clock) >= 6 {
+		sec = clock[4:6]
 	}
-	return date + "T" + base[8:10] + ":" + base[10:12] + ":" + sec + zone[:3] + ":" + zone[3:], true
+	return date + "T" + clock[:2] + ":" + clock[2:4] + ":" + sec + zone[:3] + ":" + zone[3:], true
 }
 
-func cutZone(s string) string {
+// tsLayouts are the layouts of an HL7 TS without its zone, by length.
+var tsLayouts = map[int]string{4: "2006", 6: "200601", 8: "20060102", 10: "2006010215", 12: "200601021504", 14: "20060102150405"}
+
+// timestamp checks an HL7 TS, DTM or DT against the calendar and the
+// clock (a 30 February or an hour 24 is no date) and returns its FHIR date
+// (YYYY, YYYY-MM or YYYY-MM-DD), the digits of its time (HH, HHMM or
+// HHMMSS, or none) and its zone (+HHMM or none).
+func timestamp(s string) (date, clock, zone string, ok bool) {
+	base := s
 	if i := strings.IndexAny(s, "+-"); i >= 0 {
-		return s[:i]
+		base, zone = s[:i], s[i:]
+		if !validZone(zone) {
+			return "", "", "", false
+		}
 	}
-	return s
+	whole, frac, hasFrac := strings.Cut(base, ".")
+	layout, known := tsLayouts[len(whole)]
+	if !known || !digits(whole) || hasFrac && (len(whole) != 14 || len(frac) > 4 || !digits(frac)) {
+		return "", "", "", false
+	}
+	if whole[:4] == "0000" {
+		return "", "", "", false // FHIR dates have no year 0
+	}
+	if _, err := time.Parse(layout, whole); err != nil {
+		return "", "", "", false
+	}
+	date = whole[:4]
+	if len(whole) >= 6 {
+		date += "-" + whole[4:6]
+	}
+	if len(whole) >= 8 {
+		date += "-" + whole[6:8]
+		clock = whole[8:]
+	}
+	return date, clock, zone, true
+}
+
+// validZone reports whether z is a zone FHIR can hold: +HHMM or -HHMM,
+// within 14 hours of UTC.
+func validZone(z string) bool {
+	if len(z) != 5 || !digits(z[1:]) {
+		return false
+	}
+	return z[1:3] < "14" && z[3:5] < "60" || z[1:] == "1400"
 }
 
 func digits(s string) bool {
@@ -506,8 +528,4 @@ func digits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-func validMonthDay(m, d string) bool {
-	return m >= "01" && m <= "12" && d >= "01" && d <= "31"
 }

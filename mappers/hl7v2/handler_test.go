@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"carefhir/fhir"
 )
 
 func TestHandlerDuplicates(t *testing.T) {
@@ -95,5 +97,46 @@ func TestMemorySeenBound(t *testing.T) {
 	}
 	if ack, ok, _ := s.Lookup(ctx, "c"); !ok || string(ack) != "c" {
 		t.Errorf("the newest key is lost")
+	}
+}
+
+// TestHandlerImpossibleDates sends messages whose dates pass a check of
+// their digits but name no day or time that exists: each is refused (AE)
+// with ERR-2 naming the field and code 102, as a malformed date is, and
+// never applied, rather than failing to store and being sent again.
+func TestHandlerImpossibleDates(t *testing.T) {
+	const pid = "PID|1||9990000018^^^NHS^NH||WARD^SARAH||"
+	for _, tt := range []struct{ name, fields, where string }{
+		{"30 February", "19700230|F", "PID^1^7"},
+		{"29 February of a common year", "19010229|F", "PID^1^7"},
+		{"a birth time at hour 24", "197001012400|F", "PID^1^7"},
+		{"a birth time at minute 60", "197001011260|F", "PID^1^7"},
+		{"month 13", "19701301|F", "PID^1^7"},
+		{"a death at second 61", "19700101|F" + strings.Repeat("|", 21) + "20200101120061+0000", "PID^1^29"},
+		{"a death at 31 April", "19700101|F" + strings.Repeat("|", 21) + "20200431+0000", "PID^1^29"},
+		{"a death in a zone 15 hours from UTC", "19700101|F" + strings.Repeat("|", 21) + "202001011200+1500", "PID^1^29"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			msg := "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A28^ADT_A05|MSG0009|P|2.4\r" + pid + tt.fields + "\r"
+			apply := func(context.Context, *Imported) error {
+				t.Errorf("a message with an impossible date was applied")
+				return nil
+			}
+			ack := string(Handler(context.Background(), apply, &MemorySeen{}, time.Now)([]byte(msg)))
+			if !strings.Contains(ack, "\rMSA|AE|MSG0009|") || !strings.Contains(ack, "\rERR||"+tt.where+"|102^Data type error^HL70357|E||||") {
+				t.Errorf("ack = %q, want AE with ERR %s 102", ack, tt.where)
+			}
+		})
+	}
+	// The dates that exist still import.
+	msg := "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A28^ADT_A05|MSG0010|P|2.4\r" +
+		pid + "200002291830|F" + strings.Repeat("|", 21) + "20240229115930.5+0000\r"
+	im := Import([]byte(msg))
+	if im.Bundle == nil {
+		t.Fatalf("refused: %v", im.Issues)
+	}
+	p := im.Bundle.Entry[0].Resource.(*fhir.Patient)
+	if p.BirthDate.Get() != "2000-02-29" || p.DeceasedDateTime.Get() != "2024-02-29T11:59:30+00:00" {
+		t.Errorf("birth date %q, deceased %q", p.BirthDate.Get(), p.DeceasedDateTime.Get())
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"testing"
@@ -25,7 +26,37 @@ func TestOverMLLP(t *testing.T) {
 		applied <- im
 		return nil
 	}
-	srv := &mllp.Server{Handler: Handler(context.Background(), apply, &MemorySeen{}, time.Now)}
+	acks := overMLLP(t, Handler(context.Background(), apply, &MemorySeen{}, time.Now), msg, msg)
+	if len(applied) != 1 {
+		t.Errorf("applied %d times, want once", len(applied))
+	}
+	if !bytes.Equal(acks[0], acks[1]) || !bytes.Contains(acks[0], []byte("\rMSA|AA|MSG0001\r")) {
+		t.Errorf("acks:\n%q\n%q", acks[0], acks[1])
+	}
+}
+
+// TestOverMLLPImpossibleDate sends over MLLP a registration born on 30
+// February to a host whose store refuses it, as the server does: the
+// message is refused for its content (AE, ERR at PID-7, 102) before the
+// host is asked to store it, so the sender is not told to send it again.
+func TestOverMLLPImpossibleDate(t *testing.T) {
+	msg := "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A28^ADT_A05|MSG0011|P|2.4\r" +
+		"PID|1||9990000018^^^NHS^NH||WARD^SARAH||19700230|F\r"
+	apply := func(context.Context, *Imported) error {
+		return errors.New("the transaction was refused (422): birthDate")
+	}
+	ack := overMLLP(t, Handler(context.Background(), apply, &MemorySeen{}, time.Now), []byte(msg))[0]
+	if !bytes.Contains(ack, []byte("\rMSA|AE|MSG0011|")) || !bytes.Contains(ack, []byte("\rERR||PID^1^7|102^Data type error^HL70357|E||||")) ||
+		bytes.Contains(ack, []byte("send it again")) {
+		t.Errorf("ack = %q, want AE for PID-7 with code 102", ack)
+	}
+}
+
+// overMLLP serves h over MLLP and sends it msgs on one connection, one
+// at a time, returning the acknowledgements.
+func overMLLP(t *testing.T, h func([]byte) []byte, msgs ...[]byte) [][]byte {
+	t.Helper()
+	srv := &mllp.Server{Handler: h}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +71,7 @@ func TestOverMLLP(t *testing.T) {
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
 	var acks [][]byte
-	for range 2 {
+	for _, msg := range msgs {
 		if _, err := c.Write(mllp.Frame(msg)); err != nil {
 			t.Fatal(err)
 		}
@@ -50,10 +81,5 @@ func TestOverMLLP(t *testing.T) {
 		}
 		acks = append(acks, ack)
 	}
-	if len(applied) != 1 {
-		t.Errorf("applied %d times, want once", len(applied))
-	}
-	if !bytes.Equal(acks[0], acks[1]) || !bytes.Contains(acks[0], []byte("\rMSA|AA|MSG0001\r")) {
-		t.Errorf("acks:\n%q\n%q", acks[0], acks[1])
-	}
+	return acks
 }
