@@ -154,5 +154,11 @@ func (im *Imported) Acknowledge(applyErr error, now time.Time) []byte {
 	case im.Failed():
 		code = AE
 	}
-	return ack(im.Message, code, issues, im.missing, now)
+	m := im.Message
+	if m == nil {
+		// A message refused for a later segment is still answered to its
+		// sender with its control id (HL7 v2.5 2.9: MSA-2 echoes MSH-10).
+		m = im.header
+	}
+	return ack(m, code, issues, im.missing, now)
 }

@@ -28,6 +28,9 @@ type Imported struct {
 	// missing indexes the Issues about absent segments and fields, which
 	// the acknowledgement codes 101 rather than 102.
 	missing []int
+	// header is the MSH of a message that does not parse past it, which
+	// the acknowledgement answers.
+	header *Message
 }
 
 // events are the ADT trigger events mapped, and what each does.
@@ -51,15 +54,15 @@ func Import(data []byte) *Imported {
 	if err != nil {
 		im.Rejected = true
 		im.Issues = append(im.Issues, mappers.Errorf(errorPath(err), "%s", strings.TrimPrefix(err.Error(), "hl7v2: ")))
+		if im.header = parseHeader(data); im.header != nil {
+			im.readHeader(im.header.Segments[0])
+		}
 		return im
 	}
 	im.Message = m
 	msh := m.Segments[0]
-	// Spaces around the id are not part of it (and do not survive the
-	// acknowledgement's parsing).
-	im.ControlID = strings.TrimSpace(msh.Get(10, 1))
-	typ, event := msh.Get(9, 1), msh.Get(9, 2)
-	im.Event = event
+	im.readHeader(msh)
+	typ, event := msh.Get(9, 1), im.Event
 	if im.ControlID == "" {
 		im.Issues = append(im.Issues, mappers.Errorf("MSH-10", "the message control id is empty"))
 		im.Rejected = true
@@ -90,6 +93,14 @@ func Import(data []byte) *Imported {
 		im.Bundle = tx.Bundle()
 	}
 	return im
+}
+
+// readHeader reads the control id and event of the message from its MSH.
+func (im *Imported) readHeader(msh *Segment) {
+	// Spaces around the id are not part of it (and do not survive the
+	// acknowledgement's parsing).
+	im.ControlID = strings.TrimSpace(msh.Get(10, 1))
+	im.Event = msh.Get(9, 2)
 }
 
 func errorPath(err error) string {

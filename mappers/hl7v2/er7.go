@@ -78,13 +78,7 @@ const maxSegments = 10000
 // are not on UTF-8. Control characters other than tab are refused: FHIR
 // strings cannot hold them.
 func Parse(data []byte) (*Message, error) {
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	if !utf8.Valid(data) {
-		if dec, err := charmap.Windows1252.NewDecoder().Bytes(data); err == nil {
-			data = dec
-		}
-	}
-	lines := splitSegments(data)
+	lines := segmentLines(data)
 	if len(lines) == 0 {
 		return nil, &ParseError{Msg: "empty message"}
 	}
@@ -110,6 +104,38 @@ func Parse(data []byte) (*Message, error) {
 		m.Segments = append(m.Segments, seg)
 	}
 	return m, nil
+}
+
+// parseHeader parses the MSH segment of data alone: a message that Parse
+// refuses for a later segment is still acknowledged to the sender it
+// names, quoting its control id. It returns nil when MSH itself does not
+// parse.
+func parseHeader(data []byte) *Message {
+	lines := segmentLines(data)
+	if len(lines) == 0 || strings.IndexFunc(lines[0], mappers.Control) >= 0 {
+		return nil
+	}
+	d, err := delimiters(lines[0])
+	if err != nil {
+		return nil
+	}
+	msh, err := d.segment(lines[0], 1)
+	if err != nil {
+		return nil
+	}
+	return &Message{Delimiters: d, Segments: []*Segment{msh}}
+}
+
+// segmentLines decodes data (without its byte-order mark; as
+// Windows-1252 when it is not UTF-8) and cuts it into segments.
+func segmentLines(data []byte) []string {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	if !utf8.Valid(data) {
+		if dec, err := charmap.Windows1252.NewDecoder().Bytes(data); err == nil {
+			data = dec
+		}
+	}
+	return splitSegments(data)
 }
 
 // Split cuts a stream of messages (such as a file of several) at each

@@ -361,6 +361,21 @@ func TestAck(t *testing.T) {
 			"MSA|AE|MSG0005|no NHS number among the patient identifiers (a repetition with identifier type N",
 			"ERR||PID^1^3|101^Required field missing^HL70357|E||||no NHS number among the patient identifiers (a repetition with identifier type NH or assigning authority NHS): records are matched on it",
 		}},
+		{name: "a control character after MSH", in: "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|G7|P|2.5\rEVN|A28\rPID|1||a\x01b", want: []string{
+			"MSH|^~\\&|CF|PCN|PAS|RXX|20260301093000+0000||ACK^A28^ACK|AG7|P|2.5",
+			`MSA|AR|G7|segment 3: control character U+0001 at byte 9`,
+			`ERR|||100^Segment sequence error^HL70357|E||||segment 3: control character U+0001 at byte 9`,
+		}},
+		{name: "a second MSH", in: "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A31^ADT_A05|G8|P|2.4\rMSH|^~\\&|PAS", want: []string{
+			"MSH|^~\\&|CF|PCN|PAS|RXX|20260301093000+0000||ACK^A31^ACK|AG8|P|2.4",
+			`MSA|AR|G8|segment 2: a second MSH: one message at a time (see Split)`,
+			`ERR|||100^Segment sequence error^HL70357|E||||segment 2: a second MSH: one message at a time (see Split)`,
+		}},
+		{name: "a control character in MSH", in: "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|G\x019|P|2.5\rPID|1", want: []string{
+			"MSH|^~\\&|||||20260301093000+0000||ACK^^ACK|A|P|2.5",
+			`MSA|AR||segment 1: control character U+0001 at byte 58`,
+			`ERR|||100^Segment sequence error^HL70357|E||||segment 1: control character U+0001 at byte 58`,
+		}},
 		{name: "not a message", in: "hello", want: []string{
 			"MSH|^~\\&|||||20260301093000+0000||ACK^^ACK|A|P|2.5",
 			`MSA|AR||segment 1: a message starts with MSH, not "hel"`,
