@@ -480,3 +480,55 @@ func TestImportGPConnectCodeSystems(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportHL7v2Merges imports A40 messages of two pairs through $import:
+// two records merged into one survivor, which keeps a replaces link to
+// each; and a chain, a record merged away then named as the survivor of
+// the second pair, which stays inactive and replaced, the ACK warning so.
+func TestImportHL7v2Merges(t *testing.T) {
+	const msh = "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A40^ADT_A39|%s|P|2.5\rEVN|A40|20260101\r"
+	pair := func(n int, survivor, merged string) string {
+		return fmt.Sprintf("PID|%d||%s^^^NHS^NH||PAIR^ONE||19800101|M\rMRG|%s^^^NHS^NH\r", n, survivor, merged)
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		// outcome gives a stored Patient's active flag and links, each as
+		// its type and the NHS number of the Patient it points at.
+		outcome := func(nhs string) string {
+			p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+nhs)
+			s := fmt.Sprint(p["active"])
+			links, _ := p["link"].([]any)
+			for _, l := range links {
+				l := l.(map[string]any)
+				other := c.do("GET", "/"+l["other"].(map[string]any)["reference"].(string), "").want(t, 200).json(t)
+				s += ", " + l["type"].(string) + " " + other["identifier"].([]any)[0].(map[string]any)["value"].(string)
+			}
+			return s
+		}
+		for _, tt := range []struct {
+			control, pairs string
+			want           map[string]string
+			ack            string
+		}{
+			{"G6", pair(1, "9434760119", "9434760127") + pair(2, "9434760119", "9434760089"), map[string]string{
+				"9434760119": "<nil>, replaces 9434760127, replaces 9434760089",
+				"9434760127": "false, replaced-by 9434760119",
+				"9434760089": "false, replaced-by 9434760119",
+			}, "\rMSA|AA|G6\r"},
+			{"G7", pair(1, "9434760003", "9434760011") + pair(2, "9434760011", "9434760038"), map[string]string{
+				"9434760003": "<nil>, replaces 9434760011",
+				"9434760011": "false, replaced-by 9434760003, replaces 9434760038",
+				"9434760038": "false, replaced-by 9434760011",
+			}, "\rMSA|AA|G7\rERR||PID^1^3|102^Data type error^HL70357|W||||pair 2 merges 9434760038 into 9434760011, which an earlier pair merged into 9434760003"},
+		} {
+			ack := c.do("POST", "/$import?format=hl7v2", fmt.Sprintf(msh, tt.control)+tt.pairs, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+			if !strings.Contains(string(ack.body), tt.ack) {
+				t.Errorf("%s: ack %q, want %q", tt.control, ack.body, tt.ack)
+			}
+			for nhs, want := range tt.want {
+				if got := outcome(nhs); got != want {
+					t.Errorf("%s: %s is %s, want %s", tt.control, nhs, got, want)
+				}
+			}
+		}
+	}, withImport)
+}

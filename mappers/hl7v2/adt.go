@@ -167,9 +167,15 @@ func (a *adt) following(seg *Segment, name string) *Segment {
 }
 
 // merge maps each PID/MRG pair: the PID is the surviving Patient, MRG-1
-// the one merged into it.
+// the one merged into it. The pairs apply in order, as the same merges
+// sent one message each would, and each adds to what the pairs before it
+// wrote: a survivor of several merges keeps a replaces link to each, and a
+// record merged away stays inactive even when a later pair names it as a
+// survivor.
 func (a *adt) merge() {
 	pairs := 0
+	written := map[string]*fhir.Patient{} // by NHS number
+	into := map[string]string{}           // NHS number merged away → its survivor's
 	for _, pid := range a.msg.Segments {
 		if pid.Name != "PID" {
 			continue
@@ -194,26 +200,60 @@ func (a *adt) merge() {
 		if survivor == nil {
 			continue
 		}
-		if old.number == nhsOf(survivor) {
+		nhs := nhsOf(survivor)
+		if old.number == nhs {
 			a.errorf(mrg.Name+"-1", "the record merged has the surviving record's own NHS number %s", old.number)
 			continue
 		}
-		retired := &fhir.Patient{
-			Meta:       mappers.Meta(mappers.UKCorePatient),
-			Identifier: []*fhir.Identifier{mappers.NHSNumber(old.number, "")},
-			Active:     fhir.NewBoolean(false),
+		if to, ok := into[old.number]; ok {
+			a.errorf(mrg.Name+"-1", "pair %d merges %s, which an earlier pair of the message merged into %s: a record is merged once", pairs, old.number, to)
+			continue
 		}
-		if n := humanName(firstRep(mrg.Field(7))); n != nil {
-			retired.Name = []*fhir.HumanName{n}
+		if chainsTo(into, nhs, old.number) {
+			a.errorf(mrg.Name+"-1", "pair %d merges %s into %s, which earlier pairs merged into %s: each would replace the other", pairs, old.number, nhs, old.number)
+			continue
 		}
-		survivorURL := a.tx.Put(survivor, mappers.NHSNumberSystem, nhsOf(survivor))
+		if prev := written[nhs]; prev != nil {
+			if to := into[nhs]; to != "" {
+				// Merged away by an earlier pair: it stays as that pair
+				// left it, and the record merged into it follows it.
+				a.warnf("PID-3", "pair %d merges %s into %s, which an earlier pair merged into %s: %s stays inactive, replaced by %s", pairs, old.number, nhs, to, nhs, to)
+				survivor = prev
+			} else {
+				survivor.Link = prev.Link
+			}
+		}
+		retired := written[old.number]
+		if retired == nil {
+			retired = &fhir.Patient{Meta: mappers.Meta(mappers.UKCorePatient), Identifier: []*fhir.Identifier{mappers.NHSNumber(old.number, "")}}
+			if n := humanName(firstRep(mrg.Field(7))); n != nil {
+				retired.Name = []*fhir.HumanName{n}
+			}
+		}
+		// A survivor of an earlier pair keeps what it was written with.
+		retired.Active = fhir.NewBoolean(false)
+		survivorURL := a.tx.Put(survivor, mappers.NHSNumberSystem, nhs)
 		retiredURL := a.tx.Put(retired, mappers.NHSNumberSystem, old.number)
 		survivor.Link = append(survivor.Link, &fhir.PatientLink{Other: mappers.Ref(retiredURL), Type: fhir.NewCode("replaces")})
-		retired.Link = []*fhir.PatientLink{{Other: mappers.Ref(survivorURL), Type: fhir.NewCode("replaced-by")}}
+		retired.Link = append(retired.Link, &fhir.PatientLink{Other: mappers.Ref(survivorURL), Type: fhir.NewCode("replaced-by")})
+		written[nhs], written[old.number] = survivor, retired
+		into[old.number] = nhs
 	}
 	if pairs == 0 {
 		a.missingf("PID", "the message has no PID segment")
 	}
+}
+
+// chainsTo reports whether following into from nhs leads to target: the
+// record nhs was merged, directly or through others, into target. into
+// has no cycles (merge refuses the pair that would make one).
+func chainsTo(into map[string]string, nhs, target string) bool {
+	for nhs = into[nhs]; nhs != ""; nhs = into[nhs] {
+		if nhs == target {
+			return true
+		}
+	}
+	return false
 }
 
 func firstRep(f Field) Repetition {

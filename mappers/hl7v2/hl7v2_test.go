@@ -1,6 +1,7 @@
 package hl7v2
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -396,6 +397,90 @@ func TestAck(t *testing.T) {
 			}
 			if _, err := Parse([]byte(strings.Join(got, "\r"))); err != nil {
 				t.Errorf("the ack does not parse: %v", err)
+			}
+		})
+	}
+}
+
+// mergeOutcome returns the Patients of a merge's Bundle by NHS number, each with
+// its active flag and its links as "type NHS number".
+func mergeOutcome(t *testing.T, im *Imported) map[string]string {
+	t.Helper()
+	if im.Bundle == nil {
+		t.Fatalf("refused: %v", im.Issues)
+	}
+	byURL := map[string]string{}
+	for _, e := range im.Bundle.Entry {
+		byURL[e.FullUrl.Get()] = nhsOf(e.Resource.(*fhir.Patient))
+	}
+	out := map[string]string{}
+	for _, e := range im.Bundle.Entry {
+		p := e.Resource.(*fhir.Patient)
+		s := "active"
+		if p.Active != nil && !p.Active.Get() {
+			s = "inactive"
+		}
+		for _, l := range p.Link {
+			s += ", " + l.Type.Get() + " " + byURL[l.Other.Reference.Get()]
+		}
+		out[nhsOf(p)] = s
+	}
+	return out
+}
+
+func TestMergeSeveral(t *testing.T) {
+	const msh = "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A40^ADT_A39|G6|P|2.5\rEVN|A40|20260101\r"
+	pair := func(n int, survivor, merged string) string {
+		return fmt.Sprintf("PID|%d||%s^^^NHS^NH||PAIR^ONE||19800101|M\rMRG|%s^^^NHS^NH\r", n, survivor, merged)
+	}
+	const a, b, c = "9434760119", "9434760127", "9434760089"
+	for _, tt := range []struct {
+		name, msg string
+		want      map[string]string
+		warning   string
+	}{
+		{"two records merged into one survivor", msh + pair(1, a, b) + pair(2, a, c), map[string]string{
+			a: "active, replaces " + b + ", replaces " + c,
+			b: "inactive, replaced-by " + a,
+			c: "inactive, replaced-by " + a,
+		}, ""},
+		{"a survivor then merged away", msh + pair(1, b, c) + pair(2, a, b), map[string]string{
+			a: "active, replaces " + b,
+			b: "inactive, replaces " + c + ", replaced-by " + a,
+			c: "inactive, replaced-by " + b,
+		}, ""},
+		{"a record merged away then named as a survivor", msh + pair(1, a, b) + pair(2, b, c), map[string]string{
+			a: "active, replaces " + b,
+			b: "inactive, replaced-by " + a + ", replaces " + c,
+			c: "inactive, replaced-by " + b,
+		}, "stays inactive, replaced by " + a},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			im := Import([]byte(tt.msg))
+			got := mergeOutcome(t, im)
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got  %v\nwant %v", got, tt.want)
+			}
+			var warnings []string
+			for _, is := range im.Issues {
+				warnings = append(warnings, is.String())
+			}
+			if tt.warning == "" && len(warnings) > 0 || tt.warning != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], tt.warning)) {
+				t.Errorf("issues %v, want %q", warnings, tt.warning)
+			}
+			for _, p := range mapperstest.Problems(t, im.Bundle) {
+				t.Error(p)
+			}
+		})
+	}
+	for _, tt := range []struct{ name, msg, want string }{
+		{"a record merged twice", msh + pair(1, a, b) + pair(2, c, b), "a record is merged once"},
+		{"two records merged into each other", msh + pair(1, a, b) + pair(2, b, a), "each would replace the other"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			im := Import([]byte(tt.msg))
+			if im.Bundle != nil || !im.Failed() || !strings.Contains(fmt.Sprint(im.Issues), tt.want) {
+				t.Errorf("issues %v, want a refusal saying %q", im.Issues, tt.want)
 			}
 		})
 	}
