@@ -111,3 +111,28 @@ func identifierQuery(system, value string) string {
 func Ref(fullURL string) *fhir.Reference {
 	return &fhir.Reference{Reference: fhir.NewString(fullURL)}
 }
+
+// KeepMerge keeps on p, a Patient an import is about to write over stored,
+// the merge stored records: a record a merge made inactive and
+// replaced-by another stays inactive and linked, whatever a later add or
+// update of the person says, since a merge is undone only deliberately.
+// The rest of p (names, addresses) is written. It reports whether stored
+// was such a record; p's own merge writes (p inactive) are left as they
+// are.
+func KeepMerge(p, stored *fhir.Patient) bool {
+	if p.Active != nil && !p.Active.Get() || stored.Active == nil || stored.Active.Get() {
+		return false
+	}
+	var by []*fhir.PatientLink
+	for _, l := range stored.Link {
+		if l.Type.Get() == "replaced-by" {
+			by = append(by, l)
+		}
+	}
+	if len(by) == 0 {
+		return false
+	}
+	p.Active = fhir.NewBoolean(false)
+	p.Link = append(p.Link, by...)
+	return true
+}

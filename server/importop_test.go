@@ -532,3 +532,40 @@ func TestImportHL7v2Merges(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportKeepsMerges imports an A40 merging one record into another,
+// then an A28 and a CSV row for the record merged away: each is applied
+// with a warning (an ERR of severity W in the AA; an issue in the CSV
+// report), and the record stays inactive and replaced by the survivor.
+func TestImportKeepsMerges(t *testing.T) {
+	const survivor, merged = "9434760046", "9434760054"
+	merge := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A40^ADT_A39|K1|P|2.5\rEVN|A40|20260101\r" +
+		"PID|1||" + survivor + "^^^NHS^NH||KEEP^ONE||19800101|M\rMRG|" + merged + "^^^NHS^NH\r"
+	update := "MSH|^~\\&|PAS|RXX|CF|PCN|20260102120000||ADT^A28^ADT_A05|K2|P|2.5\rEVN|A28|20260102\r" +
+		"PID|1||" + merged + "^^^NHS^NH||KEEP^TWO||19800101|M\r"
+	csvRow := "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\nY12345," + merged + ",Three,Keep,01-Jan-1980,M\n"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=hl7v2", merge, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		kept := func(step, given string) {
+			t.Helper()
+			p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+merged)
+			links, _ := p["link"].([]any)
+			if p["active"] != false || len(links) != 1 || links[0].(map[string]any)["type"] != "replaced-by" {
+				t.Errorf("after %s the merged record is %s", step, toJSON(t, p))
+			}
+			if got := toJSON(t, p["name"]); !strings.Contains(got, given) {
+				t.Errorf("after %s the merged record's name is %s, want the update's", step, got)
+			}
+		}
+		ack := c.do("POST", "/$import?format=hl7v2", update, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		if !bytes.Contains(ack.body, []byte("\rMSA|AA|K2\rERR||PID^1^3|102^Data type error^HL70357|W||||the record "+merged+" was merged into Patient/")) {
+			t.Errorf("ack %q", ack.body)
+		}
+		kept("the A28", "TWO")
+		report := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", csvRow, "Content-Type", "text/csv").want(t, 200)
+		if !strings.Contains(string(report.body), `"valueCode":"warning"},{"name":"location","valueString":"Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|`+merged+`"}`) {
+			t.Errorf("report %s", report.body)
+		}
+		kept("the CSV row", "Three")
+	}, withImport)
+}

@@ -192,10 +192,11 @@ func (rep *Report) apply(ctx context.Context, tx operation.Store, r mappers.Resu
 	if r.Failed() || r.Bundle == nil {
 		return refusal(r.Issues)
 	}
-	if err := rep.warn(r.Issues); err != nil {
+	kept, err := settle(ctx, tx, r.Bundle)
+	if err != nil {
 		return err
 	}
-	if err := settle(ctx, tx, r.Bundle); err != nil {
+	if err := rep.warn(append(r.Issues[:len(r.Issues):len(r.Issues)], kept...)); err != nil {
 		return err
 	}
 	resp, err := tx.Transaction(ctx, r.Bundle)
@@ -270,9 +271,10 @@ var errAgain = operation.Errorf(http.StatusServiceUnavailable, "transient", "", 
 var errRefused = errors.New("importop: the message is refused")
 
 // ApplyHL7v2 imports one HL7 v2 message through st and returns its
-// acknowledgement: AA when it was applied; AR or AE naming where, and
-// errRefused, when the message cannot be imported; AE and the error when
-// the store refused or failed to write it.
+// acknowledgement: AA when it was applied, with a Warning for each record
+// a merge retired that the message writes over (it stays retired); AR or
+// AE naming where, and errRefused, when the message cannot be imported;
+// AE and the error when the store refused or failed to write it.
 func ApplyHL7v2(ctx context.Context, st operation.Store, msg []byte, now time.Time) ([]byte, error) {
 	m := hl7v2.Import(msg)
 	if m.Message == nil || m.Rejected || m.Failed() || m.Bundle == nil {
@@ -285,7 +287,25 @@ func ApplyHL7v2(ctx context.Context, st operation.Store, msg []byte, now time.Ti
 		return m.Acknowledge(err, now), err
 	}
 	m.AddReceipt(now)
-	if _, err := st.Transaction(ctx, m.Bundle); err != nil {
+	ran := false
+	err := st.Transact(ctx, func(tx operation.Store) error {
+		if ran {
+			return errAgain
+		}
+		ran = true
+		kept, err := settle(ctx, tx, m.Bundle)
+		if err != nil {
+			return err
+		}
+		for _, is := range kept {
+			// The record is named by PID-3 (or, in a merge, MRG-1).
+			is.Path = "PID-3"
+			m.Issues = append(m.Issues, is)
+		}
+		_, err = tx.Transaction(ctx, m.Bundle)
+		return err
+	})
+	if err != nil {
 		return m.Acknowledge(err, now), err
 	}
 	return m.Acknowledge(nil, now), nil

@@ -12,6 +12,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
+	"carefhir/mappers"
 	"carefhir/operation"
 )
 
@@ -42,7 +43,10 @@ type keyed struct {
 // version). Entries whose identifier more than one resource holds are
 // left as they are, for the transaction to refuse as any client's, and so
 // are all entries when the unit of work cannot search what it wrote.
-func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) error {
+//
+// A Patient entry about to write over a record a merge retired keeps the
+// merge (mappers.KeepMerge): the Warnings returned name each.
+func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) ([]mappers.Issue, error) {
 	var entries []*keyed
 	byType := map[string][]*keyed{}
 	for _, e := range b.Entry {
@@ -57,7 +61,7 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) error {
 		for len(ks) > 0 {
 			n := min(len(ks), lookupChunk)
 			if err := lookup(ctx, tx, typ, ks[:n]); err != nil {
-				return err
+				return nil, err
 			}
 			ks = ks[n:]
 		}
@@ -70,6 +74,7 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) error {
 			refs[k.entry.FullUrl.Get()] = k.typ + "/" + k.match
 		}
 	}
+	var issues []mappers.Issue
 	for _, k := range entries {
 		if k.entry.Request.Method.Get() != "PUT" || k.many {
 			continue
@@ -79,10 +84,17 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) error {
 			req.Method, req.Url = fhir.NewCode("POST"), fhir.NewUri(k.typ)
 			continue
 		}
+		kept, err := keepMerge(k)
+		if err != nil {
+			return nil, err
+		}
+		if kept != nil {
+			issues = append(issues, *kept)
+		}
 		k.entry.Resource.SetID(k.match)
 		same, err := holds(k.json, k.entry.Resource, refs)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if same {
 			req.Method, req.Url, req.IfNoneExist = fhir.NewCode("POST"), fhir.NewUri(k.typ), fhir.NewString("_id="+k.match)
@@ -90,7 +102,34 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) error {
 		}
 		req.Url = fhir.NewUri(k.typ + "/" + k.match)
 	}
-	return nil
+	return issues, nil
+}
+
+// keepMerge keeps the merge of the stored Patient k matches when k writes
+// over it, and returns the Warning that says so, or nil.
+func keepMerge(k *keyed) (*mappers.Issue, error) {
+	p, ok := k.entry.Resource.(*fhir.Patient)
+	if !ok {
+		return nil, nil
+	}
+	cur, err := fhirjson.Unmarshal(k.json)
+	if err != nil {
+		return nil, fmt.Errorf("importop: reading Patient/%s: %w", k.match, err)
+	}
+	stored, ok := cur.(*fhir.Patient)
+	if !ok || !mappers.KeepMerge(p, stored) {
+		return nil, nil
+	}
+	var to []string
+	for _, l := range stored.Link {
+		if l.Type.Get() == "replaced-by" && l.Other != nil {
+			to = append(to, l.Other.Reference.Get())
+		}
+	}
+	_, id, _ := strings.Cut(k.token, "|")
+	is := mappers.Warnf("Patient?identifier="+k.token, "the record %s was merged into %s: it stays inactive and linked to it; the rest of this update is applied to it",
+		id, strings.Join(to, " and "))
+	return &is, nil
 }
 
 // keyOf returns the identifier e is written conditionally on, or nil.
