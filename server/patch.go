@@ -1,11 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -14,6 +18,7 @@ import (
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/fhirxml"
 	"carefhir/fhir/patch"
+	ext "carefhir/operation"
 	"carefhir/store"
 )
 
@@ -73,12 +78,19 @@ func (a *api) servePatch(c *gin.Context, typ, id string, criteria *store.Query) 
 			return
 		}
 	}
+	var narrativeRemoved bool
 	v, did, err := a.svc.patch(ctx, typ, id, match, func(cur *store.Version) (fhir.Resource, error) {
-		return a.applyPatch(ctx, typ, cur, contentType, body)
+		res, removed, err := a.patchResource(ctx, typ, cur, contentType, body)
+		narrativeRemoved = removed
+		return res, err
 	})
 	if err != nil {
 		c.Error(err)
 		return
+	}
+	if narrativeRemoved {
+		addWarnings(ctx, []ext.Issue{{Severity: "warning", Code: "informational", Expression: []string{typ + ".text"},
+			Diagnostics: fmt.Sprintf("the narrative of %s/%s was removed: the patch changed the resource but not its text, which described it before the patch", typ, v.ID)}})
 	}
 	a.writeUpdated(c, v, did)
 }
@@ -105,11 +117,19 @@ func patchTarget(ctx context.Context, r store.Reader, typ string, criteria *stor
 // patch or Parameters that do not decode, 409 for a failed JSON Patch test,
 // 415 for another media type, 422 for a patch that does not fit the
 // resource or whose result is not a valid resource. current is never a
-// deletion: patchIn answers 410 before applying.
+// deletion: patchIn answers 410 before applying. A narrative the patch left
+// as it was while changing the rest is removed (see withoutStaleNarrative).
 func (a *api) applyPatch(ctx context.Context, typ string, current *store.Version, contentType string, body []byte) (fhir.Resource, error) {
+	res, _, err := a.patchResource(ctx, typ, current, contentType, body)
+	return res, err
+}
+
+// patchResource is applyPatch, also reporting whether the narrative was
+// removed, for the warning of a PATCH answer.
+func (a *api) patchResource(ctx context.Context, typ string, current *store.Version, contentType string, body []byte) (res fhir.Resource, narrativeRemoved bool, err error) {
 	format, err := patchFormat(contentType)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var patched []byte
 	switch format {
@@ -118,35 +138,98 @@ func (a *api) applyPatch(ctx context.Context, typ string, current *store.Version
 	default:
 		var params []byte
 		if params, err = patchParameters(format, body); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		patched, err = a.patchLimits().FHIRPathPatch(current.JSON, params)
 	}
 	if err != nil {
-		return nil, patchError(format, err)
+		return nil, false, patchError(format, err)
 	}
-	res, err := fhirjson.Unmarshal(patched)
-	if err != nil {
-		return nil, invalidResult(err)
+	if patched, narrativeRemoved, err = withoutStaleNarrative(current.JSON, patched); err != nil {
+		return nil, false, err
+	}
+	if res, err = fhirjson.Unmarshal(patched); err != nil {
+		return nil, false, invalidResult(err)
 	}
 	switch {
 	case res.ResourceType() != typ:
-		return nil, errorf(http.StatusUnprocessableEntity, "invalid",
+		return nil, false, errorf(http.StatusUnprocessableEntity, "invalid",
 			"the patch turns the %s into a %s: a patch cannot change the type of a resource", typ, res.ResourceType())
 	case res.GetID() == "":
-		return nil, errorf(http.StatusUnprocessableEntity, "invalid",
+		return nil, false, errorf(http.StatusUnprocessableEntity, "invalid",
 			"the patch removes the id %q: a patch cannot change the id of a resource", current.ID).at(typ + ".id")
 	case res.GetID() != current.ID:
-		return nil, errorf(http.StatusUnprocessableEntity, "invalid",
+		return nil, false, errorf(http.StatusUnprocessableEntity, "invalid",
 			"the patch changes the id %q to %q: a patch cannot change the id of a resource", current.ID, truncate(res.GetID(), 64)).at(typ + ".id")
 	}
 	if err := checkMandatory(res); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := a.validateWrite(ctx, res); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return res, nil
+	return res, narrativeRemoved, nil
+}
+
+// withoutStaleNarrative returns the patched resource without its narrative
+// (text) when the patch changed it, meta aside, but left the narrative as
+// it was in current: that narrative describes the resource before the
+// patch, and R4 requires that the narrative is not clinically unsafe after
+// a patch (http.html#patch). A patch that changes the narrative itself
+// keeps what it wrote. It reports whether it removed the narrative. A
+// patched document that is not a JSON object is returned as it is, for the
+// decoder to refuse.
+func withoutStaleNarrative(current, patched []byte) ([]byte, bool, error) {
+	var before, after map[string]json.RawMessage
+	if err := json.Unmarshal(current, &before); err != nil {
+		return nil, false, fmt.Errorf("decode the current version: %w", err)
+	}
+	if json.Unmarshal(patched, &after) != nil {
+		return patched, false, nil
+	}
+	text, ok := after["text"]
+	if !ok || !jsonEqual(before["text"], text) || !changedBeyond(before, after, "text", "meta") {
+		return patched, false, nil
+	}
+	delete(after, "text")
+	out, err := json.Marshal(after)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode the patched resource: %w", err)
+	}
+	return out, true, nil
+}
+
+// changedBeyond reports whether the members of two JSON objects differ,
+// those named in except aside.
+func changedBeyond(before, after map[string]json.RawMessage, except ...string) bool {
+	for _, m := range []map[string]json.RawMessage{before, after} {
+		for k := range m {
+			if !slices.Contains(except, k) && !jsonEqual(before[k], after[k]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// jsonEqual reports whether two JSON values are equal, whatever their
+// spacing and member order; an absent value (nil) equals only another.
+func jsonEqual(a, b json.RawMessage) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	x, errX := decodeJSON(a)
+	y, errY := decodeJSON(b)
+	return errX == nil && errY == nil && reflect.DeepEqual(x, y)
+}
+
+// decodeJSON decodes a JSON value, its numbers kept as written.
+func decodeJSON(data []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var v any
+	err := d.Decode(&v)
+	return v, err
 }
 
 // patchFormat returns the kind of patch a Content-Type names: JSON Patch

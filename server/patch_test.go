@@ -265,3 +265,93 @@ func TestConcurrentPatchesLoseNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestPatchNarrative checks that a patch changing a resource but not its
+// narrative leaves no narrative describing the resource before the patch
+// (R4 http.html#patch), and says so; a patch that writes the narrative, or
+// changes meta alone, keeps it.
+func TestPatchNarrative(t *testing.T) {
+	const (
+		smith = `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Smith, DOB 1950-01-01</div>"},` +
+			`"name":[{"family":"Smith"}],"birthDate":"1950-01-01"}`
+		toJones     = `[{"op":"replace","path":"/name/0/family","value":"Jones"},{"op":"replace","path":"/birthDate","value":"1980-02-02"}]`
+		jonesText   = `{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jones, DOB 1980-02-02</div>"}`
+		withText    = `[{"op":"replace","path":"/name/0/family","value":"Jones"},{"op":"replace","path":"/text","value":` + jonesText + `}]`
+		tagOnly     = `[{"op":"add","path":"/meta/tag","value":[{"system":"https://example.org/tags","code":"reviewed"}]}]`
+		narrativeOf = "Smith, DOB 1950-01-01"
+	)
+	toJonesFHIRPath := fhirPathPatch(`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.name.family"},{"name":"value","valueString":"Jones"}`,
+		`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.birthDate"},{"name":"value","valueDate":"1980-02-02"}`)
+	binary := func(patch string) string {
+		return `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"` + b64(patch) + `"}`
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		removed := func(t *testing.T, id string, answer []byte) {
+			t.Helper()
+			stored := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK)
+			p := stored.json(t)
+			if get(p, "text") != nil || str(p, "name", 0, "family") != "Jones" {
+				t.Errorf("stored after the patch: %s", stored.body)
+			}
+			if answer != nil && strings.Contains(string(answer), narrativeOf) {
+				t.Errorf("the answer keeps the old narrative: %s", answer)
+			}
+		}
+		kept := func(t *testing.T, id, narrative string) {
+			t.Helper()
+			if div := str(c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t), "text", "div"); !strings.Contains(div, narrative) {
+				t.Errorf("narrative %q, want %q", div, narrative)
+			}
+		}
+		for _, tt := range []struct{ name, contentType, body string }{
+			{"JSON Patch", jsonPatch, toJones},
+			{"FHIRPath Patch", fhirJSON, toJonesFHIRPath},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				id := str(c.create("Patient", smith), "id")
+				r := c.do("PATCH", "/Patient/"+id, tt.body, "Content-Type", tt.contentType).want(t, http.StatusOK)
+				removed(t, id, r.body)
+
+				id = str(c.create("Patient", smith), "id")
+				oo := c.do("PATCH", "/Patient/"+id, tt.body, "Content-Type", tt.contentType, "Prefer", "return=OperationOutcome").want(t, http.StatusOK)
+				if !strings.Contains(string(oo.body), `"severity":"warning"`) || !strings.Contains(string(oo.body), "narrative") ||
+					!strings.Contains(string(oo.body), `"expression":["Patient.text"]`) {
+					t.Errorf("no warning that the narrative was removed: %s", oo.body)
+				}
+				removed(t, id, nil)
+			})
+		}
+		t.Run("conditional", func(t *testing.T) {
+			id := str(c.create("Patient", strings.Replace(smith, `"birthDate"`, `"identifier":[{"system":"https://example.org/mrn","value":"narr-1"}],"birthDate"`, 1)), "id")
+			r := c.do("PATCH", "/Patient?identifier=https://example.org/mrn|narr-1", toJones, "Content-Type", jsonPatch).want(t, http.StatusOK)
+			removed(t, id, r.body)
+		})
+		t.Run("the patch writes the narrative", func(t *testing.T) {
+			id := str(c.create("Patient", smith), "id")
+			oo := c.do("PATCH", "/Patient/"+id, withText, "Content-Type", jsonPatch, "Prefer", "return=OperationOutcome").want(t, http.StatusOK)
+			if strings.Contains(string(oo.body), "warning") {
+				t.Errorf("a warning for a patch that wrote the narrative: %s", oo.body)
+			}
+			kept(t, id, "Jones, DOB 1980-02-02")
+		})
+		t.Run("meta alone", func(t *testing.T) {
+			id := str(c.create("Patient", smith), "id")
+			c.do("PATCH", "/Patient/"+id, tagOnly, "Content-Type", jsonPatch).want(t, http.StatusOK)
+			kept(t, id, narrativeOf)
+			c.do("POST", "/Patient/"+id+"/$meta-add", metaParams(`{"tag":[{"system":"https://example.org/tags","code":"added"}]}`)).want(t, http.StatusOK)
+			c.do("POST", "/Patient/"+id+"/$meta-delete", metaParams(`{"tag":[{"system":"https://example.org/tags","code":"reviewed"}]}`)).want(t, http.StatusOK)
+			kept(t, id, narrativeOf)
+			if v := str(c.do("GET", "/Patient/"+id, "").json(t), "meta", "versionId"); v != "4" {
+				t.Errorf("version %s after three changes of meta, want 4", v)
+			}
+		})
+		for _, kind := range []string{"transaction", "batch"} {
+			t.Run(kind, func(t *testing.T) {
+				id := str(c.create("Patient", smith), "id")
+				resp := c.bundle(txBundle(kind, txEntry("", "PATCH", "Patient/"+id, binary(toJones))))
+				checkStatuses(t, resp, "200 OK")
+				removed(t, id, resp.Entry[0].Resource)
+			})
+		}
+	})
+}
