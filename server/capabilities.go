@@ -98,6 +98,7 @@ type capabilityStatement struct {
 	} `json:"implementation"`
 	FHIRVersion string    `json:"fhirVersion"`
 	Format      []string  `json:"format"`
+	PatchFormat []string  `json:"patchFormat,omitempty"`
 	Rest        []capRest `json:"rest"`
 }
 
@@ -181,7 +182,10 @@ func (a *api) capabilityStatement(base string) ([]byte, error) {
 	cs.Implementation.Description = "carefhir"
 	cs.Implementation.URL = base
 	cs.FHIRVersion = "4.0.1"
-	cs.Format = []string{"application/fhir+json", "json"}
+	cs.Format = []string{mimeFHIRJSON, mimeFHIRXML, "json", "xml"}
+	if slices.Contains(a.caps.typeInteractions, "patch") {
+		cs.PatchFormat = patchMediaTypes
+	}
 	cs.Rest = make([]capRest, 1)
 	rest := &cs.Rest[0]
 	rest.Mode = "server"
@@ -191,10 +195,12 @@ func (a *api) capabilityStatement(base string) ([]byte, error) {
 	rest.Compartment = []string{"http://hl7.org/fhir/CompartmentDefinition/patient"}
 	for _, typ := range servedTypes {
 		rest.Resource = append(rest.Resource, capResource{
-			Type:              typ,
-			Profile:           "http://hl7.org/fhir/StructureDefinition/" + typ,
-			Interaction:       codes(a.caps.typeInteractions),
-			Versioning:        "versioned-update",
+			Type:        typ,
+			Profile:     "http://hl7.org/fhir/StructureDefinition/" + typ,
+			Interaction: codes(a.caps.typeInteractions),
+			// versioned, not versioned-update: an update without
+			// If-Match is accepted.
+			Versioning:        "versioned",
 			ReadHistory:       true,
 			UpdateCreate:      true,
 			ConditionalCreate: true,

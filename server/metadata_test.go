@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"testing"
 )
 
@@ -41,5 +43,40 @@ func TestMetadataFromCache(t *testing.T) {
 		if !bytes.Contains(body, []byte(`"url":"http://other.example:8080/fhir/metadata"`)) || bytes.Contains(body, []byte(c.base)) {
 			t.Errorf("metadata asked of other.example:8080 names another base:\n%.300s", body)
 		}
+	})
+}
+
+// TestCapabilitiesFormats: the CapabilityStatement lists the formats and
+// patch formats served, each of which a client can use, and says that
+// versions are tracked without demanding If-Match on updates.
+func TestCapabilitiesFormats(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		cs := c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t)
+		var formats, patchFormats []string
+		for _, f := range list(get(cs, "format")) {
+			formats = append(formats, f.(string))
+		}
+		for _, f := range list(get(cs, "patchFormat")) {
+			patchFormats = append(patchFormats, f.(string))
+		}
+		if want := []string{"application/fhir+json", "application/fhir+xml", "json", "xml"}; !slices.Equal(formats, want) {
+			t.Errorf("format %v, want %v", formats, want)
+		}
+		if want := []string{jsonPatch, fhirJSON, fhirXML}; !slices.Equal(patchFormats, want) {
+			t.Errorf("patchFormat %v, want %v", patchFormats, want)
+		}
+		for _, r := range list(get(cs, "rest", 0, "resource")) {
+			if v := str(r, "versioning"); v != "versioned" {
+				t.Errorf("%s versioning %q, want versioned", str(r, "type"), v)
+			}
+		}
+
+		id := str(c.create("Patient", patient), "id")
+		for _, f := range formats {
+			c.do("GET", "/Patient/"+id+"?_format="+url.QueryEscape(f), "").want(t, http.StatusOK)
+		}
+		// versioned, not versioned-update: an update need not name the
+		// version it replaces.
+		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"male"}`).want(t, http.StatusOK)
 	})
 }

@@ -25,6 +25,10 @@ import (
 // mimeJSONPatch is the media type of a JSON Patch document (RFC 6902).
 const mimeJSONPatch = "application/json-patch+json"
 
+// patchMediaTypes are the media types of the patches served, as
+// patchFormat names them: JSON Patch, and FHIRPath Patch in JSON and XML.
+var patchMediaTypes = []string{mimeJSONPatch, mimeFHIRJSON, mimeFHIRXML}
+
 // registerPatch registers the patch interaction on a resource, and its
 // conditional form on a type with search criteria.
 func (a *api) registerPatch(g *gin.RouterGroup) {
