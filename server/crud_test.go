@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -377,6 +378,53 @@ func TestHistory(t *testing.T) {
 		at := c.do("GET", "/Patient/"+id+"/_history?_at="+now, "").want(t, 200).json(t)
 		if get(at, "total") != 1.0 || str(at, "entry", 0, "request", "method") != "DELETE" {
 			t.Errorf("_at now: %v", at)
+		}
+	})
+}
+
+// TestHistoryCreations: in a history, a version that created its resource,
+// version 1 or the first after a deletion, is 201 Created, whatever page
+// the version before it is on; other versions are updates, 200 OK.
+func TestHistoryCreations(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"male"}`).want(t, http.StatusOK)
+		c.do("DELETE", "/Patient/"+id, "").want(t, http.StatusNoContent)
+		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"female"}`).want(t, http.StatusCreated)
+		c.do("PATCH", "/Patient/"+id, `[{"op":"replace","path":"/gender","value":"other"}]`, "Content-Type", jsonPatch).want(t, http.StatusOK)
+		ref := "Patient/" + id
+		want := []struct{ method, url, status, location string }{
+			{"PUT", ref, "200 OK", ref + "/_history/5"}, // a PATCH: the store does not record the method
+			{"PUT", ref, "201 Created", ref + "/_history/4"},
+			{"DELETE", ref, "204 No Content", ""},
+			{"PUT", ref, "200 OK", ref + "/_history/2"},
+			{"POST", "Patient", "201 Created", ref + "/_history/1"},
+		}
+		check := func(t *testing.T, e any, i int) {
+			t.Helper()
+			w := want[i]
+			got := []string{str(e, "request", "method"), str(e, "request", "url"), str(e, "response", "status"), str(e, "response", "location")}
+			if !slices.Equal(got, []string{w.method, w.url, w.status, w.location}) {
+				t.Errorf("version %d: request and response %q, want %q", 5-i, got, []string{w.method, w.url, w.status, w.location})
+			}
+		}
+		for i, e := range list(get(c.do("GET", "/"+ref+"/_history", "").want(t, http.StatusOK).json(t), "entry")) {
+			check(t, e, i)
+		}
+		// One version a page: the version before each is read, not found on the page.
+		for i, next := 0, c.base+"/"+ref+"/_history?_count=1"; next != ""; i++ {
+			page := c.do("GET", next, "").want(t, http.StatusOK).json(t)
+			check(t, get(page, "entry", 0), i)
+			next = ""
+			for _, l := range list(get(page, "link")) {
+				if str(l, "relation") == "next" {
+					next = str(l, "url")
+				}
+			}
+		}
+		sys := c.do("GET", "/_history?_count=2", "").want(t, http.StatusOK).json(t)
+		for i, e := range list(get(sys, "entry")) {
+			check(t, e, i)
 		}
 	})
 }

@@ -2,7 +2,10 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -197,8 +200,13 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		next.Set("_cursor", page.Next)
 		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.requestURL(c, next)})
 	}
+	created, err := creations(c.Request.Context(), a.svc.store, page.Versions)
+	if err != nil {
+		c.Error(err)
+		return
+	}
 	for _, v := range page.Versions {
-		e := historyEntry(base, v)
+		e := historyEntry(base, v, created[v])
 		if elements != nil {
 			shape.Set("_elements", strings.Join(elementsOf(v.Type, elements), ","))
 		}
@@ -224,10 +232,15 @@ var historyParams = map[string]bool{
 	"_summary": true, "_elements": true, "_format": true, "_pretty": true,
 }
 
-// historyEntry describes one version as the interaction that made it.
-// Version 1 was a create, a tombstone a delete and every other version an
-// update.
-func historyEntry(base string, v *store.Version) bundleEntry {
+// historyEntry describes one version as the interaction that made it, as
+// far as the store tells: a tombstone was a delete; a version that created
+// its resource (created: version 1, or the first after a deletion) is
+// 201 Created; any other version an update, 200 OK. The store does not
+// record the method, so version 1 is shown as a POST (it may have been a
+// PUT creating the resource with its id), the first version after a
+// deletion as a PUT (a POST never writes an id that existed), and a
+// version written by PATCH as a PUT.
+func historyEntry(base string, v *store.Version, created bool) bundleEntry {
 	ref := v.Type + "/" + v.ID
 	e := bundleEntry{
 		FullURL: base + "/" + ref,
@@ -236,22 +249,60 @@ func historyEntry(base string, v *store.Version) bundleEntry {
 			LastModified: formatInstant(v.LastUpdated),
 		},
 	}
-	switch {
-	case v.Deleted:
+	if v.Deleted {
 		e.Request = &entryRequest{Method: http.MethodDelete, URL: ref}
 		e.Response.Status = "204 No Content"
-	case v.VersionID == 1:
-		e.Resource = v.JSON
-		e.Request = &entryRequest{Method: http.MethodPost, URL: v.Type}
-		e.Response.Status = "201 Created"
-		e.Response.Location = ref + "/_history/1"
-	default:
-		e.Resource = v.JSON
-		e.Request = &entryRequest{Method: http.MethodPut, URL: ref}
-		e.Response.Status = "200 OK"
-		e.Response.Location = ref + "/_history/" + strconv.FormatInt(v.VersionID, 10)
+		return e
 	}
+	e.Resource = v.JSON
+	e.Request = &entryRequest{Method: http.MethodPut, URL: ref}
+	e.Response.Status = statusLine(http.StatusOK)
+	if created {
+		e.Response.Status = statusLine(http.StatusCreated)
+	}
+	if v.VersionID == 1 {
+		e.Request = &entryRequest{Method: http.MethodPost, URL: v.Type}
+	}
+	e.Response.Location = ref + "/_history/" + strconv.FormatInt(v.VersionID, 10)
 	return e
+}
+
+// creations reports which of versions created their resource: version 1,
+// and a version following a tombstone. The version before is looked for
+// among versions, else read; one the reader does not return (out of the
+// principal's reach) is taken for no deletion.
+func creations(ctx context.Context, r store.Reader, versions []*store.Version) (map[*store.Version]bool, error) {
+	type key struct {
+		typ, id string
+		version int64
+	}
+	deleted := make(map[key]bool, len(versions))
+	for _, v := range versions {
+		deleted[key{v.Type, v.ID, v.VersionID}] = v.Deleted
+	}
+	created := make(map[*store.Version]bool)
+	for _, v := range versions {
+		if v.Deleted {
+			continue
+		}
+		if v.VersionID == 1 {
+			created[v] = true
+			continue
+		}
+		before, ok := deleted[key{v.Type, v.ID, v.VersionID - 1}]
+		if !ok {
+			prev, err := r.VRead(ctx, v.Type, v.ID, v.VersionID-1)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+			case err != nil:
+				return nil, fmt.Errorf("read the version before %s/%s/_history/%d: %w", v.Type, v.ID, v.VersionID, err)
+			default:
+				before = prev.Deleted
+			}
+		}
+		created[v] = before
+	}
+	return created, nil
 }
 
 // requestURL is the absolute URL of this request with the given parameters.
