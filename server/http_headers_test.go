@@ -120,6 +120,10 @@ func TestHTTPFormats(t *testing.T) {
 			{"_format json", "?_format=json", "application/fhir+xml", "application/fhir+json", false},
 			{"_format xml", "?_format=xml", "application/fhir+json", "application/fhir+xml", true},
 			{"_format mime", "?_format=application/fhir%2Bxml", "", "application/fhir+xml", true},
+			// FHIR clients send the "+" unencoded, which a query decodes as a space.
+			{"_format mime with a literal +, JSON", "?_format=application/fhir+json", "application/fhir+xml", "application/fhir+json", false},
+			{"_format mime with a literal +, XML", "?_format=application/fhir+xml", "", "application/fhir+xml", true},
+			{"_format DSTU2 mime with a literal +", "?_format=application/xml+fhir", "", "application/fhir+xml", true},
 		}
 		for _, tc := range cases {
 			var r *response
@@ -143,6 +147,11 @@ func TestHTTPFormats(t *testing.T) {
 		// No format the server writes: 406 with an OperationOutcome.
 		c.do("GET", path, "", "Accept", "text/plain").want(t, http.StatusNotAcceptable).outcome(t, "not-supported", "")
 		c.do("GET", path+"?_format=text/turtle", "").want(t, http.StatusNotAcceptable)
+		// The media type read from a literal "+" applies to searches too.
+		if r := c.do("GET", "/Patient?_id="+id+"&_format=application/fhir+xml", "").want(t, http.StatusOK); !strings.HasPrefix(r.header.Get("Content-Type"), "application/fhir+xml") {
+			t.Errorf("search with _format=application/fhir+xml: Content-Type %q", r.header.Get("Content-Type"))
+		}
+		c.do("GET", path+"?_format=application/fhir+turtle", "").want(t, http.StatusNotAcceptable).outcome(t, "not-supported", "_format")
 
 		// _pretty: indented only when asked for.
 		if r := c.do("GET", path+"?_pretty=true", "").want(t, 200); !bytes.Contains(r.body, []byte("\n  ")) {

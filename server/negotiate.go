@@ -62,7 +62,11 @@ const ctxMediaType = "carefhir.mediaType"
 func responseType(format, accept string) (string, error) {
 	if format != "" {
 		name, params, _ := strings.Cut(format, ";")
-		mt, ok := formatAliases[strings.ToLower(strings.TrimSpace(name))]
+		// A media type holds no space: one in _format is a "+" the
+		// client sent unencoded (_format=application/fhir+json), as FHIR
+		// clients do, which the query decoder read as a space.
+		name = strings.ReplaceAll(strings.TrimSpace(name), " ", "+")
+		mt, ok := formatAliases[strings.ToLower(name)]
 		if !ok {
 			return "", errorf(http.StatusNotAcceptable, "not-supported",
 				"_format %q is not supported: use json or xml", truncate(format, 40)).at("_format")
