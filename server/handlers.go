@@ -254,13 +254,14 @@ func (a *api) decodeResource(c *gin.Context, typ string) (fhir.Resource, error) 
 	return res, nil
 }
 
-// ifMatch reads the If-Match header: 0 when absent.
-func ifMatch(c *gin.Context) (int64, error) {
-	h := c.GetHeader("If-Match")
+// ifMatch reads the If-Match header, its lines one list: the zero
+// versionMatch when absent.
+func ifMatch(c *gin.Context) (versionMatch, error) {
+	h := strings.Join(c.Request.Header.Values("If-Match"), ",")
 	if h == "" {
-		return 0, nil
+		return versionMatch{}, nil
 	}
-	return parseETag(h, "If-Match")
+	return parseIfMatch(h)
 }
 
 func (a *api) create(c *gin.Context) {
@@ -318,7 +319,12 @@ func (a *api) update(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	v, did, err := a.svc.update(c.Request.Context(), typ, id, res, match)
+	version, err := match.resolve(c.Request.Context(), a.svc.store, typ, id)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	v, did, err := a.svc.update(c.Request.Context(), typ, id, res, version)
 	if err != nil {
 		c.Error(err)
 		return
@@ -422,7 +428,12 @@ func (a *api) delete(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	v, err := a.svc.delete(c.Request.Context(), typ, id, match)
+	version, err := match.resolve(c.Request.Context(), a.svc.store, typ, id)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	v, err := a.svc.delete(c.Request.Context(), typ, id, version)
 	if err != nil {
 		c.Error(err)
 		return

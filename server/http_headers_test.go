@@ -616,3 +616,55 @@ func TestSearchLenientHandling(t *testing.T) {
 		}
 	})
 }
+
+// TestIfMatchAnyAndList: If-Match "*" holds when the resource has a
+// current version (RFC 9110 section 13.1.1), a list of ETags when the
+// current version is one of them; otherwise 412 and nothing is written.
+func TestIfMatchAnyAndList(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const mrn = "https://example.org/mrn|ifmatch-1"
+		body := func(id, gender string) string {
+			if id != "" {
+				id = `"id":"` + id + `",`
+			}
+			return `{"resourceType":"Patient",` + id + `"identifier":[{"system":"https://example.org/mrn","value":"ifmatch-1"}],"gender":"` + gender + `"}`
+		}
+		id := str(c.create("Patient", body("", "female")), "id")
+		path := "/Patient/" + id
+		version := func() string { return str(c.do("GET", path, "").want(t, http.StatusOK).json(t), "meta", "versionId") }
+		setGender := func(g string) string { return `[{"op":"replace","path":"/gender","value":"` + g + `"}]` }
+
+		c.do("PUT", path, body(id, "male"), "If-Match", "*").want(t, http.StatusOK)
+		c.do("PUT", path, body(id, "other"), "If-Match", `W/"1", W/"2"`).want(t, http.StatusOK)
+		c.do("PUT", path, body(id, "unknown"), "If-Match", `W/"1", W/"2"`).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		c.do("PATCH", path, setGender("male"), "Content-Type", jsonPatch, "If-Match", "*").want(t, http.StatusOK)
+		c.do("PATCH", path, setGender("female"), "Content-Type", jsonPatch, "If-Match", `"2",W/"4",`).want(t, http.StatusOK)
+		c.do("PATCH", path, setGender("other"), "Content-Type", jsonPatch, "If-Match", `W/"3", W/"4"`).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		c.do("PATCH", "/Patient?identifier="+mrn, setGender("male"), "Content-Type", jsonPatch, "If-Match", "*").want(t, http.StatusOK)
+		c.do("PUT", "/Patient?identifier="+mrn, body("", "female"), "If-Match", `W/"6", W/"7"`).want(t, http.StatusOK)
+		c.do("POST", path+"/$meta-add", metaParams(`{"tag":[{"code":"x"}]}`), "If-Match", `W/"7", W/"8"`).want(t, http.StatusOK)
+		c.do("POST", path+"/$meta-add", metaParams(`{"tag":[{"code":"y"}]}`), "If-Match", `W/"6", W/"7"`).want(t, http.StatusPreconditionFailed)
+		if v := version(); v != "8" {
+			t.Fatalf("version %s, want 8", v)
+		}
+		for _, bad := range []string{`*, W/"8"`, ",", `W/"8", soon`} {
+			c.do("PUT", path, body(id, "male"), "If-Match", bad).want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		}
+		c.do("DELETE", path, "", "If-Match", `W/"6", W/"7"`).want(t, http.StatusPreconditionFailed)
+		c.do("DELETE", path, "", "If-Match", "*").want(t, http.StatusNoContent)
+
+		// A deleted resource, or one that never existed, has no current
+		// version for "*" or a list to match.
+		c.do("DELETE", path, "", "If-Match", "*").want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		c.do("PUT", path, body(id, "male"), "If-Match", "*").want(t, http.StatusPreconditionFailed)
+		c.do("PATCH", path, setGender("male"), "Content-Type", jsonPatch, "If-Match", "*").want(t, http.StatusPreconditionFailed)
+		c.do("PUT", path, body(id, "male"), "If-Match", `W/"8", W/"9"`).want(t, http.StatusPreconditionFailed)
+		c.do("GET", path, "").want(t, http.StatusGone)
+		c.do("PUT", "/Patient/never", body("never", "male"), "If-Match", "*").want(t, http.StatusPreconditionFailed)
+		c.do("PUT", "/Patient?identifier=https://example.org/mrn|nobody", body("", "male"), "If-Match", "*").want(t, http.StatusPreconditionFailed)
+		c.do("GET", "/Patient/never", "").want(t, http.StatusNotFound)
+		if n := get(c.do("GET", "/Patient?identifier=https://example.org/mrn|nobody&_summary=count", "").want(t, http.StatusOK).json(t), "total"); n != 0.0 {
+			t.Errorf("a conditional update under If-Match * created a resource")
+		}
+	})
+}

@@ -109,7 +109,12 @@ func (a *api) changeMeta(change func(cur *fhir.Meta, with *fhir.Meta)) func(*gin
 			c.Error(err)
 			return
 		}
-		v, _, err := a.svc.patch(ctx, inv.Type, inv.ID, match, func(cur *store.Version) (fhir.Resource, error) {
+		version, err := match.resolve(ctx, a.svc.store, inv.Type, inv.ID)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		v, _, err := a.svc.patch(ctx, inv.Type, inv.ID, version, func(cur *store.Version) (fhir.Resource, error) {
 			return a.withMeta(ctx, cur, with, change)
 		})
 		if err != nil {

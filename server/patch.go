@@ -82,8 +82,13 @@ func (a *api) servePatch(c *gin.Context, typ, id string, criteria *store.Query) 
 			return
 		}
 	}
+	version, err := match.resolve(ctx, a.svc.store, typ, id)
+	if err != nil {
+		c.Error(err)
+		return
+	}
 	var narrativeRemoved bool
-	v, did, err := a.svc.patch(ctx, typ, id, match, func(cur *store.Version) (fhir.Resource, error) {
+	v, did, err := a.svc.patch(ctx, typ, id, version, func(cur *store.Version) (fhir.Resource, error) {
 		res, removed, err := a.patchResource(ctx, typ, cur, contentType, body)
 		narrativeRemoved = removed
 		return res, err

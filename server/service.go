@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -388,13 +389,17 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 
 // conditionalUpdate applies update to the one resource matching criteria,
 // or creates res when none does, in one unit of work.
-func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query, ifMatch int64) (v *store.Version, did updateOutcome, err error) {
+func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query, match versionMatch) (v *store.Version, did updateOutcome, err error) {
 	// The search and the write run in one unit of work: apart, two
 	// clients updating what nothing matched yet would both create, or
 	// one would be answered with the other's resource and its own
 	// content never written.
 	err = s.transact(ctx, func(ctx context.Context, tx store.Tx) error {
 		id, _, err := updateTarget(ctx, tx, typ, res, criteria)
+		if err != nil {
+			return err
+		}
+		ifMatch, err := match.resolve(ctx, tx, typ, id)
 		switch {
 		case err != nil:
 			return err
@@ -543,6 +548,82 @@ func staleVersion(typ, id string, ifMatch, current int64) *Error {
 	}
 	return errorf(http.StatusPreconditionFailed, "conflict",
 		"If-Match names version %d of %s/%s but version %d is current", ifMatch, typ, id, current)
+}
+
+// versionMatch is the If-Match precondition of a write: none (the zero
+// value), any current version ("*", RFC 9110 section 13.1.1), or one of
+// versions.
+type versionMatch struct {
+	any      bool
+	versions []int64
+}
+
+// parseIfMatch reads an If-Match header value: "*", or a list of version
+// ETags (W/"3", W/"4"). Empty list elements are skipped, as RFC 9110
+// section 5.6.1 asks of a recipient.
+func parseIfMatch(value string) (versionMatch, error) {
+	if strings.TrimSpace(value) == "*" {
+		return versionMatch{any: true}, nil
+	}
+	var m versionMatch
+	for _, tag := range strings.Split(value, ",") {
+		if strings.TrimSpace(tag) == "" {
+			continue
+		}
+		n, err := parseETag(tag, "If-Match")
+		if err != nil {
+			return versionMatch{}, err
+		}
+		m.versions = append(m.versions, n)
+	}
+	if len(m.versions) == 0 {
+		return versionMatch{}, errorf(http.StatusBadRequest, "invalid",
+			"If-Match %q is neither * nor a version ETag such as W/\"3\"", truncate(value, 40))
+	}
+	return m, nil
+}
+
+// resolve returns the version a write of typ/id under m must replace, for
+// the write to check as it writes: 0 when m asks nothing, the version m
+// names when it names one. "*" and a list are decided on the current
+// version, read from r: it must exist, not be deleted and, for a list, be
+// among the versions named (412 otherwise). id "" is a resource that does
+// not exist yet.
+func (m versionMatch) resolve(ctx context.Context, r store.Reader, typ, id string) (int64, error) {
+	switch {
+	case !m.any && len(m.versions) == 0:
+		return 0, nil
+	case !m.any && len(m.versions) == 1:
+		return m.versions[0], nil
+	}
+	var cur *store.Version
+	if id != "" {
+		var err error
+		if cur, err = r.Read(ctx, typ, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+	}
+	named := "*"
+	if !m.any {
+		named = "versions " + joinVersions(m.versions)
+	}
+	switch {
+	case cur == nil:
+		return 0, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names %s of %s/%s, which does not exist", named, typ, id)
+	case cur.Deleted:
+		return 0, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names %s of %s/%s, which is deleted", named, typ, id)
+	case !m.any && !slices.Contains(m.versions, cur.VersionID):
+		return 0, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names %s of %s/%s but version %d is current", named, typ, id, cur.VersionID)
+	}
+	return cur.VersionID, nil
+}
+
+func joinVersions(versions []int64) string {
+	s := make([]string, len(versions))
+	for i, v := range versions {
+		s[i] = strconv.FormatInt(v, 10)
+	}
+	return strings.Join(s, ", ")
 }
 
 // parseETag reads a version from an ETag-style header value: W/"3", "3" or 3.
