@@ -578,6 +578,47 @@ func TestRoutingErrors(t *testing.T) {
 	})
 }
 
+// TestAllow: a method not served on a path is 405, whose Allow lists the
+// methods served there: no POST on an instance or below it (operations
+// aside), GET and HEAD alone on metadata and _history.
+func TestAllow(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const instance = "GET, HEAD, PUT, PATCH, DELETE"
+		for _, tt := range []struct{ method, path, allow string }{
+			{"PUT", "/metadata", "GET, HEAD"},
+			{"POST", "/metadata", "GET, HEAD"},
+			{"DELETE", "/metadata", "GET, HEAD"},
+			{"PATCH", "/metadata", "GET, HEAD"},
+			{"TRACE", "/metadata", "GET, HEAD"},
+			{"PUT", "/_history", "GET, HEAD"},
+			{"TRACE", "/Patient/1", instance},
+			{"POST", "/Patient/1", instance},
+			{"TRACE", "/Patient/1/_history", "GET, HEAD"},
+			{"POST", "/Patient/1/_history", "GET, HEAD"},
+			{"TRACE", "/Patient", "GET, HEAD, POST"},
+			{"PUT", "/Patient", "GET, HEAD, POST"},
+			{"TRACE", "/Patient?identifier=x", "GET, HEAD, POST, PUT, PATCH, DELETE"},
+			{"TRACE", "/Patient/1/$meta", "GET, HEAD, POST"},
+			{"PUT", "/", "GET, HEAD, POST"},
+		} {
+			r := c.do(tt.method, tt.path, "").want(t, http.StatusMethodNotAllowed)
+			r.outcome(t, "not-supported", "")
+			if got := r.header.Get("Allow"); got != tt.allow {
+				t.Errorf("%s %s: Allow %q, want %q", tt.method, tt.path, got, tt.allow)
+			}
+			// Each method allowed is served: none of them is 405.
+			for _, m := range strings.Split(tt.allow, ", ") {
+				if r := c.do(m, tt.path, ""); r.status == http.StatusMethodNotAllowed {
+					t.Errorf("%s %s is 405 though Allow lists it: %s", m, tt.path, truncate(r.body))
+				}
+			}
+		}
+		if cs := c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t); str(cs, "resourceType") != "CapabilityStatement" {
+			t.Errorf("GET /metadata after refused writes: %v", cs)
+		}
+	})
+}
+
 func TestRequestLog(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		r := c.do("GET", "/Patient/unknown", "", "X-Request-Id", "req-123")

@@ -50,8 +50,13 @@ func getAndHead(r gin.IRoutes, path string, h gin.HandlerFunc) {
 }
 
 // resourceType returns the :type path parameter if carefhir serves it.
+// The system's metadata and _history, which a type's routes match, answer
+// 405 to the methods they do not take.
 func resourceType(c *gin.Context) (string, error) {
 	typ := c.Param("type")
+	if typ == "metadata" || typ == "_history" {
+		return "", notAllowed(c)
+	}
 	if !isServed(typ) {
 		return "", errorf(http.StatusNotFound, "not-supported", "resource type %q is not served here", truncate(typ, 64))
 	}
@@ -478,8 +483,10 @@ func (a *api) conditionalTarget(c *gin.Context, what string) (string, *store.Que
 		return "", nil, err
 	}
 	if c.Request.URL.RawQuery == "" {
-		return "", nil, errorf(http.StatusMethodNotAllowed, "not-supported",
+		err := errorf(http.StatusMethodNotAllowed, "not-supported",
 			"%s on a resource type needs search criteria (%s) or an id in the URL", c.Request.Method, what)
+		err.Header = allowHeader(c)
+		return "", nil, err
 	}
 	criteria, err := a.parseCriteria(typ, c.Request.URL.RawQuery, what)
 	return typ, criteria, err

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -78,9 +79,7 @@ func (a *api) orOperation(next gin.HandlerFunc) gin.HandlerFunc {
 		inv, name, ok := operationPath(c.Request.URL.Path)
 		if !ok {
 			if next == nil {
-				err := errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path)
-				err.Header = http.Header{"Allow": {allowedOn(c.Request.URL.Path)}}
-				c.Error(err)
+				c.Error(notAllowed(c))
 				return
 			}
 			next(c)
@@ -182,10 +181,41 @@ func levelText(inv invocation) string {
 	return "on a resource"
 }
 
-// allowedOn lists the methods of the interactions on a path that only
-// operations POST to: an instance, or an instance's history or compartment.
-func allowedOn(path string) string {
-	if strings.Count(strings.TrimPrefix(path, "/fhir/"), "/") == 1 {
+// notAllowed is the 405 of a method not served on the request's path,
+// with the methods that are in Allow.
+func notAllowed(c *gin.Context) *Error {
+	err := errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, truncate(c.Request.URL.Path, 200))
+	err.Header = allowHeader(c)
+	return err
+}
+
+// allowHeader is the Allow header of a 405 answered to c.
+func allowHeader(c *gin.Context) http.Header {
+	return http.Header{"Allow": {allowedOn(c.Request.URL)}}
+}
+
+// allowedOn lists the methods served on a URL under /fhir. The router
+// knows less: a type's routes match metadata and _history, which take GET
+// and HEAD alone; the POST routes on an instance and below it serve
+// operations ($name) alone; and PUT, PATCH and DELETE on a type are
+// conditional, served with search criteria only.
+func allowedOn(u *url.URL) string {
+	rest := strings.Trim(strings.TrimPrefix(u.Path, "/fhir"), "/")
+	segs := strings.Split(rest, "/")
+	switch last := segs[len(segs)-1]; {
+	case rest == "", strings.HasPrefix(last, "$"):
+		return "GET, HEAD, POST"
+	case len(segs) == 1 && last == "_search":
+		return "POST"
+	case len(segs) == 1 && (last == "metadata" || last == "_history"):
+		return "GET, HEAD"
+	case len(segs) == 1 && u.RawQuery == "":
+		return "GET, HEAD, POST"
+	case len(segs) == 1:
+		return "GET, HEAD, POST, PUT, PATCH, DELETE"
+	case len(segs) == 2 && last == "_search":
+		return "POST"
+	case len(segs) == 2 && last != "_history":
 		return "GET, HEAD, PUT, PATCH, DELETE"
 	}
 	return "GET, HEAD"

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 
@@ -34,6 +35,11 @@ func (a *api) registerRoutes(r *gin.Engine) {
 	for _, attach := range a.cfg.Attach {
 		attach(&opStore{a: a})
 	}
+}
+
+// hostRoute reports whether the host added a route at path.
+func (a *api) hostRoute(path string) bool {
+	return slices.ContainsFunc(a.cfg.Routes, func(rt Route) bool { return rt.Path == path })
 }
 
 // VRead returns one version of a resource, decided by the access layer as

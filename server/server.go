@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -147,6 +148,13 @@ func New(cfg Config) *gin.Engine {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
 	})
 	r.NoMethod(func(c *gin.Context) {
+		// The router's Allow names the methods of every route matching
+		// the path, some of which do not serve it (see allowedOn); the
+		// host's routes keep it.
+		if strings.HasPrefix(c.Request.URL.Path, "/fhir/") && !a.hostRoute(c.Request.URL.Path) {
+			c.Error(notAllowed(c))
+			return
+		}
 		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
 	})
 	a.registerAuth(r)
