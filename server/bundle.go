@@ -326,6 +326,11 @@ type entryResult struct {
 	invalid error
 	stage   *staged
 	job     int // the entry's place in the work of prepare; -1 if none
+	// named is set when a version-specific reference of the transaction
+	// names the version a PUT or PATCH writes: the entry writes it even
+	// when its content is the current version's, or the reference would
+	// name a version that does not exist.
+	named bool
 }
 
 // newUnit prepares entries to run in tx. fullURLs, for a batch, are the
@@ -337,6 +342,7 @@ func (a *api) newUnit(c *gin.Context, tx store.Tx, entries []*entry, fullURLs ma
 		refs: newRefResolver(), targets: make(map[string]*entry, len(entries))}
 	u.refs.others = fullURLs
 	u.refs.conditional = u.conditionalRef
+	u.refs.version = u.version
 	for _, e := range entries {
 		r := &entryResult{res: e.res, job: -1}
 		if fresh && e.res != nil {
@@ -407,8 +413,8 @@ func (u *unit) steps(ctx context.Context, order []*entry, steps []step) error {
 // prepare starts the work on the resources that POSTs and PUTs write that
 // needs no store: validating each, then stamping, encoding and indexing
 // the version to write (service.encode). The current version of each PUT's
-// target is read first, on the unit's goroutine, as the version written
-// depends on it. Nothing in this work depends on another entry, so it runs
+// target was read when its identity was settled (identifyUpdate), as the
+// version written depends on it. Nothing in this work depends on another entry, so it runs
 // on every core, in processing order, ahead of the writes; create and
 // update wait for their entry's. Its outcome is used as the entry's turn
 // comes, so the first failure in processing order is still the one
@@ -421,9 +427,8 @@ func (u *unit) prepare(ctx context.Context, order []*entry) *parallel {
 		if (e.method == http.MethodPost || e.method == http.MethodPut) && !r.exists {
 			r.job = len(jobs)
 			jobs = append(jobs, e)
-			r.stage = &staged{readErr: store.ErrNotFound}
-			if e.method == http.MethodPut {
-				r.stage = stage(e.context(ctx), u.tx, e.target.typ, r.id)
+			if e.method == http.MethodPost {
+				r.stage = &staged{readErr: store.ErrNotFound}
 			}
 		}
 	}
@@ -532,6 +537,9 @@ func (u *unit) identifyUpdate(ctx context.Context, e *entry, r *entryResult) err
 		}
 		r.id = id
 	}
+	// The version written depends on the current one, which references
+	// to the version the entry writes name (see version).
+	r.stage = stage(ctx, u.tx, e.target.typ, r.id)
 	u.refs.add(e.fullURL, e.target.typ+"/"+r.id)
 	return u.claim(e, e.target.typ, r.id)
 }
@@ -546,7 +554,44 @@ func (u *unit) identifyPatch(ctx context.Context, e *entry, r *entryResult) erro
 		}
 		r.id = id
 	}
+	u.refs.add(e.fullURL, e.target.typ+"/"+r.id)
 	return u.claim(e, e.target.typ, r.id)
+}
+
+// version returns the version of ref, Type/id of a resource an entry
+// writes, that the transaction leaves: 1 for a create, the current
+// version for a conditional create that found it, and the version after
+// the current one for a PUT or PATCH, which then writes it whatever its
+// content (named). It is false when the current version cannot be read:
+// the entry that writes ref fails then.
+func (u *unit) version(ctx context.Context, ref string) (int64, bool) {
+	e, ok := u.targets[ref]
+	if !ok {
+		return 0, false
+	}
+	r := u.results[e]
+	switch {
+	case e.method == http.MethodDelete:
+		return 0, false
+	case r.v != nil: // found by a conditional create, or already written
+		return r.v.VersionID, true
+	}
+	switch e.method {
+	case http.MethodPost:
+		return 1, true
+	case http.MethodPut:
+		cur, ok := r.stage.expected()
+		r.named = ok
+		return cur + 1, ok
+	case http.MethodPatch:
+		cur, err := u.tx.Read(e.context(ctx), e.target.typ, r.id)
+		if err != nil || cur.Deleted {
+			return 0, false
+		}
+		r.named = true
+		return cur.VersionID + 1, true
+	}
+	return 0, false
 }
 
 // resolve rewrites the references of the resource a POST or PUT writes.
@@ -615,13 +660,18 @@ func (u *unit) create(ctx context.Context, e *entry, r *entryResult) error {
 func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 	typ := e.target.typ
 	if e.method == http.MethodPatch {
+		var patched fhir.Resource
 		v, did, err := u.a.svc.patchIn(ctx, u.tx, typ, r.id, e.ifMatch, func(cur *store.Version) (fhir.Resource, error) {
 			res, err := u.a.applyPatch(ctx, typ, cur, e.patchType, e.patch)
 			if err != nil {
 				return nil, err
 			}
+			patched = res
 			return res, u.refs.resolve(ctx, e, res)
 		})
+		if err == nil && did == updateUnchanged && r.named {
+			v, did, err = u.writeNamed(ctx, typ, patched, v)
+		}
 		r.v, r.status, r.unchanged = v, http.StatusOK, did == updateUnchanged
 		return err
 	}
@@ -630,11 +680,21 @@ func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 		return r.invalid
 	}
 	v, did, err := u.a.svc.updateStaged(ctx, u.tx, typ, r.id, r.res, e.ifMatch, r.stage)
+	if err == nil && did == updateUnchanged && r.named {
+		v, did, err = u.writeNamed(ctx, typ, r.res, v)
+	}
 	r.v, r.status, r.unchanged = v, http.StatusOK, did == updateUnchanged
 	if did == updateCreated {
 		r.status = http.StatusCreated
 	}
 	return err
+}
+
+// writeNamed writes res, whose content is that of cur, the current
+// version, as the next version: another entry references that version.
+func (u *unit) writeNamed(ctx context.Context, typ string, res fhir.Resource, cur *store.Version) (*store.Version, updateOutcome, error) {
+	v, err := u.a.svc.put(ctx, u.tx, typ, cur.ID, res, cur.VersionID)
+	return v, updateReplaced, err
 }
 
 // responseEntry renders the response entry of a processed entry. Written

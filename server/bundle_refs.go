@@ -24,6 +24,12 @@ import (
 //   - a relative reference Type/id to a created entry whose fullUrl is a
 //     RESTful URL Base/Type/id becomes the created resource's, when the
 //     referring entry has no RESTful fullUrl or the same Base;
+//   - a version-specific reference to such an entry, its fullUrl or
+//     relative reference followed by /_history/[vid], becomes
+//     Type/id/_history/[vid] of the version the transaction leaves: R4
+//     keeps version-specific references version-specific, and lets a
+//     client choose the versions, which are all assigned again (a urn:uuid
+//     or urn:oid carries no version);
 //   - a conditional reference, Type?criteria in a Reference.reference,
 //     becomes the Type/id of the one resource the criteria match; none or
 //     several fail with 412.
@@ -44,7 +50,11 @@ type refResolver struct {
 	// kept in resolved, as bundles often repeat the same one.
 	conditional func(ctx context.Context, ref string) (string, error)
 	resolved    map[string]string
-	fields      map[reflect.Type][]fhirjson.Field
+	// version returns the version of Type/id, a resource an entry writes,
+	// that the transaction leaves; false when it cannot tell, as the entry
+	// will fail.
+	version func(ctx context.Context, ref string) (int64, bool)
+	fields  map[reflect.Type][]fhirjson.Field
 }
 
 // localRef is a created entry with a RESTful fullUrl: its base, and the
@@ -67,6 +77,10 @@ var restfulURL = regexp.MustCompile(`^(https?://.+)/([A-Z][A-Za-z]+)/([A-Za-z0-9
 
 // relativeRef matches a relative reference Type/id.
 var relativeRef = regexp.MustCompile(`^[A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64}$`)
+
+// historyRef matches a version-specific reference: what it is a version
+// of, and the version.
+var historyRef = regexp.MustCompile(`^(.+)/_history/([^/]+)$`)
 
 // conditionalRef matches a conditional reference Type?criteria.
 var conditionalRef = regexp.MustCompile(`^[A-Z][A-Za-z]+\?`)
@@ -109,6 +123,26 @@ func (r *refResolver) lookup(ref, from string) (string, bool) {
 		return cands[0].ref, true
 	}
 	return "", false
+}
+
+// lookupVersion returns what a version-specific reference to an entry,
+// written in an entry whose fullUrl has base from, becomes: the entry's
+// Type/id at the version the transaction leaves, whatever version the
+// reference names.
+func (r *refResolver) lookupVersion(ctx context.Context, ref, from string) (string, bool) {
+	m := historyRef.FindStringSubmatch(ref)
+	if m == nil || r.version == nil || strings.HasPrefix(ref, "urn:") {
+		return "", false
+	}
+	to, ok := r.lookup(m[1], from)
+	if !ok {
+		return "", false
+	}
+	vid, ok := r.version(ctx, to)
+	if !ok {
+		return "", false
+	}
+	return to + "/_history/" + strconv.FormatInt(vid, 10), true
 }
 
 // resolve rewrites the references of res, the resource of entry e.
@@ -207,6 +241,10 @@ func (r *refResolver) fieldsOf(t reflect.Type) []fhirjson.Field {
 func (w *refWalker) reference(s *string) error {
 	ref := *s
 	if to, ok := w.r.lookup(ref, w.from); ok {
+		*s = to
+		return nil
+	}
+	if to, ok := w.r.lookupVersion(w.ctx, ref, w.from); ok {
 		*s = to
 		return nil
 	}

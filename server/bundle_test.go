@@ -347,6 +347,56 @@ func TestTransactionRESTfulFullURLs(t *testing.T) {
 	})
 }
 
+// TestTransactionVersionReferences references entries by version: R4 keeps
+// such references version-specific when it rewrites them, with the
+// version the transaction writes, whatever version the client chose
+// (http.html, 3.1.0.11.3 and bundle.html, 2.36.4.1).
+func TestTransactionVersionReferences(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/upd", patientWith("upd", "u", "Before")).want(t, http.StatusCreated)
+		c.do("PUT", "/Patient/same", patientWith("same", "s", "Same")).want(t, http.StatusCreated)
+		c.do("PUT", "/Patient/pat", patientWith("pat", "p", "Before")).want(t, http.StatusCreated)
+		obs := func(ref string) string {
+			return txEntry("", "POST", "Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"`+ref+`"}}`)
+		}
+		jsonPatch := `[{"op":"replace","path":"/name/0/family","value":"Patched"}]`
+		resp := c.bundle(txBundle("transaction",
+			obs("Patient/tmpA/_history/1"),
+			obs("http://host/fhir/Patient/tmpA/_history/7"),
+			obs("http://host/fhir/Patient/upd/_history/1"),
+			obs("http://host/fhir/Patient/same/_history/1"),
+			txEntry("http://host/fhir/Patient/tmpA", "POST", "Patient", patientWith("", "a", "A")),
+			txEntry("http://host/fhir/Patient/upd", "PUT", "Patient/upd", patientWith("upd", "u", "After")),
+			txEntry("http://host/fhir/Patient/same", "PUT", "Patient/same", patientWith("same", "s", "Same")),
+			txEntry("http://host/fhir/Patient/pat", "PATCH", "Patient/pat", `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"`+b64(jsonPatch)+`"}`),
+			obs("http://host/fhir/Patient/pat/_history/3"),
+		))
+		checkStatuses(t, resp, "201 Created", "201 Created", "201 Created", "201 Created", "201 Created", "200 OK", "200 OK", "200 OK", "201 Created")
+		created := "Patient/" + str(resp.resource(t, 4), "id")
+		want := map[int]string{
+			0: created + "/_history/1",
+			1: created + "/_history/1",
+			2: "Patient/upd/_history/2",
+			// The update changes nothing, but another entry names the
+			// version it writes: it writes it.
+			3: "Patient/same/_history/2",
+			8: "Patient/pat/_history/2",
+		}
+		for i, ref := range want {
+			got := str(c.do("GET", "/"+resp.Entry[i].Response.Location, "").want(t, http.StatusOK).json(t), "subject", "reference")
+			if got != ref {
+				t.Errorf("entry %d: subject %q, want %q", i, got, ref)
+				continue
+			}
+			// The version referenced exists.
+			c.do("GET", "/"+ref, "").want(t, http.StatusOK)
+		}
+		if got := resp.Entry[6].Response.Location; got != "Patient/same/_history/2" {
+			t.Errorf("the update named by version: location %q", got)
+		}
+	})
+}
+
 func TestTransactionOtherExamples(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		// PUT with absolute URLs of another server.
