@@ -6,12 +6,14 @@
 package care
 
 import (
+	"context"
 	"fmt"
 	"time"
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/operation"
+	"carefhir/store"
 )
 
 // Config is what care coordination is configured with.
@@ -119,6 +121,19 @@ func (c *Care) Operations() []operation.Operation {
 // today is the calendar date of now, in UTC.
 func (c *Care) today() time.Time {
 	return c.cfg.Now().UTC().Truncate(24 * time.Hour)
+}
+
+// current returns the current version of typ/id as the transaction of ch
+// leaves it: the version the transaction writes, else the stored one.
+func current(ctx context.Context, s operation.Store, ch *operation.Change, typ, id string) (*store.Version, error) {
+	if ch.Written != nil {
+		for _, v := range ch.Written(typ) {
+			if v.ID == id {
+				return v, nil
+			}
+		}
+	}
+	return s.Read(ctx, typ, id)
 }
 
 // decode reads stored JSON as a resource of type T.

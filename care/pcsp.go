@@ -122,7 +122,7 @@ func (c *Care) checkPCSP(ctx context.Context, s operation.Store, ch *operation.C
 		}
 	}
 	for i, g := range cp.Goal {
-		if err := checkGoal(ctx, s, g.Reference.Get()); err != nil {
+		if err := checkGoal(ctx, s, ch, g.Reference.Get()); err != nil {
 			var oe *operation.Error
 			if !errors.As(err, &oe) {
 				return err
@@ -166,14 +166,15 @@ func (c *Care) supportCode(cc *fhir.CodeableConcept) bool {
 }
 
 // checkGoal refuses a PCSP goal that is not a Goal, or a Goal without a
-// description in the person's own words (description.text). A Goal not yet
-// stored (written later in the same transaction) is not checked here.
-func checkGoal(ctx context.Context, s operation.Store, ref string) error {
+// description in the person's own words (description.text), as the
+// transaction of ch leaves it. A Goal neither stored nor written by the
+// transaction is not checked here.
+func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref string) error {
 	id, ok := strings.CutPrefix(ref, "Goal/")
 	if !ok {
 		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "the goals of a PCSP are Goal resources, not %s", ref)
 	}
-	v, err := s.Read(ctx, "Goal", id)
+	v, err := current(ctx, s, ch, "Goal", id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

@@ -11,13 +11,16 @@ import (
 	"carefhir/fhir/fhirjson"
 	"carefhir/operation"
 	"carefhir/profiles"
+	"carefhir/store"
 )
 
 // checkResponse refuses a QuestionnaireResponse that does not fit the
 // Questionnaire it names (any Questionnaire the server holds, the PAM one
 // included): 422 with an issue per problem, by FHIRPath and linkId. A
 // response naming a Questionnaire the server does not hold is 422 too; one
-// naming a contained Questionnaire is left to the validator.
+// naming a contained Questionnaire is left to the validator. In a
+// transaction, the Questionnaires it writes count, whatever the order of
+// its entries.
 func (c *Care) checkResponse(ctx context.Context, s operation.Store, ch *operation.Change) error {
 	if ch.Deleted {
 		return nil
@@ -26,7 +29,7 @@ func (c *Care) checkResponse(ctx context.Context, s operation.Store, ch *operati
 	if !ok || qr.Questionnaire.Get() == "" || strings.HasPrefix(qr.Questionnaire.Get(), "#") {
 		return nil
 	}
-	q, err := c.findQuestionnaire(ctx, s, qr.Questionnaire.Get())
+	q, err := c.findQuestionnaire(ctx, s, ch, qr.Questionnaire.Get())
 	if err != nil {
 		return err
 	}
@@ -60,12 +63,28 @@ func (c *Care) checkResponse(ctx context.Context, s operation.Store, ch *operati
 }
 
 // findQuestionnaire returns the Questionnaire a canonical names (url or
-// url|version) as JSON: the PAM Questionnaire, or a stored one (the latest
-// version when none is named); nil when there is none.
-func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, canonical string) ([]byte, error) {
+// url|version) as JSON: the PAM Questionnaire, or one that the transaction
+// of ch writes or the store holds (the latest version when none is named;
+// what the transaction writes of a resource replaces what is stored of
+// it); nil when there is none.
+func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *operation.Change, canonical string) ([]byte, error) {
 	u, version, _ := strings.Cut(canonical, "|")
 	if u == PAMQuestionnaireURL && (version == "" || version == PAMQuestionnaireVersion) {
 		return fhirjson.Marshal(c.questionnaire)
+	}
+	var found []*store.Version
+	written := map[string]bool{}
+	if ch.Written != nil {
+		for _, v := range ch.Written("Questionnaire") {
+			written[v.ID] = true
+			q, err := decode[*fhir.Questionnaire](v.JSON)
+			if err != nil {
+				return nil, fmt.Errorf("find Questionnaire %s: %w", canonical, err)
+			}
+			if q.Url.Get() == u && (version == "" || q.Version.Get() == version) {
+				found = append(found, v)
+			}
+		}
 	}
 	params := url.Values{"url": {u}, "_count": {"50"}}
 	if version != "" {
@@ -75,11 +94,16 @@ func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, canonic
 	if err != nil {
 		return nil, fmt.Errorf("find Questionnaire %s: %w", canonical, err)
 	}
-	if len(page.Matches) == 0 {
+	for _, v := range page.Matches {
+		if !written[v.ID] {
+			found = append(found, v)
+		}
+	}
+	if len(found) == 0 {
 		return nil, nil
 	}
-	latest := page.Matches[0]
-	for _, v := range page.Matches[1:] {
+	latest := found[0]
+	for _, v := range found[1:] {
 		if v.LastUpdated.After(latest.LastUpdated) {
 			latest = v
 		}

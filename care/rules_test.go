@@ -137,6 +137,93 @@ func TestResponseRules(t *testing.T) {
 	})
 }
 
+// TestResponseInTransaction writes a response and the Questionnaire it
+// names in one transaction: the outcome does not depend on the order of
+// the entries (R4 http.html, 3.1.0.11.2), and the response is checked
+// against the Questionnaire as the transaction leaves it.
+func TestResponseInTransaction(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		questionnaire := func(id, item string) string {
+			if id != "" {
+				id = `"id":"` + id + `",`
+			}
+			return `{"resourceType":"Questionnaire",` + id + `"url":"http://example.org/q/order1","status":"active","item":[{"linkId":"` + item + `","type":"boolean","required":true}]}`
+		}
+		response := func(item string) string {
+			return `{"fullUrl":"urn:uuid:6b1e2c3d-0000-4000-8000-000000000001","resource":{"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/q/order1","status":"completed",
+				"item":[{"linkId":"` + item + `","answer":[{"valueBoolean":true}]}]},"request":{"method":"POST","url":"QuestionnaireResponse"}}`
+		}
+		post := func(q string) string {
+			return `{"fullUrl":"urn:uuid:6b1e2c3d-0000-4000-8000-000000000002","resource":` + q + `,"request":{"method":"POST","url":"Questionnaire"}}`
+		}
+		put := func(q string) string {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(q), &m); err != nil {
+				t.Fatal(err)
+			}
+			return `{"resource":` + q + `,"request":{"method":"PUT","url":"Questionnaire/` + str(m, "id") + `"}}`
+		}
+		tx := func(entries ...string) string {
+			return `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
+		}
+		for _, tc := range []struct {
+			name  string
+			write func(string) string
+			id    string
+		}{{"POST", post, ""}, {"PUT", put, "q-put"}} {
+			q := questionnaire(tc.id, "smoker")
+			// The response before the Questionnaire, and after it.
+			c.do("POST", "", tx(response("smoker"), tc.write(q))).want(http.StatusOK)
+			c.do("POST", "", tx(tc.write(q), response("smoker"))).want(http.StatusOK)
+			// The Questionnaire written after the response is the one it
+			// is checked against.
+			for _, order := range [][]string{{response("pets"), tc.write(q)}, {tc.write(q), response("pets")}} {
+				oo := c.do("POST", "", tx(order...)).want(http.StatusUnprocessableEntity)
+				if got := issues(oo); !strings.Contains(got, `the Questionnaire has no item "pets"`) {
+					t.Errorf("%s: %s", tc.name, got)
+				}
+			}
+		}
+		// A new version of a stored Questionnaire, written after the
+		// response that fits it only.
+		c.do("POST", "", tx(response("walker"), put(questionnaire("q-put", "walker")))).want(http.StatusOK)
+
+		// A Questionnaire the transaction deletes is not held, as after a
+		// DELETE of its own.
+		c.put(`{"resourceType":"Questionnaire","id":"q-gone","url":"http://example.org/q/gone","status":"active"}`)
+		gone := `{"resource":{"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/q/gone","status":"completed"},"request":{"method":"POST","url":"QuestionnaireResponse"}}`
+		del := `{"request":{"method":"DELETE","url":"Questionnaire/q-gone"}}`
+		for _, order := range [][]string{{gone, del}, {del, gone}} {
+			oo := c.do("POST", "", tx(order...)).want(http.StatusUnprocessableEntity)
+			if got := issues(oo); !strings.Contains(got, "not-found") {
+				t.Errorf("deleted Questionnaire: %s", got)
+			}
+		}
+		c.do("GET", "/Questionnaire/q-gone", "").want(http.StatusOK)
+	})
+}
+
+// TestPCSPGoalInTransaction writes a PCSP and its Goal in one transaction:
+// the Goal is checked as the transaction writes it, whatever the order.
+func TestPCSPGoalInTransaction(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		goal := func(description string) string {
+			return `{"resource":{"resourceType":"Goal","id":"goal-tx","lifecycleStatus":"active","description":` + description + `,"subject":{"reference":"Patient/ward"}},"request":{"method":"PUT","url":"Goal/goal-tx"}}`
+		}
+		plan := `{"resource":` + pcsp("active", "2026-12-10", "goal-tx") + `,"request":{"method":"PUT","url":"CarePlan/pcsp-ward"}}`
+		tx := func(entries ...string) string {
+			return `{"resourceType":"Bundle","type":"transaction","entry":[` + strings.Join(entries, ",") + `]}`
+		}
+		for _, order := range [][]string{{plan, goal(`{"coding":[{"system":"http://example.org/goals","code":"walk"}]}`)}, {goal(`{"coding":[{"system":"http://example.org/goals","code":"walk"}]}`), plan}} {
+			oo := c.do("POST", "", tx(order...)).want(http.StatusUnprocessableEntity)
+			if got := issues(oo); !strings.Contains(got, "has no description.text") {
+				t.Errorf("goal without text: %s", got)
+			}
+		}
+		c.do("POST", "", tx(plan, goal(`{"text":"Walk to the shops"}`))).want(http.StatusOK)
+	})
+}
+
 func TestPAMScoringThroughHTTP(t *testing.T) {
 	f, err := os.Open("testdata/calibration-synthetic.csv")
 	if err != nil {

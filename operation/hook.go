@@ -18,6 +18,15 @@ type Change struct {
 	Version *store.Version
 	// Deleted marks a delete.
 	Deleted bool
+	// Written, for a write of a transaction's entry, returns the versions
+	// of a type that the other entries of the transaction create or
+	// update, whatever their order in it: they are kept with this write or
+	// not at all, though some are not yet in the store when a hook runs
+	// (entries that patch are not among them). A check that reads other
+	// resources looks here first, so that the outcome of a transaction
+	// does not depend on the order of its entries. Nil outside a
+	// transaction.
+	Written func(typ string) []*store.Version
 }
 
 // Hook is run by the server on every write of its Types, in the unit of

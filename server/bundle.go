@@ -377,6 +377,7 @@ func (u *unit) run(ctx context.Context) error {
 	}
 	u.work = u.prepare(ctx, order)
 	defer u.work.stop()
+	ctx = withWritten(ctx, u.written)
 	return u.steps(ctx, order, []step{
 		{[]string{http.MethodPost}, u.create},
 		{[]string{http.MethodPut, http.MethodPatch}, u.update},
@@ -444,6 +445,29 @@ func (u *unit) prepare(ctx context.Context, order []*entry) *parallel {
 			u.a.svc.stageWrite(r.stage, e.target.typ, r.id, r.res, ifMatch, now)
 		}
 	})
+}
+
+// written returns the versions of typ that the POSTs and PUTs of the unit
+// write, in request order: as written, or as prepared for those whose turn
+// has not come. The hooks of each write see them (see withWritten), so
+// that what they check of other resources does not depend on the order of
+// the entries.
+func (u *unit) written(typ string) []*store.Version {
+	var out []*store.Version
+	for _, e := range u.entries {
+		r := u.results[e]
+		switch {
+		case e.target.typ != typ || r.job < 0:
+		case r.v != nil:
+			out = append(out, r.v)
+		default:
+			u.work.wait(r.job)
+			if r.invalid == nil && r.stage.wr != nil {
+				out = append(out, r.stage.wr.Version())
+			}
+		}
+	}
+	return out
 }
 
 // conflictingEntries is the failure of a transaction in which two entries

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -210,7 +211,32 @@ func (s *opStore) Find(ctx context.Context, q store.Query) (*store.Page, error) 
 	if !ok {
 		return nil, errorf(http.StatusNotImplemented, "not-supported", "this storage engine does not search yet")
 	}
-	return f.Find(ctx, q)
+	page, err := f.Find(ctx, q)
+	if errors.Is(err, errors.ErrUnsupported) && s.tx != nil {
+		return s.searchPage(ctx, q, err)
+	}
+	return page, err
+}
+
+// searchPage answers q in a unit of work whose engine cannot merge the
+// unit's writes into a whole search plan (err): a single page in id order,
+// which Search answers with those writes, is answered so, as a hook
+// looking up a resource that the same transaction wrote needs. Any other
+// plan, or a page with more after it, fails with err.
+func (s *opStore) searchPage(ctx context.Context, q store.Query, err error) (*store.Page, error) {
+	if q.Count == 0 || q.Cursor != "" || q.Total != store.TotalNone || len(q.Sort) > 0 || len(q.Include) > 0 || len(q.RevInclude) > 0 {
+		return nil, err
+	}
+	one := q
+	one.Count++
+	found, serr := s.tx.Search(ctx, one)
+	switch {
+	case serr != nil:
+		return nil, serr
+	case len(found) > q.Count:
+		return nil, err
+	}
+	return &store.Page{Matches: found, Total: -1}, nil
 }
 
 // checkWrite applies to res what the REST API checks of a body written.

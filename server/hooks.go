@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"carefhir/fhir"
@@ -64,6 +65,11 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 	if !wr.Deleted {
 		ch.Resource = res
 	}
+	if written, ok := ctx.Value(writtenKey{}).(func(string) []*store.Version); ok {
+		ch.Written = func(typ string) []*store.Version {
+			return slices.DeleteFunc(written(typ), func(v *store.Version) bool { return v.Type == wr.Type && v.ID == wr.ID })
+		}
+	}
 	for _, h := range s.hooks {
 		if h.Check == nil || !h.Applies(wr.Type) {
 			continue
@@ -92,6 +98,15 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 		addWarnings(ctx, warnings)
 	}
 	return nil
+}
+
+type writtenKey struct{}
+
+// withWritten returns ctx in which the hooks of a write see the versions
+// that written returns as those the other writes of its transaction make
+// (ext.Change.Written).
+func withWritten(ctx context.Context, written func(typ string) []*store.Version) context.Context {
+	return context.WithValue(ctx, writtenKey{}, written)
 }
 
 // actingFor returns ctx in which the reads and writes of h act for the
