@@ -298,9 +298,10 @@ type unit struct {
 	// entry that changes it.
 	targets map[string]*entry
 	// established maps the conditional URL (criteriaKey) of each
-	// conditional create or update that matched nothing to the Type/id
-	// it writes; "" when two entries write one each (see conditionalRef).
-	established map[string]string
+	// conditional create or update that matched nothing to the entry,
+	// the first in processing order, whose resource a conditional
+	// reference with the same criteria names (see writesMatching).
+	established map[string]*entry
 	// work prepares the writes of POSTs and PUTs (see prepare).
 	work *parallel
 }
@@ -331,6 +332,10 @@ type entryResult struct {
 	// when its content is the current version's, or the reference would
 	// name a version that does not exist.
 	named bool
+	// index is the search values of the resource a POST or PUT writes,
+	// as sent, for matching conditional criteria in memory (see
+	// writesMatching); nil until asked for.
+	index *store.Index
 }
 
 // newUnit prepares entries to run in tx. fullURLs, for a batch, are the
@@ -522,7 +527,7 @@ func (u *unit) identifyCreate(ctx context.Context, e *entry, r *entryResult) err
 		if match != nil {
 			r.id, r.v, r.exists = match.ID, match, true
 		} else {
-			u.establish(e, r.id)
+			u.establish(e)
 		}
 	}
 	u.refs.add(e.fullURL, e.target.typ+"/"+r.id)
@@ -530,19 +535,17 @@ func (u *unit) identifyCreate(ctx context.Context, e *entry, r *entryResult) err
 }
 
 // establish records that e, a conditional create or update whose criteria
-// matched nothing, writes typ/id.
-func (u *unit) establish(e *entry, id string) {
+// matched nothing, writes the resource its conditional URL names.
+func (u *unit) establish(e *entry) {
 	if e.establishes == "" {
 		return
 	}
 	if u.established == nil {
-		u.established = make(map[string]string)
+		u.established = make(map[string]*entry)
 	}
-	if _, twice := u.established[e.establishes]; twice {
-		u.established[e.establishes] = ""
-		return
+	if _, ok := u.established[e.establishes]; !ok {
+		u.established[e.establishes] = e
 	}
-	u.established[e.establishes] = e.target.typ + "/" + id
 }
 
 // identifyUpdate settles the id a PUT writes.
@@ -557,7 +560,7 @@ func (u *unit) identifyUpdate(ctx context.Context, e *entry, r *entryResult) err
 			id = e.newID
 		}
 		if !matched {
-			u.establish(e, id)
+			u.establish(e)
 		}
 		r.id = id
 	}
@@ -631,12 +634,13 @@ func (u *unit) resolve(ctx context.Context, e *entry, r *entryResult) error {
 //
 // R4 resolves conditional references after the creates and updates
 // (3.1.0.11.2), so the resources the transaction writes count; here they
-// are resolved before anything is written, against the state after the
-// deletes, and a resource the transaction writes counts when it is
-// established by a conditional create (ifNoneExist) or update with the
-// same criteria that matched nothing: the pattern of bundles that create
-// a patient if absent and reference it by its identifier. Two such
-// entries are two matches (412).
+// are resolved before anything is written: the criteria are matched
+// against the state after the deletes, and in memory against the
+// resources the POSTs and PUTs write (see writesMatching), which also
+// count a conditional create (ifNoneExist) or update with the same
+// criteria that matched nothing: the pattern of bundles that create a
+// patient if absent and reference it by its identifier. Matches of a
+// resource stored and one written, or of two written, are several (412).
 func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
 	typ, query, _ := strings.Cut(ref, "?")
 	if !isServed(typ) {
@@ -650,17 +654,106 @@ func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	others, err := u.writesMatching(ctx, nil, criteria, criteriaKey(typ, query))
+	if err != nil {
+		return "", err
+	}
+	var ids []string
 	if match != nil {
-		return typ + "/" + match.ID, nil
+		ids = append(ids, match.ID)
 	}
-	switch to, ok := u.established[criteriaKey(typ, query)]; {
-	case ok && to == "":
-		return "", errorf(http.StatusPreconditionFailed, "multiple-matches",
-			"conditional reference %q matches more than one %s: two entries of the transaction create one each", truncate(ref, 200), typ)
-	case ok:
-		return to, nil
+	for _, o := range others {
+		if id := u.writtenID(o); !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
 	}
-	return "", errorf(http.StatusPreconditionFailed, "not-found", "conditional reference %q matches no %s", truncate(ref, 200), typ)
+	switch len(ids) {
+	case 0:
+		return "", errorf(http.StatusPreconditionFailed, "not-found", "conditional reference %q matches no %s", truncate(ref, 200), typ)
+	case 1:
+		return typ + "/" + ids[0], nil
+	}
+	return "", errorf(http.StatusPreconditionFailed, "multiple-matches",
+		"conditional reference %q matches more than one %s, stored or written by the transaction", truncate(ref, 200), typ)
+}
+
+// writesMatching returns the entries other than e, in request order, that
+// write a resource of q's type matching q: by the content they carry,
+// matched in memory (store.Match; a chain or _has clause, which needs the
+// resources it points to or from, matches nothing there), or because they
+// are the conditional create or update of the conditional URL key that
+// matched nothing (established). Writers are the POSTs, but conditional
+// creates not yet settled or that found their match, and the PUTs.
+func (u *unit) writesMatching(ctx context.Context, e *entry, q *store.Query, key string) ([]*entry, error) {
+	var out []*entry
+	now := u.a.svc.timestamp(ctx)
+	for _, o := range u.entries {
+		if o == e || o.err != nil || o.target.typ != q.Type || !u.writes(o) {
+			continue
+		}
+		if key != "" && u.established[key] == o {
+			out = append(out, o)
+			continue
+		}
+		ix, err := u.indexOf(o)
+		if err != nil {
+			return nil, err
+		}
+		if matchesAll(q.Where, u.writtenID(o), now, ix) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// writes reports whether e writes a resource, as far as is settled: a
+// POST, unless a conditional create that found its match or is not
+// settled yet, or a PUT.
+func (u *unit) writes(e *entry) bool {
+	r := u.results[e]
+	switch e.method {
+	case http.MethodPost:
+		return !r.exists && (e.ifNoneExist == nil || r.id != "")
+	case http.MethodPut:
+		return true
+	}
+	return false
+}
+
+// writtenID returns the id of the resource e, a POST or PUT, writes; ""
+// for a conditional update not settled yet.
+func (u *unit) writtenID(e *entry) string {
+	switch {
+	case e.method == http.MethodPost:
+		return e.newID
+	case !e.conditional():
+		return e.target.id
+	}
+	return u.results[e].id
+}
+
+// indexOf returns the search values of the resource e writes, as sent.
+func (u *unit) indexOf(e *entry) (*store.Index, error) {
+	r := u.results[e]
+	if r.index == nil {
+		ix, err := u.a.svc.index.IndexJSON(e.target.typ, e.raw)
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", e.label(), err)
+		}
+		r.index = &ix
+	}
+	return r.index, nil
+}
+
+// matchesAll reports whether a resource with id, lastUpdated and search
+// values ix satisfies every clause of where, as far as memory can tell.
+func matchesAll(where []store.Clause, id string, lastUpdated time.Time, ix *store.Index) bool {
+	for i := range where {
+		if m, ok := store.Match(&where[i], id, lastUpdated, ix); !ok || !m {
+			return false
+		}
+	}
+	return true
 }
 
 func (u *unit) create(ctx context.Context, e *entry, r *entryResult) error {

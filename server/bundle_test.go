@@ -603,6 +603,55 @@ func TestTransactionConditionalReferenceToItsOwnCreate(t *testing.T) {
 	})
 }
 
+// TestTransactionConditionalReferenceToWrites resolves conditional
+// references after the creates and updates, as R4 orders them (http.html,
+// 3.1.0.11.2): the criteria find what plain POSTs and PUTs of the same
+// transaction write, whatever the order of the entries, beside what is
+// stored.
+func TestTransactionConditionalReferenceToWrites(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		obs := txEntry("", "POST", "Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient?identifier=urn:test|w1"}}`)
+		subjectOf := func(resp *txResponse, i int) string {
+			return str(c.do("GET", "/"+resp.Entry[i].Response.Location, "").want(t, http.StatusOK).json(t), "subject", "reference")
+		}
+		post := txEntry("", "POST", "Patient", patientWith("", "w1", "Posted"))
+		resp := c.bundle(txBundle("transaction", obs, post))
+		if got, want := subjectOf(resp, 0), "Patient/"+str(resp.resource(t, 1), "id"); got != want {
+			t.Errorf("POST after the reference: subject %q, want %q", got, want)
+		}
+		c.do("DELETE", "/Patient?identifier=urn:test|w1", "").want(t, http.StatusNoContent)
+		resp = c.bundle(txBundle("transaction", post, obs))
+		if got, want := subjectOf(resp, 1), "Patient/"+str(resp.resource(t, 0), "id"); got != want {
+			t.Errorf("POST before the reference: subject %q, want %q", got, want)
+		}
+		c.do("DELETE", "/Patient?identifier=urn:test|w1", "").want(t, http.StatusNoContent)
+		resp = c.bundle(txBundle("transaction", obs, txEntry("", "PUT", "Patient/w1", patientWith("w1", "w1", "Put"))))
+		if got := subjectOf(resp, 0); got != "Patient/w1" {
+			t.Errorf("PUT: subject %q, want Patient/w1", got)
+		}
+		// Updated again, the resource stored and written is one match.
+		resp = c.bundle(txBundle("transaction", obs, txEntry("", "PUT", "Patient/w1", patientWith("w1", "w1", "Again"))))
+		if got := subjectOf(resp, 0); got != "Patient/w1" {
+			t.Errorf("PUT of the stored match: subject %q, want Patient/w1", got)
+		}
+		// A match stored and one written, or two written, are two.
+		for name, entries := range map[string][]string{
+			"stored and written": {obs, post},
+			"two written":        {obs, txEntry("", "PUT", "Patient/w2", patientWith("w2", "w2", "A")), txEntry("", "PUT", "Patient/w3", patientWith("w3", "w2", "B"))},
+		} {
+			if name == "two written" {
+				entries[0] = strings.Replace(obs, "w1", "w2", 1)
+			}
+			r := c.do("POST", "", txBundle("transaction", entries...)).want(t, http.StatusPreconditionFailed)
+			r.outcome(t, "multiple-matches", "Bundle.entry[0].resource.subject.reference")
+		}
+		mustNotExist(t, c, "Patient", "w2")
+		if b := c.do("GET", "/Patient?identifier=urn:test|w1&_summary=count", "").want(t, 200).json(t); b["total"] != float64(1) {
+			t.Errorf("%v Patients w1, want 1", b["total"])
+		}
+	})
+}
+
 func TestTransactionConditionalCreate(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		existing := c.create("Patient", patientWith("", "nhs1", "Existing"))
