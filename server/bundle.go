@@ -316,6 +316,9 @@ type entryResult struct {
 	// exists is set when a conditional create found its match: nothing is
 	// written and v is the match.
 	exists bool
+	// same is set when the match is the resource another entry of the
+	// transaction writes: v is that entry's once written.
+	same *entry
 	// unchanged is set when a PUT's content is its target's current
 	// version: nothing is written and v is that version.
 	unchanged bool
@@ -365,8 +368,8 @@ func (a *api) newUnit(c *gin.Context, tx store.Tx, entries []*entry, fullURLs ma
 // 3.1.0.11.2. The identities of all the resources written are settled, and
 // the references between them resolved, before anything is written:
 // conditional creates and updates and conditional references are matched
-// against the state after the deletes (a conditional reference also
-// against the conditional creates and updates, see conditionalRef). Then
+// against the state after the deletes, and in memory against the
+// resources the other entries write (see writesMatching). Then
 // the resources of POSTs and PUTs are validated and encoded side by side
 // (see prepare) while they are written one after the other, in order.
 func (u *unit) run(ctx context.Context) error {
@@ -383,11 +386,19 @@ func (u *unit) run(ctx context.Context) error {
 	u.work = u.prepare(ctx, order)
 	defer u.work.stop()
 	ctx = withWritten(ctx, u.written)
-	return u.steps(ctx, order, []step{
+	if err := u.steps(ctx, order, []step{
 		{[]string{http.MethodPost}, u.create},
 		{[]string{http.MethodPut, http.MethodPatch}, u.update},
 		{[]string{http.MethodGet, http.MethodHead}, u.read},
-	})
+	}); err != nil {
+		return err
+	}
+	for _, r := range u.results {
+		if r.same != nil {
+			r.v = u.results[r.same].v
+		}
+	}
+	return nil
 }
 
 // step is one pass of run over the entries of some methods.
@@ -487,13 +498,22 @@ func (c *conflictingEntries) Unwrap() error { return c.err }
 func (u *unit) claim(e *entry, typ, id string) error {
 	ref := typ + "/" + id
 	if other, ok := u.targets[ref]; ok {
-		err := errorf(http.StatusBadRequest, "invalid",
-			"%s and %s both change %s: a transaction changes each resource at most once", other.label(), e.label(), ref)
-		err.Issues[0].Expression = []string{other.path(), e.path()}
-		return &conflictingEntries{err}
+		return overlap(other, e, "both change "+ref)
 	}
 	u.targets[ref] = e
 	return nil
+}
+
+// overlap is the failure of a transaction in which entries a and b change
+// the same resource, as why says.
+func overlap(a, b *entry, why string) error {
+	if b.index < a.index {
+		a, b = b, a
+	}
+	err := errorf(http.StatusBadRequest, "invalid",
+		"%s and %s %s: a transaction changes each resource at most once", a.label(), b.label(), why)
+	err.Issues[0].Expression = []string{a.path(), b.path()}
+	return &conflictingEntries{err}
 }
 
 func (u *unit) delete(ctx context.Context, e *entry, r *entryResult) error {
@@ -520,18 +540,54 @@ func (u *unit) delete(ctx context.Context, e *entry, r *entryResult) error {
 func (u *unit) identifyCreate(ctx context.Context, e *entry, r *entryResult) error {
 	r.id = e.newID
 	if e.ifNoneExist != nil {
-		match, err := matchOne(ctx, u.tx, e.ifNoneExist, "ifNoneExist")
-		if err != nil {
+		if err := u.settleCreate(ctx, e, r); err != nil {
 			return err
-		}
-		if match != nil {
-			r.id, r.v, r.exists = match.ID, match, true
-		} else {
-			u.establish(e)
 		}
 	}
 	u.refs.add(e.fullURL, e.target.typ+"/"+r.id)
+	if r.same != nil {
+		return nil // the entry that writes it claims it
+	}
 	return u.claim(e, e.target.typ, r.id)
+}
+
+// settleCreate settles a conditional create: its ifNoneExist criteria are
+// matched against the store and against the resources the other entries
+// write (writesMatching). A resource another entry writes is found as a
+// stored one is, the entry answering 200 with it: so of two conditional
+// creates with the same criteria, the first in processing order creates
+// and the second finds what it creates. A conditional update's resource
+// that they match is refused as the same resource written twice, as its
+// own criteria would find what the create writes, or what it finds.
+// Several matches are 412.
+func (u *unit) settleCreate(ctx context.Context, e *entry, r *entryResult) error {
+	match, err := matchOne(ctx, u.tx, e.ifNoneExist, "ifNoneExist")
+	if err != nil {
+		return err
+	}
+	others, err := u.writesMatching(ctx, e, e.ifNoneExist, e.establishes)
+	if err != nil {
+		return err
+	}
+	if match != nil {
+		// An entry that writes the stored match is one match with it.
+		others = slices.DeleteFunc(others, func(o *entry) bool { return u.writtenID(o) == match.ID })
+	}
+	if i := slices.IndexFunc(others, (*entry).conditional); i >= 0 {
+		return overlap(others[i], e, "would write the same "+e.target.typ+": the criteria of one match the resource the other writes")
+	}
+	switch {
+	case len(others) > 1 || len(others) == 1 && match != nil:
+		return errorf(http.StatusPreconditionFailed, "multiple-matches",
+			"ifNoneExist criteria match more than one %s, stored or written by the transaction", e.target.typ)
+	case match != nil:
+		r.id, r.v, r.exists = match.ID, match, true
+	case len(others) == 1:
+		r.id, r.exists, r.same = u.writtenID(others[0]), true, others[0]
+	default:
+		u.establish(e)
+	}
+	return nil
 }
 
 // establish records that e, a conditional create or update whose criteria
@@ -558,6 +614,15 @@ func (u *unit) identifyUpdate(ctx context.Context, e *entry, r *entryResult) err
 		}
 		if id == "" {
 			id = e.newID
+		}
+		// A resource another entry writes that the criteria match would
+		// be written twice: refused, whatever the order of the entries.
+		others, err := u.writesMatching(ctx, e, e.target.criteria, e.establishes)
+		if err != nil {
+			return err
+		}
+		if len(others) > 0 {
+			return overlap(others[0], e, "would write the same "+e.target.typ+": the criteria of one match the resource the other writes")
 		}
 		if !matched {
 			u.establish(e)

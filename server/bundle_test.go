@@ -590,15 +590,84 @@ func TestTransactionConditionalReferenceToItsOwnCreate(t *testing.T) {
 			t.Errorf("conditional update: subject %q, want %q", got, want)
 		}
 
-		// Two entries that each create one: the reference matches two, and
-		// nothing is stored.
-		r := c.do("POST", "", txBundle("transaction",
+		// Two entries that each create one when it is absent: the second
+		// finds what the first creates (see
+		// TestTransactionConditionalCreateTwice), and the reference names it.
+		resp = c.bundle(txBundle("transaction",
 			txEntry("", "POST", "Patient", patientWith("", "new3", "A"), "ifNoneExist", "identifier=urn:test|new3"),
 			txEntry("", "POST", "Patient", patientWith("", "new3", "B"), "ifNoneExist", "identifier=urn:test|new3"),
-			obs("Patient?identifier=urn:test|new3"))).want(t, http.StatusPreconditionFailed)
-		r.outcome(t, "multiple-matches", "Bundle.entry[2].resource.subject.reference")
-		if b := c.do("GET", "/Patient?identifier=urn:test|new3&_summary=count", "").want(t, 200).json(t); b["total"] != float64(0) {
-			t.Errorf("%v Patients new3 after the failed transaction, want 0", b["total"])
+			obs("Patient?identifier=urn:test|new3")))
+		checkStatuses(t, resp, "201 Created", "200 OK", "201 Created")
+		if got, want := subjectOf(resp, 2), "Patient/"+str(resp.resource(t, 0), "id"); got != want {
+			t.Errorf("two conditional creates: subject %q, want %q", got, want)
+		}
+	})
+}
+
+// TestTransactionConditionalCreateTwice writes one resource twice
+// conditionally in a transaction. Two conditional creates with the same
+// criteria make one resource: the second finds what the first creates and
+// answers 200 with it, as when it was stored before. Conditional updates
+// whose criteria match the resource another entry writes would write it
+// twice, which a transaction never does (400), whatever the order of the
+// entries.
+func TestTransactionConditionalCreateTwice(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const (
+			ph1 = "urn:uuid:11111111-2222-4333-8444-000000000011"
+			ph2 = "urn:uuid:11111111-2222-4333-8444-000000000012"
+		)
+		resp := c.bundle(txBundle("transaction",
+			txEntry("", "POST", "Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"`+ph2+`"},"performer":[{"reference":"`+ph1+`"}]}`),
+			txEntry(ph1, "POST", "Patient", patientWith("", "twice", "First"), "ifNoneExist", "identifier=urn:test|twice"),
+			txEntry(ph2, "POST", "Patient", patientWith("", "twice", "Second"), "ifNoneExist", "identifier=urn%3Atest%7Ctwice")))
+		checkStatuses(t, resp, "201 Created", "201 Created", "200 OK")
+		first := resp.Entry[1].Response
+		if got := resp.Entry[2].Response; got.Location != first.Location || got.Etag != first.Etag || str(resp.resource(t, 2), "name", 0, "family") != "First" {
+			t.Errorf("second conditional create: %+v, want the first's %+v", got, first)
+		}
+		id := "Patient/" + str(resp.resource(t, 1), "id")
+		stored := c.do("GET", "/"+resp.Entry[0].Response.Location, "").want(t, http.StatusOK).json(t)
+		if str(stored, "subject", "reference") != id || str(stored, "performer", 0, "reference") != id {
+			t.Errorf("references %q and %q, want both %q", str(stored, "subject", "reference"), str(stored, "performer", 0, "reference"), id)
+		}
+		// One Patient, which a later conditional create finds.
+		if b := c.do("GET", "/Patient?identifier=urn:test|twice&_summary=count", "").want(t, 200).json(t); b["total"] != float64(1) {
+			t.Errorf("%v Patients, want 1", b["total"])
+		}
+		c.do("POST", "/Patient", patientWith("", "twice", "Later"), "If-None-Exist", "identifier=urn:test|twice").want(t, http.StatusOK)
+
+		// A conditional create beside a plain create it matches finds it.
+		resp = c.bundle(txBundle("transaction",
+			txEntry("", "POST", "Patient", patientWith("", "plain", "Conditional"), "ifNoneExist", "identifier=urn:test|plain"),
+			txEntry("", "POST", "Patient", patientWith("", "plain", "Plain"))))
+		checkStatuses(t, resp, "200 OK", "201 Created")
+		if resp.Entry[0].Response.Location != resp.Entry[1].Response.Location {
+			t.Errorf("conditional create %q beside the plain create %q", resp.Entry[0].Response.Location, resp.Entry[1].Response.Location)
+		}
+
+		// Conditional updates of what nothing stored matches, and one with a
+		// conditional create: the same resource written twice.
+		put := func(family string) string {
+			return txEntry("", "PUT", "Patient?identifier=urn:test|put2", patientWith("", "put2", family))
+		}
+		create := txEntry("", "POST", "Patient", patientWith("", "put2", "Created"), "ifNoneExist", "identifier=urn:test|put2")
+		for name, entries := range map[string][]string{
+			"two updates":         {put("A"), txEntry("", "GET", "Patient", ""), put("B")},
+			"update, then create": {put("A"), txEntry("", "GET", "Patient", ""), create},
+			"create, then update": {create, txEntry("", "GET", "Patient", ""), put("A")},
+		} {
+			t.Run(name, func(t *testing.T) {
+				r := c.do("POST", "", txBundle("transaction", entries...)).want(t, http.StatusBadRequest)
+				r.outcome(t, "invalid", "Bundle.entry[0]")
+				d := r.outcome(t, "invalid", "Bundle.entry[2]")
+				if !strings.Contains(d, "would write the same Patient") {
+					t.Errorf("diagnostics %q", d)
+				}
+				if b := c.do("GET", "/Patient?identifier=urn:test|put2&_summary=count", "").want(t, 200).json(t); b["total"] != float64(0) {
+					t.Errorf("%v Patients written by a failed transaction", b["total"])
+				}
+			})
 		}
 	})
 }
