@@ -1,0 +1,129 @@
+package server_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// TestSearchAcrossTypesPages checks that a search of several types gives
+// at most _count matches a page (R4: "Servers SHALL NOT return more
+// resources than requested"), that following next gives every match once,
+// and that _sort by _lastUpdated or _id puts the matches of all the types
+// in one order.
+func TestSearchAcrossTypesPages(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		want := map[string]bool{}
+		for i := range 4 {
+			id := fmt.Sprintf("p%d", i)
+			putPatient(t, c, id, "Jones", "1970-01-01", "")
+			want["Patient/"+id] = true
+			ob := fmt.Sprintf(`{"resourceType":"Observation","id":"o%d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/%s"}}`, i, id)
+			c.do("PUT", fmt.Sprintf("/Observation/o%d", i), ob).want(t, http.StatusCreated)
+			want[fmt.Sprintf("Observation/o%d", i)] = true
+			if i < 2 {
+				c.do("PUT", fmt.Sprintf("/Organization/g%d", i), fmt.Sprintf(`{"resourceType":"Organization","id":"g%d","name":"Practice"}`, i)).want(t, http.StatusCreated)
+				want[fmt.Sprintf("Organization/g%d", i)] = true
+			}
+		}
+		type match struct {
+			key, id, typ string
+			lastUpdated  time.Time
+		}
+		// walk follows the next links from url, checking each page's size.
+		walk := func(t *testing.T, url string, count int) []match {
+			t.Helper()
+			var out []match
+			for pages := 0; url != ""; pages++ {
+				if pages > 20 {
+					t.Fatal("the next links do not end")
+				}
+				r := c.do("GET", url, "").want(t, http.StatusOK)
+				var b struct {
+					Total *int
+					Link  []struct{ Relation, URL string }
+					Entry []struct {
+						Resource struct {
+							ResourceType, ID string
+							Meta             struct{ LastUpdated time.Time }
+						}
+						Search struct{ Mode string }
+					}
+				}
+				if err := json.Unmarshal(r.body, &b); err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				url = ""
+				for _, l := range b.Link {
+					if l.Relation == "next" {
+						url = l.URL
+					}
+				}
+				for _, e := range b.Entry {
+					if e.Search.Mode != "match" {
+						continue
+					}
+					n++
+					res := e.Resource
+					out = append(out, match{res.ResourceType + "/" + res.ID, res.ID, res.ResourceType, res.Meta.LastUpdated})
+				}
+				if n > count || n < count && url != "" {
+					t.Errorf("%s: %d matches on a page of %d", url, n, count)
+				}
+			}
+			seen := map[string]bool{}
+			for _, m := range out {
+				if seen[m.key] || !want[m.key] {
+					t.Errorf("%s: %s again, or not a match", url, m.key)
+				}
+				seen[m.key] = true
+			}
+			if len(seen) != len(want) {
+				t.Errorf("%d matches over the pages, want %d: %v", len(seen), len(want), out)
+			}
+			return out
+		}
+		const types = "?_type=Patient,Observation,Organization"
+		for _, count := range []int{1, 3, 4, 10} {
+			walk(t, fmt.Sprintf("%s&_count=%d", types, count), count)
+		}
+		byUpdate := walk(t, types+"&_count=3&_sort=-_lastUpdated", 3)
+		for i := 1; i < len(byUpdate); i++ {
+			x, y := byUpdate[i-1], byUpdate[i]
+			if x.lastUpdated.Before(y.lastUpdated) || x.lastUpdated.Equal(y.lastUpdated) && x.id > y.id {
+				t.Errorf("_sort=-_lastUpdated: %s (%s) before %s (%s)", x.key, x.lastUpdated, y.key, y.lastUpdated)
+			}
+		}
+		byID := walk(t, types+"&_count=4&_sort=_id", 4)
+		for i := 1; i < len(byID); i++ {
+			if x, y := byID[i-1], byID[i]; x.id > y.id || x.id == y.id && x.typ > y.typ {
+				t.Errorf("_sort=_id: %s before %s", x.key, y.key)
+			}
+		}
+		// The total counts every type's matches on every page; a page's
+		// includes are those of its own matches.
+		b := c.do("GET", types+"&_count=2&_total=accurate&_sort=_id&_include=Observation:subject", "").searchset(t)
+		if b.Total == nil || *b.Total != len(want) {
+			t.Errorf("total %v, want %d", b.Total, len(want))
+		}
+		if got := b.ids("match") + " | " + b.ids("include"); got != "Organization/g0 Organization/g1 | " {
+			t.Errorf("first page by _id: %s", got)
+		}
+		b = c.do("GET", "?_type=Observation,Patient&_count=2&_sort=-_id&_include=Observation:subject", "").searchset(t)
+		if got := b.ids("match") + " | " + b.ids("include"); got != "Patient/p3 Patient/p2 | " {
+			t.Errorf("first page by -_id: %s", got)
+		}
+		b = c.do("GET", "?_type=Observation,Patient&_count=3&_include=Observation:subject", "").searchset(t)
+		if got := b.ids("match") + " | " + b.ids("include"); got != "Observation/o0 Observation/o1 Observation/o2 | Patient/p0 Patient/p1 Patient/p2" {
+			t.Errorf("first page without _sort: %s", got)
+		}
+		if n := c.do("GET", types+"&_summary=count", "").searchset(t); n.Total == nil || *n.Total != len(want) || len(n.Entry) != 0 {
+			t.Errorf("_summary=count: total %v, %d entries", n.Total, len(n.Entry))
+		}
+		c.do("GET", types+"&_sort=name", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "_sort")
+		c.do("GET", types+"&_cursor=bm90IGEgY3Vyc29y", "").want(t, http.StatusBadRequest)
+	})
+}
