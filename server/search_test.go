@@ -332,3 +332,52 @@ func TestCapabilitiesSearch(t *testing.T) {
 		t.Errorf("compartments %v, want the Patient's", got)
 	}
 }
+
+// putObservation writes Observation id with the given code and value
+// elements (JSON members after the code, each with its leading comma).
+func putObservation(t *testing.T, c *client, id, code, extra string) {
+	t.Helper()
+	body := fmt.Sprintf(`{"resourceType":"Observation","id":%q,"status":"final","code":%s%s}`, id, code, extra)
+	c.do("PUT", "/Observation/"+id, body).want(t, http.StatusCreated)
+}
+
+// ucumValue is a valueQuantity member in UCUM units.
+func ucumValue(value, unit string) string {
+	return fmt.Sprintf(`,"valueQuantity":{"value":%s,"unit":%q,"system":"http://unitsofmeasure.org","code":%q}`, value, unit, unit)
+}
+
+// The prefix ne finds resources with a value of the parameter, in the unit
+// asked for, other than the one given: not those without a value, nor those
+// in other units.
+func TestSearchNotEqual(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "a", "Ames", "1970-03-01", "")
+		putPatient(t, c, "b", "Bell", "1985-07-15", "")
+		c.do("PUT", "/Patient/c", `{"resourceType":"Patient","id":"c","name":[{"family":"Cole"}]}`).want(t, http.StatusCreated)
+		bp := `{"coding":[{"system":"http://loinc.org","code":"8480-6"}]}`
+		weight := `{"coding":[{"system":"http://loinc.org","code":"29463-7"}]}`
+		putObservation(t, c, "bp100", bp, ucumValue("100", "mm[Hg]"))
+		putObservation(t, c, "bp120", bp, ucumValue("120", "mm[Hg]"))
+		putObservation(t, c, "kg", weight, ucumValue("70", "kg"))
+		putObservation(t, c, "g", weight, ucumValue("70000", "g"))
+		putObservation(t, c, "lb", weight, ucumValue("180", "[lb_av]"))
+		putObservation(t, c, "cel", `{"text":"temperature"}`, ucumValue("37", "Cel"))
+		putObservation(t, c, "none", bp, "")
+		putObservation(t, c, "bps", `{"text":"blood pressure"}`, `,"component":[`+
+			`{"code":`+bp+`,"valueQuantity":{"value":100,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},`+
+			`{"code":`+bp+`,"valueQuantity":{"value":130,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]`)
+		for _, tt := range []struct{ path, match string }{
+			{"/Patient?birthdate=ne1970", "Patient/b"},
+			{"/Observation?value-quantity=ne100|http://unitsofmeasure.org|mm[Hg]", "Observation/bp120"},
+			{"/Observation?value-quantity=ne70|http://unitsofmeasure.org|kg", "Observation/lb"},
+			{"/Observation?value-quantity=ne100||mm[Hg]", "Observation/bp120"},
+			// Any value of a resource that is not equal will do.
+			{"/Observation?component-value-quantity=ne100", "Observation/bps"},
+		} {
+			b := c.do("GET", tt.path, "").searchset(t)
+			if got := b.ids("match"); got != tt.match {
+				t.Errorf("GET %s: matches %q, want %q", tt.path, got, tt.match)
+			}
+		}
+	})
+}

@@ -733,7 +733,11 @@ func (p *parser) dates(c *query.Clause, name, modifier string, values []string) 
 		}
 		c.Dates = append(c.Dates, m)
 	}
-	return notEqual(c, name, len(c.Dates), func(i int) query.Prefix { return c.Dates[i].Prefix }, func(i int) { c.Dates[i].Prefix = query.Eq })
+	if err := neAlone(name, len(c.Dates), func(i int) query.Prefix { return c.Dates[i].Prefix }); err != nil {
+		return err
+	}
+	c.Dates = notEqual(c.Dates, notEqualDate)
+	return nil
 }
 
 // dateMatch reads one date value with its prefix.
@@ -755,23 +759,69 @@ func (p *parser) dateMatch(name, v string) (query.DateMatch, error) {
 	return query.DateMatch{Prefix: pr, Low: low, High: high}, nil
 }
 
-// notEqual turns a clause of ne values into a Not clause of eq values. The
-// values of one parameter are ORed, so ne cannot mix with other prefixes.
-func notEqual(c *query.Clause, name string, n int, get func(int) query.Prefix, set func(int)) error {
-	ne := 0
-	for i := 0; i < n; i++ {
-		if get(i) == query.Ne {
-			ne++
+// notEqual replaces each ne match of ms by the two matches either side of
+// the range of its value, which outside returns (ok false for a match of
+// another prefix).
+//
+// R4 defines ne as "the value for the parameter in the resource is not
+// equal to the provided value", and a resource with several values of a
+// parameter (the components of an Observation) matches when any of them
+// does. So ne matches a resource with some value outside the range, in the
+// unit the search names if it names one: not one whose only values equal
+// it, and not one without a value, which only :not (of tokens) is defined
+// to include. Written as a Not of eq, ne would say "no value is equal",
+// which takes in resources without a value and in other units, and leaves
+// out one with an equal value beside an unequal one.
+func notEqual[M any](ms []M, outside func(M) (below, above M, ok bool)) []M {
+	out := make([]M, 0, len(ms))
+	for _, m := range ms {
+		below, above, ok := outside(m)
+		if !ok {
+			out = append(out, m)
+			continue
+		}
+		out = append(out, below, above)
+	}
+	return out
+}
+
+// notEqualDate is a date ne as the dates that start before its range or
+// end after it.
+func notEqualDate(m query.DateMatch) (below, above query.DateMatch, ok bool) {
+	if m.Prefix != query.Ne {
+		return m, m, false
+	}
+	below, above = m, m
+	below.Prefix, above.Prefix = query.Lt, query.Gt
+	return below, above, true
+}
+
+// notEqualNumber is a number ne as the numbers below its range [Low, High)
+// and those from High up.
+func notEqualNumber(m query.NumberMatch) (below, above query.NumberMatch, ok bool) {
+	if m.Prefix != query.Ne {
+		return m, m, false
+	}
+	below, above = m, m
+	below.Prefix, below.Value = query.Lt, m.Low
+	above.Prefix, above.Value = query.Ge, m.High
+	return below, above, true
+}
+
+// notEqualQuantity is notEqualNumber in the quantity's unit.
+func notEqualQuantity(m query.QuantityMatch) (below, above query.QuantityMatch, ok bool) {
+	below, above = m, m
+	below.NumberMatch, above.NumberMatch, ok = notEqualNumber(m.NumberMatch)
+	return below, above, ok
+}
+
+// neAlone refuses ne among the n values of one parameter.
+func neAlone(name string, n int, prefix func(int) query.Prefix) error {
+	for i := 0; i < n && n > 1; i++ {
+		if prefix(i) == query.Ne {
+			return unsupported(name, "prefix ne cannot be combined with other values of one parameter; repeat the parameter instead")
 		}
 	}
-	switch {
-	case ne == 0:
-		return nil
-	case ne < n || n > 1:
-		return unsupported(name, "prefix ne cannot be combined with other values of one parameter; repeat the parameter instead")
-	}
-	set(0)
-	c.Not = true
 	return nil
 }
 
@@ -786,7 +836,11 @@ func (p *parser) numbers(c *query.Clause, name, modifier string, values []string
 		}
 		c.Numbers = append(c.Numbers, m)
 	}
-	return notEqual(c, name, len(c.Numbers), func(i int) query.Prefix { return c.Numbers[i].Prefix }, func(i int) { c.Numbers[i].Prefix = query.Eq })
+	if err := neAlone(name, len(c.Numbers), func(i int) query.Prefix { return c.Numbers[i].Prefix }); err != nil {
+		return err
+	}
+	c.Numbers = notEqual(c.Numbers, notEqualNumber)
+	return nil
 }
 
 func numberMatch(name, v string) (query.NumberMatch, error) {
@@ -820,11 +874,10 @@ func (p *parser) quantities(c *query.Clause, name, modifier string, values []str
 		}
 		plain = append(plain, q)
 	}
-	all := append(slices.Clip(plain), canonical...)
-	if err := notEqual(c, name, len(all), func(i int) query.Prefix { return all[i].Prefix }, func(i int) { all[i].Prefix = query.Eq }); err != nil {
+	if err := neAlone(name, len(values), func(i int) query.Prefix { pr, _ := prefix(values[i]); return pr }); err != nil {
 		return err
 	}
-	plain, canonical = all[:len(plain)], all[len(plain):]
+	plain, canonical = notEqual(plain, notEqualQuantity), notEqual(canonical, notEqualQuantity)
 	split(c, len(plain) > 0, len(canonical) > 0, func(c *query.Clause) { c.Quantities = plain }, func(c *query.Clause) { c.Quantities = canonical })
 	return nil
 }

@@ -67,8 +67,10 @@ func TestParseClauses(t *testing.T) {
 			{Param: "birthdate", Dates: []query.DateMatch{
 				dm(query.Ge, "2024-02-29T00:00:00Z", "2024-02-29T23:59:59.999Z"),
 				dm(query.Lt, "2025-01-01T00:00:00Z", "2025-01-31T23:59:59.999Z")}}}},
-		{"date ne", "Patient", "birthdate=ne1970", []query.Clause{
-			{Param: "birthdate", Not: true, Dates: []query.DateMatch{dm(query.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}},
+		{"date ne is a value before or after", "Patient", "birthdate=ne1970", []query.Clause{
+			{Param: "birthdate", Dates: []query.DateMatch{
+				dm(query.Lt, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z"),
+				dm(query.Gt, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}},
 		{"date ap widened by a tenth of the gap", "Encounter", "date=ap2015-06-01", []query.Clause{
 			{Param: "date", Dates: []query.DateMatch{dm(query.Ap, "2014-05-31T15:36:00Z", "2016-06-01T08:23:59.999Z")}}}},
 		{"lastUpdated with zone", "Patient", "_lastUpdated=gt2025-01-10T10:00:00%2B01:00", []query.Clause{
@@ -94,10 +96,10 @@ func TestParseClauses(t *testing.T) {
 				{Param: "value-quantity:canonical", Quantities: []query.QuantityMatch{{
 					NumberMatch: query.NumberMatch{Prefix: query.Eq, Value: 5, Low: 4.5, High: 5.5},
 					System:      "http://unitsofmeasure.org", Code: "g"}}}}}}},
-		{"quantity ne in UCUM units", "Observation", "value-quantity=ne1|http://unitsofmeasure.org|kg", []query.Clause{
-			{Param: "value-quantity:canonical", Not: true, Quantities: []query.QuantityMatch{{
-				NumberMatch: query.NumberMatch{Prefix: query.Eq, Value: 1000, Low: 500, High: 1500},
-				System:      "http://unitsofmeasure.org", Code: "g"}}}}},
+		{"quantity ne in UCUM units is a value in them outside the range", "Observation", "value-quantity=ne1|http://unitsofmeasure.org|kg", []query.Clause{
+			{Param: "value-quantity:canonical", Quantities: []query.QuantityMatch{
+				{NumberMatch: query.NumberMatch{Prefix: query.Lt, Value: 500, Low: 500, High: 1500}, System: "http://unitsofmeasure.org", Code: "g"},
+				{NumberMatch: query.NumberMatch{Prefix: query.Ge, Value: 1500, Low: 500, High: 1500}, System: "http://unitsofmeasure.org", Code: "g"}}}}},
 		{"quantity ap in UCUM units", "Observation", "value-quantity=ap100|http://unitsofmeasure.org|mg", []query.Clause{
 			{Param: "value-quantity:canonical", Quantities: []query.QuantityMatch{{
 				NumberMatch: query.NumberMatch{Prefix: query.Ap, Value: 0.1, Low: 0.09, High: 0.11},
@@ -236,6 +238,25 @@ func TestParseResultParameters(t *testing.T) {
 				t.Errorf("%s: plan %+v", tt.query, plan)
 			}
 		})
+	}
+}
+
+// A number ne is a value below the range of the search value or from its
+// end up.
+func TestParseNumberNotEqual(t *testing.T) {
+	r, err := Load([]string{"RiskAssessment"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := parse(t, r, "RiskAssessment", "probability=ne0.5", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []query.Clause{{Param: "probability", Numbers: []query.NumberMatch{
+		{Prefix: query.Lt, Value: 0.45, Low: 0.45, High: 0.55},
+		{Prefix: query.Ge, Value: 0.55, Low: 0.45, High: 0.55}}}}
+	if !reflect.DeepEqual(plan.Query.Where, want) {
+		t.Errorf("got %+v, want %+v", plan.Query.Where, want)
 	}
 }
 

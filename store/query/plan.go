@@ -54,7 +54,7 @@ type Clause struct {
 	Param  string
 	Tokens []TokenMatch
 	// Not inverts the clause: it holds when none of its matches holds,
-	// including when the parameter has no value (token :not, prefix ne).
+	// including when the parameter has no value (token :not).
 	Not        bool
 	Presence   Presence
 	Strings    []StringMatch
@@ -133,7 +133,8 @@ type StringMatch struct {
 //
 // Prefix semantics on a value [lo, hi]: Eq lo >= Low and hi <= High; Gt
 // hi > High; Lt lo < Low; Ge hi >= Low; Le lo <= High; Sa lo > High; Eb
-// hi < Low; Ap lo <= High and hi >= Low. Ne is Eq in a Not clause.
+// hi < Low; Ap lo <= High and hi >= Low. Ne is not a prefix of a plan: the
+// parser writes it as an Lt and a Gt match of the same range.
 type DateMatch struct {
 	Prefix    Prefix
 	Low, High time.Time
@@ -143,8 +144,8 @@ type DateMatch struct {
 // and [Low, High), the range its precision implies (for Ap, widened).
 //
 // Prefix semantics on a value v: Eq and Ap Low <= v < High; Gt v > Value;
-// Lt v < Value; Ge v >= Value; Le v <= Value; Sa as Gt, Eb as Lt. Ne is Eq
-// in a Not clause.
+// Lt v < Value; Ge v >= Value; Le v <= Value; Sa as Gt, Eb as Lt. Ne is
+// not a prefix of a plan: the parser writes it as Lt Low and Ge High.
 type NumberMatch struct {
 	Prefix    Prefix
 	Value     float64
