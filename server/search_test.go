@@ -333,6 +333,20 @@ func TestCapabilitiesSearch(t *testing.T) {
 	}
 }
 
+// searchCase is a search and the Type/id of its matches, in order.
+type searchCase struct{ path, match string }
+
+// wantMatches runs each search and checks its matches.
+func wantMatches(t *testing.T, c *client, cases []searchCase) {
+	t.Helper()
+	for _, tt := range cases {
+		b := c.do("GET", tt.path, "").searchset(t)
+		if got := b.ids("match"); got != tt.match {
+			t.Errorf("GET %s: matches %q, want %q", tt.path, got, tt.match)
+		}
+	}
+}
+
 // putObservation writes Observation id with the given code and value
 // elements (JSON members after the code, each with its leading comma).
 func putObservation(t *testing.T, c *client, id, code, extra string) {
@@ -366,18 +380,28 @@ func TestSearchNotEqual(t *testing.T) {
 		putObservation(t, c, "bps", `{"text":"blood pressure"}`, `,"component":[`+
 			`{"code":`+bp+`,"valueQuantity":{"value":100,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},`+
 			`{"code":`+bp+`,"valueQuantity":{"value":130,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]`)
-		for _, tt := range []struct{ path, match string }{
+		wantMatches(t, c, []searchCase{
 			{"/Patient?birthdate=ne1970", "Patient/b"},
 			{"/Observation?value-quantity=ne100|http://unitsofmeasure.org|mm[Hg]", "Observation/bp120"},
 			{"/Observation?value-quantity=ne70|http://unitsofmeasure.org|kg", "Observation/lb"},
 			{"/Observation?value-quantity=ne100||mm[Hg]", "Observation/bp120"},
 			// Any value of a resource that is not equal will do.
 			{"/Observation?component-value-quantity=ne100", "Observation/bps"},
-		} {
-			b := c.do("GET", tt.path, "").searchset(t)
-			if got := b.ids("match"); got != tt.match {
-				t.Errorf("GET %s: matches %q, want %q", tt.path, got, tt.match)
-			}
-		}
+		})
+	})
+}
+
+// "|code" in a composite, as in a token parameter, names a code without a
+// system.
+func TestSearchCompositeCodeWithoutSystem(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putObservation(t, c, "loinc", `{"coding":[{"system":"http://loinc.org","code":"29463-7"}]}`, ucumValue("70.5", "kg"))
+		putObservation(t, c, "bare", `{"coding":[{"code":"29463-7"}]}`, ucumValue("70.5", "kg"))
+		wantMatches(t, c, []searchCase{
+			{"/Observation?code=|29463-7", "Observation/bare"},
+			{"/Observation?code-value-quantity=|29463-7$70.5", "Observation/bare"},
+			{"/Observation?code-value-quantity=29463-7$70.5", "Observation/bare Observation/loinc"},
+			{"/Observation?code-value-quantity=http://loinc.org|29463-7$70.5", "Observation/loinc"},
+		})
 	})
 }

@@ -1080,11 +1080,17 @@ func Searchable(p *Param) bool {
 	return true
 }
 
-// TokenKey is the key of a token in a composite: "system|code", or "|code"
-// when anySystem (the index holds both forms).
+// TokenKey is the key of a token in a composite: "system|code"; "|code"
+// when anySystem; and for a code without a system (searched as "|code"),
+// `\|code` with the code's '\' and '|' escaped, which no key of the other
+// forms is, as each has an unescaped '|'. The index holds the key of the
+// token's own system (or of its absence) and the anySystem key.
 func TokenKey(system, code string, anySystem bool) string {
-	if anySystem {
+	switch {
+	case anySystem:
 		return "|" + code
+	case system == "":
+		return `\|` + keyEscaper.Replace(code)
 	}
 	return keyEscaper.Replace(system) + "|" + code
 }

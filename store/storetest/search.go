@@ -684,21 +684,13 @@ func testPagingUnderWrites(t *testing.T, s store.Store, n int) {
 // turns an id alone into a match per type. A match of a type alone finds
 // the references to any resource of that type.
 func testFindByIDAlone(t *testing.T, s store.Store) {
-	f, ok := s.(store.Finder)
-	if !ok {
-		t.Skip("engine does not implement store.Finder")
-	}
-	reg, err := searchEnv()
-	if err != nil {
-		t.Fatal(err)
-	}
-	putIndexed(t, s, reg, []string{
+	f, reg := smallFixture(t, s,
 		`{"resourceType":"Observation","id":"od","status":"final","code":{"text":"x"},"subject":{"reference":"Device/d1"}}`,
 		`{"resourceType":"Observation","id":"op","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/d1"}}`,
 		`{"resourceType":"Observation","id":"oq","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/d2"}}`,
 		`{"resourceType":"Observation","id":"of","status":"final","code":{"text":"x"},"focus":[{"reference":"Observation/od"},{"reference":"Patient/d2"}]}`,
-	})
-	for _, tt := range []struct{ typ, query, want string }{
+	)
+	findEach(t, f, reg, []findCase{
 		{"Observation", "subject=d1", "od op"},
 		{"Observation", "subject=Patient/d1", "op"},
 		{"Observation", "subject=d1,d2", "od op oq"},
@@ -707,7 +699,33 @@ func testFindByIDAlone(t *testing.T, s store.Store) {
 		{"Observation", "focus=od", "of"},
 		{"Observation", "focus=d2", "of"},
 		{"Observation", "focus=d1", "-"},
-	} {
+	})
+}
+
+// smallFixture writes data, indexed, into s and returns s as a Finder and
+// the registry to parse queries with, or skips the test if the engine is
+// not a Finder.
+func smallFixture(t *testing.T, s store.Store, data ...string) (store.Finder, *search.Registry) {
+	t.Helper()
+	f, ok := s.(store.Finder)
+	if !ok {
+		t.Skip("engine does not implement store.Finder")
+	}
+	reg, err := searchEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	putIndexed(t, s, reg, data)
+	return f, reg
+}
+
+// findCase is a search and the ids it finds, in order ("-" for none).
+type findCase struct{ typ, query, want string }
+
+// findEach runs each search and checks what it finds.
+func findEach(t *testing.T, f store.Finder, reg *search.Registry, cases []findCase) {
+	t.Helper()
+	for _, tt := range cases {
 		page, err := f.Find(t.Context(), plan(t, reg, tt.typ, tt.query))
 		if err != nil {
 			t.Fatalf("%s?%s: %v", tt.typ, tt.query, err)
@@ -742,4 +760,31 @@ func testFindByIDAlone(t *testing.T, s store.Store) {
 			t.Errorf("%s = %s, want %s", tt.name, got, tt.want)
 		}
 	}
+}
+
+// testFindCompositeSystems checks the three forms of a token in a
+// composite: "system|code", "code" in any system and "|code" without one.
+func testFindCompositeSystems(t *testing.T, s store.Store) {
+	weight := func(id, coding string) string {
+		return `{"resourceType":"Observation","id":"` + id + `","status":"final","code":{"coding":[` + coding + `]},` +
+			`"valueQuantity":{"value":70.5,"system":"http://unitsofmeasure.org","code":"kg"}}`
+	}
+	f, reg := smallFixture(t, s,
+		weight("loinc", `{"system":"http://loinc.org","code":"29463-7"}`),
+		weight("bare", `{"code":"29463-7"}`),
+		// A code with a '|' and no system, and the system and code it
+		// reads as when the '|' is taken for the separator.
+		weight("barred", `{"code":"x|y"}`),
+		weight("split", `{"system":"x","code":"y"}`),
+	)
+	findEach(t, f, reg, []findCase{
+		{"Observation", "code-value-quantity=29463-7$70.5", "bare loinc"},
+		{"Observation", "code-value-quantity=http://loinc.org|29463-7$70.5", "loinc"},
+		{"Observation", "code-value-quantity=|29463-7$70.5", "bare"},
+		{"Observation", "code-value-quantity=|29463-7$70.5,http://loinc.org|29463-7$70.5", "bare loinc"},
+		{"Observation", `code-value-quantity=|x\|y$70.5`, "barred"},
+		{"Observation", `code-value-quantity=x\|y$70.5`, "barred"},
+		{"Observation", "code-value-quantity=x|y$70.5", "split"},
+		{"Observation", "code-value-quantity=|y$70.5", "-"},
+	})
 }

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Find", testFind},
 		{"FindInclude", testFindInclude},
 		{"FindByIDAlone", testFindByIDAlone},
+		{"FindCompositeSystems", testFindCompositeSystems},
 		{"FindPaging", testFindPaging},
 		{"Reindex", testReindex},
 		{"FindPagingUnderWrites", func(t *testing.T, s store.Store) { testPagingUnderWrites(t, s, o.scale) }},
