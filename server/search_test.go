@@ -388,6 +388,20 @@ func TestSearchNotEqual(t *testing.T) {
 			// Any value of a resource that is not equal will do.
 			{"/Observation?component-value-quantity=ne100", "Observation/bps"},
 		})
+		t.Run("in a list of values and in composites", func(t *testing.T) {
+			wantMatches(t, c, []searchCase{
+				{"/Patient?birthdate=ne1970,ne1971", "Patient/a Patient/b"},
+				{"/Patient?birthdate=ne1970,1970", "Patient/a Patient/b"},
+				{"/Observation?code-value-quantity=8480-6$ne100", "Observation/bp120"},
+				{"/Observation?code-value-quantity=8480-6$ne100,29463-7$ne70|http://unitsofmeasure.org|kg", "Observation/bp120 Observation/lb"},
+			})
+			for _, path := range []string{"/Patient?birthdate=ne1970,ne1971", "/Observation?code-value-quantity=8480-6$ne100"} {
+				b := c.do("GET", path, "", "Prefer", "handling=strict").searchset(t)
+				if b.ids("outcome") != "" {
+					t.Errorf("GET %s: outcome %q", path, b.ids("outcome"))
+				}
+			}
+		})
 	})
 }
 

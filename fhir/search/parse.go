@@ -733,9 +733,6 @@ func (p *parser) dates(c *query.Clause, name, modifier string, values []string) 
 		}
 		c.Dates = append(c.Dates, m)
 	}
-	if err := neAlone(name, len(c.Dates), func(i int) query.Prefix { return c.Dates[i].Prefix }); err != nil {
-		return err
-	}
 	c.Dates = notEqual(c.Dates, notEqualDate)
 	return nil
 }
@@ -815,14 +812,24 @@ func notEqualQuantity(m query.QuantityMatch) (below, above query.QuantityMatch, 
 	return below, above, ok
 }
 
-// neAlone refuses ne among the n values of one parameter.
-func neAlone(name string, n int, prefix func(int) query.Prefix) error {
-	for i := 0; i < n && n > 1; i++ {
-		if prefix(i) == query.Ne {
-			return unsupported(name, "prefix ne cannot be combined with other values of one parameter; repeat the parameter instead")
+// notEqualComposite is a composite whose last part, a quantity or a date,
+// has the prefix ne, as the composites of equal other parts and a last
+// part either side of its range.
+func notEqualComposite(m query.CompositeMatch) (below, above query.CompositeMatch, ok bool) {
+	below, above = m, m
+	switch {
+	case m.Quantity != nil:
+		var bq, aq query.QuantityMatch
+		if bq, aq, ok = notEqualQuantity(*m.Quantity); ok {
+			below.Quantity, above.Quantity = &bq, &aq
+		}
+	case m.Date != nil:
+		var bd, ad query.DateMatch
+		if bd, ad, ok = notEqualDate(*m.Date); ok {
+			below.Date, above.Date = &bd, &ad
 		}
 	}
-	return nil
+	return below, above, ok
 }
 
 func (p *parser) numbers(c *query.Clause, name, modifier string, values []string) error {
@@ -835,9 +842,6 @@ func (p *parser) numbers(c *query.Clause, name, modifier string, values []string
 			return err
 		}
 		c.Numbers = append(c.Numbers, m)
-	}
-	if err := neAlone(name, len(c.Numbers), func(i int) query.Prefix { return c.Numbers[i].Prefix }); err != nil {
-		return err
 	}
 	c.Numbers = notEqual(c.Numbers, notEqualNumber)
 	return nil
@@ -873,9 +877,6 @@ func (p *parser) quantities(c *query.Clause, name, modifier string, values []str
 			continue
 		}
 		plain = append(plain, q)
-	}
-	if err := neAlone(name, len(values), func(i int) query.Prefix { pr, _ := prefix(values[i]); return pr }); err != nil {
-		return err
 	}
 	plain, canonical = notEqual(plain, notEqualQuantity), notEqual(canonical, notEqualQuantity)
 	split(c, len(plain) > 0, len(canonical) > 0, func(c *query.Clause) { c.Quantities = plain }, func(c *query.Clause) { c.Quantities = canonical })
@@ -1048,9 +1049,6 @@ func (p *parser) composites(c *query.Clause, name string, sp *Param, modifier st
 				m.Parts = append(m.Parts, TokenKey(t.System, t.Code, t.AnySystem))
 			}
 		}
-		if m.Quantity != nil && m.Quantity.Prefix == query.Ne || m.Date != nil && m.Date.Prefix == query.Ne {
-			return unsupported(name, "prefix ne is not supported in composite values")
-		}
 		if m.Quantity != nil {
 			if cq, ok := canonicalMatch(*m.Quantity, splitUnescaped(parts[len(parts)-1], '|')[0]); ok {
 				m.Quantity = &cq
@@ -1060,6 +1058,7 @@ func (p *parser) composites(c *query.Clause, name string, sp *Param, modifier st
 		}
 		plain = append(plain, m)
 	}
+	plain, canonical = notEqual(plain, notEqualComposite), notEqual(canonical, notEqualComposite)
 	split(c, len(plain) > 0, len(canonical) > 0, func(c *query.Clause) { c.Composites = plain }, func(c *query.Clause) { c.Composites = canonical })
 	return nil
 }

@@ -207,6 +207,8 @@ func testFind(t *testing.T, s store.Store) {
 		{"eb", "Patient", "birthdate=eb1971", "p1 p2"},
 		{"ne needs a value", "Patient", "birthdate=ne1970", "p3 p4"},
 		{"ne on periods and partial dates", "Observation", "date=ne2025-01-10", "ob2 ob3 ob4"},
+		{"ne among other values", "Patient", "birthdate=ne1970,1985-07-15", "p3 p4"},
+		{"ne of each value", "Patient", "birthdate=ne1970,ne1985", "p1 p2 p3 p4"},
 		{"date range by two parameters", "Patient", "birthdate=ge1970&birthdate=lt1971", "p1 p2"},
 		{"time zone moves the day forward", "Observation", "date=2025-01-01", "ob3"},
 		{"time zone: not the local day", "Observation", "date=2024-12-31", "-"},
@@ -276,6 +278,10 @@ func testFind(t *testing.T, s store.Store) {
 		{"component composite", "Observation", "component-code-value-quantity=8480-6$gt140", "ob5"},
 		{"component composite does not mix components", "Observation", "component-code-value-quantity=8462-4$gt140", "-"},
 		{"component composite or", "Observation", "component-code-value-quantity=8462-4$gt140,8462-4$90", "-"},
+		{"composite ne", "Observation", "code-value-quantity=8480-6$ne120.5", "ob2 ob4"},
+		{"composite ne in UCUM units", "Observation", "code-value-quantity=8480-6$ne16|http://unitsofmeasure.org|kPa", "ob2 ob4"},
+		{"composite ne keeps code and value together", "Observation", "component-code-value-quantity=8480-6$ne150", "-"},
+		{"component composite ne", "Observation", "component-code-value-quantity=8480-6$ne140,8462-4$ne95", "ob5"},
 		{"component composite range", "Observation", "component-code-value-quantity=8462-4$ge90&component-code-value-quantity=8480-6$ge140", "ob5"},
 	}
 	for _, tt := range tests {
