@@ -419,3 +419,20 @@ func TestSearchCompositeCodeWithoutSystem(t *testing.T) {
 		})
 	})
 }
+
+// A number in exponential form has the precision R4's table gives it: 1e2
+// is [95, 105), one place finer than its mantissa's last digit.
+func TestSearchExponent(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		bp := `{"coding":[{"system":"http://loinc.org","code":"8480-6"}]}`
+		for _, v := range []string{"60", "96", "100", "104.9", "105", "140"} {
+			putObservation(t, c, "v"+strings.ReplaceAll(v, ".", "-"), bp, ucumValue(v, "mm[Hg]"))
+		}
+		wantMatches(t, c, []searchCase{
+			{"/Observation?value-quantity=1e2", "Observation/v100 Observation/v104-9 Observation/v96"},
+			{"/Observation?value-quantity=1.0e2", "Observation/v100"},
+			{"/Observation?value-quantity=1e2|http://unitsofmeasure.org|mm[Hg]", "Observation/v100 Observation/v104-9 Observation/v96"},
+			{"/Observation?code-value-quantity=8480-6$1e2", "Observation/v100 Observation/v104-9 Observation/v96"},
+		})
+	})
+}

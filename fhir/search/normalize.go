@@ -236,6 +236,9 @@ func validDay(year, month, day int) bool {
 // ParseNumber reads a FHIR decimal or search number ("100", "1.50",
 // "-3", "1e2") and returns its value and the half-open range its written
 // precision implies: "100" is [99.5, 100.5), "1.50" is [1.495, 1.505).
+// A number in exponential form is taken one place finer than its
+// mantissa's last digit, as R4's table of number searches has it: "1e2" is
+// [95, 105), "1.0e2" [99.5, 100.5).
 func ParseNumber(s string) (value, low, high float64, ok bool) {
 	r, lo, hi, ok := decimalRange(s)
 	if !ok {
@@ -262,6 +265,11 @@ func decimalRange(s string) (value, low, high *big.Rat, ok bool) {
 	r, last, ok := parseDecimal(s)
 	if !ok {
 		return nil, nil, nil, false
+	}
+	if strings.ContainsAny(s, "eE") {
+		// R4 gives "1e2" the range [95, 105), not the [50, 150) of its
+		// one significant figure (https://hl7.org/fhir/R4/search.html#number).
+		last--
 	}
 	half := new(big.Rat).SetFrac(big.NewInt(1), big.NewInt(2))
 	scale := new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(last))), nil))
