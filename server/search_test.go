@@ -436,3 +436,21 @@ func TestSearchExponent(t *testing.T) {
 		})
 	})
 }
+
+// :of-type matches identifiers by their type; R4 defines it on Identifiers
+// alone, so on another token parameter it is an unsupported modifier, and
+// refused as they all are.
+func TestSearchOfType(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "a", "Ames", "1970-03-01", `,"identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}]},"system":"https://example.org/mrn","value":"446053"}]`)
+		putObservation(t, c, "o", `{"coding":[{"system":"http://loinc.org","code":"8480-6"}]}`, ucumValue("120", "mm[Hg]"))
+		wantMatches(t, c, []searchCase{
+			{"/Patient?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053", "Patient/a"},
+			{"/Observation?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053", ""},
+		})
+		for _, prefer := range []string{"handling=lenient", "handling=strict"} {
+			c.do("GET", "/Observation?code:of-type=http://loinc.org|8480-6|x", "", "Prefer", prefer).
+				want(t, http.StatusBadRequest).outcome(t, "not-supported", "code:of-type")
+		}
+	})
+}

@@ -2,6 +2,7 @@ package fhirpath
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,5 +189,22 @@ func TestPrimitiveAsSystem(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestElementTypes(t *testing.T) {
+	for path, want := range map[string][]string{
+		"Patient.identifier":            {"Identifier"},
+		"Specimen.container.identifier": {"Identifier"},
+		"Observation.code":              {"CodeableConcept"},
+		"Composition.relatesTo.target":  {"Identifier", "Reference"},
+		"Patient.contact.name.family":   {"string"},
+		"Questionnaire.item.item.type":  {"code"},
+		"Patient.shoeSize":              nil,
+		"Spaceship.name":                nil,
+	} {
+		if got := ElementTypes(path); !slices.Equal(got, want) {
+			t.Errorf("ElementTypes(%q) = %q, want %q", path, got, want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package fhirpath
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -185,6 +186,35 @@ func (m *model) child(def, name string) *elemDef {
 		def = td.base
 	}
 	return nil
+}
+
+// ElementTypes returns the FHIR types of the element at path, a type name
+// and element names joined by dots ("Patient.identifier",
+// "Specimen.container.identifier"): one, or each of a choice's. It returns
+// nil when path names no element.
+func ElementTypes(path string) []string {
+	m, err := loadModel()
+	if err != nil {
+		return nil
+	}
+	names := strings.Split(path, ".")
+	def := names[0]
+	var ed *elemDef
+	for _, name := range names[1:] {
+		if ed != nil {
+			def = ed.def
+			if def == "" && len(ed.types) == 1 {
+				def = ed.types[0]
+			}
+		}
+		if ed = m.child(def, name); ed == nil {
+			return nil
+		}
+	}
+	if ed == nil {
+		return nil
+	}
+	return slices.Clone(ed.types)
 }
 
 // isPrimitive reports whether typ is a FHIR primitive type.

@@ -490,7 +490,7 @@ func (p *parser) clause(typ, name, value string, depth int) (query.Clause, error
 	case "string":
 		err = p.strings(&c, name, modifier, values)
 	case "token":
-		err = p.tokens(&c, name, code, modifier, values)
+		err = p.tokens(&c, name, sp, modifier, values)
 	case "date":
 		err = p.dates(&c, name, modifier, values)
 	case "number":
@@ -631,7 +631,8 @@ func (p *parser) strings(c *query.Clause, name, modifier string, values []string
 	return nil
 }
 
-func (p *parser) tokens(c *query.Clause, name, code, modifier string, values []string) error {
+func (p *parser) tokens(c *query.Clause, name string, sp *Param, modifier string, values []string) error {
+	code := sp.Code
 	switch modifier {
 	case "", "not":
 		c.Not = modifier == "not"
@@ -659,6 +660,10 @@ func (p *parser) tokens(c *query.Clause, name, code, modifier string, values []s
 		}
 		return nil
 	case "of-type":
+		if !sp.identifiers {
+			// R4 defines :of-type on Identifiers alone.
+			return refused(name, "%s searches no identifiers, so it has no modifier :of-type", code)
+		}
 		c.Param = code + ":of-type"
 		for _, v := range values {
 			parts := splitUnescaped(v, '|')

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"carefhir/fhir/definitions"
+	"carefhir/fhir/fhirpath"
 )
 
 // Param is one search parameter of one resource type, from its official
@@ -24,6 +25,9 @@ type Param struct {
 	Expression string
 	Targets    []string    // reference: the resource types it may point to
 	Components []Component // composite: its parts, in order
+	// identifiers is whether a token parameter searches Identifiers, the
+	// values :of-type matches by their type.
+	identifiers bool
 }
 
 // Component is one part of a composite parameter.
@@ -136,6 +140,7 @@ func LoadFS(fsys fs.FS, types []string) (*Registry, error) {
 				expr = strings.ReplaceAll(expr, "Resource.", b+".")
 			}
 			p := &Param{Code: d.Code, URL: d.URL, Type: d.Type, Expression: expr, Targets: d.Target}
+			p.identifiers = p.Type == "token" && selectsIdentifiers(expr)
 			for _, c := range d.Component {
 				cd, ok := byURL[c.Definition]
 				if !ok {
@@ -216,6 +221,20 @@ func ownTerms(expr, typ string) string {
 		return expr
 	}
 	return strings.Join(own, " | ")
+}
+
+// selectsIdentifiers reports whether a term of expr selects an element of
+// type Identifier: a path to one ("Patient.identifier") or a cast to one
+// ("(Composition.relatesTo.target as Identifier)").
+func selectsIdentifiers(expr string) bool {
+	for _, t := range splitTop(expr, '|') {
+		t = strings.TrimSpace(strings.Trim(strings.TrimSpace(t), "()"))
+		if strings.HasSuffix(t, " as Identifier") || strings.HasSuffix(t, ".as(Identifier)") ||
+			strings.HasSuffix(t, ".ofType(Identifier)") || slices.Contains(fhirpath.ElementTypes(t), "Identifier") {
+			return true
+		}
+	}
+	return false
 }
 
 // splitTop splits s at sep outside parentheses and quotes.
