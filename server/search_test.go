@@ -454,3 +454,23 @@ func TestSearchOfType(t *testing.T) {
 		}
 	})
 }
+
+// A canonical url with "|version" finds the resource of that url and
+// version, as R4 has servers do.
+func TestSearchCanonicalVersion(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const vs1 = "http://example.org/fhir/ValueSet/vs1"
+		for _, v := range []string{"1.0", "2.0"} {
+			id := "vs1-" + strings.ReplaceAll(v, ".", "-")
+			c.do("PUT", "/ValueSet/"+id, `{"resourceType":"ValueSet","id":"`+id+`","url":"`+vs1+`","version":"`+v+`","status":"active"}`).want(t, http.StatusCreated)
+		}
+		c.do("PUT", "/Questionnaire/q", `{"resourceType":"Questionnaire","id":"q","url":"http://example.org/fhir/Questionnaire/pam","version":"13","status":"active"}`).want(t, http.StatusCreated)
+		wantMatches(t, c, []searchCase{
+			{"/ValueSet?url=" + vs1, "ValueSet/vs1-1-0 ValueSet/vs1-2-0"},
+			{"/ValueSet?url=" + vs1 + "|1.0", "ValueSet/vs1-1-0"},
+			{"/ValueSet?url=" + vs1 + "|2.0," + vs1 + "|3.0", "ValueSet/vs1-2-0"},
+			{"/ValueSet?url=" + vs1 + "|3.0", ""},
+			{"/Questionnaire?url=http://example.org/fhir/Questionnaire/pam|13", "Questionnaire/q"},
+		})
+	})
+}

@@ -316,7 +316,7 @@ func (p *parser) param(plan *Plan, typ, name, value string) error {
 	if err != nil {
 		return err
 	}
-	plan.Query.Where = append(plan.Query.Where, c)
+	plan.Query.Where = append(plan.Query.Where, conjuncts(c)...)
 	return nil
 }
 
@@ -500,7 +500,7 @@ func (p *parser) clause(typ, name, value string, depth int) (query.Clause, error
 	case "reference":
 		err = p.references(&c, name, sp, modifier, values)
 	case "uri":
-		err = p.uris(&c, name, modifier, values)
+		err = p.uris(&c, name, typ, modifier, values)
 	case "composite":
 		err = p.composites(&c, name, sp, modifier, values)
 	default:
@@ -981,7 +981,7 @@ func refTypes(sp *Param) []string {
 	return sp.Targets
 }
 
-func (p *parser) uris(c *query.Clause, name, modifier string, values []string) error {
+func (p *parser) uris(c *query.Clause, name, typ, modifier string, values []string) error {
 	mode := query.URIExact
 	switch modifier {
 	case "":
@@ -992,7 +992,15 @@ func (p *parser) uris(c *query.Clause, name, modifier string, values []string) e
 	default:
 		return refused(name, "uri parameters have no modifier %q (below, above, missing)", modifier)
 	}
+	versioned := mode == query.URIExact && p.r.versioned(typ, c.Param)
+	var withVersion []query.Clause // a clause for each value with a version
 	for _, v := range values {
+		if url, version, ok := cutVersion(v); ok && versioned {
+			withVersion = append(withVersion, allOf(
+				query.Clause{Param: c.Param, URIs: []query.URIMatch{{Mode: query.URIExact, Value: url}}},
+				query.Clause{Param: "version", Tokens: []query.TokenMatch{{Code: version, AnySystem: true}}}))
+			continue
+		}
 		v = unescape(v)
 		if v == "" {
 			return invalid(name, "empty value in %q", name)
@@ -1006,7 +1014,57 @@ func (p *parser) uris(c *query.Clause, name, modifier string, values []string) e
 		}
 		c.URIs = append(c.URIs, query.URIMatch{Mode: mode, Value: v})
 	}
+	if len(withVersion) > 0 {
+		if len(c.URIs) > 0 {
+			withVersion = append(withVersion, query.Clause{Param: c.Param, URIs: c.URIs})
+		}
+		*c = query.Clause{Param: c.Param, Any: withVersion}
+		if len(withVersion) == 1 {
+			*c = withVersion[0]
+		}
+	}
 	return nil
+}
+
+// cutVersion splits a canonical url search value at its last unescaped
+// '|' into the url and the version, which R4 has servers search for as
+// the resource's version (a SHOULD of its uri parameters). ok is false
+// without a version.
+func cutVersion(v string) (url, version string, ok bool) {
+	parts := splitUnescaped(v, '|')
+	n := len(parts)
+	if n < 2 {
+		return "", "", false
+	}
+	url, version = unescape(strings.Join(parts[:n-1], "|")), unescape(parts[n-1])
+	return url, version, url != "" && version != ""
+}
+
+// allOf is the clause that holds when every one of clauses holds: a plan
+// ANDs its top-level clauses only, so it is written as none of their
+// negations holding. Parse hands a top-level one over as its clauses
+// (conjuncts).
+func allOf(clauses ...query.Clause) query.Clause {
+	c := query.Clause{Param: clauses[0].Param, Not: true}
+	for _, x := range clauses {
+		x.Not = !x.Not
+		c.Any = append(c.Any, x)
+	}
+	return c
+}
+
+// conjuncts returns the clauses that c, if allOf wrote it, holds all of;
+// else c alone.
+func conjuncts(c query.Clause) []query.Clause {
+	if !c.Not || len(c.Any) == 0 || slices.ContainsFunc(c.Any, func(x query.Clause) bool { return !x.Not || x.Presence != query.PresenceAny }) {
+		return []query.Clause{c}
+	}
+	out := make([]query.Clause, len(c.Any))
+	for i, x := range c.Any {
+		x.Not = false
+		out[i] = x
+	}
+	return out
 }
 
 // composites reads "a$b" values of a composite parameter: token and string

@@ -80,6 +80,17 @@ func TestParseClauses(t *testing.T) {
 			{Param: "code-value-quantity", Composites: []query.CompositeMatch{
 				{Parts: []string{"|8480-6"}, Quantity: &query.QuantityMatch{NumberMatch: query.NumberMatch{Prefix: query.Lt, Value: 99.5, Low: 99.5, High: 100.5}}},
 				{Parts: []string{"|8480-6"}, Quantity: &query.QuantityMatch{NumberMatch: query.NumberMatch{Prefix: query.Ge, Value: 100.5, Low: 99.5, High: 100.5}}}}}}},
+		{"canonical url with a version", "ValueSet", "url=http://example.org/vs|1.0", []query.Clause{
+			{Param: "url", URIs: []query.URIMatch{{Value: "http://example.org/vs"}}},
+			{Param: "version", Tokens: []query.TokenMatch{{Code: "1.0", AnySystem: true}}}}},
+		{"canonical urls with and without a version", "ValueSet", "url=http://example.org/vs|1.0,http://example.org/other", []query.Clause{
+			{Param: "url", Any: []query.Clause{
+				{Param: "url", Not: true, Any: []query.Clause{
+					{Param: "url", Not: true, URIs: []query.URIMatch{{Value: "http://example.org/vs"}}},
+					{Param: "version", Not: true, Tokens: []query.TokenMatch{{Code: "1.0", AnySystem: true}}}}},
+				{Param: "url", URIs: []query.URIMatch{{Value: "http://example.org/other"}}}}}}},
+		{"uri that is not a canonical url keeps its bar", "Questionnaire", "definition=http://example.org/sd|1.0", []query.Clause{
+			{Param: "definition", URIs: []query.URIMatch{{Value: "http://example.org/sd|1.0"}}}}},
 		{"date ap widened by a tenth of the gap", "Encounter", "date=ap2015-06-01", []query.Clause{
 			{Param: "date", Dates: []query.DateMatch{dm(query.Ap, "2014-05-31T15:36:00Z", "2016-06-01T08:23:59.999Z")}}}},
 		{"lastUpdated with zone", "Patient", "_lastUpdated=gt2025-01-10T10:00:00%2B01:00", []query.Clause{

@@ -261,6 +261,18 @@ func splitTop(s string, sep byte) []string {
 	return append(out, s[start:])
 }
 
+// versioned reports whether code is a parameter of typ on its canonical
+// url, the type having a version parameter too (ValueSet url, CodeSystem
+// system): a value "url|version" searches both.
+func (r *Registry) versioned(typ, code string) bool {
+	sp, ok := r.Param(typ, code)
+	if !ok || sp.Type != "uri" || sp.Expression != typ+".url" {
+		return false
+	}
+	v, ok := r.Param(typ, "version")
+	return ok && v.Type == "token"
+}
+
 // Restrict keeps, of the parameters of typ, only those named in codes and
 // the parameters common to every type: a host that writes resources of typ
 // itself (the audit trail) indexes them on fewer parameters, and the

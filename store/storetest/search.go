@@ -16,7 +16,7 @@ import (
 )
 
 // searchTypes are the resource types of the search data set.
-var searchTypes = []string{"CarePlan", "Observation", "Organization", "Patient", "Practitioner"}
+var searchTypes = []string{"CarePlan", "CodeSystem", "Observation", "Organization", "Patient", "Practitioner", "ValueSet"}
 
 // searchBase is the server base of the data set's absolute references.
 const searchBase = "https://fhir.example.nhs.uk/fhir"
@@ -771,6 +771,31 @@ func findEach(t *testing.T, f store.Finder, reg *search.Registry, cases []findCa
 			t.Errorf("%s = %s, want %s", tt.name, got, tt.want)
 		}
 	}
+}
+
+// testFindCanonicalVersions checks that a canonical url with "|version"
+// searches the url and the version.
+func testFindCanonicalVersions(t *testing.T, s store.Store) {
+	valueSet := func(id, version string) string {
+		return `{"resourceType":"ValueSet","id":"` + id + `","url":"http://example.org/fhir/ValueSet/vs1","version":"` + version + `","status":"active"}`
+	}
+	f, reg := smallFixture(t, s,
+		valueSet("v1", "1.0"), valueSet("v2", "2.0"),
+		`{"resourceType":"ValueSet","id":"other","url":"http://example.org/fhir/ValueSet/vs2","version":"1.0","status":"active"}`,
+		`{"resourceType":"CodeSystem","id":"cs","url":"http://example.org/fhir/CodeSystem/cs","version":"3","status":"active","content":"complete"}`,
+	)
+	const vs1 = "http://example.org/fhir/ValueSet/vs1"
+	findEach(t, f, reg, []findCase{
+		{"ValueSet", "url=" + vs1, "v1 v2"},
+		{"ValueSet", "url=" + vs1 + "|1.0", "v1"},
+		{"ValueSet", "url=" + vs1 + "|3.0", "-"},
+		{"ValueSet", "url=" + vs1 + "|2.0,http://example.org/fhir/ValueSet/vs2", "other v2"},
+		{"ValueSet", "url=" + vs1 + "|1.0,http://example.org/fhir/ValueSet/vs2|1.0", "other v1"},
+		{"ValueSet", "url=" + vs1 + "|1.0&status=active", "v1"},
+		{"ValueSet", "url:below=http://example.org/fhir/ValueSet/|1.0", "-"},
+		{"CodeSystem", "system=http://example.org/fhir/CodeSystem/cs|3", "cs"},
+		{"CodeSystem", "url=http://example.org/fhir/CodeSystem/cs|4", "-"},
+	})
 }
 
 // testFindCompositeSystems checks the three forms of a token in a

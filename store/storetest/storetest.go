@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"FindInclude", testFindInclude},
 		{"FindByIDAlone", testFindByIDAlone},
 		{"FindCompositeSystems", testFindCompositeSystems},
+		{"FindCanonicalVersions", testFindCanonicalVersions},
 		{"FindPaging", testFindPaging},
 		{"Reindex", testReindex},
 		{"FindPagingUnderWrites", func(t *testing.T, s store.Store) { testPagingUnderWrites(t, s, o.scale) }},
