@@ -410,6 +410,10 @@ func TestAuditTrail(t *testing.T) {
 				{"nobody", "GET", "/Patient/a", ""},
 				{"admin", "POST", "/AuditEvent", `{"resourceType":"AuditEvent"}`},
 				{"admin", "POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[]}`},
+				// Changing the trail needs a valid token like any request,
+				// and is refused to its holder, who is named.
+				{"nobody", "POST", "/AuditEvent", `{"resourceType":"AuditEvent"}`},
+				{"dr", "DELETE", "/AuditEvent/x", ""},
 			}
 			sent := map[string]int{}
 			for i, r := range requests {
@@ -447,6 +451,12 @@ func TestAuditTrail(t *testing.T) {
 			searchEv := byRequest["req-b"][0]
 			if refs := entityRefs(searchEv); !slices.Contains(refs, "Observation/ob/_history/1") || !slices.Contains(refs, "Patient/b") {
 				t.Errorf("search entities %v lack the Observation found and its patient", refs)
+			}
+			if sent["req-i"] != http.StatusUnauthorized || sent["req-j"] != http.StatusMethodNotAllowed {
+				t.Errorf("AuditEvent writes: %d without a token, %d with one; want 401 and 405", sent["req-i"], sent["req-j"])
+			}
+			if got := str(byRequest["req-j"][0], "agent", 0, "who", "reference"); got != "Practitioner/dr" {
+				t.Errorf("a refused AuditEvent delete is attributed to %q, want Practitioner/dr", got)
 			}
 			if str(byRequest["req-h"][0], "subtype", 0, "code") != "transaction" {
 				t.Errorf("transaction subtype: %v", get(byRequest["req-h"][0], "subtype"))

@@ -33,13 +33,8 @@ func (a *api) audited(c *gin.Context) {
 	if strings.HasPrefix(string(ev.Interaction), "search") {
 		ev.Query = c.Request.URL.RawQuery
 	}
-	if access.ReadOnly(ev.Type) && ev.Interaction.Action() != "R" && ev.Interaction != access.InteractionOperation {
-		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "%s resources are written by the server alone: the audit trail is read-only", ev.Type))
-		writeErrors(c)
-		c.Abort()
-	} else {
-		c.Next()
-	}
+	c.Set(ctxTrailWrite, access.ReadOnly(ev.Type) && ev.Interaction.Action() != "R" && ev.Interaction != access.InteractionOperation)
+	c.Next()
 	if a.cfg.Auditor == nil {
 		return
 	}
@@ -52,6 +47,24 @@ func (a *api) audited(c *gin.Context) {
 		ev.Interaction = i
 	}
 	a.cfg.Auditor.Add(ev)
+}
+
+// ctxTrailWrite marks a request that would create, update, patch or delete
+// an AuditEvent.
+const ctxTrailWrite = "carefhir.trailWrite"
+
+// refuseTrailWrites answers 405 to a request that would create, update,
+// patch or delete an AuditEvent, before its body is read. It runs after
+// authentication, so that an attempt to change the trail is answered 401
+// without a valid token, like any request, and is attributed to its agent
+// in the trail it would have changed.
+func refuseTrailWrites(c *gin.Context) {
+	if !c.GetBool(ctxTrailWrite) {
+		c.Next()
+		return
+	}
+	c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "AuditEvent resources are written by the server alone: the audit trail is read-only"))
+	c.Abort()
 }
 
 // interactionOf names the interaction a request under /fhir performs, and

@@ -142,7 +142,7 @@ func New(cfg Config) *gin.Engine {
 	// The deadline encloses the rendering of errors, which tells a
 	// stopped query from a failed one by the context.
 	r.Use(requestID, logRequests(cfg.Logger), withDeadline(cfg.Limits.Deadline), a.audited, recoverOutcome, renderErrors,
-		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), collectWarnings,
+		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), refuseTrailWrites, collectWarnings,
 		limitBody(cfg.MaxBodyBytes), decodeContent(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery, a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
