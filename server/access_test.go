@@ -305,7 +305,17 @@ func TestPatientContextConfines(t *testing.T) {
 			// Writes stay in the compartment.
 			app("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`).want(t, 403)
 			app("PUT", "/Observation/oa", `{"resourceType":"Observation","id":"oa","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`).want(t, 403)
-			app("PUT", "/Observation/ob", `{"resourceType":"Observation","id":"ob","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`).want(t, 404)
+			// Updating what the app cannot see is refused as reading it is,
+			// in the same words.
+			hidden := str(app("GET", "/Observation/ob", "").want(t, 404).json(t), "issue", 0, "diagnostics")
+			taken := app("PUT", "/Observation/ob", `{"resourceType":"Observation","id":"ob","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`).want(t, 404)
+			if got := str(taken.json(t), "issue", 0, "diagnostics"); got != hidden {
+				t.Errorf("update of a hidden id: %q, want %q as its read", got, hidden)
+			}
+			inBatch := app("POST", "", `{"resourceType":"Bundle","type":"batch","entry":[{"resource":{"resourceType":"Observation","id":"ob","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}},"request":{"method":"PUT","url":"Observation/ob"}}]}`).want(t, 200).json(t)
+			if got := str(inBatch, "entry", 0, "response", "outcome", "issue", 0, "diagnostics"); !strings.HasSuffix(got, ": "+hidden) {
+				t.Errorf("update of a hidden id in a batch: %q, want %q", got, hidden)
+			}
 			// Deleting what the app cannot see deletes nothing, as deleting
 			// an unknown resource does (checked below).
 			app("DELETE", "/Observation/ob", "").want(t, 204)

@@ -383,7 +383,9 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 		if err == nil && (st.cur == nil || st.cur.Deleted) {
 			return v, updateCreated, nil
 		}
-		return v, updateReplaced, err
+		// An id held by a resource outside the principal's reach cannot
+		// be created: it is answered as a read of that resource is.
+		return v, updateReplaced, notFound(err, typ, id)
 	}
 }
 
