@@ -2,10 +2,13 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -286,14 +289,9 @@ func TestPatientContextConfines(t *testing.T) {
 			wantIDs(t, "compartment of the other", app("GET", "/Patient/b/Observation", ""))
 			wantIDs(t, "compartment of the other, every type", app("GET", "/Patient/b/*", ""))
 			wantIDs(t, "compartment of the other, every type", app("GET", "/Patient/b/*?_type=Observation,Encounter", ""))
-			// The audit trail of the app's own requests is in patient a's
-			// compartment too, so it is left out of what follows.
-			hist := app("GET", "/_history", "").want(t, 200)
-			for _, id := range ids(t, hist) {
-				if !strings.HasPrefix(id, "AuditEvent/") && strings.HasSuffix(id, "b") || id == "Practitioner/dr" {
-					t.Errorf("system history leaks %s", id)
-				}
-			}
+			// A history of the system holds types outside the compartment
+			// (see TestHistoryReach).
+			app("GET", "/_history", "").want(t, 403)
 			for _, id := range ids(t, app("GET", "/Observation/_history", "").want(t, 200)) {
 				if id != "Observation/oa" {
 					t.Errorf("type history leaks %s", id)
@@ -377,6 +375,9 @@ func TestCareTeamPolicy(t *testing.T) {
 			p1("GET", "/Patient/b", "").want(t, 404)
 			wantIDs(t, "in the team", p1("GET", "/Observation", ""), "Observation/oa")
 			wantIDs(t, "Patients", p1("GET", "/Patient", ""), "Patient/a")
+			if total := get(p1("GET", "/Observation/_history?_summary=count", "").want(t, 200).json(t), "total"); total != 1.0 {
+				t.Errorf("Observation history of the team's patient counts %v versions, want 1", total)
+			}
 			p1("GET", "/Practitioner/dr", "").want(t, 200) // not a patient's record
 			p1("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`).want(t, 403)
 			p1("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`).want(t, 201)
@@ -542,4 +543,129 @@ func entityRefs(ev map[string]any) []string {
 		}
 	}
 	return out
+}
+
+// historyPage is one page of a history Bundle: its total (-1 when it has
+// none), the Type/id of its entries and its next link.
+func historyPage(t *testing.T, r *response) (total int, entries []string, next string) {
+	t.Helper()
+	b := r.want(t, http.StatusOK).json(t)
+	total = -1
+	if n, ok := get(b, "total").(float64); ok {
+		total = int(n)
+	}
+	entryList, _ := get(b, "entry").([]any)
+	for _, e := range entryList {
+		parts := strings.Split(str(e, "fullUrl"), "/")
+		entries = append(entries, strings.Join(parts[len(parts)-2:], "/"))
+	}
+	for _, l := range get(b, "link").([]any) {
+		if str(l, "relation") == "next" {
+			next = str(l, "url")
+		}
+	}
+	return total, entries, next
+}
+
+func TestHistoryReach(t *testing.T) {
+	who := principals{
+		"app":  {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"obs":  {Subject: "obs", FHIRUser: "Practitioner/dr", Scopes: mustScopes(t, "user/Observation.rs")},
+		"user": {Subject: "user", FHIRUser: "Practitioner/dr", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			for _, status := range []string{"amended", "corrected"} {
+				for _, p := range []string{"a", "b"} {
+					c.put("/Observation/o"+p, `{"resourceType":"Observation","id":"o`+p+`","status":"`+status+`","code":{"text":"x"},"subject":{"reference":"Patient/`+p+`"}}`)
+				}
+			}
+
+			// A total counts only what the token may read.
+			for path, want := range map[string]int{
+				"/Observation/_history?_summary=count": 3,
+				"/Observation/_history?_count=0":       3,
+				"/Patient/_history?_summary=count":     1,
+				"/Observation/oa/_history?_count=0":    3,
+			} {
+				if total, entries, next := historyPage(t, c.by("app", "GET", path, "")); total != want || entries != nil || next != "" {
+					t.Errorf("%s: total %d, entries %v, next %q; want total %d alone", path, total, entries, next, want)
+				}
+			}
+			if total, _, _ := historyPage(t, c.by("user", "GET", "/Observation/_history?_summary=count", "")); total != 6 {
+				t.Errorf("a token reading every Observation counts %d versions, want 6", total)
+			}
+
+			// pages follows the next links of a history from path, checking
+			// that none names a version, and returns the entries and the
+			// totals of each page.
+			pages := func(path string) (entries [][]string, totals []int) {
+				t.Helper()
+				for next := path; next != ""; {
+					if len(entries) > 10 {
+						t.Fatal("the history does not end")
+					}
+					total, page, link := historyPage(t, c.by("app", "GET", next, ""))
+					entries, totals, next = append(entries, page), append(totals, total), link
+					if next == "" {
+						break
+					}
+					u, err := url.Parse(next)
+					if err != nil {
+						t.Fatal(err)
+					}
+					raw, _ := base64.RawURLEncoding.DecodeString(u.Query().Get("_cursor"))
+					if strings.Contains(string(raw), `"ob"`) || strings.Contains(string(raw), `"i":`) {
+						t.Errorf("the next link of %s reveals a version: %s", path, raw)
+					}
+				}
+				return entries, totals
+			}
+			// Each page is full but the last, whatever was left out.
+			entries, totals := pages("/Observation/_history?_count=1")
+			if fmt.Sprint(entries) != "[[Observation/oa] [Observation/oa] [Observation/oa]]" || fmt.Sprint(totals) != "[3 -1 -1]" {
+				t.Errorf("paged history: %v, totals %v; want oa three times, counted on the first page", entries, totals)
+			}
+			// An engine's cursor is no cursor of a filtered history.
+			_, _, adminNext := historyPage(t, c.by("admin", "GET", "/Observation/_history?_count=1", ""))
+			c.by("app", "GET", adminNext, "").want(t, http.StatusBadRequest)
+
+			// Past 500 versions in a row left out, a page comes back empty,
+			// and a count is not known.
+			var tx strings.Builder
+			tx.WriteString(`{"resourceType":"Bundle","type":"transaction","entry":[`)
+			for i := range 500 {
+				if i > 0 {
+					tx.WriteString(",")
+				}
+				tx.WriteString(`{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}},"request":{"method":"POST","url":"Observation"}}`)
+			}
+			tx.WriteString("]}")
+			c.by("admin", "POST", "", tx.String()).want(t, http.StatusOK)
+			entries, totals = pages("/Observation/_history?_count=2")
+			if fmt.Sprint(entries) != "[[] [Observation/oa Observation/oa] [Observation/oa]]" || fmt.Sprint(totals) != "[-1 -1 -1]" {
+				t.Errorf("paged history past 500 left out: %v, totals %v", entries, totals)
+			}
+			if total, entries, next := historyPage(t, c.by("app", "GET", "/Observation/_history?_summary=count", "")); total != -1 || entries != nil || next != "" {
+				t.Errorf("count of a history past 500 left out: total %d, entries %v, next %q; want a Bundle with neither", total, entries, next)
+			}
+
+			// A history of the system holds every type, as a search of the
+			// system without _type searches every type: a token that may
+			// not read them all is refused either.
+			for _, who := range []string{"app", "obs"} {
+				for _, path := range []string{"/_history", "/_history?_summary=count", ""} {
+					c.by(who, "GET", path, "").want(t, http.StatusForbidden)
+				}
+			}
+			all, _, _ := historyPage(t, c.by("admin", "GET", "/_history?_summary=count", ""))
+			// A token reading every type counts every version, the audit
+			// trail of the requests since included.
+			if total, _, _ := historyPage(t, c.by("user", "GET", "/_history?_summary=count", "")); all < 0 || total < all {
+				t.Errorf("system history total %d for a token reading every type, want at least %d", total, all)
+			}
+		})
+	}
 }

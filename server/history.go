@@ -189,8 +189,12 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		ID:           newID(),
 		Meta:         bundleMeta{LastUpdated: formatInstant(time.Now())},
 		Type:         "history",
-		Total:        &page.Total,
 		Link:         []bundleLink{{Relation: "self", URL: a.requestURL(c, params)}},
+	}
+	// A token that may not read every version the history holds may get
+	// no total (see access.Store.History): Bundle.total is optional.
+	if page.Total >= 0 {
+		b.Total = &page.Total
 	}
 	if countOnly {
 		page.Next, page.Versions = "", nil

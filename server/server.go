@@ -123,6 +123,7 @@ func New(cfg Config) *gin.Engine {
 		Search:      registry,
 		Restriction: scopeRestriction(registry),
 		Index:       index.IndexJSON,
+		Types:       servedTypes,
 	})
 	a := &api{
 		guard:   guarded,

@@ -100,7 +100,10 @@ type HistoryQuery struct {
 type HistoryPage struct {
 	Versions []*Version
 	Next     string // cursor of the next page; "" when this is the last
-	Total    int    // number of versions matching the query over all pages
+	// Total is the number of versions matching the query over all pages.
+	// An engine always counts it; the access layer makes it -1 (not
+	// known) rather than count versions its principal may not read.
+	Total int
 }
 
 // Reader is the read side of a store.

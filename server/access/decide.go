@@ -118,6 +118,9 @@ type Rules struct {
 	// Index extracts the search values of a version, to decide about
 	// versions the store is not asked to search: history, writes.
 	Index func(typ string, body []byte) (store.Index, error)
+	// Types are the resource types served: those a history of the
+	// system holds.
+	Types []string
 }
 
 // odsSystem is the identifier system of ODS organisation codes.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"carefhir/store"
 )
@@ -17,6 +18,7 @@ import (
 type Store struct {
 	next  store.Store
 	rules Rules
+	seal  *cursorSeal
 }
 
 // NewStore returns next behind the access decisions made by rules.
@@ -24,7 +26,7 @@ func NewStore(next store.Store, rules Rules) *Store {
 	if rules.Policy == "" {
 		rules.Policy = ScopesPolicy
 	}
-	return &Store{next: next, rules: rules}
+	return &Store{next: next, rules: rules, seal: newCursorSeal()}
 }
 
 // Unwrap returns the store without access decisions, for the server's
@@ -190,43 +192,110 @@ func (s *Store) vread(ctx context.Context, r store.Reader, typ, id string, versi
 	return v, nil
 }
 
-// History implements store.Reader. A principal who may not read every
-// resource of a type gets the versions they may: versions outside their
-// reach are left out of each page, and the total counts what is left of a
-// single page.
+// History implements store.Reader. A history of the system needs the
+// read permission on every type served (Rules.Types), as a search of the
+// system without _type needs the search permission on each.
+//
+// A principal who may not read every version the history selects gets
+// the versions they may, read historyScan versions at a time at least:
+// a page is short of q.Count, or empty, with a next cursor only when that
+// many versions in a row were left out, so the pages do not count what
+// was. The total is the number of versions kept when the whole history
+// was read, and otherwise not known (store.HistoryPage.Total -1): the
+// engine's counts what the principal may not read, and counting what they
+// may would mean reading every version. The cursors are sealed (see
+// cursorSeal), since the engine's name the version they follow.
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
 	return s.history(ctx, s.next, q)
 }
+
+// historyScan is the fewest versions a page of a history read by a
+// principal who may not read them all reads.
+const historyScan = 500
 
 func (s *Store) history(ctx context.Context, r store.Reader, q store.HistoryQuery) (*store.HistoryPage, error) {
 	req, err := s.request(ctx)
 	if err != nil {
 		return nil, err
 	}
+	types := s.rules.Types
 	if q.Type != "" {
-		if _, err := req.grant(q.Type, Read); err != nil {
+		types = []string{q.Type}
+	}
+	// all: every version the history selects is within reach.
+	all := len(types) > 0
+	for _, t := range types {
+		g, err := req.grant(t, Read)
+		if err != nil {
+			if q.Type == "" {
+				return nil, forbidden("a history of the system holds every type: the access token's scopes do not allow read on %s", t)
+			}
 			return nil, err
 		}
+		all = all && g.all
 	}
-	page, err := r.History(ctx, q)
+	if all {
+		page, err := r.History(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		req.record.touch(page.Versions...)
+		return page, nil
+	}
+	page, err := s.filteredHistory(ctx, req, r, q)
 	if err != nil {
 		return nil, err
 	}
-	if req.p.unrestricted() {
-		req.record.touch(page.Versions...)
-		return page, nil
+	req.record.touch(page.Versions...)
+	return page, nil
+}
+
+// filteredHistory returns a page of up to q.Count versions of the history
+// q selects that req's principal may read, and its sealed cursor.
+func (s *Store) filteredHistory(ctx context.Context, req *request, r store.Reader, q store.HistoryQuery) (*store.HistoryPage, error) {
+	level := historyLevel(q)
+	scan := q
+	if q.Cursor != "" {
+		var err error
+		if scan.Cursor, err = s.seal.open(q.Cursor, level); err != nil {
+			return nil, err
+		}
+	}
+	scan.Count = max(q.Count, historyScan)
+	page, err := r.History(ctx, scan)
+	if err != nil {
+		return nil, err
 	}
 	kept, err := s.reachable(ctx, req, r, page.Versions)
 	if err != nil {
 		return nil, err
 	}
-	if len(kept) < len(page.Versions) && page.Next == "" && q.Cursor == "" {
-		page.Total = len(kept)
+	out := &store.HistoryPage{Versions: kept, Next: page.Next, Total: -1}
+	if q.Cursor == "" && page.Next == "" {
+		out.Total = len(kept)
 	}
-	page.Versions = kept
-	req.record.touch(kept...)
-	return page, nil
+	if len(kept) > q.Count {
+		// The page ends at the last version kept: read up to it again
+		// for the engine's cursor there. Versions written in between
+		// (on a first page) move that cursor to a newer version, so the
+		// next page may repeat versions, never skip one.
+		out.Versions = kept[:q.Count]
+		scan.Count = slices.Index(page.Versions, kept[q.Count-1]) + 1
+		cut, err := r.History(ctx, scan)
+		if err != nil {
+			return nil, err
+		}
+		out.Next = cut.Next
+	}
+	if out.Next != "" {
+		out.Next = s.seal.close(out.Next, level)
+	}
+	return out, nil
 }
+
+// historyLevel names what q is a history of, which a sealed cursor is
+// bound to.
+func historyLevel(q store.HistoryQuery) string { return q.Type + "/" + q.ID }
 
 // Search implements store.Reader.
 func (s *Store) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
