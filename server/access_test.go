@@ -669,3 +669,109 @@ func TestHistoryReach(t *testing.T) {
 		})
 	}
 }
+
+// A request about several patients is audited by one AuditEvent per
+// patient (IHE BALP PatientQuery), each naming that patient and only what
+// belongs to them, so that a patient shown the events about them sees no
+// one else's.
+func TestAuditEventPerPatient(t *testing.T) {
+	who := principals{
+		"app":     {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"auditor": {Subject: "aud", Scopes: mustScopes(t, "system/AuditEvent.rs")},
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			c.put("/Patient/c", `{"resourceType":"Patient","id":"c"}`)
+			c.put("/Observation/oc", `{"resourceType":"Observation","id":"oc","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/c"}}`)
+			c.put("/Appointment/ab", `{"resourceType":"Appointment","id":"ab","status":"booked","participant":[
+				{"actor":{"reference":"Patient/a"},"status":"accepted"},{"actor":{"reference":"Patient/b"},"status":"accepted"}]}`)
+			sent := map[string]int{
+				"obs":      c.by("admin", "GET", "/Observation?_count=50", "", "X-Request-Id", "obs").want(t, 200).status,
+				"included": c.by("admin", "GET", "/Observation?_include=Observation:performer", "", "X-Request-Id", "included").want(t, 200).status,
+				"appt":     c.by("admin", "GET", "/Appointment", "", "X-Request-Id", "appt").want(t, 200).status,
+				"read":     c.by("admin", "GET", "/Observation/ob", "", "X-Request-Id", "read").want(t, 200).status,
+			}
+			byRequest := c.auditEventsByRequest(t, sent)
+			// about names, per event, the patient it is about and the other
+			// entities it names, without versions.
+			about := func(evs []map[string]any) map[string][]string {
+				out := map[string][]string{}
+				for _, ev := range evs {
+					patient, others := "", []string{}
+					for _, en := range get(ev, "entity").([]any) {
+						ref, _, _ := strings.Cut(str(en, "what", "reference"), "/_history/")
+						switch {
+						case ref == "":
+						case str(en, "role", "code") == "1":
+							if patient != "" {
+								t.Errorf("an AuditEvent names two patients, %s and %s", patient, ref)
+							}
+							patient = ref
+						default:
+							others = append(others, ref)
+						}
+					}
+					if _, dup := out[patient]; dup {
+						t.Errorf("two AuditEvents about %q", patient)
+					}
+					sort.Strings(others)
+					out[patient] = others
+					if str(ev, "subtype", 0, "code") == "" || str(ev, "agent", 0, "who", "identifier", "value") != "admin" {
+						t.Errorf("an event of the request lacks its subtype or agent: %v", ev)
+					}
+				}
+				return out
+			}
+			for id, want := range map[string]map[string][]string{
+				"obs": {"Patient/a": {"Observation/oa"}, "Patient/b": {"Observation/ob"}, "Patient/c": {"Observation/oc"}},
+				"included": {"Patient/a": {"Observation/oa"}, "Patient/b": {"Observation/ob"}, "Patient/c": {"Observation/oc"},
+					"": {"Practitioner/dr"}},
+				"appt": {"Patient/a": {"Appointment/ab"}, "Patient/b": {"Appointment/ab"}},
+				"read": {"Patient/b": {"Observation/ob"}},
+			} {
+				got := about(byRequest[id])
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("request %s: AuditEvents about %v, want %v", id, got, want)
+				}
+			}
+			for _, ev := range byRequest["obs"] {
+				if en := get(ev, "entity", 1); str(en, "role", "code") != "24" || str(en, "query") == "" {
+					t.Errorf("an event of the search lacks its query entity: %v", get(ev, "entity"))
+				}
+			}
+
+			// Patient a's app reads the events about a, and nothing of b or c.
+			trail := c.by("app", "GET", "/AuditEvent?_count=500", "", "X-Request-Id", "trail-a").want(t, 200)
+			if n := len(ids(t, trail)); n == 0 {
+				t.Errorf("the patient's app found no AuditEvents")
+			}
+			for _, leak := range []string{"Patient/b", "Patient/c", "Observation/ob", "Observation/oc"} {
+				if strings.Contains(string(trail.body), `"`+leak) {
+					t.Errorf("patient a's app reads AuditEvents naming %s", leak)
+				}
+			}
+
+			// AuditEvent?patient=b finds exactly the events that name b
+			// (before it: its own event names b too).
+			c.auditEventsByRequest(t, map[string]int{"trail-a": 200})
+			found := c.by("auditor", "GET", "/AuditEvent?patient=Patient/b&_count=500", "", "X-Request-Id", "trail-b").want(t, 200)
+			var want []string
+			for id, evs := range c.auditEventsByRequest(t, map[string]int{"trail-b": 200}) {
+				for _, ev := range evs {
+					if id == "trail-b" {
+						continue
+					}
+					if slices.ContainsFunc(entityRefs(ev), func(r string) bool { return r == "Patient/b" || strings.HasPrefix(r, "Patient/b/") }) {
+						want = append(want, "AuditEvent/"+str(ev, "id"))
+					}
+				}
+			}
+			sort.Strings(want)
+			if got := ids(t, found); !slices.Equal(got, want) || len(got) < 3 {
+				t.Errorf("AuditEvent?patient=Patient/b: %v, want %v", got, want)
+			}
+		})
+	}
+}

@@ -106,7 +106,7 @@ func benchCare(ctx context.Context, cfg *benchCareConfig, stdout, stderr io.Writ
 	// AuditEvents to the auditor after the response: before it closes.
 	defer srv.Shutdown(context.WithoutCancel(ctx))
 	c := &benchClient{base: base, client: &http.Client{Timeout: 5 * time.Minute},
-		audited: func() int64 { return auditor.Written() + auditor.Dropped() }, flush: auditor.Flush}
+		audited: auditor.Handled, flush: auditor.Flush}
 
 	if err := c.giveCaseload(ctx, cfg.Caseload, max(1, patients/cfg.Caseload)); err != nil {
 		return fmt.Errorf("bench care: %w", err)

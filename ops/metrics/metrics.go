@@ -76,11 +76,12 @@ func (r *Registry) queue(gauge, gaugeHelp, counter, counterHelp string, depth fu
 }
 
 // AuditBuffer registers the audit trail's metrics: carefhir_audit_buffer_depth,
-// read from depth at every scrape, and carefhir_audit_events_dropped_total,
-// the returned counter, which the trail increments for every event it could
-// not record. Call it once, when the audit trail starts.
+// the requests whose AuditEvents wait to be written, read from depth at
+// every scrape, and carefhir_audit_events_dropped_total, the returned
+// counter, which the trail increments for every AuditEvent it could not
+// record. Call it once, when the audit trail starts.
 func (r *Registry) AuditBuffer(depth func() int) (dropped Counter) {
-	return r.queue("audit_buffer_depth", "AuditEvents waiting to be written.",
+	return r.queue("audit_buffer_depth", "Requests whose AuditEvents wait to be written.",
 		"audit_events_dropped_total", "AuditEvents that could not be written and were dropped.", depth)
 }
 

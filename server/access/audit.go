@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -68,8 +67,9 @@ type AuditConfig struct {
 	OnDrop func()
 }
 
-// Auditor writes the audit trail: one AuditEvent per request, batched so
-// that auditing never holds a response back for long.
+// Auditor writes the audit trail: one AuditEvent per request, or per
+// patient of a request about several (see parts), batched so that auditing
+// never holds a response back for long.
 type Auditor struct {
 	cfg   AuditConfig
 	store store.Store
@@ -79,6 +79,7 @@ type Auditor struct {
 	closing sync.Once
 	dropped atomic.Int64
 	written atomic.Int64
+	handled atomic.Int64
 }
 
 // NewAuditor starts writing events to st, the store without access
@@ -107,7 +108,7 @@ func NewAuditor(st store.Store, cfg AuditConfig) *Auditor {
 	return a
 }
 
-// Add queues e to be written.
+// Add queues e, a request, to be written.
 func (a *Auditor) Add(e *Event) {
 	select {
 	case a.events <- e:
@@ -119,23 +120,36 @@ func (a *Auditor) Add(e *Event) {
 	select {
 	case a.events <- e:
 	case <-t.C:
-		a.dropped.Add(1)
-		a.cfg.OnDrop()
+		a.drop(len(parts(e)))
+		a.handled.Add(1)
 		a.cfg.Log.Error("audit buffer full: event dropped", "request_id", e.RequestID, "interaction", string(e.Interaction))
 	}
 }
 
-// Depth is how many events wait to be written.
+// drop counts n AuditEvents that will not be written.
+func (a *Auditor) drop(n int) {
+	a.dropped.Add(int64(n))
+	for range n {
+		a.cfg.OnDrop()
+	}
+}
+
+// Depth is how many requests wait to have their AuditEvents written.
 func (a *Auditor) Depth() int { return len(a.events) }
 
-// Capacity is how many events the buffer holds.
+// Capacity is how many requests the buffer holds.
 func (a *Auditor) Capacity() int { return cap(a.events) }
 
-// Dropped is how many events were dropped because the buffer stayed full.
+// Dropped is how many AuditEvents were dropped, because the buffer stayed
+// full or the store refused them.
 func (a *Auditor) Dropped() int64 { return a.dropped.Load() }
 
-// Written is how many events have been written.
+// Written is how many AuditEvents have been written.
 func (a *Auditor) Written() int64 { return a.written.Load() }
+
+// Handled is how many requests have had all their AuditEvents written or
+// dropped.
+func (a *Auditor) Handled() int64 { return a.handled.Load() }
 
 // Close writes every queued event and stops. Events added after Close
 // are dropped; the server stops serving before it closes its auditor.
@@ -151,56 +165,52 @@ func (a *Auditor) Flush() {
 	<-marker.flushed
 }
 
+// run encodes each request's AuditEvents as it arrives and commits them
+// in batches of at least cfg.Batch AuditEvents, or every cfg.Flush. The
+// AuditEvents of one request are committed together.
 func (a *Auditor) run() {
 	defer close(a.done)
 	tick := time.NewTicker(a.cfg.Flush)
 	defer tick.Stop()
-	var batch []*Event
+	var batch []*store.Write
+	requests := 0
+	commit := func() {
+		a.write(batch)
+		a.handled.Add(int64(requests))
+		batch, requests = batch[:0], 0
+	}
 	for {
 		select {
 		case e, ok := <-a.events:
 			if !ok {
-				a.write(batch)
+				commit()
 				return
 			}
 			if e.flushed != nil {
-				a.write(batch)
-				batch = batch[:0]
+				commit()
 				close(e.flushed)
 				continue
 			}
-			batch = append(batch, e)
+			batch = append(batch, a.encode(e)...)
+			requests++
 			if len(batch) < a.cfg.Batch {
 				continue
 			}
 		case <-tick.C:
 		}
-		a.write(batch)
-		batch = batch[:0]
+		commit()
 	}
 }
 
-// write commits batch as AuditEvents in one unit of work; a batch that
-// fails is written one event at a time, so one bad event loses only
-// itself.
-func (a *Auditor) write(batch []*Event) {
+// write commits batch in one unit of work; a batch that fails is written
+// one AuditEvent at a time, so one bad event loses only itself.
+func (a *Auditor) write(batch []*store.Write) {
 	if len(batch) == 0 {
 		return
 	}
 	ctx := context.Background()
-	writes := make([]*store.Write, 0, len(batch))
-	for _, e := range batch {
-		w, err := a.encode(e)
-		if err != nil {
-			a.dropped.Add(1)
-			a.cfg.OnDrop()
-			a.cfg.Log.Error("audit event not encodable", "request_id", e.RequestID, "error", err)
-			continue
-		}
-		writes = append(writes, w)
-	}
 	err := a.store.Transact(ctx, func(tx store.Tx) error {
-		for _, w := range writes {
+		for _, w := range batch {
 			if err := tx.Put(ctx, w); err != nil {
 				return err
 			}
@@ -208,14 +218,13 @@ func (a *Auditor) write(batch []*Event) {
 		return nil
 	})
 	if err == nil {
-		a.written.Add(int64(len(writes)))
+		a.written.Add(int64(len(batch)))
 		return
 	}
-	a.cfg.Log.Error("audit batch not written; writing its events one by one", "events", len(writes), "error", err)
-	for _, w := range writes {
+	a.cfg.Log.Error("audit batch not written; writing its events one by one", "events", len(batch), "error", err)
+	for _, w := range batch {
 		if err := a.store.Put(ctx, w); err != nil {
-			a.dropped.Add(1)
-			a.cfg.OnDrop()
+			a.drop(1)
 			a.cfg.Log.Error("audit event not written", "id", w.ID, "error", err)
 			continue
 		}
@@ -223,19 +232,26 @@ func (a *Auditor) write(batch []*Event) {
 	}
 }
 
-func (a *Auditor) encode(e *Event) (*store.Write, error) {
-	id := newEventID()
+// encode returns the AuditEvents of e, one per part; one it cannot encode
+// is logged and dropped.
+func (a *Auditor) encode(e *Event) []*store.Write {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	ev := auditEvent(e, id, now, a.cfg.Source)
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encode AuditEvent: %w", err)
+	var out []*store.Write
+	for _, pt := range parts(e) {
+		ev := auditEvent(e, pt, newEventID(), now, a.cfg.Source)
+		body, err := json.Marshal(ev)
+		if err != nil {
+			a.drop(1)
+			a.cfg.Log.Error("audit event not encodable", "request_id", e.RequestID, "error", err)
+			continue
+		}
+		out = append(out, &store.Write{Type: "AuditEvent", ID: ev.ID, LastUpdated: now, JSON: body, Index: ev.index()})
 	}
-	return &store.Write{Type: "AuditEvent", ID: id, LastUpdated: now, JSON: body, Index: ev.index()}, nil
+	return out
 }
 
 // AuditSearchParams are the R4 AuditEvent search parameters the trail is
-// indexed on, and so searchable by: one AuditEvent is written for every
+// indexed on, and so searchable by: AuditEvents are written for every
 // request, and each search value is a row its write adds. The server's
 // search definitions keep only these for AuditEvent (search.Registry
 // Restrict), so a search by another answers that it is not supported
@@ -382,7 +398,8 @@ type (
 
 const instantLayout = "2006-01-02T15:04:05.000Z07:00"
 
-func auditEvent(e *Event, id string, now time.Time, sourceName string) auditEventJSON {
+// auditEvent is the AuditEvent of pt, one part of e.
+func auditEvent(e *Event, pt part, id string, now time.Time, sourceName string) auditEventJSON {
 	ev := auditEventJSON{
 		ResourceType: "AuditEvent",
 		ID:           id,
@@ -416,48 +433,86 @@ func auditEvent(e *Event, id string, now time.Time, sourceName string) auditEven
 			Query: base64.StdEncoding.EncodeToString([]byte(e.Query)),
 		})
 	}
-	patients := map[string]bool{}
-	var touched []Entity
-	if e.Record != nil {
-		touched = e.Record.Entities()
-	}
-	for _, t := range touched {
-		if t.Type == "Patient" {
-			patients[t.ID] = true
-			continue
-		}
+	for _, t := range pt.entities {
 		ev.Entity = append(ev.Entity, entity{
 			What: reference{Reference: t.Reference()},
 			Type: &coding{System: entityType, Code: "2", Display: "System Object"},
 			Role: &coding{System: objectRole, Code: "4", Display: "Domain Resource"},
 		})
 	}
-	for _, t := range touched {
-		for _, p := range t.Patients {
-			patients[p] = true
-		}
-	}
-	if e.Type == "Patient" && e.ID != "" && e.Status < 400 {
-		patients[e.ID] = true
-	}
-	for _, t := range touched {
-		if t.Type == "Patient" && patients[t.ID] {
-			ev.Entity = append(ev.Entity, patientEntity(t.Reference()))
-			delete(patients, t.ID)
-		}
-	}
-	for _, t := range touched {
-		for _, p := range t.Patients {
-			if patients[p] {
-				ev.Entity = append(ev.Entity, patientEntity("Patient/"+p))
-				delete(patients, p)
-			}
-		}
-	}
-	if patients[e.ID] {
-		ev.Entity = append(ev.Entity, patientEntity("Patient/"+e.ID))
+	if pt.patient != "" {
+		ev.Entity = append(ev.Entity, patientEntity(pt.patient))
 	}
 	return ev
+}
+
+// part is what one AuditEvent of a request names: the resources it
+// touched of one patient, or of none.
+type part struct {
+	// patient is the reference of the patient, at the version the request
+	// touched when it touched the Patient; "" for what belongs to no one.
+	patient  string
+	entities []Entity // the resources other than that Patient
+}
+
+// parts splits what a request touched by patient, as IHE BALP records a
+// query whose results are about several patients: one AuditEvent per
+// patient, naming that patient and only the resources that belong to them,
+// so that a patient shown the events about them sees no one else's; and
+// one for the resources that belong to no patient, if any. A request about
+// one patient or none is one AuditEvent. A resource of two patients (an
+// Appointment of both) is named in the events of both.
+func parts(e *Event) []part {
+	var touched []Entity
+	if e.Record != nil {
+		touched = e.Record.Entities()
+	}
+	var patients []string
+	refs := map[string]string{} // by patient id
+	mine := map[string][]Entity{}
+	var nobody []Entity
+	for _, t := range touched {
+		for _, p := range t.Patients {
+			if _, ok := refs[p]; !ok {
+				refs[p] = "Patient/" + p
+				patients = append(patients, p)
+			}
+			if t.Type == "Patient" && t.ID == p {
+				if refs[p] == "Patient/"+p {
+					refs[p] = t.Reference()
+				}
+				continue
+			}
+			mine[p] = append(mine[p], t)
+		}
+		if len(t.Patients) == 0 {
+			nobody = append(nobody, t)
+		}
+	}
+	if _, ok := refs[e.ID]; !ok && e.Type == "Patient" && e.ID != "" && e.Status < 400 {
+		refs[e.ID] = "Patient/" + e.ID
+		patients = append(patients, e.ID)
+	}
+	if len(patients) <= 1 {
+		pt := part{}
+		for _, t := range touched {
+			if t.Type != "Patient" {
+				pt.entities = append(pt.entities, t)
+			}
+		}
+		if len(patients) == 1 {
+			pt.patient = refs[patients[0]]
+		}
+		return []part{pt}
+	}
+	out := make([]part, 0, len(patients)+1)
+	for _, p := range patients {
+		out = append(out, part{patient: refs[p], entities: mine[p]})
+	}
+	if len(nobody) > 0 {
+		out = append(out, part{entities: nobody})
+	}
+	return out
 }
 
 func patientEntity(ref string) entity {

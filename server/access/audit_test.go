@@ -1,7 +1,9 @@
 package access
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,27 +38,24 @@ func TestAuditIndexAsDefined(t *testing.T) {
 		{Interaction: InteractionCreate, Type: "Patient", RequestID: "r4", Status: 201, Recorded: now, Record: &Record{}, Principal: OpenPrincipal("::1")},
 	}
 	for _, e := range events {
-		ev := auditEvent(e, "id", now, "carefhir")
 		a := &Auditor{cfg: AuditConfig{Source: "carefhir"}}
-		w, err := a.encode(e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := indexer.IndexJSON("AuditEvent", w.JSON)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := ev.index()
-		for _, pair := range [][2]any{{got.Tokens, want.Tokens}, {got.Strings, want.Strings}, {got.References, want.References}} {
-			if !sameSet(pair[0], pair[1]) {
-				t.Errorf("%s: index %v, the definitions extract %v", e.RequestID, pair[0], pair[1])
+		for _, w := range a.encode(e) {
+			want, err := indexer.IndexJSON("AuditEvent", w.JSON)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if len(got.Dates) != 1 || len(want.Dates) != 1 || !got.Dates[0].Low.Equal(want.Dates[0].Low) || !got.Dates[0].High.Equal(want.Dates[0].High) {
-			t.Errorf("%s: dates %v, the definitions extract %v", e.RequestID, got.Dates, want.Dates)
-		}
-		if len(want.Numbers)+len(want.Quantities)+len(want.URIs)+len(want.Composites) > 0 {
-			t.Errorf("%s: the definitions extract values of kinds the trail does not index: %+v", e.RequestID, want)
+			got := w.Index
+			for _, pair := range [][2]any{{got.Tokens, want.Tokens}, {got.Strings, want.Strings}, {got.References, want.References}} {
+				if !sameSet(pair[0], pair[1]) {
+					t.Errorf("%s: index %v, the definitions extract %v", e.RequestID, pair[0], pair[1])
+				}
+			}
+			if len(got.Dates) != 1 || len(want.Dates) != 1 || !got.Dates[0].Low.Equal(want.Dates[0].Low) || !got.Dates[0].High.Equal(want.Dates[0].High) {
+				t.Errorf("%s: dates %v, the definitions extract %v", e.RequestID, got.Dates, want.Dates)
+			}
+			if len(want.Numbers)+len(want.Quantities)+len(want.URIs)+len(want.Composites) > 0 {
+				t.Errorf("%s: the definitions extract values of kinds the trail does not index: %+v", e.RequestID, want)
+			}
 		}
 	}
 }
@@ -97,5 +96,32 @@ func TestEventIDsAreTimeOrdered(t *testing.T) {
 	}
 	if !slices.IsSorted(ids) {
 		t.Errorf("event ids out of order: %v", ids)
+	}
+}
+
+// maxEntities bounds the AuditEvents of a request, one per patient, as it
+// bounds the entities they name: a Group of thousands of members is
+// audited by the members it names first.
+func TestAuditEventsBounded(t *testing.T) {
+	var body strings.Builder
+	body.WriteString(`{"resourceType":"Group","member":[`)
+	for i := range 3 * maxEntities {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		fmt.Fprintf(&body, `{"entity":{"reference":"Patient/p%d"}}`, i)
+	}
+	body.WriteString(`]}`)
+	rec := &Record{}
+	rec.touch(&store.Version{Type: "Group", ID: "g", VersionID: 1, JSON: []byte(body.String())})
+	rec.touch(&store.Version{Type: "Observation", ID: "o", VersionID: 1, JSON: []byte(`{"subject":{"reference":"Patient/late"}}`)})
+	got := parts(&Event{Interaction: InteractionRead, Type: "Group", ID: "g", Status: 200, Record: rec})
+	if len(got) != maxEntities {
+		t.Errorf("%d AuditEvents for a Group of %d members, want %d", len(got), 3*maxEntities, maxEntities)
+	}
+	for _, pt := range got {
+		if len(pt.entities) != 1 || pt.entities[0].ID != "g" {
+			t.Fatalf("the event about %s names %v, want the Group alone", pt.patient, pt.entities)
+		}
 	}
 }

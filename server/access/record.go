@@ -15,6 +15,7 @@ type Record struct {
 	mu          sync.Mutex
 	entities    []Entity
 	seen        map[string]bool
+	links       int // the patients of the entities, counted once per entity
 	interaction Interaction
 }
 
@@ -36,9 +37,11 @@ func (e Entity) Reference() string {
 	return ref
 }
 
-// maxEntities bounds the entities one AuditEvent names: a page of search
-// results, with its includes, is far below it; a bulk read beyond it is
-// audited by what it names first.
+// maxEntities bounds the entities a request's AuditEvents name, and the
+// patients those entities belong to, counted once per entity; so it bounds
+// the AuditEvents of a request too, one per patient. A page of search
+// results, with its includes, is far below it; a bulk read beyond it (or a
+// Group of thousands of members) is audited by what it names first.
 const maxEntities = 2000
 
 func (r *Record) touch(vs ...*store.Version) {
@@ -48,12 +51,12 @@ func (r *Record) touch(vs ...*store.Version) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, v := range vs {
-		if len(r.entities) >= maxEntities {
+		if r.full() {
 			// Full: the rest would be dropped, so their bodies are not
 			// scanned for patients (an operation may read a population).
 			return
 		}
-		r.add(Entity{Type: v.Type, ID: v.ID, Version: v.VersionID, Patients: patientsOf(v.Type, v.ID, v.JSON)})
+		r.add(Entity{Type: v.Type, ID: v.ID, Version: v.VersionID, Patients: PatientsOf(v.Type, v.ID, v.JSON)})
 	}
 }
 
@@ -83,14 +86,23 @@ func (r *Record) touchWrite(w *store.Write) {
 
 func (r *Record) add(e Entity) {
 	key := e.Reference()
-	if r.seen[key] || len(r.entities) >= maxEntities {
+	if r.seen[key] || r.full() {
 		return
 	}
 	if r.seen == nil {
 		r.seen = make(map[string]bool)
 	}
 	r.seen[key] = true
+	if room := maxEntities - r.links; len(e.Patients) > room {
+		e.Patients = e.Patients[:room]
+	}
+	r.links += len(e.Patients)
 	r.entities = append(r.entities, e)
+}
+
+// full reports whether the Record names all it may (maxEntities).
+func (r *Record) full() bool {
+	return len(r.entities) >= maxEntities || r.links >= maxEntities
 }
 
 // Entities returns what the request touched, in the order it did.
@@ -100,11 +112,12 @@ func (r *Record) Entities() []Entity {
 	return append([]Entity(nil), r.entities...)
 }
 
-// patientsOf returns the patients a stored resource belongs to: itself for
+// PatientsOf returns the patients a stored resource belongs to: itself for
 // a Patient, else each Patient its JSON refers to by relative reference
 // ("reference": "Patient/id"). Scanning the bytes costs far less than
-// indexing the resource, on the path of every read.
-func patientsOf(typ, id string, body []byte) []string {
+// indexing the resource, on the path of every read. The audit trail names
+// a resource in the AuditEvent of each of these patients.
+func PatientsOf(typ, id string, body []byte) []string {
 	if typ == "Patient" {
 		return []string{id}
 	}
