@@ -69,7 +69,7 @@ type env struct {
 // newEnv serves the API with bulk export over st, with tokens for:
 // admin (system/*.rs), other (another system client), nurse (user/ scopes)
 // and app (patient/ scopes).
-func newEnv(t testing.TB, st store.Store) *env {
+func newEnv(t testing.TB, st store.Store, opts ...func(*server.Config)) *env {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	root := "http://" + srv.Listener.Addr().String()
@@ -87,8 +87,12 @@ func newEnv(t testing.TB, st store.Store) *env {
 	for _, r := range x.Routes() {
 		routes = append(routes, server.Route{Method: r.Method, Path: r.Path, Handler: r.Handler})
 	}
-	srv.Config.Handler = server.New(server.Config{Store: st, BaseURL: root + "/fhir", Auth: svc, Logger: slog.New(slog.DiscardHandler),
-		Operations: []operation.Operation{x.Operation()}, Routes: routes, Attach: []func(operation.Store){x.Attach}})
+	cfg := server.Config{Store: st, BaseURL: root + "/fhir", Auth: svc, Logger: slog.New(slog.DiscardHandler),
+		Operations: []operation.Operation{x.Operation()}, Routes: routes, Attach: []func(operation.Store){x.Attach}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv.Config.Handler = server.New(cfg)
 	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()

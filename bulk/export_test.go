@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"carefhir/server"
+	"carefhir/server/access"
 )
 
 // TestSystemExport: the kick-off, status and manifest exchange of the IG,
@@ -393,5 +396,84 @@ func TestImportRefusals(t *testing.T) {
 	}
 	if res.Loaded != 2 || len(res.Failed) != 3 || !strings.HasPrefix(res.Failed[0], "in.ndjson:3:") || !strings.HasPrefix(res.Failed[2], "in.ndjson:5: 4") {
 		t.Errorf("import: %+v", res)
+	}
+}
+
+// TestFileDownloadAudited: downloading an export file is audited as a
+// disclosure of the records of each patient in it, by one AuditEvent per
+// patient, found by AuditEvent?patient=.
+func TestFileDownloadAudited(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			st := eng.Open(t)
+			// Batches of two: the events of one download span several.
+			auditor := access.NewAuditor(st, access.AuditConfig{Source: "test", Batch: 2})
+			e := newEnv(t, st, func(c *server.Config) { c.Auditor = auditor })
+			t.Cleanup(auditor.Close)
+			for _, p := range []string{"p1", "p2", "p3", "p4"} {
+				e.put("/Patient/"+p, patient(p))
+			}
+			for i, p := range []string{"p1", "p2", "p3", "p1"} {
+				e.put(fmt.Sprintf("/Observation/o%d", i), observation(fmt.Sprintf("o%d", i), p, "laboratory"))
+			}
+			m := e.wait("admin", e.kickOff("admin", "/$export?_type=Patient,Observation"))
+			var file string
+			for _, o := range m.Output {
+				if o.Type == "Observation" {
+					file = o.URL
+				}
+			}
+			if h := e.do("admin", "HEAD", file, ""); h.status != 200 {
+				t.Fatalf("HEAD %s: %d", file, h.status)
+			}
+			if r := e.do("admin", "GET", file, "", "X-Request-Id", "download"); r.status != 200 {
+				t.Fatalf("GET %s: %d %s", file, r.status, r.body)
+			}
+			// about returns the AuditEvents found by AuditEvent?patient=
+			// that name the file, once there are want of them.
+			about := func(patient string, want int) []map[string]any {
+				t.Helper()
+				var found []map[string]any
+				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+					auditor.Flush()
+					r := e.do("admin", "GET", "/AuditEvent?_count=100&patient=Patient/"+patient, "")
+					var b struct {
+						Entry []struct{ Resource map[string]any }
+					}
+					if err := json.Unmarshal([]byte(r.body), &b); r.status != 200 || err != nil {
+						t.Fatalf("AuditEvent?patient=Patient/%s: %d %s", patient, r.status, r.body)
+					}
+					found = found[:0]
+					for _, en := range b.Entry {
+						if strings.Contains(fmt.Sprint(en.Resource["entity"]), file) {
+							found = append(found, en.Resource)
+						}
+					}
+					if len(found) >= want {
+						break
+					}
+				}
+				return found
+			}
+			for _, p := range []string{"p1", "p2", "p3"} {
+				evs := about(p, 1)
+				if len(evs) != 1 {
+					t.Errorf("Patient/%s: %d AuditEvents of the download of %s, want 1", p, len(evs), file)
+					continue
+				}
+				ev, _ := json.Marshal(evs[0])
+				for _, want := range []string{`"reference":"Patient/` + p + `"`, `"value":"download"`, `"code":"operation"`, `"code":"$export-file"`, `"outcome":"0"`} {
+					if !strings.Contains(string(ev), want) {
+						t.Errorf("Patient/%s: the AuditEvent of the download lacks %s: %s", p, want, ev)
+					}
+				}
+				if strings.Count(string(ev), `"Patient/`) != 1 || strings.Contains(string(ev), "Observation/") {
+					t.Errorf("Patient/%s: the AuditEvent of the download names more than the patient and the file: %s", p, ev)
+				}
+			}
+			if evs := about("p4", 0); len(evs) != 0 {
+				t.Errorf("Patient/p4, of no Observation: %d AuditEvents of the download of %s", len(evs), file)
+			}
+		})
 	}
 }

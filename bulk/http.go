@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -152,11 +153,39 @@ func (e *Exporter) file(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			defer f.Close()
+			if r.Method == http.MethodGet {
+				if err := e.disclose(r, id, name); err != nil {
+					// Not sent unaudited.
+					e.cfg.Logger.Error("bulk: file download not audited", "job", id, "file", name, "err", err)
+					outcome(w, http.StatusInternalServerError, "exception", "the download could not be audited")
+					return
+				}
+			}
 			serveFile(w, r, f)
 			return
 		}
 	}
 	outcome(w, http.StatusNotFound, "not-found", "export job "+strconv.Quote(id)+" has no file "+strconv.Quote(name))
+}
+
+// disclose records, for the request's audit, that it sends file name of
+// job id: an AuditEvent for each patient whose records the file holds.
+// The list of them is opened before the file is sent, so that a job
+// removed just after keeps it readable for the audit trail.
+func (e *Exporter) disclose(r *http.Request, id, name string) error {
+	rec := access.RecordFrom(r.Context())
+	if rec == nil {
+		return nil
+	}
+	patients, err := os.Open(filepath.Join(e.jobDir(id), name+patientsSuffix))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // a file of no patient's records, such as the error file
+	}
+	if err != nil {
+		return fmt.Errorf("the patients of %s: %w", name, err)
+	}
+	rec.Disclose(access.Disclosure{What: e.fileURL(id, name), Patients: patients})
+	return nil
 }
 
 // serveFile sends an NDJSON file: gzipped, as it is streamed, to a client

@@ -184,6 +184,11 @@ func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string
 	}
 	defer f.Close()
 	w := bufio.NewWriterSize(f, 256<<10)
+	patients, err := newPatientList(name)
+	if err != nil {
+		return 0, err
+	}
+	defer patients.f.Close()
 	queries, err := e.queries(j, typ, members)
 	if err != nil {
 		return 0, err
@@ -218,6 +223,9 @@ func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string
 				}
 				w.Write(v.JSON)
 				w.WriteByte('\n')
+				if err := patients.add(access.PatientsOf(v.Type, v.ID, v.JSON)); err != nil {
+					return 0, err
+				}
 				n++
 			}
 			if page.Next == "" {
@@ -239,10 +247,73 @@ func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string
 	if err := f.Close(); err != nil {
 		return 0, err
 	}
+	if err := patients.close(); err != nil {
+		return 0, err
+	}
 	if n == 0 {
 		os.Remove(name)
+		os.Remove(patients.f.Name())
 	}
 	return n, nil
+}
+
+// patientsSuffix names the sidecar of an export file: the ids of the
+// patients whose records the file holds, one a line, which the audit
+// trail reads when the file is downloaded.
+const patientsSuffix = ".patients"
+
+// maxHeld bounds the patient ids a patientList holds in memory.
+const maxHeld = 100_000
+
+// patientList collects the patients of an export file's resources into
+// its sidecar: a set in memory, written out whenever it reaches maxHeld
+// ids, so that the memory an export takes stays bounded however many
+// patients a file holds. A file of more than maxHeld patients may list a
+// patient twice.
+type patientList struct {
+	f    *os.File
+	w    *bufio.Writer
+	held map[string]bool
+}
+
+func newPatientList(file string) (*patientList, error) {
+	f, err := os.Create(file + patientsSuffix)
+	if err != nil {
+		return nil, err
+	}
+	return &patientList{f: f, w: bufio.NewWriter(f), held: map[string]bool{}}, nil
+}
+
+func (l *patientList) add(ids []string) error {
+	for _, id := range ids {
+		l.held[id] = true
+	}
+	if len(l.held) < maxHeld {
+		return nil
+	}
+	return l.spill()
+}
+
+func (l *patientList) spill() error {
+	for id := range l.held {
+		l.w.WriteString(id)
+		if err := l.w.WriteByte('\n'); err != nil {
+			return fmt.Errorf("patients of %s: %w", l.f.Name(), err)
+		}
+	}
+	clear(l.held)
+	return nil
+}
+
+// close writes what is held and closes the sidecar.
+func (l *patientList) close() error {
+	if err := l.spill(); err != nil {
+		return err
+	}
+	if err := l.w.Flush(); err != nil {
+		return fmt.Errorf("patients of %s: %w", l.f.Name(), err)
+	}
+	return l.f.Close()
 }
 
 // asOf returns the version of v current at the job's transaction time,

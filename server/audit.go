@@ -36,6 +36,7 @@ func (a *api) audited(c *gin.Context) {
 	c.Set(ctxTrailWrite, access.ReadOnly(ev.Type) && ev.Interaction.Action() != "R" && ev.Interaction != access.InteractionOperation)
 	c.Next()
 	if a.cfg.Auditor == nil {
+		rec.Discard()
 		return
 	}
 	ev.Principal = access.PrincipalFrom(c.Request.Context())

@@ -1,6 +1,7 @@
 package access
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"carefhir/fhir/lexical"
 	"carefhir/store"
 )
 
@@ -120,7 +122,13 @@ func (a *Auditor) Add(e *Event) {
 	select {
 	case a.events <- e:
 	case <-t.C:
-		a.drop(len(parts(e)))
+		n := len(parts(e))
+		if e.Record != nil {
+			for _, d := range e.Record.Disclosures() {
+				n += discard(d)
+			}
+		}
+		a.drop(n)
 		a.handled.Add(1)
 		a.cfg.Log.Error("audit buffer full: event dropped", "request_id", e.RequestID, "interaction", string(e.Interaction))
 	}
@@ -192,6 +200,18 @@ func (a *Auditor) run() {
 				continue
 			}
 			batch = append(batch, a.encode(e)...)
+			if e.Record != nil {
+				// A disclosure's AuditEvents may be many: they are committed
+				// as they are read, Batch at a time.
+				for _, d := range e.Record.Disclosures() {
+					a.disclose(e, d, func(w *store.Write) {
+						batch = append(batch, w)
+						if len(batch) >= a.cfg.Batch {
+							commit()
+						}
+					})
+				}
+			}
 			requests++
 			if len(batch) < a.cfg.Batch {
 				continue
@@ -238,16 +258,59 @@ func (a *Auditor) encode(e *Event) []*store.Write {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	var out []*store.Write
 	for _, pt := range parts(e) {
-		ev := auditEvent(e, pt, newEventID(), now, a.cfg.Source)
-		body, err := json.Marshal(ev)
-		if err != nil {
-			a.drop(1)
-			a.cfg.Log.Error("audit event not encodable", "request_id", e.RequestID, "error", err)
-			continue
+		if w := a.encodePart(e, pt, now); w != nil {
+			out = append(out, w)
 		}
-		out = append(out, &store.Write{Type: "AuditEvent", ID: ev.ID, LastUpdated: now, JSON: body, Index: ev.index()})
 	}
 	return out
+}
+
+// disclose hands emit the AuditEvents of d, one per patient it names, as
+// it reads them, and closes d.
+func (a *Auditor) disclose(e *Event, d Disclosure, emit func(*store.Write)) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	err := eachPatient(d, func(id string) {
+		if w := a.encodePart(e, part{patient: "Patient/" + id, disclosed: d.What}, now); w != nil {
+			emit(w)
+		}
+	})
+	if err != nil {
+		a.cfg.Log.Error("audit of a disclosure cut short: its patients could not be read", "request_id", e.RequestID, "what", d.What, "error", err)
+	}
+}
+
+// discard closes d and returns how many patients it named: the
+// AuditEvents it stood for.
+func discard(d Disclosure) int {
+	n := 0
+	eachPatient(d, func(string) { n++ })
+	return n
+}
+
+// eachPatient calls fn with each patient id of d, a line at a time, and
+// closes d.
+func eachPatient(d Disclosure, fn func(id string)) error {
+	defer d.Patients.Close()
+	sc := bufio.NewScanner(d.Patients)
+	for sc.Scan() {
+		if id := sc.Text(); lexical.ValidID(id) {
+			fn(id)
+		}
+	}
+	return sc.Err()
+}
+
+// encodePart returns the AuditEvent of pt, one part of e, or nil when it
+// cannot be encoded (logged and dropped).
+func (a *Auditor) encodePart(e *Event, pt part, now time.Time) *store.Write {
+	ev := auditEvent(e, pt, newEventID(), now, a.cfg.Source)
+	body, err := json.Marshal(ev)
+	if err != nil {
+		a.drop(1)
+		a.cfg.Log.Error("audit event not encodable", "request_id", e.RequestID, "error", err)
+		return nil
+	}
+	return &store.Write{Type: "AuditEvent", ID: ev.ID, LastUpdated: now, JSON: body, Index: ev.index()}
 }
 
 // AuditSearchParams are the R4 AuditEvent search parameters the trail is
@@ -440,6 +503,13 @@ func auditEvent(e *Event, pt part, id string, now time.Time, sourceName string) 
 			Role: &coding{System: objectRole, Code: "4", Display: "Domain Resource"},
 		})
 	}
+	if pt.disclosed != "" {
+		ev.Entity = append(ev.Entity, entity{
+			What: reference{Identifier: &identifier{System: "urn:ietf:rfc:3986", Value: pt.disclosed}},
+			Type: &coding{System: entityType, Code: "2", Display: "System Object"},
+			Role: &coding{System: objectRole, Code: "20", Display: "Job"},
+		})
+	}
 	if pt.patient != "" {
 		ev.Entity = append(ev.Entity, patientEntity(pt.patient))
 	}
@@ -453,6 +523,9 @@ type part struct {
 	// touched when it touched the Patient; "" for what belongs to no one.
 	patient  string
 	entities []Entity // the resources other than that Patient
+	// disclosed is the URL of the data a Disclosure sent out of the
+	// patient's records, named instead of its resources.
+	disclosed string
 }
 
 // parts splits what a request touched by patient, as IHE BALP records a

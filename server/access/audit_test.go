@@ -2,6 +2,7 @@ package access
 
 import (
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -29,6 +30,8 @@ func TestAuditIndexAsDefined(t *testing.T) {
 		&store.Version{Type: "Patient", ID: "b", VersionID: 1},
 	)
 	now := time.Date(2026, 12, 5, 3, 0, 0, 123e6, time.UTC)
+	disclosed := &Record{}
+	disclosed.Disclose(Disclosure{What: "https://fhir.example/fhir/$export-file?_jobId=j&file=Observation.ndjson", Patients: io.NopCloser(strings.NewReader("a\nb\n"))})
 	events := []*Event{
 		{Interaction: InteractionSearchType, Type: "Observation", Query: "code=1-1", RequestID: "r1", Status: 200, Recorded: now, Record: rec, Address: "10.0.0.1",
 			Principal: &Principal{Subject: "s", Issuer: "https://iss", FHIRUser: "Practitioner/p", ClientID: "app"}},
@@ -36,10 +39,20 @@ func TestAuditIndexAsDefined(t *testing.T) {
 			Principal: &Principal{Subject: "pat", FHIRUser: "Patient/a"}},
 		{Interaction: InteractionRead, Type: "Patient", ID: "z", RequestID: "r3", Status: 401, Recorded: now},
 		{Interaction: InteractionCreate, Type: "Patient", RequestID: "r4", Status: 201, Recorded: now, Record: &Record{}, Principal: OpenPrincipal("::1")},
+		{Interaction: InteractionOperation, Operation: "export-file", RequestID: "r5", Status: 200, Recorded: now, Record: disclosed, Principal: &Principal{Subject: "bulk"}},
 	}
 	for _, e := range events {
 		a := &Auditor{cfg: AuditConfig{Source: "carefhir"}}
-		for _, w := range a.encode(e) {
+		writes := a.encode(e)
+		if e.Record != nil {
+			for _, d := range e.Record.Disclosures() {
+				a.disclose(e, d, func(w *store.Write) { writes = append(writes, w) })
+			}
+		}
+		if e.RequestID == "r5" && len(writes) != 3 {
+			t.Errorf("a disclosure of 2 patients: %d AuditEvents, want 3", len(writes))
+		}
+		for _, w := range writes {
 			want, err := indexer.IndexJSON("AuditEvent", w.JSON)
 			if err != nil {
 				t.Fatal(err)

@@ -2,6 +2,7 @@ package access
 
 import (
 	"bytes"
+	"io"
 	"strconv"
 	"sync"
 
@@ -16,7 +17,45 @@ type Record struct {
 	entities    []Entity
 	seen        map[string]bool
 	links       int // the patients of the entities, counted once per entity
+	disclosures []Disclosure
 	interaction Interaction
+}
+
+// Disclosure is data a request sent out that is not resources the Record
+// names one by one: a bulk export file, of many patients. The audit trail
+// records it by one AuditEvent per patient, naming the patient and What.
+type Disclosure struct {
+	// What names the data: the URL it was sent from.
+	What string
+	// Patients holds the ids of the patients whose records the data
+	// holds, one a line. The audit trail reads it as it writes the
+	// AuditEvents, however many, and closes it.
+	Patients io.ReadCloser
+}
+
+// Disclose records that the request sent d out. The Record owns d.Patients
+// from here on: the audit trail closes it, or Discard.
+func (r *Record) Disclose(d Disclosure) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.disclosures = append(r.disclosures, d)
+}
+
+// Disclosures returns what Disclose recorded, and forgets it.
+func (r *Record) Disclosures() []Disclosure {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.disclosures
+	r.disclosures = nil
+	return d
+}
+
+// Discard closes what the Record holds open, for a request no audit
+// trail records.
+func (r *Record) Discard() {
+	for _, d := range r.Disclosures() {
+		d.Patients.Close()
+	}
 }
 
 // Entity is one resource a request touched, at the version it touched.
