@@ -86,12 +86,12 @@ func (c *Care) Definitions() ([][]byte, error) {
 
 // Hooks returns the write hooks of care coordination, in the order they
 // run: responses checked against their Questionnaire, PCSPs checked, PAM
-// responses scored, reminders closed by the writes that complete them.
+// responses scored (a scored one naming its Patient), reminders closed by the writes that complete them.
 func (c *Care) Hooks() []operation.Hook {
 	return []operation.Hook{
 		{Name: "questionnaire-response", Types: []string{"QuestionnaireResponse"}, Check: c.checkResponse},
 		{Name: "pcsp", Types: []string{"CarePlan"}, Check: c.checkPCSP, After: c.closeReviewTasks},
-		{Name: "pam-scoring", Types: []string{"QuestionnaireResponse"}, After: c.scoreOnWrite},
+		{Name: "pam-scoring", Types: []string{"QuestionnaireResponse"}, Check: c.checkPAM, After: c.scoreOnWrite},
 	}
 }
 

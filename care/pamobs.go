@@ -3,13 +3,80 @@ package care
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 	"carefhir/operation"
 	"carefhir/store"
 )
+
+// checkPAM refuses a completed (or amended) PAM response that names no
+// Patient held here as its subject (422): its score and level
+// Observations and its re-measurement reminders are that patient's.
+func (c *Care) checkPAM(ctx context.Context, s operation.Store, ch *operation.Change) error {
+	qr, ok := ch.Resource.(*fhir.QuestionnaireResponse)
+	if ch.Deleted || !ok || !isPAM(qr) || !scored(qr) {
+		return nil
+	}
+	_, err := pamPatient(ctx, s, qr)
+	return err
+}
+
+// scored reports whether a response's status is one that is scored:
+// completed or amended.
+func scored(qr *fhir.QuestionnaireResponse) bool {
+	st := qr.Status.Get()
+	return st == "completed" || st == "amended"
+}
+
+// pamPatient returns the Patient a PAM response measures, as Patient/id:
+// the subject's reference, or the one Patient held here with the
+// subject's identifier (such as an NHS number). Otherwise it is a 422
+// naming QuestionnaireResponse.subject.
+func pamPatient(ctx context.Context, s operation.Store, qr *fhir.QuestionnaireResponse) (string, error) {
+	const at = "QuestionnaireResponse.subject"
+	sub := qr.Subject
+	if sub == nil {
+		return "", operation.Errorf(http.StatusUnprocessableEntity, "required", at,
+			"a PAM response that is %s has a subject: the Patient whose score and level it gives", qr.Status.Get())
+	}
+	if ref := sub.Reference.Get(); ref != "" {
+		if id, ok := strings.CutPrefix(ref, "Patient/"); ok && lexical.ValidID(id) {
+			return ref, nil
+		}
+		return "", operation.Errorf(http.StatusUnprocessableEntity, "business-rule", at+".reference",
+			"the subject of a PAM response must reference a Patient held here (Patient/id), not %q", ref)
+	}
+	id := sub.Identifier
+	if id == nil || id.Value.Get() == "" {
+		return "", operation.Errorf(http.StatusUnprocessableEntity, "required", at,
+			"the subject of a PAM response must reference a Patient held here, by reference or identifier")
+	}
+	token := escapeToken(id.Value.Get())
+	if system := id.System.Get(); system != "" {
+		token = escapeToken(system) + "|" + token
+	}
+	page, err := s.Search(ctx, "Patient", url.Values{"identifier": {token}, "_elements": {"id"}, "_count": {"2"}})
+	if err != nil {
+		return "", fmt.Errorf("find the Patient of a PAM response: %w", err)
+	}
+	if len(page.Matches) != 1 {
+		held := "no Patient held here has"
+		if len(page.Matches) > 1 {
+			held = "more than one Patient held here has"
+		}
+		return "", operation.Errorf(http.StatusUnprocessableEntity, "business-rule", at+".identifier",
+			"the subject of a PAM response must reference a Patient held here: %s the identifier %s|%s", held, id.System.Get(), id.Value.Get())
+	}
+	return "Patient/" + page.Matches[0].ID, nil
+}
+
+// escapeToken escapes the characters a search value gives meaning to.
+var escapeToken = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`, `$`, `\$`).Replace
 
 // scoreOnWrite keeps the two PAM Observations of a response (score and
 // level) in step with it, in the unit of work of its write: written when a
@@ -33,6 +100,10 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 	default:
 		return nil, nil
 	}
+	patient, err := pamPatient(ctx, s, qr)
+	if err != nil {
+		return nil, err
+	}
 	score, err := c.cfg.PAM.ScorePAM(qr)
 	var unscorable *Unscorable
 	if errors.As(err, &unscorable) {
@@ -48,10 +119,10 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 	// A response's first version has no Observations yet: none to look
 	// for (which also lets bulk loads into engines without transactions
 	// write responses after Observations in one unit of work).
-	if err := c.writePAM(ctx, s, ch.ID, qr, score, ch.Version.VersionID == 1); err != nil {
+	if err := c.writePAM(ctx, s, ch.ID, qr, patient, score, ch.Version.VersionID == 1); err != nil {
 		return nil, err
 	}
-	return nil, c.closeTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {qr.Subject.Reference.Get()}})
+	return nil, c.closeTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}})
 }
 
 // pamObservations returns the PAM Observations derived from a response:
@@ -78,8 +149,9 @@ func pamObservations(ctx context.Context, s operation.Store, ref string) (score,
 
 // writePAM writes the score and level Observations of a scored response:
 // new ones (final), or the response's own updated (amended) when their
-// values or the response changed; first says the response is new.
-func (c *Care) writePAM(ctx context.Context, s operation.Store, id string, qr *fhir.QuestionnaireResponse, score *Score, first bool) error {
+// values or the response changed; patient is the one it measures, first
+// says the response is new.
+func (c *Care) writePAM(ctx context.Context, s operation.Store, id string, qr *fhir.QuestionnaireResponse, patient string, score *Score, first bool) error {
 	ref := "QuestionnaireResponse/" + id
 	var oldScore, oldLevel *fhir.Observation
 	if !first {
@@ -92,7 +164,7 @@ func (c *Care) writePAM(ctx context.Context, s operation.Store, id string, qr *f
 		old  *fhir.Observation
 		kind string
 	}{{oldScore, CodePAMScore}, {oldLevel, CodePAMLevel}} {
-		obs := c.pamObservation(ref, qr, o.kind, score)
+		obs := c.pamObservation(ref, qr, patient, o.kind, score)
 		if o.old == nil {
 			if _, err := s.Create(ctx, obs); err != nil {
 				return err
@@ -122,12 +194,12 @@ func same(stored, obs *fhir.Observation) bool {
 }
 
 // pamObservation returns the Observation of one kind (score or level)
-// derived from a scored response.
-func (c *Care) pamObservation(ref string, qr *fhir.QuestionnaireResponse, kind string, score *Score) *fhir.Observation {
+// derived from a scored response of patient.
+func (c *Care) pamObservation(ref string, qr *fhir.QuestionnaireResponse, patient, kind string, score *Score) *fhir.Observation {
 	obs := &fhir.Observation{
 		Status:            fhir.NewCode("final"),
 		Category:          []*fhir.CodeableConcept{{Coding: []*fhir.Coding{coding(SystemObservationCategory, "survey", "Survey")}}},
-		Subject:           qr.Subject,
+		Subject:           &fhir.Reference{Reference: fhir.NewString(patient), Display: qr.Subject.Display},
 		EffectiveDateTime: qr.Authored,
 		DerivedFrom:       []*fhir.Reference{{Reference: fhir.NewString(ref)}},
 	}
@@ -192,8 +264,12 @@ func (c *Care) pamScore(ctx context.Context, inv *operation.Invocation) (*operat
 		if !isPAM(qr) {
 			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "QuestionnaireResponse.questionnaire", "QuestionnaireResponse/%s does not answer the PAM Questionnaire %s", inv.ID, PAMQuestionnaireURL)
 		}
-		if st := qr.Status.Get(); st != "completed" && st != "amended" {
-			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "QuestionnaireResponse.status", "QuestionnaireResponse/%s is %s: only completed responses are scored", inv.ID, st)
+		if !scored(qr) {
+			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "QuestionnaireResponse.status", "QuestionnaireResponse/%s is %s: only completed responses are scored", inv.ID, qr.Status.Get())
+		}
+		patient, err := pamPatient(ctx, s, qr)
+		if err != nil {
+			return err
 		}
 		score, err = c.cfg.PAM.ScorePAM(qr)
 		var unscorable *Unscorable
@@ -203,7 +279,7 @@ func (c *Care) pamScore(ctx context.Context, inv *operation.Invocation) (*operat
 		if err != nil {
 			return err
 		}
-		return c.writePAM(ctx, s, inv.ID, qr, score, false)
+		return c.writePAM(ctx, s, inv.ID, qr, patient, score, false)
 	})
 	if err != nil {
 		return nil, err
