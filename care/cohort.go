@@ -96,7 +96,8 @@ const maxAge = 150
 // check returns what makes cr impossible to evaluate or to record in a
 // Group, and the parameter at fault: a token that is not system|code,
 // each part of its FHIR type (the Group records it as a Coding), an age
-// out of range, riskMin that is no decimal or without riskCode.
+// out of range, a PAM level not 1 to 4, riskMin that is no FHIR decimal
+// or without riskCode.
 func (cr *Criteria) check() (param string, err error) {
 	for _, age := range []struct {
 		name string
@@ -106,8 +107,13 @@ func (cr *Criteria) check() (param string, err error) {
 			return age.name, fmt.Errorf("%s must be a whole number of years from 0 to %d, not %d", age.name, maxAge, *age.n)
 		}
 	}
+	if cr.PAMLevel != nil && (*cr.PAMLevel < 1 || *cr.PAMLevel > 4) {
+		return "pamLevelMax", fmt.Errorf("pamLevelMax must be a PAM level from 1 to 4, not %d", *cr.PAMLevel)
+	}
 	if cr.RiskMin != "" {
-		if _, err := strconv.ParseFloat(cr.RiskMin, 64); err != nil {
+		// ParseFloat alone would take NaN, Inf and hexadecimal, which
+		// are no FHIR decimals and compare with nothing.
+		if _, err := strconv.ParseFloat(cr.RiskMin, 64); err != nil || !lexical.ValidDecimal(cr.RiskMin) {
 			return "riskMin", fmt.Errorf("riskMin must be a decimal, not %q", cr.RiskMin)
 		}
 		if cr.RiskCode == "" {

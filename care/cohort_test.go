@@ -89,9 +89,17 @@ func testCohortCriteria(t *testing.T, cfg care.Config) {
 			{"riskCode", `"valueString":"http://x.org|"`, "system|code"},
 			{"riskCode", `"valueString":"|efi"`, "system|code"},
 			{"riskCode", `"valueString":"x"`, "system|code"},
+			{"riskMin", `"valueString":"NaN"},{"name":"riskCode","valueString":"` + efi + `"`, "riskMin must be a decimal"},
+			{"riskMin", `"valueString":"Inf"},{"name":"riskCode","valueString":"` + efi + `"`, "riskMin must be a decimal"},
+			{"riskMin", `"valueString":"-Inf"},{"name":"riskCode","valueString":"` + efi + `"`, "riskMin must be a decimal"},
+			{"riskMin", `"valueString":"0x1p-3"},{"name":"riskCode","valueString":"` + efi + `"`, "riskMin must be a decimal"},
+			{"riskMin", `"valueString":"+0.2"},{"name":"riskCode","valueString":"` + efi + `"`, "riskMin must be a decimal"},
+			{"riskMin", `"valueString":".2"},{"name":"riskCode","valueString":"` + efi + `"`, "riskMin must be a decimal"},
 			{"ageMin", `"valueInteger":100000`, "ageMin must be a whole number of years from 0 to 150"},
 			{"ageMax", `"valueInteger":151`, "ageMax must be a whole number of years from 0 to 150"},
 			{"ageMin", `"valueInteger":-1`, "ageMin must be a whole number"},
+			{"pamLevelMax", `"valueInteger":5`, "pamLevelMax must be a PAM level from 1 to 4"},
+			{"pamLevelMax", `"valueInteger":0`, "pamLevelMax must be a PAM level from 1 to 4"},
 		} {
 			out := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"`+tc.param+`",`+tc.value+`}]}`).want(http.StatusBadRequest)
 			if where := str(out, "issue", 0, "expression", 0); where != "Parameters.parameter.where(name='"+tc.param+"')" ||

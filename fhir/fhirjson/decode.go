@@ -148,7 +148,7 @@ func (d *decoder) literal() string {
 // number consumes a JSON number and returns its text.
 func (d *decoder) number() []byte {
 	start := d.pos
-	n, ok := numberPrefix(d.data[start:])
+	n, ok := lexical.DecimalPrefix(d.data[start:])
 	d.pos = start + n
 	if !ok {
 		d.syntaxError("invalid number")

@@ -324,7 +324,7 @@ func (e *encoder) primitiveValue(p *primitive, v reflect.Value) error {
 		e.buf = strconv.AppendInt(e.buf, n, 10)
 	case valueDecimal:
 		s := v.String()
-		if !validNumber(s) {
+		if !lexical.ValidDecimal(s) {
 			return e.errorf("invalid decimal %q", s)
 		}
 		e.buf = append(e.buf, s...)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+
+	"carefhir/fhir/lexical"
 )
 
 // This file exposes, read-only, the field tables and primitive rules the
@@ -111,7 +113,7 @@ func NewPrimitive(t reflect.Type, text string) (reflect.Value, error) {
 		}
 		value.SetInt(n)
 	case valueDecimal:
-		if !validNumber(text) {
+		if !lexical.ValidDecimal(text) {
 			return reflect.Value{}, fmt.Errorf("invalid decimal %q", truncate(text))
 		}
 		value.SetString(text)
@@ -152,7 +154,7 @@ func PrimitiveText(p reflect.Value) (text string, ok bool, err error) {
 		}
 		return strconv.FormatInt(n, 10), true, nil
 	case valueDecimal:
-		if s := v.Elem().String(); !validNumber(s) {
+		if s := v.Elem().String(); !lexical.ValidDecimal(s) {
 			return "", false, fmt.Errorf("invalid decimal %q", truncate(s))
 		}
 	default:

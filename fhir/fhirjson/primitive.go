@@ -111,49 +111,6 @@ func (p *primitive) parseInteger(s string) (int64, string) {
 	return n, ""
 }
 
-// validNumber reports whether s is a JSON number (which is also the decimal
-// regex -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?).
-func validNumber(s string) bool {
-	n, ok := numberPrefix(s)
-	return ok && n == len(s)
-}
-
-// numberPrefix returns the length of the JSON number at the start of s, and
-// false (with the offset of the fault) when s does not start with one.
-func numberPrefix[T string | []byte](s T) (int, bool) {
-	i := 0
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		i = skipDigits(s, i)
-	default:
-		return i, false
-	}
-	if i < len(s) && s[i] == '.' {
-		j := skipDigits(s, i+1)
-		if j == i+1 {
-			return j, false
-		}
-		i = j
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		j := skipDigits(s, i)
-		if j == i {
-			return j, false
-		}
-		i = j
-	}
-	return i, true
-}
-
 // skipDigits returns the index of the first non-digit of s at or after i.
 func skipDigits[T string | []byte](s T, i int) int {
 	for i < len(s) && isDigit(s[i]) {

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"carefhir/fhir/lexical"
 )
 
 // specRegex holds the regexes of the R4 primitive definitions (the "regex"
@@ -38,7 +40,7 @@ func compileSpec(t testing.TB, name string) *regexp.Regexp {
 
 func validator(name string) func(string) bool {
 	if name == "decimal" {
-		return validNumber
+		return lexical.ValidDecimal
 	}
 	for _, p := range primitives {
 		if p.name == name {

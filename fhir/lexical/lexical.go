@@ -44,5 +44,59 @@ func ValidCode(s string) bool {
 	return true
 }
 
+// ValidDecimal reports whether s is a decimal:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, which is also a JSON
+// number; never NaN, Inf, hexadecimal or a leading '+', which
+// strconv.ParseFloat takes.
+func ValidDecimal(s string) bool {
+	n, ok := DecimalPrefix(s)
+	return ok && n == len(s)
+}
+
+// DecimalPrefix returns the length of the decimal (a JSON number) at the
+// start of s, and false (with the offset of the fault) when s does not
+// start with one.
+func DecimalPrefix[T string | []byte](s T) (int, bool) {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		i = skipDigits(s, i)
+	default:
+		return i, false
+	}
+	if i < len(s) && s[i] == '.' {
+		j := skipDigits(s, i+1)
+		if j == i+1 {
+			return j, false
+		}
+		i = j
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		j := skipDigits(s, i)
+		if j == i {
+			return j, false
+		}
+		i = j
+	}
+	return i, true
+}
+
+// skipDigits returns the index of the first non-digit of s at or after i.
+func skipDigits[T string | []byte](s T, i int) int {
+	for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+		i++
+	}
+	return i
+}
+
 // isSpace reports whether c is white space in the XML Schema sense (\s).
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

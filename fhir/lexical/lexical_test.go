@@ -35,6 +35,18 @@ func TestValidURIAndCodeAsDefined(t *testing.T) {
 	}
 }
 
+// ValidDecimal must accept exactly what the regular expression of decimal
+// in the R4 definitions does.
+func TestValidDecimalAsDefined(t *testing.T) {
+	decimal := regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+	for _, s := range []string{"", "0", "-0", "0.2", "00", "01", "1.", ".5", "-", "1e5", "1E-3", "1e", "1e+", "2.50e+10", "+1",
+		"NaN", "Inf", "-Inf", "infinity", "0x1p-3", "1_000", " 1", "1 ", "1.2.3", "0.2e1.5", "123456789012345678901234567890"} {
+		if got, want := ValidDecimal(s), decimal.MatchString(s); got != want {
+			t.Errorf("ValidDecimal(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
 func BenchmarkValidID(b *testing.B) {
 	pattern := regexp.MustCompile(`^[A-Za-z0-9\-.]{1,64}$`)
 	const id = "0a14f7c2-5b1e-4c8a-9d3f-2e6b7a8c9d0e"
