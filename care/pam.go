@@ -170,6 +170,14 @@ type PAMConfig struct {
 	Cutoffs Cutoffs
 }
 
+// minAnswered is the fewest statements answered a score needs.
+func (c PAMConfig) minAnswered() int {
+	if c.MinAnswered == 0 {
+		return DefaultMinAnswered
+	}
+	return c.MinAnswered
+}
+
 // DefaultMinAnswered is the fewest statements answered a computed score
 // needs by default: ten of thirteen. Licensees set what their licence
 // guidance requires (--pam-min-answered).
@@ -228,11 +236,7 @@ func (c PAMConfig) ScorePAM(qr *fhir.QuestionnaireResponse) (*Score, error) {
 	if c.Calibration == nil {
 		return nil, &Unscorable{Reason: "the response has no pam-score from the licensed tool and no PAM calibration table is configured", Expression: "QuestionnaireResponse.item"}
 	}
-	least := c.MinAnswered
-	if least == 0 {
-		least = DefaultMinAnswered
-	}
-	if answered < least {
+	if least := c.minAnswered(); answered < least {
 		return nil, &Unscorable{Reason: fmt.Sprintf("%d statements answered (not applicable not counted): a score needs at least %d", answered, least), Expression: "QuestionnaireResponse.item"}
 	}
 	text, ok := c.Calibration.scores[[2]int{answered, raw}]

@@ -1,7 +1,10 @@
 package care_test
 
 import (
+	"fmt"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,4 +57,72 @@ func TestPAMSubject(t *testing.T) {
 			t.Errorf("$pam-score: %s", got)
 		}
 	})
+}
+
+// TestPAMItemsOnce: a PAM response that answers a statement or gives the
+// score twice is refused naming the item, since it would be counted
+// twice; a licensed score over fewer statements than PAM-13 needs is
+// stored with a warning.
+func TestPAMItemsOnce(t *testing.T) {
+	eachEngine(t, care.Config{PAM: care.PAMConfig{Calibration: calibrationOf(t)}}, func(t *testing.T, c *client) {
+		population(c)
+		answer := func(link, code string) string {
+			return fmt.Sprintf(`{"linkId":%q,"answer":[{"valueCoding":{"system":%q,"code":%q}}]}`, link, care.SystemPAMAnswer, code)
+		}
+		withItems := func(items ...string) string {
+			return fmt.Sprintf(`{"resourceType":"QuestionnaireResponse","id":"dup","questionnaire":%q,"status":"completed","subject":{"reference":"Patient/ward"},"authored":"2026-11-01","item":[%s]}`,
+				care.PAMQuestionnaireURL, strings.Join(items, ","))
+		}
+		var nine []string
+		for i := 1; i <= 9; i++ {
+			nine = append(nine, answer(fmt.Sprintf("pam-%d", i), "3"))
+		}
+		score := func(v string) string { return `{"linkId":"pam-score","answer":[{"valueDecimal":` + v + `}]}` }
+		for _, tc := range []struct {
+			name  string
+			items []string
+			want  string
+		}{
+			{"a statement twice", append(slices.Clone(nine), answer("pam-1", "4")), "QuestionnaireResponse.item[9]: the PAM item pam-1 appears more than once (also item[0])"},
+			{"the score twice", append(slices.Clone(nine), score("50"), score("70")), "QuestionnaireResponse.item[10]: the PAM item pam-score appears more than once (also item[9])"},
+			{"in progress too", append(slices.Clone(nine), answer("pam-9", "1")), "QuestionnaireResponse.item[9]: the PAM item pam-9 appears more than once"},
+		} {
+			body := withItems(tc.items...)
+			if tc.name == "in progress too" {
+				body = strings.Replace(body, `"completed"`, `"in-progress"`, 1)
+			}
+			oo := c.do("PUT", "/QuestionnaireResponse/dup", body).want(http.StatusUnprocessableEntity)
+			if got := issues(oo); !strings.Contains(got, tc.want) {
+				t.Errorf("%s: outcome\n%s\nwant %q", tc.name, got, tc.want)
+			}
+		}
+		c.do("GET", "/QuestionnaireResponse/dup", "").want(http.StatusNotFound)
+		if obs := pamObservations(t, c, "dup"); len(obs) != 0 {
+			t.Errorf("Observations of a refused response: %v", obs)
+		}
+
+		// Nine statements and a licensed score: stored, scored, with a
+		// warning that PAM-13 needs ten.
+		oo := c.do("PUT", "/QuestionnaireResponse/dup", withItems(append(slices.Clone(nine), score("50"))...), "Prefer", "return=OperationOutcome").want(http.StatusCreated)
+		if got := issues(oo); !strings.Contains(got, "warning incomplete QuestionnaireResponse.item: the licensed score was stored, but only 9 statements are answered") {
+			t.Errorf("outcome:\n%s", got)
+		}
+		if obs := pamObservations(t, c, "dup"); len(obs) != 2 {
+			t.Errorf("Observations of a licensed score over nine statements: %v", obs)
+		}
+	})
+}
+
+func calibrationOf(t *testing.T) *care.Calibration {
+	t.Helper()
+	f, err := os.Open("testdata/calibration-synthetic.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cal, err := care.ReadCalibration(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cal
 }

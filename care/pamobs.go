@@ -14,16 +14,50 @@ import (
 	"carefhir/store"
 )
 
-// checkPAM refuses a completed (or amended) PAM response that names no
-// Patient held here as its subject (422): its score and level
-// Observations and its re-measurement reminders are that patient's.
+// checkPAM refuses (422) a PAM response that answers a statement or
+// gives the score twice, which would count it twice, and a completed (or
+// amended) one that names no Patient held here as its subject: its score
+// and level Observations and its re-measurement reminders are that
+// patient's.
 func (c *Care) checkPAM(ctx context.Context, s operation.Store, ch *operation.Change) error {
 	qr, ok := ch.Resource.(*fhir.QuestionnaireResponse)
-	if ch.Deleted || !ok || !isPAM(qr) || !scored(qr) {
+	if ch.Deleted || !ok || !isPAM(qr) {
+		return nil
+	}
+	if err := checkPAMItems(qr); err != nil {
+		return err
+	}
+	if !scored(qr) {
 		return nil
 	}
 	_, err := pamPatient(ctx, s, qr)
 	return err
+}
+
+// checkPAMItems refuses a PAM response in which a statement or the score
+// appears as more than one item or with more than one answer.
+func checkPAMItems(qr *fhir.QuestionnaireResponse) error {
+	out := &operation.Error{Status: http.StatusUnprocessableEntity}
+	fail := func(i int, format string, args ...any) {
+		out.Issues = append(out.Issues, operation.Issue{Severity: "error", Code: "structure",
+			Diagnostics: fmt.Sprintf(format, args...), Expression: []string{fmt.Sprintf("QuestionnaireResponse.item[%d]", i)}})
+	}
+	first := map[string]int{} // by linkId, the index of its first item
+	for i, item := range qr.Item {
+		link := item.LinkId.Get()
+		if j, ok := first[link]; ok {
+			fail(i, "the PAM item %s appears more than once (also item[%d]): each statement and the score are answered once", link, j)
+			continue
+		}
+		first[link] = i
+		if len(item.Answer) > 1 {
+			fail(i, "the PAM item %s has %d answers: each statement and the score have one", link, len(item.Answer))
+		}
+	}
+	if len(out.Issues) > 0 {
+		return out
+	}
+	return nil
 }
 
 // scored reports whether a response's status is one that is scored:
@@ -116,13 +150,18 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 	if err != nil {
 		return nil, err
 	}
+	var warnings []operation.Issue
+	if least := c.cfg.PAM.minAnswered(); score.Answered < least {
+		warnings = append(warnings, operation.Issue{Severity: "warning", Code: "incomplete", Expression: []string{"QuestionnaireResponse.item"},
+			Diagnostics: fmt.Sprintf("the licensed score was stored, but only %d statements are answered (not applicable not counted): PAM-13 needs at least %d for a valid score", score.Answered, least)})
+	}
 	// A response's first version has no Observations yet: none to look
 	// for (which also lets bulk loads into engines without transactions
 	// write responses after Observations in one unit of work).
 	if err := c.writePAM(ctx, s, ch.ID, qr, patient, score, ch.Version.VersionID == 1); err != nil {
 		return nil, err
 	}
-	return nil, c.closeTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}})
+	return warnings, c.closeTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}})
 }
 
 // pamObservations returns the PAM Observations derived from a response:

@@ -225,15 +225,7 @@ func TestPCSPGoalInTransaction(t *testing.T) {
 }
 
 func TestPAMScoringThroughHTTP(t *testing.T) {
-	f, err := os.Open("testdata/calibration-synthetic.csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cal, err := care.ReadCalibration(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cal := calibrationOf(t)
 	t.Run("no calibration", func(t *testing.T) {
 		eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 			population(c)
