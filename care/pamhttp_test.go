@@ -126,3 +126,52 @@ func calibrationOf(t *testing.T) *care.Calibration {
 	}
 	return cal
 }
+
+// TestPAMObservationsRetired: a completed PAM response updated back to in
+// progress or stopped, or to answer another Questionnaire, has its score
+// and level Observations marked entered-in-error in the same write, and
+// they count no more in the caseload, cohorts and reminders.
+func TestPAMObservationsRetired(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(rulesQuestionnaire)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		pamLevelMax2 := `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":2}]}`
+		for _, tc := range []struct{ name, update string }{
+			{"in progress", pamResponse("pam-w", "in-progress", "2026-05-01T10:00:00Z", "2", "50")},
+			{"stopped", pamResponse("pam-w", "stopped", "2026-05-01T10:00:00Z", "2", "50")},
+			{"another Questionnaire", `{"resourceType":"QuestionnaireResponse","id":"pam-w","questionnaire":"http://example.org/Questionnaire/rules","status":"in-progress","subject":{"reference":"Patient/ward"}}`},
+		} {
+			c.put(pamResponse("pam-w", "completed", "2026-05-01T10:00:00Z", "2", "50"))
+			if obs := pamObservations(t, c, "pam-w"); len(obs) != 2 || str(obs["pam-level"], "status") == "entered-in-error" {
+				t.Fatalf("%s: Observations of the completed response: %v", tc.name, obs)
+			}
+			c.do("PUT", "/QuestionnaireResponse/pam-w", tc.update).want(http.StatusOK)
+			obs := pamObservations(t, c, "pam-w")
+			for _, o := range obs {
+				if str(o, "status") != "entered-in-error" {
+					t.Errorf("%s: Observation %s is %s", tc.name, str(o, "code", "coding", 0, "code"), str(o, "status"))
+				}
+			}
+			if len(obs) != 2 {
+				t.Errorf("%s: %d Observations, want the 2 it had", tc.name, len(obs))
+			}
+			if _, ok := caseloadOf(t, c, "/Practitioner/cc/$caseload")["Patient/ward"]["pamLevel"]; ok {
+				t.Errorf("%s: the caseload still shows a PAM level", tc.name)
+			}
+			if got := members(c.do("POST", "/Group/$cohort", pamLevelMax2).want(http.StatusCreated)); got != "" {
+				t.Errorf("%s: PAM level cohort %q, want nobody", tc.name, got)
+			}
+			rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+			if get(rem, "parameter", 0, "valueInteger") != 0.0 {
+				t.Errorf("%s: reminders %v", tc.name, rem)
+			}
+		}
+		// Completed again, the same Observations count again.
+		c.put(pamResponse("pam-w", "completed", "2026-05-01T10:00:00Z", "2", "50"))
+		if got := members(c.do("POST", "/Group/$cohort", pamLevelMax2).want(http.StatusCreated)); got != "Patient/ward=<nil>" {
+			t.Errorf("completed again: cohort %q", got)
+		}
+	})
+}

@@ -115,7 +115,8 @@ var escapeToken = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`, `$`, `\$`
 // scoreOnWrite keeps the two PAM Observations of a response (score and
 // level) in step with it, in the unit of work of its write: written when a
 // completed response is scored, updated (status amended) when it is
-// amended, marked entered-in-error when it is or is deleted. A response
+// amended, marked entered-in-error when it is deleted or is no longer a
+// completed or amended PAM response. A response
 // that cannot be scored is stored with a warning and no Observations; a
 // scored one closes the patient's open re-measurement reminders.
 func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
@@ -124,15 +125,18 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 		return nil, c.retractPAM(ctx, s, ref)
 	}
 	qr, ok := ch.Resource.(*fhir.QuestionnaireResponse)
-	if !ok || !isPAM(qr) {
+	if !ok {
 		return nil, nil
 	}
-	switch qr.Status.Get() {
-	case "entered-in-error":
+	if !isPAM(qr) || !scored(qr) {
+		// Only a completed or amended PAM response has Observations: one
+		// no longer so (entered in error, back in progress, stopped, or
+		// now answering another Questionnaire) takes back those it had,
+		// which would otherwise still count. A first version had none.
+		if ch.Version.VersionID == 1 {
+			return nil, nil
+		}
 		return nil, c.retractPAM(ctx, s, ref)
-	case "completed", "amended":
-	default:
-		return nil, nil
 	}
 	patient, err := pamPatient(ctx, s, qr)
 	if err != nil {
