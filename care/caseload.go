@@ -36,6 +36,7 @@ type caseloadEntry struct {
 	nextStart  string
 	openTasks  int
 	hasOverdue bool
+	held       bool // the Patient is held here (not deleted)
 }
 
 // caseload answers $caseload on a Practitioner, PractitionerRole, CareTeam
@@ -186,8 +187,8 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 	return out, nil
 }
 
-// caseloadFacts gathers the facts of each patient with one search per kind
-// of fact for chunkSize patients at a time.
+// caseloadFacts gathers the facts of each patient held here with one
+// search per kind of fact for chunkSize patients at a time.
 func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []string) ([]*caseloadEntry, error) {
 	byRef := make(map[string]*caseloadEntry, len(patients))
 	entries := make([]*caseloadEntry, 0, len(patients))
@@ -205,7 +206,8 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 			if err != nil {
 				return fmt.Errorf("Patient/%s: %w", v.ID, err)
 			}
-			byRef["Patient/"+v.ID].name = name
+			e := byRef["Patient/"+v.ID]
+			e.name, e.held = name, true
 			return nil
 		})
 		if err != nil {
@@ -272,7 +274,8 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 			return nil, err
 		}
 	}
-	return entries, nil
+	// A patient deleted (or never held) is no one's caseload.
+	return slices.DeleteFunc(entries, func(e *caseloadEntry) bool { return !e.held }), nil
 }
 
 // sortName is the key a caseload sorts names by: family, then given names.

@@ -286,26 +286,26 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		}
 		narrow(keep)
 	}
-	if cr.Practice != "" || cr.AgeMin != nil || cr.AgeMax != nil {
-		params, ok, err := c.patientParams(ctx, s, cr)
+	// The practice and age, and always that the Patient is held and in
+	// care (inCare): a cohort never holds someone deleted or deceased.
+	params, ok, err := c.patientParams(ctx, s, cr)
+	if err != nil {
+		return nil, err
+	}
+	keep := map[string]bool{}
+	if ok {
+		params.Set("_elements", "id") // which Patients, not what they hold
+		err = among(set, c.cfg.CohortAmongMost, "_id", inCare(params), func(params url.Values) error {
+			return s.Each(ctx, "Patient", params, func(v *store.Version) error {
+				keep["Patient/"+v.ID] = true
+				return nil
+			})
+		})
 		if err != nil {
 			return nil, err
 		}
-		keep := map[string]bool{}
-		if ok {
-			params.Set("_elements", "id") // which Patients, not what they hold
-			err = among(set, c.cfg.CohortAmongMost, "_id", params, func(params url.Values) error {
-				return s.Each(ctx, "Patient", params, func(v *store.Version) error {
-					keep["Patient/"+v.ID] = true
-					return nil
-				})
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		narrow(keep)
 	}
+	narrow(keep)
 	if cr.NoPCSP {
 		with := map[string]bool{}
 		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(params url.Values) error {
@@ -316,16 +316,6 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		})
 		if err != nil {
 			return nil, err
-		}
-		if set == nil {
-			set = map[string]bool{}
-			err := s.Each(ctx, "Patient", url.Values{"_elements": {"id"}}, func(v *store.Version) error {
-				set["Patient/"+v.ID] = true
-				return nil
-			})
-			if err != nil {
-				return nil, err
-			}
 		}
 		for p := range with {
 			delete(set, p)

@@ -122,6 +122,32 @@ func parseDateTime(s string) time.Time {
 	return time.Time{}
 }
 
+// inCare adds to a Patient search what selects the people proactive care
+// reaches: alive (deceased absent or false) and with a record in use
+// (active not false). Deleted Patients match no search.
+func inCare(params url.Values) url.Values {
+	params.Set("deceased", "false")
+	params.Set("active:not", "false")
+	return params
+}
+
+// patientsInCare returns which of refs (Patient/id) name Patients held
+// here and in care (inCare).
+func patientsInCare(ctx context.Context, s operation.Store, refs []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, list := range chunks(refs, chunkSize) {
+		params := inCare(url.Values{"_id": {strings.ReplaceAll(list, "Patient/", "")}, "_elements": {"id"}})
+		err := s.Each(ctx, "Patient", params, func(v *store.Version) error {
+			out["Patient/"+v.ID] = true
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // chunkSize is how many patients one search of their facts names: half
 // the values of one parameter that the search layer takes.
 const chunkSize = 500

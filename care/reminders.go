@@ -4,10 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 	"carefhir/operation"
 	"carefhir/store"
 )
@@ -124,6 +126,20 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 				patient: patient, focus: l.response, due: d})
 		}
 	}
+	// Reminders only for people held here and in care (inCare).
+	seen := map[string]bool{}
+	var patients []string
+	for _, r := range due {
+		if id, ok := strings.CutPrefix(r.patient, "Patient/"); ok && lexical.ValidID(id) && !seen[r.patient] {
+			seen[r.patient] = true
+			patients = append(patients, r.patient)
+		}
+	}
+	cared, err := patientsInCare(ctx, s, patients)
+	if err != nil {
+		return nil, err
+	}
+	due = slices.DeleteFunc(due, func(r reminder) bool { return !cared[r.patient] })
 	// The open reminders, read before any is written: a unit of work
 	// may not search what it wrote on engines without transactions.
 	open := map[string]bool{}

@@ -1,0 +1,67 @@
+package care_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+
+	"carefhir/care"
+)
+
+// TestPeopleInCare: a deleted Patient leaves caseloads, cohorts and new
+// reminders; a deceased one, or one whose record is not active, leaves
+// cohorts and new reminders.
+func TestPeopleInCare(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for _, id := range []string{"ward", "baker", "clark", "lee"} {
+			c.put(fmt.Sprintf(`{"resourceType":"CareTeam","id":"team-%s","status":"active","subject":{"reference":"Patient/%s"},"participant":[
+				{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`, id, id))
+			c.put(strings.ReplaceAll(pamResponse("pam-"+id, "completed", "2026-01-01T10:00:00Z", "2", "50"), "Patient/ward", "Patient/"+id))
+		}
+		cohort := func(params string) string {
+			g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[`+params+`]}`).want(http.StatusCreated)
+			return strings.ReplaceAll(members(g), "=<nil>", "")
+		}
+		practice := `{"name":"practice","valueString":"Y12345"}`
+		diabetic := `{"name":"condition","valueString":"` + diabetes + `"}`
+		noPlan := `{"name":"withoutActivePcsp","valueBoolean":true}`
+		if got := cohort(practice); got != "Patient/baker Patient/clark Patient/ward" {
+			t.Fatalf("practice cohort before: %q", got)
+		}
+
+		c.do("DELETE", "/Patient/clark", "").want(http.StatusNoContent)
+		c.put(`{"resourceType":"Patient","id":"ward","name":[{"family":"Ward"}],"birthDate":"1948-03-12","deceasedDateTime":"2026-11-20","generalPractitioner":[{"reference":"Organization/y12345"}]}`)
+		c.put(`{"resourceType":"Patient","id":"baker","name":[{"family":"Baker"}],"birthDate":"1966-01-20","active":false,"generalPractitioner":[{"reference":"Organization/y12345"}]}`)
+		c.put(`{"resourceType":"Patient","id":"lee","name":[{"family":"Lee"}],"birthDate":"1946-05-05","active":true,"deceasedBoolean":false,"generalPractitioner":[{"reference":"Organization/y99999"}]}`)
+
+		load := caseloadOf(t, c, "/Practitioner/cc/$caseload")
+		if load["Patient/clark"] != nil || len(load) != 3 {
+			t.Errorf("caseload after Patient/clark was deleted: %v", load)
+		}
+		if got := paramsText(c.do("GET", "/Practitioner/cc/$caseload", "").want(http.StatusOK)); !strings.HasPrefix(got, "total=3") {
+			t.Errorf("caseload total: %s", got)
+		}
+		for _, tc := range []struct{ name, params, want string }{
+			{"practice", practice, ""},
+			{"condition", diabetic, "Patient/lee"},
+			{"riskCode", `{"name":"riskCode","valueString":"` + efi + `"}`, "Patient/lee=0.4"},
+			{"pamLevelMax", `{"name":"pamLevelMax","valueInteger":2}`, "Patient/lee"},
+			{"withoutActivePcsp", noPlan, "Patient/lee"},
+		} {
+			if got := cohort(tc.params); got != tc.want {
+				t.Errorf("%s cohort: %q, want %q", tc.name, got, tc.want)
+			}
+		}
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+			t.Errorf("reminders: %s", got)
+		}
+		for _, task := range entries(c.do("GET", "/Task", "").want(http.StatusOK)) {
+			if who := str(task, "for", "reference"); who != "Patient/lee" {
+				t.Errorf("a reminder for %s", who)
+			}
+		}
+	})
+}
