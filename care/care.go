@@ -28,6 +28,11 @@ type Config struct {
 	RemeasureMonths int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Zone is where calendar dates are reckoned (today, ages, overdue
+	// reviews, due dates); nil means Europe/London, the UK's dates. A
+	// binary should import time/tzdata so that it never depends on the
+	// host's zone database.
+	Zone *time.Location
 	// CohortAmongMost is the most people a cohort may hold for its next
 	// criterion to be searched among them by name rather than over the
 	// whole population; 0 means DefaultCohortAmongMost, a negative value
@@ -66,6 +71,13 @@ func New(cfg Config) (*Care, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Zone == nil {
+		zone, err := time.LoadLocation("Europe/London")
+		if err != nil {
+			return nil, fmt.Errorf("care: UK dates: %w", err)
+		}
+		cfg.Zone = zone
 	}
 	if cfg.PAM.Wording != nil && len(cfg.PAM.Wording) != pamItems {
 		return nil, fmt.Errorf("care: PAM wording has %d statements, want %d", len(cfg.PAM.Wording), pamItems)
@@ -118,9 +130,18 @@ func (c *Care) Operations() []operation.Operation {
 	}
 }
 
-// today is the calendar date of now, in UTC.
+// today is the calendar date of now in the zone of the configuration (the
+// UK's), as midnight UTC of that date: a UK night in summer time is
+// already the next day there while it is still the day before in UTC.
 func (c *Care) today() time.Time {
-	return c.cfg.Now().UTC().Truncate(24 * time.Hour)
+	return c.dateOf(c.cfg.Now())
+}
+
+// dateOf returns the calendar date of t in the zone of the
+// configuration, as midnight UTC of that date.
+func (c *Care) dateOf(t time.Time) time.Time {
+	y, m, d := t.In(c.cfg.Zone).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
 }
 
 // current returns the current version of typ/id as the transaction of ch

@@ -120,7 +120,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		return nil, err
 	}
 	for patient, l := range latest {
-		d := l.when.AddDate(0, c.cfg.RemeasureMonths, 0).Format(time.DateOnly)
+		d := c.dateOf(l.when).AddDate(0, c.cfg.RemeasureMonths, 0).Format(time.DateOnly)
 		if d <= horizon && l.response != "" {
 			due = append(due, reminder{code: CodeRemeasureTask, display: "Measure patient activation (PAM) again",
 				patient: patient, focus: l.response, due: d})

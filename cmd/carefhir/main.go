@@ -22,6 +22,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Care coordination keeps UK calendar dates (Europe/London) wherever
+	// the binary runs, with or without the host's zone database.
+	_ "time/tzdata"
 
 	"github.com/gin-gonic/gin"
 

@@ -1,0 +1,41 @@
+package care_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"carefhir/care"
+)
+
+// TestUKDates: at 23:30 UTC on a night of British Summer Time it is
+// already the next day in the UK, and today is that day: for overdue
+// reviews, ages and the reminders due.
+func TestUKDates(t *testing.T) {
+	now := time.Date(2026, 6, 30, 23, 30, 0, 0, time.UTC) // 1 July, 00:30 BST
+	eachEngine(t, care.Config{Now: func() time.Time { return now }}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Patient","id":"july","name":[{"family":"July"}],"birthDate":"1961-07-01","generalPractitioner":[{"reference":"Organization/y12345"}]}`)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(pcsp("active", "2026-06-30", "goal-walk"))
+
+		// The review of 30 June is overdue on 1 July.
+		checkParts(t, caseloadOf(t, c, "/Practitioner/cc/$caseload")["Patient/ward"], map[string]any{"reviewDue": "2026-06-30", "overdue": true})
+
+		// Born 1 July 1961: 65 today.
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"practice","valueString":"Y12345"},{"name":"ageMin","valueInteger":65},{"name":"ageMax","valueInteger":65}]}`).want(http.StatusCreated)
+		if got := strings.ReplaceAll(members(g), "=<nil>", ""); got != "Patient/july" {
+			t.Errorf("aged 65 today: %q", got)
+		}
+
+		// A review on 15 July is within the 14 days of 1 July.
+		c.put(pcsp("active", "2026-07-15", "goal-walk"))
+		rem := c.do("POST", "/Task/$generate-reminders", "").want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+			t.Errorf("reminders as of today: %s", got)
+		}
+	})
+}
