@@ -185,8 +185,11 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 		if err != nil {
 			return err
 		}
-		cr, ok := criteriaFromGroup(old)
-		if !ok {
+		cr, err := criteriaFromGroup(old)
+		if err != nil {
+			return err
+		}
+		if cr.empty() {
 			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "Group.characteristic", "Group/%s is not a cohort: it has no criteria of %s", inv.ID, SystemCohortCriterion)
 		}
 		if _, err := cr.check(); err != nil {
@@ -514,47 +517,78 @@ func characteristics(cr *Criteria) []*fhir.GroupCharacteristic {
 	return out
 }
 
-// criteriaFromGroup reads back the criteria a cohort Group records; false
-// when it records none.
-func criteriaFromGroup(g *fhir.Group) (*Criteria, bool) {
+// criteriaFromGroup reads back the criteria a cohort Group records. A
+// criterion it cannot read (a value of another type, an age that is no
+// whole number, a code of SystemCohortCriterion not known, risk-min
+// without risk-code) is a 422 naming the characteristic: evaluated
+// without it, the cohort would hold people it should not.
+func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 	cr := &Criteria{Name: g.Name.Get()}
-	integer := func(q *fhir.Quantity) *int {
-		n, err := strconv.Atoi(quantityValue(q))
-		if err != nil {
-			return nil
-		}
-		return &n
-	}
-	token := func(cc *fhir.CodeableConcept) string {
-		if cc == nil || len(cc.Coding) == 0 {
-			return ""
-		}
-		return cc.Coding[0].System.Get() + "|" + cc.Coding[0].Code.Get()
-	}
-	for _, ch := range g.Characteristic {
+	riskMinAt := -1
+	for i, ch := range g.Characteristic {
 		if ch.Code == nil || len(ch.Code.Coding) == 0 || ch.Code.Coding[0].System.Get() != SystemCohortCriterion {
 			continue
 		}
-		switch ch.Code.Coding[0].Code.Get() {
-		case critPractice:
-			if ch.ValueReference != nil && ch.ValueReference.Identifier != nil {
-				cr.Practice = ch.ValueReference.Identifier.Value.Get()
+		code := ch.Code.Coding[0].Code.Get()
+		bad := func(want string) error {
+			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d]", i),
+				"Group/%s records the criterion %s that cannot be evaluated: its value must be %s", g.Id.Get(), code, want)
+		}
+		integer := func() (*int, error) {
+			n, err := strconv.Atoi(quantityValue(ch.ValueQuantity))
+			if err != nil {
+				return nil, bad("a valueQuantity holding a whole number")
 			}
+			return &n, nil
+		}
+		token := func() (string, error) {
+			cc := ch.ValueCodeableConcept
+			if cc == nil || len(cc.Coding) == 0 {
+				return "", bad("a valueCodeableConcept with a coding")
+			}
+			return cc.Coding[0].System.Get() + "|" + cc.Coding[0].Code.Get(), nil
+		}
+		var err error
+		switch code {
+		case critPractice:
+			if ch.ValueReference == nil || ch.ValueReference.Identifier == nil || ch.ValueReference.Identifier.Value.Get() == "" {
+				return nil, bad("a valueReference with the ODS code of the practice as its identifier")
+			}
+			cr.Practice = ch.ValueReference.Identifier.Value.Get()
 		case critAgeMin:
-			cr.AgeMin = integer(ch.ValueQuantity)
+			cr.AgeMin, err = integer()
 		case critAgeMax:
-			cr.AgeMax = integer(ch.ValueQuantity)
+			cr.AgeMax, err = integer()
 		case critCond:
-			cr.Conditions = append(cr.Conditions, token(ch.ValueCodeableConcept))
+			var t string
+			t, err = token()
+			cr.Conditions = append(cr.Conditions, t)
 		case critRisk:
-			cr.RiskCode = token(ch.ValueCodeableConcept)
+			cr.RiskCode, err = token()
 		case critRiskMin:
-			cr.RiskMin = quantityValue(ch.ValueQuantity)
+			if cr.RiskMin = quantityValue(ch.ValueQuantity); cr.RiskMin == "" {
+				err = bad("a valueQuantity holding a decimal")
+			}
+			riskMinAt = i
 		case critPAMLevel:
-			cr.PAMLevel = integer(ch.ValueQuantity)
+			cr.PAMLevel, err = integer()
 		case critPCSP:
+			if !ch.ValueBoolean.Get() || !ch.Exclude.Get() {
+				err = bad("valueBoolean true, with exclude true")
+			}
 			cr.NoPCSP = true
+		default:
+			err = operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d].code", i),
+				"Group/%s records the criterion %q, which is not known: the criteria are %s", g.Id.Get(), code,
+				strings.Join([]string{critPractice, critAgeMin, critAgeMax, critCond, critRisk, critRiskMin, critPAMLevel, critPCSP}, ", "))
+		}
+		if err != nil {
+			return nil, err
 		}
 	}
-	return cr, !cr.empty()
+	if riskMinAt >= 0 && cr.RiskCode == "" {
+		return nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d]", riskMinAt),
+			"Group/%s records the criterion risk-min without risk-code: risk-min needs risk-code, the Observation it applies to", g.Id.Get())
+	}
+	return cr, nil
 }

@@ -116,6 +116,28 @@ func testCohortCriteria(t *testing.T, cfg care.Config) {
 		if out := c.do("POST", "/Group/odd/$cohort", "").want(http.StatusUnprocessableEntity); !strings.Contains(str(out, "issue", 0, "diagnostics"), "condition") {
 			t.Errorf("Group/odd: %v", out["issue"])
 		}
+		// A criterion that cannot be read is never left out.
+		criterion := func(code, value string) string {
+			return `{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"` + code + `"}]},` + value + `,"exclude":false}`
+		}
+		practice := criterion("practice", `"valueReference":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y12345"}}`)
+		for _, tc := range []struct{ name, criteria, says string }{
+			{"age as a fraction", practice + "," + criterion("age-min", `"valueQuantity":{"value":65.5}`), "Group.characteristic[1]: Group/g records the criterion age-min that cannot be evaluated: its value must be a valueQuantity holding a whole number"},
+			{"PAM level as a boolean", practice + "," + criterion("pam-level-max", `"valueBoolean":true`), "Group.characteristic[1]: Group/g records the criterion pam-level-max that cannot be evaluated"},
+			{"PAM level 7", practice + "," + criterion("pam-level-max", `"valueQuantity":{"value":7}`), "pamLevelMax must be a PAM level from 1 to 4"},
+			{"practice without a code", criterion("practice", `"valueReference":{"reference":"Organization/y12345"}`), "Group.characteristic[0]: Group/g records the criterion practice that cannot be evaluated"},
+			{"risk-min alone", criterion("risk-min", `"valueQuantity":{"value":0.2}`), "Group.characteristic[0]: Group/g records the criterion risk-min without risk-code: risk-min needs risk-code"},
+			{"a criterion not known", practice + "," + criterion("age-between", `"valueQuantity":{"value":65}`), `Group.characteristic[1].code: Group/g records the criterion "age-between", which is not known`},
+		} {
+			c.put(`{"resourceType":"Group","id":"g","type":"person","actual":true,"characteristic":[` + tc.criteria + `]}`)
+			out := c.do("POST", "/Group/g/$cohort", "").want(http.StatusUnprocessableEntity)
+			if got := issues(out); !strings.Contains(got, tc.says) {
+				t.Errorf("%s:\n%s\nwant %q", tc.name, got, tc.says)
+			}
+			if g := c.do("GET", "/Group/g", "").want(http.StatusOK); get(g, "member") != nil {
+				t.Errorf("%s: Group/g was evaluated: %v", tc.name, g["member"])
+			}
+		}
 		c.put(`{"resourceType":"Group","id":"plain","type":"person","actual":true}`)
 		c.do("POST", "/Group/plain/$cohort", "").want(http.StatusUnprocessableEntity)
 		c.do("POST", "/Group/nowhere/$cohort", "").want(http.StatusNotFound)
