@@ -165,7 +165,37 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 	if err := c.writePAM(ctx, s, ch.ID, qr, patient, score, ch.Version.VersionID == 1); err != nil {
 		return nil, err
 	}
-	return warnings, c.closeTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}})
+	return warnings, c.endTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}}, "completed", remeasures(ctx, s, ref, qr))
+}
+
+// remeasures reports whether the scored response ref, qr, re-measures what
+// an open re-measurement reminder asks for: it was authored after the PAM
+// the reminder is about (one backdated, or that PAM amended, does not), or
+// that PAM is no longer held.
+func remeasures(ctx context.Context, s operation.Store, ref string, qr *fhir.QuestionnaireResponse) func(*fhir.Task) (bool, error) {
+	authored := parseDateTime(qr.Authored.Get())
+	return func(t *fhir.Task) (bool, error) {
+		focus := refOf(t.Focus)
+		if focus == ref {
+			return false, nil
+		}
+		id, ok := strings.CutPrefix(focus, "QuestionnaireResponse/")
+		if !ok {
+			return true, nil
+		}
+		v, err := s.Read(ctx, "QuestionnaireResponse", id)
+		if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		measured, err := decode[*fhir.QuestionnaireResponse](v.JSON)
+		if err != nil {
+			return false, fmt.Errorf("the PAM of a re-measurement reminder: %w", err)
+		}
+		return authored.After(parseDateTime(measured.Authored.Get())), nil
+	}
 }
 
 // pamObservations returns the PAM Observations derived from a response:

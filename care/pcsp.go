@@ -196,18 +196,25 @@ func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref
 
 // closeReviewTasks closes the open review reminders of a PCSP once the
 // review is done (its review date moved past their due date), and cancels
-// them when the plan ends or is deleted.
+// them when the plan ends (completed, revoked, entered in error) or is
+// deleted. A plan on hold or in draft keeps them.
 func (c *Care) closeReviewTasks(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
 	filter := url.Values{"focus": {"CarePlan/" + ch.ID}}
 	if ch.Deleted {
-		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "cancelled", "")
+		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "cancelled", nil)
 	}
 	cp, ok := ch.Resource.(*fhir.CarePlan)
 	if !ok || !isPCSP(cp) {
 		return nil, nil
 	}
-	if cp.Status.Get() != "active" {
-		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "cancelled", "")
+	switch cp.Status.Get() {
+	case "completed", "revoked", "entered-in-error":
+		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "cancelled", nil)
+	case "active":
+		review := reviewDate(cp)
+		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "completed", func(t *fhir.Task) (bool, error) {
+			return dueOf(t) != "" && dueOf(t) < review, nil
+		})
 	}
-	return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "completed", reviewDate(cp))
+	return nil, nil
 }

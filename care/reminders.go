@@ -18,8 +18,8 @@ import (
 const openTaskStatuses = "draft,requested,received,accepted,ready,in-progress,on-hold"
 
 // endTasks gives the open reminder Tasks of a kind that match filter the
-// status given; with before set, only those due before that date.
-func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, filter url.Values, status, before string) error {
+// status given: those for which ends reports true, or all when it is nil.
+func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, filter url.Values, status string, ends func(*fhir.Task) (bool, error)) error {
 	params := url.Values{"code": {SystemCareTask + "|" + code}, "status": {openTaskStatuses}}
 	for k, v := range filter {
 		params[k] = v
@@ -27,7 +27,7 @@ func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, fil
 	var tasks []*fhir.Task
 	err := s.Each(ctx, "Task", params, func(v *store.Version) error {
 		t, err := decode[*fhir.Task](v.JSON)
-		if err == nil && (before == "" || dueOf(t) != "" && dueOf(t) < before) {
+		if err == nil {
 			tasks = append(tasks, t)
 		}
 		return err
@@ -35,7 +35,16 @@ func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, fil
 	if err != nil {
 		return err
 	}
+	// Decided once the search is read: ends may read the store.
 	for _, t := range tasks {
+		if ends != nil {
+			if ok, err := ends(t); err != nil || !ok {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		t.Status = fhir.NewCode(status)
 		t.LastModified = fhir.NewDateTime(c.cfg.Now().UTC().Format(time.RFC3339))
 		if _, err := s.Update(ctx, t, 0); err != nil {
@@ -43,10 +52,6 @@ func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, fil
 		}
 	}
 	return nil
-}
-
-func (c *Care) closeTasks(ctx context.Context, s operation.Store, code string, filter url.Values) error {
-	return c.endTasks(ctx, s, code, filter, "completed", "")
 }
 
 // dueOf returns the due date of a reminder Task.
@@ -99,14 +104,15 @@ func (c *Care) generateReminders(ctx context.Context, inv *operation.Invocation)
 // already, and returns them: what $generate-reminders and the periodic run
 // of the server (carefhir serve --reminders-every) do.
 func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time) ([]*store.Version, error) {
-	horizon := asOf.Add(c.cfg.ReviewWindow).Format(time.DateOnly)
+	// Compared as dates, not as text: the horizon may be past year 9999.
+	horizon := asOf.Add(c.cfg.ReviewWindow)
 	var due []reminder
 	err := s.Each(ctx, "CarePlan", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
 		cp, err := decode[*fhir.CarePlan](v.JSON)
 		if err != nil {
 			return err
 		}
-		if r := reviewDate(cp); r != "" && r <= horizon && strings.HasPrefix(cp.Subject.Reference.Get(), "Patient/") {
+		if r := reviewDate(cp); r != "" && !parseDateTime(r).After(horizon) && strings.HasPrefix(cp.Subject.Reference.Get(), "Patient/") {
 			due = append(due, reminder{code: CodeReviewTask, display: "Review the personalised care and support plan",
 				patient: cp.Subject.Reference.Get(), focus: "CarePlan/" + v.ID, due: r})
 		}
@@ -120,10 +126,10 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		return nil, err
 	}
 	for patient, l := range latest {
-		d := c.dateOf(l.when).AddDate(0, c.cfg.RemeasureMonths, 0).Format(time.DateOnly)
-		if d <= horizon && l.response != "" {
+		d := addMonths(c.dateOf(l.when), c.cfg.RemeasureMonths)
+		if !d.After(horizon) && l.response != "" {
 			due = append(due, reminder{code: CodeRemeasureTask, display: "Measure patient activation (PAM) again",
-				patient: patient, focus: l.response, due: d})
+				patient: patient, focus: l.response, due: d.Format(time.DateOnly)})
 		}
 	}
 	// Reminders only for people held here and in care (inCare).
@@ -187,6 +193,15 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		created = append(created, v)
 	}
 	return created, nil
+}
+
+// addMonths returns the date n months after date, on the last day of the
+// month when it has no such day: 31 March and six months is 30 September,
+// where time.AddDate would give 1 October.
+func addMonths(date time.Time, n int) time.Time {
+	y, m, d := date.Date()
+	last := time.Date(y, m+time.Month(n)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	return time.Date(y, m+time.Month(n), min(d, last), 0, 0, 0, 0, time.UTC)
 }
 
 // openKey identifies an open reminder: a review is open per plan, a

@@ -1,0 +1,64 @@
+package care_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"carefhir/care"
+)
+
+// TestReminderDates: a re-measurement is due six months on, on the last
+// day of a shorter month; a distant asOf still finds what is due; a
+// backdated PAM leaves the re-measurement open; a PCSP on hold keeps its
+// review reminder, one that ends cancels it.
+func TestReminderDates(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		c.put(pamResponse("pam-march", "completed", "2025-03-31", "2", "50"))
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(pcsp("active", "2026-12-10", "goal-walk"))
+
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"9999-12-31"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=2 ") {
+			t.Fatalf("reminders as of 9999-12-31: %s", got)
+		}
+		tasks := func() map[string]map[string]any {
+			out := map[string]map[string]any{}
+			for _, task := range entries(c.do("GET", "/Task?patient=Patient/ward", "").want(http.StatusOK)) {
+				out[str(task, "code", "coding", 0, "code")] = task
+			}
+			return out
+		}
+		if due := str(tasks()["pam-remeasure"], "restriction", "period", "end"); due != "2025-09-30" {
+			t.Errorf("re-measurement of a PAM of 31 March due %s, want 2025-09-30", due)
+		}
+
+		// A PAM older than the latest re-measures nothing.
+		c.put(pamResponse("pam-old", "completed", "2025-01-01", "2", "48"))
+		if st := str(tasks()["pam-remeasure"], "status"); st != "requested" {
+			t.Errorf("re-measurement after a backdated PAM: %s", st)
+		}
+		// Nor does amending the PAM the reminder is about.
+		c.put(pamResponse("pam-march", "amended", "2025-03-31", "2", "51"))
+		if st := str(tasks()["pam-remeasure"], "status"); st != "requested" {
+			t.Errorf("re-measurement after its PAM was amended: %s", st)
+		}
+		c.put(pamResponse("pam-new", "completed", "2026-11-01", "3", "60"))
+		if st := str(tasks()["pam-remeasure"], "status"); st != "completed" {
+			t.Errorf("re-measurement after a new PAM: %s", st)
+		}
+
+		// On hold, the plan keeps its review reminder; ended, it cancels it.
+		c.put(pcsp("on-hold", "2026-12-10", "goal-walk"))
+		if st := str(tasks()["pcsp-review"], "status"); st != "requested" {
+			t.Errorf("review reminder of a plan on hold: %s", st)
+		}
+		c.put(pcsp("completed", "2026-12-10", "goal-walk"))
+		if st := str(tasks()["pcsp-review"], "status"); st != "cancelled" {
+			t.Errorf("review reminder of a completed plan: %s", st)
+		}
+	})
+}
