@@ -105,7 +105,7 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 
 // caseloadOrders compare entries for each _sort; absent values sort last.
 var caseloadOrders = map[string]func(a, b *caseloadEntry) int{
-	"name": func(a, b *caseloadEntry) int { return strings.Compare(a.name, b.name) },
+	"name": func(a, b *caseloadEntry) int { return lastIfEmpty(a.name, b.name, strings.Compare(a.name, b.name)) },
 	"review-due": func(a, b *caseloadEntry) int {
 		return lastIfEmpty(a.reviewDue, b.reviewDue, strings.Compare(a.reviewDue, b.reviewDue))
 	},
@@ -295,7 +295,7 @@ func sortName(patient []byte) (string, error) {
 		return "", nil
 	}
 	n := p.Name[0]
-	return strings.ToLower(strings.Join(append([]string{n.Family}, n.Given...), " ")), nil
+	return strings.ToLower(strings.TrimSpace(strings.Join(append([]string{n.Family}, n.Given...), " "))), nil
 }
 
 // parameter is the entry as the part "patient" of the answer; absent facts

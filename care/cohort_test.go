@@ -155,6 +155,18 @@ func TestCaseloadPaging(t *testing.T) {
 		if len(load) != 1 || load["Patient/ward"] == nil {
 			t.Errorf("second page: %v", load)
 		}
+		// Patients without a name come last.
+		c.put(`{"resourceType":"Patient","id":"anon","birthDate":"1950-01-01","generalPractitioner":[{"reference":"Organization/y12345"}]}`)
+		var order []string
+		list, _ := c.do("GET", "/Organization/y12345/$caseload?_sort=name", "").want(http.StatusOK)["parameter"].([]any)
+		for _, p := range list {
+			if str(p, "name") == "patient" {
+				order = append(order, str(p, "part", 0, "valueReference", "reference"))
+			}
+		}
+		if got := strings.Join(order, " "); got != "Patient/baker Patient/clark Patient/ward Patient/anon" {
+			t.Errorf("caseload by name: %s", got)
+		}
 		c.do("GET", "/Organization/y12345/$caseload?_count=501", "").want(http.StatusBadRequest)
 		c.do("GET", "/Organization/y12345/$caseload?_sort=age", "").want(http.StatusBadRequest)
 		c.do("GET", "/Organization/y12345/$caseload?cursor=x", "").want(http.StatusBadRequest)
