@@ -144,32 +144,13 @@ func TestMLLP(t *testing.T) {
 // wanting an AA acknowledgement.
 func sendMLLP(t *testing.T, p *proc, msg []byte, times int) {
 	t.Helper()
-	var addr string
-	for _, line := range strings.Split(p.logs.String(), "\n") {
-		var l struct{ Msg, Addr string }
-		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening for HL7 v2 over MLLP" {
-			addr = l.Addr
-		}
+	msgs := make([][]byte, times)
+	for i := range msgs {
+		msgs[i] = msg
 	}
-	if addr == "" {
-		t.Fatalf("no MLLP listener logged:\n%s", p.logs.String())
-	}
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	r := bufio.NewReader(conn)
-	for round := 1; round <= times; round++ {
-		if _, err := conn.Write(mllp.Frame(msg)); err != nil {
-			t.Fatal(err)
-		}
-		ack, err := mllp.ReadFrame(r, 1<<20)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for round, ack := range exchangeMLLP(t, p, msgs...) {
 		if !bytes.Contains(ack, []byte("MSA|AA|MSG0001")) {
-			t.Fatalf("round %d: %q", round, ack)
+			t.Fatalf("round %d: %q", round+1, ack)
 		}
 	}
 }
@@ -210,4 +191,75 @@ func TestImportNDJSON(t *testing.T) {
 	if err == nil || !strings.Contains(out.String(), "loaded 1 resources") || !strings.Contains(out.String(), "refused Patient.ndjson:2: 400") {
 		t.Errorf("import: %v\n%s", err, out.String())
 	}
+}
+
+// TestMLLPKeepsMerges sends over MLLP an A40 that merges one record into
+// another, then a registration of the record merged away: it is
+// acknowledged AA with a warning, and the record stays inactive and
+// linked to the survivor, as through $import.
+func TestMLLPKeepsMerges(t *testing.T) {
+	merge, err := os.ReadFile("../../mappers/hl7v2/testdata/uk/A40-merge.hl7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	register := "MSH|^~\\&|PAS|RXX|CAREFHIR|PCN01|20260304120000||ADT^A28^ADT_A05|MSG0101|P|2.4\r" +
+		"PID|1||9990000042^^^NHS^NH||WARD^SARAH^^^MRS^^L||19480312|F\r"
+	p := start(t, "--mllp-addr", "127.0.0.1:0")
+	acks := exchangeMLLP(t, p, merge, []byte(register))
+	if !bytes.Contains(acks[0], []byte("MSA|AA|MSG0003")) {
+		t.Fatalf("the merge: %q", acks[0])
+	}
+	if !bytes.Contains(acks[1], []byte("MSA|AA|MSG0101")) || !bytes.Contains(acks[1], []byte("|W|")) {
+		t.Errorf("the registration of the merged record: %q, want AA with a warning", acks[1])
+	}
+	var found struct {
+		Entry []struct {
+			Resource struct {
+				Active *bool
+				Link   []struct{ Type string }
+			}
+		}
+	}
+	getJSON(t, p.base+"/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000042", &found)
+	if len(found.Entry) != 1 {
+		t.Fatalf("%d records of the merged NHS number", len(found.Entry))
+	}
+	r := found.Entry[0].Resource
+	if r.Active == nil || *r.Active || len(r.Link) != 1 || r.Link[0].Type != "replaced-by" {
+		t.Errorf("the merged record after the registration: active %v, links %v", r.Active, r.Link)
+	}
+}
+
+// exchangeMLLP sends each of msgs to the MLLP listener p logged, on one
+// connection, and returns the acknowledgements.
+func exchangeMLLP(t *testing.T, p *proc, msgs ...[]byte) [][]byte {
+	t.Helper()
+	var addr string
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		var l struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "listening for HL7 v2 over MLLP" {
+			addr = l.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no MLLP listener logged:\n%s", p.logs.String())
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	var acks [][]byte
+	for _, msg := range msgs {
+		if _, err := conn.Write(mllp.Frame(msg)); err != nil {
+			t.Fatal(err)
+		}
+		ack, err := mllp.ReadFrame(r, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acks = append(acks, ack)
+	}
+	return acks
 }

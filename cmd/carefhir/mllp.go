@@ -7,24 +7,26 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"time"
 
-	"carefhir/fhir/fhirjson"
 	"carefhir/mappers/hl7v2"
 	"carefhir/mappers/hl7v2/mllp"
+	"carefhir/mappers/importop"
 	"carefhir/server/access"
 )
 
-// startMLLP serves HL7 v2 messages over MLLP on addr: each is imported as
-// $import?format=hl7v2 imports it and applied as a transaction through h,
-// the server's own handler, acting for the system principal "mllp", so
-// that the access layer, validation and the audit trail see it as any
-// write. Each message's transaction writes its receipt too (a
-// MessageHeader named by its sender and control id), so a message sent
-// again, even after a restart, is acknowledged again without being
-// applied twice.
+// startMLLP serves HL7 v2 messages over MLLP on addr: each is posted to
+// $import?format=hl7v2 through h, the server's own handler, acting for the
+// system principal "mllp", so that a message is imported exactly as one
+// posted there (in one unit of work that keeps the merges earlier messages
+// made), and the access layer, validation and the audit trail see it as
+// any write; the acknowledgement $import answers is the one sent back. The
+// import writes a receipt with the message (a MessageHeader named by its
+// sender and control id), so a message sent again, even after a restart,
+// is acknowledged again without being applied twice.
 func startMLLP(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -32,48 +34,17 @@ func startMLLP(ctx context.Context, addr string, h http.Handler, logger *slog.Lo
 	}
 	actAs := access.WithPrincipal(ctx, access.SystemPrincipal("mllp"))
 	client := &http.Client{Transport: handlerTransport{h}}
-	apply := func(ctx context.Context, im *hl7v2.Imported) error {
-		im.AddReceipt(time.Now())
-		body, err := fhirjson.Marshal(im.Bundle)
+	handle := func(msg []byte) []byte {
+		ack, err := importMessage(actAs, client, msg)
 		if err != nil {
-			return err
+			// Not acknowledged by the import (the store failed, or a
+			// concurrent write stopped it): AE, so the sender tries again.
+			logger.Error("mllp: the message was not imported", "err", err)
+			return hl7v2.Import(msg).Acknowledge(err, time.Now())
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://mllp.local/fhir", bytes.NewReader(body))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/fhir+json")
-		req.Header.Set("Prefer", "return=minimal")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		out, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("the transaction was refused (%d): %s", resp.StatusCode, out)
-		}
-		return nil
+		return ack
 	}
-	seen := hl7v2.ReceiptSeen{Exists: func(ctx context.Context, id string) (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodHead, "http://mllp.local/fhir/"+hl7v2.ReceiptType+"/"+id, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return false, err
-		}
-		resp.Body.Close()
-		switch resp.StatusCode {
-		case http.StatusOK:
-			return true, nil
-		case http.StatusNotFound, http.StatusGone:
-			return false, nil
-		}
-		return false, fmt.Errorf("reading the receipt %s: %s", id, resp.Status)
-	}}
-	srv := &mllp.Server{Handler: hl7v2.Handler(actAs, apply, seen, time.Now), IdleTimeout: 10 * time.Minute}
+	srv := &mllp.Server{Handler: handle, IdleTimeout: 10 * time.Minute}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
 			logger.Error("mllp listener stopped", "err", err)
@@ -81,4 +52,28 @@ func startMLLP(ctx context.Context, addr string, h http.Handler, logger *slog.Lo
 	}()
 	logger.Info("listening for HL7 v2 over MLLP", "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
+}
+
+// importMessage posts msg to $import?format=hl7v2 and returns the
+// acknowledgement it answers (AA, AE or AR alike), or an error when it
+// answers none.
+func importMessage(ctx context.Context, client *http.Client, msg []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://mllp.local/fhir/$import?format=hl7v2", bytes.NewReader(msg))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", importop.HL7v2MediaType)
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != importop.HL7v2MediaType {
+		return nil, fmt.Errorf("$import answered %s: %.500s", resp.Status, body)
+	}
+	return body, nil
 }
