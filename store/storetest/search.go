@@ -711,6 +711,32 @@ func testFindByIDAlone(t *testing.T, s store.Store) {
 		{"Observation", "focus=d2", "of"},
 		{"Observation", "focus=d1", "-"},
 	})
+	// A match of a type alone: a reference to any resource of that type
+	// (the Patient-level export keeps what refers to some Patient).
+	anyOf := func(typ string) []store.ReferenceMatch { return []store.ReferenceMatch{{Type: typ}} }
+	for _, tt := range []struct {
+		name  string
+		where []store.Clause
+		want  string
+	}{
+		{"subject of any Patient", []store.Clause{{Param: "subject", References: anyOf("Patient")}}, "op oq"},
+		{"subject of any Device", []store.Clause{{Param: "subject", References: anyOf("Device")}}, "od"},
+		{"subject of any Location", []store.Clause{{Param: "subject", References: anyOf("Location")}}, "-"},
+		{"focus of any Patient", []store.Clause{{Param: "focus", References: anyOf("Patient")}}, "of"},
+		{"subject of any Patient or Device/d1", []store.Clause{{Param: "subject",
+			References: []store.ReferenceMatch{{Type: "Patient"}, {Type: "Device", ID: "d1"}}}}, "od op oq"},
+		{"subject or focus of any Patient", []store.Clause{{Param: "_compartment", Any: []store.Clause{
+			{Param: "subject", References: anyOf("Patient")}, {Param: "focus", References: anyOf("Patient")}}}}, "of op oq"},
+		{"subject of no Patient", []store.Clause{{Param: "subject", Not: true, References: anyOf("Patient")}}, "od of"},
+	} {
+		page, err := f.Find(t.Context(), store.Query{Type: "Observation", Where: tt.where, Count: 100})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := idList(page.Matches); got != tt.want {
+			t.Errorf("%s = %s, want %s", tt.name, got, tt.want)
+		}
+	}
 }
 
 // smallFixture writes data, indexed, into s and returns s as a Finder and
@@ -743,32 +769,6 @@ func findEach(t *testing.T, f store.Finder, reg *search.Registry, cases []findCa
 		}
 		if got := idList(page.Matches); got != tt.want {
 			t.Errorf("%s?%s = %s, want %s", tt.typ, tt.query, got, tt.want)
-		}
-	}
-	// A match of a type alone: a reference to any resource of that type
-	// (the Patient-level export keeps what refers to some Patient).
-	anyOf := func(typ string) []store.ReferenceMatch { return []store.ReferenceMatch{{Type: typ}} }
-	for _, tt := range []struct {
-		name  string
-		where []store.Clause
-		want  string
-	}{
-		{"subject of any Patient", []store.Clause{{Param: "subject", References: anyOf("Patient")}}, "op oq"},
-		{"subject of any Device", []store.Clause{{Param: "subject", References: anyOf("Device")}}, "od"},
-		{"subject of any Location", []store.Clause{{Param: "subject", References: anyOf("Location")}}, "-"},
-		{"focus of any Patient", []store.Clause{{Param: "focus", References: anyOf("Patient")}}, "of"},
-		{"subject of any Patient or Device/d1", []store.Clause{{Param: "subject",
-			References: []store.ReferenceMatch{{Type: "Patient"}, {Type: "Device", ID: "d1"}}}}, "od op oq"},
-		{"subject or focus of any Patient", []store.Clause{{Param: "_compartment", Any: []store.Clause{
-			{Param: "subject", References: anyOf("Patient")}, {Param: "focus", References: anyOf("Patient")}}}}, "of op oq"},
-		{"subject of no Patient", []store.Clause{{Param: "subject", Not: true, References: anyOf("Patient")}}, "od of"},
-	} {
-		page, err := f.Find(t.Context(), store.Query{Type: "Observation", Where: tt.where, Count: 100})
-		if err != nil {
-			t.Fatalf("%s: %v", tt.name, err)
-		}
-		if got := idList(page.Matches); got != tt.want {
-			t.Errorf("%s = %s, want %s", tt.name, got, tt.want)
 		}
 	}
 }
