@@ -180,3 +180,34 @@ func TestSearchStoredTerminology(t *testing.T) {
 		}
 	}, withValidator(false))
 }
+
+// TestSearchCodeImplicitSystem checks that an element of type code, which
+// holds its code alone, is found by system|code when the system is the one
+// its code comes from (R4 search.html, token: for a code "the system is
+// defined in the value set"), as HAPI clients that always send a system
+// search it, and not by another system.
+func TestSearchCodeImplicitSystem(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/m", `{"resourceType":"Patient","id":"m","gender":"male"}`).want(t, http.StatusCreated)
+		c.do("PUT", "/Patient/f", `{"resourceType":"Patient","id":"f","gender":"female"}`).want(t, http.StatusCreated)
+		c.do("PUT", "/Observation/o", `{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"}}`).want(t, http.StatusCreated)
+		for _, tt := range []struct{ query, match string }{
+			{"/Patient?gender=male", "Patient/m"},
+			{"/Patient?gender=http://hl7.org/fhir/administrative-gender|male", "Patient/m"},
+			{"/Patient?gender:not=http://hl7.org/fhir/administrative-gender|male", "Patient/f"},
+			{"/Patient?gender=http://example.org/sex|male", ""},
+			{"/Patient?gender=http://hl7.org/fhir/administrative-gender|nonsense", ""},
+			{"/Observation?status=http://hl7.org/fhir/observation-status|final", "Observation/o"},
+			{"/Observation?status=http://hl7.org/fhir/observation-status|amended", ""},
+		} {
+			u, err := url.Parse(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u.RawQuery = u.Query().Encode()
+			if got := c.do("GET", u.String(), "").searchset(t).ids("match"); got != tt.match {
+				t.Errorf("GET %s: matches %q, want %q", tt.query, got, tt.match)
+			}
+		}
+	}, withValidator(false))
+}

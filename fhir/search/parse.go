@@ -647,6 +647,12 @@ func (p *parser) tokens(c *query.Clause, name string, sp *Param, modifier string
 				}
 			}
 			c.Tokens = append(c.Tokens, m)
+			if p.implicitSystem(sp, m) {
+				// An element of type code holds the code alone; its system
+				// is the one its binding draws on (R4 search.html, token:
+				// "the system is defined in the value set").
+				c.Tokens = append(c.Tokens, query.TokenMatch{Code: m.Code})
+			}
 		}
 		return nil
 	case "text":

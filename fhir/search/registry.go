@@ -28,6 +28,10 @@ type Param struct {
 	// identifiers is whether a token parameter searches Identifiers, the
 	// values :of-type matches by their type.
 	identifiers bool
+	// codes is whether a token parameter searches elements of type code,
+	// whose values carry no system: it is that of the value set they are
+	// bound to.
+	codes bool
 }
 
 // Component is one part of a composite parameter.
@@ -141,6 +145,7 @@ func LoadFS(fsys fs.FS, types []string) (*Registry, error) {
 			}
 			p := &Param{Code: d.Code, URL: d.URL, Type: d.Type, Expression: expr, Targets: d.Target}
 			p.identifiers = p.Type == "token" && selectsIdentifiers(expr)
+			p.codes = p.Type == "token" && selectsCodes(expr)
 			for _, c := range d.Component {
 				cd, ok := byURL[c.Definition]
 				if !ok {
@@ -231,6 +236,18 @@ func selectsIdentifiers(expr string) bool {
 		t = strings.TrimSpace(strings.Trim(strings.TrimSpace(t), "()"))
 		if strings.HasSuffix(t, " as Identifier") || strings.HasSuffix(t, ".as(Identifier)") ||
 			strings.HasSuffix(t, ".ofType(Identifier)") || slices.Contains(fhirpath.ElementTypes(t), "Identifier") {
+			return true
+		}
+	}
+	return false
+}
+
+// selectsCodes reports whether a term of expr is a path to an element of
+// type code ("Patient.gender", "Observation.status").
+func selectsCodes(expr string) bool {
+	for _, t := range splitTop(expr, '|') {
+		t = strings.TrimSpace(strings.Trim(strings.TrimSpace(t), "()"))
+		if slices.Contains(fhirpath.ElementTypes(t), "code") {
 			return true
 		}
 	}

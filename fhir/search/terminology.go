@@ -140,3 +140,16 @@ func terminologyError(name, what string, err error) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: name,
 		Diagnostics: fmt.Sprintf("%s cannot be searched here: %v", what, err), fatal: true}
 }
+
+// implicitSystem reports whether m, a system|code value of sp, also
+// names the code stored without a system in an element of type code: sp
+// searches such elements and the terminology holds the code in that
+// system. A system the terminology does not know, or without that code,
+// is not one a code element can stand for.
+func (p *parser) implicitSystem(sp *Param, m query.TokenMatch) bool {
+	if !sp.codes || p.r.terms == nil || m.System == "" || m.AnySystem || m.AnyCode {
+		return false
+	}
+	_, err := p.r.terms.Below(m.System, m.Code)
+	return err == nil
+}
