@@ -2,7 +2,6 @@ package hl7v2
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"strings"
@@ -12,99 +11,58 @@ import (
 	"carefhir/fhir"
 )
 
-func TestHandlerDuplicates(t *testing.T) {
+// TestSeenKey checks that a message is known by its sender and control
+// id: another sender may use the same control id.
+func TestSeenKey(t *testing.T) {
 	msg, err := os.ReadFile("testdata/uk/A28-register.hl7")
 	if err != nil {
 		t.Fatal(err)
 	}
-	applied := 0
-	apply := func(_ context.Context, im *Imported) error {
-		applied++
-		return nil
-	}
-	clock := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
-	now := func() time.Time { clock = clock.Add(time.Second); return clock }
-	h := Handler(context.Background(), apply, &MemorySeen{}, now)
-	first := h(msg)
-	again := h(msg)
-	if applied != 1 {
-		t.Errorf("applied %d times, want once", applied)
-	}
-	if !bytes.Equal(first, again) {
-		t.Errorf("the repeated message got a different acknowledgement:\n%q\n%q", first, again)
-	}
-	if !bytes.Contains(first, []byte("\rMSA|AA|MSG0001\r")) {
-		t.Errorf("ack = %q", first)
-	}
-	// Another sender may use the same control id.
 	other := bytes.Replace(msg, []byte("|EMISWEB|Y12345|"), []byte("|EMISWEB|Y99999|"), 1)
-	h(other)
-	if applied != 2 {
-		t.Errorf("a message from another sender with the same control id was not applied")
+	a, b := Import(msg), Import(other)
+	if SeenKey(a.Message) == SeenKey(b.Message) || SeenKey(a.Message) != SeenKey(Import(msg).Message) {
+		t.Errorf("keys %q and %q", SeenKey(a.Message), SeenKey(b.Message))
 	}
 }
 
-func TestHandlerRetriesAfterFailure(t *testing.T) {
+// TestAcknowledgeStoreFailure checks that a message the store failed to
+// write is acknowledged AE, so that it is sent again, without the store's
+// own words.
+func TestAcknowledgeStoreFailure(t *testing.T) {
 	msg, err := os.ReadFile("testdata/uk/A28-register.hl7")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fail := true
-	applied := 0
-	apply := func(context.Context, *Imported) error {
-		if fail {
-			return errors.New("database is locked")
-		}
-		applied++
-		return nil
-	}
-	h := Handler(context.Background(), apply, &MemorySeen{}, time.Now)
-	ack := string(h(msg))
+	ack := string(Import(msg).Acknowledge(errors.New("database is locked"), time.Now()))
 	if !strings.Contains(ack, "\rMSA|AE|MSG0001|") || strings.Contains(ack, "locked") {
 		t.Errorf("a store failure gave %q, want AE without the store's own words", ack)
 	}
-	fail = false
-	if ack := string(h(msg)); !strings.Contains(ack, "\rMSA|AA|MSG0001\r") || applied != 1 {
-		t.Errorf("the retry gave %q, applied %d", ack, applied)
-	}
 }
 
-func TestHandlerRefusedNotApplied(t *testing.T) {
+// TestRefusedNotApplied checks that a message refused for what it holds
+// has nothing to apply and is acknowledged AE or AR.
+func TestRefusedNotApplied(t *testing.T) {
 	for _, f := range []string{"uk/A28-invalid-nhs.hl7", "fhir-converter/ADT-A29-01.hl7"} {
 		msg, err := os.ReadFile("testdata/" + f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		apply := func(context.Context, *Imported) error {
-			t.Errorf("%s: a refused message was applied", f)
-			return nil
+		im := Import(msg)
+		if !im.Rejected && !im.Failed() {
+			t.Errorf("%s: not refused", f)
 		}
-		ack := string(Handler(context.Background(), apply, &MemorySeen{}, time.Now)(msg))
+		ack := string(im.Acknowledge(nil, time.Now()))
 		if !strings.Contains(ack, "\rMSA|AE|") && !strings.Contains(ack, "\rMSA|AR|") {
 			t.Errorf("%s: ack = %q", f, ack)
 		}
 	}
 }
 
-func TestMemorySeenBound(t *testing.T) {
-	s := &MemorySeen{Max: 2}
-	ctx := context.Background()
-	for _, k := range []string{"a", "b", "c"} {
-		s.Remember(ctx, k, []byte(k))
-	}
-	if _, ok, _ := s.Lookup(ctx, "a"); ok {
-		t.Errorf("the oldest key is kept beyond Max")
-	}
-	if ack, ok, _ := s.Lookup(ctx, "c"); !ok || string(ack) != "c" {
-		t.Errorf("the newest key is lost")
-	}
-}
-
-// TestHandlerImpossibleDates sends messages whose dates pass a check of
+// TestImpossibleDates sends messages whose dates pass a check of
 // their digits but name no day or time that exists: each is refused (AE)
 // with ERR-2 naming the field and code 102, as a malformed date is, and
 // never applied, rather than failing to store and being sent again.
-func TestHandlerImpossibleDates(t *testing.T) {
+func TestImpossibleDates(t *testing.T) {
 	const pid = "PID|1||9990000018^^^NHS^NH||WARD^SARAH||"
 	for _, tt := range []struct{ name, fields, where string }{
 		{"30 February", "19700230|F", "PID^1^7"},
@@ -118,11 +76,11 @@ func TestHandlerImpossibleDates(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			msg := "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A28^ADT_A05|MSG0009|P|2.4\r" + pid + tt.fields + "\r"
-			apply := func(context.Context, *Imported) error {
-				t.Errorf("a message with an impossible date was applied")
-				return nil
+			im := Import([]byte(msg))
+			if !im.Failed() {
+				t.Errorf("a message with an impossible date is not refused")
 			}
-			ack := string(Handler(context.Background(), apply, &MemorySeen{}, time.Now)([]byte(msg)))
+			ack := string(im.Acknowledge(nil, time.Now()))
 			if !strings.Contains(ack, "\rMSA|AE|MSG0009|") || !strings.Contains(ack, "\rERR||"+tt.where+"|102^Data type error^HL70357|E||||") {
 				t.Errorf("ack = %q, want AE with ERR %s 102", ack, tt.where)
 			}

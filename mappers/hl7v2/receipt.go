@@ -1,7 +1,6 @@
 package hl7v2
 
 import (
-	"context"
 	"strings"
 	"time"
 
@@ -31,7 +30,7 @@ func ReceiptID(key string) string {
 // facility, and its source entity the message, by control id. Written in
 // the same transaction as the message's writes, the receipt exists
 // exactly when they were stored, so a store that keeps it remembers which
-// messages were applied across restarts (see ReceiptSeen). It does nothing
+// messages were applied across restarts ($import reads it first). It does nothing
 // to a message without a Bundle.
 func (im *Imported) AddReceipt(now time.Time) {
 	if im.Message == nil || im.Bundle == nil || len(im.Bundle.Entry) == 0 {
@@ -67,22 +66,3 @@ func (im *Imported) AddReceipt(now time.Time) {
 		Request:  &fhir.BundleEntryRequest{Method: fhir.NewCode("PUT"), Url: fhir.NewUri(ReceiptType + "/" + id)},
 	})
 }
-
-// ReceiptSeen is the Seen of a host whose Apply adds each message's
-// receipt (AddReceipt) to its writes: a message was applied when its
-// receipt is stored. Exists reports whether the store holds the receipt
-// of that id. Lookup answers a message seen with no acknowledgement of its
-// own, so the Handler acknowledges it anew; Remember does nothing, the
-// receipt being written with the message.
-type ReceiptSeen struct {
-	Exists func(ctx context.Context, id string) (bool, error)
-}
-
-// Lookup implements Seen.
-func (s ReceiptSeen) Lookup(ctx context.Context, key string) ([]byte, bool, error) {
-	ok, err := s.Exists(ctx, ReceiptID(key))
-	return nil, ok, err
-}
-
-// Remember implements Seen.
-func (ReceiptSeen) Remember(context.Context, string, []byte) error { return nil }
