@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -421,7 +422,8 @@ func (w *walk) binaries(ctx context.Context, base string) error {
 	for _, list := range [][]*store.Version{w.page.Matches, w.page.Included} {
 		for _, v := range list {
 			var doc any
-			if json.Unmarshal(v.JSON, &doc) != nil {
+			// Only a body that names a Binary is decoded and walked.
+			if !bytes.Contains(v.JSON, []byte("Binary/")) || json.Unmarshal(v.JSON, &doc) != nil {
 				continue
 			}
 			for _, id := range binaryURLs(doc, base, nil) {
