@@ -22,7 +22,8 @@ func parseReindexConfig(args []string, getenv func(string) string, stderr io.Wri
 	cfg := &reindexConfig{DataDir: "./data"}
 	fs := newFlagSet("carefhir reindex",
 		"Rebuilds the search index of every stored resource, as after a change of the search definitions.\n"+
-			"Run it with the server stopped, or with it running: resources written meanwhile are indexed by their write.", stderr)
+			"A SQLite data directory is held by one process: stop the server first. With --mongo-uri it may run\n"+
+			"beside the server: resources written meanwhile are indexed by their write.", stderr)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
 	fs.StringVar(&cfg.MongoURI, "mongo-uri", cfg.MongoURI, "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
 	fs.StringVar(&cfg.BaseURL, "base-url", "", "public FHIR base `URL` the server runs with: absolute references under it index as local ones")

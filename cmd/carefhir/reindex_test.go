@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -48,5 +49,27 @@ func TestReindexCommand(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"reindex", "--data", dir, "extra"}, noenv, &stdout, &stderr); err == nil {
 		t.Error("an extra argument was accepted")
+	}
+}
+
+// TestReindexBesideServe checks that reindex refuses a SQLite data directory
+// a server holds, and that its help says to stop the server first.
+func TestReindexBesideServe(t *testing.T) {
+	dir := t.TempDir()
+	st, err := sqlite.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var stdout, stderr bytes.Buffer
+	noenv := func(string) string { return "" }
+	err = run(t.Context(), []string{"reindex", "--data", dir}, noenv, &stdout, &stderr)
+	if !errors.Is(err, sqlite.ErrInUse) {
+		t.Errorf("reindex of a directory in use: %v; want %v", err, sqlite.ErrInUse)
+	}
+	stderr.Reset()
+	_ = run(t.Context(), []string{"reindex", "-h"}, noenv, &stdout, &stderr)
+	if help := stderr.String(); !strings.Contains(help, "stop the server first") {
+		t.Errorf("reindex -h does not say to stop the server:\n%s", help)
 	}
 }
