@@ -127,7 +127,7 @@ func (e *Error) at(expression string) *Error {
 }
 
 // fromError is the one table mapping errors to an HTTP status and an
-// OperationOutcome, used for responses and, later, for bundle entries alike.
+// OperationOutcome, used for responses and for bundle entries alike.
 // Unknown errors are 500 with no internals in the body.
 func fromError(err error) (int, outcome, http.Header) {
 	var (
