@@ -134,6 +134,7 @@ func fromError(err error) (int, outcome, http.Header) {
 		fe       *Error
 		decode   *fhirjson.DecodeError
 		conflict *store.ConflictError
+		costly   *store.TooCostlyError
 		tooBig   *http.MaxBytesError
 		denied   *access.Denied
 	)
@@ -163,6 +164,10 @@ func fromError(err error) (int, outcome, http.Header) {
 		return http.StatusConflict, newOutcome(Issue{Severity: "error", Code: "conflict",
 			Diagnostics: fmt.Sprintf("%s/%s was changed by another request (version %d is current); retry with the current version",
 				conflict.Type, conflict.ID, conflict.Current)}), nil
+	case errors.As(err, &costly):
+		return http.StatusBadRequest, newOutcome(Issue{Severity: "error", Code: "too-costly",
+			Diagnostics: fmt.Sprintf("search parameter %s %s", costly.Param, costly.Reason),
+			Expression:  []string{costly.Param}}), nil
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, newOutcome(Issue{Severity: "error", Code: "too-costly",
 			Diagnostics: fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit)}), nil

@@ -30,6 +30,19 @@ var ErrNotFound = errors.New("store: not found")
 // longer understands: a client error, not a storage failure.
 var ErrBadCursor = errors.New("store: invalid cursor")
 
+// TooCostlyError reports a search that an engine will not answer because
+// answering it would go past one of the engine's bounds, such as a chain
+// that selects more resources than the engine links in one search: a
+// client error, which a narrower search avoids, not a storage failure.
+type TooCostlyError struct {
+	Param  string // the search parameter whose clause goes past the bound
+	Reason string // which bound, in words a client can act on
+}
+
+func (e *TooCostlyError) Error() string {
+	return fmt.Sprintf("store: search parameter %s: %s", e.Param, e.Reason)
+}
+
 // ConflictError reports a write whose expected version is not the current
 // version of the resource: another writer got there first, or the resource
 // already exists (Expected 0) or does not (Current 0).

@@ -30,9 +30,12 @@ const (
 	maxIncluded = 1000
 )
 
-// ErrTooBroad reports a chain or _has that selects more resources than
-// the engine links in one search.
-var ErrTooBroad = errors.New("chained search selects too many resources; narrow it")
+// tooBroad returns the error of a chain or _has, of parameter param, that
+// selects more resources than maxLinked.
+func tooBroad(param string) error {
+	return &store.TooCostlyError{Param: param,
+		Reason: fmt.Sprintf("selects more than %d resources, the most one search links; narrow it", maxLinked)}
+}
 
 // compiled is a filter with the clauses whose exact meaning the filter only
 // approximates: those are checked on each document the filter selects.
@@ -316,15 +319,15 @@ func numberFilter(name string, m store.NumberMatch) (bson.D, bool) {
 func (s *Store) chain(ctx context.Context, cl *store.Clause) (bson.D, error) {
 	keys := bson.A{}
 	for _, typ := range cl.Chain.Types {
-		ids, err := s.ids(ctx, typ, cl.Chain.Where)
+		ids, ok, err := s.ids(ctx, typ, cl.Chain.Where, maxLinked-len(keys))
 		if err != nil {
 			return nil, err
 		}
+		if !ok {
+			return nil, tooBroad(cl.Param)
+		}
 		for _, id := range ids {
 			keys = append(keys, store.RefTyped+typ+"/"+id)
-		}
-		if len(keys) > maxLinked {
-			return nil, fmt.Errorf("%s: %w", cl.Param, ErrTooBroad)
 		}
 	}
 	return bson.D{{Key: field("r", cl.Param), Value: bson.D{{Key: "$in", Value: keys}}}}, nil
@@ -365,7 +368,7 @@ func (s *Store) has(ctx context.Context, typ string, h *store.Has) (bson.D, erro
 			}
 		}
 		if len(ids) > maxLinked {
-			return nil, fmt.Errorf("_has:%s:%s: %w", h.Type, h.Param, ErrTooBroad)
+			return nil, tooBroad("_has:" + h.Type + ":" + h.Param)
 		}
 	}
 	if err := cur.Err(); err != nil {
@@ -374,34 +377,34 @@ func (s *Store) has(ctx context.Context, typ string, h *store.Has) (bson.D, erro
 	return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}}, nil
 }
 
-// ids returns the ids of the resources of typ that where selects.
-func (s *Store) ids(ctx context.Context, typ string, where []store.Clause) ([]string, error) {
+// ids returns the ids of the resources of typ that where selects; ok is
+// false when it selects more than limit.
+func (s *Store) ids(ctx context.Context, typ string, where []store.Clause, limit int) (ids []string, ok bool, err error) {
 	if !validType(typ) {
-		return nil, nil
+		return nil, true, nil
 	}
 	f, err := s.compile(ctx, typ, where)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	opts := options.Find()
 	if len(f.checks) == 0 {
-		opts.SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(maxLinked + 1)
+		opts.SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit) + 1)
 	}
 	cur, err := s.db.Collection(typ).Find(ctx, f.filter, opts)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer cur.Close(ctx)
-	var ids []string
 	for cur.Next(ctx) {
 		if f.check(cur.Current) {
 			ids = append(ids, cur.Current.Lookup("_id").StringValue())
 		}
-		if len(ids) > maxLinked {
-			return nil, ErrTooBroad
+		if len(ids) > limit {
+			return nil, false, nil
 		}
 	}
-	return ids, cur.Err()
+	return ids, true, cur.Err()
 }
 
 // sortFields returns the fields a search sorts on, in order, with their
