@@ -875,7 +875,7 @@ func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 // writeNamed writes res, whose content is that of cur, the current
 // version, as the next version: another entry references that version.
 func (u *unit) writeNamed(ctx context.Context, typ string, res fhir.Resource, cur *store.Version) (*store.Version, updateOutcome, error) {
-	v, err := u.a.svc.put(ctx, u.tx, typ, cur.ID, res, cur.VersionID)
+	v, err := u.a.svc.put(ctx, u.tx, typ, cur.ID, res, cur)
 	return v, updateReplaced, err
 }
 

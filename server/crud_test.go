@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"carefhir/server"
+	"carefhir/store"
 )
 
 const patient = `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],
@@ -378,6 +379,39 @@ func TestHistory(t *testing.T) {
 		at := c.do("GET", "/Patient/"+id+"/_history?_at="+now, "").want(t, 200).json(t)
 		if get(at, "total") != 1.0 || str(at, "entry", 0, "request", "method") != "DELETE" {
 			t.Errorf("_at now: %v", at)
+		}
+	})
+}
+
+// A version is never dated before the one it replaces, even when that one
+// was written by a process whose clock is ahead of this one's (several
+// processes share a MongoDB database): history lists the versions newest
+// first, and _since the last version seen finds every later one.
+func TestLastUpdatedNeverGoesBack(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		ahead := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+		stamp := ahead.Format("2006-01-02T15:04:05.000Z07:00")
+		body := `{"resourceType":"Patient","id":"skew","meta":{"versionId":"1","lastUpdated":"` + stamp + `"},"gender":"female"}`
+		if err := c.st.Put(t.Context(), &store.Write{Type: "Patient", ID: "skew", LastUpdated: ahead, JSON: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range []struct{ method, body, contentType string }{
+			{"PUT", `{"resourceType":"Patient","id":"skew","gender":"male"}`, "application/fhir+json"},
+			{"PATCH", `[{"op":"replace","path":"/gender","value":"other"}]`, "application/json-patch+json"},
+		} {
+			r := c.do(w.method, "/Patient/skew", w.body, "Content-Type", w.contentType).want(t, http.StatusOK)
+			if got := str(r.json(t), "meta", "lastUpdated"); got < stamp {
+				t.Errorf("%s: lastUpdated %s, before that of the version it replaced, %s", w.method, got, stamp)
+			}
+		}
+		c.do("DELETE", "/Patient/skew", "").want(t, http.StatusNoContent)
+		h := c.do("GET", "/Patient/skew/_history?_since="+url.QueryEscape(stamp), "").want(t, http.StatusOK).json(t)
+		var etags []string
+		for i := range 4 {
+			etags = append(etags, str(h, "entry", i, "response", "etag"))
+		}
+		if got := strings.Join(etags, " "); got != `W/"4" W/"3" W/"2" W/"1"` {
+			t.Errorf("history since version 1 lists %s, want versions 4 to 1", got)
 		}
 	})
 }

@@ -105,13 +105,31 @@ func formatInstant(t time.Time) string {
 }
 
 // put stamps res with its id, version and lastUpdated, encodes it once and
-// writes it as the version after expected.
-func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res fhir.Resource, expected int64) (*store.Version, error) {
-	wr, err := s.encode(typ, id, res, expected, s.timestamp(ctx))
+// writes it as the version after cur, the current version (nil: res
+// creates the resource).
+func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res fhir.Resource, cur *store.Version) (*store.Version, error) {
+	var expected int64
+	if cur != nil {
+		expected = cur.VersionID
+	}
+	wr, err := s.encode(typ, id, res, expected, notBefore(cur, s.timestamp(ctx)))
 	if err != nil {
 		return nil, err
 	}
 	return s.write(ctx, w, wr)
+}
+
+// notBefore returns the lastUpdated of a version written at now that
+// replaces cur (nil: none): now, or cur's lastUpdated when that is later.
+// A process whose clock is behind that of the process that wrote cur, or a
+// clock stepped back, must not date a version before the one it replaces:
+// history lists versions newest first by lastUpdated, and _since would
+// miss the new one.
+func notBefore(cur *store.Version, now time.Time) time.Time {
+	if cur != nil && now.Before(cur.LastUpdated) {
+		return cur.LastUpdated
+	}
+	return now
 }
 
 // encode stamps res with its id, the version after expected and
@@ -198,7 +216,7 @@ func (s *service) create(ctx context.Context, p *prepared, criteria *store.Query
 
 // createIn stores res as a new resource with id in tx.
 func (s *service) createIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource) (*store.Version, error) {
-	return s.put(ctx, tx, typ, id, res, 0)
+	return s.put(ctx, tx, typ, id, res, nil)
 }
 
 // matchOne runs conditional criteria: nil when nothing matches, the match
@@ -315,7 +333,7 @@ func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMa
 	if st.same, st.err = sameContent(st.cur, res); st.same || st.err != nil {
 		return
 	}
-	if st.wr, st.err = s.encode(typ, id, res, expected, now); st.err != nil || !s.hooked(typ) {
+	if st.wr, st.err = s.encode(typ, id, res, expected, notBefore(st.cur, now)); st.err != nil || !s.hooked(typ) {
 		return
 	}
 	if st.res, st.err = fhirjson.UnmarshalAs(st.wr.JSON, typ); st.err != nil {
@@ -467,7 +485,7 @@ func (s *service) deleteIn(ctx context.Context, tx store.Tx, typ, id string, ifM
 		if cur.Deleted {
 			return cur, nil
 		}
-		now := s.timestamp(ctx)
+		now := notBefore(cur, s.timestamp(ctx))
 		_, err = s.write(ctx, tx, &store.Write{Type: typ, ID: id, Expected: cur.VersionID, LastUpdated: now, Deleted: true})
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) && ifMatch == 0 && attempt < maxRetries {
@@ -531,7 +549,7 @@ func (s *service) patchIn(ctx context.Context, tx store.Tx, typ, id string, ifMa
 		if same, err := sameContent(cur, res); same || err != nil {
 			return cur, updateUnchanged, err
 		}
-		v, err := s.put(ctx, tx, typ, id, res, cur.VersionID)
+		v, err := s.put(ctx, tx, typ, id, res, cur)
 		var conflict *store.ConflictError
 		switch {
 		case errors.As(err, &conflict) && ifMatch != 0:
