@@ -14,6 +14,7 @@ import (
 
 	"carefhir/server"
 	"carefhir/server/access"
+	"carefhir/store"
 )
 
 // TestSystemExport: the kick-off, status and manifest exchange of the IG,
@@ -334,6 +335,58 @@ func TestJobLeftRunning(t *testing.T) {
 			t.Errorf("after the restart: %d %s", r.status, r.body)
 		}
 	})
+}
+
+// pausing is an engine whose searches of Patient pages after the first
+// wait, each, until the test lets them go.
+type pausing struct {
+	store.Store
+	store.Finder
+	reached, release chan struct{}
+}
+
+func (p *pausing) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	if q.Type == "Patient" && q.Cursor != "" {
+		p.reached <- struct{}{}
+		<-p.release
+	}
+	return p.Finder.Find(ctx, q)
+}
+
+// TestLongTypeKeepsItsJob: a job exporting one type for longer than
+// another process waits for a heartbeat renews it between pages, so a
+// process starting meanwhile leaves the job to the one running it.
+func TestLongTypeKeepsItsJob(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			st := eng.Open(t)
+			p := &pausing{Store: st, Finder: st.(store.Finder), reached: make(chan struct{}), release: make(chan struct{})}
+			e := newEnv(t, p)
+			for i := range 20 { // three pages of 7
+				e.put(fmt.Sprintf("/Patient/p%02d", i), patient(fmt.Sprintf("p%02d", i)))
+			}
+			t0 := time.Now()
+			e.clock.set(t0)
+			status := e.kickOff("admin", "/$export?_type=Patient")
+			<-p.reached // the second page
+			e.clock.set(t0.Add(3 * time.Minute))
+			p.release <- struct{}{}
+			<-p.reached // the third page
+			// Another process starts, and settles the jobs left running.
+			other, err := New(Config{Dir: t.TempDir(), BaseURL: e.base, Registry: e.x.cfg.Registry, Now: e.clock.Now, Holder: "other"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			other.Attach(e.x.st)
+			other.ensureSettled(t.Context())
+			p.release <- struct{}{}
+			m := e.wait("admin", status)
+			if len(m.Output) != 1 || m.Output[0].Count != 20 {
+				t.Errorf("manifest output %+v, want the 20 Patients", m.Output)
+			}
+		})
+	}
 }
 
 // TestExpiry: a finished job's status and files are gone after Expire.

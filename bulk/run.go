@@ -66,10 +66,24 @@ func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner 
 	if err == nil && j.Group != "" {
 		members, err = e.groupMembers(actx, j.Group)
 	}
+	// beat renews the heartbeat while a type is exported, which can take
+	// longer than another process waits before taking the job for dead.
+	beat := func() error {
+		now := e.cfg.Now()
+		if now.Sub(j.Heartbeat) < stale/4 {
+			return nil
+		}
+		j.Heartbeat = now
+		v, err := putJob(context.WithoutCancel(ctx), recs, id, ver, j, now)
+		if err == nil {
+			ver = v
+		}
+		return err
+	}
 	for i := 0; err == nil && i < len(j.Types); i++ {
 		typ := j.Types[i]
 		var n int
-		n, err = e.exportType(actx, id, j, typ, members)
+		n, err = e.exportType(actx, id, j, typ, members, beat)
 		var te *typeError
 		if errors.As(err, &te) {
 			// A type outside the owner's scopes: nothing of it, and an
@@ -175,8 +189,8 @@ func (e *Exporter) groupMembers(ctx context.Context, id string) ([]string, error
 }
 
 // exportType writes the resources of typ to the job's file, returning how
-// many.
-func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string, members []string) (int, error) {
+// many, calling beat between pages.
+func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string, members []string, beat func() error) (int, error) {
 	name := filepath.Join(e.jobDir(id), typ+".ndjson")
 	f, err := os.Create(name)
 	if err != nil {
@@ -230,6 +244,9 @@ func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string
 			}
 			if page.Next == "" {
 				break
+			}
+			if err := beat(); err != nil {
+				return 0, err
 			}
 			q.Cursor = page.Next
 			// Yield: an export works at most two thirds of the time, so
