@@ -775,3 +775,55 @@ func TestAuditEventPerPatient(t *testing.T) {
 		})
 	}
 }
+
+// TestTokenParameterRefused: an access token sent as a parameter rather
+// than in the Authorization header (RFC 6750 §2.2, §2.3) is refused, and
+// the audit trail, which records the query of a search, never holds it.
+func TestTokenParameterRefused(t *testing.T) {
+	who := principals{"dr": {Subject: "dr", Scopes: mustScopes(t, "user/*.rs")}}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			token := c.tokens["dr"]
+			form := "application/x-www-form-urlencoded"
+			sent := map[string]int{}
+			for id, r := range map[string]*response{
+				"query-only":   c.by("nobody", "GET", "/Observation?code=1-1&access_token="+token, "", "X-Request-Id", "query-only"),
+				"query-too":    c.by("dr", "GET", "/Observation?access_token="+token+"&code=1-1", "", "X-Request-Id", "query-too"),
+				"encoded":      c.by("dr", "GET", "/Observation?access%5Ftoken="+token, "", "X-Request-Id", "encoded"),
+				"metadata":     c.by("nobody", "GET", "/metadata?access_token="+token, "", "X-Request-Id", "metadata"),
+				"body-too":     c.by("dr", "POST", "/Observation/_search", "code=1-1&access_token="+token, "Content-Type", form, "X-Request-Id", "body-too"),
+				"system-query": c.by("dr", "GET", "?_type=Patient&access_token="+token, "", "X-Request-Id", "system-query"),
+			} {
+				sent[id] = r.status
+				r.want(t, http.StatusBadRequest)
+				if got := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, `Bearer error="invalid_request"`) {
+					t.Errorf("%s: WWW-Authenticate %q, want a Bearer invalid_request challenge", id, got)
+				}
+				if d := r.outcome(t, "invalid", "access_token"); !strings.Contains(d, "Authorization header") {
+					t.Errorf("%s: diagnostics %q", id, d)
+				}
+			}
+			// The header alone is served.
+			wantIDs(t, "header", c.by("dr", "GET", "/Observation?code=1-1", ""), "Observation/oa")
+			for id, evs := range c.auditEventsByRequest(t, sent) {
+				if _, ok := sent[id]; !ok {
+					continue
+				}
+				b, _ := json.Marshal(evs)
+				if strings.Contains(string(b), token[strings.LastIndex(token, ".")+1:]) {
+					t.Errorf("the AuditEvent of %s holds the access token: %s", id, b)
+				}
+				for _, ev := range evs {
+					for _, en := range get(ev, "entity").([]any) {
+						q, _ := base64.StdEncoding.DecodeString(str(en, "query"))
+						if strings.Contains(string(q), "access_token") || strings.Contains(string(q), token) {
+							t.Errorf("the AuditEvent of %s records the query %q", id, q)
+						}
+					}
+				}
+			}
+		})
+	}
+}

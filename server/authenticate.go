@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -64,6 +65,15 @@ func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 			p = access.PrincipalFrom(c.Request.Context())
 		case au == nil:
 			p = access.OpenPrincipal(addr)
+		case hasTokenParam(c.Request.URL.Query()):
+			// RFC 6750 §2.3 lets a server read a token from the query
+			// string; this one does not, since URLs end up in logs,
+			// histories and the audit trail. A token there is refused
+			// whether or not a header carries one too, so that a client
+			// learns to stop sending it.
+			c.Error(tokenParamError())
+			c.Abort()
+			return
 		case !needsToken(c.Request.URL.Path):
 			p = &access.Principal{Address: addr}
 		default:
@@ -78,12 +88,32 @@ func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 				return
 			}
 			p.Address = addr
+			c.Set(ctxBearer, true)
 			// Responses for a token are for its holder only.
 			c.Header("Cache-Control", "no-store")
 		}
 		c.Request = c.Request.WithContext(access.WithPrincipal(c.Request.Context(), p))
 		c.Next()
 	}
+}
+
+// ctxBearer marks a request authenticated by a bearer token.
+const ctxBearer = "carefhir.bearer"
+
+// tokenParam is the parameter RFC 6750 §2.2 and §2.3 name for an access
+// token in a form body or a query string.
+const tokenParam = "access_token"
+
+// hasTokenParam reports whether params carry an access token.
+func hasTokenParam(params url.Values) bool { return params.Has(tokenParam) }
+
+// tokenParamError refuses an access token sent as a parameter: RFC 6750
+// §3.1 invalid_request, 400.
+func tokenParamError() *Error {
+	e := errorf(http.StatusBadRequest, "invalid",
+		"access tokens are accepted in the Authorization header only (Authorization: Bearer ...), never as the %s parameter", tokenParam).at(tokenParam)
+	e.Header = http.Header{"Www-Authenticate": {`Bearer error="invalid_request", error_description="send the access token in the Authorization header, not as a parameter"`}}
+	return e
 }
 
 // needsToken reports whether a path is behind authentication: the FHIR API

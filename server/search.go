@@ -58,6 +58,11 @@ func searchParams(c *gin.Context) (url.Values, error) {
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "invalid", "the form body is not valid: %v", err)
 	}
+	if c.GetBool(ctxBearer) && hasTokenParam(form) {
+		// RFC 6750 §2.2: as in the query string, a token in the body is
+		// not read, and refused rather than ignored.
+		return nil, tokenParamError()
+	}
 	for k, vs := range form {
 		params[k] = append(params[k], vs...)
 	}
