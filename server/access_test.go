@@ -252,6 +252,7 @@ func TestPatientContextConfines(t *testing.T) {
 		"app":    {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.cruds")},
 		"labs":   {Subject: "labs", Patient: "a", Scopes: mustScopes(t, "patient/Observation.rs?category=laboratory patient/Patient.r")},
 		"nopctx": {Subject: "nopctx", Scopes: mustScopes(t, "patient/*.rs")},
+		"wild":   {Subject: "wild", Patient: "a", Scopes: mustScopes(t, "patient/*.rs?category=laboratory patient/Patient.r")},
 	}
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
@@ -347,6 +348,16 @@ func TestPatientContextConfines(t *testing.T) {
 			c.put("/Observation/oa2", `{"resourceType":"Observation","id":"oa2","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"text":"bp"},"subject":{"reference":"Patient/a"}}`)
 			c.by("labs", "GET", "/Observation/oa2", "").want(t, 404)
 			c.by("labs", "GET", "/Observation/oa", "").want(t, 200)
+			// A restriction that a type has no parameter for makes its
+			// scope grant nothing of that type; other scopes still do.
+			c.by("wild", "GET", "/Patient/a", "").want(t, 200)
+			c.by("wild", "GET", "/Observation/oa", "").want(t, 200)
+			c.by("wild", "GET", "/Observation/oa2", "").want(t, 404)
+			wantIDs(t, "restricted wildcard", c.by("wild", "GET", "/Observation", ""), "Observation/oa")
+			if d := c.by("wild", "GET", "/Encounter/ea", "").want(t, 403).outcome(t, "forbidden", ""); !strings.Contains(d, "patient/*.rs?category=laboratory") {
+				t.Errorf("a type the restriction cannot apply to: %q, want the scope named", d)
+			}
+			c.by("wild", "GET", "/Patient?name=Fama", "").want(t, 403)
 
 			// patient/ scopes need a patient context.
 			c.by("nopctx", "GET", "/Patient/a", "").want(t, 403)

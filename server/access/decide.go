@@ -187,6 +187,9 @@ func (d *decider) newGrant(typ string, perm Perm) (*grant, error) {
 		return g, nil
 	}
 	inCompartment := len(d.rules.Search.CompartmentParams(typ)) > 0
+	// refused explains a denial when the only scopes covering typ have
+	// restrictions that cannot be applied to it.
+	var refused *Denied
 	for _, s := range d.p.Scopes {
 		if s.Perms&perm == 0 || !s.Covers(typ) {
 			continue
@@ -212,7 +215,12 @@ func (d *decider) newGrant(typ string, perm Perm) (*grant, error) {
 		if len(s.Query) > 0 {
 			where, err := d.rules.Restriction(typ, s.Query)
 			if err != nil {
-				return nil, forbidden("the restriction of scope %s cannot be applied: %v", s.Raw, err)
+				// This scope grants nothing of typ, never more than it
+				// says; another scope may still grant it.
+				if refused == nil {
+					refused = forbidden("the restriction of scope %s cannot be applied: %v", s.Raw, err)
+				}
+				continue
 			}
 			alt.where = where
 		}
@@ -224,6 +232,9 @@ func (d *decider) newGrant(typ string, perm Perm) (*grant, error) {
 		g.alts = append(g.alts, alt)
 	}
 	if len(g.alts) == 0 {
+		if refused != nil {
+			return nil, refused
+		}
 		return nil, forbidden("the access token's scopes do not allow %s on %s", permName(perm), typ)
 	}
 	return g, nil
