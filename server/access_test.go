@@ -208,6 +208,12 @@ func TestScopeMatrix(t *testing.T) {
 				if r.status != tc.status {
 					t.Errorf("%s %s %s: %d, want %d: %s", tc.who, tc.method, tc.path, r.status, tc.status, truncate(r.body))
 				}
+				// RFC 6750 §3.1: a token that does not enable the request
+				// gets an insufficient_scope challenge; others none.
+				wantChallenge := map[bool]string{true: `Bearer error="insufficient_scope"`}[tc.status == 403]
+				if got := r.header.Get("WWW-Authenticate"); got != wantChallenge {
+					t.Errorf("%s %s %s: WWW-Authenticate %q, want %q", tc.who, tc.method, tc.path, got, wantChallenge)
+				}
 				if tc.status == 403 {
 					r.outcome(t, "forbidden", "")
 				}

@@ -153,6 +153,11 @@ func writeErrors(c *gin.Context) {
 	for k, v := range header {
 		c.Writer.Header()[k] = v
 	}
+	if status == http.StatusForbidden && c.GetBool(ctxBearer) {
+		// RFC 6750 §3: a token that does not enable access to what was
+		// asked is answered with a challenge naming why.
+		c.Writer.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+	}
 	writeFHIR(c, status, oo.marshal())
 }
 
