@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"carefhir/notify"
+	"carefhir/server/auth/authtest"
 )
 
 // topicSubscription is a backport Subscription to a topic of this server.
@@ -179,4 +180,44 @@ func TestTopicRefused(t *testing.T) {
 			t.Errorf("%d %s\nfor %s", r.status, r.body, body)
 		}
 	}
+}
+
+// TestTopicEventsReadAsCaller: $events names or sends the focus of an
+// event only to a caller who may read it, whatever the content asked:
+// another reader of the Subscription learns nothing of resources outside
+// their own reach.
+func TestTopicEventsReadAsCaller(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		r := e.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "Appointment?patient=Patient/p1", rx.URL+"/hook", "id-only", 0))
+		if r.status != 201 {
+			t.Fatalf("subscribe: %d %s", r.status, r.body)
+		}
+		sub := idOf(t, r)
+		e.deliver()
+		mine := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		hidden := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.deliver()
+		if got := rx.take(); len(got) != 3 {
+			t.Fatalf("notifications: %+v", got)
+		}
+		e.tokens["nurse"] = e.idp.Sign(t, authtest.Claims(issuer, e.base, map[string]any{
+			"sub": "nurse", "scope": "system/Subscription.rs system/Appointment.rs?_id=" + mine}))
+		for _, content := range []string{"id-only", "full-resource"} {
+			r := e.do("nurse", "GET", "/Subscription/"+sub+"/$events?content="+content, "")
+			if r.status != 200 {
+				t.Fatalf("$events %s: %d %s", content, r.status, r.body)
+			}
+			if strings.Contains(r.body, hidden) {
+				t.Errorf("$events %s names %s, which the caller may not read: %s", content, hidden, r.body)
+			}
+			if evs := readNotification(t, r.body); fmt.Sprint(evs.Events) != "[1:"+mine+"]" {
+				t.Errorf("$events %s: %v, want [1:%s]", content, evs.Events, mine)
+			}
+		}
+		if evs := readNotification(t, e.do("admin", "GET", "/Subscription/"+sub+"/$events", "").body); fmt.Sprint(evs.Events) != "[1:"+mine+" 2:"+hidden+"]" {
+			t.Errorf("$events of the owner: %v", evs.Events)
+		}
+	})
 }

@@ -112,7 +112,11 @@ func (n *Notifier) events(ctx context.Context, inv *operation.Invocation) (*oper
 		if err := json.Unmarshal(v.JSON, &ev); err != nil {
 			return nil, fmt.Errorf("event %s: %w", v.ID, err)
 		}
-		if sub.content == contentFull && !ev.Deleted {
+		if sub.content != contentEmpty {
+			// The event names its focus (and sends it, in full): only to
+			// a caller who may read that version, as its owner could when
+			// it was delivered. A deletion is decided by the version it
+			// deleted.
 			fv, err := r.VRead(ctx, ev.Type, ev.ID, ev.Version)
 			var denied *access.Denied
 			switch {
@@ -121,7 +125,9 @@ func (n *Notifier) events(ctx context.Context, inv *operation.Invocation) (*oper
 			case err != nil:
 				return nil, err
 			}
-			resources[ev.Number] = fv.JSON
+			if sub.content == contentFull && !ev.Deleted {
+				resources[ev.Number] = fv.JSON
+			}
 		}
 		evs = append(evs, ev)
 	}
