@@ -234,6 +234,16 @@ func TestBackendServicesToken(t *testing.T) {
 				str(conf, "grant_types_supported", 0) != "client_credentials" {
 				t.Errorf("%s: %v", path, conf)
 			}
+			// SMART: issuer only with sso-openid-connect, and every scope
+			// listed one the token endpoint grants.
+			if _, ok := conf["issuer"]; ok {
+				t.Errorf("%s: issuer without sso-openid-connect: %v", path, conf)
+			}
+			for _, s := range get(conf, "scopes_supported").([]any) {
+				if !strings.HasPrefix(s.(string), "system/") {
+					t.Errorf("%s: scopes_supported lists %s, which the token endpoint never grants", path, s)
+				}
+			}
 			if h := c.do("HEAD", c.root+path, "").want(t, http.StatusOK); len(h.body) != 0 || h.header.Get("Content-Type") == "" {
 				t.Errorf("HEAD %s: Content-Type %q, %d bytes of body", path, h.header.Get("Content-Type"), len(h.body))
 			}

@@ -121,9 +121,10 @@ func (s *Service) JWKS() http.Handler {
 }
 
 // SMARTConfiguration is the discovery document of SMART App Launch 2.0
-// (/.well-known/smart-configuration), for backend services.
+// (/.well-known/smart-configuration), for backend services. It has no
+// issuer: SMART requires one with the sso-openid-connect capability only,
+// and has it omitted otherwise; this server signs in no one.
 type SMARTConfiguration struct {
-	Issuer                            string   `json:"issuer"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
@@ -133,20 +134,21 @@ type SMARTConfiguration struct {
 	Capabilities                      []string `json:"capabilities"`
 }
 
-// SMARTConfiguration describes the service for discovery.
+// SMARTConfiguration describes the service for discovery. Its
+// scopes_supported are scopes its token endpoint grants (SMART: "The
+// server SHALL support all scopes listed here"): system/ ones, to the
+// clients registered for them. The patient/ and user/ scopes this server
+// also enforces come in tokens of the issuers it trusts, which say what
+// they grant in their own discovery documents.
 func (s *Service) SMARTConfiguration() SMARTConfiguration {
 	return SMARTConfiguration{
-		Issuer:                            s.tokens.issuer,
 		JWKSURI:                           s.jwksURL,
 		TokenEndpoint:                     s.tokenURL,
 		GrantTypesSupported:               []string{"client_credentials"},
 		TokenEndpointAuthMethodsSupported: []string{"private_key_jwt"},
 		TokenEndpointAuthSigningAlgs:      algorithmNames(),
-		ScopesSupported: []string{
-			"system/*.cruds", "system/*.rs", "system/*.read", "system/*.write",
-			"user/*.cruds", "user/*.rs", "patient/*.cruds", "patient/*.rs",
-		},
-		Capabilities: []string{"client-confidential-asymmetric", "permission-v1", "permission-v2"},
+		ScopesSupported:                   []string{"system/*.cruds", "system/*.rs", "system/*.read", "system/*.write"},
+		Capabilities:                      []string{"client-confidential-asymmetric", "permission-v1", "permission-v2"},
 	}
 }
 
