@@ -420,6 +420,66 @@ func TestCareTeamPolicy(t *testing.T) {
 	}
 }
 
+// TestCareTeamPolicyWrites: a practitioner cannot write themselves into
+// the care of a patient they are not related to: not by a CareTeam that
+// also names a related patient, nor by making another's PractitionerRole
+// theirs, nor by giving a practice's Organization their ODS code.
+func TestCareTeamPolicyWrites(t *testing.T) {
+	who := principals{
+		"p1": {Subject: "p1", FHIRUser: "Practitioner/p1", Organization: "Y77777", Scopes: mustScopes(t, "user/*.cruds")},
+		"it": {Subject: "it", ClientID: "it", Scopes: mustScopes(t, "system/Organization.cruds system/PractitionerRole.cruds")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			c.put("/PractitionerRole/other", `{"resourceType":"PractitionerRole","id":"other","practitioner":{"reference":"Practitioner/p9"}}`)
+			c.put("/CareTeam/ctc", `{"resourceType":"CareTeam","id":"ctc","status":"active","subject":{"reference":"Patient/c"},"participant":[{"member":{"reference":"PractitionerRole/other"}}]}`)
+			c.put("/Organization/practice", `{"resourceType":"Organization","id":"practice","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"B81001"}]}`)
+			c.put("/Patient/c", `{"resourceType":"Patient","id":"c"}`)
+			c.put("/Patient/d", `{"resourceType":"Patient","id":"d","managingOrganization":{"reference":"Organization/practice"}}`)
+			p1 := func(method, path, body string) *response { return c.by("p1", method, path, body) }
+			p1("GET", "/Patient/a", "").want(t, 200)
+			for _, id := range []string{"b", "c", "d"} {
+				p1("GET", "/Patient/"+id, "").want(t, 404)
+			}
+
+			// A CareTeam of b naming a's as a participant.
+			p1("POST", "/CareTeam", `{"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/b"},"participant":[{"member":{"reference":"Practitioner/p1"}},{"member":{"reference":"Patient/a"}}]}`).want(t, 403)
+			p1("PUT", "/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/b"},"participant":[{"member":{"reference":"Practitioner/p1"}},{"member":{"reference":"Patient/a"}}]}`).want(t, 403)
+			// Another's role made theirs, by update, or by a create of an id
+			// a CareTeam already names.
+			role := `{"resourceType":"PractitionerRole","id":"other","practitioner":{"reference":"Practitioner/p1"}}`
+			p1("PUT", "/PractitionerRole/other", role).want(t, 403)
+			c.put("/CareTeam/ctc", `{"resourceType":"CareTeam","id":"ctc","status":"active","subject":{"reference":"Patient/c"},"participant":[{"member":{"reference":"PractitionerRole/later"}}]}`)
+			p1("PUT", "/PractitionerRole/later", strings.Replace(role, `"other"`, `"later"`, 1)).want(t, 403)
+			// The practice's Organization given their ODS code.
+			p1("PUT", "/Organization/practice", `{"resourceType":"Organization","id":"practice","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"B81001"},{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y77777"}]}`).want(t, 403)
+			c.by("p1", "PATCH", "/Organization/practice", `[{"op":"add","path":"/identifier/-","value":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y77777"}}]`,
+				"Content-Type", "application/json-patch+json").want(t, 403)
+			for _, id := range []string{"b", "c", "d"} {
+				p1("GET", "/Patient/"+id, "").want(t, 404)
+			}
+			if got := str(c.by("admin", "GET", "/PractitionerRole/other", "").want(t, 200).json(t), "practitioner", "reference"); got != "Practitioner/p9" {
+				t.Errorf("the refused role update stored %s", got)
+			}
+
+			// What makes no claim, or keeps one already made, is written;
+			// a role or organisation created with an id the server chooses
+			// is named by nothing yet.
+			p1("PUT", "/Organization/practice", `{"resourceType":"Organization","id":"practice","name":"Riverside","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"B81001"}]}`).want(t, 200)
+			mine := str(p1("POST", "/PractitionerRole", `{"resourceType":"PractitionerRole","practitioner":{"reference":"Practitioner/p1"}}`).want(t, 201).json(t), "id")
+			p1("PUT", "/PractitionerRole/"+mine, `{"resourceType":"PractitionerRole","id":"`+mine+`","active":true,"practitioner":{"reference":"Practitioner/p1"}}`).want(t, 200)
+			p1("PUT", "/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}},{"member":{"reference":"PractitionerRole/`+mine+`"}}]}`).want(t, 200)
+			// A client outside the rule assigns roles and codes.
+			c.by("it", "PUT", "/PractitionerRole/later", strings.Replace(role, `"other"`, `"later"`, 1)).want(t, 201)
+			p1("GET", "/Patient/c", "").want(t, 200)
+		})
+	}
+}
+
 func TestAuditTrail(t *testing.T) {
 	who := principals{
 		"dr":      {Subject: "u-1", FHIRUser: "Practitioner/dr", ClientID: "app-1", Scopes: mustScopes(t, "user/Patient.rs user/Observation.rs")},

@@ -372,6 +372,7 @@ func (d *decider) reaches(ctx context.Context, r store.Reader, g *grant, id stri
 	if g.all {
 		return true, nil
 	}
+	write := ix != nil
 	if ix == nil {
 		x, err := d.rules.Index(g.typ, body)
 		if err != nil {
@@ -380,7 +381,7 @@ func (d *decider) reaches(ctx context.Context, r store.Reader, g *grant, id stri
 		ix = &x
 	}
 	for _, alt := range g.alts {
-		ok, err := d.alternativeHolds(ctx, r, g.typ, alt, id, lastUpdated, ix)
+		ok, err := d.alternativeHolds(ctx, r, g.typ, alt, id, lastUpdated, ix, write)
 		if err != nil || ok {
 			return ok, err
 		}
@@ -388,7 +389,7 @@ func (d *decider) reaches(ctx context.Context, r store.Reader, g *grant, id stri
 	return false, nil
 }
 
-func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ string, alt alternative, id string, lastUpdated time.Time, ix *store.Index) (bool, error) {
+func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ string, alt alternative, id string, lastUpdated time.Time, ix *store.Index, write bool) (bool, error) {
 	var where []store.Clause
 	if alt.patient != "" {
 		where = append(where, d.compartment(typ, alt.patient))
@@ -410,14 +411,18 @@ func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ stri
 		}
 	}
 	if alt.careTeam {
-		return d.careTeamHolds(ctx, r, typ, id, ix)
+		return d.careTeamHolds(ctx, r, typ, id, ix, write)
 	}
 	return true, nil
 }
 
 // careTeamHolds reports whether a resource of typ with index ix is in the
-// compartment of a patient the practitioner is related to.
-func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id string, ix *store.Index) (bool, error) {
+// compartment of a patient the practitioner is related to. A version
+// being written must be in the compartments of related patients only: one
+// also in another patient's, such as a CareTeam of that patient that
+// names a related patient as a participant, would let the practitioner
+// write themselves into that patient's care.
+func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id string, ix *store.Index, write bool) (bool, error) {
 	if typ == "Patient" {
 		if ok, err := d.relatedTo(ctx, r, id); ok || err != nil {
 			return ok, err
@@ -426,15 +431,51 @@ func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id str
 		return d.registeredHere(ctx, r, ix)
 	}
 	params := d.rules.Search.CompartmentParams(typ)
+	held := false
 	for _, ref := range ix.References {
 		if ref.Type != "Patient" || !slices.Contains(params, ref.Param) {
 			continue
 		}
-		if ok, err := d.relatedTo(ctx, r, ref.ID); ok || err != nil {
-			return ok, err
+		ok, err := d.relatedTo(ctx, r, ref.ID)
+		switch {
+		case err != nil:
+			return false, err
+		case ok && !write:
+			return true, nil
+		case !ok && write:
+			return false, nil
 		}
+		held = held || ok
 	}
-	return false, nil
+	return held, nil
+}
+
+// claimsRelationship reports whether a version of typ with index ix makes
+// the care-team rule hold for the principal's practitioner wherever it
+// refers to it: a PractitionerRole that is theirs (a CareTeam naming the
+// role takes them in), an Organization with the ODS code of their token
+// (its registered patients become theirs).
+func (d *decider) claimsRelationship(typ string, ix *store.Index) bool {
+	switch typ {
+	case "PractitionerRole":
+		practitioner := strings.TrimPrefix(d.p.FHIRUser, "Practitioner/")
+		return slices.ContainsFunc(ix.References, func(ref store.Reference) bool {
+			return ref.Param == "practitioner" && ref.Type == "Practitioner" && ref.ID == practitioner
+		})
+	case "Organization":
+		return d.p.Organization != "" && slices.ContainsFunc(ix.Tokens, func(t store.Token) bool {
+			return t.Param == "identifier" && t.System == odsSystem && t.Code == d.p.Organization
+		})
+	}
+	return false
+}
+
+// narrowedByCareTeam reports whether the care-team rule narrows some of
+// the principal's scopes: user/ scopes of a Practitioner under that
+// policy.
+func (d *decider) narrowedByCareTeam() bool {
+	return d.rules.Policy == CareTeamPolicy && !d.p.unrestricted() && strings.HasPrefix(d.p.FHIRUser, "Practitioner/") &&
+		slices.ContainsFunc(d.p.Scopes, func(s Scope) bool { return s.Context == UserContext })
 }
 
 // relatedTo reports whether the practitioner is related to Patient id,

@@ -575,6 +575,9 @@ func (s *Store) allowWrite(ctx context.Context, r store.Reader, w *store.Write) 
 	if err != nil {
 		return err
 	}
+	if err := s.keepRelationships(ctx, req, r, w); err != nil {
+		return err
+	}
 	if g.all {
 		return nil
 	}
@@ -598,6 +601,39 @@ func (s *Store) allowWrite(ctx context.Context, r store.Reader, w *store.Write) 
 		return forbidden("%s/%s would be outside what the access token may write: it must stay in the compartment of a patient the token reaches", w.Type, w.ID)
 	}
 	return nil
+}
+
+// keepRelationships refuses a write by which a practitioner narrowed by
+// the care-team rule would give themselves a relationship: a
+// PractitionerRole made theirs, an Organization given their ODS code.
+// Those resources follow the scopes alone, but the rule reads them to
+// decide whose records the practitioner reaches. A version that already
+// made the claim may be updated; a resource created with an id the server
+// chose, which nothing refers to yet, may make it.
+func (s *Store) keepRelationships(ctx context.Context, req *request, r store.Reader, w *store.Write) error {
+	if w.Deleted || !req.narrowedByCareTeam() || !req.claimsRelationship(w.Type, &w.Index) {
+		return nil
+	}
+	if w.Expected == 0 && InteractionFrom(ctx) == InteractionCreate {
+		return nil
+	}
+	if w.Expected > 0 {
+		cur, err := r.Read(ctx, w.Type, w.ID)
+		if err != nil {
+			return err
+		}
+		if !cur.Deleted {
+			ix, err := s.rules.Index(w.Type, cur.JSON)
+			if err != nil {
+				return fmt.Errorf("access: index %s/%s: %w", w.Type, w.ID, err)
+			}
+			if req.claimsRelationship(w.Type, &ix) {
+				return nil
+			}
+		}
+	}
+	return forbidden("%s/%s would give the access token's practitioner a relationship with the patients it reaches "+
+		"(policy care-team): their PractitionerRoles and organisation are assigned by another client", w.Type, w.ID)
 }
 
 func recordWrite(ctx context.Context, w *store.Write) {
