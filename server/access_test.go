@@ -309,6 +309,15 @@ func TestPatientContextConfines(t *testing.T) {
 
 			// Writes stay in the compartment.
 			app("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`).want(t, 403)
+			// A record also in another patient's compartment is not this
+			// patient's alone: a CareTeam of b naming a as a participant
+			// would put a practitioner it names in b's care.
+			app("POST", "/CareTeam", `{"resourceType":"CareTeam","status":"active","subject":{"reference":"Patient/b"},"participant":[{"member":{"reference":"Patient/a"}},{"member":{"reference":"Practitioner/dr"}}]}`).want(t, 403)
+			app("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"},"performer":[{"reference":"Patient/b"}]}`).want(t, 403)
+			app("PUT", "/Observation/oa", `{"resourceType":"Observation","id":"oa","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"},"performer":[{"reference":"Patient/b"}]}`).want(t, 403)
+			if got := ids(t, c.by("admin", "GET", "/CareTeam", "")); len(got) != 0 {
+				t.Errorf("a refused CareTeam was stored: %v", got)
+			}
 			app("PUT", "/Observation/oa", `{"resourceType":"Observation","id":"oa","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`).want(t, 403)
 			// Updating what the app cannot see is refused as reading it is,
 			// in the same words.

@@ -410,10 +410,26 @@ func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ stri
 			return false, nil
 		}
 	}
+	if write && alt.patient != "" && d.inOtherCompartment(typ, alt.patient, ix) {
+		// A version written in the context of one patient is that
+		// patient's alone: one also in another's compartment (a CareTeam
+		// of another patient naming this one as participant) would write
+		// into that patient's record.
+		return false, nil
+	}
 	if alt.careTeam {
 		return d.careTeamHolds(ctx, r, typ, id, ix, write)
 	}
 	return true, nil
+}
+
+// inOtherCompartment reports whether a version of typ with index ix is in
+// the compartment of a Patient other than Patient id.
+func (d *decider) inOtherCompartment(typ, id string, ix *store.Index) bool {
+	params := d.rules.Search.CompartmentParams(typ)
+	return slices.ContainsFunc(ix.References, func(ref store.Reference) bool {
+		return ref.Type == "Patient" && ref.ID != id && slices.Contains(params, ref.Param)
+	})
 }
 
 // careTeamHolds reports whether a resource of typ with index ix is in the
