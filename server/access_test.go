@@ -523,13 +523,17 @@ func TestAuditTrail(t *testing.T) {
 			byRequest := c.auditEventsByRequest(t, sent)
 			for id, status := range sent {
 				evs := byRequest[id]
-				if len(evs) != 1 {
-					t.Errorf("request %s (%d): %d AuditEvents, want 1", id, status, len(evs))
+				// The search of req-b is an event about patient b and one
+				// of no patient, holding its query.
+				if want := map[string]int{"req-b": 2}[id]; len(evs) != max(want, 1) {
+					t.Errorf("request %s (%d): %d AuditEvents, want %d", id, status, len(evs), max(want, 1))
 					continue
 				}
 				wantOutcome := map[bool]string{true: "0", false: "4"}[status < 400]
-				if got := str(evs[0], "outcome"); got != wantOutcome {
-					t.Errorf("request %s (%d): outcome %q, want %q", id, status, got, wantOutcome)
+				for _, ev := range evs {
+					if got := str(ev, "outcome"); got != wantOutcome {
+						t.Errorf("request %s (%d): outcome %q, want %q", id, status, got, wantOutcome)
+					}
 				}
 			}
 			read := byRequest["req-a"][0]
@@ -545,9 +549,21 @@ func TestAuditTrail(t *testing.T) {
 			if !slices.Contains(entityRefs(read), "Patient/a/_history/1") {
 				t.Errorf("read entities %v lack Patient/a", entityRefs(read))
 			}
-			searchEv := byRequest["req-b"][0]
-			if refs := entityRefs(searchEv); !slices.Contains(refs, "Observation/ob/_history/1") || !slices.Contains(refs, "Patient/b") {
-				t.Errorf("search entities %v lack the Observation found and its patient", refs)
+			var searched, query []string
+			for _, ev := range byRequest["req-b"] {
+				searched = append(searched, entityRefs(ev)...)
+				for _, en := range get(ev, "entity").([]any) {
+					if q := str(en, "query"); q != "" {
+						b, _ := base64.StdEncoding.DecodeString(q)
+						query = append(query, string(b))
+					}
+				}
+			}
+			if !slices.Contains(searched, "Observation/ob/_history/1") || !slices.Contains(searched, "Patient/b") {
+				t.Errorf("search entities %v lack the Observation found and its patient", searched)
+			}
+			if !slices.Equal(query, []string{"subject=Patient/b"}) {
+				t.Errorf("the search's query recorded as %q, want once as subject=Patient/b", query)
 			}
 			if sent["req-i"] != http.StatusUnauthorized || sent["req-j"] != http.StatusMethodNotAllowed {
 				t.Errorf("AuditEvent writes: %d without a token, %d with one; want 401 and 405", sent["req-i"], sent["req-j"])
@@ -811,7 +827,8 @@ func TestAuditEventPerPatient(t *testing.T) {
 				return out
 			}
 			for id, want := range map[string]map[string][]string{
-				"obs": {"Patient/a": {"Observation/oa"}, "Patient/b": {"Observation/ob"}, "Patient/c": {"Observation/oc"}},
+				"obs": {"Patient/a": {"Observation/oa"}, "Patient/b": {"Observation/ob"}, "Patient/c": {"Observation/oc"},
+					"": {}},
 				"included": {"Patient/a": {"Observation/oa"}, "Patient/b": {"Observation/ob"}, "Patient/c": {"Observation/oc"},
 					"": {"Practitioner/dr"}},
 				"appt": {"Patient/a": {"Appointment/ab"}, "Patient/b": {"Appointment/ab"}},
@@ -822,9 +839,27 @@ func TestAuditEventPerPatient(t *testing.T) {
 					t.Errorf("request %s: AuditEvents about %v, want %v", id, got, want)
 				}
 			}
-			for _, ev := range byRequest["obs"] {
-				if en := get(ev, "entity", 1); str(en, "role", "code") != "24" || str(en, "query") == "" {
-					t.Errorf("an event of the search lacks its query entity: %v", get(ev, "entity"))
+			// A search's query is in its event about no patient alone: a
+			// query names whom it looks for, and a patient reads the events
+			// about them.
+			for id, evs := range byRequest {
+				queries := 0
+				for _, ev := range evs {
+					for _, en := range get(ev, "entity").([]any) {
+						if str(en, "query") == "" {
+							continue
+						}
+						queries++
+						if slices.ContainsFunc(entityRefs(ev), func(r string) bool { return strings.HasPrefix(r, "Patient/") }) {
+							t.Errorf("request %s: an AuditEvent about a patient holds the query: %v", id, get(ev, "entity"))
+						}
+						if str(en, "role", "code") != "24" {
+							t.Errorf("request %s: the query entity has role %v", id, get(en, "role"))
+						}
+					}
+				}
+				if want := map[string]int{"obs": 1, "included": 1}[id]; queries != want {
+					t.Errorf("request %s: %d query entities, want %d", id, queries, want)
 				}
 			}
 
@@ -837,6 +872,10 @@ func TestAuditEventPerPatient(t *testing.T) {
 				if strings.Contains(string(trail.body), `"`+leak) {
 					t.Errorf("patient a's app reads AuditEvents naming %s", leak)
 				}
+			}
+
+			if strings.Contains(string(trail.body), `"query"`) {
+				t.Errorf("patient a's app reads the query of another's search")
 			}
 
 			// AuditEvent?patient=b finds exactly the events that name b

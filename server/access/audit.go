@@ -488,7 +488,7 @@ func auditEvent(e *Event, pt part, id string, now time.Time, sourceName string) 
 		What: reference{Identifier: &identifier{Value: e.RequestID}},
 		Type: &coding{System: balpEntityType, Code: "XrequestId"},
 	})
-	if e.Query != "" {
+	if pt.query {
 		ev.Entity = append(ev.Entity, entity{
 			What:  reference{Display: e.Type},
 			Type:  &coding{System: entityType, Code: "2", Display: "System Object"},
@@ -526,6 +526,9 @@ type part struct {
 	// disclosed is the URL of the data a Disclosure sent out of the
 	// patient's records, named instead of its resources.
 	disclosed string
+	// query reports whether the event records the request's query: only
+	// the event about no patient does.
+	query bool
 }
 
 // parts splits what a request touched by patient, as IHE BALP records a
@@ -535,7 +538,29 @@ type part struct {
 // one for the resources that belong to no patient, if any. A request about
 // one patient or none is one AuditEvent. A resource of two patients (an
 // Appointment of both) is named in the events of both.
+//
+// The query of a search is recorded in the event about no patient, made
+// for it when there is none, and in no patient's: BALP copies it into
+// each, but a query names whom it looks for (identifier=X,Y), and a
+// patient reads the events about them, so X would read Y's NHS number. The
+// request id, in every event of the request, leads from a patient's event
+// to the query.
 func parts(e *Event) []part {
+	out := byPatient(e)
+	if e.Query == "" {
+		return out
+	}
+	for i := range out {
+		if out[i].patient == "" {
+			out[i].query = true
+			return out
+		}
+	}
+	return append(out, part{query: true})
+}
+
+// byPatient splits what e touched by patient, as parts describes.
+func byPatient(e *Event) []part {
 	var touched []Entity
 	if e.Record != nil {
 		touched = e.Record.Entities()
