@@ -58,6 +58,8 @@ func TestInvalidCatalogue(t *testing.T) {
 		{"narrative event attribute", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p onclick=\"x()\">a</p></div>"}}`, "", "error", "value", "Patient.text.div"},
 		{"narrative javascript URL", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><a href=\" JavaScript:x()\">a</a></div>"}}`, "", "error", "value", "Patient.text.div"},
 		{"narrative not xhtml div", `{"resourceType":"Patient","text":{"status":"generated","div":"<p>a</p>"}}`, "", "error", "value", "Patient.text.div"},
+		{"narrative HTML entity", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">a&nbsp;b</div>"}}`, "", "error", "value", "Patient.text.div"},
+		{"narrative XML declaration", `{"resourceType":"Patient","text":{"status":"generated","div":"<?xml version=\"1.0\"?><div xmlns=\"http://www.w3.org/1999/xhtml\">a</div>"}}`, "", "error", "value", "Patient.text.div"},
 		{"fixed value", `{"resourceType":"Patient","identifier":[` + mrn + `],"gender":"male"}`, cataloguePatient, "error", "value", "Patient.gender"},
 		{"pattern", `{"resourceType":"Patient","identifier":[` + mrn + `],"maritalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"S"}]}}`, cataloguePatient, "error", "value", "Patient.maritalStatus"},
 		{"closed slicing", `{"resourceType":"Patient","identifier":[` + mrn + `,{"system":"http://other","value":"2"}]}`, cataloguePatient, "error", "structure", "Patient.identifier[1]"},

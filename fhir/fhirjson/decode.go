@@ -692,6 +692,12 @@ func (d *decoder) primitiveValue(p *primitive) reflect.Value {
 		d.issue("invalid %s %q", p.name, truncate(s))
 		return reflect.Value{}
 	}
+	if p.div {
+		if err := lexical.CheckDiv(s, MaxDepth); err != nil {
+			d.issue("div must be a well-formed XHTML div element that declares its namespace: %v", err)
+			return reflect.Value{}
+		}
+	}
 	prim, value := p.box()
 	value.SetString(s)
 	return prim

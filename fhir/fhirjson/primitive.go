@@ -30,6 +30,11 @@ type primitive struct {
 	min int64
 	// noExtensions is set for xhtml, whose definition allows no extensions.
 	noExtensions bool
+	// div is set for xhtml, whose value the decoder also checks is a div
+	// XML can carry (lexical.CheckDiv), so that every narrative accepted
+	// in JSON can be served as XML. The encoder trusts it: an XML parse
+	// costs more than the rest of the resource's encoding.
+	div bool
 	// boxed is struct{ P T; V value }: decoding allocates a primitive and its
 	// value together, one allocation instead of two.
 	boxed reflect.Type
@@ -58,7 +63,7 @@ var primitives = withBoxes([]primitive{
 	{name: "uri", typ: reflect.TypeFor[fhir.Uri](), valid: lexical.ValidURI},
 	{name: "url", typ: reflect.TypeFor[fhir.Url](), valid: lexical.ValidURI},
 	{name: "uuid", typ: reflect.TypeFor[fhir.Uuid](), valid: validUUID},
-	{name: "xhtml", typ: reflect.TypeFor[fhir.Xhtml](), valid: validString, noExtensions: true},
+	{name: "xhtml", typ: reflect.TypeFor[fhir.Xhtml](), valid: validString, noExtensions: true, div: true},
 })
 
 func withBoxes(ps []primitive) []primitive {

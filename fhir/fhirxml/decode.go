@@ -11,6 +11,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/lexical"
 )
 
 // xsiNamespace is the XML Schema instance namespace, whose schemaLocation
@@ -55,7 +56,7 @@ func decode(data []byte, want string) (res fhir.Resource, err error) {
 		// before the decoder sees the element.
 		d.fatal("invalid XML at offset %d: an element with more than %d attributes (FHIR elements have a few)", off, maxAttributes)
 	}
-	if off, ref, ok := surrogateRef(data); ok {
+	if off, ref, ok := lexical.SurrogateRef(data); ok {
 		// encoding/xml reads it as U+FFFD: the text would change silently.
 		d.fatal("invalid XML at offset %d: the character reference %s is a UTF-16 surrogate, not a character", off, ref)
 	}
@@ -340,47 +341,6 @@ func manyAttributes(data []byte) (offset int, found bool) {
 	return 0, false
 }
 
-// surrogateRef finds the first character reference in data to a UTF-16
-// surrogate (&#xD800; to &#xDFFF;, or in decimal), which is no character;
-// JSON's \ud800 is refused likewise.
-func surrogateRef(data []byte) (offset int, ref string, found bool) {
-	for i := 0; ; {
-		j := bytes.Index(data[i:], []byte("&#"))
-		if j < 0 {
-			return 0, "", false
-		}
-		start := i + j
-		k, base := start+2, 10
-		if k < len(data) && (data[k] == 'x' || data[k] == 'X') {
-			k, base = k+1, 16
-		}
-		n, digits := 0, 0
-		for ; k < len(data) && n <= 0x10FFFF; k++ {
-			v, ok := digitValue(data[k], base)
-			if !ok {
-				break
-			}
-			n, digits = n*base+v, digits+1
-		}
-		if digits > 0 && k < len(data) && data[k] == ';' && n >= 0xD800 && n <= 0xDFFF {
-			return start, string(data[start : k+1]), true
-		}
-		i = start + 2
-	}
-}
-
-func digitValue(c byte, base int) (int, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0'), true
-	case base == 16 && c >= 'a' && c <= 'f':
-		return int(c-'a') + 10, true
-	case base == 16 && c >= 'A' && c <= 'F':
-		return int(c-'A') + 10, true
-	}
-	return 0, false
-}
-
 // children decodes the child elements of the element just started into the
 // struct v described by ti, up to and including its end, and returns how many
 // were set.
@@ -571,7 +531,7 @@ func (d *decoder) div() reflect.Value {
 	start := d.start
 	d.skip()
 	text := normalizeNewlines(string(d.data[start:d.x.InputOffset()]))
-	if err := checkDiv(text); err != nil {
+	if err := lexical.CheckDiv(text, MaxDepth); err != nil {
 		d.issue("div must be a well-formed XHTML div element that declares its namespace: %v", err)
 		return reflect.Value{}
 	}
@@ -584,49 +544,4 @@ func normalizeNewlines(s string) string {
 		return s
 	}
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
-}
-
-// checkDiv checks that s, on its own, is a well-formed XML document whose
-// root is a div element in the XHTML namespace, with nothing before or after
-// it, no document type declaration and at most MaxDepth levels of nesting.
-func checkDiv(s string) error {
-	x := xml.NewDecoder(strings.NewReader(s))
-	x.Strict = true
-	depth, seen := 0, false
-	for {
-		t, err := x.Token()
-		if err == io.EOF {
-			if !seen {
-				return errors.New("no div element")
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		switch t := t.(type) {
-		case xml.StartElement:
-			if depth == 0 {
-				if seen {
-					return errors.New("content after the div element")
-				}
-				if t.Name.Space != XHTMLNamespace || t.Name.Local != "div" {
-					return fmt.Errorf("root element is %q in namespace %q", t.Name.Local, t.Name.Space)
-				}
-				seen = true
-			}
-			depth++
-			if depth > MaxDepth {
-				return fmt.Errorf("nesting deeper than %d levels", MaxDepth)
-			}
-		case xml.EndElement:
-			depth--
-		case xml.Directive:
-			return errors.New("document type declarations are not allowed")
-		default:
-			if depth == 0 {
-				return errors.New("content outside the div element")
-			}
-		}
-	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/lexical"
 )
 
 // encoder writes the generated types as XML. Elements with neither a value
@@ -246,7 +247,7 @@ func (e *encoder) div(p reflect.Value) (bool, error) {
 		return false, nil
 	}
 	s := normalizeNewlines(*x.Value)
-	if err := checkDiv(s); err != nil {
+	if err := lexical.CheckDiv(s, MaxDepth); err != nil {
 		return false, e.errorf("not a well-formed XHTML div element that declares its namespace: %v", err)
 	}
 	// The XHTML is written as it is, indented or not: its white space

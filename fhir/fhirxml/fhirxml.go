@@ -22,13 +22,16 @@
 // processing instructions are ignored. Element order is not checked.
 package fhirxml
 
-import "carefhir/fhir"
+import (
+	"carefhir/fhir"
+	"carefhir/fhir/lexical"
+)
 
 // Namespace is the XML namespace of every FHIR element.
 const Namespace = "http://hl7.org/fhir"
 
 // XHTMLNamespace is the namespace of the narrative's div element.
-const XHTMLNamespace = "http://www.w3.org/1999/xhtml"
+const XHTMLNamespace = lexical.XHTMLNamespace
 
 // MaxDepth is the deepest nesting of XML elements that is decoded, narrative
 // XHTML included.
