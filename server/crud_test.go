@@ -317,6 +317,30 @@ func TestConditionalUpdateAndDelete(t *testing.T) {
 	})
 }
 
+// A conditional update whose criteria match nothing creates the resource
+// with the body's id only when that id is free (or deleted): an id that
+// names another resource is 409, and that resource is left as it was,
+// alone or in a transaction.
+func TestConditionalUpdateOfAnotherID(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const other = `{"resourceType":"Patient","id":"other","identifier":[{"system":"http://example.org/mrn","value":"1"}],"gender":"female"}`
+		c.do("PUT", "/Patient/other", other).want(t, http.StatusCreated)
+		body := `{"resourceType":"Patient","id":"other","identifier":[{"system":"http://example.org/mrn","value":"2"}],"gender":"male"}`
+		c.do("PUT", "/Patient?identifier=http://example.org/mrn|2", body).want(t, http.StatusConflict).outcome(t, "conflict", "Patient.id")
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + body +
+			`,"request":{"method":"PUT","url":"Patient?identifier=http://example.org/mrn|2"}}]}`
+		c.do("POST", "", tx).want(t, http.StatusConflict)
+		got := c.do("GET", "/Patient/other", "").want(t, http.StatusOK).json(t)
+		if str(got, "meta", "versionId") != "1" || str(got, "gender") != "female" {
+			t.Errorf("Patient/other was overwritten: %v", got)
+		}
+
+		c.do("DELETE", "/Patient/other", "").want(t, http.StatusNoContent)
+		c.do("PUT", "/Patient?identifier=http://example.org/mrn|2", body).want(t, http.StatusCreated)
+		c.do("PUT", "/Patient?identifier=http://example.org/mrn|3", strings.Replace(body, `"other"`, `"fresh"`, 1)).want(t, http.StatusCreated)
+	})
+}
+
 func TestHistory(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		id := str(c.create("Patient", patient), "id")

@@ -436,7 +436,11 @@ func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Re
 
 // updateTarget returns the id a conditional update of res writes: the id of
 // the one resource matching criteria (matched), else the resource's own id
-// (update as create), else "" for a create with a server-assigned id.
+// (update as create), else "" for a create with a server-assigned id. An
+// id of the body that names a resource the criteria do not match is 409:
+// R4 treats no match as update as create, which creates, and replacing
+// that resource would write over a record the client did not ask to
+// change.
 func updateTarget(ctx context.Context, r store.Reader, typ string, res fhir.Resource, criteria *store.Query) (id string, matched bool, err error) {
 	match, err := matchOne(ctx, r, criteria, "conditional update")
 	if err != nil {
@@ -449,10 +453,22 @@ func updateTarget(ctx context.Context, r store.Reader, typ string, res fhir.Reso
 			"resource id %q differs from the id %q of the resource matching the criteria", bodyID, match.ID).at(typ + ".id")
 	case match != nil:
 		return match.ID, true, nil
-	case bodyID != "":
-		return bodyID, false, checkID(bodyID, typ+".id")
+	case bodyID == "":
+		return "", false, nil
 	}
-	return "", false, nil
+	if err := checkID(bodyID, typ+".id"); err != nil {
+		return "", false, err
+	}
+	cur, err := r.Read(ctx, typ, bodyID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return "", false, err
+	case !cur.Deleted:
+		return "", false, errorf(http.StatusConflict, "conflict",
+			"no %s matches the criteria, and the resource id %q names a %s they do not match: a conditional update creates it only if it does not exist", typ, bodyID, typ).at(typ + ".id")
+	}
+	return bodyID, false, nil
 }
 
 // delete leaves a tombstone as the new current version of typ/id. Deleting
