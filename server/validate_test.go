@@ -177,6 +177,30 @@ func TestValidateWrites(t *testing.T) {
 	}, withValidator(true))
 }
 
+// An element with only extensions, such as a data-absent-reason, has no
+// value: the invariants over it are evaluated with its value empty, not
+// skipped, so that what they check of the other elements still holds
+// (here bdl-7, two entries with one fullUrl, beside an entry whose
+// fullUrl is absent for a reason).
+func TestValidateValuelessPrimitives(t *testing.T) {
+	const absent = `{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		entry := `{"fullUrl":"urn:uuid:9d4c3e0a-1b2c-4d5e-8f90-123456789abc","resource":{"resourceType":"Patient","active":true}}`
+		bundle := `{"resourceType":"Bundle","type":"collection","entry":[` + entry + `,` + entry +
+			`,{"_fullUrl":` + absent + `,"resource":{"resourceType":"Patient","active":true}}]}`
+		r := c.do("POST", "/Bundle/$validate", bundle).want(t, http.StatusOK)
+		if !strings.Contains(string(r.body), `"bdl-7: `) || strings.Contains(string(r.body), "not evaluated") {
+			t.Errorf("bdl-7 not evaluated over an entry without a fullUrl value: %s", r.body)
+		}
+		obs := `{"resourceType":"Observation","status":"final","code":{"text":"weight"},"subject":{"_reference":` + absent + `,"display":"unknown"}}`
+		r = c.do("POST", "/Observation/$validate", obs).want(t, http.StatusOK)
+		valid(t, r)
+		if strings.Contains(string(r.body), "not evaluated") {
+			t.Errorf("ref-1 not evaluated over a reference without a value: %s", r.body)
+		}
+	}, withValidator(false))
+}
+
 // valid checks a $validate answer is an OperationOutcome without errors.
 func valid(t *testing.T, r *response) {
 	t.Helper()

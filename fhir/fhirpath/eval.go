@@ -480,7 +480,7 @@ func (be *binaryExpr) apply(c *ctx, focus []Value) ([]Value, error) {
 			if len(side) > 1 {
 				return nil, errors.New("'&' needs single items")
 			}
-			if len(side) == 1 {
+			if len(side) == 1 && !valueless(side[0]) {
 				s, ok := system(side[0]).(String)
 				if !ok {
 					return nil, fmt.Errorf("'&' needs strings, not %s", side[0].TypeName())
@@ -566,6 +566,9 @@ func singletonInt(in []Value) (int, bool, error) {
 	case 0:
 		return 0, false, nil
 	case 1:
+		if valueless(in[0]) {
+			return 0, false, nil
+		}
 		if i, ok := system(in[0]).(Integer); ok {
 			return int(i), true, nil
 		}
@@ -579,12 +582,25 @@ func singletonString(in []Value) (string, bool, error) {
 	case 0:
 		return "", false, nil
 	case 1:
+		if valueless(in[0]) {
+			return "", false, nil
+		}
 		if s, ok := system(in[0]).(String); ok {
 			return string(s), true, nil
 		}
 		return "", false, fmt.Errorf("expected a string, found %s", in[0].TypeName())
 	}
 	return "", false, errors.New("expected a single string, found a collection")
+}
+
+// valueless reports whether v is a primitive element without a value,
+// holding only an id or extensions (the null beside "_given" in JSON, a
+// data-absent-reason on "_birthDate"). Where FHIRPath takes the value of
+// a single item, its value is empty, as fhirpath.js makes it: an
+// invariant or search expression then yields empty, not an error.
+func valueless(v Value) bool {
+	n, ok := v.(*Node)
+	return ok && n.val == nil
 }
 
 // system converts primitive nodes and Quantity nodes to system values;
@@ -889,6 +905,9 @@ func arithmetic(op string, left, right []Value) ([]Value, error) {
 	}
 	if len(left) > 1 || len(right) > 1 {
 		return nil, fmt.Errorf("'%s' needs single items", op)
+	}
+	if valueless(left[0]) || valueless(right[0]) {
+		return nil, nil
 	}
 	a, b := system(left[0]), system(right[0])
 	switch x := a.(type) {

@@ -156,6 +156,43 @@ func TestConcurrentEvaluate(t *testing.T) {
 	wg.Wait()
 }
 
+// A primitive element with only extensions (a null beside "_given", a
+// data-absent-reason) has no value: where an operator or function takes
+// the value of a single item it is empty, not an error, so that an
+// invariant over it is evaluated.
+func TestValuelessPrimitive(t *testing.T) {
+	res, err := DecodeJSON([]byte(`{"resourceType":"Patient",
+		"name":[{"given":[null,"Peter","James"],"_given":[{"extension":[{"url":"http://example.org/x","valueString":"v"}]},null,null]}],
+		"_multipleBirthInteger":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ expr, want string }{
+		{"Patient.name.given[0].startsWith('P')", ""},
+		{"Patient.name.given[0].length()", ""},
+		{"Patient.name.given[0].substring(0, 1)", ""},
+		{"Patient.name.given[0].upper()", ""},
+		{"Patient.name.given.join(',')", "Peter,James"},
+		{"Patient.name.given[0] + 'c'", ""},
+		{"Patient.name.given[0] & 'c'", "c"},
+		{"Patient.name.given.select($this & '.')", ".|Peter.|James."},
+		{"'abc'.substring(Patient.multipleBirth)", ""},
+		{"Patient.multipleBirth + 1", ""},
+		{"Patient.name.given[0].exists()", "true"},
+		{"Patient.name.given[0].hasValue()", "false"},
+	}
+	for _, tt := range tests {
+		out, err := MustParse(tt.expr).Evaluate(res, nil)
+		if err != nil {
+			t.Errorf("%s: %v", tt.expr, err)
+			continue
+		}
+		if got := strings.Join(show(out), "|"); got != tt.want {
+			t.Errorf("%s = %q, want %q", tt.expr, got, tt.want)
+		}
+	}
+}
+
 func TestPrimitiveAsSystem(t *testing.T) {
 	res, err := DecodeJSON([]byte(`{"resourceType":"Patient","active":true,"gender":"male"}`))
 	if err != nil {

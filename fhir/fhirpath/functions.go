@@ -316,6 +316,9 @@ func init() {
 			}
 			parts := make([]string, 0, len(in))
 			for _, v := range in {
+				if valueless(v) {
+					continue
+				}
 				s, ok := system(v).(String)
 				if !ok {
 					return nil, fmt.Errorf("join needs strings, not %s", v.TypeName())
