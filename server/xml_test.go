@@ -160,3 +160,26 @@ func TestNarrativeServedAsXML(t *testing.T) {
 		}
 	})
 }
+
+// An XML attribute value reads as XML defines it (XML 1.0 §3.3.3): a line
+// break or tab written as such is a space, and only a character reference
+// is a line break, so the resource stored is the one any XML reader sees,
+// and reading it back as XML gives that resource again.
+func TestXMLAttributeWhiteSpace(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		sent := "<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"w\"/><address><line value=\"1 High\r\n Street\"/><line value=\"Flat\t2&#10;Rear\"/></address></Patient>"
+		c.do("PUT", "/Patient/w", sent, "Content-Type", "application/fhir+xml").want(t, http.StatusCreated)
+		got := c.do("GET", "/Patient/w", "").want(t, http.StatusOK).json(t)
+		if line := str(got, "address", 0, "line", 0); line != "1 High  Street" {
+			t.Errorf("line 0 %q, want %q", line, "1 High  Street")
+		}
+		if line := str(got, "address", 0, "line", 1); line != "Flat 2\nRear" {
+			t.Errorf("line 1 %q, want %q", line, "Flat 2\nRear")
+		}
+		back := c.do("GET", "/Patient/w?_format=xml", "").want(t, http.StatusOK)
+		c.do("PUT", "/Patient/w", string(back.body), "Content-Type", "application/fhir+xml").want(t, http.StatusOK)
+		if v := str(c.do("GET", "/Patient/w", "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "1" {
+			t.Errorf("the XML read back is another resource: version %s written", v)
+		}
+	})
+}

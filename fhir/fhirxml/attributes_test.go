@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestManyAttributes(t *testing.T) {
+func TestScanTags(t *testing.T) {
 	attrs := func(n int) string {
 		var b strings.Builder
 		for i := range n {
@@ -23,10 +23,12 @@ func TestManyAttributes(t *testing.T) {
 		{"equals signs in values", `<a b="` + strings.Repeat("=", 100) + `"/>`, false},
 		{"equals signs in a comment", `<a><!--` + attrs(100) + `--></a>`, false},
 		{"equals signs in CDATA", `<a><![CDATA[` + attrs(100) + `]]></a>`, false},
+		{"equals signs in a processing instruction", `<a><?pi ` + attrs(100) + `?></a>`, false},
+		{"a quote in a processing instruction", `<a><?pi it's?><b` + attrs(65) + `/></a>`, true},
 	}
 	for _, tt := range tests {
-		if _, got := manyAttributes([]byte(tt.doc)); got != tt.want {
-			t.Errorf("%s: manyAttributes = %v, want %v", tt.name, got, tt.want)
+		if _, got, _ := scanTags([]byte(tt.doc)); got != tt.want {
+			t.Errorf("%s: scanTags = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

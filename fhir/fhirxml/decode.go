@@ -40,6 +40,8 @@ type abort struct{}
 
 func decode(data []byte, want string) (res fhir.Resource, err error) {
 	data = bytes.TrimPrefix(data, utf8BOM)
+	off, many, spaces := scanTags(data)
+	data = normalizeAttributes(data, spaces)
 	d := &decoder{data: data, reg: loadRegistry()}
 	d.x = xml.NewDecoder(bytes.NewReader(data))
 	d.x.Strict = true // and no CharsetReader, so any encoding but UTF-8 is refused
@@ -51,7 +53,7 @@ func decode(data []byte, want string) (res fhir.Resource, err error) {
 			res, err = nil, &fhirjson.DecodeError{Issues: fhirjson.Capped(d.issues, d.dropped)}
 		}
 	}()
-	if off, ok := manyAttributes(data); ok {
+	if many {
 		// encoding/xml would read them all, at some microseconds each,
 		// before the decoder sees the element.
 		d.fatal("invalid XML at offset %d: an element with more than %d attributes (FHIR elements have a few)", off, maxAttributes)
@@ -293,29 +295,25 @@ func (s *attrSet) has(before []xml.Attr, name string) bool {
 // value, id, url and namespace declarations, XHTML narrative a few more.
 const maxAttributes = 64
 
-// manyAttributes finds the first start tag in data with more than
-// maxAttributes attributes, counting the '=' outside quotes between '<'
-// and '>'; comments, processing instructions and CDATA sections are
-// skipped. It is a linear scan of the bytes, before any parsing.
-func manyAttributes(data []byte) (offset int, found bool) {
+// scanTags reads the tags of data in one linear scan of the bytes, before
+// any parsing. It finds the first start tag with more than maxAttributes
+// attributes, counting the '=' outside quotes between '<' and '>' (found
+// reports one, at offset), and, before it, the offsets of the tabs, line
+// feeds and carriage returns written as such inside attribute values,
+// which normalizeAttributes makes spaces. Comments, processing
+// instructions and CDATA sections are skipped.
+func scanTags(data []byte) (offset int, found bool, spaces []int) {
 	for i := 0; i < len(data); i++ {
 		if data[i] != '<' {
 			continue
 		}
 		rest := data[i:]
-		switch {
-		case bytes.HasPrefix(rest, []byte("<!--")):
-			if j := bytes.Index(rest[4:], []byte("-->")); j >= 0 {
-				i += 4 + j + 2
-				continue
+		if end, ok := skipMarkup(rest); ok {
+			if end < 0 {
+				return 0, false, spaces
 			}
-			return 0, false
-		case bytes.HasPrefix(rest, []byte("<![CDATA[")):
-			if j := bytes.Index(rest, []byte("]]>")); j >= 0 {
-				i += j + 2
-				continue
-			}
-			return 0, false
+			i += end
+			continue
 		}
 		start, n := i, 0
 		var quote byte
@@ -326,19 +324,62 @@ func manyAttributes(data []byte) (offset int, found bool) {
 			case quote != 0:
 				if c == quote {
 					quote = 0
+				} else if c == '\t' || c == '\n' || c == '\r' {
+					spaces = append(spaces, i)
 				}
 			case c == '"' || c == '\'':
 				quote = c
 			case c == '=':
 				if n++; n > maxAttributes {
-					return start, true
+					return start, true, spaces
 				}
 			case c == '>':
 				break tag
 			}
 		}
 	}
+	return 0, false, spaces
+}
+
+// skipMarkup reports whether s, which starts with '<', opens a comment, a
+// CDATA section or a processing instruction, and the offset in s of the
+// last byte of its end (-1 when it does not end).
+func skipMarkup(s []byte) (end int, ok bool) {
+	for _, m := range [...]struct{ open, close string }{{"<!--", "-->"}, {"<![CDATA[", "]]>"}, {"<?", "?>"}} {
+		if !bytes.HasPrefix(s, []byte(m.open)) {
+			continue
+		}
+		j := bytes.Index(s[len(m.open):], []byte(m.close))
+		if j < 0 {
+			return -1, true
+		}
+		return len(m.open) + j + len(m.close) - 1, true
+	}
 	return 0, false
+}
+
+// normalizeAttributes applies XML's attribute-value normalization (XML 1.0
+// §3.3.3), which encoding/xml leaves out, to the bytes at spaces (from
+// scanTags): a tab, line feed or carriage return written as such in an
+// attribute value is read as a space, a CR LF pair as one space. A line
+// feed written as the character reference &#10; stays one, so the value
+// "a&#10;b" keeps its line break and "a<LF>b" reads "a b", as any XML
+// parser reads them.
+func normalizeAttributes(data []byte, spaces []int) []byte {
+	if len(spaces) == 0 {
+		return data
+	}
+	out := make([]byte, 0, len(data))
+	last := 0
+	for _, i := range spaces {
+		out = append(out, data[last:i]...)
+		last = i + 1
+		if data[i] == '\n' && i > 0 && data[i-1] == '\r' {
+			continue // the CR before it is the space
+		}
+		out = append(out, ' ')
+	}
+	return append(out, data[last:]...)
 }
 
 // children decodes the child elements of the element just started into the

@@ -153,6 +153,18 @@ func TestUnmarshal(t *testing.T) {
 			json:  `{"resourceType":"Patient","name":[{"text":"a & <b> \"c\"\nd\te"}]}`,
 		},
 		{
+			// XML 1.0 §3.3.3: white space written as such in an attribute
+			// value is a space; only a character reference is a line break.
+			name:  "attribute values are normalised",
+			input: patient("<name><text value=\"a\nb\tc\r\nd&#10;e\"/></name><?pi it's?><gender value=\"male\"/>"),
+			json:  `{"resourceType":"Patient","name":[{"text":"a b c d\ne"}],"gender":"male"}`,
+		},
+		{
+			name:  "attribute values in the narrative are normalised",
+			input: patient("<text><status value=\"generated\"/><div xmlns=\"http://www.w3.org/1999/xhtml\"><p title=\"a\r\nb\">x\ny</p></div></text>"),
+			json:  `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p title=\"a b\">x\ny</p></div>"}}`,
+		},
+		{
 			name:  "narrative div is kept as written",
 			input: patient(`<text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><p class="x">a &amp; <b>b</b><!-- c --></p>` + "\r\n" + `<br/></div></text>`),
 			json:  `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p class=\"x\">a &amp; <b>b</b><!-- c --></p>\n<br/></div>"}}`,

@@ -20,6 +20,8 @@
 // location. The input must be UTF-8. Document type declarations are refused,
 // so no entity is ever expanded and no external resource fetched; comments and
 // processing instructions are ignored. Element order is not checked.
+// Attribute values are read as XML defines them, white space written as
+// such being a space (a line break in a value is written &#10;).
 package fhirxml
 
 import (
