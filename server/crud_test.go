@@ -760,3 +760,20 @@ func TestBodyLimitWithoutLength(t *testing.T) {
 		r.want(t, http.StatusRequestEntityTooLarge).outcome(t, "too-costly", "")
 	}, func(cfg *server.Config) { cfg.MaxBodyBytes = 1024 })
 }
+
+// A UTF-8 byte order mark before a body, as some Windows clients send, is
+// ignored (RFC 8259 §8.1 allows it), on a create, a patch and a
+// transaction alike.
+func TestByteOrderMark(t *testing.T) {
+	const bom = "\xef\xbb\xbf"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/bom", bom+`{"resourceType":"Patient","id":"bom","active":true}`).want(t, http.StatusCreated)
+		c.do("PATCH", "/Patient/bom", bom+`[{"op":"replace","path":"/active","value":false}]`, "Content-Type", jsonPatch).want(t, http.StatusOK)
+		tx := bom + `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Patient","active":true},"request":{"method":"POST","url":"Patient"}}]}`
+		c.do("POST", "", tx).want(t, http.StatusOK)
+		if got := get(c.do("GET", "/Patient/bom", "").want(t, http.StatusOK).json(t), "active"); got != false {
+			t.Errorf("active %v after the patch", got)
+		}
+		c.do("POST", "/Patient", bom).want(t, http.StatusBadRequest).outcome(t, "required", "")
+	})
+}

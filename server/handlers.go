@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -222,6 +223,10 @@ func readBody(c *gin.Context) ([]byte, error) {
 		}
 		return nil, errorf(http.StatusBadRequest, "invalid", "reading the request body: %v", err)
 	}
+	// A UTF-8 byte order mark, which some Windows clients put before a
+	// body, is no part of it: RFC 8259 §8.1 lets a JSON reader ignore it,
+	// as XML does.
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	if len(body) == 0 {
 		return nil, errorf(http.StatusBadRequest, "required", "the request body is empty: send a resource")
 	}
