@@ -163,7 +163,11 @@ type manifestBody struct {
 		Type, URL string
 		Count     int
 	} `json:"output"`
-	Error []json.RawMessage `json:"error"`
+	Error   []json.RawMessage `json:"error"`
+	Deleted []struct {
+		Type, URL string
+		Count     int
+	} `json:"deleted"`
 }
 
 // wait polls the status URL until the export is done and returns the

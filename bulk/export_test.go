@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -195,6 +196,65 @@ func TestExportFilters(t *testing.T) {
 		if ef.Type != "OperationOutcome" || ef.Count != 1 || r.header.Get("Content-Type") != "application/fhir+ndjson" ||
 			!strings.Contains(r.body, `"resourceType":"OperationOutcome"`) || !strings.Contains(r.body, "Patient was not exported") {
 			t.Errorf("error file %+v: %s", ef, r.body)
+		}
+	})
+}
+
+// TestExportDeletedSince: an export _since an instant lists, in its
+// deleted file, a transaction Bundle deleting each resource in its scope
+// that was deleted since then, and not those created again.
+func TestExportDeletedSince(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Location/l1", `{"resourceType":"Location","id":"l1","name":"Ward 1"}`)
+		for _, id := range []string{"o1", "o2", "o3"} {
+			e.put("/Observation/"+id, observation(id, "p1", "laboratory"))
+		}
+		e.put("/Observation/ward", `{"resourceType":"Observation","id":"ward","status":"final","code":{"text":"x"},"subject":{"reference":"Location/l1"}}`)
+		time.Sleep(5 * time.Millisecond)
+		since := time.Now().UTC()
+		time.Sleep(5 * time.Millisecond)
+		for _, id := range []string{"o1", "o2", "ward"} {
+			if r := e.do("admin", "DELETE", "/Observation/"+id, ""); r.status != 200 && r.status != 204 {
+				t.Fatalf("DELETE %s: %d %s", id, r.status, r.body)
+			}
+		}
+		e.put("/Observation/o2", observation("o2", "p1", "vital-signs"))
+
+		for _, tt := range []struct{ path, want string }{
+			{"/$export?_type=Observation&_since=", "[Observation/o1 Observation/ward]"},
+			{"/Patient/$export?_type=Observation&_since=", "[Observation/o1]"},
+		} {
+			m := e.wait("admin", e.kickOff("admin", tt.path+url.QueryEscape(since.Format(time.RFC3339Nano))))
+			if got := e.ids("admin", m); fmt.Sprint(got) != "map[Observation:[o2]]" {
+				t.Errorf("%s: output %v", tt.path, got)
+			}
+			if len(m.Deleted) != 1 || m.Deleted[0].Type != "Bundle" {
+				t.Fatalf("%s: deleted %+v", tt.path, m.Deleted)
+			}
+			r := e.do("admin", "GET", m.Deleted[0].URL, "")
+			if r.status != 200 || r.header.Get("Content-Type") != "application/fhir+ndjson" {
+				t.Fatalf("%s: deleted file %d %q %s", tt.path, r.status, r.header.Get("Content-Type"), r.body)
+			}
+			var deleted []string
+			for _, line := range strings.Split(strings.TrimSpace(r.body), "\n") {
+				var b struct {
+					ResourceType, Type string
+					Entry              []struct{ Request struct{ Method, URL string } }
+				}
+				if err := json.Unmarshal([]byte(line), &b); err != nil || b.ResourceType != "Bundle" || b.Type != "transaction" || len(b.Entry) != 1 || b.Entry[0].Request.Method != "DELETE" {
+					t.Fatalf("%s: deleted line %s", tt.path, line)
+				}
+				deleted = append(deleted, b.Entry[0].Request.URL)
+			}
+			sort.Strings(deleted)
+			if fmt.Sprint(deleted) != tt.want || m.Deleted[0].Count != len(deleted) {
+				t.Errorf("%s: deleted %v (count %d), want %s", tt.path, deleted, m.Deleted[0].Count, tt.want)
+			}
+		}
+		// Without _since nothing is listed as deleted.
+		if m := e.wait("admin", e.kickOff("admin", "/$export?_type=Observation")); len(m.Deleted) != 0 {
+			t.Errorf("deleted without _since: %+v", m.Deleted)
 		}
 	})
 }

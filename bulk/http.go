@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -97,6 +98,8 @@ type manifest struct {
 	RequiresAccessToken bool           `json:"requiresAccessToken"`
 	Output              []manifestFile `json:"output"`
 	Error               []manifestFile `json:"error"`
+	// Deleted lists the file of the resources deleted since _since.
+	Deleted []manifestFile `json:"deleted,omitempty"`
 }
 
 type manifestFile struct {
@@ -113,6 +116,9 @@ func (e *Exporter) manifest(id string, j *job) manifest {
 	}
 	for _, o := range j.Errors {
 		m.Error = append(m.Error, manifestFile{Type: o.Type, URL: e.fileURL(id, o.File), Count: o.Count})
+	}
+	for _, o := range j.Deleted {
+		m.Deleted = append(m.Deleted, manifestFile{Type: o.Type, URL: e.fileURL(id, o.File), Count: o.Count})
 	}
 	return m
 }
@@ -145,7 +151,7 @@ func (e *Exporter) file(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.URL.Query().Get("file")
-	for _, o := range append(j.Output, j.Errors...) {
+	for _, o := range slices.Concat(j.Output, j.Errors, j.Deleted) {
 		if o.File == name && j.State == stateComplete {
 			f, err := os.Open(filepath.Join(e.jobDir(id), name))
 			if err != nil {

@@ -41,7 +41,9 @@ type job struct {
 	Done   int      `json:"done"`
 	Output []output `json:"output,omitempty"`
 	Errors []output `json:"errors,omitempty"`
-	Reason string   `json:"reason,omitempty"`
+	// Deleted is the file of the resources deleted since Since.
+	Deleted []output `json:"deleted,omitempty"`
+	Reason  string   `json:"reason,omitempty"`
 	// Holder is the process running it, which renews Heartbeat while it
 	// runs.
 	Holder    string    `json:"holder"`

@@ -20,9 +20,10 @@ import (
 	"carefhir/store"
 )
 
-// versionReader reads one version through the access layer.
+// versionReader reads versions through the access layer.
 type versionReader interface {
 	VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error)
+	History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error)
 }
 
 // start runs job id in the background.
@@ -103,6 +104,9 @@ func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner 
 		j.Heartbeat = e.cfg.Now()
 		ver, err = putJob(context.WithoutCancel(ctx), recs, id, ver, j, j.Heartbeat)
 	}
+	if err == nil && !j.Since.IsZero() {
+		err = e.exportDeleted(actx, id, j, members)
+	}
 	now := e.cfg.Now()
 	bg := context.WithoutCancel(ctx)
 	if ctx.Err() != nil {
@@ -161,6 +165,114 @@ func (e *Exporter) recordError(id string, j *job, te *typeError) error {
 	}
 	j.Errors[0].Count++
 	return nil
+}
+
+// deletedFile is the file of the resources deleted since _since.
+const deletedFile = "deleted.ndjson"
+
+// exportDeleted writes the deleted file of a job _since an instant: a
+// transaction Bundle with one DELETE entry for each resource of the job's
+// types that was deleted between _since and the transaction time and not
+// created again before it, as the IG asks, so that a client keeping a copy
+// up to date removes it. At the Patient and Group levels a resource is
+// listed when its last version referred to a patient of the export (any
+// Patient, or a member), as the audit trail reads a resource's patients:
+// its search values went with the deletion. _typeFilter is not applied to
+// it, for the same reason.
+func (e *Exporter) exportDeleted(ctx context.Context, id string, j *job, members []string) error {
+	f, err := os.Create(filepath.Join(e.jobDir(id), deletedFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	vr := e.store().(versionReader)
+	n := 0
+	for _, typ := range j.Types {
+		q := store.HistoryQuery{Type: typ, Since: j.Since, Count: e.cfg.PageSize}
+		for {
+			page, err := vr.History(ctx, q)
+			var denied *access.Denied
+			if errors.As(err, &denied) {
+				break // the type is outside the owner's scopes, as in the output
+			}
+			if err != nil {
+				return fmt.Errorf("deleted %s: %w", typ, err)
+			}
+			for _, v := range page.Versions {
+				ok, err := e.deletedAsOf(ctx, vr, v, j, members)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					continue
+				}
+				line, err := json.Marshal(deletion(v))
+				if err != nil {
+					return err
+				}
+				w.Write(line)
+				w.WriteByte('\n')
+				n++
+			}
+			if page.Next == "" {
+				break
+			}
+			q.Cursor = page.Next
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if n > 0 {
+		j.Deleted = []output{{Type: "Bundle", File: deletedFile, Count: n}}
+	} else {
+		os.Remove(f.Name())
+	}
+	return nil
+}
+
+// deletedAsOf reports whether v is a deletion the job lists: a tombstone
+// written by the transaction time, of a resource not created again by
+// then, that was in the job's scope.
+func (e *Exporter) deletedAsOf(ctx context.Context, vr versionReader, v *store.Version, j *job, members []string) (bool, error) {
+	if !v.Deleted || v.LastUpdated.After(j.TransactionTime) {
+		return false, nil
+	}
+	switch next, err := vr.VRead(ctx, v.Type, v.ID, v.VersionID+1); {
+	case err == nil && !next.LastUpdated.After(j.TransactionTime):
+		return false, nil // created again before the transaction time
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return false, fmt.Errorf("deleted %s/%s: %w", v.Type, v.ID, err)
+	}
+	if j.Level == "system" {
+		return true, nil
+	}
+	last, err := vr.VRead(ctx, v.Type, v.ID, v.VersionID-1)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("deleted %s/%s: %w", v.Type, v.ID, err)
+	}
+	patients := access.PatientsOf(last.Type, last.ID, last.JSON)
+	if j.Group == "" {
+		return len(patients) > 0, nil
+	}
+	return slices.ContainsFunc(patients, func(p string) bool { return slices.Contains(members, p) }), nil
+}
+
+// deletion is the line of the deleted file for tombstone v.
+func deletion(v *store.Version) map[string]any {
+	return map[string]any{
+		"resourceType": "Bundle",
+		"meta":         map[string]any{"lastUpdated": v.LastUpdated.UTC().Format("2006-01-02T15:04:05.000Z07:00")},
+		"type":         "transaction",
+		"entry":        []any{map[string]any{"request": map[string]any{"method": "DELETE", "url": v.Type + "/" + v.ID}}},
+	}
 }
 
 // groupMembers returns the ids of the Patients a Group lists.

@@ -48,6 +48,13 @@ func (s *opStore) VRead(ctx context.Context, typ, id string, version int64) (*st
 	return s.reader().VRead(ctx, typ, id, version)
 }
 
+// History returns a page of versions, decided by the access layer as a
+// history read: how a bulk export finds the resources deleted since its
+// _since.
+func (s *opStore) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	return s.reader().History(ctx, q)
+}
+
 // Records returns the engine below the access layer, bound to the unit of
 // work of s when it has one: for the server's own records that are not
 // FHIR resources (a notification outbox, export jobs), written with the
