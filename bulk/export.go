@@ -244,7 +244,7 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 		// The Group is read now as the job will read it, so that one not
 		// held, or not readable by this client, is refused here rather
 		// than failing the job.
-		if _, err := e.groupMembers(ctx, j.Group); errors.Is(err, store.ErrNotFound) {
+		if _, err := e.groupMembers(ctx, j.Group, e.cfg.Now()); errors.Is(err, store.ErrNotFound) {
 			return nil, operation.Errorf(404, "not-found", "", "Group/%s is not known", j.Group)
 		} else if err != nil {
 			return nil, err

@@ -311,6 +311,27 @@ func TestGroupAndPatientExport(t *testing.T) {
 	})
 }
 
+// TestGroupFormerMembers: a Group's export leaves out the members it flags
+// inactive and those whose period in it has ended or not begun.
+func TestGroupFormerMembers(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		for _, id := range []string{"now", "left", "ended", "later", "open"} {
+			e.put("/Patient/"+id, patient(id))
+			e.put("/Observation/o-"+id, observation("o-"+id, id, "laboratory"))
+		}
+		e.put("/Group/g", `{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[`+
+			`{"entity":{"reference":"Patient/now"},"inactive":false},`+
+			`{"entity":{"reference":"Patient/left"},"inactive":true},`+
+			`{"entity":{"reference":"Patient/ended"},"period":{"start":"2020-01-01","end":"2024-06"}},`+
+			`{"entity":{"reference":"Patient/later"},"period":{"start":"2999-01-01"}},`+
+			`{"entity":{"reference":"Patient/open"},"period":{"start":"2020-01-01"}}]}`)
+		got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/Group/g/$export?_type=Patient,Observation")))
+		if fmt.Sprint(got) != "map[Observation:[o-now o-open] Patient:[now open]]" {
+			t.Errorf("Group/g: %v", got)
+		}
+	})
+}
+
 // TestPatientExportCompartments: Patient/$export holds, of each type, what
 // is in some Patient's compartment: not an Observation of a Location nor
 // one of no subject, not an AuditEvent that names no patient, which the

@@ -65,7 +65,7 @@ func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner 
 	err = os.MkdirAll(e.jobDir(id), 0o700)
 	var members []string
 	if err == nil && j.Group != "" {
-		members, err = e.groupMembers(actx, j.Group)
+		members, err = e.groupMembers(actx, j.Group, j.TransactionTime)
 	}
 	// beat renews the heartbeat while a type is exported, which can take
 	// longer than another process waits before taking the job for dead.
@@ -275,8 +275,11 @@ func deletion(v *store.Version) map[string]any {
 	}
 }
 
-// groupMembers returns the ids of the Patients a Group lists.
-func (e *Exporter) groupMembers(ctx context.Context, id string) ([]string, error) {
+// groupMembers returns the ids of the Patients that are members of a
+// Group at instant at: not those flagged inactive, nor those whose period
+// in the Group does not cover at, which R4 has as no longer (or not yet)
+// in the Group.
+func (e *Exporter) groupMembers(ctx context.Context, id string, at time.Time) ([]string, error) {
 	v, err := e.store().Read(ctx, "Group", id)
 	if err != nil {
 		return nil, fmt.Errorf("Group/%s: %w", id, err)
@@ -290,7 +293,7 @@ func (e *Exporter) groupMembers(ctx context.Context, id string) ([]string, error
 	}
 	var out []string
 	for _, m := range res.(*fhir.Group).Member {
-		if m.Entity == nil {
+		if m.Entity == nil || m.Inactive.Get() || !covers(m.Period, at) {
 			continue
 		}
 		if pid, ok := strings.CutPrefix(m.Entity.Reference.Get(), "Patient/"); ok {
@@ -298,6 +301,25 @@ func (e *Exporter) groupMembers(ctx context.Context, id string) ([]string, error
 		}
 	}
 	return out, nil
+}
+
+// covers reports whether period p, nil when not known, covers instant at;
+// each end is taken at its precision (an end of 2025-03 covers March).
+func covers(p *fhir.Period, at time.Time) bool {
+	if p == nil {
+		return true
+	}
+	if p.Start != nil {
+		if low, _, ok := search.ParseDate(p.Start.Get()); ok && at.Before(low) {
+			return false
+		}
+	}
+	if p.End != nil {
+		if _, high, ok := search.ParseDate(p.End.Get()); ok && at.After(high) {
+			return false
+		}
+	}
+	return true
 }
 
 // exportType writes the resources of typ to the job's file, returning how
