@@ -58,7 +58,9 @@ type Exporter struct {
 	st      operation.Store
 	cancels map[string]context.CancelFunc
 	settled bool // the jobs left running by a stopped process are settled
-	failed  atomic.Int64
+	// sweeping: the removal of expired jobs runs (from the first Attach).
+	sweeping bool
+	failed   atomic.Int64
 
 	settleMu sync.Mutex
 	wg       sync.WaitGroup
@@ -130,12 +132,64 @@ func (e *Exporter) records() (store.Tx, error) {
 // Attach gives the Exporter the server's store (server.Config.Attach).
 // The jobs a stopped process left running are settled before the first
 // kick-off, status or file request is answered: they are marked failed,
-// never listed as complete.
+// never listed as complete. From then on the expired jobs are removed
+// every sweepEvery, whether or not anyone asks for them.
 func (e *Exporter) Attach(s operation.Store) {
 	e.mu.Lock()
 	e.st = s
 	e.settled = false
+	sweeping := e.sweeping
+	e.sweeping = true
 	e.mu.Unlock()
+	if !sweeping {
+		e.wg.Go(e.sweepEvery)
+	}
+}
+
+// sweepInterval is how often the expired jobs are looked for.
+const sweepInterval = time.Minute
+
+// sweepEvery removes the expired jobs every sweepInterval until Close.
+func (e *Exporter) sweepEvery() {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-t.C:
+			if err := e.sweep(e.ctx); err != nil {
+				e.cfg.Logger.Warn("bulk: remove expired jobs", "err", err)
+			}
+		}
+	}
+}
+
+// expired reports whether a finished job's files are past keeping.
+func (e *Exporter) expired(j *job) bool {
+	return j.State != stateRunning && e.cfg.Now().Sub(j.Finished) > e.cfg.Expire
+}
+
+// sweep removes the records and files of the expired jobs: files of
+// patients' records are not kept past --export-expire because no client
+// came back for them.
+func (e *Exporter) sweep(ctx context.Context) error {
+	recs, err := e.records()
+	if err != nil {
+		return err
+	}
+	finished := []store.TokenMatch{{AnySystem: true, Code: stateComplete}, {AnySystem: true, Code: stateFailed}}
+	vs, err := recs.Search(ctx, store.Query{Type: jobType, Where: []store.Clause{{Param: "state", Tokens: finished}}})
+	if err != nil {
+		return fmt.Errorf("expired export jobs: %w", err)
+	}
+	for _, v := range vs {
+		j, ver, err := readJob(ctx, recs, v.ID)
+		if err == nil && e.expired(j) {
+			e.discard(ctx, v.ID, ver)
+		}
+	}
+	return nil
 }
 
 // ensureSettled settles the jobs left running, once after Attach.
@@ -268,6 +322,10 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 			}
 			j.TypeFilters = append(j.TypeFilters, one)
 		}
+	}
+	// A new export is a good time to remove the old ones past keeping.
+	if err := e.sweep(ctx); err != nil {
+		e.cfg.Logger.Warn("bulk: remove expired jobs", "err", err)
 	}
 	if e.Jobs() >= maxJobs {
 		return nil, operation.Errorf(429, "throttled", "", "%d exports are running; try again later", maxJobs)

@@ -4,10 +4,13 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -482,6 +485,28 @@ func TestExpiry(t *testing.T) {
 		}
 		if r := e.do("admin", "GET", status, ""); r.status != 404 {
 			t.Errorf("status after expiry: %d", r.status)
+		}
+	})
+}
+
+// TestExpiredRemoved: the record and files of an expired job are removed
+// even when its client never comes back for them.
+func TestExpiredRemoved(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		status := e.kickOff("admin", "/$export?_type=Patient")
+		e.wait("admin", status)
+		dir := e.x.jobDir(strings.TrimPrefix(status, e.base+"/$export-status?_jobId="))
+		if _, err := os.Stat(dir); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.set(time.Now().Add(2 * time.Hour))
+		e.wait("other", e.kickOff("other", "/$export?_type=Patient"))
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the files of the expired job: %v", err)
+		}
+		if n := e.jobRecords(); n != 1 {
+			t.Errorf("%d job records, want the new one", n)
 		}
 	})
 }

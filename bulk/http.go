@@ -1,6 +1,7 @@
 package bulk
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,8 +60,8 @@ func (e *Exporter) ownJob(w http.ResponseWriter, r *http.Request) (string, *job,
 		outcome(w, http.StatusInternalServerError, "exception", "the export job could not be read")
 		return "", nil, 0
 	}
-	if j.State != stateRunning && e.cfg.Now().Sub(j.Finished) > e.cfg.Expire {
-		e.discard(r, id, ver)
+	if e.expired(j) {
+		e.discard(r.Context(), id, ver)
 		outcome(w, http.StatusNotFound, "not-found", "export job "+strconv.Quote(id)+" has expired")
 		return "", nil, 0
 	}
@@ -130,14 +131,14 @@ func (e *Exporter) remove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.cancel(id)
-	e.discard(r, id, ver)
+	e.discard(r.Context(), id, ver)
 	w.WriteHeader(http.StatusAccepted)
 }
 
 // discard removes a job's record and files.
-func (e *Exporter) discard(r *http.Request, id string, ver int64) {
+func (e *Exporter) discard(ctx context.Context, id string, ver int64) {
 	if recs, err := e.records(); err == nil {
-		if err := removeJob(r.Context(), recs, id, ver, e.cfg.Now()); err != nil {
+		if err := removeJob(ctx, recs, id, ver, e.cfg.Now()); err != nil {
 			e.cfg.Logger.Warn("bulk: remove job", "job", id, "err", err)
 		}
 	}
