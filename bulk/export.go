@@ -317,6 +317,12 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 			if !ok || !slices.Contains(types, typ) || perr != nil {
 				return nil, operation.Errorf(400, "invalid", "_typeFilter", "_typeFilter %q must be Type?search on a type exported", one)
 			}
+			for name := range params {
+				if base, _, _ := strings.Cut(name, ":"); slices.Contains(resultParams, base) {
+					return nil, operation.Errorf(400, "invalid", "_typeFilter",
+						"_typeFilter %q: %s changes the results of a search rather than selecting them, which a _typeFilter may not", one, name)
+				}
+			}
 			if _, err := e.cfg.Registry.Parse(typ, params, search.Options{Strict: true, Base: e.cfg.BaseURL}); err != nil {
 				return nil, operation.Errorf(400, "invalid", "_typeFilter", "_typeFilter %q: %v", one, err)
 			}
@@ -346,6 +352,14 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	e.start(id, ver, j, &owner)
 	return &operation.Result{Status: 202, Header: map[string]string{"Content-Location": e.statusURL(id)}}, nil
 }
+
+// resultParams are the search parameters that shape the results of a
+// search (R4 search, "Modifying Search Results") or its form rather than
+// select resources: the IG has them not used in a _typeFilter, and an
+// export that ignored one (_count, _elements) would send more than was
+// asked for.
+var resultParams = []string{"_sort", "_count", "_include", "_revinclude", "_summary", "_total", "_elements",
+	"_contained", "_containedType", "_format", "_pretty"}
 
 // kickOffParams are the kick-off parameters an export applies; _format
 // and _pretty ask for the form of an error's OperationOutcome.
