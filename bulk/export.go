@@ -311,7 +311,7 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	j.Types = types
 	j.Explicit = len(inv.Texts("_type")) > 0
 	for _, f := range inv.Texts("_typeFilter") {
-		for _, one := range strings.Split(f, ",") {
+		for _, one := range e.splitTypeFilters(f) {
 			typ, q, ok := strings.Cut(one, "?")
 			params, perr := url.ParseQuery(q)
 			if !ok || !slices.Contains(types, typ) || perr != nil {
@@ -360,6 +360,26 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 // asked for.
 var resultParams = []string{"_sort", "_count", "_include", "_revinclude", "_summary", "_total", "_elements",
 	"_contained", "_containedType", "_format", "_pretty"}
+
+// splitTypeFilters splits a _typeFilter value into its queries. The IG
+// has the queries comma-separated, and a query may hold commas of its own
+// (code=a,b, values either of which matches), so a comma separates two
+// queries only where a resource type and its "?" follow it, as HAPI FHIR
+// reads it.
+func (e *Exporter) splitTypeFilters(value string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(value); i++ {
+		if value[i] != ',' {
+			continue
+		}
+		if typ, _, ok := strings.Cut(value[i+1:], "?"); ok && e.cfg.Registry.Served(typ) {
+			out = append(out, value[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, value[start:])
+}
 
 // kickOffParams are the kick-off parameters an export applies; _format
 // and _pretty ask for the form of an error's OperationOutcome.

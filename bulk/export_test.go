@@ -169,6 +169,25 @@ func TestExportFilters(t *testing.T) {
 		if fmt.Sprint(got) != "map[Observation:[o1 o3]]" {
 			t.Errorf("_typeFilter: %v", got)
 		}
+		// A filter's own commas (either value) are not taken for the
+		// commas between filters.
+		e.put("/Observation/o4", observation("o4", "p1", "social-history"))
+		for _, filter := range []string{
+			"Observation?category=laboratory,social-history",
+			"Observation?category=laboratory,social-history,Observation?_id=o2",
+		} {
+			got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/$export?_type=Observation&_typeFilter="+url.QueryEscape(filter))))
+			want := "map[Observation:[o1 o3 o4]]"
+			if strings.Contains(filter, "o2") {
+				want = "map[Observation:[o1 o2 o3 o4]]"
+			}
+			if fmt.Sprint(got) != want {
+				t.Errorf("_typeFilter=%s: %v, want %s", filter, got, want)
+			}
+		}
+		if r := e.do("admin", "DELETE", "/Observation/o4", ""); r.status != 200 && r.status != 204 {
+			t.Fatalf("DELETE o4: %d", r.status)
+		}
 		got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/$export?_since="+url.QueryEscape(since.Format(time.RFC3339Nano)))))
 		if fmt.Sprint(got) != "map[Observation:[o3]]" {
 			t.Errorf("_since: %v", got)
