@@ -280,9 +280,12 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	if err := checkKickOffParams(inv); err != nil {
 		return nil, err
 	}
+	// A media type holds no space: one in _outputFormat is the "+" of
+	// application/fhir+ndjson sent unencoded, as the IG's examples write
+	// it, which the query decoder read as a space.
 	if f, err := inv.Text("_outputFormat"); err != nil {
 		return nil, err
-	} else if f != "" && !slices.Contains(ndjsonFormats, f) {
+	} else if f = strings.ReplaceAll(strings.TrimSpace(f), " ", "+"); f != "" && !slices.Contains(ndjsonFormats, f) {
 		return nil, operation.Errorf(400, "not-supported", "_outputFormat", "_outputFormat %q is not supported: application/fhir+ndjson is", f)
 	}
 	if since, err := inv.Text("_since"); err != nil {

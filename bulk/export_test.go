@@ -137,6 +137,20 @@ func TestExportRefused(t *testing.T) {
 	})
 }
 
+// TestOutputFormats: each form of NDJSON the IG names is accepted, the
+// full one with its "+" encoded or not.
+func TestOutputFormats(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		for _, f := range []string{"application/fhir%2Bndjson", "application/fhir+ndjson", "application/ndjson", "ndjson"} {
+			got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/$export?_type=Patient&_outputFormat="+f)))
+			if fmt.Sprint(got) != "map[Patient:[p1]]" {
+				t.Errorf("_outputFormat=%s: %v", f, got)
+			}
+		}
+	})
+}
+
 // TestExportLenient: under Prefer: handling=lenient a parameter the export
 // does not apply is ignored rather than refused.
 func TestExportLenient(t *testing.T) {
