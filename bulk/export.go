@@ -291,6 +291,9 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	if since, err := inv.Text("_since"); err != nil {
 		return nil, err
 	} else if since != "" {
+		// An instant holds no space: one is the "+" of a time zone
+		// (+01:00) sent unencoded, as search reads dates too.
+		since = strings.ReplaceAll(since, " ", "+")
 		t, err := time.Parse(time.RFC3339Nano, since)
 		if err != nil {
 			return nil, operation.Errorf(400, "invalid", "_since", "_since %q is not an instant such as 2026-01-01T00:00:00Z", since)

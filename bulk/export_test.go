@@ -206,6 +206,12 @@ func TestExportFilters(t *testing.T) {
 		if fmt.Sprint(got) != "map[Observation:[o3]]" {
 			t.Errorf("_since: %v", got)
 		}
+		// The + of a time zone, unencoded, reads as a space.
+		inLondon := since.In(time.FixedZone("BST", 3600)).Format(time.RFC3339Nano)
+		got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/$export?_since="+strings.ReplaceAll(url.QueryEscape(inLondon), "%2B", "+"))))
+		if fmt.Sprint(got) != "map[Observation:[o3]]" {
+			t.Errorf("_since=%s: %v", inLondon, got)
+		}
 		// POST, with _since of the type the IG's OperationDefinition has.
 		post := `{"resourceType":"Parameters","parameter":[{"name":"_since","valueInstant":"` + since.Format(time.RFC3339Nano) + `"},` +
 			`{"name":"_type","valueString":"Observation"}]}`
