@@ -335,6 +335,12 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 			j.TypeFilters = append(j.TypeFilters, one)
 		}
 	}
+	// The IG has Prefer: respond-async required of a kick-off, the one way
+	// an export is answered; checked last, so that a client learns first
+	// what else is wrong with the request.
+	if !inv.RespondAsync {
+		return nil, operation.Errorf(400, "invalid", "", "a bulk export is answered asynchronously: send Prefer: respond-async")
+	}
 	// A new export is a good time to remove the old ones past keeping.
 	if err := e.sweep(ctx); err != nil {
 		e.cfg.Logger.Warn("bulk: remove expired jobs", "err", err)

@@ -131,9 +131,15 @@ func TestExportRefused(t *testing.T) {
 		if r := e.do("admin", "GET", "/Observation/$export", ""); r.status != 400 && r.status != 404 {
 			t.Errorf("Observation/$export: %d", r.status)
 		}
+		// Prefer: respond-async is required, alone or with another
+		// preference.
+		if r := e.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "handling=lenient"); r.status != 400 || !strings.Contains(r.body, "respond-async") {
+			t.Errorf("without Prefer: respond-async: %d %s", r.status, r.body)
+		}
 		if e.x.Jobs() != 0 {
 			t.Errorf("%d jobs started", e.x.Jobs())
 		}
+		e.wait("admin", e.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "handling=lenient, respond-async").header.Get("Content-Location"))
 	})
 }
 

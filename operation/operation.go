@@ -74,6 +74,10 @@ type Invocation struct {
 	// Handling is the client's handling preference (Prefer: handling=…):
 	// "strict", "lenient", or "" when it states none.
 	Handling string
+	// RespondAsync reports whether the client asked for the asynchronous
+	// request pattern (Prefer: respond-async), which some operations
+	// require, such as a bulk export.
+	RespondAsync bool
 	// Store reads and writes for the caller, as the REST API would.
 	Store Store
 }

@@ -41,6 +41,7 @@ func (a *api) registerExtensions() {
 func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 	return func(c *gin.Context, where invocation) {
 		inv := &ext.Invocation{Type: where.Type, ID: where.ID, Query: c.Request.URL.Query(), Handling: preference(c, "handling"), Store: &opStore{a: a, c: c}}
+		_, inv.RespondAsync = prefers(c, "respond-async")
 		if op.RawBody && c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
 			inv.Body, inv.ContentType = c.Request.Body, c.GetHeader("Content-Type")
 		} else if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {

@@ -72,15 +72,22 @@ func searchParams(c *gin.Context) (url.Values, error) {
 // preference returns the value of a preference of the Prefer header
 // (RFC 7240), "" when absent.
 func preference(c *gin.Context, name string) string {
+	value, _ := prefers(c, name)
+	return value
+}
+
+// prefers returns the value of the preference name in the Prefer header
+// and whether the header states it at all (respond-async has no value).
+func prefers(c *gin.Context, name string) (string, bool) {
 	for _, h := range c.Request.Header.Values("Prefer") {
 		for _, pref := range strings.Split(h, ",") {
 			n, value, _ := strings.Cut(strings.TrimSpace(pref), "=")
 			if strings.EqualFold(strings.TrimSpace(n), name) {
-				return strings.Trim(strings.TrimSpace(value), `"`)
+				return strings.Trim(strings.TrimSpace(value), `"`), true
 			}
 		}
 	}
-	return ""
+	return "", false
 }
 
 // parseSearch compiles the parameters of a search on typ.
