@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"maps"
 	"net/http"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/search"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -40,8 +42,12 @@ var everythingIncludes = []string{"Location", "Medication", "Organization", "Pra
 // maxEverythingQueries bounds the store queries of one type-level page.
 const maxEverythingQueries = 2000
 
-// selfSegment is the segment of a record that holds the Patient itself.
-const selfSegment = "self"
+// selfSegment is the segment of a record that holds the Patient itself,
+// and replacedSegment the one of the Patient records merged into it.
+const (
+	selfSegment     = "self"
+	replacedSegment = "replaced"
+)
 
 // registerEverything serves Patient $everything
 // (http://hl7.org/fhir/R4/patient-operation-everything.html) on a patient
@@ -54,10 +60,15 @@ const selfSegment = "self"
 // of everythingIncludes they reference and the Binaries their attachments
 // name, with mode include.
 //
+// Merged records. The Patient records merged into the patient (those its
+// links of type replaces name, and theirs in turn, up to maxMerged) are
+// part of its record, as R4 has a replaced record consulted for more of the
+// patient's information: the record is the union of their compartments.
+//
 // Order and paging. A record is read in segments: the Patient itself first,
-// then the compartment one resource type at a time, types in name order (the
-// Patient segment holds the other Patient records that link to this one),
-// each type in id order. A page holds up to _count matches, taken across
+// the records merged into it in id order, then the compartment one resource
+// type at a time, types in name order (the Patient segment holds the other
+// Patient records that link to this one), each type in id order. A page holds up to _count matches, taken across
 // segments; its next link is a cursor naming the segment and the engine's
 // keyset cursor within it, so walking the pages while others write returns
 // every resource that stays in the record exactly once. A page that fills up
@@ -118,7 +129,7 @@ func (a *api) everything(c *gin.Context, inv invocation) {
 		c.Error(err)
 		return
 	}
-	w := &walk{f: f, p: p, segs: a.segments(p), search: a.search, seen: map[string]bool{}}
+	w := &walk{f: f, r: a.svc.store, p: p, segs: a.segments(p), search: a.search, seen: map[string]bool{}}
 	var next everythingCursor
 	var more bool
 	if inv.ID != "" {
@@ -168,7 +179,11 @@ func (a *api) everythingInstance(ctx context.Context, w *walk, id string) (every
 			return everythingCursor{}, false, err
 		}
 	}
-	pos, more, err := w.record(ctx, id, from)
+	ids, err := w.merged(ctx, v)
+	if err != nil {
+		return everythingCursor{}, false, err
+	}
+	pos, more, err := w.record(ctx, ids, from)
 	if err != nil || !more {
 		return everythingCursor{}, false, err
 	}
@@ -285,8 +300,8 @@ func parameterValue(p *fhir.ParametersParameter) string {
 // they are read: the Patient itself, then the compartment types by name.
 func (a *api) segments(p *everythingParams) []string {
 	// The Patient itself whatever _type says: R4 returns "at a minimum, the
-	// patient resource(s) itself".
-	segs := []string{selfSegment}
+	// patient resource(s) itself", then the records merged into it.
+	segs := []string{selfSegment, replacedSegment}
 	for _, t := range servedTypes {
 		if p.wants(t) && len(a.search.CompartmentParams(t)) > 0 {
 			segs = append(segs, t)
@@ -298,6 +313,7 @@ func (a *api) segments(p *everythingParams) []string {
 // walk assembles one page of $everything.
 type walk struct {
 	f      store.Finder
+	r      store.Reader
 	p      *everythingParams
 	segs   []string
 	search *search.Registry
@@ -323,13 +339,86 @@ func (w *walk) position(cur everythingCursor) (position, error) {
 	return position{i, cur.Cursor}, nil
 }
 
-// query returns the query of one segment of Patient id's record, from
-// _since on.
-func (w *walk) query(seg, id string) store.Query {
-	q := store.Query{Type: "Patient", Where: []store.Clause{{Param: "_id", Tokens: []store.TokenMatch{{Code: id, AnySystem: true}}}}}
-	if seg != selfSegment {
-		clause, _ := w.search.Compartment(seg, id)
-		q = store.Query{Type: seg, Where: []store.Clause{clause}}
+// maxMerged bounds the Patient records that one record gathers.
+const maxMerged = 20
+
+// merged returns the ids of Patient v and of the records merged into it:
+// those its links of type replaces name, and theirs in turn. R4 has the
+// replaced record "consulted to retrieve additional referenced
+// information" (link-type replaces): a merge (ADT A40) leaves what was
+// recorded about the replaced patient referring to it, and it is the same
+// person's record. A replaced record no longer held, or that the
+// principal may not read, is left out.
+func (w *walk) merged(ctx context.Context, v *store.Version) ([]string, error) {
+	ids := []string{v.ID}
+	for queue := []*store.Version{v}; len(queue) > 0; queue = queue[1:] {
+		for _, id := range replacedIDs(queue[0].JSON) {
+			if slices.Contains(ids, id) || len(ids) == maxMerged {
+				continue
+			}
+			r, err := w.r.Read(ctx, "Patient", id)
+			var denied *access.Denied
+			if errors.Is(err, store.ErrNotFound) || errors.As(err, &denied) || err == nil && r.Deleted {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			ids = append(ids, id)
+			queue = append(queue, r)
+		}
+	}
+	return ids, nil
+}
+
+// replacedIDs returns the ids of the Patients that a Patient's links of
+// type replaces name.
+func replacedIDs(patient []byte) []string {
+	var p struct {
+		Link []struct {
+			Other struct{ Reference string }
+			Type  string
+		}
+	}
+	if !bytes.Contains(patient, []byte(`"replaces"`)) || json.Unmarshal(patient, &p) != nil {
+		return nil
+	}
+	var ids []string
+	for _, l := range p.Link {
+		if id, ok := strings.CutPrefix(l.Other.Reference, "Patient/"); ok && l.Type == "replaces" && checkID(id, "") == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// query returns the query of one segment of the record of the Patients
+// ids (a patient and the records merged into it), from _since on.
+func (w *walk) query(seg string, ids []string) store.Query {
+	tokens := make([]store.TokenMatch, len(ids))
+	for i, id := range ids {
+		tokens[i] = store.TokenMatch{Code: id, AnySystem: true}
+	}
+	q := store.Query{Type: "Patient", Where: []store.Clause{{Param: "_id", Tokens: tokens[:1]}}}
+	switch seg {
+	case selfSegment:
+	case replacedSegment:
+		q.Where[0].Tokens = tokens[1:]
+	default:
+		var any []store.Clause
+		for _, id := range ids {
+			clause, _ := w.search.Compartment(seg, id)
+			any = append(any, clause)
+		}
+		q = store.Query{Type: seg, Where: []store.Clause{any[0]}}
+		if len(ids) > 1 {
+			q.Where = []store.Clause{{Any: any}}
+		}
+		if seg == "Patient" && len(ids) > 1 {
+			// The merged records link to one another: they are read once,
+			// in the segments of the patient and of its replaced records.
+			q.Where = append(q.Where, store.Clause{Param: "_id", Not: true, Tokens: tokens})
+		}
 	}
 	if !w.p.since.IsZero() {
 		q.Where = append(q.Where, store.Clause{Param: "_lastUpdated",
@@ -344,16 +433,20 @@ func (w *walk) find(ctx context.Context, q store.Query) (*store.Page, error) {
 	return w.f.Find(ctx, q)
 }
 
-// record reads Patient id's record from from on, adding its resources to the
-// page while it has room. Once the page is full it looks for what remains:
-// more reports whether anything does, and pos is where the next page starts.
-func (w *walk) record(ctx context.Context, id string, from position) (pos position, more bool, err error) {
+// record reads the record of the Patients ids (a patient and the records
+// merged into it) from from on, adding its resources to the page while it
+// has room. Once the page is full it looks for what remains: more reports
+// whether anything does, and pos is where the next page starts.
+func (w *walk) record(ctx context.Context, ids []string, from position) (pos position, more bool, err error) {
 	for s := from.seg; s < len(w.segs); s++ {
+		if w.segs[s] == replacedSegment && len(ids) == 1 {
+			continue // no record merged into this one
+		}
 		cur := ""
 		if s == from.seg {
 			cur = from.cursor
 		}
-		q := w.query(w.segs[s], id)
+		q := w.query(w.segs[s], ids)
 		q.Cursor = cur
 		room := w.p.count - len(w.page.Matches)
 		q.Count = max(room, 1)
@@ -493,21 +586,32 @@ func (w *walk) patients(ctx context.Context) (everythingCursor, bool, error) {
 			}
 		}
 	}
-	id, after := cur.Patient, cur.After
-	if id == "" {
+	after := cur.After
+	var v *store.Version
+	if cur.Patient != "" {
+		if v, err = w.r.Read(ctx, "Patient", cur.Patient); errors.Is(err, store.ErrNotFound) {
+			v, err = &store.Version{Type: "Patient", ID: cur.Patient}, nil // its record, as far as it goes
+		} else if err != nil {
+			return cur, false, err
+		}
+	} else {
 		var ok bool
-		if id, after, ok, err = w.nextPatient(ctx, after); err != nil || !ok {
+		if v, after, ok, err = w.nextPatient(ctx, after); err != nil || !ok {
 			return cur, false, err
 		}
 	}
 	for {
+		ids, err := w.merged(ctx, v)
+		if err != nil {
+			return cur, false, err
+		}
 		var more bool
-		pos, more, err = w.record(ctx, id, pos)
+		pos, more, err = w.record(ctx, ids, pos)
 		if err != nil {
 			return cur, false, err
 		}
 		if more {
-			return everythingCursor{Patient: id, After: after, Segment: w.segs[pos.seg], Cursor: pos.cursor}, true, nil
+			return everythingCursor{Patient: v.ID, After: after, Segment: w.segs[pos.seg], Cursor: pos.cursor}, true, nil
 		}
 		if after == "" {
 			return cur, false, nil
@@ -516,22 +620,22 @@ func (w *walk) patients(ctx context.Context) (everythingCursor, bool, error) {
 			return everythingCursor{After: after}, true, nil
 		}
 		var ok bool
-		if id, after, ok, err = w.nextPatient(ctx, after); err != nil || !ok {
+		if v, after, ok, err = w.nextPatient(ctx, after); err != nil || !ok {
 			return cur, false, err
 		}
 		pos = position{}
 	}
 }
 
-// nextPatient returns the id of the patient after the engine's cursor
-// after ("" for the first), and the cursor of the patients after it ("" when
-// it is the last).
-func (w *walk) nextPatient(ctx context.Context, after string) (id, next string, ok bool, err error) {
+// nextPatient returns the patient after the engine's cursor after ("" for
+// the first), and the cursor of the patients after it ("" when it is the
+// last).
+func (w *walk) nextPatient(ctx context.Context, after string) (v *store.Version, next string, ok bool, err error) {
 	page, err := w.find(ctx, store.Query{Type: "Patient", Count: 1, Cursor: after})
 	if err != nil || len(page.Matches) == 0 {
-		return "", "", false, err
+		return nil, "", false, err
 	}
-	return page.Matches[0].ID, page.Next, true, nil
+	return page.Matches[0], page.Next, true, nil
 }
 
 // everythingCursor is where the next page of $everything starts, encoded

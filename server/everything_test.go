@@ -329,6 +329,42 @@ func TestEverythingPaging(t *testing.T) {
 	})
 }
 
+// TestEverythingMerged: a patient's record holds the records merged into
+// it (its links of type replaces, and theirs in turn), each resource once
+// over the pages, and not a record it only links to otherwise.
+func TestEverythingMerged(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		record{
+			{"Patient/ps", `{"resourceType":"Patient","id":"ps","link":[{"other":{"reference":"Patient/pm"},"type":"replaces"}]}`},
+			{"Patient/pm", `{"resourceType":"Patient","id":"pm","active":false,"link":[{"other":{"reference":"Patient/ps"},"type":"replaced-by"},` +
+				`{"other":{"reference":"Patient/pold"},"type":"replaces"}]}`},
+			{"Patient/pold", `{"resourceType":"Patient","id":"pold","active":false,"link":[{"other":{"reference":"Patient/pm"},"type":"replaced-by"}]}`},
+			{"Patient/px", `{"resourceType":"Patient","id":"px","link":[{"other":{"reference":"Patient/ps"},"type":"seealso"}]}`},
+			{"Patient/py", `{"resourceType":"Patient","id":"py","link":[{"other":{"reference":"Patient/pgone"},"type":"replaces"}]}`},
+			observation("os1", "ps", ""),
+			observation("om1", "pm", ""),
+			observation("oold", "pold", ""),
+			observation("ox", "px", ""),
+			observation("oy", "py", ""),
+			{"Condition/cm", `{"resourceType":"Condition","id":"cm","code":{"text":"Asthma"},"subject":{"reference":"Patient/pm"}}`},
+		}.put(t, c)
+		for _, tt := range []struct{ patient, want string }{
+			{"ps", "Patient/ps Patient/pm Patient/pold Condition/cm Observation/om1 Observation/oold Observation/os1 Patient/px"},
+			{"pm", "Patient/pm Patient/pold Condition/cm Observation/om1 Observation/oold Patient/ps"},
+			{"pold", "Patient/pold Observation/oold Patient/pm"},
+			{"px", "Patient/px Observation/ox"},
+			{"py", "Patient/py Observation/oy"}, // a replaced record not held
+		} {
+			for _, count := range []int{1, 3, 100} {
+				matches, _ := walkPages(t, c, "GET", fmt.Sprintf("/Patient/%s/$everything?_count=%d", tt.patient, count), "", nil)
+				if got := strings.Join(matches, " "); got != tt.want {
+					t.Errorf("%s, _count=%d: %q, want %q", tt.patient, count, got, tt.want)
+				}
+			}
+		}
+	})
+}
+
 // TestEverythingCompartment checks that $everything and compartment search
 // agree on what is in a patient's compartment, type by type.
 func TestEverythingCompartment(t *testing.T) {
