@@ -24,10 +24,11 @@ import (
 
 // everythingIncludes are the types of the referenced resources that
 // $everything adds to a record, as include entries: the resources of these
-// types that a page's resources reference through a search parameter
+// types that a page's resources reference, through a search parameter
 // (Patient.generalPractitioner and managingOrganization,
 // Observation.performer, Appointment participants, CareTeam members,
-// Encounter.serviceProvider and location…), and the practitioner,
+// Encounter.serviceProvider and location…) or through any other element
+// (Condition.recorder, CarePlan.author…), and the practitioner,
 // organisation and location of an included PractitionerRole. These are the
 // people, places, organisations and medicines a record names, which a reader
 // needs to make sense of it; they hold no patient's data of their own.
@@ -138,6 +139,10 @@ func (a *api) everything(c *gin.Context, inv invocation) {
 		next, more, err = w.patients(c.Request.Context())
 	}
 	if err != nil {
+		c.Error(err)
+		return
+	}
+	if err := w.referenced(c.Request.Context()); err != nil {
 		c.Error(err)
 		return
 	}
@@ -503,6 +508,46 @@ func (w *walk) add(page *store.Page) {
 	}
 	w.page.Matches = keep(w.page.Matches, page.Matches)
 	w.page.Included = keep(w.page.Included, page.Included)
+}
+
+// maxReferenced bounds the ids of one type that one query of referenced
+// looks up.
+const maxReferenced = 100
+
+// referenced adds to the page the resources of everythingIncludes (that
+// _type asks for) which its resources refer to but the engines' includes
+// did not reach: those referenced through an element that no search
+// parameter indexes (Condition.recorder, CarePlan.author,
+// CareTeam.managingOrganization…). R4 has $everything return "whatever
+// resources are needed to support the records - e.g. linked practitioners,
+// medications, locations, organizations". What it adds is read in turn,
+// for a PractitionerRole's practitioner and organisation.
+func (w *walk) referenced(ctx context.Context) error {
+	for scan := slices.Concat(w.page.Matches, w.page.Included); len(scan) > 0; {
+		added := len(w.page.Included)
+		for _, typ := range everythingIncludes {
+			if !w.p.wants(typ) {
+				continue
+			}
+			var ids []store.TokenMatch
+			for _, v := range scan {
+				for _, id := range access.References(v.JSON, typ) {
+					if !w.seen[typ+"/"+id] && !slices.ContainsFunc(ids, func(m store.TokenMatch) bool { return m.Code == id }) {
+						ids = append(ids, store.TokenMatch{Code: id, AnySystem: true})
+					}
+				}
+			}
+			for chunk := range slices.Chunk(ids, maxReferenced) {
+				page, err := w.find(ctx, store.Query{Type: typ, Count: len(chunk), Where: []store.Clause{{Param: "_id", Tokens: chunk}}})
+				if err != nil {
+					return err
+				}
+				w.add(&store.Page{Included: page.Matches})
+			}
+		}
+		scan = w.page.Included[added:]
+	}
+	return nil
 }
 
 // binaries adds to the page the Binaries that its resources' attachments

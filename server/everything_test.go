@@ -329,6 +329,59 @@ func TestEverythingPaging(t *testing.T) {
 	})
 }
 
+// TestEverythingReferenced: the practitioners, organisations, roles,
+// locations and medications a record refers to are included, also through
+// elements no search parameter indexes, and what an included role refers
+// to in turn; nothing of another patient.
+func TestEverythingReferenced(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		record{
+			{"Practitioner/gp3", `{"resourceType":"Practitioner","id":"gp3"}`},
+			{"Practitioner/gp4", `{"resourceType":"Practitioner","id":"gp4"}`},
+			{"Practitioner/gp5", `{"resourceType":"Practitioner","id":"gp5"}`},
+			{"Organization/org3", `{"resourceType":"Organization","id":"org3","name":"Community Nursing"}`},
+			{"Organization/org4", `{"resourceType":"Organization","id":"org4","name":"PCN"}`},
+			{"PractitionerRole/pr1", `{"resourceType":"PractitionerRole","id":"pr1","practitioner":{"reference":"Practitioner/gp4"},"organization":{"reference":"Organization/org4"}}`},
+			{"Patient/p9", `{"resourceType":"Patient","id":"p9"}`},
+			{"Patient/p10", `{"resourceType":"Patient","id":"p10"}`},
+			observation("o10", "p10", ""),
+			{"Condition/c9", `{"resourceType":"Condition","id":"c9","code":{"text":"Asthma"},"subject":{"reference":"Patient/p9"},"recorder":{"reference":"Practitioner/gp3"}}`},
+			{"CarePlan/cp9", `{"resourceType":"CarePlan","id":"cp9","status":"active","intent":"plan","subject":{"reference":"Patient/p9"},"author":{"reference":"Organization/org3"}}`},
+			{"Goal/g9", `{"resourceType":"Goal","id":"g9","lifecycleStatus":"active","description":{"text":"Walk daily"},"subject":{"reference":"Patient/p9"},"expressedBy":{"reference":"PractitionerRole/pr1"}}`},
+			observation("o9", "p9", `,"derivedFrom":[{"reference":"Observation/o10"}],"note":[{"authorReference":{"reference":"Practitioner/gp5/_history/1"},"text":"x"}]`),
+		}.put(t, c)
+		for _, count := range []int{1, 100} {
+			b := c.do("GET", fmt.Sprintf("/Patient/p9/$everything?_count=%d", count), "").searchset(t)
+			var included []string
+			for _, page := range walkIncludes(t, c, b) {
+				included = append(included, strings.Fields(page)...)
+			}
+			slices.Sort(included)
+			included = slices.Compact(included)
+			if got, want := strings.Join(included, " "), "Organization/org3 Organization/org4 Practitioner/gp3 Practitioner/gp4 PractitionerRole/pr1"; got != want {
+				t.Errorf("_count=%d: included %q, want %q", count, got, want)
+			}
+		}
+		// _type narrows what is included too.
+		b := c.do("GET", "/Patient/p9/$everything?_type=Condition,Goal,PractitionerRole", "").searchset(t)
+		if got := b.ids("include"); got != "PractitionerRole/pr1" {
+			t.Errorf("_type: included %q", got)
+		}
+	})
+}
+
+// walkIncludes follows the next links from page b and returns the
+// included entries of each page.
+func walkIncludes(t *testing.T, c *client, b *searchset) []string {
+	t.Helper()
+	out := []string{b.ids("include")}
+	for next := b.link("next"); next != ""; next = b.link("next") {
+		b = c.do("GET", next, "").searchset(t)
+		out = append(out, b.ids("include"))
+	}
+	return out
+}
+
 // TestEverythingMerged: a patient's record holds the records merged into
 // it (its links of type replaces, and theirs in turn), each resource once
 // over the pages, and not a record it only links to otherwise.

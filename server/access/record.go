@@ -160,11 +160,19 @@ func PatientsOf(typ, id string, body []byte) []string {
 	if typ == "Patient" {
 		return []string{id}
 	}
+	return References(body, "Patient")
+}
+
+// References returns the ids of the resources of type typ that a stored
+// resource's JSON refers to by relative reference ("reference": "typ/id"),
+// each once, in the order they first appear; a versioned reference
+// (typ/id/_history/2) is not one of them.
+func References(body []byte, typ string) []string {
 	var out []string
 	seen := map[string]bool{}
-	const marker = `"reference":"Patient/`
+	marker := []byte(`"reference":"` + typ + `/`)
 	for i := 0; i+len(marker) < len(body); {
-		j := bytes.Index(body[i:], []byte(marker))
+		j := bytes.Index(body[i:], marker)
 		if j < 0 {
 			break
 		}
