@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -13,7 +14,10 @@ var datePattern = regexp.MustCompile(`^(\d{4})(-(\d{2})(-(\d{2})(T(\d{2}):(\d{2}
 // parseDate reads a FHIR date or dateTime as the range [low, high) its
 // precision implies: "2025" is the whole year, "2025-01-10" one day,
 // "2025-01-10T10:00:00Z" one second. A time without a zone is read as UTC.
+// A dateTime holds no space: one is the "+" of a zone (+01:00) a client
+// left unencoded in a query string, as search reads it.
 func parseDate(s string) (low, high time.Time, err error) {
+	s = strings.ReplaceAll(s, " ", "+")
 	m := datePattern.FindStringSubmatch(s)
 	if m == nil {
 		return low, high, fmt.Errorf("%q is not a FHIR date or dateTime", truncate(s, 40))

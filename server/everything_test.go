@@ -258,6 +258,9 @@ func TestEverythingSince(t *testing.T) {
 		}{
 			{"GET", "GET", "/Patient/p1/$everything?_since=" + at, "", "Observation/o2 Observation/o4"},
 			{"with _type", "GET", "/Patient/p1/$everything?_type=Condition&_since=" + at, "", ""},
+			// The + of a time zone sent unencoded reads as a space.
+			{"time zone", "GET", "/Patient/p1/$everything?_since=" + since.In(time.FixedZone("BST", 3600)).Format("2006-01-02T15:04:05.000-07:00"), "",
+				"Observation/o2 Observation/o4"},
 			{"POST", "POST", "/Patient/p1/$everything",
 				`{"resourceType":"Parameters","parameter":[{"name":"_since","valueInstant":"` + at + `"}]}`, "Observation/o2 Observation/o4"},
 		}
