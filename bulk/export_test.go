@@ -363,9 +363,10 @@ func TestGroupAndPatientExport(t *testing.T) {
 	})
 }
 
-// TestGroupFormerMembers: a Group's export leaves out the members it flags
-// inactive and those whose period in it has ended or not begun.
-func TestGroupFormerMembers(t *testing.T) {
+// TestGroupMembers: a Group's export leaves out the members it flags
+// inactive and those whose period in it has ended or not begun, and reads
+// its member references as search does.
+func TestGroupMembers(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e *env) {
 		for _, id := range []string{"now", "left", "ended", "later", "open"} {
 			e.put("/Patient/"+id, patient(id))
@@ -380,6 +381,15 @@ func TestGroupFormerMembers(t *testing.T) {
 		got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/Group/g/$export?_type=Patient,Observation")))
 		if fmt.Sprint(got) != "map[Observation:[o-now o-open] Patient:[now open]]" {
 			t.Errorf("Group/g: %v", got)
+		}
+		// A member referred to by this server's URL, or with a version, is
+		// a member as search reads it; another server's Patient is not.
+		e.put("/Group/abs", `{"resourceType":"Group","id":"abs","type":"person","actual":true,"member":[`+
+			`{"entity":{"reference":"`+e.base+`/Patient/now"}},{"entity":{"reference":"Patient/open/_history/1"}},`+
+			`{"entity":{"reference":"https://elsewhere.example/fhir/Patient/left"}}]}`)
+		got = e.ids("admin", e.wait("admin", e.kickOff("admin", "/Group/abs/$export?_type=Patient,Observation")))
+		if fmt.Sprint(got) != "map[Observation:[o-now o-open] Patient:[now open]]" {
+			t.Errorf("Group/abs: %v", got)
 		}
 	})
 }

@@ -296,8 +296,10 @@ func (e *Exporter) groupMembers(ctx context.Context, id string, at time.Time) ([
 		if m.Entity == nil || m.Inactive.Get() || !covers(m.Period, at) {
 			continue
 		}
-		if pid, ok := strings.CutPrefix(m.Entity.Reference.Get(), "Patient/"); ok {
-			out = append(out, pid)
+		// As the search index reads it: Patient/id, with a version or under
+		// this server's base URL.
+		if ref := search.ParseReference(m.Entity.Reference.Get(), e.cfg.BaseURL); ref.Type == "Patient" && ref.URL == "" {
+			out = append(out, ref.ID)
 		}
 	}
 	return out, nil
