@@ -130,7 +130,7 @@ func (a *api) everything(c *gin.Context, inv invocation) {
 		c.Error(err)
 		return
 	}
-	w := &walk{f: f, r: a.svc.store, p: p, segs: a.segments(p), search: a.search, seen: map[string]bool{}}
+	w := &walk{f: f, r: a.svc.store, base: a.baseURL(c), p: p, segs: a.segments(p), search: a.search, seen: map[string]bool{}}
 	var next everythingCursor
 	var more bool
 	if inv.ID != "" {
@@ -147,7 +147,7 @@ func (a *api) everything(c *gin.Context, inv invocation) {
 		return
 	}
 	if p.wants("Binary") {
-		if err := w.binaries(c.Request.Context(), a.baseURL(c)); err != nil {
+		if err := w.binaries(c.Request.Context()); err != nil {
 			c.Error(err)
 			return
 		}
@@ -319,6 +319,7 @@ func (a *api) segments(p *everythingParams) []string {
 type walk struct {
 	f      store.Finder
 	r      store.Reader
+	base   string // the server's base URL, of absolute references to it
 	p      *everythingParams
 	segs   []string
 	search *search.Registry
@@ -357,7 +358,7 @@ const maxMerged = 20
 func (w *walk) merged(ctx context.Context, v *store.Version) ([]string, error) {
 	ids := []string{v.ID}
 	for queue := []*store.Version{v}; len(queue) > 0; queue = queue[1:] {
-		for _, id := range replacedIDs(queue[0].JSON) {
+		for _, id := range replacedIDs(queue[0].JSON, w.base) {
 			if slices.Contains(ids, id) || len(ids) == maxMerged {
 				continue
 			}
@@ -377,8 +378,9 @@ func (w *walk) merged(ctx context.Context, v *store.Version) ([]string, error) {
 }
 
 // replacedIDs returns the ids of the Patients that a Patient's links of
-// type replaces name.
-func replacedIDs(patient []byte) []string {
+// type replaces name, read as search reads references (with a version, or
+// under base, this server's URL).
+func replacedIDs(patient []byte, base string) []string {
 	var p struct {
 		Link []struct {
 			Other struct{ Reference string }
@@ -390,8 +392,8 @@ func replacedIDs(patient []byte) []string {
 	}
 	var ids []string
 	for _, l := range p.Link {
-		if id, ok := strings.CutPrefix(l.Other.Reference, "Patient/"); ok && l.Type == "replaces" && checkID(id, "") == nil {
-			ids = append(ids, id)
+		if ref := search.ParseReference(l.Other.Reference, base); ref.Type == "Patient" && ref.URL == "" && l.Type == "replaces" {
+			ids = append(ids, ref.ID)
 		}
 	}
 	return ids
@@ -555,7 +557,7 @@ func (w *walk) referenced(ctx context.Context) error {
 // presentedForm): R4 has $everything return "any resource referenced from
 // those, including binaries and attachments". An attachment's url is not a
 // search parameter, so the engines' includes do not follow it.
-func (w *walk) binaries(ctx context.Context, base string) error {
+func (w *walk) binaries(ctx context.Context) error {
 	var ids []store.TokenMatch
 	for _, list := range [][]*store.Version{w.page.Matches, w.page.Included} {
 		for _, v := range list {
@@ -564,7 +566,7 @@ func (w *walk) binaries(ctx context.Context, base string) error {
 			if !bytes.Contains(v.JSON, []byte("Binary/")) || json.Unmarshal(v.JSON, &doc) != nil {
 				continue
 			}
-			for _, id := range binaryURLs(doc, base, nil) {
+			for _, id := range binaryURLs(doc, w.base, nil) {
 				if !w.seen["Binary/"+id] && !slices.ContainsFunc(ids, func(m store.TokenMatch) bool { return m.Code == id }) {
 					ids = append(ids, store.TokenMatch{Code: id, AnySystem: true})
 				}

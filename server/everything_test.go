@@ -397,6 +397,11 @@ func TestEverythingMerged(t *testing.T) {
 			{"Patient/pold", `{"resourceType":"Patient","id":"pold","active":false,"link":[{"other":{"reference":"Patient/pm"},"type":"replaced-by"}]}`},
 			{"Patient/px", `{"resourceType":"Patient","id":"px","link":[{"other":{"reference":"Patient/ps"},"type":"seealso"}]}`},
 			{"Patient/py", `{"resourceType":"Patient","id":"py","link":[{"other":{"reference":"Patient/pgone"},"type":"replaces"}]}`},
+			{"Patient/pz", `{"resourceType":"Patient","id":"pz","link":[{"other":{"reference":"` + c.base + `/Patient/pz1"},"type":"replaces"},` +
+				`{"other":{"reference":"Patient/pz2/_history/1"},"type":"replaces"}]}`},
+			{"Patient/pz1", `{"resourceType":"Patient","id":"pz1","active":false}`},
+			{"Patient/pz2", `{"resourceType":"Patient","id":"pz2","active":false}`},
+			observation("oz1", "pz1", ""),
 			observation("os1", "ps", ""),
 			observation("om1", "pm", ""),
 			observation("oold", "pold", ""),
@@ -410,6 +415,7 @@ func TestEverythingMerged(t *testing.T) {
 			{"pold", "Patient/pold Observation/oold Patient/pm"},
 			{"px", "Patient/px Observation/ox"},
 			{"py", "Patient/py Observation/oy"}, // a replaced record not held
+			{"pz", "Patient/pz Patient/pz1 Patient/pz2 Observation/oz1"},
 		} {
 			for _, count := range []int{1, 3, 100} {
 				matches, _ := walkPages(t, c, "GET", fmt.Sprintf("/Patient/%s/$everything?_count=%d", tt.patient, count), "", nil)
