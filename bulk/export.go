@@ -438,6 +438,8 @@ func (e *Exporter) types(inv *operation.Invocation, level string) ([]string, err
 	var out []string
 	for _, list := range asked {
 		for _, t := range strings.Split(list, ",") {
+			// As $everything and HAPI FHIR read it: "Patient, Observation".
+			t = strings.TrimSpace(t)
 			if !slices.Contains(all, t) {
 				return nil, operation.Errorf(400, "invalid", "_type", "_type %q is not a type this export covers", t)
 			}

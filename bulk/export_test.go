@@ -31,7 +31,7 @@ func TestSystemExport(t *testing.T) {
 		e.put("/Observation/o1", observation("o1", "p01", "laboratory"))
 		e.put("/Observation/o2", observation("o2", "p02", "vital-signs"))
 
-		status := e.kickOff("admin", "/$export?_type=Patient,Observation&_outputFormat=application/fhir%2Bndjson")
+		status := e.kickOff("admin", "/$export?_type=Patient,%20Observation&_outputFormat=application/fhir%2Bndjson")
 		if !strings.HasPrefix(status, e.base+"/$export-status?_jobId=") {
 			t.Fatalf("Content-Location %s", status)
 		}
@@ -39,7 +39,7 @@ func TestSystemExport(t *testing.T) {
 		if _, err := time.Parse(time.RFC3339, m.TransactionTime); err != nil || !m.RequiresAccessToken || len(m.Error) != 0 {
 			t.Errorf("manifest %+v", m)
 		}
-		if !strings.HasPrefix(m.Request, e.base+"/$export?") || !strings.Contains(m.Request, "_type=Patient%2CObservation") {
+		if !strings.HasPrefix(m.Request, e.base+"/$export?") || !strings.Contains(m.Request, "_type=Patient%2C+Observation") {
 			t.Errorf("manifest request %q", m.Request)
 		}
 		ids := e.ids("admin", m)
