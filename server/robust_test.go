@@ -67,6 +67,28 @@ func TestCostlyPatchesAreRefused(t *testing.T) {
 	})
 }
 
+// A FHIRPath expression chaining millions of operators or steps, which
+// fits in a body, is refused as nested too deeply rather than evaluated by
+// a recursion that overflows the stack and stops the server.
+func TestLongFHIRPathChainsAre400(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", robustPatient), "id")
+		for _, path := range []string{
+			"Patient.name.where(" + strings.Repeat("1+", 2_000_000) + "1 > 0)",
+			"Patient" + strings.Repeat(".name", 1_000_000),
+			"Patient.name" + strings.Repeat("[0]", 1_000_000),
+		} {
+			r := c.do("PATCH", "/Patient/"+id, fhirpathDelete(path), "Content-Type", "application/fhir+json")
+			if d := r.want(t, http.StatusBadRequest).outcome(t, "invalid", ""); !strings.Contains(d, "nested too deeply") {
+				t.Errorf("diagnostics %.200q, want nested too deeply", d)
+			}
+		}
+		if v := str(c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "1" {
+			t.Errorf("versionId %s after refused patches, want 1", v)
+		}
+	})
+}
+
 // fhirpathDelete is a FHIRPath Patch deleting what path selects.
 func fhirpathDelete(path string) string {
 	return fmt.Sprintf(`{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":%q}]}]}`, path)

@@ -31,7 +31,10 @@ func (e *SyntaxError) Error() string {
 }
 
 // maxDepth bounds the nesting of an expression, so hostile input cannot
-// exhaust the stack.
+// exhaust the stack: parentheses and function arguments, and the operands
+// and steps of a chain (a + b + c, a.b.c, a[0][0]), each of which the
+// evaluator recurses into. The official expressions nest less than 80
+// deep.
 const maxDepth = 200
 
 // Parse parses a FHIRPath expression.
@@ -308,11 +311,10 @@ func (p *parser) operatorAt(level int) string {
 }
 
 func (p *parser) expression(level int) (expr, error) {
-	p.depth++
-	defer func() { p.depth-- }()
-	if p.depth > maxDepth {
-		return nil, p.errorf(p.peek(), "expression nested too deeply")
+	if err := p.nest(); err != nil {
+		return nil, err
 	}
+	defer p.unnest(1)
 	if level == len(binaryLevels) {
 		return p.unary()
 	}
@@ -320,11 +322,19 @@ func (p *parser) expression(level int) (expr, error) {
 	if err != nil {
 		return nil, err
 	}
+	chained := 0
+	defer func() { p.unnest(chained) }()
 	for {
 		op := p.operatorAt(level)
 		if op == "" {
 			return left, nil
 		}
+		// Each operator of a chain nests its left operand one level
+		// deeper in the tree the evaluator recurses into.
+		if err := p.nest(); err != nil {
+			return nil, err
+		}
+		chained++
 		p.next()
 		if op == "is" || op == "as" {
 			name, err := p.typeSpecifier()
@@ -341,6 +351,18 @@ func (p *parser) expression(level int) (expr, error) {
 		left = &binaryExpr{op: op, l: left, r: right}
 	}
 }
+
+// nest enters one level of nesting, refusing more than maxDepth.
+func (p *parser) nest() error {
+	if p.depth == maxDepth {
+		return p.errorf(p.peek(), "expression nested too deeply")
+	}
+	p.depth++
+	return nil
+}
+
+// unnest leaves n levels of nesting.
+func (p *parser) unnest(n int) { p.depth -= n }
 
 func (p *parser) typeSpecifier() (string, error) {
 	var parts []string
@@ -360,11 +382,10 @@ func (p *parser) typeSpecifier() (string, error) {
 func (p *parser) unary() (expr, error) {
 	if p.isSym("+") || p.isSym("-") {
 		op := p.next().text
-		p.depth++
-		defer func() { p.depth-- }()
-		if p.depth > maxDepth {
-			return nil, p.errorf(p.peek(), "expression nested too deeply")
+		if err := p.nest(); err != nil {
+			return nil, err
 		}
+		defer p.unnest(1)
 		x, err := p.unary()
 		if err != nil {
 			return nil, err
@@ -382,7 +403,16 @@ func (p *parser) postfix() (expr, error) {
 	if err != nil {
 		return nil, err
 	}
+	chained := 0
+	defer func() { p.unnest(chained) }()
 	for {
+		if p.isSym(".") || p.isSym("[") {
+			// Each step nests the target one level deeper.
+			if err := p.nest(); err != nil {
+				return nil, err
+			}
+			chained++
+		}
 		switch {
 		case p.isSym("."):
 			p.next()
