@@ -263,10 +263,13 @@ func (a *api) storedValueSet(c *gin.Context, body []byte) (*valueSet, error) {
 		return nil, fmt.Errorf("stored ValueSet: %w", err)
 	}
 	resources := []json.RawMessage{body}
+	// Each code system is read once, however many includes name it.
+	read := map[string]bool{}
 	for _, inc := range append(vs.Compose.Include, vs.Compose.Exclude...) {
-		if inc.System == "" || base.HasCodeSystem(inc.System) {
+		if inc.System == "" || read[inc.System] || base.HasCodeSystem(inc.System) {
 			continue
 		}
+		read[inc.System] = true
 		canonical, version, _ := strings.Cut(inc.System, "|")
 		cs, err := a.findCanonical(c, "CodeSystem", canonical, version)
 		if err != nil {
@@ -297,6 +300,9 @@ func (a *api) valueSetInvocation(c *gin.Context, inv invocation) (opParams, *val
 // terminologyError converts an error of package terminology about a
 // ValueSet or CodeSystem that was found into the server's Error.
 func terminologyError(err error) error {
+	if errors.Is(err, terminology.ErrTooCostly) {
+		return errorf(http.StatusUnprocessableEntity, "too-costly", "%s", strings.TrimPrefix(err.Error(), "terminology: "))
+	}
 	if errors.Is(err, terminology.ErrNotComputable) || errors.Is(err, terminology.ErrCodeSystemUnavailable) || errors.Is(err, terminology.ErrNotFound) {
 		return errorf(http.StatusUnprocessableEntity, "not-supported", "%s", strings.TrimPrefix(err.Error(), "terminology: "))
 	}

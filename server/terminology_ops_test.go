@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -398,5 +399,34 @@ func TestTerminologyValidateCodeDisplaysAndVersions(t *testing.T) {
 				}
 			})
 		}
+	}, withValidator(false), withDefinitions)
+}
+
+// A ValueSet naming a large code system many times is refused as too
+// costly once its expansion goes through a million codes, by $expand,
+// $validate-code and :in alike, within the request's deadline, instead of
+// reading the code system once an include and expanding it for minutes.
+func TestTerminologyCostlyExpansionIsRefused(t *testing.T) {
+	const system = "http://example.org/cs/large"
+	concepts := make([]string, 2000)
+	for i := range concepts {
+		concepts[i] = fmt.Sprintf(`{"code":"c%d"}`, i)
+	}
+	includes := strings.TrimSuffix(strings.Repeat(`{"system":"`+system+`"},`, 501), ",")
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("CodeSystem", `{"resourceType":"CodeSystem","url":"`+system+`","status":"active","content":"complete","concept":[`+strings.Join(concepts, ",")+`]}`)
+		c.create("ValueSet", `{"resourceType":"ValueSet","url":"http://example.org/vs/large","status":"active","compose":{"include":[{"system":"`+system+`"}]}}`)
+		c.create("ValueSet", `{"resourceType":"ValueSet","url":"http://example.org/vs/costly","status":"active","compose":{"include":[`+includes+`]}}`)
+
+		r := c.do("GET", "/ValueSet/$expand?url=http://example.org/vs/large&count=2", "").want(t, http.StatusOK)
+		if _, total := expansion(t, r); total != 2000 {
+			t.Errorf("total %v, want 2000", total)
+		}
+		c.do("GET", "/ValueSet/$expand?url=http://example.org/vs/costly&count=2", "").
+			want(t, http.StatusUnprocessableEntity).outcome(t, "too-costly", "")
+		c.do("GET", "/ValueSet/$validate-code?url=http://example.org/vs/costly&system="+system+"&code=c1", "").
+			want(t, http.StatusUnprocessableEntity).outcome(t, "too-costly", "")
+		c.do("GET", "/Observation?code:in=http://example.org/vs/costly", "").
+			want(t, http.StatusBadRequest).outcome(t, "too-costly", "code:in")
 	}, withValidator(false), withDefinitions)
 }

@@ -36,6 +36,10 @@ type Coding struct {
 // CodeSystem or code it does not know.
 var ErrUnknown = errors.New("search: unknown to the terminology")
 
+// ErrTooCostly is wrapped by the errors of a Terminology about a ValueSet
+// too costly to expand; the search is refused as too costly.
+var ErrTooCostly = errors.New("search: too costly for the terminology")
+
 // MaxExpansion is the most codes one :in, :not-in, :above or :below
 // parameter may stand for: a larger ValueSet or hierarchy is refused rather
 // than compiled into a query of that size.
@@ -129,13 +133,18 @@ func (p *parser) terminology(c *query.Clause, name, modifier string, values []st
 }
 
 // terminologyError turns what the terminology said about what (a ValueSet
-// or a code) into a 400: not-found when it is unknown, not-supported when
-// it cannot be computed here. Neither is ignored under lenient handling: the
+// or a code) into a 400: not-found when it is unknown, too-costly when its
+// expansion would cost too much, not-supported when it cannot be computed
+// here. Neither is ignored under lenient handling: the
 // client named something specific that cannot be searched.
 func terminologyError(name, what string, err error) *Error {
-	if errors.Is(err, ErrUnknown) {
+	switch {
+	case errors.Is(err, ErrUnknown):
 		return &Error{Status: http.StatusBadRequest, Code: "not-found", Expression: name,
 			Diagnostics: fmt.Sprintf("%s is not known to this server", what)}
+	case errors.Is(err, ErrTooCostly):
+		return &Error{Status: http.StatusBadRequest, Code: "too-costly", Expression: name,
+			Diagnostics: fmt.Sprintf("%s is too costly to expand here", what), fatal: true}
 	}
 	return &Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: name,
 		Diagnostics: fmt.Sprintf("%s cannot be searched here: %v", what, err), fatal: true}

@@ -33,6 +33,9 @@ func (s *searchTerms) Expand(url string) ([]search.Coding, error) {
 	if errors.Is(err, ErrNotFound) && !s.t.HasValueSet(url) {
 		return nil, fmt.Errorf("%w: %w", search.ErrUnknown, err)
 	}
+	if errors.Is(err, ErrTooCostly) {
+		return nil, fmt.Errorf("%w: %w", search.ErrTooCostly, err)
+	}
 	if err != nil {
 		// Bundled, but drawing on what is not: it cannot be computed.
 		return nil, err

@@ -33,7 +33,32 @@ var (
 	ErrCodeSystemUnavailable = errors.New("terminology: code system not available here")
 	// ErrUnknownCode reports a code a bundled CodeSystem does not define.
 	ErrUnknownCode = errors.New("terminology: unknown code")
+	// ErrTooCostly reports a ValueSet whose expansion would go through
+	// more than MaxVisits codes.
+	ErrTooCostly = errors.New("terminology: value set too costly to expand")
 )
+
+// MaxVisits bounds the codes the expansion of one ValueSet goes through,
+// summed over its includes and excludes (a whole code system, the codes
+// listed, the ValueSets imported), so that a ValueSet naming a large code
+// system many times cannot hold a core for minutes. A ValueSet it imports
+// is bounded on its own, and expanded once.
+const MaxVisits = 1_000_000
+
+// visits counts the codes one expansion goes through.
+type visits struct {
+	url string
+	n   int
+}
+
+// add counts n more codes, failing beyond MaxVisits.
+func (v *visits) add(n int) error {
+	v.n += n
+	if v.n > MaxVisits {
+		return fmt.Errorf("%w: the expansion of %s goes through more than %d codes", ErrTooCostly, v.url, MaxVisits)
+	}
+	return nil
+}
 
 // Concept is one code of a code system.
 type Concept struct {
@@ -283,9 +308,10 @@ func (t *Terminology) compute(url string, depth int) (*Expansion, error) {
 		}
 		return exp, nil
 	}
+	spent := &visits{url: url}
 	excluded := map[string]bool{}
 	for _, inc := range vs.Compose.Exclude {
-		cs, err := t.includeSet(inc, depth)
+		cs, err := t.includeSet(inc, depth, spent)
 		if err != nil {
 			return nil, err
 		}
@@ -295,7 +321,7 @@ func (t *Terminology) compute(url string, depth int) (*Expansion, error) {
 	}
 	seen := map[string]bool{}
 	for _, inc := range vs.Compose.Include {
-		cs, err := t.includeSet(inc, depth)
+		cs, err := t.includeSet(inc, depth, spent)
 		if err != nil {
 			return nil, err
 		}
@@ -310,19 +336,26 @@ func (t *Terminology) compute(url string, depth int) (*Expansion, error) {
 	return exp, nil
 }
 
-// includeSet computes one compose.include (or exclude) entry.
-func (t *Terminology) includeSet(inc include, depth int) ([]Concept, error) {
+// includeSet computes one compose.include (or exclude) entry, counting the
+// codes it goes through in spent.
+func (t *Terminology) includeSet(inc include, depth int, spent *visits) ([]Concept, error) {
 	var out []Concept
 	if inc.System != "" {
 		cs := t.codeSystems[canonical(inc.System)]
 		switch {
 		case len(inc.Concept) > 0:
+			if err := spent.add(len(inc.Concept)); err != nil {
+				return nil, err
+			}
 			for _, c := range inc.Concept {
 				out = append(out, enumerated(cs, inc, c.Code, c.Display, c.Designation))
 			}
 		case cs == nil || !cs.complete():
 			return nil, fmt.Errorf("%w: code system %s is not bundled", ErrNotComputable, inc.System)
 		default:
+			if err := spent.add(len(cs.codes)); err != nil {
+				return nil, err
+			}
 			codes := make([]string, 0, len(cs.codes))
 			for code := range cs.codes {
 				codes = append(codes, code)
@@ -343,6 +376,9 @@ func (t *Terminology) includeSet(inc include, depth int) ([]Concept, error) {
 		r := t.expand(canonical(u), depth+1)
 		if r.err != nil {
 			return nil, r.err
+		}
+		if err := spent.add(max(len(out), len(r.exp.Contains))); err != nil {
+			return nil, err
 		}
 		if inc.System == "" && len(out) == 0 && u == inc.ValueSet[0] {
 			out = append(out, r.exp.Contains...)
