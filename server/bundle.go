@@ -173,6 +173,7 @@ func (a *api) batch(c *gin.Context, entries []*entry) []bundleEntry {
 			out[e.index] = failedEntry(e, e.err)
 		}
 	}
+	reads := newReadBudget(a.cfg.Limits.BundleReads)
 	for _, e := range processingOrder(entries) {
 		if e.err != nil {
 			continue
@@ -184,6 +185,7 @@ func (a *api) batch(c *gin.Context, entries []*entry) []bundleEntry {
 		run := func(ctx context.Context, tx store.Tx) error {
 			attempt++
 			u = a.newUnit(c, tx, []*entry{e}, fullURLs, attempt > 1)
+			u.reads = reads
 			return u.run(ctx)
 		}
 		var err error
@@ -293,7 +295,10 @@ type unit struct {
 	tx      store.Tx
 	entries []*entry
 	results map[*entry]*entryResult
-	refs    *refResolver
+	// reads bounds what the GET entries return, over the whole Bundle:
+	// a batch's units share one.
+	reads *readBudget
+	refs  *refResolver
 	// targets maps each resource the unit changes, as Type/id, to the
 	// entry that changes it.
 	targets map[string]*entry
@@ -347,7 +352,7 @@ type entryResult struct {
 // again after it ran once.
 func (a *api) newUnit(c *gin.Context, tx store.Tx, entries []*entry, fullURLs map[string]int, fresh bool) *unit {
 	u := &unit{a: a, c: c, tx: tx, entries: entries, results: make(map[*entry]*entryResult, len(entries)),
-		refs: newRefResolver(), targets: make(map[string]*entry, len(entries))}
+		refs: newRefResolver(), targets: make(map[string]*entry, len(entries)), reads: newReadBudget(a.cfg.Limits.BundleReads)}
 	u.refs.others = fullURLs
 	u.refs.conditional = u.conditionalRef
 	u.refs.version = u.version

@@ -10,10 +10,38 @@ import (
 	"carefhir/store"
 )
 
+// readBudget is what the GET entries of one Bundle may still return
+// (Limits.BundleReads).
+type readBudget struct{ left, limit int }
+
+func newReadBudget(limit int) *readBudget { return &readBudget{left: limit, limit: limit} }
+
+// spend takes n bytes from the budget, refusing them once it is spent.
+func (b *readBudget) spend(n int) error {
+	if n > b.left {
+		b.left = 0
+		return errorf(http.StatusBadRequest, "too-costly",
+			"the GET entries of this Bundle return more than %d bytes: split it into several Bundles, or narrow its searches", b.limit)
+	}
+	b.left -= n
+	return nil
+}
+
 // read runs a GET or HEAD entry: a read, a vread, or a search on a type or
 // in a Patient's compartment, through the unit's reader, so that inside a
-// transaction it sees the transaction's writes.
+// transaction it sees the transaction's writes. What a GET returns counts
+// against the Bundle's budget of reads.
 func (u *unit) read(ctx context.Context, e *entry, r *entryResult) error {
+	if err := u.readTarget(ctx, e, r); err != nil {
+		return err
+	}
+	if e.method == http.MethodHead {
+		return nil
+	}
+	return u.reads.spend(len(r.body))
+}
+
+func (u *unit) readTarget(ctx context.Context, e *entry, r *entryResult) error {
 	t := e.target
 	switch t.kind {
 	case targetInstance, targetVersion:

@@ -34,6 +34,12 @@ type Limits struct {
 	PatchOperations int
 	// BundleEntries bounds the entries of a transaction or batch Bundle.
 	BundleEntries int
+	// BundleReads bounds the bytes the GET entries of one transaction or
+	// batch return, summed: each search may return a page of a thousand
+	// resources and their includes, and a Bundle may hold ten thousand of
+	// them, which its response would hold in memory at once. Default
+	// DefaultBundleReads.
+	BundleReads int
 	// LargeBodies bounds how many requests with a body over LargeBody
 	// bytes (or of unknown length) are served at once; others wait for a
 	// turn within their deadline. Decoding, validating and patching a
@@ -53,6 +59,7 @@ const (
 	DefaultDeadline      = 30 * time.Second
 	DefaultUnitOfWork    = 15 * time.Second
 	DefaultBundleEntries = 10000
+	DefaultBundleReads   = 64 << 20
 )
 
 func (l Limits) withDefaults() Limits {
@@ -64,6 +71,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.BundleEntries <= 0 {
 		l.BundleEntries = DefaultBundleEntries
+	}
+	if l.BundleReads <= 0 {
+		l.BundleReads = DefaultBundleReads
 	}
 	if l.LargeBodies <= 0 {
 		l.LargeBodies = max(1, runtime.GOMAXPROCS(0)/2)

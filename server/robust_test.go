@@ -396,3 +396,54 @@ func TestUnitOfWorkTime(t *testing.T) {
 		}
 	}, func(cfg *server.Config) { cfg.Limits.UnitOfWork = time.Nanosecond })
 }
+
+// The GET entries of one batch or transaction return at most
+// Limits.BundleReads bytes (64 MiB unless set), summed: past that, a batch's further reads are refused entry by entry
+// (its writes still run), and a transaction fails, rather than the
+// response of a small Bundle of searches growing to gigabytes in memory.
+func TestBundleReadsAreBounded(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		// 8 Patients of 20 kB, each search of them 160 kB.
+		var load []string
+		for range 8 {
+			load = append(load, `{"resource":{"resourceType":"Patient","name":[{"family":"`+strings.Repeat("a", 20_000)+`"}]},"request":{"method":"POST","url":"Patient"}}`)
+		}
+		c.do("POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[`+strings.Join(load, ",")+`]}`).want(t, http.StatusOK)
+		const reads = 10 // 1.6 MB
+		var es []string
+		for range reads {
+			es = append(es, `{"request":{"method":"GET","url":"Patient?_count=100"}}`)
+		}
+		es = append(es, `{"resource":`+robustPatient+`,"request":{"method":"POST","url":"Patient"}}`)
+		batch := `{"resourceType":"Bundle","type":"batch","entry":[` + strings.Join(es, ",") + `]}`
+
+		r := c.do("POST", "", batch).want(t, http.StatusOK)
+		if len(r.body) > 1<<20+100_000 {
+			t.Errorf("batch response of %d bytes, want at most 1 MiB of reads", len(r.body))
+		}
+		got := entries(t, r, "")
+		ok, refused := 0, 0
+		for _, e := range got[:reads] {
+			switch status := str(e, "response", "status"); {
+			case strings.HasPrefix(status, "200"):
+				ok++
+			case strings.HasPrefix(status, "400") && str(e, "response", "outcome", "issue", 0, "code") == "too-costly":
+				refused++
+			default:
+				t.Errorf("entry status %s, want 200, or 400 too-costly", status)
+			}
+		}
+		if ok == 0 || refused == 0 || ok+refused != reads {
+			t.Errorf("%d reads answered and %d refused, want some of each", ok, refused)
+		}
+		if status := str(got[reads], "response", "status"); !strings.HasPrefix(status, "201") {
+			t.Errorf("the POST after the refused reads: status %s, want 201", status)
+		}
+
+		transaction := strings.Replace(batch, `"batch"`, `"transaction"`, 1)
+		c.do("POST", "", transaction).want(t, http.StatusBadRequest).outcome(t, "too-costly", "")
+		if n := get(c.do("GET", "/Patient?_summary=count", "").want(t, http.StatusOK).json(t), "total"); n != 9.0 {
+			t.Errorf("%v Patients, want 9: the failed transaction stores nothing", n)
+		}
+	}, func(cfg *server.Config) { cfg.Limits.BundleReads = 1 << 20 })
+}
