@@ -16,9 +16,10 @@ type readBudget struct{ left, limit int }
 
 func newReadBudget(limit int) *readBudget { return &readBudget{left: limit, limit: limit} }
 
-// spend takes n bytes from the budget, refusing them once it is spent.
+// spend takes n bytes from the budget, refusing them, and any once it is
+// spent (spend(0) asks before a read runs).
 func (b *readBudget) spend(n int) error {
-	if n > b.left {
+	if b.left == 0 || n > b.left {
 		b.left = 0
 		return errorf(http.StatusBadRequest, "too-costly",
 			"the GET entries of this Bundle return more than %d bytes: split it into several Bundles, or narrow its searches", b.limit)
@@ -32,11 +33,14 @@ func (b *readBudget) spend(n int) error {
 // transaction it sees the transaction's writes. What a GET returns counts
 // against the Bundle's budget of reads.
 func (u *unit) read(ctx context.Context, e *entry, r *entryResult) error {
+	if e.method == http.MethodHead {
+		return u.readTarget(ctx, e, r)
+	}
+	if err := u.reads.spend(0); err != nil {
+		return err // spent: the read would be refused after it ran
+	}
 	if err := u.readTarget(ctx, e, r); err != nil {
 		return err
-	}
-	if e.method == http.MethodHead {
-		return nil
 	}
 	return u.reads.spend(len(r.body))
 }

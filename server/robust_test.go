@@ -414,6 +414,8 @@ func TestBundleReadsAreBounded(t *testing.T) {
 		for range reads {
 			es = append(es, `{"request":{"method":"GET","url":"Patient?_count=100"}}`)
 		}
+		// Refused before it runs: it would be 400 invalid if it ran.
+		es = append(es, `{"request":{"method":"GET","url":"Patient?_count=abc"}}`)
 		es = append(es, `{"resource":`+robustPatient+`,"request":{"method":"POST","url":"Patient"}}`)
 		batch := `{"resourceType":"Bundle","type":"batch","entry":[` + strings.Join(es, ",") + `]}`
 
@@ -436,7 +438,10 @@ func TestBundleReadsAreBounded(t *testing.T) {
 		if ok == 0 || refused == 0 || ok+refused != reads {
 			t.Errorf("%d reads answered and %d refused, want some of each", ok, refused)
 		}
-		if status := str(got[reads], "response", "status"); !strings.HasPrefix(status, "201") {
+		if code := str(got[reads], "response", "outcome", "issue", 0, "code"); code != "too-costly" {
+			t.Errorf("a GET entry once the reads are spent: issue %q, want too-costly", code)
+		}
+		if status := str(got[reads+1], "response", "status"); !strings.HasPrefix(status, "201") {
 			t.Errorf("the POST after the refused reads: status %s, want 201", status)
 		}
 
