@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/ops/backup"
 	"carefhir/server"
@@ -275,6 +276,14 @@ func runVerify(ctx context.Context, cfg *verifyConfig, stdout io.Writer) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	index := func(v *store.Version) (store.Index, error) {
+		if !fhir.IsResourceType(v.Type) {
+			// A record of the server's own, such as a bulk export job
+			// or a subscription notification waiting to be sent.
+			if !json.Valid(v.JSON) {
+				return store.Index{}, errors.New("is not JSON")
+			}
+			return store.Index{}, sqlite.SkipIndex
+		}
 		if _, err := fhirjson.UnmarshalAs(v.JSON, v.Type); err != nil {
 			return store.Index{}, fmt.Errorf("does not parse as %s: %w", v.Type, err)
 		}

@@ -161,6 +161,9 @@ func TestVerifyFindsProblems(t *testing.T) {
 	if status, _, err := createPatient(p.base, rand.New(rand.NewPCG(1, 1)), 1); err != nil || status != http.StatusCreated {
 		t.Fatalf("create: %d, %v", status, err)
 	}
+	// A bulk export keeps its job in the store beside the resources: a
+	// record of the server's own, which verify does not read as FHIR.
+	export(t, p.base+"/$export")
 	p.cmd.Process.Signal(os.Interrupt)
 	p.wait(t)
 	if out, err := runCmd(t, "verify", "--data", data); err != nil {
@@ -250,4 +253,36 @@ func TestDataDirectoryOfARunningServer(t *testing.T) {
 	if _, err := st.Read(context.Background(), "Patient", id); err != nil {
 		t.Errorf("the backed-up Patient after the restore: %v", err)
 	}
+}
+
+// export starts the bulk export kickoff url names and waits until it has
+// completed.
+func export(t *testing.T, kickoff string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, kickoff, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("Prefer", "respond-async")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	status := resp.Header.Get("Content-Location")
+	if resp.StatusCode != http.StatusAccepted || status == "" {
+		t.Fatalf("export kickoff: %s, Content-Location %q", resp.Status, status)
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		code, body := httpGet(t, status)
+		switch code {
+		case http.StatusAccepted:
+			continue
+		case http.StatusOK:
+			return
+		}
+		t.Fatalf("export status: %d %s", code, body)
+	}
+	t.Fatal("the export did not complete within a minute")
 }
