@@ -38,7 +38,8 @@ VOLUME /data
 # network only) to serve /metrics on a port of its own.
 EXPOSE 8080
 
-# carefhir probe asks /livez on CAREFHIR_ADDR's port through loopback.
+# carefhir probe asks /livez on CAREFHIR_ADDR's port through loopback, over
+# HTTPS when CAREFHIR_TLS_CERT is set.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["/usr/local/bin/carefhir", "probe"]
 

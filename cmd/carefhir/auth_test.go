@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -241,6 +242,20 @@ func TestServeTLSWithAuth(t *testing.T) {
 	// Neither the assertion nor the token reaches the log.
 	if logs := p.logs.String(); strings.Contains(logs, tok.AccessToken) || strings.Contains(logs, assertion) {
 		t.Error("a token was logged")
+	}
+
+	// The health check, run with the server's environment, asks over HTTPS
+	// and trusts the certificate the server was given; it refuses a server
+	// presenting another one.
+	serverEnv := env(map[string]string{"CAREFHIR_ADDR": strings.TrimPrefix(root, "https://"), "CAREFHIR_TLS_CERT": certFile, "CAREFHIR_TLS_KEY": keyFile})
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"probe"}, serverEnv, &out, io.Discard); err != nil || !strings.Contains(out.String(), `"status":"ok"`) {
+		t.Errorf("probe of a server serving HTTPS: %v %s", err, out.String())
+	}
+	otherCert, _, _ := selfSigned(t, t.TempDir())
+	err = run(t.Context(), []string{"probe", "--tls-cert", otherCert}, serverEnv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "not in "+otherCert) {
+		t.Errorf("probe trusting another certificate: %v, want a refusal", err)
 	}
 
 	old := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11}}}

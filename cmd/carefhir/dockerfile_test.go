@@ -74,7 +74,7 @@ func TestDockerfileDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := probeURL(probe.Addr, probe.Path); got != "http://127.0.0.1:8080/livez" {
+	if got := probeURL(probe.Addr, probe.Path, false); got != "http://127.0.0.1:8080/livez" {
 		t.Errorf("the health check probes %s, want http://127.0.0.1:8080/livez", got)
 	}
 }

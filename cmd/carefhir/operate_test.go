@@ -132,17 +132,20 @@ func TestServeMetricsOnTheirOwnListener(t *testing.T) {
 
 func TestProbeCommand(t *testing.T) {
 	tests := []struct {
-		addr, path, want string
+		addr, path string
+		secure     bool
+		want       string
 	}{
-		{"127.0.0.1:8080", "/livez", "http://127.0.0.1:8080/livez"},
-		{"0.0.0.0:8080", "/readyz", "http://127.0.0.1:8080/readyz"},
-		{":8080", "/livez", "http://127.0.0.1:8080/livez"},
-		{"[::]:8080", "/livez", "http://[::1]:8080/livez"},
-		{"carefhir.internal:80", "/livez", "http://carefhir.internal:80/livez"},
+		{"127.0.0.1:8080", "/livez", false, "http://127.0.0.1:8080/livez"},
+		{"0.0.0.0:8080", "/readyz", false, "http://127.0.0.1:8080/readyz"},
+		{":8080", "/livez", false, "http://127.0.0.1:8080/livez"},
+		{"[::]:8080", "/livez", false, "http://[::1]:8080/livez"},
+		{"carefhir.internal:80", "/livez", false, "http://carefhir.internal:80/livez"},
+		{"0.0.0.0:8443", "/livez", true, "https://127.0.0.1:8443/livez"},
 	}
 	for _, tt := range tests {
-		if got := probeURL(tt.addr, tt.path); got != tt.want {
-			t.Errorf("probeURL(%q, %q) = %q, want %q", tt.addr, tt.path, got, tt.want)
+		if got := probeURL(tt.addr, tt.path, tt.secure); got != tt.want {
+			t.Errorf("probeURL(%q, %q, %t) = %q, want %q", tt.addr, tt.path, tt.secure, got, tt.want)
 		}
 	}
 	// Nothing listens: the probe fails with exit status 1.
