@@ -258,9 +258,10 @@ type verifyConfig struct {
 func parseVerifyConfig(args []string, getenv func(string) string, stderr io.Writer) (*verifyConfig, error) {
 	cfg := &verifyConfig{DataDir: "./data"}
 	fs := newFlagSet("carefhir verify",
-		"Checks a SQLite store offline: the database's integrity, that every current version\n"+
-			"is readable and parses as FHIR, and that its search rows are those its resource\n"+
-			"gives. Exits with status 1 when it finds a problem. Stop the server first.", stderr)
+		"Checks a SQLite store: the database's integrity, that every current version is\n"+
+			"readable and parses as FHIR, and that its search rows are those its resource gives.\n"+
+			"It reads the store as of one commit, so it may run beside the server. Exits with\n"+
+			"status 1 when it finds a problem.", stderr)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
 	fs.StringVar(&cfg.BaseURL, "base-url", "", "public FHIR base `URL` the server runs with: absolute references under it index as local ones")
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -285,4 +286,64 @@ func export(t *testing.T, kickoff string) {
 		t.Fatalf("export status: %d %s", code, body)
 	}
 	t.Fatal("the export did not complete within a minute")
+}
+
+// verify beside a server that updates and deletes resources while it reads
+// finds nothing wrong: it reads the store as of one commit.
+func TestVerifyBesideWrites(t *testing.T) {
+	data := t.TempDir()
+	p := start(t, "--data", data)
+	put := func(id string, n int) error {
+		body := fmt.Sprintf(`{"resourceType":"Patient","id":%q,"name":[{"family":"Family%d"}],"birthDate":"19%02d-01-01"}`, id, n, n%100)
+		req, err := http.NewRequest(http.MethodPut, p.base+"/Patient/"+id, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/fhir+json")
+		if n%5 == 4 {
+			req, err = http.NewRequest(http.MethodDelete, p.base+"/Patient/"+id, nil)
+			if err != nil {
+				return err
+			}
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("%s %s: %s", req.Method, req.URL, resp.Status)
+		}
+		return nil
+	}
+	for i := range 100 {
+		if err := put(fmt.Sprintf("p%d", i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for n := 1; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := put(fmt.Sprintf("p%d", (w*25+n)%100), n); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for range 5 {
+		if out, err := runCmd(t, "verify", "--data", data); err != nil {
+			t.Errorf("verify beside writes: %v\n%s", err, out)
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
 }

@@ -143,13 +143,20 @@ func Verify(ctx context.Context, dir string, index IndexFunc, problem func(strin
 		return 0, fmt.Errorf("sqlite: verify: %w", err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(2) // one scanning resources, one reading their rows
 	if err := integrity(ctx, db); err != nil {
 		problem(err.Error())
 		return 0, nil
 	}
+	// One read transaction sees the database as of one commit, so that a
+	// server writing beside it changes no resource between the reading of
+	// its version and of its search rows.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: verify: %w", err)
+	}
+	defer tx.Rollback()
 	var version int
-	if err := db.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version); err != nil {
 		return 0, fmt.Errorf("sqlite: verify: schema version: %w", err)
 	}
 	if version != len(migrations) {
@@ -158,7 +165,7 @@ func Verify(ctx context.Context, dir string, index IndexFunc, problem func(strin
 	}
 	for _, t := range searchTables {
 		var orphans int64
-		err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+t.name+` x WHERE NOT EXISTS (SELECT 1 FROM resources r WHERE r.rid = x.rid AND r.deleted = 0)`).Scan(&orphans)
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+t.name+` x WHERE NOT EXISTS (SELECT 1 FROM resources r WHERE r.rid = x.rid AND r.deleted = 0)`).Scan(&orphans)
 		if err != nil {
 			return 0, fmt.Errorf("sqlite: verify: %w", err)
 		}
@@ -166,7 +173,7 @@ func Verify(ctx context.Context, dir string, index IndexFunc, problem func(strin
 			problem(fmt.Sprintf("%s: %d rows of deleted or unknown resources", t.name, orphans))
 		}
 	}
-	rows, err := db.QueryContext(ctx, `
+	rows, err := tx.QueryContext(ctx, `
 SELECT r.rid, r.type, r.id, r.version, r.deleted, v.type, v.id, v.version, v.deleted, v.last_updated, v.json
 FROM resources r LEFT JOIN versions v ON v.seq = r.seq ORDER BY r.rid`)
 	if err != nil {
@@ -205,7 +212,7 @@ FROM resources r LEFT JOIN versions v ON v.seq = r.seq ORDER BY r.rid`)
 			problem(fmt.Sprintf("%s version %d: %v", name, rVersion, err))
 			continue
 		}
-		if diff, err := compareRows(ctx, db, rid, &ix); err != nil {
+		if diff, err := compareRows(ctx, tx, rid, &ix); err != nil {
 			return checked, fmt.Errorf("sqlite: verify %s: %w", name, err)
 		} else if diff != "" {
 			problem(fmt.Sprintf("%s: search rows differ from its resource (%s): run carefhir reindex", name, diff))
@@ -219,7 +226,7 @@ FROM resources r LEFT JOIN versions v ON v.seq = r.seq ORDER BY r.rid`)
 
 // compareRows compares the search rows of resource rid with those ix makes,
 // and describes the first difference ("" when none).
-func compareRows(ctx context.Context, db *sql.DB, rid int64, ix *store.Index) (string, error) {
+func compareRows(ctx context.Context, db conn, rid int64, ix *store.Index) (string, error) {
 	want := map[kind][]string{}
 	eachRow(ix, func(k kind, param string, values ...any) error {
 		want[k] = append(want[k], rowKey(param, values))
