@@ -48,10 +48,12 @@ func envName(flagName string) string {
 }
 
 // setFromEnv sets each flag of fs whose environment variable (see envName)
-// is set and not empty. It runs before the command line is parsed, so a flag
-// given on the command line wins; a repeatable flag takes one value from its
-// variable and more from the command line.
-func setFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
+// is set and not empty, and returns the names of the flags it set. It runs
+// before the command line is parsed, so a flag given on the command line
+// wins; a repeatable flag takes one value from its variable and more from
+// the command line.
+func setFromEnv(fs *flag.FlagSet, getenv func(string) string) (map[string]bool, error) {
+	set := map[string]bool{}
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
 		name := envName(f.Name)
@@ -64,11 +66,12 @@ func setFromEnv(fs *flag.FlagSet, getenv func(string) string) error {
 			// with a password.
 			errs = append(errs, fmt.Errorf("%s, which sets --%s: %w", name, f.Name, err))
 		}
+		set[f.Name] = true
 	})
 	if len(errs) > 0 {
-		return &usageError{err: errors.Join(errs...)}
+		return nil, &usageError{err: errors.Join(errs...)}
 	}
-	return nil
+	return set, nil
 }
 
 // parseFlags sets the flags of fs, which are bound to the fields of the
@@ -86,8 +89,10 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, cfg
 // parseFlagsArgs is parseFlags for a command that takes arguments after
 // its flags, such as files: it returns them.
 func parseFlagsArgs(fs *flag.FlagSet, args []string, getenv func(string) string, cfg any) ([]string, error) {
+	var fromEnv map[string]bool
 	if getenv != nil {
-		if err := setFromEnv(fs, getenv); err != nil {
+		var err error
+		if fromEnv, err = setFromEnv(fs, getenv); err != nil {
 			return nil, err
 		}
 		usage := fs.Usage
@@ -100,12 +105,15 @@ func parseFlagsArgs(fs *flag.FlagSet, args []string, getenv func(string) string,
 	if err := fs.Parse(args); err != nil {
 		return nil, &usageError{err: err, printed: true}
 	}
-	return fs.Args(), validate(cfg)
+	// A flag given on the command line won over its variable.
+	fs.Visit(func(f *flag.Flag) { delete(fromEnv, f.Name) })
+	return fs.Args(), validate(cfg, fromEnv)
 }
 
 // validate checks a configuration struct, passed by pointer, against its
-// validate tags and reports every failure by the name in the field's flag tag.
-func validate(cfg any) error {
+// validate tags and reports every failure by the name in the field's flag
+// tag, or by its environment variable when fromEnv has the flag.
+func validate(cfg any, fromEnv map[string]bool) error {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(func(f reflect.StructField) string { return f.Tag.Get("flag") })
 	for tag, fn := range map[string]validator.Func{"listen_addr": isListenAddr, "mongo_uri": isMongoURI} {
@@ -120,26 +128,35 @@ func validate(cfg any) error {
 	}
 	errs := make([]error, len(fieldErrs))
 	for i, fe := range fieldErrs {
-		errs[i] = errors.New(describe(cfg, fe))
+		errs[i] = errors.New(describe(cfg, fe, fromEnv))
 	}
 	return &usageError{err: errors.Join(errs...)}
 }
 
-// describe explains a failed validation in terms of the flags a user typed.
-func describe(cfg any, fe validator.FieldError) string {
+// describe explains a failed validation in terms of the flags a user typed,
+// or of the variable that set the flag when fromEnv has it: then without
+// its value, which may be a secret.
+func describe(cfg any, fe validator.FieldError, fromEnv map[string]bool) string {
 	// A map or slice element is named flag[key][index]: the flag alone
 	// reads better.
 	flagName, _, _ := strings.Cut(fe.Field(), "[")
 	name := "--" + flagName
+	// quoted and bare name the flag with its value, quoted or not.
+	quoted := fmt.Sprintf("%s %q", name, fe.Value())
+	bare := fmt.Sprintf("%s %v", name, fe.Value())
+	if fromEnv[flagName] {
+		name = fmt.Sprintf("%s, which sets --%s", envName(flagName), flagName)
+		quoted, bare = name, name
+	}
 	switch fe.Tag() {
 	case "required":
 		return name + " is required"
 	case "required_without":
 		return fmt.Sprintf("%s is required unless --%s is set", name, flagOf(cfg, fe.Param()))
 	case "listen_addr":
-		return fmt.Sprintf("%s %q: want host:port, such as 127.0.0.1:8080 (port 0 picks a free port)", name, fe.Value())
+		return quoted + ": want host:port, such as 127.0.0.1:8080 (port 0 picks a free port)"
 	case "http_url":
-		return fmt.Sprintf("%s %q: want an absolute http or https URL", name, fe.Value())
+		return quoted + ": want an absolute http or https URL"
 	case "mongo_uri":
 		// The value is left out: a MongoDB URI may carry a password.
 		return name + ": want a mongodb:// or mongodb+srv:// URI with a host"
@@ -148,17 +165,20 @@ func describe(cfg any, fe validator.FieldError) string {
 	case "excluded_unless":
 		return fmt.Sprintf("%s needs --%s: it is enforced by validation", name, flagOf(cfg, strings.Fields(fe.Param())[0]))
 	case "alpha":
+		if fromEnv[flagName] {
+			return name + " names no resource type such as Patient"
+		}
 		return fmt.Sprintf("%s: %q is not a resource type such as Patient", name, fe.Value())
 	case "oneof":
-		return fmt.Sprintf("%s %q: want one of %s", name, fe.Value(), strings.ReplaceAll(fe.Param(), " ", ", "))
+		return fmt.Sprintf("%s: want one of %s", quoted, strings.ReplaceAll(fe.Param(), " ", ", "))
 	case "gt":
-		return fmt.Sprintf("%s %v: want more than %s", name, fe.Value(), fe.Param())
+		return fmt.Sprintf("%s: want more than %s", bare, fe.Param())
 	case "gte", "min":
-		return fmt.Sprintf("%s %v: want at least %s", name, fe.Value(), fe.Param())
+		return fmt.Sprintf("%s: want at least %s", bare, fe.Param())
 	case "lte", "max":
-		return fmt.Sprintf("%s %v: want at most %s", name, fe.Value(), fe.Param())
+		return fmt.Sprintf("%s: want at most %s", bare, fe.Param())
 	}
-	return fmt.Sprintf("%s %v: fails %s", name, fe.Value(), fe.Tag())
+	return fmt.Sprintf("%s: fails %s", bare, fe.Tag())
 }
 
 // flagOf returns the flag tag of the named field of the struct cfg points to.

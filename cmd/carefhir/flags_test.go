@@ -87,7 +87,7 @@ func TestParseServeConfig(t *testing.T) {
 		{
 			name:    "mongo URI from the environment with the wrong scheme",
 			env:     map[string]string{"CAREFHIR_MONGO_URI": "postgres://u:secret@db/x"},
-			wantErr: "--mongo-uri: want a mongodb:// or mongodb+srv:// URI",
+			wantErr: "CAREFHIR_MONGO_URI, which sets --mongo-uri: want a mongodb:// or mongodb+srv:// URI",
 		},
 		{name: "mongo URI without host", args: []string{"--mongo-uri", "mongodb:///carefhir"}, wantErr: "--mongo-uri"},
 		{
@@ -231,6 +231,18 @@ func TestCommandsReadingTheEnvironment(t *testing.T) {
 	_, err = parseProbeConfig(nil, env(map[string]string{"CAREFHIR_TIMEOUT": "soon"}), io.Discard)
 	if code := exitCode(err, io.Discard); code != 2 || !strings.Contains(err.Error(), "CAREFHIR_TIMEOUT") {
 		t.Errorf("a bad variable: exit code %d, error %v; want 2 naming CAREFHIR_TIMEOUT", code, err)
+	}
+	// A value a flag's check refuses is named by the variable that set it,
+	// without the value, which may be a secret; one from the command line
+	// by the flag, with its value.
+	_, err = parseServeConfig(nil, env(map[string]string{"CAREFHIR_ADDR": "fhir-host:http", "CAREFHIR_OTLP_ENDPOINT": "ftp://collector:s3cret@collector"}), io.Discard)
+	if code := exitCode(err, io.Discard); code != 2 || err == nil || !strings.Contains(err.Error(), "CAREFHIR_ADDR, which sets --addr") ||
+		!strings.Contains(err.Error(), "CAREFHIR_OTLP_ENDPOINT, which sets --otlp-endpoint") || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "fhir-host") {
+		t.Errorf("variables a check refuses: exit code %d, error %v; want 2 naming each variable and neither value", code, err)
+	}
+	_, err = parseServeConfig([]string{"--addr", "fhir-host:http"}, env(map[string]string{"CAREFHIR_ADDR": "127.0.0.1:8080"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `--addr "fhir-host:http"`) || strings.Contains(err.Error(), "CAREFHIR_ADDR") {
+		t.Errorf("a flag a check refuses over its variable: %v; want the flag named with its value", err)
 	}
 	var out strings.Builder
 	err = run(t.Context(), []string{"synth", "--patients", "1", "--out", t.TempDir()}, vars, &out, io.Discard)
