@@ -151,7 +151,7 @@ func parseRestoreConfig(args []string, getenv func(string) string, stderr io.Wri
 // temporary name, checks it, and only then puts it in place of the
 // database, whose write-ahead log it removes first (SQLite would otherwise
 // replay the old log into the restored file).
-func runRestore(ctx context.Context, cfg *restoreConfig, stdin io.Reader, stdout io.Writer) error {
+func runRestore(ctx context.Context, cfg *restoreConfig, stdin io.Reader, stdout io.Writer) (err error) {
 	entries, err := os.ReadDir(cfg.DataDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("restore: %w", err)
@@ -165,6 +165,14 @@ func runRestore(ctx context.Context, cfg *restoreConfig, stdin io.Reader, stdout
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("restore: %w", err)
+	}
+	if !existed {
+		// A refused restore leaves no directory behind.
+		defer func() {
+			if err != nil {
+				os.Remove(cfg.DataDir)
+			}
+		}()
 	}
 	// A server serving the directory would go on writing to the database
 	// it has open, and lose all of it: refuse while one holds it. A
