@@ -45,6 +45,11 @@ func TestMigrateCommandSQLite(t *testing.T) {
 	if _, err := runCmd(t, "migrate", "--data", dir); err == nil || !strings.Contains(err.Error(), "newer than this program") {
 		t.Errorf("migrate a newer schema: %v; want a refusal", err)
 	}
+	// verify sends it to the carefhir that wrote it, not to migrate, which
+	// refuses it.
+	if out, err := runCmd(t, "verify", "--data", dir); err == nil || !strings.Contains(out, "the carefhir that wrote it") || strings.Contains(out, "migrate") {
+		t.Errorf("verify a newer schema: %q, %v; want a problem sending to the carefhir that wrote it", out, err)
+	}
 }
 
 func TestMigrateCommandMongo(t *testing.T) {

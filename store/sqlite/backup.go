@@ -159,8 +159,12 @@ func Verify(ctx context.Context, dir string, index IndexFunc, problem func(strin
 	if err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version); err != nil {
 		return 0, fmt.Errorf("sqlite: verify: schema version: %w", err)
 	}
-	if version != len(migrations) {
-		problem(fmt.Sprintf("schema version %d, this program's is %d: verify it with the carefhir that wrote it, or run carefhir migrate", version, len(migrations)))
+	switch {
+	case version > len(migrations):
+		problem(fmt.Sprintf("schema version %d, newer than this program's %d: verify it with the carefhir that wrote it", version, len(migrations)))
+		return 0, nil
+	case version < len(migrations):
+		problem(fmt.Sprintf("schema version %d, older than this program's %d: run carefhir migrate, or verify it with the carefhir that wrote it", version, len(migrations)))
 		return 0, nil
 	}
 	for _, t := range searchTables {
