@@ -239,6 +239,11 @@ func TestServeTLSWithAuth(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("search with the server's own token: %d", resp.StatusCode)
 	}
+	// With authentication and no --metrics-addr, /metrics is served
+	// nowhere, and the start-up line says so.
+	if logs := p.logs.String(); !strings.Contains(logs, `"metrics":"not served"`) {
+		t.Errorf("the start-up line names where metrics are served, though they are not:\n%s", logs)
+	}
 	// Neither the assertion nor the token reaches the log.
 	if logs := p.logs.String(); strings.Contains(logs, tok.AccessToken) || strings.Contains(logs, assertion) {
 		t.Error("a token was logged")

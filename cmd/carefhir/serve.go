@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"carefhir/care"
@@ -194,10 +196,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		// From the listener, so that port 0 yields the port really chosen.
 		// On a wildcard address (0.0.0.0, as in the container) no address is
 		// the public one, so the server derives links from each request's Host.
-		baseURL = "http://" + ln.Addr().String() + "/fhir"
-		if tlsCfg != nil {
-			baseURL = "https://" + ln.Addr().String() + "/fhir"
-		}
+		baseURL = apiURL(ln, tlsCfg)
 	}
 	sa, err := loadAuth(ctx, cfg, baseURL)
 	if err != nil {
@@ -303,13 +302,16 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	mux := http.NewServeMux()
 	health.New(checks, cfg.ReadyTimeout, logger).Register(mux)
 	var mln net.Listener
+	metricsURL := "not served"
 	if cfg.MetricsAddr != "" {
 		if mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			ln.Close()
 			return fmt.Errorf("serve: metrics: %w", err)
 		}
+		metricsURL = "http://" + mln.Addr().String() + "/metrics"
 	} else if sa.auth == nil {
 		mux.Handle("GET /metrics", reg.Handler())
+		metricsURL = strings.TrimSuffix(apiURL(ln, tlsCfg), "/fhir") + "/metrics"
 	} else {
 		// Behind authorisation the metrics stay off the API's listener:
 		// they are served on --metrics-addr, bound where only the
@@ -344,7 +346,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil,
-		"metrics", metricsAttr(ln, mln))
+		"metrics", metricsURL)
 	api := newHTTPServer(handler, logger)
 	api.TLSConfig = tlsCfg
 	if cfg.listening != nil {
@@ -384,12 +386,13 @@ func spanName(types []string) func(method, path string) string {
 	}
 }
 
-// metricsAttr says where /metrics is served, for the start-up log line.
-func metricsAttr(api, own net.Listener) string {
-	if own != nil {
-		return "http://" + own.Addr().String() + "/metrics"
+// apiURL returns the URL of the FHIR API on ln, served over TLS when tlsCfg
+// is set.
+func apiURL(ln net.Listener, tlsCfg *tls.Config) string {
+	if tlsCfg != nil {
+		return "https://" + ln.Addr().String() + "/fhir"
 	}
-	return "http://" + api.Addr().String() + "/metrics"
+	return "http://" + ln.Addr().String() + "/fhir"
 }
 
 // dataAttr returns where the configured engine keeps its data, for the
