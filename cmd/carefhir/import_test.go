@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 
 	"carefhir/mappers/hl7v2/mllp"
+	"carefhir/mappers/importop"
 	"carefhir/server"
 	"carefhir/store/sqlite"
 )
@@ -262,4 +263,67 @@ func exchangeMLLP(t *testing.T, p *proc, msgs ...[]byte) [][]byte {
 		acks = append(acks, ack)
 	}
 	return acks
+}
+
+// When the server is told to stop, the MLLP listener stops taking
+// connections, and a message being imported is imported to the end, not
+// cancelled, and acknowledged before stop returns.
+func TestMLLPFinishesMessagesAtShutdown(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	started, release := make(chan struct{}), make(chan struct{})
+	var cancelled error
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		cancelled = r.Context().Err()
+		w.Header().Set("Content-Type", importop.HL7v2MediaType)
+		io.WriteString(w, "MSH|^~\\&|carefhir\rMSA|AA|MSG0001\r")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	stop, err := startMLLP(ctx, addr, h, 10*time.Second, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(mllp.Frame([]byte("MSH|^~\\&|GP|A|carefhir|B|20261205||ADT^A28|MSG0001|P|2.4\r"))); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+
+	cancel() // SIGTERM
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		other, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		other.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the MLLP listener still accepts once the server is told to stop")
+		}
+	}
+	stopped := make(chan struct{})
+	go func() {
+		stop()
+		close(stopped)
+	}()
+	close(release)
+	ack, err := mllp.ReadFrame(bufio.NewReader(c), 1<<20)
+	if err != nil || !bytes.Contains(ack, []byte("MSA|AA|MSG0001")) {
+		t.Errorf("the message in flight at shutdown: %q, %v; want its AA", ack, err)
+	}
+	<-stopped
+	if cancelled != nil {
+		t.Errorf("the import in flight at shutdown saw its context %v", cancelled)
+	}
 }

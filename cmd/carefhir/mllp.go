@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"carefhir/mappers/hl7v2"
@@ -27,12 +28,18 @@ import (
 // import writes a receipt with the message (a MessageHeader named by its
 // sender and control id), so a message sent again, even after a restart,
 // is acknowledged again without being applied twice.
-func startMLLP(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) (stop func(), err error) {
+//
+// When ctx is done it stops listening and closes the connections waiting
+// for a message, as the HTTP server does, and the messages being imported
+// are finished and acknowledged within timeout; stop waits for that, so
+// that the store is closed after them.
+func startMLLP(ctx context.Context, addr string, h http.Handler, timeout time.Duration, logger *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve: mllp: %w", err)
 	}
-	actAs := access.WithPrincipal(ctx, access.SystemPrincipal("mllp"))
+	// An import is not cut short by the shutdown, which waits for it.
+	actAs := access.WithPrincipal(context.WithoutCancel(ctx), access.SystemPrincipal("mllp"))
 	client := &http.Client{Transport: handlerTransport{h}}
 	handle := func(msg []byte) []byte {
 		ack, err := importMessage(actAs, client, msg)
@@ -51,7 +58,18 @@ func startMLLP(ctx context.Context, addr string, h http.Handler, logger *slog.Lo
 		}
 	}()
 	logger.Info("listening for HL7 v2 over MLLP", "addr", ln.Addr().String())
-	return func() { srv.Close() }, nil
+	shutdown := sync.OnceFunc(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			logger.Warn("mllp: shutdown", "err", err)
+		}
+	})
+	unregister := context.AfterFunc(ctx, shutdown)
+	return func() {
+		unregister()
+		shutdown()
+	}, nil
 }
 
 // importMessage posts msg to $import?format=hl7v2 and returns the

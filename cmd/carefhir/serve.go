@@ -337,7 +337,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		handler = tracer.Handler(mux, spanName(server.ServedTypes()))
 	}
 	if cfg.MLLPAddr != "" {
-		stopMLLP, err := startMLLP(ctx, cfg.MLLPAddr, h, logger)
+		stopMLLP, err := startMLLP(ctx, cfg.MLLPAddr, h, cfg.ShutdownTimeout, logger)
 		if err != nil {
 			ln.Close()
 			return err

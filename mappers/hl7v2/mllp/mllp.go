@@ -6,6 +6,7 @@ package mllp
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -43,7 +44,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[net.Conn]struct{}
+	conns     map[net.Conn]bool // true while a message of it is handled
 	closed    bool
 	wg        sync.WaitGroup
 }
@@ -67,7 +68,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	if s.listeners == nil {
 		s.listeners = map[net.Listener]struct{}{}
-		s.conns = map[net.Conn]struct{}{}
+		s.conns = map[net.Conn]bool{}
 	}
 	s.listeners[l] = struct{}{}
 	s.mu.Unlock()
@@ -93,7 +94,7 @@ func (s *Server) Serve(l net.Listener) error {
 			c.Close()
 			return ErrServerClosed
 		}
-		s.conns[c] = struct{}{}
+		s.conns[c] = false
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.serveConn(c)
@@ -104,6 +105,43 @@ func (s *Server) Serve(l net.Listener) error {
 // messages being handled to be answered.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	err := s.stopListening()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+// Shutdown stops the listeners and closes the connections waiting for a
+// message; a connection whose message is being handled sends its
+// acknowledgement and is closed then. It returns once every connection is
+// closed, or when ctx is done, closing the rest as Close does.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	err := s.stopListening()
+	for c, busy := range s.conns {
+		if !busy {
+			c.Close()
+		}
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return err
+	case <-ctx.Done():
+		return errors.Join(ctx.Err(), s.Close())
+	}
+}
+
+// stopListening marks s closed and closes its listeners. s.mu is held.
+func (s *Server) stopListening() error {
 	s.closed = true
 	var err error
 	for l := range s.listeners {
@@ -111,12 +149,19 @@ func (s *Server) Close() error {
 			err = e
 		}
 	}
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
 	return err
+}
+
+// handling marks c as handling a message, or not, and reports whether the
+// connection is to go on: not once the server is shut down and c is idle.
+func (s *Server) handling(c net.Conn, busy bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = busy
+	return true
 }
 
 func (s *Server) serveConn(c net.Conn) {
@@ -140,7 +185,15 @@ func (s *Server) serveConn(c net.Conn) {
 		if err != nil {
 			return
 		}
+		// A message read once the server is shut down is not handled:
+		// the sender, acknowledged nothing, sends it again.
+		if !s.handling(c, true) {
+			return
+		}
 		if _, err := c.Write(Frame(s.Handler(msg))); err != nil {
+			return
+		}
+		if !s.handling(c, false) {
 			return
 		}
 	}

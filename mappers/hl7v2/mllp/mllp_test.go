@@ -94,3 +94,67 @@ func TestFrame(t *testing.T) {
 		t.Errorf("Frame = %q", got)
 	}
 }
+
+// Shutdown closes the listener and the idle connections at once, lets the
+// message being handled be acknowledged, and returns once it has been.
+func TestShutdown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	s := &Server{Handler: func(msg []byte) []byte {
+		close(started)
+		<-release
+		return append([]byte("ACK:"), msg...)
+	}}
+	go s.Serve(l)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	busy, idle := dial(), dial()
+	defer busy.Close()
+	defer idle.Close()
+	if _, err := busy.Write(Frame([]byte("in flight"))); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(t.Context()) }()
+	if _, err := ReadFrame(bufio.NewReader(idle), 1<<20); !errors.Is(err, io.EOF) {
+		t.Errorf("the idle connection at shutdown: %v, want it closed", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still accepts after Shutdown")
+		}
+	}
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned %v with a message in flight", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	close(release)
+	r := bufio.NewReader(busy)
+	if got, err := ReadFrame(r, 1<<20); err != nil || string(got) != "ACK:in flight" {
+		t.Errorf("the message in flight at shutdown: %q, %v; want its acknowledgement", got, err)
+	}
+	if _, err := ReadFrame(r, 1<<20); !errors.Is(err, io.EOF) {
+		t.Errorf("after its acknowledgement: %v, want the connection closed", err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+}
