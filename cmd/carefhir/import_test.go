@@ -205,7 +205,7 @@ func TestMLLPKeepsMerges(t *testing.T) {
 	}
 	register := "MSH|^~\\&|PAS|RXX|CAREFHIR|PCN01|20260304120000||ADT^A28^ADT_A05|MSG0101|P|2.4\r" +
 		"PID|1||9990000042^^^NHS^NH||WARD^SARAH^^^MRS^^L||19480312|F\r"
-	p := start(t, "--mllp-addr", "127.0.0.1:0")
+	p := start(t, "--data", t.TempDir(), "--mllp-addr", "127.0.0.1:0")
 	acks := exchangeMLLP(t, p, merge, []byte(register))
 	if !bytes.Contains(acks[0], []byte("MSA|AA|MSG0003")) {
 		t.Fatalf("the merge: %q", acks[0])
