@@ -76,9 +76,13 @@ type Auditor struct {
 	cfg   AuditConfig
 	store store.Store
 
+	// mu orders Add and Flush, which send on events, before Close, which
+	// closes it: a request still running when the server gave up waiting
+	// for it must not send on a closed channel.
+	mu      sync.RWMutex
+	closed  bool
 	events  chan *Event
 	done    chan struct{}
-	closing sync.Once
 	dropped atomic.Int64
 	written atomic.Int64
 	handled atomic.Int64
@@ -112,6 +116,12 @@ func NewAuditor(st store.Store, cfg AuditConfig) *Auditor {
 
 // Add queues e, a request, to be written.
 func (a *Auditor) Add(e *Event) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		a.dropEvent(e, "audit trail closed: event dropped")
+		return
+	}
 	select {
 	case a.events <- e:
 		return
@@ -122,16 +132,21 @@ func (a *Auditor) Add(e *Event) {
 	select {
 	case a.events <- e:
 	case <-t.C:
-		n := len(parts(e))
-		if e.Record != nil {
-			for _, d := range e.Record.Disclosures() {
-				n += discard(d)
-			}
-		}
-		a.drop(n)
-		a.handled.Add(1)
-		a.cfg.Log.Error("audit buffer full: event dropped", "request_id", e.RequestID, "interaction", string(e.Interaction))
+		a.dropEvent(e, "audit buffer full: event dropped")
 	}
+}
+
+// dropEvent counts the AuditEvents of e as dropped and logs why.
+func (a *Auditor) dropEvent(e *Event, why string) {
+	n := len(parts(e))
+	if e.Record != nil {
+		for _, d := range e.Record.Disclosures() {
+			n += discard(d)
+		}
+	}
+	a.drop(n)
+	a.handled.Add(1)
+	a.cfg.Log.Error(why, "request_id", e.RequestID, "interaction", string(e.Interaction))
 }
 
 // drop counts n AuditEvents that will not be written.
@@ -162,14 +177,25 @@ func (a *Auditor) Handled() int64 { return a.handled.Load() }
 // Close writes every queued event and stops. Events added after Close
 // are dropped; the server stops serving before it closes its auditor.
 func (a *Auditor) Close() {
-	a.closing.Do(func() { close(a.events) })
+	a.mu.Lock()
+	if !a.closed {
+		a.closed = true
+		close(a.events)
+	}
+	a.mu.Unlock()
 	<-a.done
 }
 
 // Flush waits until every event queued before it is written.
 func (a *Auditor) Flush() {
+	a.mu.RLock()
+	if a.closed {
+		a.mu.RUnlock()
+		return // Close wrote them
+	}
 	marker := &Event{flushed: make(chan struct{})}
 	a.events <- marker
+	a.mu.RUnlock()
 	<-marker.flushed
 }
 

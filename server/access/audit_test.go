@@ -12,6 +12,7 @@ import (
 
 	"carefhir/fhir/search"
 	"carefhir/store"
+	"carefhir/store/sqlite"
 )
 
 // The audit trail indexes its events itself; what it writes must be what
@@ -136,5 +137,26 @@ func TestAuditEventsBounded(t *testing.T) {
 		if len(pt.entities) != 1 || pt.entities[0].ID != "g" {
 			t.Fatalf("the event about %s names %v, want the Group alone", pt.patient, pt.entities)
 		}
+	}
+}
+
+// TestAuditAfterClose: a request still running when the server stopped
+// waiting for it is audited after the trail closed; its AuditEvent is
+// counted as dropped rather than sent on the closed queue, which panicked.
+func TestAuditAfterClose(t *testing.T) {
+	st, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var dropped int
+	a := NewAuditor(st, AuditConfig{Source: "test", OnDrop: func() { dropped++ }})
+	a.Add(&Event{Interaction: InteractionRead, Type: "Patient", ID: "a", RequestID: "before", Status: 200, Recorded: time.Now()})
+	a.Close()
+	a.Add(&Event{Interaction: InteractionRead, Type: "Patient", ID: "b", RequestID: "after", Status: 200, Recorded: time.Now()})
+	a.Flush()
+	a.Close()
+	if a.Written() != 1 || a.Dropped() != 1 || dropped != 1 || a.Handled() != 2 {
+		t.Errorf("written %d, dropped %d (OnDrop %d), handled %d; want 1, 1, 1, 2", a.Written(), a.Dropped(), dropped, a.Handled())
 	}
 }
