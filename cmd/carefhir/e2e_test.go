@@ -78,7 +78,11 @@ func binary(t *testing.T) string {
 func engineArgs() map[string]func(t *testing.T) []string {
 	return map[string]func(t *testing.T) []string{
 		engineSQLite: func(t *testing.T) []string { return []string{"--data", t.TempDir()} },
-		engineMongo:  func(t *testing.T) []string { return []string{"--mongo-uri", ferrettest.Start(t)} },
+		// Export files go to a directory of the test's, not ./data in the
+		// source tree, where they would be by default.
+		engineMongo: func(t *testing.T) []string {
+			return []string{"--mongo-uri", ferrettest.Start(t), "--export-dir", t.TempDir()}
+		},
 	}
 }
 
