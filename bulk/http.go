@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"time"
 
+	"carefhir/ops/cause"
 	"carefhir/server/access"
 	"carefhir/server/contentcoding"
 	"carefhir/store"
@@ -47,6 +48,7 @@ func (e *Exporter) ownJob(w http.ResponseWriter, r *http.Request) (string, *job,
 	p := access.PrincipalFrom(r.Context())
 	recs, err := e.records()
 	if err != nil {
+		cause.Record(r.Context(), fmt.Errorf("bulk: export status: %w", err))
 		outcome(w, http.StatusInternalServerError, "exception", "the export is not attached to a store")
 		return "", nil, 0
 	}
@@ -57,6 +59,7 @@ func (e *Exporter) ownJob(w http.ResponseWriter, r *http.Request) (string, *job,
 		outcome(w, http.StatusNotFound, "not-found", "no export job "+strconv.Quote(id))
 		return "", nil, 0
 	case err != nil:
+		cause.Record(r.Context(), fmt.Errorf("bulk: read export job %q: %w", id, err))
 		outcome(w, http.StatusInternalServerError, "exception", "the export job could not be read")
 		return "", nil, 0
 	}
@@ -81,6 +84,7 @@ func (e *Exporter) status(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		w.WriteHeader(http.StatusAccepted)
 	case stateFailed:
+		cause.Record(r.Context(), fmt.Errorf("bulk: export job %s failed: %s", id, j.Reason))
 		outcome(w, http.StatusInternalServerError, "exception", "the export failed: "+j.Reason)
 	default:
 		w.Header().Set("Expires", j.Finished.Add(e.cfg.Expire).UTC().Format(http.TimeFormat))
@@ -163,7 +167,7 @@ func (e *Exporter) file(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodGet {
 				if err := e.disclose(r, id, name); err != nil {
 					// Not sent unaudited.
-					e.cfg.Logger.Error("bulk: file download not audited", "job", id, "file", name, "err", err)
+					cause.Record(r.Context(), fmt.Errorf("bulk: audit download of %s of job %s: %w", name, id, err))
 					outcome(w, http.StatusInternalServerError, "exception", "the download could not be audited")
 					return
 				}

@@ -34,7 +34,7 @@ func (a *api) registerAuth(r *gin.Engine) {
 	if a.cfg.Auth == nil {
 		return
 	}
-	r.POST("/auth/token", gin.WrapH(a.cfg.Auth.TokenEndpoint()))
+	r.POST("/auth/token", wrapHandler(a.cfg.Auth.TokenEndpoint()))
 	getAndHead(r, "/auth/jwks", gin.WrapH(a.cfg.Auth.JWKS()))
 	getAndHead(r, "/.well-known/smart-configuration", a.smartConfiguration)
 	getAndHead(r, "/fhir/.well-known/smart-configuration", a.smartConfiguration)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"carefhir/ops/cause"
 	"carefhir/server"
 )
 
@@ -451,4 +453,30 @@ func TestBundleReadsAreBounded(t *testing.T) {
 			t.Errorf("%v Patients, want 9: the failed transaction stores nothing", n)
 		}
 	}, func(cfg *server.Config) { cfg.Limits.BundleReads = 1 << 20 })
+}
+
+// A 5xx answered by a route the host adds (a plain HTTP handler, such as
+// the status of a bulk export) is logged with its cause and request id.
+func TestHostRouteFailureLogged(t *testing.T) {
+	failing := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cause.Record(r.Context(), errors.New("job record unreadable: disk I/O error"))
+		http.Error(w, "the export job could not be read", http.StatusInternalServerError)
+	})
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("GET", "/$export-status?_jobId=j", "", "X-Request-Id", "host-route-1").want(t, http.StatusInternalServerError)
+		if strings.Contains(string(r.body), "disk I/O") {
+			t.Errorf("the client was shown the cause: %s", r.body)
+		}
+		var line string
+		for l := range strings.Lines(c.logs.String()) {
+			if strings.Contains(l, "host-route-1") {
+				line = l
+			}
+		}
+		if !strings.Contains(line, "job record unreadable: disk I/O error") {
+			t.Errorf("the 500 was logged without its cause: %q", line)
+		}
+	}, func(cfg *server.Config) {
+		cfg.Routes = append(cfg.Routes, server.Route{Method: http.MethodGet, Path: "/fhir/$export-status", Handler: failing})
+	})
 }

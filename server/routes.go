@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"carefhir/ops/cause"
 	"carefhir/store"
 )
 
@@ -27,13 +28,26 @@ type Route struct {
 func (a *api) registerRoutes(r *gin.Engine) {
 	for _, rt := range a.cfg.Routes {
 		if rt.Method == http.MethodGet {
-			getAndHead(r, rt.Path, gin.WrapH(rt.Handler))
+			getAndHead(r, rt.Path, wrapHandler(rt.Handler))
 			continue
 		}
-		r.Handle(rt.Method, rt.Path, gin.WrapH(rt.Handler))
+		r.Handle(rt.Method, rt.Path, wrapHandler(rt.Handler))
 	}
 	for _, attach := range a.cfg.Attach {
 		attach(&opStore{a: a})
+	}
+}
+
+// wrapHandler serves h, a plain HTTP handler, as a Gin handler, and hands
+// the cause of a failure it records (cause.Record) to the request log.
+func wrapHandler(h http.Handler) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		ctx, failure := cause.With(c.Request.Context())
+		c.Request = c.Request.WithContext(ctx)
+		h.ServeHTTP(c.Writer, c.Request)
+		if err := failure(); err != nil {
+			c.Error(err)
+		}
 	}
 }
 

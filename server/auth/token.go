@@ -17,6 +17,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
+	"carefhir/ops/cause"
 	"carefhir/server/access"
 )
 
@@ -81,6 +82,7 @@ func (t *tokenEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var oe *oauthError
 		if !errors.As(err, &oe) {
+			cause.Record(r.Context(), fmt.Errorf("token endpoint: %w", err))
 			oe = &oauthError{status: http.StatusInternalServerError, Code: "server_error"}
 		}
 		writeJSON(w, oe.status, oe)
