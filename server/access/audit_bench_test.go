@@ -47,7 +47,11 @@ func benchmarkAuditEvent(b *testing.B, interaction Interaction, n int) {
 			vs[i] = &store.Version{Type: "Patient", ID: "p" + strconv.Itoa(rand.IntN(10000)), VersionID: 1}
 		}
 		rec.touch(vs...)
-		auditor.Add(&Event{Interaction: interaction, Type: "Patient", Query: "family=x", Principal: p,
+		query := "" // a read has none
+		if interaction == InteractionSearchType {
+			query = "family=x"
+		}
+		auditor.Add(&Event{Interaction: interaction, Type: "Patient", Query: query, Principal: p,
 			Address: "127.0.0.1", RequestID: uuid.Must(uuid.NewV7()).String(), Status: 200, Recorded: time.Now(), Record: rec})
 	}
 	auditor.Flush()
