@@ -47,6 +47,9 @@ var engines = []engine{
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Closed before the directory is removed, so that no file is
+			// written into it meanwhile (Close may be called twice).
+			t.Cleanup(func() { st.Close() })
 			return st
 		},
 		func(t *testing.T) string { return t.TempDir() }},
@@ -56,6 +59,7 @@ var engines = []engine{
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { st.Close() })
 			return st
 		},
 		func(t *testing.T) string { return ferrettest.Start(t) }},
