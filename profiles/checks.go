@@ -333,7 +333,10 @@ func (w *walker) binding(it item, b *Binding) {
 			}
 			continue
 		}
-		if retiredCoding(c.system, c.code) {
+		if retiredLanguage(b.ValueSet, c.system) {
+			w.add("warning", "code-invalid", c.path+".system", "the code system %s is retired; use %s", c.system, languageSystem)
+		}
+		if retiredCoding(c.system, c.code) || retiredLanguage(b.ValueSet, c.system) {
 			if isConcept {
 				return
 			}

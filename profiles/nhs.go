@@ -16,6 +16,19 @@ const (
 	// RetiredVerificationStatusSystem is the code system UK Core used before
 	// the England and Wales split; PDS still sends it.
 	RetiredVerificationStatusSystem = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatus"
+	// RetiredLanguageSystem is the code system of human languages UK Core
+	// used before it bound Patient.communication.language to BCP 47
+	// (all-languages); PDS still sends it.
+	RetiredLanguageSystem = "https://fhir.hl7.org.uk/CodeSystem/UKCore-HumanLanguage"
+	// CareConnectLanguageSystem is the STU3 Care Connect code system of
+	// human languages, which GP Connect sends.
+	CareConnectLanguageSystem = "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-HumanLanguage-1"
+)
+
+// languageSystem is BCP 47, the code system of the all-languages ValueSet.
+const (
+	languageSystem = "urn:ietf:bcp:47"
+	allLanguagesVS = "http://hl7.org/fhir/ValueSet/all-languages"
 )
 
 // identifierFormats gives the value format of the professional and
@@ -109,4 +122,11 @@ func (w *walker) extension(it item) {
 // check reports them with a warning instead.
 func retiredCoding(system, code string) bool {
 	return system == RetiredVerificationStatusSystem && verificationCode(code)
+}
+
+// retiredLanguage reports a code of one of the NHS language systems that
+// came before BCP 47 where the binding is to all-languages, which the
+// binding accepts: the binding check reports it with a warning instead.
+func retiredLanguage(valueSet, system string) bool {
+	return (system == RetiredLanguageSystem || system == CareConnectLanguageSystem) && canonical(valueSet) == allLanguagesVS
 }

@@ -147,6 +147,11 @@ func TestTerminologyValidateCode(t *testing.T) {
 			{"name":"codeableConcept","valueCodeableConcept":{"coding":[{"system":"`+genderCS+`","code":"female"}]}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "coding")
 		c.do("GET", "/ValueSet/$validate-code?url=http://example.org/none&code=x", "").want(t, http.StatusNotFound).outcome(t, "not-found", "url")
 		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape("http://hl7.org/fhir/ValueSet/condition-code")+"&system=http://snomed.info/sct&code=x", "").want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "")
+		// SNOMED CT is not bundled, but a LOINC code is outside a value set of SNOMED CT codes.
+		res := c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape("http://hl7.org/fhir/ValueSet/condition-code")+"&system=http://loinc.org&code=x", "").want(t, http.StatusOK).json(t)
+		if get(param(res, "result"), "valueBoolean") != false {
+			t.Errorf("a LOINC code in a value set of SNOMED CT codes: %v", res)
+		}
 		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Patient"}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "")
 	}, withValidator(false), withDefinitions)
 }

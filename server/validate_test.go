@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -173,6 +174,31 @@ func TestValidateWrites(t *testing.T) {
 		// Nothing of the refused writes was stored.
 		if n := get(c.do("GET", "/Patient/_history", "").want(t, 200).json(t), "total"); n != 3.0 {
 			t.Errorf("history total %v, want 3", n)
+		}
+	}, withValidator(true))
+}
+
+// A required binding to a value set drawing on code systems not bundled
+// (UK Core birth sex: HL7 v3 AdministrativeGender) still refuses a code of
+// a system the value set does not draw on.
+func TestValidateBindingOtherSystem(t *testing.T) {
+	const birthSex = `{"resourceType":"Patient","extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-BirthSex",` +
+		`"valueCodeableConcept":{"coding":[{"system":"%s","code":"%s"}]}}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/Patient", fmt.Sprintf(birthSex, "http://hl7.org/fhir/administrative-gender", "female")).want(t, http.StatusUnprocessableEntity)
+		if d := r.outcome(t, "code-invalid", "Patient.extension[0].value.ofType(CodeableConcept)"); !strings.Contains(d, "UKCore-BirthSex") {
+			t.Errorf("refusal %q does not name the value set", d)
+		}
+		c.create("Patient", fmt.Sprintf(birthSex, "http://terminology.hl7.org/CodeSystem/v3-AdministrativeGender", "F"))
+		// PDS still sends the language system UK Core had before BCP 47: a warning.
+		r = c.do("POST", "/Patient/$validate", `{"resourceType":"Patient","meta":{"profile":["`+ukCorePatient+`"]},"communication":[{"language":{"coding":[`+
+			`{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-HumanLanguage","code":"en"}]}}]}`).want(t, http.StatusOK)
+		valid(t, r)
+		if d := r.outcome(t, "code-invalid", "Patient.communication[0].language.coding[0].system"); !strings.Contains(d, "retired") {
+			t.Errorf("retired language system: %q", d)
+		}
+		if n := get(c.do("GET", "/Patient/_history", "").want(t, 200).json(t), "total"); n != 1.0 {
+			t.Errorf("history total %v, want 1", n)
 		}
 	}, withValidator(true))
 }

@@ -449,6 +449,11 @@ func matchesFilters(cs *codeSystem, code string, inc include) (bool, error) {
 func (t *Terminology) ValidateCode(valueSetURL, system, code string) (ok bool, concept Concept, err error) {
 	r := t.expand(canonical(valueSetURL), 0)
 	if r.err != nil {
+		// A code of a system the value set never draws on is outside it,
+		// whether or not the systems it draws on are bundled.
+		if errors.Is(r.err, ErrNotComputable) && system != "" && !t.drawsOn(canonical(valueSetURL), canonical(system), 0) {
+			return false, Concept{}, nil
+		}
 		return false, Concept{}, r.err
 	}
 	if !r.set[system+"|"+code] {
@@ -460,6 +465,34 @@ func (t *Terminology) ValidateCode(valueSetURL, system, code string) (ok bool, c
 		}
 	}
 	return true, Concept{System: system, Code: code}, nil
+}
+
+// drawsOn reports whether the ValueSet with this URL may hold codes of
+// system, from its compose alone: false only when no include names system,
+// directly or through the ValueSets it includes. What cannot be told (a
+// ValueSet not bundled, one defined by its expansion alone) may hold it.
+func (t *Terminology) drawsOn(url, system string, depth int) bool {
+	vs, ok := t.valueSets[url]
+	if !ok || depth > 10 || len(vs.Compose.Include) == 0 {
+		return true
+	}
+	for _, inc := range vs.Compose.Include {
+		if inc.System != "" {
+			if canonical(inc.System) == system {
+				return true
+			}
+			continue
+		}
+		// An include of ValueSets holds the codes they all hold.
+		all := len(inc.ValueSet) > 0
+		for _, u := range inc.ValueSet {
+			all = all && t.drawsOn(canonical(u), system, depth+1)
+		}
+		if all || len(inc.ValueSet) == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // CodeSystemVersion returns the version of the CodeSystem with this URL;
