@@ -356,6 +356,21 @@ func (w *walker) binding(it item, b *Binding) {
 	}
 }
 
+// coding checks the code of a Coding against its code system when that is
+// bundled with all its codes: a code the system does not define is an
+// error whatever the binding, as the HL7 validator reports it.
+func (w *walker) coding(it item) {
+	m, _ := it.val.(map[string]any)
+	system, _ := m["system"].(string)
+	code, _ := m["code"].(string)
+	if system == "" || code == "" {
+		return
+	}
+	if _, err := w.v.terms.Lookup(system, code); errors.Is(err, terminology.ErrUnknownCode) {
+		w.add("error", "code-invalid", it.path+".code", "%q is not a code of the CodeSystem %s", truncate(code), system)
+	}
+}
+
 // invariants evaluates the element's FHIRPath constraints with the value as
 // focus. The nativeInvariants are checked elsewhere; an expression the
 // evaluator cannot run is reported as information (notEvaluated).

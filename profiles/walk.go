@@ -542,6 +542,8 @@ func (w *walker) rules(it item, e *elem) {
 		w.reference(it, d)
 	case "Identifier":
 		w.identifier(it)
+	case "Coding":
+		w.coding(it)
 	case "Extension":
 		w.extension(it)
 		w.extensionContext(it)

@@ -203,6 +203,25 @@ func TestValidateBindingOtherSystem(t *testing.T) {
 	}, withValidator(true))
 }
 
+// A code its bundled code system does not define is refused whatever the
+// binding: here an extensible one (UK Core ethnic category) and none.
+func TestValidateUnknownCode(t *testing.T) {
+	const ethnic = `{"resourceType":"Patient","extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory",` +
+		`"valueCodeableConcept":{"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland","code":"%s"}]}}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/Patient", fmt.Sprintf(ethnic, "ZZ")).want(t, http.StatusUnprocessableEntity)
+		if d := r.outcome(t, "code-invalid", "Patient.extension[0].value.ofType(CodeableConcept).coding[0].code"); !strings.Contains(d, "UKCore-EthnicCategoryEngland") {
+			t.Errorf("refusal %q does not name the code system", d)
+		}
+		c.create("Patient", fmt.Sprintf(ethnic, "A"))
+		r = c.do("POST", "/Observation/$validate", `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://hl7.org/fhir/administrative-gender","code":"bogus"}]}}`).want(t, http.StatusOK)
+		r.outcome(t, "code-invalid", "Observation.code.coding[0].code")
+		if n := get(c.do("GET", "/Patient/_history", "").want(t, 200).json(t), "total"); n != 1.0 {
+			t.Errorf("history total %v, want 1", n)
+		}
+	}, withValidator(true))
+}
+
 // An element with only extensions, such as a data-absent-reason, has no
 // value: the invariants over it are evaluated with its value empty, not
 // skipped, so that what they check of the other elements still holds
