@@ -45,9 +45,17 @@ type Config struct {
 	Expire time.Duration
 	// PageSize is how many resources are read at a time; 0: 1000.
 	PageSize int
-	Now      func() time.Time
-	Holder   string
-	Logger   *slog.Logger
+	// Settle is how long after its transaction time a job starts reading:
+	// a write takes its lastUpdated when the request begins to prepare it
+	// and commits later (a transaction Bundle seconds later), so a write
+	// stamped before the transaction time may commit after the job has
+	// read past it, and neither this export nor the next one _since that
+	// time would hold it. The server sets it to the longest a request may
+	// take; 0 (tests) starts at once.
+	Settle time.Duration
+	Now    func() time.Time
+	Holder string
+	Logger *slog.Logger
 }
 
 // Exporter runs bulk exports.
@@ -82,6 +90,9 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 1000
 	}
+	// A job waiting to settle renews no heartbeat: it must start before
+	// another process would take it for dead.
+	cfg.Settle = min(cfg.Settle, stale/2)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -691,6 +692,59 @@ func TestFileDownloadAudited(t *testing.T) {
 			}
 			if evs := about("p4", 0); len(evs) != 0 {
 				t.Errorf("Patient/p4, of no Observation: %d AuditEvents of the download of %s", len(evs), file)
+			}
+		})
+	}
+}
+
+// reading closes done once the first page of Patients has been read.
+type reading struct {
+	store.Store
+	store.Finder
+	once sync.Once
+	done chan struct{}
+}
+
+func (r *reading) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	p, err := r.Finder.Find(ctx, q)
+	if q.Type == "Patient" {
+		r.once.Do(func() { close(r.done) })
+	}
+	return p, err
+}
+
+// TestExportWaitsForWrites: a write stamped before an export's
+// transaction time that commits after the kick-off (a request still
+// validating it, a transaction Bundle still writing) is in the export, so
+// that a copy kept up to date by exports _since the last transaction time
+// never misses it: the job starts reading once Settle has passed.
+func TestExportWaitsForWrites(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			st := eng.Open(t)
+			r := &reading{Store: st, Finder: st.(store.Finder), done: make(chan struct{})}
+			e := newEnv(t, r)
+			e.x.cfg.Settle = 2 * time.Second
+			e.put("/Patient/early", patient("early"))
+			t0 := time.Now().UTC().Truncate(time.Millisecond)
+			e.clock.set(t0)
+			status := e.kickOff("admin", "/$export?_type=Patient")
+			select {
+			case <-r.done: // the job read at once
+			case <-time.After(time.Second):
+			}
+			body := []byte(patient("late"))
+			ix, err := e.ix.IndexJSON("Patient", body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			late := &store.Write{Type: "Patient", ID: "late", LastUpdated: t0.Add(-time.Millisecond), JSON: body, Index: ix}
+			if err := st.Put(t.Context(), late); err != nil {
+				t.Fatal(err)
+			}
+			m := e.wait("admin", status)
+			if got := e.ids("admin", m); fmt.Sprint(got) != "map[Patient:[early late]]" {
+				t.Errorf("exported %v, want the Patient stamped before the transaction time and written after the kick-off too", got)
 			}
 		})
 	}

@@ -62,7 +62,10 @@ func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner 
 	}
 	actx, _ := access.Begin(ctx)
 	actx = access.WithPrincipal(actx, owner)
-	err = os.MkdirAll(e.jobDir(id), 0o700)
+	err = e.waitForWrites(ctx, j)
+	if err == nil {
+		err = os.MkdirAll(e.jobDir(id), 0o700)
+	}
 	var members []string
 	if err == nil && j.Group != "" {
 		members, err = e.groupMembers(actx, j.Group, j.TransactionTime)
@@ -467,6 +470,24 @@ func (l *patientList) close() error {
 		return fmt.Errorf("patients of %s: %w", l.f.Name(), err)
 	}
 	return l.f.Close()
+}
+
+// waitForWrites waits until Settle has passed since the job's
+// transaction time, so that every write stamped before it has committed
+// or failed (see Config.Settle), or until ctx ends.
+func (e *Exporter) waitForWrites(ctx context.Context, j *job) error {
+	wait := e.cfg.Settle - e.cfg.Now().Sub(j.TransactionTime)
+	if wait <= 0 {
+		return nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // asOf returns the version of v current at the job's transaction time,

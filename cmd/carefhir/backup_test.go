@@ -160,7 +160,9 @@ func TestRestoreRefusals(t *testing.T) {
 // a resource that does not exist.
 func TestVerifyFindsProblems(t *testing.T) {
 	data := t.TempDir()
-	p := start(t, "--data", data)
+	// Short deadlines: an export waits for the writes of requests still
+	// within them before it reads.
+	p := start(t, "--data", data, "--request-deadline", "1s", "--unit-of-work-timeout", "1s")
 	if status, _, err := createPatient(p.base, rand.New(rand.NewPCG(1, 1)), 1); err != nil || status != http.StatusCreated {
 		t.Fatalf("create: %d, %v", status, err)
 	}

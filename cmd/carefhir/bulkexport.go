@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"time"
 
 	"carefhir/bulk"
 	"carefhir/operation"
@@ -25,7 +26,12 @@ func startExports(cfg *serveConfig, baseURL string, logger *slog.Logger) (*bulk.
 	if err != nil {
 		return nil, fmt.Errorf("serve: exports: %w", err)
 	}
-	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Expire: cfg.ExportExpire, Logger: logger})
+	// A write stamped before an export's transaction time commits within
+	// its request's deadline (its unit of work within the request); the
+	// margin covers a commit under way at the deadline and the clocks of
+	// other processes on a shared MongoDB (bulk.Config.Settle).
+	settle := max(cfg.Limits.Deadline, cfg.Limits.UnitOfWork) + 2*time.Second
+	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Expire: cfg.ExportExpire, Settle: settle, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("serve: exports: %w", err)
 	}
