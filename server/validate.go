@@ -204,9 +204,15 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 	var issues []Issue
 	// The update would be refused for its id: a finding of the validation,
 	// which answers 200 whether or not the resource is valid.
-	if mode == "update" && id != "" && in.id != id {
+	switch {
+	case mode == "update" && id != "" && in.id != id:
 		issues = append(issues, Issue{Severity: "error", Code: "invalid", Expression: []string{typ + ".id"},
 			Diagnostics: fmt.Sprintf("an update of %s/%s needs the resource's id to be %q, not %q", typ, id, id, truncate(in.id, 64))})
+	case mode == "update" && in.id == "":
+		// R4 http.html: the body of an update SHALL have an id, the one
+		// in its URL.
+		issues = append(issues, Issue{Severity: "error", Code: "required", Expression: []string{typ + ".id"},
+			Diagnostics: "an update needs the resource's id, the one in its URL"})
 	}
 	issues = append(issues, outcomeIssues(a.cfg.Validator.Validate(c.Request.Context(), in.resource, named...))...)
 	if len(issues) == 0 {

@@ -86,6 +86,9 @@ func TestValidateUnreadableResource(t *testing.T) {
 			r.outcome(t, "structure", "Patient")
 		}
 		valid(t, c.do("POST", "/Patient/new1/$validate?mode=update", `{"resourceType":"Patient","id":"new1","gender":"male"}`).want(t, 200))
+		// An update names its resource: without an id there is none.
+		c.do("POST", "/Patient/$validate?mode=update", `{"resourceType":"Patient","gender":"male"}`).want(t, 200).outcome(t, "required", "Patient.id")
+		valid(t, c.do("POST", "/Patient/$validate?mode=update", `{"resourceType":"Patient","id":"new2","gender":"male"}`).want(t, 200))
 		c.do("POST", "/Patient/new1/$validate?mode=create", `{"resourceType":"Patient","gender":"male"}`).want(t, 404)
 		// What cannot be validated at all is still 400.
 		for _, body := range []string{`{"resourceType":"Patient",`, `{"gender":"male"}`, `[1,2]`,
