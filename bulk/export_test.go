@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -278,9 +279,15 @@ func TestExportDeletedSince(t *testing.T) {
 			{"/$export?_type=Observation&_since=", "[Observation/o1 Observation/ward]"},
 			{"/Patient/$export?_type=Observation&_since=", "[Observation/o1]"},
 		} {
-			m := e.wait("admin", e.kickOff("admin", tt.path+url.QueryEscape(since.Format(time.RFC3339Nano))))
+			status := e.kickOff("admin", tt.path+url.QueryEscape(since.Format(time.RFC3339Nano)))
+			m := e.wait("admin", status)
 			if got := e.ids("admin", m); fmt.Sprint(got) != "map[Observation:[o2]]" {
 				t.Errorf("%s: output %v", tt.path, got)
+			}
+			// Its download is audited per patient, from the list beside it.
+			job := strings.TrimPrefix(status, e.base+"/$export-status?_jobId=")
+			if b, err := os.ReadFile(filepath.Join(e.x.jobDir(job), deletedFile+patientsSuffix)); err != nil || string(b) != "p1\n" {
+				t.Errorf("%s: patients of the deleted file %q, %v; want p1", tt.path, b, err)
 			}
 			if len(m.Deleted) != 1 || m.Deleted[0].Type != "Bundle" {
 				t.Fatalf("%s: deleted %+v", tt.path, m.Deleted)

@@ -189,6 +189,13 @@ func (e *Exporter) exportDeleted(ctx context.Context, id string, j *job, members
 	}
 	defer f.Close()
 	w := bufio.NewWriter(f)
+	// The deletions name patients' records: their download is audited
+	// per patient, as the output files' are.
+	patients, err := newPatientList(f.Name())
+	if err != nil {
+		return err
+	}
+	defer patients.f.Close()
 	vr := e.store().(versionReader)
 	n := 0
 	for _, typ := range j.Types {
@@ -203,12 +210,15 @@ func (e *Exporter) exportDeleted(ctx context.Context, id string, j *job, members
 				return fmt.Errorf("deleted %s: %w", typ, err)
 			}
 			for _, v := range page.Versions {
-				ok, err := e.deletedAsOf(ctx, vr, v, j, members)
+				ok, of, err := e.deletedAsOf(ctx, vr, v, j, members)
 				if err != nil {
 					return err
 				}
 				if !ok {
 					continue
+				}
+				if err := patients.add(of); err != nil {
+					return err
 				}
 				line, err := json.Marshal(deletion(v))
 				if err != nil {
@@ -230,42 +240,46 @@ func (e *Exporter) exportDeleted(ctx context.Context, id string, j *job, members
 	if err := f.Close(); err != nil {
 		return err
 	}
+	if err := patients.close(); err != nil {
+		return err
+	}
 	if n > 0 {
 		j.Deleted = []output{{Type: "Bundle", File: deletedFile, Count: n}}
 	} else {
 		os.Remove(f.Name())
+		os.Remove(f.Name() + patientsSuffix)
 	}
 	return nil
 }
 
 // deletedAsOf reports whether v is a deletion the job lists: a tombstone
 // written by the transaction time, of a resource not created again by
-// then, that was in the job's scope.
-func (e *Exporter) deletedAsOf(ctx context.Context, vr versionReader, v *store.Version, j *job, members []string) (bool, error) {
+// then, that was in the job's scope; and the patients whose record the
+// resource was in, read from its last version.
+func (e *Exporter) deletedAsOf(ctx context.Context, vr versionReader, v *store.Version, j *job, members []string) (bool, []string, error) {
 	if !v.Deleted || v.LastUpdated.After(j.TransactionTime) {
-		return false, nil
+		return false, nil, nil
 	}
 	switch next, err := vr.VRead(ctx, v.Type, v.ID, v.VersionID+1); {
 	case err == nil && !next.LastUpdated.After(j.TransactionTime):
-		return false, nil // created again before the transaction time
+		return false, nil, nil // created again before the transaction time
 	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return false, fmt.Errorf("deleted %s/%s: %w", v.Type, v.ID, err)
+		return false, nil, fmt.Errorf("deleted %s/%s: %w", v.Type, v.ID, err)
 	}
-	if j.Level == "system" {
-		return true, nil
+	var patients []string
+	switch last, err := vr.VRead(ctx, v.Type, v.ID, v.VersionID-1); {
+	case err == nil:
+		patients = access.PatientsOf(last.Type, last.ID, last.JSON)
+	case !errors.Is(err, store.ErrNotFound):
+		return false, nil, fmt.Errorf("deleted %s/%s: %w", v.Type, v.ID, err)
 	}
-	last, err := vr.VRead(ctx, v.Type, v.ID, v.VersionID-1)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+	switch {
+	case j.Level == "system":
+		return true, patients, nil
+	case j.Group == "":
+		return len(patients) > 0, patients, nil
 	}
-	if err != nil {
-		return false, fmt.Errorf("deleted %s/%s: %w", v.Type, v.ID, err)
-	}
-	patients := access.PatientsOf(last.Type, last.ID, last.JSON)
-	if j.Group == "" {
-		return len(patients) > 0, nil
-	}
-	return slices.ContainsFunc(patients, func(p string) bool { return slices.Contains(members, p) }), nil
+	return slices.ContainsFunc(patients, func(p string) bool { return slices.Contains(members, p) }), patients, nil
 }
 
 // deletion is the line of the deleted file for tombstone v.
