@@ -356,7 +356,9 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	if err := e.sweep(ctx); err != nil {
 		e.cfg.Logger.Warn("bulk: remove expired jobs", "err", err)
 	}
-	if e.Jobs() >= maxJobs {
+	id := newID()
+	jobCtx, ok := e.reserve(id)
+	if !ok {
 		return nil, operation.Errorf(429, "throttled", "", "%d exports are running; try again later", maxJobs)
 	}
 	now := e.cfg.Now().UTC().Truncate(time.Millisecond)
@@ -364,15 +366,16 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	j.Request = e.requestURL(inv)
 	recs, err := e.records()
 	if err != nil {
+		e.release(id)
 		return nil, err
 	}
-	id := newID()
 	ver, err := putJob(ctx, recs, id, 0, j, now)
 	if err != nil {
+		e.release(id)
 		return nil, err
 	}
 	owner := *p
-	e.start(id, ver, j, &owner)
+	e.start(jobCtx, id, ver, j, &owner)
 	return &operation.Result{Status: 202, Header: map[string]string{"Content-Location": e.statusURL(id)}}, nil
 }
 

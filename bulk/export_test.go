@@ -756,3 +756,77 @@ func TestExportWaitsForWrites(t *testing.T) {
 		})
 	}
 }
+
+// jobGate holds the record of each new export job until release is
+// closed, counting those it holds.
+type jobGate struct {
+	store.Store
+	store.Finder
+	release chan struct{}
+	mu      sync.Mutex
+	held    int
+}
+
+func (g *jobGate) Put(ctx context.Context, w *store.Write) error {
+	if w.Type == jobType && w.Expected == 0 && !w.Deleted {
+		g.mu.Lock()
+		g.held++
+		g.mu.Unlock()
+		<-g.release
+	}
+	return g.Store.Put(ctx, w)
+}
+
+func (g *jobGate) holding() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.held
+}
+
+// TestConcurrentKickOffs: kick-offs arriving together start at most
+// maxJobs exports, as kick-offs arriving one after another do; the others
+// are 429.
+func TestConcurrentKickOffs(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			st := eng.Open(t)
+			g := &jobGate{Store: st, Finder: st.(store.Finder), release: make(chan struct{})}
+			e := newEnv(t, g)
+			const tries = 2 * maxJobs
+			statuses := make(chan int, tries)
+			for range tries {
+				go func() {
+					req, _ := http.NewRequest("GET", e.base+"/$export?_type=Patient", nil)
+					req.Header.Set("Authorization", "Bearer "+e.tokens["admin"])
+					req.Header.Set("Prefer", "respond-async")
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						statuses <- 0
+						return
+					}
+					resp.Body.Close()
+					statuses <- resp.StatusCode
+				}()
+			}
+			// No job is recorded, and so none starts, until every kick-off
+			// is either recording its job or answered.
+			got := map[int]int{}
+			answered := 0
+			for answered+g.holding() < tries {
+				select {
+				case s := <-statuses:
+					got[s]++
+					answered++
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			close(g.release)
+			for ; answered < tries; answered++ {
+				got[<-statuses]++
+			}
+			if got[202] != maxJobs || got[429] != tries-maxJobs {
+				t.Errorf("%d kick-offs at once answered %v, want %d × 202 and the rest 429", tries, got, maxJobs)
+			}
+		})
+	}
+}

@@ -26,19 +26,36 @@ type versionReader interface {
 	History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error)
 }
 
-// start runs job id in the background.
-func (e *Exporter) start(id string, ver int64, j *job, owner *access.Principal) {
-	ctx, cancel := context.WithCancel(e.ctx)
+// reserve takes one of the maxJobs places of running jobs for job id, or
+// reports that none is free. The place is taken before the job is
+// recorded, so that kick-offs arriving together cannot all find the same
+// one free. ctx is the job's: cancel and Close end it.
+func (e *Exporter) reserve(id string) (ctx context.Context, ok bool) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.cancels) >= maxJobs {
+		return nil, false
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
 	e.cancels[id] = cancel
+	return ctx, true
+}
+
+// release gives back the place of job id and ends its context.
+func (e *Exporter) release(id string) {
+	e.mu.Lock()
+	cancel := e.cancels[id]
+	delete(e.cancels, id)
 	e.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// start runs job id, reserved with ctx, in the background.
+func (e *Exporter) start(ctx context.Context, id string, ver int64, j *job, owner *access.Principal) {
 	e.wg.Go(func() {
-		defer func() {
-			e.mu.Lock()
-			delete(e.cancels, id)
-			e.mu.Unlock()
-			cancel()
-		}()
+		defer e.release(id)
 		e.run(ctx, id, ver, j, owner)
 	})
 }
