@@ -107,9 +107,12 @@ func New(cfg Config) (*Exporter, error) {
 }
 
 // Close cancels the running jobs and waits for them; their records say
-// failed, as a restart would find them.
+// failed, as a restart would find them. A kick-off after Close starts
+// nothing.
 func (e *Exporter) Close() {
+	e.mu.Lock()
 	e.stop()
+	e.mu.Unlock()
 	e.wg.Wait()
 }
 
@@ -357,9 +360,9 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 		e.cfg.Logger.Warn("bulk: remove expired jobs", "err", err)
 	}
 	id := newID()
-	jobCtx, ok := e.reserve(id)
-	if !ok {
-		return nil, operation.Errorf(429, "throttled", "", "%d exports are running; try again later", maxJobs)
+	jobCtx, err := e.reserve(id)
+	if err != nil {
+		return nil, err
 	}
 	now := e.cfg.Now().UTC().Truncate(time.Millisecond)
 	j.TransactionTime, j.Heartbeat = now, now

@@ -830,3 +830,23 @@ func TestConcurrentKickOffs(t *testing.T) {
 		})
 	}
 }
+
+// TestKickOffAfterClose: once the exporter is closed, as the server
+// stops, a kick-off is 503 and records no job: Close has waited for the
+// jobs, and one started after it would outlive it.
+func TestKickOffAfterClose(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.x.Close()
+		r := e.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "respond-async")
+		if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "OperationOutcome") {
+			t.Errorf("kick-off after Close: %d %s, want 503 with an OperationOutcome", r.status, r.body)
+		}
+		jobs, err := e.st.Search(t.Context(), store.Query{Type: jobType})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) != 0 {
+			t.Errorf("%d jobs recorded after Close, want none", len(jobs))
+		}
+	})
+}

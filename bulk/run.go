@@ -16,6 +16,7 @@ import (
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/search"
+	"carefhir/operation"
 	"carefhir/server/access"
 	"carefhir/store"
 )
@@ -26,38 +27,43 @@ type versionReader interface {
 	History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error)
 }
 
-// reserve takes one of the maxJobs places of running jobs for job id, or
-// reports that none is free. The place is taken before the job is
-// recorded, so that kick-offs arriving together cannot all find the same
-// one free. ctx is the job's: cancel and Close end it.
-func (e *Exporter) reserve(id string) (ctx context.Context, ok bool) {
+// reserve takes one of the maxJobs places of running jobs for job id:
+// 429 when none is free, 503 once Close has begun. The place is taken
+// before the job is recorded, so that kick-offs arriving together cannot
+// all find the same one free, and Close waits for it as for a running
+// job. ctx is the job's: cancel and Close end it.
+func (e *Exporter) reserve(id string) (ctx context.Context, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.ctx.Err() != nil {
+		return nil, operation.Errorf(503, "transient", "", "the server is stopping; start the export again once it is back")
+	}
 	if len(e.cancels) >= maxJobs {
-		return nil, false
+		return nil, operation.Errorf(429, "throttled", "", "%d exports are running; try again later", maxJobs)
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.cancels[id] = cancel
-	return ctx, true
+	e.wg.Add(1)
+	return ctx, nil
 }
 
-// release gives back the place of job id and ends its context.
+// release gives back the place reserve took for job id and ends its
+// context.
 func (e *Exporter) release(id string) {
 	e.mu.Lock()
 	cancel := e.cancels[id]
 	delete(e.cancels, id)
 	e.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
+	cancel()
+	e.wg.Done()
 }
 
 // start runs job id, reserved with ctx, in the background.
 func (e *Exporter) start(ctx context.Context, id string, ver int64, j *job, owner *access.Principal) {
-	e.wg.Go(func() {
+	go func() {
 		defer e.release(id)
 		e.run(ctx, id, ver, j, owner)
-	})
+	}()
 }
 
 // cancel stops job id if this process runs it.
