@@ -281,9 +281,10 @@ var contentTypes = map[string][]string{
 }
 
 // toXML converts a resource's JSON form to XML, indented by indent when it
-// is not empty.
+// is not empty. The JSON may hold stored resources whose narrative an
+// older write let through with what XML cannot carry (fhirjson.UnmarshalStored).
 func toXML(jsonBody []byte, indent string) ([]byte, error) {
-	res, err := fhirjson.Unmarshal(jsonBody)
+	res, err := fhirjson.UnmarshalStored(jsonBody)
 	if err != nil {
 		return nil, fmt.Errorf("convert to XML: %w", err)
 	}

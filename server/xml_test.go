@@ -10,9 +10,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/fhirxml"
+	"carefhir/store"
 )
 
 // TestXML exchanges resources in FHIR XML: accepted on create, served on
@@ -157,6 +159,39 @@ func TestNarrativeServedAsXML(t *testing.T) {
 		}
 		if v := str(back, "meta", "versionId"); v != "1" {
 			t.Errorf("the XML round trip wrote version %s", v)
+		}
+	})
+}
+
+// A narrative stored before writes refused HTML named entities and XML
+// declarations in the div (or imported since) is still served as XML: the
+// entities as numeric character references of the same characters, the
+// declaration dropped; its JSON form is served as stored.
+func TestStoredNarrativeServedAsXML(t *testing.T) {
+	const div = `<div xmlns=\"http://www.w3.org/1999/xhtml\">%s</div>`
+	stored := []struct{ div, want string }{
+		{fmt.Sprintf(div, "a&nbsp;b &copy; NHS &amp; &#160;"), "a&#160;b &#169; NHS &amp; &#160;"},
+		{`<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n` + fmt.Sprintf(div, "a &lt; b"), "a &lt; b"},
+		{`<?xml version=\"1.0\"?>` + fmt.Sprintf(div, `<p title=\"&eacute;\">caf&eacute;<!-- &nbsp; --></p>`), `<p title="&#233;">caf&#233;<!-- &nbsp; --></p>`},
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		for i, tc := range stored {
+			id := fmt.Sprintf("old%d", i)
+			body := `{"resourceType":"Patient","id":"` + id + `","meta":{"versionId":"1","lastUpdated":"2020-01-02T03:04:05.000Z"},"text":{"status":"generated","div":"` + tc.div + `"}}`
+			lu := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+			if err := c.st.Put(t.Context(), &store.Write{Type: "Patient", ID: id, LastUpdated: lu, JSON: []byte(body)}); err != nil {
+				t.Fatal(err)
+			}
+			for _, path := range []string{"/Patient/" + id, "/Patient/" + id + "/_history/1", "/Patient/_history"} {
+				r := c.do("GET", path, "", "Accept", "application/fhir+xml").want(t, http.StatusOK)
+				want := `<div xmlns="http://www.w3.org/1999/xhtml">` + tc.want + `</div>`
+				if !bytes.Contains(r.body, []byte(want)) {
+					t.Errorf("GET %s as XML does not hold %s:\n%s", path, want, r.body)
+				}
+			}
+			if r := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK); !jsonEqual(t, []byte(body), r.body) {
+				t.Errorf("JSON read %s, want the stored %s", r.body, body)
+			}
 		}
 	})
 }

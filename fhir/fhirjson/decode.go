@@ -24,13 +24,16 @@ type decoder struct {
 	dropped int // issues found beyond MaxIssues
 	reg     *registry
 	scratch []byte // unescaped string contents
+	// repairDivs has a div that CheckDiv refuses read as lexical.RepairDiv
+	// rewrites it, when that is accepted.
+	repairDivs bool
 }
 
 // abort unwinds the decoder after a fatal problem; decode recovers it.
 type abort struct{}
 
-func decode(data []byte, want string) (res fhir.Resource, err error) {
-	d := &decoder{data: data, text: string(data), reg: loadRegistry()}
+func decode(data []byte, want string, repairDivs bool) (res fhir.Resource, err error) {
+	d := &decoder{data: data, text: string(data), reg: loadRegistry(), repairDivs: repairDivs}
 	defer func() {
 		if e := recover(); e != nil {
 			if _, ok := e.(abort); !ok {
@@ -693,7 +696,13 @@ func (d *decoder) primitiveValue(p *primitive) reflect.Value {
 		return reflect.Value{}
 	}
 	if p.div {
-		if err := lexical.CheckDiv(s, MaxDepth); err != nil {
+		err := lexical.CheckDiv(s, MaxDepth)
+		if err != nil && d.repairDivs {
+			if r, ok := lexical.RepairDiv(s); ok && lexical.CheckDiv(r, MaxDepth) == nil {
+				s, err = r, nil
+			}
+		}
+		if err != nil {
 			d.issue("div must be a well-formed XHTML div element that declares its namespace: %v", err)
 			return reflect.Value{}
 		}

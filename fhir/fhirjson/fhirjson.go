@@ -24,13 +24,22 @@ const MaxDepth = 100
 // Unmarshal decodes a resource of the type named by its "resourceType".
 // On failure the error is a *DecodeError.
 func Unmarshal(data []byte) (fhir.Resource, error) {
-	return decode(data, "")
+	return decode(data, "", false)
 }
 
 // UnmarshalAs decodes a resource and also requires it to be of resourceType.
 // On failure the error is a *DecodeError.
 func UnmarshalAs(data []byte, resourceType string) (fhir.Resource, error) {
-	return decode(data, resourceType)
+	return decode(data, resourceType, false)
+}
+
+// UnmarshalStored decodes a resource as Unmarshal does, but for a narrative
+// div that Unmarshal refuses and older stores may still hold (written before
+// the check, or imported): one with HTML named entities or an XML
+// declaration is read as lexical.RepairDiv rewrites it, the same text as
+// XHTML that can be written as XML.
+func UnmarshalStored(data []byte) (fhir.Resource, error) {
+	return decode(data, "", true)
 }
 
 // Marshal encodes r as compact JSON, resourceType first and the elements in

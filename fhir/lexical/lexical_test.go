@@ -61,3 +61,23 @@ func BenchmarkValidID(b *testing.B) {
 		}
 	})
 }
+
+func TestRepairDiv(t *testing.T) {
+	const open = `<div xmlns="http://www.w3.org/1999/xhtml">`
+	for _, tc := range []struct{ in, want string }{
+		{open + `a&nbsp;b&amp;&#160;</div>`, open + `a&#160;b&amp;&#160;</div>`},
+		{`<?xml version="1.0"?>` + "\n" + open + `x</div>`, open + `x</div>`},
+		{open + `&NotEqualTilde;</div>`, open + `&#8770;&#824;</div>`},
+		{open + `<![CDATA[&nbsp;]]>&nbsp;</div>`, open + `<![CDATA[&nbsp;]]>&#160;</div>`},
+		// not entities of HTML: left for CheckDiv to refuse
+		{open + `&notit; &bogus; &nbsp</div>`, open + `&notit; &bogus; &nbsp</div>`},
+	} {
+		got, _ := RepairDiv(tc.in)
+		if got != tc.want {
+			t.Errorf("RepairDiv(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if _, ok := RepairDiv(open + `a</div>`); ok {
+		t.Error("a div with nothing to rewrite is reported rewritten")
+	}
+}

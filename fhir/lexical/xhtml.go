@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"strings"
 )
@@ -101,4 +102,94 @@ func digitValue(c byte, base int) (int, bool) {
 		return int(c-'A') + 10, true
 	}
 	return 0, false
+}
+
+// RepairDiv rewrites a div that CheckDiv refuses for what older stores may
+// hold, into one that it accepts holding the same text: an XML declaration
+// before the div is dropped, and each HTML named entity outside comments
+// and CDATA sections (&nbsp;, &eacute;) is written as the numeric
+// character references of the characters it names. ok is false when there
+// was nothing to rewrite.
+func RepairDiv(s string) (repaired string, ok bool) {
+	rest := strings.TrimLeft(s, " \t\r\n")
+	if strings.HasPrefix(rest, "<?xml") {
+		if end := strings.Index(rest, "?>"); end >= 0 {
+			s, ok = strings.TrimLeft(rest[end+2:], " \t\r\n"), true
+		}
+	}
+	var b strings.Builder
+	start := 0
+	for i := 0; i < len(s); {
+		// Skip what holds no references, as XML reads it.
+		if skip, end := skipUnparsed(s[i:]); skip {
+			i += end
+			continue
+		}
+		if s[i] != '&' {
+			i++
+			continue
+		}
+		name := entityName(s[i+1:])
+		if name == "" || s[i+1+len(name)] != ';' || xmlEntity(name) {
+			i++
+			continue
+		}
+		ref := s[i : i+len(name)+2]
+		text := html.UnescapeString(ref)
+		// html also reads the longest entity a name starts with
+		// (&notit; as ¬it;), which leaves the semicolon: that is no
+		// entity of HTML either, and CheckDiv still refuses it.
+		if text == ref || strings.HasSuffix(text, ";") && name != "semi" {
+			i++
+			continue
+		}
+		b.WriteString(s[start:i])
+		for _, r := range text {
+			fmt.Fprintf(&b, "&#%d;", r)
+		}
+		i += len(ref)
+		start = i
+	}
+	if start == 0 {
+		return s, ok
+	}
+	b.WriteString(s[start:])
+	return b.String(), true
+}
+
+// skipUnparsed reports whether s starts a comment or CDATA section, and
+// where it ends (all of s when it does not end).
+func skipUnparsed(s string) (bool, int) {
+	for _, m := range [][2]string{{"<!--", "-->"}, {"<![CDATA[", "]]>"}} {
+		if !strings.HasPrefix(s, m[0]) {
+			continue
+		}
+		if end := strings.Index(s[len(m[0]):], m[1]); end >= 0 {
+			return true, len(m[0]) + end + len(m[1])
+		}
+		return true, len(s)
+	}
+	return false, 0
+}
+
+// entityName returns the ASCII letters and digits s starts with, when a
+// character follows them.
+func entityName(s string) string {
+	n := 0
+	for n < len(s) && (s[n] >= 'a' && s[n] <= 'z' || s[n] >= 'A' && s[n] <= 'Z' || s[n] >= '0' && s[n] <= '9') {
+		n++
+	}
+	if n == len(s) {
+		return ""
+	}
+	return s[:n]
+}
+
+// xmlEntity reports whether name is one of the entities XML predefines.
+func xmlEntity(name string) bool {
+	switch name {
+	case "amp", "lt", "gt", "quot", "apos":
+		return true
+	}
+	return false
 }
