@@ -8,6 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"carefhir/profiles"
+	"carefhir/server"
 )
 
 // expansion returns the codes of an $expand answer and its total.
@@ -434,4 +437,68 @@ func TestTerminologyCostlyExpansionIsRefused(t *testing.T) {
 		c.do("GET", "/Observation?code:in=http://example.org/vs/costly", "").
 			want(t, http.StatusBadRequest).outcome(t, "too-costly", "code:in")
 	}, withValidator(false), withDefinitions)
+}
+
+// A code system that is not case sensitive (CodeSystem.caseSensitive
+// false) names a concept by its code in any case, in $validate-code,
+// $lookup and validation; one that is, or does not say, only by its code.
+func TestTerminologyCaseInsensitiveCodeSystem(t *testing.T) {
+	const (
+		anyCase = "http://example.org/fhir/CodeSystem/wards"
+		exact   = "http://example.org/fhir/CodeSystem/beds"
+	)
+	codeSystem := func(url, caseSensitive string) string {
+		return `{"resourceType":"CodeSystem","id":"` + url[strings.LastIndex(url, "/")+1:] + `","url":"` + url + `","name":"Places","status":"draft","content":"complete"` + caseSensitive + `,
+			"concept":[{"code":"ward-a","display":"Ward A","concept":[{"code":"bay-1","display":"Bay 1"}]}]}`
+	}
+	valueSet := func(id, system string) string {
+		return `{"resourceType":"ValueSet","url":"http://example.org/fhir/ValueSet/` + id + `","status":"draft","compose":{"include":[{"system":"` + system + `"}]}}`
+	}
+	sources := []string{
+		codeSystem(anyCase, `,"caseSensitive":false`), valueSet("wards", anyCase),
+		codeSystem(exact, `,"caseSensitive":true`), valueSet("beds", exact),
+	}
+	v, err := profiles.New(profiles.Options{Resources: [][]byte{[]byte(sources[0]), []byte(sources[2])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		for i, s := range sources {
+			c.create([]string{"CodeSystem", "ValueSet"}[i%2], s)
+		}
+		for _, tt := range []struct {
+			valueSet, system, code string
+			in                     bool
+		}{
+			{"wards", anyCase, "WARD-A", true},
+			{"wards", anyCase, "Bay-1", true},
+			{"wards", anyCase, "ward-b", false},
+			{"beds", exact, "WARD-A", false},
+			{"beds", exact, "ward-a", true},
+		} {
+			path := "/ValueSet/$validate-code?url=" + url.QueryEscape("http://example.org/fhir/ValueSet/"+tt.valueSet) + "&system=" + url.QueryEscape(tt.system) + "&code=" + tt.code
+			res := c.do("GET", path, "").want(t, http.StatusOK).json(t)
+			if got := get(param(res, "result"), "valueBoolean"); got != tt.in {
+				t.Errorf("%s %s#%s: result %v, want %v", tt.valueSet, tt.system, tt.code, got, tt.in)
+			}
+		}
+
+		res := c.do("GET", "/CodeSystem/$lookup?system="+url.QueryEscape(anyCase)+"&code=WARD-A", "").want(t, http.StatusOK).json(t)
+		if got := str(param(res, "display"), "valueString"); got != "Ward A" {
+			t.Errorf("$lookup of WARD-A: display %q, want Ward A: %v", got, res)
+		}
+		if p := param(res, "property"); str(get(p, "part", 1), "valueCode") != "bay-1" {
+			t.Errorf("$lookup of WARD-A: its child bay-1 is not listed: %v", res)
+		}
+		c.do("GET", "/CodeSystem/$lookup?system="+url.QueryEscape(exact)+"&code=WARD-A", "").want(t, http.StatusNotFound).outcome(t, "not-found", "code")
+
+		observation := func(system string) string {
+			return `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"` + system + `","code":"WARD-A"}]}}`
+		}
+		r := c.do("POST", "/Observation/$validate", observation(anyCase)).want(t, http.StatusOK)
+		if strings.Contains(string(r.body), `"severity":"error"`) {
+			t.Errorf("WARD-A of a code system that is not case sensitive is refused: %s", r.body)
+		}
+		c.do("POST", "/Observation/$validate", observation(exact)).want(t, http.StatusOK).outcome(t, "code-invalid", "Observation.code.coding[0].code")
+	}, func(cfg *server.Config) { cfg.Validator = v })
 }

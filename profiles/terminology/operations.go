@@ -178,17 +178,23 @@ type lookupConcept struct {
 // a Terminology does not keep. It returns ErrUnknownCode when the
 // CodeSystem lists all its codes and lacks this one, and
 // ErrCodeSystemUnavailable when it does not list them all (content other
-// than complete) and lacks it.
+// than complete) and lacks it. In a CodeSystem that is not case sensitive,
+// code names the concept whose code differs from it only in case.
 func LookupIn(codeSystem json.RawMessage, code string) (*Details, error) {
 	var cs struct {
-		URL     string          `json:"url"`
-		Name    string          `json:"name"`
-		Version string          `json:"version"`
-		Content string          `json:"content"`
-		Concept []lookupConcept `json:"concept"`
+		URL           string          `json:"url"`
+		Name          string          `json:"name"`
+		Version       string          `json:"version"`
+		Content       string          `json:"content"`
+		CaseSensitive *bool           `json:"caseSensitive"`
+		Concept       []lookupConcept `json:"concept"`
 	}
 	if err := json.Unmarshal(codeSystem, &cs); err != nil {
 		return nil, fmt.Errorf("terminology: CodeSystem: %w", err)
+	}
+	names := func(c string) bool { return c == code }
+	if cs.CaseSensitive != nil && !*cs.CaseSensitive {
+		names = func(c string) bool { return strings.EqualFold(c, code) }
 	}
 	var (
 		found    *lookupConcept
@@ -199,7 +205,7 @@ func LookupIn(codeSystem json.RawMessage, code string) (*Details, error) {
 	walk = func(list []lookupConcept, parent string) {
 		for i := range list {
 			c := &list[i]
-			if c.Code == code {
+			if names(c.Code) {
 				found = c
 				if parent != "" {
 					parents = append(parents, parent)
@@ -214,7 +220,7 @@ func LookupIn(codeSystem json.RawMessage, code string) (*Details, error) {
 				if json.Unmarshal(p["code"], &name) != nil || json.Unmarshal(p["valueCode"], &value) != nil {
 					continue
 				}
-				if (name == "parent" || name == "subsumedBy") && value == code {
+				if (name == "parent" || name == "subsumedBy") && names(value) {
 					children = append(children, c.Code)
 				}
 			}

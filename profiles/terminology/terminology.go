@@ -95,6 +95,9 @@ type expansionResult struct {
 	exp *Expansion
 	err error
 	set map[string]bool // system|code and |code keys
+	// folded indexes in exp.Contains the codes of the code systems that
+	// are not case sensitive, by system|code and |code in lower case.
+	folded map[string]int
 }
 
 type valueSet struct {
@@ -139,14 +142,19 @@ type include struct {
 }
 
 type codeSystem struct {
-	URL           string    `json:"url"`
-	Version       string    `json:"version"`
-	Content       string    `json:"content"`
-	CaseSensitive bool      `json:"caseSensitive"`
+	URL     string `json:"url"`
+	Version string `json:"version"`
+	Content string `json:"content"`
+	// CaseSensitive false has codes that differ only in case name the
+	// same concept; nil says nothing, and codes are compared exactly.
+	CaseSensitive *bool     `json:"caseSensitive"`
 	Concept       []concept `json:"concept"`
 
 	codes  map[string]*concept
 	parent map[string]string
+	// folded holds the concepts by their code in lower case when the
+	// code system is not case sensitive.
+	folded map[string]*concept
 }
 
 type concept struct {
@@ -214,11 +222,17 @@ func New(resources []json.RawMessage) (*Terminology, error) {
 func (cs *codeSystem) index() {
 	cs.codes = map[string]*concept{}
 	cs.parent = map[string]string{}
+	if cs.caseInsensitive() {
+		cs.folded = map[string]*concept{}
+	}
 	var walk func(cs2 []concept, parent string)
 	walk = func(list []concept, parent string) {
 		for i := range list {
 			c := &list[i]
 			cs.codes[c.Code] = c
+			if cs.caseInsensitive() {
+				cs.folded[strings.ToLower(c.Code)] = c
+			}
 			if parent != "" {
 				cs.parent[c.Code] = parent
 			}
@@ -231,6 +245,22 @@ func (cs *codeSystem) index() {
 		}
 	}
 	walk(cs.Concept, "")
+}
+
+// caseInsensitive reports whether the CodeSystem says its codes are not
+// case sensitive (https://hl7.org/fhir/R4/codesystem-definitions.html#CodeSystem.caseSensitive).
+func (cs *codeSystem) caseInsensitive() bool {
+	return cs.CaseSensitive != nil && !*cs.CaseSensitive
+}
+
+// concept returns the concept code names, nil when there is none: the one
+// with that code, else in a code system that is not case sensitive the one
+// whose code differs only in case.
+func (cs *codeSystem) concept(code string) *concept {
+	if c := cs.codes[code]; c != nil || cs.folded == nil {
+		return c
+	}
+	return cs.folded[strings.ToLower(code)]
 }
 
 // complete reports whether the CodeSystem lists all its codes.
@@ -274,9 +304,19 @@ func (t *Terminology) expand(url string, depth int) *expansionResult {
 	r.exp, r.err = t.compute(url, depth)
 	if r.exp != nil {
 		r.set = map[string]bool{}
-		for _, c := range r.exp.Contains {
+		for i, c := range r.exp.Contains {
 			r.set[c.System+"|"+c.Code] = true
 			r.set["|"+c.Code] = true
+			if cs := t.codeSystems[canonical(c.System)]; cs != nil && cs.caseInsensitive() {
+				if r.folded == nil {
+					r.folded = map[string]int{}
+				}
+				code := strings.ToLower(c.Code)
+				r.folded[c.System+"|"+code] = i
+				if _, ok := r.folded["|"+code]; !ok {
+					r.folded["|"+code] = i
+				}
+			}
 		}
 	}
 	v, _ := t.expansions.LoadOrStore(url, r)
@@ -403,7 +443,7 @@ func enumerated(cs *codeSystem, inc include, code, display string, designations 
 	if cs == nil {
 		return out
 	}
-	if c := cs.codes[code]; c != nil {
+	if c := cs.concept(code); c != nil {
 		out.Display = cmp.Or(out.Display, c.Display)
 		out.Inactive = c.inactive()
 		out.Designations = append(slices.Clip(designations), c.Designation...)
@@ -457,6 +497,11 @@ func (t *Terminology) ValidateCode(valueSetURL, system, code string) (ok bool, c
 		return false, Concept{}, r.err
 	}
 	if !r.set[system+"|"+code] {
+		// A code of a code system that is not case sensitive is the
+		// concept whose code differs only in case.
+		if i, ok := r.folded[system+"|"+strings.ToLower(code)]; ok {
+			return true, r.exp.Contains[i], nil
+		}
 		return false, Concept{}, nil
 	}
 	for _, c := range r.exp.Contains {
@@ -514,8 +559,8 @@ func (t *Terminology) Lookup(system, code string) (Concept, error) {
 	if !ok {
 		return Concept{}, fmt.Errorf("%w: CodeSystem %s", ErrNotFound, system)
 	}
-	c, ok := cs.codes[code]
-	if !ok {
+	c := cs.concept(code)
+	if c == nil {
 		if !cs.complete() {
 			return Concept{}, fmt.Errorf("%w: the CodeSystem %s holds only part of its codes (content %s), not %s", ErrCodeSystemUnavailable, system, cs.Content, code)
 		}
