@@ -300,6 +300,11 @@ func TestBackendServicesToken(t *testing.T) {
 			"client_assertion": {c.gp.Sign(t, authtest.Assertion("gp-system", tokenURL))}, "client_id": {"another"}, "scope": {"system/Patient.rs"}}
 		c.do("POST", tokenURL, other.Encode(), "Content-Type", "application/x-www-form-urlencoded").
 			oauthError(t, http.StatusBadRequest, "invalid_client")
+		// SMART Backend Services: the assertion names its key by kid.
+		noKid := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {auth.AssertionType},
+			"client_assertion": {c.gp.SignWithoutKeyID(t, authtest.Assertion("gp-system", tokenURL))}, "scope": {"system/Patient.rs"}}
+		c.do("POST", tokenURL, noKid.Encode(), "Content-Type", "application/x-www-form-urlencoded").
+			oauthError(t, http.StatusBadRequest, "invalid_client")
 		form := url.Values{"grant_type": {"password"}, "username": {"a"}, "password": {"b"}}
 		c.do("POST", tokenURL, form.Encode(), "Content-Type", "application/x-www-form-urlencoded").
 			oauthError(t, http.StatusBadRequest, "unsupported_grant_type")

@@ -181,6 +181,11 @@ func (t *tokenEndpoint) authenticate(ctx context.Context, assertion string) (*cl
 	}
 	var cl *client
 	keys := jws.KeyProviderFunc(func(ctx context.Context, sink jws.KeySink, sig *jws.Signature, msg *jws.Message) error {
+		// SMART Backend Services: the assertion's header names the key
+		// of the client's JWK Set that signed it.
+		if kid, ok := sig.ProtectedHeaders().KeyID(); !ok || kid == "" {
+			return errors.New("no kid in the header")
+		}
 		c, ok := t.clients[payloadClaim(msg.Payload(), "iss")]
 		if !ok {
 			return errors.New("unknown client")

@@ -104,6 +104,20 @@ func (k *Key) Sign(t testing.TB, claims map[string]any) string {
 	return signWith(t, claims, jwt.WithKey(k.Alg, k.Private))
 }
 
+// SignWithoutKeyID signs claims as a JWT with the key, no kid in the
+// header.
+func (k *Key) SignWithoutKeyID(t testing.TB, claims map[string]any) string {
+	t.Helper()
+	anonymous, err := k.Private.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := anonymous.Remove(jwk.KeyIDKey); err != nil {
+		t.Fatal(err)
+	}
+	return signWith(t, claims, jwt.WithKey(k.Alg, anonymous))
+}
+
 // SignHMAC signs claims with HS256, using the PEM of the key's public half
 // as the secret: the classic forgery against verifiers that let the token
 // choose the algorithm.
