@@ -28,6 +28,7 @@ import (
 	"carefhir/fhir/definitions"
 	"carefhir/fhir/fhirpath"
 	"carefhir/profiles/conformance"
+	"carefhir/profiles/internal/xmljson"
 	"carefhir/profiles/terminology"
 )
 
@@ -72,6 +73,9 @@ type Validator struct {
 	regexps        map[string]valueFormat // primitive type → check of its value pattern
 	exprs          *sync.Map              // FHIRPath source → *compiled
 	patterns       *sync.Map              // regex extension pattern → *regexp.Regexp
+	// xmlConverter is built on first use: only XML that the model cannot
+	// hold is converted (XMLToJSON).
+	xmlConverter func() (*xmljson.Converter, error)
 }
 
 // structure is a StructureDefinition with its snapshot as a tree.
@@ -88,7 +92,8 @@ type compiled struct {
 // New loads the bundled definitions and opts.Resources, generating the
 // snapshots of profiles that have none.
 func New(opts Options) (*Validator, error) {
-	v := &Validator{structures: map[string]*structure{}, regexps: map[string]valueFormat{}, required: opts.Required, exprs: new(sync.Map), patterns: new(sync.Map)}
+	v := &Validator{structures: map[string]*structure{}, regexps: map[string]valueFormat{}, required: opts.Required, exprs: new(sync.Map), patterns: new(sync.Map),
+		xmlConverter: sync.OnceValues(xmljson.New)}
 	var all []json.RawMessage
 	for _, b := range conformance.Bundles() {
 		rs, err := readBundle(b.FS, b.Name)
@@ -203,6 +208,19 @@ func (v *Validator) load(all []json.RawMessage) error {
 		v.terms = t
 	}
 	return nil
+}
+
+// XMLToJSON converts a resource in FHIR R4 XML to its JSON form for
+// Validate, keeping primitive values as written, so that a value the
+// fhir model cannot hold (a date in month 13) is reported at its element
+// as it is in JSON. It fails on XML that is not well formed, nested deeper
+// than 100 elements, or holding an element its definition does not have.
+func (v *Validator) XMLToJSON(data []byte) ([]byte, error) {
+	conv, err := v.xmlConverter()
+	if err != nil {
+		return nil, fmt.Errorf("profiles: %w", err)
+	}
+	return conv.Convert(data)
 }
 
 func (v *Validator) add(s *structure) {

@@ -72,6 +72,13 @@ type treeValidator interface {
 	ValidateTree(ctx context.Context, resource any, profiles ...string) []profiles.Issue
 }
 
+// xmlConverter is a Validator that also converts FHIR XML to the JSON it
+// validates, primitive values kept as written, as *profiles.Validator
+// does: $validate of XML that the model cannot hold.
+type xmlConverter interface {
+	XMLToJSON(data []byte) ([]byte, error)
+}
+
 // validateEncoded is the configured validation of body, the JSON of a
 // resource of typ about to be written, decoded as tree (nil: not decoded).
 // Its checks of definitions are the caller's (see validateWrite).
@@ -244,10 +251,21 @@ func (a *api) validateInput(c *gin.Context, body []byte) (validateInput, error) 
 	}
 	res, err := decodeBody(c, body, "")
 	if err != nil {
-		if !jsonTypes[mt] {
-			return validateInput{}, err
+		// What the model cannot hold is still validated, as its JSON: a
+		// fault in a value is a finding, located at its element.
+		raw := body
+		if xmlTypes[mt] {
+			xc, ok := a.cfg.Validator.(xmlConverter)
+			if !ok {
+				return validateInput{}, err
+			}
+			converted, convErr := xc.XMLToJSON(body)
+			if convErr != nil {
+				return validateInput{}, err
+			}
+			raw = converted
 		}
-		in, ok := rawValidateInput(body)
+		in, ok := rawValidateInput(raw)
 		if !ok {
 			return validateInput{}, err
 		}

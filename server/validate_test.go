@@ -100,6 +100,35 @@ func TestValidateUnreadableResource(t *testing.T) {
 	}, withValidator(false))
 }
 
+// A date that is not one (a month 13, a day 30 of February) is a finding of
+// $validate in XML as in JSON, located at its element, while a create or
+// update of one the model cannot hold is refused in either format.
+func TestValidateXMLValueFaults(t *testing.T) {
+	const xmlType = "application/fhir+xml"
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, date := range []string{"2023-02-30", "2023-13-01", "2023-02-3"} {
+			asJSON := `{"resourceType":"Patient","id":"d","birthDate":"` + date + `"}`
+			asXML := `<Patient xmlns="http://hl7.org/fhir"><id value="d"/><birthDate value="` + date + `"/></Patient>`
+			inParameters := `<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="mode"/><valueCode value="create"/></parameter>` +
+				`<parameter><name value="resource"/><resource>` + asXML + `</resource></parameter></Parameters>`
+			for _, v := range []struct{ body, contentType string }{{asJSON, "application/fhir+json"}, {asXML, xmlType}, {inParameters, xmlType}} {
+				r := c.do("POST", "/Patient/$validate", v.body, "Content-Type", v.contentType).want(t, http.StatusOK)
+				if msg := r.outcome(t, "value", "Patient.birthDate"); !strings.Contains(msg, date) {
+					t.Errorf("%s: diagnostics %q do not name %s", v.body, msg, date)
+				}
+			}
+			if date == "2023-02-30" {
+				continue // the model holds it: writes refuse it when they are validated
+			}
+			for _, v := range []struct{ body, contentType string }{{asJSON, "application/fhir+json"}, {asXML, xmlType}} {
+				c.do("POST", "/Patient", v.body, "Content-Type", v.contentType).want(t, http.StatusBadRequest)
+				c.do("PUT", "/Patient/d", v.body, "Content-Type", v.contentType).want(t, http.StatusBadRequest)
+			}
+		}
+		c.do("GET", "/Patient/d", "").want(t, http.StatusNotFound)
+	}, withValidator(false))
+}
+
 // TestValidateUnknownProfile checks that a profile named to $validate and
 // not known here is an error, not a warning that leaves the resource valid:
 // R4 "If a profile is nominated, and the server cannot validate against the

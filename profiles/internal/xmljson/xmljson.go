@@ -20,6 +20,10 @@ import (
 
 const fhirNS = "http://hl7.org/fhir"
 
+// MaxDepth is the deepest nesting of XML elements converted, narrative
+// XHTML included, as fhirxml.MaxDepth bounds what it decodes.
+const MaxDepth = 100
+
 // elementInfo is what conversion needs to know about one element.
 type elementInfo struct {
 	name       string   // last path segment, "value[x]" for a choice
@@ -167,6 +171,9 @@ func parse(data []byte) (*node, error) {
 			}
 			stack = append(stack, n)
 			starts = append(starts, start)
+			if len(stack) > MaxDepth {
+				return nil, fmt.Errorf("xmljson: elements nested deeper than %d levels", MaxDepth)
+			}
 		case xml.EndElement:
 			n := stack[len(stack)-1]
 			n.raw = data[starts[len(starts)-1]:d.InputOffset()]
