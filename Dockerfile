@@ -7,7 +7,13 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/carefhir ./cmd/carefhir \
+# .git is not in the build context, so Go cannot stamp the revision: the
+# version and commit come as build arguments (see README.md, Docker) and
+# are what `carefhir version` and the CapabilityStatement report. Without
+# them the version is "(devel)".
+ARG VERSION=
+ARG COMMIT=
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.buildVersion=${VERSION} -X main.buildCommit=${COMMIT}" -o /out/carefhir ./cmd/carefhir \
  && mkdir -p /out/data
 
 # Run it as a non-root user on an image with nothing else in it: no shell,

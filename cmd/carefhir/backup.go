@@ -71,7 +71,7 @@ func runBackup(ctx context.Context, cfg *backupConfig, stdout, stderr io.Writer)
 	info2, _ := debug.ReadBuildInfo()
 	m := &backup.Manifest{
 		Created:       start,
-		Software:      moduleVersion(info2, info2 != nil),
+		Software:      moduleVersion(linked(), info2, info2 != nil),
 		Engine:        engineSQLite,
 		SchemaVersion: info.SchemaVersion,
 		Resources:     info.Resources,

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -76,5 +78,42 @@ func TestDockerfileDefaults(t *testing.T) {
 	}
 	if got := probeURL(probe.Addr, probe.Path, false); got != "http://127.0.0.1:8080/livez" {
 		t.Errorf("the health check probes %s, want http://127.0.0.1:8080/livez", got)
+	}
+}
+
+// The image's build stamps the version and commit given as build arguments
+// into the binary, which has no VCS information to read: carefhir version
+// (and the CapabilityStatement's software.version, the same string) names
+// them. The test builds the binary with the Dockerfile's -ldflags.
+func TestDockerfileStampsVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the carefhir binary")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build the binary with")
+	}
+	b, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`go build [^\n]*-ldflags="([^"]*)"`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal("the Dockerfile's go build has no -ldflags")
+	}
+	args := map[string]string{"VERSION": "v9.8.7", "COMMIT": "0123456789abcdef0123456789abcdef01234567"}
+	ldflags := regexp.MustCompile(`\$\{(\w+)\}`).ReplaceAllStringFunc(m[1], func(ref string) string {
+		return args[ref[2:len(ref)-1]]
+	})
+	bin := filepath.Join(t.TempDir(), "carefhir")
+	if out, err := exec.Command(goTool, "build", "-ldflags="+ldflags, "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build -ldflags=%q: %v\n%s", ldflags, err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, _, _ := strings.Cut(string(out), "\n"); first != "carefhir v9.8.7 0123456789ab" {
+		t.Errorf("carefhir version prints %q, want carefhir v9.8.7 0123456789ab", first)
 	}
 }

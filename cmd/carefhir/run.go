@@ -57,14 +57,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// written as it is logged would cost each read a system call.
 		// Closing it writes every line, those of the shutdown included.
 		log := logbuf.New(stderr, logbuf.DefaultInterval)
-		err = serve(ctx, cfg, engines(), newLogger(log, cfg.LogFormat, cfg.LogLevel), moduleVersion(info, ok))
+		err = serve(ctx, cfg, engines(), newLogger(log, cfg.LogFormat, cfg.LogLevel), moduleVersion(linked(), info, ok))
 		return errors.Join(err, log.Close())
 	case "version":
 		if len(rest) > 0 {
 			return &usageError{err: fmt.Errorf("version: unexpected argument %q", rest[0])}
 		}
 		info, ok := debug.ReadBuildInfo()
-		return printVersion(stdout, info, ok)
+		return printVersion(stdout, linked(), info, ok)
 	case "bench":
 		// The commands that generate or load data (bench, synth) read
 		// their command line only, so that a deployment's CAREFHIR_DATA or

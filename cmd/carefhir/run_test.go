@@ -82,12 +82,17 @@ func TestExitCode(t *testing.T) {
 
 func TestModuleVersion(t *testing.T) {
 	tests := []struct {
-		name string
-		info *debug.BuildInfo
-		ok   bool
-		want string
+		name  string
+		stamp stamp
+		info  *debug.BuildInfo
+		ok    bool
+		want  string
 	}{
 		{name: "no build info", ok: false, want: "(unknown)"},
+		{name: "stamped at link time", stamp: stamp{version: "v1.4.0", commit: "0123456789abcdef0123"},
+			info: &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, ok: true, want: "v1.4.0 0123456789ab"},
+		{name: "stamped version, no build info", stamp: stamp{version: "v1.4.0"}, ok: false, want: "v1.4.0"},
+		{name: "stamped commit only", stamp: stamp{commit: "0123456789abcdef0123"}, ok: true, want: "(devel) 0123456789ab"},
 		{name: "release", info: &debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}}, ok: true, want: "v1.2.3"},
 		{name: "work tree without VCS", info: &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, ok: true, want: "(devel)"},
 		{name: "no version", info: &debug.BuildInfo{}, ok: true, want: "(devel)"},
@@ -102,7 +107,7 @@ func TestModuleVersion(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := moduleVersion(tt.info, tt.ok); got != tt.want {
+			if got := moduleVersion(tt.stamp, tt.info, tt.ok); got != tt.want {
 				t.Errorf("moduleVersion = %q, want %q", got, tt.want)
 			}
 		})

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"runtime"
@@ -10,10 +11,32 @@ import (
 // fhirVersion is the FHIR release the server implements.
 const fhirVersion = "4.0.1"
 
-// moduleVersion returns the version of the carefhir module this binary was
-// built from: a release version, or "(devel)" with the VCS revision when the
-// build stamped one.
-func moduleVersion(info *debug.BuildInfo, ok bool) string {
+// buildVersion and buildCommit are set when the binary is linked, where the
+// build has no VCS information to read (the image is built without .git):
+//
+//	go build -ldflags "-X main.buildVersion=v1.4.0 -X main.buildCommit=$(git rev-parse HEAD)"
+//
+// They are the only variables the linker writes; nothing else changes them.
+var buildVersion, buildCommit string
+
+// stamp is the version and commit given at link time.
+type stamp struct{ version, commit string }
+
+// linked returns the stamp the linker wrote.
+func linked() stamp { return stamp{version: buildVersion, commit: buildCommit} }
+
+// moduleVersion returns the version this binary was built from: the one
+// stamped at link time, with its commit; else that of the carefhir module,
+// a release version, or "(devel)" with the VCS revision when the build
+// stamped one.
+func moduleVersion(s stamp, info *debug.BuildInfo, ok bool) string {
+	if s.version != "" || s.commit != "" {
+		v := cmp.Or(s.version, "(devel)")
+		if s.commit != "" {
+			v += " " + shortRevision(s.commit)
+		}
+		return v
+	}
 	if !ok {
 		return "(unknown)"
 	}
@@ -36,22 +59,28 @@ func moduleVersion(info *debug.BuildInfo, ok bool) string {
 	if rev == "" {
 		return v
 	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
+	rev = shortRevision(rev)
 	if modified == "true" {
 		rev += "+dirty"
 	}
 	return v + " " + rev
 }
 
+// shortRevision returns the first 12 characters of a commit hash.
+func shortRevision(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
+
 // printVersion writes what the version subcommand prints.
-func printVersion(w io.Writer, info *debug.BuildInfo, ok bool) error {
+func printVersion(w io.Writer, s stamp, info *debug.BuildInfo, ok bool) error {
 	goVersion := runtime.Version()
 	if ok && info.GoVersion != "" {
 		goVersion = info.GoVersion
 	}
 	_, err := fmt.Fprintf(w, "carefhir %s\nFHIR %s\n%s %s/%s\n",
-		moduleVersion(info, ok), fhirVersion, goVersion, runtime.GOOS, runtime.GOARCH)
+		moduleVersion(s, info, ok), fhirVersion, goVersion, runtime.GOOS, runtime.GOARCH)
 	return err
 }
