@@ -252,10 +252,12 @@ func (a *api) storedValueSet(c *gin.Context, body []byte) (*valueSet, error) {
 		URL     string `json:"url"`
 		Compose struct {
 			Include []struct {
-				System string `json:"system"`
+				System  string `json:"system"`
+				Version string `json:"version"`
 			} `json:"include"`
 			Exclude []struct {
-				System string `json:"system"`
+				System  string `json:"system"`
+				Version string `json:"version"`
 			} `json:"exclude"`
 		} `json:"compose"`
 	}
@@ -263,14 +265,17 @@ func (a *api) storedValueSet(c *gin.Context, body []byte) (*valueSet, error) {
 		return nil, fmt.Errorf("stored ValueSet: %w", err)
 	}
 	resources := []json.RawMessage{body}
-	// Each code system is read once, however many includes name it.
+	// Each code system is read once, however many includes name it, in
+	// the version an include pins, if any: another version of it may
+	// give its codes other displays, or lack them.
 	read := map[string]bool{}
 	for _, inc := range append(vs.Compose.Include, vs.Compose.Exclude...) {
-		if inc.System == "" || read[inc.System] || base.HasCodeSystem(inc.System) {
+		canonical, version, _ := strings.Cut(inc.System, "|")
+		version = cmp.Or(inc.Version, version)
+		if canonical == "" || read[canonical+"|"+version] || base.HasCodeSystem(canonical) {
 			continue
 		}
-		read[inc.System] = true
-		canonical, version, _ := strings.Cut(inc.System, "|")
+		read[canonical+"|"+version] = true
 		cs, err := a.findCanonical(c, "CodeSystem", canonical, version)
 		if err != nil {
 			return nil, err

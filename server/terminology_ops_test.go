@@ -502,3 +502,30 @@ func TestTerminologyCaseInsensitiveCodeSystem(t *testing.T) {
 		c.do("POST", "/Observation/$validate", observation(exact)).want(t, http.StatusOK).outcome(t, "code-invalid", "Observation.code.coding[0].code")
 	}, func(cfg *server.Config) { cfg.Validator = v })
 }
+
+// A ValueSet whose include pins a version of a stored CodeSystem is
+// expanded and validated with that version's concepts, whichever other
+// versions of it are stored.
+func TestTerminologyPinnedCodeSystemVersion(t *testing.T) {
+	const system = "http://example.org/cs/versioned"
+	eachEngine(t, func(t *testing.T, c *client) {
+		for version, display := range map[string]string{"1": "Green one", "2": "Green two"} {
+			c.create("CodeSystem", `{"resourceType":"CodeSystem","url":"`+system+`","version":"`+version+`","status":"active","content":"complete",
+				"concept":[{"code":"g","display":"`+display+`"}]}`)
+			c.create("ValueSet", `{"resourceType":"ValueSet","url":"http://example.org/vs/pinned-`+version+`","status":"active",
+				"compose":{"include":[{"system":"`+system+`","version":"`+version+`"}]}}`)
+		}
+		for version, display := range map[string]string{"1": "Green one", "2": "Green two"} {
+			vs := "http://example.org/vs/pinned-" + version
+			res := c.do("GET", "/ValueSet/$expand?url="+url.QueryEscape(vs), "").want(t, http.StatusOK).json(t)
+			if got := str(get(res, "expansion", "contains", 0), "display"); got != display {
+				t.Errorf("$expand of %s: display %q, want %q", vs, got, display)
+			}
+			res = c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape(vs)+"&system="+system+"&code=g&display="+url.QueryEscape(display), "").
+				want(t, http.StatusOK).json(t)
+			if get(param(res, "result"), "valueBoolean") != true || str(param(res, "display"), "valueString") != display {
+				t.Errorf("$validate-code in %s of display %q: %v", vs, display, res)
+			}
+		}
+	}, withValidator(false), withDefinitions)
+}
