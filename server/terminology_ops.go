@@ -244,51 +244,98 @@ func (a *api) findCanonical(c *gin.Context, typ, canonical, version string) (*st
 	return found[0], nil
 }
 
+// maxStoredImports bounds the stored ValueSets that one ValueSet draws on
+// through compose.include.valueSet and compose.exclude.valueSet, directly
+// or not: each is a read of the store.
+const maxStoredImports = 100
+
+// composeRefs is what a ValueSet's compose names: code systems, in the
+// version an include pins, and ValueSets.
+type composeRefs struct {
+	URL     string `json:"url"`
+	Compose struct {
+		Include []composeRef `json:"include"`
+		Exclude []composeRef `json:"exclude"`
+	} `json:"compose"`
+}
+
+type composeRef struct {
+	System   string   `json:"system"`
+	Version  string   `json:"version"`
+	ValueSet []string `json:"valueSet"`
+}
+
 // storedValueSet returns a ValueSet that is not bundled, with a terminology
-// that also holds it and the stored CodeSystems its compose names.
+// that also holds it, the stored ValueSets it imports (compose's valueSet,
+// directly or not) and the stored CodeSystems they all name.
 func (a *api) storedValueSet(c *gin.Context, body []byte) (*valueSet, error) {
 	base := termsOf(a.cfg.Validator)
-	var vs struct {
-		URL     string `json:"url"`
-		Compose struct {
-			Include []struct {
-				System  string `json:"system"`
-				Version string `json:"version"`
-			} `json:"include"`
-			Exclude []struct {
-				System  string `json:"system"`
-				Version string `json:"version"`
-			} `json:"exclude"`
-		} `json:"compose"`
-	}
-	if err := json.Unmarshal(body, &vs); err != nil {
-		return nil, fmt.Errorf("stored ValueSet: %w", err)
-	}
-	resources := []json.RawMessage{body}
+	var top string
+	resources := []json.RawMessage{}
 	// Each code system is read once, however many includes name it, in
 	// the version an include pins, if any: another version of it may
-	// give its codes other displays, or lack them.
+	// give its codes other displays, or lack them. Each ValueSet is read
+	// once too, so that imports that go round in a circle end.
 	read := map[string]bool{}
-	for _, inc := range append(vs.Compose.Include, vs.Compose.Exclude...) {
-		canonical, version, _ := strings.Cut(inc.System, "|")
-		version = cmp.Or(inc.Version, version)
-		if canonical == "" || read[canonical+"|"+version] || base.HasCodeSystem(canonical) {
-			continue
+	pending := []json.RawMessage{body}
+	for imported := 0; len(pending) > 0; imported++ {
+		if imported > maxStoredImports {
+			return nil, errorf(http.StatusUnprocessableEntity, "too-costly", "the ValueSet %s imports more than %d stored ValueSets", top, maxStoredImports)
 		}
-		read[canonical+"|"+version] = true
-		cs, err := a.findCanonical(c, "CodeSystem", canonical, version)
-		if err != nil {
-			return nil, err
+		next := pending[0]
+		pending = pending[1:]
+		var vs composeRefs
+		if err := json.Unmarshal(next, &vs); err != nil {
+			return nil, fmt.Errorf("stored ValueSet: %w", err)
 		}
-		if cs != nil {
-			resources = append(resources, cs.JSON)
+		if imported == 0 {
+			top = vs.URL
+		}
+		read["ValueSet "+vs.URL] = true
+		resources = append(resources, next)
+		for _, ref := range append(vs.Compose.Include, vs.Compose.Exclude...) {
+			canonical, version, _ := strings.Cut(ref.System, "|")
+			version = cmp.Or(ref.Version, version)
+			if canonical != "" && !base.HasCodeSystem(canonical) {
+				cs, err := a.readOnce(c, read, "CodeSystem", canonical, version)
+				if err != nil {
+					return nil, err
+				}
+				if cs != nil {
+					resources = append(resources, cs.JSON)
+				}
+			}
+			for _, u := range ref.ValueSet {
+				canonical, version, _ := strings.Cut(u, "|")
+				if base.HasValueSet(canonical) || read["ValueSet "+canonical] {
+					continue
+				}
+				v, err := a.readOnce(c, read, "ValueSet", canonical, version)
+				if err != nil {
+					return nil, err
+				}
+				if v != nil {
+					pending = append(pending, v.JSON)
+				}
+			}
 		}
 	}
 	terms, err := base.With(resources...)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "invalid", "%v", err)
 	}
-	return &valueSet{url: vs.URL, json: body, terms: terms}, nil
+	return &valueSet{url: top, json: body, terms: terms}, nil
+}
+
+// readOnce returns the stored resource of typ with this canonical url and
+// version, as findCanonical does, unless read holds it already: then, nil.
+func (a *api) readOnce(c *gin.Context, read map[string]bool, typ, canonical, version string) (*store.Version, error) {
+	key := typ + " " + canonical + "|" + version
+	if read[key] {
+		return nil, nil
+	}
+	read[key] = true
+	return a.findCanonical(c, typ, canonical, version)
 }
 
 // valueSetInvocation reads the parameters of a ValueSet operation and finds

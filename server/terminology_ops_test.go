@@ -529,3 +529,32 @@ func TestTerminologyPinnedCodeSystemVersion(t *testing.T) {
 		}
 	}, withValidator(false), withDefinitions)
 }
+
+// A stored ValueSet that imports stored ValueSets (compose.include.valueSet,
+// directly or not, even in a circle) is expanded with their codes, by
+// $expand, $validate-code and :in alike.
+func TestTerminologyStoredValueSetImports(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		storeProbe(c)
+		for name, compose := range map[string]string{
+			"imports-listed": `{"include":[{"valueSet":["http://example.org/vs/probe-listed"]}]}`,
+			"imports-twice":  `{"include":[{"valueSet":["http://example.org/vs/imports-listed"]}],"exclude":[{"system":"` + probeCS + `","concept":[{"code":"B"}]}]}`,
+			"circle":         `{"include":[{"valueSet":["http://example.org/vs/imports-listed"]},{"valueSet":["http://example.org/vs/circle"]}]}`,
+		} {
+			c.create("ValueSet", `{"resourceType":"ValueSet","url":"http://example.org/vs/`+name+`","status":"active","compose":`+compose+`}`)
+		}
+		for name, want := range map[string][]string{"imports-listed": {"A", "B"}, "imports-twice": {"A"}} {
+			vs := url.QueryEscape("http://example.org/vs/" + name)
+			if codes, _ := expansion(t, c.do("GET", "/ValueSet/$expand?url="+vs, "")); !slices.Equal(codes, want) {
+				t.Errorf("$expand of %s: %v, want %v", name, codes, want)
+			}
+			res := c.do("GET", "/ValueSet/$validate-code?url="+vs+"&system="+url.QueryEscape(probeCS)+"&code=A", "").want(t, http.StatusOK).json(t)
+			if get(param(res, "result"), "valueBoolean") != true {
+				t.Errorf("$validate-code of A in %s: %v", name, res)
+			}
+		}
+		c.do("GET", "/Observation?code:in="+url.QueryEscape("http://example.org/vs/imports-twice"), "").want(t, http.StatusOK)
+		c.do("GET", "/ValueSet/$expand?url="+url.QueryEscape("http://example.org/vs/circle"), "").
+			want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "")
+	}, withValidator(false), withDefinitions)
+}
