@@ -179,6 +179,21 @@ func TestTerminologyLookup(t *testing.T) {
 			t.Errorf("property=child: %v", res)
 		}
 
+		// definition is a property of every code system.
+		const defined = "http://example.org/fhir/CodeSystem/defined"
+		c.create("CodeSystem", `{"resourceType":"CodeSystem","url":"`+defined+`","status":"draft","content":"complete",
+			"concept":[{"code":"p","display":"Parent","definition":"The top.","concept":[{"code":"c","display":"Child"}]}]}`)
+		for _, query := range []string{"", "&property=definition"} {
+			res = c.do("GET", "/CodeSystem/$lookup?system="+defined+"&code=p"+query, "").want(t, http.StatusOK).json(t)
+			if p := param(res, "property"); str(get(p, "part", 0), "valueCode") != "definition" || str(get(p, "part", 1), "valueString") != "The top." {
+				t.Errorf("lookup of p%s: %v", query, res)
+			}
+		}
+		res = c.do("GET", "/CodeSystem/$lookup?system="+defined+"&code=p&property=child", "").want(t, http.StatusOK).json(t)
+		if p := param(res, "property"); str(get(p, "part", 0), "valueCode") != "child" {
+			t.Errorf("lookup of p, property=child: %v", res)
+		}
+
 		// A stored CodeSystem.
 		c.create("CodeSystem", `{"resourceType":"CodeSystem","url":"http://example.org/fhir/CodeSystem/tiers","name":"Tiers","status":"draft","content":"complete",
 			"concept":[{"code":"1","display":"Tier one","designation":[{"language":"cy","value":"Haen un"}]}]}`)

@@ -75,9 +75,11 @@ type Details struct {
 	// Name and Version are those of the CodeSystem.
 	Name, Version string
 	Concept
-	// Properties are the concept's own properties, then its parent and
-	// child concepts (properties parent and child) where the CodeSystem
-	// arranges its concepts in a hierarchy.
+	// Properties are the concept's definition (property definition, which
+	// R4's $lookup names among the properties of every code system), its
+	// own properties, then its parent and child concepts (properties
+	// parent and child) where the CodeSystem arranges its concepts in a
+	// hierarchy.
 	Properties []Property
 }
 
@@ -168,6 +170,7 @@ var propertyTypes = []string{"Code", "Coding", "String", "Integer", "Boolean", "
 type lookupConcept struct {
 	Code        string                       `json:"code"`
 	Display     string                       `json:"display"`
+	Definition  string                       `json:"definition"`
 	Designation []Designation                `json:"designation"`
 	Property    []map[string]json.RawMessage `json:"property"`
 	Concept     []lookupConcept              `json:"concept"`
@@ -235,6 +238,10 @@ func LookupIn(codeSystem json.RawMessage, code string) (*Details, error) {
 		return nil, fmt.Errorf("%w: %s in %s", ErrUnknownCode, code, cs.URL)
 	}
 	d := &Details{Name: cs.Name, Version: cs.Version, Concept: Concept{System: cs.URL, Version: cs.Version, Code: found.Code, Display: found.Display, Designations: found.Designation}}
+	if found.Definition != "" {
+		v, _ := json.Marshal(found.Definition)
+		d.Properties = append(d.Properties, Property{Code: "definition", Type: "String", Value: v})
+	}
 	given := map[string]bool{} // "parent X", "child Y" given as properties
 	for _, p := range found.Property {
 		var name string
