@@ -502,6 +502,20 @@ func optional[T any](newPrimitive func(string) *T, value string) *T {
 	return newPrimitive(value)
 }
 
+// coding returns the coding parameter, nil when absent; given other than
+// as a Coding (in a query string, where only primitive parameters can be),
+// it is refused.
+func (p opParams) coding() (*fhir.Coding, error) {
+	x := p.first("coding")
+	switch {
+	case x == nil:
+		return nil, nil
+	case x.ValueCoding == nil:
+		return nil, errorf(http.StatusBadRequest, "invalid", "coding must be a Coding: send it in a Parameters resource").at("coding")
+	}
+	return x.ValueCoding, nil
+}
+
 // codingParam is one coding $validate-code checks, and where it came from.
 type codingParam struct {
 	system, version, code, display string
@@ -536,11 +550,11 @@ func (p opParams) codings() ([]codingParam, error) {
 		}
 		return out, nil
 	}
-	if x := p.first("coding"); x != nil {
-		if x.ValueCoding == nil {
-			return nil, errorf(http.StatusBadRequest, "invalid", "coding must be a Coding: send it in a Parameters resource").at("coding")
-		}
-		cd := x.ValueCoding
+	cd, err := p.coding()
+	if err != nil {
+		return nil, err
+	}
+	if cd != nil {
 		return []codingParam{{cd.System.Get(), cd.Version.Get(), cd.Code.Get(), cd.Display.Get(), "coding"}}, nil
 	}
 	switch {
@@ -666,8 +680,13 @@ func (a *api) lookup(c *gin.Context, _ invocation) {
 		return
 	}
 	system, code, version := p.str("system"), p.str("code"), p.str("version")
-	if x := p.first("coding"); x != nil && x.ValueCoding != nil {
-		system, code, version = x.ValueCoding.System.Get(), x.ValueCoding.Code.Get(), cmp.Or(version, x.ValueCoding.Version.Get())
+	cd, err := p.coding()
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if cd != nil {
+		system, code, version = cd.System.Get(), cd.Code.Get(), cmp.Or(version, cd.Version.Get())
 	}
 	switch {
 	case code == "":

@@ -224,6 +224,7 @@ func TestTerminologyLookup(t *testing.T) {
 		}{
 			{"no code", "/CodeSystem/$lookup?system=" + url.QueryEscape(genderCS), http.StatusBadRequest, "required", "code"},
 			{"no system", "/CodeSystem/$lookup?code=female", http.StatusBadRequest, "required", "system"},
+			{"coding in the query string", "/CodeSystem/$lookup?coding=" + url.QueryEscape(genderCS+"|female"), http.StatusBadRequest, "invalid", "coding"},
 			{"unknown system", "/CodeSystem/$lookup?system=http://example.org/none&code=x", http.StatusNotFound, "not-found", "system"},
 			{"unknown version", "/CodeSystem/$lookup?system=" + url.QueryEscape(genderCS) + "&version=3.0&code=female", http.StatusNotFound, "not-found", "system"},
 			{"unknown code", "/CodeSystem/$lookup?system=" + url.QueryEscape(genderCS) + "&code=f", http.StatusNotFound, "not-found", "code"},
