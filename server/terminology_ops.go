@@ -1,7 +1,8 @@
 package server
 
-// The terminology operations: ValueSet/$expand, ValueSet/$validate-code
-// and CodeSystem/$lookup (https://hl7.org/fhir/R4/terminology-service.html),
+// The terminology operations: ValueSet/$expand, ValueSet/$validate-code,
+// CodeSystem/$lookup and CodeSystem/$validate-code
+// (https://hl7.org/fhir/R4/terminology-service.html),
 // computed by the validator's terminology over the bundled ValueSets and
 // CodeSystems and the stored ones. A ValueSet or CodeSystem named by url is
 // looked for among the bundled resources first, then in the store; a
@@ -61,6 +62,12 @@ func (a *api) registerTerminology() {
 		op.idempotent = true
 		a.addOperation(op)
 	}
+	// CodeSystem/$validate-code shares its name with ValueSet's: one entry
+	// serves both types, listed on each with its own OperationDefinition.
+	op := a.operations["validate-code"]
+	op.types = append(op.types, "CodeSystem")
+	a.operations[op.name] = op
+	a.caps.addOperation(op.name, "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code", op.levels, []string{"CodeSystem"})
 }
 
 // opParams are the parameters of an invocation: the query string of a GET,
@@ -528,7 +535,9 @@ type codingParam struct {
 // codeableConcept) must be provided", and "if a code is provided, a system
 // or a context must be provided"
 // (https://hl7.org/fhir/R4/valueset-operation-validate-code.html).
-func (p opParams) codings() ([]codingParam, error) {
+// On a CodeSystem (codeSystem its url), a code is of that code system, in
+// the version the version parameter gives.
+func (p opParams) codings(codeSystem string) ([]codingParam, error) {
 	var given []string
 	for _, name := range []string{"code", "coding", "codeableConcept"} {
 		if p.first(name) != nil {
@@ -560,6 +569,8 @@ func (p opParams) codings() ([]codingParam, error) {
 	switch {
 	case p.str("code") == "":
 		return nil, errorf(http.StatusBadRequest, "required", "code is missing: give code (with system), coding or codeableConcept").at("code")
+	case codeSystem != "":
+		return []codingParam{{codeSystem, p.str("version"), p.str("code"), p.str("display"), "code"}}, nil
 	case p.str("system") == "" && p.first("context") == nil:
 		return nil, errorf(http.StatusBadRequest, "required", "system is missing: a code needs the system it is from (or a context)").at("system")
 	}
@@ -568,24 +579,135 @@ func (p opParams) codings() ([]codingParam, error) {
 
 // validateCode answers $validate-code: whether the ValueSet holds the
 // code, coding or any coding of the codeableConcept, with the concept's
-// display (in displayLanguage when it has one there). A display that is
-// neither the concept's nor one of its designations (case aside) makes a
-// coding invalid, as the terminology service does by default; when another
-// coding of the codeableConcept is valid the answer is true, with a
-// message naming the display. A version of the code system that is not
-// known here makes a coding invalid.
+// display (in displayLanguage when it has one there). A version of the
+// code system that is not known here makes a coding invalid. On a
+// CodeSystem, whether the CodeSystem defines it.
 func (a *api) validateCode(c *gin.Context, inv invocation) {
+	if inv.Type == "CodeSystem" {
+		a.validateCodeInCodeSystem(c, inv)
+		return
+	}
 	p, vs, err := a.valueSetInvocation(c, inv)
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	codings, err := p.codings()
+	codings, err := p.codings("")
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	language := p.str("displayLanguage")
+	answerValidateCode(c, codings, p.str("displayLanguage"), func(cd codingParam) (*terminology.Concept, string, error) {
+		unknown, err := a.unknownVersion(c, vs, cd)
+		if err != nil || unknown != "" {
+			return nil, unknown, err
+		}
+		ok, concept, err := vs.terms.ValidateCode(vs.url, cd.system, cd.code)
+		switch {
+		case err != nil:
+			return nil, "", terminologyError(err)
+		case !ok:
+			return nil, fmt.Sprintf("%s is not in the value set %s", cd.name(), vs.url), nil
+		}
+		return &concept, "", nil
+	})
+}
+
+// name is the coding as system#code.
+func (cd codingParam) name() string {
+	return strings.TrimPrefix(cd.system+"#"+cd.code, "#")
+}
+
+// validateCodeInCodeSystem answers CodeSystem/$validate-code: whether the
+// CodeSystem (the instance, the codeSystem parameter, or the one url and
+// version name) defines the code, coding or a coding of the
+// codeableConcept
+// (https://hl7.org/fhir/R4/codesystem-operation-validate-code.html).
+// A coding of another system, or of another version, is not in it.
+func (a *api) validateCodeInCodeSystem(c *gin.Context, inv invocation) {
+	p, err := operationParams(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	cs, err := a.resolveCodeSystem(c, inv, p)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	var head struct{ URL, Version string }
+	if err := json.Unmarshal(cs, &head); err != nil {
+		c.Error(fmt.Errorf("CodeSystem: %w", err))
+		return
+	}
+	codings, err := p.codings(head.URL)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	answerValidateCode(c, codings, p.str("displayLanguage"), func(cd codingParam) (*terminology.Concept, string, error) {
+		switch {
+		case cd.system != "" && cd.system != head.URL:
+			return nil, fmt.Sprintf("%s is not in the code system %s", cd.name(), head.URL), nil
+		case cd.version != "" && cd.version != head.Version:
+			return nil, fmt.Sprintf("version %q of the code system %s (%s) is not known here: it has version %q", cd.version, head.URL, cd.expression, head.Version), nil
+		}
+		d, err := terminology.LookupIn(cs, cd.code)
+		switch {
+		case errors.Is(err, terminology.ErrUnknownCode):
+			return nil, fmt.Sprintf("%s is not defined by the code system %s", cd.name(), head.URL), nil
+		case err != nil:
+			return nil, "", terminologyError(err)
+		}
+		return &d.Concept, "", nil
+	})
+}
+
+// resolveCodeSystem finds the CodeSystem of an invocation, as JSON: the
+// instance, the codeSystem parameter (a resource), or the one the url
+// parameter names, in version when given.
+func (a *api) resolveCodeSystem(c *gin.Context, inv invocation, p opParams) (json.RawMessage, error) {
+	canonical, version, _ := strings.Cut(p.str("url"), "|")
+	version = cmp.Or(p.str("version"), version)
+	switch {
+	case inv.ID != "":
+		v, err := a.svc.store.Read(c.Request.Context(), "CodeSystem", inv.ID)
+		switch {
+		case err == nil && v.Deleted:
+			return nil, gone(v)
+		case err == nil:
+			return v.JSON, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, err
+		}
+		if r := a.bundled("CodeSystem", inv.ID); r != nil {
+			return r.JSON, nil
+		}
+		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem/%s is not known", inv.ID)
+	case p.first("codeSystem") != nil:
+		cs, ok := p.first("codeSystem").Resource.(*fhir.CodeSystem)
+		if !ok {
+			return nil, errorf(http.StatusBadRequest, "invalid", "the codeSystem parameter must hold a CodeSystem resource").at("codeSystem")
+		}
+		return fhirjson.Marshal(cs)
+	case canonical == "":
+		return nil, errorf(http.StatusBadRequest, "required", "url is missing: name the CodeSystem by url, send it as codeSystem, or invoke the operation on a CodeSystem").at("url")
+	}
+	cs, err := a.findCodeSystem(c, canonical, version)
+	if err == nil && cs == nil {
+		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem %s is not known here", withVersion(canonical, version)).at("url")
+	}
+	return cs, err
+}
+
+// answerValidateCode answers $validate-code for codings, each looked for
+// by find, which returns the concept, or why the coding is not there. A
+// display that is neither the concept's nor one of its designations (case
+// aside) makes a coding invalid, as the terminology service does by
+// default; when another coding of the codeableConcept is valid the answer
+// is true, with a message naming the display. The display answered is the
+// concept's, in language when it has one there.
+func answerValidateCode(c *gin.Context, codings []codingParam, language string, find func(codingParam) (*terminology.Concept, string, error)) {
 	result, display := false, ""
 	// problems are why codings are invalid; wrongDisplays, those of them
 	// that still stand when another coding is valid.
@@ -595,26 +717,15 @@ func (a *api) validateCode(c *gin.Context, inv invocation) {
 			problems = append(problems, cd.expression+" has no code")
 			continue
 		}
-		unknown, err := a.unknownVersion(c, vs, cd)
-		if err != nil {
+		concept, problem, err := find(cd)
+		switch {
+		case err != nil:
 			c.Error(err)
 			return
-		}
-		if unknown != "" {
-			problems = append(problems, unknown)
-			continue
-		}
-		ok, concept, err := vs.terms.ValidateCode(vs.url, cd.system, cd.code)
-		if err != nil {
-			c.Error(terminologyError(err))
-			return
-		}
-		name := strings.TrimPrefix(cd.system+"#"+cd.code, "#")
-		switch {
-		case !ok:
-			problems = append(problems, fmt.Sprintf("%s is not in the value set %s", name, vs.url))
+		case concept == nil:
+			problems = append(problems, problem)
 		case cd.display != "" && !concept.ValidDisplay(cd.display):
-			msg := fmt.Sprintf("the display %q is not that of %s, which is %q", cd.display, name, concept.Display)
+			msg := fmt.Sprintf("the display %q is not that of %s, which is %q", cd.display, cd.name(), concept.Display)
 			problems, wrongDisplays = append(problems, msg), append(wrongDisplays, msg)
 			display = cmp.Or(display, concept.DisplayIn(language))
 		default:

@@ -106,6 +106,22 @@ func TestTerminologyExpand(t *testing.T) {
 	}, withValidator(false), withDefinitions)
 }
 
+// wantValidation checks a $validate-code answer: its result, its display
+// and its message, which contains message (none when message is "").
+func wantValidation(t *testing.T, r *response, result bool, display, message string) {
+	t.Helper()
+	res := r.want(t, http.StatusOK).json(t)
+	if str(res, "resourceType") != "Parameters" || get(param(res, "result"), "valueBoolean") != result {
+		t.Fatalf("want result %v: %v", result, res)
+	}
+	if got := str(param(res, "display"), "valueString"); got != display {
+		t.Errorf("display %q, want %q", got, display)
+	}
+	if got := str(param(res, "message"), "valueString"); !strings.Contains(got, message) || (message == "") != (got == "") {
+		t.Errorf("message %q, want one containing %q", got, message)
+	}
+}
+
 func TestTerminologyValidateCode(t *testing.T) {
 	base := "/ValueSet/$validate-code?url=" + url.QueryEscape(genderVS) + "&system=" + url.QueryEscape(genderCS)
 	eachEngine(t, func(t *testing.T, c *client) {
@@ -128,16 +144,7 @@ func TestTerminologyValidateCode(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				res := c.do(tt.method, tt.path, tt.body).want(t, http.StatusOK).json(t)
-				if str(res, "resourceType") != "Parameters" || get(param(res, "result"), "valueBoolean") != tt.result {
-					t.Fatalf("want result %v: %v", tt.result, res)
-				}
-				if got := str(param(res, "display"), "valueString"); got != tt.display {
-					t.Errorf("display %q, want %q", got, tt.display)
-				}
-				if got := str(param(res, "message"), "valueString"); !strings.Contains(got, tt.message) || (tt.message == "") != (got == "") {
-					t.Errorf("message %q, want one containing %q", got, tt.message)
-				}
+				wantValidation(t, c.do(tt.method, tt.path, tt.body), tt.result, tt.display, tt.message)
 			})
 		}
 		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape(genderVS), "").want(t, http.StatusBadRequest).outcome(t, "required", "code")
@@ -411,16 +418,7 @@ func TestTerminologyValidateCodeDisplaysAndVersions(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				res := c.do(tt.method, tt.path, tt.body).want(t, http.StatusOK).json(t)
-				if get(param(res, "result"), "valueBoolean") != tt.result {
-					t.Fatalf("want result %v: %v", tt.result, res)
-				}
-				if got := str(param(res, "display"), "valueString"); got != tt.display {
-					t.Errorf("display %q, want %q", got, tt.display)
-				}
-				if got := str(param(res, "message"), "valueString"); !strings.Contains(got, tt.message) || (tt.message == "") != (got == "") {
-					t.Errorf("message %q, want one containing %q", got, tt.message)
-				}
+				wantValidation(t, c.do(tt.method, tt.path, tt.body), tt.result, tt.display, tt.message)
 			})
 		}
 	}, withValidator(false), withDefinitions)
@@ -572,5 +570,79 @@ func TestTerminologyStoredValueSetImports(t *testing.T) {
 		c.do("GET", "/Observation?code:in="+url.QueryEscape("http://example.org/vs/imports-twice"), "").want(t, http.StatusOK)
 		c.do("GET", "/ValueSet/$expand?url="+url.QueryEscape("http://example.org/vs/circle"), "").
 			want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "")
+	}, withValidator(false), withDefinitions)
+}
+
+// CodeSystem/$validate-code tells whether a CodeSystem, bundled, stored or
+// sent, defines a code, and is listed with its own OperationDefinition.
+func TestTerminologyCodeSystemValidateCode(t *testing.T) {
+	probe := "/CodeSystem/$validate-code?url=" + url.QueryEscape(probeCS)
+	parameters := func(params string) string {
+		return `{"resourceType":"Parameters","parameter":[` + params + `]}`
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("CodeSystem", probeCodeSystem), "id")
+		tests := []struct {
+			name, method, path, body string
+			result                   bool
+			display, message         string
+		}{
+			{"bundled", "GET", "/CodeSystem/$validate-code?url=" + url.QueryEscape(genderCS) + "&code=male", "", true, "Male", ""},
+			{"bundled instance", "GET", "/CodeSystem/administrative-gender/$validate-code?code=other&display=Other", "", true, "Other", ""},
+			{"stored", "GET", probe + "&code=A&display=Alfa-de&displayLanguage=fr", "", true, "Alfa-fr", ""},
+			{"stored instance", "GET", "/CodeSystem/" + id + "/$validate-code?code=B", "", true, "Bravo", ""},
+			{"version", "GET", probe + "&code=A&version=1", "", true, "Alpha", ""},
+			{"unknown code", "GET", probe + "&code=Z", "", false, "", probeCS + "#Z is not defined by the code system"},
+			{"wrong display", "GET", probe + "&code=A&display=Bravo", "", false, "Alpha", `the display "Bravo"`},
+			{"other version", "GET", "/CodeSystem/" + id + "/$validate-code?code=A&version=2", "", false, "", `version "2" of the code system`},
+			{"coding of another system", "POST", "/CodeSystem/$validate-code", parameters(`{"name":"url","valueUri":"` + probeCS + `"},
+				{"name":"coding","valueCoding":{"system":"` + genderCS + `","code":"A"}}`), false, "", "is not in the code system " + probeCS},
+			{"codeableConcept", "POST", "/CodeSystem/" + id + "/$validate-code", parameters(`{"name":"codeableConcept","valueCodeableConcept":{"coding":[
+				{"system":"` + genderCS + `","code":"male"},{"system":"` + probeCS + `","code":"D"}]}}`), true, "Delta", ""},
+			{"codeSystem sent", "POST", "/CodeSystem/$validate-code", parameters(`{"name":"codeSystem","resource":{"resourceType":"CodeSystem",
+				"url":"http://example.org/cs/sent","status":"draft","content":"complete","concept":[{"code":"s","display":"Sent"}]}},
+				{"name":"code","valueCode":"s"}`), true, "Sent", ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				wantValidation(t, c.do(tt.method, tt.path, tt.body), tt.result, tt.display, tt.message)
+			})
+		}
+
+		errs := []struct {
+			name, path string
+			status     int
+			code, expr string
+		}{
+			{"no url", "/CodeSystem/$validate-code?code=A", http.StatusBadRequest, "required", "url"},
+			{"no code", probe, http.StatusBadRequest, "required", "code"},
+			{"unknown url", "/CodeSystem/$validate-code?url=http://example.org/none&code=A", http.StatusNotFound, "not-found", "url"},
+			{"unknown version", probe + "&version=9&code=A", http.StatusNotFound, "not-found", "url"},
+			{"unknown instance", "/CodeSystem/none/$validate-code?code=A", http.StatusNotFound, "not-found", ""},
+			{"code system without its codes", "/CodeSystem/$validate-code?url=http://snomed.info/sct&code=27113001", http.StatusUnprocessableEntity, "not-supported", ""},
+		}
+		for _, tt := range errs {
+			t.Run(tt.name, func(t *testing.T) {
+				c.do("GET", tt.path, "").want(t, tt.status).outcome(t, tt.code, tt.expr)
+			})
+		}
+
+		definitions := map[string]string{}
+		resources, _ := get(c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t), "rest", 0, "resource").([]any)
+		for _, r := range resources {
+			list, _ := get(r, "operation").([]any)
+			for _, op := range list {
+				if str(op, "name") == "validate-code" {
+					definitions[str(r, "type")] = str(op, "definition")
+				}
+			}
+		}
+		want := map[string]string{
+			"ValueSet":   "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
+			"CodeSystem": "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code",
+		}
+		if !reflect.DeepEqual(definitions, want) {
+			t.Errorf("$validate-code listed as %v, want %v", definitions, want)
+		}
 	}, withValidator(false), withDefinitions)
 }
