@@ -646,3 +646,49 @@ func TestTerminologyCodeSystemValidateCode(t *testing.T) {
 		}
 	}, withValidator(false), withDefinitions)
 }
+
+// The filters of a ValueSet's compose over a stored CodeSystem: on the
+// hierarchy, on the code, the display and the concepts' properties.
+func TestTerminologyExpandFilters(t *testing.T) {
+	const system = "http://example.org/cs/colours"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("CodeSystem", `{"resourceType":"CodeSystem","url":"`+system+`","status":"active","content":"complete",
+			"property":[{"code":"tone","type":"code"},{"code":"rank","type":"integer"},{"code":"inactive","type":"boolean"}],
+			"concept":[
+				{"code":"warm","display":"Warm","concept":[
+					{"code":"red","display":"Red","property":[{"code":"tone","valueCode":"bright"},{"code":"rank","valueInteger":1}]},
+					{"code":"orange","display":"Orange","property":[{"code":"rank","valueInteger":2}]}]},
+				{"code":"cool","display":"Cool","concept":[
+					{"code":"blue","display":"Blue","property":[{"code":"tone","valueCode":"dark"},{"code":"inactive","valueBoolean":false}]},
+					{"code":"green","display":"Green"}]}]}`)
+		tests := []struct {
+			filter string
+			codes  []string
+		}{
+			{`{"property":"concept","op":"is-a","value":"warm"}`, []string{"orange", "red", "warm"}},
+			{`{"property":"concept","op":"generalizes","value":"red"}`, []string{"red", "warm"}},
+			{`{"property":"concept","op":"in","value":"red, blue"}`, []string{"blue", "red"}},
+			{`{"property":"code","op":"not-in","value":"red,blue,warm,cool"}`, []string{"green", "orange"}},
+			{`{"property":"code","op":"regex","value":"[a-z]+e"}`, []string{"blue", "orange"}},
+			{`{"property":"display","op":"regex","value":"(?i)g.*"}`, []string{"green"}},
+			{`{"property":"tone","op":"=","value":"bright"}`, []string{"red"}},
+			{`{"property":"rank","op":"in","value":"1,2"}`, []string{"orange", "red"}},
+			{`{"property":"inactive","op":"=","value":"false"}`, []string{"blue"}},
+			{`{"property":"tone","op":"exists","value":"false"},{"property":"concept","op":"descendent-of","value":"cool"}`, []string{"green"}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.filter, func(t *testing.T) {
+				r := c.do("POST", "/ValueSet/$expand", `{"resourceType":"Parameters","parameter":[{"name":"valueSet","resource":{"resourceType":"ValueSet",
+					"status":"draft","compose":{"include":[{"system":"`+system+`","filter":[`+tt.filter+`]}]}}}]}`)
+				if codes, _ := expansion(t, r); !slices.Equal(codes, tt.codes) {
+					t.Errorf("codes %v, want %v", codes, tt.codes)
+				}
+			})
+		}
+		for _, filter := range []string{`{"property":"code","op":"regex","value":"("}`, `{"property":"tone","op":"is-a","value":"dark"}`} {
+			c.do("POST", "/ValueSet/$expand", `{"resourceType":"Parameters","parameter":[{"name":"valueSet","resource":{"resourceType":"ValueSet",
+				"status":"draft","compose":{"include":[{"system":"`+system+`","filter":[`+filter+`]}]}}}]}`).
+				want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "")
+		}
+	}, withValidator(false), withDefinitions)
+}

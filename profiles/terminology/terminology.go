@@ -14,8 +14,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -158,15 +160,60 @@ type codeSystem struct {
 }
 
 type concept struct {
-	Code        string        `json:"code"`
-	Display     string        `json:"display"`
-	Designation []Designation `json:"designation"`
-	Concept     []concept     `json:"concept"`
-	Property    []struct {
-		Code         string `json:"code"`
-		ValueCode    string `json:"valueCode"`
-		ValueBoolean bool   `json:"valueBoolean"`
-	} `json:"property"`
+	Code        string            `json:"code"`
+	Display     string            `json:"display"`
+	Designation []Designation     `json:"designation"`
+	Concept     []concept         `json:"concept"`
+	Property    []conceptProperty `json:"property"`
+}
+
+// conceptProperty is one property of a concept, its value of whichever
+// type it has.
+type conceptProperty struct {
+	Code          string `json:"code"`
+	ValueCode     string `json:"valueCode"`
+	ValueBoolean  *bool  `json:"valueBoolean"`
+	ValueString   string `json:"valueString"`
+	ValueDateTime string `json:"valueDateTime"`
+	// Numbers are kept as written, so they compare as the filter's text.
+	ValueInteger json.Number `json:"valueInteger"`
+	ValueDecimal json.Number `json:"valueDecimal"`
+	ValueCoding  *struct {
+		Code string `json:"code"`
+	} `json:"valueCoding"`
+}
+
+// value returns the property's value as text (a Coding's code).
+func (p conceptProperty) value() string {
+	switch {
+	case p.ValueBoolean != nil:
+		return strconv.FormatBool(*p.ValueBoolean)
+	case p.ValueCoding != nil:
+		return p.ValueCoding.Code
+	}
+	return cmp.Or(p.ValueCode, p.ValueString, p.ValueDateTime, p.ValueInteger.String(), p.ValueDecimal.String())
+}
+
+// values returns the values the concept has for property: for concept and
+// code, the code; for display, its display; else those of the concept's
+// properties with that code.
+func (c *concept) values(property string) []string {
+	switch property {
+	case "concept", "code":
+		return []string{c.Code}
+	case "display":
+		if c.Display == "" {
+			return nil
+		}
+		return []string{c.Display}
+	}
+	var out []string
+	for _, p := range c.Property {
+		if p.Code == property {
+			out = append(out, p.value())
+		}
+	}
+	return out
 }
 
 // inactive reports whether the concept is inactive: property inactive
@@ -176,7 +223,7 @@ type concept struct {
 func (c *concept) inactive() bool {
 	for _, p := range c.Property {
 		switch {
-		case p.Code == "inactive" && p.ValueBoolean,
+		case p.Code == "inactive" && p.ValueBoolean != nil && *p.ValueBoolean,
 			p.Code == "status" && (p.ValueCode == "retired" || p.ValueCode == "inactive"):
 			return true
 		}
@@ -401,12 +448,12 @@ func (t *Terminology) includeSet(inc include, depth int, spent *visits) ([]Conce
 				codes = append(codes, code)
 			}
 			sort.Strings(codes)
+			match, err := compileFilters(cs, inc)
+			if err != nil {
+				return nil, err
+			}
 			for _, code := range codes {
-				ok, err := matchesFilters(cs, code, inc)
-				if err != nil {
-					return nil, err
-				}
-				if ok {
+				if match(cs.codes[code]) {
 					out = append(out, cs.codes[code].of(cs, inc.System))
 				}
 			}
@@ -459,26 +506,70 @@ func (vs *valueSet) inactiveIncluded() bool {
 	return vs.Compose.Inactive == nil || *vs.Compose.Inactive
 }
 
-func matchesFilters(cs *codeSystem, code string, inc include) (bool, error) {
+// compileFilters returns whether a concept of cs passes every filter of
+// inc (https://hl7.org/fhir/R4/valueset-filter-operator.html). The
+// property concept (or code) is the code itself, display its display,
+// any other a property of the concept. A regex is RE2, which runs in time
+// linear in the text, and must match the whole value.
+func compileFilters(cs *codeSystem, inc include) (func(*concept) bool, error) {
+	var checks []func(*concept) bool
 	for _, f := range inc.Filter {
-		switch {
-		case f.Property == "concept" && f.Op == "is-a":
-			if !cs.descends(code, f.Value) {
-				return false, nil
-			}
-		case f.Property == "concept" && f.Op == "descendent-of":
-			if code == f.Value || !cs.descends(code, f.Value) {
-				return false, nil
-			}
-		case f.Property == "concept" && f.Op == "is-not-a":
-			if cs.descends(code, f.Value) {
-				return false, nil
-			}
-		default:
-			return false, fmt.Errorf("%w: filter %s %s %s on %s", ErrNotComputable, f.Property, f.Op, f.Value, inc.System)
+		check, err := compileFilter(cs, f.Property, f.Op, f.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%w: filter %s %s %s on %s: %w", ErrNotComputable, f.Property, f.Op, f.Value, inc.System, err)
 		}
+		checks = append(checks, check)
 	}
-	return true, nil
+	return func(c *concept) bool {
+		for _, check := range checks {
+			if !check(c) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+// errUnsupportedFilter reports a filter whose operator is not known here
+// for its property.
+var errUnsupportedFilter = errors.New("not supported")
+
+func compileFilter(cs *codeSystem, property, op, value string) (func(*concept) bool, error) {
+	hierarchy := property == "concept" || property == "code"
+	has := func(match func(string) bool) func(*concept) bool {
+		return func(c *concept) bool { return slices.ContainsFunc(c.values(property), match) }
+	}
+	switch {
+	case hierarchy && op == "is-a":
+		return func(c *concept) bool { return cs.descends(c.Code, value) }, nil
+	case hierarchy && op == "descendent-of":
+		return func(c *concept) bool { return c.Code != value && cs.descends(c.Code, value) }, nil
+	case hierarchy && op == "is-not-a":
+		return func(c *concept) bool { return !cs.descends(c.Code, value) }, nil
+	case hierarchy && op == "generalizes":
+		return func(c *concept) bool { return cs.descends(value, c.Code) }, nil
+	case op == "=":
+		return has(func(v string) bool { return v == value }), nil
+	case op == "in" || op == "not-in":
+		set := strings.Split(value, ",")
+		for i := range set {
+			set[i] = strings.TrimSpace(set[i])
+		}
+		in := has(func(v string) bool { return slices.Contains(set, v) })
+		if op == "in" {
+			return in, nil
+		}
+		return func(c *concept) bool { return !in(c) }, nil
+	case op == "regex":
+		re, err := regexp.Compile(`^(?:` + value + `)$`)
+		if err != nil {
+			return nil, err
+		}
+		return has(re.MatchString), nil
+	case op == "exists" && (value == "true" || value == "false"):
+		return func(c *concept) bool { return (len(c.values(property)) > 0) == (value == "true") }, nil
+	}
+	return nil, errUnsupportedFilter
 }
 
 // ValidateCode reports whether the ValueSet with this URL holds code in
