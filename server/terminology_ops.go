@@ -1,7 +1,7 @@
 package server
 
 // The terminology operations: ValueSet/$expand, ValueSet/$validate-code,
-// CodeSystem/$lookup and CodeSystem/$validate-code
+// CodeSystem/$lookup, CodeSystem/$validate-code and CodeSystem/$subsumes
 // (https://hl7.org/fhir/R4/terminology-service.html),
 // computed by the validator's terminology over the bundled ValueSets and
 // CodeSystems and the stored ones. A ValueSet or CodeSystem named by url is
@@ -58,6 +58,8 @@ func (a *api) registerTerminology() {
 			levels: typeLevel | instanceLevel, types: []string{"ValueSet"}, handle: a.validateCode},
 		{name: "lookup", definition: "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup",
 			levels: typeLevel, types: []string{"CodeSystem"}, handle: a.lookup},
+		{name: "subsumes", definition: "http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes",
+			levels: typeLevel | instanceLevel, types: []string{"CodeSystem"}, handle: a.subsumes},
 	} {
 		op.idempotent = true
 		a.addOperation(op)
@@ -882,4 +884,93 @@ func (a *api) findCodeSystem(c *gin.Context, canonical, version string) (json.Ra
 		return nil, err
 	}
 	return v.JSON, nil
+}
+
+// subsumes answers CodeSystem/$subsumes: how codeA and codeB (or codingA
+// and codingB) are related in the hierarchy of the code system (the
+// instance, or the one system and version name)
+// (https://hl7.org/fhir/R4/codesystem-operation-subsumes.html). The
+// hierarchy is the one :below and :above search: nested concepts and the
+// parent, subsumedBy and child properties.
+func (a *api) subsumes(c *gin.Context, inv invocation) {
+	p, err := operationParams(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	system, version := p.str("system"), p.str("version")
+	var codes [2]string
+	for i, side := range []string{"A", "B"} {
+		codes[i] = p.str("code" + side)
+		x := p.first("coding" + side)
+		switch {
+		case x != nil && x.ValueCoding == nil:
+			c.Error(errorf(http.StatusBadRequest, "invalid", "coding%s must be a Coding: send it in a Parameters resource", side).at("coding" + side))
+			return
+		case x != nil && codes[i] != "":
+			c.Error(errorf(http.StatusBadRequest, "invalid", "give code%[1]s or coding%[1]s, not both", side).at("coding" + side))
+			return
+		case x != nil:
+			cd := x.ValueCoding
+			if s := cd.System.Get(); s != "" && system != "" && s != system {
+				c.Error(errorf(http.StatusBadRequest, "invalid", "coding%s is of the code system %s, not %s", side, s, system).at("coding" + side))
+				return
+			}
+			system, version, codes[i] = cmp.Or(system, cd.System.Get()), cmp.Or(version, cd.Version.Get()), cd.Code.Get()
+		}
+		if codes[i] == "" {
+			c.Error(errorf(http.StatusBadRequest, "required", "code%[1]s is missing: give code%[1]s or coding%[1]s", side).at("code" + side))
+			return
+		}
+	}
+	var cs json.RawMessage
+	switch {
+	case inv.ID != "":
+		cs, err = a.resolveCodeSystem(c, inv, nil)
+	case system == "":
+		err = errorf(http.StatusBadRequest, "required", "system is missing: give the CodeSystem's canonical url").at("system")
+	default:
+		cs, err = a.codeSystem(c, system, version)
+	}
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	var head struct{ URL string }
+	if err := json.Unmarshal(cs, &head); err != nil {
+		c.Error(fmt.Errorf("CodeSystem: %w", err))
+		return
+	}
+	if system != "" && system != head.URL {
+		c.Error(errorf(http.StatusBadRequest, "invalid", "the codes are of the code system %s, not of CodeSystem/%s (%s)", system, inv.ID, head.URL).at("system"))
+		return
+	}
+	terms, err := termsOf(a.cfg.Validator).With(cs)
+	if err != nil {
+		c.Error(errorf(http.StatusBadRequest, "invalid", "%v", err))
+		return
+	}
+	hierarchy := terms.ForSearch()
+	var above [2][]string
+	for i, side := range []string{"A", "B"} {
+		above[i], err = hierarchy.Above(head.URL, codes[i])
+		switch {
+		case errors.Is(err, terminology.ErrUnknownCode):
+			c.Error(errorf(http.StatusNotFound, "not-found", "code%s %q is not defined by the CodeSystem %s", side, codes[i], head.URL).at("code" + side))
+			return
+		case err != nil:
+			c.Error(terminologyError(err))
+			return
+		}
+	}
+	outcome := "not-subsumed"
+	switch {
+	case codes[0] == codes[1]:
+		outcome = "equivalent"
+	case slices.Contains(above[0], codes[1]):
+		outcome = "subsumed-by"
+	case slices.Contains(above[1], codes[0]):
+		outcome = "subsumes"
+	}
+	writeParameters(c, []map[string]any{{"name": "outcome", "valueCode": outcome}})
 }

@@ -692,3 +692,70 @@ func TestTerminologyExpandFilters(t *testing.T) {
 		}
 	}, withValidator(false), withDefinitions)
 }
+
+// CodeSystem/$subsumes relates two codes of a bundled or stored code
+// system by its hierarchy.
+func TestTerminologySubsumes(t *testing.T) {
+	const (
+		issues = "http://hl7.org/fhir/issue-type"
+		family = "http://example.org/cs/family"
+	)
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("CodeSystem", `{"resourceType":"CodeSystem","url":"`+family+`","status":"active","content":"complete",
+			"concept":[{"code":"grandparent","concept":[{"code":"parent","concept":[{"code":"child"}]}]},
+				{"code":"adopted","property":[{"code":"parent","valueCode":"parent"}]},{"code":"stranger"}]}`), "id")
+		codings := func(a, b string) string {
+			return `{"resourceType":"Parameters","parameter":[{"name":"codingA","valueCoding":` + a + `},{"name":"codingB","valueCoding":` + b + `}]}`
+		}
+		tests := []struct {
+			name, method, path, body, outcome string
+		}{
+			{"equivalent", "GET", "/CodeSystem/$subsumes?system=" + family + "&codeA=child&codeB=child", "", "equivalent"},
+			{"subsumes", "GET", "/CodeSystem/$subsumes?system=" + family + "&codeA=grandparent&codeB=child", "", "subsumes"},
+			{"subsumed-by", "GET", "/CodeSystem/$subsumes?system=" + family + "&codeA=child&codeB=grandparent", "", "subsumed-by"},
+			{"by parent property", "GET", "/CodeSystem/" + id + "/$subsumes?codeA=grandparent&codeB=adopted", "", "subsumes"},
+			{"not-subsumed", "GET", "/CodeSystem/" + id + "/$subsumes?codeA=child&codeB=stranger", "", "not-subsumed"},
+			{"bundled, codings", "POST", "/CodeSystem/$subsumes", codings(`{"system":"`+issues+`","code":"structure"}`, `{"system":"`+issues+`","code":"invalid"}`), "subsumed-by"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				res := c.do(tt.method, tt.path, tt.body).want(t, http.StatusOK).json(t)
+				if got := str(param(res, "outcome"), "valueCode"); got != tt.outcome {
+					t.Errorf("outcome %q, want %q: %v", got, tt.outcome, res)
+				}
+			})
+		}
+
+		errs := []struct {
+			name, method, path, body string
+			status                   int
+			code, expr               string
+		}{
+			{"no codeB", "GET", "/CodeSystem/$subsumes?system=" + family + "&codeA=child", "", http.StatusBadRequest, "required", "codeB"},
+			{"no system", "GET", "/CodeSystem/$subsumes?codeA=child&codeB=parent", "", http.StatusBadRequest, "required", "system"},
+			{"unknown system", "GET", "/CodeSystem/$subsumes?system=http://example.org/none&codeA=a&codeB=b", "", http.StatusNotFound, "not-found", "system"},
+			{"unknown code", "GET", "/CodeSystem/$subsumes?system=" + family + "&codeA=nobody&codeB=child", "", http.StatusNotFound, "not-found", "codeA"},
+			{"codings of two systems", "POST", "/CodeSystem/$subsumes", codings(`{"system":"`+family+`","code":"child"}`, `{"system":"`+issues+`","code":"invalid"}`),
+				http.StatusBadRequest, "invalid", "codingB"},
+			{"instance of another system", "GET", "/CodeSystem/" + id + "/$subsumes?system=" + issues + "&codeA=child&codeB=parent", "", http.StatusBadRequest, "invalid", "system"},
+			{"code system without its codes", "GET", "/CodeSystem/$subsumes?system=http://snomed.info/sct&codeA=1&codeB=2", "", http.StatusUnprocessableEntity, "not-supported", ""},
+		}
+		for _, tt := range errs {
+			t.Run(tt.name, func(t *testing.T) {
+				c.do(tt.method, tt.path, tt.body).want(t, tt.status).outcome(t, tt.code, tt.expr)
+			})
+		}
+
+		resources, _ := get(c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t), "rest", 0, "resource").([]any)
+		listed := false
+		for _, r := range resources {
+			list, _ := get(r, "operation").([]any)
+			for _, op := range list {
+				listed = listed || str(r, "type") == "CodeSystem" && str(op, "definition") == "http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes"
+			}
+		}
+		if !listed {
+			t.Error("the CapabilityStatement does not list $subsumes on CodeSystem")
+		}
+	}, withValidator(false), withDefinitions)
+}
