@@ -232,13 +232,15 @@ func (a *api) addEntries(c *gin.Context, b *bundle, plan *search.Plan, page *sto
 }
 
 // addVersions adds versions to b as entries of the search mode, reduced as
-// plan's _summary or _elements ask.
+// plan's _summary asks and, for matches, as its _elements asks. _elements
+// names elements of the searched type, so it leaves included resources
+// whole, as other R4 servers do (HAPI, Aidbox).
 func (a *api) addVersions(c *gin.Context, b *bundle, plan *search.Plan, versions []*store.Version, mode string) error {
 	shape := url.Values{}
 	if plan.Summary != "" {
 		shape.Set("_summary", plan.Summary)
 	}
-	if len(plan.Elements) > 0 {
+	if len(plan.Elements) > 0 && mode == "match" {
 		shape.Set("_elements", strings.Join(plan.Elements, ","))
 	}
 	base := a.baseURL(c)

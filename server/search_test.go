@@ -474,3 +474,36 @@ func TestSearchCanonicalVersion(t *testing.T) {
 		})
 	})
 }
+
+// _elements reduces the matches of a search to elements of the searched
+// type; the resources they include come whole, whether or not their type
+// has the elements named.
+func TestSearchElementsLeaveIncludesWhole(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "p1", "Ward", "1948-03-12", `,"gender":"female"`)
+		putObservation(t, c, "o1", `{"text":"weight"}`, `,"subject":{"reference":"Patient/p1"}`+ucumValue("72", "kg"))
+		for _, path := range []string{
+			"/Observation?_elements=status&_include=Observation:subject",
+			"/Observation?_elements=subject&_include=Observation:subject",
+		} {
+			r := c.do("GET", path, "")
+			r.searchset(t)
+			var b struct {
+				Entry []struct {
+					Resource map[string]any
+					Search   struct{ Mode string }
+				}
+			}
+			if err := json.Unmarshal(r.body, &b); err != nil || len(b.Entry) != 2 {
+				t.Fatalf("GET %s: want a match and an include, got %s", path, truncate(r.body))
+			}
+			match, include := b.Entry[0].Resource, b.Entry[1].Resource
+			if match["valueQuantity"] != nil || !strings.Contains(fmt.Sprint(get(match, "meta", "tag")), "SUBSETTED") {
+				t.Errorf("GET %s: match %v, want it reduced and tagged SUBSETTED", path, match)
+			}
+			if include["gender"] != "female" || include["birthDate"] != "1948-03-12" || strings.Contains(fmt.Sprint(include["meta"]), "SUBSETTED") {
+				t.Errorf("GET %s: included Patient %v, want it whole", path, include)
+			}
+		}
+	})
+}
