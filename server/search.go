@@ -430,11 +430,11 @@ func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow 
 				return
 			}
 		}
-		for _, v := range page.included {
-			if err := a.addVersions(c, b, plans[v.Type], []*store.Version{v}, "include"); err != nil {
-				c.Error(err)
-				return
-			}
+		// An included resource may be of a type not searched, which has no
+		// plan; it is shaped by _summary alone, the same in every plan.
+		if err := a.addVersions(c, b, all[0], page.included, "include"); err != nil {
+			c.Error(err)
+			return
 		}
 	}
 	// Every plan ignores the same parameters: one warning says so.

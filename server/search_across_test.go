@@ -127,3 +127,28 @@ func TestSearchAcrossTypesPages(t *testing.T) {
 		c.do("GET", types+"&_cursor=bm90IGEgY3Vyc29y", "").want(t, http.StatusBadRequest)
 	})
 }
+
+// A search across types, or of the Patient compartment, includes resources
+// of types it does not search, shaped by _summary as its matches are.
+func TestSearchAcrossTypesIncludesOtherTypes(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "p1", "Ward", "1948-03-12", `,"generalPractitioner":[{"reference":"Practitioner/pr1"}]`)
+		c.do("PUT", "/Practitioner/pr1", `{"resourceType":"Practitioner","id":"pr1","name":[{"family":"Jones"}]}`).want(t, http.StatusCreated)
+		ob := `{"resourceType":"Observation","id":"o1","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"},"performer":[{"reference":"Practitioner/pr1"}]}`
+		c.do("PUT", "/Observation/o1", ob).want(t, http.StatusCreated)
+		for path, want := range map[string]string{
+			"/?_type=Observation&_include=Observation:subject":                    "Observation/o1 include:Patient/p1",
+			"/?_type=Observation,Condition&_include=Observation:performer":        "Observation/o1 include:Practitioner/pr1",
+			"/?_type=Patient&_revinclude=Observation:subject":                     "Patient/p1 include:Observation/o1",
+			"/Patient/p1/*?_type=Observation&_include=Observation:performer":      "Observation/o1 include:Practitioner/pr1",
+			"/?_type=Observation&_include=Observation:performer&_summary=true":    "Observation/o1 include:Practitioner/pr1",
+			"/?_type=Observation&_include=Observation:performer&_elements=status": "Observation/o1 include:Practitioner/pr1",
+		} {
+			b := c.do("GET", path, "").searchset(t)
+			got := b.ids("match") + " include:" + b.ids("include")
+			if got != want {
+				t.Errorf("GET %s: %q, want %q", path, got, want)
+			}
+		}
+	})
+}
