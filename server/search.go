@@ -219,6 +219,9 @@ func (a *api) searchBundle(c *gin.Context, self string, plan *search.Plan, total
 // addEntries adds a page's matches and included resources to b, reduced as
 // _summary or _elements ask, and an outcome entry for ignored parameters.
 func (a *api) addEntries(c *gin.Context, b *bundle, plan *search.Plan, page *store.Page) error {
+	if err := checkShape(plan); err != nil {
+		return err
+	}
 	if plan.Summary != "count" {
 		if err := a.addVersions(c, b, plan, page.Matches, "match"); err != nil {
 			return err
@@ -228,6 +231,22 @@ func (a *api) addEntries(c *gin.Context, b *bundle, plan *search.Plan, page *sto
 		}
 	}
 	a.addOutcome(b, plan.Ignored, page.IncludedCut, len(page.Included))
+	return nil
+}
+
+// checkShape refuses the _summary and _elements of a search of one type
+// that subset would refuse on each match, so that a search finding nothing
+// is refused as one finding something is.
+func checkShape(plan *search.Plan) error {
+	if len(plan.Elements) == 0 || plan.Summary == "count" { // count shapes no entry
+		return nil
+	}
+	if plan.Summary != "" && plan.Summary != "false" {
+		return errorf(http.StatusBadRequest, "invalid", "use either _summary or _elements, not both").at("_elements")
+	}
+	if name, none := elementOfNone([]string{plan.Query.Type}, plan.Elements); none {
+		return errorf(http.StatusBadRequest, "invalid", "_elements: %q is not an element of %s", truncate(name, 64), plan.Query.Type).at("_elements")
+	}
 	return nil
 }
 

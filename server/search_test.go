@@ -507,3 +507,22 @@ func TestSearchElementsLeaveIncludesWhole(t *testing.T) {
 		}
 	})
 }
+
+// A search's _elements is checked against the searched type whether or not
+// anything matches: an element the type does not have, or _elements beside
+// _summary, is 400 on a search that finds nothing too.
+func TestSearchElementsRefusedWithoutMatches(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "p1", "Ward", "1948-03-12", "")
+		for _, family := range []string{"ward", "nobody"} {
+			c.do("GET", "/Patient?family="+family+"&_elements=status", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
+			c.do("GET", "/Patient?family="+family+"&_elements=name&_summary=true", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
+			c.do("GET", "/Patient?family="+family+"&_elements=name&_summary=count", "").searchset(t)
+		}
+		batch := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"Patient?family=nobody&_elements=status"}}]}`
+		r := c.do("POST", "", batch).want(t, http.StatusOK)
+		if got := str(r.json(t), "entry", 0, "response", "status"); !strings.HasPrefix(got, "400") {
+			t.Errorf("batch search with _elements=status on Patient: entry status %q, want 400", got)
+		}
+	})
+}
