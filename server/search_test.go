@@ -526,3 +526,31 @@ func TestSearchElementsRefusedWithoutMatches(t *testing.T) {
 		}
 	})
 }
+
+// _revinclude=Type:param:Target includes the resources whose param refers
+// to a resource of Target alone: none for a search of another type, and,
+// iterating, only those referring to the included resources of Target.
+func TestSearchRevIncludeTarget(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "p1", "Ward", "1948-03-12", "")
+		c.do("PUT", "/Encounter/e1", `{"resourceType":"Encounter","id":"e1","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p1"}}`).want(t, http.StatusCreated)
+		for id, target := range map[string]string{"pv1": "Patient/p1", "pv2": "Encounter/e1"} {
+			body := fmt.Sprintf(`{"resourceType":"Provenance","id":%q,"target":[{"reference":%q}],"recorded":"2021-01-01T00:00:00Z","agent":[{"who":{"display":"x"}}]}`, id, target)
+			c.do("PUT", "/Provenance/"+id, body).want(t, http.StatusCreated)
+		}
+		for path, want := range map[string]string{
+			"/Patient?_revinclude=Provenance:target:Patient":                                        "Provenance/pv1",
+			"/Patient?_revinclude=Provenance:target:Encounter":                                      "",
+			"/Encounter?_include=Encounter:subject&_revinclude:iterate=Provenance:target:Patient":   "Patient/p1 Provenance/pv1",
+			"/Encounter?_include=Encounter:subject&_revinclude:iterate=Provenance:target":           "Patient/p1 Provenance/pv1 Provenance/pv2",
+			"/Encounter?_include=Encounter:subject&_revinclude:iterate=Provenance:target:Encounter": "Patient/p1 Provenance/pv2",
+		} {
+			b := c.do("GET", path, "").searchset(t)
+			got := strings.Fields(b.ids("include"))
+			slices.Sort(got)
+			if strings.Join(got, " ") != want {
+				t.Errorf("GET %s: includes %q, want %q", path, strings.Join(got, " "), want)
+			}
+		}
+	})
+}

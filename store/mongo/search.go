@@ -770,7 +770,12 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) (ou
 			}
 			keys := bson.A{}
 			for _, src := range frontier {
-				keys = append(keys, store.RefTyped+src.typ+"/"+src.doc.Lookup("_id").StringValue())
+				if inc.Target == "" || inc.Target == src.typ {
+					keys = append(keys, store.RefTyped+src.typ+"/"+src.doc.Lookup("_id").StringValue())
+				}
+			}
+			if len(keys) == 0 {
+				continue
 			}
 			filter := bson.D{{Key: field("r", inc.Param), Value: bson.D{{Key: "$in", Value: keys}}}, {Key: fieldDeleted, Value: false}}
 			// One more than fits tells that the includes were cut.

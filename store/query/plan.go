@@ -235,8 +235,9 @@ const (
 // Include names references to follow from a page's resources. As an
 // Include: parameter Param ("*" for all) of the page's resources of Type,
 // to resources of Target if set. As a RevInclude: resources of Type whose
-// parameter Param references a page's resource; Param is always one
-// parameter (the search parser expands _revinclude=Type:* into each).
+// parameter Param references a page's resource (of Target, if set); Param
+// is always one parameter (the search parser expands _revinclude=Type:*
+// into each).
 // Iterate applies the rule to the included resources too.
 type Include struct {
 	Type    string

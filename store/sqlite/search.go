@@ -557,7 +557,12 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 			}
 			var keys []any
 			for _, v := range frontier {
-				keys = append(keys, store.RefTyped+v.Type+"/"+v.ID)
+				if inc.Target == "" || inc.Target == v.Type {
+					keys = append(keys, store.RefTyped+v.Type+"/"+v.ID)
+				}
+			}
+			if len(keys) == 0 {
+				continue
 			}
 			pr, err := lookup(inc.Type, inc.Param)
 			if err != nil {
