@@ -554,3 +554,21 @@ func TestSearchRevIncludeTarget(t *testing.T) {
 		}
 	})
 }
+
+// :exact keeps case and accents but not the Unicode form they were sent
+// in: a name written with a precomposed ü is found by one sent as u and a
+// combining diaeresis, and the other way round.
+func TestSearchExactUnicodeForms(t *testing.T) {
+	const precomposed, decomposed = "M\u00fcller", "Mu\u0308ller"
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "nfc", precomposed, "1970-01-01", "")
+		putPatient(t, c, "nfd", "Gr"+decomposed, "1970-01-01", "")
+		wantMatches(t, c, []searchCase{
+			{"/Patient?family:exact=" + url.QueryEscape(decomposed), "Patient/nfc"},
+			{"/Patient?family:exact=" + url.QueryEscape(precomposed), "Patient/nfc"},
+			{"/Patient?family:exact=" + url.QueryEscape("Gr"+precomposed), "Patient/nfd"},
+			{"/Patient?family:exact=Muller", ""},
+			{"/Patient?family:exact=" + url.QueryEscape("m\u00fcller"), ""},
+		})
+	})
+}

@@ -171,7 +171,7 @@ func (ix *Indexer) add(out *query.Index, c compiled, values []Value) error {
 func addStrings(out *query.Index, param string, v Value) {
 	add := func(s string) {
 		if n := NormalizeString(s); n != "" {
-			out.Strings = append(out.Strings, query.String{Param: param, Value: n, Exact: s})
+			out.Strings = append(out.Strings, query.String{Param: param, Value: n, Exact: ExactString(s)})
 		}
 	}
 	switch x := v.JSON.(type) {
@@ -200,7 +200,7 @@ func addStrings(out *query.Index, param string, v Value) {
 func addTokens(out *query.Index, param string, v Value) {
 	text := func(s string) {
 		if n := NormalizeString(s); n != "" {
-			out.Strings = append(out.Strings, query.String{Param: param + ":text", Value: n, Exact: s})
+			out.Strings = append(out.Strings, query.String{Param: param + ":text", Value: n, Exact: ExactString(s)})
 		}
 	}
 	token := func(system, code string) {

@@ -26,6 +26,13 @@ func NormalizeString(s string) string {
 	return normalizeUnicode(s)
 }
 
+// ExactString returns s as :exact compares it: as written, case and
+// accents kept, in Unicode normalization form C, so that an accent typed
+// as a combining mark ("u" and U+0308) is the same as the precomposed
+// letter ("ü") it is canonically equivalent to. Index and query sides
+// both use it.
+func ExactString(s string) string { return norm.NFC.String(s) }
+
 // normalizeUnicode is NormalizeString for any s.
 func normalizeUnicode(s string) string {
 	var b strings.Builder

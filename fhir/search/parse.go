@@ -620,7 +620,9 @@ func (p *parser) strings(c *query.Clause, name, modifier string, values []string
 	}
 	for _, v := range values {
 		v = unescape(v)
-		if mode != query.StringExact {
+		if mode == query.StringExact {
+			v = ExactString(v)
+		} else {
 			v = NormalizeString(v)
 		}
 		if v == "" {

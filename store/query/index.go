@@ -40,7 +40,8 @@ type String struct {
 	// Value is lower-cased and accent-folded: what default (prefix) and
 	// :contains searches compare.
 	Value string
-	// Exact is the value as written, which :exact compares.
+	// Exact is the value as written, in Unicode normalization form C,
+	// which :exact compares.
 	Exact string
 }
 
