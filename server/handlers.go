@@ -305,6 +305,10 @@ func (a *api) create(c *gin.Context) {
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
+	} else {
+		// R4 answers a conditional create that found its match with the
+		// headers a create would have had, Location among them.
+		a.setLocation(c, v)
 	}
 	a.writeResult(c, status, v)
 }
@@ -401,7 +405,7 @@ func (a *api) conditionalUpdate(c *gin.Context) {
 // the resource (default), nothing, or an OperationOutcome.
 func (a *api) writeResult(c *gin.Context, status int, v *store.Version) {
 	if status == http.StatusCreated {
-		c.Header("Location", a.baseURL(c)+"/"+v.Type+"/"+v.ID+"/_history/"+strconv.FormatInt(v.VersionID, 10))
+		a.setLocation(c, v)
 	}
 	setVersionHeaders(c, v)
 	switch preferReturn(c) {
@@ -417,6 +421,11 @@ func (a *api) writeResult(c *gin.Context, status int, v *store.Version) {
 	default:
 		writeFHIR(c, status, v.JSON)
 	}
+}
+
+// setLocation sets the Location header to the URL of version v.
+func (a *api) setLocation(c *gin.Context, v *store.Version) {
+	c.Header("Location", a.baseURL(c)+"/"+v.Type+"/"+v.ID+"/_history/"+strconv.FormatInt(v.VersionID, 10))
 }
 
 // preferReturn reads the return preference of the Prefer header (RFC 7240).

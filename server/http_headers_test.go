@@ -62,6 +62,17 @@ func TestHTTPIfNoneExist(t *testing.T) {
 		if first["id"] != second["id"] {
 			t.Errorf("ids %v and %v, want the same", first["id"], second["id"])
 		}
+		// Its headers are those the create would have had, Location too,
+		// whatever body Prefer asks for.
+		for _, ret := range []string{"representation", "minimal", "OperationOutcome"} {
+			r := c.do("POST", "/Patient", headersPatient, "If-None-Exist", cond, "Prefer", "return="+ret).want(t, http.StatusOK)
+			if loc := r.header.Get("Location"); !strings.HasSuffix(loc, "/Patient/"+first["id"].(string)+"/_history/1") {
+				t.Errorf("return=%s: Location %q, want …/Patient/%v/_history/1", ret, loc, first["id"])
+			}
+			if et := r.header.Get("ETag"); et != `W/"1"` {
+				t.Errorf("return=%s: ETag %q, want W/\"1\"", ret, et)
+			}
+		}
 		// Several matches: 412 Precondition Failed, and nothing stored.
 		c.create("Patient", headersPatient)
 		c.do("POST", "/Patient", headersPatient, "If-None-Exist", cond).want(t, http.StatusPreconditionFailed).outcome(t, "", "")
