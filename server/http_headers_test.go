@@ -50,6 +50,12 @@ func TestHTTPPrefer(t *testing.T) {
 		if m := r.json(t); m["resourceType"] != "OperationOutcome" {
 			t.Errorf("return=OperationOutcome: body %s", truncate(r.body))
 		}
+		// A preference keeps its value when RFC 7240 parameters follow it.
+		r = c.do("POST", "/Patient", headersPatient, "Prefer", "return=minimal; charset=utf-8").want(t, http.StatusCreated)
+		if len(r.body) != 0 {
+			t.Errorf("return=minimal with a parameter: body %q, want none", truncate(r.body))
+		}
+		c.do("GET", "/Patient?shoe-size=9", "", "Prefer", "handling=strict;x=1, return=minimal").want(t, http.StatusBadRequest).outcome(t, "", "shoe-size")
 	})
 }
 

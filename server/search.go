@@ -78,9 +78,11 @@ func preference(c *gin.Context, name string) string {
 
 // prefers returns the value of the preference name in the Prefer header
 // and whether the header states it at all (respond-async has no value).
+// The parameters RFC 7240 lets follow a preference after ";" are ignored.
 func prefers(c *gin.Context, name string) (string, bool) {
 	for _, h := range c.Request.Header.Values("Prefer") {
 		for _, pref := range strings.Split(h, ",") {
+			pref, _, _ = strings.Cut(pref, ";")
 			n, value, _ := strings.Cut(strings.TrimSpace(pref), "=")
 			if strings.EqualFold(strings.TrimSpace(n), name) {
 				return strings.Trim(strings.TrimSpace(value), `"`), true
