@@ -274,6 +274,18 @@ func ifMatch(c *gin.Context) (versionMatch, error) {
 	return parseIfMatch(h)
 }
 
+// ifNoneMatch reads the If-None-Match precondition of an update: "*" to
+// create a resource only, never to replace one, or the versions it must
+// not replace.
+func ifNoneMatch(c *gin.Context) (noneMatch, error) {
+	h := strings.Join(c.Request.Header.Values("If-None-Match"), ",")
+	if h == "" {
+		return noneMatch{}, nil
+	}
+	star, versions, err := parseVersions(h, "If-None-Match")
+	return noneMatch{any: star, versions: versions}, err
+}
+
 func (a *api) create(c *gin.Context) {
 	typ, err := resourceType(c)
 	if err != nil {
@@ -324,6 +336,11 @@ func (a *api) update(c *gin.Context) {
 		c.Error(err)
 		return
 	}
+	none, err := ifNoneMatch(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
 	res, err := a.readResource(c, typ)
 	if err != nil {
 		c.Error(err)
@@ -338,7 +355,13 @@ func (a *api) update(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	v, did, err := a.svc.update(c.Request.Context(), typ, id, res, version)
+	var v *store.Version
+	var did updateOutcome
+	if none.asked() {
+		v, did, err = a.svc.updateIfNone(c.Request.Context(), typ, id, res, version, none)
+	} else {
+		v, did, err = a.svc.update(c.Request.Context(), typ, id, res, version)
+	}
 	if err != nil {
 		c.Error(err)
 		return

@@ -112,6 +112,30 @@ func TestHTTPIfMatch(t *testing.T) {
 	})
 }
 
+func TestHTTPIfNoneMatchUpdate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		body := func(family string) string {
+			return `{"resourceType":"Patient","id":"inm","name":[{"family":"` + family + `"}]}`
+		}
+		// * creates the resource with the client's id, and never replaces it.
+		c.do("PUT", "/Patient/inm", body("First"), "If-None-Match", "*").want(t, http.StatusCreated)
+		c.do("PUT", "/Patient/inm", body("Second"), "If-None-Match", "*").want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		// A list of ETags: the current version among them is 412.
+		c.do("PUT", "/Patient/inm", body("Second"), "If-None-Match", `W/"3", W/"1"`).want(t, http.StatusPreconditionFailed)
+		c.do("PUT", "/Patient/inm", body("Second"), "If-None-Match", "soon").want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		r := c.do("GET", "/Patient/inm", "").want(t, http.StatusOK)
+		if et, family := r.header.Get("ETag"), str(r.json(t), "name", 0, "family"); et != `W/"1"` || family != "First" {
+			t.Fatalf("after refused updates: ETag %s, family %q; want W/\"1\", First", et, family)
+		}
+		c.do("PUT", "/Patient/inm", body("Second"), "If-None-Match", `W/"3"`).want(t, http.StatusOK)
+		// A deleted resource has no current version: * recreates it.
+		c.do("DELETE", "/Patient/inm", "").want(t, http.StatusNoContent)
+		if et := c.do("PUT", "/Patient/inm", body("Third"), "If-None-Match", "*").want(t, http.StatusCreated).header.Get("ETag"); et != `W/"4"` {
+			t.Errorf("ETag %s after recreating, want W/\"4\"", et)
+		}
+	})
+}
+
 func TestHTTPFormats(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		id := c.create("Patient", headersPatient)["id"].(string)

@@ -407,6 +407,27 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 	}
 }
 
+// updateIfNone is update under an If-None-Match precondition, decided on
+// the version current in the unit of work that writes, so that a version
+// written in between cannot be replaced.
+func (s *service) updateIfNone(ctx context.Context, typ, id string, res fhir.Resource, ifMatch int64, none noneMatch) (v *store.Version, did updateOutcome, err error) {
+	err = s.transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		cur, err := tx.Read(ctx, typ, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			cur = nil
+		case err != nil:
+			return fmt.Errorf("reading %s/%s for If-None-Match: %w", typ, id, err)
+		}
+		if err := none.check(cur, typ, id); err != nil {
+			return err
+		}
+		v, did, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
+		return err
+	})
+	return v, did, err
+}
+
 // conditionalUpdate applies update to the one resource matching criteria,
 // or creates res when none does, in one unit of work.
 func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Resource, criteria *store.Query, match versionMatch) (v *store.Version, did updateOutcome, err error) {
@@ -595,28 +616,34 @@ type versionMatch struct {
 }
 
 // parseIfMatch reads an If-Match header value: "*", or a list of version
-// ETags (W/"3", W/"4"). Empty list elements are skipped, as RFC 9110
-// section 5.6.1 asks of a recipient.
+// ETags (W/"3", W/"4").
 func parseIfMatch(value string) (versionMatch, error) {
+	star, versions, err := parseVersions(value, "If-Match")
+	return versionMatch{any: star, versions: versions}, err
+}
+
+// parseVersions reads the value of a precondition header: "*" (star is
+// true), or a list of version ETags. Empty list elements are skipped, as
+// RFC 9110 section 5.6.1 asks of a recipient.
+func parseVersions(value, header string) (star bool, versions []int64, err error) {
 	if strings.TrimSpace(value) == "*" {
-		return versionMatch{any: true}, nil
+		return true, nil, nil
 	}
-	var m versionMatch
 	for _, tag := range strings.Split(value, ",") {
 		if strings.TrimSpace(tag) == "" {
 			continue
 		}
-		n, err := parseETag(tag, "If-Match")
+		n, err := parseETag(tag, header)
 		if err != nil {
-			return versionMatch{}, err
+			return false, nil, err
 		}
-		m.versions = append(m.versions, n)
+		versions = append(versions, n)
 	}
-	if len(m.versions) == 0 {
-		return versionMatch{}, errorf(http.StatusBadRequest, "invalid",
-			"If-Match %q is neither * nor a version ETag such as W/\"3\"", truncate(value, 40))
+	if len(versions) == 0 {
+		return false, nil, errorf(http.StatusBadRequest, "invalid",
+			"%s %q is neither * nor a version ETag such as W/\"3\"", header, truncate(value, 40))
 	}
-	return m, nil
+	return false, versions, nil
 }
 
 // resolve returns the version a write of typ/id under m must replace, for
@@ -652,6 +679,33 @@ func (m versionMatch) resolve(ctx context.Context, r store.Reader, typ, id strin
 		return 0, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names %s of %s/%s but version %d is current", named, typ, id, cur.VersionID)
 	}
 	return cur.VersionID, nil
+}
+
+// noneMatch is the If-None-Match precondition of an update (RFC 9110
+// section 13.1.2): none (the zero value), no current version ("*"), or a
+// current version other than those listed.
+type noneMatch struct {
+	any      bool
+	versions []int64
+}
+
+func (m noneMatch) asked() bool { return m.any || len(m.versions) > 0 }
+
+// check answers 412 when cur, the current version of typ/id (nil when
+// there is none), is one m excludes. A deleted resource has no current
+// version.
+func (m noneMatch) check(cur *store.Version, typ, id string) error {
+	switch {
+	case cur == nil || cur.Deleted:
+		return nil
+	case m.any:
+		return errorf(http.StatusPreconditionFailed, "conflict",
+			"If-None-Match * asks that %s/%s not exist, but version %d is current", typ, id, cur.VersionID)
+	case slices.Contains(m.versions, cur.VersionID):
+		return errorf(http.StatusPreconditionFailed, "conflict",
+			"If-None-Match names version %d of %s/%s, which is current", cur.VersionID, typ, id)
+	}
+	return nil
 }
 
 func joinVersions(versions []int64) string {
