@@ -866,6 +866,11 @@ func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 	if r.invalid != nil {
 		return r.invalid
 	}
+	if e.noneMatch.asked() {
+		if err := e.noneMatch.check(ctx, u.tx, typ, r.id); err != nil {
+			return err
+		}
+	}
 	v, did, err := u.a.svc.updateStaged(ctx, u.tx, typ, r.id, r.res, e.ifMatch, r.stage)
 	if err == nil && did == updateUnchanged && r.named {
 		v, did, err = u.writeNamed(ctx, typ, r.res, v)

@@ -56,6 +56,9 @@ type entry struct {
 	establishes     string
 	ifNoneMatch     string
 	ifModifiedSince time.Time
+	// noneMatch is the ifNoneMatch of a PUT [type]/[id], a precondition
+	// of the write.
+	noneMatch noneMatch
 	// patchType and patch are the patch document of a PATCH: its media type
 	// and content.
 	patchType string
@@ -303,6 +306,23 @@ func (a *api) checkEntry(e *entry, we wireEntry, base string) error {
 		e.establishes = criteriaKey(t.typ, t.rawQuery)
 	}
 	e.ifNoneMatch = req.IfNoneMatch
+	if req.IfNoneMatch != "" {
+		switch {
+		case e.method == http.MethodGet || e.method == http.MethodHead:
+		case e.method == http.MethodPut && t.criteria == nil:
+			star, versions, err := parseVersions(req.IfNoneMatch, "request.ifNoneMatch")
+			if err != nil {
+				return err
+			}
+			e.noneMatch = noneMatch{any: star, versions: versions}
+		default:
+			what := e.method
+			if t.criteria != nil {
+				what = "a conditional " + what
+			}
+			return errorf(http.StatusBadRequest, "invalid", "request.ifNoneMatch is for GET, HEAD and PUT [type]/[id], not %s", what).at(e.path() + ".request.ifNoneMatch")
+		}
+	}
 	if req.IfModifiedSince != "" {
 		ims, err := time.Parse(time.RFC3339, req.IfModifiedSince)
 		if err != nil {

@@ -1289,3 +1289,33 @@ func TestTransactionSearch(t *testing.T) {
 		}
 	})
 }
+
+func TestTransactionPutIfNoneMatch(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/n", patientWith("n", "1", "First")).want(t, http.StatusCreated)
+		// In a batch, each entry's precondition is decided on its own: * over
+		// a current version is 412, over a new id it creates.
+		resp := c.bundle(txBundle("batch",
+			txEntry("", "PUT", "Patient/n", patientWith("n", "1", "Second"), "ifNoneMatch", "*"),
+			txEntry("", "PUT", "Patient/m", patientWith("m", "2", "New"), "ifNoneMatch", "*"),
+			txEntry("", "PUT", "Patient/n", patientWith("n", "1", "Second"), "ifNoneMatch", `W/"1"`),
+		))
+		checkStatuses(t, resp, "412 Precondition Failed", "201 Created", "412 Precondition Failed")
+		// In a transaction, the refusal fails the whole.
+		c.do("POST", "", txBundle("transaction",
+			txEntry("", "PUT", "Patient/k", patientWith("k", "3", "Kept out"), ""),
+			txEntry("", "PUT", "Patient/n", patientWith("n", "1", "Second"), "ifNoneMatch", "*"),
+		)).want(t, http.StatusPreconditionFailed)
+		mustNotExist(t, c, "Patient", "k")
+		if family := str(c.do("GET", "/Patient/n", "").want(t, http.StatusOK).json(t), "name", 0, "family"); family != "First" {
+			t.Errorf("family %q after refused updates, want First", family)
+		}
+		// A precondition no write takes is refused, not ignored.
+		resp = c.bundle(txBundle("batch",
+			txEntry("", "DELETE", "Patient/n", "", "ifNoneMatch", "*"),
+			txEntry("", "PUT", "Patient?identifier=1", patientWith("", "1", "Second"), "ifNoneMatch", "*"),
+		))
+		checkStatuses(t, resp, "400 Bad Request", "400 Bad Request")
+		c.do("GET", "/Patient/n", "").want(t, http.StatusOK)
+	})
+}

@@ -412,16 +412,10 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 // written in between cannot be replaced.
 func (s *service) updateIfNone(ctx context.Context, typ, id string, res fhir.Resource, ifMatch int64, none noneMatch) (v *store.Version, did updateOutcome, err error) {
 	err = s.transact(ctx, func(ctx context.Context, tx store.Tx) error {
-		cur, err := tx.Read(ctx, typ, id)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			cur = nil
-		case err != nil:
-			return fmt.Errorf("reading %s/%s for If-None-Match: %w", typ, id, err)
-		}
-		if err := none.check(cur, typ, id); err != nil {
+		if err := none.check(ctx, tx, typ, id); err != nil {
 			return err
 		}
+		var err error
 		v, did, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
 		return err
 	})
@@ -691,12 +685,16 @@ type noneMatch struct {
 
 func (m noneMatch) asked() bool { return m.any || len(m.versions) > 0 }
 
-// check answers 412 when cur, the current version of typ/id (nil when
-// there is none), is one m excludes. A deleted resource has no current
-// version.
-func (m noneMatch) check(cur *store.Version, typ, id string) error {
+// check reads the current version of typ/id from r and answers 412 when
+// it is one m excludes. A deleted resource has no current version.
+func (m noneMatch) check(ctx context.Context, r store.Reader, typ, id string) error {
+	cur, err := r.Read(ctx, typ, id)
 	switch {
-	case cur == nil || cur.Deleted:
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading %s/%s for If-None-Match: %w", typ, id, err)
+	case cur.Deleted:
 		return nil
 	case m.any:
 		return errorf(http.StatusPreconditionFailed, "conflict",
