@@ -388,6 +388,11 @@ func TestHistory(t *testing.T) {
 		c.do("GET", "/_history?_since=yesterday", "").want(t, 400).outcome(t, "invalid", "_since")
 		c.do("GET", "/_history?_at=2025-13", "").want(t, 400).outcome(t, "invalid", "_at")
 		c.do("GET", "/_history?_cursor=bm9wZQ", "").want(t, 400).outcome(t, "invalid", "_cursor")
+		// JSON that names no position ({}, null, a version 0) is no cursor
+		// either: read as one, it would answer an empty last page.
+		for _, cur := range []string{"e30", "bnVsbA", "eyJ0IjoxLCJyIjoiUGF0aWVudCIsImkiOiJhIiwidiI6MH0"} {
+			c.do("GET", "/Patient/_history?_cursor="+cur, "").want(t, 400).outcome(t, "invalid", "_cursor")
+		}
 		future := url.QueryEscape(time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
 		if n := get(c.do("GET", "/_history?_since="+future, "").want(t, 200).json(t), "total"); n != 0.0 {
 			t.Errorf("_since in the future: total %v", n)

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -103,13 +104,18 @@ func (c cursor) String() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// parseCursor reads a cursor that String wrote; one that names no version
+// (such as {} or null) is refused, not read as the position before
+// everything, which would answer an empty page with no next.
 func parseCursor(s string) (cursor, error) {
 	var c cursor
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err == nil {
-		err = json.Unmarshal(b, &c)
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.DisallowUnknownFields()
+		err = d.Decode(&c)
 	}
-	if err != nil {
+	if err != nil || c.Type == "" || c.ID == "" || c.Version < 1 {
 		return c, fmt.Errorf("history cursor %q: %w", s, store.ErrBadCursor)
 	}
 	return c, nil
