@@ -525,7 +525,7 @@ func (u *unit) delete(ctx context.Context, e *entry, r *entryResult) error {
 	typ := e.target.typ
 	r.status = http.StatusNoContent
 	if e.conditional() {
-		v, err := u.a.svc.conditionalDeleteIn(ctx, u.tx, typ, e.target.criteria)
+		v, err := u.a.svc.conditionalDeleteIn(ctx, u.tx, typ, e.target.criteria, e.versionMatch())
 		if err != nil || v == nil {
 			return err
 		}

@@ -67,6 +67,14 @@ type entry struct {
 	err error
 }
 
+// versionMatch is the entry's request.ifMatch as a precondition.
+func (e *entry) versionMatch() versionMatch {
+	if e.ifMatch == 0 {
+		return versionMatch{}
+	}
+	return versionMatch{versions: []int64{e.ifMatch}}
+}
+
 // label names the entry in messages: Bundle.entry[3] (PUT Patient/123).
 func (e *entry) label() string {
 	return fmt.Sprintf("%s (%s %s)", e.path(), e.method, truncate(e.url, 200))

@@ -317,6 +317,29 @@ func TestConditionalUpdateAndDelete(t *testing.T) {
 	})
 }
 
+// A conditional delete honours If-Match on the resource its criteria find,
+// over HTTP and as a Bundle entry's request.ifMatch: a stale version is 412
+// and the resource is left as it was.
+func TestConditionalDeleteIfMatch(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const body = `{"resourceType":"Patient","id":"cd","identifier":[{"system":"http://example.org/mrn","value":"cd"}]}`
+		const criteria = "/Patient?identifier=http://example.org/mrn|cd"
+		c.do("PUT", "/Patient/cd", body).want(t, http.StatusCreated)
+		c.do("PUT", "/Patient/cd", strings.Replace(body, `"id":"cd",`, `"id":"cd","active":true,`, 1)).want(t, http.StatusOK)
+		c.do("DELETE", criteria, "", "If-Match", `W/"1"`).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		c.do("DELETE", criteria, "", "If-Match", "soon").want(t, http.StatusBadRequest)
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"DELETE","url":"Patient?identifier=http://example.org/mrn|cd","ifMatch":"W/\"1\""}}]}`
+		c.do("POST", "", tx).want(t, http.StatusPreconditionFailed)
+		if et := c.do("GET", "/Patient/cd", "").want(t, http.StatusOK).header.Get("ETag"); et != `W/"2"` {
+			t.Fatalf("ETag %s after refused deletes, want W/\"2\"", et)
+		}
+		// Nothing matching: there is no version for If-Match to name.
+		c.do("DELETE", "/Patient?identifier=http://example.org/mrn|none", "", "If-Match", `W/"2"`).want(t, http.StatusPreconditionFailed)
+		c.do("DELETE", criteria, "", "If-Match", `W/"2"`).want(t, http.StatusNoContent)
+		c.do("GET", "/Patient/cd", "").want(t, http.StatusGone)
+	})
+}
+
 // A conditional update whose criteria match nothing creates the resource
 // with the body's id only when that id is free (or deleted): an id that
 // names another resource is 409, and that resource is left as it was,

@@ -489,7 +489,12 @@ func (a *api) conditionalDelete(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	v, err := a.svc.conditionalDelete(c.Request.Context(), typ, criteria)
+	match, err := ifMatch(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	v, err := a.svc.conditionalDelete(c.Request.Context(), typ, criteria, match)
 	if err != nil {
 		c.Error(err)
 		return

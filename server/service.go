@@ -534,21 +534,32 @@ func (s *service) deleteIn(ctx context.Context, tx store.Tx, typ, id string, ifM
 
 // conditionalDelete deletes the one resource matching criteria; no match is
 // not an error, several are 412.
-func (s *service) conditionalDelete(ctx context.Context, typ string, criteria *store.Query) (v *store.Version, err error) {
+func (s *service) conditionalDelete(ctx context.Context, typ string, criteria *store.Query, match versionMatch) (v *store.Version, err error) {
 	err = s.unit(ctx, typ, func(tx store.Tx) error {
-		v, err = s.conditionalDeleteIn(ctx, tx, typ, criteria)
+		v, err = s.conditionalDeleteIn(ctx, tx, typ, criteria, match)
 		return err
 	})
 	return v, err
 }
 
-// conditionalDeleteIn is conditionalDelete in tx.
-func (s *service) conditionalDeleteIn(ctx context.Context, tx store.Tx, typ string, criteria *store.Query) (*store.Version, error) {
-	match, err := matchOne(ctx, tx, criteria, "conditional delete")
-	if err != nil || match == nil {
+// conditionalDeleteIn is conditionalDelete in tx. The If-Match precondition
+// match is decided on the resource the criteria find, as a delete's is on
+// the resource its URL names: with no resource found it is 412.
+func (s *service) conditionalDeleteIn(ctx context.Context, tx store.Tx, typ string, criteria *store.Query, match versionMatch) (*store.Version, error) {
+	found, err := matchOne(ctx, tx, criteria, "conditional delete")
+	switch {
+	case err != nil:
+		return nil, err
+	case found == nil && match.asked():
+		return nil, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names a version, but no %s matches the conditional delete criteria", typ)
+	case found == nil:
+		return nil, nil
+	}
+	ifMatch, err := match.resolve(ctx, tx, typ, found.ID)
+	if err != nil {
 		return nil, err
 	}
-	return s.deleteIn(ctx, tx, typ, match.ID, 0)
+	return s.deleteIn(ctx, tx, typ, found.ID, ifMatch)
 }
 
 // patchIn applies a patch to the current version of typ/id in tx and
@@ -608,6 +619,9 @@ type versionMatch struct {
 	any      bool
 	versions []int64
 }
+
+// asked reports whether m states a precondition.
+func (m versionMatch) asked() bool { return m.any || len(m.versions) > 0 }
 
 // parseIfMatch reads an If-Match header value: "*", or a list of version
 // ETags (W/"3", W/"4").
