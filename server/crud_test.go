@@ -340,6 +340,24 @@ func TestConditionalDeleteIfMatch(t *testing.T) {
 	})
 }
 
+// If-Match on a conditional update whose criteria match nothing names no
+// version there is: 412, and nothing is created, over HTTP as in a Bundle.
+func TestConditionalUpdateIfMatchNoMatch(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const body = `{"resourceType":"Patient","identifier":[{"system":"http://example.org/mrn","value":"im"}]}`
+		const criteria = "/Patient?identifier=http://example.org/mrn|im"
+		for _, tag := range []string{`W/"1"`, "*", `W/"1", W/"2"`} {
+			c.do("PUT", criteria, body, "If-Match", tag).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		}
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + body +
+			`,"request":{"method":"PUT","url":"Patient?identifier=http://example.org/mrn|im","ifMatch":"W/\"1\""}}]}`
+		c.do("POST", "", tx).want(t, http.StatusPreconditionFailed)
+		if total := get(c.do("GET", criteria+"&_summary=count", "").want(t, http.StatusOK).json(t), "total"); total != 0.0 {
+			t.Errorf("%v Patients created under If-Match, want none", total)
+		}
+	})
+}
+
 // A conditional update whose criteria match nothing creates the resource
 // with the body's id only when that id is free (or deleted): an id that
 // names another resource is 409, and that resource is left as it was,

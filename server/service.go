@@ -547,19 +547,18 @@ func (s *service) conditionalDelete(ctx context.Context, typ string, criteria *s
 // the resource its URL names: with no resource found it is 412.
 func (s *service) conditionalDeleteIn(ctx context.Context, tx store.Tx, typ string, criteria *store.Query, match versionMatch) (*store.Version, error) {
 	found, err := matchOne(ctx, tx, criteria, "conditional delete")
-	switch {
-	case err != nil:
-		return nil, err
-	case found == nil && match.asked():
-		return nil, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names a version, but no %s matches the conditional delete criteria", typ)
-	case found == nil:
-		return nil, nil
-	}
-	ifMatch, err := match.resolve(ctx, tx, typ, found.ID)
 	if err != nil {
 		return nil, err
 	}
-	return s.deleteIn(ctx, tx, typ, found.ID, ifMatch)
+	id := ""
+	if found != nil {
+		id = found.ID
+	}
+	ifMatch, err := match.resolve(ctx, tx, typ, id)
+	if err != nil || found == nil {
+		return nil, err
+	}
+	return s.deleteIn(ctx, tx, typ, id, ifMatch)
 }
 
 // patchIn applies a patch to the current version of typ/id in tx and
@@ -659,27 +658,28 @@ func parseVersions(value, header string) (star bool, versions []int64, err error
 // names when it names one. "*" and a list are decided on the current
 // version, read from r: it must exist, not be deleted and, for a list, be
 // among the versions named (412 otherwise). id "" is a resource that does
-// not exist yet.
+// not exist yet, such as the one a conditional update that matched
+// nothing creates: any precondition is 412 there.
 func (m versionMatch) resolve(ctx context.Context, r store.Reader, typ, id string) (int64, error) {
-	switch {
-	case !m.any && len(m.versions) == 0:
+	if !m.asked() {
 		return 0, nil
-	case !m.any && len(m.versions) == 1:
-		return m.versions[0], nil
-	}
-	var cur *store.Version
-	if id != "" {
-		var err error
-		if cur, err = r.Read(ctx, typ, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return 0, err
-		}
 	}
 	named := "*"
 	if !m.any {
 		named = "versions " + joinVersions(m.versions)
 	}
 	switch {
-	case cur == nil:
+	case id == "":
+		return 0, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names %s, but no %s matches the criteria", named, typ)
+	case !m.any && len(m.versions) == 1:
+		return m.versions[0], nil
+	}
+	cur, err := r.Read(ctx, typ, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	switch {
+	case err != nil:
 		return 0, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names %s of %s/%s, which does not exist", named, typ, id)
 	case cur.Deleted:
 		return 0, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names %s of %s/%s, which is deleted", named, typ, id)
