@@ -19,9 +19,6 @@ import (
 	"carefhir/store"
 )
 
-// batch is how many pending rows one scan reads.
-const batch = 1000
-
 // rescan is how soon after a wake the outbox is scanned again.
 const rescan = 20 * time.Millisecond
 
@@ -95,25 +92,51 @@ func (n *Notifier) DeliverPending(ctx context.Context) error {
 	return nil
 }
 
-// scan returns the pending rows by subscription, oldest first.
+// scan returns the pending rows by subscription, oldest first. When the
+// oldest rows fill a batch, they may all be of subscriptions held back by a
+// failing row (or just of a busy one): each live subscription with none of
+// them is then scanned on its own, so that no subscription's backlog
+// delays another's deliveries.
 func (n *Notifier) scan(ctx context.Context) (map[string][]*store.Version, error) {
 	r, err := n.records()
 	if err != nil {
 		return nil, err
 	}
-	vs, err := r.Search(ctx, pendingQuery(batch))
+	groups := map[string][]*store.Version{}
+	full, err := scanInto(ctx, r, pendingQuery(n.cfg.Batch), groups)
+	if err != nil || !full {
+		return groups, err
+	}
+	subs, err := n.subscriptions(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	groups := map[string][]*store.Version{}
+	for _, sub := range subs {
+		if _, ok := groups[sub.id]; ok {
+			continue
+		}
+		if _, err := scanInto(ctx, r, pendingOf(sub.id, n.cfg.Batch), groups); err != nil {
+			return nil, err
+		}
+	}
+	return groups, nil
+}
+
+// scanInto adds the rows q finds to groups, by subscription, and reports
+// whether q found as many as it may.
+func scanInto(ctx context.Context, r store.Reader, q store.Query, groups map[string][]*store.Version) (bool, error) {
+	vs, err := r.Search(ctx, q)
+	if err != nil {
+		return false, err
+	}
 	for _, v := range vs {
 		var rw row
 		if err := json.Unmarshal(v.JSON, &rw); err != nil {
-			return nil, fmt.Errorf("outbox row %s: %w", v.ID, err)
+			return false, fmt.Errorf("outbox row %s: %w", v.ID, err)
 		}
 		groups[rw.Subscription] = append(groups[rw.Subscription], v)
 	}
-	return groups, nil
+	return q.Count > 0 && len(vs) >= q.Count, nil
 }
 
 // deliverRows delivers one subscription's rows in order, stopping at the
@@ -252,9 +275,7 @@ func (n *Notifier) backoff(attempts int) time.Duration {
 // dropAll removes the pending rows of a subscription that will not be
 // delivered any more.
 func (n *Notifier) dropAll(ctx context.Context, recs store.Tx, sub string, now time.Time) {
-	q := pendingQuery(0)
-	q.Where = append(q.Where, store.Clause{Param: "subscription", Tokens: []store.TokenMatch{{AnySystem: true, Code: sub}}})
-	vs, err := recs.Search(ctx, q)
+	vs, err := recs.Search(ctx, pendingOf(sub, 0))
 	if err != nil {
 		n.cfg.Logger.Error("notify: drop rows", "subscription", sub, "err", err)
 		return

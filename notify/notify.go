@@ -65,6 +65,8 @@ type Config struct {
 	Poll time.Duration
 	// Timeout bounds each request to an endpoint.
 	Timeout time.Duration
+	// Batch is how many pending rows one scan reads; 0: DefaultBatch.
+	Batch int
 	// Holder names this process in leases; empty: a random name.
 	Holder string
 	Logger *slog.Logger
@@ -78,6 +80,7 @@ const (
 	DefaultLease      = time.Minute
 	DefaultPoll       = time.Second
 	DefaultTimeout    = 30 * time.Second
+	DefaultBatch      = 1000
 )
 
 // Notifier matches writes against subscriptions and delivers them.
@@ -126,6 +129,9 @@ func New(cfg Config) (*Notifier, error) {
 	setDefault(&cfg.Lease, DefaultLease)
 	setDefault(&cfg.Poll, DefaultPoll)
 	setDefault(&cfg.Timeout, DefaultTimeout)
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultBatch
+	}
 	if cfg.Holder == "" {
 		cfg.Holder = "p" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	}

@@ -419,6 +419,35 @@ func TestRetriesThenError(t *testing.T) {
 	})
 }
 
+// TestBacklogHoldsBackNoOther: a failing subscription whose rows fill a
+// scan's batch does not hold back another subscription's notifications.
+func TestBacklogHoldsBackNoOther(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{}, func(c *notify.Config) { c.Batch = 3 })
+		down, up := newReceiver(t), newReceiver(t)
+		e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", down.URL+"/down", ""))
+		e.do("admin", "POST", "/Subscription", subscription("Appointment?status=cancelled", up.URL+"/up", ""))
+		e.deliver()
+		down.take()
+		up.take()
+		down.setStatus(http.StatusServiceUnavailable)
+		for range 4 {
+			e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		}
+		e.do("admin", "POST", "/Appointment", appointment("p1", "cancelled"))
+		for range 3 {
+			e.deliver()
+			e.clock.Advance(10 * time.Second)
+		}
+		if got := up.take(); len(got) != 1 {
+			t.Errorf("the other subscription was sent %d notifications, want 1, while the failing one holds 4 rows", len(got))
+		}
+		if got := down.take(); len(got) == 0 {
+			t.Error("the failing subscription was not tried")
+		}
+	})
+}
+
 // TestOwnerPatientScope: a subscription made with a token confined to one
 // patient never carries another patient's record, even when its criteria
 // would match it.

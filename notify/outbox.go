@@ -86,6 +86,14 @@ func pendingQuery(limit int) store.Query {
 	}}
 }
 
+// pendingOf selects the rows of subscription sub still to deliver, oldest
+// first, at most limit of them (0: all).
+func pendingOf(sub string, limit int) store.Query {
+	q := pendingQuery(limit)
+	q.Where = append(q.Where, store.Clause{Param: "subscription", Tokens: []store.TokenMatch{{AnySystem: true, Code: sub}}})
+	return q
+}
+
 // owner is the principal recorded with a subscription: the claims of the
 // token that last wrote it.
 type owner struct {
