@@ -33,6 +33,27 @@ func (n *Notifier) Run(ctx context.Context) {
 	defer wg.Wait()
 	busy := map[string]bool{}
 	var mu sync.Mutex
+	// start runs work for subscription sub unless some already runs: a
+	// slow endpoint keeps one worker waiting, never the loop.
+	start := func(sub string, work func()) {
+		mu.Lock()
+		if busy[sub] {
+			mu.Unlock()
+			return
+		}
+		busy[sub] = true
+		mu.Unlock()
+		wg.Go(func() {
+			work()
+			mu.Lock()
+			delete(busy, sub)
+			mu.Unlock()
+			select { // rows may have arrived meanwhile
+			case n.wake <- struct{}{}:
+			default:
+			}
+		})
+	}
 	// A write wakes the deliverer from its hook, before the write commits:
 	// a scan shortly after catches the rows a scan at once may miss.
 	again := time.NewTimer(time.Hour)
@@ -46,7 +67,9 @@ func (n *Notifier) Run(ctx context.Context) {
 		case <-again.C:
 		case <-tick.C:
 			n.invalidate() // subscriptions written by other processes
-			n.heartbeats(ctx)
+			for sub, beat := range n.dueHeartbeats(ctx) {
+				start(sub, func() { beat(ctx) })
+			}
 		}
 		groups, err := n.scan(ctx)
 		if err != nil {
@@ -56,23 +79,7 @@ func (n *Notifier) Run(ctx context.Context) {
 			continue
 		}
 		for sub, rows := range groups {
-			mu.Lock()
-			if busy[sub] {
-				mu.Unlock()
-				continue
-			}
-			busy[sub] = true
-			mu.Unlock()
-			wg.Go(func() {
-				n.deliverRows(ctx, rows)
-				mu.Lock()
-				delete(busy, sub)
-				mu.Unlock()
-				select { // rows may have arrived meanwhile
-				case n.wake <- struct{}{}:
-				default:
-				}
-			})
+			start(sub, func() { n.deliverRows(ctx, rows) })
 		}
 	}
 }
@@ -88,7 +95,9 @@ func (n *Notifier) DeliverPending(ctx context.Context) error {
 	for _, rows := range groups {
 		n.deliverRows(ctx, rows)
 	}
-	n.heartbeats(ctx)
+	for _, beat := range n.dueHeartbeats(ctx) {
+		beat(ctx)
+	}
 	return nil
 }
 

@@ -1,8 +1,12 @@
 package notify_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -218,6 +222,52 @@ func TestTopicEventsReadAsCaller(t *testing.T) {
 		}
 		if evs := readNotification(t, e.do("admin", "GET", "/Subscription/"+sub+"/$events", "").body); fmt.Sprint(evs.Events) != "[1:"+mine+" 2:"+hidden+"]" {
 			t.Errorf("$events of the owner: %v", evs.Events)
+		}
+	})
+}
+
+// TestHeartbeatEndpointHangs: a heartbeat endpoint that never answers
+// holds back no other subscription's notifications.
+func TestHeartbeatEndpointHangs(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{}, func(c *notify.Config) {
+			c.Poll, c.Timeout = 10*time.Millisecond, time.Hour
+		})
+		beating := make(chan struct{}, 1)
+		release := make(chan struct{})
+		hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			if strings.Contains(string(body), `"heartbeat"`) {
+				select {
+				case beating <- struct{}{}:
+				default:
+				}
+				<-release
+			}
+		}))
+		t.Cleanup(hang.Close)
+		t.Cleanup(func() { close(release) })
+		rx := newReceiver(t)
+		e.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "", hang.URL+"/hook", "id-only", 1))
+		e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", ""))
+		e.deliver()
+		rx.take()
+
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.n.Run(ctx); close(done) }()
+		t.Cleanup(func() { cancel(); <-done })
+		e.clock.Advance(2 * time.Second)
+		select {
+		case <-beating:
+		case <-time.After(20 * time.Second):
+			t.Fatal("no heartbeat was sent")
+		}
+		e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		for deadline := time.Now().Add(20 * time.Second); len(rx.take()) == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("a notification of another subscription waits for a heartbeat that hangs")
+			}
 		}
 	})
 }

@@ -168,18 +168,21 @@ func (n *Notifier) sent(sub string, at time.Time) {
 	n.lastSentMu.Unlock()
 }
 
-// heartbeats sends a heartbeat to each active topic-based subscription
-// with a heartbeat period that was sent nothing for that long.
-func (n *Notifier) heartbeats(ctx context.Context) {
+// dueHeartbeats returns, by subscription, the sending of a heartbeat to
+// each active topic-based subscription with a heartbeat period that was
+// sent nothing for that long. The caller sends them, each apart from the
+// others, so that an endpoint slow to answer delays no other.
+func (n *Notifier) dueHeartbeats(ctx context.Context) map[string]func(context.Context) {
 	recs, err := n.records()
 	if err != nil {
-		return
+		return nil
 	}
 	subs, err := n.subscriptions(ctx, recs)
 	if err != nil {
-		return
+		return nil
 	}
 	now := n.cfg.Now()
+	due := map[string]func(context.Context){}
 	for _, sub := range subs {
 		if sub.topic == nil || sub.heartbeat <= 0 || sub.status != statusActive {
 			continue
@@ -193,20 +196,27 @@ func (n *Notifier) heartbeats(ctx context.Context) {
 		if !ok || now.Sub(last) < sub.heartbeat {
 			continue
 		}
-		count, _, err := readCounter(ctx, recs, sub.id)
-		if err != nil {
-			continue
-		}
-		body, err := n.notificationBundle(sub, statusActive, "heartbeat", count, nil, nil, now)
-		if err != nil {
-			continue
-		}
-		if err := n.send(ctx, sub, http.MethodPost, sub.endpoint, body); err != nil {
-			n.cfg.Logger.Warn("notify: heartbeat", "subscription", sub.id, "err", err)
-			continue
-		}
-		n.sent(sub.id, now)
+		due[sub.id] = func(ctx context.Context) { n.heartbeat(ctx, recs, sub, now) }
 	}
+	return due
+}
+
+// heartbeat sends sub a heartbeat.
+func (n *Notifier) heartbeat(ctx context.Context, recs store.Tx, sub *subscription, now time.Time) {
+	count, _, err := readCounter(ctx, recs, sub.id)
+	if err != nil {
+		n.cfg.Logger.Warn("notify: heartbeat", "subscription", sub.id, "err", err)
+		return
+	}
+	body, err := n.notificationBundle(sub, statusActive, "heartbeat", count, nil, nil, now)
+	if err == nil {
+		err = n.send(ctx, sub, http.MethodPost, sub.endpoint, body)
+	}
+	if err != nil {
+		n.cfg.Logger.Warn("notify: heartbeat", "subscription", sub.id, "err", err)
+		return
+	}
+	n.sent(sub.id, now)
 }
 
 // newUUID returns a random (version 4) UUID.
