@@ -347,7 +347,7 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 	if err != nil {
 		return dropped, nil
 	}
-	octx, _ := access.Begin(ctx)
+	octx, rec := access.Begin(ctx)
 	octx = access.WithPrincipal(octx, p)
 	version := rw.Version
 	if rw.Deleted {
@@ -365,6 +365,9 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 		if err := n.deliverTopic(ctx, recs.Records(), sub, rw, v); err != nil {
 			return 0, err
 		}
+		if sub.content != contentEmpty {
+			n.audit(p, rw, rec)
+		}
 		return delivered, nil
 	}
 	method, target, body := http.MethodPost, sub.endpoint, []byte(nil)
@@ -380,7 +383,23 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 	if err := n.send(ctx, sub, method, target, body); err != nil {
 		return 0, err
 	}
+	if sub.payload != "" {
+		n.audit(p, rw, rec)
+	}
 	return delivered, nil
+}
+
+// audit records that the notification of rw, which named or carried the
+// version its owner p read (in rec), was delivered: as a vread by p, the
+// information recipient, naming the Subscription in place of a request id
+// (a delivery has none, and the Subscription is what a reader of the trail
+// looks for next).
+func (n *Notifier) audit(p *access.Principal, rw *row, rec *access.Record) {
+	if n.cfg.Auditor == nil {
+		return
+	}
+	n.cfg.Auditor.Add(&access.Event{Interaction: access.InteractionVRead, Type: rw.Type, ID: rw.ID,
+		Principal: p, RequestID: "Subscription/" + rw.Subscription, Status: http.StatusOK, Recorded: n.cfg.Now(), Record: rec})
 }
 
 // resourceURL is [base]/[type]/[id] for an endpoint as base (R4

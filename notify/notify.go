@@ -67,6 +67,9 @@ type Config struct {
 	Timeout time.Duration
 	// Batch is how many pending rows one scan reads; 0: DefaultBatch.
 	Batch int
+	// Auditor records in the audit trail each notification delivered
+	// that names or carries its resource; nil: none are recorded.
+	Auditor *access.Auditor
 	// Holder names this process in leases; empty: a random name.
 	Holder string
 	Logger *slog.Logger

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"carefhir/notify"
+	"carefhir/server/access"
 )
 
 // subscription is a Subscription body to endpoint.
@@ -477,6 +478,48 @@ func TestOwnerPatientScope(t *testing.T) {
 		}
 		if e.n.Withheld() != 1 {
 			t.Errorf("withheld %d, want 1", e.n.Withheld())
+		}
+	})
+}
+
+// TestDeliveriesAudited: a notification that carries its resource is in
+// the audit trail, as a read of that version by the subscription's owner;
+// one without content and one withheld are not.
+func TestDeliveriesAudited(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		st := eng.open(t, eng.place(t))
+		auditor := access.NewAuditor(st, access.AuditConfig{})
+		t.Cleanup(auditor.Close)
+		e := newEnv(t, st, map[string]map[string]any{
+			"app": {"sub": "app", "patient": "p1", "scope": "patient/Appointment.rs user/Subscription.cru"},
+		}, func(c *notify.Config) { c.Auditor = auditor })
+		rx := newReceiver(t)
+		full := idOf(t, e.do("app", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/full", "application/fhir+json")))
+		e.do("app", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/empty", ""))
+		e.deliver()
+		rx.take()
+		mine := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.do("admin", "POST", "/Appointment", appointment("p2", "booked"))
+		e.deliver()
+		if got := rx.take(); len(got) != 2 {
+			t.Fatalf("delivered %+v, want p1's appointment to both and nothing of p2's", got)
+		}
+		auditor.Flush()
+		r := e.do("admin", "GET", "/AuditEvent?subtype=vread", "")
+		var b struct {
+			Entry []struct{ Resource json.RawMessage }
+		}
+		if err := json.Unmarshal([]byte(r.body), &b); err != nil || r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body)
+		}
+		if len(b.Entry) != 1 {
+			t.Fatalf("%d AuditEvents of reads, want 1, of the full delivery: %s", len(b.Entry), r.body)
+		}
+		ev := string(b.Entry[0].Resource)
+		for _, want := range []string{`"Appointment/` + mine + `/_history/1"`, `"Patient/p1"`, `"value":"app"`, `"Subscription/` + full + `"`} {
+			if !strings.Contains(ev, want) {
+				t.Errorf("AuditEvent lacks %s: %s", want, ev)
+			}
 		}
 	})
 }

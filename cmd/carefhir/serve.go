@@ -246,7 +246,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 			cfg.auditing(auditor)
 		}
 	}
-	subs, err := startSubscriptions(ctx, cfg, baseURL, logger)
+	subs, err := startSubscriptions(ctx, cfg, baseURL, auditor, logger)
 	if err != nil {
 		ln.Close()
 		return err

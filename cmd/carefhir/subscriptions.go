@@ -13,6 +13,7 @@ import (
 	"carefhir/ops/health"
 	"carefhir/ops/metrics"
 	"carefhir/server"
+	"carefhir/server/access"
 )
 
 // subscriptions are the Subscriptions of a served API: the write hook and
@@ -23,8 +24,9 @@ type subscriptions struct {
 	stop func()
 }
 
-// startSubscriptions starts delivering the outbox of the API at baseURL.
-func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, logger *slog.Logger) (*subscriptions, error) {
+// startSubscriptions starts delivering the outbox of the API at baseURL,
+// recording the deliveries in auditor (nil: none).
+func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, auditor *access.Auditor, logger *slog.Logger) (*subscriptions, error) {
 	ix, err := server.NewIndexer(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("serve: subscriptions: %w", err)
@@ -36,6 +38,7 @@ func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, l
 		Types:      cfg.NotifyTypes,
 		MaxBackoff: cfg.NotifyMaxBackoff,
 		ErrorAfter: cfg.NotifyErrorAfter,
+		Auditor:    auditor,
 		Logger:     logger,
 	})
 	if err != nil {
