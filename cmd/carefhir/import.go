@@ -17,6 +17,8 @@ import (
 
 	"carefhir/bulk"
 	"carefhir/mappers/importop"
+	"carefhir/notify"
+	"carefhir/operation"
 	"carefhir/profiles"
 	"carefhir/server"
 	"carefhir/server/access"
@@ -202,6 +204,20 @@ func (c *crToLF) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// localNotifier returns the subscriptions hook of a server built on a
+// local store at base; nothing delivers from it.
+func localNotifier(base string) (*notify.Notifier, error) {
+	ix, err := server.NewIndexer(base)
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: %w", err)
+	}
+	n, err := notify.New(notify.Config{Indexer: ix, BaseURL: base})
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: %w", err)
+	}
+	return n, nil
+}
+
 // newBar returns a progress bar of size bytes on stderr, or nil when
 // stderr is not a terminal.
 func newBar(stderr io.Writer, size int64, what string) *progressbar.ProgressBar {
@@ -239,11 +255,20 @@ func (t *transferConfig) client(ctx context.Context, factories map[string]engine
 		return nil, "", nil, fmt.Errorf("load the conformance definitions: %w", err)
 	}
 	const local = "http://local/fhir"
+	// What the command writes is matched against the Subscriptions, as
+	// through a running server: the notifications wait in the outbox,
+	// which the next serve delivers.
+	notifier, err := localNotifier(local)
+	if err != nil {
+		st.Close()
+		return nil, "", nil, err
+	}
 	// What the command reads and writes is in the audit trail, as through
 	// a running server.
 	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir import/export"})
 	h := server.New(server.Config{Store: st, BaseURL: local, Validator: validator, ValidateWrites: true,
 		MaxBodyBytes: 1 << 40, Operations: (&importop.Importer{}).Operations(), Auditor: auditor,
+		Hooks: []operation.Hook{notifier.Hook()}, Attach: []func(operation.Store){notifier.Attach},
 		// A large file is one transaction, however long it takes.
 		Limits: server.Limits{Deadline: 24 * time.Hour}})
 	return &http.Client{Transport: streamTransport{h}}, local, func() { auditor.Close(); st.Close() }, nil

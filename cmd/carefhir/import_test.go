@@ -20,6 +20,7 @@ import (
 	"carefhir/mappers/hl7v2/mllp"
 	"carefhir/mappers/importop"
 	"carefhir/server"
+	"carefhir/store/mongo/ferrettest"
 	"carefhir/store/sqlite"
 )
 
@@ -325,5 +326,50 @@ func TestMLLPFinishesMessagesAtShutdown(t *testing.T) {
 	<-stopped
 	if cancelled != nil {
 		t.Errorf("the import in flight at shutdown saw its context %v", cancelled)
+	}
+}
+
+// TestImportLocalNotifies: records imported into a local store reach the
+// Subscriptions as through a running server: the next serve delivers
+// what they matched.
+func TestImportLocalNotifies(t *testing.T) {
+	places := map[string]func(t *testing.T) []string{
+		engineSQLite: func(t *testing.T) []string { return []string{"--data", t.TempDir()} },
+		engineMongo:  func(t *testing.T) []string { return []string{"--mongo-uri", ferrettest.Start(t)} },
+	}
+	for name, place := range places {
+		t.Run(name, func(t *testing.T) {
+			where := place(t)
+			got := make(chan string, 16)
+			rx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got <- r.Method + " " + r.URL.Path
+			}))
+			t.Cleanup(rx.Close)
+			dir := t.TempDir()
+			subs := filepath.Join(dir, "Subscription.ndjson")
+			os.WriteFile(subs, []byte(`{"resourceType":"Subscription","id":"scr","status":"requested","reason":"bookings","criteria":"Appointment?status=booked",`+
+				`"channel":{"type":"rest-hook","endpoint":"`+rx.URL+`/hook","payload":"application/fhir+json"}}`+"\n"), 0o600)
+			appts := filepath.Join(dir, "Appointment.ndjson")
+			os.WriteFile(appts, []byte(`{"resourceType":"Appointment","id":"a1","status":"booked","start":"2026-12-10T10:00:00Z","end":"2026-12-10T10:15:00Z",`+
+				`"participant":[{"actor":{"reference":"Patient/p1"},"status":"accepted"}]}`+"\n"), 0o600)
+			for _, file := range []string{subs, appts} {
+				args := append(append([]string{"import", "--format", "ndjson"}, where...), file)
+				if err := run(t.Context(), args, env(nil), io.Discard, io.Discard); err != nil {
+					t.Fatalf("import %s: %v", filepath.Base(file), err)
+				}
+			}
+			start(t, append(where, "--export-dir", t.TempDir())...)
+			want := []string{"POST /hook", "PUT /hook/Appointment/a1"}
+			for _, w := range want {
+				select {
+				case g := <-got:
+					if g != w {
+						t.Fatalf("the receiver was sent %s, want %v in turn", g, want)
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatalf("the receiver was not sent %s", w)
+				}
+			}
+		})
 	}
 }
