@@ -569,3 +569,48 @@ func TestImportKeepsMerges(t *testing.T) {
 		kept("the CSV row", "Three")
 	}, withImport)
 }
+
+// TestImportKeepsRestriction imports a sensitive PDS record (labelled R),
+// then an HL7 v2 update and a CSV row for the same NHS number, each with
+// an address: the record stays labelled restricted, and its export does
+// not disclose the address. PDS's unrestricted version of it (labelled
+// U) then lifts the restriction.
+func TestImportKeepsRestriction(t *testing.T) {
+	sensitive, err := os.ReadFile("../mappers/pds/testdata/sandbox-mocks/Sensitive_Patient.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nhs = "9000000025"
+	a31 := "MSH|^~\\&|PAS|RXX|CF|PCN|20260102120000||ADT^A31^ADT_A05|R1|P|2.5\rEVN|A31|20260102\r" +
+		"PID|1||" + nhs + "^^^NHS^NH||SMYTHE^JANET||20101022|F|||1 HIDDEN ROAD^^LEEDS^^LS1 1AA^GBR^H\r"
+	csvRow := "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender,Number and Street,Postcode\n" +
+		"Y12345," + nhs + ",Janet,Smythe,22-Oct-2010,F,2 Hidden Road,LS2 2BB\n"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=pds", string(sensitive), "Content-Type", "application/fhir+json").want(t, 200)
+		search := "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|" + nhs
+		restricted := func(step, address string) {
+			t.Helper()
+			p := storedOne(t, c, search)
+			if got := toJSON(t, p["meta"]); !strings.Contains(got, `"code":"R"`) {
+				t.Errorf("after %s the record's meta is %s, want the restricted label", step, got)
+			}
+			if got := toJSON(t, p["address"]); !strings.Contains(got, address) {
+				t.Errorf("after %s the stored address is %s, want the update's", step, got)
+			}
+			export := c.do("GET", "/Patient/"+p["id"].(string)+"/$export-gp?format=bundle", "").want(t, 200)
+			if strings.Contains(string(export.body), "Hidden") || strings.Contains(string(export.body), "HIDDEN") {
+				t.Errorf("after %s the export discloses the address: %s", step, export.body)
+			}
+		}
+		c.do("POST", "/$import?format=hl7v2", a31, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		restricted("the A31", "1 HIDDEN ROAD")
+		c.do("POST", "/$import?format=csv&mapping=emis-patient-list", csvRow, "Content-Type", "text/csv").want(t, 200)
+		restricted("the CSV row", "2 Hidden Road")
+
+		lifted := strings.Replace(string(sensitive), `"code": "R",`, `"code": "U",`, 1)
+		c.do("POST", "/$import?format=pds", lifted, "Content-Type", "application/fhir+json").want(t, 200)
+		if got := toJSON(t, storedOne(t, c, search)["meta"]); strings.Contains(got, `"code":"R"`) || !strings.Contains(got, `"code":"U"`) {
+			t.Errorf("after PDS lifted the restriction the record's meta is %s", got)
+		}
+	}, withImport)
+}

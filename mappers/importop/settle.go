@@ -84,15 +84,16 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) ([]mappers.
 			req.Method, req.Url = fhir.NewCode("POST"), fhir.NewUri(k.typ)
 			continue
 		}
-		kept, err := keepMerge(k)
+		cur, err := fhirjson.Unmarshal(k.json)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("importop: reading %s/%s: %w", k.typ, k.match, err)
 		}
-		if kept != nil {
+		if kept := keepMerge(k, cur); kept != nil {
 			issues = append(issues, *kept)
 		}
+		keepSecurity(k.entry.Resource, cur)
 		k.entry.Resource.SetID(k.match)
-		same, err := holds(k.json, k.entry.Resource, refs)
+		same, err := holds(cur, k.entry.Resource, refs)
 		if err != nil {
 			return nil, err
 		}
@@ -105,20 +106,16 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) ([]mappers.
 	return issues, nil
 }
 
-// keepMerge keeps the merge of the stored Patient k matches when k writes
-// over it, and returns the Warning that says so, or nil.
-func keepMerge(k *keyed) (*mappers.Issue, error) {
+// keepMerge keeps the merge of the stored Patient cur, which k matches,
+// when k writes over it, and returns the Warning that says so, or nil.
+func keepMerge(k *keyed, cur fhir.Resource) *mappers.Issue {
 	p, ok := k.entry.Resource.(*fhir.Patient)
 	if !ok {
-		return nil, nil
-	}
-	cur, err := fhirjson.Unmarshal(k.json)
-	if err != nil {
-		return nil, fmt.Errorf("importop: reading Patient/%s: %w", k.match, err)
+		return nil
 	}
 	stored, ok := cur.(*fhir.Patient)
 	if !ok || !mappers.KeepMerge(p, stored) {
-		return nil, nil
+		return nil
 	}
 	var to []string
 	for _, l := range stored.Link {
@@ -129,7 +126,28 @@ func keepMerge(k *keyed) (*mappers.Issue, error) {
 	_, id, _ := strings.Cut(k.token, "|")
 	is := mappers.Warnf("Patient?identifier="+k.token, "the record %s was merged into %s: it stays inactive and linked to it; the rest of this update is applied to it",
 		id, strings.Join(to, " and "))
-	return &is, nil
+	return &is
+}
+
+// keepSecurity gives res, about to be written over cur, the security
+// labels of cur when res has none of its own. Only PDS says whether a
+// record is sensitive, and it labels every Patient it sends (U, R or V):
+// an HL7 v2 message, a CSV row or a GP Connect record that says nothing
+// must not lift the restricted label PDS set, which keeps the address of
+// a sensitive record out of its exports.
+func keepSecurity(res, cur fhir.Resource) {
+	held := cur.GetMeta()
+	if held == nil || len(held.Security) == 0 {
+		return
+	}
+	meta := res.GetMeta()
+	if meta == nil {
+		meta = &fhir.Meta{}
+		res.SetMeta(meta)
+	}
+	if len(meta.Security) == 0 {
+		meta.Security = held.Security
+	}
 }
 
 // keyOf returns the identifier e is written conditionally on, or nil.
@@ -204,27 +222,34 @@ func lookup(ctx context.Context, tx operation.Store, typ string, ks []*keyed) er
 // system|value of an identifier keeps its one bar.
 var searchEscaper = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `$`, `\$`)
 
-// holds reports whether stored, the JSON of a version, holds what res
-// would write once its references to other entries (full URLs) are
-// resolved by refs: the same resource but for meta.
-func holds(stored []byte, res fhir.Resource, refs map[string]string) (bool, error) {
-	cur, err := fhirjson.Unmarshal(stored)
-	if err != nil {
-		return false, fmt.Errorf("importop: reading %s/%s: %w", res.ResourceType(), res.GetID(), err)
-	}
-	cur.SetMeta(nil)
+// holds reports whether cur, the current version, holds what res would
+// write once its references to other entries (full URLs) are resolved by
+// refs: the same resource but for meta, and the same security labels
+// (a record PDS now labels restricted is written, though nothing else
+// changed). cur's meta is dropped.
+func holds(cur, res fhir.Resource, refs map[string]string) (bool, error) {
+	cur.SetMeta(securityOnly(cur.GetMeta()))
 	want, err := fhirjson.Marshal(cur)
 	if err != nil {
 		return false, err
 	}
 	meta := res.GetMeta()
-	res.SetMeta(nil)
+	res.SetMeta(securityOnly(meta))
 	got, err := fhirjson.Marshal(res)
 	res.SetMeta(meta)
 	if err != nil {
 		return false, err
 	}
 	return bytes.Equal(want, resolve(got, refs)), nil
+}
+
+// securityOnly returns a meta holding only the security labels of m, or
+// nil when it has none.
+func securityOnly(m *fhir.Meta) *fhir.Meta {
+	if m == nil || len(m.Security) == 0 {
+		return nil
+	}
+	return &fhir.Meta{Security: m.Security}
 }
 
 // resolve replaces in js each reference to a full URL refs knows by the
