@@ -614,3 +614,18 @@ func TestImportKeepsRestriction(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportCSVByteOrderMark imports with the EMIS layout, whose encoding
+// is Windows-1252, a report saved as UTF-8 with a byte order mark: the
+// names are stored as written, not read byte by byte as Windows-1252.
+func TestImportCSVByteOrderMark(t *testing.T) {
+	report := "\ufeffOrganisation,NHS Number,First Name,Surname,Date of Birth,Gender\r\n" +
+		"Y12345,943 476 0089,Zoë,Brontë,12-Mar-1948,F\r\n"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=csv&mapping=emis-patient-list", report, "Content-Type", "text/csv").want(t, 200)
+		p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760089")
+		if got := toJSON(t, p["name"]); got != `[{"family":"Brontë","given":["Zoë"],"use":"usual"}]` {
+			t.Errorf("name %s", got)
+		}
+	}, withImport)
+}

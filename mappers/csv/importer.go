@@ -49,11 +49,17 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 		batch = DefaultBatch
 	}
 	br := bufio.NewReader(r)
+	bom := false
 	if b, _ := br.Peek(3); string(b) == "\xef\xbb\xbf" {
 		br.Discard(3)
+		bom = true
 	}
 	var src io.Reader = br
-	if m.Encoding == "windows-1252" {
+	// A UTF-8 byte order mark says how the file is encoded, whatever the
+	// mapping expects: Excel writes one when a report is saved as "CSV
+	// UTF-8", and reading that as Windows-1252 would garble every
+	// accented name.
+	if m.Encoding == "windows-1252" && !bom {
 		src = charmap.Windows1252.NewDecoder().Reader(br)
 	}
 	cr := stdcsv.NewReader(src)
