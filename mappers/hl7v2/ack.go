@@ -98,10 +98,10 @@ func errCode(ackCode string, i mappers.Issue, missing bool) string {
 		return "201^Unsupported event code^HL70357"
 	case ackCode == AR && i.Path == "MSH-9":
 		return "200^Unsupported message type^HL70357"
-	case ackCode == AR:
-		return "100^Segment sequence error^HL70357"
 	case missing:
 		return "101^Required field missing^HL70357"
+	case ackCode == AR:
+		return "100^Segment sequence error^HL70357"
 	case i.Path == "store":
 		return "207^Application internal error^HL70357"
 	}

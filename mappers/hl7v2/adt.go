@@ -64,6 +64,7 @@ func Import(data []byte) *Imported {
 	im.readHeader(msh)
 	typ, event := msh.Get(9, 1), im.Event
 	if im.ControlID == "" {
+		im.missing = append(im.missing, len(im.Issues))
 		im.Issues = append(im.Issues, mappers.Errorf("MSH-10", "the message control id is empty"))
 		im.Rejected = true
 		return im

@@ -362,6 +362,11 @@ func TestAck(t *testing.T) {
 			"MSA|AE|MSG0005|no NHS number among the patient identifiers (a repetition with identifier type N",
 			"ERR||PID^1^3|101^Required field missing^HL70357|E||||no NHS number among the patient identifiers (a repetition with identifier type NH or assigning authority NHS): records are matched on it",
 		}},
+		{name: "no control id", in: "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05||P|2.5\rEVN|A28\rPID|1||9434760046^^^NHS^NH", want: []string{
+			"MSH|^~\\&|CF|PCN|PAS|RXX|20260301093000+0000||ACK^A28^ACK|A|P|2.5",
+			`MSA|AR||the message control id is empty`,
+			`ERR||MSH^1^10|101^Required field missing^HL70357|E||||the message control id is empty`,
+		}},
 		{name: "a control character after MSH", in: "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|G7|P|2.5\rEVN|A28\rPID|1||a\x01b", want: []string{
 			"MSH|^~\\&|CF|PCN|PAS|RXX|20260301093000+0000||ACK^A28^ACK|AG7|P|2.5",
 			`MSA|AR|G7|segment 3: control character U+0001 at byte 9`,
