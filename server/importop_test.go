@@ -629,3 +629,44 @@ func TestImportCSVByteOrderMark(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportGPConnectFromProvider imports a GP Connect patient read and a
+// free-slot search with provider, the provider's FHIR base: a booking of
+// an Appointment on what they hold names the provider's own Slot,
+// Location and Patient ids.
+func TestImportGPConnectFromProvider(t *testing.T) {
+	const provider = "https://provider.example/B82617/STU3/1/gpconnect/fhir"
+	read := func(name string) string {
+		data, err := os.ReadFile("../mappers/gpconnect/testdata/1.2.8-release/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, name := range []string{"foundations/read-patient-response-payload-1.json", "appointments/search-for-free-slots-response-payload-1.json"} {
+			c.do("POST", "/$import?format=gpconnect&provider="+provider, read(name), "Content-Type", "application/fhir+json").want(t, 200)
+		}
+		id := func(search string) string {
+			return storedOne(t, c, search)["id"].(string)
+		}
+		slot := id("Slot?identifier=" + provider + "/Slot|1584")
+		location := id("Location?identifier=" + provider + "/Location|17")
+		patient := id("Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9476719931")
+		c.do("POST", "/Organization", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A82038"}],"name":"PCN hub"}`, "Content-Type", "application/fhir+json").want(t, 201)
+		appt := c.do("POST", "/Appointment", `{"resourceType":"Appointment","status":"proposed","start":"2026-12-10T10:00:00Z","end":"2026-12-10T10:10:00Z","created":"2026-12-06T00:00:00Z",
+			"slot":[{"reference":"Slot/`+slot+`"}],
+			"participant":[{"actor":{"reference":"Patient/`+patient+`"},"status":"accepted"},{"actor":{"reference":"Location/`+location+`"},"status":"accepted"}]}`,
+			"Content-Type", "application/fhir+json").want(t, 201).json(t)["id"].(string)
+		booking := c.do("GET", "/Appointment/"+appt+"/$export-gp?format=gpconnect&organization=A82038&provider="+provider, "").want(t, 200)
+		for _, ref := range []string{`"Slot/1584"`, `"Location/17"`, `"Patient/2"`} {
+			if !strings.Contains(string(booking.body), ref) {
+				t.Errorf("the booking does not name %s: %s", ref, booking.body)
+			}
+		}
+		r := c.do("POST", "/$import?format=pds&provider="+provider, read("foundations/read-patient-response-payload-1.json"), "Content-Type", "application/fhir+json").want(t, 400)
+		if !strings.Contains(string(r.body), "provider") {
+			t.Errorf("refusing provider with format pds: %s", r.body)
+		}
+	}, withImport)
+}

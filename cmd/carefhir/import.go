@@ -50,6 +50,9 @@ type importConfig struct {
 	transferConfig
 	Format  string `flag:"format" validate:"oneof=gpconnect pds csv hl7v2 ndjson"`
 	Mapping string `flag:"mapping"`
+	// Provider is the FHIR base URL of the GP Connect provider that
+	// answered the files (format gpconnect).
+	Provider string `flag:"provider"`
 	// Batch is how many resources one batch Bundle of an NDJSON import
 	// carries.
 	Batch int `flag:"batch" validate:"gte=0"`
@@ -68,6 +71,7 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 	cfg.Sync = syncNormal
 	addSyncFlag(fs, &cfg.Sync)
 	fs.StringVar(&cfg.Mapping, "mapping", "", "CSV mapping `file` (YAML or JSON), or the name of a built-in layout such as emis-patient-list or systmone-patient-list")
+	fs.StringVar(&cfg.Provider, "provider", "", "with --format gpconnect, FHIR base `URL` of the GP Connect provider that answered the files: their ids there are kept, for bookings with it")
 	files, err := parseFlagsArgs(fs, args, getenv, cfg)
 	if err != nil {
 		return nil, err
@@ -102,6 +106,9 @@ func importFiles(ctx context.Context, cfg *importConfig, factories map[string]en
 			mapping = string(text)
 		}
 		q.Set("mapping", mapping)
+	}
+	if cfg.Provider != "" {
+		q.Set("provider", cfg.Provider)
 	}
 	for _, name := range cfg.files {
 		if err := importFile(ctx, client, base+"/$import?"+q.Encode(), cfg, name, stdout, stderr); err != nil {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -103,11 +104,15 @@ func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation)
 			return nil, err
 		}
 	case "gpconnect", "pds":
+		provider, err := providerBase(inv, format)
+		if err != nil {
+			return nil, err
+		}
 		payload, err := readAll(body)
 		if err != nil {
 			return nil, err
 		}
-		r, err := im.Map(format, payload)
+		r, err := im.Map(format, provider, payload)
 		if err != nil {
 			return nil, err
 		}
@@ -150,8 +155,27 @@ func bodyError(err error) error {
 	return operation.Errorf(http.StatusBadRequest, "invalid", "", "reading the request body: %v", err)
 }
 
-// Map maps a whole payload of format gpconnect or pds.
-func (im *Importer) Map(format string, payload []byte) (mappers.Result, error) {
+// providerBase reads the provider parameter: the FHIR base URL of the GP
+// Connect provider that answered the payload, under which the import
+// keeps each resource's id there, as a later booking with that provider
+// names them. Only format gpconnect takes it.
+func providerBase(inv *operation.Invocation, format string) (string, error) {
+	provider, err := inv.Text("provider")
+	if err != nil || provider == "" {
+		return "", err
+	}
+	if format != "gpconnect" {
+		return "", operation.Errorf(http.StatusBadRequest, "not-supported", "provider", "provider is the base URL of a GP Connect provider: format %s does not take it", format)
+	}
+	if u, err := url.Parse(provider); err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
+		return "", operation.Errorf(http.StatusBadRequest, "value", "provider", "provider %q is not the absolute http or https URL of a GP Connect provider's FHIR base", provider)
+	}
+	return provider, nil
+}
+
+// Map maps a whole payload of format gpconnect or pds. provider is the
+// FHIR base URL of the GP Connect provider that answered it, or "".
+func (im *Importer) Map(format, provider string, payload []byte) (mappers.Result, error) {
 	switch format {
 	case "pds":
 		return pds.Import(payload), nil
@@ -160,7 +184,7 @@ func (im *Importer) Map(format string, payload []byte) (mappers.Result, error) {
 		if im.gpcErr != nil {
 			return mappers.Result{}, fmt.Errorf("importop: %w", im.gpcErr)
 		}
-		return im.gpc.Import(payload), nil
+		return im.gpc.ImportFrom(provider, payload), nil
 	}
 	return mappers.Result{}, operation.Errorf(http.StatusBadRequest, "value", "format", "format %q is not a whole-payload format", format)
 }
