@@ -670,3 +670,27 @@ func TestImportGPConnectFromProvider(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestExportRestrictedNarrative exports a restricted Patient whose
+// narrative and contained practice spell out where the person lives and
+// is registered: the export discloses neither.
+func TestExportRestrictedNarrative(t *testing.T) {
+	patient := `{"resourceType":"Patient",
+		"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]},
+		"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jane Secret, 1 Refuge Road, LS1 1AA</div>"},
+		"contained":[{"resourceType":"Organization","id":"gp","name":"Refuge Road Surgery","address":[{"line":["3 Refuge Road"]}]}],
+		"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434760100"}],
+		"name":[{"family":"Secret","given":["Jane"]}],
+		"address":[{"line":["1 Refuge Road"],"postalCode":"LS1 1AA"}],
+		"generalPractitioner":[{"reference":"#gp"}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.do("POST", "/Patient", patient, "Content-Type", "application/fhir+json").want(t, 201).json(t)["id"].(string)
+		export := c.do("GET", "/Patient/"+id+"/$export-gp?format=bundle", "").want(t, 200)
+		if strings.Contains(string(export.body), "Refuge") {
+			t.Errorf("the export of a restricted record discloses where the person is: %s", export.body)
+		}
+		if !strings.Contains(string(export.body), `"family":"Secret"`) {
+			t.Errorf("the export lacks the patient: %s", export.body)
+		}
+	}, withImport)
+}

@@ -305,15 +305,17 @@ func Restricted(p *fhir.Patient) bool {
 
 // Redact removes from a restricted Patient what would say where the person
 // is: addresses, telecoms, contacts, and the practice they are registered
-// with (PDS itself withholds these from a sensitive record). It returns p
-// unchanged when p is not restricted, and otherwise a copy; p itself is
-// not modified.
+// with (PDS itself withholds these from a sensitive record), and with them
+// the narrative, which may spell them out, and the contained resources
+// (a practice or a contact written inline). It returns p unchanged when p
+// is not restricted, and otherwise a copy; p itself is not modified.
 func Redact(p *fhir.Patient) *fhir.Patient {
 	if !Restricted(p) {
 		return p
 	}
 	c := *p
 	c.Address, c.Telecom, c.Contact, c.GeneralPractitioner, c.ManagingOrganization = nil, nil, nil, nil, nil
+	c.Text, c.Contained = nil, nil
 	c.Extension = slices.DeleteFunc(slices.Clone(p.Extension), func(e *fhir.Extension) bool {
 		return e.Url == "http://hl7.org/fhir/StructureDefinition/patient-birthPlace" || strings.HasSuffix(e.Url, "NominatedPharmacy") || strings.HasSuffix(e.Url, "PreferredDispenserOrganization") || strings.HasSuffix(e.Url, "MedicalApplianceSupplier")
 	})
