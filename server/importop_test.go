@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -691,6 +692,23 @@ func TestExportRestrictedNarrative(t *testing.T) {
 		}
 		if !strings.Contains(string(export.body), `"family":"Secret"`) {
 			t.Errorf("the export lacks the patient: %s", export.body)
+		}
+	}, withImport)
+}
+
+// TestImportCSVMappingAliases imports with a mapping whose YAML aliases
+// of aliases would expand a few lines to a million strings: it is refused
+// with 400 naming the mapping, before it is expanded.
+func TestImportCSVMappingAliases(t *testing.T) {
+	var m strings.Builder
+	m.WriteString("name: laughs\npatient: {nhsNumber: NHS Number}\nl0: &l0 [lol, lol, lol, lol]\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&m, "l%d: &l%d [*l%d, *l%d, *l%d, *l%d]\n", i, i, i-1, i-1, i-1, i-1)
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=csv&mapping="+url.QueryEscape(m.String()), "NHS Number\n9434760046\n", "Content-Type", "text/csv").want(t, 400)
+		if !strings.Contains(string(r.body), `"expression":["mapping"]`) || !strings.Contains(string(r.body), "aliases expand it") {
+			t.Errorf("refusal %s", r.body)
 		}
 	}, withImport)
 }

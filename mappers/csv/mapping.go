@@ -21,6 +21,8 @@ import (
 
 	"github.com/go-playground/validator/v10"
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
 )
 
 // Mapping says where each item is in the rows of a report. Columns are
@@ -126,6 +128,9 @@ func ParseMapping(data []byte) (*Mapping, error) {
 func decodeStrict(data []byte, v any) error {
 	js := data
 	if t := bytes.TrimSpace(data); len(t) == 0 || t[0] != '{' {
+		if err := boundAliases(data); err != nil {
+			return err
+		}
 		var err error
 		if js, err = yaml.YAMLToJSON(data); err != nil {
 			return err
@@ -134,6 +139,56 @@ func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
 	return dec.Decode(v)
+}
+
+// maxMappingNodes bounds the nodes of a mapping once its YAML aliases are
+// expanded: a real mapping has a few hundred, and a few lines of aliases
+// of aliases ("billion laughs") would otherwise expand to gigabytes.
+const maxMappingNodes = 100_000
+
+// boundAliases refuses YAML whose aliases expand it beyond
+// maxMappingNodes nodes, before it is expanded.
+func boundAliases(data []byte) error {
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return err
+	}
+	c := &nodeCounter{anchors: map[string]int{}}
+	for _, doc := range f.Docs {
+		ast.Walk(c, doc)
+	}
+	if c.n > maxMappingNodes {
+		return fmt.Errorf("its aliases expand it to more than %d nodes", maxMappingNodes)
+	}
+	return nil
+}
+
+// nodeCounter counts the nodes of YAML as if its aliases were expanded,
+// each alias counting the nodes of its anchor. Counts stop growing past
+// maxMappingNodes, so they cannot overflow.
+type nodeCounter struct {
+	n       int
+	anchors map[string]int // anchor name → the nodes it stands for
+}
+
+func (c *nodeCounter) add(n int) { c.n = min(c.n+n, maxMappingNodes+1) }
+
+func (c *nodeCounter) Visit(node ast.Node) ast.Visitor {
+	switch n := node.(type) {
+	case *ast.AnchorNode:
+		inner := &nodeCounter{anchors: c.anchors}
+		if n.Value != nil {
+			ast.Walk(inner, n.Value)
+		}
+		c.anchors[n.Name.GetToken().Value] = inner.n
+		c.add(inner.n)
+		return nil
+	case *ast.AliasNode:
+		c.add(max(c.anchors[n.Value.GetToken().Value], 1))
+		return nil
+	}
+	c.add(1)
+	return c
 }
 
 // validate checks the struct tags of mappings; it holds a cache of their
