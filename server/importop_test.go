@@ -712,3 +712,20 @@ func TestImportCSVMappingAliases(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportHL7v2TooManyParts imports an HL7 v2 message whose PID-3 holds
+// 300,000 empty repetitions: it is rejected (AR, quoting its control id)
+// before it is parsed, and nothing is stored.
+func TestImportHL7v2TooManyParts(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P1|P|2.5\rEVN|A28|20260101\r" +
+		"PID|1||9434760046^^^NHS^NH" + strings.Repeat("~", 300_000) + "||MANY^PARTS||19800101|M\r"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 400)
+		if !bytes.Contains(r.body, []byte("\rMSA|AR|P1|more than 200000 fields, repetitions and components")) {
+			t.Errorf("ack %q", r.body)
+		}
+		if found := c.do("GET", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760046", "").want(t, 200).json(t); found["entry"] != nil {
+			t.Errorf("the patient was stored: %v", found)
+		}
+	}, withImport)
+}

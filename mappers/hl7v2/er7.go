@@ -71,6 +71,12 @@ func (e *ParseError) Error() string {
 // maxSegments bounds the work one message can cause.
 const maxSegments = 10000
 
+// maxParts bounds the fields, repetitions, components and sub-components
+// of one message: each costs an allocation when parsed, so a few
+// megabytes of separators would otherwise take gigabytes of memory. An
+// ADT message has a few hundred.
+const maxParts = 200_000
+
 // Parse parses one message. A UTF-8 byte-order mark and blank lines are
 // ignored; trailing spaces at the end of a segment are dropped, as some
 // senders pad segments. Text that is not UTF-8 is read as Windows-1252,
@@ -88,6 +94,9 @@ func Parse(data []byte) (*Message, error) {
 	d, err := delimiters(lines[0])
 	if err != nil {
 		return nil, err
+	}
+	if n := d.parts(lines); n > maxParts {
+		return nil, &ParseError{Msg: fmt.Sprintf("more than %d fields, repetitions and components (%d separators)", maxParts, n)}
 	}
 	m := &Message{Delimiters: d}
 	for i, line := range lines {
@@ -216,6 +225,18 @@ func delimiters(msh string) (Delimiters, error) {
 		seen[c] = true
 	}
 	return d, nil
+}
+
+// parts counts the separators of lines, each of which starts a field,
+// repetition, component or sub-component.
+func (d Delimiters) parts(lines []string) int {
+	n := 0
+	for _, line := range lines {
+		for _, sep := range []byte{d.Field, d.Repetition, d.Component, d.Subcomponent} {
+			n += strings.Count(line, string(sep))
+		}
+	}
+	return n
 }
 
 func isAlnum(c byte) bool {
