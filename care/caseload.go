@@ -46,6 +46,9 @@ type caseloadEntry struct {
 // latest PAM, active PCSP and review, next appointment and open Tasks.
 // Parameters: _count, _sort (name, review-due, -pam-level) and cursor.
 func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	if err := inv.Only("_count", "_sort", "cursor"); err != nil {
+		return nil, err
+	}
 	count, err := inv.Int("_count", DefaultCaseloadCount)
 	if err != nil {
 		return nil, err

@@ -47,6 +47,9 @@ const (
 
 // criteriaOf reads the criteria of $cohort's parameters.
 func criteriaOf(inv *operation.Invocation) (*Criteria, error) {
+	if err := inv.Only("practice", "ageMin", "ageMax", "condition", "riskCode", "riskMin", "pamLevelMax", "withoutActivePcsp", "name"); err != nil {
+		return nil, err
+	}
 	cr := &Criteria{Conditions: inv.Texts("condition")}
 	var err error
 	text := func(name string) string {
@@ -170,6 +173,10 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 		}
 		g.Id, g.Meta = fhir.NewId(v.ID), &fhir.Meta{VersionId: fhir.NewId(strconv.FormatInt(v.VersionID, 10)), LastUpdated: fhir.NewInstant(v.LastUpdated.Format("2006-01-02T15:04:05.000Z07:00"))}
 		return &operation.Result{Status: http.StatusCreated, Resource: g, JSON: v.JSON, Location: fmt.Sprintf("Group/%s/_history/%d", v.ID, v.VersionID)}, nil
+	}
+	// A stored cohort is evaluated from its characteristics alone.
+	if err := inv.Only(); err != nil {
+		return nil, err
 	}
 	var out *fhir.Group
 	var stored []byte

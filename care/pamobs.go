@@ -321,6 +321,9 @@ func (c *Care) retractPAM(ctx context.Context, s operation.Store, ref string) er
 // response again, brings its Observations in step, and answers the score,
 // level, statements answered and where the score came from.
 func (c *Care) pamScore(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	if err := inv.Only(); err != nil {
+		return nil, err
+	}
 	var score *Score
 	err := inv.Store.Transact(ctx, func(s operation.Store) error {
 		v, err := s.Read(ctx, "QuestionnaireResponse", inv.ID)

@@ -75,6 +75,9 @@ type reminder struct {
 // PAM re-measurements due by then, each once while it is open. It answers
 // Parameters: created (the number) and one task per Task created.
 func (c *Care) generateReminders(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	if err := inv.Only("asOf"); err != nil {
+		return nil, err
+	}
 	asOf := c.today()
 	text, err := inv.Text("asOf")
 	if err != nil {

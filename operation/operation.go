@@ -230,6 +230,38 @@ func (inv *Invocation) Names() []string {
 	return out
 }
 
+// Only refuses (400, naming the parameter) a parameter other than names,
+// and one of names without a value of a primitive type (a part, a
+// resource, a CodeableConcept): an operation that left either out would
+// do something other than what was asked, such as a cohort without one of
+// its criteria. _format and _pretty, which say how the answer is written,
+// are taken from the query string.
+func (inv *Invocation) Only(names ...string) error {
+	for _, name := range inv.Names() {
+		at := "Parameters.parameter.where(name='" + name + "')"
+		if !slices.Contains(names, name) {
+			if _, ok := inv.Query[name]; ok && (name == "_format" || name == "_pretty") {
+				continue
+			}
+			return Errorf(400, "not-supported", at, "unknown parameter %q: this operation takes %s", name, oneOf(names))
+		}
+		for _, p := range inv.Params(name) {
+			if primitive(p) == "" {
+				return Errorf(400, "invalid", at, "parameter %s has no value this operation reads: one of a primitive type (valueString, valueInteger…)", name)
+			}
+		}
+	}
+	return nil
+}
+
+// oneOf lists names for a message: "no parameters" when there are none.
+func oneOf(names []string) string {
+	if len(names) == 0 {
+		return "no parameters"
+	}
+	return strings.Join(names, ", ")
+}
+
 // Texts returns every value of a repeatable primitive parameter.
 func (inv *Invocation) Texts(name string) []string {
 	var out []string
