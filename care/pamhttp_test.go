@@ -59,6 +59,34 @@ func TestPAMSubject(t *testing.T) {
 	})
 }
 
+// TestPAMAuthored: a completed or amended PAM response says when it was
+// authored, the date its Observations take and from which the next PAM is
+// due; one that does not is refused and nothing is written. In progress,
+// it may leave it out.
+func TestPAMAuthored(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		undated := func(id, status string) string {
+			return strings.Replace(pamResponse(id, status, "", "3", "50"), `"authored":"",`, "", 1)
+		}
+		for _, status := range []string{"completed", "amended"} {
+			oo := c.do("PUT", "/QuestionnaireResponse/undated", undated("undated", status)).want(http.StatusUnprocessableEntity)
+			if got := issues(oo); !strings.Contains(got, "required QuestionnaireResponse.authored: a PAM response that is "+status+" says when it was authored") {
+				t.Errorf("%s without authored: outcome\n%s", status, got)
+			}
+		}
+		c.do("GET", "/QuestionnaireResponse/undated", "").want(http.StatusNotFound)
+		if obs := entries(c.do("GET", "/Observation?subject=Patient/ward&code="+care.SystemPAM+"|pam-level", "").want(http.StatusOK)); len(obs) != 0 {
+			t.Errorf("PAM Observations of a refused response: %v", obs)
+		}
+		c.do("PUT", "/QuestionnaireResponse/draft", undated("draft", "in-progress")).want(http.StatusCreated)
+		c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if tasks := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pam-remeasure", "").want(http.StatusOK)); len(tasks) != 0 {
+			t.Errorf("re-measurement reminders of a PAM never completed: %v", tasks)
+		}
+	})
+}
+
 // TestPAMItemsOnce: a PAM response that answers a statement or gives the
 // score twice is refused naming the item, since it would be counted
 // twice; a licensed score over fewer statements than PAM-13 needs is

@@ -16,9 +16,9 @@ import (
 
 // checkPAM refuses (422) a PAM response that answers a statement or
 // gives the score twice, which would count it twice, and a completed (or
-// amended) one that names no Patient held here as its subject: its score
-// and level Observations and its re-measurement reminders are that
-// patient's.
+// amended) one that does not say when it was authored or names no Patient
+// held here as its subject: its score and level Observations and its
+// re-measurement reminders are that patient's, as of that date.
 func (c *Care) checkPAM(ctx context.Context, s operation.Store, ch *operation.Change) error {
 	qr, ok := ch.Resource.(*fhir.QuestionnaireResponse)
 	if ch.Deleted || !ok || !isPAM(qr) {
@@ -30,8 +30,22 @@ func (c *Care) checkPAM(ctx context.Context, s operation.Store, ch *operation.Ch
 	if !scored(qr) {
 		return nil
 	}
+	if err := checkAuthored(qr); err != nil {
+		return err
+	}
 	_, err := pamPatient(ctx, s, qr)
 	return err
+}
+
+// checkAuthored refuses a scored PAM response without authored: it is the
+// date of the measurement, which orders a patient's PAMs and sets when
+// the next is due.
+func checkAuthored(qr *fhir.QuestionnaireResponse) error {
+	if qr.Authored.Get() == "" {
+		return operation.Errorf(http.StatusUnprocessableEntity, "required", "QuestionnaireResponse.authored",
+			"a PAM response that is %s says when it was authored: the date of the measurement its score and level Observations take", qr.Status.Get())
+	}
+	return nil
 }
 
 // checkPAMItems refuses a PAM response in which a statement or the score
@@ -342,6 +356,9 @@ func (c *Care) pamScore(ctx context.Context, inv *operation.Invocation) (*operat
 		}
 		if !scored(qr) {
 			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "QuestionnaireResponse.status", "QuestionnaireResponse/%s is %s: only completed responses are scored", inv.ID, qr.Status.Get())
+		}
+		if err := checkAuthored(qr); err != nil {
+			return err
 		}
 		patient, err := pamPatient(ctx, s, qr)
 		if err != nil {
