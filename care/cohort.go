@@ -401,12 +401,15 @@ func (c *Care) patientParams(ctx context.Context, s operation.Store, cr *Criteri
 		}
 		params.Set("general-practitioner", strings.Join(refs, ","))
 	}
+	// Years are counted in months so that on 29 February the date n
+	// years before is 28 February, not 1 March: someone born on 1 March
+	// completes their years on 1 March.
 	today := c.today()
 	if cr.AgeMin != nil {
-		params.Add("birthdate", "le"+today.AddDate(-*cr.AgeMin, 0, 0).Format(time.DateOnly))
+		params.Add("birthdate", "le"+addMonths(today, -12*(*cr.AgeMin)).Format(time.DateOnly))
 	}
 	if cr.AgeMax != nil {
-		params.Add("birthdate", "gt"+today.AddDate(-*cr.AgeMax-1, 0, 0).Format(time.DateOnly))
+		params.Add("birthdate", "gt"+addMonths(today, -12*(*cr.AgeMax+1)).Format(time.DateOnly))
 	}
 	return params, true, nil
 }

@@ -39,3 +39,23 @@ func TestUKDates(t *testing.T) {
 		}
 	})
 }
+
+// TestAgesOnLeapDay: on 29 February, someone born on 1 March of the year
+// before has not completed a year, and someone born on 28 February has.
+func TestAgesOnLeapDay(t *testing.T) {
+	now := time.Date(2028, 2, 29, 12, 0, 0, 0, time.UTC)
+	eachEngine(t, care.Config{Now: func() time.Time { return now }}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Patient","id":"feb","birthDate":"2027-02-28","generalPractitioner":[{"reference":"Organization/y12345"}]}`)
+		c.put(`{"resourceType":"Patient","id":"mar","birthDate":"2027-03-01","generalPractitioner":[{"reference":"Organization/y12345"}]}`)
+		for _, tc := range []struct{ params, members string }{
+			{`{"name":"ageMin","valueInteger":1},{"name":"ageMax","valueInteger":1}`, "Patient/feb"},
+			{`{"name":"ageMax","valueInteger":0}`, "Patient/mar"},
+		} {
+			g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[`+tc.params+`]}`).want(http.StatusCreated)
+			if got := strings.ReplaceAll(members(g), "=<nil>", ""); got != tc.members {
+				t.Errorf("%s on 29 February 2028: %q, want %q", tc.params, got, tc.members)
+			}
+		}
+	})
+}
