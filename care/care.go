@@ -87,13 +87,14 @@ func New(cfg Config) (*Care, error) {
 
 // Definitions returns the conformance resources care coordination installs
 // at start-up, read-only, as JSON: the PAM Questionnaire, the PCSP profile
-// and its review date extension.
+// and the extensions of care coordination (review date, MDT care team,
+// cohort risk value).
 func (c *Care) Definitions() ([][]byte, error) {
 	q, err := fhirjson.Marshal(c.questionnaire)
 	if err != nil {
 		return nil, fmt.Errorf("care: encode the PAM Questionnaire: %w", err)
 	}
-	return [][]byte{q, []byte(pcspProfile), []byte(reviewDateExtension)}, nil
+	return [][]byte{q, []byte(pcspProfile), []byte(reviewDateExtension), []byte(mdtCareTeamExtension), []byte(riskValueExtension)}, nil
 }
 
 // Hooks returns the write hooks of care coordination, in the order they

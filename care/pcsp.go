@@ -45,17 +45,36 @@ var pcspProfile = `{"resourceType":"StructureDefinition","id":"PCSPCarePlan","ur
 	`]}}`
 
 // reviewDateExtension is the StructureDefinition PCSPReviewDate.
-var reviewDateExtension = `{"resourceType":"StructureDefinition","id":"PCSPReviewDate","url":"` + ReviewDateURL + `","version":"1.0.0",` +
-	`"name":"PCSPReviewDate","title":"PCSP review date","status":"active","date":"` + definitionsDate + `","publisher":"carefhir",` +
-	`"description":"When a personalised care and support plan is next reviewed with the person.",` +
-	`"fhirVersion":"4.0.1","kind":"complex-type","abstract":false,"context":[{"type":"element","expression":"CarePlan"}],` +
-	`"type":"Extension","baseDefinition":"http://hl7.org/fhir/StructureDefinition/Extension","derivation":"constraint",` +
-	`"differential":{"element":[` +
-	`{"id":"Extension","path":"Extension","short":"When the plan is next reviewed","min":0,"max":"1"},` +
-	`{"id":"Extension.extension","path":"Extension.extension","max":"0"},` +
-	`{"id":"Extension.url","path":"Extension.url","fixedUri":"` + ReviewDateURL + `"},` +
-	`{"id":"Extension.value[x]","path":"Extension.value[x]","min":1,"type":[{"code":"date"}]}` +
-	`]}}`
+var reviewDateExtension = extensionDefinition("PCSPReviewDate", "PCSPReviewDate", ReviewDateURL, "PCSP review date",
+	"When a personalised care and support plan is next reviewed with the person.",
+	"CarePlan", `{"code":"date"}`)
+
+// mdtCareTeamExtension is the StructureDefinition mdt-care-team.
+var mdtCareTeamExtension = extensionDefinition("mdt-care-team", "MDTCareTeam", MDTCareTeamURL, "MDT care team",
+	"The CareTeam whose multidisciplinary team meeting an Appointment is (R4 Appointment.basedOn may only reference a ServiceRequest).",
+	"Appointment", `{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/CareTeam"]}`)
+
+// riskValueExtension is the StructureDefinition cohort-risk-value.
+var riskValueExtension = extensionDefinition("cohort-risk-value", "CohortRiskValue", RiskValueURL, "Cohort risk value",
+	"The latest risk value by which a member of a cohort Group was ranked.",
+	"Group.member", `{"code":"decimal"}`)
+
+// extensionDefinition returns the StructureDefinition of a simple
+// extension of carefhir: on elements at context, one value of the type
+// given as the JSON of an ElementDefinition.type.
+func extensionDefinition(id, name, url, title, description, context, valueType string) string {
+	return `{"resourceType":"StructureDefinition","id":"` + id + `","url":"` + url + `","version":"1.0.0",` +
+		`"name":"` + name + `","title":"` + title + `","status":"active","date":"` + definitionsDate + `","publisher":"carefhir",` +
+		`"description":"` + description + `",` +
+		`"fhirVersion":"4.0.1","kind":"complex-type","abstract":false,"context":[{"type":"element","expression":"` + context + `"}],` +
+		`"type":"Extension","baseDefinition":"http://hl7.org/fhir/StructureDefinition/Extension","derivation":"constraint",` +
+		`"differential":{"element":[` +
+		`{"id":"Extension","path":"Extension","short":"` + title + `","min":0,"max":"1"},` +
+		`{"id":"Extension.extension","path":"Extension.extension","max":"0"},` +
+		`{"id":"Extension.url","path":"Extension.url","fixedUri":"` + url + `"},` +
+		`{"id":"Extension.value[x]","path":"Extension.value[x]","min":1,"type":[` + valueType + `]}` +
+		`]}}`
+}
 
 // isPCSP reports whether a CarePlan claims the PCSP profile.
 func isPCSP(cp *fhir.CarePlan) bool {
