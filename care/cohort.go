@@ -17,6 +17,7 @@ import (
 	"carefhir/fhir"
 	"carefhir/fhir/lexical"
 	"carefhir/operation"
+	"carefhir/profiles"
 	"carefhir/store"
 )
 
@@ -97,11 +98,17 @@ func criteriaOf(inv *operation.Invocation) (*Criteria, error) {
 const maxAge = 150
 
 // check returns what makes cr impossible to evaluate or to record in a
-// Group, and the parameter at fault: a token that is not system|code,
+// Group, and the parameter at fault: a practice that is not an ODS code, a
+// token that is not system|code,
 // each part of its FHIR type (the Group records it as a Coding), an age
 // out of range, a PAM level not 1 to 4, riskMin that is no FHIR decimal
 // or without riskCode.
 func (cr *Criteria) check() (param string, err error) {
+	// Searched as it is, a practice of two codes ("Y12345,Y99999") would
+	// select the people of both.
+	if what := profiles.IdentifierFormat(SystemODS, cr.Practice); cr.Practice != "" && what != "" {
+		return "practice", fmt.Errorf("practice must be %s, not %q", what, cr.Practice)
+	}
 	for _, age := range []struct {
 		name string
 		n    *int

@@ -100,6 +100,8 @@ func testCohortCriteria(t *testing.T, cfg care.Config) {
 			{"ageMin", `"valueInteger":-1`, "ageMin must be a whole number"},
 			{"pamLevelMax", `"valueInteger":5`, "pamLevelMax must be a PAM level from 1 to 4"},
 			{"pamLevelMax", `"valueInteger":0`, "pamLevelMax must be a PAM level from 1 to 4"},
+			{"practice", `"valueString":"Y12345,Y99999"`, "practice must be an ODS organisation code"},
+			{"practice", `"valueString":"y12345"`, "practice must be an ODS organisation code"},
 		} {
 			out := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"`+tc.param+`",`+tc.value+`}]}`).want(http.StatusBadRequest)
 			if where := str(out, "issue", 0, "expression", 0); where != "Parameters.parameter.where(name='"+tc.param+"')" ||
@@ -125,6 +127,7 @@ func testCohortCriteria(t *testing.T, cfg care.Config) {
 			{"age as a fraction", practice + "," + criterion("age-min", `"valueQuantity":{"value":65.5}`), "Group.characteristic[1]: Group/g records the criterion age-min that cannot be evaluated: its value must be a valueQuantity holding a whole number"},
 			{"PAM level as a boolean", practice + "," + criterion("pam-level-max", `"valueBoolean":true`), "Group.characteristic[1]: Group/g records the criterion pam-level-max that cannot be evaluated"},
 			{"PAM level 7", practice + "," + criterion("pam-level-max", `"valueQuantity":{"value":7}`), "pamLevelMax must be a PAM level from 1 to 4"},
+			{"two practices in one", criterion("practice", `"valueReference":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y12345,Y99999"}}`), "Group.characteristic: Group/g records criteria that cannot be evaluated: practice must be an ODS organisation code"},
 			{"practice without a code", criterion("practice", `"valueReference":{"reference":"Organization/y12345"}`), "Group.characteristic[0]: Group/g records the criterion practice that cannot be evaluated"},
 			{"risk-min alone", criterion("risk-min", `"valueQuantity":{"value":0.2}`), "Group.characteristic[0]: Group/g records the criterion risk-min without risk-code: risk-min needs risk-code"},
 			{"a criterion not known", practice + "," + criterion("age-between", `"valueQuantity":{"value":65}`), `Group.characteristic[1].code: Group/g records the criterion "age-between", which is not known`},

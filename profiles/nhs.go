@@ -69,6 +69,17 @@ func ValidNHSNumber(s string) bool {
 	return check != 10 && check == int(s[9]-'0')
 }
 
+// IdentifierFormat returns what a value of the identifier system must be
+// (such as "an ODS organisation code (3 to 10 upper-case letters and
+// digits)") when value is not one; "" when it is, or when the system has
+// no format known here.
+func IdentifierFormat(system, value string) string {
+	if f, ok := identifierFormats[system]; ok && !f.re.MatchString(value) {
+		return f.what
+	}
+	return ""
+}
+
 // identifier applies the NHS England rules to an Identifier.
 func (w *walker) identifier(it item) {
 	m, _ := it.val.(map[string]any)
@@ -83,8 +94,8 @@ func (w *walker) identifier(it item) {
 		}
 		return
 	}
-	if f, ok := identifierFormats[system]; ok && !f.re.MatchString(value) {
-		w.add("error", "value", it.path+".value", "%q is not %s", truncate(value), f.what)
+	if what := IdentifierFormat(system, value); what != "" {
+		w.add("error", "value", it.path+".value", "%q is not %s", truncate(value), what)
 	}
 }
 
