@@ -153,6 +153,14 @@ func checkToken(name, t string) error {
 	return nil
 }
 
+// searchToken returns a checked token (system|code) as the value of a
+// token search that matches it alone: a comma in its code ("44054006,x")
+// would otherwise search for either of two codes.
+func searchToken(t string) string {
+	system, code, _ := strings.Cut(t, "|")
+	return escapeToken(system) + "|" + escapeToken(code)
+}
+
 func (cr *Criteria) empty() bool {
 	return cr.Practice == "" && cr.AgeMin == nil && cr.AgeMax == nil && len(cr.Conditions) == 0 && cr.RiskCode == "" && cr.PAMLevel == nil && !cr.NoPCSP
 }
@@ -257,7 +265,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	// is searched among them alone (see among).
 	for _, cond := range cr.Conditions {
 		keep := map[string]bool{}
-		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {cond}, "clinical-status": {"active"}}, func(params url.Values) error {
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {searchToken(cond)}, "clinical-status": {"active"}}, func(params url.Values) error {
 			return s.Each(ctx, "Condition", params, func(v *store.Version) error {
 				keep[subjectOf(v.JSON)] = true
 				return nil
@@ -270,7 +278,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	}
 	risks := map[string]*member{}
 	if cr.RiskCode != "" {
-		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {cr.RiskCode}, "status": {"final,amended,corrected"}}, func(params url.Values) error {
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {searchToken(cr.RiskCode)}, "status": {"final,amended,corrected"}}, func(params url.Values) error {
 			return latestValues(ctx, s, params, risks)
 		})
 		if err != nil {

@@ -35,6 +35,8 @@ func testCohortCriteria(t *testing.T, cfg care.Config) {
 			{"ageMin", `{"name":"ageMin","valueInteger":80}`, "Patient/clark Patient/lee"},
 			{"ageMax", `{"name":"ageMax","valueInteger":78}`, "Patient/baker Patient/ward"},
 			{"condition", `{"name":"condition","valueString":"` + diabetes + `"}`, "Patient/lee Patient/ward"},
+			{"condition with a comma in its code", `{"name":"condition","valueString":"http://snomed.info/sct|999,44054006"}`, ""},
+			{"riskCode with a comma in its code", `{"name":"riskCode","valueString":"http://snomed.info/sct|999,713634000"}`, ""},
 			{"riskCode ranks by the latest value", `{"name":"riskCode","valueString":"` + efi + `"}`, "Patient/lee=0.4 Patient/ward=0.36 Patient/clark=0.28 Patient/baker=0.12"},
 			{"riskMin", `{"name":"riskCode","valueString":"` + efi + `"},{"name":"riskMin","valueDecimal":0.3}`, "Patient/lee=0.4 Patient/ward=0.36"},
 			{"pamLevelMax", `{"name":"pamLevelMax","valueInteger":2}`, "Patient/lee Patient/ward"},
