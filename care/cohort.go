@@ -221,13 +221,19 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 		if err != nil {
 			return err
 		}
-		g.Id = old.Id
-		w, err := s.Update(ctx, g, v.VersionID)
+		// The next version is the stored one with its members evaluated
+		// again: what else was recorded of the cohort (identifiers, its
+		// managing entity, tags, other characteristics) is kept.
+		old.Type, old.Actual, old.Quantity, old.Member = g.Type, g.Actual, g.Quantity, g.Member
+		w, err := s.Update(ctx, old, v.VersionID)
 		if err != nil {
 			return err
 		}
-		g.Meta = &fhir.Meta{VersionId: fhir.NewId(strconv.FormatInt(w.VersionID, 10)), LastUpdated: fhir.NewInstant(w.LastUpdated.Format("2006-01-02T15:04:05.000Z07:00"))}
-		out, stored = g, w.JSON
+		if old.Meta == nil {
+			old.Meta = &fhir.Meta{}
+		}
+		old.Meta.VersionId, old.Meta.LastUpdated = fhir.NewId(strconv.FormatInt(w.VersionID, 10)), fhir.NewInstant(w.LastUpdated.Format("2006-01-02T15:04:05.000Z07:00"))
+		out, stored = old, w.JSON
 		return nil
 	})
 	if err != nil {

@@ -178,3 +178,28 @@ func TestCaseloadPaging(t *testing.T) {
 		c.do("GET", "/Practitioner/nobody/$caseload", "").want(http.StatusNotFound)
 	})
 }
+
+// TestCohortReevaluationKeeps: evaluating a stored cohort again changes
+// its members alone; what else was recorded of it stays.
+func TestCohortReevaluationKeeps(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Group","id":"over-80","meta":{"tag":[{"system":"https://example.org/tags","code":"pcn"}]},
+			"identifier":[{"system":"https://example.org/cohorts","value":"over-80"}],"type":"person","actual":true,"name":"Over 80",
+			"managingEntity":{"reference":"Organization/y12345"},
+			"characteristic":[{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"age-min"}]},"valueQuantity":{"value":80},"exclude":false},
+				{"code":{"text":"Invited to the frailty clinic"},"valueBoolean":true,"exclude":false}]}`)
+		g := c.do("POST", "/Group/over-80/$cohort", "").want(http.StatusOK)
+		stored := c.do("GET", "/Group/over-80", "").want(http.StatusOK)
+		for _, got := range []map[string]any{g, stored} {
+			if m := strings.ReplaceAll(members(got), "=<nil>", ""); m != "Patient/clark Patient/lee" {
+				t.Errorf("members %q, want Patient/clark Patient/lee", m)
+			}
+			if str(got, "meta", "versionId") != "2" || str(got, "meta", "tag", 0, "code") != "pcn" || str(got, "identifier", 0, "value") != "over-80" ||
+				str(got, "managingEntity", "reference") != "Organization/y12345" || str(got, "name") != "Over 80" ||
+				str(got, "characteristic", 1, "code", "text") != "Invited to the frailty clinic" {
+				t.Errorf("re-evaluated cohort lost what was recorded of it: %v", got)
+			}
+		}
+	})
+}
