@@ -149,11 +149,26 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 	}
 	switch typ {
 	case "Organization":
-		err := s.Each(ctx, "Patient", url.Values{"general-practitioner": {"Organization/" + id}}, func(v *store.Version) error {
-			add("Patient/" + v.ID)
-			return nil
-		})
-		return out, err
+		// Registered there: referring to the Organization, or naming it
+		// by its ODS code, as PDS and GP Connect give it.
+		searches := []url.Values{{"general-practitioner": {"Organization/" + id}, "_elements": {"id"}}}
+		codes, err := odsCodes(ctx, s, id)
+		if err != nil {
+			return nil, err
+		}
+		if len(codes) > 0 {
+			searches = append(searches, url.Values{"general-practitioner:identifier": {strings.Join(codes, ",")}, "_elements": {"id"}})
+		}
+		for _, params := range searches {
+			err := s.Each(ctx, "Patient", params, func(v *store.Version) error {
+				add("Patient/" + v.ID)
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
 	case "CareTeam":
 		v, err := s.Read(ctx, "CareTeam", id)
 		if err != nil {
@@ -188,6 +203,26 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 		}
 	}
 	return out, nil
+}
+
+// odsCodes returns the ODS codes of Organization/id as tokens of a
+// search (system|code).
+func odsCodes(ctx context.Context, s operation.Store, id string) ([]string, error) {
+	v, err := s.Read(ctx, "Organization", id)
+	if err != nil {
+		return nil, err
+	}
+	org, err := decode[*fhir.Organization](v.JSON)
+	if err != nil {
+		return nil, fmt.Errorf("Organization/%s: %w", id, err)
+	}
+	var codes []string
+	for _, ident := range org.Identifier {
+		if ident.System.Get() == SystemODS && ident.Value.Get() != "" {
+			codes = append(codes, SystemODS+"|"+escapeToken(ident.Value.Get()))
+		}
+	}
+	return codes, nil
 }
 
 // caseloadFacts gathers the facts of each patient held here with one

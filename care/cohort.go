@@ -319,12 +319,12 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	}
 	// The practice and age, and always that the Patient is held and in
 	// care (inCare): a cohort never holds someone deleted or deceased.
-	params, ok, err := c.patientParams(ctx, s, cr)
+	searches, err := c.patientSearches(ctx, s, cr)
 	if err != nil {
 		return nil, err
 	}
 	keep := map[string]bool{}
-	if ok {
+	for _, params := range searches {
 		params.Set("_elements", "id") // which Patients, not what they hold
 		err = among(set, c.cfg.CohortAmongMost, "_id", inCare(params), func(params url.Values) error {
 			return s.Each(ctx, "Patient", params, func(v *store.Version) error {
@@ -404,35 +404,45 @@ func subjectOf(b []byte) string {
 	return head.Subject.Reference
 }
 
-// patientParams returns the Patient search of the practice and age
-// criteria; false when the practice is not known (nobody matches).
-func (c *Care) patientParams(ctx context.Context, s operation.Store, cr *Criteria) (url.Values, bool, error) {
+// patientSearches returns the Patient searches of the practice and age
+// criteria, whose matches together are the people they select: without a
+// practice, one; with one, those registered by its ODS code
+// (generalPractitioner naming it by identifier, as PDS and GP Connect
+// give it) and, when the practice is held here, those referring to it.
+func (c *Care) patientSearches(ctx context.Context, s operation.Store, cr *Criteria) ([]url.Values, error) {
 	params := url.Values{}
-	if cr.Practice != "" {
-		page, err := s.Search(ctx, "Organization", url.Values{"identifier": {SystemODS + "|" + cr.Practice}, "_count": {"100"}})
-		if err != nil {
-			return nil, false, err
-		}
-		if len(page.Matches) == 0 {
-			return nil, false, nil
-		}
-		var refs []string
-		for _, v := range page.Matches {
-			refs = append(refs, "Organization/"+v.ID)
-		}
-		params.Set("general-practitioner", strings.Join(refs, ","))
-	}
+	today := c.today()
 	// Years are counted in months so that on 29 February the date n
 	// years before is 28 February, not 1 March: someone born on 1 March
 	// completes their years on 1 March.
-	today := c.today()
 	if cr.AgeMin != nil {
 		params.Add("birthdate", "le"+addMonths(today, -12*(*cr.AgeMin)).Format(time.DateOnly))
 	}
 	if cr.AgeMax != nil {
 		params.Add("birthdate", "gt"+addMonths(today, -12*(*cr.AgeMax+1)).Format(time.DateOnly))
 	}
-	return params, true, nil
+	if cr.Practice == "" {
+		return []url.Values{params}, nil
+	}
+	byCode := maps.Clone(params)
+	byCode.Set("general-practitioner:identifier", SystemODS+"|"+escapeToken(cr.Practice))
+	refs, err := organizationsWith(ctx, s, cr.Practice)
+	if err != nil || len(refs) == 0 {
+		return []url.Values{byCode}, err
+	}
+	params.Set("general-practitioner", strings.Join(refs, ","))
+	return []url.Values{byCode, params}, nil
+}
+
+// organizationsWith returns the Organizations held here with the ODS
+// code, as references.
+func organizationsWith(ctx context.Context, s operation.Store, ods string) ([]string, error) {
+	var refs []string
+	err := s.Each(ctx, "Organization", url.Values{"identifier": {SystemODS + "|" + escapeToken(ods)}, "_elements": {"id"}}, func(v *store.Version) error {
+		refs = append(refs, "Organization/"+v.ID)
+		return nil
+	})
+	return refs, err
 }
 
 // latestValues puts into out the latest value of each patient's

@@ -203,3 +203,29 @@ func TestCohortReevaluationKeeps(t *testing.T) {
 		}
 	})
 }
+
+// TestRegisteredByODSCode: a Patient whose generalPractitioner names the
+// practice by its ODS code, as PDS and GP Connect give it, is registered
+// there: in the practice's caseload and its cohorts, whether or not the
+// practice is held here as an Organization.
+func TestRegisteredByODSCode(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for _, p := range []struct{ id, ods string }{{"pds", "Y12345"}, {"elsewhere", "Y54321"}} {
+			c.put(`{"resourceType":"Patient","id":"` + p.id + `","name":[{"family":"Pds"}],"birthDate":"1940-01-01",
+				"generalPractitioner":[{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"` + p.ods + `"}}]}`)
+		}
+		if load := caseloadOf(t, c, "/Organization/y12345/$caseload"); len(load) != 4 || load["Patient/pds"] == nil {
+			t.Errorf("caseload of the practice: %v", load)
+		}
+		for _, tc := range []struct{ ods, members string }{
+			{"Y12345", "Patient/baker Patient/clark Patient/pds Patient/ward"},
+			{"Y54321", "Patient/elsewhere"},
+		} {
+			g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"practice","valueString":"`+tc.ods+`"}]}`).want(http.StatusCreated)
+			if got := strings.ReplaceAll(members(g), "=<nil>", ""); got != tc.members {
+				t.Errorf("cohort of practice %s: %q, want %q", tc.ods, got, tc.members)
+			}
+		}
+	})
+}
