@@ -141,7 +141,7 @@ func (c *Care) checkPCSP(ctx context.Context, s operation.Store, ch *operation.C
 		}
 	}
 	for i, g := range cp.Goal {
-		if err := checkGoal(ctx, s, ch, g.Reference.Get()); err != nil {
+		if err := checkGoal(ctx, s, ch, g.Reference.Get(), subject); err != nil {
 			var oe *operation.Error
 			if !errors.As(err, &oe) {
 				return err
@@ -184,11 +184,12 @@ func (c *Care) supportCode(cc *fhir.CodeableConcept) bool {
 	return false
 }
 
-// checkGoal refuses a PCSP goal that is not a Goal, or a Goal without a
-// description in the person's own words (description.text), as the
-// transaction of ch leaves it. A Goal neither stored nor written by the
-// transaction is not checked here.
-func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref string) error {
+// checkGoal refuses a PCSP goal that is not a Goal, a Goal of another
+// patient than the plan's (patient), or a Goal without a description in
+// the person's own words (description.text), as the transaction of ch
+// leaves it. A Goal neither stored nor written by the transaction is not
+// checked here.
+func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref, patient string) error {
 	id, ok := strings.CutPrefix(ref, "Goal/")
 	if !ok {
 		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "the goals of a PCSP are Goal resources, not %s", ref)
@@ -206,6 +207,11 @@ func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref
 	g, err := decode[*fhir.Goal](v.JSON)
 	if err != nil {
 		return err
+	}
+	// What matters to one person is not another's plan, and someone who
+	// may read the plan need not be allowed to read the other's records.
+	if of := refOf(g.Subject); of != "" && patient != "" && of != patient {
+		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s is a goal of %s, not of %s whose PCSP this is", ref, of, patient)
 	}
 	if g.Description == nil || g.Description.Text.Get() == "" {
 		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s has no description.text: a PCSP goal is written in the person's own words", ref)
