@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"carefhir/care"
-	"carefhir/profiles"
 )
 
 // TestExtensionsInstalled: the extensions care coordination defines are
@@ -25,18 +24,7 @@ func TestExtensionsInstalled(t *testing.T) {
 		}
 	})
 
-	co, err := care.New(care.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defs, err := co.Definitions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := profiles.New(profiles.Options{Resources: defs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := validator(t, care.Config{})
 	for _, tc := range []struct{ value, want string }{
 		{`"valueString":"team-ward"`, "error"},
 		{`"valueReference":{"reference":"CareTeam/team-ward"}`, ""},

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/care"
+	"carefhir/profiles"
 	"carefhir/profiles/conformance"
 	"carefhir/server"
 	"carefhir/server/auth/authtest"
@@ -44,12 +45,46 @@ type client struct {
 // eachEngine runs fn against a fresh server on every engine. Requests act
 // for the principal c.token names, with the scopes the tokens map gives
 // it, through an access token of an issuer the server trusts.
-func eachEngine(t *testing.T, cfg care.Config, fn func(t *testing.T, c *client)) {
+func eachEngine(t *testing.T, cfg care.Config, fn func(t *testing.T, c *client), opts ...func(*server.Config)) {
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
-			fn(t, newClient(t, e.Open(t), cfg))
+			fn(t, newClient(t, e.Open(t), cfg, opts...))
 		})
 	}
+}
+
+// validating makes the server validate every write against the R4
+// definitions and those care coordination installs, as carefhir serve
+// does with --validate.
+func validating(t *testing.T, cfg care.Config) func(*server.Config) {
+	v := validator(t, cfg)
+	return func(sc *server.Config) { sc.Validator, sc.ValidateWrites = v, true }
+}
+
+// validator returns a validator of the R4 definitions and those care
+// coordination with cfg installs.
+func validator(t *testing.T, cfg care.Config) *profiles.Validator {
+	t.Helper()
+	v, err := profiles.New(profiles.Options{Resources: definitions(t, cfg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// definitions returns the definitions care coordination with cfg
+// installs.
+func definitions(t *testing.T, cfg care.Config) [][]byte {
+	t.Helper()
+	co, err := care.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := co.Definitions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return defs
 }
 
 // tokens are the scopes of the principals requests act for, by name.
@@ -70,7 +105,7 @@ var catalogue = func() func(t *testing.T) *conformance.Catalogue {
 	}
 }()
 
-func newClient(t *testing.T, st store.Store, cfg care.Config) *client {
+func newClient(t *testing.T, st store.Store, cfg care.Config, opts ...func(*server.Config)) *client {
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return today }
 	}
@@ -78,19 +113,19 @@ func newClient(t *testing.T, st store.Store, cfg care.Config) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defs, err := co.Definitions()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalogue(t).With(defs...)
+	cat, err := catalogue(t).With(definitions(t, cfg)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String() + "/fhir"
 	svc, idp := authtest.Service(t, issuer, base)
-	srv.Config.Handler = server.New(server.Config{Store: st, BaseURL: base, Auth: svc, Logger: slog.New(slog.DiscardHandler),
-		SoftwareVersion: "test", Definitions: cat, Operations: co.Operations(), Hooks: co.Hooks()})
+	sc := server.Config{Store: st, BaseURL: base, Auth: svc, Logger: slog.New(slog.DiscardHandler),
+		SoftwareVersion: "test", Definitions: cat, Operations: co.Operations(), Hooks: co.Hooks()}
+	for _, opt := range opts {
+		opt(&sc)
+	}
+	srv.Config.Handler = server.New(sc)
 	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()

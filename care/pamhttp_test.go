@@ -87,6 +87,34 @@ func TestPAMAuthored(t *testing.T) {
 	})
 }
 
+// TestPAMPerformer: the author (else the source) of a PAM response
+// performs its Observations when an Observation's performer can be it: a
+// response authored by a Device, or by one of its contained resources, is
+// stored and scored on a server that validates every write, its
+// Observations without that performer.
+func TestPAMPerformer(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		by := func(id, author string) string {
+			return strings.Replace(pamResponse(id, "completed", "2026-11-01T10:00:00Z", "3", "50"), `"author":{"reference":"Practitioner/cc"}`, author, 1)
+		}
+		for _, tc := range []struct{ id, author, performer string }{
+			{"by-device", `"author":{"reference":"Device/kiosk"}`, ""},
+			{"by-device-for-patient", `"author":{"reference":"Device/kiosk"},"source":{"reference":"Patient/ward"}`, "Patient/ward"},
+			{"by-contained", `"contained":[{"resourceType":"Practitioner","id":"pr"}],"author":{"reference":"#pr"}`, ""},
+			{"by-coordinator", `"author":{"reference":"Practitioner/cc"}`, "Practitioner/cc"},
+		} {
+			c.do("PUT", "/QuestionnaireResponse/"+tc.id, by(tc.id, tc.author)).want(http.StatusCreated)
+			obs := pamObservations(t, c, tc.id)
+			for _, kind := range []string{"pam-score", "pam-level"} {
+				if o := obs[kind]; o == nil || str(o, "performer", 0, "reference") != tc.performer {
+					t.Errorf("%s: %s Observation %v, want performer %q", tc.id, kind, o, tc.performer)
+				}
+			}
+		}
+	}, validating(t, care.Config{}))
+}
+
 // TestPAMItemsOnce: a PAM response that answers a statement or gives the
 // score twice is refused naming the item, since it would be counted
 // twice; a licensed score over fewer statements than PAM-13 needs is

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"carefhir/fhir"
 	"carefhir/fhir/lexical"
 	"carefhir/operation"
+	"carefhir/profiles"
 	"carefhir/store"
 )
 
@@ -290,11 +292,11 @@ func (c *Care) pamObservation(ref string, qr *fhir.QuestionnaireResponse, patien
 		EffectiveDateTime: qr.Authored,
 		DerivedFrom:       []*fhir.Reference{{Reference: fhir.NewString(ref)}},
 	}
-	switch {
-	case qr.Author != nil:
-		obs.Performer = []*fhir.Reference{qr.Author}
-	case qr.Source != nil:
-		obs.Performer = []*fhir.Reference{qr.Source}
+	for _, r := range []*fhir.Reference{qr.Author, qr.Source} {
+		if mayPerform(r) {
+			obs.Performer = []*fhir.Reference{r}
+			break
+		}
 	}
 	if kind == CodePAMScore {
 		obs.Code = &fhir.CodeableConcept{
@@ -310,6 +312,24 @@ func (c *Care) pamObservation(ref string, qr *fhir.QuestionnaireResponse, patien
 	}
 	obs.ValueInteger = fhir.NewInteger(int64(score.Level))
 	return obs
+}
+
+// performerTypes are the types an Observation's performer may reference.
+var performerTypes = []string{"Practitioner", "PractitionerRole", "Organization", "CareTeam", "Patient", "RelatedPerson"}
+
+// mayPerform reports whether the author or source r of a response can be
+// the performer of its Observations: not one of the response's contained
+// resources, which the Observations do not contain, nor of a type a
+// performer cannot be, such as the Device a response may be authored by.
+func mayPerform(r *fhir.Reference) bool {
+	if r == nil || strings.HasPrefix(r.Reference.Get(), "#") {
+		return false
+	}
+	typ := profiles.ReferenceType(r.Reference.Get())
+	if typ == "" {
+		typ = r.Type.Get()
+	}
+	return typ == "" || slices.Contains(performerTypes, typ)
 }
 
 // retractPAM marks the PAM Observations derived from a response

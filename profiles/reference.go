@@ -33,7 +33,7 @@ func (w *walker) reference(it item, d *ElementDefinition) {
 		if r := w.bundle[ref]; r != nil {
 			targetType, _ = r["resourceType"].(string)
 		} else {
-			targetType = referenceType(ref)
+			targetType = ReferenceType(ref)
 			if targetType != "" && !w.v.isResource(targetType) {
 				targetType = ""
 			}
@@ -83,10 +83,10 @@ func (w *walker) contained(id string) map[string]any {
 	return nil
 }
 
-// referenceType returns the resource type a literal reference names:
+// ReferenceType returns the resource type a literal reference names:
 // "Patient/1", "http://x/fhir/Patient/1" and ".../Patient/1/_history/2"
 // name Patient. Other forms (urn:uuid:, urn:oid:) name none.
-func referenceType(ref string) string {
+func ReferenceType(ref string) string {
 	if strings.HasPrefix(ref, "urn:") {
 		return ""
 	}
