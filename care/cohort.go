@@ -217,6 +217,9 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 		if _, err := cr.check(); err != nil {
 			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "Group.characteristic", "Group/%s records criteria that cannot be evaluated: %v", inv.ID, err)
 		}
+		if err := membersReadable(ctx, s, old); err != nil {
+			return err
+		}
 		g, err := c.Cohort(ctx, s, cr)
 		if err != nil {
 			return err
@@ -240,6 +243,47 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 		return nil, err
 	}
 	return &operation.Result{Resource: out, JSON: stored}, nil
+}
+
+// membersReadable refuses (403) to evaluate again a cohort holding a
+// Patient the caller cannot read: evaluated among the people they may
+// read, such as a coordinator's under the care-team policy, the cohort
+// would lose that member for everyone. A member whose Patient was deleted
+// is no one's to keep.
+func membersReadable(ctx context.Context, s operation.Store, g *fhir.Group) error {
+	var refs []string
+	for _, m := range g.Member {
+		if id, ok := strings.CutPrefix(refOf(m.Entity), "Patient/"); ok && lexical.ValidID(id) {
+			refs = append(refs, "Patient/"+id)
+		}
+	}
+	found := map[string]bool{}
+	for _, list := range chunks(refs, chunkSize) {
+		params := url.Values{"_id": {strings.ReplaceAll(list, "Patient/", "")}, "_elements": {"id"}}
+		err := s.Each(ctx, "Patient", params, func(v *store.Version) error {
+			found["Patient/"+v.ID] = true
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for _, ref := range refs {
+		if found[ref] {
+			continue
+		}
+		// Not found by search: deleted (a tombstone, readable) or not
+		// the caller's to read.
+		_, err := s.Read(ctx, "Patient", strings.TrimPrefix(ref, "Patient/"))
+		if errors.Is(err, store.ErrNotFound) {
+			return operation.Errorf(http.StatusForbidden, "forbidden", "Group.member",
+				"Group/%s holds %s, which is not held here or not yours to read: evaluated again, the cohort would lose it for everyone", g.Id.Get(), ref)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // member is one person of a cohort with the risk value that ranks them.

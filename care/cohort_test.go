@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"carefhir/care"
+	"carefhir/server"
+	"carefhir/server/access"
 )
 
 // TestCohortCriteria evaluates each criterion on its own and combined,
@@ -228,4 +230,38 @@ func TestRegisteredByODSCode(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCohortMembersOutsideCare: under the care-team policy, a coordinator
+// may evaluate again a cohort of people in their care, but not one holding
+// people outside it, which they cannot see and the evaluation would drop
+// for everyone: 403, and the cohort is as it was.
+func TestCohortMembersOutsideCare(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[{"member":{"reference":"Practitioner/cc"}}]}`)
+		c.put(`{"resourceType":"Patient","id":"gone","birthDate":"1930-01-01"}`)
+		over70 := str(c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"ageMin","valueInteger":70}]}`).want(http.StatusCreated), "id")
+		diabetic := str(c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"condition","valueString":"`+diabetes+`"},{"name":"practice","valueString":"Y12345"}]}`).want(http.StatusCreated), "id")
+
+		c.token = "cc"
+		oo := c.do("POST", "/Group/"+over70+"/$cohort", "").want(http.StatusForbidden)
+		if got := issues(oo); !strings.Contains(got, "Group.member: Group/"+over70+" holds Patient/") {
+			t.Errorf("re-evaluating a cohort beyond the coordinator's care: %s", got)
+		}
+		c.do("POST", "/Group/"+diabetic+"/$cohort", "").want(http.StatusOK)
+
+		// A member since deleted is dropped, whoever evaluates it.
+		c.token = ""
+		c.do("DELETE", "/Patient/gone", "")
+		g := c.do("POST", "/Group/"+over70+"/$cohort", "").want(http.StatusOK)
+		if got := strings.ReplaceAll(members(g), "=<nil>", ""); got != "Patient/clark Patient/lee Patient/ward" {
+			t.Errorf("re-evaluated by an administrator: %q", got)
+		}
+		for id, want := range map[string]string{over70: "Patient/clark Patient/lee Patient/ward", diabetic: "Patient/ward"} {
+			if got := strings.ReplaceAll(members(c.do("GET", "/Group/"+id, "").want(http.StatusOK)), "=<nil>", ""); got != want {
+				t.Errorf("Group/%s holds %q, want %q", id, got, want)
+			}
+		}
+	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
 }

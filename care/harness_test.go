@@ -88,7 +88,11 @@ func definitions(t *testing.T, cfg care.Config) [][]byte {
 }
 
 // tokens are the scopes of the principals requests act for, by name.
-var tokens = map[string]string{"admin": "system/*.cruds", "patient-reader": "user/Patient.rs"}
+var tokens = map[string]string{"admin": "system/*.cruds", "patient-reader": "user/Patient.rs", "cc": "user/*.cruds"}
+
+// fhirUsers are the fhirUser claims of the principals that have one: the
+// care coordinator's Practitioner, whose care the care-team policy reaches.
+var fhirUsers = map[string]string{"cc": "Practitioner/cc"}
 
 const issuer = "https://idp.test"
 
@@ -133,7 +137,11 @@ func newClient(t *testing.T, st store.Store, cfg care.Config, opts ...func(*serv
 	})
 	c := &client{t: t, base: base, signed: map[string]string{}}
 	for name, scopes := range tokens {
-		c.signed[name] = idp.Sign(t, authtest.Claims(issuer, base, map[string]any{"sub": name, "scope": scopes}))
+		claims := map[string]any{"sub": name, "scope": scopes}
+		if u := fhirUsers[name]; u != "" {
+			claims["fhirUser"] = u
+		}
+		c.signed[name] = idp.Sign(t, authtest.Claims(issuer, base, claims))
 	}
 	return c
 }
