@@ -25,6 +25,10 @@ const (
 // DefaultMaxMessage bounds a message when Server.MaxMessage is 0.
 const DefaultMaxMessage = 4 << 20
 
+// DefaultWriteTimeout bounds the sending of an acknowledgement when
+// Server.WriteTimeout is 0.
+const DefaultWriteTimeout = time.Minute
+
 // ErrServerClosed is returned by Serve after Close.
 var ErrServerClosed = errors.New("mllp: server closed")
 
@@ -41,6 +45,11 @@ type Server struct {
 	// IdleTimeout closes a connection that sends nothing for this long; 0
 	// means never.
 	IdleTimeout time.Duration
+	// WriteTimeout closes a connection whose acknowledgement could not be
+	// sent for this long: its sender reads none, and would otherwise hold
+	// the connection, and a Shutdown, for ever. 0 means
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -176,6 +185,10 @@ func (s *Server) serveConn(c net.Conn) {
 	if max <= 0 {
 		max = DefaultMaxMessage
 	}
+	writeTimeout := s.WriteTimeout
+	if writeTimeout <= 0 {
+		writeTimeout = DefaultWriteTimeout
+	}
 	r := bufio.NewReader(c)
 	for {
 		if s.IdleTimeout > 0 {
@@ -190,7 +203,9 @@ func (s *Server) serveConn(c net.Conn) {
 		if !s.handling(c, true) {
 			return
 		}
-		if _, err := c.Write(Frame(s.Handler(msg))); err != nil {
+		ack := Frame(s.Handler(msg))
+		c.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if _, err := c.Write(ack); err != nil {
 			return
 		}
 		if !s.handling(c, false) {

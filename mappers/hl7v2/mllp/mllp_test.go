@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -156,5 +157,50 @@ func TestShutdown(t *testing.T) {
 	}
 	if err := <-shut; err != nil {
 		t.Errorf("Shutdown: %v", err)
+	}
+}
+
+// pipeListener accepts one in-memory connection, whose writes wait until
+// the other end reads them, as a TCP connection's do once its buffers are
+// full.
+type pipeListener struct {
+	conns chan net.Conn
+	once  sync.Once
+	done  chan struct{}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return &net.UnixAddr{Name: "pipe", Net: "pipe"} }
+
+// TestUnreadAcknowledgement: a sender that does not read its
+// acknowledgements is disconnected once one has waited WriteTimeout to be
+// sent, rather than holding its connection, and a Shutdown, for ever.
+func TestUnreadAcknowledgement(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	l := &pipeListener{conns: make(chan net.Conn, 1), done: make(chan struct{})}
+	l.conns <- server
+	s := &Server{Handler: func(msg []byte) []byte { return msg }, WriteTimeout: 50 * time.Millisecond}
+	go s.Serve(l)
+	defer s.Close()
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := client.Write(Frame([]byte("acknowledged to no one"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Write(Frame([]byte("next"))); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("a write after an acknowledgement left unread: %v, want the connection closed", err)
 	}
 }
