@@ -600,6 +600,11 @@ func (a *api) validateCode(c *gin.Context, inv invocation) {
 		return
 	}
 	answerValidateCode(c, codings, p.str("displayLanguage"), func(cd codingParam) (*terminology.Concept, string, error) {
+		// A code alone may stand on its context; a Coding without a
+		// system says nothing of what its code means.
+		if cd.system == "" && cd.expression != "code" {
+			return nil, cd.expression + " has no system", nil
+		}
 		unknown, err := a.unknownVersion(c, vs, cd)
 		if err != nil || unknown != "" {
 			return nil, unknown, err
