@@ -572,3 +572,32 @@ func TestSearchExactUnicodeForms(t *testing.T) {
 		})
 	})
 }
+
+// _elements names a choice element by its definition name, as R4 lists
+// base elements: value keeps valueQuantity, on a search, across types and
+// on a read.
+func TestSearchElementsChoice(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "p1", "Ward", "1948-03-12", `,"deceasedBoolean":false`)
+		putObservation(t, c, "o1", `{"text":"weight"}`, `,"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2021-06-01"`+ucumValue("72", "kg"))
+		check := func(path string, res map[string]any, kept, dropped string) {
+			t.Helper()
+			if res[kept] == nil || res[dropped] != nil {
+				t.Errorf("GET %s: %v, want %s kept and %s left out", path, res, kept, dropped)
+			}
+		}
+		for path, want := range map[string][2]string{
+			"/Observation?_elements=value":                                {"valueQuantity", "effectiveDateTime"},
+			"/Observation?_elements=effective,status":                     {"effectiveDateTime", "valueQuantity"},
+			"/?_type=Patient,Observation&_elements=deceased":              {"deceasedBoolean", "birthDate"},
+			"/Patient?_elements=deceased&_revinclude=Observation:subject": {"deceasedBoolean", "birthDate"},
+		} {
+			r := c.do("GET", path, "")
+			r.searchset(t)
+			check(path, get(r.json(t), "entry", 0, "resource").(map[string]any), want[0], want[1])
+		}
+		r := c.do("GET", "/Observation/o1?_elements=value", "").want(t, http.StatusOK)
+		check("/Observation/o1?_elements=value", r.json(t), "valueQuantity", "effectiveDateTime")
+		c.do("GET", "/Observation?_elements=val", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
+	})
+}

@@ -85,11 +85,14 @@ func subset(typ string, body []byte, q url.Values) ([]byte, error) {
 	switch summary {
 	case "":
 		for _, name := range strings.Split(elements, ",") {
-			name = strings.TrimSpace(name)
-			if !fhir.IsElement(typ, name) {
+			switch name = strings.TrimSpace(name); {
+			case fhir.IsElement(typ, name):
+				keep[name] = true
+			case isChoiceElement(typ, name):
+				choices = append(choices, name)
+			default:
 				return nil, errorf(http.StatusBadRequest, "invalid", "_elements: %q is not an element of %s", truncate(name, 64), typ).at("_elements")
 			}
-			keep[name] = true
 		}
 	case "true":
 		for _, name := range fhir.SummaryElements(typ) {
@@ -122,11 +125,29 @@ func subset(typ string, body []byte, q url.Values) ([]byte, error) {
 	return object(out), nil
 }
 
+// isElementName reports whether _elements may name name on typ: a
+// top-level property ("valueQuantity") or a choice element by its
+// definition name ("value"), which R4 has _elements list.
+func isElementName(typ, name string) bool {
+	return fhir.IsElement(typ, name) || isChoiceElement(typ, name)
+}
+
+// isChoiceElement reports whether name is the definition name, without
+// "[x]", of a choice element of typ: "value" of Observation.value[x].
+func isChoiceElement(typ, name string) bool {
+	res, ok := fhir.NewResource(typ)
+	if !ok {
+		return false
+	}
+	fields, _ := fhirjson.Fields(reflect.TypeOf(res).Elem())
+	return slices.ContainsFunc(fields, func(f fhirjson.Field) bool { return f.Choice == name+"[x]" })
+}
+
 // elementsOf returns those of the _elements names that are elements of
 // typ, for a Bundle of several types; when none is, "id", which keeps the
 // id, meta and mandatory elements alone.
 func elementsOf(typ string, names []string) []string {
-	kept := slices.DeleteFunc(slices.Clone(names), func(name string) bool { return !fhir.IsElement(typ, name) })
+	kept := slices.DeleteFunc(slices.Clone(names), func(name string) bool { return !isElementName(typ, name) })
 	if len(kept) == 0 {
 		return []string{"id"}
 	}
@@ -137,7 +158,7 @@ func elementsOf(typ string, names []string) []string {
 // types, and false when each is an element of one.
 func elementOfNone(types, names []string) (string, bool) {
 	for _, name := range names {
-		if !slices.ContainsFunc(types, func(typ string) bool { return fhir.IsElement(typ, name) }) {
+		if !slices.ContainsFunc(types, func(typ string) bool { return isElementName(typ, name) }) {
 			return name, true
 		}
 	}
