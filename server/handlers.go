@@ -264,9 +264,20 @@ func (a *api) decodeResource(c *gin.Context, typ string) (fhir.Resource, error) 
 	return res, nil
 }
 
-// ifMatch reads the If-Match header, its lines one list: the zero
-// versionMatch when absent.
+// ifMatch reads the If-Match precondition of a write other than an update
+// of [type]/[id], the one write that takes If-None-Match too (ifNoneMatch):
+// on the others If-None-Match is 400, since ignored it would not hold.
 func ifMatch(c *gin.Context) (versionMatch, error) {
+	if c.GetHeader("If-None-Match") != "" {
+		return versionMatch{}, errorf(http.StatusBadRequest, "not-supported",
+			"If-None-Match is taken by a read and by an update of [type]/[id] (PUT), not by this %s", c.Request.Method)
+	}
+	return ifMatchHeader(c)
+}
+
+// ifMatchHeader reads the If-Match header, its lines one list: the zero
+// versionMatch when absent.
+func ifMatchHeader(c *gin.Context) (versionMatch, error) {
 	h := strings.Join(c.Request.Header.Values("If-Match"), ",")
 	if h == "" {
 		return versionMatch{}, nil
@@ -331,7 +342,7 @@ func (a *api) update(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	match, err := ifMatch(c)
+	match, err := ifMatchHeader(c)
 	if err != nil {
 		c.Error(err)
 		return

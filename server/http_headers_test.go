@@ -127,6 +127,12 @@ func TestHTTPIfNoneMatchUpdate(t *testing.T) {
 		if et, family := r.header.Get("ETag"), str(r.json(t), "name", 0, "family"); et != `W/"1"` || family != "First" {
 			t.Fatalf("after refused updates: ETag %s, family %q; want W/\"1\", First", et, family)
 		}
+		// A write that does not take If-None-Match refuses it, not ignores it.
+		c.do("DELETE", "/Patient/inm", "", "If-None-Match", "*").want(t, http.StatusBadRequest).outcome(t, "not-supported", "")
+		c.do("DELETE", "/Patient?_id=inm", "", "If-None-Match", "*").want(t, http.StatusBadRequest)
+		c.do("PATCH", "/Patient/inm", `[{"op":"add","path":"/active","value":true}]`, "Content-Type", "application/json-patch+json", "If-None-Match", `W/"1"`).want(t, http.StatusBadRequest)
+		c.do("PUT", "/Patient?_id=inm", body("Second"), "If-None-Match", "*").want(t, http.StatusBadRequest)
+		c.do("GET", "/Patient/inm", "").want(t, http.StatusOK)
 		c.do("PUT", "/Patient/inm", body("Second"), "If-None-Match", `W/"3"`).want(t, http.StatusOK)
 		// A deleted resource has no current version: * recreates it.
 		c.do("DELETE", "/Patient/inm", "").want(t, http.StatusNoContent)
