@@ -116,7 +116,7 @@ func (n *Notifier) scan(ctx context.Context) (map[string][]*store.Version, error
 	if err != nil || !full {
 		return groups, err
 	}
-	subs, err := n.subscriptions(ctx, r)
+	subs, err := n.current(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -99,6 +99,12 @@ type env struct {
 // moves; who maps names to the scopes (and patient) of their tokens.
 func newEnv(t testing.TB, st store.Store, who map[string]map[string]any, opts ...func(*notify.Config)) *env {
 	t.Helper()
+	return newEnvHooks(t, st, who, nil, opts...)
+}
+
+// newEnvHooks is newEnv with more write hooks, run after the Notifier's.
+func newEnvHooks(t testing.TB, st store.Store, who map[string]map[string]any, hooks []operation.Hook, opts ...func(*notify.Config)) *env {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	root := "http://" + srv.Listener.Addr().String()
 	svc, idp := authtest.Service(t, issuer, root+"/fhir")
@@ -117,7 +123,7 @@ func newEnv(t testing.TB, st store.Store, who map[string]map[string]any, opts ..
 		t.Fatal(err)
 	}
 	srv.Config.Handler = server.New(server.Config{Store: st, BaseURL: root + "/fhir", Auth: svc,
-		Logger: slog.New(slog.DiscardHandler), Hooks: []operation.Hook{n.Hook()}, Operations: n.Operations(), Attach: []func(operation.Store){n.Attach}})
+		Logger: slog.New(slog.DiscardHandler), Hooks: append([]operation.Hook{n.Hook()}, hooks...), Operations: n.Operations(), Attach: []func(operation.Store){n.Attach}})
 	srv.Start()
 	t.Cleanup(srv.Close)
 	e := &env{t: t, base: root + "/fhir", st: st, n: n, clock: clk, tokens: map[string]string{}, idp: idp, srv: srv}

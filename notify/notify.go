@@ -408,15 +408,42 @@ func (n *Notifier) invalidate() {
 	n.subsMu.Unlock()
 }
 
-// subscriptions returns the live subscriptions, loaded through r when a
-// Subscription was written since they were last loaded, or at every poll
-// (subscriptions written by other processes).
+// subscriptions returns the live subscriptions for a write's hook, loaded
+// through r, the write's unit of work, when a Subscription was written
+// since they were last loaded, or at every poll (subscriptions written by
+// other processes). Only these loads are kept: a unit of work sees every
+// Subscription whose write has committed or is in it.
 func (n *Notifier) subscriptions(ctx context.Context, r store.Reader) ([]*subscription, error) {
 	n.subsMu.Lock()
 	defer n.subsMu.Unlock()
 	if n.loaded {
 		return n.subs, nil
 	}
+	subs, err := n.load(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	n.subs, n.loaded = subs, true
+	return subs, nil
+}
+
+// current returns the live subscriptions for the deliverer, which reads
+// outside any unit of work: those kept, or else a load that is not kept.
+// Such a load misses a Subscription whose write has not committed yet;
+// kept, it would leave that Subscription unmatched by the writes after
+// its own until the next reload.
+func (n *Notifier) current(ctx context.Context, r store.Reader) ([]*subscription, error) {
+	n.subsMu.Lock()
+	subs, loaded := n.subs, n.loaded
+	n.subsMu.Unlock()
+	if loaded {
+		return subs, nil
+	}
+	return n.load(ctx, r)
+}
+
+// load reads the live subscriptions through r.
+func (n *Notifier) load(ctx context.Context, r store.Reader) ([]*subscription, error) {
 	vs, err := r.Search(ctx, store.Query{Type: "Subscription"})
 	if err != nil {
 		return nil, fmt.Errorf("notify: load subscriptions: %w", err)
@@ -436,6 +463,5 @@ func (n *Notifier) subscriptions(ctx context.Context, r store.Reader) ([]*subscr
 		sub.version = v.VersionID
 		subs = append(subs, sub)
 	}
-	n.subs, n.loaded = subs, true
 	return subs, nil
 }

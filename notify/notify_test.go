@@ -9,10 +9,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"carefhir/notify"
+	"carefhir/operation"
 	"carefhir/server/access"
 )
 
@@ -445,6 +447,35 @@ func TestBacklogHoldsBackNoOther(t *testing.T) {
 		}
 		if got := down.take(); len(got) == 0 {
 			t.Error("the failing subscription was not tried")
+		}
+	})
+}
+
+// TestSubscriptionMatchedOnceWritten: a Subscription is matched from its
+// write on, even when the deliverer read the subscriptions while that
+// write was not yet committed.
+func TestSubscriptionMatchedOnceWritten(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		var n *notify.Notifier
+		var polled atomic.Bool
+		// The deliverer polls while the client's write of the Subscription
+		// is under way (not the server's, which delivering makes).
+		poll := operation.Hook{Name: "poll", Types: []string{"Subscription"}, After: func(ctx context.Context, _ operation.Store, _ *operation.Change) ([]operation.Issue, error) {
+			if polled.Swap(true) {
+				return nil, nil
+			}
+			return nil, n.DeliverPending(context.WithoutCancel(ctx))
+		}}
+		e := newEnvHooks(t, eng.open(t, eng.place(t)), map[string]map[string]any{}, []operation.Hook{poll})
+		n = e.n
+		rx := newReceiver(t)
+		if r := e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "")); r.status != 201 {
+			t.Fatalf("subscribe: %d %s", r.status, r.body)
+		}
+		e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		e.deliver()
+		if got := rx.take(); len(got) != 2 {
+			t.Fatalf("the receiver was sent %+v, want the handshake and the booking", got)
 		}
 	})
 }

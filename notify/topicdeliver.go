@@ -177,7 +177,7 @@ func (n *Notifier) dueHeartbeats(ctx context.Context) map[string]func(context.Co
 	if err != nil {
 		return nil
 	}
-	subs, err := n.subscriptions(ctx, recs)
+	subs, err := n.current(ctx, recs)
 	if err != nil {
 		return nil
 	}
