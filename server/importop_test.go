@@ -665,9 +665,11 @@ func TestImportGPConnectFromProvider(t *testing.T) {
 				t.Errorf("the booking does not name %s: %s", ref, booking.body)
 			}
 		}
-		r := c.do("POST", "/$import?format=pds&provider="+provider, read("foundations/read-patient-response-payload-1.json"), "Content-Type", "application/fhir+json").want(t, 400)
-		if !strings.Contains(string(r.body), "provider") {
-			t.Errorf("refusing provider with format pds: %s", r.body)
+		for _, p := range importPayloads(t)[:3] {
+			r := c.do("POST", "/$import?"+p.query+"&provider="+provider, p.body, "Content-Type", p.contentType).want(t, 400)
+			if !strings.Contains(string(r.body), `"expression":["provider"]`) {
+				t.Errorf("refusing provider with %s: %s", p.query, r.body)
+			}
 		}
 	}, withImport)
 }

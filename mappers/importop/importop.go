@@ -83,6 +83,10 @@ func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation)
 		}
 		return nil, operation.Errorf(http.StatusBadRequest, "required", "", "$import takes the payload as the request body, which is empty")
 	}
+	provider, err := providerBase(inv, format)
+	if err != nil {
+		return nil, err
+	}
 	var rep *Report
 	switch format {
 	case "hl7v2":
@@ -104,10 +108,6 @@ func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation)
 			return nil, err
 		}
 	case "gpconnect", "pds":
-		provider, err := providerBase(inv, format)
-		if err != nil {
-			return nil, err
-		}
 		payload, err := readAll(body)
 		if err != nil {
 			return nil, err
