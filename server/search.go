@@ -42,7 +42,7 @@ func searchParams(c *gin.Context) (url.Values, error) {
 		return params, nil
 	}
 	ct, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
-	if ct != "application/x-www-form-urlencoded" {
+	if ct != "application/x-www-form-urlencoded" && ct != "" {
 		return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
 			"POST _search takes its parameters as application/x-www-form-urlencoded, not %q", truncate(ct, 80))
 	}
@@ -53,6 +53,16 @@ func searchParams(c *gin.Context) (url.Values, error) {
 			return nil, err
 		}
 		return nil, errorf(http.StatusBadRequest, "invalid", "reading the request body: %v", err)
+	}
+	if ct == "" {
+		// A POST with its parameters all in the URL and no body needs no
+		// media type, and clients send it without one; a body without one
+		// cannot be read as a form.
+		if len(body) > 0 {
+			return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
+				"POST _search takes its parameters as application/x-www-form-urlencoded: a body needs that Content-Type")
+		}
+		return params, nil
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {

@@ -195,6 +195,14 @@ func TestSearchHTTP(t *testing.T) {
 		})
 		t.Run("POST _search needs a form", func(t *testing.T) {
 			c.do("POST", "/Patient/_search", `{"family":"smith"}`).want(t, http.StatusUnsupportedMediaType)
+			c.do("POST", "/Patient/_search", "family=smith", "Content-Type", "").want(t, http.StatusUnsupportedMediaType)
+		})
+		t.Run("POST _search with its parameters in the URL alone", func(t *testing.T) {
+			// No body and no Content-Type, as some clients send it.
+			b := c.do("POST", "/Patient/_search?family=smith", "").searchset(t)
+			if got := b.ids("match"); got != "Patient/b" {
+				t.Errorf("matches %q, want Patient/b", got)
+			}
 		})
 		t.Run("paging", func(t *testing.T) {
 			b := c.do("GET", "/Patient?_count=1&_total=accurate", "").searchset(t)
