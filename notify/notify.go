@@ -278,6 +278,9 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 			if err := putOwner(ctx, tx, c.ID, ownerOf(p), now); err != nil {
 				return nil, err
 			}
+			if err := n.restartIfNew(ctx, tx, c, now); err != nil {
+				return nil, err
+			}
 			if res.Status.Get() == statusRequested {
 				if err := n.enqueue(ctx, tx, &row{Subscription: c.ID, Kind: kindHandshake, SubscriptionVersion: c.Version.VersionID, Created: now}); err != nil {
 					return nil, err
@@ -337,6 +340,27 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 		}
 	}
 	return nil, nil
+}
+
+// restartIfNew starts the events of a Subscription created under the id of
+// a deleted one from 0, as a new subscription's: its
+// events-since-subscription-start counts its own events only, and $events
+// lists none of the deleted one's.
+func (n *Notifier) restartIfNew(ctx context.Context, tx store.Tx, c *operation.Change, now time.Time) error {
+	if c.Version.VersionID <= 1 {
+		return nil // the first of its id: nothing counted yet
+	}
+	prev, err := tx.VRead(ctx, "Subscription", c.ID, c.Version.VersionID-1)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !prev.Deleted) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("notify: subscription %s before this write: %w", c.ID, err)
+	}
+	if err := restartCounter(ctx, tx, c.ID, now); err != nil {
+		return fmt.Errorf("notify: restart the events of subscription %s: %w", c.ID, err)
+	}
+	return nil
 }
 
 // beforeVersion is the version a write replaces, kept from its Check.

@@ -271,3 +271,40 @@ func TestHeartbeatEndpointHangs(t *testing.T) {
 		}
 	})
 }
+
+// TestTopicSubscriptionCreatedAgain: a Subscription created under the id
+// of a deleted one counts its events from its own start, and $events
+// lists none of the deleted one's.
+func TestTopicSubscriptionCreatedAgain(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		body := strings.Replace(topicSubscription("appointment-booked", "", rx.URL+"/hook", "id-only", 0), `"resourceType":"Subscription"`, `"resourceType":"Subscription","id":"scr"`, 1)
+		if r := e.do("admin", "PUT", "/Subscription/scr", body); r.status != 201 {
+			t.Fatalf("subscribe: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		old := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.deliver()
+		e.do("admin", "DELETE", "/Subscription/scr", "")
+		if r := e.do("admin", "PUT", "/Subscription/scr", body); r.status != 201 {
+			t.Fatalf("subscribe again: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		booked := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.deliver()
+		var seen []string
+		for _, g := range rx.take() {
+			n := readNotification(t, g.Body)
+			seen = append(seen, n.Type+" "+n.Since+" "+strings.Join(n.Events, ","))
+		}
+		want := []string{"handshake 0 ", "event-notification 1 1:" + old, "handshake 0 ", "event-notification 1 1:" + booked}
+		if fmt.Sprint(seen) != fmt.Sprint(want) {
+			t.Errorf("notifications %q, want %q", seen, want)
+		}
+		r := e.do("admin", "GET", "/Subscription/scr/$events", "")
+		if evs := readNotification(t, r.body); evs.Since != "1" || fmt.Sprint(evs.Events) != "[1:"+booked+"]" {
+			t.Errorf("$events: %+v, want only 1:%s", evs, booked)
+		}
+	})
+}

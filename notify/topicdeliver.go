@@ -35,33 +35,63 @@ type event struct {
 // eventID names the record of event number of subscription sub, in order.
 func eventID(sub string, number int64) string { return fmt.Sprintf("%s-%012d", sub, number) }
 
-// readCounter returns the events delivered to sub, and the counter's
-// version (0: none yet).
-func readCounter(ctx context.Context, r store.Reader, sub string) (int64, int64, error) {
-	v, err := r.Read(ctx, counterType, sub)
-	if errors.Is(err, store.ErrNotFound) {
-		return 0, 0, nil
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	var c struct{ Count int64 }
-	if err := json.Unmarshal(v.JSON, &c); err != nil {
-		return 0, 0, err
-	}
-	return c.Count, v.VersionID, nil
+// counter is the count of the events delivered to a subscription, kept
+// across the Subscriptions that have held its id: Count events were
+// numbered under it, Start of them before the current Subscription
+// started (it was created after a deletion of the id).
+type counter struct {
+	Count   int64 `json:"count"`
+	Start   int64 `json:"start,omitempty"`
+	version int64 // of the record; 0: none yet
 }
 
-// recordEvent keeps ev and counts it.
-func recordEvent(ctx context.Context, w store.Tx, sub string, ev event, counterVersion int64, now time.Time) error {
+// since is events-since-subscription-start.
+func (c counter) since() int64 { return c.Count - c.Start }
+
+// readCounter returns the counter of sub.
+func readCounter(ctx context.Context, r store.Reader, sub string) (counter, error) {
+	v, err := r.Read(ctx, counterType, sub)
+	if errors.Is(err, store.ErrNotFound) {
+		return counter{}, nil
+	}
+	if err != nil {
+		return counter{}, err
+	}
+	var c counter
+	if err := json.Unmarshal(v.JSON, &c); err != nil {
+		return counter{}, fmt.Errorf("event counter of %s: %w", sub, err)
+	}
+	c.version = v.VersionID
+	return c, nil
+}
+
+// putCounter writes c as the counter of sub.
+func putCounter(ctx context.Context, w store.Writer, sub string, c counter, at time.Time) error {
+	body, _ := json.Marshal(c)
+	return w.Put(ctx, &store.Write{Type: counterType, ID: sub, Expected: c.version, LastUpdated: at, JSON: body})
+}
+
+// restartCounter starts the events of sub again from 0: the events
+// numbered so far belong to the Subscriptions that held the id before.
+func restartCounter(ctx context.Context, tx store.Tx, sub string, now time.Time) error {
+	c, err := readCounter(ctx, tx, sub)
+	if err != nil || c.version == 0 {
+		return err
+	}
+	c.Start = c.Count
+	return putCounter(ctx, tx, sub, c, now.UTC().Truncate(time.Millisecond))
+}
+
+// recordEvent keeps ev, numbered from the start of c, and counts it.
+func recordEvent(ctx context.Context, w store.Tx, sub string, ev event, c counter, now time.Time) error {
 	at := now.UTC().Truncate(time.Millisecond)
 	body, _ := json.Marshal(ev)
-	if err := w.Put(ctx, &store.Write{Type: eventType, ID: eventID(sub, ev.Number), LastUpdated: at, JSON: body,
+	if err := w.Put(ctx, &store.Write{Type: eventType, ID: eventID(sub, c.Start+ev.Number), LastUpdated: at, JSON: body,
 		Index: store.Index{Tokens: []store.Token{{Param: "subscription", Code: sub}}}}); err != nil {
 		return err
 	}
-	count, _ := json.Marshal(map[string]int64{"count": ev.Number})
-	return w.Put(ctx, &store.Write{Type: counterType, ID: sub, Expected: counterVersion, LastUpdated: at, JSON: count})
+	c.Count = c.Start + ev.Number
+	return putCounter(ctx, w, sub, c, at)
 }
 
 // statusParameters is the SubscriptionStatus of the R4 backport, as a
@@ -127,12 +157,12 @@ func (n *Notifier) notificationBundle(sub *subscription, status, typ string, sin
 // topic-based subscription: the next event number, the Bundle, and, once
 // delivered, the event kept and counted.
 func (n *Notifier) deliverTopic(ctx context.Context, recs store.Tx, sub *subscription, rw *row, v *store.Version) error {
-	count, counterVersion, err := readCounter(ctx, recs, sub.id)
+	c, err := readCounter(ctx, recs, sub.id)
 	if err != nil {
 		return err
 	}
 	now := n.cfg.Now()
-	ev := event{Number: count + 1, Timestamp: rw.Created, Type: rw.Type, ID: rw.ID, Version: rw.Version, Deleted: rw.Deleted}
+	ev := event{Number: c.since() + 1, Timestamp: rw.Created, Type: rw.Type, ID: rw.ID, Version: rw.Version, Deleted: rw.Deleted}
 	resources := map[int64][]byte{}
 	if !rw.Deleted {
 		resources[ev.Number] = v.JSON
@@ -145,16 +175,16 @@ func (n *Notifier) deliverTopic(ctx context.Context, recs store.Tx, sub *subscri
 		return err
 	}
 	n.sent(sub.id, now)
-	return recordEvent(ctx, recs, sub.id, ev, counterVersion, now)
+	return recordEvent(ctx, recs, sub.id, ev, c, now)
 }
 
 // handshakeTopic sends the handshake Bundle of a topic-based subscription.
 func (n *Notifier) handshakeTopic(ctx context.Context, recs store.Tx, sub *subscription) error {
-	count, _, err := readCounter(ctx, recs, sub.id)
+	c, err := readCounter(ctx, recs, sub.id)
 	if err != nil {
 		return err
 	}
-	body, err := n.notificationBundle(sub, statusRequested, "handshake", count, nil, nil, n.cfg.Now())
+	body, err := n.notificationBundle(sub, statusRequested, "handshake", c.since(), nil, nil, n.cfg.Now())
 	if err != nil {
 		return err
 	}
@@ -203,12 +233,12 @@ func (n *Notifier) dueHeartbeats(ctx context.Context) map[string]func(context.Co
 
 // heartbeat sends sub a heartbeat.
 func (n *Notifier) heartbeat(ctx context.Context, recs store.Tx, sub *subscription, now time.Time) {
-	count, _, err := readCounter(ctx, recs, sub.id)
+	c, err := readCounter(ctx, recs, sub.id)
 	if err != nil {
 		n.cfg.Logger.Warn("notify: heartbeat", "subscription", sub.id, "err", err)
 		return
 	}
-	body, err := n.notificationBundle(sub, statusActive, "heartbeat", count, nil, nil, now)
+	body, err := n.notificationBundle(sub, statusActive, "heartbeat", c.since(), nil, nil, now)
 	if err == nil {
 		err = n.send(ctx, sub, http.MethodPost, sub.endpoint, body)
 	}

@@ -28,41 +28,41 @@ func (n *Notifier) Operations() []operation.Operation {
 const maxEvents = 100
 
 // topicSubscription reads the Subscription an operation is invoked on, as
-// the caller, and its count of events.
-func (n *Notifier) topicSubscription(ctx context.Context, inv *operation.Invocation) (*subscription, recorder, int64, error) {
+// the caller, and its counter of events.
+func (n *Notifier) topicSubscription(ctx context.Context, inv *operation.Invocation) (*subscription, recorder, counter, error) {
 	v, err := inv.Store.Read(ctx, "Subscription", inv.ID)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, counter{}, err
 	}
 	if v.Deleted {
-		return nil, nil, 0, operation.Errorf(410, "deleted", "", "Subscription/%s was deleted", inv.ID)
+		return nil, nil, counter{}, operation.Errorf(410, "deleted", "", "Subscription/%s was deleted", inv.ID)
 	}
 	res, err := decodeSubscription(v)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, counter{}, err
 	}
 	sub, err := n.parseSubscription(res)
 	if err != nil || sub.topic == nil {
-		return nil, nil, 0, operation.Errorf(422, "not-supported", "", "Subscription/%s is not a topic-based subscription", inv.ID)
+		return nil, nil, counter{}, operation.Errorf(422, "not-supported", "", "Subscription/%s is not a topic-based subscription", inv.ID)
 	}
 	sub.status = res.Status.Get()
 	r, err := asRecorder(inv.Store)
 	if err != nil {
-		return nil, nil, 0, err
+		return nil, nil, counter{}, err
 	}
-	count, _, err := readCounter(ctx, r.Records(), sub.id)
-	return sub, r, count, err
+	c, err := readCounter(ctx, r.Records(), sub.id)
+	return sub, r, c, err
 }
 
 // status answers the SubscriptionStatus of a topic-based subscription.
 func (n *Notifier) status(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
-	sub, _, count, err := n.topicSubscription(ctx, inv)
+	sub, _, c, err := n.topicSubscription(ctx, inv)
 	if err != nil {
 		return nil, err
 	}
 	body, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "searchset", "total": 1, "entry": []any{map[string]any{
 		"fullUrl":  "urn:uuid:" + newUUID(),
-		"resource": n.statusParameters(sub, sub.status, "query-status", count, nil),
+		"resource": n.statusParameters(sub, sub.status, "query-status", c.since(), nil),
 		"search":   map[string]any{"mode": "match"},
 	}}})
 	if err != nil {
@@ -75,7 +75,7 @@ func (n *Notifier) status(ctx context.Context, inv *operation.Invocation) (*oper
 // eventsSinceNumber to eventsUntilNumber (at most 100), with content as
 // asked, each focus read as the caller.
 func (n *Notifier) events(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
-	sub, r, count, err := n.topicSubscription(ctx, inv)
+	sub, r, c, err := n.topicSubscription(ctx, inv)
 	if err != nil {
 		return nil, err
 	}
@@ -83,6 +83,7 @@ func (n *Notifier) events(ctx context.Context, inv *operation.Invocation) (*oper
 	if err != nil {
 		return nil, err
 	}
+	count := c.since()
 	until, err := inv.Int("eventsUntilNumber", int(count))
 	if err != nil {
 		return nil, err
@@ -101,7 +102,7 @@ func (n *Notifier) events(ctx context.Context, inv *operation.Invocation) (*oper
 	resources := map[int64][]byte{}
 	recs := r.Records()
 	for num := since; num <= until; num++ {
-		v, err := recs.Read(ctx, eventType, eventID(sub.id, int64(num)))
+		v, err := recs.Read(ctx, eventType, eventID(sub.id, c.Start+int64(num)))
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
