@@ -11,9 +11,11 @@ package bulk
 import (
 	"context"
 	"crypto/rand"
+	"embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -269,6 +271,16 @@ func (e *Exporter) Operation() operation.Operation {
 		Invoke:     e.kickOff,
 	}
 }
+
+// operationDefinitions holds the IG's OperationDefinition of $export,
+// which Operation names.
+//
+//go:embed operationdefinitions/*.json
+var operationDefinitions embed.FS
+
+// OperationDefinitions returns the OperationDefinitions of $export, JSON
+// files for the host to serve (operation.Definitions reads them).
+func OperationDefinitions() fs.FS { return operationDefinitions }
 
 // The output formats of NDJSON the IG names.
 var ndjsonFormats = []string{"application/fhir+ndjson", "application/ndjson", "ndjson"}

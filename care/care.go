@@ -7,6 +7,7 @@ package care
 
 import (
 	"context"
+	"embed"
 	"fmt"
 	"time"
 
@@ -85,16 +86,27 @@ func New(cfg Config) (*Care, error) {
 	return &Care{cfg: cfg, questionnaire: PAMQuestionnaire(cfg.PAM.Wording)}, nil
 }
 
+// operationDefinitions holds the OperationDefinition of each operation of
+// care coordination, named by its Definition: the parameters it takes are
+// those its Invoke accepts (Invocation.Only).
+//
+//go:embed operationdefinitions/*.json
+var operationDefinitions embed.FS
+
 // Definitions returns the conformance resources care coordination installs
-// at start-up, read-only, as JSON: the PAM Questionnaire, the PCSP profile
-// and the extensions of care coordination (review date, MDT care team,
-// cohort risk value).
+// at start-up, read-only, as JSON: the PAM Questionnaire, the PCSP profile,
+// the extensions of care coordination (review date, MDT care team, cohort
+// risk value) and the OperationDefinitions of its operations.
 func (c *Care) Definitions() ([][]byte, error) {
 	q, err := fhirjson.Marshal(c.questionnaire)
 	if err != nil {
 		return nil, fmt.Errorf("care: encode the PAM Questionnaire: %w", err)
 	}
-	return [][]byte{q, []byte(pcspProfile), []byte(reviewDateExtension), []byte(mdtCareTeamExtension), []byte(riskValueExtension)}, nil
+	ops, err := operation.Definitions(operationDefinitions)
+	if err != nil {
+		return nil, fmt.Errorf("care: %w", err)
+	}
+	return append([][]byte{q, []byte(pcspProfile), []byte(reviewDateExtension), []byte(mdtCareTeamExtension), []byte(riskValueExtension)}, ops...), nil
 }
 
 // Hooks returns the write hooks of care coordination, in the order they

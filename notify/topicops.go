@@ -2,9 +2,11 @@ package notify
 
 import (
 	"context"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
@@ -23,6 +25,16 @@ func (n *Notifier) Operations() []operation.Operation {
 			Levels: operation.Instance, Types: []string{"Subscription"}, Idempotent: true, Invoke: n.events},
 	}
 }
+
+// operationDefinitions holds the IG's OperationDefinitions of $status and
+// $events, which Operations names.
+//
+//go:embed operationdefinitions/*.json
+var operationDefinitions embed.FS
+
+// OperationDefinitions returns the OperationDefinitions of $status and $events, JSON
+// files for the host to serve (operation.Definitions reads them).
+func OperationDefinitions() fs.FS { return operationDefinitions }
 
 // maxEvents bounds the events one $events answer holds.
 const maxEvents = 100

@@ -18,7 +18,7 @@ var servedTypes = []string{
 	"AllergyIntolerance", "Appointment", "AuditEvent", "Binary", "Bundle", "CapabilityStatement", "CarePlan",
 	"CareTeam", "CodeSystem", "Communication", "Condition", "Consent", "DiagnosticReport", "DocumentReference",
 	"Encounter", "EpisodeOfCare", "Flag", "Goal", "Group", "HealthcareService", "Immunization", "List",
-	"Location", "Medication", "MedicationRequest", "MedicationStatement", "Observation", "OperationOutcome",
+	"Location", "Medication", "MedicationRequest", "MedicationStatement", "Observation", "OperationDefinition", "OperationOutcome",
 	"Organization", "Parameters", "Patient", "Practitioner", "PractitionerRole", "Provenance", "Questionnaire",
 	"QuestionnaireResponse", "RelatedPerson", "Schedule", "SearchParameter", "ServiceRequest", "Slot",
 	"Specimen", "StructureDefinition", "Subscription", "Task", "ValueSet",

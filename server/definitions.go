@@ -1,10 +1,12 @@
 package server
 
 // The conformance resources bundled with the server (Config.Definitions: the
-// R4 base StructureDefinitions, the R4 core extensions, vital signs profiles
-// and terminology, UK Core) are served through the ordinary interactions of
-// StructureDefinition, ValueSet and CodeSystem, which stay stored types like
-// any other. They behave as a server's built-in definitions do for a HAPI or
+// R4 base StructureDefinitions, the R4 core extensions, vital signs profiles,
+// terminology and OperationDefinitions, UK Core, and what the host installs:
+// the definitions of the operations it serves) are served through the
+// ordinary interactions of StructureDefinition, ValueSet, CodeSystem,
+// Questionnaire and OperationDefinition, which stay stored types like any
+// other. They behave as a server's built-in definitions do for a HAPI or
 // Firely user: readable and searchable beside the stored ones, never changed
 // by a client.
 //
@@ -53,7 +55,7 @@ import (
 )
 
 // definitionTypes are the resource types with bundled resources.
-var definitionTypes = []string{"CodeSystem", "Questionnaire", "StructureDefinition", "ValueSet"}
+var definitionTypes = []string{"CodeSystem", "OperationDefinition", "Questionnaire", "StructureDefinition", "ValueSet"}
 
 // unindexedElements are the elements left out of the search values of the
 // bundled resources: indexing them costs seconds (large snapshots and
@@ -193,6 +195,8 @@ func (a *api) checkBundledCanonical(res fhir.Resource) error {
 	case *fhir.ValueSet:
 		url, version = r.Url.Get(), r.Version.Get()
 	case *fhir.CodeSystem:
+		url, version = r.Url.Get(), r.Version.Get()
+	case *fhir.OperationDefinition:
 		url, version = r.Url.Get(), r.Version.Get()
 	default:
 		return nil

@@ -394,27 +394,7 @@ func TestRequestLinesLoggedUpToShutdownAreWritten(t *testing.T) {
 // all of carefhir's definitions.
 func TestServedOperationsHaveCanonicalDefinitions(t *testing.T) {
 	p := start(t, "--data", t.TempDir())
-	resp, err := http.Get(p.base + "/metadata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var cs struct {
-		Rest []struct {
-			Operation []struct{ Name, Definition string }
-			Resource  []struct {
-				Type      string
-				Operation []struct{ Name, Definition string }
-			}
-		}
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil || len(cs.Rest) != 1 {
-		t.Fatalf("metadata: %v", err)
-	}
-	ops := cs.Rest[0].Operation
-	for _, r := range cs.Rest[0].Resource {
-		ops = append(ops, r.Operation...)
-	}
+	ops := capabilityOperations(t, p.base)
 	seen := map[string]bool{}
 	for _, op := range ops {
 		if seen[op.Definition] {
@@ -426,8 +406,39 @@ func TestServedOperationsHaveCanonicalDefinitions(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"import", "export-gp", "caseload", "everything", "meta-add"} {
-		if !slices.ContainsFunc(ops, func(op struct{ Name, Definition string }) bool { return op.Name == want }) {
+		if !slices.ContainsFunc(ops, func(op capOperation) bool { return op.Name == want }) {
 			t.Errorf("$%s is not listed", want)
 		}
 	}
+}
+
+// capOperation is an operation as the CapabilityStatement lists it.
+type capOperation struct{ Name, Definition string }
+
+// capabilityOperations returns the operations the CapabilityStatement at
+// base lists, on the system and on each type.
+func capabilityOperations(t *testing.T, base string) []capOperation {
+	t.Helper()
+	resp, err := httpClient.Get(base + "/metadata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var cs struct {
+		Rest []struct {
+			Operation []capOperation
+			Resource  []struct {
+				Type      string
+				Operation []capOperation
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil || len(cs.Rest) != 1 {
+		t.Fatalf("metadata: %v", err)
+	}
+	ops := cs.Rest[0].Operation
+	for _, r := range cs.Rest[0].Resource {
+		ops = append(ops, r.Operation...)
+	}
+	return ops
 }

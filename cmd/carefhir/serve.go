@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,9 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"carefhir/bulk"
 	"carefhir/care"
 	"carefhir/mappers/importop"
 	"carefhir/notify"
+	"carefhir/operation"
 	"carefhir/ops/health"
 	"carefhir/ops/metrics"
 	"carefhir/ops/tracing"
@@ -223,7 +226,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	}
 	definitions, err := conformance.Load()
 	if err == nil {
-		definitions, err = definitions.With(careDefs...)
+		definitions, err = withOperationDefinitions(definitions, careDefs)
 	}
 	if err != nil {
 		ln.Close()
@@ -453,4 +456,20 @@ func serveHTTP(ctx context.Context, ln net.Listener, srv *http.Server, timeout t
 		logger.Info("stopped")
 	}
 	return err
+}
+
+// withOperationDefinitions returns the bundled definitions with those care
+// installs (careDefs) and the OperationDefinitions of the operations served
+// besides the server's own (whose R4 definitions are bundled already), so
+// that every definition the CapabilityStatement names can be read.
+func withOperationDefinitions(c *conformance.Catalogue, careDefs [][]byte) (*conformance.Catalogue, error) {
+	defs := slices.Clone(careDefs)
+	for _, fsys := range []fs.FS{importop.OperationDefinitions(), bulk.OperationDefinitions(), notify.OperationDefinitions()} {
+		d, err := operation.Definitions(fsys)
+		if err != nil {
+			return nil, err
+		}
+		defs = append(defs, d...)
+	}
+	return c.With(defs...)
 }

@@ -8,9 +8,11 @@ package importop
 import (
 	"bufio"
 	"context"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"strings"
@@ -70,6 +72,16 @@ func (im *Importer) Operations() []operation.Operation {
 		},
 	}
 }
+
+// operationDefinitions holds the OperationDefinitions of $import and
+// $export-gp, named by their Definition.
+//
+//go:embed operationdefinitions/*.json
+var operationDefinitions embed.FS
+
+// OperationDefinitions returns the OperationDefinitions of $import and $export-gp, JSON
+// files for the host to serve (operation.Definitions reads them).
+func OperationDefinitions() fs.FS { return operationDefinitions }
 
 func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
 	format, err := inv.Text("format")

@@ -11,7 +11,7 @@ import (
 
 // Resource is one bundled conformance resource.
 type Resource struct {
-	Type    string // StructureDefinition, ValueSet or CodeSystem
+	Type    string // StructureDefinition, ValueSet, CodeSystem, OperationDefinition...
 	ID      string
 	URL     string // canonical URL
 	Version string // business version, "" when it has none
@@ -22,7 +22,8 @@ type Resource struct {
 
 // Catalogue holds every conformance resource bundled with carefhir: the R4
 // base StructureDefinitions of package fhir/definitions and the resources of
-// FS (R4 core extensions and vital signs profiles, R4 terminology, UK Core).
+// FS (R4 core extensions and vital signs profiles, R4 terminology, R4
+// OperationDefinitions, UK Core).
 // It is read-only and safe for concurrent use.
 type Catalogue struct {
 	byID   map[string]*Resource   // by Type + "/" + id

@@ -2,7 +2,8 @@
 // validates against besides the R4 base definitions in fhir/definitions: the
 // R4 core extensions, the R4 vital signs profiles, the R4 terminology the
 // definitions bind to, and UK Core (see README.md for their sources and
-// licences).
+// licences); and the R4 OperationDefinitions, which the server serves
+// (the validator has no use for them).
 package conformance
 
 import (
@@ -13,8 +14,8 @@ import (
 )
 
 // FS holds r4-extensions.json.gz, r4-vitalsigns.json.gz,
-// r4-terminology.json.gz and ukcore.json.gz, each a collection Bundle of
-// JSON resources.
+// r4-terminology.json.gz, r4-operations.json.gz and ukcore.json.gz, each a
+// collection Bundle of JSON resources.
 //
 // They are vendored data, not generated code: they are refreshed by hand from
 // the published FHIR R4 and UK Core packages with
@@ -43,6 +44,7 @@ func Bundles() []Bundle {
 		{FS, "r4-extensions.json.gz"},
 		{FS, "r4-vitalsigns.json.gz"},
 		{FS, "r4-terminology.json.gz"},
+		{FS, "r4-operations.json.gz"},
 		{FS, "ukcore.json.gz"},
 	}
 }

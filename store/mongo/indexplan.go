@@ -101,6 +101,7 @@ func DefaultIndexes() []IndexedParam {
 	add("MedicationStatement", "identifier:token", "subject:reference", "patient:reference", "status:token", "effective:date")
 	add("Observation", "identifier:token", "subject:reference:with=date", "patient:reference", "code:token",
 		"category:token", "status:token", "date:date:sort", "encounter:reference", "performer:reference")
+	add("OperationDefinition", "url:uri", "version:token", "name:string", "code:token")
 	add("Organization", "identifier:token", "name:string", "type:token", "partof:reference")
 	add("Patient", "identifier:token", "family:string:sort", "given:string", "name:string", "birthdate:date:sort",
 		"gender:token", "general-practitioner:reference", "organization:reference", "telecom:token",

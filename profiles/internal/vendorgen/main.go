@@ -13,6 +13,8 @@
 //   - profiles/conformance/r4-terminology.json.gz: the R4 and HL7 v3 ValueSets
 //     reachable from a binding of a vendored definition, and the CodeSystems
 //     they include;
+//   - profiles/conformance/r4-operations.json.gz: the R4 OperationDefinitions,
+//     from the R4 profiles-resources.json;
 //   - profiles/conformance/ukcore.json.gz: the UK Core StructureDefinitions,
 //     ValueSets and CodeSystems, converted from XML;
 //   - profiles/testdata/validator: the HL7 validator test cases (unchanged).
@@ -107,11 +109,16 @@ func run(shared, others, out string) error {
 	for i, r := range terms {
 		terms[i] = strip(r)
 	}
+	operations, err := operationDefinitions(filepath.Join(shared, "fhir-r4/profiles-resources.json.gz"))
+	if err != nil {
+		return err
+	}
 	conf := filepath.Join(out, "profiles/conformance")
 	for name, rs := range map[string][]resource{
 		"r4-extensions.json.gz":  extensions,
 		"r4-vitalsigns.json.gz":  vitals,
 		"r4-terminology.json.gz": terms,
+		"r4-operations.json.gz":  operations,
 		"ukcore.json.gz":         ukcore,
 	} {
 		if err := writeBundle(filepath.Join(conf, name), rs); err != nil {
@@ -119,6 +126,23 @@ func run(shared, others, out string) error {
 		}
 	}
 	return copyFiles(filepath.Join(shared, "fixtures/validator"), filepath.Join(out, "profiles/testdata/validator"))
+}
+
+// operationDefinitions returns the OperationDefinitions of a published
+// bundle, without their narrative: the server serves them as the
+// definitions of the R4 operations it names in its CapabilityStatement.
+func operationDefinitions(path string) ([]resource, error) {
+	rs, err := readBundle(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []resource
+	for _, r := range rs {
+		if r["resourceType"] == "OperationDefinition" {
+			out = append(out, strip(r))
+		}
+	}
+	return out, nil
 }
 
 // snapshotsOnly strips published StructureDefinitions and drops their

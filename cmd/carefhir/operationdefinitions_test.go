@@ -1,0 +1,230 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"carefhir/care"
+)
+
+// operationDefinition is what these tests read of an OperationDefinition.
+type operationDefinition struct {
+	ResourceType, ID, URL, Code string
+	Resource                    []string
+	System, Type, Instance      bool
+	Parameter                   []struct{ Name, Use, Type string }
+}
+
+// definitionSearchset is what these tests read of a search's answer.
+type definitionSearchset struct {
+	Entry []struct{ Resource operationDefinition }
+}
+
+// fetchJSON GETs url and decodes its JSON body into v, returning the status.
+func fetchJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %d, %v", url, resp.StatusCode, err)
+	}
+	return resp.StatusCode
+}
+
+// definitionOf finds the OperationDefinition of canonical url as a client
+// resolves it: a search by url, answered with exactly that one.
+func definitionOf(t *testing.T, base, canonical string) (*operationDefinition, bool) {
+	t.Helper()
+	var b definitionSearchset
+	status := fetchJSON(t, base+"/OperationDefinition?url="+url.QueryEscape(canonical), &b)
+	if status != http.StatusOK || len(b.Entry) != 1 || b.Entry[0].Resource.URL != canonical {
+		t.Errorf("GET OperationDefinition?url=%s: %d with %d entries, want 200 with the one definition", canonical, status, len(b.Entry))
+		return nil, false
+	}
+	return &b.Entry[0].Resource, true
+}
+
+// TestCapabilityStatementDefinitionsResolve checks that every
+// OperationDefinition the CapabilityStatement names can be found by its
+// canonical url and read by its id, that it defines the operation under
+// the name listed, and that the server's definitions are read-only.
+func TestCapabilityStatementDefinitionsResolve(t *testing.T) {
+	for name, args := range engineArgs() {
+		t.Run(name, func(t *testing.T) {
+			p := start(t, args(t)...)
+			ops := capabilityOperations(t, p.base)
+			if len(ops) == 0 {
+				t.Fatal("the CapabilityStatement lists no operations")
+			}
+			seen := map[string]bool{}
+			for _, op := range ops {
+				if seen[op.Definition] {
+					continue
+				}
+				seen[op.Definition] = true
+				d, ok := definitionOf(t, p.base, op.Definition)
+				if !ok {
+					continue
+				}
+				if d.Code != op.Name {
+					t.Errorf("%s defines $%s, listed as $%s", op.Definition, d.Code, op.Name)
+				}
+				var read operationDefinition
+				if status := fetchJSON(t, p.base+"/OperationDefinition/"+d.ID, &read); status != http.StatusOK || read.URL != op.Definition {
+					t.Errorf("GET OperationDefinition/%s: %d, url %q; want 200, %s", d.ID, status, read.URL, op.Definition)
+				}
+			}
+
+			var found definitionSearchset
+			if status := fetchJSON(t, p.base+"/OperationDefinition?code=caseload&name=Caseload", &found); status != http.StatusOK ||
+				len(found.Entry) != 1 || found.Entry[0].Resource.URL != care.Base+"/OperationDefinition/caseload" {
+				t.Errorf("GET OperationDefinition?code=caseload&name=Caseload: %d, %+v; want the definition of $caseload", status, found.Entry)
+			}
+
+			// A write to a server's definition is refused, and the one
+			// found by its url is still the server's.
+			d, ok := definitionOf(t, p.base, care.Base+"/OperationDefinition/caseload")
+			if !ok {
+				return
+			}
+			body := `{"resourceType":"OperationDefinition","id":"caseload","url":"` + d.URL + `","version":"1.0.0","name":"Mine","status":"draft","kind":"operation","code":"caseload","system":false,"type":false,"instance":true}`
+			for _, w := range []struct{ method, path string }{{http.MethodPut, "/OperationDefinition/caseload"}, {http.MethodPost, "/OperationDefinition"}} {
+				req, err := http.NewRequest(w.method, p.base+w.path, strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Content-Type", "application/fhir+json")
+				resp, err := httpClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if want := map[string]int{http.MethodPut: http.StatusMethodNotAllowed, http.MethodPost: http.StatusUnprocessableEntity}[w.method]; resp.StatusCode != want {
+					t.Errorf("%s %s of the server's definition: %d, want %d", w.method, w.path, resp.StatusCode, want)
+				}
+			}
+			if again, ok := definitionOf(t, p.base, d.URL); ok && again.ID != "caseload" {
+				t.Errorf("after the writes, %s is OperationDefinition/%s", d.URL, again.ID)
+			}
+		})
+	}
+}
+
+// TestOperationDefinitionsStateTheParameters checks, for each of carefhir's
+// own operations, that its OperationDefinition's in-parameters are the
+// parameters it takes: none is refused as unknown, and an unknown one is
+// refused with the list of those it takes, which must be the same.
+func TestOperationDefinitionsStateTheParameters(t *testing.T) {
+	for name, args := range engineArgs() {
+		t.Run(name, func(t *testing.T) {
+			p := start(t, args(t)...)
+			checked := 0
+			for _, op := range capabilityOperations(t, p.base) {
+				if !strings.HasPrefix(op.Definition, care.Base+"/") || op.Name == "import" || op.Name == "export-gp" {
+					continue
+				}
+				d, ok := definitionOf(t, p.base, op.Definition)
+				if !ok {
+					continue
+				}
+				checked++
+				var in []string
+				query := url.Values{}
+				for _, prm := range d.Parameter {
+					if prm.Use == "in" {
+						in = append(in, prm.Name)
+						query.Set(prm.Name, sampleValue(prm.Type))
+					}
+				}
+				for _, target := range invocationPaths(d) {
+					if len(in) > 0 {
+						if issue := invoke(t, p.base+target, query); strings.HasPrefix(issue.Diagnostics, "unknown parameter") {
+							t.Errorf("%s with the parameters of %s: %s", target, d.URL, issue.Diagnostics)
+						}
+					}
+					issue := invoke(t, p.base+target, url.Values{"notAParameter": {"1"}})
+					_, takes, ok := strings.Cut(issue.Diagnostics, "this operation takes ")
+					if issue.Code != "not-supported" || !ok {
+						t.Errorf("%s?notAParameter=1: %+v, want it refused as unknown", target, issue)
+						continue
+					}
+					var accepted []string
+					if takes != "no parameters" {
+						accepted = strings.Split(takes, ", ")
+					}
+					if slices.Sort(accepted); !slices.Equal(accepted, slices.Sorted(slices.Values(in))) {
+						t.Errorf("%s takes %v; its definition %s states %v", target, accepted, d.URL, in)
+					}
+				}
+			}
+			if checked < 4 {
+				t.Errorf("%d operations of carefhir's checked, want at least 4", checked)
+			}
+		})
+	}
+}
+
+// invocationPaths returns where d's operation is invoked, one path per
+// level it defines (an instance of an id no resource has: the parameters
+// are checked before it is read).
+func invocationPaths(d *operationDefinition) []string {
+	var out []string
+	if d.System {
+		out = append(out, "/$"+d.Code)
+	}
+	if len(d.Resource) == 0 {
+		return out
+	}
+	if d.Type {
+		out = append(out, "/"+d.Resource[0]+"/$"+d.Code)
+	}
+	if d.Instance && !d.Type {
+		out = append(out, "/"+d.Resource[0]+"/no-such-id/$"+d.Code)
+	}
+	return out
+}
+
+// sampleValue is a value of a parameter of FHIR type typ, written as in a
+// query string.
+func sampleValue(typ string) string {
+	switch typ {
+	case "integer", "positiveInt", "unsignedInt":
+		return "1"
+	case "decimal":
+		return "0.5"
+	case "boolean":
+		return "true"
+	case "date":
+		return "2026-12-01"
+	}
+	return "x"
+}
+
+// outcomeIssue is the first issue of an OperationOutcome answered.
+type outcomeIssue struct{ Code, Diagnostics string }
+
+// invoke POSTs to an operation with query as its parameters and returns
+// the first issue of the answer, if it is an OperationOutcome.
+func invoke(t *testing.T, target string, query url.Values) outcomeIssue {
+	t.Helper()
+	resp, err := httpClient.Post(target+"?"+query.Encode(), "application/fhir+json", strings.NewReader(`{"resourceType":"Parameters"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var oo struct {
+		ResourceType string
+		Issue        []outcomeIssue
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&oo); err != nil || oo.ResourceType != "OperationOutcome" || len(oo.Issue) == 0 {
+		return outcomeIssue{}
+	}
+	return oo.Issue[0]
+}
