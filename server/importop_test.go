@@ -85,6 +85,8 @@ func TestImportOperation(t *testing.T) {
 			{"format=hl7v2", importop.HL7v2MediaType, "this is not HL7", "MSA|AR|"},
 			{"format=gpconnect", "text/csv", payloads[2].body, ""},
 			{"format=xml", "text/plain", "x", "format"},
+			// A misspelt parameter is refused rather than left out.
+			{"format=pds&dryRun=true", "application/fhir+json", payloads[1].body, "name='dryRun'"},
 		} {
 			r := c.do("POST", "/$import?"+bad.query, bad.body, "Content-Type", bad.contentType)
 			if r.status != 400 || !strings.Contains(string(r.body), bad.where) {
@@ -162,6 +164,15 @@ func TestExportGP(t *testing.T) {
 		}
 		c.do("GET", "/Patient/nope/$export-gp?format=bundle", "").want(t, 404)
 		c.do("GET", "/Patient/"+pid+"/$export-gp?format=pdf", "").want(t, 400)
+		// A misspelt format would have answered the Bundle rather than the
+		// CSV asked for; where an Appointment is booked says nothing of a
+		// Patient's record.
+		for q, name := range map[string]string{"formt=csv": "formt", "format=bundle&provider=" + url.QueryEscape("https://provider.example/fhir"): "provider"} {
+			r := c.do("GET", "/Patient/"+pid+"/$export-gp?"+q, "").want(t, 400)
+			if !strings.Contains(string(r.body), "name='"+name+"'") {
+				t.Errorf("$export-gp?%s: %s, want an issue at %s", q, r.body, name)
+			}
+		}
 
 		const provider = "https://provider.example/fhir"
 		c.create("Organization", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"U80001"}],"name":"Leeds PCN"}`)
@@ -182,6 +193,7 @@ func TestExportGP(t *testing.T) {
 			}
 		}
 		c.do("GET", "/Appointment/"+appt["id"].(string)+"/$export-gp?format=gpconnect&organization=U80001", "").want(t, 400)
+		c.do("GET", path+"&organisation=U80001", "").want(t, 400)
 	}, withImport)
 }
 

@@ -126,10 +126,12 @@ func TestOperationDefinitionsStateTheParameters(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			p := start(t, args(t)...)
 			checked := 0
+			seen := map[string]bool{}
 			for _, op := range capabilityOperations(t, p.base) {
-				if !strings.HasPrefix(op.Definition, care.Base+"/") || op.Name == "import" || op.Name == "export-gp" {
+				if !strings.HasPrefix(op.Definition, care.Base+"/") || seen[op.Definition] {
 					continue
 				}
+				seen[op.Definition] = true
 				d, ok := definitionOf(t, p.base, op.Definition)
 				if !ok {
 					continue
@@ -164,29 +166,28 @@ func TestOperationDefinitionsStateTheParameters(t *testing.T) {
 					}
 				}
 			}
-			if checked < 4 {
-				t.Errorf("%d operations of carefhir's checked, want at least 4", checked)
+			if checked < 6 {
+				t.Errorf("%d operations of carefhir's checked, want at least 6", checked)
 			}
 		})
 	}
 }
 
-// invocationPaths returns where d's operation is invoked, one path per
-// level it defines (an instance of an id no resource has: the parameters
-// are checked before it is read).
+// invocationPaths returns where d's operation is invoked: on the system,
+// and on each of its types, at the type level or else on an instance (of
+// an id no resource has: the parameters are checked before it is read).
 func invocationPaths(d *operationDefinition) []string {
 	var out []string
 	if d.System {
 		out = append(out, "/$"+d.Code)
 	}
-	if len(d.Resource) == 0 {
-		return out
-	}
-	if d.Type {
-		out = append(out, "/"+d.Resource[0]+"/$"+d.Code)
-	}
-	if d.Instance && !d.Type {
-		out = append(out, "/"+d.Resource[0]+"/no-such-id/$"+d.Code)
+	for _, typ := range d.Resource {
+		switch {
+		case d.Type:
+			out = append(out, "/"+typ+"/$"+d.Code)
+		case d.Instance:
+			out = append(out, "/"+typ+"/no-such-id/$"+d.Code)
+		}
 	}
 	return out
 }

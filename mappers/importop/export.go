@@ -29,6 +29,18 @@ var recordSearches = []struct{ typ, param string }{
 }
 
 func invokeExport(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	if err := inv.Only("format", "provider", "organization"); err != nil {
+		return nil, err
+	}
+	if inv.Type == "Patient" {
+		// They say where an Appointment is booked: a Patient's export
+		// given them would not be what was asked for.
+		for _, name := range []string{"provider", "organization"} {
+			if len(inv.Params(name)) > 0 {
+				return nil, operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='"+name+"')", "parameter %s applies to the $export-gp of an Appointment, not of a Patient", name)
+			}
+		}
+	}
 	format, err := inv.Text("format")
 	if err != nil {
 		return nil, err

@@ -84,6 +84,9 @@ var operationDefinitions embed.FS
 func OperationDefinitions() fs.FS { return operationDefinitions }
 
 func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	if err := inv.Only("format", "mapping"); err != nil {
+		return nil, err
+	}
 	format, err := inv.Text("format")
 	if err != nil {
 		return nil, err
