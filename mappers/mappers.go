@@ -52,7 +52,17 @@ type Result struct {
 	Bundle *fhir.Bundle
 	// Issues are the findings about the payload, in source order.
 	Issues []Issue
+	// Merges, by full URL, complete the conditional updates of the
+	// Bundle that write only part of a resource (Transaction.PutPart):
+	// a host applies each to the stored version its entry matches.
+	Merges map[string]Merge
 }
+
+// Merge completes an entry that writes only part of a resource: given a
+// copy of the stored version the entry matched, which it may change, it
+// returns the resource to write, that version with the entry's part
+// applied. An entry that matches nothing is written as it is.
+type Merge func(stored fhir.Resource) fhir.Resource
 
 // Failed reports whether any issue is an Error: such a payload is refused
 // whole, and nothing of it is stored.

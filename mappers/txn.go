@@ -39,6 +39,7 @@ func StableID(parts ...string) string {
 type Transaction struct {
 	bundle *fhir.Bundle
 	byKey  map[string]*fhir.BundleEntry
+	merges map[string]Merge // by full URL
 }
 
 // NewTransaction returns an empty transaction.
@@ -52,12 +53,29 @@ func NewTransaction() *Transaction {
 // again replaces the earlier resource in the Bundle. It returns r's full
 // URL.
 func (t *Transaction) Put(r fhir.Resource, system, value string) string {
+	return t.PutPart(r, system, value, nil)
+}
+
+// PutPart adds a conditional update of part of a resource, as Put does:
+// r is created when none matches, and merge completes it from the
+// matching resource otherwise (Result.Merges), so what r does not say is
+// kept. A nil merge writes r whole, as Put.
+func (t *Transaction) PutPart(r fhir.Resource, system, value string, merge Merge) string {
 	e, ok := t.entry(r, system, value)
 	e.Resource = r
 	if !ok {
 		e.Request = &fhir.BundleEntryRequest{Method: fhir.NewCode("PUT"), Url: fhir.NewUri(r.ResourceType() + "?" + identifierQuery(system, value))}
 	}
-	return e.FullUrl.Get()
+	url := e.FullUrl.Get()
+	if merge == nil {
+		delete(t.merges, url)
+	} else {
+		if t.merges == nil {
+			t.merges = map[string]Merge{}
+		}
+		t.merges[url] = merge
+	}
+	return url
 }
 
 // Ensure adds a conditional create of r (POST with If-None-Exist:
@@ -86,6 +104,10 @@ func (t *Transaction) Len() int { return len(t.bundle.Entry) }
 
 // Bundle returns the transaction Bundle built so far.
 func (t *Transaction) Bundle() *fhir.Bundle { return t.bundle }
+
+// Merges returns the merges of the entries added by PutPart, by full URL,
+// or nil when there are none.
+func (t *Transaction) Merges() map[string]Merge { return t.merges }
 
 func (t *Transaction) entry(r fhir.Resource, system, value string) (*fhir.BundleEntry, bool) {
 	key := r.ResourceType() + "?" + system + "|" + value

@@ -743,3 +743,81 @@ func TestImportHL7v2TooManyParts(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportCSVUpdatesPart imports a PDS Patient, then CSV reports that
+// give a few of its items: each updates the items its cells give and
+// keeps the rest of the record (date of birth, addresses, telecoms,
+// extensions, the verification status of the NHS number, the practice,
+// the security label); a blank cell changes nothing; the same report
+// again writes no version; a row for a patient not stored creates one.
+func TestImportCSVUpdatesPart(t *testing.T) {
+	pdsPatient := importPayloads(t)[1].body
+	const nhs, newcomer = "9000000009", "9990000018"
+	search := "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=pds", pdsPatient, "Content-Type", "application/fhir+json").want(t, 200)
+		imported := func(report string) map[string]any {
+			t.Helper()
+			return c.do("POST", "/$import?format=csv&mapping=emis-patient-list", report, "Content-Type", "text/csv").want(t, 200).json(t)
+		}
+		versions := func(id string) any {
+			return c.do("GET", "/Patient/"+id+"/_history", "").want(t, 200).json(t)["total"]
+		}
+		wants := func(step string, p map[string]any, want ...string) {
+			t.Helper()
+			got := toJSON(t, p)
+			var lacks []string
+			for _, w := range want {
+				if !strings.Contains(got, w) {
+					lacks = append(lacks, w)
+				}
+			}
+			if len(lacks) > 0 {
+				t.Errorf("after %s the record lacks %s: %s", step, strings.Join(lacks, ", "), got)
+			}
+		}
+		kept := []string{
+			`"birthDate":"2010-10-22"`, `"gender":"female"`, `"Boar Lane"`, `"use":"temp"`, `"01632960587"`, `"jane.smith@example.com"`,
+			`UKCore-NHSNumberVerificationStatus`, `UKCore-NHSCommunication`, `"suffix":["MBE"]`, `"prefix":["Mrs"]`,
+			`"generalPractitioner":[{"id":"254406A3"`, `"code":"U"`,
+		}
+
+		names := "Organisation,NHS Number,First Name,Surname\nY12345," + nhs + ",Janet,Smith\n"
+		imported(names)
+		p := storedOne(t, c, search+nhs)
+		id := p["id"].(string)
+		wants("a report of names", p, append(kept, `"family":"Smith","given":["Janet"]`)...)
+		if n := versions(id); n != float64(2) {
+			t.Errorf("after a report of names the record has %v versions, want 2", n)
+		}
+
+		again := imported(names)
+		if param(again, "created")["valueInteger"] != float64(0) || param(again, "updated")["valueInteger"] != float64(0) {
+			t.Errorf("importing the report again: %v", again)
+		}
+		if n := versions(id); n != float64(2) {
+			t.Errorf("importing the report again made version %v", n)
+		}
+
+		// The same phone number and postcode, written otherwise: nothing
+		// changes. A blank surname keeps the stored one.
+		imported("NHS Number,First Name,Surname,Home Telephone,Postcode\n" + nhs + ",Janet,,01632 960 587,ls1 6ae\n")
+		if n := versions(id); n != float64(2) {
+			t.Errorf("a report of what the record holds made version %v: %v", n, storedOne(t, c, search+nhs))
+		}
+
+		// A new postcode replaces the home address; a mobile number is
+		// added beside the home phone. The row comes after a batch that
+		// wrote a Patient (blank rows count towards a batch), which the
+		// unit of work must find it under.
+		imported("NHS Number,Mobile Telephone,Postcode\n" + newcomer + ",07700 900456,LS3 1AA\n" +
+			strings.Repeat(",,\n", 250) + nhs + ",07700 900123,LS2 7EW\n")
+		p = storedOne(t, c, search+nhs)
+		wants("a new postcode and mobile", p, append(kept[3:], `"postalCode":"LS2 7EW","use":"home"`, `"07700 900123"`)...)
+		if got := toJSON(t, p["address"]); strings.Count(got, "Boar Lane") != 1 || strings.Contains(got, `"postalCode":"LS1 6AE","use":"home"`) {
+			t.Errorf("after a new postcode the addresses are %s, want the temporary address kept and the home address replaced", got)
+		}
+		created := storedOne(t, c, search+newcomer)
+		wants("a report naming a patient not stored", created, `"07700 900456"`, `"postalCode":"LS3 1AA"`)
+	}, withImport)
+}

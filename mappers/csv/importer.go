@@ -165,7 +165,7 @@ func (im *Importer) Next() (*mappers.Result, error) {
 		return nil, io.EOF
 	}
 	if tx.Len() > 0 && !res.Failed() {
-		res.Bundle = tx.Bundle()
+		res.Bundle, res.Merges = tx.Bundle(), tx.Merges()
 	}
 	return res, nil
 }
@@ -245,13 +245,13 @@ func (im *Importer) row(tx *mappers.Transaction, res *mappers.Result, row []stri
 		return
 	}
 	rr := &rowReader{im: im, row: row, line: line}
-	p := rr.patient(tx)
-	if p != nil && !rr.failed() {
-		nhs := p.Identifier[0].Value.Get()
+	u := rr.patient(tx)
+	if u != nil && !rr.failed() {
+		nhs := u.p.Identifier[0].Value.Get()
 		if tx.Has("Patient", mappers.NHSNumberSystem, nhs) {
 			rr.warnf(im.m.Patient.NHSNumber, "NHS number %s is on an earlier row too: this row's values replace that row's", nhs)
 		}
-		ref := mappers.Ref(tx.Put(p, mappers.NHSNumberSystem, nhs))
+		ref := mappers.Ref(tx.PutPart(u.p, mappers.NHSNumberSystem, nhs, u.merge))
 		rr.observations(tx, ref, nhs)
 		rr.coded(tx, ref, nhs)
 	}
@@ -265,7 +265,9 @@ func (im *Importer) columnName(i int) string {
 	return fmt.Sprint(i + 1)
 }
 
-func (rr *rowReader) patient(tx *mappers.Transaction) *fhir.Patient {
+// patient maps the patient columns of the row: the Patient created when
+// none has its NHS number, and the update of one that has.
+func (rr *rowReader) patient(tx *mappers.Transaction) *rowUpdate {
 	c := rr.im.m.Patient
 	raw := rr.get(c.NHSNumber)
 	nhs := nhsNumber(raw)
@@ -278,8 +280,9 @@ func (rr *rowReader) patient(tx *mappers.Transaction) *fhir.Patient {
 		return nil
 	}
 	p := &fhir.Patient{Meta: mappers.Meta(mappers.UKCorePatient), Identifier: []*fhir.Identifier{mappers.NHSNumber(nhs, "")}}
-	if family, given := rr.get(c.Family), rr.get(c.Given); family != "" || given != "" {
-		p.Name = []*fhir.HumanName{{Use: fhir.NewCode("usual"), Family: mappers.String(family), Given: mappers.Strings(given, rr.get(c.Middle)), Prefix: mappers.Strings(rr.get(c.Title))}}
+	u := &rowUpdate{p: p, title: rr.get(c.Title), first: rr.get(c.Given), middle: rr.get(c.Middle), family: rr.get(c.Family)}
+	if u.family != "" || u.first != "" {
+		p.Name = []*fhir.HumanName{{Use: fhir.NewCode("usual"), Family: mappers.String(u.family), Given: mappers.Strings(u.first, u.middle), Prefix: mappers.Strings(u.title)}}
 	}
 	if d, ok := rr.date(c.BirthDate); ok {
 		if d > today() {
@@ -319,7 +322,8 @@ func (rr *rowReader) patient(tx *mappers.Transaction) *fhir.Patient {
 	if ods := strings.ToUpper(rr.get(c.Practice)); ods != "" {
 		if mappers.ODSCode(ods) {
 			url := tx.Ensure(mappers.Practice(ods, rr.get(c.PracticeName)), mappers.ODSSystem, ods)
-			p.GeneralPractitioner = append(p.GeneralPractitioner, mappers.Ref(url))
+			u.practice, u.ods = mappers.Ref(url), ods
+			p.GeneralPractitioner = append(p.GeneralPractitioner, u.practice)
 		} else {
 			rr.warnf(c.Practice, "%q is not an ODS code: the practice is left out", ods)
 		}
@@ -337,11 +341,15 @@ func (rr *rowReader) patient(tx *mappers.Transaction) *fhir.Patient {
 			name = &fhir.HumanName{Text: fhir.NewString(gpName)}
 		}
 		url := tx.Ensure(mappers.Practitioner(system, code, name), system, code)
-		p.GeneralPractitioner = append(p.GeneralPractitioner, mappers.Ref(url))
+		u.gp = mappers.Ref(url)
+		u.gpIdentifier = &fhir.Identifier{System: fhir.NewUri(system), Value: fhir.NewString(code)}
 	case gpName != "":
-		p.GeneralPractitioner = append(p.GeneralPractitioner, &fhir.Reference{Type: fhir.NewUri("Practitioner"), Display: fhir.NewString(gpName)})
+		u.gp = &fhir.Reference{Type: fhir.NewUri("Practitioner"), Display: fhir.NewString(gpName)}
 	}
-	return p
+	if u.gp != nil {
+		p.GeneralPractitioner = append(p.GeneralPractitioner, u.gp)
+	}
+	return u
 }
 
 // observations maps the observation columns of the row. An observation is

@@ -231,7 +231,7 @@ func (rep *Report) apply(ctx context.Context, tx operation.Store, r mappers.Resu
 	if r.Failed() || r.Bundle == nil {
 		return refusal(r.Issues)
 	}
-	kept, err := settle(ctx, tx, r.Bundle)
+	kept, err := settle(ctx, tx, r.Bundle, r.Merges)
 	if err != nil {
 		return err
 	}
@@ -332,7 +332,7 @@ func ApplyHL7v2(ctx context.Context, st operation.Store, msg []byte, now time.Ti
 			return errAgain
 		}
 		ran = true
-		kept, err := settle(ctx, tx, m.Bundle)
+		kept, err := settle(ctx, tx, m.Bundle, nil)
 		if err != nil {
 			return err
 		}

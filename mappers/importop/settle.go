@@ -44,9 +44,13 @@ type keyed struct {
 // left as they are, for the transaction to refuse as any client's, and so
 // are all entries when the unit of work cannot search what it wrote.
 //
+// An entry that writes only part of a resource (one merges holds, by full
+// URL) is completed from the resource it matches, so what the payload
+// does not say is kept; it is then compared and written as any other.
+//
 // A Patient entry about to write over a record a merge retired keeps the
 // merge (mappers.KeepMerge): the Warnings returned name each.
-func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) ([]mappers.Issue, error) {
+func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle, merges map[string]mappers.Merge) ([]mappers.Issue, error) {
 	var entries []*keyed
 	byType := map[string][]*keyed{}
 	for _, e := range b.Entry {
@@ -90,6 +94,15 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle) ([]mappers.
 		}
 		if kept := keepMerge(k, cur); kept != nil {
 			issues = append(issues, *kept)
+		}
+		if merge := merges[k.entry.FullUrl.Get()]; merge != nil {
+			// merge may change what it is given: a copy, since cur is
+			// what holds compares with.
+			base, err := fhirjson.Unmarshal(k.json)
+			if err != nil {
+				return nil, fmt.Errorf("importop: reading %s/%s: %w", k.typ, k.match, err)
+			}
+			k.entry.Resource = merge(base)
 		}
 		keepSecurity(k.entry.Resource, cur)
 		k.entry.Resource.SetID(k.match)
