@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 
 	"carefhir/fhir/definitions"
@@ -103,5 +104,29 @@ func codes(s search.Terminology, url string) func() ([]string, error) {
 		}
 		slices.Sort(out)
 		return out, nil
+	}
+}
+
+// TestUnknownValueSetsNotKept: expansions are kept once computed, but the
+// answer for a URL that names no ValueSet is not, since such URLs come
+// from clients and each one kept would hold memory for good.
+func TestUnknownValueSetsNotKept(t *testing.T) {
+	terms := bundled(t)
+	kept := func() int {
+		n := 0
+		terms.expansions.Range(func(any, any) bool { n++; return true })
+		return n
+	}
+	if _, err := terms.Expand("http://hl7.org/fhir/ValueSet/condition-clinical"); err != nil {
+		t.Fatal(err)
+	}
+	before := kept()
+	for i := range 100 {
+		if _, err := terms.Expand("http://example.org/fhir/ValueSet/unknown-" + strconv.Itoa(i)); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown ValueSet: %v, want ErrNotFound", err)
+		}
+	}
+	if after := kept(); after != before {
+		t.Errorf("%d expansions kept after 100 unknown ValueSets, %d before", after, before)
 	}
 }

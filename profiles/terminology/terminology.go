@@ -347,6 +347,11 @@ func (t *Terminology) expand(url string, depth int) *expansionResult {
 	if v, ok := t.expansions.Load(url); ok {
 		return v.(*expansionResult)
 	}
+	if _, ok := t.valueSets[url]; !ok {
+		// Not kept: the URL may come from a client (a search's code:in),
+		// and every unknown one kept would hold memory for good.
+		return &expansionResult{err: fmt.Errorf("%w: ValueSet %s", ErrNotFound, url)}
+	}
 	r := &expansionResult{}
 	r.exp, r.err = t.compute(url, depth)
 	if r.exp != nil {
