@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"time"
+
+	"github.com/google/uuid"
 
 	"carefhir/care"
 	"carefhir/operation"
@@ -63,8 +66,10 @@ func loadCare(f careFlags) (*care.Care, error) {
 
 // runReminders returns the function, attached to the server, that creates the
 // reminders due every period until ctx is done, acting for the server
-// itself; a period of 0 runs nothing.
-func runReminders(ctx context.Context, c *care.Care, every time.Duration, logger *slog.Logger) func(operation.Store) {
+// itself; a period of 0 runs nothing. Each run reads and writes patients'
+// records, so auditor (nil when the trail is off) records it as the
+// $generate-reminders it performs, as it would a client's.
+func runReminders(ctx context.Context, c *care.Care, every time.Duration, auditor *access.Auditor, logger *slog.Logger) func(operation.Store) {
 	if every <= 0 {
 		return nil
 	}
@@ -78,20 +83,38 @@ func runReminders(ctx context.Context, c *care.Care, every time.Duration, logger
 					return
 				case <-tick.C:
 				}
-				rctx, _ := access.Begin(ctx)
-				rctx = access.WithPrincipal(rctx, access.SystemPrincipal("reminders"))
-				var n int
-				err := s.Transact(rctx, func(tx operation.Store) error {
-					created, err := c.Reminders(rctx, tx, time.Now().UTC().Truncate(24*time.Hour))
-					n = len(created)
-					return err
-				})
-				if err != nil {
-					logger.Error("reminders", "err", err)
-					continue
-				}
-				logger.Info("reminders", "created", n)
+				remind(ctx, c, s, auditor, logger)
 			}
 		}()
 	}
+}
+
+// remind runs the reminders due today once, as the server's own principal.
+func remind(ctx context.Context, c *care.Care, s operation.Store, auditor *access.Auditor, logger *slog.Logger) {
+	rctx, rec := access.Begin(ctx)
+	who := access.SystemPrincipal("reminders")
+	rctx = access.WithPrincipal(rctx, who)
+	started := time.Now()
+	// The run's id stands for a request id: it is in its AuditEvents and
+	// its log line, to lead from one to the other.
+	run := uuid.Must(uuid.NewV7()).String()
+	var n int
+	err := s.Transact(rctx, func(tx operation.Store) error {
+		created, err := c.Reminders(rctx, tx, started.UTC().Truncate(24*time.Hour))
+		n = len(created)
+		return err
+	})
+	if auditor != nil {
+		status := http.StatusOK
+		if err != nil {
+			status = http.StatusInternalServerError
+		}
+		auditor.Add(&access.Event{Interaction: access.InteractionOperation, Type: "Task", Operation: "generate-reminders",
+			Principal: who, RequestID: run, Status: status, Recorded: started, Record: rec})
+	}
+	if err != nil {
+		logger.Error("reminders", "run", run, "err", err)
+		return
+	}
+	logger.Info("reminders", "run", run, "created", n)
 }

@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"carefhir/care"
 	"carefhir/operation"
 	"carefhir/server"
+	"carefhir/server/access"
 	"carefhir/store/sqlite"
 )
 
@@ -60,11 +63,13 @@ func TestRemindersEvery(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := httptest.NewServer(server.New(server.Config{Store: st, Operations: co.Operations(), Hooks: co.Hooks(),
-		Attach: []func(operation.Store){runReminders(ctx, co, 20*time.Millisecond, slog.New(slog.DiscardHandler))}}))
+	auditor := access.NewAuditor(st, access.AuditConfig{})
+	srv := httptest.NewServer(server.New(server.Config{Store: st, Operations: co.Operations(), Hooks: co.Hooks(), Auditor: auditor,
+		Attach: []func(operation.Store){runReminders(ctx, co, 20*time.Millisecond, auditor, slog.New(slog.DiscardHandler))}}))
 	t.Cleanup(func() {
 		cancel()
 		srv.Close()
+		auditor.Close()
 		st.Close()
 	})
 	put := func(path, body string) {
@@ -94,7 +99,7 @@ func TestRemindersEvery(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&bundle)
 		resp.Body.Close()
 		if len(bundle.Entry) == 1 {
-			return
+			break
 		}
 		if len(bundle.Entry) > 1 {
 			t.Fatalf("%d reminders for one review", len(bundle.Entry))
@@ -103,5 +108,38 @@ func TestRemindersEvery(t *testing.T) {
 			t.Fatal("no reminder created by the periodic run")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The run read the patient's plan and wrote the reminder: the audit
+	// trail names the patient, the server's principal and the operation.
+	auditor.Flush()
+	resp, err := http.Get(srv.URL + "/fhir/AuditEvent?patient=Patient/p&subtype=" + url.QueryEscape("$generate-reminders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events struct {
+		Entry []struct {
+			Resource struct {
+				Agent []struct {
+					Who struct{ Identifier struct{ Value string } }
+				}
+				Entity []struct {
+					What struct{ Reference string }
+				}
+			}
+		}
+	}
+	json.NewDecoder(resp.Body).Decode(&events)
+	resp.Body.Close()
+	if len(events.Entry) == 0 {
+		t.Fatal("no AuditEvent of the reminders run about Patient/p")
+	}
+	ev := events.Entry[0].Resource
+	var named []string
+	for _, e := range ev.Entity {
+		named = append(named, e.What.Reference)
+	}
+	if !slices.Contains(named, "CarePlan/cp/_history/1") || len(ev.Agent) == 0 || ev.Agent[0].Who.Identifier.Value != "reminders" {
+		t.Errorf("AuditEvent of the run: agent %+v, entities %v; want the reminders principal and CarePlan/cp", ev.Agent, named)
 	}
 }

@@ -283,7 +283,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	scfg.Operations = append(scfg.Operations, co.Operations()...)
 	scfg.Operations = append(scfg.Operations, (&importop.Importer{}).Operations()...)
 	scfg.Hooks = append(scfg.Hooks, co.Hooks()...)
-	if remind := runReminders(ctx, co, cfg.Care.RemindersEvery, logger); remind != nil {
+	if remind := runReminders(ctx, co, cfg.Care.RemindersEvery, auditor, logger); remind != nil {
 		scfg.Attach = append(scfg.Attach, remind)
 	}
 	h := server.New(scfg)
