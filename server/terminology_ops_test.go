@@ -762,3 +762,46 @@ func TestTerminologySubsumes(t *testing.T) {
 		}
 	}, withValidator(false), withDefinitions)
 }
+
+// TestTerminologyUKCoreOnHL7V3 checks the UK Core value sets drawing on HL7
+// v3 code systems: UKCore-BirthSex expands to its codes, and the required
+// binding of the birth sex extension refuses a code outside it.
+func TestTerminologyUKCoreOnHL7V3(t *testing.T) {
+	const (
+		birthSexVS = "https://fhir.hl7.org.uk/ValueSet/UKCore-BirthSex"
+		v3Gender   = "http://terminology.hl7.org/CodeSystem/v3-AdministrativeGender"
+		nullFlavor = "http://terminology.hl7.org/CodeSystem/v3-NullFlavor"
+	)
+	withBirthSex := func(system, code string) string {
+		return `{"resourceType":"Patient","meta":{"profile":["` + ukCorePatient + `"]},"extension":[{
+			"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-BirthSex",
+			"valueCodeableConcept":{"coding":[{"system":"` + system + `","code":"` + code + `"}]}}],"name":[{"family":"Ramsay"}]}`
+	}
+	const at = "Patient.extension[0].value.ofType(CodeableConcept)"
+	eachEngine(t, func(t *testing.T, c *client) {
+		codes, total := expansion(t, c.do("GET", "/ValueSet/$expand?url="+url.QueryEscape(birthSexVS), ""))
+		if want := []string{"F", "M", "UN", "UNK"}; !slices.Equal(codes, want) || total != 4 {
+			t.Errorf("UKCore-BirthSex expands to %v of %v, want %v of 4", codes, total, want)
+		}
+		validateCode := "/ValueSet/$validate-code?url=" + url.QueryEscape(birthSexVS) + "&system=" + url.QueryEscape(v3Gender)
+		wantValidation(t, c.do("GET", validateCode+"&code=F", ""), true, "Female", "")
+		wantValidation(t, c.do("GET", validateCode+"&code=X", ""), false, "", "not in the value set")
+
+		// A code not in the code system, and a code of a code system the
+		// value set draws on but not in the value set.
+		for _, body := range []string{withBirthSex(v3Gender, "X"), withBirthSex(nullFlavor, "ASKU")} {
+			c.do("POST", "/Patient", body).want(t, http.StatusUnprocessableEntity).outcome(t, "code-invalid", at)
+			r := c.do("POST", "/Patient/$validate", body).want(t, http.StatusOK)
+			if diag := r.outcome(t, "code-invalid", at); !strings.Contains(diag, birthSexVS) {
+				t.Errorf("$validate names no value set at %s: %s", at, diag)
+			}
+		}
+		if res := c.do("GET", "/Patient?_summary=count", "").want(t, http.StatusOK).json(t); get(res, "total") != float64(0) {
+			t.Errorf("refused Patients stored: %v", res)
+		}
+		for _, code := range []string{"F", "UN"} {
+			c.create("Patient", withBirthSex(v3Gender, code))
+		}
+		c.create("Patient", withBirthSex(nullFlavor, "UNK"))
+	}, withValidator(true), withDefinitions)
+}

@@ -210,9 +210,8 @@ func TestValidateWrites(t *testing.T) {
 	}, withValidator(true))
 }
 
-// A required binding to a value set drawing on code systems not bundled
-// (UK Core birth sex: HL7 v3 AdministrativeGender) still refuses a code of
-// a system the value set does not draw on.
+// A required binding (UK Core birth sex, of HL7 v3 AdministrativeGender)
+// refuses a code of a system the value set does not draw on.
 func TestValidateBindingOtherSystem(t *testing.T) {
 	const birthSex = `{"resourceType":"Patient","extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-BirthSex",` +
 		`"valueCodeableConcept":{"coding":[{"system":"%s","code":"%s"}]}}]}`

@@ -11,8 +11,8 @@
 //     (vitalsigns and the profiles derived from it, such as bp), from the R4
 //     profiles-others.json, which the shared folder does not hold;
 //   - profiles/conformance/r4-terminology.json.gz: the R4 and HL7 v3 ValueSets
-//     reachable from a binding of a vendored definition, and the CodeSystems
-//     they include;
+//     reachable from a binding of a vendored definition, and the ValueSets and
+//     CodeSystems they and the UK Core ValueSets include;
 //   - profiles/conformance/r4-operations.json.gz: the R4 OperationDefinitions,
 //     from the R4 profiles-resources.json;
 //   - profiles/conformance/ukcore.json.gz: the UK Core StructureDefinitions,
@@ -280,7 +280,9 @@ func canonical(s string) string {
 }
 
 // reachable keeps the ValueSets bound by some element of defs, the ValueSets
-// those include, and the CodeSystems they draw codes from.
+// those include, and the CodeSystems they draw codes from; and, for the
+// ValueSets among defs (UK Core's), the ValueSets and CodeSystems they draw
+// on, so that they can be expanded from what is bundled.
 func reachable(terms, defs []resource) []resource {
 	byURL := map[string]resource{}
 	for _, r := range terms {
@@ -300,24 +302,12 @@ func reachable(terms, defs []resource) []resource {
 		if vs, ok := r["valueSet"].(string); ok { // a CodeSystem's implicit value set
 			visit(vs)
 		}
-		compose, _ := r["compose"].(map[string]any)
-		for _, part := range []string{"include", "exclude"} {
-			incs, _ := compose[part].([]any)
-			for _, i := range incs {
-				inc, _ := i.(map[string]any)
-				if s, ok := inc["system"].(string); ok {
-					visit(s)
-				}
-				vss, _ := inc["valueSet"].([]any)
-				for _, v := range vss {
-					if s, ok := v.(string); ok {
-						visit(s)
-					}
-				}
-			}
-		}
+		drawsOn(r, visit)
 	}
 	for _, d := range defs {
+		if d["resourceType"] == "ValueSet" {
+			drawsOn(d, visit)
+		}
 		for _, part := range []string{"snapshot", "differential"} {
 			p, _ := d[part].(map[string]any)
 			els, _ := p["element"].([]any)
@@ -337,6 +327,27 @@ func reachable(terms, defs []resource) []resource {
 		}
 	}
 	return out
+}
+
+// drawsOn calls visit with the canonical of every code system and value set
+// the compose of ValueSet vs includes or excludes.
+func drawsOn(vs resource, visit func(url string)) {
+	compose, _ := vs["compose"].(map[string]any)
+	for _, part := range []string{"include", "exclude"} {
+		incs, _ := compose[part].([]any)
+		for _, i := range incs {
+			inc, _ := i.(map[string]any)
+			if s, ok := inc["system"].(string); ok {
+				visit(s)
+			}
+			vss, _ := inc["valueSet"].([]any)
+			for _, v := range vss {
+				if s, ok := v.(string); ok {
+					visit(s)
+				}
+			}
+		}
+	}
 }
 
 func writeBundle(path string, rs []resource) error {
