@@ -805,3 +805,38 @@ func TestTerminologyUKCoreOnHL7V3(t *testing.T) {
 		c.create("Patient", withBirthSex(nullFlavor, "UNK"))
 	}, withValidator(true), withDefinitions)
 }
+
+// TestTerminologyUKCoreOnHL7V2 checks the UK Core value sets drawing on HL7
+// v2 tables: they expand, and a code the table does not define is refused.
+func TestTerminologyUKCoreOnHL7V2(t *testing.T) {
+	const (
+		relationshipVS = "https://fhir.hl7.org.uk/ValueSet/UKCore-PersonRelationshipType"
+		reasonVS       = "https://fhir.hl7.org.uk/ValueSet/UKCore-AppointmentReasonCode"
+		v2Relationship = "http://terminology.hl7.org/CodeSystem/v2-0131"
+	)
+	withContact := func(code string) string {
+		return `{"resourceType":"Patient","meta":{"profile":["` + ukCorePatient + `"]},"contact":[{"relationship":[{"coding":[
+			{"system":"` + v2Relationship + `","code":"` + code + `"}]}],"name":{"family":"Ramsay"}}]}`
+	}
+	const at = "Patient.contact[0].relationship[0].coding[0].code"
+	eachEngine(t, func(t *testing.T, c *client) {
+		codes, total := expansion(t, c.do("GET", "/ValueSet/$expand?url="+url.QueryEscape(reasonVS), ""))
+		if want := []string{"CHECKUP", "EMERGENCY", "FOLLOWUP", "ROUTINE", "WALKIN", "urgent-follow-up"}; !slices.Equal(codes, want) || total != 6 {
+			t.Errorf("UKCore-AppointmentReasonCode expands to %v of %v, want %v of 6", codes, total, want)
+		}
+		codes, _ = expansion(t, c.do("GET", "/ValueSet/$expand?url="+url.QueryEscape(relationshipVS)+"&count=3", ""))
+		if want := []string{"BP", "C", "CP"}; !slices.Equal(codes, want) {
+			t.Errorf("UKCore-PersonRelationshipType begins %v, want %v", codes, want)
+		}
+		validateCode := "/ValueSet/$validate-code?url=" + url.QueryEscape(relationshipVS) + "&system=" + url.QueryEscape(v2Relationship)
+		wantValidation(t, c.do("GET", validateCode+"&code=N", ""), true, "Next-of-Kin", "")
+		wantValidation(t, c.do("GET", validateCode+"&code=ZZ", ""), false, "", "not in the value set")
+
+		c.do("POST", "/Patient", withContact("ZZ")).want(t, http.StatusUnprocessableEntity).outcome(t, "code-invalid", at)
+		c.do("POST", "/Patient/$validate", withContact("ZZ")).want(t, http.StatusOK).outcome(t, "code-invalid", at)
+		if res := c.do("GET", "/Patient?_summary=count", "").want(t, http.StatusOK).json(t); get(res, "total") != float64(0) {
+			t.Errorf("refused Patient stored: %v", res)
+		}
+		c.create("Patient", withContact("N"))
+	}, withValidator(true), withDefinitions)
+}

@@ -20,10 +20,10 @@ import (
 // They are vendored data, not generated code: they are refreshed by hand from
 // the published FHIR R4 and UK Core packages with
 //
-//	go run ./profiles/internal/vendorgen -shared DIR -others FILE -out .
+//	go run ./profiles/internal/vendorgen -shared DIR -others FILE -v2 TABLES -out .
 //
-// run from the repository root, DIR holding the unpacked sources and FILE
-// the R4 profiles-others.json.
+// run from the repository root, DIR holding the unpacked sources, FILE
+// the R4 profiles-others.json and TABLES the R4 v2-tables.json.
 //
 //go:embed *.json.gz
 var FS embed.FS

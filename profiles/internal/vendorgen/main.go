@@ -1,7 +1,7 @@
 // Command vendorgen writes the conformance resources and test data that
 // package profiles vendors, from a copy of the published sources:
 //
-//	go run ./profiles/internal/vendorgen -shared ../shared -others profiles-others.json
+//	go run ./profiles/internal/vendorgen -shared ../shared -others profiles-others.json -v2 v2-tables.json
 //
 // It writes, relative to the module root:
 //
@@ -12,7 +12,9 @@
 //     profiles-others.json, which the shared folder does not hold;
 //   - profiles/conformance/r4-terminology.json.gz: the R4 and HL7 v3 ValueSets
 //     reachable from a binding of a vendored definition, and the ValueSets and
-//     CodeSystems they and the UK Core ValueSets include;
+//     CodeSystems they and the UK Core ValueSets include, HL7 v2 tables among
+//     them (from the R4 v2-tables.json, which the shared folder does not
+//     hold);
 //   - profiles/conformance/r4-operations.json.gz: the R4 OperationDefinitions,
 //     from the R4 profiles-resources.json;
 //   - profiles/conformance/ukcore.json.gz: the UK Core StructureDefinitions,
@@ -43,6 +45,7 @@ import (
 func main() {
 	shared := flag.String("shared", "../shared", "folder holding fhir-r4 and fixtures")
 	others := flag.String("others", "", "the R4 profiles-others.json (or .json.gz), which holds the vital signs profiles")
+	v2 := flag.String("v2", "", "the R4 v2-tables.json (or .json.gz), which holds the HL7 v2 tables")
 	out := flag.String("out", ".", "module root to write into")
 	flag.Parse()
 	if *others == "" {
@@ -50,14 +53,19 @@ func main() {
 		// profiles bind, would be dropped from the vendored files.
 		log.Fatal("vendorgen: -others is required")
 	}
-	if err := run(*shared, *others, *out); err != nil {
+	if *v2 == "" {
+		// Without it the v2 tables UK Core and R4 value sets draw on
+		// (v2-0131 for relationships...) would be dropped.
+		log.Fatal("vendorgen: -v2 is required")
+	}
+	if err := run(*shared, *others, *v2, *out); err != nil {
 		log.Fatal(err)
 	}
 }
 
 type resource = map[string]any
 
-func run(shared, others, out string) error {
+func run(shared, others, v2, out string) error {
 	conv, err := xmljson.New()
 	if err != nil {
 		return err
@@ -105,6 +113,11 @@ func run(shared, others, out string) error {
 		}
 		terms = append(terms, rs...)
 	}
+	tables, err := v2Tables(v2)
+	if err != nil {
+		return err
+	}
+	terms = append(terms, tables...)
 	terms = reachable(terms, append(append(append(base, extensions...), vitals...), ukcore...))
 	for i, r := range terms {
 		terms[i] = strip(r)
@@ -181,6 +194,34 @@ func vitalSigns(path string) ([]resource, error) {
 		return nil, fmt.Errorf("%s: no vital signs profiles (%s)", path, vitalSignsProfile)
 	}
 	return snapshotsOnly(out), nil
+}
+
+// v2TablePrefix begins the canonical of every HL7 v2 table, as R4 names
+// them: http://terminology.hl7.org/CodeSystem/v2-0131 and its ValueSet
+// http://terminology.hl7.org/ValueSet/v2-0131.
+const v2TablePrefix = "http://terminology.hl7.org/"
+
+// v2Tables reads the Bundle at path and returns its HL7 v2 tables (the
+// CodeSystems and ValueSets named v2-NNNN), and nothing else: path may be
+// the R4 v2-tables.json, or a vendored r4-terminology.json.gz, whose other
+// resources come from the shared folder.
+func v2Tables(path string) ([]resource, error) {
+	rs, err := readBundle(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []resource
+	for _, r := range rs {
+		url, _ := r["url"].(string)
+		typ, _ := r["resourceType"].(string)
+		if (typ == "CodeSystem" || typ == "ValueSet") && strings.HasPrefix(url, v2TablePrefix+typ+"/v2-") {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no HL7 v2 tables (%sCodeSystem/v2-...)", path, v2TablePrefix)
+	}
+	return out, nil
 }
 
 // strip drops what validation never reads: narrative, mappings and prose.
