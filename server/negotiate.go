@@ -59,6 +59,10 @@ func negotiate(c *gin.Context) {
 
 const ctxMediaType = "carefhir.mediaType"
 
+// ctxPretty is set when _pretty=true came other than in the query string:
+// in the form of a POST _search.
+const ctxPretty = "carefhir.pretty"
+
 func responseType(format, accept string) (string, error) {
 	if format != "" {
 		name, params, _ := strings.Cut(format, ";")
@@ -226,7 +230,7 @@ func writeFHIRWith(c *gin.Context, status int, body, gz []byte) {
 	if mt == "" {
 		mt = mimeFHIRJSON
 	}
-	pretty := c.Request.URL.RawQuery != "" && c.Query("_pretty") == "true"
+	pretty := c.GetBool(ctxPretty) || c.Request.URL.RawQuery != "" && c.Query("_pretty") == "true"
 	if xmlTypes[mt] {
 		indent := ""
 		if pretty {

@@ -73,6 +73,18 @@ func searchParams(c *gin.Context) (url.Values, error) {
 		// not read, and refused rather than ignored.
 		return nil, tokenParamError()
 	}
+	// _format and _pretty shape the answer: sent in the form they count as
+	// sent in the URL, whose own, read by the negotiation, win.
+	if f := form.Get("_format"); f != "" && params.Get("_format") == "" {
+		mt, err := responseType(f, "")
+		if err != nil {
+			return nil, err
+		}
+		c.Set(ctxMediaType, mt)
+	}
+	if form.Get("_pretty") == "true" {
+		c.Set(ctxPretty, true)
+	}
 	for k, vs := range form {
 		params[k] = append(params[k], vs...)
 	}

@@ -197,6 +197,18 @@ func TestSearchHTTP(t *testing.T) {
 			c.do("POST", "/Patient/_search", `{"family":"smith"}`).want(t, http.StatusUnsupportedMediaType)
 			c.do("POST", "/Patient/_search", "family=smith", "Content-Type", "").want(t, http.StatusUnsupportedMediaType)
 		})
+		t.Run("POST _search with _format and _pretty in the form", func(t *testing.T) {
+			r := c.do("POST", "/Patient/_search", "family=smith&_format=xml&_pretty=true", "Content-Type", "application/x-www-form-urlencoded").want(t, http.StatusOK)
+			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/fhir+xml") || !strings.Contains(string(r.body), "\n  <") {
+				t.Errorf("Content-Type %q, body %.200s: want indented XML", ct, r.body)
+			}
+			// The URL's _format wins over the form's.
+			r = c.do("POST", "/Patient/_search?_format=json", "family=smith&_format=xml", "Content-Type", "application/x-www-form-urlencoded").want(t, http.StatusOK)
+			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/fhir+json") {
+				t.Errorf("Content-Type %q, want the URL's JSON", ct)
+			}
+			c.do("POST", "/Patient/_search", "family=smith&_format=turtle", "Content-Type", "application/x-www-form-urlencoded").want(t, http.StatusNotAcceptable)
+		})
 		t.Run("POST _search with its parameters in the URL alone", func(t *testing.T) {
 			// No body and no Content-Type, as some clients send it.
 			b := c.do("POST", "/Patient/_search?family=smith", "").searchset(t)
