@@ -253,8 +253,42 @@ func (n *Notifier) check(ctx context.Context, s operation.Store, c *operation.Ch
 	default:
 		return invalid("Subscription.status", "a client writes a Subscription as requested (or off); the server sets %s", st)
 	}
-	_, err := n.parseSubscription(res)
-	return err
+	sub, err := n.parseSubscription(res)
+	if err != nil {
+		return err
+	}
+	if sub.status != statusRequested {
+		return nil
+	}
+	return ownerMayRead(ctx, s, sub.typ)
+}
+
+// ownerMayRead refuses, as the access layer refuses a search through a
+// type the token may not read, a Subscription whose owner (the requester
+// of ctx) may read no resource of typ: every notification of it would be
+// withheld.
+func ownerMayRead(ctx context.Context, s operation.Store, typ string) error {
+	a, ok := s.(interface {
+		Allow(ctx context.Context, typ string, perm access.Perm) error
+	})
+	if !ok {
+		return fmt.Errorf("notify: the server's store (%T) does not decide access", s)
+	}
+	p := access.Requester(ctx)
+	if p == nil {
+		return errors.New("notify: a subscription written outside a request")
+	}
+	octx, _ := access.Begin(ctx)
+	err := a.Allow(access.WithPrincipal(octx, p), typ, access.Read)
+	var denied *access.Denied
+	if errors.As(err, &denied) {
+		return operation.Errorf(http.StatusForbidden, "forbidden", "Subscription.criteria",
+			"the Subscription's owner, who writes it, may read no %s, so it could notify nothing: %s", typ, denied.Message)
+	}
+	if err != nil {
+		return fmt.Errorf("notify: access of the owner to %s: %w", typ, err)
+	}
+	return nil
 }
 
 // after writes the outbox rows of a write: a handshake for a Subscription

@@ -513,6 +513,49 @@ func TestOwnerPatientScope(t *testing.T) {
 	})
 }
 
+// TestOwnerMayNotRead: a Subscription whose owner may read no resource of
+// its criteria's type is refused however it is written, naming the
+// criteria, and nothing is stored; switching one off is not refused.
+func TestOwnerMayNotRead(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{
+			"noscope":   {"sub": "noscope", "scope": "user/Subscription.cruds"},
+			"nopatient": {"sub": "nopatient", "scope": "patient/Appointment.rs user/Subscription.cruds"},
+		})
+		rx := newReceiver(t)
+		body := subscription("Appointment?status=booked", rx.URL+"/hook", "")
+		id := idOf(t, e.do("admin", "POST", "/Subscription", body))
+		withID := strings.Replace(body, `{`, `{"id":"`+id+`",`, 1)
+		withID = strings.Replace(withID, `"reason":"test"`, `"reason":"changed"`, 1)
+		patch := `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[` +
+			`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Subscription.reason"},{"name":"value","valueString":"patched"}]}]}`
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + body + `,"request":{"method":"POST","url":"Subscription"}}]}`
+		for _, who := range []string{"noscope", "nopatient"} {
+			for _, w := range []struct{ method, path, body string }{
+				{"POST", "/Subscription", body},
+				{"PUT", "/Subscription/" + id, withID},
+				{"PATCH", "/Subscription/" + id, patch},
+				{"POST", "", tx},
+			} {
+				r := e.do(who, w.method, w.path, w.body)
+				if r.status != 403 || !strings.Contains(r.body, `criteria"]`) || !strings.Contains(r.body, `"forbidden"`) {
+					t.Errorf("%s %s %s: %d %s, want 403 forbidden at the criteria", who, w.method, w.path, r.status, r.body)
+				}
+			}
+		}
+		if r := e.do("admin", "GET", "/Subscription", ""); strings.Count(r.body, `"fullUrl"`) != 1 {
+			t.Errorf("Subscriptions stored: %s", r.body)
+		}
+		if r := e.do("admin", "GET", "/Subscription/"+id, ""); field(t, r.body, "reason") != "test" || !strings.Contains(r.body, `"versionId":"1"`) {
+			t.Errorf("Subscription changed: %s", r.body)
+		}
+		off := strings.Replace(withID, `"status":"requested"`, `"status":"off"`, 1)
+		if r := e.do("noscope", "PUT", "/Subscription/"+id, off); r.status != 200 {
+			t.Errorf("switching off: %d %s", r.status, r.body)
+		}
+	})
+}
+
 // TestDeliveriesAudited: a notification that carries its resource is in
 // the audit trail, as a read of that version by the subscription's owner;
 // one without content and one withheld are not.

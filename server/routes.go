@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/ops/cause"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -60,6 +61,13 @@ func (a *api) hostRoute(path string) bool {
 // a read: what a notification may carry of the version it is about.
 func (s *opStore) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
 	return s.reader().VRead(ctx, typ, id, version)
+}
+
+// Allow reports, as an *access.Denied, whether the principal of ctx may do
+// anything with perm on resources of typ: whether a Subscription's owner
+// may read what it is about.
+func (s *opStore) Allow(ctx context.Context, typ string, perm access.Perm) error {
+	return s.a.guard.Allow(ctx, typ, perm)
 }
 
 // History returns a page of versions, decided by the access layer as a
