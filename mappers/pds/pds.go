@@ -67,6 +67,7 @@ func Import(data []byte) mappers.Result {
 		if r.Type.Get() != "searchset" {
 			return refused("Bundle.type", "a Bundle of type %q is not a PDS search result (searchset)", r.Type.Get())
 		}
+		first := map[string]int{} // NHS number → the entry that first had it
 		for i, e := range r.Entry {
 			path := fmt.Sprintf("Bundle.entry[%d].resource", i)
 			p, ok := e.Resource.(*fhir.Patient)
@@ -75,6 +76,16 @@ func Import(data []byte) mappers.Result {
 					issues = append(issues, mappers.Warnf(path, "a %s in a PDS search result is not imported", e.Resource.ResourceType()))
 				}
 				continue
+			}
+			if nhs := nhsNumber(p); nhs != "" {
+				// Both are written, one after the other, to the one record:
+				// the later wins, which the importer is told, as a CSV
+				// report's repeated row is.
+				if j, seen := first[nhs]; seen {
+					issues = append(issues, mappers.Warnf(path, "NHS number %s is in Bundle.entry[%d] too: this entry's record replaces that one's", nhs, j))
+				} else {
+					first[nhs] = i
+				}
 			}
 			issues = append(issues, mapPatient(tx, p, path)...)
 		}
@@ -118,6 +129,16 @@ func outcomeText(oo *fhir.OperationOutcome) string {
 }
 
 // mapPatient normalises p in place and adds its writes to tx.
+// nhsNumber returns p's NHS number, "" when it has none.
+func nhsNumber(p *fhir.Patient) string {
+	for _, id := range p.Identifier {
+		if id.System.Get() == mappers.NHSNumberSystem {
+			return id.Value.Get()
+		}
+	}
+	return ""
+}
+
 func mapPatient(tx *mappers.Transaction, p *fhir.Patient, path string) []mappers.Issue {
 	m := &mapper{tx: tx}
 	nhs := ""
