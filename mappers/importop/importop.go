@@ -84,7 +84,7 @@ var operationDefinitions embed.FS
 func OperationDefinitions() fs.FS { return operationDefinitions }
 
 func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
-	if err := inv.Only("format", "mapping"); err != nil {
+	if err := inv.Only("format", "mapping", "provider"); err != nil {
 		return nil, err
 	}
 	format, err := inv.Text("format")
