@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -369,6 +371,68 @@ func TestImportLocalNotifies(t *testing.T) {
 				case <-time.After(30 * time.Second):
 					t.Fatalf("the receiver was not sent %s", w)
 				}
+			}
+		})
+	}
+}
+
+// TestMLLPStoreRefusals: a message whose writes $import refuses for what
+// they hold or who sent them is acknowledged AE, which a sender does not
+// send again unchanged; one the store could not take for now is
+// acknowledged AR, to be sent again later. Each ERR is 207 with a text
+// saying which.
+func TestMLLPStoreRefusals(t *testing.T) {
+	cases := []struct {
+		status int
+		code   string
+		resend bool
+		issue  string
+	}{
+		{http.StatusForbidden, "AE", false, "forbidden"},
+		{http.StatusUnprocessableEntity, "AE", false, "processing"},
+		{http.StatusPreconditionFailed, "AE", false, "multiple-matches"},
+		{http.StatusConflict, "AR", true, "conflict"},
+		{http.StatusServiceUnavailable, "AR", true, "transient"},
+		{http.StatusInternalServerError, "AR", true, "exception"},
+	}
+	for _, c := range cases {
+		t.Run(strconv.Itoa(c.status), func(t *testing.T) {
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/fhir+json")
+				w.WriteHeader(c.status)
+				fmt.Fprintf(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":%q}]}`, c.issue)
+			})
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := ln.Addr().String()
+			ln.Close()
+			stop, err := startMLLP(t.Context(), addr, h, 10*time.Second, discardLogger())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			msg := "MSH|^~\\&|PAS|RXX|CAREFHIR|PCN01|20260304120000||ADT^A28^ADT_A05|MSG0201|P|2.4\r" +
+				"PID|1||9990000018^^^NHS^NH||WARD^SARAH||19700203|F\r"
+			if _, err := conn.Write(mllp.Frame([]byte(msg))); err != nil {
+				t.Fatal(err)
+			}
+			ack, err := mllp.ReadFrame(bufio.NewReader(conn), 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(ack, []byte("\rMSA|"+c.code+"|MSG0201|")) || !bytes.Contains(ack, []byte("\rERR|||207^Application internal error^HL70357|E||||")) {
+				t.Errorf("ack = %q, want %s with ERR 207", ack, c.code)
+			}
+			if resend := bytes.Contains(ack, []byte("send it again later")); resend != c.resend {
+				t.Errorf("ack = %q: tells the sender to send it again later: %v, want %v", ack, resend, c.resend)
 			}
 		})
 	}

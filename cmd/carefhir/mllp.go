@@ -44,8 +44,9 @@ func startMLLP(ctx context.Context, addr string, h http.Handler, timeout time.Du
 	handle := func(msg []byte) []byte {
 		ack, err := importMessage(actAs, client, msg)
 		if err != nil {
-			// Not acknowledged by the import (the store failed, or a
-			// concurrent write stopped it): AE, so the sender tries again.
+			// Not acknowledged by the import: the store refused the
+			// writes (AE, not to be sent again unchanged), or could not
+			// take them now (AR, to be sent again later).
 			logger.Error("mllp: the message was not imported", "err", err)
 			return hl7v2.Import(msg).Acknowledge(err, time.Now())
 		}
@@ -91,7 +92,31 @@ func importMessage(ctx context.Context, client *http.Client, msg []byte) ([]byte
 		return nil, err
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != importop.HL7v2MediaType {
-		return nil, fmt.Errorf("$import answered %s: %.500s", resp.Status, body)
+		err := fmt.Errorf("$import answered %s: %.500s", resp.Status, body)
+		if reason := refusalReason(resp.StatusCode); reason != "" {
+			return nil, &hl7v2.Refusal{Reason: reason, Err: err}
+		}
+		return nil, err
 	}
 	return body, nil
+}
+
+// refusalReason says why the store refused a message's writes when
+// $import answered status for them and the same message sent again would
+// be refused again; it is empty for a status that leaves the message to
+// be sent again later (409: another write changed a record meanwhile;
+// 429, 5xx: the store is busy or unavailable).
+func refusalReason(status int) string {
+	const unchanged = "; it is not to be sent again unchanged"
+	switch status {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		return "the message was not applied: the records it makes are not valid" + unchanged
+	case http.StatusForbidden:
+		return "the message was not applied: its sender may not write the records it makes" + unchanged
+	case http.StatusPreconditionFailed:
+		return "the message was not applied: the records it makes match more than one stored record, or none that a reference needs" + unchanged
+	case http.StatusRequestEntityTooLarge:
+		return "the message was not applied: it is larger than the server takes" + unchanged
+	}
+	return ""
 }

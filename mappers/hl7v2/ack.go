@@ -1,6 +1,7 @@
 package hl7v2
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -15,10 +16,27 @@ const (
 	// AE: the message was understood but not applied, because of an
 	// error in its content (an ERR segment says where).
 	AE = "AE"
-	// AR: the message was rejected: it could not be parsed, or its type,
-	// event or version is not handled.
+	// AR: the message was rejected: it could not be parsed, its type,
+	// event or version is not handled, or it could not be processed for
+	// reasons unrelated to its content (the store is unavailable): the
+	// same message may be sent again later.
 	AR = "AR"
 )
+
+// A Refusal is the error of a host that did not store a message's writes
+// because of what they hold or who sent them (an access decision, a
+// validation, a record they conflict with): the same message sent again
+// is refused again, so it is acknowledged AE, where any other error of
+// the host (the store unavailable, a timeout, a shutdown) is acknowledged
+// AR, to be sent again later (HL7 v2.5 2.9.2.3).
+type Refusal struct {
+	Reason string // sent back, in ERR-8 and MSA-3
+	Err    error  // what the host was told; it stays with the host
+}
+
+func (r *Refusal) Error() string { return r.Reason + ": " + r.Err.Error() }
+
+func (r *Refusal) Unwrap() error { return r.Err }
 
 // Ack builds the acknowledgement of m with code, one ERR segment per
 // Error or Warning issue (v2.5 layout: ERR-2 location, ERR-3 error code,
@@ -94,6 +112,8 @@ func orDefault(s, def string) string {
 // errCode picks the HL7 table 0357 error code of an issue.
 func errCode(ackCode string, i mappers.Issue, missing bool) string {
 	switch {
+	case i.Path == "store":
+		return "207^Application internal error^HL70357"
 	case ackCode == AR && i.Path == "MSH-9.2":
 		return "201^Unsupported event code^HL70357"
 	case ackCode == AR && i.Path == "MSH-9":
@@ -102,8 +122,6 @@ func errCode(ackCode string, i mappers.Issue, missing bool) string {
 		return "101^Required field missing^HL70357"
 	case ackCode == AR:
 		return "100^Segment sequence error^HL70357"
-	case i.Path == "store":
-		return "207^Application internal error^HL70357"
 	}
 	return "102^Data type error^HL70357"
 }
@@ -139,9 +157,11 @@ func errLocation(path string) string {
 }
 
 // Acknowledge builds the acknowledgement of what Import made of a
-// message, once the host has applied it: AR when it was rejected, AE when
-// it has an error or the host could not store its writes (applyErr,
-// whose text stays with the host: it is not sent back), AA otherwise.
+// message, once the host has applied it: AR when it was rejected or the
+// host could not store its writes for now (applyErr, whose text stays
+// with the host: it is not sent back), AE when it has an error or the
+// host refused its writes (applyErr a Refusal, whose Reason is sent
+// back), AA otherwise.
 func (im *Imported) Acknowledge(applyErr error, now time.Time) []byte {
 	issues := im.Issues
 	code := AA
@@ -149,8 +169,14 @@ func (im *Imported) Acknowledge(applyErr error, now time.Time) []byte {
 	case im.Rejected:
 		code = AR
 	case applyErr != nil:
-		code = AE
-		issues = append(issues[:len(issues):len(issues)], mappers.Errorf("store", "the message could not be stored; send it again later"))
+		var refusal *Refusal
+		if errors.As(applyErr, &refusal) {
+			code = AE
+			issues = append(issues[:len(issues):len(issues)], mappers.Errorf("store", "%s", refusal.Reason))
+		} else {
+			code = AR
+			issues = append(issues[:len(issues):len(issues)], mappers.Errorf("store", "the message could not be stored now; send it again later"))
+		}
 	case im.Failed():
 		code = AE
 	}

@@ -26,7 +26,7 @@ func TestSeenKey(t *testing.T) {
 }
 
 // TestAcknowledgeStoreFailure checks that a message the store failed to
-// write is acknowledged AE, so that it is sent again, without the store's
+// write is acknowledged AR, so that it is sent again, without the store's
 // own words.
 func TestAcknowledgeStoreFailure(t *testing.T) {
 	msg, err := os.ReadFile("testdata/uk/A28-register.hl7")
@@ -34,8 +34,8 @@ func TestAcknowledgeStoreFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	ack := string(Import(msg).Acknowledge(errors.New("database is locked"), time.Now()))
-	if !strings.Contains(ack, "\rMSA|AE|MSG0001|") || strings.Contains(ack, "locked") {
-		t.Errorf("a store failure gave %q, want AE without the store's own words", ack)
+	if !strings.Contains(ack, "\rMSA|AR|MSG0001|") || strings.Contains(ack, "locked") {
+		t.Errorf("a store failure gave %q, want AR without the store's own words", ack)
 	}
 }
 
