@@ -437,3 +437,25 @@ func TestMLLPStoreRefusals(t *testing.T) {
 		})
 	}
 }
+
+// TestMLLPTooLarge sends serve's MLLP listener a message over 4 MiB, then
+// a registration on the same connection: the first is acknowledged AE
+// with its control id and an ERR 207 saying it is too long, rather than
+// the connection closed unanswered for the sender to send it again for
+// ever, and the second is applied.
+func TestMLLPTooLarge(t *testing.T) {
+	large := "MSH|^~\\&|PAS|RXX|CAREFHIR|PCN01|20260304120000||ADT^A28^ADT_A05|MSG0301|P|2.4\r" +
+		"PID|1||9990000018^^^NHS^NH||WARD^SARAH||19700203|F\r" +
+		"NTE|1||" + strings.Repeat("x", mllp.DefaultMaxMessage) + "\r"
+	register := "MSH|^~\\&|PAS|RXX|CAREFHIR|PCN01|20260304120000||ADT^A28^ADT_A05|MSG0302|P|2.4\r" +
+		"PID|1||9990000018^^^NHS^NH||WARD^SARAH||19700203|F\r"
+	p := start(t, "--data", t.TempDir(), "--mllp-addr", "127.0.0.1:0")
+	acks := exchangeMLLP(t, p, []byte(large), []byte(register))
+	if !bytes.Contains(acks[0], []byte("|CAREFHIR|PCN01|PAS|RXX|")) || !bytes.Contains(acks[0], []byte("\rMSA|AE|MSG0301|")) ||
+		!bytes.Contains(acks[0], []byte("\rERR|||207^Application internal error^HL70357|E||||the message is longer than")) {
+		t.Errorf("the message over the limit: %q, want AE to its sender with ERR 207", acks[0])
+	}
+	if !bytes.Contains(acks[1], []byte("\rMSA|AA|MSG0302")) {
+		t.Errorf("the registration after it: %q, want AA", acks[1])
+	}
+}

@@ -52,7 +52,10 @@ func startMLLP(ctx context.Context, addr string, h http.Handler, timeout time.Du
 		}
 		return ack
 	}
-	srv := &mllp.Server{Handler: handle, IdleTimeout: 10 * time.Minute}
+	tooLarge := func(head []byte) []byte {
+		return hl7v2.AcknowledgeTooLarge(head, mllp.DefaultMaxMessage, time.Now())
+	}
+	srv := &mllp.Server{Handler: handle, TooLarge: tooLarge, IdleTimeout: 10 * time.Minute}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, mllp.ErrServerClosed) {
 			logger.Error("mllp listener stopped", "err", err)

@@ -1,6 +1,7 @@
 package hl7v2
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strings"
@@ -112,7 +113,7 @@ func orDefault(s, def string) string {
 // errCode picks the HL7 table 0357 error code of an issue.
 func errCode(ackCode string, i mappers.Issue, missing bool) string {
 	switch {
-	case i.Path == "store":
+	case i.Path == "store", i.Path == "message":
 		return "207^Application internal error^HL70357"
 	case ackCode == AR && i.Path == "MSH-9.2":
 		return "201^Unsupported event code^HL70357"
@@ -187,4 +188,17 @@ func (im *Imported) Acknowledge(applyErr error, now time.Time) []byte {
 		m = im.header
 	}
 	return ack(m, code, issues, im.missing, now)
+}
+
+// AcknowledgeTooLarge acknowledges a message longer than limit bytes, of
+// which head is the start: AE, as the same message sent again is refused
+// again, with an ERR 207 saying so. It is addressed from head's MSH, as
+// the acknowledgement of a message refused for a later segment is, and to
+// no one when that cannot be read.
+func AcknowledgeTooLarge(head []byte, limit int, now time.Time) []byte {
+	if end := bytes.IndexAny(head, "\r\n"); end >= 0 {
+		head = head[:end]
+	}
+	issue := mappers.Errorf("message", "the message is longer than the %d bytes accepted; it is not to be sent again unchanged", limit)
+	return ack(parseHeader(head), AE, []mappers.Issue{issue}, nil, now)
 }

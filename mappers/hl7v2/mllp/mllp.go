@@ -39,9 +39,13 @@ type Server struct {
 	// with its acknowledgement. It is called for one message of a
 	// connection at a time.
 	Handler func(msg []byte) (ack []byte)
-	// MaxMessage bounds the size of a message; a longer one closes the
-	// connection. 0 means DefaultMaxMessage.
+	// MaxMessage bounds the size of a message. 0 means DefaultMaxMessage.
 	MaxMessage int
+	// TooLarge answers a message over MaxMessage from its first
+	// MaxMessage bytes (the rest of it is read and dropped), so that its
+	// sender is told rather than left to send it again for ever. When it
+	// is nil, such a message closes the connection unanswered.
+	TooLarge func(head []byte) (ack []byte)
 	// IdleTimeout closes a connection that sends nothing for this long; 0
 	// means never.
 	IdleTimeout time.Duration
@@ -195,7 +199,11 @@ func (s *Server) serveConn(c net.Conn) {
 			c.SetReadDeadline(time.Now().Add(s.IdleTimeout))
 		}
 		msg, err := ReadFrame(r, max)
-		if err != nil {
+		handle := s.Handler
+		switch {
+		case errors.Is(err, ErrTooLong) && s.TooLarge != nil:
+			handle = s.TooLarge
+		case err != nil:
 			return
 		}
 		// A message read once the server is shut down is not handled:
@@ -203,7 +211,7 @@ func (s *Server) serveConn(c net.Conn) {
 		if !s.handling(c, true) {
 			return
 		}
-		ack := Frame(s.Handler(msg))
+		ack := Frame(handle(msg))
 		c.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if _, err := c.Write(ack); err != nil {
 			return
@@ -219,9 +227,11 @@ var ErrTooLong = errors.New("mllp: message too long")
 
 // ReadFrame reads one framed message from r and returns what is between
 // the frame bytes. Bytes before the start byte (such as a line break the
-// sender left after the previous frame) are skipped. It returns io.EOF
-// when r ends between frames and io.ErrUnexpectedEOF when it ends inside
-// one.
+// sender left after the previous frame) are skipped. A message longer
+// than max bytes is read to its end and dropped: ReadFrame returns its
+// first max bytes and ErrTooLong, and r is at the next frame. It returns
+// io.EOF when r ends between frames and io.ErrUnexpectedEOF when it ends
+// inside one.
 func ReadFrame(r *bufio.Reader, max int) ([]byte, error) {
 	for {
 		b, err := r.ReadByte()
@@ -233,17 +243,28 @@ func ReadFrame(r *bufio.Reader, max int) ([]byte, error) {
 		}
 	}
 	var msg []byte
+	tooLong := false
 	for {
 		chunk, err := r.ReadSlice(EndBlock)
-		if len(msg)+len(chunk) > max+1 {
-			return nil, ErrTooLong
+		if !tooLong && len(msg)+len(chunk) > max+1 {
+			// Keep the start, for an answer addressed to the sender, and
+			// drop the rest.
+			tooLong = true
+			if room := max - len(msg); room > 0 {
+				msg = append(msg, chunk[:room]...)
+			}
 		}
-		msg = append(msg, chunk...)
+		if !tooLong {
+			msg = append(msg, chunk...)
+		}
 		switch {
 		case err == nil:
 			next, err := r.ReadByte()
 			if err != nil {
 				return nil, unexpected(err)
+			}
+			if next == CarriageReturn && tooLong {
+				return msg[:min(len(msg), max)], ErrTooLong
 			}
 			if next == CarriageReturn {
 				return msg[:len(msg)-1], nil

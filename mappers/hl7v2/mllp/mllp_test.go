@@ -25,7 +25,9 @@ func TestReadFrame(t *testing.T) {
 		{"0x1C inside", "\x0bA\x1cB\x1c\r", []string{"A\x1cB"}, io.EOF},
 		{"cut inside", "\x0bA", nil, io.ErrUnexpectedEOF},
 		{"cut after end block", "\x0bA\x1c", nil, io.ErrUnexpectedEOF},
-		{"too long", "\x0b" + strings.Repeat("x", 100) + "\x1c\r", nil, ErrTooLong},
+		{"too long", "\x0b" + strings.Repeat("x", 100) + "\x1c\r", []string{"too long: " + strings.Repeat("x", 50)}, io.EOF},
+		{"too long, then another", "\x0bMSH" + strings.Repeat("\x1cx", 50) + "\x1c\r\x0bB\x1c\r", []string{"too long: MSH" + strings.Repeat("\x1cx", 23) + "\x1c", "B"}, io.EOF},
+		{"too long, cut inside", "\x0b" + strings.Repeat("x", 100), nil, io.ErrUnexpectedEOF},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -35,6 +37,10 @@ func TestReadFrame(t *testing.T) {
 			for {
 				var msg []byte
 				msg, err = ReadFrame(r, 50)
+				if errors.Is(err, ErrTooLong) {
+					got = append(got, "too long: "+string(msg))
+					continue
+				}
 				if err != nil {
 					break
 				}
