@@ -744,6 +744,24 @@ func TestImportHL7v2TooManyParts(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportHL7v2FutureBirth imports an HL7 v2 registration born in 2099:
+// it is refused (AE, ERR at PID-7), as a CSV row born in the future is,
+// and nothing is stored.
+func TestImportHL7v2FutureBirth(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P2|P|2.5\rEVN|A28|20260101\r" +
+		"PID|1||9434760046^^^NHS^NH||FUTURE^BIRTH||20990101|M\r"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 400)
+		if !bytes.Contains(r.body, []byte("\rMSA|AE|P2|date of birth 2099-01-01 is in the future")) ||
+			!bytes.Contains(r.body, []byte("\rERR||PID^1^7|102^Data type error^HL70357|E||||")) {
+			t.Errorf("ack %q", r.body)
+		}
+		if found := c.do("GET", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760046", "").want(t, 200).json(t); found["entry"] != nil {
+			t.Errorf("the patient was stored: %v", found)
+		}
+	}, withImport)
+}
+
 // TestImportCSVUpdatesPart imports a PDS Patient, then CSV reports that
 // give a few of its items: each updates the items its cells give and
 // keeps the rest of the record (date of birth, addresses, telecoms,

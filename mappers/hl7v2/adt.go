@@ -335,10 +335,16 @@ func (a *adt) patient(pid, pd1 *Segment) *fhir.Patient {
 		}
 	}
 	if d := value(pid.Get(7, 1)); d != "" {
-		if date, ok := hl7Date(d); ok {
-			p.BirthDate = fhir.NewDate(date)
-		} else {
+		date, ok := hl7Date(d)
+		switch {
+		case !ok:
 			a.errorf("PID-7", "%q is not an HL7 date (YYYYMMDD)", d)
+		case date > time.Now().Format("2006-01-02"):
+			// As a CSV report's: a birth yet to come is a mistyped
+			// date, for the sender to correct, not one to share.
+			a.errorf("PID-7", "date of birth %s is in the future", date)
+		default:
+			p.BirthDate = fhir.NewDate(date)
 		}
 	}
 	if s := value(pid.Get(8, 1)); s != "" {
