@@ -189,6 +189,10 @@ func setVersionHeaders(c *gin.Context, v *store.Version) {
 // writeVersion writes a stored version as it is, or reduced as _summary or
 // _elements ask.
 func (a *api) writeVersion(c *gin.Context, status int, v *store.Version) {
+	if accept, ok := c.Get(ctxRawAccept); ok && v.Type == "Binary" {
+		writeRawBinary(c, status, v, accept.(string))
+		return
+	}
 	body := v.JSON
 	if c.Request.URL.RawQuery != "" {
 		var err error
@@ -215,13 +219,9 @@ func (a *api) baseURL(c *gin.Context) string {
 
 // readBody reads the whole request body, which must not be empty.
 func readBody(c *gin.Context) ([]byte, error) {
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readAll(c)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, err
-		}
-		return nil, errorf(http.StatusBadRequest, "invalid", "reading the request body: %v", err)
+		return nil, err
 	}
 	// A UTF-8 byte order mark, which some Windows clients put before a
 	// body, is no part of it: RFC 8259 §8.1 lets a JSON reader ignore it,
@@ -229,6 +229,19 @@ func readBody(c *gin.Context) ([]byte, error) {
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	if len(body) == 0 {
 		return nil, errorf(http.StatusBadRequest, "required", "the request body is empty: send a resource")
+	}
+	return body, nil
+}
+
+// readAll reads the whole request body as it is.
+func readAll(c *gin.Context) ([]byte, error) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, err
+		}
+		return nil, errorf(http.StatusBadRequest, "invalid", "reading the request body: %v", err)
 	}
 	return body, nil
 }
@@ -250,6 +263,9 @@ func (a *api) readResource(c *gin.Context, typ string) (fhir.Resource, error) {
 // about to be written, with its mandatory elements; the rest of validation
 // is left to the caller.
 func (a *api) decodeResource(c *gin.Context, typ string) (fhir.Resource, error) {
+	if rawBinaryBody(c, typ) {
+		return readRawBinary(c)
+	}
 	body, err := readBody(c)
 	if err != nil {
 		return nil, err

@@ -47,7 +47,13 @@ func negotiate(c *gin.Context) {
 	if c.Request.URL.RawQuery != "" {
 		format = c.Query("_format")
 	}
-	mediaType, err := responseType(format, c.Request.Header.Get("Accept"))
+	accept := c.Request.Header.Get("Accept")
+	mediaType, err := responseType(format, accept)
+	if rawBinaryRead(c, format, accept) {
+		// The Binary's content is the answer; errors are FHIR JSON.
+		c.Set(ctxRawAccept, accept)
+		mediaType, err = mimeFHIRJSON, nil
+	}
 	if err != nil {
 		c.Error(err)
 		c.Abort()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"mime"
 	"net/http"
@@ -46,13 +45,9 @@ func searchParams(c *gin.Context) (url.Values, error) {
 		return nil, errorf(http.StatusUnsupportedMediaType, "not-supported",
 			"POST _search takes its parameters as application/x-www-form-urlencoded, not %q", truncate(ct, 80))
 	}
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readAll(c)
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, err
-		}
-		return nil, errorf(http.StatusBadRequest, "invalid", "reading the request body: %v", err)
+		return nil, err
 	}
 	if ct == "" {
 		// A POST with its parameters all in the URL and no body needs no

@@ -1,0 +1,124 @@
+package server_test
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strings"
+	"testing"
+
+	"carefhir/server"
+)
+
+// pdf is the content of the Binaries below: not UTF-8, and starting with
+// what a UTF-8 byte order mark is, which must be kept as it is.
+var pdf = "\xef\xbb\xbf%PDF-1.4\n\xff\xfe\x00binary"
+
+// A Binary created from raw content is a resource whose data is that
+// content in base64, under the Content-Type it was sent with, and whose
+// securityContext is the X-Security-Context header.
+func TestBinaryRawCreate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/Binary", pdf, "Content-Type", "application/pdf", "X-Security-Context", "Patient/p1")
+		r.want(t, http.StatusCreated)
+		id := r.json(t)["id"].(string)
+		b := c.do("GET", "/Binary/"+id, "", "Accept", "application/fhir+json").want(t, http.StatusOK).json(t)
+		if b["contentType"] != "application/pdf" || b["data"] != base64.StdEncoding.EncodeToString([]byte(pdf)) {
+			t.Errorf("stored Binary: %v", b)
+		}
+		if got := get(b, "securityContext", "reference"); got != "Patient/p1" {
+			t.Errorf("securityContext %v, want Patient/p1", got)
+		}
+
+		// An update with raw content replaces the data at the URL's id.
+		c.do("PUT", "/Binary/"+id, "%PDF-1.5", "Content-Type", "application/pdf").want(t, http.StatusOK)
+		r = c.do("GET", "/Binary/"+id, "", "Accept", "application/pdf").want(t, http.StatusOK)
+		if string(r.body) != "%PDF-1.5" || r.header.Get("ETag") != `W/"2"` {
+			t.Errorf("after update: ETag %s, body %q", r.header.Get("ETag"), r.body)
+		}
+
+		// A resource type other than Binary still takes FHIR only, and a
+		// Content-Type that is no media type is refused.
+		c.do("POST", "/Patient", pdf, "Content-Type", "application/pdf").want(t, http.StatusUnsupportedMediaType)
+		c.do("POST", "/Binary", pdf, "Content-Type", "pdf").want(t, http.StatusUnsupportedMediaType).outcome(t, "not-supported", "")
+	})
+}
+
+// A read of a Binary that asks for no FHIR format gets its content, under
+// its contentType, sandboxed; one that asks for FHIR gets the resource.
+func TestBinaryRawRead(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		data := base64.StdEncoding.EncodeToString([]byte(pdf))
+		c.do("PUT", "/Binary/scan", `{"resourceType":"Binary","id":"scan","contentType":"application/pdf","securityContext":{"reference":"Patient/p1"},"data":"`+data+`"}`).
+			want(t, http.StatusCreated)
+		for _, accept := range []string{"", "*/*", "application/pdf", "application/*;q=0.5, image/png", "application/fhir+json;q=0, */*"} {
+			r := c.do("GET", "/Binary/scan", "", "Accept", accept).want(t, http.StatusOK)
+			if string(r.body) != pdf {
+				t.Errorf("Accept %q: body %q, want the content", accept, r.body)
+			}
+			for name, want := range map[string]string{
+				"Content-Type": "application/pdf", "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
+				"X-Content-Type-Options": "nosniff", "ETag": `W/"1"`, "X-Security-Context": "Patient/p1", "Content-Disposition": "",
+			} {
+				if got := r.header.Get(name); got != want {
+					t.Errorf("Accept %q: %s %q, want %q", accept, name, got, want)
+				}
+			}
+			if r.header.Get("Last-Modified") == "" {
+				t.Errorf("Accept %q: no Last-Modified", accept)
+			}
+		}
+		r := c.do("GET", "/Binary/scan/_history/1", "", "Accept", "application/pdf").want(t, http.StatusOK)
+		if string(r.body) != pdf {
+			t.Errorf("vread: body %q", r.body)
+		}
+		c.do("GET", "/Binary/scan", "", "If-None-Match", `W/"1"`).want(t, http.StatusNotModified)
+
+		// FHIR asked for, by Accept or by _format (which wins).
+		for _, q := range []struct{ path, accept, ct string }{
+			{"/Binary/scan", "application/fhir+json", "application/fhir+json"},
+			{"/Binary/scan", "application/json", "application/json"},
+			{"/Binary/scan", "application/fhir+xml", "application/fhir+xml"},
+			{"/Binary/scan?_format=json", "application/pdf", "application/fhir+json"},
+			{"/Binary/scan/_history/1", "application/fhir+json", "application/fhir+json"},
+		} {
+			r := c.do("GET", q.path, "", "Accept", q.accept).want(t, http.StatusOK)
+			if got := r.header.Get("Content-Type"); got != q.ct+"; charset=utf-8" {
+				t.Errorf("%s, Accept %s: Content-Type %q, want %s", q.path, q.accept, got, q.ct)
+			}
+		}
+
+		// A type the Binary is not: 406, as HTTP has it for content that
+		// cannot be had in any type asked for.
+		r = c.do("GET", "/Binary/scan", "", "Accept", "image/png").want(t, http.StatusNotAcceptable)
+		r.outcome(t, "not-supported", "")
+		c.do("GET", "/Binary/absent", "", "Accept", "image/png").want(t, http.StatusNotFound).outcome(t, "not-found", "")
+	})
+}
+
+// Content a browser would render as a scriptable document is sent to be
+// saved, not shown.
+func TestBinaryRawReadActiveContent(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		page := "<html><script>alert(document.cookie)</script></html>"
+		for _, ct := range []string{"text/html", "image/svg+xml", "application/xhtml+xml"} {
+			r := c.do("POST", "/Binary", page, "Content-Type", ct).want(t, http.StatusCreated)
+			id := r.json(t)["id"].(string)
+			r = c.do("GET", "/Binary/"+id, "", "Accept", "*/*").want(t, http.StatusOK)
+			if r.header.Get("Content-Disposition") != "attachment" || r.header.Get("Content-Type") != ct ||
+				r.header.Get("Content-Security-Policy") != "default-src 'none'; frame-ancestors 'none'; sandbox" {
+				t.Errorf("%s: headers %v", ct, r.header)
+			}
+		}
+	})
+}
+
+// Raw content is bounded by --max-body as any body is: 413, nothing stored.
+func TestBinaryRawCreateTooBig(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/Binary", strings.Repeat("x", 2048), "Content-Type", "application/octet-stream").
+			want(t, http.StatusRequestEntityTooLarge)
+		if n := c.do("GET", "/Binary?_summary=count", "").want(t, http.StatusOK).json(t)["total"]; n != 0.0 {
+			t.Errorf("%v Binaries stored, want 0", n)
+		}
+	}, func(cfg *server.Config) { cfg.MaxBodyBytes = 1024 })
+}
