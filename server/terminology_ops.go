@@ -99,6 +99,47 @@ func operationParams(c *gin.Context) (opParams, error) {
 	return out, nil
 }
 
+// onceOnly are the input parameters of each terminology operation whose
+// OperationDefinition allows them once at most (max "1"), by the
+// operation's definition: given twice, which one the client meant is
+// unknown, so the invocation is refused rather than answered for the first.
+var onceOnly = map[string][]string{
+	"ValueSet-expand": {"url", "valueSet", "valueSetVersion", "context", "contextDirection", "filter", "date", "offset", "count",
+		"includeDesignations", "includeDefinition", "activeOnly", "excludeNested", "excludeNotForUI", "excludePostCoordinated", "displayLanguage"},
+	"ValueSet-validate-code": {"url", "context", "valueSet", "valueSetVersion", "code", "system", "systemVersion", "display",
+		"coding", "codeableConcept", "date", "abstract", "displayLanguage"},
+	"CodeSystem-validate-code": {"url", "codeSystem", "code", "version", "display", "coding", "codeableConcept", "date", "abstract", "displayLanguage"},
+	"CodeSystem-lookup":        {"code", "system", "version", "coding", "date", "displayLanguage"},
+	"CodeSystem-subsumes":      {"codeA", "codeB", "system", "version", "codingA", "codingB"},
+}
+
+// once refuses the invocation of the operation defined as definition
+// (ValueSet-expand...) when it repeats a parameter allowed once at most.
+func (p opParams) once(definition string) error {
+	for _, name := range onceOnly[definition] {
+		n := 0
+		for _, x := range p {
+			if x.Name.Get() == name {
+				n++
+			}
+		}
+		if n > 1 {
+			return errorf(http.StatusBadRequest, "invalid", "%s is given %d times: $%s takes it once at most", name, n, definition[strings.Index(definition, "-")+1:]).at(name)
+		}
+	}
+	return nil
+}
+
+// termParams reads the parameters of an invocation of the terminology
+// operation defined as definition, refusing those it repeats.
+func termParams(c *gin.Context, definition string) (opParams, error) {
+	p, err := operationParams(c)
+	if err != nil {
+		return nil, err
+	}
+	return p, p.once(definition)
+}
+
 // first returns the first parameter with this name, or nil.
 func (p opParams) first(name string) *fhir.ParametersParameter {
 	for _, x := range p {
@@ -347,10 +388,10 @@ func (a *api) readOnce(c *gin.Context, read map[string]bool, typ, canonical, ver
 	return a.findCanonical(c, typ, canonical, version)
 }
 
-// valueSetInvocation reads the parameters of a ValueSet operation and finds
-// its ValueSet.
-func (a *api) valueSetInvocation(c *gin.Context, inv invocation) (opParams, *valueSet, error) {
-	p, err := operationParams(c)
+// valueSetInvocation reads the parameters of a ValueSet operation (defined
+// as definition) and finds its ValueSet.
+func (a *api) valueSetInvocation(c *gin.Context, inv invocation, definition string) (opParams, *valueSet, error) {
+	p, err := termParams(c, definition)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -373,7 +414,7 @@ func terminologyError(err error) error {
 // expand answers $expand: the ValueSet's metadata and its expansion, of the
 // codes that match filter, from offset, at most count of them.
 func (a *api) expand(c *gin.Context, inv invocation) {
-	p, vs, err := a.valueSetInvocation(c, inv)
+	p, vs, err := a.valueSetInvocation(c, inv, "ValueSet-expand")
 	if err != nil {
 		c.Error(err)
 		return
@@ -589,7 +630,7 @@ func (a *api) validateCode(c *gin.Context, inv invocation) {
 		a.validateCodeInCodeSystem(c, inv)
 		return
 	}
-	p, vs, err := a.valueSetInvocation(c, inv)
+	p, vs, err := a.valueSetInvocation(c, inv, "ValueSet-validate-code")
 	if err != nil {
 		c.Error(err)
 		return
@@ -632,7 +673,7 @@ func (cd codingParam) name() string {
 // (https://hl7.org/fhir/R4/codesystem-operation-validate-code.html).
 // A coding of another system, or of another version, is not in it.
 func (a *api) validateCodeInCodeSystem(c *gin.Context, inv invocation) {
-	p, err := operationParams(c)
+	p, err := termParams(c, "CodeSystem-validate-code")
 	if err != nil {
 		c.Error(err)
 		return
@@ -792,7 +833,7 @@ func writeParameters(c *gin.Context, params []map[string]any) {
 // designations and properties (all of them, or those the property
 // parameters name).
 func (a *api) lookup(c *gin.Context, _ invocation) {
-	p, err := operationParams(c)
+	p, err := termParams(c, "CodeSystem-lookup")
 	if err != nil {
 		c.Error(err)
 		return
@@ -898,7 +939,7 @@ func (a *api) findCodeSystem(c *gin.Context, canonical, version string) (json.Ra
 // hierarchy is the one :below and :above search: nested concepts and the
 // parent, subsumedBy and child properties.
 func (a *api) subsumes(c *gin.Context, inv invocation) {
-	p, err := operationParams(c)
+	p, err := termParams(c, "CodeSystem-subsumes")
 	if err != nil {
 		c.Error(err)
 		return

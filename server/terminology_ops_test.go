@@ -840,3 +840,26 @@ func TestTerminologyUKCoreOnHL7V2(t *testing.T) {
 		c.create("Patient", withContact("N"))
 	}, withValidator(true), withDefinitions)
 }
+
+// A parameter the operation takes once at most, given twice, is refused
+// naming it, rather than answered for the first.
+func TestTerminologyRepeatedParameterIsRefused(t *testing.T) {
+	vs, cs := url.QueryEscape(genderVS), url.QueryEscape(genderCS)
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tt := range []struct{ path, param string }{
+			{"/ValueSet/$expand?url=" + vs + "&url=" + url.QueryEscape("http://hl7.org/fhir/ValueSet/c80-doc-typecodes"), "url"},
+			{"/ValueSet/$expand?url=" + vs + "&count=1&count=2", "count"},
+			{"/ValueSet/$validate-code?url=" + vs + "&system=" + cs + "&code=female&code=x", "code"},
+			{"/CodeSystem/$validate-code?url=" + cs + "&code=female&code=x", "code"},
+			{"/CodeSystem/$lookup?system=" + cs + "&code=female&code=male", "code"},
+			{"/CodeSystem/$subsumes?system=" + cs + "&codeA=female&codeB=male&codeB=female", "codeB"},
+		} {
+			c.do("GET", tt.path, "").want(t, http.StatusBadRequest).outcome(t, "invalid", tt.param)
+		}
+		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"`+genderVS+`"},
+			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"female"}},
+			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"x"}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "coding")
+		// property may be repeated.
+		c.do("GET", "/CodeSystem/$lookup?system="+cs+"&code=female&property=parent&property=child", "").want(t, http.StatusOK)
+	}, withValidator(false), withDefinitions)
+}
