@@ -430,7 +430,7 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 		return
 	}
 	flags := map[string]bool{}
-	for _, name := range []string{"includeDefinition", "activeOnly", "includeDesignations"} {
+	for _, name := range []string{"includeDefinition", "activeOnly", "includeDesignations", "excludeNotForUI"} {
 		if flags[name], err = p.boolean(name); err != nil {
 			c.Error(err)
 			return
@@ -445,6 +445,11 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 	codes := terminology.Filter(exp.Contains, filter)
 	if flags["activeOnly"] {
 		codes = terminology.Active(codes)
+	}
+	if flags["excludeNotForUI"] {
+		// An expansion for a user to choose from leaves out the
+		// abstract concepts, which only group others.
+		codes = terminology.Selectable(codes)
 	}
 	if !hasCount && len(codes) > maxExpansion {
 		c.Error(errorf(http.StatusUnprocessableEntity, "too-costly",
@@ -491,7 +496,7 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 			e.Parameter = append(e.Parameter, &fhir.ValueSetExpansionParameter{Name: fhir.NewString(n.name), ValueInteger: fhir.NewInteger(int64(n.value))})
 		}
 	}
-	for _, name := range []string{"activeOnly", "includeDesignations"} {
+	for _, name := range []string{"activeOnly", "includeDesignations", "excludeNotForUI"} {
 		if p.first(name) != nil {
 			e.Parameter = append(e.Parameter, &fhir.ValueSetExpansionParameter{Name: fhir.NewString(name), ValueBoolean: fhir.NewBoolean(flags[name])})
 		}
@@ -524,6 +529,9 @@ func expansionEntry(concept terminology.Concept, language string, designations b
 	}
 	if concept.Inactive {
 		entry.Inactive = fhir.NewBoolean(true)
+	}
+	if concept.Abstract {
+		entry.Abstract = fhir.NewBoolean(true)
 	}
 	if !designations {
 		return entry
@@ -640,7 +648,7 @@ func (a *api) validateCode(c *gin.Context, inv invocation) {
 		c.Error(err)
 		return
 	}
-	answerValidateCode(c, codings, p.str("displayLanguage"), func(cd codingParam) (*terminology.Concept, string, error) {
+	answerValidateCode(c, p, codings, func(cd codingParam) (*terminology.Concept, string, error) {
 		// A code alone may stand on its context; a Coding without a
 		// system says nothing of what its code means.
 		if cd.system == "" && cd.expression != "code" {
@@ -693,7 +701,7 @@ func (a *api) validateCodeInCodeSystem(c *gin.Context, inv invocation) {
 		c.Error(err)
 		return
 	}
-	answerValidateCode(c, codings, p.str("displayLanguage"), func(cd codingParam) (*terminology.Concept, string, error) {
+	answerValidateCode(c, p, codings, func(cd codingParam) (*terminology.Concept, string, error) {
 		switch {
 		case cd.system != "" && cd.system != head.URL:
 			return nil, fmt.Sprintf("%s is not in the code system %s", cd.name(), head.URL), nil
@@ -754,8 +762,18 @@ func (a *api) resolveCodeSystem(c *gin.Context, inv invocation, p opParams) (jso
 // aside) makes a coding invalid, as the terminology service does by
 // default; when another coding of the codeableConcept is valid the answer
 // is true, with a message naming the display. The display answered is the
-// concept's, in language when it has one there.
-func answerValidateCode(c *gin.Context, codings []codingParam, language string, find func(codingParam) (*terminology.Concept, string, error)) {
+// concept's, in language when it has one there. An abstract concept
+// (notSelectable) is invalid unless the abstract parameter is true: "If
+// this parameter is false, abstract codes are not considered to be valid"
+// (https://hl7.org/fhir/R4/valueset-operation-validate-code.html), and
+// false is its default.
+func answerValidateCode(c *gin.Context, p opParams, codings []codingParam, find func(codingParam) (*terminology.Concept, string, error)) {
+	abstractValid, err := p.boolean("abstract")
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	language := p.str("displayLanguage")
 	result, display := false, ""
 	// problems are why codings are invalid; wrongDisplays, those of them
 	// that still stand when another coding is valid.
@@ -772,6 +790,8 @@ func answerValidateCode(c *gin.Context, codings []codingParam, language string, 
 			return
 		case concept == nil:
 			problems = append(problems, problem)
+		case concept.Abstract && !abstractValid:
+			problems = append(problems, fmt.Sprintf("%s is abstract (not selectable): it is valid only with abstract true", cd.name()))
 		case cd.display != "" && !concept.ValidDisplay(cd.display):
 			msg := fmt.Sprintf("the display %q is not that of %s, which is %q", cd.display, cd.name(), concept.Display)
 			problems, wrongDisplays = append(problems, msg), append(wrongDisplays, msg)

@@ -863,3 +863,42 @@ func TestTerminologyRepeatedParameterIsRefused(t *testing.T) {
 		c.do("GET", "/CodeSystem/$lookup?system="+cs+"&code=female&property=parent&property=child", "").want(t, http.StatusOK)
 	}, withValidator(false), withDefinitions)
 }
+
+// A concept its code system marks notSelectable (item-type's question)
+// is abstract: an expansion marks it, excludeNotForUI leaves it out, and
+// $validate-code finds it valid only with abstract true.
+func TestTerminologyAbstractConcepts(t *testing.T) {
+	const itemTypeVS, itemTypeCS = "http://hl7.org/fhir/ValueSet/item-type", "http://hl7.org/fhir/item-type"
+	expand := "/ValueSet/$expand?url=" + url.QueryEscape(itemTypeVS)
+	eachEngine(t, func(t *testing.T, c *client) {
+		vs := c.do("GET", expand, "").want(t, http.StatusOK).json(t)
+		contains, _ := get(vs, "expansion", "contains").([]any)
+		var abstract []string
+		for _, e := range contains {
+			if get(e, "abstract") == true {
+				abstract = append(abstract, str(e, "code"))
+			}
+		}
+		if !slices.Equal(abstract, []string{"question"}) {
+			t.Errorf("abstract concepts %v, want [question]", abstract)
+		}
+		codes, total := expansion(t, c.do("GET", expand+"&excludeNotForUI=true", ""))
+		if slices.Contains(codes, "question") || total != float64(len(contains)-1) {
+			t.Errorf("excludeNotForUI: %v of %v", codes, total)
+		}
+		vs = c.do("GET", expand+"&excludeNotForUI=true", "").json(t)
+		if ps, _ := get(vs, "expansion", "parameter").([]any); len(ps) != 1 || str(ps[0], "name") != "excludeNotForUI" || get(ps[0], "valueBoolean") != true {
+			t.Errorf("expansion.parameter %v", ps)
+		}
+
+		vsCode := "/ValueSet/$validate-code?url=" + url.QueryEscape(itemTypeVS) + "&system=" + url.QueryEscape(itemTypeCS) + "&code="
+		csCode := "/CodeSystem/$validate-code?url=" + url.QueryEscape(itemTypeCS) + "&code="
+		for _, base := range []string{vsCode, csCode} {
+			wantValidation(t, c.do("GET", base+"question", ""), false, "", "abstract")
+			wantValidation(t, c.do("GET", base+"question&abstract=false", ""), false, "", "abstract")
+			wantValidation(t, c.do("GET", base+"question&abstract=true", ""), true, "Question", "")
+			wantValidation(t, c.do("GET", base+"string", ""), true, "String", "")
+			c.do("GET", base+"question&abstract=maybe", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "abstract")
+		}
+	}, withValidator(false), withDefinitions)
+}

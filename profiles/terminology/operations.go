@@ -143,12 +143,23 @@ func (c Concept) ValidDisplay(text string) bool {
 	return slices.ContainsFunc(c.Designations, func(d Designation) bool { return strings.EqualFold(text, d.Value) })
 }
 
+// Selectable returns the concepts that are not abstract: the
+// excludeNotForUI parameter of $expand.
+func Selectable(concepts []Concept) []Concept {
+	return keep(concepts, func(c Concept) bool { return !c.Abstract })
+}
+
 // Active returns the concepts that are not inactive: the activeOnly
 // parameter of $expand.
 func Active(concepts []Concept) []Concept {
+	return keep(concepts, func(c Concept) bool { return !c.Inactive })
+}
+
+// keep returns, in a new slice, the concepts for which ok is true.
+func keep(concepts []Concept, ok func(Concept) bool) []Concept {
 	var out []Concept
 	for _, c := range concepts {
-		if !c.Inactive {
+		if ok(c) {
 			out = append(out, c)
 		}
 	}
@@ -174,6 +185,16 @@ type lookupConcept struct {
 	Designation []Designation                `json:"designation"`
 	Property    []map[string]json.RawMessage `json:"property"`
 	Concept     []lookupConcept              `json:"concept"`
+}
+
+// notSelectable reports whether the concept is abstract: property
+// notSelectable true.
+func (c *lookupConcept) notSelectable() bool {
+	return slices.ContainsFunc(c.Property, func(p map[string]json.RawMessage) bool {
+		var name string
+		var value bool
+		return json.Unmarshal(p["code"], &name) == nil && name == "notSelectable" && json.Unmarshal(p["valueBoolean"], &value) == nil && value
+	})
 }
 
 // LookupIn returns the details of code in codeSystem, a CodeSystem resource
@@ -237,7 +258,7 @@ func LookupIn(codeSystem json.RawMessage, code string) (*Details, error) {
 		}
 		return nil, fmt.Errorf("%w: %s in %s", ErrUnknownCode, code, cs.URL)
 	}
-	d := &Details{Name: cs.Name, Version: cs.Version, Concept: Concept{System: cs.URL, Version: cs.Version, Code: found.Code, Display: found.Display, Designations: found.Designation}}
+	d := &Details{Name: cs.Name, Version: cs.Version, Concept: Concept{System: cs.URL, Version: cs.Version, Code: found.Code, Display: found.Display, Abstract: found.notSelectable(), Designations: found.Designation}}
 	if found.Definition != "" {
 		v, _ := json.Marshal(found.Definition)
 		d.Properties = append(d.Properties, Property{Code: "definition", Type: "String", Value: v})

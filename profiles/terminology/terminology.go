@@ -73,6 +73,10 @@ type Concept struct {
 	// (https://hl7.org/fhir/R4/codesystem-concept-properties.html; a
 	// deprecated concept is still active).
 	Inactive bool
+	// Abstract reports a concept that is not meant to be chosen (property
+	// notSelectable true, or abstract in a ValueSet's expansion): it
+	// groups others.
+	Abstract bool
 	// Designations are the concept's other representations: those the
 	// ValueSet gives, then the CodeSystem's.
 	Designations []Designation
@@ -123,6 +127,7 @@ type containsEntry struct {
 	Code        string          `json:"code"`
 	Display     string          `json:"display"`
 	Inactive    bool            `json:"inactive"`
+	Abstract    bool            `json:"abstract"`
 	Designation []Designation   `json:"designation"`
 	Contains    []containsEntry `json:"contains"`
 }
@@ -231,9 +236,18 @@ func (c *concept) inactive() bool {
 	return false
 }
 
+// notSelectable reports whether the concept is abstract: property
+// notSelectable true
+// (https://hl7.org/fhir/R4/codesystem-concept-properties.html).
+func (c *concept) notSelectable() bool {
+	return slices.ContainsFunc(c.Property, func(p conceptProperty) bool {
+		return p.Code == "notSelectable" && p.ValueBoolean != nil && *p.ValueBoolean
+	})
+}
+
 // of returns c as a Concept of cs.
 func (c *concept) of(cs *codeSystem, system string) Concept {
-	return Concept{System: system, Version: cs.Version, Code: c.Code, Display: c.Display, Inactive: c.inactive(), Designations: c.Designation}
+	return Concept{System: system, Version: cs.Version, Code: c.Code, Display: c.Display, Inactive: c.inactive(), Abstract: c.notSelectable(), Designations: c.Designation}
 }
 
 // New returns a Terminology holding the ValueSet and CodeSystem resources
@@ -389,7 +403,7 @@ func (t *Terminology) compute(url string, depth int) (*Expansion, error) {
 		flat = func(list []containsEntry) {
 			for _, c := range list {
 				if c.Code != "" {
-					exp.Contains = append(exp.Contains, Concept{System: c.System, Version: c.Version, Code: c.Code, Display: c.Display, Inactive: c.Inactive, Designations: c.Designation})
+					exp.Contains = append(exp.Contains, Concept{System: c.System, Version: c.Version, Code: c.Code, Display: c.Display, Inactive: c.Inactive, Abstract: c.Abstract, Designations: c.Designation})
 				}
 				flat(c.Contains)
 			}
@@ -498,6 +512,7 @@ func enumerated(cs *codeSystem, inc include, code, display string, designations 
 	if c := cs.concept(code); c != nil {
 		out.Display = cmp.Or(out.Display, c.Display)
 		out.Inactive = c.inactive()
+		out.Abstract = c.notSelectable()
 		out.Designations = append(slices.Clip(designations), c.Designation...)
 	}
 	return out
