@@ -150,6 +150,17 @@ func (p opParams) first(name string) *fhir.ParametersParameter {
 	return nil
 }
 
+// all returns the values of the primitive parameters with this name.
+func (p opParams) all(name string) []string {
+	var out []string
+	for _, x := range p {
+		if x.Name.Get() == name {
+			out = append(out, cmp.Or(x.ValueString.Get(), x.ValueUri.Get(), x.ValueCode.Get(), x.ValueCanonical.Get(), x.ValueUrl.Get(), x.ValueId.Get()))
+		}
+	}
+	return out
+}
+
 // str returns the value of a primitive parameter, whichever string type
 // it was given as.
 func (p opParams) str(name string) string {
@@ -415,6 +426,9 @@ func terminologyError(err error) error {
 // codes that match filter, from offset, at most count of them.
 func (a *api) expand(c *gin.Context, inv invocation) {
 	p, vs, err := a.valueSetInvocation(c, inv, "ValueSet-expand")
+	if err == nil {
+		err = expandRefused(p)
+	}
 	if err != nil {
 		c.Error(err)
 		return
@@ -450,6 +464,11 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 		// An expansion for a user to choose from leaves out the
 		// abstract concepts, which only group others.
 		codes = terminology.Selectable(codes)
+	}
+	codes, systemParams, err := systemVersions(p, vs, codes)
+	if err != nil {
+		c.Error(err)
+		return
 	}
 	if !hasCount && len(codes) > maxExpansion {
 		c.Error(errorf(http.StatusUnprocessableEntity, "too-costly",
@@ -504,6 +523,7 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 	if language != "" {
 		e.Parameter = append(e.Parameter, &fhir.ValueSetExpansionParameter{Name: fhir.NewString("displayLanguage"), ValueCode: fhir.NewCode(language)})
 	}
+	e.Parameter = append(e.Parameter, systemParams...)
 	for _, code := range page {
 		e.Contains = append(e.Contains, expansionEntry(code, language, flags["includeDesignations"]))
 	}
@@ -514,6 +534,79 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 		return
 	}
 	writeFHIR(c, http.StatusOK, body)
+}
+
+// unsupportedExpand are the parameters of $expand this server does not
+// honour, each with why. Ignored, they would change the answer silently,
+// so an expansion asked with one is refused.
+var unsupportedExpand = []struct{ name, why string }{
+	{"context", "expansions do not depend on where the code is used"},
+	{"contextDirection", "expansions do not depend on where the code is used"},
+	{"date", "only the current definitions of value sets and code systems are held"},
+	{"designation", "designations cannot be chosen by language or use: ask for all of them with includeDesignations"},
+}
+
+// expandRefused returns the error for the first parameter of
+// unsupportedExpand an $expand gives, or nil.
+func expandRefused(p opParams) error {
+	for _, u := range unsupportedExpand {
+		if p.first(u.name) != nil {
+			return errorf(http.StatusUnprocessableEntity, "not-supported", "the %s parameter of $expand is not supported: %s", u.name, u.why).at(u.name)
+		}
+	}
+	return nil
+}
+
+// systemVersions applies to codes the parameters of $expand that name code
+// systems, each a canonical (system or system|version), and returns the
+// codes and the parameters applied, for expansion.parameter.
+// exclude-system leaves out the codes of a system (of that version, when
+// it names one). Each code system is held in one version, so
+// system-version and force-system-version can only be that version (or
+// the one the ValueSet pins): another is 422 not-supported, even when the
+// ValueSet pins a version that system-version would give way to, as
+// which version the codes come from is not told apart here.
+// check-system-version of another version than the codes' is 422
+// business-rule, as R4 asks an error for.
+func systemVersions(p opParams, vs *valueSet, codes []terminology.Concept) ([]terminology.Concept, []*fhir.ValueSetExpansionParameter, error) {
+	var applied []*fhir.ValueSetExpansionParameter
+	for _, name := range []string{"exclude-system", "system-version", "check-system-version", "force-system-version"} {
+		for _, value := range p.all(name) {
+			system, version, _ := strings.Cut(value, "|")
+			if system == "" || (name != "exclude-system" && version == "") {
+				return nil, nil, errorf(http.StatusBadRequest, "invalid", "%s must be a code system's canonical url with its version (system|version), not %q", name, value).at(name)
+			}
+			held, _ := vs.terms.CodeSystemVersion(system)
+			var kept []terminology.Concept
+			for _, code := range codes {
+				if code.System != system {
+					kept = append(kept, code)
+					continue
+				}
+				effective := cmp.Or(code.Version, held)
+				switch name {
+				case "exclude-system":
+					if version != "" && version != effective {
+						kept = append(kept, code)
+					}
+					continue
+				case "check-system-version":
+					if effective != version {
+						return nil, nil, errorf(http.StatusUnprocessableEntity, "business-rule", "the expansion of %s has codes of %s in version %q, not %q", vs.url, system, effective, version).at(name)
+					}
+				case "system-version", "force-system-version":
+					if effective != version && held != version {
+						return nil, nil, errorf(http.StatusUnprocessableEntity, "not-supported", "version %q of the code system %s is not available here: it has version %q", version, system, held).at(name)
+					}
+					code.Version = version
+				}
+				kept = append(kept, code)
+			}
+			codes = kept
+			applied = append(applied, &fhir.ValueSetExpansionParameter{Name: fhir.NewString(name), ValueUri: fhir.NewUri(value)})
+		}
+	}
+	return codes, applied, nil
 }
 
 // expansionEntry is concept as an expansion contains it: its display in

@@ -902,3 +902,56 @@ func TestTerminologyAbstractConcepts(t *testing.T) {
 		}
 	}, withValidator(false), withDefinitions)
 }
+
+// The parameters of $expand that name code systems change the answer or
+// refuse it, and are recorded in expansion.parameter; those this server
+// does not honour are refused, naming them.
+func TestTerminologyExpandSystemParameters(t *testing.T) {
+	expand := "/ValueSet/$expand?url=" + url.QueryEscape(genderVS) + "&"
+	held, other := url.QueryEscape(genderCS+"|4.0.1"), url.QueryEscape(genderCS+"|3.0.0")
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tt := range []struct {
+			query string
+			codes []string
+		}{
+			{"exclude-system=" + url.QueryEscape(genderCS), nil},
+			{"exclude-system=" + held, nil},
+			{"exclude-system=" + other, []string{"female", "male", "other", "unknown"}},
+			{"exclude-system=http://example.org/other", []string{"female", "male", "other", "unknown"}},
+			{"system-version=" + held + "&filter=fem", []string{"female"}},
+			{"force-system-version=" + held + "&filter=fem", []string{"female"}},
+			{"check-system-version=" + held + "&filter=fem", []string{"female"}},
+		} {
+			r := c.do("GET", expand+tt.query, "")
+			codes, _ := expansion(t, r)
+			if !slices.Equal(codes, tt.codes) {
+				t.Errorf("%s: codes %v, want %v", tt.query, codes, tt.codes)
+			}
+			name, value, _ := strings.Cut(strings.Split(tt.query, "&")[0], "=")
+			value, _ = url.QueryUnescape(value)
+			found := false
+			ps, _ := get(r.json(t), "expansion", "parameter").([]any)
+			for _, p := range ps {
+				found = found || str(p, "name") == name && str(p, "valueUri") == value
+			}
+			if !found {
+				t.Errorf("%s: expansion.parameter %v lacks it", tt.query, ps)
+			}
+		}
+		for _, tt := range []struct{ query, code, param string }{
+			{"system-version=" + other, "not-supported", "system-version"},
+			{"force-system-version=" + other, "not-supported", "force-system-version"},
+			{"check-system-version=" + other, "business-rule", "check-system-version"},
+			{"system-version=" + url.QueryEscape(genderCS), "invalid", "system-version"},
+			{"date=2020-01-01", "not-supported", "date"},
+			{"designation=" + url.QueryEscape("urn:ietf:bcp:47|en"), "not-supported", "designation"},
+			{"context=Patient.gender", "not-supported", "context"},
+		} {
+			want := http.StatusUnprocessableEntity
+			if tt.code == "invalid" {
+				want = http.StatusBadRequest
+			}
+			c.do("GET", expand+tt.query, "").want(t, want).outcome(t, tt.code, tt.param)
+		}
+	}, withValidator(false), withDefinitions)
+}
