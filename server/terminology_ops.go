@@ -131,11 +131,16 @@ func (p opParams) once(definition string) error {
 }
 
 // termParams reads the parameters of an invocation of the terminology
-// operation defined as definition, refusing those it repeats.
+// operation defined as definition, refusing those it repeats. A date (the
+// definitions as they were then) is refused too: only the current ones are
+// held, and answering from them would change the answer silently.
 func termParams(c *gin.Context, definition string) (opParams, error) {
 	p, err := operationParams(c)
 	if err != nil {
 		return nil, err
+	}
+	if p.first("date") != nil {
+		return nil, errorf(http.StatusUnprocessableEntity, "not-supported", "the date parameter is not supported: only the current definitions of value sets and code systems are held").at("date")
 	}
 	return p, p.once(definition)
 }
@@ -542,7 +547,6 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 var unsupportedExpand = []struct{ name, why string }{
 	{"context", "expansions do not depend on where the code is used"},
 	{"contextDirection", "expansions do not depend on where the code is used"},
-	{"date", "only the current definitions of value sets and code systems are held"},
 	{"designation", "designations cannot be chosen by language or use: ask for all of them with includeDesignations"},
 }
 

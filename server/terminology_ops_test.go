@@ -856,6 +856,14 @@ func TestTerminologyRepeatedParameterIsRefused(t *testing.T) {
 		} {
 			c.do("GET", tt.path, "").want(t, http.StatusBadRequest).outcome(t, "invalid", tt.param)
 		}
+		// Only the current definitions are held: a date is refused.
+		for _, path := range []string{
+			"/ValueSet/$validate-code?url=" + vs + "&system=" + cs + "&code=female&date=2020-01-01",
+			"/CodeSystem/$validate-code?url=" + cs + "&code=female&date=2020-01-01",
+			"/CodeSystem/$lookup?system=" + cs + "&code=female&date=2020-01-01",
+		} {
+			c.do("GET", path, "").want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "date")
+		}
 		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"`+genderVS+`"},
 			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"female"}},
 			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"x"}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "coding")
