@@ -84,7 +84,9 @@ func TestCreateRejects(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				headers := []string{}
+				// The answer is asked for as JSON: with no Accept, a body sent
+				// as XML is answered in XML.
+				headers := []string{"Accept", "application/fhir+json"}
 				switch tt.contentType {
 				case "":
 				case "-":
@@ -651,6 +653,25 @@ func TestNegotiation(t *testing.T) {
 				}
 			})
 		}
+		// Neither _format nor Accept asking for a format, the answer is in
+		// the format of the body sent.
+		const asXML = `<Patient xmlns="http://hl7.org/fhir"><gender value="female"/></Patient>`
+		for _, tt := range []struct{ contentType, accept, query, want string }{
+			{"application/fhir+xml", "", "", "application/fhir+xml"},
+			{"application/fhir+xml", "*/*", "", "application/fhir+xml"},
+			{"application/xml", "", "", "application/xml"},
+			{"application/fhir+xml", "application/fhir+json", "", "application/fhir+json"},
+			{"application/fhir+xml", "", "?_format=json", "application/fhir+json"},
+		} {
+			r := c.do("POST", "/Patient"+tt.query, asXML, "Content-Type", tt.contentType, "Accept", tt.accept).want(t, http.StatusCreated)
+			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, tt.want) {
+				t.Errorf("POST of %s, Accept %q%s: Content-Type %q, want %s", tt.contentType, tt.accept, tt.query, ct, tt.want)
+			}
+		}
+		if ct := c.do("POST", "/Patient", patient).want(t, http.StatusCreated).header.Get("Content-Type"); !strings.HasPrefix(ct, "application/fhir+json") {
+			t.Errorf("POST of JSON without Accept: Content-Type %q", ct)
+		}
+
 		pretty := c.do("GET", "/Patient/"+id+"?_pretty=true", "").want(t, 200)
 		if !strings.Contains(string(pretty.body), "\n  \"resourceType\"") {
 			t.Errorf("_pretty=true not indented: %s", pretty.body)

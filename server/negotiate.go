@@ -49,6 +49,13 @@ func negotiate(c *gin.Context) {
 	}
 	accept := c.Request.Header.Get("Accept")
 	mediaType, err := responseType(format, accept)
+	if format == "" && anyType(accept) {
+		// R4 leaves the answer's format open when neither _format nor Accept
+		// asks for one; a client that sent XML reads XML, as HAPI answers.
+		if ct, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); xmlTypes[ct] {
+			mediaType, _ = answerTo(ct)
+		}
+	}
 	if rawBinaryRead(c, format, accept) {
 		// The Binary's content is the answer; errors are FHIR JSON.
 		c.Set(ctxRawAccept, accept)
@@ -163,6 +170,13 @@ func otherVersion(params map[string]string) (string, bool) {
 func versionNotServed(status int, v string) *Error {
 	return errorf(status, "not-supported",
 		"FHIR version %q is not served here: this server reads and writes FHIR %s (R4) only, as $versions lists", truncate(v, 20), servedVersion)
+}
+
+// anyType reports whether accept asks for no type in particular: absent,
+// or */* alone.
+func anyType(accept string) bool {
+	accept = strings.TrimSpace(accept)
+	return accept == "" || accept == "*/*"
 }
 
 // answerTo returns the media type of the answer to a client accepting mt.

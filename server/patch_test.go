@@ -69,7 +69,7 @@ func TestPatch(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				id := str(c.create("Patient", seed), "id")
-				headers := append([]string{"Content-Type", tt.contentType}, tt.headers...)
+				headers := append([]string{"Content-Type", tt.contentType, "Accept", "application/fhir+json"}, tt.headers...)
 				r := c.do("PATCH", "/Patient/"+id, tt.body, headers...).want(t, http.StatusOK)
 				p := r.json(t)
 				if !tt.check(p) {

@@ -283,7 +283,7 @@ func TestDecodeIssuesAreCapped(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				r := c.do("POST", "/Patient", tt.body, "Content-Type", tt.contentType)
+				r := c.do("POST", "/Patient", tt.body, "Content-Type", tt.contentType, "Accept", "application/fhir+json")
 				r.want(t, http.StatusBadRequest)
 				issues, _ := get(r.json(t), "issue").([]any)
 				if len(issues) > 101 || len(r.body) > 64<<10 {
@@ -295,7 +295,7 @@ func TestDecodeIssuesAreCapped(t *testing.T) {
 			})
 		}
 		// An element of many attributes is refused before it is parsed.
-		r := c.do("POST", "/Patient", `<Patient xmlns="http://hl7.org/fhir" `+attributes(100000)+`/>`, "Content-Type", "application/fhir+xml")
+		r := c.do("POST", "/Patient", `<Patient xmlns="http://hl7.org/fhir" `+attributes(100000)+`/>`, "Content-Type", "application/fhir+xml", "Accept", "application/fhir+json")
 		r.want(t, http.StatusBadRequest).outcome(t, "invalid", "")
 		r = c.do("GET", "/Patient", "").want(t, http.StatusOK)
 		if n := len(entries(t, r, "match")); n != 0 {
@@ -317,7 +317,7 @@ func attributes(n int) string {
 func TestLoneSurrogateRefused(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		r := c.do("POST", "/Patient", `<Patient xmlns="http://hl7.org/fhir"><name><family value="W&#xD800;rd"/></name></Patient>`,
-			"Content-Type", "application/fhir+xml")
+			"Content-Type", "application/fhir+xml", "Accept", "application/fhir+json")
 		r.want(t, http.StatusBadRequest).outcome(t, "invalid", "")
 		r = c.do("POST", "/Patient", `{"resourceType":"Patient","name":[{"family":"W\ud800rd"}]}`)
 		r.want(t, http.StatusBadRequest)

@@ -53,7 +53,7 @@ func TestValidateOperation(t *testing.T) {
 		c.do("POST", "/Patient/nope/$validate", patient).want(t, 404).outcome(t, "not-found", "")
 		id := str(c.create("Patient", patient), "id")
 		c.do("POST", "/Patient/"+id+"/$validate", `{"resourceType":"Parameters","parameter":[{"name":"mode","valueCode":"delete"}]}`).want(t, 200).outcome(t, "informational", "")
-		valid(t, c.do("POST", "/Patient/$validate", `<Patient xmlns="http://hl7.org/fhir"><gender value="female"/></Patient>`, "Content-Type", "application/fhir+xml").want(t, 200))
+		valid(t, c.do("POST", "/Patient/$validate", `<Patient xmlns="http://hl7.org/fhir"><gender value="female"/></Patient>`, "Content-Type", "application/fhir+xml", "Accept", "application/fhir+json").want(t, 200))
 	}, withValidator(false))
 }
 
@@ -112,7 +112,7 @@ func TestValidateXMLValueFaults(t *testing.T) {
 			inParameters := `<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="mode"/><valueCode value="create"/></parameter>` +
 				`<parameter><name value="resource"/><resource>` + asXML + `</resource></parameter></Parameters>`
 			for _, v := range []struct{ body, contentType string }{{asJSON, "application/fhir+json"}, {asXML, xmlType}, {inParameters, xmlType}} {
-				r := c.do("POST", "/Patient/$validate", v.body, "Content-Type", v.contentType).want(t, http.StatusOK)
+				r := c.do("POST", "/Patient/$validate", v.body, "Content-Type", v.contentType, "Accept", "application/fhir+json").want(t, http.StatusOK)
 				if msg := r.outcome(t, "value", "Patient.birthDate"); !strings.Contains(msg, date) {
 					t.Errorf("%s: diagnostics %q do not name %s", v.body, msg, date)
 				}
