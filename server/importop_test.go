@@ -686,6 +686,27 @@ func TestImportGPConnectFromProvider(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportMappingOnlyForCSV: a mapping, the layout of a CSV report, is
+// refused with any other format rather than left unread, and nothing is
+// stored.
+func TestImportMappingOnlyForCSV(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		before := storedCounts(t, c)
+		for _, p := range importPayloads(t) {
+			if strings.Contains(p.query, "format=csv") {
+				continue
+			}
+			r := c.do("POST", "/$import?"+p.query+"&mapping=emis-patient-list", p.body, "Content-Type", p.contentType).want(t, 400)
+			if !strings.Contains(string(r.body), `"expression":["mapping"]`) {
+				t.Errorf("refusing mapping with %s: %s", p.query, r.body)
+			}
+		}
+		if after := storedCounts(t, c); after != before {
+			t.Errorf("stored %s, before %s", after, before)
+		}
+	}, withImport)
+}
+
 // TestExportRestrictedNarrative exports a restricted Patient whose
 // narrative and contained practice spell out where the person lives and
 // is registered: the export discloses neither.

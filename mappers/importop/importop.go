@@ -102,6 +102,16 @@ func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation)
 	if err != nil {
 		return nil, err
 	}
+	if format != "csv" {
+		// Left unread, a mapping would let the importer believe a layout
+		// was applied that was not.
+		if mapping, err := inv.Text("mapping"); err != nil || mapping != "" {
+			if err != nil {
+				return nil, err
+			}
+			return nil, operation.Errorf(http.StatusBadRequest, "not-supported", "mapping", "mapping is the layout of a CSV report: format %s does not take it", format)
+		}
+	}
 	var rep *Report
 	switch format {
 	case "hl7v2":
