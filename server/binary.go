@@ -43,7 +43,7 @@ func rawBinaryRead(c *gin.Context, format, accept string) bool {
 	}
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil || mt == "*/*" || mt == "application/*" || params["q"] == "0" {
+		if err != nil || mt == "*/*" || mt == "application/*" || refused(params) {
 			continue
 		}
 		if _, ok := answerTo(mt); ok {
@@ -111,7 +111,7 @@ func accepts(accept, mt string) bool {
 	major, _, _ := strings.Cut(mt, "/")
 	for _, part := range strings.Split(accept, ",") {
 		a, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil || params["q"] == "0" {
+		if err != nil || refused(params) {
 			continue
 		}
 		if a == "*/*" || a == mt || a == major+"/*" {
@@ -119,6 +119,18 @@ func accepts(accept, mt string) bool {
 		}
 	}
 	return false
+}
+
+// refused reports whether the parameters of a media type in Accept give
+// it weight 0 (q=0, q=0.0, q=0.000: RFC 9110, section 12.4.2), which
+// makes it not acceptable.
+func refused(params map[string]string) bool {
+	q, ok := params["q"]
+	if !ok {
+		return false
+	}
+	w, err := strconv.ParseFloat(q, 64)
+	return err == nil && w == 0
 }
 
 // activeContent reports whether a browser would render content of media

@@ -50,7 +50,7 @@ func TestBinaryRawRead(t *testing.T) {
 		data := base64.StdEncoding.EncodeToString([]byte(pdf))
 		c.do("PUT", "/Binary/scan", `{"resourceType":"Binary","id":"scan","contentType":"application/pdf","securityContext":{"reference":"Patient/p1"},"data":"`+data+`"}`).
 			want(t, http.StatusCreated)
-		for _, accept := range []string{"", "*/*", "application/pdf", "application/*;q=0.5, image/png", "application/fhir+json;q=0, */*"} {
+		for _, accept := range []string{"", "*/*", "application/pdf", "application/*;q=0.5, image/png", "application/fhir+json;q=0, */*", "application/fhir+json;q=0.0, */*"} {
 			r := c.do("GET", "/Binary/scan", "", "Accept", accept).want(t, http.StatusOK)
 			if string(r.body) != pdf {
 				t.Errorf("Accept %q: body %q, want the content", accept, r.body)
@@ -91,6 +91,8 @@ func TestBinaryRawRead(t *testing.T) {
 		// cannot be had in any type asked for.
 		r = c.do("GET", "/Binary/scan", "", "Accept", "image/png").want(t, http.StatusNotAcceptable)
 		r.outcome(t, "not-supported", "")
+		// Nor one whose weight, however written, is zero.
+		c.do("GET", "/Binary/scan", "", "Accept", "application/pdf;q=0.00, image/png").want(t, http.StatusNotAcceptable)
 		c.do("GET", "/Binary/absent", "", "Accept", "image/png").want(t, http.StatusNotFound).outcome(t, "not-found", "")
 	})
 }
