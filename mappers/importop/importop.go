@@ -98,19 +98,17 @@ func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation)
 		}
 		return nil, operation.Errorf(http.StatusBadRequest, "required", "", "$import takes the payload as the request body, which is empty")
 	}
-	provider, err := providerBase(inv, format)
-	if err != nil {
+	// A parameter of another format is refused rather than left unread,
+	// which would let the importer believe it applied.
+	if err := onlyFor(inv, format, "mapping", "csv", "the layout of a CSV report"); err != nil {
 		return nil, err
 	}
-	if format != "csv" {
-		// Left unread, a mapping would let the importer believe a layout
-		// was applied that was not.
-		if mapping, err := inv.Text("mapping"); err != nil || mapping != "" {
-			if err != nil {
-				return nil, err
-			}
-			return nil, operation.Errorf(http.StatusBadRequest, "not-supported", "mapping", "mapping is the layout of a CSV report: format %s does not take it", format)
-		}
+	if err := onlyFor(inv, format, "provider", "gpconnect", "the base URL of a GP Connect provider"); err != nil {
+		return nil, err
+	}
+	provider, err := providerBase(inv)
+	if err != nil {
+		return nil, err
 	}
 	var rep *Report
 	switch format {
@@ -183,19 +181,26 @@ func bodyError(err error) error {
 // providerBase reads the provider parameter: the FHIR base URL of the GP
 // Connect provider that answered the payload, under which the import
 // keeps each resource's id there, as a later booking with that provider
-// names them. Only format gpconnect takes it.
-func providerBase(inv *operation.Invocation, format string) (string, error) {
+// names them.
+func providerBase(inv *operation.Invocation) (string, error) {
 	provider, err := inv.Text("provider")
 	if err != nil || provider == "" {
 		return "", err
-	}
-	if format != "gpconnect" {
-		return "", operation.Errorf(http.StatusBadRequest, "not-supported", "provider", "provider is the base URL of a GP Connect provider: format %s does not take it", format)
 	}
 	if u, err := url.Parse(provider); err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
 		return "", operation.Errorf(http.StatusBadRequest, "value", "provider", "provider %q is not the absolute http or https URL of a GP Connect provider's FHIR base", provider)
 	}
 	return provider, nil
+}
+
+// onlyFor refuses the parameter name, which is what, when it is given with
+// a format other than the one that takes it.
+func onlyFor(inv *operation.Invocation, format, name, takenBy, what string) error {
+	value, err := inv.Text(name)
+	if err != nil || value == "" || format == takenBy {
+		return err
+	}
+	return operation.Errorf(http.StatusBadRequest, "not-supported", name, "%s is %s: format %s does not take it", name, what, format)
 }
 
 // Map maps a whole payload of format gpconnect or pds. provider is the
