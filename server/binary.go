@@ -151,17 +151,6 @@ func rawBinaryBody(c *gin.Context, typ string) bool {
 	return ok && !jsonTypes[mt] && !xmlTypes[mt]
 }
 
-// parseMediaType parses a media type, type/subtype and parameters; the
-// mime package also takes a value without a subtype ("pdf"), which names
-// no content.
-func parseMediaType(v string) (string, map[string]string, bool) {
-	mt, params, err := mime.ParseMediaType(v)
-	if err != nil || !strings.Contains(mt, "/") {
-		return "", nil, false
-	}
-	return mt, params, true
-}
-
 // readRawBinary reads the request body, byte for byte, as the data of a
 // Binary of its Content-Type, with the X-Security-Context header as its
 // securityContext. On an update the Binary has the id of the URL.

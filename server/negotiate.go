@@ -52,7 +52,7 @@ func negotiate(c *gin.Context) {
 	if format == "" && anyType(accept) {
 		// R4 leaves the answer's format open when neither _format nor Accept
 		// asks for one; a client that sent XML reads XML, as HAPI answers.
-		if ct, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type")); xmlTypes[ct] {
+		if ct, _, ok := parseMediaType(c.GetHeader("Content-Type")); ok && xmlTypes[ct] {
 			mediaType, _ = answerTo(ct)
 		}
 	}
@@ -234,6 +234,20 @@ func bodyType(c *gin.Context) (string, error) {
 		return "", versionNotServed(http.StatusUnsupportedMediaType, v)
 	}
 	return mt, nil
+}
+
+// parseMediaType parses a media type, type/subtype and parameters; the
+// mime package also takes a value without a subtype ("pdf"), which names
+// no content.
+func parseMediaType(v string) (string, map[string]string, bool) {
+	if v == "" {
+		return "", nil, false // most requests, reads: nothing to parse
+	}
+	mt, params, err := mime.ParseMediaType(v)
+	if err != nil || !strings.Contains(mt, "/") {
+		return "", nil, false
+	}
+	return mt, params, true
 }
 
 // writeFHIR writes a resource, given as its JSON form, in the negotiated
