@@ -159,6 +159,19 @@ func TestOutputFormats(t *testing.T) {
 	})
 }
 
+// TestExportMasksChannelHeaders: an exported Subscription shows the names
+// of its channel headers, not their values, as every answer of the API.
+func TestExportMasksChannelHeaders(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Subscription/s1", `{"resourceType":"Subscription","id":"s1","status":"off","reason":"test","criteria":"Patient?active=true",`+
+			`"channel":{"type":"rest-hook","endpoint":"https://rx.test/hook","header":["Authorization: Bearer s3cret"]}}`)
+		file := e.files("admin", e.wait("admin", e.kickOff("admin", "/$export?_type=Subscription")))["Subscription"]
+		if strings.Contains(file, "s3cret") || !strings.Contains(file, `"Authorization: ****"`) {
+			t.Errorf("exported %s", file)
+		}
+	})
+}
+
 // TestExportLenient: under Prefer: handling=lenient a parameter the export
 // does not apply is ignored rather than refused.
 func TestExportLenient(t *testing.T) {

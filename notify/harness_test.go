@@ -144,12 +144,21 @@ type response struct {
 // do sends a request with the token of who ("" sends none).
 func (e *env) do(who, method, path, body string) *response {
 	e.t.Helper()
+	return e.doWith(who, method, path, body, nil)
+}
+
+// doWith is do with more request headers.
+func (e *env) doWith(who, method, path, body string, header http.Header) *response {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.base+path, strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/fhir+json")
+	}
+	for name, values := range header {
+		req.Header[name] = values
 	}
 	if tok, ok := e.tokens[who]; ok {
 		req.Header.Set("Authorization", "Bearer "+tok)

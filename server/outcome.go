@@ -137,6 +137,7 @@ func fromError(err error) (int, outcome, http.Header) {
 		costly   *store.TooCostlyError
 		tooBig   *http.MaxBytesError
 		denied   *access.Denied
+		invalid  *access.Invalid
 	)
 	switch {
 	case errors.As(err, &fe):
@@ -160,6 +161,9 @@ func fromError(err error) (int, outcome, http.Header) {
 			code = "not-supported"
 		}
 		return denied.Status, newOutcome(Issue{Severity: "error", Code: code, Diagnostics: denied.Message}), nil
+	case errors.As(err, &invalid):
+		return http.StatusUnprocessableEntity, newOutcome(Issue{Severity: "error", Code: "invalid",
+			Diagnostics: invalid.Message, Expression: []string{invalid.Expression}}), nil
 	case errors.As(err, &conflict):
 		return http.StatusConflict, newOutcome(Issue{Severity: "error", Code: "conflict",
 			Diagnostics: fmt.Sprintf("%s/%s was changed by another request (version %d is current); retry with the current version",

@@ -137,7 +137,7 @@ func (s *Store) read(ctx context.Context, r store.Reader, typ, id string) (*stor
 		return nil, err
 	}
 	req.record.touch(v)
-	return v, nil
+	return shown(v)
 }
 
 // within answers store.ErrNotFound for a version outside g. A tombstone
@@ -189,7 +189,7 @@ func (s *Store) vread(ctx context.Context, r store.Reader, typ, id string, versi
 		return nil, err
 	}
 	req.record.touch(v)
-	return v, nil
+	return shown(v)
 }
 
 // History implements store.Reader. A history of the system needs the
@@ -240,14 +240,26 @@ func (s *Store) history(ctx context.Context, r store.Reader, q store.HistoryQuer
 			return nil, err
 		}
 		req.record.touch(page.Versions...)
-		return page, nil
+		return shownPage(page)
 	}
 	page, err := s.filteredHistory(ctx, req, r, q)
 	if err != nil {
 		return nil, err
 	}
 	req.record.touch(page.Versions...)
-	return page, nil
+	return shownPage(page)
+}
+
+// shownPage returns page with its versions as a reader is given them
+// (see shown).
+func shownPage(page *store.HistoryPage) (*store.HistoryPage, error) {
+	vs, err := shownAll(page.Versions)
+	if err != nil {
+		return nil, err
+	}
+	out := *page
+	out.Versions = vs
+	return &out, nil
 }
 
 // filteredHistory returns a page of up to q.Count versions of the history
@@ -319,7 +331,7 @@ func (s *Store) search(ctx context.Context, r store.Reader, q store.Query) ([]*s
 		return nil, err
 	}
 	req.record.touch(found...)
-	return found, nil
+	return shownAll(found)
 }
 
 // errNothing is a search an operation makes of a type the principal may
@@ -461,7 +473,14 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 	}
 	req.record.touch(page.Matches...)
 	req.record.touch(page.Included...)
-	return page, nil
+	out := *page
+	if out.Matches, err = shownAll(page.Matches); err != nil {
+		return nil, err
+	}
+	if out.Included, err = shownAll(page.Included); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 func isDenied(err error) bool {
@@ -515,14 +534,38 @@ type gated struct {
 
 func (g gated) Put(ctx context.Context, w *store.Write) error { return g.w.PutGated(ctx, w, g.ready) }
 
+// put decides w and writes it through wr.
+//
+// A Subscription is written with its channel headers as keepHeaders has
+// them, a value a client sent back masked being the one stored, and w is
+// left holding the version as a reader is given it (see shown), for the
+// answer to the write and for its hooks. The engine gets a Write of its
+// own: a unit of work may hold on to it until it commits.
 func (s *Store) put(ctx context.Context, r store.Reader, wr store.Writer, w *store.Write) error {
 	if err := s.allowWrite(ctx, r, w); err != nil {
 		return err
 	}
-	if err := wr.Put(ctx, w); err != nil {
+	stored := w
+	if !w.Deleted && mayHoldHeaders(w.Type, w.JSON) {
+		body, err := keepHeaders(ctx, r, w)
+		if err != nil {
+			return err
+		}
+		copied := *w
+		copied.JSON = body
+		stored = &copied
+	}
+	if err := wr.Put(ctx, stored); err != nil {
 		return s.concealConflict(ctx, r, w, err)
 	}
 	recordWrite(ctx, w)
+	if stored != w {
+		body, err := maskHeaders(stored.JSON)
+		if err != nil {
+			return fmt.Errorf("access: mask the headers of %s/%s: %w", w.Type, w.ID, err)
+		}
+		w.JSON = body
+	}
 	return nil
 }
 
