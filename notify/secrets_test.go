@@ -209,3 +209,41 @@ func TestHeaderKeptOnReadModifyWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestHeaderNotKeptForNewEndpoint: a masked header value is kept only for
+// the endpoint it was given for, so that a client that may update a
+// Subscription, but was never shown its keys, cannot have them sent to a
+// receiver of its own; with the values given again the endpoint changes.
+func TestHeaderNotKeptForNewEndpoint(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{
+			"editor": {"sub": "editor", "scope": "user/Subscription.ru user/Appointment.rs"},
+		})
+		rx, other := newReceiver(t), newReceiver(t)
+		created := e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "", "Authorization: "+hookAuth))
+		if created.status != 201 {
+			t.Fatalf("create: %d %s", created.status, created.body)
+		}
+		id := idOf(t, created)
+		e.deliver()
+		rx.take()
+		read := e.do("editor", "GET", "/Subscription/"+id, "")
+		moved := strings.Replace(strings.Replace(read.body, rx.URL, other.URL, 1), `"status":"active"`, `"status":"requested"`, 1)
+		r := e.do("editor", "PUT", "/Subscription/"+id, moved)
+		if r.status != 422 || !strings.Contains(r.body, "Subscription.channel.header[0]") {
+			t.Errorf("PUT of a new endpoint keeping the masked value: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		if got := other.take(); len(got) != 0 {
+			t.Fatalf("the new endpoint was sent %+v", got)
+		}
+		r = e.do("editor", "PUT", "/Subscription/"+id, strings.Replace(moved, "Authorization: ****", "Authorization: Bearer its-own", 1))
+		if r.status != 200 {
+			t.Fatalf("PUT of a new endpoint with a new value: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		if got := other.take(); len(got) != 1 || got[0].Auth != "Bearer its-own" {
+			t.Errorf("the new endpoint was sent %+v", got)
+		}
+	})
+}

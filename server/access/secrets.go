@@ -99,7 +99,10 @@ func maskHeaders(body []byte) ([]byte, error) {
 // stored: a channel header whose value is HeaderMask takes the value of
 // the header in the same place among those of its name in the version w
 // replaces (the second X-Key that of the second X-Key). A masked header
-// with no such header stored is refused: there is no value to keep.
+// with no such header stored is refused: there is no value to keep. So is
+// one in a write that changes the endpoint: the value was given for the
+// receiver there, and a client that may write the Subscription but was
+// never shown the value must not have it sent to a receiver of its own.
 func keepHeaders(ctx context.Context, r store.Reader, w *store.Write) ([]byte, error) {
 	if !bytes.Contains(w.JSON, []byte(HeaderMask)) {
 		return w.JSON, nil
@@ -108,8 +111,8 @@ func keepHeaders(ctx context.Context, r store.Reader, w *store.Write) ([]byte, e
 	if err != nil || sub.Channel == nil {
 		return w.JSON, err
 	}
-	var stored map[string][]string // the replaced version's headers by name
-	seen := map[string]int{}       // the headers of each name before this one
+	var stored *storedChannel
+	seen := map[string]int{} // the headers of each name before this one
 	changed := false
 	for i, h := range sub.Channel.Header {
 		name, value, ok := cutHeader(h)
@@ -122,16 +125,22 @@ func keepHeaders(ctx context.Context, r store.Reader, w *store.Write) ([]byte, e
 			continue
 		}
 		if stored == nil {
-			if stored, err = storedHeaders(ctx, r, w); err != nil {
+			if stored, err = readChannel(ctx, r, w); err != nil {
 				return nil, err
 			}
 		}
-		if place >= len(stored[name]) {
-			return nil, &Invalid{Expression: fmt.Sprintf("Subscription.channel.header[%d]", i),
+		at := fmt.Sprintf("Subscription.channel.header[%d]", i)
+		if place >= len(stored.headers[name]) {
+			return nil, &Invalid{Expression: at,
 				Message: fmt.Sprintf("the value of header %s is %s, which keeps the value stored for it, but %s/%s holds no such header to keep: give its value",
 					name, HeaderMask, w.Type, w.ID)}
 		}
-		h.Value = &stored[name][place]
+		if sub.Channel.Endpoint.Get() != stored.endpoint {
+			return nil, &Invalid{Expression: at,
+				Message: fmt.Sprintf("the value of header %s is %s, which keeps the value stored for it, but a value is kept only for the endpoint it was given for: "+
+					"with a new channel.endpoint, give its value again", name, HeaderMask)}
+		}
+		h.Value = &stored.headers[name][place]
 		changed = true
 	}
 	if !changed {
@@ -140,31 +149,37 @@ func keepHeaders(ctx context.Context, r store.Reader, w *store.Write) ([]byte, e
 	return fhirjson.Marshal(res)
 }
 
-// storedHeaders returns the channel headers of the version w replaces,
-// whole, by their canonical names; none when w creates the resource or
-// replaces a deletion.
-func storedHeaders(ctx context.Context, r store.Reader, w *store.Write) (map[string][]string, error) {
-	byName := map[string][]string{}
+// storedChannel is what keepHeaders needs of the version a write replaces.
+type storedChannel struct {
+	endpoint string
+	headers  map[string][]string // whole headers, by canonical name
+}
+
+// readChannel returns the channel of the version w replaces; no headers
+// when w creates the resource or replaces a deletion.
+func readChannel(ctx context.Context, r store.Reader, w *store.Write) (*storedChannel, error) {
+	ch := &storedChannel{headers: map[string][]string{}}
 	if w.Expected == 0 {
-		return byName, nil
+		return ch, nil
 	}
 	v, err := r.VRead(ctx, w.Type, w.ID, w.Expected)
 	if err != nil {
-		return nil, fmt.Errorf("access: the headers of %s/%s: %w", w.Type, w.ID, err)
+		return nil, fmt.Errorf("access: the channel of %s/%s: %w", w.Type, w.ID, err)
 	}
 	if v.Deleted {
-		return byName, nil
+		return ch, nil
 	}
 	_, sub, err := decodeSubscription(v.JSON)
 	if err != nil || sub.Channel == nil {
-		return byName, err
+		return ch, err
 	}
+	ch.endpoint = sub.Channel.Endpoint.Get()
 	for _, h := range sub.Channel.Header {
 		if name, _, ok := cutHeader(h); ok {
-			byName[name] = append(byName[name], h.Get())
+			ch.headers[name] = append(ch.headers[name], h.Get())
 		}
 	}
-	return byName, nil
+	return ch, nil
 }
 
 // cutHeader returns the canonical name and the trimmed value of a channel
