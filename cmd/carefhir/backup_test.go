@@ -351,3 +351,43 @@ func TestVerifyBesideWrites(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// verify finds nothing wrong in a store written before references were
+// stored once, which holds a row by id alone beside each reference that
+// no search reads, and still reports a reference row that is missing.
+func TestVerifyStoreWithReferencesByIDAlone(t *testing.T) {
+	data := t.TempDir()
+	if out, err := runCmd(t, "synth", "--data", data, "--patients", "2", "--clients", "1"); err != nil {
+		t.Fatalf("synth: %q, %v", out, err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(data, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustExec := func(stmt string) int64 {
+		t.Helper()
+		res, err := db.Exec(stmt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	// Each "rType/id" key with the "iid" key that earlier versions wrote
+	// beside it.
+	if n := mustExec(`INSERT INTO refs (pid, key, rid) SELECT pid, 'i' || substr(key, instr(key, '/') + 1), rid FROM refs WHERE key LIKE 'r%'`); n == 0 {
+		t.Fatal("the store holds no reference to add a row by id alone to")
+	}
+	if out, err := runCmd(t, "verify", "--data", data); err != nil {
+		t.Fatalf("verify a store with rows by id alone: %v\n%s", err, out)
+	}
+	mustExec(`DELETE FROM refs WHERE (pid, key, rid) IN (SELECT pid, key, rid FROM refs WHERE key LIKE 'r%' LIMIT 1)`)
+	out, err := runCmd(t, "verify", "--data", data)
+	if err == nil || exitCode(err, io.Discard) != 1 || !strings.Contains(out, "refs: ") {
+		t.Errorf("verify a store missing a reference row: %v, want exit 1 naming refs:\n%s", err, out)
+	}
+}

@@ -238,7 +238,13 @@ func compareRows(ctx context.Context, db conn, rid int64, ix *store.Index) (stri
 	})
 	for _, t := range searchTables {
 		cols := indexColumns[t.kind]
-		rows, err := db.QueryContext(ctx, `SELECT p.name, x.`+strings.Join(cols, ", x.")+` FROM `+t.name+` x JOIN params p ON p.pid = x.pid WHERE x.rid = ?`, rid)
+		cond := "x.rid = ?"
+		if t.where != "" {
+			// The rows by id alone that a database written before
+			// references were stored once holds are unread, not damage.
+			cond += " AND " + t.where
+		}
+		rows, err := db.QueryContext(ctx, `SELECT p.name, x.`+strings.Join(cols, ", x.")+` FROM `+t.name+` x JOIN params p ON p.pid = x.pid WHERE `+cond, rid)
 		if err != nil {
 			return "", err
 		}

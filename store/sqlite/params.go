@@ -31,8 +31,9 @@ type searchTable struct {
 	name string
 	// lo and hi are what _sort orders by, ascending and descending: the
 	// smallest and largest value of a resource's rows of a parameter ("":
-	// the table has no sort key). where, if set, keeps the rows that hold a
-	// sort value.
+	// the table has no sort key). where, if set, keeps the rows this
+	// version writes, leaving out those that earlier versions wrote and
+	// nothing reads any longer: the ones _sort orders by and Verify checks.
 	lo, hi, where string
 }
 
