@@ -519,3 +519,55 @@ func TestHistoryTotalOnFirstPage(t *testing.T) {
 		t.Errorf("a new first page: total %d, %v; want 3", again.Total, err)
 	}
 }
+
+// TestReferenceKeysByID checks that documents written before references
+// were stored once, which hold a key by id alone beside each reference,
+// answer every search as documents written after.
+func TestReferenceKeysByID(t *testing.T) {
+	uri := ferrettest.Start(t)
+	storetest.ReferenceKeysByID(t, open(t, uri), func(t *testing.T, s store.Store) store.Store {
+		db := connect(t, uri).Database(ferrettest.Database)
+		added := 0
+		for _, typ := range []string{"CarePlan", "Observation", "Organization", "Patient", "Practitioner"} {
+			coll := db.Collection(typ)
+			cur, err := coll.Find(t.Context(), bson.D{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var docs []bson.M
+			if err := cur.All(t.Context(), &docs); err != nil {
+				t.Fatal(err)
+			}
+			for _, doc := range docs {
+				set := bson.D{}
+				for name, v := range doc {
+					if !strings.HasPrefix(name, "ixr_") {
+						continue
+					}
+					// One value is stored alone, several as an array.
+					keys, ok := v.(bson.A)
+					if !ok {
+						keys = bson.A{v}
+					}
+					for _, k := range slices.Clone(keys) {
+						if ref, ok := strings.CutPrefix(k.(string), store.RefTyped); ok {
+							_, id, _ := strings.Cut(ref, "/")
+							keys = append(keys, "i"+id)
+							added++
+						}
+					}
+					set = append(set, bson.E{Key: name, Value: keys})
+				}
+				if len(set) > 0 {
+					if _, err := coll.UpdateOne(t.Context(), bson.D{{Key: "_id", Value: doc["_id"]}}, bson.D{{Key: "$set", Value: set}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		if added == 0 {
+			t.Fatal("no document holds a reference to add a key by id alone to")
+		}
+		return s
+	})
+}

@@ -331,8 +331,8 @@ func TestSearchParametersAppear(t *testing.T) {
 }
 
 // TestReferencesStoredOnce checks that a reference is one row, by type and
-// id (or by URL), and that the row by id alone which databases written
-// before still hold is never matched: a search finds the resource once.
+// id (or by URL). TestReferenceKeysByID checks that the row by id alone
+// which databases written before still hold changes no search.
 func TestReferencesStoredOnce(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, dir, sqlite.Options{})
@@ -372,25 +372,31 @@ func TestReferencesStoredOnce(t *testing.T) {
 	if got, want := keys(), []string{"rPatient/p1", "uhttps://elsewhere.example/fhir/Patient/p9"}; !slices.Equal(got, want) {
 		t.Fatalf("refs keys = %q, want %q", got, want)
 	}
-	// The key by id alone of a database written before.
-	if _, err := db.Exec(`INSERT INTO refs (pid, key, rid) SELECT pid, 'ip1', rid FROM refs WHERE key = 'rPatient/p1'`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+}
 
-	s = mustOpen(t, dir, sqlite.Options{})
-	defer s.Close()
-	for _, refs := range [][]store.ReferenceMatch{
-		{{Type: "Patient", ID: "p1"}},
-		{{Type: "Group", ID: "p1"}, {Type: "Patient", ID: "p1"}},
-	} {
-		page, err := s.Find(t.Context(), store.Query{Type: "Observation", Total: store.TotalAccurate, Count: 10,
-			Where: []store.Clause{{Param: "subject", References: refs}}})
+// TestReferenceKeysByID checks that a database written before references
+// were stored once, which holds a row by id alone beside each reference,
+// answers every search as one written after.
+func TestReferenceKeysByID(t *testing.T) {
+	dir := t.TempDir()
+	storetest.ReferenceKeysByID(t, mustOpen(t, dir, sqlite.Options{}), func(t *testing.T, s store.Store) store.Store {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open("sqlite", filepath.Join(dir, sqlite.FileName))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(page.Matches) != 1 || page.Total != 1 {
-			t.Errorf("subject=%v: %d matches, total %v; want the one Observation", refs, len(page.Matches), page.Total)
+		defer db.Close()
+		res, err := db.Exec(`INSERT INTO refs (pid, key, rid) SELECT pid, 'i' || substr(key, instr(key, '/') + 1), rid FROM refs WHERE key LIKE 'r%'`)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			t.Fatalf("rows by id alone added: %d, %v", n, err)
+		}
+		s = mustOpen(t, dir, sqlite.Options{})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
