@@ -457,6 +457,28 @@ func TestSearchExponent(t *testing.T) {
 	})
 }
 
+// sa and eb on a quantity leave out the values inside the search value's
+// range, as they do on dates: 5.4 is [5.35, 5.45), so sa5.4 starts at 5.45
+// and eb5.4 ends below 5.35, where gt and lt compare with 5.4 exactly.
+func TestSearchQuantityStartsAfterEndsBefore(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		code := `{"coding":[{"system":"http://loinc.org","code":"2345-7"}]}`
+		for _, v := range []string{"5.3", "5.35", "5.4", "5.449", "5.45", "6"} {
+			putObservation(t, c, "v"+strings.ReplaceAll(v, ".", "-"), code, ucumValue(v, "mg"))
+		}
+		wantMatches(t, c, []searchCase{
+			{"/Observation?value-quantity=sa5.4", "Observation/v5-45 Observation/v6"},
+			{"/Observation?value-quantity=eb5.4", "Observation/v5-3"},
+			{"/Observation?value-quantity=sa5.4|http://unitsofmeasure.org|mg", "Observation/v5-45 Observation/v6"},
+			{"/Observation?value-quantity=eb0.0054|http://unitsofmeasure.org|g", "Observation/v5-3"},
+			{"/Observation?value-quantity=sa5.4||mg", "Observation/v5-45 Observation/v6"},
+			{"/Observation?code-value-quantity=2345-7$eb5.4", "Observation/v5-3"},
+			{"/Observation?value-quantity=gt5.4", "Observation/v5-449 Observation/v5-45 Observation/v6"},
+			{"/Observation?value-quantity=lt5.4", "Observation/v5-3 Observation/v5-35"},
+		})
+	})
+}
+
 // :of-type matches identifiers by their type; R4 defines it on Identifiers
 // alone, so on another token parameter it is an unsupported modifier, and
 // refused as they all are.

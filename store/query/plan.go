@@ -144,8 +144,10 @@ type DateMatch struct {
 // and [Low, High), the range its precision implies (for Ap, widened).
 //
 // Prefix semantics on a value v: Eq and Ap Low <= v < High; Gt v > Value;
-// Lt v < Value; Ge v >= Value; Le v <= Value; Sa as Gt, Eb as Lt. Ne is
-// not a prefix of a plan: the parser writes it as Lt Low and Ge High.
+// Lt v < Value; Ge v >= Value; Le v <= Value; Sa v >= High; Eb v < Low
+// (R4 has sa and eb exclude what overlaps the search value's range, where
+// gt and lt compare with the value exactly). Ne is not a prefix of a plan:
+// the parser writes it as Lt Low and Ge High.
 type NumberMatch struct {
 	Prefix    Prefix
 	Value     float64
@@ -278,10 +280,14 @@ func (m DateMatch) Bounds() []Bound {
 // Bounds returns the comparisons that together say m on a number.
 func (m NumberMatch) Bounds() []Bound {
 	switch m.Prefix {
-	case Gt, Sa:
+	case Gt:
 		return []Bound{{Op: ">", At: m.Value}}
-	case Lt, Eb:
+	case Lt:
 		return []Bound{{Op: "<", At: m.Value}}
+	case Sa:
+		return []Bound{{Op: ">=", At: m.High}}
+	case Eb:
+		return []Bound{{Op: "<", At: m.Low}}
 	case Ge:
 		return []Bound{{Op: ">=", At: m.Value}}
 	case Le:
