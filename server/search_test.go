@@ -479,6 +479,25 @@ func TestSearchQuantityStartsAfterEndsBefore(t *testing.T) {
 	})
 }
 
+// code-value-date pairs a code with a value that is a dateTime as well as
+// a Period: R4 writes its component value.as(DateTime), the FHIRPath
+// System type, which a FHIR dateTime is.
+func TestSearchCompositeDateTime(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		code := `{"coding":[{"system":"http://loinc.org","code":"21612-7"}]}`
+		putObservation(t, c, "day", code, `,"valueDateTime":"2020-01-15"`)
+		putObservation(t, c, "instant", code, `,"valueDateTime":"2020-01-15T10:00:00Z"`)
+		putObservation(t, c, "period", code, `,"valuePeriod":{"start":"2020-01-10"}`)
+		wantMatches(t, c, []searchCase{
+			{"/Observation?code-value-date=21612-7$2020-01-15", "Observation/day Observation/instant"},
+			{"/Observation?code-value-date=http://loinc.org|21612-7$2020-01-15T10:00:00Z", "Observation/instant"},
+			{"/Observation?code-value-date=21612-7$eb2020-01-16", "Observation/day Observation/instant"},
+			{"/Observation?code-value-date=21612-7$gt2020-01-15", "Observation/period"},
+			{"/Observation?code-value-date=8480-6$2020-01-15", ""},
+		})
+	})
+}
+
 // :of-type matches identifiers by their type; R4 defines it on Identifiers
 // alone, so on another token parameter it is an unsupported modifier, and
 // refused as they all are.

@@ -355,13 +355,15 @@ func (te *typeExpr) eval(c *ctx, focus []Value) ([]Value, error) {
 
 // ofType returns the items of in that are of type typ. Unlike 'is', a
 // primitive must be of exactly that type: a code is a string, but
-// as(string) does not select it.
+// as(string) does not select it. Under PrimitiveAsSystem an unqualified
+// System type name selects the primitives of that System type, as 'is'
+// finds them: as(DateTime) selects a dateTime.
 func (c *ctx) ofType(in []Value, typ string) ([]Value, error) {
 	var out []Value
 	for _, v := range in {
 		ok, err := c.isType(v, typ)
 		if n, isNode := v.(*Node); ok && isNode && c.m.isPrimitive(n.typ) {
-			ok = n.typ == strings.TrimPrefix(typ, "FHIR.")
+			ok = n.typ == strings.TrimPrefix(typ, "FHIR.") || c.env.PrimitiveAsSystem && systemTypes[typ]
 		}
 		if err != nil {
 			return nil, err

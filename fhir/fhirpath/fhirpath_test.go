@@ -209,6 +209,10 @@ func TestPrimitiveAsSystem(t *testing.T) {
 		{"code is String", "Patient.gender is String", "false", "true"},
 		{"boolean is not String", "Patient.active is String", "false", "false"},
 		{"complex type is not String", "Patient is String", "false", "false"},
+		{"boolean as Boolean", "Patient.active.as(Boolean)", "", "true"},
+		{"boolean as FHIR.boolean", "Patient.active.as(FHIR.boolean)", "true", "true"},
+		{"code as string", "Patient.gender.as(string)", "", ""},
+		{"boolean ofType String", "Patient.active.ofType(String)", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

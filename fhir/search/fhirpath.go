@@ -14,17 +14,23 @@ func FHIRPath(expr string) (Expression, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fhirpathExpr{x}, nil
+	// The official expressions name FHIR primitives by their System type
+	// at times (code-value-date's value.as(DateTime)), as the
+	// specification's FHIRPath does.
+	return fhirpathExpr{x, &fhirpath.Env{PrimitiveAsSystem: true}}, nil
 }
 
-type fhirpathExpr struct{ x *fhirpath.Expression }
+type fhirpathExpr struct {
+	x   *fhirpath.Expression
+	env *fhirpath.Env // read only
+}
 
 func (e fhirpathExpr) Evaluate(ctx Value) ([]Value, error) {
 	var in any = ctx.JSON
 	if ctx.node != nil {
 		in = ctx.node
 	}
-	out, err := e.x.Evaluate(in, nil)
+	out, err := e.x.Evaluate(in, e.env)
 	if err != nil {
 		return nil, err
 	}
