@@ -498,6 +498,34 @@ func TestSearchCompositeDateTime(t *testing.T) {
 	})
 }
 
+// A reference parameter is searched by any type its definition names,
+// served or not: Observation.subject may be a Device, which this server
+// does not serve but a stored Observation may name. Only a chain needs the
+// type served, to search its resources.
+func TestSearchReferenceToUnservedType(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putObservation(t, c, "reading", `{"text":"reading"}`, `,"subject":{"reference":"Device/d1"},"device":{"reference":"Device/d1"}`)
+		putObservation(t, c, "other", `{"text":"reading"}`, `,"subject":{"reference":"Patient/d1"}`)
+		wantMatches(t, c, []searchCase{
+			{"/Observation?subject=Device/d1", "Observation/reading"},
+			{"/Observation?subject:Device=d1", "Observation/reading"},
+			{"/Observation?device:Device=d1", "Observation/reading"},
+			{"/Observation?subject=d1", "Observation/other Observation/reading"},
+		})
+		for _, tt := range []struct{ path, expression, says string }{
+			{"/Observation?subject=Practitioner/d1", "subject", "subject cannot refer to a Practitioner"},
+			{"/Observation?subject:Practitioner=d1", "subject:Practitioner", "subject cannot refer to \"Practitioner\""},
+			{"/Observation?device=Patient/d1", "device", "device cannot refer to a Patient"},
+			{"/Observation?subject:Device.device-name=x", "subject:Device.device-name", "Device is not served here"},
+		} {
+			diag := c.do("GET", tt.path, "").want(t, http.StatusBadRequest).outcome(t, "", tt.expression)
+			if !strings.Contains(diag, tt.says) {
+				t.Errorf("GET %s: diagnostics %q, want it to say %q", tt.path, diag, tt.says)
+			}
+		}
+	})
+}
+
 // :of-type matches identifiers by their type; R4 defines it on Identifiers
 // alone, so on another token parameter it is an unsupported modifier, and
 // refused as they all are.

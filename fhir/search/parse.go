@@ -517,8 +517,11 @@ func (p *parser) chain(typ, name string, sp *Param, modifier, rest, value string
 	}
 	targets := p.r.targets(sp)
 	if modifier != "" {
-		if !slices.Contains(targets, modifier) {
+		switch {
+		case !sp.mayRefer(modifier):
 			return query.Clause{}, invalid(name, "%s cannot refer to %q (it refers to %s)", sp.Code, modifier, strings.Join(sp.Targets, ", "))
+		case !slices.Contains(targets, modifier):
+			return query.Clause{}, invalid(name, "%s may refer to a %s, but %s is not served here, so no chain goes through it", sp.Code, modifier, modifier)
 		}
 		targets = []string{modifier}
 	}
@@ -935,7 +938,6 @@ func quantityMatch(name, v string) (query.QuantityMatch, error) {
 }
 
 func (p *parser) references(c *query.Clause, name string, sp *Param, modifier string, values []string) error {
-	targets := p.r.targets(sp)
 	switch {
 	case modifier == "identifier":
 		c.Param = sp.Code + ":identifier"
@@ -949,8 +951,8 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 		return nil
 	case modifier != "" && !isTypeName(modifier):
 		return refused(name, "reference parameters have no modifier %q (Type, identifier, missing)", modifier)
-	case modifier != "" && !slices.Contains(targets, modifier):
-		return invalid(name, "%s cannot refer to %q", sp.Code, modifier)
+	case modifier != "" && !sp.mayRefer(modifier):
+		return invalid(name, "%s cannot refer to %q (it refers to %s)", sp.Code, modifier, strings.Join(sp.Targets, ", "))
 	}
 	for _, v := range values {
 		v = unescape(v)
@@ -960,7 +962,7 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 			if modifier != "" && ref.Type != modifier {
 				return invalid(name, "%q is not a reference to a %s", clip(v), modifier)
 			}
-			if !slices.Contains(targets, ref.Type) && len(targets) > 0 {
+			if !sp.mayRefer(ref.Type) {
 				return invalid(name, "%s cannot refer to a %s", sp.Code, ref.Type)
 			}
 			c.References = append(c.References, query.ReferenceMatch{Type: ref.Type, ID: ref.ID})
@@ -982,6 +984,13 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 // refTypes returns every type a reference of sp may name, served or not.
 // References are stored by type and id only, so an id alone is a match for
 // each of them.
+// mayRefer reports whether a reference of sp may name a resource of typ,
+// as its definition lists the types, served or not: a stored resource may
+// refer to a type this server does not serve.
+func (sp *Param) mayRefer(typ string) bool {
+	return len(sp.Targets) == 0 || sp.targetsAny() || slices.Contains(sp.Targets, typ)
+}
+
 func refTypes(sp *Param) []string {
 	if len(sp.Targets) == 0 || sp.targetsAny() {
 		return fhir.ResourceTypes()
