@@ -22,6 +22,10 @@ import (
 // rescan is how soon after a wake the outbox is scanned again.
 const rescan = 20 * time.Millisecond
 
+// purging names the purge among the workers of Run, by a name no
+// Subscription id can take (ids have no spaces).
+const purging = " purge"
+
 // Run delivers the outbox until ctx is done, scanning it when a write of
 // this process adds to it and every Poll; deliveries of one subscription
 // are made one at a time, in order, and several subscriptions are served
@@ -58,6 +62,7 @@ func (n *Notifier) Run(ctx context.Context) {
 	// a scan shortly after catches the rows a scan at once may miss.
 	again := time.NewTimer(time.Hour)
 	again.Stop()
+	var purged time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -65,10 +70,18 @@ func (n *Notifier) Run(ctx context.Context) {
 		case <-n.wake:
 			again.Reset(rescan)
 		case <-again.C:
-		case <-tick.C:
+		case now := <-tick.C:
 			n.invalidate() // subscriptions written by other processes
 			for sub, beat := range n.dueHeartbeats(ctx) {
 				start(sub, func() { beat(ctx) })
+			}
+			if now.Sub(purged) >= purgeEvery {
+				purged = now
+				start(purging, func() {
+					if err := n.Purge(ctx); err != nil && ctx.Err() == nil {
+						n.cfg.Logger.Error("notify: purge", "err", err)
+					}
+				})
 			}
 		}
 		groups, err := n.scan(ctx)
@@ -172,6 +185,10 @@ func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 		if !ok {
 			return // another process delivers it, or the engine failed: later
 		}
+		if !n.stillPending(ctx, recs, v) {
+			n.release(ctx, recs, claim, now)
+			return // delivered meanwhile: the scan that read v is stale
+		}
 		outcome, err := n.deliver(ctx, &rw)
 		now = n.cfg.Now()
 		switch {
@@ -221,6 +238,18 @@ func (n *Notifier) claim(ctx context.Context, recs store.Tx, v *store.Version, n
 		}
 	}
 	return nil, false
+}
+
+// stillPending reports whether version v of a row, which this process has
+// just claimed, is still the row's current version: a claim alone does not
+// tell, once the row and its claims are purged (the claim id is free
+// again), which a scan that read v long before may meet.
+func (n *Notifier) stillPending(ctx context.Context, recs store.Tx, v *store.Version) bool {
+	cur, err := recs.Read(ctx, outboxType, v.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		n.cfg.Logger.Error("notify: read claimed row", "id", v.ID, "err", err)
+	}
+	return err == nil && !cur.Deleted && cur.VersionID == v.VersionID
 }
 
 // maxClaims bounds the claims of one row version: as many processes dying

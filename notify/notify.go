@@ -67,6 +67,11 @@ type Config struct {
 	Timeout time.Duration
 	// Batch is how many pending rows one scan reads; 0: DefaultBatch.
 	Batch int
+	// KeepEvents is how long the events of a topic-based subscription are
+	// kept for $events once delivered; KeepLastEvents of its latest are
+	// kept however old (0: DefaultKeepLastEvents).
+	KeepEvents     time.Duration
+	KeepLastEvents int
 	// Auditor records in the audit trail each notification delivered
 	// that names or carries its resource; nil: none are recorded.
 	Auditor *access.Auditor
@@ -84,6 +89,11 @@ const (
 	DefaultPoll       = time.Second
 	DefaultTimeout    = 30 * time.Second
 	DefaultBatch      = 1000
+	DefaultKeepEvents = 7 * 24 * time.Hour
+	// DefaultKeepLastEvents is one $events answer's worth, so that a
+	// client that finds a gap in the event numbers only when the next
+	// notification comes, however much later, can fetch what it missed.
+	DefaultKeepLastEvents = maxEvents
 )
 
 // Notifier matches writes against subscriptions and delivers them.
@@ -114,6 +124,11 @@ type Notifier struct {
 	lastSent   map[string]time.Time // by subscription, for heartbeats
 
 	delivered, failures, withheld atomic.Int64
+
+	// purgeMu holds purgeCursor, where in the subscriptions the next
+	// purge pass takes up (retain.go).
+	purgeMu     sync.Mutex
+	purgeCursor string
 }
 
 type storeRef struct{ s operation.Store }
@@ -132,8 +147,12 @@ func New(cfg Config) (*Notifier, error) {
 	setDefault(&cfg.Lease, DefaultLease)
 	setDefault(&cfg.Poll, DefaultPoll)
 	setDefault(&cfg.Timeout, DefaultTimeout)
+	setDefault(&cfg.KeepEvents, DefaultKeepEvents)
 	if cfg.Batch <= 0 {
 		cfg.Batch = DefaultBatch
+	}
+	if cfg.KeepLastEvents <= 0 {
+		cfg.KeepLastEvents = DefaultKeepLastEvents
 	}
 	if cfg.Holder == "" {
 		cfg.Holder = "p" + strconv.FormatInt(time.Now().UnixNano(), 36)

@@ -157,6 +157,21 @@ type GatedWriter interface {
 	PutGated(ctx context.Context, w *Write, ready func() error) error
 }
 
+// Purger is implemented by engines that can forget records for good. It
+// is for the server's own records that are not FHIR resources (a
+// delivered notification, a released claim), whose versions nobody reads
+// again: a FHIR resource's history is never purged. After a purge the ids
+// read as never stored, and may be created again.
+type Purger interface {
+	// Purge removes every version of each resource of typ named in ids;
+	// an id not stored is skipped.
+	Purge(ctx context.Context, typ string, ids []string) error
+	// PurgeDeleted removes every version of at most limit resources of
+	// typ whose current version is a tombstone written before before, and
+	// returns how many it removed.
+	PurgeDeleted(ctx context.Context, typ string, before time.Time, limit int) (int, error)
+}
+
 // Tx is a unit of work: its reads see its own writes, and its writes become
 // visible and durable together or not at all.
 type Tx interface {

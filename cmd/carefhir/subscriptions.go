@@ -38,6 +38,7 @@ func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, a
 		Types:      cfg.NotifyTypes,
 		MaxBackoff: cfg.NotifyMaxBackoff,
 		ErrorAfter: cfg.NotifyErrorAfter,
+		KeepEvents: cfg.NotifyKeepEvents,
 		Auditor:    auditor,
 		Logger:     logger,
 	})

@@ -21,6 +21,7 @@ type writer struct {
 	supersede                                        *sql.Stmt
 	insertResource, updateResource                   *sql.Stmt
 	recomputeDates                                   *sql.Stmt
+	purgeResource, purgeVersions                     *sql.Stmt // purge.go
 	index                                            *indexStmts
 
 	// cache, when set, is the store's cache of current versions, and
@@ -50,6 +51,8 @@ func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, e
 		{&w.insertResource, `INSERT INTO resources (type, id, version, deleted, seq) VALUES (?, ?, ?, ?, ?)`},
 		{&w.updateResource, `UPDATE resources SET version = ?, deleted = ?, seq = ? WHERE rid = ?`},
 		{&w.recomputeDates, recomputeDatesSQL},
+		{&w.purgeResource, `DELETE FROM resources WHERE rid = ?`},
+		{&w.purgeVersions, `DELETE FROM versions WHERE type = ? AND id = ?`},
 	} {
 		stmt, err := c.PrepareContext(ctx, s.sql)
 		if err != nil {
@@ -70,7 +73,7 @@ func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, e
 
 func (w *writer) close() {
 	for _, s := range []*sql.Stmt{w.begin, w.commitStmt, w.rollbackStmt, w.savepoint, w.releaseSavepoint, w.rollbackToSavepoint, w.current, w.insertVersion,
-		w.supersede, w.insertResource, w.updateResource, w.recomputeDates} {
+		w.supersede, w.insertResource, w.updateResource, w.recomputeDates, w.purgeResource, w.purgeVersions} {
 		if s != nil {
 			s.Close()
 		}
@@ -134,8 +137,8 @@ func (w *writer) state(ctx context.Context, typ, id string) (resourceState, erro
 //
 // A create (no version expected) is not looked up first: its first
 // version's row is inserted at once, and the unique index of versions
-// refuses it if the resource has ever existed (no version is ever removed),
-// the failed statement changing nothing. Creates are most writes (every
+// refuses it if the resource has ever existed (a version is removed only
+// with its resource, by a purge), the failed statement changing nothing. Creates are most writes (every
 // request's AuditEvent is one), and the lookup was one statement in eight
 // of an audit event's.
 func (w *writer) put(ctx context.Context, wr *store.Write) error {

@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Gated", testGated},
+		{"Purge", testPurge},
 		{"Cancelled", testCancelled},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,183 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"carefhir/store"
+)
+
+// purgeBatch bounds the records one purge pass removes of each kind;
+// purgeSubscriptions, the subscriptions whose events it looks at.
+const (
+	purgeBatch         = 1000
+	purgeSubscriptions = 100
+)
+
+// purgeEvery is how often Run purges.
+const purgeEvery = time.Minute
+
+// staleClaim is how old a claim that was never released (its process died)
+// is before it is purged: far past the Lease, after which it is passed
+// over anyway.
+const staleClaim = time.Hour
+
+// Purge makes one bounded pass over the subscriptions' records, removing
+// those nothing needs any more: outbox rows delivered or dropped and
+// claims released, once they are older than the Lease; claims never
+// released, after staleClaim; the events of a subscription that
+// $events no longer serves (those older than KeepEvents beyond its latest
+// KeepLastEvents, and those of the Subscriptions that held its id before);
+// and everything recorded for a deleted Subscription. Run calls it every
+// minute; each pass removes at most purgeBatch records of each kind and
+// looks at most at purgeSubscriptions subscriptions, taking up the next
+// ones at the next pass. Processes sharing a database may purge at once:
+// removing what is gone already does nothing.
+func (n *Notifier) Purge(ctx context.Context) error {
+	recs, err := n.records()
+	if err != nil {
+		return err
+	}
+	p, ok := recs.(store.Purger)
+	if !ok {
+		return fmt.Errorf("notify: the engine (%T) cannot purge records", recs)
+	}
+	now := n.cfg.Now()
+	for _, typ := range []string{outboxType, claimType} {
+		if _, err := p.PurgeDeleted(ctx, typ, now.Add(-n.cfg.Lease), purgeBatch); err != nil {
+			return fmt.Errorf("notify: purge: %w", err)
+		}
+	}
+	if err := n.purgeStaleClaims(ctx, recs, p, now); err != nil {
+		return err
+	}
+	return n.purgeEvents(ctx, recs, p, now)
+}
+
+// purgeStaleClaims removes the claims of processes that died before
+// releasing them.
+func (n *Notifier) purgeStaleClaims(ctx context.Context, recs store.Tx, p store.Purger, now time.Time) error {
+	claims, err := recs.Search(ctx, store.Query{Type: claimType, Count: purgeBatch})
+	if err != nil {
+		return fmt.Errorf("notify: purge claims: %w", err)
+	}
+	var stale []string
+	for _, c := range claims {
+		if now.Sub(c.LastUpdated) >= staleClaim {
+			stale = append(stale, c.ID)
+		}
+	}
+	if err := p.Purge(ctx, claimType, stale); err != nil {
+		return fmt.Errorf("notify: purge claims: %w", err)
+	}
+	return nil
+}
+
+// purgeEvents goes through the next subscriptions, by their owner
+// records (every subscription with events has one), from where the last
+// pass stopped: it trims the events of each, and removes all that is
+// recorded for those deleted.
+func (n *Notifier) purgeEvents(ctx context.Context, recs store.Tx, p store.Purger, now time.Time) error {
+	f, ok := recs.(store.Finder)
+	if !ok {
+		return fmt.Errorf("notify: the engine (%T) cannot page through records", recs)
+	}
+	n.purgeMu.Lock()
+	defer n.purgeMu.Unlock()
+	q := store.Query{Type: ownerType, Count: purgeSubscriptions, Cursor: n.purgeCursor, IDsOnly: true}
+	page, err := f.Find(ctx, q)
+	if errors.Is(err, store.ErrBadCursor) {
+		q.Cursor = ""
+		page, err = f.Find(ctx, q)
+	}
+	if err != nil {
+		return fmt.Errorf("notify: purge: owners: %w", err)
+	}
+	budget := purgeBatch
+	for _, o := range page.Matches {
+		if budget <= 0 {
+			return nil // more to remove: the same page again next time
+		}
+		removed, err := n.purgeSubscription(ctx, recs, p, o.ID, budget, now)
+		if err != nil {
+			return err
+		}
+		budget -= removed
+	}
+	n.purgeCursor = page.Next
+	return nil
+}
+
+// purgeSubscription removes up to budget events of subscription sub that
+// are no longer served, and when the Subscription is deleted, its events,
+// then its counter and owner. It returns how many events it removed.
+func (n *Notifier) purgeSubscription(ctx context.Context, recs store.Tx, p store.Purger, sub string, budget int, now time.Time) (int, error) {
+	deleted, err := subscriptionDeleted(ctx, recs, sub)
+	if err != nil {
+		return 0, err
+	}
+	c, err := readCounter(ctx, recs, sub)
+	if err != nil {
+		return 0, fmt.Errorf("notify: purge %s: %w", sub, err)
+	}
+	// Events are numbered Start+1… for the current Subscription; those
+	// numbered up to Start were the deleted ones'. Of the current ones,
+	// the latest KeepLastEvents are kept, and those younger than KeepEvents.
+	// Those numbered after the count read here were recorded since: a
+	// Subscription created again under the id meanwhile.
+	keepFrom, keepAfter := c.Count-int64(n.cfg.KeepLastEvents)+1, now.Add(-n.cfg.KeepEvents)
+	if deleted {
+		keepFrom, keepAfter = c.Count+1, now
+	}
+	vs, err := recs.Search(ctx, store.Query{Type: eventType, Count: budget, Where: []store.Clause{
+		{Param: "subscription", Tokens: []store.TokenMatch{{AnySystem: true, Code: sub}}},
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("notify: purge %s: events: %w", sub, err)
+	}
+	var gone []string
+	for _, v := range vs { // oldest first: ids end in the event number
+		num, err := strconv.ParseInt(v.ID[strings.LastIndexByte(v.ID, '-')+1:], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("notify: purge %s: event %s: %w", sub, v.ID, err)
+		}
+		if num > c.Start && (num >= keepFrom || v.LastUpdated.After(keepAfter)) {
+			break
+		}
+		gone = append(gone, v.ID)
+	}
+	if err := p.Purge(ctx, eventType, gone); err != nil {
+		return 0, fmt.Errorf("notify: purge %s: events: %w", sub, err)
+	}
+	if !deleted || len(gone) < len(vs) || len(vs) == budget {
+		return len(gone), nil
+	}
+	// Every event is gone: the counter, then the owner, unless the
+	// Subscription was created again meanwhile.
+	if deleted, err = subscriptionDeleted(ctx, recs, sub); err != nil || !deleted {
+		return len(gone), err
+	}
+	for _, typ := range []string{counterType, ownerType} {
+		if err := p.Purge(ctx, typ, []string{sub}); err != nil {
+			return len(gone), fmt.Errorf("notify: purge %s: %w", sub, err)
+		}
+	}
+	return len(gone), nil
+}
+
+// subscriptionDeleted reports whether Subscription id is deleted, or was
+// never stored.
+func subscriptionDeleted(ctx context.Context, r store.Reader, id string) (bool, error) {
+	v, err := r.Read(ctx, "Subscription", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("notify: purge: subscription %s: %w", id, err)
+	}
+	return v.Deleted, nil
+}

@@ -1,0 +1,123 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"carefhir/notify"
+	"carefhir/store"
+)
+
+// versionsOf returns how many versions of records of typ the engine holds,
+// tombstones included.
+func versionsOf(t *testing.T, st store.Store, typ string) int {
+	t.Helper()
+	h, err := st.History(context.Background(), store.HistoryQuery{Type: typ, Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.Total
+}
+
+// stored reports whether the engine holds record typ/id.
+func stored(t *testing.T, st store.Store, typ, id string) bool {
+	t.Helper()
+	_, err := st.Read(context.Background(), typ, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// TestPurge: a purge pass removes the outbox rows delivered and the
+// claims released once older than the lease, the events $events no
+// longer serves (older than KeepEvents beyond the latest KeepLastEvents),
+// and all that is recorded for a deleted Subscription; a row still to
+// deliver, the events kept and a live subscription's records stay, and
+// $events still serves the events kept.
+func TestPurge(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		st := eng.open(t, eng.place(t))
+		e := newEnv(t, st, map[string]map[string]any{}, func(c *notify.Config) {
+			c.KeepEvents, c.KeepLastEvents = time.Hour, 2
+		})
+		purge := func() {
+			t.Helper()
+			if err := e.n.Purge(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rx, failing := newReceiver(t), newReceiver(t)
+		topic := func() string {
+			return idOf(t, e.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "", rx.URL+"/hook", "id-only", 0)))
+		}
+		kept, deleted := topic(), topic()
+		plain := idOf(t, e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", failing.URL+"/hook", "")))
+		e.deliver()
+		for range 4 {
+			e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		}
+		e.deliver()
+		e.clock.Advance(2 * time.Hour)
+		failing.setStatus(503)
+		last := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.deliver()
+		rx.take()
+
+		purge()
+		// Events 1 to 3 are older than an hour and not among the latest 2.
+		evs := readNotification(t, e.do("admin", "GET", "/Subscription/"+kept+"/$events", "").body)
+		if evs.Since != "5" || len(evs.Events) != 2 || evs.Events[1] != "5:"+last {
+			t.Errorf("$events after the purge: %+v, want events 4 and 5 of 5", evs)
+		}
+		if n := versionsOf(t, st, "NotifyEvent"); n != 4 {
+			t.Errorf("%d events kept, want 4 (2 of each topic subscription)", n)
+		}
+		// The rows delivered before the last write are gone; the last
+		// write's, delivered within the lease or failing, stay.
+		if n := versionsOf(t, st, "NotifyOutbox"); n != 6 {
+			t.Errorf("%d outbox row versions kept, want 6 (of two rows delivered and one failing, 2 each)", n)
+		}
+		if n, err := e.n.Backlog(context.Background()); err != nil || n != 1 {
+			t.Errorf("backlog %d, %v: the failing row must stay", n, err)
+		}
+
+		if r := e.do("admin", "DELETE", "/Subscription/"+deleted, ""); r.status != 200 && r.status != 204 {
+			t.Fatalf("delete: %d %s", r.status, r.body)
+		}
+		e.clock.Advance(2 * time.Minute)
+		failing.setStatus(200)
+		e.deliver()
+		purge()
+		if n := versionsOf(t, st, "NotifyEvent"); n != 2 {
+			t.Errorf("%d events kept, want the 2 of the live subscription", n)
+		}
+		for _, typ := range []string{"NotifyCounter", "NotifyOwner"} {
+			if stored(t, st, typ, deleted) {
+				t.Errorf("%s of the deleted subscription kept", typ)
+			}
+		}
+		for _, id := range []string{kept, plain} {
+			if !stored(t, st, "NotifyOwner", id) {
+				t.Errorf("owner of live subscription %s purged", id)
+			}
+		}
+		if !stored(t, st, "NotifyCounter", kept) {
+			t.Errorf("counter of live subscription %s purged", kept)
+		}
+
+		e.clock.Advance(2 * time.Minute)
+		purge()
+		for _, typ := range []string{"NotifyOutbox", "NotifyClaim"} {
+			if n := versionsOf(t, st, typ); n != 0 {
+				t.Errorf("%d versions of %s kept once all are delivered, want none", n, typ)
+			}
+		}
+		evs = readNotification(t, e.do("admin", "GET", "/Subscription/"+kept+"/$events", "").body)
+		if len(evs.Events) != 2 || evs.Events[1] != "5:"+last {
+			t.Errorf("$events at the end: %+v, want events 4 and 5", evs)
+		}
+	})
+}

@@ -1,0 +1,59 @@
+package mongo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"carefhir/store"
+)
+
+var _ store.Purger = (*Store)(nil)
+
+// Purge removes every version of each resource of typ named in ids: its
+// history first, then its current-version document, so that a purge
+// interrupted between the two leaves the resources to find again (by their
+// current documents) rather than history without them. Deleting what is
+// gone already is no error, so processes purging the same resources at
+// once do no harm.
+func (s *Store) Purge(ctx context.Context, typ string, ids []string) error {
+	if len(ids) == 0 || !validType(typ) {
+		return nil
+	}
+	in := bson.D{{Key: "$in", Value: ids}}
+	if _, err := s.versions.DeleteMany(ctx, bson.D{{Key: fieldType, Value: typ}, {Key: fieldID, Value: in}}); err != nil {
+		return fmt.Errorf("mongo: purge %s: history: %w", typ, err)
+	}
+	if _, err := s.db.Collection(typ).DeleteMany(ctx, bson.D{{Key: "_id", Value: in}}); err != nil {
+		return fmt.Errorf("mongo: purge %s: %w", typ, err)
+	}
+	return nil
+}
+
+// PurgeDeleted removes the resources of typ whose current version is a
+// tombstone written before before, at most the given number of them.
+func (s *Store) PurgeDeleted(ctx context.Context, typ string, before time.Time, most int) (int, error) {
+	if !validType(typ) || most <= 0 {
+		return 0, nil
+	}
+	filter := bson.D{{Key: fieldDeleted, Value: true}, {Key: fieldTime, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(before)}}}}
+	cur, err := s.db.Collection(typ).Find(ctx, filter,
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(most)))
+	if err != nil {
+		return 0, fmt.Errorf("mongo: purge deleted %s: %w", typ, err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, fmt.Errorf("mongo: purge deleted %s: %w", typ, err)
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	return len(ids), s.Purge(ctx, typ, ids)
+}

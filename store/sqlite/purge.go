@@ -1,0 +1,87 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"carefhir/store"
+)
+
+var _ store.Purger = (*Store)(nil)
+
+// Purge removes every version of each resource of typ named in ids, its
+// row in resources and its search rows, in one unit of work.
+func (s *Store) Purge(ctx context.Context, typ string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := s.Transact(ctx, func(store.Tx) error { return s.writer.purge(typ, ids) })
+	if err != nil {
+		return fmt.Errorf("sqlite: purge %s: %w", typ, err)
+	}
+	return nil
+}
+
+// PurgeDeleted removes the resources of typ whose current version is a
+// tombstone written before before, at most the given number of them, in id order.
+func (s *Store) PurgeDeleted(ctx context.Context, typ string, before time.Time, most int) (int, error) {
+	var n int
+	err := s.Transact(ctx, func(store.Tx) error {
+		rows, err := s.wconn.QueryContext(context.Background(), `SELECT r.id FROM resources r JOIN versions v ON v.seq = r.seq
+WHERE r.type = ? AND r.deleted = 1 AND v.last_updated < ? ORDER BY r.id`+limit(most), typ, before.UnixMilli())
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		n = len(ids)
+		return s.writer.purge(typ, ids)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purge deleted %s: %w", typ, err)
+	}
+	return n, nil
+}
+
+// purge removes typ/id of each of ids within the open unit of work. Under a
+// background context, as tx.Put writes: a purge stopped half-way would
+// leave the unit of work half-written.
+func (w *writer) purge(typ string, ids []string) error {
+	bg := context.Background()
+	for _, id := range ids {
+		cur, err := w.state(bg, typ, id)
+		if err != nil {
+			return err
+		}
+		if cur.rid == 0 {
+			continue
+		}
+		if w.cache != nil {
+			w.touched = append(w.touched, versionKey{typ, id})
+		}
+		if err := w.index.remove(bg, cur.rid); err != nil {
+			return err
+		}
+		if _, err := w.purgeResource.ExecContext(bg, cur.rid); err != nil {
+			return err
+		}
+		if _, err := w.purgeVersions.ExecContext(bg, typ, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

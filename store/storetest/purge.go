@@ -1,0 +1,74 @@
+package storetest
+
+import (
+	"testing"
+
+	"carefhir/store"
+)
+
+// testPurge checks store.Purger, for engines that implement it: a purged
+// resource reads as never stored, in every version, in search and in
+// history, and may be created again; PurgeDeleted takes only tombstones
+// older than its bound, at most as many as asked; the rest is untouched.
+func testPurge(t *testing.T, s store.Store) {
+	p, ok := s.(store.Purger)
+	if !ok {
+		t.Skip("the engine does not implement store.Purger")
+	}
+	ctx := t.Context()
+	tag := store.Token{Param: "state", Code: "pending"}
+	put(t, s, create("Record", "live", at(0), "live", tag))
+	put(t, s, create("Record", "kept", at(0), "kept", tag))
+	for _, id := range []string{"old1", "old2", "old3", "young"} {
+		put(t, s, create("Record", id, at(0), id, tag))
+	}
+	for _, id := range []string{"old1", "old2", "old3"} {
+		put(t, s, tombstone("Record", id, 1, at(1000)))
+	}
+	young := tombstone("Record", "young", 1, at(5000))
+	put(t, s, young)
+	other := create("Patient", "live", at(0), "another type")
+	put(t, s, other)
+
+	if err := p.Purge(ctx, "Record", []string{"live", "never"}); err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	_, err := s.Read(ctx, "Record", "live")
+	checkNotFound(t, err, "Read of a purged resource")
+	_, err = s.VRead(ctx, "Record", "live", 1)
+	checkNotFound(t, err, "VRead of a purged version")
+	checkRead(t, s, written(other))
+
+	n, err := p.PurgeDeleted(ctx, "Record", at(2000), 2)
+	if err != nil || n != 2 {
+		t.Fatalf("PurgeDeleted of 2 = %d, %v", n, err)
+	}
+	n, err = p.PurgeDeleted(ctx, "Record", at(2000), 10)
+	if err != nil || n != 1 {
+		t.Fatalf("PurgeDeleted of the rest = %d, %v, want the third old tombstone", n, err)
+	}
+	for _, id := range []string{"old1", "old2", "old3"} {
+		_, err := s.VRead(ctx, "Record", id, 1)
+		checkNotFound(t, err, "VRead of a purged tombstone's resource")
+	}
+	checkRead(t, s, written(young))
+
+	got, err := s.Search(ctx, store.Query{Type: "Record", Where: []store.Clause{clause("state", code("pending"))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := idsOf(got); len(ids) != 1 || ids[0] != "kept" {
+		t.Errorf("search after purges: %v, want [kept]", ids)
+	}
+	h, err := s.History(ctx, store.HistoryQuery{Type: "Record", Count: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Total != 3 { // kept, and young's two versions
+		t.Errorf("history after purges: %s (total %d), want kept/1, young/1, young/2", listOf(h.Versions), h.Total)
+	}
+
+	again := create("Record", "live", at(9000), "created again", tag)
+	put(t, s, again)
+	checkRead(t, s, written(again))
+}
