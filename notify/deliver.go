@@ -283,7 +283,9 @@ func (n *Notifier) fail(ctx context.Context, recs store.Tx, leased *store.Versio
 	rw.Attempts++
 	rw.LastError = cause.Error()
 	if now.Sub(rw.FirstFailure) >= n.cfg.ErrorAfter {
-		if err := n.setError(ctx, rw, now); err != nil {
+		why := fmt.Sprintf("delivery failing since %s after %d attempts: %s",
+			rw.FirstFailure.UTC().Format(time.RFC3339), rw.Attempts, rw.LastError)
+		if err := n.setError(ctx, rw.Subscription, why); err != nil {
 			n.cfg.Logger.Error("notify: set subscription error", "subscription", rw.Subscription, "err", err)
 		} else {
 			n.dropAll(ctx, recs, rw.Subscription, now)
@@ -375,6 +377,14 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 	p, err := readOwner(ctx, recs.Records(), sub.id)
 	if err != nil {
 		return dropped, nil
+	}
+	if n.cfg.Reauthorize != nil {
+		still, err := n.cfg.Reauthorize(p, n.cfg.Now())
+		if err != nil {
+			n.lapse(ctx, sub.id, p, err)
+			return dropped, nil
+		}
+		p = still
 	}
 	octx, rec := access.Begin(ctx)
 	octx = access.WithPrincipal(octx, p)
@@ -476,12 +486,24 @@ func (n *Notifier) send(ctx context.Context, sub *subscription, method, target s
 	return nil
 }
 
-// setError sets the subscription of rw to error, with why in
+// lapse stops the deliveries of subscription sub, whose owner's
+// authorisation lapsed (why): the subscription is set to error, saying so,
+// and its rows are dropped as they come up, until a client writes it
+// again with a token that authorises it.
+func (n *Notifier) lapse(ctx context.Context, sub string, owner *access.Principal, why error) {
+	n.cfg.Logger.Warn("notify: owner's authorisation lapsed", "subscription", sub, "err", why)
+	msg := fmt.Sprintf("notifications stopped for its owner %s: %v; write the Subscription again, as requested, with a current token to resume", owner.Who(), why)
+	if err := n.setError(ctx, sub, msg); err != nil {
+		n.cfg.Logger.Error("notify: set subscription error", "subscription", sub, "err", err)
+	}
+}
+
+// setError sets subscription sub to error, with why in
 // Subscription.error.
-func (n *Notifier) setError(ctx context.Context, rw *row, now time.Time) error {
+func (n *Notifier) setError(ctx context.Context, sub, why string) error {
 	ref := n.store.Load()
 	recs := ref.s.(recorder).Records()
-	sv, err := recs.Read(ctx, "Subscription", rw.Subscription)
+	sv, err := recs.Read(ctx, "Subscription", sub)
 	if err != nil || sv.Deleted {
 		return nil
 	}
@@ -490,8 +512,7 @@ func (n *Notifier) setError(ctx context.Context, rw *row, now time.Time) error {
 		return err
 	}
 	res.Status = fhir.NewCode(statusError)
-	res.Error = fhir.NewString(fmt.Sprintf("delivery failing since %s after %d attempts: %s",
-		rw.FirstFailure.UTC().Format(time.RFC3339), rw.Attempts, rw.LastError))
+	res.Error = fhir.NewString(why)
 	_, err = ref.s.Update(serverContext(ctx), res, sv.VersionID)
 	var conflict *store.ConflictError
 	if errors.As(err, &conflict) {

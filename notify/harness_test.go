@@ -113,7 +113,7 @@ func newEnvHooks(t testing.TB, st store.Store, who map[string]map[string]any, ho
 		t.Fatal(err)
 	}
 	clk := &clock{now: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
-	cfg := notify.Config{Indexer: ix, BaseURL: root + "/fhir", Now: clk.Now,
+	cfg := notify.Config{Indexer: ix, BaseURL: root + "/fhir", Now: clk.Now, Reauthorize: svc.Reauthorize,
 		MinBackoff: time.Second, MaxBackoff: time.Minute, ErrorAfter: time.Hour, Lease: time.Minute, Holder: "test"}
 	for _, o := range opts {
 		o(&cfg)

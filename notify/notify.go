@@ -72,6 +72,13 @@ type Config struct {
 	// kept however old (0: DefaultKeepLastEvents).
 	KeepEvents     time.Duration
 	KeepLastEvents int
+	// Reauthorize, when set, checks at each delivery of an event that the
+	// authorisation of the subscription's owner is still in place
+	// (auth.Service.Reauthorize), and returns the owner narrowed to what
+	// it may still do; an error says why it lapsed, and sets the
+	// subscription to error. Nil: the owner recorded is not re-checked
+	// (a server without authorisation).
+	Reauthorize func(p *access.Principal, now time.Time) (*access.Principal, error)
 	// Auditor records in the audit trail each notification delivered
 	// that names or carries its resource; nil: none are recorded.
 	Auditor *access.Auditor

@@ -16,6 +16,7 @@ import (
 	"carefhir/notify"
 	"carefhir/operation"
 	"carefhir/server/access"
+	"carefhir/server/auth/authtest"
 )
 
 // subscription is a Subscription body to endpoint.
@@ -714,4 +715,67 @@ func TestTypesLimit(t *testing.T) {
 	if got := rx.take(); len(got) != 2 {
 		t.Errorf("handshake and event: %+v", got)
 	}
+}
+
+// TestOwnerAuthorisationLapses: a Subscription delivers while the token of
+// its owner (from an external issuer) is current; once it has expired,
+// nothing more is delivered and the Subscription is set to error, saying
+// why; written again with a current token, it delivers again.
+func TestOwnerAuthorisationLapses(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		app := func(exp time.Time) map[string]any {
+			return map[string]any{"sub": "app", "scope": "user/Appointment.rs user/Subscription.cru", "exp": exp.Unix()}
+		}
+		// Current for the requests (checked on the real clock) and for the
+		// first deliveries (on the test's).
+		exp := time.Now().Add(5 * time.Minute)
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{"app": app(exp)})
+		if c := e.clock.Now(); c.After(time.Now()) {
+			exp = c.Add(5 * time.Minute)
+			e.tokens["app"] = e.idp.Sign(t, authtest.Claims(issuer, e.base, app(exp)))
+		}
+		rx := newReceiver(t)
+		body := subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json")
+		r := e.do("app", "POST", "/Subscription", body)
+		if r.status != 201 {
+			t.Fatalf("subscribe: %d %s", r.status, r.body)
+		}
+		sub := idOf(t, r)
+		e.deliver()
+		rx.take()
+		first := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.deliver()
+		if got := rx.take(); len(got) != 1 || got[0].Path != "/hook/Appointment/"+first {
+			t.Fatalf("delivered %+v while the token is current, want Appointment/%s", got, first)
+		}
+
+		e.clock.Advance(exp.Sub(e.clock.Now()) + 2*time.Minute)
+		e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		e.deliver()
+		if got := rx.take(); len(got) != 0 {
+			t.Fatalf("delivered %+v after the owner's token expired", got)
+		}
+		r = e.do("admin", "GET", "/Subscription/"+sub, "")
+		if st, why := field(t, r.body, "status"), field(t, r.body, "error"); st != "error" || !strings.Contains(why, "token expired at") {
+			t.Errorf("subscription after the lapse: status %q, error %q", st, why)
+		}
+		e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		e.deliver()
+		if got := rx.take(); len(got) != 0 {
+			t.Fatalf("delivered %+v to a lapsed subscription", got)
+		}
+
+		e.tokens["app"] = e.idp.Sign(t, authtest.Claims(issuer, e.base, app(e.clock.Now().Add(time.Hour))))
+		renewed := strings.Replace(body, `"resourceType":"Subscription"`, `"resourceType":"Subscription","id":"`+sub+`"`, 1)
+		if r := e.do("app", "PUT", "/Subscription/"+sub, renewed); r.status != 200 {
+			t.Fatalf("renew: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		rx.take()
+		last := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.deliver()
+		if got := rx.take(); len(got) != 1 || got[0].Path != "/hook/Appointment/"+last {
+			t.Errorf("delivered %+v once renewed, want Appointment/%s", got, last)
+		}
+	})
 }

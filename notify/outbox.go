@@ -105,11 +105,14 @@ type owner struct {
 	Issuer       string `json:"iss,omitempty"`
 	Scope        string `json:"scope,omitempty"`
 	Open         bool   `json:"open,omitempty"`
+	// Expires is when the token expired; zero in records written before
+	// it was recorded.
+	Expires time.Time `json:"exp,omitzero"`
 }
 
 func ownerOf(p *access.Principal) owner {
 	return owner{Subject: p.Subject, ClientID: p.ClientID, FHIRUser: p.FHIRUser, Patient: p.Patient,
-		Organization: p.Organization, Issuer: p.Issuer, Scope: p.ScopeString(), Open: p.Open}
+		Organization: p.Organization, Issuer: p.Issuer, Scope: p.ScopeString(), Open: p.Open, Expires: p.Expires}
 }
 
 // principal returns the owner as the access layer decides for it.
@@ -119,7 +122,7 @@ func (o owner) principal() (*access.Principal, error) {
 		return nil, fmt.Errorf("owner scopes: %w", err)
 	}
 	return &access.Principal{Subject: o.Subject, ClientID: o.ClientID, FHIRUser: o.FHIRUser, Patient: o.Patient,
-		Organization: o.Organization, Issuer: o.Issuer, Scopes: scopes, Open: o.Open}, nil
+		Organization: o.Organization, Issuer: o.Issuer, Scopes: scopes, Open: o.Open, Expires: o.Expires}, nil
 }
 
 // putOwner records who owns subscription id, replacing what was recorded.

@@ -55,10 +55,13 @@ func isLoopback(addr string) bool {
 
 // serverAuth is what the auth file and the flags around it give the API.
 type serverAuth struct {
-	auth      server.Auth // nil: open
-	cors      []string
-	rateLimit server.RateLimit
-	policy    access.Policy
+	auth server.Auth // nil: open
+	// reauthorize re-checks a Subscription owner's authorisation at each
+	// notification; nil when open.
+	reauthorize func(*access.Principal, time.Time) (*access.Principal, error)
+	cors        []string
+	rateLimit   server.RateLimit
+	policy      access.Policy
 }
 
 // loadAuth reads the auth file, if any, and opens the signing keys in the
@@ -87,7 +90,7 @@ func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string) (*serverAut
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	sa.auth = svc
+	sa.auth, sa.reauthorize = svc, svc.Reauthorize
 	sa.cors = authCfg.CORS
 	sa.policy = access.Policy(authCfg.Policy)
 	if authCfg.RateLimit != nil && cfg.RateLimit == 0 {

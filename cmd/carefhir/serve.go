@@ -251,7 +251,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 			cfg.auditing(auditor)
 		}
 	}
-	subs, err := startSubscriptions(ctx, cfg, baseURL, auditor, logger)
+	subs, err := startSubscriptions(ctx, cfg, baseURL, sa.reauthorize, auditor, logger)
 	if err != nil {
 		ln.Close()
 		return err

@@ -25,22 +25,25 @@ type subscriptions struct {
 }
 
 // startSubscriptions starts delivering the outbox of the API at baseURL,
-// recording the deliveries in auditor (nil: none).
-func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, auditor *access.Auditor, logger *slog.Logger) (*subscriptions, error) {
+// re-checking each owner's authorisation with reauthorize (nil: none, on a
+// server without authorisation) and recording the deliveries in auditor
+// (nil: none).
+func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, reauthorize func(*access.Principal, time.Time) (*access.Principal, error), auditor *access.Auditor, logger *slog.Logger) (*subscriptions, error) {
 	ix, err := server.NewIndexer(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("serve: subscriptions: %w", err)
 	}
 	n, err := notify.New(notify.Config{
-		Indexer:    ix,
-		BaseURL:    baseURL,
-		AllowHTTP:  cfg.NotifyAllowHTTP,
-		Types:      cfg.NotifyTypes,
-		MaxBackoff: cfg.NotifyMaxBackoff,
-		ErrorAfter: cfg.NotifyErrorAfter,
-		KeepEvents: cfg.NotifyKeepEvents,
-		Auditor:    auditor,
-		Logger:     logger,
+		Indexer:     ix,
+		BaseURL:     baseURL,
+		AllowHTTP:   cfg.NotifyAllowHTTP,
+		Types:       cfg.NotifyTypes,
+		MaxBackoff:  cfg.NotifyMaxBackoff,
+		ErrorAfter:  cfg.NotifyErrorAfter,
+		KeepEvents:  cfg.NotifyKeepEvents,
+		Reauthorize: reauthorize,
+		Auditor:     auditor,
+		Logger:      logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("serve: subscriptions: %w", err)

@@ -9,6 +9,7 @@ package access
 import (
 	"context"
 	"strings"
+	"time"
 )
 
 // Principal is who a request acts for: the verified claims of its access
@@ -30,6 +31,9 @@ type Principal struct {
 	Scopes []Scope
 	// Issuer is who issued the token.
 	Issuer string
+	// Expires is when the token expires (its exp); zero for a principal
+	// without a token, such as the open and system ones.
+	Expires time.Time
 	// Address is the network address the request came from.
 	Address string
 	// Open marks the principal of a server running without authorisation:

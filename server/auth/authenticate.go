@@ -192,6 +192,7 @@ func (a *Authenticator) check(ctx context.Context, raw string, now time.Time) (*
 	if err != nil {
 		return nil, time.Time{}, err
 	}
+	p.Expires = exp
 	return p, exp, nil
 }
 
