@@ -335,11 +335,21 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 			if p == nil {
 				return nil, errors.New("notify: a subscription written outside a request")
 			}
-			if err := putOwner(ctx, tx, c.ID, ownerOf(p), now); err != nil {
+			created, err := createdAnew(ctx, tx, c)
+			if err != nil {
 				return nil, err
 			}
-			if err := n.restartIfNew(ctx, tx, c, now); err != nil {
+			if err := recordOwner(ctx, tx, c.ID, ownerOf(p), created, now); err != nil {
 				return nil, err
+			}
+			if created && c.Version.VersionID > 1 {
+				// Created under the id of a deleted one: its events start
+				// from 0, as a new subscription's, so that its
+				// events-since-subscription-start counts its own events
+				// only, and $events lists none of the deleted one's.
+				if err := restartCounter(ctx, tx, c.ID, now); err != nil {
+					return nil, fmt.Errorf("notify: restart the events of subscription %s: %w", c.ID, err)
+				}
 			}
 			if res.Status.Get() == statusRequested {
 				if err := n.enqueue(ctx, tx, &row{Subscription: c.ID, Kind: kindHandshake, SubscriptionVersion: c.Version.VersionID, Created: now}); err != nil {
@@ -402,25 +412,20 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 	return nil, nil
 }
 
-// restartIfNew starts the events of a Subscription created under the id of
-// a deleted one from 0, as a new subscription's: its
-// events-since-subscription-start counts its own events only, and $events
-// lists none of the deleted one's.
-func (n *Notifier) restartIfNew(ctx context.Context, tx store.Tx, c *operation.Change, now time.Time) error {
+// createdAnew reports whether the write c of a Subscription creates it: the
+// first version of its id, or one written after a delete.
+func createdAnew(ctx context.Context, tx store.Tx, c *operation.Change) (bool, error) {
 	if c.Version.VersionID <= 1 {
-		return nil // the first of its id: nothing counted yet
+		return true, nil
 	}
 	prev, err := tx.VRead(ctx, "Subscription", c.ID, c.Version.VersionID-1)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !prev.Deleted) {
-		return nil
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("notify: subscription %s before this write: %w", c.ID, err)
 	}
-	if err != nil {
-		return fmt.Errorf("notify: subscription %s before this write: %w", c.ID, err)
-	}
-	if err := restartCounter(ctx, tx, c.ID, now); err != nil {
-		return fmt.Errorf("notify: restart the events of subscription %s: %w", c.ID, err)
-	}
-	return nil
+	return prev.Deleted, nil
 }
 
 // beforeVersion is the version a write replaces, kept from its Check.

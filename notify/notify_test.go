@@ -514,6 +514,34 @@ func TestOwnerPatientScope(t *testing.T) {
 	})
 }
 
+// TestOwnerKeptWhenAnotherWrites: an administrator's system token
+// setting a patient app's Subscription back to requested does not become
+// its owner: the notifications are still read as the app, of its patient
+// only.
+func TestOwnerKeptWhenAnotherWrites(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{
+			"app": {"sub": "app", "patient": "p1", "scope": "patient/Appointment.rs user/Subscription.cru patient/Patient.r"},
+		})
+		rx := newReceiver(t)
+		body := subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json")
+		sub := idOf(t, e.do("app", "POST", "/Subscription", body))
+		e.deliver()
+		again := strings.Replace(body, `"resourceType":"Subscription"`, `"resourceType":"Subscription","id":"`+sub+`"`, 1)
+		if r := e.do("admin", "PUT", "/Subscription/"+sub, again); r.status != 200 {
+			t.Fatalf("administrator requesting it again: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		rx.take()
+		mine := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		theirs := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p2", "booked")))
+		e.deliver()
+		if got := rx.take(); len(got) != 1 || got[0].Path != "/hook/Appointment/"+mine {
+			t.Errorf("delivered %+v, want only Appointment/%s (not %s)", got, mine, theirs)
+		}
+	})
+}
+
 // TestOwnerMayNotRead: a Subscription whose owner may read no resource of
 // its criteria's type is refused however it is written, naming the
 // criteria, and nothing is stored; switching one off is not refused.

@@ -115,6 +115,12 @@ func ownerOf(p *access.Principal) owner {
 		Organization: p.Organization, Issuer: p.Issuer, Scope: p.ScopeString(), Open: p.Open, Expires: p.Expires}
 }
 
+// sameParty reports whether o and other are one party: the same subject
+// of the same client, by the same issuer, or both the open principal.
+func (o owner) sameParty(other owner) bool {
+	return o.Open == other.Open && o.Issuer == other.Issuer && o.ClientID == other.ClientID && o.Subject == other.Subject
+}
+
 // principal returns the owner as the access layer decides for it.
 func (o owner) principal() (*access.Principal, error) {
 	scopes, _, err := access.ParseScopes(o.Scope)
@@ -125,8 +131,14 @@ func (o owner) principal() (*access.Principal, error) {
 		Organization: o.Organization, Issuer: o.Issuer, Scopes: scopes, Open: o.Open, Expires: o.Expires}, nil
 }
 
-// putOwner records who owns subscription id, replacing what was recorded.
-func putOwner(ctx context.Context, tx store.Tx, id string, o owner, now time.Time) error {
+// recordOwner records o, who writes subscription id, as its owner when it
+// creates the subscription, or is the party that owns it (a new token of
+// the same issuer, client and subject: its current claims and expiry). A
+// write by another party (an administrator's system token setting an
+// app's subscription back to requested, say) leaves the owner as it was:
+// taking its place would widen what the subscription delivers to what
+// that party may read.
+func recordOwner(ctx context.Context, tx store.Tx, id string, o owner, created bool, now time.Time) error {
 	body, err := json.Marshal(o)
 	if err != nil {
 		return err
@@ -135,6 +147,10 @@ func putOwner(ctx context.Context, tx store.Tx, id string, o owner, now time.Tim
 	switch cur, err := tx.Read(ctx, ownerType, id); {
 	case err == nil:
 		expected = cur.VersionID
+		var was owner
+		if !created && !cur.Deleted && json.Unmarshal(cur.JSON, &was) == nil && !was.sameParty(o) {
+			return nil
+		}
 	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("owner of subscription %s: %w", id, err)
 	}
