@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,6 +119,40 @@ func TestPurge(t *testing.T) {
 		evs = readNotification(t, e.do("admin", "GET", "/Subscription/"+kept+"/$events", "").body)
 		if len(evs.Events) != 2 || evs.Events[1] != "5:"+last {
 			t.Errorf("$events at the end: %+v, want events 4 and 5", evs)
+		}
+	})
+}
+
+// TestEventsFromOldestKept: once older events are purged, $events answers
+// from the oldest event kept, not with the 100 numbers after
+// eventsSinceNumber, all purged; a range wholly purged is empty.
+func TestEventsFromOldestKept(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{}, func(c *notify.Config) {
+			c.KeepEvents, c.KeepLastEvents = time.Hour, 2
+		})
+		rx := newReceiver(t)
+		sub := idOf(t, e.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "", rx.URL+"/hook", "id-only", 0)))
+		e.deliver()
+		var entries []string
+		for range 103 {
+			entries = append(entries, `{"resource":`+appointment("p1", "booked")+`,"request":{"method":"POST","url":"Appointment"}}`)
+		}
+		if r := e.do("admin", "POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[`+strings.Join(entries, ",")+`]}`); r.status != 200 {
+			t.Fatalf("transaction: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		e.clock.Advance(2 * time.Hour)
+		if err := e.n.Purge(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		evs := readNotification(t, e.do("admin", "GET", "/Subscription/"+sub+"/$events", "").body)
+		if evs.Since != "103" || len(evs.Events) != 2 || !strings.HasPrefix(evs.Events[0], "102:") || !strings.HasPrefix(evs.Events[1], "103:") {
+			t.Errorf("$events: since %s, events %v, want 102 and 103 of 103", evs.Since, evs.Events)
+		}
+		evs = readNotification(t, e.do("admin", "GET", "/Subscription/"+sub+"/$events?eventsSinceNumber=50&eventsUntilNumber=60", "").body)
+		if len(evs.Events) != 0 {
+			t.Errorf("$events of purged numbers: %v, want none", evs.Events)
 		}
 	})
 }

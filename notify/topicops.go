@@ -108,11 +108,16 @@ func (n *Notifier) events(ctx context.Context, inv *operation.Invocation) (*oper
 		}
 		sub.content = content
 	}
-	since = max(since, 1)
+	recs := r.Records()
+	// The answer starts from the first event kept from since on, rather
+	// than spend its 100 on numbers purged (docs/subscriptions.md,
+	// Retention).
+	if since, err = firstKept(ctx, recs, sub.id, c, max(since, 1), int(count)); err != nil {
+		return nil, err
+	}
 	until = min(until, int(count), since+maxEvents-1)
 	var evs []event
 	resources := map[int64][]byte{}
-	recs := r.Records()
 	for num := since; num <= until; num++ {
 		v, err := recs.Read(ctx, eventType, eventID(sub.id, c.Start+int64(num)))
 		if errors.Is(err, store.ErrNotFound) {
@@ -149,6 +154,28 @@ func (n *Notifier) events(ctx context.Context, inv *operation.Invocation) (*oper
 		return nil, err
 	}
 	return bundleResult(body)
+}
+
+// firstKept returns the least number in [from, to] whose event of
+// subscription sub (with counter c) is kept, or to+1 when none is. The
+// events kept are a subscription's latest: a purge removes the oldest
+// first (retain.go), so whether an event is kept turns, as numbers grow,
+// from no to yes once, and a binary search finds where.
+func firstKept(ctx context.Context, r store.Reader, sub string, c counter, from, to int) (int, error) {
+	lo, hi := from, to+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		_, err := r.Read(ctx, eventType, eventID(sub, c.Start+int64(mid)))
+		switch {
+		case err == nil:
+			hi = mid
+		case errors.Is(err, store.ErrNotFound):
+			lo = mid + 1
+		default:
+			return 0, fmt.Errorf("event %d of %s: %w", mid, sub, err)
+		}
+	}
+	return lo, nil
 }
 
 func bundleResult(body []byte) (*operation.Result, error) {
