@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -155,4 +156,62 @@ func TestEventsFromOldestKept(t *testing.T) {
 			t.Errorf("$events of purged numbers: %v, want none", evs.Events)
 		}
 	})
+}
+
+// TestTwoProcessesPurge: two servers on one MongoDB database deliver and
+// purge at once, each purging what the other delivered in the rounds
+// before: each notification is still delivered once, in order, the purges
+// fail nothing, and in the end nothing of the outbox or its claims is
+// left.
+func TestTwoProcessesPurge(t *testing.T) {
+	eng := engines[1]
+	uri := eng.place(t)
+	st := eng.open(t, uri)
+	a := newEnv(t, st, map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "a" })
+	b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b" })
+	rx := newReceiver(t)
+	a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json"))
+	var ids []string
+	for range 20 {
+		ids = append(ids, idOf(t, a.do("admin", "POST", "/Appointment", appointment("p1", "booked"))))
+	}
+	for range 3 {
+		var wg sync.WaitGroup
+		for _, e := range []*env{a, b} {
+			wg.Go(func() {
+				if err := e.n.DeliverPending(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+			wg.Go(func() {
+				if err := e.n.Purge(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		a.clock.Advance(2 * time.Minute)
+		b.clock.Advance(2 * time.Minute)
+	}
+	var paths []string
+	for _, g := range rx.take() {
+		paths = append(paths, g.Path)
+	}
+	want := []string{"/hook"}
+	for _, id := range ids {
+		want = append(want, "/hook/Appointment/"+id)
+	}
+	if strings.Join(paths, " ") != strings.Join(want, " ") {
+		t.Errorf("deliveries:\n got %v\nwant %v (each once, in order)", paths, want)
+	}
+	for _, e := range []*env{a, b} {
+		if err := e.n.Purge(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, typ := range []string{"NotifyOutbox", "NotifyClaim"} {
+		if n := versionsOf(t, st, typ); n != 0 {
+			t.Errorf("%d versions of %s left, want none", n, typ)
+		}
+	}
 }
