@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"carefhir/fhir"
@@ -63,6 +64,7 @@ func (n *Notifier) Run(ctx context.Context) {
 	again := time.NewTimer(time.Hour)
 	again.Stop()
 	var purged time.Time
+	var behind atomic.Bool // the last purge pass left more to remove
 	for {
 		select {
 		case <-ctx.Done():
@@ -75,12 +77,14 @@ func (n *Notifier) Run(ctx context.Context) {
 			for sub, beat := range n.dueHeartbeats(ctx) {
 				start(sub, func() { beat(ctx) })
 			}
-			if now.Sub(purged) >= purgeEvery {
+			if now.Sub(purged) >= purgeEvery || behind.Load() {
 				purged = now
 				start(purging, func() {
-					if err := n.Purge(ctx); err != nil && ctx.Err() == nil {
+					more, err := n.Purge(ctx)
+					if err != nil && ctx.Err() == nil {
 						n.cfg.Logger.Error("notify: purge", "err", err)
 					}
+					behind.Store(more)
 				})
 			}
 		}

@@ -72,6 +72,9 @@ type Config struct {
 	// kept however old (0: DefaultKeepLastEvents).
 	KeepEvents     time.Duration
 	KeepLastEvents int
+	// PurgeBatch bounds the records of each kind one purge pass removes;
+	// 0: DefaultPurgeBatch.
+	PurgeBatch int
 	// Reauthorize, when set, checks at each delivery of an event that the
 	// authorisation of the subscription's owner is still in place
 	// (auth.Service.Reauthorize), and returns the owner narrowed to what
@@ -101,6 +104,7 @@ const (
 	// client that finds a gap in the event numbers only when the next
 	// notification comes, however much later, can fetch what it missed.
 	DefaultKeepLastEvents = maxEvents
+	DefaultPurgeBatch     = 1000
 )
 
 // Notifier matches writes against subscriptions and delivers them.
@@ -160,6 +164,9 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	if cfg.KeepLastEvents <= 0 {
 		cfg.KeepLastEvents = DefaultKeepLastEvents
+	}
+	if cfg.PurgeBatch <= 0 {
+		cfg.PurgeBatch = DefaultPurgeBatch
 	}
 	if cfg.Holder == "" {
 		cfg.Holder = "p" + strconv.FormatInt(time.Now().UnixNano(), 36)

@@ -11,14 +11,11 @@ import (
 	"carefhir/store"
 )
 
-// purgeBatch bounds the records one purge pass removes of each kind;
-// purgeSubscriptions, the subscriptions whose events it looks at.
-const (
-	purgeBatch         = 1000
-	purgeSubscriptions = 100
-)
+// purgeSubscriptions bounds the subscriptions whose events one purge pass
+// looks at.
+const purgeSubscriptions = 100
 
-// purgeEvery is how often Run purges.
+// purgeEvery is how often Run purges, while a pass leaves nothing behind.
 const purgeEvery = time.Minute
 
 // staleClaim is how old a claim that was never released (its process died)
@@ -32,36 +29,42 @@ const staleClaim = time.Hour
 // released, after staleClaim; the events of a subscription that
 // $events no longer serves (those older than KeepEvents beyond its latest
 // KeepLastEvents, and those of the Subscriptions that held its id before);
-// and everything recorded for a deleted Subscription. Run calls it every
-// minute; each pass removes at most purgeBatch records of each kind and
-// looks at most at purgeSubscriptions subscriptions, taking up the next
-// ones at the next pass. Processes sharing a database may purge at once:
-// removing what is gone already does nothing.
-func (n *Notifier) Purge(ctx context.Context) error {
+// and everything recorded for a deleted Subscription. Each pass removes
+// at most PurgeBatch records of each kind and looks at most at
+// purgeSubscriptions subscriptions, taking up the next ones at the next
+// pass; more reports that it stopped at a bound with more to remove. Run
+// makes a pass every minute, or at its next poll when the last pass had
+// more to remove, so that the purge keeps up with a busy outbox.
+// Processes sharing a database may purge at once: removing what is gone
+// already does nothing.
+func (n *Notifier) Purge(ctx context.Context) (more bool, err error) {
 	recs, err := n.records()
 	if err != nil {
-		return err
+		return false, err
 	}
 	p, ok := recs.(store.Purger)
 	if !ok {
-		return fmt.Errorf("notify: the engine (%T) cannot purge records", recs)
+		return false, fmt.Errorf("notify: the engine (%T) cannot purge records", recs)
 	}
 	now := n.cfg.Now()
 	for _, typ := range []string{outboxType, claimType} {
-		if _, err := p.PurgeDeleted(ctx, typ, now.Add(-n.cfg.Lease), purgeBatch); err != nil {
-			return fmt.Errorf("notify: purge: %w", err)
+		removed, err := p.PurgeDeleted(ctx, typ, now.Add(-n.cfg.Lease), n.cfg.PurgeBatch)
+		if err != nil {
+			return false, fmt.Errorf("notify: purge: %w", err)
 		}
+		more = more || removed >= n.cfg.PurgeBatch
 	}
 	if err := n.purgeStaleClaims(ctx, recs, p, now); err != nil {
-		return err
+		return false, err
 	}
-	return n.purgeEvents(ctx, recs, p, now)
+	eventsLeft, err := n.purgeEvents(ctx, recs, p, now)
+	return more || eventsLeft, err
 }
 
 // purgeStaleClaims removes the claims of processes that died before
 // releasing them.
 func (n *Notifier) purgeStaleClaims(ctx context.Context, recs store.Tx, p store.Purger, now time.Time) error {
-	claims, err := recs.Search(ctx, store.Query{Type: claimType, Count: purgeBatch})
+	claims, err := recs.Search(ctx, store.Query{Type: claimType, Count: n.cfg.PurgeBatch})
 	if err != nil {
 		return fmt.Errorf("notify: purge claims: %w", err)
 	}
@@ -80,11 +83,12 @@ func (n *Notifier) purgeStaleClaims(ctx context.Context, recs store.Tx, p store.
 // purgeEvents goes through the next subscriptions, by their owner
 // records (every subscription with events has one), from where the last
 // pass stopped: it trims the events of each, and removes all that is
-// recorded for those deleted.
-func (n *Notifier) purgeEvents(ctx context.Context, recs store.Tx, p store.Purger, now time.Time) error {
+// recorded for those deleted. It reports whether it stopped with events
+// left to remove.
+func (n *Notifier) purgeEvents(ctx context.Context, recs store.Tx, p store.Purger, now time.Time) (bool, error) {
 	f, ok := recs.(store.Finder)
 	if !ok {
-		return fmt.Errorf("notify: the engine (%T) cannot page through records", recs)
+		return false, fmt.Errorf("notify: the engine (%T) cannot page through records", recs)
 	}
 	n.purgeMu.Lock()
 	defer n.purgeMu.Unlock()
@@ -95,21 +99,21 @@ func (n *Notifier) purgeEvents(ctx context.Context, recs store.Tx, p store.Purge
 		page, err = f.Find(ctx, q)
 	}
 	if err != nil {
-		return fmt.Errorf("notify: purge: owners: %w", err)
+		return false, fmt.Errorf("notify: purge: owners: %w", err)
 	}
-	budget := purgeBatch
+	budget := n.cfg.PurgeBatch
 	for _, o := range page.Matches {
 		if budget <= 0 {
-			return nil // more to remove: the same page again next time
+			return true, nil // more to remove: the same page again next time
 		}
 		removed, err := n.purgeSubscription(ctx, recs, p, o.ID, budget, now)
 		if err != nil {
-			return err
+			return false, err
 		}
 		budget -= removed
 	}
 	n.purgeCursor = page.Next
-	return nil
+	return false, nil
 }
 
 // purgeSubscription removes up to budget events of subscription sub that

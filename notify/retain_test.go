@@ -47,7 +47,7 @@ func TestPurge(t *testing.T) {
 		})
 		purge := func() {
 			t.Helper()
-			if err := e.n.Purge(context.Background()); err != nil {
+			if _, err := e.n.Purge(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -144,7 +144,7 @@ func TestEventsFromOldestKept(t *testing.T) {
 		}
 		e.deliver()
 		e.clock.Advance(2 * time.Hour)
-		if err := e.n.Purge(context.Background()); err != nil {
+		if _, err := e.n.Purge(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		evs := readNotification(t, e.do("admin", "GET", "/Subscription/"+sub+"/$events", "").body)
@@ -184,7 +184,7 @@ func TestTwoProcessesPurge(t *testing.T) {
 				}
 			})
 			wg.Go(func() {
-				if err := e.n.Purge(context.Background()); err != nil {
+				if _, err := e.n.Purge(context.Background()); err != nil {
 					t.Error(err)
 				}
 			})
@@ -205,7 +205,7 @@ func TestTwoProcessesPurge(t *testing.T) {
 		t.Errorf("deliveries:\n got %v\nwant %v (each once, in order)", paths, want)
 	}
 	for _, e := range []*env{a, b} {
-		if err := e.n.Purge(context.Background()); err != nil {
+		if _, err := e.n.Purge(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -214,4 +214,34 @@ func TestTwoProcessesPurge(t *testing.T) {
 			t.Errorf("%d versions of %s left, want none", n, typ)
 		}
 	}
+}
+
+// TestPurgeReportsMore: a pass removes at most PurgeBatch records of a
+// kind and says when it stopped there, so that the deliverer makes the
+// next pass at once rather than a minute later; the last pass, which
+// removes what is left, says it is done.
+func TestPurgeReportsMore(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		st := eng.open(t, eng.place(t))
+		e := newEnv(t, st, map[string]map[string]any{}, func(c *notify.Config) { c.PurgeBatch = 3 })
+		rx := newReceiver(t)
+		e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", ""))
+		for range 7 {
+			e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		}
+		e.deliver()
+		e.clock.Advance(2 * time.Minute)
+		for i, want := range []struct {
+			more bool
+			left int
+		}{{true, 10}, {true, 4}, {false, 0}} { // 8 rows of 2 versions
+			more, err := e.n.Purge(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if left := versionsOf(t, st, "NotifyOutbox"); more != want.more || left != want.left {
+				t.Errorf("pass %d: more %v, %d versions left; want %v, %d", i+1, more, left, want.more, want.left)
+			}
+		}
+	})
 }
