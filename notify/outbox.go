@@ -105,7 +105,7 @@ type owner struct {
 	Issuer       string `json:"iss,omitempty"`
 	Scope        string `json:"scope,omitempty"`
 	Open         bool   `json:"open,omitempty"`
-	// Expires is when the token expired; zero in records written before
+	// Expires is when the token expires; zero in records written before
 	// it was recorded.
 	Expires time.Time `json:"exp,omitzero"`
 }
