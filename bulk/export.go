@@ -265,6 +265,10 @@ func (e *Exporter) Operation() operation.Operation {
 	return operation.Operation{
 		Name:       "export",
 		Definition: "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+		TypeDefinitions: map[string]string{
+			"Patient": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+			"Group":   "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+		},
 		Levels:     operation.System | operation.Type | operation.Instance,
 		Types:      []string{"Patient", "Group"},
 		Idempotent: true,
@@ -272,8 +276,8 @@ func (e *Exporter) Operation() operation.Operation {
 	}
 }
 
-// operationDefinitions holds the IG's OperationDefinition of $export,
-// which Operation names.
+// operationDefinitions holds the IG's OperationDefinitions of $export at
+// the system, Patient and Group levels, which Operation names.
 //
 //go:embed operationdefinitions/*.json
 var operationDefinitions embed.FS

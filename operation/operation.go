@@ -37,7 +37,12 @@ type Operation struct {
 	Name string
 	// Definition is the canonical URL of its OperationDefinition.
 	Definition string
-	Levels     Level
+	// TypeDefinitions names, by resource type, the OperationDefinition of
+	// the operation on that type and its instances where it is not
+	// Definition: the Bulk Data IG defines $export on the system, on
+	// Patient and on a Group each with a definition of its own.
+	TypeDefinitions map[string]string
+	Levels          Level
 	// Types restricts the type and instance levels to these resource
 	// types; nil allows every served type.
 	Types []string

@@ -34,7 +34,7 @@ func isServed(typ string) bool {
 type capabilities struct {
 	typeInteractions   []string
 	systemInteractions []string
-	operations         []capOperation // on types and their instances
+	operations         []operation    // on types and their instances
 	systemOperations   []capOperation // on the system ([base]/$name)
 }
 
@@ -44,15 +44,15 @@ func (c *capabilities) add(codes ...string) {
 	c.typeInteractions = append(c.typeInteractions, codes...)
 }
 
-// addOperation records an operation served at levels: on the system
+// addOperation records an operation where it is served: on the system
 // (CapabilityStatement.rest.operation), and on types and their instances
-// (rest.resource.operation of each of types; nil: every type).
-func (c *capabilities) addOperation(name, definition string, levels level, types []string) {
-	op := capOperation{Name: name, Definition: definition, types: types}
-	if levels&systemLevel != 0 {
-		c.systemOperations = append(c.systemOperations, op)
+// (rest.resource.operation of each of its types; nil: every type), each
+// naming the operation's definition there.
+func (c *capabilities) addOperation(op operation) {
+	if op.levels&systemLevel != 0 {
+		c.systemOperations = append(c.systemOperations, capOperation{Name: op.name, Definition: op.definition})
 	}
-	if levels&(typeLevel|instanceLevel) != 0 {
+	if op.levels&(typeLevel|instanceLevel) != 0 {
 		c.operations = append(c.operations, op)
 	}
 }
@@ -62,7 +62,7 @@ func (c *capabilities) operationsOn(typ string) []capOperation {
 	var out []capOperation
 	for _, op := range c.operations {
 		if op.types == nil || slices.Contains(op.types, typ) {
-			out = append(out, op)
+			out = append(out, capOperation{Name: op.name, Definition: op.definitionOn(typ)})
 		}
 	}
 	return out
@@ -134,7 +134,6 @@ type capResource struct {
 type capOperation struct {
 	Name       string `json:"name"`
 	Definition string `json:"definition"`
-	types      []string
 }
 
 type capParam struct {

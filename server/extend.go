@@ -26,12 +26,13 @@ import (
 func (a *api) registerExtensions() {
 	for _, op := range a.cfg.Operations {
 		a.addOperation(operation{
-			name:       op.Name,
-			definition: op.Definition,
-			levels:     level(op.Levels),
-			types:      op.Types,
-			idempotent: op.Idempotent,
-			handle:     a.runOperation(op),
+			name:            op.Name,
+			definition:      op.Definition,
+			typeDefinitions: op.TypeDefinitions,
+			levels:          level(op.Levels),
+			types:           op.Types,
+			idempotent:      op.Idempotent,
+			handle:          a.runOperation(op),
 		})
 	}
 }

@@ -26,7 +26,10 @@ const (
 type operation struct {
 	name       string // without the $
 	definition string // canonical URL of its OperationDefinition
-	levels     level
+	// typeDefinitions names, by type, the OperationDefinition of the
+	// operation on that type and its instances where it is not definition.
+	typeDefinitions map[string]string
+	levels          level
 	// types restricts the type and instance levels to these resource types;
 	// nil allows every served type.
 	types []string
@@ -34,6 +37,15 @@ type operation struct {
 	// in the query string.
 	idempotent bool
 	handle     func(c *gin.Context, inv invocation)
+}
+
+// definitionOn returns the canonical URL of the operation's
+// OperationDefinition on typ ("" for the system).
+func (op operation) definitionOn(typ string) string {
+	if d, ok := op.typeDefinitions[typ]; ok {
+		return d
+	}
+	return op.definition
 }
 
 // invocation is where an operation was invoked: Type and ID are empty at the
@@ -59,7 +71,7 @@ func (a *api) addOperation(op operation) {
 		a.operations = make(map[string]operation)
 	}
 	a.operations[op.name] = op
-	a.caps.addOperation(op.name, op.definition, op.levels, op.types)
+	a.caps.addOperation(op)
 }
 
 // registerOperationRoutes registers the POST routes that only operations

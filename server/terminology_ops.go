@@ -51,11 +51,14 @@ func (a *api) registerTerminology() {
 	if termsOf(a.cfg.Validator) == nil {
 		return
 	}
+	// CodeSystem/$validate-code shares its name with ValueSet's: one entry
+	// serves both types, each with its own OperationDefinition.
 	for _, op := range []operation{
 		{name: "expand", definition: "http://hl7.org/fhir/OperationDefinition/ValueSet-expand",
 			levels: typeLevel | instanceLevel, types: []string{"ValueSet"}, handle: a.expand},
 		{name: "validate-code", definition: "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code",
-			levels: typeLevel | instanceLevel, types: []string{"ValueSet"}, handle: a.validateCode},
+			typeDefinitions: map[string]string{"CodeSystem": "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code"},
+			levels:          typeLevel | instanceLevel, types: []string{"ValueSet", "CodeSystem"}, handle: a.validateCode},
 		{name: "lookup", definition: "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup",
 			levels: typeLevel, types: []string{"CodeSystem"}, handle: a.lookup},
 		{name: "subsumes", definition: "http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes",
@@ -64,12 +67,6 @@ func (a *api) registerTerminology() {
 		op.idempotent = true
 		a.addOperation(op)
 	}
-	// CodeSystem/$validate-code shares its name with ValueSet's: one entry
-	// serves both types, listed on each with its own OperationDefinition.
-	op := a.operations["validate-code"]
-	op.types = append(op.types, "CodeSystem")
-	a.operations[op.name] = op
-	a.caps.addOperation(op.name, "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code", op.levels, []string{"CodeSystem"})
 }
 
 // opParams are the parameters of an invocation: the query string of a GET,

@@ -412,8 +412,9 @@ func TestServedOperationsHaveCanonicalDefinitions(t *testing.T) {
 	}
 }
 
-// capOperation is an operation as the CapabilityStatement lists it.
-type capOperation struct{ Name, Definition string }
+// capOperation is an operation as the CapabilityStatement lists it, on
+// Type ("" on the system).
+type capOperation struct{ Name, Definition, Type string }
 
 // capabilityOperations returns the operations the CapabilityStatement at
 // base lists, on the system and on each type.
@@ -438,7 +439,10 @@ func capabilityOperations(t *testing.T, base string) []capOperation {
 	}
 	ops := cs.Rest[0].Operation
 	for _, r := range cs.Rest[0].Resource {
-		ops = append(ops, r.Operation...)
+		for _, op := range r.Operation {
+			op.Type = r.Type
+			ops = append(ops, op)
+		}
 	}
 	return ops
 }

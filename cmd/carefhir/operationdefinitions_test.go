@@ -54,7 +54,8 @@ func definitionOf(t *testing.T, base, canonical string) (*operationDefinition, b
 // TestCapabilityStatementDefinitionsResolve checks that every
 // OperationDefinition the CapabilityStatement names can be found by its
 // canonical url and read by its id, that it defines the operation under
-// the name listed, and that the server's definitions are read-only.
+// the name listed and at the level where it is listed (the system, or the
+// type), and that the server's definitions are read-only.
 func TestCapabilityStatementDefinitionsResolve(t *testing.T) {
 	for name, args := range engineArgs() {
 		t.Run(name, func(t *testing.T) {
@@ -63,16 +64,20 @@ func TestCapabilityStatementDefinitionsResolve(t *testing.T) {
 			if len(ops) == 0 {
 				t.Fatal("the CapabilityStatement lists no operations")
 			}
-			seen := map[string]bool{}
+			seen := map[string]*operationDefinition{}
 			for _, op := range ops {
-				if seen[op.Definition] {
+				if d, ok := seen[op.Definition]; ok {
+					if d != nil {
+						checkDefinedWhereListed(t, op, d)
+					}
 					continue
 				}
-				seen[op.Definition] = true
 				d, ok := definitionOf(t, p.base, op.Definition)
+				seen[op.Definition] = d
 				if !ok {
 					continue
 				}
+				checkDefinedWhereListed(t, op, d)
 				if d.Code != op.Name {
 					t.Errorf("%s defines $%s, listed as $%s", op.Definition, d.Code, op.Name)
 				}
@@ -114,6 +119,19 @@ func TestCapabilityStatementDefinitionsResolve(t *testing.T) {
 				t.Errorf("after the writes, %s is OperationDefinition/%s", d.URL, again.ID)
 			}
 		})
+	}
+}
+
+// checkDefinedWhereListed checks that d defines op where the
+// CapabilityStatement lists it: on the system, or on its type (or on
+// every type, as Resource).
+func checkDefinedWhereListed(t *testing.T, op capOperation, d *operationDefinition) {
+	t.Helper()
+	switch {
+	case op.Type == "" && !d.System:
+		t.Errorf("$%s is listed on the system with %s, which does not define it there", op.Name, op.Definition)
+	case op.Type != "" && (!(d.Type || d.Instance) || !slices.Contains(d.Resource, op.Type) && !slices.Contains(d.Resource, "Resource")):
+		t.Errorf("$%s is listed on %s with %s, which defines it on %v", op.Name, op.Type, op.Definition, d.Resource)
 	}
 }
 
