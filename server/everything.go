@@ -88,9 +88,12 @@ const (
 //
 // Parameters: _since (only resources last updated at or after it), _type
 // (comma-separated or repeated: only these types, and the Patient always), and
-// _count (page size, as for search). start and end (a care date range) are
-// not applied: they are reported, like unknown parameters, in an outcome
-// entry, or refused with 400 under Prefer: handling=strict. POST takes the
+// _count (page size, as for search), and _cursor, of the next-page links.
+// start and end (a care date range) are not applied: they are reported in
+// an outcome entry, or refused with 400 under Prefer: handling=strict. A
+// parameter the definition does not state is refused by the dispatcher
+// (checkParams); without the definition bundled it is reported as start
+// and end are. POST takes the
 // same parameters in a Parameters resource.
 func (a *api) registerEverything() {
 	a.addOperation(operation{
@@ -99,6 +102,7 @@ func (a *api) registerEverything() {
 		levels:     typeLevel | instanceLevel,
 		types:      []string{"Patient"},
 		idempotent: true,
+		extra:      []string{"_cursor"},
 		handle:     a.everything,
 	})
 }

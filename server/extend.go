@@ -32,6 +32,7 @@ func (a *api) registerExtensions() {
 			levels:          level(op.Levels),
 			types:           op.Types,
 			idempotent:      op.Idempotent,
+			rawBody:         op.RawBody,
 			handle:          a.runOperation(op),
 		})
 	}

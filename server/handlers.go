@@ -233,8 +233,12 @@ func readBody(c *gin.Context) ([]byte, error) {
 	return body, nil
 }
 
-// readAll reads the whole request body as it is.
+// readAll reads the whole request body as it is, or returns it as the
+// dispatcher of operations read it.
 func readAll(c *gin.Context) ([]byte, error) {
+	if body, ok := c.Get(ctxBody); ok {
+		return body.([]byte), nil
+	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError

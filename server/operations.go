@@ -1,6 +1,7 @@
 package server
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -36,7 +37,16 @@ type operation struct {
 	// idempotent operations may also be invoked with GET, their parameters
 	// in the query string.
 	idempotent bool
-	handle     func(c *gin.Context, inv invocation)
+	// rawBody operations take a POST body that is not FHIR (a CSV file),
+	// which the dispatcher leaves unread.
+	rawBody bool
+	// extra are parameters the operation takes beyond its definition's:
+	// those of the links it answers, such as the cursor of a next page.
+	extra  []string
+	handle func(c *gin.Context, inv invocation)
+	// params holds, by definition URL, the input parameters of each of
+	// its bundled definitions, which invocations are checked against.
+	params map[string][]defParam
 }
 
 // definitionOn returns the canonical URL of the operation's
@@ -69,6 +79,12 @@ func (inv invocation) level() level {
 func (a *api) addOperation(op operation) {
 	if a.operations == nil {
 		a.operations = make(map[string]operation)
+	}
+	op.params = map[string][]defParam{}
+	for _, def := range append([]string{op.definition}, slices.Collect(maps.Values(op.typeDefinitions))...) {
+		if params, ok := a.definedParams(def); ok {
+			op.params[def] = params
+		}
 	}
 	a.operations[op.name] = op
 	a.caps.addOperation(op)
@@ -158,6 +174,10 @@ func (a *api) invoke(c *gin.Context, name string, inv invocation) {
 			c.Error(err)
 			return
 		}
+	}
+	if err := a.checkParams(c, op, inv); err != nil {
+		c.Error(err)
+		return
 	}
 	op.handle(c, inv)
 }

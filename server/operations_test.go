@@ -1,6 +1,11 @@
 package server_test
 
-import "testing"
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
 
 func TestOperationDispatch(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
@@ -12,4 +17,64 @@ func TestOperationDispatch(t *testing.T) {
 		c.do("POST", "/Patient/bad$id/$validate", patient).want(t, 400).outcome(t, "value", "")
 		c.do("POST", "/Patient/missing/$validate", patient).want(t, 404).outcome(t, "not-found", "")
 	}, withValidator(false))
+}
+
+// TestOperationParametersFromDefinitions: the parameters of every
+// operation are checked against its OperationDefinition where it is
+// invoked, GET query and POST Parameters (JSON or XML) alike: one the
+// definition does not state is 400 naming it, one it allows once given
+// twice is 400, one it requires missing is 400; and nothing is written.
+func TestOperationParametersFromDefinitions(t *testing.T) {
+	const genderVS, genderCS = "http://hl7.org/fhir/ValueSet/administrative-gender", "http://hl7.org/fhir/administrative-gender"
+	vs, cs := url.QueryEscape(genderVS), url.QueryEscape(genderCS)
+	at := func(name string) string { return "Parameters.parameter.where(name='" + name + "')" }
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1"}`).want(t, http.StatusCreated)
+		for _, tt := range []struct{ method, path, body, code, param string }{
+			{"GET", "/ValueSet/$expand?url=" + vs + "&filtr=fem", "", "not-supported", "filtr"},
+			{"POST", "/ValueSet/$expand", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"` + genderVS + `"},{"name":"filtr","valueString":"fem"}]}`, "not-supported", "filtr"},
+			{"POST", "/ValueSet/$expand", `<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="url"/><valueUri value="` + genderVS + `"/></parameter><parameter><name value="filtr"/><valueString value="fem"/></parameter></Parameters>`, "not-supported", "filtr"},
+			{"POST", "/ValueSet/$expand", `<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="url"/><valueUri value="` + genderVS + `"/></parameter><parameter><name value="filter"/><valueString value="a"/></parameter><parameter><name value="filter"/><valueString value="b"/></parameter></Parameters>`, "invalid", "filter"},
+			{"GET", "/ValueSet/$validate-code?url=" + vs + "&system=" + cs + "&code=female&version=1", "", "not-supported", "version"},
+			// systemVersion is ValueSet's; CodeSystem/$validate-code has its own definition.
+			{"GET", "/CodeSystem/$validate-code?url=" + cs + "&code=female&systemVersion=4.0.1", "", "not-supported", "systemVersion"},
+			{"GET", "/CodeSystem/$lookup?system=" + cs + "&code=female&langauge=de", "", "not-supported", "langauge"},
+			{"GET", "/CodeSystem/$subsumes?system=" + cs + "&codeA=female&codeB=male&codeC=other", "", "not-supported", "codeC"},
+			{"GET", "/Patient/p1/$everything?_summary=true", "", "not-supported", "_summary"},
+			{"GET", "/Patient/p1/$meta?x=1", "", "not-supported", "x"},
+			{"POST", "/Patient/p1/$meta-add", `{"resourceType":"Parameters"}`, "required", "meta"},
+			{"POST", "/Patient/p1/$meta-add", `{"resourceType":"Parameters","parameter":[{"name":"meta","valueMeta":{"tag":[{"code":"a"}]}},{"name":"meta","valueMeta":{"tag":[{"code":"b"}]}}]}`, "invalid", "meta"},
+			{"POST", "/Patient/$validate?mode=create&profil=x", patient, "not-supported", "profil"},
+		} {
+			headers := []string{}
+			if strings.HasPrefix(tt.body, "<") {
+				headers = []string{"Content-Type", "application/fhir+xml", "Accept", "application/fhir+json"}
+			}
+			r := c.do(tt.method, tt.path, tt.body, headers...).want(t, http.StatusBadRequest)
+			if says := r.outcome(t, tt.code, at(tt.param)); !strings.Contains(says, tt.param) {
+				t.Errorf("%s %s: %q does not name %s", tt.method, tt.path, says, tt.param)
+			}
+		}
+		if v := c.do("GET", "/Patient/p1", "").want(t, http.StatusOK).json(t); get(v, "meta", "versionId") != "1" {
+			t.Errorf("Patient/p1 at version %v after refused invocations, want 1", get(v, "meta", "versionId"))
+		}
+		// What the definitions state, and the general parameters, are taken.
+		for _, path := range []string{
+			"/ValueSet/$expand?url=" + vs + "&filter=fem&_format=json&_pretty=true",
+			"/CodeSystem/$lookup?system=" + cs + "&code=female&property=parent&property=child",
+			"/CodeSystem/$validate-code?url=" + cs + "&code=female&version=4.0.1",
+			"/Patient/p1/$everything?_count=1&_type=Patient",
+			"/Patient/p1/$meta?_format=json",
+		} {
+			c.do("GET", path, "").want(t, http.StatusOK)
+		}
+		// The cursor of its next-page links is $everything's own.
+		page := c.do("GET", "/Patient/$everything?_count=1", "").want(t, http.StatusOK).json(t)
+		for _, l := range get(page, "link").([]any) {
+			if str(l, "relation") == "next" {
+				next := str(l, "url")
+				c.do("GET", next[strings.Index(next, "/Patient/"):], "").want(t, http.StatusOK)
+			}
+		}
+	}, withValidator(false), withDefinitions)
 }

@@ -96,42 +96,12 @@ func operationParams(c *gin.Context) (opParams, error) {
 	return out, nil
 }
 
-// onceOnly are the input parameters of each terminology operation whose
-// OperationDefinition allows them once at most (max "1"), by the
-// operation's definition: given twice, which one the client meant is
-// unknown, so the invocation is refused rather than answered for the first.
-var onceOnly = map[string][]string{
-	"ValueSet-expand": {"url", "valueSet", "valueSetVersion", "context", "contextDirection", "filter", "date", "offset", "count",
-		"includeDesignations", "includeDefinition", "activeOnly", "excludeNested", "excludeNotForUI", "excludePostCoordinated", "displayLanguage"},
-	"ValueSet-validate-code": {"url", "context", "valueSet", "valueSetVersion", "code", "system", "systemVersion", "display",
-		"coding", "codeableConcept", "date", "abstract", "displayLanguage"},
-	"CodeSystem-validate-code": {"url", "codeSystem", "code", "version", "display", "coding", "codeableConcept", "date", "abstract", "displayLanguage"},
-	"CodeSystem-lookup":        {"code", "system", "version", "coding", "date", "displayLanguage"},
-	"CodeSystem-subsumes":      {"codeA", "codeB", "system", "version", "codingA", "codingB"},
-}
-
-// once refuses the invocation of the operation defined as definition
-// (ValueSet-expand...) when it repeats a parameter allowed once at most.
-func (p opParams) once(definition string) error {
-	for _, name := range onceOnly[definition] {
-		n := 0
-		for _, x := range p {
-			if x.Name.Get() == name {
-				n++
-			}
-		}
-		if n > 1 {
-			return errorf(http.StatusBadRequest, "invalid", "%s is given %d times: $%s takes it once at most", name, n, definition[strings.Index(definition, "-")+1:]).at(name)
-		}
-	}
-	return nil
-}
-
-// termParams reads the parameters of an invocation of the terminology
-// operation defined as definition, refusing those it repeats. A date (the
-// definitions as they were then) is refused too: only the current ones are
-// held, and answering from them would change the answer silently.
-func termParams(c *gin.Context, definition string) (opParams, error) {
+// termParams reads the parameters of an invocation of a terminology
+// operation, which the dispatcher checked against its definition
+// (checkParams). A date (the definitions as they were then) is refused:
+// only the current ones are held, and answering from them would change
+// the answer silently.
+func termParams(c *gin.Context) (opParams, error) {
 	p, err := operationParams(c)
 	if err != nil {
 		return nil, err
@@ -139,7 +109,7 @@ func termParams(c *gin.Context, definition string) (opParams, error) {
 	if p.first("date") != nil {
 		return nil, errorf(http.StatusUnprocessableEntity, "not-supported", "the date parameter is not supported: only the current definitions of value sets and code systems are held").at("date")
 	}
-	return p, p.once(definition)
+	return p, nil
 }
 
 // first returns the first parameter with this name, or nil.
@@ -404,7 +374,7 @@ func (a *api) readOnce(c *gin.Context, read map[string]bool, typ, canonical, ver
 // valueSetInvocation reads the parameters of a ValueSet operation (defined
 // as definition) and finds its ValueSet.
 func (a *api) valueSetInvocation(c *gin.Context, inv invocation, definition string) (opParams, *valueSet, error) {
-	p, err := termParams(c, definition)
+	p, err := termParams(c)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -775,7 +745,7 @@ func (cd codingParam) name() string {
 // (https://hl7.org/fhir/R4/codesystem-operation-validate-code.html).
 // A coding of another system, or of another version, is not in it.
 func (a *api) validateCodeInCodeSystem(c *gin.Context, inv invocation) {
-	p, err := termParams(c, "CodeSystem-validate-code")
+	p, err := termParams(c)
 	if err != nil {
 		c.Error(err)
 		return
@@ -947,7 +917,7 @@ func writeParameters(c *gin.Context, params []map[string]any) {
 // designations and properties (all of them, or those the property
 // parameters name).
 func (a *api) lookup(c *gin.Context, _ invocation) {
-	p, err := termParams(c, "CodeSystem-lookup")
+	p, err := termParams(c)
 	if err != nil {
 		c.Error(err)
 		return
@@ -1053,7 +1023,7 @@ func (a *api) findCodeSystem(c *gin.Context, canonical, version string) (json.Ra
 // hierarchy is the one :below and :above search: nested concepts and the
 // parent, subsumedBy and child properties.
 func (a *api) subsumes(c *gin.Context, inv invocation) {
-	p, err := termParams(c, "CodeSystem-subsumes")
+	p, err := termParams(c)
 	if err != nil {
 		c.Error(err)
 		return

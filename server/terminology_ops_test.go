@@ -854,7 +854,7 @@ func TestTerminologyRepeatedParameterIsRefused(t *testing.T) {
 			{"/CodeSystem/$lookup?system=" + cs + "&code=female&code=male", "code"},
 			{"/CodeSystem/$subsumes?system=" + cs + "&codeA=female&codeB=male&codeB=female", "codeB"},
 		} {
-			c.do("GET", tt.path, "").want(t, http.StatusBadRequest).outcome(t, "invalid", tt.param)
+			c.do("GET", tt.path, "").want(t, http.StatusBadRequest).outcome(t, "invalid", "Parameters.parameter.where(name='"+tt.param+"')")
 		}
 		// Only the current definitions are held: a date is refused.
 		for _, path := range []string{
@@ -866,7 +866,7 @@ func TestTerminologyRepeatedParameterIsRefused(t *testing.T) {
 		}
 		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"`+genderVS+`"},
 			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"female"}},
-			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"x"}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "coding")
+			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"x"}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "Parameters.parameter.where(name='coding')")
 		// property may be repeated.
 		c.do("GET", "/CodeSystem/$lookup?system="+cs+"&code=female&property=parent&property=child", "").want(t, http.StatusOK)
 	}, withValidator(false), withDefinitions)

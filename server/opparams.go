@@ -1,0 +1,232 @@
+package server
+
+// The parameters of an invocation checked against the OperationDefinition
+// the CapabilityStatement names for the operation where it was invoked: a
+// parameter the definition does not state, one given more times than its
+// max, or one of min 1 missing is refused before the operation runs, the
+// same for every operation, GET query and POST Parameters alike. An
+// operation left to ignore a parameter it does not know would answer
+// something other than what was asked (an expansion without the filter
+// the client meant to give) without saying so.
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// defParam is an input parameter of an OperationDefinition.
+type defParam struct {
+	Name string `json:"name"`
+	Use  string `json:"use"`
+	Min  int    `json:"min"`
+	Max  string `json:"max"`
+	Type string `json:"type"`
+}
+
+// generalParams are the parameters that say how any answer is written
+// (R4 http.html, "General parameters"), taken from the query string of an
+// invocation whatever its definition states. _summary and _elements, the
+// other two, are not applied to the answer of an operation, so an
+// operation whose definition does not state them refuses them.
+var generalParams = []string{"_format", "_pretty"}
+
+// definedParams returns the input parameters of the bundled
+// OperationDefinition of canonical url; ok is false when none is bundled,
+// and then invocations are not checked.
+func (a *api) definedParams(url string) (params []defParam, ok bool) {
+	if a.cfg.Definitions == nil {
+		return nil, false
+	}
+	r := a.cfg.Definitions.Canonical("OperationDefinition", url, "")
+	if r == nil {
+		return nil, false
+	}
+	var d struct{ Parameter []defParam }
+	if err := json.Unmarshal(r.JSON, &d); err != nil {
+		// The bundled definitions are embedded or installed by the host,
+		// and tested to load.
+		panic(fmt.Sprintf("server: OperationDefinition %s: %v", url, err))
+	}
+	for _, p := range d.Parameter {
+		if p.Use == "in" {
+			params = append(params, p)
+		}
+	}
+	return params, true
+}
+
+// givenParams are the parameters of an invocation: the name of each, as
+// many times as it is given, in the order given (the query string, then
+// the Parameters body); and the type of a body that is not a Parameters
+// resource, which stands for the definition's resource parameter.
+type givenParams struct {
+	names        []string
+	resourceType string
+}
+
+// checkParams refuses an invocation of op on inv whose parameters the
+// operation's definition there does not allow.
+func (a *api) checkParams(c *gin.Context, op operation, inv invocation) error {
+	def := op.definitionOn(inv.Type)
+	params, ok := op.params[def]
+	if !ok {
+		return nil
+	}
+	given, err := invocationParams(c, op.rawBody)
+	if err != nil {
+		return err
+	}
+	counts := map[string]int{}
+	for _, name := range given.names {
+		counts[name]++
+	}
+	for _, name := range given.names {
+		at := "Parameters.parameter.where(name='" + truncate(name, 64) + "')"
+		i := slices.IndexFunc(params, func(p defParam) bool { return p.Name == name })
+		if i < 0 {
+			if slices.Contains(op.extra, name) {
+				continue
+			}
+			return errorf(http.StatusBadRequest, "not-supported", "unknown parameter %q: this operation takes %s", truncate(name, 64), paramNames(params)).at(at)
+		}
+		if max, err := strconv.Atoi(params[i].Max); err == nil && counts[name] > max {
+			return errorf(http.StatusBadRequest, "invalid", "%s is given %d times: $%s takes it %s", name, counts[name], op.name, times(max)).at(at)
+		}
+	}
+	for _, p := range params {
+		if p.Min > 0 && counts[p.Name] == 0 && !(given.resourceType != "" && (p.Type == "Resource" || p.Type == given.resourceType)) {
+			return errorf(http.StatusBadRequest, "required", "%s is missing: $%s requires it", p.Name, op.name).at("Parameters.parameter.where(name='" + p.Name + "')")
+		}
+	}
+	return nil
+}
+
+// paramNames lists the names of params for a message.
+func paramNames(params []defParam) string {
+	if len(params) == 0 {
+		return "no parameters"
+	}
+	names := make([]string, len(params))
+	for i, p := range params {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func times(n int) string {
+	if n == 1 {
+		return "once at most"
+	}
+	return strconv.Itoa(n) + " times at most"
+}
+
+// ctxBody holds the body of a POST invocation once checkParams has read
+// it, for the operation to read again (readAll).
+const ctxBody = "carefhir.operationBody"
+
+// invocationParams reads the parameters of the invocation c: the query
+// string but the general parameters, and the names of a Parameters body
+// (unless raw: the body of a RawBody operation, which is not FHIR, is left
+// unread). A body that is not FHIR JSON or XML, or that does not parse,
+// gives no names here: the operation, reading it, says what is wrong.
+func invocationParams(c *gin.Context, raw bool) (givenParams, error) {
+	var given givenParams
+	query := c.Request.URL.Query()
+	for _, name := range slices.Sorted(maps.Keys(query)) {
+		if slices.Contains(generalParams, name) {
+			continue
+		}
+		for range query[name] {
+			given.names = append(given.names, name)
+		}
+	}
+	if raw || c.Request.Method != http.MethodPost || c.Request.ContentLength == 0 {
+		return given, nil
+	}
+	body, err := readAll(c)
+	if err != nil {
+		return given, err
+	}
+	c.Set(ctxBody, body)
+	mt, err := bodyType(c)
+	if err != nil {
+		return given, nil
+	}
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
+	var names []string
+	if xmlTypes[mt] {
+		given.resourceType, names = xmlParameterNames(body)
+	} else {
+		given.resourceType, names = jsonParameterNames(body)
+	}
+	if given.resourceType == "Parameters" {
+		given.resourceType = ""
+	}
+	given.names = append(given.names, names...)
+	return given, nil
+}
+
+// jsonParameterNames returns the resource type of a FHIR JSON body and,
+// when it is Parameters, the names of its parameters.
+func jsonParameterNames(body []byte) (resourceType string, names []string) {
+	var res struct {
+		ResourceType string
+		Parameter    []struct{ Name string }
+	}
+	if json.Unmarshal(body, &res) != nil {
+		return "", nil
+	}
+	if res.ResourceType == "Parameters" {
+		for _, p := range res.Parameter {
+			names = append(names, p.Name)
+		}
+	}
+	return res.ResourceType, names
+}
+
+// xmlParameterNames returns the resource type of a FHIR XML body and,
+// when it is Parameters, the names of its parameters
+// (<parameter><name value="…"/>).
+func xmlParameterNames(body []byte) (resourceType string, names []string) {
+	d := xml.NewDecoder(bytes.NewReader(body))
+	var path []string
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return resourceType, names
+		}
+		if err != nil {
+			return "", nil
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			path = append(path, t.Name.Local)
+			switch {
+			case len(path) == 1:
+				resourceType = t.Name.Local
+				if resourceType != "Parameters" {
+					return resourceType, nil
+				}
+			case len(path) == 3 && path[1] == "parameter" && t.Name.Local == "name":
+				for _, at := range t.Attr {
+					if at.Name.Local == "value" {
+						names = append(names, at.Value)
+					}
+				}
+			}
+		case xml.EndElement:
+			path = path[:len(path)-1]
+		}
+	}
+}
