@@ -25,7 +25,6 @@ func TestOperationDispatch(t *testing.T) {
 // definition does not state is 400 naming it, one it allows once given
 // twice is 400, one it requires missing is 400; and nothing is written.
 func TestOperationParametersFromDefinitions(t *testing.T) {
-	const genderVS, genderCS = "http://hl7.org/fhir/ValueSet/administrative-gender", "http://hl7.org/fhir/administrative-gender"
 	vs, cs := url.QueryEscape(genderVS), url.QueryEscape(genderCS)
 	at := func(name string) string { return "Parameters.parameter.where(name='" + name + "')" }
 	eachEngine(t, func(t *testing.T, c *client) {

@@ -69,29 +69,33 @@ func (a *api) registerTerminology() {
 	}
 }
 
-// opParams are the parameters of an invocation: the query string of a GET,
-// or the Parameters resource a POST carries.
+// opParams are the parameters of an invocation: those of the query string
+// and those of the Parameters resource a POST carries.
 type opParams []*fhir.ParametersParameter
 
-// operationParams reads the parameters of an invocation. A POST without a
-// body takes them from its query string, like a GET.
+// operationParams reads the parameters of an invocation: the query string
+// (but _format and _pretty, which say how the answer is written), then the
+// Parameters body of a POST. Both are read, as every operation reads them
+// (operation.Invocation.Params): a parameter left in the query string of
+// a POST would otherwise be ignored, and one given in both places is given
+// twice, which the dispatcher refuses for a parameter taken once.
 func operationParams(c *gin.Context) (opParams, error) {
 	body, err := parametersBody(c)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
-		return body.Parameter, nil
-	}
 	q := c.Request.URL.Query()
 	var out opParams
 	for _, name := range slices.Sorted(maps.Keys(q)) {
-		if name == "_format" || name == "_pretty" {
+		if slices.Contains(generalParams, name) {
 			continue
 		}
 		for _, v := range q[name] {
 			out = append(out, &fhir.ParametersParameter{Name: fhir.NewString(name), ValueString: fhir.NewString(v)})
 		}
+	}
+	if body != nil {
+		out = append(out, body.Parameter...)
 	}
 	return out, nil
 }

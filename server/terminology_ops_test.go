@@ -963,3 +963,21 @@ func TestTerminologyExpandSystemParameters(t *testing.T) {
 		}
 	}, withValidator(false), withDefinitions)
 }
+
+// A POST takes the parameters of its query string beside those of its
+// Parameters body, as every operation does: none is left unread, and one
+// given in both places is given twice.
+func TestTerminologyQueryBesideParametersBody(t *testing.T) {
+	body := `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"` + genderVS + `"}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		if codes, total := expansion(t, c.do("POST", "/ValueSet/$expand?filter=fem", body)); !slices.Equal(codes, []string{"female"}) || total != 1 {
+			t.Errorf("POST $expand?filter=fem: %v of %v, want [female] of 1", codes, total)
+		}
+		c.do("POST", "/ValueSet/$expand?url="+url.QueryEscape(genderVS), body).want(t, http.StatusBadRequest).
+			outcome(t, "invalid", "Parameters.parameter.where(name='url')")
+		lookup := `{"resourceType":"Parameters","parameter":[{"name":"system","valueUri":"` + genderCS + `"}]}`
+		if res := c.do("POST", "/CodeSystem/$lookup?code=male", lookup).want(t, http.StatusOK).json(t); get(param(res, "display"), "valueString") != "Male" {
+			t.Errorf("POST $lookup?code=male: %v", res)
+		}
+	}, withValidator(false), withDefinitions)
+}
