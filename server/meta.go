@@ -84,6 +84,12 @@ func (a *api) versionMeta(c *gin.Context) {
 		c.Error(err)
 		return
 	}
+	// $meta on a version is $meta still, its parameters checked as the
+	// dispatcher checks them on the resource.
+	if err := a.checkParams(c, a.operations["meta"], invocation{Type: typ, ID: id}); err != nil {
+		c.Error(err)
+		return
+	}
 	v, err := a.version(c, typ, id)
 	if err != nil {
 		c.Error(err)

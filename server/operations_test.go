@@ -41,6 +41,8 @@ func TestOperationParametersFromDefinitions(t *testing.T) {
 			{"GET", "/CodeSystem/$subsumes?system=" + cs + "&codeA=female&codeB=male&codeC=other", "", "not-supported", "codeC"},
 			{"GET", "/Patient/p1/$everything?_summary=true", "", "not-supported", "_summary"},
 			{"GET", "/Patient/p1/$meta?x=1", "", "not-supported", "x"},
+			{"GET", "/Patient/p1/_history/1/$meta?x=1", "", "not-supported", "x"},
+			{"POST", "/Patient/p1/_history/1/$meta", `{"resourceType":"Parameters","parameter":[{"name":"x","valueString":"1"}]}`, "not-supported", "x"},
 			{"POST", "/Patient/p1/$meta-add", `{"resourceType":"Parameters"}`, "required", "meta"},
 			{"POST", "/Patient/p1/$meta-add", `{"resourceType":"Parameters","parameter":[{"name":"meta","valueMeta":{"tag":[{"code":"a"}]}},{"name":"meta","valueMeta":{"tag":[{"code":"b"}]}}]}`, "invalid", "meta"},
 			{"POST", "/Patient/$validate?mode=create&profil=x", patient, "not-supported", "profil"},
@@ -64,6 +66,7 @@ func TestOperationParametersFromDefinitions(t *testing.T) {
 			"/CodeSystem/$validate-code?url=" + cs + "&code=female&version=4.0.1",
 			"/Patient/p1/$everything?_count=1&_type=Patient",
 			"/Patient/p1/$meta?_format=json",
+			"/Patient/p1/_history/1/$meta?_pretty=true",
 		} {
 			c.do("GET", path, "").want(t, http.StatusOK)
 		}
