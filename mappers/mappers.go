@@ -61,8 +61,11 @@ type Result struct {
 // Merge completes an entry that writes only part of a resource: given a
 // copy of the stored version the entry matched, which it may change, it
 // returns the resource to write, that version with the entry's part
-// applied. An entry that matches nothing is written as it is.
-type Merge func(stored fhir.Resource) fhir.Resource
+// applied. ref gives the reference a full URL of the Bundle stands for
+// once stored (Type/id of the resource its entry matched), or the full
+// URL itself, so that the part's references can be compared with the
+// stored version's. An entry that matches nothing is written as it is.
+type Merge func(stored fhir.Resource, ref func(fullURL string) string) fhir.Resource
 
 // Failed reports whether any issue is an Error: such a payload is refused
 // whole, and nothing of it is stored.

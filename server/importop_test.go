@@ -802,19 +802,6 @@ func TestImportCSVUpdatesPart(t *testing.T) {
 		versions := func(id string) any {
 			return c.do("GET", "/Patient/"+id+"/_history", "").want(t, 200).json(t)["total"]
 		}
-		wants := func(step string, p map[string]any, want ...string) {
-			t.Helper()
-			got := toJSON(t, p)
-			var lacks []string
-			for _, w := range want {
-				if !strings.Contains(got, w) {
-					lacks = append(lacks, w)
-				}
-			}
-			if len(lacks) > 0 {
-				t.Errorf("after %s the record lacks %s: %s", step, strings.Join(lacks, ", "), got)
-			}
-		}
 		kept := []string{
 			`"birthDate":"2010-10-22"`, `"gender":"female"`, `"Boar Lane"`, `"use":"temp"`, `"01632960587"`, `"jane.smith@example.com"`,
 			`UKCore-NHSNumberVerificationStatus`, `UKCore-NHSCommunication`, `"suffix":["MBE"]`, `"prefix":["Mrs"]`,
@@ -825,7 +812,7 @@ func TestImportCSVUpdatesPart(t *testing.T) {
 		imported(names)
 		p := storedOne(t, c, search+nhs)
 		id := p["id"].(string)
-		wants("a report of names", p, append(kept, `"family":"Smith","given":["Janet"]`)...)
+		wantHeld(t, "a report of names", p, append(kept, `"family":"Smith","given":["Janet"]`)...)
 		if n := versions(id); n != float64(2) {
 			t.Errorf("after a report of names the record has %v versions, want 2", n)
 		}
@@ -852,11 +839,104 @@ func TestImportCSVUpdatesPart(t *testing.T) {
 		imported("NHS Number,Mobile Telephone,Postcode\n" + newcomer + ",07700 900456,LS3 1AA\n" +
 			strings.Repeat(",,\n", 250) + nhs + ",07700 900123,LS2 7EW\n")
 		p = storedOne(t, c, search+nhs)
-		wants("a new postcode and mobile", p, append(kept[3:], `"postalCode":"LS2 7EW","use":"home"`, `"07700 900123"`)...)
+		wantHeld(t, "a new postcode and mobile", p, append(kept[3:], `"postalCode":"LS2 7EW","use":"home"`, `"07700 900123"`)...)
 		if got := toJSON(t, p["address"]); strings.Count(got, "Boar Lane") != 1 || strings.Contains(got, `"postalCode":"LS1 6AE","use":"home"`) {
 			t.Errorf("after a new postcode the addresses are %s, want the temporary address kept and the home address replaced", got)
 		}
 		created := storedOne(t, c, search+newcomer)
-		wants("a report naming a patient not stored", created, `"07700 900456"`, `"postalCode":"LS3 1AA"`)
+		wantHeld(t, "a report naming a patient not stored", created, `"07700 900456"`, `"postalCode":"LS3 1AA"`)
+	}, withImport)
+}
+
+// wantHeld fails t unless the record p, as JSON, holds each of want,
+// after step.
+func wantHeld(t *testing.T, step string, p map[string]any, want ...string) {
+	t.Helper()
+	got := toJSON(t, p)
+	var lacks []string
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			lacks = append(lacks, w)
+		}
+	}
+	if len(lacks) > 0 {
+		t.Errorf("after %s the record lacks %s: %s", step, strings.Join(lacks, ", "), got)
+	}
+}
+
+// TestImportHL7v2UpdatesPart stores a record as PDS gives it, with an
+// identifier of another system added, then sends HL7 v2 updates of it:
+// an A31 that carries only a new name keeps everything else the record
+// held; the same A31 again writes no version; a null ("") in PID-13
+// removes its phones and email (but not its contact's phone), and
+// nothing else; an A40 that merges a record into it keeps what it held,
+// and the links of earlier merges.
+func TestImportHL7v2UpdatesPart(t *testing.T) {
+	pdsPatient := importPayloads(t)[1].body
+	const search = "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"
+	a31 := func(control, pid string) string {
+		return "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A31^ADT_A05|" + control + "|P|2.4\r" +
+			"EVN|A31|20260301093000+0000\r" + pid + "\r"
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=pds", pdsPatient, "Content-Type", "application/fhir+json").want(t, 200)
+		p := storedOne(t, c, search)
+		id := p["id"].(string)
+		p["identifier"] = append(p["identifier"].([]any), map[string]any{"system": "https://example.org/Id/pas-number", "value": "PAS123"})
+		c.do("PUT", "/Patient/"+id, toJSON(t, p), "Content-Type", "application/fhir+json").want(t, 200)
+		versions := func() any {
+			return c.do("GET", "/Patient/"+id+"/_history", "").want(t, 200).json(t)["total"]
+		}
+		send := func(msg string) {
+			t.Helper()
+			r := c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+			if !bytes.Contains(r.body, []byte("MSA|AA|")) {
+				t.Fatalf("%q", r.body)
+			}
+		}
+		kept := []string{
+			`"birthDate":"2010-10-22"`, `"gender":"female"`, `"Boar Lane"`, `"use":"temp"`,
+			`UKCore-NHSNumberVerificationStatus`, `UKCore-NHSCommunication`, `"PAS123"`,
+			`"generalPractitioner":[{"id":"254406A3"`, `"code":"U"`, `"deceasedDateTime"`, `"contact"`,
+		}
+		wantHeld(t, "storing it", storedOne(t, c, search), append(kept, `"01632960587"`)...)
+
+		named := "PID|1||9000000009^^^NHS^NH||SMITH^JANET^^^^^L"
+		send(a31("MSG1", named))
+		p = storedOne(t, c, search)
+		wantHeld(t, "an A31 of a new name", p, append(kept, `"01632960587"`, `"given":["JANET"]`)...)
+		if n := versions(); n != float64(3) {
+			t.Errorf("after an A31 of a new name the record has %v versions, want 3", n)
+		}
+		send(a31("MSG2", named))
+		if n := versions(); n != float64(3) {
+			t.Errorf("an A31 of what the record holds made version %v", n)
+		}
+
+		send(a31("MSG3", named+"||||||||\"\""))
+		p = storedOne(t, c, search)
+		wantHeld(t, "a null PID-13", p, kept...)
+		if p["telecom"] != nil {
+			t.Errorf("after a null PID-13 the record keeps the telecoms %s", toJSON(t, p["telecom"]))
+		}
+
+		// Two merges into the record, each keeping what it held, the
+		// first sent again under another control id: it writes nothing.
+		a40 := func(control, old string) string {
+			return "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A40^ADT_A39|" + control + "|P|2.4\r" +
+				"EVN|A40|20260301093000+0000\r" + named + "\rMRG|" + old + "^^^NHS^NH\r"
+		}
+		send(a40("MSG4", "9990000018"))
+		send(a40("MSG5", "9990000042"))
+		before := versions()
+		send(a40("MSG6", "9990000018"))
+		if n := versions(); n != before {
+			t.Errorf("a merge sent again made version %v, after %v", n, before)
+		}
+		p = storedOne(t, c, search)
+		wantHeld(t, "two merges", p, kept...)
+		if got := toJSON(t, p["link"]); strings.Count(got, `"type":"replaces"`) != 2 {
+			t.Errorf("after two merges into the record its links are %s, want a replaces link to each", got)
+		}
 	}, withImport)
 }

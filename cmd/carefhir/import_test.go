@@ -234,6 +234,50 @@ func TestMLLPKeepsMerges(t *testing.T) {
 	}
 }
 
+// TestMLLPUpdatesPart registers a patient over MLLP with an address,
+// phones, an email, a practice and a GP, then sends an A31 that carries
+// only a new name, twice: the record keeps what the A31 does not carry,
+// and the second A31 writes no version.
+func TestMLLPUpdatesPart(t *testing.T) {
+	register, err := os.ReadFile("../../mappers/hl7v2/testdata/uk/A28-register.hl7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rename := func(control string) []byte {
+		return []byte("MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260302093000+0000||ADT^A31^ADT_A05|" + control + "|P|2.4\r" +
+			"PID|1||9990000018^^^NHS^NH||JONES^SARAH^ANNE^^MRS^^L\r")
+	}
+	p := start(t, "--data", t.TempDir(), "--mllp-addr", "127.0.0.1:0")
+	for i, ack := range exchangeMLLP(t, p, register, rename("MSG0102"), rename("MSG0103")) {
+		if !bytes.Contains(ack, []byte("MSA|AA|")) {
+			t.Fatalf("message %d: %q", i+1, ack)
+		}
+	}
+	var found struct {
+		Entry []struct{ Resource json.RawMessage }
+	}
+	getJSON(t, p.base+"/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018", &found)
+	if len(found.Entry) != 1 {
+		t.Fatalf("%d records of the NHS number", len(found.Entry))
+	}
+	got := string(found.Entry[0].Resource)
+	for _, want := range []string{`"family":"JONES"`, `"LS1 4AP"`, `"01132 496000"`, `"07700 900123"`, `"sarah.ward@example.com"`, `"01132 496999"`, `"generalPractitioner":[{"reference":"Organization/`, `"reference":"Practitioner/`, `"birthDate":"1948-03-12"`, `NHSNumberVerificationStatus`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("after an A31 of a new name the record lacks %s: %s", want, got)
+		}
+	}
+	if strings.Contains(got, `"WARD"`) {
+		t.Errorf("the A31 left the former name: %s", got)
+	}
+	var history struct{ Total int }
+	var stored struct{ ID string }
+	json.Unmarshal(found.Entry[0].Resource, &stored)
+	getJSON(t, p.base+"/Patient/"+stored.ID+"/_history", &history)
+	if history.Total != 2 {
+		t.Errorf("the patient has %d versions after a registration and the same A31 twice, want 2", history.Total)
+	}
+}
+
 // exchangeMLLP sends each of msgs to the MLLP listener p logged, on one
 // connection, and returns the acknowledgements.
 func exchangeMLLP(t *testing.T, p *proc, msgs ...[]byte) [][]byte {

@@ -26,7 +26,7 @@ type rowUpdate struct {
 
 // merge returns stored, a copy of the stored Patient, updated with what
 // the row gives. It is the mappers.Merge of the row's entry.
-func (u *rowUpdate) merge(stored fhir.Resource) fhir.Resource {
+func (u *rowUpdate) merge(stored fhir.Resource, _ func(string) string) fhir.Resource {
 	s, ok := stored.(*fhir.Patient)
 	if !ok {
 		return u.p
@@ -105,7 +105,7 @@ func mergeAddress(addresses []*fhir.Address, ad *fhir.Address) []*fhir.Address {
 	}
 	held := addresses[i]
 	sameLines := ad.Line == nil || slices.EqualFunc(held.Line, ad.Line, func(a, b *fhir.String) bool { return strings.EqualFold(a.Get(), b.Get()) })
-	samePostcode := ad.PostalCode == nil || squash(held.PostalCode.Get()) == squash(ad.PostalCode.Get())
+	samePostcode := ad.PostalCode == nil || mappers.Squash(held.PostalCode.Get()) == mappers.Squash(ad.PostalCode.Get())
 	if !sameLines || !samePostcode {
 		addresses[i] = ad
 	}
@@ -119,37 +119,20 @@ func mergeTelecom(telecom []*fhir.ContactPoint, t *fhir.ContactPoint) []*fhir.Co
 	same := func(c *fhir.ContactPoint) bool {
 		return c != nil && c.System.Get() == t.System.Get() && c.Use.Get() == t.Use.Get()
 	}
-	if slices.ContainsFunc(telecom, func(c *fhir.ContactPoint) bool { return same(c) && squash(c.Value.Get()) == squash(t.Value.Get()) }) {
+	if slices.ContainsFunc(telecom, func(c *fhir.ContactPoint) bool {
+		return same(c) && mappers.Squash(c.Value.Get()) == mappers.Squash(t.Value.Get())
+	}) {
 		return telecom
 	}
-	return replace(telecom, same, t)
+	return mappers.Replace(telecom, same, []*fhir.ContactPoint{t}, nil)
 }
 
 // replaceRefs replaces the references of refs to resources of typ by
 // with, unless one of them is the same (keep), when all are kept.
 func replaceRefs(refs []*fhir.Reference, typ string, with *fhir.Reference, keep func(*fhir.Reference) bool) []*fhir.Reference {
-	of := func(r *fhir.Reference) bool {
-		return r != nil && (r.Type.Get() == typ || strings.HasPrefix(r.Reference.Get(), typ+"/"))
-	}
+	of := mappers.RefersTo(typ)
 	if slices.ContainsFunc(refs, func(r *fhir.Reference) bool { return of(r) && keep(r) }) {
 		return refs
 	}
-	return replace(refs, of, with)
-}
-
-// replace returns s with the elements that match removed and v in the
-// place of the first of them, or at the end when none does.
-func replace[T any](s []T, match func(T) bool, v T) []T {
-	i := slices.IndexFunc(s, match)
-	if i < 0 {
-		return append(s, v)
-	}
-	s[i] = v
-	return append(s[:i+1], slices.DeleteFunc(s[i+1:], match)...)
-}
-
-// squash is s without spaces, upper-cased: a postcode, a phone number or
-// an email address as compared.
-func squash(s string) string {
-	return strings.ToUpper(strings.Join(strings.Fields(s), ""))
+	return mappers.Replace(refs, of, []*fhir.Reference{with}, nil)
 }

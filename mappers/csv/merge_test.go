@@ -50,7 +50,7 @@ func TestMergeOntoStored(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					merged = merge(base)
+					merged = merge(base, func(u string) string { return u })
 				}
 			}
 			if merged == nil {

@@ -91,7 +91,7 @@ func Import(data []byte) *Imported {
 	}
 	im.Issues = append(im.Issues, a.issues...)
 	if !im.Failed() {
-		im.Bundle = tx.Bundle()
+		im.Bundle, im.Merges = tx.Bundle(), tx.Merges()
 	}
 	return im
 }
@@ -141,11 +141,11 @@ func (a *adt) person() {
 		a.missingf("PID", "the message has no PID segment")
 		return
 	}
-	p := a.patient(pid, a.following(pid, "PD1"))
-	if p == nil {
+	u := a.patient(pid, a.following(pid, "PD1"))
+	if u == nil {
 		return
 	}
-	a.tx.Put(p, mappers.NHSNumberSystem, nhsOf(p))
+	a.tx.PutPart(u.p, mappers.NHSNumberSystem, nhsOf(u.p), u.merge)
 }
 
 // following returns the segment named name after seg and before the
@@ -188,7 +188,7 @@ func (a *adt) merge() {
 			a.missingf(where, "a merge needs an MRG segment after the PID, naming the record merged")
 			continue
 		}
-		survivor := a.patient(pid, a.following(pid, "PD1"))
+		u := a.patient(pid, a.following(pid, "PD1"))
 		old, oldPath := nhsNumberIn(mrg.Field(1))
 		if old.number == "" {
 			a.missingf(mrg.Name+"-1", "MRG-1 holds no NHS number: the merged record cannot be named")
@@ -198,9 +198,10 @@ func (a *adt) merge() {
 			a.errorf(mrg.Name+"-1"+oldPath, "%q is not a valid NHS number (Modulus 11)", old.number)
 			continue
 		}
-		if survivor == nil {
+		if u == nil {
 			continue
 		}
+		survivor, merge := u.p, mappers.Merge(u.merge)
 		nhs := nhsOf(survivor)
 		if old.number == nhs {
 			a.errorf(mrg.Name+"-1", "the record merged has the surviving record's own NHS number %s", old.number)
@@ -219,7 +220,7 @@ func (a *adt) merge() {
 				// Merged away by an earlier pair: it stays as that pair
 				// left it, and the record merged into it follows it.
 				a.warnf("PID-3", "pair %d merges %s into %s, which an earlier pair merged into %s: %s stays inactive, replaced by %s", pairs, old.number, nhs, to, nhs, to)
-				survivor = prev
+				survivor, merge = prev, nil
 			} else {
 				survivor.Link = prev.Link
 			}
@@ -233,7 +234,7 @@ func (a *adt) merge() {
 		}
 		// A survivor of an earlier pair keeps what it was written with.
 		retired.Active = fhir.NewBoolean(false)
-		survivorURL := a.tx.Put(survivor, mappers.NHSNumberSystem, nhs)
+		survivorURL := a.tx.PutPart(survivor, mappers.NHSNumberSystem, nhs, merge)
 		retiredURL := a.tx.Put(retired, mappers.NHSNumberSystem, old.number)
 		survivor.Link = append(survivor.Link, &fhir.PatientLink{Other: mappers.Ref(retiredURL), Type: fhir.NewCode("replaces")})
 		retired.Link = append(retired.Link, &fhir.PatientLink{Other: mappers.Ref(survivorURL), Type: fhir.NewCode("replaced-by")})
@@ -307,9 +308,9 @@ func statusCode(s string) string {
 }
 
 // patient maps a PID (with the PD1 after it, if any) to a UK Core
-// Patient, registering the practice and GP writes; nil when the PID holds
-// no valid NHS number.
-func (a *adt) patient(pid, pd1 *Segment) *fhir.Patient {
+// Patient and the update of a stored one, registering the practice and
+// GP writes; nil when the PID holds no valid NHS number.
+func (a *adt) patient(pid, pd1 *Segment) *update {
 	id, where := nhsNumberIn(pid.Field(3))
 	if id.number == "" {
 		a.missingf("PID-3", "no NHS number among the patient identifiers (a repetition with identifier type NH or assigning authority NHS): records are matched on it")
@@ -327,6 +328,8 @@ func (a *adt) patient(pid, pd1 *Segment) *fhir.Patient {
 		}
 	}
 	p := &fhir.Patient{Meta: mappers.Meta(mappers.UKCorePatient), Identifier: []*fhir.Identifier{mappers.NHSNumber(id.number, id.status)}}
+	u := &update{p: p, status: id.status != ""}
+	u.noteNulls(pid, 5, 7, 8, 11, 13, 14, 29, 30, 32)
 	for i, r := range pid.Field(5) {
 		if n := humanName(r); n != nil {
 			p.Name = append(p.Name, n)
@@ -361,8 +364,13 @@ func (a *adt) patient(pid, pd1 *Segment) *fhir.Patient {
 	}
 	for _, n := range []int{13, 14} {
 		for _, r := range pid.Field(n) {
-			if cp := contactPoint(r, n == 14); cp != nil {
-				p.Telecom = append(p.Telecom, cp)
+			cp := contactPoint(r, n == 14)
+			switch {
+			case cp == nil:
+			case n == 13:
+				u.home = append(u.home, cp)
+			default:
+				u.work = append(u.work, cp)
 			}
 		}
 	}
@@ -375,15 +383,19 @@ func (a *adt) patient(pid, pd1 *Segment) *fhir.Patient {
 	} else if strings.EqualFold(pid.Get(30, 1), "Y") {
 		p.DeceasedBoolean = fhir.NewBoolean(true)
 	}
+	u.alive = strings.EqualFold(pid.Get(30, 1), "N")
+	p.Telecom = append(u.home[:len(u.home):len(u.home)], u.work...)
 	if pd1 != nil {
-		a.registration(p, pd1)
+		u.noteNulls(pd1, 3, 4)
+		a.registration(u, pd1)
 	}
-	return p
+	p.GeneralPractitioner = append(refs(u.practice), refs(u.gp)...)
+	return u
 }
 
 // registration maps PD1-3 (the registered practice) and PD1-4 (the
 // registered GP) to Patient.generalPractitioner.
-func (a *adt) registration(p *fhir.Patient, pd1 *Segment) {
+func (a *adt) registration(u *update, pd1 *Segment) {
 	if r := firstRep(pd1.Field(3)); !r.Empty() {
 		// XON-10 (v2.5) holds the organisation identifier; before v2.5
 		// XON-3 did.
@@ -394,10 +406,10 @@ func (a *adt) registration(p *fhir.Patient, pd1 *Segment) {
 		switch {
 		case mappers.ODSCode(ods):
 			url := a.tx.Ensure(mappers.Practice(ods, value(r.Get(1))), mappers.ODSSystem, ods)
-			p.GeneralPractitioner = append(p.GeneralPractitioner, mappers.Ref(url))
+			u.practice, u.ods = mappers.Ref(url), ods
 		case value(r.Get(1)) != "":
 			a.warnf("PD1-3", "the practice %q has no ODS code (XON-10 or XON-3): kept as a name only", r.Get(1))
-			p.GeneralPractitioner = append(p.GeneralPractitioner, &fhir.Reference{Type: fhir.NewUri("Organization"), Display: fhir.NewString(r.Get(1))})
+			u.practice = &fhir.Reference{Type: fhir.NewUri("Organization"), Display: fhir.NewString(r.Get(1))}
 		}
 	}
 	if r := firstRep(pd1.Field(4)); !r.Empty() {
@@ -407,16 +419,16 @@ func (a *adt) registration(p *fhir.Patient, pd1 *Segment) {
 		switch {
 		case system != "":
 			url := a.tx.Ensure(mappers.Practitioner(system, code, name), system, code)
-			p.GeneralPractitioner = append(p.GeneralPractitioner, mappers.Ref(url))
+			u.gp, u.gpID = mappers.Ref(url), &fhir.Identifier{System: fhir.NewUri(system), Value: fhir.NewString(code)}
 		case name != nil:
 			a.warnf("PD1-4", "the GP's id %q is neither a GMP (G and 7 digits) nor a GMC number: kept as a name only", code)
-			p.GeneralPractitioner = append(p.GeneralPractitioner, &fhir.Reference{Type: fhir.NewUri("Practitioner"), Display: fhir.NewString(displayName(name))})
+			u.gp = &fhir.Reference{Type: fhir.NewUri("Practitioner"), Display: fhir.NewString(displayName(name))}
 		}
 	}
 }
 
-// value treats the HL7 null, "", as empty: it asks the receiver to delete
-// the value, and a full replacement already does.
+// value treats the HL7 null, "", as empty: a field sent so is noted
+// (update.nulls), and deletes what the stored record holds of it.
 func value(s string) string {
 	if s == `""` {
 		return ""

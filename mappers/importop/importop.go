@@ -347,7 +347,7 @@ func ApplyHL7v2(ctx context.Context, st operation.Store, msg []byte, now time.Ti
 			return errAgain
 		}
 		ran = true
-		kept, err := settle(ctx, tx, m.Bundle, nil)
+		kept, err := settle(ctx, tx, m.Bundle, m.Merges)
 		if err != nil {
 			return err
 		}

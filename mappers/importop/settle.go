@@ -102,7 +102,12 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle, merges map[
 			if err != nil {
 				return nil, fmt.Errorf("importop: reading %s/%s: %w", k.typ, k.match, err)
 			}
-			k.entry.Resource = merge(base)
+			k.entry.Resource = merge(base, func(fullURL string) string {
+				if ref, ok := refs[fullURL]; ok {
+					return ref
+				}
+				return fullURL
+			})
 		}
 		keepSecurity(k.entry.Resource, cur)
 		k.entry.Resource.SetID(k.match)
