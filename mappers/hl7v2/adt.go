@@ -375,10 +375,18 @@ func (a *adt) patient(pid, pd1 *Segment) *update {
 		}
 	}
 	if d := value(pid.Get(29, 1)); d != "" {
-		if dt, ok := hl7DateTime(d); ok {
-			p.DeceasedDateTime = fhir.NewDateTime(dt)
-		} else {
+		dt, ok := hl7DateTime(d)
+		day, _, _ := strings.Cut(dt, "T")
+		switch {
+		case !ok:
 			a.errorf("PID-29", "%q is not an HL7 date and time", d)
+		case day > time.Now().Format("2006-01-02"):
+			// As a birth yet to come (PID-7): a mistyped date.
+			a.errorf("PID-29", "date of death %s is in the future", day)
+		case p.BirthDate != nil && before(day, p.BirthDate.Get()):
+			a.errorf("PID-29", "date of death %s is before the date of birth %s", day, p.BirthDate.Get())
+		default:
+			p.DeceasedDateTime = fhir.NewDateTime(dt)
 		}
 	} else if strings.EqualFold(pid.Get(30, 1), "Y") {
 		p.DeceasedBoolean = fhir.NewBoolean(true)
@@ -521,6 +529,13 @@ func contactPoint(r Repetition, work bool) *fhir.ContactPoint {
 		cp.Use = fhir.NewCode("home")
 	}
 	return cp
+}
+
+// before reports whether the FHIR date a is before b, compared to the
+// precision of the less precise: 1948 is not before 1948-03-12.
+func before(a, b string) bool {
+	n := min(len(a), len(b))
+	return a[:n] < b[:n]
 }
 
 // hl7Date turns an HL7 DT or TS (YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]]

@@ -59,7 +59,8 @@ func TestRefusedNotApplied(t *testing.T) {
 }
 
 // TestImpossibleDates sends messages whose dates pass a check of
-// their digits but name no day or time that exists: each is refused (AE)
+// their digits but name no day or time that exists, or a death yet to
+// come or before the birth: each is refused (AE)
 // with ERR-2 naming the field and code 102, as a malformed date is, and
 // never applied, rather than failing to store and being sent again.
 func TestImpossibleDates(t *testing.T) {
@@ -73,6 +74,8 @@ func TestImpossibleDates(t *testing.T) {
 		{"a death at second 61", "19700101|F" + strings.Repeat("|", 21) + "20200101120061+0000", "PID^1^29"},
 		{"a death at 31 April", "19700101|F" + strings.Repeat("|", 21) + "20200431+0000", "PID^1^29"},
 		{"a death in a zone 15 hours from UTC", "19700101|F" + strings.Repeat("|", 21) + "202001011200+1500", "PID^1^29"},
+		{"a death in the future", "19700101|F" + strings.Repeat("|", 21) + "20990101", "PID^1^29"},
+		{"a death before the birth", "19700101|F" + strings.Repeat("|", 21) + "196912312359+0000", "PID^1^29"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			msg := "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A28^ADT_A05|MSG0009|P|2.4\r" + pid + tt.fields + "\r"
