@@ -944,3 +944,18 @@ func TestImportHL7v2UpdatesPart(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportHL7v2HexEscapes imports a registration from a sender on ISO
+// 8859-1 whose names escape their accented letters (\XE9\ for é): the
+// names are stored with them.
+func TestImportHL7v2HexEscapes(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P3|P|2.4|||AL|NE|GBR|8859/1\rEVN|A28|20260101\r" +
+		"PID|1||9434760046^^^NHS^NH||REN\\XC9\\^ZO\\XCB\\||19480312|F\r"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760046")
+		if got := toJSON(t, p["name"]); got != `[{"family":"RENÉ","given":["ZOË"]}]` {
+			t.Errorf("names %s", got)
+		}
+	}, withImport)
+}

@@ -366,8 +366,17 @@ func (d Delimiters) decodeEscape(seq string) (string, bool) {
 			}
 			out = append(out, byte(v))
 		}
-		// Bytes that are not UTF-8 text, or are control characters, are
-		// not carried.
+		// The bytes are text in the message's character set: UTF-8, or
+		// else Windows-1252, as the message itself is read (a sender on
+		// ISO 8859-1 writes é as \XE9\). Control characters are not
+		// carried.
+		if !utf8.Valid(out) {
+			dec, err := charmap.Windows1252.NewDecoder().Bytes(out)
+			if err != nil {
+				return "", false
+			}
+			out = dec
+		}
 		return strings.Map(func(r rune) rune {
 			if mappers.Control(r) || r == utf8.RuneError {
 				return -1

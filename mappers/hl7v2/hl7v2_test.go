@@ -31,6 +31,7 @@ func TestParse(t *testing.T) {
 		{name: "hex escape of a control character dropped", in: "MSH|^~\\&|A\rPID|1||a\\X01\\b", seg: "PID", field: 3, comp: 1, sub: 1, want: "ab"},
 		{name: "Windows-1252 text", in: "MSH|^~\\&|A\rPID|1||Ren\xe9", seg: "PID", field: 3, comp: 1, sub: 1, want: "René"},
 		{name: "hex escape", in: "MSH|^~\\&|A\rPID|1||caf\\XC3A9\\", seg: "PID", field: 3, comp: 1, sub: 1, want: "café"},
+		{name: "hex escape of ISO 8859-1 text", in: "MSH|^~\\&|A||||||||||||||8859/1\rPID|1||Ren\\XE9\\ Zo\\XEB\\", seg: "PID", field: 3, comp: 1, sub: 1, want: "René Zoë"},
 		{name: "line break and highlight", in: "MSH|^~\\&|A\rNTE|1||a\\.br\\b\\H\\c\\N\\", seg: "NTE", field: 3, comp: 1, sub: 1, want: "a\nbc"},
 		{name: "unclosed escape kept", in: "MSH|^~\\&|A\rPID|1||a\\Fb", seg: "PID", field: 3, comp: 1, sub: 1, want: "a\\Fb"},
 		{name: "undefined escape kept", in: "MSH|^~\\&|A\rPID|1||a\\Q\\b", seg: "PID", field: 3, comp: 1, sub: 1, want: "a\\Q\\b"},
