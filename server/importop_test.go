@@ -951,11 +951,27 @@ func TestImportHL7v2UpdatesPart(t *testing.T) {
 func TestImportHL7v2HexEscapes(t *testing.T) {
 	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P3|P|2.4|||AL|NE|GBR|8859/1\rEVN|A28|20260101\r" +
 		"PID|1||9434760046^^^NHS^NH||REN\\XC9\\^ZO\\XCB\\||19480312|F\r"
+	wantNames(t, msg, `[{"family":"RENÉ","given":["ZOË"]}]`)
+}
+
+// wantNames imports msg, an HL7 v2 registration of NHS number
+// 9434760046, and fails t unless the names stored are want, as JSON.
+func wantNames(t *testing.T, msg, want string) {
+	t.Helper()
 	eachEngine(t, func(t *testing.T, c *client) {
 		c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 200)
 		p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760046")
-		if got := toJSON(t, p["name"]); got != `[{"family":"RENÉ","given":["ZOË"]}]` {
-			t.Errorf("names %s", got)
+		if got := toJSON(t, p["name"]); got != want {
+			t.Errorf("names %s, want %s", got, want)
 		}
 	}, withImport)
+}
+
+// TestImportHL7v2NameTypes imports a registration whose names are of
+// types U (unspecified), TEMP and BAD: stored with no use, temp and old,
+// as FHIR maps table 0200, not an unspecified name as a temporary one.
+func TestImportHL7v2NameTypes(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P4|P|2.5\rEVN|A28|20260101\r" +
+		"PID|1||9434760046^^^NHS^NH||WARD^SARAH^^^^^U~WARD^BABY^^^^^TEMP~WARDE^SARAH^^^^^BAD||19480312|F\r"
+	wantNames(t, msg, `[{"family":"WARD","given":["SARAH"]},{"family":"WARD","given":["BABY"],"use":"temp"},{"family":"WARDE","given":["SARAH"],"use":"old"}]`)
 }

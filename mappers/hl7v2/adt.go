@@ -446,8 +446,11 @@ func value(s string) string {
 
 var genders = map[string]string{"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown", "N": "unknown"}
 
-// nameUses maps HL7 table 0200 name types to FHIR name uses.
-var nameUses = map[string]string{"L": "official", "D": "usual", "M": "maiden", "N": "nickname", "A": "usual", "S": "anonymous", "U": "temp"}
+// nameUses maps HL7 table 0200 name types to FHIR name uses, as FHIR's
+// map between them (ConceptMap cm-name-use-v2) does, and A (alias) to
+// usual. U is "unspecified": a name of that type has no use, not a
+// temporary one.
+var nameUses = map[string]string{"L": "official", "D": "usual", "M": "maiden", "N": "nickname", "A": "usual", "S": "anonymous", "TEMP": "temp", "NOUSE": "old", "BAD": "old"}
 
 // humanName maps an XPN: family^given^middle^suffix^prefix^degree^type.
 func humanName(r Repetition) *fhir.HumanName {
