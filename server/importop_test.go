@@ -951,18 +951,19 @@ func TestImportHL7v2UpdatesPart(t *testing.T) {
 func TestImportHL7v2HexEscapes(t *testing.T) {
 	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P3|P|2.4|||AL|NE|GBR|8859/1\rEVN|A28|20260101\r" +
 		"PID|1||9434760046^^^NHS^NH||REN\\XC9\\^ZO\\XCB\\||19480312|F\r"
-	wantNames(t, msg, `[{"family":"RENÉ","given":["ZOË"]}]`)
+	wantStored(t, msg, "name", `[{"family":"RENÉ","given":["ZOË"]}]`)
 }
 
-// wantNames imports msg, an HL7 v2 registration of NHS number
-// 9434760046, and fails t unless the names stored are want, as JSON.
-func wantNames(t *testing.T, msg, want string) {
+// wantStored imports msg, an HL7 v2 registration of NHS number
+// 9434760046, and fails t unless the element of the Patient stored is
+// want, as JSON.
+func wantStored(t *testing.T, msg, element, want string) {
 	t.Helper()
 	eachEngine(t, func(t *testing.T, c *client) {
 		c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 200)
 		p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760046")
-		if got := toJSON(t, p["name"]); got != want {
-			t.Errorf("names %s, want %s", got, want)
+		if got := toJSON(t, p[element]); got != want {
+			t.Errorf("%s %s, want %s", element, got, want)
 		}
 	}, withImport)
 }
@@ -973,5 +974,15 @@ func wantNames(t *testing.T, msg, want string) {
 func TestImportHL7v2NameTypes(t *testing.T) {
 	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P4|P|2.5\rEVN|A28|20260101\r" +
 		"PID|1||9434760046^^^NHS^NH||WARD^SARAH^^^^^U~WARD^BABY^^^^^TEMP~WARDE^SARAH^^^^^BAD||19480312|F\r"
-	wantNames(t, msg, `[{"family":"WARD","given":["SARAH"]},{"family":"WARD","given":["BABY"],"use":"temp"},{"family":"WARDE","given":["SARAH"],"use":"old"}]`)
+	wantStored(t, msg, "name", `[{"family":"WARD","given":["SARAH"]},{"family":"WARD","given":["BABY"],"use":"temp"},{"family":"WARDE","given":["SARAH"],"use":"old"}]`)
+}
+
+// TestImportHL7v2AddressTypes imports a registration with a home address,
+// a bad one (BA) and a billing one (BI): the bad address is stored old,
+// as FHIR maps table 0190, not as a current billing address.
+func TestImportHL7v2AddressTypes(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P5|P|2.5\rEVN|A28|20260101\r" +
+		"PID|1||9434760046^^^NHS^NH||WARD^SARAH||19480312|F|||1 NEW ROAD^^LEEDS^^LS2 7EW^^H~9 OLD ROAD^^LEEDS^^LS1 1AA^^BA~PO BOX 1^^LEEDS^^LS1 9ZZ^^BI\r"
+	wantStored(t, msg, "address", `[{"city":"LEEDS","line":["1 NEW ROAD"],"postalCode":"LS2 7EW","use":"home"},`+
+		`{"city":"LEEDS","line":["9 OLD ROAD"],"postalCode":"LS1 1AA","use":"old"},{"city":"LEEDS","line":["PO BOX 1"],"postalCode":"LS1 9ZZ","use":"billing"}]`)
 }

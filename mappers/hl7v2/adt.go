@@ -476,8 +476,10 @@ func displayName(n *fhir.HumanName) string {
 	return strings.Join(parts, " ")
 }
 
-// addressUses maps HL7 table 0190 address types to FHIR address uses.
-var addressUses = map[string]string{"H": "home", "HOME": "home", "B": "work", "O": "work", "C": "temp", "BA": "billing", "OLD": "old"}
+// addressUses maps HL7 table 0190 address types to FHIR address uses, as
+// FHIR's map between them (ConceptMap cm-address-use-v2) does: BA is a
+// bad address, one no longer to be used, and BI the billing address.
+var addressUses = map[string]string{"H": "home", "HOME": "home", "B": "work", "O": "work", "C": "temp", "BA": "old", "BI": "billing", "OLD": "old"}
 
 // address maps an XAD: street^other^city^state^postcode^country^type.
 func address(r Repetition) *fhir.Address {
