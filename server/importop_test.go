@@ -874,7 +874,8 @@ func wantHeld(t *testing.T, step string, p map[string]any, want ...string) {
 // held; the same A31 again writes no version; a null ("") in PID-13
 // removes its phones and email (but not its contact's phone), and
 // nothing else; an A40 that merges a record into it keeps what it held,
-// and the links of earlier merges.
+// and the links of earlier merges, and the record merged away keeps what
+// it held too, made inactive.
 func TestImportHL7v2UpdatesPart(t *testing.T) {
 	pdsPatient := importPayloads(t)[1].body
 	const search = "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"
@@ -930,6 +931,7 @@ func TestImportHL7v2UpdatesPart(t *testing.T) {
 			return "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A40^ADT_A39|" + control + "|P|2.4\r" +
 				"EVN|A40|20260301093000+0000\r" + named + "\rMRG|" + old + "^^^NHS^NH\r"
 		}
+		send(a31("MSG4R", "PID|1||9990000018^^^NHS^NH||WARD^SARAH||19480312|F|||7 MILL LANE^^LEEDS^^LS6 2AB^^H"))
 		send(a40("MSG4", "9990000018"))
 		send(a40("MSG5", "9990000042"))
 		before := versions()
@@ -942,6 +944,8 @@ func TestImportHL7v2UpdatesPart(t *testing.T) {
 		if got := toJSON(t, p["link"]); strings.Count(got, `"type":"replaces"`) != 2 {
 			t.Errorf("after two merges into the record its links are %s, want a replaces link to each", got)
 		}
+		wantHeld(t, "merging it away", storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018"),
+			`"active":false`, `"7 MILL LANE"`, `"birthDate":"1948-03-12"`, `"type":"replaced-by"`)
 	}, withImport)
 }
 

@@ -175,8 +175,8 @@ func (a *adt) following(seg *Segment, name string) *Segment {
 // survivor.
 func (a *adt) merge() {
 	pairs := 0
-	written := map[string]*fhir.Patient{} // by NHS number
-	into := map[string]string{}           // NHS number merged away → its survivor's
+	written := map[string]*update{} // by NHS number
+	into := map[string]string{}     // NHS number merged away → its survivor's
 	for _, pid := range a.msg.Segments {
 		if pid.Name != "PID" {
 			continue
@@ -201,8 +201,7 @@ func (a *adt) merge() {
 		if u == nil {
 			continue
 		}
-		survivor, merge := u.p, mappers.Merge(u.merge)
-		nhs := nhsOf(survivor)
+		nhs := nhsOf(u.p)
 		if old.number == nhs {
 			a.errorf(mrg.Name+"-1", "the record merged has the surviving record's own NHS number %s", old.number)
 			continue
@@ -215,29 +214,32 @@ func (a *adt) merge() {
 			a.errorf(mrg.Name+"-1", "pair %d merges %s into %s, which earlier pairs merged into %s: each would replace the other", pairs, old.number, nhs, old.number)
 			continue
 		}
+		survivor := u
 		if prev := written[nhs]; prev != nil {
 			if to := into[nhs]; to != "" {
 				// Merged away by an earlier pair: it stays as that pair
 				// left it, and the record merged into it follows it.
 				a.warnf("PID-3", "pair %d merges %s into %s, which an earlier pair merged into %s: %s stays inactive, replaced by %s", pairs, old.number, nhs, to, nhs, to)
-				survivor, merge = prev, nil
+				survivor = prev
 			} else {
-				survivor.Link = prev.Link
+				survivor.p.Link = prev.p.Link
 			}
 		}
 		retired := written[old.number]
 		if retired == nil {
-			retired = &fhir.Patient{Meta: mappers.Meta(mappers.UKCorePatient), Identifier: []*fhir.Identifier{mappers.NHSNumber(old.number, "")}}
+			// A stored record is updated as a survivor is, one not stored
+			// created with its NHS number and the name MRG-7 gives.
+			retired = &update{p: &fhir.Patient{Meta: mappers.Meta(mappers.UKCorePatient), Identifier: []*fhir.Identifier{mappers.NHSNumber(old.number, "")}}}
 			if n := humanName(firstRep(mrg.Field(7))); n != nil {
-				retired.Name = []*fhir.HumanName{n}
+				retired.p.Name = []*fhir.HumanName{n}
 			}
 		}
 		// A survivor of an earlier pair keeps what it was written with.
-		retired.Active = fhir.NewBoolean(false)
-		survivorURL := a.tx.PutPart(survivor, mappers.NHSNumberSystem, nhs, merge)
-		retiredURL := a.tx.Put(retired, mappers.NHSNumberSystem, old.number)
-		survivor.Link = append(survivor.Link, &fhir.PatientLink{Other: mappers.Ref(retiredURL), Type: fhir.NewCode("replaces")})
-		retired.Link = append(retired.Link, &fhir.PatientLink{Other: mappers.Ref(survivorURL), Type: fhir.NewCode("replaced-by")})
+		retired.p.Active = fhir.NewBoolean(false)
+		survivorURL := a.tx.PutPart(survivor.p, mappers.NHSNumberSystem, nhs, survivor.merge)
+		retiredURL := a.tx.PutPart(retired.p, mappers.NHSNumberSystem, old.number, retired.merge)
+		survivor.p.Link = append(survivor.p.Link, &fhir.PatientLink{Other: mappers.Ref(retiredURL), Type: fhir.NewCode("replaces")})
+		retired.p.Link = append(retired.p.Link, &fhir.PatientLink{Other: mappers.Ref(survivorURL), Type: fhir.NewCode("replaced-by")})
 		written[nhs], written[old.number] = survivor, retired
 		into[old.number] = nhs
 	}

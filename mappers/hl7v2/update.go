@@ -63,6 +63,10 @@ func (u *update) merge(stored fhir.Resource, ref func(string) string) fhir.Resou
 	if !ok {
 		return u.p
 	}
+	if u.p.Active != nil {
+		// A merge makes the record it merges away inactive.
+		s.Active = u.p.Active
+	}
 	for _, l := range u.p.Link {
 		if !slices.ContainsFunc(s.Link, func(h *fhir.PatientLink) bool {
 			return h != nil && h.Type.Get() == l.Type.Get() && h.Other != nil && h.Other.Reference.Get() == ref(l.Other.Reference.Get())
