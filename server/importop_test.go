@@ -770,11 +770,11 @@ func TestImportHL7v2TooManyParts(t *testing.T) {
 // PID-29), as a CSV row born in the future is, and nothing is stored.
 func TestImportHL7v2FutureBirth(t *testing.T) {
 	const msh = "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P2|P|2.5\rEVN|A28|20260101\r"
-	for _, tt := range []struct{ pid, text, where string }{
-		{"PID|1||9434760046^^^NHS^NH||FUTURE^BIRTH||20990101|M\r", "date of birth 2099-01-01 is in the future", "PID^1^7"},
-		{"PID|1||9434760046^^^NHS^NH||FUTURE^DEATH||19480312|M" + strings.Repeat("|", 21) + "20990101|Y\r", "date of death 2099-01-01 is in the future", "PID^1^29"},
-	} {
-		eachEngine(t, func(t *testing.T, c *client) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tt := range []struct{ pid, text, where string }{
+			{"PID|1||9434760046^^^NHS^NH||FUTURE^BIRTH||20990101|M\r", "date of birth 2099-01-01 is in the future", "PID^1^7"},
+			{"PID|1||9434760046^^^NHS^NH||FUTURE^DEATH||19480312|M" + strings.Repeat("|", 21) + "20990101|Y\r", "date of death 2099-01-01 is in the future", "PID^1^29"},
+		} {
 			r := c.do("POST", "/$import?format=hl7v2", msh+tt.pid, "Content-Type", importop.HL7v2MediaType).want(t, 400)
 			if !bytes.Contains(r.body, []byte("\rMSA|AE|P2|"+tt.text)) ||
 				!bytes.Contains(r.body, []byte("\rERR||"+tt.where+"|102^Data type error^HL70357|E||||")) {
@@ -783,8 +783,8 @@ func TestImportHL7v2FutureBirth(t *testing.T) {
 			if found := c.do("GET", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760046", "").want(t, 200).json(t); found["entry"] != nil {
 				t.Errorf("the patient was stored: %v", found)
 			}
-		}, withImport)
-	}
+		}
+	}, withImport)
 }
 
 // TestImportCSVUpdatesPart imports a PDS Patient, then CSV reports that
