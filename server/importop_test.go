@@ -990,3 +990,12 @@ func TestImportHL7v2AddressTypes(t *testing.T) {
 	wantStored(t, msg, "address", `[{"city":"LEEDS","line":["1 NEW ROAD"],"postalCode":"LS2 7EW","use":"home"},`+
 		`{"city":"LEEDS","line":["9 OLD ROAD"],"postalCode":"LS1 1AA","use":"old"},{"city":"LEEDS","line":["PO BOX 1"],"postalCode":"LS1 9ZZ","use":"billing"}]`)
 }
+
+// TestImportHL7v2PhoneParts imports a registration whose home phone is
+// given in parts, country code 44, area 113 and local number: stored as
+// +44 113 2496000, not as 113 2496000, which no one can dial.
+func TestImportHL7v2PhoneParts(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P6|P|2.5\rEVN|A28|20260101\r" +
+		"PID|1||9434760046^^^NHS^NH||WARD^SARAH||19480312|F|||||^PRN^PH^^44^113^2496000\r"
+	wantStored(t, msg, "telecom", `[{"system":"phone","use":"home","value":"+44 113 2496000"}]`)
+}

@@ -516,7 +516,13 @@ func contactPoint(r Repetition, work bool) *fhir.ContactPoint {
 	default:
 		number := value(r.Get(1))
 		if number == "" {
-			number = strings.TrimSpace(value(r.Get(6)) + " " + value(r.Get(7)))
+			number = strings.Join(strings.Fields(value(r.Get(6))+" "+value(r.Get(7))), " ")
+			if cc := strings.TrimPrefix(value(r.Get(5)), "+"); number != "" && cc != "" {
+				// With its country code (XTN-5) the number is dialled
+				// from abroad as +44 113 …; without it, 113 … is no
+				// number at all.
+				number = "+" + cc + " " + number
+			}
 		}
 		cp.Value = mappers.String(number)
 		cp.System = fhir.NewCode("phone")
