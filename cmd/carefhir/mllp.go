@@ -25,9 +25,9 @@ import (
 // posted there (in one unit of work that keeps the merges earlier messages
 // made), and the access layer, validation and the audit trail see it as
 // any write; the acknowledgement $import answers is the one sent back. The
-// import writes a receipt with the message (a MessageHeader named by its
-// sender and control id), so a message sent again, even after a restart,
-// is acknowledged again without being applied twice.
+// import writes a receipt with the message (a Provenance whose id derives
+// from its sender and control id), so a message sent again, even after a
+// restart, is acknowledged again without being applied twice.
 //
 // When ctx is done it stops listening and closes the connections waiting
 // for a message, as the HTTP server does, and the messages being imported
