@@ -999,3 +999,16 @@ func TestImportHL7v2PhoneParts(t *testing.T) {
 		"PID|1||9434760046^^^NHS^NH||WARD^SARAH||19480312|F|||||^PRN^PH^^44^113^2496000\r"
 	wantStored(t, msg, "telecom", `[{"system":"phone","use":"home","value":"+44 113 2496000"}]`)
 }
+
+// TestImportHL7v2NullName sends an A31 whose PID-5 is "", asking that the
+// names be deleted: AA with no warning that a name was left out.
+func TestImportHL7v2NullName(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A31^ADT_A05|P7|P|2.5\rEVN|A31|20260101\r" +
+		"PID|1||9434760046^^^NHS^NH||\"\"||19480312|F\r"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		if !bytes.Contains(r.body, []byte("\rMSA|AA|P7")) || bytes.Contains(r.body, []byte("\rERR|")) {
+			t.Errorf("ack %q, want AA without ERR", r.body)
+		}
+	}, withImport)
+}

@@ -335,7 +335,7 @@ func (a *adt) patient(pid, pd1 *Segment) *update {
 	for i, r := range pid.Field(5) {
 		if n := humanName(r); n != nil {
 			p.Name = append(p.Name, n)
-		} else if !r.Empty() {
+		} else if !r.Empty() && !u.nulls["PID-5"] {
 			a.warnf(fmt.Sprintf("PID-5[%d]", i+1), "a name with neither family nor given name: left out")
 		}
 	}
