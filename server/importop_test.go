@@ -918,6 +918,15 @@ func TestImportHL7v2UpdatesPart(t *testing.T) {
 			t.Errorf("an A31 of what the record holds made version %v", n)
 		}
 
+		// A new email, sent as v2 senders do, without a use: it replaces
+		// the home email; the phones stay.
+		send(a31("MSG2E", named+"||||||||^NET^Internet^jane@new.example"))
+		p = storedOne(t, c, search)
+		wantHeld(t, "an A31 of a new email", p, append(kept, `"01632960587"`, `"jane@new.example"`)...)
+		if strings.Contains(toJSON(t, p["telecom"]), "jane.smith@example.com") {
+			t.Errorf("after an A31 of a new email the record keeps the old one: %s", toJSON(t, p["telecom"]))
+		}
+
 		send(a31("MSG3", named+"||||||||\"\""))
 		p = storedOne(t, c, search)
 		wantHeld(t, "a null PID-13", p, kept...)

@@ -83,10 +83,10 @@ func (u *update) merge(stored fhir.Resource, ref func(string) string) fhir.Resou
 		s.Gender = u.p.Gender
 	}
 	s.Address = apply(s.Address, u.nulls["PID-11"], u.p.Address, currentAddress, func(h, a *fhir.Address) bool {
-		return h.Use.Get() == a.Use.Get()
+		return sameUse(h.Use, a.Use)
 	}, sameAddress)
 	sameKind := func(h, c *fhir.ContactPoint) bool {
-		return h.System.Get() == c.System.Get() && h.Use.Get() == c.Use.Get()
+		return h.System.Get() == c.System.Get() && sameUse(h.Use, c.Use)
 	}
 	s.Telecom = apply(s.Telecom, u.nulls["PID-13"], u.home, func(c *fhir.ContactPoint) bool {
 		return c != nil && c.Use.Get() != "work" && c.Use.Get() != "old"
@@ -175,6 +175,18 @@ func (u *update) mergeDeath(s *fhir.Patient) {
 	case u.nulls["PID-30"]:
 		s.DeceasedBoolean = nil
 	}
+}
+
+// sameUse reports whether an item the record holds, of use held, is of
+// the kind of one sent, of use sent: the same use, or, for one sent
+// without a use (an address with no type, a phone in PID-13 with no use
+// code, an email), a home one or one without a use, since the fields a
+// message sends them in are the patient's home address and phone.
+func sameUse(held, sent *fhir.Code) bool {
+	if sent == nil {
+		return held.Get() == "" || held.Get() == "home"
+	}
+	return held.Get() == sent.Get()
 }
 
 // current reports whether a name or address is one of the patient's
