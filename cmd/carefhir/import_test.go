@@ -235,9 +235,10 @@ func TestMLLPKeepsMerges(t *testing.T) {
 }
 
 // TestMLLPUpdatesPart registers a patient over MLLP with an address,
-// phones, an email, a practice and a GP, then sends an A31 that carries
-// only a new name, twice: the record keeps what the A31 does not carry,
-// and the second A31 writes no version.
+// phones, an email, a practice and a GP, twice under two control ids,
+// then sends an A31 that carries only a new name, twice: the record keeps
+// what the A31 does not carry, and the second registration and A31 write
+// no version.
 func TestMLLPUpdatesPart(t *testing.T) {
 	register, err := os.ReadFile("../../mappers/hl7v2/testdata/uk/A28-register.hl7")
 	if err != nil {
@@ -248,7 +249,8 @@ func TestMLLPUpdatesPart(t *testing.T) {
 			"PID|1||9990000018^^^NHS^NH||JONES^SARAH^ANNE^^MRS^^L\r")
 	}
 	p := start(t, "--data", t.TempDir(), "--mllp-addr", "127.0.0.1:0")
-	for i, ack := range exchangeMLLP(t, p, register, rename("MSG0102"), rename("MSG0103")) {
+	again := bytes.Replace(register, []byte("|MSG0001|"), []byte("|MSG0101|"), 1)
+	for i, ack := range exchangeMLLP(t, p, register, again, rename("MSG0102"), rename("MSG0103")) {
 		if !bytes.Contains(ack, []byte("MSA|AA|")) {
 			t.Fatalf("message %d: %q", i+1, ack)
 		}
@@ -274,7 +276,7 @@ func TestMLLPUpdatesPart(t *testing.T) {
 	json.Unmarshal(found.Entry[0].Resource, &stored)
 	getJSON(t, p.base+"/Patient/"+stored.ID+"/_history", &history)
 	if history.Total != 2 {
-		t.Errorf("the patient has %d versions after a registration and the same A31 twice, want 2", history.Total)
+		t.Errorf("the patient has %d versions after the same registration twice and the same A31 twice, want 2", history.Total)
 	}
 }
 
