@@ -489,6 +489,40 @@ func TestCareTeamPolicyWrites(t *testing.T) {
 	}
 }
 
+// TestIterateIncludesReachable: an :iterate include follows only what
+// the token may read, so what it adds says nothing of the references of
+// records the token cannot see: here, where a practitioner saw a patient
+// outside the token's care team.
+func TestIterateIncludesReachable(t *testing.T) {
+	who := principals{
+		"p1": {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			for p, ward := range map[string]string{"a": "ward", "b": "secret"} {
+				c.put("/Location/"+ward, `{"resourceType":"Location","id":"`+ward+`"}`)
+				c.put("/Encounter/visit"+p, `{"resourceType":"Encounter","id":"visit`+p+`","status":"finished",
+					"class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"subject":{"reference":"Patient/`+p+`"},
+					"participant":[{"individual":{"reference":"Practitioner/dr"}}],"location":[{"location":{"reference":"Location/`+ward+`"}}]}`)
+			}
+			p1 := func(path string) *response { return c.by("p1", "GET", path, "") }
+			wantIDs(t, "locations of the practitioner's encounters",
+				p1("/Practitioner?_id=dr&_revinclude=Encounter:practitioner&_include:iterate=Encounter:location"),
+				"Practitioner/dr", "Encounter/visita", "Location/ward")
+			wantIDs(t, "practitioners of the location's encounters",
+				p1("/Location?_id=secret&_revinclude=Encounter:location&_include:iterate=Encounter:practitioner"),
+				"Location/secret")
+			wantIDs(t, "encounters of the ward and their patients",
+				p1("/Location?_id=ward&_revinclude=Encounter:location&_include:iterate=Encounter:subject&_revinclude:iterate=Observation:subject"),
+				"Location/ward", "Encounter/visita", "Patient/a", "Observation/oa")
+		})
+	}
+}
+
 func TestAuditTrail(t *testing.T) {
 	who := principals{
 		"dr":      {Subject: "u-1", FHIRUser: "Practitioner/dr", ClientID: "app-1", Scopes: mustScopes(t, "user/Patient.rs user/Observation.rs")},

@@ -462,13 +462,25 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 	if err != nil {
 		return nil, err
 	}
+	restricted := !req.p.unrestricted()
+	if restricted && q.Iterates() {
+		// The engine would follow :iterate includes from what it
+		// included, reachable or not: it makes the first round alone,
+		// and the others follow only what the principal may read.
+		nq.Include, nq.RevInclude = firstRound(nq.Include), firstRound(nq.RevInclude)
+	}
 	page, err := f.Find(ctx, nq)
 	if err != nil {
 		return nil, err
 	}
-	if !req.p.unrestricted() {
+	if restricted {
 		if page.Included, err = s.reachable(ctx, req, r, page.Included); err != nil {
 			return nil, err
+		}
+		if q.Iterates() {
+			if err := s.iterate(ctx, req, f, r, q, page); err != nil {
+				return nil, err
+			}
 		}
 	}
 	req.record.touch(page.Matches...)
@@ -481,6 +493,99 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 		return nil, err
 	}
 	return &out, nil
+}
+
+// The bounds of :iterate includes the access layer follows, those of the
+// engines: rounds after the first, and resources included in all.
+const (
+	iterateRounds = 3
+	maxIncluded   = 1000
+)
+
+// firstRound returns incs without :iterate, so that an engine includes
+// what they name from the matches alone.
+func firstRound(incs []store.Include) []store.Include {
+	out := slices.Clone(incs)
+	for i := range out {
+		out[i].Iterate = false
+	}
+	return out
+}
+
+// iterate adds to page the rounds of q's :iterate includes after the
+// first, each following only the resources of the round before that the
+// principal may read: what a round adds from a resource they may not read
+// would reveal what that resource refers to, or what refers to it. Each
+// round is a search by id of the resources it follows, of each type, whose
+// includes the engine makes.
+func (s *Store) iterate(ctx context.Context, req *request, f store.Finder, r store.Reader, q store.Query, page *store.Page) error {
+	rule := store.Query{Include: iterating(q.Include), RevInclude: iterating(q.RevInclude)}
+	seen := map[string]bool{}
+	for _, v := range slices.Concat(page.Matches, page.Included) {
+		seen[v.Type+"/"+v.ID] = true
+	}
+	from := page.Included
+	for round := 0; len(from) > 0; round++ {
+		if round == iterateRounds || len(page.Included) >= maxIncluded {
+			page.IncludedCut = true
+			return nil
+		}
+		var added []*store.Version
+		for _, typ := range typesOf(from) {
+			var ids []string
+			for _, v := range from {
+				if v.Type == typ {
+					ids = append(ids, v.ID)
+				}
+			}
+			byID := rule
+			byID.Type, byID.Where, byID.Count = typ, []store.Clause{idClause(ids...)}, len(ids)
+			next, err := f.Find(ctx, byID)
+			if err != nil {
+				return err
+			}
+			kept, err := s.reachable(ctx, req, r, next.Included)
+			if err != nil {
+				return err
+			}
+			page.IncludedCut = page.IncludedCut || next.IncludedCut
+			for _, v := range kept {
+				if key := v.Type + "/" + v.ID; !seen[key] {
+					seen[key] = true
+					added = append(added, v)
+				}
+			}
+		}
+		if room := maxIncluded - len(page.Included); len(added) > room {
+			added, page.IncludedCut = added[:room], true
+		}
+		page.Included = append(page.Included, added...)
+		from = added
+	}
+	return nil
+}
+
+// iterating returns the :iterate includes of incs, as rules of one round.
+func iterating(incs []store.Include) []store.Include {
+	var out []store.Include
+	for _, inc := range incs {
+		if inc.Iterate {
+			inc.Iterate = false
+			out = append(out, inc)
+		}
+	}
+	return out
+}
+
+// typesOf returns the types of vs, each once, in the order they come.
+func typesOf(vs []*store.Version) []string {
+	var types []string
+	for _, v := range vs {
+		if !slices.Contains(types, v.Type) {
+			types = append(types, v.Type)
+		}
+	}
+	return types
 }
 
 func isDenied(err error) bool {
