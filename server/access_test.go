@@ -635,6 +635,49 @@ func TestAuditTrail(t *testing.T) {
 	}
 }
 
+// TestAuditPostSearchQuery: a search sent as POST _search is audited with
+// the criteria of its form, as the same search sent with GET is with its
+// query string: the trail says whom a user looked for either way.
+func TestAuditPostSearchQuery(t *testing.T) {
+	who := principals{
+		"dr": {Subject: "u-1", FHIRUser: "Practitioner/dr", Scopes: mustScopes(t, "user/Patient.rs user/Observation.rs")},
+	}
+	form := "application/x-www-form-urlencoded"
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			sent := map[string]int{
+				"get":    c.by("dr", "GET", "/Observation?subject=Patient/b", "", "X-Request-Id", "get").want(t, 200).status,
+				"type":   c.by("dr", "POST", "/Observation/_search", "subject=Patient/b", "Content-Type", form, "X-Request-Id", "type").want(t, 200).status,
+				"both":   c.by("dr", "POST", "/Observation/_search?_count=5", "subject=Patient/b", "Content-Type", form, "X-Request-Id", "both").want(t, 200).status,
+				"system": c.by("dr", "POST", "/_search", "_type=Patient&family=Famb", "Content-Type", form, "X-Request-Id", "system").want(t, 200).status,
+			}
+			want := map[string]string{
+				"get":    "subject=Patient/b",
+				"type":   "subject=Patient/b",
+				"both":   "_count=5&subject=Patient/b",
+				"system": "_type=Patient&family=Famb",
+			}
+			byRequest := c.auditEventsByRequest(t, sent)
+			for id := range sent {
+				var queries []string
+				for _, ev := range byRequest[id] {
+					for _, en := range get(ev, "entity").([]any) {
+						if q := str(en, "query"); q != "" {
+							b, _ := base64.StdEncoding.DecodeString(q)
+							queries = append(queries, string(b))
+						}
+					}
+				}
+				if !slices.Equal(queries, []string{want[id]}) {
+					t.Errorf("request %s: the query recorded as %q, want once as %q", id, queries, want[id])
+				}
+			}
+		})
+	}
+}
+
 // auditEventsByRequest returns the trail's AuditEvents by the request id
 // they name, once each of ids has one. The server queues a request's
 // event when its handler returns, which can be after the client has read

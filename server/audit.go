@@ -47,6 +47,9 @@ func (a *api) audited(c *gin.Context) {
 	if i := rec.Interaction(); i != "" {
 		ev.Interaction = i
 	}
+	if q := rec.Query(); q != "" {
+		ev.Query = auditQuery(q)
+	}
 	a.cfg.Auditor.Add(ev)
 }
 

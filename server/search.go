@@ -17,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir/search"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -82,6 +83,11 @@ func searchParams(c *gin.Context) (url.Values, error) {
 	}
 	for k, vs := range form {
 		params[k] = append(params[k], vs...)
+	}
+	if rec := access.RecordFrom(c.Request.Context()); rec != nil && len(form) > 0 {
+		// The trail records a search's criteria, here those of the form
+		// besides those of the URL.
+		rec.SetQuery(strings.TrimPrefix(c.Request.URL.RawQuery+"&"+string(body), "&"))
 	}
 	return params, nil
 }

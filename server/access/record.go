@@ -19,6 +19,7 @@ type Record struct {
 	links       int // the patients of the entities, counted once per entity
 	disclosures []Disclosure
 	interaction Interaction
+	query       string
 }
 
 // Disclosure is data a request sent out that is not resources the Record
@@ -207,4 +208,19 @@ func (r *Record) Interaction() Interaction {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.interaction
+}
+
+// SetQuery names the criteria of the search the request turned out to
+// make when its URL does not hold them all: those of a POST _search form.
+func (r *Record) SetQuery(q string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.query = q
+}
+
+// Query is what SetQuery named, or "".
+func (r *Record) Query() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.query
 }
