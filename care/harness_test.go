@@ -88,11 +88,15 @@ func definitions(t *testing.T, cfg care.Config) [][]byte {
 }
 
 // tokens are the scopes of the principals requests act for, by name.
-var tokens = map[string]string{"admin": "system/*.cruds", "patient-reader": "user/Patient.rs", "cc": "user/*.cruds"}
+var tokens = map[string]string{"admin": "system/*.cruds", "patient-reader": "user/Patient.rs", "cc": "user/*.cruds", "ward-app": "patient/*.cruds"}
 
 // fhirUsers are the fhirUser claims of the principals that have one: the
 // care coordinator's Practitioner, whose care the care-team policy reaches.
 var fhirUsers = map[string]string{"cc": "Practitioner/cc"}
+
+// patients are the patient context of the principals that have one: a
+// patient's own app.
+var patients = map[string]string{"ward-app": "ward"}
 
 const issuer = "https://idp.test"
 
@@ -140,6 +144,9 @@ func newClient(t *testing.T, st store.Store, cfg care.Config, opts ...func(*serv
 		claims := map[string]any{"sub": name, "scope": scopes}
 		if u := fhirUsers[name]; u != "" {
 			claims["fhirUser"] = u
+		}
+		if p := patients[name]; p != "" {
+			claims["patient"] = p
 		}
 		c.signed[name] = idp.Sign(t, authtest.Claims(issuer, base, claims))
 	}

@@ -35,7 +35,7 @@ func (c *Care) checkPAM(ctx context.Context, s operation.Store, ch *operation.Ch
 	if err := checkAuthored(qr); err != nil {
 		return err
 	}
-	_, err := pamPatient(ctx, s, qr)
+	_, err := pamPatient(ch.Requester(ctx), s, qr)
 	return err
 }
 
@@ -85,8 +85,10 @@ func scored(qr *fhir.QuestionnaireResponse) bool {
 
 // pamPatient returns the Patient a PAM response measures, as Patient/id:
 // the subject's reference, or the one Patient held here with the
-// subject's identifier (such as an NHS number). Otherwise it is a 422
-// naming QuestionnaireResponse.subject.
+// subject's identifier (such as an NHS number), found as ctx reads: on a
+// write, as who asked for it, so that a response can neither tell them
+// whether a patient they may not read is held nor score one. Otherwise it
+// is a 422 naming QuestionnaireResponse.subject.
 func pamPatient(ctx context.Context, s operation.Store, qr *fhir.QuestionnaireResponse) (string, error) {
 	const at = "QuestionnaireResponse.subject"
 	sub := qr.Subject
@@ -154,7 +156,7 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 		}
 		return nil, c.retractPAM(ctx, s, ref)
 	}
-	patient, err := pamPatient(ctx, s, qr)
+	patient, err := pamPatient(ch.Requester(ctx), s, qr)
 	if err != nil {
 		return nil, err
 	}

@@ -27,6 +27,20 @@ type Change struct {
 	// does not depend on the order of its entries. Nil outside a
 	// transaction.
 	Written func(typ string) []*store.Version
+	// AsRequester returns ctx in which the reads of the hook's store are
+	// decided as reads by who asked for the write, not by the server: for
+	// a hook that looks up what the write names (a patient by identifier,
+	// a goal), so that what it finds, and what it refuses, says nothing of
+	// records they may not read. Nil where no one asked (ctx stands).
+	AsRequester func(ctx context.Context) context.Context
+}
+
+// Requester returns ctx as c.AsRequester makes it, or ctx when c has none.
+func (c *Change) Requester(ctx context.Context) context.Context {
+	if c.AsRequester == nil {
+		return ctx
+	}
+	return c.AsRequester(ctx)
 }
 
 // Hook is run by the server on every write of its Types, in the unit of

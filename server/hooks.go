@@ -55,7 +55,7 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 	if !ok {
 		return fmt.Errorf("hooks of %s: a write outside a unit of work", wr.Type)
 	}
-	ch := &ext.Change{Type: wr.Type, ID: wr.ID, Deleted: wr.Deleted}
+	ch := &ext.Change{Type: wr.Type, ID: wr.ID, Deleted: wr.Deleted, AsRequester: asRequester}
 	if !wr.Deleted && res == nil {
 		var err error
 		if res, err = fhirjson.UnmarshalAs(wr.JSON, wr.Type); err != nil {
@@ -113,6 +113,16 @@ func withWritten(ctx context.Context, written func(typ string) []*store.Version)
 // server itself, recorded for the request of ctx.
 func actingFor(ctx context.Context, h ext.Hook) context.Context {
 	return access.ActingAs(ctx, access.SystemPrincipal(h.Name))
+}
+
+// asRequester returns ctx in which the store reads as the principal who
+// asked for the request of ctx, recorded for that request.
+func asRequester(ctx context.Context) context.Context {
+	p := access.Requester(ctx)
+	if p == nil {
+		return ctx
+	}
+	return access.WithInteraction(access.ActingAs(ctx, p), access.InteractionRead)
 }
 
 // hookError returns the refusal or failure of a hook as the server reports
