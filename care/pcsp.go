@@ -187,14 +187,16 @@ func (c *Care) supportCode(cc *fhir.CodeableConcept) bool {
 // checkGoal refuses a PCSP goal that is not a Goal, a Goal of another
 // patient than the plan's (patient), or a Goal without a description in
 // the person's own words (description.text), as the transaction of ch
-// leaves it. A Goal neither stored nor written by the transaction is not
-// checked here.
+// leaves it. A Goal neither stored nor written by the transaction, or
+// stored but not the writer's to read, is not checked here.
 func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref, patient string) error {
 	id, ok := strings.CutPrefix(ref, "Goal/")
 	if !ok {
 		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "the goals of a PCSP are Goal resources, not %s", ref)
 	}
-	v, err := current(ctx, s, ch, "Goal", id)
+	// Read as who writes the plan: what the check answers about a Goal
+	// they may not read would tell them whose it is and what it says.
+	v, err := current(ch.Requester(ctx), s, ch, "Goal", id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

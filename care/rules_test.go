@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"carefhir/care"
+	"carefhir/server"
+	"carefhir/server/access"
 )
 
 // TestOfficialResponses stores the R4 example Questionnaires and writes
@@ -222,6 +224,25 @@ func TestPCSPGoalInTransaction(t *testing.T) {
 		}
 		c.do("POST", "", tx(plan, goal(`{"text":"Walk to the shops"}`))).want(http.StatusOK)
 	})
+}
+
+// TestPCSPGoalOutsideCare: under the care-team policy, a coordinator
+// writing a PCSP learns nothing of a Goal they may not read: one of a
+// patient outside their care is answered as a Goal not held here is.
+func TestPCSPGoalOutsideCare(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[{"member":{"reference":"Practitioner/cc"}}]}`)
+		c.put(`{"resourceType":"Goal","id":"goal-lee","lifecycleStatus":"active","description":{"text":"Keep up with my allotment"},"subject":{"reference":"Patient/lee"}}`)
+		c.put(`{"resourceType":"Goal","id":"goal-ward","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.token = "cc"
+		for _, goal := range []string{"goal-none", "goal-lee"} {
+			r := c.do("PUT", "/CarePlan/pcsp-ward", pcsp("active", "2027-01-10", "goal-ward", goal))
+			if r.status != http.StatusCreated && r.status != http.StatusOK || strings.Contains(string(r.body), "Patient/lee") {
+				t.Errorf("a PCSP naming %s: %d %s", goal, r.status, r.body)
+			}
+		}
+	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
 }
 
 // TestPCSPGoalOfThePatient: a PCSP's Goals are what matters to its
