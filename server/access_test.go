@@ -380,6 +380,34 @@ func TestPatientContextConfines(t *testing.T) {
 	}
 }
 
+// TestScopeRestrictionSelects: a SMART v2 restriction holds search
+// criteria; a parameter that shapes a search's answer instead (_count,
+// _elements, _sort) restricts nothing, and its scope grants nothing of the
+// type rather than every resource, whole.
+func TestScopeRestrictionSelects(t *testing.T) {
+	who := principals{
+		"count":    {Subject: "count", Scopes: mustScopes(t, "system/Observation.rs?_count=1")},
+		"elements": {Subject: "elements", Patient: "a", Scopes: mustScopes(t, "patient/Observation.rs?_elements=code")},
+		"sorted":   {Subject: "sorted", Patient: "a", Scopes: mustScopes(t, "patient/Observation.rs?category=laboratory&_sort=date")},
+		"labs":     {Subject: "labs", Patient: "a", Scopes: mustScopes(t, "patient/Observation.rs?category=laboratory")},
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			for name, param := range map[string]string{"count": "_count", "elements": "_elements", "sorted": "_sort"} {
+				for _, path := range []string{"/Observation/oa", "/Observation/ob", "/Observation"} {
+					d := c.by(name, "GET", path, "").want(t, 403).outcome(t, "forbidden", "")
+					if !strings.Contains(d, who[name].Scopes[0].Raw) || !strings.Contains(d, param) {
+						t.Errorf("%s %s: %q, want the scope and %s named", name, path, d, param)
+					}
+				}
+			}
+			wantIDs(t, "a restriction of criteria", c.by("labs", "GET", "/Observation", ""), "Observation/oa")
+		})
+	}
+}
+
 func TestCareTeamPolicy(t *testing.T) {
 	who := principals{
 		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")},

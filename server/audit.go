@@ -1,8 +1,11 @@
 package server
 
 import (
+	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -176,9 +179,21 @@ func writeInteraction(method string, read access.Interaction) access.Interaction
 // scopeRestriction compiles the search restriction of a SMART v2 scope
 // (patient/Observation.rs?category=laboratory) with the server's own
 // search definitions, strictly: a restriction the server cannot apply
-// refuses the scope rather than widening it.
+// refuses the scope rather than widening it. So does one with a parameter
+// that selects nothing (_count, _elements, _sort, ...): it shapes a
+// search's answer, which a restriction cannot, and would otherwise leave
+// the scope granting every resource, whole.
 func scopeRestriction(r *search.Registry) func(typ string, q url.Values) ([]store.Clause, error) {
 	return func(typ string, q url.Values) ([]store.Clause, error) {
+		for _, name := range slices.Sorted(maps.Keys(q)) {
+			plan, err := r.Parse(typ, url.Values{name: q[name]}, search.Options{Strict: true})
+			if err != nil {
+				return nil, err
+			}
+			if len(plan.Query.Where) == 0 {
+				return nil, fmt.Errorf("%s selects no resources: a restriction holds search criteria alone", name)
+			}
+		}
 		plan, err := r.Parse(typ, q, search.Options{Strict: true})
 		if err != nil {
 			return nil, err
