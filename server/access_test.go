@@ -881,6 +881,43 @@ func TestHistoryReach(t *testing.T) {
 // patient (IHE BALP PatientQuery), each naming that patient and only what
 // belongs to them, so that a patient shown the events about them sees no
 // one else's.
+// TestEarlierVersionsFollowTheResource: an earlier version is read only
+// while the resource is within the token's reach now. A Patient since
+// labelled restricted, out of a scope that leaves restricted records out,
+// and an Observation since moved to another patient, take their earlier
+// versions with them: by vread, and in the history of their type, as in
+// their own history and their read.
+func TestEarlierVersionsFollowTheResource(t *testing.T) {
+	who := principals{
+		"app":        {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"unlabelled": {Subject: "unlabelled", Scopes: mustScopes(t, "system/Patient.rs?_security:not=http://terminology.hl7.org/CodeSystem/v3-Confidentiality|R")},
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			c.put("/Patient/b", `{"resourceType":"Patient","id":"b","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]},"name":[{"family":"Famb"}]}`)
+			c.put("/Observation/oa", `{"resourceType":"Observation","id":"oa","status":"final","code":{"text":"filed for a in error"},"subject":{"reference":"Patient/b"}}`)
+			for _, r := range []struct{ who, read, history string }{
+				{"unlabelled", "/Patient/b", "/Patient/_history"},
+				{"app", "/Observation/oa", "/Observation/_history"},
+			} {
+				for _, path := range []string{r.read, r.read + "/_history", r.read + "/_history/1"} {
+					c.by(r.who, "GET", path, "").want(t, 404)
+				}
+				_, entries, _ := historyPage(t, c.by(r.who, "GET", r.history, ""))
+				for _, id := range entries {
+					if "/"+id == r.read {
+						t.Errorf("%s: %s holds %s", r.who, r.history, id)
+					}
+				}
+			}
+			c.by("unlabelled", "GET", "/Patient/a/_history/1", "").want(t, 200)
+			c.by("app", "GET", "/Patient/a/_history/1", "").want(t, 200)
+		})
+	}
+}
+
 func TestAuditEventPerPatient(t *testing.T) {
 	who := principals{
 		"app":     {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},

@@ -188,8 +188,29 @@ func (s *Store) vread(ctx context.Context, r store.Reader, typ, id string, versi
 	if err := s.within(ctx, req, r, g, v); err != nil {
 		return nil, err
 	}
+	if err := s.withinNow(ctx, req, r, g, v); err != nil {
+		return nil, err
+	}
 	req.record.touch(v)
 	return shown(v)
+}
+
+// withinNow answers store.ErrNotFound for an earlier version v of a
+// resource whose current version is outside g: a resource moved to
+// another patient, or labelled out of a scope's restriction, takes its
+// earlier versions with it, as its read and its history do.
+func (s *Store) withinNow(ctx context.Context, req *request, r store.Reader, g *grant, v *store.Version) error {
+	if g.all {
+		return nil
+	}
+	cur, err := r.Read(ctx, v.Type, v.ID)
+	if err != nil {
+		return err
+	}
+	if cur.VersionID == v.VersionID {
+		return nil
+	}
+	return s.within(ctx, req, r, g, cur)
 }
 
 // History implements store.Reader. A history of the system needs the
@@ -280,6 +301,9 @@ func (s *Store) filteredHistory(ctx context.Context, req *request, r store.Reade
 	}
 	kept, err := s.reachable(ctx, req, r, page.Versions)
 	if err != nil {
+		return nil, err
+	}
+	if kept, err = s.reachableNow(ctx, req, r, kept); err != nil {
 		return nil, err
 	}
 	out := &store.HistoryPage{Versions: kept, Next: page.Next, Total: -1}
@@ -608,6 +632,34 @@ func (s *Store) reachable(ctx context.Context, req *request, r store.Reader, vs 
 			return nil, err
 		}
 		kept = append(kept, v)
+	}
+	return kept, nil
+}
+
+// reachableNow returns the versions of vs whose resources the principal
+// may read as they are now (see withinNow), deciding each resource once.
+func (s *Store) reachableNow(ctx context.Context, req *request, r store.Reader, vs []*store.Version) ([]*store.Version, error) {
+	now := map[string]bool{} // by Type/id
+	kept := vs[:0:0]
+	for _, v := range vs {
+		key := v.Type + "/" + v.ID
+		ok, known := now[key]
+		if !known {
+			g, err := req.grant(v.Type, Read)
+			if err != nil {
+				return nil, err
+			}
+			switch err := s.withinNow(ctx, req, r, g, v); {
+			case err == nil:
+				ok = true
+			case !errors.Is(err, store.ErrNotFound):
+				return nil, err
+			}
+			now[key] = ok
+		}
+		if ok {
+			kept = append(kept, v)
+		}
 	}
 	return kept, nil
 }
