@@ -428,6 +428,12 @@ func TestCareTeamPolicy(t *testing.T) {
 			p1("GET", "/Patient/a", "").want(t, 200)
 			p1("GET", "/Patient/b", "").want(t, 404)
 			wantIDs(t, "in the team", p1("GET", "/Observation", ""), "Observation/oa")
+			// A chain through several types narrows each by its own
+			// grant: performers that are Practitioners, which the rule
+			// leaves alone, are not held to what narrows Patients.
+			wantIDs(t, "chain through performers", p1("GET", "/Observation?performer.name=Jones", ""), "Observation/oa")
+			wantIDs(t, "chain to the other patient", p1("GET", "/Observation?subject.name=Famb", ""))
+			wantIDs(t, "chain to either patient", p1("GET", "/Encounter?subject.name=Famb,Fama", ""), "Encounter/ea")
 			wantIDs(t, "Patients", p1("GET", "/Patient", ""), "Patient/a")
 			if total := get(p1("GET", "/Observation/_history?_summary=count", "").want(t, 200).json(t), "total"); total != 1.0 {
 				t.Errorf("Observation history of the team's patient counts %v versions, want 1", total)

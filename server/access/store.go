@@ -397,41 +397,41 @@ func (s *Store) narrowClauses(req *request, where []store.Clause) ([]store.Claus
 	for i, c := range where {
 		switch {
 		case c.Chain != nil:
-			chain := *c.Chain
-			chain.Types = nil
-			var perType []store.Clause
+			inner, err := s.narrowClauses(req, c.Chain.Where)
+			if err != nil {
+				return nil, err
+			}
+			// The chain passes through the types the principal may
+			// search, each narrowed by its own grant: through one chain
+			// of those types when none is narrowed, else through one
+			// chain per type, so that what narrows one type does not
+			// apply to the others.
+			var types []string
+			var each []store.Clause
+			narrowed := false
 			for _, t := range c.Chain.Types {
 				g, err := req.grant(t, Search)
 				if err != nil {
-					// The chain does not pass through a type the
-					// principal may not search.
-					continue
+					continue // not through a type the principal may not search
 				}
-				chain.Types = append(chain.Types, t)
 				extra, err := req.clauses(g)
 				if err != nil {
 					return nil, err
 				}
-				switch len(extra) {
-				case 0:
-				case 1:
-					perType = append(perType, extra[0])
-				default:
-					return nil, forbidden("the chain %s passes through %s, whose restrictions this server cannot apply inside a chain", c.Param, t)
-				}
+				narrowed = narrowed || len(extra) > 0
+				types = append(types, t)
+				each = append(each, store.Clause{Param: c.Param, Chain: &store.Chain{Types: []string{t}, Where: append(slices.Clip(inner), extra...)}})
 			}
-			if len(chain.Types) == 0 {
+			switch {
+			case len(types) == 0:
 				return nil, forbidden("the chain %s passes only through types the access token's scopes do not allow searching", c.Param)
+			case !narrowed:
+				c.Chain = &store.Chain{Types: types, Where: inner}
+			case len(each) == 1:
+				c = each[0]
+			default:
+				c = store.Clause{Param: "_access", Any: each}
 			}
-			inner, err := s.narrowClauses(req, chain.Where)
-			if err != nil {
-				return nil, err
-			}
-			if len(perType) > 0 {
-				inner = append(inner, store.Clause{Param: "_access", Any: perType})
-			}
-			chain.Where = inner
-			c.Chain = &chain
 		case c.Has != nil:
 			has := *c.Has
 			g, err := req.grant(has.Type, Search)
