@@ -18,9 +18,11 @@ import (
 //   - a placeholder, the fullUrl of an entry that creates or updates a
 //     resource (urn:uuid:…, urn:oid:… or an absolute URL), becomes the
 //     Type/id the resource was given, wherever it stands as a
-//     Reference.reference, the value of an element of type uri, url, oid or
-//     uuid, or an href or src in the narrative; elements of type canonical
-//     are left alone, as the specification says;
+//     Reference.reference, the value of an element of type uri or url, or
+//     an href or src in the narrative; elements of type canonical are left
+//     alone, as the specification says, and so are those of type oid and
+//     uuid, which the specification names too but which cannot hold a
+//     Type/id: written there, it would make the resource invalid;
 //   - a relative reference Type/id to a created entry whose fullUrl is a
 //     RESTful URL Base/Type/id becomes the created resource's, when the
 //     referring entry has no RESTful fullUrl or the same Base;
@@ -177,10 +179,6 @@ func (w *refWalker) object(v reflect.Value) error {
 		w.uri(p.Value)
 	case *fhir.Url:
 		w.uri(p.Value)
-	case *fhir.Oid:
-		w.uri(p.Value)
-	case *fhir.Uuid:
-		w.uri(p.Value)
 	case *fhir.Xhtml:
 		if p.Value != nil && len(w.r.ids) > 0 {
 			*p.Value = w.r.narrative(*p.Value, w.from)
@@ -275,8 +273,7 @@ func (w *refWalker) reference(s *string) error {
 	return nil
 }
 
-// uri rewrites the value of a uri, url, oid or uuid that is the fullUrl of
-// an entry.
+// uri rewrites the value of a uri or url that is the fullUrl of an entry.
 func (w *refWalker) uri(s *string) {
 	if s == nil {
 		return

@@ -1319,3 +1319,33 @@ func TestTransactionPutIfNoneMatch(t *testing.T) {
 		c.do("GET", "/Patient/n", "").want(t, http.StatusOK)
 	})
 }
+
+// A uuid or oid element naming an entry keeps its value: the Type/id the
+// entry is given is neither a uuid nor an oid, so writing it there would
+// make the resource invalid.
+func TestTransactionPlaceholderInUuidOrOid(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const (
+			pat = "urn:uuid:3b5e1c2a-7d4f-4e6a-9b8c-1d2e3f4a5b6c"
+			org = "urn:oid:1.2.3.4.6"
+		)
+		resp := c.bundle(txBundle("transaction",
+			txEntry(pat, "POST", "Patient", patientWith("", "u1", "Uuid")),
+			txEntry(org, "POST", "Organization", `{"resourceType":"Organization","name":"Oid Surgery"}`),
+			txEntry("", "POST", "Observation", `{"resourceType":"Observation","status":"final","code":{"text":"weight"},
+				"subject":{"reference":"`+pat+`"},
+				"extension":[{"url":"http://example.org/uuid","valueUuid":"`+pat+`"},{"url":"http://example.org/oid","valueOid":"`+org+`"}]}`),
+		))
+		checkStatuses(t, resp, "201 Created", "201 Created", "201 Created")
+		obs := c.do("GET", "/"+resp.Entry[2].Response.Location, "").want(t, http.StatusOK).json(t)
+		if got, want := str(obs, "subject", "reference"), "Patient/"+str(resp.resource(t, 0), "id"); got != want {
+			t.Errorf("subject = %q, want %q", got, want)
+		}
+		if got := str(obs, "extension", 0, "valueUuid"); got != pat {
+			t.Errorf("valueUuid = %q, want %q", got, pat)
+		}
+		if got := str(obs, "extension", 1, "valueOid"); got != org {
+			t.Errorf("valueOid = %q, want %q", got, org)
+		}
+	})
+}
