@@ -113,6 +113,14 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		}
 		params.Del(name)
 	}
+	// Each parameter is read once: given twice, which one the client
+	// meant is not known, and the links would state both.
+	for name, values := range params {
+		if len(values) > 1 && name != "_format" && name != "_pretty" {
+			c.Error(errorf(http.StatusBadRequest, "invalid", "%s is given %d times: a history takes it once at most", name, len(values)).at(name))
+			return
+		}
+	}
 	var err error
 	if q.Count, err = parseCount(params.Get("_count"), a.pageLimit()); err != nil {
 		c.Error(err)

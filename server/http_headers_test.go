@@ -715,3 +715,20 @@ func TestIfMatchAnyAndList(t *testing.T) {
 		}
 	})
 }
+
+// TestHistoryRepeatedParameter checks that a history parameter given twice
+// is refused, naming it, rather than applied once while the self link
+// states both.
+func TestHistoryRepeatedParameter(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		for _, query := range []string{"_since=2099-01-01&_since=2000-01-01", "_at=2099-01-01&_at=2000-01-01",
+			"_count=1&_count=5", "_summary=true&_summary=count", "_elements=gender&_elements=name"} {
+			for _, path := range []string{"/Patient/" + id + "/_history", "/Patient/_history", "/_history"} {
+				name, _, _ := strings.Cut(query, "=")
+				r := c.do("GET", path+"?"+query, "").want(t, http.StatusBadRequest)
+				r.outcome(t, "invalid", name)
+			}
+		}
+	})
+}
