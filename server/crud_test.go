@@ -844,3 +844,23 @@ func TestByteOrderMark(t *testing.T) {
 		c.do("POST", "/Patient", bom).want(t, http.StatusBadRequest).outcome(t, "required", "")
 	})
 }
+
+// TestNoEndpointBelowSystemPaths: metadata and _history are not resource
+// types, so a path below them names no endpoint: 404 whatever the method,
+// not a 405 whose Allow lists the method refused.
+func TestNoEndpointBelowSystemPaths(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, path := range []string{"/_history/1", "/metadata/1", "/_history/1/_history", "/_history/1/_history/2", "/metadata/1/$meta"} {
+			for _, method := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+				r := c.do(method, path, "")
+				if r.status != http.StatusNotFound {
+					t.Errorf("%s %s: status %d (Allow %q), want 404", method, path, r.status, r.header.Get("Allow"))
+					continue
+				}
+				if method != "HEAD" {
+					r.outcome(t, "", "")
+				}
+			}
+		}
+	})
+}

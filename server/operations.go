@@ -214,8 +214,12 @@ func levelText(inv invocation) string {
 }
 
 // notAllowed is the 405 of a method not served on the request's path,
-// with the methods that are in Allow.
+// with the methods that are in Allow; below metadata and _history, where
+// no method is served, it is the 404 of a path that names no endpoint.
 func notAllowed(c *gin.Context) *Error {
+	if belowSystemPath(c.Request.URL.Path) {
+		return noEndpoint(c)
+	}
 	err := errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, truncate(c.Request.URL.Path, 200))
 	err.Header = allowHeader(c)
 	return err

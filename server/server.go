@@ -146,7 +146,7 @@ func New(cfg Config) *gin.Engine {
 		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), refuseTrailWrites, collectWarnings,
 		limitBody(cfg.MaxBodyBytes), decodeContent(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery, a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {
-		c.Error(errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, c.Request.URL.Path))
+		c.Error(noEndpoint(c))
 	})
 	r.NoMethod(func(c *gin.Context) {
 		// The router's Allow names the methods of every route matching
