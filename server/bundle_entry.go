@@ -471,7 +471,8 @@ func (a *api) parseTarget(method, raw, base string) (requestTarget, error) {
 		t.kind = targetHistory
 	case len(segs) == 4 && segs[2] == "_history" && t.id != "":
 		t.kind = targetVersion
-		if t.vid, err = strconv.ParseInt(segs[3], 10, 64); err != nil || t.vid < 1 {
+		var ok bool
+		if t.vid, ok = parseVersionID(segs[3]); !ok {
 			return t, errorf(http.StatusNotFound, "not-found", "%s/%s has no version %q", t.typ, t.id, truncate(segs[3], 20))
 		}
 	case len(segs) == 3 && t.typ == "Patient" && t.id != "" && isServed(segs[2]):

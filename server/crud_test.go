@@ -864,3 +864,27 @@ func TestNoEndpointBelowSystemPaths(t *testing.T) {
 		}
 	})
 }
+
+// TestVersionIDAsWritten: a version id is compared as the server writes
+// it, so "01" or "+1" names no version, in a vread as in an If-Match,
+// though both read as the number 1.
+func TestVersionIDAsWritten(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		for _, vid := range []string{"01", "+1", "1.0"} {
+			c.do("GET", "/Patient/"+id+"/_history/"+vid, "").want(t, http.StatusNotFound).outcome(t, "not-found", "")
+			b := c.bundle(txBundle("batch", txEntry("", "GET", "Patient/"+id+"/_history/"+vid, "")))
+			checkStatuses(t, b, "404 Not Found")
+			tag := `W/"` + vid + `"`
+			c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"male"}`, "If-Match", tag).want(t, http.StatusBadRequest)
+			c.do("DELETE", "/Patient/"+id, "", "If-Match", tag).want(t, http.StatusBadRequest)
+			b = c.bundle(txBundle("batch", txEntry("", "DELETE", "Patient/"+id, "", "ifMatch", tag)))
+			checkStatuses(t, b, "400 Bad Request")
+		}
+		cur := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK)
+		if got := cur.header.Get("ETag"); got != `W/"1"` {
+			t.Errorf("ETag %s after refused writes, want W/\"1\"", got)
+		}
+		c.do("GET", "/Patient/"+id+"/_history/1", "").want(t, http.StatusOK)
+	})
+}

@@ -131,8 +131,8 @@ func (a *api) vread(c *gin.Context) {
 // version reads the version of typ/id that the :vid path parameter names;
 // a deleted version is 410.
 func (a *api) version(c *gin.Context, typ, id string) (*store.Version, error) {
-	vid, err := strconv.ParseInt(c.Param("vid"), 10, 64)
-	if err != nil || vid < 1 {
+	vid, ok := parseVersionID(c.Param("vid"))
+	if !ok {
 		return nil, errorf(http.StatusNotFound, "not-found", "%s/%s has no version %q", typ, id, truncate(c.Param("vid"), 20))
 	}
 	v, err := a.svc.store.VRead(c.Request.Context(), typ, id, vid)

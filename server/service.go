@@ -733,12 +733,23 @@ func parseETag(value, header string) (int64, error) {
 	v := strings.TrimSpace(value)
 	v = strings.TrimPrefix(v, "W/")
 	v = strings.Trim(v, `"`)
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 1 {
+	n, ok := parseVersionID(v)
+	if !ok {
 		return 0, errorf(http.StatusBadRequest, "invalid",
 			"%s %q is not a version ETag such as W/\"3\"", header, truncate(value, 40))
 	}
 	return n, nil
+}
+
+// parseVersionID reads a version id as the server writes it: a decimal
+// from 1, without sign or leading zero. "01" and "+1" name no version,
+// though they read as the number 1: ETags and ids are compared as written.
+func parseVersionID(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 1 || strconv.FormatInt(n, 10) != s {
+		return 0, false
+	}
+	return n, true
 }
 
 func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
