@@ -287,54 +287,77 @@ func (w *refWalker) uri(s *string) {
 // name an entry.
 func (r *refResolver) narrative(div, from string) string {
 	var b strings.Builder
-	rest, changed := div, false
-	for {
-		i, q := nextLinkAttr(rest)
-		if i < 0 {
-			break
-		}
-		end := strings.IndexByte(rest[i:], q)
-		if end < 0 {
-			break
-		}
-		value := rest[i : i+end]
-		to, ok := r.lookup(value, from)
-		if !ok {
-			b.WriteString(rest[:i+end])
-		} else {
-			b.WriteString(rest[:i])
+	copied := 0 // div[:copied] is in b
+	linkValues(div, func(start, end int) {
+		if to, ok := r.lookup(div[start:end], from); ok {
+			b.WriteString(div[copied:start])
 			b.WriteString(to)
-			changed = true
+			copied = end
 		}
-		rest = rest[i+end:]
-	}
-	if !changed {
+	})
+	if copied == 0 {
 		return div
 	}
-	b.WriteString(rest)
+	b.WriteString(div[copied:])
 	return b.String()
 }
 
-// nextLinkAttr returns where the value of the next href or src attribute in
-// s starts, and its quote; -1 when there is none.
-func nextLinkAttr(s string) (int, byte) {
-	best, quote := -1, byte(0)
-	for _, attr := range []string{"href=", "src="} {
-		for from := 0; ; {
-			i := strings.Index(s[from:], attr)
+// linkAttrs are the attributes of a narrative that hold links.
+var linkAttrs = [...]string{"href=", "src="}
+
+// linkValues calls fn with the start and end of the value of each href and
+// src attribute in div, in order: an attribute that follows a space, tab or
+// newline, its value quoted with " or '. The next occurrence of each
+// attribute is looked for again only once the scan has passed it, so div
+// is read once per attribute however many links it holds.
+func linkValues(div string, fn func(start, end int)) {
+	var (
+		next  [len(linkAttrs)]int // where the attribute's next occurrence starts; -1: none
+		quote [len(linkAttrs)]byte
+	)
+	find := func(k, from int) {
+		attr := linkAttrs[k]
+		for {
+			i := strings.Index(div[from:], attr)
 			if i < 0 {
-				break
+				next[k] = -1
+				return
 			}
 			i += from
 			at := i + len(attr)
-			if at < len(s) && (s[at] == '"' || s[at] == '\'') && (i == 0 || s[i-1] == ' ' || s[i-1] == '\t' || s[i-1] == '\n') {
-				if best < 0 || at+1 < best {
-					best, quote = at+1, s[at]
-				}
-				break
+			if at < len(div) && (div[at] == '"' || div[at] == '\'') && (i == 0 || div[i-1] == ' ' || div[i-1] == '\t' || div[i-1] == '\n') {
+				next[k], quote[k] = i, div[at]
+				return
 			}
 			from = i + 1
 		}
 	}
-	return best, quote
+	for k := range linkAttrs {
+		find(k, 0)
+	}
+	for {
+		k := -1
+		for j := range linkAttrs {
+			if next[j] >= 0 && (k < 0 || next[j] < next[k]) {
+				k = j
+			}
+		}
+		if k < 0 {
+			return
+		}
+		start := next[k] + len(linkAttrs[k]) + 1
+		end := strings.IndexByte(div[start:], quote[k])
+		if end < 0 {
+			return
+		}
+		end += start
+		fn(start, end)
+		// An occurrence that begins within the value just read is text,
+		// not an attribute.
+		for j := range linkAttrs {
+			if next[j] >= 0 && next[j] < end {
+				find(j, end)
+			}
+		}
+	}
 }

@@ -1349,3 +1349,24 @@ func TestTransactionPlaceholderInUuidOrOid(t *testing.T) {
 		}
 	})
 }
+
+// A narrative with as many links as the body limit allows is rewritten in
+// one pass: after each link, the other attribute was looked for again up to
+// the end of the narrative, so such a transaction took minutes of CPU and
+// was refused at its deadline.
+func TestTransactionNarrativeOfManyLinks(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const pat = "urn:uuid:5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
+		div := `<div xmlns=\"http://www.w3.org/1999/xhtml\">` + strings.Repeat(`<a href=\"#x\">a</a> `, 400000) +
+			`<img src='` + pat + `'/> <a href="` + pat + `">p</a></div>`
+		resp := c.bundle(txBundle("transaction",
+			txEntry(pat, "POST", "Patient", patientWith("", "n1", "Linked")),
+			txEntry("", "POST", "Patient", `{"resourceType":"Patient","text":{"status":"generated","div":"`+strings.ReplaceAll(div, `"`+pat+`"`, `\"`+pat+`\"`)+`"}}`)))
+		checkStatuses(t, resp, "201 Created", "201 Created")
+		patRef := "Patient/" + str(resp.resource(t, 0), "id")
+		got := str(c.do("GET", "/"+resp.Entry[1].Response.Location, "").want(t, http.StatusOK).json(t), "text", "div")
+		if !strings.HasSuffix(got, `<img src='`+patRef+`'/> <a href="`+patRef+`">p</a></div>`) {
+			t.Errorf("the links after the others are not resolved: …%s", got[max(0, len(got)-200):])
+		}
+	})
+}
