@@ -355,3 +355,31 @@ func TestPatchNarrative(t *testing.T) {
 		}
 	})
 }
+
+// TestPatchPathsShareOneBudget: the paths of a FHIRPath Patch are
+// evaluated within one budget, so that a patch of many costly paths is
+// refused as one costly path is, instead of costing the budget once per
+// operation while it holds the store's writer.
+func TestPatchPathsShareOneBudget(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		var digits []string
+		for i := range 15 {
+			digits = append(digits, fmt.Sprint(i))
+		}
+		set := "(" + strings.Join(digits, "|") + ")"
+		// About 60,000 steps, selecting nothing: a delete of nothing.
+		costly := `{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.where(` +
+			set + `.select(` + set + `).select(` + set + `).count() = 0).active"}`
+		c.do("PATCH", "/Patient/"+id, fhirPathPatch(costly), "Content-Type", fhirJSON).want(t, http.StatusOK)
+		ops := make([]string, 20)
+		for i := range ops {
+			ops[i] = costly
+		}
+		r := c.do("PATCH", "/Patient/"+id, fhirPathPatch(ops...), "Content-Type", fhirJSON).want(t, http.StatusUnprocessableEntity)
+		r.outcome(t, "too-costly", "")
+		if v := str(c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "1" {
+			t.Errorf("version %s after refused patches, want 1", v)
+		}
+	})
+}

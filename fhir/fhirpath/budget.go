@@ -46,6 +46,12 @@ func (b Budget) withDefaults() Budget {
 	return b
 }
 
+// Meter holds what the evaluations sharing it (see Env.Meter) have spent
+// of their Budget. The zero Meter has spent nothing.
+type Meter struct {
+	steps, bytes int64
+}
+
 // spending is what one evaluation has used of its budget.
 type spending struct {
 	limit        Budget

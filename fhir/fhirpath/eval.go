@@ -44,6 +44,11 @@ type Env struct {
 	// Budget bounds the work of the evaluation; its zero fields take
 	// DefaultBudget's. Exceeding it fails with ErrTooCostly.
 	Budget Budget
+	// Meter, when set, makes the evaluations with this Env share one
+	// Budget: each spends from what the earlier ones left. Expressions
+	// that one request brings in any number, such as the paths of a
+	// FHIRPath Patch, are so bounded together, not one by one.
+	Meter *Meter
 }
 
 // EvalError reports a failure while evaluating an expression, such as a
@@ -83,6 +88,10 @@ func (e *Expression) Evaluate(resource any, env *Env) ([]Value, error) {
 	}
 	ev.clock.t = env.Now
 	ev.spent.limit = env.Budget.withDefaults()
+	if mt := env.Meter; mt != nil {
+		ev.spent.steps, ev.spent.bytes = mt.steps, mt.bytes
+		defer func() { mt.steps, mt.bytes = ev.spent.steps, ev.spent.bytes }()
+	}
 	ev.c = ctx{env: env, m: m, root: root, this: root, clock: &ev.clock, spent: &ev.spent}
 	c := &ev.c
 	out, err := e.root.eval(c, root)

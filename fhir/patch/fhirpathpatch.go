@@ -36,8 +36,9 @@ func FHIRPathPatch(resource, parameters []byte) ([]byte, error) {
 }
 
 // FHIRPathPatch is FHIRPathPatch within the limits l. Its values come from
-// the parameters, so the result grows by no more than their size; paths
-// are evaluated within FHIRPath's default budget.
+// the parameters, so the result grows by no more than their size; its
+// paths are evaluated within one FHIRPath default budget, all together, so
+// that a patch of many costly paths costs no more than one.
 func (l Limits) FHIRPathPatch(resource, parameters []byte) ([]byte, error) {
 	l = l.withDefaults()
 	root, err := resourceObject(resource)
@@ -55,7 +56,9 @@ func (l Limits) FHIRPathPatch(resource, parameters []byte) ([]byte, error) {
 	if err := l.checkOperations(len(ops)); err != nil {
 		return nil, err
 	}
+	env := &fhirpath.Env{Meter: &fhirpath.Meter{}}
 	for i, op := range ops {
+		op.env = env
 		if err := op.apply(root, typ); err != nil {
 			err.Op, err.Path = i, op.path
 			return nil, err
@@ -78,6 +81,9 @@ type fhirOp struct {
 	value *partValue
 	// index, source and destination are -1 when absent.
 	index, source, destination int
+	// env is what the path is evaluated with: the patch's, whose
+	// operations share one budget.
+	env *fhirpath.Env
 }
 
 // partValue is a value given in a Parameters part.
@@ -362,7 +368,7 @@ func (op *fhirOp) apply(root map[string]any, typ reflect.Type) *Error {
 
 // elements returns the elements the operation's path selects.
 func (op *fhirOp) elements(root map[string]any, typ reflect.Type) ([]*element, *Error) {
-	return selectElements(root, typ, op.expr)
+	return selectElements(root, typ, op.expr, op.env)
 }
 
 // one returns the one element the operation's path must select.
@@ -410,7 +416,7 @@ func (op *fhirOp) list(root map[string]any, typ reflect.Type) (map[string]any, f
 	if perr != nil {
 		return nil, fhirjson.Field{}, malformed("%v", perr)
 	}
-	owners, err := selectElements(root, typ, expr)
+	owners, err := selectElements(root, typ, expr, op.env)
 	if err != nil {
 		return nil, fhirjson.Field{}, err
 	}
@@ -428,12 +434,12 @@ func (op *fhirOp) list(root map[string]any, typ reflect.Type) (map[string]any, f
 	return obj, f, nil
 }
 
-// selectElements evaluates expr on the resource and returns the elements
-// it selects.
-func selectElements(root map[string]any, typ reflect.Type, expr *fhirpath.Expression) ([]*element, *Error) {
+// selectElements evaluates expr on the resource with env and returns the
+// elements it selects.
+func selectElements(root map[string]any, typ reflect.Type, expr *fhirpath.Expression, env *fhirpath.Env) ([]*element, *Error) {
 	ix := newIndex(root, typ)
 	defer ix.close()
-	values, err := expr.Evaluate(root, nil)
+	values, err := expr.Evaluate(root, env)
 	if errors.Is(err, fhirpath.ErrTooCostly) {
 		return nil, &Error{Kind: TooCostly, Message: err.Error()}
 	}
