@@ -142,7 +142,7 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 	seen := map[string]bool{}
 	var out []string
 	add := func(ref string) {
-		if strings.HasPrefix(ref, "Patient/") && !seen[ref] {
+		if ref != "" && !seen[ref] {
 			seen[ref] = true
 			out = append(out, ref)
 		}
@@ -178,8 +178,8 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 		if err != nil {
 			return nil, err
 		}
-		if ct.Status.Get() == "active" && ct.Subject != nil {
-			add(ct.Subject.Reference.Get())
+		if ct.Status.Get() == "active" {
+			add(patientRef(refOf(ct.Subject)))
 		}
 		return out, nil
 	}
@@ -267,7 +267,7 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 			}
 			// The plan reviewed soonest, then the first by reference: the
 			// search answers in no order.
-			e, ref := byRef[cp.Subject.Reference.Get()], "CarePlan/"+v.ID
+			e, ref := byRef[patientRef(refOf(cp.Subject))], "CarePlan/"+v.ID
 			if e == nil || e.carePlan != "" && cmp.Or(cmp.Compare(reviewDate(cp), e.reviewDue), strings.Compare(ref, e.carePlan)) >= 0 {
 				return nil
 			}
@@ -285,7 +285,7 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 			}
 			start, ref := a.Start.Get(), "Appointment/"+v.ID
 			for _, p := range a.Participant {
-				e := byRef[refOf(p.Actor)]
+				e := byRef[patientRef(refOf(p.Actor))]
 				if e == nil {
 					continue
 				}
@@ -301,8 +301,8 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 		}
 		err = s.Each(ctx, "Task", url.Values{"patient": {list}, "status": {openTaskStatuses}}, func(v *store.Version) error {
 			t, err := decode[*fhir.Task](v.JSON)
-			if err == nil && t.For != nil {
-				if e := byRef[t.For.Reference.Get()]; e != nil {
+			if err == nil {
+				if e := byRef[patientRef(refOf(t.For))]; e != nil {
 					e.openTasks++
 				}
 			}

@@ -438,14 +438,15 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	return g, nil
 }
 
-// subjectOf reads the subject reference of a stored resource without
-// decoding the rest of it.
+// subjectOf reads the Patient a stored resource is about, as Patient/id
+// (see patientRef), without decoding the rest of it; "" when its subject
+// is no reference to a Patient held here.
 func subjectOf(b []byte) string {
 	var head struct {
 		Subject struct{ Reference string } `json:"subject"`
 	}
 	json.Unmarshal(b, &head)
-	return head.Subject.Reference
+	return patientRef(head.Subject.Reference)
 }
 
 // patientSearches returns the Patient searches of the practice and age

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"carefhir/fhir/lexical"
 	"carefhir/operation"
 	"carefhir/store"
 )
@@ -162,4 +163,22 @@ func chunks(refs []string, n int) []string {
 		refs = refs[k:]
 	}
 	return out
+}
+
+// patientRef returns the Patient a literal reference names as Patient/id,
+// the form caseloads and cohorts key people by: a reference to a version
+// (Patient/id/_history/2) names the Patient too. It returns "" for
+// anything else, such as a reference to another server or a value that is
+// no reference ("Patient/a,b"), which searched as an _id would name other
+// people.
+func patientRef(ref string) string {
+	rest, ok := strings.CutPrefix(ref, "Patient/")
+	if !ok {
+		return ""
+	}
+	id, version, versioned := strings.Cut(rest, "/_history/")
+	if !lexical.ValidID(id) || versioned && !lexical.ValidID(version) {
+		return ""
+	}
+	return "Patient/" + id
 }
