@@ -143,10 +143,11 @@ func (c *Care) Operations() []operation.Operation {
 	}
 }
 
-// today is the calendar date of now in the zone of the configuration (the
+// Today is the calendar date of now in the zone of the configuration (the
 // UK's), as midnight UTC of that date: a UK night in summer time is
 // already the next day there while it is still the day before in UTC.
-func (c *Care) today() time.Time {
+// It is the date reminders are due as of when no other is given.
+func (c *Care) Today() time.Time {
 	return c.dateOf(c.cfg.Now())
 }
 

@@ -236,7 +236,7 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 		entries = append(entries, e)
 	}
 	now := c.cfg.Now().UTC()
-	today := c.today().Format(time.DateOnly)
+	today := c.Today().Format(time.DateOnly)
 	for _, list := range chunks(patients, chunkSize) {
 		ids := strings.ReplaceAll(list, "Patient/", "")
 		err := s.Each(ctx, "Patient", url.Values{"_id": {ids}}, func(v *store.Version) error {

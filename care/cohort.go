@@ -456,7 +456,7 @@ func subjectOf(b []byte) string {
 // give it) and, when the practice is held here, those referring to it.
 func (c *Care) patientSearches(ctx context.Context, s operation.Store, cr *Criteria) ([]url.Values, error) {
 	params := url.Values{}
-	today := c.today()
+	today := c.Today()
 	// Years are counted in months so that on 29 February the date n
 	// years before is 28 February, not 1 March: someone born on 1 March
 	// completes their years on 1 March.

@@ -78,7 +78,7 @@ func (c *Care) generateReminders(ctx context.Context, inv *operation.Invocation)
 	if err := inv.Only("asOf"); err != nil {
 		return nil, err
 	}
-	asOf := c.today()
+	asOf := c.Today()
 	text, err := inv.Text("asOf")
 	if err != nil {
 		return nil, err

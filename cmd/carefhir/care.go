@@ -89,7 +89,9 @@ func runReminders(ctx context.Context, c *care.Care, every time.Duration, audito
 	}
 }
 
-// remind runs the reminders due today once, as the server's own principal.
+// remind runs the reminders due today once, as the server's own principal:
+// today in the UK (care.Care.Today), which on a summer night is already
+// the next day while it is still the day before in UTC.
 func remind(ctx context.Context, c *care.Care, s operation.Store, auditor *access.Auditor, logger *slog.Logger) {
 	rctx, rec := access.Begin(ctx)
 	who := access.SystemPrincipal("reminders")
@@ -100,7 +102,7 @@ func remind(ctx context.Context, c *care.Care, s operation.Store, auditor *acces
 	run := uuid.Must(uuid.NewV7()).String()
 	var n int
 	err := s.Transact(rctx, func(tx operation.Store) error {
-		created, err := c.Reminders(rctx, tx, started.UTC().Truncate(24*time.Hour))
+		created, err := c.Reminders(rctx, tx, c.Today())
 		n = len(created)
 		return err
 	})

@@ -91,18 +91,12 @@ func TestRemindersEvery(t *testing.T) {
 		"category":[{"coding":[{"system":"`+care.SystemCarePlanCategory+`","code":"pcsp"}]}],"subject":{"reference":"Patient/p"},
 		"period":{"start":"2026-01-01"},"author":{"reference":"Patient/p"},"contributor":[{"reference":"Patient/p"}],"goal":[{"reference":"Goal/g"}]}`)
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		resp, err := http.Get(srv.URL + "/fhir/Task?focus=CarePlan/cp")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var bundle struct{ Entry []any }
-		json.NewDecoder(resp.Body).Decode(&bundle)
-		resp.Body.Close()
-		if len(bundle.Entry) == 1 {
+		n := reviewReminders(t, srv.URL)
+		if n == 1 {
 			break
 		}
-		if len(bundle.Entry) > 1 {
-			t.Fatalf("%d reminders for one review", len(bundle.Entry))
+		if n > 1 {
+			t.Fatalf("%d reminders for one review", n)
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no reminder created by the periodic run")
@@ -142,4 +136,65 @@ func TestRemindersEvery(t *testing.T) {
 	if !slices.Contains(named, "CarePlan/cp/_history/1") || len(ev.Agent) == 0 || ev.Agent[0].Who.Identifier.Value != "reminders" {
 		t.Errorf("AuditEvent of the run: agent %+v, entities %v; want the reminders principal and CarePlan/cp", ev.Agent, named)
 	}
+}
+
+// TestRemindersUKDate: a periodic run is as of today in the UK by the
+// clock care coordination is configured with, which at
+// 23:30 UTC on a summer night is already the next day: a review due 14
+// days after that day is reminded of.
+func TestRemindersUKDate(t *testing.T) {
+	st, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	night := time.Date(2099, 7, 1, 23, 30, 0, 0, time.UTC) // 00:30 on 2 July in London
+	co, err := care.New(care.Config{Now: func() time.Time { return night }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var attached operation.Store
+	srv := httptest.NewServer(server.New(server.Config{Store: st, Operations: co.Operations(), Hooks: co.Hooks(),
+		Attach: []func(operation.Store){func(s operation.Store) { attached = s }}}))
+	t.Cleanup(func() {
+		srv.Close()
+		st.Close()
+	})
+	plan := `{"resourceType":"CarePlan","id":"cp","meta":{"profile":["` + care.PCSPProfileURL + `"]},
+		"extension":[{"url":"` + care.ReviewDateURL + `","valueDate":"2099-07-16"}],"status":"active","intent":"plan",
+		"category":[{"coding":[{"system":"` + care.SystemCarePlanCategory + `","code":"pcsp"}]}],"subject":{"reference":"Patient/p"},
+		"period":{"start":"2026-01-01"},"author":{"reference":"Patient/p"},"contributor":[{"reference":"Patient/p"}],"goal":[{"reference":"Goal/g"}]}`
+	for _, w := range []struct{ path, body string }{
+		{"Patient/p", `{"resourceType":"Patient","id":"p"}`},
+		{"Goal/g", `{"resourceType":"Goal","id":"g","lifecycleStatus":"active","description":{"text":"Get out more"},"subject":{"reference":"Patient/p"}}`},
+		{"CarePlan/cp", plan},
+	} {
+		req, _ := http.NewRequest("PUT", srv.URL+"/fhir/"+w.path, strings.NewReader(w.body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode >= 300 {
+			t.Fatalf("PUT %s: %v %v", w.path, err, resp.Status)
+		}
+		resp.Body.Close()
+	}
+
+	remind(context.Background(), co, attached, nil, slog.New(slog.DiscardHandler))
+	if n := reviewReminders(t, srv.URL); n != 1 {
+		t.Errorf("%d reminders of the review due on 16 July, 14 days after 2 July in London; want 1", n)
+	}
+}
+
+// reviewReminders returns how many Tasks the server at base holds about
+// CarePlan/cp.
+func reviewReminders(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/fhir/Task?focus=CarePlan/cp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var bundle struct{ Entry []any }
+	if err := json.NewDecoder(resp.Body).Decode(&bundle); err != nil {
+		t.Fatal(err)
+	}
+	return len(bundle.Entry)
 }
