@@ -286,6 +286,11 @@ func membersReadable(ctx context.Context, s operation.Store, g *fhir.Group) erro
 	return nil
 }
 
+// activeClinicalStatuses are the clinical statuses of a Condition that is
+// active: in R4's condition-clinical, recurrence and relapse are kinds of
+// active, as remission and resolved are of inactive.
+const activeClinicalStatuses = "active,recurrence,relapse"
+
 // member is one person of a cohort with the risk value that ranks them.
 type member struct {
 	patient string
@@ -315,7 +320,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	// is searched among them alone (see among).
 	for _, cond := range cr.Conditions {
 		keep := map[string]bool{}
-		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {searchToken(cond)}, "clinical-status": {"active"}}, func(params url.Values) error {
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {searchToken(cond)}, "clinical-status": {activeClinicalStatuses}}, func(params url.Values) error {
 			return s.Each(ctx, "Condition", params, func(v *store.Version) error {
 				keep[subjectOf(v.JSON)] = true
 				return nil

@@ -265,3 +265,20 @@ func TestCohortMembersOutsideCare(t *testing.T) {
 		}
 	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
 }
+
+// TestCohortConditionRelapse: a Condition whose clinical status is
+// recurrence or relapse is active (in R4 they are kinds of active) and
+// counts for a condition criterion; one in remission does not.
+func TestCohortConditionRelapse(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for id, status := range map[string]string{"clark": "relapse", "baker": "recurrence", "lee": "remission"} {
+			c.put(`{"resourceType":"Condition","id":"dm-` + id + `","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"` + status + `"}]},
+				"code":{"coding":[{"system":"http://snomed.info/sct","code":"44054006"}]},"subject":{"reference":"Patient/` + id + `"}}`)
+		}
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"condition","valueString":"`+diabetes+`"}]}`).want(http.StatusCreated)
+		if got := strings.ReplaceAll(members(g), "=<nil>", ""); got != "Patient/baker Patient/clark Patient/ward" {
+			t.Errorf("members %q, want Patient/baker Patient/clark Patient/ward", got)
+		}
+	})
+}
