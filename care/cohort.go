@@ -386,6 +386,12 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		}
 	}
 	narrow(keep)
+	err = among(set, c.cfg.CohortAmongMost, "_id", url.Values{}, func(params url.Values) error {
+		return eachReplaced(ctx, s, params, func(ref string) { delete(set, ref) })
+	})
+	if err != nil {
+		return nil, err
+	}
 	if cr.NoPCSP {
 		with := map[string]bool{}
 		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(params url.Values) error {

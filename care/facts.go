@@ -133,20 +133,47 @@ func inCare(params url.Values) url.Values {
 }
 
 // patientsInCare returns which of refs (Patient/id) name Patients held
-// here and in care (inCare).
+// here and in care (inCare), their records not replaced by another
+// (eachReplaced).
 func patientsInCare(ctx context.Context, s operation.Store, refs []string) (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, list := range chunks(refs, chunkSize) {
-		params := inCare(url.Values{"_id": {strings.ReplaceAll(list, "Patient/", "")}, "_elements": {"id"}})
-		err := s.Each(ctx, "Patient", params, func(v *store.Version) error {
+		ids := strings.ReplaceAll(list, "Patient/", "")
+		err := s.Each(ctx, "Patient", inCare(url.Values{"_id": {ids}, "_elements": {"id"}}), func(v *store.Version) error {
 			out["Patient/"+v.ID] = true
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
+		err = eachReplaced(ctx, s, url.Values{"_id": {ids}}, func(ref string) { delete(out, ref) })
+		if err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// eachReplaced calls fn with the reference of each Patient params select
+// whose record was replaced by another: a link of type replaced-by, as a
+// merge leaves the record it retires, which R4 says must no longer be
+// used; the person is counted by the record that replaced it. Only
+// Patients with links are read, and only their links.
+func eachReplaced(ctx context.Context, s operation.Store, params url.Values, fn func(ref string)) error {
+	params.Set("link:missing", "false")
+	params.Set("_elements", "id,link")
+	return s.Each(ctx, "Patient", params, func(v *store.Version) error {
+		var p struct {
+			Link []struct{ Type string } `json:"link"`
+		}
+		if err := json.Unmarshal(v.JSON, &p); err != nil {
+			return fmt.Errorf("Patient/%s: %w", v.ID, err)
+		}
+		if slices.ContainsFunc(p.Link, func(l struct{ Type string }) bool { return l.Type == "replaced-by" }) {
+			fn("Patient/" + v.ID)
+		}
+		return nil
+	})
 }
 
 // chunkSize is how many patients one search of their facts names: half

@@ -65,3 +65,37 @@ func TestPeopleInCare(t *testing.T) {
 		}
 	})
 }
+
+// TestReplacedRecords: a Patient record replaced by another (a link of
+// type replaced-by, as a merge leaves it) is no longer used: it leaves
+// cohorts and gets no new reminders, and the person is counted once, by
+// the record that replaced it. The cohort is searched among the people
+// left, and over everyone.
+func TestReplacedRecords(t *testing.T) {
+	t.Run("among", func(t *testing.T) { testReplacedRecords(t, care.Config{}) })
+	t.Run("over everyone", func(t *testing.T) { testReplacedRecords(t, care.Config{CohortAmongMost: -1}) })
+}
+
+func testReplacedRecords(t *testing.T, cfg care.Config) {
+	eachEngine(t, cfg, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Patient","id":"ward-old","name":[{"family":"Ward"}],"birthDate":"1948-03-12","generalPractitioner":[{"reference":"Organization/y12345"}],
+			"link":[{"other":{"reference":"Patient/ward"},"type":"replaced-by"}]}`)
+		c.put(`{"resourceType":"Patient","id":"baker-2","name":[{"family":"Baker"}],"birthDate":"1966-01-20","generalPractitioner":[{"reference":"Organization/y12345"}],
+			"link":[{"other":{"reference":"Patient/baker"},"type":"seealso"}]}`)
+		c.put(strings.ReplaceAll(pamResponse("pam-ward-old", "completed", "2026-01-01T10:00:00Z", "2", "50"), "Patient/ward", "Patient/ward-old"))
+		for _, tc := range []struct{ name, params, want string }{
+			{"practice", `{"name":"practice","valueString":"Y12345"}`, "Patient/baker Patient/baker-2 Patient/clark Patient/ward"},
+			{"pamLevelMax", `{"name":"pamLevelMax","valueInteger":2}`, ""},
+		} {
+			g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[`+tc.params+`]}`).want(http.StatusCreated)
+			if got := strings.ReplaceAll(members(g), "=<nil>", ""); got != tc.want {
+				t.Errorf("%s cohort: %q, want %q", tc.name, got, tc.want)
+			}
+		}
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); got != "created=0" {
+			t.Errorf("reminders: %s", got)
+		}
+	})
+}
