@@ -96,8 +96,11 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 		return strings.Compare(a.patient, b.patient)
 	})
 	out := &fhir.Parameters{Parameter: []*fhir.ParametersParameter{{Name: fhir.NewString("total"), ValueInteger: fhir.NewInteger(int64(len(entries)))}}}
+	// A cursor past the end (the caseload shrank between pages) is a page
+	// of none; bounded first, so that a large one cannot overflow.
+	offset = min(offset, len(entries))
 	end := min(offset+count, len(entries))
-	for _, e := range entries[min(offset, len(entries)):end] {
+	for _, e := range entries[offset:end] {
 		out.Parameter = append(out.Parameter, e.parameter())
 	}
 	if end < len(entries) {

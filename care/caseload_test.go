@@ -37,3 +37,18 @@ func TestStoredPatientReferences(t *testing.T) {
 		}
 	})
 }
+
+// TestCaseloadCursorPastTheEnd: a cursor past the end of the caseload, as
+// one becomes when the caseload shrinks between pages, or one far beyond
+// it, is a page of no patients with the total, not a 500.
+func TestCaseloadCursorPastTheEnd(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for _, cursor := range []string{"3", "4", "9223372036854775807", "9223372036854775000"} {
+			page := c.do("GET", "/Organization/y12345/$caseload?_count=500&cursor="+cursor, "").want(http.StatusOK)
+			if got := paramsText(page); got != "total=3" {
+				t.Errorf("cursor %s: %s, want total=3 alone", cursor, got)
+			}
+		}
+	})
+}
