@@ -275,7 +275,8 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 				return nil
 			}
 			e.carePlan, e.reviewDue = ref, reviewDate(cp)
-			e.hasOverdue = e.reviewDue != "" && e.reviewDue < today
+			// A review in a month or a year is overdue once it is over.
+			e.hasOverdue = e.reviewDue != "" && lastDayOf(e.reviewDue) < today
 			return nil
 		})
 		if err != nil {

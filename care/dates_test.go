@@ -59,3 +59,21 @@ func TestAgesOnLeapDay(t *testing.T) {
 		}
 	})
 }
+
+// TestReviewMonth: a PCSP reviewed in a month (valueDate 2026-12, as a
+// date may be given) is not overdue until that month is over.
+func TestReviewMonth(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		for _, tc := range []struct {
+			review  string
+			overdue bool
+		}{{"2026-12", false}, {"2026", false}, {"2026-11", true}, {"2025", true}} {
+			c.put(pcsp("active", tc.review, "goal-walk"))
+			checkParts(t, caseloadOf(t, c, "/Practitioner/cc/$caseload")["Patient/ward"], map[string]any{"reviewDue": tc.review, "overdue": tc.overdue})
+		}
+	})
+}

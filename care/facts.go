@@ -123,6 +123,19 @@ func parseDateTime(s string) time.Time {
 	return time.Time{}
 }
 
+// lastDayOf returns the last day a FHIR date names, as YYYY-MM-DD: the
+// date itself, or the last day of the month or year it gives alone
+// (2026-12, 2026), by which what is due then is done.
+func lastDayOf(date string) string {
+	if t, err := time.Parse("2006", date); err == nil {
+		return t.AddDate(1, 0, -1).Format(time.DateOnly)
+	}
+	if t, err := time.Parse("2006-01", date); err == nil {
+		return t.AddDate(0, 1, -1).Format(time.DateOnly)
+	}
+	return date
+}
+
 // inCare adds to a Patient search what selects the people proactive care
 // reaches: alive (deceased absent or false) and with a record in use
 // (active not false). Deleted Patients match no search.
