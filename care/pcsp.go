@@ -212,8 +212,10 @@ func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref
 	}
 	// What matters to one person is not another's plan, and someone who
 	// may read the plan need not be allowed to read the other's records.
+	// The Goal is read for the server, whoever writes the plan: whose it
+	// is goes unsaid, for a writer outside that patient's care.
 	if of := refOf(g.Subject); of != "" && patient != "" && of != patient {
-		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s is a goal of %s, not of %s whose PCSP this is", ref, of, patient)
+		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s is not a goal of %s, whose PCSP this is", ref, patient)
 	}
 	if g.Description == nil || g.Description.Text.Get() == "" {
 		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s has no description.text: a PCSP goal is written in the person's own words", ref)

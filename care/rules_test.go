@@ -246,20 +246,23 @@ func TestPCSPGoalOutsideCare(t *testing.T) {
 }
 
 // TestPCSPGoalOfThePatient: a PCSP's Goals are what matters to its
-// patient: a Goal of another patient is refused naming it, and the plan is
-// not stored.
+// patient: a Goal of another patient is refused naming it, without saying
+// whose it is to a coordinator outside that patient's care, and the plan
+// is not stored.
 func TestPCSPGoalOfThePatient(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
 		c.put(`{"resourceType":"Goal","id":"goal-lee","lifecycleStatus":"active","description":{"text":"Keep up with my allotment"},"subject":{"reference":"Patient/lee"}}`)
 		c.put(`{"resourceType":"Goal","id":"goal-ward","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[{"member":{"reference":"Practitioner/cc"}}]}`)
+		c.token = "cc"
 		oo := c.do("PUT", "/CarePlan/pcsp-ward", pcsp("active", "2027-01-10", "goal-ward", "goal-lee")).want(http.StatusUnprocessableEntity)
-		if got := issues(oo); !strings.Contains(got, "CarePlan.goal[1]: Goal/goal-lee is a goal of Patient/lee, not of Patient/ward") {
+		if got := issues(oo); !strings.Contains(got, "CarePlan.goal[1]: Goal/goal-lee is not a goal of Patient/ward") || strings.Contains(got, "Patient/lee") {
 			t.Errorf("a PCSP with another patient's goal: outcome\n%s", got)
 		}
 		c.do("GET", "/CarePlan/pcsp-ward", "").want(http.StatusNotFound)
 		c.do("PUT", "/CarePlan/pcsp-ward", pcsp("active", "2027-01-10", "goal-ward")).want(http.StatusCreated)
-	})
+	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
 }
 
 func TestPAMScoringThroughHTTP(t *testing.T) {
