@@ -617,8 +617,9 @@ func characteristics(cr *Criteria) []*fhir.GroupCharacteristic {
 // criteriaFromGroup reads back the criteria a cohort Group records. A
 // criterion it cannot read (a value of another type, an age that is no
 // whole number, a code of SystemCohortCriterion not known, risk-min
-// without risk-code) is a 422 naming the characteristic: evaluated
-// without it, the cohort would hold people it should not.
+// without risk-code, one but active-pcsp excluded) is a 422 naming the
+// characteristic: evaluated without it, or as its opposite, the cohort
+// would hold people it should not.
 func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 	cr := &Criteria{Name: g.Name.Get()}
 	riskMinAt := -1
@@ -681,6 +682,12 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		// Excluded, a criterion would select the people who do not meet
+		// it, which no evaluation here does but for active-pcsp.
+		if code != critPCSP && ch.Exclude.Get() {
+			return nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d].exclude", i),
+				"Group/%s records the criterion %s with exclude true, which cannot be evaluated: of the criteria, only %s is one the members do not meet", g.Id.Get(), code, critPCSP)
 		}
 	}
 	if riskMinAt >= 0 && cr.RiskCode == "" {

@@ -135,6 +135,8 @@ func testCohortCriteria(t *testing.T, cfg care.Config) {
 			{"practice without a code", criterion("practice", `"valueReference":{"reference":"Organization/y12345"}`), "Group.characteristic[0]: Group/g records the criterion practice that cannot be evaluated"},
 			{"risk-min alone", criterion("risk-min", `"valueQuantity":{"value":0.2}`), "Group.characteristic[0]: Group/g records the criterion risk-min without risk-code: risk-min needs risk-code"},
 			{"a criterion not known", practice + "," + criterion("age-between", `"valueQuantity":{"value":65}`), `Group.characteristic[1].code: Group/g records the criterion "age-between", which is not known`},
+			{"a criterion excluded", practice + "," + strings.Replace(criterion("age-min", `"valueQuantity":{"value":65}`), `"exclude":false`, `"exclude":true`, 1),
+				"Group.characteristic[1].exclude: Group/g records the criterion age-min with exclude true"},
 		} {
 			c.put(`{"resourceType":"Group","id":"g","type":"person","actual":true,"characteristic":[` + tc.criteria + `]}`)
 			out := c.do("POST", "/Group/g/$cohort", "").want(http.StatusUnprocessableEntity)
