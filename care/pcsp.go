@@ -113,15 +113,15 @@ func (c *Care) checkPCSP(ctx context.Context, s operation.Store, ch *operation.C
 	if !slices.ContainsFunc(cp.Category, func(cc *fhir.CodeableConcept) bool { return hasCoding(cc, SystemCarePlanCategory, CodePCSP) }) {
 		fail("CarePlan.category", "a PCSP has the category %s|%s", SystemCarePlanCategory, CodePCSP)
 	}
-	subject := cp.Subject.Reference.Get()
-	if !strings.HasPrefix(subject, "Patient/") {
+	subject := patientRef(refOf(cp.Subject))
+	if subject == "" {
 		fail("CarePlan.subject", "the subject of a PCSP is the Patient it is agreed with")
 	}
 	if cp.Author == nil {
 		fail("CarePlan.author", "a PCSP names its author")
 	}
-	if !slices.ContainsFunc(cp.Contributor, func(r *fhir.Reference) bool { return r.Reference.Get() == subject }) {
-		fail("CarePlan.contributor", "the Patient (%s) is among the contributors of their PCSP", subject)
+	if !slices.ContainsFunc(cp.Contributor, func(r *fhir.Reference) bool { return subject != "" && patientRef(refOf(r)) == subject }) {
+		fail("CarePlan.contributor", "the Patient (%s) is among the contributors of their PCSP", refOf(cp.Subject))
 	}
 	if cp.Period == nil || cp.Period.Start.Get() == "" {
 		fail("CarePlan.period.start", "a PCSP has a start date")
@@ -214,7 +214,7 @@ func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref
 	// may read the plan need not be allowed to read the other's records.
 	// The Goal is read for the server, whoever writes the plan: whose it
 	// is goes unsaid, for a writer outside that patient's care.
-	if of := refOf(g.Subject); of != "" && patient != "" && of != patient {
+	if of := refOf(g.Subject); of != "" && patient != "" && patientRef(of) != patient {
 		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s is not a goal of %s, whose PCSP this is", ref, patient)
 	}
 	if g.Description == nil || g.Description.Text.Get() == "" {

@@ -5,11 +5,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"carefhir/fhir"
-	"carefhir/fhir/lexical"
 	"carefhir/operation"
 	"carefhir/store"
 )
@@ -115,9 +113,10 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		if err != nil {
 			return err
 		}
-		if r := reviewDate(cp); r != "" && !parseDateTime(r).After(horizon) && strings.HasPrefix(cp.Subject.Reference.Get(), "Patient/") {
+		patient := patientRef(refOf(cp.Subject))
+		if r := reviewDate(cp); r != "" && !parseDateTime(r).After(horizon) && patient != "" {
 			due = append(due, reminder{code: CodeReviewTask, display: "Review the personalised care and support plan",
-				patient: cp.Subject.Reference.Get(), focus: "CarePlan/" + v.ID, due: r})
+				patient: patient, focus: "CarePlan/" + v.ID, due: r})
 		}
 		return nil
 	})
@@ -139,7 +138,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	seen := map[string]bool{}
 	var patients []string
 	for _, r := range due {
-		if id, ok := strings.CutPrefix(r.patient, "Patient/"); ok && lexical.ValidID(id) && !seen[r.patient] {
+		if patientRef(r.patient) != "" && !seen[r.patient] {
 			seen[r.patient] = true
 			patients = append(patients, r.patient)
 		}

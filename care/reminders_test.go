@@ -62,3 +62,24 @@ func TestReminderDates(t *testing.T) {
 		}
 	})
 }
+
+// TestReminderOfVersionedSubject: a PCSP naming its patient by a version
+// (Patient/ward/_history/1) is reviewed as that patient's plan: its
+// reminder is created, for Patient/ward, owned by their coordinator.
+func TestReminderOfVersionedSubject(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(strings.ReplaceAll(pcsp("active", "2026-12-10", "goal-walk"), `"Patient/ward"`, `"Patient/ward/_history/1"`))
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+			t.Fatalf("reminders: %s", got)
+		}
+		task := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pcsp-review", "").want(http.StatusOK))[0]
+		if who, owner := str(task, "for", "reference"), str(task, "owner", "reference"); who != "Patient/ward" || owner != "Practitioner/cc" {
+			t.Errorf("review reminder for %q owned by %q, want Patient/ward and Practitioner/cc", who, owner)
+		}
+	})
+}
