@@ -517,7 +517,7 @@ func latestValues(ctx context.Context, s operation.Store, params url.Values, out
 		if err := json.Unmarshal(v.JSON, &obs); err != nil || obs.ValueQuantity == nil {
 			return nil
 		}
-		p := obs.Subject.Reference
+		p := patientRef(obs.Subject.Reference)
 		t := parseDateTime(obs.EffectiveDateTime)
 		// The latest, then the last by id: the search answers in no order.
 		if m := out[p]; m != nil && cmp.Or(t.Compare(when[p]), strings.Compare(v.ID, from[p])) <= 0 {

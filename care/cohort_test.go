@@ -284,3 +284,18 @@ func TestCohortConditionRelapse(t *testing.T) {
 		}
 	})
 }
+
+// TestRiskOfVersionedSubject: a risk Observation naming its patient by a
+// version ranks that patient in a cohort, as the latest of their values.
+func TestRiskOfVersionedSubject(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Observation","id":"efi-clark-new","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"713634000"}]},
+			"subject":{"reference":"Patient/clark/_history/1"},"effectiveDateTime":"2026-11-01","valueQuantity":{"value":0.5}}`)
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"practice","valueString":"Y12345"},
+			{"name":"riskCode","valueString":"`+efi+`"},{"name":"riskMin","valueDecimal":0.3}]}`).want(http.StatusCreated)
+		if got := members(g); got != "Patient/clark=0.5 Patient/ward=0.36" {
+			t.Errorf("cohort: %s, want Patient/clark=0.5 Patient/ward=0.36", got)
+		}
+	})
+}
