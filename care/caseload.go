@@ -196,9 +196,19 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 			return nil, err
 		}
 	}
+	isMember := map[string]bool{}
+	for _, m := range members {
+		isMember[m] = true
+	}
 	for _, list := range chunks(members, chunkSize) {
 		err := s.Each(ctx, "CareTeam", url.Values{"participant": {list}, "status": {"active"}}, func(v *store.Version) error {
-			add(subjectOf(v.JSON))
+			taking, err := c.takesPart(v.JSON, isMember)
+			if err != nil {
+				return fmt.Errorf("CareTeam/%s: %w", v.ID, err)
+			}
+			if taking {
+				add(subjectOf(v.JSON))
+			}
 			return nil
 		})
 		if err != nil {
@@ -206,6 +216,43 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 		}
 	}
 	return out, nil
+}
+
+// takesPart reports whether one of members takes part in a stored
+// CareTeam now: a participant whose period has not ended. Someone whose
+// part ended, such as a coordinator who handed the patient over to
+// another, no longer holds the patient in their caseload, though the team
+// goes on.
+func (c *Care) takesPart(team []byte, members map[string]bool) (bool, error) {
+	var ct struct {
+		Participant []struct {
+			Member struct{ Reference string } `json:"member"`
+			Period struct{ End string }       `json:"period"`
+		} `json:"participant"`
+	}
+	if err := json.Unmarshal(team, &ct); err != nil {
+		return false, err
+	}
+	for _, p := range ct.Participant {
+		member, _, _ := strings.Cut(p.Member.Reference, "/_history/")
+		if members[member] && !c.ended(p.Period.End) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ended reports whether the end of a period, a FHIR dateTime, is past: a
+// date (or a month, a year) once its last day is over in the UK, a time
+// once it has come.
+func (c *Care) ended(end string) bool {
+	switch {
+	case end == "":
+		return false
+	case len(end) <= len(time.DateOnly):
+		return lastDayOf(end) < c.Today().Format(time.DateOnly)
+	}
+	return !parseDateTime(end).After(c.cfg.Now())
 }
 
 // odsCodes returns the ODS codes of Organization/id as tokens of a

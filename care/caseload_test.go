@@ -52,3 +52,38 @@ func TestCaseloadCursorPastTheEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestCaseloadHandedOver: a coordinator whose part in a CareTeam ended
+// (participant.period.end past, as when they hand the patient over) no
+// longer holds the patient in their caseload, nor gets their reminders;
+// one whose part ends today, or later, still does, as does the team's
+// other participant.
+func TestCaseloadHandedOver(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for id, end := range map[string]string{"ward": "2026-11-30", "baker": "2026-12-01T08:59:00Z", "clark": "2026-12-01", "lee": "2026-12-01T09:30:00Z"} {
+			c.put(`{"resourceType":"CareTeam","id":"team-` + id + `","status":"active","subject":{"reference":"Patient/` + id + `"},"participant":[
+				{"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"` + end + `"}},
+				{"member":{"reference":"Practitioner/gp"},"period":{"start":"2026-01-01"}}]}`)
+		}
+		if got := caseloadOf(t, c, "/Practitioner/cc/$caseload"); len(got) != 2 || got["Patient/clark"] == nil || got["Patient/lee"] == nil {
+			t.Errorf("caseload of the coordinator: %v, want Patient/clark and Patient/lee", got)
+		}
+		if got := caseloadOf(t, c, "/Practitioner/gp/$caseload"); len(got) != 4 {
+			t.Errorf("caseload of the GP: %v, want all four", got)
+		}
+
+		// Reminders go to the coordinator who took the patient over.
+		coordinator := `"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}]`
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"2026-11-30"}},
+			{` + coordinator + `,"member":{"reference":"Practitioner/lw"},"period":{"start":"2026-11-30"}}]}`)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(pcsp("active", "2026-12-10", "goal-walk"))
+		c.do("POST", "/Task/$generate-reminders", "").want(http.StatusOK)
+		tasks := entries(c.do("GET", "/Task?patient=Patient/ward", "").want(http.StatusOK))
+		if len(tasks) != 1 || str(tasks[0], "owner", "reference") != "Practitioner/lw" {
+			t.Errorf("reminders %v, want one owned by Practitioner/lw", tasks)
+		}
+	})
+}
