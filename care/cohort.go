@@ -639,6 +639,14 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 			}
 			return &n, nil
 		}
+		// An age is in years: UCUM a, as recorded here, or no unit.
+		years := func() (*int, error) {
+			q := ch.ValueQuantity
+			if q != nil && (q.Code.Get() != "" || q.System.Get() != "") && (q.Code.Get() != "a" || q.System.Get() != SystemUCUM) {
+				return nil, bad("a valueQuantity holding a whole number of years (UCUM a)")
+			}
+			return integer()
+		}
 		token := func() (string, error) {
 			cc := ch.ValueCodeableConcept
 			if cc == nil || len(cc.Coding) == 0 {
@@ -654,9 +662,9 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 			}
 			cr.Practice = ch.ValueReference.Identifier.Value.Get()
 		case critAgeMin:
-			cr.AgeMin, err = integer()
+			cr.AgeMin, err = years()
 		case critAgeMax:
-			cr.AgeMax, err = integer()
+			cr.AgeMax, err = years()
 		case critCond:
 			var t string
 			t, err = token()

@@ -135,6 +135,8 @@ func testCohortCriteria(t *testing.T, cfg care.Config) {
 			{"practice without a code", criterion("practice", `"valueReference":{"reference":"Organization/y12345"}`), "Group.characteristic[0]: Group/g records the criterion practice that cannot be evaluated"},
 			{"risk-min alone", criterion("risk-min", `"valueQuantity":{"value":0.2}`), "Group.characteristic[0]: Group/g records the criterion risk-min without risk-code: risk-min needs risk-code"},
 			{"a criterion not known", practice + "," + criterion("age-between", `"valueQuantity":{"value":65}`), `Group.characteristic[1].code: Group/g records the criterion "age-between", which is not known`},
+			{"age in months", practice + "," + criterion("age-min", `"valueQuantity":{"value":6,"unit":"months","system":"http://unitsofmeasure.org","code":"mo"}`),
+				"Group.characteristic[1]: Group/g records the criterion age-min that cannot be evaluated: its value must be a valueQuantity holding a whole number of years"},
 			{"a criterion excluded", practice + "," + strings.Replace(criterion("age-min", `"valueQuantity":{"value":65}`), `"exclude":false`, `"exclude":true`, 1),
 				"Group.characteristic[1].exclude: Group/g records the criterion age-min with exclude true"},
 		} {
