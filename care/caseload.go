@@ -234,7 +234,12 @@ func (c *Care) takesPart(team []byte, members map[string]bool) (bool, error) {
 		return false, err
 	}
 	for _, p := range ct.Participant {
+		// Type/id of the member, as the search matched it: a reference
+		// may name a version, or be absolute under this server's base.
 		member, _, _ := strings.Cut(p.Member.Reference, "/_history/")
+		if parts := strings.Split(member, "/"); len(parts) > 2 {
+			member = strings.Join(parts[len(parts)-2:], "/")
+		}
 		if members[member] && !c.ended(p.Period.End) {
 			return true, nil
 		}

@@ -63,7 +63,7 @@ func TestCaseloadHandedOver(t *testing.T) {
 		population(c)
 		for id, end := range map[string]string{"ward": "2026-11-30", "baker": "2026-12-01T08:59:00Z", "clark": "2026-12-01", "lee": "2026-12-01T09:30:00Z"} {
 			c.put(`{"resourceType":"CareTeam","id":"team-` + id + `","status":"active","subject":{"reference":"Patient/` + id + `"},"participant":[
-				{"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"` + end + `"}},
+				{"member":{"reference":"` + c.base + `/Practitioner/cc"},"period":{"start":"2026-01-01","end":"` + end + `"}},
 				{"member":{"reference":"Practitioner/gp"},"period":{"start":"2026-01-01"}}]}`)
 		}
 		if got := caseloadOf(t, c, "/Practitioner/cc/$caseload"); len(got) != 2 || got["Patient/clark"] == nil || got["Patient/lee"] == nil {
