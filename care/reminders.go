@@ -129,7 +129,8 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	}
 	for patient, l := range latest {
 		d := addMonths(c.dateOf(l.when), c.cfg.RemeasureMonths)
-		if !d.After(horizon) && l.response != "" {
+		// Due after 9999-12-31, it is due on no date a Task can hold.
+		if !d.After(horizon) && d.Year() <= 9999 && l.response != "" {
 			due = append(due, reminder{code: CodeRemeasureTask, display: "Measure patient activation (PAM) again",
 				patient: patient, focus: l.response, due: d.Format(time.DateOnly)})
 		}

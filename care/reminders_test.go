@@ -83,3 +83,16 @@ func TestReminderOfVersionedSubject(t *testing.T) {
 		}
 	})
 }
+
+// TestReminderPastYear9999: a re-measurement due after 9999-12-31, which
+// no FHIR date can hold, is not made, and the run answers 200, not 500.
+func TestReminderPastYear9999(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(pamResponse("pam-far", "completed", "9999-07-01T10:00:00Z", "2", "50"))
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"9999-12-31"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); got != "created=0" {
+			t.Errorf("reminders as of 9999-12-31: %s", got)
+		}
+	})
+}
