@@ -212,13 +212,23 @@ func chunks(refs []string, n int) []string {
 // no reference ("Patient/a,b"), which searched as an _id would name other
 // people.
 func patientRef(ref string) string {
-	rest, ok := strings.CutPrefix(ref, "Patient/")
+	if id, ok := localID(ref, "Patient"); ok {
+		return "Patient/" + id
+	}
+	return ""
+}
+
+// localID returns the id of the resource of type typ that a literal
+// reference names, as typ/id or a version of it (typ/id/_history/2); ok
+// is false for anything else.
+func localID(ref, typ string) (id string, ok bool) {
+	rest, ok := strings.CutPrefix(ref, typ+"/")
 	if !ok {
-		return ""
+		return "", false
 	}
 	id, version, versioned := strings.Cut(rest, "/_history/")
 	if !lexical.ValidID(id) || versioned && !lexical.ValidID(version) {
-		return ""
+		return "", false
 	}
-	return "Patient/" + id
+	return id, true
 }

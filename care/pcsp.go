@@ -190,7 +190,8 @@ func (c *Care) supportCode(cc *fhir.CodeableConcept) bool {
 // leaves it. A Goal neither stored nor written by the transaction, or
 // stored but not the writer's to read, is not checked here.
 func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref, patient string) error {
-	id, ok := strings.CutPrefix(ref, "Goal/")
+	// A version of the Goal (Goal/id/_history/2) is checked as the Goal.
+	id, ok := localID(ref, "Goal")
 	if !ok {
 		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "the goals of a PCSP are Goal resources, not %s", ref)
 	}

@@ -260,6 +260,11 @@ func TestPCSPGoalOfThePatient(t *testing.T) {
 		if got := issues(oo); !strings.Contains(got, "CarePlan.goal[1]: Goal/goal-lee is not a goal of Patient/ward") || strings.Contains(got, "Patient/lee") {
 			t.Errorf("a PCSP with another patient's goal: outcome\n%s", got)
 		}
+		// Named by a version, the Goal is still another patient's.
+		oo = c.do("PUT", "/CarePlan/pcsp-ward", pcsp("active", "2027-01-10", "goal-ward", "goal-lee/_history/1")).want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "CarePlan.goal[1]: Goal/goal-lee/_history/1 is not a goal of Patient/ward") {
+			t.Errorf("a PCSP with another patient's goal by version: outcome\n%s", got)
+		}
 		c.do("GET", "/CarePlan/pcsp-ward", "").want(http.StatusNotFound)
 		c.do("PUT", "/CarePlan/pcsp-ward", pcsp("active", "2027-01-10", "goal-ward")).want(http.StatusCreated)
 	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
