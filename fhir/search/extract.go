@@ -294,6 +294,10 @@ func addQuantity(out *query.Index, param string, v Value) {
 	if !ok {
 		return
 	}
+	if m["value"] == nil && (m["low"] != nil || m["high"] != nil) {
+		addRange(out, param, m)
+		return
+	}
 	text, f, ok := number(m["value"])
 	if !ok {
 		return
@@ -304,6 +308,53 @@ func addQuantity(out *query.Index, param string, v Value) {
 	}
 	out.Quantities = append(out.Quantities, q)
 	if cq, ok := canonicalQuantity(param, text, q.System, q.Code); ok {
+		out.Quantities = append(out.Quantities, cq)
+	}
+}
+
+// addRange indexes a Range as the interval from its low to its high
+// Quantity, an absent end open, in the unit both ends share; and in
+// canonical form when that unit is UCUM's. A Range whose ends are in
+// different units, or whose low is above its high, has no interval to
+// compare and is not indexed.
+func addRange(out *query.Index, param string, r map[string]any) {
+	low, _ := r["low"].(map[string]any)
+	high, _ := r["high"].(map[string]any)
+	lowText, lo, hasLow := number(low["value"])
+	highText, hi, hasHigh := number(high["value"])
+	unit := low
+	switch {
+	case !hasLow && !hasHigh:
+		return
+	case !hasLow:
+		unit, lo = high, -math.MaxFloat64
+	case !hasHigh:
+		hi = math.MaxFloat64
+	case str(low["system"]) != str(high["system"]) || str(low["code"]) != str(high["code"]):
+		return
+	}
+	if lo > hi {
+		return
+	}
+	q := query.Quantity{Param: param, Value: lo, High: hi, Range: true, Text: lowText,
+		System: str(unit["system"]), Code: str(unit["code"]), Unit: str(unit["unit"])}
+	out.Quantities = append(out.Quantities, q)
+	cq := query.Quantity{Param: CanonicalParam(param), Value: -math.MaxFloat64, High: math.MaxFloat64, Range: true}
+	if hasLow {
+		c, ok := canonicalQuantity(param, lowText, q.System, q.Code)
+		if !ok {
+			return
+		}
+		cq.Value, cq.Text, cq.System, cq.Code = c.Value, c.Text, c.System, c.Code
+	}
+	if hasHigh {
+		c, ok := canonicalQuantity(param, highText, q.System, q.Code)
+		if !ok {
+			return
+		}
+		cq.High, cq.System, cq.Code = c.Value, c.System, c.Code
+	}
+	if cq.Value <= cq.High {
 		out.Quantities = append(out.Quantities, cq)
 	}
 }

@@ -1,6 +1,7 @@
 package search
 
 import (
+	"math"
 	"reflect"
 	"slices"
 	"testing"
@@ -145,4 +146,42 @@ func filter[T any](s []T, keep func(T) bool) []T {
 		}
 	}
 	return out
+}
+
+// A Range is indexed as the interval of its ends, an absent end open, in
+// its unit and in canonical UCUM units; one whose ends are in different
+// units, or whose low is above its high, has no interval and is not.
+func TestIndexRange(t *testing.T) {
+	ix := testIndexer(t)
+	end := func(v, code string) string {
+		return `{"value":` + v + `,"system":"http://unitsofmeasure.org","code":"` + code + `"}`
+	}
+	for _, tt := range []struct {
+		name, onset string
+		want        []query.Quantity
+	}{
+		{"both ends", `{"low":` + end("40", "a") + `,"high":` + end("50", "a") + `}`, []query.Quantity{
+			{Param: "onset-age", Value: 40, High: 50, Range: true, Text: "40", System: "http://unitsofmeasure.org", Code: "a"},
+			{Param: "onset-age:canonical", Value: 40 * 31557600, High: 50 * 31557600, Range: true, Text: "1.262304e+09", System: "http://unitsofmeasure.org", Code: "s"},
+		}},
+		{"no high", `{"low":` + end("6", "mo") + `}`, []query.Quantity{
+			{Param: "onset-age", Value: 6, High: math.MaxFloat64, Range: true, Text: "6", System: "http://unitsofmeasure.org", Code: "mo"},
+			{Param: "onset-age:canonical", Value: 6 * 2629800, High: math.MaxFloat64, Range: true, Text: "1.57788e+07", System: "http://unitsofmeasure.org", Code: "s"},
+		}},
+		{"no low", `{"high":{"value":2,"code":"wk"}}`, []query.Quantity{
+			{Param: "onset-age", Value: -math.MaxFloat64, High: 2, Range: true, Code: "wk"},
+		}},
+		{"units differ", `{"low":` + end("40", "a") + `,"high":` + end("600", "mo") + `}`, nil},
+		{"low above high", `{"low":` + end("50", "a") + `,"high":` + end("40", "a") + `}`, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ix.IndexJSON("Condition", []byte(`{"resourceType":"Condition","onsetRange":`+tt.onset+`}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Quantities, tt.want) {
+				t.Errorf("quantities %+v, want %+v", got.Quantities, tt.want)
+			}
+		})
+	}
 }

@@ -496,7 +496,7 @@ func (p *parser) clause(typ, name, value string, depth int) (query.Clause, error
 	case "number":
 		err = p.numbers(&c, name, modifier, values)
 	case "quantity":
-		err = p.quantities(&c, name, modifier, values)
+		err = p.quantities(&c, name, sp, modifier, values)
 	case "reference":
 		err = p.references(&c, name, sp, modifier, values)
 	case "uri":
@@ -876,7 +876,7 @@ func numberMatch(name, v string) (query.NumberMatch, error) {
 	return query.NumberMatch{Prefix: pr, Value: value, Low: low, High: high}, nil
 }
 
-func (p *parser) quantities(c *query.Clause, name, modifier string, values []string) error {
+func (p *parser) quantities(c *query.Clause, name string, sp *Param, modifier string, values []string) error {
 	if err := noModifier(name, "quantity", modifier); err != nil {
 		return err
 	}
@@ -888,7 +888,9 @@ func (p *parser) quantities(c *query.Clause, name, modifier string, values []str
 		if err != nil {
 			return err
 		}
+		q.Ranges = selectsRanges(sp.Expression)
 		if cq, ok := canonicalMatch(q, splitUnescaped(v, '|')[0]); ok {
+			cq.Ranges = q.Ranges
 			canonical = append(canonical, cq)
 			continue
 		}
@@ -916,6 +918,11 @@ func split(c *query.Clause, plain, canonical bool, setPlain, setCanonical func(*
 		setPlain(c)
 	}
 }
+
+// selectsRanges reports whether a quantity parameter's expression selects
+// Ranges (Condition.onset.as(Range), useContext.value as Range), which are
+// indexed as intervals.
+func selectsRanges(expression string) bool { return strings.Contains(expression, "Range") }
 
 // quantityMatch reads one quantity value: [prefix]number[|system|code].
 func quantityMatch(name, v string) (query.QuantityMatch, error) {
@@ -1111,6 +1118,7 @@ func (p *parser) composites(c *query.Clause, name string, sp *Param, modifier st
 				if err != nil {
 					return err
 				}
+				q.Ranges = selectsRanges(comp.Expression)
 				m.Quantity = &q
 			case "date":
 				d, err := p.dateMatch(name, parts[i])
@@ -1131,6 +1139,7 @@ func (p *parser) composites(c *query.Clause, name string, sp *Param, modifier st
 		}
 		if m.Quantity != nil {
 			if cq, ok := canonicalMatch(*m.Quantity, splitUnescaped(parts[len(parts)-1], '|')[0]); ok {
+				cq.Ranges = m.Quantity.Ranges
 				m.Quantity = &cq
 				canonical = append(canonical, m)
 				continue

@@ -23,7 +23,8 @@ func indexField(param string) string { return field("", param) }
 // written as "~xx" (hex), so that the field name never contains '.' or
 // starts with '$'. Kinds: "" tokens, "s" normalised strings, "e" exact
 // strings, "dl" and "dh" the low and high ends of dates, "n" numbers, "q"
-// quantity values with "qs", "qc" and "qu" their unit systems, codes and
+// quantity values (a Range's low end) with "qh" the high ends when a value
+// is a Range, "qs", "qc" and "qu" their unit systems, codes and
 // displayed units, "r" references, "u" uris, "c" composites, "a" and "z"
 // the ascending and descending sort keys.
 func field(kind, param string) string {

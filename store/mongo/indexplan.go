@@ -222,7 +222,9 @@ func paramIndexes(p IndexedParam) ([]bson.D, error) {
 	case "number":
 		out = append(out, bson.D{{Key: field("n", p.Param), Value: 1}})
 	case "quantity":
-		out = append(out, bson.D{{Key: field("q", p.Param), Value: 1}})
+		// "qh" holds the high ends of a parameter's Ranges, which a
+		// search for values above some x reads beside "q".
+		out = append(out, bson.D{{Key: field("q", p.Param), Value: 1}}, bson.D{{Key: field("qh", p.Param), Value: 1}})
 	default:
 		return nil, fmt.Errorf("indexed parameter %s.%s: kind %q, want token, string, date, reference, quantity, number or uri", p.Type, p.Param, p.Kind)
 	}

@@ -191,6 +191,9 @@ func (s *Store) clause(ctx context.Context, typ string, cl *store.Clause) (bson.
 	}
 	for _, m := range cl.Quantities {
 		f, _ := numberFilter(field("q", cl.Param), m.NumberMatch)
+		if m.Ranges {
+			f = rangeFilter(field("q", cl.Param), field("qh", cl.Param), m.NumberMatch)
+		}
 		if m.Code != "" {
 			f = bson.D{{Key: "$and", Value: bson.A{f, bson.D{{Key: field("qk", cl.Param), Value: unitKey(m)}}}}}
 		}
@@ -312,6 +315,23 @@ func numberFilter(name string, m store.NumberMatch) (bson.D, bool) {
 		and = append(and, bson.D{{Key: name, Value: bson.D{{Key: mongoOps[b.Op], Value: b.At}}}})
 	}
 	return bson.D{{Key: "$and", Value: and}}, len(bounds) == 1
+}
+
+// rangeFilter returns a filter that selects, as a superset, the values
+// whose intervals, their low ends in field low and, for Ranges, their
+// high ends in field high, meet m. Every bound is on low but one above a
+// high end: a high end below x implies a low end below x, and a high end
+// above x is a low end above x, or, for a Range, the high end itself.
+func rangeFilter(low, high string, m store.NumberMatch) bson.D {
+	and := bson.A{}
+	for _, b := range m.Bounds() {
+		f := bson.D{{Key: low, Value: bson.D{{Key: mongoOps[b.Op], Value: b.At}}}}
+		if b.High && (b.Op == ">" || b.Op == ">=") {
+			f = bson.D{{Key: "$or", Value: bson.A{f, bson.D{{Key: high, Value: bson.D{{Key: mongoOps[b.Op], Value: b.At}}}}}}}
+		}
+		and = append(and, f)
+	}
+	return bson.D{{Key: "$and", Value: and}}
 }
 
 // chain returns the filter of a chained clause: the ids the chained query

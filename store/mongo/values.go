@@ -108,16 +108,29 @@ func searchFields(ix *store.Index) bson.D {
 		f.add(field("n", n.Param), n.Value)
 		f.sortKey(n.Param, n.Value, n.Value, lessFloat)
 	}
+	// The high ends of a parameter's values, in "qh" beside "q", when one
+	// is a Range: a Quantity's is its value.
+	ranges := map[string]bool{}
+	for _, q := range ix.Quantities {
+		ranges[q.Param] = ranges[q.Param] || q.Range
+	}
+	for _, c := range ix.Composites {
+		ranges[c.Param] = ranges[c.Param] || c.Quantity != nil && c.Quantity.Range
+	}
 	for _, q := range ix.Quantities {
 		f.present[q.Param] = true
-		f.addParallel(field("q", q.Param), q.Value)
+		low, high := q.Ends()
+		f.addParallel(field("q", q.Param), low)
+		if ranges[q.Param] {
+			f.addParallel(field("qh", q.Param), high)
+		}
 		f.addParallel(field("qs", q.Param), q.System)
 		f.addParallel(field("qc", q.Param), q.Code)
 		f.addParallel(field("qu", q.Param), q.Unit)
 		for _, k := range unitKeys(q) {
 			f.add(field("qk", q.Param), k)
 		}
-		f.sortKey(q.Param, q.Value, q.Value, lessFloat)
+		f.sortKey(q.Param, low, high, lessFloat)
 	}
 	for _, r := range ix.References {
 		f.present[r.Param] = true
@@ -138,6 +151,9 @@ func searchFields(ix *store.Index) bson.D {
 		if q := c.Quantity; q != nil {
 			f.addParallel(field("cqk", c.Param), key)
 			f.addParallel(field("cq", c.Param), q.Value)
+			if _, high := q.Ends(); ranges[c.Param] {
+				f.addParallel(field("cqh", c.Param), high)
+			}
 			f.addParallel(field("cqs", c.Param), q.System)
 			f.addParallel(field("cqc", c.Param), q.Code)
 			f.addParallel(field("cqu", c.Param), q.Unit)
@@ -242,14 +258,20 @@ func dates(doc bson.Raw, param, kind string) []store.Date {
 }
 
 // quantities reads the quantities of param from the parallel arrays of
-// kind, kind+"s", kind+"c" and kind+"u".
+// kind, kind+"s", kind+"c" and kind+"u", and the high ends of their
+// intervals from kind+"h" when it is there (some value is a Range).
 func quantities(doc bson.Raw, param, kind string) []store.Quantity {
 	var out []store.Quantity
 	qv, qs, qc, qu := array(doc, field(kind, param)), array(doc, field(kind+"s", param)), array(doc, field(kind+"c", param)), array(doc, field(kind+"u", param))
+	qh := array(doc, field(kind+"h", param))
 	for i := range min(len(qv), len(qs), len(qc), len(qu)) {
 		if v, ok := qv[i].DoubleOK(); ok {
-			out = append(out, store.Quantity{Param: param, Value: v,
-				System: qs[i].StringValue(), Code: qc[i].StringValue(), Unit: qu[i].StringValue()})
+			q := store.Quantity{Param: param, Value: v,
+				System: qs[i].StringValue(), Code: qc[i].StringValue(), Unit: qu[i].StringValue()}
+			if len(qh) == len(qv) {
+				q.High, q.Range = qh[i].DoubleOK()
+			}
+			out = append(out, q)
 		}
 	}
 	return out

@@ -67,14 +67,27 @@ type Number struct {
 }
 
 // Quantity is one quantity search value: a number with the system and code
-// of its unit (either may be empty) and the unit as displayed.
+// of its unit (either may be empty) and the unit as displayed. The value of
+// a Range is the interval [Value, High], an open end -math.MaxFloat64 or
+// math.MaxFloat64, compared as a date's [Low, High] is (see NumberMatch).
 type Quantity struct {
 	Param  string
-	Value  float64
+	Value  float64 // a Range's low end
 	Text   string
 	System string
 	Code   string
 	Unit   string
+	Range  bool
+	High   float64 // a Range's high end; 0 for a Quantity
+}
+
+// Ends returns the interval q covers: [Value, Value] for a Quantity,
+// [Value, High] for a Range.
+func (q Quantity) Ends() (low, high float64) {
+	if q.Range {
+		return q.Value, q.High
+	}
+	return q.Value, q.Value
 }
 
 // Reference is one reference search value. Local references, and absolute

@@ -128,8 +128,16 @@ func (m DateMatch) Holds(d Date) bool {
 }
 
 // Holds reports whether number v meets m (see NumberMatch).
-func (m NumberMatch) Holds(v float64) bool {
+func (m NumberMatch) Holds(v float64) bool { return m.HoldsInterval(v, v) }
+
+// HoldsInterval reports whether the interval [low, high] meets m (see
+// NumberMatch).
+func (m NumberMatch) HoldsInterval(low, high float64) bool {
 	for _, b := range m.Bounds() {
+		v := low
+		if b.High {
+			v = high
+		}
 		if !compare(cmp.Compare(v, b.At.(float64)), b.Op) {
 			return false
 		}
@@ -160,7 +168,7 @@ func (m QuantityMatch) Holds(q Quantity) bool {
 			return false
 		}
 	}
-	return m.NumberMatch.Holds(q.Value)
+	return m.NumberMatch.HoldsInterval(q.Ends())
 }
 
 // Holds reports whether reference r meets m.

@@ -148,6 +148,12 @@ type DateMatch struct {
 // (R4 has sa and eb exclude what overlaps the search value's range, where
 // gt and lt compare with the value exactly). Ne is not a prefix of a plan:
 // the parser writes it as Lt Low and Ge High.
+//
+// On the interval [lo, hi] of a Range, as on a date's: Eq Low <= lo and
+// hi < High (the search range contains it); Gt hi > Value; Lt lo < Value;
+// Ge hi >= Value; Le lo <= Value; Sa lo >= High; Eb hi < Low; Ap lo <
+// High and hi >= Low (they overlap). A number or a Quantity is the
+// interval [v, v], where these are the semantics above.
 type NumberMatch struct {
 	Prefix    Prefix
 	Value     float64
@@ -161,6 +167,9 @@ type QuantityMatch struct {
 	NumberMatch
 	System string
 	Code   string
+	// Ranges is set when the parameter's values may be Ranges, whose high
+	// ends an engine then looks at too.
+	Ranges bool
 }
 
 // ReferenceMatch matches a Reference of the parameter: by URL when set, else
@@ -277,23 +286,26 @@ func (m DateMatch) Bounds() []Bound {
 	return []Bound{{false, ">=", m.Low}, {true, "<=", m.High}}
 }
 
-// Bounds returns the comparisons that together say m on a number.
+// Bounds returns the comparisons that together say m on a number, or on
+// the ends of a Range's interval (a number's ends are the number).
 func (m NumberMatch) Bounds() []Bound {
 	switch m.Prefix {
 	case Gt:
-		return []Bound{{Op: ">", At: m.Value}}
-	case Lt:
-		return []Bound{{Op: "<", At: m.Value}}
+		return []Bound{{true, ">", m.Value}}
 	case Sa:
-		return []Bound{{Op: ">=", At: m.High}}
+		return []Bound{{false, ">=", m.High}}
+	case Lt:
+		return []Bound{{false, "<", m.Value}}
 	case Eb:
-		return []Bound{{Op: "<", At: m.Low}}
+		return []Bound{{true, "<", m.Low}}
 	case Ge:
-		return []Bound{{Op: ">=", At: m.Value}}
+		return []Bound{{true, ">=", m.Value}}
 	case Le:
-		return []Bound{{Op: "<=", At: m.Value}}
+		return []Bound{{false, "<=", m.Value}}
+	case Ap:
+		return []Bound{{false, "<", m.High}, {true, ">=", m.Low}}
 	}
-	return []Bound{{Op: ">=", At: m.Low}, {Op: "<", At: m.High}}
+	return []Bound{{false, ">=", m.Low}, {true, "<", m.High}}
 }
 
 // Iterates reports whether q has an :iterate include or revinclude, which

@@ -21,7 +21,8 @@ var indexColumns = map[kind][]string{
 	kindQuantity:  {"value", "system", "code", "unit"},
 	kindRef:       {"key"},
 	kindURI:       {"value"},
-	kindComposite: {"key", "value", "system", "code", "unit", "low", "high"},
+	kindComposite: {"key", "value", "system", "code", "unit", "low", "high", "value_high"},
+	kindRange:     {"low", "high", "system", "code", "unit"},
 }
 
 // maxRows is the most rows one INSERT writes: a statement costs about as
@@ -206,7 +207,11 @@ func eachRow(ix *store.Index, row func(k kind, param string, values ...any) erro
 		}
 	}
 	for _, q := range ix.Quantities {
-		if err := row(kindQuantity, q.Param, q.Value, q.System, q.Code, q.Unit); err != nil {
+		k, values := kindQuantity, []any{q.Value, q.System, q.Code, q.Unit}
+		if q.Range {
+			k, values = kindRange, []any{q.Value, q.High, q.System, q.Code, q.Unit}
+		}
+		if err := row(k, q.Param, values...); err != nil {
 			return err
 		}
 	}
@@ -223,14 +228,17 @@ func eachRow(ix *store.Index, row func(k kind, param string, values ...any) erro
 		}
 	}
 	for _, c := range ix.Composites {
-		var value, system, code, unit, low, high any
+		var value, system, code, unit, low, high, valueHigh any
 		if q := c.Quantity; q != nil {
 			value, system, code, unit = q.Value, q.System, q.Code, q.Unit
+			if q.Range {
+				valueHigh = q.High
+			}
 		}
 		if d := c.Date; d != nil {
 			low, high = d.Low.UnixMilli(), d.High.UnixMilli()
 		}
-		if err := row(kindComposite, c.Param, store.CompositeKey(c.Parts), value, system, code, unit, low, high); err != nil {
+		if err := row(kindComposite, c.Param, store.CompositeKey(c.Parts), value, system, code, unit, low, high, valueHigh); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // A search table, and a bit of params.kinds.
-type kind uint8
+type kind uint16
 
 const (
 	kindToken kind = 1 << iota
@@ -23,6 +23,7 @@ const (
 	kindRef
 	kindURI
 	kindComposite
+	kindRange
 )
 
 // searchTable describes one search table for the SQL that reads it.
@@ -50,6 +51,9 @@ var searchTables = []searchTable{
 	{kind: kindRef, name: "refs", lo: "min(substr(key, 2))", hi: "max(substr(key, 2))", where: "substr(key, 1, 1) <> '" + refIDForm + "'"},
 	{kind: kindURI, name: "uris", lo: "min(value)", hi: "max(value)"},
 	{kind: kindComposite, name: "composites"},
+	// A Range of a quantity parameter sorts as a Period does, by its low
+	// end ascending and its high end descending.
+	{kind: kindRange, name: "ranges", lo: "min(low)", hi: "max(high)"},
 }
 
 // refIDForm is the form byte of the key by id alone that earlier versions

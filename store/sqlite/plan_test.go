@@ -18,7 +18,7 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	reg, err := search.Load([]string{"Appointment", "CarePlan", "Observation", "Organization", "Patient", "Practitioner"})
+	reg, err := search.Load([]string{"Appointment", "CarePlan", "Condition", "Observation", "Organization", "Patient", "Practitioner"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,6 +34,8 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 		{"Observation", `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},` +
 			`"subject":{"reference":"Patient/p1"},"effectiveDateTime":"2025-01-01","valueQuantity":{"value":150,"system":"http://unitsofmeasure.org","code":"mm[Hg]"},` +
 			`"component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},"valueQuantity":{"value":150,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]}`},
+		{"Condition", `{"resourceType":"Condition","subject":{"reference":"Patient/p1"},` +
+			`"onsetRange":{"low":{"value":40,"system":"http://unitsofmeasure.org","code":"a"},"high":{"value":50,"system":"http://unitsofmeasure.org","code":"a"}}}`},
 	} {
 		index, err := ix.IndexJSON(r.typ, []byte(r.json))
 		if err != nil {
@@ -69,6 +71,11 @@ func TestSearchPlansUseIndexes(t *testing.T) {
 		{"long list of references", "Observation", "subject=" + strings.Repeat("Patient/p1,", 199) + "Patient/p2"},
 		{"long list of patients with a status", "CarePlan", "subject=" + strings.Repeat("Patient/p1,", 199) + "Patient/p2&status=active"},
 		{"quantity in UCUM units", "Observation", "value-quantity=gt16|http://unitsofmeasure.org|kPa"},
+		{"range above", "Condition", "onset-age=gt45|http://unitsofmeasure.org|a"},
+		{"range below", "Condition", "onset-age=lt45"},
+		{"range contained", "Condition", "onset-age=eq45|http://unitsofmeasure.org|a"},
+		{"range overlapping", "Condition", "onset-age=ap45"},
+		{"range sorted", "Condition", "onset-age=ge0&_sort=-onset-age"},
 	}
 	explain := func(t *testing.T, query string, args []any) []string {
 		t.Helper()

@@ -182,6 +182,22 @@ UPDATE params SET
 	{summary: "add the probe table that readiness checks write to", sql: `
 CREATE TABLE probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 `},
+	// Version 4: the Ranges of quantity parameters (Condition.onsetRange,
+	// useContext.valueRange), as the interval [low, high] in the unit of
+	// their ends, searchable by either end as dates are; and the high end
+	// of a Range that is the last part of a composite, whose value column
+	// holds its low end (NULL for a Quantity, whose value is both ends).
+	// Ranges stored before are found once carefhir reindex has run.
+	{summary: "add the ranges table and the high end of composite quantities", sql: `
+CREATE TABLE ranges (
+	pid INTEGER NOT NULL, low REAL NOT NULL, high REAL NOT NULL,
+	system TEXT NOT NULL, code TEXT NOT NULL, unit TEXT NOT NULL, rid INTEGER NOT NULL,
+	PRIMARY KEY (pid, low, high, system, code, unit, rid)
+) WITHOUT ROWID;
+CREATE INDEX ranges_high ON ranges (pid, high);
+CREATE INDEX ranges_rid ON ranges (rid);
+ALTER TABLE composites ADD COLUMN value_high REAL;
+`},
 }
 
 // SchemaVersion returns the version of the schema this program reads and

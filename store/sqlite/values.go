@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,12 +108,17 @@ func (p *planSQL) values(typ, r string, t term) error {
 		sub("dates", cond, args...)
 	}
 	for _, m := range c.Numbers {
-		cond, args := numberCond(m)
+		cond, args := numberCond(m.Bounds(), "value", "value")
 		sub("numbers", cond, args...)
 	}
 	for _, m := range c.Quantities {
-		cond, args := quantityCond(m)
+		cond, args := quantityCond(m, "value", "value")
 		sub("quantities", cond, args...)
+		if pr.kinds&kindRange != 0 {
+			for _, cond := range rangeConds(m) {
+				sub("ranges", cond.sql, cond.args...)
+			}
+		}
 	}
 	var refs []store.ReferenceMatch
 	for _, m := range c.References {
@@ -152,7 +158,7 @@ func (p *planSQL) values(typ, r string, t term) error {
 		cond, args := "key = ?", []any{store.CompositeKey(m.Parts)}
 		switch {
 		case m.Quantity != nil:
-			qc, qa := quantityCond(*m.Quantity)
+			qc, qa := quantityCond(*m.Quantity, "value", "coalesce(value_high, value)")
 			cond, args = cond+" AND "+qc, append(args, qa...)
 		case m.Date != nil:
 			dc, da := dateCond("low", "high", []store.DateMatch{*m.Date})
@@ -281,9 +287,16 @@ func balancedOr(or []string) string {
 }
 
 // quantityCond returns the condition of a quantity match on the columns
-// value, system, code and unit.
-func quantityCond(m store.QuantityMatch) (string, []any) {
-	cond, args := numberCond(m.NumberMatch)
+// system, code and unit, and on low and high, the expressions of the ends
+// of a value's interval (the one column value of a Quantity).
+func quantityCond(m store.QuantityMatch, low, high string) (string, []any) {
+	cond, args := numberCond(m.Bounds(), low, high)
+	return unitCond(m, cond, args)
+}
+
+// unitCond returns the condition of a quantity match's unit, if it names
+// one, before cond.
+func unitCond(m store.QuantityMatch, cond string, args []any) (string, []any) {
 	switch {
 	case m.Code == "":
 	case m.System != "":
@@ -294,13 +307,59 @@ func quantityCond(m store.QuantityMatch) (string, []any) {
 	return cond, args
 }
 
-// numberCond returns the condition of a number match on the column value.
-func numberCond(m store.NumberMatch) (string, []any) {
+// numberCond returns the condition of the bounds of a number match on low
+// and high, the expressions of the ends of a value's interval.
+func numberCond(bounds []store.Bound, low, high string) (string, []any) {
 	var conds []string
 	var args []any
-	for _, b := range m.Bounds() {
-		conds = append(conds, "value "+b.Op+" ?")
+	for _, b := range bounds {
+		col := low
+		if b.High {
+			col = high
+		}
+		conds = append(conds, col+" "+b.Op+" ?")
 		args = append(args, b.At)
 	}
 	return strings.Join(conds, " AND "), args
+}
+
+// sqlCond is a condition and its arguments.
+type sqlCond struct {
+	sql  string
+	args []any
+}
+
+// rangeConds returns the conditions on the ranges table whose rows,
+// together, are those that meet quantity match m, each a range scan of one
+// index. SQLite scans the primary key (pid, low, …) by bounds on low, and
+// ranges_high by bounds on high. A high end below x implies a low end
+// below x, a bound of the key; a high end above x is met by a range that
+// starts above x (a range of the key) or by one that starts at or below x
+// and ends above it (a range of ranges_high), two conditions.
+func rangeConds(m store.QuantityMatch) []sqlCond {
+	var rest, above []store.Bound
+	for _, b := range m.Bounds() {
+		switch {
+		case b.High && (b.Op == ">" || b.Op == ">="):
+			above = append(above, b)
+		case b.High:
+			rest = append(rest, b, store.Bound{Op: b.Op, At: b.At})
+		default:
+			rest = append(rest, b)
+		}
+	}
+	cond := func(bounds ...store.Bound) sqlCond {
+		c, args := numberCond(bounds, "low", "high")
+		c, args = unitCond(m, c, args)
+		return sqlCond{c, args}
+	}
+	if len(above) == 0 {
+		return []sqlCond{cond(rest...)}
+	}
+	b := above[0]
+	atOrBelow := map[string]string{">": "<=", ">=": "<"}[b.Op]
+	return []sqlCond{
+		cond(append(slices.Clip(rest), store.Bound{Op: b.Op, At: b.At})...),
+		cond(append(slices.Clip(rest), b, store.Bound{Op: atOrBelow, At: b.At})...),
+	}
 }
