@@ -211,10 +211,8 @@ func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref
 	if err != nil {
 		return err
 	}
-	// What matters to one person is not another's plan, and someone who
-	// may read the plan need not be allowed to read the other's records.
-	// The Goal is read for the server, whoever writes the plan: whose it
-	// is goes unsaid, for a writer outside that patient's care.
+	// What matters to one person is not another's plan. Whose Goal it is
+	// goes unsaid: the plan's readers need not be the Goal's.
 	if of := refOf(g.Subject); of != "" && patient != "" && patientRef(of) != patient {
 		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s is not a goal of %s, whose PCSP this is", ref, patient)
 	}

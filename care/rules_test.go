@@ -247,8 +247,9 @@ func TestPCSPGoalOutsideCare(t *testing.T) {
 
 // TestPCSPGoalOfThePatient: a PCSP's Goals are what matters to its
 // patient: a Goal of another patient is refused naming it, without saying
-// whose it is to a coordinator outside that patient's care, and the plan
-// is not stored.
+// whose it is, and the plan is not stored. (Under the care-team policy a
+// Goal outside the writer's care is answered as one not held:
+// TestPCSPGoalOutsideCare.)
 func TestPCSPGoalOfThePatient(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
@@ -267,7 +268,7 @@ func TestPCSPGoalOfThePatient(t *testing.T) {
 		}
 		c.do("GET", "/CarePlan/pcsp-ward", "").want(http.StatusNotFound)
 		c.do("PUT", "/CarePlan/pcsp-ward", pcsp("active", "2027-01-10", "goal-ward")).want(http.StatusCreated)
-	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
+	})
 }
 
 func TestPAMScoringThroughHTTP(t *testing.T) {
