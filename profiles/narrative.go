@@ -1,9 +1,10 @@
 package profiles
 
 import (
-	"encoding/xml"
 	"io"
 	"strings"
+
+	"carefhir/fhir/lexical"
 )
 
 // Narrative XHTML may use only these elements and attributes
@@ -28,11 +29,10 @@ const xhtmlNS = "http://www.w3.org/1999/xhtml"
 // the XHTML namespace, using only the allowed elements and attributes, and
 // no javascript: URLs.
 func (w *walker) narrative(path, s string) {
-	d := xml.NewDecoder(strings.NewReader(s))
-	d.Strict = true // and no HTML entities: R4 has XML's five alone
+	d := lexical.NewDivDecoder(s)
 	depth := 0
 	for {
-		tok, err := d.Token()
+		t, err := d.Next()
 		if err == io.EOF {
 			break
 		}
@@ -40,8 +40,8 @@ func (w *walker) narrative(path, s string) {
 			w.add("error", "value", path, "the narrative is not well-formed XHTML: %v", err)
 			return
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
+		switch t.Kind {
+		case lexical.DivStart:
 			if depth == 0 && (t.Name.Local != "div" || t.Name.Space != xhtmlNS) {
 				w.add("error", "value", path, "the narrative must be a div in the XHTML namespace")
 				return
@@ -61,17 +61,17 @@ func (w *walker) narrative(path, s string) {
 					w.add("error", "value", path, "the narrative must not use the URL %q", truncate(a.Value))
 				}
 			}
-		case xml.EndElement:
+		case lexical.DivEnd:
 			depth--
-		case xml.CharData:
-			if depth == 0 && strings.TrimSpace(string(t)) != "" {
+		case lexical.DivText:
+			if depth == 0 && strings.TrimSpace(t.Text) != "" {
 				w.add("error", "value", path, "the narrative must be a single div element")
 				return
 			}
-		case xml.Directive:
+		case lexical.DivDirective:
 			w.add("error", "value", path, "the narrative must not contain a DOCTYPE or other directive")
 			return
-		case xml.ProcInst:
+		case lexical.DivProcInst:
 			w.add("error", "value", path, "the narrative must not contain processing instructions or an XML declaration")
 			return
 		}

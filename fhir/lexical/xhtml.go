@@ -1,7 +1,6 @@
 package lexical
 
 import (
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"html"
@@ -24,11 +23,10 @@ func CheckDiv(s string, maxDepth int) error {
 	if _, ref, ok := SurrogateRef(s); ok {
 		return fmt.Errorf("the character reference %s is a UTF-16 surrogate, not a character", ref)
 	}
-	x := xml.NewDecoder(strings.NewReader(s))
-	x.Strict = true
+	x := NewDivDecoder(s)
 	depth, seen := 0, false
 	for {
-		t, err := x.Token()
+		t, err := x.Next()
 		if err == io.EOF {
 			if !seen {
 				return errors.New("no div element")
@@ -38,8 +36,8 @@ func CheckDiv(s string, maxDepth int) error {
 		if err != nil {
 			return err
 		}
-		switch t := t.(type) {
-		case xml.StartElement:
+		switch t.Kind {
+		case DivStart:
 			if depth == 0 {
 				if seen {
 					return errors.New("content after the div element")
@@ -53,9 +51,9 @@ func CheckDiv(s string, maxDepth int) error {
 			if depth > maxDepth {
 				return fmt.Errorf("nesting deeper than %d levels", maxDepth)
 			}
-		case xml.EndElement:
+		case DivEnd:
 			depth--
-		case xml.Directive:
+		case DivDirective:
 			return errors.New("document type declarations are not allowed")
 		default:
 			if depth == 0 {
@@ -77,19 +75,26 @@ func SurrogateRef[T string | []byte](s T) (offset int, ref string, found bool) {
 		if k < len(s) && (s[k] == 'x' || s[k] == 'X') {
 			k, base = k+1, 16
 		}
-		n, digits := 0, 0
-		for ; k < len(s) && n <= 0x10FFFF; k++ {
-			v, ok := digitValue(s[k], base)
-			if !ok {
-				break
-			}
-			n, digits = n*base+v, digits+1
-		}
+		n, digits, k := refValue(s, k, base)
 		if digits > 0 && k < len(s) && s[k] == ';' && n >= 0xD800 && n <= 0xDFFF {
 			return start, string(s[start : k+1]), true
 		}
 	}
 	return 0, "", false
+}
+
+// refValue reads the digits of a character reference in base from s[k:],
+// up to the first value past Unicode's last character, and returns their
+// value, their count and where they end.
+func refValue[T string | []byte](s T, k, base int) (n, digits, end int) {
+	for ; k < len(s) && n <= 0x10FFFF; k++ {
+		v, ok := digitValue(s[k], base)
+		if !ok {
+			break
+		}
+		n, digits = n*base+v, digits+1
+	}
+	return n, digits, k
 }
 
 func digitValue(c byte, base int) (int, bool) {
