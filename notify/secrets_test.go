@@ -247,3 +247,62 @@ func TestHeaderNotKeptForNewEndpoint(t *testing.T) {
 		}
 	})
 }
+
+// TestHeaderUnchangedRePut: a Subscription written again as it is stored,
+// its header values given in full (as a tool re-applying its definition
+// gives them) or masked, is an update that changes nothing: no version is
+// written and no new handshake sent, in a PUT, a transaction entry or a
+// PATCH.
+func TestHeaderUnchangedRePut(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		def := subscription("Appointment?status=booked", rx.URL+"/hook", "", "Authorization: "+hookAuth, "X-Key: "+hookKey)
+		created := e.do("admin", "POST", "/Subscription", def)
+		if created.status != 201 {
+			t.Fatalf("create: %d %s", created.status, created.body)
+		}
+		id := idOf(t, created)
+		def = `{"id":"` + id + `",` + def[1:]
+		// unchanged writes body, in a PUT and in a transaction entry, and
+		// fails unless each answers version, the current one.
+		unchanged := func(what, body string, version int) {
+			t.Helper()
+			etag := fmt.Sprintf(`W/"%d"`, version)
+			put := e.do("admin", "PUT", "/Subscription/"+id, body)
+			if put.status != 200 || put.header.Get("ETag") != etag || strings.Contains(put.body, "s3cret") {
+				t.Errorf("PUT %s: %d ETag %s %s", what, put.status, put.header.Get("ETag"), put.body)
+			}
+			tx := fmt.Sprintf(`{"resourceType":"Bundle","type":"transaction","entry":[{"resource":%s,"request":{"method":"PUT","url":"Subscription/%s"}}]}`, body, id)
+			r := e.do("admin", "POST", "", tx)
+			if r.status != 200 || !strings.Contains(r.body, fmt.Sprintf(`"etag":%q`, etag)) || strings.Contains(r.body, "s3cret") {
+				t.Errorf("transaction entry PUT %s: %d %s", what, r.status, r.body)
+			}
+		}
+		unchanged("of the definition before its handshake", def, 1)
+		e.deliver()
+		if got := rx.take(); len(got) != 1 {
+			t.Fatalf("delivered %d requests, want the one handshake: %+v", len(got), got)
+		}
+
+		read := e.do("admin", "GET", "/Subscription/"+id, "")
+		if read.status != 200 || !strings.Contains(read.body, `"status":"active"`) {
+			t.Fatalf("read: %d %s", read.status, read.body)
+		}
+		unchanged("of what was read", read.body, 2)
+		full := strings.NewReplacer("Authorization: ****", "Authorization: "+hookAuth, "X-Key: ****", "X-Key: "+hookKey).Replace(read.body)
+		unchanged("of what was read with the values in full", full, 2)
+		patch := e.doWith("admin", "PATCH", "/Subscription/"+id, `[{"op":"replace","path":"/channel/header/0","value":"Authorization: `+hookAuth+`"}]`,
+			header("Content-Type", "application/json-patch+json"))
+		if patch.status != 200 || patch.header.Get("ETag") != `W/"2"` {
+			t.Errorf("PATCH of a header to its value: %d ETag %s %s", patch.status, patch.header.Get("ETag"), patch.body)
+		}
+		e.deliver()
+		if got := rx.take(); len(got) != 0 {
+			t.Errorf("after unchanged writes, delivered %+v", got)
+		}
+		if h := e.do("admin", "GET", "/Subscription/"+id+"/_history?_summary=count", ""); !strings.Contains(h.body, `"total":2`) {
+			t.Errorf("history: %s", h.body)
+		}
+	})
+}

@@ -18,6 +18,7 @@ import (
 	"carefhir/fhir/lexical"
 	"carefhir/fhir/search"
 	ext "carefhir/operation"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -293,6 +294,10 @@ type staged struct {
 	wr      *store.Write
 	err     error
 	same    bool
+	// asCur is the update's content stamped as cur, kept when it differs
+	// from cur's as read but cur may be served other than as stored (see
+	// sameAsStored), which updateStaged then asks.
+	asCur []byte
 	// res is wr's resource as the hooks of its type see it, decoded with
 	// wr; nil when no hook applies.
 	res fhir.Resource
@@ -330,8 +335,12 @@ func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMa
 	if !ok || ifMatch != 0 && ifMatch != expected {
 		return
 	}
-	if st.same, st.err = sameContent(st.cur, res); st.same || st.err != nil {
+	var body []byte
+	if st.same, body, st.err = sameContent(st.cur, res); st.same || st.err != nil {
 		return
+	}
+	if st.cur != nil && !st.cur.Deleted && access.Masked(typ) {
+		st.asCur = body
 	}
 	if st.wr, st.err = s.encode(typ, id, res, expected, notBefore(st.cur, now)); st.err != nil || !s.hooked(typ) {
 		return
@@ -347,17 +356,33 @@ func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMa
 // makes it: it writes no version and runs no hook. The stored JSON is the
 // canonical encoding of what was written, so equal bytes are equal
 // content; a version stored in another encoding (by an older release, say)
-// only compares as different, and the update writes a version.
-func sameContent(cur *store.Version, res fhir.Resource) (bool, error) {
+// only compares as different, and the update writes a version. body is
+// res so stamped and encoded.
+func sameContent(cur *store.Version, res fhir.Resource) (same bool, body []byte, err error) {
 	if cur == nil || cur.Deleted {
-		return false, nil
+		return false, nil, nil
 	}
 	stamp(res, cur.ID, cur.VersionID, cur.LastUpdated)
-	body, err := fhirjson.Marshal(res)
+	body, err = fhirjson.Marshal(res)
 	if err != nil {
-		return false, fmt.Errorf("encode %s/%s: %w", cur.Type, cur.ID, err)
+		return false, nil, fmt.Errorf("encode %s/%s: %w", cur.Type, cur.ID, err)
 	}
-	return bytes.Equal(body, cur.JSON), nil
+	return bytes.Equal(body, cur.JSON), body, nil
+}
+
+// sameAsStored reports whether body, an update of cur stamped as cur (see
+// sameContent), is the content stored as cur, when r gave cur other than
+// as stored: the access layer serves a Subscription's channel header
+// values masked, and an update giving them in full, as stored, changes
+// nothing. Asked of r, which never gives the stored content itself.
+func sameAsStored(ctx context.Context, r store.Reader, cur *store.Version, body []byte) (bool, error) {
+	c, ok := r.(interface {
+		SameAsStored(ctx context.Context, cur *store.Version, body []byte) (bool, error)
+	})
+	if !ok {
+		return false, nil
+	}
+	return c.SameAsStored(ctx, cur, body)
 }
 
 // updateStaged is updateIn whose first attempt is pre, when not nil: pre
@@ -386,6 +411,13 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 		}
 		if st.err != nil {
 			return nil, updateReplaced, st.err
+		}
+		if st.asCur != nil {
+			// Asked here, in the unit's turn, rather than where the write
+			// was staged, which may be beside other entries' stagings.
+			if st.same, err = sameAsStored(ctx, tx, st.cur, st.asCur); err != nil {
+				return nil, updateReplaced, err
+			}
 		}
 		if st.same {
 			return st.cur, updateUnchanged, nil
@@ -587,7 +619,11 @@ func (s *service) patchIn(ctx context.Context, tx store.Tx, typ, id string, ifMa
 		}
 		// A patch that leaves the content as it was (an empty patch, or
 		// one of meta.versionId) writes nothing, as such an update does.
-		if same, err := sameContent(cur, res); same || err != nil {
+		same, body, err := sameContent(cur, res)
+		if err == nil && !same && access.Masked(typ) {
+			same, err = sameAsStored(ctx, tx, cur, body)
+		}
+		if same || err != nil {
 			return cur, updateUnchanged, err
 		}
 		v, err := s.put(ctx, tx, typ, id, res, cur)

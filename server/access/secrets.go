@@ -3,6 +3,7 @@ package access
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -29,10 +30,15 @@ type Invalid struct {
 
 func (e *Invalid) Error() string { return e.Expression + ": " + e.Message }
 
+// Masked reports whether versions of typ may be given to readers other
+// than as stored (see shown): whether an update of one that differs from
+// the version read may still hold the content stored (see SameAsStored).
+func Masked(typ string) bool { return typ == "Subscription" }
+
 // mayHoldHeaders reports whether the JSON of a version of typ may hold a
 // channel header: a cheap test before decoding it.
 func mayHoldHeaders(typ string, body []byte) bool {
-	return typ == "Subscription" && bytes.Contains(body, []byte(`"header"`))
+	return Masked(typ) && bytes.Contains(body, []byte(`"header"`))
 }
 
 // shown returns v as a reader is given it: a Subscription's channel
@@ -147,6 +153,39 @@ func keepHeaders(ctx context.Context, r store.Reader, w *store.Write) ([]byte, e
 		return w.JSON, nil
 	}
 	return fhirjson.Marshal(res)
+}
+
+// SameAsStored reports whether body, the canonical JSON of an update of
+// cur stamped with cur's id, versionId and lastUpdated, is the content
+// stored as cur, which is still the current version: whether the update
+// changes nothing. cur is the version as this store gave it, its header
+// values masked, so a client giving the values in full, or HeaderMask for
+// them (see keepHeaders), writes the stored content again. The version
+// stored is read as a read before the write is decided, and nothing of it
+// is returned. Whether a write is unchanged tells a client that may
+// update the Subscription whether the values it gave are those stored: an
+// oracle of whole values only, which a key too long to guess defeats.
+func (s *Store) SameAsStored(ctx context.Context, cur *store.Version, body []byte) (bool, error) {
+	return s.sameAsStored(ctx, s.next, cur, body)
+}
+
+func (s *Store) sameAsStored(ctx context.Context, r store.Reader, cur *store.Version, body []byte) (bool, error) {
+	stored, err := s.readStored(ctx, r, cur.Type, cur.ID)
+	if err != nil {
+		return false, err
+	}
+	if stored.Deleted || stored.VersionID != cur.VersionID {
+		return false, nil
+	}
+	kept, err := keepHeaders(ctx, r, &store.Write{Type: cur.Type, ID: cur.ID, Expected: cur.VersionID, JSON: body})
+	var invalid *Invalid
+	if errors.As(err, &invalid) {
+		return false, nil // the write is refused for it
+	}
+	if err != nil {
+		return false, err
+	}
+	return bytes.Equal(kept, stored.JSON), nil
 }
 
 // storedChannel is what keepHeaders needs of the version a write replaces.

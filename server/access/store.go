@@ -118,6 +118,16 @@ func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error
 }
 
 func (s *Store) read(ctx context.Context, r store.Reader, typ, id string) (*store.Version, error) {
+	v, err := s.readStored(ctx, r, typ, id)
+	if err != nil {
+		return nil, err
+	}
+	return shown(v)
+}
+
+// readStored is read returning the version as stored, which only the
+// access layer may look into: it is never given to a reader (see shown).
+func (s *Store) readStored(ctx context.Context, r store.Reader, typ, id string) (*store.Version, error) {
 	req, err := s.request(ctx)
 	if err != nil {
 		return nil, err
@@ -137,7 +147,7 @@ func (s *Store) read(ctx context.Context, r store.Reader, typ, id string) (*stor
 		return nil, err
 	}
 	req.record.touch(v)
-	return shown(v)
+	return v, nil
 }
 
 // within answers store.ErrNotFound for a version outside g. A tombstone
@@ -891,4 +901,8 @@ func (t *finderTx) Find(ctx context.Context, q store.Query) (*store.Page, error)
 
 func (t *tx_) Put(ctx context.Context, w *store.Write) error {
 	return t.s.put(ctx, t.tx, t.tx, w)
+}
+
+func (t *tx_) SameAsStored(ctx context.Context, cur *store.Version, body []byte) (bool, error) {
+	return t.s.sameAsStored(ctx, t.tx, cur, body)
 }
