@@ -308,3 +308,58 @@ func TestTopicSubscriptionCreatedAgain(t *testing.T) {
 		}
 	})
 }
+
+// TestHeartbeatPeriodOfNewSubscription: a Subscription created under the
+// id of a deleted one is sent its first heartbeat a period after it is
+// first seen active, as any new subscription is, not at once for the time
+// since the deleted one was last sent something.
+func TestHeartbeatPeriodOfNewSubscription(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		def := `{"id":"hb",` + topicSubscription("appointment-booked", "Appointment?patient=Patient/p1", rx.URL+"/hook", "id-only", 60)[1:]
+		// sent delivers what is due and returns the types of the
+		// notifications sent.
+		sent := func() []string {
+			t.Helper()
+			e.deliver()
+			var types []string
+			for _, g := range rx.take() {
+				types = append(types, readNotification(t, g.Body).Type)
+			}
+			return types
+		}
+		if r := e.do("admin", "PUT", "/Subscription/hb", def); r.status != 201 {
+			t.Fatalf("subscribe: %d %s", r.status, r.body)
+		}
+		if got := sent(); fmt.Sprint(got) != "[handshake]" {
+			t.Fatalf("first subscription: sent %v", got)
+		}
+		e.clock.Advance(61 * time.Second)
+		if got := sent(); fmt.Sprint(got) != "[heartbeat]" {
+			t.Fatalf("first subscription, after its period: sent %v", got)
+		}
+		if r := e.do("admin", "DELETE", "/Subscription/hb", ""); r.status != 200 && r.status != 204 {
+			t.Fatalf("delete: %d %s", r.status, r.body)
+		}
+		if got := sent(); len(got) != 0 {
+			t.Fatalf("after the delete: sent %v", got)
+		}
+
+		e.clock.Advance(2 * time.Minute)
+		if r := e.do("admin", "PUT", "/Subscription/hb", def); r.status != 201 {
+			t.Fatalf("subscribe again: %d %s", r.status, r.body)
+		}
+		if got := sent(); fmt.Sprint(got) != "[handshake]" {
+			t.Errorf("new subscription: sent %v, want its handshake alone", got)
+		}
+		e.clock.Advance(59 * time.Second)
+		if got := sent(); len(got) != 0 {
+			t.Errorf("new subscription, within its period: sent %v", got)
+		}
+		e.clock.Advance(2 * time.Second)
+		if got := sent(); fmt.Sprint(got) != "[heartbeat]" {
+			t.Errorf("new subscription, after its period: sent %v", got)
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
@@ -202,6 +203,12 @@ func (n *Notifier) sent(sub string, at time.Time) {
 // each active topic-based subscription with a heartbeat period that was
 // sent nothing for that long. The caller sends them, each apart from the
 // others, so that an endpoint slow to answer delays no other.
+//
+// What was last sent to a subscription no longer active (deleted,
+// switched off, in error, or written again as requested) is forgotten:
+// kept, it would grow with every subscription ever seen, and time the
+// first heartbeat of a subscription made active again, or created under
+// the id of a deleted one, from what was sent before.
 func (n *Notifier) dueHeartbeats(ctx context.Context) map[string]func(context.Context) {
 	recs, err := n.records()
 	if err != nil {
@@ -212,11 +219,13 @@ func (n *Notifier) dueHeartbeats(ctx context.Context) map[string]func(context.Co
 		return nil
 	}
 	now := n.cfg.Now()
+	beating := map[string]bool{}
 	due := map[string]func(context.Context){}
 	for _, sub := range subs {
 		if sub.topic == nil || sub.heartbeat <= 0 || sub.status != statusActive {
 			continue
 		}
+		beating[sub.id] = true
 		n.lastSentMu.Lock()
 		last, ok := n.lastSent[sub.id]
 		if !ok {
@@ -228,6 +237,9 @@ func (n *Notifier) dueHeartbeats(ctx context.Context) map[string]func(context.Co
 		}
 		due[sub.id] = func(ctx context.Context) { n.heartbeat(ctx, recs, sub, now) }
 	}
+	n.lastSentMu.Lock()
+	maps.DeleteFunc(n.lastSent, func(id string, _ time.Time) bool { return !beating[id] })
+	n.lastSentMu.Unlock()
 	return due
 }
 
