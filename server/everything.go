@@ -89,8 +89,9 @@ const (
 // Parameters: _since (only resources last updated at or after it), _type
 // (comma-separated or repeated: only these types, and the Patient always), and
 // _count (page size, as for search), and _cursor, of the next-page links.
-// start and end (a care date range) are not applied: they are reported in
-// an outcome entry, or refused with 400 under Prefer: handling=strict. A
+// start and end (a care date range), and _offset (pages are reached by
+// their links alone), are not applied: they are reported in an outcome
+// entry, or refused with 400 under Prefer: handling=strict. A
 // parameter the definition does not state is refused by the dispatcher
 // (checkParams); without the definition bundled it is reported as start
 // and end are. POST takes the
@@ -223,6 +224,12 @@ func (a *api) parseEverything(c *gin.Context) (*everythingParams, error) {
 		case "start", "end":
 			p.ignored = append(p.ignored, &search.Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: name,
 				Diagnostics: name + ": a care date range is not applied by this server"})
+			continue
+		case "_offset":
+			// R4 states _offset, but a page after the first is only
+			// reached through the cursor of the page before it.
+			p.ignored = append(p.ignored, &search.Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: name,
+				Diagnostics: name + ": paging by offset is not supported by this server: follow the Bundle's next link"})
 			continue
 		case "_cursor", "_count", "_since":
 			if len(vs) != 1 || vs[0] == "" {

@@ -194,6 +194,7 @@ func TestEverythingErrors(t *testing.T) {
 			{"bad cursor", "GET", "/Patient/p1/$everything?_cursor=xyz", "", nil, 400, "invalid", "_cursor"},
 			{"bad type-level cursor", "GET", "/Patient/$everything?_cursor=e30", "", nil, 400, "invalid", "_cursor"},
 			{"strict start", "GET", "/Patient/p1/$everything?start=2024-01-01", "", []string{"Prefer", "handling=strict"}, 400, "not-supported", "start"},
+			{"strict _offset", "GET", "/Patient/p1/$everything?_offset=10", "", []string{"Prefer", "handling=strict"}, 400, "not-supported", "_offset"},
 			{"not Parameters", "POST", "/Patient/p1/$everything", `{"resourceType":"Basic"}`, nil, 400, "invalid", ""},
 			{"bad POST _since", "POST", "/Patient/p1/$everything",
 				`{"resourceType":"Parameters","parameter":[{"name":"_since","valueString":"soon"}]}`, nil, 400, "invalid", "_since"},
@@ -214,24 +215,33 @@ func TestEverythingErrors(t *testing.T) {
 		})
 
 		t.Run("ignored parameters", func(t *testing.T) {
-			b := c.do("GET", "/Patient/p1/$everything?start=2024-01-01&end=2024-12-31&colour=blue", "").searchset(t)
+			b := c.do("GET", "/Patient/p1/$everything?start=2024-01-01&end=2024-12-31&colour=blue&_offset=2", "").searchset(t)
 			if got := b.ids("match"); got != p1Record {
 				t.Errorf("matches %q, want %q", got, p1Record)
 			}
 			var expressions []string
+			diagnostics := map[string]string{}
 			for _, e := range b.Entry {
 				if e.Search.Mode == "outcome" {
 					for _, is := range e.Resource.Issue {
 						if ex, ok := is["expression"].([]any); ok && len(ex) == 1 && is["severity"] == "warning" {
 							expressions = append(expressions, fmt.Sprint(ex[0]))
+							diagnostics[fmt.Sprint(ex[0])] = fmt.Sprint(is["diagnostics"])
 						}
 					}
 				}
 			}
-			if got := strings.Join(expressions, " "); got != "colour end start" {
-				t.Errorf("outcome reports %q, want colour end start", got)
+			if got := strings.Join(expressions, " "); got != "_offset colour end start" {
+				t.Errorf("outcome reports %q, want _offset colour end start", got)
 			}
-			if self := b.link("self"); strings.Contains(self, "start=") || strings.Contains(self, "colour=") {
+			// R4 defines _offset, which is not supported; colour it does not define.
+			if d := diagnostics["_offset"]; strings.Contains(d, "unknown") || !strings.Contains(d, "not supported") {
+				t.Errorf("_offset reported as %q", d)
+			}
+			if d := diagnostics["colour"]; !strings.Contains(d, "unknown parameter") {
+				t.Errorf("colour reported as %q", d)
+			}
+			if self := b.link("self"); strings.Contains(self, "start=") || strings.Contains(self, "colour=") || strings.Contains(self, "_offset=") {
 				t.Errorf("self link %q carries an ignored parameter", self)
 			}
 		})
