@@ -2,6 +2,8 @@ package access
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -141,6 +143,11 @@ type alternative struct {
 	patient  string         // patient context: only this patient's compartment
 	careTeam bool           // care-team policy: only related patients
 	where    []store.Clause // the scope's restriction
+	// securityContext: care-team policy, Binary: only Binaries whose
+	// securityContext the principal may read, or that have none. The
+	// engine does not index securityContext, so these are decided one by
+	// one and cannot be searched.
+	securityContext bool
 }
 
 // decider makes the decisions of one request.
@@ -211,6 +218,9 @@ func (d *decider) newGrant(typ string, perm Perm) (*grant, error) {
 				}
 				alt.careTeam = true
 			}
+			if d.rules.Policy == CareTeamPolicy && typ == "Binary" {
+				alt.securityContext = true
+			}
 		}
 		if len(s.Query) > 0 {
 			where, err := d.rules.Restriction(typ, s.Query)
@@ -224,7 +234,7 @@ func (d *decider) newGrant(typ string, perm Perm) (*grant, error) {
 			}
 			alt.where = where
 		}
-		if alt.patient == "" && !alt.careTeam && alt.where == nil {
+		if alt.patient == "" && !alt.careTeam && alt.where == nil && !alt.securityContext {
 			g.all = true
 			g.alts = nil
 			return g, nil
@@ -238,6 +248,12 @@ func (d *decider) newGrant(typ string, perm Perm) (*grant, error) {
 		return nil, forbidden("the access token's scopes do not allow %s on %s", permName(perm), typ)
 	}
 	return g, nil
+}
+
+// oneByOne reports whether the resources g reaches can be decided only
+// one by one, not searched: some alternative holds by a securityContext.
+func (g *grant) oneByOne() bool {
+	return slices.ContainsFunc(g.alts, func(alt alternative) bool { return alt.securityContext })
 }
 
 func permName(p Perm) string {
@@ -262,6 +278,10 @@ func permName(p Perm) string {
 func (d *decider) clauses(g *grant) ([]store.Clause, error) {
 	if g.all {
 		return nil, nil
+	}
+	if g.oneByOne() {
+		return nil, forbidden("a search of %s cannot be narrowed to those whose securityContext the access token may read: "+
+			"read each %s by its id, as the resources that refer to it give it", g.typ, g.typ)
 	}
 	var alts [][]store.Clause
 	for _, alt := range g.alts {
@@ -381,7 +401,7 @@ func (d *decider) reaches(ctx context.Context, r store.Reader, g *grant, id stri
 		ix = &x
 	}
 	for _, alt := range g.alts {
-		ok, err := d.alternativeHolds(ctx, r, g.typ, alt, id, lastUpdated, ix, write)
+		ok, err := d.alternativeHolds(ctx, r, g.typ, alt, id, lastUpdated, body, ix, write)
 		if err != nil || ok {
 			return ok, err
 		}
@@ -389,7 +409,7 @@ func (d *decider) reaches(ctx context.Context, r store.Reader, g *grant, id stri
 	return false, nil
 }
 
-func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ string, alt alternative, id string, lastUpdated time.Time, ix *store.Index, write bool) (bool, error) {
+func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ string, alt alternative, id string, lastUpdated time.Time, body []byte, ix *store.Index, write bool) (bool, error) {
 	var where []store.Clause
 	if alt.patient != "" {
 		where = append(where, d.compartment(typ, alt.patient))
@@ -420,7 +440,53 @@ func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ stri
 	if alt.careTeam {
 		return d.careTeamHolds(ctx, r, typ, id, ix, write)
 	}
+	if alt.securityContext {
+		return d.securityContextHolds(ctx, r, body)
+	}
 	return true, nil
+}
+
+// securityContextHolds reports whether the principal may read the
+// resource a Binary (its JSON) names as its securityContext, which R4
+// uses "as proxy when enforcing access control"; a Binary without one
+// follows the scopes alone. A securityContext this server cannot read
+// (an identifier, an absolute or contained reference, another Binary, a
+// resource not held) holds for no one: it is not known to be anyone's to
+// read.
+func (d *decider) securityContextHolds(ctx context.Context, r store.Reader, body []byte) (bool, error) {
+	var b struct {
+		SecurityContext *struct{ Reference string }
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		return false, fmt.Errorf("access: read the securityContext of a Binary: %w", err)
+	}
+	if b.SecurityContext == nil {
+		return true, nil
+	}
+	ref, _, _ := strings.Cut(b.SecurityContext.Reference, "/_history/")
+	typ, id, ok := strings.Cut(ref, "/")
+	if !ok || id == "" || strings.Contains(id, "/") || typ == "Binary" || !slices.Contains(d.rules.Types, typ) {
+		return false, nil
+	}
+	g, err := d.grant(typ, Read)
+	var denied *Denied
+	if errors.As(err, &denied) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	v, err := r.Read(ctx, typ, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("access: read the securityContext %s/%s of a Binary: %w", typ, id, err)
+	}
+	if v.Deleted {
+		return false, nil
+	}
+	return d.reaches(ctx, r, g, id, v.LastUpdated, v.JSON, nil)
 }
 
 // inOtherCompartment reports whether a version of typ with index ix is in

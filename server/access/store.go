@@ -490,6 +490,16 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 		q.IDsOnly = false
 	}
 	nq, err := s.narrow(ctx, req, q)
+	oneByOne := false
+	if isDenied(err) && filtering(ctx) {
+		// An operation gathers by id the Binaries it may read, which
+		// cannot be searched for (see grant.oneByOne): it finds them
+		// all and keeps those the principal may read.
+		if g, gerr := req.grant(q.Type, Search); gerr == nil && g.oneByOne() {
+			nq, oneByOne = q, true
+			nq.Where, err = s.narrowClauses(req, q.Where)
+		}
+	}
 	if errors.Is(err, errNothing) || err != nil && filtering(ctx) && isDenied(err) {
 		return &store.Page{Total: 0}, nil
 	}
@@ -506,6 +516,12 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 	page, err := f.Find(ctx, nq)
 	if err != nil {
 		return nil, err
+	}
+	if oneByOne {
+		if page.Matches, err = s.reachable(ctx, req, r, page.Matches); err != nil {
+			return nil, err
+		}
+		page.Total = -1
 	}
 	if restricted {
 		if page.Included, err = s.reachable(ctx, req, r, page.Included); err != nil {
