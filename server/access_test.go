@@ -463,6 +463,82 @@ func TestCareTeamPolicy(t *testing.T) {
 	}
 }
 
+// TestCareTeamPolicyCurrentPart: the care-team rule counts a part in a
+// CareTeam only while its period holds: a practitioner whose part ended
+// (as after a handover) or has not begun reaches none of the patient's
+// records, by read or search, whether they take part in person or through
+// a PractitionerRole; dates are reckoned in the UK, at their precision.
+func TestCareTeamPolicyCurrentPart(t *testing.T) {
+	who := principals{}
+	for _, name := range []string{"gone", "soon", "open", "month", "role", "both", "err"} {
+		who[name] = &access.Principal{Subject: name, FHIRUser: "Practitioner/" + name, Scopes: mustScopes(t, "user/*.rs")}
+	}
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	today := now.In(london)
+	yesterday := today.AddDate(0, 0, -1).Format(time.DateOnly)
+	tomorrow := today.AddDate(0, 0, 1).Format(time.DateOnly)
+	anHourAgo := now.Add(-time.Hour).UTC().Format(time.RFC3339)
+	part := func(member, period string) string {
+		p := `{"member":{"reference":"` + member + `"}`
+		if period != "" {
+			p += `,"period":{` + period + `}`
+		}
+		return p + "}"
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/PractitionerRole/r1", `{"resourceType":"PractitionerRole","id":"r1","practitioner":{"reference":"Practitioner/role"}}`)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[`+
+				strings.Join([]string{
+					part("Practitioner/gone", `"start":"2020-01-01","end":"`+yesterday+`"`),
+					part("Practitioner/soon", `"start":"`+tomorrow+`"`),
+					part("Practitioner/open", `"start":"`+yesterday+`"`),
+					part("Practitioner/month", `"end":"`+today.Format("2006-01")+`"`),
+					part("PractitionerRole/r1", `"end":"`+anHourAgo+`"`),
+					part("Practitioner/both", `"end":"`+yesterday+`"`),
+					part(c.base+"/Practitioner/both", `"start":"`+today.Format(time.DateOnly)+`"`),
+				}, ",")+`]}`)
+			c.put("/CareTeam/cte", `{"resourceType":"CareTeam","id":"cte","status":"entered-in-error","subject":{"reference":"Patient/a"},"participant":[`+
+				part("Practitioner/err", "")+`]}`)
+			// A team of b whose parts all hold, so that searches have
+			// something to find.
+			c.put("/CareTeam/ctb", `{"resourceType":"CareTeam","id":"ctb","status":"active","subject":{"reference":"Patient/b"},"participant":[`+
+				part("Practitioner/gone", "")+","+part("Practitioner/soon", `"end":"`+tomorrow+`"`)+`]}`)
+
+			for name, others := range map[string][]string{"gone": {"b"}, "soon": {"b"}, "role": nil, "err": nil} {
+				by := func(path string) *response { return c.by(name, "GET", path, "") }
+				by("/Patient/a").want(t, 404)
+				by("/Observation/oa").want(t, 404)
+				by("/Encounter/ea").want(t, 404)
+				wantIDs(t, name+": Observations of a", by("/Observation?subject=Patient/a"))
+				wantIDs(t, name+": Encounters of a", by("/Encounter?patient=a"))
+				var patients, observations []string
+				for _, p := range others {
+					by("/Patient/"+p).want(t, 200)
+					patients = append(patients, "Patient/"+p)
+					observations = append(observations, "Observation/o"+p)
+				}
+				wantIDs(t, name+": Patients", by("/Patient"), patients...)
+				wantIDs(t, name+": Patients through _has", by("/Patient?_has:CareTeam:subject:status=active"), patients...)
+				wantIDs(t, name+": Observations", by("/Observation"), observations...)
+			}
+			for _, name := range []string{"open", "month", "both"} {
+				c.by(name, "GET", "/Patient/a", "").want(t, 200)
+				c.by(name, "GET", "/Observation/oa", "").want(t, 200)
+				wantIDs(t, name+": Observations", c.by(name, "GET", "/Observation", ""), "Observation/oa")
+				wantIDs(t, name+": Patients", c.by(name, "GET", "/Patient", ""), "Patient/a")
+			}
+		})
+	}
+}
+
 // TestCareTeamPolicyWrites: a practitioner cannot write themselves into
 // the care of a patient they are not related to: not by a CareTeam that
 // also names a related patient, nor by making another's PractitionerRole

@@ -94,7 +94,7 @@ const (
 	// CareTeamPolicy: a user/ scope of a Practitioner reaches only the
 	// records of patients they have a legitimate relationship with: those
 	// whose active CareTeam they (or one of their PractitionerRoles) take
-	// part in, and those registered at the organisation of their token.
+	// part in now, and those registered at the organisation of their token.
 	CareTeamPolicy Policy = "care-team"
 )
 
@@ -123,6 +123,12 @@ type Rules struct {
 	// Types are the resource types served: those a history of the
 	// system holds.
 	Types []string
+	// Now is the clock deciding whether a part in a CareTeam is current;
+	// nil means time.Now.
+	Now func() time.Time
+	// Zone is where the dates of a part's period are reckoned; nil
+	// means Europe/London, the UK's dates.
+	Zone *time.Location
 }
 
 // odsSystem is the identifier system of ODS organisation codes.
@@ -158,6 +164,12 @@ type decider struct {
 	mu       sync.Mutex
 	grants   map[grantKey]*grant
 	patients map[string]bool // care-team decisions by patient id
+	// lapsed are the active CareTeams naming the practitioner in which
+	// their part is not current (see lapsedTeams), once a search needs
+	// them; roles are the practitioner's PractitionerRoles, once a part
+	// needs telling whose it is.
+	lapsed *[]string
+	roles  *[]store.ReferenceMatch
 }
 
 type grantKey struct {
@@ -275,7 +287,7 @@ func permName(p Perm) string {
 // clauses returns what a search of g.typ must add to its criteria to
 // stay within the grant: nothing for a grant of everything, else one
 // clause that holds when some alternative holds.
-func (d *decider) clauses(g *grant) ([]store.Clause, error) {
+func (d *decider) clauses(ctx context.Context, r store.Reader, g *grant) ([]store.Clause, error) {
 	if g.all {
 		return nil, nil
 	}
@@ -290,7 +302,11 @@ func (d *decider) clauses(g *grant) ([]store.Clause, error) {
 		case alt.patient != "":
 			where = append(where, d.compartment(g.typ, alt.patient))
 		case alt.careTeam:
-			where = append(where, d.careTeamClause(g.typ))
+			c, err := d.careTeamClause(ctx, r, g.typ)
+			if err != nil {
+				return nil, err
+			}
+			where = append(where, c)
 		}
 		alts = append(alts, append(where, alt.where...))
 	}
@@ -345,10 +361,14 @@ func (d *decider) compartment(typ, id string) store.Clause {
 // careTeamClause is the clause keeping resources of typ in the compartment
 // of a patient the principal's practitioner has a legitimate relationship
 // with.
-func (d *decider) careTeamClause(typ string) store.Clause {
-	related := d.relatedPatient()
+func (d *decider) careTeamClause(ctx context.Context, r store.Reader, typ string) (store.Clause, error) {
+	lapsed, err := d.allLapsedTeams(ctx, r)
+	if err != nil {
+		return store.Clause{}, err
+	}
+	related := d.relatedPatient(lapsed)
 	if typ == "Patient" {
-		return related
+		return related, nil
 	}
 	// The compartment params of a type refer to the Patient; a Patient's
 	// own (link) to other Patients, which carry their own relationship.
@@ -356,22 +376,21 @@ func (d *decider) careTeamClause(typ string) store.Clause {
 	for _, p := range d.rules.Search.CompartmentParams(typ) {
 		c.Any = append(c.Any, store.Clause{Param: p, Chain: &store.Chain{Types: []string{"Patient"}, Where: []store.Clause{related}}})
 	}
-	return c
+	return c, nil
 }
 
 // relatedPatient is the clause selecting the Patients the principal's
-// practitioner has a legitimate relationship with.
-func (d *decider) relatedPatient() store.Clause {
-	practitioner := store.ReferenceMatch{Type: "Practitioner", ID: strings.TrimPrefix(d.p.FHIRUser, "Practitioner/")}
-	member := store.Clause{Param: "_access", Any: []store.Clause{
-		{Param: "participant", References: []store.ReferenceMatch{practitioner}},
-		{Param: "participant", Chain: &store.Chain{Types: []string{"PractitionerRole"}, Where: []store.Clause{
-			{Param: "practitioner", References: []store.ReferenceMatch{practitioner}},
-		}}},
-	}}
-	active := store.Clause{Param: "status", Tokens: []store.TokenMatch{{Code: "active", AnySystem: true}}}
+// practitioner has a legitimate relationship with, but through the
+// CareTeams lapsed (ids) in which their part is not current.
+func (d *decider) relatedPatient(lapsed []string) store.Clause {
+	team := d.teamsNamingPractitioner()
+	if len(lapsed) > 0 {
+		notLapsed := idClause(lapsed...)
+		notLapsed.Not = true
+		team = append(team, notLapsed)
+	}
 	related := store.Clause{Param: "_access", Any: []store.Clause{
-		{Param: "_has", Has: &store.Has{Type: "CareTeam", Param: "subject", Where: []store.Clause{active, member}}},
+		{Param: "_has", Has: &store.Has{Type: "CareTeam", Param: "subject", Where: team}},
 	}}
 	if d.p.Organization != "" {
 		ods := []store.TokenMatch{{System: odsSystem, Code: d.p.Organization}}
@@ -569,7 +588,11 @@ func (d *decider) relatedTo(ctx context.Context, r store.Reader, id string) (boo
 	if known {
 		return ok, nil
 	}
-	found, err := r.Search(ctx, store.Query{Type: "Patient", Count: 1, Where: []store.Clause{idClause(id), d.relatedPatient()}})
+	lapsed, err := d.lapsedTeams(ctx, r, store.Clause{Param: "subject", References: []store.ReferenceMatch{{Type: "Patient", ID: id}}})
+	if err != nil {
+		return false, err
+	}
+	found, err := r.Search(ctx, store.Query{Type: "Patient", Count: 1, Where: []store.Clause{idClause(id), d.relatedPatient(lapsed)}})
 	if err != nil {
 		return false, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"time"
 
 	"carefhir/store"
 )
@@ -25,6 +26,12 @@ type Store struct {
 func NewStore(next store.Store, rules Rules) *Store {
 	if rules.Policy == "" {
 		rules.Policy = ScopesPolicy
+	}
+	if rules.Now == nil {
+		rules.Now = time.Now
+	}
+	if rules.Zone == nil {
+		rules.Zone = ukZone()
 	}
 	return &Store{next: next, rules: rules, seal: newCursorSeal()}
 }
@@ -353,7 +360,7 @@ func (s *Store) search(ctx context.Context, r store.Reader, q store.Query) ([]*s
 	if err != nil {
 		return nil, err
 	}
-	q, err = s.narrow(ctx, req, q)
+	q, err = s.narrow(ctx, req, r, q)
 	if errors.Is(err, errNothing) {
 		return nil, nil
 	}
@@ -374,7 +381,8 @@ var errNothing = errors.New("access: nothing reachable")
 
 // narrow returns q restricted to what the principal may reach: its own
 // type, the types its chains and _has pass through, the types it includes.
-func (s *Store) narrow(ctx context.Context, req *request, q store.Query) (store.Query, error) {
+// r is read from to decide what the care-team rule reaches.
+func (s *Store) narrow(ctx context.Context, req *request, r store.Reader, q store.Query) (store.Query, error) {
 	if req.p.unrestricted() {
 		return q, nil
 	}
@@ -385,11 +393,11 @@ func (s *Store) narrow(ctx context.Context, req *request, q store.Query) (store.
 		}
 		return q, err
 	}
-	where, err := s.narrowClauses(req, q.Where)
+	where, err := s.narrowClauses(ctx, req, r, q.Where)
 	if err != nil {
 		return q, err
 	}
-	extra, err := req.clauses(g)
+	extra, err := req.clauses(ctx, r, g)
 	if err != nil {
 		return q, err
 	}
@@ -402,12 +410,12 @@ func (s *Store) narrow(ctx context.Context, req *request, q store.Query) (store.
 // narrowClauses narrows the queries inside chains and _has clauses to what
 // the principal may reach: a chain through a type they may not search is
 // refused, since its answer would reveal what they cannot read.
-func (s *Store) narrowClauses(req *request, where []store.Clause) ([]store.Clause, error) {
+func (s *Store) narrowClauses(ctx context.Context, req *request, r store.Reader, where []store.Clause) ([]store.Clause, error) {
 	out := make([]store.Clause, len(where))
 	for i, c := range where {
 		switch {
 		case c.Chain != nil:
-			inner, err := s.narrowClauses(req, c.Chain.Where)
+			inner, err := s.narrowClauses(ctx, req, r, c.Chain.Where)
 			if err != nil {
 				return nil, err
 			}
@@ -424,7 +432,7 @@ func (s *Store) narrowClauses(req *request, where []store.Clause) ([]store.Claus
 				if err != nil {
 					continue // not through a type the principal may not search
 				}
-				extra, err := req.clauses(g)
+				extra, err := req.clauses(ctx, r, g)
 				if err != nil {
 					return nil, err
 				}
@@ -448,18 +456,18 @@ func (s *Store) narrowClauses(req *request, where []store.Clause) ([]store.Claus
 			if err != nil {
 				return nil, forbidden("_has:%s searches %s, which the access token's scopes do not allow searching", has.Type, has.Type)
 			}
-			inner, err := s.narrowClauses(req, has.Where)
+			inner, err := s.narrowClauses(ctx, req, r, has.Where)
 			if err != nil {
 				return nil, err
 			}
-			extra, err := req.clauses(g)
+			extra, err := req.clauses(ctx, r, g)
 			if err != nil {
 				return nil, err
 			}
 			has.Where = append(inner, extra...)
 			c.Has = &has
 		case c.Any != nil:
-			any, err := s.narrowClauses(req, c.Any)
+			any, err := s.narrowClauses(ctx, req, r, c.Any)
 			if err != nil {
 				return nil, err
 			}
@@ -489,7 +497,7 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 		// bodies say; a Patient's id is enough.
 		q.IDsOnly = false
 	}
-	nq, err := s.narrow(ctx, req, q)
+	nq, err := s.narrow(ctx, req, r, q)
 	oneByOne := false
 	if isDenied(err) && filtering(ctx) {
 		// An operation gathers by id the Binaries it may read, which
@@ -497,7 +505,7 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 		// all and keeps those the principal may read.
 		if g, gerr := req.grant(q.Type, Search); gerr == nil && g.oneByOne() {
 			nq, oneByOne = q, true
-			nq.Where, err = s.narrowClauses(req, q.Where)
+			nq.Where, err = s.narrowClauses(ctx, req, r, q.Where)
 		}
 	}
 	if errors.Is(err, errNothing) || err != nil && filtering(ctx) && isDenied(err) {
