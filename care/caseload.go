@@ -219,15 +219,15 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 }
 
 // takesPart reports whether one of members takes part in a stored
-// CareTeam now: a participant whose period has not ended. Someone whose
-// part ended, such as a coordinator who handed the patient over to
-// another, no longer holds the patient in their caseload, though the team
-// goes on.
+// CareTeam now: a participant whose period holds now. Someone whose part
+// ended, such as a coordinator who handed the patient over to another, no
+// longer holds the patient in their caseload, though the team goes on;
+// someone whose part has not begun does not hold them yet.
 func (c *Care) takesPart(team []byte, members map[string]bool) (bool, error) {
 	var ct struct {
 		Participant []struct {
-			Member struct{ Reference string } `json:"member"`
-			Period struct{ End string }       `json:"period"`
+			Member struct{ Reference string }  `json:"member"`
+			Period struct{ Start, End string } `json:"period"`
 		} `json:"participant"`
 	}
 	if err := json.Unmarshal(team, &ct); err != nil {
@@ -240,11 +240,31 @@ func (c *Care) takesPart(team []byte, members map[string]bool) (bool, error) {
 		if parts := strings.Split(member, "/"); len(parts) > 2 {
 			member = strings.Join(parts[len(parts)-2:], "/")
 		}
-		if members[member] && !c.ended(p.Period.End) {
+		if members[member] && c.holdsNow(p.Period.Start, p.Period.End) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// holdsNow reports whether a period from start to end, FHIR dateTimes
+// either of which may be absent (unbounded), holds now: it has begun and
+// not ended.
+func (c *Care) holdsNow(start, end string) bool {
+	return c.begun(start) && !c.ended(end)
+}
+
+// begun reports whether the start of a period, a FHIR dateTime, has come:
+// a date (or a month, a year) once its first day has come in the UK, a
+// time once it has come.
+func (c *Care) begun(start string) bool {
+	switch {
+	case start == "":
+		return true
+	case len(start) <= len(time.DateOnly):
+		return start <= c.Today().Format(time.DateOnly)[:len(start)]
+	}
+	return !parseDateTime(start).After(c.cfg.Now())
 }
 
 // ended reports whether the end of a period, a FHIR dateTime, is past: a

@@ -78,12 +78,45 @@ func TestCaseloadHandedOver(t *testing.T) {
 		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
 			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"2026-11-30"}},
 			{` + coordinator + `,"member":{"reference":"Practitioner/lw"},"period":{"start":"2026-11-30"}}]}`)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
-		c.put(pcsp("active", "2026-12-10", "goal-walk"))
-		c.do("POST", "/Task/$generate-reminders", "").want(http.StatusOK)
-		tasks := entries(c.do("GET", "/Task?patient=Patient/ward", "").want(http.StatusOK))
-		if len(tasks) != 1 || str(tasks[0], "owner", "reference") != "Practitioner/lw" {
-			t.Errorf("reminders %v, want one owned by Practitioner/lw", tasks)
-		}
+		wantReviewOwner(t, c, "Practitioner/lw")
 	})
+}
+
+// TestCaseloadNotYetTakenOver: a coordinator whose part in a CareTeam
+// begins later (participant.period.start to come) does not hold the
+// patient in their caseload yet, nor gets their reminders, while the
+// one handing over does; one whose part began today, or a month or year
+// ago, holds them.
+func TestCaseloadNotYetTakenOver(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for id, start := range map[string]string{"ward": "2026-12-02", "baker": "2026-12-01T09:30:00Z", "clark": "2026-12-01", "lee": "2026-12"} {
+			c.put(`{"resourceType":"CareTeam","id":"team-` + id + `","status":"active","subject":{"reference":"Patient/` + id + `"},"participant":[
+				{"member":{"reference":"Practitioner/cc"},"period":{"start":"` + start + `"}}]}`)
+		}
+		if got := caseloadOf(t, c, "/Practitioner/cc/$caseload"); len(got) != 2 || got["Patient/clark"] == nil || got["Patient/lee"] == nil {
+			t.Errorf("caseload of the coordinator: %v, want Patient/clark and Patient/lee", got)
+		}
+
+		// Reminders go to the coordinator handing over until the other
+		// takes over.
+		coordinator := `"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}]`
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{` + coordinator + `,"member":{"reference":"Practitioner/lw"},"period":{"start":"2026-12-02"}},
+			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"2026-12-01"}}]}`)
+		wantReviewOwner(t, c, "Practitioner/cc")
+	})
+}
+
+// wantReviewOwner checks that the PCSP review reminder of Patient/ward,
+// whose CareTeam is stored, goes to owner.
+func wantReviewOwner(t *testing.T, c *client, owner string) {
+	t.Helper()
+	c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+	c.put(pcsp("active", "2026-12-10", "goal-walk"))
+	c.do("POST", "/Task/$generate-reminders", "").want(http.StatusOK)
+	tasks := entries(c.do("GET", "/Task?patient=Patient/ward", "").want(http.StatusOK))
+	if len(tasks) != 1 || str(tasks[0], "owner", "reference") != owner {
+		t.Errorf("reminders %v, want one owned by %s", tasks, owner)
+	}
 }

@@ -217,7 +217,7 @@ func openKey(code, patient, focus string) string {
 }
 
 // coordinatorOf returns the care coordinator of the patient's active
-// CareTeam whose part in it has not ended, nil when there is none.
+// CareTeam whose part in it holds now, nil when there is none.
 func (c *Care) coordinatorOf(ctx context.Context, s operation.Store, patient string) (*fhir.Reference, error) {
 	page, err := s.Search(ctx, "CareTeam", url.Values{"subject": {patient}, "status": {"active"}, "_count": {"20"}})
 	if err != nil {
@@ -229,8 +229,8 @@ func (c *Care) coordinatorOf(ctx context.Context, s operation.Store, patient str
 			return nil, err
 		}
 		for _, p := range ct.Participant {
-			if p.Period != nil && c.ended(p.Period.End.Get()) {
-				continue // handed over: no longer their coordinator
+			if p.Period != nil && !c.holdsNow(p.Period.Start.Get(), p.Period.End.Get()) {
+				continue // handed over, or not yet taken over
 			}
 			for _, role := range p.Role {
 				if hasCoding(role, SystemSNOMED, c.cfg.Codes.CareCoordinator) || hasCoding(role, SystemCareRole, CodeCoordinator) {
