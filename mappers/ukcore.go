@@ -2,6 +2,8 @@ package mappers
 
 import (
 	"regexp"
+	"strings"
+	"unicode"
 
 	"carefhir/fhir"
 	"carefhir/profiles"
@@ -39,6 +41,21 @@ var verificationDisplays = map[string]string{
 func VerificationStatusKnown(code string) bool {
 	_, ok := verificationDisplays[code]
 	return ok
+}
+
+// NormalNHSNumber returns an NHS number as written by a person or a GP
+// system (943 476 5919, 943-476-5919, with a non-breaking space from a
+// spreadsheet) as its ten digits: spaces and dashes of any kind are
+// removed, nothing else. Every importer reads NHS numbers through it, so
+// they accept the same written forms; profiles.ValidNHSNumber then
+// refuses a wrong length or check digit.
+func NormalNHSNumber(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) || unicode.Is(unicode.Pd, r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // NHSNumber returns the identifier of an NHS number, with its

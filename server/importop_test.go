@@ -1021,3 +1021,48 @@ func TestImportHL7v2NullName(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportNHSNumberForms imports a patient in each format with the NHS
+// number written with spaces, dashes or non-breaking spaces: each stores
+// it as its ten digits. A wrong check digit or length, however written,
+// is refused by every format with 400, storing nothing.
+func TestImportNHSNumberForms(t *testing.T) {
+	formats := []struct {
+		query, contentType string
+		payload            func(nhs string) string
+	}{
+		{"format=hl7v2", importop.HL7v2MediaType, func(nhs string) string {
+			return "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|N1|P|2.5\rEVN|A28|20260101\r" +
+				"PID|1||" + nhs + "^^^NHS^NH||WARD^SARAH||19480312|F\r"
+		}},
+		{"format=csv&mapping=emis-patient-list", "text/csv", func(nhs string) string {
+			return "\ufeffNHS Number,First Name,Surname\r\n" + nhs + ",Sarah,Ward\r\n" // UTF-8, as its byte order mark says
+		}},
+		{"format=pds", "application/fhir+json", func(nhs string) string {
+			return `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}],"name":[{"family":"Ward"}]}`
+		}},
+		{"format=gpconnect", "application/fhir+json", func(nhs string) string {
+			return `{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","id":"p1",` +
+				`"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"` + nhs + `"}],"name":[{"family":"Ward"}]}}]}`
+		}},
+	}
+	const search = "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919"
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, f := range formats {
+			for _, wrong := range []string{"943-476-5918", "943 476 591", "943-476-59190"} {
+				c.do("POST", "/$import?"+f.query, f.payload(wrong), "Content-Type", f.contentType).want(t, 400)
+			}
+			if n := c.do("GET", "/Patient?_summary=count", "").want(t, 200).json(t)["total"]; n != float64(0) {
+				t.Fatalf("%s: %v patients stored from NHS numbers that fail their check", f.query, n)
+			}
+			for _, written := range []string{"943-476-5919", "943 476 5919", "943\u00a0476\u00a05919", "943\u2013476\u20135919"} {
+				c.do("POST", "/$import?"+f.query, f.payload(written), "Content-Type", f.contentType).want(t, 200)
+				got := toJSON(t, storedOne(t, c, search)["identifier"])
+				if !strings.Contains(got, `"value":"9434765919"`) {
+					t.Errorf("%s of %q: stored identifier %s", f.query, written, got)
+				}
+			}
+			c.do("DELETE", "/"+search, "").want(t, 204)
+		}
+	}, withImport)
+}

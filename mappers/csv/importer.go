@@ -270,7 +270,7 @@ func (im *Importer) columnName(i int) string {
 func (rr *rowReader) patient(tx *mappers.Transaction) *rowUpdate {
 	c := rr.im.m.Patient
 	raw := rr.get(c.NHSNumber)
-	nhs := nhsNumber(raw)
+	nhs := mappers.NormalNHSNumber(raw)
 	switch {
 	case raw == "":
 		rr.errorf(c.NHSNumber, "no NHS number: records are matched on it")

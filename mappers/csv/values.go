@@ -71,12 +71,6 @@ func normalPostcode(p string) (string, bool) {
 	return p, postcode.MatchString(p)
 }
 
-// nhsNumber removes the spaces and dashes GP systems display NHS numbers
-// with (999 999 9999).
-func nhsNumber(s string) string {
-	return strings.NewReplacer(" ", "", "-", "", "\u00a0", "").Replace(strings.TrimSpace(s))
-}
-
 // no reports whether a cell says no.
 func no(s string) bool {
 	switch strings.ToLower(strings.TrimSpace(s)) {

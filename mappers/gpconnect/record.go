@@ -186,7 +186,7 @@ func (rec *record) sourceName() string {
 		switch ent.typ {
 		case "Patient":
 			if nhs == "" {
-				nhs = identifierValue(ent.src, nhsNumberSystem)
+				nhs = mappers.NormalNHSNumber(identifierValue(ent.src, nhsNumberSystem))
 			}
 			if ref, ok := ent.src["managingOrganization"].(map[string]any); ok {
 				if s, ok := ref["reference"].(string); ok {
@@ -202,6 +202,22 @@ func (rec *record) sourceName() string {
 		}
 	}
 	return ods + "|" + nhs
+}
+
+// normalNHSNumbers writes the NHS numbers among res's identifiers as
+// their ten digits (mappers.NormalNHSNumber), the form they are keyed and
+// stored in.
+func normalNHSNumbers(res map[string]any) {
+	list, _ := res["identifier"].([]any)
+	for _, x := range list {
+		id, _ := x.(map[string]any)
+		if s, _ := id["system"].(string); s != nhsNumberSystem {
+			continue
+		}
+		if v, ok := id["value"].(string); ok {
+			id["value"] = mappers.NormalNHSNumber(v)
+		}
+	}
 }
 
 // identifierValue returns the value of res's first identifier in system.
@@ -226,15 +242,17 @@ func (rec *record) assignKeys() {
 		r4 := mappings[ent.typ].r4Type
 		switch {
 		case ent.typ == "Patient":
-			nhs := identifierValue(ent.src, nhsNumberSystem)
+			written := identifierValue(ent.src, nhsNumberSystem)
+			nhs := mappers.NormalNHSNumber(written)
 			if nhs == "" {
 				rec.fail(ent.path+".identifier", "the Patient has no NHS number (%s), which the import is keyed on", nhsNumberSystem)
 				continue
 			}
-			if !profiles.ValidNHSNumber(strings.ReplaceAll(nhs, " ", "")) {
-				rec.fail(ent.path+".identifier", "NHS number %q fails its check digit or is not 10 digits", nhs)
+			if !profiles.ValidNHSNumber(nhs) {
+				rec.fail(ent.path+".identifier", "NHS number %q fails its check digit or is not 10 digits", written)
 				continue
 			}
+			normalNHSNumbers(ent.src)
 			ent.url = conditional(r4, nhsNumberSystem, nhs)
 		case ent.typ == "Organization" && identifierValue(ent.src, odsOrgSystem) != "":
 			ent.url = conditional(r4, odsOrgSystem, identifierValue(ent.src, odsOrgSystem))

@@ -289,7 +289,7 @@ func nhsNumberIn(f Field) (nhsID, string) {
 		typ := strings.ToUpper(r.Get(5))
 		auth := strings.ToUpper(r.Get(4))
 		if typ == "NH" || typ == "NHS" || typ == "NHSNMBR" || auth == "NHS" || auth == "NHSNBR" {
-			id := nhsID{number: strings.ReplaceAll(r.Get(1), " ", "")}
+			id := nhsID{number: mappers.NormalNHSNumber(r.Get(1))}
 			// HL7 UK allows the status in the assigning authority's
 			// universal id (CX-4.2), as NSTS01 to NSTS08 or 01 to 08.
 			id.status = statusCode(r.Sub(4, 2))

@@ -147,9 +147,12 @@ func mapPatient(tx *mappers.Transaction, p *fhir.Patient, path string) []mappers
 			continue
 		}
 		at := fmt.Sprintf("%s.identifier[%d]", path, i)
-		nhs = id.Value.Get()
+		nhs = mappers.NormalNHSNumber(id.Value.Get())
 		if !profiles.ValidNHSNumber(nhs) {
-			m.errorf(at+".value", "%q is not a valid NHS number: it must be 10 digits with a correct Modulus 11 check digit", nhs)
+			m.errorf(at+".value", "%q is not a valid NHS number: it must be 10 digits with a correct Modulus 11 check digit", id.Value.Get())
+		}
+		if id.Value != nil && id.Value.Value != nil {
+			id.Value.Value = &nhs // stored and matched as its ten digits
 		}
 		m.verificationStatus(id, at)
 		break
