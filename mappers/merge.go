@@ -1,10 +1,12 @@
 package mappers
 
 import (
+	"net/url"
 	"slices"
 	"strings"
 
 	"carefhir/fhir"
+	"carefhir/fhir/search"
 )
 
 // Replace returns held, the items a stored resource holds of one element
@@ -55,9 +57,33 @@ func Squash(s string) string {
 }
 
 // RefersTo returns whether a reference is to a resource of typ: by its
-// type, or by a relative reference Type/id.
+// type, or by a literal reference that names it (refType).
 func RefersTo(typ string) func(*fhir.Reference) bool {
 	return func(r *fhir.Reference) bool {
-		return r != nil && (r.Type.Get() == typ || strings.HasPrefix(r.Reference.Get(), typ+"/"))
+		return r != nil && (r.Type.Get() == typ || refType(r.Reference.Get()) == typ)
 	}
+}
+
+// refType returns the type of the resource a literal reference names when
+// it is written as FHIR's RESTful references are: Type/id, with
+// /_history/v or without, relative or absolute (https://host/fhir/Type/id,
+// as a client that stored the absolute URL of this server or of another
+// writes it; either is the patient's practice or GP all the same). It
+// returns "" for any other reference, such as a urn:uuid or a fragment.
+func refType(ref string) string {
+	if u, err := url.Parse(ref); err == nil && u.IsAbs() {
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return ""
+		}
+		parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+		n := 2
+		if len(parts) >= 4 && parts[len(parts)-2] == "_history" {
+			n = 4
+		}
+		if len(parts) < n {
+			return ""
+		}
+		ref = strings.Join(parts[len(parts)-n:], "/")
+	}
+	return search.ParseReference(ref, "").Type
 }

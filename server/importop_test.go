@@ -1066,3 +1066,33 @@ func TestImportNHSNumberForms(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportKeepsOnePractice stores a Patient whose practice is written
+// as an absolute reference to this server, with a version and without,
+// then imports a CSV row and an HL7 v2 A31 naming the practice: the
+// record keeps one reference to a practice, not the stored one and the
+// import's beside it.
+func TestImportKeepsOnePractice(t *testing.T) {
+	const search = "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919"
+	imports := []struct{ query, contentType, body string }{
+		{"format=csv&mapping=emis-patient-list", "text/csv", "Organisation,NHS Number,First Name,Surname\r\nY12345,943 476 5919,Sarah,Ward\r\n"},
+		{"format=hl7v2", importop.HL7v2MediaType, "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A31^ADT_A05|K1|P|2.4\r" +
+			"EVN|A31|20260301093000+0000\rPID|1||9434765919^^^NHS^NH||WARD^SARAH\rPD1|||THE HIGH STREET SURGERY^^Y12345\r"},
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		org := c.do("POST", "/Organization", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y12345"}],"name":"The High Street Surgery"}`,
+			"Content-Type", "application/fhir+json").want(t, 201).json(t)
+		orgURL := c.base + "/Organization/" + org["id"].(string)
+		for _, stored := range []string{orgURL, orgURL + "/_history/1"} {
+			for _, im := range imports {
+				c.do("PUT", "/"+search, `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],`+
+					`"name":[{"family":"Ward","given":["Sarah"]}],"generalPractitioner":[{"reference":"`+stored+`"}]}`, "Content-Type", "application/fhir+json")
+				c.do("POST", "/$import?"+im.query, im.body, "Content-Type", im.contentType).want(t, 200)
+				gps, _ := storedOne(t, c, search)["generalPractitioner"].([]any)
+				if len(gps) != 1 {
+					t.Errorf("%s onto a practice stored as %s: generalPractitioner %s", im.query, stored, toJSON(t, gps))
+				}
+			}
+		}
+	}, withImport)
+}
