@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"carefhir/care"
+	"carefhir/server"
+	"carefhir/server/access"
 )
 
 // TestPAMSubject: a scored PAM response names the Patient it measures, by
@@ -61,35 +63,42 @@ func TestPAMSubject(t *testing.T) {
 
 // TestPAMSubjectOfTheWriter: a PAM response's identifier is looked up
 // among the patients who writes it may read. A patient's own app, writing
-// a response it authors, cannot score another patient by their NHS number,
-// nor learn from the answer whether a patient with that number is held.
+// a response it authors, and, under the care-team policy, a coordinator
+// score their patient by NHS number, but cannot score another patient by
+// theirs, nor learn from the answer whether a patient with that number is
+// held.
 func TestPAMSubjectOfTheWriter(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
 		c.put(`{"resourceType":"Patient","id":"ward","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000025"}],"name":[{"family":"Ward","given":["Pat"]}],"birthDate":"1948-03-12","generalPractitioner":[{"reference":"Organization/y12345"}]}`)
 		c.put(`{"resourceType":"Patient","id":"lee","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"family":"Lee","given":["Pat"]}],"birthDate":"1946-05-05","generalPractitioner":[{"reference":"Organization/y99999"}]}`)
-		byNHS := func(nhs string) string {
-			qr := strings.Replace(pamResponse("", "completed", "2026-11-01T10:00:00Z", "3", "50"), `"subject":{"reference":"Patient/ward"}`,
-				`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhs+`"}}`, 1)
-			return strings.Replace(strings.Replace(qr, `"id":"",`, "", 1), `"author":{"reference":"Practitioner/cc"}`, `"author":{"reference":"Patient/ward"}`, 1)
-		}
-		c.token = "ward-app"
-		var outcomes []string
-		for _, nhs := range []string{"9000000009", "9999999999"} {
-			outcomes = append(outcomes, strings.ReplaceAll(issues(c.do("POST", "/QuestionnaireResponse", byNHS(nhs)).want(http.StatusUnprocessableEntity)), nhs, "N"))
-		}
-		if outcomes[0] != outcomes[1] {
-			t.Errorf("another patient's NHS number is answered\n%s\nand one held by none\n%s", outcomes[0], outcomes[1])
-		}
-		c.do("POST", "/QuestionnaireResponse", byNHS("9000000025")).want(http.StatusCreated)
-		c.token = ""
-		for patient, want := range map[string]int{"lee": 0, "ward": 2} {
-			b := c.do("GET", "/Observation?subject=Patient/"+patient+"&code="+care.SystemPAM+"|", "").want(http.StatusOK)
-			if got := len(entries(b)); got != want {
-				t.Errorf("%d PAM Observations of Patient/%s, want %d", got, patient, want)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[{"member":{"reference":"Practitioner/cc"}}]}`)
+		for i, writer := range []struct{ token, author string }{{"ward-app", "Patient/ward"}, {"cc", "Practitioner/cc"}} {
+			byNHS := func(nhs string) string {
+				qr := strings.Replace(pamResponse("", "completed", "2026-11-01T10:00:00Z", "3", "50"), `"subject":{"reference":"Patient/ward"}`,
+					`"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+nhs+`"}}`, 1)
+				return strings.Replace(strings.Replace(qr, `"id":"",`, "", 1), `"author":{"reference":"Practitioner/cc"}`, `"author":{"reference":"`+writer.author+`"}`, 1)
+			}
+			c.token = writer.token
+			var outcomes []string
+			for _, nhs := range []string{"9000000009", "9999999999"} {
+				r := c.do("POST", "/QuestionnaireResponse", byNHS(nhs))
+				outcomes = append(outcomes, fmt.Sprintf("%d %s", r.status, strings.ReplaceAll(string(r.body), nhs, "N")))
+			}
+			if outcomes[0] != outcomes[1] || !strings.HasPrefix(outcomes[0], "422 ") {
+				t.Errorf("%s: another patient's NHS number is answered\n%s\nand one held by none\n%s", writer.token, outcomes[0], outcomes[1])
+			}
+			written := c.do("POST", "/QuestionnaireResponse", byNHS("9000000025")).want(http.StatusCreated)
+			c.do("GET", "/QuestionnaireResponse/"+str(written, "id"), "").want(http.StatusOK)
+			c.token = ""
+			for patient, want := range map[string]int{"lee": 0, "ward": 2 * (i + 1)} {
+				b := c.do("GET", "/Observation?subject=Patient/"+patient+"&code="+care.SystemPAM+"|", "").want(http.StatusOK)
+				if got := len(entries(b)); got != want {
+					t.Errorf("after %s's PAMs, %d PAM Observations of Patient/%s, want %d", writer.token, got, patient, want)
+				}
 			}
 		}
-	})
+	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
 }
 
 // TestPAMAuthored: a completed or amended PAM response says when it was

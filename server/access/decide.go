@@ -532,11 +532,12 @@ func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id str
 		return d.registeredHere(ctx, r, ix)
 	}
 	params := d.rules.Search.CompartmentParams(typ)
-	held := false
+	held, named := false, false
 	for _, ref := range ix.References {
 		if ref.Type != "Patient" || !slices.Contains(params, ref.Param) {
 			continue
 		}
+		named = true
 		ok, err := d.relatedTo(ctx, r, ref.ID)
 		switch {
 		case err != nil:
@@ -548,7 +549,38 @@ func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id str
 		}
 		held = held || ok
 	}
-	return held, nil
+	if named {
+		return held, nil
+	}
+	// A resource may name its patient by identifier alone (a PAM
+	// response's subject by NHS number, which its hook resolves). It is
+	// then in no patient's compartment, so it cannot reach into an
+	// unrelated patient's record; it is the practitioner's when a patient
+	// they are related to has that identifier.
+	for _, tok := range ix.Tokens {
+		param, ok := strings.CutSuffix(tok.Param, ":identifier")
+		if !ok || !slices.Contains(params, param) {
+			continue
+		}
+		if ok, err := d.relatedByIdentifier(ctx, r, tok); ok || err != nil {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// relatedByIdentifier reports whether a patient the practitioner is
+// related to has the identifier tok (system and value; any system when it
+// has none).
+func (d *decider) relatedByIdentifier(ctx context.Context, r store.Reader, tok store.Token) (bool, error) {
+	id := store.TokenMatch{System: tok.System, Code: tok.Code, AnySystem: tok.System == ""}
+	found, err := r.Search(ctx, store.Query{Type: "Patient", Count: 1, Where: []store.Clause{
+		{Param: "identifier", Tokens: []store.TokenMatch{id}}, d.relatedPatient(),
+	}})
+	if err != nil {
+		return false, fmt.Errorf("access: find a related patient by identifier: %w", err)
+	}
+	return len(found) == 1, nil
 }
 
 // claimsRelationship reports whether a version of typ with index ix makes
