@@ -73,6 +73,7 @@ func TestPAMSubjectOfTheWriter(t *testing.T) {
 		c.put(`{"resourceType":"Patient","id":"ward","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000025"}],"name":[{"family":"Ward","given":["Pat"]}],"birthDate":"1948-03-12","generalPractitioner":[{"reference":"Organization/y12345"}]}`)
 		c.put(`{"resourceType":"Patient","id":"lee","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"family":"Lee","given":["Pat"]}],"birthDate":"1946-05-05","generalPractitioner":[{"reference":"Organization/y99999"}]}`)
 		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[{"member":{"reference":"Practitioner/cc"}}]}`)
+		var ccResponse string
 		for i, writer := range []struct{ token, author string }{{"ward-app", "Patient/ward"}, {"cc", "Practitioner/cc"}} {
 			byNHS := func(nhs string) string {
 				qr := strings.Replace(pamResponse("", "completed", "2026-11-01T10:00:00Z", "3", "50"), `"subject":{"reference":"Patient/ward"}`,
@@ -90,6 +91,9 @@ func TestPAMSubjectOfTheWriter(t *testing.T) {
 			}
 			written := c.do("POST", "/QuestionnaireResponse", byNHS("9000000025")).want(http.StatusCreated)
 			c.do("GET", "/QuestionnaireResponse/"+str(written, "id"), "").want(http.StatusOK)
+			if writer.token == "cc" {
+				ccResponse = str(written, "id")
+			}
 			c.token = ""
 			for patient, want := range map[string]int{"lee": 0, "ward": 2 * (i + 1)} {
 				b := c.do("GET", "/Observation?subject=Patient/"+patient+"&code="+care.SystemPAM+"|", "").want(http.StatusOK)
@@ -98,6 +102,11 @@ func TestPAMSubjectOfTheWriter(t *testing.T) {
 				}
 			}
 		}
+		// Once the coordinator's part in the team has ended, the response
+		// naming Ward by NHS number is out of their reach.
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[{"member":{"reference":"Practitioner/cc"},"period":{"end":"2020-01-01"}}]}`)
+		c.token = "cc"
+		c.do("GET", "/QuestionnaireResponse/"+ccResponse, "").want(http.StatusNotFound)
 	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
 }
 

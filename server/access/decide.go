@@ -574,8 +574,12 @@ func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id str
 // has none).
 func (d *decider) relatedByIdentifier(ctx context.Context, r store.Reader, tok store.Token) (bool, error) {
 	id := store.TokenMatch{System: tok.System, Code: tok.Code, AnySystem: tok.System == ""}
+	lapsed, err := d.allLapsedTeams(ctx, r)
+	if err != nil {
+		return false, err
+	}
 	found, err := r.Search(ctx, store.Query{Type: "Patient", Count: 1, Where: []store.Clause{
-		{Param: "identifier", Tokens: []store.TokenMatch{id}}, d.relatedPatient(),
+		{Param: "identifier", Tokens: []store.TokenMatch{id}}, d.relatedPatient(lapsed),
 	}})
 	if err != nil {
 		return false, fmt.Errorf("access: find a related patient by identifier: %w", err)
