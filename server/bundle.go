@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -307,6 +308,9 @@ type unit struct {
 	// the first in processing order, whose resource a conditional
 	// reference with the same criteria names (see writesMatching).
 	established map[string]*entry
+	// byFullURL maps the fullUrl of each POST, PUT and PATCH to it, for the
+	// placeholders of conditional criteria (see settleCriteria).
+	byFullURL map[string]*entry
 	// work prepares the writes of POSTs and PUTs (see prepare).
 	work *parallel
 }
@@ -344,6 +348,16 @@ type entryResult struct {
 	// as sent, for matching conditional criteria in memory (see
 	// writesMatching); nil until asked for.
 	index *store.Index
+	// criteria are the entry's conditional criteria (ifNoneExist, or
+	// those of a conditional update, patch or delete) and establishes
+	// their criteriaKey, with placeholders replaced (see
+	// settleCriteria); query is so a GET's query, nil if it has none.
+	criteria    *store.Query
+	establishes string
+	query       url.Values
+	// settling is set while the entry's identity is being settled, and
+	// settled once it is (see identify).
+	settling, settled bool
 }
 
 // newUnit prepares entries to run in tx. fullURLs, for a batch, are the
@@ -356,8 +370,15 @@ func (a *api) newUnit(c *gin.Context, tx store.Tx, entries []*entry, fullURLs ma
 	u.refs.others = fullURLs
 	u.refs.conditional = u.conditionalRef
 	u.refs.version = u.version
+	u.byFullURL = make(map[string]*entry)
 	for _, e := range entries {
-		r := &entryResult{res: e.res, job: -1}
+		if e.fullURL != "" && (e.method == http.MethodPost || e.method == http.MethodPut || e.method == http.MethodPatch) {
+			u.byFullURL[e.fullURL] = e
+		}
+		r := &entryResult{res: e.res, job: -1, criteria: e.target.criteria, establishes: e.establishes}
+		if e.method == http.MethodPost {
+			r.criteria = e.ifNoneExist
+		}
 		if fresh && e.res != nil {
 			// The entry decoded when the bundle was read; so does the copy.
 			if res, err := decodeEntry(e.raw, e.target.typ); err == nil {
@@ -381,9 +402,9 @@ func (u *unit) run(ctx context.Context) error {
 	order := processingOrder(u.entries)
 	if err := u.steps(ctx, order, []step{
 		{[]string{http.MethodDelete}, u.delete},
-		{[]string{http.MethodPost}, u.identifyCreate},
-		{[]string{http.MethodPut}, u.identifyUpdate},
-		{[]string{http.MethodPatch}, u.identifyPatch},
+		{[]string{http.MethodPost}, u.identify},
+		{[]string{http.MethodPut}, u.identify},
+		{[]string{http.MethodPatch}, u.identify},
 		{[]string{http.MethodPost, http.MethodPut}, u.resolve},
 	}); err != nil {
 		return err
@@ -421,9 +442,15 @@ func (u *unit) steps(ctx context.Context, order []*entry, steps []step) error {
 				continue
 			}
 			if err := step.do(e.context(ctx), e, u.results[e]); err != nil {
-				var ce *conflictingEntries
-				if errors.As(err, &ce) {
+				var (
+					ce *conflictingEntries
+					ee *entryError // of an entry settled on the way (identityOf)
+				)
+				switch {
+				case errors.As(err, &ce):
 					return ce.err
+				case errors.As(err, &ee):
+					return ee
 				}
 				return &entryError{entry: e, err: err}
 			}
@@ -525,7 +552,10 @@ func (u *unit) delete(ctx context.Context, e *entry, r *entryResult) error {
 	typ := e.target.typ
 	r.status = http.StatusNoContent
 	if e.conditional() {
-		v, err := u.a.svc.conditionalDeleteIn(ctx, u.tx, typ, e.target.criteria, e.versionMatch())
+		if err := u.settleCriteria(ctx, e, r); err != nil {
+			return err
+		}
+		v, err := u.a.svc.conditionalDeleteIn(ctx, u.tx, typ, r.criteria, e.versionMatch())
 		if err != nil || v == nil {
 			return err
 		}
@@ -537,6 +567,30 @@ func (u *unit) delete(ctx context.Context, e *entry, r *entryResult) error {
 	}
 	v, err := u.a.svc.deleteIn(ctx, u.tx, typ, e.target.id, e.ifMatch)
 	r.v = v
+	return err
+}
+
+// identify settles the identity of the resource a POST, PUT or PATCH
+// writes, once: the criteria of another entry of its step may have
+// settled it first (see identityOf).
+func (u *unit) identify(ctx context.Context, e *entry, r *entryResult) error {
+	if r.settled {
+		return nil
+	}
+	r.settling = true
+	if err := u.settleCriteria(ctx, e, r); err != nil {
+		return err
+	}
+	var err error
+	switch e.method {
+	case http.MethodPost:
+		err = u.identifyCreate(ctx, e, r)
+	case http.MethodPut:
+		err = u.identifyUpdate(ctx, e, r)
+	case http.MethodPatch:
+		err = u.identifyPatch(ctx, e, r)
+	}
+	r.settling, r.settled = false, err == nil
 	return err
 }
 
@@ -566,11 +620,11 @@ func (u *unit) identifyCreate(ctx context.Context, e *entry, r *entryResult) err
 // own criteria would find what the create writes, or what it finds.
 // Several matches are 412.
 func (u *unit) settleCreate(ctx context.Context, e *entry, r *entryResult) error {
-	match, err := matchOne(ctx, u.tx, e.ifNoneExist, "ifNoneExist")
+	match, err := matchOne(ctx, u.tx, r.criteria, "ifNoneExist")
 	if err != nil {
 		return err
 	}
-	others, err := u.writesMatching(ctx, e, e.ifNoneExist, e.establishes)
+	others, err := u.writesMatching(ctx, e, r.criteria, r.establishes)
 	if err != nil {
 		return err
 	}
@@ -590,22 +644,22 @@ func (u *unit) settleCreate(ctx context.Context, e *entry, r *entryResult) error
 	case len(others) == 1:
 		r.id, r.exists, r.same = u.writtenID(others[0]), true, others[0]
 	default:
-		u.establish(e)
+		u.establish(e, r)
 	}
 	return nil
 }
 
 // establish records that e, a conditional create or update whose criteria
 // matched nothing, writes the resource its conditional URL names.
-func (u *unit) establish(e *entry) {
-	if e.establishes == "" {
+func (u *unit) establish(e *entry, r *entryResult) {
+	if r.establishes == "" {
 		return
 	}
 	if u.established == nil {
 		u.established = make(map[string]*entry)
 	}
-	if _, ok := u.established[e.establishes]; !ok {
-		u.established[e.establishes] = e
+	if _, ok := u.established[r.establishes]; !ok {
+		u.established[r.establishes] = e
 	}
 }
 
@@ -613,7 +667,7 @@ func (u *unit) establish(e *entry) {
 func (u *unit) identifyUpdate(ctx context.Context, e *entry, r *entryResult) error {
 	r.id = e.target.id
 	if e.conditional() {
-		id, matched, err := updateTarget(ctx, u.tx, e.target.typ, r.res, e.target.criteria)
+		id, matched, err := updateTarget(ctx, u.tx, e.target.typ, r.res, r.criteria)
 		if err != nil {
 			return err
 		}
@@ -622,7 +676,7 @@ func (u *unit) identifyUpdate(ctx context.Context, e *entry, r *entryResult) err
 		}
 		// A resource another entry writes that the criteria match would
 		// be written twice: refused, whatever the order of the entries.
-		others, err := u.writesMatching(ctx, e, e.target.criteria, e.establishes)
+		others, err := u.writesMatching(ctx, e, r.criteria, r.establishes)
 		if err != nil {
 			return err
 		}
@@ -630,7 +684,7 @@ func (u *unit) identifyUpdate(ctx context.Context, e *entry, r *entryResult) err
 			return overlap(others[0], e, "would write the same "+e.target.typ+": the criteria of one match the resource the other writes")
 		}
 		if !matched {
-			u.establish(e)
+			u.establish(e, r)
 		}
 		r.id = id
 	}
@@ -645,7 +699,7 @@ func (u *unit) identifyUpdate(ctx context.Context, e *entry, r *entryResult) err
 func (u *unit) identifyPatch(ctx context.Context, e *entry, r *entryResult) error {
 	r.id = e.target.id
 	if e.conditional() {
-		id, err := patchTarget(ctx, u.tx, e.target.typ, e.target.criteria)
+		id, err := patchTarget(ctx, u.tx, e.target.typ, r.criteria)
 		if err != nil {
 			return err
 		}
@@ -716,6 +770,12 @@ func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
 	if !isServed(typ) {
 		return "", errorf(http.StatusBadRequest, "not-supported", "conditional reference %q: resource type %q is not served here", truncate(ref, 200), typ)
 	}
+	// Placeholders stand for what they name: every identity is settled
+	// by now.
+	query, _, _ = replacePlaceholders(query, func(value string) (string, bool, error) {
+		to, ok := u.refs.ids[value]
+		return to, ok, nil
+	})
 	criteria, err := u.a.parseCriteria(typ, query, "conditional reference")
 	if err != nil {
 		return "", err

@@ -50,6 +50,8 @@ type entry struct {
 	newID       string
 	ifMatch     int64
 	ifNoneExist *store.Query
+	// ifNoneExistRaw is request.ifNoneExist as sent.
+	ifNoneExistRaw string
 	// establishes is the conditional URL (criteriaKey) of a conditional
 	// create or update: when nothing matches it, the resource the entry
 	// writes is what a conditional reference with the same criteria names.
@@ -112,6 +114,19 @@ func (e *entry) interaction() access.Interaction {
 // what its reads and writes need.
 func (e *entry) context(ctx context.Context) context.Context {
 	return access.WithInteraction(ctx, e.interaction())
+}
+
+// criteriaRaw is the query string of the entry's criteria as sent: its
+// ifNoneExist, the criteria of a conditional update, patch or delete, or
+// the query of a GET or HEAD; "" if none.
+func (e *entry) criteriaRaw() string {
+	switch {
+	case e.method == http.MethodPost:
+		return e.ifNoneExistRaw
+	case e.method == http.MethodGet || e.method == http.MethodHead || e.conditional():
+		return e.target.rawQuery
+	}
+	return ""
 }
 
 // conditional reports whether a PUT, PATCH or DELETE names its target by
@@ -308,6 +323,7 @@ func (a *api) checkEntry(e *entry, we wireEntry, base string) error {
 		if e.ifNoneExist, err = a.parseCriteria(t.typ, req.IfNoneExist, "ifNoneExist"); err != nil {
 			return err
 		}
+		e.ifNoneExistRaw = req.IfNoneExist
 		e.establishes = criteriaKey(t.typ, req.IfNoneExist)
 	}
 	if e.method == http.MethodPut && t.criteria != nil {

@@ -33,6 +33,9 @@ func (b *readBudget) spend(n int) error {
 // transaction it sees the transaction's writes. What a GET returns counts
 // against the Bundle's budget of reads.
 func (u *unit) read(ctx context.Context, e *entry, r *entryResult) error {
+	if err := u.settleCriteria(ctx, e, r); err != nil {
+		return err
+	}
 	if e.method == http.MethodHead {
 		return u.readTarget(ctx, e, r)
 	}
@@ -47,6 +50,9 @@ func (u *unit) read(ctx context.Context, e *entry, r *entryResult) error {
 
 func (u *unit) readTarget(ctx context.Context, e *entry, r *entryResult) error {
 	t := e.target
+	if r.query != nil {
+		t.query = r.query // with placeholders replaced
+	}
 	switch t.kind {
 	case targetInstance, targetVersion:
 		var (

@@ -1,0 +1,86 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestTransactionPlaceholdersInCriteria names entries by their fullUrl in
+// conditional criteria and GET queries: the value stands for the Type/id
+// the entry's resource is given, so a Bundle loaded twice creates each
+// resource once, and a conditional update finds the Observation of the
+// patient a conditional create finds.
+func TestTransactionPlaceholdersInCriteria(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const (
+			pat = "urn:uuid:6a1d0c3e-0000-4000-8000-000000000001"
+			obs = "urn:uuid:6a1d0c3e-0000-4000-8000-000000000002"
+		)
+		observation := func(value string) string {
+			return `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"` + pat + `"},"valueString":"` + value + `"}`
+		}
+		// The Observation comes first: its criteria settle the Patient's
+		// identity before its own.
+		load := txBundle("transaction",
+			txEntry(obs, "POST", "Observation", observation("first"), "ifNoneExist", "subject="+pat+"&code=http://loinc.org|8867-4"),
+			txEntry(pat, "POST", "Patient", patientWith("", "ph1", "Placeholder"), "ifNoneExist", "identifier=urn:test|ph1"),
+			txEntry("", "GET", "Observation?subject="+pat, ""))
+		first := c.bundle(load)
+		checkStatuses(t, first, "201 Created", "201 Created", "200 OK")
+		patient := "Patient/" + str(first.resource(t, 1), "id")
+		if got := str(first.resource(t, 0), "subject", "reference"); got != patient {
+			t.Errorf("subject %q, want %q", got, patient)
+		}
+		if got, _ := first.resource(t, 2)["entry"].([]any); len(got) != 1 {
+			t.Errorf("GET Observation?subject=placeholder: %d entries, want 1", len(got))
+		}
+		again := c.bundle(load)
+		checkStatuses(t, again, "200 OK", "200 OK", "200 OK")
+		if again.Entry[0].Response.Location != first.Entry[0].Response.Location {
+			t.Errorf("loaded again: Observation %q, want %q", again.Entry[0].Response.Location, first.Entry[0].Response.Location)
+		}
+		for _, q := range []string{"/Patient?identifier=urn:test|ph1&_summary=count", "/Observation?subject=" + patient + "&_summary=count"} {
+			if b := c.do("GET", q, "").want(t, http.StatusOK).json(t); b["total"] != float64(1) {
+				t.Errorf("%s: %v, want 1", q, b["total"])
+			}
+		}
+
+		// A conditional update naming the patient found finds its
+		// Observation.
+		resp := c.bundle(txBundle("transaction",
+			txEntry(pat, "POST", "Patient", patientWith("", "ph1", "Placeholder"), "ifNoneExist", "identifier=urn:test|ph1"),
+			txEntry("", "PUT", "Observation?subject="+pat+"&code=http://loinc.org|8867-4", observation("updated"))))
+		checkStatuses(t, resp, "200 OK", "200 OK")
+		if resp.Entry[1].Response.Location != strings.Replace(first.Entry[0].Response.Location, "/_history/1", "/_history/2", 1) {
+			t.Errorf("conditional update wrote %q, want version 2 of %q", resp.Entry[1].Response.Location, first.Entry[0].Response.Location)
+		}
+
+		// Criteria that name each other, or an entry a later step
+		// settles, cannot be resolved: 400 saying where.
+		for name, tc := range map[string]struct {
+			entries []string
+			where   string
+		}{
+			"cycle": {[]string{
+				txEntry(pat, "POST", "Patient", patientWith("", "ph2", "Cycle"), "ifNoneExist", "identifier=urn:test|ph2&link="+obs),
+				txEntry(obs, "POST", "Observation", observation("cycle"), "ifNoneExist", "subject="+pat),
+			}, "Bundle.entry[1].request.ifNoneExist"},
+			"delete before the create": {[]string{
+				txEntry("", "DELETE", "Observation?subject="+pat, ""),
+				txEntry(pat, "POST", "Patient", patientWith("", "ph2", "Later"), "ifNoneExist", "identifier=urn:test|ph2"),
+			}, "Bundle.entry[0].request.url"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				r := c.do("POST", "", txBundle("transaction", tc.entries...)).want(t, http.StatusBadRequest)
+				r.outcome(t, "invalid", tc.where)
+				if b := c.do("GET", "/Patient?identifier=urn:test|ph2&_summary=count", "").want(t, http.StatusOK).json(t); b["total"] != float64(0) {
+					t.Errorf("%v Patients written by a failed transaction", b["total"])
+				}
+			})
+		}
+		if b := c.do("GET", "/Observation?subject="+patient+"&_summary=count", "").want(t, http.StatusOK).json(t); b["total"] != float64(1) {
+			t.Errorf("%v Observations, want 1", b["total"])
+		}
+	})
+}
