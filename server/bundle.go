@@ -308,6 +308,11 @@ type unit struct {
 	// the first in processing order, whose resource a conditional
 	// reference with the same criteria names (see writesMatching).
 	established map[string]*entry
+	// writeTokens indexes the POSTs and PUTs by the token values of the
+	// resources they carry, and unindexed are those whose resources could
+	// not be indexed (see candidates); nil until asked for.
+	writeTokens map[tokenKey][]*entry
+	unindexed   []*entry
 	// byFullURL maps the fullUrl of each POST, PUT and PATCH to it, for the
 	// placeholders of conditional criteria (see settleCriteria).
 	byFullURL map[string]*entry
@@ -813,11 +818,14 @@ func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
 // resources it points to or from, matches nothing there), or because they
 // are the conditional create or update of the conditional URL key that
 // matched nothing (established). Writers are the POSTs, but conditional
-// creates not yet settled or that found their match, and the PUTs.
+// creates not yet settled or that found their match, and the PUTs. Only
+// the candidates of q's token values are matched when it has a clause
+// that needs one (see writeTokens), so that a transaction of conditional
+// creates by identifier costs in proportion to its entries.
 func (u *unit) writesMatching(ctx context.Context, e *entry, q *store.Query, key string) ([]*entry, error) {
 	var out []*entry
 	now := u.a.svc.timestamp(ctx)
-	for _, o := range u.entries {
+	for _, o := range u.candidates(q, key) {
 		if o == e || o.err != nil || o.target.typ != q.Type || !u.writes(o) {
 			continue
 		}
@@ -834,6 +842,73 @@ func (u *unit) writesMatching(ctx context.Context, e *entry, q *store.Query, key
 		}
 	}
 	return out, nil
+}
+
+// tokenKey is a token value of a resource some entry writes: its type,
+// parameter and code.
+type tokenKey struct{ typ, param, code string }
+
+// candidates returns, in request order, the entries that may write a
+// resource matching q: those holding a token value that a clause of q
+// needs, and the established entry of key; all the entries when no clause
+// of q needs a token value.
+func (u *unit) candidates(q *store.Query, key string) []*entry {
+	c := tokenClause(q.Where)
+	if c == nil {
+		return u.entries
+	}
+	if u.writeTokens == nil {
+		u.indexWrites()
+	}
+	var out []*entry
+	for _, m := range c.Tokens {
+		out = append(out, u.writeTokens[tokenKey{q.Type, c.Param, m.Code}]...)
+	}
+	out = append(out, u.unindexed...)
+	if o := u.established[key]; key != "" && o != nil {
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(a, b *entry) int { return a.index - b.index })
+	return slices.Compact(out)
+}
+
+// tokenClause returns a clause of where that only a resource holding one
+// of its token codes can satisfy, or nil.
+func tokenClause(where []store.Clause) *store.Clause {
+	for i := range where {
+		c := &where[i]
+		if len(c.Tokens) == 0 || c.Not || c.Presence != store.PresenceAny || c.Chain != nil || c.Has != nil || c.Any != nil ||
+			c.Param == "_id" || c.Param == "_lastUpdated" ||
+			slices.ContainsFunc(c.Tokens, func(m store.TokenMatch) bool { return m.AnyCode }) {
+			continue
+		}
+		return c
+	}
+	return nil
+}
+
+// indexWrites indexes by token value the resources the POSTs and PUTs of
+// the unit carry, as sent. An entry whose resource cannot be indexed is
+// left among the candidates of every query, so that writesMatching reports
+// the failure as it would.
+func (u *unit) indexWrites() {
+	u.writeTokens = make(map[tokenKey][]*entry)
+	for _, o := range u.entries {
+		if o.err != nil || (o.method != http.MethodPost && o.method != http.MethodPut) {
+			continue
+		}
+		ix, err := u.indexOf(o)
+		if err != nil {
+			u.unindexed = append(u.unindexed, o)
+			continue
+		}
+		for _, t := range ix.Tokens {
+			k := tokenKey{o.target.typ, t.Param, t.Code}
+			if list := u.writeTokens[k]; len(list) == 0 || list[len(list)-1] != o {
+				u.writeTokens[k] = append(list, o)
+			}
+		}
+	}
 }
 
 // writes reports whether e writes a resource, as far as is settled: a

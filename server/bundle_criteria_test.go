@@ -84,3 +84,51 @@ func TestTransactionPlaceholdersInCriteria(t *testing.T) {
 		}
 	})
 }
+
+// TestTransactionConditionalWritesByToken matches conditional criteria
+// against the resources a transaction writes, where those are looked up by
+// their token values: codes with or without a system, criteria with a
+// token and another clause, criteria without a token, and two writes that
+// the criteria match (412), or two conditional updates matching each other
+// (400).
+func TestTransactionConditionalWritesByToken(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		plain := func(value, family string) string {
+			return txEntry("", "POST", "Patient", patientWith("", value, family))
+		}
+		ensure := func(criteria, value, family string) string {
+			return txEntry("", "POST", "Patient", patientWith("", value, family), "ifNoneExist", criteria)
+		}
+		resp := c.bundle(txBundle("transaction",
+			plain("t1", "One"),
+			ensure("identifier=t1", "t1", "AnySystem"),
+			ensure("identifier=urn:test|t1&family=Other", "t1x", "Other"),
+			ensure("family=One", "t1y", "ByName"),
+			ensure("identifier=urn:other|t1", "t1z", "OtherSystem"),
+			ensure("identifier=urn:test|t2", "t2", "Two"),
+			ensure("identifier=urn:test|t2,urn:test|t3", "t2", "TwoAgain")))
+		checkStatuses(t, resp, "201 Created", "200 OK", "201 Created", "200 OK", "201 Created", "201 Created", "200 OK")
+		one := resp.Entry[0].Response.Location
+		for _, i := range []int{1, 3} {
+			if got := resp.Entry[i].Response.Location; got != one {
+				t.Errorf("entry %d found %q, want %q", i, got, one)
+			}
+		}
+		if resp.Entry[6].Response.Location != resp.Entry[5].Response.Location {
+			t.Errorf("entry 6 found %q, want %q", resp.Entry[6].Response.Location, resp.Entry[5].Response.Location)
+		}
+
+		r := c.do("POST", "", txBundle("transaction", plain("t4", "A"), plain("t4", "B"),
+			ensure("identifier=urn:test|t4", "t4", "C"))).want(t, http.StatusPreconditionFailed)
+		r.outcome(t, "multiple-matches", "Bundle.entry[2]")
+		r = c.do("POST", "", txBundle("transaction",
+			txEntry("", "PUT", "Patient?identifier=urn:test|t5", patientWith("", "t6", "A")),
+			txEntry("", "PUT", "Patient?identifier=urn:test|t6", patientWith("", "t5", "B")))).want(t, http.StatusBadRequest)
+		r.outcome(t, "invalid", "Bundle.entry[1]")
+		for _, v := range []string{"t4", "t5", "t6"} {
+			if b := c.do("GET", "/Patient?identifier=urn:test|"+v+"&_summary=count", "").want(t, http.StatusOK).json(t); b["total"] != float64(0) {
+				t.Errorf("%s: %v Patients written by a failed transaction", v, b["total"])
+			}
+		}
+	})
+}
