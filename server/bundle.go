@@ -777,7 +777,7 @@ func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
 	}
 	// Placeholders stand for what they name: every identity is settled
 	// by now.
-	query, _, _ = replacePlaceholders(query, func(value string) (string, bool, error) {
+	query, _, _ = u.a.replacePlaceholders(typ, query, func(value string) (string, bool, error) {
 		to, ok := u.refs.ids[value]
 		return to, ok, nil
 	})

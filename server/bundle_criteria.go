@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"carefhir/fhir"
 )
 
 // Placeholders in conditional criteria. The criteria of a conditional
@@ -37,7 +39,11 @@ func (u *unit) settleCriteria(ctx context.Context, e *entry, r *entryResult) err
 		return nil
 	}
 	field, where := criteriaWhere(e)
-	replaced, changed, err := replacePlaceholders(raw, func(value string) (string, bool, error) {
+	searched := e.target.typ
+	if e.target.kind == targetCompartment {
+		searched = e.target.compartment
+	}
+	replaced, changed, err := u.a.replacePlaceholders(searched, raw, func(value string) (string, bool, error) {
 		o, ok := u.byFullURL[value]
 		if !ok {
 			return "", false, nil
@@ -82,6 +88,10 @@ func (u *unit) identityOf(ctx context.Context, e, o *entry, field, where string)
 		return o.target.typ + "/" + o.newID, nil
 	case (o.method == http.MethodPut || o.method == http.MethodPatch) && !o.conditional():
 		return o.target.typ + "/" + o.target.id, nil
+	case o == e:
+		return "", errorf(http.StatusBadRequest, "invalid",
+			"%s names %q, the entry's own fullUrl: the criteria select the resource that settles what it names",
+			field, truncate(o.fullURL, 100)).at(where)
 	case r.settling:
 		return "", errorf(http.StatusBadRequest, "invalid",
 			"%s names %q, the fullUrl of %s, whose identity depends on this entry's: conditional criteria that name each other cannot be resolved",
@@ -101,14 +111,16 @@ func (u *unit) identityOf(ctx context.Context, e, o *entry, field, where string)
 		field, truncate(o.fullURL, 100), o.label()).at(where)
 }
 
-// replacePlaceholders returns the query string raw with each value, or
-// item of a comma-separated list of values, for which to returns a
-// replacement replaced; changed is false when none is.
-func replacePlaceholders(raw string, to func(value string) (string, bool, error)) (out string, changed bool, err error) {
+// replacePlaceholders returns raw, a query string searching typ, with
+// each value of a reference parameter, or item of a comma-separated list
+// of them, for which to returns a replacement replaced; changed is false
+// when none is. Other values are left alone: an identifier's value may be
+// a urn:uuid that is also a fullUrl.
+func (a *api) replacePlaceholders(typ, raw string, to func(value string) (string, bool, error)) (out string, changed bool, err error) {
 	params := strings.Split(raw, "&")
 	for i, p := range params {
 		name, value, ok := strings.Cut(p, "=")
-		if !ok {
+		if !ok || !a.referenceParam(typ, name) {
 			continue
 		}
 		decoded, err := url.QueryUnescape(value)
@@ -131,4 +143,21 @@ func replacePlaceholders(raw string, to func(value string) (string, bool, error)
 		}
 	}
 	return strings.Join(params, "&"), changed, nil
+}
+
+// referenceParam reports whether name, a parameter of a query string
+// searching typ as written there, takes references as values: a reference
+// parameter, with no modifier or a type modifier (subject:Patient), not
+// chained.
+func (a *api) referenceParam(typ, name string) bool {
+	name, err := url.QueryUnescape(name)
+	if err != nil {
+		return false
+	}
+	code, modifier, _ := strings.Cut(name, ":")
+	if strings.Contains(code, ".") || modifier != "" && !fhir.IsResourceType(modifier) {
+		return false
+	}
+	p, ok := a.search.Param(typ, code)
+	return ok && p.Type == "reference"
 }

@@ -56,8 +56,16 @@ func TestTransactionPlaceholdersInCriteria(t *testing.T) {
 			t.Errorf("conditional update wrote %q, want version 2 of %q", resp.Entry[1].Response.Location, first.Entry[0].Response.Location)
 		}
 
-		// Criteria that name each other, or an entry a later step
-		// settles, cannot be resolved: 400 saying where.
+		// Only references stand for an entry: an identifier whose value is
+		// the entry's own fullUrl is searched as it is.
+		const doc = "urn:uuid:6a1d0c3e-0000-4000-8000-000000000003"
+		byIdentifier := txBundle("transaction", txEntry(doc, "POST", "Patient",
+			`{"resourceType":"Patient","identifier":[{"system":"urn:ietf:rfc:3986","value":"`+doc+`"}]}`, "ifNoneExist", "identifier="+doc))
+		checkStatuses(t, c.bundle(byIdentifier), "201 Created")
+		checkStatuses(t, c.bundle(byIdentifier), "200 OK")
+
+		// Criteria that name each other, their own entry, or an entry a
+		// later step settles, cannot be resolved: 400 saying where.
 		for name, tc := range map[string]struct {
 			entries []string
 			where   string
@@ -66,6 +74,9 @@ func TestTransactionPlaceholdersInCriteria(t *testing.T) {
 				txEntry(pat, "POST", "Patient", patientWith("", "ph2", "Cycle"), "ifNoneExist", "identifier=urn:test|ph2&link="+obs),
 				txEntry(obs, "POST", "Observation", observation("cycle"), "ifNoneExist", "subject="+pat),
 			}, "Bundle.entry[1].request.ifNoneExist"},
+			"own entry": {[]string{
+				txEntry(pat, "PUT", "Patient?identifier=urn:test|ph2&link="+pat, patientWith("", "ph2", "Own")),
+			}, "Bundle.entry[0].request.url"},
 			"delete before the create": {[]string{
 				txEntry("", "DELETE", "Observation?subject="+pat, ""),
 				txEntry(pat, "POST", "Patient", patientWith("", "ph2", "Later"), "ifNoneExist", "identifier=urn:test|ph2"),
