@@ -105,6 +105,10 @@ func newEnv(t testing.TB, st store.Store, opts ...func(*server.Config)) *env {
 		"other": {"sub": "other", "scope": "system/*.rs"},
 		"nurse": {"sub": "nurse", "scope": "user/*.rs"},
 		"lab":   {"sub": "lab", "scope": "system/Observation.rs"},
+		// Later tokens of admin's client, allowed less.
+		"admin-patients": {"sub": "admin", "scope": "system/Patient.rs"},
+		"admin-lab":      {"sub": "admin", "scope": "system/Patient.rs system/Observation.rs?category=laboratory"},
+		"admin-vitals":   {"sub": "admin", "scope": "system/Observation.rs?category=vital-signs"},
 	} {
 		e.tokens[name] = idp.Sign(t, authtest.Claims(issuer, root+"/fhir", claims))
 	}

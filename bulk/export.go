@@ -296,7 +296,7 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 		return nil, operation.Errorf(403, "forbidden", "", "bulk export needs a token with system/ scopes (a backend-services client)")
 	}
 	e.ensureSettled(ctx)
-	j := &job{State: stateRunning, Owner: ownerKey(p), Holder: e.cfg.Holder}
+	j := &job{State: stateRunning, Owner: ownerKey(p), Reach: reachOf(p), Holder: e.cfg.Holder}
 	switch {
 	case inv.Type == "":
 		j.Level = "system"

@@ -103,6 +103,67 @@ func TestSystemExport(t *testing.T) {
 	})
 }
 
+// TestFilesNeedTheScopesOfTheExport: a later token of the client that
+// started an export, allowed less (its registration narrowed, or fewer
+// scopes asked for), reads the status but is refused each file holding a
+// type it may not search as far as the token of the kick-off could.
+func TestFilesNeedTheScopesOfTheExport(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Observation/o1", observation("o1", "p1", "laboratory"))
+		e.put("/Observation/o2", observation("o2", "p1", "vital-signs"))
+		since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+		status := e.kickOff("admin", "/$export?_type=Patient,Observation&_since="+since)
+		m := e.wait("admin", status)
+		if len(m.Output) != 2 || len(m.Deleted) != 0 {
+			t.Fatalf("manifest %+v", m)
+		}
+		for _, who := range []string{"admin-patients", "admin-lab", "admin-vitals"} {
+			if r := e.do(who, "GET", status, ""); r.status != 200 {
+				t.Errorf("status as %s: %d %s", who, r.status, r.body)
+			}
+		}
+		for _, o := range m.Output {
+			for who, want := range map[string]int{"admin": 200, "admin-patients": 403, "admin-lab": 403, "admin-vitals": 403} {
+				if o.Type == "Patient" && who != "admin-vitals" {
+					want = 200
+				}
+				r := e.do(who, "GET", o.URL, "")
+				if r.status != want || want == 403 && (strings.Contains(r.body, `"o1"`) || !strings.Contains(r.body, "OperationOutcome") ||
+					r.header.Get("WWW-Authenticate") != `Bearer error="insufficient_scope"`) {
+					t.Errorf("%s file as %s: %d %s, want %d", o.Type, who, r.status, r.body, want)
+				}
+			}
+		}
+
+		// An export under a restricted scope is for a token restricted as
+		// much, or unrestricted.
+		m = e.wait("admin-lab", e.kickOff("admin-lab", "/$export?_type=Observation"))
+		if len(m.Output) != 1 || m.Output[0].Count != 1 {
+			t.Fatalf("restricted export: %+v", m)
+		}
+		for who, want := range map[string]int{"admin": 200, "admin-lab": 200, "admin-vitals": 403, "admin-patients": 403} {
+			if r := e.do(who, "GET", m.Output[0].URL, ""); r.status != want {
+				t.Errorf("restricted export's file as %s: %d, want %d", who, r.status, want)
+			}
+		}
+
+		// The deleted file names resources of every type exported.
+		if r := e.do("admin", "DELETE", "/Observation/o2", ""); r.status != 200 && r.status != 204 {
+			t.Fatalf("DELETE: %d", r.status)
+		}
+		m = e.wait("admin", e.kickOff("admin", "/$export?_type=Patient,Observation&_since="+since))
+		if len(m.Deleted) != 1 {
+			t.Fatalf("manifest %+v", m)
+		}
+		for who, want := range map[string]int{"admin": 200, "admin-patients": 403} {
+			if r := e.do(who, "GET", m.Deleted[0].URL, ""); r.status != want {
+				t.Errorf("deleted file as %s: %d, want %d", who, r.status, want)
+			}
+		}
+	})
+}
+
 // TestExportRefused: bulk export needs system/ scopes; bad parameters are
 // 400 and start nothing.
 func TestExportRefused(t *testing.T) {

@@ -158,6 +158,12 @@ func (e *Exporter) file(w http.ResponseWriter, r *http.Request) {
 	name := r.URL.Query().Get("file")
 	for _, o := range slices.Concat(j.Output, j.Errors, j.Deleted) {
 		if o.File == name && j.State == stateComplete {
+			if err := mayDownload(r.Context(), j, o); err != nil {
+				// RFC 6750 §3.1, as every 403 to a token.
+				w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+				outcome(w, http.StatusForbidden, "forbidden", err.Error())
+				return
+			}
 			f, err := os.Open(filepath.Join(e.jobDir(id), name))
 			if err != nil {
 				outcome(w, http.StatusNotFound, "not-found", "the file is no longer held by this server")
@@ -177,6 +183,35 @@ func (e *Exporter) file(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	outcome(w, http.StatusNotFound, "not-found", "export job "+strconv.Quote(id)+" has no file "+strconv.Quote(name))
+}
+
+// mayDownload returns why the request's token may not have file o of j,
+// or nil. The token is the owner's client's, but may allow less than the
+// one that started the job (its registration narrowed, or fewer scopes
+// asked for): it must allow the search of each type the file holds as
+// far as the job's token did. An output file holds one type; the deleted
+// file names resources of every type of the job; the error file says
+// only which types were not exported.
+func mayDownload(ctx context.Context, j *job, o output) error {
+	var types []string
+	switch {
+	case slices.Contains(j.Output, o):
+		types = []string{o.Type}
+	case slices.Contains(j.Deleted, o):
+		types = j.Types
+	}
+	had, err := j.Reach.principal()
+	if err != nil {
+		return err
+	}
+	p := access.PrincipalFrom(ctx)
+	for _, typ := range types {
+		if !p.Reaches(had, typ, access.Search) {
+			return fmt.Errorf("the file holds %s resources exported under the scopes %q; the access token's scopes %q do not allow the search of all of them",
+				typ, had.ScopeString(), p.ScopeString())
+		}
+	}
+	return nil
 }
 
 // disclose records, for the request's audit, that it sends file name of

@@ -24,8 +24,12 @@ const (
 
 // job is an export job as recorded.
 type job struct {
-	State   string `json:"state"`
-	Owner   string `json:"owner"` // who started it (ownerKey)
+	State string `json:"state"`
+	Owner string `json:"owner"` // who started it (ownerKey)
+	// Reach is what the owner's token allowed at the kick-off, which the
+	// job read as: a file is sent only to a token allowing as much of
+	// its types. Nil for the open principal.
+	Reach   *reach `json:"reach,omitempty"`
 	Request string `json:"request"`
 	// TransactionTime is the instant the export is a snapshot of.
 	TransactionTime time.Time `json:"transactionTime"`
@@ -65,6 +69,34 @@ func ownerKey(p *access.Principal) string {
 		return "open"
 	}
 	return p.Issuer + "|" + p.Subject + "|" + p.ClientID
+}
+
+// reach is the part of a principal that says what it may read.
+type reach struct {
+	Scopes       string `json:"scopes"`
+	Patient      string `json:"patient,omitempty"`
+	FHIRUser     string `json:"fhirUser,omitempty"`
+	Organization string `json:"organization,omitempty"`
+}
+
+func reachOf(p *access.Principal) *reach {
+	if p.Open {
+		return nil
+	}
+	return &reach{Scopes: p.ScopeString(), Patient: p.Patient, FHIRUser: p.FHIRUser, Organization: p.Organization}
+}
+
+// principal is who started the job as far as what it may read goes: the
+// open principal, or one of the scopes recorded.
+func (r *reach) principal() (*access.Principal, error) {
+	if r == nil {
+		return access.OpenPrincipal(""), nil
+	}
+	scopes, _, err := access.ParseScopes(r.Scopes)
+	if err != nil {
+		return nil, fmt.Errorf("the scopes of the export: %w", err)
+	}
+	return &access.Principal{Scopes: scopes, Patient: r.Patient, FHIRUser: r.FHIRUser, Organization: r.Organization}, nil
 }
 
 func jobIndex(j *job) store.Index {

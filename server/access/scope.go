@@ -3,6 +3,7 @@ package access
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -214,4 +215,45 @@ func formatScope(s Scope) string {
 		raw += "?" + s.Query.Encode()
 	}
 	return raw
+}
+
+// Reaches reports whether p reaches, of typ with perm, everything had
+// reached: each scope of had granting perm on typ is matched by one of p
+// of the same context granting perm on typ, unrestricted or with the same
+// restriction, for the same patient (patient/) or the same user acting for
+// the same organisation (user/). It is how work done under one token (the
+// files of a bulk export) is given only to a later token allowed at least
+// as much, when the two are of one client whose scopes may have narrowed.
+func (p *Principal) Reaches(had *Principal, typ string, perm Perm) bool {
+	switch {
+	case p.unrestricted():
+		return true
+	case had.unrestricted():
+		return false
+	}
+	for _, h := range had.Scopes {
+		if h.Perms&perm == 0 || !h.Covers(typ) {
+			continue
+		}
+		if !slices.ContainsFunc(p.Scopes, func(s Scope) bool {
+			return s.Context == h.Context && s.Perms&perm != 0 && s.Covers(typ) &&
+				(len(s.Query) == 0 || sameQuery(s.Query, h.Query)) && p.sameParty(had, s.Context)
+		}) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameParty reports whether scopes of context reach the same records for
+// p as for other: a patient/ scope is of the patient in context, a user/
+// scope of the user and the organisation they act for.
+func (p *Principal) sameParty(other *Principal, context Context) bool {
+	switch context {
+	case PatientContext:
+		return p.Patient == other.Patient
+	case UserContext:
+		return p.FHIRUser == other.FHIRUser && p.Organization == other.Organization
+	}
+	return true
 }
