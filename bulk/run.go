@@ -574,8 +574,22 @@ func (e *Exporter) queries(j *job, typ string, members []string) ([]store.Query,
 	if len(filters) == 0 {
 		filters = [][]store.Clause{nil}
 	}
+	var since []store.Clause
+	if !j.Since.IsZero() {
+		// Only what changed since is read: a resource last updated before
+		// _since has no version to export (see asOf), and an export every
+		// few minutes would otherwise read the whole type each time. The
+		// millisecond of _since is the precision of lastUpdated.
+		at := j.Since.UTC().Truncate(time.Millisecond).Format("2006-01-02T15:04:05.000Z")
+		plan, err := e.cfg.Registry.Parse(typ, url.Values{"_lastUpdated": {"ge" + at}}, search.Options{Strict: true})
+		if err != nil {
+			return nil, fmt.Errorf("_since: %w", err)
+		}
+		since = plan.Query.Where
+	}
 	var out []store.Query
 	for _, where := range filters {
+		where = append(slices.Clip(where), since...)
 		if j.Level == "patient" && typ != "Patient" {
 			c, ok := e.cfg.Registry.AnyCompartment(typ)
 			if !ok {
