@@ -79,7 +79,7 @@ func newEnv(t testing.TB, st store.Store, opts ...func(*server.Config)) *env {
 		t.Fatal(err)
 	}
 	clk := &clock{}
-	x, err := New(Config{Dir: filepath.Join(t.TempDir(), "exports"), BaseURL: root + "/fhir", Registry: ix.Registry(), Now: clk.Now, PageSize: 7, Holder: "test"})
+	x, err := New(Config{Dir: filepath.Join(t.TempDir(), "exports"), BaseURL: root + "/fhir", Registry: ix.Registry(), Index: ix.IndexJSON, Now: clk.Now, PageSize: 7, Holder: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

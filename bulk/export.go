@@ -43,6 +43,12 @@ type Config struct {
 	// Registry is the server's search registry: the types exported and
 	// the parser of _typeFilter.
 	Registry *search.Registry
+	// Index extracts the search values of a resource (the server's
+	// indexer): an earlier version exported in place of one written
+	// after the transaction time is matched again against the job's
+	// filters, level and Group, which the engine matched the current one
+	// against.
+	Index func(typ string, body []byte) (store.Index, error)
 	// Expire is how long the files of a finished job are kept; 0: an hour.
 	Expire time.Duration
 	// PageSize is how many resources are read at a time; 0: 1000.
@@ -80,8 +86,8 @@ type Exporter struct {
 
 // New returns an Exporter; Close stops its jobs.
 func New(cfg Config) (*Exporter, error) {
-	if cfg.Dir == "" || cfg.Registry == nil {
-		return nil, errors.New("bulk: a directory and a registry are required")
+	if cfg.Dir == "" || cfg.Registry == nil || cfg.Index == nil {
+		return nil, errors.New("bulk: a directory, a registry and an indexer are required")
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("bulk: %w", err)

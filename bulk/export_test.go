@@ -592,6 +592,38 @@ func TestSnapshot(t *testing.T) {
 	})
 }
 
+// TestSnapshotMatchesAsOfTransactionTime: a resource written after the
+// transaction time is exported as it was then only if it was then what
+// the export selects: an Observation moved to a member of the Group, or
+// into a _typeFilter, since then is not in the export.
+func TestSnapshotMatchesAsOfTransactionTime(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Patient/p2", patient("p2"))
+		e.put("/Group/g", `{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p1"}}]}`)
+		e.put("/Observation/o1", observation("o1", "p1", "laboratory"))
+		e.put("/Observation/moved", observation("moved", "p2", "laboratory"))
+		e.put("/Observation/recoded", observation("recoded", "p1", "vital-signs"))
+		time.Sleep(5 * time.Millisecond)
+		e.clock.set(time.Now().UTC().Truncate(time.Millisecond))
+		time.Sleep(5 * time.Millisecond)
+		e.put("/Observation/moved", observation("moved", "p1", "laboratory"))
+		e.put("/Observation/recoded", observation("recoded", "p1", "laboratory"))
+
+		for _, path := range []string{"/Group/g/$export?_type=Observation",
+			"/$export?_type=Observation&_typeFilter=" + url.QueryEscape("Observation?category=laboratory")} {
+			m := e.wait("admin", e.kickOff("admin", path))
+			want := "map[Observation:[o1 recoded]]"
+			if strings.HasPrefix(path, "/$export") {
+				want = "map[Observation:[moved o1]]"
+			}
+			if got := e.ids("admin", m); fmt.Sprint(got) != want {
+				t.Errorf("%s: %v, want %s", path, got, want)
+			}
+		}
+	})
+}
+
 // TestJobLeftRunning: a job whose process stopped is failed after a
 // restart, never listed as complete.
 func TestJobLeftRunning(t *testing.T) {
@@ -656,7 +688,7 @@ func TestLongTypeKeepsItsJob(t *testing.T) {
 			p.release <- struct{}{}
 			<-p.reached // the third page
 			// Another process starts, and settles the jobs left running.
-			other, err := New(Config{Dir: t.TempDir(), BaseURL: e.base, Registry: e.x.cfg.Registry, Now: e.clock.Now, Holder: "other"})
+			other, err := New(Config{Dir: t.TempDir(), BaseURL: e.base, Registry: e.x.cfg.Registry, Index: e.x.cfg.Index, Now: e.clock.Now, Holder: "other"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -400,13 +400,25 @@ func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string
 				}
 				return 0, fmt.Errorf("export %s: %w", typ, err)
 			}
-			for _, v := range page.Matches {
-				v, err := e.asOf(ctx, v, j)
+			for _, current := range page.Matches {
+				v, err := e.asOf(ctx, current, j)
 				if err != nil {
 					return 0, err
 				}
 				if v == nil || (seen != nil && seen[v.ID]) {
 					continue
+				}
+				if v.VersionID != current.VersionID {
+					// The engine matched the current version; the one
+					// exported must match as of the transaction time (an
+					// Observation moved to a member of the Group since).
+					ok, err := e.matches(v, q.Where)
+					if err != nil {
+						return 0, err
+					}
+					if !ok {
+						continue
+					}
 				}
 				if seen != nil {
 					seen[v.ID] = true
@@ -547,6 +559,22 @@ func (e *Exporter) asOf(ctx context.Context, v *store.Version, j *job) (*store.V
 		return nil, nil
 	}
 	return v, nil
+}
+
+// matches reports whether version v meets every clause of where. A clause
+// that needs other resources (a chain, _has) cannot be decided from v
+// alone and is taken as the engine found it, holding.
+func (e *Exporter) matches(v *store.Version, where []store.Clause) (bool, error) {
+	ix, err := e.cfg.Index(v.Type, v.JSON)
+	if err != nil {
+		return false, fmt.Errorf("index %s/%s version %d: %w", v.Type, v.ID, v.VersionID, err)
+	}
+	for i := range where {
+		if match, ok := store.Match(&where[i], v.ID, v.LastUpdated, &ix); ok && !match {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // queries returns the searches whose union is what the job exports of

@@ -31,7 +31,7 @@ func startExports(cfg *serveConfig, baseURL string, logger *slog.Logger) (*bulk.
 	// margin covers a commit under way at the deadline and the clocks of
 	// other processes on a shared MongoDB (bulk.Config.Settle).
 	settle := max(cfg.Limits.Deadline, cfg.Limits.UnitOfWork) + 2*time.Second
-	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Expire: cfg.ExportExpire, Settle: settle, Logger: logger})
+	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Index: ix.IndexJSON, Expire: cfg.ExportExpire, Settle: settle, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("serve: exports: %w", err)
 	}
