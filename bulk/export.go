@@ -211,7 +211,35 @@ func (e *Exporter) sweep(ctx context.Context) error {
 			e.discard(ctx, v.ID, ver)
 		}
 	}
+	return e.removeOrphans(ctx, recs)
+}
+
+// removeOrphans removes the files of jobs whose record is gone. The files
+// are on the disk of the process that ran the job, and any process
+// removes an expired job's record: the one that removed it had no files
+// to remove, and the files would stay for good.
+func (e *Exporter) removeOrphans(ctx context.Context, recs store.Reader) error {
+	dirs, err := os.ReadDir(e.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("export files: %w", err)
+	}
+	for _, d := range dirs {
+		// Only what this package wrote: a directory named as a job.
+		if !d.IsDir() || !isJobID(d.Name()) {
+			continue
+		}
+		// A job's record is written before its directory.
+		if _, _, err := readJob(ctx, recs, d.Name()); errors.Is(err, store.ErrNotFound) {
+			os.RemoveAll(e.jobDir(d.Name()))
+		}
+	}
 	return nil
+}
+
+// isJobID reports whether name is an id newID makes.
+func isJobID(name string) bool {
+	b, err := hex.DecodeString(name)
+	return err == nil && len(b) == 16 && name == strings.ToLower(name)
 }
 
 // ensureSettled settles the jobs left running, once after Attach.

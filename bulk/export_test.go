@@ -720,14 +720,21 @@ func TestExpiry(t *testing.T) {
 	})
 }
 
+// exportedPatientDir exports one Patient as admin and returns the
+// directory of the job's files.
+func (e *env) exportedPatientDir() string {
+	e.t.Helper()
+	e.put("/Patient/p1", patient("p1"))
+	status := e.kickOff("admin", "/$export?_type=Patient")
+	e.wait("admin", status)
+	return e.x.jobDir(strings.TrimPrefix(status, e.base+"/$export-status?_jobId="))
+}
+
 // TestExpiredRemoved: the record and files of an expired job are removed
 // even when its client never comes back for them.
 func TestExpiredRemoved(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e *env) {
-		e.put("/Patient/p1", patient("p1"))
-		status := e.kickOff("admin", "/$export?_type=Patient")
-		e.wait("admin", status)
-		dir := e.x.jobDir(strings.TrimPrefix(status, e.base+"/$export-status?_jobId="))
+		dir := e.exportedPatientDir()
 		if _, err := os.Stat(dir); err != nil {
 			t.Fatal(err)
 		}
@@ -738,6 +745,42 @@ func TestExpiredRemoved(t *testing.T) {
 		}
 		if n := e.jobRecords(); n != 1 {
 			t.Errorf("%d job records, want the new one", n)
+		}
+	})
+}
+
+// TestExpiredRemovedByAnotherProcess: the files of an expired job are
+// removed by the process that ran it, when another process on the same
+// store removed the job's record first.
+func TestExpiredRemovedByAnotherProcess(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		dir := e.exportedPatientDir()
+		other, err := New(Config{Dir: t.TempDir(), BaseURL: e.base, Registry: e.x.cfg.Registry, Index: e.x.cfg.Index, Now: e.clock.Now, Holder: "other"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		other.Attach(e.x.st)
+		defer other.Close()
+		e.clock.set(time.Now().Add(2 * time.Hour))
+		if err := other.sweep(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.jobRecords(); n != 0 {
+			t.Fatalf("%d job records after the other process's sweep", n)
+		}
+		// Not a job's: left alone.
+		mine := filepath.Join(e.x.cfg.Dir, "notes")
+		if err := os.Mkdir(mine, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.x.sweep(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the files of the expired job: %v", err)
+		}
+		if _, err := os.Stat(mine); err != nil {
+			t.Errorf("a directory not a job's: %v", err)
 		}
 	})
 }
