@@ -1012,6 +1012,10 @@ func TestConcurrentKickOffs(t *testing.T) {
 						return
 					}
 					resp.Body.Close()
+					if resp.StatusCode == 429 && resp.Header.Get("Retry-After") != "30" {
+						statuses <- -429 // the client is not told when to try again
+						return
+					}
 					statuses <- resp.StatusCode
 				}()
 			}
@@ -1032,7 +1036,7 @@ func TestConcurrentKickOffs(t *testing.T) {
 				got[<-statuses]++
 			}
 			if got[202] != maxJobs || got[429] != tries-maxJobs {
-				t.Errorf("%d kick-offs at once answered %v, want %d × 202 and the rest 429", tries, got, maxJobs)
+				t.Errorf("%d kick-offs at once answered %v, want %d × 202 and the rest 429 with Retry-After", tries, got, maxJobs)
 			}
 		})
 	}
@@ -1045,8 +1049,8 @@ func TestKickOffAfterClose(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e *env) {
 		e.x.Close()
 		r := e.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "respond-async")
-		if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "OperationOutcome") {
-			t.Errorf("kick-off after Close: %d %s, want 503 with an OperationOutcome", r.status, r.body)
+		if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "OperationOutcome") || r.header.Get("Retry-After") == "" {
+			t.Errorf("kick-off after Close: %d %v %s, want 503 with Retry-After and an OperationOutcome", r.status, r.header, r.body)
 		}
 		jobs, err := e.st.Search(t.Context(), store.Query{Type: jobType})
 		if err != nil {

@@ -27,6 +27,10 @@ type versionReader interface {
 	History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error)
 }
 
+// kickOffRetry is how many seconds a kick-off refused for want of a free
+// place is asked to wait.
+const kickOffRetry = 30
+
 // reserve takes one of the maxJobs places of running jobs for job id:
 // 429 when none is free, 503 once Close has begun. The place is taken
 // before the job is recorded, so that kick-offs arriving together cannot
@@ -36,10 +40,15 @@ func (e *Exporter) reserve(id string) (ctx context.Context, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ctx.Err() != nil {
-		return nil, operation.Errorf(503, "transient", "", "the server is stopping; start the export again once it is back")
+		err := operation.Errorf(503, "transient", "", "the server is stopping; start the export again once it is back")
+		err.RetryAfter = 5
+		return nil, err
 	}
 	if len(e.cancels) >= maxJobs {
-		return nil, operation.Errorf(429, "throttled", "", "%d exports are running; try again later", maxJobs)
+		// A job takes at least its settling time, so sooner is no use.
+		err := operation.Errorf(429, "throttled", "", "%d exports are running; try again later", maxJobs)
+		err.RetryAfter = kickOffRetry
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.cancels[id] = cancel

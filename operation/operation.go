@@ -157,6 +157,9 @@ type Store interface {
 type Error struct {
 	Status int
 	Issues []Issue
+	// RetryAfter, when not 0, is how many seconds a client refused for
+	// now (429, 503) is asked to wait: the Retry-After header.
+	RetryAfter int
 }
 
 // Issue is one issue of an OperationOutcome.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 
 	"carefhir/fhir"
@@ -141,7 +143,11 @@ func fromOperationError(err error) *Error {
 	if !errors.As(err, &oe) {
 		return nil
 	}
-	return &Error{Status: oe.Status, Issues: issuesOf(oe.Issues)}
+	e := &Error{Status: oe.Status, Issues: issuesOf(oe.Issues)}
+	if oe.RetryAfter > 0 {
+		e.Header = http.Header{"Retry-After": {strconv.Itoa(oe.RetryAfter)}}
+	}
+	return e
 }
 
 func issuesOf(in []ext.Issue) []Issue {
