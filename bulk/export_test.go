@@ -166,6 +166,47 @@ func TestFilesNeedTheScopesOfTheExport(t *testing.T) {
 	})
 }
 
+// TestManifestListsTheFilesOfTheToken: a later token of the client that
+// started an export, allowed less, polls the status and is shown only the
+// output and deleted files it may download; the error file is shown to any.
+func TestManifestListsTheFilesOfTheToken(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Observation/o1", observation("o1", "p1", "laboratory"))
+		e.put("/Observation/o2", observation("o2", "p1", "vital-signs"))
+		if r := e.do("admin", "DELETE", "/Observation/o2", ""); r.status != 200 && r.status != 204 {
+			t.Fatalf("DELETE: %d", r.status)
+		}
+		since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+		status := e.kickOff("admin", "/$export?_type=Patient,Observation&_since="+since)
+		if m := e.wait("admin", status); len(m.Output) != 2 || len(m.Deleted) != 1 {
+			t.Fatalf("manifest as admin: %+v", m)
+		}
+		for _, who := range []string{"admin-patients", "admin-lab"} {
+			m := e.wait(who, status)
+			if len(m.Output) != 1 || m.Output[0].Type != "Patient" || m.Output[0].Count != 1 || len(m.Deleted) != 0 {
+				t.Errorf("manifest as %s: %+v, want the Patient file only", who, m)
+				continue
+			}
+			if r := e.do(who, "GET", m.Output[0].URL, ""); r.status != 200 {
+				t.Errorf("listed file as %s: %d %s", who, r.status, r.body)
+			}
+		}
+		if m := e.wait("admin-vitals", status); len(m.Output) != 0 || len(m.Deleted) != 0 {
+			t.Errorf("manifest as admin-vitals: %+v, want no file", m)
+		}
+
+		// The error file names no resource: every token of the owner sees it.
+		status = e.kickOff("admin-lab", "/$export?_type=Observation,Condition")
+		if m := e.wait("admin-lab", status); len(m.Output) != 1 || len(m.Error) != 1 {
+			t.Fatalf("manifest as admin-lab: %+v", m)
+		}
+		if m := e.wait("admin-vitals", status); len(m.Output) != 0 || len(m.Error) != 1 {
+			t.Errorf("manifest as admin-vitals: %+v, want the error file only", m)
+		}
+	})
+}
+
 // TestExportRefused: bulk export needs system/ scopes; bad parameters are
 // 400 and start nothing.
 func TestExportRefused(t *testing.T) {

@@ -92,7 +92,7 @@ func (e *Exporter) status(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
-		enc.Encode(e.manifest(id, j))
+		enc.Encode(e.manifest(r.Context(), id, j))
 	}
 }
 
@@ -113,16 +113,26 @@ type manifestFile struct {
 	Count int    `json:"count,omitempty"`
 }
 
-func (e *Exporter) manifest(id string, j *job) manifest {
+// manifest lists, of the job's output and deleted files, those the
+// request's token may download (see mayDownload): a later token of the
+// owner allowed less learns neither the URLs nor the counts of the others.
+// The error file names no resource and is listed as it is.
+func (e *Exporter) manifest(ctx context.Context, id string, j *job) manifest {
 	m := manifest{TransactionTime: j.TransactionTime.UTC().Format("2006-01-02T15:04:05.000Z07:00"), Request: j.Request,
 		RequiresAccessToken: j.Owner != ownerKey(access.OpenPrincipal("")), Output: []manifestFile{}, Error: []manifestFile{}}
 	for _, o := range j.Output {
+		if mayDownload(ctx, j, o) != nil {
+			continue
+		}
 		m.Output = append(m.Output, manifestFile{Type: o.Type, URL: e.fileURL(id, o.File), Count: o.Count})
 	}
 	for _, o := range j.Errors {
 		m.Error = append(m.Error, manifestFile{Type: o.Type, URL: e.fileURL(id, o.File), Count: o.Count})
 	}
 	for _, o := range j.Deleted {
+		if mayDownload(ctx, j, o) != nil {
+			continue
+		}
 		m.Deleted = append(m.Deleted, manifestFile{Type: o.Type, URL: e.fileURL(id, o.File), Count: o.Count})
 	}
 	return m
