@@ -72,8 +72,8 @@ type Exporter struct {
 
 	mu      sync.Mutex
 	st      operation.Store
-	cancels map[string]context.CancelFunc
-	settled bool // the jobs left running by a stopped process are settled
+	places  map[string]place // of the jobs running here, by id
+	settled bool             // the jobs left running by a stopped process are settled
 	// sweeping: the removal of expired jobs runs (from the first Attach).
 	sweeping bool
 	failed   atomic.Int64
@@ -111,7 +111,7 @@ func New(cfg Config) (*Exporter, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Exporter{cfg: cfg, cancels: map[string]context.CancelFunc{}, ctx: ctx, stop: stop}, nil
+	return &Exporter{cfg: cfg, places: map[string]place{}, ctx: ctx, stop: stop}, nil
 }
 
 // Close cancels the running jobs and waits for them; their records say
@@ -131,7 +131,7 @@ func (e *Exporter) Failed() int64 { return e.failed.Load() }
 func (e *Exporter) Jobs() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return len(e.cancels)
+	return len(e.places)
 }
 
 // recorder is the server's store of operations reaching the engine below
@@ -281,7 +281,7 @@ func (e *Exporter) settle(ctx context.Context) error {
 			continue
 		}
 		e.mu.Lock()
-		_, ours := e.cancels[v.ID]
+		_, ours := e.places[v.ID]
 		e.mu.Unlock()
 		if ours || (j.Holder != e.cfg.Holder && now.Sub(j.Heartbeat) < stale) {
 			continue // running here, or in another live process
@@ -410,7 +410,7 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 		e.cfg.Logger.Warn("bulk: remove expired jobs", "err", err)
 	}
 	id := newID()
-	jobCtx, err := e.reserve(id)
+	jobCtx, err := e.reserve(id, j.Owner)
 	if err != nil {
 		return nil, err
 	}
@@ -485,6 +485,11 @@ func checkKickOffParams(inv *operation.Invocation) error {
 // maxJobs bounds the exports running at once in one process, so that
 // exports do not starve the API.
 const maxJobs = 4
+
+// maxJobsPerOwner bounds the exports of one owner running at once in one
+// process, so that one client cannot take every place and lock the others
+// out.
+const maxJobsPerOwner = max(1, maxJobs/2)
 
 // types returns the types of an export: _type, else every type the level
 // covers.

@@ -1031,21 +1031,24 @@ func (g *jobGate) holding() int {
 	return g.held
 }
 
-// TestConcurrentKickOffs: kick-offs arriving together start at most
-// maxJobs exports, as kick-offs arriving one after another do; the others
-// are 429.
+// TestConcurrentKickOffs: kick-offs of several clients arriving together
+// start at most maxJobs exports, as kick-offs arriving one after another
+// do; the others are 429.
 func TestConcurrentKickOffs(t *testing.T) {
 	for _, eng := range engines {
 		t.Run(eng.Name, func(t *testing.T) {
 			st := eng.Open(t)
 			g := &jobGate{Store: st, Finder: st.(store.Finder), release: make(chan struct{})}
 			e := newEnv(t, g)
+			// Of clients enough that the places of one process run out
+			// before each client's share of them.
+			clients := []string{"admin", "other", "backup"}
 			const tries = 2 * maxJobs
 			statuses := make(chan int, tries)
-			for range tries {
+			for i := range tries {
 				go func() {
 					req, _ := http.NewRequest("GET", e.base+"/$export?_type=Patient", nil)
-					req.Header.Set("Authorization", "Bearer "+e.tokens["admin"])
+					req.Header.Set("Authorization", "Bearer "+e.tokens[clients[i%len(clients)]])
 					req.Header.Set("Prefer", "respond-async")
 					resp, err := http.DefaultClient.Do(req)
 					if err != nil {
@@ -1079,6 +1082,59 @@ func TestConcurrentKickOffs(t *testing.T) {
 			if got[202] != maxJobs || got[429] != tries-maxJobs {
 				t.Errorf("%d kick-offs at once answered %v, want %d × 202 and the rest 429 with Retry-After", tries, got, maxJobs)
 			}
+		})
+	}
+}
+
+// stalled is an engine whose searches of Patient wait until release is
+// closed, so that the exports started meanwhile keep their places.
+type stalled struct {
+	store.Store
+	store.Finder
+	release chan struct{}
+}
+
+func (s *stalled) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	if q.Type == "Patient" {
+		<-s.release
+	}
+	return s.Finder.Find(ctx, q)
+}
+
+// TestOneClientCannotTakeEveryPlace: a client running maxJobsPerOwner
+// exports is answered 429 with Retry-After for another, while another
+// client still starts one.
+func TestOneClientCannotTakeEveryPlace(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			st := eng.Open(t)
+			s := &stalled{Store: st, Finder: st.(store.Finder), release: make(chan struct{})}
+			e := newEnv(t, s)
+			released := false
+			release := func() {
+				if !released {
+					released = true
+					close(s.release)
+				}
+			}
+			t.Cleanup(release) // before the server's cleanup waits for the jobs
+			var started []string
+			for range maxJobsPerOwner {
+				started = append(started, e.kickOff("admin", "/$export?_type=Patient"))
+			}
+			r := e.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "respond-async")
+			if r.status != 429 || r.header.Get("Retry-After") != "30" || !strings.Contains(r.body, "throttled") {
+				t.Errorf("kick-off %d of one client: %d Retry-After %q %s, want 429 with Retry-After: 30",
+					maxJobsPerOwner+1, r.status, r.header.Get("Retry-After"), r.body)
+			}
+			other := e.kickOff("other", "/$export?_type=Patient")
+			release()
+			for _, status := range started {
+				e.wait("admin", status)
+			}
+			e.wait("other", other)
+			// Its exports finished, the client starts another.
+			e.wait("admin", e.kickOff("admin", "/$export?_type=Patient"))
 		})
 	}
 }

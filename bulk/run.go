@@ -31,12 +31,19 @@ type versionReader interface {
 // place is asked to wait.
 const kickOffRetry = 30
 
-// reserve takes one of the maxJobs places of running jobs for job id:
-// 429 when none is free, 503 once Close has begun. The place is taken
-// before the job is recorded, so that kick-offs arriving together cannot
-// all find the same one free, and Close waits for it as for a running
-// job. ctx is the job's: cancel and Close end it.
-func (e *Exporter) reserve(id string) (ctx context.Context, err error) {
+// place is the place of a job running in this process.
+type place struct {
+	owner  string
+	cancel context.CancelFunc
+}
+
+// reserve takes one of the maxJobs places of running jobs for job id of
+// owner: 429 when none is free or owner holds maxJobsPerOwner of them,
+// 503 once Close has begun. The place is taken before the job is
+// recorded, so that kick-offs arriving together cannot all find the same
+// one free, and Close waits for it as for a running job. ctx is the job's:
+// cancel and Close end it.
+func (e *Exporter) reserve(id, owner string) (ctx context.Context, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ctx.Err() != nil {
@@ -44,14 +51,25 @@ func (e *Exporter) reserve(id string) (ctx context.Context, err error) {
 		err.RetryAfter = 5
 		return nil, err
 	}
-	if len(e.cancels) >= maxJobs {
-		// A job takes at least its settling time, so sooner is no use.
+	// A job takes at least its settling time, so sooner is no use.
+	if len(e.places) >= maxJobs {
 		err := operation.Errorf(429, "throttled", "", "%d exports are running; try again later", maxJobs)
 		err.RetryAfter = kickOffRetry
 		return nil, err
 	}
+	held := 0
+	for _, pl := range e.places {
+		if pl.owner == owner {
+			held++
+		}
+	}
+	if held >= maxJobsPerOwner {
+		err := operation.Errorf(429, "throttled", "", "%d exports of this client are running, as many as one client may run at once; try again once one has finished", held)
+		err.RetryAfter = kickOffRetry
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(e.ctx)
-	e.cancels[id] = cancel
+	e.places[id] = place{owner: owner, cancel: cancel}
 	e.wg.Add(1)
 	return ctx, nil
 }
@@ -60,10 +78,10 @@ func (e *Exporter) reserve(id string) (ctx context.Context, err error) {
 // context.
 func (e *Exporter) release(id string) {
 	e.mu.Lock()
-	cancel := e.cancels[id]
-	delete(e.cancels, id)
+	pl := e.places[id]
+	delete(e.places, id)
 	e.mu.Unlock()
-	cancel()
+	pl.cancel()
 	e.wg.Done()
 }
 
@@ -78,10 +96,10 @@ func (e *Exporter) start(ctx context.Context, id string, ver int64, j *job, owne
 // cancel stops job id if this process runs it.
 func (e *Exporter) cancel(id string) {
 	e.mu.Lock()
-	c := e.cancels[id]
+	pl, ok := e.places[id]
 	e.mu.Unlock()
-	if c != nil {
-		c()
+	if ok {
+		pl.cancel()
 	}
 }
 
