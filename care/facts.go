@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"carefhir/fhir/lexical"
+	"carefhir/fhir/search"
 	"carefhir/operation"
 	"carefhir/store"
 )
@@ -219,16 +219,10 @@ func patientRef(ref string) string {
 }
 
 // localID returns the id of the resource of type typ that a literal
-// reference names, as typ/id or a version of it (typ/id/_history/2); ok
-// is false for anything else.
+// reference names, as typ/id or a version of it (typ/id/_history/2), read
+// as the search index reads it (search.ParseReference); ok is false for
+// anything else.
 func localID(ref, typ string) (id string, ok bool) {
-	rest, ok := strings.CutPrefix(ref, typ+"/")
-	if !ok {
-		return "", false
-	}
-	id, version, versioned := strings.Cut(rest, "/_history/")
-	if !lexical.ValidID(id) || versioned && !lexical.ValidID(version) {
-		return "", false
-	}
-	return id, true
+	r := search.ParseReference(ref, "")
+	return r.ID, r.ID != "" && r.Type == typ
 }
