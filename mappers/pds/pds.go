@@ -128,17 +128,18 @@ func outcomeText(oo *fhir.OperationOutcome) string {
 	return strings.Join(parts, "; ")
 }
 
-// mapPatient normalises p in place and adds its writes to tx.
-// nhsNumber returns p's NHS number, "" when it has none.
+// nhsNumber returns p's NHS number as its ten digits, as mapPatient
+// stores it (mappers.NormalNHSNumber), "" when it has none.
 func nhsNumber(p *fhir.Patient) string {
 	for _, id := range p.Identifier {
 		if id.System.Get() == mappers.NHSNumberSystem {
-			return id.Value.Get()
+			return mappers.NormalNHSNumber(id.Value.Get())
 		}
 	}
 	return ""
 }
 
+// mapPatient normalises p in place and adds its writes to tx.
 func mapPatient(tx *mappers.Transaction, p *fhir.Patient, path string) []mappers.Issue {
 	m := &mapper{tx: tx}
 	nhs := ""

@@ -255,22 +255,25 @@ func TestRefusals(t *testing.T) {
 }
 
 // TestRepeatedNHSNumber: a search result that holds one patient twice is
-// imported with a warning at the later entry, which replaces the earlier.
+// imported with a warning at the later entry, which replaces the earlier,
+// however the later writes the NHS number.
 func TestRepeatedNHSNumber(t *testing.T) {
-	patient := `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"name":[{"family":"%s"}]}`
+	patient := `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"%s"}],"name":[{"family":"%s"}]}`
 	other := `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000017"}]}`
-	in := `{"resourceType":"Bundle","type":"searchset","entry":[{"resource":` + fmt.Sprintf(patient, "Smith") + `},{"resource":` + other + `},{"resource":` + fmt.Sprintf(patient, "Smyth") + `}]}`
-	r := Import([]byte(in))
-	if r.Failed() {
-		t.Fatalf("refused: %v", r.Issues)
-	}
-	var warnings []mappers.Issue
-	for _, is := range r.Issues {
-		if is.Severity == mappers.Warning {
-			warnings = append(warnings, is)
+	for _, written := range []string{"9000000009", "900 000 0009"} {
+		in := `{"resourceType":"Bundle","type":"searchset","entry":[{"resource":` + fmt.Sprintf(patient, "9000000009", "Smith") + `},{"resource":` + other + `},{"resource":` + fmt.Sprintf(patient, written, "Smyth") + `}]}`
+		r := Import([]byte(in))
+		if r.Failed() {
+			t.Fatalf("%s: refused: %v", written, r.Issues)
 		}
-	}
-	if len(warnings) != 1 || warnings[0].Path != "Bundle.entry[2].resource" || !strings.Contains(warnings[0].Message, "Bundle.entry[0]") {
-		t.Errorf("warnings %v, want one at Bundle.entry[2].resource naming Bundle.entry[0]", warnings)
+		var warnings []mappers.Issue
+		for _, is := range r.Issues {
+			if is.Severity == mappers.Warning {
+				warnings = append(warnings, is)
+			}
+		}
+		if len(warnings) != 1 || warnings[0].Path != "Bundle.entry[2].resource" || !strings.Contains(warnings[0].Message, "Bundle.entry[0]") {
+			t.Errorf("%s: warnings %v, want one at Bundle.entry[2].resource naming Bundle.entry[0]", written, warnings)
+		}
 	}
 }
