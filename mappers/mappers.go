@@ -2,9 +2,14 @@ package mappers
 
 import (
 	"fmt"
+	"time"
 
 	"carefhir/fhir"
 )
+
+// Today is the current date, YYYY-MM-DD, against which every importer
+// refuses dates of birth and death yet to come.
+func Today() string { return time.Now().Format(time.DateOnly) }
 
 // Severity is how much an Issue matters, with the meaning of the FHIR
 // OperationOutcome issue severities of the same names.

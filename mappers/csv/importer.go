@@ -285,7 +285,7 @@ func (rr *rowReader) patient(tx *mappers.Transaction) *rowUpdate {
 		p.Name = []*fhir.HumanName{{Use: fhir.NewCode("usual"), Family: mappers.String(u.family), Given: mappers.Strings(u.first, u.middle), Prefix: mappers.Strings(u.title)}}
 	}
 	if d, ok := rr.date(c.BirthDate); ok {
-		if d > today() {
+		if d > mappers.Today() {
 			rr.errorf(c.BirthDate, "date of birth %s is in the future", d)
 		} else {
 			p.BirthDate = fhir.NewDate(d)

@@ -82,6 +82,3 @@ func no(s string) bool {
 
 // decimal is the shape of a FHIR decimal.
 var decimal = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?$`)
-
-// today is the current date, against which dates of birth are checked.
-func today() string { return time.Now().Format("2006-01-02") }

@@ -344,7 +344,7 @@ func (a *adt) patient(pid, pd1 *Segment) *update {
 		switch {
 		case !ok:
 			a.errorf("PID-7", "%q is not an HL7 date (YYYYMMDD)", d)
-		case date > time.Now().Format("2006-01-02"):
+		case date > mappers.Today():
 			// As a CSV report's: a birth yet to come is a mistyped
 			// date, for the sender to correct, not one to share.
 			a.errorf("PID-7", "date of birth %s is in the future", date)
@@ -382,7 +382,7 @@ func (a *adt) patient(pid, pd1 *Segment) *update {
 		switch {
 		case !ok:
 			a.errorf("PID-29", "%q is not an HL7 date and time", d)
-		case day > time.Now().Format("2006-01-02"):
+		case day > mappers.Today():
 			// As a birth yet to come (PID-7): a mistyped date.
 			a.errorf("PID-29", "date of death %s is in the future", day)
 		case p.BirthDate != nil && before(day, p.BirthDate.Get()):
