@@ -69,6 +69,17 @@ func NHSNumber(number, status string) *fhir.Identifier {
 	return id
 }
 
+// NHSNumberOf returns p's NHS number as its ten digits
+// (NormalNHSNumber), "" when it has none.
+func NHSNumberOf(p *fhir.Patient) string {
+	for _, id := range p.Identifier {
+		if id.System.Get() == NHSNumberSystem {
+			return NormalNHSNumber(id.Value.Get())
+		}
+	}
+	return ""
+}
+
 // VerificationStatus returns the UK Core NHS number verification status
 // extension holding an England code.
 func VerificationStatus(code, display string) *fhir.Extension {

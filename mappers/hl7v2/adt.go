@@ -145,7 +145,7 @@ func (a *adt) person() {
 	if u == nil {
 		return
 	}
-	a.tx.PutPart(u.p, mappers.NHSNumberSystem, nhsOf(u.p), u.merge)
+	a.tx.PutPart(u.p, mappers.NHSNumberSystem, mappers.NHSNumberOf(u.p), u.merge)
 }
 
 // following returns the segment named name after seg and before the
@@ -201,7 +201,7 @@ func (a *adt) merge() {
 		if u == nil {
 			continue
 		}
-		nhs := nhsOf(u.p)
+		nhs := mappers.NHSNumberOf(u.p)
 		if old.number == nhs {
 			a.errorf(mrg.Name+"-1", "the record merged has the surviving record's own NHS number %s", old.number)
 			continue
@@ -265,15 +265,6 @@ func firstRep(f Field) Repetition {
 		return nil
 	}
 	return f[0]
-}
-
-func nhsOf(p *fhir.Patient) string {
-	for _, id := range p.Identifier {
-		if id.System.Get() == mappers.NHSNumberSystem {
-			return id.Value.Get()
-		}
-	}
-	return ""
 }
 
 type nhsID struct {

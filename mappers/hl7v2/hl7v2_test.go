@@ -320,8 +320,8 @@ func TestMerge(t *testing.T) {
 	}
 	s, o := im.Bundle.Entry[0], im.Bundle.Entry[1]
 	sp, op := s.Resource.(*fhir.Patient), o.Resource.(*fhir.Patient)
-	if nhsOf(sp) != "9990000034" || nhsOf(op) != "9990000042" {
-		t.Fatalf("survivor %s, merged %s", nhsOf(sp), nhsOf(op))
+	if mappers.NHSNumberOf(sp) != "9990000034" || mappers.NHSNumberOf(op) != "9990000042" {
+		t.Fatalf("survivor %s, merged %s", mappers.NHSNumberOf(sp), mappers.NHSNumberOf(op))
 	}
 	if len(sp.Link) != 1 || sp.Link[0].Type.Get() != "replaces" || sp.Link[0].Other.Reference.Get() != o.FullUrl.Get() {
 		t.Errorf("survivor link = %+v", sp.Link)
@@ -417,7 +417,7 @@ func mergeOutcome(t *testing.T, im *Imported) map[string]string {
 	}
 	byURL := map[string]string{}
 	for _, e := range im.Bundle.Entry {
-		byURL[e.FullUrl.Get()] = nhsOf(e.Resource.(*fhir.Patient))
+		byURL[e.FullUrl.Get()] = mappers.NHSNumberOf(e.Resource.(*fhir.Patient))
 	}
 	out := map[string]string{}
 	for _, e := range im.Bundle.Entry {
@@ -429,7 +429,7 @@ func mergeOutcome(t *testing.T, im *Imported) map[string]string {
 		for _, l := range p.Link {
 			s += ", " + l.Type.Get() + " " + byURL[l.Other.Reference.Get()]
 		}
-		out[nhsOf(p)] = s
+		out[mappers.NHSNumberOf(p)] = s
 	}
 	return out
 }

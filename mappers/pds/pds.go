@@ -77,7 +77,7 @@ func Import(data []byte) mappers.Result {
 				}
 				continue
 			}
-			if nhs := nhsNumber(p); nhs != "" {
+			if nhs := mappers.NHSNumberOf(p); nhs != "" {
 				// Both are written, one after the other, to the one record:
 				// the later wins, which the importer is told, as a CSV
 				// report's repeated row is.
@@ -126,17 +126,6 @@ func outcomeText(oo *fhir.OperationOutcome) string {
 		parts = append(parts, s)
 	}
 	return strings.Join(parts, "; ")
-}
-
-// nhsNumber returns p's NHS number as its ten digits, as mapPatient
-// stores it (mappers.NormalNHSNumber), "" when it has none.
-func nhsNumber(p *fhir.Patient) string {
-	for _, id := range p.Identifier {
-		if id.System.Get() == mappers.NHSNumberSystem {
-			return mappers.NormalNHSNumber(id.Value.Get())
-		}
-	}
-	return ""
 }
 
 // mapPatient normalises p in place and adds its writes to tx.
