@@ -47,12 +47,7 @@ func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 		if op.RawBody && c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
 			inv.Body, inv.ContentType = c.Request.Body, c.GetHeader("Content-Type")
 		} else if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
-			body, err := readBody(c)
-			if err != nil {
-				c.Error(err)
-				return
-			}
-			res, err := decodeBody(c, body, "")
+			res, err := operationResource(c)
 			if err != nil {
 				c.Error(err)
 				return

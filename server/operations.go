@@ -188,11 +188,7 @@ func parametersBody(c *gin.Context) (*fhir.Parameters, error) {
 	if c.Request.Method != http.MethodPost || c.Request.ContentLength == 0 {
 		return nil, nil
 	}
-	body, err := readBody(c)
-	if err != nil {
-		return nil, err
-	}
-	res, err := decodeBody(c, body, "")
+	res, err := operationResource(c)
 	if err != nil {
 		return nil, err
 	}

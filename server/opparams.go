@@ -23,6 +23,8 @@ import (
 	"strings"
 
 	"github.com/gin-gonic/gin"
+
+	"carefhir/fhir"
 )
 
 // defParam is an input parameter of an OperationDefinition.
@@ -135,11 +137,35 @@ func times(n int) string {
 // it, for the operation to read again (readAll).
 const ctxBody = "carefhir.operationBody"
 
+// ctxResource holds the resource a POST invocation carries once decoded,
+// so that the dispatcher, checking its parameters, and the operation
+// decode it once between them.
+const ctxResource = "carefhir.operationResource"
+
+// operationResource returns the resource the body of a POST invocation
+// carries, decoded in the format its Content-Type names.
+func operationResource(c *gin.Context) (fhir.Resource, error) {
+	if res, ok := c.Get(ctxResource); ok {
+		return res.(fhir.Resource), nil
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	res, err := decodeBody(c, body, "")
+	if err != nil {
+		return nil, err
+	}
+	c.Set(ctxResource, res)
+	return res, nil
+}
+
 // invocationParams reads the parameters of the invocation c: the query
 // string but the general parameters, and the names of a Parameters body
 // (unless raw: the body of a RawBody operation, which is not FHIR, is left
 // unread). A body that is not FHIR JSON or XML, or that does not parse,
 // gives no names here: the operation, reading it, says what is wrong.
+// The body is decoded here for the operation to take (operationResource).
 func invocationParams(c *gin.Context, raw bool) (givenParams, error) {
 	var given givenParams
 	query := c.Request.URL.Query()
@@ -159,16 +185,23 @@ func invocationParams(c *gin.Context, raw bool) (givenParams, error) {
 		return given, err
 	}
 	c.Set(ctxBody, body)
-	mt, err := bodyType(c)
-	if err != nil {
-		return given, nil
-	}
-	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	var names []string
-	if xmlTypes[mt] {
-		given.resourceType, names = xmlParameterNames(body)
-	} else {
-		given.resourceType, names = jsonParameterNames(body)
+	if res, err := operationResource(c); err == nil {
+		given.resourceType = res.ResourceType()
+		if p, ok := res.(*fhir.Parameters); ok {
+			for _, x := range p.Parameter {
+				names = append(names, x.Name.Get())
+			}
+		}
+	} else if mt, err := bodyType(c); err == nil {
+		// A body the model refuses may still name its parameters, which
+		// are checked before the operation says what else is wrong.
+		body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
+		if xmlTypes[mt] {
+			given.resourceType, names = xmlParameterNames(body)
+		} else {
+			given.resourceType, names = jsonParameterNames(body)
+		}
 	}
 	if given.resourceType == "Parameters" {
 		given.resourceType = ""

@@ -249,7 +249,7 @@ func (a *api) validateInput(c *gin.Context, body []byte) (validateInput, error) 
 	if err != nil {
 		return validateInput{}, err
 	}
-	res, err := decodeBody(c, body, "")
+	res, err := operationResource(c)
 	if err != nil {
 		// What the model cannot hold is still validated, as its JSON: a
 		// fault in a value is a finding, located at its element.
