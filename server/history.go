@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -116,7 +117,7 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 	// Each parameter is read once: given twice, which one the client
 	// meant is not known, and the links would state both.
 	for name, values := range params {
-		if len(values) > 1 && name != "_format" && name != "_pretty" {
+		if len(values) > 1 && !slices.Contains(generalParams, name) {
 			c.Error(errorf(http.StatusBadRequest, "invalid", "%s is given %d times: a history takes it once at most", name, len(values)).at(name))
 			return
 		}
