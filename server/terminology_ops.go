@@ -131,7 +131,7 @@ func (p opParams) all(name string) []string {
 	var out []string
 	for _, x := range p {
 		if x.Name.Get() == name {
-			out = append(out, cmp.Or(x.ValueString.Get(), x.ValueUri.Get(), x.ValueCode.Get(), x.ValueCanonical.Get(), x.ValueUrl.Get(), x.ValueId.Get()))
+			out = append(out, stringValue(x))
 		}
 	}
 	return out
@@ -144,6 +144,12 @@ func (p opParams) str(name string) string {
 	if x == nil {
 		return ""
 	}
+	return stringValue(x)
+}
+
+// stringValue returns the value of a parameter of a string type, whichever
+// it was given as.
+func stringValue(x *fhir.ParametersParameter) string {
 	return cmp.Or(x.ValueString.Get(), x.ValueUri.Get(), x.ValueCode.Get(), x.ValueCanonical.Get(), x.ValueUrl.Get(), x.ValueId.Get())
 }
 
