@@ -168,7 +168,7 @@ type Purger interface {
 	Purge(ctx context.Context, typ string, ids []string) error
 	// PurgeDeleted removes every version of at most limit resources of
 	// typ whose current version is a tombstone written before before, and
-	// returns how many it removed.
+	// returns how many it removed: none when limit is 0 or less.
 	PurgeDeleted(ctx context.Context, typ string, before time.Time, limit int) (int, error)
 }
 

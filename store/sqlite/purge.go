@@ -26,6 +26,9 @@ func (s *Store) Purge(ctx context.Context, typ string, ids []string) error {
 // PurgeDeleted removes the resources of typ whose current version is a
 // tombstone written before before, at most the given number of them, in id order.
 func (s *Store) PurgeDeleted(ctx context.Context, typ string, before time.Time, most int) (int, error) {
+	if most <= 0 {
+		return 0, nil // LIMIT 0 or less would read as no limit in SQLite
+	}
 	var n int
 	err := s.Transact(ctx, func(store.Tx) error {
 		rows, err := s.wconn.QueryContext(context.Background(), `SELECT r.id FROM resources r JOIN versions v ON v.seq = r.seq

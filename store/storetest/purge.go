@@ -39,6 +39,12 @@ func testPurge(t *testing.T, s store.Store) {
 	checkNotFound(t, err, "VRead of a purged version")
 	checkRead(t, s, written(other))
 
+	// A limit of none removes none, on every engine.
+	for _, most := range []int{0, -1} {
+		if n, err := p.PurgeDeleted(ctx, "Record", at(2000), most); err != nil || n != 0 {
+			t.Fatalf("PurgeDeleted of at most %d = %d, %v, want 0", most, n, err)
+		}
+	}
 	n, err := p.PurgeDeleted(ctx, "Record", at(2000), 2)
 	if err != nil || n != 2 {
 		t.Fatalf("PurgeDeleted of 2 = %d, %v", n, err)
