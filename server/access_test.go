@@ -535,6 +535,13 @@ func TestCareTeamPolicyCurrentPart(t *testing.T) {
 				wantIDs(t, name+": Observations", c.by(name, "GET", "/Observation", ""), "Observation/oa")
 				wantIDs(t, name+": Patients", c.by(name, "GET", "/Patient", ""), "Patient/a")
 			}
+			// A record of b naming a as its performer: a search finds
+			// it, and its include of a follows the part in a's team.
+			c.put("/Observation/oba", `{"resourceType":"Observation","id":"oba","status":"final","code":{"text":"x"},`+
+				`"subject":{"reference":"Patient/b"},"performer":[{"reference":"Patient/a"}]}`)
+			for name, want := range map[string][]string{"gone": {"Observation/oba"}, "open": {"Observation/oba", "Patient/a"}} {
+				wantIDs(t, name+": an include of a", c.by(name, "GET", "/Observation?_id=oba&_include=Observation:performer", ""), want...)
+			}
 		})
 	}
 }

@@ -624,7 +624,7 @@ func (d *decider) relatedTo(ctx context.Context, r store.Reader, id string) (boo
 	if known {
 		return ok, nil
 	}
-	lapsed, err := d.lapsedTeams(ctx, r, store.Clause{Param: "subject", References: []store.ReferenceMatch{{Type: "Patient", ID: id}}})
+	lapsed, err := d.lapsedTeamsOf(ctx, r, id)
 	if err != nil {
 		return false, err
 	}

@@ -60,6 +60,20 @@ func (d *decider) allLapsedTeams(ctx context.Context, r store.Reader) ([]string,
 	return ids, nil
 }
 
+// lapsedTeamsOf returns the lapsed CareTeams (see lapsedTeams) of Patient
+// id: those of every patient when the request has read them already, as
+// a search followed by its includes has, so that each patient decided
+// costs no further read of CareTeams; else those of this patient alone.
+func (d *decider) lapsedTeamsOf(ctx context.Context, r store.Reader, id string) ([]string, error) {
+	d.mu.Lock()
+	lapsed := d.lapsed
+	d.mu.Unlock()
+	if lapsed != nil {
+		return *lapsed, nil
+	}
+	return d.lapsedTeams(ctx, r, store.Clause{Param: "subject", References: []store.ReferenceMatch{{Type: "Patient", ID: id}}})
+}
+
 // lapsedTeams returns the ids of the active CareTeams matching where that
 // name the practitioner (or a PractitionerRole of theirs) only in parts
 // that are not current: ended, as after a handover, or not yet begun. The
