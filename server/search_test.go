@@ -457,24 +457,38 @@ func TestSearchExponent(t *testing.T) {
 	})
 }
 
-// sa and eb on a quantity leave out the values inside the search value's
-// range, as they do on dates: 5.4 is [5.35, 5.45), so sa5.4 starts at 5.45
-// and eb5.4 ends below 5.35, where gt and lt compare with 5.4 exactly.
-func TestSearchQuantityStartsAfterEndsBefore(t *testing.T) {
+// R4 ignores the search value's precision for gt, lt, ge, le, sa and eb:
+// sa5.4 is above 5.4 exactly, as gt5.4 is, and finds 5.449, inside the
+// range [5.35, 5.45) that eq5.4 uses; eb5.4 finds 5.35. A Range starts
+// after the value or ends before it.
+func TestSearchStartsAfterEndsBeforeExact(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		code := `{"coding":[{"system":"http://loinc.org","code":"2345-7"}]}`
 		for _, v := range []string{"5.3", "5.35", "5.4", "5.449", "5.45", "6"} {
 			putObservation(t, c, "v"+strings.ReplaceAll(v, ".", "-"), code, ucumValue(v, "mg"))
 		}
+		putOnset(t, c, "above", `,"onsetRange":{"low":`+ucumAge("45.3", "a")+`,"high":`+ucumAge("50", "a")+`}`)
+		putOnset(t, c, "from", `,"onsetRange":{"low":`+ucumAge("45", "a")+`,"high":`+ucumAge("50", "a")+`}`)
+		putOnset(t, c, "below", `,"onsetRange":{"low":`+ucumAge("40", "a")+`,"high":`+ucumAge("44.8", "a")+`}`)
+		putOnset(t, c, "to", `,"onsetRange":{"low":`+ucumAge("40", "a")+`,"high":`+ucumAge("45", "a")+`}`)
+		const a = "|http://unitsofmeasure.org|a"
 		wantMatches(t, c, []searchCase{
-			{"/Observation?value-quantity=sa5.4", "Observation/v5-45 Observation/v6"},
-			{"/Observation?value-quantity=eb5.4", "Observation/v5-3"},
-			{"/Observation?value-quantity=sa5.4|http://unitsofmeasure.org|mg", "Observation/v5-45 Observation/v6"},
-			{"/Observation?value-quantity=eb0.0054|http://unitsofmeasure.org|g", "Observation/v5-3"},
-			{"/Observation?value-quantity=sa5.4||mg", "Observation/v5-45 Observation/v6"},
-			{"/Observation?code-value-quantity=2345-7$eb5.4", "Observation/v5-3"},
+			{"/Observation?value-quantity=sa5.4", "Observation/v5-449 Observation/v5-45 Observation/v6"},
+			{"/Observation?value-quantity=eb5.4", "Observation/v5-3 Observation/v5-35"},
+			{"/Observation?value-quantity=sa5.4|http://unitsofmeasure.org|mg", "Observation/v5-449 Observation/v5-45 Observation/v6"},
+			{"/Observation?value-quantity=eb0.0054|http://unitsofmeasure.org|g", "Observation/v5-3 Observation/v5-35"},
+			{"/Observation?value-quantity=sa5.4||mg", "Observation/v5-449 Observation/v5-45 Observation/v6"},
+			{"/Observation?code-value-quantity=2345-7$eb5.4", "Observation/v5-3 Observation/v5-35"},
+			{"/Observation?code-value-quantity=2345-7$sa5.4|http://unitsofmeasure.org|mg", "Observation/v5-449 Observation/v5-45 Observation/v6"},
 			{"/Observation?value-quantity=gt5.4", "Observation/v5-449 Observation/v5-45 Observation/v6"},
 			{"/Observation?value-quantity=lt5.4", "Observation/v5-3 Observation/v5-35"},
+			{"/Observation?value-quantity=ge5.4", "Observation/v5-4 Observation/v5-449 Observation/v5-45 Observation/v6"},
+			{"/Observation?value-quantity=le5.4", "Observation/v5-3 Observation/v5-35 Observation/v5-4"},
+			{"/Observation?value-quantity=5.4", "Observation/v5-35 Observation/v5-4 Observation/v5-449"},
+			{"/Condition?onset-age=sa45" + a, "Condition/above"},
+			{"/Condition?onset-age=eb45" + a, "Condition/below"},
+			{"/Condition?onset-age=sa45", "Condition/above"},
+			{"/Condition?onset-age=eb45", "Condition/below"},
 		})
 	})
 }

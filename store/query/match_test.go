@@ -19,8 +19,10 @@ func TestMatch(t *testing.T) {
 	// A resource with a date covering March 2024, a quantity of 5.5 mg, a
 	// reference, a uri, a string and a token.
 	ix := &query.Index{
-		Dates:      []query.Date{{Param: "date", Low: day("2024-03-01"), High: day("2024-04-01").Add(-time.Millisecond)}},
-		Quantities: []query.Quantity{{Param: "q", Value: 5.5, System: "http://unitsofmeasure.org", Code: "mg", Unit: "milligram"}},
+		Dates: []query.Date{{Param: "date", Low: day("2024-03-01"), High: day("2024-04-01").Add(-time.Millisecond)}},
+		Quantities: []query.Quantity{{Param: "q", Value: 5.5, System: "http://unitsofmeasure.org", Code: "mg", Unit: "milligram"},
+			{Param: "r", Value: 45.3, High: 50, Range: true}},
+		Numbers:    []query.Number{{Param: "n", Value: 0.803}},
 		References: []query.Reference{{Param: "subject", Type: "Patient", ID: "1"}},
 		URIs:       []query.URI{{Param: "url", Value: "http://example.org/fhir/ValueSet/x"}},
 		Strings:    []query.String{{Param: "name", Value: "zoe o'brien", Exact: "Zoë O'Brien"}},
@@ -31,6 +33,9 @@ func TestMatch(t *testing.T) {
 	}
 	qm := func(p query.Prefix, v, lo, hi float64, system, code string) query.Clause {
 		return query.Clause{Param: "q", Quantities: []query.QuantityMatch{{NumberMatch: query.NumberMatch{Prefix: p, Value: v, Low: lo, High: hi}, System: system, Code: code}}}
+	}
+	nm := func(param string, p query.Prefix, v, lo, hi float64) query.Clause {
+		return query.Clause{Param: param, Numbers: []query.NumberMatch{{Prefix: p, Value: v, Low: lo, High: hi}}}
 	}
 	tests := []struct {
 		name string
@@ -54,6 +59,17 @@ func TestMatch(t *testing.T) {
 		{"quantity by displayed unit", qm(query.Gt, 5, 0, 0, "", "milligram"), true},
 		{"quantity other unit", qm(query.Gt, 5, 0, 0, "http://unitsofmeasure.org", "g"), false},
 		{"quantity le", qm(query.Le, 5, 0, 0, "", ""), false},
+		// gt, lt, ge, le, sa and eb ignore the search value's precision.
+		{"quantity eb within the precision", qm(query.Eb, 6, 5.5, 6.5, "", ""), true},
+		{"quantity sa at the value", qm(query.Sa, 5.5, 5.45, 5.55, "", ""), false},
+		{"number sa within the precision", nm("n", query.Sa, 0.8, 0.795, 0.805), true},
+		{"number eb within the precision", nm("n", query.Eb, 1, 0.5, 1.5), true},
+		{"number eq", nm("n", query.Eq, 0.8, 0.795, 0.805), true},
+		{"number eq outside the precision", nm("n", query.Eq, 0.80, 0.7995, 0.8005), false},
+		{"number ge", nm("n", query.Ge, 0.803, 0.8025, 0.8035), true},
+		{"number gt at the value", nm("n", query.Gt, 0.803, 0.8025, 0.8035), false},
+		{"range sa within the precision", query.Clause{Param: "r", Quantities: []query.QuantityMatch{{NumberMatch: query.NumberMatch{Prefix: query.Sa, Value: 45, Low: 44.5, High: 45.5}}}}, true},
+		{"range eb its high end", query.Clause{Param: "r", Quantities: []query.QuantityMatch{{NumberMatch: query.NumberMatch{Prefix: query.Eb, Value: 50, Low: 49.5, High: 50.5}}}}, false},
 		{"reference typed", query.Clause{Param: "subject", References: []query.ReferenceMatch{{Type: "Patient", ID: "1"}}}, true},
 		{"reference without a type", query.Clause{Param: "subject", References: []query.ReferenceMatch{{ID: "1"}}}, false},
 		{"reference other type", query.Clause{Param: "subject", References: []query.ReferenceMatch{{Type: "Group", ID: "1"}}}, false},

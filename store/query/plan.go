@@ -143,17 +143,18 @@ type DateMatch struct {
 // NumberMatch compares a Number of the parameter with a search value: Value,
 // and [Low, High), the range its precision implies (for Ap, widened).
 //
-// Prefix semantics on a value v: Eq and Ap Low <= v < High; Gt v > Value;
-// Lt v < Value; Ge v >= Value; Le v <= Value; Sa v >= High; Eb v < Low
-// (R4 has sa and eb exclude what overlaps the search value's range, where
-// gt and lt compare with the value exactly). Ne is not a prefix of a plan:
-// the parser writes it as Lt Low and Ge High.
+// Prefix semantics on a value v: Eq and Ap Low <= v < High; Gt and Sa
+// v > Value; Lt and Eb v < Value; Ge v >= Value; Le v <= Value. R4 ignores
+// the search value's precision for gt, lt, ge, le, sa and eb: they compare
+// with Value exactly, and only eq, ne and ap use [Low, High). Ne is not a
+// prefix of a plan: the parser writes it as Lt Low and Ge High.
 //
 // On the interval [lo, hi] of a Range, as on a date's: Eq Low <= lo and
 // hi < High (the search range contains it); Gt hi > Value; Lt lo < Value;
-// Ge hi >= Value; Le lo <= Value; Sa lo >= High; Eb hi < Low; Ap lo <
-// High and hi >= Low (they overlap). A number or a Quantity is the
-// interval [v, v], where these are the semantics above.
+// Ge hi >= Value; Le lo <= Value; Sa lo > Value (it starts after); Eb hi <
+// Value (it ends before); Ap lo < High and hi >= Low (they overlap). A
+// number or a Quantity is the interval [v, v], where these are the
+// semantics above.
 type NumberMatch struct {
 	Prefix    Prefix
 	Value     float64
@@ -293,11 +294,11 @@ func (m NumberMatch) Bounds() []Bound {
 	case Gt:
 		return []Bound{{true, ">", m.Value}}
 	case Sa:
-		return []Bound{{false, ">=", m.High}}
+		return []Bound{{false, ">", m.Value}}
 	case Lt:
 		return []Bound{{false, "<", m.Value}}
 	case Eb:
-		return []Bound{{true, "<", m.Low}}
+		return []Bound{{true, "<", m.Value}}
 	case Ge:
 		return []Bound{{true, ">=", m.Value}}
 	case Le:
