@@ -440,19 +440,29 @@ func TestSearchCompositeCodeWithoutSystem(t *testing.T) {
 	})
 }
 
-// A number in exponential form has the precision R4's table gives it: 1e2
-// is [95, 105), one place finer than its mantissa's last digit.
+// A number in exponential form has the precision of its mantissa's
+// significant digits, as R4 has 1.00e2 as precise as 100 and 5.40e-3 g as
+// 0.0054 ± 0.000005 g; a one-digit mantissa has the precision R4's table
+// gives 1e2, [95, 105), one place finer than its digit.
 func TestSearchExponent(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		bp := `{"coding":[{"system":"http://loinc.org","code":"8480-6"}]}`
-		for _, v := range []string{"60", "96", "100", "104.9", "105", "140"} {
+		for _, v := range []string{"60", "96", "100", "100.4", "104.9", "105", "140"} {
 			putObservation(t, c, "v"+strings.ReplaceAll(v, ".", "-"), bp, ucumValue(v, "mm[Hg]"))
 		}
+		glucose := `{"coding":[{"system":"http://loinc.org","code":"2345-7"}]}`
+		putObservation(t, c, "g5403", glucose, ucumValue("0.005403", "g"))
+		putObservation(t, c, "g541", glucose, ucumValue("0.00541", "g"))
 		wantMatches(t, c, []searchCase{
-			{"/Observation?value-quantity=1e2", "Observation/v100 Observation/v104-9 Observation/v96"},
-			{"/Observation?value-quantity=1.0e2", "Observation/v100"},
-			{"/Observation?value-quantity=1e2|http://unitsofmeasure.org|mm[Hg]", "Observation/v100 Observation/v104-9 Observation/v96"},
-			{"/Observation?code-value-quantity=8480-6$1e2", "Observation/v100 Observation/v104-9 Observation/v96"},
+			{"/Observation?value-quantity=1e2", "Observation/v100 Observation/v100-4 Observation/v104-9 Observation/v96"},
+			{"/Observation?value-quantity=1.0e2", "Observation/v100 Observation/v100-4 Observation/v104-9 Observation/v96"},
+			{"/Observation?value-quantity=1.00e2", "Observation/v100 Observation/v100-4"},
+			{"/Observation?value-quantity=100", "Observation/v100 Observation/v100-4"},
+			{"/Observation?value-quantity=5.40e-3|http://unitsofmeasure.org|g", "Observation/g5403"},
+			{"/Observation?value-quantity=5.40e-3", "Observation/g5403"},
+			{"/Observation?value-quantity=ne5.40e-3", "Observation/g541 Observation/v100 Observation/v100-4 Observation/v104-9 Observation/v105 Observation/v140 Observation/v60 Observation/v96"},
+			{"/Observation?value-quantity=1e2|http://unitsofmeasure.org|mm[Hg]", "Observation/v100 Observation/v100-4 Observation/v104-9 Observation/v96"},
+			{"/Observation?code-value-quantity=8480-6$1e2", "Observation/v100 Observation/v100-4 Observation/v104-9 Observation/v96"},
 		})
 	})
 }

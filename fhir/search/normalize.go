@@ -243,9 +243,11 @@ func validDay(year, month, day int) bool {
 // ParseNumber reads a FHIR decimal or search number ("100", "1.50",
 // "-3", "1e2") and returns its value and the half-open range its written
 // precision implies: "100" is [99.5, 100.5), "1.50" is [1.495, 1.505).
-// A number in exponential form is taken one place finer than its
-// mantissa's last digit, as R4's table of number searches has it: "1e2" is
-// [95, 105), "1.0e2" [99.5, 100.5).
+// A number in exponential form has the precision of its mantissa's
+// significant digits, so "1.00e2" is [99.5, 100.5) as "100" is, and
+// "5.40e-3" [0.005395, 0.005405), as R4 has them; a mantissa of one digit
+// is taken one place finer, as R4's table of number searches has "1e2" as
+// [95, 105).
 func ParseNumber(s string) (value, low, high float64, ok bool) {
 	r, lo, hi, ok := decimalRange(s)
 	if !ok {
@@ -273,9 +275,10 @@ func decimalRange(s string) (value, low, high *big.Rat, ok bool) {
 	if !ok {
 		return nil, nil, nil, false
 	}
-	if strings.ContainsAny(s, "eE") {
+	if i := strings.IndexAny(s, "eE"); i >= 0 && significantDigits(s[:i]) <= 1 {
 		// R4 gives "1e2" the range [95, 105), not the [50, 150) of its
-		// one significant figure (https://hl7.org/fhir/R4/search.html#number).
+		// one significant figure (https://hl7.org/fhir/R4/search.html#number),
+		// but "1.00e2" the three figures of "100" and "5.40e-3" ±0.000005.
 		last--
 	}
 	half := new(big.Rat).SetFrac(big.NewInt(1), big.NewInt(2))
@@ -286,6 +289,13 @@ func decimalRange(s string) (value, low, high *big.Rat, ok bool) {
 		half.Mul(half, scale)
 	}
 	return r, new(big.Rat).Sub(r, half), new(big.Rat).Add(r, half), true
+}
+
+// significantDigits counts the digits of a decimal's mantissa after its
+// leading zeros: 3 in "1.00", "-0.0540" and "100", 1 in "0.5".
+func significantDigits(mantissa string) int {
+	digits := strings.TrimLeft(strings.NewReplacer("-", "", "+", "", ".", "").Replace(mantissa), "0")
+	return len(digits)
 }
 
 // parseDecimal reads s as ParseNumber does: its exact value, and the power

@@ -87,13 +87,17 @@ func TestParseNumber(t *testing.T) {
 		{"integer", "100", 100, 99.5, 100.5, true},
 		{"decimals", "1.50", 1.5, 1.495, 1.505, true},
 		{"negative", "-3", -3, -3.5, -2.5, true},
-		// R4's table of number searches: 1e2 is [95, 105).
+		// R4's table of number searches: 1e2 is [95, 105); its text: 1.00e2
+		// has the three significant figures of 100; its quantity examples:
+		// 5.40e-3 is 0.0054 ± 0.000005.
 		{"exponent", "1e2", 100, 95, 105, true},
-		{"exponent decimals", "1.0e2", 100, 99.5, 100.5, true},
-		{"exponent more decimals", "1.00e2", 100, 99.95, 100.05, true},
+		{"exponent decimals", "1.0e2", 100, 95, 105, true},
+		{"exponent more decimals", "1.00e2", 100, 99.5, 100.5, true},
+		{"exponent small", "5.40e-3", 0.0054, 0.005395, 0.005405, true},
+		{"exponent leading zeros", "0.0540e-1", 0.0054, 0.005395, 0.005405, true},
 		{"exponent capital", "1E2", 100, 95, 105, true},
 		{"negative exponent", "5e-1", 0.5, 0.495, 0.505, true},
-		{"negative value with exponent", "-1.5e1", -15, -15.05, -14.95, true},
+		{"negative value with exponent", "-1.5e1", -15, -15.5, -14.5, true},
 		{"not a number", "ten", 0, 0, 0, false},
 		{"infinity", "Inf", 0, 0, 0, false},
 		{"nan", "NaN", 0, 0, 0, false},
