@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
 	ext "carefhir/operation"
 	"carefhir/server/access"
 	"carefhir/store"
@@ -316,6 +317,9 @@ type unit struct {
 	// byFullURL maps the fullUrl of each POST, PUT and PATCH to it, for the
 	// placeholders of conditional criteria (see settleCriteria).
 	byFullURL map[string]*entry
+	// partly resolves the references of resources to match them before
+	// every identity is settled (see matchIndexOf); nil until asked for.
+	partly *refResolver
 	// work prepares the writes of POSTs and PUTs (see prepare).
 	work *parallel
 }
@@ -350,9 +354,14 @@ type entryResult struct {
 	// name a version that does not exist.
 	named bool
 	// index is the search values of the resource a POST or PUT writes,
-	// as sent, for matching conditional criteria in memory (see
-	// writesMatching); nil until asked for.
-	index *store.Index
+	// as sent, for looking it up by token value (see indexWrites); nil
+	// until asked for. resolved is so the resource with its references
+	// to other entries resolved, for matching conditional criteria in
+	// memory, and unsettled the references to entries whose identity was
+	// not settled when it was indexed (see matchIndexOf).
+	index     *store.Index
+	resolved  *store.Index
+	unsettled []string
 	// criteria are the entry's conditional criteria (ifNoneExist, or
 	// those of a conditional update, patch or delete) and establishes
 	// their criteriaKey, with placeholders replaced (see
@@ -379,6 +388,15 @@ func (a *api) newUnit(c *gin.Context, tx store.Tx, entries []*entry, fullURLs ma
 	for _, e := range entries {
 		if e.fullURL != "" && (e.method == http.MethodPost || e.method == http.MethodPut || e.method == http.MethodPatch) {
 			u.byFullURL[e.fullURL] = e
+		}
+		// A create or update that names its resource itself is known
+		// from the start; a conditional one once settled (identify).
+		switch {
+		case e.err != nil:
+		case e.method == http.MethodPost && e.ifNoneExist == nil:
+			u.refs.add(e.fullURL, e.target.typ+"/"+e.newID)
+		case (e.method == http.MethodPut || e.method == http.MethodPatch) && !e.conditional():
+			u.refs.add(e.fullURL, e.target.typ+"/"+e.target.id)
 		}
 		r := &entryResult{res: e.res, job: -1, criteria: e.target.criteria, establishes: e.establishes}
 		if e.method == http.MethodPost {
@@ -833,7 +851,7 @@ func (u *unit) writesMatching(ctx context.Context, e *entry, q *store.Query, key
 			out = append(out, o)
 			continue
 		}
-		ix, err := u.indexOf(o)
+		ix, err := u.matchIndexOf(ctx, o)
 		if err != nil {
 			return nil, err
 		}
@@ -948,6 +966,67 @@ func (u *unit) indexOf(e *entry) (*store.Index, error) {
 		r.index = &ix
 	}
 	return r.index, nil
+}
+
+// matchIndexOf returns the search values of the resource e writes as it
+// will be stored, as far as identities are settled: its references to
+// other entries (their fullUrls, or the Type/id of a RESTful fullUrl) are
+// indexed as the Type/id those entries' resources are given. R4 resolves
+// them before it processes the entries (3.1.0.11.2), so criteria naming a
+// resource of the transaction, by its Type/id or by its placeholder, find
+// the entries that refer to it by placeholder, as a search would once
+// they are stored. Conditional references, resolved once every identity
+// is settled, are matched as written. The values are indexed again when
+// an entry they named unsettled has been settled since.
+func (u *unit) matchIndexOf(ctx context.Context, e *entry) (*store.Index, error) {
+	ix, err := u.indexOf(e)
+	if err != nil || !u.namesEntries(ix) {
+		return ix, err
+	}
+	r := u.results[e]
+	if r.resolved != nil && !slices.ContainsFunc(r.unsettled, u.settled) {
+		return r.resolved, nil
+	}
+	res, err := decodeEntry(e.raw, e.target.typ)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", e.label(), err)
+	}
+	if u.partly == nil {
+		u.partly = &refResolver{ids: u.refs.ids, local: u.refs.local, fields: u.refs.fields, partly: true,
+			unsettled: func(ref string) bool { return u.byFullURL[ref] != nil && !u.settled(ref) }}
+	}
+	unsettled, err := u.partly.walk(ctx, e, res)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := fhirjson.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", e.label(), err)
+	}
+	resolved, err := u.a.svc.index.IndexJSON(e.target.typ, raw)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", e.label(), err)
+	}
+	r.resolved, r.unsettled = &resolved, unsettled
+	return r.resolved, nil
+}
+
+// settled reports whether the identity of the entry with fullURL is
+// settled.
+func (u *unit) settled(fullURL string) bool {
+	_, ok := u.refs.ids[fullURL]
+	return ok
+}
+
+// namesEntries reports whether search values ix, of a resource as sent,
+// hold a reference or uri that may name an entry of the unit.
+func (u *unit) namesEntries(ix *store.Index) bool {
+	for _, r := range ix.References {
+		if u.byFullURL[r.Target()] != nil || len(u.refs.local[r.Target()]) > 0 {
+			return true
+		}
+	}
+	return slices.ContainsFunc(ix.URIs, func(v store.URI) bool { return u.byFullURL[v.Value] != nil })
 }
 
 // matchesAll reports whether a resource with id, lastUpdated and search

@@ -74,7 +74,8 @@ func (u *unit) settleCriteria(ctx context.Context, e *entry, r *entryResult) err
 
 // identityOf returns the Type/id of the resource o writes, whose fullUrl
 // the criteria of e name. A create or update that names its resource
-// itself is known from the start; a conditional one once settled. One of
+// itself is known from the start (newUnit); a conditional one once
+// settled. One of
 // the same step as e that is not settled yet is settled first, so the
 // order of the entries does not matter; one that a later step settles,
 // or that depends on e itself, cannot be known: 400.
@@ -84,10 +85,6 @@ func (u *unit) identityOf(ctx context.Context, e, o *entry, field, where string)
 	}
 	r := u.results[o]
 	switch {
-	case o.method == http.MethodPost && o.ifNoneExist == nil:
-		return o.target.typ + "/" + o.newID, nil
-	case (o.method == http.MethodPut || o.method == http.MethodPatch) && !o.conditional():
-		return o.target.typ + "/" + o.target.id, nil
 	case o == e:
 		return "", errorf(http.StatusBadRequest, "invalid",
 			"%s names %q, the entry's own fullUrl: the criteria select the resource that settles what it names",

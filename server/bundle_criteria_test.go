@@ -143,3 +143,45 @@ func TestTransactionConditionalWritesByToken(t *testing.T) {
 		}
 	})
 }
+
+// TestTransactionCriteriaMatchResolvedReferences matches conditional
+// criteria against the resources a transaction writes as they will be
+// stored: an Observation sent with subject urn:uuid:… is found by criteria
+// naming the Patient that placeholder resolves to, by its Type/id or by
+// the placeholder, as a search finds it once stored (R4 3.1.0.11.2
+// resolves references before processing).
+func TestTransactionCriteriaMatchResolvedReferences(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const (
+			created = "urn:uuid:6a1d0c3e-0000-4000-8000-000000000011"
+			put     = "urn:uuid:6a1d0c3e-0000-4000-8000-000000000012"
+		)
+		observation := func(subject, value string) string {
+			return `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"` + subject + `"},"valueString":"` + value + `"}`
+		}
+		resp := c.bundle(txBundle("transaction",
+			txEntry(created, "POST", "Patient", patientWith("", "rr1", "Created")),
+			txEntry("", "POST", "Observation", observation(created, "first")),
+			txEntry("", "POST", "Observation", observation(created, "again"), "ifNoneExist", "subject="+created+"&code=http://loinc.org|8867-4"),
+			txEntry(put, "PUT", "Patient/rr-put", patientWith("rr-put", "rr2", "Put")),
+			txEntry("", "POST", "Observation", observation(put, "first")),
+			txEntry("", "POST", "Observation", observation(put, "again"), "ifNoneExist", "subject=Patient/rr-put&code=http://loinc.org|8867-4"),
+			txEntry("", "POST", "DiagnosticReport",
+				`{"resourceType":"DiagnosticReport","status":"final","code":{"text":"heart rate"},"result":[{"reference":"Observation?subject=Patient/rr-put&code=http://loinc.org|8867-4&status=final"}]}`)))
+		checkStatuses(t, resp, "201 Created", "201 Created", "200 OK", "201 Created", "201 Created", "200 OK", "201 Created")
+		for _, pair := range [][2]int{{2, 1}, {5, 4}} {
+			if got, want := resp.Entry[pair[0]].Response.Location, resp.Entry[pair[1]].Response.Location; got != want {
+				t.Errorf("entry %d found %q, want the Observation of entry %d, %q", pair[0], got, pair[1], want)
+			}
+		}
+		want := "Observation/" + str(resp.resource(t, 4), "id")
+		if got := str(get(resp.resource(t, 6), "result", 0), "reference"); got != want {
+			t.Errorf("DiagnosticReport.result %q, want %q", got, want)
+		}
+		for _, subject := range []string{"Patient/" + str(resp.resource(t, 0), "id"), "Patient/rr-put"} {
+			if b := c.do("GET", "/Observation?subject="+subject+"&_summary=count", "").want(t, http.StatusOK).json(t); b["total"] != float64(1) {
+				t.Errorf("Observations of %s: %v, want 1", subject, b["total"])
+			}
+		}
+	})
+}

@@ -57,6 +57,15 @@ type refResolver struct {
 	// will fail.
 	version func(ctx context.Context, ref string) (int64, bool)
 	fields  map[reflect.Type][]fhirjson.Field
+	// partly is set on a resolver that rewrites only the references to
+	// entries whose identity is settled so far, to match a resource
+	// before the transaction writes it (see unit.matchIndexOf): it leaves
+	// other placeholders and conditional references as written, and
+	// keeps version-specific references at the version written. unsettled
+	// reports whether a reference names an entry whose identity is not
+	// settled yet.
+	partly    bool
+	unsettled func(ref string) bool
 }
 
 // localRef is a created entry with a RESTful fullUrl: its base, and the
@@ -97,7 +106,7 @@ func restBase(fullURL string) string {
 
 // add records that the entry with fullURL was given ref (Type/id).
 func (r *refResolver) add(fullURL, ref string) {
-	if fullURL == "" {
+	if fullURL == "" || r.ids[fullURL] == ref {
 		return
 	}
 	r.ids[fullURL] = ref
@@ -133,12 +142,15 @@ func (r *refResolver) lookup(ref, from string) (string, bool) {
 // reference names.
 func (r *refResolver) lookupVersion(ctx context.Context, ref, from string) (string, bool) {
 	m := historyRef.FindStringSubmatch(ref)
-	if m == nil || r.version == nil || strings.HasPrefix(ref, "urn:") {
+	if m == nil || r.version == nil && !r.partly || strings.HasPrefix(ref, "urn:") {
 		return "", false
 	}
 	to, ok := r.lookup(m[1], from)
 	if !ok {
 		return "", false
+	}
+	if r.partly {
+		return to + "/_history/" + m[2], true
 	}
 	vid, ok := r.version(ctx, to)
 	if !ok {
@@ -149,11 +161,20 @@ func (r *refResolver) lookupVersion(ctx context.Context, ref, from string) (stri
 
 // resolve rewrites the references of res, the resource of entry e.
 func (r *refResolver) resolve(ctx context.Context, e *entry, res fhir.Resource) error {
+	_, err := r.walk(ctx, e, res)
+	return err
+}
+
+// walk rewrites the references of res, the resource of entry e, and
+// reports the references it left naming entries whose identity is not
+// settled yet (for a resolver that resolves partly).
+func (r *refResolver) walk(ctx context.Context, e *entry, res fhir.Resource) (unsettled []string, err error) {
 	if res == nil || res.ResourceType() == "Bundle" {
-		return nil
+		return nil, nil
 	}
 	w := &refWalker{r: r, ctx: ctx, from: restBase(e.fullURL), path: []byte(res.ResourceType())}
-	return w.object(reflect.ValueOf(res).Elem())
+	err = w.object(reflect.ValueOf(res).Elem())
+	return w.unsettled, err
 }
 
 // refWalker walks one resource, keeping the FHIRPath of where it is for
@@ -163,6 +184,8 @@ type refWalker struct {
 	ctx  context.Context
 	from string
 	path []byte
+	// unsettled are the references left naming entries not settled yet.
+	unsettled []string
 }
 
 // object walks v, a generated struct (a resource, data type, backbone
@@ -246,6 +269,12 @@ func (w *refWalker) reference(s *string) error {
 		*s = to
 		return nil
 	}
+	if w.r.partly {
+		if w.r.unsettled(ref) {
+			w.unsettled = append(w.unsettled, ref)
+		}
+		return nil
+	}
 	where := string(w.path) + ".reference"
 	if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
 		if i, ok := w.r.others[ref]; ok {
@@ -280,6 +309,8 @@ func (w *refWalker) uri(s *string) {
 	}
 	if to, ok := w.r.ids[*s]; ok {
 		*s = to
+	} else if w.r.partly && w.r.unsettled(*s) {
+		w.unsettled = append(w.unsettled, *s)
 	}
 }
 
