@@ -832,8 +832,9 @@ func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
 
 // writesMatching returns the entries other than e, in request order, that
 // write a resource of q's type matching q: by the content they carry,
-// matched in memory (store.Match; a chain or _has clause, which needs the
-// resources it points to or from, matches nothing there), or because they
+// matched in memory (store.Match; criteria with a chain or _has clause,
+// which needs the resources it points to or from, are refused when an
+// entry meets their other clauses: see undecidedMatch), or because they
 // are the conditional create or update of the conditional URL key that
 // matched nothing (established). Writers are the POSTs, but conditional
 // creates not yet settled or that found their match, and the PUTs. Only
@@ -855,11 +856,36 @@ func (u *unit) writesMatching(ctx context.Context, e *entry, q *store.Query, key
 		if err != nil {
 			return nil, err
 		}
-		if matchesAll(q.Where, u.writtenID(o), now, ix) {
+		match, undecided := matchesAll(q.Where, u.writtenID(o), now, ix)
+		if undecided != nil {
+			return nil, undecidedMatch(e, undecided, o)
+		}
+		if match {
 			out = append(out, o)
 		}
 	}
 	return out, nil
+}
+
+// undecidedMatch is the failure of criteria, those of entry e (nil for a
+// conditional reference), whose clause c cannot be matched in memory
+// against the resource entry o writes, which meets the others: a chain or
+// _has clause needs the resources it points to or from, which the
+// transaction may write too. Left unmatched, the criteria would miss a
+// resource that the same search finds once stored.
+func undecidedMatch(e *entry, c *store.Clause, o *entry) error {
+	what := "the chained parameter " + c.Param
+	if c.Has != nil {
+		what = "the parameter _has:" + c.Has.Type + ":" + c.Has.Param
+	}
+	err := errorf(http.StatusBadRequest, "not-supported",
+		"criteria with %s cannot be matched against the %s that %s writes in the same transaction: name the resource by a parameter of its own, such as identifier",
+		what, o.target.typ, o.label())
+	if e != nil {
+		_, where := criteriaWhere(e)
+		err.at(where)
+	}
+	return err
 }
 
 // tokenKey is a token value of a resource some entry writes: its type,
@@ -1030,14 +1056,20 @@ func (u *unit) namesEntries(ix *store.Index) bool {
 }
 
 // matchesAll reports whether a resource with id, lastUpdated and search
-// values ix satisfies every clause of where, as far as memory can tell.
-func matchesAll(where []store.Clause, id string, lastUpdated time.Time, ix *store.Index) bool {
+// values ix satisfies every clause of where. When it satisfies every
+// clause memory can tell but not one that memory cannot (a chain or
+// _has), match is false and undecided is that clause.
+func matchesAll(where []store.Clause, id string, lastUpdated time.Time, ix *store.Index) (match bool, undecided *store.Clause) {
 	for i := range where {
-		if m, ok := store.Match(&where[i], id, lastUpdated, ix); !ok || !m {
-			return false
+		m, ok := store.Match(&where[i], id, lastUpdated, ix)
+		switch {
+		case !ok && undecided == nil:
+			undecided = &where[i]
+		case ok && !m:
+			return false, nil
 		}
 	}
-	return true
+	return undecided == nil, undecided
 }
 
 func (u *unit) create(ctx context.Context, e *entry, r *entryResult) error {

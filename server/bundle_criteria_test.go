@@ -185,3 +185,94 @@ func TestTransactionCriteriaMatchResolvedReferences(t *testing.T) {
 		}
 	})
 }
+
+// TestTransactionCriteriaAsStored matches conditional criteria against a
+// resource the same transaction writes as the same search matches it once
+// stored: token modifiers and forms find it or not alike, and criteria
+// with a chain or _has clause, which memory cannot follow, are refused
+// where the written resource meets their other clauses, rather than miss
+// it.
+func TestTransactionCriteriaAsStored(t *testing.T) {
+	const written = `{"resourceType":"Patient","identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR"}],"text":"Medical record"},"system":"urn:test","value":"as1"}],"gender":"male","name":[{"family":"Stored"}]}`
+	ensure := func(criteria string) string {
+		return txEntry("", "POST", "Patient", patientWith("", "other", "Other"), "ifNoneExist", criteria)
+	}
+	deleteAll := func(t *testing.T, c *client, search string) {
+		for _, e := range c.do("GET", search, "").want(t, http.StatusOK).json(t)["entry"].([]any) {
+			c.do("DELETE", "/Patient/"+str(e, "resource", "id"), "").want(t, http.StatusNoContent)
+		}
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tc := range []struct {
+			criteria string
+			found    bool
+		}{
+			{"identifier=urn:test|as1", true},
+			{"identifier=as1", true},
+			{"identifier=|as1", false},
+			{"identifier=urn:test|", true},
+			{"identifier=URN:TEST|AS1", false},
+			{"identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|as1", true},
+			{"identifier:text=medical", true},
+			{"identifier:not=urn:test|zz", true},
+			{"identifier:missing=false&gender:not=female", true},
+			{"gender:not=male", false},
+			{"gender:in=http://hl7.org/fhir/ValueSet/administrative-gender", true},
+			{"gender:below=http://hl7.org/fhir/administrative-gender|male", true},
+			{"gender=|male", true},
+		} {
+			t.Run(tc.criteria, func(t *testing.T) {
+				// Once stored: the written resource is deleted again after.
+				c.create("Patient", written)
+				r := c.do("POST", "/Patient", patientWith("", "other", "Other"), "If-None-Exist", tc.criteria)
+				if found := r.status == http.StatusOK; found != tc.found || r.status != http.StatusOK && r.status != http.StatusCreated {
+					t.Errorf("stored: %d, want found %v: %s", r.status, tc.found, r.body)
+				}
+				deleteAll(t, c, "/Patient?name=Stored,Other")
+				// Written by the same transaction.
+				resp := c.bundle(txBundle("transaction", txEntry("", "POST", "Patient", written), ensure(tc.criteria)))
+				if found := resp.Entry[1].Response.Status == "200 OK"; found != tc.found {
+					t.Errorf("in the transaction: %s, want found %v", resp.Entry[1].Response.Status, tc.found)
+				}
+				deleteAll(t, c, "/Patient?name=Stored,Other")
+			})
+		}
+
+		// Chains and _has: refused where the written resource meets the
+		// other clauses, whatever the entry (conditional create, update
+		// or reference).
+		const org = "urn:uuid:6a1d0c3e-0000-4000-8000-000000000021"
+		const pat = "urn:uuid:6a1d0c3e-0000-4000-8000-000000000022"
+		orgEntry := txEntry(org, "POST", "Organization", `{"resourceType":"Organization","name":"Acme Surgery"}`)
+		patEntry := txEntry(pat, "POST", "Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:test","value":"ch1"}],"managingOrganization":{"reference":"`+org+`"}}`)
+		obsEntry := txEntry("", "POST", "Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"`+pat+`"}}`)
+		for name, tc := range map[string]struct {
+			entries []string
+			where   string
+		}{
+			"chain": {[]string{orgEntry, patEntry, ensure("organization.name=acme")}, "Bundle.entry[2].request.ifNoneExist"},
+			"_has":  {[]string{orgEntry, patEntry, obsEntry, ensure("_has:Observation:subject:status=final")}, "Bundle.entry[3].request.ifNoneExist"},
+			"conditional update": {[]string{orgEntry, patEntry,
+				txEntry("", "PUT", "Patient?organization.name=acme", patientWith("", "ch2", "Put"))}, "Bundle.entry[2].request.url"},
+			"conditional reference": {[]string{orgEntry, patEntry, txEntry("", "POST", "Observation",
+				`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient?organization.name=acme"}}`)},
+				"Bundle.entry[2].resource.subject.reference"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				r := c.do("POST", "", txBundle("transaction", tc.entries...)).want(t, http.StatusBadRequest)
+				r.outcome(t, "not-supported", tc.where)
+				for _, q := range []string{"/Organization?_summary=count", "/Patient?_summary=count", "/Observation?_summary=count"} {
+					if b := c.do("GET", q, "").want(t, http.StatusOK).json(t); b["total"] != float64(0) {
+						t.Errorf("%s: %v written by a failed transaction", q, b["total"])
+					}
+				}
+			})
+		}
+		// A chain whose other clauses exclude what the transaction writes
+		// is matched against the store alone.
+		stored := c.create("Organization", `{"resourceType":"Organization","name":"Acme Surgery"}`)
+		c.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"urn:test","value":"ch3"}],"managingOrganization":{"reference":"Organization/`+str(stored, "id")+`"}}`)
+		resp := c.bundle(txBundle("transaction", orgEntry, patEntry, ensure("identifier=urn:test|ch3&organization.name=acme")))
+		checkStatuses(t, resp, "201 Created", "201 Created", "200 OK")
+	}, withValidator(false))
+}
