@@ -795,10 +795,16 @@ func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
 	}
 	// Placeholders stand for what they name: every identity is settled
 	// by now.
-	query, _, _ = u.a.replacePlaceholders(typ, query, func(value string) (string, bool, error) {
+	query, _, err := u.a.replacePlaceholders(typ, query, func(value string) (string, bool, error) {
 		to, ok := u.refs.ids[value]
+		if err := u.refs.batchLink("conditional reference", value); !ok && err != nil && isPlaceholder(value) {
+			return "", false, err
+		}
 		return to, ok, nil
 	})
+	if err != nil {
+		return "", err
+	}
 	criteria, err := u.a.parseCriteria(typ, query, "conditional reference")
 	if err != nil {
 		return "", err

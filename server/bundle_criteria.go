@@ -46,6 +46,9 @@ func (u *unit) settleCriteria(ctx context.Context, e *entry, r *entryResult) err
 	replaced, changed, err := u.a.replacePlaceholders(searched, raw, func(value string) (string, bool, error) {
 		o, ok := u.byFullURL[value]
 		if !ok {
+			if err := u.refs.batchLink(field, value); err != nil && isPlaceholder(value) {
+				return "", false, err.at(where)
+			}
 			return "", false, nil
 		}
 		ref, err := u.identityOf(ctx, e, o, field, where)

@@ -199,9 +199,13 @@ func (w *refWalker) object(v reflect.Value) error {
 			}
 		}
 	case *fhir.Uri:
-		w.uri(p.Value)
+		if err := w.uri(p.Value); err != nil {
+			return err
+		}
 	case *fhir.Url:
-		w.uri(p.Value)
+		if err := w.uri(p.Value); err != nil {
+			return err
+		}
 	case *fhir.Xhtml:
 		if p.Value != nil && len(w.r.ids) > 0 {
 			*p.Value = w.r.narrative(*p.Value, w.from)
@@ -276,11 +280,9 @@ func (w *refWalker) reference(s *string) error {
 		return nil
 	}
 	where := string(w.path) + ".reference"
-	if strings.HasPrefix(ref, "urn:uuid:") || strings.HasPrefix(ref, "urn:oid:") {
-		if i, ok := w.r.others[ref]; ok {
-			return errorf(http.StatusBadRequest, "invalid",
-				"reference %q names Bundle.entry[%d]: the entries of a batch are processed independently and cannot reference each other; use a transaction",
-				truncate(ref, 100), i).at(where)
+	if isPlaceholder(ref) {
+		if err := w.r.batchLink("reference", ref); err != nil {
+			return err.at(where)
 		}
 		return errorf(http.StatusBadRequest, "not-found", "reference %q names no entry of the Bundle", truncate(ref, 100)).at(where)
 	}
@@ -303,15 +305,44 @@ func (w *refWalker) reference(s *string) error {
 }
 
 // uri rewrites the value of a uri or url that is the fullUrl of an entry.
-func (w *refWalker) uri(s *string) {
+func (w *refWalker) uri(s *string) error {
 	if s == nil {
-		return
+		return nil
 	}
-	if to, ok := w.r.ids[*s]; ok {
+	switch to, ok := w.r.ids[*s]; {
+	case ok:
 		*s = to
-	} else if w.r.partly && w.r.unsettled(*s) {
-		w.unsettled = append(w.unsettled, *s)
+	case w.r.partly:
+		if w.r.unsettled(*s) {
+			w.unsettled = append(w.unsettled, *s)
+		}
+	case isPlaceholder(*s):
+		if err := w.r.batchLink("value", *s); err != nil {
+			return err.at(string(w.path))
+		}
 	}
+	return nil
+}
+
+// isPlaceholder reports whether s is a urn:uuid or urn:oid, which names
+// nothing outside the Bundle.
+func isPlaceholder(s string) bool {
+	return strings.HasPrefix(s, "urn:uuid:") || strings.HasPrefix(s, "urn:oid:")
+}
+
+// batchLink returns the failure of a link (what: a reference, a value, or
+// conditional criteria) to placeholder, the fullUrl of another entry of a
+// batch, whose entries are processed independently (R4 RESTful API
+// 3.1.0.11.1: there are no interdependencies between them); nil when
+// placeholder is not one.
+func (r *refResolver) batchLink(what, placeholder string) *Error {
+	i, ok := r.others[placeholder]
+	if !ok {
+		return nil
+	}
+	return errorf(http.StatusBadRequest, "invalid",
+		"%s %q names Bundle.entry[%d]: the entries of a batch are processed independently and cannot reference each other; use a transaction",
+		what, truncate(placeholder, 100), i)
 }
 
 // narrative rewrites the href and src attributes of an XHTML narrative that

@@ -502,6 +502,53 @@ func TestBatchMixedResults(t *testing.T) {
 	})
 }
 
+// TestBatchEntriesNameNoOtherEntry refuses, entry by entry, what names
+// another entry of a batch by its urn:uuid fullUrl wherever a transaction
+// would resolve it: a uri or url element, conditional criteria, a GET
+// query, a conditional reference (R4 3.1.0.11.1: no interdependencies
+// between the entries of a batch). Left as written, each would store a
+// link to nothing or search for a value nothing holds; the other entries
+// are processed.
+func TestBatchEntriesNameNoOtherEntry(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const pat = "urn:uuid:4b6f2a1c-3d5e-4f70-8a9b-0c1d2e3f4a60"
+		observation := `{"resourceType":"Observation","status":"final","code":{"text":"x"}}`
+		resp := c.bundle(txBundle("batch",
+			txEntry(pat, "POST", "Patient", patientWith("", "bl1", "Linked")),
+			txEntry("", "POST", "DocumentReference", `{"resourceType":"DocumentReference","status":"current","content":[{"attachment":{"url":"`+pat+`"}}]}`),
+			txEntry("", "POST", "Observation", observation, "ifNoneExist", "subject="+pat),
+			txEntry("", "PUT", "Observation?subject="+pat, observation),
+			txEntry("", "DELETE", "Observation?subject="+pat, ""),
+			txEntry("", "GET", "Observation?subject="+pat, ""),
+			txEntry("", "POST", "Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"hasMember":[{"reference":"Observation?subject=`+pat+`"}]}`),
+			txEntry("", "GET", "Patient?identifier="+pat, "")))
+		checkStatuses(t, resp, "201 Created", "400 Bad Request", "400 Bad Request", "400 Bad Request", "400 Bad Request",
+			"400 Bad Request", "400 Bad Request", "200 OK")
+		for i, where := range map[int]string{
+			1: "Bundle.entry[1].resource.content[0].attachment.url",
+			2: "Bundle.entry[2].request.ifNoneExist",
+			3: "Bundle.entry[3].request.url",
+			4: "Bundle.entry[4].request.url",
+			5: "Bundle.entry[5].request.url",
+			6: "Bundle.entry[6].resource.hasMember[0].reference",
+		} {
+			var oo map[string]any
+			if err := json.Unmarshal(resp.Entry[i].Response.Outcome, &oo); err != nil {
+				t.Fatalf("entry %d: no OperationOutcome: %v", i, err)
+			}
+			if got := fmt.Sprint(get(oo, "issue", 0, "expression")); str(oo, "issue", 0, "code") != "invalid" ||
+				!strings.Contains(got, where) || !strings.Contains(str(oo, "issue", 0, "diagnostics"), "Bundle.entry[0]") {
+				t.Errorf("entry %d: %s, want invalid at %s naming Bundle.entry[0]", i, resp.Entry[i].Response.Outcome, where)
+			}
+		}
+		for _, q := range []string{"/DocumentReference?_summary=count", "/Observation?_summary=count"} {
+			if b := c.do("GET", q, "").want(t, http.StatusOK).json(t); b["total"] != float64(0) {
+				t.Errorf("%s: %v stored by refused entries", q, b["total"])
+			}
+		}
+	})
+}
+
 func TestTransactionConditionalReferences(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		p := c.create("Patient", patientWith("", "one", "One"))
