@@ -127,6 +127,8 @@ func TestPatchRejects(t *testing.T) {
 		}{
 			{"test fails", "/Patient/" + id, jsonPatch, `[{"op":"test","path":"/gender","value":"male"},{"op":"remove","path":"/gender"}]`, nil, 409, "conflict", ""},
 			{"not a JSON Patch", "/Patient/" + id, jsonPatch, `{"op":"remove"}`, nil, 400, "invalid", ""},
+			{"operation naming op twice", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/active","value":true,"op":"remove"}]`, nil, 400, "invalid", ""},
+			{"value naming a member twice", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/maritalStatus","value":{"text":"Married","text":"Single"}}]`, nil, 400, "invalid", ""},
 			{"bad pointer", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"gender"}]`, nil, 400, "invalid", ""},
 			{"unknown operation", "/Patient/" + id, jsonPatch, `[{"op":"delete","path":"/gender"}]`, nil, 400, "invalid", ""},
 			{"path not in the resource", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"/telecom/0"}]`, nil, 422, "processing", ""},

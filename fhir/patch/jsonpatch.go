@@ -1,6 +1,7 @@
 package patch
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -18,7 +19,7 @@ import (
 // "name": []) is dropped from the result.
 //
 // A failure is an *Error: Malformed for a document that is not a valid
-// patch, Inapplicable for an operation that does not fit the resource (a
+// patch (an object in it naming a member twice included), Inapplicable for an operation that does not fit the resource (a
 // path that does not exist, an index out of range), TestFailed for a test
 // operation that did not hold.
 func JSONPatch(resource, ops []byte) ([]byte, error) {
@@ -91,8 +92,12 @@ type jsonOp struct {
 }
 
 func parseJSONPatch(data []byte) ([]jsonOp, error) {
-	v, err := decode(data)
-	if err != nil {
+	v, err := decodeUnique(data)
+	var repeated *repeatedMember
+	switch {
+	case errors.As(err, &repeated):
+		return nil, &Error{Op: -1, Kind: Malformed, Message: "the JSON Patch document is ambiguous: " + err.Error()}
+	case err != nil:
 		return nil, &Error{Op: -1, Kind: Malformed, Message: "the JSON Patch document is not JSON: " + err.Error()}
 	}
 	if obj, ok := v.(map[string]any); ok {

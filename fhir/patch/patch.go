@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"strconv"
 )
 
 // Kind classifies why a patch could not be applied.
@@ -153,6 +154,72 @@ func decode(data []byte) (any, error) {
 		return nil, errors.New("unexpected data after the JSON value")
 	}
 	return v, nil
+}
+
+// decodeUnique is decode for a document a client wrote: an object naming a
+// member twice is refused with a *repeatedMember, where encoding/json keeps
+// the last value and other readers the first, so that a patch means one
+// thing wherever it is read (RFC 6902 gives an operation exactly one "op").
+func decodeUnique(data []byte) (any, error) {
+	v, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	// decode has checked the syntax and the nesting depth.
+	if err := uniqueMembers(json.NewDecoder(bytes.NewReader(data)), nil); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// repeatedMember reports an object of a document that names a member twice.
+type repeatedMember struct {
+	at   []string // the object's JSON Pointer tokens
+	name string
+}
+
+func (e *repeatedMember) Error() string {
+	if len(e.at) == 0 {
+		return fmt.Sprintf("the document names the member %q twice", e.name)
+	}
+	return fmt.Sprintf("the object at %s names the member %q twice", pointerString(e.at), e.name)
+}
+
+// uniqueMembers reads the next value of d, at the pointer tokens at, and
+// fails on the first object in it that names a member twice.
+func uniqueMembers(d *json.Decoder, at []string) error {
+	t, err := d.Token()
+	if err != nil {
+		return err
+	}
+	switch t {
+	case json.Delim('['):
+		for i := 0; d.More(); i++ {
+			if err := uniqueMembers(d, append(at, strconv.Itoa(i))); err != nil {
+				return err
+			}
+		}
+	case json.Delim('{'):
+		seen := make(map[string]bool)
+		for d.More() {
+			t, err := d.Token()
+			if err != nil {
+				return err
+			}
+			name, _ := t.(string)
+			if seen[name] {
+				return &repeatedMember{at: at, name: name}
+			}
+			seen[name] = true
+			if err := uniqueMembers(d, append(at, name)); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil
+	}
+	_, err = d.Token() // the closing ] or }
+	return err
 }
 
 // encode writes v as compact JSON, leaving <, > and & as they are (the
