@@ -170,6 +170,8 @@ func TestReadSubsets(t *testing.T) {
 			{"_summary=text", []string{"text"}, []string{"name", "photo", "birthDate"}, true},
 			{"_summary=data", []string{"name", "photo", "contact"}, []string{"text"}, true},
 			{"_elements=name,birthDate", []string{"name", "birthDate"}, []string{"text", "photo", "contact"}, true},
+			// Repeated, _elements names the elements of all its values, as in a search.
+			{"_elements=name&_elements=birthDate", []string{"name", "birthDate"}, []string{"text", "photo", "contact"}, true},
 		}
 		for _, tt := range tests {
 			t.Run(tt.query, func(t *testing.T) {

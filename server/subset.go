@@ -63,9 +63,11 @@ func object(ms []member) []byte {
 const subsettedTag = `{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED","display":"Resource encoded in summary mode"}`
 
 // subset reduces a stored resource as _summary or _elements ask, marking the
-// result SUBSETTED. Without either it returns body unchanged.
+// result SUBSETTED. Without either it returns body unchanged. _elements
+// given more than once names the elements of all its values, as in a
+// search.
 func subset(typ string, body []byte, q url.Values) ([]byte, error) {
-	summary, elements := q.Get("_summary"), q.Get("_elements")
+	summary, elements := q.Get("_summary"), elementsList(q)
 	if summary == "" && elements == "" || summary == "false" {
 		return body, nil
 	}
@@ -123,6 +125,18 @@ func subset(typ string, body []byte, q url.Values) ([]byte, error) {
 		out = append(out, m)
 	}
 	return object(out), nil
+}
+
+// elementsList returns the element names of every _elements parameter in
+// q as one comma-separated list, leaving out empty values.
+func elementsList(q url.Values) string {
+	lists := make([]string, 0, len(q["_elements"]))
+	for _, list := range q["_elements"] {
+		if list != "" {
+			lists = append(lists, list)
+		}
+	}
+	return strings.Join(lists, ",")
 }
 
 // isElementName reports whether _elements may name name on typ: a
