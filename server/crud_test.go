@@ -130,6 +130,7 @@ func TestRead(t *testing.T) {
 			{"if-modified-since past", "/Patient/" + id, []string{"If-Modified-Since", time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)}, 200, ""},
 			{"_summary=count", "/Patient/" + id + "?_summary=count", nil, 400, "invalid"},
 			{"_elements unknown", "/Patient/" + id + "?_elements=unicorn", nil, 400, "invalid"},
+			{"_summary twice", "/Patient/" + id + "?_summary=true&_summary=false", nil, 400, "invalid"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

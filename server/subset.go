@@ -68,6 +68,10 @@ const subsettedTag = `{"system":"http://terminology.hl7.org/CodeSystem/v3-Observ
 // search.
 func subset(typ string, body []byte, q url.Values) ([]byte, error) {
 	summary, elements := q.Get("_summary"), elementsList(q)
+	if n := len(q["_summary"]); n > 1 {
+		// Which one the client meant is not known.
+		return nil, errorf(http.StatusBadRequest, "invalid", "_summary is given %d times: a read takes it once at most", n).at("_summary")
+	}
 	if summary == "" && elements == "" || summary == "false" {
 		return body, nil
 	}
