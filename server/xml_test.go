@@ -116,13 +116,21 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 }
 
 // A string with a control character other than tab and line breaks is
-// refused, as FHIR strings hold none: every stored resource can then be
-// served as XML, which cannot carry one.
+// refused, as FHIR strings hold none, and so is one with U+FFFE or U+FFFF:
+// every stored resource can then be served as XML, which cannot carry them.
 func TestControlCharacterRefused(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		r := c.do("PUT", "/Patient/a", `{"resourceType":"Patient","id":"a","name":[{"family":"x\u0001y"}]}`)
 		r.want(t, http.StatusBadRequest)
 		r.outcome(t, "invalid", "")
+		// Nor can XML carry the noncharacters U+FFFE and U+FFFF, raw or escaped.
+		for _, family := range []string{"x\uffffy", `x\ufffey`} {
+			c.do("POST", "/Patient", `{"resourceType":"Patient","name":[{"family":"`+family+`"}]}`).
+				want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		}
+		if total := get(c.do("GET", "/Patient?_summary=count", "").want(t, http.StatusOK).json(t), "total"); total != 0.0 {
+			t.Errorf("%v Patients stored after refused writes, want 0", total)
+		}
 		c.do("PUT", "/Patient/a", `{"resourceType":"Patient","id":"a","name":[{"family":"x\ty"}]}`).want(t, http.StatusCreated)
 		c.do("GET", "/Patient/a?_format=xml", "").want(t, http.StatusOK)
 	})

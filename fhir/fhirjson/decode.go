@@ -209,8 +209,22 @@ func (d *decoder) char(i int) int {
 		d.pos = i
 		d.syntaxError("invalid UTF-8 in string")
 	}
+	if notXMLChar(r) {
+		d.pos = i
+		d.syntaxError(noncharacterInString)
+	}
 	return size
 }
+
+// notXMLChar reports whether r is U+FFFE or U+FFFF, the noncharacters that
+// XML 1.0 excludes from its characters (the controls and the surrogates,
+// which it excludes too, are refused on their own).
+func notXMLChar(r rune) bool { return r == 0xFFFE || r == 0xFFFF }
+
+// noncharacterInString is the error of U+FFFE or U+FFFF in a string: XML
+// cannot carry either, so a resource holding one could not be served as
+// XML, nor sent back as XML.
+const noncharacterInString = "noncharacter U+FFFE or U+FFFF in string: FHIR resources are exchanged as XML too, which cannot carry it"
 
 // controlInString is the error of a control character other than tab and
 // line breaks, escaped in a string: JSON allows it, FHIR strings hold none
@@ -272,6 +286,10 @@ func (d *decoder) escapedStr(start int) []byte {
 				if r < 0x20 && r != '\t' && r != '\n' && r != '\r' {
 					d.pos = i
 					d.syntaxError(controlInString)
+				}
+				if notXMLChar(r) {
+					d.pos = i
+					d.syntaxError(noncharacterInString)
 				}
 				buf = utf8.AppendRune(buf, r)
 			default:

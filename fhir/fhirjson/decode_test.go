@@ -93,6 +93,8 @@ func TestUnmarshalRejects(t *testing.T) {
 		{name: "control character", json: "{\"resourceType\":\"Patient\",\"gender\":\"a\x01\"}", message: "control character", syntax: true},
 		{name: "escaped control character", json: `{"resourceType":"Patient","name":[{"text":"a\u0001"}]}`, message: "control character", syntax: true},
 		{name: "escaped form feed", json: `{"resourceType":"Patient","name":[{"text":"a\fb"}]}`, message: "control character", syntax: true},
+		{name: "noncharacter U+FFFF", json: "{\"resourceType\":\"Patient\",\"gender\":\"a\uffff\"}", message: "noncharacter", syntax: true},
+		{name: "escaped noncharacter U+FFFE", json: `{"resourceType":"Patient","name":[{"text":"a\ufffe"}]}`, message: "noncharacter", syntax: true},
 		{name: "lone surrogate", json: `{"resourceType":"Patient","gender":"\ud800"}`, message: "surrogate", syntax: true},
 		{name: "syntax error in unknown element", json: `{"resourceType":"Patient","foo":[1,}`, message: "invalid JSON", syntax: true},
 		{name: "empty input", json: ``, message: "unexpected end of input", syntax: true},
