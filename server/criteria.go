@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"carefhir/fhir"
 	"carefhir/store"
 )
 
@@ -14,6 +15,12 @@ import (
 // a 400, never silently ignored.
 func (a *api) parseCriteria(typ, raw, what string) (*store.Query, error) {
 	raw = strings.TrimPrefix(raw, typ+"?")
+	if other, _, found := strings.Cut(raw, "?"); found && other != typ && fhir.IsResourceType(other) {
+		// Read as parameters, the type would be part of the first
+		// parameter's name, refused as a parameter Patient does not have.
+		return nil, errorf(http.StatusBadRequest, "invalid", "%s criteria name the type %s, but they select a %s: send the search parameters of %s alone, such as identifier=system|value",
+			what, other, typ, typ)
+	}
 	values, err := url.ParseQuery(raw)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "invalid", "%s criteria %q are not a valid query string: %v", what, truncate(raw, 200), err)

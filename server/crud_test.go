@@ -293,6 +293,14 @@ func TestConditionalCreate(t *testing.T) {
 		c.do("POST", "/Patient", patient, "If-None-Exist", "family=o'brien&birthdate=1970").want(t, http.StatusPreconditionFailed)
 		c.do("POST", "/Patient", patient, "If-None-Exist", "shoe-size=9").want(t, http.StatusBadRequest).outcome(t, "not-supported", "shoe-size")
 		c.do("POST", "/Patient", patient, "If-None-Exist", "birthdate=1970-13").want(t, http.StatusBadRequest).outcome(t, "invalid", "birthdate")
+		// Criteria naming another type are refused as such; naming the type
+		// created, they are its parameters.
+		msg := c.do("POST", "/Patient", patient, "If-None-Exist", "Observation?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009").
+			want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		if !strings.Contains(msg, "Observation") || !strings.Contains(msg, "If-None-Exist") {
+			t.Errorf("criteria naming another type refused with %q, want a message naming the type and the header", msg)
+		}
+		c.do("POST", "/Patient", patient, "If-None-Exist", "Patient?_id="+str(first, "id")).want(t, http.StatusOK)
 		// Operators in values are plain strings.
 		c.do("POST", "/Patient", patient, "If-None-Exist", `identifier={"$gt":""}`).want(t, http.StatusCreated)
 	})
