@@ -264,9 +264,10 @@ func readAll(c *gin.Context) ([]byte, error) {
 }
 
 // readResource reads, decodes and checks the request body as a resource of
-// typ about to be written.
-func (a *api) readResource(c *gin.Context, typ string) (fhir.Resource, error) {
-	res, err := a.decodeResource(c, typ)
+// typ about to be written; first, when not nil, checks it before anything
+// else does.
+func (a *api) readResource(c *gin.Context, typ string, first func(fhir.Resource) error) (fhir.Resource, error) {
+	res, err := a.decodeResource(c, typ, first)
 	if err != nil {
 		return nil, err
 	}
@@ -277,9 +278,26 @@ func (a *api) readResource(c *gin.Context, typ string) (fhir.Resource, error) {
 }
 
 // decodeResource reads and decodes the request body as a resource of typ
-// about to be written, with its mandatory elements; the rest of validation
-// is left to the caller.
-func (a *api) decodeResource(c *gin.Context, typ string) (fhir.Resource, error) {
+// about to be written, with its mandatory elements; first, when not nil,
+// checks it before them. The rest of validation is left to the caller.
+func (a *api) decodeResource(c *gin.Context, typ string, first func(fhir.Resource) error) (fhir.Resource, error) {
+	res, err := decodeRequest(c, typ)
+	if err != nil {
+		return nil, err
+	}
+	if first != nil {
+		if err := first(res); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkMandatory(res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// decodeRequest reads and decodes the request body as a resource of typ.
+func decodeRequest(c *gin.Context, typ string) (fhir.Resource, error) {
 	if rawBinaryBody(c, typ) {
 		return readRawBinary(c)
 	}
@@ -287,14 +305,7 @@ func (a *api) decodeResource(c *gin.Context, typ string) (fhir.Resource, error) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := decodeBody(c, body, typ)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkMandatory(res); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return decodeBody(c, body, typ)
 }
 
 // ifMatch reads the If-Match precondition of a write other than an update
@@ -336,7 +347,7 @@ func (a *api) create(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	res, err := a.decodeResource(c, typ)
+	res, err := a.decodeResource(c, typ, nil)
 	if err != nil {
 		c.Error(err)
 		return
@@ -385,12 +396,12 @@ func (a *api) update(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	res, err := a.readResource(c, typ)
+	// R4 has an update without the id of its URL answered 400, whatever
+	// else its body holds: the id is checked first.
+	res, err := a.readResource(c, typ, func(res fhir.Resource) error {
+		return checkUpdateID(typ, id, res, "the URL")
+	})
 	if err != nil {
-		c.Error(err)
-		return
-	}
-	if err := checkUpdateID(typ, id, res, "the URL"); err != nil {
 		c.Error(err)
 		return
 	}
@@ -455,7 +466,7 @@ func (a *api) conditionalUpdate(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	res, err := a.readResource(c, typ)
+	res, err := a.readResource(c, typ, nil)
 	if err != nil {
 		c.Error(err)
 		return

@@ -193,6 +193,13 @@ func TestValidateWrites(t *testing.T) {
 			want(t, http.StatusUnprocessableEntity).outcome(t, "value", "Patient.birthDate")
 		id := str(c.create("Patient", patient), "id")
 		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"unknown-x"}`).want(t, http.StatusUnprocessableEntity)
+		// An update without the id of its URL is 400 (R4 http.html#update),
+		// whatever else is wrong with it.
+		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","gender":"unknown-x"}`).want(t, http.StatusBadRequest).outcome(t, "required", "Patient.id")
+		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient"}`).want(t, http.StatusBadRequest).outcome(t, "required", "Patient.id")
+		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"other","gender":"unknown-x"}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "Patient.id")
+		obs := str(c.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"weight"}}`), "id")
+		c.do("PUT", "/Observation/"+obs, `{"resourceType":"Observation","code":{"text":"weight"}}`).want(t, http.StatusBadRequest).outcome(t, "required", "Observation.id")
 		// The narrative and the extensions of a write are checked too.
 		c.do("POST", "/Patient", `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p ONCLICK=\"x()\">Grace</p></div>"}}`).
 			want(t, http.StatusUnprocessableEntity).outcome(t, "value", "Patient.text.div")
