@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"carefhir/operation"
 	"carefhir/server"
 	"carefhir/store"
 )
@@ -586,6 +588,66 @@ func TestHistoryPaging(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A client polling the history _since the meta.lastUpdated of its last
+// answer misses no version, even one stamped before that answer and
+// committed after it: the answer is dated no later than any write still
+// under way.
+func TestHistorySinceMissesNoWriteUnderWay(t *testing.T) {
+	stamped := make(chan string)
+	release := make(chan struct{})
+	hold := func(cfg *server.Config) {
+		cfg.Hooks = append(cfg.Hooks, operation.Hook{Name: "hold", Types: []string{"Observation"},
+			Check: func(_ context.Context, _ operation.Store, ch *operation.Change) error {
+				stamped <- ch.Resource.GetMeta().LastUpdated.Get()
+				<-release
+				return nil
+			}})
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		created := make(chan *response)
+		go func() {
+			created <- c.do("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"weight"}}`)
+		}()
+		stamp := <-stamped
+		// The poll comes a millisecond or more after the stamp, as it
+		// would from another client.
+		for time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") <= stamp {
+			time.Sleep(time.Millisecond)
+		}
+		poll := get(c.do("GET", "/_history", "").want(t, http.StatusOK).json(t), "meta", "lastUpdated")
+		release <- struct{}{}
+		id := str((<-created).want(t, http.StatusCreated).json(t), "id")
+
+		next := c.do("GET", "/_history?_since="+url.QueryEscape(poll.(string)), "").want(t, http.StatusOK).json(t)
+		for _, e := range list(get(next, "entry")) {
+			if str(e, "fullUrl") == c.base+"/Observation/"+id {
+				return
+			}
+		}
+		t.Errorf("Observation/%s, stamped %s and committed after a history dated %v, is not in the history _since then: %v", id, stamp, poll, next)
+	}, hold)
+}
+
+// With other processes writing to the same database, whose writes under
+// way the server does not see, a history is dated HistorySettle before
+// now: a version another process stamped before the answer and committed
+// after it is in the history _since the answer's date.
+func TestHistorySinceMissesNoWriteOfAnotherProcess(t *testing.T) {
+	settle := func(cfg *server.Config) { cfg.HistorySettle = time.Minute }
+	eachEngine(t, func(t *testing.T, c *client) {
+		stamped := time.Now().UTC().Add(-time.Second).Truncate(time.Millisecond)
+		poll := str(c.do("GET", "/Patient/_history", "").want(t, http.StatusOK).json(t), "meta", "lastUpdated")
+		body := `{"resourceType":"Patient","id":"elsewhere","meta":{"versionId":"1","lastUpdated":"` + stamped.Format("2006-01-02T15:04:05.000Z07:00") + `"}}`
+		if err := c.st.Put(t.Context(), &store.Write{Type: "Patient", ID: "elsewhere", LastUpdated: stamped, JSON: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+		next := c.do("GET", "/Patient/_history?_since="+url.QueryEscape(poll), "").want(t, http.StatusOK).json(t)
+		if get(next, "total") != 1.0 || str(next, "entry", 0, "fullUrl") != c.base+"/Patient/elsewhere" {
+			t.Errorf("a version stamped %s and committed after a history dated %s is not in the history _since then: %v", stamped, poll, next)
+		}
+	}, settle)
 }
 
 func TestConcurrentUpdatesLoseNothing(t *testing.T) {

@@ -245,7 +245,11 @@ func (s *opStore) checkWrite(ctx context.Context, res fhir.Resource) error {
 	return s.a.validateWrite(ctx, res)
 }
 
+// Create, Update and Transact keep their write among those under way, as
+// trackWrites does for a request: they are also called outside any (see
+// Config.Attach).
 func (s *opStore) Create(ctx context.Context, res fhir.Resource) (*store.Version, error) {
+	defer s.a.svc.writes.Begin()()
 	if err := s.checkWrite(ctx, res); err != nil {
 		return nil, err
 	}
@@ -262,6 +266,7 @@ func (s *opStore) Create(ctx context.Context, res fhir.Resource) (*store.Version
 }
 
 func (s *opStore) Update(ctx context.Context, res fhir.Resource, ifMatch int64) (*store.Version, error) {
+	defer s.a.svc.writes.Begin()()
 	typ, id := res.ResourceType(), res.GetID()
 	if err := checkID(id, typ+".id"); err != nil {
 		return nil, err
@@ -281,6 +286,7 @@ func (s *opStore) Transact(ctx context.Context, fn func(ext.Store) error) error 
 	if s.tx != nil {
 		return fn(s)
 	}
+	defer s.a.svc.writes.Begin()()
 	return s.a.svc.store.Transact(ctx, func(tx store.Tx) error {
 		return fn(&opStore{a: s.a, c: s.c, tx: tx})
 	})

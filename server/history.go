@@ -187,6 +187,12 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		}
 	}
 	q.Cursor = params.Get("_cursor")
+	// The Bundle is dated no later than the lastUpdated of any write still
+	// under way, taken before the store is read: a version stamped earlier
+	// has committed and is on these pages, or is still to come and dated
+	// at or after it. So a client taking meta.lastUpdated as its next
+	// _since misses nothing, though it may see a version again.
+	settled := a.svc.writes.Settled(a.cfg.HistorySettle)
 	page, err := a.svc.store.History(c.Request.Context(), q)
 	if err != nil {
 		c.Error(err)
@@ -196,7 +202,7 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 	b := bundle{
 		ResourceType: "Bundle",
 		ID:           newID(),
-		Meta:         bundleMeta{LastUpdated: formatInstant(time.Now())},
+		Meta:         bundleMeta{LastUpdated: formatInstant(settled)},
 		Type:         "history",
 		Link:         []bundleLink{{Relation: "self", URL: a.requestURL(c, params)}},
 	}

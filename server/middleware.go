@@ -12,6 +12,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+
+	"carefhir/store"
 )
 
 const (
@@ -29,6 +31,21 @@ func requestID(c *gin.Context) {
 	c.Set(ctxRequestID, id)
 	c.Writer.Header()["X-Request-Id"] = []string{id}
 	c.Next()
+}
+
+// trackWrites keeps every request that may write in writes while it
+// runs, before any version it writes is stamped: a history answered
+// meanwhile dates itself before the request began (see history). GET and
+// HEAD write nothing.
+func trackWrites(writes *store.InFlight) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if m := c.Request.Method; m == http.MethodGet || m == http.MethodHead {
+			c.Next()
+			return
+		}
+		defer writes.Begin()()
+		c.Next()
+	}
 }
 
 // wellFormedRequestID reports whether a client's X-Request-Id may be

@@ -82,6 +82,16 @@ type Config struct {
 	// Limits bound what one request may cost; zero fields take their
 	// defaults (see limits.go and docs/limits.md).
 	Limits Limits
+	// Writes keeps the writes under way, which a history's
+	// meta.lastUpdated stays before, so that a client polling _since it
+	// misses none (history.go); nil: the server keeps its own. The host
+	// shares one with the Auditor, which writes AuditEvents in batches.
+	Writes *store.InFlight
+	// HistorySettle is the longest a write of another process sharing the
+	// database may take from its lastUpdated to its commit, which a
+	// history's meta.lastUpdated stays before too: 0 when no other
+	// process writes (SQLite).
+	HistorySettle time.Duration
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -111,6 +121,9 @@ func New(cfg Config) *gin.Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Writes == nil {
+		cfg.Writes = &store.InFlight{}
+	}
 	index, err := NewIndexer(cfg.BaseURL)
 	if err != nil {
 		// The definitions are embedded in the binary and tested to load.
@@ -127,7 +140,7 @@ func New(cfg Config) *gin.Engine {
 	})
 	a := &api{
 		guard:   guarded,
-		svc:     &service{store: guarded, index: index, now: time.Now, hooks: cfg.Hooks, hold: cfg.Limits.UnitOfWork},
+		svc:     &service{store: guarded, index: index, now: time.Now, hooks: cfg.Hooks, hold: cfg.Limits.UnitOfWork, writes: cfg.Writes},
 		cfg:     cfg,
 		started: time.Now().UTC(),
 		caps:    newCapabilities(),
@@ -142,7 +155,7 @@ func New(cfg Config) *gin.Engine {
 	r.RemoveExtraSlash = false
 	// The deadline encloses the rendering of errors, which tells a
 	// stopped query from a failed one by the context.
-	r.Use(requestID, logRequests(cfg.Logger), withDeadline(cfg.Limits.Deadline), a.audited, recoverOutcome, renderErrors,
+	r.Use(requestID, trackWrites(cfg.Writes), logRequests(cfg.Logger), withDeadline(cfg.Limits.Deadline), a.audited, recoverOutcome, renderErrors,
 		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), refuseTrailWrites, collectWarnings,
 		limitBody(cfg.MaxBodyBytes), decodeContent(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery, a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {

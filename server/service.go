@@ -39,6 +39,9 @@ type service struct {
 	validate func(ctx context.Context, res fhir.Resource) error
 	// hold bounds the time a unit of work runs (see transact).
 	hold time.Duration
+	// writes keeps the writes under way: every write begins there before
+	// its versions are stamped (see trackWrites, opStore).
+	writes *store.InFlight
 }
 
 // transact runs fn in a unit of work of the store, with a context that

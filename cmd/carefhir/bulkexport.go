@@ -26,16 +26,20 @@ func startExports(cfg *serveConfig, baseURL string, logger *slog.Logger) (*bulk.
 	if err != nil {
 		return nil, fmt.Errorf("serve: exports: %w", err)
 	}
-	// A write stamped before an export's transaction time commits within
-	// its request's deadline (its unit of work within the request); the
-	// margin covers a commit under way at the deadline and the clocks of
-	// other processes on a shared MongoDB (bulk.Config.Settle).
-	settle := max(cfg.Limits.Deadline, cfg.Limits.UnitOfWork) + 2*time.Second
-	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Index: ix.IndexJSON, Expire: cfg.ExportExpire, Settle: settle, Logger: logger})
+	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Index: ix.IndexJSON, Expire: cfg.ExportExpire, Settle: writeSettle(cfg), Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("serve: exports: %w", err)
 	}
 	return x, nil
+}
+
+// writeSettle is the longest a write may take from its lastUpdated to its
+// commit: a write commits within its request's deadline (its unit of work
+// within the request); the margin covers a commit under way at the
+// deadline and the clocks of other processes on a shared MongoDB
+// (bulk.Config.Settle, server.Config.HistorySettle).
+func writeSettle(cfg *serveConfig) time.Duration {
+	return max(cfg.Limits.Deadline, cfg.Limits.UnitOfWork) + 2*time.Second
 }
 
 // configureExports adds $export, its status and files to the server's

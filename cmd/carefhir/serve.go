@@ -26,6 +26,7 @@ import (
 	"carefhir/profiles/conformance"
 	"carefhir/server"
 	"carefhir/server/access"
+	"carefhir/store"
 )
 
 // serveConfig is the configuration of the serve subcommand. The flag tags
@@ -236,7 +237,10 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	}
 	// The audit trail is written after the server stops serving: Close
 	// writes what is queued, before the store closes.
-	auditCfg := access.AuditConfig{Source: "carefhir " + version, Log: logger}
+	// The server dates each history before the writes under way, the
+	// audit trail's batches among them.
+	writes := &store.InFlight{}
+	auditCfg := access.AuditConfig{Source: "carefhir " + version, Log: logger, Writes: writes}
 	var auditor *access.Auditor
 	auditCfg.OnDrop = reg.AuditBuffer(func() int {
 		if auditor == nil {
@@ -279,6 +283,12 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		RateLimit:        sa.rateLimit,
 		AccessPolicy:     sa.policy,
 		Limits:           cfg.Limits.server(),
+		Writes:           writes,
+	}
+	if name == engineMongo {
+		// Other servers may write to the same database: their writes
+		// under way are not seen here.
+		scfg.HistorySettle = writeSettle(cfg)
 	}
 	subs.configure(&scfg)
 	configureExports(exports, &scfg)

@@ -67,6 +67,11 @@ type AuditConfig struct {
 	Log    *slog.Logger
 	// OnDrop, when set, is called for every event dropped (a metric).
 	OnDrop func()
+	// Writes, when set, keeps each batch among the writes under way from
+	// before its first AuditEvent is stamped until it is written, so that
+	// a history read meanwhile is dated before it (the server's
+	// Config.Writes).
+	Writes *store.InFlight
 }
 
 // Auditor writes the audit trail: one AuditEvent per request, or per
@@ -213,18 +218,36 @@ func (a *Auditor) run() {
 		a.handled.Add(int64(requests))
 		batch, requests = batch[:0], 0
 	}
+	// The AuditEvents are kept among the writes under way from before
+	// the first is stamped until they are written: a disclosure's are
+	// stamped once, before the batches holding them, so its commits keep
+	// them there, and the commits of the loop end them.
+	var end func()
+	begin := func() {
+		if end == nil && a.cfg.Writes != nil {
+			end = a.cfg.Writes.Begin()
+		}
+	}
+	settle := func() {
+		commit()
+		if end != nil {
+			end()
+			end = nil
+		}
+	}
 	for {
 		select {
 		case e, ok := <-a.events:
 			if !ok {
-				commit()
+				settle()
 				return
 			}
 			if e.flushed != nil {
-				commit()
+				settle()
 				close(e.flushed)
 				continue
 			}
+			begin()
 			batch = append(batch, a.encode(e)...)
 			if e.Record != nil {
 				// A disclosure's AuditEvents may be many: they are committed
@@ -244,7 +267,7 @@ func (a *Auditor) run() {
 			}
 		case <-tick.C:
 		}
-		commit()
+		settle()
 	}
 }
 
