@@ -80,3 +80,46 @@ func TestOperationParametersFromDefinitions(t *testing.T) {
 		}
 	}, withValidator(false), withDefinitions)
 }
+
+// TestOperationParametersLenient: with Prefer: handling=lenient, a
+// parameter the operation's definition does not state is ignored, GET
+// query and POST Parameters alike, as a search ignores one: the answer is
+// the one without it. A known parameter given wrongly (too many times, a
+// value the operation cannot read) and a required one missing are refused
+// still.
+func TestOperationParametersLenient(t *testing.T) {
+	vs := url.QueryEscape(genderVS)
+	lenient := []string{"Prefer", "handling=lenient"}
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1"}`).want(t, http.StatusCreated)
+		want := c.do("GET", "/ValueSet/$expand?url="+vs+"&filter=fem", "").want(t, http.StatusOK).json(t)
+		wantCodes := codes(want)
+		for _, tt := range []struct{ method, path, body string }{
+			{"GET", "/ValueSet/$expand?url=" + vs + "&filter=fem&colour=blue", ""},
+			{"POST", "/ValueSet/$expand?colour=blue", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"` + genderVS + `"},{"name":"filter","valueString":"fem"},{"name":"colour","valueString":"blue"}]}`},
+		} {
+			got := c.do(tt.method, tt.path, tt.body, lenient...).want(t, http.StatusOK).json(t)
+			if g := codes(got); g != wantCodes {
+				t.Errorf("%s %s: expansion %s, want %s as without the unknown parameter", tt.method, tt.path, g, wantCodes)
+			}
+		}
+		c.do("GET", "/Patient/p1/$meta?x=1", "", lenient...).want(t, http.StatusOK)
+		c.do("GET", "/Patient/p1/$everything?colour=blue&_count=1", "", lenient...).want(t, http.StatusOK)
+		at := func(name string) string { return "Parameters.parameter.where(name='" + name + "')" }
+		c.do("GET", "/ValueSet/$expand?url="+vs+"&filter=a&filter=b&colour=blue", "", lenient...).want(t, http.StatusBadRequest).outcome(t, "invalid", at("filter"))
+		c.do("POST", "/Patient/p1/$meta-add", `{"resourceType":"Parameters","parameter":[{"name":"colour","valueString":"blue"}]}`, lenient...).want(t, http.StatusBadRequest).outcome(t, "required", at("meta"))
+		c.do("GET", "/Patient/p1/$everything?colour=blue&_count=x", "", lenient...).want(t, http.StatusBadRequest).outcome(t, "invalid", "_count")
+		if v := c.do("GET", "/Patient/p1", "").want(t, http.StatusOK).json(t); get(v, "meta", "versionId") != "1" {
+			t.Errorf("Patient/p1 at version %v after refused invocations, want 1", get(v, "meta", "versionId"))
+		}
+	}, withValidator(false), withDefinitions)
+}
+
+// codes lists the codes of an expansion, in order.
+func codes(valueSet map[string]any) string {
+	var out []string
+	for _, c := range list(get(valueSet, "expansion", "contains")) {
+		out = append(out, str(c, "code"))
+	}
+	return strings.Join(out, ",")
+}

@@ -7,7 +7,10 @@ package server
 // same for every operation, GET query and POST Parameters alike. An
 // operation left to ignore a parameter it does not know would answer
 // something other than what was asked (an expansion without the filter
-// the client meant to give) without saying so.
+// the client meant to give) without saying so. A client that prefers
+// lenient handling says it would rather have that answer (R4 search.html,
+// handling): there a parameter the definition does not state is taken out
+// of the invocation before the operation runs, as a search ignores one.
 
 import (
 	"bytes"
@@ -93,11 +96,17 @@ func (a *api) checkParams(c *gin.Context, op operation, inv invocation) error {
 	for _, name := range given.names {
 		counts[name]++
 	}
+	lenient := preference(c, "handling") == "lenient"
+	var unknown []string
 	for _, name := range given.names {
 		at := "Parameters.parameter.where(name='" + truncate(name, 64) + "')"
 		i := slices.IndexFunc(params, func(p defParam) bool { return p.Name == name })
 		if i < 0 {
 			if slices.Contains(op.extra, name) {
+				continue
+			}
+			if lenient {
+				unknown = append(unknown, name)
 				continue
 			}
 			return errorf(http.StatusBadRequest, "not-supported", "unknown parameter %q: this operation takes %s", truncate(name, 64), paramNames(params)).at(at)
@@ -111,7 +120,33 @@ func (a *api) checkParams(c *gin.Context, op operation, inv invocation) error {
 			return errorf(http.StatusBadRequest, "required", "%s is missing: $%s requires it", p.Name, op.name).at("Parameters.parameter.where(name='" + p.Name + "')")
 		}
 	}
+	dropParams(c, unknown)
 	return nil
+}
+
+// dropParams takes the parameters named out of the invocation c, from its
+// query string and its Parameters body as decoded, so that the operation
+// runs as if they had not been given.
+func dropParams(c *gin.Context, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	query := c.Request.URL.Query()
+	inQuery := false
+	for _, name := range names {
+		inQuery = inQuery || query.Has(name)
+		query.Del(name)
+	}
+	if inQuery {
+		c.Request.URL.RawQuery = query.Encode()
+	}
+	if res, ok := c.Get(ctxResource); ok {
+		if p, ok := res.(*fhir.Parameters); ok {
+			p.Parameter = slices.DeleteFunc(p.Parameter, func(x *fhir.ParametersParameter) bool {
+				return slices.Contains(names, x.Name.Get())
+			})
+		}
+	}
 }
 
 // paramNames lists the names of params for a message.
