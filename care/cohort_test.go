@@ -238,8 +238,9 @@ func TestRegisteredByODSCode(t *testing.T) {
 
 // TestCohortMembersOutsideCare: under the care-team policy, a coordinator
 // may evaluate again a cohort of people in their care, but not one holding
-// people outside it, which they cannot see and the evaluation would drop
-// for everyone: 403, and the cohort is as it was.
+// people outside it, which they cannot read (a Group is read by who reaches
+// every member) and the evaluation would drop for everyone: 404, as a
+// cohort not held, naming none of its members, and the cohort is as it was.
 func TestCohortMembersOutsideCare(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
@@ -249,8 +250,8 @@ func TestCohortMembersOutsideCare(t *testing.T) {
 		diabetic := str(c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"condition","valueString":"`+diabetes+`"},{"name":"practice","valueString":"Y12345"}]}`).want(http.StatusCreated), "id")
 
 		c.token = "cc"
-		oo := c.do("POST", "/Group/"+over70+"/$cohort", "").want(http.StatusForbidden)
-		if got := issues(oo); !strings.Contains(got, "Group.member: Group/"+over70+" holds Patient/") {
+		oo := c.do("POST", "/Group/"+over70+"/$cohort", "").want(http.StatusNotFound)
+		if got := issues(oo); !strings.Contains(got, "Group/"+over70+" is not known") || strings.Contains(got, "Patient/") {
 			t.Errorf("re-evaluating a cohort beyond the coordinator's care: %s", got)
 		}
 		c.do("POST", "/Group/"+diabetic+"/$cohort", "").want(http.StatusOK)

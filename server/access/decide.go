@@ -450,7 +450,10 @@ func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ stri
 			return false, nil
 		}
 	}
-	if write && alt.patient != "" && d.inOtherCompartment(typ, alt.patient, ix) {
+	// whole: every patient whose compartment the version is in must be
+	// within reach, not one of them.
+	whole := write || listsMembers(typ)
+	if whole && alt.patient != "" && d.inOtherCompartment(typ, alt.patient, ix) {
 		// A version written in the context of one patient is that
 		// patient's alone: one also in another's compartment (a CareTeam
 		// of another patient naming this one as participant) would write
@@ -458,12 +461,25 @@ func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ stri
 		return false, nil
 	}
 	if alt.careTeam {
-		return d.careTeamHolds(ctx, r, typ, id, ix, write)
+		return d.careTeamHolds(ctx, r, typ, id, ix, whole)
 	}
 	if alt.securityContext {
 		return d.securityContextHolds(ctx, r, body)
 	}
 	return true, nil
+}
+
+// listsMembers reports whether resources of typ are lists of patients,
+// in the compartment of each: a Group (a cohort) is read only by a token
+// that reaches every patient it names, as it is written, since what it
+// says of one member (who else is in it) is about them all.
+func listsMembers(typ string) bool { return typ == "Group" }
+
+// byMembers reports whether g reaches resources listing patients by the
+// patients they name (see listsMembers), which a search narrowed in the
+// engine, holding when one of them is reached, cannot decide.
+func (g *grant) byMembers() bool {
+	return listsMembers(g.typ) && slices.ContainsFunc(g.alts, func(alt alternative) bool { return alt.patient != "" || alt.careTeam })
 }
 
 // securityContextHolds reports whether the principal may read the
@@ -524,12 +540,12 @@ func (d *decider) inOtherCompartment(typ, id string, ix *store.Index) bool {
 }
 
 // careTeamHolds reports whether a resource of typ with index ix is in the
-// compartment of a patient the practitioner is related to. A version
-// being written must be in the compartments of related patients only: one
-// also in another patient's, such as a CareTeam of that patient that
-// names a related patient as a participant, would let the practitioner
-// write themselves into that patient's care.
-func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id string, ix *store.Index, write bool) (bool, error) {
+// compartment of a patient the practitioner is related to; whole, in the
+// compartments of related patients only. A version being written must be
+// whole: one also in another patient's compartment, such as a CareTeam of
+// that patient that names a related patient as a participant, would let
+// the practitioner write themselves into that patient's care.
+func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id string, ix *store.Index, whole bool) (bool, error) {
 	if typ == "Patient" {
 		if ok, err := d.relatedTo(ctx, r, id); ok || err != nil {
 			return ok, err
@@ -548,9 +564,9 @@ func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id str
 		switch {
 		case err != nil:
 			return false, err
-		case ok && !write:
+		case ok && !whole:
 			return true, nil
-		case !ok && write:
+		case !ok && whole:
 			return false, nil
 		}
 		held = held || ok

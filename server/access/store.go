@@ -371,6 +371,9 @@ func (s *Store) search(ctx context.Context, r store.Reader, q store.Query) ([]*s
 	if err != nil {
 		return nil, err
 	}
+	if found, err = s.wholeMembers(ctx, req, r, q.Type, found); err != nil {
+		return nil, err
+	}
 	req.record.touch(found...)
 	return shownAll(found)
 }
@@ -429,8 +432,12 @@ func (s *Store) narrowClauses(ctx context.Context, req *request, r store.Reader,
 			narrowed := false
 			for _, t := range c.Chain.Types {
 				g, err := req.grant(t, Search)
-				if err != nil {
-					continue // not through a type the principal may not search
+				if err != nil || g.byMembers() {
+					// Not through a type the principal may not search,
+					// nor through resources they reach only as a whole
+					// (see grant.byMembers), which the engine cannot
+					// narrow a chain to.
+					continue
 				}
 				extra, err := req.clauses(ctx, r, g)
 				if err != nil {
@@ -455,6 +462,10 @@ func (s *Store) narrowClauses(ctx context.Context, req *request, r store.Reader,
 			g, err := req.grant(has.Type, Search)
 			if err != nil {
 				return nil, forbidden("_has:%s searches %s, which the access token's scopes do not allow searching", has.Type, has.Type)
+			}
+			if g.byMembers() {
+				return nil, forbidden("_has:%s searches %s, which the access token reaches only where it reaches every patient one names: "+
+					"a search cannot be narrowed to those", has.Type, has.Type)
 			}
 			inner, err := s.narrowClauses(ctx, req, r, has.Where)
 			if err != nil {
@@ -530,6 +541,11 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 			return nil, err
 		}
 		page.Total = -1
+	}
+	if restricted {
+		if err := s.keepWholeMembers(ctx, req, f, r, nq, page); err != nil {
+			return nil, err
+		}
 	}
 	if restricted {
 		if page.Included, err = s.reachable(ctx, req, r, page.Included); err != nil {
@@ -651,11 +667,68 @@ func isDenied(err error) bool {
 	return errors.As(err, &d)
 }
 
+// wholeMembers returns the versions of vs, found by a search of typ
+// narrowed in the engine, that the principal reaches when typ lists
+// patients (see grant.byMembers): the engine kept those naming one patient
+// within reach, and the principal must reach every one they name.
+func (s *Store) wholeMembers(ctx context.Context, req *request, r store.Reader, typ string, vs []*store.Version) ([]*store.Version, error) {
+	g, err := req.grant(typ, Search)
+	if err != nil || !g.byMembers() {
+		return vs, nil
+	}
+	return s.keep(ctx, req, r, vs, func(string) (*grant, error) { return g, nil })
+}
+
+// keepWholeMembers leaves out of page, found by q, the matches the
+// principal does not reach as a whole (see wholeMembers), and what q
+// included from them. The page may be short of q.Count, and its total is
+// not known: the engine's counts the matches left out.
+func (s *Store) keepWholeMembers(ctx context.Context, req *request, f store.Finder, r store.Reader, q store.Query, page *store.Page) error {
+	if g, err := req.grant(q.Type, Search); err != nil || !g.byMembers() {
+		return nil
+	}
+	page.Total = -1
+	kept, err := s.wholeMembers(ctx, req, r, q.Type, page.Matches)
+	if err != nil {
+		return err
+	}
+	if len(kept) == len(page.Matches) {
+		return nil
+	}
+	page.Matches = kept
+	if len(q.Include) == 0 && len(q.RevInclude) == 0 {
+		return nil
+	}
+	// Include again from the matches kept alone: what the others refer
+	// to, or what refers to them, would tell who else they name.
+	page.Included, page.IncludedCut = nil, false
+	if len(kept) == 0 {
+		return nil
+	}
+	ids := make([]string, len(kept))
+	for i, v := range kept {
+		ids[i] = v.ID
+	}
+	byID := store.Query{Type: q.Type, Where: []store.Clause{idClause(ids...)}, Count: len(ids), Include: q.Include, RevInclude: q.RevInclude}
+	again, err := f.Find(ctx, byID)
+	if err != nil {
+		return err
+	}
+	page.Included, page.IncludedCut = again.Included, again.IncludedCut
+	return nil
+}
+
 // reachable returns the versions of vs the principal may read.
 func (s *Store) reachable(ctx context.Context, req *request, r store.Reader, vs []*store.Version) ([]*store.Version, error) {
+	return s.keep(ctx, req, r, vs, func(typ string) (*grant, error) { return req.grant(typ, Read) })
+}
+
+// keep returns the versions of vs within the grant grantOf returns for
+// their type; none of a type it refuses.
+func (s *Store) keep(ctx context.Context, req *request, r store.Reader, vs []*store.Version, grantOf func(typ string) (*grant, error)) ([]*store.Version, error) {
 	kept := vs[:0:0]
 	for _, v := range vs {
-		g, err := req.grant(v.Type, Read)
+		g, err := grantOf(v.Type)
 		if err != nil {
 			continue
 		}

@@ -1,0 +1,60 @@
+package server_test
+
+import (
+	"net/http"
+	"testing"
+
+	"carefhir/server"
+	"carefhir/server/access"
+)
+
+// TestGroupReadByItsWholeMembership: a Group names its members, so a token
+// narrowed to some patients reads a Group only when it reaches every
+// patient the Group names: a cohort of patients a and b is not read, found,
+// included, listed in a history or gathered by $everything by a token that
+// reaches a alone, so its list of members never tells them who b is.
+func TestGroupReadByItsWholeMembership(t *testing.T) {
+	who := principals{
+		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			group := func(id string, members ...string) {
+				body := `{"resourceType":"Group","id":"` + id + `","type":"person","actual":true,"member":[`
+				for i, m := range members {
+					if i > 0 {
+						body += ","
+					}
+					body += `{"entity":{"reference":"Patient/` + m + `"}}`
+				}
+				c.put("/Group/"+id, body+`]}`)
+			}
+			group("both", "a", "b")
+			group("mine", "a")
+			for _, name := range []string{"app", "p1"} {
+				by := func(path string) *response { return c.by(name, "GET", path, "") }
+				by("/Group/both").want(t, http.StatusNotFound)
+				by("/Group/both/_history/1").want(t, http.StatusNotFound)
+				by("/Group/both/_history").want(t, http.StatusNotFound)
+				by("/Group/mine").want(t, http.StatusOK)
+				wantIDs(t, name+": search", by("/Group"), "Group/mine")
+				wantIDs(t, name+": search by member", by("/Group?member=Patient/a"), "Group/mine")
+				if total := get(by("/Group?_summary=count").want(t, http.StatusOK).json(t), "total"); total == 2.0 {
+					t.Errorf("%s: _summary=count counts %v Groups, one of them out of reach", name, total)
+				}
+				wantIDs(t, name+": include", by("/Group?_include=Group:member"), "Group/mine", "Patient/a")
+				wantIDs(t, name+": revinclude", by("/Patient?_revinclude=Group:member"), "Patient/a", "Group/mine")
+				if _, entries, _ := historyPage(t, by("/Group/_history")); len(entries) != 1 || entries[0] != "Group/mine" {
+					t.Errorf("%s: Group history holds %v, want Group/mine", name, entries)
+				}
+				wantIDs(t, name+": $everything", by("/Patient/a/$everything?_type=Patient,Group"), "Patient/a", "Group/mine")
+				by("/Patient?_has:Group:member:_id=both").want(t, http.StatusForbidden)
+			}
+		})
+	}
+}
