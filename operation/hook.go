@@ -46,8 +46,9 @@ func (c *Change) Requester(ctx context.Context) context.Context {
 // Hook is run by the server on every write of its Types, in the unit of
 // work of the write. Its reads and writes act for the server itself (an
 // access principal of the system, named by the hook), since the write that
-// triggers it was already decided against who asked for it; they are
-// recorded in that request's audit event.
+// triggers it is decided against who asked for it before any hook runs (a
+// write they may not make runs none); they are recorded in that request's
+// audit event.
 type Hook struct {
 	// Name names the hook in logs and in the audit trail, such as
 	// "pam-scoring".

@@ -57,6 +57,14 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 	if !ok {
 		return fmt.Errorf("hooks of %s: a write outside a unit of work", wr.Type)
 	}
+	// The write is decided before any hook runs: a hook reads as the
+	// server, and what its refusal says must not reach a requester who
+	// may not make the write. Put decides it again, as it writes.
+	if d, ok := w.(writeDecider); ok {
+		if err := d.AllowWrite(ctx, wr); err != nil {
+			return err
+		}
+	}
 	ch := &ext.Change{Type: wr.Type, ID: wr.ID, Deleted: wr.Deleted, AsRequester: asRequester}
 	if !wr.Deleted && res == nil {
 		var err error
@@ -100,6 +108,12 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 		addWarnings(ctx, warnings)
 	}
 	return nil
+}
+
+// writeDecider is a writer that decides a write before it is made:
+// access.Store and its units of work.
+type writeDecider interface {
+	AllowWrite(ctx context.Context, w *store.Write) error
 }
 
 type writtenKey struct{}

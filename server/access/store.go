@@ -860,6 +860,13 @@ func (s *Store) concealConflict(ctx context.Context, r store.Reader, w *store.Wr
 	return err
 }
 
+// AllowWrite decides w as Put would, writing nothing: for what runs
+// before a write and may report what it reads, such as the checks of
+// write hooks, which must not run for a write the principal may not make.
+func (s *Store) AllowWrite(ctx context.Context, w *store.Write) error {
+	return s.allowWrite(ctx, s.next, w)
+}
+
 // allowWrite decides a write: the permission its kind needs, the version
 // it replaces within reach (else 404), and the version it writes within
 // reach (else 403). The audit trail is written by the server alone.
@@ -998,6 +1005,11 @@ func (t *finderTx) Find(ctx context.Context, q store.Query) (*store.Page, error)
 
 func (t *tx_) Put(ctx context.Context, w *store.Write) error {
 	return t.s.put(ctx, t.tx, t.tx, w)
+}
+
+// AllowWrite is Store.AllowWrite in the unit of work.
+func (t *tx_) AllowWrite(ctx context.Context, w *store.Write) error {
+	return t.s.allowWrite(ctx, t.tx, w)
 }
 
 func (t *tx_) SameAsStored(ctx context.Context, cur *store.Version, body []byte) (bool, error) {
