@@ -490,23 +490,12 @@ func (g *grant) byMembers() bool {
 // resource not held) holds for no one: it is not known to be anyone's to
 // read.
 func (d *decider) securityContextHolds(ctx context.Context, r store.Reader, body []byte) (bool, error) {
-	if !bytes.Contains(body, []byte(`"securityContext"`)) {
-		// Stored JSON writes its names as they are: a Binary without
-		// the name has none, and its content need not be decoded again.
-		return true, nil
+	ref, named, err := securityContextOf(body)
+	if err != nil || !named {
+		return !named, err
 	}
-	var b struct {
-		SecurityContext *struct{ Reference string }
-	}
-	if err := json.Unmarshal(body, &b); err != nil {
-		return false, fmt.Errorf("access: read the securityContext of a Binary: %w", err)
-	}
-	if b.SecurityContext == nil {
-		return true, nil
-	}
-	ref, _, _ := strings.Cut(b.SecurityContext.Reference, "/_history/")
-	typ, id, ok := strings.Cut(ref, "/")
-	if !ok || id == "" || strings.Contains(id, "/") || typ == "Binary" || !slices.Contains(d.rules.Types, typ) {
+	typ, id, ok := d.heldRef(ref)
+	if !ok {
 		return false, nil
 	}
 	g, err := d.grant(typ, Read)
@@ -528,6 +517,38 @@ func (d *decider) securityContextHolds(ctx context.Context, r store.Reader, body
 		return false, nil
 	}
 	return d.reaches(ctx, r, g, id, v.LastUpdated, v.JSON, nil)
+}
+
+// securityContextOf returns the reference a Binary (its JSON) names as its
+// securityContext, without a version; named false when it names none.
+func securityContextOf(body []byte) (ref string, named bool, err error) {
+	if !bytes.Contains(body, []byte(`"securityContext"`)) {
+		// Stored JSON writes its names as they are: a Binary without
+		// the name has none, and its content need not be decoded again.
+		return "", false, nil
+	}
+	var b struct {
+		SecurityContext *struct{ Reference string }
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		return "", false, fmt.Errorf("access: read the securityContext of a Binary: %w", err)
+	}
+	if b.SecurityContext == nil {
+		return "", false, nil
+	}
+	ref, _, _ = strings.Cut(b.SecurityContext.Reference, "/_history/")
+	return ref, true, nil
+}
+
+// heldRef returns the type and id of ref when it is the relative
+// reference of a resource of a type served, other than a Binary: what a
+// securityContext must name to be read.
+func (d *decider) heldRef(ref string) (typ, id string, ok bool) {
+	typ, id, ok = strings.Cut(ref, "/")
+	if !ok || id == "" || strings.Contains(id, "/") || typ == "Binary" || !slices.Contains(d.rules.Types, typ) {
+		return "", "", false
+	}
+	return typ, id, true
 }
 
 // inOtherCompartment reports whether a version of typ with index ix is in

@@ -316,11 +316,17 @@ func (s *Store) filteredHistory(ctx context.Context, req *request, r store.Reade
 	if err != nil {
 		return nil, err
 	}
-	kept, err := s.reachable(ctx, req, r, page.Versions)
+	// The current version of each resource of the page decides its
+	// earlier ones (see withinNow): read ahead, a search for the page.
+	ahead, err := readingAhead(ctx, r, refsOf(page.Versions))
 	if err != nil {
 		return nil, err
 	}
-	if kept, err = s.reachableNow(ctx, req, r, kept); err != nil {
+	kept, err := s.reachable(ctx, req, ahead, page.Versions)
+	if err != nil {
+		return nil, err
+	}
+	if kept, err = s.reachableNow(ctx, req, ahead, kept); err != nil {
 		return nil, err
 	}
 	out := &store.HistoryPage{Versions: kept, Next: page.Next, Total: -1}
@@ -726,6 +732,17 @@ func (s *Store) reachable(ctx context.Context, req *request, r store.Reader, vs 
 // keep returns the versions of vs within the grant grantOf returns for
 // their type; none of a type it refuses.
 func (s *Store) keep(ctx context.Context, req *request, r store.Reader, vs []*store.Version, grantOf func(typ string) (*grant, error)) ([]*store.Version, error) {
+	contexts, err := req.securityContexts(vs)
+	if err != nil {
+		return nil, err
+	}
+	if len(contexts) > 0 {
+		// Each Binary is decided by its securityContext: those of vs
+		// are read ahead, not one by one.
+		if r, err = readingAhead(ctx, r, contexts); err != nil {
+			return nil, err
+		}
+	}
 	kept := vs[:0:0]
 	for _, v := range vs {
 		g, err := grantOf(v.Type)

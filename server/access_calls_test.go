@@ -1,0 +1,79 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"carefhir/server"
+	"carefhir/server/access"
+	"carefhir/store"
+)
+
+// countingStore counts the reads and searches made of the engine it wraps
+// outside units of work, as a request reading a history makes them.
+type countingStore struct {
+	store.Store
+	calls atomic.Int64
+}
+
+func (s *countingStore) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	s.calls.Add(1)
+	return s.Store.Read(ctx, typ, id)
+}
+
+func (s *countingStore) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
+	s.calls.Add(1)
+	return s.Store.VRead(ctx, typ, id, version)
+}
+
+func (s *countingStore) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	s.calls.Add(1)
+	return s.Store.Search(ctx, q)
+}
+
+func (s *countingStore) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	s.calls.Add(1)
+	return s.Store.(store.Finder).Find(ctx, q)
+}
+
+// TestRestrictedHistoryReadsInBatches: a history read by a token that may
+// not read every version decides the versions of a page with a bounded
+// number of store calls, not with one or more for each resource in it:
+// the current version of each resource (which decides its earlier ones)
+// and the securityContext of each Binary are read a page at a time.
+func TestRestrictedHistoryReadsInBatches(t *testing.T) {
+	who := principals{
+		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	const n = 30
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			st := &countingStore{Store: e.Open(t)}
+			c := newAccessClient(t, st, who, policy)
+			twoPatientRecords(c)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			for i := range n {
+				for _, status := range []string{"preliminary", "final"} {
+					c.put(fmt.Sprintf("/Observation/h%d", i), fmt.Sprintf(`{"resourceType":"Observation","id":"h%d","status":%q,"code":{"text":"x"},"subject":{"reference":"Patient/a"}}`, i, status))
+				}
+				c.put(fmt.Sprintf("/DocumentReference/d%d", i), fmt.Sprintf(`{"resourceType":"DocumentReference","id":"d%d","status":"current","subject":{"reference":"Patient/a"},"content":[{"attachment":{"url":"Binary/b%d"}}]}`, i, i))
+				c.put(fmt.Sprintf("/Binary/b%d", i), fmt.Sprintf(`{"resourceType":"Binary","id":"b%d","contentType":"text/plain","securityContext":{"reference":"DocumentReference/d%d"},"data":"aGk="}`, i, i))
+			}
+			for _, tc := range []struct{ who, path string }{{"app", "/Observation/_history"}, {"p1", "/Binary/_history"}} {
+				before := st.calls.Load()
+				_, entries, _ := historyPage(t, c.by(tc.who, "GET", tc.path+"?_count=100", ""))
+				calls := st.calls.Load() - before
+				if len(entries) < n {
+					t.Errorf("%s %s: %d entries, want %d at least", tc.who, tc.path, len(entries), n)
+				}
+				if calls > 10 {
+					t.Errorf("%s %s: %d store calls for %d entries, want a bounded few", tc.who, tc.path, calls, len(entries))
+				}
+			}
+		})
+	}
+}
