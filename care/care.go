@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"carefhir/care/calendar"
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/operation"
@@ -30,9 +31,8 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Zone is where calendar dates are reckoned (today, ages, overdue
-	// reviews, due dates); nil means Europe/London, the UK's dates. A
-	// binary should import time/tzdata so that it never depends on the
-	// host's zone database.
+	// reviews, due dates); nil means Europe/London, the UK's dates
+	// (calendar.UK, which needs no zone database on the host).
 	Zone *time.Location
 	// CohortAmongMost is the most people a cohort may hold for its next
 	// criterion to be searched among them by name rather than over the
@@ -74,11 +74,7 @@ func New(cfg Config) (*Care, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Zone == nil {
-		zone, err := time.LoadLocation("Europe/London")
-		if err != nil {
-			return nil, fmt.Errorf("care: UK dates: %w", err)
-		}
-		cfg.Zone = zone
+		cfg.Zone = calendar.UK()
 	}
 	if cfg.PAM.Wording != nil && len(cfg.PAM.Wording) != pamItems {
 		return nil, fmt.Errorf("care: PAM wording has %d statements, want %d", len(cfg.PAM.Wording), pamItems)

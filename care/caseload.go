@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"carefhir/care/calendar"
 	"carefhir/fhir"
 	"carefhir/operation"
 	"carefhir/store"
@@ -240,44 +241,11 @@ func (c *Care) takesPart(team []byte, members map[string]bool) (bool, error) {
 		if parts := strings.Split(member, "/"); len(parts) > 2 {
 			member = strings.Join(parts[len(parts)-2:], "/")
 		}
-		if members[member] && c.holdsNow(p.Period.Start, p.Period.End) {
+		if members[member] && calendar.Holds(p.Period.Start, p.Period.End, c.cfg.Now(), c.cfg.Zone) {
 			return true, nil
 		}
 	}
 	return false, nil
-}
-
-// holdsNow reports whether a period from start to end, FHIR dateTimes
-// either of which may be absent (unbounded), holds now: it has begun and
-// not ended.
-func (c *Care) holdsNow(start, end string) bool {
-	return c.begun(start) && !c.ended(end)
-}
-
-// begun reports whether the start of a period, a FHIR dateTime, has come:
-// a date (or a month, a year) once its first day has come in the UK, a
-// time once it has come.
-func (c *Care) begun(start string) bool {
-	switch {
-	case start == "":
-		return true
-	case len(start) <= len(time.DateOnly):
-		return start <= c.Today().Format(time.DateOnly)[:len(start)]
-	}
-	return !parseDateTime(start).After(c.cfg.Now())
-}
-
-// ended reports whether the end of a period, a FHIR dateTime, is past: a
-// date (or a month, a year) once its last day is over in the UK, a time
-// once it has come.
-func (c *Care) ended(end string) bool {
-	switch {
-	case end == "":
-		return false
-	case len(end) <= len(time.DateOnly):
-		return lastDayOf(end) < c.Today().Format(time.DateOnly)
-	}
-	return !parseDateTime(end).After(c.cfg.Now())
 }
 
 // odsCodes returns the ODS codes of Organization/id as tokens of a

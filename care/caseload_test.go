@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"carefhir/care"
+	"carefhir/server"
+	"carefhir/server/access"
 )
 
 // TestStoredPatientReferences: a record naming its patient by a version
@@ -119,4 +121,27 @@ func wantReviewOwner(t *testing.T, c *client, owner string) {
 	if len(tasks) != 1 || str(tasks[0], "owner", "reference") != owner {
 		t.Errorf("reminders %v, want one owned by %s", tasks, owner)
 	}
+}
+
+// TestCaseloadUnreadablePart: a part in a CareTeam whose start FHIR allows
+// but no calendar has (30 February, a leap second) is no current part:
+// the patient is not in the practitioner's caseload, and under the
+// care-team rule the practitioner cannot read their record, where a part
+// begun on a day that exists gives both.
+func TestCaseloadUnreadablePart(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for id, start := range map[string]string{"ward": "2020-02-30T09:00:00Z", "baker": "2016-12-31T23:59:60Z", "clark": "2020-02-28T09:00:00Z"} {
+			c.put(`{"resourceType":"CareTeam","id":"team-` + id + `","status":"active","subject":{"reference":"Patient/` + id + `"},"participant":[
+				{"member":{"reference":"Practitioner/cc"},"period":{"start":"` + start + `"}}]}`)
+		}
+		if got := caseloadOf(t, c, "/Practitioner/cc/$caseload"); len(got) != 1 || got["Patient/clark"] == nil {
+			t.Errorf("caseload of the coordinator: %v, want Patient/clark alone", got)
+		}
+		c.token = "cc"
+		c.do("GET", "/Patient/clark", "").want(http.StatusOK)
+		for _, id := range []string{"ward", "baker"} {
+			c.do("GET", "/Patient/"+id, "").want(http.StatusNotFound)
+		}
+	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"carefhir/care/calendar"
 	"carefhir/fhir"
 	"carefhir/operation"
 	"carefhir/store"
@@ -229,7 +230,7 @@ func (c *Care) coordinatorOf(ctx context.Context, s operation.Store, patient str
 			return nil, err
 		}
 		for _, p := range ct.Participant {
-			if p.Period != nil && !c.holdsNow(p.Period.Start.Get(), p.Period.End.Get()) {
+			if p.Period != nil && !calendar.Holds(p.Period.Start.Get(), p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone) {
 				continue // handed over, or not yet taken over
 			}
 			for _, role := range p.Role {

@@ -7,20 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"carefhir/care/calendar"
 	"carefhir/store"
 )
-
-// ukZone returns where the dates of a part in a CareTeam are reckoned
-// when the rules name no zone: Europe/London, as care coordination
-// reckons them, or UTC on a host without the zone database whose binary
-// embeds none (cmd/carefhir embeds one).
-func ukZone() *time.Location {
-	zone, err := time.LoadLocation("Europe/London")
-	if err != nil {
-		return time.UTC
-	}
-	return zone
-}
 
 // teamsNamingPractitioner are the clauses selecting the active CareTeams
 // that name the principal's practitioner, or a PractitionerRole of
@@ -115,7 +104,7 @@ func (d *decider) takesPartNow(ctx context.Context, r store.Reader, team []byte)
 		if err := json.Unmarshal(p, &part); err != nil {
 			return false, err
 		}
-		if d.currentPeriod(part.Period.Start, part.Period.End) {
+		if calendar.Holds(part.Period.Start, part.Period.End, d.rules.Now(), d.rules.Zone) {
 			current = append(current, p)
 		}
 	}
@@ -177,41 +166,4 @@ func (d *decider) practitionerRoles(ctx context.Context, r store.Reader) ([]stor
 	d.roles = &refs
 	d.mu.Unlock()
 	return refs, nil
-}
-
-// currentPeriod reports whether the period from start to end, FHIR
-// dateTimes either of which may be absent (unbounded), holds now. A date
-// (or a month, a year) holds on each of its days in the UK: a part ending
-// on 2026-12-06 holds until that day is over, one starting then holds
-// from its beginning. A time holds from the instant it names, and an end
-// time holds until it comes. A value not read as either holds never.
-func (d *decider) currentPeriod(start, end string) bool {
-	now := d.rules.Now()
-	today := now.In(d.rules.Zone).Format(time.DateOnly)
-	switch {
-	case start == "":
-	case len(start) <= len(time.DateOnly):
-		// Dates at any precision compare as text with today cut to theirs.
-		if today[:len(start)] < start {
-			return false
-		}
-	default:
-		t, err := time.Parse(time.RFC3339Nano, start)
-		if err != nil || t.After(now) {
-			return false
-		}
-	}
-	switch {
-	case end == "":
-	case len(end) <= len(time.DateOnly):
-		if today[:len(end)] > end {
-			return false
-		}
-	default:
-		t, err := time.Parse(time.RFC3339Nano, end)
-		if err != nil || !t.After(now) {
-			return false
-		}
-	}
-	return true
 }

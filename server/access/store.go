@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"carefhir/care/calendar"
 	"carefhir/store"
 )
 
@@ -31,7 +32,7 @@ func NewStore(next store.Store, rules Rules) *Store {
 		rules.Now = time.Now
 	}
 	if rules.Zone == nil {
-		rules.Zone = ukZone()
+		rules.Zone = calendar.UK()
 	}
 	return &Store{next: next, rules: rules, seal: newCursorSeal()}
 }
