@@ -4,12 +4,15 @@ import (
 	"fmt"
 	"time"
 
+	"carefhir/care/calendar"
 	"carefhir/fhir"
 )
 
-// Today is the current date, YYYY-MM-DD, against which every importer
-// refuses dates of birth and death yet to come.
-func Today() string { return time.Now().Format(time.DateOnly) }
+// Today returns the date of now in the UK, YYYY-MM-DD, against which
+// every importer refuses dates of birth and death yet to come: a baby
+// born in the first hour of a summer day is born today, though the day
+// has not begun yet in UTC.
+func Today(now time.Time) string { return calendar.Today(now, calendar.UK()) }
 
 // Severity is how much an Issue matters, with the meaning of the FHIR
 // OperationOutcome issue severities of the same names.

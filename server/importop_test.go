@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"carefhir/mappers/importop"
 	"carefhir/server"
@@ -1095,4 +1096,38 @@ func TestImportKeepsOnePractice(t *testing.T) {
 			}
 		}
 	}, withImport)
+}
+
+// TestImportBirthTodayInTheUK imports at 23:30 UTC on 14 July, 00:30 on
+// 15 July in the UK: a birth on 15 July is today's, imported from HL7 v2
+// and CSV alike, and one on 16 July is yet to come, refused naming where;
+// the host's clock, in UTC, is a day behind.
+func TestImportBirthTodayInTheUK(t *testing.T) {
+	night := time.Date(2026, time.July, 14, 23, 30, 0, 0, time.UTC)
+	withNight := func(cfg *server.Config) {
+		cfg.Operations = (&importop.Importer{Now: func() time.Time { return night }}).Operations()
+	}
+	const msh = "MSH|^~\\&|PAS|RXX|CF|PCN|20260714233000||ADT^A28^ADT_A05|%s|P|2.5\rEVN|A28|20260714\r"
+	const csvHead = "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\n"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=hl7v2", fmt.Sprintf(msh, "B1")+"PID|1||9434760046^^^NHS^NH||TODAY^BABY||20260715|M\r", "Content-Type", importop.HL7v2MediaType)
+		if r.status != 200 || !bytes.Contains(r.body, []byte("\rMSA|AA|B1")) {
+			t.Errorf("HL7 v2, born 15 July: %d %q", r.status, r.body)
+		}
+		r = c.do("POST", "/$import?format=hl7v2", fmt.Sprintf(msh, "B2")+"PID|1||9990000018^^^NHS^NH||TOMORROW^BABY||20260716|M\r", "Content-Type", importop.HL7v2MediaType).want(t, 400)
+		if !bytes.Contains(r.body, []byte("\rMSA|AE|B2|date of birth 2026-07-16 is in the future")) {
+			t.Errorf("HL7 v2, born 16 July: %q", r.body)
+		}
+		c.do("POST", "/$import?format=csv&mapping=emis-patient-list", csvHead+"Y12345,999 000 0026,Ann,Today,15-Jul-2026,F\n", "Content-Type", "text/csv").want(t, 200)
+		r = c.do("POST", "/$import?format=csv&mapping=emis-patient-list", csvHead+"Y12345,999 000 0034,Bea,Tomorrow,16-Jul-2026,F\n", "Content-Type", "text/csv").want(t, 400)
+		if !strings.Contains(string(r.body), "line 2, column Date of Birth: date of birth 2026-07-16 is in the future") {
+			t.Errorf("CSV, born 16 July: %.600s", r.body)
+		}
+		for nhs, want := range map[string]string{"9434760046": "2026-07-15", "9990000026": "2026-07-15", "9990000018": "", "9990000034": ""} {
+			found := c.do("GET", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+nhs, "").want(t, 200).json(t)
+			if got := str(found, "entry", 0, "resource", "birthDate"); got != want {
+				t.Errorf("Patient %s stored born %q, want %q", nhs, got, want)
+			}
+		}
+	}, withNight)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
@@ -37,6 +38,11 @@ type Importer struct {
 	// pending are issues about the header, reported with the first batch.
 	pending []mappers.Issue
 	formats []string
+
+	// Today is the date, YYYY-MM-DD, against which dates of birth yet to
+	// come are refused: NewImporter sets it to today's in the UK
+	// (mappers.Today).
+	Today string
 }
 
 // NewImporter reads up to the header row of the report in r: the first
@@ -67,7 +73,7 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 	if m.Delimiter != "" {
 		cr.Comma = rune(m.Delimiter[0])
 	}
-	im := &Importer{m: m, r: cr, batch: batch, fill: map[int]string{}, formats: m.DateFormats}
+	im := &Importer{m: m, r: cr, batch: batch, fill: map[int]string{}, formats: m.DateFormats, Today: mappers.Today(time.Now())}
 	if len(im.formats) == 0 {
 		im.formats = DefaultDateFormats
 	}
@@ -285,7 +291,7 @@ func (rr *rowReader) patient(tx *mappers.Transaction) *rowUpdate {
 		p.Name = []*fhir.HumanName{{Use: fhir.NewCode("usual"), Family: mappers.String(u.family), Given: mappers.Strings(u.first, u.middle), Prefix: mappers.Strings(u.title)}}
 	}
 	if d, ok := rr.date(c.BirthDate); ok {
-		if d > mappers.Today() {
+		if d > rr.im.Today {
 			rr.errorf(c.BirthDate, "date of birth %s is in the future", d)
 		} else {
 			p.BirthDate = fhir.NewDate(d)

@@ -47,8 +47,13 @@ var events = map[string]string{
 // Import parses one message and maps it: A01, A04, A08, A28 and A31 to a
 // conditional update of the Patient named by the NHS number in PID-3 (and
 // its registered practice and GP from PD1-3 and PD1-4), A40 and A34 to the
-// writes of a merge. Anything else is rejected with the reason.
-func Import(data []byte) *Imported {
+// writes of a merge. Anything else is rejected with the reason. Dates of
+// birth and death yet to come are refused as of now (ImportAt).
+func Import(data []byte) *Imported { return ImportAt(data, time.Now()) }
+
+// ImportAt is Import with dates of birth and death refused when they come
+// after the date of now in the UK (mappers.Today).
+func ImportAt(data []byte, now time.Time) *Imported {
 	im := &Imported{}
 	m, err := Parse(data)
 	if err != nil {
@@ -80,7 +85,7 @@ func Import(data []byte) *Imported {
 		return im
 	}
 	tx := mappers.NewTransaction()
-	a := &adt{tx: tx, msg: m}
+	a := &adt{tx: tx, msg: m, today: mappers.Today(now)}
 	if event == "A40" || event == "A34" {
 		a.merge()
 	} else {
@@ -114,6 +119,7 @@ func errorPath(err error) string {
 type adt struct {
 	tx     *mappers.Transaction
 	msg    *Message
+	today  string // YYYY-MM-DD in the UK: later dates of birth and death are mistyped
 	issues []mappers.Issue
 	// missing indexes the issues about absent segments and fields.
 	missing []int
@@ -335,7 +341,7 @@ func (a *adt) patient(pid, pd1 *Segment) *update {
 		switch {
 		case !ok:
 			a.errorf("PID-7", "%q is not an HL7 date (YYYYMMDD)", d)
-		case date > mappers.Today():
+		case date > a.today:
 			// As a CSV report's: a birth yet to come is a mistyped
 			// date, for the sender to correct, not one to share.
 			a.errorf("PID-7", "date of birth %s is in the future", date)
@@ -373,7 +379,7 @@ func (a *adt) patient(pid, pd1 *Segment) *update {
 		switch {
 		case !ok:
 			a.errorf("PID-29", "%q is not an HL7 date and time", d)
-		case day > mappers.Today():
+		case day > a.today:
 			// As a birth yet to come (PID-7): a mistyped date.
 			a.errorf("PID-29", "date of death %s is in the future", day)
 		case p.BirthDate != nil && before(day, p.BirthDate.Get()):

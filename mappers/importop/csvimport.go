@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"carefhir/mappers"
 	mcsv "carefhir/mappers/csv"
@@ -17,10 +18,11 @@ const csvBatch = 200
 
 // ImportCSV imports a CSV file mapped by m as one transaction, reading r
 // once, a batch of rows at a time, so the file is never held whole: the
-// next batch is read and mapped while the store writes the last. progress,
-// when not nil, is called after each batch with the rows read so far. The
-// caller closes the report.
-func ImportCSV(ctx context.Context, st operation.Store, r io.Reader, m *mcsv.Mapping, progress func(rows int)) (*Report, error) {
+// next batch is read and mapped while the store writes the last. Dates of
+// birth after the date of now in the UK are refused. progress, when not
+// nil, is called after each batch with the rows read so far. The caller
+// closes the report.
+func ImportCSV(ctx context.Context, st operation.Store, r io.Reader, m *mcsv.Mapping, now time.Time, progress func(rows int)) (*Report, error) {
 	rep := &Report{}
 	ran := false
 	err := st.Transact(ctx, func(tx operation.Store) error {
@@ -29,7 +31,7 @@ func ImportCSV(ctx context.Context, st operation.Store, r io.Reader, m *mcsv.Map
 			return errAgain
 		}
 		ran = true
-		return rep.applyCSV(ctx, tx, r, m, progress)
+		return rep.applyCSV(ctx, tx, r, m, now, progress)
 	})
 	if err != nil {
 		rep.Close()
@@ -45,7 +47,7 @@ type mapped struct {
 	err  error
 }
 
-func (rep *Report) applyCSV(ctx context.Context, tx operation.Store, r io.Reader, m *mcsv.Mapping, progress func(rows int)) error {
+func (rep *Report) applyCSV(ctx context.Context, tx operation.Store, r io.Reader, m *mcsv.Mapping, now time.Time, progress func(rows int)) error {
 	csvIm, err := mcsv.NewImporter(r, m, csvBatch)
 	if err != nil {
 		if tb := tooBig(err); tb != nil {
@@ -53,6 +55,7 @@ func (rep *Report) applyCSV(ctx context.Context, tx operation.Store, r io.Reader
 		}
 		return operation.Errorf(http.StatusBadRequest, "invalid", "line 1", "%v", err)
 	}
+	csvIm.Today = mappers.Today(now)
 	batches := make(chan mapped, 2)
 	stop := make(chan struct{})
 	defer func() {

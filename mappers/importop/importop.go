@@ -36,7 +36,9 @@ var Formats = []string{"gpconnect", "pds", "csv", "hl7v2"}
 
 // Importer imports payloads of the formats the mappers read.
 type Importer struct {
-	// Now stamps HL7 v2 acknowledgements; nil means time.Now.
+	// Now stamps HL7 v2 acknowledgements, and its date in the UK is the
+	// day after which dates of birth and death are refused as yet to
+	// come; nil means time.Now.
 	Now func() time.Time
 
 	gpcOnce sync.Once
@@ -127,7 +129,7 @@ func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation)
 		if err != nil {
 			return nil, err
 		}
-		if rep, err = ImportCSV(ctx, inv.Store, body, m, nil); err != nil {
+		if rep, err = ImportCSV(ctx, inv.Store, body, m, im.now(), nil); err != nil {
 			return nil, err
 		}
 	case "gpconnect", "pds":
@@ -330,7 +332,7 @@ var errRefused = errors.New("importop: the message is refused")
 // AE naming where, and errRefused, when the message cannot be imported;
 // AE and the error when the store refused or failed to write it.
 func ApplyHL7v2(ctx context.Context, st operation.Store, msg []byte, now time.Time) ([]byte, error) {
-	m := hl7v2.Import(msg)
+	m := hl7v2.ImportAt(msg, now)
 	if m.Message == nil || m.Rejected || m.Failed() || m.Bundle == nil {
 		return m.Acknowledge(nil, now), errRefused
 	}
