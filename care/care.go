@@ -22,6 +22,12 @@ import (
 type Config struct {
 	PAM   PAMConfig
 	Codes Codes // zero: DefaultCodes
+	// BaseURL is the server's public base, such as
+	// https://carefhir.example.org/fhir: an absolute reference under it
+	// names a resource held here, as the search index reads it, and one
+	// to any other server never does. Empty: only relative references
+	// name resources held here.
+	BaseURL string
 	// ReviewWindow is how long before a PCSP's review date its reminder is
 	// made; 0 means DefaultReviewWindow.
 	ReviewWindow time.Duration

@@ -15,6 +15,7 @@ import (
 
 	"carefhir/care/calendar"
 	"carefhir/fhir"
+	"carefhir/fhir/search"
 	"carefhir/operation"
 	"carefhir/store"
 )
@@ -183,7 +184,7 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 			return nil, err
 		}
 		if ct.Status.Get() == "active" {
-			add(patientRef(refOf(ct.Subject)))
+			add(c.patientRef(refOf(ct.Subject)))
 		}
 		return out, nil
 	}
@@ -208,7 +209,7 @@ func (c *Care) caseloadPatients(ctx context.Context, s operation.Store, typ, id 
 				return fmt.Errorf("CareTeam/%s: %w", v.ID, err)
 			}
 			if taking {
-				add(subjectOf(v.JSON))
+				add(c.subjectOf(v.JSON))
 			}
 			return nil
 		})
@@ -236,12 +237,10 @@ func (c *Care) takesPart(team []byte, members map[string]bool) (bool, error) {
 	}
 	for _, p := range ct.Participant {
 		// Type/id of the member, as the search matched it: a reference
-		// may name a version, or be absolute under this server's base.
-		member, _, _ := strings.Cut(p.Member.Reference, "/_history/")
-		if parts := strings.Split(member, "/"); len(parts) > 2 {
-			member = strings.Join(parts[len(parts)-2:], "/")
-		}
-		if members[member] && calendar.Holds(p.Period.Start, p.Period.End, c.cfg.Now(), c.cfg.Zone) {
+		// may name a version, or be absolute under this server's base; a
+		// member of another server is none of these, whatever its id.
+		r := search.ParseReference(p.Member.Reference, c.cfg.BaseURL)
+		if r.URL == "" && members[r.Type+"/"+r.ID] && calendar.Holds(p.Period.Start, p.Period.End, c.cfg.Now(), c.cfg.Zone) {
 			return true, nil
 		}
 	}
@@ -294,7 +293,7 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 		if err != nil {
 			return nil, err
 		}
-		pams, err := latestPAM(ctx, s, url.Values{"subject": {list}})
+		pams, err := c.latestPAM(ctx, s, url.Values{"subject": {list}})
 		if err != nil {
 			return nil, err
 		}
@@ -310,7 +309,7 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 			}
 			// The plan reviewed soonest, then the first by reference: the
 			// search answers in no order.
-			e, ref := byRef[patientRef(refOf(cp.Subject))], "CarePlan/"+v.ID
+			e, ref := byRef[c.patientRef(refOf(cp.Subject))], "CarePlan/"+v.ID
 			if e == nil || e.carePlan != "" && cmp.Or(cmp.Compare(reviewDate(cp), e.reviewDue), strings.Compare(ref, e.carePlan)) >= 0 {
 				return nil
 			}
@@ -329,7 +328,7 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 			}
 			start, ref := a.Start.Get(), "Appointment/"+v.ID
 			for _, p := range a.Participant {
-				e := byRef[patientRef(refOf(p.Actor))]
+				e := byRef[c.patientRef(refOf(p.Actor))]
 				if e == nil {
 					continue
 				}
@@ -346,7 +345,7 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 		err = s.Each(ctx, "Task", url.Values{"patient": {list}, "status": {openTaskStatuses}}, func(v *store.Version) error {
 			t, err := decode[*fhir.Task](v.JSON)
 			if err == nil {
-				if e := byRef[patientRef(refOf(t.For))]; e != nil {
+				if e := byRef[c.patientRef(refOf(t.For))]; e != nil {
 					e.openTasks++
 				}
 			}

@@ -2,6 +2,7 @@ package care_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"carefhir/care"
@@ -144,4 +145,57 @@ func TestCaseloadUnreadablePart(t *testing.T) {
 			c.do("GET", "/Patient/"+id, "").want(http.StatusNotFound)
 		}
 	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
+}
+
+// TestAbsoluteReferences: a record naming its patient, or a CareTeam its
+// participant, by an absolute URL under this server's base counts as the
+// relative reference does, in caseloads, PCSPs, reminders, cohorts and PAM
+// scoring; one naming another server's Patient/ward or Practitioner/cc
+// is not this server's, whatever its id.
+func TestAbsoluteReferences(t *testing.T) {
+	const other = "https://other.example/fhir"
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		team := func(id, subject, participants string) {
+			c.put(`{"resourceType":"CareTeam","id":"` + id + `","status":"active","subject":{"reference":"` + subject + `"},"participant":[` + participants + `]}`)
+		}
+		team("team-ward", c.base+"/Patient/ward", `{"member":{"reference":"Practitioner/cc"}}`)
+		team("team-baker", other+"/Patient/baker", `{"member":{"reference":"Practitioner/cc"}}`)
+		// cc's own part ended; another server's Practitioner/cc goes on.
+		team("team-clark", "Patient/clark", `{"member":{"reference":"Practitioner/cc"},"period":{"end":"2020-01-01"}},
+			{"member":{"reference":"`+other+`/Practitioner/cc"}}`)
+
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"` + c.base + `/Patient/ward"}}`)
+		plan := strings.ReplaceAll(pcsp("active", "2026-12-10", "goal-walk"), `{"reference":"Patient/ward"}`, `{"reference":"`+c.base+`/Patient/ward"}`)
+		c.put(plan)
+		c.do("PUT", "/QuestionnaireResponse/pam-ward", strings.Replace(pamResponse("pam-ward", "completed", "2026-11-01T10:00:00Z", "3", "50"),
+			`"reference":"Patient/ward"`, `"reference":"`+c.base+`/Patient/ward"`, 1)).want(http.StatusCreated)
+		oo := c.do("PUT", "/QuestionnaireResponse/pam-other", strings.Replace(pamResponse("pam-other", "completed", "2026-11-01T10:00:00Z", "3", "50"),
+			`"reference":"Patient/ward"`, `"reference":"`+other+`/Patient/ward"`, 1)).want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "QuestionnaireResponse.subject.reference") {
+			t.Errorf("a PAM of another server's patient: %s", got)
+		}
+
+		load := caseloadOf(t, c, "/Practitioner/cc/$caseload")
+		if len(load) != 1 || load["Patient/ward"] == nil {
+			t.Fatalf("caseload: %v, want Patient/ward alone", load)
+		}
+		checkParts(t, load["Patient/ward"], map[string]any{"carePlan": "CarePlan/pcsp-ward", "pamLevel": float64(2)})
+
+		c.do("POST", "/Task/$generate-reminders", "").want(http.StatusOK)
+		tasks := entries(c.do("GET", "/Task?patient=Patient/ward&code="+care.SystemCareTask+"|pcsp-review", "").want(http.StatusOK))
+		if len(tasks) != 1 {
+			t.Errorf("review reminders of Ward: %v, want one", tasks)
+		}
+
+		c.put(`{"resourceType":"Condition","id":"dm-clark","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},
+			"code":{"coding":[{"system":"http://snomed.info/sct","code":"44054006"}]},"subject":{"reference":"` + c.base + `/Patient/clark"}}`)
+		c.put(`{"resourceType":"Condition","id":"dm-baker","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},
+			"code":{"coding":[{"system":"http://snomed.info/sct","code":"44054006"}]},"subject":{"reference":"` + other + `/Patient/baker"}}`)
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"practice","valueString":"Y12345"},
+			{"name":"condition","valueString":"`+diabetes+`"}]}`).want(http.StatusCreated)
+		if got := members(g); got != "Patient/clark=<nil> Patient/ward=<nil>" {
+			t.Errorf("cohort: %s, want Patient/clark and Patient/ward", got)
+		}
+	})
 }

@@ -322,7 +322,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		keep := map[string]bool{}
 		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {searchToken(cond)}, "clinical-status": {activeClinicalStatuses}}, func(params url.Values) error {
 			return s.Each(ctx, "Condition", params, func(v *store.Version) error {
-				keep[subjectOf(v.JSON)] = true
+				keep[c.subjectOf(v.JSON)] = true
 				return nil
 			})
 		})
@@ -334,7 +334,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	risks := map[string]*member{}
 	if cr.RiskCode != "" {
 		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {searchToken(cr.RiskCode)}, "status": {"final,amended,corrected"}}, func(params url.Values) error {
-			return latestValues(ctx, s, params, risks)
+			return c.latestValues(ctx, s, params, risks)
 		})
 		if err != nil {
 			return nil, err
@@ -353,7 +353,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		// scores too would read twice as many Observations.
 		keep := map[string]bool{}
 		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {SystemPAM + "|" + CodePAMLevel}}, func(params url.Values) error {
-			pams, err := latestPAM(ctx, s, params)
+			pams, err := c.latestPAM(ctx, s, params)
 			for p, f := range pams {
 				if f.level <= *cr.PAMLevel {
 					keep[p] = true
@@ -396,7 +396,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		with := map[string]bool{}
 		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(params url.Values) error {
 			return s.Each(ctx, "CarePlan", params, func(v *store.Version) error {
-				with[subjectOf(v.JSON)] = true
+				with[c.subjectOf(v.JSON)] = true
 				return nil
 			})
 		})
@@ -452,12 +452,12 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 // subjectOf reads the Patient a stored resource is about, as Patient/id
 // (see patientRef), without decoding the rest of it; "" when its subject
 // is no reference to a Patient held here.
-func subjectOf(b []byte) string {
+func (c *Care) subjectOf(b []byte) string {
 	var head struct {
 		Subject struct{ Reference string } `json:"subject"`
 	}
 	json.Unmarshal(b, &head)
-	return patientRef(head.Subject.Reference)
+	return c.patientRef(head.Subject.Reference)
 }
 
 // patientSearches returns the Patient searches of the practice and age
@@ -503,7 +503,7 @@ func organizationsWith(ctx context.Context, s operation.Store, ods string) ([]st
 
 // latestValues puts into out the latest value of each patient's
 // Observations that params select.
-func latestValues(ctx context.Context, s operation.Store, params url.Values, out map[string]*member) error {
+func (c *Care) latestValues(ctx context.Context, s operation.Store, params url.Values, out map[string]*member) error {
 	when := map[string]time.Time{}
 	from := map[string]string{} // the Observation each value is from
 	return s.Each(ctx, "Observation", params, func(v *store.Version) error {
@@ -517,7 +517,7 @@ func latestValues(ctx context.Context, s operation.Store, params url.Values, out
 		if err := json.Unmarshal(v.JSON, &obs); err != nil || obs.ValueQuantity == nil {
 			return nil
 		}
-		p := patientRef(obs.Subject.Reference)
+		p := c.patientRef(obs.Subject.Reference)
 		t := parseDateTime(obs.EffectiveDateTime)
 		// The latest, then the last by id: the search answers in no order.
 		if m := out[p]; m != nil && cmp.Or(t.Compare(when[p]), strings.Compare(v.ID, from[p])) <= 0 {

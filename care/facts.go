@@ -38,7 +38,7 @@ type pamResult struct {
 // match filter (such as subject=Patient/1,Patient/2; empty: everyone), by
 // patient reference. A code in filter replaces the level and score codes:
 // with the level's alone, the facts carry no scores.
-func latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[string]*pamFact, error) {
+func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[string]*pamFact, error) {
 	params := url.Values{"code": {SystemPAM + "|" + CodePAMLevel + "," + SystemPAM + "|" + CodePAMScore}, "status": {"final,amended"}}
 	for k, v := range filter {
 		params[k] = v
@@ -71,7 +71,7 @@ func latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[s
 		}
 		r := results[key]
 		if r == nil {
-			r = &pamResult{patient: obs.Subject.Reference, response: resp, date: obs.EffectiveDateTime}
+			r = &pamResult{patient: c.patientRef(obs.Subject.Reference), response: resp, date: obs.EffectiveDateTime}
 			r.when = parseDateTime(r.date)
 			results[key] = r
 		}
@@ -207,22 +207,24 @@ func chunks(refs []string, n int) []string {
 
 // patientRef returns the Patient a literal reference names as Patient/id,
 // the form caseloads and cohorts key people by: a reference to a version
-// (Patient/id/_history/2) names the Patient too. It returns "" for
-// anything else, such as a reference to another server or a value that is
-// no reference ("Patient/a,b"), which searched as an _id would name other
-// people.
-func patientRef(ref string) string {
-	if id, ok := localID(ref, "Patient"); ok {
+// (Patient/id/_history/2), or an absolute one under this server's base,
+// names the Patient too. It returns "" for anything else, such as a
+// reference to another server, whose Patient/1 is not this one's, or a
+// value that is no reference ("Patient/a,b"), which searched as an _id
+// would name other people.
+func (c *Care) patientRef(ref string) string {
+	if id, ok := c.localID(ref, "Patient"); ok {
 		return "Patient/" + id
 	}
 	return ""
 }
 
-// localID returns the id of the resource of type typ that a literal
-// reference names, as typ/id or a version of it (typ/id/_history/2), read
-// as the search index reads it (search.ParseReference); ok is false for
+// localID returns the id of the resource of type typ held here that a
+// literal reference names, as typ/id or a version of it
+// (typ/id/_history/2), relative or under the server's base, read as the
+// search index reads it (search.ParseReference); ok is false for
 // anything else.
-func localID(ref, typ string) (id string, ok bool) {
-	r := search.ParseReference(ref, "")
+func (c *Care) localID(ref, typ string) (id string, ok bool) {
+	r := search.ParseReference(ref, c.cfg.BaseURL)
 	return r.ID, r.ID != "" && r.Type == typ
 }

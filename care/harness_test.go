@@ -117,6 +117,9 @@ func newClient(t *testing.T, st store.Store, cfg care.Config, opts ...func(*serv
 	if cfg.Now == nil {
 		cfg.Now = func() time.Time { return today }
 	}
+	srv := httptest.NewUnstartedServer(nil)
+	base := "http://" + srv.Listener.Addr().String() + "/fhir"
+	cfg.BaseURL = base
 	co, err := care.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +128,6 @@ func newClient(t *testing.T, st store.Store, cfg care.Config, opts ...func(*serv
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(nil)
-	base := "http://" + srv.Listener.Addr().String() + "/fhir"
 	svc, idp := authtest.Service(t, issuer, base)
 	sc := server.Config{Store: st, BaseURL: base, Auth: svc, Logger: slog.New(slog.DiscardHandler),
 		SoftwareVersion: "test", Definitions: cat, Operations: co.Operations(), Hooks: co.Hooks()}

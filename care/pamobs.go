@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"carefhir/fhir"
-	"carefhir/fhir/lexical"
 	"carefhir/operation"
 	"carefhir/profiles"
 	"carefhir/store"
@@ -35,7 +34,7 @@ func (c *Care) checkPAM(ctx context.Context, s operation.Store, ch *operation.Ch
 	if err := checkAuthored(qr); err != nil {
 		return err
 	}
-	_, err := pamPatient(ch.Requester(ctx), s, qr)
+	_, err := c.pamPatient(ch.Requester(ctx), s, qr)
 	return err
 }
 
@@ -89,7 +88,7 @@ func scored(qr *fhir.QuestionnaireResponse) bool {
 // write, as who asked for it, so that a response can neither tell them
 // whether a patient they may not read is held nor score one. Otherwise it
 // is a 422 naming QuestionnaireResponse.subject.
-func pamPatient(ctx context.Context, s operation.Store, qr *fhir.QuestionnaireResponse) (string, error) {
+func (c *Care) pamPatient(ctx context.Context, s operation.Store, qr *fhir.QuestionnaireResponse) (string, error) {
 	const at = "QuestionnaireResponse.subject"
 	sub := qr.Subject
 	if sub == nil {
@@ -97,8 +96,8 @@ func pamPatient(ctx context.Context, s operation.Store, qr *fhir.QuestionnaireRe
 			"a PAM response that is %s has a subject: the Patient whose score and level it gives", qr.Status.Get())
 	}
 	if ref := sub.Reference.Get(); ref != "" {
-		if id, ok := strings.CutPrefix(ref, "Patient/"); ok && lexical.ValidID(id) {
-			return ref, nil
+		if patient := c.patientRef(ref); patient != "" {
+			return patient, nil
 		}
 		return "", operation.Errorf(http.StatusUnprocessableEntity, "business-rule", at+".reference",
 			"the subject of a PAM response must reference a Patient held here (Patient/id), not %q", ref)
@@ -156,7 +155,7 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 		}
 		return nil, c.retractPAM(ctx, s, ref)
 	}
-	patient, err := pamPatient(ch.Requester(ctx), s, qr)
+	patient, err := c.pamPatient(ch.Requester(ctx), s, qr)
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +381,7 @@ func (c *Care) pamScore(ctx context.Context, inv *operation.Invocation) (*operat
 		if err := checkAuthored(qr); err != nil {
 			return err
 		}
-		patient, err := pamPatient(ctx, s, qr)
+		patient, err := c.pamPatient(ctx, s, qr)
 		if err != nil {
 			return err
 		}

@@ -113,14 +113,14 @@ func (c *Care) checkPCSP(ctx context.Context, s operation.Store, ch *operation.C
 	if !slices.ContainsFunc(cp.Category, func(cc *fhir.CodeableConcept) bool { return hasCoding(cc, SystemCarePlanCategory, CodePCSP) }) {
 		fail("CarePlan.category", "a PCSP has the category %s|%s", SystemCarePlanCategory, CodePCSP)
 	}
-	subject := patientRef(refOf(cp.Subject))
+	subject := c.patientRef(refOf(cp.Subject))
 	if subject == "" {
 		fail("CarePlan.subject", "the subject of a PCSP is the Patient it is agreed with")
 	}
 	if cp.Author == nil {
 		fail("CarePlan.author", "a PCSP names its author")
 	}
-	if !slices.ContainsFunc(cp.Contributor, func(r *fhir.Reference) bool { return subject != "" && patientRef(refOf(r)) == subject }) {
+	if !slices.ContainsFunc(cp.Contributor, func(r *fhir.Reference) bool { return subject != "" && c.patientRef(refOf(r)) == subject }) {
 		fail("CarePlan.contributor", "the Patient (%s) is among the contributors of their PCSP", refOf(cp.Subject))
 	}
 	if cp.Period == nil || cp.Period.Start.Get() == "" {
@@ -141,7 +141,7 @@ func (c *Care) checkPCSP(ctx context.Context, s operation.Store, ch *operation.C
 		}
 	}
 	for i, g := range cp.Goal {
-		if err := checkGoal(ctx, s, ch, g.Reference.Get(), subject); err != nil {
+		if err := c.checkGoal(ctx, s, ch, g.Reference.Get(), subject); err != nil {
 			var oe *operation.Error
 			if !errors.As(err, &oe) {
 				return err
@@ -189,9 +189,9 @@ func (c *Care) supportCode(cc *fhir.CodeableConcept) bool {
 // the person's own words (description.text), as the transaction of ch
 // leaves it. A Goal neither stored nor written by the transaction, or
 // stored but not the writer's to read, is not checked here.
-func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref, patient string) error {
+func (c *Care) checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref, patient string) error {
 	// A version of the Goal (Goal/id/_history/2) is checked as the Goal.
-	id, ok := localID(ref, "Goal")
+	id, ok := c.localID(ref, "Goal")
 	if !ok {
 		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "the goals of a PCSP are Goal resources, not %s", ref)
 	}
@@ -213,7 +213,7 @@ func checkGoal(ctx context.Context, s operation.Store, ch *operation.Change, ref
 	}
 	// What matters to one person is not another's plan. Whose Goal it is
 	// goes unsaid: the plan's readers need not be the Goal's.
-	if of := refOf(g.Subject); of != "" && patient != "" && patientRef(of) != patient {
+	if of := refOf(g.Subject); of != "" && patient != "" && c.patientRef(of) != patient {
 		return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "%s is not a goal of %s, whose PCSP this is", ref, patient)
 	}
 	if g.Description == nil || g.Description.Text.Get() == "" {

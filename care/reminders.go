@@ -114,7 +114,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		if err != nil {
 			return err
 		}
-		patient := patientRef(refOf(cp.Subject))
+		patient := c.patientRef(refOf(cp.Subject))
 		if r := reviewDate(cp); r != "" && !parseDateTime(r).After(horizon) && patient != "" {
 			due = append(due, reminder{code: CodeReviewTask, display: "Review the personalised care and support plan",
 				patient: patient, focus: "CarePlan/" + v.ID, due: r})
@@ -124,7 +124,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	if err != nil {
 		return nil, err
 	}
-	latest, err := latestPAM(ctx, s, url.Values{})
+	latest, err := c.latestPAM(ctx, s, url.Values{})
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +140,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	seen := map[string]bool{}
 	var patients []string
 	for _, r := range due {
-		if patientRef(r.patient) != "" && !seen[r.patient] {
+		if c.patientRef(r.patient) != "" && !seen[r.patient] {
 			seen[r.patient] = true
 			patients = append(patients, r.patient)
 		}

@@ -26,9 +26,9 @@ type careFlags struct {
 }
 
 // loadCare reads the files the care flags name and returns care
-// coordination configured with them.
-func loadCare(f careFlags) (*care.Care, error) {
-	cfg := care.Config{PAM: care.PAMConfig{MinAnswered: f.PAMMinAnswered}}
+// coordination configured with them, serving under baseURL.
+func loadCare(f careFlags, baseURL string) (*care.Care, error) {
+	cfg := care.Config{BaseURL: baseURL, PAM: care.PAMConfig{MinAnswered: f.PAMMinAnswered}}
 	if f.PAMWording != "" {
 		r, err := os.Open(f.PAMWording)
 		if err != nil {

@@ -32,7 +32,7 @@ func TestLoadCare(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	co, err := loadCare(careFlags{PAMWording: wording, PAMCalibration: "../../care/testdata/calibration-synthetic.csv", CareCodes: codes})
+	co, err := loadCare(careFlags{PAMWording: wording, PAMCalibration: "../../care/testdata/calibration-synthetic.csv", CareCodes: codes}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,10 @@ func TestLoadCare(t *testing.T) {
 	if err := os.WriteFile(wording, []byte("one line\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadCare(careFlags{PAMWording: wording}); err == nil || !strings.Contains(err.Error(), "--pam-wording") {
+	if _, err := loadCare(careFlags{PAMWording: wording}, ""); err == nil || !strings.Contains(err.Error(), "--pam-wording") {
 		t.Errorf("a wording file of one statement: %v", err)
 	}
-	if _, err := loadCare(careFlags{CareCodes: wording}); err == nil || !strings.Contains(err.Error(), "--care-codes") {
+	if _, err := loadCare(careFlags{CareCodes: wording}, ""); err == nil || !strings.Contains(err.Error(), "--care-codes") {
 		t.Errorf("codes that are not JSON: %v", err)
 	}
 }

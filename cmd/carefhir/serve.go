@@ -209,7 +209,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		ln.Close()
 		return err
 	}
-	co, err := loadCare(cfg.Care)
+	co, err := loadCare(cfg.Care, baseURL)
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("serve: %w", err)
