@@ -2,6 +2,7 @@ package care
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -137,15 +138,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		}
 	}
 	// Reminders only for people held here and in care (inCare).
-	seen := map[string]bool{}
-	var patients []string
-	for _, r := range due {
-		if c.patientRef(r.patient) != "" && !seen[r.patient] {
-			seen[r.patient] = true
-			patients = append(patients, r.patient)
-		}
-	}
-	cared, err := patientsInCare(ctx, s, patients)
+	cared, err := patientsInCare(ctx, s, patientsOf(due))
 	if err != nil {
 		return nil, err
 	}
@@ -167,26 +160,20 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	if err != nil {
 		return nil, err
 	}
+	due = slices.DeleteFunc(due, func(r reminder) bool { return open[openKey(r.code, r.patient, r.focus)] })
+	owners, err := c.coordinators(ctx, s, patientsOf(due))
+	if err != nil {
+		return nil, err
+	}
 	var created []*store.Version
-	owners := map[string]*fhir.Reference{}
 	for _, r := range due {
-		if open[openKey(r.code, r.patient, r.focus)] {
-			continue
-		}
-		owner, ok := owners[r.patient]
-		if !ok {
-			if owner, err = c.coordinatorOf(ctx, s, r.patient); err != nil {
-				return nil, err
-			}
-			owners[r.patient] = owner
-		}
 		t := &fhir.Task{
 			Status:      fhir.NewCode("requested"),
 			Intent:      fhir.NewCode("plan"),
 			Code:        &fhir.CodeableConcept{Coding: []*fhir.Coding{coding(SystemCareTask, r.code, r.display)}, Text: fhir.NewString(r.display)},
 			For:         &fhir.Reference{Reference: fhir.NewString(r.patient)},
 			Focus:       &fhir.Reference{Reference: fhir.NewString(r.focus)},
-			Owner:       owner,
+			Owner:       owners[r.patient],
 			AuthoredOn:  fhir.NewDateTime(c.cfg.Now().UTC().Format(time.RFC3339)),
 			Restriction: &fhir.TaskRestriction{Period: &fhir.Period{End: fhir.NewDateTime(r.due)}},
 		}
@@ -197,6 +184,19 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		created = append(created, v)
 	}
 	return created, nil
+}
+
+// patientsOf returns the patients (Patient/id) of reminders, each once.
+func patientsOf(due []reminder) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range due {
+		if !seen[r.patient] {
+			seen[r.patient] = true
+			out = append(out, r.patient)
+		}
+	}
+	return out
 }
 
 // addMonths returns the date n months after date, on the last day of the
@@ -217,28 +217,48 @@ func openKey(code, patient, focus string) string {
 	return code + " " + focus
 }
 
-// coordinatorOf returns the care coordinator of the patient's active
-// CareTeam whose part in it holds now, nil when there is none.
-func (c *Care) coordinatorOf(ctx context.Context, s operation.Store, patient string) (*fhir.Reference, error) {
-	page, err := s.Search(ctx, "CareTeam", url.Values{"subject": {patient}, "status": {"active"}, "_count": {"20"}})
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range page.Matches {
-		ct, err := decode[*fhir.CareTeam](v.JSON)
+// coordinators returns the care coordinator of each of patients
+// (Patient/id) who has one: a participant in a coordinator's role whose
+// part holds now in an active CareTeam of the patient; of two teams, the
+// one with the lower id, since the search answers in no order. It reads
+// the CareTeams of chunkSize patients with one search.
+func (c *Care) coordinators(ctx context.Context, s operation.Store, patients []string) (map[string]*fhir.Reference, error) {
+	owners := map[string]*fhir.Reference{}
+	team := map[string]string{} // the id of the CareTeam each owner is of
+	for _, list := range chunks(patients, chunkSize) {
+		err := s.Each(ctx, "CareTeam", url.Values{"subject": {list}, "status": {"active"}}, func(v *store.Version) error {
+			ct, err := decode[*fhir.CareTeam](v.JSON)
+			if err != nil {
+				return fmt.Errorf("CareTeam/%s: %w", v.ID, err)
+			}
+			patient := c.patientRef(refOf(ct.Subject))
+			if of, ok := team[patient]; patient == "" || ok && of < v.ID {
+				return nil
+			}
+			if owner := c.coordinatorIn(ct); owner != nil {
+				owners[patient], team[patient] = owner, v.ID
+			}
+			return nil
+		})
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range ct.Participant {
-			if p.Period != nil && !calendar.Holds(p.Period.Start.Get(), p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone) {
-				continue // handed over, or not yet taken over
-			}
-			for _, role := range p.Role {
-				if hasCoding(role, SystemSNOMED, c.cfg.Codes.CareCoordinator) || hasCoding(role, SystemCareRole, CodeCoordinator) {
-					return p.Member, nil
-				}
+	}
+	return owners, nil
+}
+
+// coordinatorIn returns the first participant of ct in a coordinator's
+// role whose part holds now, nil when there is none.
+func (c *Care) coordinatorIn(ct *fhir.CareTeam) *fhir.Reference {
+	for _, p := range ct.Participant {
+		if p.Period != nil && !calendar.Holds(p.Period.Start.Get(), p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone) {
+			continue // handed over, or not yet taken over
+		}
+		for _, role := range p.Role {
+			if hasCoding(role, SystemSNOMED, c.cfg.Codes.CareCoordinator) || hasCoding(role, SystemCareRole, CodeCoordinator) {
+				return p.Member
 			}
 		}
 	}
-	return nil, nil
+	return nil
 }

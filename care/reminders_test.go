@@ -1,11 +1,16 @@
 package care_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"carefhir/care"
+	"carefhir/server"
+	"carefhir/store"
 )
 
 // TestReminderDates: a re-measurement is due six months on, on the last
@@ -95,4 +100,80 @@ func TestReminderPastYear9999(t *testing.T) {
 			t.Errorf("reminders as of 9999-12-31: %s", got)
 		}
 	})
+}
+
+// TestRemindersReadCareTeamsTogether: the reminders of many patients are
+// owned each by their own coordinator, and their CareTeams are read with
+// one search, not one a patient; of two teams naming a coordinator, the
+// one with the lower id gives the owner.
+func TestRemindersReadCareTeamsTogether(t *testing.T) {
+	counter := &searchCounter{typ: "CareTeam"}
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		const patients = 6
+		coordinator := `"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}]`
+		for i := range patients {
+			id := fmt.Sprintf("p%d", i)
+			c.put(`{"resourceType":"Patient","id":"` + id + `"}`)
+			c.put(`{"resourceType":"CareTeam","id":"team-` + id + `","status":"active","subject":{"reference":"Patient/` + id + `"},"participant":[
+				{` + coordinator + `,"member":{"reference":"Practitioner/cc-` + id + `"}}]}`)
+			c.put(strings.ReplaceAll(pamResponse("pam-"+id, "completed", "2026-01-01", "2", "50"), "Patient/ward", "Patient/"+id))
+		}
+		c.put(`{"resourceType":"CareTeam","id":"team-p0-later","status":"active","subject":{"reference":"Patient/p0"},"participant":[
+			{` + coordinator + `,"member":{"reference":"Practitioner/lw"}}]}`)
+		counter.n.Store(0)
+		rem := c.do("POST", "/Task/$generate-reminders", "").want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, fmt.Sprintf("created=%d ", patients)) {
+			t.Fatalf("reminders: %s", got)
+		}
+		if n := counter.n.Load(); n != 1 {
+			t.Errorf("%d searches of CareTeams for the reminders of %d patients, want 1", n, patients)
+		}
+		for _, task := range entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pam-remeasure", "").want(http.StatusOK)) {
+			who := strings.TrimPrefix(str(task, "for", "reference"), "Patient/")
+			if owner := str(task, "owner", "reference"); owner != "Practitioner/cc-"+who {
+				t.Errorf("the reminder of Patient/%s is owned by %q, want Practitioner/cc-%s", who, owner, who)
+			}
+		}
+	}, func(sc *server.Config) { counter.Store = sc.Store; sc.Store = counter })
+}
+
+// searchCounter is an engine that counts the searches of one type, whole
+// plans (store.Finder) or not, in units of work too.
+type searchCounter struct {
+	store.Store
+	typ string
+	n   atomic.Int64
+}
+
+func (s *searchCounter) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	return countSearch(s, q, s.Store.Search)(ctx, q)
+}
+
+func (s *searchCounter) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	return countSearch(s, q, s.Store.(store.Finder).Find)(ctx, q)
+}
+
+func (s *searchCounter) Transact(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.Store.Transact(ctx, func(tx store.Tx) error { return fn(&txSearchCounter{Tx: tx, c: s}) })
+}
+
+type txSearchCounter struct {
+	store.Tx
+	c *searchCounter
+}
+
+func (t *txSearchCounter) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	return countSearch(t.c, q, t.Tx.Search)(ctx, q)
+}
+
+func (t *txSearchCounter) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	return countSearch(t.c, q, t.Tx.(store.Finder).Find)(ctx, q)
+}
+
+// countSearch counts q in c when it searches c's type, and returns search.
+func countSearch[T any](c *searchCounter, q store.Query, search func(context.Context, store.Query) (T, error)) func(context.Context, store.Query) (T, error) {
+	if q.Type == c.typ {
+		c.n.Add(1)
+	}
+	return search
 }
