@@ -2,6 +2,7 @@ package care_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"carefhir/care"
@@ -42,5 +43,36 @@ func TestOperationParameters(t *testing.T) {
 		}
 		// What says how the answer is written is no parameter of the operation.
 		c.do("GET", "/Practitioner/cc/$caseload?_format=json&_pretty=true", "").want(http.StatusOK)
+	})
+}
+
+// TestOperationBodyNotParameters: a POST whose body is a resource other
+// than Parameters is 400 saying so, rather than run as if given no
+// parameters: reminders are not created, nor a cohort, nor a caseload
+// answered.
+func TestOperationBodyNotParameters(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[{"member":{"reference":"Practitioner/cc"}}]}`)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(pcsp("active", "2026-12-10", "goal-walk"))
+		c.do("PUT", "/QuestionnaireResponse/q1", pamResponse("q1", "completed", "2026-11-01T10:00:00Z", "3", "50")).want(http.StatusCreated)
+		for _, tc := range []struct{ path, body, typ string }{
+			{"/Task/$generate-reminders", `{"resourceType":"Patient","id":"ward"}`, "Patient"},
+			{"/Group/$cohort", `{"resourceType":"Group","type":"person","actual":true}`, "Group"},
+			{"/Practitioner/cc/$caseload", `{"resourceType":"Observation","status":"final","code":{"text":"x"}}`, "Observation"},
+			{"/QuestionnaireResponse/q1/$pam-score", pamResponse("q1", "completed", "2026-11-01T10:00:00Z", "3", "80"), "QuestionnaireResponse"},
+		} {
+			oo := c.do("POST", tc.path, tc.body).want(http.StatusBadRequest)
+			if got := issues(oo); !strings.Contains(got, "a Parameters resource, not a "+tc.typ) {
+				t.Errorf("POST %s with a %s: %s", tc.path, tc.typ, got)
+			}
+		}
+		if n := len(entries(c.do("GET", "/Task", "").want(http.StatusOK))); n != 0 {
+			t.Errorf("%d Tasks after refused reminders, want none", n)
+		}
+		if n := len(entries(c.do("GET", "/Group", "").want(http.StatusOK))); n != 0 {
+			t.Errorf("%d Groups after a refused cohort, want none", n)
+		}
 	})
 }
