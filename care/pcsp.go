@@ -126,9 +126,17 @@ func (c *Care) checkPCSP(ctx context.Context, s operation.Store, ch *operation.C
 	if cp.Period == nil || cp.Period.Start.Get() == "" {
 		fail("CarePlan.period.start", "a PCSP has a start date")
 	}
-	review := reviewDate(cp)
+	review, reviews := reviewDate(cp), 0
 	for i, e := range cp.Extension {
-		if e.Url == ReviewDateURL && e.ValueDate.Get() == "" {
+		if e.Url != ReviewDateURL {
+			continue
+		}
+		// One date: a second would leave reminders and caseloads to
+		// choose which review is due.
+		if reviews++; reviews > 1 {
+			fail(fmt.Sprintf("CarePlan.extension[%d]", i), "a PCSP has one review date, and this is another")
+		}
+		if e.ValueDate.Get() == "" {
 			fail(fmt.Sprintf("CarePlan.extension[%d]", i), "the review date is a valueDate")
 		}
 	}

@@ -353,3 +353,20 @@ func TestOperationsNeedScopes(t *testing.T) {
 		}
 	})
 }
+
+// TestPCSPOneReviewDate: a PCSP giving two review dates is 422 at the
+// second, and nothing is stored; with one it is stored.
+func TestPCSPOneReviewDate(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		one := pcsp("active", "2026-12-10", "goal-walk")
+		two := strings.Replace(one, `"valueDate":"2026-12-10"}`, `"valueDate":"2026-12-10"},{"url":"`+care.ReviewDateURL+`","valueDate":"2027-06-01"}`, 1)
+		oo := c.do("PUT", "/CarePlan/pcsp-ward", two).want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "CarePlan.extension[1]: a PCSP has one review date") {
+			t.Errorf("a PCSP with two review dates: outcome\n%s", got)
+		}
+		c.do("GET", "/CarePlan/pcsp-ward", "").want(http.StatusNotFound)
+		c.do("PUT", "/CarePlan/pcsp-ward", one).want(http.StatusCreated)
+	})
+}
