@@ -1131,3 +1131,28 @@ func TestImportBirthTodayInTheUK(t *testing.T) {
 		}
 	}, withNight)
 }
+
+// TestImportGPConnectAllergyEncounter imports a GP Connect allergy that
+// names the consultation it was recorded in by the associatedEncounter
+// extension: the stored AllergyIntolerance refers to the stored Encounter
+// by R4's AllergyIntolerance.encounter.
+func TestImportGPConnectAllergyEncounter(t *testing.T) {
+	record := gpcRecord(`{"resourceType":"Encounter","id":"e","status":"finished","subject":{"reference":"Patient/p"},"period":{"start":"2021-03-01"}}`,
+		`{"resourceType":"AllergyIntolerance","id":"a","clinicalStatus":"active","verificationStatus":"confirmed","patient":{"reference":"Patient/p"},
+		"code":{"text":"Penicillin allergy"},"assertedDate":"2021-03-01",
+		"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/encounter-associatedEncounter","valueReference":{"reference":"Encounter/e"}}]}`)
+	eachEngine(t, func(t *testing.T, c *client) {
+		report := c.do("POST", "/$import?format=gpconnect", record, "Content-Type", "application/fhir+json").want(t, 200)
+		if strings.Contains(string(report.body), "associatedEncounter") {
+			t.Errorf("the report says the associated encounter is not carried: %s", report.body)
+		}
+		encounter := storedOne(t, c, "Encounter")["id"].(string)
+		allergy := storedOne(t, c, "AllergyIntolerance")
+		if got := toJSON(t, allergy["encounter"]); got != `{"reference":"Encounter/`+encounter+`"}` {
+			t.Errorf("AllergyIntolerance.encounter %s, want Encounter/%s", got, encounter)
+		}
+		if _, ok := allergy["extension"]; ok {
+			t.Errorf("the allergy keeps an extension: %s", toJSON(t, allergy["extension"]))
+		}
+	}, withImport)
+}

@@ -110,6 +110,7 @@ var mappings = map[string]*mapping{
 		}),
 		extensions: map[string]extRule{
 			"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-AllergyIntoleranceEnd-1": allergyEnd,
+			"http://hl7.org/fhir/StructureDefinition/encounter-associatedEncounter":                          associatedEncounter,
 		},
 		finish: allergyStatus,
 	},
@@ -621,6 +622,19 @@ func allergyEnd(c *conv, out map[string]any, ext map[string]any, path string) {
 	}
 	out["note"] = append(asList(out["note"]), map[string]any{"text": text})
 	c.info(path, "the end of the allergy is carried as a note (%s): R4 and UK Core have no element for it", text)
+}
+
+// associatedEncounter carries the consultation an allergy was recorded
+// in, which STU3 AllergyIntolerance could only name by the core
+// associatedEncounter extension (as GP Connect does), to R4's own
+// AllergyIntolerance.encounter.
+func associatedEncounter(c *conv, out map[string]any, ext map[string]any, path string) {
+	ref := c.value(ext["valueReference"], path+".valueReference")
+	if ref == nil {
+		c.warn(path, "an associated encounter without a reference is not carried")
+		return
+	}
+	out["encounter"] = ref
 }
 
 // courseOfTherapy maps GP Connect prescription types to R4's course of
