@@ -1156,3 +1156,26 @@ func TestImportGPConnectAllergyEncounter(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportGPConnectMainLocation imports a GP Connect practice naming its
+// main site by the MainLocation extension: the stored Organization refers
+// to the stored Location by UK Core's MainLocation extension.
+func TestImportGPConnectMainLocation(t *testing.T) {
+	record := `{"resourceType":"Bundle","type":"collection","entry":[
+		{"resource":{"resourceType":"Patient","id":"p","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9690937286"}],"managingOrganization":{"reference":"Organization/o"}}},
+		{"resource":{"resourceType":"Organization","id":"o","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"A82038"}],"name":"Temple Sowerby",
+			"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-MainLocation-1","valueReference":{"reference":"Location/l"}}]}},
+		{"resource":{"resourceType":"Location","id":"l","name":"Temple Sowerby Medical Practice","status":"active"}}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		report := c.do("POST", "/$import?format=gpconnect", record, "Content-Type", "application/fhir+json").want(t, 200)
+		if strings.Contains(string(report.body), "MainLocation") {
+			t.Errorf("the report says the main location is not carried: %s", report.body)
+		}
+		location := storedOne(t, c, "Location")["id"].(string)
+		org := storedOne(t, c, "Organization")
+		want := `[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-MainLocation","valueReference":{"reference":"Location/` + location + `"}}]`
+		if got := toJSON(t, org["extension"]); got != want {
+			t.Errorf("Organization.extension %s, want %s", got, want)
+		}
+	}, withImport)
+}

@@ -11,6 +11,7 @@ const (
 	ukCoreNHSVerified       = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
 	ukCoreNHSVerifiedCS     = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
 	ukCoreBookingOrg        = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-BookingOrganization"
+	ukCoreMainLocation      = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-MainLocation"
 	ukCoreDeliveryChanel    = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-DeliveryChannel"
 	ukCoreDeliveryChannelCS = "https://fhir.hl7.org.uk/CodeSystem/UKCore-DeliveryChannel"
 )

@@ -60,6 +60,10 @@ var mappings = map[string]*mapping{
 	"Organization": {
 		r4Type:   "Organization",
 		elements: same("active", "type", "name", "alias", "telecom", "address", "partOf", "contact", "endpoint"),
+		extensions: map[string]extRule{
+			"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-MainLocation-1": referenceExtension(ukCoreMainLocation),
+			"https://fhir.hl7.org.uk/STU3/StructureDefinition/Extension-CareConnect-MainLocation-1": referenceExtension(ukCoreMainLocation),
+		},
 	},
 	"Practitioner": {
 		r4Type:   "Practitioner",
@@ -271,7 +275,7 @@ var mappings = map[string]*mapping{
 			"incomingReferral": renamed("basedOn"),
 		}),
 		extensions: map[string]extRule{
-			"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-BookingOrganisation-1":           bookingOrganisation,
+			"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-BookingOrganisation-1":           referenceExtension(ukCoreBookingOrg),
 			"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-AppointmentCancellationReason-1": cancellationReason,
 			"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-GPConnect-DeliveryChannel-2":               deliveryChannel,
 		},
@@ -568,9 +572,13 @@ func serviceRequested(c *conv, out map[string]any, v any, path string) {
 	}
 }
 
-func bookingOrganisation(c *conv, out map[string]any, ext map[string]any, path string) {
-	if ref := c.value(ext["valueReference"], path+".valueReference"); ref != nil {
-		out["extension"] = append(asList(out["extension"]), map[string]any{"url": ukCoreBookingOrg, "valueReference": ref})
+// referenceExtension carries an STU3 extension whose value is a
+// reference as the UK Core extension url, which holds the same reference.
+func referenceExtension(url string) extRule {
+	return func(c *conv, out map[string]any, ext map[string]any, path string) {
+		if ref := c.value(ext["valueReference"], path+".valueReference"); ref != nil {
+			out["extension"] = append(asList(out["extension"]), map[string]any{"url": url, "valueReference": ref})
+		}
 	}
 }
 
