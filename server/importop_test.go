@@ -1179,3 +1179,27 @@ func TestImportGPConnectMainLocation(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportGPConnectRenamedParts imports a consultation with a diagnosis
+// and its role, and a medication with an ingredient and its amount, parts
+// R4 renamed (use, strength): the record is stored, each under its R4
+// name, rather than refused.
+func TestImportGPConnectRenamedParts(t *testing.T) {
+	record := gpcRecord(`{"resourceType":"Condition","id":"c","subject":{"reference":"Patient/p"},"code":{"text":"Asthma"}}`,
+		`{"resourceType":"Encounter","id":"e","status":"finished","subject":{"reference":"Patient/p"},
+		"diagnosis":[{"condition":{"reference":"Condition/c"},"role":{"coding":[{"system":"http://hl7.org/fhir/diagnosis-role","code":"CC"}]},"rank":1}]}`,
+		`{"resourceType":"Medication","id":"m","code":{"text":"Co-codamol 30mg/500mg tablets"},
+		"ingredient":[{"itemCodeableConcept":{"text":"Codeine"},"amount":{"numerator":{"value":30,"unit":"mg"},"denominator":{"value":1,"unit":"tablet"}}}]}`)
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=gpconnect", record, "Content-Type", "application/fhir+json").want(t, 200)
+		condition := storedOne(t, c, "Condition")["id"].(string)
+		want := `[{"condition":{"reference":"Condition/` + condition + `"},"rank":1,"use":{"coding":[{"code":"CC","system":"http://terminology.hl7.org/CodeSystem/diagnosis-role"}]}}]`
+		if got := toJSON(t, storedOne(t, c, "Encounter")["diagnosis"]); got != want {
+			t.Errorf("Encounter.diagnosis %s, want %s", got, want)
+		}
+		want = `[{"itemCodeableConcept":{"text":"Codeine"},"strength":{"denominator":{"unit":"tablet","value":1},"numerator":{"unit":"mg","value":30}}}]`
+		if got := toJSON(t, storedOne(t, c, "Medication")["ingredient"]); got != want {
+			t.Errorf("Medication.ingredient %s, want %s", got, want)
+		}
+	}, withImport)
+}

@@ -209,6 +209,29 @@ func concept(name, system string, codes ...string) rule {
 	}
 }
 
+// partsRenamed carries a repeating element whose parts R4 renamed, by
+// their STU3 names; the other parts are copied.
+func partsRenamed(names map[string]string) rule {
+	return func(c *conv, out map[string]any, v any, path string) {
+		name := lastName(path)
+		for i, x := range asList(v) {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			item := object(x)
+			r4 := map[string]any{}
+			for _, k := range sortedKeys(item) {
+				to := k
+				if n, ok := names[k]; ok {
+					to = n
+				}
+				put(r4, to, c.value(item[k], p+"."+k))
+			}
+			if len(r4) > 0 {
+				out[name] = append(asList(out[name]), r4)
+			}
+		}
+	}
+}
+
 // recoded carries a code through a table of STU3 → R4 codes.
 func recoded(name string, table map[string]string) rule {
 	return func(c *conv, out map[string]any, v any, path string) {

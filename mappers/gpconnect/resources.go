@@ -123,7 +123,7 @@ var mappings = map[string]*mapping{
 		elements: with(same("code", "status", "manufacturer", "form"), map[string]rule{
 			"isBrand":          dropped("R4 Medication has no isBrand"),
 			"isOverTheCounter": dropped("R4 Medication has no isOverTheCounter"),
-			"ingredient":       copied,
+			"ingredient":       partsRenamed(map[string]string{"amount": "strength"}),
 			"package":          dropped("R4 Medication has no package (it moved to MedicationKnowledge)"),
 		}),
 	},
@@ -206,8 +206,9 @@ var mappings = map[string]*mapping{
 	"Encounter": {
 		r4Type: "Encounter",
 		elements: with(same("status", "statusHistory", "class", "classHistory", "type", "priority", "subject",
-			"episodeOfCare", "participant", "appointment", "period", "length", "diagnosis", "account",
+			"episodeOfCare", "participant", "appointment", "period", "length", "account",
 			"hospitalization", "location", "serviceProvider", "partOf"), map[string]rule{
+			"diagnosis":        partsRenamed(map[string]string{"role": "use"}),
 			"reason":           renamed("reasonCode"),
 			"incomingReferral": renamed("basedOn"),
 		}),
