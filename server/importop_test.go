@@ -1203,3 +1203,22 @@ func TestImportGPConnectRenamedParts(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportCSVMonthInCapitals imports dates of birth whose month names
+// are written in capitals, as some reports write them (12-OCT-1948,
+// 12 OCT 1948), beside an ISO date and time: each is stored as its date,
+// none refused.
+func TestImportCSVMonthInCapitals(t *testing.T) {
+	report := "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\r\n" +
+		"Y12345,943 476 5919,Ann,Lee,12-OCT-1948,F\r\n" +
+		"Y12345,943 476 0089,Bob,Lee,13 OCT 1949,M\r\n" +
+		"Y12345,999 000 0018,Cy,Lee,1950-10-14T00:00:00,M\r\n"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=csv&mapping=emis-patient-list", report, "Content-Type", "text/csv").want(t, 200)
+		for nhs, want := range map[string]string{"9434765919": "1948-10-12", "9434760089": "1949-10-13", "9990000018": "1950-10-14"} {
+			if got := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+nhs)["birthDate"]; got != want {
+				t.Errorf("%s: birthDate %v, want %s", nhs, got, want)
+			}
+		}
+	}, withImport)
+}

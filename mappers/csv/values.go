@@ -31,7 +31,9 @@ var writeDateLayouts = map[string]string{
 // some dates) is dropped.
 func parseDate(s string, formats []string) (string, bool) {
 	s = strings.TrimSpace(s)
-	if i := strings.IndexAny(s, "T"); i > 0 {
+	// An ISO time starts with T and a digit; the T of a month written in
+	// capitals (12-OCT-1948) is not one.
+	if i := strings.IndexByte(s, 'T'); i > 0 && i+1 < len(s) && '0' <= s[i+1] && s[i+1] <= '9' {
 		s = s[:i]
 	}
 	if f := strings.Fields(s); len(f) > 1 && strings.Contains(f[len(f)-1], ":") {
