@@ -1222,3 +1222,23 @@ func TestImportCSVMonthInCapitals(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportCSVShiftedRow imports a report whose address holds an
+// unquoted comma, which moves the postcode past the header's last column:
+// the report is refused naming the line and the column, and nothing is
+// stored, rather than the address stored cut short.
+func TestImportCSVShiftedRow(t *testing.T) {
+	report := "Organisation,NHS Number,First Name,Surname,Gender,Number and Street,Postcode\r\n" +
+		"Y12345,943 476 0089,Bob,Lee,M,12 Park Road,LS2 2BB\r\n" +
+		"Y12345,943 476 5919,Ann,Lee,F,Flat 2, 10 High Street,LS1 4AP\r\n"
+	eachEngine(t, func(t *testing.T, c *client) {
+		before := storedCounts(t, c)
+		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", report, "Content-Type", "text/csv").want(t, 400)
+		if !strings.Contains(string(r.body), `"expression":["line 3, column 8"]`) {
+			t.Errorf("the refusal does not name line 3, column 8: %s", r.body)
+		}
+		if got := storedCounts(t, c); got != before {
+			t.Errorf("a refused report changed the counts: %s, then %s", before, got)
+		}
+	}, withImport)
+}

@@ -250,6 +250,17 @@ func (im *Importer) row(tx *mappers.Transaction, res *mappers.Result, row []stri
 	if blank {
 		return
 	}
+	// A value past the header's last column is most often a name or an
+	// address holding the delimiter unquoted, which has moved every cell
+	// after it into the next column: importing the row would store its
+	// values under the wrong items.
+	for i := len(im.header); i < len(row); i++ {
+		if strings.TrimSpace(row[i]) != "" {
+			res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d, column %d", line, i+1),
+				"a value past the %d columns of the header: a cell holding the delimiter must be quoted, else the cells after it are read as the next columns'", len(im.header)))
+			return
+		}
+	}
 	rr := &rowReader{im: im, row: row, line: line}
 	u := rr.patient(tx)
 	if u != nil && !rr.failed() {
