@@ -1242,3 +1242,27 @@ func TestImportCSVShiftedRow(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportCSVCarriageReturns imports a report saved by Excel for Mac,
+// whose rows end with a carriage return alone: each row is imported, and
+// an error names its line, where the whole file was read as one header
+// row and nothing imported.
+func TestImportCSVCarriageReturns(t *testing.T) {
+	report := "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\r" +
+		"Y12345,943 476 5919,Ann,Lee,12-Oct-1948,F\r" +
+		"Y12345,943 476 0089,Bob,Lee,13-Oct-1949,M\r"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", report, "Content-Type", "text/csv").want(t, 200)
+		if got := param(r.json(t), "created")["valueInteger"]; got != float64(3) {
+			t.Errorf("created %v, want 3 (two patients and their practice): %.600s", got, r.body)
+		}
+		if got := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760089")["birthDate"]; got != "1949-10-13" {
+			t.Errorf("birthDate %v", got)
+		}
+		bad := strings.Replace(report, "13-Oct-1949", "13-Oct-19x9", 1)
+		r = c.do("POST", "/$import?format=csv&mapping=emis-patient-list", bad, "Content-Type", "text/csv").want(t, 400)
+		if !strings.Contains(string(r.body), `"expression":["line 3, column Date of Birth"]`) {
+			t.Errorf("the refusal does not name line 3: %s", r.body)
+		}
+	}, withImport)
+}

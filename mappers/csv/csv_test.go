@@ -1,12 +1,14 @@
 package csv
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
@@ -357,5 +359,19 @@ flags:
 	}
 	if strings.Join(got, ", ") != "Patient, Condition 2024-05-01, Flag 2020-02-01, Patient" {
 		t.Errorf("entries: %s", strings.Join(got, ", "))
+	}
+}
+
+// TestLineEnds reads CR, LF and CRLF line ends a byte at a time, so that
+// a CR ends one read and its LF starts the next: only the CR alone
+// becomes a line feed.
+func TestLineEnds(t *testing.T) {
+	in := "a\r\nb\rc\nd\r\r\ne\r"
+	got, err := io.ReadAll(lineEnds{bufio.NewReader(iotest.OneByteReader(strings.NewReader(in)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "a\r\nb\nc\nd\n\r\ne\n"; string(got) != want {
+		t.Errorf("%q read as %q, want %q", in, got, want)
 	}
 }

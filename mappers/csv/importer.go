@@ -2,6 +2,7 @@ package csv
 
 import (
 	"bufio"
+	"bytes"
 	stdcsv "encoding/csv"
 	"errors"
 	"fmt"
@@ -60,13 +61,13 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 		br.Discard(3)
 		bom = true
 	}
-	var src io.Reader = br
+	var src io.Reader = lineEnds{br}
 	// A UTF-8 byte order mark says how the file is encoded, whatever the
 	// mapping expects: Excel writes one when a report is saved as "CSV
 	// UTF-8", and reading that as Windows-1252 would garble every
 	// accented name.
 	if m.Encoding == "windows-1252" && !bom {
-		src = charmap.Windows1252.NewDecoder().Reader(br)
+		src = charmap.Windows1252.NewDecoder().Reader(src)
 	}
 	cr := stdcsv.NewReader(src)
 	cr.FieldsPerRecord = -1
@@ -114,6 +115,34 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 }
 
 func key(h string) string { return strings.ToLower(strings.TrimSpace(h)) }
+
+// lineEnds reads r with each carriage return that does not start a CRLF
+// made a line feed. Excel for Mac saves "CSV (Macintosh)" with CR alone
+// between rows, which encoding/csv does not take for a line end: the
+// whole file would be one row, the header, and its rows would be read as
+// header cells and imported as nothing.
+type lineEnds struct{ r *bufio.Reader }
+
+func (l lineEnds) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for i := bytes.IndexByte(p[:n], '\r'); i >= 0; {
+		next := byte(0)
+		if i+1 < n {
+			next = p[i+1]
+		} else if b, perr := l.r.Peek(1); perr == nil {
+			next = b[0]
+		}
+		if next != '\n' {
+			p[i] = '\n'
+		}
+		j := bytes.IndexByte(p[i+1:n], '\r')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return n, err
+}
 
 // columns lists every column the mapping names.
 func (m *Mapping) columns() []string {
