@@ -70,6 +70,10 @@ func TestApplyToServer(t *testing.T) {
 					t.Errorf("round %d: %d Patients with NHS number %s", round+1, got, rc.nhs)
 				}
 			}
+			// The second round wrote no version of anything.
+			if got := total(t, base, "_history"); got != len(res.Bundle.Entry) {
+				t.Errorf("the server's history holds %d versions after the second round, want %d, one per entry", got, len(res.Bundle.Entry))
+			}
 		})
 	}
 }
@@ -99,7 +103,8 @@ func post(t *testing.T, base string, body []byte) []string {
 	return statuses
 }
 
-// total returns how many resources a search finds.
+// total returns how many resources a search finds, or versions a
+// history holds.
 func total(t *testing.T, base, search string) int {
 	t.Helper()
 	sep := "?"
