@@ -665,6 +665,98 @@ func TestSnapshotMatchesAsOfTransactionTime(t *testing.T) {
 	})
 }
 
+// jobReads is an engine whose reads of the export jobs (made outside any
+// HTTP request) of Patient, Observation and Group wait until release is
+// closed, so that a test changes resources between kick-off and the
+// job's first read.
+type jobReads struct {
+	store.Store
+	store.Finder
+	release chan struct{}
+}
+
+func (p *jobReads) hold(ctx context.Context, typ string) {
+	if ctx.Value(http.ServerContextKey) == nil && (typ == "Patient" || typ == "Observation" || typ == "Group") {
+		<-p.release
+	}
+}
+
+func (p *jobReads) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	p.hold(ctx, q.Type)
+	return p.Finder.Find(ctx, q)
+}
+
+func (p *jobReads) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	p.hold(ctx, typ)
+	return p.Store.Read(ctx, typ, id)
+}
+
+// newPausedEnv serves an engine whose export jobs read nothing until the
+// returned function is called.
+func newPausedEnv(t *testing.T, st store.Store) (*env, func()) {
+	p := &jobReads{Store: st, Finder: st.(store.Finder), release: make(chan struct{})}
+	e := newEnv(t, p)
+	var once sync.Once
+	release := func() { once.Do(func() { close(p.release) }) }
+	t.Cleanup(release) // before the server's cleanup waits for the jobs
+	return e, release
+}
+
+// TestSnapshotKeepsWhatNoLongerMatches: a resource that matched the
+// export as of its transaction time is exported at its version then,
+// although it was changed after the kick-off, before the job read it, so
+// that it no longer matches: recoded out of the _typeFilter, moved to a
+// patient outside the Group or to no patient, or deleted.
+func TestSnapshotKeepsWhatNoLongerMatches(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			e, release := newPausedEnv(t, eng.Open(t))
+			e.put("/Patient/p1", patient("p1"))
+			e.put("/Patient/p2", patient("p2"))
+			e.put("/Group/g", `{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p1"}}]}`)
+			for _, id := range []string{"deleted", "kept", "moved", "orphaned", "recoded"} {
+				e.put("/Observation/"+id, observation(id, "p1", "laboratory"))
+			}
+			exports := map[string]string{
+				"/$export?_type=Observation&_typeFilter=" + url.QueryEscape("Observation?category=laboratory"): "admin",
+				"/Group/g/$export?_type=Observation": "admin",
+				"/Patient/$export?_type=Observation": "other",
+				// A chain is decided for the current version, as the
+				// search found it: moved, orphaned and deleted fail it now.
+				"/$export?_type=Observation&_typeFilter=" + url.QueryEscape("Observation?subject:Patient._id=p1"): "other",
+			}
+			statuses := map[string]string{}
+			for path, who := range exports {
+				statuses[path] = e.kickOff(who, path)
+			}
+			time.Sleep(5 * time.Millisecond) // lastUpdated has millisecond precision
+			e.put("/Observation/recoded", observation("recoded", "p1", "vital-signs"))
+			e.put("/Observation/moved", observation("moved", "p2", "laboratory"))
+			e.put("/Observation/orphaned", `{"resourceType":"Observation","id":"orphaned","status":"final","code":{"text":"x"}}`)
+			e.put("/Observation/late", observation("late", "p1", "laboratory"))
+			if r := e.do("admin", "DELETE", "/Observation/deleted", ""); r.status != 200 && r.status != 204 {
+				t.Fatalf("DELETE: %d %s", r.status, r.body)
+			}
+			release()
+			for path, who := range exports {
+				m := e.wait(who, statuses[path])
+				want := "map[Observation:[deleted kept moved orphaned recoded]]"
+				if strings.Contains(path, "subject") {
+					want = "map[Observation:[kept recoded]]"
+				}
+				if got := e.ids(who, m); fmt.Sprint(got) != want {
+					t.Errorf("%s: %v, want %s: every Observation of p1 as of the transaction time", path, got, want)
+					continue
+				}
+				body := e.files(who, m)["Observation"]
+				if strings.Contains(body, "vital-signs") || strings.Contains(body, "Patient/p2") || strings.Count(body, "Patient/p1") != len(m.Output)*m.Output[0].Count {
+					t.Errorf("%s: versions written after the transaction time exported: %s", path, body)
+				}
+			}
+		})
+	}
+}
+
 // TestJobLeftRunning: a job whose process stopped is failed after a
 // restart, never listed as complete.
 func TestJobLeftRunning(t *testing.T) {

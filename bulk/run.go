@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -392,20 +393,16 @@ func covers(p *fhir.Period, at time.Time) bool {
 }
 
 // exportType writes the resources of typ to the job's file, returning how
-// many, calling beat between pages.
+// many, calling beat between pages. A first pass searches the current
+// versions and writes each as of the transaction time; a second writes
+// the resources changed since then that the first could not find, their
+// current version no longer matching (see exportChanged).
 func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string, members []string, beat func() error) (int, error) {
-	name := filepath.Join(e.jobDir(id), typ+".ndjson")
-	f, err := os.Create(name)
+	out, err := newTypeFile(filepath.Join(e.jobDir(id), typ+".ndjson"))
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 256<<10)
-	patients, err := newPatientList(name)
-	if err != nil {
-		return 0, err
-	}
-	defer patients.f.Close()
+	defer out.discard()
 	queries, err := e.queries(j, typ, members)
 	if err != nil {
 		return 0, err
@@ -414,23 +411,21 @@ func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string
 	if len(queries) > 1 {
 		seen = map[string]bool{} // the same resource through two filters or groups of members
 	}
-	n := 0
 	for _, q := range queries {
 		q.Count = e.cfg.PageSize
-		for {
-			began := time.Now()
+		err := e.pages(ctx, beat, func() (string, error) {
 			page, err := e.store().Find(ctx, q)
 			if err != nil {
 				var denied *access.Denied
 				if errors.As(err, &denied) {
-					return 0, &typeError{typ: typ, msg: denied.Message}
+					return "", &typeError{typ: typ, msg: denied.Message}
 				}
-				return 0, fmt.Errorf("export %s: %w", typ, err)
+				return "", fmt.Errorf("export %s: %w", typ, err)
 			}
 			for _, current := range page.Matches {
 				v, err := e.asOf(ctx, current, j)
 				if err != nil {
-					return 0, err
+					return "", err
 				}
 				if v == nil || (seen != nil && seen[v.ID]) {
 					continue
@@ -439,54 +434,244 @@ func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string
 					// The engine matched the current version; the one
 					// exported must match as of the transaction time (an
 					// Observation moved to a member of the Group since).
-					ok, err := e.matches(v, q.Where)
+					ix, err := e.index(v)
 					if err != nil {
-						return 0, err
+						return "", err
 					}
-					if !ok {
+					if ok, _ := matches(v, ix, q.Where); !ok {
 						continue
 					}
 				}
 				if seen != nil {
 					seen[v.ID] = true
 				}
-				w.Write(v.JSON)
-				w.WriteByte('\n')
-				if err := patients.add(access.PatientsOf(v.Type, v.ID, v.JSON)); err != nil {
-					return 0, err
+				if err := out.write(v); err != nil {
+					return "", err
 				}
-				n++
-			}
-			if page.Next == "" {
-				break
-			}
-			if err := beat(); err != nil {
-				return 0, err
 			}
 			q.Cursor = page.Next
-			// Yield: an export works at most two thirds of the time, so
-			// that the API it runs beside keeps most of the machine.
-			select {
-			case <-ctx.Done():
-				return 0, ctx.Err()
-			case <-time.After(time.Since(began) / 2):
+			return page.Next, nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	if err := e.exportChanged(ctx, j, typ, queries, out, beat); err != nil {
+		return 0, err
+	}
+	return out.close()
+}
+
+// pages calls next, which reads one page and returns the cursor of the
+// next one, until there is none, calling beat between pages and yielding
+// after each: an export works at most two thirds of the time, so that the
+// API it runs beside keeps most of the machine.
+func (e *Exporter) pages(ctx context.Context, beat func() error, next func() (string, error)) error {
+	for {
+		began := time.Now()
+		cursor, err := next()
+		if err != nil || cursor == "" {
+			return err
+		}
+		if err := beat(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Since(began) / 2):
+		}
+	}
+}
+
+// exportChanged writes to out the resources of typ changed since the
+// transaction time whose version then matches one of queries but which
+// the search of current versions did not write: recoded out of a
+// _typeFilter, moved out of the Group or of every Patient's compartment,
+// or deleted, since. It reads the history since the transaction time,
+// after that search: a resource whose first change since is missing from
+// it had not changed while the search ran, which then found it as it was.
+// It holds the ids of the resources changed since, not of every resource
+// written, and reads back the ids out wrote only when there are some.
+func (e *Exporter) exportChanged(ctx context.Context, j *job, typ string, queries []store.Query, out *typeFile, beat func() error) error {
+	vr := e.store().(versionReader)
+	// The version as of the transaction time of each resource changed
+	// since: the one before its first version after it. History runs
+	// newest first, so the last version seen of a resource is its first.
+	then := map[string]int64{}
+	q := store.HistoryQuery{Type: typ, Since: j.TransactionTime, Count: e.cfg.PageSize}
+	err := e.pages(ctx, beat, func() (string, error) {
+		page, err := vr.History(ctx, q)
+		if err != nil {
+			return "", fmt.Errorf("export %s changed since the transaction time: %w", typ, err)
+		}
+		for _, v := range page.Versions {
+			if v.LastUpdated.After(j.TransactionTime) {
+				then[v.ID] = v.VersionID - 1 // 0: created since
+			}
+		}
+		q.Cursor = page.Next
+		return page.Next, nil
+	})
+	if err != nil || len(then) == 0 {
+		return err
+	}
+	if err := out.forgetWritten(then); err != nil {
+		return err
+	}
+	ids := slices.Sorted(maps.Keys(then))
+	for _, id := range ids {
+		if then[id] == 0 {
+			continue
+		}
+		v, err := vr.VRead(ctx, typ, id, then[id])
+		if errors.Is(err, store.ErrNotFound) {
+			continue // out of the owner's reach now, as its read would be
+		}
+		if err != nil {
+			return fmt.Errorf("export %s/%s: %w", typ, id, err)
+		}
+		if v.LastUpdated.After(j.TransactionTime) || v.Deleted || (!j.Since.IsZero() && v.LastUpdated.Before(j.Since)) {
+			continue
+		}
+		ok, err := e.matchesAny(ctx, v, queries)
+		if err != nil {
+			return err
+		}
+		if ok {
+			if err := out.write(v); err != nil {
+				return err
 			}
 		}
 	}
-	if err := w.Flush(); err != nil {
+	return nil
+}
+
+// matchesAny reports whether version v matches one of queries. A clause
+// that cannot be decided from v alone (a chain, _has) is asked of the
+// engine for the current version, as the search of current versions
+// decides it: one of a resource deleted since does not hold.
+func (e *Exporter) matchesAny(ctx context.Context, v *store.Version, queries []store.Query) (bool, error) {
+	ix, err := e.index(v)
+	if err != nil {
+		return false, err
+	}
+	for _, q := range queries {
+		ok, undecided := matches(v, ix, q.Where)
+		if !ok {
+			continue
+		}
+		if len(undecided) == 0 {
+			return true, nil
+		}
+		byID := store.Clause{Param: "_id", Tokens: []store.TokenMatch{{AnySystem: true, Code: v.ID}}}
+		page, err := e.store().Find(ctx, store.Query{Type: v.Type, Where: append(undecided, byID), Count: 1})
+		if err != nil {
+			return false, fmt.Errorf("match %s/%s: %w", v.Type, v.ID, err)
+		}
+		if len(page.Matches) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// typeFile is the export file of one type being written, with the
+// sidecars of the patients its resources are of and of their ids.
+type typeFile struct {
+	name     string
+	f, idsF  *os.File
+	w, idsW  *bufio.Writer
+	patients *patientList
+	n        int
+}
+
+// idsSuffix names the file of the ids an export file holds, one a line,
+// read while the file is written and removed then; never served.
+const idsSuffix = ".ids"
+
+func newTypeFile(name string) (*typeFile, error) {
+	t := &typeFile{name: name}
+	var err error
+	if t.f, err = os.Create(name); err != nil {
+		return nil, err
+	}
+	t.w = bufio.NewWriterSize(t.f, 256<<10)
+	if t.idsF, err = os.Create(name + idsSuffix); err != nil {
+		t.discard()
+		return nil, err
+	}
+	t.idsW = bufio.NewWriter(t.idsF)
+	if t.patients, err = newPatientList(name); err != nil {
+		t.discard()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *typeFile) write(v *store.Version) error {
+	t.w.Write(v.JSON)
+	t.w.WriteByte('\n')
+	t.idsW.WriteString(v.ID)
+	if err := t.idsW.WriteByte('\n'); err != nil {
+		return fmt.Errorf("ids of %s: %w", t.name, err)
+	}
+	t.n++
+	return t.patients.add(access.PatientsOf(v.Type, v.ID, v.JSON))
+}
+
+// forgetWritten removes from ids those of the resources written so far.
+func (t *typeFile) forgetWritten(ids map[string]int64) error {
+	if err := t.idsW.Flush(); err != nil {
+		return fmt.Errorf("ids of %s: %w", t.name, err)
+	}
+	f, err := os.Open(t.idsF.Name())
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		delete(ids, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("ids of %s: %w", t.name, err)
+	}
+	return nil
+}
+
+// close finishes the file and its patients' sidecar, removing both when
+// it holds no resource, and returns how many it holds.
+func (t *typeFile) close() (int, error) {
+	if err := t.w.Flush(); err != nil {
 		return 0, err
 	}
-	if err := f.Close(); err != nil {
+	if err := t.f.Close(); err != nil {
 		return 0, err
 	}
-	if err := patients.close(); err != nil {
+	if err := t.patients.close(); err != nil {
 		return 0, err
 	}
-	if n == 0 {
-		os.Remove(name)
-		os.Remove(patients.f.Name())
+	if t.n == 0 {
+		os.Remove(t.name)
+		os.Remove(t.patients.f.Name())
 	}
-	return n, nil
+	return t.n, nil
+}
+
+// discard closes what is open and removes the ids file; on failure, the
+// job's directory goes with the job.
+func (t *typeFile) discard() {
+	if t.f != nil {
+		t.f.Close()
+	}
+	if t.patients != nil {
+		t.patients.f.Close()
+	}
+	if t.idsF != nil {
+		t.idsF.Close()
+		os.Remove(t.idsF.Name())
+	}
 }
 
 // patientsSuffix names the sidecar of an export file: the ids of the
@@ -588,20 +773,31 @@ func (e *Exporter) asOf(ctx context.Context, v *store.Version, j *job) (*store.V
 	return v, nil
 }
 
-// matches reports whether version v meets every clause of where. A clause
-// that needs other resources (a chain, _has) cannot be decided from v
-// alone and is taken as the engine found it, holding.
-func (e *Exporter) matches(v *store.Version, where []store.Clause) (bool, error) {
+// index returns the search values of version v.
+func (e *Exporter) index(v *store.Version) (*store.Index, error) {
 	ix, err := e.cfg.Index(v.Type, v.JSON)
 	if err != nil {
-		return false, fmt.Errorf("index %s/%s version %d: %w", v.Type, v.ID, v.VersionID, err)
+		return nil, fmt.Errorf("index %s/%s version %d: %w", v.Type, v.ID, v.VersionID, err)
 	}
+	return &ix, nil
+}
+
+// matches reports whether version v, of search values ix, meets every
+// clause of where that can be decided from v alone, returning those that
+// cannot: a clause that needs other resources (a chain, _has). The first
+// pass takes them as the engine found them for the current version,
+// holding.
+func matches(v *store.Version, ix *store.Index, where []store.Clause) (bool, []store.Clause) {
+	var undecided []store.Clause
 	for i := range where {
-		if match, ok := store.Match(&where[i], v.ID, v.LastUpdated, &ix); ok && !match {
+		match, ok := store.Match(&where[i], v.ID, v.LastUpdated, ix)
+		if !ok {
+			undecided = append(undecided, where[i])
+		} else if !match {
 			return false, nil
 		}
 	}
-	return true, nil
+	return true, undecided
 }
 
 // queries returns the searches whose union is what the job exports of
