@@ -757,6 +757,43 @@ func TestSnapshotKeepsWhatNoLongerMatches(t *testing.T) {
 	}
 }
 
+// TestGroupMembersAsOfTransactionTime: a Group export exports the
+// members the Group had at the transaction time, though the job reads the
+// Group after members were removed and added, or after it was deleted.
+func TestGroupMembersAsOfTransactionTime(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			e, release := newPausedEnv(t, eng.Open(t))
+			group := func(id string, members ...string) string {
+				var refs []string
+				for _, m := range members {
+					refs = append(refs, `{"entity":{"reference":"Patient/`+m+`"}}`)
+				}
+				return `{"resourceType":"Group","id":"` + id + `","type":"person","actual":true,"member":[` + strings.Join(refs, ",") + `]}`
+			}
+			for _, p := range []string{"p1", "p2", "p3"} {
+				e.put("/Patient/"+p, patient(p))
+			}
+			e.put("/Group/changed", group("changed", "p1", "p2"))
+			e.put("/Group/deleted", group("deleted", "p1"))
+			changed := e.kickOff("admin", "/Group/changed/$export?_type=Patient")
+			deleted := e.kickOff("admin", "/Group/deleted/$export?_type=Patient")
+			time.Sleep(5 * time.Millisecond) // lastUpdated has millisecond precision
+			e.put("/Group/changed", group("changed", "p2", "p3"))
+			if r := e.do("admin", "DELETE", "/Group/deleted", ""); r.status != 200 && r.status != 204 {
+				t.Fatalf("DELETE: %d %s", r.status, r.body)
+			}
+			release()
+			if got := e.ids("admin", e.wait("admin", changed)); fmt.Sprint(got) != "map[Patient:[p1 p2]]" {
+				t.Errorf("Group changed after the kick-off: %v, want its members then, p1 and p2", got)
+			}
+			if got := e.ids("admin", e.wait("admin", deleted)); fmt.Sprint(got) != "map[Patient:[p1]]" {
+				t.Errorf("Group deleted after the kick-off: %v, want its member then, p1", got)
+			}
+		})
+	}
+}
+
 // TestJobLeftRunning: a job whose process stopped is failed after a
 // restart, never listed as complete.
 func TestJobLeftRunning(t *testing.T) {

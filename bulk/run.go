@@ -344,15 +344,19 @@ func deletion(v *store.Version) map[string]any {
 }
 
 // groupMembers returns the ids of the Patients that are members of a
-// Group at instant at: not those flagged inactive, nor those whose period
-// in the Group does not cover at, which R4 has as no longer (or not yet)
-// in the Group.
+// Group at instant at, as the Group's version current then has them (the
+// job reads it after members may have been added or removed): not those
+// flagged inactive, nor those whose period in the Group does not cover
+// at, which R4 has as no longer (or not yet) in the Group.
 func (e *Exporter) groupMembers(ctx context.Context, id string, at time.Time) ([]string, error) {
 	v, err := e.store().Read(ctx, "Group", id)
 	if err != nil {
 		return nil, fmt.Errorf("Group/%s: %w", id, err)
 	}
-	if v.Deleted {
+	if v, err = e.versionAt(ctx, v, at); err != nil {
+		return nil, err
+	}
+	if v == nil || v.Deleted {
 		return nil, fmt.Errorf("Group/%s: %w", id, store.ErrNotFound)
 	}
 	res, err := fhirjson.UnmarshalAs(v.JSON, "Group")
@@ -754,21 +758,29 @@ func (e *Exporter) waitForWrites(ctx context.Context, j *job) error {
 // asOf returns the version of v current at the job's transaction time,
 // or nil when there was none or it is older than _since.
 func (e *Exporter) asOf(ctx context.Context, v *store.Version, j *job) (*store.Version, error) {
-	for v.LastUpdated.After(j.TransactionTime) {
+	v, err := e.versionAt(ctx, v, j.TransactionTime)
+	if err != nil || v == nil || v.Deleted || (!j.Since.IsZero() && v.LastUpdated.Before(j.Since)) {
+		return nil, err
+	}
+	return v, nil
+}
+
+// versionAt returns the version of v's resource current at instant at,
+// reading back through its history from v, or nil when the resource was
+// created after at.
+func (e *Exporter) versionAt(ctx context.Context, v *store.Version, at time.Time) (*store.Version, error) {
+	for v.LastUpdated.After(at) {
 		if v.VersionID <= 1 {
-			return nil, nil // created after the export started
+			return nil, nil
 		}
 		prev, err := e.store().(versionReader).VRead(ctx, v.Type, v.ID, v.VersionID-1)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s/%s as of %s: %w", v.Type, v.ID, at.Format(time.RFC3339Nano), err)
 		}
 		v = prev
-	}
-	if v.Deleted || (!j.Since.IsZero() && v.LastUpdated.Before(j.Since)) {
-		return nil, nil
 	}
 	return v, nil
 }
