@@ -410,7 +410,7 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 		e.cfg.Logger.Warn("bulk: remove expired jobs", "err", err)
 	}
 	id := newID()
-	jobCtx, err := e.reserve(id, j.Owner)
+	jobCtx, err := e.reserve(id)
 	if err != nil {
 		return nil, err
 	}
@@ -424,6 +424,13 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	}
 	ver, err := putJob(ctx, recs, id, 0, j, now)
 	if err != nil {
+		e.release(id)
+		return nil, err
+	}
+	if err := e.claimPlace(ctx, recs, j.Owner, id); err != nil {
+		if rerr := removeJob(context.WithoutCancel(ctx), recs, id, ver, now); rerr != nil {
+			e.cfg.Logger.Warn("bulk: remove export job refused a place", "job", id, "err", rerr)
+		}
 		e.release(id)
 		return nil, err
 	}
@@ -486,9 +493,9 @@ func checkKickOffParams(inv *operation.Invocation) error {
 // exports do not starve the API.
 const maxJobs = 4
 
-// maxJobsPerOwner bounds the exports of one owner running at once in one
-// process, so that one client cannot take every place and lock the others
-// out.
+// maxJobsPerOwner bounds the exports of one owner running at once, in
+// every process on one database together, so that one client cannot take
+// every place and lock the others out.
 const maxJobsPerOwner = max(1, maxJobs/2)
 
 // types returns the types of an export: _type, else every type the level

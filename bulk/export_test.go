@@ -23,6 +23,8 @@ import (
 	"carefhir/server"
 	"carefhir/server/access"
 	"carefhir/store"
+	"carefhir/store/mongo"
+	"carefhir/store/mongo/ferrettest"
 )
 
 // TestSystemExport: the kick-off, status and manifest exchange of the IG,
@@ -1239,33 +1241,58 @@ func TestOneClientCannotTakeEveryPlace(t *testing.T) {
 			st := eng.Open(t)
 			s := &stalled{Store: st, Finder: st.(store.Finder), release: make(chan struct{})}
 			e := newEnv(t, s)
-			released := false
-			release := func() {
-				if !released {
-					released = true
-					close(s.release)
-				}
-			}
+			var once sync.Once
+			release := func() { once.Do(func() { close(s.release) }) }
 			t.Cleanup(release) // before the server's cleanup waits for the jobs
-			var started []string
-			for range maxJobsPerOwner {
-				started = append(started, e.kickOff("admin", "/$export?_type=Patient"))
-			}
-			r := e.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "respond-async")
-			if r.status != 429 || r.header.Get("Retry-After") != "30" || !strings.Contains(r.body, "throttled") {
-				t.Errorf("kick-off %d of one client: %d Retry-After %q %s, want 429 with Retry-After: 30",
-					maxJobsPerOwner+1, r.status, r.header.Get("Retry-After"), r.body)
-			}
-			other := e.kickOff("other", "/$export?_type=Patient")
-			release()
-			for _, status := range started {
-				e.wait("admin", status)
-			}
-			e.wait("other", other)
-			// Its exports finished, the client starts another.
-			e.wait("admin", e.kickOff("admin", "/$export?_type=Patient"))
+			checkOneClientLimit(t, e, e, release)
 		})
 	}
+}
+
+// TestTwoProcessesOneClientLimit: with two processes on one MongoDB
+// database, a client running maxJobsPerOwner exports in one of them is
+// answered 429 with Retry-After by the other, which still starts another
+// client's; once they finish, the client starts one in either.
+func TestTwoProcessesOneClientLimit(t *testing.T) {
+	uri := ferrettest.Start(t)
+	stall := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(stall) }) }
+	t.Cleanup(release) // before the servers' cleanups wait for the jobs
+	newProcess := func(holder string) *env {
+		st, err := mongo.Open(t.Context(), uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEnv(t, &stalled{Store: st, Finder: st, release: stall})
+		e.x.cfg.Holder = holder
+		return e
+	}
+	checkOneClientLimit(t, newProcess("a"), newProcess("b"), release)
+}
+
+// checkOneClientLimit starts maxJobsPerOwner exports of admin in first,
+// whose jobs wait until release is called, and checks that second answers
+// admin's next kick-off 429 with Retry-After, starts another client's, and
+// starts admin's once its exports have finished.
+func checkOneClientLimit(t *testing.T, first, second *env, release func()) {
+	var started []string
+	for range maxJobsPerOwner {
+		started = append(started, first.kickOff("admin", "/$export?_type=Patient"))
+	}
+	r := second.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "respond-async")
+	if r.status != 429 || r.header.Get("Retry-After") != "30" || !strings.Contains(r.body, "throttled") {
+		t.Errorf("kick-off %d of one client: %d Retry-After %q %s, want 429 with Retry-After: 30",
+			maxJobsPerOwner+1, r.status, r.header.Get("Retry-After"), r.body)
+	}
+	other := second.kickOff("other", "/$export?_type=Patient")
+	release()
+	for _, status := range started {
+		first.wait("admin", status)
+	}
+	second.wait("other", other)
+	// Its exports finished, the client starts another.
+	second.wait("admin", second.kickOff("admin", "/$export?_type=Patient"))
 }
 
 // TestKickOffAfterClose: once the exporter is closed, as the server

@@ -3,6 +3,7 @@ package bulk
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,17 +35,17 @@ const kickOffRetry = 30
 
 // place is the place of a job running in this process.
 type place struct {
-	owner  string
 	cancel context.CancelFunc
 }
 
-// reserve takes one of the maxJobs places of running jobs for job id of
-// owner: 429 when none is free or owner holds maxJobsPerOwner of them,
-// 503 once Close has begun. The place is taken before the job is
-// recorded, so that kick-offs arriving together cannot all find the same
-// one free, and Close waits for it as for a running job. ctx is the job's:
-// cancel and Close end it.
-func (e *Exporter) reserve(id, owner string) (ctx context.Context, err error) {
+// reserve takes one of the maxJobs places of running jobs for job id: 429
+// when none is free, 503 once Close has begun. The place is taken before
+// the job is recorded, so that kick-offs arriving together cannot all
+// find the same one free, and Close waits for it as for a running job.
+// ctx is the job's: cancel and Close end it. The places of one owner,
+// which hold across processes, are claimed once the job is recorded (see
+// claimPlace).
+func (e *Exporter) reserve(id string) (ctx context.Context, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.ctx.Err() != nil {
@@ -58,21 +59,81 @@ func (e *Exporter) reserve(id, owner string) (ctx context.Context, err error) {
 		err.RetryAfter = kickOffRetry
 		return nil, err
 	}
-	held := 0
-	for _, pl := range e.places {
-		if pl.owner == owner {
-			held++
-		}
-	}
-	if held >= maxJobsPerOwner {
-		err := operation.Errorf(429, "throttled", "", "%d exports of this client are running, as many as one client may run at once; try again once one has finished", held)
-		err.RetryAfter = kickOffRetry
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(e.ctx)
-	e.places[id] = place{owner: owner, cancel: cancel}
+	e.places[id] = place{cancel: cancel}
 	e.wg.Add(1)
 	return ctx, nil
+}
+
+// claimType is the engine-level record type of the places of the owners'
+// running exports: up to maxJobsPerOwner records an owner, each naming
+// the job that took it last. Never served, hooked or audited.
+const claimType = "BulkExportClaim"
+
+// claim is a place of an owner's running exports.
+type claim struct {
+	Job string `json:"job"`
+}
+
+// claimPlace takes one of owner's maxJobsPerOwner places for job id,
+// which is recorded already: 429 when none is free. The places are
+// records of the store, so the limit holds across every process on one
+// database. A place is free when the job it names is not running (it
+// finished or was removed, or its heartbeat is stale: its process
+// stopped), and is taken by a write conditional on the version read, so
+// two kick-offs cannot both take one.
+func (e *Exporter) claimPlace(ctx context.Context, recs store.Tx, owner, id string) error {
+	body, err := json.Marshal(claim{Job: id})
+	if err != nil {
+		return err
+	}
+	key := sha256.Sum256([]byte(owner))
+	for k := range maxJobsPerOwner {
+		cid := fmt.Sprintf("%x-%d", key[:16], k)
+		var expected int64
+		switch v, err := recs.Read(ctx, claimType, cid); {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("export place %s: %w", cid, err)
+		default:
+			expected = v.VersionID
+			var c claim
+			if err := json.Unmarshal(v.JSON, &c); !v.Deleted && err == nil {
+				running, err := e.running(ctx, recs, c.Job)
+				if err != nil {
+					return err
+				}
+				if running {
+					continue
+				}
+			}
+		}
+		w := &store.Write{Type: claimType, ID: cid, Expected: expected, LastUpdated: e.cfg.Now().UTC().Truncate(time.Millisecond), JSON: body}
+		err := recs.Put(ctx, w)
+		var conflict *store.ConflictError
+		if errors.As(err, &conflict) {
+			continue // taken by another kick-off meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("export place %s: %w", cid, err)
+		}
+		return nil
+	}
+	refused := operation.Errorf(429, "throttled", "", "%d exports of this client are running, as many as one client may run at once; try again once one has finished", maxJobsPerOwner)
+	refused.RetryAfter = kickOffRetry
+	return refused
+}
+
+// running reports whether job id is running in a live process.
+func (e *Exporter) running(ctx context.Context, recs store.Reader, id string) (bool, error) {
+	j, _, err := readJob(ctx, recs, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return j.State == stateRunning && e.cfg.Now().Sub(j.Heartbeat) < stale, nil
 }
 
 // release gives back the place reserve took for job id and ends its
