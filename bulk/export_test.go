@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"carefhir/operation"
+	"carefhir/profiles/conformance"
 	"carefhir/server"
 	"carefhir/server/access"
 	"carefhir/store"
@@ -249,6 +250,43 @@ func TestExportRefused(t *testing.T) {
 		}
 		e.wait("admin", e.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "handling=lenient, respond-async").header.Get("Content-Location"))
 	})
+}
+
+// TestExportBodyIsParameters: served as carefhir serve serves it, with
+// the IG's OperationDefinitions, a POST kick-off whose body is not a
+// Parameters resource is 400 and starts nothing: taken as no parameters,
+// it would export every type.
+func TestExportBodyIsParameters(t *testing.T) {
+	cat, err := conformance.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := operation.Definitions(OperationDefinitions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cat, err = cat.With(defs...); err != nil {
+		t.Fatal(err)
+	}
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			e := newEnv(t, eng.Open(t), func(c *server.Config) { c.Definitions = cat })
+			for _, path := range []string{"/$export", "/Patient/$export"} {
+				if r := e.do("admin", "POST", path, patient("p1"), "Prefer", "respond-async"); r.status != 400 || !strings.Contains(r.body, "Parameters") {
+					t.Errorf("POST %s of a Patient: %d %s, want 400", path, r.status, r.body)
+				}
+			}
+			if n := e.jobRecords(); n != 0 {
+				t.Errorf("%d jobs recorded", n)
+			}
+			post := `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Patient"}]}`
+			r := e.do("admin", "POST", "/$export", post, "Prefer", "respond-async")
+			if r.status != 202 {
+				t.Fatalf("POST of Parameters: %d %s", r.status, r.body)
+			}
+			e.wait("admin", r.header.Get("Content-Location"))
+		})
+	}
 }
 
 // TestOutputFormats: each form of NDJSON the IG names is accepted, the

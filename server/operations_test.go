@@ -56,6 +56,14 @@ func TestOperationParametersFromDefinitions(t *testing.T) {
 				t.Errorf("%s %s: %q does not name %s", tt.method, tt.path, says, tt.param)
 			}
 		}
+		// A body other than Parameters stands for a parameter of its type;
+		// one the definition has none of for is refused, not read as none.
+		for _, path := range []string{"/CodeSystem/$lookup?system=" + cs + "&code=female", "/Patient/p1/$meta"} {
+			r := c.do("POST", path, patient).want(t, http.StatusBadRequest)
+			if says := r.outcome(t, "invalid", ""); !strings.Contains(says, "Parameters") {
+				t.Errorf("POST %s of a Patient: %q", path, says)
+			}
+		}
 		if v := c.do("GET", "/Patient/p1", "").want(t, http.StatusOK).json(t); get(v, "meta", "versionId") != "1" {
 			t.Errorf("Patient/p1 at version %v after refused invocations, want 1", get(v, "meta", "versionId"))
 		}

@@ -115,6 +115,12 @@ func (a *api) checkParams(c *gin.Context, op operation, inv invocation) error {
 			return errorf(http.StatusBadRequest, "invalid", "%s is given %d times: $%s takes it %s", name, counts[name], op.name, times(max)).at(at)
 		}
 	}
+	// A body that is not Parameters stands for an input parameter of its
+	// type (R4 operations.html): one the definition has no such parameter
+	// for would be read as no parameters at all.
+	if given.resourceType != "" && !slices.ContainsFunc(params, func(p defParam) bool { return p.Type == "Resource" || p.Type == given.resourceType }) {
+		return errorf(http.StatusBadRequest, "invalid", "the body of $%s is a Parameters resource: the operation takes no %s", op.name, given.resourceType)
+	}
 	for _, p := range params {
 		if p.Min > 0 && counts[p.Name] == 0 && !(given.resourceType != "" && (p.Type == "Resource" || p.Type == given.resourceType)) {
 			return errorf(http.StatusBadRequest, "required", "%s is missing: $%s requires it", p.Name, op.name).at("Parameters.parameter.where(name='" + p.Name + "')")
