@@ -1333,6 +1333,55 @@ func checkOneClientLimit(t *testing.T, first, second *env, release func()) {
 	second.wait("admin", second.kickOff("admin", "/$export?_type=Patient"))
 }
 
+// progressing is an engine whose job searches of Patient wait until
+// release is closed, and on which the record of a job moves on, as a
+// running job records its progress, between a cancel's read of it and its
+// removal.
+type progressing struct {
+	stalled
+	once sync.Once
+}
+
+func (p *progressing) Put(ctx context.Context, w *store.Write) error {
+	if w.Type == jobType && w.Deleted {
+		p.once.Do(func() {
+			v, err := p.Store.Read(ctx, jobType, w.ID)
+			if err != nil {
+				panic(err)
+			}
+			beat := &store.Write{Type: jobType, ID: w.ID, Expected: v.VersionID, LastUpdated: w.LastUpdated, JSON: v.JSON}
+			if err := p.Store.Put(ctx, beat); err != nil {
+				panic(err)
+			}
+		})
+	}
+	return p.Store.Put(ctx, w)
+}
+
+// TestCancelWhileTheJobRecordsProgress: a DELETE of a running export is
+// 202 and its status 404 from then on, though the job recorded its
+// progress between the cancel's read of its record and its removal.
+func TestCancelWhileTheJobRecordsProgress(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			st := eng.Open(t)
+			p := &progressing{stalled: stalled{Store: st, Finder: st.(store.Finder), release: make(chan struct{})}}
+			e := newEnv(t, p)
+			t.Cleanup(func() { close(p.release) }) // before the server's cleanup waits for the job
+			status := e.kickOff("admin", "/$export?_type=Patient")
+			if r := e.do("admin", "DELETE", status, ""); r.status != 202 {
+				t.Fatalf("DELETE: %d %s", r.status, r.body)
+			}
+			if r := e.do("admin", "GET", status, ""); r.status != 404 {
+				t.Errorf("status after DELETE: %d %s, want 404", r.status, r.body)
+			}
+			if n := e.jobRecords(); n != 0 {
+				t.Errorf("%d job records after DELETE, want none", n)
+			}
+		})
+	}
+}
+
 // TestKickOffAfterClose: once the exporter is closed, as the server
 // stops, a kick-off is 503 and records no job: Close has waited for the
 // jobs, and one started after it would outlive it.

@@ -134,12 +134,28 @@ func readJob(ctx context.Context, r store.Reader, id string) (*job, int64, error
 	return &j, v.VersionID, nil
 }
 
-// removeJob deletes the record of job id at version.
-func removeJob(ctx context.Context, w store.Writer, id string, version int64, now time.Time) error {
-	err := w.Put(ctx, &store.Write{Type: jobType, ID: id, Expected: version, LastUpdated: now.UTC().Truncate(time.Millisecond), Deleted: true})
-	var conflict *store.ConflictError
-	if errors.As(err, &conflict) {
-		return nil
+// removeAttempts bounds the reads and removals of a job's record that
+// removeJob makes while the job keeps recording more.
+const removeAttempts = 10
+
+// removeJob deletes the record of job id, read at version. A running job
+// records its progress meanwhile: on a conflict the record is read again
+// and deleted at its new version, so that a cancelled job is not left
+// recorded as running. One removed already is no error.
+func removeJob(ctx context.Context, rw store.Tx, id string, version int64, now time.Time) error {
+	for range removeAttempts {
+		err := rw.Put(ctx, &store.Write{Type: jobType, ID: id, Expected: version, LastUpdated: now.UTC().Truncate(time.Millisecond), Deleted: true})
+		var conflict *store.ConflictError
+		if !errors.As(err, &conflict) {
+			return err
+		}
+		_, version, err = readJob(ctx, rw, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 	}
-	return err
+	return fmt.Errorf("export job %s: changed %d times while it was removed", id, removeAttempts)
 }
