@@ -1042,6 +1042,26 @@ func TestImportRefusals(t *testing.T) {
 	}
 }
 
+// TestImportBatchWithinBodyLimit: resources that would make a Bundle of
+// Batch of them larger than the server takes are sent in smaller Bundles,
+// rather than the import stopping at the server's 413.
+func TestImportBatchWithinBodyLimit(t *testing.T) {
+	const limit = 64 << 10
+	e := newEnv(t, engines[0].Open(t), func(c *server.Config) { c.MaxBodyBytes = limit })
+	var in strings.Builder
+	for i := range 20 { // of 10 KB each: 200 KB
+		fmt.Fprintf(&in, `{"resourceType":"Patient","id":"p%d","name":[{"text":"%s"}]}`+"\n", i, strings.Repeat("x", 10_000))
+	}
+	var res ImportResult
+	im := &Importer{BaseURL: e.base, Token: e.tokens["admin"], MaxLine: limit}
+	if err := im.Import(t.Context(), "in.ndjson", strings.NewReader(in.String()), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Loaded != 20 || len(res.Failed) != 0 {
+		t.Errorf("import: %d loaded, refused %v; want the 20 Patients loaded", res.Loaded, res.Failed)
+	}
+}
+
 // TestFileDownloadAudited: downloading an export file is audited as a
 // disclosure of the records of each patient in it, by one AuditEvent per
 // patient, found by AuditEvent?patient=.

@@ -24,8 +24,9 @@ type Importer struct {
 	Client *http.Client
 	// Batch is how many resources one Bundle carries; 0: 500.
 	Batch int
-	// MaxLine bounds one line (one resource); 0: 10 MiB, the server's
-	// default body limit.
+	// MaxLine bounds one line (one resource) and the body of one Bundle,
+	// which holds fewer than Batch resources when they would take more;
+	// 0: 10 MiB, the server's default body limit.
 	MaxLine int
 }
 
@@ -51,6 +52,7 @@ func (im *Importer) Import(ctx context.Context, name string, r io.Reader, res *I
 	sc.Buffer(make([]byte, 64<<10), max)
 	var entries []json.RawMessage
 	var where []string
+	size := 0 // of the Bundle of entries, less its entries' commas
 	line := 0
 	for sc.Scan() {
 		line++
@@ -74,13 +76,21 @@ func (im *Importer) Import(ctx context.Context, name string, r io.Reader, res *I
 		if err != nil {
 			return err
 		}
+		// A Bundle over the server's body limit would be refused whole.
+		if len(entries) > 0 && bundleOverhead+size+len(entries)+len(entry) > max {
+			if err := im.send(ctx, entries, where, res); err != nil {
+				return err
+			}
+			entries, where, size = entries[:0], where[:0], 0
+		}
 		entries = append(entries, entry)
 		where = append(where, at)
+		size += len(entry)
 		if len(entries) == batch {
 			if err := im.send(ctx, entries, where, res); err != nil {
 				return err
 			}
-			entries, where = entries[:0], where[:0]
+			entries, where, size = entries[:0], where[:0], 0
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -91,6 +101,10 @@ func (im *Importer) Import(ctx context.Context, name string, r io.Reader, res *I
 	}
 	return nil
 }
+
+// bundleOverhead is the size of the batch Bundle send writes, without
+// its entries.
+var bundleOverhead = len(`{"entry":[],"resourceType":"Bundle","type":"batch"}`)
 
 // send posts one batch Bundle and records each entry's outcome.
 func (im *Importer) send(ctx context.Context, entries []json.RawMessage, where []string, res *ImportResult) error {
