@@ -64,7 +64,7 @@ func TestOperationBodyNotParameters(t *testing.T) {
 			{"/QuestionnaireResponse/q1/$pam-score", pamResponse("q1", "completed", "2026-11-01T10:00:00Z", "3", "80"), "QuestionnaireResponse"},
 		} {
 			oo := c.do("POST", tc.path, tc.body).want(http.StatusBadRequest)
-			if got := issues(oo); !strings.Contains(got, "a Parameters resource, not a "+tc.typ) {
+			if got := issues(oo); !strings.Contains(got, "a Parameters resource: the operation takes no "+tc.typ) {
 				t.Errorf("POST %s with a %s: %s", tc.path, tc.typ, got)
 			}
 		}

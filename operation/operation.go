@@ -243,13 +243,10 @@ func (inv *Invocation) Names() []string {
 // resource, a CodeableConcept): an operation that left either out would
 // do something other than what was asked, such as a cohort without one of
 // its criteria. _format and _pretty, which say how the answer is written,
-// are taken from the query string. A body that is a resource other than
-// Parameters is refused too: it is no parameter of an operation that
-// takes these, and one left unread would be as one left out.
+// are taken from the query string. (A body that is a resource the
+// operation's definition has no parameter for is refused before it runs,
+// by the server's check of the definition.)
 func (inv *Invocation) Only(names ...string) error {
-	if inv.Resource != nil {
-		return Errorf(400, "invalid", "", "the body of this operation is a Parameters resource, not a %s", inv.Resource.ResourceType())
-	}
 	for _, name := range inv.Names() {
 		at := "Parameters.parameter.where(name='" + name + "')"
 		if !slices.Contains(names, name) {
