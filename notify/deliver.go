@@ -220,13 +220,16 @@ func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 // claim is a record created with an id naming the row and its version:
 // creating a record is atomic on every engine and across processes (an
 // insert of a taken id fails), where a conditional update is not on
-// FerretDB. A claim older than the Lease is taken for that of a process
-// that died, and the next claim id in turn is tried.
+// FerretDB. A claim this process has seen held for the Lease, by its own
+// clock, is taken for that of a process that died, and the next claim id
+// in turn is tried. The time a claim was made is not compared with this
+// process's clock: the clocks of processes sharing a database may be
+// minutes apart, which would take a live claim for a dead one.
 func (n *Notifier) claim(ctx context.Context, recs store.Tx, v *store.Version, now time.Time) (*store.Version, bool) {
 	body := []byte(`{"holder":` + strconv.Quote(n.cfg.Holder) + `}`)
 	at := now.UTC().Truncate(time.Millisecond)
 	for k := range maxClaims {
-		id := v.ID + "-" + strconv.FormatInt(v.VersionID, 10) + "-" + strconv.Itoa(k)
+		id := v.ID + "-" + strconv.FormatInt(v.VersionID, 10) + "-" + strconv.Itoa(k) // read back by claimsCurrent
 		err := recs.Put(ctx, &store.Write{Type: claimType, ID: id, LastUpdated: at, JSON: body})
 		if err == nil {
 			return &store.Version{Type: claimType, ID: id, VersionID: 1}, true
@@ -237,11 +240,43 @@ func (n *Notifier) claim(ctx context.Context, recs store.Tx, v *store.Version, n
 			return nil, false
 		}
 		held, err := recs.Read(ctx, claimType, id)
-		if err != nil || held.Deleted || now.Sub(held.LastUpdated) < n.cfg.Lease {
+		if err != nil || held.Deleted || !n.heldForLease(id, now) {
 			return nil, false // released (the row moved on) or still held
 		}
 	}
 	return nil, false
+}
+
+// heldForLease reports whether this process has seen the claim id held
+// for the Lease: it notes when it first sees it held, and measures from
+// then on its own clock. A process that starts while a dead one's claim is
+// held waits a lease before taking it over, as the others do.
+func (n *Notifier) heldForLease(id string, now time.Time) bool {
+	n.seenMu.Lock()
+	defer n.seenMu.Unlock()
+	first, ok := n.seenHeld[id]
+	if !ok {
+		n.seenHeld[id] = now
+		return false
+	}
+	if now.Sub(first) < n.cfg.Lease {
+		return false
+	}
+	delete(n.seenHeld, id)
+	return true
+}
+
+// forgetSeenClaims forgets the claims first seen held more than two leases
+// ago: the row of each moved on meanwhile, or it is looked at anew, which
+// only delays taking it over.
+func (n *Notifier) forgetSeenClaims(now time.Time) {
+	n.seenMu.Lock()
+	defer n.seenMu.Unlock()
+	for id, first := range n.seenHeld {
+		if now.Sub(first) > 2*n.cfg.Lease {
+			delete(n.seenHeld, id)
+		}
+	}
 }
 
 // stillPending reports whether version v of a row, which this process has

@@ -57,7 +57,9 @@ type Config struct {
 	// error.
 	ErrorAfter time.Duration
 	// Lease is how long a process holds a row it delivers; a row whose
-	// process died is delivered by another once its lease ends.
+	// process died is delivered by another once that one has seen it
+	// held for a lease, by its own clock. It should exceed Timeout, or a
+	// slow delivery is taken for a dead process's and made again.
 	Lease time.Duration
 	// Poll is how often the outbox is scanned besides when a write of
 	// this process adds to it; it bounds how soon rows of other processes
@@ -131,6 +133,11 @@ type Notifier struct {
 
 	wake chan struct{}
 
+	// seenHeld holds, by claim id, when this process first saw a claim
+	// of another held (claim).
+	seenMu   sync.Mutex
+	seenHeld map[string]time.Time
+
 	lastSentMu sync.Mutex
 	lastSent   map[string]time.Time // by subscription, for heartbeats
 
@@ -174,7 +181,7 @@ func New(cfg Config) (*Notifier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Notifier{cfg: cfg, reg: cfg.Indexer.Registry(), client: cfg.Client, wake: make(chan struct{}, 1), lastSent: map[string]time.Time{}}
+	n := &Notifier{cfg: cfg, reg: cfg.Indexer.Registry(), client: cfg.Client, wake: make(chan struct{}, 1), lastSent: map[string]time.Time{}, seenHeld: map[string]time.Time{}}
 	if n.client == nil {
 		n.client = guardedClient(cfg.Timeout)
 	}

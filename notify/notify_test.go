@@ -710,6 +710,64 @@ func TestTwoProcessesDeliverOnce(t *testing.T) {
 	}
 }
 
+// TestTwoProcessesClocksApart: two servers on one MongoDB database whose
+// clocks are two hours apart. While one delivers a notification, the
+// other, whose clock is ahead, neither purges its claim nor takes it for
+// that of a dead process; it takes the claim over only once it has seen
+// it held for a lease by its own clock.
+func TestTwoProcessesClocksApart(t *testing.T) {
+	eng := engines[1]
+	uri := eng.place(t)
+	a := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "a" })
+	b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b" })
+	b.clock.Advance(2 * time.Hour)
+	var mu sync.Mutex
+	var events []string
+	arrived, release := make(chan struct{}), make(chan struct{})
+	rx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/hook" {
+			return // the handshake
+		}
+		mu.Lock()
+		events = append(events, req.URL.Path)
+		first := len(events) == 1
+		mu.Unlock()
+		if first { // a is delivering it, slowly
+			close(arrived)
+			<-release
+		}
+	}))
+	t.Cleanup(rx.Close)
+	delivered := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(events)
+	}
+	a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json"))
+	a.deliver()
+	id := idOf(t, a.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.deliver()
+	}()
+	<-arrived
+	if _, err := b.n.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b.deliver()
+	if got := delivered(); len(got) != 1 {
+		t.Errorf("deliveries while a delivers: %v, want a's alone", got)
+	}
+	b.clock.Advance(2 * time.Minute) // a lease since b saw the claim: a is taken for dead
+	b.deliver()
+	if got, want := delivered(), []string{"/hook/Appointment/" + id, "/hook/Appointment/" + id}; !slices.Equal(got, want) {
+		t.Errorf("deliveries once b saw the claim held for a lease: %v, want %v (b took it over)", got, want)
+	}
+	close(release)
+	<-done
+}
+
 // TestRedirectNotFollowed: an endpoint that redirects does not lead the
 // server elsewhere; the redirect is a failed delivery.
 func TestRedirectNotFollowed(t *testing.T) {

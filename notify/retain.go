@@ -18,15 +18,10 @@ const purgeSubscriptions = 100
 // purgeEvery is how often Run purges, while a pass leaves nothing behind.
 const purgeEvery = time.Minute
 
-// staleClaim is how old a claim that was never released (its process died)
-// is before it is purged: far past the Lease, after which it is passed
-// over anyway.
-const staleClaim = time.Hour
-
 // Purge makes one bounded pass over the subscriptions' records, removing
 // those nothing needs any more: outbox rows delivered or dropped and
 // claims released, once they are older than the Lease; claims never
-// released, after staleClaim; the events of a subscription that
+// released, once the row version they claim is no longer current; the events of a subscription that
 // $events no longer serves (those older than KeepEvents beyond its latest
 // KeepLastEvents, and those of the Subscriptions that held its id before);
 // and everything recorded for a deleted Subscription. Each pass removes
@@ -54,23 +49,31 @@ func (n *Notifier) Purge(ctx context.Context) (more bool, err error) {
 		}
 		more = more || removed >= n.cfg.PurgeBatch
 	}
-	if err := n.purgeStaleClaims(ctx, recs, p, now); err != nil {
+	if err := n.purgeStaleClaims(ctx, recs, p); err != nil {
 		return false, err
 	}
+	n.forgetSeenClaims(now)
 	eventsLeft, err := n.purgeEvents(ctx, recs, p, now)
 	return more || eventsLeft, err
 }
 
 // purgeStaleClaims removes the claims of processes that died before
-// releasing them.
-func (n *Notifier) purgeStaleClaims(ctx context.Context, recs store.Tx, p store.Purger, now time.Time) error {
+// releasing them, once the row version each claims is no longer current:
+// another process delivered it, or recorded a failed attempt. How old a
+// claim is does not tell, as the clock of the process that made it may be
+// hours from this one's.
+func (n *Notifier) purgeStaleClaims(ctx context.Context, recs store.Tx, p store.Purger) error {
 	claims, err := recs.Search(ctx, store.Query{Type: claimType, Count: n.cfg.PurgeBatch})
 	if err != nil {
 		return fmt.Errorf("notify: purge claims: %w", err)
 	}
 	var stale []string
 	for _, c := range claims {
-		if now.Sub(c.LastUpdated) >= staleClaim {
+		current, err := claimsCurrent(ctx, recs, c.ID)
+		if err != nil {
+			return fmt.Errorf("notify: purge claims: %w", err)
+		}
+		if !current {
 			stale = append(stale, c.ID)
 		}
 	}
@@ -184,4 +187,32 @@ func subscriptionDeleted(ctx context.Context, r store.Reader, id string) (bool, 
 		return false, fmt.Errorf("notify: purge: subscription %s: %w", id, err)
 	}
 	return v.Deleted, nil
+}
+
+// claimsCurrent reports whether the claim id (row id, version, claim
+// number) claims the current version of a row still to deliver.
+func claimsCurrent(ctx context.Context, r store.Reader, id string) (bool, error) {
+	rest, _, ok := cutLast(id)
+	row, version, ok2 := cutLast(rest)
+	v, err := strconv.ParseInt(version, 10, 64)
+	if !ok || !ok2 || err != nil {
+		return false, nil // not a claim this package made
+	}
+	cur, err := r.Read(ctx, outboxType, row)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("row of claim %s: %w", id, err)
+	}
+	return !cur.Deleted && cur.VersionID == v, nil
+}
+
+// cutLast cuts s around its last '-'.
+func cutLast(s string) (before, after string, found bool) {
+	i := strings.LastIndexByte(s, '-')
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+1:], true
 }
