@@ -413,7 +413,11 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 		}
 		return delivered, nil
 	}
-	p, err := readOwner(ctx, recs.Records(), sub.id)
+	o, err := readOwner(ctx, recs.Records(), sub.id)
+	if err != nil || rw.SubscriptionVersion < o.Since {
+		return dropped, nil // matched for a Subscription deleted since
+	}
+	p, err := o.principal()
 	if err != nil {
 		return dropped, nil
 	}

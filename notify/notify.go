@@ -353,7 +353,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 			if err != nil {
 				return nil, err
 			}
-			if err := recordOwner(ctx, tx, c.ID, ownerOf(p), created, now); err != nil {
+			if err := recordOwner(ctx, tx, c.ID, ownerOf(p), created, c.Version.VersionID, now); err != nil {
 				return nil, err
 			}
 			if created && c.Version.VersionID > 1 {
@@ -415,7 +415,8 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 		if !sub.matches(c.ID, v, ix) {
 			continue
 		}
-		ev := &row{Subscription: sub.id, Kind: kindEvent, Type: c.Type, ID: c.ID, Version: c.Version.VersionID, Deleted: c.Deleted, Created: now}
+		ev := &row{Subscription: sub.id, Kind: kindEvent, Type: c.Type, ID: c.ID, Version: c.Version.VersionID, Deleted: c.Deleted,
+			SubscriptionVersion: sub.version, Created: now}
 		if sub.topic != nil {
 			ev.Topic = sub.topic.URL
 		}

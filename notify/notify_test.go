@@ -423,6 +423,44 @@ func TestRetriesThenError(t *testing.T) {
 	})
 }
 
+// TestSubscriptionCreatedAgain: a Subscription created under the id of a
+// deleted one is a new subscription: what was matched for the deleted one
+// and not yet delivered is not sent to the new one's endpoint.
+func TestSubscriptionCreatedAgain(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		withID := func(body string) string {
+			return strings.Replace(body, `"resourceType":"Subscription"`, `"resourceType":"Subscription","id":"scr"`, 1)
+		}
+		if r := e.do("admin", "PUT", "/Subscription/scr", withID(subscription("Appointment?status=booked", rx.URL+"/old", "application/fhir+json"))); r.status != 201 {
+			t.Fatalf("subscribe: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		rx.take()
+		rx.setStatus(http.StatusServiceUnavailable)
+		e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		e.deliver()
+		rx.take()
+		if r := e.do("admin", "DELETE", "/Subscription/scr", ""); r.status != 204 {
+			t.Fatalf("delete: %d %s", r.status, r.body)
+		}
+		if r := e.do("admin", "PUT", "/Subscription/scr", withID(subscription("Appointment?status=cancelled", rx.URL+"/new", ""))); r.status != 201 {
+			t.Fatalf("subscribe again: %d %s", r.status, r.body)
+		}
+		rx.setStatus(http.StatusOK)
+		e.clock.Advance(time.Minute)
+		e.deliver()
+		var got []string
+		for _, g := range rx.take() {
+			got = append(got, g.Method+" "+g.Path)
+		}
+		if want := []string{"POST /new"}; !slices.Equal(got, want) {
+			t.Errorf("delivered %v, want %v: the handshake of the new subscription alone", got, want)
+		}
+	})
+}
+
 // TestBacklogHoldsBackNoOther: a failing subscription whose rows fill a
 // scan's batch does not hold back another subscription's notifications.
 func TestBacklogHoldsBackNoOther(t *testing.T) {

@@ -45,7 +45,8 @@ type row struct {
 	// subscription.
 	Topic string `json:"topic,omitempty"`
 	// SubscriptionVersion is the version of the Subscription a handshake
-	// is for.
+	// is for, or an event was matched by (0 in rows written before it was
+	// recorded).
 	SubscriptionVersion int64     `json:"subscriptionVersion,omitempty"`
 	Created             time.Time `json:"created"`
 	Attempts            int       `json:"attempts,omitempty"`
@@ -108,6 +109,11 @@ type owner struct {
 	// Expires is when the token expires; zero in records written before
 	// it was recorded.
 	Expires time.Time `json:"exp,omitzero"`
+	// Since is the version of the Subscription that created it, the
+	// first or one written after a delete: events matched by an earlier
+	// version were the deleted Subscription's. Zero in records written
+	// before it was recorded.
+	Since int64 `json:"since,omitempty"`
 }
 
 func ownerOf(p *access.Principal) owner {
@@ -137,38 +143,44 @@ func (o owner) principal() (*access.Principal, error) {
 // write by another party (an administrator's system token setting an
 // app's subscription back to requested, say) leaves the owner as it was:
 // taking its place would widen what the subscription delivers to what
-// that party may read.
-func recordOwner(ctx context.Context, tx store.Tx, id string, o owner, created bool, now time.Time) error {
-	body, err := json.Marshal(o)
-	if err != nil {
-		return err
-	}
+// that party may read. version is that of the Subscription written.
+func recordOwner(ctx context.Context, tx store.Tx, id string, o owner, created bool, version int64, now time.Time) error {
 	var expected int64
 	switch cur, err := tx.Read(ctx, ownerType, id); {
 	case err == nil:
 		expected = cur.VersionID
 		var was owner
-		if !created && !cur.Deleted && json.Unmarshal(cur.JSON, &was) == nil && !was.sameParty(o) {
-			return nil
+		if !created && !cur.Deleted && json.Unmarshal(cur.JSON, &was) == nil {
+			if !was.sameParty(o) {
+				return nil
+			}
+			o.Since = was.Since
 		}
 	case !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("owner of subscription %s: %w", id, err)
 	}
+	if created {
+		o.Since = version
+	}
+	body, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
 	return tx.Put(ctx, &store.Write{Type: ownerType, ID: id, Expected: expected, LastUpdated: now.UTC().Truncate(time.Millisecond), JSON: body})
 }
 
-// readOwner returns the principal recorded for subscription id.
-func readOwner(ctx context.Context, r store.Reader, id string) (*access.Principal, error) {
+// readOwner returns the owner recorded for subscription id.
+func readOwner(ctx context.Context, r store.Reader, id string) (owner, error) {
 	v, err := r.Read(ctx, ownerType, id)
 	if err != nil {
-		return nil, fmt.Errorf("owner of subscription %s: %w", id, err)
+		return owner{}, fmt.Errorf("owner of subscription %s: %w", id, err)
 	}
 	if v.Deleted {
-		return nil, fmt.Errorf("owner of subscription %s: %w", id, store.ErrNotFound)
+		return owner{}, fmt.Errorf("owner of subscription %s: %w", id, store.ErrNotFound)
 	}
 	var o owner
 	if err := json.Unmarshal(v.JSON, &o); err != nil {
-		return nil, fmt.Errorf("owner of subscription %s: %w", id, err)
+		return owner{}, fmt.Errorf("owner of subscription %s: %w", id, err)
 	}
-	return o.principal()
+	return o, nil
 }
