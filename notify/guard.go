@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -43,9 +44,9 @@ func forbiddenAddr(a netip.Addr) string {
 
 // CheckEndpoint reports why a rest-hook endpoint is refused, or nil: it
 // must be an absolute https URL, or http on a loopback host unless
-// allowHTTP, without credentials or a fragment, and not at a forbidden
-// address written literally. Names are checked again once resolved, when
-// dialled.
+// allowHTTP, without credentials or a fragment, with a port (if any) that
+// can be connected to, and not at a forbidden address written literally.
+// Names are checked again once resolved, when dialled.
 func CheckEndpoint(raw string, allowHTTP bool) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {
@@ -59,6 +60,13 @@ func CheckEndpoint(raw string, allowHTTP bool) error {
 	}
 	if u.User != nil {
 		return fmt.Errorf("endpoint %q carries credentials; send them in channel.header", u.Redacted())
+	}
+	if p := u.Port(); p != "" {
+		// url.Parse takes any digits as a port; no connection can be
+		// made to one outside 1-65535, so every delivery would fail.
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("endpoint %q has port %s, not one from 1 to 65535", raw, p)
+		}
 	}
 	host := u.Hostname()
 	addr, perr := netip.ParseAddr(strings.Trim(host, "[]"))

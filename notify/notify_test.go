@@ -150,6 +150,8 @@ func TestSubscriptionRefused(t *testing.T) {
 			{"credentials", subscription("Appointment?status=booked", "https://u:p@rx.test/", ""), "Subscription.channel.endpoint"},
 			{"fragment", subscription("Appointment?status=booked", "https://rx.test/hook#frag", "application/fhir+json"), "Subscription.channel.endpoint"},
 			{"empty fragment", subscription("Appointment?status=booked", "https://rx.test/hook#", "application/fhir+json"), "Subscription.channel.endpoint"},
+			{"port out of range", subscription("Appointment?status=booked", "https://rx.test:99999/hook", ""), "Subscription.channel.endpoint"},
+			{"port zero", subscription("Appointment?status=booked", "https://rx.test:0/hook", ""), "Subscription.channel.endpoint"},
 			{"header", subscription("Appointment?status=booked", "https://rx.test/", "", "no colon"), "Subscription.channel.header[0]"},
 			{"header name", subscription("Appointment?status=booked", "https://rx.test/", "", "X-Ok: 1", "Bad Name: v"), "Subscription.channel.header[1]"},
 			{"header name empty", subscription("Appointment?status=booked", "https://rx.test/", "", ": v"), "Subscription.channel.header[0]"},
