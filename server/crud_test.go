@@ -650,6 +650,41 @@ func TestHistorySinceMissesNoWriteOfAnotherProcess(t *testing.T) {
 	}, settle)
 }
 
+// Every page of a history is dated as its first page: a client that
+// pages to the end and polls _since the date of the last page it read
+// misses no version written while it paged, which is newer than the
+// first page and so on none of the pages after it.
+func TestHistoryPagesDatedAsTheFirst(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("GET", "/Patient/_history?_cursor=e30.x", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_cursor")
+		for range 3 {
+			c.create("Patient", patient)
+		}
+		var date string
+		var during string
+		for next := c.base + "/Patient/_history?_count=1"; next != ""; {
+			page := c.do("GET", next, "").want(t, http.StatusOK).json(t)
+			date = str(page, "meta", "lastUpdated")
+			if during == "" {
+				during = str(c.create("Patient", patient), "id")
+			}
+			next = ""
+			for _, l := range list(get(page, "link")) {
+				if str(l, "relation") == "next" {
+					next = str(l, "url")
+				}
+			}
+		}
+		since := c.do("GET", "/Patient/_history?_since="+url.QueryEscape(date), "").want(t, http.StatusOK).json(t)
+		for _, e := range list(get(since, "entry")) {
+			if str(e, "fullUrl") == c.base+"/Patient/"+during {
+				return
+			}
+		}
+		t.Errorf("Patient/%s, written while the history was paged, is not in the history _since its last page's date %s: %v", during, date, since)
+	})
+}
+
 func TestConcurrentUpdatesLoseNothing(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		id := str(c.create("Patient", patient), "id")

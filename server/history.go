@@ -186,13 +186,24 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 			q.AtHigh = store.MinTime.Add(time.Millisecond)
 		}
 	}
-	q.Cursor = params.Get("_cursor")
+	cursor, asOf, err := readHistoryCursor(params.Get("_cursor"))
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	q.Cursor = cursor
 	// The Bundle is dated no later than the lastUpdated of any write still
 	// under way, taken before the store is read: a version stamped earlier
 	// has committed and is on these pages, or is still to come and dated
 	// at or after it. So a client taking meta.lastUpdated as its next
-	// _since misses nothing, though it may see a version again.
+	// _since misses nothing, though it may see a version again. A page
+	// after the first is dated as the first, whose cursor carries its
+	// date: the versions written while a client pages are newer than the
+	// first page, where it does not look again.
 	settled := a.svc.writes.Settled(a.cfg.HistorySettle)
+	if !asOf.IsZero() && asOf.Before(settled) {
+		settled = asOf
+	}
 	page, err := a.svc.store.History(c.Request.Context(), q)
 	if err != nil {
 		c.Error(err)
@@ -216,7 +227,7 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 	}
 	if page.Next != "" {
 		next := cloneValues(params)
-		next.Set("_cursor", page.Next)
+		next.Set("_cursor", page.Next+"."+strconv.FormatInt(settled.UnixMilli(), 10))
 		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.requestURL(c, next)})
 	}
 	created, err := creations(c.Request.Context(), a.svc.store, page.Versions)
@@ -243,6 +254,22 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		return
 	}
 	writeFHIR(c, http.StatusOK, body)
+}
+
+// readHistoryCursor splits the _cursor of a history's next link into the
+// store's cursor and the date of the history's first page, which follows
+// it after a dot (the store's cursors are base64url, which has none). A
+// cursor without a date is the store's alone.
+func readHistoryCursor(s string) (cursor string, asOf time.Time, err error) {
+	i := strings.LastIndexByte(s, '.')
+	if i < 0 {
+		return s, time.Time{}, nil
+	}
+	ms, err := strconv.ParseInt(s[i+1:], 10, 64)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("history cursor %q: %w", truncate(s, 80), store.ErrBadCursor)
+	}
+	return s[:i], time.UnixMilli(ms), nil
 }
 
 // historyParams are the parameters a history takes.
