@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1179,6 +1180,54 @@ func TestTokenParameterRefused(t *testing.T) {
 						}
 					}
 				}
+			}
+		})
+	}
+}
+
+// holdFirstUnit is a store whose first unit of work waits, once entered,
+// until release is closed.
+type holdFirstUnit struct {
+	store.Store
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (h *holdFirstUnit) Transact(ctx context.Context, fn func(store.Tx) error) error {
+	h.once.Do(func() {
+		close(h.entered)
+		<-h.release
+	})
+	return h.Store.Transact(ctx, fn)
+}
+
+// The audit trail writes its AuditEvents in batches, after it has stamped
+// them: a history read while a batch waits to be written is dated before
+// it, so that a client polling _since that date finds the AuditEvents.
+func TestHistorySinceMissesNoAuditBatchUnderWay(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			st := e.Open(t)
+			held := &holdFirstUnit{Store: st, entered: make(chan struct{}), release: make(chan struct{})}
+			writes := &store.InFlight{}
+			auditor := access.NewAuditor(held, access.AuditConfig{Source: "carefhir-test", Flush: time.Millisecond, Writes: writes})
+			c := newClient(t, st, func(cfg *server.Config) {
+				cfg.Auditor, cfg.Writes = auditor, writes
+			})
+			t.Cleanup(auditor.Close)
+			c.do("GET", "/Patient", "", "X-Request-Id", "audited-while-held").want(t, http.StatusOK)
+			<-held.entered
+			// The AuditEvent was stamped before its batch began to be
+			// written; the poll comes a millisecond or more later.
+			for stamped := time.Now().UTC().Format(time.StampMilli); time.Now().UTC().Format(time.StampMilli) == stamped; {
+				time.Sleep(time.Millisecond)
+			}
+			poll := str(c.do("GET", "/_history?_count=1", "").want(t, http.StatusOK).json(t), "meta", "lastUpdated")
+			close(held.release)
+			auditor.Flush()
+			since := c.do("GET", "/AuditEvent/_history?_since="+url.QueryEscape(poll), "").want(t, http.StatusOK)
+			if !strings.Contains(string(since.body), `"audited-while-held"`) {
+				t.Errorf("the AuditEvent of a request, written after a history dated %s, is not in the history _since then: %s", poll, truncate(since.body))
 			}
 		})
 	}
