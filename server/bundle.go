@@ -1011,13 +1011,17 @@ func (u *unit) indexOf(e *entry) (*store.Index, error) {
 // is settled, are matched as written. The values are indexed again when
 // an entry they named unsettled has been settled since.
 func (u *unit) matchIndexOf(ctx context.Context, e *entry) (*store.Index, error) {
-	ix, err := u.indexOf(e)
-	if err != nil || !u.namesEntries(ix) {
-		return ix, err
-	}
 	r := u.results[e]
 	if r.resolved != nil && !slices.ContainsFunc(r.unsettled, u.settled) {
 		return r.resolved, nil
+	}
+	ix, err := u.indexOf(e)
+	if err != nil {
+		return nil, err
+	}
+	if !u.namesEntries(ix) {
+		r.resolved = ix
+		return ix, nil
 	}
 	res, err := decodeEntry(e.raw, e.target.typ)
 	if err != nil {
