@@ -78,10 +78,9 @@ func (u *unit) settleCriteria(ctx context.Context, e *entry, r *entryResult) err
 // identityOf returns the Type/id of the resource o writes, whose fullUrl
 // the criteria of e name. A create or update that names its resource
 // itself is known from the start (newUnit); a conditional one once
-// settled. One of
-// the same step as e that is not settled yet is settled first, so the
-// order of the entries does not matter; one that a later step settles,
-// or that depends on e itself, cannot be known: 400.
+// settled. One of the same step as e that is not settled yet is settled
+// first, so the order of the entries does not matter; one that a later
+// step settles, or that depends on e itself, cannot be known: 400.
 func (u *unit) identityOf(ctx context.Context, e, o *entry, field, where string) (string, error) {
 	if ref, ok := u.refs.ids[o.fullURL]; ok {
 		return ref, nil

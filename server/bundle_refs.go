@@ -207,7 +207,7 @@ func (w *refWalker) object(v reflect.Value) error {
 			return err
 		}
 	case *fhir.Xhtml:
-		if p.Value != nil && len(w.r.ids) > 0 {
+		if p.Value != nil && len(w.r.ids) > 0 && !w.r.partly { // no search reads a narrative's links
 			*p.Value = w.r.narrative(*p.Value, w.from)
 		}
 	}
