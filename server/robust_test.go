@@ -346,6 +346,20 @@ func TestBigNumbers(t *testing.T) {
 	})
 }
 
+// A decimal of a million digits is stored and read back as written, in
+// well under the request deadline: indexing it once read it in time
+// quadratic in its digits, for minutes. It is too long to search by.
+func TestLongDecimalIsCheap(t *testing.T) {
+	value := "1" + strings.Repeat("0", 1_000_000)
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":`+value+`,"system":"http://unitsofmeasure.org","code":"mg"}}`).
+			want(t, http.StatusCreated)
+		if got := c.do("GET", r.header.Get("Location"), "").want(t, http.StatusOK); !strings.Contains(string(got.body), `"value":`+value+`,`) {
+			t.Errorf("the decimal was not read back as written")
+		}
+	}, func(cfg *server.Config) { cfg.Limits.Deadline = 5 * time.Second })
+}
+
 // Includes cut at the server's bound say so in an outcome entry.
 func TestIncludeCutIsReported(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {

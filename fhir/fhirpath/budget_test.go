@@ -2,6 +2,8 @@ package fhirpath
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -45,5 +47,25 @@ func TestIntegerOverflowIsEmpty(t *testing.T) {
 	out, err := MustParse("2.power(62)").Evaluate(nil, nil)
 	if err != nil || len(out) != 1 || out[0] != Integer(1<<62) {
 		t.Errorf("2.power(62) = %v, %v", out, err)
+	}
+}
+
+// A decimal too long to read cheaply is refused before math/big reads it
+// (in time quadratic in its digits), and one within the bound is read.
+func TestParseDecimalBound(t *testing.T) {
+	for _, s := range []string{
+		"1" + strings.Repeat("0", MaxDecimalDigits),
+		"0." + strings.Repeat("3", MaxDecimalDigits),
+		"1e" + strconv.Itoa(MaxDecimalDigits+1),
+		"1e-" + strconv.Itoa(MaxDecimalDigits+1),
+	} {
+		if _, err := ParseDecimal(s); err == nil {
+			t.Errorf("ParseDecimal of %d characters (%.12s…) read it, want an error", len(s), s)
+		}
+	}
+	for _, s := range []string{"1" + strings.Repeat("0", MaxDecimalDigits-1), "1e" + strconv.Itoa(MaxDecimalDigits), "-2.50e-3"} {
+		if _, err := ParseDecimal(s); err != nil {
+			t.Errorf("ParseDecimal(%.12s…): %v", s, err)
+		}
 	}
 }

@@ -46,11 +46,27 @@ type Decimal struct {
 // TypeName implements Value.
 func (Decimal) TypeName() string { return "System.Decimal" }
 
-// ParseDecimal parses a decimal number in FHIR's JSON syntax, exactly.
+// MaxDecimalDigits bounds the length of a decimal ParseDecimal reads, and
+// the size of its exponent: math/big reads a number in time quadratic in
+// its digits (a decimal of two million digits took minutes), and one of
+// more digits is beyond the bits an evaluation's Budget lets a number have.
+const MaxDecimalDigits = 4096
+
+// ParseDecimal parses a decimal number in FHIR's JSON syntax, exactly. A
+// decimal longer than MaxDecimalDigits, or with an exponent beyond it, is
+// an error.
 func ParseDecimal(s string) (Decimal, error) {
 	t := strings.TrimLeft(s, "+-")
 	if t == "" || strings.ContainsAny(t, "+-") && !strings.ContainsAny(t, "eE") {
 		return Decimal{}, fmt.Errorf("fhirpath: invalid decimal %q", s)
+	}
+	if len(t) > MaxDecimalDigits {
+		return Decimal{}, fmt.Errorf("fhirpath: decimal of %d characters, more than %d", len(t), MaxDecimalDigits)
+	}
+	if i := strings.IndexAny(t, "eE"); i >= 0 {
+		if exp, err := strconv.Atoi(t[i+1:]); err == nil && (exp > MaxDecimalDigits || exp < -MaxDecimalDigits) {
+			return Decimal{}, fmt.Errorf("fhirpath: decimal %q has an exponent beyond %d", s, MaxDecimalDigits)
+		}
 	}
 	r, ok := new(big.Rat).SetString(s)
 	if !ok {
