@@ -212,3 +212,13 @@ func TestJSONPatchCopyDoublingIsTooCostly(t *testing.T) {
 		t.Fatalf("JSONPatch of 1001 operations error = %v, want TooCostly", err)
 	}
 }
+
+// A number beyond a float64 in a patch is a JSON number like any other,
+// kept as written.
+func TestJSONPatchNumberBeyondFloat64(t *testing.T) {
+	got, err := patch.JSONPatch([]byte(`{"resourceType":"Observation","id":"o1"}`),
+		[]byte(`[{"op":"add","path":"/valueQuantity","value":{"value":1e400}}]`))
+	if err != nil || !strings.Contains(string(got), `"value":1e400`) {
+		t.Errorf("got %s, %v; want the value 1e400", got, err)
+	}
+}

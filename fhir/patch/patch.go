@@ -165,8 +165,11 @@ func decodeUnique(data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// decode has checked the syntax and the nesting depth.
-	if err := uniqueMembers(json.NewDecoder(bytes.NewReader(data)), nil); err != nil {
+	// decode has checked the syntax and the nesting depth. Numbers are
+	// kept as written, so that one beyond a float64 is no error here.
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	if err := uniqueMembers(d, nil); err != nil {
 		return nil, err
 	}
 	return v, nil
