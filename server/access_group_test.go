@@ -58,3 +58,30 @@ func TestGroupReadByItsWholeMembership(t *testing.T) {
 		})
 	}
 }
+
+// TestEmptyGroupUnderCareTeam: a Group with no members names no patient,
+// so under the care-team policy it follows the scopes alone, as records of
+// no patient do: a coordinator creates an empty cohort, reads it and finds
+// it, where the write was refused as outside every patient in their care.
+func TestEmptyGroupUnderCareTeam(t *testing.T) {
+	who := principals{"p1": {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")}}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/Group/of-b", `{"resourceType":"Group","id":"of-b","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/b"}}]}`)
+			c.put("/Group/by-number", `{"resourceType":"Group","id":"by-number","type":"person","actual":true,"member":[{"entity":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}}}]}`)
+			p1 := func(method, path, body string) *response {
+				return c.by("p1", method, path, body, "Content-Type", "application/fhir+json")
+			}
+			p1("PUT", "/Group/none", `{"resourceType":"Group","id":"none","type":"person","actual":true,"quantity":0}`).want(t, http.StatusCreated)
+			p1("GET", "/Group/none", "").want(t, http.StatusOK)
+			wantIDs(t, "Groups", p1("GET", "/Group", ""), "Group/none")
+			// Adding a patient outside their care is refused, as before.
+			p1("PUT", "/Group/none", `{"resourceType":"Group","id":"none","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/b"}}]}`).want(t, http.StatusForbidden)
+			p1("GET", "/Group/of-b", "").want(t, http.StatusNotFound)
+			p1("GET", "/Group/by-number", "").want(t, http.StatusNotFound)
+		})
+	}
+}

@@ -374,8 +374,19 @@ func (d *decider) careTeamClause(ctx context.Context, r store.Reader, typ string
 	// The compartment params of a type refer to the Patient; a Patient's
 	// own (link) to other Patients, which carry their own relationship.
 	c := store.Clause{Param: "_access"}
-	for _, p := range d.rules.Search.CompartmentParams(typ) {
+	params := d.rules.Search.CompartmentParams(typ)
+	for _, p := range params {
 		c.Any = append(c.Any, store.Clause{Param: p, Chain: &store.Chain{Types: []string{"Patient"}, Where: []store.Clause{related}}})
+	}
+	if listsMembers(typ) {
+		// A list of no one (see careTeamHolds): none of the parameters
+		// has a value, by reference or by identifier.
+		named := store.Clause{Param: "_access"}
+		for _, p := range params {
+			named.Any = append(named.Any, store.Clause{Param: p, Presence: store.Present}, store.Clause{Param: p + ":identifier", Presence: store.Present})
+		}
+		named.Not = true
+		c.Any = append(c.Any, named)
 	}
 	return c, nil
 }
@@ -575,6 +586,11 @@ func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id str
 		return d.registeredHere(ctx, r, ix)
 	}
 	params := d.rules.Search.CompartmentParams(typ)
+	if listsMembers(typ) && !hasValue(ix, params) {
+		// A list of no one (an empty cohort) names no patient: it
+		// follows the scopes alone, as the records of no patient do.
+		return true, nil
+	}
 	held, named := false, false
 	for _, ref := range ix.References {
 		if ref.Type != "Patient" || !slices.Contains(params, ref.Param) {
@@ -610,6 +626,14 @@ func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id str
 		}
 	}
 	return false, nil
+}
+
+// hasValue reports whether a version with index ix has a value of one of
+// params, a reference or an identifier.
+func hasValue(ix *store.Index, params []string) bool {
+	return slices.ContainsFunc(params, func(p string) bool {
+		return store.HasValue(ix, p) || store.HasValue(ix, p+":identifier")
+	})
 }
 
 // relatedByIdentifier reports whether a patient the practitioner is
