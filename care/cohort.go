@@ -617,17 +617,25 @@ func characteristics(cr *Criteria) []*fhir.GroupCharacteristic {
 // criteriaFromGroup reads back the criteria a cohort Group records. A
 // criterion it cannot read (a value of another type, an age that is no
 // whole number, a code of SystemCohortCriterion not known, risk-min
-// without risk-code, one but active-pcsp excluded) is a 422 naming the
-// characteristic: evaluated without it, or as its opposite, the cohort
-// would hold people it should not.
+// without risk-code, one but active-pcsp excluded, one but condition
+// twice) is a 422 naming the characteristic: evaluated without it, or as
+// its opposite, the cohort would hold people it should not.
 func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 	cr := &Criteria{Name: g.Name.Get()}
 	riskMinAt := -1
+	recorded := map[string]int{} // where each criterion is, by code
 	for i, ch := range g.Characteristic {
 		if ch.Code == nil || len(ch.Code.Coding) == 0 || ch.Code.Coding[0].System.Get() != SystemCohortCriterion {
 			continue
 		}
 		code := ch.Code.Coding[0].Code.Get()
+		// A criterion holds one value, but for conditions, each needed:
+		// read twice, one of the two would be left out.
+		if first, ok := recorded[code]; ok && code != critCond {
+			return nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d]", i),
+				"Group/%s records the criterion %s again, as at Group.characteristic[%d]: it holds one value, and one of the two would be left out", g.Id.Get(), code, first)
+		}
+		recorded[code] = i
 		bad := func(want string) error {
 			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d]", i),
 				"Group/%s records the criterion %s that cannot be evaluated: its value must be %s", g.Id.Get(), code, want)

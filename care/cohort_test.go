@@ -302,3 +302,30 @@ func TestRiskOfVersionedSubject(t *testing.T) {
 		}
 	})
 }
+
+// TestCohortCriterionTwice: a stored cohort recording a criterion that
+// holds one value twice (age-min 90, then 65) is 422 at the second on
+// Group/{id}/$cohort, and not evaluated with one of them left out; two
+// conditions are each needed.
+func TestCohortCriterionTwice(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		criterion := func(code, value string) string {
+			return `{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"` + code + `"}]},` + value + `,"exclude":false}`
+		}
+		c.put(`{"resourceType":"Group","id":"old","type":"person","actual":true,"characteristic":[` +
+			criterion("age-min", `"valueQuantity":{"value":90}`) + "," + criterion("age-min", `"valueQuantity":{"value":65}`) + `]}`)
+		oo := c.do("POST", "/Group/old/$cohort", "").want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "Group.characteristic[1]: Group/old records the criterion age-min again") {
+			t.Errorf("a cohort with age-min twice: %s", got)
+		}
+		if v := str(c.do("GET", "/Group/old", "").want(http.StatusOK), "meta", "versionId"); v != "1" {
+			t.Errorf("Group/old at version %s after a refused evaluation, want 1", v)
+		}
+		dm := `"valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"44054006"}]}`
+		c.put(`{"resourceType":"Group","id":"dm","type":"person","actual":true,"characteristic":[` + criterion("condition", dm) + "," + criterion("condition", dm) + `]}`)
+		if got := members(c.do("POST", "/Group/dm/$cohort", "").want(http.StatusOK)); got != "Patient/lee=<nil> Patient/ward=<nil>" {
+			t.Errorf("a cohort with a condition twice: %s", got)
+		}
+	})
+}
