@@ -640,8 +640,21 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d]", i),
 				"Group/%s records the criterion %s that cannot be evaluated: its value must be %s", g.Id.Get(), code, want)
 		}
+		// An amount is as recorded: a comparator (age-min < 65) would
+		// make it another criterion, or the opposite one.
+		amount := func(want string) (string, error) {
+			q := ch.ValueQuantity
+			if q == nil || q.Value.Get() == "" || q.Comparator.Get() != "" {
+				return "", bad(want + ", without a comparator")
+			}
+			return q.Value.Get(), nil
+		}
 		integer := func() (*int, error) {
-			n, err := strconv.Atoi(quantityValue(ch.ValueQuantity))
+			v, err := amount("a valueQuantity holding a whole number")
+			if err != nil {
+				return nil, err
+			}
+			n, err := strconv.Atoi(v)
 			if err != nil {
 				return nil, bad("a valueQuantity holding a whole number")
 			}
@@ -680,9 +693,7 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 		case critRisk:
 			cr.RiskCode, err = token()
 		case critRiskMin:
-			if cr.RiskMin = quantityValue(ch.ValueQuantity); cr.RiskMin == "" {
-				err = bad("a valueQuantity holding a decimal")
-			}
+			cr.RiskMin, err = amount("a valueQuantity holding a decimal")
 			riskMinAt = i
 		case critPAMLevel:
 			cr.PAMLevel, err = integer()

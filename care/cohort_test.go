@@ -329,3 +329,30 @@ func TestCohortCriterionTwice(t *testing.T) {
 		}
 	})
 }
+
+// TestCohortComparator: a stored cohort recording an amount with a
+// comparator (age-min < 65, risk-min > 0.3) is 422 naming the
+// characteristic, rather than evaluated as if the comparator were not
+// there (as age 65 and over).
+func TestCohortComparator(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		criterion := func(code, value string) string {
+			return `{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"` + code + `"}]},` + value + `,"exclude":false}`
+		}
+		risk := criterion("risk-code", `"valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"713634000"}]}`)
+		for id, chars := range map[string]string{
+			"young": criterion("age-min", `"valueQuantity":{"value":65,"comparator":"<"}`),
+			"risky": risk + "," + criterion("risk-min", `"valueQuantity":{"value":0.3,"comparator":">"}`),
+		} {
+			c.put(`{"resourceType":"Group","id":"` + id + `","type":"person","actual":true,"characteristic":[` + chars + `]}`)
+			oo := c.do("POST", "/Group/"+id+"/$cohort", "").want(http.StatusUnprocessableEntity)
+			if got := issues(oo); !strings.Contains(got, "without a comparator") {
+				t.Errorf("Group/%s: %s", id, got)
+			}
+			if v := str(c.do("GET", "/Group/"+id, "").want(http.StatusOK), "meta", "versionId"); v != "1" {
+				t.Errorf("Group/%s at version %s after a refused evaluation, want 1", id, v)
+			}
+		}
+	})
+}
