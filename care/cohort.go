@@ -625,10 +625,25 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 	riskMinAt := -1
 	recorded := map[string]int{} // where each criterion is, by code
 	for i, ch := range g.Characteristic {
-		if ch.Code == nil || len(ch.Code.Coding) == 0 || ch.Code.Coding[0].System.Get() != SystemCohortCriterion {
+		// The criterion is the code of SystemCohortCriterion among the
+		// codings, wherever it stands: another coding beside it (a
+		// SNOMED CT concept for age, say) does not make it no criterion.
+		var codes []string
+		if ch.Code != nil {
+			for _, cd := range ch.Code.Coding {
+				if cd.System.Get() == SystemCohortCriterion {
+					codes = append(codes, cd.Code.Get())
+				}
+			}
+		}
+		if len(codes) == 0 {
 			continue
 		}
-		code := ch.Code.Coding[0].Code.Get()
+		if len(codes) > 1 {
+			return nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d].code", i),
+				"Group/%s records the criteria %s as one characteristic, with one value: each is a characteristic of its own", g.Id.Get(), strings.Join(codes, " and "))
+		}
+		code := codes[0]
 		// A criterion holds one value, but for conditions, each needed:
 		// read twice, one of the two would be left out.
 		if first, ok := recorded[code]; ok && code != critCond {

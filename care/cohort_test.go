@@ -356,3 +356,25 @@ func TestCohortComparator(t *testing.T) {
 		}
 	})
 }
+
+// TestCohortCriterionAmongCodings: a criterion whose code also carries
+// another coding, before the one of cohort-criterion, is evaluated, not
+// left out; one characteristic coding two criteria is 422 naming it.
+func TestCohortCriterionAmongCodings(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		age := `{"system":"http://snomed.info/sct","code":"397669002","display":"Age"}`
+		c.put(`{"resourceType":"Group","id":"older","type":"person","actual":true,"characteristic":[
+			{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"practice"}]},"valueReference":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y12345"}},"exclude":false},
+			{"code":{"coding":[` + age + `,{"system":"` + care.SystemCohortCriterion + `","code":"age-min"}]},"valueQuantity":{"value":80},"exclude":false}]}`)
+		if got := members(c.do("POST", "/Group/older/$cohort", "").want(http.StatusOK)); got != "Patient/clark=<nil>" {
+			t.Errorf("cohort of Y12345 aged 80 or over: %s, want Patient/clark", got)
+		}
+		c.put(`{"resourceType":"Group","id":"both","type":"person","actual":true,"characteristic":[
+			{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"age-min"},{"system":"` + care.SystemCohortCriterion + `","code":"age-max"}]},"valueQuantity":{"value":80},"exclude":false}]}`)
+		oo := c.do("POST", "/Group/both/$cohort", "").want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "Group.characteristic[0].code: Group/both records the criteria age-min and age-max as one characteristic") {
+			t.Errorf("one characteristic coding two criteria: %s", got)
+		}
+	})
+}
