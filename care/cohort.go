@@ -693,8 +693,14 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 		var err error
 		switch code {
 		case critPractice:
-			if ch.ValueReference == nil || ch.ValueReference.Identifier == nil || ch.ValueReference.Identifier.Value.Get() == "" {
-				return nil, bad("a valueReference with the ODS code of the practice as its identifier")
+			// An identifier of another system is no ODS code, whatever its
+			// value: read as one, it would name another practice.
+			var id *fhir.Identifier
+			if ch.ValueReference != nil {
+				id = ch.ValueReference.Identifier
+			}
+			if id == nil || id.Value.Get() == "" || id.System.Get() != "" && id.System.Get() != SystemODS {
+				return nil, bad("a valueReference with the ODS code of the practice as its identifier (system " + SystemODS + ")")
 			}
 			cr.Practice = ch.ValueReference.Identifier.Value.Get()
 		case critAgeMin:

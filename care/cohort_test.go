@@ -378,3 +378,18 @@ func TestCohortCriterionAmongCodings(t *testing.T) {
 		}
 	})
 }
+
+// TestCohortPracticeOfAnotherSystem: a stored cohort whose practice is an
+// identifier of a system other than ODS codes is 422 naming it, not
+// evaluated as the practice with that ODS code.
+func TestCohortPracticeOfAnotherSystem(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Group","id":"local","type":"person","actual":true,"characteristic":[
+			{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"practice"}]},"valueReference":{"identifier":{"system":"https://local.example/practice-id","value":"Y12345"}},"exclude":false}]}`)
+		oo := c.do("POST", "/Group/local/$cohort", "").want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "Group.characteristic[0]: Group/local records the criterion practice that cannot be evaluated") {
+			t.Errorf("a practice of another system: %s", got)
+		}
+	})
+}
