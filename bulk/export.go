@@ -211,6 +211,11 @@ func (e *Exporter) sweep(ctx context.Context) error {
 			e.discard(ctx, v.ID, ver)
 		}
 	}
+	// Jobs whose process stopped after this one settled them are failed
+	// too, and then expire.
+	if err := e.settle(ctx); err != nil {
+		return fmt.Errorf("export jobs left running: %w", err)
+	}
 	return e.removeOrphans(ctx, recs)
 }
 
@@ -274,24 +279,40 @@ func (e *Exporter) settle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	now := e.cfg.Now()
 	for _, v := range vs {
 		j, ver, err := readJob(ctx, recs, v.ID)
-		if err != nil {
-			continue
-		}
-		e.mu.Lock()
-		_, ours := e.places[v.ID]
-		e.mu.Unlock()
-		if ours || (j.Holder != e.cfg.Holder && now.Sub(j.Heartbeat) < stale) {
+		if err != nil || !e.abandoned(v.ID, j) {
 			continue // running here, or in another live process
 		}
-		j.State, j.Reason, j.Finished = stateFailed, "the server stopped while the export ran; start it again", now
-		if _, err := putJob(ctx, recs, v.ID, ver, j, now); err != nil {
+		if _, err := e.fail(ctx, recs, v.ID, ver, j); err != nil {
 			e.cfg.Logger.Warn("bulk: settle job", "id", v.ID, "err", err)
 		}
 	}
 	return nil
+}
+
+// abandoned reports whether job id, as recorded, was left running by a
+// stopped process: it does not run here, and either this process recorded
+// it (before a restart, when the holder is fixed) or its heartbeat is
+// stale. A process restarted within the heartbeat's staleness, under a
+// new holder, finds its old jobs' heartbeats fresh: they are abandoned
+// once stale, so their status does not stay in progress for good.
+func (e *Exporter) abandoned(id string, j *job) bool {
+	if j.State != stateRunning {
+		return false
+	}
+	e.mu.Lock()
+	_, ours := e.places[id]
+	e.mu.Unlock()
+	return !ours && (j.Holder == e.cfg.Holder || e.cfg.Now().Sub(j.Heartbeat) >= stale)
+}
+
+// fail records job id, read at version ver, failed for its process having
+// stopped, and returns the record's new version.
+func (e *Exporter) fail(ctx context.Context, recs store.Tx, id string, ver int64, j *job) (int64, error) {
+	now := e.cfg.Now()
+	j.State, j.Reason, j.Finished = stateFailed, "the server stopped while the export ran; start it again", now
+	return putJob(ctx, recs, id, ver, j, now)
 }
 
 // Operation is $export (server.Config.Operations).

@@ -705,6 +705,26 @@ func TestSnapshotMatchesAsOfTransactionTime(t *testing.T) {
 	})
 }
 
+// TestJobLeftByAQuickRestart: a job whose process stopped and started
+// again within the heartbeat's staleness, under a new holder, is found in
+// progress by the settling at the restart, its heartbeat fresh; once the
+// heartbeat is stale its status is failed, not in progress for good.
+func TestJobLeftByAQuickRestart(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		t0 := time.Now()
+		status := e.exportLeftRunning("before the restart", t0)
+		e.clock.set(t0)
+		e.x.Attach(e.x.st) // what a restarted process does
+		if r := e.do("admin", "GET", status, ""); r.status != 202 {
+			t.Fatalf("at the restart, the heartbeat fresh: %d %s", r.status, r.body)
+		}
+		e.clock.set(t0.Add(stale + time.Second))
+		if r := e.do("admin", "GET", status, ""); r.status != 500 || !strings.Contains(r.body, "stopped") {
+			t.Errorf("once the heartbeat is stale: %d %s, want 500 saying the server stopped", r.status, r.body)
+		}
+	})
+}
+
 // jobReads is an engine whose reads of the export jobs (made outside any
 // HTTP request) of Patient, Observation and Group wait until release is
 // closed, so that a test changes resources between kick-off and the
@@ -834,27 +854,32 @@ func TestGroupMembersAsOfTransactionTime(t *testing.T) {
 	}
 }
 
+// exportLeftRunning runs an export of Patient to its end and rewinds its
+// record to running, held by holder, a process that died, with heartbeat;
+// it returns the status URL.
+func (e *env) exportLeftRunning(holder string, heartbeat time.Time) string {
+	e.t.Helper()
+	e.put("/Patient/p1", patient("p1"))
+	status := e.kickOff("admin", "/$export?_type=Patient")
+	e.wait("admin", status)
+	id := strings.TrimPrefix(status, e.base+"/$export-status?_jobId=")
+	recs, _ := e.x.records()
+	j, ver, err := readJob(context.Background(), recs, id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	j.State, j.Holder, j.Heartbeat = stateRunning, holder, heartbeat
+	if _, err := putJob(context.Background(), recs, id, ver, j, time.Now()); err != nil {
+		e.t.Fatal(err)
+	}
+	return status
+}
+
 // TestJobLeftRunning: a job whose process stopped is failed after a
 // restart, never listed as complete.
 func TestJobLeftRunning(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e *env) {
-		e.put("/Patient/p1", patient("p1"))
-		status := e.kickOff("admin", "/$export?_type=Patient")
-		e.wait("admin", status)
-		id := strings.TrimPrefix(status, e.base+"/$export-status?_jobId=")
-		// Rewind the record to running, held by a process that died.
-		recs, _ := e.x.records()
-		j, ver, err := readJob(context.Background(), recs, id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		j.State, j.Holder, j.Heartbeat = stateRunning, "dead", time.Now().Add(-time.Hour)
-		if _, err := putJob(context.Background(), recs, id, ver, j, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-		if r := e.do("admin", "GET", status, ""); r.status != 202 {
-			t.Fatalf("before the restart: %d", r.status)
-		}
+		status := e.exportLeftRunning("dead", time.Now().Add(-time.Hour))
 		e.x.Attach(e.x.st) // what a restarted process does
 		if r := e.do("admin", "GET", status, ""); r.status != 500 || !strings.Contains(r.body, "stopped") {
 			t.Errorf("after the restart: %d %s", r.status, r.body)

@@ -63,6 +63,13 @@ func (e *Exporter) ownJob(w http.ResponseWriter, r *http.Request) (string, *job,
 		outcome(w, http.StatusInternalServerError, "exception", "the export job could not be read")
 		return "", nil, 0
 	}
+	if e.abandoned(id, j) {
+		// Its process stopped since this one settled the jobs left
+		// running: failed, not in progress for good.
+		if v, err := e.fail(r.Context(), recs, id, ver, j); err == nil {
+			ver = v
+		}
+	}
 	if e.expired(j) {
 		e.discard(r.Context(), id, ver)
 		outcome(w, http.StatusNotFound, "not-found", "export job "+strconv.Quote(id)+" has expired")
