@@ -13,6 +13,7 @@ import (
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/mappers"
+	"carefhir/mappers/pds"
 	"carefhir/operation"
 )
 
@@ -95,6 +96,9 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle, merges map[
 		if kept := keepMerge(k, cur); kept != nil {
 			issues = append(issues, *kept)
 		}
+		// Only PDS labels what it sends; a merge starts from the stored
+		// version, labels included, so they are looked for before it.
+		labelled := labels(k.entry.Resource)
 		if merge := merges[k.entry.FullUrl.Get()]; merge != nil {
 			// merge may change what it is given: a copy, since cur is
 			// what holds compares with.
@@ -110,6 +114,11 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle, merges map[
 			})
 		}
 		keepSecurity(k.entry.Resource, cur)
+		if !labelled {
+			if kept := keepWhereabouts(k, cur); kept != nil {
+				issues = append(issues, *kept)
+			}
+		}
 		k.entry.Resource.SetID(k.match)
 		same, err := holds(cur, k.entry.Resource, refs)
 		if err != nil {
@@ -127,11 +136,7 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle, merges map[
 // keepMerge keeps the merge of the stored Patient cur, which k matches,
 // when k writes over it, and returns the Warning that says so, or nil.
 func keepMerge(k *keyed, cur fhir.Resource) *mappers.Issue {
-	p, ok := k.entry.Resource.(*fhir.Patient)
-	if !ok {
-		return nil
-	}
-	stored, ok := cur.(*fhir.Patient)
+	p, stored, ok := patients(k, cur)
 	if !ok || !mappers.KeepMerge(p, stored) {
 		return nil
 	}
@@ -151,8 +156,7 @@ func keepMerge(k *keyed, cur fhir.Resource) *mappers.Issue {
 // labels of cur when res has none of its own. Only PDS says whether a
 // record is sensitive, and it labels every Patient it sends (U, R or V):
 // an HL7 v2 message, a CSV row or a GP Connect record that says nothing
-// must not lift the restricted label PDS set, which keeps the address of
-// a sensitive record out of its exports.
+// must not lift the restricted label PDS set.
 func keepSecurity(res, cur fhir.Resource) {
 	held := cur.GetMeta()
 	if held == nil || len(held.Security) == 0 {
@@ -166,6 +170,36 @@ func keepSecurity(res, cur fhir.Resource) {
 	if len(meta.Security) == 0 {
 		meta.Security = held.Security
 	}
+}
+
+// labels reports whether res carries security labels of its own.
+func labels(res fhir.Resource) bool {
+	meta := res.GetMeta()
+	return meta != nil && len(meta.Security) > 0
+}
+
+// keepWhereabouts keeps out of the Patient k writes, from a source that
+// does not label records, the address, telecoms, contacts and practice
+// of the restricted record cur it writes over (pds.KeepWhereabouts), and
+// returns the Warning that says so when the entry held any, or nil.
+func keepWhereabouts(k *keyed, cur fhir.Resource) *mappers.Issue {
+	p, stored, ok := patients(k, cur)
+	if !ok || !pds.KeepWhereabouts(p, stored) {
+		return nil
+	}
+	is := mappers.Warnf("Patient?identifier="+k.token, "the record is restricted (PDS): its address, telecoms, contacts and practice stay as PDS gave them, and this import's are not stored")
+	return &is
+}
+
+// patients returns the Patient k writes and the stored one cur, when both
+// are Patients.
+func patients(k *keyed, cur fhir.Resource) (p, stored *fhir.Patient, ok bool) {
+	p, ok = k.entry.Resource.(*fhir.Patient)
+	if !ok {
+		return nil, nil, false
+	}
+	stored, ok = cur.(*fhir.Patient)
+	return p, stored, ok
 }
 
 // keyOf returns the identifier e is written conditionally on, or nil.

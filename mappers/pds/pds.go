@@ -7,6 +7,7 @@
 package pds
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -330,8 +331,43 @@ func Redact(p *fhir.Patient) *fhir.Patient {
 	c := *p
 	c.Address, c.Telecom, c.Contact, c.GeneralPractitioner, c.ManagingOrganization = nil, nil, nil, nil, nil
 	c.Text, c.Contained = nil, nil
-	c.Extension = slices.DeleteFunc(slices.Clone(p.Extension), func(e *fhir.Extension) bool {
-		return e.Url == "http://hl7.org/fhir/StructureDefinition/patient-birthPlace" || strings.HasSuffix(e.Url, "NominatedPharmacy") || strings.HasSuffix(e.Url, "PreferredDispenserOrganization") || strings.HasSuffix(e.Url, "MedicalApplianceSupplier")
-	})
+	c.Extension = slices.DeleteFunc(slices.Clone(p.Extension), locating)
 	return &c
+}
+
+// locating reports whether an extension of a Patient says where the
+// person can be found or is looked after, which Redact withholds.
+func locating(e *fhir.Extension) bool {
+	return e.Url == "http://hl7.org/fhir/StructureDefinition/patient-birthPlace" || strings.HasSuffix(e.Url, "NominatedPharmacy") || strings.HasSuffix(e.Url, "PreferredDispenserOrganization") || strings.HasSuffix(e.Url, "MedicalApplianceSupplier")
+}
+
+// KeepWhereabouts gives p, an update of the stored record from a source
+// that does not label records (an HL7 v2 message, a CSV row, a GP
+// Connect record), the elements Redact withholds as stored holds them,
+// when stored is restricted: PDS withholds a sensitive person's address,
+// telecoms, contacts and practice from every consumer, and a local system
+// that still holds them must not bring them back into the shared record.
+// It reports whether p held any of them otherwise, so that the import can
+// say what it did not store.
+func KeepWhereabouts(p, stored *fhir.Patient) bool {
+	if !Restricted(stored) {
+		return false
+	}
+	before, berr := fhirjson.Marshal(whereabouts(p))
+	p.Address, p.Telecom, p.Contact = stored.Address, stored.Telecom, stored.Contact
+	p.GeneralPractitioner, p.ManagingOrganization = stored.GeneralPractitioner, stored.ManagingOrganization
+	p.Text, p.Contained = stored.Text, stored.Contained
+	p.Extension = append(slices.DeleteFunc(slices.Clone(p.Extension), locating), slices.DeleteFunc(slices.Clone(stored.Extension), func(e *fhir.Extension) bool { return !locating(e) })...)
+	after, aerr := fhirjson.Marshal(whereabouts(p))
+	return berr != nil || aerr != nil || !bytes.Equal(before, after)
+}
+
+// whereabouts is a Patient holding only what Redact withholds of p.
+func whereabouts(p *fhir.Patient) *fhir.Patient {
+	return &fhir.Patient{
+		Address: p.Address, Telecom: p.Telecom, Contact: p.Contact,
+		GeneralPractitioner: p.GeneralPractitioner, ManagingOrganization: p.ManagingOrganization,
+		Text: p.Text, Contained: p.Contained,
+		Extension: slices.DeleteFunc(slices.Clone(p.Extension), func(e *fhir.Extension) bool { return !locating(e) }),
+	}
 }
