@@ -1238,11 +1238,18 @@ func TestImportCSVShiftedRow(t *testing.T) {
 	report := "Organisation,NHS Number,First Name,Surname,Gender,Number and Street,Postcode\r\n" +
 		"Y12345,943 476 0089,Bob,Lee,M,12 Park Road,LS2 2BB\r\n" +
 		"Y12345,943 476 5919,Ann,Lee,F,Flat 2, 10 High Street,LS1 4AP\r\n"
+	wantCSVRefused(t, report, "line 3, column 8")
+}
+
+// wantCSVRefused imports an EMIS patient list report on each engine: it
+// is refused with 400 naming where, and nothing is stored.
+func wantCSVRefused(t *testing.T, report, where string) {
+	t.Helper()
 	eachEngine(t, func(t *testing.T, c *client) {
 		before := storedCounts(t, c)
 		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", report, "Content-Type", "text/csv").want(t, 400)
-		if !strings.Contains(string(r.body), `"expression":["line 3, column 8"]`) {
-			t.Errorf("the refusal does not name line 3, column 8: %s", r.body)
+		if !strings.Contains(string(r.body), `"expression":["`+where+`"]`) {
+			t.Errorf("the refusal does not name %s: %s", where, r.body)
 		}
 		if got := storedCounts(t, c); got != before {
 			t.Errorf("a refused report changed the counts: %s, then %s", before, got)
@@ -1272,4 +1279,16 @@ func TestImportCSVCarriageReturns(t *testing.T) {
 			t.Errorf("the refusal does not name line 3: %s", r.body)
 		}
 	}, withImport)
+}
+
+// TestImportCSVOpenQuote imports a report where a quote opened in a cell
+// of line 2 is never closed, so that every later line is read into that
+// cell: the refusal names line 2, where the row starts, not the last line
+// of the file, and nothing is stored.
+func TestImportCSVOpenQuote(t *testing.T) {
+	report := "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\n" +
+		"Y12345,943 476 5919,\"Ann,Lee,12-Oct-1948,F\n" +
+		"Y12345,943 476 0089,Bob,Lee,12-Oct-1948,M\n" +
+		"Y12345,999 000 0018,Cy,Lee,12-Oct-1948,M\n"
+	wantCSVRefused(t, report, "line 2")
 }

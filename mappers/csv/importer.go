@@ -186,7 +186,10 @@ func (im *Importer) Next() (*mappers.Result, error) {
 		if err != nil {
 			var pe *stdcsv.ParseError
 			if errors.As(err, &pe) {
-				res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d", pe.Line), "%v", pe.Err))
+				// The row is named by the line it starts on: a quote left
+				// open there reads every later line into its cell, and
+				// the error is met at the end of the file.
+				res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d", pe.StartLine), "%v, met at line %d, byte %d", pe.Err, pe.Line, pe.Column))
 				rows++
 				continue
 			}
