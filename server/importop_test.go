@@ -1292,3 +1292,22 @@ func TestImportCSVOpenQuote(t *testing.T) {
 		"Y12345,999 000 0018,Cy,Lee,12-Oct-1948,M\n"
 	wantCSVRefused(t, report, "line 2")
 }
+
+// TestImportCSVRepeatedHeader imports a report that repeats the headers
+// of a value and its date the mapping reads: the first pair is imported,
+// and the report warns, naming each header, that the others are not.
+func TestImportCSVRepeatedHeader(t *testing.T) {
+	report := "Organisation,NHS Number,First Name,Surname,HbA1c,HbA1c Date,HbA1c,HbA1c Date\n" +
+		"Y12345,943 476 5919,Ann,Lee,48,01/02/2026,52,01/05/2026\n"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", report, "Content-Type", "text/csv").want(t, 200)
+		for _, header := range []string{"HbA1c", "HbA1c Date"} {
+			if !strings.Contains(string(r.body), `{"name":"location","valueString":"line 1, column `+header+`"},{"name":"message","valueString":"2 columns are headed`) {
+				t.Errorf("the report does not warn that %q is repeated: %s", header, r.body)
+			}
+		}
+		if got := toJSON(t, storedOne(t, c, "Observation")["valueQuantity"]); !strings.Contains(got, `"value":48`) {
+			t.Errorf("stored HbA1c %s, want the first column's 48", got)
+		}
+	}, withImport)
+}

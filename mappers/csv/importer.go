@@ -99,11 +99,23 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 		}
 	}
 	line, _ := cr.FieldPos(0)
+	headed := map[string]int{} // how many columns have each header
+	for _, h := range im.header {
+		headed[key(h)]++
+	}
 	seen := map[string]bool{}
 	for _, c := range m.columns() {
-		if _, ok := im.cols[key(c)]; !ok && !seen[key(c)] {
-			seen[key(c)] = true
+		if seen[key(c)] {
+			continue
+		}
+		seen[key(c)] = true
+		switch i, ok := im.cols[key(c)]; {
+		case !ok:
 			im.pending = append(im.pending, mappers.Warnf(fmt.Sprintf("line %d", line), "no column %q, which the mapping %q names: its values are not imported", c, m.Name))
+		case headed[key(c)] > 1:
+			// A report that repeats a header (a "Date" after each value)
+			// cannot say which the mapping means.
+			im.pending = append(im.pending, mappers.Warnf(fmt.Sprintf("line %d, column %s", line, c), "%d columns are headed %q: the first, column %d, is read and the others are not imported; name them apart in the report or the mapping", headed[key(c)], c, i+1))
 		}
 	}
 	for _, c := range m.FillDown {
