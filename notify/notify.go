@@ -129,7 +129,7 @@ type Notifier struct {
 	checks atomic.Int64
 
 	idMu   sync.Mutex
-	lastID int64
+	lastID int64 // rows this process issued
 
 	wake chan struct{}
 
@@ -366,7 +366,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 				}
 			}
 			if res.Status.Get() == statusRequested {
-				if err := n.enqueue(ctx, tx, &row{Subscription: c.ID, Kind: kindHandshake, SubscriptionVersion: c.Version.VersionID, Created: now}); err != nil {
+				if err := n.enqueue(ctx, tx, &row{Subscription: c.ID, Kind: kindHandshake, SubscriptionVersion: c.Version.VersionID, Created: now}, c.Version.LastUpdated, 0); err != nil {
 					return nil, err
 				}
 			}
@@ -420,7 +420,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 		if sub.topic != nil {
 			ev.Topic = sub.topic.URL
 		}
-		if err := n.enqueue(ctx, tx, ev); err != nil {
+		if err := n.enqueue(ctx, tx, ev, c.Version.LastUpdated, c.Version.VersionID); err != nil {
 			return nil, err
 		}
 	}
@@ -476,9 +476,10 @@ func (n *Notifier) topicType(ctx context.Context, s operation.Store, typ string)
 	return slices.ContainsFunc(subs, func(sub *subscription) bool { return sub.topic != nil && sub.typ == typ && sub.live() })
 }
 
-// enqueue writes a new outbox row and wakes the deliverer.
-func (n *Notifier) enqueue(ctx context.Context, tx store.Tx, r *row) error {
-	w, err := rowWrite(n.nextID(r.Created), 0, r, r.Created)
+// enqueue writes a new outbox row, ordered by nextID, and wakes the
+// deliverer.
+func (n *Notifier) enqueue(ctx context.Context, tx store.Tx, r *row, at time.Time, version int64) error {
+	w, err := rowWrite(n.nextID(at, version), 0, r, r.Created)
 	if err != nil {
 		return err
 	}
@@ -492,17 +493,22 @@ func (n *Notifier) enqueue(ctx context.Context, tx store.Tx, r *row) error {
 	return nil
 }
 
-// nextID returns an outbox row id that sorts after every id this process
-// issued before: the time in nanoseconds, zero-padded, and the holder.
-func (n *Notifier) nextID(now time.Time) string {
+// nextID returns the id of an outbox row about a version written at (its
+// lastUpdated) as version: at in nanoseconds, version, then a count of the
+// rows this process issued, and the holder, so that rows sort by
+// lastUpdated and version. A version is never dated before the one it
+// replaces, whichever process writes it (server/service.go, notBefore),
+// so the rows of one resource sort in the order of its versions even when
+// they come from processes whose clocks are apart; this process's clock,
+// which may be, orders nothing. A handshake is given version 0, so that it
+// comes before the events written with its Subscription, in a
+// transaction, which share its lastUpdated.
+func (n *Notifier) nextID(at time.Time, version int64) string {
 	n.idMu.Lock()
-	t := now.UnixNano()
-	if t <= n.lastID {
-		t = n.lastID + 1
-	}
-	n.lastID = t
+	n.lastID++
+	seq := n.lastID
 	n.idMu.Unlock()
-	return fmt.Sprintf("%019d-%s", t, n.cfg.Holder)
+	return fmt.Sprintf("%019d-%012d-%012d-%s", at.UnixNano(), version, seq, n.cfg.Holder)
 }
 
 // invalidate makes the next match reload the subscriptions.

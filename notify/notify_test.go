@@ -808,6 +808,66 @@ func TestTwoProcessesClocksApart(t *testing.T) {
 	<-done
 }
 
+// TestTwoProcessesOneResourceInOrder: two servers on one MongoDB database
+// whose clocks are an hour apart write versions of one resource in turn,
+// the second from the process whose clock is behind: its notifications
+// are delivered in the order of the versions.
+func TestTwoProcessesOneResourceInOrder(t *testing.T) {
+	eng := engines[1]
+	uri := eng.place(t)
+	a := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "a" })
+	b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b" })
+	b.clock.Advance(-time.Hour)
+	rx := newReceiver(t)
+	a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json"))
+	a.deliver()
+	rx.take()
+	id := idOf(t, a.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+	updated := strings.Replace(appointment("p1", "booked"), `"resourceType":"Appointment"`, `"resourceType":"Appointment","id":"`+id+`","comment":"moved"`, 1)
+	if r := b.do("admin", "PUT", "/Appointment/"+id, updated); r.status != 200 {
+		t.Fatalf("update: %d %s", r.status, r.body)
+	}
+	a.deliver()
+	var versions []string
+	for _, g := range rx.take() {
+		var v struct{ Meta struct{ VersionID string } }
+		json.Unmarshal([]byte(g.Body), &v)
+		versions = append(versions, v.Meta.VersionID)
+	}
+	if want := []string{"1", "2"}; !slices.Equal(versions, want) {
+		t.Errorf("versions delivered: %v, want %v", versions, want)
+	}
+}
+
+// TestHandshakeBeforeEventsOfItsTransaction: a transaction that writes a
+// Subscription again as requested and a resource it matches has the
+// handshake delivered first, then the notification.
+func TestHandshakeBeforeEventsOfItsTransaction(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		sub := idOf(t, e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/old", "application/fhir+json")))
+		e.deliver()
+		rx.take()
+		again := strings.Replace(subscription("Appointment?status=booked", rx.URL+"/new", "application/fhir+json"),
+			`"resourceType":"Subscription"`, `"resourceType":"Subscription","id":"`+sub+`"`, 1)
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[` +
+			`{"resource":` + again + `,"request":{"method":"PUT","url":"Subscription/` + sub + `"}},` +
+			`{"resource":` + appointment("p1", "booked") + `,"request":{"method":"POST","url":"Appointment"}}]}`
+		if r := e.do("admin", "POST", "/", tx); r.status != 200 {
+			t.Fatalf("transaction: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		var got []string
+		for _, g := range rx.take() {
+			got = append(got, g.Method+" "+strings.SplitN(g.Path, "/Appointment/", 2)[0])
+		}
+		if want := []string{"POST /new", "PUT /new"}; !slices.Equal(got, want) {
+			t.Errorf("delivered %v, want %v: the handshake, then the notification", got, want)
+		}
+	})
+}
+
 // TestRedirectNotFollowed: an endpoint that redirects does not lead the
 // server elsewhere; the redirect is a failed delivery.
 func TestRedirectNotFollowed(t *testing.T) {
