@@ -413,21 +413,9 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 		}
 		return delivered, nil
 	}
-	o, err := readOwner(ctx, recs.Records(), sub.id)
-	if err != nil || rw.SubscriptionVersion < o.Since {
-		return dropped, nil // matched for a Subscription deleted since
-	}
-	p, err := o.principal()
-	if err != nil {
-		return dropped, nil
-	}
-	if n.cfg.Reauthorize != nil {
-		still, err := n.cfg.Reauthorize(p, n.cfg.Now())
-		if err != nil {
-			n.lapse(ctx, sub.id, p, err)
-			return dropped, nil
-		}
-		p = still
+	o, p, ok := n.authorisedOwner(ctx, recs.Records(), sub.id)
+	if !ok || rw.SubscriptionVersion < o.Since {
+		return dropped, nil // no owner, lapsed, or matched for a Subscription deleted since
 	}
 	octx, rec := access.Begin(ctx)
 	octx = access.WithPrincipal(octx, p)
@@ -469,6 +457,30 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 		n.audit(p, rw, rec)
 	}
 	return delivered, nil
+}
+
+// authorisedOwner returns the owner recorded for subscription sub, and
+// its principal as it may act now: when the server re-checks owners
+// (Config.Reauthorize), narrowed to what its authorisation still allows.
+// ok is false when there is no owner, or its authorisation has lapsed,
+// which sets the subscription to error: nothing is to be sent to it.
+func (n *Notifier) authorisedOwner(ctx context.Context, recs store.Reader, sub string) (o owner, p *access.Principal, ok bool) {
+	o, err := readOwner(ctx, recs, sub)
+	if err != nil {
+		return o, nil, false
+	}
+	if p, err = o.principal(); err != nil {
+		return o, nil, false
+	}
+	if n.cfg.Reauthorize != nil {
+		still, err := n.cfg.Reauthorize(p, n.cfg.Now())
+		if err != nil {
+			n.lapse(ctx, sub, p, err)
+			return o, nil, false
+		}
+		p = still
+	}
+	return o, p, true
 }
 
 // audit records that the notification of rw, which named or carried the

@@ -221,3 +221,24 @@ func (r *receiver) take() []received {
 	r.got = nil
 	return got
 }
+
+// appClaims are the claims of the token "app", of a trusted issuer, which
+// may read Appointments and write Subscriptions until exp.
+func appClaims(exp time.Time) map[string]any {
+	return map[string]any{"sub": "app", "scope": "user/Appointment.rs user/Subscription.cru", "exp": exp.Unix()}
+}
+
+// newEnvExpiringApp is newEnv on eng with the token "app" (appClaims),
+// current for the requests (checked on the real clock) and for the first
+// deliveries (on the test's clock): it expires five minutes after the
+// later of the two, at the time returned.
+func newEnvExpiringApp(t *testing.T, eng engine) (*env, time.Time) {
+	t.Helper()
+	exp := time.Now().Add(5 * time.Minute)
+	e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{"app": appClaims(exp)})
+	if c := e.clock.Now(); c.After(time.Now()) {
+		exp = c.Add(5 * time.Minute)
+		e.tokens["app"] = e.idp.Sign(t, authtest.Claims(issuer, e.base, appClaims(exp)))
+	}
+	return e, exp
+}

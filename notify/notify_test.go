@@ -909,17 +909,7 @@ func TestTypesLimit(t *testing.T) {
 // why; written again with a current token, it delivers again.
 func TestOwnerAuthorisationLapses(t *testing.T) {
 	eachEngine(t, func(t *testing.T, eng engine) {
-		app := func(exp time.Time) map[string]any {
-			return map[string]any{"sub": "app", "scope": "user/Appointment.rs user/Subscription.cru", "exp": exp.Unix()}
-		}
-		// Current for the requests (checked on the real clock) and for the
-		// first deliveries (on the test's).
-		exp := time.Now().Add(5 * time.Minute)
-		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{"app": app(exp)})
-		if c := e.clock.Now(); c.After(time.Now()) {
-			exp = c.Add(5 * time.Minute)
-			e.tokens["app"] = e.idp.Sign(t, authtest.Claims(issuer, e.base, app(exp)))
-		}
+		e, exp := newEnvExpiringApp(t, eng)
 		rx := newReceiver(t)
 		body := subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json")
 		r := e.do("app", "POST", "/Subscription", body)
@@ -951,7 +941,7 @@ func TestOwnerAuthorisationLapses(t *testing.T) {
 			t.Fatalf("delivered %+v to a lapsed subscription", got)
 		}
 
-		e.tokens["app"] = e.idp.Sign(t, authtest.Claims(issuer, e.base, app(e.clock.Now().Add(time.Hour))))
+		e.tokens["app"] = e.idp.Sign(t, authtest.Claims(issuer, e.base, appClaims(e.clock.Now().Add(time.Hour))))
 		renewed := strings.Replace(body, `"resourceType":"Subscription"`, `"resourceType":"Subscription","id":"`+sub+`"`, 1)
 		if r := e.do("app", "PUT", "/Subscription/"+sub, renewed); r.status != 200 {
 			t.Fatalf("renew: %d %s", r.status, r.body)

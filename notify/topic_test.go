@@ -363,3 +363,38 @@ func TestHeartbeatPeriodOfNewSubscription(t *testing.T) {
 		}
 	})
 }
+
+// TestHeartbeatStopsWhenOwnerLapses: once the token of a subscription's
+// owner has expired, it is sent no more heartbeats, which would tell the
+// receiver that all is well, and is set to error, saying why.
+func TestHeartbeatStopsWhenOwnerLapses(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e, exp := newEnvExpiringApp(t, eng)
+		rx := newReceiver(t)
+		r := e.do("app", "POST", "/Subscription", topicSubscription("appointment-booked", "", rx.URL+"/hook", "id-only", 60))
+		if r.status != 201 {
+			t.Fatalf("subscribe: %d %s", r.status, r.body)
+		}
+		sub := idOf(t, r)
+		e.deliver()
+		e.clock.Advance(61 * time.Second)
+		e.deliver()
+		var types []string
+		for _, g := range rx.take() {
+			types = append(types, readNotification(t, g.Body).Type)
+		}
+		if fmt.Sprint(types) != "[handshake heartbeat]" {
+			t.Fatalf("sent %v while the token is current, want the handshake and a heartbeat", types)
+		}
+
+		e.clock.Advance(exp.Sub(e.clock.Now()) + 2*time.Minute)
+		e.deliver()
+		if got := rx.take(); len(got) != 0 {
+			t.Errorf("sent %d notifications after the owner's token expired", len(got))
+		}
+		r = e.do("admin", "GET", "/Subscription/"+sub, "")
+		if st, why := field(t, r.body, "status"), field(t, r.body, "error"); st != "error" || !strings.Contains(why, "token expired at") {
+			t.Errorf("subscription after the lapse: status %q, error %q", st, why)
+		}
+	})
+}

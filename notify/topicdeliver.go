@@ -243,8 +243,12 @@ func (n *Notifier) dueHeartbeats(ctx context.Context) map[string]func(context.Co
 	return due
 }
 
-// heartbeat sends sub a heartbeat.
+// heartbeat sends sub a heartbeat, while its owner's authorisation is in
+// place: a heartbeat tells the receiver that the subscription is active.
 func (n *Notifier) heartbeat(ctx context.Context, recs store.Tx, sub *subscription, now time.Time) {
+	if _, _, ok := n.authorisedOwner(ctx, recs, sub.id); !ok {
+		return
+	}
 	c, err := readCounter(ctx, recs, sub.id)
 	if err != nil {
 		n.cfg.Logger.Warn("notify: heartbeat", "subscription", sub.id, "err", err)
