@@ -142,6 +142,7 @@ func TestSubscriptionRefused(t *testing.T) {
 			{"unknown parameter", subscription("Appointment?colour=red", "https://rx.test/", ""), "Subscription.criteria"},
 			{"unknown type", subscription("Spaceship?status=booked", "https://rx.test/", ""), "Subscription.criteria"},
 			{"chain", subscription("Appointment?patient.name=Ward", "https://rx.test/", ""), "Subscription.criteria"},
+			{"audit trail", subscription("AuditEvent?patient=Patient/p1", "https://rx.test/", ""), "Subscription.criteria"},
 			{"bad payload", subscription("Appointment?status=booked", "https://rx.test/", "text/plain"), "Subscription.channel.payload"},
 			{"http elsewhere", subscription("Appointment?status=booked", "http://rx.test/", ""), "Subscription.channel.endpoint"},
 			{"metadata", subscription("Appointment?status=booked", "https://169.254.169.254/latest", ""), "Subscription.channel.endpoint"},

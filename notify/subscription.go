@@ -97,6 +97,12 @@ func (n *Notifier) parseSubscription(res *fhir.Subscription) (*subscription, err
 		}
 		s.typ, s.where = typ, where
 	}
+	if s.typ == "AuditEvent" {
+		// The audit trail is written by the server beside each request,
+		// not through the write path whose hook matches subscriptions:
+		// such a subscription would never be notified.
+		return nil, operation.Errorf(422, "not-supported", "Subscription.criteria", "AuditEvents are recorded by the server's audit trail, whose records are not notified; search them instead")
+	}
 	if !n.subscribable(s.typ) {
 		return nil, operation.Errorf(422, "not-supported", "Subscription.criteria", "this server does not notify of %s; it notifies of %v", s.typ, n.cfg.Types)
 	}
