@@ -464,6 +464,28 @@ func TestSubscriptionCreatedAgain(t *testing.T) {
 	})
 }
 
+// TestProvenanceOfWriteNotified: the Provenance a client sends with a
+// write in X-Provenance is notified as one it creates itself.
+func TestProvenanceOfWriteNotified(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		e.do("admin", "POST", "/Subscription", subscription("Provenance?agent=Practitioner/gp1", rx.URL+"/hook", "application/fhir+json"))
+		e.deliver()
+		rx.take()
+		prov := `{"resourceType":"Provenance","recorded":"2026-12-01T09:00:00Z","agent":[{"who":{"reference":"Practitioner/gp1"}}]}`
+		r := e.doWith("admin", "POST", "/Appointment", appointment("p1", "booked"), http.Header{"X-Provenance": {prov}})
+		if r.status != 201 {
+			t.Fatalf("create: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		got := rx.take()
+		if len(got) != 1 || !strings.HasPrefix(got[0].Path, "/hook/Provenance/") || !strings.Contains(got[0].Body, `"Appointment/`+idOf(t, r)+`/_history/1"`) {
+			t.Errorf("delivered %+v, want the Provenance of the Appointment", got)
+		}
+	})
+}
+
 // TestBacklogHoldsBackNoOther: a failing subscription whose rows fill a
 // scan's batch does not hold back another subscription's notifications.
 func TestBacklogHoldsBackNoOther(t *testing.T) {

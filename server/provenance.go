@@ -66,18 +66,20 @@ func (a *api) readProvenance(c *gin.Context) {
 // writeProvenance writes the X-Provenance of ctx's request, if any and not
 // written yet, targeting the version v of wr, in w: the unit of work of
 // the write. The Provenance is decided and validated like any write of
-// the client's.
+// the client's, and runs the hooks of Provenances, as one the client
+// creates itself (so Subscriptions to Provenances are notified of it).
 func (s *service) writeProvenance(ctx context.Context, w store.Writer, wr *store.Write) error {
 	p := provenanceFrom(ctx)
 	if p == nil {
 		return nil
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.written {
+	written := p.written
+	p.written = true
+	p.mu.Unlock()
+	if written {
 		return nil
 	}
-	p.written = true
 	res := p.res
 	res.Target = []*fhir.Reference{{Reference: fhir.NewString(wr.Type + "/" + wr.ID + "/_history/" + strconv.FormatInt(wr.VersionID(), 10))}}
 	if res.Recorded == nil {
@@ -92,7 +94,8 @@ func (s *service) writeProvenance(ctx context.Context, w store.Writer, wr *store
 	if err != nil {
 		return err
 	}
-	if err := w.Put(ctx, pw); err != nil {
+	// Its own writeProvenance, in putHooked, finds it written.
+	if err := s.putHooked(ctx, w, pw, res); err != nil {
 		return fmt.Errorf("X-Provenance: %w", err)
 	}
 	return nil
