@@ -1311,3 +1311,30 @@ func TestImportCSVRepeatedHeader(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportGPConnectInterpreter imports a GP Connect patient whose NHS
+// communication extensions say an interpreter is needed for one of two
+// languages: the stored Patient says so with R4's interpreterRequired
+// extension, once, and keeps both languages.
+func TestImportGPConnectInterpreter(t *testing.T) {
+	const comm = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-NHSCommunication-1"
+	language := func(code string, interpreter bool) string {
+		return fmt.Sprintf(`{"url":%q,"extension":[{"url":"language","valueCodeableConcept":{"coding":[{"system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-HumanLanguage-1","code":%q}]}},{"url":"interpreterRequired","valueBoolean":%t}]}`, comm, code, interpreter)
+	}
+	record := `{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","id":"p",
+		"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9690937286"}],
+		"extension":[` + language("gd", true) + `,` + language("en", false) + `]}}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		report := c.do("POST", "/$import?format=gpconnect", record, "Content-Type", "application/fhir+json").want(t, 200)
+		if strings.Contains(string(report.body), "interpreterRequired") {
+			t.Errorf("the report says the interpreter need is not carried: %s", report.body)
+		}
+		p := storedOne(t, c, "Patient")
+		if got := toJSON(t, p["extension"]); got != `[{"url":"http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired","valueBoolean":true}]` {
+			t.Errorf("Patient.extension %s", got)
+		}
+		if got := len(p["communication"].([]any)); got != 2 {
+			t.Errorf("%d languages stored, want 2", got)
+		}
+	}, withImport)
+}

@@ -303,6 +303,10 @@ func nhsCommunication(c *conv, out map[string]any, ext map[string]any, path stri
 			put(comm, "language", c.value(sub["valueCodeableConcept"], p+".valueCodeableConcept"))
 		case "preferred":
 			put(comm, "preferred", sub["valueBoolean"])
+		case "interpreterRequired":
+			if b, ok := sub["valueBoolean"].(bool); ok {
+				interpreterRequired(out, b)
+			}
 		default:
 			c.warn(p, "%v of the NHS communication extension has no UK Core equal", sub["url"])
 		}
@@ -314,6 +318,23 @@ func nhsCommunication(c *conv, out map[string]any, ext map[string]any, path stri
 		return
 	}
 	out["communication"] = append(asList(out["communication"]), comm)
+}
+
+// interpreterRequiredURL is the R4 core extension saying whether the
+// patient needs an interpreter, which GP Connect says per language.
+const interpreterRequiredURL = "http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired"
+
+// interpreterRequired records on the Patient out whether an interpreter
+// is needed: R4 says it once for the patient, so it is needed when GP
+// Connect says so for any language.
+func interpreterRequired(out map[string]any, needed bool) {
+	for _, x := range asList(out["extension"]) {
+		if ext := object(x); ext["url"] == interpreterRequiredURL {
+			ext["valueBoolean"] = ext["valueBoolean"] == true || needed
+			return
+		}
+	}
+	out["extension"] = append(asList(out["extension"]), map[string]any{"url": interpreterRequiredURL, "valueBoolean": needed})
 }
 
 func eligibility(c *conv, out map[string]any, v any, path string) {
