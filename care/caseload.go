@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -78,9 +77,7 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 		}
 	}
 	s := inv.Store
-	if v, err := s.Read(ctx, inv.Type, inv.ID); errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
-		return nil, operation.Errorf(http.StatusNotFound, "not-found", "", "%s/%s is not known", inv.Type, inv.ID)
-	} else if err != nil {
+	if _, err := readInstance(ctx, s, inv.Type, inv.ID); err != nil {
 		return nil, err
 	}
 	patients, err := c.caseloadPatients(ctx, s, inv.Type, inv.ID)

@@ -196,10 +196,7 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 	var out *fhir.Group
 	var stored []byte
 	err := inv.Store.Transact(ctx, func(s operation.Store) error {
-		v, err := s.Read(ctx, "Group", inv.ID)
-		if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
-			return operation.Errorf(http.StatusNotFound, "not-found", "", "Group/%s is not known", inv.ID)
-		}
+		v, err := readInstance(ctx, s, "Group", inv.ID)
 		if err != nil {
 			return err
 		}

@@ -361,10 +361,7 @@ func (c *Care) pamScore(ctx context.Context, inv *operation.Invocation) (*operat
 	}
 	var score *Score
 	err := inv.Store.Transact(ctx, func(s operation.Store) error {
-		v, err := s.Read(ctx, "QuestionnaireResponse", inv.ID)
-		if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
-			return operation.Errorf(http.StatusNotFound, "not-found", "", "QuestionnaireResponse/%s is not known", inv.ID)
-		}
+		v, err := readInstance(ctx, s, "QuestionnaireResponse", inv.ID)
 		if err != nil {
 			return err
 		}

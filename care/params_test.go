@@ -76,3 +76,27 @@ func TestOperationBodyNotParameters(t *testing.T) {
 		}
 	})
 }
+
+// TestOperationOnDeleted: an operation invoked on a resource that was
+// deleted is 410, as a read of it is, and on one never held 404.
+func TestOperationOnDeleted(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.do("PUT", "/QuestionnaireResponse/q1", pamResponse("q1", "completed", "2026-11-01T10:00:00Z", "3", "50")).want(http.StatusCreated)
+		c.put(`{"resourceType":"Group","id":"frail","type":"person","actual":true,"characteristic":[{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"age-min"}]},"valueQuantity":{"value":80},"exclude":false}]}`)
+		for _, tc := range []struct{ method, resource, op string }{
+			{"GET", "/Practitioner/gp", "$caseload"},
+			{"POST", "/Group/frail", "$cohort"},
+			{"POST", "/QuestionnaireResponse/q1", "$pam-score"},
+		} {
+			c.do(tc.method, tc.resource+"/"+tc.op, "").want(http.StatusOK)
+			c.do("DELETE", tc.resource, "").want(http.StatusNoContent)
+			c.do("GET", tc.resource, "").want(http.StatusGone)
+			oo := c.do(tc.method, tc.resource+"/"+tc.op, "").want(http.StatusGone)
+			if got := issues(oo); !strings.Contains(got, "deleted") || !strings.Contains(got, strings.TrimPrefix(tc.resource, "/")+" was deleted") {
+				t.Errorf("%s %s on a deleted resource: %s", tc.method, tc.op, got)
+			}
+			c.do(tc.method, tc.resource+"-never/"+tc.op, "").want(http.StatusNotFound)
+		}
+	})
+}
