@@ -346,17 +346,23 @@ func TestBigNumbers(t *testing.T) {
 	})
 }
 
-// A decimal of a million digits is stored and read back as written, in
-// well under the request deadline: indexing it once read it in time
+// A decimal of four million digits is stored, read back as written and
+// tested by a JSON Patch, in well under the request deadline: indexing it,
+// and comparing it with the value of a test, once read it in time
 // quadratic in its digits, for minutes. It is too long to search by.
 func TestLongDecimalIsCheap(t *testing.T) {
-	value := "1" + strings.Repeat("0", 1_000_000)
+	value := "1" + strings.Repeat("0", 4_000_000)
 	eachEngine(t, func(t *testing.T, c *client) {
 		r := c.do("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":`+value+`,"system":"http://unitsofmeasure.org","code":"mg"}}`).
 			want(t, http.StatusCreated)
 		if got := c.do("GET", r.header.Get("Location"), "").want(t, http.StatusOK); !strings.Contains(string(got.body), `"value":`+value+`,`) {
 			t.Errorf("the decimal was not read back as written")
 		}
+		path := r.header.Get("Location")[:strings.Index(r.header.Get("Location"), "/_history")]
+		c.do("PATCH", path, `[{"op":"test","path":"/valueQuantity/value","value":1e4000000},{"op":"replace","path":"/status","value":"amended"}]`,
+			"Content-Type", "application/json-patch+json").want(t, http.StatusOK)
+		c.do("PATCH", path, `[{"op":"test","path":"/valueQuantity/value","value":1e3999999}]`, "Content-Type", "application/json-patch+json").
+			want(t, http.StatusConflict)
 	}, func(cfg *server.Config) { cfg.Limits.Deadline = 5 * time.Second })
 }
 

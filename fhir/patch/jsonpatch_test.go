@@ -222,3 +222,33 @@ func TestJSONPatchNumberBeyondFloat64(t *testing.T) {
 		t.Errorf("got %s, %v; want the value 1e400", got, err)
 	}
 }
+
+// test compares numbers by value, however they are written, and a number
+// of a million digits as quickly as its text.
+func TestJSONPatchTestNumbers(t *testing.T) {
+	long := "1" + strings.Repeat("0", 1_000_000)
+	tests := []struct {
+		stored, tested string
+		equal          bool
+	}{
+		{"1.50", "1.5", true},
+		{"1.50", "15e-1", true},
+		{"100", "1E2", true},
+		{"100", "1e+2", true},
+		{"0", "-0.0", true},
+		{"0.001", "1e-3", true},
+		{"-2", "2", false},
+		{"1.5", "1.05", false},
+		{"10", "1", false},
+		{long, long, true},
+		{long, "1e1000000", true},
+		{long, long + "1", false},
+	}
+	for _, tt := range tests {
+		doc := `{"resourceType":"Observation","id":"o1","valueQuantity":{"value":` + tt.stored + `}}`
+		_, err := patch.JSONPatch([]byte(doc), []byte(`[{"op":"test","path":"/valueQuantity/value","value":`+tt.tested+`}]`))
+		if got := err == nil; got != tt.equal {
+			t.Errorf("test %.20s against %.20s: equal %v (%v), want %v", tt.tested, tt.stored, got, err, tt.equal)
+		}
+	}
+}
