@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 
@@ -72,6 +73,39 @@ func TestRestrictedHistoryReadsInBatches(t *testing.T) {
 				}
 				if calls > 10 {
 					t.Errorf("%s %s: %d store calls for %d entries, want a bounded few", tc.who, tc.path, calls, len(entries))
+				}
+			}
+		})
+	}
+}
+
+// TestGroupMembersDecidedInBatches: under the care-team policy a Group is
+// read when the practitioner is related to every patient it names (see
+// TestGroupReadByItsWholeMembership); those patients are decided with a
+// bounded number of store calls, not one or more for each member.
+func TestGroupMembersDecidedInBatches(t *testing.T) {
+	who := principals{"p1": {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")}}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	const n = 30
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			st := &countingStore{Store: e.Open(t)}
+			c := newAccessClient(t, st, who, policy)
+			members := ""
+			for i := range n {
+				c.put(fmt.Sprintf("/Patient/m%d", i), fmt.Sprintf(`{"resourceType":"Patient","id":"m%d"}`, i))
+				c.put(fmt.Sprintf("/CareTeam/t%d", i), fmt.Sprintf(`{"resourceType":"CareTeam","id":"t%d","status":"active","subject":{"reference":"Patient/m%d"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`, i, i))
+				if i > 0 {
+					members += ","
+				}
+				members += fmt.Sprintf(`{"entity":{"reference":"Patient/m%d"}}`, i)
+			}
+			c.put("/Group/cohort", `{"resourceType":"Group","id":"cohort","type":"person","actual":true,"member":[`+members+`]}`)
+			for _, path := range []string{"/Group/cohort", "/Group"} {
+				before := st.calls.Load()
+				c.by("p1", "GET", path, "").want(t, http.StatusOK)
+				if calls := st.calls.Load() - before; calls > 10 {
+					t.Errorf("GET %s: %d store calls for a Group of %d members, want a bounded few", path, calls, n)
 				}
 			}
 		})

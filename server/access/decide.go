@@ -591,6 +591,18 @@ func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id str
 		// follows the scopes alone, as the records of no patient do.
 		return true, nil
 	}
+	if whole {
+		// Every patient named is decided: a page of them at a time.
+		var ids []string
+		for _, ref := range ix.References {
+			if ref.Type == "Patient" && slices.Contains(params, ref.Param) {
+				ids = append(ids, ref.ID)
+			}
+		}
+		if err := d.relateAll(ctx, r, ids); err != nil {
+			return false, err
+		}
+	}
 	held, named := false, false
 	for _, ref := range ix.References {
 		if ref.Type != "Patient" || !slices.Contains(params, ref.Param) {
@@ -707,6 +719,50 @@ func (d *decider) relatedTo(ctx context.Context, r store.Reader, id string) (boo
 	d.patients[id] = ok
 	d.mu.Unlock()
 	return ok, nil
+}
+
+// relateAll decides, as relatedTo does, whether the practitioner is
+// related to each of the Patients ids not yet decided in the request, by
+// a search of a page of them at a time rather than one or two for each:
+// for a list of patients, every one of whom is decided. The CareTeams in
+// which their part lapsed are those of every patient, read once.
+func (d *decider) relateAll(ctx context.Context, r store.Reader, ids []string) error {
+	seen := map[string]bool{}
+	var todo []string
+	d.mu.Lock()
+	for _, id := range ids {
+		if _, known := d.patients[id]; !known && !seen[id] {
+			seen[id] = true
+			todo = append(todo, id)
+		}
+	}
+	d.mu.Unlock()
+	if len(todo) < 2 {
+		return nil // relatedTo decides one as cheaply
+	}
+	lapsed, err := d.allLapsedTeams(ctx, r)
+	if err != nil {
+		return err
+	}
+	related := map[string]bool{}
+	for page := range slices.Chunk(todo, readAheadIDs) {
+		found, err := r.Search(ctx, store.Query{Type: "Patient", Count: len(page), Where: []store.Clause{idClause(page...), d.relatedPatient(lapsed)}})
+		if err != nil {
+			return fmt.Errorf("access: decide %d patients: %w", len(page), err)
+		}
+		for _, v := range found {
+			related[v.ID] = true
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.patients == nil {
+		d.patients = make(map[string]bool)
+	}
+	for _, id := range todo {
+		d.patients[id] = related[id]
+	}
+	return nil
 }
 
 // registeredHere reports whether a Patient with index ix names the
