@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 
 	"carefhir/server"
@@ -54,6 +55,9 @@ func TestGroupReadByItsWholeMembership(t *testing.T) {
 				}
 				wantIDs(t, name+": $everything", by("/Patient/a/$everything?_type=Patient,Group"), "Patient/a", "Group/mine")
 				by("/Patient?_has:Group:member:_id=both").want(t, http.StatusForbidden)
+				if d := by("/Observation?subject:Group._id=both").want(t, http.StatusForbidden).outcome(t, "forbidden", ""); !strings.Contains(d, "every patient") {
+					t.Errorf("%s: a chain through Groups is refused saying %q, not why", name, d)
+				}
 			}
 		})
 	}
