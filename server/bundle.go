@@ -309,11 +309,20 @@ type unit struct {
 	// the first in processing order, whose resource a conditional
 	// reference with the same criteria names (see writesMatching).
 	established map[string]*entry
-	// writeTokens indexes the POSTs and PUTs by the token values of the
-	// resources they carry, and unindexed are those whose resources could
-	// not be indexed (see candidates); nil until asked for.
-	writeTokens map[tokenKey][]*entry
-	unindexed   []*entry
+	// writeValues indexes the POSTs and PUTs by exact search values of
+	// the resources they carry (see candidates): token codes, as sent,
+	// and, once a query needs them (refsIndexed), references as they
+	// will be stored. unindexed are those whose resources could not be
+	// indexed; unresolved those whose references name an entry not
+	// settled yet, each listed in waiting under the fullUrl of one such
+	// entry, and indexed once it is settled (newlySettled). nil until
+	// asked for.
+	writeValues  map[writeKey][]*entry
+	refsIndexed  bool
+	unindexed    []*entry
+	unresolved   map[*entry]bool
+	waiting      map[string][]*entry
+	newlySettled []string
 	// byFullURL maps the fullUrl of each POST, PUT and PATCH to it, for the
 	// placeholders of conditional criteria (see settleCriteria).
 	byFullURL map[string]*entry
@@ -614,6 +623,9 @@ func (u *unit) identify(ctx context.Context, e *entry, r *entryResult) error {
 		err = u.identifyPatch(ctx, e, r)
 	}
 	r.settling, r.settled = false, err == nil
+	if r.settled && len(u.waiting[e.fullURL]) > 0 {
+		u.newlySettled = append(u.newlySettled, e.fullURL)
+	}
 	return err
 }
 
@@ -844,13 +856,13 @@ func (u *unit) conditionalRef(ctx context.Context, ref string) (string, error) {
 // are the conditional create or update of the conditional URL key that
 // matched nothing (established). Writers are the POSTs, but conditional
 // creates not yet settled or that found their match, and the PUTs. Only
-// the candidates of q's token values are matched when it has a clause
-// that needs one (see writeTokens), so that a transaction of conditional
-// creates by identifier costs in proportion to its entries.
+// the candidates of the clause of q that narrows them most are matched
+// (see candidates), so that a transaction of conditional creates by
+// identifier, or by subject and code, costs in proportion to its entries.
 func (u *unit) writesMatching(ctx context.Context, e *entry, q *store.Query, key string) ([]*entry, error) {
 	var out []*entry
 	now := u.a.svc.timestamp(ctx)
-	for _, o := range u.candidates(q, key) {
+	for _, o := range u.candidates(ctx, q, key) {
 		if o == e || o.err != nil || o.target.typ != q.Type || !u.writes(o) {
 			continue
 		}
@@ -894,25 +906,53 @@ func undecidedMatch(e *entry, c *store.Clause, o *entry) error {
 	return err
 }
 
-// tokenKey is a token value of a resource some entry writes: its type,
-// parameter and code.
-type tokenKey struct{ typ, param, code string }
+// writeKey is an exact search value of a resource some entry writes: its
+// type, parameter, and the code of a token or the stored form of a
+// reference (store.Reference.Keys). A parameter is of one type, so codes
+// and references never share a key.
+type writeKey struct{ typ, param, value string }
 
 // candidates returns, in request order, the entries that may write a
-// resource matching q: those holding a token value that a clause of q
-// needs, and the established entry of key; all the entries when no clause
-// of q needs a token value.
-func (u *unit) candidates(q *store.Query, key string) []*entry {
-	c := tokenClause(q.Where)
-	if c == nil {
+// resource matching q: those holding one of the exact values that the
+// clause of q with the fewest such entries needs, the entries whose
+// resources could not be indexed or, for a reference clause, whose
+// references are not resolved yet, and the established entry of key; all
+// the entries when no clause of q needs an exact value. The matcher then
+// decides among them as among all the entries.
+func (u *unit) candidates(ctx context.Context, q *store.Query, key string) []*entry {
+	var (
+		best     []writeKey
+		bestRefs bool
+		fewest   = -1
+	)
+	for i := range q.Where {
+		keys, refs, ok := exactValues(q.Type, &q.Where[i])
+		if !ok {
+			continue
+		}
+		u.indexWrites(ctx, refs)
+		n := 0
+		for _, k := range keys {
+			n += len(u.writeValues[k])
+		}
+		if refs {
+			n += len(u.unresolved)
+		}
+		if fewest < 0 || n < fewest {
+			best, bestRefs, fewest = keys, refs, n
+		}
+	}
+	if fewest < 0 {
 		return u.entries
 	}
-	if u.writeTokens == nil {
-		u.indexWrites()
-	}
 	var out []*entry
-	for _, m := range c.Tokens {
-		out = append(out, u.writeTokens[tokenKey{q.Type, c.Param, m.Code}]...)
+	for _, k := range best {
+		out = append(out, u.writeValues[k]...)
+	}
+	if bestRefs {
+		for o := range u.unresolved {
+			out = append(out, o)
+		}
 	}
 	out = append(out, u.unindexed...)
 	if o := u.established[key]; key != "" && o != nil {
@@ -922,42 +962,112 @@ func (u *unit) candidates(q *store.Query, key string) []*entry {
 	return slices.Compact(out)
 }
 
-// tokenClause returns a clause of where that only a resource holding one
-// of its token codes can satisfy, or nil.
-func tokenClause(where []store.Clause) *store.Clause {
-	for i := range where {
-		c := &where[i]
-		if len(c.Tokens) == 0 || c.Not || c.Presence != store.PresenceAny || c.Chain != nil || c.Has != nil || c.Any != nil ||
-			c.Param == "_id" || c.Param == "_lastUpdated" ||
-			slices.ContainsFunc(c.Tokens, func(m store.TokenMatch) bool { return m.AnyCode }) {
-			continue
-		}
-		return c
+// exactValues returns the keys of the values of which a resource of typ
+// must hold one to satisfy c, and whether they are references; ok is
+// false when c can be satisfied otherwise: it has no tokens or references,
+// or a token of any code, a reference of any id, a modifier that negates
+// or tests presence, a chain, a _has or alternatives, or it matches the
+// id or lastUpdated, which are no indexed values.
+func exactValues(typ string, c *store.Clause) (keys []writeKey, refs, ok bool) {
+	if c.Not || c.Presence != store.PresenceAny || c.Chain != nil || c.Has != nil || c.Any != nil ||
+		c.Param == "_id" || c.Param == "_lastUpdated" {
+		return nil, false, false
 	}
-	return nil
+	switch {
+	case len(c.Tokens) > 0:
+		for _, m := range c.Tokens {
+			if m.AnyCode {
+				return nil, false, false
+			}
+			keys = append(keys, writeKey{typ, c.Param, m.Code})
+		}
+		return keys, false, true
+	case len(c.References) > 0:
+		for _, m := range c.References {
+			if m.AnyID() {
+				return nil, false, false
+			}
+			keys = append(keys, writeKey{typ, c.Param, m.Key()})
+		}
+		return keys, true, true
+	}
+	return nil, false, false
 }
 
-// indexWrites indexes by token value the resources the POSTs and PUTs of
-// the unit carry, as sent. An entry whose resource cannot be indexed is
-// left among the candidates of every query, so that writesMatching reports
-// the failure as it would.
-func (u *unit) indexWrites() {
-	u.writeTokens = make(map[tokenKey][]*entry)
-	for _, o := range u.entries {
-		if o.err != nil || (o.method != http.MethodPost && o.method != http.MethodPut) {
-			continue
-		}
-		ix, err := u.indexOf(o)
-		if err != nil {
-			u.unindexed = append(u.unindexed, o)
-			continue
-		}
-		for _, t := range ix.Tokens {
-			k := tokenKey{o.target.typ, t.Param, t.Code}
-			if list := u.writeTokens[k]; len(list) == 0 || list[len(list)-1] != o {
-				u.writeTokens[k] = append(list, o)
+// indexWrites indexes by token code the resources the POSTs and PUTs of
+// the unit carry, as sent, and with refs by reference too, as far as
+// identities are settled (see indexReferences). An entry whose resource
+// cannot be indexed is left among the candidates of every query, so that
+// writesMatching reports the failure as it would.
+func (u *unit) indexWrites(ctx context.Context, refs bool) {
+	if u.writeValues == nil {
+		u.writeValues = make(map[writeKey][]*entry)
+		for _, o := range u.entries {
+			if o.err != nil || (o.method != http.MethodPost && o.method != http.MethodPut) {
+				continue
+			}
+			ix, err := u.indexOf(o)
+			if err != nil {
+				u.unindexed = append(u.unindexed, o)
+				continue
+			}
+			for _, t := range ix.Tokens {
+				u.indexValue(writeKey{o.target.typ, t.Param, t.Code}, o)
 			}
 		}
+	}
+	if !refs {
+		return
+	}
+	if !u.refsIndexed {
+		u.refsIndexed = true
+		u.unresolved = make(map[*entry]bool)
+		u.waiting = make(map[string][]*entry)
+		for _, o := range u.entries {
+			if r := u.results[o]; r.index != nil {
+				u.indexReferences(ctx, o)
+			}
+		}
+	}
+	for len(u.newlySettled) > 0 {
+		fullURL := u.newlySettled[0]
+		u.newlySettled = u.newlySettled[1:]
+		waiting := u.waiting[fullURL]
+		delete(u.waiting, fullURL)
+		for _, o := range waiting {
+			u.indexReferences(ctx, o)
+		}
+	}
+}
+
+// indexReferences indexes the references of the resource o writes as
+// matchIndexOf gives them, which is how they will be stored once the
+// entries they name are settled. Until then o is unresolved: a candidate
+// of every reference clause, waiting for one of those entries.
+func (u *unit) indexReferences(ctx context.Context, o *entry) {
+	ix, err := u.matchIndexOf(ctx, o)
+	if err != nil {
+		delete(u.unresolved, o)
+		u.unindexed = append(u.unindexed, o)
+		return
+	}
+	if unsettled := u.results[o].unsettled; len(unsettled) > 0 {
+		u.unresolved[o] = true
+		u.waiting[unsettled[0]] = append(u.waiting[unsettled[0]], o)
+		return
+	}
+	delete(u.unresolved, o)
+	for _, ref := range ix.References {
+		for _, k := range ref.Keys() {
+			u.indexValue(writeKey{o.target.typ, ref.Param, k}, o)
+		}
+	}
+}
+
+// indexValue lists o under k, once.
+func (u *unit) indexValue(k writeKey, o *entry) {
+	if list := u.writeValues[k]; len(list) == 0 || list[len(list)-1] != o {
+		u.writeValues[k] = append(list, o)
 	}
 }
 

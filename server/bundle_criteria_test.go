@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -275,4 +276,38 @@ func TestTransactionCriteriaAsStored(t *testing.T) {
 		resp := c.bundle(txBundle("transaction", orgEntry, patEntry, ensure("identifier=urn:test|ch3&organization.name=acme")))
 		checkStatuses(t, resp, "201 Created", "201 Created", "200 OK")
 	}, withValidator(false))
+}
+
+// TestTransactionCriteriaSharedCode loads twice a transaction of
+// conditional creates whose criteria share their code and differ by
+// subject: the first load creates each Observation once, the second
+// finds each and creates nothing.
+func TestTransactionCriteriaSharedCode(t *testing.T) {
+	const n = 60
+	eachEngine(t, func(t *testing.T, c *client) {
+		entries := make([]string, n)
+		for i := range entries {
+			subject := fmt.Sprintf("Patient/sc%d", i)
+			entries[i] = txEntry("", "POST", "Observation",
+				`{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},"subject":{"reference":"`+subject+`"}}`,
+				"ifNoneExist", "subject="+subject+"&code=http://loinc.org|8867-4")
+		}
+		load := txBundle("transaction", entries...)
+		for _, want := range []string{"201 Created", "200 OK"} {
+			resp := c.bundle(load)
+			locations := make(map[string]bool)
+			for i, e := range resp.Entry {
+				if e.Response.Status != want {
+					t.Fatalf("entry %d: %s, want %s", i, e.Response.Status, want)
+				}
+				locations[e.Response.Location] = true
+			}
+			if len(locations) != n {
+				t.Errorf("%d Observations answered, want %d", len(locations), n)
+			}
+		}
+		if b := c.do("GET", "/Observation?code=http://loinc.org|8867-4&_summary=count", "").want(t, http.StatusOK).json(t); b["total"] != float64(n) {
+			t.Errorf("%v Observations stored, want %d", b["total"], n)
+		}
+	})
 }
