@@ -284,7 +284,7 @@ func (e *Exporter) settle(ctx context.Context) error {
 		if err != nil || !e.abandoned(v.ID, j) {
 			continue // running here, or in another live process
 		}
-		if _, err := e.fail(ctx, recs, v.ID, ver, j); err != nil {
+		if _, _, err := e.fail(ctx, recs, v.ID, ver, j); err != nil && !errors.Is(err, store.ErrNotFound) {
 			e.cfg.Logger.Warn("bulk: settle job", "id", v.ID, "err", err)
 		}
 	}
@@ -307,12 +307,25 @@ func (e *Exporter) abandoned(id string, j *job) bool {
 	return !ours && (j.Holder == e.cfg.Holder || e.cfg.Now().Sub(j.Heartbeat) >= stale)
 }
 
-// fail records job id, read at version ver, failed for its process having
-// stopped, and returns the record's new version.
-func (e *Exporter) fail(ctx context.Context, recs store.Tx, id string, ver int64, j *job) (int64, error) {
+// fail records job id, read at version ver and found abandoned, failed
+// for its process having stopped, and returns its record as it then
+// stands, with its version. The write is conditional on ver: a job that
+// ran here may have recorded its outcome and given back its place
+// between the read of its record and the check that it does not run
+// here, and then the outcome it recorded stands.
+func (e *Exporter) fail(ctx context.Context, recs store.Tx, id string, ver int64, j *job) (*job, int64, error) {
 	now := e.cfg.Now()
-	j.State, j.Reason, j.Finished = stateFailed, "the server stopped while the export ran; start it again", now
-	return putJob(ctx, recs, id, ver, j, now)
+	failed := *j
+	failed.State, failed.Reason, failed.Finished = stateFailed, "the server stopped while the export ran; start it again", now
+	v, err := putJob(ctx, recs, id, ver, &failed, now)
+	var conflict *store.ConflictError
+	if errors.As(err, &conflict) {
+		return readJob(ctx, recs, id)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return &failed, v, nil
 }
 
 // Operation is $export (server.Config.Operations).

@@ -903,6 +903,55 @@ func (p *pausing) Find(ctx context.Context, q store.Query) (*store.Page, error) 
 	return p.Finder.Find(ctx, q)
 }
 
+// finishing is an engine whose searches of Patient wait until the first
+// read of a running job's record, which lets them go and waits, before
+// it answers, until the job has finished and given back its place: a
+// status request reads the record of a job that finishes before the
+// request checks whether the job runs here.
+type finishing struct {
+	stalled
+	jobs func() int // the jobs running in the exporter
+	once sync.Once
+}
+
+func (f *finishing) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	v, err := f.Store.Read(ctx, typ, id)
+	if typ == jobType && err == nil && strings.Contains(string(v.JSON), `"state":"running"`) {
+		f.once.Do(func() {
+			close(f.release)
+			for f.jobs() > 0 {
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	return v, err
+}
+
+// TestStatusAsTheJobFinishes: a status request that reads the record of a
+// running job, which then finishes before the request checks whether it
+// runs in this process, answers the export complete, as it is recorded,
+// not failed for the server having stopped.
+func TestStatusAsTheJobFinishes(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			st := eng.Open(t)
+			f := &finishing{stalled: stalled{Store: st, Finder: st.(store.Finder), release: make(chan struct{})}}
+			e := newEnv(t, f)
+			f.jobs = e.x.Jobs
+			t.Cleanup(func() { f.once.Do(func() { close(f.release) }) }) // before the server's cleanup waits for the job
+			e.put("/Patient/p1", patient("p1"))
+			status := e.kickOff("admin", "/$export?_type=Patient")
+			r := e.do("admin", "GET", status, "")
+			if r.status != 200 {
+				t.Fatalf("status as the job finishes: %d %s, want 200 with the manifest", r.status, r.body)
+			}
+			if m := e.wait("admin", status); len(m.Output) != 1 || m.Output[0].Count != 1 {
+				t.Errorf("manifest output %+v, want the Patient", m.Output)
+			}
+		})
+	}
+}
+
 // TestLongTypeKeepsItsJob: a job exporting one type for longer than
 // another process waits for a heartbeat renews it between pages, so a
 // process starting meanwhile leaves the job to the one running it.

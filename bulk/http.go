@@ -53,8 +53,14 @@ func (e *Exporter) ownJob(w http.ResponseWriter, r *http.Request) (string, *job,
 		return "", nil, 0
 	}
 	j, ver, err := readJob(r.Context(), recs, id)
+	own := err == nil && p != nil && j.Owner == ownerKey(p)
+	if own && e.abandoned(id, j) {
+		// Its process stopped since this one settled the jobs left
+		// running: failed, not in progress for good.
+		j, ver, err = e.fail(r.Context(), recs, id, ver, j)
+	}
 	switch {
-	case errors.Is(err, store.ErrNotFound) || (err == nil && (p == nil || j.Owner != ownerKey(p))):
+	case errors.Is(err, store.ErrNotFound) || (err == nil && !own):
 		// Another principal's job answers as an unknown one.
 		outcome(w, http.StatusNotFound, "not-found", "no export job "+strconv.Quote(id))
 		return "", nil, 0
@@ -62,13 +68,6 @@ func (e *Exporter) ownJob(w http.ResponseWriter, r *http.Request) (string, *job,
 		cause.Record(r.Context(), fmt.Errorf("bulk: read export job %q: %w", id, err))
 		outcome(w, http.StatusInternalServerError, "exception", "the export job could not be read")
 		return "", nil, 0
-	}
-	if e.abandoned(id, j) {
-		// Its process stopped since this one settled the jobs left
-		// running: failed, not in progress for good.
-		if v, err := e.fail(r.Context(), recs, id, ver, j); err == nil {
-			ver = v
-		}
 	}
 	if e.expired(j) {
 		e.discard(r.Context(), id, ver)
