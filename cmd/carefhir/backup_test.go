@@ -156,8 +156,9 @@ func TestRestoreRefusals(t *testing.T) {
 	}
 }
 
-// verify reports a search row that does not match its resource, and one of
-// a resource that does not exist.
+// verify reports a search row that does not match its resource, one of a
+// resource that does not exist, and a version of a resource that does not
+// exist.
 func TestVerifyFindsProblems(t *testing.T) {
 	data := t.TempDir()
 	// Short deadlines: an export waits for the writes of requests still
@@ -181,6 +182,9 @@ func TestVerifyFindsProblems(t *testing.T) {
 	for _, stmt := range []string{
 		`DELETE FROM tokens WHERE (pid, code, system, rid) IN (SELECT pid, code, system, rid FROM tokens LIMIT 1)`,
 		`INSERT INTO uris (pid, value, rid) VALUES (1, 'http://example.org', 999)`,
+		// A version whose resource row is gone: vread and history
+		// would serve it while read says the resource is not known.
+		`INSERT INTO versions (type, id, version, last_updated, deleted, json) VALUES ('Patient', 'gone', 1, 0, 0, '{"resourceType":"Patient","id":"gone","meta":{"versionId":"1"}}')`,
 	} {
 		if _, err := db.Exec(stmt); err != nil {
 			db.Close()
@@ -192,7 +196,7 @@ func TestVerifyFindsProblems(t *testing.T) {
 	if err == nil || exitCode(err, io.Discard) != 1 {
 		t.Errorf("verify a damaged store: %v, want exit 1", err)
 	}
-	for _, want := range []string{"tokens: ", "search rows differ", "uris: 1 rows of deleted or unknown resources"} {
+	for _, want := range []string{"tokens: ", "search rows differ", "uris: 1 rows of deleted or unknown resources", "Patient/gone: 1 versions after its current version, or of no resource"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify output lacks %q:\n%s", want, out)
 		}

@@ -127,7 +127,8 @@ var SkipIndex = errors.New("sqlite: search rows not checked")
 
 // Verify checks the store in dir, which no one may be using: the database's
 // integrity, its schema version, that every resource points at its current
-// version, that every current version is readable (index returns no error)
+// version and no version is beyond it, that every current version is
+// readable (index returns no error)
 // and that the search rows of each resource are exactly those index gives,
 // with none left for deleted or unknown resources. It calls problem with
 // each problem found and returns how many resources it checked; an error
@@ -176,6 +177,9 @@ func Verify(ctx context.Context, dir string, index IndexFunc, problem func(strin
 		if orphans > 0 {
 			problem(fmt.Sprintf("%s: %d rows of deleted or unknown resources", t.name, orphans))
 		}
+	}
+	if err := strayVersions(ctx, tx, problem); err != nil {
+		return 0, fmt.Errorf("sqlite: verify: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, `
 SELECT r.rid, r.type, r.id, r.version, r.deleted, v.type, v.id, v.version, v.deleted, v.last_updated, v.json
@@ -226,6 +230,30 @@ FROM resources r LEFT JOIN versions v ON v.seq = r.seq ORDER BY r.rid`)
 		return checked, fmt.Errorf("sqlite: verify: %w", err)
 	}
 	return checked, nil
+}
+
+// strayVersions reports the versions that no resource holds: those of a
+// resource with no row in resources, or numbered after its current
+// version. vread and history would serve them while read answers that the
+// resource is not known, or serves an older version as the current one.
+func strayVersions(ctx context.Context, tx *sql.Tx, problem func(string)) error {
+	rows, err := tx.QueryContext(ctx, `
+SELECT v.type, v.id, count(*) FROM versions v
+WHERE NOT EXISTS (SELECT 1 FROM resources r WHERE r.type = v.type AND r.id = v.id AND r.version >= v.version)
+GROUP BY v.type, v.id ORDER BY v.type, v.id`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var typ, id string
+		var n int64
+		if err := rows.Scan(&typ, &id, &n); err != nil {
+			return err
+		}
+		problem(fmt.Sprintf("%s/%s: %d versions after its current version, or of no resource", typ, id, n))
+	}
+	return rows.Err()
 }
 
 // compareRows compares the search rows of resource rid with those ix makes,
