@@ -161,7 +161,13 @@ func describe(cfg any, fe validator.FieldError, fromEnv map[string]bool) string 
 		// The value is left out: a MongoDB URI may carry a password.
 		return name + ": want a mongodb:// or mongodb+srv:// URI with a host"
 	case "required_with":
-		return fmt.Sprintf("%s needs --%s", name, flagOf(cfg, fe.Param()))
+		// The field is empty, so it is the flag named by the parameter,
+		// which is set, that needs it.
+		setFlag := flagOf(cfg, fe.Param())
+		if fromEnv[setFlag] {
+			return fmt.Sprintf("%s, which sets --%s, needs --%s", envName(setFlag), setFlag, flagName)
+		}
+		return fmt.Sprintf("--%s needs --%s", setFlag, flagName)
 	case "excluded_unless":
 		return fmt.Sprintf("%s needs --%s: it is enforced by validation", name, flagOf(cfg, strings.Fields(fe.Param())[0]))
 	case "alpha":

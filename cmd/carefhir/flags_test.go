@@ -134,6 +134,8 @@ func TestParseServeConfig(t *testing.T) {
 		{name: "required profile bad type", args: []string{"--require-profile", "pat-ient=https://example.org/p"}, wantErr: `--require-profile: "pat-ient" is not a resource type`},
 		{name: "required profile bad URL", args: []string{"--require-profile", "Patient=UKCore-Patient"}, wantErr: `--require-profile "UKCore-Patient": want an absolute http or https URL`},
 		{name: "required profile without validation", args: []string{"--validate=false", "--require-profile", "Patient=https://example.org/p"}, wantErr: "--require-profile needs --validate"},
+		{name: "certificate without key", args: []string{"--tls-cert", "server.pem"}, wantErr: "--tls-cert needs --tls-key"},
+		{name: "key without certificate", env: map[string]string{"CAREFHIR_TLS_KEY": "server.key"}, wantErr: "CAREFHIR_TLS_KEY, which sets --tls-key, needs --tls-cert"},
 		{name: "base URL", args: []string{"--base-url", "https://fhir.example.nhs.uk/fhir"}, want: with(func(c *serveConfig) { c.BaseURL = "https://fhir.example.nhs.uk/fhir" })},
 		{name: "base URL relative", args: []string{"--base-url", "/fhir"}, wantErr: "--base-url"},
 		{name: "base URL not http", args: []string{"--base-url", "ftp://example/fhir"}, wantErr: "--base-url"},
