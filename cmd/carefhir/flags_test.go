@@ -136,6 +136,8 @@ func TestParseServeConfig(t *testing.T) {
 		{name: "required profile without validation", args: []string{"--validate=false", "--require-profile", "Patient=https://example.org/p"}, wantErr: "--require-profile needs --validate"},
 		{name: "certificate without key", args: []string{"--tls-cert", "server.pem"}, wantErr: "--tls-cert needs --tls-key"},
 		{name: "key without certificate", env: map[string]string{"CAREFHIR_TLS_KEY": "server.key"}, wantErr: "CAREFHIR_TLS_KEY, which sets --tls-key, needs --tls-cert"},
+		{name: "notify types", args: []string{"--notify-types", "Appointment, Task"}, want: with(func(c *serveConfig) { c.NotifyTypes = typeList{"Appointment", "Task"} })},
+		{name: "notify types misspelt", args: []string{"--notify-types", "Appointment,Apointment"}, wantErr: `invalid value "Appointment,Apointment" for flag -notify-types: "Apointment" is not a resource type`},
 		{name: "base URL", args: []string{"--base-url", "https://fhir.example.nhs.uk/fhir"}, want: with(func(c *serveConfig) { c.BaseURL = "https://fhir.example.nhs.uk/fhir" })},
 		{name: "base URL relative", args: []string{"--base-url", "/fhir"}, wantErr: "--base-url"},
 		{name: "base URL not http", args: []string{"--base-url", "ftp://example/fhir"}, wantErr: "--base-url"},

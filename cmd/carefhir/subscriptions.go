@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"carefhir/fhir"
 	"carefhir/notify"
 	"carefhir/operation"
 	"carefhir/ops/health"
@@ -86,7 +87,9 @@ func (l *typeList) String() string { return strings.Join(*l, ",") }
 func (l *typeList) Set(v string) error {
 	for _, t := range strings.Split(v, ",") {
 		t = strings.TrimSpace(t)
-		if t == "" || t[0] < 'A' || t[0] > 'Z' {
+		// A misspelt type would leave Subscriptions on the meant one
+		// refused, and its writes unnotified, with nothing said at start.
+		if !fhir.IsResourceType(t) {
 			return fmt.Errorf("%q is not a resource type", t)
 		}
 		*l = append(*l, t)
