@@ -215,13 +215,15 @@ func TestEnvName(t *testing.T) {
 // serve, and that the commands that generate or load data ignore it.
 func TestCommandsReadingTheEnvironment(t *testing.T) {
 	vars := env(map[string]string{"CAREFHIR_DATA": "/srv/live", "CAREFHIR_ADDR": "0.0.0.0:9000", "CAREFHIR_PATH": "/readyz"})
+	// migrate makes the database, which reindex then needs.
+	dir := filepath.Join(t.TempDir(), "new")
 	for _, cmd := range []string{"migrate", "reindex"} {
-		dir := filepath.Join(t.TempDir(), "new")
-		if err := run(t.Context(), []string{cmd}, env(map[string]string{"CAREFHIR_DATA": dir}), io.Discard, io.Discard); err != nil {
+		var out strings.Builder
+		if err := run(t.Context(), []string{cmd}, env(map[string]string{"CAREFHIR_DATA": dir}), &out, io.Discard); err != nil {
 			t.Fatalf("%s: %v", cmd, err)
 		}
-		if _, err := os.Stat(filepath.Join(dir, "carefhir.db")); err != nil {
-			t.Errorf("%s with CAREFHIR_DATA=%s did not use it: %v", cmd, dir, err)
+		if _, err := os.Stat(filepath.Join(dir, "carefhir.db")); err != nil || out.Len() == 0 {
+			t.Errorf("%s with CAREFHIR_DATA=%s did not use it: %q, %v", cmd, dir, out.String(), err)
 		}
 	}
 	err := run(t.Context(), []string{"verify"}, env(map[string]string{"CAREFHIR_DATA": "/nonexistent/carefhir"}), io.Discard, io.Discard)

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"carefhir/server"
+	"carefhir/store/sqlite"
 )
 
 // reindexConfig is the configuration of the reindex subcommand.
@@ -41,6 +44,13 @@ func reindex(ctx context.Context, cfg *reindexConfig, factories map[string]engin
 	open, ok := factories[name]
 	if !ok {
 		return fmt.Errorf("reindex: no %s engine in this build", name)
+	}
+	if name == engineSQLite {
+		// Opening would create an empty database in a mistyped
+		// directory, and reindexing it would report success.
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, sqlite.FileName)); err != nil {
+			return fmt.Errorf("reindex: no database in %s: %w", cfg.DataDir, err)
+		}
 	}
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	st, err := open(openCtx, sc)

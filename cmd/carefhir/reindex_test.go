@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +53,24 @@ func TestReindexCommand(t *testing.T) {
 	}
 	if err := run(t.Context(), []string{"reindex", "--data", dir, "extra"}, noenv, &stdout, &stderr); err == nil {
 		t.Error("an extra argument was accepted")
+	}
+}
+
+// TestReindexRefusesDirectoryWithoutDatabase: reindex of a directory that
+// holds no database, such as a mistyped --data, fails and creates nothing,
+// where it made an empty database and reported success.
+func TestReindexRefusesDirectoryWithoutDatabase(t *testing.T) {
+	for name, dir := range map[string]string{"missing": filepath.Join(t.TempDir(), "dta"), "empty": t.TempDir()} {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(t.Context(), []string{"reindex", "--data", dir}, func(string) string { return "" }, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), "no database in "+dir) || exitCode(err, io.Discard) != 1 {
+				t.Errorf("reindex: %v, stdout %q; want an error saying there is no database", err, stdout.String())
+			}
+			if entries, err := os.ReadDir(dir); !(errors.Is(err, fs.ErrNotExist) || err == nil && len(entries) == 0) {
+				t.Errorf("reindex left %v in %s (%v)", entries, dir, err)
+			}
+		})
 	}
 }
 
