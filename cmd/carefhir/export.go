@@ -40,6 +40,9 @@ func parseExportConfig(args []string, getenv func(string) string, stderr io.Writ
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
+	if err := cfg.refuseTwoStores(fs); err != nil {
+		return nil, err
+	}
 	if cfg.Format == "gpconnect-appointment" && cfg.Appointment == "" || cfg.Format != "gpconnect-appointment" && (cfg.Patient == "") == (cfg.Since == "") {
 		return nil, &usageError{err: errors.New("carefhir export: name --patient or --since (bundle, csv), or --appointment (gpconnect-appointment)")}
 	}

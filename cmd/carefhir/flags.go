@@ -110,6 +110,25 @@ func parseFlagsArgs(fs *flag.FlagSet, args []string, getenv func(string) string,
 	return fs.Args(), validate(cfg, fromEnv)
 }
 
+// refuseOverridden returns a usage error when the flag lost was given a
+// value on the command line of the parsed fs while won, which names
+// another store and takes precedence over it, is set: the command would
+// work on won's store, not on the one typed. A lost set by its environment
+// variable yields to won without a word, as the container image's
+// CAREFHIR_DATA does to CAREFHIR_MONGO_URI.
+func refuseOverridden(fs *flag.FlagSet, lost, won string) error {
+	typed := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { typed[f.Name] = f.Value.String() != "" })
+	if !typed[lost] || fs.Lookup(won).Value.String() == "" {
+		return nil
+	}
+	by := "--" + won
+	if !typed[won] {
+		by = envName(won) + ", which sets --" + won + ","
+	}
+	return &usageError{err: fmt.Errorf("%s: --%s and %s name two stores: give one", fs.Name(), lost, by)}
+}
+
 // validate checks a configuration struct, passed by pointer, against its
 // validate tags and reports every failure by the name in the field's flag
 // tag, or by its environment variable when fromEnv has the flag.

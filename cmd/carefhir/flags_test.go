@@ -385,3 +385,38 @@ func TestParseBenchConfig(t *testing.T) {
 		})
 	}
 }
+
+// A command line that names two stores is refused, naming both, before
+// anything is opened: the command would have worked on one of them and
+// silently not on the other. A --data from the environment, as the
+// container image sets it, yields to the other store.
+func TestTwoStoresRefused(t *testing.T) {
+	const uri = "mongodb://db.example:27017/carefhir"
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args    []string
+		env     map[string]string
+		wantErr string
+	}{
+		{args: []string{"reindex", "--data", dir, "--mongo-uri", uri}, wantErr: "--data and --mongo-uri name two stores"},
+		{args: []string{"migrate", "--data", dir}, env: map[string]string{"CAREFHIR_MONGO_URI": uri},
+			wantErr: "--data and CAREFHIR_MONGO_URI, which sets --mongo-uri, name two stores"},
+		{args: []string{"import", "--format", "ndjson", "--data", dir, "--url", "http://127.0.0.1:1/fhir", "x.ndjson"}, wantErr: "--data and --url name two stores"},
+		{args: []string{"import", "--format", "ndjson", "--mongo-uri", uri, "--url", "http://127.0.0.1:1/fhir", "x.ndjson"}, wantErr: "--mongo-uri and --url name two stores"},
+		{args: []string{"export", "--patient", "p1", "--data", dir, "--mongo-uri", uri}, wantErr: "--data and --mongo-uri name two stores"},
+	} {
+		err := run(t.Context(), tc.args, env(tc.env), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) || exitCode(err, io.Discard) != 2 {
+			t.Errorf("%q: %v, want exit 2 and an error containing %q", tc.args, err, tc.wantErr)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Errorf("a refused command wrote %v in --data", entries)
+	}
+	// The container image's CAREFHIR_DATA beside a URI on the command
+	// line selects MongoDB.
+	cfg, err := parseReindexConfig([]string{"--mongo-uri", uri}, env(map[string]string{"CAREFHIR_DATA": "/data"}), io.Discard)
+	if err != nil || cfg.MongoURI != uri {
+		t.Errorf("reindex with CAREFHIR_DATA and --mongo-uri: %+v, %v", cfg, err)
+	}
+}

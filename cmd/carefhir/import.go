@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -45,6 +46,17 @@ func (t *transferConfig) flags(fs interface {
 	fs.StringVar(&t.MongoURI, "mongo-uri", "", "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
 }
 
+// refuseTwoStores refuses a command line naming two places for the
+// records: --url wins over --mongo-uri, which wins over --data.
+func (t *transferConfig) refuseTwoStores(fs *flag.FlagSet) error {
+	for _, pair := range [][2]string{{"data", "url"}, {"mongo-uri", "url"}, {"data", "mongo-uri"}} {
+		if err := refuseOverridden(fs, pair[0], pair[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // importConfig is the configuration of the import subcommand.
 type importConfig struct {
 	transferConfig
@@ -74,6 +86,9 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 	fs.StringVar(&cfg.Provider, "provider", "", "with --format gpconnect, FHIR base `URL` of the GP Connect provider that answered the files: their ids there are kept, for bookings with it")
 	files, err := parseFlagsArgs(fs, args, getenv, cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := cfg.refuseTwoStores(fs); err != nil {
 		return nil, err
 	}
 	if len(files) == 0 {

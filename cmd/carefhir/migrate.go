@@ -29,6 +29,9 @@ func parseMigrateConfig(args []string, getenv func(string) string, stderr io.Wri
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
+	if err := refuseOverridden(fs, "data", "mongo-uri"); err != nil {
+		return nil, err
+	}
 	if cfg.Shard && cfg.MongoURI == "" {
 		return nil, &usageError{err: fmt.Errorf("--shard needs --mongo-uri")}
 	}
