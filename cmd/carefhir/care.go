@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -57,8 +58,15 @@ func loadCare(f careFlags, baseURL string) (*care.Care, error) {
 			return nil, fmt.Errorf("--care-codes: %w", err)
 		}
 		cfg.Codes = care.DefaultCodes()
-		if err := json.Unmarshal(b, &cfg.Codes); err != nil {
+		// A misspelt key would leave its default code in use with
+		// nothing said: caseloads and scores would miss the local code.
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg.Codes); err != nil {
 			return nil, fmt.Errorf("--care-codes %s: %w", f.CareCodes, err)
+		}
+		if dec.More() {
+			return nil, fmt.Errorf("--care-codes %s: more than one JSON object", f.CareCodes)
 		}
 	}
 	return care.New(cfg)

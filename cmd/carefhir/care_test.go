@@ -49,6 +49,12 @@ func TestLoadCare(t *testing.T) {
 	if _, err := loadCare(careFlags{CareCodes: wording}, ""); err == nil || !strings.Contains(err.Error(), "--care-codes") {
 		t.Errorf("codes that are not JSON: %v", err)
 	}
+	if err := os.WriteFile(codes, []byte(`{"pamLevel":"111","careCoordinater":"222"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadCare(careFlags{CareCodes: codes}); err == nil || !strings.Contains(err.Error(), "--care-codes") || !strings.Contains(err.Error(), `"careCoordinater"`) {
+		t.Errorf("codes with a misspelt key: %v, want an error naming --care-codes and the key", err)
+	}
 }
 
 // TestRemindersEvery: the server creates the reminders due on its own
