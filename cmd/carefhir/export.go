@@ -142,9 +142,10 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 		}
 	}
 	var bundle struct {
-		ResourceType string            `json:"resourceType"`
-		Type         string            `json:"type"`
-		Entry        []json.RawMessage `json:"entry"`
+		ResourceType string `json:"resourceType"`
+		Type         string `json:"type"`
+		// FHIR JSON has no null: a Bundle of no patients has no entry.
+		Entry []json.RawMessage `json:"entry,omitempty"`
 	}
 	bundle.ResourceType, bundle.Type = "Bundle", "collection"
 	headerDone := false

@@ -68,6 +68,10 @@ func TestImportExportLocal(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &b); err != nil || b.Type != "collection" || len(b.Entry) != want {
 			t.Errorf("export --since %s: %v, %d entries, want %d: %s", since, err, len(b.Entry), want, out)
 		}
+		// FHIR JSON has no null: an empty Bundle leaves entry out.
+		if strings.Contains(out, "null") {
+			t.Errorf("export --since %s holds a JSON null: %s", since, out)
+		}
 	}
 	if out, err = carefhir("export", "--data", dir, "--format", "csv", "--since", "2000-01-01"); err != nil || !strings.HasPrefix(out, "NHS Number,") {
 		t.Errorf("export --since as CSV: %v %q", err, out)
