@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
 
 	"carefhir/store"
 	"carefhir/store/mongo"
@@ -43,6 +46,17 @@ const (
 // addSyncFlag defines --sync on fs, bound to p.
 func addSyncFlag(fs *flag.FlagSet, p *string) {
 	fs.StringVar(p, "sync", *p, "when the SQLite engine acknowledges a write: normal, once the operating system has it (survives a crash of the process, not a power cut), or full, once it is on the disk (survives a power cut; slower, see docs/operations.md)")
+}
+
+// requireDatabase refuses a SQLite data directory that holds no database,
+// for the commands that read a store: opening one would create an empty
+// database in a mistyped directory, and the command would report success
+// on it.
+func requireDatabase(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err != nil {
+		return fmt.Errorf("no database in %s: %w", dir, err)
+	}
+	return nil
 }
 
 // openSQLite opens the embedded SQLite engine in cfg.DataDir, which it

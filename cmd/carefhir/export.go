@@ -51,6 +51,11 @@ func parseExportConfig(args []string, getenv func(string) string, stderr io.Writ
 
 // exportRecords writes what $export-gp answers on stdout.
 func exportRecords(ctx context.Context, cfg *exportConfig, factories map[string]engineFactory, stdout io.Writer) error {
+	if cfg.URL == "" && cfg.MongoURI == "" {
+		if err := requireDatabase(cfg.DataDir); err != nil {
+			return fmt.Errorf("export: %w", err)
+		}
+	}
 	client, base, closeFn, err := cfg.client(ctx, factories)
 	if err != nil {
 		return err

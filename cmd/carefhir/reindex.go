@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"carefhir/server"
-	"carefhir/store/sqlite"
 )
 
 // reindexConfig is the configuration of the reindex subcommand.
@@ -49,10 +46,8 @@ func reindex(ctx context.Context, cfg *reindexConfig, factories map[string]engin
 		return fmt.Errorf("reindex: no %s engine in this build", name)
 	}
 	if name == engineSQLite {
-		// Opening would create an empty database in a mistyped
-		// directory, and reindexing it would report success.
-		if _, err := os.Stat(filepath.Join(cfg.DataDir, sqlite.FileName)); err != nil {
-			return fmt.Errorf("reindex: no database in %s: %w", cfg.DataDir, err)
+		if err := requireDatabase(cfg.DataDir); err != nil {
+			return fmt.Errorf("reindex: %w", err)
 		}
 	}
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)

@@ -56,21 +56,24 @@ func TestReindexCommand(t *testing.T) {
 	}
 }
 
-// TestReindexRefusesDirectoryWithoutDatabase: reindex of a directory that
-// holds no database, such as a mistyped --data, fails and creates nothing,
-// where it made an empty database and reported success.
-func TestReindexRefusesDirectoryWithoutDatabase(t *testing.T) {
-	for name, dir := range map[string]string{"missing": filepath.Join(t.TempDir(), "dta"), "empty": t.TempDir()} {
-		t.Run(name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			err := run(t.Context(), []string{"reindex", "--data", dir}, func(string) string { return "" }, &stdout, &stderr)
-			if err == nil || !strings.Contains(err.Error(), "no database in "+dir) || exitCode(err, io.Discard) != 1 {
-				t.Errorf("reindex: %v, stdout %q; want an error saying there is no database", err, stdout.String())
-			}
-			if entries, err := os.ReadDir(dir); !(errors.Is(err, fs.ErrNotExist) || err == nil && len(entries) == 0) {
-				t.Errorf("reindex left %v in %s (%v)", entries, dir, err)
-			}
-		})
+// TestCommandsRefuseDirectoryWithoutDatabase: reindex and export of a
+// directory that holds no database, such as a mistyped --data, fail and
+// create nothing, where they made an empty database and reported success
+// on it.
+func TestCommandsRefuseDirectoryWithoutDatabase(t *testing.T) {
+	for _, cmd := range [][]string{{"reindex"}, {"export", "--since", "2000-01-01"}} {
+		for name, dir := range map[string]string{"missing": filepath.Join(t.TempDir(), "dta"), "empty": t.TempDir()} {
+			t.Run(cmd[0]+"/"+name, func(t *testing.T) {
+				var stdout, stderr bytes.Buffer
+				err := run(t.Context(), append(cmd, "--data", dir), func(string) string { return "" }, &stdout, &stderr)
+				if err == nil || !strings.Contains(err.Error(), "no database in "+dir) || exitCode(err, io.Discard) != 1 {
+					t.Errorf("%s: %v, stdout %q; want an error saying there is no database", cmd[0], err, stdout.String())
+				}
+				if entries, err := os.ReadDir(dir); !(errors.Is(err, fs.ErrNotExist) || err == nil && len(entries) == 0) {
+					t.Errorf("%s left %v in %s (%v)", cmd[0], entries, dir, err)
+				}
+			})
+		}
 	}
 }
 
