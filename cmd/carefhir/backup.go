@@ -260,7 +260,7 @@ func equalCounts(a, b map[string]int64) bool {
 // verifyConfig is the configuration of the verify subcommand.
 type verifyConfig struct {
 	DataDir string `flag:"data" validate:"required"`
-	BaseURL string `flag:"base-url" validate:"omitempty,http_url"`
+	BaseURL string `flag:"base-url" validate:"omitempty,base_url"`
 }
 
 func parseVerifyConfig(args []string, getenv func(string) string, stderr io.Writer) (*verifyConfig, error) {

@@ -135,7 +135,7 @@ func refuseOverridden(fs *flag.FlagSet, lost, won string) error {
 func validate(cfg any, fromEnv map[string]bool) error {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(func(f reflect.StructField) string { return f.Tag.Get("flag") })
-	for tag, fn := range map[string]validator.Func{"listen_addr": isListenAddr, "mongo_uri": isMongoURI} {
+	for tag, fn := range map[string]validator.Func{"listen_addr": isListenAddr, "mongo_uri": isMongoURI, "base_url": isBaseURL} {
 		if err := v.RegisterValidation(tag, fn); err != nil {
 			return fmt.Errorf("register %s: %w", tag, err)
 		}
@@ -176,6 +176,8 @@ func describe(cfg any, fe validator.FieldError, fromEnv map[string]bool) string 
 		return quoted + ": want host:port, such as 127.0.0.1:8080 (port 0 picks a free port)"
 	case "http_url":
 		return quoted + ": want an absolute http or https URL"
+	case "base_url":
+		return quoted + ": want an absolute http or https URL without credentials, query or fragment, such as https://fhir.example.nhs.uk/fhir"
 	case "mongo_uri":
 		// The value is left out: a MongoDB URI may carry a password.
 		return name + ": want a mongodb:// or mongodb+srv:// URI with a host"
@@ -245,6 +247,16 @@ func isDNSName(s string) bool {
 		}
 	}
 	return true
+}
+
+// isBaseURL accepts an absolute http or https URL naming a host, without
+// a query or fragment, where the paths the server appends (/Patient/1)
+// would land and break every link and Location it serves, and without
+// credentials, which every link would carry.
+func isBaseURL(fl validator.FieldLevel) bool {
+	u, err := url.Parse(fl.Field().String())
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && u.User == nil
 }
 
 // isMongoURI accepts a mongodb:// or mongodb+srv:// URI naming a host. The

@@ -15,7 +15,7 @@ import (
 type reindexConfig struct {
 	DataDir  string `flag:"data" validate:"required_without=MongoURI"`
 	MongoURI string `flag:"mongo-uri" validate:"omitempty,mongo_uri"`
-	BaseURL  string `flag:"base-url" validate:"omitempty,http_url"`
+	BaseURL  string `flag:"base-url" validate:"omitempty,base_url"`
 }
 
 func parseReindexConfig(args []string, getenv func(string) string, stderr io.Writer) (*reindexConfig, error) {

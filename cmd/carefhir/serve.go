@@ -36,7 +36,7 @@ type serveConfig struct {
 	DataDir         string        `flag:"data" validate:"required_without=MongoURI"`
 	MongoURI        string        `flag:"mongo-uri" validate:"omitempty,mongo_uri"`
 	Sync            string        `flag:"sync" validate:"oneof=full normal"`
-	BaseURL         string        `flag:"base-url" validate:"omitempty,http_url"`
+	BaseURL         string        `flag:"base-url" validate:"omitempty,base_url"`
 	MaxBody         byteSize      `flag:"max-body" validate:"gt=0"`
 	ShutdownTimeout time.Duration `flag:"shutdown-timeout" validate:"gt=0"`
 	LogFormat       string        `flag:"log-format" validate:"oneof=text json"`
