@@ -33,7 +33,7 @@ Usage:
   carefhir migrate [flags]   bring a store's schema and indexes up to this version
   carefhir backup [flags]    copy a running SQLite store into a compressed archive
   carefhir restore [flags]   restore a SQLite store from a backup archive
-  carefhir verify [flags]    check a SQLite store offline
+  carefhir verify [flags]    check a SQLite store, beside its server or on a copy
   carefhir probe [flags]     ask a server on this host if it is live or ready (exit 0 or 1)
 
 Run 'carefhir <command> -h' for the flags of a command.
