@@ -178,6 +178,8 @@ func describe(cfg any, fe validator.FieldError, fromEnv map[string]bool) string 
 		return quoted + ": want an absolute http or https URL"
 	case "base_url":
 		return quoted + ": want an absolute http or https URL without credentials, query or fragment, such as https://fhir.example.nhs.uk/fhir"
+	case "file":
+		return quoted + ": want a file that exists"
 	case "mongo_uri":
 		// The value is left out: a MongoDB URI may carry a password.
 		return name + ": want a mongodb:// or mongodb+srv:// URI with a host"

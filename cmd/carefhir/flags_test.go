@@ -138,6 +138,8 @@ func TestParseServeConfig(t *testing.T) {
 		{name: "key without certificate", env: map[string]string{"CAREFHIR_TLS_KEY": "server.key"}, wantErr: "CAREFHIR_TLS_KEY, which sets --tls-key, needs --tls-cert"},
 		{name: "notify types", args: []string{"--notify-types", "Appointment, Task"}, want: with(func(c *serveConfig) { c.NotifyTypes = typeList{"Appointment", "Task"} })},
 		{name: "notify types misspelt", args: []string{"--notify-types", "Appointment,Apointment"}, wantErr: `invalid value "Appointment,Apointment" for flag -notify-types: "Apointment" is not a resource type`},
+		{name: "care codes missing", args: []string{"--care-codes", "/nonexistent/codes.json"}, wantErr: `--care-codes "/nonexistent/codes.json": want a file that exists`},
+		{name: "PAM wording missing from the environment", env: map[string]string{"CAREFHIR_PAM_WORDING": "/nonexistent/pam.txt"}, wantErr: "CAREFHIR_PAM_WORDING, which sets --pam-wording: want a file that exists"},
 		{name: "base URL", args: []string{"--base-url", "https://fhir.example.nhs.uk/fhir"}, want: with(func(c *serveConfig) { c.BaseURL = "https://fhir.example.nhs.uk/fhir" })},
 		{name: "base URL relative", args: []string{"--base-url", "/fhir"}, wantErr: "--base-url"},
 		{name: "base URL not http", args: []string{"--base-url", "ftp://example/fhir"}, wantErr: "--base-url"},
