@@ -178,6 +178,10 @@ func describe(cfg any, fe validator.FieldError, fromEnv map[string]bool) string 
 		return quoted + ": want an absolute http or https URL"
 	case "base_url":
 		return quoted + ": want an absolute http or https URL without credentials, query or fragment, such as https://fhir.example.nhs.uk/fhir"
+	case "datetime":
+		// The parameter is a Go layout; say it as a user writes it.
+		layout := strings.NewReplacer("2006", "YYYY", "01", "MM", "02", "DD").Replace(fe.Param())
+		return fmt.Sprintf("%s: want a date written %s", quoted, layout)
 	case "file":
 		return quoted + ": want a file that exists"
 	case "mongo_uri":

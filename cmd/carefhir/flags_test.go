@@ -426,3 +426,12 @@ func TestTwoStoresRefused(t *testing.T) {
 		t.Errorf("reindex with CAREFHIR_DATA and --mongo-uri: %+v, %v", cfg, err)
 	}
 }
+
+// A date that is not one is reported in the form the flag wants.
+func TestExportSinceNotADate(t *testing.T) {
+	_, err := parseExportConfig([]string{"--since", "2020-13-01"}, env(nil), io.Discard)
+	want := `--since "2020-13-01": want a date written YYYY-MM-DD`
+	if err == nil || !strings.Contains(err.Error(), want) || exitCode(err, io.Discard) != 2 {
+		t.Errorf("export --since 2020-13-01: %v, want exit 2 and %q", err, want)
+	}
+}
