@@ -40,7 +40,7 @@ func parseExportConfig(args []string, getenv func(string) string, stderr io.Writ
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
-	if err := cfg.refuseTwoStores(fs); err != nil {
+	if err := refuseTwoStores(fs); err != nil {
 		return nil, err
 	}
 	if cfg.Format == "gpconnect-appointment" && cfg.Appointment == "" || cfg.Format != "gpconnect-appointment" && (cfg.Patient == "") == (cfg.Since == "") {

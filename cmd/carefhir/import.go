@@ -46,9 +46,10 @@ func (t *transferConfig) flags(fs interface {
 	fs.StringVar(&t.MongoURI, "mongo-uri", "", "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
 }
 
-// refuseTwoStores refuses a command line naming two places for the
-// records: --url wins over --mongo-uri, which wins over --data.
-func (t *transferConfig) refuseTwoStores(fs *flag.FlagSet) error {
+// refuseTwoStores refuses an import or export command line naming two
+// places for the records: --url wins over --mongo-uri, which wins over
+// --data.
+func refuseTwoStores(fs *flag.FlagSet) error {
 	for _, pair := range [][2]string{{"data", "url"}, {"mongo-uri", "url"}, {"data", "mongo-uri"}} {
 		if err := refuseOverridden(fs, pair[0], pair[1]); err != nil {
 			return err
@@ -88,7 +89,7 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 	if err != nil {
 		return nil, err
 	}
-	if err := cfg.refuseTwoStores(fs); err != nil {
+	if err := refuseTwoStores(fs); err != nil {
 		return nil, err
 	}
 	if len(files) == 0 {
