@@ -22,12 +22,12 @@ const (
 // and whose writes are not yet.
 const StageRecorded = stageRecorded
 
-// WithClock makes a Store tell the time of leases by now: a Store whose
-// clock is ahead finds every other process's lease expired.
+// WithClock makes a Store tell the time of leases by now: a Store takes a
+// unit over once it has seen it unrenewed for a lease by now.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.clock = now } }
 
-// Sweep settles the journaled units whose lease has expired, as the
-// sweeper does.
+// Sweep settles the journaled units s has seen unrenewed for a lease, as
+// the sweeper does.
 func Sweep(ctx context.Context, s *Store) error { return s.sweep(ctx) }
 
 // Session is what the engine needs of a driver session, for fakes.

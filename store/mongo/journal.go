@@ -20,8 +20,9 @@ import (
 //
 //	journal         one record per unit of work being committed:
 //	                _id (the unit's id), state, n (number of writes), ts,
-//	                owner (the process settling it) and lease (until when
-//	                the owner holds it)
+//	                owner (the process settling it), lease (until when
+//	                the owner holds it, by its clock) and renewals (how
+//	                many times the record changed)
 //	journal_writes  one document per write of those units: _id
 //	                "unit/seq", txn (the unit's id), seq, type, expected,
 //	                doc (the current-version document the write makes) and,
@@ -53,24 +54,28 @@ import (
 // # Many processes
 //
 // Several carefhir processes may share one database. Each unit has an
-// owner, the Store that committed it, and a lease: a time until which the
-// owner holds it, renewed before every step. Only the owner changes a unit,
-// and every change of its record is a compare-and-set on (state, owner):
-// a process whose change does not match has lost the unit, stops working on
-// it at once and waits for its outcome (see waitOutcome), so a client is
-// never told that a unit failed when it ends applied. Before applying or
-// undoing each write the owner renews its lease the same way, which also
-// re-checks the state. Another process takes a unit over only once its
-// lease has expired (the owner crashed or stalled for longer than the
-// lease), by a compare-and-set on (state, owner, lease expired), and then
-// settles it as its owner. Start-up and a periodic sweep settle expired
-// units; they never touch a unit whose lease is live.
+// owner, the Store that committed it, and a lease: how long the owner holds
+// it without renewing it, renewed before every step. Only the owner changes
+// a unit, and every change of its record is a compare-and-set on (state,
+// owner) that also counts a renewal: a process whose change does not match
+// has lost the unit, stops working on it at once and waits for its outcome
+// (see waitOutcome), so a client is never told that a unit failed when it
+// ends applied. Before applying or undoing each write the owner renews its
+// lease the same way, which also re-checks the state. Another process takes
+// a unit over only once it has itself seen the unit's record unchanged
+// (same state, owner and renewals) for a lease by its own clock (the owner
+// crashed or stalled for longer than the lease), by a compare-and-set on
+// (state, owner, lease, renewals), and then settles it as its owner.
+// Start-up and a sweep every half lease look at the journal; they never
+// touch a unit whose record changed within the last lease they saw.
 //
-// What a lease cannot exclude is an owner that stalls for longer than the
-// lease between renewing it and a write reaching the server (the lease is
-// twice the client timeout plus 10 s, and the timeout bounds every
-// operation); leases compare the clocks of processes, which must agree to
-// well within the lease.
+// The lease written in a record (a time by its owner's clock) is for
+// operators reading the journal, and compared for equality only; it is
+// never compared with another process's clock, as the clocks of processes sharing a database may be
+// minutes or hours apart. What a lease cannot exclude is an owner that
+// stalls for longer than the lease between renewing it and a write reaching
+// the server (the lease is twice the client timeout plus 10 s, and the
+// timeout bounds every operation).
 //
 // Why roll forward: once committed, the journal holds every new version of
 // the unit, so completing it needs nothing else, and each write can be
@@ -119,7 +124,11 @@ type journalRecord struct {
 	Time  bson.DateTime `bson:"ts"`
 	Owner string        `bson:"owner"`
 	Lease bson.DateTime `bson:"lease"`
-	Error string        `bson:"error,omitempty"`
+	// Renewals counts the changes of the record after its insert: a unit
+	// whose count has not moved for a lease, by the clock of the process
+	// watching it, was left by a process that died or stalled.
+	Renewals int64  `bson:"renewals,omitempty"`
+	Error    string `bson:"error,omitempty"`
 }
 
 // errLost reports that another process took over a unit of work whose lease
@@ -445,7 +454,8 @@ func (s *Store) setState(ctx context.Context, id, from, to string) (bool, error)
 	res, err := s.journal.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: id}, {Key: "state", Value: from}, {Key: "owner", Value: s.owner}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: to},
-			{Key: "lease", Value: bson.NewDateTimeFromTime(s.clock().Add(s.lease))}}}})
+			{Key: "lease", Value: bson.NewDateTimeFromTime(s.clock().Add(s.lease))}}},
+			{Key: "$inc", Value: bson.D{{Key: "renewals", Value: 1}}}})
 	if err != nil {
 		return false, err
 	}
@@ -465,27 +475,79 @@ func (s *Store) renew(ctx context.Context, id, state string) error {
 	return nil
 }
 
-// takeOver makes this Store the owner of the unit rec records, if its lease
-// has expired and it is still as rec shows it. It reports whether it did.
+// takeOver makes this Store the owner of the unit rec records, if it has
+// seen the unit held unchanged (same state, owner, lease and renewals) for
+// a lease by its own clock, and the unit is still as rec shows it. It
+// reports whether it did. The lease written in rec, a time by its owner's
+// clock, is never compared with this Store's: the clocks of processes
+// sharing a database may be minutes or hours apart, and a process whose
+// clock is ahead would take a live unit over while its owner still applies
+// it.
 func (s *Store) takeOver(ctx context.Context, rec *journalRecord) (bool, error) {
-	now := s.clock()
-	if rec.Lease.Time().After(now) {
+	if !s.heldForLease(rec) {
 		return false, nil
+	}
+	renewals := any(rec.Renewals)
+	if rec.Renewals == 0 {
+		renewals = bson.D{{Key: "$exists", Value: false}}
 	}
 	res, err := s.journal.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: rec.ID}, {Key: "state", Value: rec.State},
-			{Key: "owner", Value: rec.Owner}, {Key: "lease", Value: rec.Lease}},
+			{Key: "owner", Value: rec.Owner}, {Key: "lease", Value: rec.Lease},
+			{Key: "renewals", Value: renewals}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "owner", Value: s.owner},
-			{Key: "lease", Value: bson.NewDateTimeFromTime(now.Add(s.lease))}}}})
+			{Key: "lease", Value: bson.NewDateTimeFromTime(s.clock().Add(s.lease))}}},
+			{Key: "$inc", Value: bson.D{{Key: "renewals", Value: 1}}}})
 	if err != nil {
 		return false, err
 	}
 	return res.MatchedCount == 1, nil
 }
 
-// sweep settles every unit of work whose owner's lease has expired (a
-// crash, or a failure), oldest first, and deletes journal writes left
-// without a record. Units whose lease is live are left to their owner.
+// sighting is how this Store first saw a unit of another process held:
+// the record as it was, and when by this Store's clock.
+type sighting struct {
+	rec   journalRecord
+	first time.Time
+}
+
+// heldForLease reports whether this Store has seen the unit rec records
+// held, unchanged, for a lease: it notes when it first sees the unit as
+// rec shows it, and measures from then on its own clock. Any renewal
+// changes the record, and starts the measure again. A Store that starts
+// while a dead process's unit is held waits a lease before taking it over,
+// as the others do.
+func (s *Store) heldForLease(rec *journalRecord) bool {
+	now := s.clock()
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	seen, ok := s.seen[rec.ID]
+	if !ok || seen.rec != *rec {
+		s.seen[rec.ID] = sighting{rec: *rec, first: now}
+		return false
+	}
+	if now.Sub(seen.first) < s.lease {
+		return false
+	}
+	delete(s.seen, rec.ID)
+	return true
+}
+
+// forgetSightings forgets the units seen held that are no longer in the
+// journal, known being the ids of those that are.
+func (s *Store) forgetSightings(known map[string]bool) {
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	for id := range s.seen {
+		if !known[id] {
+			delete(s.seen, id)
+		}
+	}
+}
+
+// sweep settles every unit of work this Store has seen unrenewed for a
+// lease (a crash, or a failure), oldest first, and deletes journal writes
+// left without a record. Other units are left to their owner.
 // Open calls it, and then every half lease while the Store is open.
 //
 // Writes are listed before records: a unit's record is inserted before its
@@ -538,6 +600,7 @@ func (s *Store) sweep(ctx context.Context) error {
 			return fmt.Errorf("journal: unit %s: %w", rec.ID, err)
 		}
 	}
+	s.forgetSightings(known)
 	var orphans bson.A
 	for _, id := range ids {
 		if !known[id] {

@@ -373,7 +373,7 @@ func TestJournalTakeOver(t *testing.T) {
 					return other.Put(t.Context(), xOther)
 				}
 				if stage == tt.stage && n == tt.n {
-					// A process whose clock has passed the lease sweeps.
+					// A process that has seen the unit unrenewed for a lease sweeps.
 					if err := storemongo.Sweep(t.Context(), reopen(t, uri)); err != nil {
 						t.Errorf("Sweep: %v", err)
 					}
@@ -401,4 +401,61 @@ func TestJournalTakeOver(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestJournalClocksApart: two processes on one database whose clocks are
+// two hours apart. The one whose clock is ahead sweeps while the other
+// commits a unit: it does not take the live unit over, and it does when
+// the unit's owner has died, once it has seen the unit unrenewed for a
+// lease by its own clock.
+func TestJournalClocksApart(t *testing.T) {
+	t.Run("live", func(t *testing.T) {
+		uri, s := openBase(t)
+		clock := newClock(2 * time.Hour)
+		ahead := open(t, uri, storemongo.WithClock(clock.now))
+		storemongo.SetHook(s, func(stage string, n int) error {
+			switch {
+			case stage == storemongo.StageRecorded:
+			case stage == storemongo.StageApplied && n == 1:
+				// The owner renewed its lease since the last sweep.
+				clock.advance(time.Hour)
+			default:
+				return nil
+			}
+			if err := storemongo.Sweep(t.Context(), ahead); err != nil {
+				t.Errorf("Sweep: %v", err)
+			}
+			return nil
+		})
+		if err := transactUnit(t, s); err != nil {
+			t.Fatalf("Transact: %v, want success: no process took the live unit over", err)
+		}
+		checkState(t, s, uri, committed, len(base)+len(unit))
+	})
+	t.Run("dead", func(t *testing.T) {
+		uri, s := openBase(t)
+		clock := newClock(2 * time.Hour)
+		ahead := open(t, uri, storemongo.WithClock(clock.now))
+		storemongo.SetHook(s, func(stage string, n int) error {
+			if stage == storemongo.StageApplied && n == 2 {
+				return errCrash
+			}
+			return nil
+		})
+		if err := transactUnit(t, s); !errors.Is(err, errCrash) {
+			t.Fatalf("Transact: %v, want the simulated crash", err)
+		}
+		if err := storemongo.Sweep(t.Context(), ahead); err != nil {
+			t.Fatalf("Sweep: %v", err)
+		}
+		journal := connect(t, uri).Database(ferrettest.Database).Collection("journal")
+		if n, err := journal.CountDocuments(t.Context(), bson.D{}); err != nil || n != 1 {
+			t.Fatalf("journal holds %d records (%v) once the unit is first seen, want it left to its owner", n, err)
+		}
+		clock.advance(2 * time.Minute) // longer than the lease
+		if err := storemongo.Sweep(t.Context(), ahead); err != nil {
+			t.Fatalf("Sweep: %v", err)
+		}
+		checkState(t, ahead, uri, committed, len(base)+len(unit))
+	})
 }

@@ -147,6 +147,10 @@ type Store struct {
 	owner string
 	lease time.Duration
 	clock func() time.Time
+	// seen holds, by unit id, how this Store first saw a unit of another
+	// process held (see heldForLease).
+	seenMu sync.Mutex
+	seen   map[string]sighting
 	// committing holds the ids of the units this Store is committing.
 	committing sync.Map
 	// hook, set by tests only, is called at stages of a journaled commit;
@@ -260,6 +264,7 @@ func dial(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 		owner: newOwner(),
 		lease: leaseFor(timeout),
 		clock: time.Now,
+		seen:  map[string]sighting{},
 		seed:  maphash.MakeSeed(),
 	}
 	for _, opt := range opts {
@@ -325,13 +330,17 @@ func (s *Store) start(ctx context.Context) error {
 	if _, err := s.createIndexes(ctx, false); err != nil {
 		return err
 	}
-	// The journal is settled on every deployment: one may have been left by
-	// a crash before the deployment became a replica set.
+	// The journal is swept on every deployment: one may have been left by
+	// a crash before the deployment became a replica set. A unit left by a
+	// dead process is taken over once this Store has seen it held for a
+	// lease, so the sweeper runs on every deployment too.
 	if err := s.sweep(ctx); err != nil {
 		return err
 	}
 	if s.native {
-		return s.createKeys(ctx)
+		if err := s.createKeys(ctx); err != nil {
+			return err
+		}
 	}
 	sweepCtx, stop := context.WithCancel(context.Background())
 	s.stopSweep, s.swept = stop, make(chan struct{})

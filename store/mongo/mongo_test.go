@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,13 +44,33 @@ func open(t testing.TB, uri string, opts ...storemongo.Option) *storemongo.Store
 }
 
 // reopen opens the engine at uri as a process whose clock is an hour ahead,
-// so that it finds the lease of every unit of work left in the journal
-// expired and settles the unit, as a process starting after a crash does
-// once the crashed process's lease has run out.
+// lets an hour pass on that clock and sweeps, so that it has seen every
+// unit of work left in the journal held for far longer than a lease and
+// settles it, as a process running after a crash does once it has seen the
+// crashed process's unit unrenewed for a lease.
 func reopen(t testing.TB, uri string) *storemongo.Store {
 	t.Helper()
-	return open(t, uri, storemongo.WithClock(func() time.Time { return time.Now().Add(time.Hour) }))
+	clock := newClock(time.Hour)
+	s := open(t, uri, storemongo.WithClock(clock.now))
+	clock.advance(time.Hour)
+	if err := storemongo.Sweep(t.Context(), s); err != nil {
+		t.Fatalf("Sweep: %v", err)
+	}
+	return s
 }
+
+// clock is the clock of a process, some time apart from the machine's.
+type clock struct{ apart atomic.Int64 }
+
+// newClock returns a clock apart from the machine's.
+func newClock(apart time.Duration) *clock {
+	c := &clock{}
+	c.apart.Store(int64(apart))
+	return c
+}
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.apart.Load())) }
+func (c *clock) advance(d time.Duration) { c.apart.Add(int64(d)) }
 
 // connect returns a client of its own on uri, to look at what the engine
 // stored.

@@ -34,7 +34,7 @@ const (
 const (
 	roleOwner   = "owner"   // commits unit, stopping at a step
 	roleOther   = "other"   // starts while the owner is stopped and commits otherUnit
-	roleSettler = "settler" // starts with its clock past every lease and sweeps
+	roleSettler = "settler" // starts, lets an hour pass on its clock and sweeps
 )
 
 // otherUnit is the unit of work of the other process: an update of a
@@ -264,8 +264,9 @@ func procChild(t *testing.T, role string) {
 		os.Exit(2)
 	}
 	var opts []storemongo.Option
+	clock := newClock(time.Hour)
 	if role == roleSettler {
-		opts = append(opts, storemongo.WithClock(func() time.Time { return time.Now().Add(time.Hour) }))
+		opts = append(opts, storemongo.WithClock(clock.now))
 	}
 	s, err := storemongo.Open(ctx, uri, opts...)
 	if err != nil {
@@ -275,7 +276,13 @@ func procChild(t *testing.T, role string) {
 	var ws []*store.Write
 	switch role {
 	case roleSettler:
-		return // Open swept the journal
+		// Open saw the units in the journal; an hour later by this
+		// process's clock, they are taken for those of a dead process.
+		clock.advance(time.Hour)
+		if err := storemongo.Sweep(ctx, s); err != nil {
+			fail(err)
+		}
+		return
 	case roleOther:
 		ws = otherUnit
 	case roleOwner:
