@@ -52,7 +52,7 @@ func TestLoadCare(t *testing.T) {
 	if err := os.WriteFile(codes, []byte(`{"pamLevel":"111","careCoordinater":"222"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadCare(careFlags{CareCodes: codes}); err == nil || !strings.Contains(err.Error(), "--care-codes") || !strings.Contains(err.Error(), `"careCoordinater"`) {
+	if _, err := loadCare(careFlags{CareCodes: codes}, ""); err == nil || !strings.Contains(err.Error(), "--care-codes") || !strings.Contains(err.Error(), `"careCoordinater"`) {
 		t.Errorf("codes with a misspelt key: %v, want an error naming --care-codes and the key", err)
 	}
 }
