@@ -554,8 +554,6 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 		if err := s.keepWholeMembers(ctx, req, f, r, nq, page); err != nil {
 			return nil, err
 		}
-	}
-	if restricted {
 		if page.Included, err = s.reachable(ctx, req, r, page.Included); err != nil {
 			return nil, err
 		}
