@@ -245,11 +245,19 @@ func (s *opStore) checkWrite(ctx context.Context, res fhir.Resource) error {
 	return s.a.validateWrite(ctx, res)
 }
 
-// Create, Update and Transact keep their write among those under way, as
-// trackWrites does for a request: they are also called outside any (see
-// Config.Attach).
+// track keeps a write of s among those under way, as trackWrites does for
+// a request: Create, Update and Transact are also called outside any (see
+// Config.Attach). A store in a unit of work is kept already, by the
+// request or the Transact that began the unit.
+func (s *opStore) track() (end func()) {
+	if s.tx != nil {
+		return func() {}
+	}
+	return s.a.svc.writes.Begin()
+}
+
 func (s *opStore) Create(ctx context.Context, res fhir.Resource) (*store.Version, error) {
-	defer s.a.svc.writes.Begin()()
+	defer s.track()()
 	if err := s.checkWrite(ctx, res); err != nil {
 		return nil, err
 	}
@@ -266,7 +274,7 @@ func (s *opStore) Create(ctx context.Context, res fhir.Resource) (*store.Version
 }
 
 func (s *opStore) Update(ctx context.Context, res fhir.Resource, ifMatch int64) (*store.Version, error) {
-	defer s.a.svc.writes.Begin()()
+	defer s.track()()
 	typ, id := res.ResourceType(), res.GetID()
 	if err := checkID(id, typ+".id"); err != nil {
 		return nil, err
@@ -286,7 +294,7 @@ func (s *opStore) Transact(ctx context.Context, fn func(ext.Store) error) error 
 	if s.tx != nil {
 		return fn(s)
 	}
-	defer s.a.svc.writes.Begin()()
+	defer s.track()()
 	return s.a.svc.store.Transact(ctx, func(tx store.Tx) error {
 		return fn(&opStore{a: s.a, c: s.c, tx: tx})
 	})
