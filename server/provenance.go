@@ -18,9 +18,12 @@ import (
 // X-Provenance header (FHIR R4 RESTful API, 3.1.0.13): it is stored with
 // the write, in its unit of work, targeting the version written.
 type provenance struct {
-	res     *fhir.Provenance
-	mu      sync.Mutex
-	written bool
+	res *fhir.Provenance
+	mu  sync.Mutex
+	// writtenIn is the unit of work it was written in: an engine may run
+	// a unit again (MongoDB's driver, on a transient error), after the
+	// run that wrote it was rolled back.
+	writtenIn store.Writer
 }
 
 type provenanceKey struct{}
@@ -64,7 +67,7 @@ func (a *api) readProvenance(c *gin.Context) {
 }
 
 // writeProvenance writes the X-Provenance of ctx's request, if any and not
-// written yet, targeting the version v of wr, in w: the unit of work of
+// written in w yet, targeting the version v of wr, in w: the unit of work of
 // the write. The Provenance is decided and validated like any write of
 // the client's, and runs the hooks of Provenances, as one the client
 // creates itself (so Subscriptions to Provenances are notified of it).
@@ -74,8 +77,8 @@ func (s *service) writeProvenance(ctx context.Context, w store.Writer, wr *store
 		return nil
 	}
 	p.mu.Lock()
-	written := p.written
-	p.written = true
+	written := p.writtenIn == w
+	p.writtenIn = w
 	p.mu.Unlock()
 	if written {
 		return nil

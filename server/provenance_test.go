@@ -1,8 +1,13 @@
 package server_test
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
+
+	"carefhir/store"
 )
 
 func TestXProvenance(t *testing.T) {
@@ -38,6 +43,50 @@ func TestXProvenance(t *testing.T) {
 			c.by("admin", "POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[]}`, "X-Provenance", prov).want(t, 400)
 			if after := len(ids(t, c.by("admin", "GET", "/Patient", ""))); after != before {
 				t.Errorf("refused writes stored Patients: %d before, %d after", before, after)
+			}
+		})
+	}
+}
+
+// retryFirstUnit runs the first unit of work twice, as MongoDB's driver
+// does on a transient error: the first run is rolled back.
+type retryFirstUnit struct {
+	store.Store
+	once sync.Once
+}
+
+var errTransient = errors.New("transient")
+
+func (r *retryFirstUnit) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	return r.Store.(store.Finder).Find(ctx, q)
+}
+
+func (r *retryFirstUnit) Transact(ctx context.Context, fn func(store.Tx) error) error {
+	r.once.Do(func() {
+		err := r.Store.Transact(ctx, func(tx store.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return errTransient
+		})
+		if !errors.Is(err, errTransient) {
+			panic(err)
+		}
+	})
+	return r.Store.Transact(ctx, fn)
+}
+
+// A write whose unit of work the engine runs again stores its
+// X-Provenance with it: the rolled-back run did not write it.
+func TestXProvenanceWrittenWhenUnitRunsAgain(t *testing.T) {
+	prov := `{"resourceType":"Provenance","agent":[{"who":{"reference":"Practitioner/dr"}}],"activity":{"text":"registration"}}`
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newClient(t, &retryFirstUnit{Store: e.Open(t)})
+			id := str(c.do("POST", "/Patient", `{"resourceType":"Patient","name":[{"family":"Prov"}]}`, "X-Provenance", prov).want(t, 201).json(t), "id")
+			found := c.do("GET", "/Provenance?target=Patient/"+id, "").want(t, 200).json(t)
+			if n := len(list(get(found, "entry"))); n != 1 {
+				t.Errorf("Provenances of Patient/%s: %d, want 1: %v", id, n, found)
 			}
 		})
 	}
