@@ -72,8 +72,8 @@ type Exporter struct {
 
 	mu      sync.Mutex
 	st      operation.Store
-	places  map[string]place // of the jobs running here, by id
-	settled bool             // the jobs left running by a stopped process are settled
+	places  map[string]context.CancelFunc // of the jobs running here, by id: each ends its job
+	settled bool                          // the jobs left running by a stopped process are settled
 	// sweeping: the removal of expired jobs runs (from the first Attach).
 	sweeping bool
 	failed   atomic.Int64
@@ -111,7 +111,7 @@ func New(cfg Config) (*Exporter, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &Exporter{cfg: cfg, places: map[string]place{}, ctx: ctx, stop: stop}, nil
+	return &Exporter{cfg: cfg, places: map[string]context.CancelFunc{}, ctx: ctx, stop: stop}, nil
 }
 
 // Close cancels the running jobs and waits for them; their records say

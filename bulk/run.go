@@ -33,11 +33,6 @@ type versionReader interface {
 // place is asked to wait.
 const kickOffRetry = 30
 
-// place is the place of a job running in this process.
-type place struct {
-	cancel context.CancelFunc
-}
-
 // reserve takes one of the maxJobs places of running jobs for job id: 429
 // when none is free, 503 once Close has begun. The place is taken before
 // the job is recorded, so that kick-offs arriving together cannot all
@@ -60,7 +55,7 @@ func (e *Exporter) reserve(id string) (ctx context.Context, err error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(e.ctx)
-	e.places[id] = place{cancel: cancel}
+	e.places[id] = cancel
 	e.wg.Add(1)
 	return ctx, nil
 }
@@ -140,10 +135,10 @@ func (e *Exporter) running(ctx context.Context, recs store.Reader, id string) (b
 // context.
 func (e *Exporter) release(id string) {
 	e.mu.Lock()
-	pl := e.places[id]
+	cancel := e.places[id]
 	delete(e.places, id)
 	e.mu.Unlock()
-	pl.cancel()
+	cancel()
 	e.wg.Done()
 }
 
@@ -158,10 +153,10 @@ func (e *Exporter) start(ctx context.Context, id string, ver int64, j *job, owne
 // cancel stops job id if this process runs it.
 func (e *Exporter) cancel(id string) {
 	e.mu.Lock()
-	pl, ok := e.places[id]
+	cancel, ok := e.places[id]
 	e.mu.Unlock()
 	if ok {
-		pl.cancel()
+		cancel()
 	}
 }
 
