@@ -248,35 +248,18 @@ func (n *Notifier) claim(ctx context.Context, recs store.Tx, v *store.Version, n
 }
 
 // heldForLease reports whether this process has seen the claim id held
-// for the Lease: it notes when it first sees it held, and measures from
-// then on its own clock. A process that starts while a dead one's claim is
-// held waits a lease before taking it over, as the others do.
+// for the Lease, by its own clock (lease.Watch). A process that starts
+// while a dead one's claim is held waits a lease before taking it over,
+// as the others do.
 func (n *Notifier) heldForLease(id string, now time.Time) bool {
-	n.seenMu.Lock()
-	defer n.seenMu.Unlock()
-	first, ok := n.seenHeld[id]
-	if !ok {
-		n.seenHeld[id] = now
-		return false
-	}
-	if now.Sub(first) < n.cfg.Lease {
-		return false
-	}
-	delete(n.seenHeld, id)
-	return true
+	return n.seenHeld.Expired(id, struct{}{}, now, n.cfg.Lease)
 }
 
 // forgetSeenClaims forgets the claims first seen held more than two leases
 // ago: the row of each moved on meanwhile, or it is looked at anew, which
 // only delays taking it over.
 func (n *Notifier) forgetSeenClaims(now time.Time) {
-	n.seenMu.Lock()
-	defer n.seenMu.Unlock()
-	for id, first := range n.seenHeld {
-		if now.Sub(first) > 2*n.cfg.Lease {
-			delete(n.seenHeld, id)
-		}
-	}
+	n.seenHeld.Forget(func(_ string, first time.Time) bool { return now.Sub(first) > 2*n.cfg.Lease })
 }
 
 // stillPending reports whether version v of a row, which this process has

@@ -27,6 +27,7 @@ import (
 	"carefhir/operation"
 	"carefhir/server/access"
 	"carefhir/store"
+	"carefhir/store/lease"
 )
 
 // Config configures a Notifier. Zero durations take the defaults below.
@@ -135,8 +136,7 @@ type Notifier struct {
 
 	// seenHeld holds, by claim id, when this process first saw a claim
 	// of another held (claim).
-	seenMu   sync.Mutex
-	seenHeld map[string]time.Time
+	seenHeld lease.Watch[struct{}]
 
 	lastSentMu sync.Mutex
 	lastSent   map[string]time.Time // by subscription, for heartbeats
@@ -181,7 +181,7 @@ func New(cfg Config) (*Notifier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	n := &Notifier{cfg: cfg, reg: cfg.Indexer.Registry(), client: cfg.Client, wake: make(chan struct{}, 1), lastSent: map[string]time.Time{}, seenHeld: map[string]time.Time{}}
+	n := &Notifier{cfg: cfg, reg: cfg.Indexer.Registry(), client: cfg.Client, wake: make(chan struct{}, 1), lastSent: map[string]time.Time{}}
 	if n.client == nil {
 		n.client = guardedClient(cfg.Timeout)
 	}

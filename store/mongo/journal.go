@@ -504,45 +504,19 @@ func (s *Store) takeOver(ctx context.Context, rec *journalRecord) (bool, error) 
 	return res.MatchedCount == 1, nil
 }
 
-// sighting is how this Store first saw a unit of another process held:
-// the record as it was, and when by this Store's clock.
-type sighting struct {
-	rec   journalRecord
-	first time.Time
-}
-
 // heldForLease reports whether this Store has seen the unit rec records
-// held, unchanged, for a lease: it notes when it first sees the unit as
-// rec shows it, and measures from then on its own clock. Any renewal
+// held, unchanged, for a lease by its own clock (lease.Watch). Any renewal
 // changes the record, and starts the measure again. A Store that starts
 // while a dead process's unit is held waits a lease before taking it over,
 // as the others do.
 func (s *Store) heldForLease(rec *journalRecord) bool {
-	now := s.clock()
-	s.seenMu.Lock()
-	defer s.seenMu.Unlock()
-	seen, ok := s.seen[rec.ID]
-	if !ok || seen.rec != *rec {
-		s.seen[rec.ID] = sighting{rec: *rec, first: now}
-		return false
-	}
-	if now.Sub(seen.first) < s.lease {
-		return false
-	}
-	delete(s.seen, rec.ID)
-	return true
+	return s.seen.Expired(rec.ID, *rec, s.clock(), s.lease)
 }
 
 // forgetSightings forgets the units seen held that are no longer in the
 // journal, known being the ids of those that are.
 func (s *Store) forgetSightings(known map[string]bool) {
-	s.seenMu.Lock()
-	defer s.seenMu.Unlock()
-	for id := range s.seen {
-		if !known[id] {
-			delete(s.seen, id)
-		}
-	}
+	s.seen.Forget(func(id string, _ time.Time) bool { return !known[id] })
 }
 
 // sweep settles every unit of work this Store has seen unrenewed for a

@@ -88,6 +88,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"carefhir/store"
+	"carefhir/store/lease"
 )
 
 // DefaultDatabase is the database used when the URI names none.
@@ -149,8 +150,7 @@ type Store struct {
 	clock func() time.Time
 	// seen holds, by unit id, how this Store first saw a unit of another
 	// process held (see heldForLease).
-	seenMu sync.Mutex
-	seen   map[string]sighting
+	seen lease.Watch[journalRecord]
 	// committing holds the ids of the units this Store is committing.
 	committing sync.Map
 	// hook, set by tests only, is called at stages of a journaled commit;
@@ -264,7 +264,6 @@ func dial(ctx context.Context, uri string, opts ...Option) (*Store, error) {
 		owner: newOwner(),
 		lease: leaseFor(timeout),
 		clock: time.Now,
-		seen:  map[string]sighting{},
 		seed:  maphash.MakeSeed(),
 	}
 	for _, opt := range opts {
