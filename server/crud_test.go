@@ -667,6 +667,10 @@ func TestHistoryPagesDatedAsTheFirst(t *testing.T) {
 			date = str(page, "meta", "lastUpdated")
 			if during == "" {
 				during = str(c.create("Patient", patient), "id")
+				// Later pages are then read a few milliseconds after the
+				// write, so a page dated when it is read is dated after
+				// it, as a poller's page would be.
+				time.Sleep(5 * time.Millisecond)
 			}
 			next = ""
 			for _, l := range list(get(page, "link")) {
