@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -1492,6 +1493,78 @@ func TestKickOffAfterClose(t *testing.T) {
 		}
 		if len(jobs) != 0 {
 			t.Errorf("%d jobs recorded after Close, want none", len(jobs))
+		}
+	})
+}
+
+// TestSystemHistoryLeavesOutRecords: the export jobs and claims an export
+// records, and any other record of the server (a notification outbox),
+// are not in a history of the system, nor in its total: it holds the types
+// the CapabilityStatement lists alone, for every reader.
+func TestSystemHistoryLeavesOutRecords(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Observation/o1", observation("o1", "p1", "laboratory"))
+		e.wait("admin", e.kickOff("admin", "/$export?_type=Patient"))
+		w := &store.Write{Type: "NotifyOutbox", ID: "n1", LastUpdated: time.Now().UTC().Truncate(time.Millisecond), JSON: []byte(`{"topic":"x"}`)}
+		if err := e.st.Put(t.Context(), w); err != nil {
+			t.Fatal(err)
+		}
+
+		var capability struct {
+			Rest []struct{ Resource []struct{ Type string } }
+		}
+		if err := json.Unmarshal([]byte(e.do("admin", "GET", "/metadata", "").body), &capability); err != nil || len(capability.Rest) == 0 {
+			t.Fatalf("metadata: %v", err)
+		}
+		served := map[string]bool{}
+		for _, r := range capability.Rest[0].Resource {
+			served[r.Type] = true
+		}
+		for _, who := range []string{"admin", "nurse"} {
+			for _, query := range []string{"?_count=100", "?_count=1", "?_since=2000-01-01&_count=100", "?_at=2100&_count=100"} {
+				var types []string
+				next := "/_history" + query
+				for next != "" {
+					r := e.do(who, "GET", next, "")
+					if r.status != 200 {
+						t.Fatalf("%s: GET %s: %d %s", who, next, r.status, r.body)
+					}
+					var b struct {
+						Link  []struct{ Relation, URL string }
+						Entry []struct{ FullURL string }
+					}
+					if err := json.Unmarshal([]byte(r.body), &b); err != nil {
+						t.Fatal(err)
+					}
+					for _, entry := range b.Entry {
+						typ := path.Base(path.Dir(entry.FullURL))
+						types = append(types, typ)
+						if !served[typ] {
+							t.Errorf("%s: GET /_history%s holds %s", who, query, entry.FullURL)
+						}
+					}
+					next = ""
+					for _, l := range b.Link {
+						if l.Relation == "next" {
+							next = l.URL
+						}
+					}
+				}
+				if len(types) != 2 {
+					t.Errorf("%s: GET /_history%s: %v, want Observation and Patient", who, query, types)
+				}
+			}
+		}
+		var count struct{ Total int }
+		if err := json.Unmarshal([]byte(e.do("admin", "GET", "/_history?_summary=count", "").body), &count); err != nil || count.Total != 2 {
+			t.Errorf("GET /_history?_summary=count: total %d (%v), want 2", count.Total, err)
+		}
+		// Nor does a history or search of a record's type reach them.
+		for target, status := range map[string]int{"/BulkExportJob/_history": 404, "/NotifyOutbox/n1/_history": 404, "?_type=BulkExportJob": 400} {
+			if r := e.do("admin", "GET", target, ""); r.status != status {
+				t.Errorf("GET %s: %d, want %d", target, r.status, status)
+			}
 		}
 	})
 }

@@ -92,8 +92,11 @@ func (a *api) historyType(c *gin.Context) {
 	a.history(c, store.HistoryQuery{Type: typ})
 }
 
+// historySystem answers a history of the system, which holds the types the
+// API serves alone: the store also keeps the server's own records (export
+// jobs, notification outboxes), which are no one's to read through it.
 func (a *api) historySystem(c *gin.Context) {
-	a.history(c, store.HistoryQuery{})
+	a.history(c, store.HistoryQuery{Types: servedTypes})
 }
 
 // history answers a history interaction with a Bundle of type history,

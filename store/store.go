@@ -91,8 +91,12 @@ func (w *Write) Version() *Version {
 // HistoryQuery selects versions for a history interaction: of one resource
 // (Type and ID set), of one type (Type set) or of the whole system.
 type HistoryQuery struct {
-	Type  string
-	ID    string
+	Type string
+	ID   string
+	// Types, in a history of the whole system, keeps only versions of
+	// these types; nil keeps every type, the server's own records among
+	// them.
+	Types []string
 	Since time.Time // zero: no bound; else versions with LastUpdated >= Since
 	// AtLow and AtHigh, when set, keep only versions that were current at
 	// some point in [AtLow, AtHigh): created before AtHigh and not replaced

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,6 +175,8 @@ func historyFilter(q store.HistoryQuery, exclude bson.A) bson.D {
 	f := bson.D{}
 	if q.Type != "" {
 		f = append(f, bson.E{Key: fieldType, Value: q.Type})
+	} else if q.Types != nil {
+		f = append(f, bson.E{Key: fieldType, Value: bson.D{{Key: "$in", Value: q.Types}}})
 	}
 	if q.ID != "" {
 		f = append(f, bson.E{Key: fieldID, Value: q.ID})
@@ -315,6 +318,7 @@ func newer(a, b *store.Version) int {
 func selects(q store.HistoryQuery, v *store.Version, end time.Time) bool {
 	switch {
 	case q.Type != "" && v.Type != q.Type,
+		q.Type == "" && q.Types != nil && !slices.Contains(q.Types, v.Type),
 		q.ID != "" && v.ID != q.ID,
 		!q.Since.IsZero() && v.LastUpdated.Before(q.Since),
 		!q.AtHigh.IsZero() && !v.LastUpdated.Before(q.AtHigh),

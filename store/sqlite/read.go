@@ -162,6 +162,11 @@ func (r *reader) history(ctx context.Context, q store.HistoryQuery) (*store.Hist
 		args = append(args, q.Type)
 		keys = "(last_updated, id, version) < (?, ?, ?)"
 		after = func(c cursor) []any { return []any{c.LastUpdated, c.ID, c.Version} }
+	case q.Types != nil:
+		where = append(where, "type IN ("+placeholders(len(q.Types))+")")
+		for _, t := range q.Types {
+			args = append(args, t)
+		}
 	}
 	if !q.Since.IsZero() {
 		where = append(where, "last_updated >= ?")

@@ -440,6 +440,7 @@ func (m *model) history(q store.HistoryQuery) []*version {
 	for _, v := range m.versions {
 		switch {
 		case q.Type != "" && v.Type != q.Type,
+			q.Type == "" && q.Types != nil && !slices.Contains(q.Types, v.Type),
 			q.ID != "" && v.ID != q.ID,
 			!q.Since.IsZero() && v.LastUpdated.Before(q.Since),
 			!q.AtHigh.IsZero() && !v.LastUpdated.Before(q.AtHigh),
@@ -481,6 +482,9 @@ func testHistory(t *testing.T, s store.Store) {
 		{name: "type", q: store.HistoryQuery{Type: "Patient"}},
 		{name: "type unknown", q: store.HistoryQuery{Type: "Group"}},
 		{name: "system", q: store.HistoryQuery{}},
+		{name: "system of types", q: store.HistoryQuery{Types: []string{"Encounter", "Observation", "Group"}}},
+		{name: "system of no type", q: store.HistoryQuery{Types: []string{}}},
+		{name: "types since and at", q: store.HistoryQuery{Types: []string{"Observation"}, Since: at(1000), AtLow: at(1000), AtHigh: at(3000)}},
 		{name: "since", q: store.HistoryQuery{Since: at(2000)}},
 		{name: "since between", q: store.HistoryQuery{Since: at(1500)}},
 		{name: "type since", q: store.HistoryQuery{Type: "Patient", Since: at(1000)}},
