@@ -329,9 +329,7 @@ func Redact(p *fhir.Patient) *fhir.Patient {
 		return p
 	}
 	c := *p
-	c.Address, c.Telecom, c.Contact, c.GeneralPractitioner, c.ManagingOrganization = nil, nil, nil, nil, nil
-	c.Text, c.Contained = nil, nil
-	c.Extension = slices.DeleteFunc(slices.Clone(p.Extension), locating)
+	setWhereabouts(&c, &fhir.Patient{})
 	return &c
 }
 
@@ -354,20 +352,25 @@ func KeepWhereabouts(p, stored *fhir.Patient) bool {
 		return false
 	}
 	before, berr := fhirjson.Marshal(whereabouts(p))
-	p.Address, p.Telecom, p.Contact = stored.Address, stored.Telecom, stored.Contact
-	p.GeneralPractitioner, p.ManagingOrganization = stored.GeneralPractitioner, stored.ManagingOrganization
-	p.Text, p.Contained = stored.Text, stored.Contained
-	p.Extension = append(slices.DeleteFunc(slices.Clone(p.Extension), locating), slices.DeleteFunc(slices.Clone(stored.Extension), func(e *fhir.Extension) bool { return !locating(e) })...)
+	setWhereabouts(p, stored)
 	after, aerr := fhirjson.Marshal(whereabouts(p))
 	return berr != nil || aerr != nil || !bytes.Equal(before, after)
 }
 
 // whereabouts is a Patient holding only what Redact withholds of p.
 func whereabouts(p *fhir.Patient) *fhir.Patient {
-	return &fhir.Patient{
-		Address: p.Address, Telecom: p.Telecom, Contact: p.Contact,
-		GeneralPractitioner: p.GeneralPractitioner, ManagingOrganization: p.ManagingOrganization,
-		Text: p.Text, Contained: p.Contained,
-		Extension: slices.DeleteFunc(slices.Clone(p.Extension), func(e *fhir.Extension) bool { return !locating(e) }),
-	}
+	w := &fhir.Patient{}
+	setWhereabouts(w, p)
+	return w
+}
+
+// setWhereabouts gives p the elements of from that say where the person
+// is, in place of its own: the one list of what Redact withholds and
+// KeepWhereabouts keeps. p's other extensions stay; from is not modified.
+func setWhereabouts(p, from *fhir.Patient) {
+	p.Address, p.Telecom, p.Contact = from.Address, from.Telecom, from.Contact
+	p.GeneralPractitioner, p.ManagingOrganization = from.GeneralPractitioner, from.ManagingOrganization
+	p.Text, p.Contained = from.Text, from.Contained
+	p.Extension = append(slices.DeleteFunc(slices.Clone(p.Extension), locating),
+		slices.DeleteFunc(slices.Clone(from.Extension), func(e *fhir.Extension) bool { return !locating(e) })...)
 }
