@@ -21,11 +21,22 @@ var metadataAddrs = []netip.Addr{
 	netip.MustParseAddr("100.100.100.200"), // Alibaba Cloud
 }
 
+// nat64 is the well-known prefix of NAT64 (RFC 6052): an address in it
+// reaches, through a NAT64 gateway, the IPv4 address in its last 32 bits.
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
+
 // forbiddenAddr reports why a subscription endpoint may not be reached at
 // a, or "" when it may: never link-local (which holds the metadata service
-// of most clouds), a metadata address, unspecified or multicast.
+// of most clouds), a metadata address, unspecified or multicast; nor the
+// NAT64 form of an IPv4 address refused, which reaches it as well.
 func forbiddenAddr(a netip.Addr) string {
 	a = a.Unmap()
+	if nat64.Contains(a) {
+		b := a.As16()
+		if why := forbiddenAddr(netip.AddrFrom4([4]byte(b[12:]))); why != "" {
+			return why + " in its NAT64 form"
+		}
+	}
 	switch {
 	case a.IsLinkLocalUnicast(), a.IsLinkLocalMulticast():
 		return "a link-local address"
