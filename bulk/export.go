@@ -30,6 +30,7 @@ import (
 	"carefhir/operation"
 	"carefhir/server/access"
 	"carefhir/store"
+	"carefhir/store/lease"
 )
 
 // Config configures an Exporter.
@@ -74,6 +75,9 @@ type Exporter struct {
 	st      operation.Store
 	places  map[string]context.CancelFunc // of the jobs running here, by id: each ends its job
 	settled bool                          // the jobs left running by a stopped process are settled
+	// beats notes, by job id, when this process first saw each heartbeat
+	// of a job running elsewhere (abandoned).
+	beats lease.Watch[int64]
 	// sweeping: the removal of expired jobs runs (from the first Attach).
 	sweeping bool
 	failed   atomic.Int64
@@ -211,6 +215,11 @@ func (e *Exporter) sweep(ctx context.Context) error {
 			e.discard(ctx, v.ID, ver)
 		}
 	}
+	// The heartbeats first seen more than two staleness periods ago were
+	// renewed or their jobs settled since; looked at anew, one only waits
+	// longer.
+	now := e.cfg.Now()
+	e.beats.Forget(func(_ string, first time.Time) bool { return now.Sub(first) > 2*stale })
 	// Jobs whose process stopped after this one settled them are failed
 	// too, and then expire.
 	if err := e.settle(ctx); err != nil {
@@ -266,8 +275,8 @@ func (e *Exporter) ensureSettled(ctx context.Context) {
 	e.mu.Unlock()
 }
 
-// stale is how long a running job may go without a heartbeat before
-// another process takes it for dead.
+// stale is how long a process must have seen a running job's heartbeat
+// unrenewed before it takes the job for dead.
 const stale = 2 * time.Minute
 
 func (e *Exporter) settle(ctx context.Context) error {
@@ -293,10 +302,14 @@ func (e *Exporter) settle(ctx context.Context) error {
 
 // abandoned reports whether job id, as recorded, was left running by a
 // stopped process: it does not run here, and either this process recorded
-// it (before a restart, when the holder is fixed) or its heartbeat is
-// stale. A process restarted within the heartbeat's staleness, under a
-// new holder, finds its old jobs' heartbeats fresh: they are abandoned
-// once stale, so their status does not stay in progress for good.
+// it (before a restart, when the holder is fixed) or this process has
+// seen its heartbeat unrenewed for stale, by its own clock (lease.Watch).
+// The heartbeat's time, written by the clock of the process running the
+// job, is never compared with this process's: the clocks of processes
+// sharing a database may be minutes apart, and one whose clock is ahead
+// would take a live job for a dead one. A process that starts while a
+// stopped one's job is recorded running thus fails it a staleness period
+// later, not at once.
 func (e *Exporter) abandoned(id string, j *job) bool {
 	if j.State != stateRunning {
 		return false
@@ -304,7 +317,10 @@ func (e *Exporter) abandoned(id string, j *job) bool {
 	e.mu.Lock()
 	_, ours := e.places[id]
 	e.mu.Unlock()
-	return !ours && (j.Holder == e.cfg.Holder || e.cfg.Now().Sub(j.Heartbeat) >= stale)
+	if ours {
+		return false
+	}
+	return j.Holder == e.cfg.Holder || e.beats.Expired(id, j.Heartbeat.UnixNano(), e.cfg.Now(), stale)
 }
 
 // fail records job id, read at version ver and found abandoned, failed

@@ -877,11 +877,19 @@ func (e *env) exportLeftRunning(holder string, heartbeat time.Time) string {
 }
 
 // TestJobLeftRunning: a job whose process stopped is failed after a
-// restart, never listed as complete.
+// restart, once the restarted process has seen its heartbeat unrenewed
+// for the staleness period, however old the heartbeat's time; never
+// listed as complete.
 func TestJobLeftRunning(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e *env) {
 		status := e.exportLeftRunning("dead", time.Now().Add(-time.Hour))
+		t0 := time.Now()
+		e.clock.set(t0)
 		e.x.Attach(e.x.st) // what a restarted process does
+		if r := e.do("admin", "GET", status, ""); r.status != 202 {
+			t.Errorf("at the restart: %d %s, want 202 until the heartbeat has been seen unrenewed for %s", r.status, r.body, stale)
+		}
+		e.clock.set(t0.Add(stale))
 		if r := e.do("admin", "GET", status, ""); r.status != 500 || !strings.Contains(r.body, "stopped") {
 			t.Errorf("after the restart: %d %s", r.status, r.body)
 		}
@@ -1387,10 +1395,18 @@ func TestOneClientCannotTakeEveryPlace(t *testing.T) {
 // answered 429 with Retry-After by the other, which still starts another
 // client's; once they finish, the client starts one in either.
 func TestTwoProcessesOneClientLimit(t *testing.T) {
+	a, b, release := twoStalledProcesses(t)
+	checkOneClientLimit(t, a, b, release)
+}
+
+// twoStalledProcesses serves two processes, holders a and b, on one
+// MongoDB database, whose job searches of Patient wait until release is
+// called.
+func twoStalledProcesses(t *testing.T) (a, b *env, release func()) {
 	uri := ferrettest.Start(t)
 	stall := make(chan struct{})
 	var once sync.Once
-	release := func() { once.Do(func() { close(stall) }) }
+	release = func() { once.Do(func() { close(stall) }) }
 	t.Cleanup(release) // before the servers' cleanups wait for the jobs
 	newProcess := func(holder string) *env {
 		st, err := mongo.Open(t.Context(), uri)
@@ -1401,7 +1417,35 @@ func TestTwoProcessesOneClientLimit(t *testing.T) {
 		e.x.cfg.Holder = holder
 		return e
 	}
-	checkOneClientLimit(t, newProcess("a"), newProcess("b"), release)
+	return newProcess("a"), newProcess("b"), release
+}
+
+// TestTwoProcessesClocksApart: with two processes on one MongoDB database
+// whose clocks are two hours apart, the one whose clock is ahead takes
+// the exports running in the other for live ones: their status is in
+// progress, and their client may start no more than it may run; it takes
+// one for dead only once it has itself seen its heartbeat unrenewed for
+// the staleness period.
+func TestTwoProcessesClocksApart(t *testing.T) {
+	a, b, release := twoStalledProcesses(t)
+	ahead := time.Now().Add(2 * time.Hour)
+	b.clock.set(ahead)
+	var running []string
+	for range maxJobsPerOwner {
+		running = append(running, a.kickOff("admin", "/$export?_type=Patient"))
+	}
+	status := strings.Replace(running[0], a.base, b.base, 1) // asked of b
+	if r := b.do("admin", "GET", status, ""); r.status != 202 {
+		t.Errorf("status of a running export, asked of the process ahead: %d %s, want 202", r.status, r.body)
+	}
+	if r := b.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "respond-async"); r.status != 429 {
+		t.Errorf("kick-off %d of one client, asked of the process ahead: %d %s, want 429", maxJobsPerOwner+1, r.status, r.body)
+	}
+	b.clock.set(ahead.Add(stale)) // a stalled: its heartbeats unrenewed since b saw them
+	if r := b.do("admin", "GET", status, ""); r.status != 500 || !strings.Contains(r.body, "stopped") {
+		t.Errorf("status once b saw the heartbeat unrenewed for %s: %d %s, want 500 saying the server stopped", stale, r.status, r.body)
+	}
+	release()
 }
 
 // checkOneClientLimit starts maxJobsPerOwner exports of admin in first,

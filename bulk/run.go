@@ -74,9 +74,9 @@ type claim struct {
 // which is recorded already: 429 when none is free. The places are
 // records of the store, so the limit holds across every process on one
 // database. A place is free when the job it names is not running (it
-// finished or was removed, or its heartbeat is stale: its process
-// stopped), and is taken by a write conditional on the version read, so
-// two kick-offs cannot both take one.
+// finished or was removed, or its process stopped: see abandoned), and
+// is taken by a write conditional on the version read, so two kick-offs
+// cannot both take one.
 func (e *Exporter) claimPlace(ctx context.Context, recs store.Tx, owner, id string) error {
 	body, err := json.Marshal(claim{Job: id})
 	if err != nil {
@@ -119,16 +119,27 @@ func (e *Exporter) claimPlace(ctx context.Context, recs store.Tx, owner, id stri
 	return refused
 }
 
-// running reports whether job id is running in a live process.
-func (e *Exporter) running(ctx context.Context, recs store.Reader, id string) (bool, error) {
-	j, _, err := readJob(ctx, recs, id)
+// running reports whether job id is running in a live process; one left
+// by a stopped process (abandoned) is recorded failed, as a status
+// request would find it.
+func (e *Exporter) running(ctx context.Context, recs store.Tx, id string) (bool, error) {
+	j, ver, err := readJob(ctx, recs, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	return j.State == stateRunning && e.cfg.Now().Sub(j.Heartbeat) < stale, nil
+	if e.abandoned(id, j) {
+		j, _, err = e.fail(ctx, recs, id, ver, j)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return j.State == stateRunning, nil
 }
 
 // release gives back the place reserve took for job id and ends its
