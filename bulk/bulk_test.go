@@ -245,11 +245,18 @@ func (e *env) put(path, body string) {
 // its own records (the audit trail, which the API does not write).
 func (e *env) putRecord(typ, id, body string) {
 	e.t.Helper()
+	e.putRecordAt(typ, id, body, time.Now())
+}
+
+// putRecordAt is putRecord dated at, as a process whose clock reads at
+// writes it.
+func (e *env) putRecordAt(typ, id, body string, at time.Time) {
+	e.t.Helper()
 	ix, err := e.ix.IndexJSON(typ, []byte(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	w := &store.Write{Type: typ, ID: id, LastUpdated: time.Now().UTC().Truncate(time.Millisecond), JSON: []byte(body), Index: ix}
+	w := &store.Write{Type: typ, ID: id, LastUpdated: at.UTC().Truncate(time.Millisecond), JSON: []byte(body), Index: ix}
 	if err := e.st.Put(e.t.Context(), w); err != nil {
 		e.t.Fatalf("put %s/%s: %v", typ, id, err)
 	}

@@ -585,6 +585,23 @@ func TestGroupAndPatientExport(t *testing.T) {
 	})
 }
 
+// TestGroupWrittenByAProcessAhead: a Group just written by a process
+// whose clock is ahead of the kick-off's, every version of it later than
+// the transaction time, is exported with the members it was written
+// with, not refused as unknown.
+func TestGroupWrittenByAProcessAhead(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.put("/Patient/p1", patient("p1"))
+		e.put("/Patient/p2", patient("p2"))
+		e.putRecordAt("Group", "g", `{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p1"}}]}`,
+			time.Now().Add(time.Hour))
+		got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/Group/g/$export?_type=Patient")))
+		if fmt.Sprint(got) != "map[Patient:[p1]]" {
+			t.Errorf("Group/g written ahead: %v, want its member p1", got)
+		}
+	})
+}
+
 // TestGroupMembers: a Group's export leaves out the members it flags
 // inactive and those whose period in it has ended or not begun, and reads
 // its member references as search does.

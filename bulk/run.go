@@ -414,14 +414,23 @@ func deletion(v *store.Version) map[string]any {
 // Group at instant at, as the Group's version current then has them (the
 // job reads it after members may have been added or removed): not those
 // flagged inactive, nor those whose period in the Group does not cover
-// at, which R4 has as no longer (or not yet) in the Group.
+// at, which R4 has as no longer (or not yet) in the Group. A Group whose
+// every version is later than at, by this process's clock, was found by
+// the kick-off all the same: it was written by a process whose clock is
+// ahead, and is read as its first version has it.
 func (e *Exporter) groupMembers(ctx context.Context, id string, at time.Time) ([]string, error) {
-	v, err := e.store().Read(ctx, "Group", id)
+	cur, err := e.store().Read(ctx, "Group", id)
 	if err != nil {
 		return nil, fmt.Errorf("Group/%s: %w", id, err)
 	}
-	if v, err = e.versionAt(ctx, v, at); err != nil {
+	v, err := e.versionAt(ctx, cur, at)
+	if err != nil {
 		return nil, err
+	}
+	if v == nil && !cur.Deleted {
+		if v, err = e.store().(versionReader).VRead(ctx, "Group", id, 1); err != nil {
+			return nil, fmt.Errorf("Group/%s: %w", id, err)
+		}
 	}
 	if v == nil || v.Deleted {
 		return nil, fmt.Errorf("Group/%s: %w", id, store.ErrNotFound)
