@@ -815,6 +815,39 @@ func TestRoutingErrors(t *testing.T) {
 	})
 }
 
+// TestTrailingSlash: a path under the base ending in a slash is served as
+// the path without it, as HAPI FHIR serves it: a search of the type, a
+// create, a read, the histories.
+func TestTrailingSlash(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		created := c.do("POST", "/Patient/", patient).want(t, http.StatusCreated).json(t)
+		id := str(created, "id")
+		b := c.do("GET", "/Patient/?_id="+id, "").searchset(t)
+		if got := b.ids("match"); got != "Patient/"+id {
+			t.Errorf("GET /Patient/?_id=%s: %q, want Patient/%s", id, got, id)
+		}
+		if self := b.link("self"); !strings.Contains(self, "/fhir/Patient?") {
+			t.Errorf("self link %q, want the type's search URL", self)
+		}
+		form := c.do("POST", "/Patient/_search/", "_id="+id, "Content-Type", "application/x-www-form-urlencoded")
+		if got := form.searchset(t).ids("match"); got != "Patient/"+id {
+			t.Errorf("POST /Patient/_search/: %q, want Patient/%s", got, id)
+		}
+		if got := str(c.do("GET", "/Patient/"+id+"/", "").want(t, http.StatusOK).json(t), "id"); got != id {
+			t.Errorf("GET /Patient/%s/: id %q", id, got)
+		}
+		for _, path := range []string{"/Patient/" + id + "/_history/", "/Patient/_history/", "/_history/"} {
+			if got := str(c.do("GET", path, "").want(t, http.StatusOK).json(t), "type"); got != "history" {
+				t.Errorf("GET %s: a %q Bundle, want a history", path, got)
+			}
+		}
+		if got := str(c.do("GET", "/Patient/"+id+"/_history/1/", "").want(t, http.StatusOK).json(t), "id"); got != id {
+			t.Errorf("GET /Patient/%s/_history/1/: id %q", id, got)
+		}
+		c.do("GET", "/Patient/"+id+"//", "").want(t, http.StatusNotFound).outcome(t, "not-found", "")
+	})
+}
+
 // TestAllow: a method not served on a path is 405, whose Allow lists the
 // methods served there: no POST on an instance or below it (operations
 // aside), GET and HEAD alone on metadata and _history.

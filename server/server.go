@@ -113,7 +113,7 @@ type api struct {
 }
 
 // New returns the HTTP handler of the FHIR API, rooted at /fhir.
-func New(cfg Config) *gin.Engine {
+func New(cfg Config) http.Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -187,5 +187,27 @@ func New(cfg Config) *gin.Engine {
 	a.registerSearch(fhir)
 	a.registerBundle(fhir)
 	a.registerRoutes(r)
-	return r
+	return trimTrailingSlash(r)
+}
+
+// trimTrailingSlash serves a path under /fhir ending in one slash as the
+// path without it (GET /fhir/Patient/ searches Patients, GET
+// /fhir/Patient/123/ reads one), as HAPI FHIR and clients that join a base
+// and a path expect. It runs before the router, so that routing, access
+// decisions, the audit trail and the links of the answer all see the one
+// path; the base itself, /fhir/, is served as it is.
+func trimTrailingSlash(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if len(p) <= len("/fhir/") || !strings.HasPrefix(p, "/fhir/") || !strings.HasSuffix(p, "/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		u := *r.URL
+		u.Path = strings.TrimSuffix(p, "/")
+		u.RawPath = strings.TrimSuffix(u.RawPath, "/")
+		r2 := *r
+		r2.URL = &u
+		h.ServeHTTP(w, &r2)
+	})
 }
