@@ -73,6 +73,24 @@ func putPatient(t *testing.T, c *client, id, family, birth string, extra string)
 	}
 }
 
+// TestHasOfATypeNotServed: a _has through a type not served is 400 naming
+// the type, under lenient handling too, as a chain to one is; ignored, it
+// answered every Patient.
+func TestHasOfATypeNotServed(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "a", "Smith", "1970-01-01", "")
+		for _, param := range []string{"_has:RiskAssessment:subject:probability", "_has:Shoe:subject:code"} {
+			for _, prefer := range []string{"handling=lenient", "handling=strict"} {
+				r := c.do("GET", "/Patient?"+param+"=gt0.5", "", "Prefer", prefer).want(t, http.StatusBadRequest)
+				typ := strings.Split(param, ":")[1]
+				if diag := r.outcome(t, "invalid", param); !strings.Contains(diag, typ) {
+					t.Errorf("%s (%s): diagnostics %q do not name %s", param, prefer, diag, typ)
+				}
+			}
+		}
+	})
+}
+
 func TestSearchHTTP(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		putPatient(t, c, "a", "Ó Briain", "1970-03-01", `,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"generalPractitioner":[{"reference":"Organization/o1"}]`)

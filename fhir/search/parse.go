@@ -594,7 +594,10 @@ func (p *parser) has(typ, name, rest, value string, depth int) (query.Clause, er
 	}
 	other, ref, inner := parts[0], parts[1], parts[2]
 	if !p.r.Served(other) {
-		return query.Clause{}, unsupported(name, "_has: resource type %q is not served", other)
+		// As a chain to a type not served (invalid, not ignored):
+		// ignoring it under lenient handling would answer every
+		// resource the rest of the search finds.
+		return query.Clause{}, invalid(name, "_has: %q is not a resource type served here, so no _has goes through it", clip(other))
 	}
 	sp, ok := p.r.Param(other, ref)
 	if !ok || sp.Type != "reference" {
