@@ -8,9 +8,7 @@ package care
 import (
 	"context"
 	"embed"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"carefhir/care/calendar"
@@ -173,22 +171,6 @@ func current(ctx context.Context, s operation.Store, ch *operation.Change, typ, 
 		}
 	}
 	return s.Read(ctx, typ, id)
-}
-
-// readInstance returns the current version of typ/id, the resource an
-// operation is invoked on, as a read answers: 404 when it was never held,
-// 410 when it was deleted.
-func readInstance(ctx context.Context, s operation.Store, typ, id string) (*store.Version, error) {
-	v, err := s.Read(ctx, typ, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, operation.Errorf(http.StatusNotFound, "not-found", "", "%s/%s is not known", typ, id)
-	case err != nil:
-		return nil, err
-	case v.Deleted:
-		return nil, operation.Errorf(http.StatusGone, "deleted", "", "%s/%s was deleted (version %d)", typ, id, v.VersionID)
-	}
-	return v, nil
 }
 
 // decode reads stored JSON as a resource of type T.

@@ -77,7 +77,7 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 		}
 	}
 	s := inv.Store
-	if _, err := readInstance(ctx, s, inv.Type, inv.ID); err != nil {
+	if _, err := operation.ReadInstance(ctx, s, inv.Type, inv.ID); err != nil {
 		return nil, err
 	}
 	patients, err := c.caseloadPatients(ctx, s, inv.Type, inv.ID)

@@ -196,7 +196,7 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 	var out *fhir.Group
 	var stored []byte
 	err := inv.Store.Transact(ctx, func(s operation.Store) error {
-		v, err := readInstance(ctx, s, "Group", inv.ID)
+		v, err := operation.ReadInstance(ctx, s, "Group", inv.ID)
 		if err != nil {
 			return err
 		}

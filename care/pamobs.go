@@ -361,7 +361,7 @@ func (c *Care) pamScore(ctx context.Context, inv *operation.Invocation) (*operat
 	}
 	var score *Score
 	err := inv.Store.Transact(ctx, func(s operation.Store) error {
-		v, err := readInstance(ctx, s, "QuestionnaireResponse", inv.ID)
+		v, err := operation.ReadInstance(ctx, s, "QuestionnaireResponse", inv.ID)
 		if err != nil {
 			return err
 		}

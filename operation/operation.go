@@ -9,9 +9,11 @@ package operation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -185,6 +187,22 @@ func Errorf(status int, code, expression, format string, args ...any) *Error {
 		is.Expression = []string{expression}
 	}
 	return &Error{Status: status, Issues: []Issue{is}}
+}
+
+// ReadInstance returns the current version of typ/id, the resource an
+// operation is invoked on, as a read answers: 404 when it was never held,
+// 410 when it was deleted.
+func ReadInstance(ctx context.Context, s Store, typ, id string) (*store.Version, error) {
+	v, err := s.Read(ctx, typ, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, Errorf(http.StatusNotFound, "not-found", "", "%s/%s is not known", typ, id)
+	case err != nil:
+		return nil, fmt.Errorf("reading %s/%s: %w", typ, id, err)
+	case v.Deleted:
+		return nil, Errorf(http.StatusGone, "deleted", "", "%s/%s was deleted (version %d)", typ, id, v.VersionID)
+	}
+	return v, nil
 }
 
 // Params returns the parameters named name: from the Parameters body, or

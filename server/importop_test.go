@@ -1338,3 +1338,30 @@ func TestImportGPConnectInterpreter(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestExportGPDeleted exports a Patient and an Appointment that were
+// deleted: 410, as a read of them is, in each format, and 404 for ones
+// never held.
+func TestExportGPDeleted(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Organization", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"U80001"}]}`)
+		pid := c.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}]}`)["id"].(string)
+		aid := c.create("Appointment", `{"resourceType":"Appointment","status":"proposed","participant":[{"actor":{"reference":"Patient/`+pid+`"},"status":"accepted"}]}`)["id"].(string)
+		const booking = "format=gpconnect&organization=U80001&provider=https://provider.example/fhir"
+		for _, path := range []string{
+			"/Patient/" + pid + "/$export-gp?format=bundle",
+			"/Patient/" + pid + "/$export-gp?format=csv",
+			"/Appointment/" + aid + "/$export-gp?" + booking,
+		} {
+			resource, _, _ := strings.Cut(path, "/$")
+			c.do("DELETE", resource, "").want(t, 204)
+			c.do("GET", resource, "").want(t, 410)
+			r := c.do("GET", path, "").want(t, 410)
+			if !strings.Contains(string(r.body), strings.TrimPrefix(resource, "/")+" was deleted") {
+				t.Errorf("GET %s: %s", path, r.body)
+			}
+			never := strings.Replace(path, resource, resource+"-never", 1)
+			c.do("GET", never, "").want(t, 404)
+		}
+	}, withImport)
+}

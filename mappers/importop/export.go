@@ -3,7 +3,6 @@ package importop
 import (
 	"bytes"
 	"context"
-	"errors"
 	"net/http"
 	"net/url"
 
@@ -80,12 +79,10 @@ func invokeExport(ctx context.Context, inv *operation.Invocation) (*operation.Re
 	return nil, operation.Errorf(http.StatusBadRequest, "value", "format", "format %q is not one %s/$export-gp writes: use %s", format, inv.Type, want)
 }
 
-// patient reads the Patient id, 404 when there is none.
+// patient reads the Patient id: 404 when it was never held, 410 when it
+// was deleted.
 func patient(ctx context.Context, st operation.Store, id string) (*fhir.Patient, error) {
-	v, err := st.Read(ctx, "Patient", id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
-		return nil, operation.Errorf(http.StatusNotFound, "not-found", "", "Patient/%s is not known", id)
-	}
+	v, err := operation.ReadInstance(ctx, st, "Patient", id)
 	if err != nil {
 		return nil, err
 	}
@@ -183,10 +180,7 @@ func Booking(ctx context.Context, st operation.Store, id, provider, ods string) 
 	if provider == "" || ods == "" {
 		return nil, operation.Errorf(http.StatusBadRequest, "required", "provider", "a GP Connect booking needs provider (the provider's FHIR base) and organization (the booking organisation's ODS code)")
 	}
-	v, err := st.Read(ctx, "Appointment", id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
-		return nil, operation.Errorf(http.StatusNotFound, "not-found", "", "Appointment/%s is not known", id)
-	}
+	v, err := operation.ReadInstance(ctx, st, "Appointment", id)
 	if err != nil {
 		return nil, err
 	}
