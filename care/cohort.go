@@ -67,7 +67,7 @@ func criteriaOf(inv *operation.Invocation) (*Criteria, error) {
 		}
 		n, perr := strconv.Atoi(s)
 		if perr != nil || n < 0 {
-			err = badParam(name, "%s must be a whole number, not %q", name, s)
+			err = badParam([]string{name}, "%s must be a whole number, not %q", name, s)
 			return nil
 		}
 		return &n
@@ -77,15 +77,15 @@ func criteriaOf(inv *operation.Invocation) (*Criteria, error) {
 	if s := text("withoutActivePcsp"); s != "" && err == nil {
 		b, perr := strconv.ParseBool(s)
 		if perr != nil {
-			return nil, badParam("withoutActivePcsp", "withoutActivePcsp must be true or false, not %q", s)
+			return nil, badParam([]string{"withoutActivePcsp"}, "withoutActivePcsp must be true or false, not %q", s)
 		}
 		cr.NoPCSP = b
 	}
 	if err != nil {
 		return nil, err
 	}
-	if param, err := cr.check(); err != nil {
-		return nil, badParam(param, "%v", err)
+	if params, err := cr.check(); err != nil {
+		return nil, badParam(params, "%v", err)
 	}
 	if cr.empty() {
 		return nil, operation.Errorf(http.StatusBadRequest, "required", "Parameters.parameter", "a cohort needs at least one criterion: practice, ageMin, ageMax, condition, riskCode, pamLevelMax or withoutActivePcsp")
@@ -98,49 +98,54 @@ func criteriaOf(inv *operation.Invocation) (*Criteria, error) {
 const maxAge = 150
 
 // check returns what makes cr impossible to evaluate or to record in a
-// Group, and the parameter at fault: a practice that is not an ODS code, a
+// Group, and the parameters at fault: a practice that is not an ODS code, a
 // token that is not system|code,
 // each part of its FHIR type (the Group records it as a Coding), an age
-// out of range, a PAM level not 1 to 4, riskMin that is no FHIR decimal
-// or without riskCode.
-func (cr *Criteria) check() (param string, err error) {
+// out of range, ageMin over ageMax, a PAM level not 1 to 4, riskMin that
+// is no FHIR decimal or without riskCode.
+func (cr *Criteria) check() (params []string, err error) {
 	// Searched as it is, a practice of two codes ("Y12345,Y99999") would
 	// select the people of both.
 	if what := profiles.IdentifierFormat(SystemODS, cr.Practice); cr.Practice != "" && what != "" {
-		return "practice", fmt.Errorf("practice must be %s, not %q", what, cr.Practice)
+		return []string{"practice"}, fmt.Errorf("practice must be %s, not %q", what, cr.Practice)
 	}
 	for _, age := range []struct {
 		name string
 		n    *int
 	}{{"ageMin", cr.AgeMin}, {"ageMax", cr.AgeMax}} {
 		if age.n != nil && (*age.n < 0 || *age.n > maxAge) {
-			return age.name, fmt.Errorf("%s must be a whole number of years from 0 to %d, not %d", age.name, maxAge, *age.n)
+			return []string{age.name}, fmt.Errorf("%s must be a whole number of years from 0 to %d, not %d", age.name, maxAge, *age.n)
 		}
 	}
+	// Crossed, the ages select no one, whoever is held: the cohort would
+	// be empty for a reason no evaluation shows.
+	if cr.AgeMin != nil && cr.AgeMax != nil && *cr.AgeMin > *cr.AgeMax {
+		return []string{"ageMin", "ageMax"}, fmt.Errorf("ageMin %d is over ageMax %d: no one is both", *cr.AgeMin, *cr.AgeMax)
+	}
 	if cr.PAMLevel != nil && (*cr.PAMLevel < 1 || *cr.PAMLevel > 4) {
-		return "pamLevelMax", fmt.Errorf("pamLevelMax must be a PAM level from 1 to 4, not %d", *cr.PAMLevel)
+		return []string{"pamLevelMax"}, fmt.Errorf("pamLevelMax must be a PAM level from 1 to 4, not %d", *cr.PAMLevel)
 	}
 	if cr.RiskMin != "" {
 		// ParseFloat alone would take NaN, Inf and hexadecimal, which
 		// are no FHIR decimals and compare with nothing.
 		if _, err := strconv.ParseFloat(cr.RiskMin, 64); err != nil || !lexical.ValidDecimal(cr.RiskMin) {
-			return "riskMin", fmt.Errorf("riskMin must be a decimal, not %q", cr.RiskMin)
+			return []string{"riskMin"}, fmt.Errorf("riskMin must be a decimal, not %q", cr.RiskMin)
 		}
 		if cr.RiskCode == "" {
-			return "riskMin", errors.New("riskMin needs riskCode: the Observation it applies to")
+			return []string{"riskMin"}, errors.New("riskMin needs riskCode: the Observation it applies to")
 		}
 	}
 	for _, cond := range cr.Conditions {
 		if err := checkToken("condition", cond); err != nil {
-			return "condition", err
+			return []string{"condition"}, err
 		}
 	}
 	if cr.RiskCode != "" {
 		if err := checkToken("riskCode", cr.RiskCode); err != nil {
-			return "riskCode", err
+			return []string{"riskCode"}, err
 		}
 	}
-	return "", nil
+	return nil, nil
 }
 
 // checkToken refuses a token of parameter name that is not system|code
@@ -165,8 +170,13 @@ func (cr *Criteria) empty() bool {
 	return cr.Practice == "" && cr.AgeMin == nil && cr.AgeMax == nil && len(cr.Conditions) == 0 && cr.RiskCode == "" && cr.PAMLevel == nil && !cr.NoPCSP
 }
 
-func badParam(name, format string, args ...any) *operation.Error {
-	return operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='"+name+"')", format, args...)
+// badParam returns a 400 refusing the parameters named, the issue at each.
+func badParam(names []string, format string, args ...any) *operation.Error {
+	e := operation.Errorf(http.StatusBadRequest, "invalid", "", format, args...)
+	for _, name := range names {
+		e.Issues[0].Expression = append(e.Issues[0].Expression, "Parameters.parameter.where(name='"+name+"')")
+	}
+	return e
 }
 
 // cohort answers Group/$cohort, which stores a new cohort Group (201), and

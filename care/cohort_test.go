@@ -393,3 +393,37 @@ func TestCohortPracticeOfAnotherSystem(t *testing.T) {
 		}
 	})
 }
+
+// TestCohortAgesCrossed: a cohort whose ageMin is over its ageMax, which
+// no one meets, is refused with 400 naming both parameters, and nothing
+// is stored; a stored one recording them so is 422 on
+// Group/{id}/$cohort and is not evaluated.
+func TestCohortAgesCrossed(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		out := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"ageMin","valueInteger":80},{"name":"ageMax","valueInteger":65}]}`).want(http.StatusBadRequest)
+		if got := issues(out); !strings.Contains(got, "Parameters.parameter.where(name='ageMin')") || !strings.Contains(got, "ageMin 80 is over ageMax 65") {
+			t.Errorf("ageMin over ageMax: %s", got)
+		}
+		if got := get(out, "issue", 0, "expression", 1); got != "Parameters.parameter.where(name='ageMax')" {
+			t.Errorf("second expression %v, want ageMax's", got)
+		}
+		if n := get(c.do("GET", "/Group?_summary=count", "").want(http.StatusOK), "total"); n != float64(0) {
+			t.Errorf("%v Groups after a refused cohort", n)
+		}
+		c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"ageMin","valueInteger":65},{"name":"ageMax","valueInteger":65}]}`).want(http.StatusCreated)
+
+		criterion := func(code, value string) string {
+			return `{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"` + code + `"}]},` + value + `,"exclude":false}`
+		}
+		c.put(`{"resourceType":"Group","id":"crossed","type":"person","actual":true,"characteristic":[` +
+			criterion("age-min", `"valueQuantity":{"value":80}`) + "," + criterion("age-max", `"valueQuantity":{"value":65}`) + `]}`)
+		out = c.do("POST", "/Group/crossed/$cohort", "").want(http.StatusUnprocessableEntity)
+		if got := issues(out); !strings.Contains(got, "Group.characteristic: Group/crossed records criteria that cannot be evaluated: ageMin 80 is over ageMax 65") {
+			t.Errorf("a stored cohort with age-min over age-max: %s", got)
+		}
+		if v := str(c.do("GET", "/Group/crossed", "").want(http.StatusOK), "meta", "versionId"); v != "1" {
+			t.Errorf("Group/crossed at version %s after a refused evaluation, want 1", v)
+		}
+	})
+}
