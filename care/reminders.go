@@ -151,7 +151,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		if err == nil {
 			for _, code := range []string{CodeReviewTask, CodeRemeasureTask} {
 				if hasCoding(t.Code, SystemCareTask, code) {
-					open[openKey(code, refOf(t.For), refOf(t.Focus))] = true
+					open[c.openKeyOf(code, t)] = true
 				}
 			}
 		}
@@ -215,6 +215,19 @@ func openKey(code, patient, focus string) string {
 		return code + " " + patient
 	}
 	return code + " " + focus
+}
+
+// openKeyOf returns the openKey of reminder Task t of kind code, its
+// patient and plan read as references to resources held here are read
+// everywhere in care (patientRef): a Task an app wrote for
+// Patient/1/_history/2, or under this server's base URL, is open for
+// Patient/1.
+func (c *Care) openKeyOf(code string, t *fhir.Task) string {
+	focus := ""
+	if id, ok := c.localID(refOf(t.Focus), "CarePlan"); ok {
+		focus = "CarePlan/" + id
+	}
+	return openKey(code, c.patientRef(refOf(t.For)), focus)
 }
 
 // coordinators returns the care coordinator of each of patients

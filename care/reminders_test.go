@@ -89,6 +89,29 @@ func TestReminderOfVersionedSubject(t *testing.T) {
 	})
 }
 
+// TestReminderOpenAsReferenced: reminders a coordinator's app made, whose
+// for and focus name the patient and the plan by a version or by an
+// absolute URL under this server's base, are the open reminders of that
+// patient and plan: none is made again beside them.
+func TestReminderOpenAsReferenced(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(pcsp("active", "2026-12-10", "goal-walk"))
+		c.put(pamResponse("pam-march", "completed", "2026-03-31", "2", "50"))
+		task := func(id, code, patient, focus string) string {
+			return fmt.Sprintf(`{"resourceType":"Task","id":%q,"status":"requested","intent":"plan","code":{"coding":[{"system":%q,"code":%q}]},
+				"for":{"reference":%q},"focus":{"reference":%q},"restriction":{"period":{"end":"2026-12-10"}}}`, id, care.SystemCareTask, code, patient, focus)
+		}
+		c.put(task("review", "pcsp-review", c.base+"/Patient/ward", c.base+"/CarePlan/pcsp-ward"))
+		c.put(task("remeasure", "pam-remeasure", "Patient/ward/_history/1", "QuestionnaireResponse/pam-march"))
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); got != "created=0" {
+			t.Errorf("reminders beside those open: %s", got)
+		}
+	})
+}
+
 // TestReminderPastYear9999: a re-measurement due after 9999-12-31, which
 // no FHIR date can hold, is not made, and the run answers 200, not 500.
 func TestReminderPastYear9999(t *testing.T) {
