@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -270,4 +271,70 @@ func isBaseURL(fl validator.FieldLevel) bool {
 func isMongoURI(fl validator.FieldLevel) bool {
 	u, err := url.Parse(fl.Field().String())
 	return err == nil && (u.Scheme == "mongodb" || u.Scheme == "mongodb+srv") && u.Host != ""
+}
+
+// envParser parses the command line of a command that reads its flags from
+// the environment too, dropping the configuration.
+type envParser func(args []string, getenv func(string) string, stderr io.Writer) error
+
+// parsesEnv makes an envParser of a command's parse function.
+func parsesEnv[T any](parse func([]string, func(string) string, io.Writer) (T, error)) envParser {
+	return func(args []string, getenv func(string) string, stderr io.Writer) error {
+		_, err := parse(args, getenv, stderr)
+		return err
+	}
+}
+
+// envCommands returns the commands that read their flags from the
+// environment too, by name: those that run and maintain a deployment.
+func envCommands() map[string]envParser {
+	return map[string]envParser{
+		"serve":   parsesEnv(parseServeConfig),
+		"import":  parsesEnv(parseImportConfig),
+		"export":  parsesEnv(parseExportConfig),
+		"reindex": parsesEnv(parseReindexConfig),
+		"migrate": parsesEnv(parseMigrateConfig),
+		"backup":  parsesEnv(parseBackupConfig),
+		"restore": parsesEnv(parseRestoreConfig),
+		"verify":  parsesEnv(parseVerifyConfig),
+		"probe":   parsesEnv(parseProbeConfig),
+	}
+}
+
+// refuseUnknownVariables returns a usage error naming each variable of
+// environ (KEY=value pairs, as os.Environ returns them) that starts with
+// envPrefix, is not empty and sets no flag of any command of envCommands,
+// when args runs one of them: a misspelt variable would otherwise leave
+// its flag at its default without a word, where a misspelt flag is
+// refused. Every command's variables are accepted by each, since one
+// environment serves them all (backup runs in the container serve runs
+// in, with its CAREFHIR_ADDR).
+func refuseUnknownVariables(args, environ []string) error {
+	name, _ := command(args)
+	commands := envCommands()
+	if commands[name] == nil {
+		return nil
+	}
+	known := map[string]bool{}
+	record := func(v string) string {
+		known[v] = true
+		return ""
+	}
+	for _, parse := range commands {
+		// Help parses no flag, but each flag's variable is read first.
+		parse([]string{"-h"}, record, io.Discard)
+	}
+	var unknown []string
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, envPrefix) && v != "" && !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	return &usageError{err: fmt.Errorf("%s: no flag is read from %s: correct the name, or unset it (%s<FLAG> sets --<flag>, such as %s for --mongo-uri)",
+		name, strings.Join(unknown, " or "), envPrefix, envName("mongo-uri"))}
 }

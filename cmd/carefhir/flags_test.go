@@ -435,3 +435,29 @@ func TestExportSinceNotADate(t *testing.T) {
 		t.Errorf("export --since 2020-13-01: %v, want exit 2 and %q", err, want)
 	}
 }
+
+// A misspelt variable is refused, as a misspelt flag is, by the commands
+// that read the environment; a variable of another such command is not,
+// since one environment serves them all.
+func TestUnknownVariableRefused(t *testing.T) {
+	environ := []string{"CAREFHIR_DATA=/srv/live", "CAREFHIR_MONG_URI=mongodb://db/carefhir", "CAREFHIR_SYNCH=full", "HOME=/home/carefhir"}
+	for _, args := range [][]string{nil, {"--addr", "127.0.0.1:0"}, {"backup", "--to", "x.tar.gz"}, {"verify"}, {"migrate"}, {"probe"}} {
+		err := refuseUnknownVariables(args, environ)
+		if code := exitCode(err, io.Discard); code != 2 || !strings.Contains(err.Error(), "CAREFHIR_MONG_URI") ||
+			!strings.Contains(err.Error(), "CAREFHIR_SYNCH") || strings.Contains(err.Error(), "mongodb://") {
+			t.Errorf("%q: exit code %d, error %v; want 2 naming both misspelt variables, not their values", args, code, err)
+		}
+	}
+	known := []string{"CAREFHIR_DATA=/data", "CAREFHIR_ADDR=0.0.0.0:8080", "CAREFHIR_TO=/backups/x.tar.gz", "CAREFHIR_PATH=/readyz", "CAREFHIR_SYNC=full", "CAREFHIR_EMPTY="}
+	for _, args := range [][]string{nil, {"backup"}, {"probe"}, {"import"}} {
+		if err := refuseUnknownVariables(args, known); err != nil {
+			t.Errorf("%q with the variables of the deployment commands: %v", args, err)
+		}
+	}
+	// The commands that read no variable are not stopped by one.
+	for _, args := range [][]string{{"version"}, {"synth", "--patients", "1"}, {"bench"}} {
+		if err := refuseUnknownVariables(args, environ); err != nil {
+			t.Errorf("%q: %v; want no check of the environment", args, err)
+		}
+	}
+}

@@ -39,13 +39,20 @@ Usage:
 Run 'carefhir <command> -h' for the flags of a command.
 `
 
+// command splits a command line (without the program name) into the
+// command it runs and the command's arguments: serve when it starts with
+// a flag or is empty.
+func command(args []string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return "serve", args
+}
+
 // run executes the command line args (without the program name). ctx ends
 // the serve and bench commands; getenv supplies environment defaults.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cmd, rest := "serve", args
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, rest = args[0], args[1:]
-	}
+	cmd, rest := command(args)
 	switch cmd {
 	case "serve":
 		cfg, err := parseServeConfig(rest, getenv, stderr)
