@@ -266,8 +266,9 @@ type verifyConfig struct {
 func parseVerifyConfig(args []string, getenv func(string) string, stderr io.Writer) (*verifyConfig, error) {
 	cfg := &verifyConfig{DataDir: "./data"}
 	fs := newFlagSet("carefhir verify",
-		"Checks a SQLite store: the database's integrity, that every current version is\n"+
-			"readable and parses as FHIR, and that its search rows are those its resource gives.\n"+
+		"Checks a SQLite store: the database's integrity, that every version, current or\n"+
+			"earlier, is readable and parses as FHIR, and that the search rows of each resource\n"+
+			"are those its current version gives.\n"+
 			"It reads the store as of one commit, so it may run beside the server. Exits with\n"+
 			"status 1 when it finds a problem.", stderr)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
@@ -285,33 +286,18 @@ func runVerify(ctx context.Context, cfg *verifyConfig, stdout io.Writer) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	index := func(v *store.Version) (store.Index, error) {
+		if err := readable(v); err != nil {
+			return store.Index{}, err
+		}
 		if !fhir.IsResourceType(v.Type) {
 			// A record of the server's own, such as a bulk export job
 			// or a subscription notification waiting to be sent.
-			if !json.Valid(v.JSON) {
-				return store.Index{}, errors.New("is not JSON")
-			}
 			return store.Index{}, sqlite.SkipIndex
-		}
-		if _, err := fhirjson.UnmarshalAs(v.JSON, v.Type); err != nil {
-			return store.Index{}, fmt.Errorf("does not parse as %s: %w", v.Type, err)
-		}
-		var head struct {
-			ID   string `json:"id"`
-			Meta struct {
-				VersionID string `json:"versionId"`
-			} `json:"meta"`
-		}
-		if err := json.Unmarshal(v.JSON, &head); err != nil {
-			return store.Index{}, err
-		}
-		if head.ID != v.ID || head.Meta.VersionID != fmt.Sprint(v.VersionID) {
-			return store.Index{}, fmt.Errorf("holds id %q and meta.versionId %q", head.ID, head.Meta.VersionID)
 		}
 		return ix.IndexJSON(v.Type, v.JSON)
 	}
 	problems := 0
-	n, err := sqlite.Verify(ctx, cfg.DataDir, index, func(p string) {
+	n, earlier, err := sqlite.Verify(ctx, cfg.DataDir, index, readable, func(p string) {
 		problems++
 		fmt.Fprintln(stdout, p)
 	})
@@ -321,6 +307,35 @@ func runVerify(ctx context.Context, cfg *verifyConfig, stdout io.Writer) error {
 	if problems > 0 {
 		return fmt.Errorf("verify: %d problems in %s", problems, cfg.DataDir)
 	}
-	_, err = fmt.Fprintf(stdout, "verified %d resources in %s: no problem found\n", n, cfg.DataDir)
+	_, err = fmt.Fprintf(stdout, "verified %d resources and %d earlier versions in %s: no problem found\n", n, earlier, cfg.DataDir)
 	return err
+}
+
+// readable returns an error unless v, a version the store holds, parses
+// as FHIR R4 of its type with the id and meta.versionId it is stored
+// under; a record of the server's own, such as a bulk export job, need
+// only be JSON.
+func readable(v *store.Version) error {
+	if !fhir.IsResourceType(v.Type) {
+		if !json.Valid(v.JSON) {
+			return errors.New("is not JSON")
+		}
+		return nil
+	}
+	if _, err := fhirjson.UnmarshalAs(v.JSON, v.Type); err != nil {
+		return fmt.Errorf("does not parse as %s: %w", v.Type, err)
+	}
+	var head struct {
+		ID   string `json:"id"`
+		Meta struct {
+			VersionID string `json:"versionId"`
+		} `json:"meta"`
+	}
+	if err := json.Unmarshal(v.JSON, &head); err != nil {
+		return err
+	}
+	if head.ID != v.ID || head.Meta.VersionID != fmt.Sprint(v.VersionID) {
+		return fmt.Errorf("holds id %q and meta.versionId %q", head.ID, head.Meta.VersionID)
+	}
+	return nil
 }

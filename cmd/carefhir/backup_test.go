@@ -395,3 +395,57 @@ func TestVerifyStoreWithReferencesByIDAlone(t *testing.T) {
 		t.Errorf("verify a store missing a reference row: %v, want exit 1 naming refs:\n%s", err, out)
 	}
 }
+
+// verify reads every version the store serves, not only the current
+// ones: an earlier version that does not parse, or holds another
+// versionId than it is stored under, is what vread and history would
+// serve.
+func TestVerifyChecksEarlierVersions(t *testing.T) {
+	data := t.TempDir()
+	p := start(t, "--data", data)
+	for n := range 3 {
+		body := fmt.Sprintf(`{"resourceType":"Patient","id":"p1","name":[{"family":"Family%d"}]}`, n)
+		req, err := http.NewRequest(http.MethodPut, p.base+"/Patient/p1", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/fhir+json")
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			t.Fatalf("PUT Patient/p1: %s", resp.Status)
+		}
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	p.wait(t)
+	out, err := runCmd(t, "verify", "--data", data)
+	if err != nil || !strings.Contains(out, "and 2 earlier versions") {
+		t.Fatalf("verify a sound store: %q, %v; want its 2 earlier versions counted", out, err)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(data, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{
+		`UPDATE versions SET json = CAST('{"resourceType":"Patient","id":"p1","meta":{"versionId":"1"},"gender":7}' AS BLOB) WHERE type = 'Patient' AND id = 'p1' AND version = 1`,
+		`UPDATE versions SET json = CAST('{"resourceType":"Patient","id":"p1","meta":{"versionId":"3"}}' AS BLOB) WHERE type = 'Patient' AND id = 'p1' AND version = 2`,
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			db.Close()
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	out, err = runCmd(t, "verify", "--data", data)
+	if err == nil || exitCode(err, io.Discard) != 1 {
+		t.Errorf("verify a store with damaged earlier versions: %v, want exit 1", err)
+	}
+	for _, want := range []string{"Patient/p1 version 1: does not parse as Patient", `Patient/p1 version 2: holds id "p1" and meta.versionId "3"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+}

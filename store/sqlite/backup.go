@@ -125,67 +125,72 @@ type IndexFunc func(v *store.Version) (store.Index, error)
 // indexes: Verify leaves its search rows unchecked.
 var SkipIndex = errors.New("sqlite: search rows not checked")
 
+// CheckFunc returns an error if a version the store holds cannot be read.
+type CheckFunc func(v *store.Version) error
+
 // Verify checks the store in dir, which no one may be using: the database's
 // integrity, its schema version, that every resource points at its current
 // version and no version is beyond it, that every current version is
 // readable (index returns no error)
 // and that the search rows of each resource are exactly those index gives,
-// with none left for deleted or unknown resources. It calls problem with
-// each problem found and returns how many resources it checked; an error
-// means it could not check.
-func Verify(ctx context.Context, dir string, index IndexFunc, problem func(string)) (int, error) {
+// with none left for deleted or unknown resources, and that every earlier
+// version that is not a deletion is readable (check returns no error),
+// since vread and history serve it. It calls problem with each problem
+// found and returns how many resources and earlier versions it checked;
+// an error means it could not check.
+func Verify(ctx context.Context, dir string, index IndexFunc, check CheckFunc, problem func(string)) (resources, earlier int, err error) {
 	path := dir + string(os.PathSeparator) + FileName
 	if _, err := os.Stat(path); err != nil {
-		return 0, fmt.Errorf("sqlite: verify: %w", err)
+		return 0, 0, fmt.Errorf("sqlite: verify: %w", err)
 	}
 	q := url.Values{"_pragma": {"query_only(1)", "busy_timeout(10000)"}}
 	db, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: verify: %w", err)
+		return 0, 0, fmt.Errorf("sqlite: verify: %w", err)
 	}
 	defer db.Close()
 	if err := integrity(ctx, db); err != nil {
 		problem(err.Error())
-		return 0, nil
+		return 0, 0, nil
 	}
 	// One read transaction sees the database as of one commit, so that a
 	// server writing beside it changes no resource between the reading of
 	// its version and of its search rows.
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: verify: %w", err)
+		return 0, 0, fmt.Errorf("sqlite: verify: %w", err)
 	}
 	defer tx.Rollback()
 	var version int
 	if err := tx.QueryRowContext(ctx, `SELECT version FROM schema_version`).Scan(&version); err != nil {
-		return 0, fmt.Errorf("sqlite: verify: schema version: %w", err)
+		return 0, 0, fmt.Errorf("sqlite: verify: schema version: %w", err)
 	}
 	switch {
 	case version > len(migrations):
 		problem(fmt.Sprintf("schema version %d, newer than this program's %d: verify it with the carefhir that wrote it", version, len(migrations)))
-		return 0, nil
+		return 0, 0, nil
 	case version < len(migrations):
 		problem(fmt.Sprintf("schema version %d, older than this program's %d: run carefhir migrate, or verify it with the carefhir that wrote it", version, len(migrations)))
-		return 0, nil
+		return 0, 0, nil
 	}
 	for _, t := range searchTables {
 		var orphans int64
 		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+t.name+` x WHERE NOT EXISTS (SELECT 1 FROM resources r WHERE r.rid = x.rid AND r.deleted = 0)`).Scan(&orphans)
 		if err != nil {
-			return 0, fmt.Errorf("sqlite: verify: %w", err)
+			return 0, 0, fmt.Errorf("sqlite: verify: %w", err)
 		}
 		if orphans > 0 {
 			problem(fmt.Sprintf("%s: %d rows of deleted or unknown resources", t.name, orphans))
 		}
 	}
 	if err := strayVersions(ctx, tx, problem); err != nil {
-		return 0, fmt.Errorf("sqlite: verify: %w", err)
+		return 0, 0, fmt.Errorf("sqlite: verify: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, `
 SELECT r.rid, r.type, r.id, r.version, r.deleted, v.type, v.id, v.version, v.deleted, v.last_updated, v.json
 FROM resources r LEFT JOIN versions v ON v.seq = r.seq ORDER BY r.rid`)
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: verify: %w", err)
+		return 0, 0, fmt.Errorf("sqlite: verify: %w", err)
 	}
 	defer rows.Close()
 	checked := 0
@@ -200,7 +205,7 @@ FROM resources r LEFT JOIN versions v ON v.seq = r.seq ORDER BY r.rid`)
 			body               []byte
 		)
 		if err := rows.Scan(&rid, &rType, &rID, &rVersion, &rDeleted, &vType, &vID, &vVersion, &vDeleted, &vUpdated, &body); err != nil {
-			return checked, fmt.Errorf("sqlite: verify: %w", err)
+			return checked, 0, fmt.Errorf("sqlite: verify: %w", err)
 		}
 		checked++
 		name := rType + "/" + rID
@@ -221,15 +226,45 @@ FROM resources r LEFT JOIN versions v ON v.seq = r.seq ORDER BY r.rid`)
 			continue
 		}
 		if diff, err := compareRows(ctx, tx, rid, &ix); err != nil {
-			return checked, fmt.Errorf("sqlite: verify %s: %w", name, err)
+			return checked, 0, fmt.Errorf("sqlite: verify %s: %w", name, err)
 		} else if diff != "" {
 			problem(fmt.Sprintf("%s: search rows differ from its resource (%s): run carefhir reindex", name, diff))
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return checked, fmt.Errorf("sqlite: verify: %w", err)
+		return checked, 0, fmt.Errorf("sqlite: verify: %w", err)
 	}
-	return checked, nil
+	earlier, err = earlierVersions(ctx, tx, check, problem)
+	if err != nil {
+		return checked, earlier, fmt.Errorf("sqlite: verify: %w", err)
+	}
+	return checked, earlier, nil
+}
+
+// earlierVersions checks each version before its resource's current one
+// that is not a deletion, in the order they were written, one row in
+// memory at a time, and returns how many it checked.
+func earlierVersions(ctx context.Context, tx *sql.Tx, check CheckFunc, problem func(string)) (int, error) {
+	rows, err := tx.QueryContext(ctx, `
+SELECT v.type, v.id, v.version, v.json FROM versions v
+JOIN resources r ON r.type = v.type AND r.id = v.id
+WHERE v.version < r.version AND v.deleted = 0 ORDER BY v.seq`)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	checked := 0
+	for rows.Next() {
+		v := &store.Version{}
+		if err := rows.Scan(&v.Type, &v.ID, &v.VersionID, &v.JSON); err != nil {
+			return checked, err
+		}
+		checked++
+		if err := check(v); err != nil {
+			problem(fmt.Sprintf("%s/%s version %d: %v", v.Type, v.ID, v.VersionID, err))
+		}
+	}
+	return checked, rows.Err()
 }
 
 // strayVersions reports the versions that no resource holds: those of a
