@@ -89,3 +89,68 @@ func TestEmptyGroupUnderCareTeam(t *testing.T) {
 		})
 	}
 }
+
+// TestListedRecordsReadByEveryPatient: a List of one patient that lists
+// another patient's records says of that patient what it lists, as a
+// Group says who else is in it.
+// A token narrowed to some patients reads such a record only when it
+// reaches every patient whose records it lists, as it would need to write
+// it: the List of a listing b's Observation is not read, found, included
+// or listed in a history by a token that reaches a alone, nor written by
+// one.
+func TestListedRecordsReadByEveryPatient(t *testing.T) {
+	who := principals{
+		"app":    {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"writer": {Subject: "writer", Patient: "a", Scopes: mustScopes(t, "patient/*.cruds")},
+		"p1":     {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	list := func(id string, items ...string) string {
+		body := `{"resourceType":"List","id":"` + id + `","status":"current","mode":"working","subject":{"reference":"Patient/a"},"entry":[`
+		for i, item := range items {
+			if i > 0 {
+				body += ","
+			}
+			body += `{"item":{"reference":"` + item + `"}}`
+		}
+		return body + `]}`
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			c.put("/List/mine", list("mine", "Observation/oa", "Encounter/ea", "Patient/a", "Practitioner/dr"))
+			c.put("/List/theirs", list("theirs", "Observation/oa", "Observation/ob"))
+			c.put("/List/patients", list("patients", "Patient/a", "Patient/b"))
+			c.put("/List/unheld", list("unheld", "Observation/oa", "Observation/nowhere"))
+			c.put("/List/numbered", `{"resourceType":"List","id":"numbered","status":"current","mode":"working","subject":{"reference":"Patient/a"},
+				"entry":[{"item":{"type":"Patient","identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}}}]}`)
+			for _, name := range []string{"app", "p1"} {
+				by := func(path string) *response { return c.by(name, "GET", path, "") }
+				for _, path := range []string{"/List/theirs", "/List/theirs/_history/1", "/List/theirs/_history", "/List/patients", "/List/unheld", "/List/numbered"} {
+					by(path).want(t, http.StatusNotFound)
+				}
+				by("/List/mine").want(t, http.StatusOK)
+				wantIDs(t, name+": search", by("/List"), "List/mine")
+				wantIDs(t, name+": search by item", by("/List?item=Observation/oa"), "List/mine")
+				wantIDs(t, name+": revinclude", by("/Observation?_revinclude=List:item"), "Observation/oa", "List/mine")
+				wantIDs(t, name+": compartment", by("/Patient/a/List"), "List/mine")
+				if _, entries, _ := historyPage(t, by("/List/_history")); len(entries) != 1 || entries[0] != "List/mine" {
+					t.Errorf("%s: List history holds %v, want List/mine", name, entries)
+				}
+				wantIDs(t, name+": $everything", by("/Patient/a/$everything?_type=Patient,List"), "Patient/a", "List/mine")
+				by("/Observation?_has:List:item:_id=theirs").want(t, http.StatusForbidden)
+			}
+			// Under the care-team rule, a worklist of no subject is read
+			// when every patient it lists is in reach.
+			c.put("/List/worklist", `{"resourceType":"List","id":"worklist","status":"current","mode":"working","entry":[{"item":{"reference":"Patient/a"}}]}`)
+			c.put("/List/worklist-b", `{"resourceType":"List","id":"worklist-b","status":"current","mode":"working","entry":[{"item":{"reference":"Patient/b"}}]}`)
+			c.by("p1", "GET", "/List/worklist", "").want(t, http.StatusOK)
+			c.by("p1", "GET", "/List/worklist-b", "").want(t, http.StatusNotFound)
+			wantIDs(t, "p1: worklists", c.by("p1", "GET", "/List?_id=worklist,worklist-b", ""), "List/worklist")
+			c.by("writer", "PUT", "/List/new", list("new", "Observation/oa", "Observation/ob"), "Content-Type", "application/fhir+json").want(t, http.StatusForbidden)
+			c.by("writer", "PUT", "/List/new", list("new", "Observation/oa"), "Content-Type", "application/fhir+json").want(t, http.StatusCreated)
+		})
+	}
+}

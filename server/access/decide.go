@@ -471,26 +471,176 @@ func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ stri
 		// into that patient's record.
 		return false, nil
 	}
-	if alt.careTeam {
-		return d.careTeamHolds(ctx, r, typ, id, ix, whole)
+	ok := true
+	var err error
+	switch {
+	case alt.careTeam:
+		ok, err = d.careTeamHolds(ctx, r, typ, id, ix, whole)
+	case alt.securityContext:
+		ok, err = d.securityContextHolds(ctx, r, body)
 	}
-	if alt.securityContext {
-		return d.securityContextHolds(ctx, r, body)
+	if !ok || err != nil || !listsMembers(typ) || alt.patient == "" && !alt.careTeam {
+		return ok, err
 	}
-	return true, nil
+	return d.listedHolds(ctx, r, typ, alt, ix)
 }
 
-// listsMembers reports whether resources of typ are lists of patients,
-// in the compartment of each: a Group (a cohort) is read only by a token
-// that reaches every patient it names, as it is written, since what it
-// says of one member (who else is in it) is about them all.
-func listsMembers(typ string) bool { return typ == "Group" }
+// listedParam names the search parameter by which resources of typ list
+// resources that may be of several patients: a Group its members, a List
+// the items of its entries; "" for the other types. What such a resource
+// says of one patient (who else is in a cohort, what else is on a list)
+// is about every patient whose resource it lists.
+func listedParam(typ string) string {
+	switch typ {
+	case "Group":
+		return "member"
+	case "List":
+		return "item"
+	}
+	return ""
+}
+
+// listsMembers reports whether resources of typ list resources of
+// patients (see listedParam): such a resource is read only by a token
+// that reaches every patient it names or lists a resource of, as it is
+// written, in the compartment of each patient it names and listing only
+// resources of patients within reach (see listedHolds).
+func listsMembers(typ string) bool { return listedParam(typ) != "" }
 
 // byMembers reports whether g reaches resources listing patients by the
 // patients they name (see listsMembers), which a search narrowed in the
 // engine, holding when one of them is reached, cannot decide.
 func (g *grant) byMembers() bool {
 	return listsMembers(g.typ) && slices.ContainsFunc(g.alts, func(alt alternative) bool { return alt.patient != "" || alt.careTeam })
+}
+
+// listedHolds reports whether every patient whose resources a version of
+// typ with index ix lists (see listedParam) is within alt: the context
+// patient, or a patient the practitioner is related to. A resource listed
+// whose patients cannot be told (one not held here, or named by an
+// absolute reference) is within no one's reach, as a patient not held is.
+func (d *decider) listedHolds(ctx context.Context, r store.Reader, typ string, alt alternative, ix *store.Index) (bool, error) {
+	ids, identifiers, known, err := d.listedPatients(ctx, r, listedParam(typ), ix)
+	if err != nil || !known {
+		return false, err
+	}
+	if alt.careTeam {
+		if err := d.relateAll(ctx, r, ids); err != nil {
+			return false, err
+		}
+	}
+	for _, id := range ids {
+		ok := id == alt.patient
+		if alt.careTeam {
+			if ok, err = d.relatedTo(ctx, r, id); err != nil {
+				return false, err
+			}
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	for _, tok := range identifiers {
+		var ok bool
+		if alt.careTeam {
+			ok, err = d.relatedByIdentifier(ctx, r, tok)
+		} else {
+			ok, err = d.patientHasIdentifier(ctx, r, alt.patient, tok)
+		}
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// listedPatients returns the patients whose resources a version with
+// index ix lists under param: the Patients it lists, and the patients of
+// the other resources it lists of a type in the Patient compartment, by
+// id, or by identifier where a reference has nothing else. known is false
+// when a resource listed is not held here (a deleted one is decided by the
+// version it deleted) or is named by an absolute reference.
+func (d *decider) listedPatients(ctx context.Context, r store.Reader, param string, ix *store.Index) (ids []string, identifiers []store.Token, known bool, err error) {
+	var refs []string
+	for _, ref := range ix.References {
+		switch {
+		case ref.Param != param:
+		case ref.URL != "":
+			return nil, nil, false, nil
+		case ref.Type == "Patient":
+			ids = append(ids, ref.ID)
+		case len(d.rules.Search.CompartmentParams(ref.Type)) > 0:
+			refs = append(refs, ref.Type+"/"+ref.ID)
+		}
+	}
+	identifiers = identifiersOf(ix, []string{param})
+	if len(refs) == 0 {
+		return ids, identifiers, true, nil
+	}
+	ahead, err := readingAhead(ctx, r, refs)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	for _, ref := range refs {
+		typ, id, _ := strings.Cut(ref, "/")
+		v, err := ahead.Read(ctx, typ, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, false, nil
+		}
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("access: read %s, listed: %w", ref, err)
+		}
+		if v.Deleted {
+			if v.VersionID < 2 {
+				return nil, nil, false, nil
+			}
+			if v, err = r.VRead(ctx, typ, id, v.VersionID-1); err != nil {
+				return nil, nil, false, fmt.Errorf("access: read the version %s had before its deletion, listed: %w", ref, err)
+			}
+		}
+		x, err := d.rules.Index(typ, v.JSON)
+		if err != nil {
+			return nil, nil, false, fmt.Errorf("access: index %s, listed: %w", ref, err)
+		}
+		params := d.rules.Search.CompartmentParams(typ)
+		for _, pr := range x.References {
+			if pr.Type == "Patient" && slices.Contains(params, pr.Param) {
+				ids = append(ids, pr.ID)
+			}
+		}
+		identifiers = append(identifiers, identifiersOf(&x, params)...)
+	}
+	return ids, identifiers, true, nil
+}
+
+// identifiersOf returns the identifiers by which a version with index ix
+// names resources under params, in references having nothing else.
+func identifiersOf(ix *store.Index, params []string) []store.Token {
+	var out []store.Token
+	for _, tok := range ix.Tokens {
+		if p, ok := strings.CutSuffix(tok.Param, ":identifier"); ok && slices.Contains(params, p) {
+			out = append(out, tok)
+		}
+	}
+	return out
+}
+
+// patientHasIdentifier reports whether Patient id has the identifier tok
+// (system and value; any system when it has none).
+func (d *decider) patientHasIdentifier(ctx context.Context, r store.Reader, id string, tok store.Token) (bool, error) {
+	found, err := r.Search(ctx, store.Query{Type: "Patient", Count: 1, Where: []store.Clause{
+		idClause(id), {Param: "identifier", Tokens: []store.TokenMatch{identifierMatch(tok)}},
+	}})
+	if err != nil {
+		return false, fmt.Errorf("access: find Patient/%s by identifier: %w", id, err)
+	}
+	return len(found) == 1, nil
+}
+
+// identifierMatch is the match of identifier tok: its system and value,
+// any system when it has none.
+func identifierMatch(tok store.Token) store.TokenMatch {
+	return store.TokenMatch{System: tok.System, Code: tok.Code, AnySystem: tok.System == ""}
 }
 
 // securityContextHolds reports whether the principal may read the
@@ -628,11 +778,7 @@ func (d *decider) careTeamHolds(ctx context.Context, r store.Reader, typ, id str
 	// then in no patient's compartment, so it cannot reach into an
 	// unrelated patient's record; it is the practitioner's when a patient
 	// they are related to has that identifier.
-	for _, tok := range ix.Tokens {
-		param, ok := strings.CutSuffix(tok.Param, ":identifier")
-		if !ok || !slices.Contains(params, param) {
-			continue
-		}
+	for _, tok := range identifiersOf(ix, params) {
 		if ok, err := d.relatedByIdentifier(ctx, r, tok); ok || err != nil {
 			return ok, err
 		}
@@ -652,13 +798,12 @@ func hasValue(ix *store.Index, params []string) bool {
 // related to has the identifier tok (system and value; any system when it
 // has none).
 func (d *decider) relatedByIdentifier(ctx context.Context, r store.Reader, tok store.Token) (bool, error) {
-	id := store.TokenMatch{System: tok.System, Code: tok.Code, AnySystem: tok.System == ""}
 	lapsed, err := d.allLapsedTeams(ctx, r)
 	if err != nil {
 		return false, err
 	}
 	found, err := r.Search(ctx, store.Query{Type: "Patient", Count: 1, Where: []store.Clause{
-		{Param: "identifier", Tokens: []store.TokenMatch{id}}, d.relatedPatient(lapsed),
+		{Param: "identifier", Tokens: []store.TokenMatch{identifierMatch(tok)}}, d.relatedPatient(lapsed),
 	}})
 	if err != nil {
 		return false, fmt.Errorf("access: find a related patient by identifier: %w", err)

@@ -457,7 +457,7 @@ func (s *Store) narrowClauses(ctx context.Context, req *request, r store.Reader,
 			switch {
 			case len(types) == 0:
 				return nil, forbidden("the chain %s passes only through types the access token's scopes do not allow searching, "+
-					"or that it reaches only where it reaches every patient one names (Group)", c.Param)
+					"or that it reaches only where it reaches every patient one names (Group, List)", c.Param)
 			case !narrowed:
 				c.Chain = &store.Chain{Types: types, Where: inner}
 			case len(each) == 1:
