@@ -316,6 +316,43 @@ func TestBackendServicesToken(t *testing.T) {
 	})
 }
 
+// TestBackendServicesWildcardScope: a bulk client asking for every type
+// (system/*.read, system/*.rs) is granted the types it is registered for,
+// each within its registered permissions, and told so in the response's
+// scope (SMART App Launch, RFC 6749 §3.3), where it was refused with
+// invalid_scope; a restriction registered stays on what is granted.
+func TestBackendServicesWildcardScope(t *testing.T) {
+	eachEngineWithAuth(t, func(t *testing.T, c *authClient) {
+		tokenURL := c.root + "/auth/token"
+		for _, tc := range []struct{ asked, granted string }{
+			{"system/*.read", "system/Patient.rs system/Observation.rs"},
+			{"system/*.rs", "system/Patient.rs system/Observation.rs"},
+			{"system/*.cruds", "system/Patient.rs system/Observation.cruds"},
+			{"system/*.d", "system/Observation.d"},
+			{"system/Patient.read", "system/Patient.read"},
+			{"system/*.rs system/Patient.r", "system/Patient.rs system/Observation.rs system/Patient.r"},
+		} {
+			r := c.requestToken(c.gp, authtest.Assertion("gp-system", tokenURL), tc.asked).want(t, http.StatusOK)
+			var tok struct {
+				AccessToken string `json:"access_token"`
+				Scope       string
+			}
+			if err := json.Unmarshal(r.body, &tok); err != nil {
+				t.Fatal(err)
+			}
+			if tok.Scope != tc.granted {
+				t.Errorf("asked %q: granted %q, want %q", tc.asked, tok.Scope, tc.granted)
+			}
+			if tc.asked == "system/*.read" {
+				c.do("GET", "/Observation", "", bearer(tok.AccessToken)...).want(t, http.StatusOK)
+				c.do("GET", "/Practitioner", "", bearer(tok.AccessToken)...).want(t, http.StatusForbidden)
+			}
+		}
+		c.requestToken(c.gp, authtest.Assertion("gp-system", tokenURL), "user/*.rs").
+			oauthError(t, http.StatusBadRequest, "invalid_scope")
+	})
+}
+
 func TestCORS(t *testing.T) {
 	eachEngineWithAuth(t, func(t *testing.T, c *authClient) {
 		const app = "https://app.example.nhs.uk"

@@ -178,32 +178,62 @@ func parseScopeList(list []string) (resource []Scope, other []string, err error)
 	return resource, other, nil
 }
 
-// Within returns the part of requested that allowed grants: each requested
-// scope whose context and type an allowed scope covers, narrowed to the
-// permissions that scope allows. It is how a token endpoint grants the
+// Within returns the part of requested that allowed grants: of each
+// requested scope, what each allowed scope of its context grants of it
+// (the types both cover, the permissions both give, the restriction of
+// either, or of both when they are the same), those of one type and
+// restriction joined. A wildcard asked for (system/*.rs) is so granted
+// as the types allowed. It is how a token endpoint grants the
 // intersection of what a client asks for and what it is registered for.
 func Within(requested, allowed []Scope) []Scope {
 	var granted []Scope
 	for _, r := range requested {
-		var perms Perm
+		var parts []Scope
 		for _, a := range allowed {
-			if a.Context == r.Context && (a.Type == "*" || a.Type == r.Type) && a.Query == nil {
-				perms |= a.Perms
-			} else if a.Context == r.Context && a.Type == r.Type && sameQuery(a.Query, r.Query) {
-				perms |= a.Perms
+			g, ok := intersect(r, a)
+			if !ok {
+				continue
 			}
+			i := slices.IndexFunc(parts, func(p Scope) bool { return p.Type == g.Type && sameQuery(p.Query, g.Query) })
+			if i < 0 {
+				parts = append(parts, g)
+				continue
+			}
+			parts[i].Perms |= g.Perms
 		}
-		if perms &= r.Perms; perms == 0 {
-			continue
+		for _, g := range parts {
+			if g.Type != r.Type || g.Perms != r.Perms || !sameQuery(g.Query, r.Query) {
+				g.Raw = formatScope(g)
+			}
+			granted = append(granted, g)
 		}
-		g := r
-		g.Perms = perms
-		if perms != r.Perms {
-			g.Raw = formatScope(g)
-		}
-		granted = append(granted, g)
 	}
 	return granted
+}
+
+// intersect returns what allowed scope a grants of requested scope r;
+// ok false when nothing.
+func intersect(r, a Scope) (g Scope, ok bool) {
+	if r.Context != a.Context {
+		return Scope{}, false
+	}
+	g = r
+	switch {
+	case a.Type == r.Type || a.Type == "*":
+	case r.Type == "*":
+		g.Type = a.Type
+	default:
+		return Scope{}, false
+	}
+	switch {
+	case len(a.Query) == 0:
+	case len(r.Query) == 0:
+		g.Query = a.Query
+	case !sameQuery(a.Query, r.Query):
+		return Scope{}, false
+	}
+	g.Perms = r.Perms & a.Perms
+	return g, g.Perms != 0
 }
 
 func sameQuery(a, b url.Values) bool { return a.Encode() == b.Encode() }

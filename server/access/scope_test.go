@@ -66,6 +66,17 @@ func TestWithin(t *testing.T) {
 	if want := "system/Patient.rs system/Appointment.rs system/Observation.s"; strings.Join(got, " ") != want {
 		t.Errorf("Within = %q, want %q", strings.Join(got, " "), want)
 	}
+	// A wildcard asked for is granted as the types allowed, and a
+	// restriction allowed stays on what is granted.
+	requested, _, _ = ParseScopes("system/*.rs system/Observation.rs?category=vital-signs")
+	allowed, _, _ = ParseScopes("system/Patient.r system/Observation.cruds?category=laboratory system/Encounter.s system/Encounter.r")
+	got = nil
+	for _, s := range Within(requested, allowed) {
+		got = append(got, s.Raw)
+	}
+	if want := "system/Patient.r system/Observation.rs?category=laboratory system/Encounter.rs"; strings.Join(got, " ") != want {
+		t.Errorf("Within = %q, want %q", strings.Join(got, " "), want)
+	}
 }
 
 func FuzzParseScopes(f *testing.F) {
