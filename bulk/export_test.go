@@ -780,6 +780,62 @@ func newPausedEnv(t *testing.T, st store.Store) (*env, func()) {
 	return e, release
 }
 
+// versionReads is the server's store as the exporter is given it,
+// counting its reads of a resource's earlier versions: each VRead, and
+// each history of one resource.
+type versionReads struct {
+	operation.Store
+	n *atomic.Int64
+}
+
+func (c versionReads) Records() store.Tx { return c.Store.(recorder).Records() }
+
+func (c versionReads) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
+	c.n.Add(1)
+	return c.Store.(versionReader).VRead(ctx, typ, id, version)
+}
+
+func (c versionReads) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
+	if q.ID != "" {
+		c.n.Add(1)
+	}
+	return c.Store.(versionReader).History(ctx, q)
+}
+
+// TestBusyResourceReadBackOnce: a resource updated many times during an
+// export is exported at its version of the transaction time, found in one
+// read, not read back one version at a time.
+func TestBusyResourceReadBackOnce(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			st := eng.Open(t)
+			p := &jobReads{Store: st, Finder: st.(store.Finder), release: make(chan struct{})}
+			var reads atomic.Int64
+			e := newEnv(t, p, func(c *server.Config) {
+				attach := c.Attach[0]
+				c.Attach[0] = func(st operation.Store) { attach(versionReads{st, &reads}) }
+			})
+			var once sync.Once
+			release := func() { once.Do(func() { close(p.release) }) }
+			t.Cleanup(release) // before the server's cleanup waits for the job
+			e.put("/Patient/p1", patient("p1"))
+			status := e.kickOff("admin", "/$export?_type=Patient")
+			time.Sleep(5 * time.Millisecond) // lastUpdated has millisecond precision
+			for i := range 20 {
+				e.put("/Patient/p1", fmt.Sprintf(`{"resourceType":"Patient","id":"p1","birthDate":"19%02d-01-01"}`, 50+i))
+			}
+			release()
+			m := e.wait("admin", status)
+			if body := e.files("admin", m)["Patient"]; !strings.Contains(body, `"versionId":"1"`) || strings.Contains(body, "birthDate") {
+				t.Errorf("exported %s, want Patient/p1 at version 1", body)
+			}
+			if n := reads.Load(); n > 1 {
+				t.Errorf("the export read earlier versions %d times to find Patient/p1 as of the transaction time, want once", n)
+			}
+		})
+	}
+}
+
 // TestSnapshotKeepsWhatNoLongerMatches: a resource that matched the
 // export as of its transaction time is exported at its version then,
 // although it was changed after the kick-off, before the job read it, so

@@ -842,23 +842,28 @@ func (e *Exporter) asOf(ctx context.Context, v *store.Version, j *job) (*store.V
 }
 
 // versionAt returns the version of v's resource current at instant at,
-// reading back through its history from v, or nil when the resource was
-// created after at.
+// or nil when the resource was created after at. One read of its history
+// finds it, however many versions were written since: a busy resource is
+// not read back a version at a time.
 func (e *Exporter) versionAt(ctx context.Context, v *store.Version, at time.Time) (*store.Version, error) {
-	for v.LastUpdated.After(at) {
-		if v.VersionID <= 1 {
-			return nil, nil
-		}
-		prev, err := e.store().(versionReader).VRead(ctx, v.Type, v.ID, v.VersionID-1)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s/%s as of %s: %w", v.Type, v.ID, at.Format(time.RFC3339Nano), err)
-		}
-		v = prev
+	if !v.LastUpdated.After(at) {
+		return v, nil
 	}
-	return v, nil
+	if v.VersionID <= 1 {
+		return nil, nil
+	}
+	// The versions current at some point of at's millisecond, the
+	// precision of lastUpdated, newest first: the first is current at at.
+	at = at.Truncate(time.Millisecond)
+	q := store.HistoryQuery{Type: v.Type, ID: v.ID, AtLow: at, AtHigh: at.Add(time.Millisecond), Count: 1}
+	page, err := e.store().(versionReader).History(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s as of %s: %w", v.Type, v.ID, at.Format(time.RFC3339Nano), err)
+	}
+	if len(page.Versions) == 0 {
+		return nil, nil // created after at, or that version is out of reach
+	}
+	return page.Versions[0], nil
 }
 
 // index returns the search values of version v.
