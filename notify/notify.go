@@ -366,7 +366,13 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 				}
 			}
 			if res.Status.Get() == statusRequested {
-				if err := n.enqueue(ctx, tx, &row{Subscription: c.ID, Kind: kindHandshake, SubscriptionVersion: c.Version.VersionID, Created: now}, c.Version.LastUpdated, 0); err != nil {
+				// Dated at the epoch, the handshake's row comes before
+				// every row of the subscription still pending: one written
+				// again as requested (a failing one given a new endpoint)
+				// is sent its handshake before those notifications, as R4
+				// has a requested subscription's endpoint checked first.
+				hs := &row{Subscription: c.ID, Kind: kindHandshake, SubscriptionVersion: c.Version.VersionID, Created: now}
+				if err := n.enqueue(ctx, tx, hs, time.Unix(0, 0), 0); err != nil {
 					return nil, err
 				}
 			}
@@ -500,9 +506,10 @@ func (n *Notifier) enqueue(ctx context.Context, tx store.Tx, r *row, at time.Tim
 // replaces, whichever process writes it (server/service.go, notBefore),
 // so the rows of one resource sort in the order of its versions even when
 // they come from processes whose clocks are apart; this process's clock,
-// which may be, orders nothing. A handshake is given version 0, so that it
-// comes before the events written with its Subscription, in a
-// transaction, which share its lastUpdated.
+// which may be, orders nothing. A handshake is dated at the epoch, so
+// that it comes before every event of its Subscription: those pending
+// from before it was written again, and those written with it in a
+// transaction.
 func (n *Notifier) nextID(at time.Time, version int64) string {
 	n.idMu.Lock()
 	n.lastID++

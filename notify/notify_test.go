@@ -894,6 +894,43 @@ func TestHandshakeBeforeEventsOfItsTransaction(t *testing.T) {
 	})
 }
 
+// TestHandshakeBeforePendingEvents: a failing Subscription written again
+// as requested, with a new endpoint, has the new endpoint sent the
+// handshake first, then the notifications still pending, in order.
+func TestHandshakeBeforePendingEvents(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		sub := idOf(t, e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/old", "application/fhir+json")))
+		e.deliver()
+		rx.take()
+		rx.setStatus(http.StatusInternalServerError)
+		first := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		second := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.deliver()
+		rx.take()
+		rx.setStatus(http.StatusOK)
+		again := strings.Replace(subscription("Appointment?status=booked", rx.URL+"/new", "application/fhir+json"),
+			`"resourceType":"Subscription"`, `"resourceType":"Subscription","id":"`+sub+`"`, 1)
+		if r := e.do("admin", "PUT", "/Subscription/"+sub, again); r.status != 200 {
+			t.Fatalf("PUT: %d %s", r.status, r.body)
+		}
+		e.clock.Advance(time.Minute) // past the failed row's backoff
+		e.deliver()
+		var got []string
+		for _, g := range rx.take() {
+			got = append(got, g.Method+" "+g.Path)
+		}
+		want := []string{"POST /new", "PUT /new/Appointment/" + first, "PUT /new/Appointment/" + second}
+		if !slices.Equal(got, want) {
+			t.Errorf("delivered %v, want %v: the handshake, then the notifications pending", got, want)
+		}
+		if s := e.do("admin", "GET", "/Subscription/"+sub, "").body; field(t, s, "status") != "active" {
+			t.Errorf("after the handshake: %s, want active", s)
+		}
+	})
+}
+
 // TestRedirectNotFollowed: an endpoint that redirects does not lead the
 // server elsewhere; the redirect is a failed delivery.
 func TestRedirectNotFollowed(t *testing.T) {
