@@ -364,13 +364,15 @@ func (a *api) checkEntry(e *entry, we wireEntry, base string) error {
 		if e.res, err = decodeEntry(we.Resource, t.typ); err != nil {
 			return err
 		}
-		if err := checkMandatory(e.res); err != nil {
-			return err
-		}
+		// The id first, as an update over HTTP checks it: R4 has a body
+		// without the URL's id 400, whatever else it lacks.
 		if e.method == http.MethodPut && !e.conditional() {
 			if err := checkUpdateID(t.typ, t.id, e.res, "request.url"); err != nil {
 				return err
 			}
+		}
+		if err := checkMandatory(e.res); err != nil {
+			return err
 		}
 		e.newID = newID()
 	case http.MethodPatch:

@@ -1417,3 +1417,26 @@ func TestTransactionNarrativeOfManyLinks(t *testing.T) {
 		}
 	})
 }
+
+// TestBundleUpdateChecksIDFirst: a PUT entry whose resource lacks the id
+// of its request.url, or holds another, is 400 whatever else it lacks, as
+// an update over HTTP is (R4 http.html#update), in a batch and a
+// transaction alike.
+func TestBundleUpdateChecksIDFirst(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		noID := `{"resourceType":"Observation","code":{"text":"weight"}}`
+		otherID := `{"resourceType":"Observation","id":"other","code":{"text":"weight"}}`
+		b := c.bundle(txBundle("batch", txEntry("", "PUT", "Observation/o1", noID), txEntry("", "PUT", "Observation/o1", otherID)))
+		for i, e := range b.Entry {
+			if !strings.HasPrefix(e.Response.Status, "400") {
+				t.Errorf("batch entry %d: status %q, want 400; outcome %s", i, e.Response.Status, e.Response.Outcome)
+			}
+			if !strings.Contains(string(e.Response.Outcome), "resource.id") {
+				t.Errorf("batch entry %d: outcome %s, want one at its resource.id", i, e.Response.Outcome)
+			}
+		}
+		c.do("POST", "", txBundle("transaction", txEntry("", "PUT", "Observation/o1", noID))).want(t, http.StatusBadRequest).outcome(t, "required", "Bundle.entry[0].resource.id")
+		c.do("POST", "", txBundle("transaction", txEntry("", "PUT", "Observation/o1", otherID))).want(t, http.StatusBadRequest).outcome(t, "invalid", "Bundle.entry[0].resource.id")
+		c.do("GET", "/Observation/o1", "").want(t, http.StatusNotFound)
+	})
+}
