@@ -49,7 +49,10 @@ type Operation struct {
 	// types; nil allows every served type.
 	Types []string
 	// Idempotent operations may also be invoked with GET, their
-	// parameters in the query string.
+	// parameters in the query string, which R4 allows only of an
+	// operation whose affectsState is false: one that writes no resource.
+	// An invocation of one is not among the writes a history is dated
+	// before, so an operation that writes must leave it false.
 	Idempotent bool
 	// RawBody operations take the body of a POST as it is, of any media
 	// type (Invocation.Body), rather than as a FHIR resource: an import of

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"regexp"
 	"slices"
@@ -628,6 +629,72 @@ func TestHistorySinceMissesNoWriteUnderWay(t *testing.T) {
 		}
 		t.Errorf("Observation/%s, stamped %s and committed after a history dated %v, is not in the history _since then: %v", id, stamp, poll, next)
 	}, hold)
+}
+
+// TestHistoryNotHeldBackByReads: a request that writes nothing, though
+// sent with POST (a search, an operation that does not affect state), is
+// not among the writes under way, so a history answered while it runs is
+// dated after it began, not before.
+func TestHistoryNotHeldBackByReads(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		for _, tt := range []struct{ path, contentType, body string }{
+			{"/Patient/_search", "application/x-www-form-urlencoded", "_id=" + id},
+			{"/_search", "application/x-www-form-urlencoded", "_type=Patient&_id=" + id},
+			{"/Patient/" + id + "/$everything", "application/fhir+json", `{"resourceType":"Parameters"}`},
+		} {
+			finish := c.bodyHeldOpen("POST", tt.path, tt.contentType)
+			// The server is reading the body: the request has passed
+			// every middleware. The poll comes a millisecond or more
+			// later, as it would from another client.
+			began := time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")
+			for time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00") <= began {
+				time.Sleep(time.Millisecond)
+			}
+			poll := str(c.do("GET", "/_history", "").want(t, http.StatusOK).json(t), "meta", "lastUpdated")
+			finish(tt.body).want(t, http.StatusOK)
+			if poll <= began {
+				t.Errorf("POST %s under way since %s: a history answered meanwhile is dated %s, not after it began", tt.path, began, poll)
+			}
+		}
+	})
+}
+
+// bodyHeldOpen sends a request whose body the server waits for, and
+// returns once the server has begun reading it (it asks the client to
+// continue); finish sends the body and returns the response.
+func (c *client) bodyHeldOpen(method, path, contentType string) (finish func(body string) *response) {
+	c.t.Helper()
+	pr, pw := io.Pipe()
+	reading := make(chan struct{})
+	trace := &httptrace.ClientTrace{Got100Continue: func() { close(reading) }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(c.t.Context(), trace), method, c.base+path, pr)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Expect", "100-continue")
+	done := make(chan *response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- &response{body: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		done <- &response{status: resp.StatusCode, header: resp.Header, body: b}
+	}()
+	select {
+	case <-reading:
+	case r := <-done:
+		c.t.Fatalf("%s %s answered before reading its body: %d %s", method, path, r.status, truncate(r.body))
+	}
+	return func(body string) *response {
+		io.WriteString(pw, body)
+		pw.Close()
+		return <-done
+	}
 }
 
 // With other processes writing to the same database, whose writes under

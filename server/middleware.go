@@ -8,6 +8,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -35,17 +36,44 @@ func requestID(c *gin.Context) {
 
 // trackWrites keeps every request that may write in writes while it
 // runs, before any version it writes is stamped: a history answered
-// meanwhile dates itself before the request began (see history). GET and
-// HEAD write nothing.
-func trackWrites(writes *store.InFlight) gin.HandlerFunc {
+// meanwhile dates itself before the request began (see history). Requests
+// that cannot write are left out, as holding a history's date back for
+// them would only delay pollers (see mayWrite).
+func (a *api) trackWrites(writes *store.InFlight) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if m := c.Request.Method; m == http.MethodGet || m == http.MethodHead {
+		if !a.mayWrite(c) {
 			c.Next()
 			return
 		}
 		defer writes.Begin()()
 		c.Next()
 	}
+}
+
+// mayWrite reports whether a request may write a resource: not a GET or
+// HEAD, a POST _search, a request outside the FHIR API that the host did
+// not add (the token endpoint), or a POST of an operation the server lets
+// be invoked with GET, which R4 allows only of an operation whose
+// affectsState is false. Anything else is taken to write, operations the
+// server does not know included.
+func (a *api) mayWrite(c *gin.Context) bool {
+	r := c.Request
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	switch c.FullPath() {
+	case "/fhir/_search", "/fhir/:type/_search":
+		return false
+	}
+	if r.URL.Path != "/fhir" && !strings.HasPrefix(r.URL.Path, "/fhir/") && !a.hostRoute(r.URL.Path) {
+		return false
+	}
+	if _, name, ok := operationPath(r.URL.Path); ok {
+		op, known := a.operations[name]
+		return !known || !op.idempotent
+	}
+	return true
 }
 
 // wellFormedRequestID reports whether a client's X-Request-Id may be
