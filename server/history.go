@@ -183,10 +183,10 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 			c.Error(errorf(http.StatusBadRequest, "invalid", "_at: %v", err).at("_at"))
 			return
 		}
-		if !q.AtHigh.After(store.MinTime) {
+		if zero := (time.Time{}); !q.AtHigh.After(zero) {
 			// _at=0000 ends where Go's zero time begins, which the
 			// engines read as "no bound"; nothing was current then.
-			q.AtHigh = store.MinTime.Add(time.Millisecond)
+			q.AtHigh = zero.Add(time.Millisecond)
 		}
 	}
 	cursor, asOf, err := readHistoryCursor(params.Get("_cursor"))

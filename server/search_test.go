@@ -732,3 +732,37 @@ func TestSearchElementsChoice(t *testing.T) {
 		c.do("GET", "/Observation?_elements=val", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_elements")
 	})
 }
+
+// TestSearchOpenPeriodEnds: a Period without an end goes on for ever and
+// one without a start reaches back for ever (R4 search.html, dates), at
+// the edges of what a date can name too: years 0000 and 9999, with zones
+// that put the instant beyond them in UTC.
+func TestSearchOpenPeriodEnds(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		encounter := func(id, period string) {
+			c.do("PUT", "/Encounter/"+id, `{"resourceType":"Encounter","id":"`+id+`","status":"finished",`+
+				`"class":{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"AMB"},"period":`+period+`}`).want(t, http.StatusCreated)
+		}
+		encounter("open-end", `{"start":"2020-01-01"}`)
+		encounter("open-start", `{"end":"2020-01-01"}`)
+		for _, tt := range []struct{ date, match string }{
+			{"gt9999-12-31", "Encounter/open-end"},
+			{"gt9999-12-31T23:00:00-05:00", "Encounter/open-end"},
+			{"ge9999-12-31T23:59:59Z", "Encounter/open-end"},
+			{"eb9999-12-31T23:00:00-05:00", "Encounter/open-start"},
+			{"lt0001-01-01", "Encounter/open-start"},
+			{"le0000", "Encounter/open-start"},
+			{"lt0000-01-01T00:00:00+05:00", "Encounter/open-start"},
+			{"sa0000-01-01T00:00:00+05:00", "Encounter/open-end"},
+			{"eq9999", ""},
+			{"eq0000", ""},
+			{"ap9999", "Encounter/open-end"},
+			{"ne2020-06", "Encounter/open-end Encounter/open-start"},
+		} {
+			path := "/Encounter?_sort=_id&date=" + url.QueryEscape(tt.date)
+			if got := c.do("GET", path, "").searchset(t).ids("match"); got != tt.match {
+				t.Errorf("date=%s: %q, want %q", tt.date, got, tt.match)
+			}
+		}
+	})
+}

@@ -53,10 +53,16 @@ type Date struct {
 	Low, High time.Time
 }
 
-// MinTime and MaxTime are the open ends of date ranges.
+// MinTime and MaxTime are the open ends of date ranges: a Period without
+// an end goes on for ever (R4 search.html, dates), so its end must compare
+// after every instant a search names, and its start, without one, before.
+// A FHIR date names years 0000 to 9999, with a zone up to a day off UTC,
+// and ap widens a search value by a tenth of its distance from now, some
+// 800 years at most; these lie far beyond both, and within what both
+// engines store exactly (milliseconds below 2^53).
 var (
-	MinTime = time.Date(1, time.January, 1, 0, 0, 0, 0, time.UTC)
-	MaxTime = time.Date(9999, time.December, 31, 23, 59, 59, 999e6, time.UTC)
+	MinTime = time.Date(-100000, time.January, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(100000, time.December, 31, 23, 59, 59, 999e6, time.UTC)
 )
 
 // Number is one number search value.
