@@ -553,6 +553,7 @@ func (w *walker) env() *fhirpath.Env {
 		},
 		MemberOf:   w.memberOf,
 		ConformsTo: w.conformsToProfile,
+		Clock:      w.v.clock,
 	}
 	return w.resEnv
 }

@@ -24,7 +24,9 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"carefhir/care/calendar"
 	"carefhir/fhir/definitions"
 	"carefhir/fhir/fhirpath"
 	"carefhir/profiles/conformance"
@@ -57,6 +59,14 @@ type Options struct {
 	// Required lists, per resource type, the profiles every resource of that
 	// type must conform to, such as "Patient": {UKCore-Patient URL}.
 	Required map[string][]string
+	// Now is the clock of FHIRPath's now(), today() and timeOfDay() in
+	// invariants; nil means time.Now.
+	Now func() time.Time
+	// Zone is where they are reckoned; nil means Europe/London, where
+	// care coordination and the importers reckon today's date
+	// (calendar.UK): an invariant such as birthDate <= today() then
+	// agrees with them, whatever the zone of the host.
+	Zone *time.Location
 }
 
 // Validator validates resources. It is built once by New and is safe for
@@ -70,6 +80,7 @@ type Validator struct {
 	// validating QuestionnaireResponses against them.
 	questionnaires map[string]map[string]any
 	required       map[string][]string
+	clock          func() time.Time       // the time of invariants, in their zone
 	regexps        map[string]valueFormat // primitive type → check of its value pattern
 	exprs          *sync.Map              // FHIRPath source → *compiled
 	patterns       *sync.Map              // regex extension pattern → *regexp.Regexp
@@ -94,6 +105,14 @@ type compiled struct {
 func New(opts Options) (*Validator, error) {
 	v := &Validator{structures: map[string]*structure{}, regexps: map[string]valueFormat{}, required: opts.Required, exprs: new(sync.Map), patterns: new(sync.Map),
 		xmlConverter: sync.OnceValues(xmljson.New)}
+	now, zone := opts.Now, opts.Zone
+	if now == nil {
+		now = time.Now
+	}
+	if zone == nil {
+		zone = calendar.UK()
+	}
+	v.clock = func() time.Time { return now().In(zone) }
 	var all []json.RawMessage
 	for _, b := range conformance.Bundles() {
 		rs, err := readBundle(b.FS, b.Name)

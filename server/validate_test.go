@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"carefhir/profiles"
 	"carefhir/server"
@@ -291,4 +292,34 @@ func valid(t *testing.T, r *response) {
 	if strings.Contains(string(r.body), `"severity":"error"`) || strings.Contains(string(r.body), `"severity":"fatal"`) {
 		t.Errorf("valid resource reported with errors: %s", r.body)
 	}
+}
+
+// TestValidateTodayInTheUK validates, at 23:30 UTC on a summer night, when
+// it is already the next day in the UK, a Patient claiming a profile
+// whose invariant says birthDate <= today(): born on that UK date, it is
+// valid, as the importers and care coordination reckon the date; born the
+// day after, it is refused.
+func TestValidateTodayInTheUK(t *testing.T) {
+	profile := `{"resourceType":"StructureDefinition","url":"https://example.org/fhir/StructureDefinition/BornByToday","name":"BornByToday","status":"active",
+		"kind":"resource","abstract":false,"type":"Patient","baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient","derivation":"constraint",
+		"differential":{"element":[{"id":"Patient","path":"Patient","constraint":[{"key":"born-1","severity":"error","human":"Born by today",
+			"expression":"birthDate.empty() or birthDate <= today()"}]}]}}`
+	night := time.Date(2026, 7, 1, 23, 30, 0, 0, time.UTC)
+	v, err := profiles.New(profiles.Options{Resources: [][]byte{[]byte(profile)}, Now: func() time.Time { return night }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	born := func(date string) string {
+		return `{"resourceType":"Patient","meta":{"profile":["https://example.org/fhir/StructureDefinition/BornByToday"]},"birthDate":"` + date + `"}`
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/Patient", born("2026-07-02")).want(t, http.StatusCreated)
+		r := c.do("POST", "/Patient", born("2026-07-03")).want(t, http.StatusUnprocessableEntity)
+		if !strings.Contains(string(r.body), "born-1") {
+			t.Errorf("a birth after today refused without naming born-1: %s", r.body)
+		}
+		if n := c.do("GET", "/Patient?_summary=count", "").want(t, http.StatusOK).json(t)["total"]; n != float64(1) {
+			t.Errorf("%v Patients stored, want 1", n)
+		}
+	}, func(cfg *server.Config) { cfg.Validator, cfg.ValidateWrites = v, true })
 }

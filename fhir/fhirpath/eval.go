@@ -29,9 +29,14 @@ type Env struct {
 	// Trace receives the values passed to trace().
 	Trace func(name string, values []Value)
 	// Now is the time now(), today() and timeOfDay() report; zero means
-	// the time of the evaluation (read when first needed, then the same
-	// throughout).
+	// the time of the evaluation (read from Clock when first needed, then
+	// the same throughout).
 	Now time.Time
+	// Clock gives the time of an evaluation when Now is zero, in the zone
+	// now(), today() and timeOfDay() are reckoned in; nil means time.Now,
+	// the host's zone. A server for one country passes a clock in its
+	// zone, so that today() is its date whatever the host's.
+	Clock func() time.Time
 	// Strict makes a path starting with a type name that does not match
 	// the input an error instead of an empty collection.
 	Strict bool
@@ -86,7 +91,7 @@ func (e *Expression) Evaluate(resource any, env *Env) ([]Value, error) {
 		root = ev.root[:]
 		root[0] = m.node(r, nil, "", "", "")
 	}
-	ev.clock.t = env.Now
+	ev.clock.t, ev.clock.read = env.Now, env.Clock
 	ev.spent.limit = env.Budget.withDefaults()
 	if mt := env.Meter; mt != nil {
 		ev.spent.steps, ev.spent.bytes = mt.steps, mt.bytes
@@ -143,13 +148,20 @@ type ctx struct {
 }
 
 // clock is the time now(), today() and timeOfDay() report during one
-// evaluation: Env.Now, or else the time it is first asked for, which most
-// evaluations never do.
-type clock struct{ t time.Time }
+// evaluation: Env.Now, or else the time it is first asked for (from
+// Env.Clock, else time.Now), which most evaluations never do.
+type clock struct {
+	t    time.Time
+	read func() time.Time
+}
 
 func (k *clock) now() time.Time {
 	if k.t.IsZero() {
-		k.t = time.Now()
+		if k.read != nil {
+			k.t = k.read()
+		} else {
+			k.t = time.Now()
+		}
 	}
 	return k.t
 }
