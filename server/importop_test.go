@@ -1284,13 +1284,24 @@ func TestImportCSVCarriageReturns(t *testing.T) {
 // TestImportCSVOpenQuote imports a report where a quote opened in a cell
 // of line 2 is never closed, so that every later line is read into that
 // cell: the refusal names line 2, where the row starts, not the last line
-// of the file, and nothing is stored.
+// of the file, and the column of the cell, and nothing is stored.
 func TestImportCSVOpenQuote(t *testing.T) {
 	report := "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\n" +
 		"Y12345,943 476 5919,\"Ann,Lee,12-Oct-1948,F\n" +
 		"Y12345,943 476 0089,Bob,Lee,12-Oct-1948,M\n" +
 		"Y12345,999 000 0018,Cy,Lee,12-Oct-1948,M\n"
-	wantCSVRefused(t, report, "line 2")
+	wantCSVRefused(t, report, "line 2, column First Name")
+}
+
+// TestImportCSVBareQuote imports a report with a quote inside a cell that
+// is not quoted, as a name typed with an apostrophe key that gave a quote
+// (Jo"Brien): the refusal names the line and the column of the cell, and
+// nothing is stored.
+func TestImportCSVBareQuote(t *testing.T) {
+	report := "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\n" +
+		"Y12345,943 476 0089,Bob,Lee,12-Oct-1948,M\n" +
+		"Y12345,943 476 5919,Jo,O\"Brien,12-Oct-1948,F\n"
+	wantCSVRefused(t, report, "line 3, column Surname")
 }
 
 // TestImportCSVRepeatedHeader imports a report that repeats the headers

@@ -200,8 +200,10 @@ func (im *Importer) Next() (*mappers.Result, error) {
 			if errors.As(err, &pe) {
 				// The row is named by the line it starts on: a quote left
 				// open there reads every later line into its cell, and
-				// the error is met at the end of the file.
-				res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d", pe.StartLine), "%v, met at line %d, byte %d", pe.Err, pe.Line, pe.Column))
+				// the error is met at the end of the file. The cells read
+				// before the one at fault come with the error, so their
+				// count is its column.
+				res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d, column %s", pe.StartLine, im.columnName(len(row))), "%v, met at line %d, byte %d", pe.Err, pe.Line, pe.Column))
 				rows++
 				continue
 			}
