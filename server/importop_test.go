@@ -1376,3 +1376,40 @@ func TestExportGPDeleted(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportGPConnectProficiency imports a GP Connect patient whose NHS
+// communication extension says how (spoken, both ways) and how well
+// (good) they use their language: the stored Patient says so in UK
+// Core's place, the proficiency extension on Patient.communication, in
+// the HL7 v3 codes it binds to, and the report says nothing is left out.
+func TestImportGPConnectProficiency(t *testing.T) {
+	const (
+		comm        = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-NHSCommunication-1"
+		mode        = "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-LanguageAbilityMode-1"
+		proficiency = "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-LanguageAbilityProficiency-1"
+	)
+	coded := func(name, system, code string) string {
+		return fmt.Sprintf(`{"url":%q,"valueCodeableConcept":{"coding":[{"system":%q,"code":%q}]}}`, name, system, code)
+	}
+	record := `{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","id":"p",
+		"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9690937286"}],
+		"extension":[{"url":"` + comm + `","extension":[` + coded("language", "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-HumanLanguage-1", "gd") + `,
+			` + coded("modeOfCommunication", mode, "ESP") + `,` + coded("modeOfCommunication", mode, "RSP") + `,` + coded("communicationProficiency", proficiency, "G") + `]}]}}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		report := c.do("POST", "/$import?format=gpconnect", record, "Content-Type", "application/fhir+json").want(t, 200)
+		if strings.Contains(string(report.body), "modeOfCommunication") || strings.Contains(string(report.body), "communicationProficiency") {
+			t.Errorf("the report says the mode or proficiency is not carried: %s", report.body)
+		}
+		p := storedOne(t, c, "Patient")
+		// As toJSON writes it: keys in order.
+		want := `[{"extension":[{"extension":[` +
+			`{"url":"level","valueCoding":{"code":"G","system":"http://terminology.hl7.org/CodeSystem/v3-LanguageAbilityProficiency"}},` +
+			`{"url":"type","valueCoding":{"code":"ESP","system":"http://terminology.hl7.org/CodeSystem/v3-LanguageAbilityMode"}},` +
+			`{"url":"type","valueCoding":{"code":"RSP","system":"http://terminology.hl7.org/CodeSystem/v3-LanguageAbilityMode"}}],` +
+			`"url":"http://hl7.org/fhir/StructureDefinition/patient-proficiency"}],` +
+			`"language":{"coding":[{"code":"gd","system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-HumanLanguage-1"}]}}]`
+		if got := toJSON(t, p["communication"]); got != want {
+			t.Errorf("Patient.communication\n%s\nwant\n%s", got, want)
+		}
+	}, withImport)
+}

@@ -2,6 +2,7 @@ package gpconnect
 
 import (
 	"fmt"
+	"slices"
 )
 
 // rule maps one top-level STU3 element into out.
@@ -291,10 +292,14 @@ var referralStatus = map[string]string{
 }
 
 // nhsCommunication carries the language and whether it is preferred into
-// Patient.communication; the modes of communication and interpreter need
-// have no place there and are reported.
+// Patient.communication, and the modes of communication and the
+// proficiency into the proficiency extension there, where UK Core has
+// them (R4's patient-proficiency); the interpreter need goes on the
+// Patient (interpreterRequired).
 func nhsCommunication(c *conv, out map[string]any, ext map[string]any, path string) {
 	comm := map[string]any{}
+	var level map[string]any
+	var modes []any
 	for i, x := range asList(ext["extension"]) {
 		sub := object(x)
 		p := fmt.Sprintf("%s.extension[%d]", path, i)
@@ -307,9 +312,28 @@ func nhsCommunication(c *conv, out map[string]any, ext map[string]any, path stri
 			if b, ok := sub["valueBoolean"].(bool); ok {
 				interpreterRequired(out, b)
 			}
+		case "modeOfCommunication":
+			if cd := ability(sub["valueCodeableConcept"], careConnectAbilityMode, v3AbilityMode, "ESGN", "ESP", "EWR", "RSGN", "RSP", "RWR"); cd != nil {
+				modes = append(modes, map[string]any{"url": "type", "valueCoding": cd})
+			} else {
+				c.warn(p, "a mode of communication not coded in %s is not carried", careConnectAbilityMode)
+			}
+		case "communicationProficiency":
+			if cd := ability(sub["valueCodeableConcept"], careConnectAbilityProficiency, v3AbilityProficiency, "E", "F", "G", "P"); cd != nil {
+				level = map[string]any{"url": "level", "valueCoding": cd}
+			} else {
+				c.warn(p, "a proficiency not coded in %s is not carried", careConnectAbilityProficiency)
+			}
 		default:
 			c.warn(p, "%v of the NHS communication extension has no UK Core equal", sub["url"])
 		}
+	}
+	if level != nil || len(modes) > 0 {
+		parts := modes
+		if level != nil {
+			parts = append([]any{level}, modes...)
+		}
+		comm["extension"] = []any{map[string]any{"url": proficiencyURL, "extension": parts}}
 	}
 	if comm["language"] == nil {
 		if len(comm) > 0 {
@@ -318,6 +342,33 @@ func nhsCommunication(c *conv, out map[string]any, ext map[string]any, path stri
 		return
 	}
 	out["communication"] = append(asList(out["communication"]), comm)
+}
+
+// The codes of how, and how well, a person uses a language: CareConnect
+// copied HL7 v3's into code systems of its own; R4's proficiency
+// extension, which UK Core puts on Patient.communication, binds v3's.
+const (
+	proficiencyURL                = "http://hl7.org/fhir/StructureDefinition/patient-proficiency"
+	careConnectAbilityMode        = "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-LanguageAbilityMode-1"
+	careConnectAbilityProficiency = "https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-LanguageAbilityProficiency-1"
+	v3AbilityMode                 = r4CodeSystems + "v3-LanguageAbilityMode"
+	v3AbilityProficiency          = r4CodeSystems + "v3-LanguageAbilityProficiency"
+)
+
+// ability returns the coding of code system from in the CodeableConcept
+// v as a Coding of code system to, which holds the same codes, or nil
+// when it has none of them.
+func ability(v any, from, to string, codes ...string) map[string]any {
+	for _, x := range asList(object(v)["coding"]) {
+		cd := object(x)
+		code, _ := cd["code"].(string)
+		if cd["system"] == from && slices.Contains(codes, code) {
+			out := map[string]any{"system": to, "code": code}
+			put(out, "display", cd["display"])
+			return out
+		}
+	}
+	return nil
 }
 
 // interpreterRequiredURL is the R4 core extension saying whether the
