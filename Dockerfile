@@ -34,11 +34,12 @@ USER nonroot:nonroot
 ENV CAREFHIR_ADDR=0.0.0.0:8080 \
     CAREFHIR_DATA=/data
 
-# /data holds the SQLite database (carefhir.db and its -wal and -shm files),
-# and with either engine the token-signing keys (with an auth file) and the
+# /data holds the SQLite database (carefhir.db and its -wal and -shm files)
+# and the token-signing keys (with an auth file), and with either engine the
 # bulk export files: mount a named volume or a host directory there, or
 # lose them with the container. With CAREFHIR_MONGO_URI set, the records
-# are in MongoDB; replicas share one /data (docs/operations.md).
+# and the signing keys are in MongoDB; replicas share one /data for the
+# export files (docs/operations.md).
 VOLUME /data
 # The FHIR API under /fhir, /livez, /readyz and /metrics. Set
 # CAREFHIR_METRICS_ADDR=0.0.0.0:9090 (and publish 9090 to the monitoring

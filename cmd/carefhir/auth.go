@@ -13,6 +13,7 @@ import (
 	"carefhir/server"
 	"carefhir/server/access"
 	"carefhir/server/auth"
+	"carefhir/store"
 )
 
 // checkExposure enforces secure-by-default serving: without --auth, only
@@ -64,10 +65,11 @@ type serverAuth struct {
 	policy      access.Policy
 }
 
-// loadAuth reads the auth file, if any, and opens the signing keys in the
-// data directory. baseURL is the public FHIR base, from which the token
+// loadAuth reads the auth file, if any, and opens the signing keys: in
+// MongoDB, which every server on the database shares, or in the data
+// directory. baseURL is the public FHIR base, from which the token
 // audience and endpoint derive: with auth it must be known.
-func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string) (*serverAuth, error) {
+func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string, st store.Store) (*serverAuth, error) {
 	sa := &serverAuth{rateLimit: server.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}}
 	if cfg.AuthFile == "" {
 		return sa, nil
@@ -75,14 +77,14 @@ func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string) (*serverAut
 	if baseURL == "" {
 		return nil, errors.New("serve: with --auth the public base URL must be known (tokens name it): give --base-url, or an address that is not a wildcard")
 	}
-	if cfg.DataDir == "" {
+	if cfg.DataDir == "" && cfg.engine() == engineSQLite {
 		return nil, errors.New("serve: with --auth, --data names the directory that keeps the token-signing keys")
 	}
 	authCfg, err := auth.Load(cfg.AuthFile)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	keys, err := auth.OpenKeyring(filepath.Join(cfg.DataDir, auth.KeyringFile), time.Now())
+	keys, err := openKeyring(ctx, cfg, st)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
@@ -97,6 +99,25 @@ func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string) (*serverAut
 		sa.rateLimit = server.RateLimit{PerSecond: authCfg.RateLimit.PerSecond, Burst: authCfg.RateLimit.Burst}
 	}
 	return sa, nil
+}
+
+// openKeyring opens the token-signing keys: on MongoDB those kept in the
+// database, so that every server on it accepts the tokens of the others,
+// first stored from the file in --data when one is there; on SQLite those
+// of the file in --data.
+func openKeyring(ctx context.Context, cfg *serveConfig, st store.Store) (*auth.Keyring, error) {
+	file := ""
+	if cfg.DataDir != "" {
+		file = filepath.Join(cfg.DataDir, auth.KeyringFile)
+	}
+	if cfg.engine() == engineSQLite {
+		return auth.OpenKeyring(file, time.Now())
+	}
+	settings, ok := st.(auth.SharedSettings)
+	if !ok {
+		return nil, fmt.Errorf("the %s store keeps no signing keys", cfg.engine())
+	}
+	return auth.OpenSharedKeyring(ctx, settings, file, time.Now())
 }
 
 // tlsConfig loads the certificate and key of --tls-cert and --tls-key; nil

@@ -31,6 +31,7 @@ import (
 	"carefhir/server/auth"
 	"carefhir/server/auth/authtest"
 	"carefhir/store"
+	"carefhir/store/mongo/ferrettest"
 )
 
 func TestServeRefusesToExposeAnOpenServer(t *testing.T) {
@@ -276,5 +277,80 @@ func TestServeBinaryRefusesOpenWildcard(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "refusing to serve") {
 		t.Errorf("carefhir serve --addr 0.0.0.0:0: %v\n%s", err, out)
+	}
+}
+
+// Servers on one MongoDB database sign their tokens with the keys kept in
+// it, each with a data directory of its own: a token one issues is
+// accepted by the other, whichever issued it, and keys rotate rotates
+// them for both.
+func TestServersOnOneMongoDBShareSigningKeys(t *testing.T) {
+	dir := t.TempDir()
+	uri := ferrettest.Start(t)
+	gp := authtest.NewKey(t, jwa.RS384())
+	jwks := authtest.WriteJWKS(t, dir, "gp.jwks.json", gp)
+	authFile := filepath.Join(dir, "auth.yaml")
+	if err := auth.AddClient(authFile, auth.Client{ID: "gp-system", JWKS: jwks, Scopes: []string{"system/*.rs"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Behind one load balancer, the replicas share the public base URL.
+	const base = "http://fhir.example.nhs.uk/fhir"
+	startReplica := func() string {
+		addr := freeAddr(t)
+		start(t, "--addr", addr, "--base-url", base, "--mongo-uri", uri, "--auth", authFile,
+			"--data", t.TempDir(), "--export-dir", t.TempDir())
+		return "http://" + addr
+	}
+	replicas := []string{startReplica(), startReplica()}
+	token := func(root string) string {
+		t.Helper()
+		form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {auth.AssertionType},
+			"client_assertion": {gp.Sign(t, authtest.Assertion("gp-system", strings.TrimSuffix(base, "/fhir")+"/auth/token"))},
+			"scope":            {"system/Patient.rs"}}
+		resp, err := httpClient.PostForm(root+"/auth/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("token from %s: %d, %v", root, resp.StatusCode, err)
+		}
+		return tok.AccessToken
+	}
+	search := func(root, token string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, root+"/fhir/Patient", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i, issuer := range replicas {
+		tok := token(issuer)
+		for j, other := range replicas {
+			if code := search(other, tok); code != http.StatusOK {
+				t.Errorf("a token of replica %d searched on replica %d: %d, want 200", i, j, code)
+			}
+		}
+	}
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"keys", "rotate", "--mongo-uri", uri}, env(nil), &out, io.Discard); err != nil {
+		t.Fatalf("keys rotate --mongo-uri: %v", err)
+	}
+	// Restarted after the rotation, a replica signs with the new key,
+	// which the one not yet restarted does not know, and still accepts
+	// what the other signed with the key retired.
+	renewed := startReplica()
+	if code := search(replicas[0], token(renewed)); code != http.StatusUnauthorized {
+		t.Errorf("a token signed with the new key, on a replica started before the rotation: %d, want 401", code)
+	}
+	if code := search(renewed, token(replicas[0])); code != http.StatusOK {
+		t.Errorf("a token signed with the retired key, on a replica started after the rotation: %d, want 200", code)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"carefhir/server/auth"
+	"carefhir/store/mongo"
 )
 
 // clientAddConfig is the configuration of the client add subcommand.
@@ -48,21 +50,38 @@ func clientAdd(cfg *clientAddConfig, stdout io.Writer) error {
 
 // keysRotateConfig is the configuration of the keys rotate subcommand.
 type keysRotateConfig struct {
-	DataDir string `flag:"data" validate:"required"`
+	DataDir  string `flag:"data" validate:"required_without=MongoURI"`
+	MongoURI string `flag:"mongo-uri" validate:"omitempty,mongo_uri"`
 }
 
 func parseKeysRotateConfig(args []string, stderr io.Writer) (*keysRotateConfig, error) {
 	cfg := &keysRotateConfig{DataDir: "./data"}
 	fs := newFlagSet("carefhir keys rotate", "Makes a new key sign the access tokens the server issues. The old key verifies\n"+
-		"the tokens it signed until they expire. Restart the server to apply it.", stderr)
+		"the tokens it signed until they expire. Restart the servers to apply it.", stderr)
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data `directory` holding "+auth.KeyringFile)
+	fs.StringVar(&cfg.MongoURI, "mongo-uri", "", "MongoDB `URI` of the database whose servers share the keys; when set, the keys are kept there")
 	if err := parseFlags(fs, args, nil, cfg); err != nil {
+		return nil, err
+	}
+	if err := refuseOverridden(fs, "data", "mongo-uri"); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
-func keysRotate(cfg *keysRotateConfig, stdout io.Writer) error {
+func keysRotate(ctx context.Context, cfg *keysRotateConfig, stdout io.Writer) error {
+	if cfg.MongoURI != "" {
+		st, err := mongo.Open(ctx, cfg.MongoURI)
+		if err != nil {
+			return fmt.Errorf("keys rotate: %w", err)
+		}
+		defer st.Close()
+		if err := auth.RotateSharedKeys(ctx, st, time.Now()); err != nil {
+			return fmt.Errorf("keys rotate: %w", err)
+		}
+		_, err = fmt.Fprintln(stdout, "new signing key in the MongoDB database; restart the servers to sign with it")
+		return err
+	}
 	path := filepath.Join(cfg.DataDir, auth.KeyringFile)
 	if err := auth.RotateKeys(path, time.Now()); err != nil {
 		return fmt.Errorf("keys rotate: %w", err)
@@ -72,7 +91,7 @@ func keysRotate(cfg *keysRotateConfig, stdout io.Writer) error {
 }
 
 // runAuthCommand runs "client add", "keys jwks" and "keys rotate".
-func runAuthCommand(cmd string, args []string, stdout, stderr io.Writer) error {
+func runAuthCommand(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	sub := ""
 	if len(args) > 0 {
 		sub, args = args[0], args[1:]
@@ -103,7 +122,7 @@ func runAuthCommand(cmd string, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return keysRotate(cfg, stdout)
+		return keysRotate(ctx, cfg, stdout)
 	}
 	return &usageError{err: fmt.Errorf("unknown command %q: want carefhir client add, keys jwks or keys rotate", strings.TrimSpace(cmd+" "+sub))}
 }

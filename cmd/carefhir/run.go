@@ -134,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return reindex(ctx, cfg, engines(), stdout, stderr)
 	case "client", "keys":
-		return runAuthCommand(cmd, rest, stdout, stderr)
+		return runAuthCommand(ctx, cmd, rest, stdout, stderr)
 	case "migrate":
 		cfg, err := parseMigrateConfig(rest, getenv, stderr)
 		if err != nil {

@@ -204,7 +204,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		// the public one, so the server derives links from each request's Host.
 		baseURL = apiURL(ln, tlsCfg)
 	}
-	sa, err := loadAuth(ctx, cfg, baseURL)
+	sa, err := loadAuth(ctx, cfg, baseURL, st)
 	if err != nil {
 		ln.Close()
 		return err

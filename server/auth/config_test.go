@@ -1,6 +1,9 @@
 package auth_test
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -152,5 +155,61 @@ func TestRotateKeys(t *testing.T) {
 	}
 	if later.PublicKeys().Len() != 1 {
 		t.Errorf("two hours after the rotation: %d keys, want 1", later.PublicKeys().Len())
+	}
+}
+
+// settings are SharedSettings in memory.
+type settings map[string][]byte
+
+func (s settings) Setting(_ context.Context, name string, initial []byte) ([]byte, error) {
+	if _, ok := s[name]; !ok {
+		s[name] = initial
+	}
+	return s[name], nil
+}
+
+func (s settings) ReplaceSetting(_ context.Context, name string, old, value []byte) error {
+	if !bytes.Equal(s[name], old) {
+		return errors.New("changed")
+	}
+	s[name] = value
+	return nil
+}
+
+// The keyring shared in a database is first stored from the file the
+// servers used before, so that the tokens it signed are still accepted,
+// and read by each server thereafter.
+func TestSharedKeyringTakesTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), auth.KeyringFile)
+	now := time.Now()
+	fromFile, err := auth.OpenKeyring(path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := settings{}
+	first, err := auth.OpenSharedKeyring(t.Context(), shared, path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := auth.OpenSharedKeyring(t.Context(), shared, "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := fromFile.PublicKeys().Key(0)
+	kid, _ := want.KeyID()
+	for _, kr := range []*auth.Keyring{first, second} {
+		if _, ok := kr.PublicKeys().LookupKeyID(kid); !ok || kr.PublicKeys().Len() != 1 {
+			t.Errorf("shared keyring of %d keys, want the file's key alone", kr.PublicKeys().Len())
+		}
+	}
+	if err := auth.RotateSharedKeys(t.Context(), shared, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := auth.OpenSharedKeyring(t.Context(), shared, path, now.Add(2*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rotated.PublicKeys().LookupKeyID(kid); !ok || rotated.PublicKeys().Len() != 2 {
+		t.Errorf("after a rotation: %d keys, want a new one and the retired one", rotated.PublicKeys().Len())
 	}
 }

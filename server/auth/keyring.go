@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -78,16 +80,112 @@ func RotateKeys(path string, now time.Time) error {
 	return kf.write(path)
 }
 
+// SharedSettings keeps settings in the database that several servers
+// share, such as MongoDB's (store/mongo), so that a token one of them
+// signs is accepted by all.
+type SharedSettings interface {
+	// Setting returns the value of the setting name, storing initial
+	// first when there is none; of processes starting together, all
+	// return the value the first stored.
+	Setting(ctx context.Context, name string, initial []byte) ([]byte, error)
+	// ReplaceSetting replaces the value old of the setting name by value,
+	// failing when the setting holds another by then.
+	ReplaceSetting(ctx context.Context, name string, old, value []byte) error
+}
+
+// KeyringSetting names the keyring among the SharedSettings.
+const KeyringSetting = "signing-keys"
+
+// OpenSharedKeyring reads the keyring kept in settings, storing one first
+// when there is none: the keyring of the file at path when there is one
+// (the keys the servers signed with while they kept them in files), else
+// one with a new key. Every server sharing the settings signs and
+// verifies with the same keys.
+func OpenSharedKeyring(ctx context.Context, settings SharedSettings, path string, now time.Time) (*Keyring, error) {
+	kf, err := readKeyring(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		kf = &keyringFile{}
+		err = kf.rotate(now)
+	}
+	if err != nil {
+		return nil, err
+	}
+	initial, err := kf.encode()
+	if err != nil {
+		return nil, err
+	}
+	stored, err := settings.Setting(ctx, KeyringSetting, initial)
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	shared, err := decodeKeyring(stored, "setting "+KeyringSetting)
+	if err != nil {
+		return nil, err
+	}
+	return shared.keyring(now)
+}
+
+// RotateSharedKeys is RotateKeys for the keyring kept in settings: it
+// fails, changing nothing, when another process changed the keyring
+// meanwhile.
+func RotateSharedKeys(ctx context.Context, settings SharedSettings, now time.Time) error {
+	fresh := &keyringFile{}
+	if err := fresh.rotate(now); err != nil {
+		return err
+	}
+	initial, err := fresh.encode()
+	if err != nil {
+		return err
+	}
+	stored, err := settings.Setting(ctx, KeyringSetting, initial)
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	if bytes.Equal(stored, initial) {
+		// There was none: the one just stored has a new key.
+		return nil
+	}
+	kf, err := decodeKeyring(stored, "setting "+KeyringSetting)
+	if err != nil {
+		return err
+	}
+	if err := kf.rotate(now); err != nil {
+		return err
+	}
+	rotated, err := kf.encode()
+	if err != nil {
+		return err
+	}
+	if err := settings.ReplaceSetting(ctx, KeyringSetting, stored, rotated); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	return nil
+}
+
 func readKeyring(path string) (*keyringFile, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
+	return decodeKeyring(b, path)
+}
+
+// decodeKeyring decodes a keyring as stored, read from where.
+func decodeKeyring(b []byte, where string) (*keyringFile, error) {
 	var kf keyringFile
 	if err := json.Unmarshal(b, &kf); err != nil {
-		return nil, fmt.Errorf("signing keys %s: %w", path, err)
+		return nil, fmt.Errorf("signing keys %s: %w", where, err)
 	}
 	return &kf, nil
+}
+
+// encode returns the keyring as stored.
+func (kf *keyringFile) encode() ([]byte, error) {
+	b, err := json.MarshalIndent(kf, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("signing keys: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // rotate retires the current key and puts a new P-256 key first, dropping
@@ -130,9 +228,9 @@ func (kf *keyringFile) rotate(now time.Time) error {
 
 // write replaces the file at path, readable by its owner only.
 func (kf *keyringFile) write(path string) error {
-	b, err := json.MarshalIndent(kf, "", "  ")
+	b, err := kf.encode()
 	if err != nil {
-		return fmt.Errorf("signing keys: %w", err)
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
@@ -142,7 +240,7 @@ func (kf *keyringFile) write(path string) error {
 		return fmt.Errorf("signing keys: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
+	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
 		return fmt.Errorf("signing keys: %w", err)
 	}
