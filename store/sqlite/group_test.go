@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -212,5 +213,53 @@ func TestGroupedUnitsShareFsync(t *testing.T) {
 				t.Errorf("%d fsyncs of the WAL for %d units of work with group commit off, want one each at least", n, units)
 			}
 		})
+	}
+}
+
+// A Put whose context ends while it waits for the writer is either not
+// stored, and returns the context's error, or waits for the group that
+// holds it and returns its outcome: it never returns an error while its
+// write commits after, which a reader dating history by the writes under
+// way would miss.
+func TestPutCancelledWhileGrouped(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), sqlite.Options{SyncFull: true})
+	defer s.Close()
+	var (
+		mu     sync.Mutex
+		failed []string
+		wg     sync.WaitGroup
+	)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				id := fmt.Sprintf("p%d-%d", g, i)
+				ctx, cancel := context.WithCancel(t.Context())
+				if i%2 == 1 {
+					// Cancelled while it queues, or while its group
+					// commits.
+					go cancel()
+				}
+				err := s.Put(ctx, patient(id, 0, `{}`))
+				cancel()
+				if err != nil {
+					if !errors.Is(err, context.Canceled) {
+						t.Errorf("Put %s: %v", id, err)
+					}
+					mu.Lock()
+					failed = append(failed, id)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	stored := 0
+	for _, id := range failed {
+		if _, err := s.Read(t.Context(), "Patient", id); err == nil {
+			stored++
+		}
+	}
+	if stored > 0 {
+		t.Errorf("%d of %d Puts that returned an error were stored", stored, len(failed))
 	}
 }

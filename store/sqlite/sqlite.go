@@ -23,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -351,8 +352,10 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]*store.Version, er
 
 // Put implements store.Writer. It queues w and returns once the transaction
 // holding w has committed, committing that transaction itself if the writer
-// is free (see lead). If ctx ends first, Put returns its error and the write
-// may or may not be stored.
+// is free (see lead). If ctx ends while w is queued, Put returns its error
+// and w is not stored; once a leader has taken w, Put returns the outcome
+// of the group holding it, which commits without waiting for any one
+// caller.
 func (s *Store) Put(ctx context.Context, w *store.Write) error {
 	defer s.observe("put", time.Now())
 	if err := s.put(ctx, w); err != nil {
@@ -418,10 +421,30 @@ func (s *Store) putGated(ctx context.Context, w *store.Write, ready func() error
 		<-req.answered
 	case <-ctx.Done():
 		s.waiting.Add(-1)
-		// req stays queued; the next leader skips it.
-		return ctx.Err()
+		if s.dequeue(req) {
+			return ctx.Err()
+		}
+		// A leader has taken req into its batch: the group holding it
+		// decides its outcome. Returning now could tell the caller the
+		// write failed while it commits a moment later, after the
+		// caller's request has ended and a history read has been dated
+		// past it.
+		<-req.answered
 	}
 	return req.err
+}
+
+// dequeue takes req out of the queue of Puts waiting for the writer, and
+// reports whether it was there: if not, a leader has taken it.
+func (s *Store) dequeue(req *putRequest) bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	i := slices.Index(s.queue, req)
+	if i < 0 {
+		return false
+	}
+	s.queue = slices.Delete(s.queue, i, i+1)
+	return true
 }
 
 // Transact implements store.Store with a unit of work on the writer

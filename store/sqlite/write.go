@@ -230,8 +230,9 @@ func (r *putRequest) answer(err error) {
 // themselves. Each caller still learns its own outcome, and only after the
 // commit. A leader stops once its own write is in: the owners of the
 // writes still queued are each waiting for the writer, so one of them takes
-// over (an owner whose context ended has left; a later leader skips its
-// write).
+// over (an owner whose context ended has taken its write out of the queue,
+// or, if a leader took it first, waits for that leader's group; a leader
+// skips a write whose owner's context ended before it was written).
 func (s *Store) lead(req *putRequest) {
 	for !req.applied {
 		select {
