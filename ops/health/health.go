@@ -63,11 +63,30 @@ type Response struct {
 	Checks []Result `json:"checks,omitempty"`
 }
 
+// shareFor is how long the results of a readiness run answer the probes
+// that follow it: /readyz needs no authentication and checks such as the
+// store's write one, so a client asking without pause would otherwise
+// cost the store a write each time. An orchestrator polls every few
+// seconds, and sees results at most this old.
+const shareFor = time.Second
+
 // Handler serves the health probes.
 type Handler struct {
 	checks  []Check
 	timeout time.Duration
 	log     *slog.Logger
+	now     func() time.Time
+
+	mu   sync.Mutex
+	last *run // the latest readiness run, under way or ended
+}
+
+// run is one readiness run, shared by the probes that ask for readiness
+// while it is under way and for shareFor after it ended.
+type run struct {
+	done    chan struct{} // closed once results is set
+	results []Result
+	ended   time.Time // zero while under way; guarded by Handler.mu
 }
 
 // New returns a Handler running checks for readiness, each bounded by
@@ -80,7 +99,7 @@ func New(checks []Check, timeout time.Duration, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{checks: checks, timeout: timeout, log: log}
+	return &Handler{checks: checks, timeout: timeout, log: log, now: time.Now}
 }
 
 // Register adds GET /livez and GET /readyz (HEAD too) to mux.
@@ -96,10 +115,12 @@ func (h *Handler) Live(w http.ResponseWriter, r *http.Request) {
 	write(w, http.StatusOK, Response{Status: "ok"})
 }
 
-// Ready runs every check at once and answers 200 when all pass, 503 naming
-// the ones that failed otherwise.
+// Ready answers 200 when every check passes, 503 naming the ones that
+// failed otherwise, from the results of the readiness run under way or
+// ended within shareFor, or else of a new one running every check at
+// once.
 func (h *Handler) Ready(w http.ResponseWriter, r *http.Request) {
-	results := h.Run(r.Context())
+	results := h.shared()
 	status, code := "ok", http.StatusOK
 	for _, res := range results {
 		if !res.OK {
@@ -107,6 +128,29 @@ func (h *Handler) Ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	write(w, code, Response{Status: status, Checks: results})
+}
+
+// shared returns the results of the readiness run under way or ended
+// within shareFor, starting a new one when there is none. A run is not
+// cancelled when the probe that started it goes: others wait for it, and
+// each check is bounded by the timeout.
+func (h *Handler) shared() []Result {
+	h.mu.Lock()
+	r := h.last
+	if r == nil || !r.ended.IsZero() && h.now().Sub(r.ended) >= shareFor {
+		r = &run{done: make(chan struct{})}
+		h.last = r
+		go func() {
+			r.results = h.Run(context.Background())
+			h.mu.Lock()
+			r.ended = h.now()
+			h.mu.Unlock()
+			close(r.done)
+		}()
+	}
+	h.mu.Unlock()
+	<-r.done
+	return r.results
 }
 
 // Run runs every check concurrently, each under the timeout, and returns

@@ -82,3 +82,31 @@ func TestQueueBelow(t *testing.T) {
 		}
 	}
 }
+
+// Probes asked for within a second of a readiness run share its results,
+// so a client asking /readyz without pause costs the store one check a
+// second; a probe asked later runs the checks again and sees what changed.
+func TestReadyShared(t *testing.T) {
+	var runs int
+	var down error
+	store := Check{Name: "store", Run: func(context.Context) error {
+		runs++
+		return down
+	}}
+	h := New([]Check{store}, 0, nil)
+	now := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
+	h.now = func() time.Time { return now }
+	for range 5 {
+		if code, _ := get(t, h, "/readyz"); code != http.StatusOK {
+			t.Fatalf("/readyz: %d, want 200", code)
+		}
+	}
+	if runs != 1 {
+		t.Errorf("5 probes within a second ran the checks %d times, want once", runs)
+	}
+	down = errors.New("disk full")
+	now = now.Add(time.Second)
+	if code, body := get(t, h, "/readyz"); code != http.StatusServiceUnavailable || body.Checks[0].Error != "disk full" || runs != 2 {
+		t.Errorf("a probe a second later, the store failing: %d %+v after %d runs; want 503 from a second run", code, body, runs)
+	}
+}
