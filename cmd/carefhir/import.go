@@ -105,6 +105,16 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 // importFiles imports each file through the $import operation of the
 // server at cfg.URL, or of a server built in-process on the local store.
 func importFiles(ctx context.Context, cfg *importConfig, factories map[string]engineFactory, stdout, stderr io.Writer) error {
+	// Every file is opened before the store: a mistyped name would
+	// otherwise stop the command once the files before it had loaded,
+	// after making a database in a directory that held none.
+	for _, name := range cfg.files {
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		f.Close()
+	}
 	client, base, closeFn, err := cfg.client(ctx, factories)
 	if err != nil {
 		return err

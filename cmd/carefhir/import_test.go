@@ -509,3 +509,19 @@ func TestMLLPTooLarge(t *testing.T) {
 		t.Errorf("the registration after it: %q, want AA", acks[1])
 	}
 }
+
+// A file that cannot be read stops an import before anything is written,
+// whichever file it is: no record of the files before it is loaded, and
+// no database is made in a directory that held none.
+func TestImportMissingFileWritesNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	const pds = "../../mappers/pds/testdata/sandbox-mocks/Patient.json"
+	missing := filepath.Join(t.TempDir(), "Patient-typo.json")
+	err := run(t.Context(), []string{"import", "--data", dir, "--format", "pds", pds, missing}, env(nil), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), missing) || exitCode(err, io.Discard) != 1 {
+		t.Errorf("import of a file that does not exist: %v, want exit 1 naming it", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err == nil {
+		t.Errorf("the refused import made a database in %s", dir)
+	}
+}
