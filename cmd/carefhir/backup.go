@@ -40,17 +40,24 @@ func parseBackupConfig(args []string, getenv func(string) string, stderr io.Writ
 	return cfg, nil
 }
 
-// runBackup snapshots the store next to the archive (or in the temporary
+// runBackup snapshots the store next to the archive (or in the data
 // directory when writing to stdout), checks the snapshot, and writes the
 // archive under a temporary name that it renames once complete, so that a
 // file with the archive's name is always a whole backup.
 func runBackup(ctx context.Context, cfg *backupConfig, stdout, stderr io.Writer) (err error) {
+	if err := requireDatabase(cfg.DataDir); err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
 	if cfg.To != "-" {
 		if _, err := os.Stat(cfg.To); err == nil {
 			return fmt.Errorf("backup: %s exists: choose a new file", cfg.To)
 		}
 	}
-	tmpDir := os.TempDir()
+	// The snapshot is made beside the archive, or, on standard output, in
+	// the data directory, whose volume is sized for one (the temporary
+	// directory of a container is often on a read-only root file system,
+	// or in memory).
+	tmpDir := cfg.DataDir
 	if cfg.To != "-" {
 		tmpDir = filepath.Dir(cfg.To)
 	}

@@ -449,3 +449,29 @@ func TestVerifyChecksEarlierVersions(t *testing.T) {
 		}
 	}
 }
+
+// A backup to standard output makes its snapshot in the data directory,
+// which is sized for one, and so works where the temporary directory
+// cannot be written, as in a container whose root file system is read
+// only (docs/operations.md, Kubernetes).
+func TestBackupToStdoutWithoutTempDir(t *testing.T) {
+	data := t.TempDir()
+	if out, err := runCmd(t, "synth", "--data", data, "--patients", "2", "--clients", "1"); err != nil {
+		t.Fatalf("synth: %q, %v", out, err)
+	}
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "read-only-root", "tmp"))
+	archive, err := runCmd(t, "backup", "--data", data, "--to", "-")
+	if err != nil {
+		t.Fatalf("backup --to - with no temporary directory: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "backup.tar.gz")
+	if err := os.WriteFile(file, []byte(archive), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "restore", "--from", file, "--data", filepath.Join(t.TempDir(), "restored")); err != nil {
+		t.Errorf("restore the backup written to standard output: %q, %v", out, err)
+	}
+	if entries, _ := os.ReadDir(data); len(entries) != 2 {
+		t.Errorf("the data directory after the backup holds %d entries, want the database and its lock alone", len(entries))
+	}
+}
