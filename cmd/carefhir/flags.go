@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -301,12 +302,19 @@ func envCommands() map[string]envParser {
 	}
 }
 
+// serviceLink matches the variables Kubernetes sets in every container for
+// each Service of the namespace, named after it: a Service named carefhir
+// (or carefhir-metrics) gives CAREFHIR_SERVICE_HOST, CAREFHIR_PORT,
+// CAREFHIR_PORT_8080_TCP_ADDR and the like, which set no flag and are no
+// misspelling of one.
+var serviceLink = regexp.MustCompile(`^` + envPrefix + `([A-Z0-9_]+_)?(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$`)
+
 // refuseUnknownVariables returns a usage error naming each variable of
 // environ (KEY=value pairs, as os.Environ returns them) that starts with
 // envPrefix, is not empty and sets no flag of any command of envCommands,
 // when args runs one of them: a misspelt variable would otherwise leave
 // its flag at its default without a word, where a misspelt flag is
-// refused. Every command's variables are accepted by each, since one
+// refused. The variables of Kubernetes' Services (serviceLink) are let be. Every command's variables are accepted by each, since one
 // environment serves them all (backup runs in the container serve runs
 // in, with its CAREFHIR_ADDR).
 func refuseUnknownVariables(args, environ []string) error {
@@ -327,7 +335,7 @@ func refuseUnknownVariables(args, environ []string) error {
 	var unknown []string
 	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, envPrefix) && v != "" && !known[k] {
+		if strings.HasPrefix(k, envPrefix) && v != "" && !known[k] && !serviceLink.MatchString(k) {
 			unknown = append(unknown, k)
 		}
 	}

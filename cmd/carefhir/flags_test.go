@@ -449,6 +449,11 @@ func TestUnknownVariableRefused(t *testing.T) {
 		}
 	}
 	known := []string{"CAREFHIR_DATA=/data", "CAREFHIR_ADDR=0.0.0.0:8080", "CAREFHIR_TO=/backups/x.tar.gz", "CAREFHIR_PATH=/readyz", "CAREFHIR_SYNC=full", "CAREFHIR_EMPTY="}
+	// What Kubernetes sets for Services named carefhir and carefhir-metrics.
+	known = append(known, "CAREFHIR_SERVICE_HOST=10.0.0.11", "CAREFHIR_SERVICE_PORT=8080", "CAREFHIR_SERVICE_PORT_HTTP=8080",
+		"CAREFHIR_PORT=tcp://10.0.0.11:8080", "CAREFHIR_PORT_8080_TCP=tcp://10.0.0.11:8080", "CAREFHIR_PORT_8080_TCP_PROTO=tcp",
+		"CAREFHIR_PORT_8080_TCP_PORT=8080", "CAREFHIR_PORT_8080_TCP_ADDR=10.0.0.11", "CAREFHIR_METRICS_SERVICE_HOST=10.0.0.12",
+		"CAREFHIR_METRICS_PORT_9090_TCP_ADDR=10.0.0.12")
 	for _, args := range [][]string{nil, {"backup"}, {"probe"}, {"import"}} {
 		if err := refuseUnknownVariables(args, known); err != nil {
 			t.Errorf("%q with the variables of the deployment commands: %v", args, err)
