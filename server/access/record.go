@@ -3,6 +3,7 @@ package access
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -84,7 +85,11 @@ func (e Entity) Reference() string {
 // Group of thousands of members) is audited by what it names first.
 const maxEntities = 2000
 
-func (r *Record) touch(vs ...*store.Version) {
+func (r *Record) touch(vs ...*store.Version) { r.touchNaming(nil, vs...) }
+
+// touchNaming is touch, each version of named belonging to the patients
+// named too, besides those it refers to.
+func (r *Record) touchNaming(named map[*store.Version][]string, vs ...*store.Version) {
 	if r == nil || len(vs) == 0 {
 		return
 	}
@@ -96,15 +101,21 @@ func (r *Record) touch(vs ...*store.Version) {
 			// scanned for patients (an operation may read a population).
 			return
 		}
-		r.add(Entity{Type: v.Type, ID: v.ID, Version: v.VersionID, Patients: PatientsOf(v.Type, v.ID, v.JSON)})
+		patients := PatientsOf(v.Type, v.ID, v.JSON)
+		for _, p := range named[v] {
+			if !slices.Contains(patients, p) {
+				patients = append(patients, p)
+			}
+		}
+		r.add(Entity{Type: v.Type, ID: v.ID, Version: v.VersionID, Patients: patients})
 	}
 }
 
-func (r *Record) touchWrite(w *store.Write) {
+func (r *Record) touchWrite(w *store.Write, named []string) {
 	if r == nil {
 		return
 	}
-	e := Entity{Type: w.Type, ID: w.ID, Version: w.VersionID()}
+	e := Entity{Type: w.Type, ID: w.ID, Version: w.VersionID(), Patients: slices.Clone(named)}
 	if w.Type == "Patient" {
 		e.Patients = []string{w.ID}
 	}
@@ -138,6 +149,16 @@ func (r *Record) add(e Entity) {
 	}
 	r.links += len(e.Patients)
 	r.entities = append(r.entities, e)
+}
+
+// filled reports, under the Record's lock, whether it names all it may.
+func (r *Record) filled() bool {
+	if r == nil {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.full()
 }
 
 // full reports whether the Record names all it may (maxEntities).

@@ -154,7 +154,9 @@ func (s *Store) readStored(ctx context.Context, r store.Reader, typ, id string) 
 	if err := s.within(ctx, req, r, g, v); err != nil {
 		return nil, err
 	}
-	req.record.touch(v)
+	if err := s.touch(ctx, req, r, v); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -209,7 +211,9 @@ func (s *Store) vread(ctx context.Context, r store.Reader, typ, id string, versi
 	if err := s.withinNow(ctx, req, r, g, v); err != nil {
 		return nil, err
 	}
-	req.record.touch(v)
+	if err := s.touch(ctx, req, r, v); err != nil {
+		return nil, err
+	}
 	return shown(v)
 }
 
@@ -278,14 +282,18 @@ func (s *Store) history(ctx context.Context, r store.Reader, q store.HistoryQuer
 		if err != nil {
 			return nil, err
 		}
-		req.record.touch(page.Versions...)
+		if err := s.touch(ctx, req, r, page.Versions...); err != nil {
+			return nil, err
+		}
 		return shownPage(page)
 	}
 	page, err := s.filteredHistory(ctx, req, r, q)
 	if err != nil {
 		return nil, err
 	}
-	req.record.touch(page.Versions...)
+	if err := s.touch(ctx, req, r, page.Versions...); err != nil {
+		return nil, err
+	}
 	return shownPage(page)
 }
 
@@ -381,7 +389,9 @@ func (s *Store) search(ctx context.Context, r store.Reader, q store.Query) ([]*s
 	if found, err = s.wholeMembers(ctx, req, r, q.Type, found); err != nil {
 		return nil, err
 	}
-	req.record.touch(found...)
+	if err := s.touch(ctx, req, r, found...); err != nil {
+		return nil, err
+	}
 	return shownAll(found)
 }
 
@@ -563,8 +573,9 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 			}
 		}
 	}
-	req.record.touch(page.Matches...)
-	req.record.touch(page.Included...)
+	if err := s.touch(ctx, req, r, slices.Concat(page.Matches, page.Included)...); err != nil {
+		return nil, err
+	}
 	out := *page
 	if out.Matches, err = shownAll(page.Matches); err != nil {
 		return nil, err
@@ -836,10 +847,14 @@ func (s *Store) put(ctx context.Context, r store.Reader, wr store.Writer, w *sto
 		copied.JSON = body
 		stored = &copied
 	}
+	named, err := s.identifiedPatients(ctx, r, w.Type, &w.Index, nil)
+	if err != nil {
+		return err
+	}
 	if err := wr.Put(ctx, stored); err != nil {
 		return s.concealConflict(ctx, r, w, err)
 	}
-	recordWrite(ctx, w)
+	recordWrite(ctx, w, named)
 	if stored != w {
 		body, err := maskHeaders(stored.JSON)
 		if err != nil {
@@ -967,9 +982,12 @@ func (s *Store) keepRelationships(ctx context.Context, req *request, r store.Rea
 		"(policy care-team): their PractitionerRoles and organisation are assigned by another client", w.Type, w.ID)
 }
 
-func recordWrite(ctx context.Context, w *store.Write) {
+// recordWrite records w as written by ctx's request, belonging, besides
+// the patients it refers to, to the patients named (see
+// identifiedPatients).
+func recordWrite(ctx context.Context, w *store.Write, named []string) {
 	if rec := RecordFrom(ctx); rec != nil {
-		rec.touchWrite(w)
+		rec.touchWrite(w, named)
 	}
 }
 
