@@ -155,6 +155,10 @@ type alternative struct {
 	// engine does not index securityContext, so these are decided one by
 	// one and cannot be searched.
 	securityContext bool
+	// entries: Bundle, for a principal who may not read every resource:
+	// only Bundles each of whose resources they may read (see
+	// entriesHold), decided one by one like securityContext.
+	entries bool
 }
 
 // decider makes the decisions of one request.
@@ -235,6 +239,7 @@ func (d *decider) newGrant(typ string, perm Perm) (*grant, error) {
 				alt.securityContext = true
 			}
 		}
+		alt.entries = typ == "Bundle" && !d.readsEveryResource()
 		if len(s.Query) > 0 {
 			where, err := d.rules.Restriction(typ, s.Query)
 			if err != nil {
@@ -247,7 +252,7 @@ func (d *decider) newGrant(typ string, perm Perm) (*grant, error) {
 			}
 			alt.where = where
 		}
-		if alt.patient == "" && !alt.careTeam && alt.where == nil && !alt.securityContext {
+		if alt.patient == "" && !alt.careTeam && alt.where == nil && !alt.securityContext && !alt.entries {
 			g.all = true
 			g.alts = nil
 			return g, nil
@@ -264,9 +269,20 @@ func (d *decider) newGrant(typ string, perm Perm) (*grant, error) {
 }
 
 // oneByOne reports whether the resources g reaches can be decided only
-// one by one, not searched: some alternative holds by a securityContext.
+// one by one, not searched: some alternative holds by a securityContext,
+// or by the resources a Bundle holds.
 func (g *grant) oneByOne() bool {
-	return slices.ContainsFunc(g.alts, func(alt alternative) bool { return alt.securityContext })
+	return slices.ContainsFunc(g.alts, func(alt alternative) bool { return alt.securityContext || alt.entries })
+}
+
+// readsEveryResource reports whether the principal may read every
+// resource of every type: a user/ or system/ scope of every type without
+// a restriction, a user/ one not narrowed by the care-team rule.
+func (d *decider) readsEveryResource() bool {
+	return slices.ContainsFunc(d.p.Scopes, func(s Scope) bool {
+		return s.Type == "*" && s.Perms&Read != 0 && len(s.Query) == 0 &&
+			(s.Context == SystemContext || s.Context == UserContext && d.rules.Policy != CareTeamPolicy)
+	})
 }
 
 func permName(p Perm) string {
@@ -293,8 +309,12 @@ func (d *decider) clauses(ctx context.Context, r store.Reader, g *grant) ([]stor
 		return nil, nil
 	}
 	if g.oneByOne() {
-		return nil, forbidden("a search of %s cannot be narrowed to those whose securityContext the access token may read: "+
-			"read each %s by its id, as the resources that refer to it give it", g.typ, g.typ)
+		by := "whose securityContext the access token may read"
+		if g.typ == "Bundle" {
+			by = "each of whose resources the access token may read"
+		}
+		return nil, forbidden("a search of %s cannot be narrowed to those %s: "+
+			"read each %s by its id, as the resources that refer to it give it", g.typ, by, g.typ)
 	}
 	var alts [][]store.Clause
 	for _, alt := range g.alts {
@@ -478,6 +498,8 @@ func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ stri
 		ok, err = d.careTeamHolds(ctx, r, typ, id, ix, whole)
 	case alt.securityContext:
 		ok, err = d.securityContextHolds(ctx, r, body)
+	case alt.entries:
+		ok, err = d.entriesHold(ctx, r, body)
 	}
 	if !ok || err != nil || !listsMembers(typ) || alt.patient == "" && !alt.careTeam {
 		return ok, err
@@ -678,6 +700,40 @@ func (d *decider) securityContextHolds(ctx context.Context, r store.Reader, body
 		return false, nil
 	}
 	return d.reaches(ctx, r, g, id, v.LastUpdated, v.JSON, nil)
+}
+
+// entriesHold reports whether the principal may read each resource a
+// Bundle (its JSON) holds, decided as it would be were it stored: a
+// Bundle holds whole resources of the patients it is about (a document,
+// a collection), though it is in no patient's compartment.
+func (d *decider) entriesHold(ctx context.Context, r store.Reader, body []byte) (bool, error) {
+	var b struct {
+		Entry []struct{ Resource json.RawMessage }
+	}
+	if err := json.Unmarshal(body, &b); err != nil {
+		return false, fmt.Errorf("access: read the entries of a Bundle: %w", err)
+	}
+	for _, e := range b.Entry {
+		if len(e.Resource) == 0 {
+			continue
+		}
+		var res struct{ ResourceType, ID string }
+		if err := json.Unmarshal(e.Resource, &res); err != nil {
+			return false, fmt.Errorf("access: read an entry of a Bundle: %w", err)
+		}
+		g, err := d.grant(res.ResourceType, Read)
+		var denied *Denied
+		if errors.As(err, &denied) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if ok, err := d.reaches(ctx, r, g, res.ID, time.Time{}, e.Resource, nil); !ok || err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // securityContextOf returns the reference a Binary (its JSON) names as its
