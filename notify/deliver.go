@@ -77,6 +77,7 @@ func (n *Notifier) Run(ctx context.Context) {
 			for sub, beat := range n.dueHeartbeats(ctx) {
 				start(sub, func() { beat(ctx) })
 			}
+			n.settleRefused(ctx)
 			if now.Sub(purged) >= purgeEvery || behind.Load() {
 				purged = now
 				start(purging, func() {
@@ -115,6 +116,7 @@ func (n *Notifier) DeliverPending(ctx context.Context) error {
 	for _, beat := range n.dueHeartbeats(ctx) {
 		beat(ctx)
 	}
+	n.settleRefused(ctx)
 	return nil
 }
 

@@ -122,6 +122,12 @@ type Notifier struct {
 	subsMu sync.Mutex
 	subs   []*subscription // live subscriptions; nil: reload
 	loaded bool
+	// refused holds, by id, the live Subscriptions a load found this
+	// server refuses now (stored under a setting since removed, such as
+	// AllowHTTP), and why, for the deliverer to set to error. Its own
+	// lock: a load runs under subsMu.
+	refusedMu sync.Mutex
+	refused   map[string]string
 
 	// before holds, from Check to After, the version a write replaces.
 	before sync.Map // *operation.Change → beforeVersion
@@ -574,11 +580,50 @@ func (n *Notifier) load(ctx context.Context, r store.Reader) ([]*subscription, e
 		}
 		sub, err := n.parseSubscription(res)
 		if err != nil {
-			// Stored before a rule it breaks, or by the server as error.
+			// Stored before a rule it breaks, or under a setting since
+			// removed: matched no more, and set to error by the
+			// deliverer (settleRefused), so that its client is told.
+			if st := res.Status.Get(); st == statusRequested || st == statusActive {
+				n.noteRefused(v.ID, err)
+			}
 			continue
 		}
 		sub.version = v.VersionID
 		subs = append(subs, sub)
 	}
 	return subs, nil
+}
+
+// noteRefused notes that live subscription id is refused now, for err.
+func (n *Notifier) noteRefused(id string, err error) {
+	why := err.Error()
+	var oe *operation.Error
+	if errors.As(err, &oe) && len(oe.Issues) > 0 {
+		why = oe.Issues[0].Diagnostics
+	}
+	n.refusedMu.Lock()
+	defer n.refusedMu.Unlock()
+	if n.refused == nil {
+		n.refused = map[string]string{}
+	}
+	n.refused[id] = why
+}
+
+// settleRefused sets to error, with the reason in Subscription.error, and
+// logs, each live subscription a load found this server refuses now: one
+// stored while --notify-allow-http was set, say, whose http endpoint is
+// refused once it is not. Skipped silently, its client would wait for
+// notifications that never come.
+func (n *Notifier) settleRefused(ctx context.Context) {
+	n.refusedMu.Lock()
+	refused := n.refused
+	n.refused = nil
+	n.refusedMu.Unlock()
+	for id, why := range refused {
+		n.cfg.Logger.Warn("notify: subscription refused by this server's settings", "subscription", id, "reason", why)
+		msg := fmt.Sprintf("this server no longer accepts the Subscription: %s; write it again, as requested, as this server accepts it", why)
+		if err := n.setError(ctx, id, msg); err != nil {
+			n.cfg.Logger.Error("notify: set subscription error", "subscription", id, "err", err)
+		}
+	}
 }

@@ -931,6 +931,30 @@ func TestHandshakeBeforePendingEvents(t *testing.T) {
 	})
 }
 
+// TestSubscriptionRefusedAfterRestart: a Subscription stored while plain
+// http endpoints were allowed is, once a restart no longer allows them,
+// set to error saying why, not skipped silently.
+func TestSubscriptionRefusedAfterRestart(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		place := eng.place(t)
+		st := eng.open(t, place)
+		e := newEnv(t, st, map[string]map[string]any{}, func(c *notify.Config) { c.AllowHTTP = true })
+		sub := idOf(t, e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", "http://rx.example/hook", "")))
+		e.srv.Close()
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		e2 := newEnv(t, eng.open(t, place), map[string]map[string]any{})
+		e2.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		e2.deliver()
+		got := e2.do("admin", "GET", "/Subscription/"+sub, "").body
+		if field(t, got, "status") != "error" || !strings.Contains(field(t, got, "error"), "must use https") {
+			t.Errorf("after the restart without plain http: %s, want status error saying the endpoint must use https", got)
+		}
+	})
+}
+
 // TestRedirectNotFollowed: an endpoint that redirects does not lead the
 // server elsewhere; the redirect is a failed delivery.
 func TestRedirectNotFollowed(t *testing.T) {
