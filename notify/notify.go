@@ -88,6 +88,11 @@ type Config struct {
 	// Auditor records in the audit trail each notification delivered
 	// that names or carries its resource; nil: none are recorded.
 	Auditor *access.Auditor
+	// MaxPerOwner bounds the live (requested or active) Subscriptions of
+	// one owner, the same subject of the same client: every write of a
+	// type is matched against each live Subscription of it. 0:
+	// DefaultMaxPerOwner.
+	MaxPerOwner int
 	// Holder names this process in leases; empty: a random name.
 	Holder string
 	Logger *slog.Logger
@@ -108,6 +113,7 @@ const (
 	// notification comes, however much later, can fetch what it missed.
 	DefaultKeepLastEvents = maxEvents
 	DefaultPurgeBatch     = 1000
+	DefaultMaxPerOwner    = 100
 )
 
 // Notifier matches writes against subscriptions and delivers them.
@@ -180,6 +186,9 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	if cfg.PurgeBatch <= 0 {
 		cfg.PurgeBatch = DefaultPurgeBatch
+	}
+	if cfg.MaxPerOwner <= 0 {
+		cfg.MaxPerOwner = DefaultMaxPerOwner
 	}
 	if cfg.Holder == "" {
 		cfg.Holder = "p" + strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -306,7 +315,53 @@ func (n *Notifier) check(ctx context.Context, s operation.Store, c *operation.Ch
 	if sub.status != statusRequested {
 		return nil
 	}
-	return ownerMayRead(ctx, s, sub.typ)
+	if err := ownerMayRead(ctx, s, sub.typ); err != nil {
+		return err
+	}
+	return n.ownerHasRoom(ctx, s, c.ID)
+}
+
+// ownerHasRoom refuses a live Subscription that would give its owner, the
+// requester of ctx, more than MaxPerOwner live ones: each is matched
+// against every write of its type, so their number is the cost of every
+// write. The Subscription written, id, is not counted: writing one of its
+// own again is allowed at the limit.
+func (n *Notifier) ownerHasRoom(ctx context.Context, s operation.Store, id string) error {
+	r, err := asRecorder(s)
+	if err != nil {
+		return err
+	}
+	tx := r.Records()
+	subs, err := n.subscriptions(ctx, tx)
+	if err != nil || len(subs) < n.cfg.MaxPerOwner {
+		return err
+	}
+	p := access.Requester(ctx)
+	if p == nil {
+		return errors.New("notify: a subscription written outside a request")
+	}
+	party := ownerOf(p)
+	held := 0
+	for _, sub := range subs {
+		if sub.id == id || !sub.live() {
+			continue
+		}
+		o, err := readOwner(ctx, tx, sub.id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("notify: %w", err)
+		}
+		if o.sameParty(party) {
+			held++
+		}
+	}
+	if held >= n.cfg.MaxPerOwner {
+		return operation.Errorf(422, "too-costly", "Subscription.status",
+			"its owner has %d live Subscriptions, as many as one owner may have: switch one off or delete it first", held)
+	}
+	return nil
 }
 
 // ownerMayRead refuses, as the access layer refuses a search through a

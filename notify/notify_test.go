@@ -955,6 +955,45 @@ func TestSubscriptionRefusedAfterRestart(t *testing.T) {
 	})
 }
 
+// TestSubscriptionsPerOwnerLimit: an owner holding as many live
+// Subscriptions as one may is refused another, 422 too-costly with an
+// OperationOutcome, and nothing is stored; it may still write one of its
+// own again, another owner may still subscribe, and switching one off
+// makes room.
+func TestSubscriptionsPerOwnerLimit(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{"other": {"sub": "other", "scope": "system/*.cruds"}},
+			func(c *notify.Config) { c.MaxPerOwner = 2 })
+		sub := subscription("Appointment?status=booked", "https://rx.test/hook", "")
+		first := idOf(t, e.do("admin", "POST", "/Subscription", sub))
+		idOf(t, e.do("admin", "POST", "/Subscription", sub))
+		r := e.do("admin", "POST", "/Subscription", sub)
+		if r.status != 422 || !strings.Contains(r.body, `"too-costly"`) || !strings.Contains(r.body, "OperationOutcome") || !strings.Contains(r.body, "2 live Subscriptions") {
+			t.Errorf("a 3rd live Subscription of one owner: %d %s, want 422 too-costly naming the limit", r.status, r.body)
+		}
+		var all struct{ Total int }
+		json.Unmarshal([]byte(e.do("admin", "GET", "/Subscription?_summary=count", "").body), &all)
+		if all.Total != 2 {
+			t.Errorf("%d Subscriptions stored, want 2", all.Total)
+		}
+		again := strings.Replace(subscription("Appointment?status=booked", "https://rx.test/moved", ""),
+			`"resourceType":"Subscription"`, `"resourceType":"Subscription","id":"`+first+`"`, 1)
+		if r := e.do("admin", "PUT", "/Subscription/"+first, again); r.status != 200 {
+			t.Errorf("writing one of its own again: %d %s, want 200", r.status, r.body)
+		}
+		if r := e.do("other", "POST", "/Subscription", sub); r.status != 201 {
+			t.Errorf("another owner's: %d %s, want 201", r.status, r.body)
+		}
+		off := strings.Replace(again, `"requested"`, `"off"`, 1)
+		if r := e.do("admin", "PUT", "/Subscription/"+first, off); r.status != 200 {
+			t.Fatalf("switching one off: %d %s", r.status, r.body)
+		}
+		if r := e.do("admin", "POST", "/Subscription", sub); r.status != 201 {
+			t.Errorf("once one is off: %d %s, want 201", r.status, r.body)
+		}
+	})
+}
+
 // TestRedirectNotFollowed: an endpoint that redirects does not lead the
 // server elsewhere; the redirect is a failed delivery.
 func TestRedirectNotFollowed(t *testing.T) {

@@ -56,11 +56,12 @@ type serveConfig struct {
 	MLLPAddr       string        `flag:"mllp-addr" validate:"omitempty,listen_addr"`
 	ReadyTimeout   time.Duration `flag:"ready-timeout" validate:"gt=0"`
 	// Subscriptions (subscriptions.go).
-	NotifyAllowHTTP  bool          `flag:"notify-allow-http"`
-	NotifyTypes      typeList      `flag:"notify-types"`
-	NotifyMaxBackoff time.Duration `flag:"notify-max-backoff" validate:"gte=0"`
-	NotifyErrorAfter time.Duration `flag:"notify-error-after" validate:"gte=0"`
-	NotifyKeepEvents time.Duration `flag:"notify-keep-events" validate:"gte=0"`
+	NotifyAllowHTTP   bool          `flag:"notify-allow-http"`
+	NotifyTypes       typeList      `flag:"notify-types"`
+	NotifyMaxBackoff  time.Duration `flag:"notify-max-backoff" validate:"gte=0"`
+	NotifyErrorAfter  time.Duration `flag:"notify-error-after" validate:"gte=0"`
+	NotifyKeepEvents  time.Duration `flag:"notify-keep-events" validate:"gte=0"`
+	NotifyMaxPerOwner int           `flag:"notify-max-per-owner" validate:"gte=0"`
 	// Bulk export (export.go).
 	ExportDir    string        `flag:"export-dir"`
 	ExportExpire time.Duration `flag:"export-expire" validate:"gte=0"`
@@ -139,6 +140,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.DurationVar(&cfg.NotifyMaxBackoff, "notify-max-backoff", 0, "longest wait between two attempts to deliver a notification (0: "+notify.DefaultMaxBackoff.String()+")")
 	fs.DurationVar(&cfg.NotifyErrorAfter, "notify-error-after", 0, "how long a Subscription's deliveries may fail before it is set to error (0: "+notify.DefaultErrorAfter.String()+")")
 	fs.DurationVar(&cfg.NotifyKeepEvents, "notify-keep-events", 0, "how long the events of a topic-based Subscription are kept for $events, beyond its latest "+fmt.Sprint(notify.DefaultKeepLastEvents)+" (0: "+notify.DefaultKeepEvents.String()+")")
+	fs.IntVar(&cfg.NotifyMaxPerOwner, "notify-max-per-owner", 0, "live Subscriptions one owner (the same subject of the same client) may hold (0: "+fmt.Sprint(notify.DefaultMaxPerOwner)+")")
 	fs.StringVar(&cfg.ExportDir, "export-dir", "", "`directory` of the files of bulk exports (default: exports in --data)")
 	fs.DurationVar(&cfg.ExportExpire, "export-expire", 0, "how long the files of a finished bulk export are kept (0: 1h)")
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {

@@ -42,6 +42,7 @@ func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, r
 		MaxBackoff:  cfg.NotifyMaxBackoff,
 		ErrorAfter:  cfg.NotifyErrorAfter,
 		KeepEvents:  cfg.NotifyKeepEvents,
+		MaxPerOwner: cfg.NotifyMaxPerOwner,
 		Reauthorize: reauthorize,
 		Auditor:     auditor,
 		Logger:      logger,
