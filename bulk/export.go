@@ -62,6 +62,11 @@ type Config struct {
 	// time would hold it. The server sets it to the longest a request may
 	// take; 0 (tests) starts at once.
 	Settle time.Duration
+	// Redact returns a resource of type typ as it is exported, given its
+	// stored JSON: the server withholds there what the record of a
+	// restricted person must not disclose (pds.RedactJSON). Nil: as
+	// stored.
+	Redact func(typ string, body []byte) ([]byte, error)
 	Now    func() time.Time
 	Holder string
 	Logger *slog.Logger
@@ -107,6 +112,9 @@ func New(cfg Config) (*Exporter, error) {
 	cfg.Settle = min(cfg.Settle, stale/2)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Redact == nil {
+		cfg.Redact = func(_ string, body []byte) ([]byte, error) { return body, nil }
 	}
 	if cfg.Holder == "" {
 		cfg.Holder = newID()

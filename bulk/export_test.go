@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"carefhir/mappers/pds"
 	"carefhir/operation"
 	"carefhir/profiles/conformance"
 	"carefhir/server"
@@ -598,6 +599,38 @@ func TestGroupWrittenByAProcessAhead(t *testing.T) {
 		got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/Group/g/$export?_type=Patient")))
 		if fmt.Sprint(got) != "map[Patient:[p1]]" {
 			t.Errorf("Group/g written ahead: %v, want its member p1", got)
+		}
+	})
+}
+
+// TestRestrictedPatientWhereabouts: a restricted (R or V) Patient whose
+// record still holds where the person is, stored before such records were
+// kept without it, is exported without its address, telecoms, contacts
+// and practice, as PDS withholds them; another Patient is exported as
+// stored.
+func TestRestrictedPatientWhereabouts(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.x.cfg.Redact = pds.RedactJSON
+		const whereabouts = `"address":[{"line":["1 Hidden Lane"],"postalCode":"LS1 1AA"}],"telecom":[{"system":"phone","value":"0113 000 0000"}]`
+		label := func(code string) string {
+			return `"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"` + code + `"}]}`
+		}
+		e.put("/Patient/r", `{"resourceType":"Patient","id":"r",`+label("R")+`,`+whereabouts+`}`)
+		e.put("/Patient/v", `{"resourceType":"Patient","id":"v",`+label("V")+`,`+whereabouts+`}`)
+		e.put("/Patient/n", `{"resourceType":"Patient","id":"n",`+label("N")+`,`+whereabouts+`}`)
+		m := e.wait("admin", e.kickOff("admin", "/$export?_type=Patient"))
+		for _, line := range strings.Split(strings.TrimSpace(e.files("admin", m)["Patient"]), "\n") {
+			var p struct {
+				ID      string
+				Address []any
+				Telecom []any
+			}
+			if err := json.Unmarshal([]byte(line), &p); err != nil {
+				t.Fatal(err)
+			}
+			if restricted := p.ID != "n"; restricted != (len(p.Address) == 0 && len(p.Telecom) == 0) {
+				t.Errorf("Patient/%s exported as %s", p.ID, line)
+			}
 		}
 	})
 }

@@ -478,7 +478,7 @@ func covers(p *fhir.Period, at time.Time) bool {
 // the resources changed since then that the first could not find, their
 // current version no longer matching (see exportChanged).
 func (e *Exporter) exportType(ctx context.Context, id string, j *job, typ string, members []string, beat func() error) (int, error) {
-	out, err := newTypeFile(filepath.Join(e.jobDir(id), typ+".ndjson"))
+	out, err := newTypeFile(filepath.Join(e.jobDir(id), typ+".ndjson"), e.cfg.Redact)
 	if err != nil {
 		return 0, err
 	}
@@ -660,6 +660,7 @@ func (e *Exporter) matchesAny(ctx context.Context, v *store.Version, queries []s
 // sidecars of the patients its resources are of and of their ids.
 type typeFile struct {
 	name     string
+	redact   func(typ string, body []byte) ([]byte, error) // Config.Redact
 	f, idsF  *os.File
 	w, idsW  *bufio.Writer
 	patients *patientList
@@ -670,8 +671,8 @@ type typeFile struct {
 // read while the file is written and removed then; never served.
 const idsSuffix = ".ids"
 
-func newTypeFile(name string) (*typeFile, error) {
-	t := &typeFile{name: name}
+func newTypeFile(name string, redact func(typ string, body []byte) ([]byte, error)) (*typeFile, error) {
+	t := &typeFile{name: name, redact: redact}
 	var err error
 	if t.f, err = os.Create(name); err != nil {
 		return nil, err
@@ -689,8 +690,14 @@ func newTypeFile(name string) (*typeFile, error) {
 	return t, nil
 }
 
+// write writes version v, as the server exports it (Config.Redact): the
+// one place every resource of an output file passes.
 func (t *typeFile) write(v *store.Version) error {
-	t.w.Write(v.JSON)
+	body, err := t.redact(v.Type, v.JSON)
+	if err != nil {
+		return fmt.Errorf("export %s/%s: %w", v.Type, v.ID, err)
+	}
+	t.w.Write(body)
 	t.w.WriteByte('\n')
 	t.idsW.WriteString(v.ID)
 	if err := t.idsW.WriteByte('\n'); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"carefhir/bulk"
+	"carefhir/mappers/pds"
 	"carefhir/operation"
 	"carefhir/server"
 )
@@ -26,7 +27,8 @@ func startExports(cfg *serveConfig, baseURL string, logger *slog.Logger) (*bulk.
 	if err != nil {
 		return nil, fmt.Errorf("serve: exports: %w", err)
 	}
-	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Index: ix.IndexJSON, Expire: cfg.ExportExpire, Settle: writeSettle(cfg), Logger: logger})
+	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Index: ix.IndexJSON, Expire: cfg.ExportExpire, Settle: writeSettle(cfg),
+		Redact: pds.RedactJSON, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("serve: exports: %w", err)
 	}

@@ -333,6 +333,29 @@ func Redact(p *fhir.Patient) *fhir.Patient {
 	return &c
 }
 
+// RedactJSON is Redact for a stored resource of type typ, as JSON: a
+// restricted Patient without what Redact withholds, re-encoded; any other
+// resource, or a Patient not restricted, as it is. A Patient without the
+// label's code system is not decoded.
+func RedactJSON(typ string, body []byte) ([]byte, error) {
+	if typ != "Patient" || !bytes.Contains(body, []byte(confidentialitySystem)) {
+		return body, nil
+	}
+	res, err := fhirjson.UnmarshalAs(body, "Patient")
+	if err != nil {
+		return nil, fmt.Errorf("pds: redact: %w", err)
+	}
+	p := res.(*fhir.Patient)
+	if !Restricted(p) {
+		return body, nil
+	}
+	out, err := fhirjson.Marshal(Redact(p))
+	if err != nil {
+		return nil, fmt.Errorf("pds: redact: %w", err)
+	}
+	return out, nil
+}
+
 // locating reports whether an extension of a Patient says where the
 // person can be found or is looked after, which Redact withholds.
 func locating(e *fhir.Extension) bool {
