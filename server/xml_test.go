@@ -136,6 +136,34 @@ func TestControlCharacterRefused(t *testing.T) {
 	})
 }
 
+// TestStoredNoncharacterServedAsXML: a string holding what XML cannot
+// carry (U+FFFE, U+FFFF, a control character), stored before writes were
+// refused it, is served as XML with U+FFFD in its place, as JSON with the
+// stored bytes, where the XML read answered an error.
+func TestStoredNoncharacterServedAsXML(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		// As JSON escapes, and U+FFFE as the character itself.
+		for i, family := range []string{`x\ufffey`, `x\uffffy`, `x\u0001y`, `x\fy`, "x\uFFFEy"} {
+			id := fmt.Sprintf("old%d", i)
+			body := `{"resourceType":"Patient","id":"` + id + `","meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00.000Z"},"name":[{"family":"` + family + `"}]}`
+			if err := c.st.Put(t.Context(), &store.Write{Type: "Patient", ID: id, LastUpdated: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), JSON: []byte(body)}); err != nil {
+				t.Fatal(err)
+			}
+			r := c.do("GET", "/Patient/"+id+"?_format=xml", "").want(t, http.StatusOK)
+			if want := "<family value=\"x\uFFFDy\"/>"; !strings.Contains(string(r.body), want) {
+				t.Errorf("%s as XML: %s, want %s", family, r.body, want)
+			}
+			if got := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).body; !bytes.Equal(got, []byte(body)) {
+				t.Errorf("%s as JSON: %s, want the stored %s", family, got, body)
+			}
+		}
+		b := c.do("GET", "/Patient?_format=xml", "").want(t, http.StatusOK)
+		if n := strings.Count(string(b.body), "\uFFFD"); n != 5 {
+			t.Errorf("a search as XML holds %d U+FFFD, want 5: %s", n, b.body)
+		}
+	})
+}
+
 // A JSON narrative must be what XML can carry (R4 narrative.html#xhtml: no
 // HTML entities such as &nbsp;, nothing before the div): one that is not
 // is refused on every write, so that every stored resource can be served

@@ -24,16 +24,18 @@ type decoder struct {
 	dropped int // issues found beyond MaxIssues
 	reg     *registry
 	scratch []byte // unescaped string contents
-	// repairDivs has a div that CheckDiv refuses read as lexical.RepairDiv
-	// rewrites it, when that is accepted.
-	repairDivs bool
+	// stored reads what older writes let through and XML cannot carry as
+	// what it can: a div that CheckDiv refuses as lexical.RepairDiv
+	// rewrites it, when that is accepted, and a character that XML
+	// excludes (notXMLChar, a control) as U+FFFD.
+	stored bool
 }
 
 // abort unwinds the decoder after a fatal problem; decode recovers it.
 type abort struct{}
 
-func decode(data []byte, want string, repairDivs bool) (res fhir.Resource, err error) {
-	d := &decoder{data: data, text: string(data), reg: loadRegistry(), repairDivs: repairDivs}
+func decode(data []byte, want string, stored bool) (res fhir.Resource, err error) {
+	d := &decoder{data: data, text: string(data), reg: loadRegistry(), stored: stored}
 	defer func() {
 		if e := recover(); e != nil {
 			if _, ok := e.(abort); !ok {
@@ -175,7 +177,12 @@ func (d *decoder) str() []byte {
 			d.pos = i
 			return d.escapedStr(start)
 		case c < 0x20 || c >= utf8.RuneSelf:
-			i += d.char(i) - 1
+			size, replace := d.char(i)
+			if replace {
+				d.pos = i
+				return d.escapedStr(start)
+			}
+			i += size - 1
 		}
 	}
 	d.pos = len(data)
@@ -190,7 +197,13 @@ func (d *decoder) strValue() string {
 	d.skipSpace()
 	start := d.pos + 1
 	b := d.str()
-	if len(b) == d.pos-1-start { // no escapes: b is data[start:d.pos-1]
+	if len(b) == 0 {
+		return ""
+	}
+	// Without escapes or replaced characters, b is data[start:d.pos-1]; a
+	// replaced character may leave the length as it was, so the memory
+	// tells.
+	if &b[0] == &d.data[start] {
 		return d.text[start : d.pos-1]
 	}
 	return string(b)
@@ -198,8 +211,9 @@ func (d *decoder) strValue() string {
 
 // char checks the control or non-ASCII character at data[i] of a string and
 // returns its length in bytes: control characters must be escaped, and the
-// text must be valid UTF-8.
-func (d *decoder) char(i int) int {
+// text must be valid UTF-8. replace reports a character XML excludes, which
+// a stored resource has read as U+FFFD.
+func (d *decoder) char(i int) (size int, replace bool) {
 	if d.data[i] < 0x20 {
 		d.pos = i
 		d.syntaxError("control character in string")
@@ -210,10 +224,13 @@ func (d *decoder) char(i int) int {
 		d.syntaxError("invalid UTF-8 in string")
 	}
 	if notXMLChar(r) {
+		if d.stored {
+			return size, true
+		}
 		d.pos = i
 		d.syntaxError(noncharacterInString)
 	}
-	return size
+	return size, false
 }
 
 // notXMLChar reports whether r is U+FFFE or U+FFFF, the noncharacters that
@@ -255,6 +272,10 @@ func (d *decoder) escapedStr(start int) []byte {
 			case '"', '\\', '/':
 				buf = append(buf, data[i])
 			case 'b', 'f':
+				if d.stored {
+					buf = utf8.AppendRune(buf, utf8.RuneError)
+					break
+				}
 				d.pos = i
 				d.syntaxError(controlInString)
 			case 'n':
@@ -283,11 +304,13 @@ func (d *decoder) escapedStr(start int) []byte {
 					r = dec
 					i += 6
 				}
-				if r < 0x20 && r != '\t' && r != '\n' && r != '\r' {
+				switch {
+				case (r < 0x20 && r != '\t' && r != '\n' && r != '\r' || notXMLChar(r)) && d.stored:
+					r = utf8.RuneError
+				case r < 0x20 && r != '\t' && r != '\n' && r != '\r':
 					d.pos = i
 					d.syntaxError(controlInString)
-				}
-				if notXMLChar(r) {
+				case notXMLChar(r):
 					d.pos = i
 					d.syntaxError(noncharacterInString)
 				}
@@ -298,8 +321,12 @@ func (d *decoder) escapedStr(start int) []byte {
 			}
 			i++
 		case c < 0x20 || c >= utf8.RuneSelf:
-			size := d.char(i)
-			buf = append(buf, data[i:i+size]...)
+			size, replace := d.char(i)
+			if replace {
+				buf = utf8.AppendRune(buf, utf8.RuneError)
+			} else {
+				buf = append(buf, data[i:i+size]...)
+			}
 			i += size
 		default:
 			buf = append(buf, c)
@@ -715,7 +742,7 @@ func (d *decoder) primitiveValue(p *primitive) reflect.Value {
 	}
 	if p.div {
 		err := lexical.CheckDiv(s, MaxDepth)
-		if err != nil && d.repairDivs {
+		if err != nil && d.stored {
 			if r, ok := lexical.RepairDiv(s); ok && lexical.CheckDiv(r, MaxDepth) == nil {
 				s, err = r, nil
 			}

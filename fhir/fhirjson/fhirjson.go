@@ -33,11 +33,13 @@ func UnmarshalAs(data []byte, resourceType string) (fhir.Resource, error) {
 	return decode(data, resourceType, false)
 }
 
-// UnmarshalStored decodes a resource as Unmarshal does, but for a narrative
-// div that Unmarshal refuses and older stores may still hold (written before
-// the check, or imported): one with HTML named entities or an XML
-// declaration is read as lexical.RepairDiv rewrites it, the same text as
-// XHTML that can be written as XML.
+// UnmarshalStored decodes a resource as Unmarshal does, but for what
+// Unmarshal refuses and older stores may still hold (written before the
+// check, or imported), which XML cannot carry: a narrative div with HTML
+// named entities or an XML declaration is read as lexical.RepairDiv
+// rewrites it, the same text as XHTML that can be written as XML, and a
+// string's U+FFFE, U+FFFF or control character other than tab and line
+// breaks as U+FFFD, the replacement character.
 func UnmarshalStored(data []byte) (fhir.Resource, error) {
 	return decode(data, "", true)
 }
