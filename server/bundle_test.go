@@ -1440,3 +1440,26 @@ func TestBundleUpdateChecksIDFirst(t *testing.T) {
 		c.do("GET", "/Observation/o1", "").want(t, http.StatusNotFound)
 	})
 }
+
+// TestBundleEntryTrailingSlash: a request.url ending in a slash is served
+// as the URL without it, as the same URL is over HTTP.
+func TestBundleEntryTrailingSlash(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		b := c.bundle(txBundle("batch",
+			txEntry("", "POST", "Patient/", patientWith("", "slash", "Slash")),
+			txEntry("", "PUT", "Patient/p1/", patientWith("p1", "p1", "One")),
+			txEntry("", "GET", "Patient/p1/", ""),
+			txEntry("", "GET", "Patient/?identifier=urn:test|slash", ""),
+		))
+		if got := strings.Join(b.statuses(), ","); got != "201 Created,201 Created,200 OK,200 OK" {
+			t.Fatalf("statuses %s: %s", got, b.Entry[0].Response.Outcome)
+		}
+		if got := list(get(b.resource(t, 3), "entry")); len(got) != 1 {
+			t.Errorf("GET Patient/?identifier=…: %d entries, want 1", len(got))
+		}
+		tx := c.bundle(txBundle("transaction", txEntry("", "PUT", "Patient/p2/", patientWith("p2", "p2", "Two"))))
+		if got := tx.Entry[0].Response.Status; got != "201 Created" {
+			t.Errorf("transaction PUT Patient/p2/: %s", got)
+		}
+	})
+}
