@@ -1,6 +1,7 @@
 package mappers
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -132,6 +133,20 @@ func identifierQuery(system, value string) string {
 // Ref returns a reference to the entry with full URL fullURL.
 func Ref(fullURL string) *fhir.Reference {
 	return &fhir.Reference{Reference: fhir.NewString(fullURL)}
+}
+
+// AddLinks adds to stored, a stored Patient, each of links it does not
+// hold already: one of the same type to the same record, whose reference
+// ref gives (a full URL of the Bundle becomes the stored Type/id). A
+// merge written again so adds nothing.
+func AddLinks(stored *fhir.Patient, links []*fhir.PatientLink, ref func(fullURL string) string) {
+	for _, l := range links {
+		if !slices.ContainsFunc(stored.Link, func(h *fhir.PatientLink) bool {
+			return h != nil && h.Type.Get() == l.Type.Get() && h.Other != nil && h.Other.Reference.Get() == ref(l.Other.Reference.Get())
+		}) {
+			stored.Link = append(stored.Link, l)
+		}
+	}
 }
 
 // KeepMerge keeps on p, a Patient an import is about to write over stored,

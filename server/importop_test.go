@@ -1413,3 +1413,50 @@ func TestImportGPConnectProficiency(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportPDSSuperseded imports PDS's answer to a retrieve of an NHS
+// number superseded in a merge, which is the record of another number:
+// the record held under the number asked for (with what was recorded of
+// it) becomes inactive and replaced-by the record answered, which
+// replaces it, rather than the person being held twice. The number asked
+// for is refused when it is not an NHS number, and with other formats.
+func TestImportPDSSuperseded(t *testing.T) {
+	answer, err := os.ReadFile("../mappers/pds/testdata/sandbox-mocks/Patient.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const asked, answered = "9000000017", "9000000009"
+	eachEngine(t, func(t *testing.T, c *client) {
+		old := c.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"`+asked+`"}],
+			"name":[{"family":"SMITH","given":["Jane"]}],"telecom":[{"system":"phone","value":"01632 960587"}]}`)["id"].(string)
+		report := c.do("POST", "/$import?format=pds&nhsNumber="+asked, string(answer), "Content-Type", "application/fhir+json").want(t, 200)
+		if !strings.Contains(string(report.body), "superseded") {
+			t.Errorf("the report does not say %s was superseded: %s", asked, report.body)
+		}
+		retired := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+asked)
+		survivor := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+answered)
+		if retired["id"] != old || retired["active"] != false || toJSON(t, retired["link"]) != `[{"other":{"reference":"Patient/`+survivor["id"].(string)+`"},"type":"replaced-by"}]` {
+			t.Errorf("the record of the superseded number: %s", toJSON(t, retired))
+		}
+		if !strings.Contains(toJSON(t, retired["telecom"]), "01632 960587") {
+			t.Errorf("the superseded record lost what was recorded of it: %s", toJSON(t, retired))
+		}
+		if got := toJSON(t, survivor["link"]); got != `[{"other":{"reference":"Patient/`+old+`"},"type":"replaces"}]` {
+			t.Errorf("the record answered: link %s", got)
+		}
+		// Again: nothing new, the links not doubled.
+		again := c.do("POST", "/$import?format=pds&nhsNumber="+asked, string(answer), "Content-Type", "application/fhir+json").want(t, 200)
+		if got := param(again.json(t), "created")["valueInteger"]; got != float64(0) {
+			t.Errorf("a second import created %v records", got)
+		}
+		if got := toJSON(t, storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+asked)["link"]); strings.Count(got, "replaced-by") != 1 {
+			t.Errorf("after a second import the superseded record's links are %s", got)
+		}
+		before := storedCounts(t, c)
+		c.do("POST", "/$import?format=pds&nhsNumber=9000000018", string(answer), "Content-Type", "application/fhir+json").want(t, 400)
+		c.do("POST", "/$import?format=hl7v2&nhsNumber="+asked, "MSH|", "Content-Type", importop.HL7v2MediaType).want(t, 400)
+		if got := storedCounts(t, c); got != before {
+			t.Errorf("refused imports changed the counts: %s, then %s", before, got)
+		}
+	}, withImport)
+}

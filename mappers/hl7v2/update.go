@@ -67,13 +67,7 @@ func (u *update) merge(stored fhir.Resource, ref func(string) string) fhir.Resou
 		// A merge makes the record it merges away inactive.
 		s.Active = u.p.Active
 	}
-	for _, l := range u.p.Link {
-		if !slices.ContainsFunc(s.Link, func(h *fhir.PatientLink) bool {
-			return h != nil && h.Type.Get() == l.Type.Get() && h.Other != nil && h.Other.Reference.Get() == ref(l.Other.Reference.Get())
-		}) {
-			s.Link = append(s.Link, l)
-		}
-	}
+	mappers.AddLinks(s, u.p.Link, ref)
 	u.mergeStatus(s)
 	s.Name = apply(s.Name, u.nulls["PID-5"], u.p.Name, current, nil, sameName)
 	if u.p.BirthDate != nil || u.nulls["PID-7"] {

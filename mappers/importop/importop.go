@@ -86,7 +86,7 @@ var operationDefinitions embed.FS
 func OperationDefinitions() fs.FS { return operationDefinitions }
 
 func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
-	if err := inv.Only("format", "mapping", "provider"); err != nil {
+	if err := inv.Only("format", "mapping", "provider", pds.AskedParameter); err != nil {
 		return nil, err
 	}
 	format, err := inv.Text("format")
@@ -108,7 +108,14 @@ func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation)
 	if err := onlyFor(inv, format, "provider", "gpconnect", "the base URL of a GP Connect provider"); err != nil {
 		return nil, err
 	}
+	if err := onlyFor(inv, format, pds.AskedParameter, "pds", "the NHS number a PDS retrieve asked for"); err != nil {
+		return nil, err
+	}
 	provider, err := providerBase(inv)
+	if err != nil {
+		return nil, err
+	}
+	asked, err := inv.Text(pds.AskedParameter)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +144,7 @@ func (im *Importer) invokeImport(ctx context.Context, inv *operation.Invocation)
 		if err != nil {
 			return nil, err
 		}
-		r, err := im.Map(format, provider, payload)
+		r, err := im.Map(format, payload, provider, asked)
 		if err != nil {
 			return nil, err
 		}
@@ -206,11 +213,12 @@ func onlyFor(inv *operation.Invocation, format, name, takenBy, what string) erro
 }
 
 // Map maps a whole payload of format gpconnect or pds. provider is the
-// FHIR base URL of the GP Connect provider that answered it, or "".
-func (im *Importer) Map(format, provider string, payload []byte) (mappers.Result, error) {
+// FHIR base URL of the GP Connect provider that answered it, or ""; asked
+// the NHS number a PDS retrieve asked for, or "" (pds.ImportAsked).
+func (im *Importer) Map(format string, payload []byte, provider, asked string) (mappers.Result, error) {
 	switch format {
 	case "pds":
-		return pds.Import(payload), nil
+		return pds.ImportAsked(payload, asked), nil
 	case "gpconnect":
 		im.gpcOnce.Do(func() { im.gpc, im.gpcErr = gpconnect.NewImporter() })
 		if im.gpcErr != nil {

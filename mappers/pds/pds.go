@@ -36,7 +36,16 @@ var retiredExtensions = map[string]string{
 // Import maps a PDS response: a Patient (a retrieve), or a searchset
 // Bundle of Patients (a search). An OperationOutcome, the way PDS reports
 // an error, is refused with its text, as is anything else.
-func Import(data []byte) mappers.Result {
+func Import(data []byte) mappers.Result { return ImportAsked(data, "") }
+
+// ImportAsked maps a PDS response as Import does, given the NHS number
+// asked for when it answers a retrieve (GET /Patient/{asked}). PDS
+// answers a number superseded in a merge with the record that replaced
+// it, of another NHS number, and asks that the person be held once: the
+// record held under the number asked for is then written inactive and
+// replaced-by the record answered, which replaces it, as an HL7 v2 merge
+// leaves them, and keeps what else it holds. asked "" is Import.
+func ImportAsked(data []byte, asked string) mappers.Result {
 	var head struct {
 		ResourceType string          `json:"resourceType"`
 		Patches      json.RawMessage `json:"patches"`
@@ -64,7 +73,13 @@ func Import(data []byte) mappers.Result {
 	switch r := res.(type) {
 	case *fhir.Patient:
 		issues = mapPatient(tx, r, "Patient")
+		if asked != "" && !(&mappers.Result{Issues: issues}).Failed() {
+			issues = append(issues, supersede(tx, r, asked)...)
+		}
 	case *fhir.Bundle:
+		if asked != "" {
+			return refused(AskedParameter, "a search result answers no NHS number asked for: PDS searches leave superseded records out")
+		}
 		if r.Type.Get() != "searchset" {
 			return refused("Bundle.type", "a Bundle of type %q is not a PDS search result (searchset)", r.Type.Get())
 		}
@@ -100,9 +115,42 @@ func Import(data []byte) mappers.Result {
 	}
 	out := mappers.Result{Issues: issues}
 	if !out.Failed() {
-		out.Bundle = tx.Bundle()
+		out.Bundle, out.Merges = tx.Bundle(), tx.Merges()
 	}
 	return out
+}
+
+// AskedParameter is where an issue about the NHS number asked for is: the
+// $import parameter that gives it.
+const AskedParameter = "nhsNumber"
+
+// supersede writes the merge PDS answered when p, the record it returned
+// for the NHS number asked, has another NHS number: the record of asked
+// is made inactive and replaced-by p, and p replaces it.
+func supersede(tx *mappers.Transaction, p *fhir.Patient, asked string) []mappers.Issue {
+	number := mappers.NormalNHSNumber(asked)
+	if !profiles.ValidNHSNumber(number) {
+		return []mappers.Issue{mappers.Errorf(AskedParameter, "%q is not a valid NHS number: it must be 10 digits with a correct Modulus 11 check digit", asked)}
+	}
+	nhs := mappers.NHSNumberOf(p)
+	if number == nhs {
+		return nil
+	}
+	retired := &fhir.Patient{Meta: mappers.Meta(mappers.UKCorePatient), Identifier: []*fhir.Identifier{mappers.NHSNumber(number, "")}, Active: fhir.NewBoolean(false)}
+	survivorURL := tx.Put(p, mappers.NHSNumberSystem, nhs)
+	retiredURL := tx.PutPart(retired, mappers.NHSNumberSystem, number, func(stored fhir.Resource, ref func(string) string) fhir.Resource {
+		s, ok := stored.(*fhir.Patient)
+		if !ok {
+			return retired
+		}
+		s.Active = retired.Active
+		mappers.AddLinks(s, retired.Link, ref)
+		return s
+	})
+	p.Link = append(p.Link, &fhir.PatientLink{Other: mappers.Ref(retiredURL), Type: fhir.NewCode("replaces")})
+	retired.Link = []*fhir.PatientLink{{Other: mappers.Ref(survivorURL), Type: fhir.NewCode("replaced-by")}}
+	return []mappers.Issue{{Severity: mappers.Information, Path: AskedParameter,
+		Message: fmt.Sprintf("NHS number %s was superseded by %s, whose record PDS answered: the record of %s is made inactive and replaced by it", number, nhs, number)}}
 }
 
 func refused(path, format string, args ...any) mappers.Result {
