@@ -64,7 +64,7 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 	if order == "" {
 		order = "name"
 	}
-	less, ok := caseloadOrders[order]
+	by, ok := caseloadOrders[order]
 	if !ok {
 		return nil, operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='_sort')", "_sort %q is not one of name, review-due, -pam-level", order)
 	}
@@ -84,12 +84,19 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 	if err != nil {
 		return nil, err
 	}
-	entries, err := c.caseloadFacts(ctx, s, patients)
+	entries, err := c.heldEntries(ctx, s, patients)
 	if err != nil {
 		return nil, err
 	}
+	// Only the facts the order needs are read for the whole caseload; the
+	// others are read for the page alone, so that paging through a large
+	// caseload does not read every patient's appointments and tasks again
+	// for every page.
+	if err := c.caseloadFacts(ctx, s, entries, by.needs); err != nil {
+		return nil, err
+	}
 	slices.SortFunc(entries, func(a, b *caseloadEntry) int {
-		if r := less(a, b); r != 0 {
+		if r := by.compare(a, b); r != 0 {
 			return r
 		}
 		return strings.Compare(a.patient, b.patient)
@@ -99,7 +106,11 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 	// of none; bounded first, so that a large one cannot overflow.
 	offset = min(offset, len(entries))
 	end := min(offset+count, len(entries))
-	for _, e := range entries[offset:end] {
+	page := entries[offset:end]
+	if err := c.caseloadFacts(ctx, s, page, allFacts&^by.needs); err != nil {
+		return nil, err
+	}
+	for _, e := range page {
 		out.Parameter = append(out.Parameter, e.parameter())
 	}
 	if end < len(entries) {
@@ -108,13 +119,20 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 	return &operation.Result{Resource: out}, nil
 }
 
-// caseloadOrders compare entries for each _sort; absent values sort last.
-var caseloadOrders = map[string]func(a, b *caseloadEntry) int{
-	"name": func(a, b *caseloadEntry) int { return lastIfEmpty(a.name, b.name, strings.Compare(a.name, b.name)) },
-	"review-due": func(a, b *caseloadEntry) int {
+// caseloadOrder is an order of a caseload: how two entries compare, and
+// the facts that takes.
+type caseloadOrder struct {
+	compare func(a, b *caseloadEntry) int
+	needs   factKinds
+}
+
+// caseloadOrders are the orders of _sort; absent values sort last.
+var caseloadOrders = map[string]caseloadOrder{
+	"name": {compare: func(a, b *caseloadEntry) int { return lastIfEmpty(a.name, b.name, strings.Compare(a.name, b.name)) }},
+	"review-due": {needs: factPlan, compare: func(a, b *caseloadEntry) int {
 		return lastIfEmpty(a.reviewDue, b.reviewDue, strings.Compare(a.reviewDue, b.reviewDue))
-	},
-	"-pam-level": func(a, b *caseloadEntry) int {
+	}},
+	"-pam-level": {needs: factPAM, compare: func(a, b *caseloadEntry) int {
 		la, lb := 0, 0
 		if a.pam != nil {
 			la = a.pam.level
@@ -123,7 +141,7 @@ var caseloadOrders = map[string]func(a, b *caseloadEntry) int{
 			lb = b.pam.level
 		}
 		return cmp.Compare(lb, la)
-	},
+	}},
 }
 
 func lastIfEmpty(a, b string, r int) int {
@@ -264,9 +282,22 @@ func odsCodes(ctx context.Context, s operation.Store, id string) ([]string, erro
 	return codes, nil
 }
 
-// caseloadFacts gathers the facts of each patient held here with one
-// search per kind of fact for chunkSize patients at a time.
-func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []string) ([]*caseloadEntry, error) {
+// factKinds is a set of the kinds of facts of a caseload entry, each read
+// with one search per chunk of patients.
+type factKinds uint8
+
+const (
+	factPAM factKinds = 1 << iota
+	factPlan
+	factAppointment
+	factTask
+
+	allFacts = factPAM | factPlan | factAppointment | factTask
+)
+
+// heldEntries returns the entries of patients held here (not deleted),
+// with the names they sort by, reading chunkSize patients with one search.
+func (c *Care) heldEntries(ctx context.Context, s operation.Store, patients []string) ([]*caseloadEntry, error) {
 	byRef := make(map[string]*caseloadEntry, len(patients))
 	entries := make([]*caseloadEntry, 0, len(patients))
 	for _, p := range patients {
@@ -274,8 +305,6 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 		byRef[p] = e
 		entries = append(entries, e)
 	}
-	now := c.cfg.Now().UTC()
-	today := c.Today().Format(time.DateOnly)
 	for _, list := range chunks(patients, chunkSize) {
 		ids := strings.ReplaceAll(list, "Patient/", "")
 		err := s.Each(ctx, "Patient", url.Values{"_id": {ids}}, func(v *store.Version) error {
@@ -290,70 +319,110 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, patients []
 		if err != nil {
 			return nil, err
 		}
-		pams, err := c.latestPAM(ctx, s, url.Values{"subject": {list}})
-		if err != nil {
-			return nil, err
-		}
-		for p, f := range pams {
-			if e := byRef[p]; e != nil {
-				e.pam = f
-			}
-		}
-		err = s.Each(ctx, "CarePlan", url.Values{"subject": {list}, "status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
-			cp, err := decode[*fhir.CarePlan](v.JSON)
-			if err != nil {
-				return err
-			}
-			// The plan reviewed soonest, then the first by reference: the
-			// search answers in no order.
-			e, ref := byRef[c.patientRef(refOf(cp.Subject))], "CarePlan/"+v.ID
-			if e == nil || e.carePlan != "" && cmp.Or(cmp.Compare(reviewDate(cp), e.reviewDue), strings.Compare(ref, e.carePlan)) >= 0 {
-				return nil
-			}
-			e.carePlan, e.reviewDue = ref, reviewDate(cp)
-			// A review in a month or a year is overdue once it is over.
-			e.hasOverdue = e.reviewDue != "" && lastDayOf(e.reviewDue) < today
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		err = s.Each(ctx, "Appointment", url.Values{"patient": {list}, "status": {"booked"}, "date": {"ge" + now.Format(time.RFC3339)}}, func(v *store.Version) error {
-			a, err := decode[*fhir.Appointment](v.JSON)
-			if err != nil {
-				return err
-			}
-			start, ref := a.Start.Get(), "Appointment/"+v.ID
-			for _, p := range a.Participant {
-				e := byRef[c.patientRef(refOf(p.Actor))]
-				if e == nil {
-					continue
-				}
-				// The earliest, then the first by reference.
-				if e.nextStart == "" || cmp.Or(parseDateTime(start).Compare(parseDateTime(e.nextStart)), strings.Compare(ref, e.nextAppt)) < 0 {
-					e.nextAppt, e.nextStart = ref, start
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		err = s.Each(ctx, "Task", url.Values{"patient": {list}, "status": {openTaskStatuses}}, func(v *store.Version) error {
-			t, err := decode[*fhir.Task](v.JSON)
-			if err == nil {
-				if e := byRef[c.patientRef(refOf(t.For))]; e != nil {
-					e.openTasks++
-				}
-			}
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
 	}
 	// A patient deleted (or never held) is no one's caseload.
 	return slices.DeleteFunc(entries, func(e *caseloadEntry) bool { return !e.held }), nil
+}
+
+// caseloadFacts gathers the facts of the kinds given of each of entries
+// with one search per kind for chunkSize patients at a time.
+func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, entries []*caseloadEntry, kinds factKinds) error {
+	if kinds == 0 || len(entries) == 0 {
+		return nil
+	}
+	byRef := make(map[string]*caseloadEntry, len(entries))
+	patients := make([]string, 0, len(entries))
+	for _, e := range entries {
+		byRef[e.patient] = e
+		patients = append(patients, e.patient)
+	}
+	now := c.cfg.Now().UTC()
+	today := c.Today().Format(time.DateOnly)
+	for _, list := range chunks(patients, chunkSize) {
+		if kinds&factPAM != 0 {
+			pams, err := c.latestPAM(ctx, s, url.Values{"subject": {list}})
+			if err != nil {
+				return err
+			}
+			for p, f := range pams {
+				if e := byRef[p]; e != nil {
+					e.pam = f
+				}
+			}
+		}
+		if kinds&factPlan != 0 {
+			if err := c.planFacts(ctx, s, list, byRef, today); err != nil {
+				return err
+			}
+		}
+		if kinds&factAppointment != 0 {
+			if err := c.appointmentFacts(ctx, s, list, byRef, now); err != nil {
+				return err
+			}
+		}
+		if kinds&factTask != 0 {
+			if err := c.taskFacts(ctx, s, list, byRef); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// planFacts reads the active PCSPs of the patients of list.
+func (c *Care) planFacts(ctx context.Context, s operation.Store, list string, byRef map[string]*caseloadEntry, today string) error {
+	return s.Each(ctx, "CarePlan", url.Values{"subject": {list}, "status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
+		cp, err := decode[*fhir.CarePlan](v.JSON)
+		if err != nil {
+			return err
+		}
+		// The plan reviewed soonest, then the first by reference: the
+		// search answers in no order.
+		e, ref := byRef[c.patientRef(refOf(cp.Subject))], "CarePlan/"+v.ID
+		if e == nil || e.carePlan != "" && cmp.Or(cmp.Compare(reviewDate(cp), e.reviewDue), strings.Compare(ref, e.carePlan)) >= 0 {
+			return nil
+		}
+		e.carePlan, e.reviewDue = ref, reviewDate(cp)
+		// A review in a month or a year is overdue once it is over.
+		e.hasOverdue = e.reviewDue != "" && lastDayOf(e.reviewDue) < today
+		return nil
+	})
+}
+
+// appointmentFacts reads the booked appointments from now on of the
+// patients of list.
+func (c *Care) appointmentFacts(ctx context.Context, s operation.Store, list string, byRef map[string]*caseloadEntry, now time.Time) error {
+	return s.Each(ctx, "Appointment", url.Values{"patient": {list}, "status": {"booked"}, "date": {"ge" + now.Format(time.RFC3339)}}, func(v *store.Version) error {
+		a, err := decode[*fhir.Appointment](v.JSON)
+		if err != nil {
+			return err
+		}
+		start, ref := a.Start.Get(), "Appointment/"+v.ID
+		for _, p := range a.Participant {
+			e := byRef[c.patientRef(refOf(p.Actor))]
+			if e == nil {
+				continue
+			}
+			// The earliest, then the first by reference.
+			if e.nextStart == "" || cmp.Or(parseDateTime(start).Compare(parseDateTime(e.nextStart)), strings.Compare(ref, e.nextAppt)) < 0 {
+				e.nextAppt, e.nextStart = ref, start
+			}
+		}
+		return nil
+	})
+}
+
+// taskFacts counts the open Tasks of the patients of list.
+func (c *Care) taskFacts(ctx context.Context, s operation.Store, list string, byRef map[string]*caseloadEntry) error {
+	return s.Each(ctx, "Task", url.Values{"patient": {list}, "status": {openTaskStatuses}}, func(v *store.Version) error {
+		t, err := decode[*fhir.Task](v.JSON)
+		if err == nil {
+			if e := byRef[c.patientRef(refOf(t.For))]; e != nil {
+				e.openTasks++
+			}
+		}
+		return err
+	})
 }
 
 // sortName is the key a caseload sorts names by: family, then given names.

@@ -1,13 +1,17 @@
 package care_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"carefhir/care"
 	"carefhir/server"
 	"carefhir/server/access"
+	"carefhir/store"
 )
 
 // TestStoredPatientReferences: a record naming its patient by a version
@@ -198,4 +202,70 @@ func TestAbsoluteReferences(t *testing.T) {
 			t.Errorf("cohort: %s, want Patient/clark and Patient/ward", got)
 		}
 	})
+}
+
+// TestCaseloadReadsThePage: a page of a caseload reads the appointments
+// and tasks of the patients on that page, not of the whole caseload again
+// for every page, and answers them as before; what the order needs (PAM
+// levels for -pam-level) is read for everyone.
+func TestCaseloadReadsThePage(t *testing.T) {
+	counter := &matchCounter{types: map[string]bool{"Appointment": true, "Task": true}}
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Organization","id":"page","name":"Paging Surgery"}`)
+		const patients = 6
+		for i := range patients {
+			id := fmt.Sprintf("p%d", i)
+			c.put(`{"resourceType":"Patient","id":"` + id + `","name":[{"family":"Page","given":["` + id + `"]}],"generalPractitioner":[{"reference":"Organization/page"}]}`)
+			c.put(`{"resourceType":"Appointment","id":"appt-` + id + `","status":"booked","start":"2026-12-1` + fmt.Sprint(i) + `T10:00:00Z","end":"2026-12-1` + fmt.Sprint(i) + `T10:30:00Z",
+				"participant":[{"actor":{"reference":"Patient/` + id + `"},"status":"accepted"},{"actor":{"reference":"Practitioner/cc"},"status":"accepted"}]}`)
+			c.put(`{"resourceType":"Task","id":"task-` + id + `","status":"requested","intent":"plan","for":{"reference":"Patient/` + id + `"}}`)
+			c.put(strings.ReplaceAll(pamResponse("pam-"+id, "completed", "2026-11-01T10:00:00Z", "2", fmt.Sprint(40+5*i)), "Patient/ward", "Patient/"+id))
+		}
+		for _, tc := range []struct{ sort, want string }{
+			{"name", "Patient/p0 Patient/p1"},
+			{"-pam-level", "Patient/p5 Patient/p4"},
+		} {
+			counter.n.Store(0)
+			load := caseloadOf(t, c, "/Organization/page/$caseload?_count=2&_sort="+tc.sort)
+			var got []string
+			for ref, parts := range load {
+				got = append(got, ref)
+				id := strings.TrimPrefix(ref, "Patient/")
+				if str(parts, "nextAppointment", "reference") != "Appointment/appt-"+id || get(parts, "openTasks") != float64(1) {
+					t.Errorf("_sort=%s: %s has %v", tc.sort, ref, parts)
+				}
+			}
+			if len(got) != 2 || !strings.Contains(tc.want, got[0]) || !strings.Contains(tc.want, got[1]) {
+				t.Errorf("_sort=%s: the page holds %v, want %s", tc.sort, got, tc.want)
+			}
+			if n := counter.n.Load(); n != 4 {
+				t.Errorf("_sort=%s: a page of 2 of %d patients read %d appointments and tasks, want 4", tc.sort, patients, n)
+			}
+		}
+	}, func(sc *server.Config) { counter.Store = sc.Store; sc.Store = counter })
+}
+
+// matchCounter is an engine that counts the matches its searches of some
+// types read, whole plans (store.Finder) or not.
+type matchCounter struct {
+	store.Store
+	types map[string]bool
+	n     atomic.Int64
+}
+
+func (s *matchCounter) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	vs, err := s.Store.Search(ctx, q)
+	if s.types[q.Type] {
+		s.n.Add(int64(len(vs)))
+	}
+	return vs, err
+}
+
+func (s *matchCounter) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	page, err := s.Store.(store.Finder).Find(ctx, q)
+	if page != nil && s.types[q.Type] {
+		s.n.Add(int64(len(page.Matches)))
+	}
+	return page, err
 }
