@@ -93,13 +93,24 @@ func get(ctx context.Context, client *http.Client, target, token string) ([]byte
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("export: refused (%d): %s", resp.StatusCode, msg)
+		return nil, &refusedError{status: resp.StatusCode, body: msg}
 	}
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	return body, nil
+}
+
+// refusedError is a request the server answered with a status other
+// than 200.
+type refusedError struct {
+	status int
+	body   []byte // the start of the answer, an OperationOutcome
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("export: refused (%d): %s", e.status, e.body)
 }
 
 // careRecordTypes are the types of a care-coordination record, whose
@@ -156,6 +167,12 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 	headerDone := false
 	for _, id := range slices.Sorted(maps.Keys(patients)) {
 		body, err := get(ctx, client, base+"/Patient/"+url.PathEscape(id)+"/$export-gp?format="+cfg.Format, cfg.Token)
+		var refused *refusedError
+		if errors.As(err, &refused) && (refused.status == http.StatusGone || refused.status == http.StatusNotFound) {
+			// A record changed since refers to a patient deleted, or never
+			// held: there is no record of theirs to give a GP system.
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("%w (Patient/%s)", err, id)
 		}

@@ -525,3 +525,48 @@ func TestImportMissingFileWritesNothing(t *testing.T) {
 		t.Errorf("the refused import made a database in %s", dir)
 	}
 }
+
+// TestExportSinceDeletedPatient exports the records changed since a date
+// when one of them refers to a Patient since deleted: the other patients'
+// records are exported, and the deleted patient, who has none to give a
+// GP system, is left out, where the whole export stopped.
+func TestExportSinceDeletedPatient(t *testing.T) {
+	st, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(server.New(server.Config{Store: st, SoftwareVersion: "test", Operations: (&importop.Importer{}).Operations()}))
+	t.Cleanup(func() {
+		srv.Close()
+		st.Close()
+	})
+	send := func(method, path, body string, want int) {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+"/fhir/"+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d, want %d", method, path, resp.StatusCode, want)
+		}
+	}
+	for _, id := range []string{"kept", "gone"} {
+		send("PUT", "Patient/"+id, `{"resourceType":"Patient","id":"`+id+`"}`, 201)
+		send("PUT", "Goal/goal-"+id, `{"resourceType":"Goal","id":"goal-`+id+`","lifecycleStatus":"active","description":{"text":"walk"},"subject":{"reference":"Patient/`+id+`"}}`, 201)
+	}
+	send("DELETE", "Patient/gone", "", 204)
+	var out bytes.Buffer
+	cfg, err := parseExportConfig([]string{"--url", srv.URL + "/fhir", "--format", "bundle", "--since", "2000-01-01"}, func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exportRecords(t.Context(), cfg, engines(), &out); err != nil {
+		t.Fatalf("export --since: %v", err)
+	}
+	if s := out.String(); !strings.Contains(s, `"Goal/goal-kept"`) || strings.Contains(s, "goal-gone") {
+		t.Errorf("export --since: %s", s)
+	}
+}
