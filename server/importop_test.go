@@ -1407,7 +1407,7 @@ func TestImportGPConnectProficiency(t *testing.T) {
 			`{"url":"type","valueCoding":{"code":"ESP","system":"http://terminology.hl7.org/CodeSystem/v3-LanguageAbilityMode"}},` +
 			`{"url":"type","valueCoding":{"code":"RSP","system":"http://terminology.hl7.org/CodeSystem/v3-LanguageAbilityMode"}}],` +
 			`"url":"http://hl7.org/fhir/StructureDefinition/patient-proficiency"}],` +
-			`"language":{"coding":[{"code":"gd","system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-HumanLanguage-1"}]}}]`
+			`"language":{"coding":[{"code":"gd","system":"urn:ietf:bcp:47"}]}}]`
 		if got := toJSON(t, p["communication"]); got != want {
 			t.Errorf("Patient.communication\n%s\nwant\n%s", got, want)
 		}
@@ -1457,6 +1457,33 @@ func TestImportPDSSuperseded(t *testing.T) {
 		c.do("POST", "/$import?format=hl7v2&nhsNumber="+asked, "MSH|", "Content-Type", importop.HL7v2MediaType).want(t, 400)
 		if got := storedCounts(t, c); got != before {
 			t.Errorf("refused imports changed the counts: %s, then %s", before, got)
+		}
+	}, withImport)
+}
+
+// TestImportGPConnectLanguage imports a GP Connect patient whose language
+// is coded in Care Connect's code system of human languages, which UK
+// Core retired for BCP 47: the stored Patient is found by a search for the
+// language in BCP 47, as UK Core binds it; a code that is no BCP 47
+// language tag (Care Connect's q codes) is kept as sent.
+func TestImportGPConnectLanguage(t *testing.T) {
+	const comm = "https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-NHSCommunication-1"
+	language := func(code string) string {
+		return fmt.Sprintf(`{"url":%q,"extension":[{"url":"language","valueCodeableConcept":{"coding":[{"system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-HumanLanguage-1","code":%q,"display":"a language"}]}}]}`, comm, code)
+	}
+	record := `{"resourceType":"Bundle","type":"collection","entry":[{"resource":{"resourceType":"Patient","id":"p",
+		"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9690937286"}],
+		"extension":[` + language("gd") + `,` + language("q4") + `]}}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=gpconnect", record, "Content-Type", "application/fhir+json").want(t, 200)
+		found := c.do("GET", "/Patient?language=urn:ietf:bcp:47|gd", "").want(t, 200).json(t)
+		if list, _ := found["entry"].([]any); len(list) != 1 {
+			t.Errorf("a search for Scottish Gaelic in BCP 47 found %d Patients, want 1", len(list))
+		}
+		got := toJSON(t, storedOne(t, c, "Patient")["communication"])
+		if want := `[{"language":{"coding":[{"code":"gd","display":"a language","system":"urn:ietf:bcp:47"}]}},` +
+			`{"language":{"coding":[{"code":"q4","display":"a language","system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-HumanLanguage-1"}]}}]`; got != want {
+			t.Errorf("Patient.communication\n%s\nwant\n%s", got, want)
 		}
 	}, withImport)
 }

@@ -3,6 +3,9 @@ package gpconnect
 import (
 	"fmt"
 	"slices"
+	"strings"
+
+	"carefhir/profiles"
 )
 
 // rule maps one top-level STU3 element into out.
@@ -305,7 +308,9 @@ func nhsCommunication(c *conv, out map[string]any, ext map[string]any, path stri
 		p := fmt.Sprintf("%s.extension[%d]", path, i)
 		switch sub["url"] {
 		case "language":
-			put(comm, "language", c.value(sub["valueCodeableConcept"], p+".valueCodeableConcept"))
+			lang := c.value(sub["valueCodeableConcept"], p+".valueCodeableConcept")
+			toBCP47(lang)
+			put(comm, "language", lang)
 		case "preferred":
 			put(comm, "preferred", sub["valueBoolean"])
 		case "interpreterRequired":
@@ -342,6 +347,26 @@ func nhsCommunication(c *conv, out map[string]any, ext map[string]any, path stri
 		return
 	}
 	out["communication"] = append(asList(out["communication"]), comm)
+}
+
+// bcp47 is the code system of languages UK Core binds
+// Patient.communication.language to (all-languages).
+const bcp47 = "urn:ietf:bcp:47"
+
+// toBCP47 recodes in place the codings of Care Connect's human languages
+// in the CodeableConcept cc whose code is an ISO 639 language code (two
+// or three letters), which BCP 47 takes as it is: UK Core retired Care
+// Connect's code system for BCP 47, and searches by language name BCP 47.
+// Its other codes (q1 to q5, for sign languages and Braille) are no BCP 47
+// tags and are kept as sent.
+func toBCP47(cc any) {
+	for _, x := range asList(object(cc)["coding"]) {
+		cd := object(x)
+		code, _ := cd["code"].(string)
+		if cd["system"] == profiles.CareConnectLanguageSystem && len(code) >= 2 && len(code) <= 3 && strings.Trim(strings.ToLower(code), "abcdefghijklmnopqrstuvwxyz") == "" {
+			cd["system"], cd["code"] = bcp47, strings.ToLower(code)
+		}
+	}
 }
 
 // The codes of how, and how well, a person uses a language: CareConnect
