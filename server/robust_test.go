@@ -346,12 +346,23 @@ func TestBigNumbers(t *testing.T) {
 	})
 }
 
-// A decimal of four million digits is stored, read back as written and
-// tested by a JSON Patch, in well under the request deadline: indexing it,
+// withCostBound gives requests, and their units of work, two minutes: for
+// the tests that send work whose cost was once unbounded. Bounded, each
+// request of theirs costs a second or two of CPU, which a loaded machine
+// may stretch tenfold; unbounded, one cost several minutes of CPU, so it
+// overran the bound on an idle machine too. A deadline of a few seconds
+// failed these tests on a busy machine with nothing wrong.
+func withCostBound(cfg *server.Config) {
+	cfg.Limits.Deadline = 2 * time.Minute
+	cfg.Limits.UnitOfWork = 2 * time.Minute
+}
+
+// A decimal of eight million digits is stored, read back as written and
+// tested by a JSON Patch, within withCostBound: indexing it,
 // and comparing it with the value of a test, once read it in time
 // quadratic in its digits, for minutes. It is too long to search by.
 func TestLongDecimalIsCheap(t *testing.T) {
-	value := "1" + strings.Repeat("0", 4_000_000)
+	value := "1" + strings.Repeat("0", 8_000_000)
 	eachEngine(t, func(t *testing.T, c *client) {
 		r := c.do("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":`+value+`,"system":"http://unitsofmeasure.org","code":"mg"}}`).
 			want(t, http.StatusCreated)
@@ -359,11 +370,11 @@ func TestLongDecimalIsCheap(t *testing.T) {
 			t.Errorf("the decimal was not read back as written")
 		}
 		path := r.header.Get("Location")[:strings.Index(r.header.Get("Location"), "/_history")]
-		c.do("PATCH", path, `[{"op":"test","path":"/valueQuantity/value","value":1e4000000},{"op":"replace","path":"/status","value":"amended"}]`,
+		c.do("PATCH", path, `[{"op":"test","path":"/valueQuantity/value","value":1e8000000},{"op":"replace","path":"/status","value":"amended"}]`,
 			"Content-Type", "application/json-patch+json").want(t, http.StatusOK)
-		c.do("PATCH", path, `[{"op":"test","path":"/valueQuantity/value","value":1e3999999}]`, "Content-Type", "application/json-patch+json").
+		c.do("PATCH", path, `[{"op":"test","path":"/valueQuantity/value","value":1e7999999}]`, "Content-Type", "application/json-patch+json").
 			want(t, http.StatusConflict)
-	}, func(cfg *server.Config) { cfg.Limits.Deadline = 5 * time.Second })
+	}, withCostBound)
 }
 
 // Includes cut at the server's bound say so in an outcome entry.
