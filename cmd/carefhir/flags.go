@@ -314,9 +314,10 @@ var serviceLink = regexp.MustCompile(`^` + envPrefix + `([A-Z0-9_]+_)?(SERVICE_H
 // envPrefix, is not empty and sets no flag of any command of envCommands,
 // when args runs one of them: a misspelt variable would otherwise leave
 // its flag at its default without a word, where a misspelt flag is
-// refused. The variables of Kubernetes' Services (serviceLink) are let be. Every command's variables are accepted by each, since one
+// refused. Every command's variables are accepted by each, since one
 // environment serves them all (backup runs in the container serve runs
-// in, with its CAREFHIR_ADDR).
+// in, with its CAREFHIR_ADDR); so are those of Kubernetes' Services
+// (serviceLink).
 func refuseUnknownVariables(args, environ []string) error {
 	name, _ := command(args)
 	commands := envCommands()
