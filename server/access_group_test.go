@@ -154,3 +154,45 @@ func TestListedRecordsReadByEveryPatient(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupOfDeletedPatient: a deleted patient's records are disclosed to
+// no token narrowed to some patients, and a Group naming them is one: it
+// is read by none of them, the deleted patient's own patient/ token
+// included, as a practitioner of theirs under the care-team rule does not,
+// until the member is dropped (an update, or $cohort by a token reaching
+// every patient). The other patients' Groups are read as before.
+func TestGroupOfDeletedPatient(t *testing.T) {
+	who := principals{
+		"app":  {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"appb": {Subject: "appb", Patient: "b", Scopes: mustScopes(t, "patient/*.rs")},
+		"p1":   {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			for _, p := range []string{"a", "b"} {
+				c.put("/CareTeam/ct"+p, `{"resourceType":"CareTeam","id":"ct`+p+`","status":"active","subject":{"reference":"Patient/`+p+`"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+				c.put("/Group/only-"+p, `{"resourceType":"Group","id":"only-`+p+`","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/`+p+`"}}]}`)
+				c.put("/List/of-"+p, `{"resourceType":"List","id":"of-`+p+`","status":"current","mode":"working","subject":{"reference":"Patient/`+p+`"},"entry":[{"item":{"reference":"Observation/o`+p+`"}}]}`)
+			}
+			for _, name := range []string{"appb", "p1"} {
+				c.by(name, "GET", "/Group/only-b", "").want(t, http.StatusOK)
+			}
+			for _, path := range []string{"/Observation/ob", "/Encounter/eb", "/Patient/b"} {
+				c.by("admin", "DELETE", path, "").want(t, http.StatusNoContent)
+			}
+			for _, name := range []string{"appb", "p1"} {
+				for _, path := range []string{"/Group/only-b", "/Group/only-b/_history/1", "/List/of-b"} {
+					c.by(name, "GET", path, "").want(t, http.StatusNotFound)
+				}
+				wantIDs(t, name+": Groups", c.by(name, "GET", "/Group?_id=only-b", ""))
+			}
+			for _, name := range []string{"app", "p1"} {
+				c.by(name, "GET", "/Group/only-a", "").want(t, http.StatusOK)
+				c.by(name, "GET", "/List/of-a", "").want(t, http.StatusOK)
+			}
+		})
+	}
+}

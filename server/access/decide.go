@@ -175,6 +175,9 @@ type decider struct {
 	// needs telling whose it is.
 	lapsed *[]string
 	roles  *[]store.ReferenceMatch
+	// held is whether the Patient of the patient context is held and not
+	// deleted, once a list naming them needs telling (see contextHeld).
+	held *bool
 }
 
 type grantKey struct {
@@ -553,6 +556,14 @@ func (d *decider) listedHolds(ctx context.Context, r store.Reader, typ string, a
 	}
 	for _, id := range ids {
 		ok := id == alt.patient
+		if ok {
+			// A deleted patient is no one's to reach, as under the
+			// care-team rule (relatedTo): what names them, such as a
+			// cohort, is no longer disclosed, not even to their token.
+			if ok, err = d.contextHeld(ctx, r); err != nil {
+				return false, err
+			}
+		}
 		if alt.careTeam {
 			if ok, err = d.relatedTo(ctx, r, id); err != nil {
 				return false, err
@@ -574,6 +585,26 @@ func (d *decider) listedHolds(ctx context.Context, r store.Reader, typ string, a
 		}
 	}
 	return true, nil
+}
+
+// contextHeld reports whether the Patient of the principal's patient
+// context is held here and not deleted, deciding once per request.
+func (d *decider) contextHeld(ctx context.Context, r store.Reader) (bool, error) {
+	d.mu.Lock()
+	held := d.held
+	d.mu.Unlock()
+	if held != nil {
+		return *held, nil
+	}
+	v, err := r.Read(ctx, "Patient", d.p.Patient)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, fmt.Errorf("access: read the Patient of the patient context: %w", err)
+	}
+	ok := err == nil && !v.Deleted
+	d.mu.Lock()
+	d.held = &ok
+	d.mu.Unlock()
+	return ok, nil
 }
 
 // listedPatients returns the patients whose resources a version with
