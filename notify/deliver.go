@@ -184,7 +184,7 @@ func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 			return
 		}
 		now := n.cfg.Now()
-		if now.Before(rw.NextAttempt) {
+		if !n.due(v, &rw, now) {
 			return
 		}
 		claim, ok := n.claim(ctx, recs, v, now)
@@ -258,10 +258,44 @@ func (n *Notifier) heldForLease(id string, now time.Time) bool {
 }
 
 // forgetSeenClaims forgets the claims first seen held more than two leases
-// ago: the row of each moved on meanwhile, or it is looked at anew, which
-// only delays taking it over.
+// ago, and the failed rows first seen more than two longest backoffs ago:
+// the row of each moved on meanwhile, or it is looked at anew, which only
+// delays taking it over or retrying it.
 func (n *Notifier) forgetSeenClaims(now time.Time) {
 	n.seenHeld.Forget(func(_ string, first time.Time) bool { return now.Sub(first) > 2*n.cfg.Lease })
+	n.seenFailed.Forget(func(_ string, first time.Time) bool { return now.Sub(first) > 2*n.cfg.MaxBackoff })
+}
+
+// due reports whether version v of a row, rw, may be attempted now: at
+// once if no attempt failed; else, when this process recorded the failure,
+// once its own clock reaches the next attempt; when another did, once this
+// process has seen v unretried for the backoff, by its own clock
+// (lease.Watch). The next attempt another process wrote is by its clock,
+// which may be hours apart from this one's: compared, a process ahead
+// would retry at once and one behind would wait hours more.
+func (n *Notifier) due(v *store.Version, rw *row, now time.Time) bool {
+	switch {
+	case rw.Attempts == 0:
+		return true
+	case rw.FailedBy == n.cfg.Holder || rw.FailedBy == "": // "": recorded before FailedBy was
+		return !now.Before(rw.NextAttempt)
+	}
+	return n.seenFailed.Expired(v.ID, v.VersionID, now, n.backoff(rw.Attempts))
+}
+
+// failedSince returns how long row rw has failed since its last failed
+// attempt, as this process can tell: by its own clock if it recorded that
+// failure, else the backoff it saw the row unretried for (due).
+func (n *Notifier) failedSince(rw *row, now time.Time) time.Duration {
+	switch {
+	case rw.Attempts == 0:
+		return 0
+	case rw.FailedBy == n.cfg.Holder:
+		return now.Sub(rw.LastFailure)
+	case rw.FailedBy == "": // recorded before FailingFor was
+		return now.Sub(rw.FirstFailure)
+	}
+	return n.backoff(rw.Attempts)
 }
 
 // stillPending reports whether version v of a row, which this process has
@@ -304,9 +338,11 @@ func (n *Notifier) fail(ctx context.Context, recs store.Tx, leased *store.Versio
 	if rw.FirstFailure.IsZero() {
 		rw.FirstFailure = now
 	}
+	rw.FailingFor += n.failedSince(rw, now)
 	rw.Attempts++
 	rw.LastError = cause.Error()
-	if now.Sub(rw.FirstFailure) >= n.cfg.ErrorAfter {
+	rw.LastFailure, rw.FailedBy = now, n.cfg.Holder
+	if rw.FailingFor >= n.cfg.ErrorAfter {
 		why := fmt.Sprintf("delivery failing since %s after %d attempts: %s",
 			rw.FirstFailure.UTC().Format(time.RFC3339), rw.Attempts, rw.LastError)
 		if err := n.setError(ctx, rw.Subscription, why); err != nil {

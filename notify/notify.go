@@ -149,6 +149,10 @@ type Notifier struct {
 	// seenHeld holds, by claim id, when this process first saw a claim
 	// of another held (claim).
 	seenHeld lease.Watch[struct{}]
+	// seenFailed holds, by row id, when this process first saw each
+	// version of a row whose failed attempt another process recorded
+	// (due).
+	seenFailed lease.Watch[int64]
 
 	lastSentMu sync.Mutex
 	lastSent   map[string]time.Time // by subscription, for heartbeats

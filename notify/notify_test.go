@@ -834,6 +834,43 @@ func TestTwoProcessesClocksApart(t *testing.T) {
 	<-done
 }
 
+// TestTwoProcessesRetriesClocksApart: two servers on one MongoDB database
+// whose clocks are two hours apart retry a failing notification in turn.
+// Each retries one the other failed once it has itself seen it unretried
+// for the backoff, by its own clock: the one ahead neither retries it at
+// once nor takes it for failing since two hours, and the one behind does
+// not wait two hours more.
+func TestTwoProcessesRetriesClocksApart(t *testing.T) {
+	eng := engines[1]
+	uri := eng.place(t)
+	a := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "a" })
+	b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b" })
+	b.clock.Advance(2 * time.Hour)
+	rx := newReceiver(t)
+	sub := idOf(t, a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "")))
+	a.deliver()
+	rx.take()
+	rx.setStatus(http.StatusServiceUnavailable)
+	a.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+	attempts := 0
+	step := func(e *env, advance time.Duration, want int, when string) {
+		t.Helper()
+		e.clock.Advance(advance)
+		e.deliver()
+		if attempts += len(rx.take()); attempts != want {
+			t.Errorf("%s: %d attempts, want %d", when, attempts, want)
+		}
+		if s := a.do("admin", "GET", "/Subscription/"+sub, "").body; field(t, s, "status") != "active" {
+			t.Fatalf("%s: %s, want active: failing for seconds only", when, s)
+		}
+	}
+	step(a, 0, 1, "a's first attempt")
+	step(b, 0, 1, "b, ahead, at once")
+	step(b, time.Second, 2, "b, a backoff after it saw a's failure")
+	step(a, 0, 2, "a, behind, at once")
+	step(a, 2*time.Second, 3, "a, a backoff after it saw b's failure")
+}
+
 // TestTwoProcessesOneResourceInOrder: two servers on one MongoDB database
 // whose clocks are an hour apart write versions of one resource in turn,
 // the second from the process whose clock is behind: its notifications

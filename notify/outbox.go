@@ -50,9 +50,18 @@ type row struct {
 	SubscriptionVersion int64     `json:"subscriptionVersion,omitempty"`
 	Created             time.Time `json:"created"`
 	Attempts            int       `json:"attempts,omitempty"`
-	NextAttempt         time.Time `json:"nextAttempt,omitzero"`
-	FirstFailure        time.Time `json:"firstFailure,omitzero"`
-	LastError           string    `json:"lastError,omitempty"`
+	// NextAttempt, FirstFailure and LastFailure are by the clock of
+	// FailedBy, the process that recorded the last failed attempt; no
+	// other process compares them with its own clock (Notifier.due).
+	NextAttempt  time.Time `json:"nextAttempt,omitzero"`
+	FirstFailure time.Time `json:"firstFailure,omitzero"`
+	LastFailure  time.Time `json:"lastFailure,omitzero"`
+	FailedBy     string    `json:"failedBy,omitempty"`
+	// FailingFor is how long the row has failed, from its first failed
+	// attempt to its last, each process adding what it measured on its
+	// own clock (Notifier.fail).
+	FailingFor time.Duration `json:"failingFor,omitempty"`
+	LastError  string        `json:"lastError,omitempty"`
 }
 
 // pendingIndex is the index of a row still to deliver: found by a search
