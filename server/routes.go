@@ -19,7 +19,9 @@ import (
 type Route struct {
 	// Method is the HTTP method; a GET route answers HEAD as well.
 	Method string
-	// Path is absolute, under /fhir, such as /fhir/$export-status.
+	// Path is absolute, under /fhir, such as /fhir/$export-status, and
+	// does not end in a slash: a request's path under /fhir reaches the
+	// routes without one (see trimTrailingSlash).
 	Path    string
 	Handler http.Handler
 }
