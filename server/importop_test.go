@@ -1487,3 +1487,23 @@ func TestImportGPConnectLanguage(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestExportGPFormula exports as coded-entries CSV a goal written in the
+// person's own words that a spreadsheet would run as a formula: the cell
+// starts with an apostrophe, so that a GP practice opening the file sees
+// the words, while a negative value stays a number.
+func TestExportGPFormula(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		pid := c.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}]}`)["id"].(string)
+		c.create("Goal", `{"resourceType":"Goal","lifecycleStatus":"active","startDate":"2026-11-03","subject":{"reference":"Patient/`+pid+`"},
+			"description":{"coding":[{"system":"http://snomed.info/sct","code":"410289001"}],"text":"=HYPERLINK(\"https://example.org\",\"walk\")"}}`)
+		c.create("Observation", `{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/`+pid+`"},"effectiveDateTime":"2026-11-03",
+			"code":{"coding":[{"system":"http://snomed.info/sct","code":"364075005"}]},"valueQuantity":{"value":-1.5,"unit":"@SUM(1)"}}`)
+		body := string(c.do("GET", "/Patient/"+pid+"/$export-gp?format=csv", "").want(t, 200).body)
+		for _, want := range []string{`'=HYPERLINK`, `,-1.5,'@SUM(1)`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the coded entries hold no %s:\n%s", want, body)
+			}
+		}
+	}, withImport)
+}

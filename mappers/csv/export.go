@@ -12,6 +12,7 @@ import (
 	"golang.org/x/text/encoding/charmap"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 	"carefhir/mappers"
 )
 
@@ -237,7 +238,7 @@ func (ew *EntryWriter) format(nhs string, e entry) []string {
 	var row []string
 	for _, col := range []struct{ name, v string }{{c.NHSNumber, nhs}, {c.Date, date}, {c.Code, e.code}, {c.Value, e.value}, {c.Unit, e.unit}, {c.Text, e.text}} {
 		if col.name != "" {
-			row = append(row, ew.text(col.v))
+			row = append(row, inert(ew.text(col.v)))
 		}
 	}
 	return row
@@ -256,6 +257,19 @@ func (ew *EntryWriter) text(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// inert returns a cell a spreadsheet opening the file shows as the text
+// it is: one starting with a character that makes a formula (=, +, -, @,
+// or a tab or carriage return before one) gets a leading apostrophe, as
+// OWASP advises against CSV injection, since free text (a goal in the
+// person's own words, a note) is written as it was given. A number, a
+// negative value, is left as it is.
+func inert(cell string) string {
+	if cell == "" || !strings.ContainsRune("=+-@\t\r", rune(cell[0])) || lexical.ValidDecimal(cell) {
+		return cell
+	}
+	return "'" + cell
 }
 
 // clipDate keeps the date of a FHIR dateTime; a partial date (a year, a
