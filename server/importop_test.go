@@ -1507,3 +1507,21 @@ func TestExportGPFormula(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportPDSNotAnObject imports as PDS payloads JSON values that are
+// no resource: 400 saying what was sent, in the words of JSON rather than
+// of the importer's code.
+func TestImportPDSNotAnObject(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for body, want := range map[string]string{
+			`[]`:                 "a JSON array, not an object",
+			`"x"`:                "a JSON string, not an object",
+			`{"resourceType":1}`: "resourceType is a JSON number, not a string",
+		} {
+			r := c.do("POST", "/$import?format=pds", body, "Content-Type", "application/fhir+json").want(t, 400)
+			if !strings.Contains(string(r.body), want) || strings.Contains(string(r.body), "Go ") {
+				t.Errorf("%s: %s, want %q", body, r.body, want)
+			}
+		}
+	}, withImport)
+}

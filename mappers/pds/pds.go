@@ -51,6 +51,14 @@ func ImportAsked(data []byte, asked string) mappers.Result {
 		Patches      json.RawMessage `json:"patches"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
+		// Said in JSON's words: the decoder's names the Go type read into.
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te) && te.Field != "":
+			return refused(te.Field, "%s is a JSON %s, not a string", te.Field, te.Value)
+		case errors.As(err, &te):
+			return refused("$", "not a JSON resource: a JSON %s, not an object", te.Value)
+		}
 		return refused("$", "not a JSON resource: %v", err)
 	}
 	if head.ResourceType == "" && head.Patches != nil {
