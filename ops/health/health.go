@@ -102,10 +102,21 @@ func New(checks []Check, timeout time.Duration, log *slog.Logger) *Handler {
 	return &Handler{checks: checks, timeout: timeout, log: log, now: time.Now}
 }
 
-// Register adds GET /livez and GET /readyz (HEAD too) to mux.
+// Register adds GET /livez and GET /readyz (HEAD too) to mux, and a 405
+// for any other method of them: the host serves its API beside them on a
+// catch-all pattern, which would otherwise answer that method 404.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /livez", h.Live)
 	mux.HandleFunc("GET /readyz", h.Ready)
+	mux.HandleFunc("/livez", methodNotAllowed)
+	mux.HandleFunc("/readyz", methodNotAllowed)
+}
+
+// methodNotAllowed refuses a probe asked with a method other than GET or
+// HEAD.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, r.Method+" "+r.URL.Path+": method not allowed, use GET or HEAD", http.StatusMethodNotAllowed)
 }
 
 // Live answers 200 whenever the process serves HTTP: it checks nothing

@@ -110,3 +110,27 @@ func TestReadyShared(t *testing.T) {
 		t.Errorf("a probe a second later, the store failing: %d %+v after %d runs; want 503 from a second run", code, body, runs)
 	}
 }
+
+// A probe asked with a method other than GET or HEAD is refused with 405
+// naming the methods served, even beside a catch-all handler (the FHIR
+// API's), which would answer it 404; HEAD is answered as GET is.
+func TestProbeMethods(t *testing.T) {
+	h := New(nil, 0, nil)
+	mux := http.NewServeMux()
+	h.Register(mux)
+	mux.HandleFunc("/", http.NotFound)
+	for _, path := range []string{"/livez", "/readyz"} {
+		for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+			if rec.Code != http.StatusMethodNotAllowed || rec.Header().Get("Allow") != "GET, HEAD" {
+				t.Errorf("%s %s: %d, Allow %q; want 405, Allow GET, HEAD", method, path, rec.Code, rec.Header().Get("Allow"))
+			}
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodHead, path, nil))
+		if rec.Code != http.StatusOK {
+			t.Errorf("HEAD %s: %d, want 200", path, rec.Code)
+		}
+	}
+}
