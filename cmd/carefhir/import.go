@@ -66,6 +66,9 @@ type importConfig struct {
 	// Provider is the FHIR base URL of the GP Connect provider that
 	// answered the files (format gpconnect).
 	Provider string `flag:"provider"`
+	// NHSNumber is the NHS number the PDS retrieve answered by the file
+	// asked for (format pds, one file).
+	NHSNumber string `flag:"nhs-number"`
 	// Batch is how many resources one batch Bundle of an NDJSON import
 	// carries.
 	Batch int `flag:"batch" validate:"gte=0"`
@@ -85,6 +88,7 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 	addSyncFlag(fs, &cfg.Sync)
 	fs.StringVar(&cfg.Mapping, "mapping", "", "CSV mapping `file` (YAML or JSON), or the name of a built-in layout such as emis-patient-list or systmone-patient-list")
 	fs.StringVar(&cfg.Provider, "provider", "", "with --format gpconnect, FHIR base `URL` of the GP Connect provider that answered the files: their ids there are kept, for bookings with it")
+	fs.StringVar(&cfg.NHSNumber, "nhs-number", "", "with --format pds and one file, the `NHS number` the retrieve it answers asked for: when PDS answered another, which superseded it, the record of this one is made inactive and replaced by it")
 	files, err := parseFlagsArgs(fs, args, getenv, cfg)
 	if err != nil {
 		return nil, err
@@ -97,6 +101,9 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 	}
 	if cfg.Format == "csv" && cfg.Mapping == "" {
 		return nil, &usageError{err: errors.New("carefhir import: --format csv needs --mapping")}
+	}
+	if cfg.NHSNumber != "" && (cfg.Format != "pds" || len(files) != 1) {
+		return nil, &usageError{err: errors.New("carefhir import: --nhs-number goes with --format pds and one file, the answer to a retrieve of that number")}
 	}
 	cfg.files = files
 	return cfg, nil
@@ -135,6 +142,9 @@ func importFiles(ctx context.Context, cfg *importConfig, factories map[string]en
 	}
 	if cfg.Provider != "" {
 		q.Set("provider", cfg.Provider)
+	}
+	if cfg.NHSNumber != "" {
+		q.Set("nhsNumber", cfg.NHSNumber)
 	}
 	for _, name := range cfg.files {
 		if err := importFile(ctx, client, base+"/$import?"+q.Encode(), cfg, name, stdout, stderr); err != nil {

@@ -570,3 +570,27 @@ func TestExportSinceDeletedPatient(t *testing.T) {
 		t.Errorf("export --since: %s", s)
 	}
 }
+
+// TestImportPDSAskedLocal imports with --nhs-number the PDS answer to a
+// retrieve of another NHS number, which it superseded: the record of the
+// number asked for is made inactive, replaced by the one answered. The
+// flag is refused with another format or with several files.
+func TestImportPDSAskedLocal(t *testing.T) {
+	dir := t.TempDir()
+	carefhir := func(args ...string) (string, error) {
+		var out strings.Builder
+		err := run(t.Context(), args, env(nil), &out, io.Discard)
+		return out.String(), err
+	}
+	const pds = "../../mappers/pds/testdata/sandbox-mocks/Patient.json"
+	out, err := carefhir("import", "--data", dir, "--format", "pds", "--nhs-number", "9000000017", pds)
+	if err != nil || !strings.Contains(out, "superseded") || !strings.Contains(out, `"name":"created","valueInteger":3`) {
+		t.Fatalf("import --nhs-number: %v\n%s", err, out)
+	}
+	if _, err := carefhir("import", "--data", dir, "--format", "csv", "--mapping", "emis-patient-list", "--nhs-number", "9000000017", pds); err == nil {
+		t.Error("--nhs-number with --format csv: no error")
+	}
+	if _, err := carefhir("import", "--data", dir, "--format", "pds", "--nhs-number", "9000000017", pds, pds); err == nil {
+		t.Error("--nhs-number with two files: no error")
+	}
+}
