@@ -331,6 +331,10 @@ type unit struct {
 	partly *refResolver
 	// work prepares the writes of POSTs and PUTs (see prepare).
 	work *parallel
+	// createMatches holds what one search found stored for each
+	// conditional create searched for with others (see storedMatch); nil
+	// until the first is settled.
+	createMatches map[*entry]storedCreateMatches
 }
 
 // entryResult is what processing an entry gave.
@@ -655,7 +659,7 @@ func (u *unit) identifyCreate(ctx context.Context, e *entry, r *entryResult) err
 // own criteria would find what the create writes, or what it finds.
 // Several matches are 412.
 func (u *unit) settleCreate(ctx context.Context, e *entry, r *entryResult) error {
-	match, err := matchOne(ctx, u.tx, r.criteria, "ifNoneExist")
+	match, err := u.storedMatch(ctx, e, r)
 	if err != nil {
 		return err
 	}
