@@ -1350,14 +1350,17 @@ func (r *reading) Find(ctx context.Context, q store.Query) (*store.Page, error) 
 // transaction time that commits after the kick-off (a request still
 // validating it, a transaction Bundle still writing) is in the export, so
 // that a copy kept up to date by exports _since the last transaction time
-// never misses it: the job starts reading once Settle has passed.
+// never misses it: the job starts reading once Settle has passed. The
+// test gives a job that does not wait a second to start reading, then
+// writes; Settle leaves that write nine seconds more, which a loaded
+// machine may need.
 func TestExportWaitsForWrites(t *testing.T) {
 	for _, eng := range engines {
 		t.Run(eng.Name, func(t *testing.T) {
 			st := eng.Open(t)
 			r := &reading{Store: st, Finder: st.(store.Finder), done: make(chan struct{})}
 			e := newEnv(t, r)
-			e.x.cfg.Settle = 2 * time.Second
+			e.x.cfg.Settle = 10 * time.Second
 			e.put("/Patient/early", patient("early"))
 			t0 := time.Now().UTC().Truncate(time.Millisecond)
 			e.clock.set(t0)
