@@ -338,11 +338,7 @@ func TestMLLPFinishesMessagesAtShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	ln.Close()
-	stop, err := startMLLP(ctx, addr, h, 10*time.Second, discardLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	stop := startMLLP(ctx, ln, h, 10*time.Second, discardLogger())
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -457,11 +453,7 @@ func TestMLLPStoreRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			addr := ln.Addr().String()
-			ln.Close()
-			stop, err := startMLLP(t.Context(), addr, h, 10*time.Second, discardLogger())
-			if err != nil {
-				t.Fatal(err)
-			}
+			stop := startMLLP(t.Context(), ln, h, 10*time.Second, discardLogger())
 			defer stop()
 			conn, err := net.Dial("tcp", addr)
 			if err != nil {

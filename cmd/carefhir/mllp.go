@@ -19,7 +19,7 @@ import (
 	"carefhir/server/access"
 )
 
-// startMLLP serves HL7 v2 messages over MLLP on addr: each is posted to
+// startMLLP serves HL7 v2 messages over MLLP on ln: each is posted to
 // $import?format=hl7v2 through h, the server's own handler, acting for the
 // system principal "mllp", so that a message is imported exactly as one
 // posted there (in one unit of work that keeps the merges earlier messages
@@ -33,11 +33,7 @@ import (
 // for a message, as the HTTP server does, and the messages being imported
 // are finished and acknowledged within timeout; stop waits for that, so
 // that the store is closed after them.
-func startMLLP(ctx context.Context, addr string, h http.Handler, timeout time.Duration, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("serve: mllp: %w", err)
-	}
+func startMLLP(ctx context.Context, ln net.Listener, h http.Handler, timeout time.Duration, logger *slog.Logger) (stop func()) {
 	// An import is not cut short by the shutdown, which waits for it.
 	actAs := access.WithPrincipal(context.WithoutCancel(ctx), access.SystemPrincipal("mllp"))
 	client := &http.Client{Transport: handlerTransport{h}}
@@ -73,7 +69,7 @@ func startMLLP(ctx context.Context, addr string, h http.Handler, timeout time.Du
 	return func() {
 		unregister()
 		shutdown()
-	}, nil
+	}
 }
 
 // importMessage posts msg to $import?format=hl7v2 and returns the

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"carefhir/bulk"
@@ -179,6 +180,27 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	if !ok {
 		return fmt.Errorf("serve: no %s engine in this build", name)
 	}
+	// Every listener is bound before the store opens: an address already
+	// taken (a second server started by mistake) stops the command before
+	// it makes a database in a new --data directory.
+	ln, err := listen("addr", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	var mln, mllpLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if mln, err = listen("metrics-addr", cfg.MetricsAddr); err != nil {
+			return err
+		}
+		defer mln.Close()
+	}
+	if cfg.MLLPAddr != "" {
+		if mllpLn, err = listen("mllp-addr", cfg.MLLPAddr); err != nil {
+			return err
+		}
+		defer mllpLn.Close()
+	}
 	reg := metrics.New()
 	cfg.metrics, cfg.logger = reg, logger
 	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -195,10 +217,6 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		logger.Info("store closed", "engine", name)
 	}()
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
 	baseURL := cfg.BaseURL
 	if tcp, ok := ln.Addr().(*net.TCPAddr); baseURL == "" && ok && !tcp.IP.IsUnspecified() {
 		// From the listener, so that port 0 yields the port really chosen.
@@ -208,17 +226,14 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	}
 	sa, err := loadAuth(ctx, cfg, baseURL, st)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	co, err := loadCare(cfg.Care, baseURL)
 	if err != nil {
-		ln.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
 	careDefs, err := co.Definitions()
 	if err != nil {
-		ln.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
 	validator, err := profiles.New(profiles.Options{Resources: careDefs})
@@ -226,7 +241,6 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		return fmt.Errorf("serve: load the conformance definitions: %w", err)
 	}
 	if err := checkRequiredProfiles(validator, cfg.RequiredProfiles); err != nil {
-		ln.Close()
 		return err
 	}
 	definitions, err := conformance.Load()
@@ -234,7 +248,6 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		definitions, err = withOperationDefinitions(definitions, careDefs)
 	}
 	if err != nil {
-		ln.Close()
 		return fmt.Errorf("serve: %w", err)
 	}
 	// The audit trail is written after the server stops serving: Close
@@ -259,13 +272,11 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	}
 	subs, err := startSubscriptions(ctx, cfg, baseURL, sa.reauthorize, auditor, logger)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	defer subs.stop()
 	exports, err := startExports(cfg, baseURL, logger)
 	if err != nil {
-		ln.Close()
 		return err
 	}
 	defer exports.Close()
@@ -310,7 +321,6 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	if name == engineMongo {
 		check, disconnect, err := mongoPrimaryCheck(cfg.MongoURI)
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("serve: %w", err)
 		}
 		defer disconnect()
@@ -318,13 +328,8 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	}
 	mux := http.NewServeMux()
 	health.New(checks, cfg.ReadyTimeout, logger).Register(mux)
-	var mln net.Listener
 	metricsURL := "not served"
-	if cfg.MetricsAddr != "" {
-		if mln, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			ln.Close()
-			return fmt.Errorf("serve: metrics: %w", err)
-		}
+	if mln != nil {
 		metricsURL = "http://" + mln.Addr().String() + "/metrics"
 	} else if sa.auth == nil {
 		mux.Handle("GET /metrics", reg.Handler())
@@ -340,7 +345,6 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	if cfg.OTLPEndpoint != "" {
 		tracer, err := tracing.New(ctx, cfg.OTLPEndpoint, version)
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("serve: %w", err)
 		}
 		// Spans not yet sent go when the server has stopped serving.
@@ -353,13 +357,8 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		}()
 		handler = tracer.Handler(mux, spanName(server.ServedTypes()))
 	}
-	if cfg.MLLPAddr != "" {
-		stopMLLP, err := startMLLP(ctx, cfg.MLLPAddr, h, cfg.ShutdownTimeout, logger)
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		defer stopMLLP()
+	if mllpLn != nil {
+		defer startMLLP(ctx, mllpLn, h, cfg.ShutdownTimeout, logger)()
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "base_url", baseURL, "engine", name,
 		"data", dataAttr(cfg), "max_body", int64(cfg.MaxBody), "version", version, "auth", sa.auth != nil, "tls", tlsCfg != nil,
@@ -385,6 +384,17 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	err = serveHTTP(ctx, ln, api, cfg.ShutdownTimeout, logger)
 	stop()
 	return errors.Join(err, <-errc)
+}
+
+// listen listens on the TCP address addr given by --flag.
+func listen(flag, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("serve: --%s %s: %w: another process listens there (is a server already running?)", flag, addr, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("serve: --%s %s: %w", flag, addr, err)
+	}
+	return ln, nil
 }
 
 // outboxHighWater is the subscription backlog beyond which the server

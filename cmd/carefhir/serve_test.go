@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"carefhir/store"
+	"carefhir/store/sqlite"
 )
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -164,29 +167,59 @@ func TestServeWithoutEngine(t *testing.T) {
 }
 
 func TestServeClosesStore(t *testing.T) {
-	tests := []struct {
-		name    string
-		addr    string
-		wantErr bool
-	}{
-		{"after shutdown", "127.0.0.1:0", false},
-		{"when listening fails", "192.0.2.1:1", true}, // TEST-NET-1: not an address of this host
+	fs := &fakeStore{}
+	factories := map[string]engineFactory{
+		engineSQLite: func(context.Context, *serveConfig) (store.Store, error) { return fs, nil },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // shut down as soon as serving starts
+	cfg := &serveConfig{Addr: "127.0.0.1:0", DataDir: t.TempDir(), ShutdownTimeout: time.Second, InsecureNoAuth: true}
+	if err := serve(ctx, cfg, factories, discardLogger(), "test"); err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if !fs.closed {
+		t.Error("store not closed")
+	}
+}
+
+// TestServeOnTakenPort starts serve on an address another process listens
+// on (a second server started by mistake), and on addresses of no
+// interface of this host: it fails naming the flag and the address, and
+// leaves no database in the new data directory, which it made before
+// finding the port taken.
+func TestServeOnTakenPort(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	tests := []struct{ name, addr, flag, value string }{
+		{"api", taken.Addr().String(), "", ""},
+		{"metrics", "127.0.0.1:0", "metrics-addr", taken.Addr().String()},
+		{"mllp", "127.0.0.1:0", "mllp-addr", taken.Addr().String()},
+		{"not this host's", "192.0.2.1:1", "", ""}, // TEST-NET-1
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fs := &fakeStore{}
-			factories := map[string]engineFactory{
-				engineSQLite: func(context.Context, *serveConfig) (store.Store, error) { return fs, nil },
+			data := filepath.Join(t.TempDir(), "data")
+			args := []string{"--addr", tt.addr, "--data", data, "--insecure-no-auth"}
+			if tt.flag != "" {
+				args = append(args, "--"+tt.flag, tt.value)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel() // shut down as soon as serving starts
-			cfg := &serveConfig{Addr: tt.addr, DataDir: t.TempDir(), ShutdownTimeout: time.Second, InsecureNoAuth: true}
-			err := serve(ctx, cfg, factories, discardLogger(), "test")
-			if (err != nil) != tt.wantErr {
-				t.Errorf("serve: %v, want error %v", err, tt.wantErr)
+			cfg, err := parseServeConfig(args, nil, io.Discard)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if !fs.closed {
-				t.Error("store not closed")
+			err = serve(t.Context(), cfg, engines(), discardLogger(), "test")
+			want := "--addr " + tt.addr
+			if tt.flag != "" {
+				want = "--" + tt.flag + " " + tt.value
+			}
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("serve: %v, want an error naming %s", err, want)
+			}
+			if _, err := os.Stat(filepath.Join(data, sqlite.FileName)); err == nil {
+				t.Errorf("serve made a database in %s before failing to listen", data)
 			}
 		})
 	}
