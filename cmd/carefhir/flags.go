@@ -309,6 +309,12 @@ func envCommands() map[string]envParser {
 // misspelling of one.
 var serviceLink = regexp.MustCompile(`^` + envPrefix + `([A-Z0-9_]+_)?(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$`)
 
+// testVariable matches the variables the project's own test suite reads
+// (CAREFHIR_CLIENT_TESTS, which .ci/run sets for the whole of go test, and
+// CAREFHIR_TEST_MONGO_URI), so that a server a test starts in that
+// environment is not stopped by them.
+var testVariable = regexp.MustCompile(`^` + envPrefix + `(CLIENT_TESTS|TEST_[A-Z0-9_]+)$`)
+
 // refuseUnknownVariables returns a usage error naming each variable of
 // environ (KEY=value pairs, as os.Environ returns them) that starts with
 // envPrefix, is not empty and sets no flag of any command of envCommands,
@@ -317,7 +323,7 @@ var serviceLink = regexp.MustCompile(`^` + envPrefix + `([A-Z0-9_]+_)?(SERVICE_H
 // refused. Every command's variables are accepted by each, since one
 // environment serves them all (backup runs in the container serve runs
 // in, with its CAREFHIR_ADDR); so are those of Kubernetes' Services
-// (serviceLink).
+// (serviceLink) and of the test suite (testVariable).
 func refuseUnknownVariables(args, environ []string) error {
 	name, _ := command(args)
 	commands := envCommands()
@@ -336,7 +342,7 @@ func refuseUnknownVariables(args, environ []string) error {
 	var unknown []string
 	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, envPrefix) && v != "" && !known[k] && !serviceLink.MatchString(k) {
+		if strings.HasPrefix(k, envPrefix) && v != "" && !known[k] && !serviceLink.MatchString(k) && !testVariable.MatchString(k) {
 			unknown = append(unknown, k)
 		}
 	}
