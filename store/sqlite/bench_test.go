@@ -144,11 +144,13 @@ func BenchmarkPut(b *testing.B) {
 			ctx := b.Context()
 			b.SetBytes(int64(len(pool[0].JSON)))
 			b.ResetTimer()
+			cpu := cpuTime(b)
 			for i := range int64(b.N) {
 				if err := s.Put(ctx, nthWrite(pool, "p", i)); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/1e3, "cpu-µs/create")
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 		})
 	}
@@ -166,6 +168,7 @@ func BenchmarkPutParallel(b *testing.B) {
 			ctx := b.Context()
 			b.SetParallelism(parallelism(8))
 			b.ResetTimer()
+			cpu := cpuTime(b)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if err := s.Put(ctx, nthWrite(pool, "p", n.Add(1))); err != nil {
@@ -174,6 +177,7 @@ func BenchmarkPutParallel(b *testing.B) {
 					}
 				}
 			})
+			b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/1e3, "cpu-µs/create")
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 		})
 	}
@@ -231,6 +235,7 @@ func BenchmarkTransact(b *testing.B) {
 			defer closeUntimed(b, s)
 			ctx := b.Context()
 			b.ResetTimer()
+			cpu := cpuTime(b)
 			for done := 0; done < b.N; done += transactSize {
 				err := s.Transact(ctx, func(tx store.Tx) error {
 					for i := done; i < min(done+transactSize, b.N); i++ {
@@ -244,6 +249,7 @@ func BenchmarkTransact(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(cpuTime(b)-cpu)/float64(b.N)/1e3, "cpu-µs/put")
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "puts/s")
 		})
 	}

@@ -69,13 +69,26 @@ func (s *Store) join(ctx context.Context) (*group, error) {
 }
 
 // leave ends the caller's unit of work in the group: it keeps it if ok,
-// and rolls it back otherwise. If the unit cannot be ended (SQLite has
-// rolled the whole transaction back after an I/O error, say), the group
-// fails, and leave returns that error. The caller holds the writer.
+// and rolls it back otherwise. If the unit cannot be kept (the search rows
+// it held back cannot be inserted), it is rolled back, and leave returns
+// why. If the unit cannot be ended (SQLite has rolled the whole
+// transaction back after an I/O error, say), the group fails, and leave
+// returns that error. The caller holds the writer.
 func (s *Store) leave(ok bool) error {
 	g := s.group
 	if g == nil {
+		s.writer.index.discard()
 		return nil // the group has failed already
+	}
+	var flushErr error
+	if ok {
+		if flushErr = s.writer.index.flush(context.Background()); flushErr != nil {
+			flushErr = fmt.Errorf("insert search rows: %w", flushErr)
+			ok = false
+		}
+	}
+	if !ok {
+		s.writer.index.discard()
 	}
 	if g.bare {
 		g.bare = false
@@ -89,7 +102,7 @@ func (s *Store) leave(ok bool) error {
 		s.group = nil
 		s.writer.rollback()
 		close(g.done)
-		return nil
+		return flushErr
 	}
 	if ok {
 		if _, err := s.writer.releaseSavepoint.ExecContext(context.Background()); err != nil {
@@ -111,7 +124,7 @@ func (s *Store) leave(ok bool) error {
 		s.failGroup(err)
 		return err
 	}
-	return nil
+	return flushErr
 }
 
 // release lets the writer go. It commits the open group unless another

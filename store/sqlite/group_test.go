@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,8 +18,8 @@ import (
 // TestGroupedUnitsStandAlone runs units of work and Puts from 8 goroutines
 // at once, so that they share commits, with every third unit failing after
 // its writes and some writes conflicting: each unit that succeeded is there
-// whole, each that failed is not there at all, and a conflict or failure
-// takes nothing else with it.
+// whole, search rows included, each that failed is not there at all, and a
+// conflict or failure takes nothing else with it.
 func TestGroupedUnitsStandAlone(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -87,11 +88,15 @@ func TestGroupedUnitsStandAlone(t *testing.T) {
 				if _, err := s.Read(ctx, "Patient", id); err != nil {
 					t.Errorf("Patient/%s of a unit that succeeded: %v", id, err)
 				}
+				checkIdentifierFinds(t, s, id, id)
 			}
 			for _, id := range abandoned {
 				if _, err := s.Read(ctx, "Patient", id); !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("Patient/%s of a unit that failed: %v, want ErrNotFound", id, err)
 				}
+				// The resources written after it took its row numbers:
+				// none of them may carry its search rows.
+				checkIdentifierFinds(t, s, id)
 			}
 			for g := range 8 {
 				for i := range 30 {
@@ -101,6 +106,23 @@ func TestGroupedUnitsStandAlone(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkIdentifierFinds checks that Patient?identifier=s|code finds the
+// Patients ids.
+func checkIdentifierFinds(t *testing.T, s store.Store, code string, ids ...string) {
+	t.Helper()
+	got, err := s.Search(t.Context(), store.Query{Type: "Patient", Where: []store.Clause{{Param: "identifier", Tokens: []store.TokenMatch{{System: "s", Code: code}}}}})
+	if err != nil {
+		t.Fatalf("Patient?identifier=s|%s: %v", code, err)
+	}
+	var found []string
+	for _, v := range got {
+		found = append(found, v.ID)
+	}
+	if !slices.Equal(found, ids) {
+		t.Errorf("Patient?identifier=s|%s found %v, want %v", code, found, ids)
 	}
 }
 

@@ -25,27 +25,53 @@ var indexColumns = map[kind][]string{
 	kindRange:     {"low", "high", "system", "code", "unit"},
 }
 
-// maxRows is the most rows one INSERT writes: a statement costs about as
-// much as a row, so a resource's rows of a table go in as few as possible.
-const maxRows = 16
+// The search rows of a unit of work are inserted together, many per
+// INSERT: each statement costs its binding, database/sql and VDBE set-up
+// whatever rows it writes, and an audit batch or a transaction bundle
+// writes a few rows into each table for each of its resources. An INSERT
+// writes maxRows rows, or a power of two of them down to maxExact, or
+// exactly as many as are left up to maxExact: at most a handful of
+// statements per table and unit, from few prepared ones. 128 rows of the
+// widest table bind 1,280 variables, far below SQLite's limit.
+const (
+	maxRows  = 128
+	maxExact = 16
+)
 
-// indexStmts write the search tables: per table the inserts of 1 to
-// maxRows rows, prepared on the writer connection when first needed, and
+// insertShape names the INSERT of rows rows into the search table of kind k.
+type insertShape struct {
+	k    kind
+	rows int
+}
+
+// indexStmts write the search tables: the inserts of each table, by
+// number of rows, prepared on the writer connection when first needed, and
 // one delete of a resource's rows.
+//
+// add holds back the rows it is given until a table has maxRows of them,
+// and flush inserts the rest: the unit of work flushes before it ends and
+// before anything in it searches, and remove before it deletes the rows of
+// a resource that has rows held back. Every search inside the unit so sees
+// the rows written before it.
 type indexStmts struct {
-	conn   *sql.Conn
-	params paramIDs
-	insert map[kind]*[maxRows]*sql.Stmt // [n-1] inserts n rows
-	delete []*sql.Stmt
-	rows   map[kind][]any // the arguments of the rows add is writing, by table
+	conn    *sql.Conn
+	params  paramIDs
+	insert  map[insertShape]*sql.Stmt
+	delete  []*sql.Stmt
+	rows    map[kind][]any // the arguments of the rows add is building, by table
+	pending map[kind][]any // the arguments of the rows held back, by table
+	// pendingRIDs holds the resources with rows held back, if any.
+	pendingRIDs map[int64]struct{}
 }
 
 func prepareIndex(ctx context.Context, c *sql.Conn) (st *indexStmts, err error) {
 	st = &indexStmts{
-		conn:   c,
-		params: paramIDs{cache: map[paramKey]param{}},
-		insert: map[kind]*[maxRows]*sql.Stmt{},
-		rows:   map[kind][]any{},
+		conn:        c,
+		params:      paramIDs{cache: map[paramKey]param{}},
+		insert:      map[insertShape]*sql.Stmt{},
+		rows:        map[kind][]any{},
+		pending:     map[kind][]any{},
+		pendingRIDs: map[int64]struct{}{},
 	}
 	defer func() {
 		if err != nil {
@@ -64,7 +90,6 @@ func prepareIndex(ctx context.Context, c *sql.Conn) (st *indexStmts, err error) 
 		return st, err
 	}
 	for _, t := range searchTables {
-		st.insert[t.kind] = new([maxRows]*sql.Stmt)
 		del, err := prepare(`DELETE FROM ` + t.name + ` WHERE rid = ?`)
 		if err != nil {
 			return st, err
@@ -80,12 +105,8 @@ func (st *indexStmts) close() {
 			s.Close()
 		}
 	}
-	for _, ss := range st.insert {
-		for _, s := range ss {
-			if s != nil {
-				s.Close()
-			}
-		}
+	for _, s := range st.insert {
+		s.Close()
 	}
 	for _, s := range st.delete {
 		s.Close()
@@ -94,6 +115,11 @@ func (st *indexStmts) close() {
 
 // remove deletes the search rows of resource rid.
 func (st *indexStmts) remove(ctx context.Context, rid int64) error {
+	if _, ok := st.pendingRIDs[rid]; ok {
+		if err := st.flush(ctx); err != nil {
+			return err
+		}
+	}
 	for _, d := range st.delete {
 		if _, err := d.ExecContext(ctx, rid); err != nil {
 			return err
@@ -102,7 +128,8 @@ func (st *indexStmts) remove(ctx context.Context, rid int64) error {
 	return nil
 }
 
-// add writes the search rows of ix for resource rid of type typ.
+// add writes the search rows of ix for resource rid of type typ, holding
+// back those of each table that do not fill an INSERT of maxRows.
 func (st *indexStmts) add(ctx context.Context, typ string, rid int64, ix *store.Index) error {
 	for k, args := range st.rows {
 		st.rows[k] = args[:0]
@@ -122,12 +149,41 @@ func (st *indexStmts) add(ctx context.Context, typ string, rid int64, ix *store.
 		return err
 	}
 	for _, t := range searchTables {
-		sortRows(st.rows[t.kind], len(indexColumns[t.kind])+2)
-		if err := st.insertRows(ctx, t, st.rows[t.kind]); err != nil {
+		rows := st.rows[t.kind]
+		if len(rows) == 0 {
+			continue
+		}
+		sortRows(rows, len(indexColumns[t.kind])+2)
+		if err := st.insertRows(ctx, t, append(st.pending[t.kind], rows...), false); err != nil {
 			return err
 		}
 	}
+	st.pendingRIDs[rid] = struct{}{}
 	return nil
+}
+
+// flush inserts the rows held back.
+func (st *indexStmts) flush(ctx context.Context) error {
+	if len(st.pendingRIDs) == 0 {
+		return nil
+	}
+	for _, t := range searchTables {
+		if err := st.insertRows(ctx, t, st.pending[t.kind], true); err != nil {
+			return err
+		}
+	}
+	clear(st.pendingRIDs)
+	return nil
+}
+
+// discard forgets the rows held back, which the unit of work they belong
+// to has rolled back.
+func (st *indexStmts) discard() {
+	for k, args := range st.pending {
+		clear(args)
+		st.pending[k] = args[:0]
+	}
+	clear(st.pendingRIDs)
 }
 
 // sortRows orders the rows of one table, width arguments each (pid, the
@@ -245,28 +301,47 @@ func eachRow(ix *store.Index, row func(k kind, param string, values ...any) erro
 	return nil
 }
 
-// insertRows writes the rows of table t whose arguments args holds, one
-// row after the other, up to maxRows per statement.
-func (st *indexStmts) insertRows(ctx context.Context, t searchTable, args []any) error {
+// insertRows inserts the rows of table t whose arguments args holds, one
+// row after the other: all of them, or, unless all, those that fill
+// INSERTs of maxRows. It keeps the rest in st.pending, in the space of
+// args.
+func (st *indexStmts) insertRows(ctx context.Context, t searchTable, args []any, all bool) error {
 	width := len(indexColumns[t.kind]) + 2
-	for len(args) > 0 {
-		n := min(len(args)/width, maxRows)
+	rest := args
+	for len(rest) >= maxRows*width || all && len(rest) > 0 {
+		n := rowsPerInsert(len(rest) / width)
 		stmt, err := st.insertStmt(ctx, t, n)
 		if err != nil {
 			return err
 		}
-		if _, err := stmt.ExecContext(ctx, args[:n*width]...); err != nil {
+		if _, err := stmt.ExecContext(ctx, rest[:n*width]...); err != nil {
 			return err
 		}
-		args = args[n*width:]
+		rest = rest[n*width:]
 	}
+	n := copy(args, rest)
+	clear(args[n:])
+	st.pending[t.kind] = args[:n]
 	return nil
+}
+
+// rowsPerInsert returns how many of n rows the next INSERT writes.
+func rowsPerInsert(n int) int {
+	if n <= maxExact {
+		return n
+	}
+	size := maxRows
+	for size > n {
+		size /= 2
+	}
+	return size
 }
 
 // insertStmt returns the statement that inserts n rows into t, preparing
 // it the first time.
 func (st *indexStmts) insertStmt(ctx context.Context, t searchTable, n int) (*sql.Stmt, error) {
-	if s := st.insert[t.kind][n-1]; s != nil {
+	shape := insertShape{t.kind, n}
+	if s := st.insert[shape]; s != nil {
 		return s, nil
 	}
 	cols := append(append([]string{"pid"}, indexColumns[t.kind]...), "rid")
@@ -277,6 +352,6 @@ func (st *indexStmts) insertStmt(ctx context.Context, t searchTable, n int) (*sq
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	st.insert[t.kind][n-1] = s
+	st.insert[shape] = s
 	return s, nil
 }

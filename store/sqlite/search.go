@@ -33,7 +33,13 @@ func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 
 // Find runs q inside the unit of work.
 func (t *tx) Find(ctx context.Context, q store.Query) (p *store.Page, err error) {
-	err = t.do(func() error { p, err = t.s.txRead.Find(ctx, q); return err })
+	err = t.do(func() error {
+		if err := t.flush(); err != nil {
+			return err
+		}
+		p, err = t.s.txRead.Find(ctx, q)
+		return err
+	})
 	return p, err
 }
 

@@ -543,8 +543,27 @@ func (t *tx) History(ctx context.Context, q store.HistoryQuery) (p *store.Histor
 }
 
 func (t *tx) Search(ctx context.Context, q store.Query) (vs []*store.Version, err error) {
-	err = t.do(func() error { vs, err = t.s.txRead.Search(ctx, q); return err })
+	err = t.do(func() error {
+		if err := t.flush(); err != nil {
+			return err
+		}
+		vs, err = t.s.txRead.Search(ctx, q)
+		return err
+	})
 	return vs, err
+}
+
+// flush inserts the search rows the unit's writes have held back, so that
+// a search sees them; the caller holds t.mu. Reads by id and of history
+// read no search rows, and need none. A failure may leave some rows
+// inserted and others not, so it fails the unit of work.
+func (t *tx) flush() error {
+	// Not cancelled with a context, which would stop it half-way.
+	if err := t.s.writer.index.flush(context.Background()); err != nil {
+		t.failed = fmt.Errorf("insert search rows: %w", err)
+		return t.failed
+	}
+	return nil
 }
 
 // Put writes w in the unit of work. A conflict is found before anything is

@@ -112,6 +112,7 @@ func (w *writer) forgetTouched() {
 // the next BEGIN says so if it cannot.
 func (w *writer) rollback() {
 	w.rollbackStmt.ExecContext(context.Background())
+	w.index.discard()
 	w.index.params.forget()
 	w.forgetTouched()
 }

@@ -66,6 +66,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"FindPagingUnderWrites", func(t *testing.T, s store.Store) { testPagingUnderWrites(t, s, o.scale) }},
 		{"TransactCommit", testTransactCommit},
 		{"TransactRollback", testTransactRollback},
+		{"TransactRewrite", testTransactRewrite},
 		{"TransactFailsAtEntry", testTransactFailsAtEntry},
 		{"ConcurrentTransacts", testConcurrentTransacts},
 		{"ConditionalCreateRace", testConditionalCreateRace},

@@ -11,6 +11,43 @@ import (
 	"carefhir/store"
 )
 
+// testTransactRewrite writes a resource twice, and creates and deletes
+// another, in one unit of work: searches inside it and after it find each
+// by the values of its last version only.
+func testTransactRewrite(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	check := func(where string, r store.Reader) {
+		t.Helper()
+		for value, want := range map[string][]string{"r1": nil, "r2": {"r"}, "d1": nil} {
+			got, err := r.Search(ctx, store.Query{Type: "Patient", Where: []store.Clause{clause("identifier", code(value))}})
+			if err != nil {
+				t.Fatalf("Search %s: %v", where, err)
+			}
+			if ids := idsOf(got); !slices.Equal(ids, want) {
+				t.Errorf("Patient?identifier=%s %s found %v, want %v", value, where, ids, want)
+			}
+		}
+	}
+	err := s.Transact(ctx, func(tx store.Tx) error {
+		for _, w := range []*store.Write{
+			create("Patient", "r", at(0), "r1", tok("identifier", "s", "r1")),
+			create("Patient", "d", at(0), "d1", tok("identifier", "s", "d1")),
+			update("Patient", "r", 1, at(1000), "r2", tok("identifier", "s", "r2")),
+			tombstone("Patient", "d", 1, at(1000)),
+		} {
+			if err := tx.Put(ctx, w); err != nil {
+				return err
+			}
+		}
+		check("inside the unit of work", tx)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Transact: %v", err)
+	}
+	check("after it", s)
+}
+
 // testTransactFailsAtEntry has a unit of work fail at its entry n, after
 // n-1 writes (creates, updates and a delete) that must leave no trace.
 func testTransactFailsAtEntry(t *testing.T, s store.Store) {
