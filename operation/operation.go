@@ -81,6 +81,10 @@ type Invocation struct {
 	ContentType string
 	// Query holds the query parameters, the parameters of a GET.
 	Query url.Values
+	// Base is the server's public base, including /fhir, such as
+	// http://127.0.0.1:8080/fhir: the root of the absolute fullUrls of a
+	// Bundle the operation answers.
+	Base string
 	// Handling is the client's handling preference (Prefer: handling=…):
 	// "strict", "lenient", or "" when it states none.
 	Handling string

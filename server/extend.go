@@ -42,7 +42,7 @@ func (a *api) registerExtensions() {
 // request, invokes op with the request's context and renders its result.
 func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 	return func(c *gin.Context, where invocation) {
-		inv := &ext.Invocation{Type: where.Type, ID: where.ID, Query: c.Request.URL.Query(), Handling: preference(c, "handling"), Store: &opStore{a: a, c: c}}
+		inv := &ext.Invocation{Type: where.Type, ID: where.ID, Query: c.Request.URL.Query(), Base: a.baseURL(c), Handling: preference(c, "handling"), Store: &opStore{a: a, c: c}}
 		_, inv.RespondAsync = prefers(c, "respond-async")
 		if op.RawBody && c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
 			inv.Body, inv.ContentType = c.Request.Body, c.GetHeader("Content-Type")

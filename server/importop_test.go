@@ -156,6 +156,16 @@ func TestExportGP(t *testing.T) {
 		if b["type"] != "collection" || len(entries) != 3 {
 			t.Fatalf("the record: %v", b)
 		}
+		// Bundle.entry.fullUrl is absolute: the server's base with the
+		// resource's Type/id, against which the record's relative
+		// references (Patient/id) resolve (R4 bundle.html).
+		for _, e := range entries {
+			e := e.(map[string]any)
+			res := e["resource"].(map[string]any)
+			if want := c.base + "/" + res["resourceType"].(string) + "/" + res["id"].(string); e["fullUrl"] != want {
+				t.Errorf("an entry's fullUrl: %v, want %s", e["fullUrl"], want)
+			}
+		}
 		if ep := entries[0].(map[string]any)["resource"].(map[string]any); ep["address"] != nil || strings.Contains(fmt.Sprint(b), "Hidden Lane") {
 			t.Errorf("the restricted record was exported with where the person is: %v", ep)
 		}

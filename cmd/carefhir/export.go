@@ -23,7 +23,12 @@ type exportConfig struct {
 	Appointment  string `flag:"appointment"`
 	Provider     string `flag:"provider"`
 	Organization string `flag:"organization"`
+	BaseURL      string `flag:"base-url" validate:"omitempty,base_url"`
 }
+
+// defaultExportBase is the base of a local store's export when --base-url
+// is not given: the one serve answers with its default --addr.
+const defaultExportBase = "http://127.0.0.1:8080/fhir"
 
 func parseExportConfig(args []string, getenv func(string) string, stderr io.Writer) (*exportConfig, error) {
 	cfg := &exportConfig{}
@@ -37,10 +42,14 @@ func parseExportConfig(args []string, getenv func(string) string, stderr io.Writ
 	fs.StringVar(&cfg.Appointment, "appointment", "", "`id` of the Appointment to book (gpconnect-appointment)")
 	fs.StringVar(&cfg.Provider, "provider", "", "FHIR base `URL` of the GP Connect provider the appointment is booked with")
 	fs.StringVar(&cfg.Organization, "organization", "", "ODS `code` of the booking organisation")
+	fs.StringVar(&cfg.BaseURL, "base-url", defaultExportBase, "public FHIR base `URL` of the local store's server, which the exported entries' fullUrls start with (a server's export names its own)")
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
 	if err := refuseTwoStores(fs); err != nil {
+		return nil, err
+	}
+	if err := refuseOverridden(fs, "base-url", "url"); err != nil {
 		return nil, err
 	}
 	if cfg.Format == "gpconnect-appointment" && cfg.Appointment == "" || cfg.Format != "gpconnect-appointment" && (cfg.Patient == "") == (cfg.Since == "") {
@@ -56,6 +65,7 @@ func exportRecords(ctx context.Context, cfg *exportConfig, factories map[string]
 			return fmt.Errorf("export: %w", err)
 		}
 	}
+	cfg.base = cfg.BaseURL
 	client, base, closeFn, err := cfg.client(ctx, factories)
 	if err != nil {
 		return err

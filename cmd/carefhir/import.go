@@ -35,6 +35,10 @@ type transferConfig struct {
 	MongoURI string `flag:"mongo-uri" validate:"omitempty,mongo_uri"`
 	// Sync is --sync of the local SQLite store, which only import sets.
 	Sync string `flag:"sync" validate:"omitempty,oneof=full normal"`
+	// base is the public base of the server built on a local store, which
+	// the links it answers start with; empty, http://local/fhir. Export
+	// sets it, for the fullUrls of the record.
+	base string
 }
 
 func (t *transferConfig) flags(fs interface {
@@ -297,7 +301,10 @@ func (t *transferConfig) client(ctx context.Context, factories map[string]engine
 		st.Close()
 		return nil, "", nil, fmt.Errorf("load the conformance definitions: %w", err)
 	}
-	const local = "http://local/fhir"
+	local := "http://local/fhir"
+	if t.base != "" {
+		local = strings.TrimSuffix(t.base, "/")
+	}
 	// What the command writes is matched against the Subscriptions, as
 	// through a running server: the notifications wait in the outbox,
 	// which the next serve delivers.
@@ -314,5 +321,25 @@ func (t *transferConfig) client(ctx context.Context, factories map[string]engine
 		Hooks: []operation.Hook{notifier.Hook()}, Attach: []func(operation.Store){notifier.Attach},
 		// A large file is one transaction, however long it takes.
 		Limits: server.Limits{Deadline: 24 * time.Hour}})
-	return &http.Client{Transport: streamTransport{h}}, local, func() { auditor.Close(); st.Close() }, nil
+	return &http.Client{Transport: streamTransport{atBase(h, local)}}, local, func() { auditor.Close(); st.Close() }, nil
+}
+
+// atBase serves h, which serves the API under /fhir, under the path of
+// base, so that the links the server answers (a search's next page) lead
+// back to it whatever that path is.
+func atBase(h http.Handler, base string) http.Handler {
+	u, err := url.Parse(base)
+	if err != nil || u.Path == "/fhir" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.Path, u.Path)
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		r = r.Clone(r.Context())
+		r.URL.Path, r.URL.RawPath = "/fhir"+rest, ""
+		h.ServeHTTP(w, r)
+	})
 }

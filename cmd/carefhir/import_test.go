@@ -586,3 +586,46 @@ func TestImportPDSAskedLocal(t *testing.T) {
 		t.Error("--nhs-number with two files: no error")
 	}
 }
+
+// TestExportFullURLs exports a local store's record: each entry's fullUrl
+// is absolute, under --base-url (by default the base serve answers with
+// its default --addr), so that the record's relative references resolve
+// against it, whatever the path of that base. --base-url names the base of
+// a local store only: a server's export is under its own.
+func TestExportFullURLs(t *testing.T) {
+	dir := t.TempDir()
+	carefhir := func(args ...string) (string, error) {
+		var out strings.Builder
+		err := run(t.Context(), args, env(nil), &out, io.Discard)
+		return out.String(), err
+	}
+	if out, err := carefhir("import", "--data", dir, "--format", "pds", "../../mappers/pds/testdata/sandbox-mocks/Patient.json"); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	for _, tt := range []struct {
+		args []string
+		base string
+	}{
+		{nil, "http://127.0.0.1:8080/fhir"},
+		{[]string{"--base-url", "https://care.example.nhs.uk/leeds/r4"}, "https://care.example.nhs.uk/leeds/r4"},
+	} {
+		out, err := carefhir(append([]string{"export", "--data", dir, "--since", "2000-01-01"}, tt.args...)...)
+		var b struct {
+			Entry []struct {
+				FullURL  string
+				Resource struct{ ResourceType, ID string }
+			}
+		}
+		if err != nil || json.Unmarshal([]byte(out), &b) != nil || len(b.Entry) != 1 {
+			t.Fatalf("export %v: %v %s", tt.args, err, out)
+		}
+		e := b.Entry[0]
+		if want := tt.base + "/" + e.Resource.ResourceType + "/" + e.Resource.ID; e.FullURL != want {
+			t.Errorf("export %v: fullUrl %s, want %s", tt.args, e.FullURL, want)
+		}
+	}
+	_, err := carefhir("export", "--url", "http://127.0.0.1:1/fhir", "--base-url", "https://care.example.nhs.uk/fhir", "--patient", "1")
+	if err == nil || !strings.Contains(err.Error(), "--base-url") || exitCode(err, io.Discard) != 2 {
+		t.Errorf("export --url with --base-url: %v, want a usage error naming --base-url", err)
+	}
+}

@@ -46,7 +46,7 @@ func invokeExport(ctx context.Context, inv *operation.Invocation) (*operation.Re
 	}
 	switch {
 	case inv.Type == "Patient" && (format == "bundle" || format == ""):
-		b, err := PatientRecord(ctx, inv.Store, inv.ID)
+		b, err := PatientRecord(ctx, inv.Store, inv.Base, inv.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -107,20 +107,23 @@ func eachRecord(ctx context.Context, st operation.Store, id string, fn func(v *s
 // PatientRecord returns the care-coordination record of Patient id as a
 // collection Bundle: the Patient (redacted when its record is restricted),
 // then its care plans, goals, care teams, appointments, observations,
-// questionnaire responses and tasks.
-func PatientRecord(ctx context.Context, st operation.Store, id string) (*fhir.Bundle, error) {
+// questionnaire responses and tasks. Each entry's fullUrl is the
+// resource's URL under base, the server's public base: R4 wants it
+// absolute, and the references of the record (Patient/id) resolve against
+// the base it starts with.
+func PatientRecord(ctx context.Context, st operation.Store, base, id string) (*fhir.Bundle, error) {
 	p, err := patient(ctx, st, id)
 	if err != nil {
 		return nil, err
 	}
 	b := &fhir.Bundle{Type: fhir.NewCode("collection")}
-	b.Entry = append(b.Entry, &fhir.BundleEntry{FullUrl: fhir.NewUri("Patient/" + id), Resource: pds.Redact(p)})
+	b.Entry = append(b.Entry, &fhir.BundleEntry{FullUrl: fhir.NewUri(base + "/Patient/" + id), Resource: pds.Redact(p)})
 	err = eachRecord(ctx, st, id, func(v *store.Version) error {
 		res, err := fhirjson.UnmarshalAs(v.JSON, v.Type)
 		if err != nil {
 			return err
 		}
-		b.Entry = append(b.Entry, &fhir.BundleEntry{FullUrl: fhir.NewUri(v.Type + "/" + v.ID), Resource: res})
+		b.Entry = append(b.Entry, &fhir.BundleEntry{FullUrl: fhir.NewUri(base + "/" + v.Type + "/" + v.ID), Resource: res})
 		return nil
 	})
 	if err != nil {
