@@ -22,7 +22,7 @@ import (
 func checkExposure(cfg *serveConfig, logger *slog.Logger) error {
 	if cfg.AuthFile != "" {
 		if cfg.InsecureNoAuth {
-			return &usageError{err: errors.New("--auth and --insecure-no-auth contradict each other: give one")}
+			return &usageError{err: errors.New("serve: --auth and --insecure-no-auth contradict each other: give one")}
 		}
 		return nil
 	}
@@ -33,7 +33,7 @@ func checkExposure(cfg *serveConfig, logger *slog.Logger) error {
 	case cfg.InsecureNoAuth:
 		logger.Warn(risk+" (--insecure-no-auth)", "addr", cfg.Addr)
 	default:
-		return &usageError{err: fmt.Errorf("refusing to serve %s without authentication: give --auth FILE (see docs/security.md), "+
+		return &usageError{err: fmt.Errorf("serve: refusing to serve %s without authentication: give --auth FILE (see docs/security.md), "+
 			"listen on a loopback address such as 127.0.0.1:8080, or accept the risk with --insecure-no-auth", cfg.Addr)}
 	}
 	return nil

@@ -53,7 +53,7 @@ func parseExportConfig(args []string, getenv func(string) string, stderr io.Writ
 		return nil, err
 	}
 	if cfg.Format == "gpconnect-appointment" && cfg.Appointment == "" || cfg.Format != "gpconnect-appointment" && (cfg.Patient == "") == (cfg.Since == "") {
-		return nil, &usageError{err: errors.New("carefhir export: name --patient or --since (bundle, csv), or --appointment (gpconnect-appointment)")}
+		return nil, &usageError{err: errors.New("export: name --patient or --since (bundle, csv), or --appointment (gpconnect-appointment)")}
 	}
 	return cfg, nil
 }
@@ -68,7 +68,7 @@ func exportRecords(ctx context.Context, cfg *exportConfig, factories map[string]
 	cfg.base = cfg.BaseURL
 	client, base, closeFn, err := cfg.client(ctx, factories)
 	if err != nil {
-		return err
+		return fmt.Errorf("export: %w", err)
 	}
 	defer closeFn()
 	if cfg.Since != "" {

@@ -39,6 +39,12 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// commandName is the command whose flags fs holds, as its messages name
+// it after the program's name: "export" for "carefhir export".
+func commandName(fs *flag.FlagSet) string {
+	return strings.TrimPrefix(fs.Name(), "carefhir ")
+}
+
 // envPrefix starts the name of the environment variable behind every flag.
 const envPrefix = "CAREFHIR_"
 
@@ -66,7 +72,7 @@ func setFromEnv(fs *flag.FlagSet, getenv func(string) string) (map[string]bool, 
 		if err := f.Value.Set(v); err != nil {
 			// The value is left out: it may be a secret, such as a URI
 			// with a password.
-			errs = append(errs, fmt.Errorf("%s, which sets --%s: %w", name, f.Name, err))
+			errs = append(errs, fmt.Errorf("%s: %s, which sets --%s: %w", commandName(fs), name, f.Name, err))
 		}
 		set[f.Name] = true
 	})
@@ -83,7 +89,7 @@ func setFromEnv(fs *flag.FlagSet, getenv func(string) string) (map[string]bool, 
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, cfg any) error {
 	rest, err := parseFlagsArgs(fs, args, getenv, cfg)
 	if len(rest) > 0 {
-		return &usageError{err: fmt.Errorf("%s: unexpected argument %q", fs.Name(), rest[0])}
+		return &usageError{err: fmt.Errorf("%s: unexpected argument %q", commandName(fs), rest[0])}
 	}
 	return err
 }
@@ -109,7 +115,7 @@ func parseFlagsArgs(fs *flag.FlagSet, args []string, getenv func(string) string,
 	}
 	// A flag given on the command line won over its variable.
 	fs.Visit(func(f *flag.Flag) { delete(fromEnv, f.Name) })
-	return fs.Args(), validate(cfg, fromEnv)
+	return fs.Args(), validate(commandName(fs), cfg, fromEnv)
 }
 
 // refuseOverridden returns a usage error when the flag lost was given a
@@ -128,13 +134,14 @@ func refuseOverridden(fs *flag.FlagSet, lost, won string) error {
 	if !typed[won] {
 		by = envName(won) + ", which sets --" + won + ","
 	}
-	return &usageError{err: fmt.Errorf("%s: --%s and %s name two stores: give one", fs.Name(), lost, by)}
+	return &usageError{err: fmt.Errorf("%s: --%s and %s name two stores: give one", commandName(fs), lost, by)}
 }
 
-// validate checks a configuration struct, passed by pointer, against its
-// validate tags and reports every failure by the name in the field's flag
-// tag, or by its environment variable when fromEnv has the flag.
-func validate(cfg any, fromEnv map[string]bool) error {
+// validate checks a configuration struct of the command name, passed by
+// pointer, against its validate tags and reports every failure by the name
+// in the field's flag tag, or by its environment variable when fromEnv has
+// the flag, each on a line naming the command.
+func validate(name string, cfg any, fromEnv map[string]bool) error {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(func(f reflect.StructField) string { return f.Tag.Get("flag") })
 	for tag, fn := range map[string]validator.Func{"listen_addr": isListenAddr, "mongo_uri": isMongoURI, "base_url": isBaseURL} {
@@ -149,7 +156,7 @@ func validate(cfg any, fromEnv map[string]bool) error {
 	}
 	errs := make([]error, len(fieldErrs))
 	for i, fe := range fieldErrs {
-		errs[i] = errors.New(describe(cfg, fe, fromEnv))
+		errs[i] = errors.New(name + ": " + describe(cfg, fe, fromEnv))
 	}
 	return &usageError{err: errors.Join(errs...)}
 }

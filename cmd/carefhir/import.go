@@ -101,10 +101,10 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, &usageError{err: errors.New("carefhir import: name at least one file")}
+		return nil, &usageError{err: errors.New("import: name at least one file")}
 	}
 	if cfg.Format == "csv" && cfg.Mapping == "" {
-		return nil, &usageError{err: errors.New("carefhir import: --format csv needs --mapping")}
+		return nil, &usageError{err: errors.New("import: --format csv needs --mapping")}
 	}
 	if cfg.NHSNumber != "" && (cfg.Format != "pds" || len(files) != 1) {
 		return nil, &usageError{err: errors.New("carefhir import: --nhs-number goes with --format pds and one file, the answer to a retrieve of that number")}
@@ -128,7 +128,7 @@ func importFiles(ctx context.Context, cfg *importConfig, factories map[string]en
 	}
 	client, base, closeFn, err := cfg.client(ctx, factories)
 	if err != nil {
-		return err
+		return fmt.Errorf("import: %w", err)
 	}
 	defer closeFn()
 	if cfg.Format == "ndjson" {

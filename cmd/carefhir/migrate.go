@@ -33,7 +33,7 @@ func parseMigrateConfig(args []string, getenv func(string) string, stderr io.Wri
 		return nil, err
 	}
 	if cfg.Shard && cfg.MongoURI == "" {
-		return nil, &usageError{err: fmt.Errorf("--shard needs --mongo-uri")}
+		return nil, &usageError{err: fmt.Errorf("migrate: --shard needs --mongo-uri")}
 	}
 	return cfg, nil
 }

@@ -48,9 +48,9 @@ func checkRequiredProfiles(v *profiles.Validator, required profileRequirements) 
 		for _, url := range required[typ] {
 			switch sd := v.StructureDefinition(url); {
 			case sd == nil:
-				errs = append(errs, fmt.Errorf("--require-profile %s=%s: no such profile is bundled", typ, url))
+				errs = append(errs, fmt.Errorf("serve: --require-profile %s=%s: no such profile is bundled", typ, url))
 			case sd.Type != typ:
-				errs = append(errs, fmt.Errorf("--require-profile %s=%s: the profile is for %s, not %s", typ, url, sd.Type, typ))
+				errs = append(errs, fmt.Errorf("serve: --require-profile %s=%s: the profile is for %s, not %s", typ, url, sd.Type, typ))
 			}
 		}
 	}

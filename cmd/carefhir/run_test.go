@@ -6,9 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"carefhir/store/sqlite"
 )
 
 func TestRunVersion(t *testing.T) {
@@ -111,5 +115,55 @@ func TestModuleVersion(t *testing.T) {
 				t.Errorf("moduleVersion = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestErrorsNameTheCommand runs command lines an operator gets wrong: what
+// is printed names the command on each line, once, as "carefhir: restore:
+// open x: …" does.
+func TestErrorsNameTheCommand(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	notSQLite := t.TempDir()
+	if err := os.Mkdir(filepath.Join(notSQLite, sqlite.FileName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		cmd  string
+		args []string
+	}{
+		{"restore", nil},
+		{"restore", []string{"--from", file, "--data", ""}},
+		{"import", nil},
+		{"import", []string{"--format", "pds"}},
+		{"import", []string{"--format", "csv", file}},
+		{"import", []string{"--data", file, "--format", "pds", file}},
+		{"export", []string{"--data", notSQLite}},
+		{"export", []string{"--data", notSQLite, "--patient", "1"}},
+		{"export", []string{"--data", notSQLite, "--url", "http://127.0.0.1:1/fhir", "--patient", "1"}},
+		{"export", []string{"--patient", "1", "stray"}},
+		{"migrate", []string{"--shard"}},
+		{"synth", []string{"--out", file, "--today", "now"}},
+		{"serve", []string{"--auth", file, "--insecure-no-auth"}},
+		{"serve", []string{"--addr", "192.0.2.1:8080"}},
+	}
+	for _, tt := range tests {
+		args := append([]string{tt.cmd}, tt.args...)
+		err := run(t.Context(), args, env(nil), io.Discard, io.Discard)
+		var stderr strings.Builder
+		exitCode(err, &stderr)
+		lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+		for i, line := range lines {
+			want := tt.cmd + ": "
+			if i == 0 {
+				want = "carefhir: " + want
+			}
+			if !strings.HasPrefix(line, want) || strings.Count(line, tt.cmd+":") != 1 {
+				t.Errorf("carefhir %s printed %q; want each line to start %q, naming the command once", strings.Join(args, " "), stderr.String(), want)
+				break
+			}
+		}
 	}
 }

@@ -72,7 +72,7 @@ func parseSynthConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	today, err := time.Parse(time.DateOnly, cfg.Today)
 	if err != nil {
-		return nil, &usageError{err: fmt.Errorf("--today %q: want a date such as 2026-01-05", cfg.Today)}
+		return nil, &usageError{err: fmt.Errorf("synth: --today %q: want a date such as 2026-01-05", cfg.Today)}
 	}
 	cfg.today = today
 	return cfg, nil
