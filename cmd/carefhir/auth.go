@@ -65,14 +65,12 @@ type serverAuth struct {
 	policy      access.Policy
 }
 
-// loadAuth reads the auth file, if any, and opens the signing keys: in
-// MongoDB, which every server on the database shares, or in the data
-// directory. baseURL is the public FHIR base, from which the token
-// audience and endpoint derive: with auth it must be known.
-func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string, st store.Store) (*serverAuth, error) {
-	sa := &serverAuth{rateLimit: server.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}}
+// readAuthFile reads the auth file of --auth, or returns nil without it.
+// baseURL is the public FHIR base, from which the token audience and
+// endpoint derive: with auth it must be known.
+func readAuthFile(cfg *serveConfig, baseURL string) (*auth.Config, error) {
 	if cfg.AuthFile == "" {
-		return sa, nil
+		return nil, nil
 	}
 	if baseURL == "" {
 		return nil, errors.New("serve: with --auth the public base URL must be known (tokens name it): give --base-url, or an address that is not a wildcard")
@@ -83,6 +81,17 @@ func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string, st store.St
 	authCfg, err := auth.Load(cfg.AuthFile)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return authCfg, nil
+}
+
+// loadAuth opens the signing keys of the auth file read, authCfg (nil:
+// serve without auth): in MongoDB, which every server on the database
+// shares, or in the data directory.
+func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string, authCfg *auth.Config, st store.Store) (*serverAuth, error) {
+	sa := &serverAuth{rateLimit: server.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}}
+	if authCfg == nil {
+		return sa, nil
 	}
 	keys, err := openKeyring(ctx, cfg, st)
 	if err != nil {

@@ -201,22 +201,6 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		}
 		defer mllpLn.Close()
 	}
-	reg := metrics.New()
-	cfg.metrics, cfg.logger = reg, logger
-	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	st, err := open(openCtx, cfg)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("serve: open %s store: %w", name, err)
-	}
-	defer func() {
-		if cerr := st.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("serve: close %s store: %w", name, cerr))
-			return
-		}
-		logger.Info("store closed", "engine", name)
-	}()
-
 	baseURL := cfg.BaseURL
 	if tcp, ok := ln.Addr().(*net.TCPAddr); baseURL == "" && ok && !tcp.IP.IsUnspecified() {
 		// From the listener, so that port 0 yields the port really chosen.
@@ -224,7 +208,9 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		// the public one, so the server derives links from each request's Host.
 		baseURL = apiURL(ln, tlsCfg)
 	}
-	sa, err := loadAuth(ctx, cfg, baseURL, st)
+	// The files of the configuration are read before the store opens too,
+	// so that a mistyped or broken one leaves no new database behind.
+	authCfg, err := readAuthFile(cfg, baseURL)
 	if err != nil {
 		return err
 	}
@@ -249,6 +235,25 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	}
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	reg := metrics.New()
+	cfg.metrics, cfg.logger = reg, logger
+	openCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	st, err := open(openCtx, cfg)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("serve: open %s store: %w", name, err)
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("serve: close %s store: %w", name, cerr))
+			return
+		}
+		logger.Info("store closed", "engine", name)
+	}()
+	sa, err := loadAuth(ctx, cfg, baseURL, authCfg, st)
+	if err != nil {
+		return err
 	}
 	// The audit trail is written after the server stops serving: Close
 	// writes what is queued, before the store closes.

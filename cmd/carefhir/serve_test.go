@@ -224,3 +224,39 @@ func TestServeOnTakenPort(t *testing.T) {
 		})
 	}
 }
+
+// TestServeWithBrokenConfiguration starts serve on a new data directory
+// with a file of its configuration missing or wrong: it fails naming it,
+// and leaves no database behind, which it made before reading them.
+func TestServeWithBrokenConfiguration(t *testing.T) {
+	broken := filepath.Join(t.TempDir(), "broken.yaml")
+	if err := os.WriteFile(broken, []byte("issuers: [\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"auth file missing", []string{"--auth", filepath.Join(t.TempDir(), "auth.yaml")}, "auth.yaml"},
+		{"auth file broken", []string{"--auth", broken}, "broken.yaml"},
+		{"care codes broken", []string{"--care-codes", broken}, "--care-codes"},
+		{"profile not bundled", []string{"--require-profile", "Patient=https://example.org/StructureDefinition/none"}, "--require-profile"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			cfg, err := parseServeConfig(append([]string{"--addr", "127.0.0.1:0", "--data", data}, tt.args...), nil, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = serve(t.Context(), cfg, engines(), discardLogger(), "test")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("serve: %v, want an error naming %s", err, tt.want)
+			}
+			if _, err := os.Stat(filepath.Join(data, sqlite.FileName)); err == nil {
+				t.Errorf("serve made a database in %s before refusing its configuration", data)
+			}
+		})
+	}
+}
