@@ -70,6 +70,19 @@ func TestServeProbesAndMetrics(t *testing.T) {
 				t.Errorf("/readyz lacks the checks %v: %s", want, body)
 			}
 
+			// Served with GET (and HEAD) only: another method is 405, not
+			// the FHIR API's 404.
+			for _, path := range []string{"/livez", "/readyz", "/metrics"} {
+				resp, err := httpClient.Post(root+path, "application/json", strings.NewReader("{}"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+					t.Errorf("POST %s: %d, Allow %q; want 405, Allow GET, HEAD", path, resp.StatusCode, resp.Header.Get("Allow"))
+				}
+			}
+
 			if status, _, err := createPatient(p.base, rand.New(rand.NewPCG(1, 2)), 1); err != nil || status != http.StatusCreated {
 				t.Fatalf("create: %d, %v", status, err)
 			}

@@ -338,6 +338,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		metricsURL = "http://" + mln.Addr().String() + "/metrics"
 	} else if sa.auth == nil {
 		mux.Handle("GET /metrics", reg.Handler())
+		mux.HandleFunc("/metrics", getOnly)
 		metricsURL = strings.TrimSuffix(apiURL(ln, tlsCfg), "/fhir") + "/metrics"
 	} else {
 		// Behind authorisation the metrics stay off the API's listener:
@@ -400,6 +401,14 @@ func listen(flag, addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("serve: --%s %s: %w", flag, addr, err)
 	}
 	return ln, nil
+}
+
+// getOnly refuses a method other than GET and HEAD of a path served
+// beside the API with GET only, which the API's catch-all would answer
+// 404.
+func getOnly(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, r.Method+" "+r.URL.Path+": method not allowed, use GET or HEAD", http.StatusMethodNotAllowed)
 }
 
 // outboxHighWater is the subscription backlog beyond which the server
