@@ -55,6 +55,14 @@ func parseExportConfig(args []string, getenv func(string) string, stderr io.Writ
 	if cfg.Format == "gpconnect-appointment" && cfg.Appointment == "" || cfg.Format != "gpconnect-appointment" && (cfg.Patient == "") == (cfg.Since == "") {
 		return nil, &usageError{err: errors.New("export: name --patient or --since (bundle, csv), or --appointment (gpconnect-appointment)")}
 	}
+	if cfg.Format == "gpconnect-appointment" {
+		// A booking is made with a provider, for an organisation.
+		for _, name := range []string{"provider", "organization"} {
+			if fs.Lookup(name).Value.String() == "" {
+				return nil, &usageError{err: fmt.Errorf("export: --format gpconnect-appointment needs --%s", name)}
+			}
+		}
+	}
 	return cfg, nil
 }
 

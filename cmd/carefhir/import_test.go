@@ -629,3 +629,22 @@ func TestExportFullURLs(t *testing.T) {
 		t.Errorf("export --url with --base-url: %v, want a usage error naming --base-url", err)
 	}
 }
+
+// TestExportBookingNeedsProviderAndOrganization exports an Appointment as
+// a GP Connect booking without the provider or the booking organisation
+// it needs: a usage error naming the flag, before any store is opened.
+func TestExportBookingNeedsProviderAndOrganization(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--organization", "A82038"}, "--provider"},
+		{[]string{"--provider", "https://provider.example/fhir"}, "--organization"},
+	} {
+		args := append([]string{"export", "--data", t.TempDir(), "--format", "gpconnect-appointment", "--appointment", "1"}, tt.args...)
+		err := run(t.Context(), args, env(nil), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || exitCode(err, io.Discard) != 2 {
+			t.Errorf("carefhir %s: %v, want a usage error naming %s", strings.Join(args, " "), err, tt.want)
+		}
+	}
+}
