@@ -183,6 +183,9 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 	}
 	bundle.ResourceType, bundle.Type = "Bundle", "collection"
 	headerDone := false
+	// A resource in the records of several patients (an Appointment they
+	// share) is given once: R4 wants each fullUrl of a Bundle once (bdl-7).
+	given := map[string]bool{}
 	for _, id := range slices.Sorted(maps.Keys(patients)) {
 		body, err := get(ctx, client, base+"/Patient/"+url.PathEscape(id)+"/$export-gp?format="+cfg.Format, cfg.Token)
 		var refused *refusedError
@@ -213,7 +216,16 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 		if err := json.Unmarshal(body, &one); err != nil {
 			return fmt.Errorf("export: Patient/%s: %w", id, err)
 		}
-		bundle.Entry = append(bundle.Entry, one.Entry...)
+		for _, e := range one.Entry {
+			var entry struct{ FullURL string }
+			if err := json.Unmarshal(e, &entry); err != nil {
+				return fmt.Errorf("export: Patient/%s: %w", id, err)
+			}
+			if !given[entry.FullURL] {
+				given[entry.FullURL] = true
+				bundle.Entry = append(bundle.Entry, e)
+			}
+		}
 	}
 	if cfg.Format == "csv" {
 		return nil

@@ -518,11 +518,11 @@ func TestImportMissingFileWritesNothing(t *testing.T) {
 	}
 }
 
-// TestExportSinceDeletedPatient exports the records changed since a date
-// when one of them refers to a Patient since deleted: the other patients'
-// records are exported, and the deleted patient, who has none to give a
-// GP system, is left out, where the whole export stopped.
-func TestExportSinceDeletedPatient(t *testing.T) {
+// exportTestServer starts a server serving $export-gp on a new SQLite
+// store, and returns it with a function sending it a request, which fails
+// the test unless it is answered want.
+func exportTestServer(t *testing.T) (*httptest.Server, func(method, path, body string, want int)) {
+	t.Helper()
 	st, err := sqlite.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -545,6 +545,15 @@ func TestExportSinceDeletedPatient(t *testing.T) {
 			t.Fatalf("%s %s: %d, want %d", method, path, resp.StatusCode, want)
 		}
 	}
+	return srv, send
+}
+
+// TestExportSinceDeletedPatient exports the records changed since a date
+// when one of them refers to a Patient since deleted: the other patients'
+// records are exported, and the deleted patient, who has none to give a
+// GP system, is left out, where the whole export stopped.
+func TestExportSinceDeletedPatient(t *testing.T) {
+	srv, send := exportTestServer(t)
 	for _, id := range []string{"kept", "gone"} {
 		send("PUT", "Patient/"+id, `{"resourceType":"Patient","id":"`+id+`"}`, 201)
 		send("PUT", "Goal/goal-"+id, `{"resourceType":"Goal","id":"goal-`+id+`","lifecycleStatus":"active","description":{"text":"walk"},"subject":{"reference":"Patient/`+id+`"}}`, 201)
@@ -646,5 +655,32 @@ func TestExportBookingNeedsProviderAndOrganization(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) || exitCode(err, io.Discard) != 2 {
 			t.Errorf("carefhir %s: %v, want a usage error naming %s", strings.Join(args, " "), err, tt.want)
 		}
+	}
+}
+
+// TestExportSinceSharedAppointment exports the records of two patients who
+// share an Appointment: it is in the Bundle once, as R4 wants each fullUrl
+// of a Bundle once (bdl-7), though it is in both patients' records.
+func TestExportSinceSharedAppointment(t *testing.T) {
+	srv, send := exportTestServer(t)
+	send("PUT", "Patient/ann", `{"resourceType":"Patient","id":"ann"}`, 201)
+	send("PUT", "Patient/bob", `{"resourceType":"Patient","id":"bob"}`, 201)
+	send("PUT", "Appointment/group", `{"resourceType":"Appointment","id":"group","status":"booked",
+		"participant":[{"actor":{"reference":"Patient/ann"},"status":"accepted"},{"actor":{"reference":"Patient/bob"},"status":"accepted"}]}`, 201)
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"export", "--url", srv.URL + "/fhir", "--since", "2000-01-01"}, env(nil), &out, io.Discard)
+	if err != nil {
+		t.Fatalf("export --since: %v", err)
+	}
+	var b struct{ Entry []struct{ FullURL string } }
+	if err := json.Unmarshal(out.Bytes(), &b); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range b.Entry {
+		seen[e.FullURL]++
+	}
+	if len(b.Entry) != 3 || seen[srv.URL+"/fhir/Appointment/group"] != 1 {
+		t.Errorf("export --since: %d entries %v; want the two Patients and the Appointment once", len(b.Entry), seen)
 	}
 }
