@@ -147,7 +147,27 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
+	if err := refuseSharedAddress(cfg); err != nil {
+		return nil, err
+	}
 	return cfg, nil
+}
+
+// refuseSharedAddress refuses two listeners given one address, which the
+// second would find taken by the first; port 0, a free port for each,
+// may be given to several.
+func refuseSharedAddress(cfg *serveConfig) error {
+	flags := map[string]string{}
+	for _, l := range []struct{ flag, addr string }{{"addr", cfg.Addr}, {"metrics-addr", cfg.MetricsAddr}, {"mllp-addr", cfg.MLLPAddr}} {
+		if _, port, _ := net.SplitHostPort(l.addr); l.addr == "" || port == "0" {
+			continue
+		}
+		if other, ok := flags[l.addr]; ok {
+			return &usageError{err: fmt.Errorf("serve: --%s and --%s are both %s: give each listener an address of its own", other, l.flag, l.addr)}
+		}
+		flags[l.addr] = l.flag
+	}
+	return nil
 }
 
 // newLogger returns a structured logger writing to w in the given format

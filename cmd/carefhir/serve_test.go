@@ -260,3 +260,23 @@ func TestServeWithBrokenConfiguration(t *testing.T) {
 		})
 	}
 }
+
+// TestServeAddressesDiffer gives two of serve's listeners one address: a
+// usage error naming both flags, where the second listener's failure said
+// another process held the address.
+func TestServeAddressesDiffer(t *testing.T) {
+	for _, args := range [][]string{
+		{"--addr", "127.0.0.1:28080", "--metrics-addr", "127.0.0.1:28080"},
+		{"--addr", "127.0.0.1:28080", "--mllp-addr", "127.0.0.1:28080"},
+		{"--metrics-addr", "127.0.0.1:28081", "--mllp-addr", "127.0.0.1:28081"},
+	} {
+		_, err := parseServeConfig(args, nil, io.Discard)
+		if err == nil || exitCode(err, io.Discard) != 2 || !strings.Contains(err.Error(), args[0]) || !strings.Contains(err.Error(), args[2]) {
+			t.Errorf("serve %s: %v, want a usage error naming %s and %s", strings.Join(args, " "), err, args[0], args[2])
+		}
+	}
+	// Port 0 picks a free port for each.
+	if _, err := parseServeConfig([]string{"--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"}, nil, io.Discard); err != nil {
+		t.Errorf("serve on port 0 twice: %v", err)
+	}
+}
