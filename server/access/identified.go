@@ -34,12 +34,13 @@ func (s *Store) touch(ctx context.Context, req *request, r store.Reader, vs ...*
 
 // namesByIdentifierAlone reports whether v may name its patient by
 // identifier alone: it is of a type in the Patient compartment, refers to
-// no Patient by reference, and holds an identifier. Only those are
-// indexed to be told, a scan of the bytes deciding the others, as it
-// decides the patients v refers to (see PatientsOf).
+// no Patient by reference, and holds a single identifier, as a
+// Reference's is (a resource's own identifiers are mostly a list). Only
+// those are indexed to be told, a scan of the bytes deciding the others,
+// as it decides the patients v refers to (see PatientsOf).
 func (s *Store) namesByIdentifierAlone(v *store.Version) bool {
 	return v.Type != "Patient" && !v.Deleted &&
-		!bytes.Contains(v.JSON, []byte(`"reference":"Patient/`)) && bytes.Contains(v.JSON, []byte(`"identifier"`)) &&
+		!bytes.Contains(v.JSON, []byte(`"reference":"Patient/`)) && bytes.Contains(v.JSON, []byte(`"identifier":{`)) &&
 		len(s.rules.Search.CompartmentParams(v.Type)) > 0
 }
 
