@@ -12,6 +12,7 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -325,6 +326,9 @@ func (n *Notifier) check(ctx context.Context, s operation.Store, c *operation.Ch
 	return n.ownerHasRoom(ctx, s, c.ID)
 }
 
+// ownersPage is the most owners ownerHasRoom searches for at once.
+const ownersPage = 500
+
 // ownerHasRoom refuses a live Subscription that would give its owner, the
 // requester of ctx, more than MaxPerOwner live ones: each is matched
 // against every write of its type, so their number is the cost of every
@@ -345,20 +349,33 @@ func (n *Notifier) ownerHasRoom(ctx context.Context, s operation.Store, id strin
 		return errors.New("notify: a subscription written outside a request")
 	}
 	party := ownerOf(p)
-	held := 0
+	var others []string
 	for _, sub := range subs {
-		if sub.id == id || !sub.live() {
-			continue
+		if sub.id != id && sub.live() {
+			others = append(others, sub.id)
 		}
-		o, err := readOwner(ctx, tx, sub.id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
+	}
+	// The owners are searched for a page at a time, not read one by one:
+	// this runs in the unit of work of every Subscription written once
+	// MaxPerOwner are live, however many owners hold them.
+	held := 0
+	for page := range slices.Chunk(others, ownersPage) {
+		byID := store.Clause{Param: "_id"}
+		for _, id := range page {
+			byID.Tokens = append(byID.Tokens, store.TokenMatch{Code: id, AnySystem: true})
 		}
+		found, err := tx.Search(ctx, store.Query{Type: ownerType, Count: len(page), Where: []store.Clause{byID}})
 		if err != nil {
-			return fmt.Errorf("notify: %w", err)
+			return fmt.Errorf("notify: owners of %d subscriptions: %w", len(page), err)
 		}
-		if o.sameParty(party) {
-			held++
+		for _, v := range found {
+			var o owner
+			if err := json.Unmarshal(v.JSON, &o); err != nil {
+				return fmt.Errorf("notify: owner of subscription %s: %w", v.ID, err)
+			}
+			if o.sameParty(party) {
+				held++
+			}
 		}
 	}
 	if held >= n.cfg.MaxPerOwner {
