@@ -567,7 +567,7 @@ func TestExportSinceDeletedPatient(t *testing.T) {
 	if err := exportRecords(t.Context(), cfg, engines(), &out); err != nil {
 		t.Fatalf("export --since: %v", err)
 	}
-	if s := out.String(); !strings.Contains(s, `"Goal/goal-kept"`) || strings.Contains(s, "goal-gone") {
+	if s := out.String(); !strings.Contains(s, `"`+srv.URL+`/fhir/Goal/goal-kept"`) || strings.Contains(s, "goal-gone") {
 		t.Errorf("export --since: %s", s)
 	}
 }
