@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -49,8 +50,11 @@ func parseExportConfig(args []string, getenv func(string) string, stderr io.Writ
 	if err := refuseTwoStores(fs); err != nil {
 		return nil, err
 	}
-	if err := refuseOverridden(fs, "base-url", "url"); err != nil {
-		return nil, err
+	// CAREFHIR_BASE_URL, serve's, yields to --url without a word.
+	typed := false
+	fs.Visit(func(f *flag.Flag) { typed = typed || f.Name == "base-url" })
+	if typed && cfg.URL != "" {
+		return nil, &usageError{err: errors.New("export: --base-url is for an export of a local store: one from --url is under that server's own base")}
 	}
 	if cfg.Format == "gpconnect-appointment" && cfg.Appointment == "" || cfg.Format != "gpconnect-appointment" && (cfg.Patient == "") == (cfg.Since == "") {
 		return nil, &usageError{err: errors.New("export: name --patient or --since (bundle, csv), or --appointment (gpconnect-appointment)")}

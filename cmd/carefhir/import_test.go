@@ -634,8 +634,8 @@ func TestExportFullURLs(t *testing.T) {
 		}
 	}
 	_, err := carefhir("export", "--url", "http://127.0.0.1:1/fhir", "--base-url", "https://care.example.nhs.uk/fhir", "--patient", "1")
-	if err == nil || !strings.Contains(err.Error(), "--base-url") || exitCode(err, io.Discard) != 2 {
-		t.Errorf("export --url with --base-url: %v, want a usage error naming --base-url", err)
+	if err == nil || !strings.Contains(err.Error(), "--base-url") || strings.Contains(err.Error(), "two stores") || exitCode(err, io.Discard) != 2 {
+		t.Errorf("export --url with --base-url: %v, want a usage error naming --base-url, which names no store", err)
 	}
 }
 
