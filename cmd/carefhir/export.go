@@ -139,14 +139,19 @@ func (e *refusedError) Error() string {
 // changes since a date select the patients exported (see $export-gp).
 var careRecordTypes = []string{"Patient", "CarePlan", "Goal", "CareTeam", "Appointment", "Observation", "QuestionnaireResponse", "Task"}
 
-// patientRef finds the patients a resource of the care record refers to.
-var patientRef = regexp.MustCompile(`"reference"\s*:\s*"Patient/([A-Za-z0-9\-.]{1,64})"`)
+// patientRef returns what finds the patients a resource of the care
+// record refers to: by a relative reference, or by an absolute one under
+// base, the server's, which names a Patient held there too.
+func patientRef(base string) *regexp.Regexp {
+	return regexp.MustCompile(`"reference"\s*:\s*"(?:` + regexp.QuoteMeta(base) + `/)?Patient/([A-Za-z0-9\-.]{1,64})"`)
+}
 
 // exportSince writes the records of every patient whose care record
 // changed on or after cfg.Since, in patient id order: one collection
 // Bundle of them all, or one CSV with one header.
 func exportSince(ctx context.Context, client *http.Client, base string, cfg *exportConfig, stdout io.Writer) error {
 	patients := map[string]bool{}
+	refs := patientRef(base)
 	for _, typ := range careRecordTypes {
 		next := base + "/" + typ + "?" + url.Values{"_lastUpdated": {"ge" + cfg.Since}, "_count": {"500"}}.Encode()
 		for next != "" {
@@ -168,7 +173,7 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 					patients[e.Resource.ID] = true
 				}
 			}
-			for _, m := range patientRef.FindAllSubmatch(body, -1) {
+			for _, m := range refs.FindAllSubmatch(body, -1) {
 				patients[string(m[1])] = true
 			}
 			next = ""

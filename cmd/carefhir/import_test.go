@@ -22,6 +22,7 @@ import (
 	"carefhir/mappers/hl7v2/mllp"
 	"carefhir/mappers/importop"
 	"carefhir/server"
+	"carefhir/store"
 	"carefhir/store/mongo/ferrettest"
 	"carefhir/store/sqlite"
 )
@@ -519,15 +520,20 @@ func TestImportMissingFileWritesNothing(t *testing.T) {
 }
 
 // exportTestServer starts a server serving $export-gp on a new SQLite
-// store, and returns it with a function sending it a request, which fails
-// the test unless it is answered want.
-func exportTestServer(t *testing.T) (*httptest.Server, func(method, path, body string, want int)) {
+// store, and returns it, the store and a function sending it a request,
+// which fails the test unless it is answered want.
+func exportTestServer(t *testing.T) (*httptest.Server, *sqlite.Store, func(method, path, body string, want int)) {
 	t.Helper()
 	st, err := sqlite.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(server.New(server.Config{Store: st, SoftwareVersion: "test", Operations: (&importop.Importer{}).Operations()}))
+	// Its base is known, as serve's on an address of its own is: an
+	// absolute reference under it names a record held here.
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config.Handler = server.New(server.Config{Store: st, SoftwareVersion: "test", BaseURL: "http://" + srv.Listener.Addr().String() + "/fhir",
+		Operations: (&importop.Importer{}).Operations()})
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		st.Close()
@@ -545,7 +551,7 @@ func exportTestServer(t *testing.T) (*httptest.Server, func(method, path, body s
 			t.Fatalf("%s %s: %d, want %d", method, path, resp.StatusCode, want)
 		}
 	}
-	return srv, send
+	return srv, st, send
 }
 
 // TestExportSinceDeletedPatient exports the records changed since a date
@@ -553,7 +559,7 @@ func exportTestServer(t *testing.T) (*httptest.Server, func(method, path, body s
 // records are exported, and the deleted patient, who has none to give a
 // GP system, is left out, where the whole export stopped.
 func TestExportSinceDeletedPatient(t *testing.T) {
-	srv, send := exportTestServer(t)
+	srv, _, send := exportTestServer(t)
 	for _, id := range []string{"kept", "gone"} {
 		send("PUT", "Patient/"+id, `{"resourceType":"Patient","id":"`+id+`"}`, 201)
 		send("PUT", "Goal/goal-"+id, `{"resourceType":"Goal","id":"goal-`+id+`","lifecycleStatus":"active","description":{"text":"walk"},"subject":{"reference":"Patient/`+id+`"}}`, 201)
@@ -662,7 +668,7 @@ func TestExportBookingNeedsProviderAndOrganization(t *testing.T) {
 // share an Appointment: it is in the Bundle once, as R4 wants each fullUrl
 // of a Bundle once (bdl-7), though it is in both patients' records.
 func TestExportSinceSharedAppointment(t *testing.T) {
-	srv, send := exportTestServer(t)
+	srv, _, send := exportTestServer(t)
 	send("PUT", "Patient/ann", `{"resourceType":"Patient","id":"ann"}`, 201)
 	send("PUT", "Patient/bob", `{"resourceType":"Patient","id":"bob"}`, 201)
 	send("PUT", "Appointment/group", `{"resourceType":"Appointment","id":"group","status":"booked",
@@ -682,5 +688,30 @@ func TestExportSinceSharedAppointment(t *testing.T) {
 	}
 	if len(b.Entry) != 3 || seen[srv.URL+"/fhir/Appointment/group"] != 1 {
 		t.Errorf("export --since: %d entries %v; want the two Patients and the Appointment once", len(b.Entry), seen)
+	}
+}
+
+// TestExportSinceAbsoluteReference exports the records changed since a
+// date, one of which names its patient by an absolute reference under the
+// server's base: that patient's record is exported, though the Patient
+// itself is older, where only relative references were followed.
+func TestExportSinceAbsoluteReference(t *testing.T) {
+	srv, st, send := exportTestServer(t)
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := st.Put(t.Context(), &store.Write{Type: "Patient", ID: "old", LastUpdated: old,
+		JSON: []byte(`{"resourceType":"Patient","id":"old","meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	send("PUT", "Goal/walk", `{"resourceType":"Goal","id":"walk","lifecycleStatus":"active","description":{"text":"walk"},
+		"subject":{"reference":"`+srv.URL+`/fhir/Patient/old"}}`, 201)
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"export", "--url", srv.URL + "/fhir", "--since", "2021-01-01"}, env(nil), &out, io.Discard)
+	if err != nil {
+		t.Fatalf("export --since: %v", err)
+	}
+	for _, want := range []string{`"` + srv.URL + `/fhir/Patient/old"`, `"` + srv.URL + `/fhir/Goal/walk"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("export --since lacks the entry %s: %s", want, out.String())
+		}
 	}
 }
