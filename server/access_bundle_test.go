@@ -43,9 +43,13 @@ func TestStoredBundleReadByItsEntries(t *testing.T) {
 			c.put("/Bundle/of-a", collection("of-a", obs("a", "laboratory")))
 			c.put("/Bundle/of-b", collection("of-b", obs("b", "laboratory")))
 			c.put("/Bundle/vitals", collection("vitals", obs("a", "vital-signs")))
+			// A RiskAssessment is not served: whose record it is cannot be
+			// told from a compartment, so it is no one's to read here.
+			risk := `{"resourceType":"RiskAssessment","status":"final","subject":{"reference":"Patient/b"},"prediction":[{"outcome":{"text":"x"}}]}`
+			c.put("/Bundle/risk-of-b", collection("risk-of-b", risk))
 			c.by("p1", "GET", "/Bundle/of-a", "").want(t, http.StatusOK)
 			c.by("p1", "GET", "/Bundle/vitals", "").want(t, http.StatusOK)
-			for _, path := range []string{"/Bundle/of-b", "/Bundle/of-b/_history/1", "/Bundle/of-b/_history"} {
+			for _, path := range []string{"/Bundle/of-b", "/Bundle/of-b/_history/1", "/Bundle/of-b/_history", "/Bundle/risk-of-b"} {
 				c.by("p1", "GET", path, "").want(t, http.StatusNotFound)
 			}
 			c.by("p1", "GET", "/Bundle", "").want(t, http.StatusForbidden).outcome(t, "forbidden", "")

@@ -736,7 +736,8 @@ func (d *decider) securityContextHolds(ctx context.Context, r store.Reader, body
 // entriesHold reports whether the principal may read each resource a
 // Bundle (its JSON) holds, decided as it would be were it stored: a
 // Bundle holds whole resources of the patients it is about (a document,
-// a collection), though it is in no patient's compartment.
+// a collection), though it is in no patient's compartment. A resource of
+// a type not served is read by no one decided so.
 func (d *decider) entriesHold(ctx context.Context, r store.Reader, body []byte) (bool, error) {
 	var b struct {
 		Entry []struct{ Resource json.RawMessage }
@@ -751,6 +752,11 @@ func (d *decider) entriesHold(ctx context.Context, r store.Reader, body []byte) 
 		var res struct{ ResourceType, ID string }
 		if err := json.Unmarshal(e.Resource, &res); err != nil {
 			return false, fmt.Errorf("access: read an entry of a Bundle: %w", err)
+		}
+		if !slices.Contains(d.rules.Types, res.ResourceType) {
+			// A type not served (a RiskAssessment) has no compartment
+			// the server knows of, so whose record it is cannot be told.
+			return false, nil
 		}
 		g, err := d.grant(res.ResourceType, Read)
 		var denied *Denied
