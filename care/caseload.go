@@ -390,7 +390,10 @@ func (c *Care) planFacts(ctx context.Context, s operation.Store, list string, by
 }
 
 // appointmentFacts reads the booked appointments from now on of the
-// patients of list.
+// patients of list, leaving out those a patient has declined: R4 gives a
+// participant's status declined as that participant not attending, while
+// the Appointment stays booked for the others. The search asks for status
+// booked alone, so cancelled, noshow and entered-in-error ones never come.
 func (c *Care) appointmentFacts(ctx context.Context, s operation.Store, list string, byRef map[string]*caseloadEntry, now time.Time) error {
 	return s.Each(ctx, "Appointment", url.Values{"patient": {list}, "status": {"booked"}, "date": {"ge" + now.Format(time.RFC3339)}}, func(v *store.Version) error {
 		a, err := decode[*fhir.Appointment](v.JSON)
@@ -400,7 +403,7 @@ func (c *Care) appointmentFacts(ctx context.Context, s operation.Store, list str
 		start, ref := a.Start.Get(), "Appointment/"+v.ID
 		for _, p := range a.Participant {
 			e := byRef[c.patientRef(refOf(p.Actor))]
-			if e == nil {
+			if e == nil || p.Status.Get() == "declined" {
 				continue
 			}
 			// The earliest, then the first by reference.

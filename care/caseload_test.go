@@ -269,3 +269,24 @@ func (s *matchCounter) Find(ctx context.Context, q store.Query) (*store.Page, er
 	}
 	return page, err
 }
+
+// TestCaseloadDeclinedAppointment: a booked Appointment the patient has
+// declined (their participant status declined) is not their next
+// appointment; the next one they have not declined is, and the declined
+// one stays the next of another patient who accepted it.
+func TestCaseloadDeclinedAppointment(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for _, id := range []string{"ward", "baker"} {
+			c.put(`{"resourceType":"CareTeam","id":"team-` + id + `","status":"active","subject":{"reference":"Patient/` + id + `"},
+				"participant":[{"member":{"reference":"Practitioner/cc"}}]}`)
+		}
+		c.put(`{"resourceType":"Appointment","id":"group-1","status":"booked","start":"2026-12-05T10:00:00Z","end":"2026-12-05T10:30:00Z",
+			"participant":[{"actor":{"reference":"Patient/ward"},"status":"declined"},{"actor":{"reference":"Patient/baker"},"status":"accepted"}]}`)
+		c.put(`{"resourceType":"Appointment","id":"review-ward","status":"booked","start":"2026-12-08T10:00:00Z","end":"2026-12-08T10:30:00Z",
+			"participant":[{"actor":{"reference":"Patient/ward"},"status":"accepted"}]}`)
+		load := caseloadOf(t, c, "/Practitioner/cc/$caseload")
+		checkParts(t, load["Patient/ward"], map[string]any{"nextAppointment": "Appointment/review-ward", "nextAppointmentStart": "2026-12-08T10:00:00Z"})
+		checkParts(t, load["Patient/baker"], map[string]any{"nextAppointment": "Appointment/group-1", "nextAppointmentStart": "2026-12-05T10:00:00Z"})
+	})
+}
