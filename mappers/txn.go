@@ -142,11 +142,19 @@ func Ref(fullURL string) *fhir.Reference {
 func AddLinks(stored *fhir.Patient, links []*fhir.PatientLink, ref func(fullURL string) string) {
 	for _, l := range links {
 		if !slices.ContainsFunc(stored.Link, func(h *fhir.PatientLink) bool {
-			return h != nil && h.Type.Get() == l.Type.Get() && h.Other != nil && h.Other.Reference.Get() == ref(l.Other.Reference.Get())
+			return h != nil && l != nil && h.Type.Get() == l.Type.Get() && linked(h) == ref(linked(l))
 		}) {
 			stored.Link = append(stored.Link, l)
 		}
 	}
+}
+
+// linked is the reference of the record l links to, "" when it names none.
+func linked(l *fhir.PatientLink) string {
+	if l.Other == nil {
+		return ""
+	}
+	return l.Other.Reference.Get()
 }
 
 // KeepMerge keeps on p, a Patient an import is about to write over stored,

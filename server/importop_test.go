@@ -1535,3 +1535,35 @@ func TestImportPDSNotAnObject(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportPDSKeepsLinks merges a record into the one PDS holds for
+// 9000000009 (an HL7 v2 A40), then has PDS answer a retrieve of a number
+// it superseded: the survivor's links to both retired records stay when
+// PDS's version of the person, which says nothing of them, is imported
+// again, and that import writes nothing new.
+func TestImportPDSKeepsLinks(t *testing.T) {
+	answer, err := os.ReadFile("../mappers/pds/testdata/sandbox-mocks/Patient.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const survivor, merged, superseded = "9000000009", "9434760054", "9000000017"
+	merge := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A40^ADT_A39|L1|P|2.5\rEVN|A40|20260101\r" +
+		"PID|1||" + survivor + "^^^NHS^NH||SMITH^JANE||20101022|F\rMRG|" + merged + "^^^NHS^NH\r"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=hl7v2", merge, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		c.do("POST", "/$import?format=pds&nhsNumber="+superseded, string(answer), "Content-Type", "application/fhir+json").want(t, 200)
+		search := "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"
+		want := `[{"other":{"reference":"Patient/` + storedOne(t, c, search+merged)["id"].(string) + `"},"type":"replaces"},` +
+			`{"other":{"reference":"Patient/` + storedOne(t, c, search+superseded)["id"].(string) + `"},"type":"replaces"}]`
+		if got := toJSON(t, storedOne(t, c, search+survivor)["link"]); got != want {
+			t.Fatalf("before PDS answers again the survivor's links are %s, want %s", got, want)
+		}
+		again := c.do("POST", "/$import?format=pds", string(answer), "Content-Type", "application/fhir+json").want(t, 200).json(t)
+		if got := toJSON(t, storedOne(t, c, search+survivor)["link"]); got != want {
+			t.Errorf("after PDS answered again the survivor's links are %s, want %s", got, want)
+		}
+		if got := param(again, "updated")["valueInteger"]; got != float64(0) {
+			t.Errorf("PDS's same answer again updated %v records", got)
+		}
+	}, withImport)
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -79,6 +80,12 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle, merges map[
 			refs[k.entry.FullUrl.Get()] = k.typ + "/" + k.match
 		}
 	}
+	ref := func(fullURL string) string {
+		if ref, ok := refs[fullURL]; ok {
+			return ref
+		}
+		return fullURL
+	}
 	var issues []mappers.Issue
 	for _, k := range entries {
 		if k.entry.Request.Method.Get() != "PUT" || k.many {
@@ -106,13 +113,9 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle, merges map[
 			if err != nil {
 				return nil, fmt.Errorf("importop: reading %s/%s: %w", k.typ, k.match, err)
 			}
-			k.entry.Resource = merge(base, func(fullURL string) string {
-				if ref, ok := refs[fullURL]; ok {
-					return ref
-				}
-				return fullURL
-			})
+			k.entry.Resource = merge(base, ref)
 		}
+		keepLinks(k, cur, ref)
 		keepSecurity(k.entry.Resource, cur)
 		if !labelled {
 			if kept := keepWhereabouts(k, cur); kept != nil {
@@ -150,6 +153,23 @@ func keepMerge(k *keyed, cur fhir.Resource) *mappers.Issue {
 	is := mappers.Warnf("Patient?identifier="+k.token, "the record %s was merged into %s: it stays inactive and linked to it; the rest of this update is applied to it",
 		id, strings.Join(to, " and "))
 	return &is
+}
+
+// keepLinks keeps on the Patient k writes the links of the stored Patient
+// cur that it does not hold itself. No import speaks for all of a
+// person's links: PDS sends none, and an HL7 v2 merge or PDS's answer for
+// a superseded NHS number writes only the link it makes, so a record
+// written whole must not lose what earlier merges linked it to. cur's
+// links come first, in their order, so that the same import again writes
+// nothing new; ref resolves the full URLs of the batch.
+func keepLinks(k *keyed, cur fhir.Resource, ref func(fullURL string) string) {
+	p, stored, ok := patients(k, cur)
+	if !ok || len(stored.Link) == 0 {
+		return
+	}
+	kept := &fhir.Patient{Link: slices.Clone(stored.Link)}
+	mappers.AddLinks(kept, p.Link, ref)
+	p.Link = kept.Link
 }
 
 // keepSecurity gives res, about to be written over cur, the security
