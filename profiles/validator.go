@@ -105,14 +105,7 @@ type compiled struct {
 func New(opts Options) (*Validator, error) {
 	v := &Validator{structures: map[string]*structure{}, regexps: map[string]valueFormat{}, required: opts.Required, exprs: new(sync.Map), patterns: new(sync.Map),
 		xmlConverter: sync.OnceValues(xmljson.New)}
-	now, zone := opts.Now, opts.Zone
-	if now == nil {
-		now = time.Now
-	}
-	if zone == nil {
-		zone = calendar.UK()
-	}
-	v.clock = func() time.Time { return now().In(zone) }
+	v.clock = calendar.Clock(opts.Now, opts.Zone)
 	var all []json.RawMessage
 	for _, b := range conformance.Bundles() {
 		rs, err := readBundle(b.FS, b.Name)

@@ -149,7 +149,7 @@ func (a *api) patchResource(ctx context.Context, typ string, current *store.Vers
 		if params, err = patchParameters(format, body); err != nil {
 			return nil, false, err
 		}
-		patched, err = a.patchLimits().FHIRPathPatch(current.JSON, params)
+		patched, err = a.patchLimits().FHIRPathPatch(current.JSON, params, a.fhirpathClock)
 	}
 	if err != nil {
 		return nil, false, patchError(format, err)

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"carefhir/server"
 )
 
 const (
@@ -384,4 +387,24 @@ func TestPatchPathsShareOneBudget(t *testing.T) {
 			t.Errorf("version %s after refused patches, want 1", v)
 		}
 	})
+}
+
+// TestFHIRPathPatchTodayInTheUK patches, at 23:30 UTC on a summer night,
+// when it is already the next day in the UK, a Patient's telecoms that
+// ended before today(): the one that ended on the UTC date is deleted, as
+// the validator and care coordination reckon the date, and the one that
+// ends on the UK date is kept.
+func TestFHIRPathPatchTodayInTheUK(t *testing.T) {
+	night := time.Date(2026, 7, 1, 23, 30, 0, 0, time.UTC)
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", `{"resourceType":"Patient","telecom":[
+			{"system":"phone","value":"01632 960001","period":{"end":"2026-07-01"}},
+			{"system":"phone","value":"01632 960002","period":{"end":"2026-07-02"}}]}`), "id")
+		body := fhirPathPatch(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.telecom.where(period.end < today())"}`)
+		c.do("PATCH", "/Patient/"+id, body, "Content-Type", fhirJSON).want(t, http.StatusOK)
+		p := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t)
+		if telecom := get(p, "telecom").([]any); len(telecom) != 1 || str(p, "telecom", 0, "value") != "01632 960002" {
+			t.Errorf("telecoms after deleting those ended before today: %v, want 01632 960002 alone", telecom)
+		}
+	}, func(cfg *server.Config) { cfg.FHIRPathNow = func() time.Time { return night } })
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"carefhir/care/calendar"
 	"carefhir/fhir/search"
 	ext "carefhir/operation"
 	"carefhir/profiles/conformance"
@@ -92,6 +93,13 @@ type Config struct {
 	// history's meta.lastUpdated stays before too: 0 when no other
 	// process writes (SQLite).
 	HistorySettle time.Duration
+	// FHIRPathNow is the clock of FHIRPath's now(), today() and
+	// timeOfDay() in the paths of a FHIRPath Patch; nil means time.Now.
+	// FHIRPathZone is where they are reckoned; nil means Europe/London
+	// (calendar.UK), where the validator (profiles.Options) and care
+	// coordination reckon today's date, whatever the zone of the host.
+	FHIRPathNow  func() time.Time
+	FHIRPathZone *time.Location
 }
 
 // DefaultMaxBodyBytes is the request body limit when Config leaves it unset.
@@ -110,6 +118,8 @@ type api struct {
 	terms     search.Terminology // the bundled terminology, nil without a validator
 	// operations are the $operations served, by name (see operations.go).
 	operations map[string]operation
+	// fhirpathClock gives FHIRPath's now() in the zone of Config.FHIRPathZone.
+	fhirpathClock func() time.Time
 }
 
 // New returns the HTTP handler of the FHIR API, rooted at /fhir.
@@ -139,13 +149,14 @@ func New(cfg Config) http.Handler {
 		Types:       servedTypes,
 	})
 	a := &api{
-		guard:   guarded,
-		svc:     &service{store: guarded, index: index, now: time.Now, hooks: cfg.Hooks, hold: cfg.Limits.UnitOfWork, writes: cfg.Writes},
-		cfg:     cfg,
-		started: time.Now().UTC(),
-		caps:    newCapabilities(),
-		search:  registry,
-		terms:   terms,
+		guard:         guarded,
+		svc:           &service{store: guarded, index: index, now: time.Now, hooks: cfg.Hooks, hold: cfg.Limits.UnitOfWork, writes: cfg.Writes},
+		cfg:           cfg,
+		started:       time.Now().UTC(),
+		caps:          newCapabilities(),
+		search:        registry,
+		terms:         terms,
+		fhirpathClock: calendar.Clock(cfg.FHIRPathNow, cfg.FHIRPathZone),
 	}
 	a.svc.validate = a.validateWrite
 	a.svc.bind = func(tx store.Tx) ext.Store { return &opStore{a: a, tx: tx} }

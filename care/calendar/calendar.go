@@ -23,6 +23,19 @@ func UK() *time.Location {
 	return zone
 }
 
+// Clock returns a clock reading now (time.Now when nil) in zone (the UK's
+// when nil): what FHIRPath's now() and today() are given, so that they
+// are the UK's whatever the zone of the host.
+func Clock(now func() time.Time, zone *time.Location) func() time.Time {
+	if now == nil {
+		now = time.Now
+	}
+	if zone == nil {
+		zone = UK()
+	}
+	return func() time.Time { return now().In(zone) }
+}
+
 // Today returns the date of now in zone, YYYY-MM-DD.
 func Today(now time.Time, zone *time.Location) string {
 	return now.In(zone).Format(time.DateOnly)

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/fhirpath"
@@ -31,15 +32,21 @@ import (
 //
 // A failure is an *Error: Malformed for parameters that are not a valid
 // patch, Inapplicable for an operation that does not fit the resource.
+//
+// now(), today() and timeOfDay() in a path are the host's time, in its
+// zone; Limits.FHIRPathPatch takes the clock of a server that reckons
+// them elsewhere.
 func FHIRPathPatch(resource, parameters []byte) ([]byte, error) {
-	return DefaultLimits.FHIRPathPatch(resource, parameters)
+	return DefaultLimits.FHIRPathPatch(resource, parameters, nil)
 }
 
 // FHIRPathPatch is FHIRPathPatch within the limits l. Its values come from
 // the parameters, so the result grows by no more than their size; its
 // paths are evaluated within one FHIRPath default budget, all together, so
-// that a patch of many costly paths costs no more than one.
-func (l Limits) FHIRPathPatch(resource, parameters []byte) ([]byte, error) {
+// that a patch of many costly paths costs no more than one. clock gives
+// now(), today() and timeOfDay() in the paths, in the zone they are
+// reckoned in (fhirpath.Env.Clock); nil means time.Now.
+func (l Limits) FHIRPathPatch(resource, parameters []byte, clock func() time.Time) ([]byte, error) {
 	l = l.withDefaults()
 	root, err := resourceObject(resource)
 	if err != nil {
@@ -56,7 +63,7 @@ func (l Limits) FHIRPathPatch(resource, parameters []byte) ([]byte, error) {
 	if err := l.checkOperations(len(ops)); err != nil {
 		return nil, err
 	}
-	env := &fhirpath.Env{Meter: &fhirpath.Meter{}}
+	env := &fhirpath.Env{Meter: &fhirpath.Meter{}, Clock: clock}
 	for i, op := range ops {
 		op.env = env
 		if err := op.apply(root, typ); err != nil {
