@@ -525,6 +525,11 @@ func (u *unit) prepare(ctx context.Context, order []*entry) *parallel {
 		if e.method == http.MethodPost {
 			ifMatch = 0 // a create writes version 1 whatever the entry says
 		}
+		if e.method == http.MethodPost && stampable(r.res) {
+			// Validated as a single create's is: the version written,
+			// with the id and meta it is stamped with again when staged.
+			stamp(r.res, r.id, 1, now)
+		}
 		if r.invalid = u.a.validateWrite(ctx, r.res); r.invalid == nil {
 			u.a.svc.stageWrite(r.stage, e.target.typ, r.id, r.res, ifMatch, now)
 		}

@@ -33,3 +33,20 @@ func TestTransactionValidated(t *testing.T) {
 		c.do("GET", "/Patient/tv-bad", "").want(t, http.StatusOK)
 	}, withValidator(true))
 }
+
+// TestEmptyResourceCreatedAsEntry checks that a resource with nothing but
+// its resourceType, which a single create stores (the server gives it an
+// id and meta), is stored as the create of a transaction or batch entry
+// too: each is validated as the version written.
+func TestEmptyResourceCreatedAsEntry(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/Patient", `{"resourceType":"Patient"}`).want(t, http.StatusCreated)
+		for _, kind := range []string{"transaction", "batch"} {
+			out := c.bundle(txBundle(kind, txEntry("", "POST", "Patient", `{"resourceType":"Patient"}`)))
+			if got := out.Entry[0].Response.Status; !strings.HasPrefix(got, "201") {
+				t.Fatalf("%s: entry status %q, want 201: %s", kind, got, out.Entry[0].Response.Outcome)
+			}
+			c.do("GET", "/"+out.Entry[0].Response.Location, "").want(t, http.StatusOK)
+		}
+	}, withValidator(true))
+}
