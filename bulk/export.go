@@ -83,6 +83,9 @@ type Exporter struct {
 	// beats notes, by job id, when this process first saw each heartbeat
 	// of a job running elsewhere (abandoned).
 	beats lease.Watch[int64]
+	// finished notes, by job id, when this process first saw each job
+	// finished that another process dated the end of.
+	finished lease.Watch[int64]
 	// sweeping: the removal of expired jobs runs (from the first Attach).
 	sweeping bool
 	failed   atomic.Int64
@@ -199,9 +202,21 @@ func (e *Exporter) sweepEvery() {
 	}
 }
 
-// expired reports whether a finished job's files are past keeping.
-func (e *Exporter) expired(j *job) bool {
-	return j.State != stateRunning && e.cfg.Now().Sub(j.Finished) > e.cfg.Expire
+// expired reports whether the files of job id, finished, are past
+// keeping: Expire after it finished, by the clock of the process that
+// dated its end; any other process measures Expire from when it first saw
+// the job finished, by its own clock (lease.Watch), as it does heartbeats.
+// The clocks of processes sharing a database may be hours apart, and one
+// whose clock is ahead would remove a job another just finished.
+func (e *Exporter) expired(id string, j *job) bool {
+	if j.State == stateRunning {
+		return false
+	}
+	now := e.cfg.Now()
+	if j.finisher() == e.cfg.Holder {
+		return now.Sub(j.Finished) > e.cfg.Expire
+	}
+	return e.finished.Expired(id, j.Finished.UnixNano(), now, e.cfg.Expire)
 }
 
 // sweep removes the records and files of the expired jobs: files of
@@ -219,7 +234,7 @@ func (e *Exporter) sweep(ctx context.Context) error {
 	}
 	for _, v := range vs {
 		j, ver, err := readJob(ctx, recs, v.ID)
-		if err == nil && e.expired(j) {
+		if err == nil && e.expired(v.ID, j) {
 			e.discard(ctx, v.ID, ver)
 		}
 	}
@@ -228,6 +243,9 @@ func (e *Exporter) sweep(ctx context.Context) error {
 	// longer.
 	now := e.cfg.Now()
 	e.beats.Forget(func(_ string, first time.Time) bool { return now.Sub(first) > 2*stale })
+	// A job seen finished for twice Expire was removed since: this pass
+	// would have found it expired.
+	e.finished.Forget(func(_ string, first time.Time) bool { return now.Sub(first) > 2*e.cfg.Expire })
 	// Jobs whose process stopped after this one settled them are failed
 	// too, and then expire.
 	if err := e.settle(ctx); err != nil {
@@ -341,6 +359,7 @@ func (e *Exporter) fail(ctx context.Context, recs store.Tx, id string, ver int64
 	now := e.cfg.Now()
 	failed := *j
 	failed.State, failed.Reason, failed.Finished = stateFailed, "the server stopped while the export ran; start it again", now
+	failed.FinishedBy = e.cfg.Holder
 	v, err := putJob(ctx, recs, id, ver, &failed, now)
 	var conflict *store.ConflictError
 	if errors.As(err, &conflict) {

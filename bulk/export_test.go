@@ -1160,6 +1160,11 @@ func TestExpiredRemovedByAnotherProcess(t *testing.T) {
 		}
 		other.Attach(e.x.st)
 		defer other.Close()
+		// The other process sees the job finished, and again once it has
+		// for longer than Expire.
+		if err := other.sweep(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		e.clock.set(time.Now().Add(2 * time.Hour))
 		if err := other.sweep(t.Context()); err != nil {
 			t.Fatal(err)
@@ -1555,6 +1560,38 @@ func TestTwoProcessesClocksApart(t *testing.T) {
 		t.Errorf("status once b saw the heartbeat unrenewed for %s: %d %s, want 500 saying the server stopped", stale, r.status, r.body)
 	}
 	release()
+}
+
+// TestFinishedKeptByAProcessAhead: with two processes on one MongoDB
+// database whose clocks are two hours apart, the one whose clock is ahead
+// keeps an export the other finished for as long as it has itself seen it
+// finished, by its own clock: its status is complete, from either, until
+// that process has seen it finished for Expire.
+func TestFinishedKeptByAProcessAhead(t *testing.T) {
+	a, b, release := twoStalledProcesses(t)
+	release()
+	ahead := time.Now().Add(2 * time.Hour)
+	b.clock.set(ahead)
+	a.put("/Patient/p1", patient("p1"))
+	status := a.kickOff("admin", "/$export?_type=Patient")
+	a.wait("admin", status)
+	atB := strings.Replace(status, a.base, b.base, 1)
+	if r := b.do("admin", "GET", atB, ""); r.status != 200 {
+		t.Errorf("status of a finished export, asked of the process ahead: %d %s, want 200", r.status, r.body)
+	}
+	if err := b.x.sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.do("admin", "GET", status, ""); r.status != 200 {
+		t.Errorf("status once the process ahead looked for expired jobs: %d %s, want 200", r.status, r.body)
+	}
+	b.clock.set(ahead.Add(b.x.cfg.Expire + time.Second)) // b has seen it finished for Expire
+	if r := b.do("admin", "GET", atB, ""); r.status != 404 {
+		t.Errorf("status once the process ahead saw it finished for %s: %d %s, want 404", b.x.cfg.Expire, r.status, r.body)
+	}
+	if r := a.do("admin", "GET", status, ""); r.status != 404 {
+		t.Errorf("status asked of the process that ran it, once expired: %d %s, want 404", r.status, r.body)
+	}
 }
 
 // checkOneClientLimit starts maxJobsPerOwner exports of admin in first,

@@ -69,7 +69,7 @@ func (e *Exporter) ownJob(w http.ResponseWriter, r *http.Request) (string, *job,
 		outcome(w, http.StatusInternalServerError, "exception", "the export job could not be read")
 		return "", nil, 0
 	}
-	if e.expired(j) {
+	if e.expired(id, j) {
 		e.discard(r.Context(), id, ver)
 		outcome(w, http.StatusNotFound, "not-found", "export job "+strconv.Quote(id)+" has expired")
 		return "", nil, 0

@@ -53,6 +53,17 @@ type job struct {
 	Holder    string    `json:"holder"`
 	Heartbeat time.Time `json:"heartbeat"`
 	Finished  time.Time `json:"finished,omitzero"`
+	// FinishedBy is the process whose clock dated Finished, when not the
+	// Holder: one that failed the job of a stopped process.
+	FinishedBy string `json:"finishedBy,omitempty"`
+}
+
+// finisher is the process whose clock dated j.Finished.
+func (j *job) finisher() string {
+	if j.FinishedBy != "" {
+		return j.FinishedBy
+	}
+	return j.Holder
 }
 
 // output is one file of a manifest.
