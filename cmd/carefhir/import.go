@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -35,6 +36,9 @@ type transferConfig struct {
 	MongoURI string `flag:"mongo-uri" validate:"omitempty,mongo_uri"`
 	// Sync is --sync of the local SQLite store, which only import sets.
 	Sync string `flag:"sync" validate:"omitempty,oneof=full normal"`
+	// ResponseTimeout is how long to wait, once a request is sent to URL,
+	// for the answer to begin.
+	ResponseTimeout time.Duration `flag:"response-timeout" validate:"gt=0"`
 	// base is the public base of the server built on a local store, which
 	// the links it answers start with; empty, http://local/fhir. Export
 	// sets it, for the fullUrls of the record.
@@ -43,9 +47,11 @@ type transferConfig struct {
 
 func (t *transferConfig) flags(fs interface {
 	StringVar(*string, string, string, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
 }) {
 	fs.StringVar(&t.URL, "url", "", "FHIR base `URL` of a running server; unset, the local store of --data or --mongo-uri is used")
 	fs.StringVar(&t.Token, "token", "", "bearer `token` sent to --url")
+	fs.DurationVar(&t.ResponseTimeout, "response-timeout", defaultResponseTimeout, "how long to wait for --url to begin its answer to a request, once sent")
 	fs.StringVar(&t.DataDir, "data", "./data", "`directory` of the embedded SQLite engine")
 	fs.StringVar(&t.MongoURI, "mongo-uri", "", "MongoDB `URI`; when set, MongoDB is used instead of SQLite")
 }
@@ -275,12 +281,35 @@ func newBar(stderr io.Writer, size int64, what string) *progressbar.ProgressBar 
 	return progressbar.DefaultBytes(size, what)
 }
 
+// The timeouts of a running server's client (--url). A whole request has
+// none: a long export or import that is moving is left to finish.
+const (
+	// connectTimeout bounds the TCP connection and the TLS handshake.
+	connectTimeout = 30 * time.Second
+	// defaultResponseTimeout is --response-timeout's default: how long the
+	// server may take to begin an answer once the request is sent. The
+	// server's own bounds (its request deadline, its write timeout of two
+	// minutes) end any request before it.
+	defaultResponseTimeout = 5 * time.Minute
+)
+
+// remoteClient returns the client of a running server, which gives up on
+// a server that does not connect, or does not begin to answer a request
+// within responseTimeout of its end, rather than wait for ever.
+func remoteClient(responseTimeout time.Duration) *http.Client {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.DialContext = (&net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	transport.TLSHandshakeTimeout = connectTimeout
+	transport.ResponseHeaderTimeout = responseTimeout
+	return &http.Client{Transport: transport}
+}
+
 // client returns an HTTP client and the FHIR base to send to: cfg.URL, or
 // a server built in-process on the local store, acting with the open
 // principal as serve does without --auth. closeFn closes the store.
 func (t *transferConfig) client(ctx context.Context, factories map[string]engineFactory) (client *http.Client, base string, closeFn func(), err error) {
 	if t.URL != "" {
-		return http.DefaultClient, strings.TrimSuffix(t.URL, "/"), func() {}, nil
+		return remoteClient(t.ResponseTimeout), strings.TrimSuffix(t.URL, "/"), func() {}, nil
 	}
 	sc := &serveConfig{DataDir: t.DataDir, MongoURI: t.MongoURI, Sync: t.Sync}
 	name := sc.engine()

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -713,5 +714,58 @@ func TestExportSinceAbsoluteReference(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("export --since lacks the entry %s: %s", want, out.String())
 		}
+	}
+}
+
+// silentServer listens and accepts connections, reads what is sent and
+// never answers; it returns its FHIR base.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { conn.Close() })
+			go io.Copy(io.Discard, conn)
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/fhir"
+}
+
+// TestTransferGivesUpOnSilentServer checks that export and import with
+// --url stop with an error saying the server did not answer when a server
+// accepts the connection and never answers, instead of waiting for ever.
+func TestTransferGivesUpOnSilentServer(t *testing.T) {
+	base := silentServer(t)
+	ndjson := filepath.Join(t.TempDir(), "Patient.ndjson")
+	if err := os.WriteFile(ndjson, []byte(`{"resourceType":"Patient","id":"p1"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"export patient": {"export", "--url", base, "--patient", "p1"},
+		"export since":   {"export", "--url", base, "--since", "2024-01-01"},
+		"import ndjson":  {"import", "--url", base, "--format", "ndjson", ndjson},
+		"import pds":     {"import", "--url", base, "--format", "pds", ndjson},
+	} {
+		t.Run(name, func(t *testing.T) {
+			// The guard only keeps a failing test from hanging.
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			args = slices.Insert(args, 1, "--response-timeout", "200ms")
+			err := run(ctx, args, env(nil), io.Discard, io.Discard)
+			if ctx.Err() != nil {
+				t.Fatalf("still waiting for the silent server: %v", err)
+			}
+			if err == nil || !strings.Contains(err.Error(), "awaiting response headers") {
+				t.Fatalf("error %v, want one saying the server did not answer", err)
+			}
+		})
 	}
 }
