@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -184,13 +185,7 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 			}
 		}
 	}
-	var bundle struct {
-		ResourceType string `json:"resourceType"`
-		Type         string `json:"type"`
-		// FHIR JSON has no null: a Bundle of no patients has no entry.
-		Entry []json.RawMessage `json:"entry,omitempty"`
-	}
-	bundle.ResourceType, bundle.Type = "Bundle", "collection"
+	bundle := &bundleWriter{w: bufio.NewWriter(stdout)}
 	headerDone := false
 	// A resource in the records of several patients (an Appointment they
 	// share) is given once: R4 wants each fullUrl of a Bundle once (bdl-7).
@@ -232,12 +227,58 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 			}
 			if !given[entry.FullURL] {
 				given[entry.FullURL] = true
-				bundle.Entry = append(bundle.Entry, e)
+				if err := bundle.add(e); err != nil {
+					return fmt.Errorf("export: Patient/%s: %w", id, err)
+				}
 			}
+		}
+		// Each patient's record goes out as it comes, not held until
+		// the Bundle is whole.
+		if err := bundle.w.Flush(); err != nil {
+			return err
 		}
 	}
 	if cfg.Format == "csv" {
 		return nil
 	}
-	return json.NewEncoder(stdout).Encode(bundle)
+	return bundle.close()
+}
+
+// bundleWriter writes a collection Bundle entry by entry, in the bytes
+// encoding/json gives the whole Bundle: compact, with <, > and & escaped,
+// an entry member only when there is an entry (FHIR JSON has no null, nor
+// an empty array), and a newline. Nothing is written before the first
+// entry or close.
+type bundleWriter struct {
+	w       *bufio.Writer
+	entries int
+}
+
+const bundleStart = `{"resourceType":"Bundle","type":"collection"`
+
+// add writes entry, one of the Bundle.
+func (b *bundleWriter) add(entry json.RawMessage) error {
+	enc, err := json.Marshal(entry)
+	if err != nil {
+		return err
+	}
+	if b.entries == 0 {
+		b.w.WriteString(bundleStart + `,"entry":[`)
+	} else {
+		b.w.WriteByte(',')
+	}
+	b.entries++
+	_, err = b.w.Write(enc)
+	return err
+}
+
+// close ends the Bundle and flushes it.
+func (b *bundleWriter) close() error {
+	if b.entries == 0 {
+		b.w.WriteString(bundleStart)
+	} else {
+		b.w.WriteByte(']')
+	}
+	b.w.WriteString("}\n")
+	return b.w.Flush()
 }

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -521,9 +522,9 @@ func TestImportMissingFileWritesNothing(t *testing.T) {
 }
 
 // exportTestServer starts a server serving $export-gp on a new SQLite
-// store, and returns it, the store and a function sending it a request,
-// which fails the test unless it is answered want.
-func exportTestServer(t *testing.T) (*httptest.Server, *sqlite.Store, func(method, path, body string, want int)) {
+// store, each of wrap around it, and returns it, the store and a function
+// sending it a request, which fails the test unless it is answered want.
+func exportTestServer(t *testing.T, wrap ...func(http.Handler) http.Handler) (*httptest.Server, *sqlite.Store, func(method, path, body string, want int)) {
 	t.Helper()
 	st, err := sqlite.Open(t.TempDir())
 	if err != nil {
@@ -532,8 +533,12 @@ func exportTestServer(t *testing.T) (*httptest.Server, *sqlite.Store, func(metho
 	// Its base is known, as serve's on an address of its own is: an
 	// absolute reference under it names a record held here.
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config.Handler = server.New(server.Config{Store: st, SoftwareVersion: "test", BaseURL: "http://" + srv.Listener.Addr().String() + "/fhir",
+	var h http.Handler = server.New(server.Config{Store: st, SoftwareVersion: "test", BaseURL: "http://" + srv.Listener.Addr().String() + "/fhir",
 		Operations: (&importop.Importer{}).Operations()})
+	for _, w := range wrap {
+		h = w(h)
+	}
+	srv.Config.Handler = h
 	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
@@ -714,6 +719,72 @@ func TestExportSinceAbsoluteReference(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("export --since lacks the entry %s: %s", want, out.String())
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestExportSinceStreams exports the records of two patients: the first
+// one's entries are written before the second one's record is asked for,
+// not held until the Bundle is whole, and the output is the Bundle as
+// encoding/json writes it, whole or with no entry.
+func TestExportSinceStreams(t *testing.T) {
+	var out syncBuffer
+	var before string // the output when bob's record was asked for
+	srv, _, send := exportTestServer(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/fhir/Patient/bob/$export-gp" {
+				before = out.String()
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	send("PUT", "Patient/ann", `{"resourceType":"Patient","id":"ann","name":[{"text":"Ann <Smith> & co"}]}`, 201)
+	send("PUT", "Patient/bob", `{"resourceType":"Patient","id":"bob"}`, 201)
+	err := run(t.Context(), []string{"export", "--url", srv.URL + "/fhir", "--since", "2000-01-01"}, env(nil), &out, io.Discard)
+	if err != nil {
+		t.Fatalf("export --since: %v", err)
+	}
+	if !strings.Contains(before, `"`+srv.URL+`/fhir/Patient/ann"`) {
+		t.Errorf("output when bob's record was asked for: %q, want ann's entry in it", before)
+	}
+	var b struct {
+		ResourceType string            `json:"resourceType"`
+		Type         string            `json:"type"`
+		Entry        []json.RawMessage `json:"entry,omitempty"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &b); err != nil || len(b.Entry) != 2 {
+		t.Fatalf("export --since: %v, %d entries: %s", err, len(b.Entry), out.String())
+	}
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(b); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want.String() {
+		t.Errorf("export --since wrote\n%s\nwant\n%s", out.String(), want.String())
+	}
+	var none strings.Builder
+	if err := run(t.Context(), []string{"export", "--url", srv.URL + "/fhir", "--since", "2999-01-01"}, env(nil), &none, io.Discard); err != nil {
+		t.Fatalf("export --since, nothing changed: %v", err)
+	}
+	if want := `{"resourceType":"Bundle","type":"collection"}` + "\n"; none.String() != want {
+		t.Errorf("export --since, nothing changed: %q, want %q", none.String(), want)
 	}
 }
 
