@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -722,30 +721,12 @@ func TestExportSinceAbsoluteReference(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestExportSinceStreams exports the records of two patients: the first
 // one's entries are written before the second one's record is asked for,
 // not held until the Bundle is whole, and the output is the Bundle as
 // encoding/json writes it, whole or with no entry.
 func TestExportSinceStreams(t *testing.T) {
-	var out syncBuffer
+	var out lockedBuffer
 	var before string // the output when bob's record was asked for
 	srv, _, send := exportTestServer(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
