@@ -171,8 +171,12 @@ func scanInto(ctx context.Context, r store.Reader, q store.Query, groups map[str
 // first that is not due, is claimed by another process or fails.
 func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 	recs, err := n.records()
-	if err != nil {
+	if err != nil || len(rows) == 0 {
 		return
+	}
+	var first row
+	if err := json.Unmarshal(rows[0].JSON, &first); err == nil && n.refuses(ctx, recs, first.Subscription) {
+		return // left to a process that accepts it (settleRefused)
 	}
 	for _, v := range rows {
 		if ctx.Err() != nil {

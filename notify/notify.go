@@ -131,10 +131,13 @@ type Notifier struct {
 	loaded bool
 	// refused holds, by id, the live Subscriptions a load found this
 	// server refuses now (stored under a setting since removed, such as
-	// AllowHTTP), and why, for the deliverer to set to error. Its own
+	// AllowHTTP), for the deliverer to watch (settleRefused). Its own
 	// lock: a load runs under subsMu.
 	refusedMu sync.Mutex
-	refused   map[string]string
+	refused   map[string]refusal
+	// refusing holds, by subscription id, when this process first saw
+	// each refused Subscription as it stands (settleRefused).
+	refusing lease.Watch[refusalSight]
 
 	// before holds, from Check to After, the version a write replaces.
 	before sync.Map // *operation.Change → beforeVersion
@@ -660,7 +663,7 @@ func (n *Notifier) load(ctx context.Context, r store.Reader) ([]*subscription, e
 			// removed: matched no more, and set to error by the
 			// deliverer (settleRefused), so that its client is told.
 			if st := res.Status.Get(); st == statusRequested || st == statusActive {
-				n.noteRefused(v.ID, err)
+				n.noteRefused(v.ID, v.VersionID, err)
 			}
 			continue
 		}
@@ -670,8 +673,24 @@ func (n *Notifier) load(ctx context.Context, r store.Reader) ([]*subscription, e
 	return subs, nil
 }
 
-// noteRefused notes that live subscription id is refused now, for err.
-func (n *Notifier) noteRefused(id string, err error) {
+// refusal is a live Subscription this server refuses: the version
+// refused, and why.
+type refusal struct {
+	version int64
+	why     string
+}
+
+// refusalSight is a refused Subscription as the deliverer sees it: its
+// version, and its oldest pending outbox row ("": none). Another process
+// that accepts it changes one or the other as it delivers.
+type refusalSight struct {
+	version int64
+	oldest  string
+}
+
+// noteRefused notes that version of live subscription id is refused now,
+// for err.
+func (n *Notifier) noteRefused(id string, version int64, err error) {
 	why := err.Error()
 	var oe *operation.Error
 	if errors.As(err, &oe) && len(oe.Issues) > 0 {
@@ -680,26 +699,70 @@ func (n *Notifier) noteRefused(id string, err error) {
 	n.refusedMu.Lock()
 	defer n.refusedMu.Unlock()
 	if n.refused == nil {
-		n.refused = map[string]string{}
+		n.refused = map[string]refusal{}
 	}
-	n.refused[id] = why
+	n.refused[id] = refusal{version, why}
 }
 
 // settleRefused sets to error, with the reason in Subscription.error, and
-// logs, each live subscription a load found this server refuses now: one
-// stored while --notify-allow-http was set, say, whose http endpoint is
-// refused once it is not. Skipped silently, its client would wait for
-// notifications that never come.
+// logs, each live subscription this server refuses now (one stored while
+// --notify-allow-http was set, say, whose http endpoint is refused once it
+// is not) that it has seen unchanged, with the same oldest row pending,
+// for ErrorAfter by its own clock. Skipped silently, its client would wait
+// for notifications that never come. Not at once: during a rolling change
+// of settings, other processes may accept it and deliver its rows (which
+// this one leaves to them, refuses), and setting it to error would stop
+// them.
 func (n *Notifier) settleRefused(ctx context.Context) {
 	n.refusedMu.Lock()
 	refused := n.refused
 	n.refused = nil
 	n.refusedMu.Unlock()
-	for id, why := range refused {
-		n.cfg.Logger.Warn("notify: subscription refused by this server's settings", "subscription", id, "reason", why)
-		msg := fmt.Sprintf("this server no longer accepts the Subscription: %s; write it again, as requested, as this server accepts it", why)
+	now := n.cfg.Now()
+	n.refusing.Forget(func(_ string, first time.Time) bool { return now.Sub(first) > 2*n.cfg.ErrorAfter })
+	if len(refused) == 0 {
+		return
+	}
+	recs, err := n.records()
+	if err != nil {
+		return
+	}
+	for id, r := range refused {
+		sight := refusalSight{version: r.version}
+		vs, err := recs.Search(ctx, pendingOf(id, 1))
+		if err != nil {
+			n.cfg.Logger.Error("notify: read refused subscription's rows", "subscription", id, "err", err)
+			continue
+		}
+		if len(vs) > 0 {
+			sight.oldest = vs[0].ID + "-" + strconv.FormatInt(vs[0].VersionID, 10)
+		}
+		if !n.refusing.Expired(id, sight, now, n.cfg.ErrorAfter) {
+			continue
+		}
+		n.cfg.Logger.Warn("notify: subscription refused by this server's settings", "subscription", id, "reason", r.why)
+		msg := fmt.Sprintf("this server no longer accepts the Subscription: %s; write it again, as requested, as this server accepts it", r.why)
 		if err := n.setError(ctx, id, msg); err != nil {
 			n.cfg.Logger.Error("notify: set subscription error", "subscription", id, "err", err)
 		}
 	}
+}
+
+// refuses reports whether subscription sub is live and refused by this
+// server's settings: its rows are left to processes that accept it.
+func (n *Notifier) refuses(ctx context.Context, recs store.Reader, sub string) bool {
+	sv, err := recs.Read(ctx, "Subscription", sub)
+	if err != nil || sv.Deleted {
+		return false
+	}
+	res, err := decodeSubscription(sv)
+	if err != nil {
+		return false
+	}
+	st := res.Status.Get()
+	if st != statusRequested && st != statusActive {
+		return false
+	}
+	_, err = n.parseSubscription(res)
+	return err != nil
 }

@@ -969,8 +969,9 @@ func TestHandshakeBeforePendingEvents(t *testing.T) {
 }
 
 // TestSubscriptionRefusedAfterRestart: a Subscription stored while plain
-// http endpoints were allowed is, once a restart no longer allows them,
-// set to error saying why, not skipped silently.
+// http endpoints were allowed is, once a restart no longer allows them and
+// it has been refused for ErrorAfter, set to error saying why, not
+// skipped silently.
 func TestSubscriptionRefusedAfterRestart(t *testing.T) {
 	eachEngine(t, func(t *testing.T, eng engine) {
 		place := eng.place(t)
@@ -985,11 +986,44 @@ func TestSubscriptionRefusedAfterRestart(t *testing.T) {
 		e2 := newEnv(t, eng.open(t, place), map[string]map[string]any{})
 		e2.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
 		e2.deliver()
+		e2.clock.Advance(time.Hour) // ErrorAfter, refused all along, with nothing delivered
+		e2.deliver()
 		got := e2.do("admin", "GET", "/Subscription/"+sub, "").body
 		if field(t, got, "status") != "error" || !strings.Contains(field(t, got, "error"), "must use https") {
 			t.Errorf("after the restart without plain http: %s, want status error saying the endpoint must use https", got)
 		}
 	})
+}
+
+// TestTwoProcessesOneRefuses: two servers on one MongoDB database during
+// a rolling change of settings, one of which refuses a Subscription the
+// other accepts. The one that refuses neither sets it to error nor drops
+// its rows: the other delivers them, and the Subscription stays active.
+func TestTwoProcessesOneRefuses(t *testing.T) {
+	eng := engines[1]
+	uri := eng.place(t)
+	a := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "a" })
+	b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b"; c.Types = []string{"Patient"} })
+	rx := newReceiver(t)
+	sub := idOf(t, a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json")))
+	b.deliver()
+	a.deliver()
+	appt := idOf(t, a.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+	for range 3 { // several polls of each, the one that refuses first
+		b.deliver()
+		a.deliver()
+		b.clock.Advance(10 * time.Minute)
+	}
+	var paths []string
+	for _, g := range rx.take() {
+		paths = append(paths, g.Path)
+	}
+	if want := []string{"/hook", "/hook/Appointment/" + appt}; fmt.Sprint(paths) != fmt.Sprint(want) {
+		t.Errorf("deliveries: got %v, want %v", paths, want)
+	}
+	if got := a.do("admin", "GET", "/Subscription/"+sub, "").body; field(t, got, "status") != "active" {
+		t.Errorf("Subscription after the process that refuses it polled: %s, want status active", got)
+	}
 }
 
 // TestSubscriptionsPerOwnerLimit: an owner holding as many live
