@@ -12,6 +12,8 @@ package notify
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -336,22 +338,30 @@ const ownersPage = 500
 // requester of ctx, more than MaxPerOwner live ones: each is matched
 // against every write of its type, so their number is the cost of every
 // write. The Subscription written, id, is not counted: writing one of its
-// own again is allowed at the limit.
+// own again is allowed at the limit. The owner's gate is written in the
+// same unit of work, conditional on the version read, and the live
+// Subscriptions are counted afresh through it, not from a load another
+// process's write may have made stale: two units of one owner, in one
+// process or two, cannot both pass on a count that misses the other.
 func (n *Notifier) ownerHasRoom(ctx context.Context, s operation.Store, id string) error {
 	r, err := asRecorder(s)
 	if err != nil {
 		return err
 	}
 	tx := r.Records()
-	subs, err := n.subscriptions(ctx, tx)
-	if err != nil || len(subs) < n.cfg.MaxPerOwner {
-		return err
-	}
 	p := access.Requester(ctx)
 	if p == nil {
 		return errors.New("notify: a subscription written outside a request")
 	}
 	party := ownerOf(p)
+	if err := n.passGate(ctx, tx, party); err != nil {
+		return err
+	}
+	n.invalidate()
+	subs, err := n.subscriptions(ctx, tx)
+	if err != nil || len(subs) < n.cfg.MaxPerOwner {
+		return err
+	}
 	var others []string
 	for _, sub := range subs {
 		if sub.id != id && sub.live() {
@@ -384,6 +394,29 @@ func (n *Notifier) ownerHasRoom(ctx context.Context, s operation.Store, id strin
 	if held >= n.cfg.MaxPerOwner {
 		return operation.Errorf(422, "too-costly", "Subscription.status",
 			"its owner has %d live Subscriptions, as many as one owner may have: switch one off or delete it first", held)
+	}
+	return nil
+}
+
+// passGate writes the gate of party, the owner of a live Subscription
+// written, conditional on the version read: of two units of work of one
+// owner side by side, one fails (a *store.ConflictError, or on a MongoDB
+// replica set a write conflict that runs it again, when its count sees
+// the other's Subscription).
+func (n *Notifier) passGate(ctx context.Context, tx store.Tx, party owner) error {
+	key := sha256.Sum256([]byte(strconv.Quote(party.Issuer) + strconv.Quote(party.ClientID) + strconv.Quote(party.Subject) + strconv.FormatBool(party.Open)))
+	id := hex.EncodeToString(key[:16])
+	var expected int64
+	switch v, err := tx.Read(ctx, gateType, id); {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("notify: owner's gate %s: %w", id, err)
+	default:
+		expected = v.VersionID
+	}
+	w := &store.Write{Type: gateType, ID: id, Expected: expected, LastUpdated: n.cfg.Now().UTC().Truncate(time.Millisecond), JSON: []byte(`{}`)}
+	if err := tx.Put(ctx, w); err != nil {
+		return fmt.Errorf("notify: owner's gate %s: %w", id, err)
 	}
 	return nil
 }

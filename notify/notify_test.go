@@ -1026,6 +1026,26 @@ func TestTwoProcessesOneRefuses(t *testing.T) {
 	}
 }
 
+// TestTwoProcessesPerOwnerLimit: two servers on one MongoDB database, an
+// owner allowed one live Subscription. Once it has one through the first,
+// the second refuses it another, though it loaded the Subscriptions, for a
+// write, before the first was created.
+func TestTwoProcessesPerOwnerLimit(t *testing.T) {
+	eng := engines[1]
+	uri := eng.place(t)
+	a := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "a"; c.MaxPerOwner = 1 })
+	b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b"; c.MaxPerOwner = 1 })
+	b.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+	sub := subscription("Appointment?status=booked", "https://rx.test/hook", "")
+	idOf(t, a.do("admin", "POST", "/Subscription", sub))
+	if r := b.do("admin", "POST", "/Subscription", sub); r.status != 422 || !strings.Contains(r.body, "too-costly") {
+		t.Errorf("a second Subscription through the other process: %d %s, want 422 too-costly", r.status, r.body)
+	}
+	if got := a.do("admin", "GET", "/Subscription?_summary=count", "").body; !strings.Contains(got, `"total":1`) {
+		t.Errorf("Subscriptions stored: %s, want a total of 1", got)
+	}
+}
+
 // TestSubscriptionsPerOwnerLimit: an owner holding as many live
 // Subscriptions as one may is refused another, 422 too-costly with an
 // OperationOutcome, and nothing is stored; it may still write one of its

@@ -23,6 +23,9 @@ const (
 	ownerType = "NotifyOwner"
 	// claimType holds the claims of processes on the rows they deliver.
 	claimType = "NotifyClaim"
+	// gateType holds one record per owner of Subscriptions, which each
+	// write making one of its Subscriptions live rewrites (passGate).
+	gateType = "NotifyOwnerGate"
 )
 
 // The kinds of outbox rows.
