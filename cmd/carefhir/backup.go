@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"carefhir/fhir"
@@ -61,11 +62,19 @@ func runBackup(ctx context.Context, cfg *backupConfig, stdout, stderr io.Writer)
 	if cfg.To != "-" {
 		tmpDir = filepath.Dir(cfg.To)
 	}
-	work, err := os.MkdirTemp(tmpDir, ".carefhir-backup-")
+	removeStaleWork(tmpDir, time.Now(), stderr)
+	work, err := os.MkdirTemp(tmpDir, workPrefix)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	defer os.RemoveAll(work)
+	// Locked for as long as this process lives, so that a later backup
+	// removes the directory only once it is left by one that was killed.
+	unlock, err := sqlite.LockDir(work)
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	defer unlock()
 	snap := filepath.Join(work, sqlite.FileName)
 	start := time.Now().UTC()
 	if err := sqlite.Snapshot(ctx, cfg.DataDir, snap); err != nil {
@@ -109,6 +118,67 @@ func runBackup(ctx context.Context, cfg *backupConfig, stdout, stderr io.Writer)
 		return fmt.Errorf("backup: %w", err)
 	}
 	return report(stdout, "backed up", m, "to "+cfg.To)
+}
+
+// workPrefix begins the name of the directory a backup makes its snapshot
+// in.
+const workPrefix = ".carefhir-backup-"
+
+// staleAfter is how long a backup's directory that no process locks must
+// have gone unchanged before another backup removes it: the lock is taken
+// just after the directory is made, and a backup of an earlier carefhir
+// takes none.
+const staleAfter = 10 * time.Minute
+
+// removeStaleWork removes from dir the directories of backups that were
+// killed (SIGKILL, a lost container) before they removed their own: each
+// a whole copy of the database. A directory is left while a backup locks
+// it, or while it or a file in it changed within staleAfter of now.
+func removeStaleWork(dir string, now time.Time, stderr io.Writer) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), workPrefix) {
+			continue
+		}
+		work := filepath.Join(dir, e.Name())
+		if changedSince(work, now.Add(-staleAfter)) {
+			continue
+		}
+		unlock, err := sqlite.LockDir(work)
+		if err != nil {
+			continue // in use, or not ours to judge
+		}
+		err = os.RemoveAll(work)
+		unlock()
+		if err != nil {
+			fmt.Fprintf(stderr, "backup: remove %s, left by a backup that was stopped: %v\n", work, err)
+			continue
+		}
+		fmt.Fprintf(stderr, "backup: removed %s, left by a backup that was stopped\n", work)
+	}
+}
+
+// changedSince reports whether directory dir, or a file in it, was
+// modified after t (or cannot be read).
+func changedSince(dir string, t time.Time) bool {
+	info, err := os.Stat(dir)
+	if err != nil || info.ModTime().After(t) {
+		return true
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || info.ModTime().After(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // report prints one line describing a backup: what was done with it, and

@@ -475,3 +475,54 @@ func TestBackupToStdoutWithoutTempDir(t *testing.T) {
 		t.Errorf("the data directory after the backup holds %d entries, want the database and its lock alone", len(entries))
 	}
 }
+
+// A backup removes the snapshot directories that backups killed before
+// they could remove their own left in the data directory (--to -), and
+// leaves one that a running backup holds, and one just made.
+func TestBackupRemovesWorkOfKilledBackups(t *testing.T) {
+	data := t.TempDir()
+	if out, err := runCmd(t, "synth", "--data", data, "--patients", "2", "--clients", "1"); err != nil {
+		t.Fatalf("synth: %q, %v", out, err)
+	}
+	long := time.Now().Add(-time.Hour)
+	leave := func(name string, at time.Time) string {
+		dir := filepath.Join(data, name)
+		db := filepath.Join(dir, sqlite.FileName)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(db, []byte("a copy of the database"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{db, dir} {
+			if err := os.Chtimes(p, at, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	killed := leave(".carefhir-backup-111", long)
+	running := leave(".carefhir-backup-222", long)
+	unlock, err := sqlite.LockDir(running)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	for _, p := range []string{filepath.Join(running, sqlite.LockFileName), running} {
+		if err := os.Chtimes(p, long, long); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := leave(".carefhir-backup-333", time.Now())
+	if _, err := runCmd(t, "backup", "--data", data, "--to", "-"); err != nil {
+		t.Fatalf("backup --to -: %v", err)
+	}
+	if _, err := os.Stat(killed); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the directory of a killed backup: %v, want it removed", err)
+	}
+	for _, dir := range []string{running, fresh} {
+		if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err != nil {
+			t.Errorf("%s: %v, want it left", filepath.Base(dir), err)
+		}
+	}
+}
