@@ -39,6 +39,21 @@ func (s *countingStore) Find(ctx context.Context, q store.Query) (*store.Page, e
 	return s.Store.(store.Finder).Find(ctx, q)
 }
 
+// pageInFewCalls checks that who reads a page of path, a search or a
+// history, of n entries at least, with a bounded few store calls of st.
+func pageInFewCalls(t *testing.T, st *countingStore, c *accessClient, n int, who, path string) {
+	t.Helper()
+	before := st.calls.Load()
+	_, entries, _ := historyPage(t, c.by(who, "GET", path+"?_count=100", ""))
+	calls := st.calls.Load() - before
+	if len(entries) < n {
+		t.Errorf("%s %s: %d entries, want %d at least", who, path, len(entries), n)
+	}
+	if calls > 10 {
+		t.Errorf("%s %s: %d store calls for %d entries, want a bounded few", who, path, calls, len(entries))
+	}
+}
+
 // TestRestrictedHistoryReadsInBatches: a history read by a token that may
 // not read every version decides the versions of a page with a bounded
 // number of store calls, not with one or more for each resource in it:
@@ -64,17 +79,8 @@ func TestRestrictedHistoryReadsInBatches(t *testing.T) {
 				c.put(fmt.Sprintf("/DocumentReference/d%d", i), fmt.Sprintf(`{"resourceType":"DocumentReference","id":"d%d","status":"current","subject":{"reference":"Patient/a"},"content":[{"attachment":{"url":"Binary/b%d"}}]}`, i, i))
 				c.put(fmt.Sprintf("/Binary/b%d", i), fmt.Sprintf(`{"resourceType":"Binary","id":"b%d","contentType":"text/plain","securityContext":{"reference":"DocumentReference/d%d"},"data":"aGk="}`, i, i))
 			}
-			for _, tc := range []struct{ who, path string }{{"app", "/Observation/_history"}, {"p1", "/Binary/_history"}} {
-				before := st.calls.Load()
-				_, entries, _ := historyPage(t, c.by(tc.who, "GET", tc.path+"?_count=100", ""))
-				calls := st.calls.Load() - before
-				if len(entries) < n {
-					t.Errorf("%s %s: %d entries, want %d at least", tc.who, tc.path, len(entries), n)
-				}
-				if calls > 10 {
-					t.Errorf("%s %s: %d store calls for %d entries, want a bounded few", tc.who, tc.path, calls, len(entries))
-				}
-			}
+			pageInFewCalls(t, st, c, n, "app", "/Observation/_history")
+			pageInFewCalls(t, st, c, n, "p1", "/Binary/_history")
 		})
 	}
 }
@@ -108,6 +114,35 @@ func TestGroupMembersDecidedInBatches(t *testing.T) {
 					t.Errorf("GET %s: %d store calls for a Group of %d members, want a bounded few", path, calls, n)
 				}
 			}
+		})
+	}
+}
+
+// TestListsOfAPageDecidedInBatches: a List is read by a patient's token
+// or a practitioner's under the care-team policy when every resource it
+// lists is within reach (see TestListedRecordsReadByEveryPatient); a
+// search of Lists reads the resources listed on its page with a bounded
+// number of store calls, not with a search or more for each List.
+func TestListsOfAPageDecidedInBatches(t *testing.T) {
+	who := principals{
+		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	const n = 30
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			st := &countingStore{Store: e.Open(t)}
+			c := newAccessClient(t, st, who, policy)
+			twoPatientRecords(c)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			for i := range n {
+				c.put(fmt.Sprintf("/Observation/l%d", i), fmt.Sprintf(`{"resourceType":"Observation","id":"l%d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`, i))
+				c.put(fmt.Sprintf("/List/l%d", i), fmt.Sprintf(`{"resourceType":"List","id":"l%d","status":"current","mode":"working","subject":{"reference":"Patient/a"},"entry":[{"item":{"reference":"Observation/l%d"}},{"item":{"reference":"Observation/oa"}},{"item":{"reference":"Encounter/ea"}}]}`, i, i))
+			}
+			pageInFewCalls(t, st, c, n, "app", "/List")
+			pageInFewCalls(t, st, c, n, "p1", "/List")
+			pageInFewCalls(t, st, c, n, "app", "/List/_history")
 		})
 	}
 }

@@ -612,19 +612,14 @@ func (d *decider) contextHeld(ctx context.Context, r store.Reader) (bool, error)
 // the other resources it lists of a type in the Patient compartment, by
 // id, or by identifier where a reference has nothing else. known is false
 // when a resource listed is not held here (a deleted one is decided by the
-// version it deleted) or is named by an absolute reference.
+// version it deleted) or is named by an absolute reference. The resources
+// listed are read ahead, besides those r already reads ahead (see
+// Store.keep), and each is looked into once however many lists of r
+// list it.
 func (d *decider) listedPatients(ctx context.Context, r store.Reader, param string, ix *store.Index) (ids []string, identifiers []store.Token, known bool, err error) {
-	var refs []string
-	for _, ref := range ix.References {
-		switch {
-		case ref.Param != param:
-		case ref.URL != "":
-			return nil, nil, false, nil
-		case ref.Type == "Patient":
-			ids = append(ids, ref.ID)
-		case len(d.rules.Search.CompartmentParams(ref.Type)) > 0:
-			refs = append(refs, ref.Type+"/"+ref.ID)
-		}
+	ids, refs, known := listedRefs(d.rules, param, ix)
+	if !known {
+		return nil, nil, false, nil
 	}
 	identifiers = identifiersOf(ix, []string{param})
 	if len(refs) == 0 {
@@ -635,35 +630,82 @@ func (d *decider) listedPatients(ctx context.Context, r store.Reader, param stri
 		return nil, nil, false, err
 	}
 	for _, ref := range refs {
-		typ, id, _ := strings.Cut(ref, "/")
-		v, err := ahead.Read(ctx, typ, id)
-		if errors.Is(err, store.ErrNotFound) {
+		of, ok := ahead.listed[ref]
+		if !ok {
+			if of, err = d.patientsOfListed(ctx, ahead, ref); err != nil {
+				return nil, nil, false, err
+			}
+			ahead.listed[ref] = of
+		}
+		if !of.known {
 			return nil, nil, false, nil
 		}
-		if err != nil {
-			return nil, nil, false, fmt.Errorf("access: read %s, listed: %w", ref, err)
-		}
-		if v.Deleted {
-			if v.VersionID < 2 {
-				return nil, nil, false, nil
-			}
-			if v, err = r.VRead(ctx, typ, id, v.VersionID-1); err != nil {
-				return nil, nil, false, fmt.Errorf("access: read the version %s had before its deletion, listed: %w", ref, err)
-			}
-		}
-		x, err := d.rules.Index(typ, v.JSON)
-		if err != nil {
-			return nil, nil, false, fmt.Errorf("access: index %s, listed: %w", ref, err)
-		}
-		params := d.rules.Search.CompartmentParams(typ)
-		for _, pr := range x.References {
-			if pr.Type == "Patient" && slices.Contains(params, pr.Param) {
-				ids = append(ids, pr.ID)
-			}
-		}
-		identifiers = append(identifiers, identifiersOf(&x, params)...)
+		ids = append(ids, of.ids...)
+		identifiers = append(identifiers, of.identifiers...)
 	}
 	return ids, identifiers, true, nil
+}
+
+// listedRefs returns what a version with index ix lists under param: the
+// Patients by id, and the other resources of a type in the Patient
+// compartment, each Type/id. known is false when it lists a resource by
+// an absolute reference.
+func listedRefs(rules *Rules, param string, ix *store.Index) (patients, refs []string, known bool) {
+	for _, ref := range ix.References {
+		switch {
+		case ref.Param != param:
+		case ref.URL != "":
+			return nil, nil, false
+		case ref.Type == "Patient":
+			patients = append(patients, ref.ID)
+		case len(rules.Search.CompartmentParams(ref.Type)) > 0:
+			refs = append(refs, ref.Type+"/"+ref.ID)
+		}
+	}
+	return patients, refs, true
+}
+
+// listedOf is whom a resource a list lists belongs to (see
+// listedPatients).
+type listedOf struct {
+	ids         []string
+	identifiers []store.Token
+	known       bool
+}
+
+// patientsOfListed returns whom the resource ref (Type/id), listed,
+// belongs to, read from r: its patients by reference and by identifier
+// in its compartment parameters, as it is or as it was before its
+// deletion.
+func (d *decider) patientsOfListed(ctx context.Context, r store.Reader, ref string) (listedOf, error) {
+	typ, id, _ := strings.Cut(ref, "/")
+	v, err := r.Read(ctx, typ, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return listedOf{}, nil
+	}
+	if err != nil {
+		return listedOf{}, fmt.Errorf("access: read %s, listed: %w", ref, err)
+	}
+	if v.Deleted {
+		if v.VersionID < 2 {
+			return listedOf{}, nil
+		}
+		if v, err = r.VRead(ctx, typ, id, v.VersionID-1); err != nil {
+			return listedOf{}, fmt.Errorf("access: read the version %s had before its deletion, listed: %w", ref, err)
+		}
+	}
+	x, err := d.rules.Index(typ, v.JSON)
+	if err != nil {
+		return listedOf{}, fmt.Errorf("access: index %s, listed: %w", ref, err)
+	}
+	params := d.rules.Search.CompartmentParams(typ)
+	of := listedOf{identifiers: identifiersOf(&x, params), known: true}
+	for _, pr := range x.References {
+		if pr.Type == "Patient" && slices.Contains(params, pr.Param) {
+			of.ids = append(of.ids, pr.ID)
+		}
+	}
+	return of, nil
 }
 
 // identifiersOf returns the identifiers by which a version with index ix

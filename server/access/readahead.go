@@ -17,6 +17,7 @@ type readAhead struct {
 	store.Reader
 	current map[string]*store.Version // by Type/id
 	sought  map[string]bool           // by Type/id: searched for, found or not
+	listed  map[string]listedOf       // by Type/id: whom a resource listed belongs to
 }
 
 // readAheadIDs is the most ids one search of a readAhead names: a page of
@@ -30,7 +31,7 @@ const readAheadIDs = historyScan
 func readingAhead(ctx context.Context, r store.Reader, refs []string) (*readAhead, error) {
 	ra, ok := r.(*readAhead)
 	if !ok {
-		ra = &readAhead{Reader: r, current: map[string]*store.Version{}, sought: map[string]bool{}}
+		ra = &readAhead{Reader: r, current: map[string]*store.Version{}, sought: map[string]bool{}, listed: map[string]listedOf{}}
 	}
 	byType := map[string][]string{}
 	var types []string
@@ -95,6 +96,29 @@ func (d *decider) securityContexts(vs []*store.Version) ([]string, error) {
 		if _, _, ok := d.heldRef(ref); named && ok {
 			refs = append(refs, ref)
 		}
+	}
+	return refs, nil
+}
+
+// listedResources returns the resources the versions of vs list (see
+// listedRefs), when the principal's reach of their type, as grantOf
+// returns it, is decided by whom they list (see grant.byMembers), to be
+// read ahead.
+func (d *decider) listedResources(vs []*store.Version, grantOf func(typ string) (*grant, error)) ([]string, error) {
+	var refs []string
+	for _, v := range vs {
+		if v.Deleted || !listsMembers(v.Type) {
+			continue
+		}
+		if g, err := grantOf(v.Type); err != nil || g.all || !g.byMembers() {
+			continue
+		}
+		ix, err := d.rules.Index(v.Type, v.JSON)
+		if err != nil {
+			return nil, fmt.Errorf("access: index %s/%s: %w", v.Type, v.ID, err)
+		}
+		_, listed, _ := listedRefs(d.rules, listedParam(v.Type), &ix)
+		refs = append(refs, listed...)
 	}
 	return refs, nil
 }

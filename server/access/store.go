@@ -747,10 +747,15 @@ func (s *Store) keep(ctx context.Context, req *request, r store.Reader, vs []*st
 	if err != nil {
 		return nil, err
 	}
-	if len(contexts) > 0 {
-		// Each Binary is decided by its securityContext: those of vs
-		// are read ahead, not one by one.
-		if r, err = readingAhead(ctx, r, contexts); err != nil {
+	listed, err := req.listedResources(vs, grantOf)
+	if err != nil {
+		return nil, err
+	}
+	if ahead := append(contexts, listed...); len(ahead) > 0 {
+		// Each Binary is decided by its securityContext, each List by
+		// the resources it lists: those of vs are read ahead, not one
+		// by one.
+		if r, err = readingAhead(ctx, r, ahead); err != nil {
 			return nil, err
 		}
 	}
