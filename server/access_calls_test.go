@@ -146,3 +146,41 @@ func TestListsOfAPageDecidedInBatches(t *testing.T) {
 		})
 	}
 }
+
+// TestListedIdentifiersDecidedInBatches: a List naming its items by
+// identifier alone is read by a patient's token when their Patient has
+// each identifier, by a practitioner's under the care-team policy when a
+// patient they are related to has each; those identifiers are decided
+// with a bounded number of store calls, not a search for each.
+func TestListedIdentifiersDecidedInBatches(t *testing.T) {
+	who := principals{
+		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	const n = 30
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			st := &countingStore{Store: e.Open(t)}
+			c := newAccessClient(t, st, who, policy)
+			ids, items := "", ""
+			for i := range n {
+				if i > 0 {
+					ids, items = ids+",", items+","
+				}
+				ids += fmt.Sprintf(`{"system":"urn:mrn","value":"a%d"}`, i)
+				items += fmt.Sprintf(`{"item":{"type":"Patient","identifier":{"system":"urn:mrn","value":"a%d"}}}`, i)
+			}
+			c.put("/Patient/a", `{"resourceType":"Patient","id":"a","identifier":[`+ids+`]}`)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			c.put("/List/named", `{"resourceType":"List","id":"named","status":"current","mode":"working","subject":{"reference":"Patient/a"},"entry":[`+items+`]}`)
+			for _, who := range []string{"app", "p1"} {
+				before := st.calls.Load()
+				c.by(who, "GET", "/List/named", "").want(t, http.StatusOK)
+				if calls := st.calls.Load() - before; calls > 10 {
+					t.Errorf("%s GET /List/named: %d store calls for a List of %d identifiers, want a bounded few", who, calls, n)
+				}
+			}
+		})
+	}
+}

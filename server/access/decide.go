@@ -176,8 +176,10 @@ type decider struct {
 	lapsed *[]string
 	roles  *[]store.ReferenceMatch
 	// held is whether the Patient of the patient context is held and not
-	// deleted, once a list naming them needs telling (see contextHeld).
-	held *bool
+	// deleted, once a list naming them needs telling (see contextHeld),
+	// and context that Patient when it is.
+	held    *bool
+	context *store.Version
 }
 
 type grantKey struct {
@@ -573,18 +575,44 @@ func (d *decider) listedHolds(ctx context.Context, r store.Reader, typ string, a
 			return false, nil
 		}
 	}
-	for _, tok := range identifiers {
-		var ok bool
-		if alt.careTeam {
-			ok, err = d.relatedByIdentifier(ctx, r, tok)
-		} else {
-			ok, err = d.patientHasIdentifier(ctx, r, alt.patient, tok)
-		}
-		if err != nil || !ok {
-			return false, err
+	if len(identifiers) == 0 {
+		return true, nil
+	}
+	if alt.careTeam {
+		return d.relatedByIdentifiers(ctx, r, identifiers)
+	}
+	return d.contextHasIdentifiers(ctx, r, identifiers)
+}
+
+// contextHasIdentifiers reports whether the Patient of the principal's
+// patient context, held and not deleted, has every identifier of toks
+// (see identifierMatch), read once per request, not searched for each.
+func (d *decider) contextHasIdentifiers(ctx context.Context, r store.Reader, toks []store.Token) (bool, error) {
+	held, err := d.contextHeld(ctx, r)
+	if err != nil || !held {
+		return false, err
+	}
+	d.mu.Lock()
+	v := d.context
+	d.mu.Unlock()
+	ix, err := d.rules.Index("Patient", v.JSON)
+	if err != nil {
+		return false, fmt.Errorf("access: index the Patient of the patient context: %w", err)
+	}
+	for _, tok := range toks {
+		if !hasIdentifier(v.ID, &ix, tok) {
+			return false, nil
 		}
 	}
 	return true, nil
+}
+
+// hasIdentifier reports whether Patient id with index ix has the
+// identifier tok, as a search by it would find it.
+func hasIdentifier(id string, ix *store.Index, tok store.Token) bool {
+	c := store.Clause{Param: "identifier", Tokens: []store.TokenMatch{identifierMatch(tok)}}
+	m, _ := store.Match(&c, id, time.Time{}, ix)
+	return m
 }
 
 // contextHeld reports whether the Patient of the principal's patient
@@ -603,6 +631,9 @@ func (d *decider) contextHeld(ctx context.Context, r store.Reader) (bool, error)
 	ok := err == nil && !v.Deleted
 	d.mu.Lock()
 	d.held = &ok
+	if ok {
+		d.context = v
+	}
 	d.mu.Unlock()
 	return ok, nil
 }
@@ -718,18 +749,6 @@ func identifiersOf(ix *store.Index, params []string) []store.Token {
 		}
 	}
 	return out
-}
-
-// patientHasIdentifier reports whether Patient id has the identifier tok
-// (system and value; any system when it has none).
-func (d *decider) patientHasIdentifier(ctx context.Context, r store.Reader, id string, tok store.Token) (bool, error) {
-	found, err := r.Search(ctx, store.Query{Type: "Patient", Count: 1, Where: []store.Clause{
-		idClause(id), {Param: "identifier", Tokens: []store.TokenMatch{identifierMatch(tok)}},
-	}})
-	if err != nil {
-		return false, fmt.Errorf("access: find Patient/%s by identifier: %w", id, err)
-	}
-	return len(found) == 1, nil
 }
 
 // identifierMatch is the match of identifier tok: its system and value,
@@ -944,6 +963,55 @@ func (d *decider) relatedByIdentifier(ctx context.Context, r store.Reader, tok s
 		return false, fmt.Errorf("access: find a related patient by identifier: %w", err)
 	}
 	return len(found) == 1, nil
+}
+
+// relatedByIdentifiers reports whether each identifier of toks is had by
+// a patient the practitioner is related to, as relatedByIdentifier
+// decides, by a search of a page of identifiers at a time rather than one
+// for each. An identifier a page cut short leaves undecided is searched
+// for alone.
+func (d *decider) relatedByIdentifiers(ctx context.Context, r store.Reader, toks []store.Token) (bool, error) {
+	if len(toks) == 1 {
+		return d.relatedByIdentifier(ctx, r, toks[0])
+	}
+	lapsed, err := d.allLapsedTeams(ctx, r)
+	if err != nil {
+		return false, err
+	}
+	for page := range slices.Chunk(toks, readAheadIDs) {
+		matches := make([]store.TokenMatch, len(page))
+		for i, tok := range page {
+			matches[i] = identifierMatch(tok)
+		}
+		found, err := r.Search(ctx, store.Query{Type: "Patient", Count: len(page), Where: []store.Clause{
+			{Param: "identifier", Tokens: matches}, d.relatedPatient(lapsed),
+		}})
+		if err != nil {
+			return false, fmt.Errorf("access: find related patients by %d identifiers: %w", len(page), err)
+		}
+		indexes := make([]store.Index, len(found))
+		for i, v := range found {
+			if indexes[i], err = d.rules.Index(v.Type, v.JSON); err != nil {
+				return false, fmt.Errorf("access: index Patient/%s: %w", v.ID, err)
+			}
+		}
+		for _, tok := range page {
+			had := false
+			for i, v := range found {
+				had = had || hasIdentifier(v.ID, &indexes[i], tok)
+			}
+			if !had && len(found) == len(page) {
+				// The page may have been cut before a patient having tok.
+				if had, err = d.relatedByIdentifier(ctx, r, tok); err != nil {
+					return false, err
+				}
+			}
+			if !had {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // claimsRelationship reports whether a version of typ with index ix makes
