@@ -41,7 +41,21 @@ func (s *Store) touch(ctx context.Context, req *request, r store.Reader, vs ...*
 func (s *Store) namesByIdentifierAlone(v *store.Version) bool {
 	return v.Type != "Patient" && !v.Deleted &&
 		!bytes.Contains(v.JSON, []byte(`"reference":"Patient/`)) && bytes.Contains(v.JSON, []byte(`"identifier":{`)) &&
+		(v.Type != "AuditEvent" || mayResolveToPatient(v.JSON)) &&
 		len(s.rules.Search.CompartmentParams(v.Type)) > 0
+}
+
+// mayResolveToPatient reports whether an AuditEvent's JSON (compact, as
+// stored) may hold a reference that resolves to a Patient other than by
+// a relative Patient/id: by a URL ending in Patient/id, or to a contained
+// resource. Its compartment parameter, patient, takes an agent's or
+// entity's reference only where it resolves to a Patient, and with it
+// the identifier beside it; an AuditEvent holding no such reference names
+// no patient by identifier. So the events the audit trail writes, each
+// naming its request by an identifier alone, are not indexed to be told,
+// while one a client wrote, naming a contained Patient by NHS number, is.
+func mayResolveToPatient(body []byte) bool {
+	return bytes.Contains(body, []byte(`/Patient/`)) || bytes.Contains(body, []byte(`"reference":"#`))
 }
 
 // identifiedPatients returns the patients a version of typ with index ix
