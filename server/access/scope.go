@@ -202,6 +202,11 @@ func Within(requested, allowed []Scope) []Scope {
 			parts[i].Perms |= g.Perms
 		}
 		for _, g := range parts {
+			if slices.ContainsFunc(granted, func(e Scope) bool { return covers(e, g) }) {
+				// Granted already, as system/Patient.rs is when asked
+				// for besides system/*.rs: written once.
+				continue
+			}
 			if g.Type != r.Type || g.Perms != r.Perms || !sameQuery(g.Query, r.Query) {
 				g.Raw = formatScope(g)
 			}
@@ -209,6 +214,12 @@ func Within(requested, allowed []Scope) []Scope {
 		}
 	}
 	return granted
+}
+
+// covers reports whether scope e grants all that scope g does, both of
+// one context, type and restriction.
+func covers(e, g Scope) bool {
+	return e.Context == g.Context && e.Type == g.Type && sameQuery(e.Query, g.Query) && e.Perms&g.Perms == g.Perms
 }
 
 // intersect returns what allowed scope a grants of requested scope r;

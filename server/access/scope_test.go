@@ -51,31 +51,42 @@ func TestParseScopeRefuses(t *testing.T) {
 }
 
 func TestWithin(t *testing.T) {
-	requested, _, err := ParseScopes("system/Patient.cruds system/Appointment.rs system/Observation.read system/Task.r")
-	if err != nil {
-		t.Fatal(err)
-	}
-	allowed, _, err := ParseScopes("system/Patient.rs system/Appointment.cruds system/Observation.s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, s := range Within(requested, allowed) {
-		got = append(got, s.Raw)
-	}
-	if want := "system/Patient.rs system/Appointment.rs system/Observation.s"; strings.Join(got, " ") != want {
-		t.Errorf("Within = %q, want %q", strings.Join(got, " "), want)
-	}
-	// A wildcard asked for is granted as the types allowed, and a
-	// restriction allowed stays on what is granted.
-	requested, _, _ = ParseScopes("system/*.rs system/Observation.rs?category=vital-signs")
-	allowed, _, _ = ParseScopes("system/Patient.r system/Observation.cruds?category=laboratory system/Encounter.s system/Encounter.r")
-	got = nil
-	for _, s := range Within(requested, allowed) {
-		got = append(got, s.Raw)
-	}
-	if want := "system/Patient.r system/Observation.rs?category=laboratory system/Encounter.rs"; strings.Join(got, " ") != want {
-		t.Errorf("Within = %q, want %q", strings.Join(got, " "), want)
+	for _, tc := range []struct{ requested, allowed, want string }{
+		{
+			"system/Patient.cruds system/Appointment.rs system/Observation.read system/Task.r",
+			"system/Patient.rs system/Appointment.cruds system/Observation.s",
+			"system/Patient.rs system/Appointment.rs system/Observation.s",
+		},
+		// A wildcard asked for is granted as the types allowed, and a
+		// restriction allowed stays on what is granted.
+		{
+			"system/*.rs system/Observation.rs?category=vital-signs",
+			"system/Patient.r system/Observation.cruds?category=laboratory system/Encounter.s system/Encounter.r",
+			"system/Patient.r system/Observation.rs?category=laboratory system/Encounter.rs",
+		},
+		// A scope asked for that one asked for before grants already (a
+		// wildcard, or the same scope) is not granted again.
+		{
+			"system/*.rs system/Patient.rs system/Patient.r system/Encounter.rs",
+			"system/Patient.rs system/Encounter.s system/Encounter.r",
+			"system/Patient.rs system/Encounter.rs",
+		},
+	} {
+		requested, _, err := ParseScopes(tc.requested)
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowed, _, err := ParseScopes(tc.allowed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range Within(requested, allowed) {
+			got = append(got, s.Raw)
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("Within(%q, %q) = %q, want %q", tc.requested, tc.allowed, strings.Join(got, " "), tc.want)
+		}
 	}
 }
 
