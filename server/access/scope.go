@@ -202,24 +202,20 @@ func Within(requested, allowed []Scope) []Scope {
 			parts[i].Perms |= g.Perms
 		}
 		for _, g := range parts {
-			if slices.ContainsFunc(granted, func(e Scope) bool { return covers(e, g) }) {
-				// Granted already, as system/Patient.rs is when asked
-				// for besides system/*.rs: written once.
-				continue
-			}
 			if g.Type != r.Type || g.Perms != r.Perms || !sameQuery(g.Query, r.Query) {
 				g.Raw = formatScope(g)
+			}
+			if slices.ContainsFunc(granted, func(e Scope) bool { return e.Raw == g.Raw }) {
+				// Granted already, as system/Patient.rs is when asked
+				// for besides system/*.rs: written once. A scope that
+				// grants less than one granted (system/Patient.r) is
+				// still granted as it was asked for.
+				continue
 			}
 			granted = append(granted, g)
 		}
 	}
 	return granted
-}
-
-// covers reports whether scope e grants all that scope g does, both of
-// one context, type and restriction.
-func covers(e, g Scope) bool {
-	return e.Context == g.Context && e.Type == g.Type && sameQuery(e.Query, g.Query) && e.Perms&g.Perms == g.Perms
 }
 
 // intersect returns what allowed scope a grants of requested scope r;
