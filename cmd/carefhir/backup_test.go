@@ -405,18 +405,12 @@ func TestVerifyChecksEarlierVersions(t *testing.T) {
 	p := start(t, "--data", data)
 	for n := range 3 {
 		body := fmt.Sprintf(`{"resourceType":"Patient","id":"p1","name":[{"family":"Family%d"}]}`, n)
-		req, err := http.NewRequest(http.MethodPut, p.base+"/Patient/p1", strings.NewReader(body))
+		status, err := sendFHIR(http.MethodPut, p.base+"/Patient/p1", body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("Content-Type", "application/fhir+json")
-		resp, err := httpClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			t.Fatalf("PUT Patient/p1: %s", resp.Status)
+		if status >= 300 {
+			t.Fatalf("PUT Patient/p1: %d", status)
 		}
 	}
 	p.cmd.Process.Signal(os.Interrupt)

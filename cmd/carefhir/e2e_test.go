@@ -188,6 +188,22 @@ func (p *proc) wait(t *testing.T) error {
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
+// sendFHIR sends body as FHIR JSON with method to url and returns the
+// response status.
+func sendFHIR(method, url, body string) (int, error) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/fhir+json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // createPatient POSTs a UK Core Patient and returns the response status and
 // the id from the Location header.
 func createPatient(base string, r *rand.Rand, n uint64) (int, string, error) {

@@ -101,18 +101,12 @@ func TestCapabilityStatementDefinitionsResolve(t *testing.T) {
 			}
 			body := `{"resourceType":"OperationDefinition","id":"caseload","url":"` + d.URL + `","version":"1.0.0","name":"Mine","status":"draft","kind":"operation","code":"caseload","system":false,"type":false,"instance":true}`
 			for _, w := range []struct{ method, path string }{{http.MethodPut, "/OperationDefinition/caseload"}, {http.MethodPost, "/OperationDefinition"}} {
-				req, err := http.NewRequest(w.method, p.base+w.path, strings.NewReader(body))
+				status, err := sendFHIR(w.method, p.base+w.path, body)
 				if err != nil {
 					t.Fatal(err)
 				}
-				req.Header.Set("Content-Type", "application/fhir+json")
-				resp, err := httpClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				if want := map[string]int{http.MethodPut: http.StatusMethodNotAllowed, http.MethodPost: http.StatusUnprocessableEntity}[w.method]; resp.StatusCode != want {
-					t.Errorf("%s %s of the server's definition: %d, want %d", w.method, w.path, resp.StatusCode, want)
+				if want := map[string]int{http.MethodPut: http.StatusMethodNotAllowed, http.MethodPost: http.StatusUnprocessableEntity}[w.method]; status != want {
+					t.Errorf("%s %s of the server's definition: %d, want %d", w.method, w.path, status, want)
 				}
 			}
 			if again, ok := definitionOf(t, p.base, d.URL); ok && again.ID != "caseload" {
