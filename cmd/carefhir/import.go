@@ -113,7 +113,7 @@ func parseImportConfig(args []string, getenv func(string) string, stderr io.Writ
 		return nil, &usageError{err: errors.New("import: --format csv needs --mapping")}
 	}
 	if cfg.NHSNumber != "" && (cfg.Format != "pds" || len(files) != 1) {
-		return nil, &usageError{err: errors.New("carefhir import: --nhs-number goes with --format pds and one file, the answer to a retrieve of that number")}
+		return nil, &usageError{err: errors.New("import: --nhs-number goes with --format pds and one file, the answer to a retrieve of that number")}
 	}
 	cfg.files = files
 	return cfg, nil

@@ -140,6 +140,7 @@ func TestErrorsNameTheCommand(t *testing.T) {
 		{"import", []string{"--format", "pds"}},
 		{"import", []string{"--format", "csv", file}},
 		{"import", []string{"--data", file, "--format", "pds", file}},
+		{"import", []string{"--format", "pds", "--nhs-number", "9000000009", file, file}},
 		{"export", []string{"--data", notSQLite}},
 		{"export", []string{"--data", notSQLite, "--patient", "1"}},
 		{"export", []string{"--data", notSQLite, "--url", "http://127.0.0.1:1/fhir", "--patient", "1"}},
