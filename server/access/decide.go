@@ -177,9 +177,11 @@ type decider struct {
 	roles  *[]store.ReferenceMatch
 	// held is whether the Patient of the patient context is held and not
 	// deleted, once a list naming them needs telling (see contextHeld),
-	// and context that Patient when it is.
-	held    *bool
-	context *store.Version
+	// and context that Patient when it is, with contextIx its index once
+	// a list naming patients by identifier needs it.
+	held      *bool
+	context   *store.Version
+	contextIx *store.Index
 }
 
 type grantKey struct {
@@ -586,21 +588,28 @@ func (d *decider) listedHolds(ctx context.Context, r store.Reader, typ string, a
 
 // contextHasIdentifiers reports whether the Patient of the principal's
 // patient context, held and not deleted, has every identifier of toks
-// (see identifierMatch), read once per request, not searched for each.
+// (see identifierMatch), read and indexed once per request, not searched
+// for each.
 func (d *decider) contextHasIdentifiers(ctx context.Context, r store.Reader, toks []store.Token) (bool, error) {
 	held, err := d.contextHeld(ctx, r)
 	if err != nil || !held {
 		return false, err
 	}
 	d.mu.Lock()
-	v := d.context
+	v, ix := d.context, d.contextIx
 	d.mu.Unlock()
-	ix, err := d.rules.Index("Patient", v.JSON)
-	if err != nil {
-		return false, fmt.Errorf("access: index the Patient of the patient context: %w", err)
+	if ix == nil {
+		x, err := d.rules.Index("Patient", v.JSON)
+		if err != nil {
+			return false, fmt.Errorf("access: index the Patient of the patient context: %w", err)
+		}
+		ix = &x
+		d.mu.Lock()
+		d.contextIx = ix
+		d.mu.Unlock()
 	}
 	for _, tok := range toks {
-		if !hasIdentifier(v.ID, &ix, tok) {
+		if !hasIdentifier(v.ID, ix, tok) {
 			return false, nil
 		}
 	}
