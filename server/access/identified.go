@@ -14,10 +14,13 @@ import (
 // identifier alone (see identifiedPatients). An identifier is looked for
 // once a call, however many of vs name it.
 func (s *Store) touch(ctx context.Context, req *request, r store.Reader, vs ...*store.Version) error {
+	if req.record.filled() {
+		return nil // nothing more is recorded (see Record.touchNaming)
+	}
 	named := map[*store.Version][]string{}
 	found := map[store.Token]string{}
 	for _, v := range vs {
-		if !s.namesByIdentifierAlone(v) || req.record.filled() {
+		if !s.namesByIdentifierAlone(v) {
 			continue
 		}
 		ix, err := s.rules.Index(v.Type, v.JSON)
