@@ -10,6 +10,7 @@ import (
 	"carefhir/server"
 	"carefhir/server/access"
 	"carefhir/store"
+	"carefhir/store/enginetest"
 )
 
 // countingStore counts the reads and searches made of the engine it wraps
@@ -54,24 +55,31 @@ func pageInFewCalls(t *testing.T, st *countingStore, c *accessClient, n int, who
 	}
 }
 
+// careTeamCalls serves engine e, its store calls counted, under the
+// care-team policy to "app", a patient's token for Patient/a, and "p1",
+// a practitioner on Patient/a's CareTeam "ct", which it stores.
+func careTeamCalls(t *testing.T, e enginetest.Engine) (*countingStore, *accessClient) {
+	who := principals{
+		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	st := &countingStore{Store: e.Open(t)}
+	c := newAccessClient(t, st, who, func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy })
+	c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+	return st, c
+}
+
 // TestRestrictedHistoryReadsInBatches: a history read by a token that may
 // not read every version decides the versions of a page with a bounded
 // number of store calls, not with one or more for each resource in it:
 // the current version of each resource (which decides its earlier ones)
 // and the securityContext of each Binary are read a page at a time.
 func TestRestrictedHistoryReadsInBatches(t *testing.T) {
-	who := principals{
-		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
-		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
-	}
-	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
 	const n = 30
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
-			st := &countingStore{Store: e.Open(t)}
-			c := newAccessClient(t, st, who, policy)
+			st, c := careTeamCalls(t, e)
 			twoPatientRecords(c)
-			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
 			for i := range n {
 				for _, status := range []string{"preliminary", "final"} {
 					c.put(fmt.Sprintf("/Observation/h%d", i), fmt.Sprintf(`{"resourceType":"Observation","id":"h%d","status":%q,"code":{"text":"x"},"subject":{"reference":"Patient/a"}}`, i, status))
@@ -124,18 +132,11 @@ func TestGroupMembersDecidedInBatches(t *testing.T) {
 // search of Lists reads the resources listed on its page with a bounded
 // number of store calls, not with a search or more for each List.
 func TestListsOfAPageDecidedInBatches(t *testing.T) {
-	who := principals{
-		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
-		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
-	}
-	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
 	const n = 30
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
-			st := &countingStore{Store: e.Open(t)}
-			c := newAccessClient(t, st, who, policy)
+			st, c := careTeamCalls(t, e)
 			twoPatientRecords(c)
-			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
 			for i := range n {
 				c.put(fmt.Sprintf("/Observation/l%d", i), fmt.Sprintf(`{"resourceType":"Observation","id":"l%d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`, i))
 				c.put(fmt.Sprintf("/List/l%d", i), fmt.Sprintf(`{"resourceType":"List","id":"l%d","status":"current","mode":"working","subject":{"reference":"Patient/a"},"entry":[{"item":{"reference":"Observation/l%d"}},{"item":{"reference":"Observation/oa"}},{"item":{"reference":"Encounter/ea"}}]}`, i, i))
@@ -153,16 +154,10 @@ func TestListsOfAPageDecidedInBatches(t *testing.T) {
 // patient they are related to has each; those identifiers are decided
 // with a bounded number of store calls, not a search for each.
 func TestListedIdentifiersDecidedInBatches(t *testing.T) {
-	who := principals{
-		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
-		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
-	}
-	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
 	const n = 30
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
-			st := &countingStore{Store: e.Open(t)}
-			c := newAccessClient(t, st, who, policy)
+			st, c := careTeamCalls(t, e)
 			ids, items := "", ""
 			for i := range n {
 				if i > 0 {
@@ -172,7 +167,6 @@ func TestListedIdentifiersDecidedInBatches(t *testing.T) {
 				items += fmt.Sprintf(`{"item":{"type":"Patient","identifier":{"system":"urn:mrn","value":"a%d"}}}`, i)
 			}
 			c.put("/Patient/a", `{"resourceType":"Patient","id":"a","identifier":[`+ids+`]}`)
-			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
 			c.put("/List/named", `{"resourceType":"List","id":"named","status":"current","mode":"working","subject":{"reference":"Patient/a"},"entry":[`+items+`]}`)
 			for _, who := range []string{"app", "p1"} {
 				before := st.calls.Load()
