@@ -334,7 +334,7 @@ type unit struct {
 	// createMatches holds what one search found stored for each
 	// conditional create searched for with others (see storedMatch); nil
 	// until the first is settled.
-	createMatches map[*entry]storedCreateMatches
+	createMatches map[*entry][]*store.Version
 }
 
 // entryResult is what processing an entry gave.

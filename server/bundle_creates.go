@@ -5,18 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"slices"
 
 	"carefhir/store"
 )
-
-// storedCreateMatches is what one search found stored for the criteria of
-// a conditional create: the token clause it searched for, and the
-// resources that meet it.
-type storedCreateMatches struct {
-	clause  store.Clause
-	matches []*store.Version
-}
 
 // storedMatch returns the stored resource that the ifNoneExist criteria of
 // e, a conditional create, match: nil if none, 412 if several. The
@@ -26,18 +17,18 @@ type storedCreateMatches struct {
 // that scans to answer a search, as FerretDB does, would otherwise scan
 // once for each of them.
 func (u *unit) storedMatch(ctx context.Context, e *entry, r *entryResult) (*store.Version, error) {
-	if clause, ok := singleTokenClause(r.criteria); ok {
+	if _, ok := singleTokenClause(r.criteria); ok {
 		if u.createMatches == nil {
 			if err := u.findCreates(ctx); err != nil {
 				return nil, err
 			}
 		}
-		if found, ok := u.createMatches[e]; ok && sameTokenClause(found.clause, clause) {
-			switch len(found.matches) {
+		if matches, ok := u.createMatches[e]; ok {
+			switch len(matches) {
 			case 0:
 				return nil, nil
 			case 1:
-				return found.matches[0], nil
+				return matches[0], nil
 			}
 			return nil, errorf(http.StatusPreconditionFailed, "multiple-matches",
 				"ifNoneExist criteria match more than one %s", r.criteria.Type)
@@ -55,7 +46,7 @@ func (u *unit) storedMatch(ctx context.Context, e *entry, r *entryResult) (*stor
 // short by its count, as when criteria match many resources, records
 // nothing, and those creates search on their own.
 func (u *unit) findCreates(ctx context.Context) error {
-	u.createMatches = make(map[*entry]storedCreateMatches)
+	u.createMatches = make(map[*entry][]*store.Version)
 	type group struct{ typ, param string }
 	groups := make(map[group][]*entry)
 	var order []group
@@ -123,13 +114,13 @@ func (u *unit) findCreatesOf(ctx context.Context, typ, param string, creates []*
 	}
 	for _, e := range creates {
 		clause := u.results[e].criteria.Where[0]
-		m := storedCreateMatches{clause: clause}
+		var matches []*store.Version
 		for i, v := range found {
 			if ok, _ := store.Match(&clause, v.ID, v.LastUpdated, indexes[i]); ok {
-				m.matches = append(m.matches, v)
+				matches = append(matches, v)
 			}
 		}
-		u.createMatches[e] = m
+		u.createMatches[e] = matches
 	}
 	return nil
 }
@@ -145,9 +136,4 @@ func singleTokenClause(q *store.Query) (store.Clause, bool) {
 		return store.Clause{}, false
 	}
 	return c, true
-}
-
-// sameTokenClause reports whether two token clauses match the same values.
-func sameTokenClause(a, b store.Clause) bool {
-	return a.Param == b.Param && slices.Equal(a.Tokens, b.Tokens)
 }
