@@ -1513,6 +1513,40 @@ func TestTwoProcessesOneClientLimit(t *testing.T) {
 	checkOneClientLimit(t, a, b, release)
 }
 
+// TestTwoProcessesOneClientLimitAtOnce: kick-offs of one client sent to
+// two processes on one MongoDB database at once, with its places held by
+// exports that have finished, start no more exports than one client may
+// run; the others are 429.
+func TestTwoProcessesOneClientLimitAtOnce(t *testing.T) {
+	a, b, release := twoStalledProcesses(t)
+	for range maxJobsPerOwner { // exports of Observations, which do not stall
+		a.wait("admin", a.kickOff("admin", "/$export?_type=Observation"))
+	}
+	const each = maxJobs - 1
+	statuses := make([]int, 2*each)
+	var wg sync.WaitGroup
+	for i := range statuses {
+		wg.Go(func() {
+			statuses[i] = []*env{a, b}[i%2].do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "respond-async").status
+		})
+	}
+	wg.Wait()
+	release()
+	started := 0
+	for _, s := range statuses {
+		switch s {
+		case 202:
+			started++
+		case 429:
+		default:
+			t.Errorf("kick-off at once: %d, want 202 or 429", s)
+		}
+	}
+	if started == 0 || started > maxJobsPerOwner {
+		t.Errorf("kick-offs of one client at once through two processes: %v, want 1 to %d started (202), the others 429", statuses, maxJobsPerOwner)
+	}
+}
+
 // twoStalledProcesses serves two processes, holders a and b, on one
 // MongoDB database, whose job searches of Patient wait until release is
 // called.

@@ -225,8 +225,7 @@ func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 // claim makes this process the one that delivers version v of a row. A
 // claim is a record created with an id naming the row and its version:
 // creating a record is atomic on every engine and across processes (an
-// insert of a taken id fails), where a conditional update is not on
-// FerretDB. A claim this process has seen held for the Lease, by its own
+// insert of a taken id fails), and needs no version read first. A claim this process has seen held for the Lease, by its own
 // clock, is taken for that of a process that died, and the next claim id
 // in turn is tried. The time a claim was made is not compared with this
 // process's clock: the clocks of processes sharing a database may be

@@ -25,7 +25,8 @@ import (
 //	                many times the record changed)
 //	journal_writes  one document per write of those units: _id
 //	                "unit/seq", txn (the unit's id), seq, type, expected,
-//	                doc (the current-version document the write makes) and,
+//	                doc (the current-version document the write makes,
+//	                marked by: the write's _id) and,
 //	                on a unit's first write to a resource that exists,
 //	                before (that resource's current-version document as it
 //	                was)
@@ -80,7 +81,8 @@ import (
 // Why roll forward: once committed, the journal holds every new version of
 // the unit, so completing it needs nothing else, and each write can be
 // re-applied idempotently (a write is recognised as applied when its version
-// of the resource holds its lastUpdated and bytes). Rolling back would need
+// of the resource is marked as written by it, by, with its lastUpdated and
+// bytes). Rolling back would need
 // the before documents of every resource and would fail wherever another
 // writer has since built on a version the unit applied; the client was not
 // yet answered either way, so either outcome is allowed, and the one that
@@ -145,7 +147,8 @@ type journalWrite struct {
 	Doc      bson.Raw `bson:"doc"`
 	Before   bson.Raw `bson:"before,omitempty"`
 
-	w *store.Write // the write, rebuilt from Doc
+	w  *store.Write // the write, rebuilt from Doc
+	by string       // the by field of Doc: Key, or "" in units journaled before it was recorded
 }
 
 // rebuild sets e.w from the journaled document.
@@ -156,6 +159,7 @@ func (e *journalWrite) rebuild() error {
 	}
 	e.w = &store.Write{Type: e.Type, ID: d.Key, Expected: e.Expected,
 		LastUpdated: d.Time.Time().UTC(), Deleted: d.Deleted, JSON: d.JSON}
+	e.by = d.By
 	return nil
 }
 
@@ -280,12 +284,15 @@ func (s *Store) prepare(ctx context.Context, id string, ws []*store.Write) ([]*j
 	entries := make([]*journalWrite, len(ws))
 	seen := map[resource]bool{}
 	for i, w := range ws {
-		doc, err := bson.Marshal(currentDoc(w))
+		key := fmt.Sprintf("%s/%06d", id, i)
+		// The version is marked as this write's, so that applying the
+		// unit again tells it from another write of the same bytes.
+		doc, err := bson.Marshal(append(currentDoc(w), bson.E{Key: fieldBy, Value: key}))
 		if err != nil {
 			return nil, fmt.Errorf("mongo: transact: %s/%s: %w", w.Type, w.ID, err)
 		}
-		e := &journalWrite{Key: fmt.Sprintf("%s/%06d", id, i), Txn: id, Seq: i,
-			Type: w.Type, Expected: w.Expected, Doc: doc, w: w}
+		e := &journalWrite{Key: key, Txn: id, Seq: i,
+			Type: w.Type, Expected: w.Expected, Doc: doc, w: w, by: key}
 		entries[i] = e
 		r := resource{w.Type, w.ID}
 		if seen[r] {
@@ -313,11 +320,11 @@ func (s *Store) prepare(ctx context.Context, id string, ws []*store.Write) ([]*j
 // a crash, or by another process completing the unit). It returns a
 // *store.ConflictError when another writer got in first.
 func (s *Store) apply(ctx context.Context, e *journalWrite) error {
-	err := s.write(ctx, s.applyDB, e.w, e.Doc)
+	err := s.write(ctx, s.applyDB, e.w, e.Doc, e.by)
 	if !errors.Is(err, errStale) {
 		return err
 	}
-	ok, err := s.holds(ctx, e.w)
+	ok, err := s.holds(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -328,9 +335,11 @@ func (s *Store) apply(ctx context.Context, e *journalWrite) error {
 	return writeHistory(ctx, s.applyDB.Collection(historyCollection), e.w, nil)
 }
 
-// holds reports whether version w.VersionID() of w's resource is the one w
-// writes: same lastUpdated, tombstone flag and bytes.
-func (s *Store) holds(ctx context.Context, w *store.Write) (bool, error) {
+// holds reports whether version w.VersionID() of w's resource is the one
+// the journaled write e writes: written by e, with the same lastUpdated,
+// tombstone flag and bytes.
+func (s *Store) holds(ctx context.Context, e *journalWrite) (bool, error) {
+	w := e.w
 	var d versionDoc
 	err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -343,12 +352,13 @@ func (s *Store) holds(ctx context.Context, w *store.Write) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return sameVersion(&d, w), nil
+	return sameVersion(&d, w, e.by), nil
 }
 
-// sameVersion reports whether d holds the version w writes.
-func sameVersion(d *versionDoc, w *store.Write) bool {
-	return d.Version == w.VersionID() && d.Time == bson.NewDateTimeFromTime(w.LastUpdated) &&
+// sameVersion reports whether d holds the version w writes, written by the
+// journaled write by ("" for none).
+func sameVersion(d *versionDoc, w *store.Write, by string) bool {
+	return d.By == by && d.Version == w.VersionID() && d.Time == bson.NewDateTimeFromTime(w.LastUpdated) &&
 		d.Deleted == w.Deleted && bytes.Equal(d.JSON, w.JSON)
 }
 
@@ -520,8 +530,10 @@ func (s *Store) forgetSightings(known map[string]bool) {
 }
 
 // sweep settles every unit of work this Store has seen unrenewed for a
-// lease (a crash, or a failure), oldest first, and deletes journal writes
-// left without a record. Other units are left to their owner.
+// lease (a crash, or a failure), oldest first, deletes journal writes
+// left without a record, and settles the versions it has seen pending in
+// history for a lease (see sweepPending). Other units are left to their
+// owner.
 // Open calls it, and then every half lease while the Store is open.
 //
 // Writes are listed before records: a unit's record is inserted before its
@@ -587,7 +599,7 @@ func (s *Store) sweep(ctx context.Context) error {
 			return fmt.Errorf("journal: %w", err)
 		}
 	}
-	return nil
+	return s.sweepPending(ctx)
 }
 
 // settle completes or undoes unit id, which this Store owns, according to
@@ -679,8 +691,8 @@ func (s *Store) settle(ctx context.Context, id string) error {
 }
 
 // inHistory returns the keys of the entries whose version is in history
-// (with one query, rather than one per entry): they are applied completely,
-// history being written last.
+// and no longer pending (with one query, rather than one per entry): they
+// are applied completely, the pending mark being removed last.
 func (s *Store) inHistory(ctx context.Context, entries []*journalWrite) (map[string]bool, error) {
 	keys := make(bson.A, len(entries))
 	want := make(map[string]*journalWrite, len(entries))
@@ -699,7 +711,7 @@ func (s *Store) inHistory(ctx context.Context, entries []*journalWrite) (map[str
 	}
 	done := map[string]bool{}
 	for i := range docs {
-		if e := want[docs[i].Key]; e != nil && sameVersion(&docs[i], e.w) {
+		if e := want[docs[i].Key]; e != nil && sameVersion(&docs[i], e.w, e.by) && docs[i].Pending == nil {
 			done[e.Key] = true
 		}
 	}
@@ -737,8 +749,8 @@ func (s *Store) load(ctx context.Context, rec *journalRecord) ([]*journalWrite, 
 // the resource among those it kept.
 func (s *Store) undo(ctx context.Context, id string, entries []*journalWrite) (kept []resource, err error) {
 	type span struct {
-		first *journalWrite          // the unit's first write to the resource
-		wrote map[int64]*store.Write // the versions the unit wrote
+		first *journalWrite           // the unit's first write to the resource
+		wrote map[int64]*journalWrite // the versions the unit wrote
 	}
 	var order []resource
 	spans := map[resource]*span{}
@@ -746,11 +758,11 @@ func (s *Store) undo(ctx context.Context, id string, entries []*journalWrite) (k
 		r := resource{e.w.Type, e.w.ID}
 		sp := spans[r]
 		if sp == nil {
-			sp = &span{first: e, wrote: map[int64]*store.Write{}}
+			sp = &span{first: e, wrote: map[int64]*journalWrite{}}
 			spans[r] = sp
 			order = append(order, r)
 		}
-		sp.wrote[e.w.VersionID()] = e.w
+		sp.wrote[e.w.VersionID()] = e
 	}
 	undone := 0
 	for _, r := range slices.Backward(order) {
@@ -765,7 +777,7 @@ func (s *Store) undo(ctx context.Context, id string, entries []*journalWrite) (k
 		switch {
 		case errors.Is(err, mongo.ErrNoDocuments) && base == 0, err == nil && cur.Version == base:
 			// Not reached, or back already.
-		case err == nil && sp.wrote[cur.Version] != nil && sameVersion(&cur, sp.wrote[cur.Version]):
+		case err == nil && sp.wrote[cur.Version] != nil && sameVersion(&cur, sp.wrote[cur.Version].w, sp.wrote[cur.Version].by):
 			filter := bson.D{{Key: "_id", Value: r.id}, {Key: fieldVersion, Value: cur.Version}}
 			var matched int64
 			if sp.first.Before != nil {
@@ -789,7 +801,7 @@ func (s *Store) undo(ctx context.Context, id string, entries []*journalWrite) (k
 		default:
 			// Another writer has written the resource: over the unit's
 			// version, or before the unit reached it.
-			reached, err := s.holds(ctx, sp.first.w)
+			reached, err := s.holds(ctx, sp.first)
 			if err != nil {
 				return nil, err
 			}
@@ -800,13 +812,16 @@ func (s *Store) undo(ctx context.Context, id string, entries []*journalWrite) (k
 		}
 		// The resource is as it was before the unit: remove the versions
 		// the unit wrote from history, and the end it gave the version it
-		// replaced. Each is matched on its time too, so that nothing another
-		// writer has written since is touched.
+		// replaced. Each is matched on its time and writer too, so that
+		// nothing another writer has written since is touched.
 		var models []mongo.WriteModel
-		for v, w := range sp.wrote {
-			models = append(models, mongo.NewDeleteOneModel().SetFilter(bson.D{
-				{Key: "_id", Value: historyKey(r.typ, r.id, v)},
-				{Key: fieldTime, Value: bson.NewDateTimeFromTime(w.LastUpdated)}}))
+		for v, e := range sp.wrote {
+			filter := bson.D{{Key: "_id", Value: historyKey(r.typ, r.id, v)},
+				{Key: fieldTime, Value: bson.NewDateTimeFromTime(e.w.LastUpdated)}}
+			if e.by != "" {
+				filter = append(filter, bson.E{Key: fieldBy, Value: e.by})
+			}
+			models = append(models, mongo.NewDeleteOneModel().SetFilter(filter))
 		}
 		if base > 0 {
 			models = append(models, mongo.NewUpdateOneModel().

@@ -19,7 +19,9 @@
 //
 // The history collection holds every version, the current one included,
 // with _id "Type/id/version", fields type, id, v, ts, del, json, and end: the
-// lastUpdated of the version that replaced it, absent while it is current.
+// lastUpdated of the version that replaced it, absent while it is current;
+// pend while a write of the version is under way (see Store.write); by, in
+// both collections, on a version a journaled unit of work wrote.
 //
 // # Keeping to what MongoDB and FerretDB answer alike
 //
@@ -39,15 +41,12 @@
 // # Durability and concurrency
 //
 // Writes use write concern majority with journaling, so an acknowledged write
-// survives the loss of the database host. An update replaces the current
-// document only if its version is still the expected one, which MongoDB does
-// atomically. FerretDB v1 evaluates that filter and then replaces the
-// document in separate steps, so on deployments without transactions the
-// engine also serialises writes to one resource within the process; with
-// several processes on one FerretDB, concurrent updates can be lost
-// (FerretDB is a test stand-in, not a deployment target). Reads use read
-// concern majority on replica sets, and every operation is bounded by the
-// client timeout.
+// survives the loss of the database host. A write claims its new version by
+// inserting it into history before it replaces the current document, so of
+// concurrent updates of one version exactly one is made, on MongoDB and on
+// FerretDB v1 alike (which evaluates a replace's filter and then replaces
+// in separate steps); see Store.write. Reads use read concern majority on
+// replica sets, and every operation is bounded by the client timeout.
 //
 // # Units of work
 //
@@ -107,6 +106,13 @@ const (
 	fieldType    = "type" // history only
 	fieldID      = "id"   // history only
 	fieldEnd     = "end"  // history only
+	// fieldPending marks a version in history that may not be current
+	// yet, holding the search fields of its current-version document
+	// (see Store.write).
+	fieldPending = "pend" // history only
+	// fieldBy names the journaled write that wrote a version (see
+	// journalWrite), in its current-version document and in history.
+	fieldBy = "by"
 )
 
 const (
@@ -151,6 +157,9 @@ type Store struct {
 	// seen holds, by unit id, how this Store first saw a unit of another
 	// process held (see heldForLease).
 	seen lease.Watch[journalRecord]
+	// pending holds, by history key, how this Store first saw a version
+	// pending in history (see sweepPending).
+	pending lease.Watch[bson.DateTime]
 	// committing holds the ids of the units this Store is committing.
 	committing sync.Map
 	// hook, set by tests only, is called at stages of a journaled commit;
@@ -159,10 +168,9 @@ type Store struct {
 
 	// locks serialise the writes to one resource made through this Store
 	// (a resource uses the stripe its key hashes to) when locking is set:
-	// on deployments without transactions, because FerretDB does not apply
-	// a filtered replace atomically (see the package comment), and because
-	// a journaled unit of work holds the stripes of all its resources
-	// while it commits. MongoDB replica sets need neither.
+	// on deployments without transactions, because a journaled unit of
+	// work holds the stripes of all its resources while it commits.
+	// MongoDB replica sets need none.
 	locks   [lockStripes]sync.Mutex
 	locking bool
 	seed    maphash.Seed
@@ -387,6 +395,9 @@ func (s *Store) engineIndexes(ctx context.Context) error {
 		asc(desc(fieldTime, fieldVersion), fieldType, fieldID),
 	})
 	if err != nil {
+		return fmt.Errorf("create history indexes: %w", err)
+	}
+	if err := s.ensurePendingIndex(ctx); err != nil {
 		return fmt.Errorf("create history indexes: %w", err)
 	}
 	if _, err := ensure(ctx, s.journalWrites, []bson.D{{{Key: "txn", Value: 1}, {Key: "seq", Value: 1}}}); err != nil {

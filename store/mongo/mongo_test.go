@@ -259,7 +259,7 @@ func TestIndexes(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	want := []string{"_id:1,", "ts:-1,type:-1,id:-1,v:-1,", "type:1,id:1,ts:-1,v:-1,", "type:1,ts:-1,id:-1,v:-1,"}
+	want := []string{"_id:1,", "pend:1,", "ts:-1,type:-1,id:-1,v:-1,", "type:1,id:1,ts:-1,v:-1,", "type:1,ts:-1,id:-1,v:-1,"}
 	if got := keys("history"); !slices.Equal(got, want) {
 		t.Errorf("history indexes after Open: %q, want %q", got, want)
 	}

@@ -48,7 +48,7 @@ func (s *Store) VRead(ctx context.Context, typ, id string, v int64) (*store.Vers
 		{Key: fieldType, Value: typ}, {Key: fieldID, Value: id}}).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		// The version may be current with its history write cut short by a
-		// crash (see put).
+		// crash of an engine that wrote history second.
 		filter := bson.D{{Key: "_id", Value: id}, {Key: fieldVersion, Value: v}}
 		err = s.db.Collection(typ).FindOne(ctx, filter, options.FindOne().SetProjection(currentProjection)).Decode(&d)
 	}

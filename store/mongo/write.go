@@ -21,12 +21,16 @@ type versionDoc struct {
 	Time    bson.DateTime `bson:"ts"`
 	Deleted bool          `bson:"del"`
 	JSON    []byte        `bson:"json"`
+	By      string        `bson:"by,omitempty"`
+	// Pending, in history, holds the search fields of a version that may
+	// not be current yet (see Store.write).
+	Pending bson.Raw `bson:"pend,omitempty"`
 }
 
 // currentProjection leaves the search fields out of current versions read back.
 var currentProjection = bson.D{
 	{Key: fieldVersion, Value: 1}, {Key: fieldTime, Value: 1},
-	{Key: fieldDeleted, Value: 1}, {Key: fieldJSON, Value: 1},
+	{Key: fieldDeleted, Value: 1}, {Key: fieldJSON, Value: 1}, {Key: fieldBy, Value: 1},
 }
 
 // version returns d as a version of typ/id.
@@ -56,8 +60,9 @@ func currentDoc(w *store.Write) bson.D {
 	return append(d, indexFields(w.Index)...)
 }
 
-// historyFields returns the fields of a history document, but its _id.
-func historyFields(typ, id string, version int64, ts bson.DateTime, deleted bool, json []byte) bson.D {
+// historyFields returns the fields of a history document, but its _id; by
+// names the journaled write that wrote the version, if one did.
+func historyFields(typ, id string, version int64, ts bson.DateTime, deleted bool, json []byte, by string) bson.D {
 	d := bson.D{
 		{Key: fieldType, Value: typ},
 		{Key: fieldID, Value: id},
@@ -67,6 +72,9 @@ func historyFields(typ, id string, version int64, ts bson.DateTime, deleted bool
 	}
 	if !deleted {
 		d = append(d, bson.E{Key: fieldJSON, Value: bson.Binary{Data: json}})
+	}
+	if by != "" {
+		d = append(d, bson.E{Key: fieldBy, Value: by})
 	}
 	return d
 }
@@ -87,7 +95,11 @@ func (s *Store) Put(ctx context.Context, w *store.Write) error {
 
 // put writes w, which checkWrite accepted, with the resource's stripe locked.
 func (s *Store) put(ctx context.Context, w *store.Write) error {
-	err := s.write(ctx, s.db, w, currentDoc(w))
+	doc, err := bson.Marshal(currentDoc(w))
+	if err != nil {
+		return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+	}
+	err = s.write(ctx, s.db, w, doc, "")
 	if errors.Is(err, errStale) {
 		return s.conflict(ctx, w)
 	}
@@ -103,93 +115,155 @@ var errStale = errors.New("expected version is not current")
 // write makes doc, the current-version document of w, current if w.Expected
 // is still the current version, and records it in history, through db (whose
 // write concern applies). It returns errStale, having written nothing, when
-// w.Expected is not current.
+// w.Expected is not current. by names the journaled write w is (see
+// journalWrite), "" for a write of Put.
 //
-// The steps are ordered so that a crash between them loses nothing that was
-// acknowledged and never leaves in history a version that did not become
-// current:
+// The steps are ordered so that no two writers, in one process or several,
+// can both replace one version, even on a server that does not apply a
+// filtered replace atomically (FerretDB), and so that a version written
+// current is always in history:
 //
-//  1. The current-version document is written first, conditionally: an
-//     insert for a create (a duplicate _id means the resource exists), a
-//     replace filtered on {_id, v: Expected} for an update. This one-document
-//     write is the commit point: when it fails, nothing was written.
-//  2. Then history, in one ordered bulk write of idempotent upserts: the
-//     replaced version gets its end time and the new version is added.
+//  1. The new version is inserted into history, marked pending with the
+//     search fields of doc. Its _id names the resource and the version, so
+//     of writers racing to replace one version exactly one inserts it: an
+//     insert of a taken _id fails on every server. This is the commit point.
+//  2. The current-version document is written, conditionally: an insert for
+//     a create, a replace filtered on {_id, v: Expected} for an update. When
+//     Expected is not current after all, the pending version is removed and
+//     nothing is kept.
+//  3. The pending mark is removed, and the replaced version gets its end
+//     time (or is inserted, from the document the replace returned, if a
+//     crash of an older version of the engine left it out of history).
 //
-// History is written only after the commit point, so it never holds a
-// version that was refused or never written. A crash between the steps
-// leaves the new version current and readable (VRead falls back to the
-// current document) but missing from history. The next update of the
-// resource repairs that: the replace returns the document it replaced, and
-// step 2 inserts that version into history if it is not there.
-func (s *Store) write(ctx context.Context, db *mongo.Database, w *store.Write, doc any) error {
+// A crash between the steps leaves a pending version, which the next write
+// of the resource or the sweep of a process that has seen it pending for a
+// lease completes (see settlePending): history holds it from step 1 on,
+// and it becomes current if Expected was.
+func (s *Store) write(ctx context.Context, db *mongo.Database, w *store.Write, doc bson.Raw, by string) error {
+	history := db.Collection(historyCollection)
+	claimed, err := claimVersion(ctx, history, w, doc, by)
+	if err != nil {
+		return err
+	}
 	coll := db.Collection(w.Type)
 	var prev *versionDoc
 	if w.Expected == 0 {
-		_, err := coll.InsertOne(ctx, doc)
+		_, err = coll.InsertOne(ctx, doc)
 		if mongo.IsDuplicateKeyError(err) {
-			return errStale
-		}
-		if err != nil {
-			return err
+			err = errStale
 		}
 	} else {
 		prev = new(versionDoc)
 		filter := bson.D{{Key: "_id", Value: w.ID}, {Key: fieldVersion, Value: w.Expected}}
-		err := coll.FindOneAndReplace(ctx, filter, doc).Decode(prev)
+		err = coll.FindOneAndReplace(ctx, filter, doc).Decode(prev)
 		if errors.Is(err, mongo.ErrNoDocuments) {
-			return errStale
-		}
-		if err != nil {
-			return err
+			err = errStale
 		}
 	}
-	if err := writeHistory(ctx, db.Collection(historyCollection), w, prev); err != nil {
+	if errors.Is(err, errStale) && claimed {
+		if uerr := unclaimVersion(ctx, history, w); uerr != nil {
+			return fmt.Errorf("history: %w", uerr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	// The last step may be lost without losing anything: a pending version
+	// that is current is completed by the next write or sweep.
+	if err := writeHistory(ctx, s.applyDB.Collection(historyCollection), w, prev); err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
 	return nil
 }
 
-// writeHistory records in history the version w wrote and that the version
-// it replaced stopped being current. prev, when known, is the document of
-// that version, from which its history entry is made if missing. Repeating
-// it, or racing a repair, is harmless: the end is set to the same time, the
-// replaced version is an upsert that only fills in what is missing, and the
-// new version is an insert whose duplicate key means it is there already
-// (an insert rather than an upsert, because FerretDB finds an upsert's
-// document by scanning the collection).
+// claimVersion inserts the version w writes into history, pending, with
+// the search fields of doc, its current-version document. It reports
+// whether it inserted it; it returns errStale when another write holds that
+// version, and false with no error when the version there is that of the
+// journaled write by (applied before, by this unit of work, which is being
+// applied again). A write of Put, by "", never finds its own: two writes
+// of the same bytes at the same time are still two writes.
+func claimVersion(ctx context.Context, history *mongo.Collection, w *store.Write, doc bson.Raw, by string) (bool, error) {
+	row := append(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())}},
+		historyFields(w.Type, w.ID, w.VersionID(), bson.NewDateTimeFromTime(w.LastUpdated), w.Deleted, w.JSON, by)...)
+	row = append(row, bson.E{Key: fieldPending, Value: searchFieldsOf(doc)})
+	_, err := history.InsertOne(ctx, row)
+	if err == nil {
+		return true, nil
+	}
+	if !mongo.IsDuplicateKeyError(err) {
+		return false, fmt.Errorf("history: %w", err)
+	}
+	var held versionDoc
+	err = history.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())},
+		{Key: fieldType, Value: w.Type}, {Key: fieldID, Value: w.ID}}).Decode(&held)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, errStale // purged meanwhile
+	case err != nil:
+		return false, fmt.Errorf("history: %w", err)
+	case by != "" && sameVersion(&held, w, by):
+		return false, nil
+	}
+	return false, errStale
+}
+
+// unclaimVersion removes the pending version claimVersion inserted for w,
+// whose expected version turned out not to be current.
+func unclaimVersion(ctx context.Context, history *mongo.Collection, w *store.Write) error {
+	_, err := history.DeleteOne(ctx, bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())},
+		{Key: fieldTime, Value: bson.NewDateTimeFromTime(w.LastUpdated)},
+		{Key: fieldPending, Value: bson.D{{Key: "$exists", Value: true}}}})
+	return err
+}
+
+// searchFieldsOf returns the fields of a current-version document that are
+// not those of its history entry: its search fields.
+func searchFieldsOf(doc bson.Raw) bson.D {
+	elems, _ := doc.Elements()
+	d := bson.D{}
+	for _, e := range elems {
+		switch e.Key() {
+		case "_id", fieldVersion, fieldTime, fieldDeleted, fieldJSON, fieldBy:
+		default:
+			d = append(d, bson.E{Key: e.Key(), Value: e.Value()})
+		}
+	}
+	return d
+}
+
+// writeHistory completes in history the version w wrote: it is no longer
+// pending, and the version it replaced stopped being current. prev, when
+// known, is the document of that version, from which its history entry is
+// made if missing. Repeating it, or racing a repair, is harmless: the end
+// is set to the same time, and the replaced version is an upsert that only
+// fills in what is missing.
 func writeHistory(ctx context.Context, history *mongo.Collection, w *store.Write, prev *versionDoc) error {
-	var models []mongo.WriteModel
+	models := []mongo.WriteModel{mongo.NewUpdateOneModel().
+		SetFilter(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())},
+			{Key: fieldType, Value: w.Type}, {Key: fieldID, Value: w.ID}}).
+		SetUpdate(bson.D{{Key: "$unset", Value: bson.D{{Key: fieldPending, Value: ""}}}})}
 	if w.Expected > 0 {
 		// The filter names the shard key of a sharded history (type,
 		// id), which an upsert must.
 		m := mongo.NewUpdateOneModel().
 			SetFilter(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.Expected)},
 				{Key: fieldType, Value: w.Type}, {Key: fieldID, Value: w.ID}})
+		end := bson.D{{Key: fieldEnd, Value: bson.NewDateTimeFromTime(w.LastUpdated)}}
 		if prev != nil {
 			m.SetUpdate(bson.D{
-				{Key: "$set", Value: bson.D{{Key: fieldEnd, Value: bson.NewDateTimeFromTime(w.LastUpdated)}}},
-				{Key: "$setOnInsert", Value: historyFields(w.Type, w.ID, prev.Version, prev.Time, prev.Deleted, prev.JSON)},
+				{Key: "$set", Value: end},
+				{Key: "$unset", Value: bson.D{{Key: fieldPending, Value: ""}}},
+				{Key: "$setOnInsert", Value: historyFields(w.Type, w.ID, prev.Version, prev.Time, prev.Deleted, prev.JSON, prev.By)},
 			}).SetUpsert(true)
 		} else {
-			m.SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: fieldEnd, Value: bson.NewDateTimeFromTime(w.LastUpdated)}}}})
+			m.SetUpdate(bson.D{{Key: "$set", Value: end}, {Key: "$unset", Value: bson.D{{Key: fieldPending, Value: ""}}}})
 		}
 		models = append(models, m)
 	}
-	doc := append(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())}},
-		historyFields(w.Type, w.ID, w.VersionID(), bson.NewDateTimeFromTime(w.LastUpdated), w.Deleted, w.JSON)...)
-	models = append(models, mongo.NewInsertOneModel().SetDocument(doc))
 	_, err := history.BulkWrite(ctx, models)
-	var bwe mongo.BulkWriteException
-	if errors.As(err, &bwe) && bwe.WriteConcernError == nil && len(bwe.WriteErrors) == 1 &&
-		bwe.WriteErrors[0].Index == len(models)-1 && bwe.WriteErrors[0].Code == codeDuplicateKey {
-		return nil
-	}
 	return err
 }
-
-// codeDuplicateKey is the error code of a write that breaks a unique index.
-const codeDuplicateKey = 11000
 
 // conflict returns the *store.ConflictError of a refused write w, with the
 // version now current read back.

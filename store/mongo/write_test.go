@@ -1,0 +1,202 @@
+package mongo_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"carefhir/store"
+	storemongo "carefhir/store/mongo"
+	"carefhir/store/mongo/ferrettest"
+)
+
+// Writers in two processes (two Stores on one database) that update one
+// resource from the same version at once: exactly one of them writes the
+// next version, the others are refused with a *store.ConflictError, and
+// history holds each version once, as the current document does.
+func TestConditionalUpdateAcrossProcesses(t *testing.T) {
+	uri := ferrettest.Start(t)
+	stores := []*storemongo.Store{open(t, uri), open(t, uri)}
+	ctx := t.Context()
+	putAll(t, stores[0], &store.Write{Type: "Patient", ID: "p", LastUpdated: t0, JSON: []byte(`{"n":0}`)})
+	const rounds, writers = 20, 8
+	for round := 1; round <= rounds; round++ {
+		var won atomic.Int64
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Go(func() {
+				w := &store.Write{Type: "Patient", ID: "p", Expected: int64(round),
+					LastUpdated: t0.Add(time.Duration(round) * time.Second), JSON: fmt.Appendf(nil, `{"n":%d,"by":%d}`, round, i)}
+				err := stores[i%len(stores)].Put(ctx, w)
+				var conflict *store.ConflictError
+				switch {
+				case err == nil:
+					won.Add(1)
+				case !errors.As(err, &conflict):
+					t.Errorf("round %d, writer %d: %v", round, i, err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := won.Load(); n != 1 {
+			t.Fatalf("round %d: %d writers wrote version %d from version %d, want 1", round, n, round+1, round)
+		}
+	}
+	cur, err := stores[1].Read(ctx, "Patient", "p")
+	if err != nil || cur.VersionID != rounds+1 {
+		t.Fatalf("Read: %+v, %v; want version %d", cur, err, rounds+1)
+	}
+	page, err := stores[0].History(ctx, store.HistoryQuery{Type: "Patient", ID: "p", Count: 100})
+	if err != nil || len(page.Versions) != rounds+1 || string(page.Versions[0].JSON) != string(cur.JSON) {
+		t.Fatalf("History: %d versions, newest %q, %v; want %d, newest %q", len(page.Versions), page.Versions[0].JSON, err, rounds+1, cur.JSON)
+	}
+}
+
+// Units of work in two processes that each read a counter and write it
+// again, one more, all at once: every unit that commits adds one version,
+// so no increment is lost however many are refused.
+func TestUnitsOfWorkAcrossProcesses(t *testing.T) {
+	uri := ferrettest.Start(t)
+	stores := []*storemongo.Store{open(t, uri), open(t, uri)}
+	ctx := t.Context()
+	putAll(t, stores[0], &store.Write{Type: "Patient", ID: "p", LastUpdated: t0, JSON: []byte(`{"n":1}`)})
+	var committed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			err := stores[i%len(stores)].Transact(ctx, func(tx store.Tx) error {
+				v, err := tx.Read(ctx, "Patient", "p")
+				if err != nil {
+					return err
+				}
+				return tx.Put(ctx, &store.Write{Type: "Patient", ID: "p", Expected: v.VersionID,
+					LastUpdated: t0.Add(time.Duration(v.VersionID) * time.Second), JSON: fmt.Appendf(nil, `{"n":%d}`, v.VersionID+1)})
+			})
+			var conflict *store.ConflictError
+			switch {
+			case err == nil:
+				committed.Add(1)
+			case !errors.As(err, &conflict):
+				t.Errorf("unit %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	cur, err := stores[1].Read(ctx, "Patient", "p")
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if n := committed.Load(); cur.VersionID != n+1 {
+		t.Errorf("%d units committed an increment, and version %d is current, want %d", n, cur.VersionID, n+1)
+	}
+}
+
+// cutAfter is an Observer that cancels a write once the command op has
+// succeeded n times after it is armed: the next command fails, as if the
+// process had died between the two.
+type cutAfter struct {
+	mu     sync.Mutex
+	op     string
+	n      int
+	cancel context.CancelFunc
+}
+
+func (c *cutAfter) arm(op string, n int, cancel context.CancelFunc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.op, c.n, c.cancel = op, n, cancel
+}
+
+func (c *cutAfter) Operation(op string, _ time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cancel == nil || op != c.op {
+		return
+	}
+	if c.n--; c.n == 0 {
+		c.cancel()
+		c.cancel = nil
+	}
+}
+
+// historyOf returns the bodies of the versions of Patient/p in history,
+// newest first.
+func historyOf(t *testing.T, s store.Reader, q store.HistoryQuery) []string {
+	t.Helper()
+	q.Type, q.ID, q.Count = "Patient", "p", 10
+	page, err := s.History(t.Context(), q)
+	if err != nil {
+		t.Fatalf("History: %v", err)
+	}
+	var got []string
+	for _, v := range page.Versions {
+		got = append(got, string(v.JSON))
+	}
+	return got
+}
+
+// cutUpdate writes version 1 of Patient/p to a new database, then version
+// 2, cut short once the command op has succeeded, and returns what Put
+// said of version 2.
+func cutUpdate(t *testing.T, op string) (string, *storemongo.Store, error) {
+	uri := ferrettest.Start(t)
+	cut := &cutAfter{}
+	s := open(t, uri, storemongo.WithObserver(cut))
+	putAll(t, s, &store.Write{Type: "Patient", ID: "p", LastUpdated: t0, JSON: []byte(`{"v":1}`)})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cut.arm(op, 1, cancel)
+	w2 := &store.Write{Type: "Patient", ID: "p", Expected: 1, LastUpdated: t0.Add(time.Second), JSON: []byte(`{"v":2}`)}
+	return uri, s, s.Put(ctx, w2)
+}
+
+// A write cut short once its current version is written, and before
+// anything else: the version it made current is in history, the version it
+// replaced is known to have ended once a process has settled what the
+// write left, and the resource takes the next update.
+func TestWriteCutAfterCurrent(t *testing.T) {
+	uri, s, err := cutUpdate(t, "findAndModify")
+	if err == nil {
+		t.Fatal("Put cut short: no error")
+	}
+	if v, err := s.Read(t.Context(), "Patient", "p"); err != nil || v.VersionID != 2 {
+		t.Fatalf("Read: %+v, %v; want version 2, made current before the cut", v, err)
+	}
+	if got, want := historyOf(t, s, store.HistoryQuery{}), []string{`{"v":2}`, `{"v":1}`}; !slices.Equal(got, want) {
+		t.Fatalf("history after the cut %q, want %q", got, want)
+	}
+	settled := reopen(t, uri)
+	if got := historyOf(t, settled, store.HistoryQuery{AtLow: t0.Add(1500 * time.Millisecond)}); !slices.Equal(got, []string{`{"v":2}`}) {
+		t.Errorf("history current after version 2 was written: %q, want version 2 alone", got)
+	}
+	putAll(t, s, &store.Write{Type: "Patient", ID: "p", Expected: 2, LastUpdated: t0.Add(2 * time.Second), JSON: []byte(`{"v":3}`)})
+	if got, want := historyOf(t, s, store.HistoryQuery{}), []string{`{"v":3}`, `{"v":2}`, `{"v":1}`}; !slices.Equal(got, want) {
+		t.Errorf("history after the next update %q, want %q", got, want)
+	}
+}
+
+// A write cut short after its first command: whatever it left, once a
+// process has settled it, history and the current version agree, and the
+// resource takes the next update from the version current.
+func TestWriteCutBeforeCurrent(t *testing.T) {
+	// Cut short: either outcome is allowed, as the writer was never answered.
+	uri, s, _ := cutUpdate(t, "insert")
+	settled := reopen(t, uri)
+	v, err := settled.Read(t.Context(), "Patient", "p")
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	want := []string{`{"v":2}`, `{"v":1}`}[2-v.VersionID:]
+	if got := historyOf(t, settled, store.HistoryQuery{}); !slices.Equal(got, want) {
+		t.Fatalf("history with version %d current: %q, want %q", v.VersionID, got, want)
+	}
+	putAll(t, s, &store.Write{Type: "Patient", ID: "p", Expected: v.VersionID, LastUpdated: t0.Add(2 * time.Second), JSON: []byte(`{"v":3}`)})
+	if got := historyOf(t, s, store.HistoryQuery{}); len(got) != len(want)+1 || got[0] != `{"v":3}` {
+		t.Errorf("history after the next update %q", got)
+	}
+}
