@@ -23,12 +23,16 @@ type storedSetting struct {
 
 // Setting returns the value of the setting name, storing initial first
 // when the database holds none. Of processes starting together, the first
-// insert wins and all return its value: a process whose insert finds one
-// stored reads it instead.
+// insert wins and all return its value: the process whose insert stored
+// it returns initial without reading it back, and a process whose insert
+// finds one stored reads it instead.
 func (s *Store) Setting(ctx context.Context, name string, initial []byte) ([]byte, error) {
 	settings := s.db.Collection(settingsCollection)
 	_, err := settings.InsertOne(ctx, storedSetting{ID: name, Value: initial})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
+	if err == nil {
+		return initial, nil
+	}
+	if !mongo.IsDuplicateKeyError(err) {
 		return nil, fmt.Errorf("mongo: setting %s: %w", name, err)
 	}
 	var got storedSetting

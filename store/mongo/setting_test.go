@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	storemongo "carefhir/store/mongo"
 	"carefhir/store/mongo/ferrettest"
@@ -43,5 +44,47 @@ func TestSettingStoredOnce(t *testing.T) {
 	}
 	if v, err := stores[0].Setting(t.Context(), "signing-keys", []byte("unused")); err != nil || string(v) != "rotated" {
 		t.Errorf("Setting after the replace: %q, %v; want rotated", v, err)
+	}
+}
+
+// commands counts the commands a Store sends, by name.
+type commands struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *commands) Operation(op string, _ time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[op]++
+}
+
+func (c *commands) count(op string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[op]
+}
+
+// The first Store to ask for a setting stores its value and returns it
+// with that one insert, reading nothing back; a Store asking for it once
+// it is stored reads the value stored.
+func TestSettingStoredNotReadBack(t *testing.T) {
+	uri := ferrettest.Start(t)
+	seen := &commands{}
+	s := open(t, uri, storemongo.WithObserver(seen))
+	finds := seen.count("find")
+	v, err := s.Setting(t.Context(), "signing-keys", []byte("first"))
+	if err != nil || string(v) != "first" {
+		t.Fatalf("Setting of none stored: %q, %v; want first", v, err)
+	}
+	if n := seen.count("find") - finds; n != 0 {
+		t.Errorf("Setting of none stored sent %d finds, want none", n)
+	}
+	v, err = open(t, uri).Setting(t.Context(), "signing-keys", []byte("second"))
+	if err != nil || string(v) != "first" {
+		t.Errorf("Setting once stored: %q, %v; want first", v, err)
 	}
 }
