@@ -202,21 +202,31 @@ func (e *Exporter) sweepEvery() {
 	}
 }
 
-// expired reports whether the files of job id, finished, are past
-// keeping: Expire after it finished, by the clock of the process that
-// dated its end; any other process measures Expire from when it first saw
-// the job finished, by its own clock (lease.Watch), as it does heartbeats.
-// The clocks of processes sharing a database may be hours apart, and one
-// whose clock is ahead would remove a job another just finished.
-func (e *Exporter) expired(id string, j *job) bool {
-	if j.State == stateRunning {
-		return false
-	}
-	now := e.cfg.Now()
+// expiry returns when the files of job id, finished, are past keeping,
+// by this process's clock: Expire after it finished, by the clock of the
+// process that dated its end; any other process measures Expire from
+// when it first saw the job finished, by its own clock (lease.Watch), as
+// it does heartbeats. The clocks of processes sharing a database may be
+// hours apart, and one whose clock is ahead would remove a job another
+// just finished.
+func (e *Exporter) expiry(id string, j *job) time.Time {
 	if j.finisher() == e.cfg.Holder {
-		return now.Sub(j.Finished) > e.cfg.Expire
+		return j.Finished.Add(e.cfg.Expire)
 	}
-	return e.finished.Expired(id, j.Finished.UnixNano(), now, e.cfg.Expire)
+	return e.finished.Since(id, j.Finished.UnixNano(), e.cfg.Now()).Add(e.cfg.Expire)
+}
+
+// expired reports whether the files of job id are past keeping (expiry).
+func (e *Exporter) expired(id string, j *job) bool {
+	return j.State != stateRunning && e.cfg.Now().After(e.expiry(id, j))
+}
+
+// removedBy returns when this process will have removed the finished job
+// id, by its own clock: the first pass of sweepEvery after its expiry.
+// Once its record is removed no process serves the job, so that is when
+// its files are no longer available, whichever process keeps it longer.
+func (e *Exporter) removedBy(id string, j *job) time.Time {
+	return e.expiry(id, j).Add(sweepInterval)
 }
 
 // sweep removes the records and files of the expired jobs: files of

@@ -1792,3 +1792,48 @@ func TestSystemHistoryLeavesOutRecords(t *testing.T) {
 		}
 	})
 }
+
+// TestExpiresHoldsAcrossProcesses: with two processes on one MongoDB
+// database, the second of which first sees a finished export half an
+// hour after the first finished it, the Expires header each answers is
+// true of both: once the process that answered it has made its passes
+// over the expired jobs, the status asked of the other is 404 after it.
+func TestExpiresHoldsAcrossProcesses(t *testing.T) {
+	a, b, release := twoStalledProcesses(t)
+	release()
+	a.put("/Patient/p1", patient("p1"))
+	setClocks := func(at time.Time) {
+		a.clock.set(at)
+		b.clock.set(at)
+	}
+	for _, c := range []struct {
+		name           string
+		answers, other *env
+	}{
+		{"the process that ran it", a, b},
+		{"the process that saw it finished later", b, a},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t0 := time.Now().Add(time.Minute).Truncate(time.Second) // after p1 was written
+			setClocks(t0)
+			status := a.kickOff("admin", "/$export?_type=Patient")
+			a.wait("admin", status)
+			setClocks(t0.Add(30 * time.Minute))
+			r := c.answers.do("admin", "GET", strings.Replace(status, a.base, c.answers.base, 1), "")
+			expires, err := http.ParseTime(r.header.Get("Expires"))
+			if r.status != 200 || err != nil {
+				t.Fatalf("status: %d Expires %q (%v) %s", r.status, r.header.Get("Expires"), err, r.body)
+			}
+			// The answering process's passes run every sweepInterval: one
+			// falls in the last sweepInterval before Expires.
+			setClocks(expires.Add(-sweepInterval + time.Second))
+			if err := c.answers.x.sweep(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			setClocks(expires.Add(time.Second))
+			if r := c.other.do("admin", "GET", strings.Replace(status, a.base, c.other.base, 1), ""); r.status != 404 {
+				t.Errorf("status asked of the other process after Expires %s: %d %s, want 404", expires, r.status, r.body)
+			}
+		})
+	}
+}

@@ -93,7 +93,11 @@ func (e *Exporter) status(w http.ResponseWriter, r *http.Request) {
 		cause.Record(r.Context(), fmt.Errorf("bulk: export job %s failed: %s", id, j.Reason))
 		outcome(w, http.StatusInternalServerError, "exception", "the export failed: "+j.Reason)
 	default:
-		w.Header().Set("Expires", j.Finished.Add(e.cfg.Expire).UTC().Format(http.TimeFormat))
+		// When the files are no longer available (the IG), which this
+		// process makes true by its own clock, never quoting another's;
+		// rounded up to the second of an HTTP date.
+		expires := e.removedBy(id, j).Add(time.Second - 1).Truncate(time.Second)
+		w.Header().Set("Expires", expires.UTC().Format(http.TimeFormat))
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusOK)
 		enc := json.NewEncoder(w)

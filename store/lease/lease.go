@@ -37,19 +37,34 @@ type sighting[V comparable] struct {
 func (w *Watch[V]) Expired(id string, v V, now time.Time, lease time.Duration) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if now.Sub(w.since(id, v, now)) < lease {
+		return false
+	}
+	delete(w.seen, id)
+	return true
+}
+
+// Since returns when this process first saw record id held as v, by its
+// own clock: now when it has not seen it so before (or saw it as another
+// value, which starts the measure again). A record that expires a lease
+// after it is first seen expires at Since plus the lease, by this
+// process's clock.
+func (w *Watch[V]) Since(id string, v V, now time.Time) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.since(id, v, now)
+}
+
+func (w *Watch[V]) since(id string, v V, now time.Time) time.Time {
 	seen, ok := w.seen[id]
 	if !ok || seen.v != v {
 		if w.seen == nil {
 			w.seen = map[string]sighting[V]{}
 		}
-		w.seen[id] = sighting[V]{v: v, first: now}
-		return false
+		seen = sighting[V]{v: v, first: now}
+		w.seen[id] = seen
 	}
-	if now.Sub(seen.first) < lease {
-		return false
-	}
-	delete(w.seen, id)
-	return true
+	return seen.first
 }
 
 // Forget forgets the records for which drop, given the id and when it

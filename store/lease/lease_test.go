@@ -43,3 +43,17 @@ func TestForget(t *testing.T) {
 		t.Error("a record Forget dropped kept its first sight")
 	}
 }
+
+func TestSince(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var w Watch[int]
+	if got := w.Since("j1", 1, t0); !got.Equal(t0) {
+		t.Errorf("first sight: %v, want %v", got, t0)
+	}
+	if got := w.Since("j1", 1, t0.Add(time.Minute)); !got.Equal(t0) {
+		t.Errorf("seen again unchanged: %v, want the first sight %v", got, t0)
+	}
+	if got := w.Since("j1", 2, t0.Add(2*time.Minute)); !got.Equal(t0.Add(2 * time.Minute)) {
+		t.Errorf("seen changed: %v, want the new sight", got)
+	}
+}
