@@ -346,8 +346,13 @@ func (n *Notifier) fail(ctx context.Context, recs store.Tx, leased *store.Versio
 	rw.LastError = cause.Error()
 	rw.LastFailure, rw.FailedBy = now, n.cfg.Holder
 	if rw.FailingFor >= n.cfg.ErrorAfter {
+		// Since when, by this process's clock, as long as the attempts
+		// were measured to have failed: the first failure may have been
+		// dated by another process's clock, hours from this one's, and
+		// quoted beside this write's time it would say the subscription
+		// failed for longer than it did.
 		why := fmt.Sprintf("delivery failing since %s after %d attempts: %s",
-			rw.FirstFailure.UTC().Format(time.RFC3339), rw.Attempts, rw.LastError)
+			now.Add(-rw.FailingFor).UTC().Format(time.RFC3339), rw.Attempts, rw.LastError)
 		if err := n.setError(ctx, rw.Subscription, why); err != nil {
 			n.cfg.Logger.Error("notify: set subscription error", "subscription", rw.Subscription, "err", err)
 		} else {

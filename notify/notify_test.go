@@ -834,6 +834,25 @@ func TestTwoProcessesClocksApart(t *testing.T) {
 	<-done
 }
 
+// failingClocksApart starts two servers on one MongoDB database, b's
+// clock two hours ahead of a's, and a Subscription, sub, made active
+// through a, whose endpoint rx now fails; a notification of it is
+// pending.
+func failingClocksApart(t *testing.T) (a, b *env, rx *receiver, sub string) {
+	eng := engines[1]
+	uri := eng.place(t)
+	a = newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "a" })
+	b = newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b" })
+	b.clock.Advance(2 * time.Hour)
+	rx = newReceiver(t)
+	sub = idOf(t, a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "")))
+	a.deliver()
+	rx.take()
+	rx.setStatus(http.StatusServiceUnavailable)
+	a.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+	return a, b, rx, sub
+}
+
 // TestTwoProcessesRetriesClocksApart: two servers on one MongoDB database
 // whose clocks are two hours apart retry a failing notification in turn.
 // Each retries one the other failed once it has itself seen it unretried
@@ -841,17 +860,7 @@ func TestTwoProcessesClocksApart(t *testing.T) {
 // once nor takes it for failing since two hours, and the one behind does
 // not wait two hours more.
 func TestTwoProcessesRetriesClocksApart(t *testing.T) {
-	eng := engines[1]
-	uri := eng.place(t)
-	a := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "a" })
-	b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b" })
-	b.clock.Advance(2 * time.Hour)
-	rx := newReceiver(t)
-	sub := idOf(t, a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "")))
-	a.deliver()
-	rx.take()
-	rx.setStatus(http.StatusServiceUnavailable)
-	a.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+	a, b, rx, sub := failingClocksApart(t)
 	attempts := 0
 	step := func(e *env, advance time.Duration, want int, when string) {
 		t.Helper()
@@ -1171,4 +1180,40 @@ func TestOwnerAuthorisationLapses(t *testing.T) {
 			t.Errorf("delivered %+v once renewed, want Appointment/%s", got, last)
 		}
 	})
+}
+
+// TestTwoProcessesErrorSinceClocksApart: a notification that one process
+// first failed is retried, until the subscription is set to error, by
+// another whose clock is two hours ahead: Subscription.error says it has
+// failed since a time by the clock of the process that set it, as long
+// before as it failed, not the first failure by the other clock.
+func TestTwoProcessesErrorSinceClocksApart(t *testing.T) {
+	a, b, _, sub := failingClocksApart(t)
+	a.deliver() // the first failure, by a's clock
+	var body string
+	for range 90 {
+		b.deliver()
+		if body = a.do("admin", "GET", "/Subscription/"+sub, "").body; field(t, body, "status") == "error" {
+			break
+		}
+		b.clock.Advance(time.Minute)
+	}
+	msg := field(t, body, "error")
+	if field(t, body, "status") != "error" {
+		t.Fatalf("after 90 minutes of failures: %s, want status error", body)
+	}
+	var since string
+	if _, err := fmt.Sscanf(msg, "delivery failing since %s", &since); err != nil {
+		t.Fatalf("Subscription.error %q: %v", msg, err)
+	}
+	at, err := time.Parse(time.RFC3339, since)
+	if err != nil {
+		t.Fatalf("Subscription.error %q: %v", msg, err)
+	}
+	// ErrorAfter is an hour, the longest backoff a minute: b set it to
+	// error once an hour of failures had been measured.
+	setAt := b.clock.Now()
+	if failing := setAt.Sub(at); failing < time.Hour || failing > time.Hour+2*time.Minute {
+		t.Errorf("Subscription.error %q set at %s by b's clock: failing for %s, want the hour measured", msg, setAt.Format(time.RFC3339), failing)
+	}
 }
