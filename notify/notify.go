@@ -140,6 +140,9 @@ type Notifier struct {
 	// refusing holds, by subscription id, when this process first saw
 	// each refused Subscription as it stands (settleRefused).
 	refusing lease.Watch[refusalSight]
+	// beyondTypes holds the types outside Types of the live Subscriptions
+	// the last load found refused here and matched all the same (load).
+	beyondTypes atomic.Pointer[map[string]bool]
 
 	// before holds, from Check to After, the version a write replaces.
 	before sync.Map // *operation.Change → beforeVersion
@@ -230,6 +233,7 @@ func (n *Notifier) Hook() operation.Hook {
 	h := operation.Hook{Name: "subscriptions", Check: n.check, After: n.after}
 	if n.cfg.Types != nil {
 		h.Types = append([]string{"Subscription"}, n.cfg.Types...)
+		h.Also = n.hooksBeyondTypes
 	}
 	return h
 }
@@ -684,6 +688,7 @@ func (n *Notifier) load(ctx context.Context, r store.Reader) ([]*subscription, e
 		return nil, fmt.Errorf("notify: load subscriptions: %w", err)
 	}
 	var subs []*subscription
+	beyond := map[string]bool{}
 	for _, v := range vs {
 		res, err := decodeSubscription(v)
 		if err != nil {
@@ -693,17 +698,37 @@ func (n *Notifier) load(ctx context.Context, r store.Reader) ([]*subscription, e
 		sub, err := n.parseSubscription(res)
 		if err != nil {
 			// Stored before a rule it breaks, or under a setting since
-			// removed: matched no more, and set to error by the
-			// deliverer (settleRefused), so that its client is told.
-			if st := res.Status.Get(); st == statusRequested || st == statusActive {
-				n.noteRefused(v.ID, v.VersionID, err)
+			// removed: set to error by the deliverer (settleRefused), so
+			// that its client is told. One that other settings accept is
+			// still matched: during a rolling change of settings, a
+			// process that accepts it delivers what writes here match.
+			st := res.Status.Get()
+			if st != statusRequested && st != statusActive {
+				continue
 			}
-			continue
+			n.noteRefused(v.ID, v.VersionID, err)
+			if sub, err = n.parseUnderAnySettings(res); err != nil {
+				continue
+			}
+			sub.refused = true
+			if !n.subscribable(sub.typ) {
+				beyond[sub.typ] = true
+			}
 		}
 		sub.version = v.VersionID
 		subs = append(subs, sub)
 	}
+	n.beyondTypes.Store(&beyond)
 	return subs, nil
+}
+
+// hooksBeyondTypes reports whether writes of typ, a type outside Types,
+// run the hook: a live Subscription of typ is stored, which this server
+// refuses and another, whose Types list it, may accept, as the last load
+// of the Subscriptions found.
+func (n *Notifier) hooksBeyondTypes(typ string) bool {
+	beyond := n.beyondTypes.Load()
+	return beyond != nil && (*beyond)[typ]
 }
 
 // refusal is a live Subscription this server refuses: the version

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -1032,6 +1033,53 @@ func TestTwoProcessesOneRefuses(t *testing.T) {
 	}
 	if got := a.do("admin", "GET", "/Subscription/"+sub, "").body; field(t, got, "status") != "active" {
 		t.Errorf("Subscription after the process that refuses it polled: %s, want status active", got)
+	}
+}
+
+// TestTwoProcessesWriteWhereRefused: two servers on one MongoDB database
+// during a rolling change of settings, the second of which refuses a
+// Subscription the first accepts (its type no longer listed, or its plain
+// http endpoint no longer allowed). A write the second handles is
+// matched all the same, and the first delivers its notification.
+func TestTwoProcessesWriteWhereRefused(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		endpoint func(rx *receiver) string
+		a, b     func(*notify.Config)
+	}{
+		{"types", func(rx *receiver) string { return rx.URL + "/hook" },
+			func(*notify.Config) {}, func(c *notify.Config) { c.Types = []string{"Patient"} }},
+		{"plain http", func(*receiver) string { return "http://rx.example/hook" },
+			func(c *notify.Config) { c.AllowHTTP = true }, func(*notify.Config) {}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			eng := engines[1]
+			uri := eng.place(t)
+			rx := newReceiver(t)
+			// rx.example is the receiver, as a name of the network would be.
+			toReceiver := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, rx.Listener.Addr().String())
+			}}}
+			a := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(cfg *notify.Config) { cfg.Holder = "a"; cfg.Client = toReceiver; c.a(cfg) })
+			b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(cfg *notify.Config) { cfg.Holder = "b"; c.b(cfg) })
+			sub := idOf(t, a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", c.endpoint(rx), "application/fhir+json")))
+			a.deliver()
+			b.deliver() // b loads the Subscriptions, and finds it refused
+			rx.take()
+			appt := idOf(t, b.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+			b.deliver()
+			a.deliver()
+			var paths []string
+			for _, g := range rx.take() {
+				paths = append(paths, g.Path)
+			}
+			if want := []string{"/hook/Appointment/" + appt}; !slices.Equal(paths, want) {
+				t.Errorf("deliveries of a write handled by the process that refuses the Subscription: %v, want %v", paths, want)
+			}
+			if got := a.do("admin", "GET", "/Subscription/"+sub, "").body; field(t, got, "status") != "active" {
+				t.Errorf("Subscription: %s, want status active", got)
+			}
+		})
 	}
 }
 

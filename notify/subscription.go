@@ -44,6 +44,12 @@ type subscription struct {
 	topic     *topic
 	content   string
 	heartbeat time.Duration
+	// refused: this server's settings refuse it now (an http endpoint
+	// without AllowHTTP, a type outside Types), though another process's
+	// may accept it during a rolling change of settings. Writes here are
+	// still matched against it, and the rows left to a process that
+	// delivers it.
+	refused bool
 }
 
 // live reports whether writes are matched for s: from its request until
@@ -55,6 +61,19 @@ func (s *subscription) live() bool {
 // parseSubscription reads a Subscription into what matching and delivery
 // need; its refusals are 422 with the element at fault.
 func (n *Notifier) parseSubscription(res *fhir.Subscription) (*subscription, error) {
+	return n.parse(res, n.cfg.AllowHTTP, n.subscribable)
+}
+
+// parseUnderAnySettings reads a Subscription as a server of other
+// settings may accept it: an endpoint on plain http anywhere, a criteria
+// of any type. What no setting allows is refused still.
+func (n *Notifier) parseUnderAnySettings(res *fhir.Subscription) (*subscription, error) {
+	return n.parse(res, true, func(string) bool { return true })
+}
+
+// parse is parseSubscription with the settings given: whether endpoints
+// may use plain http anywhere, and which types may be subscribed to.
+func (n *Notifier) parse(res *fhir.Subscription, allowHTTP bool, subscribable func(typ string) bool) (*subscription, error) {
 	s := &subscription{id: res.GetID(), status: res.Status.Get()}
 	ch := res.Channel
 	if ch == nil {
@@ -67,7 +86,7 @@ func (n *Notifier) parseSubscription(res *fhir.Subscription) (*subscription, err
 	if s.endpoint == "" {
 		return nil, invalid("Subscription.channel.endpoint", "a rest-hook channel needs an endpoint")
 	}
-	if err := CheckEndpoint(s.endpoint, n.cfg.AllowHTTP); err != nil {
+	if err := CheckEndpoint(s.endpoint, allowHTTP); err != nil {
 		return nil, invalid("Subscription.channel.endpoint", "%v", err)
 	}
 	switch p := ch.Payload.Get(); p {
@@ -103,7 +122,7 @@ func (n *Notifier) parseSubscription(res *fhir.Subscription) (*subscription, err
 		// such a subscription would never be notified.
 		return nil, operation.Errorf(422, "not-supported", "Subscription.criteria", "AuditEvents are recorded by the server's audit trail, whose records are not notified; search them instead")
 	}
-	if !n.subscribable(s.typ) {
+	if !subscribable(s.typ) {
 		return nil, operation.Errorf(422, "not-supported", "Subscription.criteria", "this server does not notify of %s; it notifies of %v", s.typ, n.cfg.Types)
 	}
 	return s, nil

@@ -222,7 +222,7 @@ func (n *Notifier) dueHeartbeats(ctx context.Context) map[string]func(context.Co
 	beating := map[string]bool{}
 	due := map[string]func(context.Context){}
 	for _, sub := range subs {
-		if sub.topic == nil || sub.heartbeat <= 0 || sub.status != statusActive {
+		if sub.topic == nil || sub.heartbeat <= 0 || sub.status != statusActive || sub.refused {
 			continue
 		}
 		beating[sub.id] = true

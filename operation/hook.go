@@ -56,6 +56,10 @@ type Hook struct {
 	// Types are the resource types whose writes run the hook; nil: every
 	// type.
 	Types []string
+	// Also, when set, reports whether writes of a type outside Types run
+	// the hook too, as the hook's state has it at the write (notify: a
+	// live Subscription of that type that another process may deliver).
+	Also func(typ string) bool
 	// Check, when set, runs before the write: an error refuses the write
 	// and the unit of work it belongs to (an *Error with its status and
 	// issues, typically 422).
@@ -69,5 +73,5 @@ type Hook struct {
 
 // Applies reports whether writes of typ run h.
 func (h Hook) Applies(typ string) bool {
-	return h.Types == nil || slices.Contains(h.Types, typ)
+	return h.Types == nil || slices.Contains(h.Types, typ) || (h.Also != nil && h.Also(typ))
 }
