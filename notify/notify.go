@@ -158,6 +158,9 @@ type Notifier struct {
 	// seenHeld holds, by claim id, when this process first saw a claim
 	// of another held (claim).
 	seenHeld lease.Watch[struct{}]
+	// seenGates holds, by gate id, when this process first saw each
+	// version of an owner's gate (purgeGates).
+	seenGates lease.Watch[int64]
 	// seenFailed holds, by row id, when this process first saw each
 	// version of a row whose failed attempt another process recorded
 	// (due).

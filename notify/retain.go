@@ -52,6 +52,9 @@ func (n *Notifier) Purge(ctx context.Context) (more bool, err error) {
 	if err := n.purgeStaleClaims(ctx, recs, p); err != nil {
 		return false, err
 	}
+	if err := n.purgeGates(ctx, recs, p, now); err != nil {
+		return false, err
+	}
 	n.forgetSeenClaims(now)
 	eventsLeft, err := n.purgeEvents(ctx, recs, p, now)
 	return more || eventsLeft, err
@@ -79,6 +82,34 @@ func (n *Notifier) purgeStaleClaims(ctx context.Context, recs store.Tx, p store.
 	}
 	if err := p.Purge(ctx, claimType, stale); err != nil {
 		return fmt.Errorf("notify: purge claims: %w", err)
+	}
+	return nil
+}
+
+// purgeGates removes the owners' gates (at most PurgeBatch) that this
+// process has seen unchanged for a Lease, by its own clock: each write
+// making a Subscription live adds a version to its owner's gate, which
+// would otherwise be kept for good. A gate removed is created again by
+// the next such write (passGate reads it as never written), and holds
+// nothing but its version. One seen changed within the lease may be in a
+// unit of work still (which takes less than a lease), whose conditional
+// write would fail were its gate removed under it.
+func (n *Notifier) purgeGates(ctx context.Context, recs store.Tx, p store.Purger, now time.Time) error {
+	gates, err := recs.Search(ctx, store.Query{Type: gateType, Count: n.cfg.PurgeBatch})
+	if err != nil {
+		return fmt.Errorf("notify: purge owners' gates: %w", err)
+	}
+	var idle []string
+	for _, g := range gates {
+		if n.seenGates.Expired(g.ID, g.VersionID, now, n.cfg.Lease) {
+			idle = append(idle, g.ID)
+		}
+	}
+	// A gate first seen two leases ago and not since was removed, or
+	// changed and is seen anew.
+	n.seenGates.Forget(func(_ string, first time.Time) bool { return now.Sub(first) > 2*n.cfg.Lease })
+	if err := p.Purge(ctx, gateType, idle); err != nil {
+		return fmt.Errorf("notify: purge owners' gates: %w", err)
 	}
 	return nil
 }

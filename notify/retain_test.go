@@ -245,3 +245,33 @@ func TestPurgeReportsMore(t *testing.T) {
 		}
 	})
 }
+
+// TestPurgeOwnersGates: the versions an owner's gate gains as it makes
+// Subscriptions live are removed once the gate has been left alone for a
+// lease, and the owner's limit still holds after.
+func TestPurgeOwnersGates(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		st := eng.open(t, eng.place(t))
+		e := newEnv(t, st, map[string]map[string]any{}, func(c *notify.Config) { c.MaxPerOwner = 4 })
+		sub := subscription("Appointment?status=booked", "https://rx.test/hook", "")
+		for range 3 {
+			idOf(t, e.do("admin", "POST", "/Subscription", sub))
+		}
+		if n := versionsOf(t, st, "NotifyOwnerGate"); n != 3 {
+			t.Fatalf("%d versions of the owner's gate, want 3", n)
+		}
+		for range 2 { // seen, then seen unchanged a lease later
+			if _, err := e.n.Purge(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(time.Minute + time.Second)
+		}
+		if n := versionsOf(t, st, "NotifyOwnerGate"); n != 0 {
+			t.Errorf("%d versions of the owner's gate kept once left alone for a lease, want none", n)
+		}
+		idOf(t, e.do("admin", "POST", "/Subscription", sub))
+		if r := e.do("admin", "POST", "/Subscription", sub); r.status != 422 || !strings.Contains(r.body, "too-costly") {
+			t.Errorf("a 5th live Subscription once the gate was purged: %d %s, want 422 too-costly", r.status, r.body)
+		}
+	})
+}
