@@ -12,9 +12,6 @@ package notify
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -338,9 +335,6 @@ func (n *Notifier) check(ctx context.Context, s operation.Store, c *operation.Ch
 	return n.ownerHasRoom(ctx, s, c.ID)
 }
 
-// ownersPage is the most owners ownerHasRoom searches for at once.
-const ownersPage = 500
-
 // ownerHasRoom refuses a live Subscription that would give its owner, the
 // requester of ctx, more than MaxPerOwner live ones: each is matched
 // against every write of its type, so their number is the cost of every
@@ -349,7 +343,9 @@ const ownersPage = 500
 // same unit of work, conditional on the version read, and the live
 // Subscriptions are counted afresh through it, not from a load another
 // process's write may have made stale: two units of one owner, in one
-// process or two, cannot both pass on a count that misses the other.
+// process or two, cannot both pass on a count that misses the other. They
+// are counted by the index of their owner records, at most MaxPerOwner+1
+// of them read, however many Subscriptions others hold.
 func (n *Notifier) ownerHasRoom(ctx context.Context, s operation.Store, id string) error {
 	r, err := asRecorder(s)
 	if err != nil {
@@ -360,42 +356,18 @@ func (n *Notifier) ownerHasRoom(ctx context.Context, s operation.Store, id strin
 	if p == nil {
 		return errors.New("notify: a subscription written outside a request")
 	}
-	party := ownerOf(p)
+	party := partyKey(ownerOf(p))
 	if err := n.passGate(ctx, tx, party); err != nil {
 		return err
 	}
-	n.invalidate()
-	subs, err := n.subscriptions(ctx, tx)
-	if err != nil || len(subs) < n.cfg.MaxPerOwner {
-		return err
+	live, err := tx.Search(ctx, liveOwnersQuery(party, n.cfg.MaxPerOwner+1))
+	if err != nil {
+		return fmt.Errorf("notify: live subscriptions of the owner: %w", err)
 	}
-	var others []string
-	for _, sub := range subs {
-		if sub.id != id && sub.live() {
-			others = append(others, sub.id)
-		}
-	}
-	// The owners are searched for a page at a time, not read one by one:
-	// this runs in the unit of work of every Subscription written once
-	// MaxPerOwner are live, however many owners hold them.
 	held := 0
-	for page := range slices.Chunk(others, ownersPage) {
-		byID := store.Clause{Param: "_id"}
-		for _, id := range page {
-			byID.Tokens = append(byID.Tokens, store.TokenMatch{Code: id, AnySystem: true})
-		}
-		found, err := tx.Search(ctx, store.Query{Type: ownerType, Count: len(page), Where: []store.Clause{byID}})
-		if err != nil {
-			return fmt.Errorf("notify: owners of %d subscriptions: %w", len(page), err)
-		}
-		for _, v := range found {
-			var o owner
-			if err := json.Unmarshal(v.JSON, &o); err != nil {
-				return fmt.Errorf("notify: owner of subscription %s: %w", v.ID, err)
-			}
-			if o.sameParty(party) {
-				held++
-			}
+	for _, v := range live {
+		if v.ID != id {
+			held++
 		}
 	}
 	if held >= n.cfg.MaxPerOwner {
@@ -405,14 +377,13 @@ func (n *Notifier) ownerHasRoom(ctx context.Context, s operation.Store, id strin
 	return nil
 }
 
-// passGate writes the gate of party, the owner of a live Subscription
-// written, conditional on the version read: of two units of work of one
-// owner side by side, one fails (a *store.ConflictError, or on a MongoDB
-// replica set a write conflict that runs it again, when its count sees
-// the other's Subscription).
-func (n *Notifier) passGate(ctx context.Context, tx store.Tx, party owner) error {
-	key := sha256.Sum256([]byte(strconv.Quote(party.Issuer) + strconv.Quote(party.ClientID) + strconv.Quote(party.Subject) + strconv.FormatBool(party.Open)))
-	id := hex.EncodeToString(key[:16])
+// passGate writes the gate of party (partyKey), the owner of a live
+// Subscription written, conditional on the version read: of two units of
+// work of one owner side by side, one fails (a *store.ConflictError, or
+// on a MongoDB replica set a write conflict that runs it again, when its
+// count sees the other's Subscription).
+func (n *Notifier) passGate(ctx context.Context, tx store.Tx, party string) error {
+	id := party
 	var expected int64
 	switch v, err := tx.Read(ctx, gateType, id); {
 	case errors.Is(err, store.ErrNotFound):
@@ -469,7 +440,13 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 	now := n.cfg.Now()
 	if c.Type == "Subscription" {
 		n.invalidate()
-		if res, ok := c.Resource.(*fhir.Subscription); ok && !byServer(ctx) {
+		res, _ := c.Resource.(*fhir.Subscription) // nil for a delete
+		live := res != nil && (res.Status.Get() == statusRequested || res.Status.Get() == statusActive)
+		if res == nil || byServer(ctx) {
+			if err := markLive(ctx, tx, c.ID, live, now); err != nil {
+				return nil, fmt.Errorf("notify: %w", err)
+			}
+		} else {
 			p := access.Requester(ctx)
 			if p == nil {
 				return nil, errors.New("notify: a subscription written outside a request")
@@ -478,7 +455,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 			if err != nil {
 				return nil, err
 			}
-			if err := recordOwner(ctx, tx, c.ID, ownerOf(p), created, c.Version.VersionID, now); err != nil {
+			if err := recordOwner(ctx, tx, c.ID, ownerOf(p), created, c.Version.VersionID, live, now); err != nil {
 				return nil, err
 			}
 			if created && c.Version.VersionID > 1 {

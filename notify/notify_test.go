@@ -18,6 +18,7 @@ import (
 	"carefhir/operation"
 	"carefhir/server/access"
 	"carefhir/server/auth/authtest"
+	"carefhir/store"
 )
 
 // subscription is a Subscription body to endpoint.
@@ -1138,6 +1139,84 @@ func TestSubscriptionsPerOwnerLimit(t *testing.T) {
 		}
 		if r := e.do("admin", "POST", "/Subscription", sub); r.status != 201 {
 			t.Errorf("once one is off: %d %s, want 201", r.status, r.body)
+		}
+	})
+}
+
+// searchCounter counts, by type, the versions the searches made of the
+// store it wraps return, in its units of work too.
+type searchCounter struct {
+	store.Store
+	store.Finder
+	mu    sync.Mutex
+	found map[string]int
+}
+
+func (s *searchCounter) count(typ string, n int) {
+	s.mu.Lock()
+	s.found[typ] += n
+	s.mu.Unlock()
+}
+
+// take returns the counts since the last take.
+func (s *searchCounter) take() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	found := s.found
+	s.found = map[string]int{}
+	return found
+}
+
+func (s *searchCounter) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	vs, err := s.Store.Search(ctx, q)
+	s.count(q.Type, len(vs))
+	return vs, err
+}
+
+func (s *searchCounter) Transact(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.Store.Transact(ctx, func(tx store.Tx) error { return fn(&countedTx{tx, s}) })
+}
+
+type countedTx struct {
+	store.Tx
+	s *searchCounter
+}
+
+func (t *countedTx) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	vs, err := t.Tx.Search(ctx, q)
+	t.s.count(q.Type, len(vs))
+	return vs, err
+}
+
+// TestOwnerLimitReadsTheOwnersOwn: a write making a Subscription live,
+// while many owners hold as many live ones as one may, reads the owner
+// records of no other owner to count the writer's, and loads the
+// Subscriptions once, to match the write against them.
+func TestOwnerLimitReadsTheOwnersOwn(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		st := eng.open(t, eng.place(t))
+		counted := &searchCounter{Store: st, Finder: st.(store.Finder), found: map[string]int{}}
+		owners, who := map[string]map[string]any{}, []string{}
+		for i := range 10 {
+			who = append(who, fmt.Sprint("o", i))
+			owners[who[i]] = map[string]any{"sub": who[i], "scope": "system/*.cruds"}
+		}
+		e := newEnv(t, counted, owners, func(c *notify.Config) { c.MaxPerOwner = 2 })
+		sub := subscription("Appointment?status=booked", "https://rx.test/hook", "")
+		for _, who := range who {
+			for range 2 {
+				idOf(t, e.do(who, "POST", "/Subscription", sub))
+			}
+		}
+		counted.take()
+		idOf(t, e.do("admin", "POST", "/Subscription", sub))
+		found := counted.take()
+		if found["NotifyOwner"] > 3 || found["Subscription"] > 21 {
+			t.Errorf("a Subscription made live beside 20 of other owners read %d owner records and %d Subscriptions, want at most 3 (the limit and one) and 21 (one load)",
+				found["NotifyOwner"], found["Subscription"])
+		}
+		if r := e.do("o0", "POST", "/Subscription", sub); r.status != 422 || !strings.Contains(r.body, "too-costly") {
+			t.Errorf("a 3rd live Subscription of an owner: %d %s, want 422 too-costly", r.status, r.body)
 		}
 	})
 }

@@ -2,9 +2,12 @@ package notify
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"carefhir/server/access"
@@ -126,6 +129,56 @@ type owner struct {
 	// version were the deleted Subscription's. Zero in records written
 	// before it was recorded.
 	Since int64 `json:"since,omitempty"`
+	// Party names the owner's party (partyKey), and Live says whether the
+	// Subscription is live (requested or active): both are indexed, so
+	// that an owner's live Subscriptions are counted without reading
+	// anyone else's (ownerHasRoom). Party is empty in records written
+	// before they were recorded, until a purge pass indexes them
+	// (indexOwner).
+	Party string `json:"party,omitempty"`
+	Live  bool   `json:"live,omitempty"`
+}
+
+// partyKey names the party of o, the same subject of the same client:
+// its gate's id, and a token of the index of its owner records.
+func partyKey(o owner) string {
+	key := sha256.Sum256([]byte(strconv.Quote(o.Issuer) + strconv.Quote(o.ClientID) + strconv.Quote(o.Subject) + strconv.FormatBool(o.Open)))
+	return hex.EncodeToString(key[:16])
+}
+
+// putOwner writes o as subscription id's owner, after version expected,
+// with live, and indexed by its party and liveness.
+func putOwner(ctx context.Context, tx store.Tx, id string, expected int64, o owner, live bool, now time.Time) error {
+	o.Party, o.Live = partyKey(o), live
+	body, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	ix := store.Index{Tokens: []store.Token{{Param: "party", Code: o.Party}, {Param: "live", Code: strconv.FormatBool(live)}}}
+	return tx.Put(ctx, &store.Write{Type: ownerType, ID: id, Expected: expected, LastUpdated: now.UTC().Truncate(time.Millisecond), JSON: body, Index: ix})
+}
+
+// liveOwnersQuery selects the owner records of party's live
+// Subscriptions, at most limit of them.
+func liveOwnersQuery(party string, limit int) store.Query {
+	return store.Query{Type: ownerType, Count: limit, Where: []store.Clause{
+		{Param: "party", Tokens: []store.TokenMatch{{AnySystem: true, Code: party}}},
+		{Param: "live", Tokens: []store.TokenMatch{{AnySystem: true, Code: "true"}}},
+	}}
+}
+
+// markLive records in the owner record of subscription id, if it has
+// one, whether the Subscription is live, as a write of it by the server
+// (set active, or to error) or a delete leaves it.
+func markLive(ctx context.Context, tx store.Tx, id string, live bool, now time.Time) error {
+	o, version, err := ownerRecord(ctx, tx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && o.Party != "" && o.Live == live) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return putOwner(ctx, tx, id, version, o, live, now)
 }
 
 func ownerOf(p *access.Principal) owner {
@@ -155,8 +208,9 @@ func (o owner) principal() (*access.Principal, error) {
 // write by another party (an administrator's system token setting an
 // app's subscription back to requested, say) leaves the owner as it was:
 // taking its place would widen what the subscription delivers to what
-// that party may read. version is that of the Subscription written.
-func recordOwner(ctx context.Context, tx store.Tx, id string, o owner, created bool, version int64, now time.Time) error {
+// that party may read. version is that of the Subscription written, live
+// whether it is live as written.
+func recordOwner(ctx context.Context, tx store.Tx, id string, o owner, created bool, version int64, live bool, now time.Time) error {
 	var expected int64
 	switch cur, err := tx.Read(ctx, ownerType, id); {
 	case err == nil:
@@ -164,7 +218,7 @@ func recordOwner(ctx context.Context, tx store.Tx, id string, o owner, created b
 		var was owner
 		if !created && !cur.Deleted && json.Unmarshal(cur.JSON, &was) == nil {
 			if !was.sameParty(o) {
-				return nil
+				return markLive(ctx, tx, id, live, now)
 			}
 			o.Since = was.Since
 		}
@@ -174,25 +228,28 @@ func recordOwner(ctx context.Context, tx store.Tx, id string, o owner, created b
 	if created {
 		o.Since = version
 	}
-	body, err := json.Marshal(o)
-	if err != nil {
-		return err
-	}
-	return tx.Put(ctx, &store.Write{Type: ownerType, ID: id, Expected: expected, LastUpdated: now.UTC().Truncate(time.Millisecond), JSON: body})
+	return putOwner(ctx, tx, id, expected, o, live, now)
 }
 
 // readOwner returns the owner recorded for subscription id.
 func readOwner(ctx context.Context, r store.Reader, id string) (owner, error) {
+	o, _, err := ownerRecord(ctx, r, id)
+	return o, err
+}
+
+// ownerRecord returns the owner recorded for subscription id, and the
+// version of its record; store.ErrNotFound when there is none.
+func ownerRecord(ctx context.Context, r store.Reader, id string) (owner, int64, error) {
 	v, err := r.Read(ctx, ownerType, id)
 	if err != nil {
-		return owner{}, fmt.Errorf("owner of subscription %s: %w", id, err)
+		return owner{}, 0, fmt.Errorf("owner of subscription %s: %w", id, err)
 	}
 	if v.Deleted {
-		return owner{}, fmt.Errorf("owner of subscription %s: %w", id, store.ErrNotFound)
+		return owner{}, 0, fmt.Errorf("owner of subscription %s: %w", id, store.ErrNotFound)
 	}
 	var o owner
 	if err := json.Unmarshal(v.JSON, &o); err != nil {
-		return owner{}, fmt.Errorf("owner of subscription %s: %w", id, err)
+		return owner{}, 0, fmt.Errorf("owner of subscription %s: %w", id, err)
 	}
-	return o, nil
+	return o, v.VersionID, nil
 }

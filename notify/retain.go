@@ -140,6 +140,9 @@ func (n *Notifier) purgeEvents(ctx context.Context, recs store.Tx, p store.Purge
 		if budget <= 0 {
 			return true, nil // more to remove: the same page again next time
 		}
+		if err := indexOwner(ctx, recs, o.ID, now); err != nil {
+			return false, err
+		}
 		removed, err := n.purgeSubscription(ctx, recs, p, o.ID, budget, now)
 		if err != nil {
 			return false, err
@@ -205,6 +208,34 @@ func (n *Notifier) purgeSubscription(ctx context.Context, recs store.Tx, p store
 		}
 	}
 	return len(gone), nil
+}
+
+// indexOwner indexes the owner record of subscription sub if it was
+// written before owner records were (it names no party): by its party
+// and whether the Subscription is live, so that its owner's limit counts
+// it (ownerHasRoom). A write of the Subscription meanwhile indexes it
+// itself, and this write, conditional on the version read, then fails.
+func indexOwner(ctx context.Context, recs store.Tx, sub string, now time.Time) error {
+	o, version, err := ownerRecord(ctx, recs, sub)
+	if err != nil || o.Party != "" {
+		// None, indexed, unreadable (refused at delivery), or not read
+		// now: the next pass reads it again.
+		return nil
+	}
+	live := false
+	switch sv, err := recs.Read(ctx, "Subscription", sub); {
+	case err == nil && !sv.Deleted:
+		res, err := decodeSubscription(sv)
+		live = err == nil && (res.Status.Get() == statusRequested || res.Status.Get() == statusActive)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("notify: index owner of %s: %w", sub, err)
+	}
+	err = putOwner(ctx, recs, sub, version, o, live, now)
+	var conflict *store.ConflictError
+	if err != nil && !errors.As(err, &conflict) {
+		return fmt.Errorf("notify: index owner of %s: %w", sub, err)
+	}
+	return nil
 }
 
 // subscriptionDeleted reports whether Subscription id is deleted, or was

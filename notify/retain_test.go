@@ -2,6 +2,7 @@ package notify_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -272,6 +273,40 @@ func TestPurgeOwnersGates(t *testing.T) {
 		idOf(t, e.do("admin", "POST", "/Subscription", sub))
 		if r := e.do("admin", "POST", "/Subscription", sub); r.status != 422 || !strings.Contains(r.body, "too-costly") {
 			t.Errorf("a 5th live Subscription once the gate was purged: %d %s, want 422 too-costly", r.status, r.body)
+		}
+	})
+}
+
+// TestOwnerRecordedBeforeIndexed: the owner record of a live Subscription
+// written before owner records were indexed is indexed by a purge pass,
+// and from then on counts towards its owner's limit.
+func TestOwnerRecordedBeforeIndexed(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		st := eng.open(t, eng.place(t))
+		e := newEnv(t, st, map[string]map[string]any{}, func(c *notify.Config) { c.MaxPerOwner = 1 })
+		sub := subscription("Appointment?status=booked", "https://rx.test/hook", "")
+		id := idOf(t, e.do("admin", "POST", "/Subscription", sub))
+		// As an earlier version of carefhir recorded it: no party, not
+		// indexed.
+		v, err := st.Read(context.Background(), "NotifyOwner", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var old map[string]any
+		if err := json.Unmarshal(v.JSON, &old); err != nil {
+			t.Fatal(err)
+		}
+		delete(old, "party")
+		delete(old, "live")
+		body, _ := json.Marshal(old)
+		if err := st.Put(context.Background(), &store.Write{Type: "NotifyOwner", ID: id, Expected: v.VersionID, LastUpdated: time.Now().UTC().Truncate(time.Millisecond), JSON: body}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.n.Purge(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.do("admin", "POST", "/Subscription", sub); r.status != 422 || !strings.Contains(r.body, "too-costly") {
+			t.Errorf("a 2nd live Subscription beside one whose owner was recorded before: %d %s, want 422 too-costly", r.status, r.body)
 		}
 	})
 }
