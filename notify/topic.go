@@ -126,6 +126,9 @@ func (n *Notifier) parseTopic(res *fhir.Subscription, s *subscription) error {
 		if ext.Url != extFilterCriteria {
 			continue
 		}
+		if ext.ValueString == nil {
+			return wrongValue("Subscription.criteria.extension", extFilterCriteria, "valueString")
+		}
 		typ, where, err := n.parseCriteria(ext.ValueString.Get())
 		if err != nil {
 			return err
@@ -143,9 +146,13 @@ func (n *Notifier) parseTopic(res *fhir.Subscription, s *subscription) error {
 	s.content = contentIDs
 	if res.Channel.Payload != nil {
 		for _, ext := range res.Channel.Payload.Extension {
-			if ext.Url == extPayloadContent {
-				s.content = ext.ValueCode.Get()
+			if ext.Url != extPayloadContent {
+				continue
 			}
+			if ext.ValueCode == nil {
+				return wrongValue("Subscription.channel.payload.extension", extPayloadContent, "valueCode")
+			}
+			s.content = ext.ValueCode.Get()
 		}
 	}
 	if !slices.Contains([]string{contentEmpty, contentIDs, contentFull}, s.content) {
@@ -155,9 +162,21 @@ func (n *Notifier) parseTopic(res *fhir.Subscription, s *subscription) error {
 		return invalid("Subscription.channel.payload", "a topic-based subscription's notifications are Bundles: payload must be %s", payloadFull)
 	}
 	for _, ext := range res.Channel.Extension {
-		if ext.Url == extHeartbeat {
-			s.heartbeat = time.Duration(ext.ValueUnsignedInt.Get()) * time.Second
+		if ext.Url != extHeartbeat {
+			continue
 		}
+		if ext.ValueUnsignedInt == nil {
+			return wrongValue("Subscription.channel.extension", extHeartbeat, "valueUnsignedInt")
+		}
+		s.heartbeat = time.Duration(ext.ValueUnsignedInt.Get()) * time.Second
 	}
 	return nil
+}
+
+// wrongValue refuses a backport extension, at expression, that holds its
+// value in another type than the IG defines it with (want): read as
+// absent, it would give the client other notifications than it asked
+// for, unfiltered or without heartbeats.
+func wrongValue(expression, url, want string) error {
+	return invalid(expression, "the extension %s holds its value as %s", url, want)
 }

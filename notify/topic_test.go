@@ -186,6 +186,29 @@ func TestTopicRefused(t *testing.T) {
 	}
 }
 
+// TestTopicExtensionValueOfAnotherType: a backport extension holding its
+// value in another type than the IG's is refused, 422 naming the element,
+// and nothing is stored: read as absent, it would notify unfiltered, or
+// without the heartbeats asked for.
+func TestTopicExtensionValueOfAnotherType(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{})
+	for _, c := range []struct{ body, at string }{
+		{strings.Replace(topicSubscription("appointment-booked", "Appointment?patient=Patient/p1", "https://rx.test/", "id-only", 0), `"valueString"`, `"valueCode"`, 1),
+			"Subscription.criteria.extension"},
+		{strings.Replace(topicSubscription("appointment-booked", "", "https://rx.test/", "full-resource", 0), `"valueCode"`, `"valueString"`, 1),
+			"Subscription.channel.payload.extension"},
+		{strings.Replace(topicSubscription("appointment-booked", "", "https://rx.test/", "id-only", 300), `"valueUnsignedInt":300`, `"valueString":"300"`, 1),
+			"Subscription.channel.extension"},
+	} {
+		if r := e.do("admin", "POST", "/Subscription", c.body); r.status != 422 || !strings.Contains(r.body, `"`+c.at+`"`) {
+			t.Errorf("%d %s\nfor %s, want 422 naming %s", r.status, r.body, c.body, c.at)
+		}
+	}
+	if got := e.do("admin", "GET", "/Subscription?_summary=count", "").body; !strings.Contains(got, `"total":0`) {
+		t.Errorf("Subscriptions stored: %s, want none", got)
+	}
+}
+
 // TestTopicEventsReadAsCaller: $events names or sends the focus of an
 // event only to a caller who may read it, whatever the content asked:
 // another reader of the Subscription learns nothing of resources outside
