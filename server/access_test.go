@@ -381,6 +381,49 @@ func TestPatientContextConfines(t *testing.T) {
 	}
 }
 
+// TestDeletedPatientReachedByNoToken: once a Patient is deleted, the
+// records of their compartment are reached by no token narrowed to some
+// patients: their own patient/ token answers as a practitioner of theirs
+// under the care-team rule does, 404 for the Patient, each record and
+// each earlier version, empty searches and histories, and no write.
+func TestDeletedPatientReachedByNoToken(t *testing.T) {
+	who := principals{
+		"app": {Subject: "app", Patient: "b", Scopes: mustScopes(t, "patient/*.cruds")},
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/CareTeam/ctb", `{"resourceType":"CareTeam","id":"ctb","status":"active","subject":{"reference":"Patient/b"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			c.put("/Observation/ob", `{"resourceType":"Observation","id":"ob","status":"amended","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`)
+			for _, name := range []string{"app", "p1"} {
+				c.by(name, "GET", "/Observation/ob/_history/1", "").want(t, http.StatusOK)
+			}
+			c.by("admin", "DELETE", "/Patient/b", "").want(t, http.StatusNoContent)
+			for _, name := range []string{"app", "p1"} {
+				for _, path := range []string{"/Patient/b", "/Patient/b/_history/1", "/Observation/ob", "/Observation/ob/_history/1",
+					"/Observation/ob/_history/2", "/Encounter/eb", "/Patient/b/$everything"} {
+					if r := c.by(name, "GET", path, ""); r.status != http.StatusNotFound {
+						t.Errorf("%s: GET %s: %d, want 404", name, path, r.status)
+					}
+				}
+				for _, path := range []string{"/Observation", "/Observation?subject=Patient/b", "/Patient/b/Observation", "/Observation/_history", "/Observation/ob/_history", "/CareTeam"} {
+					r := c.by(name, "GET", path, "")
+					if r.status == http.StatusOK && len(ids(t, r)) != 0 || r.status != http.StatusOK && r.status != http.StatusNotFound {
+						t.Errorf("%s: GET %s: %d %v, want nothing", name, path, r.status, truncate(r.body))
+					}
+				}
+				c.by(name, "POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"new"},"subject":{"reference":"Patient/b"}}`).want(t, http.StatusForbidden)
+			}
+			if got := ids(t, c.by("admin", "GET", "/Observation?subject=Patient/b", "")); len(got) != 1 {
+				t.Errorf("the deleted patient's Observations: %v, want ob alone", got)
+			}
+		})
+	}
+}
+
 // TestScopeRestrictionSelects: a SMART v2 restriction holds search
 // criteria; a parameter that shapes a search's answer instead (_count,
 // _elements, _sort) restricts nothing, and its scope grants nothing of the

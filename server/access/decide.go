@@ -328,6 +328,14 @@ func (d *decider) clauses(ctx context.Context, r store.Reader, g *grant) ([]stor
 		var where []store.Clause
 		switch {
 		case alt.patient != "":
+			held, err := d.contextHeld(ctx, r)
+			if err != nil {
+				return nil, err
+			}
+			if !held {
+				where = append(where, nobody())
+				break
+			}
 			where = append(where, d.compartment(g.typ, alt.patient))
 		case alt.careTeam:
 			c, err := d.careTeamClause(ctx, r, g.typ)
@@ -488,6 +496,14 @@ func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ stri
 			return false, nil
 		}
 	}
+	if alt.patient != "" {
+		// The record of a patient not held here, or deleted, is no one's
+		// to reach, their own token's included, as under the care-team
+		// rule, whose chains to the Patient find no deleted one.
+		if held, err := d.contextHeld(ctx, r); err != nil || !held {
+			return false, err
+		}
+	}
 	// whole: every patient whose compartment the version is in must be
 	// within reach, not one of them.
 	whole := write || listsMembers(typ)
@@ -559,15 +575,8 @@ func (d *decider) listedHolds(ctx context.Context, r store.Reader, typ string, a
 		}
 	}
 	for _, id := range ids {
+		// The context patient is held and not deleted (alternativeHolds).
 		ok := id == alt.patient
-		if ok {
-			// A deleted patient is no one's to reach, as under the
-			// care-team rule (relatedTo): what names them, such as a
-			// cohort, is no longer disclosed, not even to their token.
-			if ok, err = d.contextHeld(ctx, r); err != nil {
-				return false, err
-			}
-		}
 		if alt.careTeam {
 			if ok, err = d.relatedTo(ctx, r, id); err != nil {
 				return false, err
@@ -1146,6 +1155,10 @@ func (d *decider) registeredHere(ctx context.Context, r store.Reader, ix *store.
 	}
 	return false, nil
 }
+
+// nobody returns a clause no resource matches (an Any of no clauses): the
+// reach of a patient context whose Patient is not held.
+func nobody() store.Clause { return store.Clause{Param: "_access", Any: []store.Clause{}} }
 
 func idClause(ids ...string) store.Clause {
 	c := store.Clause{Param: "_id"}
