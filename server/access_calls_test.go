@@ -178,3 +178,42 @@ func TestListedIdentifiersDecidedInBatches(t *testing.T) {
 		})
 	}
 }
+
+// TestListedIdentifiersOfAFullPage: the identifiers a List names are
+// decided by a search of a page of them at a time (see
+// TestListedIdentifiersDecidedInBatches); when patients sharing one
+// identifier fill that page, the identifiers no patient on it has are
+// decided each by a search of its own, so a List naming a related patient
+// by identifier is read, and one naming an unrelated one is not.
+func TestListedIdentifiersOfAFullPage(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			_, c := careTeamCalls(t, e)
+			c.put("/Patient/a", `{"resourceType":"Patient","id":"a"}`)
+			// b1 and b2 share urn:mrn|shared; c has urn:mrn|own, and
+			// unrelated urn:mrn|other: a page of two identifiers holds b1
+			// and b2 alone, sorted by id before c and d.
+			for id, value := range map[string]string{"b1": "shared", "b2": "shared", "c": "own", "d": "other"} {
+				c.put("/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","identifier":[{"system":"urn:mrn","value":"`+value+`"}]}`)
+				if id != "d" {
+					c.put("/CareTeam/ct-"+id, `{"resourceType":"CareTeam","id":"ct-`+id+`","status":"active","subject":{"reference":"Patient/`+id+`"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+				}
+			}
+			list := func(id string, values ...string) {
+				items := ""
+				for i, v := range values {
+					if i > 0 {
+						items += ","
+					}
+					items += `{"item":{"type":"Patient","identifier":{"system":"urn:mrn","value":"` + v + `"}}}`
+				}
+				c.put("/List/"+id, `{"resourceType":"List","id":"`+id+`","status":"current","mode":"working","subject":{"reference":"Patient/a"},"entry":[`+items+`]}`)
+			}
+			list("related", "shared", "own")
+			list("unrelated", "shared", "other")
+			c.by("p1", "GET", "/List/related", "").want(t, http.StatusOK)
+			c.by("p1", "GET", "/List/unrelated", "").want(t, http.StatusNotFound)
+			wantIDs(t, "p1: Lists", c.by("p1", "GET", "/List", ""), "List/related")
+		})
+	}
+}
