@@ -43,13 +43,13 @@ func (s *Store) touch(ctx context.Context, req *request, r store.Reader, vs ...*
 // as it decides the patients v refers to (see PatientsOf).
 func (s *Store) namesByIdentifierAlone(v *store.Version) bool {
 	return v.Type != "Patient" && !v.Deleted &&
-		!bytes.Contains(v.JSON, []byte(`"reference":"Patient/`)) && bytes.Contains(v.JSON, []byte(`"identifier":{`)) &&
+		!hasMember(v.JSON, "reference", `"Patient/`) && hasMember(v.JSON, "identifier", "{") &&
 		(v.Type != "AuditEvent" || mayResolveToPatient(v.JSON)) &&
 		len(s.rules.Search.CompartmentParams(v.Type)) > 0
 }
 
-// mayResolveToPatient reports whether an AuditEvent's JSON (compact, as
-// stored) may hold a reference that resolves to a Patient other than by
+// mayResolveToPatient reports whether an AuditEvent's JSON, however it is
+// spaced, may hold a reference that resolves to a Patient other than by
 // a relative Patient/id: by a URL ending in Patient/id, or to a contained
 // resource. Its compartment parameter, patient, takes an agent's or
 // entity's reference only where it resolves to a Patient, and with it
@@ -58,7 +58,7 @@ func (s *Store) namesByIdentifierAlone(v *store.Version) bool {
 // naming its request by an identifier alone, are not indexed to be told,
 // while one a client wrote, naming a contained Patient by NHS number, is.
 func mayResolveToPatient(body []byte) bool {
-	return bytes.Contains(body, []byte(`/Patient/`)) || bytes.Contains(body, []byte(`"reference":"#`))
+	return bytes.Contains(body, []byte(`/Patient/`)) || hasMember(body, "reference", `"#`)
 }
 
 // identifiedPatients returns the patients a version of typ with index ix

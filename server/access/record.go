@@ -3,6 +3,7 @@ package access
 import (
 	"bytes"
 	"io"
+	"iter"
 	"slices"
 	"strconv"
 	"sync"
@@ -176,8 +177,11 @@ func (r *Record) Entities() []Entity {
 // PatientsOf returns the patients a stored resource belongs to: itself for
 // a Patient, else each Patient its JSON refers to by relative reference
 // ("reference": "Patient/id"). Scanning the bytes costs far less than
-// indexing the resource, on the path of every read. The audit trail names
-// a resource in the AuditEvent of each of these patients.
+// indexing the resource, on the path of every read. The server stores
+// compact JSON, but the engine may hold JSON spaced otherwise (restored or
+// migrated from elsewhere), so the scan reads it as any writer may space
+// it. The audit trail names a resource in the AuditEvent of each of these
+// patients.
 func PatientsOf(typ, id string, body []byte) []string {
 	if typ == "Patient" {
 		return []string{id}
@@ -192,24 +196,60 @@ func PatientsOf(typ, id string, body []byte) []string {
 func References(body []byte, typ string) []string {
 	var out []string
 	seen := map[string]bool{}
-	marker := []byte(`"reference":"` + typ + `/`)
-	for i := 0; i+len(marker) < len(body); {
-		j := bytes.Index(body[i:], marker)
-		if j < 0 {
-			break
+	prefix := []byte(`"` + typ + `/`)
+	for value := range memberValues(body, "reference") {
+		id, ok := bytes.CutPrefix(value, prefix)
+		if !ok {
+			continue
 		}
-		start := i + j + len(marker)
-		end := start
-		for end < len(body) && isIDByte(body[end]) {
+		end := 0
+		for end < len(id) && isIDByte(id[end]) {
 			end++
 		}
-		if end < len(body) && body[end] == '"' && end > start && !seen[string(body[start:end])] {
-			seen[string(body[start:end])] = true
-			out = append(out, string(body[start:end]))
+		if end < len(id) && id[end] == '"' && end > 0 && !seen[string(id[:end])] {
+			seen[string(id[:end])] = true
+			out = append(out, string(id[:end]))
 		}
-		i = end
 	}
 	return out
+}
+
+// memberValues yields, for each member of the JSON text body named key,
+// what follows its colon: its value, and the rest of body. Whitespace
+// around the colon is skipped, so that JSON reads alike however it is
+// spaced. A key inside a string value is not a member: its quotes are
+// escaped there.
+func memberValues(body []byte, key string) iter.Seq[[]byte] {
+	name := []byte(`"` + key + `"`)
+	return func(yield func([]byte) bool) {
+		for rest := body; ; {
+			i := bytes.Index(rest, name)
+			if i < 0 {
+				return
+			}
+			rest = bytes.TrimLeft(rest[i+len(name):], jsonSpace)
+			if len(rest) == 0 || rest[0] != ':' {
+				continue
+			}
+			if !yield(bytes.TrimLeft(rest[1:], jsonSpace)) {
+				return
+			}
+		}
+	}
+}
+
+// jsonSpace is the whitespace JSON allows between tokens (RFC 8259 §2).
+const jsonSpace = " \t\n\r"
+
+// hasMember reports whether the JSON text body has a member named key
+// whose value begins with prefix, however body is spaced.
+func hasMember(body []byte, key, prefix string) bool {
+	for value := range memberValues(body, key) {
+		if bytes.HasPrefix(value, []byte(prefix)) {
+			return true
+		}
+	}
+	return false
 }
 
 func isIDByte(c byte) bool {
