@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -214,6 +216,82 @@ func TestListedIdentifiersOfAFullPage(t *testing.T) {
 			c.by("p1", "GET", "/List/related", "").want(t, http.StatusOK)
 			c.by("p1", "GET", "/List/unrelated", "").want(t, http.StatusNotFound)
 			wantIDs(t, "p1: Lists", c.by("p1", "GET", "/List", ""), "List/related")
+		})
+	}
+}
+
+// TestIdentifiedPatientsFoundInBatches: records naming their patient by
+// identifier alone are audited in the AuditEvent of the one Patient with
+// that identifier (see TestAuditNamesPatientByIdentifier); the patients
+// of a page of them are found with a bounded number of store calls, not
+// a search for each identifier, and an identifier whose Patient patients
+// sharing another crowd out of that search is still told.
+func TestIdentifiedPatientsFoundInBatches(t *testing.T) {
+	const n = 30
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			st := &countingStore{Store: e.Open(t)}
+			c := newAccessClient(t, st, principals{})
+			obs := func(id, value string) {
+				c.put("/Observation/"+id, `{"resourceType":"Observation","id":"`+id+`","status":"final","code":{"text":"x"},"subject":{"identifier":{"system":"urn:mrn","value":"`+value+`"}}}`)
+			}
+			for i := range n {
+				c.put(fmt.Sprintf("/Patient/p%d", i), fmt.Sprintf(`{"resourceType":"Patient","id":"p%d","identifier":[{"system":"urn:mrn","value":"n%d"}]}`, i, i))
+				obs(fmt.Sprintf("o%d", i), fmt.Sprintf("n%d", i))
+			}
+			before := st.calls.Load()
+			c.by("admin", "GET", "/Observation?code:text=x&_count=100", "", "X-Request-Id", "many").want(t, http.StatusOK)
+			if calls := st.calls.Load() - before; calls > 10 {
+				t.Errorf("a search of %d Observations naming %d patients by identifier: %d store calls, want a bounded few", n, n, calls)
+			}
+
+			// s1 to s6 share urn:mrn|shared and sort before u: a search
+			// of the three identifiers below, two patients each, finds p0
+			// and five of them alone.
+			for _, id := range []string{"s1", "s2", "s3", "s4", "s5", "s6", "u"} {
+				value := map[bool]string{true: "unique", false: "shared"}[id == "u"]
+				c.put("/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","identifier":[{"system":"urn:mrn","value":"`+value+`"}]}`)
+			}
+			obs("shared", "shared")
+			obs("unique", "unique")
+			// With o0, of p0 (urn:mrn|n0), the request touches two
+			// patients' records, and is audited by an AuditEvent for each
+			// and one for the records of no patient.
+			c.by("admin", "GET", "/Observation?_id=shared,unique,o0", "", "X-Request-Id", "crowded").want(t, http.StatusOK)
+			byRequest := c.auditEventsByRequest(t, map[string]int{"many": 200, "crowded": 200})
+			// namedIn returns the patients in whose AuditEvents of a
+			// request each Observation is named.
+			namedIn := func(request string) map[string][]string {
+				named := map[string][]string{}
+				for _, ev := range byRequest[request] {
+					refs := entityRefs(ev)
+					for _, ref := range refs {
+						if !strings.HasPrefix(ref, "Patient/") {
+							continue
+						}
+						for _, other := range refs {
+							if strings.HasPrefix(other, "Observation/") {
+								named[other] = append(named[other], ref)
+							}
+						}
+					}
+				}
+				return named
+			}
+			named := namedIn("many")
+			for i := range n {
+				o := fmt.Sprintf("Observation/o%d/_history/1", i)
+				if want := fmt.Sprintf("Patient/p%d", i); !slices.Equal(named[o], []string{want}) {
+					t.Errorf("%s is audited in the AuditEvents of %v, want %s", o, named[o], want)
+				}
+			}
+			named = namedIn("crowded")
+			if got := named["Observation/unique/_history/1"]; !slices.Equal(got, []string{"Patient/u"}) {
+				t.Errorf("Observation/unique is audited in the AuditEvents of %v, want Patient/u", got)
+			}
+			if got := named["Observation/shared/_history/1"]; len(got) != 0 {
+				t.Errorf("an identifier six Patients share is audited in the AuditEvents of %v, want no patient's", got)
+			}
 		})
 	}
 }

@@ -11,14 +11,14 @@ import (
 
 // touch records vs as touched by req's request (see Record.touch), each
 // belonging, besides the patients it refers to, to those it names by
-// identifier alone (see identifiedPatients). An identifier is looked for
-// once a call, however many of vs name it.
+// identifier alone (see identifiedPatients). The identifiers vs name are
+// looked for together, once a call, however many of vs name each.
 func (s *Store) touch(ctx context.Context, req *request, r store.Reader, vs ...*store.Version) error {
 	if req.record.filled() {
 		return nil // nothing more is recorded (see Record.touchNaming)
 	}
-	named := map[*store.Version][]string{}
-	found := map[store.Token]string{}
+	indexes := map[*store.Version]*store.Index{}
+	var toks []store.Token
 	for _, v := range vs {
 		if !s.namesByIdentifierAlone(v) {
 			continue
@@ -27,9 +27,16 @@ func (s *Store) touch(ctx context.Context, req *request, r store.Reader, vs ...*
 		if err != nil {
 			return fmt.Errorf("access: index %s/%s: %w", v.Type, v.ID, err)
 		}
-		if named[v], err = s.identifiedPatients(ctx, r, v.Type, &ix, found); err != nil {
-			return err
-		}
+		indexes[v] = &ix
+		toks = append(toks, s.namingIdentifiers(v.Type, &ix)...)
+	}
+	found := map[store.Token]string{}
+	if err := s.identify(ctx, r, toks, found); err != nil {
+		return err
+	}
+	named := map[*store.Version][]string{}
+	for v, ix := range indexes {
+		named[v] = s.identifiedAmong(v.Type, ix, found)
 	}
 	req.record.touchNaming(named, vs...)
 	return nil
@@ -66,34 +73,102 @@ func mayResolveToPatient(body []byte) bool {
 // is an NHS number): for each such identifier, the one Patient held here
 // that has it, as a PAM response's subject is resolved. An identifier no
 // Patient held here has, or that two have, names no one. Only a version
-// referring to no Patient is looked into. found holds the identifiers
-// looked for already, and the Patient each names ("" for none), when not
-// nil.
-func (s *Store) identifiedPatients(ctx context.Context, r store.Reader, typ string, ix *store.Index, found map[store.Token]string) ([]string, error) {
-	if typ == "Patient" || slices.ContainsFunc(ix.References, func(ref store.Reference) bool { return ref.Type == "Patient" }) {
-		return nil, nil
+// referring to no Patient is looked into.
+func (s *Store) identifiedPatients(ctx context.Context, r store.Reader, typ string, ix *store.Index) ([]string, error) {
+	found := map[store.Token]string{}
+	if err := s.identify(ctx, r, s.namingIdentifiers(typ, ix), found); err != nil {
+		return nil, err
 	}
+	return s.identifiedAmong(typ, ix, found), nil
+}
+
+// namingIdentifiers returns the identifiers by which a version of typ with
+// index ix may name its patient (see identifiedPatients), without their
+// parameter: none for a Patient, or a version referring to a Patient.
+func (s *Store) namingIdentifiers(typ string, ix *store.Index) []store.Token {
+	if typ == "Patient" || slices.ContainsFunc(ix.References, func(ref store.Reference) bool { return ref.Type == "Patient" }) {
+		return nil
+	}
+	toks := identifiersOf(ix, s.rules.Search.CompartmentParams(typ))
+	for i := range toks {
+		toks[i].Param = ""
+	}
+	return toks
+}
+
+// identifiedAmong returns the patients a version of typ with index ix
+// names by identifier (see identifiedPatients), found holding the Patient
+// each of its identifiers names.
+func (s *Store) identifiedAmong(typ string, ix *store.Index, found map[store.Token]string) []string {
 	var ids []string
-	for _, tok := range identifiersOf(ix, s.rules.Search.CompartmentParams(typ)) {
-		tok.Param = ""
-		id, known := found[tok]
-		if !known {
-			vs, err := r.Search(ctx, store.Query{Type: "Patient", Count: 2, Where: []store.Clause{
-				{Param: "identifier", Tokens: []store.TokenMatch{identifierMatch(tok)}},
-			}})
-			if err != nil {
-				return nil, fmt.Errorf("access: find the Patient with an identifier a %s names: %w", typ, err)
-			}
-			if len(vs) == 1 {
-				id = vs[0].ID
-			}
-			if found != nil {
-				found[tok] = id
-			}
-		}
-		if id != "" && !slices.Contains(ids, id) {
+	for _, tok := range s.namingIdentifiers(typ, ix) {
+		if id := found[tok]; id != "" && !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
 	}
-	return ids, nil
+	return ids
+}
+
+// identify records in found, for each identifier of toks, the one Patient
+// held here that has it, or "" when none or two or more have it. The
+// identifiers are looked for by a search of a page of them at a time,
+// rather than one for each, two Patients an identifier telling it; one
+// whose Patients a full page may have been cut before is looked for alone.
+func (s *Store) identify(ctx context.Context, r store.Reader, toks []store.Token, found map[store.Token]string) error {
+	var todo []store.Token
+	for _, tok := range toks {
+		if _, known := found[tok]; !known && !slices.Contains(todo, tok) {
+			todo = append(todo, tok)
+		}
+	}
+	for page := range slices.Chunk(todo, readAheadIDs) {
+		held, full, err := s.patientsWith(ctx, r, page)
+		if err != nil {
+			return err
+		}
+		for _, tok := range page {
+			ids := held[tok]
+			if len(ids) < 2 && full && len(page) > 1 {
+				alone, _, err := s.patientsWith(ctx, r, []store.Token{tok})
+				if err != nil {
+					return err
+				}
+				ids = alone[tok]
+			}
+			found[tok] = ""
+			if len(ids) == 1 {
+				found[tok] = ids[0]
+			}
+		}
+	}
+	return nil
+}
+
+// patientsWith returns, for each identifier of toks, the Patients held
+// here found to have it by one search of up to two Patients an
+// identifier, and whether that search filled its page, when a Patient
+// with an identifier may be missing.
+func (s *Store) patientsWith(ctx context.Context, r store.Reader, toks []store.Token) (map[store.Token][]string, bool, error) {
+	matches := make([]store.TokenMatch, len(toks))
+	for i, tok := range toks {
+		matches[i] = identifierMatch(tok)
+	}
+	limit := 2 * len(toks)
+	vs, err := r.Search(ctx, store.Query{Type: "Patient", Count: limit, Where: []store.Clause{{Param: "identifier", Tokens: matches}}})
+	if err != nil {
+		return nil, false, fmt.Errorf("access: find the Patients with %d identifiers records name: %w", len(toks), err)
+	}
+	held := map[store.Token][]string{}
+	for _, v := range vs {
+		ix, err := s.rules.Index(v.Type, v.JSON)
+		if err != nil {
+			return nil, false, fmt.Errorf("access: index Patient/%s: %w", v.ID, err)
+		}
+		for _, tok := range toks {
+			if hasIdentifier(v.ID, &ix, tok) {
+				held[tok] = append(held[tok], v.ID)
+			}
+		}
+	}
+	return held, len(vs) == limit, nil
 }

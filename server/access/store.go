@@ -852,7 +852,7 @@ func (s *Store) put(ctx context.Context, r store.Reader, wr store.Writer, w *sto
 		copied.JSON = body
 		stored = &copied
 	}
-	named, err := s.identifiedPatients(ctx, r, w.Type, &w.Index, nil)
+	named, err := s.identifiedPatients(ctx, r, w.Type, &w.Index)
 	if err != nil {
 		return err
 	}
