@@ -32,6 +32,7 @@ import (
 	"carefhir/server/auth/authtest"
 	"carefhir/store"
 	"carefhir/store/mongo/ferrettest"
+	"carefhir/store/sqlite"
 )
 
 func TestServeRefusesToExposeAnOpenServer(t *testing.T) {
@@ -141,6 +142,13 @@ func TestClientAddAndKeysRotate(t *testing.T) {
 	}
 
 	data := t.TempDir()
+	st, err := sqlite.Open(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
 	for range 2 {
 		if err := run(context.Background(), []string{"keys", "rotate", "--data", data}, env(nil), &out, io.Discard); err != nil {
 			t.Fatal(err)

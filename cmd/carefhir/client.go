@@ -58,7 +58,7 @@ func parseKeysRotateConfig(args []string, stderr io.Writer) (*keysRotateConfig, 
 	cfg := &keysRotateConfig{DataDir: "./data"}
 	fs := newFlagSet("carefhir keys rotate", "Makes a new key sign the access tokens the server issues. The old key verifies\n"+
 		"the tokens it signed until they expire. Restart the servers to apply it.", stderr)
-	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data `directory` holding "+auth.KeyringFile)
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data `directory` of the SQLite database, holding "+auth.KeyringFile)
 	fs.StringVar(&cfg.MongoURI, "mongo-uri", "", "MongoDB `URI` of the database whose servers share the keys; when set, the keys are kept there")
 	if err := parseFlags(fs, args, nil, cfg); err != nil {
 		return nil, err
@@ -81,6 +81,12 @@ func keysRotate(ctx context.Context, cfg *keysRotateConfig, stdout io.Writer) er
 		}
 		_, err = fmt.Fprintln(stdout, "new signing key in the MongoDB database; restart the servers to sign with it")
 		return err
+	}
+	// The keyring sits beside the database the server signs for: a
+	// directory without one is a mistyped --data, where a new keyring
+	// would sign nothing.
+	if err := requireDatabase(cfg.DataDir); err != nil {
+		return fmt.Errorf("keys rotate: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, auth.KeyringFile)
 	if err := auth.RotateKeys(path, time.Now()); err != nil {

@@ -5,11 +5,12 @@ import (
 	"flag"
 	"io"
 	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"carefhir/store/sqlite"
 )
 
 // env returns a getenv function over the given variables.
@@ -221,18 +222,24 @@ func TestEnvName(t *testing.T) {
 // serve, and that the commands that generate or load data ignore it.
 func TestCommandsReadingTheEnvironment(t *testing.T) {
 	vars := env(map[string]string{"CAREFHIR_DATA": "/srv/live", "CAREFHIR_ADDR": "0.0.0.0:9000", "CAREFHIR_PATH": "/readyz"})
-	// migrate makes the database, which reindex then needs.
-	dir := filepath.Join(t.TempDir(), "new")
+	dir := t.TempDir()
+	st, err := sqlite.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
 	for _, cmd := range []string{"migrate", "reindex"} {
 		var out strings.Builder
 		if err := run(t.Context(), []string{cmd}, env(map[string]string{"CAREFHIR_DATA": dir}), &out, io.Discard); err != nil {
 			t.Fatalf("%s: %v", cmd, err)
 		}
-		if _, err := os.Stat(filepath.Join(dir, "carefhir.db")); err != nil || out.Len() == 0 {
-			t.Errorf("%s with CAREFHIR_DATA=%s did not use it: %q, %v", cmd, dir, out.String(), err)
+		if out.Len() == 0 {
+			t.Errorf("%s with CAREFHIR_DATA=%s did not use it: %q", cmd, dir, out.String())
 		}
 	}
-	err := run(t.Context(), []string{"verify"}, env(map[string]string{"CAREFHIR_DATA": "/nonexistent/carefhir"}), io.Discard, io.Discard)
+	err = run(t.Context(), []string{"verify"}, env(map[string]string{"CAREFHIR_DATA": "/nonexistent/carefhir"}), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/carefhir") {
 		t.Errorf("verify with CAREFHIR_DATA: %v; want it to name that directory", err)
 	}

@@ -23,7 +23,7 @@ func parseMigrateConfig(args []string, getenv func(string) string, stderr io.Wri
 		"Brings a store's schema and indexes to this version of carefhir and says what it did.\n"+
 			"serve makes the changes that only add by itself; those that rewrite stored data\n"+
 			"wait for this command. Run it with the server stopped, after a backup.", stderr)
-	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
+	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine; it must hold its database")
 	fs.StringVar(&cfg.MongoURI, "mongo-uri", "", "MongoDB `URI`; when set, the MongoDB database is migrated instead")
 	fs.BoolVar(&cfg.Shard, "shard", false, "MongoDB only: shard the collections")
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
@@ -46,7 +46,7 @@ func runMigrate(ctx context.Context, cfg *migrateConfig, stdout io.Writer) error
 	var err error
 	if cfg.MongoURI != "" {
 		done, err = mongo.Migrate(ctx, cfg.MongoURI, cfg.Shard)
-	} else {
+	} else if err = requireDatabase(cfg.DataDir); err == nil {
 		done, err = sqlite.Migrate(ctx, cfg.DataDir)
 	}
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,10 +21,14 @@ func runCmd(t *testing.T, args ...string) (string, error) {
 }
 
 func TestMigrateCommandSQLite(t *testing.T) {
+	// A zero-length file is a SQLite database of schema version 0.
 	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, sqlite.FileName), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out, err := runCmd(t, "migrate", "--data", dir)
 	if err != nil || strings.Count(out, "\n") != sqlite.SchemaVersion() || !strings.Contains(out, "schema version 0 to 1") {
-		t.Fatalf("migrate a new directory: %q, %v; want a line per migration", out, err)
+		t.Fatalf("migrate an empty database: %q, %v; want a line per migration", out, err)
 	}
 	out, err = runCmd(t, "migrate", "--data", dir)
 	if err != nil || !strings.Contains(out, "nothing to do") {

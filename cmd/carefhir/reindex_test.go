@@ -56,12 +56,12 @@ func TestReindexCommand(t *testing.T) {
 	}
 }
 
-// TestCommandsRefuseDirectoryWithoutDatabase: reindex and export of a
-// directory that holds no database, such as a mistyped --data, fail and
-// create nothing, where they made an empty database and reported success
-// on it.
+// TestCommandsRefuseDirectoryWithoutDatabase: reindex, export, migrate and
+// keys rotate of a directory that holds no database, such as a mistyped
+// --data, fail and create nothing, where they made an empty database (or
+// a keyring) and reported success on it.
 func TestCommandsRefuseDirectoryWithoutDatabase(t *testing.T) {
-	for _, cmd := range [][]string{{"reindex"}, {"export", "--since", "2000-01-01"}} {
+	for _, cmd := range [][]string{{"reindex"}, {"export", "--since", "2000-01-01"}, {"migrate"}, {"keys", "rotate"}} {
 		for name, dir := range map[string]string{"missing": filepath.Join(t.TempDir(), "dta"), "empty": t.TempDir()} {
 			t.Run(cmd[0]+"/"+name, func(t *testing.T) {
 				var stdout, stderr bytes.Buffer
