@@ -62,7 +62,13 @@ func runBackup(ctx context.Context, cfg *backupConfig, stdout, stderr io.Writer)
 	if cfg.To != "-" {
 		tmpDir = filepath.Dir(cfg.To)
 	}
-	removeStaleWork(tmpDir, time.Now(), stderr)
+	removeStaleWork(tmpDir, time.Now(), func(work string, err error) {
+		if err != nil {
+			fmt.Fprintf(stderr, "backup: remove %s, left by a backup that was stopped: %v\n", work, err)
+			return
+		}
+		fmt.Fprintf(stderr, "backup: removed %s, left by a backup that was stopped\n", work)
+	})
 	work, err := os.MkdirTemp(tmpDir, workPrefix)
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -134,7 +140,8 @@ const staleAfter = 10 * time.Minute
 // killed (SIGKILL, a lost container) before they removed their own: each
 // a whole copy of the database. A directory is left while a backup locks
 // it, or while it or a file in it changed within staleAfter of now.
-func removeStaleWork(dir string, now time.Time, stderr io.Writer) {
+// Each directory it removes, or fails to, is passed to removed.
+func removeStaleWork(dir string, now time.Time, removed func(work string, err error)) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
@@ -153,11 +160,7 @@ func removeStaleWork(dir string, now time.Time, stderr io.Writer) {
 		}
 		err = os.RemoveAll(work)
 		unlock()
-		if err != nil {
-			fmt.Fprintf(stderr, "backup: remove %s, left by a backup that was stopped: %v\n", work, err)
-			continue
-		}
-		fmt.Fprintf(stderr, "backup: removed %s, left by a backup that was stopped\n", work)
+		removed(work, err)
 	}
 }
 

@@ -478,6 +478,31 @@ func TestBackupRemovesWorkOfKilledBackups(t *testing.T) {
 	if out, err := runCmd(t, "synth", "--data", data, "--patients", "2", "--clients", "1"); err != nil {
 		t.Fatalf("synth: %q, %v", out, err)
 	}
+	killed, running, fresh := leaveBackupWork(t, data)
+	if _, err := runCmd(t, "backup", "--data", data, "--to", "-"); err != nil {
+		t.Fatalf("backup --to -: %v", err)
+	}
+	checkBackupWork(t, killed, running, fresh)
+}
+
+// A server removes, when it opens its data directory, the snapshot
+// directories that backups killed before they could remove their own left
+// there, as a backup does: with no further backup, each stayed for good.
+func TestServeRemovesWorkOfKilledBackups(t *testing.T) {
+	data := t.TempDir()
+	killed, running, fresh := leaveBackupWork(t, data)
+	p := start(t, "--data", data)
+	checkBackupWork(t, killed, running, fresh)
+	if !strings.Contains(p.logs.String(), killed) {
+		t.Errorf("the server did not log removing %s", killed)
+	}
+}
+
+// leaveBackupWork leaves in data the snapshot directories of three
+// backups: one killed an hour ago, one as old that a backup still locks
+// (until the test ends), and one just made.
+func leaveBackupWork(t *testing.T, data string) (killed, running, fresh string) {
+	t.Helper()
 	long := time.Now().Add(-time.Hour)
 	leave := func(name string, at time.Time) string {
 		dir := filepath.Join(data, name)
@@ -495,22 +520,26 @@ func TestBackupRemovesWorkOfKilledBackups(t *testing.T) {
 		}
 		return dir
 	}
-	killed := leave(".carefhir-backup-111", long)
-	running := leave(".carefhir-backup-222", long)
+	killed = leave(".carefhir-backup-111", long)
+	running = leave(".carefhir-backup-222", long)
 	unlock, err := sqlite.LockDir(running)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock()
+	t.Cleanup(func() { unlock() })
 	for _, p := range []string{filepath.Join(running, sqlite.LockFileName), running} {
 		if err := os.Chtimes(p, long, long); err != nil {
 			t.Fatal(err)
 		}
 	}
-	fresh := leave(".carefhir-backup-333", time.Now())
-	if _, err := runCmd(t, "backup", "--data", data, "--to", "-"); err != nil {
-		t.Fatalf("backup --to -: %v", err)
-	}
+	fresh = leave(".carefhir-backup-333", time.Now())
+	return killed, running, fresh
+}
+
+// checkBackupWork fails the test unless the directory of the killed
+// backup is gone and the two others are left.
+func checkBackupWork(t *testing.T, killed, running, fresh string) {
+	t.Helper()
 	if _, err := os.Stat(killed); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the directory of a killed backup: %v, want it removed", err)
 	}

@@ -271,6 +271,18 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		}
 		logger.Info("store closed", "engine", name)
 	}()
+	if name == engineSQLite {
+		// A backup to standard output killed before it ended left its
+		// snapshot, a copy of the database, in the data directory; with
+		// no later backup it would stay there for good.
+		removeStaleWork(cfg.DataDir, time.Now(), func(work string, err error) {
+			if err != nil {
+				logger.Warn("snapshot of a stopped backup not removed", "dir", work, "error", err)
+				return
+			}
+			logger.Info("removed the snapshot of a stopped backup", "dir", work)
+		})
+	}
 	sa, err := loadAuth(ctx, cfg, baseURL, authCfg, st)
 	if err != nil {
 		return err
