@@ -216,17 +216,13 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 			}
 			continue
 		}
-		var one struct{ Entry []json.RawMessage }
+		var one struct{ Entry []*collectionEntry }
 		if err := json.Unmarshal(body, &one); err != nil {
 			return fmt.Errorf("export: Patient/%s: %w", id, err)
 		}
 		for _, e := range one.Entry {
-			var entry struct{ FullURL string }
-			if err := json.Unmarshal(e, &entry); err != nil {
-				return fmt.Errorf("export: Patient/%s: %w", id, err)
-			}
-			if !given[entry.FullURL] {
-				given[entry.FullURL] = true
+			if !given[e.FullURL] {
+				given[e.FullURL] = true
 				if err := bundle.add(e); err != nil {
 					return fmt.Errorf("export: Patient/%s: %w", id, err)
 				}
@@ -244,6 +240,15 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 	return bundle.close()
 }
 
+// collectionEntry is an entry of the collection Bundle $export-gp
+// answers, decoded once for its fullUrl and written out as it came. R4
+// lets a collection's entry hold no search, request or response (bdl-2,
+// bdl-3, bdl-4), and $export-gp gives none of its other members.
+type collectionEntry struct {
+	FullURL  string          `json:"fullUrl,omitempty"`
+	Resource json.RawMessage `json:"resource,omitempty"`
+}
+
 // bundleWriter writes a collection Bundle entry by entry, in the bytes
 // encoding/json gives the whole Bundle: compact, with <, > and & escaped,
 // an entry member only when there is an entry (FHIR JSON has no null, nor
@@ -257,7 +262,7 @@ type bundleWriter struct {
 const bundleStart = `{"resourceType":"Bundle","type":"collection"`
 
 // add writes entry, one of the Bundle.
-func (b *bundleWriter) add(entry json.RawMessage) error {
+func (b *bundleWriter) add(entry *collectionEntry) error {
 	enc, err := json.Marshal(entry)
 	if err != nil {
 		return err
