@@ -63,7 +63,7 @@ func parseKeysRotateConfig(args []string, stderr io.Writer) (*keysRotateConfig, 
 	if err := parseFlags(fs, args, nil, cfg); err != nil {
 		return nil, err
 	}
-	if err := refuseOverridden(fs, "data", "mongo-uri"); err != nil {
+	if err := refuseOverridden(fs, "data", "mongo-uri", twoStores); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -52,10 +51,8 @@ func parseExportConfig(args []string, getenv func(string) string, stderr io.Writ
 		return nil, err
 	}
 	// CAREFHIR_BASE_URL, serve's, yields to --url without a word.
-	typed := false
-	fs.Visit(func(f *flag.Flag) { typed = typed || f.Name == "base-url" })
-	if typed && cfg.URL != "" {
-		return nil, &usageError{err: errors.New("export: --base-url is for an export of a local store: one from --url is under that server's own base")}
+	if err := refuseOverridden(fs, "base-url", "url", "do not go together: --base-url is for an export of a local store, one from a server is under its own base"); err != nil {
+		return nil, err
 	}
 	if cfg.Format == "gpconnect-appointment" && cfg.Appointment == "" || cfg.Format != "gpconnect-appointment" && (cfg.Patient == "") == (cfg.Since == "") {
 		return nil, &usageError{err: errors.New("export: name --patient or --since (bundle, csv), or --appointment (gpconnect-appointment)")}

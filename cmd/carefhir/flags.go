@@ -118,13 +118,17 @@ func parseFlagsArgs(fs *flag.FlagSet, args []string, getenv func(string) string,
 	return fs.Args(), validate(commandName(fs), cfg, fromEnv)
 }
 
-// refuseOverridden returns a usage error when the flag lost was given a
-// value on the command line of the parsed fs while won, which names
-// another store and takes precedence over it, is set: the command would
-// work on won's store, not on the one typed. A lost set by its environment
+// twoStores is the clash of refuseOverridden between two flags that each
+// name a store.
+const twoStores = "name two stores: give one"
+
+// refuseOverridden returns a usage error saying clash when the flag lost
+// was given a value on the command line of the parsed fs while won, which
+// takes precedence over it (naming another store, say), is set: the
+// command would ignore the value typed. A lost set by its environment
 // variable yields to won without a word, as the container image's
 // CAREFHIR_DATA does to CAREFHIR_MONGO_URI.
-func refuseOverridden(fs *flag.FlagSet, lost, won string) error {
+func refuseOverridden(fs *flag.FlagSet, lost, won, clash string) error {
 	typed := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { typed[f.Name] = f.Value.String() != "" })
 	if !typed[lost] || fs.Lookup(won).Value.String() == "" {
@@ -134,7 +138,7 @@ func refuseOverridden(fs *flag.FlagSet, lost, won string) error {
 	if !typed[won] {
 		by = envName(won) + ", which sets --" + won + ","
 	}
-	return &usageError{err: fmt.Errorf("%s: --%s and %s name two stores: give one", commandName(fs), lost, by)}
+	return &usageError{err: fmt.Errorf("%s: --%s and %s %s", commandName(fs), lost, by, clash)}
 }
 
 // validate checks a configuration struct of the command name, passed by

@@ -61,7 +61,7 @@ func (t *transferConfig) flags(fs interface {
 // --data.
 func refuseTwoStores(fs *flag.FlagSet) error {
 	for _, pair := range [][2]string{{"data", "url"}, {"mongo-uri", "url"}, {"data", "mongo-uri"}} {
-		if err := refuseOverridden(fs, pair[0], pair[1]); err != nil {
+		if err := refuseOverridden(fs, pair[0], pair[1], twoStores); err != nil {
 			return err
 		}
 	}

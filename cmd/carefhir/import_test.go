@@ -648,6 +648,13 @@ func TestExportFullURLs(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--base-url") || strings.Contains(err.Error(), "two stores") || exitCode(err, io.Discard) != 2 {
 		t.Errorf("export --url with --base-url: %v, want a usage error naming --base-url, which names no store", err)
 	}
+	// A --url from the environment is named by its variable: the command
+	// line names none.
+	err = run(t.Context(), []string{"export", "--base-url", "https://care.example.nhs.uk/fhir", "--patient", "1"},
+		env(map[string]string{"CAREFHIR_URL": "http://127.0.0.1:1/fhir"}), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--base-url and CAREFHIR_URL, which sets --url,") || exitCode(err, io.Discard) != 2 {
+		t.Errorf("export --base-url with CAREFHIR_URL: %v, want a usage error naming both", err)
+	}
 }
 
 // TestExportBookingNeedsProviderAndOrganization exports an Appointment as

@@ -29,7 +29,7 @@ func parseMigrateConfig(args []string, getenv func(string) string, stderr io.Wri
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
-	if err := refuseOverridden(fs, "data", "mongo-uri"); err != nil {
+	if err := refuseOverridden(fs, "data", "mongo-uri", twoStores); err != nil {
 		return nil, err
 	}
 	if cfg.Shard && cfg.MongoURI == "" {

@@ -30,7 +30,7 @@ func parseReindexConfig(args []string, getenv func(string) string, stderr io.Wri
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
-	if err := refuseOverridden(fs, "data", "mongo-uri"); err != nil {
+	if err := refuseOverridden(fs, "data", "mongo-uri", twoStores); err != nil {
 		return nil, err
 	}
 	return cfg, nil
