@@ -146,7 +146,7 @@ func trimURLError(err error) string {
 
 // searchOptions are the parse options of a search under the limits.
 func (a *api) searchOptions(strict bool, base string) search.Options {
-	return search.Options{Strict: strict, Base: base, Limits: a.cfg.Limits.Search}
+	return search.Options{Strict: strict, Base: base, Unindexed: a.cfg.BaseURL == "", Limits: a.cfg.Limits.Search}
 }
 
 // patchLimits are the limits of a patch: its result is held to the body

@@ -568,6 +568,27 @@ func TestSearchReferenceToUnservedType(t *testing.T) {
 	})
 }
 
+// A server given no base URL (on a wildcard address, its links built from
+// each request's Host) indexes an absolute reference as the URL it is, not
+// knowing its own base. A reference search for a resource held here finds
+// it written either way, relative or absolute under the base the request
+// came in by, as the fullUrls the server answers with are.
+func TestSearchAbsoluteReferenceWithoutBaseURL(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1"}`).want(t, http.StatusCreated)
+		putObservation(t, c, "absolute", `{"text":"reading"}`, `,"subject":{"reference":"`+c.base+`/Patient/p1"}`)
+		putObservation(t, c, "relative", `{"text":"reading"}`, `,"subject":{"reference":"Patient/p1"}`)
+		putObservation(t, c, "elsewhere", `{"text":"reading"}`, `,"subject":{"reference":"https://other.example/fhir/Patient/p1"}`)
+		wantMatches(t, c, []searchCase{
+			{"/Observation?subject=Patient/p1", "Observation/absolute Observation/relative"},
+			{"/Observation?subject=" + c.base + "/Patient/p1", "Observation/absolute Observation/relative"},
+			{"/Observation?subject:Patient=p1", "Observation/absolute Observation/relative"},
+			{"/Observation?patient=p1", "Observation/absolute Observation/relative"},
+			{"/Observation?subject=https://other.example/fhir/Patient/p1", "Observation/elsewhere"},
+		})
+	})
+}
+
 // :of-type matches identifiers by their type; R4 defines it on Identifiers
 // alone, so on another token parameter it is an unsupported modifier, and
 // refused as they all are.

@@ -70,6 +70,11 @@ type Options struct {
 	// Base is the server's base URL, so that absolute references to it
 	// search as local ones.
 	Base string
+	// Unindexed says the index does not know Base: the server was given
+	// no base URL and Base is the one a request came in by, so the
+	// absolute references under it were indexed as the URLs they are. A
+	// reference to a resource held here then matches such a URL too.
+	Unindexed bool
 	// Now is the time "ap" dates are approximate relative to; zero: time.Now.
 	Now time.Time
 	// Limits bound the plan; zero fields take DefaultLimits'.
@@ -975,12 +980,12 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 			if !sp.mayRefer(ref.Type) {
 				return invalid(name, "%s cannot refer to a %s", sp.Code, ref.Type)
 			}
-			c.References = append(c.References, query.ReferenceMatch{Type: ref.Type, ID: ref.ID})
+			p.addLocal(c, ref.Type, ref.ID)
 		case lexical.ValidID(v) && modifier != "":
-			c.References = append(c.References, query.ReferenceMatch{Type: modifier, ID: v})
+			p.addLocal(c, modifier, v)
 		case lexical.ValidID(v):
 			for _, t := range refTypes(sp) {
-				c.References = append(c.References, query.ReferenceMatch{Type: t, ID: v})
+				p.addLocal(c, t, v)
 			}
 		case strings.Contains(v, ":"):
 			c.References = append(c.References, query.ReferenceMatch{URL: v})
@@ -989,6 +994,16 @@ func (p *parser) references(c *query.Clause, name string, sp *Param, modifier st
 		}
 	}
 	return nil
+}
+
+// addLocal adds to c a match of references to the resource typ/id held
+// here, and of those written absolute under a base the index does not know.
+func (p *parser) addLocal(c *query.Clause, typ, id string) {
+	c.References = append(c.References, query.ReferenceMatch{Type: typ, ID: id})
+	if p.opt.Unindexed && p.opt.Base != "" {
+		abs := strings.TrimSuffix(p.opt.Base, "/") + "/" + typ + "/" + id
+		c.References = append(c.References, query.ReferenceMatch{URL: abs})
+	}
 }
 
 // refTypes returns every type a reference of sp may name, served or not.
