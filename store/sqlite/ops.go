@@ -98,6 +98,9 @@ func openFile(ctx context.Context, dir string, create bool) (*sql.DB, *sql.Conn,
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !create {
 		return nil, nil, fmt.Errorf("sqlite: no database in %s", dir)
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, nil, err
+	}
 	q := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)"}}
 	db, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {
@@ -110,6 +113,23 @@ func openFile(ctx context.Context, dir string, create bool) (*sql.DB, *sql.Conn,
 		return nil, nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	return db, conn, nil
+}
+
+// createPrivate makes the empty database file at path, which SQLite reads
+// as a database of no tables, readable and writable by its owner alone,
+// when there is none. SQLite would make it readable by everyone the umask
+// lets read (0644 by default), and gives its WAL and shared-memory files
+// the database file's mode, so that every record would be theirs to read
+// in a data directory whose own mode lets them in.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	return f.Close()
 }
 
 // Migrate brings the database in dir to this program's schema, making

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -224,6 +225,15 @@ type countingObserver struct {
 func (o *countingObserver) Operation(op string, _ time.Duration) { o.ops[op]++ }
 func (o *countingObserver) Commit(n int)                         { o.commits = append(o.commits, n) }
 
+// putP1 writes Patient/p1 to s.
+func putP1(t *testing.T, s *Store) {
+	t.Helper()
+	w := &store.Write{Type: "Patient", ID: "p1", LastUpdated: time.Now(), JSON: []byte(`{"resourceType":"Patient","id":"p1"}`)}
+	if err := s.Put(t.Context(), w); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestObserverAndStats(t *testing.T) {
 	obs := &countingObserver{ops: map[string]int{}}
 	s, err := OpenWith(t.TempDir(), Options{Observer: obs})
@@ -231,10 +241,7 @@ func TestObserverAndStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	w := &store.Write{Type: "Patient", ID: "p1", LastUpdated: time.Now(), JSON: []byte(`{"resourceType":"Patient","id":"p1"}`)}
-	if err := s.Put(t.Context(), w); err != nil {
-		t.Fatal(err)
-	}
+	putP1(t, s)
 	if _, err := s.Read(t.Context(), "Patient", "p1"); err != nil {
 		t.Fatal(err)
 	}
@@ -244,5 +251,41 @@ func TestObserverAndStats(t *testing.T) {
 	st := s.Stats()
 	if st.QueueDepth != 0 || st.DatabaseBytes == 0 {
 		t.Errorf("Stats() = %+v; want an empty queue and a database file", st)
+	}
+}
+
+// The database a store makes, and its WAL and shared-memory files, are
+// the owner's alone whatever the umask and the mode of a data directory
+// made before (a host directory mounted in a container, 0755): each holds
+// every record, which the other users of the host read when SQLite's
+// default mode, 0644, let them.
+func TestNewDatabaseIsPrivate(t *testing.T) {
+	for name, migrate := range map[string]bool{"open": false, "migrate": true} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if migrate {
+				if _, err := Migrate(t.Context(), dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err := Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			putP1(t, s)
+			for _, file := range []string{FileName, FileName + "-wal", FileName + "-shm"} {
+				info, err := os.Stat(filepath.Join(dir, file))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if perm := info.Mode().Perm(); perm&0o077 != 0 {
+					t.Errorf("%s: mode %v, want none for the group and others", file, perm)
+				}
+			}
+		})
 	}
 }

@@ -150,6 +150,10 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	path := filepath.Join(dir, FileName)
+	if err := createPrivate(path); err != nil {
+		lock.release()
+		return nil, err
+	}
 	// Every connection opens the database through a VFS of its own that
 	// writes a transaction's WAL frames in one call (see walbuf).
 	vfs, err := walbuf.Register(opts.VFS)
