@@ -106,8 +106,15 @@ func (im *Importer) Import(ctx context.Context, name string, r io.Reader, res *I
 // its entries.
 var bundleOverhead = len(`{"entry":[],"resourceType":"Bundle","type":"batch"}`)
 
-// send posts one batch Bundle and records each entry's outcome.
+// send posts one batch Bundle and records each entry's outcome. Once ctx
+// has ended (the command interrupted) it sends nothing; a batch sent is
+// left to be answered whole, so that what it loaded is known rather than
+// refused entry by entry as the server's work is cut short.
 func (im *Importer) send(ctx context.Context, entries []json.RawMessage, where []string, res *ImportResult) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("stopped before %s: %w", where[0], err)
+	}
+	ctx = context.WithoutCancel(ctx)
 	body, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "batch", "entry": entries})
 	if err != nil {
 		return err

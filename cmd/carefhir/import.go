@@ -166,27 +166,39 @@ func importFiles(ctx context.Context, cfg *importConfig, factories map[string]en
 
 // importNDJSON loads the files in batch Bundles of PUTs and reports what
 // was loaded and refused; any refusal fails the command, after the rest
-// has loaded.
+// has loaded. A file that stops the import (one that cannot be read, or
+// an interruption) fails it once what was loaded before is reported.
 func importNDJSON(ctx context.Context, client *http.Client, base string, cfg *importConfig, stdout io.Writer) error {
 	im := &bulk.Importer{BaseURL: base, Token: cfg.Token, Client: client, Batch: cfg.Batch}
 	var res bulk.ImportResult
+	var stopped error
 	for _, name := range cfg.files {
-		f, err := os.Open(name)
-		if err != nil {
-			return fmt.Errorf("import: %w", err)
-		}
-		err = im.Import(ctx, filepath.Base(name), f, &res)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("import %s: %w", name, err)
+		if stopped = importNDJSONFile(ctx, im, name, &res); stopped != nil {
+			break
 		}
 	}
 	fmt.Fprintf(stdout, "loaded %d resources\n", res.Loaded)
 	for _, f := range res.Failed {
 		fmt.Fprintln(stdout, "refused", f)
 	}
+	if stopped != nil {
+		return stopped
+	}
 	if len(res.Failed) > 0 {
 		return fmt.Errorf("import: %d resources refused", len(res.Failed))
+	}
+	return nil
+}
+
+// importNDJSONFile loads the file name with im into res.
+func importNDJSONFile(ctx context.Context, im *bulk.Importer, name string, res *bulk.ImportResult) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("import: %w", err)
+	}
+	defer f.Close()
+	if err := im.Import(ctx, filepath.Base(name), f, res); err != nil {
+		return fmt.Errorf("import %s: %w", name, err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -826,5 +827,46 @@ func TestTransferGivesUpOnSilentServer(t *testing.T) {
 				t.Fatalf("error %v, want one saying the server did not answer", err)
 			}
 		})
+	}
+}
+
+// An NDJSON import into a local store that is interrupted (SIGINT or
+// SIGTERM ends its context) while a batch is being written lets that batch
+// finish, sends no other, and says what it loaded and where it stopped,
+// where the batch under way and every later one were refused line by line
+// with 500s, the whole file read to the end.
+func TestImportNDJSONInterrupted(t *testing.T) {
+	st, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h := server.New(server.Config{Store: st, BaseURL: "http://local/fhir"})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	client := &http.Client{Transport: streamTransport{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel() // the signal comes while the first batch is written
+		h.ServeHTTP(w, r)
+	})}}
+	var lines strings.Builder
+	for i := 1; i <= 6; i++ {
+		fmt.Fprintf(&lines, `{"resourceType":"Patient","id":"p%d"}`+"\n", i)
+	}
+	file := filepath.Join(t.TempDir(), "Patient.ndjson")
+	if err := os.WriteFile(file, []byte(lines.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	err = importNDJSON(ctx, client, "http://local/fhir", &importConfig{Batch: 2, files: []string{file}}, &out)
+	if err == nil || !strings.Contains(err.Error(), "Patient.ndjson:3") || !errors.Is(err, context.Canceled) {
+		t.Errorf("import: %v, want an error saying it stopped before Patient.ndjson:3", err)
+	}
+	if out.String() != "loaded 2 resources\n" {
+		t.Errorf("import wrote %q, want the two of the first batch loaded and nothing refused", out.String())
+	}
+	for i, want := range []bool{true, true, false, false, false, false} {
+		if _, err := st.Read(t.Context(), "Patient", fmt.Sprintf("p%d", i+1)); (err == nil) != want {
+			t.Errorf("Patient/p%d: %v, want stored %v", i+1, err, want)
+		}
 	}
 }
