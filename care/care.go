@@ -98,7 +98,8 @@ var operationDefinitions embed.FS
 // Definitions returns the conformance resources care coordination installs
 // at start-up, read-only, as JSON: the PAM Questionnaire, the PCSP profile,
 // the extensions of care coordination (review date, MDT care team, cohort
-// risk value) and the OperationDefinitions of its operations.
+// risk value), its search parameters (SearchParameters) and the
+// OperationDefinitions of its operations.
 func (c *Care) Definitions() ([][]byte, error) {
 	q, err := fhirjson.Marshal(c.questionnaire)
 	if err != nil {
@@ -108,7 +109,9 @@ func (c *Care) Definitions() ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("care: %w", err)
 	}
-	return append([][]byte{q, []byte(pcspProfile), []byte(reviewDateExtension), []byte(mdtCareTeamExtension), []byte(riskValueExtension)}, ops...), nil
+	defs := [][]byte{q, []byte(pcspProfile), []byte(reviewDateExtension), []byte(mdtCareTeamExtension), []byte(riskValueExtension)}
+	defs = append(defs, SearchParameters()...)
+	return append(defs, ops...), nil
 }
 
 // Hooks returns the write hooks of care coordination, in the order they

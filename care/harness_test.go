@@ -130,7 +130,7 @@ func newClient(t *testing.T, st store.Store, cfg care.Config, opts ...func(*serv
 	}
 	svc, idp := authtest.Service(t, issuer, base)
 	sc := server.Config{Store: st, BaseURL: base, Auth: svc, Logger: slog.New(slog.DiscardHandler),
-		SoftwareVersion: "test", Definitions: cat, Operations: co.Operations(), Hooks: co.Hooks()}
+		SoftwareVersion: "test", Definitions: cat, SearchParameters: care.SearchParameters(), Operations: co.Operations(), Hooks: co.Hooks()}
 	for _, opt := range opts {
 		opt(&sc)
 	}

@@ -54,6 +54,23 @@ var mdtCareTeamExtension = extensionDefinition("mdt-care-team", "MDTCareTeam", M
 	"The CareTeam whose multidisciplinary team meeting an Appointment is (R4 Appointment.basedOn may only reference a ServiceRequest).",
 	"Appointment", `{"code":"Reference","targetProfile":["http://hl7.org/fhir/StructureDefinition/CareTeam"]}`)
 
+// mdtCareTeamSearch is the SearchParameter mdt-care-team: the
+// Appointments of a CareTeam's MDT meetings, as the extension
+// mdt-care-team names it.
+var mdtCareTeamSearch = `{"resourceType":"SearchParameter","id":"Appointment-mdt-care-team","url":"` + Base + `/SearchParameter/Appointment-mdt-care-team","version":"1.0.0",` +
+	`"name":"MDTCareTeam","status":"active","date":"` + definitionsDate + `","publisher":"carefhir",` +
+	`"description":"The CareTeam whose multidisciplinary team meeting the Appointment is (extension mdt-care-team).",` +
+	`"code":"mdt-care-team","base":["Appointment"],"type":"reference",` +
+	`"expression":"Appointment.extension('` + MDTCareTeamURL + `').value","xpathUsage":"normal","target":["CareTeam"]}`
+
+// SearchParameters returns the search parameters of care coordination,
+// as JSON SearchParameters: every indexer of the server's store serves
+// them, so that the values a search reads are those every write,
+// import and reindex stores.
+func SearchParameters() [][]byte {
+	return [][]byte{[]byte(mdtCareTeamSearch)}
+}
+
 // riskValueExtension is the StructureDefinition cohort-risk-value.
 var riskValueExtension = extensionDefinition("cohort-risk-value", "CohortRiskValue", RiskValueURL, "Cohort risk value",
 	"The latest risk value by which a member of a cohort Group was ranked.",

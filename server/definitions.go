@@ -55,7 +55,7 @@ import (
 )
 
 // definitionTypes are the resource types with bundled resources.
-var definitionTypes = []string{"CodeSystem", "OperationDefinition", "Questionnaire", "StructureDefinition", "ValueSet"}
+var definitionTypes = []string{"CodeSystem", "OperationDefinition", "Questionnaire", "SearchParameter", "StructureDefinition", "ValueSet"}
 
 // unindexedElements are the elements left out of the search values of the
 // bundled resources: indexing them costs seconds (large snapshots and

@@ -11,15 +11,23 @@ import (
 )
 
 // NewIndexer returns the indexer the server extracts search values with:
-// the official search parameters of the served types, evaluated with
-// FHIRPath. baseURL is the server's public base (Config.BaseURL): absolute
-// references under it are indexed as local ones.
-func NewIndexer(baseURL string) (*search.Indexer, error) {
+// the official search parameters of the served types and the host's own
+// (params, JSON SearchParameters such as those of care coordination),
+// evaluated with FHIRPath. baseURL is the server's public base
+// (Config.BaseURL): absolute references under it are indexed as local
+// ones. Every indexer of one store must be given the same params: a
+// parameter one of them leaves out is missing from what it writes.
+func NewIndexer(baseURL string, params ...[]byte) (*search.Indexer, error) {
 	reg, err := search.Load(servedTypes)
 	if err != nil {
 		return nil, err
 	}
 	reg.Restrict("AuditEvent", access.AuditSearchParams)
+	for _, p := range params {
+		if err := reg.Define(p); err != nil {
+			return nil, err
+		}
+	}
 	ix := search.NewIndexer(reg, search.FHIRPath, baseURL)
 	if len(ix.Failed) > 0 {
 		return nil, fmt.Errorf("search parameter %s: %s", ix.Failed[0].ID, ix.Failed[0].Reason)

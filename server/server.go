@@ -51,6 +51,12 @@ type Config struct {
 	// terminology also answers ValueSet/$expand, ValueSet/$validate-code
 	// and CodeSystem/$lookup (see terminology_ops.go).
 	Definitions *conformance.Catalogue
+	// SearchParameters are the host's own search parameters (JSON
+	// SearchParameters, such as care coordination's), searched by beside
+	// the official ones. Every server and indexer (NewIndexer) of one store
+	// must be given the same: what one leaves out is missing from the
+	// search values it writes. The host serves them among its Definitions.
+	SearchParameters [][]byte
 	// AccessPolicy is how user/ scopes are narrowed (access.ScopesPolicy
 	// when empty; access.CareTeamPolicy for the legitimate-relationship
 	// rule).
@@ -134,9 +140,10 @@ func New(cfg Config) http.Handler {
 	if cfg.Writes == nil {
 		cfg.Writes = &store.InFlight{}
 	}
-	index, err := NewIndexer(cfg.BaseURL)
+	index, err := NewIndexer(cfg.BaseURL, cfg.SearchParameters...)
 	if err != nil {
-		// The definitions are embedded in the binary and tested to load.
+		// The definitions are embedded in the binary and tested to load;
+		// the host's are its own, installed with them.
 		panic(fmt.Sprintf("server: %v", err))
 	}
 	terms := searchTerminology(cfg.Validator)

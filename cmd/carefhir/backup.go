@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"carefhir/care"
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/ops/backup"
@@ -361,7 +362,7 @@ func parseVerifyConfig(args []string, getenv func(string) string, stderr io.Writ
 
 // runVerify checks the store and prints each problem, then a summary.
 func runVerify(ctx context.Context, cfg *verifyConfig, stdout io.Writer) error {
-	ix, err := server.NewIndexer(cfg.BaseURL)
+	ix, err := server.NewIndexer(cfg.BaseURL, care.SearchParameters()...)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}

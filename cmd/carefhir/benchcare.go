@@ -99,7 +99,7 @@ func benchCare(ctx context.Context, cfg *benchCareConfig, stdout, stderr io.Writ
 	// the engine's writer with the requests that follow.
 	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir bench"})
 	defer auditor.Close()
-	srv := &http.Server{Handler: server.New(server.Config{Store: st, BaseURL: base, SoftwareVersion: "bench",
+	srv := &http.Server{Handler: server.New(server.Config{Store: st, BaseURL: base, SoftwareVersion: "bench", SearchParameters: care.SearchParameters(),
 		Operations: co.Operations(), Hooks: co.Hooks(), Auditor: auditor})}
 	go srv.Serve(lis)
 	// Shutdown, unlike Close, waits for the handlers, which hand their

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"carefhir/care"
 	"carefhir/cmd/carefhir/internal/hostile"
 	"carefhir/server"
 	"carefhir/store"
@@ -64,7 +65,7 @@ func benchHostile(ctx context.Context, cfg *benchHostileConfig, stdout io.Writer
 		return fmt.Errorf("bench hostile: %w", err)
 	}
 	base := "http://" + lis.Addr().String() + "/fhir"
-	srv := &http.Server{Handler: server.New(server.Config{Store: st, BaseURL: base, SoftwareVersion: "bench"})}
+	srv := &http.Server{Handler: server.New(server.Config{Store: st, BaseURL: base, SoftwareVersion: "bench", SearchParameters: care.SearchParameters()})}
 	go srv.Serve(lis)
 	defer srv.Close()
 	transport := http.DefaultTransport.(*http.Transport).Clone()

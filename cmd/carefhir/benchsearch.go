@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"carefhir/care"
 	"carefhir/care/synth"
 	"carefhir/cmd/carefhir/internal/searchbench"
 	"carefhir/server"
@@ -83,7 +84,7 @@ func benchSearch(ctx context.Context, cfg *benchSearchConfig, stdout, stderr io.
 		return fmt.Errorf("bench search: %w", err)
 	}
 	base := "http://" + lis.Addr().String() + "/fhir"
-	srv := &http.Server{Handler: server.New(server.Config{Store: st, BaseURL: base, SoftwareVersion: "bench"})}
+	srv := &http.Server{Handler: server.New(server.Config{Store: st, BaseURL: base, SoftwareVersion: "bench", SearchParameters: care.SearchParameters()})}
 	go srv.Serve(lis)
 	defer srv.Close()
 
@@ -91,7 +92,7 @@ func benchSearch(ctx context.Context, cfg *benchSearchConfig, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("bench search: %w", err)
 	}
-	ix, err := server.NewIndexer(base)
+	ix, err := server.NewIndexer(base, care.SearchParameters()...)
 	if err != nil {
 		return fmt.Errorf("bench search: %w", err)
 	}

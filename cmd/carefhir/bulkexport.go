@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"carefhir/bulk"
+	"carefhir/care"
 	"carefhir/mappers/pds"
 	"carefhir/operation"
 	"carefhir/server"
@@ -23,7 +24,7 @@ func startExports(cfg *serveConfig, baseURL string, logger *slog.Logger) (*bulk.
 	if baseURL == "" {
 		baseURL = "/fhir" // on a wildcard address: links relative to the host asked
 	}
-	ix, err := server.NewIndexer(baseURL)
+	ix, err := server.NewIndexer(baseURL, care.SearchParameters()...)
 	if err != nil {
 		return nil, fmt.Errorf("serve: exports: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"carefhir/bulk"
+	"carefhir/care"
 	"carefhir/mappers/importop"
 	"carefhir/notify"
 	"carefhir/operation"
@@ -272,7 +273,7 @@ func (c *crToLF) Read(p []byte) (int, error) {
 // localNotifier returns the subscriptions hook of a server built on a
 // local store at base; nothing delivers from it.
 func localNotifier(base string) (*notify.Notifier, error) {
-	ix, err := server.NewIndexer(base)
+	ix, err := server.NewIndexer(base, care.SearchParameters()...)
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: %w", err)
 	}
@@ -357,7 +358,7 @@ func (t *transferConfig) client(ctx context.Context, factories map[string]engine
 	// What the command reads and writes is in the audit trail, as through
 	// a running server.
 	auditor := access.NewAuditor(st, access.AuditConfig{Source: "carefhir import/export"})
-	h := server.New(server.Config{Store: st, BaseURL: local, Validator: validator, ValidateWrites: true,
+	h := server.New(server.Config{Store: st, BaseURL: local, Validator: validator, ValidateWrites: true, SearchParameters: care.SearchParameters(),
 		MaxBodyBytes: 1 << 40, Operations: (&importop.Importer{}).Operations(), Auditor: auditor,
 		Hooks: []operation.Hook{notifier.Hook()}, Attach: []func(operation.Store){notifier.Attach},
 		// A large file is one transaction, however long it takes.

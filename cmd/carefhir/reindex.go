@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"carefhir/care"
 	"carefhir/server"
 )
 
@@ -61,7 +62,7 @@ func reindex(ctx context.Context, cfg *reindexConfig, factories map[string]engin
 			err = errors.Join(err, fmt.Errorf("reindex: close %s store: %w", name, cerr))
 		}
 	}()
-	ix, err := server.NewIndexer(cfg.BaseURL)
+	ix, err := server.NewIndexer(cfg.BaseURL, care.SearchParameters()...)
 	if err != nil {
 		return fmt.Errorf("reindex: %w", err)
 	}

@@ -328,6 +328,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 		ValidateWrites:   cfg.Validate,
 		RequiredProfiles: cfg.RequiredProfiles,
 		Definitions:      definitions,
+		SearchParameters: care.SearchParameters(),
 		Auth:             sa.auth,
 		CORSOrigins:      sa.cors,
 		RateLimit:        sa.rateLimit,

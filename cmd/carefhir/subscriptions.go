@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"carefhir/care"
 	"carefhir/fhir"
 	"carefhir/notify"
 	"carefhir/operation"
@@ -30,7 +31,7 @@ type subscriptions struct {
 // server without authorisation) and recording the deliveries in auditor
 // (nil: none).
 func startSubscriptions(ctx context.Context, cfg *serveConfig, baseURL string, reauthorize func(*access.Principal, time.Time) (*access.Principal, error), auditor *access.Auditor, logger *slog.Logger) (*subscriptions, error) {
-	ix, err := server.NewIndexer(baseURL)
+	ix, err := server.NewIndexer(baseURL, care.SearchParameters()...)
 	if err != nil {
 		return nil, fmt.Errorf("serve: subscriptions: %w", err)
 	}

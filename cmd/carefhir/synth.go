@@ -176,7 +176,7 @@ func loadStore(ctx context.Context, st store.Store, opts synth.Options, clients 
 		return err
 	}
 	// Care coordination derives the PAM Observations of the responses.
-	h := server.New(server.Config{Store: st, SoftwareVersion: "synth", Operations: co.Operations(), Hooks: co.Hooks()})
+	h := server.New(server.Config{Store: st, SoftwareVersion: "synth", SearchParameters: care.SearchParameters(), Operations: co.Operations(), Hooks: co.Hooks()})
 	l := &loader{client: newLoadClient(handlerTransport{h}, clients), base: "http://carefhir.invalid/fhir"}
 	return load(ctx, opts, clients, bundleSize, l.transact, prog)
 }

@@ -95,10 +95,6 @@ func LoadFS(fsys fs.FS, types []string) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	served := map[string]bool{}
-	for _, t := range types {
-		served[t] = true
-	}
 	byURL := map[string]*definition{}
 	for _, d := range defs {
 		byURL[d.URL] = d
@@ -112,54 +108,101 @@ func LoadFS(fsys fs.FS, types []string) (*Registry, error) {
 			r.Skipped = append(r.Skipped, Skipped{d.ID, reason})
 			continue
 		}
-		var bases []string
-		for _, b := range d.Base {
-			switch {
-			case b == "Resource" || b == "DomainResource":
-				if !slices.Contains(common, d.Code) {
-					r.Skipped = append(r.Skipped, Skipped{d.ID, "no FHIRPath expression: not indexable"})
-					break
-				}
-				bases = append(bases, types...)
-			case served[b]:
-				bases = append(bases, b)
-			}
-		}
-		if len(bases) == 0 {
-			continue
-		}
-		switch {
-		case d.Type == "special":
-			r.Skipped = append(r.Skipped, Skipped{d.ID, "type special (geographic proximity) is not supported"})
-			continue
-		case d.Expression == "":
-			r.Skipped = append(r.Skipped, Skipped{d.ID, "no FHIRPath expression: not indexable"})
-			continue
-		}
-		for _, b := range bases {
-			expr := ownTerms(d.Expression, b)
-			if slices.Contains(common, d.Code) {
-				// Resource.meta.tag on a Patient is Patient.meta.tag: name the
-				// type itself, which every evaluator knows.
-				expr = strings.ReplaceAll(expr, "Resource.", b+".")
-			}
-			p := &Param{Code: d.Code, URL: d.URL, Type: d.Type, Expression: expr, Targets: d.Target}
-			p.identifiers = p.Type == "token" && selectsIdentifiers(expr)
-			p.codes = p.Type == "token" && selectsCodes(expr)
-			for _, c := range d.Component {
-				cd, ok := byURL[c.Definition]
-				if !ok {
-					return nil, fmt.Errorf("search: %s: component %s is not defined", d.ID, c.Definition)
-				}
-				p.Components = append(p.Components, Component{Definition: c.Definition, Type: cd.Type, Expression: c.Expression})
-			}
-			r.params[b][d.Code] = p
+		if err := r.add(d, byURL, types); err != nil {
+			return nil, err
 		}
 	}
 	if err := r.loadCompartment(fsys); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// add serves definition d on the types of its bases that are served,
+// skipping (and listing in Skipped) what cannot be indexed. byURL holds
+// the definitions its components may name.
+func (r *Registry) add(d *definition, byURL map[string]*definition, types []string) error {
+	served := func(t string) bool { _, ok := r.params[t]; return ok }
+	var bases []string
+	for _, b := range d.Base {
+		switch {
+		case b == "Resource" || b == "DomainResource":
+			if !slices.Contains(common, d.Code) {
+				r.Skipped = append(r.Skipped, Skipped{d.ID, "no FHIRPath expression: not indexable"})
+				break
+			}
+			bases = append(bases, types...)
+		case served(b):
+			bases = append(bases, b)
+		}
+	}
+	if len(bases) == 0 {
+		return nil
+	}
+	switch {
+	case d.Type == "special":
+		r.Skipped = append(r.Skipped, Skipped{d.ID, "type special (geographic proximity) is not supported"})
+		return nil
+	case d.Expression == "":
+		r.Skipped = append(r.Skipped, Skipped{d.ID, "no FHIRPath expression: not indexable"})
+		return nil
+	}
+	for _, b := range bases {
+		expr := ownTerms(d.Expression, b)
+		if slices.Contains(common, d.Code) {
+			// Resource.meta.tag on a Patient is Patient.meta.tag: name the
+			// type itself, which every evaluator knows.
+			expr = strings.ReplaceAll(expr, "Resource.", b+".")
+		}
+		p := &Param{Code: d.Code, URL: d.URL, Type: d.Type, Expression: expr, Targets: d.Target}
+		p.identifiers = p.Type == "token" && selectsIdentifiers(expr)
+		p.codes = p.Type == "token" && selectsCodes(expr)
+		for _, c := range d.Component {
+			cd, ok := byURL[c.Definition]
+			if !ok {
+				return fmt.Errorf("search: %s: component %s is not defined", d.ID, c.Definition)
+			}
+			p.Components = append(p.Components, Component{Definition: c.Definition, Type: cd.Type, Expression: c.Expression})
+		}
+		r.params[b][d.Code] = p
+	}
+	return nil
+}
+
+// Define serves the SearchParameter in raw (JSON) beside the official
+// ones: a parameter a host defines for its own extensions. A definition
+// that cannot be served as it says (no base served here, no expression, a
+// code another parameter of a base has, a composite) is an error, so that
+// no search of it is answered from an index that lacks it. It must be
+// called before the registry is shared.
+func (r *Registry) Define(raw []byte) error {
+	var d struct {
+		ResourceType string `json:"resourceType"`
+		definition
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return fmt.Errorf("search: define a search parameter: %w", err)
+	}
+	switch {
+	case d.ResourceType != "SearchParameter":
+		return fmt.Errorf("search: define a search parameter: a %s is not a SearchParameter", d.ResourceType)
+	case d.Code == "" || d.URL == "" || d.Expression == "":
+		return fmt.Errorf("search: define %s: a code, a url and an expression are needed", d.URL)
+	case d.Type == "special" || d.Type == "composite" || len(d.Component) > 0:
+		return fmt.Errorf("search: define %s: a parameter of type %s is not served for a host", d.URL, d.Type)
+	}
+	for _, b := range d.Base {
+		if !r.Served(b) {
+			return fmt.Errorf("search: define %s: its base %s is not served", d.URL, b)
+		}
+		if _, ok := r.params[b][d.Code]; ok {
+			return fmt.Errorf("search: define %s: %s already has a parameter %s", d.URL, b, d.Code)
+		}
+	}
+	if len(d.Base) == 0 {
+		return fmt.Errorf("search: define %s: it has no base", d.URL)
+	}
+	return r.add(&d.definition, nil, nil)
 }
 
 func readDefinitions(fsys fs.FS) ([]*definition, error) {

@@ -82,3 +82,36 @@ func TestRegistryAllTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestDefine: a host's SearchParameter is served on its base; one that
+// could not be served as it says is refused, and changes nothing.
+func TestDefine(t *testing.T) {
+	r := testRegistry(t)
+	ok := `{"resourceType":"SearchParameter","url":"https://example.org/SearchParameter/team","code":"team","base":["Appointment"],"type":"reference","expression":"Appointment.extension('https://example.org/team').value","target":["CareTeam"]}`
+	if err := r.Define([]byte(ok)); err != nil {
+		t.Fatal(err)
+	}
+	if p, found := r.Param("Appointment", "team"); !found || p.Type != "reference" || !slices.Equal(p.Targets, []string{"CareTeam"}) {
+		t.Errorf("Appointment team: %+v, %v", p, found)
+	}
+	for name, raw := range map[string]string{
+		"not a SearchParameter": `{"resourceType":"StructureDefinition","url":"u","code":"x","base":["Appointment"],"type":"token","expression":"Appointment.status"}`,
+		"no expression":         `{"resourceType":"SearchParameter","url":"u","code":"x","base":["Appointment"],"type":"token"}`,
+		"base not served":       `{"resourceType":"SearchParameter","url":"u","code":"x","base":["Basic"],"type":"token","expression":"Basic.code"}`,
+		"no base":               `{"resourceType":"SearchParameter","url":"u","code":"x","type":"token","expression":"Appointment.status"}`,
+		"code taken":            `{"resourceType":"SearchParameter","url":"u","code":"status","base":["Appointment"],"type":"token","expression":"Appointment.status"}`,
+		"composite":             `{"resourceType":"SearchParameter","url":"u","code":"x","base":["Appointment"],"type":"composite","expression":"Appointment"}`,
+		"special":               `{"resourceType":"SearchParameter","url":"u","code":"x","base":["Appointment"],"type":"special","expression":"Appointment"}`,
+		"not JSON":              `{`,
+	} {
+		if err := r.Define([]byte(raw)); err == nil {
+			t.Errorf("%s: defined", name)
+		}
+		if p, _ := r.Param("Appointment", "status"); p.URL == "u" {
+			t.Errorf("%s: replaced Appointment status", name)
+		}
+		if _, found := r.Param("Appointment", "x"); found {
+			t.Errorf("%s: Appointment has a parameter x", name)
+		}
+	}
+}
