@@ -408,3 +408,28 @@ func TestFHIRPathPatchTodayInTheUK(t *testing.T) {
 		}
 	}, func(cfg *server.Config) { cfg.FHIRPathNow = func() time.Time { return night } })
 }
+
+// TestSearchParameterTodayInTheUK: a host's search parameter whose
+// expression reads today() is indexed with the UK's date, as FHIRPath
+// Patch and validation reckon it: at 23:30 UTC on a summer night, a phone
+// that ended on the UTC date is no longer current, and one that ends on
+// the UK date still is.
+func TestSearchParameterTodayInTheUK(t *testing.T) {
+	night := time.Date(2026, 7, 1, 23, 30, 0, 0, time.UTC)
+	current := `{"resourceType":"SearchParameter","url":"https://example.org/SearchParameter/current-phone","code":"current-phone","base":["Patient"],"type":"token",
+		"expression":"Patient.telecom.where(system = 'phone' and (period.end.empty() or period.end >= today())).value"}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", `{"resourceType":"Patient","telecom":[
+			{"system":"phone","value":"01632960001","period":{"end":"2026-07-01"}},
+			{"system":"phone","value":"01632960002","period":{"end":"2026-07-02"}}]}`), "id")
+		for phone, want := range map[string]int{"01632960001": 0, "01632960002": 1} {
+			got := ids(t, c.do("GET", "/Patient?current-phone="+phone, "").want(t, http.StatusOK))
+			if len(got) != want || want == 1 && got[0] != "Patient/"+id {
+				t.Errorf("Patient?current-phone=%s: %v, want %d", phone, got, want)
+			}
+		}
+	}, func(cfg *server.Config) {
+		cfg.FHIRPathNow = func() time.Time { return night }
+		cfg.SearchParameters = [][]byte{[]byte(current)}
+	})
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"carefhir/care/calendar"
 
 	"carefhir/fhir/search"
 	"carefhir/server/access"
@@ -17,7 +20,15 @@ import (
 // (Config.BaseURL): absolute references under it are indexed as local
 // ones. Every indexer of one store must be given the same params: a
 // parameter one of them leaves out is missing from what it writes.
+// FHIRPath's now() and today() in an expression are the UK's, as in
+// validation.
 func NewIndexer(baseURL string, params ...[]byte) (*search.Indexer, error) {
+	return newIndexer(baseURL, calendar.Clock(nil, nil), params...)
+}
+
+// newIndexer is NewIndexer with the clock FHIRPath's now() and today()
+// read (calendar.Clock).
+func newIndexer(baseURL string, clock func() time.Time, params ...[]byte) (*search.Indexer, error) {
 	reg, err := search.Load(servedTypes)
 	if err != nil {
 		return nil, err
@@ -28,7 +39,7 @@ func NewIndexer(baseURL string, params ...[]byte) (*search.Indexer, error) {
 			return nil, err
 		}
 	}
-	ix := search.NewIndexer(reg, search.FHIRPath, baseURL)
+	ix := search.NewIndexer(reg, search.FHIRPathClock(clock), baseURL)
 	if len(ix.Failed) > 0 {
 		return nil, fmt.Errorf("search parameter %s: %s", ix.Failed[0].ID, ix.Failed[0].Reason)
 	}

@@ -100,7 +100,8 @@ type Config struct {
 	// process writes (SQLite).
 	HistorySettle time.Duration
 	// FHIRPathNow is the clock of FHIRPath's now(), today() and
-	// timeOfDay() in the paths of a FHIRPath Patch; nil means time.Now.
+	// timeOfDay() in the paths of a FHIRPath Patch and in the expressions
+	// of search parameters (SearchParameters); nil means time.Now.
 	// FHIRPathZone is where they are reckoned; nil means Europe/London
 	// (calendar.UK), where the validator (profiles.Options) and care
 	// coordination reckon today's date, whatever the zone of the host.
@@ -140,7 +141,8 @@ func New(cfg Config) http.Handler {
 	if cfg.Writes == nil {
 		cfg.Writes = &store.InFlight{}
 	}
-	index, err := NewIndexer(cfg.BaseURL, cfg.SearchParameters...)
+	fhirpathClock := calendar.Clock(cfg.FHIRPathNow, cfg.FHIRPathZone)
+	index, err := newIndexer(cfg.BaseURL, fhirpathClock, cfg.SearchParameters...)
 	if err != nil {
 		// The definitions are embedded in the binary and tested to load;
 		// the host's are its own, installed with them.
@@ -163,7 +165,7 @@ func New(cfg Config) http.Handler {
 		caps:          newCapabilities(),
 		search:        registry,
 		terms:         terms,
-		fhirpathClock: calendar.Clock(cfg.FHIRPathNow, cfg.FHIRPathZone),
+		fhirpathClock: fhirpathClock,
 	}
 	a.svc.validate = a.validateWrite
 	a.svc.bind = func(tx store.Tx) ext.Store { return &opStore{a: a, tx: tx} }

@@ -3,21 +3,34 @@ package search
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"carefhir/fhir/fhirpath"
 )
 
 // FHIRPath compiles expressions with package fhirpath, the evaluator
-// carefhir serves with; it is the Compiler of production indexers.
+// carefhir serves with, now() and today() reading the host's clock and
+// zone; FHIRPathClock gives them another.
 func FHIRPath(expr string) (Expression, error) {
-	x, err := fhirpath.Parse(expr)
-	if err != nil {
-		return nil, err
-	}
+	return FHIRPathClock(nil)(expr)
+}
+
+// FHIRPathClock returns the Compiler of production indexers: FHIRPath
+// expressions whose now(), today() and timeOfDay() read clock, which
+// gives the time in the zone they are reckoned in (nil: time.Now, the
+// host's zone), as the server's invariants read it.
+func FHIRPathClock(clock func() time.Time) Compiler {
 	// The official expressions name FHIR primitives by their System type
 	// at times (code-value-date's value.as(DateTime)), as the
 	// specification's FHIRPath does.
-	return fhirpathExpr{x, &fhirpath.Env{PrimitiveAsSystem: true}}, nil
+	env := &fhirpath.Env{PrimitiveAsSystem: true, Clock: clock}
+	return func(expr string) (Expression, error) {
+		x, err := fhirpath.Parse(expr)
+		if err != nil {
+			return nil, err
+		}
+		return fhirpathExpr{x, env}, nil
+	}
 }
 
 type fhirpathExpr struct {
