@@ -45,6 +45,9 @@ type Config struct {
 	// whole population; 0 means DefaultCohortAmongMost, a negative value
 	// never.
 	CohortAmongMost int
+	// CohortMostMembers is the most people a cohort Group holds; 0 means
+	// DefaultCohortMostMembers. Criteria selecting more are refused.
+	CohortMostMembers int
 }
 
 // Defaults of Config.
@@ -54,6 +57,10 @@ const (
 	// Up to this many people, a few searches naming them cost less than
 	// reading what a criterion selects in a population of 100,000.
 	DefaultCohortAmongMost = 10_000
+	// A Group of this many members is some 4 MB of JSON: it can be read
+	// whole, sent back under the default body limit (10 MiB), and stored
+	// by MongoDB, whose documents hold 16 MiB with their search values.
+	DefaultCohortMostMembers = 20_000
 )
 
 // Care is care coordination, configured.
@@ -69,6 +76,9 @@ func New(cfg Config) (*Care, error) {
 	}
 	if cfg.CohortAmongMost == 0 {
 		cfg.CohortAmongMost = DefaultCohortAmongMost
+	}
+	if cfg.CohortMostMembers == 0 {
+		cfg.CohortMostMembers = DefaultCohortMostMembers
 	}
 	if cfg.ReviewWindow == 0 {
 		cfg.ReviewWindow = DefaultReviewWindow

@@ -190,7 +190,7 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 		}
 		g, err := c.Cohort(ctx, inv.Store, cr)
 		if err != nil {
-			return nil, err
+			return nil, refuseTooMany(err, "Parameters")
 		}
 		v, err := inv.Store.Create(ctx, g)
 		if err != nil {
@@ -229,7 +229,7 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 		}
 		g, err := c.Cohort(ctx, s, cr)
 		if err != nil {
-			return err
+			return refuseTooMany(err, "Group.characteristic")
 		}
 		// The next version is the stored one with its members evaluated
 		// again: what else was recorded of the cohort (identifiers, its
@@ -414,7 +414,16 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 			delete(set, p)
 		}
 	}
-	members := make([]*member, 0, len(set))
+	n := 0
+	for p := range set {
+		if strings.HasPrefix(p, "Patient/") {
+			n++
+		}
+	}
+	if n > c.cfg.CohortMostMembers {
+		return nil, &tooManyError{n, c.cfg.CohortMostMembers}
+	}
+	members := make([]*member, 0, n)
 	for p := range set {
 		if !strings.HasPrefix(p, "Patient/") {
 			continue
@@ -454,6 +463,25 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		g.Member = append(g.Member, gm)
 	}
 	return g, nil
+}
+
+// tooManyError is the error of Cohort when the criteria select more
+// people than a cohort holds: as one Group they could not be read or
+// written back whole, nor stored by every engine.
+type tooManyError struct{ selected, most int }
+
+func (e *tooManyError) Error() string {
+	return fmt.Sprintf("the criteria select %d people, more than the %d a cohort holds: narrow them (riskMin, pamLevelMax, a practice, ages)", e.selected, e.most)
+}
+
+// refuseTooMany returns err as a 422 at the expression at when it is a
+// tooManyError, else err.
+func refuseTooMany(err error, at string) error {
+	var many *tooManyError
+	if errors.As(err, &many) {
+		return operation.Errorf(http.StatusUnprocessableEntity, "too-costly", at, "%v", many)
+	}
+	return err
 }
 
 // subjectOf reads the Patient a stored resource is about, as Patient/id

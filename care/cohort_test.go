@@ -2,6 +2,7 @@ package care_test
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -424,6 +425,39 @@ func TestCohortAgesCrossed(t *testing.T) {
 		}
 		if v := str(c.do("GET", "/Group/crossed", "").want(http.StatusOK), "meta", "versionId"); v != "1" {
 			t.Errorf("Group/crossed at version %s after a refused evaluation, want 1", v)
+		}
+	})
+}
+
+// TestCohortMostMembers: criteria selecting more people than a cohort
+// holds are refused (422 too-costly, saying how many), and nothing is
+// stored: neither a new cohort nor a new version of one evaluated again.
+// Criteria selecting as many as it holds make a cohort.
+func TestCohortMostMembers(t *testing.T) {
+	eachEngine(t, care.Config{CohortMostMembers: 2}, func(t *testing.T, c *client) {
+		population(c)
+		ages := func(min int) string {
+			return `{"resourceType":"Parameters","parameter":[{"name":"ageMin","valueInteger":` + strconv.Itoa(min) + `}]}`
+		}
+		oo := c.do("POST", "/Group/$cohort", ages(75)).want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "error too-costly Parameters: the criteria select 3 people, more than the 2 a cohort holds") {
+			t.Errorf("cohort of 3: %s", got)
+		}
+		if n := len(entries(c.do("GET", "/Group", "").want(http.StatusOK))); n != 0 {
+			t.Errorf("%d Groups stored after a refused cohort, want none", n)
+		}
+		if g := c.do("POST", "/Group/$cohort", ages(80)).want(http.StatusCreated); members(g) != "Patient/clark=<nil> Patient/lee=<nil>" {
+			t.Errorf("cohort of 2: members %q", members(g))
+		}
+
+		c.put(`{"resourceType":"Group","id":"over-75","type":"person","actual":true,
+			"characteristic":[{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"age-min"}]},"valueQuantity":{"value":75},"exclude":false}]}`)
+		oo = c.do("POST", "/Group/over-75/$cohort", "").want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "error too-costly Group.characteristic: the criteria select 3 people") {
+			t.Errorf("Group/over-75: %s", got)
+		}
+		if v := str(c.do("GET", "/Group/over-75", "").want(http.StatusOK), "meta", "versionId"); v != "1" {
+			t.Errorf("Group/over-75 at version %s after a refused evaluation, want 1", v)
 		}
 	})
 }

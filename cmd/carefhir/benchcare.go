@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -85,7 +86,9 @@ func benchCare(ctx context.Context, cfg *benchCareConfig, stdout, stderr io.Writ
 		}
 		patients = cfg.Patients
 	}
-	co, err := care.New(care.Config{Now: func() time.Time { return synth.DefaultToday }})
+	// The cohort of everyone measures the evaluation over the whole
+	// population, more people than a cohort holds when served.
+	co, err := care.New(care.Config{Now: func() time.Time { return synth.DefaultToday }, CohortMostMembers: math.MaxInt})
 	if err != nil {
 		return err
 	}
