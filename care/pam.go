@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 )
 
 // The Patient Activation Measure (PAM-13, Insignia Health, licensed by
@@ -148,10 +149,17 @@ func ReadCalibration(r io.Reader) (*Calibration, error) {
 		answered, err1 := strconv.Atoi(row[0])
 		raw, err2 := strconv.Atoi(row[1])
 		score, err3 := strconv.ParseFloat(row[2], 64)
-		if err := errors.Join(err1, err2, err3); err != nil || answered < 1 || answered > pamItems || raw < answered || raw > 4*answered || score < 0 || score > 100 {
-			return nil, fmt.Errorf("read PAM calibration: row %d (%s) is not answered 1–13, raw answered–4×answered, score 0–100", i+2, strings.Join(row, ","))
+		// The score is written as it is into the Observations: it must be
+		// a FHIR decimal (ParseFloat alone takes NaN, +50, 0x32), which
+		// NaN is not and no comparison with 0 or 100 refuses.
+		if err := errors.Join(err1, err2, err3); err != nil || !lexical.ValidDecimal(row[2]) || answered < 1 || answered > pamItems || raw < answered || raw > 4*answered || score < 0 || score > 100 {
+			return nil, fmt.Errorf("read PAM calibration: row %d (%s) is not answered 1–13, raw answered–4×answered, score a decimal 0–100", i+2, strings.Join(row, ","))
 		}
-		c.scores[[2]int{answered, raw}] = row[2]
+		key := [2]int{answered, raw}
+		if _, ok := c.scores[key]; ok {
+			return nil, fmt.Errorf("read PAM calibration: row %d gives a second score for %d answered with raw score %d", i+2, answered, raw)
+		}
+		c.scores[key] = row[2]
 	}
 	return c, nil
 }

@@ -122,6 +122,11 @@ func TestReadCalibrationRefuses(t *testing.T) {
 		"answered,raw,score\n10,45,50\n",
 		"answered,raw,score\n10,30,120\n",
 		"answered,raw,score\n10,thirty,50\n",
+		"answered,raw,score\n10,30,NaN\n",
+		"answered,raw,score\n10,30,+50\n",
+		"answered,raw,score\n10,30,050.5\n",
+		"answered,raw,score\n10,30,0x32\n",
+		"answered,raw,score\n10,30,50.1\n10,30,52.4\n",
 	} {
 		if _, err := ReadCalibration(strings.NewReader(bad)); err == nil {
 			t.Errorf("ReadCalibration(%q) accepted it", bad)
