@@ -525,9 +525,11 @@ func (u *unit) prepare(ctx context.Context, order []*entry) *parallel {
 		if e.method == http.MethodPost {
 			ifMatch = 0 // a create writes version 1 whatever the entry says
 		}
-		if e.method == http.MethodPost && stampable(r.res) {
+		if stampable(r.res) {
 			// Validated as a single create's is: the version written,
 			// with the id and meta it is stamped with again when staged.
+			// A conditional PUT's resource may carry no id either: r.id
+			// is the one settled for it.
 			stamp(r.res, r.id, 1, now)
 		}
 		if r.invalid = u.a.validateWrite(ctx, r.res); r.invalid == nil {

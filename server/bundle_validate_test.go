@@ -50,3 +50,30 @@ func TestEmptyResourceCreatedAsEntry(t *testing.T) {
 		}
 	}, withValidator(true))
 }
+
+// TestEmptyResourceConditionalUpdate checks that a conditional update
+// whose resource has nothing but its resourceType, which the server gives
+// the id of the match or a new one, is validated as the version written,
+// as a create is: over HTTP and as a transaction or batch entry, whether
+// the criteria match nothing (a create) or one resource (an update).
+func TestEmptyResourceConditionalUpdate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("PUT", "/Patient?_id=eu-none", `{"resourceType":"Patient"}`).want(t, http.StatusCreated)
+		id := r.json(t)["id"].(string)
+		c.do("PUT", "/Patient?_id="+id, `{"resourceType":"Patient"}`).want(t, http.StatusOK)
+		c.do("PUT", "/Patient/eu-one", `{"resourceType":"Patient","id":"eu-one","gender":"male"}`).want(t, http.StatusCreated)
+		for _, kind := range []string{"transaction", "batch"} {
+			out := c.bundle(txBundle(kind,
+				txEntry("", "PUT", "Patient?_id=eu-"+kind, `{"resourceType":"Patient"}`),
+				txEntry("", "PUT", "Patient?_id=eu-one", `{"resourceType":"Patient"}`)))
+			for i, want := range []string{"201", "200"} {
+				if got := out.Entry[i].Response.Status; !strings.HasPrefix(got, want) {
+					t.Fatalf("%s: entry %d status %q, want %s: %s", kind, i, got, want, out.Entry[i].Response.Outcome)
+				}
+			}
+		}
+		if got := c.do("GET", "/Patient/eu-one", "").want(t, http.StatusOK).json(t); got["gender"] != nil {
+			t.Errorf("Patient/eu-one kept its gender after an update without one: %v", got)
+		}
+	}, withValidator(true))
+}

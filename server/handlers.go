@@ -466,8 +466,12 @@ func (a *api) conditionalUpdate(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	res, err := a.readResource(c, typ, nil)
+	res, err := a.decodeResource(c, typ, nil)
 	if err != nil {
+		c.Error(err)
+		return
+	}
+	if err := a.validateAsWritten(c.Request.Context(), typ, res); err != nil {
 		c.Error(err)
 		return
 	}

@@ -61,6 +61,28 @@ func (a *api) validateWrite(ctx context.Context, res fhir.Resource) error {
 	return a.validateEncoded(ctx, res.ResourceType(), body, tree)
 }
 
+// validateAsWritten applies validateWrite to res, a resource of typ whose
+// id the server gives (a conditional update's: the match's, or a new one),
+// as the version written: when res carries none of what is stamped on it,
+// a copy stamped with an id, versionId and lastUpdated is validated, as a
+// create's version is, so that {"resourceType":"Patient"} is not refused
+// for lacking what the server adds. res itself is left as sent.
+func (a *api) validateAsWritten(ctx context.Context, typ string, res fhir.Resource) error {
+	if !a.validating() || !stampable(res) {
+		return a.validateWrite(ctx, res)
+	}
+	body, err := fhirjson.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", typ, err)
+	}
+	written, err := fhirjson.UnmarshalAs(body, typ)
+	if err != nil {
+		return fmt.Errorf("decode %s: %w", typ, err)
+	}
+	stamp(written, newID(), 1, a.svc.timestamp(ctx))
+	return a.validateWrite(ctx, written)
+}
+
 // validating reports whether writes are validated.
 func (a *api) validating() bool { return a.cfg.Validator != nil && a.cfg.ValidateWrites }
 
