@@ -83,6 +83,23 @@ func (a *api) validateAsWritten(ctx context.Context, typ string, res fhir.Resour
 	return a.validateWrite(ctx, written)
 }
 
+// createdForm returns body, a resource of typ as JSON, as a create would
+// write it: stamped with an id, versionId and lastUpdated when it carries
+// none of them, which is when a create validates that version. A body the
+// model cannot hold, or one carrying any of them, is returned as it is.
+func (a *api) createdForm(ctx context.Context, typ string, body []byte) []byte {
+	res, err := fhirjson.UnmarshalAs(body, typ)
+	if err != nil || !stampable(res) {
+		return body
+	}
+	stamp(res, newID(), 1, a.svc.timestamp(ctx))
+	written, err := fhirjson.Marshal(res)
+	if err != nil {
+		return body
+	}
+	return written
+}
+
 // validating reports whether writes are validated.
 func (a *api) validating() bool { return a.cfg.Validator != nil && a.cfg.ValidateWrites }
 
@@ -242,6 +259,11 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 		// in its URL.
 		issues = append(issues, Issue{Severity: "error", Code: "required", Expression: []string{typ + ".id"},
 			Diagnostics: "an update needs the resource's id, the one in its URL"})
+	}
+	if mode == "create" {
+		// A create is validated as the version it writes (see
+		// prepareCreate): so is the create asked about.
+		in.resource = a.createdForm(c.Request.Context(), typ, in.resource)
 	}
 	issues = append(issues, outcomeIssues(a.cfg.Validator.Validate(c.Request.Context(), in.resource, named...))...)
 	if len(issues) == 0 {

@@ -49,6 +49,9 @@ func TestValidateOperation(t *testing.T) {
 			t.Errorf("Parameters form: %s", r.body)
 		}
 		c.do("POST", "/Patient/$validate", `{"resourceType":"Parameters","parameter":[{"name":"mode","valueCode":"create"}]}`).want(t, 400).outcome(t, "required", "")
+		// A create of a resource holding nothing but its type is stored,
+		// given an id and meta, so mode create finds no fault in it.
+		valid(t, c.do("POST", "/Patient/$validate?mode=create", `{"resourceType":"Patient"}`).want(t, 200))
 		c.do("POST", "/Observation/$validate", patient).want(t, 400).outcome(t, "invalid", "")
 		c.do("POST", "/Patient/$expunge", patient).want(t, 404)
 		c.do("POST", "/Patient/nope/$validate", patient).want(t, 404).outcome(t, "not-found", "")
