@@ -63,7 +63,7 @@ func auditQuery(raw string) string {
 	if raw == "" {
 		return raw
 	}
-	q, err := url.ParseQuery(raw)
+	q, err := parseQuery(raw)
 	switch {
 	case err != nil:
 		// Refused by checkQuery; what it holds cannot be told apart.

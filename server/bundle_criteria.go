@@ -59,7 +59,7 @@ func (u *unit) settleCriteria(ctx context.Context, e *entry, r *entryResult) err
 	}
 	typ := e.target.typ
 	if e.method == http.MethodGet || e.method == http.MethodHead {
-		q, err := url.ParseQuery(replaced)
+		q, err := parseQuery(replaced)
 		if err != nil {
 			return badURL(e.url, "its query string is not valid")
 		}

@@ -454,7 +454,7 @@ func (a *api) parseTarget(method, raw, base string) (requestTarget, error) {
 	path, rawQuery, hasQuery := strings.Cut(rel, "?")
 	// As over HTTP, a path ending in a slash is the path without it.
 	path = strings.TrimSuffix(path, "/")
-	query, err := url.ParseQuery(rawQuery)
+	query, err := parseQuery(rawQuery)
 	if err != nil {
 		return t, badURL(raw, "its query string is not valid")
 	}

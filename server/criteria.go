@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 
 	"carefhir/fhir"
@@ -21,7 +20,7 @@ func (a *api) parseCriteria(typ, raw, what string) (*store.Query, error) {
 		return nil, errorf(http.StatusBadRequest, "invalid", "%s criteria name the type %s, but they select a %s: send the search parameters of %s alone, such as identifier=system|value",
 			what, other, typ, typ)
 	}
-	values, err := url.ParseQuery(raw)
+	values, err := parseQuery(raw)
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "invalid", "%s criteria %q are not a valid query string: %v", what, truncate(raw, 200), err)
 	}
@@ -39,7 +38,7 @@ func (a *api) parseCriteria(typ, raw, what string) (*store.Query, error) {
 // order or the encoding of its parameters, so that two ways of writing
 // the same criteria compare equal; "" when raw does not parse.
 func criteriaKey(typ, raw string) string {
-	values, err := url.ParseQuery(strings.TrimPrefix(raw, typ+"?"))
+	values, err := parseQuery(strings.TrimPrefix(raw, typ+"?"))
 	if err != nil || len(values) == 0 {
 		return ""
 	}

@@ -732,3 +732,32 @@ func TestHistoryRepeatedParameter(t *testing.T) {
 		}
 	})
 }
+
+// TestQuerySemicolon checks that a semicolon in a query string is part of
+// the value that holds it, as RFC 3986 allows and FHIR gives it no other
+// meaning: in the URL, in If-None-Exist and in a Bundle entry's url, where
+// it was refused or the parameter holding it dropped.
+func TestQuerySemicolon(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const patient = `{"resourceType":"Patient","identifier":[{"system":"urn:sc","value":"a;b"}]}`
+		id := c.create("Patient", patient)["id"].(string)
+		c.do("GET", "/Patient/"+id+"?_format=application/fhir%2Bjson;fhirVersion=4.0", "").want(t, http.StatusOK).json(t)
+		c.do("GET", "/Patient/"+id+"?_format=json;fhirVersion=3.0", "").want(t, http.StatusNotAcceptable).outcome(t, "not-supported", "_format")
+		b := c.do("GET", "/Patient?identifier=urn:sc|a;b", "").want(t, http.StatusOK).json(t)
+		if n := len(get(b, "entry").([]any)); n != 1 {
+			t.Errorf("identifier=urn:sc|a;b found %d Patients, want 1", n)
+		}
+		c.do("GET", "/Patient?identifier=urn:sc|a;c&_summary=count", "").want(t, http.StatusOK)
+		if got := c.do("POST", "/Patient", patient, "If-None-Exist", "identifier=urn:sc|a;b").want(t, http.StatusOK).json(t)["id"]; got != id {
+			t.Errorf("If-None-Exist found %v, want %s", got, id)
+		}
+		out := c.bundle(txBundle("transaction",
+			txEntry("", "PUT", "Patient?identifier=urn:sc|a;b", `{"resourceType":"Patient","identifier":[{"system":"urn:sc","value":"a;b"}],"gender":"male"}`)))
+		if got := out.Entry[0].Response.Location; !strings.HasPrefix(got, "Patient/"+id+"/") {
+			t.Errorf("conditional update entry wrote %q, want Patient/%s", got, id)
+		}
+		if b := c.do("GET", "/Patient?identifier=urn:sc|&_summary=count", "").want(t, http.StatusOK).json(t); b["total"] != float64(1) {
+			t.Errorf("%v Patients of urn:sc, want 1", b["total"])
+		}
+	})
+}

@@ -60,7 +60,7 @@ func searchParams(c *gin.Context) (url.Values, error) {
 		}
 		return params, nil
 	}
-	form, err := url.ParseQuery(string(body))
+	form, err := parseQuery(string(body))
 	if err != nil {
 		return nil, errorf(http.StatusBadRequest, "invalid", "the form body is not valid: %v", err)
 	}

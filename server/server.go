@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -207,7 +208,40 @@ func New(cfg Config) http.Handler {
 	a.registerSearch(fhir)
 	a.registerBundle(fhir)
 	a.registerRoutes(r)
-	return trimTrailingSlash(r)
+	return literalSemicolons(trimTrailingSlash(r))
+}
+
+// literalSemicolons escapes each semicolon in the query string of a path
+// under /fhir, so that it stays part of the value that holds it
+// (_format=application/fhir+json;fhirVersion=4.0, an identifier a;b):
+// RFC 3986 allows it in a query and FHIR gives it no meaning, where
+// net/url would drop the parameter holding it. It runs before the router,
+// so that every reader of the query sees it so.
+func literalSemicolons(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.Contains(r.URL.RawQuery, ";") || r.URL.Path != "/fhir" && !strings.HasPrefix(r.URL.Path, "/fhir/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		u := *r.URL
+		u.RawQuery = escapeSemicolons(u.RawQuery)
+		r2 := *r
+		r2.URL = &u
+		h.ServeHTTP(w, &r2)
+	})
+}
+
+// escapeSemicolons writes each semicolon of a query string as %3B.
+func escapeSemicolons(query string) string {
+	return strings.ReplaceAll(query, ";", "%3B")
+}
+
+// parseQuery parses a query string as url.ParseQuery does, a semicolon
+// being part of the value that holds it (see literalSemicolons): for the
+// query strings a request carries elsewhere than in its URL
+// (If-None-Exist, a Bundle entry's url, a form body).
+func parseQuery(query string) (url.Values, error) {
+	return url.ParseQuery(escapeSemicolons(query))
 }
 
 // trimTrailingSlash serves a path under /fhir ending in one slash as the
