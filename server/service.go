@@ -108,6 +108,26 @@ func formatInstant(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
 
+// Stamp returns body, a version of a resource of typ as the server stored
+// it, with its meta.lastUpdated at at and nothing else changed: for an
+// engine that makes a version later than its writer stamped it, and stamps
+// it anew (store/mongo's WithStamp). Bytes that hold no resource of typ
+// with a meta (the server's own records) are returned as they are.
+func Stamp(typ string, body []byte, at time.Time) ([]byte, error) {
+	res, err := fhirjson.UnmarshalAs(body, typ)
+	if err != nil || res.GetMeta() == nil {
+		return body, nil
+	}
+	meta := res.GetMeta()
+	meta.LastUpdated = fhir.NewInstant(formatInstant(at))
+	res.SetMeta(meta)
+	stamped, err := fhirjson.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("stamp %s: %w", typ, err)
+	}
+	return stamped, nil
+}
+
 // put stamps res with its id, version and lastUpdated, encodes it once and
 // writes it as the version after cur, the current version (nil: res
 // creates the resource).

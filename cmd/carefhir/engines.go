@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"carefhir/server"
 	"carefhir/store"
 	"carefhir/store/mongo"
 	"carefhir/store/sqlite"
@@ -80,7 +81,8 @@ func openSQLite(_ context.Context, cfg *serveConfig) (store.Store, error) {
 // openMongo connects to the MongoDB deployment at cfg.MongoURI, reporting
 // the duration of its commands to cfg.metrics when set.
 func openMongo(ctx context.Context, cfg *serveConfig) (store.Store, error) {
-	var opts []mongo.Option
+	// A unit of work another process completes is stamped as it is.
+	opts := []mongo.Option{mongo.WithStamp(server.Stamp)}
 	if cfg.metrics != nil {
 		opts = append(opts, mongo.WithObserver(cfg.metrics.StoreObserver(engineMongo)))
 	}

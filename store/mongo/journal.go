@@ -163,6 +163,50 @@ func (e *journalWrite) rebuild() error {
 	return nil
 }
 
+// restamp stamps the write of e at at, in its lastUpdated and, through
+// stamp, in its bytes, unless it was stamped later. A unit of work taken
+// over from a process that stopped is applied a lease or more after it was
+// stamped; a history read meanwhile was dated later than that stamp (it is
+// dated at most the longest a write takes before it was read), so a
+// client polling history from that date would never see the versions
+// applied now with their old stamp. The journal keeps the old stamp: a
+// process that applies the unit again finds the versions claimed already
+// by the write's mark (see sameVersion), and completes them as claimed.
+func (e *journalWrite) restamp(at time.Time, stamp func(typ string, json []byte, at time.Time) ([]byte, error)) error {
+	if !at.After(e.w.LastUpdated) {
+		return nil
+	}
+	w := *e.w
+	w.LastUpdated = at
+	if stamp != nil && !w.Deleted {
+		b, err := stamp(w.Type, w.JSON, at)
+		if err != nil {
+			return fmt.Errorf("journal write %s: stamp: %w", e.Key, err)
+		}
+		w.JSON = b
+	}
+	elems, err := e.Doc.Elements()
+	if err != nil {
+		return fmt.Errorf("journal write %s: %w", e.Key, err)
+	}
+	doc := make(bson.D, len(elems))
+	for i, el := range elems {
+		doc[i] = bson.E{Key: el.Key(), Value: el.Value()}
+		switch el.Key() {
+		case fieldTime:
+			doc[i].Value = bson.NewDateTimeFromTime(at)
+		case fieldJSON:
+			doc[i].Value = bson.Binary{Data: w.JSON}
+		}
+	}
+	raw, err := bson.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("journal write %s: %w", e.Key, err)
+	}
+	e.Doc, e.w = raw, &w
+	return nil
+}
+
 // errFailed reports a unit of work that could be neither completed nor
 // undone (state failed).
 var errFailed = errors.New("partly applied: could be neither completed nor undone")
@@ -324,21 +368,20 @@ func (s *Store) apply(ctx context.Context, e *journalWrite) error {
 	if !errors.Is(err, errStale) {
 		return err
 	}
-	ok, err := s.holds(ctx, e)
+	made, err := s.holds(ctx, e)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if made == nil {
 		return s.conflict(ctx, e.w)
 	}
 	// History may have been cut short by the crash.
-	return writeHistory(ctx, s.applyDB.Collection(historyCollection), e.w, nil)
+	return writeHistory(ctx, s.applyDB.Collection(historyCollection), made.write(e.w.Type, e.w.Expected), nil)
 }
 
-// holds reports whether version w.VersionID() of w's resource is the one
-// the journaled write e writes: written by e, with the same lastUpdated,
-// tombstone flag and bytes.
-func (s *Store) holds(ctx context.Context, e *journalWrite) (bool, error) {
+// holds returns version w.VersionID() of w's resource if it is the one the
+// journaled write e writes (see sameVersion), nil if not.
+func (s *Store) holds(ctx context.Context, e *journalWrite) (*versionDoc, error) {
 	w := e.w
 	var d versionDoc
 	err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())}}).Decode(&d)
@@ -347,18 +390,27 @@ func (s *Store) holds(ctx context.Context, e *journalWrite) (bool, error) {
 		err = s.db.Collection(w.Type).FindOne(ctx, filter, options.FindOne().SetProjection(currentProjection)).Decode(&d)
 	}
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil
+		return nil, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return sameVersion(&d, w, e.by), nil
+	if !sameVersion(&d, w, e.by) {
+		return nil, nil
+	}
+	return &d, nil
 }
 
 // sameVersion reports whether d holds the version w writes, written by the
-// journaled write by ("" for none).
+// journaled write by: marked as by's, which names one write alone, however
+// it was stamped (see journalWrite.restamp). A version no write marked (by
+// "", of a unit journaled before writes were) is recognised by its
+// lastUpdated, tombstone flag and bytes.
 func sameVersion(d *versionDoc, w *store.Write, by string) bool {
-	return d.By == by && d.Version == w.VersionID() && d.Time == bson.NewDateTimeFromTime(w.LastUpdated) &&
+	if d.By != by || d.Version != w.VersionID() {
+		return false
+	}
+	return by != "" || d.Time == bson.NewDateTimeFromTime(w.LastUpdated) &&
 		d.Deleted == w.Deleted && bytes.Equal(d.JSON, w.JSON)
 }
 
@@ -641,11 +693,19 @@ func (s *Store) settle(ctx context.Context, id string) error {
 			if err != nil {
 				return err
 			}
+			// The unit's owner stopped a lease ago or more, so the
+			// writes it did not make are stamped now: at the time they
+			// were, a reader of history would take them for made
+			// already (see journalWrite.restamp).
+			at := time.Now().UTC().Truncate(time.Millisecond)
 			for _, e := range entries {
 				if done[e.Key] {
 					continue
 				}
 				if err = s.renew(ctx, id, stateCommitted); err != nil {
+					return err
+				}
+				if err = e.restamp(at, s.restamp); err != nil {
 					return err
 				}
 				if err = s.apply(ctx, e); err != nil {
@@ -805,21 +865,31 @@ func (s *Store) undo(ctx context.Context, id string, entries []*journalWrite) (k
 			if err != nil {
 				return nil, err
 			}
-			if reached {
+			if reached != nil {
 				kept = append(kept, r)
 			}
 			continue
 		}
 		// The resource is as it was before the unit: remove the versions
 		// the unit wrote from history, and the end it gave the version it
-		// replaced. Each is matched on its time and writer too, so that
+		// replaced. Each is matched on its writer (or time) too, so that
 		// nothing another writer has written since is touched.
+		// The first version's time is the end it gave the one it replaced:
+		// read from history, as the unit may have been stamped again.
+		end := bson.NewDateTimeFromTime(sp.first.w.LastUpdated)
+		first, err := s.holds(ctx, sp.first)
+		if err != nil {
+			return nil, err
+		}
+		if first != nil {
+			end = first.Time
+		}
 		var models []mongo.WriteModel
 		for v, e := range sp.wrote {
-			filter := bson.D{{Key: "_id", Value: historyKey(r.typ, r.id, v)},
-				{Key: fieldTime, Value: bson.NewDateTimeFromTime(e.w.LastUpdated)}}
-			if e.by != "" {
-				filter = append(filter, bson.E{Key: fieldBy, Value: e.by})
+			filter := bson.D{{Key: "_id", Value: historyKey(r.typ, r.id, v)}, {Key: fieldBy, Value: e.by}}
+			if e.by == "" {
+				filter = bson.D{{Key: "_id", Value: historyKey(r.typ, r.id, v)},
+					{Key: fieldTime, Value: bson.NewDateTimeFromTime(e.w.LastUpdated)}}
 			}
 			models = append(models, mongo.NewDeleteOneModel().SetFilter(filter))
 		}
@@ -827,7 +897,7 @@ func (s *Store) undo(ctx context.Context, id string, entries []*journalWrite) (k
 			models = append(models, mongo.NewUpdateOneModel().
 				SetFilter(bson.D{
 					{Key: "_id", Value: historyKey(r.typ, r.id, base)},
-					{Key: fieldEnd, Value: bson.NewDateTimeFromTime(sp.first.w.LastUpdated)}}).
+					{Key: fieldEnd, Value: end}}).
 				SetUpdate(bson.D{{Key: "$unset", Value: bson.D{{Key: fieldEnd, Value: ""}}}}))
 		}
 		if _, err := s.versions.BulkWrite(ctx, models); err != nil {

@@ -1,6 +1,7 @@
 package mongo_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -110,9 +111,10 @@ func checkState(t *testing.T, s store.Store, uri string, current []*store.Write,
 	if err != nil || page.Total != versions {
 		t.Errorf("system history: %d versions, %v; want %d", page.Total, err, versions)
 	}
-	// Versions current after the unit's time: each resource's current one,
-	// which checks the ends history records.
-	page, err = s.History(ctx, store.HistoryQuery{Count: 50, AtLow: t0.Add(time.Hour)})
+	// Versions current from an hour hence (after the unit's time, and
+	// after any time a process completing it stamped it with): each
+	// resource's current one, which checks the ends history records.
+	page, err = s.History(ctx, store.HistoryQuery{Count: 50, AtLow: time.Now().Add(time.Hour)})
 	if err != nil || page.Total != len(current) {
 		t.Errorf("history at a later time: %d versions, %v; want one per resource", page.Total, err)
 	}
@@ -175,6 +177,55 @@ func TestJournalCrash(t *testing.T) {
 			// The resources take writes again, at the versions that follow.
 			putAll(t, after, patient("a", int64(1+2*btoi(tt.all)), 5000, "a-after"))
 		})
+	}
+}
+
+// A unit of work whose process stopped part-way through applying it, and
+// which another process completes a lease later, has the versions that
+// process makes stamped when it makes them, in their lastUpdated and their
+// bytes: a client that polls history from a time before it began sees them
+// all, where their stamp from before the stop would date them before its
+// poll. The versions made before the stop keep their stamp.
+func TestJournalTakenOverStamped(t *testing.T) {
+	uri, s := openBase(t)
+	const before = 2 // of the unit's writes, applied before the stop
+	storemongo.SetHook(s, func(stage string, n int) error {
+		if stage == storemongo.StageApplied && n == before {
+			return errCrash
+		}
+		return nil
+	})
+	if err := transactUnit(t, s); !errors.Is(err, errCrash) {
+		t.Fatalf("Transact: %v, want the simulated crash", err)
+	}
+	polled := time.Now().UTC().Truncate(time.Millisecond)
+	stamp := func(typ string, json []byte, at time.Time) ([]byte, error) {
+		return fmt.Appendf(bytes.TrimSuffix(json, []byte("}")), `,"stamped":%q}`, at.Format(time.RFC3339Nano)), nil
+	}
+	after := reopen(t, uri, storemongo.WithStamp(stamp))
+	page, err := after.History(t.Context(), store.HistoryQuery{Since: polled, Count: 50})
+	if err != nil {
+		t.Fatalf("History since the stop: %v", err)
+	}
+	if len(page.Versions) != len(unit)-before {
+		t.Errorf("History since the stop: %d versions, want the %d made after it", len(page.Versions), len(unit)-before)
+	}
+	for _, v := range page.Versions {
+		want := fmt.Sprintf(`"stamped":%q`, v.LastUpdated.Format(time.RFC3339Nano))
+		if !v.Deleted && !bytes.Contains(v.JSON, []byte(want)) {
+			t.Errorf("%s/%s/%d stamped %v holds %s, want it stamped so in its bytes", v.Type, v.ID, v.VersionID, v.LastUpdated, v.JSON)
+		}
+	}
+	for _, w := range unit[:before] {
+		v, err := after.VRead(t.Context(), w.Type, w.ID, w.VersionID())
+		if err != nil || !v.LastUpdated.Equal(w.LastUpdated) || string(v.JSON) != string(w.JSON) {
+			t.Errorf("VRead %s/%s/%d made before the stop: %+v, %v; want it as written", w.Type, w.ID, w.VersionID(), v, err)
+		}
+	}
+	// Every version current from an hour hence is a resource's current one.
+	later, err := after.History(t.Context(), store.HistoryQuery{Count: 50, AtLow: time.Now().Add(time.Hour)})
+	if err != nil || later.Total != 4 {
+		t.Errorf("history an hour hence: %d versions, %v; want one per resource", later.Total, err)
 	}
 }
 

@@ -52,7 +52,7 @@ func TestJournalKill(t *testing.T) {
 			dir := t.TempDir()
 			storetest.Kill(t, "TestJournalKill", killDirEnv+"="+dir, killStopEnv+"="+tt.stop)
 			uri := ferrettest.StartDir(t, dir)
-			storetest.CheckUnit(t, reopen(t, uri), storetest.CrashUnit(killEntries), tt.want)
+			storetest.CheckUnitRestamped(t, reopen(t, uri), storetest.CrashUnit(killEntries), tt.want)
 			db := connect(t, uri).Database(ferrettest.Database)
 			for _, coll := range []string{"journal", "journal_writes"} {
 				if n, err := db.Collection(coll).CountDocuments(t.Context(), bson.D{}); err != nil || n != 0 {

@@ -142,6 +142,8 @@ type Store struct {
 	sessions, snapshots func() (session, error)
 	// observer, when set, is told how long every command took.
 	observer Observer
+	// restamp, when set, stamps a version's bytes anew (see WithStamp).
+	restamp func(typ string, json []byte, at time.Time) ([]byte, error)
 
 	// The journal of units of work on deployments without transactions
 	// (see journal.go), and the database handle that applies journaled
@@ -199,6 +201,17 @@ type Option func(*Store)
 // the engine's operation latencies, for metrics.
 type Observer interface {
 	Operation(op string, took time.Duration)
+}
+
+// WithStamp gives a Store the function that stamps a version's bytes
+// with a new lastUpdated, at: the server's meta.lastUpdated. A unit of
+// work that a process takes over from one that stopped is applied with
+// the versions its owner did not make stamped anew (see
+// journalWrite.restamp); without stamp, only their lastUpdated changes.
+// An error from stamp fails the unit's settling, which the next sweep
+// tries again.
+func WithStamp(stamp func(typ string, json []byte, at time.Time) ([]byte, error)) Option {
+	return func(s *Store) { s.restamp = stamp }
 }
 
 // WithObserver reports the duration of every command to o.

@@ -48,10 +48,10 @@ func open(t testing.TB, uri string, opts ...storemongo.Option) *storemongo.Store
 // unit of work left in the journal held for far longer than a lease and
 // settles it, as a process running after a crash does once it has seen the
 // crashed process's unit unrenewed for a lease.
-func reopen(t testing.TB, uri string) *storemongo.Store {
+func reopen(t testing.TB, uri string, opts ...storemongo.Option) *storemongo.Store {
 	t.Helper()
 	clock := newClock(time.Hour)
-	s := open(t, uri, storemongo.WithClock(clock.now))
+	s := open(t, uri, append(opts, storemongo.WithClock(clock.now))...)
 	clock.advance(time.Hour)
 	if err := storemongo.Sweep(t.Context(), s); err != nil {
 		t.Fatalf("Sweep: %v", err)

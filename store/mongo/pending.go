@@ -8,8 +8,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"carefhir/store"
 )
 
 // sweepPending settles every version of history that this Store has seen
@@ -56,26 +54,14 @@ func (s *Store) settlePending(ctx context.Context, row *versionDoc) error {
 	if err != nil {
 		return err
 	}
-	w := &store.Write{Type: row.Type, ID: row.ID, Expected: row.Version - 1,
-		LastUpdated: row.Time.Time().UTC(), Deleted: row.Deleted, JSON: row.JSON}
+	w := row.write(row.Type, row.Version-1)
 	switch {
 	case current >= row.Version:
 		// Made current: only its completion was lost.
 	case current == w.Expected:
-		doc := bson.D{{Key: "_id", Value: row.ID}, {Key: fieldVersion, Value: row.Version},
-			{Key: fieldTime, Value: row.Time}, {Key: fieldDeleted, Value: row.Deleted}}
-		if !row.Deleted {
-			doc = append(doc, bson.E{Key: fieldJSON, Value: bson.Binary{Data: row.JSON}})
-		}
-		if row.By != "" {
-			doc = append(doc, bson.E{Key: fieldBy, Value: row.By})
-		}
-		elems, err := row.Pending.Elements()
+		doc, err := row.current()
 		if err != nil {
 			return err
-		}
-		for _, e := range elems {
-			doc = append(doc, bson.E{Key: e.Key(), Value: e.Value()})
 		}
 		if w.Expected == 0 {
 			_, err = coll.InsertOne(ctx, doc)

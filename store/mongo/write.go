@@ -141,9 +141,21 @@ var errStale = errors.New("expected version is not current")
 // and it becomes current if Expected was.
 func (s *Store) write(ctx context.Context, db *mongo.Database, w *store.Write, doc bson.Raw, by string) error {
 	history := db.Collection(historyCollection)
-	claimed, err := claimVersion(ctx, history, w, doc, by)
+	claimed, held, err := claimVersion(ctx, history, w, doc, by)
 	if err != nil {
 		return err
+	}
+	if held != nil && held.Pending == nil {
+		return errStale // made before, and completed
+	}
+	if held != nil {
+		// Claimed before by this journaled write, maybe as another process
+		// stamped it (see journalWrite.restamp): what history holds is
+		// the version made.
+		w = held.write(w.Type, w.Expected)
+		if doc, err = held.current(); err != nil {
+			return err
+		}
 	}
 	coll := db.Collection(w.Type)
 	var prev *versionDoc
@@ -179,33 +191,63 @@ func (s *Store) write(ctx context.Context, db *mongo.Database, w *store.Write, d
 // claimVersion inserts the version w writes into history, pending, with
 // the search fields of doc, its current-version document. It reports
 // whether it inserted it; it returns errStale when another write holds that
-// version, and false with no error when the version there is that of the
-// journaled write by (applied before, by this unit of work, which is being
-// applied again). A write of Put, by "", never finds its own: two writes
-// of the same bytes at the same time are still two writes.
-func claimVersion(ctx context.Context, history *mongo.Collection, w *store.Write, doc bson.Raw, by string) (bool, error) {
+// version, and the version there when it is that of the journaled write by
+// (claimed before, by this unit of work, which is being applied again). A
+// write of Put, by "", never finds its own: two writes of the same bytes at
+// the same time are still two writes.
+func claimVersion(ctx context.Context, history *mongo.Collection, w *store.Write, doc bson.Raw, by string) (bool, *versionDoc, error) {
 	row := append(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())}},
 		historyFields(w.Type, w.ID, w.VersionID(), bson.NewDateTimeFromTime(w.LastUpdated), w.Deleted, w.JSON, by)...)
 	row = append(row, bson.E{Key: fieldPending, Value: searchFieldsOf(doc)})
 	_, err := history.InsertOne(ctx, row)
 	if err == nil {
-		return true, nil
+		return true, nil, nil
 	}
 	if !mongo.IsDuplicateKeyError(err) {
-		return false, fmt.Errorf("history: %w", err)
+		return false, nil, fmt.Errorf("history: %w", err)
 	}
-	var held versionDoc
+	held := new(versionDoc)
 	err = history.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())},
-		{Key: fieldType, Value: w.Type}, {Key: fieldID, Value: w.ID}}).Decode(&held)
+		{Key: fieldType, Value: w.Type}, {Key: fieldID, Value: w.ID}}).Decode(held)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return false, errStale // purged meanwhile
+		return false, nil, errStale // purged meanwhile
 	case err != nil:
-		return false, fmt.Errorf("history: %w", err)
-	case by != "" && sameVersion(&held, w, by):
-		return false, nil
+		return false, nil, fmt.Errorf("history: %w", err)
+	case by != "" && sameVersion(held, w, by):
+		return false, held, nil
 	}
-	return false, errStale
+	return false, nil, errStale
+}
+
+// write returns the write that made d, a version in history of typ, which
+// replaced version expected.
+func (d *versionDoc) write(typ string, expected int64) *store.Write {
+	return &store.Write{Type: typ, ID: d.ID, Expected: expected,
+		LastUpdated: d.Time.Time().UTC(), Deleted: d.Deleted, JSON: d.JSON}
+}
+
+// current returns the current-version document of d, a version pending in
+// history.
+func (d *versionDoc) current() (bson.Raw, error) {
+	doc := bson.D{{Key: "_id", Value: d.ID}, {Key: fieldVersion, Value: d.Version},
+		{Key: fieldTime, Value: d.Time}, {Key: fieldDeleted, Value: d.Deleted}}
+	if !d.Deleted {
+		doc = append(doc, bson.E{Key: fieldJSON, Value: bson.Binary{Data: d.JSON}})
+	}
+	if d.By != "" {
+		doc = append(doc, bson.E{Key: fieldBy, Value: d.By})
+	}
+	if d.Pending != nil {
+		elems, err := d.Pending.Elements()
+		if err != nil {
+			return nil, fmt.Errorf("pending version %s: %w", d.Key, err)
+		}
+		for _, e := range elems {
+			doc = append(doc, bson.E{Key: e.Key(), Value: e.Value()})
+		}
+	}
+	return bson.Marshal(doc)
 }
 
 // unclaimVersion removes the pending version claimVersion inserted for w,
