@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +183,70 @@ func TestTopicRefused(t *testing.T) {
 	} {
 		if r := e.do("admin", "POST", "/Subscription", body); r.status != 422 {
 			t.Errorf("%d %s\nfor %s", r.status, r.body, body)
+		}
+	}
+}
+
+// TestStatusOfSubscriptions: $status on the Subscription type answers the
+// SubscriptionStatus of each topic-based Subscription the caller may
+// read, of the ids and statuses asked for, as the IG's OperationDefinition
+// served has it.
+func TestStatusOfSubscriptions(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{})
+	rx := newReceiver(t)
+	active := idOf(t, e.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "", rx.URL+"/hook", "id-only", 0)))
+	e.deliver()
+	requested := idOf(t, e.do("admin", "POST", "/Subscription", topicSubscription("task-assigned", "", "https://rx.test/hook", "id-only", 0)))
+	idOf(t, e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", "https://rx.test/hook", "")))
+	statuses := func(query string) []string {
+		t.Helper()
+		r := e.do("admin", "GET", "/Subscription/$status"+query, "")
+		var b struct {
+			Type  string
+			Total int
+			Entry []struct {
+				Resource struct {
+					Parameter []struct {
+						Name           string
+						ValueCode      string
+						ValueReference struct{ Reference string }
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(r.body), &b); r.status != 200 || err != nil || b.Type != "searchset" || b.Total != len(b.Entry) {
+			t.Fatalf("$status%s: %d %s", query, r.status, r.body)
+		}
+		var got []string
+		for _, en := range b.Entry {
+			var sub, status string
+			for _, p := range en.Resource.Parameter {
+				switch p.Name {
+				case "subscription":
+					sub = p.ValueReference.Reference[strings.LastIndex(p.ValueReference.Reference, "/")+1:]
+				case "status":
+					status = p.ValueCode
+				}
+			}
+			got = append(got, sub+" "+status)
+		}
+		slices.Sort(got)
+		return got
+	}
+	all := []string{active + " active", requested + " requested"}
+	slices.Sort(all)
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{
+		{"", all},
+		{"?id=" + requested, []string{requested + " requested"}},
+		{"?id=" + requested + "&id=" + active, all},
+		{"?status=active", []string{active + " active"}},
+		{"?status=off", nil},
+	} {
+		if got := statuses(c.query); !slices.Equal(got, c.want) {
+			t.Errorf("$status%s: %v, want %v", c.query, got, c.want)
 		}
 	}
 }

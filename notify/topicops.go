@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
+	"strconv"
+	"strings"
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
@@ -20,7 +23,7 @@ import (
 func (n *Notifier) Operations() []operation.Operation {
 	return []operation.Operation{
 		{Name: "status", Definition: "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
-			Levels: operation.Instance, Types: []string{"Subscription"}, Idempotent: true, Invoke: n.status},
+			Levels: operation.Type | operation.Instance, Types: []string{"Subscription"}, Idempotent: true, Invoke: n.status},
 		{Name: "events", Definition: "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
 			Levels: operation.Instance, Types: []string{"Subscription"}, Idempotent: true, Invoke: n.events},
 	}
@@ -53,7 +56,9 @@ func (n *Notifier) topicSubscription(ctx context.Context, inv *operation.Invocat
 	if err != nil {
 		return nil, nil, counter{}, err
 	}
-	sub, err := n.parseSubscription(res)
+	// As a server of other settings may accept it: one this server
+	// refuses now (its endpoint, its type) is still topic-based.
+	sub, err := n.parseUnderAnySettings(res)
 	if err != nil || sub.topic == nil {
 		return nil, nil, counter{}, operation.Errorf(422, "not-supported", "", "Subscription/%s is not a topic-based subscription", inv.ID)
 	}
@@ -66,17 +71,80 @@ func (n *Notifier) topicSubscription(ctx context.Context, inv *operation.Invocat
 	return sub, r, c, err
 }
 
-// status answers the SubscriptionStatus of a topic-based subscription.
+// maxStatuses bounds the SubscriptionStatuses one $status answers at the
+// type level.
+const maxStatuses = 100
+
+// status answers the SubscriptionStatus of a topic-based subscription; at
+// the type level, those of the topic-based Subscriptions the caller may
+// read, of the ids and statuses asked for (any, when none is), as the
+// IG's OperationDefinition has it.
 func (n *Notifier) status(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	if inv.ID == "" {
+		return n.statuses(ctx, inv)
+	}
 	sub, _, c, err := n.topicSubscription(ctx, inv)
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(map[string]any{"resourceType": "Bundle", "type": "searchset", "total": 1, "entry": []any{map[string]any{
-		"fullUrl":  "urn:uuid:" + newUUID(),
-		"resource": n.statusParameters(sub, sub.status, "query-status", c.since(), nil),
-		"search":   map[string]any{"mode": "match"},
-	}}})
+	return n.statusBundle([]*subscription{sub}, []counter{c})
+}
+
+// statuses answers $status at the type level.
+func (n *Notifier) statuses(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
+	params := url.Values{"_count": {strconv.Itoa(maxStatuses)}}
+	for name, param := range map[string]string{"id": "_id", "status": "status"} {
+		if values := inv.Texts(name); len(values) > 0 {
+			params.Set(param, strings.Join(values, ","))
+		}
+	}
+	page, err := inv.Store.Search(ctx, "Subscription", params)
+	if err != nil {
+		return nil, err
+	}
+	if page.Next != "" {
+		return nil, operation.Errorf(422, "too-costly", "", "more than %d Subscriptions match: name them with id, or narrow them with status", maxStatuses)
+	}
+	r, err := asRecorder(inv.Store)
+	if err != nil {
+		return nil, err
+	}
+	var subs []*subscription
+	var counters []counter
+	for _, v := range page.Matches {
+		res, err := decodeSubscription(v)
+		if err != nil {
+			return nil, err
+		}
+		sub, err := n.parseUnderAnySettings(res)
+		if err != nil || sub.topic == nil {
+			continue // not a topic-based subscription, which has no SubscriptionStatus
+		}
+		c, err := readCounter(ctx, r.Records(), sub.id)
+		if err != nil {
+			return nil, err
+		}
+		subs, counters = append(subs, sub), append(counters, c)
+	}
+	return n.statusBundle(subs, counters)
+}
+
+// statusBundle is the searchset Bundle of the SubscriptionStatus of each
+// of subs, whose counter of events is the same of counters.
+func (n *Notifier) statusBundle(subs []*subscription, counters []counter) (*operation.Result, error) {
+	entries := []any{}
+	for i, sub := range subs {
+		entries = append(entries, map[string]any{
+			"fullUrl":  "urn:uuid:" + newUUID(),
+			"resource": n.statusParameters(sub, sub.status, "query-status", counters[i].since(), nil),
+			"search":   map[string]any{"mode": "match"},
+		})
+	}
+	b := map[string]any{"resourceType": "Bundle", "type": "searchset", "total": len(subs)}
+	if len(entries) > 0 {
+		b["entry"] = entries
+	}
+	body, err := json.Marshal(b)
 	if err != nil {
 		return nil, err
 	}
