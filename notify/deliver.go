@@ -78,6 +78,7 @@ func (n *Notifier) Run(ctx context.Context) {
 				start(sub, func() { beat(ctx) })
 			}
 			n.settleRefused(ctx)
+			n.settleEnded(ctx)
 			if now.Sub(purged) >= purgeEvery || behind.Load() {
 				purged = now
 				start(purging, func() {
@@ -117,6 +118,7 @@ func (n *Notifier) DeliverPending(ctx context.Context) error {
 		beat(ctx)
 	}
 	n.settleRefused(ctx)
+	n.settleEnded(ctx)
 	return nil
 }
 
@@ -585,6 +587,12 @@ func (n *Notifier) lapse(ctx context.Context, sub string, owner *access.Principa
 // setError sets subscription sub to error, with why in
 // Subscription.error.
 func (n *Notifier) setError(ctx context.Context, sub, why string) error {
+	return n.setStatus(ctx, sub, statusError, why)
+}
+
+// setStatus sets the status of subscription sub, with why in
+// Subscription.error ("": none).
+func (n *Notifier) setStatus(ctx context.Context, sub, status, why string) error {
 	ref := n.store.Load()
 	recs := ref.s.(recorder).Records()
 	sv, err := recs.Read(ctx, "Subscription", sub)
@@ -595,8 +603,11 @@ func (n *Notifier) setError(ctx context.Context, sub, why string) error {
 	if err != nil {
 		return err
 	}
-	res.Status = fhir.NewCode(statusError)
-	res.Error = fhir.NewString(why)
+	res.Status = fhir.NewCode(status)
+	res.Error = nil
+	if why != "" {
+		res.Error = fhir.NewString(why)
+	}
 	_, err = ref.s.Update(serverContext(ctx), res, sv.VersionID)
 	var conflict *store.ConflictError
 	if errors.As(err, &conflict) {

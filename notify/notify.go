@@ -329,6 +329,9 @@ func (n *Notifier) check(ctx context.Context, s operation.Store, c *operation.Ch
 	if sub.status != statusRequested {
 		return nil
 	}
+	if sub.ended(n.cfg.Now()) {
+		return invalid("Subscription.end", "end %s has passed: the Subscription would be switched off at once", res.End.Get())
+	}
 	if err := ownerMayRead(ctx, s, sub.typ); err != nil {
 		return err
 	}
@@ -499,7 +502,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 	var beforeMap, afterMap map[string]any
 	decoded := false
 	for _, sub := range subs {
-		if sub.typ != c.Type || !sub.live() {
+		if sub.typ != c.Type || !sub.live() || sub.ended(now) {
 			continue
 		}
 		if sub.topic != nil {
@@ -782,6 +785,30 @@ func (n *Notifier) settleRefused(ctx context.Context) {
 		msg := fmt.Sprintf("this server no longer accepts the Subscription: %s; write it again, as requested, as this server accepts it", r.why)
 		if err := n.setError(ctx, id, msg); err != nil {
 			n.cfg.Logger.Error("notify: set subscription error", "subscription", id, "err", err)
+		}
+	}
+}
+
+// settleEnded switches off each live subscription past its end
+// (Subscription.end, R4: the time for the server to turn it off), by this
+// process's clock, the one that also stops matching writes to it then. Its
+// pending notifications are dropped with it.
+func (n *Notifier) settleEnded(ctx context.Context) {
+	recs, err := n.records()
+	if err != nil {
+		return
+	}
+	subs, err := n.current(ctx, recs)
+	if err != nil {
+		return
+	}
+	now := n.cfg.Now()
+	for _, sub := range subs {
+		if !sub.live() || !sub.ended(now) {
+			continue
+		}
+		if err := n.setStatus(ctx, sub.id, statusOff, ""); err != nil {
+			n.cfg.Logger.Error("notify: switch off ended subscription", "subscription", sub.id, "err", err)
 		}
 	}
 }

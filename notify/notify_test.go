@@ -1221,6 +1221,41 @@ func TestOwnerLimitReadsTheOwnersOwn(t *testing.T) {
 	})
 }
 
+// TestSubscriptionEnd: a Subscription is notified of writes until its
+// end, then switched off by the server (R4: the time for the server to
+// turn the subscription off), and one requested with an end already
+// passed is refused, 422 naming Subscription.end.
+func TestSubscriptionEnd(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		withEnd := func(end time.Time) string {
+			return strings.Replace(subscription("Appointment?status=booked", rx.URL+"/hook", ""),
+				`"status":"requested"`, `"status":"requested","end":"`+end.UTC().Format(time.RFC3339)+`"`, 1)
+		}
+		sub := idOf(t, e.do("admin", "POST", "/Subscription", withEnd(e.clock.Now().Add(time.Hour))))
+		e.deliver()
+		e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		e.deliver()
+		if got := rx.take(); len(got) != 2 {
+			t.Fatalf("before its end: %d requests, want the handshake and a notification", len(got))
+		}
+		e.clock.Advance(time.Hour)
+		e.deliver()
+		if got := e.do("admin", "GET", "/Subscription/"+sub, "").body; field(t, got, "status") != "off" {
+			t.Errorf("at its end: %s, want status off", got)
+		}
+		e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+		e.deliver()
+		if got := rx.take(); len(got) != 0 {
+			t.Errorf("after its end: %+v, want nothing", got)
+		}
+		if r := e.do("admin", "POST", "/Subscription", withEnd(e.clock.Now().Add(-time.Minute))); r.status != 422 || !strings.Contains(r.body, `"Subscription.end"`) {
+			t.Errorf("requested with its end passed: %d %s, want 422 naming Subscription.end", r.status, r.body)
+		}
+	})
+}
+
 // TestRedirectNotFollowed: an endpoint that redirects does not lead the
 // server elsewhere; the redirect is a failed delivery.
 func TestRedirectNotFollowed(t *testing.T) {

@@ -50,6 +50,14 @@ type subscription struct {
 	// still matched against it, and the rows left to a process that
 	// delivers it.
 	refused bool
+	// end is when the server turns it off (Subscription.end); zero: never.
+	end time.Time
+}
+
+// ended reports whether s is past its end at now: writes from then on are
+// not matched, and the deliverer switches it off (settleEnded).
+func (s *subscription) ended(now time.Time) bool {
+	return !s.end.IsZero() && !now.Before(s.end)
 }
 
 // live reports whether writes are matched for s: from its request until
@@ -75,6 +83,13 @@ func (n *Notifier) parseUnderAnySettings(res *fhir.Subscription) (*subscription,
 // may use plain http anywhere, and which types may be subscribed to.
 func (n *Notifier) parse(res *fhir.Subscription, allowHTTP bool, subscribable func(typ string) bool) (*subscription, error) {
 	s := &subscription{id: res.GetID(), status: res.Status.Get()}
+	if end := res.End.Get(); end != "" {
+		t, err := time.Parse(time.RFC3339Nano, end)
+		if err != nil {
+			return nil, invalid("Subscription.end", "end %q is not an instant", end)
+		}
+		s.end = t
+	}
 	ch := res.Channel
 	if ch == nil {
 		return nil, invalid("Subscription.channel", "a channel is required")
