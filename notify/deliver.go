@@ -74,11 +74,13 @@ func (n *Notifier) Run(ctx context.Context) {
 		case <-again.C:
 		case now := <-tick.C:
 			n.invalidate() // subscriptions written by other processes
-			for sub, beat := range n.dueHeartbeats(ctx) {
-				start(sub, func() { beat(ctx) })
+			if subs, err := n.polled(ctx); err == nil {
+				for sub, beat := range n.dueHeartbeats(ctx, subs) {
+					start(sub, func() { beat(ctx) })
+				}
+				n.settleEnded(ctx, subs)
 			}
 			n.settleRefused(ctx)
-			n.settleEnded(ctx)
 			if now.Sub(purged) >= purgeEvery || behind.Load() {
 				purged = now
 				start(purging, func() {
@@ -114,11 +116,15 @@ func (n *Notifier) DeliverPending(ctx context.Context) error {
 	for _, rows := range groups {
 		n.deliverRows(ctx, rows)
 	}
-	for _, beat := range n.dueHeartbeats(ctx) {
+	subs, err := n.polled(ctx)
+	if err != nil {
+		return err
+	}
+	for _, beat := range n.dueHeartbeats(ctx, subs) {
 		beat(ctx)
 	}
+	n.settleEnded(ctx, subs)
 	n.settleRefused(ctx)
-	n.settleEnded(ctx)
 	return nil
 }
 

@@ -789,19 +789,25 @@ func (n *Notifier) settleRefused(ctx context.Context) {
 	}
 }
 
-// settleEnded switches off each live subscription past its end
+// polled returns the live subscriptions for the work of a poll
+// (heartbeats, settleEnded), loaded once for all of it.
+func (n *Notifier) polled(ctx context.Context) ([]*subscription, error) {
+	recs, err := n.records()
+	if err != nil {
+		return nil, err
+	}
+	subs, err := n.current(ctx, recs)
+	if err != nil && ctx.Err() == nil {
+		n.cfg.Logger.Error("notify: load subscriptions", "err", err)
+	}
+	return subs, err
+}
+
+// settleEnded switches off each live subscription of subs past its end
 // (Subscription.end, R4: the time for the server to turn it off), by this
 // process's clock, the one that also stops matching writes to it then. Its
 // pending notifications are dropped with it.
-func (n *Notifier) settleEnded(ctx context.Context) {
-	recs, err := n.records()
-	if err != nil {
-		return
-	}
-	subs, err := n.current(ctx, recs)
-	if err != nil {
-		return
-	}
+func (n *Notifier) settleEnded(ctx context.Context, subs []*subscription) {
 	now := n.cfg.Now()
 	for _, sub := range subs {
 		if !sub.live() || !sub.ended(now) {

@@ -209,12 +209,8 @@ func (n *Notifier) sent(sub string, at time.Time) {
 // kept, it would grow with every subscription ever seen, and time the
 // first heartbeat of a subscription made active again, or created under
 // the id of a deleted one, from what was sent before.
-func (n *Notifier) dueHeartbeats(ctx context.Context) map[string]func(context.Context) {
+func (n *Notifier) dueHeartbeats(ctx context.Context, subs []*subscription) map[string]func(context.Context) {
 	recs, err := n.records()
-	if err != nil {
-		return nil
-	}
-	subs, err := n.current(ctx, recs)
 	if err != nil {
 		return nil
 	}
