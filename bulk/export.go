@@ -563,14 +563,20 @@ var kickOffParams = []string{"_outputFormat", "_since", "_type", "_typeFilter", 
 // unless the client sent Prefer: handling=lenient, as the Bulk Data IG
 // has it: exported without it, a client asking for a narrower export
 // (one patient, fewer elements) would get more data than it asked for.
+// For the same reason a parameter it applies given without a value (empty,
+// or with parts in place of a value) is refused, lenient or not: read as
+// absent, _type or _typeFilter would export every resource.
 func checkKickOffParams(inv *operation.Invocation) error {
-	if inv.Handling == "lenient" {
-		return nil
-	}
 	for _, name := range inv.Names() {
 		if !slices.Contains(kickOffParams, name) {
+			if inv.Handling == "lenient" {
+				continue
+			}
 			return operation.Errorf(400, "not-supported", name,
 				"%s is not supported by this export; send Prefer: handling=lenient to have unsupported parameters ignored", name)
+		}
+		if len(inv.Texts(name)) < len(inv.Params(name)) {
+			return operation.Errorf(400, "invalid", name, "%s is given without a value", name)
 		}
 	}
 	return nil

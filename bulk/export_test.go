@@ -254,6 +254,28 @@ func TestExportRefused(t *testing.T) {
 	})
 }
 
+// TestKickOffParameterWithoutValue: a kick-off parameter given without a
+// value (empty, or with parts in place of one) is 400 naming it, lenient
+// or not, and starts nothing: read as absent, it would export every type.
+func TestKickOffParameterWithoutValue(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		for _, prefer := range []string{"respond-async", "handling=lenient, respond-async"} {
+			for _, q := range []string{"_type=", "_typeFilter=", "_type=Patient&_type="} {
+				if r := e.do("admin", "GET", "/$export?"+q, "", "Prefer", prefer); r.status != 400 || !strings.Contains(r.body, `"expression":["_type`) {
+					t.Errorf("%s (%s): %d %s, want 400 naming the parameter", q, prefer, r.status, r.body)
+				}
+			}
+			post := `{"resourceType":"Parameters","parameter":[{"name":"_type","part":[{"name":"type","valueString":"Patient"}]}]}`
+			if r := e.do("admin", "POST", "/$export", post, "Prefer", prefer); r.status != 400 || !strings.Contains(r.body, `"expression":["_type"]`) {
+				t.Errorf("POST _type with parts (%s): %d %s, want 400 naming _type", prefer, r.status, r.body)
+			}
+		}
+		if n := e.jobRecords(); n != 0 {
+			t.Errorf("%d jobs recorded, want none", n)
+		}
+	})
+}
+
 // TestExportBodyIsParameters: served as carefhir serve serves it, with
 // the IG's OperationDefinitions, a POST kick-off whose body is not a
 // Parameters resource is 400 and starts nothing: taken as no parameters,
