@@ -397,6 +397,33 @@ func TestTopicSubscriptionCreatedAgain(t *testing.T) {
 	})
 }
 
+// TestNoHeartbeatAfterEnd: a topic-based subscription past its end is
+// sent no heartbeat, which would say it is active, and is switched off.
+func TestNoHeartbeatAfterEnd(t *testing.T) {
+	e := newEnv(t, engines[0].open(t, engines[0].place(t)), map[string]map[string]any{})
+	rx := newReceiver(t)
+	end := e.clock.Now().Add(100 * time.Second).UTC().Format(time.RFC3339)
+	def := `{"end":"` + end + `",` + topicSubscription("appointment-booked", "", rx.URL+"/hook", "id-only", 60)[1:]
+	sub := idOf(t, e.do("admin", "POST", "/Subscription", def))
+	for _, step := range []struct {
+		advance time.Duration
+		want    string
+	}{{0, "[handshake]"}, {61 * time.Second, "[heartbeat]"}, {61 * time.Second, "[]"}} {
+		e.clock.Advance(step.advance)
+		e.deliver()
+		var types []string
+		for _, g := range rx.take() {
+			types = append(types, readNotification(t, g.Body).Type)
+		}
+		if got := fmt.Sprint(types); got != step.want {
+			t.Errorf("at %s: sent %s, want %s", e.clock.Now().Format(time.TimeOnly), got, step.want)
+		}
+	}
+	if got := e.do("admin", "GET", "/Subscription/"+sub, "").body; field(t, got, "status") != "off" {
+		t.Errorf("past its end: %s, want status off", got)
+	}
+}
+
 // TestHeartbeatPeriodOfNewSubscription: a Subscription created under the
 // id of a deleted one is sent its first heartbeat a period after it is
 // first seen active, as any new subscription is, not at once for the time

@@ -218,7 +218,7 @@ func (n *Notifier) dueHeartbeats(ctx context.Context, subs []*subscription) map[
 	beating := map[string]bool{}
 	due := map[string]func(context.Context){}
 	for _, sub := range subs {
-		if sub.topic == nil || sub.heartbeat <= 0 || sub.status != statusActive || sub.refused {
+		if sub.topic == nil || sub.heartbeat <= 0 || sub.status != statusActive || sub.refused || sub.ended(now) {
 			continue
 		}
 		beating[sub.id] = true
