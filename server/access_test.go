@@ -650,6 +650,43 @@ func TestCareTeamPolicyWrites(t *testing.T) {
 	}
 }
 
+// TestCareTeamPolicyPatientRegistration: a practitioner cannot make
+// themselves related to a patient by registering them at the organisation
+// of their token: not by creating, at an id records already name, a
+// Patient registered there, which would reach those records, nor by
+// registering there a patient they are related to through a care team,
+// which would outlast it. A Patient created with an id the server chooses
+// is named by nothing yet, and one registered there already stays so.
+func TestCareTeamPolicyPatientRegistration(t *testing.T) {
+	who := principals{
+		"p1": {Subject: "p1", FHIRUser: "Practitioner/p1", Organization: "Y77777", Scopes: mustScopes(t, "user/*.cruds")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	registered := func(id string) string {
+		return `{"resourceType":"Patient","id":"` + id + `","generalPractitioner":[{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y77777"}}]}`
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/Observation/early", `{"resourceType":"Observation","id":"early","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/later"}}`)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			c.put("/Patient/mine", registered("mine"))
+			p1 := func(method, path, body string) *response { return c.by("p1", method, path, body) }
+
+			p1("PUT", "/Patient/later", registered("later")).want(t, http.StatusForbidden)
+			p1("GET", "/Observation/early", "").want(t, http.StatusNotFound)
+			c.by("admin", "GET", "/Patient/later", "").want(t, http.StatusNotFound)
+			p1("PUT", "/Patient/a", registered("a")).want(t, http.StatusForbidden)
+			c.by("admin", "PATCH", "/CareTeam/ct", `[{"op":"replace","path":"/status","value":"inactive"}]`, "Content-Type", "application/json-patch+json").want(t, http.StatusOK)
+			p1("GET", "/Patient/a", "").want(t, http.StatusNotFound)
+
+			p1("POST", "/Patient", `{"resourceType":"Patient","generalPractitioner":[{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y77777"}}]}`).want(t, http.StatusCreated)
+			p1("PUT", "/Patient/mine", strings.Replace(registered("mine"), `{"resourceType":"Patient",`, `{"resourceType":"Patient","active":true,`, 1)).want(t, http.StatusOK)
+		})
+	}
+}
+
 // TestIterateIncludesReachable: an :iterate include follows only what
 // the token may read, so what it adds says nothing of the references of
 // records the token cannot see: here, where a practitioner saw a patient

@@ -1036,20 +1036,23 @@ func (d *decider) relatedByIdentifiers(ctx context.Context, r store.Reader, toks
 // the care-team rule hold for the principal's practitioner wherever it
 // refers to it: a PractitionerRole that is theirs (a CareTeam naming the
 // role takes them in), an Organization with the ODS code of their token
-// (its registered patients become theirs).
-func (d *decider) claimsRelationship(typ string, ix *store.Index) bool {
+// (its registered patients become theirs), a Patient registered at that
+// organisation (the records naming the patient become theirs).
+func (d *decider) claimsRelationship(ctx context.Context, r store.Reader, typ string, ix *store.Index) (bool, error) {
 	switch typ {
 	case "PractitionerRole":
 		practitioner := strings.TrimPrefix(d.p.FHIRUser, "Practitioner/")
 		return slices.ContainsFunc(ix.References, func(ref store.Reference) bool {
 			return ref.Param == "practitioner" && ref.Type == "Practitioner" && ref.ID == practitioner
-		})
+		}), nil
 	case "Organization":
 		return d.p.Organization != "" && slices.ContainsFunc(ix.Tokens, func(t store.Token) bool {
 			return t.Param == "identifier" && t.System == odsSystem && t.Code == d.p.Organization
-		})
+		}), nil
+	case "Patient":
+		return d.registeredHere(ctx, r, ix)
 	}
-	return false
+	return false, nil
 }
 
 // narrowedByCareTeam reports whether the care-team rule narrows some of

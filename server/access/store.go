@@ -956,14 +956,18 @@ func (s *Store) allowWrite(ctx context.Context, r store.Reader, w *store.Write) 
 
 // keepRelationships refuses a write by which a practitioner narrowed by
 // the care-team rule would give themselves a relationship: a
-// PractitionerRole made theirs, an Organization given their ODS code.
-// Those resources follow the scopes alone, but the rule reads them to
+// PractitionerRole made theirs, an Organization given their ODS code, a
+// Patient registered at their organisation. The rule reads these to
 // decide whose records the practitioner reaches. A version that already
 // made the claim may be updated; a resource created with an id the server
-// chose, which nothing refers to yet, may make it.
+// chose, which nothing refers to yet, may make it, while one created at
+// an id of the client's choosing may be one records already name.
 func (s *Store) keepRelationships(ctx context.Context, req *request, r store.Reader, w *store.Write) error {
-	if w.Deleted || !req.narrowedByCareTeam() || !req.claimsRelationship(w.Type, &w.Index) {
+	if w.Deleted || !req.narrowedByCareTeam() {
 		return nil
+	}
+	if claims, err := req.claimsRelationship(ctx, r, w.Type, &w.Index); err != nil || !claims {
+		return err
 	}
 	if w.Expected == 0 && InteractionFrom(ctx) == InteractionCreate {
 		return nil
@@ -978,13 +982,13 @@ func (s *Store) keepRelationships(ctx context.Context, req *request, r store.Rea
 			if err != nil {
 				return fmt.Errorf("access: index %s/%s: %w", w.Type, w.ID, err)
 			}
-			if req.claimsRelationship(w.Type, &ix) {
-				return nil
+			if claimed, err := req.claimsRelationship(ctx, r, w.Type, &ix); err != nil || claimed {
+				return err
 			}
 		}
 	}
 	return forbidden("%s/%s would give the access token's practitioner a relationship with the patients it reaches "+
-		"(policy care-team): their PractitionerRoles and organisation are assigned by another client", w.Type, w.ID)
+		"(policy care-team): their PractitionerRoles, their organisation and the patients registered there are assigned by another client", w.Type, w.ID)
 }
 
 // recordWrite records w as written by ctx's request, belonging, besides
