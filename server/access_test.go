@@ -424,6 +424,32 @@ func TestDeletedPatientReachedByNoToken(t *testing.T) {
 	}
 }
 
+// TestWriteOutsideReachSaysWhy: a write whose version would leave what the
+// token reaches is refused saying what it must be to stay: in the
+// compartment of the token's patient, or matching the restriction of a
+// scope, where a token with no patient reaches no compartment.
+func TestWriteOutsideReachSaysWhy(t *testing.T) {
+	who := principals{
+		"app":  {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/Observation.cruds")},
+		"labs": {Subject: "labs", Scopes: mustScopes(t, "system/Observation.cruds?category=laboratory")},
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			moved := `{"resourceType":"Observation","id":"oa","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`
+			if d := c.by("app", "PUT", "/Observation/oa", moved).want(t, http.StatusForbidden).outcome(t, "forbidden", ""); !strings.Contains(d, "compartment") {
+				t.Errorf("a patient's Observation moved to another: %q, want the compartment named", d)
+			}
+			relabelled := `{"resourceType":"Observation","id":"oa","status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"vital-signs"}]}],"code":{"text":"x"},"subject":{"reference":"Patient/a"}}`
+			d := c.by("labs", "PUT", "/Observation/oa", relabelled).want(t, http.StatusForbidden).outcome(t, "forbidden", "")
+			if strings.Contains(d, "compartment") || !strings.Contains(d, "restriction") {
+				t.Errorf("a laboratory Observation relabelled: %q, want the restriction named, not a compartment", d)
+			}
+		})
+	}
+}
+
 // TestScopeRestrictionSelects: a SMART v2 restriction holds search
 // criteria; a parameter that shapes a search's answer instead (_count,
 // _elements, _sort) restricts nothing, and its scope grants nothing of the

@@ -282,6 +282,34 @@ func (g *grant) oneByOne() bool {
 	return slices.ContainsFunc(g.alts, func(alt alternative) bool { return alt.securityContext || alt.entries })
 }
 
+// rule says what a version must be for g to reach it, for a write
+// refused: each alternative's condition, any of which reaches it.
+func (g *grant) rule() string {
+	var rules []string
+	for _, alt := range g.alts {
+		var must []string
+		switch {
+		case alt.patient != "":
+			must = append(must, "stay in the compartment of the token's patient, and of no other patient")
+		case alt.careTeam:
+			must = append(must, "stay in the compartments of patients the token's practitioner is related to, and of no other patient")
+		}
+		if len(alt.where) > 0 {
+			must = append(must, "match the restriction of the token's scope on "+g.typ)
+		}
+		if alt.securityContext {
+			must = append(must, "have a securityContext the token may read")
+		}
+		if alt.entries {
+			must = append(must, "hold only resources the token may read")
+		}
+		if r := strings.Join(must, " and "); !slices.Contains(rules, r) {
+			rules = append(rules, r)
+		}
+	}
+	return strings.Join(rules, ", or ")
+}
+
 // readsEveryResource reports whether the principal may read every
 // resource of every type: a user/ or system/ scope of every type without
 // a restriction, a user/ one not narrowed by the care-team rule.

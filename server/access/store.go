@@ -949,7 +949,7 @@ func (s *Store) allowWrite(ctx context.Context, r store.Reader, w *store.Write) 
 		return err
 	}
 	if !ok {
-		return forbidden("%s/%s would be outside what the access token may write: it must stay in the compartment of a patient the token reaches", w.Type, w.ID)
+		return forbidden("%s/%s would be outside what the access token may write: it must %s", w.Type, w.ID, g.rule())
 	}
 	return nil
 }
