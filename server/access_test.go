@@ -450,6 +450,34 @@ func TestWriteOutsideReachSaysWhy(t *testing.T) {
 	}
 }
 
+// TestPatientContextWritesItsOwnPatient: a Patient linking to the context
+// patient (link.other, as a merged record's does) is in that patient's
+// compartment, and read by their token, but is a patient of its own: the
+// token may not change it, nor create another Patient linking to theirs,
+// as it may write no record of another patient.
+func TestPatientContextWritesItsOwnPatient(t *testing.T) {
+	who := principals{"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.cruds")}}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			linked := func(id, family string) string {
+				return `{"resourceType":"Patient","id":"` + id + `","name":[{"family":"` + family + `"}],"link":[{"other":{"reference":"Patient/a"},"type":"seealso"}]}`
+			}
+			c.put("/Patient/b", linked("b", "Famb"))
+			c.by("app", "GET", "/Patient/b", "").want(t, http.StatusOK)
+			c.by("app", "PUT", "/Patient/b", linked("b", "Changed")).want(t, http.StatusForbidden)
+			c.by("app", "PATCH", "/Patient/b", `[{"op":"replace","path":"/name/0/family","value":"Changed"}]`, "Content-Type", "application/json-patch+json").want(t, http.StatusForbidden)
+			c.by("app", "POST", "/Patient", strings.Replace(linked("b", "New"), `"id":"b",`, "", 1)).want(t, http.StatusForbidden)
+			if got := str(c.by("admin", "GET", "/Patient/b", "").want(t, http.StatusOK).json(t), "name", 0, "family"); got != "Famb" {
+				t.Errorf("Patient/b was changed to %q by the token of Patient/a", got)
+			}
+			wantIDs(t, "Patients", c.by("admin", "GET", "/Patient", ""), "Patient/a", "Patient/b")
+			c.by("app", "PUT", "/Patient/a", `{"resourceType":"Patient","id":"a","name":[{"family":"Mine"}]}`).want(t, http.StatusOK)
+		})
+	}
+}
+
 // TestScopeRestrictionSelects: a SMART v2 restriction holds search
 // criteria; a parameter that shapes a search's answer instead (_count,
 // _elements, _sort) restricts nothing, and its scope grants nothing of the

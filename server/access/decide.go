@@ -535,7 +535,7 @@ func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ stri
 	// whole: every patient whose compartment the version is in must be
 	// within reach, not one of them.
 	whole := write || listsMembers(typ)
-	if whole && alt.patient != "" && d.inOtherCompartment(typ, alt.patient, ix) {
+	if whole && alt.patient != "" && d.inOtherCompartment(typ, id, alt.patient, ix) {
 		// A version written in the context of one patient is that
 		// patient's alone: one also in another's compartment (a CareTeam
 		// of another patient naming this one as participant) would write
@@ -912,12 +912,16 @@ func (d *decider) heldRef(ref string) (typ, id string, ok bool) {
 	return typ, id, true
 }
 
-// inOtherCompartment reports whether a version of typ with index ix is in
-// the compartment of a Patient other than Patient id.
-func (d *decider) inOtherCompartment(typ, id string, ix *store.Index) bool {
+// inOtherCompartment reports whether version id of typ with index ix is
+// in the compartment of a Patient other than Patient patient: a Patient
+// is in its own, besides those it links to.
+func (d *decider) inOtherCompartment(typ, id, patient string, ix *store.Index) bool {
+	if typ == "Patient" && id != patient {
+		return true
+	}
 	params := d.rules.Search.CompartmentParams(typ)
 	return slices.ContainsFunc(ix.References, func(ref store.Reference) bool {
-		return ref.Type == "Patient" && ref.ID != id && slices.Contains(params, ref.Param)
+		return ref.Type == "Patient" && ref.ID != patient && slices.Contains(params, ref.Param)
 	})
 }
 
