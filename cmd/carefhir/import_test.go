@@ -836,18 +836,7 @@ func TestTransferGivesUpOnSilentServer(t *testing.T) {
 // where the batch under way and every later one were refused line by line
 // with 500s, the whole file read to the end.
 func TestImportNDJSONInterrupted(t *testing.T) {
-	st, err := sqlite.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	h := server.New(server.Config{Store: st, BaseURL: "http://local/fhir"})
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	client := &http.Client{Transport: streamTransport{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cancel() // the signal comes while the first batch is written
-		h.ServeHTTP(w, r)
-	})}}
+	st, ctx, client := interruptedImport(t)
 	var lines strings.Builder
 	for i := 1; i <= 6; i++ {
 		fmt.Fprintf(&lines, `{"resourceType":"Patient","id":"p%d"}`+"\n", i)
@@ -857,7 +846,7 @@ func TestImportNDJSONInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out strings.Builder
-	err = importNDJSON(ctx, client, "http://local/fhir", &importConfig{Batch: 2, files: []string{file}}, &out)
+	err := importNDJSON(ctx, client, "http://local/fhir", &importConfig{Batch: 2, files: []string{file}}, &out)
 	if err == nil || !strings.Contains(err.Error(), "Patient.ndjson:3") || !errors.Is(err, context.Canceled) {
 		t.Errorf("import: %v, want an error saying it stopped before Patient.ndjson:3", err)
 	}
@@ -868,5 +857,40 @@ func TestImportNDJSONInterrupted(t *testing.T) {
 		if _, err := st.Read(t.Context(), "Patient", fmt.Sprintf("p%d", i+1)); (err == nil) != want {
 			t.Errorf("Patient/p%d: %v, want stored %v", i+1, err, want)
 		}
+	}
+}
+
+// interruptedImport returns a local store, and a context and the client of
+// a server in process on it, as import builds them, whose context ends as
+// the server begins its first answer: an interruption while it works.
+func interruptedImport(t *testing.T) (*sqlite.Store, context.Context, *http.Client) {
+	t.Helper()
+	st, err := sqlite.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h := server.New(server.Config{Store: st, BaseURL: "http://local/fhir", Operations: (&importop.Importer{}).Operations()})
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	return st, ctx, &http.Client{Transport: streamTransport{http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cancel()
+		h.ServeHTTP(w, r)
+	})}}
+}
+
+// An import of a GP system's file into a local store that is interrupted
+// fails saying so, as one through a server does, where it said the
+// request had overrun its deadline.
+func TestImportInterrupted(t *testing.T) {
+	st, ctx, client := interruptedImport(t)
+	cfg := &importConfig{Format: "pds"}
+	err := importFile(ctx, client, "http://local/fhir/$import?format=pds", cfg, "../../mappers/pds/testdata/sandbox-mocks/Patient.json", io.Discard, io.Discard)
+	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "deadline") {
+		t.Errorf("import: %v, want an error saying it was interrupted", err)
+	}
+	page, err := st.History(t.Context(), store.HistoryQuery{Type: "Patient", Count: 1})
+	if err != nil || page.Total != 0 {
+		t.Errorf("Patients stored: %+v, %v; want none", page, err)
 	}
 }

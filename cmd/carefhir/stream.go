@@ -9,7 +9,10 @@ import (
 // streamTransport serves requests with an in-process handler, as
 // handlerTransport does, but hands the response body to the caller as the
 // handler writes it: the report of a large import reaches the terminal
-// without being held whole. The caller must read or close each body.
+// without being held whole. The caller must read or close each body. A
+// request whose context ends before its answer begins fails with the
+// context's error, as over the network: the handler's answer to a request
+// cut short (its deadline's 503) would say what did not happen.
 type streamTransport struct{ h http.Handler }
 
 func (t streamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -24,6 +27,10 @@ func (t streamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		pw.Close()
 	}()
 	<-w.started
+	if err := req.Context().Err(); err != nil {
+		pr.CloseWithError(err) // the handler's writes fail, and it ends
+		return nil, err
+	}
 	return &http.Response{
 		Status:        http.StatusText(w.status),
 		StatusCode:    w.status,
