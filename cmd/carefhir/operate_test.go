@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,11 @@ func TestServeProbesAndMetrics(t *testing.T) {
 					if !strings.Contains(body, want) {
 						t.Errorf("/metrics lacks %s", want)
 					}
+				}
+				// Its commit, a group commit of units, is among those
+				// whose writes are counted.
+				if m := regexp.MustCompile(`carefhir_store_commit_writes_count\{engine="sqlite"\} (\d+)`).FindStringSubmatch(body); m == nil || m[1] == "0" {
+					t.Errorf("/metrics counts no group commit: %v", m)
 				}
 			}
 			if name == engineMongo && !strings.Contains(body, `carefhir_store_operation_duration_seconds_count{engine="mongo",op="find"}`) {

@@ -34,10 +34,11 @@ const maxGroupUnits = 64
 // commit. It is used by the holder of the writer only, until done is
 // closed.
 type group struct {
-	units int           // units of work that have succeeded in it
-	puts  []*putRequest // Puts in those units, answered at the commit
-	err   error         // the commit's error, once done is closed
-	done  chan struct{} // closed once the group has committed or failed
+	units  int           // units of work that have succeeded in it
+	puts   []*putRequest // Puts in those units, answered at the commit
+	writes int           // versions the Transacts among those units wrote
+	err    error         // the commit's error, once done is closed
+	done   chan struct{} // closed once the group has committed or failed
 	// bare is true while the unit that began the group runs: it has no
 	// savepoint, as rolling it back is rolling back the whole group.
 	bare bool
@@ -166,8 +167,8 @@ func (s *Store) commitGroup() {
 		s.writer.rollback()
 		g.err = fmt.Errorf("commit: %w", err)
 	} else {
-		if len(g.puts) > 0 {
-			s.obs.Commit(len(g.puts))
+		if n := len(g.puts) + g.writes; n > 0 {
+			s.obs.Commit(n)
 		}
 		s.notifyCommit()
 	}

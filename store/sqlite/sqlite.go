@@ -487,6 +487,9 @@ func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) (err e
 	}
 	kept = true
 	err = s.leave(true)
+	if err == nil && s.group == g {
+		g.writes += t.writes
+	}
 	s.release()
 	if err != nil {
 		return fmt.Errorf("sqlite: transact: %w", err)
@@ -505,6 +508,7 @@ type tx struct {
 	mu     sync.Mutex // a SQLite connection runs one statement sequence at a time
 	ended  bool
 	failed error // a write that failed part-way, which fails the unit of work
+	writes int   // versions written, counted in the group's commit
 }
 
 var errTxEnded = errors.New("unit of work has ended")
@@ -587,6 +591,9 @@ func (t *tx) Put(ctx context.Context, w *store.Write) error {
 		var conflict *store.ConflictError
 		if err != nil && !errors.As(err, &conflict) {
 			t.failed = fmt.Errorf("put %s/%s: %w", w.Type, w.ID, err)
+		}
+		if err == nil {
+			t.writes++
 		}
 		return err
 	})
