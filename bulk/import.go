@@ -57,6 +57,11 @@ func (im *Importer) Import(ctx context.Context, name string, r io.Reader, res *I
 	for sc.Scan() {
 		line++
 		text := bytes.TrimSpace(sc.Bytes())
+		if line == 1 {
+			// A UTF-8 byte order mark, which some Windows tools begin a
+			// file with, is no part of the first resource (RFC 8259 §8.1).
+			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
+		}
 		if len(text) == 0 {
 			continue
 		}

@@ -894,3 +894,19 @@ func TestImportInterrupted(t *testing.T) {
 		t.Errorf("Patients stored: %+v, %v; want none", page, err)
 	}
 }
+
+// An NDJSON file that begins with a UTF-8 byte order mark, as some
+// Windows tools write one, loads whole: the mark is no part of the first
+// resource (RFC 8259 §8.1 lets a JSON reader ignore it), which was
+// refused as not a FHIR resource.
+func TestImportNDJSONByteOrderMark(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "Patient.ndjson")
+	body := "\xef\xbb\xbf" + `{"resourceType":"Patient","id":"b1"}` + "\r\n" + `{"resourceType":"Patient","id":"b2"}` + "\r\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCmd(t, "import", "--data", t.TempDir(), "--format", "ndjson", file)
+	if err != nil || out != "loaded 2 resources\n" {
+		t.Errorf("import: %q, %v; want both resources loaded", out, err)
+	}
+}
