@@ -20,6 +20,12 @@ import (
 // a loopback address is served (with a warning), unless the operator says
 // --insecure-no-auth.
 func checkExposure(cfg *serveConfig, logger *slog.Logger) error {
+	if cfg.MLLPAddr != "" && !isLoopback(cfg.MLLPAddr) {
+		// MLLP has no authentication of its own: its deployments rely on
+		// the network, which --auth cannot stand in for.
+		logger.Warn("the MLLP listener has no authentication: anyone who can reach it writes patients' records as HL7 v2 messages; "+
+			"let only the sending systems' network reach it (see docs/security.md)", "mllp_addr", cfg.MLLPAddr)
+	}
 	if cfg.AuthFile != "" {
 		if cfg.InsecureNoAuth {
 			return &usageError{err: errors.New("serve: --auth and --insecure-no-auth contradict each other: give one")}

@@ -288,6 +288,19 @@ func TestServeBinaryRefusesOpenWildcard(t *testing.T) {
 	}
 }
 
+// The MLLP listener has no authentication, whatever --auth says of the
+// HTTP API: on an address other hosts reach, serve warns that anyone who
+// can reach it writes records, where it said nothing.
+func TestServeWarnsOfReachableMLLP(t *testing.T) {
+	const warning = "the MLLP listener has no authentication"
+	for addr, warned := range map[string]bool{"0.0.0.0:0": true, "127.0.0.1:0": false} {
+		p := start(t, "--data", t.TempDir(), "--mllp-addr", addr)
+		if got := strings.Contains(p.logs.String(), warning); got != warned {
+			t.Errorf("--mllp-addr %s: warned %v, want %v:\n%s", addr, got, warned, p.logs.String())
+		}
+	}
+}
+
 // Servers on one MongoDB database sign their tokens with the keys kept in
 // it, each with a data directory of its own: a token one issues is
 // accepted by the other, whichever issued it, and keys rotate rotates
