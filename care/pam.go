@@ -45,7 +45,7 @@ var pamAnswers = []struct{ code, display string }{
 // skipped.
 func ReadPAMWording(r io.Reader) ([]string, error) {
 	var out []string
-	sc := bufio.NewScanner(r)
+	sc := bufio.NewScanner(withoutBOM(r))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -60,6 +60,18 @@ func ReadPAMWording(r io.Reader) ([]string, error) {
 		return nil, fmt.Errorf("read PAM wording: %d statements, want %d (one a line)", len(out), pamItems)
 	}
 	return out, nil
+}
+
+// withoutBOM returns r without the UTF-8 byte order mark it may begin
+// with, as Windows editors and spreadsheets save text: left in, it would
+// be part of the first statement's wording, or make the calibration's
+// header another.
+func withoutBOM(r io.Reader) io.Reader {
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(3); err == nil && string(b) == "\ufeff" {
+		br.Discard(3)
+	}
+	return br
 }
 
 // PAMQuestionnaire returns the PAM Questionnaire: items pam-1 to pam-13,
@@ -137,7 +149,7 @@ type Calibration struct {
 // ReadCalibration reads a calibration table as CSV with the header
 // "answered,raw,score": one row per number answered and raw score.
 func ReadCalibration(r io.Reader) (*Calibration, error) {
-	rows, err := csv.NewReader(r).ReadAll()
+	rows, err := csv.NewReader(withoutBOM(r)).ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("read PAM calibration: %w", err)
 	}

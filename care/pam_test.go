@@ -114,6 +114,18 @@ func TestScorePAM(t *testing.T) {
 	}
 }
 
+// TestReadCalibrationSavedOnWindows: a table saved by a spreadsheet, with
+// a byte order mark and CRLF, reads as the same table without them.
+func TestReadCalibrationSavedOnWindows(t *testing.T) {
+	c, err := ReadCalibration(strings.NewReader("\ufeffanswered,raw,score\r\n13,26,48.2\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.scores[[2]int{13, 26}]; got != "48.2" {
+		t.Errorf("score of 13 answered, raw 26: %q, want 48.2", got)
+	}
+}
+
 func TestReadCalibrationRefuses(t *testing.T) {
 	for _, bad := range []string{
 		"",
@@ -146,6 +158,14 @@ func TestPAMWording(t *testing.T) {
 	q := PAMQuestionnaire(w)
 	if got := q.Item[12].Text.Get(); got != "Licensed statement M" {
 		t.Errorf("pam-13 text = %q", got)
+	}
+	// As Windows editors save it: a byte order mark first, CRLF.
+	w, err = ReadPAMWording(strings.NewReader("\ufeff" + strings.Join(lines, "\r\n") + "\r\n"))
+	if err != nil {
+		t.Fatalf("wording with a byte order mark: %v", err)
+	}
+	if got := PAMQuestionnaire(w).Item[0].Text.Get(); got != "Licensed statement A" {
+		t.Errorf("pam-1 text of a file with a byte order mark = %q", got)
 	}
 	if _, err := ReadPAMWording(strings.NewReader(strings.Join(lines[:12], "\n"))); err == nil {
 		t.Error("12 statements accepted")
