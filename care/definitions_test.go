@@ -101,3 +101,28 @@ func TestMDTCareTeamSearch(t *testing.T) {
 		}
 	})
 }
+
+// TestInstalledCanonicalsReadOnly: a Questionnaire or SearchParameter
+// stored with the canonical url of one care coordination installs (the
+// PAM Questionnaire, the search parameter mdt-care-team), which would
+// answer a search by that url before it, is 422 at its url, and nothing is
+// stored; another version of it is stored.
+func TestInstalledCanonicalsReadOnly(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		spURL := care.Base + "/SearchParameter/Appointment-mdt-care-team"
+		for _, tc := range []struct{ typ, body string }{
+			{"Questionnaire", `{"resourceType":"Questionnaire","url":"` + care.PAMQuestionnaireURL + `","status":"active","item":[{"linkId":"pam-1","text":"Another statement","type":"string"}]}`},
+			{"SearchParameter", `{"resourceType":"SearchParameter","url":"` + spURL + `","name":"x","status":"active","description":"x","code":"mdt-care-team","base":["Appointment"],"type":"reference","expression":"Appointment.basedOn"}`},
+		} {
+			oo := c.do("POST", "/"+tc.typ, tc.body).want(http.StatusUnprocessableEntity)
+			if got := issues(oo); !strings.HasPrefix(got, "error business-rule "+tc.typ+".url: ") {
+				t.Errorf("POST %s with an installed url: %s", tc.typ, got)
+			}
+			url := strings.Split(strings.Split(tc.body, `"url":"`)[1], `"`)[0]
+			if got := entries(c.do("GET", "/"+tc.typ+"?url="+url, "").want(http.StatusOK)); len(got) != 1 || str(got[0], "publisher") != "carefhir" {
+				t.Errorf("%s?url=%s: %v, want the installed one alone", tc.typ, url, got)
+			}
+			c.do("POST", "/"+tc.typ, strings.Replace(tc.body, `"status"`, `"version":"9.0.0","status"`, 1)).want(http.StatusCreated)
+		}
+	})
+}

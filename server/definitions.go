@@ -198,6 +198,10 @@ func (a *api) checkBundledCanonical(res fhir.Resource) error {
 		url, version = r.Url.Get(), r.Version.Get()
 	case *fhir.OperationDefinition:
 		url, version = r.Url.Get(), r.Version.Get()
+	case *fhir.Questionnaire:
+		url, version = r.Url.Get(), r.Version.Get()
+	case *fhir.SearchParameter:
+		url, version = r.Url.Get(), r.Version.Get()
 	default:
 		return nil
 	}
