@@ -2,6 +2,7 @@ package care_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -288,5 +289,30 @@ func TestCaseloadDeclinedAppointment(t *testing.T) {
 		load := caseloadOf(t, c, "/Practitioner/cc/$caseload")
 		checkParts(t, load["Patient/ward"], map[string]any{"nextAppointment": "Appointment/review-ward", "nextAppointmentStart": "2026-12-08T10:00:00Z"})
 		checkParts(t, load["Patient/baker"], map[string]any{"nextAppointment": "Appointment/group-1", "nextAppointmentStart": "2026-12-05T10:00:00Z"})
+	})
+}
+
+// TestCorrectedPAM: a PAM Observation marked corrected, which R4 gives
+// as a final result changed since, still measures the patient: in the
+// caseload and in cohorts by PAM level, as a corrected risk result ranks
+// them.
+func TestCorrectedPAM(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.do("PUT", "/QuestionnaireResponse/pam-1", pamResponse("pam-1", "completed", "2026-06-01T10:00:00Z", "2", "52.0")).want(http.StatusCreated)
+		for _, o := range pamObservations(t, c, "pam-1") {
+			o["status"] = "corrected"
+			delete(o, "meta")
+			b, err := json.Marshal(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.put(string(b))
+		}
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 2.0, "pamScore": 52.0})
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":2}]}`).want(http.StatusCreated)
+		if got := members(g); got != "Patient/ward=<nil>" {
+			t.Errorf("cohort of PAM level 2 at most: %q, want Patient/ward", got)
+		}
 	})
 }

@@ -340,7 +340,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	}
 	risks := map[string]*member{}
 	if cr.RiskCode != "" {
-		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {searchToken(cr.RiskCode)}, "status": {"final,amended,corrected"}}, func(params url.Values) error {
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {searchToken(cr.RiskCode)}, "status": {resultStatuses}}, func(params url.Values) error {
 			return c.latestValues(ctx, s, params, risks)
 		})
 		if err != nil {

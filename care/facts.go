@@ -34,12 +34,17 @@ type pamResult struct {
 	score                   string
 }
 
+// resultStatuses are the statuses of an Observation whose result counts:
+// in R4's observation-status, corrected is a kind of amended, and both
+// follow final.
+const resultStatuses = "final,amended,corrected"
+
 // latestPAM returns the PAM facts of the patients whose PAM Observations
 // match filter (such as subject=Patient/1,Patient/2; empty: everyone), by
 // patient reference. A code in filter replaces the level and score codes:
 // with the level's alone, the facts carry no scores.
 func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[string]*pamFact, error) {
-	params := url.Values{"code": {SystemPAM + "|" + CodePAMLevel + "," + SystemPAM + "|" + CodePAMScore}, "status": {"final,amended"}}
+	params := url.Values{"code": {SystemPAM + "|" + CodePAMLevel + "," + SystemPAM + "|" + CodePAMScore}, "status": {resultStatuses}}
 	for k, v := range filter {
 		params[k] = v
 	}
