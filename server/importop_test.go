@@ -100,6 +100,25 @@ func TestImportOperation(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportByteOrderMark: a payload of each format saved with a UTF-8
+// byte order mark first, as Windows editors save files, imports as the
+// same payload without it. (The CSV file here is Windows-1252, which a
+// byte order mark would say is UTF-8: mappers/csv tests its own.)
+func TestImportByteOrderMark(t *testing.T) {
+	payloads := importPayloads(t)
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, p := range payloads {
+			if strings.HasPrefix(p.query, "format=csv") {
+				continue
+			}
+			r := c.do("POST", "/$import?"+p.query, "\ufeff"+p.body, "Content-Type", p.contentType)
+			if r.status != 200 || p.query == "format=hl7v2" && !bytes.Contains(r.body, []byte("MSA|AA|")) {
+				t.Errorf("%s with a byte order mark: %d %.600s", p.query, r.status, r.body)
+			}
+		}
+	}, withImport)
+}
+
 // TestImportNeedsWriteScopes imports a PDS record, which writes a Patient
 // and its practice, with a token that may write Patients only: 403, and
 // nothing stored.

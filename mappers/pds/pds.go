@@ -46,6 +46,10 @@ func Import(data []byte) mappers.Result { return ImportAsked(data, "") }
 // replaced-by the record answered, which replaces it, as an HL7 v2 merge
 // leaves them, and keeps what else it holds. asked "" is Import.
 func ImportAsked(data []byte, asked string) mappers.Result {
+	// A UTF-8 byte order mark, which Windows editors put before a saved
+	// response, is no part of the JSON (RFC 8259 §8.1), as the API and
+	// the other importers read it.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	var head struct {
 		ResourceType string          `json:"resourceType"`
 		Patches      json.RawMessage `json:"patches"`
