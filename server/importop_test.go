@@ -1586,3 +1586,29 @@ func TestImportPDSKeepsLinks(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestHL7v2TwoNHSNumbers: an ADT message whose PID, or MRG, gives two
+// different NHS numbers names two people: it is refused (AE, naming the
+// repetition), and nothing is stored, rather than applied to the first.
+// The same NHS number given twice is one person.
+func TestHL7v2TwoNHSNumbers(t *testing.T) {
+	const msh = "MSH|^~\\&|PAS|RX1|CARE|PCN|20261201101500||"
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tc := range []struct{ name, msg, want string }{
+			{"PID", msh + "ADT^A28|T1|P|2.4\rPID|1||9000000009^^^NHS^NH~9434765919^^^NHS^NH||Smith^Mary||19600101|F\r", "ERR||PID^1^3^2^1|"},
+			{"MRG", msh + "ADT^A40|T2|P|2.4\rPID|1||9000000009^^^NHS^NH||Smith^Mary\rMRG|9434765919^^^NHS^NH~9000000017^^^NHS^NH\r", "ERR||MRG^1^1^2^1|"},
+		} {
+			r := c.do("POST", "/$import?format=hl7v2", tc.msg, "Content-Type", importop.HL7v2MediaType)
+			if !strings.Contains(string(r.body), "MSA|AE|") || !strings.Contains(string(r.body), tc.want) {
+				t.Errorf("%s with two NHS numbers: %d %q, want AE and %s", tc.name, r.status, r.body, tc.want)
+			}
+		}
+		if n := c.do("GET", "/Patient?_summary=count", "").want(t, 200).json(t)["total"]; n != float64(0) {
+			t.Errorf("%v Patients stored after refused messages, want none", n)
+		}
+		r := c.do("POST", "/$import?format=hl7v2", msh+"ADT^A28|T3|P|2.4\rPID|1||9000000009^^^NHS^NH~900 000 0009^^^NHS^NHS||Smith^Mary||19600101|F\r", "Content-Type", importop.HL7v2MediaType)
+		if !strings.Contains(string(r.body), "MSA|AA|T3") {
+			t.Errorf("one NHS number given twice: %d %q, want AA", r.status, r.body)
+		}
+	}, withImport)
+}

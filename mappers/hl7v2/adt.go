@@ -195,7 +195,11 @@ func (a *adt) merge() {
 			continue
 		}
 		u := a.patient(pid, a.following(pid, "PD1"))
-		old, oldPath := nhsNumberIn(mrg.Field(1))
+		old, oldPath, other := nhsNumberIn(mrg.Field(1))
+		if other != "" {
+			a.errorf(mrg.Name+"-1"+other+".1", "a second NHS number beside %q at MRG-1%s: a pair merges one record", old.number, oldPath)
+			continue
+		}
 		if old.number == "" {
 			a.missingf(mrg.Name+"-1", "MRG-1 holds no NHS number: the merged record cannot be named")
 			continue
@@ -280,20 +284,25 @@ type nhsID struct {
 // nhsNumberIn finds the NHS number among the repetitions of a CX field:
 // the one whose identifier type (CX-5) is NH or NHSNMBR, or whose
 // assigning authority (CX-4) is NHS or NHSNBR. It returns the position of
-// the repetition found, such as [2].
-func nhsNumberIn(f Field) (nhsID, string) {
+// the repetition found, such as [2], and that of a later one giving
+// another NHS number ("" when none does): a field naming two people.
+func nhsNumberIn(f Field) (id nhsID, where, other string) {
 	for i, r := range f {
 		typ := strings.ToUpper(r.Get(5))
 		auth := strings.ToUpper(r.Get(4))
-		if typ == "NH" || typ == "NHS" || typ == "NHSNMBR" || auth == "NHS" || auth == "NHSNBR" {
-			id := nhsID{number: mappers.NormalNHSNumber(r.Get(1))}
+		if typ != "NH" && typ != "NHS" && typ != "NHSNMBR" && auth != "NHS" && auth != "NHSNBR" {
+			continue
+		}
+		number := mappers.NormalNHSNumber(r.Get(1))
+		if where == "" {
 			// HL7 UK allows the status in the assigning authority's
 			// universal id (CX-4.2), as NSTS01 to NSTS08 or 01 to 08.
-			id.status = statusCode(r.Sub(4, 2))
-			return id, fmt.Sprintf("[%d]", i+1)
+			id, where = nhsID{number: number, status: statusCode(r.Sub(4, 2))}, fmt.Sprintf("[%d]", i+1)
+		} else if number != "" && number != id.number {
+			return id, where, fmt.Sprintf("[%d]", i+1)
 		}
 	}
-	return nhsID{}, ""
+	return id, where, ""
 }
 
 // statusCode reads an NHS number status as HL7 UK writes it in PID-32
@@ -310,7 +319,13 @@ func statusCode(s string) string {
 // Patient and the update of a stored one, registering the practice and
 // GP writes; nil when the PID holds no valid NHS number.
 func (a *adt) patient(pid, pd1 *Segment) *update {
-	id, where := nhsNumberIn(pid.Field(3))
+	id, where, other := nhsNumberIn(pid.Field(3))
+	if other != "" {
+		// Applied to one of them, the message might change the record of
+		// someone it is not about.
+		a.errorf("PID-3"+other+".1", "a second NHS number beside %q at PID-3%s: a PID is about one patient", id.number, where)
+		return nil
+	}
 	if id.number == "" {
 		a.missingf("PID-3", "no NHS number among the patient identifiers (a repetition with identifier type NH or assigning authority NHS): records are matched on it")
 		return nil
