@@ -221,6 +221,32 @@ func TestValidateWrites(t *testing.T) {
 	}, withValidator(true))
 }
 
+// TestNarrativeText checks that the words of a narrative are not read as
+// markup by txt-1 and txt-2: a Condition's "onset = 3 days" or a warning
+// about javascript: links is stored, while a script hidden in a comment
+// that an HTML parser ends at once is refused, and nothing of it stored.
+func TestNarrativeText(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		narrative := func(div string) string {
+			return `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">` + div + `</div>"}}`
+		}
+		for _, div := range []string{
+			`<p>Symptoms: onset = 3 days ago</p>`,
+			`<p>Do not follow javascript: links</p>`,
+			`<!-- reviewed --><p>Grace Okafor</p>`,
+		} {
+			c.do("POST", "/Patient", narrative(div)).want(t, http.StatusCreated)
+		}
+		r := c.do("POST", "/Patient", narrative(`<!--><script>alert(1)</script>--><p>Grace</p>`)).want(t, http.StatusUnprocessableEntity)
+		if d := r.outcome(t, "invariant", "Patient.text.div"); !strings.HasPrefix(d, "txt-1:") {
+			t.Errorf("a script after <!-->: %q, want txt-1", d)
+		}
+		if n := get(c.do("GET", "/Patient?_summary=count", "").want(t, 200).json(t), "total"); n != 3.0 {
+			t.Errorf("%v Patients stored, want 3", n)
+		}
+	}, withValidator(true))
+}
+
 // A required binding (UK Core birth sex, of HL7 v3 AdministrativeGender)
 // refuses a code of a system the value set does not draw on.
 func TestValidateBindingOtherSystem(t *testing.T) {

@@ -1,18 +1,75 @@
 package fhirpath
 
-import "unicode/utf8"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // safeXHTML reports whether a narrative div avoids the constructs FHIR
 // narrative forbids: scripts, forms, event attributes, javascript: URLs.
-// It finds what the regular expression
+// It looks at the markup alone: each tag (to its '>', quoted attribute
+// values included), comment and CDATA section, where it finds what the
+// regular expression
 //
 //	(?i)<\s*(script|iframe|object|embed|form|input|style|link|meta|base)\b|\son[a-z]+\s*=|javascript:
 //
 // matches, with the same case folding and the same ASCII \s and \b, in one
 // pass: htmlChecks() runs on every narrative validated, and Go's
 // backtracking matcher took a quarter of the validation of a resource
-// with a narrative.
+// with a narrative. The text between tags holds no markup, in XML or to
+// an HTML parser ('<' in it is written &lt;), so words in it such as
+// "onset = 3 days" or "javascript:" are the narrative's content, not a
+// handler or a URL. Comments and CDATA sections are looked into: an HTML
+// parser may end them sooner than XML does (<!--> is a whole comment to
+// it) and read what follows as markup.
 func safeXHTML(s string) bool {
+	for i := strings.IndexByte(s, '<'); i >= 0; {
+		end := markupEnd(s, i)
+		if !safeMarkup(s[i:end]) {
+			return false
+		}
+		next := strings.IndexByte(s[end:], '<')
+		if next < 0 {
+			break
+		}
+		i = end + next
+	}
+	return true
+}
+
+// markupEnd returns where the markup that begins at s[start], a '<', ends:
+// after the "-->" of a comment, the "]]>" of a CDATA section, or the '>'
+// of a tag that is not within a quoted attribute value; at the end of s
+// when it is not closed.
+func markupEnd(s string, start int) int {
+	for _, delim := range [][2]string{{"<!--", "-->"}, {"<![CDATA[", "]]>"}} {
+		if strings.HasPrefix(s[start:], delim[0]) {
+			body := start + len(delim[0])
+			if n := strings.Index(s[body:], delim[1]); n >= 0 {
+				return body + n + len(delim[1])
+			}
+			return len(s)
+		}
+	}
+	var quote byte
+	for i := start + 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '>':
+			return i + 1
+		}
+	}
+	return len(s)
+}
+
+// safeMarkup reports whether s, markup of a narrative, holds nothing the
+// regular expression of safeXHTML matches.
+func safeMarkup(s string) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '<':
