@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir/search"
+	"carefhir/profiles/terminology"
 	"carefhir/server/contentcoding"
 )
 
@@ -77,6 +78,16 @@ type code struct {
 }
 
 type capabilityStatement struct {
+	capHeader
+	FHIRVersion string    `json:"fhirVersion"`
+	Format      []string  `json:"format"`
+	PatchFormat []string  `json:"patchFormat,omitempty"`
+	Rest        []capRest `json:"rest"`
+}
+
+// capHeader is what a CapabilityStatement and a TerminologyCapabilities
+// say of the server alike, in the order both list it.
+type capHeader struct {
 	ResourceType string `json:"resourceType"`
 	ID           string `json:"id"`
 	URL          string `json:"url"`
@@ -96,10 +107,39 @@ type capabilityStatement struct {
 		Description string `json:"description"`
 		URL         string `json:"url"`
 	} `json:"implementation"`
-	FHIRVersion string    `json:"fhirVersion"`
-	Format      []string  `json:"format"`
-	PatchFormat []string  `json:"patchFormat,omitempty"`
-	Rest        []capRest `json:"rest"`
+}
+
+// header completes h, a statement's names, with what every statement
+// served under base says of the server.
+func (a *api) header(base string, h capHeader) capHeader {
+	h.Status = "active"
+	h.Date = a.started.Format(time.RFC3339)
+	h.Publisher = "carefhir"
+	h.Kind = "instance"
+	h.Software.Name = "carefhir"
+	h.Software.Version = a.cfg.SoftwareVersion
+	h.Implementation.Description = "carefhir"
+	h.Implementation.URL = base
+	return h
+}
+
+// terminologyCapabilities is the TerminologyCapabilities the capabilities
+// interaction answers with mode=terminology.
+type terminologyCapabilities struct {
+	capHeader
+	CodeSystem   []tcCodeSystem `json:"codeSystem"`
+	ValidateCode struct {
+		Translations bool `json:"translations"`
+	} `json:"validateCode"`
+}
+
+type tcCodeSystem struct {
+	URI     string      `json:"uri"`
+	Version []tcVersion `json:"version,omitempty"`
+}
+
+type tcVersion struct {
+	Code string `json:"code"`
 }
 
 // capRest is the server's rest element.
@@ -151,10 +191,22 @@ func codes(list []string) []code {
 	return out
 }
 
-// metadata answers the capabilities interaction.
+// metadata answers the capabilities interaction: the CapabilityStatement,
+// or with mode=terminology the TerminologyCapabilities of the terminology
+// the operations answer from (R4 http.html#capabilities), which a
+// terminology client such as the HL7 validator asks for.
 func (a *api) metadata(c *gin.Context) {
 	base := a.baseURL(c)
-	st, err := a.capsCache.get(base, func() ([]byte, error) { return a.capabilityStatement(base) })
+	cache, build := &a.capsCache, a.capabilityStatement
+	if c.Query("mode") == "terminology" {
+		terms := termsOf(a.cfg.Validator)
+		if terms == nil {
+			c.Error(errorf(http.StatusBadRequest, "not-supported", "mode=terminology: this server serves no terminology").at("mode"))
+			return
+		}
+		cache, build = &a.termCapsCache, func(base string) ([]byte, error) { return a.terminologyCapabilities(base, terms) }
+	}
+	st, err := cache.get(base, func() ([]byte, error) { return build(base) })
 	if err != nil {
 		c.Error(err)
 		return
@@ -162,24 +214,39 @@ func (a *api) metadata(c *gin.Context) {
 	writeFHIRWith(c, http.StatusOK, st.json, st.gzipped)
 }
 
+// terminologyCapabilities builds the TerminologyCapabilities served under
+// base: the bundled code systems whose codes terms holds. Those stored
+// through the API change as they are written, and are not listed.
+func (a *api) terminologyCapabilities(base string, terms *terminology.Terminology) ([]byte, error) {
+	tc := terminologyCapabilities{capHeader: a.header(base, capHeader{
+		ResourceType: "TerminologyCapabilities",
+		ID:           "carefhir-terminology",
+		URL:          base + "/metadata?mode=terminology",
+		Name:         "CarefhirTerminology",
+		Title:        "carefhir terminology",
+		Description:  "The bundled code systems the terminology operations answer from (R4, HL7 v3 and v2, UK Core), besides the CodeSystems stored here",
+	})}
+	for _, cs := range terms.CodeSystems() {
+		s := tcCodeSystem{URI: cs.URL}
+		if cs.Version != "" {
+			s.Version = []tcVersion{{Code: cs.Version}}
+		}
+		tc.CodeSystem = append(tc.CodeSystem, s)
+	}
+	return json.Marshal(tc)
+}
+
 // capabilityStatement builds the CapabilityStatement served under base.
 // Everything it says is fixed once the server is built.
 func (a *api) capabilityStatement(base string) ([]byte, error) {
-	var cs capabilityStatement
-	cs.ResourceType = "CapabilityStatement"
-	cs.ID = "carefhir"
-	cs.URL = base + "/metadata"
-	cs.Name = "Carefhir"
-	cs.Title = "carefhir FHIR R4 server"
-	cs.Status = "active"
-	cs.Date = a.started.Format(time.RFC3339)
-	cs.Publisher = "carefhir"
-	cs.Description = "FHIR R4 server for care coordination in NHS primary care"
-	cs.Kind = "instance"
-	cs.Software.Name = "carefhir"
-	cs.Software.Version = a.cfg.SoftwareVersion
-	cs.Implementation.Description = "carefhir"
-	cs.Implementation.URL = base
+	cs := capabilityStatement{capHeader: a.header(base, capHeader{
+		ResourceType: "CapabilityStatement",
+		ID:           "carefhir",
+		URL:          base + "/metadata",
+		Name:         "Carefhir",
+		Title:        "carefhir FHIR R4 server",
+		Description:  "FHIR R4 server for care coordination in NHS primary care",
+	})}
 	cs.FHIRVersion = "4.0.1"
 	cs.Format = []string{mimeFHIRJSON, mimeFHIRXML, "json", "xml"}
 	if slices.Contains(a.caps.typeInteractions, "patch") {

@@ -80,3 +80,53 @@ func TestCapabilitiesFormats(t *testing.T) {
 		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"male"}`).want(t, http.StatusOK)
 	})
 }
+
+// TestMetadataTerminology: the capabilities interaction with
+// mode=terminology answers a TerminologyCapabilities (R4 http.html), valid
+// against its definition, listing the code systems the terminology
+// operations answer from, as a terminology client such as the HL7
+// validator asks for it; the other modes get the CapabilityStatement.
+func TestMetadataTerminology(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("GET", "/metadata?mode=terminology", "").want(t, http.StatusOK)
+		tc := r.json(t)
+		if str(tc, "resourceType") != "TerminologyCapabilities" || str(tc, "kind") != "instance" {
+			t.Fatalf("mode=terminology answered %s of kind %s", str(tc, "resourceType"), str(tc, "kind"))
+		}
+		var systems []string
+		for _, cs := range get(tc, "codeSystem").([]any) {
+			systems = append(systems, str(cs, "uri"))
+		}
+		for _, want := range []string{"http://hl7.org/fhir/administrative-gender", "http://terminology.hl7.org/CodeSystem/v2-0203",
+			"https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"} {
+			if !slices.Contains(systems, want) {
+				t.Errorf("codeSystem does not list %s", want)
+			}
+		}
+		v, err := validator()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, issue := range v.Validate(t.Context(), r.body) {
+			if issue.Severity == "error" || issue.Severity == "fatal" {
+				t.Errorf("the TerminologyCapabilities is invalid: %+v", issue)
+			}
+		}
+		if x := c.do("GET", "/metadata?mode=terminology&_format=xml", "").want(t, http.StatusOK).body; !bytes.HasPrefix(x, []byte(`<TerminologyCapabilities xmlns="http://hl7.org/fhir">`)) {
+			t.Errorf("mode=terminology in XML: %.200s", x)
+		}
+		for _, mode := range []string{"full", "normative"} {
+			if got := str(c.do("GET", "/metadata?mode="+mode, "").want(t, http.StatusOK).json(t), "resourceType"); got != "CapabilityStatement" {
+				t.Errorf("mode=%s answered %s", mode, got)
+			}
+		}
+	}, withValidator(false))
+}
+
+// TestMetadataTerminologyNone: a server without a terminology refuses
+// mode=terminology rather than answer a CapabilityStatement for it.
+func TestMetadataTerminologyNone(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("GET", "/metadata?mode=terminology", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "mode")
+	})
+}

@@ -119,11 +119,13 @@ type api struct {
 	guard *access.Store // the store behind access decisions, as svc holds it
 	// capsCache holds the CapabilityStatement once built (capabilities.go).
 	capsCache statementCache
-	cfg       Config
-	started   time.Time
-	caps      *capabilities
-	search    *search.Registry
-	terms     search.Terminology // the bundled terminology, nil without a validator
+	// termCapsCache holds the TerminologyCapabilities once built.
+	termCapsCache statementCache
+	cfg           Config
+	started       time.Time
+	caps          *capabilities
+	search        *search.Registry
+	terms         search.Terminology // the bundled terminology, nil without a validator
 	// operations are the $operations served, by name (see operations.go).
 	operations map[string]operation
 	// fhirpathClock gives FHIRPath's now() in the zone of Config.FHIRPathZone.

@@ -651,6 +651,25 @@ func (t *Terminology) drawsOn(url, system string, depth int) bool {
 	return false
 }
 
+// Held is a CodeSystem held: its canonical URL and version.
+type Held struct {
+	URL, Version string
+}
+
+// CodeSystems returns each CodeSystem held whose concepts are held too
+// (all or a fragment of them), sorted by URL: those $lookup and
+// $validate-code answer from.
+func (t *Terminology) CodeSystems() []Held {
+	out := make([]Held, 0, len(t.codeSystems))
+	for url, cs := range t.codeSystems {
+		if cs.Content != "not-present" {
+			out = append(out, Held{URL: url, Version: cs.Version})
+		}
+	}
+	slices.SortFunc(out, func(a, b Held) int { return strings.Compare(a.URL, b.URL) })
+	return out
+}
+
 // CodeSystemVersion returns the version of the CodeSystem with this URL;
 // ok is false when it is not held.
 func (t *Terminology) CodeSystemVersion(url string) (version string, ok bool) {
