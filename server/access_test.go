@@ -297,6 +297,9 @@ func TestPatientContextConfines(t *testing.T) {
 			wantIDs(t, "compartment of the other", app("GET", "/Patient/b/Observation", ""))
 			wantIDs(t, "compartment of the other, every type", app("GET", "/Patient/b/*", ""))
 			wantIDs(t, "compartment of the other, every type", app("GET", "/Patient/b/*?_type=Observation,Encounter", ""))
+			wantIDs(t, "compartment of the other by POST", app("POST", "/Patient/b/Observation/_search", ""))
+			wantIDs(t, "compartment of the other by POST, every type", app("POST", "/Patient/b/_search", ""))
+			wantIDs(t, "compartment by POST", app("POST", "/Patient/a/_search?_type=Observation,Encounter", ""), "Observation/oa", "Encounter/ea")
 			// A history of the system holds types outside the compartment
 			// (see TestHistoryReach).
 			app("GET", "/_history", "").want(t, 403)

@@ -63,8 +63,12 @@ func (a *api) mayWrite(c *gin.Context) bool {
 		return false
 	}
 	switch c.FullPath() {
-	case "/fhir/_search", "/fhir/:type/_search":
+	case "/fhir/_search", "/fhir/:type/_search", "/fhir/:type/:id/:op/_search":
 		return false
+	case "/fhir/:type/:id/:op":
+		if c.Param("op") == "_search" {
+			return false // the search of a Patient's compartment
+		}
 	}
 	if r.URL.Path != "/fhir" && !strings.HasPrefix(r.URL.Path, "/fhir/") && !a.hostRoute(r.URL.Path) {
 		return false

@@ -95,7 +95,13 @@ func (a *api) addOperation(op operation) {
 // with interactions: those handlers are wrapped with orOperation.
 func (a *api) registerOperationRoutes(g *gin.RouterGroup) {
 	g.POST("/:type/:id", a.orOperation(nil))
-	g.POST("/:type/:id/:op", a.orOperation(nil))
+	g.POST("/:type/:id/:op", a.orOperation(func(c *gin.Context) {
+		if c.Param("op") != "_search" {
+			c.Error(notAllowed(c))
+			return
+		}
+		a.searchCompartment(c, "*")
+	}))
 }
 
 // orOperation returns a handler that invokes the operation when the last
@@ -245,7 +251,9 @@ func allowedOn(u *url.URL) string {
 		return "GET, HEAD, POST"
 	case len(segs) == 1:
 		return "GET, HEAD, POST, PUT, PATCH, DELETE"
-	case len(segs) == 2 && last == "_search":
+	case len(segs) <= 4 && last == "_search":
+		// A type's search, or a compartment's (Patient/{id}/_search,
+		// Patient/{id}/{type}/_search).
 		return "POST"
 	case len(segs) == 2 && last != "_history":
 		return "GET, HEAD, PUT, PATCH, DELETE"

@@ -29,7 +29,11 @@ func (a *api) registerSearch(g *gin.RouterGroup) {
 	getAndHead(g, "", a.searchSystem)
 	getAndHead(g, "/", a.searchSystem) // the base with a trailing slash is the base
 	g.POST("/_search", a.searchSystem)
-	getAndHead(g, "/:type/:id/:compartment", a.orOperation(a.searchCompartment))
+	getAndHead(g, "/:type/:id/:compartment", a.orOperation(func(c *gin.Context) { a.searchCompartment(c, c.Param("compartment")) }))
+	// POST [base]/Patient/[id]/[type]/_search; POST [base]/Patient/[id]/_search
+	// shares the route of an instance's operations (operations.go). The
+	// parameter names follow the POST routes' ones.
+	g.POST("/:type/:id/:op/_search", func(c *gin.Context) { a.searchCompartment(c, c.Param("op")) })
 	a.caps.add("search-type")
 	a.caps.addSystem("search-system")
 }
@@ -155,9 +159,10 @@ func (a *api) searchType(c *gin.Context) {
 	a.searchIn(c, typ, nil)
 }
 
-// searchCompartment answers GET /Patient/{id}/{type}: a search on type
-// restricted to the Patient's compartment, or on every type in it for *.
-func (a *api) searchCompartment(c *gin.Context) {
+// searchCompartment answers GET /Patient/{id}/{typ}, or its POST
+// .../_search: a search on typ restricted to the Patient's compartment,
+// or on every type in it for *.
+func (a *api) searchCompartment(c *gin.Context, typ string) {
 	if c.Param("type") != "Patient" {
 		c.Error(errorf(http.StatusNotFound, "not-supported", "only the Patient compartment is searchable"))
 		return
@@ -167,7 +172,6 @@ func (a *api) searchCompartment(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	typ := c.Param("compartment")
 	if typ == "*" {
 		a.searchCompartmentAll(c, id)
 		return
@@ -333,7 +337,12 @@ func (a *api) searchURL(c *gin.Context, params url.Values, cursor string) string
 	if cursor != "" {
 		p.Set("_cursor", cursor)
 	}
-	path := strings.TrimSuffix(c.Request.URL.Path, "/_search")
+	path, posted := strings.CutSuffix(c.Request.URL.Path, "/_search")
+	if posted && c.FullPath() == "/fhir/:type/:id/:op" {
+		// POST Patient/{id}/_search searches the whole compartment,
+		// which GET names Patient/{id}/*.
+		path += "/*"
+	}
 	u := a.baseURL(c) + path[len("/fhir"):]
 	if enc := p.Encode(); enc != "" {
 		u += "?" + enc

@@ -91,6 +91,38 @@ func TestHasOfATypeNotServed(t *testing.T) {
 	})
 }
 
+// TestSearchCompartmentPost: a Patient's compartment is searched by POST
+// too, as R4 lists (POST [base]/Patient/[id]/[type]/_search and
+// POST [base]/Patient/[id]/_search), its parameters in the URL or a form,
+// with links to the GET form of the search.
+func TestSearchCompartmentPost(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "a", "Ali", "1970-03-01", "")
+		putPatient(t, c, "b", "Bell", "1971-03-01", "")
+		for _, o := range []struct{ id, patient, code string }{{"oa1", "a", "8480-6"}, {"oa2", "a", "8462-4"}, {"ob1", "b", "8480-6"}} {
+			c.do("PUT", "/Observation/"+o.id, `{"resourceType":"Observation","id":"`+o.id+`","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"`+o.code+`"}]},"subject":{"reference":"Patient/`+o.patient+`"}}`).want(t, http.StatusCreated)
+		}
+		form := "application/x-www-form-urlencoded"
+		r := c.do("POST", "/Patient/a/Observation/_search", "code=8480-6", "Content-Type", form)
+		wantIDs(t, "POST Patient/a/Observation/_search", r, "Observation/oa1")
+		if self := str(get(r.json(t), "link", 0), "url"); !strings.HasSuffix(self, "/Patient/a/Observation?code=8480-6") {
+			t.Errorf("self link %s, want the GET of the compartment search", self)
+		}
+		wantIDs(t, "POST Patient/a/Observation/_search, in the URL", c.do("POST", "/Patient/a/Observation/_search?code=8462-4", ""), "Observation/oa2")
+		wantIDs(t, "POST Patient/a/_search", c.do("POST", "/Patient/a/_search", ""), "Observation/oa1", "Observation/oa2")
+		r = c.do("POST", "/Patient/a/_search?_type=Observation", "code=8480-6", "Content-Type", form)
+		wantIDs(t, "POST Patient/a/_search, narrowed", r, "Observation/oa1")
+		if self := str(get(r.json(t), "link", 0), "url"); !strings.HasSuffix(self, "/Patient/a/*?_type=Observation&code=8480-6") {
+			t.Errorf("self link %s, want the GET of the compartment search", self)
+		}
+		c.do("POST", "/Patient/a/Organization/_search", "").want(t, http.StatusNotFound).outcome(t, "not-supported", "")
+		c.do("POST", "/Patient/a/_search", "family=ali", "Content-Type", form).want(t, http.StatusBadRequest).outcome(t, "not-supported", "family")
+		if allow := c.do("PUT", "/Patient/a/_search", "").want(t, http.StatusMethodNotAllowed).header.Get("Allow"); allow != "POST" {
+			t.Errorf("Allow %q on Patient/a/_search, want POST", allow)
+		}
+	})
+}
+
 func TestSearchHTTP(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		putPatient(t, c, "a", "Ó Briain", "1970-03-01", `,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"generalPractitioner":[{"reference":"Organization/o1"}]`)
