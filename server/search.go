@@ -398,7 +398,11 @@ func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow 
 		}
 		types = named
 	}
-	from, err := decodeAcrossCursor(params.Get("_cursor"), types)
+	// _type and _cursor are read, and restated in the links, from the
+	// parameters of the search: the form of a POST _search as well as
+	// the URL.
+	typeList, cursor := params.Get("_type"), params.Get("_cursor")
+	from, err := decodeAcrossCursor(cursor, types)
 	if err != nil {
 		c.Error(err)
 		return
@@ -467,10 +471,10 @@ func (a *api) searchAcross(c *gin.Context, types []string, where string, narrow 
 			}
 		}
 	}
-	if list := c.Request.URL.Query().Get("_type"); list != "" {
-		applied.Set("_type", list)
+	if typeList != "" {
+		applied.Set("_type", typeList)
 	}
-	self := a.searchURL(c, applied, c.Request.URL.Query().Get("_cursor"))
+	self := a.searchURL(c, applied, cursor)
 	b := a.searchBundle(c, self, &search.Plan{}, total)
 	b.Link = append(b.Link, bundleLink{Relation: "first", URL: a.searchURL(c, applied, "")})
 	if len(page.next) > 0 {

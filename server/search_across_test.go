@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -148,6 +150,60 @@ func TestSearchAcrossTypesIncludesOtherTypes(t *testing.T) {
 			got := b.ids("match") + " include:" + b.ids("include")
 			if got != want {
 				t.Errorf("GET %s: %q, want %q", path, got, want)
+			}
+		}
+	})
+}
+
+// TestSearchAcrossTypesPosted: a search across types by POST _search with
+// _type in its form keeps _type in its links, as when sent in the URL, so
+// that following next pages through the types asked for alone; in the
+// whole system and in a Patient's compartment.
+func TestSearchAcrossTypesPosted(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for i := range 2 {
+			putPatient(t, c, fmt.Sprintf("p%d", i), "Jones", "1970-01-01", "")
+			c.do("PUT", fmt.Sprintf("/Observation/o%d", i), fmt.Sprintf(`{"resourceType":"Observation","id":"o%d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p0"}}`, i)).want(t, http.StatusCreated)
+			c.do("PUT", fmt.Sprintf("/Organization/g%d", i), fmt.Sprintf(`{"resourceType":"Organization","id":"g%d","name":"Practice"}`, i)).want(t, http.StatusCreated)
+		}
+		for _, tc := range []struct {
+			path, types string
+			want        int
+		}{{"/_search", "Patient,Organization", 4}, {"/Patient/p0/_search", "Observation", 2}} {
+			r := c.do("POST", tc.path, "_count=1&_type="+tc.types, "Content-Type", "application/x-www-form-urlencoded").want(t, http.StatusOK)
+			seen := 0
+			for pages := 0; ; pages++ {
+				var b struct {
+					Link  []struct{ Relation, URL string }
+					Entry []struct {
+						Resource struct{ ResourceType string }
+					}
+				}
+				if err := json.Unmarshal(r.body, &b); err != nil {
+					t.Fatal(err)
+				}
+				next := ""
+				for _, l := range b.Link {
+					if l.Relation == "self" && !strings.Contains(l.URL, "_type="+url.QueryEscape(tc.types)) {
+						t.Errorf("%s: self link %s does not say _type", tc.path, l.URL)
+					}
+					if l.Relation == "next" {
+						next = l.URL
+					}
+				}
+				for _, e := range b.Entry {
+					if !strings.Contains(tc.types, e.Resource.ResourceType) {
+						t.Fatalf("%s: page %d holds a %s", tc.path, pages, e.Resource.ResourceType)
+					}
+					seen++
+				}
+				if next == "" || pages > 10 {
+					break
+				}
+				r = c.do("GET", next, "").want(t, http.StatusOK)
+			}
+			if seen != tc.want {
+				t.Errorf("%s: %d matches over the pages, want %d", tc.path, seen, tc.want)
 			}
 		}
 	})
