@@ -543,8 +543,10 @@ func (c *Care) latestValues(ctx context.Context, s operation.Store, params url.V
 	from := map[string]string{} // the Observation each value is from
 	return s.Each(ctx, "Observation", params, func(v *store.Version) error {
 		var obs struct {
-			Subject           struct{ Reference string } `json:"subject"`
-			EffectiveDateTime string                     `json:"effectiveDateTime"`
+			Subject           struct{ Reference string }  `json:"subject"`
+			EffectiveDateTime string                      `json:"effectiveDateTime"`
+			EffectiveInstant  string                      `json:"effectiveInstant"`
+			EffectivePeriod   struct{ Start, End string } `json:"effectivePeriod"`
 			ValueQuantity     *struct {
 				Value json.Number `json:"value"`
 			} `json:"valueQuantity"`
@@ -553,7 +555,10 @@ func (c *Care) latestValues(ctx context.Context, s operation.Store, params url.V
 			return nil
 		}
 		p := c.patientRef(obs.Subject.Reference)
-		t := parseDateTime(obs.EffectiveDateTime)
+		// A result is as recent as its effective time, whichever type
+		// holds it (GP systems send periods): of a period, its end, else
+		// its start.
+		t := parseDateTime(cmp.Or(obs.EffectiveDateTime, obs.EffectiveInstant, obs.EffectivePeriod.End, obs.EffectivePeriod.Start))
 		// The latest, then the last by id: the search answers in no order.
 		if m := out[p]; m != nil && cmp.Or(t.Compare(when[p]), strings.Compare(v.ID, from[p])) <= 0 {
 			return nil

@@ -461,3 +461,21 @@ func TestCohortMostMembers(t *testing.T) {
 		}
 	})
 }
+
+// TestCohortRiskOfPeriod: a risk result whose effective time is a period
+// or an instant, as GP systems send some, is as recent as it says: the
+// latest ranks the patient, not an older one given as a dateTime.
+func TestCohortRiskOfPeriod(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		// Ward's 0.36 of 2026-10-01 and Lee's 0.40 are superseded.
+		c.put(`{"resourceType":"Observation","id":"efi-ward-2","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"713634000"}]},
+			"subject":{"reference":"Patient/ward"},"effectivePeriod":{"start":"2026-11-01","end":"2026-11-02"},"valueQuantity":{"value":0.05}}`)
+		c.put(`{"resourceType":"Observation","id":"efi-lee-2","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"713634000"}]},
+			"subject":{"reference":"Patient/lee"},"effectiveInstant":"2026-11-20T09:00:00Z","valueQuantity":{"value":0.07}}`)
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"riskCode","valueString":"`+efi+`"},{"name":"riskMin","valueDecimal":0.2}]}`).want(http.StatusCreated)
+		if got := members(g); got != "Patient/clark=0.28" {
+			t.Errorf("members %q, want Patient/clark=0.28 alone", got)
+		}
+	})
+}
