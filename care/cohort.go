@@ -93,6 +93,10 @@ func criteriaOf(inv *operation.Invocation) (*Criteria, error) {
 	return cr, nil
 }
 
+// maxConditions bounds the conditions of a cohort: people with more than
+// a few long-term conditions at once are found by fewer.
+const maxConditions = 10
+
 // maxAge bounds ageMin and ageMax: no one is older, and the birth dates
 // they imply stay within the years a date may have.
 const maxAge = 150
@@ -134,6 +138,13 @@ func (cr *Criteria) check() (params []string, err error) {
 		if cr.RiskCode == "" {
 			return []string{"riskMin"}, errors.New("riskMin needs riskCode: the Observation it applies to")
 		}
+	}
+	// Each condition is one more search over the population's
+	// Conditions, and one more characteristic of the Group. (The
+	// OperationDefinition bounds the parameter as well; this bounds a
+	// stored cohort too.)
+	if len(cr.Conditions) > maxConditions {
+		return []string{"condition"}, fmt.Errorf("condition is given %d times: a cohort takes at most %d conditions", len(cr.Conditions), maxConditions)
 	}
 	for _, cond := range cr.Conditions {
 		if err := checkToken("condition", cond); err != nil {

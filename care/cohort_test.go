@@ -479,3 +479,37 @@ func TestCohortRiskOfPeriod(t *testing.T) {
 		}
 	})
 }
+
+// TestCohortConditionsBounded: a cohort of more conditions than it takes,
+// each one more search over the population, is refused with 400 naming
+// condition, and nothing is stored; a stored one recording as many is 422
+// on Group/{id}/$cohort. As many as it takes make a cohort.
+func TestCohortConditionsBounded(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		conditions := func(n int) (params, chars string) {
+			var p, ch []string
+			for i := range n {
+				p = append(p, `{"name":"condition","valueString":"http://snomed.info/sct|`+strconv.Itoa(44054006+i)+`"}`)
+				ch = append(ch, `{"code":{"coding":[{"system":"`+care.SystemCohortCriterion+`","code":"condition"}]},"valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"`+strconv.Itoa(44054006+i)+`"}]},"exclude":false}`)
+			}
+			return `{"resourceType":"Parameters","parameter":[` + strings.Join(p, ",") + `]}`, strings.Join(ch, ",")
+		}
+		many, manyChars := conditions(11)
+		oo := c.do("POST", "/Group/$cohort", many).want(http.StatusBadRequest)
+		if got := issues(oo); !strings.Contains(got, "Parameters.parameter.where(name='condition'): condition is given 11 times") {
+			t.Errorf("11 conditions: %s", got)
+		}
+		if n := get(c.do("GET", "/Group?_summary=count", "").want(http.StatusOK), "total"); n != float64(0) {
+			t.Errorf("%v Groups after a refused cohort", n)
+		}
+		ten, _ := conditions(10)
+		c.do("POST", "/Group/$cohort", ten).want(http.StatusCreated)
+
+		c.put(`{"resourceType":"Group","id":"many","type":"person","actual":true,"characteristic":[` + manyChars + `]}`)
+		oo = c.do("POST", "/Group/many/$cohort", "").want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "a cohort takes at most 10") {
+			t.Errorf("Group/many: %s", got)
+		}
+	})
+}
