@@ -481,6 +481,38 @@ func TestPatientContextWritesItsOwnPatient(t *testing.T) {
 	}
 }
 
+// TestDeleteOfSharedRecordRefused: a record also in the compartment of a
+// patient the token may not write for (an Appointment of two patients, a
+// Patient linking to the token's patient) is read by the token but not
+// deleted by it, as it is not updated: the deletion would remove it from
+// the other patient's record too. Under the care-team rule alike.
+func TestDeleteOfSharedRecordRefused(t *testing.T) {
+	who := principals{
+		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.cruds")},
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			c.put("/Appointment/both", `{"resourceType":"Appointment","id":"both","status":"booked","participant":[{"actor":{"reference":"Patient/a"},"status":"accepted"},{"actor":{"reference":"Patient/b"},"status":"accepted"}]}`)
+			c.put("/Patient/c", `{"resourceType":"Patient","id":"c","link":[{"other":{"reference":"Patient/a"},"type":"seealso"}]}`)
+			for _, name := range []string{"app", "p1"} {
+				c.by(name, "GET", "/Appointment/both", "").want(t, http.StatusOK)
+				c.by(name, "DELETE", "/Appointment/both", "").want(t, http.StatusForbidden)
+				c.by(name, "DELETE", "/Appointment?_id=both", "").want(t, http.StatusForbidden)
+			}
+			c.by("app", "DELETE", "/Patient/c", "").want(t, http.StatusForbidden)
+			c.by("admin", "GET", "/Appointment/both", "").want(t, http.StatusOK)
+			c.by("admin", "GET", "/Patient/c", "").want(t, http.StatusOK)
+			c.by("app", "DELETE", "/Observation/oa", "").want(t, http.StatusNoContent)
+			c.by("p1", "DELETE", "/Encounter/ea", "").want(t, http.StatusNoContent)
+		})
+	}
+}
+
 // TestScopeRestrictionSelects: a SMART v2 restriction holds search
 // criteria; a parameter that shapes a search's answer instead (_count,
 // _elements, _sort) restricts nothing, and its scope grants nothing of the

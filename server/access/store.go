@@ -940,16 +940,37 @@ func (s *Store) allowWrite(ctx context.Context, r store.Reader, w *store.Write) 
 		if err := s.within(ctx, req, r, g, cur); err != nil {
 			return err
 		}
+		if w.Deleted && !cur.Deleted {
+			// A deletion removes the resource from the record of every
+			// patient it is in: it is decided as a write of the version
+			// it removes.
+			return s.mayWrite(ctx, req, r, g, cur.ID, cur.LastUpdated, cur.JSON, nil, "is outside what the access token may delete")
+		}
 	}
 	if w.Deleted {
 		return nil
 	}
-	ok, err := req.reaches(ctx, r, g, w.ID, w.LastUpdated, w.JSON, &w.Index)
+	return s.mayWrite(ctx, req, r, g, w.ID, w.LastUpdated, w.JSON, &w.Index, "would be outside what the access token may write")
+}
+
+// mayWrite answers a Denied error unless version id of g's type, with
+// body and index ix (indexed from body when nil), is within g as a write
+// needs it (see alternativeHolds); outside says of the version refused
+// what it is outside of.
+func (s *Store) mayWrite(ctx context.Context, req *request, r store.Reader, g *grant, id string, lastUpdated time.Time, body []byte, ix *store.Index, outside string) error {
+	if ix == nil {
+		x, err := s.rules.Index(g.typ, body)
+		if err != nil {
+			return fmt.Errorf("access: index %s/%s: %w", g.typ, id, err)
+		}
+		ix = &x
+	}
+	ok, err := req.reaches(ctx, r, g, id, lastUpdated, body, ix)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return forbidden("%s/%s would be outside what the access token may write: it must %s", w.Type, w.ID, g.rule())
+		return forbidden("%s/%s %s: it must %s", g.typ, id, outside, g.rule())
 	}
 	return nil
 }
