@@ -20,6 +20,7 @@ import (
 	"carefhir/server/access"
 	"carefhir/server/auth/authtest"
 	"carefhir/store"
+	"carefhir/store/enginetest"
 )
 
 // principals are the callers of an access test, by name: each request
@@ -384,22 +385,30 @@ func TestPatientContextConfines(t *testing.T) {
 	}
 }
 
+// patientAndPractitioner serves engine e under the care-team policy to
+// "app", the token of Patient/patient with patient/*.cruds, and "p1", a
+// practitioner with user/*.cruds on that patient's CareTeam "ct", with the
+// records of twoPatientRecords.
+func patientAndPractitioner(t *testing.T, e enginetest.Engine, patient string) *accessClient {
+	who := principals{
+		"app": {Subject: "app", Patient: patient, Scopes: mustScopes(t, "patient/*.cruds")},
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")},
+	}
+	c := newAccessClient(t, e.Open(t), who, func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy })
+	twoPatientRecords(c)
+	c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/`+patient+`"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+	return c
+}
+
 // TestDeletedPatientReachedByNoToken: once a Patient is deleted, the
 // records of their compartment are reached by no token narrowed to some
 // patients: their own patient/ token answers as a practitioner of theirs
 // under the care-team rule does, 404 for the Patient, each record and
 // each earlier version, empty searches and histories, and no write.
 func TestDeletedPatientReachedByNoToken(t *testing.T) {
-	who := principals{
-		"app": {Subject: "app", Patient: "b", Scopes: mustScopes(t, "patient/*.cruds")},
-		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")},
-	}
-	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
-			c := newAccessClient(t, e.Open(t), who, policy)
-			twoPatientRecords(c)
-			c.put("/CareTeam/ctb", `{"resourceType":"CareTeam","id":"ctb","status":"active","subject":{"reference":"Patient/b"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			c := patientAndPractitioner(t, e, "b")
 			c.put("/Observation/ob", `{"resourceType":"Observation","id":"ob","status":"amended","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`)
 			for _, name := range []string{"app", "p1"} {
 				c.by(name, "GET", "/Observation/ob/_history/1", "").want(t, http.StatusOK)
@@ -487,16 +496,9 @@ func TestPatientContextWritesItsOwnPatient(t *testing.T) {
 // deleted by it, as it is not updated: the deletion would remove it from
 // the other patient's record too. Under the care-team rule alike.
 func TestDeleteOfSharedRecordRefused(t *testing.T) {
-	who := principals{
-		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.cruds")},
-		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")},
-	}
-	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
-			c := newAccessClient(t, e.Open(t), who, policy)
-			twoPatientRecords(c)
-			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			c := patientAndPractitioner(t, e, "a")
 			c.put("/Appointment/both", `{"resourceType":"Appointment","id":"both","status":"booked","participant":[{"actor":{"reference":"Patient/a"},"status":"accepted"},{"actor":{"reference":"Patient/b"},"status":"accepted"}]}`)
 			c.put("/Patient/c", `{"resourceType":"Patient","id":"c","link":[{"other":{"reference":"Patient/a"},"type":"seealso"}]}`)
 			for _, name := range []string{"app", "p1"} {
