@@ -116,8 +116,10 @@ func (s *Store) identifiedAmong(typ string, ix *store.Index, found map[store.Tok
 // whose Patients a full page may have been cut before is looked for alone.
 func (s *Store) identify(ctx context.Context, r store.Reader, toks []store.Token, found map[store.Token]string) error {
 	var todo []store.Token
+	listed := map[store.Token]bool{}
 	for _, tok := range toks {
-		if _, known := found[tok]; !known && !slices.Contains(todo, tok) {
+		if _, known := found[tok]; !known && !listed[tok] {
+			listed[tok] = true
 			todo = append(todo, tok)
 		}
 	}
