@@ -125,9 +125,26 @@ func (a *api) parseSearch(c *gin.Context, typ string, params url.Values) (*searc
 	if a.terms != nil && needsTerminology(params) {
 		reg = reg.WithTerminology(storedTerms{a: a, c: c, bundled: a.terms})
 	}
+	// _list needs the Lists it names, which the parser does not read.
+	lists := params["_list"]
+	if lists != nil {
+		params = cloneValues(params)
+		params.Del("_list")
+	}
 	plan, err := reg.Parse(typ, params, a.searchOptions(preference(c, "handling") == "strict", a.baseURL(c)))
 	if err != nil {
 		return nil, searchError(err)
+	}
+	if lists != nil {
+		clauses, err := a.listClauses(c, typ, lists)
+		if err != nil {
+			return nil, err
+		}
+		plan.Query.Where = append(plan.Query.Where, clauses...)
+		if plan.Params == nil {
+			plan.Params = url.Values{}
+		}
+		plan.Params["_list"] = lists
 	}
 	return plan, nil
 }

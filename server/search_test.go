@@ -123,6 +123,45 @@ func TestSearchCompartmentPost(t *testing.T) {
 	})
 }
 
+// TestSearchList: _list keeps the resources the entries of a List refer to
+// (R4 search.html), by a relative reference or one under the server's base;
+// Lists joined by commas stand for any of them and repeated _list for all;
+// a List that is not there lists nothing, and a functional list is refused
+// rather than ignored.
+func TestSearchList(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "a", "Ali", "1970-03-01", "")
+		putPatient(t, c, "b", "Bell", "1971-03-01", `,"gender":"male"`)
+		putPatient(t, c, "c", "Cole", "1972-03-01", "")
+		list := func(id string, refs ...string) {
+			var entries []string
+			for _, ref := range refs {
+				entries = append(entries, `{"item":{"reference":"`+ref+`"}}`)
+			}
+			c.do("PUT", "/List/"+id, `{"resourceType":"List","id":"`+id+`","status":"current","mode":"working","entry":[`+strings.Join(entries, ",")+`]}`).want(t, http.StatusCreated)
+		}
+		list("l1", "Patient/a", c.base+"/Patient/b/_history/1", "Observation/a", "Patient/c")
+		list("l2", "Patient/c")
+		list("gone", "Patient/a")
+		c.do("DELETE", "/List/gone", "").want(t, http.StatusNoContent)
+
+		r := c.do("GET", "/Patient?_list=l1", "")
+		wantIDs(t, "_list=l1", r, "Patient/a", "Patient/b", "Patient/c")
+		if self := str(get(r.json(t), "link", 0), "url"); !strings.HasSuffix(self, "/Patient?_list=l1") {
+			t.Errorf("self link %s does not state _list", self)
+		}
+		wantIDs(t, "_list and gender", c.do("GET", "/Patient?_list=l1&gender=male", ""), "Patient/b")
+		wantIDs(t, "_list of either", c.do("GET", "/Patient?_list=List/l2,gone", ""), "Patient/c")
+		wantIDs(t, "_list of both", c.do("GET", "/Patient?_list=l1&_list=l2", ""), "Patient/c")
+		wantIDs(t, "_list of Observations", c.do("GET", "/Observation?_list=l1", ""))
+		wantIDs(t, "_list of a deleted List", c.do("GET", "/Patient?_list=gone", ""))
+		wantIDs(t, "_list of no List", c.do("GET", "/Patient?_list=nothing", ""))
+		for _, handling := range []string{"strict", "lenient"} {
+			c.do("GET", "/Patient?_list=$current-problems", "", "Prefer", "handling="+handling).want(t, http.StatusBadRequest).outcome(t, "not-supported", "_list")
+		}
+	})
+}
+
 func TestSearchHTTP(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		putPatient(t, c, "a", "Ó Briain", "1970-03-01", `,"identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}],"generalPractitioner":[{"reference":"Organization/o1"}]`)
