@@ -92,7 +92,7 @@ func (u *unit) readTarget(ctx context.Context, e *entry, r *entryResult) error {
 // search runs a search on typ, narrowed by extra when set, and keeps the
 // searchset Bundle as the entry's resource.
 func (u *unit) search(ctx context.Context, r *entryResult, typ string, extra *store.Clause, t requestTarget) error {
-	plan, err := u.a.parseSearch(u.c, typ, t.query)
+	plan, err := u.a.parseSearchIn(u.c, u.tx, typ, t.query)
 	if err != nil {
 		return err
 	}

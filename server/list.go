@@ -19,10 +19,11 @@ import (
 // the Lists it names refer to, a List named by id or as List/id, several
 // joined by commas standing for any of them. The Lists are read through
 // the request's access, as a read of each would be; one that does not
-// exist or is deleted lists nothing. A functional list such as
+// exist or is deleted lists nothing. They are read in r, the store or
+// unit of work the search runs in. A functional list such as
 // $current-problems is not supported (400 under lenient handling too, as
 // ignoring it would answer a wider search than was asked).
-func (a *api) listClauses(c *gin.Context, typ string, values []string) ([]store.Clause, error) {
+func (a *api) listClauses(c *gin.Context, r store.Reader, typ string, values []string) ([]store.Clause, error) {
 	limit := a.cfg.Limits.Search.Values
 	if limit <= 0 {
 		limit = search.DefaultLimits.Values
@@ -42,7 +43,7 @@ func (a *api) listClauses(c *gin.Context, typ string, values []string) ([]store.
 			case !lexical.ValidID(id):
 				return nil, errorf(http.StatusBadRequest, "invalid", "_list names a List by its id, not %q", truncate(name, 64)).at("_list")
 			}
-			ids, err := a.listed(c, id, typ)
+			ids, err := a.listed(c, r, id, typ)
 			if err != nil {
 				return nil, err
 			}
@@ -66,10 +67,10 @@ func (a *api) listClauses(c *gin.Context, typ string, values []string) ([]store.
 }
 
 // listed returns the ids of the resources of typ that the entries of
-// List/id refer to, by a relative reference or one under the server's
-// base, version-specific or not.
-func (a *api) listed(c *gin.Context, id, typ string) ([]string, error) {
-	v, err := a.svc.store.Read(c.Request.Context(), "List", id)
+// List/id, read in r, refer to, by a relative reference or one under the
+// server's base, version-specific or not.
+func (a *api) listed(c *gin.Context, r store.Reader, id, typ string) ([]string, error) {
+	v, err := r.Read(c.Request.Context(), "List", id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, nil

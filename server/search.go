@@ -119,8 +119,16 @@ func prefers(c *gin.Context, name string) (string, bool) {
 	return "", false
 }
 
-// parseSearch compiles the parameters of a search on typ.
+// parseSearch compiles the parameters of a search on typ, run on the
+// server's store.
 func (a *api) parseSearch(c *gin.Context, typ string, params url.Values) (*search.Plan, error) {
+	return a.parseSearchIn(c, a.svc.store, typ, params)
+}
+
+// parseSearchIn compiles the parameters of a search on typ that runs in
+// r, which the Lists _list names are read from: a transaction's GET entry
+// sees the List an entry before it wrote.
+func (a *api) parseSearchIn(c *gin.Context, r store.Reader, typ string, params url.Values) (*search.Plan, error) {
 	reg := a.search
 	if a.terms != nil && needsTerminology(params) {
 		reg = reg.WithTerminology(storedTerms{a: a, c: c, bundled: a.terms})
@@ -136,7 +144,7 @@ func (a *api) parseSearch(c *gin.Context, typ string, params url.Values) (*searc
 		return nil, searchError(err)
 	}
 	if lists != nil {
-		clauses, err := a.listClauses(c, typ, lists)
+		clauses, err := a.listClauses(c, r, typ, lists)
 		if err != nil {
 			return nil, err
 		}

@@ -159,6 +159,12 @@ func TestSearchList(t *testing.T) {
 		for _, handling := range []string{"strict", "lenient"} {
 			c.do("GET", "/Patient?_list=$current-problems", "", "Prefer", "handling="+handling).want(t, http.StatusBadRequest).outcome(t, "not-supported", "_list")
 		}
+		// A transaction's GET entry, processed after its writes, reads
+		// the List an entry of it wrote.
+		out := c.bundle(txBundle("transaction",
+			txEntry("", "GET", "Patient?_list=lt", ""),
+			txEntry("", "PUT", "List/lt", `{"resourceType":"List","id":"lt","status":"current","mode":"working","entry":[{"item":{"reference":"Patient/b"}}]}`)))
+		wantIDs(t, "_list of a List the transaction wrote", &response{status: http.StatusOK, body: out.Entry[0].Resource}, "Patient/b")
 	})
 }
 
