@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -14,38 +16,47 @@ import (
 	"carefhir/store"
 )
 
-// listClauses compiles the _list parameters of a search of typ (R4
+// applyLists narrows plan, a search of typ, by its _list values (R4
 // search.html, _list): each keeps the resources of typ that the entries of
 // the Lists it names refer to, a List named by id or as List/id, several
 // joined by commas standing for any of them. The Lists are read through
-// the request's access, as a read of each would be; one that does not
-// exist or is deleted lists nothing. They are read in r, the store or
-// unit of work the search runs in. A functional list such as
-// $current-problems is not supported (400 under lenient handling too, as
-// ignoring it would answer a wider search than was asked).
-func (a *api) listClauses(c *gin.Context, r store.Reader, typ string, values []string) ([]store.Clause, error) {
+// the request's access, as a read of each would be, in r, the store or
+// unit of work the search runs in; one that does not exist or is deleted
+// lists nothing. A value naming a functional list such as
+// $current-problems, which the server does not keep, is not supported: it
+// is 400 under strict handling, and otherwise ignored and reported, as an
+// unsupported parameter is.
+func (a *api) applyLists(c *gin.Context, r store.Reader, plan *search.Plan, typ string, values []string) error {
 	limit := a.cfg.Limits.Search.Values
 	if limit <= 0 {
 		limit = search.DefaultLimits.Values
 	}
-	var clauses []store.Clause
 	for _, value := range values {
 		if strings.TrimSpace(value) == "" {
 			continue // names no List, as an empty value of any parameter
 		}
+		names := strings.Split(value, ",")
+		for i, name := range names {
+			names[i] = strings.TrimPrefix(strings.TrimSpace(name), "List/")
+		}
+		if i := slices.IndexFunc(names, func(id string) bool { return strings.HasPrefix(id, "$") }); i >= 0 {
+			e := &search.Error{Status: http.StatusBadRequest, Code: "not-supported", Expression: "_list",
+				Diagnostics: fmt.Sprintf("_list: the functional list %q is not supported here", truncate(names[i], 64))}
+			if preference(c, "handling") == "strict" {
+				return searchError(e)
+			}
+			plan.Ignored = append(plan.Ignored, e)
+			continue
+		}
 		seen := map[string]bool{}
 		clause := store.Clause{Param: "_id"}
-		for _, name := range strings.Split(value, ",") {
-			id := strings.TrimPrefix(strings.TrimSpace(name), "List/")
-			switch {
-			case strings.HasPrefix(id, "$"):
-				return nil, errorf(http.StatusBadRequest, "not-supported", "_list: the functional list %q is not supported here", truncate(id, 64)).at("_list")
-			case !lexical.ValidID(id):
-				return nil, errorf(http.StatusBadRequest, "invalid", "_list names a List by its id, not %q", truncate(name, 64)).at("_list")
+		for _, id := range names {
+			if !lexical.ValidID(id) {
+				return errorf(http.StatusBadRequest, "invalid", "_list names a List by its id, not %q", truncate(id, 64)).at("_list")
 			}
 			ids, err := a.listed(c, r, id, typ)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			for _, id := range ids {
 				if !seen[id] {
@@ -55,15 +66,19 @@ func (a *api) listClauses(c *gin.Context, r store.Reader, typ string, values []s
 			}
 		}
 		if len(clause.Tokens) > limit {
-			return nil, errorf(http.StatusBadRequest, "too-costly", "_list: the Lists name %d resources; at most %d may be searched for at once", len(clause.Tokens), limit).at("_list")
+			return errorf(http.StatusBadRequest, "too-costly", "_list: the Lists name %d resources; at most %d may be searched for at once", len(clause.Tokens), limit).at("_list")
 		}
 		if len(clause.Tokens) == 0 {
 			// No resource has the empty id: the Lists name none of typ.
 			clause.Tokens = []store.TokenMatch{{Code: "", AnySystem: true}}
 		}
-		clauses = append(clauses, clause)
+		plan.Query.Where = append(plan.Query.Where, clause)
+		if plan.Params == nil {
+			plan.Params = url.Values{}
+		}
+		plan.Params.Add("_list", value)
 	}
-	return clauses, nil
+	return nil
 }
 
 // listed returns the ids of the resources of typ that the entries of

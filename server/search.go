@@ -144,15 +144,9 @@ func (a *api) parseSearchIn(c *gin.Context, r store.Reader, typ string, params u
 		return nil, searchError(err)
 	}
 	if lists != nil {
-		clauses, err := a.listClauses(c, r, typ, lists)
-		if err != nil {
+		if err := a.applyLists(c, r, plan, typ, lists); err != nil {
 			return nil, err
 		}
-		plan.Query.Where = append(plan.Query.Where, clauses...)
-		if plan.Params == nil {
-			plan.Params = url.Values{}
-		}
-		plan.Params["_list"] = lists
 	}
 	return plan, nil
 }
