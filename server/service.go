@@ -226,6 +226,9 @@ func (s *service) create(ctx context.Context, p *prepared, criteria *store.Query
 		return v, err == nil, err
 	}
 	err = s.transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		// The unit may run again (after a write conflict): what an
+		// earlier run decided does not count.
+		v, created = nil, false
 		match, err := matchOne(ctx, tx, criteria, "If-None-Exist")
 		if err != nil || match != nil {
 			v = match

@@ -49,8 +49,8 @@ import (
 //	           delete: settling leaves failed units alone).
 //
 // When a unit is done (applied or undone) its record is deleted, and then
-// its writes; writes left without a record are deleted when the journal is
-// swept.
+// its writes and its claims (see claimCriteria, in journal_claims); writes
+// and claims left without a record are deleted when the journal is swept.
 //
 // # Many processes
 //
@@ -247,7 +247,7 @@ func (e *stopped) Unwrap() error { return e.err }
 // a crash until the unit is settled, a reader may see some of its writes and
 // not others. What the unit guarantees is the outcome: all of its writes, or
 // none.
-func (s *Store) commit(ctx context.Context, ws []*store.Write) error {
+func (s *Store) commit(ctx context.Context, ws []*store.Write, empty []store.Query) error {
 	if len(ws) == 0 {
 		return nil
 	}
@@ -273,6 +273,9 @@ func (s *Store) commit(ctx context.Context, ws []*store.Write) error {
 	}
 	if err := s.at(stageRecorded, 0); err != nil {
 		return err
+	}
+	if err := s.claimCriteria(ctx, id, ws, empty); err != nil {
+		return s.fail(ctx, id, entries, err)
 	}
 	if _, err := s.journalWrites.InsertMany(ctx, entries); err != nil {
 		return s.fail(ctx, id, entries, fmt.Errorf("mongo: transact: journal: %w", err))
@@ -582,15 +585,16 @@ func (s *Store) forgetSightings(known map[string]bool) {
 }
 
 // sweep settles every unit of work this Store has seen unrenewed for a
-// lease (a crash, or a failure), oldest first, deletes journal writes
-// left without a record, and settles the versions it has seen pending in
+// lease (a crash, or a failure), oldest first, deletes journal writes and
+// claims left without a record, and settles the versions it has seen pending in
 // history for a lease (see sweepPending). Other units are left to their
 // owner.
 // Open calls it, and then every half lease while the Store is open.
 //
-// Writes are listed before records: a unit's record is inserted before its
-// writes, so a write whose record is missing from the later listing belongs
-// to a unit that was done with, never to one still being journaled.
+// Writes and claims are listed before records: a unit's record is inserted
+// before its writes and claims, so one whose record is missing from the
+// later listing belongs to a unit that was done with, never to one still
+// being journaled.
 func (s *Store) sweep(ctx context.Context) error {
 	// A find rather than distinct: FerretDB answers distinct on a
 	// collection that does not exist yet with a reply the driver cannot
@@ -604,6 +608,10 @@ func (s *Store) sweep(ctx context.Context) error {
 	}
 	if err := wcur.All(ctx, &writes); err != nil {
 		return fmt.Errorf("journal: %w", err)
+	}
+	claimed, err := s.claimUnits(ctx)
+	if err != nil {
+		return fmt.Errorf("journal: claims: %w", err)
 	}
 	var ids []string
 	seen := map[string]bool{}
@@ -650,6 +658,9 @@ func (s *Store) sweep(ctx context.Context) error {
 		if _, err := s.journalWrites.DeleteMany(ctx, filter); err != nil {
 			return fmt.Errorf("journal: %w", err)
 		}
+	}
+	if err := s.sweepClaims(ctx, claimed, known); err != nil {
+		return fmt.Errorf("journal: claims: %w", err)
 	}
 	return s.sweepPending(ctx)
 }
@@ -927,10 +938,13 @@ func (s *Store) finish(ctx context.Context, id string) error {
 	return s.forget(ctx, id)
 }
 
-// forget deletes the journaled writes of unit id.
+// forget deletes the journaled writes and the claims of unit id.
 func (s *Store) forget(ctx context.Context, id string) error {
 	if _, err := s.journalWrites.DeleteMany(ctx, bson.D{{Key: "txn", Value: id}}); err != nil {
 		return fmt.Errorf("journal: %w", err)
+	}
+	if _, err := s.journalClaims.DeleteMany(ctx, bson.D{{Key: "txn", Value: id}}); err != nil {
+		return fmt.Errorf("journal: claims: %w", err)
 	}
 	return nil
 }

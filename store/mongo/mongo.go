@@ -56,10 +56,10 @@
 // committed before any resource is touched, then applied, and Open completes
 // any unit a crash interrupted (see Store.Transact and journal.go).
 //
-// The collections journal and journal_writes hold the units being
-// committed (see journal.go), keys the criteria and identifiers claimed
-// inside transactions (see claim and identify), and settings the
-// operator's changes to the index plan (see DefaultIndexes).
+// The collections journal, journal_writes and journal_claims hold the
+// units being committed (see journal.go), keys the criteria and
+// identifiers claimed inside transactions (see claim and identify), and
+// settings the operator's changes to the index plan (see DefaultIndexes).
 //
 // # Indexes
 //
@@ -148,8 +148,8 @@ type Store struct {
 	// The journal of units of work on deployments without transactions
 	// (see journal.go), and the database handle that applies journaled
 	// writes, with write concern w:1.
-	journal, journalWrites *mongo.Collection
-	applyDB                *mongo.Database
+	journal, journalWrites, journalClaims *mongo.Collection
+	applyDB                               *mongo.Database
 	// owner names this Store as the owner of the journaled units it
 	// commits; lease is how long it holds one without renewing it; clock
 	// tells the time leases are measured in.
@@ -337,6 +337,7 @@ func (s *Store) connect(ctx context.Context, name string) error {
 	s.versions = s.db.Collection(historyCollection)
 	s.journal = s.db.Collection(journalCollection)
 	s.journalWrites = s.db.Collection(journalWritesCollection)
+	s.journalClaims = s.db.Collection(journalClaimsCollection)
 	s.applyDB = s.client.Database(name, options.Database().SetWriteConcern(&writeconcern.WriteConcern{W: 1}))
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -69,33 +68,11 @@ func TestConformanceReplicaSet(t *testing.T) {
 // creates of it: the identity documents make the conditional creates see
 // each other, so exactly one of them creates.
 func TestConditionalCreatesReplicaSet(t *testing.T) {
-	s := open(t, realMongo(t))
-	ctx := t.Context()
-	criteria := [][]store.Clause{
+	raceConditionalCreates(t, []*storemongo.Store{open(t, realMongo(t))}, [][]store.Clause{
 		{identifierIs("once")},
 		{identifierIs("once"), {Param: "family", Strings: []store.StringMatch{{Value: "x"}}}},
 		{identifierIs("once"), {Param: "_id", Tokens: []store.TokenMatch{{Code: "none", AnySystem: true}}, Not: true}},
-	}
-	var wg sync.WaitGroup
-	for n := range 12 {
-		wg.Go(func() {
-			err := s.Transact(ctx, func(tx store.Tx) error {
-				found, err := tx.Search(ctx, store.Query{Type: "Patient", Count: 2, Where: criteria[n%len(criteria)]})
-				if err != nil || len(found) > 0 {
-					return err
-				}
-				return tx.Put(ctx, patient(fmt.Sprintf("c%d", n), 0, n, "once"))
-			})
-			if err != nil {
-				t.Errorf("writer %d: %v", n, err)
-			}
-		})
-	}
-	wg.Wait()
-	found, err := s.Search(ctx, store.Query{Type: "Patient", Where: []store.Clause{identifierIs("once")}})
-	if err != nil || len(found) != 1 {
-		t.Errorf("%d Patients with the identifier after racing conditional creates (%v), want 1", len(found), err)
-	}
+	})
 }
 
 // TestTransactKillReplicaSet kills a process in the middle of a 1,000-write

@@ -54,9 +54,11 @@ import (
 //
 // What the journal does not give is isolation from readers: while a unit is
 // applied, and after a crash until the next Open, a reader may see some of
-// its writes and not others. Conditional creates through one Store are
-// exact (units run one at a time); with several processes on one standalone
-// server, two of them may both create.
+// its writes and not others. Conditional creates are exact: through one
+// Store units run one at a time, and across processes a unit whose
+// searches found nothing claims their criteria while it commits (see
+// claimCriteria), running again once another process's unit holding them
+// is done.
 func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -202,19 +204,53 @@ func (t *nativeTx) Put(ctx context.Context, w *store.Write) error {
 
 var errTxDone = errors.New("mongo: unit of work used after Transact returned")
 
+// heldRetries bounds how often transactBuffered runs a unit again whose
+// criteria another process's unit holds, and heldPause is the first pause
+// before it does, doubled each time up to a second.
+const (
+	heldRetries = 12
+	heldPause   = 10 * time.Millisecond
+)
+
+// transactBuffered runs fn and commits its writes through the journal.
+// When another process is committing a unit that searched for the same
+// criteria and found nothing, or that found something this unit's
+// criteria now match, fn runs again once that unit is done (see
+// claimCriteria), as a MongoDB transaction runs again after a write
+// conflict: its search then finds what the other created.
 func (s *Store) transactBuffered(ctx context.Context, fn func(tx store.Tx) error) error {
+	pause := heldPause
+	for attempt := 0; ; attempt++ {
+		err := s.transactOnce(ctx, fn)
+		var held *heldError
+		if !errors.As(err, &held) {
+			return err
+		}
+		if attempt == heldRetries {
+			return held.conflict
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+func (s *Store) transactOnce(ctx context.Context, fn func(tx store.Tx) error) error {
 	s.unit.Lock()
 	defer s.unit.Unlock()
 	tx := &bufferedTx{s: s}
 	err := fn(tx)
 	tx.mu.Lock()
 	tx.done = true
-	writes := tx.writes
+	writes, empty := tx.writes, tx.empty
 	tx.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return s.commit(ctx, writes)
+	return s.commit(ctx, writes, empty)
 }
 
 // resource names one resource.
@@ -226,7 +262,10 @@ type bufferedTx struct {
 	s      *Store
 	mu     sync.Mutex
 	writes []*store.Write // copies, in the order written
-	done   bool
+	// empty holds the searches that found nothing: the unit's decision
+	// rests on their still finding nothing when it commits.
+	empty []store.Query
+	done  bool
 }
 
 // latest returns the last write to typ/id kept in t, or nil.
@@ -333,6 +372,9 @@ func (t *bufferedTx) Search(ctx context.Context, q store.Query) ([]*store.Versio
 	if q.Count > 0 && len(vs) > q.Count {
 		vs = vs[:q.Count]
 	}
+	if len(vs) == 0 {
+		t.empty = append(t.empty, q)
+	}
 	return vs, nil
 }
 
@@ -425,7 +467,14 @@ func (t *bufferedTx) Find(ctx context.Context, q store.Query) (*store.Page, erro
 	if reaches(q, written) {
 		return nil, fmt.Errorf("mongo: search %s after writing what it reads, inside a unit of work: %w", q.Type, errors.ErrUnsupported)
 	}
-	return t.s.Find(ctx, q)
+	page, err := t.s.Find(ctx, q)
+	if err != nil || len(page.Matches) > 0 || q.Cursor != "" || (q.Count == 0 && page.Total != 0) {
+		return page, err
+	}
+	t.mu.Lock()
+	t.empty = append(t.empty, q)
+	t.mu.Unlock()
+	return page, nil
 }
 
 // reaches reports whether q reads resources of any of the types: its own,

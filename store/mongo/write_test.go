@@ -96,6 +96,48 @@ func TestUnitsOfWorkAcrossProcesses(t *testing.T) {
 	}
 }
 
+// Conditional creates of one identifier in two processes at once (a
+// search that finds nothing, then a create), on the same criteria or on
+// others that match what the first creates: exactly one creates, and
+// every other finds its resource.
+func TestConditionalCreatesAcrossProcesses(t *testing.T) {
+	uri := ferrettest.Start(t)
+	raceConditionalCreates(t, []*storemongo.Store{open(t, uri), open(t, uri)}, [][]store.Clause{
+		{identifierIs("once")},
+		{identifierIs("once"), {Param: "_id", Tokens: []store.TokenMatch{{Code: "none", AnySystem: true}}, Not: true}},
+	})
+}
+
+// raceConditionalCreates runs 12 conditional creates of a Patient with
+// the identifier "once" at once, each in a unit of work, spread over
+// stores and criteria, and fails the test unless exactly one Patient has
+// the identifier after them.
+func raceConditionalCreates(t *testing.T, stores []*storemongo.Store, criteria [][]store.Clause) {
+	t.Helper()
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	for n := range 12 {
+		wg.Go(func() {
+			where := criteria[n/len(stores)%len(criteria)]
+			err := stores[n%len(stores)].Transact(ctx, func(tx store.Tx) error {
+				found, err := tx.Search(ctx, store.Query{Type: "Patient", Count: 2, Where: where})
+				if err != nil || len(found) > 0 {
+					return err
+				}
+				return tx.Put(ctx, patient(fmt.Sprintf("c%d", n), 0, n, "once"))
+			})
+			if err != nil {
+				t.Errorf("writer %d: %v", n, err)
+			}
+		})
+	}
+	wg.Wait()
+	found, err := stores[0].Search(ctx, store.Query{Type: "Patient", Where: []store.Clause{identifierIs("once")}})
+	if err != nil || len(found) != 1 {
+		t.Errorf("%d Patients with the identifier after racing conditional creates (%v), want 1", len(found), err)
+	}
+}
+
 // cutAfter is an Observer that cancels a write once the command op has
 // succeeded n times after it is armed: the next command fails, as if the
 // process had died between the two.
