@@ -201,7 +201,7 @@ func terms(clauses []query.Clause, limit int) int {
 		// A long token list (a ValueSet's expansion) is one lookup in a
 		// list, not a term per code.
 		n += 1 + min(len(c.Tokens), 64) + len(c.Strings) + len(c.Dates) + len(c.Numbers) + len(c.Quantities) +
-			len(c.References) + len(c.URIs) + len(c.Composites)
+			referenceTerms(c.References) + len(c.URIs) + len(c.Composites)
 		n += terms(c.Any, limit)
 		if c.Chain != nil {
 			n += len(c.Chain.Types) * terms(c.Chain.Where, limit)
@@ -211,6 +211,22 @@ func terms(clauses []query.Clause, limit int) int {
 		}
 		if n > limit {
 			return n
+		}
+	}
+	return n
+}
+
+// referenceTerms counts the reference matches of refs, but not the match
+// of an absolute URL that addLocal puts after the match of the resource
+// it names (Options.Unindexed): it is one reference written another way,
+// looked up in the same index, and a search must not reach the limit
+// sooner on a server given no base URL.
+func referenceTerms(refs []query.ReferenceMatch) int {
+	n := len(refs)
+	for i := 1; i < len(refs); i++ {
+		local, r := refs[i-1], refs[i]
+		if local.URL == "" && r.URL != "" && strings.HasSuffix(r.URL, "/"+local.Type+"/"+local.ID) {
+			n--
 		}
 	}
 	return n
