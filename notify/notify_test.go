@@ -591,6 +591,7 @@ func TestOwnerKeptWhenAnotherWrites(t *testing.T) {
 		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{
 			"app": {"sub": "app", "patient": "p1", "scope": "patient/Appointment.rs user/Subscription.cru patient/Patient.r"},
 		})
+		e.do("admin", "PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1"}`)
 		rx := newReceiver(t)
 		body := subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json")
 		sub := idOf(t, e.do("app", "POST", "/Subscription", body))
@@ -664,6 +665,7 @@ func TestDeliveriesAudited(t *testing.T) {
 		e := newEnv(t, st, map[string]map[string]any{
 			"app": {"sub": "app", "patient": "p1", "scope": "patient/Appointment.rs user/Subscription.cru"},
 		}, func(c *notify.Config) { c.Auditor = auditor })
+		e.do("admin", "PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1"}`)
 		rx := newReceiver(t)
 		full := idOf(t, e.do("app", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/full", "application/fhir+json")))
 		e.do("app", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/empty", ""))
