@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -301,15 +300,13 @@ func (a *Auditor) write(batch []*store.Write) {
 	}
 }
 
-// encode returns the AuditEvents of e, one per part; one it cannot encode
-// is logged and dropped.
+// encode returns the AuditEvents of e, one per part.
 func (a *Auditor) encode(e *Event) []*store.Write {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	var out []*store.Write
-	for _, pt := range parts(e) {
-		if w := a.encodePart(e, pt, now); w != nil {
-			out = append(out, w)
-		}
+	pts := parts(e)
+	out := make([]*store.Write, len(pts))
+	for i, pt := range pts {
+		out[i] = a.encodePart(e, pt, now)
 	}
 	return out
 }
@@ -319,9 +316,7 @@ func (a *Auditor) encode(e *Event) []*store.Write {
 func (a *Auditor) disclose(e *Event, d Disclosure, emit func(*store.Write)) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	err := eachPatient(d, func(id string) {
-		if w := a.encodePart(e, part{patient: "Patient/" + id, disclosed: d.What}, now); w != nil {
-			emit(w)
-		}
+		emit(a.encodePart(e, part{patient: "Patient/" + id, disclosed: d.What}, now))
 	})
 	if err != nil {
 		a.cfg.Log.Error("audit of a disclosure cut short: its patients could not be read", "request_id", e.RequestID, "what", d.What, "error", err)
@@ -349,17 +344,13 @@ func eachPatient(d Disclosure, fn func(id string)) error {
 	return sc.Err()
 }
 
-// encodePart returns the AuditEvent of pt, one part of e, or nil when it
-// cannot be encoded (logged and dropped).
+// encodePart returns the AuditEvent of pt, one part of e: its JSON is
+// appended by hand (appendJSON) rather than by encoding/json, and its
+// search rows are built from its values (index), on the trail's writer for
+// every event.
 func (a *Auditor) encodePart(e *Event, pt part, now time.Time) *store.Write {
 	ev := auditEvent(e, pt, newEventID(), now, a.cfg.Source)
-	body, err := json.Marshal(ev)
-	if err != nil {
-		a.drop(1)
-		a.cfg.Log.Error("audit event not encodable", "request_id", e.RequestID, "error", err)
-		return nil
-	}
-	return &store.Write{Type: "AuditEvent", ID: ev.ID, LastUpdated: now, JSON: body, Index: ev.index()}
+	return &store.Write{Type: "AuditEvent", ID: ev.ID, LastUpdated: now, JSON: ev.appendJSON(make([]byte, 0, ev.size())), Index: ev.index()}
 }
 
 // AuditSearchParams are the R4 AuditEvent search parameters the trail is
@@ -376,7 +367,12 @@ var AuditSearchParams = []string{"action", "agent", "date", "entity", "outcome",
 // request, and the extraction costs as much as the rest of writing it. A
 // test holds the two equal.
 func (ev *auditEventJSON) index() store.Index {
-	var ix store.Index
+	ix := store.Index{
+		Tokens:     make([]store.Token, 0, 6+len(ev.Subtype)+2*len(ev.Agent)+len(ev.Entity)),
+		Strings:    make([]store.String, 0, 1+len(ev.Subtype)),
+		References: make([]store.Reference, 0, 2*(len(ev.Agent)+len(ev.Entity))),
+		Dates:      make([]store.Date, 0, 1),
+	}
 	token := func(param, system, code string) {
 		ix.Tokens = append(ix.Tokens, store.Token{Param: param, System: system, Code: code})
 	}
@@ -386,17 +382,22 @@ func (ev *auditEventJSON) index() store.Index {
 		ix.References = append(ix.References, store.Reference{Param: param, Type: typ, ID: id})
 	}
 	text := func(param string, c *coding) {
-		if c != nil && c.Display != "" {
-			ix.Strings = append(ix.Strings, store.String{Param: param + ":text", Value: strings.ToLower(c.Display), Exact: c.Display})
+		if c == nil || c.Display == "" {
+			return
 		}
+		lower := restTypeText // the type of every event, lowered once
+		if c.Display != restType.Display {
+			lower = strings.ToLower(c.Display)
+		}
+		ix.Strings = append(ix.Strings, store.String{Param: param, Value: lower, Exact: c.Display})
 	}
 	token("action", "", ev.Action)
 	token("outcome", "", ev.Outcome)
 	token("type", ev.Type.System, ev.Type.Code)
-	text("type", &ev.Type)
+	text("type:text", &ev.Type)
 	for _, s := range ev.Subtype {
 		token("subtype", s.System, s.Code)
-		text("subtype", &s)
+		text("subtype:text", &s)
 	}
 	for _, ag := range ev.Agent {
 		if ag.Who != nil && ag.Who.Reference != "" {
@@ -423,9 +424,8 @@ func (ev *auditEventJSON) index() store.Index {
 			}
 		}
 	}
-	if t, err := time.Parse(instantLayout, ev.Recorded); err == nil {
-		ix.Dates = append(ix.Dates, store.Date{Param: "date", Low: t, High: t})
-	}
+	t := time.Time(ev.Recorded)
+	ix.Dates = append(ix.Dates, store.Date{Param: "date", Low: t, High: t})
 	return ix
 }
 
@@ -468,8 +468,8 @@ type (
 		Display    string      `json:"display,omitempty"`
 	}
 	meta struct {
-		VersionID   string `json:"versionId"`
-		LastUpdated string `json:"lastUpdated"`
+		VersionID   string  `json:"versionId"`
+		LastUpdated instant `json:"lastUpdated"`
 	}
 	network struct {
 		Address string `json:"address"`
@@ -499,7 +499,7 @@ type (
 		Type         coding   `json:"type"`
 		Subtype      []coding `json:"subtype"`
 		Action       string   `json:"action"`
-		Recorded     string   `json:"recorded"`
+		Recorded     instant  `json:"recorded"`
 		Outcome      string   `json:"outcome"`
 		OutcomeDesc  string   `json:"outcomeDesc,omitempty"`
 		Agent        []agent  `json:"agent"`
@@ -510,22 +510,51 @@ type (
 
 const instantLayout = "2006-01-02T15:04:05.000Z07:00"
 
+// instant is a time in UTC to the millisecond, as an AuditEvent states
+// it (instantLayout).
+type instant time.Time
+
+// at returns t as an instant: in UTC, and to the millisecond its JSON
+// states, which the date row holds too.
+func at(t time.Time) instant { return instant(t.UTC().Truncate(time.Millisecond)) }
+
+func (t instant) MarshalJSON() ([]byte, error) { return t.appendJSON(nil), nil }
+
+func (t instant) appendJSON(b []byte) []byte {
+	return append(time.Time(t).AppendFormat(append(b, '"'), instantLayout), '"')
+}
+
+// The codings every AuditEvent names, shared by them all: the encoder only
+// reads them.
+var (
+	restType      = coding{System: auditEventType, Code: "rest", Display: "Restful Operation"}
+	restTypeText  = strings.ToLower(restType.Display)
+	serverSource  = []coding{{System: securitySource, Code: "4", Display: "Application Server"}}
+	recipientType = &concept{Coding: []coding{{System: participation, Code: "IRCP", Display: "information recipient"}}}
+	requestIDType = &coding{System: balpEntityType, Code: "XrequestId"}
+	systemObject  = &coding{System: entityType, Code: "2", Display: "System Object"}
+	personObject  = &coding{System: entityType, Code: "1", Display: "Person"}
+	queryRole     = &coding{System: objectRole, Code: "24", Display: "Query"}
+	resourceRole  = &coding{System: objectRole, Code: "4", Display: "Domain Resource"}
+	jobRole       = &coding{System: objectRole, Code: "20", Display: "Job"}
+	patientRole   = &coding{System: objectRole, Code: "1", Display: "Patient"}
+)
+
 // auditEvent is the AuditEvent of pt, one part of e.
 func auditEvent(e *Event, pt part, id string, now time.Time, sourceName string) auditEventJSON {
 	ev := auditEventJSON{
 		ResourceType: "AuditEvent",
 		ID:           id,
-		Meta:         meta{VersionID: "1", LastUpdated: now.Format(instantLayout)},
-		Type:         coding{System: auditEventType, Code: "rest", Display: "Restful Operation"},
-		Subtype:      []coding{{System: restInteraction, Code: string(e.Interaction)}},
+		Meta:         meta{VersionID: "1", LastUpdated: at(now)},
+		Type:         restType,
+		Subtype:      make([]coding, 1, 2),
 		Action:       e.Interaction.Action(),
-		Recorded:     e.Recorded.UTC().Format(instantLayout),
+		Recorded:     at(e.Recorded),
 		Outcome:      outcome(e.Status),
-		Source: source{
-			Observer: reference{Display: sourceName},
-			Type:     []coding{{System: securitySource, Code: "4", Display: "Application Server"}},
-		},
+		Source:       source{Observer: reference{Display: sourceName}, Type: serverSource},
+		Entity:       make([]entity, 0, 3+len(pt.entities)),
 	}
+	ev.Subtype[0] = coding{System: restInteraction, Code: string(e.Interaction)}
 	if e.Status >= 400 {
 		ev.OutcomeDesc = "HTTP " + strconv.Itoa(e.Status)
 	}
@@ -535,28 +564,28 @@ func auditEvent(e *Event, pt part, id string, now time.Time, sourceName string) 
 	ev.Agent = []agent{requestor(e.Principal, e.Address)}
 	ev.Entity = append(ev.Entity, entity{
 		What: reference{Identifier: &identifier{Value: e.RequestID}},
-		Type: &coding{System: balpEntityType, Code: "XrequestId"},
+		Type: requestIDType,
 	})
 	if pt.query {
 		ev.Entity = append(ev.Entity, entity{
 			What:  reference{Display: e.Type},
-			Type:  &coding{System: entityType, Code: "2", Display: "System Object"},
-			Role:  &coding{System: objectRole, Code: "24", Display: "Query"},
+			Type:  systemObject,
+			Role:  queryRole,
 			Query: base64.StdEncoding.EncodeToString([]byte(e.Query)),
 		})
 	}
 	for _, t := range pt.entities {
 		ev.Entity = append(ev.Entity, entity{
 			What: reference{Reference: t.Reference()},
-			Type: &coding{System: entityType, Code: "2", Display: "System Object"},
-			Role: &coding{System: objectRole, Code: "4", Display: "Domain Resource"},
+			Type: systemObject,
+			Role: resourceRole,
 		})
 	}
 	if pt.disclosed != "" {
 		ev.Entity = append(ev.Entity, entity{
 			What: reference{Identifier: &identifier{System: "urn:ietf:rfc:3986", Value: pt.disclosed}},
-			Type: &coding{System: entityType, Code: "2", Display: "System Object"},
-			Role: &coding{System: objectRole, Code: "20", Display: "Job"},
+			Type: systemObject,
+			Role: jobRole,
 		})
 	}
 	if pt.patient != "" {
@@ -665,8 +694,8 @@ func byPatient(e *Event) []part {
 func patientEntity(ref string) entity {
 	return entity{
 		What: reference{Reference: ref},
-		Type: &coding{System: entityType, Code: "1", Display: "Person"},
-		Role: &coding{System: objectRole, Code: "1", Display: "Patient"},
+		Type: personObject,
+		Role: patientRole,
 	}
 }
 
@@ -674,7 +703,7 @@ func patientEntity(ref string) entity {
 // the token names one, else the subject, with the client as altId.
 func requestor(p *Principal, address string) agent {
 	ag := agent{
-		Type:      &concept{Coding: []coding{{System: participation, Code: "IRCP", Display: "information recipient"}}},
+		Type:      recipientType,
 		Requestor: true,
 	}
 	if address != "" {
