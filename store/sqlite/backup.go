@@ -295,7 +295,7 @@ GROUP BY v.type, v.id ORDER BY v.type, v.id`)
 // and describes the first difference ("" when none).
 func compareRows(ctx context.Context, db conn, rid int64, ix *store.Index) (string, error) {
 	want := map[kind][]string{}
-	eachRow(ix, func(k kind, param string, values ...any) error {
+	eachRow(ix, func(k kind, param string, values []any) error {
 		want[k] = append(want[k], rowKey(param, values))
 		return nil
 	})

@@ -134,12 +134,13 @@ func (st *indexStmts) add(ctx context.Context, typ string, rid int64, ix *store.
 	for k, args := range st.rows {
 		st.rows[k] = args[:0]
 	}
-	err := eachRow(ix, func(k kind, name string, values ...any) error {
+	ridArg := any(rid) // boxed once for all the resource's rows
+	err := eachRow(ix, func(k kind, name string, values []any) error {
 		pid, err := st.params.id(ctx, typ, name, k)
 		if err != nil {
 			return err
 		}
-		st.rows[k] = append(append(append(st.rows[k], pid), values...), rid)
+		st.rows[k] = append(append(append(st.rows[k], pid), values...), ridArg)
 		return nil
 	})
 	if err != nil {
@@ -195,38 +196,38 @@ func (st *indexStmts) discard() {
 // again for each (a tenth of the time seeking, for a Group of 100,000
 // members written to an empty database).
 func sortRows(args []any, width int) {
-	n := len(args) / width
-	if n <= 1 {
-		return
+	switch n := len(args) / width; {
+	case n <= 1:
+	case n <= maxInsertionSort:
+		// Most resources make a few rows a table: sorted in place, without
+		// the slices that sorting by keys allocates.
+		insertionSortRows(args, width)
+	default:
+		sortRowsByKeys(args, width)
 	}
-	type rowKey struct {
-		pid  int64
-		num  float64
-		text string
-		at   int
+}
+
+// insertionSortRows sorts rows as sortRowsByKeys does, in place.
+func insertionSortRows(args []any, width int) {
+	for i := width; i < len(args); i += width {
+		for j := i; j > 0 && compareRowOrder(sortKey(args, j), sortKey(args, j-width)) < 0; j -= width {
+			a, b := args[j:j+width], args[j-width:j]
+			for c := range a {
+				a[c], b[c] = b[c], a[c]
+			}
+		}
 	}
-	keys := make([]rowKey, n)
+}
+
+// sortRowsByKeys sorts rows by their keys, rows of equal keys in the order
+// they were in.
+func sortRowsByKeys(args []any, width int) {
+	keys := make([]rowOrder, len(args)/width)
 	for i := range keys {
-		k := rowKey{at: i * width}
-		k.pid, _ = args[k.at].(int64)
-		switch v := args[k.at+1].(type) {
-		case string:
-			k.text = v
-		case int64:
-			k.num = float64(v)
-		case float64:
-			k.num = v
-		}
-		keys[i] = k
+		keys[i] = sortKey(args, i*width)
 	}
-	slices.SortFunc(keys, func(a, b rowKey) int {
-		if c := cmp.Compare(a.pid, b.pid); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.num, b.num); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.text, b.text); c != 0 {
+	slices.SortFunc(keys, func(a, b rowOrder) int {
+		if c := compareRowOrder(a, b); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.at, b.at)
@@ -238,48 +239,96 @@ func sortRows(args []any, width int) {
 	copy(args, sorted)
 }
 
+// maxInsertionSort is the most rows sortRows sorts in place.
+const maxInsertionSort = 16
+
+// rowOrder is what sortRows orders a row by, and where the row starts.
+type rowOrder struct {
+	pid  int64
+	num  float64
+	text string
+	at   int
+}
+
+// sortKey returns the key of the row that starts at args[at].
+func sortKey(args []any, at int) rowOrder {
+	k := rowOrder{at: at}
+	k.pid, _ = args[at].(int64)
+	switch v := args[at+1].(type) {
+	case string:
+		k.text = v
+	case int64:
+		k.num = float64(v)
+	case float64:
+		k.num = v
+	}
+	return k
+}
+
+// compareRowOrder orders two rows by parameter, then by first value.
+func compareRowOrder(a, b rowOrder) int {
+	if c := cmp.Compare(a.pid, b.pid); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.num, b.num); c != 0 {
+		return c
+	}
+	return strings.Compare(a.text, b.text)
+}
+
 // eachRow calls row with the search table, parameter and column values
 // (those of indexColumns) of every row ix makes, stopping at its first
-// error.
-func eachRow(ix *store.Index, row func(k kind, param string, values ...any) error) error {
+// error. The values are in a slice that eachRow reuses for the next row:
+// row copies what it keeps.
+func eachRow(ix *store.Index, row func(k kind, param string, values []any) error) error {
+	// One slice for every row, where a variadic row would allocate one a
+	// row: a write makes a dozen rows or more, and each costs the writer
+	// its allocations.
+	values := make([]any, len(indexColumns[kindComposite]))
 	for _, t := range ix.Tokens {
-		if err := row(kindToken, t.Param, t.Code, t.System); err != nil {
+		values[0], values[1] = t.Code, t.System
+		if err := row(kindToken, t.Param, values[:2]); err != nil {
 			return err
 		}
 	}
 	for _, s := range ix.Strings {
-		if err := row(kindString, s.Param, s.Value, s.Exact); err != nil {
+		values[0], values[1] = s.Value, s.Exact
+		if err := row(kindString, s.Param, values[:2]); err != nil {
 			return err
 		}
 	}
 	for _, d := range ix.Dates {
-		if err := row(kindDate, d.Param, d.Low.UnixMilli(), d.High.UnixMilli()); err != nil {
+		values[0], values[1] = d.Low.UnixMilli(), d.High.UnixMilli()
+		if err := row(kindDate, d.Param, values[:2]); err != nil {
 			return err
 		}
 	}
 	for _, n := range ix.Numbers {
-		if err := row(kindNumber, n.Param, n.Value); err != nil {
+		values[0] = n.Value
+		if err := row(kindNumber, n.Param, values[:1]); err != nil {
 			return err
 		}
 	}
 	for _, q := range ix.Quantities {
-		k, values := kindQuantity, []any{q.Value, q.System, q.Code, q.Unit}
+		k, n := kindQuantity, copy(values, []any{q.Value, q.System, q.Code, q.Unit})
 		if q.Range {
-			k, values = kindRange, []any{q.Value, q.High, q.System, q.Code, q.Unit}
+			k, n = kindRange, copy(values, []any{q.Value, q.High, q.System, q.Code, q.Unit})
 		}
-		if err := row(k, q.Param, values...); err != nil {
+		if err := row(k, q.Param, values[:n]); err != nil {
 			return err
 		}
 	}
 	for _, r := range ix.References {
 		for _, k := range r.Keys() {
-			if err := row(kindRef, r.Param, k); err != nil {
+			values[0] = k
+			if err := row(kindRef, r.Param, values[:1]); err != nil {
 				return err
 			}
 		}
 	}
 	for _, u := range ix.URIs {
-		if err := row(kindURI, u.Param, u.Value); err != nil {
+		values[0] = u.Value
+		if err := row(kindURI, u.Param, values[:1]); err != nil {
 			return err
 		}
 	}
@@ -294,7 +343,8 @@ func eachRow(ix *store.Index, row func(k kind, param string, values ...any) erro
 		if d := c.Date; d != nil {
 			low, high = d.Low.UnixMilli(), d.High.UnixMilli()
 		}
-		if err := row(kindComposite, c.Param, store.CompositeKey(c.Parts), value, system, code, unit, low, high, valueHigh); err != nil {
+		n := copy(values, []any{store.CompositeKey(c.Parts), value, system, code, unit, low, high, valueHigh})
+		if err := row(kindComposite, c.Param, values[:n]); err != nil {
 			return err
 		}
 	}
