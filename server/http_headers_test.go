@@ -735,8 +735,8 @@ func TestHistoryRepeatedParameter(t *testing.T) {
 
 // TestQuerySemicolon checks that a semicolon in a query string is part of
 // the value that holds it, as RFC 3986 allows and FHIR gives it no other
-// meaning: in the URL, in If-None-Exist and in a Bundle entry's url, where
-// it was refused or the parameter holding it dropped.
+// meaning: in the URL, in If-None-Exist and in a Bundle entry's url, each
+// of which refused it with 400.
 func TestQuerySemicolon(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		const patient = `{"resourceType":"Patient","identifier":[{"system":"urn:sc","value":"a;b"}]}`
