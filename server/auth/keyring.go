@@ -244,10 +244,20 @@ func (kf *keyringFile) write(path string) error {
 		tmp.Close()
 		return fmt.Errorf("signing keys: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
+	// Synced before the rename, and the directory after it: a power cut
+	// must leave the old keyring or the new one, never an empty file that
+	// the next start refuses.
+	if err := errors.Join(tmp.Sync(), tmp.Close()); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+	if err := errors.Join(dir.Sync(), dir.Close()); err != nil {
 		return fmt.Errorf("signing keys: %w", err)
 	}
 	return nil
