@@ -175,13 +175,13 @@ type decider struct {
 	// needs telling whose it is.
 	lapsed *[]string
 	roles  *[]store.ReferenceMatch
-	// held is whether the Patient of the patient context is held and not
-	// deleted, once a list naming them needs telling (see contextHeld),
-	// and context that Patient when it is, with contextIx its index once
-	// a list naming patients by identifier needs it.
-	held      *bool
-	context   *store.Version
-	contextIx *store.Index
+	// context is the Patient of the patient context as held here (nil
+	// when it is not, a tombstone when it is deleted), once read (see
+	// contextPatient), with contextIx its index once a list naming
+	// patients by identifier needs it.
+	contextRead bool
+	context     *store.Version
+	contextIx   *store.Index
 }
 
 type grantKey struct {
@@ -356,11 +356,11 @@ func (d *decider) clauses(ctx context.Context, r store.Reader, g *grant) ([]stor
 		var where []store.Clause
 		switch {
 		case alt.patient != "":
-			held, err := d.contextHeld(ctx, r)
+			deleted, err := d.contextDeleted(ctx, r)
 			if err != nil {
 				return nil, err
 			}
-			if !held {
+			if deleted {
 				where = append(where, nobody())
 				break
 			}
@@ -525,10 +525,10 @@ func (d *decider) alternativeHolds(ctx context.Context, r store.Reader, typ stri
 		}
 	}
 	if alt.patient != "" {
-		// The record of a patient not held here, or deleted, is no one's
-		// to reach, their own token's included, as under the care-team
-		// rule, whose chains to the Patient find no deleted one.
-		if held, err := d.contextHeld(ctx, r); err != nil || !held {
+		// The record of a deleted patient is no one's to reach, their own
+		// token's included, as under the care-team rule, whose chains to
+		// the Patient find no deleted one.
+		if deleted, err := d.contextDeleted(ctx, r); err != nil || deleted {
 			return false, err
 		}
 	}
@@ -603,8 +603,15 @@ func (d *decider) listedHolds(ctx context.Context, r store.Reader, typ string, a
 		}
 	}
 	for _, id := range ids {
-		// The context patient is held and not deleted (alternativeHolds).
 		ok := id == alt.patient
+		if ok {
+			// A patient not held here is no one's to reach, as under the
+			// care-team rule (relatedTo): a list naming them is not
+			// disclosed, not even to their token.
+			if ok, err = d.contextHeld(ctx, r); err != nil {
+				return false, err
+			}
+		}
 		if alt.careTeam {
 			if ok, err = d.relatedTo(ctx, r, id); err != nil {
 				return false, err
@@ -661,27 +668,41 @@ func hasIdentifier(id string, ix *store.Index, tok store.Token) bool {
 	return m
 }
 
-// contextHeld reports whether the Patient of the principal's patient
-// context is held here and not deleted, deciding once per request.
-func (d *decider) contextHeld(ctx context.Context, r store.Reader) (bool, error) {
+// contextPatient returns the Patient of the principal's patient context
+// as held here, read once per request: nil when it is not held, a
+// tombstone when it is deleted.
+func (d *decider) contextPatient(ctx context.Context, r store.Reader) (*store.Version, error) {
 	d.mu.Lock()
-	held := d.held
+	read, v := d.contextRead, d.context
 	d.mu.Unlock()
-	if held != nil {
-		return *held, nil
+	if read {
+		return v, nil
 	}
 	v, err := r.Read(ctx, "Patient", d.p.Patient)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return false, fmt.Errorf("access: read the Patient of the patient context: %w", err)
+	if errors.Is(err, store.ErrNotFound) {
+		v, err = nil, nil
 	}
-	ok := err == nil && !v.Deleted
+	if err != nil {
+		return nil, fmt.Errorf("access: read the Patient of the patient context: %w", err)
+	}
 	d.mu.Lock()
-	d.held = &ok
-	if ok {
-		d.context = v
-	}
+	d.contextRead, d.context = true, v
 	d.mu.Unlock()
-	return ok, nil
+	return v, nil
+}
+
+// contextHeld reports whether the Patient of the principal's patient
+// context is held here and not deleted.
+func (d *decider) contextHeld(ctx context.Context, r store.Reader) (bool, error) {
+	v, err := d.contextPatient(ctx, r)
+	return v != nil && !v.Deleted, err
+}
+
+// contextDeleted reports whether the Patient of the principal's patient
+// context is deleted here.
+func (d *decider) contextDeleted(ctx context.Context, r store.Reader) (bool, error) {
+	v, err := d.contextPatient(ctx, r)
+	return v != nil && v.Deleted, err
 }
 
 // listedPatients returns the patients whose resources a version with
@@ -1192,7 +1213,7 @@ func (d *decider) registeredHere(ctx context.Context, r store.Reader, ix *store.
 }
 
 // nobody returns a clause no resource matches (an Any of no clauses): the
-// reach of a patient context whose Patient is not held.
+// reach of a patient context whose Patient is deleted.
 func nobody() store.Clause { return store.Clause{Param: "_access", Any: []store.Clause{}} }
 
 func idClause(ids ...string) store.Clause {
