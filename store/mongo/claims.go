@@ -34,7 +34,7 @@ func (e *heldError) Error() string {
 // same criteria or writing one of the identifiers its writes ws carry:
 // it inserts one claim per criteria (see criteriaKey) and per identifier
 // (see identityKeys), an insert of a taken _id failing on every server,
-// and then searches empty again. It returns a *heldError when a claim is
+// and then searches empty again, leaving out the resources ws write. It returns a *heldError when a claim is
 // taken or a search finds something now. The claims are deleted with the
 // unit's journaled writes (see forget).
 //
@@ -79,13 +79,20 @@ func (s *Store) claimCriteria(ctx context.Context, id string, ws []*store.Write,
 			return fmt.Errorf("mongo: transact: claim criteria: %w", err)
 		}
 	}
+	// A resource the unit writes is left out: the unit decides what it
+	// becomes (a conditional create after a delete of what it matched),
+	// and its version is claimed when written.
+	mine := map[resource]bool{}
+	for _, w := range ws {
+		mine[resource{w.Type, w.ID}] = true
+	}
 	for _, q := range empty {
-		q.Count, q.Cursor = 1, ""
-		found, err := s.search(ctx, q, 1)
+		q.Cursor = ""
+		found, err := s.search(ctx, q, len(mine)+1)
 		if err != nil {
 			return fmt.Errorf("mongo: transact: search %s again: %w", q.Type, err)
 		}
-		if len(found) > 0 {
+		if slices.ContainsFunc(found, func(v *store.Version) bool { return !mine[resource{v.Type, v.ID}] }) {
 			return held
 		}
 	}
