@@ -135,10 +135,13 @@ var errStale = errors.New("expected version is not current")
 //     time (or is inserted, from the document the replace returned, if a
 //     crash of an older version of the engine left it out of history).
 //
-// A crash between the steps leaves a pending version, which the next write
-// of the resource or the sweep of a process that has seen it pending for a
-// lease completes (see settlePending): history holds it from step 1 on,
-// and it becomes current if Expected was.
+// A crash between the steps leaves a pending version, which history holds
+// (and readers of history see) from step 1 on. A crash after step 2 is
+// completed by the next write of the resource; one before it, by the sweep
+// of a process that has seen the version pending for a lease (see
+// settlePending), which makes it current if Expected still is: until
+// then, every write of the resource is refused, its version being taken
+// or not current.
 func (s *Store) write(ctx context.Context, db *mongo.Database, w *store.Write, doc bson.Raw, by string) error {
 	history := db.Collection(historyCollection)
 	claimed, held, err := claimVersion(ctx, history, w, doc, by)

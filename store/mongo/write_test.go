@@ -242,3 +242,41 @@ func TestWriteCutBeforeCurrent(t *testing.T) {
 		t.Errorf("history after the next update %q", got)
 	}
 }
+
+// A write cut short once it has claimed its version, before that version
+// is made current: the claim is the commit point, so history and vread
+// show the version from then on while the current version is still the
+// one it replaces; every update of the resource is refused as a conflict
+// until a process that has seen the claim pending for a lease settles it,
+// making it current.
+func TestWriteCutAfterClaim(t *testing.T) {
+	uri, s, err := cutUpdate(t, "insert")
+	if err == nil {
+		t.Fatal("Put cut short: no error")
+	}
+	ctx := t.Context()
+	if v, err := s.Read(ctx, "Patient", "p"); err != nil || v.VersionID != 1 {
+		t.Fatalf("Read: %+v, %v; want version 1, the cut coming before version 2 was made current", v, err)
+	}
+	if v, err := s.VRead(ctx, "Patient", "p", 2); err != nil || string(v.JSON) != `{"v":2}` {
+		t.Fatalf("VRead version 2: %+v, %v; want the version claimed", v, err)
+	}
+	if got, want := historyOf(t, s, store.HistoryQuery{}), []string{`{"v":2}`, `{"v":1}`}; !slices.Equal(got, want) {
+		t.Fatalf("history after the cut %q, want %q", got, want)
+	}
+	for _, expected := range []int64{1, 2} {
+		err := s.Put(ctx, &store.Write{Type: "Patient", ID: "p", Expected: expected, LastUpdated: t0.Add(2 * time.Second), JSON: []byte(`{"v":3}`)})
+		var conflict *store.ConflictError
+		if !errors.As(err, &conflict) {
+			t.Fatalf("update from version %d before the claim is settled: %v, want a conflict", expected, err)
+		}
+	}
+	settled := reopen(t, uri)
+	if v, err := settled.Read(ctx, "Patient", "p"); err != nil || string(v.JSON) != `{"v":2}` {
+		t.Fatalf("Read once settled: %+v, %v; want version 2", v, err)
+	}
+	putAll(t, s, &store.Write{Type: "Patient", ID: "p", Expected: 2, LastUpdated: t0.Add(2 * time.Second), JSON: []byte(`{"v":3}`)})
+	if got, want := historyOf(t, s, store.HistoryQuery{}), []string{`{"v":3}`, `{"v":2}`, `{"v":1}`}; !slices.Equal(got, want) {
+		t.Errorf("history after the next update %q, want %q", got, want)
+	}
+}
