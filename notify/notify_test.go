@@ -1145,6 +1145,29 @@ func TestSubscriptionsPerOwnerLimit(t *testing.T) {
 	})
 }
 
+// TestOwnerLimitAfterAnotherSwitchesOff: a Subscription another party
+// switches off stops counting against its owner's limit, though that
+// party does not become its owner.
+func TestOwnerLimitAfterAnotherSwitchesOff(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{"other": {"sub": "other", "scope": "system/*.cruds"}},
+			func(c *notify.Config) { c.MaxPerOwner = 1 })
+		sub := subscription("Appointment?status=booked", "https://rx.test/hook", "")
+		first := idOf(t, e.do("other", "POST", "/Subscription", sub))
+		if r := e.do("other", "POST", "/Subscription", sub); r.status != 422 {
+			t.Fatalf("a 2nd live Subscription of one owner: %d %s, want 422", r.status, r.body)
+		}
+		off := strings.Replace(strings.Replace(sub, `"requested"`, `"off"`, 1),
+			`"resourceType":"Subscription"`, `"resourceType":"Subscription","id":"`+first+`"`, 1)
+		if r := e.do("admin", "PUT", "/Subscription/"+first, off); r.status != 200 {
+			t.Fatalf("another party switching it off: %d %s", r.status, r.body)
+		}
+		if r := e.do("other", "POST", "/Subscription", sub); r.status != 201 {
+			t.Errorf("the owner's next once its only one is off: %d %s, want 201", r.status, r.body)
+		}
+	})
+}
+
 // searchCounter counts, by type, the versions the searches made of the
 // store it wraps return, in its units of work too.
 type searchCounter struct {

@@ -172,11 +172,20 @@ func liveOwnersQuery(party string, limit int) store.Query {
 // (set active, or to error) or a delete leaves it.
 func markLive(ctx context.Context, tx store.Tx, id string, live bool, now time.Time) error {
 	o, version, err := ownerRecord(ctx, tx, id)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && o.Party != "" && o.Live == live) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
+	}
+	return setLive(ctx, tx, id, o, version, live, now)
+}
+
+// setLive writes o, the owner record of subscription id at version, with
+// live, unless it is indexed so already.
+func setLive(ctx context.Context, tx store.Tx, id string, o owner, version int64, live bool, now time.Time) error {
+	if o.Party != "" && o.Live == live {
+		return nil
 	}
 	return putOwner(ctx, tx, id, version, o, live, now)
 }
@@ -218,7 +227,7 @@ func recordOwner(ctx context.Context, tx store.Tx, id string, o owner, created b
 		var was owner
 		if !created && !cur.Deleted && json.Unmarshal(cur.JSON, &was) == nil {
 			if !was.sameParty(o) {
-				return markLive(ctx, tx, id, live, now)
+				return setLive(ctx, tx, id, was, cur.VersionID, live, now)
 			}
 			o.Since = was.Since
 		}
