@@ -444,7 +444,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 	if c.Type == "Subscription" {
 		n.invalidate()
 		res, _ := c.Resource.(*fhir.Subscription) // nil for a delete
-		live := res != nil && (res.Status.Get() == statusRequested || res.Status.Get() == statusActive)
+		live := res != nil && liveStatus(res.Status.Get())
 		if res == nil || byServer(ctx) {
 			if err := markLive(ctx, tx, c.ID, live, now); err != nil {
 				return nil, fmt.Errorf("notify: %w", err)
@@ -685,8 +685,7 @@ func (n *Notifier) load(ctx context.Context, r store.Reader) ([]*subscription, e
 			// that its client is told. One that other settings accept is
 			// still matched: during a rolling change of settings, a
 			// process that accepts it delivers what writes here match.
-			st := res.Status.Get()
-			if st != statusRequested && st != statusActive {
+			if !liveStatus(res.Status.Get()) {
 				continue
 			}
 			n.noteRefused(v.ID, v.VersionID, err)
@@ -830,8 +829,7 @@ func (n *Notifier) refuses(ctx context.Context, recs store.Reader, sub string) b
 	if err != nil {
 		return false
 	}
-	st := res.Status.Get()
-	if st != statusRequested && st != statusActive {
+	if !liveStatus(res.Status.Get()) {
 		return false
 	}
 	_, err = n.parseSubscription(res)

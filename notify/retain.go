@@ -226,7 +226,7 @@ func indexOwner(ctx context.Context, recs store.Tx, sub string, now time.Time) e
 	switch sv, err := recs.Read(ctx, "Subscription", sub); {
 	case err == nil && !sv.Deleted:
 		res, err := decodeSubscription(sv)
-		live = err == nil && (res.Status.Get() == statusRequested || res.Status.Get() == statusActive)
+		live = err == nil && liveStatus(res.Status.Get())
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("notify: index owner of %s: %w", sub, err)
 	}

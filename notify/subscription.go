@@ -62,8 +62,12 @@ func (s *subscription) ended(now time.Time) bool {
 
 // live reports whether writes are matched for s: from its request until
 // it is switched off or fails.
-func (s *subscription) live() bool {
-	return s.status == statusRequested || s.status == statusActive
+func (s *subscription) live() bool { return liveStatus(s.status) }
+
+// liveStatus reports whether a Subscription of status is live: requested
+// or active.
+func liveStatus(status string) bool {
+	return status == statusRequested || status == statusActive
 }
 
 // parseSubscription reads a Subscription into what matching and delivery
