@@ -707,10 +707,12 @@ func (n *Notifier) load(ctx context.Context, r store.Reader) ([]*subscription, e
 // hooksBeyondTypes reports whether writes of typ, a type outside Types,
 // run the hook: a live Subscription of typ is stored, which this server
 // refuses and another, whose Types list it, may accept, as the last load
-// of the Subscriptions found.
+// of the Subscriptions found. Before any load every write runs it, and
+// the first loads them: a process started during a rolling change of
+// settings may handle writes before its first poll.
 func (n *Notifier) hooksBeyondTypes(typ string) bool {
 	beyond := n.beyondTypes.Load()
-	return beyond != nil && (*beyond)[typ]
+	return beyond == nil || (*beyond)[typ]
 }
 
 // refusal is a live Subscription this server refuses: the version

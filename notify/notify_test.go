@@ -1086,6 +1086,30 @@ func TestTwoProcessesWriteWhereRefused(t *testing.T) {
 	}
 }
 
+// TestWriteWhereRefusedBeforeLoad: a process whose Types leave out a
+// type that a live Subscription of another process is about, started
+// after it, matches the first write of that type it handles, before it
+// has loaded the Subscriptions for anything else.
+func TestWriteWhereRefusedBeforeLoad(t *testing.T) {
+	eng := engines[1]
+	uri := eng.place(t)
+	rx := newReceiver(t)
+	a := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(cfg *notify.Config) { cfg.Holder = "a" })
+	idOf(t, a.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json")))
+	a.deliver()
+	rx.take()
+	b := newEnv(t, eng.open(t, uri), map[string]map[string]any{}, func(cfg *notify.Config) { cfg.Holder = "b"; cfg.Types = []string{"Patient"} })
+	appt := idOf(t, b.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+	a.deliver()
+	var paths []string
+	for _, g := range rx.take() {
+		paths = append(paths, g.Path)
+	}
+	if want := []string{"/hook/Appointment/" + appt}; !slices.Equal(paths, want) {
+		t.Errorf("deliveries of the first write a process that refuses the Subscription handles: %v, want %v", paths, want)
+	}
+}
+
 // TestTwoProcessesPerOwnerLimit: two servers on one MongoDB database, an
 // owner allowed one live Subscription. Once it has one through the first,
 // the second refuses it another, though it loaded the Subscriptions, for a
