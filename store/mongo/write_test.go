@@ -280,3 +280,28 @@ func TestWriteCutAfterClaim(t *testing.T) {
 		t.Errorf("history after the next update %q, want %q", got, want)
 	}
 }
+
+// A unit of work whose search finds nothing because of its own writes (it
+// deleted the one resource that matched) commits: the resources it
+// writes are not another unit's.
+func TestUnitSearchingWhatItDeletes(t *testing.T) {
+	s := open(t, ferrettest.Start(t))
+	ctx := t.Context()
+	putAll(t, s, &store.Write{Type: "Patient", ID: "p", LastUpdated: t0, JSON: []byte(`{"v":1}`)})
+	err := s.Transact(ctx, func(tx store.Tx) error {
+		if err := tx.Put(ctx, &store.Write{Type: "Patient", ID: "p", Expected: 1, LastUpdated: t0.Add(time.Second), Deleted: true}); err != nil {
+			return err
+		}
+		found, err := tx.Search(ctx, store.Query{Type: "Patient"})
+		if err != nil || len(found) > 0 {
+			return fmt.Errorf("search after deleting: %d found, %v", len(found), err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Transact: %v", err)
+	}
+	if v, err := s.Read(ctx, "Patient", "p"); err != nil || !v.Deleted {
+		t.Errorf("Read: %+v, %v; want the deletion", v, err)
+	}
+}
