@@ -104,13 +104,11 @@ func (a *api) listed(c *gin.Context, r store.Reader, id, typ string) ([]string, 
 	if err := json.Unmarshal(v.JSON, &list); err != nil {
 		return nil, fmt.Errorf("read List/%s: %w", id, err)
 	}
-	base := a.baseURL(c) + "/"
+	base := a.baseURL(c)
 	var ids []string
 	for _, e := range list.Entry {
-		ref := strings.TrimPrefix(e.Item.Reference, base)
-		ref, _, _ = strings.Cut(ref, "/_history/")
-		if t, rid, ok := strings.Cut(ref, "/"); ok && t == typ && lexical.ValidID(rid) {
-			ids = append(ids, rid)
+		if ref := search.ParseReference(e.Item.Reference, base); ref.Type == typ {
+			ids = append(ids, ref.ID)
 		}
 	}
 	return ids, nil
