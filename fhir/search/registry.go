@@ -122,7 +122,6 @@ func LoadFS(fsys fs.FS, types []string) (*Registry, error) {
 // skipping (and listing in Skipped) what cannot be indexed. byURL holds
 // the definitions its components may name.
 func (r *Registry) add(d *definition, byURL map[string]*definition, types []string) error {
-	served := func(t string) bool { _, ok := r.params[t]; return ok }
 	var bases []string
 	for _, b := range d.Base {
 		switch {
@@ -132,7 +131,7 @@ func (r *Registry) add(d *definition, byURL map[string]*definition, types []stri
 				break
 			}
 			bases = append(bases, types...)
-		case served(b):
+		case r.Served(b):
 			bases = append(bases, b)
 		}
 	}
