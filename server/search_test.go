@@ -127,7 +127,7 @@ func TestSearchCompartmentPost(t *testing.T) {
 // (R4 search.html), by a relative reference or one under the server's base;
 // Lists joined by commas stand for any of them and repeated _list for all;
 // a List that is not there lists nothing, and a functional list is refused
-// rather than ignored.
+// under strict handling, otherwise ignored and reported.
 func TestSearchList(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		putPatient(t, c, "a", "Ali", "1970-03-01", "")
