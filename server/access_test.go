@@ -462,6 +462,30 @@ func TestWriteOutsideReachSaysWhy(t *testing.T) {
 	}
 }
 
+// TestSearchListThroughAccess: the List a search's _list names is read as
+// the token would read it: a List outside the token's reach selects
+// nothing, so that which of the token's own records it names is not told,
+// and _list by a token whose scopes grant no List is 403, as a read is.
+func TestSearchListThroughAccess(t *testing.T) {
+	who := principals{
+		"app":  {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"labs": {Subject: "labs", Scopes: mustScopes(t, "system/Observation.rs")},
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			for _, l := range []struct{ id, patient string }{{"la", "a"}, {"lb", "b"}} {
+				c.put("/List/"+l.id, `{"resourceType":"List","id":"`+l.id+`","status":"current","mode":"working","subject":{"reference":"Patient/`+l.patient+`"},"entry":[{"item":{"reference":"Observation/oa"}}]}`)
+			}
+			wantIDs(t, "admin, the other patient's List", c.by("admin", "GET", "/Observation?_list=lb", ""), "Observation/oa")
+			wantIDs(t, "their own List", c.by("app", "GET", "/Observation?_list=la", ""), "Observation/oa")
+			wantIDs(t, "the other patient's List", c.by("app", "GET", "/Observation?_list=lb", ""))
+			c.by("labs", "GET", "/Observation?_list=la", "").want(t, http.StatusForbidden).outcome(t, "forbidden", "")
+		})
+	}
+}
+
 // TestPatientContextWritesItsOwnPatient: a Patient linking to the context
 // patient (link.other, as a merged record's does) is in that patient's
 // compartment, and read by their token, but is a patient of its own: the
