@@ -162,6 +162,13 @@ func (s *Store) patientsWith(ctx context.Context, r store.Reader, toks []store.T
 	}
 	held := map[store.Token][]string{}
 	for _, v := range vs {
+		if len(toks) == 1 {
+			// Every Patient found has the one identifier searched for:
+			// none need be indexed to tell which (a write naming its
+			// patient by one identifier, each looked for alone).
+			held[toks[0]] = append(held[toks[0]], v.ID)
+			continue
+		}
 		ix, err := s.rules.Index(v.Type, v.JSON)
 		if err != nil {
 			return nil, false, fmt.Errorf("access: index Patient/%s: %w", v.ID, err)
