@@ -85,31 +85,64 @@ func (a *api) applyLists(c *gin.Context, r store.Reader, plan *search.Plan, typ 
 // List/id, read in r, refer to, by a relative reference or one under the
 // server's base, version-specific or not.
 func (a *api) listed(c *gin.Context, r store.Reader, id, typ string) ([]string, error) {
-	v, err := r.Read(c.Request.Context(), "List", id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil, nil
-	case err != nil:
+	refs, err := a.listRefs(c, r, id)
+	if err != nil {
 		return nil, err
-	case v.Deleted:
-		return nil, nil
 	}
-	var list struct {
-		Entry []struct {
-			Item struct {
-				Reference string `json:"reference"`
-			} `json:"item"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(v.JSON, &list); err != nil {
-		return nil, fmt.Errorf("read List/%s: %w", id, err)
-	}
-	base := a.baseURL(c)
 	var ids []string
-	for _, e := range list.Entry {
-		if ref := search.ParseReference(e.Item.Reference, base); ref.Type == typ {
+	for _, ref := range refs {
+		if ref.Type == typ {
 			ids = append(ids, ref.ID)
 		}
 	}
 	return ids, nil
+}
+
+// ctxLists holds the references of the Lists a request read from the
+// server's store, by id (see listRefs).
+const ctxLists = "carefhir.lists"
+
+// listRefs returns the references of the entries of List/id, read in r,
+// without the server's base or a version: none when it does not exist or
+// is deleted. A List read from the server's store is read once a request,
+// as a search across types parses _list once for each type; one read in a
+// unit of work is read each time, as the unit may have written it.
+func (a *api) listRefs(c *gin.Context, r store.Reader, id string) ([]search.Reference, error) {
+	var read map[string][]search.Reference // nil: read in a unit of work
+	if r == a.svc.store {
+		lists, _ := c.Get(ctxLists)
+		if read, _ = lists.(map[string][]search.Reference); read == nil {
+			read = map[string][]search.Reference{}
+			c.Set(ctxLists, read)
+		}
+		if refs, ok := read[id]; ok {
+			return refs, nil
+		}
+	}
+	var refs []search.Reference
+	v, err := r.Read(c.Request.Context(), "List", id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	case !v.Deleted:
+		var list struct {
+			Entry []struct {
+				Item struct {
+					Reference string `json:"reference"`
+				} `json:"item"`
+			} `json:"entry"`
+		}
+		if err := json.Unmarshal(v.JSON, &list); err != nil {
+			return nil, fmt.Errorf("read List/%s: %w", id, err)
+		}
+		base := a.baseURL(c)
+		for _, e := range list.Entry {
+			refs = append(refs, search.ParseReference(e.Item.Reference, base))
+		}
+	}
+	if read != nil {
+		read[id] = refs
+	}
+	return refs, nil
 }

@@ -156,6 +156,11 @@ func TestSearchList(t *testing.T) {
 		wantIDs(t, "_list of Observations", c.do("GET", "/Observation?_list=l1", ""))
 		wantIDs(t, "_list of a deleted List", c.do("GET", "/Patient?_list=gone", ""))
 		wantIDs(t, "_list of no List", c.do("GET", "/Patient?_list=nothing", ""))
+		// Across types, each type keeps what the List names of it.
+		putObservation(t, c, "oa", `{"text":"x"}`, `,"subject":{"reference":"Patient/a"}`)
+		list("mixed", "Patient/a", "Observation/oa")
+		wantIDs(t, "_list across types", c.do("POST", "/_search", "_type=Patient,Observation&_list=mixed", "Content-Type", "application/x-www-form-urlencoded"),
+			"Patient/a", "Observation/oa")
 		// A functional list is not kept here: refused under strict
 		// handling, ignored and reported otherwise, as R4's own batch
 		// example (Bundle-bundle-request-medsallergies) expects.
