@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"carefhir/care/calendar"
-
 	"carefhir/fhir/search"
 	"carefhir/server/access"
 	"carefhir/store"
