@@ -254,3 +254,35 @@ func TestXMLAttributeWhiteSpace(t *testing.T) {
 		}
 	})
 }
+
+// An XML element whose only content is refused is reported once, at the
+// content: a Quantity whose value is not a decimal is not also called an
+// empty element, nor a primitive whose only child is refused an element with
+// no value, as the JSON form of the same resource is not.
+func TestXMLRefusedContentNotEmpty(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tt := range []struct{ body, at string }{
+			{`<Observation xmlns="http://hl7.org/fhir"><status value="final"/><code><text value="x"/></code><valueQuantity><value value="+1.5"/></valueQuantity></Observation>`,
+				"Observation.valueQuantity.value"},
+			{`<Observation xmlns="http://hl7.org/fhir"><status value="final"/><code><coding><code value=""/></coding></code></Observation>`,
+				"Observation.code.coding[0].code"},
+			{`<Observation xmlns="http://hl7.org/fhir"><status><valueString value="final"/></status><code><text value="x"/></code></Observation>`,
+				"Observation.status.valueString"},
+		} {
+			r := c.do("POST", "/Observation", tt.body, "Content-Type", "application/fhir+xml", "Accept", "application/fhir+json").want(t, http.StatusBadRequest)
+			r.outcome(t, "structure", tt.at)
+			var oo struct {
+				Issue []struct{ Diagnostics string }
+			}
+			if err := json.Unmarshal(r.body, &oo); err != nil {
+				t.Fatal(err)
+			}
+			if len(oo.Issue) != 1 {
+				t.Errorf("%d issues, want the one at %s: %s", len(oo.Issue), tt.at, r.body)
+			}
+		}
+		if n := c.do("GET", "/Observation?_summary=count", "").want(t, http.StatusOK).json(t)["total"]; n != 0.0 {
+			t.Errorf("%v Observations stored, want 0", n)
+		}
+	})
+}

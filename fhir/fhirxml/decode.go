@@ -476,20 +476,31 @@ func (d *decoder) child(ti *typeInfo, v reflect.Value, start xml.StartElement) b
 // complex decodes an element of a data type or backbone element.
 func (d *decoder) complex(ti *typeInfo, start xml.StartElement) reflect.Value {
 	d.enter()
+	found := d.found()
 	p := reflect.New(ti.typ)
 	n := d.attrs(ti, p.Elem(), start.Attr, false)
 	n += d.children(ti, p.Elem())
 	if n == 0 {
-		d.issue("empty element is not allowed")
+		if d.found() == found {
+			d.issue("empty element is not allowed")
+		}
 		return reflect.Value{}
 	}
 	return p
+}
+
+// found returns how many issues have been found so far. An element whose
+// content was all refused is not also reported as empty: the issues of its
+// content say what is wrong with it, and where.
+func (d *decoder) found() int {
+	return len(d.issues) + d.dropped
 }
 
 // primitive decodes the element of a primitive: its value attribute, its id
 // attribute and its extension elements.
 func (d *decoder) primitive(ti *typeInfo, start xml.StartElement) reflect.Value {
 	d.enter()
+	found := d.found()
 	var p reflect.Value
 	hasValue, valid := false, true
 	for _, a := range start.Attr {
@@ -515,7 +526,9 @@ func (d *decoder) primitive(ti *typeInfo, start xml.StartElement) reflect.Value 
 	n := d.attrs(ti, p.Elem(), start.Attr, false)
 	n += d.children(ti, p.Elem())
 	if !hasValue && n == 0 {
-		d.issue("element has no value attribute, id or extension")
+		if d.found() == found {
+			d.issue("element has no value attribute, id or extension")
+		}
 		return reflect.Value{}
 	}
 	if !valid {
