@@ -129,6 +129,29 @@ func (w *walker) resourceProfiles(obj map[string]any, e *elem, rt, path string) 
 	}
 }
 
+// claimedProfiles validates a resource held in an element (a Bundle
+// entry's, a contained one, a Parameters parameter's) against the profiles
+// it claims in meta.profile, as the resource itself is when sent alone: a
+// claim is checked wherever the resource stands. base is its base definition.
+func (w *walker) claimedProfiles(obj map[string]any, base *structure, rt, path string, container map[string]any) {
+	seen := map[string]bool{}
+	for _, p := range claimedProfiles(obj) {
+		if seen[canonical(p)] {
+			continue
+		}
+		seen[canonical(p)] = true
+		s := w.v.structure(p)
+		switch {
+		case s == nil:
+			w.add("warning", "not-found", path+".meta.profile", "profile %s is not known here, so the resource was not checked against it", p)
+		case s.sd.Type != rt:
+			w.add("error", "structure", path, "profile %s is for %s, not %s", p, s.sd.Type, rt)
+		case s != base:
+			w.validateIn(obj, s, path, container)
+		}
+	}
+}
+
 // containerFor returns the resource a resource held in element e is
 // contained in, if e is a contained element.
 func (w *walker) containerFor(e *elem) map[string]any {

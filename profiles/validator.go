@@ -328,15 +328,7 @@ func (v *Validator) ValidateTree(ctx context.Context, resource any, profiles ...
 	// server cannot check does not make the resource invalid.
 	named := len(profiles)
 	all := append([]string(nil), profiles...)
-	if meta, ok := obj["meta"].(map[string]any); ok {
-		if ps, ok := meta["profile"].([]any); ok {
-			for _, p := range ps {
-				if s, ok := p.(string); ok {
-					all = append(all, s)
-				}
-			}
-		}
-	}
+	all = append(all, claimedProfiles(obj)...)
 	all = append(all, v.required[rt]...)
 	seen := map[string]bool{}
 	for i, p := range all {
@@ -357,6 +349,19 @@ func (v *Validator) ValidateTree(ctx context.Context, resource any, profiles ...
 		}
 	}
 	return dedup(w.issues)
+}
+
+// claimedProfiles returns the profiles a resource claims in meta.profile.
+func claimedProfiles(obj map[string]any) []string {
+	meta, _ := obj["meta"].(map[string]any)
+	ps, _ := meta["profile"].([]any)
+	var out []string
+	for _, p := range ps {
+		if s, ok := p.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func dedup(issues []Issue) []Issue {

@@ -439,11 +439,9 @@ func (w *walker) walk(it item, e *elem, sroot *elem) (ruled [2]*elem) {
 		if !w.resourceTypeAllowed(e, rt, it.path) {
 			return ruled
 		}
-		if e.name == "contained" {
-			w.validateIn(obj, s, it.path, w.res)
-		} else {
-			w.validateResource(obj, s, it.path)
-		}
+		container := w.containerFor(e)
+		w.validateIn(obj, s, it.path, container)
+		w.claimedProfiles(obj, s, rt, it.path, container)
 		w.resourceProfiles(obj, e, rt, it.path)
 		return ruled
 	default:

@@ -152,6 +152,32 @@ func TestValidateUnknownProfile(t *testing.T) {
 	}, withValidator(false))
 }
 
+// TestClaimedProfileOfHeldResource checks that a resource held in another
+// (a Bundle entry's, a contained one) is validated against the profiles it
+// claims in meta.profile, as it is when sent alone: a UK Core Patient with
+// two NHS numbers in a collection Bundle is refused, the issue at the entry.
+func TestClaimedProfileOfHeldResource(t *testing.T) {
+	const twoNHSNumbers = `{"resourceType":"Patient","meta":{"profile":["` + ukCorePatient + `"]},
+ "identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"},{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000017"}]}`
+	const collection = `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:5e0c6a4e-2c1f-4a51-9d43-2f4f2b8a1c01","resource":` + twoNHSNumbers + `}]}`
+	const slice = "Patient.identifier:nhsNumber: max allowed = 1, but found 2"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/Patient", twoNHSNumbers).want(t, http.StatusUnprocessableEntity)
+		if msg := r.outcome(t, "structure", "Patient.identifier"); msg != slice {
+			t.Errorf("alone: %q, want %q", msg, slice)
+		}
+		r = c.do("POST", "/Bundle", collection).want(t, http.StatusUnprocessableEntity)
+		if msg := r.outcome(t, "structure", "Bundle.entry[0].resource.identifier"); msg != slice {
+			t.Errorf("in a Bundle: %q, want %q", msg, slice)
+		}
+		r = c.do("POST", "/Bundle/$validate", collection).want(t, http.StatusOK)
+		r.outcome(t, "structure", "Bundle.entry[0].resource.identifier")
+		if n := c.do("GET", "/Bundle?_summary=count", "").want(t, http.StatusOK).json(t)["total"]; n != 0.0 {
+			t.Errorf("%v Bundles stored, want 0", n)
+		}
+	}, withValidator(true))
+}
+
 // bpWithoutSystolic is a blood pressure Observation without the systolic
 // component the R4 bp profile requires: a valid Observation otherwise.
 const bpWithoutSystolic = `{"resourceType":"Observation","status":"final",
