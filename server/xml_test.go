@@ -286,3 +286,22 @@ func TestXMLRefusedContentNotEmpty(t *testing.T) {
 		}
 	})
 }
+
+// A narrative sent in JSON with carriage returns is stored with the line
+// ends XML reads in it (XML 1.0 §2.11), so that its XML form read back is
+// the same resource, as it is for any other.
+func TestNarrativeLineEndsReadBackFromXML(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		sent := `{"resourceType":"Patient","id":"n","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">line 1\r\nline 2\rline 3</div>"}}`
+		c.do("PUT", "/Patient/n", sent).want(t, http.StatusCreated)
+		want := `<div xmlns="http://www.w3.org/1999/xhtml">line 1` + "\n" + `line 2` + "\n" + `line 3</div>`
+		if div := str(c.do("GET", "/Patient/n", "").want(t, http.StatusOK).json(t), "text", "div"); div != want {
+			t.Errorf("div %q, want %q", div, want)
+		}
+		back := c.do("GET", "/Patient/n?_format=xml", "").want(t, http.StatusOK)
+		c.do("PUT", "/Patient/n", string(back.body), "Content-Type", "application/fhir+xml").want(t, http.StatusOK)
+		if v := str(c.do("GET", "/Patient/n", "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "1" {
+			t.Errorf("the XML read back is another resource: version %s written", v)
+		}
+	})
+}

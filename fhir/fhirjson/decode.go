@@ -741,6 +741,9 @@ func (d *decoder) primitiveValue(p *primitive) reflect.Value {
 		return reflect.Value{}
 	}
 	if p.div {
+		// The div is XML: its line ends are those XML reads, so that it
+		// is the same narrative when written as XML and read back.
+		s = lexical.NormalizeNewlines(s)
 		err := lexical.CheckDiv(s, MaxDepth)
 		if err != nil && d.stored {
 			if r, ok := lexical.RepairDiv(s); ok && lexical.CheckDiv(r, MaxDepth) == nil {

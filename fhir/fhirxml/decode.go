@@ -584,18 +584,10 @@ func (d *decoder) contained(start xml.StartElement) reflect.Value {
 func (d *decoder) div() reflect.Value {
 	start := d.start
 	d.skip()
-	text := normalizeNewlines(string(d.data[start:d.x.InputOffset()]))
+	text := lexical.NormalizeNewlines(string(d.data[start:d.x.InputOffset()]))
 	if err := lexical.CheckDiv(text, MaxDepth); err != nil {
 		d.issue("div must be a well-formed XHTML div element that declares its namespace: %v", err)
 		return reflect.Value{}
 	}
 	return reflect.ValueOf(fhir.NewXhtml(text))
-}
-
-// normalizeNewlines turns "\r\n" and a lone "\r" into "\n" (XML 1.0 §2.11).
-func normalizeNewlines(s string) string {
-	if !strings.Contains(s, "\r") {
-		return s
-	}
-	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
 }

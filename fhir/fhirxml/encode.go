@@ -246,7 +246,7 @@ func (e *encoder) div(p reflect.Value) (bool, error) {
 	if x.Value == nil {
 		return false, nil
 	}
-	s := normalizeNewlines(*x.Value)
+	s := lexical.NormalizeNewlines(*x.Value)
 	if err := lexical.CheckDiv(s, MaxDepth); err != nil {
 		return false, e.errorf("not a well-formed XHTML div element that declares its namespace: %v", err)
 	}

@@ -198,3 +198,13 @@ func xmlEntity(name string) bool {
 	}
 	return false
 }
+
+// NormalizeNewlines turns "\r\n" and a lone "\r" into "\n", as an XML
+// reader does with the text it reads (XML 1.0 §2.11): a div holding a
+// carriage return would not read back from XML as it was written.
+func NormalizeNewlines(s string) string {
+	if !strings.Contains(s, "\r") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
+}
