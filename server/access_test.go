@@ -1427,3 +1427,44 @@ func TestHistorySinceMissesNoAuditBatchUnderWay(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditFailedTransactionNamesNoVersion: a transaction that fails
+// after some of its entries were written in its unit of work stores
+// nothing, and its AuditEvents name the resources it tried to write
+// without claiming versions that were never stored.
+func TestAuditFailedTransactionNamesNoVersion(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), principals{})
+			twoPatientRecords(c)
+			tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+				{"resource":{"resourceType":"Patient","id":"new","name":[{"family":"New"}]},"request":{"method":"PUT","url":"Patient/new"}},
+				{"resource":{"resourceType":"Observation","id":"new-ob","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/new"}},"request":{"method":"PUT","url":"Observation/new-ob"}},
+				{"resource":{"resourceType":"Patient","id":"a","name":[{"family":"Changed"}]},"request":{"method":"PUT","url":"Patient/a","ifMatch":"W/\"9\""}}]}`
+			status := c.by("admin", "POST", "", tx, "X-Request-Id", "failed-tx").status
+			if status < 400 {
+				t.Fatalf("transaction with a stale If-Match: %d, want 4xx", status)
+			}
+			c.by("admin", "GET", "/Patient/new", "").want(t, http.StatusNotFound)
+			evs := c.auditEventsByRequest(t, map[string]int{"failed-tx": status})["failed-tx"]
+			var refs []string
+			for _, ev := range evs {
+				if got := str(ev, "outcome"); got != "4" {
+					t.Errorf("outcome %q, want 4 (minor failure)", got)
+				}
+				refs = append(refs, entityRefs(ev)...)
+			}
+			for _, ref := range refs {
+				// A version the transaction read exists; one it wrote does not.
+				if strings.Contains(ref, "/_history/") && c.by("admin", "GET", "/"+ref, "").status != http.StatusOK {
+					t.Errorf("the failed transaction's AuditEvents name %s, a version never stored (all: %v)", ref, refs)
+				}
+			}
+			for _, want := range []string{"Patient/new", "Observation/new-ob"} {
+				if !slices.Contains(refs, want) {
+					t.Errorf("the failed transaction's AuditEvents name %v, want %s among them", refs, want)
+				}
+			}
+		})
+	}
+}

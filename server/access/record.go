@@ -112,10 +112,9 @@ func (r *Record) touchNaming(named map[*store.Version][]string, vs ...*store.Ver
 	}
 }
 
-func (r *Record) touchWrite(w *store.Write, named []string) {
-	if r == nil {
-		return
-	}
+// writeEntity is the entity of w, belonging, besides the patients it
+// refers to, to the patients named.
+func writeEntity(w *store.Write, named []string) Entity {
 	e := Entity{Type: w.Type, ID: w.ID, Version: w.VersionID(), Patients: slices.Clone(named)}
 	if w.Type == "Patient" {
 		e.Patients = []string{w.ID}
@@ -130,6 +129,13 @@ func (r *Record) touchWrite(w *store.Write, named []string) {
 			seen[ref.ID] = true
 			e.Patients = append(e.Patients, ref.ID)
 		}
+	}
+	return e
+}
+
+func (r *Record) touchEntity(e Entity) {
+	if r == nil {
+		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"carefhir/care/calendar"
@@ -806,7 +807,7 @@ func (s *Store) reachableNow(ctx context.Context, req *request, r store.Reader, 
 
 // Put implements store.Writer.
 func (s *Store) Put(ctx context.Context, w *store.Write) error {
-	return s.put(ctx, s.next, s.next, w)
+	return s.put(ctx, s.next, s.next, nil, w)
 }
 
 // PutGated implements store.GatedWriter: the access decision is made
@@ -818,9 +819,9 @@ func (s *Store) PutGated(ctx context.Context, w *store.Write, ready func() error
 		if err := ready(); err != nil {
 			return err
 		}
-		return s.put(ctx, s.next, s.next, w)
+		return s.put(ctx, s.next, s.next, nil, w)
 	}
-	return s.put(ctx, s.next, gated{g, ready}, w)
+	return s.put(ctx, s.next, gated{g, ready}, nil, w)
 }
 
 // gated is a store.Writer whose Put is a GatedWriter's PutGated.
@@ -831,14 +832,16 @@ type gated struct {
 
 func (g gated) Put(ctx context.Context, w *store.Write) error { return g.w.PutGated(ctx, w, g.ready) }
 
-// put decides w and writes it through wr.
+// put decides w and writes it through wr, recording it in unit when it is
+// written in a unit of work (else unit is nil), for the request's
+// AuditEvents once the unit ends.
 //
 // A Subscription is written with its channel headers as keepHeaders has
 // them, a value a client sent back masked being the one stored, and w is
 // left holding the version as a reader is given it (see shown), for the
 // answer to the write and for its hooks. The engine gets a Write of its
 // own: a unit of work may hold on to it until it commits.
-func (s *Store) put(ctx context.Context, r store.Reader, wr store.Writer, w *store.Write) error {
+func (s *Store) put(ctx context.Context, r store.Reader, wr store.Writer, unit *unitWrites, w *store.Write) error {
 	if err := s.allowWrite(ctx, r, w); err != nil {
 		return err
 	}
@@ -857,9 +860,15 @@ func (s *Store) put(ctx context.Context, r store.Reader, wr store.Writer, w *sto
 		return err
 	}
 	if err := wr.Put(ctx, stored); err != nil {
+		// Refused by the engine: no version was stored.
+		recordAttempt(ctx, w, named)
 		return s.concealConflict(ctx, r, w, err)
 	}
-	recordWrite(ctx, w, named)
+	if unit != nil {
+		unit.add(ctx, w, named)
+	} else {
+		recordWrite(ctx, w, named)
+	}
 	if stored != w {
 		body, err := maskHeaders(stored.JSON)
 		if err != nil {
@@ -1017,20 +1026,76 @@ func (s *Store) keepRelationships(ctx context.Context, req *request, r store.Rea
 // identifiedPatients).
 func recordWrite(ctx context.Context, w *store.Write, named []string) {
 	if rec := RecordFrom(ctx); rec != nil {
-		rec.touchWrite(w, named)
+		rec.touchEntity(writeEntity(w, named))
+	}
+}
+
+// recordAttempt records w as a write ctx's request attempted that stored
+// nothing: the resource is named with no version, as none was created
+// (IHE BALP: the AuditEvent's outcome says the request failed).
+func recordAttempt(ctx context.Context, w *store.Write, named []string) {
+	if rec := RecordFrom(ctx); rec != nil {
+		e := writeEntity(w, named)
+		e.Version = 0
+		rec.touchEntity(e)
+	}
+}
+
+// unitWrites holds the writes of one run of a unit of work until it ends:
+// the versions exist only if the unit commits.
+type unitWrites struct {
+	mu     sync.Mutex
+	writes []unitWrite
+}
+
+type unitWrite struct {
+	rec *Record
+	e   Entity
+}
+
+func (u *unitWrites) add(ctx context.Context, w *store.Write, named []string) {
+	rec := RecordFrom(ctx)
+	if rec == nil {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.writes = append(u.writes, unitWrite{rec, writeEntity(w, named)})
+}
+
+// record records the unit's writes in their requests' Records: at the
+// versions written if the unit committed, else with no version.
+func (u *unitWrites) record(committed bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, uw := range u.writes {
+		if !committed {
+			uw.e.Version = 0
+		}
+		uw.rec.touchEntity(uw.e)
 	}
 }
 
 // Transact implements store.Store: the unit's reads and writes are decided
-// like any others.
+// like any others. Its writes are recorded for the audit trail when it
+// ends, as versions written only if it committed.
 func (s *Store) Transact(ctx context.Context, fn func(tx store.Tx) error) error {
-	return s.next.Transact(ctx, func(tx store.Tx) error {
-		t := &tx_{s: s, tx: tx}
+	// runs holds the writes of each run: an engine may run fn again
+	// after a conflict, and only the last run's writes are committed.
+	var runs []*unitWrites
+	err := s.next.Transact(ctx, func(tx store.Tx) error {
+		unit := &unitWrites{}
+		runs = append(runs, unit)
+		t := &tx_{s: s, tx: tx, unit: unit}
 		if f, ok := tx.(store.Finder); ok {
 			return fn(&finderTx{tx_: t, f: f})
 		}
 		return fn(t)
 	})
+	for i, unit := range runs {
+		unit.record(err == nil && i == len(runs)-1)
+	}
+	return err
 }
 
 // Close implements store.Store.
@@ -1038,8 +1103,9 @@ func (s *Store) Close() error { return s.next.Close() }
 
 // tx_ is a unit of work behind the access decisions.
 type tx_ struct {
-	s  *Store
-	tx store.Tx
+	s    *Store
+	tx   store.Tx
+	unit *unitWrites
 }
 
 func (t *tx_) Read(ctx context.Context, typ, id string) (*store.Version, error) {
@@ -1069,7 +1135,7 @@ func (t *finderTx) Find(ctx context.Context, q store.Query) (*store.Page, error)
 }
 
 func (t *tx_) Put(ctx context.Context, w *store.Write) error {
-	return t.s.put(ctx, t.tx, t.tx, w)
+	return t.s.put(ctx, t.tx, t.tx, t.unit, w)
 }
 
 // AllowWrite is Store.AllowWrite in the unit of work.
