@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -1099,4 +1100,32 @@ func TestVersionIDAsWritten(t *testing.T) {
 		}
 		c.do("GET", "/Patient/"+id+"/_history/1", "").want(t, http.StatusOK)
 	})
+}
+
+// TestWriteOverEngineDocumentLimit: a resource within the body limit but
+// over what the engine holds in one document (MongoDB's 16 MiB) is refused
+// at once with 422 too-costly naming the limit, and nothing is stored;
+// SQLite holds it.
+func TestWriteOverEngineDocumentLimit(t *testing.T) {
+	large := func(cfg *server.Config) { cfg.MaxBodyBytes = 40 << 20 }
+	data := base64.StdEncoding.EncodeToString(make([]byte, 13<<20)) // over 17 MiB as base64
+	body := `{"resourceType":"DocumentReference","id":"big","status":"current","content":[{"attachment":{"contentType":"application/octet-stream","data":"` + data + `"}}]}`
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newClient(t, e.Open(t), large)
+			r := c.do("PUT", "/DocumentReference/big", body)
+			if e.Name == "sqlite" {
+				r.want(t, http.StatusCreated)
+				return
+			}
+			r.want(t, http.StatusUnprocessableEntity)
+			if d := r.outcome(t, "too-costly", ""); !strings.Contains(d, "16 MiB") {
+				t.Errorf("diagnostics %q do not say the limit", d)
+			}
+			c.do("GET", "/DocumentReference/big", "").want(t, http.StatusNotFound)
+			if total, entries, _ := historyPage(t, c.do("GET", "/DocumentReference/_history", "")); total > 0 || len(entries) > 0 {
+				t.Errorf("history holds %v (total %d), want nothing", entries, total)
+			}
+		})
+	}
 }

@@ -135,6 +135,7 @@ func fromError(err error) (int, outcome, http.Header) {
 		decode   *fhirjson.DecodeError
 		conflict *store.ConflictError
 		costly   *store.TooCostlyError
+		large    *store.TooLargeError
 		tooBig   *http.MaxBytesError
 		denied   *access.Denied
 		invalid  *access.Invalid
@@ -172,6 +173,9 @@ func fromError(err error) (int, outcome, http.Header) {
 		return http.StatusBadRequest, newOutcome(Issue{Severity: "error", Code: "too-costly",
 			Diagnostics: fmt.Sprintf("search parameter %s %s", costly.Param, costly.Reason),
 			Expression:  []string{costly.Param}}), nil
+	case errors.As(err, &large):
+		return http.StatusUnprocessableEntity, newOutcome(Issue{Severity: "error", Code: "too-costly",
+			Diagnostics: fmt.Sprintf("%s/%s would be %d bytes as stored, over %s: nothing was stored", large.Type, large.ID, large.Size, large.Limit)}), nil
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, newOutcome(Issue{Severity: "error", Code: "too-costly",
 			Diagnostics: fmt.Sprintf("request body exceeds the limit of %d bytes", tooBig.Limit)}), nil

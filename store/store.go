@@ -43,6 +43,20 @@ func (e *TooCostlyError) Error() string {
 	return fmt.Sprintf("store: search parameter %s: %s", e.Param, e.Reason)
 }
 
+// TooLargeError reports a write whose version is larger than the engine
+// holds as one resource, such as the 16 MiB of a MongoDB document: a
+// client error, which a smaller resource avoids, not a storage failure.
+// Nothing of the write is stored.
+type TooLargeError struct {
+	Type, ID string
+	Size     int64  // the bytes the engine would store
+	Limit    string // the engine's bound, in words a client can act on
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("store: %s/%s is %d bytes as stored, over %s", e.Type, e.ID, e.Size, e.Limit)
+}
+
 // ConflictError reports a write whose expected version is not the current
 // version of the resource: another writer got there first, or the resource
 // already exists (Expected 0) or does not (Current 0).

@@ -458,8 +458,43 @@ func validType(typ string) bool {
 	return true
 }
 
+// maxDocument is the most bytes a current-version document may hold:
+// MongoDB's 16 MiB document limit, less room for the fields the history
+// document adds to the same JSON and search fields (its key, type, id and
+// journal name). FerretDB may store more, but a replica set of MongoDB
+// would refuse the write, and a copy of the data moved there would not
+// load.
+const maxDocument = 16<<20 - 16<<10
+
 // checkWrite reports why w cannot be stored, if it cannot.
 func checkWrite(w *store.Write) error {
+	if err := checkShape(w); err != nil {
+		return err
+	}
+	return checkSize(w)
+}
+
+// checkSize returns a *store.TooLargeError when the current-version
+// document of w is larger than MongoDB holds, before anything is written:
+// the server would otherwise refuse it only once the write was under way.
+func checkSize(w *store.Write) error {
+	if w.Deleted {
+		return nil
+	}
+	doc, err := bson.Marshal(currentDoc(w))
+	if err != nil {
+		return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+	}
+	if len(doc) > maxDocument {
+		return &store.TooLargeError{Type: w.Type, ID: w.ID, Size: int64(len(doc)),
+			Limit: "the 16 MiB MongoDB holds in one document (the resource's JSON and its search values)"}
+	}
+	return nil
+}
+
+// checkShape reports why w names no resource that can be stored, if it
+// does not.
+func checkShape(w *store.Write) error {
 	switch {
 	case w == nil:
 		return errors.New("mongo: put: nil write")
