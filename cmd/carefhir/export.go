@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // exportConfig is the configuration of the export subcommand.
@@ -68,8 +69,9 @@ func parseExportConfig(args []string, getenv func(string) string, stderr io.Writ
 	return cfg, nil
 }
 
-// exportRecords writes what $export-gp answers on stdout.
-func exportRecords(ctx context.Context, cfg *exportConfig, factories map[string]engineFactory, stdout io.Writer) error {
+// exportRecords writes what $export-gp answers on stdout, and on stderr
+// the patients an export --since leaves out.
+func exportRecords(ctx context.Context, cfg *exportConfig, factories map[string]engineFactory, stdout, stderr io.Writer) error {
 	if cfg.URL == "" && cfg.MongoURI == "" {
 		if err := requireDatabase(cfg.DataDir); err != nil {
 			return fmt.Errorf("export: %w", err)
@@ -82,7 +84,7 @@ func exportRecords(ctx context.Context, cfg *exportConfig, factories map[string]
 	}
 	defer closeFn()
 	if cfg.Since != "" {
-		return exportSince(ctx, client, base, cfg, stdout)
+		return exportSince(ctx, client, base, cfg, stdout, stderr)
 	}
 	target := base + "/Patient/" + url.PathEscape(cfg.Patient) + "/$export-gp?format=" + cfg.Format
 	if cfg.Format == "gpconnect-appointment" {
@@ -146,8 +148,10 @@ func patientRef(base string) *regexp.Regexp {
 
 // exportSince writes the records of every patient whose care record
 // changed on or after cfg.Since, in patient id order: one collection
-// Bundle of them all, or one CSV with one header.
-func exportSince(ctx context.Context, client *http.Client, base string, cfg *exportConfig, stdout io.Writer) error {
+// Bundle of them all, or one CSV with one header. A patient whose record
+// the server refuses to give (see skippable) is left out, named on stderr
+// with the refusal, and the export, otherwise whole, ends in an error.
+func exportSince(ctx context.Context, client *http.Client, base string, cfg *exportConfig, stdout, stderr io.Writer) error {
 	patients := map[string]bool{}
 	refs := patientRef(base)
 	for _, typ := range careRecordTypes {
@@ -187,12 +191,18 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 	// A resource in the records of several patients (an Appointment they
 	// share) is given once: R4 wants each fullUrl of a Bundle once (bdl-7).
 	given := map[string]bool{}
+	var left []string // the patients whose records were refused
 	for _, id := range slices.Sorted(maps.Keys(patients)) {
 		body, err := get(ctx, client, base+"/Patient/"+url.PathEscape(id)+"/$export-gp?format="+cfg.Format, cfg.Token)
 		var refused *refusedError
 		if errors.As(err, &refused) && (refused.status == http.StatusGone || refused.status == http.StatusNotFound) {
 			// A record changed since refers to a patient deleted, or never
 			// held: there is no record of theirs to give a GP system.
+			continue
+		}
+		if skippable(err) {
+			fmt.Fprintf(stderr, "export: Patient/%s left out: %v\n", id, err)
+			left = append(left, "Patient/"+id)
 			continue
 		}
 		if err != nil {
@@ -231,10 +241,27 @@ func exportSince(ctx context.Context, client *http.Client, base string, cfg *exp
 			return err
 		}
 	}
-	if cfg.Format == "csv" {
-		return nil
+	if cfg.Format != "csv" {
+		if err := bundle.close(); err != nil {
+			return err
+		}
 	}
-	return bundle.close()
+	if len(left) > 0 {
+		return fmt.Errorf("export: the records of %d of %d patients were refused and left out: %s",
+			len(left), len(patients), strings.Join(left, ", "))
+	}
+	return nil
+}
+
+// skippable reports whether err is the server's refusal of one patient's
+// record, which an export of many leaves out: the record cannot be given
+// in the format (422, such as a CSV of a patient with no NHS number), or
+// the token may not read it (403). Any other failure (the token refused,
+// the server failing or not answering) would refuse every patient alike,
+// and stops the export.
+func skippable(err error) bool {
+	var refused *refusedError
+	return errors.As(err, &refused) && (refused.status == http.StatusUnprocessableEntity || refused.status == http.StatusForbidden)
 }
 
 // collectionEntry is an entry of the collection Bundle $export-gp

@@ -576,7 +576,7 @@ func TestExportSinceDeletedPatient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := exportRecords(t.Context(), cfg, engines(), &out); err != nil {
+	if err := exportRecords(t.Context(), cfg, engines(), &out, io.Discard); err != nil {
 		t.Fatalf("export --since: %v", err)
 	}
 	if s := out.String(); !strings.Contains(s, `"`+srv.URL+`/fhir/Goal/goal-kept"`) || strings.Contains(s, "goal-gone") {
@@ -908,5 +908,28 @@ func TestImportNDJSONByteOrderMark(t *testing.T) {
 	out, err := runCmd(t, "import", "--data", t.TempDir(), "--format", "ndjson", file)
 	if err != nil || out != "loaded 2 resources\n" {
 		t.Errorf("import: %q, %v; want both resources loaded", out, err)
+	}
+}
+
+// TestExportSinceRefusedPatient exports as CSV the records changed since a
+// date when one patient's cannot be (no NHS number: 422): the other
+// patients' rows are written under the one header, the patient left out is
+// named on stderr, and the command ends in an error naming them, where the
+// export stopped at that patient.
+func TestExportSinceRefusedPatient(t *testing.T) {
+	srv, _, send := exportTestServer(t)
+	send("PUT", "Patient/a-none", `{"resourceType":"Patient","id":"a-none","name":[{"family":"Nonumber"}]}`, 201)
+	send("PUT", "Patient/b-nhs", `{"resourceType":"Patient","id":"b-nhs","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9990000018"}],"name":[{"family":"Numbered"}]}`, 201)
+	send("PUT", "Observation/b-weight", `{"resourceType":"Observation","id":"b-weight","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"27113001"}]},"subject":{"reference":"Patient/b-nhs"},"effectiveDateTime":"2024-01-02","valueQuantity":{"value":70,"unit":"kg"}}`, 201)
+	var out, stderr strings.Builder
+	err := run(t.Context(), []string{"export", "--url", srv.URL + "/fhir", "--format", "csv", "--since", "2000-01-01"}, env(nil), &out, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "Patient/a-none") {
+		t.Errorf("export --since with a patient refused: error %v, want one naming Patient/a-none", err)
+	}
+	if !strings.Contains(stderr.String(), "Patient/a-none") || strings.Contains(stderr.String(), "b-nhs") {
+		t.Errorf("stderr %q, want Patient/a-none named as left out, and only it", stderr.String())
+	}
+	if !strings.HasPrefix(out.String(), "NHS Number,") || !strings.Contains(out.String(), "9990000018,02/01/2024,27113001,70,kg") {
+		t.Errorf("export --since as CSV wrote %q, want the header and the rows of Patient/b-nhs", out.String())
 	}
 }

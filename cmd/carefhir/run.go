@@ -126,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
-		return exportRecords(ctx, cfg, engines(), stdout)
+		return exportRecords(ctx, cfg, engines(), stdout, stderr)
 	case "reindex":
 		cfg, err := parseReindexConfig(rest, getenv, stderr)
 		if err != nil {
