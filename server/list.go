@@ -31,6 +31,16 @@ func (a *api) applyLists(c *gin.Context, r store.Reader, plan *search.Plan, typ 
 	if limit <= 0 {
 		limit = search.DefaultLimits.Values
 	}
+	// Each List named is a read: the Lists of all the values together are
+	// bounded as the values of one parameter are, so that repeating
+	// _list does not multiply the reads.
+	named := 0
+	for _, value := range values {
+		named += strings.Count(value, ",") + 1
+	}
+	if named > limit {
+		return errorf(http.StatusBadRequest, "too-costly", "_list names %d Lists; at most %d may be named in one search", named, limit).at("_list")
+	}
 	for _, value := range values {
 		if strings.TrimSpace(value) == "" {
 			continue // names no List, as an empty value of any parameter

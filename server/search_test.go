@@ -170,6 +170,10 @@ func TestSearchList(t *testing.T) {
 		if !strings.Contains(string(r.body), `"mode":"outcome"`) || !strings.Contains(string(r.body), "$current-problems") {
 			t.Errorf("the ignored functional list is not reported: %s", r.body)
 		}
+		// Each List named is a read: repeating _list does not name more
+		// than one parameter's values may.
+		many := strings.TrimSuffix(strings.Repeat("x,", 600), ",")
+		c.do("GET", "/Patient?_list="+many+"&_list="+many, "").want(t, http.StatusBadRequest).outcome(t, "too-costly", "_list")
 		// A transaction's GET entry, processed after its writes, reads
 		// the List an entry of it wrote.
 		out := c.bundle(txBundle("transaction",
