@@ -3,6 +3,7 @@ package bulk
 import (
 	"bufio"
 	"bytes"
+	"carefhir/fhir/lexical"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,7 +61,7 @@ func (im *Importer) Import(ctx context.Context, name string, r io.Reader, res *I
 		if line == 1 {
 			// A UTF-8 byte order mark, which some Windows tools begin a
 			// file with, is no part of the first resource (RFC 8259 §8.1).
-			text = bytes.TrimPrefix(text, []byte("\xef\xbb\xbf"))
+			text = lexical.TrimBOM(text)
 		}
 		if len(text) == 0 {
 			continue

@@ -67,10 +67,7 @@ func ReadPAMWording(r io.Reader) ([]string, error) {
 // be part of the first statement's wording, or make the calibration's
 // header another.
 func withoutBOM(r io.Reader) io.Reader {
-	br := bufio.NewReader(r)
-	if b, err := br.Peek(3); err == nil && string(b) == "\ufeff" {
-		br.Discard(3)
-	}
+	br, _ := lexical.SkipBOM(r)
 	return br
 }
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 	"carefhir/store"
 )
 
@@ -239,7 +239,7 @@ func readBody(c *gin.Context) ([]byte, error) {
 	// A UTF-8 byte order mark, which some Windows clients put before a
 	// body, is no part of it: RFC 8259 §8.1 lets a JSON reader ignore it,
 	// as XML does.
-	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
+	body = lexical.TrimBOM(body)
 	if len(body) == 0 {
 		return nil, errorf(http.StatusBadRequest, "required", "the request body is empty: send a resource")
 	}

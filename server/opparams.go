@@ -28,6 +28,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 )
 
 // defParam is an input parameter of an OperationDefinition.
@@ -237,7 +238,7 @@ func invocationParams(c *gin.Context, raw bool) (givenParams, error) {
 	} else if mt, err := bodyType(c); err == nil {
 		// A body the model refuses may still name its parameters, which
 		// are checked before the operation says what else is wrong.
-		body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
+		body = lexical.TrimBOM(body)
 		if xmlTypes[mt] {
 			given.resourceType, names = xmlParameterNames(body)
 		} else {

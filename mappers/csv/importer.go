@@ -14,6 +14,7 @@ import (
 	"golang.org/x/text/encoding/charmap"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 	"carefhir/mappers"
 	"carefhir/profiles"
 )
@@ -55,12 +56,7 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
-	br := bufio.NewReader(r)
-	bom := false
-	if b, _ := br.Peek(3); string(b) == "\xef\xbb\xbf" {
-		br.Discard(3)
-		bom = true
-	}
+	br, bom := lexical.SkipBOM(r)
 	var src io.Reader = lineEnds{br}
 	// A UTF-8 byte order mark says how the file is encoded, whatever the
 	// mapping expects: Excel writes one when a report is saved as "CSV

@@ -13,6 +13,7 @@ import (
 	"github.com/google/fhir/go/jsonformat"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 	"carefhir/mappers"
 )
 
@@ -54,7 +55,7 @@ func (im *Importer) Import(payload []byte) mappers.Result {
 // provider (a booking naming the Slot, Location and Patient) can name them
 // by the provider's own ids (see ProviderID). An empty provider is Import.
 func (im *Importer) ImportFrom(provider string, payload []byte) mappers.Result {
-	trimmed := bytes.TrimSpace(bytes.TrimPrefix(payload, []byte("\xef\xbb\xbf")))
+	trimmed := bytes.TrimSpace(lexical.TrimBOM(payload))
 	if len(trimmed) > 0 && trimmed[0] == '<' {
 		return refused(mappers.Errorf("(payload)", "STU3 XML is not supported: ask the provider for JSON (Accept: application/fhir+json), which every GP Connect provider must serve"))
 	}

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/text/encoding/charmap"
 
+	"carefhir/fhir/lexical"
 	"carefhir/mappers"
 )
 
@@ -138,7 +139,7 @@ func parseHeader(data []byte) *Message {
 // segmentLines decodes data (without its byte-order mark; as
 // Windows-1252 when it is not UTF-8) and cuts it into segments.
 func segmentLines(data []byte) []string {
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	data = lexical.TrimBOM(data)
 	if !utf8.Valid(data) {
 		if dec, err := charmap.Windows1252.NewDecoder().Bytes(data); err == nil {
 			data = dec
@@ -151,7 +152,7 @@ func segmentLines(data []byte) []string {
 // segment that starts with MSH. Batch envelopes (FHS, BHS, BTS, FTS) are
 // dropped.
 func Split(data []byte) [][]byte {
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	data = lexical.TrimBOM(data)
 	var msgs [][]byte
 	var cur []byte
 	for len(data) > 0 {

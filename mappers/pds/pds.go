@@ -16,6 +16,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/lexical"
 	"carefhir/mappers"
 	"carefhir/profiles"
 )
@@ -49,7 +50,7 @@ func ImportAsked(data []byte, asked string) mappers.Result {
 	// A UTF-8 byte order mark, which Windows editors put before a saved
 	// response, is no part of the JSON (RFC 8259 §8.1), as the API and
 	// the other importers read it.
-	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	data = lexical.TrimBOM(data)
 	var head struct {
 		ResourceType string          `json:"resourceType"`
 		Patches      json.RawMessage `json:"patches"`
