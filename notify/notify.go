@@ -386,18 +386,17 @@ func (n *Notifier) ownerHasRoom(ctx context.Context, s operation.Store, id strin
 // on a MongoDB replica set a write conflict that runs it again, when its
 // count sees the other's Subscription).
 func (n *Notifier) passGate(ctx context.Context, tx store.Tx, party string) error {
-	id := party
 	var expected int64
-	switch v, err := tx.Read(ctx, gateType, id); {
+	switch v, err := tx.Read(ctx, gateType, party); {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
-		return fmt.Errorf("notify: owner's gate %s: %w", id, err)
+		return fmt.Errorf("notify: owner's gate %s: %w", party, err)
 	default:
 		expected = v.VersionID
 	}
-	w := &store.Write{Type: gateType, ID: id, Expected: expected, LastUpdated: n.cfg.Now().UTC().Truncate(time.Millisecond), JSON: []byte(`{}`)}
+	w := &store.Write{Type: gateType, ID: party, Expected: expected, LastUpdated: n.cfg.Now().UTC().Truncate(time.Millisecond), JSON: []byte(`{}`)}
 	if err := tx.Put(ctx, w); err != nil {
-		return fmt.Errorf("notify: owner's gate %s: %w", id, err)
+		return fmt.Errorf("notify: owner's gate %s: %w", party, err)
 	}
 	return nil
 }
