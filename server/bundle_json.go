@@ -62,19 +62,31 @@ func withEntries(b []byte, entries [][]byte) []byte {
 
 // appendJSON appends the entry to dst, its resource as it is.
 func (e *bundleEntry) appendJSON(dst []byte) ([]byte, error) {
-	rest := *e
-	rest.FullURL, rest.Resource = "", nil
-	tail, err := json.Marshal(rest)
-	if err != nil {
-		return nil, err
+	var tail []byte
+	if e.Request == nil && e.Response == nil && e.Search != nil && plainJSONString(e.Search.Mode) {
+		// A searchset's entry: its search.mode is all that follows the
+		// resource, appended as encoding/json writes it.
+		tail = append(append([]byte(`{"search":{"mode":"`), e.Search.Mode...), `"}}`...)
+	} else {
+		rest := *e
+		rest.FullURL, rest.Resource = "", nil
+		var err error
+		if tail, err = json.Marshal(rest); err != nil {
+			return nil, err
+		}
 	}
 	dst = append(dst, '{')
 	if e.FullURL != "" {
-		u, err := json.Marshal(e.FullURL)
-		if err != nil {
-			return nil, err
+		dst = append(dst, `"fullUrl":`...)
+		if plainJSONString(e.FullURL) {
+			dst = append(append(append(dst, '"'), e.FullURL...), '"')
+		} else {
+			u, err := json.Marshal(e.FullURL)
+			if err != nil {
+				return nil, err
+			}
+			dst = append(dst, u...)
 		}
-		dst = append(append(dst, `"fullUrl":`...), u...)
 	}
 	if len(e.Resource) > 0 {
 		if e.FullURL != "" {
@@ -89,4 +101,17 @@ func (e *bundleEntry) appendJSON(dst []byte) ([]byte, error) {
 		dst = append(dst, tail...)
 	}
 	return append(dst, '}'), nil
+}
+
+// plainJSONString reports whether encoding/json writes s as it is between
+// quotes: printable ASCII without the quote, the backslash and the
+// characters it escapes for HTML (<, > and &).
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }

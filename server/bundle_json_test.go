@@ -57,6 +57,14 @@ func TestBundleEncode(t *testing.T) {
 				{FullURL: "http://x/fhir/Patient/p1", Resource: patient, Search: &entrySearch{Mode: "match"}},
 				{Resource: json.RawMessage(`{"resourceType":"OperationOutcome"}`), Search: &entrySearch{Mode: "outcome"}},
 			}}},
+		{"searchset with odd urls", bundle{ResourceType: "Bundle", ID: "b4", Type: "searchset",
+			Entry: []bundleEntry{
+				{FullURL: "http://x/fhir/Patient/a?b=<c>&d=\"e\"\\", Resource: patient, Search: &entrySearch{Mode: "match"}},
+				{FullURL: "http://x/fhir/Patient/é\u2028", Resource: patient, Search: &entrySearch{Mode: "include"}},
+				{FullURL: "http://x/fhir/Patient/p2", Resource: patient, Search: &entrySearch{Mode: "<match>"}},
+				{FullURL: "http://x/fhir/Patient/p3", Resource: patient, Search: &entrySearch{}},
+				{FullURL: "http://x/fhir/Patient/p4", Resource: patient},
+			}}},
 		{"transaction-response", bundle{ResourceType: "Bundle", ID: "b3", Type: "transaction-response",
 			Entry: []bundleEntry{
 				{Response: &entryResponse{Status: "201 Created", Location: "Patient/p1/_history/1"}},
@@ -75,6 +83,18 @@ func TestBundleEncode(t *testing.T) {
 				t.Fatal(err)
 			}
 			sameJSON(t, got, want)
+			// Byte for byte what encoding/json writes, but for the
+			// resources, which are sent as stored.
+			for i, e := range tt.b.Entry {
+				e.Resource = nil
+				got, err := e.appendJSON(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want, _ := json.Marshal(e); string(got) != string(want) {
+					t.Errorf("entry %d:\ngot  %s\nwant %s", i, got, want)
+				}
+			}
 		})
 	}
 }
