@@ -208,3 +208,50 @@ func TestSearchAcrossTypesPosted(t *testing.T) {
 		}
 	})
 }
+
+// TestSearchRepeatedAfterWrites: a search repeated after a write finds
+// what the write changed, whether it changed a match or only a resource a
+// match includes; a search repeated with nothing written between finds
+// the same.
+func TestSearchRepeatedAfterWrites(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "p0", "Jones", "1970-01-01", "")
+		observation := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p0"}}`
+		c.do("PUT", "/Observation/o1", strings.Replace(observation, `{`, `{"id":"o1",`, 1)).want(t, http.StatusCreated)
+		const search = "/Observation?subject=Patient/p0&_include=Observation:subject"
+		found := func(step string, want ...string) {
+			t.Helper()
+			for range 3 {
+				var b struct {
+					Entry []struct {
+						Resource struct {
+							ResourceType, ID string
+							Name             []struct{ Family string }
+						}
+					}
+				}
+				if err := json.Unmarshal(c.do("GET", search, "").want(t, http.StatusOK).body, &b); err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, e := range b.Entry {
+					s := e.Resource.ResourceType + "/" + e.Resource.ID
+					for _, n := range e.Resource.Name {
+						s += " " + n.Family
+					}
+					got = append(got, s)
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("%s: found %q, want %q", step, got, want)
+				}
+			}
+		}
+		found("first", "Observation/o1", "Patient/p0 Jones")
+		putPatient(t, c, "p0", "Smith", "1970-01-01", "")
+		found("included Patient renamed", "Observation/o1", "Patient/p0 Smith")
+		c.do("PUT", "/Observation/o2", strings.Replace(observation, `{`, `{"id":"o2",`, 1)).want(t, http.StatusCreated)
+		found("another Observation", "Observation/o1", "Observation/o2", "Patient/p0 Smith")
+		c.do("DELETE", "/Observation/o1", "").want(t, http.StatusNoContent)
+		found("one deleted", "Observation/o2", "Patient/p0 Smith")
+	})
+}

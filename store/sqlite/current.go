@@ -7,8 +7,12 @@ import (
 )
 
 // currentCacheBytes bounds what the cache of current versions holds: the
-// bodies and a fixed cost per entry.
-const currentCacheBytes = 64 << 20
+// bodies and a fixed cost per entry. pageCacheBytes bounds the pages of
+// searches it holds beside them, counted the same way.
+const (
+	currentCacheBytes = 64 << 20
+	pageCacheBytes    = 16 << 20
+)
 
 // entryOverhead is what an entry costs beyond its body: the key, the
 // Version and the map's share.
@@ -28,16 +32,28 @@ type versionKey struct{ typ, id string }
 // since it began (fill's gen), so a version read before a commit is never
 // kept after it. Reads inside a unit of work, which see its uncommitted
 // writes, neither use nor fill it.
+//
+// It holds the pages searches have found too, keyed by the whole query, so
+// that a search repeated before anything is written again (a shared care
+// record polling for a patient, the pages of one result walked by several
+// clients) costs no SQLite statement either. Any commit may change what any
+// search finds, through its conditions, chains or includes, so every commit
+// drops them all.
 type currentCache struct {
 	mu      sync.Mutex
 	gen     uint64 // commits that have forgotten what they wrote
 	m       map[versionKey]*store.Version
 	bytes   int
 	maxSize int
+
+	pages        map[string]*store.Page
+	pageBytes    int
+	maxPageBytes int
 }
 
-func newCurrentCache(maxBytes int) *currentCache {
-	return &currentCache{m: map[versionKey]*store.Version{}, maxSize: maxBytes}
+func newCurrentCache(maxBytes, maxPageBytes int) *currentCache {
+	return &currentCache{m: map[versionKey]*store.Version{}, maxSize: maxBytes,
+		pages: map[string]*store.Page{}, maxPageBytes: maxPageBytes}
 }
 
 // get returns the cached version of typ/id, a copy the caller owns, or,
@@ -90,11 +106,16 @@ func (c *currentCache) fill(v *store.Version, gen uint64) {
 }
 
 // forget drops the versions of keys, which a commit has just replaced,
-// and ends the generation: reads begun before it fill nothing.
+// and every page, and ends the generation: reads begun before it fill
+// nothing.
 func (c *currentCache) forget(keys []versionKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
+	if len(c.pages) > 0 {
+		clear(c.pages)
+		c.pageBytes = 0
+	}
 	for _, k := range keys {
 		if v, ok := c.m[k]; ok {
 			delete(c.m, k)
@@ -105,4 +126,87 @@ func (c *currentCache) forget(keys []versionKey) {
 
 func cacheSize(v *store.Version) int {
 	return len(v.JSON) + len(v.Type) + len(v.ID) + entryOverhead
+}
+
+// page returns the cached page of the search keyed by key, a copy the
+// caller owns, or, when there is none, the generation a search of the
+// database must pass to keepPage.
+func (c *currentCache) page(key string) (*store.Page, uint64) {
+	c.mu.Lock()
+	p, ok := c.pages[key]
+	gen := c.gen
+	c.mu.Unlock()
+	if !ok {
+		return nil, gen
+	}
+	return copyPage(p), gen
+}
+
+// keepPage keeps p, found by the search keyed by key since page returned
+// gen, unless a commit has ended since. It keeps a copy: the caller owns p.
+func (c *currentCache) keepPage(key string, p *store.Page, gen uint64) {
+	size := cachedPageSize(key, p)
+	if size > c.maxPageBytes/64 {
+		return // a large page would push many small ones out
+	}
+	cp := copyPage(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
+	if old, ok := c.pages[key]; ok {
+		delete(c.pages, key)
+		c.pageBytes -= cachedPageSize(key, old)
+	}
+	for k, old := range c.pages {
+		if c.pageBytes+size <= c.maxPageBytes {
+			break
+		}
+		delete(c.pages, k)
+		c.pageBytes -= cachedPageSize(k, old)
+	}
+	c.pages[key] = cp
+	c.pageBytes += size
+}
+
+// copyPage copies p down to its bodies: a cached page is never changed.
+func copyPage(p *store.Page) *store.Page {
+	cp := *p
+	cp.Matches = copyVersions(p.Matches)
+	cp.Included = copyVersions(p.Included)
+	return &cp
+}
+
+func copyVersions(vs []*store.Version) []*store.Version {
+	if vs == nil {
+		return nil
+	}
+	out := make([]*store.Version, len(vs))
+	copies := make([]store.Version, len(vs))
+	n := 0
+	for _, v := range vs {
+		n += len(v.JSON)
+	}
+	bodies := make([]byte, 0, n)
+	for i, v := range vs {
+		copies[i] = *v
+		if v.JSON != nil {
+			start := len(bodies)
+			bodies = append(bodies, v.JSON...)
+			copies[i].JSON = bodies[start:len(bodies):len(bodies)]
+		}
+		out[i] = &copies[i]
+	}
+	return out
+}
+
+func cachedPageSize(key string, p *store.Page) int {
+	n := len(key) + len(p.Next) + len(p.Prev) + entryOverhead
+	for _, vs := range [][]*store.Version{p.Matches, p.Included} {
+		for _, v := range vs {
+			n += cacheSize(v)
+		}
+	}
+	return n
 }

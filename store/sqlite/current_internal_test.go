@@ -13,7 +13,7 @@ import (
 // keeps no body too large to share the space.
 func TestCurrentCacheBounded(t *testing.T) {
 	const max = 64 << 10
-	c := newCurrentCache(max)
+	c := newCurrentCache(max, max)
 	for i := range 2000 {
 		_, gen := c.get("Patient", fmt.Sprint(i))
 		c.fill(&store.Version{Type: "Patient", ID: fmt.Sprint(i % 700), JSON: []byte(strings.Repeat("x", i%900))}, gen)
@@ -38,7 +38,7 @@ func TestCurrentCacheBounded(t *testing.T) {
 // TestCurrentCacheFillAfterCommit checks that a version read before a
 // commit ended is not kept, whichever resources the commit wrote.
 func TestCurrentCacheFillAfterCommit(t *testing.T) {
-	c := newCurrentCache(1 << 20)
+	c := newCurrentCache(1<<20, 1<<20)
 	_, gen := c.get("Patient", "p1")
 	c.forget([]versionKey{{"Patient", "other"}})
 	c.fill(&store.Version{Type: "Patient", ID: "p1", VersionID: 1}, gen)
@@ -53,5 +53,33 @@ func TestCurrentCacheFillAfterCommit(t *testing.T) {
 	c.forget([]versionKey{{"Patient", "p1"}})
 	if v, _ := c.get("Patient", "p1"); v != nil {
 		t.Fatal("a version a commit replaced is still held")
+	}
+}
+
+// TestPageCacheBounded checks that the pages of searches the cache holds
+// keep within their size whatever is searched, and that a commit drops
+// them all.
+func TestPageCacheBounded(t *testing.T) {
+	const max = 64 << 10
+	c := newCurrentCache(max, max)
+	for i := range 2000 {
+		key := fmt.Sprint("q", i%700)
+		_, gen := c.page(key)
+		p := &store.Page{Next: "n", Matches: []*store.Version{{Type: "Patient", ID: "a", JSON: []byte(strings.Repeat("x", i%900))}}}
+		c.keepPage(key, p, gen)
+		if c.pageBytes > max {
+			t.Fatalf("after %d pages: %d bytes held, more than %d", i+1, c.pageBytes, max)
+		}
+	}
+	held := 0
+	for k, p := range c.pages {
+		held += cachedPageSize(k, p)
+	}
+	if held != c.pageBytes || len(c.pages) == 0 {
+		t.Fatalf("%d pages of %d bytes, counted as %d", len(c.pages), held, c.pageBytes)
+	}
+	c.forget(nil)
+	if len(c.pages) != 0 || c.pageBytes != 0 {
+		t.Fatalf("after a commit: %d pages of %d bytes held", len(c.pages), c.pageBytes)
 	}
 }

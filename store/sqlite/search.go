@@ -28,7 +28,24 @@ const (
 // see store.Finder.
 func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 	defer s.observe("find", time.Now())
-	return s.reader.Find(ctx, q)
+	if s.current == nil {
+		return s.reader.Find(ctx, q)
+	}
+	// The query is plain data, so its JSON names it whole. One that JSON
+	// cannot carry (a NaN) is searched for without the cache.
+	key, err := json.Marshal(q)
+	if err != nil {
+		return s.reader.Find(ctx, q)
+	}
+	p, gen := s.current.page(string(key))
+	if p != nil {
+		return p, nil
+	}
+	p, err = s.reader.Find(ctx, q)
+	if err == nil {
+		s.current.keepPage(string(key), p, gen)
+	}
+	return p, err
 }
 
 // Find runs q inside the unit of work.

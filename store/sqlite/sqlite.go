@@ -236,7 +236,7 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		return fail(err)
 	}
 	if locked {
-		s.current = newCurrentCache(currentCacheBytes)
+		s.current = newCurrentCache(currentCacheBytes, pageCacheBytes)
 		s.writer.cache = s.current
 	}
 	if s.txRead, err = newReader(ctx, s.wconn, nil); err != nil {
