@@ -28,7 +28,11 @@ func (a *api) audited(c *gin.Context) {
 		return
 	}
 	ev := interactionOf(c.Request.Method, path)
-	ctx, rec := access.Begin(c.Request.Context())
+	begin := access.Begin
+	if a.cfg.Auditor == nil {
+		begin = access.BeginUnaudited
+	}
+	ctx, rec := begin(c.Request.Context())
 	c.Request = c.Request.WithContext(access.WithInteraction(ctx, ev.Interaction))
 	ev.Recorded = time.Now()
 	ev.Record = rec

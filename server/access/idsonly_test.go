@@ -47,3 +47,22 @@ func TestIDsOnlyKeepsAuditedPatients(t *testing.T) {
 		}
 	}
 }
+
+// A request of a server that keeps no audit trail names nothing of what it
+// found, and so reads no body for its patients; its interaction is still
+// kept.
+func TestUnauditedRecordsNoEntities(t *testing.T) {
+	f := &finder{}
+	s := NewStore(f, Rules{})
+	ctx, rec := BeginUnaudited(WithPrincipal(context.Background(), OpenPrincipal("::1")))
+	if _, err := s.Find(ctx, store.Query{Type: "Observation"}); err != nil {
+		t.Fatal(err)
+	}
+	rec.SetInteraction(InteractionTransaction)
+	if es := rec.Entities(); len(es) != 0 {
+		t.Errorf("unaudited request recorded %+v", es)
+	}
+	if rec.Interaction() != InteractionTransaction {
+		t.Errorf("interaction %q", rec.Interaction())
+	}
+}

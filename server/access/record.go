@@ -22,6 +22,9 @@ type Record struct {
 	disclosures []Disclosure
 	interaction Interaction
 	query       string
+	// unaudited is set for a request no audit trail records: what it
+	// touches is not kept, nor its patients looked for.
+	unaudited bool
 }
 
 // Disclosure is data a request sent out that is not resources the Record
@@ -91,7 +94,7 @@ func (r *Record) touch(vs ...*store.Version) { r.touchNaming(nil, vs...) }
 // touchNaming is touch, each version of named belonging to the patients
 // named too, besides those it refers to.
 func (r *Record) touchNaming(named map[*store.Version][]string, vs ...*store.Version) {
-	if r == nil || len(vs) == 0 {
+	if r == nil || r.unaudited || len(vs) == 0 {
 		return
 	}
 	r.mu.Lock()
@@ -134,7 +137,7 @@ func writeEntity(w *store.Write, named []string) Entity {
 }
 
 func (r *Record) touchEntity(e Entity) {
-	if r == nil {
+	if r == nil || r.unaudited {
 		return
 	}
 	r.mu.Lock()
@@ -160,7 +163,7 @@ func (r *Record) add(e Entity) {
 
 // filled reports, under the Record's lock, whether it names all it may.
 func (r *Record) filled() bool {
-	if r == nil {
+	if r == nil || r.unaudited {
 		return true
 	}
 	r.mu.Lock()

@@ -58,6 +58,14 @@ func Begin(ctx context.Context) (context.Context, *Record) {
 	return context.WithValue(ctx, requestKey{}, r), r.record
 }
 
+// BeginUnaudited is Begin for a server that keeps no audit trail: the
+// Record keeps the interaction, the query and what is disclosed, but not
+// the resources touched, whose patients it would look for in each body.
+func BeginUnaudited(ctx context.Context) (context.Context, *Record) {
+	r := &request{record: &Record{unaudited: true}}
+	return context.WithValue(ctx, requestKey{}, r), r.record
+}
+
 // RecordFrom returns the Record of ctx's request, or nil.
 func RecordFrom(ctx context.Context) *Record {
 	if r, ok := ctx.Value(requestKey{}).(*request); ok {
