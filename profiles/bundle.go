@@ -2,7 +2,9 @@ package profiles
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -14,19 +16,31 @@ var scheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.\-]*:`)
 // it is an absolute URL, and when it looks like a RESTful server URL
 // ([base]/[type]/[id], https://hl7.org/fhir/R4/references.html#regex) it
 // ends with the type and id of the entry's resource. An entry of search
-// mode outcome holds an OperationOutcome; a document follows documentRules.
+// mode outcome holds an OperationOutcome, and one of mode match a resource
+// of a type the search in the self link searched; a document follows
+// documentRules.
 func (w *walker) bundleEntries(b map[string]any, path string) {
 	entries, _ := b["entry"].([]any)
 	if b["type"] == "document" {
 		w.documentRules(b, path)
 	}
+	var searched []string
+	if b["type"] == "searchset" {
+		searched = w.v.searchedTypes(b)
+	}
 	for i, e := range entries {
 		em, _ := e.(map[string]any)
 		at := fmt.Sprintf("%s.entry[%d]", path, i)
 		search, _ := em["search"].(map[string]any)
-		if r, _ := em["resource"].(map[string]any); search["mode"] == "outcome" && r != nil && r["resourceType"] != "OperationOutcome" {
+		r, _ := em["resource"].(map[string]any)
+		rt, _ := r["resourceType"].(string)
+		switch {
+		case r == nil:
+		case search["mode"] == "outcome" && rt != "OperationOutcome":
 			// https://hl7.org/fhir/R4/codesystem-search-entry-mode.html
 			w.add("error", "invalid", at+".resource", "an entry of search mode outcome holds an OperationOutcome, not a %v", r["resourceType"])
+		case search["mode"] == "match" && searched != nil && !slices.Contains(searched, rt):
+			w.add("error", "invalid", at+".resource", "an entry of search mode match holds a %s, where the search in the self link is of %s", rt, strings.Join(searched, ", "))
 		}
 		fu, ok := em["fullUrl"].(string)
 		if !ok || fu == "" {
@@ -37,11 +51,9 @@ func (w *walker) bundleEntries(b map[string]any, path string) {
 			continue
 		}
 		typ, id, ok := w.v.restful(fu)
-		r, _ := em["resource"].(map[string]any)
 		if !ok || r == nil {
 			continue
 		}
-		rt, _ := r["resourceType"].(string)
 		rid, hasID := r["id"].(string)
 		switch {
 		case !hasID:
@@ -50,6 +62,40 @@ func (w *walker) bundleEntries(b map[string]any, path string) {
 			w.add("error", "invalid", at, "the fullUrl %q looks like a RESTful server URL, so it must end with the resource's type and id (%s/%s)", truncate(fu), rt, rid)
 		}
 	}
+}
+
+// searchedTypes returns the resource types a searchset's self link
+// searched, or nil when it names no search of given types. The server
+// returns the search it performed as the self link
+// (https://hl7.org/fhir/R4/search.html#conformance), and a search of a
+// type ([base]/[type]?…, [base]/[type]/_search, or in a compartment,
+// [base]/Patient/1/[type]) matches resources of that type alone
+// (https://hl7.org/fhir/R4/http.html#search); a search of all types is
+// restricted by _type. An operation ($…) is not a search.
+func (v *Validator) searchedTypes(b map[string]any) []string {
+	var self string
+	eachObject(b["link"], "", func(l map[string]any, _ string) {
+		if u, ok := l["url"].(string); ok && l["relation"] == "self" && self == "" {
+			self = u
+		}
+	})
+	rest, query, _ := strings.Cut(self, "?")
+	if self == "" || strings.Contains(rest, "$") {
+		return nil
+	}
+	segments := strings.Split(strings.TrimSuffix(strings.TrimSuffix(rest, "/"), "/_search"), "/")
+	if last := segments[len(segments)-1]; last != "Resource" && last != "DomainResource" && v.isResource(last) {
+		return []string{last}
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil || len(params["_type"]) == 0 {
+		return nil
+	}
+	var types []string
+	for _, p := range params["_type"] {
+		types = append(types, strings.Split(p, ",")...)
+	}
+	return types
 }
 
 // restful splits an http(s) URL of the form [base]/[type]/[id], with an

@@ -90,6 +90,8 @@ func TestInvalidCatalogue(t *testing.T) {
 		{"fullUrl not absolute", `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"Patient/1","resource":{"resourceType":"Patient","id":"1"}}]}`, "", "error", "invalid", "Bundle.entry[0]"},
 		{"fullUrl disagrees with the id", `{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"http://example.org/fhir/Patient/1","resource":{"resourceType":"Patient","id":"2"}}]}`, "", "error", "invalid", "Bundle.entry[0]"},
 		{"search outcome entry", `{"resourceType":"Bundle","type":"searchset","entry":[{"fullUrl":"urn:uuid:0c8e3e5e-4f8a-4a57-9d51-3d4b0a1a2b3c","resource":{"resourceType":"Patient"},"search":{"mode":"outcome"}}]}`, "", "error", "invalid", "Bundle.entry[0].resource"},
+		{"search match entry of a type not searched", searchset("http://example.org/fhir/Patient?name=x", "match"), "", "error", "invalid", "Bundle.entry[0].resource"},
+		{"search match entry of a type not in _type", searchset("http://example.org/fhir?name=x&_type=Patient,Practitioner", "match"), "", "error", "invalid", "Bundle.entry[0].resource"},
 		{"document reference not in the bundle", document(`"subject":{"reference":"Patient/9"}`, ""), "", "error", "invalid", "Bundle.entry[0].resource.subject"},
 		{"document entry not referenced", document("", `,{"fullUrl":"http://example.org/fhir/Patient/2","resource":{"resourceType":"Patient","id":"2"}}`), "", "error", "invalid", "Bundle.entry[2]"},
 		{"linkIds unique (que-2)", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"group","item":[{"linkId":"1","type":"string"}]}]}`, "", "error", "invariant", "Questionnaire"},
@@ -132,6 +134,13 @@ func document(composition, entries string) string {
 		`{"fullUrl":"http://example.org/fhir/Patient/1","resource":{"resourceType":"Patient","id":"1"}}` + entries + `]}`
 }
 
+// searchset returns a searchset Bundle with the self link self, holding
+// Organization/1 with the search mode mode.
+func searchset(self, mode string) string {
+	return `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":"` + self + `"}],"entry":[` +
+		`{"fullUrl":"http://example.org/fhir/Organization/1","resource":{"resourceType":"Organization","id":"1","name":"x"},"search":{"mode":"` + mode + `"}}]}`
+}
+
 // response returns a completed QuestionnaireResponse with the given items,
 // answering a contained Questionnaire: 1 (boolean, required), 2 (string,
 // enabled when 1 is true) and 3 (choice of example.org/c#a).
@@ -172,6 +181,12 @@ func TestValidResources(t *testing.T) {
 		{"contained resource referenced from a canonical (dom-3)", `{"resourceType":"Questionnaire","status":"active","contained":[{"resourceType":"ValueSet","id":"vs","status":"active"}],"item":[{"linkId":"1","type":"choice","answerValueSet":"#vs"}]}`, ""},
 		{"questionnaire response consistent with its questionnaire", response(`{"linkId":"1","answer":[{"valueBoolean":true}]},{"linkId":"2","answer":[{"valueString":"x"}]},{"linkId":"3","answer":[{"valueCoding":{"system":"http://example.org/c","code":"a"}}]}`), ""},
 		{"document holding what its Composition references", document(`"subject":{"reference":"Patient/1"}`, ""), ""},
+		{"search match entry of the type searched", searchset("http://example.org/fhir/Organization?name=x", "match"), ""},
+		{"search match entry of the type searched by POST", searchset("http://example.org/fhir/Organization/_search?name=x", "match"), ""},
+		{"search match entry of a type in _type", searchset("http://example.org/fhir?_type=Patient%2COrganization", "match"), ""},
+		{"search match entry in a compartment", searchset("http://example.org/fhir/Patient/1/Organization", "match"), ""},
+		{"search include entry of another type", searchset("http://example.org/fhir/Patient?organization=1&_include=Patient:organization", "include"), ""},
+		{"search by an operation", searchset("http://example.org/fhir/Patient/1/$everything", "match"), ""},
 		{"primitive extension only", `{"resourceType":"Patient","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}}`, ""},
 		{"ODS code", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"RR8"}],"name":"x"}`, ""},
 		{"UK Core Patient as a GP system sends one, claiming the profile (the validation benchmark's)", string(gpPatient), ""},
