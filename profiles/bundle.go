@@ -25,8 +25,9 @@ func (w *walker) bundleEntries(b map[string]any, path string) {
 		w.documentRules(b, path)
 	}
 	var searched []string
+	isSearch := false
 	if b["type"] == "searchset" {
-		searched = w.v.searchedTypes(b)
+		searched, isSearch = w.v.searchedTypes(b)
 	}
 	for i, e := range entries {
 		em, _ := e.(map[string]any)
@@ -41,6 +42,12 @@ func (w *walker) bundleEntries(b map[string]any, path string) {
 			w.add("error", "invalid", at+".resource", "an entry of search mode outcome holds an OperationOutcome, not a %v", r["resourceType"])
 		case search["mode"] == "match" && searched != nil && !slices.Contains(searched, rt):
 			w.add("error", "invalid", at+".resource", "an entry of search mode match holds a %s, where the search in the self link is of %s", rt, strings.Join(searched, ", "))
+		}
+		if _, hasID := r["id"].(string); r != nil && isSearch && search["mode"] != "outcome" && !hasID {
+			// Resource.id: "The only time that a resource does not have an
+			// id is when it is being submitted to the server using a create
+			// operation"; a search finds resources the server holds.
+			w.add("error", "invalid", at+".resource", "the %s found by the search has no id: only a resource being created has none", rt)
 		}
 		fu, ok := em["fullUrl"].(string)
 		if !ok || fu == "" {
@@ -64,15 +71,16 @@ func (w *walker) bundleEntries(b map[string]any, path string) {
 	}
 }
 
-// searchedTypes returns the resource types a searchset's self link
-// searched, or nil when it names no search of given types. The server
-// returns the search it performed as the self link
-// (https://hl7.org/fhir/R4/search.html#conformance), and a search of a
-// type ([base]/[type]?…, [base]/[type]/_search, or in a compartment,
+// searchedTypes reads a searchset's self link, the search the server
+// performed (https://hl7.org/fhir/R4/search.html#conformance). search is
+// false when there is none or it names an operation ($…), whose results
+// may be resources that are not identified (Bundle.entry.fullUrl). types
+// are the resource types searched, nil for all: a search of a type
+// ([base]/[type]?…, [base]/[type]/_search, or in a compartment,
 // [base]/Patient/1/[type]) matches resources of that type alone
-// (https://hl7.org/fhir/R4/http.html#search); a search of all types is
-// restricted by _type. An operation ($…) is not a search.
-func (v *Validator) searchedTypes(b map[string]any) []string {
+// (https://hl7.org/fhir/R4/http.html#search), and one of all types is
+// restricted by _type.
+func (v *Validator) searchedTypes(b map[string]any) (types []string, search bool) {
 	var self string
 	eachObject(b["link"], "", func(l map[string]any, _ string) {
 		if u, ok := l["url"].(string); ok && l["relation"] == "self" && self == "" {
@@ -81,21 +89,20 @@ func (v *Validator) searchedTypes(b map[string]any) []string {
 	})
 	rest, query, _ := strings.Cut(self, "?")
 	if self == "" || strings.Contains(rest, "$") {
-		return nil
+		return nil, false
 	}
 	segments := strings.Split(strings.TrimSuffix(strings.TrimSuffix(rest, "/"), "/_search"), "/")
 	if last := segments[len(segments)-1]; last != "Resource" && last != "DomainResource" && v.isResource(last) {
-		return []string{last}
+		return []string{last}, true
 	}
 	params, err := url.ParseQuery(query)
-	if err != nil || len(params["_type"]) == 0 {
-		return nil
+	if err != nil {
+		return nil, true
 	}
-	var types []string
 	for _, p := range params["_type"] {
 		types = append(types, strings.Split(p, ",")...)
 	}
-	return types
+	return types, true
 }
 
 // restful splits an http(s) URL of the form [base]/[type]/[id], with an

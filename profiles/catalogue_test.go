@@ -92,6 +92,7 @@ func TestInvalidCatalogue(t *testing.T) {
 		{"search outcome entry", `{"resourceType":"Bundle","type":"searchset","entry":[{"fullUrl":"urn:uuid:0c8e3e5e-4f8a-4a57-9d51-3d4b0a1a2b3c","resource":{"resourceType":"Patient"},"search":{"mode":"outcome"}}]}`, "", "error", "invalid", "Bundle.entry[0].resource"},
 		{"search match entry of a type not searched", searchset("http://example.org/fhir/Patient?name=x", "match"), "", "error", "invalid", "Bundle.entry[0].resource"},
 		{"search match entry of a type not in _type", searchset("http://example.org/fhir?name=x&_type=Patient,Practitioner", "match"), "", "error", "invalid", "Bundle.entry[0].resource"},
+		{"search result without an id", unidentified(searchset("http://example.org/fhir/Organization?name=x", "include")), "", "error", "invalid", "Bundle.entry[0].resource"},
 		{"document reference not in the bundle", document(`"subject":{"reference":"Patient/9"}`, ""), "", "error", "invalid", "Bundle.entry[0].resource.subject"},
 		{"document entry not referenced", document("", `,{"fullUrl":"http://example.org/fhir/Patient/2","resource":{"resourceType":"Patient","id":"2"}}`), "", "error", "invalid", "Bundle.entry[2]"},
 		{"linkIds unique (que-2)", `{"resourceType":"Questionnaire","status":"active","item":[{"linkId":"1","type":"group","item":[{"linkId":"1","type":"string"}]}]}`, "", "error", "invariant", "Questionnaire"},
@@ -141,6 +142,12 @@ func searchset(self, mode string) string {
 		`{"fullUrl":"http://example.org/fhir/Organization/1","resource":{"resourceType":"Organization","id":"1","name":"x"},"search":{"mode":"` + mode + `"}}]}`
 }
 
+// unidentified drops the id of Organization/1 from a bundle, and its
+// fullUrl, which would then disagree with it.
+func unidentified(bundle string) string {
+	return strings.NewReplacer(`"id":"1",`, "", `"fullUrl":"http://example.org/fhir/Organization/1",`, "").Replace(bundle)
+}
+
 // response returns a completed QuestionnaireResponse with the given items,
 // answering a contained Questionnaire: 1 (boolean, required), 2 (string,
 // enabled when 1 is true) and 3 (choice of example.org/c#a).
@@ -187,6 +194,8 @@ func TestValidResources(t *testing.T) {
 		{"search match entry in a compartment", searchset("http://example.org/fhir/Patient/1/Organization", "match"), ""},
 		{"search include entry of another type", searchset("http://example.org/fhir/Patient?organization=1&_include=Patient:organization", "include"), ""},
 		{"search by an operation", searchset("http://example.org/fhir/Patient/1/$everything", "match"), ""},
+		{"operation result without an id", unidentified(searchset("http://example.org/fhir/Patient/1/$everything", "match")), ""},
+		{"search outcome without an id", `{"resourceType":"Bundle","type":"searchset","link":[{"relation":"self","url":"http://example.org/fhir/Patient?name=x"}],"entry":[{"resource":{"resourceType":"OperationOutcome","issue":[{"severity":"warning","code":"processing","diagnostics":"x"}]},"search":{"mode":"outcome"}}]}`, ""},
 		{"primitive extension only", `{"resourceType":"Patient","_birthDate":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}}`, ""},
 		{"ODS code", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"RR8"}],"name":"x"}`, ""},
 		{"UK Core Patient as a GP system sends one, claiming the profile (the validation benchmark's)", string(gpPatient), ""},

@@ -114,7 +114,7 @@ const (
 	reasonVitalSignByCode = "vital-sign-by-code"
 	// The Java validator resolves references inside a Bundle differently.
 	reasonResolution = "java-resolution"
-	// Rules the Java validator applies that R4 does not define.
+	// A rule the Java validator applies that R4 does not define.
 	reasonLaterRules = "later-rules"
 	// The target type of Type/id references is taken from the URL.
 	reasonRESTType = "rest-reference-type"
@@ -134,8 +134,8 @@ var hl7Known = map[string][]string{
 	"bundle-dual-target":                                  {reasonLocation},
 	"bundle-duplicate-id":                                 {reasonLocation},
 	"bundle-id-2":                                         {reasonLaterRules},
-	"bundle-id-3":                                         {reasonLaterRules, reasonTerminology},
-	"bundle-id-4":                                         {reasonLaterRules, reasonTerminology},
+	"bundle-id-3":                                         {reasonTerminology},
+	"bundle-id-4":                                         {reasonTerminology},
 	"bundle-id-5":                                         {reasonTerminology},
 	"bundle-validation-location-1.xml":                    {reasonRepeats},
 	"bundle-validation-location-2.xml":                    {reasonRepeats},
