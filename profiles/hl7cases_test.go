@@ -130,7 +130,7 @@ const (
 // docs/conformance.md does not list one, so the list stays true.
 var hl7Known = map[string][]string{
 	"bad-bundle-reference-type-4":                         {reasonResolution},
-	"bundle-document-versioned-references-bad":            {reasonRepeats},
+	"bundle-document-versioned-references-bad":            {reasonRepeats, reasonLocation},
 	"bundle-dual-target":                                  {reasonLocation},
 	"bundle-duplicate-id":                                 {reasonLocation},
 	"bundle-id-2":                                         {reasonLaterRules},
@@ -141,8 +141,8 @@ var hl7Known = map[string][]string{
 	"bundle-validation-location-2.xml":                    {reasonRepeats},
 	"bundle-with-contained":                               {reasonTerminology, reasonNarrativeLinks, reasonResolution},
 	"document-css":                                        {reasonLocation},
-	"mni-patientOverview-bundle-example1":                 {reasonTerminology},
-	"mni-patientOverview-bundle-example1b":                {reasonTerminology, reasonResolution},
+	"mni-patientOverview-bundle-example1":                 {reasonTerminology, reasonLocation},
+	"mni-patientOverview-bundle-example1b":                {reasonTerminology, reasonResolution, reasonLocation},
 	"obs-max-decimal (profile)":                           {reasonChoiceChild},
 	"obs-quantity-us":                                     {reasonRepeats},
 	"obs-temp-bad":                                        {reasonVitalSignByCode},
@@ -157,7 +157,7 @@ var hl7Known = map[string][]string{
 	"relative_reference_to_TYPE_ID.all_fullUrl_UUID":      {reasonLocation},
 	"relative_reference_to_fullUrl.id_in_Composition":     {reasonLocation},
 	"relative_reference_to_fullUrl.id_in_target_resource": {reasonResolution},
-	"relative_reference_to_fullUrl.no_ids.PROBLEM":        {reasonResolution},
+	"relative_reference_to_fullUrl.no_ids.PROBLEM":        {reasonResolution, reasonLocation},
 	"type-ref-unchecked (profile)":                        {reasonRESTType},
 	"versioned-extension":                                 {reasonRepeats},
 }
