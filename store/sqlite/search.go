@@ -28,7 +28,7 @@ const (
 // see store.Finder.
 func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 	defer s.observe("find", time.Now())
-	if s.current == nil {
+	if s.current == nil || s.current.maxPageBytes == 0 {
 		return s.reader.Find(ctx, q)
 	}
 	// The query is plain data, so its JSON names it whole. One that JSON

@@ -79,6 +79,11 @@ type Options struct {
 	// through instead of the operating system's: tests use one that
 	// simulates power cuts.
 	VFS string
+	// SearchPages bounds the bytes of the pages kept for searches repeated
+	// before the next commit (current.go); 0 means 16 MiB, and a negative
+	// value keeps none, so that every search runs its query (benchmarks of
+	// the search plans).
+	SearchPages int
 }
 
 // Store is a store.Store kept in a SQLite database. Its methods are safe for
@@ -236,7 +241,11 @@ func OpenWith(dir string, opts Options) (*Store, error) {
 		return fail(err)
 	}
 	if locked {
-		s.current = newCurrentCache(currentCacheBytes, pageCacheBytes)
+		pages := pageCacheBytes
+		if opts.SearchPages != 0 {
+			pages = max(opts.SearchPages, 0)
+		}
+		s.current = newCurrentCache(currentCacheBytes, pages)
 		s.writer.cache = s.current
 	}
 	if s.txRead, err = newReader(ctx, s.wconn, nil); err != nil {
