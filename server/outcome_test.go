@@ -26,6 +26,7 @@ func TestFromError(t *testing.T) {
 		{"decode syntax", &fhirjson.DecodeError{Issues: []fhirjson.Issue{{Message: "bad", Syntax: true}}}, 400, "invalid"},
 		{"decode structure", &fhirjson.DecodeError{Issues: []fhirjson.Issue{{Path: "Patient.x", Message: "unknown"}}}, 400, "structure"},
 		{"lost race", fmt.Errorf("put: %w", &store.ConflictError{Type: "Patient", ID: "1", Expected: 1, Current: 2}), 409, "conflict"},
+		{"next version pending", fmt.Errorf("put: %w", &store.ConflictError{Type: "Patient", ID: "1", Expected: 1, Current: 1}), 409, "conflict"},
 		{"body too large", &http.MaxBytesError{Limit: 10}, 413, "too-costly"},
 		{"bad cursor", fmt.Errorf("history: %w", store.ErrBadCursor), 400, "invalid"},
 		{"not found", fmt.Errorf("read: %w", store.ErrNotFound), 404, "not-found"},
@@ -34,9 +35,13 @@ func TestFromError(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			status, oo, _ := fromError(tt.err)
+			status, oo, h := fromError(tt.err)
 			if status != tt.status || len(oo.Issue) == 0 || oo.Issue[0].Code != tt.code {
 				t.Fatalf("fromError = %d %+v, want %d %s", status, oo.Issue, tt.status, tt.code)
+			}
+			if tt.name == "next version pending" && (h.Get("Retry-After") == "" ||
+				oo.Issue[0].Diagnostics != "another request's write of version 2 of Patient/1 has not finished; retry later") {
+				t.Errorf("pending write: %q, Retry-After %q", oo.Issue[0].Diagnostics, h.Get("Retry-After"))
 			}
 			if status == 500 && oo.Issue[0].Diagnostics != "internal server error" {
 				t.Errorf("500 leaks internals: %q", oo.Issue[0].Diagnostics)
