@@ -66,3 +66,25 @@ func TestUnauditedRecordsNoEntities(t *testing.T) {
 		t.Errorf("interaction %q", rec.Interaction())
 	}
 }
+
+// A write refused and tried again (a lost race) is named once, by the
+// version written, not also as an attempt that stored nothing.
+func TestRetriedWriteNamedOnce(t *testing.T) {
+	_, rec := Begin(context.Background())
+	w := &store.Write{Type: "Observation", ID: "o1", Expected: 1}
+	named := []string{"a"}
+	rec.touchEntity(Entity{Type: "Patient", ID: "a", Version: 3, Patients: []string{"a"}})
+	for range 2 {
+		e := writeEntity(w, named)
+		e.Version = 0
+		rec.touchEntity(e)
+	}
+	rec.touchEntity(writeEntity(w, named))
+	got := rec.Entities()
+	if len(got) != 2 || got[0].Reference() != "Patient/a/_history/3" || got[1].Reference() != "Observation/o1/_history/2" {
+		t.Fatalf("entities %+v, want Patient/a/_history/3 and Observation/o1/_history/2", got)
+	}
+	if rec.links != 2 {
+		t.Errorf("%d patient links counted, want 2", rec.links)
+	}
+}

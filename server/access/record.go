@@ -153,6 +153,18 @@ func (r *Record) add(e Entity) {
 	if r.seen == nil {
 		r.seen = make(map[string]bool)
 	}
+	if attempt := e.Type + "/" + e.ID; e.Version > 0 && r.seen[attempt] {
+		// A write refused before, as one that lost a race and was tried
+		// again: the version written names it.
+		delete(r.seen, attempt)
+		r.entities = slices.DeleteFunc(r.entities, func(x Entity) bool {
+			if x.Version == 0 && x.Type == e.Type && x.ID == e.ID {
+				r.links -= len(x.Patients)
+				return true
+			}
+			return false
+		})
+	}
 	r.seen[key] = true
 	if room := maxEntities - r.links; len(e.Patients) > room {
 		e.Patients = e.Patients[:room]
