@@ -938,6 +938,8 @@ func TestAllow(t *testing.T) {
 			{"TRACE", "/Patient?identifier=x", "GET, HEAD, POST, PUT, PATCH, DELETE"},
 			{"TRACE", "/Patient/1/$meta", "GET, HEAD, POST"},
 			{"PUT", "/", "GET, HEAD, POST"},
+			{"PUT", "/Patient/1/_search", "POST"},
+			{"DELETE", "/Patient/1/Observation/_search", "POST"},
 		} {
 			r := c.do(tt.method, tt.path, "").want(t, http.StatusMethodNotAllowed)
 			r.outcome(t, "not-supported", "")
@@ -949,6 +951,13 @@ func TestAllow(t *testing.T) {
 				if r := c.do(m, tt.path, ""); r.status == http.StatusMethodNotAllowed {
 					t.Errorf("%s %s is 405 though Allow lists it: %s", m, tt.path, truncate(r.body))
 				}
+			}
+		}
+		// Only the Patient compartment is searched: another's search is no
+		// endpoint, whatever the method.
+		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+			for _, path := range []string{"/Observation/1/_search", "/Encounter/1/Observation/_search"} {
+				c.do(m, path, "").want(t, http.StatusNotFound)
 			}
 		}
 		if cs := c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t); str(cs, "resourceType") != "CapabilityStatement" {

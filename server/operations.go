@@ -219,12 +219,21 @@ func levelText(inv invocation) string {
 // with the methods that are in Allow; below metadata and _history, where
 // no method is served, it is the 404 of a path that names no endpoint.
 func notAllowed(c *gin.Context) *Error {
-	if belowSystemPath(c.Request.URL.Path) {
+	if belowSystemPath(c.Request.URL.Path) || outsideCompartments(c.Request.URL.Path) {
 		return noEndpoint(c)
 	}
 	err := errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, truncate(c.Request.URL.Path, 200))
 	err.Header = allowHeader(c)
 	return err
+}
+
+// outsideCompartments reports whether path is the search of a compartment
+// ([type]/[id]/_search, [type]/[id]/[type]/_search) of a type other than
+// Patient, the one compartment searched here: a path that names no
+// endpoint, for any method.
+func outsideCompartments(path string) bool {
+	segs := strings.Split(strings.Trim(strings.TrimPrefix(path, "/fhir"), "/"), "/")
+	return (len(segs) == 3 || len(segs) == 4) && segs[len(segs)-1] == "_search" && segs[0] != "Patient"
 }
 
 // allowHeader is the Allow header of a 405 answered to c.
