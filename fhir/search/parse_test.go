@@ -340,6 +340,25 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// A number too large or too small to compare is refused as such, not as
+// something that is not a number.
+func TestParseNumberOutOfRange(t *testing.T) {
+	r := testRegistry(t)
+	for query, want := range map[string]string{
+		"value-quantity=1e400":    "beyond the numbers searched here",
+		"value-quantity=gt-1e400": "beyond the numbers searched here",
+		"value-quantity=1e-401":   "beyond the numbers searched here",
+		"value-quantity=0x10":     "is not a number",
+		"value-quantity=Inf":      "is not a number",
+	} {
+		_, err := parse(t, r, "Observation", query, false)
+		var e *Error
+		if !errors.As(err, &e) || e.Expression != "value-quantity" || !strings.Contains(e.Diagnostics, want) {
+			t.Errorf("%s: %v, want %q", query, err, want)
+		}
+	}
+}
+
 // An id alone is a match for each type the parameter may name, and counts
 // as many terms; the same ids with their type are one each.
 func TestParseIDsAloneCountPerType(t *testing.T) {
