@@ -104,6 +104,7 @@ func newEnv(t testing.TB, st store.Store, opts ...func(*server.Config)) *env {
 		"admin":  {"sub": "admin", "scope": "system/*.cruds"},
 		"other":  {"sub": "other", "scope": "system/*.rs"},
 		"backup": {"sub": "backup", "scope": "system/*.rs"},
+		"archive": {"sub": "archive", "scope": "system/*.rs"},
 		"nurse":  {"sub": "nurse", "scope": "user/*.rs"},
 		"lab":    {"sub": "lab", "scope": "system/Observation.rs"},
 		// Later tokens of admin's client, allowed less.
