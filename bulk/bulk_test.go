@@ -101,12 +101,12 @@ func newEnv(t testing.TB, st store.Store, opts ...func(*server.Config)) *env {
 	})
 	e := &env{t: t, base: root + "/fhir", st: st, x: x, clock: clk, tokens: map[string]string{}, ix: ix}
 	for name, claims := range map[string]map[string]any{
-		"admin":  {"sub": "admin", "scope": "system/*.cruds"},
-		"other":  {"sub": "other", "scope": "system/*.rs"},
-		"backup": {"sub": "backup", "scope": "system/*.rs"},
+		"admin":   {"sub": "admin", "scope": "system/*.cruds"},
+		"other":   {"sub": "other", "scope": "system/*.rs"},
+		"backup":  {"sub": "backup", "scope": "system/*.rs"},
 		"archive": {"sub": "archive", "scope": "system/*.rs"},
-		"nurse":  {"sub": "nurse", "scope": "user/*.rs"},
-		"lab":    {"sub": "lab", "scope": "system/Observation.rs"},
+		"nurse":   {"sub": "nurse", "scope": "user/*.rs"},
+		"lab":     {"sub": "lab", "scope": "system/Observation.rs"},
 		// Later tokens of admin's client, allowed less.
 		"admin-patients": {"sub": "admin", "scope": "system/Patient.rs"},
 		"admin-lab":      {"sub": "admin", "scope": "system/Patient.rs system/Observation.rs?category=laboratory"},
