@@ -22,6 +22,10 @@ const (
 // and whose writes are not yet.
 const StageRecorded = stageRecorded
 
+// StagePurgeFound is when PurgeDeleted has found the tombstones it is to
+// remove.
+const StagePurgeFound = stagePurgeFound
+
 // WithClock makes a Store tell the time of leases by now: a Store takes a
 // unit over once it has seen it unrenewed for a lease by now.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.clock = now } }

@@ -118,6 +118,10 @@ const (
 	stageFinished  = "finished"  // the record is deleted, the writes not yet
 )
 
+// stagePurgeFound is not a commit's: PurgeDeleted has found the
+// tombstones it is to remove, and removed nothing yet.
+const stagePurgeFound = "purge found"
+
 // journalRecord is the record of one unit of work in the journal.
 type journalRecord struct {
 	ID    string        `bson:"_id"`

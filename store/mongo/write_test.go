@@ -305,3 +305,48 @@ func TestUnitSearchingWhatItDeletes(t *testing.T) {
 		t.Errorf("Read: %+v, %v; want the deletion", v, err)
 	}
 }
+
+// TestPurgeRacingCreate checks that a resource found deleted by
+// PurgeDeleted, then created again by another process before it is
+// removed, is kept whole: its new version current, and in history.
+func TestPurgeRacingCreate(t *testing.T) {
+	ctx := context.Background()
+	uri := ferrettest.Start(t)
+	purger, writer := open(t, uri), open(t, uri)
+	old := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
+	body := `{"resourceType":"Patient","id":"p1"}`
+	for _, w := range []*store.Write{
+		{Type: "Patient", ID: "p1", LastUpdated: old, JSON: []byte(body)},
+		{Type: "Patient", ID: "p1", Expected: 1, LastUpdated: old, Deleted: true},
+		{Type: "Patient", ID: "p2", LastUpdated: old, JSON: []byte(`{"resourceType":"Patient","id":"p2"}`)},
+		{Type: "Patient", ID: "p2", Expected: 1, LastUpdated: old, Deleted: true},
+	} {
+		if err := writer.Put(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storemongo.SetHook(purger, func(stage string, n int) error {
+		if stage == storemongo.StagePurgeFound {
+			return writer.Put(ctx, &store.Write{Type: "Patient", ID: "p1", Expected: 2, LastUpdated: time.Now().UTC().Truncate(time.Millisecond), JSON: []byte(body)})
+		}
+		return nil
+	})
+	n, err := purger.PurgeDeleted(ctx, "Patient", time.Now(), 10)
+	if err != nil || n != 1 {
+		t.Fatalf("PurgeDeleted = %d, %v, want 1 (p2)", n, err)
+	}
+	v, err := writer.Read(ctx, "Patient", "p1")
+	if err != nil || v.VersionID != 3 || v.Deleted {
+		t.Fatalf("p1 created again while purged: %+v, %v", v, err)
+	}
+	h, err := writer.History(ctx, store.HistoryQuery{Type: "Patient", ID: "p1", Count: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Versions) != 1 || h.Versions[0].VersionID != 3 {
+		t.Errorf("history of p1: %d versions, want version 3 alone", len(h.Versions))
+	}
+	if _, err := writer.Read(ctx, "Patient", "p2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("p2, purged: %v, want not found", err)
+	}
+}
