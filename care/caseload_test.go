@@ -316,3 +316,27 @@ func TestCorrectedPAM(t *testing.T) {
 		}
 	})
 }
+
+// TestPAMRecordedElsewhere: a PAM result recorded in a GP system, coded by
+// the configured SNOMED CT concepts alone (level and score each an
+// Observation of its own, the level a quantity or an integer), counts in
+// caseloads and cohorts as one taken here does.
+func TestPAMRecordedElsewhere(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		obs := func(id, code, value string) string {
+			return `{"resourceType":"Observation","id":"` + id + `","status":"final",` +
+				`"code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
+				`"subject":{"reference":"Patient/ward"},"effectiveDateTime":"2026-06-01T10:00:00Z",` + value + `}`
+		}
+		c.put(obs("gp-level", "962851000000103", `"valueQuantity":{"value":2}`))
+		c.put(obs("gp-score", "925431000000109", `"valueQuantity":{"value":51.3}`))
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 2.0, "pamScore": 51.3})
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":2}]}`).want(http.StatusCreated)
+		if got := members(g); got != "Patient/ward=<nil>" {
+			t.Errorf("cohort of PAM level 2 at most: %q, want Patient/ward", got)
+		}
+		c.put(obs("gp-level", "962851000000103", `"valueInteger":3`))
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 3.0})
+	})
+}

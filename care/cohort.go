@@ -370,7 +370,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		// The levels alone: a result counts by its level, and reading the
 		// scores too would read twice as many Observations.
 		keep := map[string]bool{}
-		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {SystemPAM + "|" + CodePAMLevel}}, func(params url.Values) error {
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {c.pamCodes(false)}}, func(params url.Values) error {
 			pams, err := c.latestPAM(ctx, s, params)
 			for p, f := range pams {
 				if f.level <= *cr.PAMLevel {

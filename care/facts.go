@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,7 +45,7 @@ const resultStatuses = "final,amended,corrected"
 // patient reference. A code in filter replaces the level and score codes:
 // with the level's alone, the facts carry no scores.
 func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[string]*pamFact, error) {
-	params := url.Values{"code": {SystemPAM + "|" + CodePAMLevel + "," + SystemPAM + "|" + CodePAMScore}, "status": {resultStatuses}}
+	params := url.Values{"code": {c.pamCodes(true)}, "status": {resultStatuses}}
 	for k, v := range filter {
 		params[k] = v
 	}
@@ -71,7 +72,13 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 			resp = obs.DerivedFrom[0].Reference
 		}
 		key := resp
-		if key == "" {
+		switch {
+		case key != "":
+		case obs.EffectiveDateTime != "":
+			// Recorded elsewhere (a GP system's level and score, each an
+			// Observation of its own): one result a patient and time.
+			key = obs.Subject.Reference + "|" + obs.EffectiveDateTime
+		default:
 			key = "Observation/" + v.ID
 		}
 		r := results[key]
@@ -80,12 +87,17 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 			r.when = parseDateTime(r.date)
 			results[key] = r
 		}
-		isLevel := slices.ContainsFunc(obs.Code.Coding, func(c struct{ System, Code string }) bool {
-			return c.System == SystemPAM && c.Code == CodePAMLevel
+		isLevel := slices.ContainsFunc(obs.Code.Coding, func(cd struct{ System, Code string }) bool {
+			return cd.System == SystemPAM && cd.Code == CodePAMLevel || cd.System == SystemSNOMED && cd.Code == c.cfg.Codes.PAMLevel
 		})
 		switch {
-		case isLevel:
+		case isLevel && obs.ValueInteger != 0:
 			r.level = obs.ValueInteger
+		case isLevel && obs.ValueQuantity != nil:
+			// A GP system may record the level as a quantity.
+			if n, err := strconv.Atoi(obs.ValueQuantity.Value.String()); err == nil {
+				r.level = n
+			}
 		case obs.ValueQuantity != nil:
 			r.score = obs.ValueQuantity.Value.String()
 		}
@@ -115,6 +127,18 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 		out[p] = f
 	}
 	return out, nil
+}
+
+// pamCodes returns the codes of PAM results, as a token search's value:
+// the level's and, withScore, the score's, each under carefhir's system
+// and as the configured SNOMED CT concept, by which GP systems record
+// the PAM results taken there.
+func (c *Care) pamCodes(withScore bool) string {
+	codes := []string{SystemPAM + "|" + CodePAMLevel, SystemSNOMED + "|" + c.cfg.Codes.PAMLevel}
+	if withScore {
+		codes = append(codes, SystemPAM+"|"+CodePAMScore, SystemSNOMED+"|"+c.cfg.Codes.PAMScore)
+	}
+	return strings.Join(codes, ",")
 }
 
 // parseDateTime reads a FHIR date or dateTime; the zero time when it is
