@@ -194,6 +194,13 @@ func (n *Notifier) purgeSubscription(ctx context.Context, recs store.Tx, p store
 	if err := p.Purge(ctx, eventType, gone); err != nil {
 		return 0, fmt.Errorf("notify: purge %s: events: %w", sub, err)
 	}
+	if c.version > 1 {
+		// The counter is written again at every event: one version of it
+		// is what counts.
+		if err := p.PurgeEarlier(ctx, counterType, sub); err != nil {
+			return 0, fmt.Errorf("notify: purge %s: %w", sub, err)
+		}
+	}
 	if !deleted || len(gone) < len(vs) || len(vs) == budget {
 		return len(gone), nil
 	}

@@ -78,6 +78,11 @@ func TestPurge(t *testing.T) {
 		if n := versionsOf(t, st, "NotifyEvent"); n != 4 {
 			t.Errorf("%d events kept, want 4 (2 of each topic subscription)", n)
 		}
+		// The counters, written at each of the 5 events, keep their
+		// current version alone.
+		if n := versionsOf(t, st, "NotifyCounter"); n != 2 {
+			t.Errorf("%d counter versions kept, want 2 (one of each topic subscription)", n)
+		}
 		// The rows delivered before the last write are gone; the last
 		// write's, delivered within the lease or failing, stay.
 		if n := versionsOf(t, st, "NotifyOutbox"); n != 6 {

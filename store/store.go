@@ -188,6 +188,11 @@ type Purger interface {
 	// typ whose current version is a tombstone written before before, and
 	// returns how many it removed: none when limit is 0 or less.
 	PurgeDeleted(ctx context.Context, typ string, before time.Time, limit int) (int, error)
+	// PurgeEarlier removes the versions of typ/id before its current one,
+	// which stays as it is: a record rewritten at every event (a count)
+	// would otherwise keep a version for each. An id not stored is
+	// skipped.
+	PurgeEarlier(ctx context.Context, typ, id string) error
 }
 
 // Tx is a unit of work: its reads see its own writes, and its writes become

@@ -78,3 +78,22 @@ func (s *Store) PurgeDeleted(ctx context.Context, typ string, before time.Time, 
 	}
 	return n, nil
 }
+
+// PurgeEarlier removes the versions of typ/id before its current one. A
+// version pending after it (a write under way) is numbered after it, and
+// stays.
+func (s *Store) PurgeEarlier(ctx context.Context, typ, id string) error {
+	if !validType(typ) {
+		return nil
+	}
+	current, err := s.currentVersion(ctx, typ, id)
+	if err != nil || current == 0 {
+		return err
+	}
+	_, err = s.versions.DeleteMany(ctx, bson.D{{Key: fieldType, Value: typ}, {Key: fieldID, Value: id},
+		{Key: fieldVersion, Value: bson.D{{Key: "$lt", Value: current}}}})
+	if err != nil {
+		return fmt.Errorf("mongo: purge earlier versions of %s/%s: %w", typ, id, err)
+	}
+	return nil
+}

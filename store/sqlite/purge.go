@@ -88,3 +88,20 @@ func (w *writer) purge(typ string, ids []string) error {
 	}
 	return nil
 }
+
+// PurgeEarlier removes the versions of typ/id before its current one.
+func (s *Store) PurgeEarlier(ctx context.Context, typ, id string) error {
+	err := s.Transact(ctx, func(store.Tx) error {
+		bg := context.Background()
+		cur, err := s.writer.state(bg, typ, id)
+		if err != nil || cur.rid == 0 {
+			return err
+		}
+		_, err = s.writer.purgeEarlier.ExecContext(bg, typ, id, cur.version)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: purge earlier versions of %s/%s: %w", typ, id, err)
+	}
+	return nil
+}

@@ -21,7 +21,7 @@ type writer struct {
 	supersede                                        *sql.Stmt
 	insertResource, updateResource                   *sql.Stmt
 	recomputeDates                                   *sql.Stmt
-	purgeResource, purgeVersions                     *sql.Stmt // purge.go
+	purgeResource, purgeVersions, purgeEarlier       *sql.Stmt // purge.go
 	index                                            *indexStmts
 
 	// cache, when set, is the store's cache of current versions, and
@@ -53,6 +53,7 @@ func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, e
 		{&w.recomputeDates, recomputeDatesSQL},
 		{&w.purgeResource, `DELETE FROM resources WHERE rid = ?`},
 		{&w.purgeVersions, `DELETE FROM versions WHERE type = ? AND id = ?`},
+		{&w.purgeEarlier, `DELETE FROM versions WHERE type = ? AND id = ? AND version < ?`},
 	} {
 		stmt, err := c.PrepareContext(ctx, s.sql)
 		if err != nil {
@@ -73,7 +74,7 @@ func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, e
 
 func (w *writer) close() {
 	for _, s := range []*sql.Stmt{w.begin, w.commitStmt, w.rollbackStmt, w.savepoint, w.releaseSavepoint, w.rollbackToSavepoint, w.current, w.insertVersion,
-		w.supersede, w.insertResource, w.updateResource, w.recomputeDates, w.purgeResource, w.purgeVersions} {
+		w.supersede, w.insertResource, w.updateResource, w.recomputeDates, w.purgeResource, w.purgeVersions, w.purgeEarlier} {
 		if s != nil {
 			s.Close()
 		}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 
 	"carefhir/store"
@@ -77,4 +78,32 @@ func testPurge(t *testing.T, s store.Store) {
 	again := create("Record", "live", at(9000), "created again", tag)
 	put(t, s, again)
 	checkRead(t, s, written(again))
+
+	// PurgeEarlier keeps the current version alone, of that resource alone.
+	count := create("Record", "count", at(0), "0")
+	put(t, s, count)
+	for v := int64(1); v <= 3; v++ {
+		count = update("Record", "count", v, at(int(v)*1000), fmt.Sprint(v))
+		put(t, s, count)
+	}
+	for _, id := range []string{"count", "never"} {
+		if err := p.PurgeEarlier(ctx, "Record", id); err != nil {
+			t.Fatalf("PurgeEarlier of %s: %v", id, err)
+		}
+	}
+	checkRead(t, s, written(count))
+	h, err = s.History(ctx, store.HistoryQuery{Type: "Record", ID: "count", Count: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Versions) != 1 || h.Versions[0].VersionID != 4 {
+		t.Errorf("history after PurgeEarlier: %s, want count/4 alone", listOf(h.Versions))
+	}
+	_, err = s.VRead(ctx, "Record", "count", 3)
+	checkNotFound(t, err, "VRead of a version before the current one, purged")
+	if _, err := s.VRead(ctx, "Record", "young", 1); err != nil {
+		t.Errorf("another resource's earlier version, after PurgeEarlier: %v", err)
+	}
+	// The next write follows the current version.
+	put(t, s, update("Record", "count", 4, at(9000), "4"))
 }
