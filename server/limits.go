@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -89,12 +91,84 @@ func (l Limits) withDefaults() Limits {
 // maxTimeMS) when a request has cost its share, or when its client has
 // gone. The answer is then 503 with Retry-After (see fromError).
 func withDeadline(d time.Duration) gin.HandlerFunc {
+	boxed := any(d) // boxed once, not by every request's Set
 	return func(c *gin.Context) {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
-		defer cancel()
+		ctx := &deadlineContext{Context: c.Request.Context(), deadline: time.Now().Add(d)}
+		defer ctx.stop()
 		c.Request = c.Request.WithContext(ctx)
-		c.Set(ctxDeadline, d)
+		c.Set(ctxDeadline, boxed)
 		c.Next()
+	}
+}
+
+// deadlineContext ends at its deadline, or when its parent ends, or when
+// it is stopped, as the context of context.WithDeadline and its cancel do;
+// but it makes that context (a timer, a channel, an entry in the parent's
+// children) only once something asks whether it has ended: Done (a store
+// query) or Err. Many requests never ask (a read answered from the
+// store's memory, the CapabilityStatement) and paid for all of it.
+type deadlineContext struct {
+	context.Context // the parent
+	deadline        time.Time
+
+	mu      sync.Mutex
+	stopped bool
+	timed   atomic.Pointer[timedContext] // set once, under mu
+}
+
+type timedContext struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func (c *deadlineContext) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+func (c *deadlineContext) Done() <-chan struct{} { return c.timer().ctx.Done() }
+
+func (c *deadlineContext) Err() error { return c.timer().ctx.Err() }
+
+// Value asks the timed context once there is one, so that a context
+// derived with cancel hangs on its channel as a child, without a goroutine
+// of its own to watch it.
+func (c *deadlineContext) Value(key any) any {
+	if t := c.timed.Load(); t != nil {
+		return t.ctx.Value(key)
+	}
+	return c.Context.Value(key)
+}
+
+// timer returns the timed context, made on the first call: cancelled at
+// once if c was stopped before.
+func (c *deadlineContext) timer() *timedContext {
+	if t := c.timed.Load(); t != nil {
+		return t
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.timed.Load(); t != nil {
+		return t
+	}
+	ctx, cancel := context.WithDeadline(c.Context, c.deadline)
+	if c.stopped {
+		cancel()
+	}
+	t := &timedContext{ctx: ctx, cancel: cancel}
+	c.timed.Store(t)
+	return t
+}
+
+// stop ends c as the request has: the cancel of context.WithDeadline.
+func (c *deadlineContext) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	if t := c.timed.Load(); t != nil {
+		t.cancel()
 	}
 }
 
