@@ -131,6 +131,7 @@ func (fastRandom) Read(p []byte) (int, error) {
 // this function.
 func logRequests(log *slog.Logger) gin.HandlerFunc {
 	h := log.Handler()
+	lines, _ := h.(requestLogger)
 	return func(c *gin.Context) {
 		start := time.Now()
 		c.Next()
@@ -138,6 +139,12 @@ func logRequests(log *slog.Logger) gin.HandlerFunc {
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError
+		}
+		if lines != nil && level == slog.LevelInfo {
+			end := time.Now()
+			if lines.LogRequest(end, c.Request.Method, c.Request.URL.Path, status, end.Sub(start), c.GetString(ctxRequestID)) {
+				return
+			}
 		}
 		ctx := context.WithoutCancel(c.Request.Context())
 		if !h.Enabled(ctx, level) {
@@ -159,6 +166,13 @@ func logRequests(log *slog.Logger) gin.HandlerFunc {
 		}
 		_ = h.Handle(ctx, r) // as Logger does, a line that cannot be written is let go
 	}
+}
+
+// requestLogger is a log handler that writes the line of a request
+// without a slog.Record, the bytes its Handle would write (ops/reqlog). It
+// reports false when it did not, for the record to go through Handle.
+type requestLogger interface {
+	LogRequest(t time.Time, method, path string, status int, duration time.Duration, requestID string) bool
 }
 
 // recoverOutcome turns a panic into a 500 OperationOutcome, so a bug in one

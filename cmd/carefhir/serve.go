@@ -22,6 +22,7 @@ import (
 	"carefhir/operation"
 	"carefhir/ops/health"
 	"carefhir/ops/metrics"
+	"carefhir/ops/reqlog"
 	"carefhir/ops/tracing"
 	"carefhir/profiles"
 	"carefhir/profiles/conformance"
@@ -181,7 +182,8 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// The TextHandler, which writes the request lines of the API itself.
+	return slog.New(reqlog.New(w, opts))
 }
 
 // serve opens the configured storage engine from factories and serves the
