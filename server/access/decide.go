@@ -166,7 +166,11 @@ type decider struct {
 	rules *Rules
 	p     *Principal
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// first is the first grant made, for firstKey, and grants the others:
+	// most requests need one, for which no map is made.
+	first    *grant
+	firstKey grantKey
 	grants   map[grantKey]*grant
 	patients map[string]bool // care-team decisions by patient id
 	// lapsed are the active CareTeams naming the practitioner in which
@@ -193,7 +197,10 @@ type grantKey struct {
 func (d *decider) grant(typ string, perm Perm) (*grant, error) {
 	key := grantKey{typ, perm}
 	d.mu.Lock()
-	g, ok := d.grants[key]
+	g, ok := d.first, d.first != nil && d.firstKey == key
+	if !ok {
+		g, ok = d.grants[key]
+	}
 	d.mu.Unlock()
 	if ok {
 		return g, nil
@@ -203,10 +210,15 @@ func (d *decider) grant(typ string, perm Perm) (*grant, error) {
 		return nil, err
 	}
 	d.mu.Lock()
-	if d.grants == nil {
-		d.grants = make(map[grantKey]*grant)
+	switch {
+	case d.first == nil:
+		d.first, d.firstKey = g, key
+	case d.firstKey != key:
+		if d.grants == nil {
+			d.grants = make(map[grantKey]*grant)
+		}
+		d.grants[key] = g
 	}
-	d.grants[key] = g
 	d.mu.Unlock()
 	return g, nil
 }

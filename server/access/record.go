@@ -17,8 +17,8 @@ import (
 type Record struct {
 	mu          sync.Mutex
 	entities    []Entity
-	seen        map[string]bool
-	links       int // the patients of the entities, counted once per entity
+	seen        map[entityKey]bool // past scannedEntities
+	links       int                // the patients of the entities, counted once per entity
 	disclosures []Disclosure
 	interaction Interaction
 	query       string
@@ -146,17 +146,16 @@ func (r *Record) touchEntity(e Entity) {
 }
 
 func (r *Record) add(e Entity) {
-	key := e.Reference()
-	if r.seen[key] || r.full() {
+	key := e.key()
+	if r.names(key) || r.full() {
 		return
 	}
-	if r.seen == nil {
-		r.seen = make(map[string]bool)
-	}
-	if attempt := e.Type + "/" + e.ID; e.Version > 0 && r.seen[attempt] {
+	if attempt := (entityKey{typ: e.Type, id: e.ID}); e.Version > 0 && r.names(attempt) {
 		// A write refused before, as one that lost a race and was tried
 		// again: the version written names it.
-		delete(r.seen, attempt)
+		if r.seen != nil {
+			delete(r.seen, attempt)
+		}
 		r.entities = slices.DeleteFunc(r.entities, func(x Entity) bool {
 			if x.Version == 0 && x.Type == e.Type && x.ID == e.ID {
 				r.links -= len(x.Patients)
@@ -165,12 +164,49 @@ func (r *Record) add(e Entity) {
 			return false
 		})
 	}
-	r.seen[key] = true
 	if room := maxEntities - r.links; len(e.Patients) > room {
 		e.Patients = e.Patients[:room]
 	}
 	r.links += len(e.Patients)
 	r.entities = append(r.entities, e)
+	switch {
+	case r.seen != nil:
+		r.seen[key] = true
+	case len(r.entities) > scannedEntities:
+		r.seen = make(map[entityKey]bool, 2*scannedEntities)
+		for _, e := range r.entities {
+			r.seen[e.key()] = true
+		}
+	}
+}
+
+// scannedEntities is how many entities a Record looks through in order
+// for one already named, before it keeps a map of them: most requests
+// name one or a few, and neither the map nor a key string per entity
+// is then made.
+const scannedEntities = 16
+
+// entityKey tells entities apart as their references do.
+type entityKey struct {
+	typ, id string
+	version int64 // 0 for none
+}
+
+func (e Entity) key() entityKey {
+	return entityKey{typ: e.Type, id: e.ID, version: max(e.Version, 0)}
+}
+
+// names reports whether the Record names the entity of key.
+func (r *Record) names(key entityKey) bool {
+	if r.seen != nil {
+		return r.seen[key]
+	}
+	for _, e := range r.entities {
+		if e.key() == key {
+			return true
+		}
+	}
+	return false
 }
 
 // filled reports, under the Record's lock, whether it names all it may.
