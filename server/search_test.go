@@ -879,3 +879,38 @@ func TestSearchOpenPeriodEnds(t *testing.T) {
 		}
 	})
 }
+
+// A search value that is not UTF-8 once %-decoded (a Latin-1 ü sent as
+// %FC) is refused where it is given, on both engines and however many
+// values a parameter lists, and so is a conditional write naming one:
+// SQLite read such a value in a list of more than eight as the U+FFFD
+// JSON put in its place, finding what holds that character, and as
+// itself otherwise, finding nothing, as MongoDB did.
+func TestSearchValueNotUTF8(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/p1", `{"resourceType":"Patient","id":"p1",`+
+			`"identifier":[{"system":"urn:x","value":"a\ufffdb"}],"name":[{"family":"M\ufffdller"}]}`).want(t, http.StatusCreated)
+		list := "urn:x|1,urn:x|2,urn:x|3,urn:x|4,urn:x|5,urn:x|6,urn:x|7,urn:x|8,"
+		for _, tt := range []struct{ method, path, body, param string }{
+			{"GET", "/Patient?identifier=urn:x|a%FFb", "", "identifier"},
+			{"GET", "/Patient?identifier=" + list + "urn:x|a%FFb", "", "identifier"},
+			{"GET", "/Patient?family=M%FCller", "", "family"},
+			{"GET", "/Patient?_has:Observation:subject:code=%FF", "", "_has:Observation:subject:code"},
+			{"POST", "/Patient/_search", "family=M%FCller", "family"},
+			{"DELETE", "/Patient?identifier=urn:x|a%FFb", "", "identifier"},
+		} {
+			var r *response
+			if tt.method == "POST" {
+				r = c.do(tt.method, tt.path, tt.body, "Content-Type", "application/x-www-form-urlencoded")
+			} else {
+				r = c.do(tt.method, tt.path, tt.body)
+			}
+			r.want(t, http.StatusBadRequest).outcome(t, "invalid", tt.param)
+		}
+		c.do("GET", "/Patient/p1", "").want(t, http.StatusOK)
+		got := c.do("GET", "/Patient?identifier="+list+url.QueryEscape("urn:x|a\ufffdb"), "").searchset(t).ids("match")
+		if got != "Patient/p1" {
+			t.Errorf("the value in UTF-8 finds %q, want Patient/p1", got)
+		}
+	})
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"carefhir/fhir"
 	"carefhir/fhir/lexical"
@@ -117,6 +118,14 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 	for _, name := range sortedKeys(q) {
 		applied := map[string]bool{}
 		for _, value := range q[name] {
+			if !utf8.ValidString(name) || !utf8.ValidString(value) {
+				// URLs carry UTF-8 percent-encoded. Any other bytes (a
+				// Latin-1 ü sent as %FC) compare as nothing stored holds,
+				// or as U+FFFD wherever a value is carried as JSON.
+				return nil, invalid(strings.ToValidUTF8(name, "\uFFFD"),
+					"%s=%q is not UTF-8 once %%-decoded: send each character as the %%-escapes of its UTF-8 bytes (ü as %%C3%%BC)",
+					strings.ToValidUTF8(name, "\uFFFD"), clip(value))
+			}
 			if applied[value] {
 				continue // a repeat adds nothing: an include, or a criterion ANDed with itself
 			}
