@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"slices"
 	"sync"
 
 	"carefhir/store"
@@ -34,11 +35,13 @@ type versionKey struct{ typ, id string }
 // writes, neither use nor fill it.
 //
 // It holds the pages searches have found too, keyed by the whole query, so
-// that a search repeated before anything is written again (a shared care
-// record polling for a patient, the pages of one result walked by several
-// clients) costs no SQLite statement either. Any commit may change what any
-// search finds, through its conditions, chains or includes, so every commit
-// drops them all.
+// that a search repeated before a resource it reads is written again (a
+// shared care record polling for a patient, the pages of one result walked
+// by several clients) costs no SQLite statement either. Each page names
+// the types whose resources its search reads (readTypes): the searched
+// type and those of its chains, _has and includes. A commit drops the
+// pages that read a type it wrote, so the audit trail's commits, which
+// write AuditEvents alone, keep the pages of other searches.
 type currentCache struct {
 	mu      sync.Mutex
 	gen     uint64 // commits that have forgotten what they wrote
@@ -46,14 +49,25 @@ type currentCache struct {
 	bytes   int
 	maxSize int
 
-	pages        map[string]*store.Page
+	pages        map[string]cachedPage
 	pageBytes    int
 	maxPageBytes int
 }
 
+// cachedPage is a page kept, and the types its search reads: nil for any
+// type.
+type cachedPage struct {
+	page  *store.Page
+	types []string
+}
+
+// maxPages bounds the pages kept whatever their size, as every commit
+// looks through them all.
+const maxPages = 4096
+
 func newCurrentCache(maxBytes, maxPageBytes int) *currentCache {
 	return &currentCache{m: map[versionKey]*store.Version{}, maxSize: maxBytes,
-		pages: map[string]*store.Page{}, maxPageBytes: maxPageBytes}
+		pages: map[string]cachedPage{}, maxPageBytes: maxPageBytes}
 }
 
 // get returns the cached version of typ/id, a copy the caller owns, or,
@@ -105,16 +119,24 @@ func (c *currentCache) fill(v *store.Version, gen uint64) {
 	c.bytes += size
 }
 
-// forget drops the versions of keys, which a commit has just replaced,
-// and every page, and ends the generation: reads begun before it fill
-// nothing.
+// forget drops the versions of keys, which a commit has just written,
+// and the pages of searches that read their types, and ends the
+// generation: reads begun before it fill nothing.
 func (c *currentCache) forget(keys []versionKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	if len(c.pages) > 0 {
-		clear(c.pages)
-		c.pageBytes = 0
+	if len(c.pages) > 0 && len(keys) > 0 {
+		written := make(map[string]bool, 1)
+		for _, k := range keys {
+			written[k.typ] = true
+		}
+		for key, p := range c.pages {
+			if p.types == nil || slices.ContainsFunc(p.types, func(t string) bool { return written[t] }) {
+				delete(c.pages, key)
+				c.pageBytes -= cachedPageSize(key, p.page)
+			}
+		}
 	}
 	for _, k := range keys {
 		if v, ok := c.m[k]; ok {
@@ -139,12 +161,13 @@ func (c *currentCache) page(key string) (*store.Page, uint64) {
 	if !ok {
 		return nil, gen
 	}
-	return copyPage(p), gen
+	return copyPage(p.page), gen
 }
 
 // keepPage keeps p, found by the search keyed by key since page returned
-// gen, unless a commit has ended since. It keeps a copy: the caller owns p.
-func (c *currentCache) keepPage(key string, p *store.Page, gen uint64) {
+// gen, unless a commit has ended since, as read by a search of types (nil:
+// any type). It keeps a copy: the caller owns p.
+func (c *currentCache) keepPage(key string, p *store.Page, types []string, gen uint64) {
 	size := cachedPageSize(key, p)
 	if size > c.maxPageBytes/64 {
 		return // a large page would push many small ones out
@@ -157,17 +180,79 @@ func (c *currentCache) keepPage(key string, p *store.Page, gen uint64) {
 	}
 	if old, ok := c.pages[key]; ok {
 		delete(c.pages, key)
-		c.pageBytes -= cachedPageSize(key, old)
+		c.pageBytes -= cachedPageSize(key, old.page)
 	}
 	for k, old := range c.pages {
-		if c.pageBytes+size <= c.maxPageBytes {
+		if c.pageBytes+size <= c.maxPageBytes && len(c.pages) < maxPages {
 			break
 		}
 		delete(c.pages, k)
-		c.pageBytes -= cachedPageSize(k, old)
+		c.pageBytes -= cachedPageSize(k, old.page)
 	}
-	c.pages[key] = cp
+	c.pages[key] = cachedPage{page: cp, types: types}
 	c.pageBytes += size
+}
+
+// readTypes returns the types whose resources a search of q reads, each
+// once: the searched type, the types its chains, _has and includes reach,
+// and those of their own; nil when it may read any type (a search of no
+// one type, an include of a reference to any type).
+func readTypes(q store.Query) []string {
+	if q.Type == "" {
+		return nil
+	}
+	types := []string{q.Type}
+	add := func(t string) {
+		if !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	var clauses func(cs []store.Clause) bool
+	clauses = func(cs []store.Clause) bool {
+		for _, c := range cs {
+			switch {
+			case c.Chain != nil:
+				if len(c.Chain.Types) == 0 {
+					return false
+				}
+				for _, t := range c.Chain.Types {
+					add(t)
+				}
+				if !clauses(c.Chain.Where) {
+					return false
+				}
+			case c.Has != nil:
+				if c.Has.Type == "" {
+					return false
+				}
+				add(c.Has.Type)
+				if !clauses(c.Has.Where) {
+					return false
+				}
+			}
+			if !clauses(c.Any) {
+				return false
+			}
+		}
+		return true
+	}
+	if !clauses(q.Where) {
+		return nil
+	}
+	for _, inc := range q.Include {
+		if inc.Type == "" || inc.Target == "" {
+			return nil // the references followed may be to any type
+		}
+		add(inc.Type)
+		add(inc.Target)
+	}
+	for _, inc := range q.RevInclude {
+		if inc.Type == "" {
+			return nil
+		}
+		add(inc.Type) // the resources referring to the page's
+	}
+	return types
 }
 
 // copyPage copies p down to its bodies: a cached page is never changed.

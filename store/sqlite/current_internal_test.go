@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,20 +67,79 @@ func TestPageCacheBounded(t *testing.T) {
 		key := fmt.Sprint("q", i%700)
 		_, gen := c.page(key)
 		p := &store.Page{Next: "n", Matches: []*store.Version{{Type: "Patient", ID: "a", JSON: []byte(strings.Repeat("x", i%900))}}}
-		c.keepPage(key, p, gen)
+		c.keepPage(key, p, nil, gen)
 		if c.pageBytes > max {
 			t.Fatalf("after %d pages: %d bytes held, more than %d", i+1, c.pageBytes, max)
 		}
 	}
 	held := 0
 	for k, p := range c.pages {
-		held += cachedPageSize(k, p)
+		held += cachedPageSize(k, p.page)
 	}
 	if held != c.pageBytes || len(c.pages) == 0 {
 		t.Fatalf("%d pages of %d bytes, counted as %d", len(c.pages), held, c.pageBytes)
 	}
-	c.forget(nil)
+	c.forget([]versionKey{{"Observation", "o1"}})
 	if len(c.pages) != 0 || c.pageBytes != 0 {
-		t.Fatalf("after a commit: %d pages of %d bytes held", len(c.pages), c.pageBytes)
+		t.Fatalf("after a commit: %d pages of %d bytes held, of searches that may read any type", len(c.pages), c.pageBytes)
+	}
+}
+
+// TestPagesDroppedByTypesWritten checks that a commit drops the pages of
+// the searches that read a type it wrote, and keeps the others.
+func TestPagesDroppedByTypesWritten(t *testing.T) {
+	c := newCurrentCache(1<<20, 1<<20)
+	keep := func(key string, types ...string) {
+		_, gen := c.page(key)
+		c.keepPage(key, &store.Page{}, types, gen)
+	}
+	held := func() string {
+		var keys []string
+		for k := range c.pages {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		return strings.Join(keys, " ")
+	}
+	keep("patients", "Patient")
+	keep("observations with subjects", "Observation", "Patient")
+	keep("audit", "AuditEvent")
+	keep("any")
+	c.forget([]versionKey{{"AuditEvent", "a1"}, {"AuditEvent", "a2"}})
+	if got := held(); got != "observations with subjects patients" {
+		t.Fatalf("after AuditEvents were written: %q", got)
+	}
+	c.forget(nil) // a unit that wrote nothing
+	if got := held(); got != "observations with subjects patients" {
+		t.Fatalf("after a commit of nothing: %q", got)
+	}
+	c.forget([]versionKey{{"Patient", "p1"}})
+	if got := held(); got != "" {
+		t.Fatalf("after a Patient was written: %q", got)
+	}
+}
+
+// TestReadTypes checks which types a search is taken to read.
+func TestReadTypes(t *testing.T) {
+	chain := store.Clause{Param: "subject", Chain: &store.Chain{Types: []string{"Patient"},
+		Where: []store.Clause{{Param: "organization", Chain: &store.Chain{Types: []string{"Organization"}}}}}}
+	has := store.Clause{Param: "_has", Has: &store.Has{Type: "Condition", Param: "patient"}}
+	for _, tt := range []struct {
+		name string
+		q    store.Query
+		want []string
+	}{
+		{"plain", store.Query{Type: "Patient"}, []string{"Patient"}},
+		{"of no type", store.Query{}, nil},
+		{"chains within chains", store.Query{Type: "Observation", Where: []store.Clause{chain}}, []string{"Observation", "Patient", "Organization"}},
+		{"a chain of any type", store.Query{Type: "Observation", Where: []store.Clause{{Param: "subject", Chain: &store.Chain{}}}}, nil},
+		{"has within any", store.Query{Type: "Patient", Where: []store.Clause{{Any: []store.Clause{has}}}}, []string{"Patient", "Condition"}},
+		{"include of a target", store.Query{Type: "Observation", Include: []store.Include{{Type: "Observation", Param: "subject", Target: "Patient"}}}, []string{"Observation", "Patient"}},
+		{"include of any target", store.Query{Type: "Observation", Include: []store.Include{{Type: "Observation", Param: "subject"}}}, nil},
+		{"revinclude", store.Query{Type: "Patient", RevInclude: []store.Include{{Type: "Goal", Param: "patient"}}}, []string{"Patient", "Goal"}},
+	} {
+		if got := readTypes(tt.q); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -168,6 +168,12 @@ func TestSearchesSeeEveryCommit(t *testing.T) {
 	withSubject := store.Query{Type: "Observation", Count: 10,
 		Where:   []store.Clause{{Param: "subject", References: []store.ReferenceMatch{{Type: "Patient", ID: "p1"}}}},
 		Include: []store.Include{{Type: "Observation", Param: "subject"}}}
+	// The same with the include's target named, and Patients that some
+	// Observation refers to: searches that read two types.
+	withPatient := withSubject
+	withPatient.Include = []store.Include{{Type: "Observation", Param: "subject", Target: "Patient"}}
+	observed := store.Query{Type: "Patient", Count: 10,
+		Where: []store.Clause{{Param: "_has", Has: &store.Has{Type: "Observation", Param: "subject"}}}}
 	want := func(step string, q store.Query, wantJSON ...string) {
 		t.Helper()
 		for range 3 { // the first search may fill a cache, the others find it there
@@ -209,14 +215,19 @@ func TestSearchesSeeEveryCommit(t *testing.T) {
 	}
 	want("update", byIdentifier, body("p1", 2), body("p2", 1))
 
+	want("none observed", observed)
 	if err := s.Put(ctx, observation("o1")); err != nil {
 		t.Fatal(err)
 	}
 	want("a match with its include", withSubject, `{"resourceType":"Observation","id":"o1"}`, body("p1", 2))
+	want("a match with its Patient", withPatient, `{"resourceType":"Observation","id":"o1"}`, body("p1", 2))
+	want("one observed", observed, body("p1", 2))
 	if err := s.Put(ctx, patient("p1", 2, body("p1", 3))); err != nil {
 		t.Fatal(err)
 	}
 	want("the included resource updated", withSubject, `{"resourceType":"Observation","id":"o1"}`, body("p1", 3))
+	want("the included Patient updated", withPatient, `{"resourceType":"Observation","id":"o1"}`, body("p1", 3))
+	want("the observed Patient updated", observed, body("p1", 3))
 
 	failed := errors.New("refused")
 	err := s.Transact(ctx, func(tx store.Tx) error {

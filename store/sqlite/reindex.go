@@ -55,6 +55,10 @@ func (s *Store) Reindex(ctx context.Context, v *store.Version, ix store.Index) e
 		if err := w.index.remove(bg, cur.rid); err != nil {
 			return err
 		}
+		if w.cache != nil {
+			// Searches of its type may find it otherwise now.
+			w.touched = append(w.touched, versionKey{v.Type, v.ID})
+		}
 		return w.index.add(bg, v.Type, cur.rid, &ix)
 	})
 	var conflict *store.ConflictError
@@ -77,8 +81,11 @@ func (s *Store) FinishReindex(ctx context.Context, typ string) error {
 			return err
 		}
 		// The writer's cached parameters and, once committed, the
-		// readers' are out of date.
+		// readers' are out of date, and so the pages of searches of typ.
 		w.index.params.changedAll()
+		if w.cache != nil {
+			w.touched = append(w.touched, versionKey{typ: typ})
+		}
 		return nil
 	})
 	if err != nil {

@@ -43,7 +43,7 @@ func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 	}
 	p, err = s.reader.Find(ctx, q)
 	if err == nil {
-		s.current.keepPage(string(key), p, gen)
+		s.current.keepPage(string(key), p, readTypes(q), gen)
 	}
 	return p, err
 }
