@@ -1,10 +1,13 @@
 package sqlite
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"carefhir/store"
 )
@@ -142,4 +145,50 @@ func TestReadTypes(t *testing.T) {
 			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
 		}
 	}
+}
+
+// TestPageKeyNamesWholeQuery checks that the JSON which keys a search's
+// page carries every field of store.Query, however deep: a field JSON
+// leaves out (unexported, tagged "-"), or one it may write alike for
+// different values (an interface: 1 and 1.0; a type encoding itself),
+// would let two different searches share a page.
+func TestPageKeyNamesWholeQuery(t *testing.T) {
+	seen := map[reflect.Type]bool{}
+	var check func(typ reflect.Type, path string)
+	check = func(typ reflect.Type, path string) {
+		switch typ.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array, reflect.Map: // JSON sorts a map's keys
+			check(typ.Elem(), path+"[]")
+			return
+		case reflect.Interface, reflect.Func, reflect.Chan, reflect.UnsafePointer, reflect.Complex64, reflect.Complex128:
+			t.Errorf("%s is of kind %s, not plain data a key can name", path, typ.Kind())
+			return
+		case reflect.Struct:
+		default:
+			return
+		}
+		if seen[typ] {
+			return
+		}
+		seen[typ] = true
+		if typ.Implements(reflect.TypeFor[json.Marshaler]()) || reflect.PointerTo(typ).Implements(reflect.TypeFor[json.Marshaler]()) {
+			if typ != reflect.TypeFor[time.Time]() {
+				t.Errorf("%s (%s) encodes itself", path, typ)
+			}
+			return
+		}
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			name := path + "." + f.Name
+			if !f.IsExported() {
+				t.Errorf("%s is unexported: JSON leaves it out of the key", name)
+				continue
+			}
+			if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name == "-" {
+				t.Errorf("%s is tagged \"-\": JSON leaves it out of the key", path+"."+f.Name)
+			}
+			check(f.Type, name)
+		}
+	}
+	check(reflect.TypeFor[store.Query](), "Query")
 }
