@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+
+	"carefhir/internal/jsontext"
 )
 
 // encode returns the JSON of the Bundle with its resources as they are.
@@ -63,10 +65,10 @@ func withEntries(b []byte, entries [][]byte) []byte {
 // appendJSON appends the entry to dst, its resource as it is.
 func (e *bundleEntry) appendJSON(dst []byte) ([]byte, error) {
 	var tail []byte
-	if e.Request == nil && e.Response == nil && e.Search != nil && plainJSONString(e.Search.Mode) {
+	if e.Request == nil && e.Response == nil && e.Search != nil {
 		// A searchset's entry: its search.mode is all that follows the
-		// resource, appended as encoding/json writes it.
-		tail = append(append([]byte(`{"search":{"mode":"`), e.Search.Mode...), `"}}`...)
+		// resource.
+		tail = append(jsontext.AppendString(append([]byte(nil), `{"search":{"mode":`...), e.Search.Mode), "}}"...)
 	} else {
 		rest := *e
 		rest.FullURL, rest.Resource = "", nil
@@ -77,16 +79,7 @@ func (e *bundleEntry) appendJSON(dst []byte) ([]byte, error) {
 	}
 	dst = append(dst, '{')
 	if e.FullURL != "" {
-		dst = append(dst, `"fullUrl":`...)
-		if plainJSONString(e.FullURL) {
-			dst = append(append(append(dst, '"'), e.FullURL...), '"')
-		} else {
-			u, err := json.Marshal(e.FullURL)
-			if err != nil {
-				return nil, err
-			}
-			dst = append(dst, u...)
-		}
+		dst = jsontext.AppendString(append(dst, `"fullUrl":`...), e.FullURL)
 	}
 	if len(e.Resource) > 0 {
 		if e.FullURL != "" {
@@ -101,17 +94,4 @@ func (e *bundleEntry) appendJSON(dst []byte) ([]byte, error) {
 		dst = append(dst, tail...)
 	}
 	return append(dst, '}'), nil
-}
-
-// plainJSONString reports whether encoding/json writes s as it is between
-// quotes: printable ASCII without the quote, the backslash and the
-// characters it escapes for HTML (<, > and &).
-func plainJSONString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
-	}
-	return true
 }

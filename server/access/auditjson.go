@@ -1,8 +1,9 @@
 package access
 
 import (
-	"encoding/json"
 	"strconv"
+
+	"carefhir/internal/jsontext"
 )
 
 // appendJSON appends the JSON of ev, byte for byte what encoding/json
@@ -11,11 +12,11 @@ import (
 // way through the struct by reflection each time.
 func (ev *auditEventJSON) appendJSON(b []byte) []byte {
 	b = append(b, `{"resourceType":`...)
-	b = appendString(b, ev.ResourceType)
+	b = jsontext.AppendString(b, ev.ResourceType)
 	b = append(b, `,"id":`...)
-	b = appendString(b, ev.ID)
+	b = jsontext.AppendString(b, ev.ID)
 	b = append(b, `,"meta":{"versionId":`...)
-	b = appendString(b, ev.Meta.VersionID)
+	b = jsontext.AppendString(b, ev.Meta.VersionID)
 	b = append(b, `,"lastUpdated":`...)
 	b = ev.Meta.LastUpdated.appendJSON(b)
 	b = append(b, `},"type":`...)
@@ -23,14 +24,14 @@ func (ev *auditEventJSON) appendJSON(b []byte) []byte {
 	b = append(b, `,"subtype":`...)
 	b = appendCodings(b, ev.Subtype)
 	b = append(b, `,"action":`...)
-	b = appendString(b, ev.Action)
+	b = jsontext.AppendString(b, ev.Action)
 	b = append(b, `,"recorded":`...)
 	b = ev.Recorded.appendJSON(b)
 	b = append(b, `,"outcome":`...)
-	b = appendString(b, ev.Outcome)
+	b = jsontext.AppendString(b, ev.Outcome)
 	if ev.OutcomeDesc != "" {
 		b = append(b, `,"outcomeDesc":`...)
-		b = appendString(b, ev.OutcomeDesc)
+		b = jsontext.AppendString(b, ev.OutcomeDesc)
 	}
 	b = append(b, `,"agent":`...)
 	if ev.Agent == nil {
@@ -92,14 +93,14 @@ func (c *coding) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	if c.System != "" {
 		b = append(b, `"system":`...)
-		b = appendString(b, c.System)
+		b = jsontext.AppendString(b, c.System)
 		b = append(b, ',')
 	}
 	b = append(b, `"code":`...)
-	b = appendString(b, c.Code)
+	b = jsontext.AppendString(b, c.Code)
 	if c.Display != "" {
 		b = append(b, `,"display":`...)
-		b = appendString(b, c.Display)
+		b = jsontext.AppendString(b, c.Display)
 	}
 	return append(b, '}')
 }
@@ -122,11 +123,11 @@ func (id *identifier) appendJSON(b []byte) []byte {
 	b = append(b, '{')
 	if id.System != "" {
 		b = append(b, `"system":`...)
-		b = appendString(b, id.System)
+		b = jsontext.AppendString(b, id.System)
 		b = append(b, ',')
 	}
 	b = append(b, `"value":`...)
-	b = appendString(b, id.Value)
+	b = jsontext.AppendString(b, id.Value)
 	return append(b, '}')
 }
 
@@ -142,7 +143,7 @@ func (r *reference) appendJSON(b []byte) []byte {
 	}
 	if r.Reference != "" {
 		field("reference")
-		b = appendString(b, r.Reference)
+		b = jsontext.AppendString(b, r.Reference)
 	}
 	if r.Identifier != nil {
 		field("identifier")
@@ -150,7 +151,7 @@ func (r *reference) appendJSON(b []byte) []byte {
 	}
 	if r.Display != "" {
 		field("display")
-		b = appendString(b, r.Display)
+		b = jsontext.AppendString(b, r.Display)
 	}
 	return append(b, '}')
 }
@@ -169,16 +170,16 @@ func (ag *agent) appendJSON(b []byte) []byte {
 	}
 	if ag.AltID != "" {
 		b = append(b, `"altId":`...)
-		b = appendString(b, ag.AltID)
+		b = jsontext.AppendString(b, ag.AltID)
 		b = append(b, ',')
 	}
 	b = append(b, `"requestor":`...)
 	b = strconv.AppendBool(b, ag.Requestor)
 	if ag.Network != nil {
 		b = append(b, `,"network":{"address":`...)
-		b = appendString(b, ag.Network.Address)
+		b = jsontext.AppendString(b, ag.Network.Address)
 		b = append(b, `,"type":`...)
-		b = appendString(b, ag.Network.Type)
+		b = jsontext.AppendString(b, ag.Network.Type)
 		b = append(b, '}')
 	}
 	return append(b, '}')
@@ -197,22 +198,7 @@ func (en *entity) appendJSON(b []byte) []byte {
 	}
 	if en.Query != "" {
 		b = append(b, `,"query":`...)
-		b = appendString(b, en.Query)
+		b = jsontext.AppendString(b, en.Query)
 	}
 	return append(b, '}')
-}
-
-// appendString appends s as a JSON string as encoding/json writes it. A
-// string of printable ASCII that needs no escape, as nearly all of an
-// AuditEvent's are, is copied; any other is left to encoding/json, whose
-// escapes (of <, > and &, of U+2028 and U+2029, of invalid UTF-8) are
-// then the ones written.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	return append(append(append(b, '"'), s...), '"')
 }
