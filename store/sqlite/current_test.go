@@ -102,17 +102,7 @@ func TestReadsUnderConcurrentWrites(t *testing.T) {
 	done := make(chan struct{})
 	var stale atomic.Int64
 	var reads atomic.Int64
-	for i := range resources {
-		writers.Go(func() {
-			for v := int64(1); v <= updates; v++ {
-				if err := s.Put(ctx, patient(fmt.Sprint("p", i), v, fmt.Sprintf(`{"resourceType":"Patient","gender":"%d"}`, v+1))); err != nil {
-					t.Error(err)
-					return
-				}
-				acked[i].Store(v + 1)
-			}
-		})
-	}
+	updateEach(t, s, &writers, acked, updates)
 	for r := range 4 {
 		readers.Go(func() {
 			for n := r; ; n++ {
@@ -280,17 +270,7 @@ func TestSearchesUnderConcurrentWrites(t *testing.T) {
 			t.Errorf(format, args...)
 		}
 	}
-	for i := range resources {
-		writers.Go(func() {
-			for v := int64(1); v <= updates; v++ {
-				if err := s.Put(ctx, patient(fmt.Sprint("p", i), v, fmt.Sprintf(`{"resourceType":"Patient","gender":"%d"}`, v+1))); err != nil {
-					t.Error(err)
-					return
-				}
-				acked[i].Store(v + 1)
-			}
-		})
-	}
+	updateEach(t, s, &writers, acked, updates)
 	writers.Go(func() {
 		for n := range int64(updates) {
 			if err := s.Put(ctx, patient(fmt.Sprint("c", n), 0, `{"resourceType":"Patient"}`)); err != nil {
@@ -342,5 +322,22 @@ func TestSearchesUnderConcurrentWrites(t *testing.T) {
 	readers.Wait()
 	if n := stale.Load(); n > 0 {
 		t.Errorf("%d of %d searches found less than was acknowledged", n, searches.Load())
+	}
+}
+
+// updateEach updates Patients p0, p1, … (one for each of acked, created at
+// version 1) updates times each, in goroutines of writers, storing in
+// acked the version of each last acknowledged.
+func updateEach(t *testing.T, s *sqlite.Store, writers *sync.WaitGroup, acked []atomic.Int64, updates int64) {
+	for i := range acked {
+		writers.Go(func() {
+			for v := int64(1); v <= updates; v++ {
+				if err := s.Put(t.Context(), patient(fmt.Sprint("p", i), v, fmt.Sprintf(`{"resourceType":"Patient","gender":"%d"}`, v+1))); err != nil {
+					t.Error(err)
+					return
+				}
+				acked[i].Store(v + 1)
+			}
+		})
 	}
 }
