@@ -64,14 +64,6 @@ func resourceType(c *gin.Context) (string, error) {
 	return typ, nil
 }
 
-// belowSystemPath reports whether path lies below /fhir/metadata or
-// /fhir/_history. Neither is a resource type, so no endpoint is there,
-// though the routes of a resource type match the path.
-func belowSystemPath(path string) bool {
-	first, below, _ := strings.Cut(strings.TrimPrefix(path, "/fhir/"), "/")
-	return (first == "metadata" || first == "_history") && below != ""
-}
-
 // noEndpoint is the 404 of a path that names no endpoint.
 func noEndpoint(c *gin.Context) *Error {
 	return errorf(http.StatusNotFound, "not-found", "no FHIR endpoint at %s %s", c.Request.Method, truncate(c.Request.URL.Path, 200))

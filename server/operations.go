@@ -216,24 +216,16 @@ func levelText(inv invocation) string {
 }
 
 // notAllowed is the 405 of a method not served on the request's path,
-// with the methods that are in Allow; below metadata and _history, where
-// no method is served, it is the 404 of a path that names no endpoint.
+// with the methods that are in Allow; on a path that names no endpoint
+// (allowedOn), the 404 of one.
 func notAllowed(c *gin.Context) *Error {
-	if belowSystemPath(c.Request.URL.Path) || outsideCompartments(c.Request.URL.Path) {
+	allow := allowedOn(c.Request.URL)
+	if allow == "" {
 		return noEndpoint(c)
 	}
 	err := errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, truncate(c.Request.URL.Path, 200))
-	err.Header = allowHeader(c)
+	err.Header = http.Header{"Allow": {allow}}
 	return err
-}
-
-// outsideCompartments reports whether path is the search of a compartment
-// ([type]/[id]/_search, [type]/[id]/[type]/_search) of a type other than
-// Patient, the one compartment searched here: a path that names no
-// endpoint, for any method.
-func outsideCompartments(path string) bool {
-	segs := strings.Split(strings.Trim(strings.TrimPrefix(path, "/fhir"), "/"), "/")
-	return (len(segs) == 3 || len(segs) == 4) && segs[len(segs)-1] == "_search" && segs[0] != "Patient"
 }
 
 // allowHeader is the Allow header of a 405 answered to c.
@@ -241,15 +233,20 @@ func allowHeader(c *gin.Context) http.Header {
 	return http.Header{"Allow": {allowedOn(c.Request.URL)}}
 }
 
-// allowedOn lists the methods served on a URL under /fhir. The router
-// knows less: a type's routes match metadata and _history, which take GET
-// and HEAD alone; the POST routes on an instance and below it serve
-// operations ($name) alone; and PUT, PATCH and DELETE on a type are
-// conditional, served with search criteria only.
+// allowedOn lists the methods served on a URL under /fhir, "" when it
+// names no endpoint. The router knows less: a type's routes match metadata
+// and _history, which take GET and HEAD alone and have nothing below them;
+// the POST routes on an instance and below it serve operations ($name)
+// alone, and the search of a compartment, Patient's alone; and PUT, PATCH
+// and DELETE on a type are conditional, served with search criteria only.
 func allowedOn(u *url.URL) string {
 	rest := strings.Trim(strings.TrimPrefix(u.Path, "/fhir"), "/")
 	segs := strings.Split(rest, "/")
 	switch last := segs[len(segs)-1]; {
+	case len(segs) > 1 && (segs[0] == "metadata" || segs[0] == "_history"):
+		return ""
+	case len(segs) > 2 && len(segs) <= 4 && last == "_search" && segs[0] != "Patient":
+		return "" // the search of a compartment not searched here
 	case rest == "", strings.HasPrefix(last, "$"):
 		return "GET, HEAD, POST"
 	case len(segs) == 1 && last == "_search":
