@@ -477,40 +477,12 @@ func (t *bufferedTx) Find(ctx context.Context, q store.Query) (*store.Page, erro
 	return page, nil
 }
 
-// reaches reports whether q reads resources of any of the types: its own,
-// or those its chains, _has, includes and revincludes reach. An include
-// of any target type, or one that iterates, may reach every type.
+// reaches reports whether q reads resources of any of the types
+// (store.Query.Reads).
 func reaches(q store.Query, types map[string]bool) bool {
 	if len(types) == 0 {
 		return false
 	}
-	if types[q.Type] || clausesReach(q.Where, types) {
-		return true
-	}
-	for _, inc := range q.Include {
-		if inc.Iterate || inc.Target == "" || types[inc.Target] {
-			return true
-		}
-	}
-	for _, inc := range q.RevInclude {
-		if inc.Iterate || types[inc.Type] {
-			return true
-		}
-	}
-	return false
-}
-
-func clausesReach(clauses []store.Clause, types map[string]bool) bool {
-	for _, c := range clauses {
-		if c.Chain != nil && (slices.ContainsFunc(c.Chain.Types, func(t string) bool { return types[t] }) || clausesReach(c.Chain.Where, types)) {
-			return true
-		}
-		if c.Has != nil && (types[c.Has.Type] || clausesReach(c.Has.Where, types)) {
-			return true
-		}
-		if clausesReach(c.Any, types) {
-			return true
-		}
-	}
-	return false
+	read, all := q.Reads()
+	return all || slices.ContainsFunc(read, func(t string) bool { return types[t] })
 }

@@ -319,3 +319,67 @@ func (q *Query) Iterates() bool {
 	}
 	return false
 }
+
+// Reads returns the types whose resources a search of q reads, each once:
+// its own, and those its chains, _has, includes and revincludes reach;
+// all is true when it may read any type (a search of no one type, a chain
+// naming no type, an include of any target, an :iterate include or
+// revinclude), and then types is nil. A write of none of them changes
+// nothing the search finds.
+func (q *Query) Reads() (types []string, all bool) {
+	if q.Type == "" || q.Iterates() {
+		return nil, true
+	}
+	types = []string{q.Type}
+	add := func(t string) {
+		if !slices.Contains(types, t) {
+			types = append(types, t)
+		}
+	}
+	var walk func(cs []Clause) bool
+	walk = func(cs []Clause) bool {
+		for _, c := range cs {
+			if c.Chain != nil {
+				if len(c.Chain.Types) == 0 {
+					return false
+				}
+				for _, t := range c.Chain.Types {
+					add(t)
+				}
+				if !walk(c.Chain.Where) {
+					return false
+				}
+			}
+			if c.Has != nil {
+				if c.Has.Type == "" {
+					return false
+				}
+				add(c.Has.Type)
+				if !walk(c.Has.Where) {
+					return false
+				}
+			}
+			if !walk(c.Any) {
+				return false
+			}
+		}
+		return true
+	}
+	if !walk(q.Where) {
+		return nil, true
+	}
+	for _, inc := range q.Include {
+		if inc.Type == "" || inc.Target == "" {
+			return nil, true // the references followed may be to any type
+		}
+		add(inc.Type)
+		add(inc.Target)
+	}
+	for _, inc := range q.RevInclude {
+		if inc.Type == "" {
+			return nil, true
+		}
+		add(inc.Type) // the resources referring to the page's
+	}
+	return types, false
+}

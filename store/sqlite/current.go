@@ -38,7 +38,7 @@ type versionKey struct{ typ, id string }
 // that a search repeated before a resource it reads is written again (a
 // shared care record polling for a patient, the pages of one result walked
 // by several clients) costs no SQLite statement either. Each page names
-// the types whose resources its search reads (readTypes): the searched
+// the types whose resources its search reads (store.Query.Reads): the searched
 // type and those of its chains, _has and includes. A commit drops the
 // pages that read a type it wrote, so the audit trail's commits, which
 // write AuditEvents alone, keep the pages of other searches.
@@ -191,68 +191,6 @@ func (c *currentCache) keepPage(key string, p *store.Page, types []string, gen u
 	}
 	c.pages[key] = cachedPage{page: cp, types: types}
 	c.pageBytes += size
-}
-
-// readTypes returns the types whose resources a search of q reads, each
-// once: the searched type, the types its chains, _has and includes reach,
-// and those of their own; nil when it may read any type (a search of no
-// one type, an include of a reference to any type).
-func readTypes(q store.Query) []string {
-	if q.Type == "" {
-		return nil
-	}
-	types := []string{q.Type}
-	add := func(t string) {
-		if !slices.Contains(types, t) {
-			types = append(types, t)
-		}
-	}
-	var clauses func(cs []store.Clause) bool
-	clauses = func(cs []store.Clause) bool {
-		for _, c := range cs {
-			switch {
-			case c.Chain != nil:
-				if len(c.Chain.Types) == 0 {
-					return false
-				}
-				for _, t := range c.Chain.Types {
-					add(t)
-				}
-				if !clauses(c.Chain.Where) {
-					return false
-				}
-			case c.Has != nil:
-				if c.Has.Type == "" {
-					return false
-				}
-				add(c.Has.Type)
-				if !clauses(c.Has.Where) {
-					return false
-				}
-			}
-			if !clauses(c.Any) {
-				return false
-			}
-		}
-		return true
-	}
-	if !clauses(q.Where) {
-		return nil
-	}
-	for _, inc := range q.Include {
-		if inc.Type == "" || inc.Target == "" {
-			return nil // the references followed may be to any type
-		}
-		add(inc.Type)
-		add(inc.Target)
-	}
-	for _, inc := range q.RevInclude {
-		if inc.Type == "" {
-			return nil
-		}
-		add(inc.Type) // the resources referring to the page's
-	}
-	return types
 }
 
 // copyPage copies p down to its bodies: a cached page is never changed.

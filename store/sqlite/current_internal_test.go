@@ -122,31 +122,6 @@ func TestPagesDroppedByTypesWritten(t *testing.T) {
 	}
 }
 
-// TestReadTypes checks which types a search is taken to read.
-func TestReadTypes(t *testing.T) {
-	chain := store.Clause{Param: "subject", Chain: &store.Chain{Types: []string{"Patient"},
-		Where: []store.Clause{{Param: "organization", Chain: &store.Chain{Types: []string{"Organization"}}}}}}
-	has := store.Clause{Param: "_has", Has: &store.Has{Type: "Condition", Param: "patient"}}
-	for _, tt := range []struct {
-		name string
-		q    store.Query
-		want []string
-	}{
-		{"plain", store.Query{Type: "Patient"}, []string{"Patient"}},
-		{"of no type", store.Query{}, nil},
-		{"chains within chains", store.Query{Type: "Observation", Where: []store.Clause{chain}}, []string{"Observation", "Patient", "Organization"}},
-		{"a chain of any type", store.Query{Type: "Observation", Where: []store.Clause{{Param: "subject", Chain: &store.Chain{}}}}, nil},
-		{"has within any", store.Query{Type: "Patient", Where: []store.Clause{{Any: []store.Clause{has}}}}, []string{"Patient", "Condition"}},
-		{"include of a target", store.Query{Type: "Observation", Include: []store.Include{{Type: "Observation", Param: "subject", Target: "Patient"}}}, []string{"Observation", "Patient"}},
-		{"include of any target", store.Query{Type: "Observation", Include: []store.Include{{Type: "Observation", Param: "subject"}}}, nil},
-		{"revinclude", store.Query{Type: "Patient", RevInclude: []store.Include{{Type: "Goal", Param: "patient"}}}, []string{"Patient", "Goal"}},
-	} {
-		if got := readTypes(tt.q); !slices.Equal(got, tt.want) {
-			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
-		}
-	}
-}
-
 // TestPageKeyNamesWholeQuery checks that the JSON which keys a search's
 // page carries every field of store.Query, however deep: a field JSON
 // leaves out (unexported, tagged "-"), or one it may write alike for

@@ -43,7 +43,8 @@ func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 	}
 	p, err = s.reader.Find(ctx, q)
 	if err == nil {
-		s.current.keepPage(string(key), p, readTypes(q), gen)
+		types, _ := q.Reads() // nil for any type
+		s.current.keepPage(string(key), p, types, gen)
 	}
 	return p, err
 }
