@@ -18,9 +18,6 @@ import (
 // attribute the official examples carry on their root element.
 const xsiNamespace = "http://www.w3.org/2001/XMLSchema-instance"
 
-// utf8BOM is the byte order mark some editors put before UTF-8 text.
-var utf8BOM = []byte("\xef\xbb\xbf")
-
 // decoder reads one XML document into the generated types. Malformed XML,
 // a document type declaration or nesting deeper than MaxDepth stops decoding
 // (abort); every other problem is recorded and the offending element skipped.
@@ -39,7 +36,7 @@ type decoder struct {
 type abort struct{}
 
 func decode(data []byte, want string) (res fhir.Resource, err error) {
-	data = bytes.TrimPrefix(data, utf8BOM)
+	data = lexical.TrimBOM(data)
 	off, many, spaces := scanTags(data)
 	data = normalizeAttributes(data, spaces)
 	d := &decoder{data: data, reg: loadRegistry()}
