@@ -59,6 +59,7 @@ type currentCache struct {
 type cachedPage struct {
 	page  *store.Page
 	types []string
+	size  int // cachedPageSize, counted once
 }
 
 // maxPages bounds the pages kept whatever their size, as every commit
@@ -134,7 +135,7 @@ func (c *currentCache) forget(keys []versionKey) {
 		for key, p := range c.pages {
 			if p.types == nil || slices.ContainsFunc(p.types, func(t string) bool { return written[t] }) {
 				delete(c.pages, key)
-				c.pageBytes -= cachedPageSize(key, p.page)
+				c.pageBytes -= p.size
 			}
 		}
 	}
@@ -180,16 +181,16 @@ func (c *currentCache) keepPage(key string, p *store.Page, types []string, gen u
 	}
 	if old, ok := c.pages[key]; ok {
 		delete(c.pages, key)
-		c.pageBytes -= cachedPageSize(key, old.page)
+		c.pageBytes -= old.size
 	}
 	for k, old := range c.pages {
 		if c.pageBytes+size <= c.maxPageBytes && len(c.pages) < maxPages {
 			break
 		}
 		delete(c.pages, k)
-		c.pageBytes -= cachedPageSize(k, old.page)
+		c.pageBytes -= old.size
 	}
-	c.pages[key] = cachedPage{page: cp, types: types}
+	c.pages[key] = cachedPage{page: cp, types: types, size: size}
 	c.pageBytes += size
 }
 
