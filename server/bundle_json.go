@@ -62,33 +62,42 @@ func withEntries(b []byte, entries [][]byte) []byte {
 	return append(out, "]}"...)
 }
 
-// appendJSON appends the entry to dst, its resource as it is.
+// appendJSON appends the entry to dst, its resource as it is. A searchset
+// entry (search alone after the resource) is appended member by member;
+// the others' request and response by encoding/json.
 func (e *bundleEntry) appendJSON(dst []byte) ([]byte, error) {
-	var tail []byte
-	if e.Request == nil && e.Response == nil && e.Search != nil {
-		// A searchset's entry: its search.mode is all that follows the
-		// resource.
-		tail = append(jsontext.AppendString(append([]byte(nil), `{"search":{"mode":`...), e.Search.Mode), "}}"...)
-	} else {
-		rest := *e
-		rest.FullURL, rest.Resource = "", nil
-		var err error
-		if tail, err = json.Marshal(rest); err != nil {
-			return nil, err
-		}
-	}
 	dst = append(dst, '{')
-	if e.FullURL != "" {
-		dst = jsontext.AppendString(append(dst, `"fullUrl":`...), e.FullURL)
-	}
-	if len(e.Resource) > 0 {
-		if e.FullURL != "" {
+	first := true
+	member := func(name string) {
+		if !first {
 			dst = append(dst, ',')
 		}
-		dst = append(append(dst, `"resource":`...), bytes.TrimSpace(e.Resource)...)
+		first = false
+		dst = append(append(append(dst, '"'), name...), `":`...)
+	}
+	if e.FullURL != "" {
+		member("fullUrl")
+		dst = jsontext.AppendString(dst, e.FullURL)
+	}
+	if len(e.Resource) > 0 {
+		member("resource")
+		dst = append(dst, bytes.TrimSpace(e.Resource)...)
+	}
+	if e.Request == nil && e.Response == nil {
+		if e.Search != nil {
+			member("search")
+			dst = append(jsontext.AppendString(append(dst, `{"mode":`...), e.Search.Mode), '}')
+		}
+		return append(dst, '}'), nil
+	}
+	rest := *e
+	rest.FullURL, rest.Resource = "", nil
+	tail, err := json.Marshal(rest)
+	if err != nil {
+		return nil, err
 	}
 	if tail = tail[1 : len(tail)-1]; len(tail) > 0 {
-		if e.FullURL != "" || len(e.Resource) > 0 {
+		if !first {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, tail...)
