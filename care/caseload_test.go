@@ -330,7 +330,10 @@ func TestPAMRecordedElsewhere(t *testing.T) {
 				`"subject":{"reference":"Patient/ward"},"effectiveDateTime":"2026-06-01T10:00:00Z",` + value + `}`
 		}
 		c.put(obs("gp-level", "962851000000103", `"valueQuantity":{"value":2}`))
-		c.put(obs("gp-score", "925431000000109", `"valueQuantity":{"value":51.3}`))
+		// The score's time and subject written otherwise, the same instant
+		// and Patient.
+		c.put(strings.Replace(strings.Replace(obs("gp-score", "925431000000109", `"valueQuantity":{"value":51.3}`),
+			"2026-06-01T10:00:00Z", "2026-06-01T11:00:00+01:00", 1), `"Patient/ward"`, `"`+c.base+`/Patient/ward"`, 1))
 		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 2.0, "pamScore": 51.3})
 		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":2}]}`).want(http.StatusCreated)
 		if got := members(g); got != "Patient/ward=<nil>" {

@@ -49,7 +49,7 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 	for k, v := range filter {
 		params[k] = v
 	}
-	results := map[string]*pamResult{} // by response
+	results := map[string]*pamResult{} // by response, else by patient and time
 	err := s.Each(ctx, "Observation", params, func(v *store.Version) error {
 		// Read the few elements needed rather than decoding the whole.
 		var obs struct {
@@ -71,20 +71,21 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 		if len(obs.DerivedFrom) > 0 {
 			resp = obs.DerivedFrom[0].Reference
 		}
+		patient, when := c.patientRef(obs.Subject.Reference), parseDateTime(obs.EffectiveDateTime)
 		key := resp
 		switch {
 		case key != "":
-		case obs.EffectiveDateTime != "":
+		case !when.IsZero():
 			// Recorded elsewhere (a GP system's level and score, each an
-			// Observation of its own): one result a patient and time.
-			key = obs.Subject.Reference + "|" + obs.EffectiveDateTime
+			// Observation of its own): one result a patient and instant,
+			// however the reference and the time are written.
+			key = patient + "|" + strconv.FormatInt(when.UnixMilli(), 10)
 		default:
 			key = "Observation/" + v.ID
 		}
 		r := results[key]
 		if r == nil {
-			r = &pamResult{patient: c.patientRef(obs.Subject.Reference), response: resp, date: obs.EffectiveDateTime}
-			r.when = parseDateTime(r.date)
+			r = &pamResult{patient: patient, response: resp, date: obs.EffectiveDateTime, when: when}
 			results[key] = r
 		}
 		isLevel := slices.ContainsFunc(obs.Code.Coding, func(cd struct{ System, Code string }) bool {
