@@ -91,10 +91,14 @@ const maxEntities = 2000
 
 func (r *Record) touch(vs ...*store.Version) { r.touchNaming(nil, vs...) }
 
+// keeps reports whether r keeps what its request touches: it is the
+// Record of a request an audit trail records.
+func (r *Record) keeps() bool { return r != nil && !r.unaudited }
+
 // touchNaming is touch, each version of named belonging to the patients
 // named too, besides those it refers to.
 func (r *Record) touchNaming(named map[*store.Version][]string, vs ...*store.Version) {
-	if r == nil || r.unaudited || len(vs) == 0 {
+	if !r.keeps() || len(vs) == 0 {
 		return
 	}
 	r.mu.Lock()
@@ -137,7 +141,7 @@ func writeEntity(w *store.Write, named []string) Entity {
 }
 
 func (r *Record) touchEntity(e Entity) {
-	if r == nil || r.unaudited {
+	if !r.keeps() {
 		return
 	}
 	r.mu.Lock()
@@ -211,7 +215,7 @@ func (r *Record) names(key entityKey) bool {
 
 // filled reports, under the Record's lock, whether it names all it may.
 func (r *Record) filled() bool {
-	if r == nil || r.unaudited {
+	if !r.keeps() {
 		return true
 	}
 	r.mu.Lock()

@@ -863,9 +863,13 @@ func (s *Store) put(ctx context.Context, r store.Reader, wr store.Writer, unit *
 		copied.JSON = body
 		stored = &copied
 	}
-	named, err := s.identifiedPatients(ctx, r, w.Type, &w.Index)
-	if err != nil {
-		return err
+	var named []string
+	if RecordFrom(ctx).keeps() {
+		// Whom the write names by identifier alone is for the audit trail.
+		var err error
+		if named, err = s.identifiedPatients(ctx, r, w.Type, &w.Index); err != nil {
+			return err
+		}
 	}
 	if err := wr.Put(ctx, stored); err != nil {
 		// Refused by the engine: no version was stored.
@@ -1033,7 +1037,7 @@ func (s *Store) keepRelationships(ctx context.Context, req *request, r store.Rea
 // the patients it refers to, to the patients named (see
 // identifiedPatients).
 func recordWrite(ctx context.Context, w *store.Write, named []string) {
-	if rec := RecordFrom(ctx); rec != nil {
+	if rec := RecordFrom(ctx); rec.keeps() {
 		rec.touchEntity(writeEntity(w, named))
 	}
 }
@@ -1042,7 +1046,7 @@ func recordWrite(ctx context.Context, w *store.Write, named []string) {
 // nothing: the resource is named with no version, as none was created
 // (IHE BALP: the AuditEvent's outcome says the request failed).
 func recordAttempt(ctx context.Context, w *store.Write, named []string) {
-	if rec := RecordFrom(ctx); rec != nil {
+	if rec := RecordFrom(ctx); rec.keeps() {
 		e := writeEntity(w, named)
 		e.Version = 0
 		rec.touchEntity(e)
@@ -1063,7 +1067,7 @@ type unitWrite struct {
 
 func (u *unitWrites) add(ctx context.Context, w *store.Write, named []string) {
 	rec := RecordFrom(ctx)
-	if rec == nil {
+	if !rec.keeps() {
 		return
 	}
 	u.mu.Lock()
