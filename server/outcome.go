@@ -165,11 +165,9 @@ func fromError(err error) (int, outcome, http.Header) {
 	case errors.As(err, &invalid):
 		return http.StatusUnprocessableEntity, newOutcome(Issue{Severity: "error", Code: "invalid",
 			Diagnostics: invalid.Message, Expression: []string{invalid.Expression}}), nil
-	case errors.As(err, &conflict) && conflict.Expected != 0 && conflict.Current == conflict.Expected:
-		// The version expected is current, yet the write was refused:
-		// another request's write of the next version has begun and not
-		// finished (on MongoDB, a process that stopped between a write's
-		// steps leaves it so until another settles it).
+	case errors.As(err, &conflict) && conflict.Pending:
+		// On MongoDB, a process that stopped between a write's steps
+		// leaves it so until another settles it.
 		return http.StatusConflict, newOutcome(Issue{Severity: "error", Code: "conflict",
 			Diagnostics: fmt.Sprintf("another request's write of version %d of %s/%s has not finished; retry later",
 				conflict.Current+1, conflict.Type, conflict.ID)}), http.Header{"Retry-After": {"5"}}

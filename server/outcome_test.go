@@ -26,7 +26,7 @@ func TestFromError(t *testing.T) {
 		{"decode syntax", &fhirjson.DecodeError{Issues: []fhirjson.Issue{{Message: "bad", Syntax: true}}}, 400, "invalid"},
 		{"decode structure", &fhirjson.DecodeError{Issues: []fhirjson.Issue{{Path: "Patient.x", Message: "unknown"}}}, 400, "structure"},
 		{"lost race", fmt.Errorf("put: %w", &store.ConflictError{Type: "Patient", ID: "1", Expected: 1, Current: 2}), 409, "conflict"},
-		{"next version pending", fmt.Errorf("put: %w", &store.ConflictError{Type: "Patient", ID: "1", Expected: 1, Current: 1}), 409, "conflict"},
+		{"next version pending", fmt.Errorf("put: %w", &store.ConflictError{Type: "Patient", ID: "1", Expected: 1, Current: 1, Pending: true}), 409, "conflict"},
 		{"body too large", &http.MaxBytesError{Limit: 10}, 413, "too-costly"},
 		{"bad cursor", fmt.Errorf("history: %w", store.ErrBadCursor), 400, "invalid"},
 		{"not found", fmt.Errorf("read: %w", store.ErrNotFound), 404, "not-found"},

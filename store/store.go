@@ -64,6 +64,10 @@ type ConflictError struct {
 	Type, ID string
 	Expected int64 // the version the write said it replaces (0: none)
 	Current  int64 // the version actually current (0: none)
+	// Pending is set when Expected is still current but another write of
+	// the next version has begun and not finished, on an engine that
+	// writes a version in steps (MongoDB, docs/mongodb.md).
+	Pending bool
 }
 
 func (e *ConflictError) Error() string {

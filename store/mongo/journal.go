@@ -361,7 +361,7 @@ func (s *Store) prepare(ctx context.Context, id string, ws []*store.Write) ([]*j
 			e.Before = slices.Clone(before)
 		}
 		if current != w.Expected {
-			return nil, &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current}
+			return nil, conflictError(w, current)
 		}
 	}
 	return entries, nil

@@ -191,7 +191,7 @@ func (t *nativeTx) Put(ctx context.Context, w *store.Write) error {
 		return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
 	}
 	if current != w.Expected {
-		return &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current}
+		return conflictError(w, current)
 	}
 	if err := t.s.put(tctx, w); err != nil {
 		return err
@@ -298,7 +298,7 @@ func (t *bufferedTx) Put(ctx context.Context, w *store.Write) error {
 		current = v
 	}
 	if current != w.Expected {
-		return &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current}
+		return conflictError(w, current)
 	}
 	c := *w
 	c.JSON = bytes.Clone(w.JSON)

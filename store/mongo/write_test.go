@@ -270,6 +270,11 @@ func TestWriteCutAfterClaim(t *testing.T) {
 		if !errors.As(err, &conflict) {
 			t.Fatalf("update from version %d before the claim is settled: %v, want a conflict", expected, err)
 		}
+		// From version 1, still current, the refusal is the pending
+		// version 2's; from version 2, not current yet, it is not.
+		if conflict.Pending != (expected == 1) {
+			t.Errorf("update from version %d: conflict %+v, want Pending %v", expected, conflict, expected == 1)
+		}
 	}
 	settled := reopen(t, uri)
 	if v, err := settled.Read(ctx, "Patient", "p"); err != nil || string(v.JSON) != `{"v":2}` {
