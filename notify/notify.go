@@ -172,6 +172,10 @@ type Notifier struct {
 	// purge pass takes up (retain.go).
 	purgeMu     sync.Mutex
 	purgeCursor string
+	// counterPurged holds, by subscription, the version of its counter
+	// whose earlier versions the last pass removed, so that a pass
+	// removes them only once the counter has been written since.
+	counterPurged map[string]int64
 }
 
 type storeRef struct{ s operation.Store }

@@ -194,12 +194,16 @@ func (n *Notifier) purgeSubscription(ctx context.Context, recs store.Tx, p store
 	if err := p.Purge(ctx, eventType, gone); err != nil {
 		return 0, fmt.Errorf("notify: purge %s: events: %w", sub, err)
 	}
-	if c.version > 1 {
+	if c.version > 1 && c.version != n.counterPurged[sub] {
 		// The counter is written again at every event: one version of it
 		// is what counts.
 		if err := p.PurgeEarlier(ctx, counterType, sub); err != nil {
 			return 0, fmt.Errorf("notify: purge %s: %w", sub, err)
 		}
+		if n.counterPurged == nil {
+			n.counterPurged = map[string]int64{}
+		}
+		n.counterPurged[sub] = c.version
 	}
 	if !deleted || len(gone) < len(vs) || len(vs) == budget {
 		return len(gone), nil
@@ -214,6 +218,7 @@ func (n *Notifier) purgeSubscription(ctx context.Context, recs store.Tx, p store
 			return len(gone), fmt.Errorf("notify: purge %s: %w", sub, err)
 		}
 	}
+	delete(n.counterPurged, sub)
 	return len(gone), nil
 }
 
