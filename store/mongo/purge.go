@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"carefhir/store"
@@ -60,23 +61,27 @@ func (s *Store) PurgeDeleted(ctx context.Context, typ string, before time.Time, 
 	if err := s.at(stagePurgeFound, len(found)); err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, d := range found {
-		// A crash between the two leaves the tombstone, which the next
-		// purge finds and removes.
-		_, err := s.versions.DeleteMany(ctx, bson.D{{Key: fieldType, Value: typ}, {Key: fieldID, Value: d.ID},
-			{Key: fieldVersion, Value: bson.D{{Key: "$lte", Value: d.Version}}}})
-		if err != nil {
-			return n, fmt.Errorf("mongo: purge deleted %s/%s: history: %w", typ, d.ID, err)
-		}
-		res, err := s.db.Collection(typ).DeleteOne(ctx, bson.D{{Key: "_id", Value: d.ID},
-			{Key: fieldVersion, Value: d.Version}, {Key: fieldDeleted, Value: true}})
-		if err != nil {
-			return n, fmt.Errorf("mongo: purge deleted %s/%s: %w", typ, d.ID, err)
-		}
-		n += int(res.DeletedCount)
+	if len(found) == 0 {
+		return 0, nil
 	}
-	return n, nil
+	// Two bulk writes, history first: a crash between them leaves the
+	// tombstones, which the next purge finds and removes.
+	history := make([]mongo.WriteModel, len(found))
+	current := make([]mongo.WriteModel, len(found))
+	for i, d := range found {
+		history[i] = mongo.NewDeleteManyModel().SetFilter(bson.D{{Key: fieldType, Value: typ}, {Key: fieldID, Value: d.ID},
+			{Key: fieldVersion, Value: bson.D{{Key: "$lte", Value: d.Version}}}})
+		current[i] = mongo.NewDeleteOneModel().SetFilter(bson.D{{Key: "_id", Value: d.ID},
+			{Key: fieldVersion, Value: d.Version}, {Key: fieldDeleted, Value: true}})
+	}
+	if _, err := s.versions.BulkWrite(ctx, history); err != nil {
+		return 0, fmt.Errorf("mongo: purge deleted %s: history: %w", typ, err)
+	}
+	res, err := s.db.Collection(typ).BulkWrite(ctx, current)
+	if err != nil {
+		return 0, fmt.Errorf("mongo: purge deleted %s: %w", typ, err)
+	}
+	return int(res.DeletedCount), nil
 }
 
 // PurgeEarlier removes the versions of typ/id before its current one. A
