@@ -1468,3 +1468,30 @@ func TestAuditFailedTransactionNamesNoVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestPatientNotYetHeldKeepsReach: a patient app may be registered before
+// its patient's record arrives, so a token for a Patient not written here
+// yet reaches that patient's compartment: its writes and reads of the
+// patient's records are allowed, another patient's are not; once the
+// Patient is written, the same holds.
+func TestPatientNotYetHeldKeepsReach(t *testing.T) {
+	who := principals{"app": {Subject: "app", Patient: "n", Scopes: mustScopes(t, "patient/*.cruds")}}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			own := `{"resourceType":"Observation","id":"on","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/n"}}`
+			c.by("app", "PUT", "/Observation/on", own).want(t, http.StatusCreated)
+			check := func(step string) {
+				t.Helper()
+				c.by("app", "GET", "/Observation/on", "").want(t, http.StatusOK)
+				wantIDs(t, step+": the app's search", c.by("app", "GET", "/Observation", ""), "Observation/on")
+				other := `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/b"}}`
+				c.by("app", "POST", "/Observation", other).want(t, http.StatusForbidden)
+			}
+			check("before the Patient is written")
+			c.put("/Patient/n", `{"resourceType":"Patient","id":"n"}`)
+			check("once the Patient is written")
+		})
+	}
+}
