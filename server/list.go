@@ -27,10 +27,7 @@ import (
 // is 400 under strict handling, and otherwise ignored and reported, as an
 // unsupported parameter is.
 func (a *api) applyLists(c *gin.Context, r store.Reader, plan *search.Plan, typ string, values []string) error {
-	limit := a.cfg.Limits.Search.Values
-	if limit <= 0 {
-		limit = search.DefaultLimits.Values
-	}
+	limit := a.cfg.Limits.Search.WithDefaults().Values
 	// Each List named is a read: the Lists of all the values together are
 	// bounded as the values of one parameter are, so that repeating
 	// _list does not multiply the reads.

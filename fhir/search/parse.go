@@ -50,7 +50,9 @@ type Limits struct {
 // DefaultLimits are the limits of a parse whose Options set none.
 var DefaultLimits = Limits{Params: 100, Values: 1000, Chain: 4, Elements: 200, Includes: 20, Count: MaxCount, Terms: 5000}
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with DefaultLimits where it sets none (0 or
+// less): the limits a parse with l applies.
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits
 	for _, f := range []struct{ v, def *int }{
 		{&l.Params, &d.Params}, {&l.Values, &d.Values}, {&l.Chain, &d.Chain},
@@ -108,7 +110,7 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 	if opt.Now.IsZero() {
 		opt.Now = time.Now()
 	}
-	opt.Limits = opt.Limits.withDefaults()
+	opt.Limits = opt.Limits.WithDefaults()
 	p := &parser{r: r, opt: opt, elements: map[string]bool{}}
 	plan := &Plan{Query: query.Query{Type: typ, Count: min(DefaultCount, opt.Limits.Count)}, Params: url.Values{}}
 	if n := countFilters(q); n > opt.Limits.Params {
