@@ -341,3 +341,42 @@ func updateEach(t *testing.T, s *sqlite.Store, writers *sync.WaitGroup, acked []
 		})
 	}
 }
+
+// TestSearchesSeeReindex checks that a search repeated after Reindex
+// replaced a resource's search values, without a new version, finds what
+// the new values select.
+func TestSearchesSeeReindex(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, t.TempDir(), sqlite.Options{})
+	defer s.Close()
+	if err := s.Put(ctx, patient("p1", 0, `{"resourceType":"Patient","id":"p1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	byCode := func(code string) store.Query {
+		return store.Query{Type: "Patient", Count: 10, IDsOnly: true,
+			Where: []store.Clause{{Param: "identifier", Tokens: []store.TokenMatch{{System: "s", Code: code}}}}}
+	}
+	found := func(step, code string, want int) {
+		t.Helper()
+		for range 2 {
+			p, err := s.Find(ctx, byCode(code))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Matches) != want {
+				t.Fatalf("%s: identifier %s found %d, want %d", step, code, len(p.Matches), want)
+			}
+		}
+	}
+	found("before", "p1", 1)
+	found("before", "q1", 0)
+	v, err := s.Read(ctx, "Patient", "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reindex(ctx, v, store.Index{Tokens: []store.Token{{Param: "identifier", System: "s", Code: "q1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	found("after the reindex", "p1", 0)
+	found("after the reindex", "q1", 1)
+}

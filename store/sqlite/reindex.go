@@ -81,11 +81,10 @@ func (s *Store) FinishReindex(ctx context.Context, typ string) error {
 			return err
 		}
 		// The writer's cached parameters and, once committed, the
-		// readers' are out of date, and so the pages of searches of typ.
+		// readers' are out of date. What a search finds is not: the
+		// widths choose its plan, and each Reindex before dropped the
+		// pages of searches of typ.
 		w.index.params.changedAll()
-		if w.cache != nil {
-			w.touched = append(w.touched, versionKey{typ: typ})
-		}
 		return nil
 	})
 	if err != nil {
