@@ -167,3 +167,30 @@ func TestPageKeyNamesWholeQuery(t *testing.T) {
 	}
 	check(reflect.TypeFor[store.Query](), "Query")
 }
+
+// TestSearchPageKept checks that a search's page is kept and found again
+// under its query, and that SearchPages -1 keeps none.
+func TestSearchPageKept(t *testing.T) {
+	for _, tt := range []struct {
+		pages int
+		kept  bool
+	}{{0, true}, {-1, false}} {
+		s, err := OpenWith(t.TempDir(), Options{SearchPages: tt.pages})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &store.Write{Type: "Patient", ID: "p1", LastUpdated: time.Now().UTC().Truncate(time.Millisecond), JSON: []byte(`{"resourceType":"Patient"}`)}
+		if err := s.Put(t.Context(), w); err != nil {
+			t.Fatal(err)
+		}
+		q := store.Query{Type: "Patient", Count: 10}
+		if _, err := s.Find(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+		key, _ := json.Marshal(q)
+		if p, _ := s.current.page(string(key)); (p != nil) != tt.kept || tt.kept && len(p.Matches) != 1 {
+			t.Errorf("SearchPages %d: page kept %+v, want kept %v", tt.pages, p, tt.kept)
+		}
+		s.Close()
+	}
+}
