@@ -322,10 +322,15 @@ func (sc *statementCache) get(base string, build func() ([]byte, error)) (*state
 	return st, nil
 }
 
+// listParam is _list, which the server answers for every type (list.go)
+// though the registry, whose parameters have an expression, holds it not.
+var listParam = capParam{Name: "_list", Definition: "http://hl7.org/fhir/SearchParameter/Resource-list", Type: "string"}
+
 // searchParams lists the search parameters of typ the server answers:
-// those of its registry, composite ones when the parser takes them.
+// those of its registry, composite ones when the parser takes them, and
+// _list.
 func (a *api) searchParams(typ string) []capParam {
-	var out []capParam
+	out := []capParam{listParam}
 	for _, p := range a.search.Params(typ) {
 		if p.Type == "composite" && !search.Searchable(p) {
 			continue

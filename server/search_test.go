@@ -439,7 +439,8 @@ func TestCapabilitiesSearch(t *testing.T) {
 		}
 	}
 	for name, typ := range map[string]string{"Patient.name": "string", "Patient.birthdate": "date", "Patient._id": "token",
-		"Observation.code-value-concept": "composite", "Observation.value-quantity": "quantity", "ValueSet.url": "uri"} {
+		"Observation.code-value-concept": "composite", "Observation.value-quantity": "quantity", "ValueSet.url": "uri",
+		"Patient._list": "string", "Observation._list": "string"} {
 		if params[name] != typ {
 			t.Errorf("%s: type %q, want %q", name, params[name], typ)
 		}
