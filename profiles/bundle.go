@@ -43,7 +43,9 @@ func (w *walker) bundleEntries(b map[string]any, path string) {
 		case search["mode"] == "match" && searched != nil && !slices.Contains(searched, rt):
 			w.add("error", "invalid", at+".resource", "an entry of search mode match holds a %s, where the search in the self link is of %s", rt, strings.Join(searched, ", "))
 		}
-		if _, hasID := r["id"].(string); r != nil && isSearch && search["mode"] != "outcome" && !hasID {
+		_, hasID := r["id"].(string)
+		foundWithoutID := r != nil && isSearch && search["mode"] != "outcome" && !hasID
+		if foundWithoutID {
 			// Resource.id: "The only time that a resource does not have an
 			// id is when it is being submitted to the server using a create
 			// operation"; a search finds resources the server holds.
@@ -63,6 +65,8 @@ func (w *walker) bundleEntries(b map[string]any, path string) {
 		}
 		rid, hasID := r["id"].(string)
 		switch {
+		case !hasID && foundWithoutID:
+			// Reported once, above.
 		case !hasID:
 			w.add("error", "invalid", at, "the fullUrl %q looks like a RESTful server URL, but the resource has no id", truncate(fu))
 		case rt != typ || rid != id:

@@ -234,3 +234,22 @@ func TestValidNHSNumber(t *testing.T) {
 		})
 	}
 }
+
+// A search result with a RESTful fullUrl and no id is one fault, reported
+// once: at the resource, not also at its fullUrl.
+func TestSearchResultWithoutIDReportedOnce(t *testing.T) {
+	v, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := strings.Replace(searchset("http://example.org/fhir/Organization?name=x", "match"), `"id":"1",`, "", 1)
+	var errs []Issue
+	for _, is := range v.Validate(context.Background(), []byte(bundle)) {
+		if is.Severity == "error" {
+			errs = append(errs, is)
+		}
+	}
+	if len(errs) != 1 || errs[0].Expression != "Bundle.entry[0].resource" {
+		t.Errorf("errors %s, want one at Bundle.entry[0].resource", show(errs))
+	}
+}
