@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/big"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -300,6 +301,11 @@ func significantDigits(mantissa string) int {
 
 // parseDecimal reads s as ParseNumber does: its exact value, and the power
 // of ten of its last digit (-2 for 5.40, 3 for 5e3).
+// decimalSyntax is the form of a number search value
+// (https://hl7.org/fhir/R4/search.html#number): a decimal, with an
+// exponent or not. One that parseDecimal refuses is beyond its range.
+var decimalSyntax = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+
 func parseDecimal(s string) (value *big.Rat, last int, ok bool) {
 	if s == "" || strings.ContainsAny(s, " _xXpP") || strings.EqualFold(s, "nan") || strings.Contains(strings.ToLower(s), "inf") {
 		return nil, 0, false

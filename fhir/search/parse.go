@@ -902,7 +902,7 @@ func numberMatch(name, v string) (query.NumberMatch, error) {
 	pr, n := prefix(v)
 	value, low, high, ok := ParseNumber(n)
 	if !ok {
-		if _, err := strconv.ParseFloat(n, 64); (err == nil || errors.Is(err, strconv.ErrRange)) && !strings.ContainsAny(n, "xXpP_ iInN") {
+		if decimalSyntax.MatchString(n) {
 			// A number, but one no stored value can be compared with.
 			return query.NumberMatch{}, invalid(name, "%q is beyond the numbers searched here: below 1.8e308 in magnitude, with an exponent from -400 to 400", clip(v))
 		}
