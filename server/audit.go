@@ -102,9 +102,19 @@ func refuseTrailWrites(c *gin.Context) {
 // the base is a batch until it is read (see bundle).
 func interactionOf(method, path string) *access.Event {
 	rest := strings.Trim(strings.TrimPrefix(path, "/fhir"), "/")
-	var segs []string
-	if rest != "" {
-		segs = strings.Split(rest, "/")
+	// The segments in an array on the stack, as every request names its
+	// interaction; a path of more than four (which no route serves) is
+	// split as it is.
+	var seg [4]string
+	segs := seg[:0]
+	for s, more := rest, rest != ""; more; {
+		if len(segs) == len(seg) {
+			segs = strings.Split(rest, "/")
+			break
+		}
+		var part string
+		part, s, more = strings.Cut(s, "/")
+		segs = append(segs, part)
 	}
 	ev := &access.Event{}
 	if n := len(segs); n > 0 && strings.HasPrefix(segs[n-1], "$") {

@@ -198,7 +198,7 @@ func codes(list []string) []code {
 func (a *api) metadata(c *gin.Context) {
 	base := a.baseURL(c)
 	cache, build := &a.capsCache, a.capabilityStatement
-	if c.Query("mode") == "terminology" {
+	if c.Request.URL.RawQuery != "" && c.Query("mode") == "terminology" {
 		terms := termsOf(a.cfg.Validator)
 		if terms == nil {
 			c.Error(errorf(http.StatusBadRequest, "not-supported", "mode=terminology: this server serves no terminology").at("mode"))

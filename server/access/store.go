@@ -54,16 +54,25 @@ type requestKey struct{}
 // touches. Every read and write through a Store needs it, and a Principal
 // in the context (WithPrincipal) by the time of the first.
 func Begin(ctx context.Context) (context.Context, *Record) {
-	r := &request{record: &Record{}}
-	return context.WithValue(ctx, requestKey{}, r), r.record
+	return begin(ctx, false)
 }
 
 // BeginUnaudited is Begin for a server that keeps no audit trail: the
 // Record keeps the interaction, the query and what is disclosed, but not
 // the resources touched, whose patients it would look for in each body.
 func BeginUnaudited(ctx context.Context) (context.Context, *Record) {
-	r := &request{record: &Record{unaudited: true}}
-	return context.WithValue(ctx, requestKey{}, r), r.record
+	return begin(ctx, true)
+}
+
+// begin makes the request and its Record in one allocation, as every
+// request under /fhir begins one.
+func begin(ctx context.Context, unaudited bool) (context.Context, *Record) {
+	r := &struct {
+		request
+		record Record
+	}{record: Record{unaudited: unaudited}}
+	r.request.record = &r.record
+	return context.WithValue(ctx, requestKey{}, &r.request), &r.record
 }
 
 // RecordFrom returns the Record of ctx's request, or nil.
