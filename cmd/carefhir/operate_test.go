@@ -136,6 +136,46 @@ func TestServeProbesAndMetrics(t *testing.T) {
 	}
 }
 
+// A path under /fhir that is not clean (a dot segment, a doubled slash)
+// is redirected to its clean form, as net/http's ServeMux redirects every
+// path, whichever handler serves the clean ones; a clean one is served.
+func TestServeRedirectsUncleanPaths(t *testing.T) {
+	p := start(t, "--data", t.TempDir())
+	root := strings.TrimSuffix(p.base, "/fhir")
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, clean := range map[string]string{
+		"/fhir/./metadata":          "/fhir/metadata",
+		"/fhir//metadata":           "/fhir/metadata",
+		"/fhir/Patient/../metadata": "/fhir/metadata",
+		"/fhir/metadata/.":          "/fhir/metadata",
+		"/fhir/Patient//x/":         "/fhir/Patient/x/",
+	} {
+		req, err := http.NewRequest(http.MethodGet, root+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL.Opaque = path // sent as written, not cleaned by the client
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); resp.StatusCode/100 != 3 || loc != clean && loc != root+clean {
+			t.Errorf("GET %s: %d, Location %q; want a redirect to %s", path, resp.StatusCode, loc, clean)
+		}
+	}
+	for _, path := range []string{"/fhir/metadata", "/fhir/Patient/x/"} {
+		resp, err := noFollow.Get(root + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want := map[string]int{"/fhir/metadata": http.StatusOK, "/fhir/Patient/x/": http.StatusNotFound}[path]; resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+}
+
 // With --metrics-addr, /metrics is served there and not beside the API.
 func TestServeMetricsOnTheirOwnListener(t *testing.T) {
 	maddr := freeAddr(t)
