@@ -398,7 +398,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 				logger.Warn("tracing: spans not sent at shutdown", "error", err)
 			}
 		}()
-		handler = tracer.Handler(mux, spanName(server.ServedTypes()))
+		handler = tracer.Handler(handler, spanName(server.ServedTypes()))
 	}
 	if mllpLn != nil {
 		defer startMLLP(ctx, mllpLn, h, cfg.ShutdownTimeout, logger)()
