@@ -36,11 +36,11 @@ func (a *api) audited(c *gin.Context) {
 	c.Request = c.Request.WithContext(access.WithInteraction(ctx, ev.Interaction))
 	ev.Recorded = time.Now()
 	ev.Record = rec
-	ev.RequestID = c.GetString(ctxRequestID)
+	ev.RequestID = requestIDOf(c)
 	if strings.HasPrefix(string(ev.Interaction), "search") {
 		ev.Query = auditQuery(c.Request.URL.RawQuery)
 	}
-	c.Set(ctxTrailWrite, access.ReadOnly(ev.Type) && ev.Interaction.Action() != "R" && ev.Interaction != access.InteractionOperation)
+	stateOf(c).trailWrite = access.ReadOnly(ev.Type) && ev.Interaction.Action() != "R" && ev.Interaction != access.InteractionOperation
 	c.Next()
 	if a.cfg.Auditor == nil {
 		rec.Discard()
@@ -79,17 +79,13 @@ func auditQuery(raw string) string {
 	return q.Encode()
 }
 
-// ctxTrailWrite marks a request that would create, update, patch or delete
-// an AuditEvent.
-const ctxTrailWrite = "carefhir.trailWrite"
-
 // refuseTrailWrites answers 405 to a request that would create, update,
 // patch or delete an AuditEvent, before its body is read. It runs after
 // authentication, so that an attempt to change the trail is answered 401
 // without a valid token, like any request, and is attributed to its agent
 // in the trail it would have changed.
 func refuseTrailWrites(c *gin.Context) {
-	if !c.GetBool(ctxTrailWrite) {
+	if !stateOf(c).trailWrite {
 		c.Next()
 		return
 	}

@@ -81,7 +81,7 @@ func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 			if p, err = au.Authenticate(c.Request); err != nil {
 				if !errors.Is(err, auth.ErrNoToken) {
 					log.LogAttrs(c.Request.Context(), slog.LevelInfo, "bearer token refused",
-						slog.String("reason", err.Error()), slog.String("request_id", c.GetString(ctxRequestID)))
+						slog.String("reason", err.Error()), slog.String("request_id", requestIDOf(c)))
 				}
 				c.Error(bearerError(err))
 				c.Abort()

@@ -109,7 +109,7 @@ func writeStream(c *gin.Context, status int, r io.Reader) {
 	if cl, ok := r.(io.Closer); ok {
 		defer cl.Close()
 	}
-	mt := c.GetString(ctxMediaType)
+	mt := stateOf(c).mediaType
 	if xmlTypes[mt] || c.Query("_pretty") == "true" {
 		body, err := io.ReadAll(r)
 		if err != nil {

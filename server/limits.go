@@ -86,21 +86,6 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// withDeadline gives every request a context that ends after d, so the
-// handler's store calls stop (SQLite is interrupted, MongoDB gets
-// maxTimeMS) when a request has cost its share, or when its client has
-// gone. The answer is then 503 with Retry-After (see fromError).
-func withDeadline(d time.Duration) gin.HandlerFunc {
-	boxed := any(d) // boxed once, not by every request's Set
-	return func(c *gin.Context) {
-		ctx := &deadlineContext{Context: c.Request.Context(), deadline: time.Now().Add(d)}
-		defer ctx.stop()
-		c.Request = c.Request.WithContext(ctx)
-		c.Set(ctxDeadline, boxed)
-		c.Next()
-	}
-}
-
 // deadlineContext ends at its deadline, or when its parent ends, or when
 // it is stopped, as the context of context.WithDeadline and its cancel do;
 // but it makes that context (a timer, a channel, an entry in the parent's

@@ -17,22 +17,62 @@ import (
 	"carefhir/store"
 )
 
-const (
-	ctxRequestID = "carefhir.requestID"
-	ctxDeadline  = "carefhir.deadline"
-)
-
-// requestID takes the client's X-Request-Id when it is well formed, or
-// makes one, and echoes it so a request can be found in the logs.
-func requestID(c *gin.Context) {
-	id := c.Request.Header.Get("X-Request-Id")
-	if !wellFormedRequestID(id) {
-		id = newRequestID()
+// beginRequest names the request, taking the client's X-Request-Id when it
+// is well formed or making one, and echoes it so the request can be found
+// in the logs. It gives the request a context that ends after d (see
+// deadlineContext), so the handler's store calls stop (SQLite is
+// interrupted, MongoDB gets maxTimeMS) when a request has cost its share,
+// or when its client has gone; the answer is then 503 with Retry-After
+// (see fromError). That context is the request's requestState.
+func beginRequest(d time.Duration) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		id := c.Request.Header.Get("X-Request-Id")
+		if !wellFormedRequestID(id) {
+			id = newRequestID()
+		}
+		st := &requestState{id: id, budget: d}
+		st.deadlineContext.Context, st.deadlineContext.deadline = c.Request.Context(), time.Now().Add(d)
+		defer st.stop()
+		c.Request = c.Request.WithContext(st)
+		c.Writer.Header()["X-Request-Id"] = []string{id}
+		c.Next()
 	}
-	c.Set(ctxRequestID, id)
-	c.Writer.Header()["X-Request-Id"] = []string{id}
-	c.Next()
 }
+
+// requestState is what the server keeps of one request beside Gin's:
+// the request's context, which ends at its deadline, and the values the
+// middleware hand to what follows them. They are held here rather than
+// in the Gin context's map, which every request would allocate.
+type requestState struct {
+	deadlineContext
+	id         string        // the request id (X-Request-Id)
+	budget     time.Duration // the length of the deadline, which a 503 names
+	mediaType  string        // the answer's media type (negotiate); "" is FHIR JSON
+	trailWrite bool          // the request would change the audit trail (audited)
+}
+
+type requestStateKey struct{}
+
+// Value answers for the request's state, and for anything else as the
+// deadline's context does.
+func (st *requestState) Value(key any) any {
+	if key == (requestStateKey{}) {
+		return st
+	}
+	return st.deadlineContext.Value(key)
+}
+
+// stateOf returns the state of c's request: a zero one, not kept, for a
+// request that beginRequest did not begin (none the router serves).
+func stateOf(c *gin.Context) *requestState {
+	if st, ok := c.Request.Context().Value(requestStateKey{}).(*requestState); ok {
+		return st
+	}
+	return &requestState{}
+}
+
+// requestIDOf returns the id of c's request.
+func requestIDOf(c *gin.Context) string { return stateOf(c).id }
 
 // trackWrites keeps every request that may write in writes while it
 // runs, before any version it writes is stamped: a history answered
@@ -133,7 +173,7 @@ func logRequests(log *slog.Logger) gin.HandlerFunc {
 		}
 		if lines != nil && level == slog.LevelInfo {
 			end := time.Now()
-			if lines.LogRequest(end, c.Request.Method, c.Request.URL.Path, status, end.Sub(start), c.GetString(ctxRequestID)) {
+			if lines.LogRequest(end, c.Request.Method, c.Request.URL.Path, status, end.Sub(start), requestIDOf(c)) {
 				return
 			}
 		}
@@ -148,7 +188,7 @@ func logRequests(log *slog.Logger) gin.HandlerFunc {
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", status),
 			slog.Duration("duration", end.Sub(start)),
-			slog.String("request_id", c.GetString(ctxRequestID)),
+			slog.String("request_id", requestIDOf(c)),
 		)
 		if status >= 500 && len(c.Errors) > 0 {
 			// The client sees no internals; the log keeps the cause, found
@@ -194,12 +234,12 @@ func writeErrors(c *gin.Context) {
 		return
 	}
 	err := c.Errors[0].Err
-	if d, ok := c.Get(ctxDeadline); ok && c.Request.Context().Err() != nil {
+	if st := stateOf(c); st.budget > 0 && c.Request.Context().Err() != nil {
 		// Whatever the store answered once the request's context ended
 		// (an interrupted statement, a cancelled cursor), the cause is
 		// the deadline or the client's leaving.
 		if status, _, _ := fromError(err); status >= http.StatusInternalServerError {
-			err = deadlineError(d.(time.Duration))
+			err = deadlineError(st.budget)
 			c.Errors[0].Err = fmt.Errorf("%w (stopped: %v)", err, c.Errors[0].Err)
 		}
 	}

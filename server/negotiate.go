@@ -66,11 +66,9 @@ func negotiate(c *gin.Context) {
 		c.Abort()
 		return
 	}
-	c.Set(ctxMediaType, mediaType)
+	stateOf(c).mediaType = mediaType
 	c.Next()
 }
-
-const ctxMediaType = "carefhir.mediaType"
 
 // ctxPretty is set when _pretty=true came other than in the query string:
 // in the form of a POST _search.
@@ -260,7 +258,7 @@ func writeFHIR(c *gin.Context, status int, body []byte) {
 // is gz: sent as it is to a client accepting gzip when the answer is body
 // itself (JSON, not indented), rather than compressed again.
 func writeFHIRWith(c *gin.Context, status int, body, gz []byte) {
-	mt := c.GetString(ctxMediaType)
+	mt := stateOf(c).mediaType
 	if mt == "" {
 		mt = mimeFHIRJSON
 	}

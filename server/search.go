@@ -80,7 +80,7 @@ func searchParams(c *gin.Context) (url.Values, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.Set(ctxMediaType, mt)
+		stateOf(c).mediaType = mt
 	}
 	if form.Get("_pretty") == "true" {
 		c.Set(ctxPretty, true)

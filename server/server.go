@@ -178,7 +178,7 @@ func New(cfg Config) http.Handler {
 	r.RemoveExtraSlash = false
 	// The deadline encloses the rendering of errors, which tells a
 	// stopped query from a failed one by the context.
-	r.Use(requestID, a.trackWrites(cfg.Writes), logRequests(cfg.Logger), withDeadline(cfg.Limits.Deadline), a.audited, recoverOutcome, renderErrors,
+	r.Use(beginRequest(cfg.Limits.Deadline), a.trackWrites(cfg.Writes), logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors,
 		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), refuseTrailWrites, collectWarnings,
 		limitBody(cfg.MaxBodyBytes), decodeContent(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery, a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {
