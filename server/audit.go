@@ -28,19 +28,15 @@ func (a *api) audited(c *gin.Context) {
 		return
 	}
 	ev := interactionOf(c.Request.Method, path)
-	begin := access.Begin
-	if a.cfg.Auditor == nil {
-		begin = access.BeginUnaudited
-	}
-	ctx, rec := begin(c.Request.Context())
-	c.Request = c.Request.WithContext(access.WithInteraction(ctx, ev.Interaction))
+	st := stateOf(c)
+	rec := st.access.Begin(ev.Interaction, a.cfg.Auditor == nil)
 	ev.Recorded = time.Now()
 	ev.Record = rec
 	ev.RequestID = requestIDOf(c)
 	if strings.HasPrefix(string(ev.Interaction), "search") {
 		ev.Query = auditQuery(c.Request.URL.RawQuery)
 	}
-	stateOf(c).trailWrite = access.ReadOnly(ev.Type) && ev.Interaction.Action() != "R" && ev.Interaction != access.InteractionOperation
+	st.trailWrite = access.ReadOnly(ev.Type) && ev.Interaction.Action() != "R" && ev.Interaction != access.InteractionOperation
 	c.Next()
 	if a.cfg.Auditor == nil {
 		rec.Discard()

@@ -92,7 +92,7 @@ func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 			// Responses for a token are for its holder only.
 			c.Header("Cache-Control", "no-store")
 		}
-		c.Request = c.Request.WithContext(access.WithPrincipal(c.Request.Context(), p))
+		stateOf(c).access.SetPrincipal(p)
 		c.Next()
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
 
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -45,6 +46,7 @@ func beginRequest(d time.Duration) gin.HandlerFunc {
 // in the Gin context's map, which every request would allocate.
 type requestState struct {
 	deadlineContext
+	access     access.Holder // the access state (audited, authenticate)
 	id         string        // the request id (X-Request-Id)
 	budget     time.Duration // the length of the deadline, which a 503 names
 	mediaType  string        // the answer's media type (negotiate); "" is FHIR JSON
@@ -53,11 +55,14 @@ type requestState struct {
 
 type requestStateKey struct{}
 
-// Value answers for the request's state, and for anything else as the
-// deadline's context does.
+// Value answers for the request's state and its access state, and for
+// anything else as the deadline's context does.
 func (st *requestState) Value(key any) any {
 	if key == (requestStateKey{}) {
 		return st
+	}
+	if v, ok := st.access.Lookup(key); ok {
+		return v
 	}
 	return st.deadlineContext.Value(key)
 }
