@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -30,7 +29,7 @@ func (a *api) audited(c *gin.Context) {
 	ev := interactionOf(c.Request.Method, path)
 	st := stateOf(c)
 	rec := st.access.Begin(ev.Interaction, a.cfg.Auditor == nil)
-	ev.Recorded = time.Now()
+	ev.Recorded = st.start
 	ev.Record = rec
 	ev.RequestID = requestIDOf(c)
 	if strings.HasPrefix(string(ev.Interaction), "search") {

@@ -27,12 +27,13 @@ import (
 // (see fromError). That context is the request's requestState.
 func beginRequest(d time.Duration) gin.HandlerFunc {
 	return func(c *gin.Context) {
+		start := time.Now()
 		id := c.Request.Header.Get("X-Request-Id")
 		if !wellFormedRequestID(id) {
-			id = newRequestID()
+			id = newRequestID(start)
 		}
-		st := &requestState{id: id, budget: d}
-		st.deadlineContext.Context, st.deadlineContext.deadline = c.Request.Context(), time.Now().Add(d)
+		st := &requestState{id: id, start: start, budget: d}
+		st.deadlineContext.Context, st.deadlineContext.deadline = c.Request.Context(), start.Add(d)
 		defer st.stop()
 		c.Request = c.Request.WithContext(st)
 		c.Writer.Header()["X-Request-Id"] = []string{id}
@@ -48,6 +49,7 @@ type requestState struct {
 	deadlineContext
 	access     access.Holder // the access state (audited, authenticate)
 	id         string        // the request id (X-Request-Id)
+	start      time.Time     // when the request began to be served
 	budget     time.Duration // the length of the deadline, which a 503 names
 	mediaType  string        // the answer's media type (negotiate); "" is FHIR JSON
 	trailWrite bool          // the request would change the audit trail (audited)
@@ -141,20 +143,19 @@ func wellFormedRequestID(id string) bool {
 	return true
 }
 
-// newRequestID returns a UUID version 7 (RFC 9562) naming a request: the
-// time in milliseconds, then random bits. It finds a request in the logs
-// and the audit trail and guards nothing, so the bits come from the fast
-// generator rather than the system's. Time-ordered, the ids the audit
+// newRequestID returns a UUID version 7 (RFC 9562) naming a request begun
+// at: the time in milliseconds, then random bits. It finds a request in the
+// logs and the audit trail and guards nothing, so the bits come from the
+// fast generator rather than the system's. Time-ordered, the ids the audit
 // trail indexes (its entity:identifier rows, one per request) are added
-// where the last one went, on a page SQLite has at hand; random ones
-// landed each on a page of its own, so that every request wrote one more
-// page to the WAL and the checkpoint (a third of the trail's CPU time
-// with 1,000 patients read at random). The bits are laid out here rather
-// than by uuid.NewV7FromReader, whose reader puts each id's bytes on the
-// heap.
-func newRequestID() string {
+// where the last one went, on a page SQLite has at hand; random ones landed
+// each on a page of its own, so that every request wrote one more page to
+// the WAL and the checkpoint (a third of the trail's CPU time with 1,000
+// patients read at random). The bits are laid out here rather than by
+// uuid.NewV7FromReader, whose reader puts each id's bytes on the heap.
+func newRequestID(at time.Time) string {
 	var u uuid.UUID
-	binary.BigEndian.PutUint64(u[:8], uint64(time.Now().UnixMilli())<<16|mrand.Uint64()&0xffff)
+	binary.BigEndian.PutUint64(u[:8], uint64(at.UnixMilli())<<16|mrand.Uint64()&0xffff)
 	binary.BigEndian.PutUint64(u[8:], mrand.Uint64())
 	u[6] = 0x70 | u[6]&0x0f // version 7
 	u[8] = 0x80 | u[8]&0x3f // the variant of RFC 9562
@@ -169,8 +170,8 @@ func logRequests(log *slog.Logger) gin.HandlerFunc {
 	h := log.Handler()
 	lines, _ := h.(requestLogger)
 	return func(c *gin.Context) {
-		start := time.Now()
 		c.Next()
+		start := stateOf(c).start
 		status := c.Writer.Status()
 		level := slog.LevelInfo
 		if status >= 500 {
