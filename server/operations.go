@@ -130,12 +130,14 @@ func operationPath(path string) (invocation, string, bool) {
 	if !ok {
 		return invocation{}, "", false
 	}
-	segs := strings.Split(rest, "/")
-	last := segs[len(segs)-1]
+	// Most paths name no operation: told by their last segment, before
+	// the path is split.
+	last := rest[strings.LastIndexByte(rest, '/')+1:]
 	if !strings.HasPrefix(last, "$") {
 		return invocation{}, "", false
 	}
 	name := last[1:]
+	segs := strings.Split(rest, "/")
 	switch len(segs) {
 	case 1:
 		return invocation{}, name, true

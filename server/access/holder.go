@@ -16,7 +16,7 @@ type Holder struct {
 		record Record
 	}
 	begun       bool
-	interaction Interaction
+	interaction any // an Interaction, boxed once rather than at each Lookup
 	principal   *Principal
 }
 
@@ -25,7 +25,10 @@ type Holder struct {
 func (h *Holder) Begin(i Interaction, unaudited bool) *Record {
 	h.state.record = Record{unaudited: unaudited}
 	h.state.request.record = &h.state.record
-	h.begun, h.interaction = true, i
+	h.begun, h.interaction = true, nil
+	if i != "" {
+		h.interaction = i
+	}
 	return &h.state.record
 }
 
@@ -42,7 +45,7 @@ func (h *Holder) Lookup(key any) (any, bool) {
 			return &h.state.request, true
 		}
 	case interactionKey:
-		if h.interaction != "" {
+		if h.interaction != nil {
 			return h.interaction, true
 		}
 	case principalKey:
