@@ -13,10 +13,24 @@ import "encoding/json"
 // the ones written.
 func AppendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plain[s[i]] {
 			q, _ := json.Marshal(s) // a string always encodes
 			return append(b, q...)
 		}
 	}
 	return append(append(append(b, '"'), s...), '"')
 }
+
+// plain holds the bytes a JSON string holds as they are: printable ASCII
+// but for the quote, the backslash and the three encoding/json escapes
+// for HTML. Looking a byte up costs less than comparing it seven times,
+// on every byte of every fullUrl of a searchset.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x7f; c++ {
+		t[c] = true
+	}
+	for _, c := range `"\<>&` {
+		t[c] = false
+	}
+	return t
+}()

@@ -17,3 +17,16 @@ func TestAppendStringAsEncoded(t *testing.T) {
 		}
 	}
 }
+
+// Every byte, alone and inside plain text, is written as encoding/json
+// writes it.
+func TestAppendStringEveryByte(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		for _, s := range []string{string([]byte{byte(c)}), "http://x/fhir/Patient/" + string([]byte{byte(c)}) + "a"} {
+			want, _ := json.Marshal(s)
+			if got := AppendString(nil, s); string(got) != string(want) {
+				t.Errorf("%q: %s, want %s", s, got, want)
+			}
+		}
+	}
+}
