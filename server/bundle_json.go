@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"carefhir/internal/jsontext"
 )
@@ -14,27 +15,55 @@ import (
 // (also when returned by a MarshalJSON method): for a page of searchset
 // matches, most of the cost of writing the answer.
 func (b *bundle) encode() ([]byte, error) {
-	head := *b
-	head.Entry = nil
-	out, err := json.Marshal(head)
-	if err != nil || len(b.Entry) == 0 {
-		return out, err
+	// One buffer, sized for the head, the resources and what surrounds
+	// each.
+	size := 256 + len(entryMember) + 2
+	for _, l := range b.Link {
+		size += len(l.URL) + 32
 	}
-	// One buffer, sized for the resources and what surrounds each.
-	size := len(out) + len(entryMember) + 2
 	for i := range b.Entry {
 		size += len(b.Entry[i].Resource) + len(b.Entry[i].FullURL) + 128
 	}
-	out = append(append(make([]byte, 0, size), out[:len(out)-1]...), entryMember...)
+	out := b.appendHead(make([]byte, 0, size))
+	if len(b.Entry) == 0 {
+		return append(out, '}'), nil
+	}
+	out = append(out, entryMember...)
 	for i := range b.Entry {
 		if i > 0 {
 			out = append(out, ',')
 		}
+		var err error
 		if out, err = b.Entry[i].appendJSON(out); err != nil {
 			return nil, fmt.Errorf("Bundle.entry[%d]: %w", i, err)
 		}
 	}
 	return append(out, "]}"...), nil
+}
+
+// appendHead appends the Bundle but for its entries and its closing brace,
+// byte for byte as encoding/json writes it, which costs more than all of
+// a searchset's entries together.
+func (b *bundle) appendHead(dst []byte) []byte {
+	dst = jsontext.AppendString(append(dst, `{"resourceType":`...), b.ResourceType)
+	dst = jsontext.AppendString(append(dst, `,"id":`...), b.ID)
+	dst = jsontext.AppendString(append(dst, `,"meta":{"lastUpdated":`...), b.Meta.LastUpdated)
+	dst = jsontext.AppendString(append(dst, `},"type":`...), b.Type)
+	if b.Total != nil {
+		dst = strconv.AppendInt(append(dst, `,"total":`...), int64(*b.Total), 10)
+	}
+	if len(b.Link) > 0 {
+		dst = append(dst, `,"link":[`...)
+		for i, l := range b.Link {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = jsontext.AppendString(append(dst, `{"relation":`...), l.Relation)
+			dst = append(jsontext.AppendString(append(dst, `,"url":`...), l.URL), '}')
+		}
+		dst = append(dst, ']')
+	}
+	return dst
 }
 
 // entryMember starts Bundle.entry, the last member of a Bundle.

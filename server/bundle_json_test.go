@@ -99,6 +99,44 @@ func TestBundleEncode(t *testing.T) {
 	}
 }
 
+// A Bundle written by encode is byte for byte the JSON encoding/json
+// writes for it when its resources are as encoding/json writes them (no
+// <, > or &): its head (id, meta, total, links) as well as its entries.
+func TestBundleEncodeBytes(t *testing.T) {
+	zero, two := 0, 2
+	patient := json.RawMessage(`{"resourceType":"Patient","id":"p1","name":[{"family":"Ann"}]}`)
+	links := []bundleLink{
+		{"self", "http://x/fhir/Patient?family=a%3Cb&_count=2"},
+		{"first", "http://x/fhir/Patient?a=<b>&c=\"d\"\\é\u2028"},
+		{"<next>", "caf\xe9"},
+	}
+	entries := []bundleEntry{
+		{FullURL: "http://x/fhir/Patient/p1", Resource: patient, Search: &entrySearch{Mode: "match"}},
+		{FullURL: "https://care.example.org:8443/r4/Patient/a-1.b", Resource: patient, Search: &entrySearch{Mode: "include"}},
+		{FullURL: "http://x/fhir/Patient/a?b=<c>&d", Resource: patient, Search: &entrySearch{Mode: "match"}},
+		{Resource: json.RawMessage(`{"resourceType":"OperationOutcome"}`), Search: &entrySearch{Mode: "outcome"}},
+	}
+	for _, b := range []bundle{
+		{ResourceType: "Bundle", ID: "b1", Type: "searchset"},
+		{ResourceType: "Bundle", ID: "b2", Meta: bundleMeta{LastUpdated: "2026-01-01T00:00:00.000Z"}, Type: "searchset", Total: &zero},
+		{ResourceType: "Bundle", ID: "b3", Meta: bundleMeta{LastUpdated: "2026-01-01T00:00:00.000Z"}, Type: "searchset", Total: &two, Link: links},
+		{ResourceType: "Bundle", ID: "<b4>", Type: "history", Link: links[:1], Entry: entries},
+		{ResourceType: "Bundle", ID: "b5", Type: "searchset", Total: &two, Link: []bundleLink{}, Entry: entries[:1]},
+	} {
+		got, err := b.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("Bundle %s:\ngot  %s\nwant %s", b.ID, got, want)
+		}
+	}
+}
+
 // sameJSON checks that got is valid JSON with the value of want.
 func sameJSON(t *testing.T, got, want []byte) {
 	t.Helper()
