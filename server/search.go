@@ -271,6 +271,8 @@ func (a *api) addEntries(c *gin.Context, b *bundle, plan *search.Plan, page *sto
 		return err
 	}
 	if plan.Summary != "count" {
+		// Room for the matches, the included and an outcome.
+		b.Entry = slices.Grow(b.Entry, len(page.Matches)+len(page.Included)+1)
 		if err := a.addVersions(c, b, plan, page.Matches, "match"); err != nil {
 			return err
 		}
@@ -303,23 +305,60 @@ func checkShape(plan *search.Plan) error {
 // names elements of the searched type, so it leaves included resources
 // whole, as other R4 servers do (HAPI, Aidbox).
 func (a *api) addVersions(c *gin.Context, b *bundle, plan *search.Plan, versions []*store.Version, mode string) error {
-	shape := url.Values{}
+	if len(versions) == 0 {
+		return nil
+	}
+	var shape url.Values // nil: the versions go whole
 	if plan.Summary != "" {
-		shape.Set("_summary", plan.Summary)
+		shape = url.Values{"_summary": {plan.Summary}}
 	}
 	if len(plan.Elements) > 0 && mode == "match" {
+		if shape == nil {
+			shape = url.Values{}
+		}
 		shape.Set("_elements", strings.Join(plan.Elements, ","))
 	}
 	base := a.baseURL(c)
+	urls := joinFullURLs(base, versions)
+	es := &entrySearch{Mode: mode} // one for all: nothing changes an entry's
+	b.Entry = slices.Grow(b.Entry, len(versions))
 	for _, v := range versions {
-		body, err := subset(v.Type, v.JSON, shape)
-		if err != nil {
-			return err
+		n := fullURLLen(base, v)
+		fullURL := urls[:n]
+		urls = urls[n:]
+		body := v.JSON
+		if shape != nil {
+			var err error
+			if body, err = subset(v.Type, v.JSON, shape); err != nil {
+				return err
+			}
 		}
-		b.Entry = append(b.Entry, bundleEntry{FullURL: base + "/" + v.Type + "/" + v.ID, Resource: body, Search: &entrySearch{Mode: mode}})
+		b.Entry = append(b.Entry, bundleEntry{FullURL: fullURL, Resource: body, Search: es})
 	}
 	return nil
 }
+
+// joinFullURLs returns the fullUrls of versions, base/Type/ID, one after
+// the other in one string, which addVersions cuts: a page of matches costs
+// one allocation for them all.
+func joinFullURLs(base string, versions []*store.Version) string {
+	n := 0
+	for _, v := range versions {
+		n += fullURLLen(base, v)
+	}
+	var all strings.Builder
+	all.Grow(n)
+	for _, v := range versions {
+		all.WriteString(base)
+		all.WriteByte('/')
+		all.WriteString(v.Type)
+		all.WriteByte('/')
+		all.WriteString(v.ID)
+	}
+	return all.String()
+}
+
+func fullURLLen(base string, v *store.Version) int { return len(base) + len(v.Type) + len(v.ID) + 2 }
 
 // addOutcome adds an outcome entry to b for the parameters ignored and the
 // includes cut at the server's bound after included, if any.

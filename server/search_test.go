@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"carefhir/server"
 )
 
 // searchset is the part of a searchset Bundle the tests read.
@@ -914,4 +916,60 @@ func TestSearchValueNotUTF8(t *testing.T) {
 			t.Errorf("the value in UTF-8 finds %q, want Patient/p1", got)
 		}
 	})
+}
+
+// Every match and included resource of a searchset has the fullUrl
+// base/Type/id, the base configured or, without one, the one the request
+// came in by; an outcome entry has none. So in a search of one type, with
+// _elements or _summary shaping the matches, across types and in a
+// compartment.
+func TestSearchFullURLs(t *testing.T) {
+	const configured = "https://care.example.org/r4/fhir"
+	for _, tt := range []struct {
+		name string
+		opts []config
+	}{
+		{"request base", nil},
+		{"configured base", []config{func(cfg *server.Config) { cfg.BaseURL = configured + "/" }}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, c *client) {
+				base := c.base
+				if tt.opts != nil {
+					base = configured
+				}
+				putPatient(t, c, "p1", "Ames", "1970-03-01", "")
+				putPatient(t, c, "p-2.b", "Ames", "1971-03-01", "")
+				putObservation(t, c, "o1", `{"text":"reading"}`, `,"subject":{"reference":"Patient/p1"}`)
+				putObservation(t, c, "o2", `{"text":"reading"}`, `,"subject":{"reference":"Patient/p-2.b"}`)
+				modes := map[string]bool{}
+				for _, path := range []string{
+					"/Observation?_include=Observation:subject&unknown=1",
+					"/Observation?_include=Observation:subject&_elements=status",
+					"/Observation?_revinclude=Observation:subject&_summary=true",
+					"/Patient?_revinclude=Observation:subject&_sort=-birthdate",
+					"?_type=Patient,Observation&_count=3",
+					"/Patient/p1/*",
+				} {
+					b := c.do("GET", path, "").searchset(t)
+					if len(b.Entry) == 0 {
+						t.Errorf("GET %s: no entries", path)
+					}
+					for i, e := range b.Entry {
+						modes[e.Search.Mode] = true
+						want := base + "/" + e.Resource.ResourceType + "/" + e.Resource.ID
+						if e.Search.Mode == "outcome" {
+							want = ""
+						}
+						if e.FullURL != want {
+							t.Errorf("GET %s: entry %d (%s) has the fullUrl %q, want %q", path, i, e.Search.Mode, e.FullURL, want)
+						}
+					}
+				}
+				if !modes["match"] || !modes["include"] || !modes["outcome"] {
+					t.Errorf("entries of the modes %v, want match, include and outcome", modes)
+				}
+			}, tt.opts...)
+		})
+	}
 }
