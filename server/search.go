@@ -235,7 +235,11 @@ func (a *api) searchIn(c *gin.Context, typ string, extra *store.Clause) {
 	}
 	self := a.searchURL(c, plan.Params, plan.Query.Cursor)
 	b := a.searchBundle(c, self, plan, page.Total)
-	b.Link = append(b.Link, bundleLink{Relation: "first", URL: a.searchURL(c, plan.Params, "")})
+	first := self // the first page's self link is its first
+	if plan.Query.Cursor != "" {
+		first = a.searchURL(c, plan.Params, "")
+	}
+	b.Link = append(b.Link, bundleLink{Relation: "first", URL: first})
 	if page.Prev != "" {
 		b.Link = append(b.Link, bundleLink{Relation: "previous", URL: a.searchURL(c, plan.Params, page.Prev)})
 	}

@@ -330,10 +330,18 @@ func TestSearchHTTP(t *testing.T) {
 		})
 		t.Run("paging", func(t *testing.T) {
 			b := c.do("GET", "/Patient?_count=1&_total=accurate", "").searchset(t)
+			// Every page's first link is the first page's self link.
+			first := b.link("self")
+			if !strings.HasPrefix(first, c.base+"/Patient?") || strings.Contains(first, "_cursor") {
+				t.Errorf("the first page's self link %q", first)
+			}
 			var seen []string
 			for n := 0; ; n++ {
 				if b.Total == nil || *b.Total != 3 {
 					t.Fatalf("page %d: total %v, want 3", n, b.Total)
+				}
+				if got := b.link("first"); got != first {
+					t.Errorf("page %d: first link %q, want %q", n, got, first)
 				}
 				seen = append(seen, b.ids("match"))
 				next := b.link("next")
