@@ -591,7 +591,11 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 			}
 		}
 	}
-	if err := s.touch(ctx, req, r, slices.Concat(page.Matches, page.Included)...); err != nil {
+	touched := page.Matches
+	if len(page.Included) > 0 {
+		touched = slices.Concat(page.Matches, page.Included)
+	}
+	if err := s.touch(ctx, req, r, touched...); err != nil {
 		return nil, err
 	}
 	out := *page
