@@ -153,10 +153,11 @@ func cacheSize(v *store.Version) int {
 
 // page returns the cached page of the search keyed by key, a copy the
 // caller owns, or, when there is none, the generation a search of the
-// database must pass to keepPage.
-func (c *currentCache) page(key string) (*store.Page, uint64) {
+// database must pass to keepPage. The key is looked up as bytes, which a
+// map index converts without a copy: every search looks up its key.
+func (c *currentCache) page(key []byte) (*store.Page, uint64) {
 	c.mu.Lock()
-	p, ok := c.pages[key]
+	p, ok := c.pages[string(key)]
 	gen := c.gen
 	c.mu.Unlock()
 	if !ok {

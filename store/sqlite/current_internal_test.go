@@ -68,7 +68,7 @@ func TestPageCacheBounded(t *testing.T) {
 	c := newCurrentCache(max, max)
 	for i := range 2000 {
 		key := fmt.Sprint("q", i%700)
-		_, gen := c.page(key)
+		_, gen := c.page([]byte(key))
 		p := &store.Page{Next: "n", Matches: []*store.Version{{Type: "Patient", ID: "a", JSON: []byte(strings.Repeat("x", i%900))}}}
 		c.keepPage(key, p, nil, gen)
 		if c.pageBytes > max {
@@ -93,7 +93,7 @@ func TestPageCacheBounded(t *testing.T) {
 func TestPagesDroppedByTypesWritten(t *testing.T) {
 	c := newCurrentCache(1<<20, 1<<20)
 	keep := func(key string, types ...string) {
-		_, gen := c.page(key)
+		_, gen := c.page([]byte(key))
 		c.keepPage(key, &store.Page{}, types, gen)
 	}
 	held := func() string {
@@ -188,7 +188,7 @@ func TestSearchPageKept(t *testing.T) {
 			t.Fatal(err)
 		}
 		key, _ := json.Marshal(q)
-		if p, _ := s.current.page(string(key)); (p != nil) != tt.kept || tt.kept && len(p.Matches) != 1 {
+		if p, _ := s.current.page(key); (p != nil) != tt.kept || tt.kept && len(p.Matches) != 1 {
 			t.Errorf("SearchPages %d: page kept %+v, want kept %v", tt.pages, p, tt.kept)
 		}
 		s.Close()

@@ -37,7 +37,7 @@ func (s *Store) Find(ctx context.Context, q store.Query) (*store.Page, error) {
 	if err != nil {
 		return s.reader.Find(ctx, q)
 	}
-	p, gen := s.current.page(string(key))
+	p, gen := s.current.page(key)
 	if p != nil {
 		return p, nil
 	}
