@@ -40,8 +40,12 @@ type versionKey struct{ typ, id string }
 // by several clients) costs no SQLite statement either. Each page names
 // the types whose resources its search reads (store.Query.Reads): the searched
 // type and those of its chains, _has and includes. A commit drops the
-// pages that read a type it wrote, so the audit trail's commits, which
-// write AuditEvents alone, keep the pages of other searches.
+// pages that read a type it wrote, found by type rather than by looking
+// through them all, so the audit trail's commits, which write AuditEvents
+// alone, keep the pages of other searches at the cost of those that read
+// AuditEvents. A search keeps its page unless a commit that wrote a type
+// it reads ended while it ran, so commits of other types (the trail's
+// again) do not keep its page out either.
 type currentCache struct {
 	mu      sync.Mutex
 	gen     uint64 // commits that have forgotten what they wrote
@@ -52,6 +56,12 @@ type currentCache struct {
 	pages        map[string]cachedPage
 	pageBytes    int
 	maxPageBytes int
+	// byType holds the keys of the pages whose search reads each type,
+	// anyType those of the searches that may read any type; writtenAt is
+	// the generation of the last commit that wrote each type.
+	byType    map[string]map[string]struct{}
+	anyType   map[string]struct{}
+	writtenAt map[string]uint64
 }
 
 // cachedPage is a page kept, and the types its search reads: nil for any
@@ -62,13 +72,13 @@ type cachedPage struct {
 	size  int // cachedPageSize, counted once
 }
 
-// maxPages bounds the pages kept whatever their size, as every commit
-// looks through them all.
+// maxPages bounds the pages kept whatever their size.
 const maxPages = 4096
 
 func newCurrentCache(maxBytes, maxPageBytes int) *currentCache {
 	return &currentCache{m: map[versionKey]*store.Version{}, maxSize: maxBytes,
-		pages: map[string]cachedPage{}, maxPageBytes: maxPageBytes}
+		pages: map[string]cachedPage{}, maxPageBytes: maxPageBytes,
+		byType: map[string]map[string]struct{}{}, anyType: map[string]struct{}{}, writtenAt: map[string]uint64{}}
 }
 
 // get returns the cached version of typ/id, a copy the caller owns, or,
@@ -127,16 +137,18 @@ func (c *currentCache) forget(keys []versionKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
-	if len(c.pages) > 0 && len(keys) > 0 {
-		written := make(map[string]bool, 1)
-		for _, k := range keys {
-			written[k.typ] = true
+	if len(keys) > 0 {
+		for key := range c.anyType {
+			c.dropPage(key)
 		}
-		for key, p := range c.pages {
-			if p.types == nil || slices.ContainsFunc(p.types, func(t string) bool { return written[t] }) {
-				delete(c.pages, key)
-				c.pageBytes -= p.size
-			}
+	}
+	for i, k := range keys {
+		if i > 0 && k.typ == keys[i-1].typ {
+			continue // a unit's writes come in runs of one type
+		}
+		c.writtenAt[k.typ] = c.gen
+		for key := range c.byType[k.typ] {
+			c.dropPage(key)
 		}
 	}
 	for _, k := range keys {
@@ -167,8 +179,9 @@ func (c *currentCache) page(key []byte) (*store.Page, uint64) {
 }
 
 // keepPage keeps p, found by the search keyed by key since page returned
-// gen, unless a commit has ended since, as read by a search of types (nil:
-// any type). It keeps a copy: the caller owns p.
+// gen, as read by a search of types (nil: any type), unless a commit that
+// wrote one of those types (any commit, for any type) has ended since. It
+// keeps a copy: the caller owns p.
 func (c *currentCache) keepPage(key string, p *store.Page, types []string, gen uint64) {
 	size := cachedPageSize(key, p)
 	if size > c.maxPageBytes/64 {
@@ -177,22 +190,49 @@ func (c *currentCache) keepPage(key string, p *store.Page, types []string, gen u
 	cp := copyPage(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen {
+	if types == nil && c.gen != gen || slices.ContainsFunc(types, func(t string) bool { return c.writtenAt[t] > gen }) {
 		return
 	}
-	if old, ok := c.pages[key]; ok {
-		delete(c.pages, key)
-		c.pageBytes -= old.size
-	}
-	for k, old := range c.pages {
+	c.dropPage(key)
+	for k := range c.pages {
 		if c.pageBytes+size <= c.maxPageBytes && len(c.pages) < maxPages {
 			break
 		}
-		delete(c.pages, k)
-		c.pageBytes -= old.size
+		c.dropPage(k)
 	}
 	c.pages[key] = cachedPage{page: cp, types: types, size: size}
 	c.pageBytes += size
+	if types == nil {
+		c.anyType[key] = struct{}{}
+	}
+	for _, t := range types {
+		keys := c.byType[t]
+		if keys == nil {
+			keys = map[string]struct{}{}
+			c.byType[t] = keys
+		}
+		keys[key] = struct{}{}
+	}
+}
+
+// dropPage drops the page keyed by key, if one is kept, and its key from
+// the types its search reads.
+func (c *currentCache) dropPage(key string) {
+	p, ok := c.pages[key]
+	if !ok {
+		return
+	}
+	delete(c.pages, key)
+	c.pageBytes -= p.size
+	if p.types == nil {
+		delete(c.anyType, key)
+	}
+	for _, t := range p.types {
+		delete(c.byType[t], key)
+		if len(c.byType[t]) == 0 {
+			delete(c.byType, t)
+		}
+	}
 }
 
 // copyPage copies p down to its bodies: a cached page is never changed.

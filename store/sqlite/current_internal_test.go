@@ -3,6 +3,7 @@ package sqlite
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strings"
@@ -192,5 +193,78 @@ func TestSearchPageKept(t *testing.T) {
 			t.Errorf("SearchPages %d: page kept %+v, want kept %v", tt.pages, p, tt.kept)
 		}
 		s.Close()
+	}
+}
+
+// TestPageKeptBesideCommitsOfOtherTypes checks that a search keeps its page
+// when the commits that ended while it ran wrote only types it does not
+// read (the audit trail's), and not when one wrote a type it reads, or,
+// for a search that may read any type, when any commit ended.
+func TestPageKeptBesideCommitsOfOtherTypes(t *testing.T) {
+	c := newCurrentCache(1<<20, 1<<20)
+	search := func(key string, during []versionKey, types ...string) bool {
+		_, gen := c.page([]byte(key))
+		if during != nil {
+			c.forget(during)
+		}
+		c.keepPage(key, &store.Page{}, types, gen)
+		p, _ := c.page([]byte(key))
+		return p != nil
+	}
+	audit := []versionKey{{"AuditEvent", "a1"}}
+	if !search("patients", audit, "Patient") {
+		t.Error("a Patient search's page was not kept beside a commit of AuditEvents")
+	}
+	if search("observations", []versionKey{{"AuditEvent", "a2"}, {"Patient", "p1"}}, "Observation", "Patient") {
+		t.Error("a page reading Patients was kept though a commit wrote a Patient while its search ran")
+	}
+	if !search("observations", audit, "Observation", "Patient") {
+		t.Error("a page reading Patients was not kept beside commits of AuditEvents after the Patient was written")
+	}
+	if search("any", audit) {
+		t.Error("a page of a search of any type was kept though a commit ended while it ran")
+	}
+	if !search("any", nil) {
+		t.Error("a page of a search of any type was not kept with no commit while it ran")
+	}
+}
+
+// TestPageIndexFollowsPages checks that the pages found by type are the
+// pages kept, whatever is kept, evicted and dropped.
+func TestPageIndexFollowsPages(t *testing.T) {
+	c := newCurrentCache(1<<20, 32<<10)
+	rng := rand.New(rand.NewPCG(3, 5))
+	typeSets := [][]string{nil, {"Patient"}, {"Observation", "Patient"}, {"AuditEvent"}, {"Observation"}}
+	for i := range 5000 {
+		if rng.IntN(10) == 0 {
+			c.forget([]versionKey{{[]string{"Patient", "Observation", "AuditEvent"}[rng.IntN(3)], "x"}})
+			continue
+		}
+		key := fmt.Sprint("q", rng.IntN(300))
+		_, gen := c.page([]byte(key))
+		body := []byte(strings.Repeat("x", rng.IntN(400)))
+		c.keepPage(key, &store.Page{Matches: []*store.Version{{Type: "Patient", ID: "a", JSON: body}}}, typeSets[rng.IntN(len(typeSets))], gen)
+		indexed := map[string]bool{}
+		for typ, keys := range c.byType {
+			if len(keys) == 0 {
+				t.Fatalf("step %d: an empty set of keys kept for %s", i, typ)
+			}
+			for k := range keys {
+				p, ok := c.pages[k]
+				if !ok || !slices.Contains(p.types, typ) {
+					t.Fatalf("step %d: %s indexed under %s, kept %v reading %v", i, k, typ, ok, p.types)
+				}
+				indexed[k] = true
+			}
+		}
+		for k := range c.anyType {
+			if p, ok := c.pages[k]; !ok || p.types != nil {
+				t.Fatalf("step %d: %s indexed as reading any type, kept %v reading %v", i, k, ok, p.types)
+			}
+			indexed[k] = true
+		}
+		if len(indexed) != len(c.pages) {
+			t.Fatalf("step %d: %d pages kept, %d indexed", i, len(c.pages), len(indexed))
+		}
 	}
 }
