@@ -85,6 +85,7 @@ func searchParams(c *gin.Context) (url.Values, error) {
 	if form.Get("_pretty") == "true" {
 		c.Set(ctxPretty, true)
 	}
+	c.Set(ctxSearchForm, form)
 	for k, vs := range form {
 		params[k] = append(params[k], vs...)
 	}
@@ -396,6 +397,9 @@ func (a *api) writeSearchset(c *gin.Context, b *bundle) {
 // _search, so that a client can follow them.
 func (a *api) searchURL(c *gin.Context, params url.Values, cursor string) string {
 	p := cloneValues(params)
+	for name, values := range answerParams(c) {
+		p[name] = values
+	}
 	if cursor != "" {
 		p.Set("_cursor", cursor)
 	}
@@ -410,6 +414,34 @@ func (a *api) searchURL(c *gin.Context, params url.Values, cursor string) string
 		u += "?" + enc
 	}
 	return u
+}
+
+// ctxSearchForm holds the form of a POST _search, once searchParams has
+// read it.
+const ctxSearchForm = "carefhir.searchForm"
+
+// answerParams returns the parameters of a search request that say how its
+// answer is written rather than what it finds, _format and _pretty, as the
+// URL gives them or else the form of a POST _search. A searchset's links
+// carry them, so that the pages a client follows come in the format of
+// the first, as a history's links do.
+func answerParams(c *gin.Context) url.Values {
+	query := c.Request.URL.Query()
+	var form url.Values
+	if f, ok := c.Get(ctxSearchForm); ok {
+		form = f.(url.Values)
+	}
+	out := url.Values{}
+	for _, name := range [...]string{"_format", "_pretty"} {
+		v := query.Get(name)
+		if v == "" {
+			v = form.Get(name)
+		}
+		if v != "" {
+			out.Set(name, v)
+		}
+	}
+	return out
 }
 
 // searchSystem answers a search across resource types (GET /fhir?_type=…).

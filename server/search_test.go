@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -980,4 +981,68 @@ func TestSearchFullURLs(t *testing.T) {
 			}, tt.opts...)
 		})
 	}
+}
+
+// TestSearchLinksKeepFormat: the links of a searchset carry the _format and
+// _pretty the search was asked with, in its URL or in the form of a POST
+// _search, so that the next page comes in the format of the first, as a
+// history's next page does.
+func TestSearchLinksKeepFormat(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, id := range []string{"a", "b", "c"} {
+			putPatient(t, c, id, "Format", "1970-01-01", "")
+		}
+		c.do("PUT", "/Observation/oa", `{"resourceType":"Observation","id":"oa","status":"final","code":{"text":"weight"},"subject":{"reference":"Patient/a"}}`).want(t, http.StatusCreated)
+		form := "application/x-www-form-urlencoded"
+		for _, tc := range []struct{ name, method, path, body string }{
+			{"type", "GET", "/Patient?family=Format&_count=1&_format=xml&_pretty=true", ""},
+			{"across types", "GET", "?_type=Patient&_count=1&_format=xml&_pretty=true", ""},
+			{"compartment", "GET", "/Patient/a/*?_count=1&_format=xml&_pretty=true", ""},
+			{"POST _search", "POST", "/Patient/_search", "family=Format&_count=1&_format=xml&_pretty=true"},
+		} {
+			r := c.do(tc.method, tc.path, tc.body, "Content-Type", form).want(t, http.StatusOK)
+			if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/fhir+xml") {
+				t.Fatalf("%s: first page in %q, want application/fhir+xml", tc.name, ct)
+			}
+			for _, rel := range []string{"self", "first", "next"} {
+				link := xmlLink(t, r.body, rel)
+				u, err := url.Parse(link)
+				if err != nil {
+					t.Fatalf("%s: %s link %q: %v", tc.name, rel, link, err)
+				}
+				if q := u.Query(); q.Get("_format") != "xml" || q.Get("_pretty") != "true" {
+					t.Errorf("%s: %s link %s, want _format=xml and _pretty=true", tc.name, rel, link)
+				}
+			}
+			next := c.do("GET", xmlLink(t, r.body, "next"), "").want(t, http.StatusOK)
+			if ct := next.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/fhir+xml") {
+				t.Errorf("%s: next page in %q, want application/fhir+xml as the first", tc.name, ct)
+			}
+		}
+	})
+}
+
+// xmlLink returns the url of the link of relation rel of a Bundle in XML.
+func xmlLink(t *testing.T, body []byte, rel string) string {
+	t.Helper()
+	var b struct {
+		Link []struct {
+			Relation struct {
+				Value string `xml:"value,attr"`
+			} `xml:"relation"`
+			URL struct {
+				Value string `xml:"value,attr"`
+			} `xml:"url"`
+		} `xml:"link"`
+	}
+	if err := xml.Unmarshal(body, &b); err != nil {
+		t.Fatalf("not a Bundle in XML: %v: %s", err, truncate(body))
+	}
+	for _, l := range b.Link {
+		if l.Relation.Value == rel {
+			return l.URL.Value
+		}
+	}
+	t.Fatalf("no %s link in %s", rel, truncate(body))
+	return ""
 }
