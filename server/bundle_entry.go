@@ -393,7 +393,9 @@ func decodeEntry(raw []byte, typ string) (fhir.Resource, error) {
 		return nil, err
 	}
 	if res.ResourceType() != typ {
-		return nil, errorf(http.StatusBadRequest, "invalid", "the resource is a %s but request.url names %s", res.ResourceType(), typ).at(res.ResourceType())
+		// Rooted at typ, as entryExpression finds the entry's resource:
+		// rooted at the resource's own type it would name no element.
+		return nil, errorf(http.StatusBadRequest, "invalid", "the resource is a %s but request.url names %s", res.ResourceType(), typ).at(typ)
 	}
 	return res, nil
 }

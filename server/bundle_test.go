@@ -934,7 +934,7 @@ func TestTransactionRejects(t *testing.T) {
 			{"no request", txBundle("transaction", `{"resource":`+patient+`}`), 400, "required", "Bundle.entry[0]"},
 			{"unknown method", txBundle("transaction", txEntry("", "FETCH", "Patient", "")), 400, "invalid", "Bundle.entry[0]"},
 			{"no resource", txBundle("transaction", txEntry("", "POST", "Patient", "")), 400, "required", "Bundle.entry[0].resource"},
-			{"type mismatch", txBundle("transaction", txEntry("", "POST", "Observation", patient)), 400, "invalid", "Bundle.entry[0]"},
+			{"type mismatch", txBundle("transaction", txEntry("", "POST", "Observation", patient)), 400, "invalid", "Bundle.entry[0].resource"},
 			{"bad element", txBundle("transaction", txEntry("", "POST", "Patient", `{"resourceType":"Patient","foo":1}`)), 400, "structure", "Bundle.entry[0].resource.foo"},
 			{"update without id", txBundle("transaction", txEntry("", "PUT", "Patient/x", patientWith("", "1", "A"))), 400, "required", "Bundle.entry[0]"},
 			{"update of another id", txBundle("transaction", txEntry("", "PUT", "Patient/x", patientWith("y", "1", "A"))), 400, "invalid", "Bundle.entry[0]"},
