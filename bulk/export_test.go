@@ -247,6 +247,10 @@ func TestExportRefused(t *testing.T) {
 		if r := e.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "handling=lenient"); r.status != 400 || !strings.Contains(r.body, "respond-async") {
 			t.Errorf("without Prefer: respond-async: %d %s", r.status, r.body)
 		}
+		// A HEAD, a safe method, starts no job.
+		if r := e.do("admin", "HEAD", "/$export?_type=Patient", "", "Prefer", "respond-async"); r.status != 405 || r.header.Get("Allow") != "GET, POST" {
+			t.Errorf("HEAD kick-off: %d, Allow %q, want 405 with GET, POST", r.status, r.header.Get("Allow"))
+		}
 		if e.x.Jobs() != 0 {
 			t.Errorf("%d jobs started", e.x.Jobs())
 		}

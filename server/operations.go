@@ -161,6 +161,16 @@ func (a *api) invoke(c *gin.Context, name string, inv invocation) {
 		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "operation $%s must be invoked with POST", op.name))
 		return
 	}
+	if _, async := prefers(c, "respond-async"); async && c.Request.Method == http.MethodHead {
+		// The asynchronous pattern starts work (a bulk export's job),
+		// which a HEAD, a safe method (RFC 9110, section 9.2.1) that
+		// monitors and link checkers send freely, must not start.
+		err := errorf(http.StatusMethodNotAllowed, "not-supported",
+			"HEAD with Prefer: respond-async would start $%s: start it with GET or POST", op.name)
+		err.Header = http.Header{"Allow": {"GET, POST"}}
+		c.Error(err)
+		return
+	}
 	if inv.Type != "" {
 		if !isServed(inv.Type) {
 			c.Error(errorf(http.StatusNotFound, "not-supported", "resource type %q is not served here", truncate(inv.Type, 64)))
