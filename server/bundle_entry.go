@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -175,12 +176,44 @@ type wireEntry struct {
 }
 
 type wireRequest struct {
-	Method          string `json:"method"`
-	URL             string `json:"url"`
-	IfNoneMatch     string `json:"ifNoneMatch"`
-	IfModifiedSince string `json:"ifModifiedSince"`
-	IfMatch         string `json:"ifMatch"`
-	IfNoneExist     string `json:"ifNoneExist"`
+	Method          string
+	URL             string
+	IfNoneMatch     string
+	IfModifiedSince string
+	IfMatch         string
+	IfNoneExist     string
+	// Unknown names, sorted, the members that are no element of
+	// Bundle.entry.request, for which the entry is refused: ignored, a
+	// misspelt ifNoneExist would make a conditional create create again.
+	Unknown []string
+}
+
+// UnmarshalJSON reads a request's members by their exact names, as FHIR
+// JSON names elements (encoding/json would take IFNONEEXIST for
+// ifNoneExist), keeping the names of those that are no element of it.
+func (r *wireRequest) UnmarshalJSON(data []byte) error {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(data, &members); err != nil {
+		return fmt.Errorf("Bundle.entry.request: %w", err)
+	}
+	values := map[string]*string{"method": &r.Method, "url": &r.URL, "ifNoneMatch": &r.IfNoneMatch,
+		"ifModifiedSince": &r.IfModifiedSince, "ifMatch": &r.IfMatch, "ifNoneExist": &r.IfNoneExist}
+	for name, raw := range members {
+		if v, ok := values[name]; ok {
+			if err := json.Unmarshal(raw, v); err != nil {
+				return fmt.Errorf("Bundle.entry.request.%s: %w", name, err)
+			}
+			continue
+		}
+		// An id, extensions, and the extensions of a primitive
+		// (_ifMatch) change nothing of what the request asks.
+		if _, primitive := values[strings.TrimPrefix(name, "_")]; name == "id" || name == "extension" || primitive && name[0] == '_' {
+			continue
+		}
+		r.Unknown = append(r.Unknown, name)
+	}
+	slices.Sort(r.Unknown)
+	return nil
 }
 
 // readBundle reads the request body as a transaction or batch Bundle, in
@@ -298,6 +331,9 @@ func (a *api) checkEntry(e *entry, we wireEntry, base string) error {
 	switch {
 	case req == nil:
 		return errorf(http.StatusBadRequest, "required", "the entry has no request: every entry of a transaction or batch says what to do").at(e.path() + ".request")
+	case len(req.Unknown) > 0:
+		return errorf(http.StatusBadRequest, "structure", "unknown element %q in request: it takes method, url, ifNoneMatch, ifModifiedSince, ifMatch and ifNoneExist",
+			truncate(req.Unknown[0], 64)).at(e.path() + ".request." + truncate(req.Unknown[0], 64))
 	case req.Method == "":
 		return errorf(http.StatusBadRequest, "required", "the entry has no request.method").at(e.path() + ".request.method")
 	case !entryMethods[req.Method]:

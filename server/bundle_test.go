@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -499,6 +500,47 @@ func TestBatchMixedResults(t *testing.T) {
 		if p := c.do("GET", "/Patient/v2", "").want(t, http.StatusOK).json(t); str(p, "name", 0, "family") != "V2" {
 			t.Errorf("stale update applied: %v", p)
 		}
+	})
+}
+
+// TestBundleRequestUnknownElement: an entry whose request holds a member
+// that is no element of Bundle.entry.request (a misspelt ifNoneExist, or
+// ifMatch in another case, as FHIR JSON names are exact) is refused at it
+// with 400, and nothing is written for it: ignored, the conditional create
+// created a second Patient and the update replaced whatever was current.
+// The entry's extensions and id are no such member.
+func TestBundleRequestUnknownElement(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const cond = "identifier=urn:test|u-1"
+		c.do("POST", "/Patient", patientWith("", "u-1", "Unknown")).want(t, http.StatusCreated)
+		c.do("PUT", "/Patient/v", patientWith("v", "v", "V1")).want(t, http.StatusCreated)
+		c.do("PUT", "/Patient/v", patientWith("v", "v", "V2")).want(t, http.StatusOK)
+		resp := c.bundle(txBundle("batch",
+			txEntry("", "POST", "Patient", patientWith("", "u-1", "Unknown"), "ifNoneExists", cond),
+			txEntry("", "PUT", "Patient/v", patientWith("v", "v", "Stale"), "IfMatch", `W/"1"`),
+			txEntry("", "POST", "Patient", patientWith("", "u-1", "Unknown"), "ifNoneExist", cond, "_ifNoneExist", "{}", "id", "r1"),
+		))
+		checkStatuses(t, resp, "400 Bad Request", "400 Bad Request", "200 OK")
+		for i, member := range []string{"ifNoneExists", "IfMatch"} {
+			var oo struct {
+				Issue []struct {
+					Code, Diagnostics string
+					Expression        []string
+				}
+			}
+			if err := json.Unmarshal(resp.Entry[i].Response.Outcome, &oo); err != nil || len(oo.Issue) == 0 ||
+				oo.Issue[0].Code != "structure" || !slices.Contains(oo.Issue[0].Expression, fmt.Sprintf("Bundle.entry[%d].request.%s", i, member)) {
+				t.Errorf("entry %d: outcome %s, want structure at Bundle.entry[%d].request.%s", i, resp.Entry[i].Response.Outcome, i, member)
+			}
+		}
+		if n := len(list(get(c.do("GET", "/Patient?"+cond, "").json(t), "entry"))); n != 1 {
+			t.Errorf("%d Patients with the identifier, want the one created before", n)
+		}
+		if p := c.do("GET", "/Patient/v", "").want(t, http.StatusOK).json(t); str(p, "name", 0, "family") != "V2" {
+			t.Errorf("update with an unread precondition applied: %v", p)
+		}
+		r := c.do("POST", "", txBundle("transaction", txEntry("", "POST", "Patient", patientWith("", "u-1", "Unknown"), "ifNoneExists", cond))).want(t, http.StatusBadRequest)
+		r.outcome(t, "structure", "Bundle.entry[0].request.ifNoneExists")
 	})
 }
 
