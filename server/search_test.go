@@ -1046,3 +1046,24 @@ func xmlLink(t *testing.T, body []byte, rel string) string {
 	t.Fatalf("no %s link in %s", rel, truncate(body))
 	return ""
 }
+
+// TestSearchRepeatedControlParameter: _count, _total, _summary and _cursor
+// given twice with different values are refused with 400 naming the
+// parameter, in the URL, in the form of a POST _search and beside it,
+// as a history refuses them: the last value was applied while the links
+// stated both. The same value twice is one.
+func TestSearchRepeatedControlParameter(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "a", "Twice", "1970-01-01", "")
+		for _, query := range []string{"_count=2&_count=5", "_total=accurate&_total=none", "_summary=true&_summary=count", "_cursor=a&_cursor=b"} {
+			name, _, _ := strings.Cut(query, "=")
+			c.do("GET", "/Patient?"+query, "").want(t, http.StatusBadRequest).outcome(t, "invalid", name)
+			c.do("GET", "?_type=Patient&"+query, "").want(t, http.StatusBadRequest).outcome(t, "invalid", name)
+			first, second, _ := strings.Cut(query, "&")
+			c.do("POST", "/Patient/_search?"+first, second, "Content-Type", "application/x-www-form-urlencoded").want(t, http.StatusBadRequest).outcome(t, "invalid", name)
+		}
+		if b := c.do("GET", "/Patient?_count=5&_count=5&family=Twice", "").searchset(t); b.ids("match") != "Patient/a" {
+			t.Errorf("_count=5 twice: %s", b.ids("match"))
+		}
+	})
+}

@@ -118,6 +118,11 @@ func (r *Registry) Parse(typ string, q url.Values, opt Options) (*Plan, error) {
 			Diagnostics: fmt.Sprintf("the search has %d parameters; at most %d are allowed", n, opt.Limits.Params)}
 	}
 	for _, name := range sortedKeys(q) {
+		if n := distinct(q[name]); n > 1 && onceOnly[name] {
+			// Which value the client meant is not known, and the links
+			// would state them all while one was applied.
+			return nil, invalid(name, "%s is given %d times with different values: a search takes it once", name, n)
+		}
 		applied := map[string]bool{}
 		for _, value := range q[name] {
 			if !utf8.ValidString(name) || !utf8.ValidString(value) {
@@ -350,6 +355,19 @@ func (p *parser) param(plan *Plan, typ, name, value string) error {
 	}
 	plan.Query.Where = append(plan.Query.Where, conjuncts(c)...)
 	return nil
+}
+
+// onceOnly are the parameters of a search that take one value: a page
+// size, a total, a summary, a place to page from.
+var onceOnly = map[string]bool{"_count": true, "_total": true, "_summary": true, "_cursor": true}
+
+// distinct counts the different values of values.
+func distinct(values []string) int {
+	seen := make(map[string]bool, len(values))
+	for _, v := range values {
+		seen[v] = true
+	}
+	return len(seen)
 }
 
 func isElementName(s string) bool {
