@@ -311,9 +311,15 @@ func ifMatch(c *gin.Context) (versionMatch, error) {
 	return ifMatchHeader(c)
 }
 
-// ifMatchHeader reads the If-Match header, its lines one list: the zero
-// versionMatch when absent.
+// ifMatchHeader reads the If-Match header of a write other than a create,
+// its lines one list: the zero versionMatch when absent. If-None-Exist,
+// which a create alone takes, is 400 on such a write, since ignored it
+// would not hold: a PUT sent with it would write whatever matched.
 func ifMatchHeader(c *gin.Context) (versionMatch, error) {
+	if c.GetHeader("If-None-Exist") != "" {
+		return versionMatch{}, errorf(http.StatusBadRequest, "not-supported",
+			"If-None-Exist is taken by a create (POST [type]), not by this %s", c.Request.Method)
+	}
 	h := strings.Join(c.Request.Header.Values("If-Match"), ",")
 	if h == "" {
 		return versionMatch{}, nil

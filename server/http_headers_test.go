@@ -88,6 +88,28 @@ func TestHTTPIfNoneExist(t *testing.T) {
 	})
 }
 
+// TestHTTPIfNoneExistOnlyOnCreate: If-None-Exist, which R4 defines for a
+// create alone, is 400 on an update, a conditional update, a patch and a
+// delete, and nothing changes, as a transaction entry's ifNoneExist is:
+// ignored, a PUT sent with it wrote whatever the criteria matched.
+func TestHTTPIfNoneExistOnlyOnCreate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		cond := "identifier=https://example.org/mrn|h-1"
+		body := strings.Replace(headersPatient, `{"resourceType":"Patient",`, `{"resourceType":"Patient","id":"`+id+`","active":true,`, 1)
+		c.do("PUT", "/Patient/"+id, body, "If-None-Exist", cond).want(t, http.StatusBadRequest).outcome(t, "not-supported", "")
+		c.do("PUT", "/Patient/other", strings.Replace(body, id, "other", 1), "If-None-Exist", cond).want(t, http.StatusBadRequest)
+		c.do("PUT", "/Patient?"+cond, strings.Replace(body, `"id":"`+id+`",`, "", 1), "If-None-Exist", cond).want(t, http.StatusBadRequest)
+		c.do("PATCH", "/Patient/"+id, `[{"op":"add","path":"/active","value":true}]`, "Content-Type", "application/json-patch+json", "If-None-Exist", cond).want(t, http.StatusBadRequest)
+		c.do("DELETE", "/Patient/"+id, "", "If-None-Exist", cond).want(t, http.StatusBadRequest)
+		c.do("DELETE", "/Patient?"+cond, "", "If-None-Exist", cond).want(t, http.StatusBadRequest)
+		if et := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).header.Get("ETag"); et != `W/"1"` {
+			t.Errorf("ETag %q after the refused writes, want W/\"1\"", et)
+		}
+		c.do("GET", "/Patient/other", "").want(t, http.StatusNotFound)
+	})
+}
+
 func TestHTTPIfMatch(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		p := c.create("Patient", headersPatient)
