@@ -348,6 +348,9 @@ func (a *api) checkEntry(e *entry, we wireEntry, base string) error {
 	}
 	e.target = t
 	if req.IfMatch != "" {
+		if e.method == http.MethodPost {
+			return errorf(http.StatusBadRequest, "invalid", "request.ifMatch is for PUT, PATCH and DELETE, not POST: a create makes a new resource").at(e.path() + ".request.ifMatch")
+		}
 		if e.ifMatch, err = parseETag(req.IfMatch, "request.ifMatch"); err != nil {
 			return err
 		}

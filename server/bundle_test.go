@@ -985,6 +985,7 @@ func TestTransactionRejects(t *testing.T) {
 			{"post with id", txBundle("transaction", txEntry("", "POST", "Patient/1", patient)), 400, "invalid", "Bundle.entry[0]"},
 			{"delete of a type", txBundle("transaction", txEntry("", "DELETE", "Patient", "")), 400, "invalid", "Bundle.entry[0]"},
 			{"bad ifMatch", txBundle("transaction", txEntry("", "DELETE", "Patient/1", "", "ifMatch", "x")), 400, "invalid", "Bundle.entry[0]"},
+			{"create with ifMatch", txBundle("transaction", txEntry("", "POST", "Patient", patient, "ifMatch", `W/"1"`)), 400, "invalid", "Bundle.entry[0].request.ifMatch"},
 			{"unresolved placeholder", txBundle("transaction", txEntry("", "POST", "Observation",
 				`{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"urn:uuid:00000000-0000-4000-8000-000000000000"}}`)),
 				400, "not-found", "Bundle.entry[0].resource.subject.reference"},

@@ -327,6 +327,21 @@ func ifMatchHeader(c *gin.Context) (versionMatch, error) {
 	return parseIfMatch(h)
 }
 
+// refuseVersionPreconditions refuses If-Match and If-None-Match on a
+// create, with 400 as a POST entry's request.ifMatch and ifNoneMatch are:
+// they name versions of a resource that exists, and a create makes a new
+// one. Ignored, a client that meant an update (the POST of a resource it
+// read, with the version it read) got a second resource.
+func refuseVersionPreconditions(c *gin.Context) error {
+	for _, h := range []string{"If-Match", "If-None-Match"} {
+		if c.GetHeader(h) != "" {
+			return errorf(http.StatusBadRequest, "not-supported",
+				"%s is taken by an update, patch or delete of a resource that exists, not by a create (POST [type]): to update, PUT [type]/[id]", h)
+		}
+	}
+	return nil
+}
+
 // ifNoneMatch reads the If-None-Match precondition of an update: "*" to
 // create a resource only, never to replace one, or the versions it must
 // not replace.
@@ -342,6 +357,10 @@ func ifNoneMatch(c *gin.Context) (noneMatch, error) {
 func (a *api) create(c *gin.Context) {
 	typ, err := resourceType(c)
 	if err != nil {
+		c.Error(err)
+		return
+	}
+	if err := refuseVersionPreconditions(c); err != nil {
 		c.Error(err)
 		return
 	}

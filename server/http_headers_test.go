@@ -110,6 +110,23 @@ func TestHTTPIfNoneExistOnlyOnCreate(t *testing.T) {
 	})
 }
 
+// TestHTTPCreateRefusesVersionPreconditions: a create (POST [type]) sent
+// with If-Match or If-None-Match is 400 and stores nothing, as a POST
+// entry's request.ifMatch and ifNoneMatch are: a client that meant a
+// version-aware update got a second resource.
+func TestHTTPCreateRefusesVersionPreconditions(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		read := c.create("Patient", headersPatient)
+		body := strings.Replace(headersPatient, `{"resourceType":"Patient",`, `{"resourceType":"Patient","id":"`+read["id"].(string)+`","active":true,`, 1)
+		for _, h := range []string{"If-Match", "If-None-Match"} {
+			c.do("POST", "/Patient", body, h, `W/"1"`).want(t, http.StatusBadRequest).outcome(t, "not-supported", "")
+		}
+		if b := c.do("GET", "/Patient?_summary=count", "").want(t, http.StatusOK).json(t); b["total"] != float64(1) {
+			t.Errorf("total %v after the refused creates, want 1", b["total"])
+		}
+	})
+}
+
 func TestHTTPIfMatch(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		p := c.create("Patient", headersPatient)
