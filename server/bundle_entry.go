@@ -80,7 +80,12 @@ func (e *entry) versionMatch() versionMatch {
 
 // label names the entry in messages: Bundle.entry[3] (PUT Patient/123).
 func (e *entry) label() string {
-	return fmt.Sprintf("%s (%s %s)", e.path(), e.method, truncate(e.url, 200))
+	// An entry without a method or url is named by its place alone, not
+	// followed by "( )".
+	if what := strings.TrimSpace(e.method + " " + truncate(e.url, 200)); what != "" {
+		return e.path() + " (" + what + ")"
+	}
+	return e.path()
 }
 
 // path is the FHIRPath of the entry in the request Bundle.

@@ -998,6 +998,17 @@ func TestTransactionRejects(t *testing.T) {
 				r.outcome(t, tt.code, tt.expression)
 			})
 		}
+		// An entry is named by what it has of method and url, never "( )".
+		for body, want := range map[string]string{
+			txBundle("transaction", `{"resource":`+patient+`}`):            "Bundle.entry[0]: ",
+			txBundle("transaction", `{"request":{"method":"GET"}}`):        "Bundle.entry[0] (GET): ",
+			txBundle("transaction", `{"request":{"url":"Patient/1"}}`):     "Bundle.entry[0] (Patient/1): ",
+			txBundle("transaction", txEntry("", "GET", "Patient/a_b", "")): "Bundle.entry[0] (GET Patient/a_b): ",
+		} {
+			if d := c.do("POST", "", body).want(t, http.StatusBadRequest).outcome(t, "", ""); !strings.HasPrefix(d, want) {
+				t.Errorf("diagnostics %q, want them to begin %q", d, want)
+			}
+		}
 		c.do("POST", "", txBundle("transaction"), "Content-Type", "text/plain").want(t, http.StatusUnsupportedMediaType)
 		empty := c.bundle(txBundle("transaction"))
 		if len(empty.Entry) != 0 || empty.Type != "transaction-response" {
