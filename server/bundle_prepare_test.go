@@ -65,16 +65,19 @@ func TestTransactionFirstFailure(t *testing.T) {
 }
 
 // TestTransactionPostIfMatch checks that request.ifMatch on a POST entry is
-// ignored, as on a create: the resource is created at version 1.
+// refused at it, as If-Match on a create is, and that the transaction
+// writes nothing: ignored, a client that meant a version-aware update got
+// a second resource.
 func TestTransactionPostIfMatch(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
-		b := c.bundle(txBundle("transaction",
+		r := c.do("POST", "", txBundle("transaction",
 			txEntry("", "POST", "Patient", patientWith("", "pim", "Created"), "ifMatch", `W/"3"`),
 			txEntry("", "PUT", "Patient/pim-put", patientWith("pim-put", "pim-put", "Put")),
-		))
-		checkStatuses(t, b, "201 Created", "201 Created")
-		if got := str(b.resource(t, 0), "meta", "versionId"); got != "1" {
-			t.Errorf("versionId %q, want 1", got)
+		)).want(t, http.StatusBadRequest)
+		r.outcome(t, "invalid", "Bundle.entry[0].request.ifMatch")
+		mustNotExist(t, c, "Patient", "pim-put")
+		if b := c.do("GET", "/Patient?identifier=urn:test|pim&_summary=count", "").want(t, http.StatusOK).json(t); b["total"] != float64(0) {
+			t.Errorf("total %v Patients of the refused POST, want 0", b["total"])
 		}
 	})
 }
