@@ -1612,3 +1612,24 @@ func TestHL7v2TwoNHSNumbers(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportHL7v2SenderWithSpaces imports a message from a sending
+// application named "EMIS Web", twice: AA both times, the patient stored
+// once and its receipt naming the sender in a system that is a uri.
+func TestImportHL7v2SenderWithSpaces(t *testing.T) {
+	msg := "MSH|^~\\&|EMIS Web|THE SURGERY|CF|PCN|20260101120000||ADT^A28^ADT_A05|S1|P|2.4\rEVN|A28|20260101\r" +
+		"PID|1||9434760046^^^NHS^NH||WARD^SARAH||19480312|F\r"
+	eachEngine(t, func(t *testing.T, c *client) {
+		for round := 1; round <= 2; round++ {
+			r := c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+			if !bytes.Contains(r.body, []byte("\rMSA|AA|S1")) {
+				t.Fatalf("round %d: %q", round, r.body)
+			}
+		}
+		p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760046")
+		receipt := storedOne(t, c, "Provenance?target=Patient/"+p["id"].(string))
+		if got := toJSON(t, receipt["entity"]); !strings.Contains(got, `"system":"urn:hl7v2:control-id:EMIS%20Web|THE%20SURGERY","value":"S1"`) {
+			t.Errorf("receipt entity %s", got)
+		}
+	}, withImport)
+}

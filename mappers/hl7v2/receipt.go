@@ -1,6 +1,7 @@
 package hl7v2
 
 import (
+	"net/url"
 	"strings"
 	"time"
 
@@ -16,6 +17,13 @@ const ReceiptType = "Provenance"
 // controlIDSystem prefixes the system of the identifier of a message in
 // its receipt: the system names the sender, the value is the control id.
 const controlIDSystem = "urn:hl7v2:control-id:"
+
+// senderSystem returns the system of the control ids of the sending
+// application and facility named: each is percent-encoded, since a uri
+// holds no spaces and senders name themselves "EMIS Web".
+func senderSystem(application, facility string) string {
+	return controlIDSystem + url.PathEscape(application) + "|" + url.PathEscape(facility)
+}
 
 // ReceiptID returns the id of the receipt of the message whose Seen key
 // (SeenKey) is key: derived from the key, so that the same sender and
@@ -47,7 +55,7 @@ func (im *Imported) AddReceipt(now time.Time) {
 		Recorded: fhir.NewInstant(now.UTC().Format("2006-01-02T15:04:05.000Z")),
 		Agent:    []*fhir.ProvenanceAgent{{Who: &fhir.Reference{Display: fhir.NewString(sender)}}},
 		Entity: []*fhir.ProvenanceEntity{{Role: fhir.NewCode("source"), What: &fhir.Reference{
-			Identifier: &fhir.Identifier{System: fhir.NewUri(controlIDSystem + msh.Get(3, 1) + "|" + msh.Get(4, 1)), Value: fhir.NewString(msh.Get(10, 1))},
+			Identifier: &fhir.Identifier{System: fhir.NewUri(senderSystem(msh.Get(3, 1), msh.Get(4, 1))), Value: fhir.NewString(msh.Get(10, 1))},
 			Display:    fhir.NewString("HL7 v2 " + msh.Get(9, 1) + "^" + im.Event + " " + im.ControlID),
 		}}},
 	}
