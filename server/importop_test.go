@@ -1633,3 +1633,24 @@ func TestImportHL7v2SenderWithSpaces(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportHL7v2NullStatus sends an A31 whose PID-32 is "", asking that
+// the NHS number's verification status be deleted: AA without a warning
+// that "" is no status, and the status is gone.
+func TestImportHL7v2NullStatus(t *testing.T) {
+	const msh = "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A31^ADT_A05|"
+	pid := func(status string) string {
+		return "PID|1||9434760046^^^NHS^NH||WARD^SARAH||19480312|F" + strings.Repeat("|", 24) + status + "\r"
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=hl7v2", msh+"S1|P|2.4\r"+pid("NSTS01"), "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		r := c.do("POST", "/$import?format=hl7v2", msh+"S2|P|2.4\r"+pid(`""`), "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		if !bytes.Contains(r.body, []byte("\rMSA|AA|S2")) || bytes.Contains(r.body, []byte("\rERR|")) {
+			t.Errorf("ack %q, want AA without ERR", r.body)
+		}
+		p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760046")
+		if got := toJSON(t, p["identifier"]); got != `[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434760046"}]` {
+			t.Errorf("identifier %s, want the NHS number without its status", got)
+		}
+	}, withImport)
+}

@@ -334,7 +334,7 @@ func (a *adt) patient(pid, pd1 *Segment) *update {
 		a.errorf("PID-3"+where+".1", "%q is not a valid NHS number: it must be 10 digits with a correct Modulus 11 check digit", id.number)
 		return nil
 	}
-	if raw := pid.Get(32, 1); raw != "" {
+	if raw := value(pid.Get(32, 1)); raw != "" {
 		if s := statusCode(raw); s != "" {
 			id.status = s
 		} else {
