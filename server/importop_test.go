@@ -1654,3 +1654,23 @@ func TestImportHL7v2NullStatus(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportCSVSeptember imports reports whose September dates are
+// abbreviated Sept, as British English locale data writes them: each
+// birth date is stored, where the whole report was refused.
+func TestImportCSVSeptember(t *testing.T) {
+	reports := map[string]string{
+		"systmone-patient-list": "NHS Number,First Name,Surname,Date of Birth,Gender\r\n943 476 5919,Ann,Lee,12 Sept 1948,F\r\n",
+		"emis-patient-list":     "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\r\nY12345,943 476 0089,Bob,Lee,13-SEPT-1949,M\r\n",
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		for layout, report := range reports {
+			c.do("POST", "/$import?format=csv&mapping="+layout, report, "Content-Type", "text/csv").want(t, 200)
+		}
+		for nhs, want := range map[string]string{"9434765919": "1948-09-12", "9434760089": "1949-09-13"} {
+			if got := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+nhs)["birthDate"]; got != want {
+				t.Errorf("%s: birthDate %v, want %s", nhs, got, want)
+			}
+		}
+	}, withImport)
+}

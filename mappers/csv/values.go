@@ -26,6 +26,12 @@ var writeDateLayouts = map[string]string{
 	"yyyyMMdd":    "20060102",
 }
 
+// septMonth is September as British English abbreviates it, Sept:
+// Unicode's en-GB locale data writes it so (CLDR 38 on; Java 17 and ICU
+// follow, and so do the reports of systems built on them), where Go's
+// layouts read only the three letters of Sep.
+var septMonth = regexp.MustCompile(`(?i)\bsept\b`)
+
 // parseDate reads s in the first of formats that fits, and returns it as
 // a FHIR date. A time after the date (EMIS and SystmOne add 00:00:00 to
 // some dates) is dropped.
@@ -39,6 +45,7 @@ func parseDate(s string, formats []string) (string, bool) {
 	if f := strings.Fields(s); len(f) > 1 && strings.Contains(f[len(f)-1], ":") {
 		s = strings.Join(f[:len(f)-1], " ")
 	}
+	s = septMonth.ReplaceAllString(s, "Sep")
 	for _, f := range formats {
 		// FHIR dates have no year 0.
 		if t, err := time.Parse(goDateLayouts[f], s); err == nil && t.Year() > 0 {
