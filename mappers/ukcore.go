@@ -163,10 +163,12 @@ func PractitionerSystem(code string) string {
 	return ""
 }
 
-// Control reports the characters FHIR strings cannot hold: the C0
-// controls but tab, line feed and carriage return, and DEL.
-func Control(r rune) bool {
-	return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f
+// NotText reports the characters FHIR strings cannot hold: the C0
+// controls but tab, line feed and carriage return, DEL, and the
+// noncharacters U+FFFE and U+FFFF, which XML cannot carry (the store
+// refuses them, since a resource holding one could not be served as XML).
+func NotText(r rune) bool {
+	return r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r == 0x7f || r == 0xfffe || r == 0xffff
 }
 
 // StableIdentifier returns the identifier of a record the source names

@@ -1674,3 +1674,28 @@ func TestImportCSVSeptember(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportNoncharacter imports a CSV report and HL7 v2 messages holding
+// U+FFFE, which FHIR resources cannot carry, since XML cannot: the report
+// is refused naming its cell, a message holding it is rejected (AR)
+// naming its segment, and one escaping it (\XEFBFBE\) is applied without
+// it, where each answered the store's refusal of entry 0 of a Bundle.
+func TestImportNoncharacter(t *testing.T) {
+	// With a byte order mark, read as UTF-8.
+	report := "\uFEFFOrganisation,NHS Number,First Name,Surname,Date of Birth,Gender\r\nY12345,943 476 5919,Ann,Le\uFFFEe,12-Oct-1948,F\r\n"
+	const msh = "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", report, "Content-Type", "text/csv").want(t, 400)
+		if !strings.Contains(string(r.body), `"expression":["line 2, column Surname"]`) {
+			t.Errorf("the refusal does not name the cell: %s", r.body)
+		}
+		r = c.do("POST", "/$import?format=hl7v2", msh+"F1|P|2.4\rPID|1||9434760046^^^NHS^NH||WARD\uFFFE^SARAH||19480312|F\r", "Content-Type", importop.HL7v2MediaType).want(t, 400)
+		if !bytes.Contains(r.body, []byte("\rMSA|AR|F1|segment 2: character U+FFFE")) {
+			t.Errorf("a message holding U+FFFE: %q, want AR naming segment 2", r.body)
+		}
+		c.do("POST", "/$import?format=hl7v2", msh+"F2|P|2.4\rPID|1||9434760046^^^NHS^NH||WARD\\XEFBFBE\\^SARAH||19480312|F\r", "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		if got := toJSON(t, storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434760046")["name"]); got != `[{"family":"WARD","given":["SARAH"]}]` {
+			t.Errorf("name %s", got)
+		}
+	}, withImport)
+}

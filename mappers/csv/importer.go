@@ -284,8 +284,8 @@ func (im *Importer) row(tx *mappers.Transaction, res *mappers.Result, row []stri
 			res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d, column %s", line, im.columnName(i)), "not UTF-8 text: set encoding: windows-1252 in the mapping if the file came from EMIS or SystmOne"))
 			return
 		}
-		if j := strings.IndexFunc(v, mappers.Control); j >= 0 {
-			res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d, column %s", line, im.columnName(i)), "control character %U, which FHIR text cannot hold", []rune(v[j:])[0]))
+		if j := strings.IndexFunc(v, mappers.NotText); j >= 0 {
+			res.Issues = append(res.Issues, mappers.Errorf(fmt.Sprintf("line %d, column %s", line, im.columnName(i)), "character %U, which FHIR text cannot hold", []rune(v[j:])[0]))
 			return
 		}
 	}

@@ -82,8 +82,8 @@ const maxParts = 200_000
 // ignored; trailing spaces at the end of a segment are dropped, as some
 // senders pad segments. Text that is not UTF-8 is read as Windows-1252,
 // the superset of ISO 8859-1 that v2 senders in England use when they
-// are not on UTF-8. Control characters other than tab are refused: FHIR
-// strings cannot hold them.
+// are not on UTF-8. Control characters other than tab, and U+FFFE and
+// U+FFFF, are refused: FHIR strings cannot hold them.
 func Parse(data []byte) (*Message, error) {
 	lines := segmentLines(data)
 	if len(lines) == 0 {
@@ -101,8 +101,9 @@ func Parse(data []byte) (*Message, error) {
 	}
 	m := &Message{Delimiters: d}
 	for i, line := range lines {
-		if j := strings.IndexFunc(line, mappers.Control); j >= 0 {
-			return nil, &ParseError{Line: i + 1, Msg: fmt.Sprintf("control character %U at byte %d", line[j], j+1)}
+		if j := strings.IndexFunc(line, mappers.NotText); j >= 0 {
+			r, _ := utf8.DecodeRuneInString(line[j:])
+			return nil, &ParseError{Line: i + 1, Msg: fmt.Sprintf("character %U at byte %d, which FHIR text cannot hold", r, j+1)}
 		}
 		seg, err := d.segment(line, i+1)
 		if err != nil {
@@ -122,7 +123,7 @@ func Parse(data []byte) (*Message, error) {
 // parse.
 func parseHeader(data []byte) *Message {
 	lines := segmentLines(data)
-	if len(lines) == 0 || strings.IndexFunc(lines[0], mappers.Control) >= 0 {
+	if len(lines) == 0 || strings.IndexFunc(lines[0], mappers.NotText) >= 0 {
 		return nil
 	}
 	d, err := delimiters(lines[0])
@@ -369,7 +370,7 @@ func (d Delimiters) decodeEscape(seq string) (string, bool) {
 		}
 		// The bytes are text in the message's character set: UTF-8, or
 		// else Windows-1252, as the message itself is read (a sender on
-		// ISO 8859-1 writes é as \XE9\). Control characters are not
+		// ISO 8859-1 writes é as \XE9\). What FHIR text cannot hold is not
 		// carried.
 		if !utf8.Valid(out) {
 			dec, err := charmap.Windows1252.NewDecoder().Bytes(out)
@@ -379,7 +380,7 @@ func (d Delimiters) decodeEscape(seq string) (string, bool) {
 			out = dec
 		}
 		return strings.Map(func(r rune) rune {
-			if mappers.Control(r) || r == utf8.RuneError {
+			if mappers.NotText(r) || r == utf8.RuneError {
 				return -1
 			}
 			return r

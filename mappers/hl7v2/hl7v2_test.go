@@ -29,6 +29,7 @@ func TestParse(t *testing.T) {
 		{name: "trailing spaces", in: "MSH|^~\\&|A|B   \rPID|1||123   \r", seg: "PID", field: 3, comp: 1, sub: 1, want: "123"},
 		{name: "escapes", in: "MSH|^~\\&|A\rPID|1||x\\F\\y\\S\\z\\T\\w\\R\\v\\E\\u", seg: "PID", field: 3, comp: 1, sub: 1, want: "x|y^z&w~v\\u"},
 		{name: "hex escape of a control character dropped", in: "MSH|^~\\&|A\rPID|1||a\\X01\\b", seg: "PID", field: 3, comp: 1, sub: 1, want: "ab"},
+		{name: "hex escape of a noncharacter dropped", in: "MSH|^~\\&|A\rPID|1||a\\XEFBFBE\\b", seg: "PID", field: 3, comp: 1, sub: 1, want: "ab"},
 		{name: "Windows-1252 text", in: "MSH|^~\\&|A\rPID|1||Ren\xe9", seg: "PID", field: 3, comp: 1, sub: 1, want: "René"},
 		{name: "hex escape", in: "MSH|^~\\&|A\rPID|1||caf\\XC3A9\\", seg: "PID", field: 3, comp: 1, sub: 1, want: "café"},
 		{name: "hex escape of ISO 8859-1 text", in: "MSH|^~\\&|A||||||||||||||8859/1\rPID|1||Ren\\XE9\\ Zo\\XEB\\", seg: "PID", field: 3, comp: 1, sub: 1, want: "René Zoë"},
@@ -79,7 +80,8 @@ func TestParseErrors(t *testing.T) {
 		{"segment without separator", "MSH|^~\\&|A\rPIDX1", "segment name"},
 		{"second MSH", "MSH|^~\\&|A\rMSH|^~\\&|B", "second MSH"},
 		{"second MSH, its name alone", "MSH|^~\\&|A\rMSH", "second MSH"},
-		{"control character", "MSH|^~\\&|A\rPID|1||a\x01b", "segment 2: control character U+0001"},
+		{"control character", "MSH|^~\\&|A\rPID|1||a\x01b", "segment 2: character U+0001"},
+		{"noncharacter", "MSH|^~\\&|A\rPID|1||a\uFFFEb", "segment 2: character U+FFFE at byte 9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -370,8 +372,8 @@ func TestAck(t *testing.T) {
 		}},
 		{name: "a control character after MSH", in: "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|G7|P|2.5\rEVN|A28\rPID|1||a\x01b", want: []string{
 			"MSH|^~\\&|CF|PCN|PAS|RXX|20260301093000+0000||ACK^A28^ACK|AG7|P|2.5",
-			`MSA|AR|G7|segment 3: control character U+0001 at byte 9`,
-			`ERR|||100^Segment sequence error^HL70357|E||||segment 3: control character U+0001 at byte 9`,
+			`MSA|AR|G7|segment 3: character U+0001 at byte 9, which FHIR text cannot hold`,
+			`ERR|||100^Segment sequence error^HL70357|E||||segment 3: character U+0001 at byte 9, which FHIR text cannot hold`,
 		}},
 		{name: "a second MSH", in: "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A31^ADT_A05|G8|P|2.4\rMSH|^~\\&|PAS", want: []string{
 			"MSH|^~\\&|CF|PCN|PAS|RXX|20260301093000+0000||ACK^A31^ACK|AG8|P|2.4",
@@ -380,8 +382,8 @@ func TestAck(t *testing.T) {
 		}},
 		{name: "a control character in MSH", in: "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|G\x019|P|2.5\rPID|1", want: []string{
 			"MSH|^~\\&|||||20260301093000+0000||ACK^^ACK|A|P|2.5",
-			`MSA|AR||segment 1: control character U+0001 at byte 58`,
-			`ERR|||100^Segment sequence error^HL70357|E||||segment 1: control character U+0001 at byte 58`,
+			`MSA|AR||segment 1: character U+0001 at byte 58, which FHIR text cannot hold`,
+			`ERR|||100^Segment sequence error^HL70357|E||||segment 1: character U+0001 at byte 58, which FHIR text cannot hold`,
 		}},
 		{name: "not a message", in: "hello", want: []string{
 			"MSH|^~\\&|||||20260301093000+0000||ACK^^ACK|A|P|2.5",
