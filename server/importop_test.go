@@ -1699,3 +1699,23 @@ func TestImportNoncharacter(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportCSVDelimiter imports a report separated by ¬, a character of
+// two bytes in UTF-8, with a mapping naming it: the row is read, where no
+// header was found. A mapping naming a quote as the separator is refused
+// at the mapping, where it was refused at line 1 of the file.
+func TestImportCSVDelimiter(t *testing.T) {
+	mapping := func(delimiter string) string {
+		return url.QueryEscape(`{"name":"extract","delimiter":"` + delimiter + `","patient":{"nhsNumber":"NHS Number","family":"Surname"}}`)
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=csv&mapping="+mapping("¬"), "NHS Number¬Surname\r\n943 476 5919¬Lee\r\n", "Content-Type", "text/csv").want(t, 200)
+		if got := toJSON(t, storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919")["name"]); got != `[{"family":"Lee","use":"usual"}]` {
+			t.Errorf("name %s", got)
+		}
+		r := c.do("POST", "/$import?format=csv&mapping="+mapping(`\"`), "NHS Number\"Surname\r\n", "Content-Type", "text/csv").want(t, 400)
+		if !strings.Contains(string(r.body), `"expression":["mapping"]`) || !strings.Contains(string(r.body), "Delimiter") {
+			t.Errorf("a quote as the separator: %s, want a refusal of the mapping's Delimiter", r.body)
+		}
+	}, withImport)
+}

@@ -286,6 +286,9 @@ func TestParseMapping(t *testing.T) {
 		{"bad date format", "name: x\ndateFormats: [MM/dd/yyyy]\npatient: {nhsNumber: N}", `DateFormats[0] "MM/dd/yyyy" is not one of`},
 		{"observation without date", `{"name":"x","patient":{"nhsNumber":"N"},"observations":[{"column":"BMI","code":{"system":"http://snomed.info/sct","code":"60621009"}}]}`, "Observations[0].DateColumn is required"},
 		{"code without system", "name: x\npatient: {nhsNumber: N}\nconditions: [{column: D, code: {code: '73211009'}}]", "Conditions[0].Code.System is required"},
+		{"quote delimiter", "name: x\ndelimiter: '\"'\npatient: {nhsNumber: N}", `Delimiter "\"" is not a field separator`},
+		{"line break delimiter", `{"name":"x","delimiter":"\n","patient":{"nhsNumber":"N"}}`, `Delimiter "\n" is not a field separator`},
+		{"two-character delimiter", "name: x\ndelimiter: ';;'\npatient: {nhsNumber: N}", `Delimiter ";;" is not a field separator`},
 		{"not YAML", "name: [", "csv: mapping"},
 	}
 	for _, tt := range tests {

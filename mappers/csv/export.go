@@ -21,7 +21,7 @@ import (
 type ExportLayout struct {
 	Name string `json:"name" validate:"required"`
 	// Delimiter is the field separator, one character; "," when empty.
-	Delimiter string `json:"delimiter" validate:"omitempty,len=1"`
+	Delimiter string `json:"delimiter" validate:"omitempty,delimiter"`
 	// Encoding is utf-8 (the default) or windows-1252.
 	Encoding string `json:"encoding" validate:"omitempty,oneof=utf-8 windows-1252"`
 	// DateFormat is the layout of the date column; dd/MM/yyyy when empty.
@@ -95,9 +95,7 @@ func NewEntryWriter(w io.Writer, l *ExportLayout) (*EntryWriter, error) {
 	}
 	ew := &EntryWriter{l: l, w: stdcsv.NewWriter(w), date: writeDateLayouts[l.DateFormat]}
 	ew.w.UseCRLF = true
-	if l.Delimiter != "" {
-		ew.w.Comma = rune(l.Delimiter[0])
-	}
+	ew.w.Comma, _ = comma(l.Delimiter) // checked with the layout
 	if ew.date == "" {
 		ew.date = "02/01/2006"
 	}

@@ -67,9 +67,7 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 	}
 	cr := stdcsv.NewReader(src)
 	cr.FieldsPerRecord = -1
-	if m.Delimiter != "" {
-		cr.Comma = rune(m.Delimiter[0])
-	}
+	cr.Comma, _ = comma(m.Delimiter) // checked with the mapping
 	im := &Importer{m: m, r: cr, batch: batch, fill: map[int]string{}, formats: m.DateFormats, Today: mappers.Today(time.Now())}
 	if len(im.formats) == 0 {
 		im.formats = DefaultDateFormats

@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 	"github.com/goccy/go-yaml"
@@ -34,7 +35,7 @@ type Mapping struct {
 	// Source says where the layout was taken from.
 	Source string `json:"source"`
 	// Delimiter is the field separator, one character; "," when empty.
-	Delimiter string `json:"delimiter" validate:"omitempty,len=1"`
+	Delimiter string `json:"delimiter" validate:"omitempty,delimiter"`
 	// Encoding is utf-8 (the default) or windows-1252, which EMIS and
 	// SystmOne write.
 	Encoding string `json:"encoding" validate:"omitempty,oneof=utf-8 windows-1252"`
@@ -193,7 +194,33 @@ func (c *nodeCounter) Visit(node ast.Node) ast.Visitor {
 
 // validate checks the struct tags of mappings; it holds a cache of their
 // types, and is safe for concurrent use.
-var validate = validator.New(validator.WithRequiredStructEnabled())
+var validate = newValidate()
+
+// newValidate returns the checker of mappings and export layouts, with
+// the delimiter tag: a field separator the CSV reader and writer can use.
+func newValidate() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	err := v.RegisterValidation("delimiter", func(fl validator.FieldLevel) bool {
+		_, ok := comma(fl.Field().String())
+		return ok
+	})
+	if err != nil {
+		panic(err) // the tag and function are fixed: a failure is a bug here
+	}
+	return v
+}
+
+// comma returns the character delimiter names, "," when it is empty, and
+// whether it can separate fields: one character (of any width: a UK
+// extract may use ¬), not a quote, a line break or U+FFFD, which
+// encoding/csv refuses.
+func comma(delimiter string) (rune, bool) {
+	if delimiter == "" {
+		return ',', true
+	}
+	r, size := utf8.DecodeRuneInString(delimiter)
+	return r, size == len(delimiter) && r != utf8.RuneError && r != '"' && r != '\r' && r != '\n' && r != 0
+}
 
 // Check reports what is wrong with m, naming each field.
 func (m *Mapping) Check() error {
@@ -219,6 +246,8 @@ func checkStruct(v any, prefix string) error {
 			msgs = append(msgs, path+" is required")
 		case "oneof":
 			msgs = append(msgs, fmt.Sprintf("%s %q is not one of: %s", path, fe.Value(), fe.Param()))
+		case "delimiter":
+			msgs = append(msgs, fmt.Sprintf("%s %q is not a field separator: one character, not a quote or a line break", path, fe.Value()))
 		default:
 			msgs = append(msgs, fmt.Sprintf("%s %q fails %s %s", path, fe.Value(), fe.Tag(), fe.Param()))
 		}
