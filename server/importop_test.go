@@ -1719,3 +1719,20 @@ func TestImportCSVDelimiter(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestImportGPConnectProviderWithSpace imports a GP Connect record naming
+// a provider whose URL holds a space, which no identifier system can: 400
+// naming the provider parameter, not an entry of the payload, and nothing
+// stored.
+func TestImportGPConnectProviderWithSpace(t *testing.T) {
+	gpc := importPayloads(t)[3]
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?"+gpc.query+"&provider="+url.QueryEscape("https://provider.example/gp connect/fhir"), gpc.body, "Content-Type", gpc.contentType).want(t, 400)
+		if !strings.Contains(string(r.body), `"expression":["provider"]`) {
+			t.Errorf("the refusal does not name provider: %.500s", r.body)
+		}
+		if got := storedCounts(t, c); got != "Patient=0 Organization=0 Practitioner=0 Observation=0 Condition=0 Encounter=0" {
+			t.Errorf("a refused import stored %s", got)
+		}
+	}, withImport)
+}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"carefhir/fhir/lexical"
 	"carefhir/mappers"
 	mcsv "carefhir/mappers/csv"
 	"carefhir/mappers/gpconnect"
@@ -190,13 +191,14 @@ func bodyError(err error) error {
 // providerBase reads the provider parameter: the FHIR base URL of the GP
 // Connect provider that answered the payload, under which the import
 // keeps each resource's id there, as a later booking with that provider
-// names them.
+// names them. It must be a uri, as the identifiers' systems it begins
+// are: a space, which url.Parse lets by in a path, is refused.
 func providerBase(inv *operation.Invocation) (string, error) {
 	provider, err := inv.Text("provider")
 	if err != nil || provider == "" {
 		return "", err
 	}
-	if u, err := url.Parse(provider); err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" {
+	if u, err := url.Parse(provider); err != nil || u.Host == "" || u.Scheme != "https" && u.Scheme != "http" || !lexical.ValidURI(provider) {
 		return "", operation.Errorf(http.StatusBadRequest, "value", "provider", "provider %q is not the absolute http or https URL of a GP Connect provider's FHIR base", provider)
 	}
 	return provider, nil
