@@ -1736,3 +1736,23 @@ func TestImportGPConnectProviderWithSpace(t *testing.T) {
 		}
 	}, withImport)
 }
+
+// TestExportGPOrganizationNotODS asks for the booking of an Appointment by
+// organization "Y12345,A82038", with both organisations stored: 400
+// naming organization, where the booking named whichever the search found
+// first.
+func TestExportGPOrganizationNotODS(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, ods := range []string{"Y12345", "A82038"} {
+			c.do("POST", "/Organization", `{"resourceType":"Organization","identifier":[{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"`+ods+`"}]}`, "Content-Type", "application/fhir+json").want(t, 201)
+		}
+		appt := c.do("POST", "/Appointment", `{"resourceType":"Appointment","status":"proposed","participant":[{"actor":{"display":"A patient"},"status":"needs-action"}]}`,
+			"Content-Type", "application/fhir+json").want(t, 201).json(t)["id"].(string)
+		for _, ods := range []string{"Y12345,A82038", "Y12345|A82038", "y12345"} {
+			r := c.do("GET", "/Appointment/"+appt+"/$export-gp?format=gpconnect&provider=https://provider.example/fhir&organization="+url.QueryEscape(ods), "").want(t, 400)
+			if !strings.Contains(string(r.body), `"expression":["organization"]`) {
+				t.Errorf("organization %s: %s, want a refusal naming organization", ods, r.body)
+			}
+		}
+	}, withImport)
+}

@@ -8,6 +8,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
+	"carefhir/mappers"
 	mcsv "carefhir/mappers/csv"
 	"carefhir/mappers/gpconnect"
 	"carefhir/mappers/pds"
@@ -182,6 +183,11 @@ func CodedEntries(ctx context.Context, st operation.Store, id string, w *bytes.B
 func Booking(ctx context.Context, st operation.Store, id, provider, ods string) ([]byte, error) {
 	if provider == "" || ods == "" {
 		return nil, operation.Errorf(http.StatusBadRequest, "required", "provider", "a GP Connect booking needs provider (the provider's FHIR base) and organization (the booking organisation's ODS code)")
+	}
+	if !mappers.ODSCode(ods) {
+		// Searched for as it is, "A1,B2" would find either organisation,
+		// and the booking would name one the caller did not choose.
+		return nil, operation.Errorf(http.StatusBadRequest, "value", "organization", "organization %q is not an ODS code (3 to 10 upper-case letters and digits)", ods)
 	}
 	v, err := operation.ReadInstance(ctx, st, "Appointment", id)
 	if err != nil {
