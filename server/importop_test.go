@@ -1046,6 +1046,15 @@ func TestImportHL7v2PhoneParts(t *testing.T) {
 	wantStored(t, msg, "telecom", `[{"system":"phone","use":"home","value":"+44 113 2496000"}]`)
 }
 
+// TestImportHL7v2UnformattedPhone imports a registration whose home phone
+// is given in XTN-12 alone, the unformatted number of v2.5 on, as senders
+// that no longer write XTN-1 do: stored, where it was dropped.
+func TestImportHL7v2UnformattedPhone(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P8|P|2.8\rEVN|A28|20260101\r" +
+		"PID|1||9434760046^^^NHS^NH||WARD^SARAH||19480312|F|||||^PRN^PH^^^^^^^^^01132 496000\r"
+	wantStored(t, msg, "telecom", `[{"system":"phone","use":"home","value":"01132 496000"}]`)
+}
+
 // TestImportHL7v2NullName sends an A31 whose PID-5 is "", asking that the
 // names be deleted: AA with no warning that a name was left out.
 func TestImportHL7v2NullName(t *testing.T) {

@@ -513,8 +513,10 @@ func address(r Repetition) *fhir.Address {
 	return ad
 }
 
-// contactPoint maps an XTN: number^use^equipment^email^country^area^local.
-// work is set for PID-14, the business number.
+// contactPoint maps an XTN: number^use^equipment^email^country^area^local,
+// and XTN-12, the unformatted number of v2.5 on, which senders that no
+// longer write XTN-1 (withdrawn in v2.7) may give alone. work is set for
+// PID-14, the business number.
 func contactPoint(r Repetition, work bool) *fhir.ContactPoint {
 	use, equip := strings.ToUpper(r.Get(2)), strings.ToUpper(r.Get(3))
 	cp := &fhir.ContactPoint{}
@@ -535,6 +537,9 @@ func contactPoint(r Repetition, work bool) *fhir.ContactPoint {
 				// number at all.
 				number = "+" + cc + " " + number
 			}
+		}
+		if number == "" {
+			number = value(r.Get(12))
 		}
 		cp.Value = mappers.String(number)
 		cp.System = fhir.NewCode("phone")
