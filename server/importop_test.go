@@ -1055,6 +1055,16 @@ func TestImportHL7v2UnformattedPhone(t *testing.T) {
 	wantStored(t, msg, "telecom", `[{"system":"phone","use":"home","value":"01132 496000"}]`)
 }
 
+// TestImportHL7v2NHSNumberByOID imports a registration whose PID-3 names
+// the assigning authorities by OID alone, as senders following IHE do: the
+// repetition under the NHS number's OID is the NHS number, where the
+// message was refused for want of one.
+func TestImportHL7v2NHSNumberByOID(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|P9|P|2.5\rEVN|A28|20260101\r" +
+		"PID|1||RXX123^^^&2.16.840.1.113883.19.5&ISO~9434760046^^^&2.16.840.1.113883.2.1.4.1&ISO||WARD^SARAH||19480312|F\r"
+	wantStored(t, msg, "identifier", `[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434760046"}]`)
+}
+
 // TestImportHL7v2NullName sends an A31 whose PID-5 is "", asking that the
 // names be deleted: AA with no warning that a name was left out.
 func TestImportHL7v2NullName(t *testing.T) {

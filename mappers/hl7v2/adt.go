@@ -281,16 +281,22 @@ type nhsID struct {
 	number, status string
 }
 
+// nhsNumberOID is the OID of the NHS number, by which senders following
+// IHE name its assigning authority in CX-4.2 (&2.16.840.1.113883.2.1.4.1&ISO).
+const nhsNumberOID = "2.16.840.1.113883.2.1.4.1"
+
 // nhsNumberIn finds the NHS number among the repetitions of a CX field:
 // the one whose identifier type (CX-5) is NH or NHSNMBR, or whose
-// assigning authority (CX-4) is NHS or NHSNBR. It returns the position of
+// assigning authority (CX-4) is NHS or NHSNBR, or the NHS number's OID
+// (CX-4.2). It returns the position of
 // the repetition found, such as [2], and that of a later one giving
 // another NHS number ("" when none does): a field naming two people.
 func nhsNumberIn(f Field) (id nhsID, where, other string) {
 	for i, r := range f {
 		typ := strings.ToUpper(r.Get(5))
 		auth := strings.ToUpper(r.Get(4))
-		if typ != "NH" && typ != "NHS" && typ != "NHSNMBR" && auth != "NHS" && auth != "NHSNBR" {
+		oid := strings.TrimSpace(r.Sub(4, 2)) == nhsNumberOID
+		if typ != "NH" && typ != "NHS" && typ != "NHSNMBR" && auth != "NHS" && auth != "NHSNBR" && !oid {
 			continue
 		}
 		number := mappers.NormalNHSNumber(r.Get(1))
