@@ -1065,6 +1065,24 @@ func TestImportHL7v2NHSNumberByOID(t *testing.T) {
 	wantStored(t, msg, "identifier", `[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434760046"}]`)
 }
 
+// TestImportHL7v2SecondPairLocation sends an A40 of two PID/MRG pairs
+// whose second MRG-1 is not a valid NHS number: AE with ERR-2 naming the
+// second MRG (MRG^2^1), where it named the first, and nothing stored.
+func TestImportHL7v2SecondPairLocation(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A40^ADT_A39|M2|P|2.4\rEVN|A40|20260101\r" +
+		"PID|1||9434765919^^^NHS^NH||WARD^SARAH\rMRG|9434760046^^^NHS^NH\r" +
+		"PID|2||9000000009^^^NHS^NH||SMITH^JOHN\rMRG|9434765918^^^NHS^NH\r"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 400)
+		if !bytes.Contains(r.body, []byte("\rMSA|AE|M2|")) || !bytes.Contains(r.body, []byte("\rERR||MRG^2^1^1|")) {
+			t.Errorf("ack %q, want AE naming MRG^2^1^1", r.body)
+		}
+		if n := c.do("GET", "/Patient?_summary=count", "").want(t, 200).json(t)["total"]; n != float64(0) {
+			t.Errorf("%v Patients stored by a refused merge", n)
+		}
+	}, withImport)
+}
+
 // TestImportHL7v2NullName sends an A31 whose PID-5 is "", asking that the
 // names be deleted: AA with no warning that a name was left out.
 func TestImportHL7v2NullName(t *testing.T) {

@@ -127,10 +127,14 @@ func errCode(ackCode string, i mappers.Issue, missing bool) string {
 	return "102^Data type error^HL70357"
 }
 
-// errLocation turns an issue path such as PID-3[2].1 into an ERL:
-// segment^sequence^field^repetition^component.
+// errLocation turns an issue path such as PID-3[2].1, or MRG(2)-1 for
+// the second MRG, into an ERL: segment^sequence^field^repetition^component.
 func errLocation(path string) string {
 	seg, rest, ok := strings.Cut(path, "-")
+	seq := "1"
+	if name, n, isSeq := strings.Cut(seg, "("); isSeq && strings.HasSuffix(n, ")") && digits(n[:len(n)-1]) {
+		seg, seq = name, n[:len(n)-1]
+	}
 	if !ok || len(seg) != 3 {
 		return ""
 	}
@@ -147,7 +151,7 @@ func errLocation(path string) string {
 	if !digits(field) {
 		return seg
 	}
-	loc := seg + "^1^" + field
+	loc := seg + "^" + seq + "^" + field
 	if rep != "" || comp != "" {
 		loc += "^" + orDefault(rep, "1")
 	}

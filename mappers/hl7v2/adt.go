@@ -123,6 +123,10 @@ type adt struct {
 	issues []mappers.Issue
 	// missing indexes the issues about absent segments and fields.
 	missing []int
+	// seq is the sequence of each segment of the merge pair being mapped
+	// among the message's segments of its name (2 for the PID of the
+	// second pair), which the issues' paths carry when it is not 1.
+	seq map[string]int
 }
 
 // missingf records an error for a required segment or field that is
@@ -133,11 +137,21 @@ func (a *adt) missingf(path, format string, args ...any) {
 }
 
 func (a *adt) errorf(path, format string, args ...any) {
-	a.issues = append(a.issues, mappers.Errorf(path, format, args...))
+	a.issues = append(a.issues, mappers.Errorf(a.located(path), format, args...))
 }
 
 func (a *adt) warnf(path, format string, args ...any) {
-	a.issues = append(a.issues, mappers.Warnf(path, format, args...))
+	a.issues = append(a.issues, mappers.Warnf(a.located(path), format, args...))
+}
+
+// located gives path, such as MRG-1, the sequence of its segment when it
+// is not the first of its name, as MRG(2)-1: the acknowledgement's ERR-2
+// then names the segment of the second pair of a merge, not the first.
+func (a *adt) located(path string) string {
+	if len(path) < 4 || path[3] != '-' || a.seq[path[:3]] < 2 {
+		return path
+	}
+	return fmt.Sprintf("%s(%d)%s", path[:3], a.seq[path[:3]], path[3:])
 }
 
 // person maps the PID (and PD1) of an add or update event.
@@ -194,7 +208,9 @@ func (a *adt) merge() {
 			a.missingf(where, "a merge needs an MRG segment after the PID, naming the record merged")
 			continue
 		}
-		u := a.patient(pid, a.following(pid, "PD1"))
+		pd1 := a.following(pid, "PD1")
+		a.seq = map[string]int{"PID": a.msg.sequence(pid), "MRG": a.msg.sequence(mrg), "PD1": a.msg.sequence(pd1)}
+		u := a.patient(pid, pd1)
 		old, oldPath, other := nhsNumberIn(mrg.Field(1))
 		if other != "" {
 			a.errorf(mrg.Name+"-1"+other+".1", "a second NHS number beside %q at MRG-1%s: a pair merges one record", old.number, oldPath)

@@ -437,6 +437,21 @@ func (m *Message) Segment(name string) *Segment {
 	return nil
 }
 
+// sequence returns the position of seg among the segments of its name,
+// from 1 (HL7's segment sequence, ERL-2); 0 when seg is nil or not in m.
+func (m *Message) sequence(seg *Segment) int {
+	n := 0
+	for _, s := range m.Segments {
+		if seg != nil && s.Name == seg.Name {
+			n++
+			if s == seg {
+				return n
+			}
+		}
+	}
+	return 0
+}
+
 // Field returns field n, or nil when the segment is shorter.
 func (s *Segment) Field(n int) Field {
 	if s == nil || n <= 0 || n >= len(s.Fields) {
