@@ -561,7 +561,7 @@ func TestImportHL7v2Merges(t *testing.T) {
 				"9434760003": "<nil>, replaces 9434760011",
 				"9434760011": "false, replaced-by 9434760003, replaces 9434760038",
 				"9434760038": "false, replaced-by 9434760011",
-			}, "\rMSA|AA|G7\rERR||PID^1^3|102^Data type error^HL70357|W||||pair 2 merges 9434760038 into 9434760011, which an earlier pair merged into 9434760003"},
+			}, "\rMSA|AA|G7\rERR||PID^2^3|102^Data type error^HL70357|W||||pair 2 merges 9434760038 into 9434760011, which an earlier pair merged into 9434760003"},
 		} {
 			ack := c.do("POST", "/$import?format=hl7v2", fmt.Sprintf(msh, tt.control)+tt.pairs, "Content-Type", importop.HL7v2MediaType).want(t, 200)
 			if !strings.Contains(string(ack.body), tt.ack) {
