@@ -1296,6 +1296,24 @@ func TestImportCSVMonthInCapitals(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportCSVQuoteAboveHeader imports a report whose metadata row, above
+// the header, names the search with quotes in it: the row is skipped as
+// metadata is and the patient imported, where the report was refused at
+// line 1. A quote out of place in a row below the header is still refused.
+func TestImportCSVQuoteAboveHeader(t *testing.T) {
+	head := "Search: Patients with \"HbA1c > 58\",,,\r\nOrganisation,NHS Number,First Name,Surname\r\n"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=csv&mapping=emis-patient-list", head+"Y12345,943 476 5919,Ann,Lee\r\n", "Content-Type", "text/csv").want(t, 200)
+		if got := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919")["name"]; toJSON(t, got) != `[{"family":"Lee","given":["Ann"],"use":"usual"}]` {
+			t.Errorf("name %s", toJSON(t, got))
+		}
+		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", head+"Y12345,943 476 0089,Bob,O\"Lee\r\n", "Content-Type", "text/csv").want(t, 400)
+		if !strings.Contains(string(r.body), `"expression":["line 3, column Surname"]`) {
+			t.Errorf("a quote in a row: %s, want a refusal at line 3, column Surname", r.body)
+		}
+	}, withImport)
+}
+
 // TestImportCSVShiftedRow imports a report whose address holds an
 // unquoted comma, which moves the postcode past the header's last column:
 // the report is refused naming the line and the column, and nothing is

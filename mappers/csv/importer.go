@@ -73,6 +73,11 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 		im.formats = DefaultDateFormats
 	}
 	want := key(m.Patient.NHSNumber)
+	// The rows above the header are the report's metadata, written by
+	// hand (a search named Patients with "HbA1c > 58"): a quote in them
+	// is read as it is, rather than refusing a report whose rows are
+	// well formed. The rows from the header on are read strictly.
+	cr.LazyQuotes = true
 	for i := 0; ; i++ {
 		row, err := cr.Read()
 		if err == io.EOF || i >= maxHeaderSearch {
@@ -92,6 +97,7 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 			break
 		}
 	}
+	cr.LazyQuotes = false
 	line, _ := cr.FieldPos(0)
 	headed := map[string]int{} // how many columns have each header
 	for _, h := range im.header {
