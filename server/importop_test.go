@@ -1314,6 +1314,25 @@ func TestImportCSVQuoteAboveHeader(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportCSVUTF16 imports a report saved as UTF-16 text, as Excel's
+// "Unicode Text" writes it: 400 saying so, where it said the file had no
+// header row with the NHS number column, and nothing stored.
+func TestImportCSVUTF16(t *testing.T) {
+	report := "\xff\xfe"
+	for _, r := range "NHS Number,Surname\r\n943 476 5919,Lee\r\n" {
+		report += string([]byte{byte(r), 0})
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=csv&mapping=emis-patient-list", report, "Content-Type", "text/csv").want(t, 400)
+		if !strings.Contains(string(r.body), "UTF-16") {
+			t.Errorf("a UTF-16 report: %s, want a refusal saying it is UTF-16", r.body)
+		}
+		if n := c.do("GET", "/Patient?_summary=count", "").want(t, 200).json(t)["total"]; n != float64(0) {
+			t.Errorf("%v Patients stored from a refused report", n)
+		}
+	}, withImport)
+}
+
 // TestImportCSVShiftedRow imports a report whose address holds an
 // unquoted comma, which moves the postcode past the header's last column:
 // the report is refused naming the line and the column, and nothing is

@@ -57,6 +57,11 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 		batch = DefaultBatch
 	}
 	br, bom := lexical.SkipBOM(r)
+	if b, err := br.Peek(2); err == nil && (b[0] == 0xff && b[1] == 0xfe || b[0] == 0xfe && b[1] == 0xff) {
+		// Read as bytes, UTF-16 has a NUL between letters and no header
+		// is ever found: say what the file is instead.
+		return nil, errors.New("csv: the file is UTF-16 text (Excel's \"Unicode Text\"), not CSV: save the report as \"CSV UTF-8\" or \"CSV (Comma delimited)\"")
+	}
 	var src io.Reader = lineEnds{br}
 	// A UTF-8 byte order mark says how the file is encoded, whatever the
 	// mapping expects: Excel writes one when a report is saved as "CSV
