@@ -203,6 +203,9 @@ func TestHTTPFormats(t *testing.T) {
 			{"Accept weighted for JSON", "", "application/fhir+xml;q=0.8, text/html, application/fhir+json;q=0.9", "application/fhir+json", false},
 			{"Accept of equal weights", "", "application/fhir+xml;q=0.7, application/fhir+json;q=0.7", "application/fhir+xml", true},
 			{"Accept with a weight that is not one", "", "application/fhir+xml;q=high", "application/fhir+xml", true},
+			// A range stands for the types it covers but those refused by name.
+			{"Accept refusing fhir+json beside */*", "", "application/fhir+json;q=0, */*", "application/fhir+xml", true},
+			{"Accept refusing fhir+json after application/*", "", "application/*;q=0.5, application/fhir+json;q=0", "application/fhir+xml", true},
 			{"_format json", "?_format=json", "application/fhir+xml", "application/fhir+json", false},
 			{"_format xml", "?_format=xml", "application/fhir+json", "application/fhir+xml", true},
 			{"_format mime", "?_format=application/fhir%2Bxml", "", "application/fhir+xml", true},

@@ -109,6 +109,7 @@ func responseType(format, accept string) (string, error) {
 		version string // a FHIR version asked for and not served
 		best    string
 		bestQ   float64
+		refused = refusedTypes(accept)
 	)
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
@@ -128,6 +129,11 @@ func responseType(format, accept string) (string, error) {
 			continue
 		}
 		answer, ok := answerTo(mt)
+		if ok && refused[answer] && strings.HasSuffix(mt, "/*") {
+			// A range stands for the types it covers but those the client
+			// refused by name (q=0): RFC 9110, section 12.5.1.
+			answer, ok = unrefused(refused)
+		}
 		if !ok {
 			continue
 		}
@@ -145,6 +151,40 @@ func responseType(format, accept string) (string, error) {
 	}
 	return "", errorf(http.StatusNotAcceptable, "not-supported",
 		"none of the media types in Accept %q is supported: use application/fhir+json or application/fhir+xml", truncate(accept, 200))
+}
+
+// refusedTypes returns the answers to the media types that accept names
+// with weight 0 (application/fhir+json;q=0), which no range in it stands
+// for; nil when there are none.
+func refusedTypes(accept string) map[string]bool {
+	var refused map[string]bool
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || strings.HasSuffix(mt, "/*") {
+			continue
+		}
+		if q, err := strconv.ParseFloat(params["q"], 64); err != nil || q != 0 {
+			continue
+		}
+		if answer, ok := answerTo(mt); ok {
+			if refused == nil {
+				refused = map[string]bool{}
+			}
+			refused[answer] = true
+		}
+	}
+	return refused
+}
+
+// unrefused returns the first media type the server writes that is not
+// among refused, in the order of preference of a range (*/*).
+func unrefused(refused map[string]bool) (string, bool) {
+	for _, mt := range [...]string{mimeFHIRJSON, mimeFHIRXML, mimeJSON, mimeXML} {
+		if !refused[mt] {
+			return mt, true
+		}
+	}
+	return "", false
 }
 
 // servedVersion is the FHIR version served, as the fhirVersion parameter
