@@ -66,6 +66,10 @@ type refResolver struct {
 	// settled yet.
 	partly    bool
 	unsettled func(ref string) bool
+	// alone is set on a resolver of a resource written on its own, not as
+	// an entry of a Bundle: it rewrites nothing, and refuses a
+	// conditional reference (see refuseConditionalRefs).
+	alone bool
 }
 
 // localRef is a created entry with a RESTful fullUrl: its base, and the
@@ -265,6 +269,13 @@ func (r *refResolver) fieldsOf(t reflect.Type) []fhirjson.Field {
 // reference rewrites a Reference.reference.
 func (w *refWalker) reference(s *string) error {
 	ref := *s
+	if w.r.alone {
+		if conditionalRef.MatchString(ref) {
+			return errorf(http.StatusBadRequest, "not-supported",
+				"conditional reference %q is resolved in a transaction only: write Type/id, or send the write as an entry of a transaction Bundle", truncate(ref, 100)).at(string(w.path) + ".reference")
+		}
+		return nil
+	}
 	if to, ok := w.r.lookup(ref, w.from); ok {
 		*s = to
 		return nil
@@ -302,6 +313,18 @@ func (w *refWalker) reference(s *string) error {
 	}
 	*s = to
 	return nil
+}
+
+// refuseConditionalRefs refuses res, written on its own rather than as an
+// entry of a transaction, when it holds a conditional reference
+// (Patient?identifier=…) with 400: R4 resolves them in a transaction, and
+// stored as written such a reference names no resource, so that searches
+// by it and the access rules never find the record.
+func refuseConditionalRefs(res fhir.Resource) error {
+	r := newRefResolver()
+	r.alone = true
+	_, err := r.walk(context.Background(), &entry{}, res)
+	return err
 }
 
 // uri rewrites the value of a uri or url that is the fullUrl of an entry.

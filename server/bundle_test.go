@@ -1518,3 +1518,39 @@ func TestBundleEntryTrailingSlash(t *testing.T) {
 		}
 	})
 }
+
+// TestConditionalReferenceOutsideTransaction: a conditional reference
+// (Patient?identifier=…) in a resource written on its own, by POST, PUT,
+// conditional PUT or a PATCH that adds it, is 400 at the reference and
+// nothing is stored: R4 resolves them in a transaction, and stored as
+// written the reference named no resource. In a transaction it is
+// resolved, as before.
+func TestConditionalReferenceOutsideTransaction(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/p", patientWith("p", "cr-1", "Ref")).want(t, http.StatusCreated)
+		obs := func(id, ref string) string {
+			idPart := ""
+			if id != "" {
+				idPart = `"id":"` + id + `",`
+			}
+			return `{"resourceType":"Observation",` + idPart + `"status":"final","code":{"text":"x"},"subject":{"reference":"` + ref + `"}}`
+		}
+		const cond = "Patient?identifier=urn:test|cr-1"
+		c.do("POST", "/Observation", obs("", cond)).want(t, http.StatusBadRequest).outcome(t, "not-supported", "Observation.subject.reference")
+		c.do("PUT", "/Observation/o1", obs("o1", cond)).want(t, http.StatusBadRequest).outcome(t, "not-supported", "Observation.subject.reference")
+		c.do("PUT", "/Observation?code:text=x", obs("", cond)).want(t, http.StatusBadRequest).outcome(t, "not-supported", "Observation.subject.reference")
+		if b := c.do("GET", "/Observation?_summary=count", "").want(t, http.StatusOK).json(t); b["total"] != float64(0) {
+			t.Errorf("%v Observations stored, want none", b["total"])
+		}
+		c.do("PUT", "/Observation/o2", obs("o2", "Patient/p")).want(t, http.StatusCreated)
+		c.do("PATCH", "/Observation/o2", `[{"op":"replace","path":"/subject/reference","value":"`+cond+`"}]`, "Content-Type", "application/json-patch+json").
+			want(t, http.StatusBadRequest).outcome(t, "not-supported", "Observation.subject.reference")
+		if o := c.do("GET", "/Observation/o2", "").want(t, http.StatusOK).json(t); str(o, "subject", "reference") != "Patient/p" || str(o, "meta", "versionId") != "1" {
+			t.Errorf("Observation/o2 after the refused patch: %v", o)
+		}
+		b := c.bundle(txBundle("transaction", txEntry("", "POST", "Observation", obs("", cond))))
+		if got := str(b.resource(t, 0), "subject", "reference"); got != "Patient/p" {
+			t.Errorf("in a transaction: subject %q, want Patient/p", got)
+		}
+	})
+}

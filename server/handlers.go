@@ -285,6 +285,9 @@ func (a *api) decodeResource(c *gin.Context, typ string, first func(fhir.Resourc
 	if err := checkMandatory(res); err != nil {
 		return nil, err
 	}
+	if err := refuseConditionalRefs(res); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 

@@ -174,6 +174,9 @@ func (a *api) patchResource(ctx context.Context, typ string, current *store.Vers
 	if err := checkMandatory(res); err != nil {
 		return nil, false, err
 	}
+	if err := refuseConditionalRefs(res); err != nil {
+		return nil, false, err
+	}
 	if err := a.validateWrite(ctx, res); err != nil {
 		return nil, false, err
 	}
