@@ -1,6 +1,8 @@
 package server
 
 import (
+	"math/rand/v2"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -32,6 +34,24 @@ func TestParseDate(t *testing.T) {
 	for _, bad := range []string{"", "yesterday", "2023-02-29", "2024-13", "24-01-01", "2024-01-01T25:00:00Z", "2024-01-01T10"} {
 		if _, _, err := parseDate(bad); err == nil {
 			t.Errorf("parseDate(%q) succeeded", bad)
+		}
+	}
+}
+
+// appendHTTPDate writes what time.Time.AppendFormat writes with
+// http.TimeFormat, in UTC, for instants across years, months, weekdays,
+// zones and the hours, minutes and seconds of a day.
+func TestAppendHTTPDate(t *testing.T) {
+	zone := time.FixedZone("+0530", 5*3600+1800)
+	rng := rand.New(rand.NewPCG(7, 11))
+	for i := range 20000 {
+		at := time.Unix(rng.Int64N(253402300799), rng.Int64N(1e9)) // to the end of 9999
+		if i%2 == 1 {
+			at = at.In(zone)
+		}
+		want := at.UTC().Format(http.TimeFormat)
+		if got := string(appendHTTPDate(nil, at)); got != want {
+			t.Fatalf("%v: %q, want %q", at, got, want)
 		}
 	}
 }

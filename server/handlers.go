@@ -188,8 +188,35 @@ func setVersionHeaders(c *gin.Context, v *store.Version) {
 	h := c.Writer.Header()
 	h["Etag"] = []string{etag(v.VersionID)}
 	var b [len(http.TimeFormat)]byte
-	h["Last-Modified"] = []string{string(v.LastUpdated.UTC().AppendFormat(b[:0], http.TimeFormat))}
+	h["Last-Modified"] = []string{string(appendHTTPDate(b[:0], v.LastUpdated))}
 }
+
+// appendHTTPDate appends t in UTC as an HTTP-date (RFC 9110, section
+// 5.6.7: IMF-fixdate), as t.UTC().AppendFormat with http.TimeFormat does,
+// without reading the layout for every response that carries one.
+func appendHTTPDate(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, minute, second := t.Clock()
+	b = append(b, t.Weekday().String()[:3]...)
+	b = append(b, ", "...)
+	b = append2(b, day)
+	b = append(b, ' ')
+	b = append(b, month.String()[:3]...)
+	b = append(b, ' ')
+	b = append2(b, year/100)
+	b = append2(b, year%100)
+	b = append(b, ' ')
+	b = append2(b, hour)
+	b = append(b, ':')
+	b = append2(b, minute)
+	b = append(b, ':')
+	b = append2(b, second)
+	return append(b, " GMT"...)
+}
+
+// append2 appends n, from 0 to 99, as two digits.
+func append2(b []byte, n int) []byte { return append(b, byte('0'+n/10), byte('0'+n%10)) }
 
 // writeVersion writes a stored version as it is, or reduced as _summary or
 // _elements ask.
