@@ -56,6 +56,7 @@ func (a *api) smartConfiguration(c *gin.Context) {
 func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		addr := clientAddress(c.Request)
+		st := stateOf(c)
 		var p *access.Principal
 		switch {
 		case inProcessSystem(c.Request.Context()):
@@ -64,7 +65,9 @@ func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 			// from the network never carry a principal.
 			p = access.PrincipalFrom(c.Request.Context())
 		case au == nil:
-			p = access.OpenPrincipal(addr)
+			st.access.SetOpenPrincipal(addr)
+			c.Next()
+			return
 		case hasTokenParam(c.Request.URL.Query()):
 			// RFC 6750 §2.3 lets a server read a token from the query
 			// string; this one does not, since URLs end up in logs,
@@ -92,7 +95,7 @@ func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 			// Responses for a token are for its holder only.
 			c.Header("Cache-Control", "no-store")
 		}
-		stateOf(c).access.SetPrincipal(p)
+		st.access.SetPrincipal(p)
 		c.Next()
 	}
 }

@@ -18,6 +18,47 @@ type Holder struct {
 	begun       bool
 	interaction any // an Interaction, boxed once rather than at each Lookup
 	principal   *Principal
+	open        Principal // the principal of SetOpenPrincipal
+}
+
+// boxed returns i as an interface value: for each interaction named here
+// one made by the compiler, without an allocation, and nil for none.
+func boxed(i Interaction) any {
+	switch i {
+	case "":
+		return nil
+	case InteractionRead:
+		return InteractionRead
+	case InteractionVRead:
+		return InteractionVRead
+	case InteractionSearchType:
+		return InteractionSearchType
+	case InteractionSearchSystem:
+		return InteractionSearchSystem
+	case InteractionHistoryInstance:
+		return InteractionHistoryInstance
+	case InteractionHistoryType:
+		return InteractionHistoryType
+	case InteractionHistorySystem:
+		return InteractionHistorySystem
+	case InteractionCreate:
+		return InteractionCreate
+	case InteractionUpdate:
+		return InteractionUpdate
+	case InteractionPatch:
+		return InteractionPatch
+	case InteractionDelete:
+		return InteractionDelete
+	case InteractionBatch:
+		return InteractionBatch
+	case InteractionTransaction:
+		return InteractionTransaction
+	case InteractionCapabilities:
+		return InteractionCapabilities
+	case InteractionOperation:
+		return InteractionOperation
+	}
+	return i
 }
 
 // Begin begins the request of h, as Begin does, performing interaction i;
@@ -25,16 +66,20 @@ type Holder struct {
 func (h *Holder) Begin(i Interaction, unaudited bool) *Record {
 	h.state.record = Record{unaudited: unaudited}
 	h.state.request.record = &h.state.record
-	h.begun, h.interaction = true, nil
-	if i != "" {
-		h.interaction = i
-	}
+	h.begun, h.interaction = true, boxed(i)
 	return &h.state.record
 }
 
 // SetPrincipal makes p the principal h's request acts for, as
 // WithPrincipal does.
 func (h *Holder) SetPrincipal(p *Principal) { h.principal = p }
+
+// SetOpenPrincipal makes the request act for OpenPrincipal(address), held
+// in h rather than allocated.
+func (h *Holder) SetOpenPrincipal(address string) {
+	h.open = Principal{Open: true, Address: address}
+	h.principal = &h.open
+}
 
 // Lookup answers for the context values h holds, reporting false for any
 // other key and for a value not set, which the owner's parent answers.

@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"reflect"
 	"testing"
 )
 
@@ -54,5 +55,35 @@ func TestHolderAnswersAsContextValues(t *testing.T) {
 	}
 	if PrincipalFrom(ctx) != open || InteractionFrom(ctx) != InteractionSearchType {
 		t.Errorf("the owner's answers changed by a derived context: %v, %q", PrincipalFrom(ctx), InteractionFrom(ctx))
+	}
+}
+
+// A Holder answers each interaction as WithInteraction would put it, and
+// no interaction for none.
+func TestHolderBoxesEveryInteraction(t *testing.T) {
+	for _, i := range []Interaction{InteractionRead, InteractionVRead, InteractionSearchType, InteractionSearchSystem,
+		InteractionHistoryInstance, InteractionHistoryType, InteractionHistorySystem, InteractionCreate, InteractionUpdate,
+		InteractionPatch, InteractionDelete, InteractionBatch, InteractionTransaction, InteractionCapabilities,
+		InteractionOperation, Interaction("unlisted")} {
+		ctx := &heldContext{Context: context.Background()}
+		ctx.h.Begin(i, true)
+		if got := InteractionFrom(ctx); got != i {
+			t.Errorf("Begin(%q): InteractionFrom answers %q", i, got)
+		}
+	}
+	ctx := &heldContext{Context: WithInteraction(context.Background(), InteractionRead)}
+	ctx.h.Begin("", true)
+	if got := InteractionFrom(ctx); got != InteractionRead {
+		t.Errorf("Begin with no interaction: InteractionFrom answers %q, want the parent's", got)
+	}
+}
+
+// SetOpenPrincipal makes the request act for an open principal of the
+// address, as OpenPrincipal does.
+func TestHolderOpenPrincipal(t *testing.T) {
+	ctx := &heldContext{Context: context.Background()}
+	ctx.h.SetOpenPrincipal("192.0.2.7")
+	if p := PrincipalFrom(ctx); p == nil || !reflect.DeepEqual(p, OpenPrincipal("192.0.2.7")) {
+		t.Errorf("PrincipalFrom answers %+v, want %+v", p, OpenPrincipal("192.0.2.7"))
 	}
 }
