@@ -3,6 +3,7 @@ package server
 import (
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -52,6 +53,16 @@ func TestAppendHTTPDate(t *testing.T) {
 		want := at.UTC().Format(http.TimeFormat)
 		if got := string(appendHTTPDate(nil, at)); got != want {
 			t.Fatalf("%v: %q, want %q", at, got, want)
+		}
+	}
+}
+
+// etag writes the weak ETag of a version, from a table for the first
+// versions and by formatting beyond it.
+func TestETag(t *testing.T) {
+	for v := int64(1); v < 300; v++ {
+		if got, want := etag(v), `W/"`+strconv.FormatInt(v, 10)+`"`; got != want {
+			t.Fatalf("etag(%d) = %q, want %q", v, got, want)
 		}
 	}
 }

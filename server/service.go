@@ -842,4 +842,19 @@ func parseVersionID(s string) (int64, bool) {
 	return n, true
 }
 
-func etag(version int64) string { return `W/"` + strconv.FormatInt(version, 10) + `"` }
+func etag(version int64) string {
+	if version > 0 && version < int64(len(smallETags)) {
+		return smallETags[version]
+	}
+	return `W/"` + strconv.FormatInt(version, 10) + `"`
+}
+
+// smallETags are the ETags of the first versions, which most resources
+// read are at, made once rather than for every response.
+var smallETags = func() []string {
+	tags := make([]string, 64)
+	for v := 1; v < len(tags); v++ {
+		tags[v] = `W/"` + strconv.Itoa(v) + `"`
+	}
+	return tags
+}()
