@@ -64,15 +64,12 @@ func BeginUnaudited(ctx context.Context) (context.Context, *Record) {
 	return begin(ctx, true)
 }
 
-// begin makes the request and its Record in one allocation, as every
-// request under /fhir begins one.
+// begin begins a request held in a context value of its own, as a Holder
+// begins one held by its owner.
 func begin(ctx context.Context, unaudited bool) (context.Context, *Record) {
-	r := &struct {
-		request
-		record Record
-	}{record: Record{unaudited: unaudited}}
-	r.request.record = &r.record
-	return context.WithValue(ctx, requestKey{}, &r.request), &r.record
+	var h Holder
+	rec := h.Begin("", unaudited)
+	return context.WithValue(ctx, requestKey{}, &h.state.request), rec
 }
 
 // RecordFrom returns the Record of ctx's request, or nil.
