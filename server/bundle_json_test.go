@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/gin-gonic/gin"
@@ -188,6 +189,30 @@ func BenchmarkSearchsetAssembly(b *testing.B) {
 		}
 		if _, err := bu.encode(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// appendHead writes each member of the Bundle but its entries by name: a
+// field added to bundle, bundleMeta or bundleLink would be left out of
+// every Bundle the server writes. Each struct must have the fields it
+// writes, no more.
+func TestBundleHeadWritesEveryField(t *testing.T) {
+	for _, tc := range []struct {
+		v    any
+		want []string
+	}{
+		{bundle{}, []string{"resourceType", "id", "meta", "type", "total,omitempty", "link,omitempty", "entry,omitempty"}},
+		{bundleMeta{}, []string{"lastUpdated"}},
+		{bundleLink{}, []string{"relation", "url"}},
+	} {
+		typ := reflect.TypeOf(tc.v)
+		var got []string
+		for i := range typ.NumField() {
+			got = append(got, typ.Field(i).Tag.Get("json"))
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s has the JSON members %q; appendHead writes %q: write the new ones there", typ.Name(), got, tc.want)
 		}
 	}
 }
