@@ -44,13 +44,7 @@ func TestApplyToServer(t *testing.T) {
 	body := encode(t, res.Bundle)
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
-			st := e.Open(t)
-			srv := httptest.NewServer(server.New(server.Config{Store: st, Validator: v, ValidateWrites: true, RequiredProfiles: required}))
-			t.Cleanup(func() {
-				srv.Close()
-				st.Close()
-			})
-			base := srv.URL + "/fhir"
+			base := serve(t, e, server.Config{Validator: v, ValidateWrites: true, RequiredProfiles: required})
 			for round, want := range []string{"201 Created", "200 OK"} {
 				statuses := post(t, base, body)
 				if len(statuses) != len(res.Bundle.Entry) {
@@ -76,6 +70,19 @@ func TestApplyToServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// serve starts a server configured as cfg on a fresh store of engine e,
+// and returns its FHIR base URL.
+func serve(t *testing.T, e enginetest.Engine, cfg server.Config) string {
+	t.Helper()
+	cfg.Store = e.Open(t)
+	srv := httptest.NewServer(server.New(cfg))
+	t.Cleanup(func() {
+		srv.Close()
+		cfg.Store.Close()
+	})
+	return srv.URL + "/fhir"
 }
 
 // post sends a transaction and returns the status of each entry.
@@ -121,4 +128,85 @@ func total(t *testing.T, base, search string) int {
 		t.Fatalf("search %s: %d %v", search, resp.StatusCode, err)
 	}
 	return b.Total
+}
+
+// TestReimportReplacesSections imports a record, then the record again
+// as a later fetch would send it after an allergy was taken off the
+// allergies section: the section's List (which GP Connect sends without
+// an id) is rewritten as a new version of the one List, not stored beside
+// the old one, which would leave two allergy lists disagreeing.
+func TestReimportReplacesSections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server on each engine")
+	}
+	gin.SetMode(gin.TestMode)
+	im, err := importer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const allergies = "http://snomed.info/sct|886921000000105"
+	rc := patchedRecords[0]
+	first := im.Import(patched(t, rc.name, rc.placeholder, rc.nhs))
+	second := im.Import(withoutLastEntry(t, patched(t, rc.name, rc.placeholder, rc.nhs), "886921000000105"))
+	if first.Failed() || second.Failed() {
+		t.Fatalf("refused: %s %s", firstError(first), firstError(second))
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			base := serve(t, e, server.Config{})
+			post(t, base, encode(t, first.Bundle))
+			lists := total(t, base, "List")
+			post(t, base, encode(t, second.Bundle))
+			if got := total(t, base, "List"); got != lists {
+				t.Errorf("%d Lists after the second import, want the %d of the first", got, lists)
+			}
+			resp, err := http.Get(base + "/List?code=" + url.QueryEscape(allergies))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var found struct {
+				Entry []struct {
+					Resource struct {
+						Entry []any
+						Meta  struct{ VersionID string }
+					}
+				}
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&found); err != nil {
+				t.Fatal(err)
+			}
+			if len(found.Entry) != 1 {
+				t.Fatalf("%d allergies Lists, want 1", len(found.Entry))
+			}
+			if l := found.Entry[0].Resource; len(l.Entry) != 23 || l.Meta.VersionID != "2" {
+				t.Errorf("the allergies List has %d entries in version %s, want 23 in version 2", len(l.Entry), l.Meta.VersionID)
+			}
+		})
+	}
+}
+
+// withoutLastEntry drops the last entry of the List coded code in a
+// GP Connect payload.
+func withoutLastEntry(t *testing.T, payload []byte, code string) []byte {
+	t.Helper()
+	var bundle map[string]any
+	if err := json.Unmarshal(payload, &bundle); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range bundle["entry"].([]any) {
+		res, _ := e.(map[string]any)["resource"].(map[string]any)
+		if res["resourceType"] != "List" || listCode(&entry{typ: "List", src: res}) != "http://snomed.info/sct|"+code {
+			continue
+		}
+		entries := res["entry"].([]any)
+		res["entry"] = entries[:len(entries)-1]
+		b, err := json.Marshal(bundle)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	t.Fatalf("no List coded %s", code)
+	return nil
 }

@@ -69,7 +69,10 @@ type record struct {
 	// systems are the R4 code systems, which codings' STU3 systems are
 	// moved to.
 	systems codeSystems
-	issues  []mappers.Issue
+	// sections counts the Lists without an id by their code (see
+	// sectionCodes).
+	sections map[string]int
+	issues   []mappers.Issue
 }
 
 func importRecord(bundle map[string]any, provider string, systems codeSystems) mappers.Result {
@@ -109,6 +112,7 @@ func importRecord(bundle map[string]any, provider string, systems codeSystems) m
 		return mappers.Result{Issues: rec.issues}
 	}
 	rec.source = rec.sourceName()
+	rec.sections = rec.sectionCodes()
 	rec.assignKeys()
 	if failed(rec.issues) {
 		return mappers.Result{Issues: rec.issues}
@@ -305,12 +309,19 @@ func (rec *record) providerIdentifier(ent *entry) (system, value string) {
 }
 
 // localName names ent within its source: "Condition/12", or
-// "List/3#1" when contained. A resource the source gave no id (GP Connect
-// Lists have none) is named by its content, so an unchanged one imports
-// onto itself and a changed one is a new resource.
+// "List/3#1" when contained. A resource the source gave no id is named by
+// what it is: a List (GP Connect's section Lists have no id) by its code
+// when no other List of the record without an id has that code, so that
+// the section a later fetch sends replaces the one before; anything else
+// by its content, so that an unchanged one imports onto itself and a
+// changed one is a new resource.
 func (rec *record) localName(ent *entry) string {
 	id, _ := ent.src["id"].(string)
-	if id == "" {
+	if code := listCode(ent); id == "" && code != "" && rec.sections[code] == 1 {
+		sum := sha256.Sum256([]byte(code))
+		rec.info(ent.path, "the List has neither an identifier nor an id: it is keyed on its code (%s), as the record's section that a later import of the section replaces", code)
+		id = "section-" + hex.EncodeToString(sum[:16])
+	} else if id == "" {
 		canonical, _ := json.Marshal(ent.src) // map keys sorted: one form per content
 		sum := sha256.Sum256(canonical)
 		rec.info(ent.path, "the %s has neither an identifier nor an id: it is keyed on its content", ent.typ)
@@ -320,6 +331,42 @@ func (rec *record) localName(ent *entry) string {
 		return rec.localName(ent.container) + "#" + id
 	}
 	return ent.typ + "/" + id
+}
+
+// sectionCodes counts the top-level Lists without an id by their code
+// (listCode). GP Connect sends each section of a record (allergies,
+// problems, consultations, ...) as one such List; two with one code are
+// not told apart by it, and are keyed on their content instead.
+func (rec *record) sectionCodes() map[string]int {
+	n := map[string]int{}
+	for _, ent := range rec.entries {
+		if id, _ := ent.src["id"].(string); id == "" && ent.container == nil {
+			if code := listCode(ent); code != "" {
+				n[code]++
+			}
+		}
+	}
+	return n
+}
+
+// listCode names what a List is: the system and code of the first coding
+// of its code that has one, else the code's text; "" for another type or
+// a List without a code.
+func listCode(ent *entry) string {
+	if ent.typ != "List" {
+		return ""
+	}
+	code, _ := ent.src["code"].(map[string]any)
+	codings, _ := code["coding"].([]any)
+	for _, c := range codings {
+		c, _ := c.(map[string]any)
+		if v, _ := c["code"].(string); v != "" {
+			sys, _ := c["system"].(string)
+			return sys + "|" + v
+		}
+	}
+	text, _ := code["text"].(string)
+	return text
 }
 
 func conditional(typ, system, value string) string {
