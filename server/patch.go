@@ -76,23 +76,22 @@ func (a *api) servePatch(c *gin.Context, typ, id string, criteria *store.Query) 
 		c.Error(err)
 		return
 	}
-	if criteria != nil {
-		if id, err = patchTarget(ctx, a.svc.store, typ, criteria); err != nil {
-			c.Error(err)
-			return
-		}
-	}
-	version, err := match.resolve(ctx, a.svc.store, typ, id)
-	if err != nil {
-		c.Error(err)
-		return
-	}
 	var narrativeRemoved bool
-	v, did, err := a.svc.patch(ctx, typ, id, version, func(cur *store.Version) (fhir.Resource, error) {
+	apply := func(cur *store.Version) (fhir.Resource, error) {
 		res, removed, err := a.patchResource(ctx, typ, cur, contentType, body)
 		narrativeRemoved = removed
 		return res, err
-	})
+	}
+	var v *store.Version
+	var did updateOutcome
+	if criteria != nil {
+		v, did, err = a.svc.conditionalPatch(ctx, typ, criteria, match, apply)
+	} else {
+		var version int64
+		if version, err = match.resolve(ctx, a.svc.store, typ, id); err == nil {
+			v, did, err = a.svc.patch(ctx, typ, id, version, apply)
+		}
+	}
 	if err != nil {
 		c.Error(err)
 		return
@@ -102,6 +101,27 @@ func (a *api) servePatch(c *gin.Context, typ, id string, criteria *store.Query) 
 			Diagnostics: fmt.Sprintf("the narrative of %s/%s was removed: the patch changed the resource but not its text, which described it before the patch", typ, v.ID)}})
 	}
 	a.writeUpdated(c, v, did)
+}
+
+// conditionalPatch applies a patch to the one resource of typ matching
+// criteria, in the unit of work that writes it, as a conditional update
+// does: matched apart, the resource could be changed by another client
+// between the match and the write so that it no longer matches, and be
+// patched all the same.
+func (s *service) conditionalPatch(ctx context.Context, typ string, criteria *store.Query, match versionMatch, apply func(*store.Version) (fhir.Resource, error)) (v *store.Version, did updateOutcome, err error) {
+	err = s.transact(ctx, func(ctx context.Context, tx store.Tx) error {
+		id, err := patchTarget(ctx, tx, typ, criteria)
+		if err != nil {
+			return err
+		}
+		ifMatch, err := match.resolve(ctx, tx, typ, id)
+		if err != nil {
+			return err
+		}
+		v, did, err = s.patchIn(ctx, tx, typ, id, ifMatch, apply)
+		return err
+	})
+	return v, did, err
 }
 
 // patchTarget returns the id of the one resource of typ matching the

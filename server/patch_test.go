@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"carefhir/server"
+	"carefhir/store"
 )
 
 const (
@@ -204,6 +206,49 @@ func TestConditionalPatch(t *testing.T) {
 			t.Errorf("version %s after refused conditional patches, want 2", v)
 		}
 	})
+}
+
+// changedAfterSearch runs then once, after the first search made of the
+// engine it wraps outside a unit of work: another client's write landing
+// between a match and a write made apart from it.
+type changedAfterSearch struct {
+	store.Store
+	then func()
+	once sync.Once
+}
+
+func (s *changedAfterSearch) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	found, err := s.Store.Search(ctx, q)
+	s.once.Do(s.then)
+	return found, err
+}
+
+// TestConditionalPatchMatchesWhatItWrites: a conditional patch patches a
+// resource that matches its criteria when the patch is written. Another
+// client changes the one match's identifier just after any search made
+// outside a unit of work; the patch must not be applied to the resource
+// that no longer matches.
+func TestConditionalPatchMatchesWhatItWrites(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			st := &changedAfterSearch{Store: e.Open(t)}
+			c := newClient(t, st)
+			id := str(c.create("Patient", patientWith("", "before", "Smith")), "id")
+			st.then = func() {
+				c.do("PUT", "/Patient/"+id, patientWith(id, "after", "Smith")).want(t, http.StatusOK)
+			}
+			r := c.do("PATCH", "/Patient?identifier=urn:test|before", `[{"op":"replace","path":"/name/0/family","value":"Jones"}]`, "Content-Type", jsonPatch)
+			stored := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t)
+			identifier := str(stored, "identifier", 0, "value")
+			family := str(stored, "name", 0, "family")
+			if identifier == "after" && family == "Jones" {
+				t.Errorf("the patch (answered %d) was written to Patient/%s, whose identifier no longer matches its criteria", r.status, id)
+			}
+			if r.status == http.StatusOK && (identifier != "before" || family != "Jones") {
+				t.Errorf("the patch answered 200, but Patient/%s holds identifier %q and family %q", id, identifier, family)
+			}
+		})
+	}
 }
 
 // TestPatchValidates checks a patched resource goes through the same
