@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"encoding/base64"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -192,6 +194,59 @@ func TestGroupOfDeletedPatient(t *testing.T) {
 			for _, name := range []string{"app", "p1"} {
 				c.by(name, "GET", "/Group/only-a", "").want(t, http.StatusOK)
 				c.by(name, "GET", "/List/of-a", "").want(t, http.StatusOK)
+			}
+		})
+	}
+}
+
+// TestPagesOfListsNameNoneOutOfReach: the Groups and Lists a token narrowed
+// to some patients may not read are left out of its search pages after
+// the engine found them, and the next link of such a page names none of
+// them: a cursor naming the last Group or List the engine found (its id,
+// its sort values) would tell the client of a cohort, or the title of a
+// list, it is answered 404 for. Following the links still finds every one
+// it may read.
+func TestPagesOfListsNameNoneOutOfReach(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := patientAndPractitioner(t, e, "a")
+			c.put("/Group/cohort-hidden", `{"resourceType":"Group","id":"cohort-hidden","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}},{"entity":{"reference":"Patient/b"}}]}`)
+			c.put("/Group/cohort-a", `{"resourceType":"Group","id":"cohort-a","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}}]}`)
+			c.put("/List/list-hidden", `{"resourceType":"List","id":"list-hidden","status":"current","mode":"working","title":"Zz safeguarding concern",
+				"subject":{"reference":"Patient/a"},"entry":[{"item":{"reference":"Observation/ob"}}]}`)
+			c.put("/List/list-a", `{"resourceType":"List","id":"list-a","status":"current","mode":"working","title":"Aa worklist",
+				"subject":{"reference":"Patient/a"},"entry":[{"item":{"reference":"Observation/oa"}}]}`)
+			hidden := []string{"cohort-hidden", "list-hidden", "zz safeguarding"}
+			for _, name := range []string{"app", "p1"} {
+				for path, want := range map[string]string{
+					"/Group?_count=1&_sort=-_id":  "Group/cohort-a",
+					"/List?_count=1&_sort=-title": "List/list-a",
+				} {
+					var found []string
+					for page := 0; path != "" && page < 5; page++ {
+						r := c.by(name, "GET", path, "").want(t, http.StatusOK)
+						found = append(found, ids(t, r)...)
+						path = ""
+						for _, l := range get(r.json(t), "link").([]any) {
+							if get(l, "relation") == "next" {
+								path = strings.TrimPrefix(get(l, "url").(string), c.base)
+							}
+						}
+						said := string(r.body)
+						if u, err := url.Parse(path); err == nil {
+							cursor, _ := base64.RawURLEncoding.DecodeString(u.Query().Get("_cursor"))
+							said += string(cursor)
+						}
+						for _, h := range hidden {
+							if strings.Contains(strings.ToLower(said), h) {
+								t.Errorf("%s: page %d of a search names %q, which it may not read: %s", name, page, h, truncate(r.body))
+							}
+						}
+					}
+					if strings.Join(found, " ") != want {
+						t.Errorf("%s: following the pages found %v, want %s", name, found, want)
+					}
+				}
 			}
 		})
 	}

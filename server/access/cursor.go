@@ -10,13 +10,14 @@ import (
 	"carefhir/store"
 )
 
-// cursorSeal encrypts and authenticates the engine's history cursors of
-// pages the access layer filtered. An engine's cursor is the position of
-// the last version of its page (its type, id, version and time; with
-// MongoDB, the total too), which may be a version the principal may not
-// read: sealed, it tells the client nothing, and a cursor the client
-// forged or altered does not open. The key lives in the process, so such
-// cursors are good until the server stops, on the server that made them.
+// cursorSeal encrypts and authenticates the engine's cursors of pages the
+// access layer filtered, of histories and searches. An engine's cursor is
+// the position of the last version of its page (its type, id, version and
+// time, or a search's sort values; with MongoDB, the total too), which may
+// be a version the principal may not read: sealed, it tells the client
+// nothing, and a cursor the client forged or altered does not open. The
+// key lives in the process, so such cursors are good until the server
+// stops, on the server that made them.
 type cursorSeal struct {
 	aead cipher.AEAD
 }
@@ -37,7 +38,7 @@ func newCursorSeal() *cursorSeal {
 	return &cursorSeal{aead: aead}
 }
 
-// close seals cursor for a history of level.
+// close seals cursor for a history or search of level.
 func (s *cursorSeal) close(cursor, level string) string {
 	nonce := make([]byte, s.aead.NonceSize())
 	rand.Read(nonce)
@@ -45,8 +46,8 @@ func (s *cursorSeal) close(cursor, level string) string {
 	return base64.RawURLEncoding.EncodeToString(sealed)
 }
 
-// open returns the engine's cursor sealed in sealed for a history of
-// level, or store.ErrBadCursor.
+// open returns the engine's cursor sealed in sealed for a history or
+// search of level, or store.ErrBadCursor.
 func (s *cursorSeal) open(sealed, level string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(sealed)
 	if err != nil || len(b) < s.aead.NonceSize() {

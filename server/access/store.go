@@ -559,6 +559,16 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 		return nil, err
 	}
 	restricted := !req.p.unrestricted()
+	// A page whose matches are decided after the engine found them may
+	// end at one the principal may not read, which the engine's cursor
+	// names (its id and sort values): its cursors are sealed, as those
+	// of a history filtered so.
+	sealed := oneByOne || restricted && s.decidedAfter(req, q.Type)
+	if sealed && q.Cursor != "" {
+		if nq.Cursor, err = s.seal.open(q.Cursor, searchLevel(q.Type)); err != nil {
+			return nil, err
+		}
+	}
 	if restricted && q.Iterates() {
 		// The engine would follow :iterate includes from what it
 		// included, reachable or not: it makes the first round alone,
@@ -602,8 +612,23 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 	if out.Included, err = shownAll(page.Included); err != nil {
 		return nil, err
 	}
+	if sealed && out.Next != "" {
+		out.Next = s.seal.close(out.Next, searchLevel(q.Type))
+	}
 	return &out, nil
 }
+
+// decidedAfter reports whether the matches of a search of typ are decided
+// one by one once the engine has found them (see grant.byMembers), so
+// that the engine's page may end at one the principal may not read.
+func (s *Store) decidedAfter(req *request, typ string) bool {
+	g, err := req.grant(typ, Search)
+	return err == nil && g.byMembers()
+}
+
+// searchLevel names what a sealed search cursor is bound to: a search of
+// typ.
+func searchLevel(typ string) string { return "search " + typ }
 
 // The bounds of :iterate includes the access layer follows, those of the
 // engines: rounds after the first, and resources included in all.
