@@ -249,6 +249,9 @@ func writeErrors(c *gin.Context) {
 			c.Errors[0].Err = fmt.Errorf("%w (stopped: %v)", err, c.Errors[0].Err)
 		}
 	}
+	if st := stateOf(c); st.mediaType == "" {
+		st.mediaType = errorType(c)
+	}
 	status, oo, header := fromError(err)
 	for k, v := range header {
 		c.Writer.Header()[k] = v

@@ -43,19 +43,8 @@ var formatAliases = map[string]string{
 // the spec requires) and the Accept header. It stores the answer on the
 // context for render, or fails with 406.
 func negotiate(c *gin.Context) {
-	var format string
-	if c.Request.URL.RawQuery != "" {
-		format = c.Query("_format")
-	}
-	accept := c.Request.Header.Get("Accept")
-	mediaType, err := responseType(format, accept)
-	if format == "" && anyType(accept) {
-		// R4 leaves the answer's format open when neither _format nor Accept
-		// asks for one; a client that sent XML reads XML, as HAPI answers.
-		if ct, _, ok := parseMediaType(c.GetHeader("Content-Type")); ok && xmlTypes[ct] {
-			mediaType, _ = answerTo(ct)
-		}
-	}
+	format, accept := requestedFormat(c)
+	mediaType, err := answerType(c, format, accept)
 	if rawBinaryRead(c, format, accept) {
 		// The Binary's content is the answer; errors are FHIR JSON.
 		c.Set(ctxRawAccept, accept)
@@ -68,6 +57,51 @@ func negotiate(c *gin.Context) {
 	}
 	stateOf(c).mediaType = mediaType
 	c.Next()
+}
+
+// requestedFormat returns what the request asks its answer to be: the
+// _format parameter and the Accept header.
+func requestedFormat(c *gin.Context) (format, accept string) {
+	if c.Request.URL.RawQuery != "" {
+		format = c.Query("_format")
+	}
+	return format, c.Request.Header.Get("Accept")
+}
+
+// answerType returns the media type of the answer to c, from format and
+// accept (see responseType), or from the body's when they ask for no type
+// in particular.
+func answerType(c *gin.Context, format, accept string) (string, error) {
+	mediaType, err := responseType(format, accept)
+	if format == "" && anyType(accept) {
+		// R4 leaves the answer's format open when neither _format nor Accept
+		// asks for one; a client that sent XML reads XML, as HAPI answers.
+		if ct, _, ok := parseMediaType(c.GetHeader("Content-Type")); ok && xmlTypes[ct] {
+			mediaType, _ = answerTo(ct)
+		}
+	}
+	return mediaType, err
+}
+
+// errorType returns the media type of an error answered before negotiate
+// ran: refused by a middleware (authentication, the body limit, a query
+// that does not parse) or by the router (no endpoint, a method not
+// allowed). Under /fhir it is negotiated as negotiate would, so that a
+// client that asked for XML reads the OperationOutcome in XML; elsewhere,
+// or when negotiation fails, it is FHIR JSON.
+func errorType(c *gin.Context) string {
+	if p := c.Request.URL.Path; p != "/fhir" && !strings.HasPrefix(p, "/fhir/") {
+		return mimeFHIRJSON
+	}
+	format, accept := requestedFormat(c)
+	if rawBinaryRead(c, format, accept) {
+		return mimeFHIRJSON // as negotiate answers a Binary's errors
+	}
+	mt, err := answerType(c, format, accept)
+	if err != nil {
+		return mimeFHIRJSON
+	}
+	return mt
 }
 
 // ctxPretty is set when _pretty=true came other than in the query string:

@@ -14,6 +14,7 @@ import (
 
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/fhirxml"
+	"carefhir/server"
 	"carefhir/store"
 )
 
@@ -304,4 +305,41 @@ func TestNarrativeLineEndsReadBackFromXML(t *testing.T) {
 			t.Errorf("the XML read back is another resource: version %s written", v)
 		}
 	})
+}
+
+// An error raised before the answer's format is negotiated (by the router,
+// the body limit, the query check, the content coding, the X-Provenance
+// header or the audit trail's guard) is an OperationOutcome in the XML the
+// client asked for with _format or Accept, as every other answer is.
+func TestEarlyErrorsInXML(t *testing.T) {
+	c := newClient(t, engines[0].Open(t), func(cfg *server.Config) { cfg.MaxBodyBytes = 1 << 10 })
+	big := `{"resourceType":"Patient","name":[{"family":"` + strings.Repeat("a", 2<<10) + `"}]}`
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		headers                  []string
+	}{
+		{"no endpoint", "GET", "/Patient/p/a/b/c", "", http.StatusNotFound, []string{"Accept", "application/fhir+xml"}},
+		{"method not allowed", "PUT", "/Patient/p/_history/1?_format=xml", "", http.StatusMethodNotAllowed, nil},
+		{"query that does not parse", "GET", "/Patient?_format=xml&name=%zz", "", http.StatusBadRequest, nil},
+		{"body over the limit", "POST", "/Patient", big, http.StatusRequestEntityTooLarge, []string{"Accept", "application/fhir+xml"}},
+		{"content coding", "POST", "/Patient?_format=xml", `{"resourceType":"Patient"}`, http.StatusUnsupportedMediaType, []string{"Content-Encoding", "br"}},
+		{"X-Provenance", "POST", "/Patient?_format=xml", `{"resourceType":"Patient"}`, http.StatusBadRequest, []string{"X-Provenance", "{"}},
+		{"audit trail", "POST", "/AuditEvent", `{"resourceType":"AuditEvent"}`, http.StatusMethodNotAllowed, []string{"Accept", "application/fhir+xml"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := c.do(tc.method, tc.path, tc.body, tc.headers...).want(t, tc.status)
+			if ct := r.header.Get("Content-Type"); ct != "application/fhir+xml; charset=utf-8" {
+				t.Errorf("Content-Type %q, want application/fhir+xml", ct)
+			}
+			if _, err := fhirxml.UnmarshalAs(r.body, "OperationOutcome"); err != nil {
+				t.Errorf("not an OperationOutcome in XML: %v\n%s", err, r.body)
+			}
+		})
+	}
+	// A _format the server cannot answer in is still refused in JSON.
+	r := c.do("GET", "/Patient?_format=turtle&name=%zz", "").want(t, http.StatusBadRequest)
+	if ct := r.header.Get("Content-Type"); ct != "application/fhir+json; charset=utf-8" {
+		t.Errorf("Content-Type %q, want application/fhir+json", ct)
+	}
 }
