@@ -63,6 +63,12 @@ func (a *api) servePatch(c *gin.Context, typ, id string, criteria *store.Query) 
 	ctx := c.Request.Context()
 	contentType := c.GetHeader("Content-Type")
 	if _, err := patchFormat(contentType); err != nil {
+		// RFC 5789, section 2.2: a patch format not supported is 415
+		// with Accept-Patch naming those that are.
+		var e *Error
+		if errors.As(err, &e) {
+			e.Header = http.Header{"Accept-Patch": {strings.Join(patchMediaTypes, ", ")}}
+		}
 		c.Error(err)
 		return
 	}

@@ -198,7 +198,10 @@ func TestConditionalPatch(t *testing.T) {
 		c.do("PATCH", "/Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9434765919", setGender, "Content-Type", jsonPatch).
 			want(t, http.StatusNotFound).outcome(t, "not-found", "")
 		c.do("PATCH", "/Patient?shoe-size=9", setGender, "Content-Type", jsonPatch).want(t, http.StatusBadRequest)
-		c.do("PATCH", "/Patient"+criteria, setGender, "Content-Type", "text/plain").want(t, http.StatusUnsupportedMediaType)
+		r = c.do("PATCH", "/Patient"+criteria, setGender, "Content-Type", "text/plain").want(t, http.StatusUnsupportedMediaType)
+		if got, want := r.header.Get("Accept-Patch"), "application/json-patch+json, application/fhir+json, application/fhir+xml"; got != want {
+			t.Errorf("Accept-Patch %q, want %q", got, want)
+		}
 
 		c.create("Patient", patient)
 		c.do("PATCH", "/Patient"+criteria, setGender, "Content-Type", jsonPatch).want(t, http.StatusPreconditionFailed).outcome(t, "multiple-matches", "")
