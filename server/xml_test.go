@@ -343,3 +343,36 @@ func TestEarlyErrorsInXML(t *testing.T) {
 		t.Errorf("Content-Type %q, want application/fhir+json", ct)
 	}
 }
+
+// A narrative div may use the XHTML namespace as declared on an ancestor,
+// the root element most often: the declarations it uses are written into
+// the div stored, which is then the same XHTML read alone, as JSON and XML
+// serve it.
+func TestNarrativeNamespaceDeclaredOnAncestor(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tc := range []struct{ id, sent, div string }{
+			{"prefix",
+				`<Patient xmlns="http://hl7.org/fhir" xmlns:h="http://www.w3.org/1999/xhtml"><id value="prefix"/><text><status value="generated"/><h:div><h:p>Ann</h:p></h:div></text></Patient>`,
+				`<h:div xmlns:h="http://www.w3.org/1999/xhtml"><h:p>Ann</h:p></h:div>`},
+			{"default",
+				`<f:Patient xmlns:f="http://hl7.org/fhir" xmlns="http://www.w3.org/1999/xhtml"><f:id value="default"/><f:text><f:status value="generated"/><div><p>Ann</p></div></f:text></f:Patient>`,
+				`<div xmlns="http://www.w3.org/1999/xhtml"><p>Ann</p></div>`},
+			{"child",
+				`<Patient xmlns="http://hl7.org/fhir" xmlns:h="http://www.w3.org/1999/xhtml"><id value="child"/><text><status value="generated"/><div xmlns="http://www.w3.org/1999/xhtml"><h:b>Ann</h:b></div></text></Patient>`,
+				`<div xmlns:h="http://www.w3.org/1999/xhtml" xmlns="http://www.w3.org/1999/xhtml"><h:b>Ann</h:b></div>`},
+		} {
+			t.Run(tc.id, func(t *testing.T) {
+				c.do("PUT", "/Patient/"+tc.id, tc.sent, "Content-Type", "application/fhir+xml").want(t, http.StatusCreated)
+				got := c.do("GET", "/Patient/"+tc.id, "").want(t, http.StatusOK).json(t)
+				if div := str(got, "text", "div"); div != tc.div {
+					t.Errorf("div %q, want %q", div, tc.div)
+				}
+				back := c.do("GET", "/Patient/"+tc.id+"?_format=xml", "").want(t, http.StatusOK)
+				c.do("PUT", "/Patient/"+tc.id, string(back.body), "Content-Type", "application/fhir+xml").want(t, http.StatusOK)
+				if v := str(c.do("GET", "/Patient/"+tc.id, "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "1" {
+					t.Errorf("the XML read back is another resource: version %s written", v)
+				}
+			})
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 
 	"carefhir/fhir"
@@ -30,6 +31,11 @@ type decoder struct {
 	issues  []fhirjson.Issue
 	dropped int // issues found beyond fhirjson.MaxIssues
 	reg     *registry
+	// ns holds the namespace declarations (xmlns and xmlns:prefix
+	// attributes) of the open elements, outermost first; nsMarks the
+	// length ns had before each open element's own.
+	ns      []xml.Attr
+	nsMarks []int
 }
 
 // abort unwinds the decoder after a fatal problem; decode recovers it.
@@ -97,10 +103,27 @@ func (d *decoder) next() xml.Token {
 		}
 		d.fatal("invalid XML: %v", err)
 	}
-	if _, ok := t.(xml.Directive); ok {
+	switch t := t.(type) {
+	case xml.Directive:
 		d.fatal("invalid XML at offset %d: document type declarations are not allowed", d.start)
+	case xml.StartElement:
+		d.nsMarks = append(d.nsMarks, len(d.ns))
+		for _, a := range t.Attr {
+			if isNamespaceDecl(a) {
+				d.ns = append(d.ns, a)
+			}
+		}
+	case xml.EndElement:
+		last := len(d.nsMarks) - 1
+		d.ns, d.nsMarks = d.ns[:d.nsMarks[last]], d.nsMarks[:last]
 	}
 	return t
+}
+
+// isNamespaceDecl reports whether a is a namespace declaration: xmlns or
+// xmlns:prefix.
+func isNamespaceDecl(a xml.Attr) bool {
+	return a.Name.Space == "xmlns" || a.Name.Space == "" && a.Name.Local == "xmlns"
 }
 
 // enter counts one more level of element nesting.
@@ -577,14 +600,95 @@ func (d *decoder) contained(start xml.StartElement) reflect.Value {
 }
 
 // div reads the narrative's div element, just started, as its exact text,
-// line ends normalised as XML requires.
+// line ends normalised as XML requires. The div is stored alone, so the
+// namespaces it uses must be declared in it: those it inherits from its
+// ancestors (the XHTML namespace bound to a prefix on the root element)
+// are written into its start tag.
 func (d *decoder) div() reflect.Value {
 	start := d.start
+	inherited := d.inheritedNamespaces()
 	d.skip()
 	text := lexical.NormalizeNewlines(string(d.data[start:d.x.InputOffset()]))
+	if len(inherited) > 0 {
+		text = declareNamespaces(text, inherited)
+	}
 	if err := lexical.CheckDiv(text, MaxDepth); err != nil {
 		d.issue("div must be a well-formed XHTML div element that declares its namespace: %v", err)
 		return reflect.Value{}
 	}
 	return reflect.ValueOf(fhir.NewXhtml(text))
+}
+
+// inheritedNamespaces returns the namespace declarations in scope at the
+// element just started that come from its ancestors: the innermost of each
+// prefix, those the element declares again left out.
+func (d *decoder) inheritedNamespaces() []xml.Attr {
+	mark := d.nsMarks[len(d.nsMarks)-1]
+	own := d.ns[mark:]
+	var inherited []xml.Attr
+	for i := mark - 1; i >= 0; i-- {
+		a := d.ns[i]
+		declared := func(b xml.Attr) bool { return b.Name == a.Name }
+		if !slices.ContainsFunc(own, declared) && !slices.ContainsFunc(inherited, declared) {
+			inherited = append(inherited, a)
+		}
+	}
+	return inherited
+}
+
+// declareNamespaces writes those of the namespace declarations decls that
+// text uses into the start tag of the element that begins it, after its
+// name.
+func declareNamespaces(text string, decls []xml.Attr) string {
+	end := strings.IndexAny(text, " \t\n/>")
+	if end < 0 {
+		return text
+	}
+	var b strings.Builder
+	for _, a := range decls {
+		if !usesPrefix(text, a) {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString(text[:end])
+		}
+		b.WriteString(" xmlns")
+		if a.Name.Space == "xmlns" {
+			b.WriteString(":" + a.Name.Local)
+		}
+		b.WriteString(`="`)
+		xml.EscapeText(&b, []byte(a.Value))
+		b.WriteString(`"`)
+	}
+	if b.Len() == 0 {
+		return text
+	}
+	b.WriteString(text[end:])
+	return b.String()
+}
+
+// usesPrefix reports whether text may use the prefix that the namespace
+// declaration decl binds: for a prefix p, whether "p:" appears in it (in
+// the text between tags too, which costs no more than a declaration the
+// element does not need); for the default namespace, whether an element
+// name without a prefix appears in it.
+func usesPrefix(text string, decl xml.Attr) bool {
+	if decl.Name.Space == "xmlns" {
+		return strings.Contains(text, decl.Name.Local+":")
+	}
+	for i := strings.IndexByte(text, '<'); i >= 0; {
+		name := text[i+1:]
+		if end := strings.IndexAny(name, " \t\n/>"); end >= 0 {
+			name = name[:end]
+		}
+		if name != "" && !strings.ContainsAny(name[:1], "!?") && !strings.Contains(name, ":") {
+			return true
+		}
+		next := strings.IndexByte(text[i+1:], '<')
+		if next < 0 {
+			return false
+		}
+		i += 1 + next
+	}
+	return false
 }
