@@ -407,11 +407,16 @@ func TestHTTPFHIRVersion(t *testing.T) {
 		c.do("POST", "/Patient", stu3, "Content-Type", "application/fhir+json; fhirVersion=3.0").want(t, http.StatusUnsupportedMediaType).outcome(t, "not-supported", "")
 		c.do("PUT", path, strings.Replace(stu3, `"Patient",`, `"Patient","id":"`+id+`",`, 1), "Content-Type", "application/fhir+json; fhirVersion=3.0").
 			want(t, http.StatusUnsupportedMediaType)
+		addSTU3 := `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},` +
+			`{"name":"name","valueString":"identifier"},{"name":"value","valueIdentifier":{"system":"https://example.org/mrn","value":"stu3"}}]}]}`
+		c.do("PATCH", path, addSTU3, "Content-Type", "application/fhir+json; fhirVersion=3.0").want(t, http.StatusUnsupportedMediaType).outcome(t, "not-supported", "")
+		c.do("PATCH", path, `[{"op":"add","path":"/identifier/-","value":{"system":"https://example.org/mrn","value":"stu3"}}]`,
+			"Content-Type", "application/json-patch+json; fhirVersion=3.0").want(t, http.StatusUnsupportedMediaType)
 		if b := c.do("GET", "/Patient?identifier=https://example.org/mrn|stu3&_summary=count", "").want(t, 200).json(t); b["total"] != float64(0) {
 			t.Errorf("total %v after the refused writes, want 0", b["total"])
 		}
 		if v := c.do("GET", path, "").want(t, 200).header.Get("ETag"); v != `W/"1"` {
-			t.Errorf("ETag %q after the refused update, want W/\"1\"", v)
+			t.Errorf("ETag %q after the refused update and patches, want W/\"1\"", v)
 		}
 		c.do("POST", "/Patient", stu3, "Content-Type", "application/fhir+json; fhirVersion=4.0").want(t, http.StatusCreated)
 

@@ -272,12 +272,17 @@ func decodeJSON(data []byte) (any, error) {
 
 // patchFormat returns the kind of patch a Content-Type names: JSON Patch
 // (mimeJSONPatch), or a FHIRPath Patch in FHIR JSON (mimeFHIRJSON) or XML
-// (mimeFHIRXML). Other media types are 415.
+// (mimeFHIRXML). Other media types, and a fhirVersion other than the one
+// served, are 415.
 func patchFormat(contentType string) (string, error) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if cs, ok := params["charset"]; err == nil && ok && !strings.EqualFold(cs, "utf-8") {
 		return "", errorf(http.StatusUnsupportedMediaType, "not-supported",
 			"charset %q is not supported: FHIR is exchanged in UTF-8", truncate(cs, 40))
+	}
+	if v, other := otherVersion(params); err == nil && other {
+		// A patch written for another FHIR version names its elements.
+		return "", versionNotServed(http.StatusUnsupportedMediaType, v)
 	}
 	switch {
 	case err != nil:
