@@ -1067,3 +1067,29 @@ func TestSearchRepeatedControlParameter(t *testing.T) {
 		}
 	})
 }
+
+// A Timing is searched by its outer limits, as R4 has it: the range from
+// its first event, or the start of its bounds, to its last event or the
+// end of its bounds, whatever the schedule between. Events of January and
+// March are not a value in January: the Timing starts before February and
+// ends after it.
+func TestSearchTimingOuterLimits(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		code := `{"coding":[{"system":"http://loinc.org","code":"8867-4"}]}`
+		putObservation(t, c, "events", code, `,"effectiveTiming":{"event":["2020-03-10","2020-01-10"]}`)
+		putObservation(t, c, "bounded", code, `,"effectiveTiming":{"event":["2020-01-10"],"repeat":{"boundsPeriod":{"start":"2020-01-01","end":"2020-01-31"},"frequency":1,"period":1,"periodUnit":"d"}}`)
+		putObservation(t, c, "open", code, `,"effectiveTiming":{"repeat":{"boundsPeriod":{"start":"2020-05-01"},"frequency":1,"period":1,"periodUnit":"wk"}}`)
+		wantMatches(t, c, []searchCase{
+			{"/Observation?_sort=_id&date=2020-01", "Observation/bounded"},
+			{"/Observation?_sort=_id&date=2020-01-10", ""},
+			{"/Observation?_sort=_id&date=2020", "Observation/bounded Observation/events"},
+			{"/Observation?_sort=_id&date=sa2020-02-01", "Observation/open"},
+			{"/Observation?_sort=_id&date=eb2020-02-01", "Observation/bounded"},
+			{"/Observation?_sort=_id&date=eb2020-04-01", "Observation/bounded Observation/events"},
+			{"/Observation?_sort=_id&date=ne2020-01", "Observation/events Observation/open"},
+			{"/Observation?_sort=_id&date=ge2020-02-01&date=le2020-02-29", "Observation/events"},
+			{"/Observation?_sort=_id&date=gt2021", "Observation/open"},
+			{"/Observation?_sort=-date,_id", "Observation/open Observation/events Observation/bounded"},
+		})
+	})
+}

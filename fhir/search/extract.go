@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"carefhir/fhir/fhirpath"
 	"carefhir/store/query"
@@ -247,45 +248,77 @@ func addTokens(out *query.Index, param string, v Value) {
 }
 
 func addDates(out *query.Index, param string, v Value) {
-	add := func(low, high string) {
-		lo, hi := query.MinTime, query.MaxTime
-		if low != "" {
-			l, _, ok := ParseDate(low)
-			if !ok {
-				return
-			}
-			lo = l
-		}
-		if high != "" {
-			_, h, ok := ParseDate(high)
-			if !ok {
-				return
-			}
-			hi = h
-		}
-		if low == "" && high == "" {
-			return
-		}
-		out.Dates = append(out.Dates, query.Date{Param: param, Low: lo, High: hi})
-	}
 	switch x := v.JSON.(type) {
 	case string:
-		add(x, x)
+		if low, high, ok := dateRange(x, x); ok {
+			out.Dates = append(out.Dates, query.Date{Param: param, Low: low, High: high})
+		}
 	case map[string]any:
 		if x["start"] != nil || x["end"] != nil { // Period
-			add(str(x["start"]), str(x["end"]))
+			if low, high, ok := dateRange(str(x["start"]), str(x["end"])); ok {
+				out.Dates = append(out.Dates, query.Date{Param: param, Low: low, High: high})
+			}
 			return
 		}
-		for _, e := range list(x["event"]) { // Timing
-			if s, ok := e.(string); ok {
-				add(s, s)
+		addTiming(out, param, x)
+	}
+}
+
+// dateRange is the range from the start of low to the end of high, an
+// empty one open; not ok when both are empty or either is not a date.
+func dateRange(low, high string) (lo, hi time.Time, ok bool) {
+	if low == "" && high == "" {
+		return lo, hi, false
+	}
+	lo, hi = query.MinTime, query.MaxTime
+	if low != "" {
+		if lo, _, ok = ParseDate(low); !ok {
+			return lo, hi, false
+		}
+	}
+	if high != "" {
+		if _, hi, ok = ParseDate(high); !ok {
+			return lo, hi, false
+		}
+	}
+	return lo, hi, true
+}
+
+// addTiming indexes a Timing by its outer limits alone, as R4's date
+// search has it ("the specified scheduling details are ignored and only
+// the outer limits matter"): one range from the earliest of its events and
+// the start of its boundsPeriod to the latest of its events and the end of
+// its bounds, an open end of the bounds open. Were its events values of
+// their own, events of January and March would be found by a search for
+// January, and as starting after February.
+func addTiming(out *query.Index, param string, timing map[string]any) {
+	var low, high time.Time
+	found := false
+	widen := func(l, h time.Time) {
+		if !found || l.Before(low) {
+			low = l
+		}
+		if !found || h.After(high) {
+			high = h
+		}
+		found = true
+	}
+	for _, e := range list(timing["event"]) {
+		if s, ok := e.(string); ok {
+			if l, h, ok := dateRange(s, s); ok {
+				widen(l, h)
 			}
 		}
-		if r, ok := x["repeat"].(map[string]any); ok {
-			if b, ok := r["boundsPeriod"].(map[string]any); ok {
-				add(str(b["start"]), str(b["end"]))
+	}
+	if r, ok := timing["repeat"].(map[string]any); ok {
+		if b, ok := r["boundsPeriod"].(map[string]any); ok {
+			if l, h, ok := dateRange(str(b["start"]), str(b["end"])); ok {
+				widen(l, h)
 			}
 		}
+	}
+	if found {
+		out.Dates = append(out.Dates, query.Date{Param: param, Low: low, High: high})
 	}
 }
 
