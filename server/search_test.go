@@ -562,6 +562,18 @@ func TestSearchCompositeCodeWithoutSystem(t *testing.T) {
 	})
 }
 
+// A composite's string component left empty is refused where it is
+// given, as its code component left empty is and as an empty string
+// parameter is: it matched nothing, an answer to a search never asked.
+func TestSearchCompositeEmptyString(t *testing.T) {
+	c := newClient(t, engines[0].Open(t))
+	putObservation(t, c, "note", `{"coding":[{"system":"http://loinc.org","code":"8251-1"}]}`, `,"valueString":"well"`)
+	for _, value := range []string{"8251-1$", "8251-1$%20", "$well"} {
+		c.do("GET", "/Observation?code-value-string="+value, "").want(t, http.StatusBadRequest).outcome(t, "invalid", "code-value-string")
+	}
+	wantMatches(t, c, []searchCase{{"/Observation?code-value-string=8251-1$well", "Observation/note"}})
+}
+
 // A number in exponential form has the precision of its mantissa's
 // significant digits, as R4 has 1.00e2 as precise as 100 and 5.40e-3 g as
 // 0.0054 ± 0.000005 g; a one-digit mantissa has the precision R4's table

@@ -1179,7 +1179,13 @@ func (p *parser) composites(c *query.Clause, name string, sp *Param, modifier st
 		for i, comp := range sp.Components {
 			switch comp.Type {
 			case "string":
-				m.Parts = append(m.Parts, StringKey(unescape(parts[i])))
+				key := StringKey(unescape(parts[i]))
+				if key == "" {
+					// Refused, as a string parameter's empty value is: the
+					// empty key matches nothing, an answer to no search asked.
+					return invalid(name, "empty value in %q", name)
+				}
+				m.Parts = append(m.Parts, key)
 			case "quantity":
 				q, err := quantityMatch(name, parts[i])
 				if err != nil {
