@@ -12,6 +12,7 @@ import (
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/fhirpath"
+	"carefhir/fhir/lexical"
 	"carefhir/profiles"
 )
 
@@ -187,15 +188,21 @@ func outcomeIssues(issues []profiles.Issue) []Issue {
 // an OperationOutcome, 200 whether or not the resource is valid.
 func (a *api) validate(c *gin.Context, inv invocation) {
 	typ, id := inv.Type, inv.ID
-	body, err := readBody(c)
+	body, err := readAll(c)
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	in, err := a.validateInput(c, body)
-	if err != nil {
-		c.Error(err)
-		return
+	// A delete is asked about with no resource (R4 Resource-validate:
+	// the resource "must be present unless the mode is delete"), so a
+	// POST [type]/[id]/$validate?mode=delete may come without a body;
+	// what else needs a resource says so below.
+	var in validateInput
+	if body = lexical.TrimBOM(body); len(body) > 0 {
+		if in, err = a.validateInput(c, body); err != nil {
+			c.Error(err)
+			return
+		}
 	}
 	mode, profile := in.mode, in.profile
 	// The resource may be the body, its other parameters in the URL

@@ -61,6 +61,21 @@ func TestValidateOperation(t *testing.T) {
 	}, withValidator(false))
 }
 
+// TestValidateDeleteWithoutBody checks that mode delete, which R4 asks
+// about with no resource, is answered when POST [type]/[id]/$validate
+// names it in the URL and sends no body, and that what needs a resource
+// still says so.
+func TestValidateDeleteWithoutBody(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		c.do("POST", "/Patient/"+id+"/$validate?mode=delete", "").want(t, http.StatusOK).outcome(t, "informational", "")
+		c.do("POST", "/Patient/missing/$validate?mode=delete", "").want(t, http.StatusNotFound).outcome(t, "not-found", "")
+		c.do("POST", "/Patient/$validate?mode=delete", "").want(t, http.StatusBadRequest).outcome(t, "required", "Parameters.parameter")
+		c.do("POST", "/Patient/"+id+"/$validate", "").want(t, http.StatusBadRequest).outcome(t, "required", "Parameters.parameter")
+		c.do("POST", "/Patient/"+id+"/$validate?mode=update", "").want(t, http.StatusBadRequest).outcome(t, "required", "Parameters.parameter")
+	}, withValidator(false))
+}
+
 // TestValidateUnreadableResource checks that $validate reports, with 200,
 // the faults of a resource the model cannot hold (R4: "returns 200 OK
 // whether or not the resource is valid"), and refuses only what it cannot
