@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -316,7 +317,10 @@ func (a *api) validateInput(c *gin.Context, body []byte) (validateInput, error) 
 			}
 			raw = converted
 		}
-		in, ok := rawValidateInput(raw)
+		in, ok, paramErr := rawValidateInput(raw)
+		if paramErr != nil {
+			return validateInput{}, paramErr
+		}
 		if !ok {
 			return validateInput{}, err
 		}
@@ -326,13 +330,19 @@ func (a *api) validateInput(c *gin.Context, body []byte) (validateInput, error) 
 	if p, ok := res.(*fhir.Parameters); ok {
 		res = nil
 		for _, param := range p.Parameter {
-			switch param.Name.Get() {
+			switch name := param.Name.Get(); name {
 			case "resource":
 				res = param.Resource
-			case "mode":
-				in.mode = param.ValueCode.Get()
-			case "profile":
-				in.profile = param.ValueUri.Get() + param.ValueCanonical.Get()
+			case "mode", "profile":
+				v, err := validateOption(name, stringValue(param))
+				if err != nil {
+					return validateInput{}, err
+				}
+				if name == "mode" {
+					in.mode = v
+				} else {
+					in.profile = v
+				}
 			}
 		}
 	}
@@ -348,44 +358,71 @@ func (a *api) validateInput(c *gin.Context, body []byte) (validateInput, error) 
 
 // rawValidateInput reads a $validate body as plain JSON; ok is false when
 // it is not a JSON object with a resourceType, or is Parameters whose
-// parameters cannot be told apart.
-func rawValidateInput(body []byte) (in validateInput, ok bool) {
+// parameters cannot be told apart; err is a mode or profile without a
+// value to read.
+func rawValidateInput(body []byte) (in validateInput, ok bool, err error) {
 	var top struct {
 		ResourceType string            `json:"resourceType"`
 		ID           json.RawMessage   `json:"id"`
 		Parameter    []json.RawMessage `json:"parameter"`
 	}
 	if json.Unmarshal(body, &top) != nil || top.ResourceType == "" {
-		return in, false
+		return in, false, nil
 	}
 	if top.ResourceType != "Parameters" {
 		in.resource, in.resourceType = body, top.ResourceType
 		json.Unmarshal(top.ID, &in.id)
-		return in, true
+		return in, true, nil
 	}
 	for _, raw := range top.Parameter {
 		var p struct {
-			Name           string          `json:"name"`
-			Resource       json.RawMessage `json:"resource"`
-			ValueCode      string          `json:"valueCode"`
-			ValueURI       string          `json:"valueUri"`
-			ValueCanonical string          `json:"valueCanonical"`
+			Name     string          `json:"name"`
+			Resource json.RawMessage `json:"resource"`
+			// The string types a mode or profile may be given as, as the
+			// model's form reads them (stringValue).
+			ValueCode      string `json:"valueCode"`
+			ValueURI       string `json:"valueUri"`
+			ValueCanonical string `json:"valueCanonical"`
+			ValueString    string `json:"valueString"`
+			ValueURL       string `json:"valueUrl"`
+			ValueID        string `json:"valueId"`
 		}
 		if json.Unmarshal(raw, &p) != nil {
-			return in, false
+			return in, false, nil
 		}
 		switch p.Name {
 		case "resource":
-			r, ok := rawValidateInput(p.Resource)
+			r, ok, _ := rawValidateInput(p.Resource)
 			if !ok || r.resourceType == "Parameters" {
-				return in, false
+				return in, false, nil
 			}
 			in.resource, in.resourceType, in.id = r.resource, r.resourceType, r.id
-		case "mode":
-			in.mode = p.ValueCode
-		case "profile":
-			in.profile = p.ValueURI + p.ValueCanonical
+		case "mode", "profile":
+			v, err := validateOption(p.Name, cmp.Or(p.ValueString, p.ValueURI, p.ValueCode, p.ValueCanonical, p.ValueURL, p.ValueID))
+			if err != nil {
+				return in, false, err
+			}
+			if p.Name == "mode" {
+				in.mode = v
+			} else {
+				in.profile = v
+			}
 		}
 	}
-	return in, true
+	return in, true, nil
+}
+
+// validateOption returns value, the mode or profile of $validate as given
+// in a Parameters body, or the 400 of one that has no value of a string
+// type: read as absent, a profile would be left unchecked, and the
+// resource reported valid against what was not asked for.
+func validateOption(name, value string) (string, error) {
+	if value == "" {
+		kind := "a uri (valueUri or valueCanonical)"
+		if name == "mode" {
+			kind = "a code (valueCode)"
+		}
+		return "", errorf(http.StatusBadRequest, "invalid", "%s must be %s", name, kind).at("Parameters.parameter.where(name='" + name + "')")
+	}
+	return value, nil
 }

@@ -76,6 +76,43 @@ func TestValidateDeleteWithoutBody(t *testing.T) {
 	}, withValidator(false))
 }
 
+// TestValidateOptionTypes checks that the mode and profile of $validate
+// in a Parameters body are read whichever string type they are given as,
+// and that one without such a value is 400 naming it, rather than read as
+// absent: the resource would be reported valid against no profile.
+func TestValidateOptionTypes(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		params := func(option, resource string) string {
+			return `{"resourceType":"Parameters","parameter":[` + option + `,{"name":"resource","resource":` + resource + `}]}`
+		}
+		const unknown = "http://example.org/StructureDefinition/unknown"
+		for _, option := range []string{
+			`{"name":"profile","valueUri":"` + unknown + `"}`,
+			`{"name":"profile","valueCanonical":"` + unknown + `"}`,
+			`{"name":"profile","valueString":"` + unknown + `"}`,
+		} {
+			c.do("POST", "/Patient/$validate", params(option, patient)).want(t, http.StatusOK).outcome(t, "not-supported", "Patient")
+		}
+		id := str(c.create("Patient", patient), "id")
+		c.do("POST", "/Patient/"+id+"/$validate", `{"resourceType":"Parameters","parameter":[{"name":"mode","valueString":"delete"}]}`).
+			want(t, http.StatusOK).outcome(t, "informational", "")
+		for _, option := range []string{
+			`{"name":"profile","valueBoolean":true}`,
+			`{"name":"profile","part":[{"name":"url","valueUri":"` + unknown + `"}]}`,
+			`{"name":"mode","valueInteger":1}`,
+		} {
+			name := "profile"
+			if strings.Contains(option, `"mode"`) {
+				name = "mode"
+			}
+			at := "Parameters.parameter.where(name='" + name + "')"
+			c.do("POST", "/Patient/$validate", params(option, patient)).want(t, http.StatusBadRequest).outcome(t, "invalid", at)
+			// So too beside a resource the model cannot read.
+			c.do("POST", "/Patient/$validate", params(option, `{"resourceType":"Patient","foo":1}`)).want(t, http.StatusBadRequest).outcome(t, "invalid", at)
+		}
+	}, withValidator(false))
+}
+
 // TestValidateUnreadableResource checks that $validate reports, with 200,
 // the faults of a resource the model cannot hold (R4: "returns 200 OK
 // whether or not the resource is valid"), and refuses only what it cannot
