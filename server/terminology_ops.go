@@ -101,11 +101,15 @@ func operationParams(c *gin.Context) (opParams, error) {
 }
 
 // termParams reads the parameters of an invocation of a terminology
-// operation, which the dispatcher checked against its definition
-// (checkParams). A date (the definitions as they were then) is refused:
-// only the current ones are held, and answering from them would change
-// the answer silently.
-func termParams(c *gin.Context) (opParams, error) {
+// operation defined by definition (a canonical url), which the dispatcher
+// checked against it (checkParams). A date (the definitions as they were
+// then) is refused: only the current ones are held, and answering from
+// them would change the answer silently. So is a parameter the definition
+// gives a string type (filter, url, code, displayLanguage…) that is sent
+// with a value of another type, a valueInteger filter or a valueCoding
+// code: the operations read such a parameter as text alone, and read as
+// absent it would answer another question (every code, unfiltered).
+func (a *api) termParams(c *gin.Context, definition string) (opParams, error) {
 	p, err := operationParams(c)
 	if err != nil {
 		return nil, err
@@ -113,8 +117,26 @@ func termParams(c *gin.Context) (opParams, error) {
 	if p.first("date") != nil {
 		return nil, errorf(http.StatusUnprocessableEntity, "not-supported", "the date parameter is not supported: only the current definitions of value sets and code systems are held").at("date")
 	}
+	var defined []defParam
+	for _, x := range p {
+		if x.ValueString != nil || stringValue(x) != "" {
+			continue
+		}
+		if defined == nil {
+			defined, _ = a.definedParams(definition)
+		}
+		name := x.Name.Get()
+		i := slices.IndexFunc(defined, func(d defParam) bool { return d.Name == name })
+		if i >= 0 && stringTypes[defined[i].Type] {
+			return nil, errorf(http.StatusBadRequest, "invalid", "%s must be a %s: give it as value%s",
+				name, defined[i].Type, strings.ToUpper(defined[i].Type[:1])+defined[i].Type[1:]).at("Parameters.parameter.where(name='" + name + "')")
+		}
+	}
 	return p, nil
 }
+
+// stringTypes are the primitive types whose values stringValue reads.
+var stringTypes = map[string]bool{"string": true, "uri": true, "code": true, "canonical": true, "url": true, "id": true}
 
 // first returns the first parameter with this name, or nil.
 func (p opParams) first(name string) *fhir.ParametersParameter {
@@ -384,7 +406,7 @@ func (a *api) readOnce(c *gin.Context, read map[string]bool, typ, canonical, ver
 // valueSetInvocation reads the parameters of a ValueSet operation (defined
 // as definition) and finds its ValueSet.
 func (a *api) valueSetInvocation(c *gin.Context, inv invocation, definition string) (opParams, *valueSet, error) {
-	p, err := termParams(c)
+	p, err := a.termParams(c, "http://hl7.org/fhir/OperationDefinition/"+definition)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -755,7 +777,7 @@ func (cd codingParam) name() string {
 // (https://hl7.org/fhir/R4/codesystem-operation-validate-code.html).
 // A coding of another system, or of another version, is not in it.
 func (a *api) validateCodeInCodeSystem(c *gin.Context, inv invocation) {
-	p, err := termParams(c)
+	p, err := a.termParams(c, "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code")
 	if err != nil {
 		c.Error(err)
 		return
@@ -927,7 +949,7 @@ func writeParameters(c *gin.Context, params []map[string]any) {
 // designations and properties (all of them, or those the property
 // parameters name).
 func (a *api) lookup(c *gin.Context, _ invocation) {
-	p, err := termParams(c)
+	p, err := a.termParams(c, "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup")
 	if err != nil {
 		c.Error(err)
 		return
@@ -1033,7 +1055,7 @@ func (a *api) findCodeSystem(c *gin.Context, canonical, version string) (json.Ra
 // hierarchy is the one :below and :above search: nested concepts and the
 // parent, subsumedBy and child properties.
 func (a *api) subsumes(c *gin.Context, inv invocation) {
-	p, err := termParams(c)
+	p, err := a.termParams(c, "http://hl7.org/fhir/OperationDefinition/CodeSystem-subsumes")
 	if err != nil {
 		c.Error(err)
 		return

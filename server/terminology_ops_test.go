@@ -872,6 +872,34 @@ func TestTerminologyRepeatedParameterIsRefused(t *testing.T) {
 	}, withValidator(false), withDefinitions)
 }
 
+// A parameter the definition gives a string type, sent in a Parameters
+// body with a value of another type, is 400 naming it: read as absent, a
+// filter of the wrong type would expand the whole ValueSet.
+func TestTerminologyWrongTypedParameterIsRefused(t *testing.T) {
+	urlParam := `{"name":"url","valueUri":"` + genderVS + `"}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tt := range []struct{ path, params, param string }{
+			{"/ValueSet/$expand", urlParam + `,{"name":"filter","valueInteger":5}`, "filter"},
+			{"/ValueSet/$expand", urlParam + `,{"name":"filter","valueCoding":{"code":"fem"}}`, "filter"},
+			{"/ValueSet/$expand", urlParam + `,{"name":"displayLanguage","valueBoolean":true}`, "displayLanguage"},
+			{"/ValueSet/$expand", urlParam + `,{"name":"exclude-system","part":[{"name":"system","valueUri":"` + genderCS + `"}]}`, "exclude-system"},
+			{"/ValueSet/$expand", `{"name":"url","valueBoolean":true}`, "url"},
+			{"/ValueSet/$validate-code", urlParam + `,{"name":"system","valueUri":"` + genderCS + `"},{"name":"code","valueCoding":{"code":"female"}}`, "code"},
+			{"/CodeSystem/$validate-code", `{"name":"url","valueUri":"` + genderCS + `"},{"name":"code","valueInteger":1}`, "code"},
+			{"/CodeSystem/$lookup", `{"name":"system","valueUri":"` + genderCS + `"},{"name":"code","valueCoding":{"code":"female"}}`, "code"},
+			{"/CodeSystem/$subsumes", `{"name":"system","valueUri":"` + genderCS + `"},{"name":"codeA","valueCode":"female"},{"name":"codeB","valueBoolean":false}`, "codeB"},
+		} {
+			body := `{"resourceType":"Parameters","parameter":[` + tt.params + `]}`
+			c.do("POST", tt.path, body).want(t, http.StatusBadRequest).outcome(t, "invalid", "Parameters.parameter.where(name='"+tt.param+"')")
+		}
+		// Each string type a parameter may be given as is read.
+		codes, _ := expansion(t, c.do("POST", "/ValueSet/$expand", `{"resourceType":"Parameters","parameter":[`+urlParam+`,{"name":"filter","valueCode":"fem"}]}`))
+		if !slices.Equal(codes, []string{"female"}) {
+			t.Errorf("filter as valueCode: %v, want [female]", codes)
+		}
+	}, withValidator(false), withDefinitions)
+}
+
 // A concept its code system marks notSelectable (item-type's question)
 // is abstract: an expansion marks it, excludeNotForUI leaves it out, and
 // $validate-code finds it valid only with abstract true.
