@@ -24,9 +24,11 @@ package server
 //     outcome entry that says so. _sort orders each part; _include and
 //     _revinclude follow the stored matches only. Searches across types and
 //     history list stored resources only.
+//   - Operations on an instance: $meta (also on version 1) and $validate
+//     find a bundled resource as a read does (bundledInstance).
 //   - Writes: bundled resources are read-only. PUT, PATCH and DELETE on the id
 //     of a bundled resource that the store does not hold are 405 (Allow: GET,
-//     HEAD). A create or update (also in a transaction) whose canonical url is
+//     HEAD), and so are $meta-add and $meta-delete. A create or update (also in a transaction) whose canonical url is
 //     that of a bundled resource of its type, with the same version or none,
 //     is 422 business-rule: the canonical would name two definitions, and the
 //     validator would go on using the bundled one. A new version of a bundled
@@ -35,6 +37,7 @@ package server
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -133,19 +136,43 @@ func (d *definitions) serve(c *gin.Context) {
 // bundledOnly returns the bundled resource typ/id when the store holds no
 // resource with that id; handled reports an error already given to c.
 func (d *definitions) bundledOnly(c *gin.Context, typ, id string) (r *conformance.Resource, handled bool) {
-	r = d.cat.Get(typ, id)
-	if r == nil {
-		return nil, false
-	}
-	_, err := d.a.svc.store.Read(c.Request.Context(), typ, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return r, false
-	case err != nil:
+	r, err := d.a.bundledInstance(c.Request.Context(), typ, id)
+	if err != nil {
 		c.Error(err)
 		return nil, true
 	}
-	return nil, false
+	return r, false
+}
+
+// bundledInstance returns the bundled resource typ/id when the store holds
+// no resource with that id, and nil when it holds one or none is bundled:
+// the instance the operations on a resource ($meta, $validate) find, as a
+// read of it does.
+func (a *api) bundledInstance(ctx context.Context, typ, id string) (*conformance.Resource, error) {
+	if a.cfg.Definitions == nil || !slices.Contains(definitionTypes, typ) {
+		return nil, nil
+	}
+	r := a.cfg.Definitions.Get(typ, id)
+	if r == nil {
+		return nil, nil
+	}
+	_, err := a.svc.store.Read(ctx, typ, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return r, nil
+	case err != nil:
+		return nil, err
+	}
+	return nil, nil
+}
+
+// readOnly is the 405 of a change to the bundled resource typ/id, with the
+// methods allowed where it was asked (none on $meta-add).
+func readOnly(typ, id, allow string) *Error {
+	err := errorf(http.StatusMethodNotAllowed, "not-supported",
+		"%s/%s is bundled with the server and is read-only: store your own under another id, with its own canonical url or version", typ, id)
+	err.Header = http.Header{"Allow": {allow}}
+	return err
 }
 
 // read answers a read, or a vread of version vid, of a bundled resource.
@@ -175,10 +202,7 @@ func (d *definitions) refuseWrite(c *gin.Context, typ, id string) bool {
 	if r == nil {
 		return handled
 	}
-	err := errorf(http.StatusMethodNotAllowed, "not-supported",
-		"%s/%s is bundled with the server and is read-only: store your own under another id, with its own canonical url or version", typ, id)
-	err.Header = http.Header{"Allow": {"GET, HEAD"}}
-	c.Error(err)
+	c.Error(readOnly(typ, id, "GET, HEAD"))
 	return true
 }
 

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
@@ -107,6 +108,35 @@ func TestDefinitionsWrite(t *testing.T) {
 		}
 		c.do("GET", "/CodeSystem/administrative-gender", "").want(t, http.StatusOK)
 	}, withDefinitions)
+}
+
+// The operations on a resource find a bundled one as a read does: $meta
+// answers its meta as version 1, $validate of the instance validates, and
+// $meta-add and $meta-delete are refused, as an update is, writing nothing.
+func TestDefinitionsInstanceOperations(t *testing.T) {
+	const path = "/ValueSet/administrative-gender"
+	eachEngine(t, func(t *testing.T, c *client) {
+		read := c.do("GET", path, "").want(t, http.StatusOK).json(t)
+		want, _ := json.Marshal(read["meta"])
+		for _, at := range []string{path + "/$meta", path + "/_history/1/$meta"} {
+			m := returnedMeta(t, c.do("GET", at, "").want(t, http.StatusOK))
+			if got, _ := json.Marshal(m); string(got) != string(want) {
+				t.Errorf("GET %s = %s, the read's meta is %s", at, got, want)
+			}
+		}
+		c.do("GET", path+"/_history/2/$meta", "").want(t, http.StatusNotFound).outcome(t, "not-found", "")
+		for _, op := range []string{"$meta-add", "$meta-delete"} {
+			c.do("POST", path+"/"+op, metaParams(`{"tag":[{"system":"http://example.org/tags","code":"a"}]}`)).
+				want(t, http.StatusMethodNotAllowed).outcome(t, "not-supported", "")
+		}
+		after := c.do("GET", path, "").want(t, http.StatusOK).json(t)
+		if got, _ := json.Marshal(after["meta"]); string(got) != string(want) {
+			t.Errorf("meta after refused changes = %s, want %s", got, want)
+		}
+		// The store holds no version of it: the bundled one has no history.
+		c.do("GET", path+"/_history", "").want(t, http.StatusNotFound)
+		c.do("POST", path+"/$validate", `{"resourceType":"ValueSet","id":"administrative-gender","status":"active"}`).want(t, http.StatusOK)
+	}, withDefinitions, withValidator(false))
 }
 
 func TestDefinitionsSearch(t *testing.T) {

@@ -56,7 +56,7 @@ func (a *api) registerMeta(g *gin.RouterGroup) {
 
 // meta answers the meta of the current version of the resource.
 func (a *api) meta(c *gin.Context, inv invocation) {
-	v, err := a.svc.store.Read(c.Request.Context(), inv.Type, inv.ID)
+	v, err := a.readInstance(c.Request.Context(), inv.Type, inv.ID)
 	if err != nil {
 		c.Error(notFound(err, inv.Type, inv.ID))
 		return
@@ -90,12 +90,39 @@ func (a *api) versionMeta(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	v, err := a.version(c, typ, id)
+	v, err := a.bundledVersionAt(c, typ, id)
+	if v == nil && err == nil {
+		v, err = a.version(c, typ, id)
+	}
 	if err != nil {
 		c.Error(err)
 		return
 	}
 	writeMeta(c, v)
+}
+
+// readInstance reads the current version of typ/id, which may be a bundled
+// resource the store does not hold, as version 1 (see definitions.go).
+func (a *api) readInstance(ctx context.Context, typ, id string) (*store.Version, error) {
+	r, err := a.bundledInstance(ctx, typ, id)
+	if err != nil || r == nil {
+		return a.svc.store.Read(ctx, typ, id)
+	}
+	return bundledVersion(r)
+}
+
+// bundledVersionAt returns the version c names of the bundled resource
+// typ/id that the store does not hold, its version 1; nil when the store
+// holds typ/id or none is bundled.
+func (a *api) bundledVersionAt(c *gin.Context, typ, id string) (*store.Version, error) {
+	r, err := a.bundledInstance(c.Request.Context(), typ, id)
+	if err != nil || r == nil {
+		return nil, err
+	}
+	if vid := c.Param("vid"); vid != "1" {
+		return nil, errorf(http.StatusNotFound, "not-found", "%s/%s has no version %q: it is bundled with the server, as version 1", typ, id, truncate(vid, 20))
+	}
+	return bundledVersion(r)
 }
 
 // changeMeta returns the handler of $meta-add or $meta-delete: change
@@ -107,6 +134,15 @@ func (a *api) changeMeta(change func(cur *fhir.Meta, with *fhir.Meta)) func(*gin
 		ctx := c.Request.Context()
 		match, err := ifMatch(c)
 		if err != nil {
+			c.Error(err)
+			return
+		}
+		// A bundled resource is read-only, its meta too: changed, it
+		// would be stored as a resource of its own under its id.
+		if r, err := a.bundledInstance(ctx, inv.Type, inv.ID); err != nil || r != nil {
+			if err == nil {
+				err = readOnly(inv.Type, inv.ID, "")
+			}
 			c.Error(err)
 			return
 		}

@@ -230,7 +230,7 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 	// An update may create the resource (update as create), so only the
 	// other modes need it to exist.
 	if id != "" && mode != "update" {
-		if _, err := a.svc.store.Read(c.Request.Context(), typ, id); err != nil {
+		if _, err := a.readInstance(c.Request.Context(), typ, id); err != nil {
 			c.Error(notFound(err, typ, id))
 			return
 		}
