@@ -228,10 +228,16 @@ func (a *api) validate(c *gin.Context, inv invocation) {
 		return
 	}
 	// An update may create the resource (update as create), so only the
-	// other modes need it to exist.
+	// other modes need it to exist: one deleted is gone, as a read of it
+	// answers, but for a delete, which a deleted resource takes again.
 	if id != "" && mode != "update" {
-		if _, err := a.readInstance(c.Request.Context(), typ, id); err != nil {
+		v, err := a.readInstance(c.Request.Context(), typ, id)
+		if err != nil {
 			c.Error(notFound(err, typ, id))
+			return
+		}
+		if v.Deleted && mode != "delete" {
+			c.Error(gone(v))
 			return
 		}
 	}

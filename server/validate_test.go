@@ -76,6 +76,19 @@ func TestValidateDeleteWithoutBody(t *testing.T) {
 	}, withValidator(false))
 }
 
+// TestValidateDeletedInstance checks that $validate on a deleted resource
+// is 410, as a read of it is, but for mode delete, which a DELETE of it
+// again answers too.
+func TestValidateDeletedInstance(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", patient), "id")
+		c.do("DELETE", "/Patient/"+id, "").want(t, http.StatusNoContent)
+		c.do("POST", "/Patient/"+id+"/$validate", patient).want(t, http.StatusGone).outcome(t, "deleted", "")
+		c.do("POST", "/Patient/"+id+"/$validate?mode=create", patient).want(t, http.StatusGone).outcome(t, "deleted", "")
+		c.do("POST", "/Patient/"+id+"/$validate?mode=delete", "").want(t, http.StatusOK).outcome(t, "informational", "")
+	}, withValidator(false))
+}
+
 // TestValidateOptionTypes checks that the mode and profile of $validate
 // in a Parameters body are read whichever string type they are given as,
 // and that one without such a value is 400 naming it, rather than read as
