@@ -44,18 +44,26 @@ func (a *api) runOperation(op ext.Operation) func(*gin.Context, invocation) {
 	return func(c *gin.Context, where invocation) {
 		inv := &ext.Invocation{Type: where.Type, ID: where.ID, Query: c.Request.URL.Query(), Base: a.baseURL(c), Handling: preference(c, "handling"), Store: &opStore{a: a, c: c}}
 		_, inv.RespondAsync = prefers(c, "respond-async")
-		if op.RawBody && c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
+		post := c.Request.Method == http.MethodPost
+		if op.RawBody && post && c.Request.ContentLength != 0 {
 			inv.Body, inv.ContentType = c.Request.Body, c.GetHeader("Content-Type")
-		} else if c.Request.Method == http.MethodPost && c.Request.ContentLength != 0 {
-			res, err := operationResource(c)
+		} else if post && !op.RawBody {
+			empty, err := emptyBody(c)
 			if err != nil {
 				c.Error(err)
 				return
 			}
-			if p, ok := res.(*fhir.Parameters); ok {
-				inv.Parameters = p
-			} else {
-				inv.Resource = res
+			if !empty {
+				res, err := operationResource(c)
+				if err != nil {
+					c.Error(err)
+					return
+				}
+				if p, ok := res.(*fhir.Parameters); ok {
+					inv.Parameters = p
+				} else {
+					inv.Resource = res
+				}
 			}
 		}
 		ctx, _ := withWarnings(c.Request.Context())

@@ -203,8 +203,11 @@ func (a *api) invoke(c *gin.Context, name string, inv invocation) {
 // parametersBody reads the Parameters resource that a POST invocation
 // carries; it returns nil for a GET and for a POST without a body.
 func parametersBody(c *gin.Context) (*fhir.Parameters, error) {
-	if c.Request.Method != http.MethodPost || c.Request.ContentLength == 0 {
+	if c.Request.Method != http.MethodPost {
 		return nil, nil
+	}
+	if empty, err := emptyBody(c); err != nil || empty {
+		return nil, err
 	}
 	res, err := operationResource(c)
 	if err != nil {
@@ -215,6 +218,23 @@ func parametersBody(c *gin.Context) (*fhir.Parameters, error) {
 		return nil, errorf(http.StatusBadRequest, "invalid", "the body of an operation is a Parameters resource, not a %s", res.ResourceType())
 	}
 	return p, nil
+}
+
+// emptyBody reports whether the POST c carries no body: a Content-Length
+// of 0, or a body of unknown length that holds nothing once read, as
+// Node's http.request sends, chunked, a POST it writes nothing to (a
+// gzipped body too is of unknown length). What it reads is kept for
+// readAll.
+func emptyBody(c *gin.Context) (bool, error) {
+	if c.Request.ContentLength >= 0 {
+		return c.Request.ContentLength == 0, nil
+	}
+	body, err := readAll(c)
+	if err != nil {
+		return false, err
+	}
+	c.Set(ctxBody, body)
+	return len(body) == 0, nil
 }
 
 func levelText(inv invocation) string {

@@ -1,6 +1,10 @@
 package server_test
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -130,4 +134,53 @@ func codes(valueSet map[string]any) string {
 		out = append(out, str(c, "code"))
 	}
 	return strings.Join(out, ",")
+}
+
+// An operation invoked with POST and an empty body of unknown length (sent
+// chunked, as Node's http.request sends a POST it writes nothing to) is
+// invoked as with Content-Length: 0, its parameters in the query string.
+func TestOperationEmptyChunkedBody(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", `{"resourceType":"Patient","name":[{"family":"Ward"}]}`), "id")
+		u, err := url.Parse(c.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{
+			"/Patient/" + id + "/$everything",
+			"/Patient/$count-family?family=Ward",
+			"/ValueSet/$expand?url=" + url.QueryEscape(genderVS),
+		} {
+			r := postChunked(t, u.Host, u.Path+path, "")
+			if r.StatusCode != http.StatusOK {
+				body, _ := io.ReadAll(r.Body)
+				t.Errorf("POST %s with an empty chunked body: status %d, want 200; body: %s", path, r.StatusCode, body)
+			}
+			r.Body.Close()
+		}
+	}, withExtensions, withDefinitions, withValidator(false))
+}
+
+// postChunked sends a POST of body to path at host with Transfer-Encoding:
+// chunked, which net/http's client does not send for an empty body.
+func postChunked(t *testing.T, host, path, body string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	chunks := "0\r\n\r\n"
+	if body != "" {
+		chunks = fmt.Sprintf("%x\r\n%s\r\n", len(body), body) + chunks
+	}
+	req := "POST " + path + " HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/fhir+json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + chunks
+	if _, err := io.WriteString(conn, req); err != nil {
+		t.Fatal(err)
+	}
+	r, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
