@@ -208,25 +208,63 @@ func (n *Notifier) deliverRows(ctx context.Context, rows []*store.Version) {
 			return // delivered meanwhile: the scan that read v is stale
 		}
 		outcome, err := n.deliver(ctx, &rw)
-		now = n.cfg.Now()
-		switch {
-		case err == nil:
-			if outcome == delivered {
-				n.delivered.Add(1)
-			} else {
-				n.withheld.Add(1)
-			}
-			if err := recs.Put(ctx, doneWrite(v, now)); err != nil {
-				n.cfg.Logger.Error("notify: outbox row done", "id", v.ID, "err", err)
-				return
-			}
-			n.release(ctx, recs, claim, now)
-		default:
-			n.failures.Add(1)
-			n.fail(ctx, recs, v, &rw, err, now)
-			n.release(ctx, recs, claim, now)
+		if !n.settle(ctx, recs, v, &rw, claim, outcome, err) {
 			return
 		}
+	}
+}
+
+// settleTimeout bounds the writes that record an attempt's end once the
+// process is stopping.
+const settleTimeout = 5 * time.Second
+
+// settle records what became of the attempt to deliver version v of row
+// rw under claim (deliver's outcome and error), and reports whether the
+// next row may follow. Its writes are made even once ctx is done, as the
+// process stops: a delivery the receiver took is recorded rather than
+// made again, and the claim is released rather than left to hold the row
+// back from the next process for a lease. An attempt cut short by the stop
+// is no failure of the receiver: the row is left as it was, for the next
+// process to deliver at once.
+func (n *Notifier) settle(ctx context.Context, recs store.Tx, v *store.Version, rw *row, claim *store.Version, o outcome, err error) bool {
+	stopping := ctx.Err() != nil
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	now := n.cfg.Now()
+	switch {
+	case err == nil:
+		if o == delivered {
+			n.delivered.Add(1)
+		} else {
+			n.withheld.Add(1)
+		}
+		if err := recs.Put(ctx, doneWrite(v, now)); err != nil {
+			n.cfg.Logger.Error("notify: outbox row done", "id", v.ID, "err", err)
+			return false
+		}
+		n.release(ctx, recs, claim, now)
+		return !stopping
+	case stopping:
+		// Written again unchanged, the row takes a new version, whose
+		// claims are free: the claim of this one stays taken once
+		// released, so that a row it claimed is never delivered twice.
+		w, err := rowWrite(v.ID, v.VersionID, rw, now)
+		if err == nil {
+			err = recs.Put(ctx, w)
+		}
+		if err != nil {
+			// The claim is left held: the next process takes it over
+			// after a lease, as that of a process that died.
+			n.cfg.Logger.Error("notify: leave row to the next process", "id", v.ID, "err", err)
+			return false
+		}
+		n.release(ctx, recs, claim, now)
+		return false
+	default:
+		n.failures.Add(1)
+		n.fail(ctx, recs, v, rw, err, now)
+		n.release(ctx, recs, claim, now)
+		return false
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -733,6 +734,74 @@ func TestOutboxSurvivesRestart(t *testing.T) {
 			if g.Path != "/hook/Appointment/"+ids[i] {
 				t.Errorf("delivery %d: %s, want Appointment/%s (in order)", i, g.Path, ids[i])
 			}
+		}
+	})
+}
+
+// TestStopDuringDelivery: a process stopped while a receiver is still
+// answering leaves the notification to the next process at once, as not
+// delivered and not failed, rather than holding its claim for a lease.
+func TestStopDuringDelivery(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		place := eng.place(t)
+		st := eng.open(t, place)
+		e := newEnv(t, st, map[string]map[string]any{})
+		arrived := make(chan struct{}, 1)
+		var mu sync.Mutex
+		var got []string
+		hang := false
+		release := make(chan struct{})
+		rx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body) // so that the server sees the sender give up
+			mu.Lock()
+			got = append(got, r.Method+" "+r.URL.Path)
+			wait := hang
+			mu.Unlock()
+			if wait {
+				arrived <- struct{}{}
+				select { // answers only once the sender gives up
+				case <-r.Context().Done():
+				case <-release:
+				}
+			}
+		}))
+		t.Cleanup(rx.Close)
+		t.Cleanup(func() { close(release) })
+		e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json"))
+		e.deliver()
+		id := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		mu.Lock()
+		hang = true
+		mu.Unlock()
+
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			e.n.DeliverPending(ctx)
+			close(done)
+		}()
+		<-arrived
+		stop()
+		<-done // the stop's error
+		e.srv.Close()
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		mu.Lock()
+		hang = false
+		mu.Unlock()
+		st2 := eng.open(t, place)
+		e2 := newEnv(t, st2, map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "next" })
+		e2.deliver()
+		mu.Lock()
+		defer mu.Unlock()
+		want := []string{"POST /hook", "PUT /hook/Appointment/" + id, "PUT /hook/Appointment/" + id}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("requests:\n got %v\nwant %v (the notification sent again by the next process, without waiting a lease)", got, want)
+		}
+		if n := e.n.Failures(); n != 0 {
+			t.Errorf("failures counted by the stopped process: %d, want 0", n)
 		}
 	})
 }
