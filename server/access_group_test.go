@@ -201,11 +201,11 @@ func TestGroupOfDeletedPatient(t *testing.T) {
 
 // TestPagesOfListsNameNoneOutOfReach: the Groups and Lists a token narrowed
 // to some patients may not read are left out of its search pages after
-// the engine found them, and the next link of such a page names none of
-// them: a cursor naming the last Group or List the engine found (its id,
-// its sort values) would tell the client of a cohort, or the title of a
-// list, it is answered 404 for. Following the links still finds every one
-// it may read.
+// the engine found them, and the links of such a page name none of them:
+// a cursor naming the last Group or List the engine found (its next link),
+// or the first (its previous link), by its id and sort values, would tell
+// the client of a cohort, or the title of a list, it is answered 404 for.
+// Following the links still finds every one it may read.
 func TestPagesOfListsNameNoneOutOfReach(t *testing.T) {
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
@@ -218,30 +218,35 @@ func TestPagesOfListsNameNoneOutOfReach(t *testing.T) {
 				"subject":{"reference":"Patient/a"},"entry":[{"item":{"reference":"Observation/oa"}}]}`)
 			hidden := []string{"cohort-hidden", "list-hidden", "zz safeguarding"}
 			for _, name := range []string{"app", "p1"} {
+				// Each order puts the one out of reach last on a page, and
+				// first on another.
 				for path, want := range map[string]string{
 					"/Group?_count=1&_sort=-_id":  "Group/cohort-a",
+					"/Group?_count=1&_sort=_id":   "Group/cohort-a",
 					"/List?_count=1&_sort=-title": "List/list-a",
+					"/List?_count=1&_sort=title":  "List/list-a",
 				} {
 					var found []string
 					for page := 0; path != "" && page < 5; page++ {
 						r := c.by(name, "GET", path, "").want(t, http.StatusOK)
 						found = append(found, ids(t, r)...)
-						path = ""
+						said, next := string(r.body), ""
 						for _, l := range get(r.json(t), "link").([]any) {
+							link := get(l, "url").(string)
 							if get(l, "relation") == "next" {
-								path = strings.TrimPrefix(get(l, "url").(string), c.base)
+								next = strings.TrimPrefix(link, c.base)
 							}
-						}
-						said := string(r.body)
-						if u, err := url.Parse(path); err == nil {
-							cursor, _ := base64.RawURLEncoding.DecodeString(u.Query().Get("_cursor"))
-							said += string(cursor)
+							if u, err := url.Parse(link); err == nil {
+								cursor, _ := base64.RawURLEncoding.DecodeString(u.Query().Get("_cursor"))
+								said += string(cursor)
+							}
 						}
 						for _, h := range hidden {
 							if strings.Contains(strings.ToLower(said), h) {
-								t.Errorf("%s: page %d of a search names %q, which it may not read: %s", name, page, h, truncate(r.body))
+								t.Errorf("%s: page %d of %s names %q, which it may not read: %s", name, page, path, h, truncate(r.body))
 							}
 						}
+						path = next
 					}
 					if strings.Join(found, " ") != want {
 						t.Errorf("%s: following the pages found %v, want %s", name, found, want)

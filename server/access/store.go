@@ -560,9 +560,9 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 	}
 	restricted := !req.p.unrestricted()
 	// A page whose matches are decided after the engine found them may
-	// end at one the principal may not read, which the engine's cursor
-	// names (its id and sort values): its cursors are sealed, as those
-	// of a history filtered so.
+	// begin or end at one the principal may not read, which the engine's
+	// cursors name (its id and sort values): they are sealed, as those of
+	// a history filtered so.
 	sealed := oneByOne || restricted && s.decidedAfter(req, q.Type)
 	if sealed && q.Cursor != "" {
 		if nq.Cursor, err = s.seal.open(q.Cursor, searchLevel(q.Type)); err != nil {
@@ -612,8 +612,14 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 	if out.Included, err = shownAll(page.Included); err != nil {
 		return nil, err
 	}
-	if sealed && out.Next != "" {
-		out.Next = s.seal.close(out.Next, searchLevel(q.Type))
+	if sealed {
+		// The previous page's cursor names the first match the engine
+		// found, which may be one left out too.
+		for _, cursor := range []*string{&out.Next, &out.Prev} {
+			if *cursor != "" {
+				*cursor = s.seal.close(*cursor, searchLevel(q.Type))
+			}
+		}
 	}
 	return &out, nil
 }
