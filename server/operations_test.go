@@ -184,3 +184,36 @@ func postChunked(t *testing.T, host, path, body string) *http.Response {
 	}
 	return r
 }
+
+// A parameter holding more than one of a value, a resource and parts,
+// which Parameters forbids (inv-1), is 400 naming it, in a part too, for
+// every operation, in JSON and XML: read, one of them would be left unread
+// without saying so. Nothing is written.
+func TestOperationParameterOfTwoContents(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", `{"resourceType":"Patient","name":[{"family":"Ward"}]}`), "id")
+		const tag = `{"tag":[{"system":"http://example.org/tags","code":"a"}]}`
+		for _, tt := range []struct{ path, params, at string }{
+			{"/ValueSet/$expand", `{"name":"url","valueUri":"` + genderVS + `"},{"name":"filter","valueString":"fem","part":[{"name":"x","valueString":"y"}]}`,
+				"Parameters.parameter.where(name='filter')"},
+			{"/Patient/$validate", `{"name":"resource","resource":{"resourceType":"Patient"},"valueString":"x"}`,
+				"Parameters.parameter.where(name='resource')"},
+			{"/Patient/$count-family", `{"name":"family","valueString":"Ward","resource":{"resourceType":"Patient"}}`,
+				"Parameters.parameter.where(name='family')"},
+			{"/Patient/" + id + "/$meta-add", `{"name":"meta","valueMeta":` + tag + `,"part":[{"name":"x","valueString":"y"}]}`,
+				"Parameters.parameter.where(name='meta')"},
+			{"/Patient/" + id + "/$everything", `{"name":"_type","part":[{"name":"x","valueString":"y","part":[{"name":"z","valueString":"w"}]}]}`,
+				"Parameters.parameter.where(name='_type').part.where(name='x')"},
+		} {
+			body := `{"resourceType":"Parameters","parameter":[` + tt.params + `]}`
+			c.do("POST", tt.path, body).want(t, http.StatusBadRequest).outcome(t, "invalid", tt.at)
+		}
+		xml := `<Parameters xmlns="http://hl7.org/fhir"><parameter><name value="family"/><valueString value="Ward"/>` +
+			`<part><name value="x"/><valueString value="y"/></part></parameter></Parameters>`
+		c.do("POST", "/Patient/$count-family", xml, "Content-Type", "application/fhir+xml", "Accept", "application/fhir+json").
+			want(t, http.StatusBadRequest).outcome(t, "invalid", "Parameters.parameter.where(name='family')")
+		if v := str(c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "1" {
+			t.Errorf("refused $meta-add wrote version %s", v)
+		}
+	}, withExtensions, withDefinitions, withValidator(false))
+}

@@ -21,6 +21,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -84,14 +85,15 @@ type givenParams struct {
 // checkParams refuses an invocation of op on inv whose parameters the
 // operation's definition there does not allow.
 func (a *api) checkParams(c *gin.Context, op operation, inv invocation) error {
-	def := op.definitionOn(inv.Type)
-	params, ok := op.params[def]
-	if !ok {
-		return nil
-	}
+	// The body is read whether or not a definition is bundled, so that a
+	// malformed Parameters is refused for every operation.
 	given, err := invocationParams(c, op.rawBody)
 	if err != nil {
 		return err
+	}
+	params, ok := op.params[op.definitionOn(inv.Type)]
+	if !ok {
+		return nil
 	}
 	counts := map[string]int{}
 	for _, name := range given.names {
@@ -234,6 +236,9 @@ func invocationParams(c *gin.Context, raw bool) (givenParams, error) {
 			for _, x := range p.Parameter {
 				names = append(names, x.Name.Get())
 			}
+			if err := oneContent(p.Parameter, "Parameters.parameter"); err != nil {
+				return given, err
+			}
 		}
 	} else if mt, err := bodyType(c); err == nil {
 		// A body the model refuses may still name its parameters, which
@@ -250,6 +255,44 @@ func invocationParams(c *gin.Context, raw bool) (givenParams, error) {
 	}
 	given.names = append(given.names, names...)
 	return given, nil
+}
+
+// oneContent refuses a parameter, or a part of one, that holds more than
+// one of a value, a resource and parts, which Parameters forbids (R4
+// invariant inv-1): an operation reads one of them, and would leave the
+// others unread without saying so. One that holds none is left to the
+// operation, which says what it takes there. at is the path of params.
+func oneContent(params []*fhir.ParametersParameter, at string) error {
+	for _, p := range params {
+		where := at + ".where(name='" + truncate(p.Name.Get(), 64) + "')"
+		held := 0
+		for _, has := range []bool{hasValue(p), p.Resource != nil, len(p.Part) > 0} {
+			if has {
+				held++
+			}
+		}
+		if held > 1 {
+			return errorf(http.StatusBadRequest, "invalid", "parameter %q holds more than one of a value, a resource and parts: a parameter holds one (Parameters inv-1)", truncate(p.Name.Get(), 64)).at(where)
+		}
+		if err := oneContent(p.Part, where+".part"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hasValue reports whether p holds a value[x] of any type: the model has
+// a field for each, Value followed by the type's name, every one a
+// pointer.
+func hasValue(p *fhir.ParametersParameter) bool {
+	v := reflect.ValueOf(p).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		if strings.HasPrefix(t.Field(i).Name, "Value") && !v.Field(i).IsNil() {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonParameterNames returns the resource type of a FHIR JSON body and,
