@@ -225,25 +225,19 @@ type valueSet struct {
 // resolveValueSet finds the ValueSet of an invocation: the instance, the
 // valueSet parameter (a resource) or the url parameter.
 func (a *api) resolveValueSet(c *gin.Context, inv invocation, p opParams) (*valueSet, error) {
-	ctx := c.Request.Context()
 	base := termsOf(a.cfg.Validator)
 	canonical, version, _ := strings.Cut(p.str("url"), "|")
 	version = cmp.Or(p.str("valueSetVersion"), version)
 	switch {
 	case inv.ID != "":
-		v, err := a.svc.store.Read(ctx, "ValueSet", inv.ID)
-		switch {
-		case err == nil && v.Deleted:
-			return nil, gone(v)
-		case err == nil:
-			return a.storedValueSet(c, v.JSON)
-		case !errors.Is(err, store.ErrNotFound):
+		vs, err := a.valueSetInstance(c, inv.ID)
+		if err == nil {
+			err = namesInstance(p, inv, "valueSet", vs.url)
+		}
+		if err != nil {
 			return nil, err
 		}
-		if r := a.bundled("ValueSet", inv.ID); r != nil {
-			return &valueSet{url: r.URL, json: r.JSON, terms: base}, nil
-		}
-		return nil, errorf(http.StatusNotFound, "not-found", "ValueSet/%s is not known", inv.ID)
+		return vs, nil
 	case p.first("valueSet") != nil:
 		vs, ok := p.first("valueSet").Resource.(*fhir.ValueSet)
 		if !ok {
@@ -273,6 +267,39 @@ func (a *api) resolveValueSet(c *gin.Context, inv invocation, p opParams) (*valu
 		return &valueSet{url: canonical, terms: base}, nil
 	}
 	return nil, errorf(http.StatusNotFound, "not-found", "ValueSet %s is not known here", withVersion(canonical, version)).at("url")
+}
+
+// valueSetInstance is ValueSet/id, stored or bundled.
+func (a *api) valueSetInstance(c *gin.Context, id string) (*valueSet, error) {
+	v, err := a.svc.store.Read(c.Request.Context(), "ValueSet", id)
+	switch {
+	case err == nil && v.Deleted:
+		return nil, gone(v)
+	case err == nil:
+		return a.storedValueSet(c, v.JSON)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	if r := a.bundled("ValueSet", id); r != nil {
+		return &valueSet{url: r.URL, json: r.JSON, terms: termsOf(a.cfg.Validator)}, nil
+	}
+	return nil, errorf(http.StatusNotFound, "not-found", "ValueSet/%s is not known", id)
+}
+
+// namesInstance refuses, at the instance level, a url naming another
+// canonical than url, the instance's, or a resource parameter (valueSet,
+// codeSystem) beside it: the operation works on the instance, and would
+// answer of it what was asked of another.
+func namesInstance(p opParams, inv invocation, resourceParam, url string) error {
+	if p.first(resourceParam) != nil {
+		return errorf(http.StatusBadRequest, "invalid", "%s is given, but the operation is invoked on %s/%s, which it works on: leave %s out", resourceParam, inv.Type, inv.ID, resourceParam).
+			at("Parameters.parameter.where(name='" + resourceParam + "')")
+	}
+	if named, _, _ := strings.Cut(p.str("url"), "|"); named != "" && named != url {
+		return errorf(http.StatusBadRequest, "invalid", "url names %s, but the operation is invoked on %s/%s, whose url is %q", named, inv.Type, inv.ID, url).
+			at("Parameters.parameter.where(name='url')")
+	}
+	return nil
 }
 
 func withVersion(url, version string) string {
@@ -823,19 +850,18 @@ func (a *api) resolveCodeSystem(c *gin.Context, inv invocation, p opParams) (jso
 	version = cmp.Or(p.str("version"), version)
 	switch {
 	case inv.ID != "":
-		v, err := a.svc.store.Read(c.Request.Context(), "CodeSystem", inv.ID)
-		switch {
-		case err == nil && v.Deleted:
-			return nil, gone(v)
-		case err == nil:
-			return v.JSON, nil
-		case !errors.Is(err, store.ErrNotFound):
+		cs, err := a.codeSystemInstance(c, inv.ID)
+		if err != nil {
 			return nil, err
 		}
-		if r := a.bundled("CodeSystem", inv.ID); r != nil {
-			return r.JSON, nil
+		var head struct{ URL string }
+		if err := json.Unmarshal(cs, &head); err != nil {
+			return nil, fmt.Errorf("CodeSystem/%s: %w", inv.ID, err)
 		}
-		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem/%s is not known", inv.ID)
+		if err := namesInstance(p, inv, "codeSystem", head.URL); err != nil {
+			return nil, err
+		}
+		return cs, nil
 	case p.first("codeSystem") != nil:
 		cs, ok := p.first("codeSystem").Resource.(*fhir.CodeSystem)
 		if !ok {
@@ -850,6 +876,23 @@ func (a *api) resolveCodeSystem(c *gin.Context, inv invocation, p opParams) (jso
 		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem %s is not known here", withVersion(canonical, version)).at("url")
 	}
 	return cs, err
+}
+
+// codeSystemInstance is CodeSystem/id, stored or bundled, as JSON.
+func (a *api) codeSystemInstance(c *gin.Context, id string) (json.RawMessage, error) {
+	v, err := a.svc.store.Read(c.Request.Context(), "CodeSystem", id)
+	switch {
+	case err == nil && v.Deleted:
+		return nil, gone(v)
+	case err == nil:
+		return v.JSON, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	}
+	if r := a.bundled("CodeSystem", id); r != nil {
+		return r.JSON, nil
+	}
+	return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem/%s is not known", id)
 }
 
 // answerValidateCode answers $validate-code for codings, each looked for

@@ -900,6 +900,35 @@ func TestTerminologyWrongTypedParameterIsRefused(t *testing.T) {
 	}, withValidator(false), withDefinitions)
 }
 
+// On an instance, the operation works on it: a url naming another
+// ValueSet or CodeSystem, or one sent as a resource, is 400 naming it,
+// rather than ignored for an answer about the instance.
+func TestTerminologyInstanceNamedOtherwise(t *testing.T) {
+	const languages = "http://hl7.org/fhir/ValueSet/languages"
+	eachEngine(t, func(t *testing.T, c *client) {
+		stored := c.create("ValueSet", `{"resourceType":"ValueSet","url":"http://example.org/fhir/ValueSet/local","status":"draft",
+			"compose":{"include":[{"system":"`+genderCS+`","concept":[{"code":"male"}]}]}}`)
+		local := "/ValueSet/" + str(stored, "id")
+		inline := `{"resourceType":"Parameters","parameter":[{"name":"valueSet","resource":{"resourceType":"ValueSet","status":"draft",
+			"compose":{"include":[{"system":"` + genderCS + `","concept":[{"code":"other"}]}]}}}]}`
+		for _, tt := range []struct{ method, path, body, param string }{
+			{"GET", "/ValueSet/administrative-gender/$expand?url=" + url.QueryEscape(languages), "", "url"},
+			{"GET", local + "/$expand?url=" + url.QueryEscape(genderVS), "", "url"},
+			{"POST", "/ValueSet/administrative-gender/$expand", inline, "valueSet"},
+			{"GET", "/ValueSet/administrative-gender/$validate-code?url=" + url.QueryEscape(languages) + "&system=" + url.QueryEscape(genderCS) + "&code=male", "", "url"},
+			{"GET", "/CodeSystem/administrative-gender/$validate-code?url=" + url.QueryEscape("http://example.org/other") + "&code=male", "", "url"},
+			{"POST", "/CodeSystem/administrative-gender/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"code","valueCode":"male"},
+				{"name":"codeSystem","resource":{"resourceType":"CodeSystem","url":"http://example.org/other","status":"draft","content":"complete","concept":[{"code":"male"}]}}]}`, "codeSystem"},
+		} {
+			c.do(tt.method, tt.path, tt.body).want(t, http.StatusBadRequest).outcome(t, "invalid", "Parameters.parameter.where(name='"+tt.param+"')")
+		}
+		// The instance's own url, with or without its version, is its own.
+		c.do("GET", "/ValueSet/administrative-gender/$expand?url="+url.QueryEscape(genderVS+"|4.0.1"), "").want(t, http.StatusOK)
+		c.do("GET", local+"/$expand?url="+url.QueryEscape("http://example.org/fhir/ValueSet/local"), "").want(t, http.StatusOK)
+		c.do("GET", "/CodeSystem/administrative-gender/$validate-code?url="+url.QueryEscape(genderCS)+"&code=male", "").want(t, http.StatusOK)
+	}, withValidator(false), withDefinitions)
+}
+
 // A concept its code system marks notSelectable (item-type's question)
 // is abstract: an expansion marks it, excludeNotForUI leaves it out, and
 // $validate-code finds it valid only with abstract true.
