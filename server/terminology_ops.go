@@ -243,6 +243,9 @@ func (a *api) resolveValueSet(c *gin.Context, inv invocation, p opParams) (*valu
 		if !ok {
 			return nil, errorf(http.StatusBadRequest, "invalid", "the valueSet parameter must hold a ValueSet resource").at("valueSet")
 		}
+		if err := namesSent(canonical, "valueSet", vs.Url.Get()); err != nil {
+			return nil, err
+		}
 		body, err := fhirjson.Marshal(vs)
 		if err != nil {
 			return nil, err
@@ -300,6 +303,17 @@ func namesInstance(p opParams, inv invocation, resourceParam, url string) error 
 			at("Parameters.parameter.where(name='url')")
 	}
 	return nil
+}
+
+// namesSent refuses a url, named, beside a resource sent as
+// resourceParam whose own url is another: which of the two was meant is
+// not known. The resource's own url may be given beside it.
+func namesSent(named, resourceParam, url string) error {
+	if named == "" || named == url {
+		return nil
+	}
+	return errorf(http.StatusBadRequest, "invalid", "url names %s, but the %s sent beside it is %q: give one of them", named, resourceParam, url).
+		at("Parameters.parameter.where(name='url')")
 }
 
 func withVersion(url, version string) string {
@@ -866,6 +880,9 @@ func (a *api) resolveCodeSystem(c *gin.Context, inv invocation, p opParams) (jso
 		cs, ok := p.first("codeSystem").Resource.(*fhir.CodeSystem)
 		if !ok {
 			return nil, errorf(http.StatusBadRequest, "invalid", "the codeSystem parameter must hold a CodeSystem resource").at("codeSystem")
+		}
+		if err := namesSent(canonical, "codeSystem", cs.Url.Get()); err != nil {
+			return nil, err
 		}
 		return fhirjson.Marshal(cs)
 	case canonical == "":

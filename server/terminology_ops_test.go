@@ -929,6 +929,32 @@ func TestTerminologyInstanceNamedOtherwise(t *testing.T) {
 	}, withValidator(false), withDefinitions)
 }
 
+// A url beside a ValueSet or CodeSystem sent as a resource must be the
+// resource's own: naming another, which of the two was meant is not known,
+// and it is 400 rather than ignored.
+func TestTerminologyURLBesideResource(t *testing.T) {
+	const local = "http://example.org/fhir/ValueSet/local"
+	vs := `{"name":"valueSet","resource":{"resourceType":"ValueSet","url":"` + local + `","status":"draft",
+		"compose":{"include":[{"system":"` + genderCS + `","concept":[{"code":"other"}]}]}}}`
+	cs := `{"name":"codeSystem","resource":{"resourceType":"CodeSystem","url":"http://example.org/cs","status":"draft","content":"complete","concept":[{"code":"zzz"}]}}`
+	params := func(ps ...string) string {
+		return `{"resourceType":"Parameters","parameter":[` + strings.Join(ps, ",") + `]}`
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tt := range []struct{ path, body string }{
+			{"/ValueSet/$expand", params(`{"name":"url","valueUri":"`+genderVS+`"}`, vs)},
+			{"/ValueSet/$validate-code", params(`{"name":"url","valueUri":"`+genderVS+`"}`, vs, `{"name":"system","valueUri":"`+genderCS+`"}`, `{"name":"code","valueCode":"male"}`)},
+			{"/CodeSystem/$validate-code", params(`{"name":"url","valueUri":"`+genderCS+`"}`, cs, `{"name":"code","valueCode":"zzz"}`)},
+		} {
+			c.do("POST", tt.path, tt.body).want(t, http.StatusBadRequest).outcome(t, "invalid", "Parameters.parameter.where(name='url')")
+		}
+		codes, _ := expansion(t, c.do("POST", "/ValueSet/$expand", params(`{"name":"url","valueUri":"`+local+`"}`, vs)))
+		if !slices.Equal(codes, []string{"other"}) {
+			t.Errorf("url beside its own ValueSet: %v, want [other]", codes)
+		}
+	}, withValidator(false), withDefinitions)
+}
+
 // A concept its code system marks notSelectable (item-type's question)
 // is abstract: an expansion marks it, excludeNotForUI leaves it out, and
 // $validate-code finds it valid only with abstract true.
