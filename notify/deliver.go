@@ -488,7 +488,10 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 		}
 		return delivered, nil
 	}
-	o, p, ok := n.authorisedOwner(ctx, recs.Records(), sub.id)
+	o, p, ok, err := n.authorisedOwner(ctx, recs.Records(), sub.id)
+	if err != nil {
+		return 0, err
+	}
 	if !ok || rw.SubscriptionVersion < o.Since {
 		return dropped, nil // no owner, lapsed, or matched for a Subscription deleted since
 	}
@@ -538,24 +541,29 @@ func (n *Notifier) deliver(ctx context.Context, rw *row) (outcome, error) {
 // its principal as it may act now: when the server re-checks owners
 // (Config.Reauthorize), narrowed to what its authorisation still allows.
 // ok is false when there is no owner, or its authorisation has lapsed,
-// which sets the subscription to error: nothing is to be sent to it.
-func (n *Notifier) authorisedOwner(ctx context.Context, recs store.Reader, sub string) (o owner, p *access.Principal, ok bool) {
-	o, err := readOwner(ctx, recs, sub)
+// which sets the subscription to error: nothing is to be sent to it. An
+// error is the store failing to read the owner: whether anything is to be
+// sent is not known yet, and is asked again at the next attempt.
+func (n *Notifier) authorisedOwner(ctx context.Context, recs store.Reader, sub string) (o owner, p *access.Principal, ok bool, err error) {
+	o, err = readOwner(ctx, recs, sub)
+	if errors.Is(err, store.ErrNotFound) {
+		return o, nil, false, nil
+	}
 	if err != nil {
-		return o, nil, false
+		return o, nil, false, err
 	}
 	if p, err = o.principal(); err != nil {
-		return o, nil, false
+		return o, nil, false, nil
 	}
 	if n.cfg.Reauthorize != nil {
 		still, err := n.cfg.Reauthorize(p, n.cfg.Now())
 		if err != nil {
 			n.lapse(ctx, sub, p, err)
-			return o, nil, false
+			return o, nil, false, nil
 		}
 		p = still
 	}
-	return o, p, true
+	return o, p, true, nil
 }
 
 // audit records that the notification of rw, which named or carried the

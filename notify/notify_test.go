@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,8 @@ import (
 	"carefhir/server/access"
 	"carefhir/server/auth/authtest"
 	"carefhir/store"
+	"carefhir/store/mongo"
+	"carefhir/store/sqlite"
 )
 
 // subscription is a Subscription body to endpoint.
@@ -804,6 +807,80 @@ func TestStopDuringDelivery(t *testing.T) {
 			t.Errorf("failures counted by the stopped process: %d, want 0", n)
 		}
 	})
+}
+
+// TestOwnerReadFailsForAMoment: a notification whose owner the store
+// fails to read for a moment is retried, and delivered once the store
+// answers, rather than dropped as if the Subscription had no owner.
+func TestOwnerReadFailsForAMoment(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		fails := &ownerReadFails{}
+		var st store.Store
+		switch s := eng.open(t, eng.place(t)).(type) {
+		case *sqlite.Store:
+			st = flakySQLite{s, fails}
+		case *mongo.Store:
+			st = flakyMongo{s, fails}
+		default:
+			t.Fatalf("engine %T", s)
+		}
+		e := newEnv(t, st, map[string]map[string]any{})
+		rx := newReceiver(t)
+		e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json"))
+		e.deliver()
+		rx.take()
+		id := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+
+		fails.n.Store(1)
+		e.deliver()
+		e.clock.Advance(time.Minute)
+		e.deliver()
+		var paths []string
+		for _, g := range rx.take() {
+			paths = append(paths, g.Method+" "+g.Path)
+		}
+		if want := []string{"PUT /hook/Appointment/" + id}; fmt.Sprint(paths) != fmt.Sprint(want) {
+			t.Errorf("delivered %v, want %v", paths, want)
+		}
+		if n := e.n.Withheld(); n != 0 {
+			t.Errorf("withheld %d, want 0", n)
+		}
+	})
+}
+
+// ownerReadFails makes the next n reads of Subscriptions' owners fail, as
+// a store failing for a moment would.
+type ownerReadFails struct{ n atomic.Int32 }
+
+func (f *ownerReadFails) err(typ string) error {
+	if typ == "NotifyOwner" && f.n.Add(-1) >= 0 {
+		return errors.New("the store did not answer")
+	}
+	return nil
+}
+
+type flakySQLite struct {
+	*sqlite.Store
+	fails *ownerReadFails
+}
+
+func (s flakySQLite) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	if err := s.fails.err(typ); err != nil {
+		return nil, err
+	}
+	return s.Store.Read(ctx, typ, id)
+}
+
+type flakyMongo struct {
+	*mongo.Store
+	fails *ownerReadFails
+}
+
+func (s flakyMongo) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	if err := s.fails.err(typ); err != nil {
+		return nil, err
+	}
+	return s.Store.Read(ctx, typ, id)
 }
 
 // TestTwoProcessesDeliverOnce: two servers on one MongoDB database share

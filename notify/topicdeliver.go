@@ -242,7 +242,10 @@ func (n *Notifier) dueHeartbeats(ctx context.Context, subs []*subscription) map[
 // heartbeat sends sub a heartbeat, while its owner's authorisation is in
 // place: a heartbeat tells the receiver that the subscription is active.
 func (n *Notifier) heartbeat(ctx context.Context, recs store.Tx, sub *subscription, now time.Time) {
-	if _, _, ok := n.authorisedOwner(ctx, recs, sub.id); !ok {
+	if _, _, ok, err := n.authorisedOwner(ctx, recs, sub.id); err != nil || !ok {
+		if err != nil {
+			n.cfg.Logger.Warn("notify: heartbeat", "subscription", sub.id, "err", err)
+		}
 		return
 	}
 	c, err := readCounter(ctx, recs, sub.id)
