@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -39,7 +40,26 @@ func parseBackupConfig(args []string, getenv func(string) string, stderr io.Writ
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
+	if err := refuseMongoDeployment(fs, getenv); err != nil {
+		return nil, err
+	}
 	return cfg, nil
+}
+
+// refuseMongoDeployment refuses a command of a SQLite store alone
+// (backup, restore, verify) whose --data was not typed while
+// CAREFHIR_MONGO_URI names the deployment's store: the data directory of
+// such a deployment (the container image's /data) holds the bulk export
+// files, and at most a SQLite database from before the move to MongoDB,
+// so a backup of it would succeed and hold none of the records served.
+func refuseMongoDeployment(fs *flag.FlagSet, getenv func(string) string) error {
+	typed := false
+	fs.Visit(func(f *flag.Flag) { typed = typed || f.Name == "data" })
+	if typed || getenv == nil || getenv(envName("mongo-uri")) == "" {
+		return nil
+	}
+	return &usageError{err: fmt.Errorf("%s: %s names a MongoDB store, which this command does not read: back MongoDB up with its own tools (docs/operations.md), or give --data to name a SQLite store",
+		commandName(fs), envName("mongo-uri"))}
 }
 
 // runBackup snapshots the store next to the archive (or in the data
@@ -225,6 +245,9 @@ func parseRestoreConfig(args []string, getenv func(string) string, stderr io.Wri
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
 		return nil, err
 	}
+	if err := refuseMongoDeployment(fs, getenv); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 
@@ -355,6 +378,9 @@ func parseVerifyConfig(args []string, getenv func(string) string, stderr io.Writ
 	fs.StringVar(&cfg.DataDir, "data", cfg.DataDir, "`directory` of the embedded SQLite engine")
 	fs.StringVar(&cfg.BaseURL, "base-url", "", "public FHIR base `URL` the server runs with: absolute references under it index as local ones")
 	if err := parseFlags(fs, args, getenv, cfg); err != nil {
+		return nil, err
+	}
+	if err := refuseMongoDeployment(fs, getenv); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -107,7 +107,10 @@ func TestBackupUnderLoadAndRestore(t *testing.T) {
 	}
 }
 
-func TestRestoreRefusals(t *testing.T) {
+// storeOfOnePatient returns a SQLite data directory holding Patient/p1,
+// closed.
+func storeOfOnePatient(t *testing.T) string {
+	t.Helper()
 	data := t.TempDir()
 	st, err := sqlite.Open(data)
 	if err != nil {
@@ -118,6 +121,11 @@ func TestRestoreRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
+	return data
+}
+
+func TestRestoreRefusals(t *testing.T) {
+	data := storeOfOnePatient(t)
 	archive := filepath.Join(t.TempDir(), "b.tar.gz")
 	if _, err := runCmd(t, "backup", "--data", data, "--to", archive); err != nil {
 		t.Fatal(err)
@@ -547,5 +555,33 @@ func checkBackupWork(t *testing.T, killed, running, fresh string) {
 		if _, err := os.Stat(filepath.Join(dir, sqlite.FileName)); err != nil {
 			t.Errorf("%s: %v, want it left", filepath.Base(dir), err)
 		}
+	}
+}
+
+// On a MongoDB deployment (CAREFHIR_MONGO_URI set) whose data directory
+// comes from CAREFHIR_DATA, as in the container image, backup, restore and
+// verify refuse, naming the variable, rather than act on a SQLite database
+// left in that directory; a --data typed on the command line is acted on.
+func TestSQLiteCommandsRefuseMongoDeployment(t *testing.T) {
+	data := storeOfOnePatient(t)
+	vars := map[string]string{"CAREFHIR_DATA": data, "CAREFHIR_MONGO_URI": "mongodb://db.example:27017/carefhir"}
+	runEnv := func(args ...string) (string, error) {
+		var out strings.Builder
+		err := run(context.Background(), args, env(vars), &out, io.Discard)
+		return out.String(), err
+	}
+	archive := filepath.Join(t.TempDir(), "b.tar.gz")
+	for _, args := range [][]string{{"backup", "--to", archive}, {"verify"}, {"restore", "--from", archive, "--force"}} {
+		out, err := runEnv(args...)
+		var usage *usageError
+		if !errors.As(err, &usage) || !strings.Contains(err.Error(), "CAREFHIR_MONGO_URI names a MongoDB store") {
+			t.Errorf("%s with CAREFHIR_MONGO_URI and CAREFHIR_DATA set: %q, %v; want a usage error naming CAREFHIR_MONGO_URI", args[0], out, err)
+		}
+	}
+	if _, err := os.Stat(archive); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a refused backup wrote %s: %v", archive, err)
+	}
+	if out, err := runEnv("backup", "--data", data, "--to", archive); err != nil || !strings.HasPrefix(out, "backed up 1 resources") {
+		t.Errorf("backup with --data typed: %q, %v", out, err)
 	}
 }
