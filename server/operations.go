@@ -203,14 +203,8 @@ func (a *api) invoke(c *gin.Context, name string, inv invocation) {
 // parametersBody reads the Parameters resource that a POST invocation
 // carries; it returns nil for a GET and for a POST without a body.
 func parametersBody(c *gin.Context) (*fhir.Parameters, error) {
-	if c.Request.Method != http.MethodPost {
-		return nil, nil
-	}
-	if empty, err := emptyBody(c); err != nil || empty {
-		return nil, err
-	}
-	res, err := operationResource(c)
-	if err != nil {
+	res, err := postedResource(c)
+	if err != nil || res == nil {
 		return nil, err
 	}
 	p, ok := res.(*fhir.Parameters)
@@ -218,6 +212,18 @@ func parametersBody(c *gin.Context) (*fhir.Parameters, error) {
 		return nil, errorf(http.StatusBadRequest, "invalid", "the body of an operation is a Parameters resource, not a %s", res.ResourceType())
 	}
 	return p, nil
+}
+
+// postedResource returns the resource that a POST invocation carries; nil
+// for a GET and for a POST without a body.
+func postedResource(c *gin.Context) (fhir.Resource, error) {
+	if c.Request.Method != http.MethodPost {
+		return nil, nil
+	}
+	if empty, err := emptyBody(c); err != nil || empty {
+		return nil, err
+	}
+	return operationResource(c)
 }
 
 // emptyBody reports whether the POST c carries no body: a Content-Length

@@ -73,14 +73,15 @@ func (a *api) registerTerminology() {
 // and those of the Parameters resource a POST carries.
 type opParams []*fhir.ParametersParameter
 
-// operationParams reads the parameters of an invocation: the query string
-// (but _format and _pretty, which say how the answer is written), then the
-// Parameters body of a POST. Both are read, as every operation reads them
+// operationParams reads the parameters of an invocation of the operation
+// defined by definition: the query string (but _format and _pretty, which
+// say how the answer is written), then the body of a POST (bodyParams).
+// Both are read, as every operation reads them
 // (operation.Invocation.Params): a parameter left in the query string of
 // a POST would otherwise be ignored, and one given in both places is given
 // twice, which the dispatcher refuses for a parameter taken once.
-func operationParams(c *gin.Context) (opParams, error) {
-	body, err := parametersBody(c)
+func (a *api) operationParams(c *gin.Context, definition string) (opParams, error) {
+	body, err := a.bodyParams(c, definition)
 	if err != nil {
 		return nil, err
 	}
@@ -94,10 +95,29 @@ func operationParams(c *gin.Context) (opParams, error) {
 			out = append(out, &fhir.ParametersParameter{Name: fhir.NewString(name), ValueString: fhir.NewString(v)})
 		}
 	}
-	if body != nil {
-		out = append(out, body.Parameter...)
+	return append(out, body...), nil
+}
+
+// bodyParams reads the parameters of the body of a POST invocation of the
+// operation defined by definition: those of a Parameters resource, or a
+// resource of another type as the definition's parameter of that type
+// (a ValueSet as $expand's valueSet), as the dispatcher takes it
+// (checkParams, R4 operations.html).
+func (a *api) bodyParams(c *gin.Context, definition string) ([]*fhir.ParametersParameter, error) {
+	res, err := postedResource(c)
+	if err != nil || res == nil {
+		return nil, err
 	}
-	return out, nil
+	if p, ok := res.(*fhir.Parameters); ok {
+		return p.Parameter, nil
+	}
+	defined, _ := a.definedParams(definition)
+	for _, d := range defined {
+		if d.Type == res.ResourceType() {
+			return []*fhir.ParametersParameter{{Name: fhir.NewString(d.Name), Resource: res}}, nil
+		}
+	}
+	return nil, errorf(http.StatusBadRequest, "invalid", "the body of an operation is a Parameters resource, not a %s", res.ResourceType())
 }
 
 // termParams reads the parameters of an invocation of a terminology
@@ -110,7 +130,7 @@ func operationParams(c *gin.Context) (opParams, error) {
 // code: the operations read such a parameter as text alone, and read as
 // absent it would answer another question (every code, unfiltered).
 func (a *api) termParams(c *gin.Context, definition string) (opParams, error) {
-	p, err := operationParams(c)
+	p, err := a.operationParams(c, definition)
 	if err != nil {
 		return nil, err
 	}

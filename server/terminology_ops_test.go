@@ -955,6 +955,32 @@ func TestTerminologyURLBesideResource(t *testing.T) {
 	}, withValidator(false), withDefinitions)
 }
 
+// A POST whose body is a ValueSet, or for CodeSystem/$validate-code a
+// CodeSystem, takes it as the definition's parameter of that type, with
+// the other parameters in the query string, as the dispatcher does.
+func TestTerminologyResourceBody(t *testing.T) {
+	vs := `{"resourceType":"ValueSet","url":"http://example.org/fhir/ValueSet/local","status":"draft",
+		"compose":{"include":[{"system":"` + genderCS + `","concept":[{"code":"other"},{"code":"male"}]}]}}`
+	cs := `{"resourceType":"CodeSystem","url":"http://example.org/cs","status":"draft","content":"complete","concept":[{"code":"zzz"}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		codes, _ := expansion(t, c.do("POST", "/ValueSet/$expand?filter=oth", vs))
+		if !slices.Equal(codes, []string{"other"}) {
+			t.Errorf("$expand of a posted ValueSet: %v, want [other]", codes)
+		}
+		r := c.do("POST", "/ValueSet/$validate-code?system="+url.QueryEscape(genderCS)+"&code=male", vs).want(t, http.StatusOK).json(t)
+		if get(param(r, "result"), "valueBoolean") != true {
+			t.Errorf("$validate-code in a posted ValueSet: %v", r)
+		}
+		r = c.do("POST", "/CodeSystem/$validate-code?code=zzz", cs).want(t, http.StatusOK).json(t)
+		if get(param(r, "result"), "valueBoolean") != true {
+			t.Errorf("$validate-code in a posted CodeSystem: %v", r)
+		}
+		// A resource the operation takes no parameter of is refused.
+		c.do("POST", "/ValueSet/$expand", cs).want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+		c.do("POST", "/CodeSystem/$lookup?code=zzz", cs).want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+	}, withValidator(false), withDefinitions)
+}
+
 // A concept its code system marks notSelectable (item-type's question)
 // is abstract: an expansion marks it, excludeNotForUI leaves it out, and
 // $validate-code finds it valid only with abstract true.
