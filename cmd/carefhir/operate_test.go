@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -13,7 +14,9 @@ import (
 	"time"
 
 	"carefhir/ops/health"
+	"carefhir/store"
 	"carefhir/store/mongo/ferrettest"
+	"carefhir/store/sqlite"
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -246,5 +249,63 @@ func TestMongoPrimaryCheck(t *testing.T) {
 	t.Logf("public message: %q", res[0].Error)
 	if strings.Contains(res[0].Error, "127.0.0.1") || strings.Contains(res[0].Error, "localhost") {
 		t.Errorf("the public message names a host: %q", res[0].Error)
+	}
+}
+
+// outboxUnread is a SQLite store whose subscription outbox does not answer,
+// as one too long to count within the readiness check's second.
+type outboxUnread struct{ *sqlite.Store }
+
+func (s outboxUnread) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	if q.Type == "NotifyOutbox" {
+		return nil, errors.New("the outbox did not answer")
+	}
+	return s.Store.Search(ctx, q)
+}
+
+// A subscription outbox that cannot be counted fails readiness, naming the
+// check, and its backlog metric is the last count made, not a value that
+// reads as an outbox drained.
+func TestReadinessOfAnOutboxNotCounted(t *testing.T) {
+	factories := map[string]engineFactory{engineSQLite: func(ctx context.Context, cfg *serveConfig) (store.Store, error) {
+		st, err := openSQLite(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return outboxUnread{st.(*sqlite.Store)}, nil
+	}}
+	ctx, stop := context.WithCancel(context.Background())
+	listening := make(chan net.Addr, 1)
+	cfg := &serveConfig{Addr: "127.0.0.1:0", DataDir: t.TempDir(), ShutdownTimeout: time.Second, ReadyTimeout: 2 * time.Second,
+		listening: func(a net.Addr) { listening <- a }}
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, factories, discardLogger(), "test") }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	var root string
+	select {
+	case a := <-listening:
+		root = "http://" + a.String()
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	}
+
+	code, body := httpGet(t, root+"/readyz")
+	var ready health.Response
+	if err := json.Unmarshal([]byte(body), &ready); err != nil || code != http.StatusServiceUnavailable {
+		t.Fatalf("GET /readyz: %d %s; want 503", code, body)
+	}
+	for _, c := range ready.Checks {
+		if want := c.Name != "subscription-outbox"; c.OK != want {
+			t.Errorf("readiness check %+v; want only subscription-outbox failing", c)
+		}
+	}
+	_, body = httpGet(t, root+"/metrics")
+	if !strings.Contains(body, "\ncarefhir_subscription_outbox_backlog 0\n") {
+		t.Errorf("/metrics: %s; want carefhir_subscription_outbox_backlog 0, the last count made", regexp.MustCompile(`(?m)^carefhir_subscription_outbox_backlog .*$`).FindString(body))
 	}
 }

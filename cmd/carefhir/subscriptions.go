@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"carefhir/care"
@@ -68,17 +69,27 @@ func (s *subscriptions) configure(c *server.Config) {
 // check of its backlog: ready while fewer than highWater notifications
 // wait. The backlog is counted in the store, within a second.
 func (s *subscriptions) observe(reg *metrics.Registry, highWater int) health.Check {
-	backlog := func() int {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	var last atomic.Int64 // the last count made
+	count := func(ctx context.Context) (int, error) {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		n, err := s.n.Backlog(ctx)
 		if err != nil {
-			return -1
+			return 0, fmt.Errorf("subscription outbox: %w", err)
 		}
-		return n
+		last.Store(int64(n))
+		return n, nil
 	}
-	reg.SubscriptionOutbox(backlog, s.n.Failures)
-	return health.QueueBelow("subscription-outbox", highWater, backlog)
+	// A scrape whose count fails reports the last count made: a value
+	// below it would read as an outbox drained, and end the alert on a
+	// backlog whose count now takes too long.
+	reg.SubscriptionOutbox(func() int {
+		if n, err := count(context.Background()); err == nil {
+			return n
+		}
+		return int(last.Load())
+	}, s.n.Failures)
+	return health.QueueCounted("subscription-outbox", highWater, count)
 }
 
 // typeList is a comma-separated list of resource types, as a flag.

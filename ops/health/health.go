@@ -36,8 +36,20 @@ type Check struct {
 // filling faster than it drains stops taking traffic before it has to drop
 // anything.
 func QueueBelow(name string, highWater int, depth func() int) Check {
-	return Check{Name: name, Run: func(context.Context) error {
-		if n := depth(); n >= highWater {
+	return QueueCounted(name, highWater, func(context.Context) (int, error) { return depth(), nil })
+}
+
+// QueueCounted is QueueBelow for a queue that count counts in a store,
+// which may fail to answer in time: a queue it cannot count fails the
+// check, since the count of a queue far past its high-water mark is the
+// one most likely to take too long.
+func QueueCounted(name string, highWater int, count func(ctx context.Context) (int, error)) Check {
+	return Check{Name: name, Run: func(ctx context.Context) error {
+		n, err := count(ctx)
+		if err != nil {
+			return Private("not counted", err)
+		}
+		if n >= highWater {
 			return fmt.Errorf("%d queued, high-water mark %d", n, highWater)
 		}
 		return nil
