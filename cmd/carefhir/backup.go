@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -64,8 +65,9 @@ func refuseMongoDeployment(fs *flag.FlagSet, getenv func(string) string) error {
 
 // runBackup snapshots the store next to the archive (or in the data
 // directory when writing to stdout), checks the snapshot, and writes the
-// archive under a temporary name that it renames once complete, so that a
-// file with the archive's name is always a whole backup.
+// archive under a temporary name that it gives the archive's name once
+// complete (publish), so that a file with that name is always a whole
+// backup, and one made meanwhile by something else is never replaced.
 func runBackup(ctx context.Context, cfg *backupConfig, stdout, stderr io.Writer) (err error) {
 	if err := requireDatabase(cfg.DataDir); err != nil {
 		return fmt.Errorf("backup: %w", err)
@@ -138,13 +140,31 @@ func runBackup(ctx context.Context, cfg *backupConfig, stdout, stderr io.Writer)
 	if err := errors.Join(f.Sync(), f.Close()); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	if err := os.Rename(partial, cfg.To); err != nil {
+	if err := publish(partial, cfg.To); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	if err := syncDir(filepath.Dir(cfg.To)); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	return report(stdout, "backed up", m, "to "+cfg.To)
+}
+
+// publish gives the finished archive at partial the name to, unless a
+// file of that name appeared while the backup ran: a hard link, unlike a
+// rename, never replaces one. On a file system without hard links it
+// renames, once it has found the name still free.
+func publish(partial, to string) error {
+	err := os.Link(partial, to)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s was created while the backup ran: choose a new file", to)
+	}
+	if err == nil {
+		return nil
+	}
+	if _, err := os.Lstat(to); err == nil {
+		return fmt.Errorf("%s was created while the backup ran: choose a new file", to)
+	}
+	return os.Rename(partial, to)
 }
 
 // workPrefix begins the name of the directory a backup makes its snapshot

@@ -585,3 +585,34 @@ func TestSQLiteCommandsRefuseMongoDeployment(t *testing.T) {
 		t.Errorf("backup with --data typed: %q, %v", out, err)
 	}
 }
+
+// TestPublishNeverReplacesAFile: the archive takes its name only if no
+// file has it. One created while the backup ran (by another backup to
+// the same name, or anything else) is kept as it was, and the backup
+// fails saying so.
+func TestPublishNeverReplacesAFile(t *testing.T) {
+	dir := t.TempDir()
+	partial, to := filepath.Join(dir, "partial"), filepath.Join(dir, "nightly.tar")
+	if err := os.WriteFile(partial, []byte("archive"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, []byte("another's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := publish(partial, to)
+	if err == nil || !strings.Contains(err.Error(), "was created while the backup ran") {
+		t.Errorf("publish onto an existing file: %v, want it refused", err)
+	}
+	if b, _ := os.ReadFile(to); string(b) != "another's" {
+		t.Errorf("the existing file holds %q after publish, want it unchanged", b)
+	}
+	if err := os.Remove(to); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish(partial, to); err != nil {
+		t.Fatalf("publish to a free name: %v", err)
+	}
+	if b, _ := os.ReadFile(to); string(b) != "archive" {
+		t.Errorf("the archive holds %q, want the partial's content", b)
+	}
+}
