@@ -145,15 +145,15 @@ func (c *Care) Operations() []operation.Operation {
 		{
 			Name: "caseload", Definition: Base + "/OperationDefinition/caseload",
 			Levels: operation.Instance, Types: []string{"Practitioner", "PractitionerRole", "CareTeam", "Organization"},
-			Idempotent: true, Invoke: c.caseload,
+			Idempotent: true, Complete: true, Invoke: c.caseload,
 		},
 		{
 			Name: "cohort", Definition: Base + "/OperationDefinition/Group-cohort",
-			Levels: operation.Type | operation.Instance, Types: []string{"Group"}, Invoke: c.cohort,
+			Levels: operation.Type | operation.Instance, Types: []string{"Group"}, Complete: true, Invoke: c.cohort,
 		},
 		{
 			Name: "generate-reminders", Definition: Base + "/OperationDefinition/Task-generate-reminders",
-			Levels: operation.Type, Types: []string{"Task"}, Invoke: c.generateReminders,
+			Levels: operation.Type, Types: []string{"Task"}, Complete: true, Invoke: c.generateReminders,
 		},
 	}
 }

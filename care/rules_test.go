@@ -354,6 +354,32 @@ func TestOperationsNeedScopes(t *testing.T) {
 	})
 }
 
+// TestOperationsRefuseWhatTheyCannotSee: an operation that concludes from
+// the records it does not find is refused (403, nothing written) when a
+// search it needs is of a type the token may not search, rather than
+// answering as if there were none: a cohort of the patients without an
+// active plan, run by a token that cannot search CarePlans, would list
+// every patient as having none. What it does not need is not refused.
+func TestOperationsRefuseWhatTheyCannotSee(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(pcsp("active", "2027-01-10", "goal-walk"))
+		c.token = "no-plans"
+		oo := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"withoutActivePcsp","valueBoolean":true}]}`).want(http.StatusForbidden)
+		if got := issues(oo); !strings.Contains(got, "CarePlan") {
+			t.Errorf("a cohort needing CarePlans, by a token without them: outcome\n%s, want it to name CarePlan", got)
+		}
+		c.do("GET", "/Practitioner/cc/$caseload", "").want(http.StatusForbidden)
+		c.token = "admin"
+		if n := get(c.do("GET", "/Group?_summary=count", "").want(http.StatusOK), "total"); n != 0.0 {
+			t.Errorf("%v Groups stored by refused cohorts, want 0", n)
+		}
+		c.token = "no-plans"
+		c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"practice","valueString":"Y12345"}]}`).want(http.StatusCreated)
+	})
+}
+
 // TestPCSPOneReviewDate: a PCSP giving two review dates is 422 at the
 // second, and nothing is stored; with one it is stored.
 func TestPCSPOneReviewDate(t *testing.T) {

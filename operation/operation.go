@@ -59,6 +59,14 @@ type Operation struct {
 	// CSV or HL7 v2. The body is handed over unread, so an operation that
 	// reads it as a stream never holds a large upload whole.
 	RawBody bool
+	// Complete operations draw conclusions from the records their
+	// searches do not find as well as from those they find (the patients
+	// of a cohort without an active plan, the next appointment of each
+	// of a caseload): a search or read of a type the caller may not reach
+	// is refused (403), as outside an operation, where for the others,
+	// such as $everything, it finds nothing, and they answer with what
+	// the caller may reach.
+	Complete bool
 	// Invoke performs the operation. An error that is not an *Error is a
 	// failure of the server (500).
 	Invoke func(ctx context.Context, inv *Invocation) (*Result, error)

@@ -132,8 +132,22 @@ func readPerm(ctx context.Context) Perm {
 
 // filtering reports whether, in the interaction of ctx, resources of a
 // type the principal may not reach are left out silently rather than
-// refused: an operation such as $everything gathers what it may.
-func filtering(ctx context.Context) bool { return InteractionFrom(ctx) == InteractionOperation }
+// refused: an operation such as $everything gathers what it may, unless
+// it is one whose answer rests on what it does not find (Unfiltered).
+func filtering(ctx context.Context) bool {
+	return InteractionFrom(ctx) == InteractionOperation && ctx.Value(unfilteredKey{}) == nil
+}
+
+type unfilteredKey struct{}
+
+// Unfiltered returns ctx for an operation that draws conclusions from the
+// records its searches do not find, such as a cohort of the patients
+// without an active plan: its searches and reads of a type the principal
+// may not reach are refused, as outside operations, rather than finding
+// nothing, which would make its answer wrong without saying so.
+func Unfiltered(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unfilteredKey{}, true)
+}
 
 // Read implements store.Reader.
 func (s *Store) Read(ctx context.Context, typ, id string) (*store.Version, error) {
