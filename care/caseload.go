@@ -1,9 +1,12 @@
 package care
 
 import (
+	"bytes"
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -68,12 +71,14 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 	if !ok {
 		return nil, operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='_sort')", "_sort %q is not one of name, review-due, -pam-level", order)
 	}
-	offset := 0
-	if cur, err := inv.Text("cursor"); err != nil {
+	cursor, err := inv.Text("cursor")
+	if err != nil {
 		return nil, err
-	} else if cur != "" {
-		if offset, err = strconv.Atoi(cur); err != nil || offset < 0 {
-			return nil, operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='cursor')", "cursor %q is not one this server gave", cur)
+	}
+	var after *caseloadEntry
+	if cursor != "" {
+		if after, err = by.decodeCursor(order, cursor); err != nil {
+			return nil, operation.Errorf(http.StatusBadRequest, "invalid", "Parameters.parameter.where(name='cursor')", "cursor %q is not one this server gave for _sort=%s (%v)", cursor, order, err)
 		}
 	}
 	s := inv.Store
@@ -95,18 +100,27 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 	if err := c.caseloadFacts(ctx, s, entries, by.needs); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(entries, func(a, b *caseloadEntry) int {
+	inOrder := func(a, b *caseloadEntry) int {
 		if r := by.compare(a, b); r != 0 {
 			return r
 		}
 		return strings.Compare(a.patient, b.patient)
-	})
+	}
+	slices.SortFunc(entries, inOrder)
 	out := &fhir.Parameters{Parameter: []*fhir.ParametersParameter{{Name: fhir.NewString("total"), ValueInteger: fhir.NewInteger(int64(len(entries)))}}}
-	// A cursor past the end (the caseload shrank between pages) is a page
-	// of none; bounded first, so that a large one cannot overflow.
-	offset = min(offset, len(entries))
-	end := min(offset+count, len(entries))
-	page := entries[offset:end]
+	// The page starts after where the previous one ended, found by
+	// value: patients who joined or left the caseload since cost no one
+	// their place on a page nor show anyone twice, as counting would.
+	start := 0
+	if after != nil {
+		i, found := slices.BinarySearchFunc(entries, after, inOrder)
+		if found {
+			i++
+		}
+		start = i
+	}
+	end := min(start+count, len(entries))
+	page := entries[start:end]
 	if err := c.caseloadFacts(ctx, s, page, allFacts&^by.needs); err != nil {
 		return nil, err
 	}
@@ -114,34 +128,97 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 		out.Parameter = append(out.Parameter, e.parameter())
 	}
 	if end < len(entries) {
-		out.Parameter = append(out.Parameter, &fhir.ParametersParameter{Name: fhir.NewString("next"), ValueString: fhir.NewString(strconv.Itoa(end))})
+		out.Parameter = append(out.Parameter, &fhir.ParametersParameter{Name: fhir.NewString("next"), ValueString: fhir.NewString(by.encodeCursor(order, page[len(page)-1]))})
 	}
 	return &operation.Result{Resource: out}, nil
 }
 
-// caseloadOrder is an order of a caseload: how two entries compare, and
-// the facts that takes.
+// caseloadOrder is an order of a caseload: how two entries compare, the
+// facts that takes, and the value an entry is ordered by, as a cursor
+// holds it (key) and as it is read back into an entry (setKey).
 type caseloadOrder struct {
 	compare func(a, b *caseloadEntry) int
 	needs   factKinds
+	key     func(e *caseloadEntry) string
+	setKey  func(e *caseloadEntry, key string) error
 }
 
 // caseloadOrders are the orders of _sort; absent values sort last.
 var caseloadOrders = map[string]caseloadOrder{
-	"name": {compare: func(a, b *caseloadEntry) int { return lastIfEmpty(a.name, b.name, strings.Compare(a.name, b.name)) }},
-	"review-due": {needs: factPlan, compare: func(a, b *caseloadEntry) int {
-		return lastIfEmpty(a.reviewDue, b.reviewDue, strings.Compare(a.reviewDue, b.reviewDue))
-	}},
-	"-pam-level": {needs: factPAM, compare: func(a, b *caseloadEntry) int {
-		la, lb := 0, 0
-		if a.pam != nil {
-			la = a.pam.level
-		}
-		if b.pam != nil {
-			lb = b.pam.level
-		}
-		return cmp.Compare(lb, la)
-	}},
+	"name": {
+		compare: func(a, b *caseloadEntry) int { return lastIfEmpty(a.name, b.name, strings.Compare(a.name, b.name)) },
+		key:     func(e *caseloadEntry) string { return e.name },
+		setKey:  func(e *caseloadEntry, key string) error { e.name = key; return nil },
+	},
+	"review-due": {needs: factPlan,
+		compare: func(a, b *caseloadEntry) int {
+			return lastIfEmpty(a.reviewDue, b.reviewDue, strings.Compare(a.reviewDue, b.reviewDue))
+		},
+		key:    func(e *caseloadEntry) string { return e.reviewDue },
+		setKey: func(e *caseloadEntry, key string) error { e.reviewDue = key; return nil },
+	},
+	"-pam-level": {needs: factPAM,
+		compare: func(a, b *caseloadEntry) int { return cmp.Compare(b.pamLevel(), a.pamLevel()) },
+		key:     func(e *caseloadEntry) string { return strconv.Itoa(e.pamLevel()) },
+		setKey: func(e *caseloadEntry, key string) error {
+			level, err := strconv.Atoi(key)
+			if err != nil {
+				return fmt.Errorf("PAM level %q: %w", key, err)
+			}
+			e.pam = &pamFact{level: level}
+			return nil
+		},
+	},
+}
+
+// pamLevel is the level of the entry's latest PAM, 0 when there is none.
+func (e *caseloadEntry) pamLevel() int {
+	if e.pam == nil {
+		return 0
+	}
+	return e.pam.level
+}
+
+// caseloadCursor is where the next page of a caseload starts: after the
+// patient named, who had the value key in the order sort. It is written
+// as base64url JSON, as the store's search cursors are.
+type caseloadCursor struct {
+	Sort    string `json:"s"`
+	Key     string `json:"k"`
+	Patient string `json:"p"`
+}
+
+// encodeCursor returns the cursor of the page that follows e, the last
+// entry of a page in the order named sort.
+func (o caseloadOrder) encodeCursor(sort string, e *caseloadEntry) string {
+	b, _ := json.Marshal(caseloadCursor{Sort: sort, Key: o.key(e), Patient: e.patient})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor returns the entry a cursor of the order named sort says
+// the page follows, with the value it was ordered by.
+func (o caseloadOrder) decodeCursor(sort, cursor string) (*caseloadEntry, error) {
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return nil, err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	var cur caseloadCursor
+	if err := d.Decode(&cur); err != nil {
+		return nil, err
+	}
+	if cur.Sort != sort {
+		return nil, fmt.Errorf("it was given for _sort=%s", cur.Sort)
+	}
+	if cur.Patient == "" {
+		return nil, errors.New("it names no patient")
+	}
+	e := &caseloadEntry{patient: cur.Patient}
+	if err := o.setKey(e, cur.Key); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 func lastIfEmpty(a, b string, r int) int {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,18 +48,29 @@ func TestStoredPatientReferences(t *testing.T) {
 }
 
 // TestCaseloadCursorPastTheEnd: a cursor past the end of the caseload, as
-// one becomes when the caseload shrinks between pages, or one far beyond
-// it, is a page of no patients with the total, not a 500.
+// one becomes when the patients after it leave the caseload between
+// pages, is a page of no patients with the total, not a 500.
 func TestCaseloadCursorPastTheEnd(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		for _, cursor := range []string{"3", "4", "9223372036854775807", "9223372036854775000"} {
-			page := c.do("GET", "/Organization/y12345/$caseload?_count=500&cursor="+cursor, "").want(http.StatusOK)
-			if got := paramsText(page); got != "total=3" {
-				t.Errorf("cursor %s: %s, want total=3 alone", cursor, got)
-			}
+		next := nextCursor(c.do("GET", "/Organization/y12345/$caseload?_count=2", "").want(http.StatusOK))
+		c.do("DELETE", "/Patient/ward", "").want(http.StatusNoContent)
+		page := c.do("GET", "/Organization/y12345/$caseload?_count=2&cursor="+next, "").want(http.StatusOK)
+		if got := paramsText(page); got != "total=2" {
+			t.Errorf("%s, want total=2 alone", got)
 		}
 	})
+}
+
+// nextCursor returns the next value of a caseload, "" when it has none.
+func nextCursor(caseload map[string]any) string {
+	list, _ := caseload["parameter"].([]any)
+	for _, x := range list {
+		if str(x, "name") == "next" {
+			return str(x, "valueString")
+		}
+	}
+	return ""
 }
 
 // TestCaseloadHandedOver: a coordinator whose part in a CareTeam ended
@@ -341,5 +353,60 @@ func TestPAMRecordedElsewhere(t *testing.T) {
 		}
 		c.put(obs("gp-level", "962851000000103", `"valueInteger":3`))
 		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 3.0})
+	})
+}
+
+// TestCaseloadPagingWhileItChanges: a coordinator paging through a
+// caseload sees each patient once while it changes between pages: a
+// patient who leaves it before the next page costs no one else their
+// place, and one who joins ahead of the page read is not shown twice.
+func TestCaseloadPagingWhileItChanges(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		pages := func(sort string, between func(page int)) []string {
+			var seen []string
+			cursor := ""
+			for page := 0; page < 10; page++ {
+				if page > 0 {
+					between(page)
+				}
+				path := "/Organization/y12345/$caseload?_count=1&_sort=" + sort
+				if cursor != "" {
+					path += "&cursor=" + url.QueryEscape(cursor)
+				}
+				p := c.do("GET", path, "").want(http.StatusOK)
+				list, _ := p["parameter"].([]any)
+				for _, x := range list {
+					if str(x, "name") == "patient" {
+						seen = append(seen, str(x, "part", 0, "valueReference", "reference"))
+					}
+				}
+				cursor = nextCursor(p)
+				if cursor == "" {
+					return seen
+				}
+			}
+			t.Fatalf("_sort=%s: no last page after 10: %v", sort, seen)
+			return nil
+		}
+		// Baker moves practice once the first page (Baker) is read.
+		got := pages("name", func(page int) {
+			if page == 1 {
+				c.put(`{"resourceType":"Patient","id":"baker","name":[{"family":"Baker","given":["Pat"]}],"birthDate":"1966-01-20","generalPractitioner":[{"reference":"Organization/y99999"}]}`)
+			}
+		})
+		if strings.Join(got, " ") != "Patient/baker Patient/clark Patient/ward" {
+			t.Errorf("pages by name while Baker left: %v", got)
+		}
+		// Adams registers once the first page (Clark) is read: ahead of
+		// it, and so not on a later page, where Clark would come again.
+		got = pages("name", func(page int) {
+			if page == 1 {
+				c.put(`{"resourceType":"Patient","id":"adams","name":[{"family":"Adams","given":["Pat"]}],"birthDate":"1950-01-20","generalPractitioner":[{"reference":"Organization/y12345"}]}`)
+			}
+		})
+		if strings.Join(got, " ") != "Patient/clark Patient/ward" {
+			t.Errorf("pages by name while Adams joined: %v", got)
+		}
 	})
 }
