@@ -1,6 +1,7 @@
 package care
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,7 +25,9 @@ type pamFact struct {
 	level     int
 	score     string
 	prevLevel int // 0: no earlier PAM
-	response  string
+	// measured is the record of the measurement: the response, or for a
+	// result recorded in a GP system its level Observation.
+	measured string
 }
 
 // pamResult is one scored response, from its two Observations.
@@ -32,6 +35,7 @@ type pamResult struct {
 	patient, response, date string
 	when                    time.Time
 	level                   int
+	levelObservation        string // Observation/id
 	score                   string
 }
 
@@ -93,11 +97,11 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 		})
 		switch {
 		case isLevel && obs.ValueInteger != 0:
-			r.level = obs.ValueInteger
+			r.level, r.levelObservation = obs.ValueInteger, "Observation/"+v.ID
 		case isLevel && obs.ValueQuantity != nil:
 			// A GP system may record the level as a quantity.
 			if n, err := strconv.Atoi(obs.ValueQuantity.Value.String()); err == nil {
-				r.level = n
+				r.level, r.levelObservation = n, "Observation/"+v.ID
 			}
 		case obs.ValueQuantity != nil:
 			r.score = obs.ValueQuantity.Value.String()
@@ -121,7 +125,7 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 			}
 			return rs[i].response > rs[j].response
 		})
-		f := &pamFact{when: rs[0].when, date: rs[0].date, level: rs[0].level, score: rs[0].score, response: rs[0].response}
+		f := &pamFact{when: rs[0].when, date: rs[0].date, level: rs[0].level, score: rs[0].score, measured: cmp.Or(rs[0].response, rs[0].levelObservation)}
 		if len(rs) > 1 {
 			f.prevLevel = rs[1].level
 		}

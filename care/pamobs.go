@@ -1,7 +1,9 @@
 package care
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -188,7 +190,8 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 // remeasures reports whether the scored response ref, qr, re-measures what
 // an open re-measurement reminder asks for: it was authored after the PAM
 // the reminder is about (one backdated, or that PAM amended, does not), or
-// that PAM is no longer held.
+// that PAM is no longer held. The PAM is a response, or the level
+// Observation of a result recorded in a GP system.
 func remeasures(ctx context.Context, s operation.Store, ref string, qr *fhir.QuestionnaireResponse) func(*fhir.Task) (bool, error) {
 	authored := parseDateTime(qr.Authored.Get())
 	return func(t *fhir.Task) (bool, error) {
@@ -196,22 +199,25 @@ func remeasures(ctx context.Context, s operation.Store, ref string, qr *fhir.Que
 		if focus == ref {
 			return false, nil
 		}
-		id, ok := strings.CutPrefix(focus, "QuestionnaireResponse/")
-		if !ok {
+		typ, id, _ := strings.Cut(focus, "/")
+		if typ != "QuestionnaireResponse" && typ != "Observation" {
 			return true, nil
 		}
-		v, err := s.Read(ctx, "QuestionnaireResponse", id)
+		v, err := s.Read(ctx, typ, id)
 		if errors.Is(err, store.ErrNotFound) || err == nil && v.Deleted {
 			return true, nil
 		}
 		if err != nil {
 			return false, err
 		}
-		measured, err := decode[*fhir.QuestionnaireResponse](v.JSON)
-		if err != nil {
-			return false, fmt.Errorf("the PAM of a re-measurement reminder: %w", err)
+		var measured struct {
+			Authored          string `json:"authored"`
+			EffectiveDateTime string `json:"effectiveDateTime"`
 		}
-		return authored.After(parseDateTime(measured.Authored.Get())), nil
+		if err := json.Unmarshal(v.JSON, &measured); err != nil {
+			return false, fmt.Errorf("the PAM of a re-measurement reminder, %s: %w", focus, err)
+		}
+		return authored.After(parseDateTime(cmp.Or(measured.Authored, measured.EffectiveDateTime))), nil
 	}
 }
 

@@ -200,3 +200,44 @@ func countSearch[T any](c *searchCounter, q store.Query, search func(context.Con
 	}
 	return search
 }
+
+// TestReminderOfPAMRecordedElsewhere: a patient whose latest PAM was
+// recorded in a GP system (level and score Observations under the
+// configured SNOMED CT concepts, no response) is reminded to measure
+// again six months on, the reminder about that level; a PAM taken here
+// after it closes the reminder, one backdated before it does not.
+func TestReminderOfPAMRecordedElsewhere(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		c.put(pamResponse("pam-old", "completed", "2025-01-01T10:00:00Z", "2", "48"))
+		for _, o := range []struct{ id, code, value string }{{"gp-level", "962851000000103", "2"}, {"gp-score", "925431000000109", "51.3"}} {
+			c.put(`{"resourceType":"Observation","id":"` + o.id + `","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + o.code + `"}]},` +
+				`"subject":{"reference":"Patient/ward"},"effectiveDateTime":"2026-03-31T10:00:00+01:00","valueQuantity":{"value":` + o.value + `}}`)
+		}
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+			t.Fatalf("reminders: %s, want one", got)
+		}
+		remeasure := func() map[string]any {
+			list := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pam-remeasure", "").want(http.StatusOK))
+			if len(list) != 1 {
+				t.Fatalf("re-measurement reminders: %v, want one", list)
+			}
+			return list[0]
+		}
+		task := remeasure()
+		if got := str(task, "focus", "reference") + " " + str(task, "restriction", "period", "end") + " " + str(task, "owner", "reference"); got != "Observation/gp-level 2026-09-30 Practitioner/cc" {
+			t.Errorf("reminder: %s, want Observation/gp-level 2026-09-30 Practitioner/cc", got)
+		}
+		c.put(pamResponse("pam-backdated", "completed", "2026-02-01T10:00:00Z", "2", "49"))
+		if st := str(remeasure(), "status"); st != "requested" {
+			t.Errorf("reminder after a PAM backdated before the GP system's: %s, want requested", st)
+		}
+		c.put(pamResponse("pam-new", "completed", "2026-11-20T10:00:00Z", "3", "60"))
+		if st := str(remeasure(), "status"); st != "completed" {
+			t.Errorf("reminder after a new PAM: %s, want completed", st)
+		}
+	})
+}
