@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"carefhir/fhir"
 	"carefhir/operation"
@@ -184,16 +185,32 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 	if err := c.writePAM(ctx, s, ch.ID, qr, patient, score, ch.Version.VersionID == 1); err != nil {
 		return nil, err
 	}
-	return warnings, c.endTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}}, "completed", remeasures(ctx, s, ref, qr))
+	return warnings, c.endTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}}, "completed", remeasures(ctx, s, ref, parseDateTime(qr.Authored.Get())))
 }
 
-// remeasures reports whether the scored response ref, qr, re-measures what
-// an open re-measurement reminder asks for: it was authored after the PAM
-// the reminder is about (one backdated, or that PAM amended, does not), or
-// that PAM is no longer held. The PAM is a response, or the level
-// Observation of a result recorded in a GP system.
-func remeasures(ctx context.Context, s operation.Store, ref string, qr *fhir.QuestionnaireResponse) func(*fhir.Task) (bool, error) {
-	authored := parseDateTime(qr.Authored.Get())
+// closeOnResultElsewhere closes the open re-measurement reminders of the
+// patient of a PAM level a GP system recorded (coded by the configured
+// SNOMED CT concept, derived from no response here), as a PAM scored here
+// does: when it was taken after the PAM a reminder is about.
+func (c *Care) closeOnResultElsewhere(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
+	obs, ok := ch.Resource.(*fhir.Observation)
+	if !ok || len(obs.DerivedFrom) > 0 || !hasCoding(obs.Code, SystemSNOMED, c.cfg.Codes.PAMLevel) ||
+		!slices.Contains(strings.Split(resultStatuses, ","), obs.Status.Get()) {
+		return nil, nil
+	}
+	patient, when := c.patientRef(refOf(obs.Subject)), parseDateTime(obs.EffectiveDateTime.Get())
+	if patient == "" || when.IsZero() {
+		return nil, nil
+	}
+	return nil, c.endTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}}, "completed", remeasures(ctx, s, "Observation/"+ch.ID, when))
+}
+
+// remeasures reports whether the PAM ref, taken at authored, re-measures
+// what an open re-measurement reminder asks for: it was taken after the
+// PAM the reminder is about (one backdated, or that PAM amended, does
+// not), or that PAM is no longer held. Each PAM is a response, or the
+// level Observation of a result recorded in a GP system.
+func remeasures(ctx context.Context, s operation.Store, ref string, authored time.Time) func(*fhir.Task) (bool, error) {
 	return func(t *fhir.Task) (bool, error) {
 		focus := refOf(t.Focus)
 		if focus == ref {

@@ -241,3 +241,38 @@ func TestReminderOfPAMRecordedElsewhere(t *testing.T) {
 		}
 	})
 }
+
+// TestReminderClosedByPAMRecordedElsewhere: a PAM level a GP system
+// records after the PAM a re-measurement reminder is about closes the
+// reminder, as a PAM taken here does; one backdated before it, or of
+// another patient, leaves it open.
+func TestReminderClosedByPAMRecordedElsewhere(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(pamResponse("pam-march", "completed", "2026-03-31T10:00:00+01:00", "2", "50"))
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+			t.Fatalf("reminders: %s, want one", got)
+		}
+		status := func() string {
+			list := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pam-remeasure", "").want(http.StatusOK))
+			if len(list) != 1 {
+				t.Fatalf("re-measurement reminders: %v, want one", list)
+			}
+			return str(list[0], "status")
+		}
+		level := func(id, patient, when string) string {
+			return `{"resourceType":"Observation","id":"` + id + `","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"962851000000103"}]},` +
+				`"subject":{"reference":"` + patient + `"},"effectiveDateTime":"` + when + `","valueInteger":3}`
+		}
+		c.put(level("gp-backdated", "Patient/ward", "2026-02-01T10:00:00Z"))
+		c.put(level("gp-baker", "Patient/baker", "2026-11-20T10:00:00Z"))
+		if st := status(); st != "requested" {
+			t.Errorf("reminder after a backdated PAM level, or another patient's: %s, want requested", st)
+		}
+		c.put(level("gp-new", "Patient/ward/_history/1", "2026-11-20T10:00:00Z"))
+		if st := status(); st != "completed" {
+			t.Errorf("reminder after a PAM level recorded in a GP system: %s, want completed", st)
+		}
+	})
+}
