@@ -27,10 +27,14 @@ const xhtmlNS = "http://www.w3.org/1999/xhtml"
 
 // narrative checks Narrative.div: well-formed XHTML whose root is a div in
 // the XHTML namespace, using only the allowed elements and attributes, and
-// no javascript: URLs.
+// no javascript: URLs, and holding some content (txt-2).
 func (w *walker) narrative(path, s string) {
 	d := lexical.NewDivDecoder(s)
 	depth := 0
+	// txt-2 runs htmlChecks(), which looks for unsafe markup alone; its
+	// human text is the rule: "The narrative SHALL have some non-whitespace
+	// content". Text that is not whitespace is content, and so is an image.
+	hasContent := false
 	for {
 		t, err := d.Next()
 		if err == io.EOF {
@@ -47,6 +51,9 @@ func (w *walker) narrative(path, s string) {
 				return
 			}
 			depth++
+			if t.Name.Local == "img" {
+				hasContent = true
+			}
 			if t.Name.Space != xhtmlNS || !narrativeElements[t.Name.Local] {
 				w.add("error", "value", path, "the narrative must not contain the element <%s>", t.Name.Local)
 				continue
@@ -64,10 +71,14 @@ func (w *walker) narrative(path, s string) {
 		case lexical.DivEnd:
 			depth--
 		case lexical.DivText:
-			if depth == 0 && strings.TrimSpace(t.Text) != "" {
+			if strings.TrimSpace(t.Text) == "" {
+				continue
+			}
+			if depth == 0 {
 				w.add("error", "value", path, "the narrative must be a single div element")
 				return
 			}
+			hasContent = true
 		case lexical.DivDirective:
 			w.add("error", "value", path, "the narrative must not contain a DOCTYPE or other directive")
 			return
@@ -75,6 +86,9 @@ func (w *walker) narrative(path, s string) {
 			w.add("error", "value", path, "the narrative must not contain processing instructions or an XML declaration")
 			return
 		}
+	}
+	if !hasContent {
+		w.add("error", "invariant", path, "txt-2: The narrative SHALL have some non-whitespace content")
 	}
 }
 

@@ -338,6 +338,28 @@ func TestNarrativeText(t *testing.T) {
 	}, withValidator(true))
 }
 
+// TestNarrativeWithoutContent checks txt-2, "The narrative SHALL have some
+// non-whitespace content": an empty div, or one of whitespace and empty
+// elements, is refused and nothing stored; text or an image is content.
+func TestNarrativeWithoutContent(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		narrative := func(div string) string {
+			return `{"resourceType":"Patient","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">` + div + `</div>"}}`
+		}
+		for _, div := range []string{``, `   `, `\n  <p> </p>\n`, `<!-- Grace Okafor -->`} {
+			r := c.do("POST", "/Patient", narrative(div)).want(t, http.StatusUnprocessableEntity)
+			if d := r.outcome(t, "invariant", "Patient.text.div"); !strings.HasPrefix(d, "txt-2:") {
+				t.Errorf("div %q: %q, want txt-2", div, d)
+			}
+		}
+		c.create("Patient", narrative(`<p>Grace Okafor</p>`))
+		c.create("Patient", narrative(`<img src=\"#photo\" alt=\"\"/>`))
+		if n := get(c.do("GET", "/Patient/_history", "").want(t, 200).json(t), "total"); n != 2.0 {
+			t.Errorf("history total %v, want 2", n)
+		}
+	}, withValidator(true))
+}
+
 // A required binding (UK Core birth sex, of HL7 v3 AdministrativeGender)
 // refuses a code of a system the value set does not draw on.
 func TestValidateBindingOtherSystem(t *testing.T) {
