@@ -360,6 +360,24 @@ func TestNarrativeWithoutContent(t *testing.T) {
 	}, withValidator(true))
 }
 
+// TestContainedSharingAnID checks that an Observation whose subject names
+// one of two contained resources sharing an id is indexed and stored, with
+// and without validation, where indexing its patient parameter
+// (subject.where(resolve() is Patient)) failed with a 500.
+func TestContainedSharingAnID(t *testing.T) {
+	const obs = `{"resourceType":"Observation","status":"final","code":{"text":"Blood pressure"},` +
+		`"contained":[{"resourceType":"Patient","id":"p1"},{"resourceType":"Practitioner","id":"p1"}],` +
+		`"subject":{"reference":"#p1"},"performer":[{"reference":"#p1"}]}`
+	for _, validate := range []bool{false, true} {
+		eachEngine(t, func(t *testing.T, c *client) {
+			c.create("Observation", obs)
+			if n := get(c.do("GET", "/Observation?_summary=count", "").want(t, 200).json(t), "total"); n != 1.0 {
+				t.Errorf("validate %v: %v Observations stored, want 1", validate, n)
+			}
+		}, withValidator(validate))
+	}
+}
+
 // A required binding (UK Core birth sex, of HL7 v3 AdministrativeGender)
 // refuses a code of a system the value set does not draw on.
 func TestValidateBindingOtherSystem(t *testing.T) {

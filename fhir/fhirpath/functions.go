@@ -1386,13 +1386,8 @@ func resolve(c *ctx, in []Value, _ []expr) ([]Value, error) {
 			}
 		}
 		if id, ok := strings.CutPrefix(ref, "#"); ok {
-			for _, root := range c.root {
-				cont, _ := navigate(c, []Value{root}, "contained")
-				for _, r := range cont {
-					if obj, ok := r.(*Node).val.(map[string]any); ok && obj["id"] == id {
-						out = append(out, r)
-					}
-				}
+			if r := c.contained(id); r != nil {
+				out = append(out, r)
 			}
 			continue
 		}
@@ -1401,6 +1396,22 @@ func resolve(c *ctx, in []Value, _ []expr) ([]Value, error) {
 		}
 	}
 	return out, nil
+}
+
+// contained returns the first resource contained in a root whose id is id,
+// or nil. A reference resolves to one resource at most: were two contained
+// resources to share an id, "resolve() is Patient" would otherwise be an
+// error, and a search parameter over it could not be indexed.
+func (c *ctx) contained(id string) Value {
+	for _, root := range c.root {
+		cont, _ := navigate(c, []Value{root}, "contained")
+		for _, r := range cont {
+			if obj, ok := r.(*Node).val.(map[string]any); ok && obj["id"] == id {
+				return r
+			}
+		}
+	}
+	return nil
 }
 
 // stub returns a resource of the type a reference names, holding only its
