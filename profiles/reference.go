@@ -10,11 +10,13 @@ import (
 func (w *walker) reference(it item, d *ElementDefinition) {
 	m, _ := it.val.(map[string]any)
 	ref, _ := m["reference"].(string)
-	if ref == "" {
-		return
+	declared, _ := m["type"].(string)
+	if !w.v.isResource(declared) {
+		declared = "" // an absolute URL of a logical model, or nothing
 	}
 	var targetType string
 	switch {
+	case ref == "":
 	case ref == "#":
 		// "#" is the resource holding the contained resources.
 		holder := w.res
@@ -39,11 +41,17 @@ func (w *walker) reference(it item, d *ElementDefinition) {
 			}
 		}
 	}
-	if targetType == "" {
-		return
-	}
-	if t, ok := m["type"].(string); ok && t != targetType && w.v.isResource(t) {
-		w.add("error", "structure", it.path, "the reference is to a %s but its type says %s", targetType, t)
+	switch {
+	case targetType == "":
+		// A logical reference (an identifier alone), or a URL that names no
+		// type, such as a urn:uuid: outside a Bundle: Reference.type is the
+		// type of its target, which the element must allow all the same.
+		targetType = declared
+		if targetType == "" {
+			return
+		}
+	case declared != "" && declared != targetType:
+		w.add("error", "structure", it.path, "the reference is to a %s but its type says %s", targetType, declared)
 	}
 	var allowed []string
 	for _, t := range d.Type {

@@ -378,6 +378,29 @@ func TestContainedSharingAnID(t *testing.T) {
 	}
 }
 
+// TestLogicalReferenceType checks that a reference by identifier alone is
+// held to the target types of its element through Reference.type: an
+// Observation's subject of type Practitioner is refused and nothing stored,
+// while a GP practice named by its ODS code is a Patient's general
+// practitioner.
+func TestLogicalReferenceType(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"Pulse"},`+
+			`"subject":{"type":"Practitioner","identifier":{"system":"https://fhir.hl7.org.uk/Id/gmc-number","value":"C1234567"}}}`).want(t, http.StatusUnprocessableEntity)
+		if d := r.outcome(t, "structure", "Observation.subject"); !strings.Contains(d, "Practitioner") {
+			t.Errorf("refusal %q does not name the type", d)
+		}
+		r = c.do("POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"Pulse"},`+
+			`"subject":{"type":"Practitioner","reference":"urn:uuid:8f2b6c1e-3c2a-4b8e-9f43-0a3f4d5e6b7c"}}`).want(t, http.StatusUnprocessableEntity)
+		r.outcome(t, "structure", "Observation.subject")
+		c.create("Patient", `{"resourceType":"Patient","generalPractitioner":[{"type":"Organization",`+
+			`"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y12345"}}]}`)
+		if n := get(c.do("GET", "/Observation?_summary=count", "").want(t, 200).json(t), "total"); n != 0.0 {
+			t.Errorf("%v Observations stored, want 0", n)
+		}
+	}, withValidator(true))
+}
+
 // A required binding (UK Core birth sex, of HL7 v3 AdministrativeGender)
 // refuses a code of a system the value set does not draw on.
 func TestValidateBindingOtherSystem(t *testing.T) {
