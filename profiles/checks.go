@@ -303,6 +303,21 @@ func codes(it item) (out []coded, isConcept bool) {
 	return out, isConcept
 }
 
+// conceptWithoutCode reports a Coding or CodeableConcept that states a
+// concept, by text, display or system, and holds no code.
+func conceptWithoutCode(it item) bool {
+	if it.typ != "Coding" && it.typ != "CodeableConcept" {
+		return false
+	}
+	m, _ := it.val.(map[string]any)
+	for name := range m {
+		if name != "id" && name != "extension" && !strings.HasPrefix(name, "_") {
+			return true
+		}
+	}
+	return false
+}
+
 // binding checks the codes of a value against its binding: a required
 // binding is an error, an extensible or preferred one a warning. A ValueSet
 // that cannot be computed from the bundled code systems is not checked.
@@ -311,10 +326,19 @@ func (w *walker) binding(it item, b *Binding) {
 		return
 	}
 	cs, isConcept := codes(it)
-	if len(cs) == 0 {
+	if !w.v.terms.HasValueSet(b.ValueSet) {
 		return
 	}
-	if !w.v.terms.HasValueSet(b.ValueSet) {
+	if len(cs) == 0 {
+		// A required binding admits no concept outside the value set, and
+		// a concept given by text or a Coding without a code is not in it:
+		// only an extensible binding lets "text be included instead"
+		// (https://hl7.org/fhir/R4/terminologies.html#strength). A value
+		// holding only extensions, such as a data-absent-reason, gives no
+		// concept at all.
+		if b.Strength == "required" && conceptWithoutCode(it) {
+			w.add("error", "code-invalid", it.path, "the concept has no code, and the value set %s is required (required binding)", canonical(b.ValueSet))
+		}
 		return
 	}
 	severity := "warning"

@@ -425,6 +425,27 @@ func TestValidateBindingOtherSystem(t *testing.T) {
 	}, withValidator(true))
 }
 
+// A required binding is met by a code from its value set alone: an
+// AllergyIntolerance whose clinical status is text, or a Coding with a
+// display and no code, is refused and nothing stored; an extensible binding
+// (its code) takes text, and a status absent for a reason is no concept.
+func TestValidateRequiredBindingWithoutCode(t *testing.T) {
+	const allergy = `{"resourceType":"AllergyIntolerance","patient":{"reference":"Patient/1"},"code":{"text":"Penicillin"},"clinicalStatus":%s}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, status := range []string{`{"text":"active"}`, `{"coding":[{"display":"Active"}]}`} {
+			r := c.do("POST", "/AllergyIntolerance", fmt.Sprintf(allergy, status)).want(t, http.StatusUnprocessableEntity)
+			if d := r.outcome(t, "code-invalid", "AllergyIntolerance.clinicalStatus"); !strings.Contains(d, "allergyintolerance-clinical") {
+				t.Errorf("clinicalStatus %s: refusal %q does not name the value set", status, d)
+			}
+		}
+		c.create("AllergyIntolerance", fmt.Sprintf(allergy, `{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical","code":"active"}],"text":"Active"}`))
+		c.create("AllergyIntolerance", fmt.Sprintf(allergy, `{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}`))
+		if n := get(c.do("GET", "/AllergyIntolerance/_history", "").want(t, 200).json(t), "total"); n != 2.0 {
+			t.Errorf("history total %v, want 2", n)
+		}
+	}, withValidator(true))
+}
+
 // A code its bundled code system does not define is refused whatever the
 // binding: here an extensible one (UK Core ethnic category) and none.
 func TestValidateUnknownCode(t *testing.T) {
