@@ -512,3 +512,26 @@ func TestHostRouteFailureLogged(t *testing.T) {
 		cfg.Routes = append(cfg.Routes, server.Route{Method: http.MethodGet, Path: "/fhir/$export-status", Handler: failing})
 	})
 }
+
+// A method a host's route does not serve is 405 naming the methods it
+// does, not the 404 of a resource type not served.
+func TestHostRouteOtherMethods(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, method := range []string{"PUT", "POST", "PATCH"} {
+			r := c.do(method, "/$export-status?_jobId=j", `{"resourceType":"Parameters"}`, "Content-Type", "application/fhir+json").want(t, http.StatusMethodNotAllowed)
+			if got := r.header.Get("Allow"); got != "GET, HEAD, DELETE" {
+				t.Errorf("%s: Allow %q", method, got)
+			}
+			if !strings.Contains(string(r.body), `"not-supported"`) || !strings.Contains(string(r.body), method+" is not allowed on /fhir/$export-status") {
+				t.Errorf("%s: %s", method, r.body)
+			}
+		}
+		c.do("DELETE", "/$export-status?_jobId=j", "").want(t, http.StatusAccepted)
+		c.do("HEAD", "/$export-status?_jobId=j", "").want(t, http.StatusAccepted)
+	}, func(cfg *server.Config) {
+		cfg.Routes = append(cfg.Routes,
+			server.Route{Method: http.MethodGet, Path: "/fhir/$export-status", Handler: ok},
+			server.Route{Method: http.MethodDelete, Path: "/fhir/$export-status", Handler: ok})
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -36,6 +37,7 @@ func (a *api) registerRoutes(r *gin.Engine) {
 		}
 		r.Handle(rt.Method, rt.Path, wrapHandler(rt.Handler))
 	}
+	a.refuseOtherMethods(r)
 	for _, attach := range a.cfg.Attach {
 		attach(&opStore{a: a})
 	}
@@ -50,6 +52,38 @@ func wrapHandler(h http.Handler) gin.HandlerFunc {
 		h.ServeHTTP(c.Writer, c.Request)
 		if err := failure(); err != nil {
 			c.Error(err)
+		}
+	}
+}
+
+// refuseOtherMethods answers 405, with the methods served in Allow, the
+// methods a host's path does not serve. Left to the router, a PUT or a
+// POST of /fhir/$export-status would reach the API's routes of a type
+// and be answered 404, as a type not served.
+func (a *api) refuseOtherMethods(r *gin.Engine) {
+	served := map[string][]string{}
+	var paths []string
+	for _, rt := range a.cfg.Routes {
+		if served[rt.Path] == nil {
+			paths = append(paths, rt.Path)
+		}
+		served[rt.Path] = append(served[rt.Path], rt.Method)
+		if rt.Method == http.MethodGet {
+			served[rt.Path] = append(served[rt.Path], http.MethodHead)
+		}
+	}
+	for _, path := range paths {
+		methods := served[path]
+		allow := strings.Join(methods, ", ")
+		refuse := func(c *gin.Context) {
+			err := errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, path)
+			err.Header = http.Header{"Allow": {allow}}
+			c.Error(err)
+		}
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if !slices.Contains(methods, m) {
+				r.Handle(m, path, refuse)
+			}
 		}
 	}
 }
