@@ -368,13 +368,15 @@ func TestContainedSharingAnID(t *testing.T) {
 	const obs = `{"resourceType":"Observation","status":"final","code":{"text":"Blood pressure"},` +
 		`"contained":[{"resourceType":"Patient","id":"p1"},{"resourceType":"Practitioner","id":"p1"}],` +
 		`"subject":{"reference":"#p1"},"performer":[{"reference":"#p1"}]}`
-	for _, validate := range []bool{false, true} {
-		eachEngine(t, func(t *testing.T, c *client) {
-			c.create("Observation", obs)
-			if n := get(c.do("GET", "/Observation?_summary=count", "").want(t, 200).json(t), "total"); n != 1.0 {
-				t.Errorf("validate %v: %v Observations stored, want 1", validate, n)
-			}
-		}, withValidator(validate))
+	for name, validate := range map[string]bool{"unvalidated": false, "validated": true} {
+		t.Run(name, func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, c *client) {
+				c.create("Observation", obs)
+				if n := get(c.do("GET", "/Observation?_summary=count", "").want(t, 200).json(t), "total"); n != 1.0 {
+					t.Errorf("%v Observations stored, want 1", n)
+				}
+			}, withValidator(validate))
+		})
 	}
 }
 
