@@ -249,6 +249,13 @@ func TestStatusOfSubscriptions(t *testing.T) {
 			t.Errorf("$status%s: %v, want %v", c.query, got, c.want)
 		}
 	}
+	// A status that is no Subscription status is refused, naming the
+	// parameter, rather than answered as if no Subscription had it.
+	for _, query := range []string{"?status=bogus", "?status=active,bogus", "?status=Active"} {
+		if r := e.do("admin", "GET", "/Subscription/$status"+query, ""); r.status != 400 || !strings.Contains(r.body, `name='status'`) || !strings.Contains(r.body, "code-invalid") {
+			t.Errorf("$status%s: %d %s, want 400 naming status", query, r.status, r.body)
+		}
+	}
 }
 
 // TestTopicExtensionValueOfAnotherType: a backport extension holding its

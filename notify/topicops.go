@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -90,9 +91,22 @@ func (n *Notifier) status(ctx context.Context, inv *operation.Invocation) (*oper
 	return n.statusBundle([]*subscription{sub}, []counter{c})
 }
 
+// subscriptionStatuses are the codes of R4's subscription-status, which
+// $status's status parameter takes: another would match nothing, and the
+// empty answer would read as there being no such Subscription.
+var subscriptionStatuses = []string{"requested", "active", "error", "off"}
+
 // statuses answers $status at the type level.
 func (n *Notifier) statuses(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
 	params := url.Values{"_count": {strconv.Itoa(maxStatuses)}}
+	for _, status := range inv.Texts("status") {
+		for code := range strings.SplitSeq(status, ",") {
+			if !slices.Contains(subscriptionStatuses, code) {
+				return nil, operation.Errorf(400, "code-invalid", "Parameters.parameter.where(name='status')",
+					"status %q is not a Subscription status (%s)", code, strings.Join(subscriptionStatuses, ", "))
+			}
+		}
+	}
 	for name, param := range map[string]string{"id": "_id", "status": "status"} {
 		if values := inv.Texts(name); len(values) > 0 {
 			params.Set(param, strings.Join(values, ","))
