@@ -143,7 +143,6 @@ func responseType(format, accept string) (string, error) {
 		version string // a FHIR version asked for and not served
 		best    string
 		bestQ   float64
-		refused = refusedTypes(accept)
 	)
 	for _, part := range strings.Split(accept, ",") {
 		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
@@ -163,10 +162,13 @@ func responseType(format, accept string) (string, error) {
 			continue
 		}
 		answer, ok := answerTo(mt)
-		if ok && refused[answer] && strings.HasSuffix(mt, "/*") {
+		if ok && strings.HasSuffix(mt, "/*") {
 			// A range stands for the types it covers but those the client
-			// refused by name (q=0): RFC 9110, section 12.5.1.
-			answer, ok = unrefused(refused)
+			// refused by name (q=0): RFC 9110, section 12.5.1. Accept is
+			// read for them only when it holds a range.
+			if refused := refusedTypes(accept); refused[answer] {
+				answer, ok = unrefused(refused)
+			}
 		}
 		if !ok {
 			continue
