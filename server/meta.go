@@ -105,7 +105,10 @@ func (a *api) versionMeta(c *gin.Context) {
 // resource the store does not hold, as version 1 (see definitions.go).
 func (a *api) readInstance(ctx context.Context, typ, id string) (*store.Version, error) {
 	r, err := a.bundledInstance(ctx, typ, id)
-	if err != nil || r == nil {
+	switch {
+	case err != nil:
+		return nil, err
+	case r == nil:
 		return a.svc.store.Read(ctx, typ, id)
 	}
 	return bundledVersion(r)
