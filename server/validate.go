@@ -340,14 +340,8 @@ func (a *api) validateInput(c *gin.Context, body []byte) (validateInput, error) 
 			case "resource":
 				res = param.Resource
 			case "mode", "profile":
-				v, err := validateOption(name, stringValue(param))
-				if err != nil {
+				if err := in.setOption(name, stringValue(param)); err != nil {
 					return validateInput{}, err
-				}
-				if name == "mode" {
-					in.mode = v
-				} else {
-					in.profile = v
 				}
 			}
 		}
@@ -404,31 +398,30 @@ func rawValidateInput(body []byte) (in validateInput, ok bool, err error) {
 			}
 			in.resource, in.resourceType, in.id = r.resource, r.resourceType, r.id
 		case "mode", "profile":
-			v, err := validateOption(p.Name, cmp.Or(p.ValueString, p.ValueURI, p.ValueCode, p.ValueCanonical, p.ValueURL, p.ValueID))
-			if err != nil {
+			if err := in.setOption(p.Name, cmp.Or(p.ValueString, p.ValueURI, p.ValueCode, p.ValueCanonical, p.ValueURL, p.ValueID)); err != nil {
 				return in, false, err
-			}
-			if p.Name == "mode" {
-				in.mode = v
-			} else {
-				in.profile = v
 			}
 		}
 	}
 	return in, true, nil
 }
 
-// validateOption returns value, the mode or profile of $validate as given
-// in a Parameters body, or the 400 of one that has no value of a string
-// type: read as absent, a profile would be left unchecked, and the
+// setOption sets the mode or profile (name) of $validate to value, as
+// given in a Parameters body, or is the 400 of one that has no value of a
+// string type: read as absent, a profile would be left unchecked, and the
 // resource reported valid against what was not asked for.
-func validateOption(name, value string) (string, error) {
+func (in *validateInput) setOption(name, value string) error {
 	if value == "" {
 		kind := "a uri (valueUri or valueCanonical)"
 		if name == "mode" {
 			kind = "a code (valueCode)"
 		}
-		return "", errorf(http.StatusBadRequest, "invalid", "%s must be %s", name, kind).at("Parameters.parameter.where(name='" + name + "')")
+		return errorf(http.StatusBadRequest, "invalid", "%s must be %s", name, kind).at("Parameters.parameter.where(name='" + name + "')")
 	}
-	return value, nil
+	if name == "mode" {
+		in.mode = value
+	} else {
+		in.profile = value
+	}
+	return nil
 }
