@@ -217,3 +217,43 @@ func TestOperationParameterOfTwoContents(t *testing.T) {
 		}
 	}, withExtensions, withDefinitions, withValidator(false))
 }
+
+// A parameter whose content is not of the type its definition gives it is
+// refused at the parameter, for every operation, rather than read as
+// absent or as something else; a value of another type of the same kind,
+// or text standing for a number, is taken.
+func TestOperationParameterOfAnotherType(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", `{"resourceType":"Patient","name":[{"family":"Ward"}]}`), "id")
+		for _, tt := range []struct{ path, params, at string }{
+			{"/ValueSet/$validate-code", `{"name":"url","valueUri":"` + genderVS + `"},{"name":"coding","valueCodeableConcept":{"coding":[{"system":"http://hl7.org/fhir/administrative-gender","code":"female"}]}}`,
+				"Parameters.parameter.where(name='coding')"},
+			{"/ValueSet/$expand", `{"name":"url","valueUri":"` + genderVS + `"},{"name":"filter","valueInteger":5}`,
+				"Parameters.parameter.where(name='filter')"},
+			{"/ValueSet/$expand", `{"name":"url","valueUri":"` + genderVS + `"},{"name":"count","valueBoolean":true}`,
+				"Parameters.parameter.where(name='count')"},
+			{"/ValueSet/$expand", `{"name":"url","valueUri":"` + genderVS + `"},{"name":"valueSet","valueString":"x"}`,
+				"Parameters.parameter.where(name='valueSet')"},
+			{"/Patient/$validate", `{"name":"resource","valueString":"x"}`,
+				"Parameters.parameter.where(name='resource')"},
+			{"/Patient/" + id + "/$meta-add", `{"name":"meta","valueCoding":{"system":"http://example.org/tags","code":"a"}}`,
+				"Parameters.parameter.where(name='meta')"},
+		} {
+			body := `{"resourceType":"Parameters","parameter":[` + tt.params + `]}`
+			c.do("POST", tt.path, body).want(t, http.StatusBadRequest).outcome(t, "invalid", tt.at)
+		}
+		if v := str(c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "1" {
+			t.Errorf("refused $meta-add wrote version %s", v)
+		}
+		for _, params := range []string{
+			`{"name":"url","valueUri":"` + genderVS + `"},{"name":"count","valueString":"2"}`,
+			`{"name":"url","valueCanonical":"` + genderVS + `"},{"name":"count","valueUnsignedInt":2}`,
+		} {
+			body := `{"resourceType":"Parameters","parameter":[` + params + `]}`
+			got := c.do("POST", "/ValueSet/$expand", body).want(t, http.StatusOK).json(t)
+			if n := len(got["expansion"].(map[string]any)["contains"].([]any)); n != 2 {
+				t.Errorf("%s: expanded to %d codes, want the 2 of count", params, n)
+			}
+		}
+	}, withDefinitions, withValidator(false))
+}

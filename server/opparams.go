@@ -129,6 +129,19 @@ func (a *api) checkParams(c *gin.Context, op operation, inv invocation) error {
 			return errorf(http.StatusBadRequest, "required", "%s is missing: $%s requires it", p.Name, op.name).at("Parameters.parameter.where(name='" + p.Name + "')")
 		}
 	}
+	if res, ok := c.Get(ctxResource); ok {
+		if p, ok := res.(*fhir.Parameters); ok {
+			for _, x := range p.Parameter {
+				i := slices.IndexFunc(params, func(d defParam) bool { return d.Name == x.Name.Get() })
+				if i < 0 {
+					continue
+				}
+				if err := typedParam(x, params[i], "Parameters.parameter.where(name='"+truncate(x.Name.Get(), 64)+"')"); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	dropParams(c, unknown)
 	return nil
 }
@@ -266,7 +279,7 @@ func oneContent(params []*fhir.ParametersParameter, at string) error {
 	for _, p := range params {
 		where := at + ".where(name='" + truncate(p.Name.Get(), 64) + "')"
 		held := 0
-		for _, has := range []bool{hasValue(p), p.Resource != nil, len(p.Part) > 0} {
+		for _, has := range []bool{valueType(p) != "", p.Resource != nil, len(p.Part) > 0} {
 			if has {
 				held++
 			}
@@ -281,18 +294,71 @@ func oneContent(params []*fhir.ParametersParameter, at string) error {
 	return nil
 }
 
-// hasValue reports whether p holds a value[x] of any type: the model has
-// a field for each, Value followed by the type's name, every one a
+// valueType returns the type of p's value[x] as FHIR names it (string,
+// dateTime, CodeableConcept), or "" when it holds none: the model has a
+// field for each type, Value followed by the type's name, every one a
 // pointer.
-func hasValue(p *fhir.ParametersParameter) bool {
+func valueType(p *fhir.ParametersParameter) string {
 	v := reflect.ValueOf(p).Elem()
 	t := v.Type()
 	for i := range t.NumField() {
-		if strings.HasPrefix(t.Field(i).Name, "Value") && !v.Field(i).IsNil() {
-			return true
+		name, ok := strings.CutPrefix(t.Field(i).Name, "Value")
+		if !ok || name == "" || v.Field(i).IsNil() {
+			continue
 		}
+		if lower := strings.ToLower(name[:1]) + name[1:]; primitiveTypes[lower] != "" {
+			return lower
+		}
+		return name
 	}
-	return false
+	return ""
+}
+
+// primitiveTypes gives each FHIR primitive type the kind of value it is,
+// for telling whether a value of one type stands for a parameter of
+// another (typedParam).
+var primitiveTypes = map[string]string{
+	"string": "text", "code": "text", "id": "text", "markdown": "text",
+	"uri": "text", "url": "text", "canonical": "text", "oid": "text", "uuid": "text",
+	"integer": "integer", "positiveInt": "integer", "unsignedInt": "integer",
+	"decimal": "decimal", "boolean": "boolean", "base64Binary": "binary",
+	"date": "time", "dateTime": "time", "instant": "time", "time": "clock",
+}
+
+// typedParam refuses a parameter of a Parameters body whose content is
+// not of the type the operation's definition gives it, d (R4
+// operations.html: each parameter has the type its definition states): an
+// operation reads it as that type, and would read another as absent, or
+// as something else than was meant, and answer another question (a
+// valueInteger filter of $expand read as no filter, so every code). A
+// value of another primitive type of the same kind is taken (a code
+// given as valueString), and a value given as text where the definition
+// asks for a number, a boolean or a date, as a query string gives every
+// value. at is the parameter's path.
+func typedParam(p *fhir.ParametersParameter, d defParam, at string) error {
+	name := truncate(p.Name.Get(), 64)
+	switch {
+	case d.Type == "":
+		return nil
+	case d.Type == "Resource" || fhir.IsResourceType(d.Type):
+		if p.Resource == nil {
+			return errorf(http.StatusBadRequest, "invalid", "%s must hold a resource, a %s", name, d.Type).at(at)
+		}
+		if d.Type != "Resource" && d.Type != "DomainResource" && p.Resource.ResourceType() != d.Type {
+			return errorf(http.StatusBadRequest, "invalid", "%s must hold a %s, not a %s", name, d.Type, p.Resource.ResourceType()).at(at)
+		}
+		return nil
+	}
+	got := valueType(p)
+	want, primitive := primitiveTypes[d.Type]
+	switch {
+	case got == d.Type:
+		return nil
+	case primitive && got != "" && (primitiveTypes[got] == want || primitiveTypes[got] == "text" ||
+		want == "decimal" && primitiveTypes[got] == "integer"):
+		return nil
+	}
+	return errorf(http.StatusBadRequest, "invalid", "%s must be a %s: give it as value%s", name, d.Type, strings.ToUpper(d.Type[:1])+d.Type[1:]).at(at)
 }
 
 // jsonParameterNames returns the resource type of a FHIR JSON body and,

@@ -122,13 +122,9 @@ func (a *api) bodyParams(c *gin.Context, definition string) ([]*fhir.ParametersP
 
 // termParams reads the parameters of an invocation of a terminology
 // operation defined by definition (a canonical url), which the dispatcher
-// checked against it (checkParams). A date (the definitions as they were
-// then) is refused: only the current ones are held, and answering from
-// them would change the answer silently. So is a parameter the definition
-// gives a string type (filter, url, code, displayLanguage…) that is sent
-// with a value of another type, a valueInteger filter or a valueCoding
-// code: the operations read such a parameter as text alone, and read as
-// absent it would answer another question (every code, unfiltered).
+// checked against it (checkParams), the type of each included. A date
+// (the definitions as they were then) is refused: only the current ones
+// are held, and answering from them would change the answer silently.
 func (a *api) termParams(c *gin.Context, definition string) (opParams, error) {
 	p, err := a.operationParams(c, definition)
 	if err != nil {
@@ -137,26 +133,8 @@ func (a *api) termParams(c *gin.Context, definition string) (opParams, error) {
 	if p.first("date") != nil {
 		return nil, errorf(http.StatusUnprocessableEntity, "not-supported", "the date parameter is not supported: only the current definitions of value sets and code systems are held").at("date")
 	}
-	var defined []defParam
-	for _, x := range p {
-		if x.ValueString != nil || stringValue(x) != "" {
-			continue
-		}
-		if defined == nil {
-			defined, _ = a.definedParams(definition)
-		}
-		name := x.Name.Get()
-		i := slices.IndexFunc(defined, func(d defParam) bool { return d.Name == name })
-		if i >= 0 && stringTypes[defined[i].Type] {
-			return nil, errorf(http.StatusBadRequest, "invalid", "%s must be a %s: give it as value%s",
-				name, defined[i].Type, strings.ToUpper(defined[i].Type[:1])+defined[i].Type[1:]).at("Parameters.parameter.where(name='" + name + "')")
-		}
-	}
 	return p, nil
 }
-
-// stringTypes are the primitive types whose values stringValue reads.
-var stringTypes = map[string]bool{"string": true, "uri": true, "code": true, "canonical": true, "url": true, "id": true}
 
 // first returns the first parameter with this name, or nil.
 func (p opParams) first(name string) *fhir.ParametersParameter {
@@ -190,9 +168,11 @@ func (p opParams) str(name string) string {
 }
 
 // stringValue returns the value of a parameter of a string type, whichever
-// it was given as.
+// it was given as (the dispatcher took no other for a parameter its
+// definition types as one).
 func stringValue(x *fhir.ParametersParameter) string {
-	return cmp.Or(x.ValueString.Get(), x.ValueUri.Get(), x.ValueCode.Get(), x.ValueCanonical.Get(), x.ValueUrl.Get(), x.ValueId.Get())
+	return cmp.Or(x.ValueString.Get(), x.ValueUri.Get(), x.ValueCode.Get(), x.ValueCanonical.Get(), x.ValueUrl.Get(),
+		x.ValueId.Get(), x.ValueOid.Get(), x.ValueUuid.Get(), x.ValueMarkdown.Get())
 }
 
 // number returns the value of a parameter that is a whole number, 0 or
