@@ -102,7 +102,7 @@ func (a *api) checkParams(c *gin.Context, op operation, inv invocation) error {
 	lenient := preference(c, "handling") == "lenient"
 	var unknown []string
 	for _, name := range given.names {
-		at := "Parameters.parameter.where(name='" + truncate(name, 64) + "')"
+		at := paramPath(name)
 		i := slices.IndexFunc(params, func(p defParam) bool { return p.Name == name })
 		if i < 0 {
 			if slices.Contains(op.extra, name) {
@@ -126,7 +126,7 @@ func (a *api) checkParams(c *gin.Context, op operation, inv invocation) error {
 	}
 	for _, p := range params {
 		if p.Min > 0 && counts[p.Name] == 0 && !(given.resourceType != "" && (p.Type == "Resource" || p.Type == given.resourceType)) {
-			return errorf(http.StatusBadRequest, "required", "%s is missing: $%s requires it", p.Name, op.name).at("Parameters.parameter.where(name='" + p.Name + "')")
+			return errorf(http.StatusBadRequest, "required", "%s is missing: $%s requires it", p.Name, op.name).at(paramPath(p.Name))
 		}
 	}
 	if res, ok := c.Get(ctxResource); ok {
@@ -136,7 +136,7 @@ func (a *api) checkParams(c *gin.Context, op operation, inv invocation) error {
 				if i < 0 {
 					continue
 				}
-				if err := typedParam(x, params[i], "Parameters.parameter.where(name='"+truncate(x.Name.Get(), 64)+"')"); err != nil {
+				if err := typedParam(x, params[i], paramPath(x.Name.Get())); err != nil {
 					return err
 				}
 			}
@@ -144,6 +144,13 @@ func (a *api) checkParams(c *gin.Context, op operation, inv invocation) error {
 	}
 	dropParams(c, unknown)
 	return nil
+}
+
+// paramPath is the location of the parameter named name in an
+// OperationOutcome: as a Parameters body holds it, which is where a query
+// string's parameter stands too (R4 operations.html).
+func paramPath(name string) string {
+	return "Parameters.parameter.where(name='" + truncate(name, 64) + "')"
 }
 
 // dropParams takes the parameters named out of the invocation c, from its

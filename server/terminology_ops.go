@@ -131,7 +131,7 @@ func (a *api) termParams(c *gin.Context, definition string) (opParams, error) {
 		return nil, err
 	}
 	if p.first("date") != nil {
-		return nil, errorf(http.StatusUnprocessableEntity, "not-supported", "the date parameter is not supported: only the current definitions of value sets and code systems are held").at("date")
+		return nil, errorf(http.StatusUnprocessableEntity, "not-supported", "the date parameter is not supported: only the current definitions of value sets and code systems are held").at(paramPath("date"))
 	}
 	return p, nil
 }
@@ -194,7 +194,7 @@ func (p opParams) number(name string) (n int, ok bool, err error) {
 		}
 	}
 	if n < 0 {
-		return 0, false, errorf(http.StatusBadRequest, "invalid", "%s must be a whole number, 0 or more", name).at(name)
+		return 0, false, errorf(http.StatusBadRequest, "invalid", "%s must be a whole number, 0 or more", name).at(paramPath(name))
 	}
 	return n, true, nil
 }
@@ -210,7 +210,7 @@ func (p opParams) boolean(name string) (bool, error) {
 	}
 	b, err := strconv.ParseBool(x.ValueString.Get())
 	if err != nil {
-		return false, errorf(http.StatusBadRequest, "invalid", "%s must be true or false", name).at(name)
+		return false, errorf(http.StatusBadRequest, "invalid", "%s must be true or false", name).at(paramPath(name))
 	}
 	return b, nil
 }
@@ -241,7 +241,7 @@ func (a *api) resolveValueSet(c *gin.Context, inv invocation, p opParams) (*valu
 	case p.first("valueSet") != nil:
 		vs, ok := p.first("valueSet").Resource.(*fhir.ValueSet)
 		if !ok {
-			return nil, errorf(http.StatusBadRequest, "invalid", "the valueSet parameter must hold a ValueSet resource").at("valueSet")
+			return nil, errorf(http.StatusBadRequest, "invalid", "the valueSet parameter must hold a ValueSet resource").at(paramPath("valueSet"))
 		}
 		if err := namesSent(canonical, "valueSet", vs.Url.Get()); err != nil {
 			return nil, err
@@ -252,7 +252,7 @@ func (a *api) resolveValueSet(c *gin.Context, inv invocation, p opParams) (*valu
 		}
 		return a.storedValueSet(c, body)
 	case canonical == "":
-		return nil, errorf(http.StatusBadRequest, "required", "url is missing: name the ValueSet by url, send it as valueSet, or invoke the operation on a ValueSet").at("url")
+		return nil, errorf(http.StatusBadRequest, "required", "url is missing: name the ValueSet by url, send it as valueSet, or invoke the operation on a ValueSet").at(paramPath("url"))
 	}
 	if a.cfg.Definitions != nil {
 		if r := a.cfg.Definitions.Canonical("ValueSet", canonical, version); r != nil {
@@ -269,7 +269,7 @@ func (a *api) resolveValueSet(c *gin.Context, inv invocation, p opParams) (*valu
 	if version == "" && a.cfg.Definitions == nil && base.HasValueSet(canonical) {
 		return &valueSet{url: canonical, terms: base}, nil
 	}
-	return nil, errorf(http.StatusNotFound, "not-found", "ValueSet %s is not known here", withVersion(canonical, version)).at("url")
+	return nil, errorf(http.StatusNotFound, "not-found", "ValueSet %s is not known here", withVersion(canonical, version)).at(paramPath("url"))
 }
 
 // valueSetInstance is ValueSet/id, stored or bundled.
@@ -296,7 +296,7 @@ func (a *api) valueSetInstance(c *gin.Context, id string) (*valueSet, error) {
 func namesInstance(p opParams, inv invocation, resourceParam, url string) error {
 	if p.first(resourceParam) != nil {
 		return errorf(http.StatusBadRequest, "invalid", "%s is given, but the operation is invoked on %s/%s, which it works on: leave %s out", resourceParam, inv.Type, inv.ID, resourceParam).
-			at("Parameters.parameter.where(name='" + resourceParam + "')")
+			at(paramPath(resourceParam))
 	}
 	if named, _, _ := strings.Cut(p.str("url"), "|"); named != "" && named != url {
 		return errorf(http.StatusBadRequest, "invalid", "url names %s, but the operation is invoked on %s/%s, whose url is %q", named, inv.Type, inv.ID, url).
@@ -595,7 +595,7 @@ var unsupportedExpand = []struct{ name, why string }{
 func expandRefused(p opParams) error {
 	for _, u := range unsupportedExpand {
 		if p.first(u.name) != nil {
-			return errorf(http.StatusUnprocessableEntity, "not-supported", "the %s parameter of $expand is not supported: %s", u.name, u.why).at(u.name)
+			return errorf(http.StatusUnprocessableEntity, "not-supported", "the %s parameter of $expand is not supported: %s", u.name, u.why).at(paramPath(u.name))
 		}
 	}
 	return nil
@@ -618,7 +618,7 @@ func systemVersions(p opParams, vs *valueSet, codes []terminology.Concept) ([]te
 		for _, value := range p.all(name) {
 			system, version, _ := strings.Cut(value, "|")
 			if system == "" || (name != "exclude-system" && version == "") {
-				return nil, nil, errorf(http.StatusBadRequest, "invalid", "%s must be a code system's canonical url with its version (system|version), not %q", name, value).at(name)
+				return nil, nil, errorf(http.StatusBadRequest, "invalid", "%s must be a code system's canonical url with its version (system|version), not %q", name, value).at(paramPath(name))
 			}
 			held, _ := vs.terms.CodeSystemVersion(system)
 			var kept []terminology.Concept
@@ -636,11 +636,11 @@ func systemVersions(p opParams, vs *valueSet, codes []terminology.Concept) ([]te
 					continue
 				case "check-system-version":
 					if effective != version {
-						return nil, nil, errorf(http.StatusUnprocessableEntity, "business-rule", "the expansion of %s has codes of %s in version %q, not %q", vs.url, system, effective, version).at(name)
+						return nil, nil, errorf(http.StatusUnprocessableEntity, "business-rule", "the expansion of %s has codes of %s in version %q, not %q", vs.url, system, effective, version).at(paramPath(name))
 					}
 				case "system-version", "force-system-version":
 					if effective != version && held != version {
-						return nil, nil, errorf(http.StatusUnprocessableEntity, "not-supported", "version %q of the code system %s is not available here: it has version %q", version, system, held).at(name)
+						return nil, nil, errorf(http.StatusUnprocessableEntity, "not-supported", "version %q of the code system %s is not available here: it has version %q", version, system, held).at(paramPath(name))
 					}
 					code.Version = version
 				}
@@ -706,7 +706,7 @@ func (p opParams) coding() (*fhir.Coding, error) {
 	case x == nil:
 		return nil, nil
 	case x.ValueCoding == nil:
-		return nil, errorf(http.StatusBadRequest, "invalid", "coding must be a Coding: send it in a Parameters resource").at("coding")
+		return nil, errorf(http.StatusBadRequest, "invalid", "coding must be a Coding: send it in a Parameters resource").at(paramPath("coding"))
 	}
 	return x.ValueCoding, nil
 }
@@ -734,12 +734,14 @@ func (p opParams) codings(codeSystem string) ([]codingParam, error) {
 	}
 	if len(given) > 1 {
 		err := errorf(http.StatusBadRequest, "invalid", "give one (and only one) of code, coding and codeableConcept, not %s", strings.Join(given, " and "))
-		err.Issues[0].Expression = given
+		for _, name := range given {
+			err.Issues[0].Expression = append(err.Issues[0].Expression, paramPath(name))
+		}
 		return nil, err
 	}
 	if x := p.first("codeableConcept"); x != nil {
 		if x.ValueCodeableConcept == nil || len(x.ValueCodeableConcept.Coding) == 0 {
-			return nil, errorf(http.StatusBadRequest, "required", "codeableConcept must be a CodeableConcept with a coding").at("codeableConcept")
+			return nil, errorf(http.StatusBadRequest, "required", "codeableConcept must be a CodeableConcept with a coding").at(paramPath("codeableConcept"))
 		}
 		var out []codingParam
 		for i, cd := range x.ValueCodeableConcept.Coding {
@@ -756,11 +758,11 @@ func (p opParams) codings(codeSystem string) ([]codingParam, error) {
 	}
 	switch {
 	case p.str("code") == "":
-		return nil, errorf(http.StatusBadRequest, "required", "code is missing: give code (with system), coding or codeableConcept").at("code")
+		return nil, errorf(http.StatusBadRequest, "required", "code is missing: give code (with system), coding or codeableConcept").at(paramPath("code"))
 	case codeSystem != "":
 		return []codingParam{{codeSystem, p.str("version"), p.str("code"), p.str("display"), "code"}}, nil
 	case p.str("system") == "" && p.first("context") == nil:
-		return nil, errorf(http.StatusBadRequest, "required", "system is missing: a code needs the system it is from (or a context)").at("system")
+		return nil, errorf(http.StatusBadRequest, "required", "system is missing: a code needs the system it is from (or a context)").at(paramPath("system"))
 	}
 	return []codingParam{{p.str("system"), p.str("systemVersion"), p.str("code"), p.str("display"), "code"}}, nil
 }
@@ -879,18 +881,18 @@ func (a *api) resolveCodeSystem(c *gin.Context, inv invocation, p opParams) (jso
 	case p.first("codeSystem") != nil:
 		cs, ok := p.first("codeSystem").Resource.(*fhir.CodeSystem)
 		if !ok {
-			return nil, errorf(http.StatusBadRequest, "invalid", "the codeSystem parameter must hold a CodeSystem resource").at("codeSystem")
+			return nil, errorf(http.StatusBadRequest, "invalid", "the codeSystem parameter must hold a CodeSystem resource").at(paramPath("codeSystem"))
 		}
 		if err := namesSent(canonical, "codeSystem", cs.Url.Get()); err != nil {
 			return nil, err
 		}
 		return fhirjson.Marshal(cs)
 	case canonical == "":
-		return nil, errorf(http.StatusBadRequest, "required", "url is missing: name the CodeSystem by url, send it as codeSystem, or invoke the operation on a CodeSystem").at("url")
+		return nil, errorf(http.StatusBadRequest, "required", "url is missing: name the CodeSystem by url, send it as codeSystem, or invoke the operation on a CodeSystem").at(paramPath("url"))
 	}
 	cs, err := a.findCodeSystem(c, canonical, version)
 	if err == nil && cs == nil {
-		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem %s is not known here", withVersion(canonical, version)).at("url")
+		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem %s is not known here", withVersion(canonical, version)).at(paramPath("url"))
 	}
 	return cs, err
 }
@@ -1025,10 +1027,10 @@ func (a *api) lookup(c *gin.Context, _ invocation) {
 	}
 	switch {
 	case code == "":
-		c.Error(errorf(http.StatusBadRequest, "required", "code is missing: give system and code, or coding").at("code"))
+		c.Error(errorf(http.StatusBadRequest, "required", "code is missing: give system and code, or coding").at(paramPath("code")))
 		return
 	case system == "":
-		c.Error(errorf(http.StatusBadRequest, "required", "system is missing: give the CodeSystem's canonical url").at("system"))
+		c.Error(errorf(http.StatusBadRequest, "required", "system is missing: give the CodeSystem's canonical url").at(paramPath("system")))
 		return
 	}
 	canonical, v, _ := strings.Cut(system, "|")
@@ -1041,7 +1043,7 @@ func (a *api) lookup(c *gin.Context, _ invocation) {
 	d, err := terminology.LookupIn(cs, code)
 	switch {
 	case errors.Is(err, terminology.ErrUnknownCode):
-		c.Error(errorf(http.StatusNotFound, "not-found", "code %q is not defined by the CodeSystem %s", code, canonical).at("code"))
+		c.Error(errorf(http.StatusNotFound, "not-found", "code %q is not defined by the CodeSystem %s", code, canonical).at(paramPath("code")))
 		return
 	case err != nil:
 		c.Error(terminologyError(err))
@@ -1088,7 +1090,7 @@ func (a *api) lookup(c *gin.Context, _ invocation) {
 func (a *api) codeSystem(c *gin.Context, canonical, version string) (json.RawMessage, error) {
 	cs, err := a.findCodeSystem(c, canonical, version)
 	if err == nil && cs == nil {
-		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem %s is not known here", withVersion(canonical, version)).at("system")
+		return nil, errorf(http.StatusNotFound, "not-found", "CodeSystem %s is not known here", withVersion(canonical, version)).at(paramPath("system"))
 	}
 	return cs, err
 }
@@ -1127,21 +1129,21 @@ func (a *api) subsumes(c *gin.Context, inv invocation) {
 		x := p.first("coding" + side)
 		switch {
 		case x != nil && x.ValueCoding == nil:
-			c.Error(errorf(http.StatusBadRequest, "invalid", "coding%s must be a Coding: send it in a Parameters resource", side).at("coding" + side))
+			c.Error(errorf(http.StatusBadRequest, "invalid", "coding%s must be a Coding: send it in a Parameters resource", side).at(paramPath("coding" + side)))
 			return
 		case x != nil && codes[i] != "":
-			c.Error(errorf(http.StatusBadRequest, "invalid", "give code%[1]s or coding%[1]s, not both", side).at("coding" + side))
+			c.Error(errorf(http.StatusBadRequest, "invalid", "give code%[1]s or coding%[1]s, not both", side).at(paramPath("coding" + side)))
 			return
 		case x != nil:
 			cd := x.ValueCoding
 			if s := cd.System.Get(); s != "" && system != "" && s != system {
-				c.Error(errorf(http.StatusBadRequest, "invalid", "coding%s is of the code system %s, not %s", side, s, system).at("coding" + side))
+				c.Error(errorf(http.StatusBadRequest, "invalid", "coding%s is of the code system %s, not %s", side, s, system).at(paramPath("coding" + side)))
 				return
 			}
 			system, version, codes[i] = cmp.Or(system, cd.System.Get()), cmp.Or(version, cd.Version.Get()), cd.Code.Get()
 		}
 		if codes[i] == "" {
-			c.Error(errorf(http.StatusBadRequest, "required", "code%[1]s is missing: give code%[1]s or coding%[1]s", side).at("code" + side))
+			c.Error(errorf(http.StatusBadRequest, "required", "code%[1]s is missing: give code%[1]s or coding%[1]s", side).at(paramPath("code" + side)))
 			return
 		}
 	}
@@ -1150,7 +1152,7 @@ func (a *api) subsumes(c *gin.Context, inv invocation) {
 	case inv.ID != "":
 		cs, err = a.resolveCodeSystem(c, inv, nil)
 	case system == "":
-		err = errorf(http.StatusBadRequest, "required", "system is missing: give the CodeSystem's canonical url").at("system")
+		err = errorf(http.StatusBadRequest, "required", "system is missing: give the CodeSystem's canonical url").at(paramPath("system"))
 	default:
 		cs, err = a.codeSystem(c, system, version)
 	}
@@ -1164,7 +1166,7 @@ func (a *api) subsumes(c *gin.Context, inv invocation) {
 		return
 	}
 	if system != "" && system != head.URL {
-		c.Error(errorf(http.StatusBadRequest, "invalid", "the codes are of the code system %s, not of CodeSystem/%s (%s)", system, inv.ID, head.URL).at("system"))
+		c.Error(errorf(http.StatusBadRequest, "invalid", "the codes are of the code system %s, not of CodeSystem/%s (%s)", system, inv.ID, head.URL).at(paramPath("system")))
 		return
 	}
 	terms, err := termsOf(a.cfg.Validator).With(cs)
@@ -1178,7 +1180,7 @@ func (a *api) subsumes(c *gin.Context, inv invocation) {
 		above[i], err = hierarchy.Above(head.URL, codes[i])
 		switch {
 		case errors.Is(err, terminology.ErrUnknownCode):
-			c.Error(errorf(http.StatusNotFound, "not-found", "code%s %q is not defined by the CodeSystem %s", side, codes[i], head.URL).at("code" + side))
+			c.Error(errorf(http.StatusNotFound, "not-found", "code%s %q is not defined by the CodeSystem %s", side, codes[i], head.URL).at(paramPath("code" + side)))
 			return
 		case err != nil:
 			c.Error(terminologyError(err))

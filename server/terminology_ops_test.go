@@ -100,7 +100,7 @@ func TestTerminologyExpand(t *testing.T) {
 		}
 		for _, tt := range errs {
 			t.Run(tt.name, func(t *testing.T) {
-				c.do("GET", tt.path, "").want(t, tt.status).outcome(t, tt.code, tt.expr)
+				c.do("GET", tt.path, "").want(t, tt.status).outcome(t, tt.code, termAt(tt.expr))
 			})
 		}
 	}, withValidator(false), withDefinitions)
@@ -147,15 +147,15 @@ func TestTerminologyValidateCode(t *testing.T) {
 				wantValidation(t, c.do(tt.method, tt.path, tt.body), tt.result, tt.display, tt.message)
 			})
 		}
-		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape(genderVS), "").want(t, http.StatusBadRequest).outcome(t, "required", "code")
-		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape(genderVS)+"&code=male", "").want(t, http.StatusBadRequest).outcome(t, "required", "system")
+		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape(genderVS), "").want(t, http.StatusBadRequest).outcome(t, "required", termAt("code"))
+		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape(genderVS)+"&code=male", "").want(t, http.StatusBadRequest).outcome(t, "required", termAt("system"))
 		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"`+genderVS+`"},
 			{"name":"code","valueCode":"male"},{"name":"system","valueUri":"`+genderCS+`"},
-			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"female"}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "code")
+			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"female"}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", termAt("code"))
 		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"`+genderVS+`"},
 			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"female"}},
-			{"name":"codeableConcept","valueCodeableConcept":{"coding":[{"system":"`+genderCS+`","code":"female"}]}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", "coding")
-		c.do("GET", "/ValueSet/$validate-code?url=http://example.org/none&code=x", "").want(t, http.StatusNotFound).outcome(t, "not-found", "url")
+			{"name":"codeableConcept","valueCodeableConcept":{"coding":[{"system":"`+genderCS+`","code":"female"}]}}]}`).want(t, http.StatusBadRequest).outcome(t, "invalid", termAt("coding"))
+		c.do("GET", "/ValueSet/$validate-code?url=http://example.org/none&code=x", "").want(t, http.StatusNotFound).outcome(t, "not-found", termAt("url"))
 		c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape("http://hl7.org/fhir/ValueSet/condition-code")+"&system=http://snomed.info/sct&code=x", "").want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "")
 		// SNOMED CT is not bundled, but a LOINC code is outside a value set of SNOMED CT codes.
 		res := c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape("http://hl7.org/fhir/ValueSet/condition-code")+"&system=http://loinc.org&code=x", "").want(t, http.StatusOK).json(t)
@@ -239,7 +239,7 @@ func TestTerminologyLookup(t *testing.T) {
 		}
 		for _, tt := range errs {
 			t.Run(tt.name, func(t *testing.T) {
-				c.do("GET", tt.path, "").want(t, tt.status).outcome(t, tt.code, tt.expr)
+				c.do("GET", tt.path, "").want(t, tt.status).outcome(t, tt.code, termAt(tt.expr))
 			})
 		}
 
@@ -371,7 +371,7 @@ func TestTerminologyExpandInactiveAndLanguages(t *testing.T) {
 		if got, want := entries(vs), []string{"A Alfa-de", "D Delta"}; !slices.Equal(got, want) {
 			t.Errorf("POST: contains %q, want %q", got, want)
 		}
-		c.do("GET", "/ValueSet/$expand?"+probe+"&activeOnly=yes", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "activeOnly")
+		c.do("GET", "/ValueSet/$expand?"+probe+"&activeOnly=yes", "").want(t, http.StatusBadRequest).outcome(t, "invalid", termAt("activeOnly"))
 
 		// The bundled v3 NullFlavor has a retired code, NP.
 		nullFlavor := "url=" + url.QueryEscape("http://terminology.hl7.org/ValueSet/v3-NullFlavor")
@@ -507,7 +507,7 @@ func TestTerminologyCaseInsensitiveCodeSystem(t *testing.T) {
 		if p := param(res, "property"); str(get(p, "part", 1), "valueCode") != "bay-1" {
 			t.Errorf("$lookup of WARD-A: its child bay-1 is not listed: %v", res)
 		}
-		c.do("GET", "/CodeSystem/$lookup?system="+url.QueryEscape(exact)+"&code=WARD-A", "").want(t, http.StatusNotFound).outcome(t, "not-found", "code")
+		c.do("GET", "/CodeSystem/$lookup?system="+url.QueryEscape(exact)+"&code=WARD-A", "").want(t, http.StatusNotFound).outcome(t, "not-found", termAt("code"))
 
 		observation := func(system string) string {
 			return `{"resourceType":"Observation","status":"final","code":{"coding":[{"system":"` + system + `","code":"WARD-A"}]}}`
@@ -626,7 +626,7 @@ func TestTerminologyCodeSystemValidateCode(t *testing.T) {
 		}
 		for _, tt := range errs {
 			t.Run(tt.name, func(t *testing.T) {
-				c.do("GET", tt.path, "").want(t, tt.status).outcome(t, tt.code, tt.expr)
+				c.do("GET", tt.path, "").want(t, tt.status).outcome(t, tt.code, termAt(tt.expr))
 			})
 		}
 
@@ -745,7 +745,7 @@ func TestTerminologySubsumes(t *testing.T) {
 		}
 		for _, tt := range errs {
 			t.Run(tt.name, func(t *testing.T) {
-				c.do(tt.method, tt.path, tt.body).want(t, tt.status).outcome(t, tt.code, tt.expr)
+				c.do(tt.method, tt.path, tt.body).want(t, tt.status).outcome(t, tt.code, termAt(tt.expr))
 			})
 		}
 
@@ -862,7 +862,7 @@ func TestTerminologyRepeatedParameterIsRefused(t *testing.T) {
 			"/CodeSystem/$validate-code?url=" + cs + "&code=female&date=2020-01-01",
 			"/CodeSystem/$lookup?system=" + cs + "&code=female&date=2020-01-01",
 		} {
-			c.do("GET", path, "").want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", "date")
+			c.do("GET", path, "").want(t, http.StatusUnprocessableEntity).outcome(t, "not-supported", termAt("date"))
 		}
 		c.do("POST", "/ValueSet/$validate-code", `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"`+genderVS+`"},
 			{"name":"coding","valueCoding":{"system":"`+genderCS+`","code":"female"}},
@@ -1015,7 +1015,7 @@ func TestTerminologyAbstractConcepts(t *testing.T) {
 			wantValidation(t, c.do("GET", base+"question&abstract=false", ""), false, "", "abstract")
 			wantValidation(t, c.do("GET", base+"question&abstract=true", ""), true, "Question", "")
 			wantValidation(t, c.do("GET", base+"string", ""), true, "String", "")
-			c.do("GET", base+"question&abstract=maybe", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "abstract")
+			c.do("GET", base+"question&abstract=maybe", "").want(t, http.StatusBadRequest).outcome(t, "invalid", termAt("abstract"))
 		}
 	}, withValidator(false), withDefinitions)
 }
@@ -1068,7 +1068,7 @@ func TestTerminologyExpandSystemParameters(t *testing.T) {
 			if tt.code == "invalid" {
 				want = http.StatusBadRequest
 			}
-			c.do("GET", expand+tt.query, "").want(t, want).outcome(t, tt.code, tt.param)
+			c.do("GET", expand+tt.query, "").want(t, want).outcome(t, tt.code, termAt(tt.param))
 		}
 	}, withValidator(false), withDefinitions)
 }
@@ -1089,4 +1089,14 @@ func TestTerminologyQueryBesideParametersBody(t *testing.T) {
 			t.Errorf("POST $lookup?code=male: %v", res)
 		}
 	}, withValidator(false), withDefinitions)
+}
+
+// termAt is where an OperationOutcome locates the parameter named by a
+// case: "" for none, and a name as the path of a Parameters body's
+// parameter.
+func termAt(name string) string {
+	if name == "" || strings.HasPrefix(name, "Parameters.") {
+		return name
+	}
+	return "Parameters.parameter.where(name='" + name + "')"
 }

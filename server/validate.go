@@ -416,7 +416,7 @@ func (in *validateInput) setOption(name, value string) error {
 		if name == "mode" {
 			kind = "a code (valueCode)"
 		}
-		return errorf(http.StatusBadRequest, "invalid", "%s must be %s", name, kind).at("Parameters.parameter.where(name='" + name + "')")
+		return errorf(http.StatusBadRequest, "invalid", "%s must be %s", name, kind).at(paramPath(name))
 	}
 	if name == "mode" {
 		in.mode = value
