@@ -127,13 +127,15 @@ func (c *Care) Definitions() ([][]byte, error) {
 // Hooks returns the write hooks of care coordination, in the order they
 // run: responses checked against their Questionnaire, PCSPs checked, PAM
 // responses scored (a scored one naming its Patient), reminders closed by
-// the writes that complete them (a PAM level recorded in a GP system too).
+// the writes that complete them (a PAM level recorded in a GP system too),
+// reminders handed over with the patient to the coordinator taking over.
 func (c *Care) Hooks() []operation.Hook {
 	return []operation.Hook{
 		{Name: "questionnaire-response", Types: []string{"QuestionnaireResponse"}, Check: c.checkResponse},
 		{Name: "pcsp", Types: []string{"CarePlan"}, Check: c.checkPCSP, After: c.closeReviewTasks},
 		{Name: "pam-scoring", Types: []string{"QuestionnaireResponse"}, Check: c.checkPAM, After: c.scoreOnWrite},
 		{Name: "pam-recorded-elsewhere", Types: []string{"Observation"}, After: c.closeOnResultElsewhere},
+		{Name: "handover", Types: []string{"CareTeam"}, After: c.handOver},
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"carefhir/care/calendar"
 	"carefhir/fhir"
+	"carefhir/fhir/search"
 	"carefhir/operation"
 	"carefhir/store"
 )
@@ -274,4 +275,78 @@ func (c *Care) coordinatorIn(ct *fhir.CareTeam) *fhir.Reference {
 		}
 	}
 	return nil
+}
+
+// handOver gives the open reminders of a CareTeam's patient that a
+// coordinator of the team holds, whose part in it no longer holds (handed
+// over with an end to it), to the team's coordinator now,
+// as the reminders made from then on go to them. Reminders done or
+// cancelled stay as they were, as do those of anyone else, and all of
+// them while the team has no coordinator now.
+func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
+	ct, ok := ch.Resource.(*fhir.CareTeam)
+	if !ok || ct.Status.Get() != "active" {
+		return nil, nil
+	}
+	patient, owner := c.patientRef(refOf(ct.Subject)), c.coordinatorIn(ct)
+	if patient == "" || owner == nil {
+		return nil, nil
+	}
+	// The coordinators of the team with no part in it now.
+	former, current := map[string]bool{}, map[string]bool{}
+	for _, p := range ct.Participant {
+		member := c.memberOf(refOf(p.Member))
+		if member == "" {
+			continue
+		}
+		if p.Period == nil || calendar.Holds(p.Period.Start.Get(), p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone) {
+			current[member] = true
+			continue
+		}
+		for _, role := range p.Role {
+			if hasCoding(role, SystemSNOMED, c.cfg.Codes.CareCoordinator) || hasCoding(role, SystemCareRole, CodeCoordinator) {
+				former[member] = true
+			}
+		}
+	}
+	for m := range current {
+		delete(former, m)
+	}
+	if len(former) == 0 {
+		return nil, nil
+	}
+	var tasks []*fhir.Task
+	params := url.Values{"patient": {patient}, "code": {SystemCareTask + "|" + CodeReviewTask + "," + SystemCareTask + "|" + CodeRemeasureTask}, "status": {openTaskStatuses}}
+	err := s.Each(ctx, "Task", params, func(v *store.Version) error {
+		t, err := decode[*fhir.Task](v.JSON)
+		if err != nil {
+			return fmt.Errorf("Task/%s: %w", v.ID, err)
+		}
+		if former[c.memberOf(refOf(t.Owner))] {
+			tasks = append(tasks, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tasks {
+		t.Owner = owner
+		t.LastModified = fhir.NewDateTime(c.cfg.Now().UTC().Format(time.RFC3339))
+		if _, err := s.Update(ctx, t, 0); err != nil {
+			return nil, fmt.Errorf("hand Task/%s over: %w", t.Id.Get(), err)
+		}
+	}
+	return nil, nil
+}
+
+// memberOf returns who a literal reference names as Type/id, a version of
+// them or under this server's base alike; "" for a reference to another
+// server or none.
+func (c *Care) memberOf(ref string) string {
+	r := search.ParseReference(ref, c.cfg.BaseURL)
+	if r.URL != "" || r.ID == "" {
+		return ""
+	}
+	return r.Type + "/" + r.ID
 }

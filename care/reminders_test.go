@@ -276,3 +276,52 @@ func TestReminderClosedByPAMRecordedElsewhere(t *testing.T) {
 		}
 	})
 }
+
+// TestHandoverMovesReminders: when a coordinator hands a patient over (their
+// part in the CareTeam ends and another coordinator's part holds), the patient's open reminders they owned go to the new
+// coordinator; those done or cancelled, and those of anyone else, stay.
+func TestHandoverMovesReminders(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		coordinator := `"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}]`
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01"}}]}`)
+		task := func(id, status, owner string) string {
+			return fmt.Sprintf(`{"resourceType":"Task","id":%q,"status":%q,"intent":"plan","code":{"coding":[{"system":%q,"code":"pcsp-review"}]},
+				"for":{"reference":"Patient/ward"},"focus":{"reference":"CarePlan/pcsp-ward"},"owner":{"reference":%q},"restriction":{"period":{"end":"2026-12-10"}}}`,
+				id, status, care.SystemCareTask, owner)
+		}
+		c.put(task("open", "requested", "Practitioner/cc"))
+		c.put(task("started", "in-progress", c.base+"/Practitioner/cc"))
+		c.put(task("done", "completed", "Practitioner/cc"))
+		c.put(task("gone", "cancelled", "Practitioner/cc"))
+		c.put(task("nurse", "requested", "Practitioner/gp"))
+		c.put(strings.ReplaceAll(task("clark", "requested", "Practitioner/cc"), `"Patient/ward"`, `"Patient/clark"`))
+		owners := func() string {
+			var out []string
+			for _, id := range []string{"open", "started", "done", "gone", "nurse", "clark"} {
+				out = append(out, id+"="+str(c.do("GET", "/Task/"+id, "").want(http.StatusOK), "owner", "reference"))
+			}
+			return strings.Join(out, " ")
+		}
+		before := owners()
+
+		// A new coordinator whose part has not begun takes nothing yet.
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"2026-12-05"}},
+			{` + coordinator + `,"member":{"reference":"Practitioner/lw"},"period":{"start":"2026-12-06"}}]}`)
+		if got := owners(); got != before {
+			t.Errorf("owners before the handover: %s, want %s", got, before)
+		}
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"2026-11-30"}},
+			{` + coordinator + `,"member":{"reference":"Practitioner/lw"},"period":{"start":"2026-11-30"}}]}`)
+		want := "open=Practitioner/lw started=Practitioner/lw done=Practitioner/cc gone=Practitioner/cc nurse=Practitioner/gp clark=Practitioner/cc"
+		if got := owners(); got != want {
+			t.Errorf("owners after the handover: %s, want %s", got, want)
+		}
+		if st := str(c.do("GET", "/Task/started", "").want(http.StatusOK), "status"); st != "in-progress" {
+			t.Errorf("a reminder handed over is %s, want in-progress", st)
+		}
+	})
+}
