@@ -151,11 +151,9 @@ var caseloadOrders = map[string]caseloadOrder{
 		setKey:  func(e *caseloadEntry, key string) error { e.name = key; return nil },
 	},
 	"review-due": {needs: factPlan,
-		compare: func(a, b *caseloadEntry) int {
-			return lastIfEmpty(a.reviewDue, b.reviewDue, strings.Compare(a.reviewDue, b.reviewDue))
-		},
-		key:    func(e *caseloadEntry) string { return e.reviewDue },
-		setKey: func(e *caseloadEntry, key string) error { e.reviewDue = key; return nil },
+		compare: func(a, b *caseloadEntry) int { return compareDue(a.reviewDue, b.reviewDue) },
+		key:     func(e *caseloadEntry) string { return e.reviewDue },
+		setKey:  func(e *caseloadEntry, key string) error { e.reviewDue = key; return nil },
 	},
 	"-pam-level": {needs: factPAM,
 		compare: func(a, b *caseloadEntry) int { return cmp.Compare(b.pamLevel(), a.pamLevel()) },
@@ -219,6 +217,15 @@ func (o caseloadOrder) decodeCursor(sort, cursor string) (*caseloadEntry, error)
 		return nil, err
 	}
 	return e, nil
+}
+
+// compareDue compares two review dates by the day each is due by, absent
+// ones last: a month or a year alone by its last day (lastDayOf), as
+// overdue reads it, so that a review due in 2026 comes after one due on
+// 20 November 2026, and one due in December 2026 ties with one due on its
+// 31st.
+func compareDue(a, b string) int {
+	return lastIfEmpty(a, b, strings.Compare(lastDayOf(a), lastDayOf(b)))
 }
 
 func lastIfEmpty(a, b string, r int) int {
@@ -456,7 +463,7 @@ func (c *Care) planFacts(ctx context.Context, s operation.Store, list string, by
 		// The plan reviewed soonest, then the first by reference: the
 		// search answers in no order.
 		e, ref := byRef[c.patientRef(refOf(cp.Subject))], "CarePlan/"+v.ID
-		if e == nil || e.carePlan != "" && cmp.Or(cmp.Compare(reviewDate(cp), e.reviewDue), strings.Compare(ref, e.carePlan)) >= 0 {
+		if e == nil || e.carePlan != "" && cmp.Or(compareDue(reviewDate(cp), e.reviewDue), strings.Compare(ref, e.carePlan)) >= 0 {
 			return nil
 		}
 		e.carePlan, e.reviewDue = ref, reviewDate(cp)

@@ -410,3 +410,47 @@ func TestCaseloadPagingWhileItChanges(t *testing.T) {
 		}
 	})
 }
+
+// TestCaseloadByReviewDue: _sort=review-due orders reviews by the day
+// each is due by, a month or a year alone by its last day as overdue
+// reads it: a review overdue on 20 November comes before one due in
+// December or in the year 2026, and those two, due by the same day, come
+// by patient, on one page and paged one by one alike.
+func TestCaseloadByReviewDue(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for id, review := range map[string]string{"ward": "2026", "baker": "2026-11-20", "clark": "2026-12"} {
+			c.put(`{"resourceType":"Goal","id":"goal-` + id + `","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/` + id + `"}}`)
+			plan := strings.ReplaceAll(pcsp("active", review, id), `"Goal/`+id+`"`, `"Goal/goal-`+id+`"`)
+			plan = strings.ReplaceAll(strings.ReplaceAll(plan, "Patient/ward", "Patient/"+id), "pcsp-ward", "pcsp-"+id)
+			c.put(plan)
+		}
+		patientsOf := func(page map[string]any) []string {
+			var out []string
+			list, _ := page["parameter"].([]any)
+			for _, p := range list {
+				if str(p, "name") == "patient" {
+					out = append(out, str(p, "part", 0, "valueReference", "reference"))
+				}
+			}
+			return out
+		}
+		want := "Patient/baker Patient/clark Patient/ward"
+		if got := strings.Join(patientsOf(c.do("GET", "/Organization/y12345/$caseload?_sort=review-due", "").want(http.StatusOK)), " "); got != want {
+			t.Errorf("caseload by review date: %s, want %s", got, want)
+		}
+		var paged []string
+		for path, n := "/Organization/y12345/$caseload?_sort=review-due&_count=1", 0; n < 5; n++ {
+			page := c.do("GET", path, "").want(http.StatusOK)
+			paged = append(paged, patientsOf(page)...)
+			cursor := nextCursor(page)
+			if cursor == "" {
+				break
+			}
+			path = "/Organization/y12345/$caseload?_sort=review-due&_count=1&cursor=" + cursor
+		}
+		if got := strings.Join(paged, " "); got != want {
+			t.Errorf("caseload by review date, paged: %s, want %s", got, want)
+		}
+	})
+}
