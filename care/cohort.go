@@ -517,11 +517,17 @@ func (c *Care) patientSearches(ctx context.Context, s operation.Store, cr *Crite
 	// Years are counted in months so that on 29 February the date n
 	// years before is 28 February, not 1 March: someone born on 1 March
 	// completes their years on 1 March.
+	//
+	// A birth date of a year or a month alone is the range of its days:
+	// the person is of an age only when every day of it gives that age
+	// (ends before the day after the latest birth date, starts after the
+	// earliest), so that someone born in a year is never both at least 65
+	// and at most 64, as le and gt, matching a range that overlaps, gave.
 	if cr.AgeMin != nil {
-		params.Add("birthdate", "le"+addMonths(today, -12*(*cr.AgeMin)).Format(time.DateOnly))
+		params.Add("birthdate", "eb"+addMonths(today, -12*(*cr.AgeMin)).AddDate(0, 0, 1).Format(time.DateOnly))
 	}
 	if cr.AgeMax != nil {
-		params.Add("birthdate", "gt"+addMonths(today, -12*(*cr.AgeMax+1)).Format(time.DateOnly))
+		params.Add("birthdate", "sa"+addMonths(today, -12*(*cr.AgeMax+1)).Format(time.DateOnly))
 	}
 	if cr.Practice == "" {
 		return []url.Values{params}, nil

@@ -77,3 +77,27 @@ func TestReviewMonth(t *testing.T) {
 		}
 	})
 }
+
+// TestAgesOfPartialBirthDates: a birth date of a year or a month alone is
+// the range of its days, and a person is of an age only when every day of
+// it gives that age: on 1 December 2026, someone born in 1961 or in
+// December 1961 may be 64 or 65, and meets neither ageMin 65 nor ageMax
+// 64, never both; someone born in June 1961 is 65.
+func TestAgesOfPartialBirthDates(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for id, born := range map[string]string{"year": "1961", "december": "1961-12", "june": "1961-06"} {
+			c.put(`{"resourceType":"Patient","id":"` + id + `","birthDate":"` + born + `","generalPractitioner":[{"reference":"Organization/y12345"}]}`)
+		}
+		for _, tc := range []struct{ params, members string }{
+			{`{"name":"ageMin","valueInteger":65}`, "Patient/clark Patient/june Patient/lee Patient/ward"},
+			{`{"name":"ageMax","valueInteger":64}`, "Patient/baker"},
+			{`{"name":"ageMin","valueInteger":64},{"name":"ageMax","valueInteger":65}`, "Patient/december Patient/june Patient/year"},
+		} {
+			g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[`+tc.params+`]}`).want(http.StatusCreated)
+			if got := strings.ReplaceAll(members(g), "=<nil>", ""); got != tc.members {
+				t.Errorf("%s: %q, want %q", tc.params, got, tc.members)
+			}
+		}
+	})
+}
