@@ -40,7 +40,6 @@ type caseloadEntry struct {
 	nextStart  string
 	openTasks  int
 	hasOverdue bool
-	held       bool // the Patient is held here (not deleted)
 }
 
 // caseload answers $caseload on a Practitioner, PractitionerRole, CareTeam
@@ -89,7 +88,9 @@ func (c *Care) caseload(ctx context.Context, inv *operation.Invocation) (*operat
 	if err != nil {
 		return nil, err
 	}
-	entries, err := c.heldEntries(ctx, s, patients)
+	// Those registered at an organisation are those whose record in use
+	// says so; a team's patient is the person, whichever record it names.
+	entries, err := c.heldEntries(ctx, s, patients, inv.Type != "Organization")
 	if err != nil {
 		return nil, err
 	}
@@ -381,31 +382,87 @@ const (
 
 // heldEntries returns the entries of patients held here (not deleted),
 // with the names they sort by, reading chunkSize patients with one search.
-func (c *Care) heldEntries(ctx context.Context, s operation.Store, patients []string) ([]*caseloadEntry, error) {
-	byRef := make(map[string]*caseloadEntry, len(patients))
-	entries := make([]*caseloadEntry, 0, len(patients))
+// A record replaced by another (a link of type replaced-by, as a merge
+// leaves the one it retires) is no longer used and is left out; with
+// follow, the record that replaced it is in its place, as the person the
+// caseload holds, once however many of their records it names.
+func (c *Care) heldEntries(ctx context.Context, s operation.Store, patients []string, follow bool) ([]*caseloadEntry, error) {
+	var entries []*caseloadEntry
+	seen := make(map[string]bool, len(patients))
 	for _, p := range patients {
-		e := &caseloadEntry{patient: p}
-		byRef[p] = e
-		entries = append(entries, e)
+		seen[p] = true
 	}
-	for _, list := range chunks(patients, chunkSize) {
-		ids := strings.ReplaceAll(list, "Patient/", "")
-		err := s.Each(ctx, "Patient", url.Values{"_id": {ids}}, func(v *store.Version) error {
-			name, err := sortName(v.JSON)
+	// A chain of merges is followed a few records long; a loop ends
+	// where it began.
+	for round := 0; len(patients) > 0 && round < maxReplacements; round++ {
+		var next []string
+		for _, list := range chunks(patients, chunkSize) {
+			ids := strings.ReplaceAll(list, "Patient/", "")
+			err := s.Each(ctx, "Patient", url.Values{"_id": {ids}}, func(v *store.Version) error {
+				name, by, err := c.caseloadPatient(v.JSON)
+				if err != nil {
+					return fmt.Errorf("Patient/%s: %w", v.ID, err)
+				}
+				if !by.replaced {
+					entries = append(entries, &caseloadEntry{patient: "Patient/" + v.ID, name: name})
+				} else if follow && by.ref != "" && !seen[by.ref] {
+					seen[by.ref] = true
+					next = append(next, by.ref)
+				}
+				return nil
+			})
 			if err != nil {
-				return fmt.Errorf("Patient/%s: %w", v.ID, err)
+				return nil, err
 			}
-			e := byRef["Patient/"+v.ID]
-			e.name, e.held = name, true
-			return nil
-		})
-		if err != nil {
-			return nil, err
+		}
+		patients = next
+	}
+	// A patient deleted (or never held) matched no search: no one's
+	// caseload.
+	return entries, nil
+}
+
+// maxReplacements is how many records of one person a caseload follows
+// from the one it names to the one in use.
+const maxReplacements = 5
+
+// replacement is what a Patient record says of the record replacing it.
+type replacement struct {
+	replaced bool
+	ref      string // Patient/id of the record replacing it held here; "" when none is
+}
+
+// caseloadPatient reads of a stored Patient the key a caseload sorts
+// names by (family, then given names) and whether another record
+// replaced it, rather than decoding the whole resource.
+func (c *Care) caseloadPatient(patient []byte) (string, replacement, error) {
+	var p struct {
+		Name []struct {
+			Family string   `json:"family"`
+			Given  []string `json:"given"`
+		} `json:"name"`
+		Link []struct {
+			Other struct{ Reference string } `json:"other"`
+			Type  string                     `json:"type"`
+		} `json:"link"`
+	}
+	if err := json.Unmarshal(patient, &p); err != nil {
+		return "", replacement{}, err
+	}
+	var by replacement
+	for _, l := range p.Link {
+		if l.Type == "replaced-by" {
+			by.replaced = true
+			if by.ref == "" {
+				by.ref = c.patientRef(l.Other.Reference)
+			}
 		}
 	}
-	// A patient deleted (or never held) is no one's caseload.
-	return slices.DeleteFunc(entries, func(e *caseloadEntry) bool { return !e.held }), nil
+	if len(p.Name) == 0 {
+		return "", by, nil
+	}
+	n := p.Name[0]
+	return strings.ToLower(strings.TrimSpace(strings.Join(append([]string{n.Family}, n.Given...), " "))), by, nil
 }
 
 // caseloadFacts gathers the facts of the kinds given of each of entries
@@ -510,26 +567,6 @@ func (c *Care) taskFacts(ctx context.Context, s operation.Store, list string, by
 		}
 		return err
 	})
-}
-
-// sortName is the key a caseload sorts names by: family, then given names.
-// It reads the first name of a stored Patient alone rather than decoding
-// the whole resource.
-func sortName(patient []byte) (string, error) {
-	var p struct {
-		Name []struct {
-			Family string   `json:"family"`
-			Given  []string `json:"given"`
-		} `json:"name"`
-	}
-	if err := json.Unmarshal(patient, &p); err != nil {
-		return "", err
-	}
-	if len(p.Name) == 0 {
-		return "", nil
-	}
-	n := p.Name[0]
-	return strings.ToLower(strings.TrimSpace(strings.Join(append([]string{n.Family}, n.Given...), " "))), nil
 }
 
 // parameter is the entry as the part "patient" of the answer; absent facts

@@ -99,3 +99,47 @@ func testReplacedRecords(t *testing.T, cfg care.Config) {
 		}
 	})
 }
+
+// TestCaseloadReplacedRecords: a Patient record replaced by another (a
+// link of type replaced-by, as a merge leaves it, the record also marked
+// not active) leaves caseloads and their total; a care team naming it
+// holds the person by the record that replaced it, once, while an
+// organisation holds those whose record in use is registered there.
+func TestCaseloadReplacedRecords(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Patient","id":"ward-old","active":false,"name":[{"family":"Ward"}],"birthDate":"1948-03-12","generalPractitioner":[{"reference":"Organization/y12345"}],
+			"link":[{"other":{"reference":"Patient/ward"},"type":"replaced-by"}]}`)
+		c.put(`{"resourceType":"Patient","id":"baker-old","name":[{"family":"Baker"}],"birthDate":"1966-01-20","generalPractitioner":[{"reference":"Organization/y12345"}],
+			"link":[{"other":{"reference":"` + c.base + `/Patient/baker-new"},"type":"replaced-by"}]}`)
+		c.put(`{"resourceType":"Patient","id":"baker-new","name":[{"family":"Baker"},{"family":"Smith"}],"birthDate":"1966-01-20","generalPractitioner":[{"reference":"Organization/y99999"}]}`)
+		c.put(`{"resourceType":"Patient","id":"gone-old","name":[{"family":"Gone"}],"generalPractitioner":[{"reference":"Organization/y12345"}],
+			"link":[{"other":{"reference":"Patient/nobody"},"type":"replaced-by"}]}`)
+		for _, id := range []string{"ward", "ward-old", "baker-old", "clark", "gone-old"} {
+			c.put(`{"resourceType":"CareTeam","id":"team-` + id + `","status":"active","subject":{"reference":"Patient/` + id + `"},"participant":[{"member":{"reference":"Practitioner/cc"}}]}`)
+		}
+		order := func(path string) string {
+			page := c.do("GET", path, "").want(http.StatusOK)
+			var out []string
+			list, _ := page["parameter"].([]any)
+			for _, p := range list {
+				switch str(p, "name") {
+				case "total":
+					out = append(out, fmt.Sprintf("total=%v", get(p, "valueInteger")))
+				case "patient":
+					out = append(out, str(p, "part", 0, "valueReference", "reference"))
+				}
+			}
+			return strings.Join(out, " ")
+		}
+		if got, want := order("/Practitioner/cc/$caseload"), "total=3 Patient/baker-new Patient/clark Patient/ward"; got != want {
+			t.Errorf("caseload of the coordinator: %s, want %s", got, want)
+		}
+		if got, want := order("/CareTeam/team-ward-old/$caseload"), "total=1 Patient/ward"; got != want {
+			t.Errorf("caseload of the team of the record replaced: %s, want %s", got, want)
+		}
+		if got, want := order("/Organization/y12345/$caseload"), "total=3 Patient/baker Patient/clark Patient/ward"; got != want {
+			t.Errorf("caseload of the practice: %s, want %s", got, want)
+		}
+	})
+}
