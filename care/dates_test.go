@@ -101,3 +101,34 @@ func TestAgesOfPartialBirthDates(t *testing.T) {
 		}
 	})
 }
+
+// TestReviewMonthGivenItsDay: the review reminder of a PCSP reviewed in a
+// month stays open when the plan is given the day in that month it is
+// reviewed on, since the review is still to be done, and is done once
+// the review date moves past that month.
+func TestReviewMonthGivenItsDay(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(pcsp("active", "2026-12", "goal-walk"))
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+			t.Fatalf("reminders: %s", got)
+		}
+		status := func() string {
+			tasks := entries(c.do("GET", "/Task?patient=Patient/ward", "").want(http.StatusOK))
+			if len(tasks) != 1 {
+				t.Fatalf("%d reminders, want 1", len(tasks))
+			}
+			return str(tasks[0], "status") + " " + str(tasks[0], "restriction", "period", "end")
+		}
+		c.put(pcsp("active", "2026-12-20", "goal-walk"))
+		if got := status(); got != "requested 2026-12" {
+			t.Errorf("reminder after the review was given its day in the month: %s, want requested", got)
+		}
+		c.put(pcsp("active", "2027-06-01", "goal-walk"))
+		if got := status(); got != "completed 2026-12" {
+			t.Errorf("reminder after the review moved past the month: %s, want completed", got)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"carefhir/fhir"
 	"carefhir/operation"
@@ -265,8 +266,11 @@ func (c *Care) closeReviewTasks(ctx context.Context, s operation.Store, ch *oper
 		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "cancelled", nil)
 	case "active":
 		review := reviewDate(cp)
+		// Compared by the day each is due by (lastDayOf): a review due in
+		// December 2026 given its day, 2026-12-20, is not done.
 		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "completed", func(t *fhir.Task) (bool, error) {
-			return dueOf(t) != "" && dueOf(t) < review, nil
+			due := dueOf(t)
+			return due != "" && review != "" && lastDayOf(due[:min(len(due), len(time.DateOnly))]) < lastDayOf(review), nil
 		})
 	}
 	return nil, nil
