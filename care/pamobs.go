@@ -185,7 +185,7 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 	if err := c.writePAM(ctx, s, ch.ID, qr, patient, score, ch.Version.VersionID == 1); err != nil {
 		return nil, err
 	}
-	return warnings, c.endTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}}, "completed", remeasures(ctx, s, ref, parseDateTime(qr.Authored.Get())))
+	return warnings, c.endTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}}, "completed", c.remeasures(ctx, s, ref, parseDateTime(qr.Authored.Get())))
 }
 
 // closeOnResultElsewhere closes the open re-measurement reminders of the
@@ -202,7 +202,7 @@ func (c *Care) closeOnResultElsewhere(ctx context.Context, s operation.Store, ch
 	if patient == "" || when.IsZero() {
 		return nil, nil
 	}
-	return nil, c.endTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}}, "completed", remeasures(ctx, s, "Observation/"+ch.ID, when))
+	return nil, c.endTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}}, "completed", c.remeasures(ctx, s, "Observation/"+ch.ID, when))
 }
 
 // remeasures reports whether the PAM ref, taken at authored, re-measures
@@ -210,9 +210,13 @@ func (c *Care) closeOnResultElsewhere(ctx context.Context, s operation.Store, ch
 // PAM the reminder is about (one backdated, or that PAM amended, does
 // not), or that PAM is no longer held. Each PAM is a response, or the
 // level Observation of a result recorded in a GP system.
-func remeasures(ctx context.Context, s operation.Store, ref string, authored time.Time) func(*fhir.Task) (bool, error) {
+//
+// The reminder's focus is read as a reference to a resource held here is
+// read everywhere in care: a version of the PAM, or its absolute URL under
+// this server's base, names that PAM.
+func (c *Care) remeasures(ctx context.Context, s operation.Store, ref string, authored time.Time) func(*fhir.Task) (bool, error) {
 	return func(t *fhir.Task) (bool, error) {
-		focus := refOf(t.Focus)
+		focus := c.localRef(refOf(t.Focus))
 		if focus == ref {
 			return false, nil
 		}

@@ -295,7 +295,7 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 	// The coordinators of the team with no part in it now.
 	former, current := map[string]bool{}, map[string]bool{}
 	for _, p := range ct.Participant {
-		member := c.memberOf(refOf(p.Member))
+		member := c.localRef(refOf(p.Member))
 		if member == "" {
 			continue
 		}
@@ -322,7 +322,7 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 		if err != nil {
 			return fmt.Errorf("Task/%s: %w", v.ID, err)
 		}
-		if former[c.memberOf(refOf(t.Owner))] {
+		if former[c.localRef(refOf(t.Owner))] {
 			tasks = append(tasks, t)
 		}
 		return nil
@@ -340,10 +340,10 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 	return nil, nil
 }
 
-// memberOf returns who a literal reference names as Type/id, a version of
-// them or under this server's base alike; "" for a reference to another
+// localRef returns what a literal reference names as Type/id, a version of
+// it or under this server's base alike; "" for a reference to another
 // server or none.
-func (c *Care) memberOf(ref string) string {
+func (c *Care) localRef(ref string) string {
 	r := search.ParseReference(ref, c.cfg.BaseURL)
 	if r.URL != "" || r.ID == "" {
 		return ""

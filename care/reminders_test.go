@@ -325,3 +325,34 @@ func TestHandoverMovesReminders(t *testing.T) {
 		}
 	})
 }
+
+// TestRemeasureOfVersionedPAM: a re-measurement reminder an app wrote
+// about a version of a PAM (QuestionnaireResponse/pam-march/_history/1),
+// or about it by its absolute URL, stays open when a backdated PAM is
+// recorded or that PAM is amended, and closes on a new PAM, as one
+// naming the PAM as QuestionnaireResponse/pam-march does.
+func TestRemeasureOfVersionedPAM(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(pamResponse("pam-march", "completed", "2026-03-31", "2", "50"))
+		for id, focus := range map[string]string{"versioned": "QuestionnaireResponse/pam-march/_history/1", "absolute": c.base + "/QuestionnaireResponse/pam-march"} {
+			c.put(fmt.Sprintf(`{"resourceType":"Task","id":%q,"status":"requested","intent":"plan","code":{"coding":[{"system":%q,"code":"pam-remeasure"}]},
+				"for":{"reference":"Patient/ward"},"focus":{"reference":%q},"restriction":{"period":{"end":"2026-09-30"}}}`, id, care.SystemCareTask, focus))
+		}
+		statuses := func() string {
+			return str(c.do("GET", "/Task/versioned", "").want(http.StatusOK), "status") + " " + str(c.do("GET", "/Task/absolute", "").want(http.StatusOK), "status")
+		}
+		c.put(pamResponse("pam-old", "completed", "2025-01-01", "2", "48"))
+		if got := statuses(); got != "requested requested" {
+			t.Errorf("reminders after a backdated PAM: %s, want requested", got)
+		}
+		c.put(pamResponse("pam-march", "amended", "2026-03-31", "2", "51"))
+		if got := statuses(); got != "requested requested" {
+			t.Errorf("reminders after their PAM was amended: %s, want requested", got)
+		}
+		c.put(pamResponse("pam-new", "completed", "2026-11-01", "3", "60"))
+		if got := statuses(); got != "completed completed" {
+			t.Errorf("reminders after a new PAM: %s, want completed", got)
+		}
+	})
+}
