@@ -104,8 +104,9 @@ func TestAgesOfPartialBirthDates(t *testing.T) {
 
 // TestReviewMonthGivenItsDay: the review reminder of a PCSP reviewed in a
 // month stays open when the plan is given the day in that month it is
-// reviewed on, since the review is still to be done, and is done once
-// the review date moves past that month.
+// reviewed on, since the review is still to be done, due on that day; a
+// review brought forward brings the reminder's due date with it; the
+// reminder is done once the review date moves past it.
 func TestReviewMonthGivenItsDay(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
@@ -123,12 +124,16 @@ func TestReviewMonthGivenItsDay(t *testing.T) {
 			return str(tasks[0], "status") + " " + str(tasks[0], "restriction", "period", "end")
 		}
 		c.put(pcsp("active", "2026-12-20", "goal-walk"))
-		if got := status(); got != "requested 2026-12" {
-			t.Errorf("reminder after the review was given its day in the month: %s, want requested", got)
+		if got := status(); got != "requested 2026-12-20" {
+			t.Errorf("reminder after the review was given its day in the month: %s, want requested 2026-12-20", got)
+		}
+		c.put(pcsp("active", "2026-12-05", "goal-walk"))
+		if got := status(); got != "requested 2026-12-05" {
+			t.Errorf("reminder after the review was brought forward: %s, want requested 2026-12-05", got)
 		}
 		c.put(pcsp("active", "2027-06-01", "goal-walk"))
-		if got := status(); got != "completed 2026-12" {
-			t.Errorf("reminder after the review moved past the month: %s, want completed", got)
+		if got := status(); got != "completed 2026-12-05" {
+			t.Errorf("reminder after the review moved past it: %s, want completed 2026-12-05", got)
 		}
 	})
 }

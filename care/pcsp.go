@@ -267,10 +267,22 @@ func (c *Care) closeReviewTasks(ctx context.Context, s operation.Store, ch *oper
 	case "active":
 		review := reviewDate(cp)
 		// Compared by the day each is due by (lastDayOf): a review due in
-		// December 2026 given its day, 2026-12-20, is not done.
-		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "completed", func(t *fhir.Task) (bool, error) {
+		// December 2026 given its day, 2026-12-20, is not done. A review
+		// brought forward is due sooner: its reminder says so.
+		return nil, c.changeTasks(ctx, s, CodeReviewTask, filter, func(t *fhir.Task) (bool, error) {
 			due := dueOf(t)
-			return due != "" && review != "" && lastDayOf(due[:min(len(due), len(time.DateOnly))]) < lastDayOf(review), nil
+			if due == "" || review == "" {
+				return false, nil
+			}
+			switch d, r := lastDayOf(due[:min(len(due), len(time.DateOnly))]), lastDayOf(review); {
+			case d < r:
+				t.Status = fhir.NewCode("completed")
+			case d > r:
+				t.Restriction.Period.End = fhir.NewDateTime(review)
+			default:
+				return false, nil
+			}
+			return true, nil
 		})
 	}
 	return nil, nil

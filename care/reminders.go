@@ -21,6 +21,20 @@ const openTaskStatuses = "draft,requested,received,accepted,ready,in-progress,on
 // endTasks gives the open reminder Tasks of a kind that match filter the
 // status given: those for which ends reports true, or all when it is nil.
 func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, filter url.Values, status string, ends func(*fhir.Task) (bool, error)) error {
+	return c.changeTasks(ctx, s, code, filter, func(t *fhir.Task) (bool, error) {
+		if ends != nil {
+			if ok, err := ends(t); err != nil || !ok {
+				return false, err
+			}
+		}
+		t.Status = fhir.NewCode(status)
+		return true, nil
+	})
+}
+
+// changeTasks writes the open reminder Tasks of a kind that match filter
+// as change leaves them, those it reports it changed.
+func (c *Care) changeTasks(ctx context.Context, s operation.Store, code string, filter url.Values, change func(*fhir.Task) (bool, error)) error {
 	params := url.Values{"code": {SystemCareTask + "|" + code}, "status": {openTaskStatuses}}
 	for k, v := range filter {
 		params[k] = v
@@ -36,17 +50,14 @@ func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, fil
 	if err != nil {
 		return err
 	}
-	// Decided once the search is read: ends may read the store.
+	// Decided once the search is read: change may read the store.
 	for _, t := range tasks {
-		if ends != nil {
-			if ok, err := ends(t); err != nil || !ok {
-				if err != nil {
-					return err
-				}
-				continue
+		if ok, err := change(t); err != nil || !ok {
+			if err != nil {
+				return err
 			}
+			continue
 		}
-		t.Status = fhir.NewCode(status)
 		t.LastModified = fhir.NewDateTime(c.cfg.Now().UTC().Format(time.RFC3339))
 		if _, err := s.Update(ctx, t, 0); err != nil {
 			return err
