@@ -331,8 +331,8 @@ func TestCorrectedPAM(t *testing.T) {
 
 // TestPAMRecordedElsewhere: a PAM result recorded in a GP system, coded by
 // the configured SNOMED CT concepts alone (level and score each an
-// Observation of its own, the level a quantity or an integer), counts in
-// caseloads and cohorts as one taken here does.
+// Observation of its own, the level a quantity, 2 or 1.0, or an integer),
+// counts in caseloads and cohorts as one taken here does.
 func TestPAMRecordedElsewhere(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
@@ -353,6 +353,9 @@ func TestPAMRecordedElsewhere(t *testing.T) {
 		}
 		c.put(obs("gp-level", "962851000000103", `"valueInteger":3`))
 		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 3.0})
+		// A whole number written as a decimal is that level.
+		c.put(obs("gp-level", "962851000000103", `"valueQuantity":{"value":1.0}`))
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 1.0})
 	})
 }
 

@@ -99,8 +99,9 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 		case isLevel && obs.ValueInteger != 0:
 			r.level, r.levelObservation = obs.ValueInteger, "Observation/"+v.ID
 		case isLevel && obs.ValueQuantity != nil:
-			// A GP system may record the level as a quantity.
-			if n, err := strconv.Atoi(obs.ValueQuantity.Value.String()); err == nil {
+			// A GP system may record the level as a quantity, a whole
+			// number written as a decimal may be (2.0).
+			if n, ok := wholeNumber(obs.ValueQuantity.Value.String()); ok {
 				r.level, r.levelObservation = n, "Observation/"+v.ID
 			}
 		case obs.ValueQuantity != nil:
@@ -132,6 +133,14 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 		out[p] = f
 	}
 	return out, nil
+}
+
+// wholeNumber reads a FHIR decimal that is a whole number of a PAM
+// level's size, such as 2 or 2.0.
+func wholeNumber(decimal string) (int, bool) {
+	whole, frac, _ := strings.Cut(decimal, ".")
+	n, err := strconv.Atoi(whole)
+	return n, err == nil && len(whole) <= 2 && strings.Trim(frac, "0") == ""
 }
 
 // pamCodes returns the codes of PAM results, as a token search's value:
