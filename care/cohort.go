@@ -726,8 +726,9 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 			if err != nil {
 				return nil, err
 			}
-			n, err := strconv.Atoi(v)
-			if err != nil {
+			// A whole number may be written as a decimal (65.0).
+			n, ok := wholeNumber(v)
+			if !ok {
 				return nil, bad("a valueQuantity holding a whole number")
 			}
 			return &n, nil

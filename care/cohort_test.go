@@ -516,3 +516,27 @@ func TestCohortConditionsBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestCohortWholeNumberAsDecimal: a stored cohort whose age or PAM level
+// is a whole number written as a decimal (age-min 80.0, pam-level-max
+// 2.0) is evaluated with that number, where 80.5 is refused.
+func TestCohortWholeNumberAsDecimal(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		criterion := func(code, value string) string {
+			return `{"code":{"coding":[{"system":"` + care.SystemCohortCriterion + `","code":"` + code + `"}]},"valueQuantity":` + value + `,"exclude":false}`
+		}
+		c.put(pamResponse("pam-ward", "completed", "2026-01-01T10:00:00Z", "2", "50"))
+		c.put(`{"resourceType":"Group","id":"over-70","type":"person","actual":true,"characteristic":[` +
+			criterion("age-min", `{"value":70.0,"system":"http://unitsofmeasure.org","code":"a"}`) + "," + criterion("pam-level-max", `{"value":2.00}`) + `]}`)
+		g := c.do("POST", "/Group/over-70/$cohort", "").want(http.StatusOK)
+		if got := members(g); got != "Patient/ward=<nil>" {
+			t.Errorf("cohort aged 70.0 and over of PAM level 2.00 at most: %q, want Patient/ward", got)
+		}
+		c.put(`{"resourceType":"Group","id":"over-80-and-a-half","type":"person","actual":true,"characteristic":[` + criterion("age-min", `{"value":80.5}`) + `]}`)
+		oo := c.do("POST", "/Group/over-80-and-a-half/$cohort", "").want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "whole number") {
+			t.Errorf("cohort aged 80.5 and over: %s", got)
+		}
+	})
+}

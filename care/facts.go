@@ -135,12 +135,12 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 	return out, nil
 }
 
-// wholeNumber reads a FHIR decimal that is a whole number of a PAM
-// level's size, such as 2 or 2.0.
+// wholeNumber reads a FHIR decimal that is a whole number, such as 2 or
+// 2.0.
 func wholeNumber(decimal string) (int, bool) {
 	whole, frac, _ := strings.Cut(decimal, ".")
 	n, err := strconv.Atoi(whole)
-	return n, err == nil && len(whole) <= 2 && strings.Trim(frac, "0") == ""
+	return n, err == nil && strings.Trim(frac, "0") == ""
 }
 
 // pamCodes returns the codes of PAM results, as a token search's value:
