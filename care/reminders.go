@@ -3,6 +3,7 @@ package care
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -158,6 +159,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	// The open reminders, read before any is written: a unit of work
 	// may not search what it wrote on engines without transactions.
 	open := map[string]bool{}
+	var owned []*fhir.Task // open reminders with an owner
 	err = s.Each(ctx, "Task", url.Values{"code": {SystemCareTask + "|" + CodeReviewTask + "," + SystemCareTask + "|" + CodeRemeasureTask}, "status": {openTaskStatuses}}, func(v *store.Version) error {
 		t, err := decode[*fhir.Task](v.JSON)
 		if err == nil {
@@ -166,6 +168,9 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 					open[c.openKeyOf(code, t)] = true
 				}
 			}
+			if c.localRef(refOf(t.Owner)) != "" && c.patientRef(refOf(t.For)) != "" {
+				owned = append(owned, t)
+			}
 		}
 		return err
 	})
@@ -173,9 +178,34 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		return nil, err
 	}
 	due = slices.DeleteFunc(due, func(r reminder) bool { return open[openKey(r.code, r.patient, r.focus)] })
-	owners, err := c.coordinators(ctx, s, patientsOf(due))
+	patients := patientsOf(due)
+	seen := map[string]bool{}
+	for _, p := range patients {
+		seen[p] = true
+	}
+	for _, t := range owned {
+		if p := c.patientRef(refOf(t.For)); !seen[p] {
+			seen[p] = true
+			patients = append(patients, p)
+		}
+	}
+	owners, former, err := c.coordinators(ctx, s, patients)
 	if err != nil {
 		return nil, err
+	}
+	// An open reminder of a coordinator who has since handed the patient
+	// over goes to the one holding them now, as at the handover
+	// (handOver); here too when the other's part began after the team
+	// was last written.
+	for _, t := range owned {
+		patient := c.patientRef(refOf(t.For))
+		if owner := owners[patient]; owner != nil && former[patient][c.localRef(refOf(t.Owner))] {
+			t.Owner = owner
+			t.LastModified = fhir.NewDateTime(c.cfg.Now().UTC().Format(time.RFC3339))
+			if _, err := s.Update(ctx, t, 0); err != nil {
+				return nil, fmt.Errorf("hand Task/%s over: %w", t.Id.Get(), err)
+			}
+		}
 	}
 	var created []*store.Version
 	for _, r := range due {
@@ -245,10 +275,14 @@ func (c *Care) openKeyOf(code string, t *fhir.Task) string {
 // coordinators returns the care coordinator of each of patients
 // (Patient/id) who has one: a participant in a coordinator's role whose
 // part holds now in an active CareTeam of the patient; of two teams, the
-// one with the lower id, since the search answers in no order. It reads
-// the CareTeams of chunkSize patients with one search.
-func (c *Care) coordinators(ctx context.Context, s operation.Store, patients []string) (map[string]*fhir.Reference, error) {
-	owners := map[string]*fhir.Reference{}
+// one with the lower id, since the search answers in no order. former
+// holds, by patient, the coordinators (Type/id) whose part in such a team
+// no longer holds and who take no part in one now: who handed the
+// patient over. It reads the CareTeams of chunkSize patients with one
+// search.
+func (c *Care) coordinators(ctx context.Context, s operation.Store, patients []string) (owners map[string]*fhir.Reference, former map[string]map[string]bool, err error) {
+	owners, former = map[string]*fhir.Reference{}, map[string]map[string]bool{}
+	current := map[string]map[string]bool{}
 	team := map[string]string{} // the id of the CareTeam each owner is of
 	for _, list := range chunks(patients, chunkSize) {
 		err := s.Each(ctx, "CareTeam", url.Values{"subject": {list}, "status": {"active"}}, func(v *store.Version) error {
@@ -257,7 +291,20 @@ func (c *Care) coordinators(ctx context.Context, s operation.Store, patients []s
 				return fmt.Errorf("CareTeam/%s: %w", v.ID, err)
 			}
 			patient := c.patientRef(refOf(ct.Subject))
-			if of, ok := team[patient]; patient == "" || ok && of < v.ID {
+			if patient == "" {
+				return nil
+			}
+			ended, taking := c.parts(ct)
+			for _, m := range []struct {
+				set  map[string]map[string]bool
+				from map[string]bool
+			}{{former, ended}, {current, taking}} {
+				if m.set[patient] == nil {
+					m.set[patient] = map[string]bool{}
+				}
+				maps.Copy(m.set[patient], m.from)
+			}
+			if of, ok := team[patient]; ok && of < v.ID {
 				return nil
 			}
 			if owner := c.coordinatorIn(ct); owner != nil {
@@ -266,10 +313,15 @@ func (c *Care) coordinators(ctx context.Context, s operation.Store, patients []s
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return owners, nil
+	for patient, ended := range former {
+		for m := range current[patient] {
+			delete(ended, m)
+		}
+	}
+	return owners, former, nil
 }
 
 // coordinatorIn returns the first participant of ct in a coordinator's
@@ -303,23 +355,7 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 	if patient == "" || owner == nil {
 		return nil, nil
 	}
-	// The coordinators of the team with no part in it now.
-	former, current := map[string]bool{}, map[string]bool{}
-	for _, p := range ct.Participant {
-		member := c.localRef(refOf(p.Member))
-		if member == "" {
-			continue
-		}
-		if p.Period == nil || calendar.Holds(p.Period.Start.Get(), p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone) {
-			current[member] = true
-			continue
-		}
-		for _, role := range p.Role {
-			if hasCoding(role, SystemSNOMED, c.cfg.Codes.CareCoordinator) || hasCoding(role, SystemCareRole, CodeCoordinator) {
-				former[member] = true
-			}
-		}
-	}
+	former, current := c.parts(ct)
 	for m := range current {
 		delete(former, m)
 	}
@@ -360,4 +396,30 @@ func (c *Care) localRef(ref string) string {
 		return ""
 	}
 	return r.Type + "/" + r.ID
+}
+
+// parts returns the members of ct (Type/id) in a coordinator's role whose
+// part has ended (ended), and those of any role whose part holds now
+// (taking).
+func (c *Care) parts(ct *fhir.CareTeam) (ended, taking map[string]bool) {
+	ended, taking = map[string]bool{}, map[string]bool{}
+	for _, p := range ct.Participant {
+		member := c.localRef(refOf(p.Member))
+		if member == "" {
+			continue
+		}
+		if p.Period == nil || calendar.Holds(p.Period.Start.Get(), p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone) {
+			taking[member] = true
+			continue
+		}
+		if calendar.Holds("", p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone) {
+			continue // not begun: taking over, not handing over
+		}
+		for _, role := range p.Role {
+			if hasCoding(role, SystemSNOMED, c.cfg.Codes.CareCoordinator) || hasCoding(role, SystemCareRole, CodeCoordinator) {
+				ended[member] = true
+			}
+		}
+	}
+	return ended, taking
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"carefhir/care"
 	"carefhir/server"
@@ -353,6 +354,45 @@ func TestRemeasureOfVersionedPAM(t *testing.T) {
 		c.put(pamResponse("pam-new", "completed", "2026-11-01", "3", "60"))
 		if got := statuses(); got != "completed completed" {
 			t.Errorf("reminders after a new PAM: %s, want completed", got)
+		}
+	})
+}
+
+// TestHandoverWhenTakenOver: a handover written before the new
+// coordinator's part begins leaves the reminders with the one handing
+// over; once that part has begun (and the other's ended), the next run
+// of the reminders gives them the open ones.
+func TestHandoverWhenTakenOver(t *testing.T) {
+	var now atomic.Pointer[time.Time]
+	now.Store(&today)
+	eachEngine(t, care.Config{Now: func() time.Time { return *now.Load() }}, func(t *testing.T, c *client) {
+		now.Store(&today)
+		population(c)
+		coordinator := `"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}]`
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"2026-12-04"}},
+			{` + coordinator + `,"member":{"reference":"Practitioner/lw"},"period":{"start":"2026-12-05"}}]}`)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(pcsp("active", "2026-12-10", "goal-walk"))
+		c.do("POST", "/Task/$generate-reminders", "").want(http.StatusOK)
+		owner := func() string {
+			tasks := entries(c.do("GET", "/Task?patient=Patient/ward", "").want(http.StatusOK))
+			if len(tasks) != 1 {
+				t.Fatalf("%d reminders, want 1", len(tasks))
+			}
+			return str(tasks[0], "owner", "reference")
+		}
+		if got := owner(); got != "Practitioner/cc" {
+			t.Fatalf("reminder before the handover owned by %s, want Practitioner/cc", got)
+		}
+		later := today.AddDate(0, 0, 5)
+		now.Store(&later)
+		rem := c.do("POST", "/Task/$generate-reminders", "").want(http.StatusOK)
+		if got := paramsText(rem); got != "created=0" {
+			t.Errorf("reminders after the handover: %s", got)
+		}
+		if got := owner(); got != "Practitioner/lw" {
+			t.Errorf("reminder after the handover owned by %s, want Practitioner/lw", got)
 		}
 	})
 }
