@@ -193,6 +193,17 @@ func (t *nativeTx) Put(ctx context.Context, w *store.Write) error {
 	if current != w.Expected {
 		return conflictError(w, current)
 	}
+	// Another write holding the version w writes (begun and not finished,
+	// or cut short by a crash) is a conflict found here, not by the insert
+	// claiming that version: its duplicate key would abort the
+	// transaction, failing every later command of fn.
+	held, pending, err := t.s.claimed(tctx, w)
+	if err != nil {
+		return fmt.Errorf("mongo: put %s/%s: %w", w.Type, w.ID, err)
+	}
+	if held {
+		return &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current, Pending: pending}
+	}
 	if err := t.s.put(tctx, w); err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -56,7 +58,14 @@ type fakes struct{ tx, snapshot []*fakeSession }
 // transaction path through fake sessions, and the sessions it starts.
 func openNative(t *testing.T) (*storemongo.Store, *fakes, *mongo.Database) {
 	uri := ferrettest.Start(t)
-	s := open(t, uri)
+	s, f := native(t, uri)
+	return s, f, connect(t, uri).Database(ferrettest.Database)
+}
+
+// native returns a store on the database at uri that runs the transaction
+// path through fake sessions, and the sessions it starts.
+func native(t *testing.T, uri string, opts ...storemongo.Option) (*storemongo.Store, *fakes) {
+	s := open(t, uri, opts...)
 	f := &fakes{}
 	storemongo.SetSessions(s,
 		func() (storemongo.Session, error) { f.tx = append(f.tx, &fakeSession{}); return f.tx[len(f.tx)-1], nil },
@@ -64,7 +73,7 @@ func openNative(t *testing.T) (*storemongo.Store, *fakes, *mongo.Database) {
 			f.snapshot = append(f.snapshot, &fakeSession{})
 			return f.snapshot[len(f.snapshot)-1], nil
 		})
-	return s, f, connect(t, uri).Database(ferrettest.Database)
+	return s, f
 }
 
 func TestTransactionOptions(t *testing.T) {
@@ -259,5 +268,59 @@ func TestTransactionClaims(t *testing.T) {
 	common := slices.DeleteFunc(slices.Clone(second), func(k string) bool { return !slices.Contains(first, k) })
 	if len(common) != 1 {
 		t.Errorf("conditional creates of one identifier on different criteria wrote %q and %q, want one document in common", first, second)
+	}
+}
+
+// counter is an Observer counting the commands named op.
+type counter struct {
+	op string
+	n  atomic.Int64
+}
+
+func (c *counter) Operation(op string, _ time.Duration) {
+	if op == c.op {
+		c.n.Add(1)
+	}
+}
+
+// A unit of work in a transaction that writes a resource whose next
+// version another write holds, pending (begun and not finished, or cut
+// short by a crash), is refused with a pending conflict before it inserts
+// that version: the insert's duplicate key aborts a MongoDB transaction,
+// so on a replica set the unit failed with the error of a later command,
+// a 500 over HTTP, and was run again until its deadline.
+func TestTransactionMeetsPendingVersion(t *testing.T) {
+	uri := ferrettest.Start(t)
+	cut := &cutAfter{}
+	s := open(t, uri, storemongo.WithObserver(cut))
+	putAll(t, s, &store.Write{Type: "Patient", ID: "q", LastUpdated: t0, JSON: []byte(`{"v":1}`)})
+	// Each write cut short once it has inserted its version into history.
+	for _, w := range []*store.Write{
+		{Type: "Patient", ID: "p", LastUpdated: t0, JSON: []byte(`{"v":1}`)},
+		{Type: "Patient", ID: "q", Expected: 1, LastUpdated: t0.Add(time.Second), JSON: []byte(`{"v":2}`)},
+	} {
+		ctx, cancel := context.WithCancel(t.Context())
+		cut.arm("insert", 1, cancel)
+		if err := s.Put(ctx, w); err == nil {
+			t.Fatalf("Put of %s cut short: no error", w.ID)
+		}
+		cancel()
+	}
+	inserts := &counter{op: "insert"}
+	n, _ := native(t, uri, storemongo.WithObserver(inserts))
+	for _, w := range []*store.Write{
+		{Type: "Patient", ID: "p", LastUpdated: t0.Add(time.Second), JSON: []byte(`{"v":"again"}`)},
+		{Type: "Patient", ID: "q", Expected: 1, LastUpdated: t0.Add(2 * time.Second), JSON: []byte(`{"v":3}`)},
+	} {
+		inserts.n.Store(0)
+		err := n.Transact(t.Context(), func(tx store.Tx) error { return tx.Put(t.Context(), w) })
+		var conflict *store.ConflictError
+		if !errors.As(err, &conflict) || !conflict.Pending || conflict.Current != w.Expected {
+			t.Errorf("unit writing %s/%s from version %d with version %d pending: %v, want a pending conflict",
+				w.Type, w.ID, w.Expected, w.VersionID(), err)
+		}
+		if got := inserts.n.Load(); got != 0 {
+			t.Errorf("unit writing %s/%s: %d inserts, want none", w.Type, w.ID, got)
+		}
 	}
 }

@@ -223,6 +223,24 @@ func claimVersion(ctx context.Context, history *mongo.Collection, w *store.Write
 	return false, nil, errStale
 }
 
+// claimed reports whether history holds the version w writes, and whether
+// that version is pending (see write).
+func (s *Store) claimed(ctx context.Context, w *store.Write) (held, pending bool, err error) {
+	var d struct {
+		Pending bson.Raw `bson:"pend,omitempty"`
+	}
+	err = s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())},
+		{Key: fieldType, Value: w.Type}, {Key: fieldID, Value: w.ID}},
+		options.FindOne().SetProjection(bson.D{{Key: fieldPending, Value: 1}})).Decode(&d)
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, false, nil
+	case err != nil:
+		return false, false, fmt.Errorf("history: %w", err)
+	}
+	return true, d.Pending != nil, nil
+}
+
 // write returns the write that made d, a version in history of typ, which
 // replaced version expected.
 func (d *versionDoc) write(typ string, expected int64) *store.Write {
