@@ -291,27 +291,10 @@ func (c *counter) Operation(op string, _ time.Duration) {
 // a 500 over HTTP, and was run again until its deadline.
 func TestTransactionMeetsPendingVersion(t *testing.T) {
 	uri := ferrettest.Start(t)
-	cut := &cutAfter{}
-	s := open(t, uri, storemongo.WithObserver(cut))
-	putAll(t, s, &store.Write{Type: "Patient", ID: "q", LastUpdated: t0, JSON: []byte(`{"v":1}`)})
-	// Each write cut short once it has inserted its version into history.
-	for _, w := range []*store.Write{
-		{Type: "Patient", ID: "p", LastUpdated: t0, JSON: []byte(`{"v":1}`)},
-		{Type: "Patient", ID: "q", Expected: 1, LastUpdated: t0.Add(time.Second), JSON: []byte(`{"v":2}`)},
-	} {
-		ctx, cancel := context.WithCancel(t.Context())
-		cut.arm("insert", 1, cancel)
-		if err := s.Put(ctx, w); err == nil {
-			t.Fatalf("Put of %s cut short: no error", w.ID)
-		}
-		cancel()
-	}
+	writes := leavePending(t, uri)
 	inserts := &counter{op: "insert"}
 	n, _ := native(t, uri, storemongo.WithObserver(inserts))
-	for _, w := range []*store.Write{
-		{Type: "Patient", ID: "p", LastUpdated: t0.Add(time.Second), JSON: []byte(`{"v":"again"}`)},
-		{Type: "Patient", ID: "q", Expected: 1, LastUpdated: t0.Add(2 * time.Second), JSON: []byte(`{"v":3}`)},
-	} {
+	for _, w := range writes {
 		inserts.n.Store(0)
 		err := n.Transact(t.Context(), func(tx store.Tx) error { return tx.Put(t.Context(), w) })
 		var conflict *store.ConflictError

@@ -340,10 +340,11 @@ func (s *Store) conflict(ctx context.Context, w *store.Write) error {
 
 // conflictError is the *store.ConflictError of w, refused while version
 // current is current: with the expected version still current, another
-// writer has claimed the next (see write) and not finished.
+// writer has claimed the next (see write) and not finished, the first
+// version of a resource not yet created included.
 func conflictError(w *store.Write, current int64) *store.ConflictError {
 	return &store.ConflictError{Type: w.Type, ID: w.ID, Expected: w.Expected, Current: current,
-		Pending: w.Expected != 0 && current == w.Expected}
+		Pending: current == w.Expected}
 }
 
 // currentVersion returns the current version of typ/id, 0 if it never existed.

@@ -286,6 +286,57 @@ func TestWriteCutAfterClaim(t *testing.T) {
 	}
 }
 
+// leavePending leaves two writes on the database at uri cut short once
+// they have inserted their versions into history: the create of
+// Patient/p, and the update of Patient/q from version 1. It returns a
+// write of each resource that those pending versions refuse.
+func leavePending(t *testing.T, uri string) []*store.Write {
+	cut := &cutAfter{}
+	s := open(t, uri, storemongo.WithObserver(cut))
+	putAll(t, s, &store.Write{Type: "Patient", ID: "q", LastUpdated: t0, JSON: []byte(`{"v":1}`)})
+	for _, w := range []*store.Write{
+		{Type: "Patient", ID: "p", LastUpdated: t0, JSON: []byte(`{"v":1}`)},
+		{Type: "Patient", ID: "q", Expected: 1, LastUpdated: t0.Add(time.Second), JSON: []byte(`{"v":2}`)},
+	} {
+		ctx, cancel := context.WithCancel(t.Context())
+		cut.arm("insert", 1, cancel)
+		if err := s.Put(ctx, w); err == nil {
+			t.Fatalf("Put of %s/%s cut short: no error", w.Type, w.ID)
+		}
+		cancel()
+	}
+	return []*store.Write{
+		{Type: "Patient", ID: "p", LastUpdated: t0.Add(time.Second), JSON: []byte(`{"v":"again"}`)},
+		{Type: "Patient", ID: "q", Expected: 1, LastUpdated: t0.Add(2 * time.Second), JSON: []byte(`{"v":3}`)},
+	}
+}
+
+// A create meeting the first version of its resource pending, as an
+// update meeting the next, is refused as a pending conflict (409 with
+// Retry-After over HTTP), alone or in a unit of work, where it was a
+// conflict with version 0 said to be current, telling the client to retry
+// with a version that does not exist.
+func TestWriteMeetsPendingVersion(t *testing.T) {
+	uri := ferrettest.Start(t)
+	writes := leavePending(t, uri)
+	s := open(t, uri)
+	for _, w := range writes {
+		for how, write := range map[string]func() error{
+			"Put": func() error { return s.Put(t.Context(), w) },
+			"Transact": func() error {
+				return s.Transact(t.Context(), func(tx store.Tx) error { return tx.Put(t.Context(), w) })
+			},
+		} {
+			err := write()
+			var conflict *store.ConflictError
+			if !errors.As(err, &conflict) || !conflict.Pending || conflict.Current != w.Expected {
+				t.Errorf("%s of %s/%s from version %d with version %d pending: %v, want a pending conflict",
+					how, w.Type, w.ID, w.Expected, w.VersionID(), err)
+			}
+		}
+	}
+}
+
 // A unit of work whose search finds nothing because of its own writes (it
 // deleted the one resource that matched) commits: the resources it
 // writes are not another unit's.
