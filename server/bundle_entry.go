@@ -356,6 +356,11 @@ func (a *api) checkEntry(e *entry, we wireEntry, base string) error {
 		if e.method == http.MethodPost {
 			return errorf(http.StatusBadRequest, "invalid", "request.ifMatch is for PUT, PATCH and DELETE, not POST: a create makes a new resource").at(e.path() + ".request.ifMatch")
 		}
+		if (e.method == http.MethodGet || e.method == http.MethodHead) && t.kind != targetInstance && t.kind != targetVersion {
+			// A search has no version to match: ignored, the
+			// precondition would not hold.
+			return errorf(http.StatusBadRequest, "invalid", "request.ifMatch is for a read of [type]/[id], PUT, PATCH and DELETE, not a search").at(e.path() + ".request.ifMatch")
+		}
 		if e.ifMatch, err = parseETag(req.IfMatch, "request.ifMatch"); err != nil {
 			return err
 		}

@@ -69,6 +69,9 @@ func (u *unit) readTarget(ctx context.Context, e *entry, r *entryResult) error {
 		if v.Deleted {
 			return gone(v)
 		}
+		if err := e.versionMatch().check(v); err != nil {
+			return err
+		}
 		r.v = v
 		if current(e.ifNoneMatch, e.ifModifiedSince, v) {
 			r.status = http.StatusNotModified

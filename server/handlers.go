@@ -97,6 +97,10 @@ func (a *api) read(c *gin.Context) {
 		c.Error(gone(v))
 		return
 	}
+	if err := ifMatchRead(c, v); err != nil {
+		c.Error(err)
+		return
+	}
 	if notModified(c, v) {
 		return
 	}
@@ -110,6 +114,9 @@ func (a *api) vread(c *gin.Context) {
 		return
 	}
 	v, err := a.version(c, typ, id)
+	if err == nil {
+		err = ifMatchRead(c, v)
+	}
 	if err != nil {
 		c.Error(err)
 		return
@@ -148,6 +155,22 @@ func gone(v *store.Version) *Error {
 	e := errorf(http.StatusGone, "deleted", "%s/%s was deleted (version %d)", v.Type, v.ID, v.VersionID)
 	e.Header = http.Header{"Etag": {etag(v.VersionID)}, "Last-Modified": {v.LastUpdated.Format(http.TimeFormat)}}
 	return e
+}
+
+// ifMatchRead decides the If-Match header of a read or vread on v, the
+// version it selected, before If-None-Match and If-Modified-Since, as RFC
+// 9110 section 13.2.2 orders them: ignored, a client asking for the
+// version it holds was given another as if it were that one.
+func ifMatchRead(c *gin.Context, v *store.Version) error {
+	h := strings.Join(c.Request.Header.Values("If-Match"), ",")
+	if h == "" {
+		return nil
+	}
+	m, err := parseIfMatch(h)
+	if err != nil {
+		return err
+	}
+	return m.check(v)
 }
 
 // notModified answers 304 when the client's copy (If-None-Match or

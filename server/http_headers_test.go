@@ -763,6 +763,45 @@ func TestIfMatchAnyAndList(t *testing.T) {
 	})
 }
 
+// TestIfMatchOnRead checks that a read or vread holds If-Match (RFC 9110
+// section 13.1.1), over HTTP and as a GET entry's request.ifMatch: a
+// version other than those named is 412, where it was answered as if it
+// were the version the client holds; a search entry, which has no version
+// to match, refuses request.ifMatch.
+func TestIfMatchOnRead(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", headersPatient), "id")
+		path := "/Patient/" + id
+		c.do("PUT", path, `{"resourceType":"Patient","id":"`+id+`","active":true}`).want(t, http.StatusOK)
+		for _, m := range []string{`W/"2"`, `W/"1", W/"2"`, "*"} {
+			if got := str(c.do("GET", path, "", "If-Match", m).want(t, http.StatusOK).json(t), "meta", "versionId"); got != "2" {
+				t.Errorf("read under If-Match %s: version %s, want 2", m, got)
+			}
+		}
+		r := c.do("GET", path, "", "If-Match", `W/"1"`).want(t, http.StatusPreconditionFailed)
+		if d := r.outcome(t, "conflict", ""); !strings.Contains(d, "version 2") {
+			t.Errorf("412 of a read says %q, want the version read", d)
+		}
+		c.do("HEAD", path, "", "If-Match", `W/"1"`).want(t, http.StatusPreconditionFailed)
+		// Decided before If-None-Match, as RFC 9110 section 13.2.2 orders.
+		c.do("GET", path, "", "If-Match", `W/"1"`, "If-None-Match", `W/"2"`).want(t, http.StatusPreconditionFailed)
+		c.do("GET", path, "", "If-Match", `W/"2"`, "If-None-Match", `W/"2"`).want(t, http.StatusNotModified)
+		c.do("GET", path+"/_history/1", "", "If-Match", `W/"1"`).want(t, http.StatusOK)
+		c.do("GET", path+"/_history/1", "", "If-Match", `W/"2"`).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		c.do("GET", path, "", "If-Match", "soon").want(t, http.StatusBadRequest).outcome(t, "invalid", "")
+
+		b := c.bundle(txBundle("batch",
+			txEntry("", "GET", "Patient/"+id, "", "ifMatch", `W/"2"`),
+			txEntry("", "GET", "Patient/"+id, "", "ifMatch", `W/"1"`),
+			txEntry("", "GET", "Patient/"+id+"/_history/1", "", "ifMatch", `W/"1"`),
+			txEntry("", "GET", "Patient/"+id+"/_history/1", "", "ifMatch", `W/"2"`),
+			txEntry("", "GET", "Patient?_id="+id, "", "ifMatch", `W/"2"`)))
+		checkStatuses(t, b, "200 OK", "412 Precondition Failed", "200 OK", "412 Precondition Failed", "400 Bad Request")
+		c.do("POST", "", txBundle("transaction", txEntry("", "GET", "Patient/"+id, "", "ifMatch", `W/"1"`))).
+			want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "Bundle.entry[0]")
+	})
+}
+
 // TestHistoryRepeatedParameter checks that a history parameter given twice
 // is refused, naming it, rather than applied once while the self link
 // states both.

@@ -712,6 +712,20 @@ type versionMatch struct {
 // asked reports whether m states a precondition.
 func (m versionMatch) asked() bool { return m.any || len(m.versions) > 0 }
 
+// check decides m on v, the version a read or vread selected (RFC 9110
+// section 13.1.1): 412 unless m asks nothing, is "*" or names v's version.
+func (m versionMatch) check(v *store.Version) error {
+	if !m.asked() || m.any || slices.Contains(m.versions, v.VersionID) {
+		return nil
+	}
+	named := "version "
+	if len(m.versions) > 1 {
+		named = "versions "
+	}
+	return errorf(http.StatusPreconditionFailed, "conflict", "If-Match names %s%s of %s/%s, not version %d, the one read",
+		named, joinVersions(m.versions), v.Type, v.ID, v.VersionID)
+}
+
 // parseIfMatch reads an If-Match header value: "*", or a list of version
 // ETags (W/"3", W/"4").
 func parseIfMatch(value string) (versionMatch, error) {
