@@ -312,7 +312,7 @@ func exchangeMLLP(t *testing.T, p *proc, msgs ...[]byte) [][]byte {
 		if _, err := conn.Write(mllp.Frame(msg)); err != nil {
 			t.Fatal(err)
 		}
-		ack, err := mllp.ReadFrame(r, 1<<20)
+		ack, err := mllp.ReadFrame(r, 64<<20)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -502,6 +502,27 @@ func TestMLLPTooLarge(t *testing.T) {
 	}
 	if !bytes.Contains(acks[1], []byte("\rMSA|AA|MSG0302")) {
 		t.Errorf("the registration after it: %q, want AA", acks[1])
+	}
+}
+
+// TestMLLPLargeAcknowledgement sends serve's MLLP listener a registration
+// whose names draw a warning each, so many that the acknowledgement is
+// over 1 MiB: it is sent whole, AA with every ERR segment, rather than cut
+// in the middle of one.
+func TestMLLPLargeAcknowledgement(t *testing.T) {
+	const names = 12000
+	msg := "MSH|^~\\&|PAS|RXX|CAREFHIR|PCN01|20260304120000||ADT^A28^ADT_A05|MSG0401|P|2.4\r" +
+		"PID|1||9990000018^^^NHS^NH||WARD^SARAH~" + strings.Repeat("^^^^MR~", names) + "||19700203|F\r"
+	p := start(t, "--data", t.TempDir(), "--mllp-addr", "127.0.0.1:0")
+	ack := exchangeMLLP(t, p, []byte(msg))[0]
+	if len(ack) <= 1<<20 || !bytes.Contains(ack, []byte("\rMSA|AA|MSG0401\r")) {
+		t.Fatalf("the acknowledgement is %d bytes, want AA over 1 MiB: %.300q", len(ack), ack)
+	}
+	if got := bytes.Count(ack, []byte("\rERR||PID^1^5^")); got != names {
+		t.Errorf("the acknowledgement has %d ERR segments, want %d", got, names)
+	}
+	if last := fmt.Sprintf("\rERR||PID^1^5^%d|102^Data type error^HL70357|W||||a name with neither family nor given name: left out\r", names+1); !bytes.HasSuffix(ack, []byte(last)) {
+		t.Errorf("the acknowledgement ends %q, want its last ERR whole", ack[max(0, len(ack)-200):])
 	}
 }
 

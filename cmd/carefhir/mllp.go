@@ -86,18 +86,22 @@ func importMessage(ctx context.Context, client *http.Client, msg []byte) ([]byte
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == importop.HL7v2MediaType {
+		// The acknowledgement is read whole, however many ERR segments
+		// it has: one cut short would end inside a segment.
+		return io.ReadAll(resp.Body)
+	}
+	// Any other answer is the server's own words, of which the log
+	// keeps the start.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 500))
 	if err != nil {
 		return nil, err
 	}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != importop.HL7v2MediaType {
-		err := fmt.Errorf("$import answered %s: %.500s", resp.Status, body)
-		if reason := refusalReason(resp.StatusCode); reason != "" {
-			return nil, &hl7v2.Refusal{Reason: reason, Err: err}
-		}
-		return nil, err
+	err = fmt.Errorf("$import answered %s: %s", resp.Status, body)
+	if reason := refusalReason(resp.StatusCode); reason != "" {
+		return nil, &hl7v2.Refusal{Reason: reason, Err: err}
 	}
-	return body, nil
+	return nil, err
 }
 
 // refusalReason says why the store refused a message's writes when
