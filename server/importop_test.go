@@ -1611,6 +1611,27 @@ func TestExportGPFormula(t *testing.T) {
 	}, withImport)
 }
 
+// TestExportGPDateInTheUK exports as coded entries an Observation taken
+// at 23:30 UTC on a summer evening and one at 20:00 in New York on a
+// winter one: each is dated the day it fell on in the UK, 1 July and 4
+// December, where the date written in the sender's zone was the day
+// before.
+func TestExportGPDateInTheUK(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		pid := c.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}]}`)["id"].(string)
+		for code, at := range map[string]string{"364075005": "2026-06-30T23:30:00Z", "27113001": "2026-12-03T20:00:00-05:00"} {
+			c.create("Observation", `{"resourceType":"Observation","status":"final","subject":{"reference":"Patient/`+pid+`"},"effectiveDateTime":"`+at+`",
+				"code":{"coding":[{"system":"http://snomed.info/sct","code":"`+code+`"}]},"valueQuantity":{"value":70,"unit":"kg"}}`)
+		}
+		body := string(c.do("GET", "/Patient/"+pid+"/$export-gp?format=csv", "").want(t, 200).body)
+		for _, want := range []string{"9000000009,01/07/2026,364075005,", "9000000009,04/12/2026,27113001,"} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the coded entries hold no %s:\n%s", want, body)
+			}
+		}
+	}, withImport)
+}
+
 // TestImportPDSNotAnObject imports as PDS payloads JSON values that are
 // no resource: 400 saying what was sent, in the words of JSON rather than
 // of the importer's code.

@@ -229,6 +229,12 @@ func (ew *EntryWriter) format(nhs string, e entry) []string {
 		nhs = nhs[:3] + " " + nhs[3:6] + " " + nhs[6:]
 	}
 	date := e.date
+	if t, err := time.Parse(time.RFC3339, date); err == nil {
+		// A time is recorded on the day it fell on in the UK, where
+		// the GP record is kept: 23:30 UTC on a summer evening is the
+		// next day's 00:30.
+		date = mappers.Today(t)
+	}
 	if t, err := time.Parse("2006-01-02", clipDate(date)); err == nil {
 		date = t.Format(ew.date)
 	}
