@@ -680,6 +680,25 @@ func TestImportCSVByteOrderMark(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportCSVUTF8WithoutMark imports, with a layout whose files are
+// Windows-1252, a report saved again by a spreadsheet as UTF-8 without a
+// byte order mark, and one in Windows-1252: both store Zoë Brontë, where
+// the first stored ZoÃ« BrontÃ«.
+func TestImportCSVUTF8WithoutMark(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for nhs, report := range map[string]string{
+			"9434760089": "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\r\nY12345,943 476 0089,Zoë,Brontë,12-Mar-1948,F\r\n",
+			"9990000018": "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\r\nY12345,999 000 0018,Zo\xeb,Bront\xeb,12-Mar-1948,F\r\n",
+		} {
+			c.do("POST", "/$import?format=csv&mapping=emis-patient-list", report, "Content-Type", "text/csv").want(t, 200)
+			p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+nhs)
+			if got := toJSON(t, p["name"]); got != `[{"family":"Brontë","given":["Zoë"],"use":"usual"}]` {
+				t.Errorf("%s: name %s", nhs, got)
+			}
+		}
+	}, withImport)
+}
+
 // TestImportGPConnectFromProvider imports a GP Connect patient read and a
 // free-slot search with provider, the provider's FHIR base: a booking of
 // an Appointment on what they hold names the provider's own Slot,

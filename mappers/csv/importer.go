@@ -40,6 +40,9 @@ type Importer struct {
 	// pending are issues about the header, reported with the first batch.
 	pending []mappers.Issue
 	formats []string
+	// cp1252: the mapping says the file is Windows-1252 and no byte
+	// order mark says otherwise (see read).
+	cp1252 bool
 
 	// Today is the date, YYYY-MM-DD, against which dates of birth yet to
 	// come are refused: NewImporter sets it to today's in the UK
@@ -62,18 +65,15 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 		// is ever found: say what the file is instead.
 		return nil, errors.New("csv: the file is UTF-16 text (Excel's \"Unicode Text\"), not CSV: save the report as \"CSV UTF-8\" or \"CSV (Comma delimited)\"")
 	}
-	var src io.Reader = lineEnds{br}
+	cr := stdcsv.NewReader(lineEnds{br})
+	cr.FieldsPerRecord = -1
+	cr.Comma, _ = comma(m.Delimiter) // checked with the mapping
+	im := &Importer{m: m, r: cr, batch: batch, fill: map[int]string{}, formats: m.DateFormats, Today: mappers.Today(time.Now())}
 	// A UTF-8 byte order mark says how the file is encoded, whatever the
 	// mapping expects: Excel writes one when a report is saved as "CSV
 	// UTF-8", and reading that as Windows-1252 would garble every
 	// accented name.
-	if m.Encoding == "windows-1252" && !bom {
-		src = charmap.Windows1252.NewDecoder().Reader(src)
-	}
-	cr := stdcsv.NewReader(src)
-	cr.FieldsPerRecord = -1
-	cr.Comma, _ = comma(m.Delimiter) // checked with the mapping
-	im := &Importer{m: m, r: cr, batch: batch, fill: map[int]string{}, formats: m.DateFormats, Today: mappers.Today(time.Now())}
+	im.cp1252 = m.Encoding == "windows-1252" && !bom
 	if len(im.formats) == 0 {
 		im.formats = DefaultDateFormats
 	}
@@ -84,7 +84,7 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 	// well formed. The rows from the header on are read strictly.
 	cr.LazyQuotes = true
 	for i := 0; ; i++ {
-		row, err := cr.Read()
+		row, err := im.read()
 		if err == io.EOF || i >= maxHeaderSearch {
 			return nil, fmt.Errorf("csv: no header row with the column %q in the first %d rows", m.Patient.NHSNumber, maxHeaderSearch)
 		}
@@ -132,6 +132,28 @@ func NewImporter(r io.Reader, m *Mapping, batch int) (*Importer, error) {
 }
 
 func key(h string) string { return strings.ToLower(strings.TrimSpace(h)) }
+
+// read reads the next row. In a file the mapping says is Windows-1252,
+// a cell that is UTF-8 text is read as UTF-8, and any other cell as
+// Windows-1252: a report opened and saved again by a spreadsheet
+// (Google Sheets, LibreOffice) is UTF-8 without a byte order mark, and
+// reading it as Windows-1252 would garble every accented name (Zoë as
+// ZoÃ«). A Windows-1252 letter outside ASCII is not UTF-8 unless it is
+// followed by the right marks (Ã then ©), which no name or address has.
+// The delimiter, quotes and line ends are ASCII in both, so the cells
+// are cut the same either way.
+func (im *Importer) read() ([]string, error) {
+	row, err := im.r.Read()
+	if !im.cp1252 {
+		return row, err
+	}
+	for i, cell := range row {
+		if !utf8.ValidString(cell) {
+			row[i], _ = charmap.Windows1252.NewDecoder().String(cell)
+		}
+	}
+	return row, err
+}
 
 // lineEnds reads r with each carriage return that does not start a CRLF
 // made a line feed. Excel for Mac saves "CSV (Macintosh)" with CR alone
@@ -195,7 +217,7 @@ func (im *Importer) Next() (*mappers.Result, error) {
 	im.pending = nil
 	rows := 0
 	for rows < im.batch {
-		row, err := im.r.Read()
+		row, err := im.read()
 		if err == io.EOF {
 			im.done = true
 			break
