@@ -1014,6 +1014,45 @@ func TestImportHL7v2UpdatesPart(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportHL7v2FormerNameAgain stores a record with a current name,
+// address and phone and former ones (use old), then sends an A31 giving
+// the former ones as the patient's again: each is written as a current
+// one beside the former, where the former took its place and the record
+// was left with no current name, address or phone.
+func TestImportHL7v2FormerNameAgain(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.create("Patient", `{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9990000018"}],
+			"name":[{"use":"official","family":"JONES","given":["SARAH"]},{"use":"old","family":"WARD","given":["SARAH"]}],
+			"telecom":[{"system":"phone","value":"0113 496 0000","use":"home"},{"system":"phone","value":"0113 496 1111","use":"old"}],
+			"address":[{"use":"home","line":["1 NEW STREET"],"postalCode":"LS1 1AA"},{"use":"old","line":["7 MILL LANE"],"postalCode":"LS6 2AB"}]}`)
+		msg := "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A31^ADT_A05|MSG0501|P|2.4\r" +
+			"PID|1||9990000018^^^NHS^NH||WARD^SARAH^^^^^L||||||7 MILL LANE^^^^LS6 2AB||0113 496 1111\r"
+		r := c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		if !bytes.Contains(r.body, []byte("MSA|AA|MSG0501")) {
+			t.Fatalf("%q", r.body)
+		}
+		p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018")
+		for _, element := range []string{"name", "address", "telecom"} {
+			items, _ := p[element].([]any)
+			current, former := 0, 0
+			for _, x := range items {
+				if x.(map[string]any)["use"] == "old" {
+					former++
+				} else {
+					current++
+				}
+			}
+			if current != 1 || former != 1 {
+				t.Errorf("%s: %d current and %d former, want one of each: %s", element, current, former, toJSON(t, p[element]))
+			}
+		}
+		wantHeld(t, "an A31 of the former name", p, `{"family":"WARD","given":["SARAH"],"use":"official"}`, `"line":["7 MILL LANE"],"postalCode":"LS6 2AB"}`, `"value":"0113 496 1111"}`)
+		if strings.Contains(toJSON(t, p), "JONES") {
+			t.Errorf("the A31 of the former name left the current one: %s", toJSON(t, p["name"]))
+		}
+	}, withImport)
+}
+
 // TestImportHL7v2HexEscapes imports a registration from a sender on ISO
 // 8859-1 whose names escape their accented letters (\XE9\ for é): the
 // names are stored with them.

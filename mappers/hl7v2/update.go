@@ -108,7 +108,12 @@ func (u *update) merge(stored fhir.Resource, ref func(string) string) fhir.Resou
 // its element: a null removes those the field covers; sent, its items
 // replace those of them of the same kind as one sent (all of them when
 // kind is nil); a field that gave nothing (empty, or its values left out
-// with a Warning) changes nothing.
+// with a Warning) changes nothing. A sent item is kept as a held one
+// that agrees with it only when the field covers that one: a former
+// name (use old) is history, and a name sent that is the same is the
+// patient's again, to be written beside it as a current one, where the
+// former one taking its place would leave the record with no current
+// name.
 func apply[T any](held []T, null bool, sent []T, covers func(T) bool, kind, agrees func(held, sent T) bool) []T {
 	if sent == nil {
 		if !null {
@@ -116,13 +121,13 @@ func apply[T any](held []T, null bool, sent []T, covers func(T) bool, kind, agre
 		}
 		return mappers.Replace(held, covers, nil, nil)
 	}
+	all := covers
 	if kind != nil {
-		all := covers
 		covers = func(h T) bool {
 			return all(h) && slices.ContainsFunc(sent, func(s T) bool { return kind(h, s) })
 		}
 	}
-	return mappers.Replace(held, covers, sent, agrees)
+	return mappers.Replace(held, covers, sent, func(h, s T) bool { return all(h) && agrees(h, s) })
 }
 
 // mergeStatus applies PID-32 (or CX-4.2), the verification status of the
