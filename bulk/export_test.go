@@ -629,6 +629,14 @@ func TestGroupWrittenByAProcessAhead(t *testing.T) {
 	})
 }
 
+// whereabouts are a Patient's elements that say where the person is.
+const whereabouts = `"address":[{"line":["1 Hidden Lane"],"postalCode":"LS1 1AA"}],"telecom":[{"system":"phone","value":"0113 000 0000"}]`
+
+// label is the meta of a resource labelled with a v3-Confidentiality code.
+func label(code string) string {
+	return `"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"` + code + `"}]}`
+}
+
 // TestRestrictedPatientWhereabouts: a restricted (R or V) Patient whose
 // record still holds where the person is, stored before such records were
 // kept without it, is exported without its address, telecoms, contacts
@@ -637,10 +645,6 @@ func TestGroupWrittenByAProcessAhead(t *testing.T) {
 func TestRestrictedPatientWhereabouts(t *testing.T) {
 	eachEngine(t, func(t *testing.T, e *env) {
 		e.x.cfg.Redact = pds.RedactJSON
-		const whereabouts = `"address":[{"line":["1 Hidden Lane"],"postalCode":"LS1 1AA"}],"telecom":[{"system":"phone","value":"0113 000 0000"}]`
-		label := func(code string) string {
-			return `"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"` + code + `"}]}`
-		}
 		e.put("/Patient/r", `{"resourceType":"Patient","id":"r",`+label("R")+`,`+whereabouts+`}`)
 		e.put("/Patient/v", `{"resourceType":"Patient","id":"v",`+label("V")+`,`+whereabouts+`}`)
 		e.put("/Patient/n", `{"resourceType":"Patient","id":"n",`+label("N")+`,`+whereabouts+`}`)
@@ -656,6 +660,60 @@ func TestRestrictedPatientWhereabouts(t *testing.T) {
 			}
 			if restricted := p.ID != "n"; restricted != (len(p.Address) == 0 && len(p.Telecom) == 0) {
 				t.Errorf("Patient/%s exported as %s", p.ID, line)
+			}
+		}
+	})
+}
+
+// TestRestrictedPatientNested: a restricted Patient inside another
+// resource, an entry of a stored Bundle or contained in a resource
+// labelled restricted (R4 lets a contained resource carry no label of its
+// own), is exported without its whereabouts as one on its own is; the
+// resources around it, and a Patient not restricted, as stored.
+func TestRestrictedPatientNested(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		e.x.cfg.Redact = pds.RedactJSON
+		e.put("/Bundle/b", `{"resourceType":"Bundle","id":"b","type":"collection","entry":[`+
+			`{"fullUrl":"urn:uuid:0b3c1f62-3f0e-4c8e-9f55-1d2a7d6f3a01","resource":{"resourceType":"Patient",`+label("R")+`,`+whereabouts+`}},`+
+			`{"fullUrl":"urn:uuid:0b3c1f62-3f0e-4c8e-9f55-1d2a7d6f3a02","resource":{"resourceType":"Patient",`+label("N")+`,`+whereabouts+`}}]}`)
+		e.putRecord("Observation", "o", `{"resourceType":"Observation","id":"o",`+label("V")+`,`+
+			`"contained":[{"resourceType":"Patient","id":"p",`+whereabouts+`}],"status":"final","code":{"text":"x"},"subject":{"reference":"#p"}}`)
+		e.putRecord("Observation", "plain", `{"resourceType":"Observation","id":"plain",`+label("N")+`,`+
+			`"contained":[{"resourceType":"Patient","id":"p",`+whereabouts+`}],"status":"final","code":{"text":"x"},"subject":{"reference":"#p"}}`)
+		files := e.files("admin", e.wait("admin", e.kickOff("admin", "/$export?_type=Bundle,Observation")))
+		var b struct {
+			Entry []struct {
+				Resource struct {
+					Meta    struct{ Security []struct{ Code string } }
+					Address []any
+					Telecom []any
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(strings.TrimSpace(files["Bundle"])), &b); err != nil || len(b.Entry) != 2 {
+			t.Fatalf("Bundle exported as %s (%v)", files["Bundle"], err)
+		}
+		for _, en := range b.Entry {
+			if restricted := en.Resource.Meta.Security[0].Code == "R"; restricted != (len(en.Resource.Address) == 0 && len(en.Resource.Telecom) == 0) {
+				t.Errorf("Bundle exported as %s", files["Bundle"])
+			}
+		}
+		for _, line := range strings.Split(strings.TrimSpace(files["Observation"]), "\n") {
+			var o struct {
+				ID        string
+				Status    string
+				Contained []struct {
+					ID      string
+					Address []any
+					Telecom []any
+				}
+			}
+			if err := json.Unmarshal([]byte(line), &o); err != nil || len(o.Contained) != 1 {
+				t.Fatalf("Observation exported as %s (%v)", line, err)
+			}
+			c := o.Contained[0]
+			if restricted := o.ID == "o"; restricted != (len(c.Address) == 0 && len(c.Telecom) == 0) || c.ID != "p" || o.Status != "final" {
+				t.Errorf("Observation/%s exported as %s", o.ID, line)
 			}
 		}
 	})

@@ -777,8 +777,16 @@ func TestExportRestrictedNarrative(t *testing.T) {
 		"generalPractitioner":[{"reference":"#gp"}]}`
 	eachEngine(t, func(t *testing.T, c *client) {
 		id := c.do("POST", "/Patient", patient, "Content-Type", "application/fhir+json").want(t, 201).json(t)["id"].(string)
+		// A Patient contained in a resource of the record labelled
+		// restricted is restricted with it (R4 lets it carry no label of
+		// its own).
+		c.do("POST", "/Observation", `{"resourceType":"Observation",
+			"meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"}]},
+			"contained":[{"resourceType":"Patient","id":"p","address":[{"line":["2 Refuge Road"]}]}],
+			"status":"final","code":{"text":"carer's note"},"subject":{"reference":"Patient/`+id+`"},"performer":[{"reference":"#p"}]}`,
+			"Content-Type", "application/fhir+json").want(t, 201)
 		export := c.do("GET", "/Patient/"+id+"/$export-gp?format=bundle", "").want(t, 200)
-		if strings.Contains(string(export.body), "Refuge") {
+		if strings.Contains(string(export.body), "Refuge") || !strings.Contains(string(export.body), "carer's note") {
 			t.Errorf("the export of a restricted record discloses where the person is: %s", export.body)
 		}
 		if !strings.Contains(string(export.body), `"family":"Secret"`) {

@@ -106,7 +106,8 @@ func eachRecord(ctx context.Context, st operation.Store, id string, fn func(v *s
 }
 
 // PatientRecord returns the care-coordination record of Patient id as a
-// collection Bundle: the Patient (redacted when its record is restricted),
+// collection Bundle: the Patient (redacted when its record is restricted,
+// as is a restricted Patient another resource of the record contains),
 // then its care plans, goals, care teams, appointments, observations,
 // questionnaire responses and tasks. Each entry's fullUrl is the
 // resource's URL under base, the server's public base: R4 wants it
@@ -124,7 +125,7 @@ func PatientRecord(ctx context.Context, st operation.Store, base, id string) (*f
 		if err != nil {
 			return err
 		}
-		b.Entry = append(b.Entry, &fhir.BundleEntry{FullUrl: fhir.NewUri(base + "/" + v.Type + "/" + v.ID), Resource: res})
+		b.Entry = append(b.Entry, &fhir.BundleEntry{FullUrl: fhir.NewUri(base + "/" + v.Type + "/" + v.ID), Resource: pds.RedactAll(res)})
 		return nil
 	})
 	if err != nil {

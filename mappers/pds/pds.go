@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -370,12 +371,15 @@ func (m *mapper) organization(ref *fhir.Reference, at string) *fhir.Reference {
 // Restricted reports whether p carries the R (restricted) or V (very
 // restricted) confidentiality label: a sensitive record, whose location
 // must not be disclosed.
-func Restricted(p *fhir.Patient) bool {
-	if p.Meta == nil {
+func Restricted(p *fhir.Patient) bool { return labelled(p.Meta) }
+
+// labelled reports whether m carries the R or V confidentiality label.
+func labelled(m *fhir.Meta) bool {
+	if m == nil {
 		return false
 	}
-	return slices.ContainsFunc(p.Meta.Security, func(c *fhir.Coding) bool {
-		return c.System.Get() == confidentialitySystem && (c.Code.Get() == "R" || c.Code.Get() == "V")
+	return slices.ContainsFunc(m.Security, func(c *fhir.Coding) bool {
+		return c != nil && c.System.Get() == confidentialitySystem && (c.Code.Get() == "R" || c.Code.Get() == "V")
 	})
 }
 
@@ -394,27 +398,103 @@ func Redact(p *fhir.Patient) *fhir.Patient {
 	return &c
 }
 
-// RedactJSON is Redact for a stored resource of type typ, as JSON: a
-// restricted Patient without what Redact withholds, re-encoded; any other
-// resource, or a Patient not restricted, as it is. A Patient without the
-// label's code system is not decoded.
+// RedactJSON is RedactAll for a stored resource of type typ, as JSON: a
+// restricted Patient without what Redact withholds, wherever it is (the
+// resource itself, one it contains, an entry of a Bundle, a resource of
+// Parameters), re-encoded; a resource holding none as it is. A resource
+// without the label's code system is not decoded.
 func RedactJSON(typ string, body []byte) ([]byte, error) {
-	if typ != "Patient" || !bytes.Contains(body, []byte(confidentialitySystem)) {
+	if !bytes.Contains(body, []byte(confidentialitySystem)) {
 		return body, nil
 	}
-	res, err := fhirjson.UnmarshalAs(body, "Patient")
+	// Read as stored: what an older write let through must not fail an
+	// export of a resource holding no Patient at all.
+	res, err := fhirjson.UnmarshalStored(body)
 	if err != nil {
 		return nil, fmt.Errorf("pds: redact: %w", err)
 	}
-	p := res.(*fhir.Patient)
-	if !Restricted(p) {
+	if res.ResourceType() != typ {
+		return nil, fmt.Errorf("pds: redact: a %s stored as a %s", res.ResourceType(), typ)
+	}
+	out, changed := redactAll(res, false)
+	if !changed {
 		return body, nil
 	}
-	out, err := fhirjson.Marshal(Redact(p))
-	if err != nil {
+	if body, err = fhirjson.Marshal(out); err != nil {
 		return nil, fmt.Errorf("pds: redact: %w", err)
 	}
-	return out, nil
+	return body, nil
+}
+
+// RedactAll is Redact for every Patient res is or holds: its contained
+// resources, a Bundle's entries (and their outcomes), Parameters'
+// resources, at any depth, as R4 lets one resource hold another. A
+// restricted Patient nested in another resource says where the person is
+// as much as one on its own. A contained Patient, which R4 lets carry no
+// label of its own (dom-5), is restricted when the resource containing it
+// is. It returns res unchanged when it holds no restricted Patient;
+// otherwise res is modified in place, each restricted Patient replaced by
+// its redacted copy.
+func RedactAll(res fhir.Resource) fhir.Resource {
+	out, _ := redactAll(res, false)
+	return out
+}
+
+// redactAll is RedactAll, reporting whether it redacted anything; a
+// Patient is restricted when labelled so or when container is true, the
+// resource containing it being restricted.
+func redactAll(res fhir.Resource, container bool) (fhir.Resource, bool) {
+	changed := false
+	nested := func(r *fhir.Resource, container bool) {
+		if *r == nil {
+			return
+		}
+		out, c := redactAll(*r, container)
+		*r, changed = out, changed || c
+	}
+	switch r := res.(type) {
+	case nil:
+		return nil, false
+	case *fhir.Patient:
+		if container || Restricted(r) {
+			c := *r
+			setWhereabouts(&c, &fhir.Patient{}) // its contained resources too
+			return &c, true
+		}
+	case *fhir.Bundle:
+		for _, e := range r.Entry {
+			if e == nil {
+				continue
+			}
+			nested(&e.Resource, false)
+			if e.Response != nil {
+				nested(&e.Response.Outcome, false)
+			}
+		}
+	case *fhir.Parameters:
+		var params func(ps []*fhir.ParametersParameter)
+		params = func(ps []*fhir.ParametersParameter) {
+			for _, p := range ps {
+				if p != nil {
+					nested(&p.Resource, false)
+					params(p.Part)
+				}
+			}
+		}
+		params(r.Parameter)
+	}
+	// Every DomainResource has contained, a field of the generated types
+	// that no interface names.
+	if v := reflect.ValueOf(res); v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
+		if f := v.Elem().FieldByName("Contained"); f.IsValid() {
+			cs, _ := f.Interface().([]fhir.Resource)
+			container = container || labelled(res.GetMeta())
+			for i := range cs {
+				nested(&cs[i], container)
+			}
+		}
+	}
+	return res, changed
 }
 
 // locating reports whether an extension of a Patient says where the
