@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -252,6 +253,59 @@ func TestPagesOfListsNameNoneOutOfReach(t *testing.T) {
 						t.Errorf("%s: following the pages found %v, want %s", name, found, want)
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestTrailNamesOnlyWhatTheReaderReaches: the AuditEvent about patient a
+// of a read of a Group of a and b names that Group, which a's app is
+// answered 404 for: a's app reads the event (by read, vread, search,
+// history and $everything) without the entity naming it, and with the
+// entity naming a and those naming what it reaches; a reader of the whole
+// trail reads it whole.
+func TestTrailNamesOnlyWhatTheReaderReaches(t *testing.T) {
+	who := principals{
+		"app":     {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"auditor": {Subject: "aud", Scopes: mustScopes(t, "system/AuditEvent.rs")},
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			c.put("/Group/both", `{"resourceType":"Group","id":"both","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}},{"entity":{"reference":"Patient/b"}}]}`)
+			c.put("/Group/mine", `{"resourceType":"Group","id":"mine","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}}]}`)
+			c.by("admin", "GET", "/Group?_count=5", "", "X-Request-Id", "groups").want(t, http.StatusOK)
+			var event string // the event of that search about a
+			for _, ev := range c.auditEventsByRequest(t, map[string]int{"groups": 200})["groups"] {
+				if refs := entityRefs(ev); slices.Contains(refs, "Patient/a") && slices.ContainsFunc(refs, func(r string) bool { return strings.HasPrefix(r, "Group/both") }) {
+					event = "/AuditEvent/" + str(ev, "id")
+				}
+			}
+			if event == "" {
+				t.Fatal("no AuditEvent about a names Group/both")
+			}
+			c.by("app", "GET", "/Group/both", "").want(t, http.StatusNotFound)
+			check := func(what string, r *response) {
+				t.Helper()
+				body := string(r.want(t, http.StatusOK).body)
+				if strings.Contains(body, "Group/both") {
+					t.Errorf("%s: patient a's app reads an AuditEvent naming Group/both, which it is answered 404 for", what)
+				}
+				if !strings.Contains(body, `"Group/mine`) || !strings.Contains(body, `"Patient/a`) {
+					t.Errorf("%s: the AuditEvent lost what a's app reaches: %s", what, body)
+				}
+			}
+			by := func(path string) *response { return c.by("app", "GET", path, "") }
+			check("read", by(event))
+			check("vread", by(event+"/_history/1"))
+			check("history of it", by(event+"/_history"))
+			check("search", by("/AuditEvent?_count=500"))
+			check("search by entity", by("/AuditEvent?entity=Group/mine&_count=500"))
+			check("history of the type", by("/AuditEvent/_history?_count=500"))
+			check("$everything", by("/Patient/a/$everything?_type=AuditEvent&_count=500"))
+			if body := string(c.by("auditor", "GET", event, "").want(t, http.StatusOK).body); !strings.Contains(body, "Group/both") {
+				t.Errorf("the auditor reads the AuditEvent without Group/both: %s", body)
 			}
 		})
 	}

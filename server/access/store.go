@@ -159,7 +159,20 @@ func (s *Store) read(ctx context.Context, r store.Reader, typ, id string) (*stor
 	if err != nil {
 		return nil, err
 	}
-	return shown(v)
+	return s.shownOne(ctx, r, v)
+}
+
+// shownOne is shownTo for one version, in the request of ctx.
+func (s *Store) shownOne(ctx context.Context, r store.Reader, v *store.Version) (*store.Version, error) {
+	req, err := s.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := s.shownTo(ctx, req, r, []*store.Version{v})
+	if err != nil {
+		return nil, err
+	}
+	return vs[0], nil
 }
 
 // readStored is read returning the version as stored, which only the
@@ -243,7 +256,7 @@ func (s *Store) vread(ctx context.Context, r store.Reader, typ, id string, versi
 	if err := s.touch(ctx, req, r, v); err != nil {
 		return nil, err
 	}
-	return shown(v)
+	return s.shownOne(ctx, r, v)
 }
 
 // withinNow answers store.ErrNotFound for an earlier version v of a
@@ -314,7 +327,7 @@ func (s *Store) history(ctx context.Context, r store.Reader, q store.HistoryQuer
 		if err := s.touch(ctx, req, r, page.Versions...); err != nil {
 			return nil, err
 		}
-		return shownPage(page)
+		return s.shownPage(ctx, req, r, page)
 	}
 	page, err := s.filteredHistory(ctx, req, r, q)
 	if err != nil {
@@ -323,13 +336,13 @@ func (s *Store) history(ctx context.Context, r store.Reader, q store.HistoryQuer
 	if err := s.touch(ctx, req, r, page.Versions...); err != nil {
 		return nil, err
 	}
-	return shownPage(page)
+	return s.shownPage(ctx, req, r, page)
 }
 
 // shownPage returns page with its versions as a reader is given them
 // (see shown).
-func shownPage(page *store.HistoryPage) (*store.HistoryPage, error) {
-	vs, err := shownAll(page.Versions)
+func (s *Store) shownPage(ctx context.Context, req *request, r store.Reader, page *store.HistoryPage) (*store.HistoryPage, error) {
+	vs, err := s.shownTo(ctx, req, r, page.Versions)
 	if err != nil {
 		return nil, err
 	}
@@ -421,7 +434,7 @@ func (s *Store) search(ctx context.Context, r store.Reader, q store.Query) ([]*s
 	if err := s.touch(ctx, req, r, found...); err != nil {
 		return nil, err
 	}
-	return shownAll(found)
+	return s.shownTo(ctx, req, r, found)
 }
 
 // errNothing is a search an operation makes of a type the principal may
@@ -620,10 +633,10 @@ func (s *Store) find(ctx context.Context, f store.Finder, r store.Reader, q stor
 		return nil, err
 	}
 	out := *page
-	if out.Matches, err = shownAll(page.Matches); err != nil {
+	if out.Matches, err = s.shownTo(ctx, req, r, page.Matches); err != nil {
 		return nil, err
 	}
-	if out.Included, err = shownAll(page.Included); err != nil {
+	if out.Included, err = s.shownTo(ctx, req, r, page.Included); err != nil {
 		return nil, err
 	}
 	if sealed {
