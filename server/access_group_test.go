@@ -304,6 +304,20 @@ func TestTrailNamesOnlyWhatTheReaderReaches(t *testing.T) {
 			check("search by entity", by("/AuditEvent?entity=Group/mine&_count=500"))
 			check("history of the type", by("/AuditEvent/_history?_count=500"))
 			check("$everything", by("/Patient/a/$everything?_type=AuditEvent&_count=500"))
+			// Nor are they found by what they are given without: by the
+			// entity, in a search or in _has.
+			for path, want := range map[string]float64{
+				"/AuditEvent?entity=Group/both&_summary=count":                      0,
+				"/AuditEvent?entity=Group/both,Group/mine&_summary=count":           1,
+				"/AuditEvent?entity=Group/mine&_summary=count":                      1,
+				"/Patient?_has:AuditEvent:patient:entity=Group/both&_summary=count": 0,
+				"/Patient?_has:AuditEvent:patient:entity=Group/mine&_summary=count": 1,
+			} {
+				total := get(by(path).want(t, http.StatusOK).json(t), "total").(float64)
+				if want == 0 && total != 0 || want != 0 && total == 0 {
+					t.Errorf("%s: total %v", path, total)
+				}
+			}
 			if body := string(c.by("auditor", "GET", event, "").want(t, http.StatusOK).body); !strings.Contains(body, "Group/both") {
 				t.Errorf("the auditor reads the AuditEvent without Group/both: %s", body)
 			}

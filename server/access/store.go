@@ -455,7 +455,13 @@ func (s *Store) narrow(ctx context.Context, req *request, r store.Reader, q stor
 		}
 		return q, err
 	}
-	where, err := s.narrowClauses(ctx, req, r, q.Where)
+	where := q.Where
+	if q.Type == "AuditEvent" {
+		if where, err = s.trailClauses(ctx, req, r, where); err != nil {
+			return q, err
+		}
+	}
+	where, err = s.narrowClauses(ctx, req, r, where)
 	if err != nil {
 		return q, err
 	}
@@ -477,7 +483,14 @@ func (s *Store) narrowClauses(ctx context.Context, req *request, r store.Reader,
 	for i, c := range where {
 		switch {
 		case c.Chain != nil:
-			inner, err := s.narrowClauses(ctx, req, r, c.Chain.Where)
+			inner := c.Chain.Where
+			if slices.Contains(c.Chain.Types, "AuditEvent") {
+				var err error
+				if inner, err = s.trailClauses(ctx, req, r, inner); err != nil {
+					return nil, err
+				}
+			}
+			inner, err := s.narrowClauses(ctx, req, r, inner)
 			if err != nil {
 				return nil, err
 			}
@@ -527,7 +540,13 @@ func (s *Store) narrowClauses(ctx context.Context, req *request, r store.Reader,
 				return nil, forbidden("_has:%s searches %s, which the access token reaches only where it reaches every patient one names: "+
 					"a search cannot be narrowed to those", has.Type, has.Type)
 			}
-			inner, err := s.narrowClauses(ctx, req, r, has.Where)
+			inner := has.Where
+			if has.Type == "AuditEvent" {
+				if inner, err = s.trailClauses(ctx, req, r, inner); err != nil {
+					return nil, err
+				}
+			}
+			inner, err = s.narrowClauses(ctx, req, r, inner)
 			if err != nil {
 				return nil, err
 			}

@@ -154,3 +154,51 @@ func (s *Store) reachesRef(ctx context.Context, req *request, r store.Reader, re
 	}
 	return true, nil
 }
+
+// trailClauses returns where, clauses of a search of AuditEvents, with
+// the resources an entity clause names narrowed to those the principal
+// may read, when they read the trail by its patients: they are given no
+// entity naming another (see trailReached), and finding the events by it
+// would tell them what they are not given. An entity clause naming none
+// they may read matches nothing.
+func (s *Store) trailClauses(ctx context.Context, req *request, r store.Reader, where []store.Clause) ([]store.Clause, error) {
+	if req.p.unrestricted() || !slices.ContainsFunc(where, func(c store.Clause) bool { return c.Param == "entity" && len(c.References) > 0 }) {
+		return where, nil
+	}
+	if g, err := req.grant("AuditEvent", Read); err == nil && g.all {
+		return where, nil
+	}
+	out := slices.Clone(where)
+	for i, c := range out {
+		if c.Param != "entity" || len(c.References) == 0 || c.Not {
+			continue
+		}
+		var kept []store.ReferenceMatch
+		for _, m := range c.References {
+			switch {
+			case m.Type == "" && m.ID != "":
+				continue // of any type: maybe one they may not read
+			case m.Type == "":
+				kept = append(kept, m) // a URL of no resource here
+				continue
+			}
+			ok, err := s.reachesRef(ctx, req, r, m.Type+"/"+m.ID)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				kept = append(kept, m)
+			}
+		}
+		if len(kept) == 0 {
+			out[i] = idClause(noID)
+			continue
+		}
+		out[i].References = kept
+	}
+	return out, nil
+}
+
+// noID is an id no resource has, lexically not an id: a clause on it
+// matches nothing.
+const noID = "!"
