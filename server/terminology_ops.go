@@ -332,7 +332,10 @@ func (a *api) bundled(typ, id string) *conformance.Resource {
 }
 
 // findCanonical returns the stored resource of typ with this canonical url
-// and version (any version when ""), or nil.
+// and version, or nil. Without a version it is the newest of those with
+// the url (newestCanonical), as R4 leaves the choice to the server
+// (references.html, canonical): the one a client last published, not the
+// one stored first.
 func (a *api) findCanonical(c *gin.Context, typ, canonical, version string) (*store.Version, error) {
 	q := url.Values{"url": {canonical}}
 	if version != "" {
@@ -342,12 +345,102 @@ func (a *api) findCanonical(c *gin.Context, typ, canonical, version string) (*st
 	if err != nil {
 		return nil, searchError(err)
 	}
-	plan.Query.Count = 1
+	if version != "" {
+		plan.Query.Count = 1
+	}
 	found, err := a.svc.store.Search(c.Request.Context(), plan.Query)
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
-	return found[0], nil
+	return newestCanonical(found)
+}
+
+// newestCanonical returns the newest of versions, resources sharing a
+// canonical url: the one of the highest version (compareVersions), and of
+// those the one updated last.
+func newestCanonical(versions []*store.Version) (*store.Version, error) {
+	var newest *store.Version
+	var newestVersion string
+	for _, v := range versions {
+		var r struct {
+			Version string `json:"version"`
+		}
+		if err := json.Unmarshal(v.JSON, &r); err != nil {
+			return nil, fmt.Errorf("stored %s/%s: %w", v.Type, v.ID, err)
+		}
+		if newest == nil {
+			newest, newestVersion = v, r.Version
+			continue
+		}
+		if d := compareVersions(r.Version, newestVersion); d > 0 || d == 0 && v.LastUpdated.After(newest.LastUpdated) {
+			newest, newestVersion = v, r.Version
+		}
+	}
+	return newest, nil
+}
+
+// compareVersions orders two business versions as SemVer orders them,
+// since R4 asks that versions be orderable and recommends SemVer
+// (resource.html, versions): dot-separated parts compared in turn, numbers
+// by value (1.10 after 1.9), other parts as text, a missing part as 0; a
+// pre-release after '-' (1.0.0-beta) before its release, build metadata
+// after '+' ignored. No version comes before any.
+func compareVersions(a, b string) int {
+	a, _, _ = strings.Cut(a, "+")
+	b, _, _ = strings.Cut(b, "+")
+	if a == "" || b == "" {
+		return strings.Compare(a, b)
+	}
+	coreA, preA, hasPreA := strings.Cut(a, "-")
+	coreB, preB, hasPreB := strings.Cut(b, "-")
+	if d := compareParts(coreA, coreB); d != 0 || hasPreA == hasPreB && !hasPreA {
+		return d
+	}
+	switch {
+	case !hasPreA:
+		return 1
+	case !hasPreB:
+		return -1
+	}
+	return compareParts(preA, preB)
+}
+
+// compareParts compares dot-separated version parts in turn.
+func compareParts(a, b string) int {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(pa), len(pb)) {
+		x, y := "0", "0"
+		if i < len(pa) {
+			x = pa[i]
+		}
+		if i < len(pb) {
+			y = pb[i]
+		}
+		if d := comparePart(x, y); d != 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// comparePart compares numbers by value, of any length, and anything else
+// as text; a number comes before text, as in SemVer's pre-releases.
+func comparePart(x, y string) int {
+	nx, ny := isDigits(x), isDigits(y)
+	switch {
+	case nx && ny:
+		x, y = strings.TrimLeft(x, "0"), strings.TrimLeft(y, "0")
+		return cmp.Or(cmp.Compare(len(x), len(y)), strings.Compare(x, y))
+	case nx:
+		return -1
+	case ny:
+		return 1
+	}
+	return strings.Compare(x, y)
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // maxStoredImports bounds the stored ValueSets that one ValueSet draws on

@@ -547,6 +547,47 @@ func TestTerminologyPinnedCodeSystemVersion(t *testing.T) {
 	}, withValidator(false), withDefinitions)
 }
 
+// A ValueSet or CodeSystem named by url alone, stored in several
+// versions, is the newest: of the highest version, numbers compared by
+// value (1.10.0 after 1.9.0), whatever was stored first or updated last.
+// :in, $expand, $validate-code and $lookup all take that one.
+func TestTerminologyNewestVersion(t *testing.T) {
+	const (
+		vs     = "http://example.org/vs/versions"
+		system = "http://example.org/cs/versions"
+	)
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, r := range []struct{ id, version, code string }{{"a", "1.9.0", "old"}, {"b", "1.10.0", "new"}, {"c", "1.2.0", "oldest"}} {
+			c.do("PUT", "/CodeSystem/"+r.id, `{"resourceType":"CodeSystem","id":"`+r.id+`","url":"`+system+`","version":"`+r.version+`","status":"active","content":"complete",
+				"concept":[{"code":"old","display":"Old `+r.version+`"},{"code":"new","display":"New `+r.version+`"},{"code":"oldest","display":"Oldest `+r.version+`"}]}`).want(t, http.StatusCreated)
+			c.do("PUT", "/ValueSet/"+r.id, `{"resourceType":"ValueSet","id":"`+r.id+`","url":"`+vs+`","version":"`+r.version+`","status":"active",
+				"compose":{"include":[{"system":"`+system+`","version":"`+r.version+`","concept":[{"code":"`+r.code+`"}]}]}}`).want(t, http.StatusCreated)
+			c.do("PUT", "/Observation/"+r.code, `{"resourceType":"Observation","id":"`+r.code+`","status":"final","code":{"coding":[{"system":"`+system+`","code":"`+r.code+`"}]}}`).
+				want(t, http.StatusCreated)
+		}
+		if codes, _ := expansion(t, c.do("GET", "/ValueSet/$expand?url="+url.QueryEscape(vs), "")); !slices.Equal(codes, []string{"new"}) {
+			t.Errorf("$expand: %v, want [new], of version 1.10.0", codes)
+		}
+		if codes, _ := expansion(t, c.do("GET", "/ValueSet/$expand?url="+url.QueryEscape(vs+"|1.9.0"), "")); !slices.Equal(codes, []string{"old"}) {
+			t.Errorf("$expand of version 1.9.0: %v, want [old]", codes)
+		}
+		if got := c.do("GET", "/Observation?code:in="+url.QueryEscape(vs), "").searchset(t).ids("match"); got != "Observation/new" {
+			t.Errorf(":in matches %q, want Observation/new, of version 1.10.0", got)
+		}
+		if got := c.do("GET", "/Observation?code:not-in="+url.QueryEscape(vs), "").searchset(t).ids("match"); got != "Observation/old Observation/oldest" {
+			t.Errorf(":not-in matches %q, want Observation/old Observation/oldest", got)
+		}
+		res := c.do("GET", "/ValueSet/$validate-code?url="+url.QueryEscape(vs)+"&system="+url.QueryEscape(system)+"&code=old", "").want(t, http.StatusOK).json(t)
+		if get(param(res, "result"), "valueBoolean") != false {
+			t.Errorf("$validate-code of old, which version 1.10.0 leaves out: %v", res)
+		}
+		res = c.do("GET", "/CodeSystem/$lookup?system="+url.QueryEscape(system)+"&code=new", "").want(t, http.StatusOK).json(t)
+		if got := str(param(res, "display"), "valueString"); got != "New 1.10.0" {
+			t.Errorf("$lookup: display %q, want that of version 1.10.0", got)
+		}
+	}, withValidator(false), withDefinitions)
+}
+
 // A stored ValueSet that imports stored ValueSets (compose.include.valueSet,
 // directly or not, even in a circle) is expanded with their codes, by
 // $expand, $validate-code and :in alike.
