@@ -743,6 +743,26 @@ func TestSearchCanonicalVersion(t *testing.T) {
 	})
 }
 
+// A reference to a canonical that names a version is found by the url
+// alone and by the url with that version, not by another version (R4
+// search.html, references to canonical); one without a version by the url
+// alone.
+func TestSearchReferenceToVersionedCanonical(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const pam = "http://example.org/fhir/Questionnaire/pam"
+		for id, canonical := range map[string]string{"v2": pam + "|2.0.0", "v1": pam + "|1.0.0", "bare": pam, "other": pam + "-other|2.0.0"} {
+			c.do("PUT", "/QuestionnaireResponse/"+id, `{"resourceType":"QuestionnaireResponse","id":"`+id+`","status":"completed","questionnaire":"`+canonical+`"}`).
+				want(t, http.StatusCreated)
+		}
+		wantMatches(t, c, []searchCase{
+			{"/QuestionnaireResponse?questionnaire=" + pam, "QuestionnaireResponse/bare QuestionnaireResponse/v1 QuestionnaireResponse/v2"},
+			{"/QuestionnaireResponse?questionnaire=" + pam + "|2.0.0", "QuestionnaireResponse/v2"},
+			{"/QuestionnaireResponse?questionnaire=" + pam + "|3.0.0", ""},
+			{"/QuestionnaireResponse?questionnaire=" + pam + "-other", "QuestionnaireResponse/other"},
+		})
+	})
+}
+
 // _elements reduces the matches of a search to elements of the searched
 // type; the resources they include come whole, whether or not their type
 // has the elements named.

@@ -400,6 +400,12 @@ func (ix *Indexer) addReference(out *query.Index, param string, v Value) {
 			r.Param = param
 			out.References = append(out.References, r)
 		}
+		// A canonical naming a version is found by its url alone too:
+		// R4 (search.html, references to canonical) has url match every
+		// version, and url|version that version only.
+		if i := strings.LastIndexByte(x, '|'); v.Type == "canonical" && i > 0 && i < len(x)-1 {
+			out.References = append(out.References, query.Reference{Param: param, URL: x[:i]})
+		}
 	case map[string]any:
 		if ref := str(x["reference"]); ref != "" && !strings.HasPrefix(ref, "#") {
 			r := ParseReference(ref, ix.base)
