@@ -574,6 +574,25 @@ func TestSearchCompositeEmptyString(t *testing.T) {
 	wantMatches(t, c, []searchCase{{"/Observation?code-value-string=8251-1$well", "Observation/note"}})
 }
 
+// The string part of a composite is matched as a string parameter is:
+// its value starts the string, case and accents aside (R4 search.html,
+// composite: each part is matched by its own type).
+func TestSearchCompositeStringPrefix(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putObservation(t, c, "note", `{"coding":[{"system":"http://loinc.org","code":"8251-1"}]}`, `,"valueString":"Feeling unwell$ today"`)
+		putObservation(t, c, "other", `{"coding":[{"system":"http://loinc.org","code":"8251-2"}]}`, `,"valueString":"Feeling unwell today"`)
+		wantMatches(t, c, []searchCase{
+			{"/Observation?code-value-string=8251-1$feeling", "Observation/note"},
+			{"/Observation?code-value-string=8251-1$F%C3%89ELING%20UNW", "Observation/note"},
+			{"/Observation?code-value-string=8251-1$feeling%20unwell\\$", "Observation/note"},
+			{"/Observation?code-value-string=8251-1$feeling%20unwell\\$%20today", "Observation/note"},
+			{"/Observation?code-value-string=8251-1$unwell", ""},
+			{"/Observation?code-value-string=8251-1$feeling%20unwell%20today%20and", ""},
+			{"/Observation?code-value-string=http://loinc.org|8251-2$feel", "Observation/other"},
+		})
+	})
+}
+
 // A number in exponential form has the precision of its mantissa's
 // significant digits, as R4 has 1.00e2 as precise as 100 and 5.40e-3 g as
 // 0.0054 ± 0.000005 g; a one-digit mantissa has the precision R4's table

@@ -1186,6 +1186,11 @@ func (p *parser) composites(c *query.Clause, name string, sp *Param, modifier st
 					return invalid(name, "empty value in %q", name)
 				}
 				m.Parts = append(m.Parts, key)
+				// A string is matched by prefix, as a string parameter's
+				// value is, when it is the last part (R4's one string part,
+				// of Observation's code-value-string, is); an earlier one is
+				// compared whole.
+				m.Prefix = i == len(sp.Components)-1
 			case "quantity":
 				q, err := quantityMatch(name, parts[i])
 				if err != nil {

@@ -219,6 +219,11 @@ func (s *Store) clause(ctx context.Context, typ string, cl *store.Clause) (bson.
 	for _, m := range cl.Composites {
 		// The key narrows; a quantity or date part is checked on the
 		// document's parallel arrays.
+		if m.Prefix {
+			// The key's last part is the string's.
+			or = append(or, bson.D{{Key: field("c", cl.Param), Value: bson.Regex{Pattern: "^" + literal(store.CompositeKey(m.Parts))}}})
+			continue
+		}
 		or = append(or, bson.D{{Key: field("c", cl.Param), Value: store.CompositeKey(m.Parts)}})
 		exact = exact && m.Quantity == nil && m.Date == nil
 	}

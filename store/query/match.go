@@ -182,6 +182,10 @@ func (m ReferenceMatch) Holds(r Reference) bool {
 // Holds reports whether composite x meets m.
 func (m CompositeMatch) Holds(x Composite) bool {
 	switch {
+	case m.Prefix:
+		n := len(m.Parts)
+		return n > 0 && len(x.Parts) == n && slices.Equal(x.Parts[:n-1], m.Parts[:n-1]) &&
+			strings.HasPrefix(x.Parts[n-1], m.Parts[n-1]) && x.Quantity == nil && x.Date == nil
 	case !slices.Equal(x.Parts, m.Parts):
 		return false
 	case m.Quantity != nil:

@@ -202,9 +202,13 @@ type URIMatch struct {
 }
 
 // CompositeMatch matches a Composite of the parameter with equal Parts and,
-// when set, a Quantity or Date that meets Quantity or Date.
+// when set, a Quantity or Date that meets Quantity or Date. With Prefix,
+// the last of Parts, a string, need only start the Composite's last part,
+// as a string parameter's value starts a string (R4 search.html: each part
+// of a composite is matched as its type is).
 type CompositeMatch struct {
 	Parts    []string
+	Prefix   bool
 	Quantity *QuantityMatch
 	Date     *DateMatch
 }

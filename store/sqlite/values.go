@@ -156,6 +156,11 @@ func (p *planSQL) values(typ, r string, t term) error {
 	}
 	for _, m := range c.Composites {
 		cond, args := "key = ?", []any{store.CompositeKey(m.Parts)}
+		if m.Prefix {
+			// The key's last part is the string's: the keys that start
+			// with the match's are a range of the index.
+			cond, args = "key >= ? AND key < ?", append(args, args[0].(string)+prefixEnd)
+		}
 		switch {
 		case m.Quantity != nil:
 			qc, qa := quantityCond(*m.Quantity, "value", "coalesce(value_high, value)")

@@ -825,3 +825,21 @@ func testFindCompositeSystems(t *testing.T, s store.Store) {
 		{"Observation", "code-value-quantity=|y$70.5", "-"},
 	})
 }
+
+// testFindCompositeString checks that the string part of a composite is
+// matched by prefix of its normalised form, as a string parameter is.
+func testFindCompositeString(t *testing.T, s store.Store) {
+	note := func(id, code, text string) string {
+		return `{"resourceType":"Observation","id":"` + id + `","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"` + code + `"}]},` +
+			`"valueString":"` + text + `"}`
+	}
+	f, reg := smallFixture(t, s, note("a", "8251-1", "Feeling unwell$ today"), note("b", "8251-2", "Feeling unwell"))
+	findEach(t, f, reg, []findCase{
+		{"Observation", "code-value-string=8251-1$feel", "a"},
+		{"Observation", `code-value-string=8251-1$FEELING unwell\$`, "a"},
+		{"Observation", "code-value-string=8251-1$feeling unwell today", "-"},
+		{"Observation", "code-value-string=8251-1$unwell", "-"},
+		{"Observation", "code-value-string=8251-2$feeling unwell", "b"},
+		{"Observation", "code-value-string=8251-2$feeling unwell ", "b"},
+	})
+}

@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"FindInclude", testFindInclude},
 		{"FindByIDAlone", testFindByIDAlone},
 		{"FindCompositeSystems", testFindCompositeSystems},
+		{"FindCompositeString", testFindCompositeString},
 		{"FindCanonicalVersions", testFindCanonicalVersions},
 		{"FindPaging", testFindPaging},
 		{"Reindex", testReindex},
