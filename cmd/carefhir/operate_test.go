@@ -8,6 +8,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -307,5 +310,53 @@ func TestReadinessOfAnOutboxNotCounted(t *testing.T) {
 	_, body = httpGet(t, root+"/metrics")
 	if !strings.Contains(body, "\ncarefhir_subscription_outbox_backlog 0\n") {
 		t.Errorf("/metrics: %s; want carefhir_subscription_outbox_backlog 0, the last count made", regexp.MustCompile(`(?m)^carefhir_subscription_outbox_backlog .*$`).FindString(body))
+	}
+}
+
+// carefhir probe asks the server itself, not a proxy the environment names
+// for outbound traffic, where a probe of --addr by a host name or address
+// other than loopback went through HTTP_PROXY and failed with the proxy's
+// answer.
+func TestProbeIgnoresProxy(t *testing.T) {
+	var hostIP string
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			hostIP = n.IP.String()
+			break
+		}
+	}
+	if hostIP == "" {
+		t.Skip("no address of this host but loopback: Go never proxies loopback")
+	}
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	start(t, "--data", t.TempDir(), "--addr", "0.0.0.0:"+port, "--insecure-no-auth")
+	proxied := make(chan string, 1)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case proxied <- r.URL.String():
+		default:
+		}
+		http.Error(w, "proxy refuses", http.StatusBadGateway)
+	}))
+	defer proxy.Close()
+	cmd := exec.Command(binary(t), "probe", "--addr", net.JoinHostPort(hostIP, port))
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(kv, envPrefix) && !strings.EqualFold(name, "no_proxy") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "HTTP_PROXY="+proxy.URL, "http_proxy="+proxy.URL)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"status":"ok"`) {
+		t.Errorf("carefhir probe with HTTP_PROXY set: %v\n%s", err, out)
+	}
+	select {
+	case got := <-proxied:
+		t.Errorf("the probe asked the proxy for %s", got)
+	default:
 	}
 }

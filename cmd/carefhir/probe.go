@@ -90,7 +90,16 @@ func pinnedClient(certFile string) (*http.Client, error) {
 			return errors.New("the server presents a certificate that is not in " + certFile)
 		},
 	}
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}, nil
+	return &http.Client{Transport: directTransport(cfg)}, nil
+}
+
+// directTransport returns a transport that connects to the server itself,
+// with tlsConfig for HTTPS. The probe asks a server on this host: a proxy
+// the environment names (HTTP_PROXY, as a container's often does for its
+// outbound traffic) would answer for the server, or fail where it is fine,
+// whenever --addr is a name other than localhost.
+func directTransport(tlsConfig *tls.Config) *http.Transport {
+	return &http.Transport{Proxy: nil, TLSClientConfig: tlsConfig}
 }
 
 // probe asks the probe and prints its answer; an answer other than 200 is
@@ -98,7 +107,7 @@ func pinnedClient(certFile string) (*http.Client, error) {
 func probe(ctx context.Context, cfg *probeConfig, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	client := http.DefaultClient
+	client := &http.Client{Transport: directTransport(nil)}
 	if cfg.TLSCert != "" {
 		var err error
 		if client, err = pinnedClient(cfg.TLSCert); err != nil {
