@@ -52,8 +52,11 @@ func (a *api) smartConfiguration(c *gin.Context) {
 // principal with no scopes.
 //
 // Why a token was refused is logged for the operator (never the token
-// itself), and never told to the client.
-func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
+// itself), and never told to the client. A refused request is anonymous,
+// held to its address's rate limit: one sending no token, or a refused
+// one, again and again is throttled as any client is, not answered (and
+// audited) without end.
+func authenticate(au Auth, log *slog.Logger, limit *limiter) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		addr := clientAddress(c.Request)
 		st := stateOf(c)
@@ -74,8 +77,10 @@ func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 			// histories and the audit trail. A token there is refused
 			// whether or not a header carries one too, so that a client
 			// learns to stop sending it.
-			c.Error(tokenParamError())
-			c.Abort()
+			if !limit.throttle(c, &access.Principal{Address: addr}) {
+				c.Error(tokenParamError())
+				c.Abort()
+			}
 			return
 		case !needsToken(c.Request.URL.Path):
 			p = &access.Principal{Address: addr}
@@ -86,8 +91,10 @@ func authenticate(au Auth, log *slog.Logger) gin.HandlerFunc {
 					log.LogAttrs(c.Request.Context(), slog.LevelInfo, "bearer token refused",
 						slog.String("reason", err.Error()), slog.String("request_id", requestIDOf(c)))
 				}
-				c.Error(bearerError(err))
-				c.Abort()
+				if !limit.throttle(c, &access.Principal{Address: addr}) {
+					c.Error(bearerError(err))
+					c.Abort()
+				}
 				return
 			}
 			p.Address = addr

@@ -392,6 +392,29 @@ func TestRateLimit(t *testing.T) {
 	}, func(cfg *server.Config) { cfg.RateLimit = server.RateLimit{PerSecond: 0.01, Burst: 3} })
 }
 
+// A request refused authentication is held to its address's limit, as
+// an anonymous one is: sending no token, or a refused one, again and again
+// is 429 with Retry-After once the burst is spent, where every one was
+// answered 401 (and audited) without limit. A token holder keeps a bucket
+// of its own.
+func TestRateLimitRefusedTokens(t *testing.T) {
+	eachEngineWithAuth(t, func(t *testing.T, c *authClient) {
+		expired := c.idp.Sign(t, authtest.Claims(externalIssuer, c.base, map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}))
+		c.do("GET", "/Patient", "").want(t, http.StatusUnauthorized)
+		c.do("GET", "/Patient", "", bearer(expired)...).want(t, http.StatusUnauthorized)
+		c.do("GET", "/Patient?access_token=x", "").want(t, http.StatusBadRequest)
+		for _, headers := range [][]string{nil, bearer(expired), bearer("not-a-jwt")} {
+			r := c.do("GET", "/Patient", "", headers...).want(t, http.StatusTooManyRequests)
+			r.outcome(t, "throttled", "")
+			if ra := r.header.Get("Retry-After"); ra == "" || ra == "0" {
+				t.Errorf("Retry-After %q", ra)
+			}
+		}
+		c.do("GET", "/Patient?access_token=x", "").want(t, http.StatusTooManyRequests)
+		c.do("GET", "/Patient", "", bearer(c.token(map[string]any{"client_id": "app-1"}))...).want(t, http.StatusOK)
+	}, func(cfg *server.Config) { cfg.RateLimit = server.RateLimit{PerSecond: 0.01, Burst: 3} })
+}
+
 func TestSecurityHeaders(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		r := c.do("GET", "/Patient", "").want(t, http.StatusOK)

@@ -85,30 +85,49 @@ type RateLimit struct {
 	Burst     int
 }
 
-// rateLimit holds each client of the API, and of the token endpoint, to
-// limit: a client is its token's client_id, else its subject, else (open
-// servers, anonymous requests) its address. Beyond it requests get 429 with
-// Retry-After.
-func rateLimit(limit RateLimit) gin.HandlerFunc {
-	if limit.PerSecond <= 0 {
-		return func(c *gin.Context) { c.Next() }
+// limiter holds each client of the API, and of the token endpoint, to the
+// rate limit: a client is its token's client_id, else its subject, else
+// (open servers, anonymous requests, refused tokens) its address. Beyond
+// it requests get 429 with Retry-After.
+type limiter struct {
+	limit   RateLimit
+	buckets *buckets // nil: no limit
+}
+
+func newLimiter(limit RateLimit) *limiter {
+	l := &limiter{limit: limit}
+	if limit.PerSecond > 0 {
+		l.buckets = newBuckets(limit, time.Now)
 	}
-	buckets := newBuckets(limit, time.Now)
-	return func(c *gin.Context) {
-		path := c.Request.URL.Path
-		if !strings.HasPrefix(path, "/fhir") && !strings.HasPrefix(path, "/auth/") {
-			c.Next()
-			return
-		}
-		wait, ok := buckets.take(rateKey(access.PrincipalFrom(c.Request.Context())))
-		if !ok {
-			e := errorf(http.StatusTooManyRequests, "throttled", "too many requests: at most %g a second are served to each client; retry after %d s",
-				limit.PerSecond, wait)
-			e.Header = http.Header{"Retry-After": {fmt.Sprint(wait)}}
-			c.Error(e)
-			c.Abort()
-			return
-		}
+	return l
+}
+
+// throttle spends a request of p's bucket, and reports whether the
+// request is beyond the limit, refused with the 429 recorded on c.
+func (l *limiter) throttle(c *gin.Context, p *access.Principal) bool {
+	if l.buckets == nil {
+		return false
+	}
+	path := c.Request.URL.Path
+	if !strings.HasPrefix(path, "/fhir") && !strings.HasPrefix(path, "/auth/") {
+		return false
+	}
+	wait, ok := l.buckets.take(rateKey(p))
+	if ok {
+		return false
+	}
+	e := errorf(http.StatusTooManyRequests, "throttled", "too many requests: at most %g a second are served to each client; retry after %d s",
+		l.limit.PerSecond, wait)
+	e.Header = http.Header{"Retry-After": {fmt.Sprint(wait)}}
+	c.Error(e)
+	c.Abort()
+	return true
+}
+
+// rateLimit holds the requests authenticate let through to the limit of
+// their client; those it refused it held to their address's limit itself.
+func (l *limiter) rateLimit(c *gin.Context) {
+	if l.buckets == nil || !l.throttle(c, access.PrincipalFrom(c.Request.Context())) {
 		c.Next()
 	}
 }

@@ -172,6 +172,7 @@ func New(cfg Config) http.Handler {
 	}
 	a.svc.validate = a.validateWrite
 	a.svc.bind = func(tx store.Tx) ext.Store { return &opStore{a: a, tx: tx} }
+	limit := newLimiter(cfg.RateLimit)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
@@ -179,7 +180,7 @@ func New(cfg Config) http.Handler {
 	// The deadline encloses the rendering of errors, which tells a
 	// stopped query from a failed one by the context.
 	r.Use(beginRequest(cfg.Limits.Deadline), a.trackWrites(cfg.Writes), logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors,
-		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger), rateLimit(cfg.RateLimit), refuseTrailWrites, collectWarnings,
+		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger, limit), limit.rateLimit, refuseTrailWrites, collectWarnings,
 		limitBody(cfg.MaxBodyBytes), decodeContent(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery, a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(noEndpoint(c))
