@@ -95,7 +95,7 @@ func readAuthFile(cfg *serveConfig, baseURL string) (*auth.Config, error) {
 // serve without auth): in MongoDB, which every server on the database
 // shares, or in the data directory.
 func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string, authCfg *auth.Config, st store.Store) (*serverAuth, error) {
-	sa := &serverAuth{rateLimit: server.RateLimit{PerSecond: cfg.RateLimit, Burst: cfg.RateBurst}}
+	sa := &serverAuth{}
 	if authCfg == nil {
 		return sa, nil
 	}
@@ -110,10 +110,29 @@ func loadAuth(ctx context.Context, cfg *serveConfig, baseURL string, authCfg *au
 	sa.auth, sa.reauthorize = svc, svc.Reauthorize
 	sa.cors = authCfg.CORS
 	sa.policy = access.Policy(authCfg.Policy)
-	if authCfg.RateLimit != nil && cfg.RateLimit == 0 {
-		sa.rateLimit = server.RateLimit{PerSecond: authCfg.RateLimit.PerSecond, Burst: authCfg.RateLimit.Burst}
-	}
 	return sa, nil
+}
+
+// rateLimitOf is the limit each client is held to: the rate_limit of the
+// auth file authCfg (nil: none), whose per_second --rate-limit overrides
+// and whose burst --rate-burst does, each on its own, so that one flag
+// never drops the other value of the file. A burst without a rate would
+// limit nothing, as if it were not given: refused.
+func rateLimitOf(cfg *serveConfig, authCfg *auth.Config) (server.RateLimit, error) {
+	var limit server.RateLimit
+	if authCfg != nil && authCfg.RateLimit != nil {
+		limit = server.RateLimit{PerSecond: authCfg.RateLimit.PerSecond, Burst: authCfg.RateLimit.Burst}
+	}
+	if cfg.RateLimit != 0 {
+		limit.PerSecond = cfg.RateLimit
+	}
+	if cfg.RateBurst != 0 {
+		limit.Burst = cfg.RateBurst
+	}
+	if limit.Burst > 0 && limit.PerSecond == 0 {
+		return server.RateLimit{}, &usageError{err: errors.New("serve: a rate burst limits nothing without a rate: give --rate-limit, or rate_limit.per_second in the auth file")}
+	}
+	return limit, nil
 }
 
 // openKeyring opens the token-signing keys: on MongoDB those kept in the

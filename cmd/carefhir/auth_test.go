@@ -375,3 +375,35 @@ func TestServersOnOneMongoDBShareSigningKeys(t *testing.T) {
 		t.Errorf("a token signed with the retired key, on a replica started after the rotation: %d, want 200", code)
 	}
 }
+
+// --rate-burst overrides the burst of the auth file's rate_limit and keeps
+// its rate, where the file's whole rate_limit applied and the flag was
+// ignored; a burst with no rate from either is refused (exit status 2),
+// where the server served with no limit at all.
+func TestServeRateBurstFlag(t *testing.T) {
+	dir := t.TempDir()
+	authFile := filepath.Join(dir, "auth.yaml")
+	if err := os.WriteFile(authFile, []byte("rate_limit: {per_second: 0.01, burst: 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "--data", t.TempDir(), "--auth", authFile, "--rate-burst", "3")
+	for i := range 4 {
+		want := http.StatusOK
+		if i == 3 {
+			want = http.StatusTooManyRequests
+		}
+		if code, body := httpGet(t, p.base+"/metadata"); code != want {
+			t.Fatalf("request %d of a burst of 3: %d, want %d: %.200s", i+1, code, want, body)
+		}
+	}
+
+	// A server that starts is stopped, failing the test, not waited for.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--rate-burst", "5")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "--rate-limit") {
+		t.Errorf("serve --rate-burst without a rate: %v\n%s", err, out)
+	}
+}

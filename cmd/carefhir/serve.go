@@ -131,8 +131,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.BoolVar(&cfg.InsecureNoAuth, "insecure-no-auth", false, "serve a non-loopback address without --auth: anyone who can reach it can read and change every record")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate `file` (chain) to serve HTTPS with; needs --tls-key")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM private key `file` of --tls-cert")
-	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second allowed to each client (token client_id or subject, else address); 0: the auth file's rate_limit, or none")
-	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: one second's worth)")
+	fs.Float64Var(&cfg.RateLimit, "rate-limit", 0, "requests a second allowed to each client (token client_id or subject, else address); 0: the auth file's rate_limit.per_second, or none")
+	fs.IntVar(&cfg.RateBurst, "rate-burst", 0, "requests a client may send at once above --rate-limit (default: the auth file's rate_limit.burst, else one second's worth)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", "", "TCP `host:port` serving /metrics on a listener of its own, such as 127.0.0.1:9090; unset, /metrics is served beside the API")
 	fs.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "OpenTelemetry collector `URL` (OTLP/HTTP, such as http://collector:4318) to send a span of every request to; unset, no tracing")
 	fs.StringVar(&cfg.MLLPAddr, "mllp-addr", "", "TCP `host:port` accepting HL7 v2 ADT messages over MLLP, applied as $import?format=hl7v2 does")
@@ -237,6 +237,10 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	if err != nil {
 		return err
 	}
+	limit, err := rateLimitOf(cfg, authCfg)
+	if err != nil {
+		return err
+	}
 	co, err := loadCare(cfg.Care, baseURL)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
@@ -290,6 +294,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	if err != nil {
 		return err
 	}
+	sa.rateLimit = limit
 	// The audit trail is written after the server stops serving: Close
 	// writes what is queued, before the store closes.
 	// The server dates each history before the writes under way, the
