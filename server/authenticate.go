@@ -54,8 +54,8 @@ func (a *api) smartConfiguration(c *gin.Context) {
 // Why a token was refused is logged for the operator (never the token
 // itself), and never told to the client. A refused request is anonymous,
 // held to its address's rate limit: one sending no token, or a refused
-// one, again and again is throttled as any client is, not answered (and
-// audited) without end.
+// one, again and again is throttled (429) as any client is, not answered
+// 401 without end.
 func authenticate(au Auth, log *slog.Logger, limit *limiter) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		addr := clientAddress(c.Request)
