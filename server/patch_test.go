@@ -481,3 +481,32 @@ func TestSearchParameterTodayInTheUK(t *testing.T) {
 		cfg.SearchParameters = [][]byte{[]byte(current)}
 	})
 }
+
+// TestFHIRPathPatchReplaceTakesExtensions: a FHIRPath Patch replace of a
+// primitive replaces the whole element, so that a birth time recorded for
+// the old birth date does not stay to contradict the new one; a value
+// that brings its own extensions keeps them.
+func TestFHIRPathPatchReplaceTakesExtensions(t *testing.T) {
+	const (
+		birthTime = `{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/patient-birthTime","valueDateTime":"1970-03-01T08:30:00+00:00"}]}`
+		seed      = `{"resourceType":"Patient","birthDate":"1970-03-01","_birthDate":` + birthTime + `}`
+	)
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", seed), "id")
+		body := fhirPathPatch(`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.birthDate"},{"name":"value","valueDate":"1971-04-02"}`)
+		c.do("PATCH", "/Patient/"+id, body, "Content-Type", fhirJSON).want(t, http.StatusOK)
+		r := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK)
+		if p := r.json(t); str(p, "birthDate") != "1971-04-02" || get(p, "_birthDate") != nil {
+			t.Errorf("after replacing birthDate: %s", r.body)
+		}
+
+		id = str(c.create("Patient", seed), "id")
+		withTime := strings.Replace(birthTime, "1970-03-01T08:30", "1971-04-02T09:15", 1)
+		body = fhirPathPatch(`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.birthDate"},{"name":"value","valueDate":"1971-04-02","_valueDate":` + withTime + `}`)
+		c.do("PATCH", "/Patient/"+id, body, "Content-Type", fhirJSON).want(t, http.StatusOK)
+		p := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t)
+		if got := str(p, "_birthDate", "extension", 0, "valueDateTime"); str(p, "birthDate") != "1971-04-02" || got != "1971-04-02T09:15:00+00:00" {
+			t.Errorf("after replacing birthDate with its birth time: %v", p)
+		}
+	})
+}

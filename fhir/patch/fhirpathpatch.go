@@ -28,7 +28,8 @@ import (
 // by one; the element it goes to decides its shape, so add with the name of
 // a choice element ("deceased") and a valueDateTime adds deceasedDateTime.
 // A primitive's id and extensions (its "_name" companion in JSON) move and
-// go with it; replace keeps them unless the new value brings its own.
+// go with it; replace replaces them with the element, so that they are
+// those the new value brings, or none.
 //
 // A failure is an *Error: Malformed for parameters that are not a valid
 // patch, Inapplicable for an operation that does not fit the resource.
@@ -353,21 +354,18 @@ func (op *fhirOp) apply(root map[string]any, typ reflect.Type) *Error {
 		if verr != nil {
 			return inapplicable("%v", verr)
 		}
+		// The whole element is replaced, a primitive's id and extensions
+		// with its value: an extension such as patient-birthTime qualifies
+		// the value it was written for and would contradict a new one.
 		if e.index >= 0 {
 			values, exts := items(e.parent, e.key)
 			values[e.index] = val
-			if ext != nil {
-				exts[e.index] = ext
-			}
+			exts[e.index] = orNil(ext)
 			setItems(e.parent, e.key, values, exts)
 			return nil
 		}
-		oldExt, _ := e.parent["_"+e.key].(map[string]any)
 		delete(e.parent, e.key)
 		delete(e.parent, "_"+e.key)
-		if ext == nil && f.Kind == fhirjson.Primitive {
-			ext = oldExt
-		}
 		setSingle(e.parent, f.Name, val, ext)
 		return nil
 	}
