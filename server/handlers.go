@@ -97,10 +97,6 @@ func (a *api) read(c *gin.Context) {
 		c.Error(gone(v))
 		return
 	}
-	if err := ifMatchRead(c, v); err != nil {
-		c.Error(err)
-		return
-	}
 	if notModified(c, v) {
 		return
 	}
@@ -114,9 +110,6 @@ func (a *api) vread(c *gin.Context) {
 		return
 	}
 	v, err := a.version(c, typ, id)
-	if err == nil {
-		err = ifMatchRead(c, v)
-	}
 	if err != nil {
 		c.Error(err)
 		return
@@ -157,25 +150,18 @@ func gone(v *store.Version) *Error {
 	return e
 }
 
-// ifMatchRead decides the If-Match header of a read or vread on v, the
-// version it selected, before If-None-Match and If-Modified-Since, as RFC
-// 9110 section 13.2.2 orders them: ignored, a client asking for the
-// version it holds was given another as if it were that one.
-func ifMatchRead(c *gin.Context, v *store.Version) error {
-	h := strings.Join(c.Request.Header.Values("If-Match"), ",")
-	if h == "" {
-		return nil
-	}
-	m, err := parseIfMatch(h)
-	if err != nil {
-		return err
-	}
-	return m.check(v)
-}
-
-// notModified answers 304 when the client's copy (If-None-Match or
-// If-Modified-Since) is current.
+// notModified answers a read of v whose preconditions decide the answer,
+// in the order of RFC 9110 section 13.2.2, and reports whether it did:
+// 412 when If-Match names no version v is (section 13.1.1; "*" matches
+// any) or, without If-Match, v was modified after If-Unmodified-Since
+// (section 13.1.4); 304 when the client's copy (If-None-Match or
+// If-Modified-Since) is current. ETags are compared weakly, as the
+// preconditions of a write compare them: the server's are weak.
 func notModified(c *gin.Context, v *store.Version) bool {
+	if err := readPreconditions(c, v); err != nil {
+		c.Error(err)
+		return true
+	}
 	var ims time.Time
 	if h := c.GetHeader("If-Modified-Since"); h != "" {
 		if t, err := http.ParseTime(h); err == nil {
@@ -189,6 +175,41 @@ func notModified(c *gin.Context, v *store.Version) bool {
 	c.Status(http.StatusNotModified)
 	c.Writer.WriteHeaderNow()
 	return true
+}
+
+// readPreconditions checks the If-Match and If-Unmodified-Since of a read
+// of v: a 412 *Error when one does not hold, 400 for an If-Match that names
+// no version.
+func readPreconditions(c *gin.Context, v *store.Version) error {
+	if h := strings.Join(c.Request.Header.Values("If-Match"), ","); h != "" {
+		m, err := parseIfMatch(h)
+		if err != nil {
+			return err
+		}
+		return m.check(v)
+	}
+	if ius, ok := unmodifiedSince(c); ok && modifiedAfter(v, ius) {
+		return errorf(http.StatusPreconditionFailed, "conflict", "If-Unmodified-Since is %s, but version %d of %s/%s was last updated at %s",
+			ius.Format(http.TimeFormat), v.VersionID, v.Type, v.ID, v.LastUpdated.UTC().Format(http.TimeFormat))
+	}
+	return nil
+}
+
+// unmodifiedSince reads the If-Unmodified-Since header, which is ignored
+// (ok false) when absent or not an HTTP-date (RFC 9110 section 13.1.4).
+func unmodifiedSince(c *gin.Context) (time.Time, bool) {
+	h := c.GetHeader("If-Unmodified-Since")
+	if h == "" {
+		return time.Time{}, false
+	}
+	t, err := http.ParseTime(h)
+	return t, err == nil
+}
+
+// modifiedAfter reports whether v was last updated after t, to the second
+// of Last-Modified.
+func modifiedAfter(v *store.Version, t time.Time) bool {
+	return v.LastUpdated.Truncate(time.Second).After(t)
 }
 
 // current reports whether a client's copy of a resource is v: one of the
@@ -375,7 +396,10 @@ func ifMatchHeader(c *gin.Context) (versionMatch, error) {
 	}
 	h := strings.Join(c.Request.Header.Values("If-Match"), ",")
 	if h == "" {
-		return versionMatch{}, nil
+		// If-Unmodified-Since counts only without If-Match (RFC 9110
+		// section 13.2.2).
+		ius, _ := unmodifiedSince(c)
+		return versionMatch{unmodifiedSince: ius}, nil
 	}
 	return parseIfMatch(h)
 }

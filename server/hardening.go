@@ -42,7 +42,7 @@ var (
 
 // corsAllowedHeaders are the request headers a browser app may send.
 const corsAllowedHeaders = "Authorization, Content-Type, Accept, If-Match, If-None-Match, If-None-Exist, " +
-	"If-Modified-Since, Prefer, X-Request-Id, X-Provenance"
+	"If-Modified-Since, If-Unmodified-Since, Prefer, X-Request-Id, X-Provenance"
 
 // corsExposedHeaders are the response headers a browser app may read.
 const corsExposedHeaders = "Location, Content-Location, ETag, Last-Modified, X-Request-Id, WWW-Authenticate, Retry-After"

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/fhirxml"
@@ -148,6 +149,88 @@ func TestHTTPIfMatch(t *testing.T) {
 			t.Errorf("304 with a body: %s", truncate(r.body))
 		}
 		c.do("GET", "/Patient/"+id, "", "If-None-Match", `W/"1"`).want(t, http.StatusOK)
+	})
+}
+
+// TestHTTPReadIfMatch: a read or vread with If-Match is 412 with an
+// OperationOutcome when no version it names is the one read, and the
+// resource otherwise (RFC 9110 section 13.1.1); one with
+// If-Unmodified-Since is 412 when the version was last updated after it
+// (section 13.1.4), a date that is no HTTP-date being ignored, as is
+// If-Unmodified-Since beside If-Match.
+func TestHTTPReadIfMatch(t *testing.T) {
+	past := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
+	future := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		body := strings.Replace(headersPatient, `{"resourceType":"Patient",`, `{"resourceType":"Patient","id":"`+id+`","active":true,`, 1)
+		c.do("PUT", "/Patient/"+id, body).want(t, http.StatusOK)
+		tests := []struct {
+			name, path string
+			headers    []string
+			status     int
+		}{
+			{"current version", "/Patient/" + id, []string{"If-Match", `W/"2"`}, 200},
+			{"one of a list", "/Patient/" + id, []string{"If-Match", `W/"1", W/"2"`}, 200},
+			{"any version", "/Patient/" + id, []string{"If-Match", "*"}, 200},
+			{"stale version", "/Patient/" + id, []string{"If-Match", `W/"1"`}, 412},
+			{"vread of the version named", "/Patient/" + id + "/_history/1", []string{"If-Match", `W/"1"`}, 200},
+			{"vread of another version", "/Patient/" + id + "/_history/1", []string{"If-Match", `W/"2"`}, 412},
+			{"If-Match before If-None-Match", "/Patient/" + id, []string{"If-Match", `W/"1"`, "If-None-Match", `W/"2"`}, 412},
+			{"not an ETag", "/Patient/" + id, []string{"If-Match", "soon"}, 400},
+			{"unmodified since", "/Patient/" + id, []string{"If-Unmodified-Since", future}, 200},
+			{"modified since", "/Patient/" + id, []string{"If-Unmodified-Since", past}, 412},
+			{"vread modified since", "/Patient/" + id + "/_history/1", []string{"If-Unmodified-Since", past}, 412},
+			{"not a date", "/Patient/" + id, []string{"If-Unmodified-Since", "yesterday"}, 200},
+			{"If-Match wins over If-Unmodified-Since", "/Patient/" + id, []string{"If-Match", `W/"2"`, "If-Unmodified-Since", past}, 200},
+			{"missing resource", "/Patient/nope", []string{"If-Match", `W/"1"`}, 404},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := c.do("GET", tt.path, "", tt.headers...).want(t, tt.status)
+				switch tt.status {
+				case 200:
+					if str(r.json(t), "id") != id {
+						t.Errorf("read answered %s", truncate(r.body))
+					}
+				case 412:
+					r.outcome(t, "conflict", "")
+				case 400:
+					r.outcome(t, "invalid", "")
+				}
+			})
+		}
+	})
+}
+
+// TestHTTPIfUnmodifiedSince: an update, patch or delete with
+// If-Unmodified-Since before the resource was last updated is 412 with an
+// OperationOutcome and changes nothing (RFC 9110 section 13.1.4); with a
+// later date it is made. If-Match, when sent too, decides alone.
+func TestHTTPIfUnmodifiedSince(t *testing.T) {
+	past := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
+	future := time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)
+	const addActive = `[{"op":"add","path":"/active","value":true}]`
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		body := strings.Replace(headersPatient, `{"resourceType":"Patient",`, `{"resourceType":"Patient","id":"`+id+`","gender":"other",`, 1)
+		c.do("PUT", "/Patient/"+id, body, "If-Unmodified-Since", past).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		c.do("PATCH", "/Patient/"+id, addActive, "Content-Type", jsonPatch, "If-Unmodified-Since", past).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		c.do("PATCH", "/Patient?_id="+id, addActive, "Content-Type", jsonPatch, "If-Unmodified-Since", past).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		c.do("DELETE", "/Patient/"+id, "", "If-Unmodified-Since", past).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		c.do("DELETE", "/Patient?_id="+id, "", "If-Unmodified-Since", past).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		r := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK)
+		if p := r.json(t); r.header.Get("ETag") != `W/"1"` || get(p, "active") != nil || get(p, "gender") != nil {
+			t.Fatalf("after refused writes: ETag %s, %s", r.header.Get("ETag"), truncate(r.body))
+		}
+
+		c.do("PUT", "/Patient/"+id, body, "If-Unmodified-Since", future).want(t, http.StatusOK)
+		c.do("PATCH", "/Patient/"+id, addActive, "Content-Type", jsonPatch, "If-Unmodified-Since", future).want(t, http.StatusOK)
+		c.do("PATCH", "/Patient/"+id, `[{"op":"remove","path":"/active"}]`, "Content-Type", jsonPatch, "If-Match", `W/"3"`, "If-Unmodified-Since", past).want(t, http.StatusOK)
+		c.do("DELETE", "/Patient/"+id, "", "If-Unmodified-Since", future).want(t, http.StatusNoContent)
+		c.do("GET", "/Patient/"+id, "").want(t, http.StatusGone)
+		// A resource with no current version has no modification date.
+		c.do("PUT", "/Patient/"+id, body, "If-Unmodified-Since", past).want(t, http.StatusCreated)
 	})
 }
 

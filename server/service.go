@@ -703,10 +703,13 @@ func staleVersion(typ, id string, ifMatch, current int64) *Error {
 
 // versionMatch is the If-Match precondition of a write: none (the zero
 // value), any current version ("*", RFC 9110 section 13.1.1), or one of
-// versions.
+// versions. Without any of these, unmodifiedSince (not zero) is the
+// If-Unmodified-Since precondition (section 13.1.4): the current version
+// must have been last updated no later.
 type versionMatch struct {
-	any      bool
-	versions []int64
+	any             bool
+	versions        []int64
+	unmodifiedSince time.Time
 }
 
 // asked reports whether m states a precondition.
@@ -766,7 +769,7 @@ func parseVersions(value, header string) (star bool, versions []int64, err error
 // nothing creates: any precondition is 412 there.
 func (m versionMatch) resolve(ctx context.Context, r store.Reader, typ, id string) (int64, error) {
 	if !m.asked() {
-		return 0, nil
+		return m.resolveUnmodified(ctx, r, typ, id)
 	}
 	named := "*"
 	if !m.any {
@@ -789,6 +792,31 @@ func (m versionMatch) resolve(ctx context.Context, r store.Reader, typ, id strin
 		return 0, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names %s of %s/%s, which is deleted", named, typ, id)
 	case !m.any && !slices.Contains(m.versions, cur.VersionID):
 		return 0, errorf(http.StatusPreconditionFailed, "conflict", "If-Match names %s of %s/%s but version %d is current", named, typ, id, cur.VersionID)
+	}
+	return cur.VersionID, nil
+}
+
+// resolveUnmodified is resolve for If-Unmodified-Since: 412 when the
+// current version of typ/id was last updated after it, else that version,
+// for the write to check as it writes, so that a change landing in
+// between is not overwritten. A resource with no current version has no
+// modification date, and the precondition is ignored (RFC 9110 section
+// 13.1.4), as it is when not asked.
+func (m versionMatch) resolveUnmodified(ctx context.Context, r store.Reader, typ, id string) (int64, error) {
+	if m.unmodifiedSince.IsZero() || id == "" {
+		return 0, nil
+	}
+	cur, err := r.Read(ctx, typ, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	case cur.Deleted:
+		return 0, nil
+	case modifiedAfter(cur, m.unmodifiedSince):
+		return 0, errorf(http.StatusPreconditionFailed, "conflict", "If-Unmodified-Since is %s, but version %d of %s/%s was last updated at %s",
+			m.unmodifiedSince.Format(http.TimeFormat), cur.VersionID, typ, id, cur.LastUpdated.UTC().Format(http.TimeFormat))
 	}
 	return cur.VersionID, nil
 }
