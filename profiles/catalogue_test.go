@@ -224,7 +224,14 @@ func TestValidNHSNumber(t *testing.T) {
 		{"wrong check digit", "9912003889", false},
 		{"check digit 10", "1000000010", false},
 		{"short", "991200388", false},
+		{"eleven digits", "94347659190", false},
 		{"letters", "99120038a8", false},
+		{"spaces", "943 476 5919", false},
+		{"empty", "", false},
+		{"check digit 11 is 0", "9990000050", true},
+		{"zeros", "0000000000", false},
+		{"nines", "9999999999", false},
+		{"ones", "1111111111", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

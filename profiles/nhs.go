@@ -3,6 +3,7 @@ package profiles
 import (
 	"regexp"
 	"strconv"
+	"strings"
 )
 
 // NHS England identifier systems and the rules their values follow.
@@ -48,25 +49,42 @@ var identifierFormats = map[string]struct {
 
 // ValidNHSNumber reports whether s is ten digits whose last is the
 // Modulus 11 check digit of the first nine
-// (https://www.datadictionary.nhs.uk/attributes/nhs_number.html).
+// (https://www.datadictionary.nhs.uk/attributes/nhs_number.html), and
+// not one digit ten times: 0000000000, 1111111111 … 9999999999 all pass
+// the check but are never issued, and a GP system writes some of them for
+// an unknown number. It is the one check of an NHS number: validation and
+// every importer call it.
 func ValidNHSNumber(s string) bool {
-	if len(s) != 10 {
+	if len(s) != 10 || s == strings.Repeat(s[:1], 10) {
 		return false
 	}
-	sum := 0
-	for i := 0; i < 10; i++ {
+	for i := range 10 {
 		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
-		if i < 9 {
-			sum += int(s[i]-'0') * (10 - i)
-		}
 	}
-	check := 11 - sum%11
-	if check == 11 {
-		check = 0
+	check, ok := NHSCheckDigit(s[:9])
+	return ok && check == s[9]
+}
+
+// NHSCheckDigit returns the Modulus 11 check digit, as a character, of the
+// nine digits of stem (weights 10 down to 2, the remainder taken from 11,
+// 11 being 0), and false when there is none (10): such a stem is never
+// issued. Generators of test numbers use it; ValidNHSNumber checks a
+// number.
+func NHSCheckDigit(stem string) (byte, bool) {
+	sum := 0
+	for i := range 9 {
+		sum += int(stem[i]-'0') * (10 - i)
 	}
-	return check != 10 && check == int(s[9]-'0')
+	switch check := 11 - sum%11; check {
+	case 10:
+		return 0, false
+	case 11:
+		return '0', true
+	default:
+		return byte('0' + check), true
+	}
 }
 
 // IdentifierFormat returns what a value of the identifier system must be

@@ -529,3 +529,22 @@ func TestValidateTodayInTheUK(t *testing.T) {
 		}
 	}, func(cfg *server.Config) { cfg.Validator, cfg.ValidateWrites = v, true })
 }
+
+// TestValidateWritesRefusesOneDigitNHSNumbers: 0000000000 and 9999999999
+// pass the Modulus 11 check but are no NHS numbers; a write of either is
+// refused as one with a wrong check digit is, and nothing is stored.
+func TestValidateWritesRefusesOneDigitNHSNumbers(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, number := range []string{"0000000000", "9999999999", "4444444444"} {
+			body := strings.Replace(badNHSNumber, "9000000008", number, 1)
+			r := c.do("POST", "/Patient", body).want(t, http.StatusUnprocessableEntity)
+			r.outcome(t, "value", "Patient.identifier[0].value")
+			if want := `\"` + number + `\" is not a valid NHS number: it must be 10 digits with a correct Modulus 11 check digit`; !strings.Contains(string(r.body), want) {
+				t.Errorf("%s: %s", number, r.body)
+			}
+		}
+		if b := c.do("GET", "/Patient?_summary=count", "").want(t, http.StatusOK).json(t); b["total"] != float64(0) {
+			t.Errorf("total %v after the refused creates, want 0", b["total"])
+		}
+	}, withValidator(true))
+}

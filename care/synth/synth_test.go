@@ -15,6 +15,7 @@ import (
 	"carefhir/care"
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
+	"carefhir/profiles"
 )
 
 // digest returns a hash of everything a set emits, in order.
@@ -217,7 +218,7 @@ func TestGeneratePatients(t *testing.T) {
 			t.Fatalf("%s: identifiers %s, want one NHS number", e.ID, e.JSON)
 		}
 		n := p.Identifier[0].Value.Get()
-		if !validNHSNumber(n) || !strings.HasPrefix(n, "999") {
+		if !profiles.ValidNHSNumber(n) || !strings.HasPrefix(n, "999") {
 			t.Errorf("%s: NHS number %q is not a valid test number", e.ID, n)
 		}
 		if nhs[n] {
@@ -406,32 +407,6 @@ func checkPAM(t *testing.T, id string, qr *fhir.QuestionnaireResponse) {
 	}
 }
 
-func TestValidNHSNumber(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want bool
-	}{
-		{"valid", "9434765919", true},
-		{"valid test range", "9990000018", true},
-		{"check digit 11 is 0", "9990000050", true},
-		{"wrong check digit", "9434765918", false},
-		{"stem with check digit 10", "9990000000", false},
-		{"nine digits", "943476591", false},
-		{"eleven digits", "94347659190", false},
-		{"spaces", "943 476 5919", false},
-		{"letters", "943476591X", false},
-		{"empty", "", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := validNHSNumber(tt.in); got != tt.want {
-				t.Errorf("validNHSNumber(%q) = %v, want %v", tt.in, got, tt.want)
-			}
-		})
-	}
-}
-
 // The test range holds enough valid numbers for MaxPatients, and the
 // sequence gives each of them once.
 func TestNHSSequenceCoversRange(t *testing.T) {
@@ -439,7 +414,7 @@ func TestNHSSequenceCoversRange(t *testing.T) {
 	seen := make([]bool, nhsTestCount) // by stem
 	for i := range MaxPatients {
 		n := s.next()
-		if !validNHSNumber(n) || !strings.HasPrefix(n, "999") {
+		if !profiles.ValidNHSNumber(n) || !strings.HasPrefix(n, "999") {
 			t.Fatalf("number %d: %s is not a valid test NHS number", i, n)
 		}
 		stem, _ := strconv.Atoi(n[3:9])

@@ -96,7 +96,7 @@ func TestMapping(t *testing.T) {
 				}
 			}},
 		{"an element without a mapping is reported by its STU3 path", stu3Record(
-			`{"resourceType":"Patient","id":"p2","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9999999999"}],
+			`{"resourceType":"Patient","id":"p2","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9990000018"}],
 			"animal":{"species":{"text":"dog"}},"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-RegistrationDetails-1",
 			"extension":[{"url":"registrationPeriod","valuePeriod":{"start":"2001-01-01"}}]}]}`),
 			func(t *testing.T, res mappers.Result) {
@@ -108,14 +108,14 @@ func TestMapping(t *testing.T) {
 				}
 			}},
 		{"NHS number verification status becomes UK Core's", stu3Record(
-			`{"resourceType":"Patient","id":"p2","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9999999999",
+			`{"resourceType":"Patient","id":"p2","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9990000018",
 			"extension":[{"url":"https://fhir.nhs.uk/STU3/StructureDefinition/Extension-CareConnect-GPC-NHSNumberVerificationStatus-1",
 			"valueCodeableConcept":{"coding":[{"system":"https://fhir.nhs.uk/STU3/CodeSystem/CareConnect-NHSNumberVerificationStatus-1","code":"01","display":"Number present and verified"}]}}]}]}`),
 			func(t *testing.T, res mappers.Result) {
-				want := `[{"extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus","valueCodeableConcept":{"coding":[{"code":"01","display":"Number present and verified","system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"}]}}],"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9999999999"}]`
+				want := `[{"extension":[{"url":"https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus","valueCodeableConcept":{"coding":[{"code":"01","display":"Number present and verified","system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"}]}}],"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9990000018"}]`
 				var p map[string]any
 				for _, e := range res.Bundle.Entry {
-					if strings.HasSuffix(e.Request.Url.Get(), "9999999999") {
+					if strings.HasSuffix(e.Request.Url.Get(), "9990000018") {
 						json.Unmarshal(encode(t, e.Resource), &p)
 					}
 				}

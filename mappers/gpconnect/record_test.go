@@ -11,8 +11,8 @@ import (
 )
 
 // patchedRecords are the whole records from GP systems' test environments,
-// whose NHS numbers upstream are placeholders (1234567890, a template
-// expression): imported again with a valid number, they exercise the
+// whose NHS numbers upstream are placeholders (1234567890, 9999999999, a
+// template expression): imported again with a valid number, they exercise the
 // mapping of every clinical area on real supplier output.
 var patchedRecords = []struct {
 	name, placeholder, nhs string
@@ -32,6 +32,10 @@ var patchedRecords = []struct {
 		map[string]int{"Patient": 1, "Condition": 1, "Observation": 1}},
 	{"integration-adaptor-gp2gp/wiremock/stubs/__files/patientWithNoDocumentResources.json", templated, "9690937286",
 		map[string]int{"Patient": 1, "Organization": 1}},
+	{"access-documents-1.6.2/access_documents/documents_response.json", "9999999999", "9690937286",
+		map[string]int{"Patient": 1, "Organization": 1, "Practitioner": 1, "PractitionerRole": 1}},
+	{"ars-1.6.2/accessrecord_structured/allergies_response3.json", "9999999999", "9690937286",
+		map[string]int{"Patient": 1, "List": 1, "Organization": 1, "Practitioner": 1, "PractitionerRole": 1}},
 }
 
 const templated = `{{jsonPath request.body '$.parameter[0].valueIdentifier.value'}}`
@@ -123,7 +127,7 @@ func TestSharedIdentifiers(t *testing.T) {
 	}{
 		{"ars-1.6.2/accessrecord_structured/pathology_response1.json", "9432003812", "https://tools.ietf.org/html/rfc4122",
 			map[string]int{"Patient": 1, "DiagnosticReport": 1, "Specimen": 1, "ServiceRequest": 1, "Observation": 19, "List": 1}},
-		{"ars-1.6.2/accessrecord_structured/referrals_response1.json", "", "https://provider.nhs.uk/data-identifier",
+		{"ars-1.6.2/accessrecord_structured/referrals_response1.json", "9999999999", "https://provider.nhs.uk/data-identifier",
 			map[string]int{"Patient": 1, "ServiceRequest": 2, "List": 1, "PractitionerRole": 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

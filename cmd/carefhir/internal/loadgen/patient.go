@@ -3,53 +3,24 @@ package loadgen
 import (
 	"math/rand/v2"
 	"strconv"
+
+	"carefhir/profiles"
 )
 
 // NHSNumber returns a valid NHS number, with its Modulus 11 check digit, from
 // the n-th candidate in the range 999 000 0000 to 999 999 9999 that NHS
 // England sets aside for testing, so generated data can never name a real
-// patient. Candidates whose check digit would be 10 are not valid NHS numbers
-// and are skipped; n wraps around after a million candidates.
+// patient. Candidates whose check digit would be 10, and 9999999999, are
+// not valid NHS numbers and are skipped; n wraps around after a million
+// candidates.
 func NHSNumber(n uint64) string {
 	for ; ; n++ {
 		base := 999_000_000 + n%1_000_000
 		digits := strconv.FormatUint(base, 10)
-		if check, ok := nhsCheckDigit(digits); ok {
-			return digits + string(rune('0'+check))
+		if check, ok := profiles.NHSCheckDigit(digits); ok && profiles.ValidNHSNumber(digits+string(check)) {
+			return digits + string(check)
 		}
 	}
-}
-
-// nhsCheckDigit returns the Modulus 11 check digit of the first nine digits
-// of an NHS number, and false when there is none (the number is not issued).
-func nhsCheckDigit(nine string) (int, bool) {
-	sum := 0
-	for i := range 9 {
-		sum += int(nine[i]-'0') * (10 - i)
-	}
-	check := 11 - sum%11
-	switch check {
-	case 11:
-		return 0, true
-	case 10:
-		return 0, false
-	}
-	return check, true
-}
-
-// ValidNHSNumber reports whether s is ten digits with a correct Modulus 11
-// check digit.
-func ValidNHSNumber(s string) bool {
-	if len(s) != 10 {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	check, ok := nhsCheckDigit(s[:9])
-	return ok && int(s[9]-'0') == check
 }
 
 // Names, places and dates the generated Patients are drawn from.
