@@ -152,6 +152,10 @@ func TestPatchRejects(t *testing.T) {
 			{"result lacks a mandatory element", "/Observation/" + obs, jsonPatch, `[{"op":"remove","path":"/status"}]`, nil, 422, "required", "Observation.status"},
 			{"patch changes the id", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/id","value":"other"}]`, nil, 422, "invalid", "Patient.id"},
 			{"patch removes the id", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"/id"}]`, nil, 422, "invalid", "Patient.id"},
+			{"FHIRPath Patch changes the id", "/Patient/" + id, fhirJSON,
+				fhirPathPatch(`{"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.id"},{"name":"value","valueId":"other"}`), nil, 422, "invalid", "Patient.id"},
+			{"FHIRPath Patch removes the id", "/Patient/" + id, fhirJSON,
+				fhirPathPatch(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.id"}`), nil, 422, "invalid", "Patient.id"},
 			{"patch changes the type", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/resourceType","value":"Person"}]`, nil, 422, "invalid", ""},
 			{"text body", "/Patient/" + id, "text/plain", `gender=male`, nil, 415, "not-supported", ""},
 			{"merge patch", "/Patient/" + id, "application/merge-patch+json", `{"gender":"male"}`, nil, 415, "not-supported", ""},
@@ -507,6 +511,41 @@ func TestFHIRPathPatchReplaceTakesExtensions(t *testing.T) {
 		p := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t)
 		if got := str(p, "_birthDate", "extension", 0, "valueDateTime"); str(p, "birthDate") != "1971-04-02" || got != "1971-04-02T09:15:00+00:00" {
 			t.Errorf("after replacing birthDate with its birth time: %v", p)
+		}
+	})
+}
+
+// TestFHIRPathPatchIDsAndURLs: a FHIRPath Patch replaces an extension's
+// url, an element's id and a contained resource's id, which FHIRPath reads
+// as plain strings; a contained id changed while a local reference still
+// names it is 422 and nothing is stored.
+func TestFHIRPathPatchIDsAndURLs(t *testing.T) {
+	const seed = `{"resourceType":"Patient","extension":[{"url":"https://example.org/old","valueString":"x"}],` +
+		`"contained":[{"resourceType":"Organization","id":"o1","name":"GP"}],"name":[{"id":"n1","family":"Smith"}],"managingOrganization":{"reference":"#o1"}}`
+	replace := func(path, value string) string {
+		return `{"name":"type","valueCode":"replace"},{"name":"path","valueString":"` + path + `"},{"name":"value",` + value + `}`
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := str(c.create("Patient", seed), "id")
+		body := fhirPathPatch(replace("Patient.extension[0].url", `"valueUri":"https://example.org/new"`),
+			replace("Patient.name[0].id", `"valueString":"n2"`),
+			replace("Patient.contained[0].id", `"valueId":"o2"`),
+			replace("Patient.managingOrganization.reference", `"valueString":"#o2"`))
+		c.do("PATCH", "/Patient/"+id, body, "Content-Type", fhirJSON).want(t, http.StatusOK)
+		p := c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t)
+		if str(p, "extension", 0, "url") != "https://example.org/new" || str(p, "name", 0, "id") != "n2" ||
+			str(p, "contained", 0, "id") != "o2" || str(p, "managingOrganization", "reference") != "#o2" {
+			t.Errorf("after the patch: %v", p)
+		}
+
+		r := c.do("PATCH", "/Patient/"+id, fhirPathPatch(replace("Patient.contained[0].id", `"valueId":"o3"`)), "Content-Type", fhirJSON).
+			want(t, http.StatusUnprocessableEntity)
+		r.outcome(t, "processing", "")
+		if !strings.Contains(string(r.body), "still refers to it as #o2") {
+			t.Errorf("the broken reference is not named: %s", r.body)
+		}
+		if v := str(c.do("GET", "/Patient/"+id, "").want(t, http.StatusOK).json(t), "meta", "versionId"); v != "2" {
+			t.Errorf("version %s after a refused patch, want 2", v)
 		}
 	})
 }

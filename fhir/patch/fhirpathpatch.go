@@ -29,7 +29,9 @@ import (
 // a choice element ("deceased") and a valueDateTime adds deceasedDateTime.
 // A primitive's id and extensions (its "_name" companion in JSON) move and
 // go with it; replace replaces them with the element, so that they are
-// those the new value brings, or none.
+// those the new value brings, or none. A path ending in id or url selects
+// the Element.id, resource id or Extension.url of what the path before it
+// selects, which FHIRPath reads as plain strings.
 //
 // A failure is an *Error: Malformed for parameters that are not a valid
 // patch, Inapplicable for an operation that does not fit the resource.
@@ -65,12 +67,16 @@ func (l Limits) FHIRPathPatch(resource, parameters []byte, clock func() time.Tim
 		return nil, err
 	}
 	env := &fhirpath.Env{Meter: &fhirpath.Meter{}, Clock: clock}
+	contained := containedIDs(root)
 	for i, op := range ops {
 		op.env = env
 		if err := op.apply(root, typ); err != nil {
 			err.Op, err.Path = i, op.path
 			return nil, err
 		}
+	}
+	if err := checkLocalReferences(contained, root); err != nil {
+		return nil, err
 	}
 	prune(root)
 	out, err := encode(root)
@@ -373,7 +379,46 @@ func (op *fhirOp) apply(root map[string]any, typ reflect.Type) *Error {
 
 // elements returns the elements the operation's path selects.
 func (op *fhirOp) elements(root map[string]any, typ reflect.Type) ([]*element, *Error) {
-	return selectElements(root, typ, op.expr, op.env)
+	found, err := selectElements(root, typ, op.expr, op.env)
+	if err != nil && err.plain {
+		return op.plainElements(root, typ, err)
+	}
+	return found, err
+}
+
+// plainElements returns the elements a path ending in "id" or "url"
+// selects: Element.id, a resource's id and Extension.url are plain strings
+// to FHIRPath, values with no place in the resource, so they are found as
+// that element of each element the path before the name selects (which
+// is what the path selects). err is the error of any other path.
+func (op *fhirOp) plainElements(root map[string]any, typ reflect.Type, err *Error) ([]*element, *Error) {
+	prefix, name, ok := splitPath(op.path)
+	if !ok || name != "id" && name != "url" {
+		return nil, err
+	}
+	expr, perr := fhirpath.Parse(prefix)
+	if perr != nil {
+		return nil, err
+	}
+	owners, oerr := selectElements(root, typ, expr, op.env)
+	if oerr != nil {
+		return nil, oerr
+	}
+	var found []*element
+	for _, o := range owners {
+		obj := o.obj
+		if o.primitive() {
+			obj = o.companion()
+		}
+		f, ferr := fieldOf(o.typ, name, "")
+		if obj == nil || ferr != nil {
+			continue
+		}
+		if _, ok := obj[name]; ok {
+			found = append(found, &element{parent: obj, key: name, index: -1, field: f, owner: o.typ})
+		}
+	}
+	return found, nil
 }
 
 // one returns the one element the operation's path must select.
@@ -455,11 +500,24 @@ func selectElements(root map[string]any, typ reflect.Type, expr *fhirpath.Expres
 	for _, v := range values {
 		e, err := ix.locate(v)
 		if err != nil {
-			return nil, inapplicable("%v", err)
+			_, node := v.(*fhirpath.Node)
+			return nil, &Error{Kind: Inapplicable, Message: err.Error(), plain: !node}
 		}
 		found = append(found, e)
 	}
 	return found, nil
+}
+
+// companion returns the "_name" companion of primitive e, where its id and
+// extensions are, or nil when it has none.
+func (e *element) companion() map[string]any {
+	if e.index < 0 {
+		m, _ := e.parent["_"+e.key].(map[string]any)
+		return m
+	}
+	_, exts := items(e.parent, e.key)
+	m, _ := exts[e.index].(map[string]any)
+	return m
 }
 
 // content returns the object that holds e's children and its Go type. For

@@ -221,6 +221,22 @@ func TestFHIRPathPatch(t *testing.T) {
 		{"contained resource", `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o1","name":"Old"}]}`,
 			params(op("replace", "Patient.contained.ofType(Organization).name", part("value", "valueString", `"New"`))),
 			`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o1","name":"New"}]}`},
+		{"replace an extension's url", `{"resourceType":"Patient","extension":[{"url":"http://example.org/old","valueString":"x"}]}`,
+			params(op("replace", "Patient.extension[0].url", part("value", "valueUri", `"http://example.org/new"`))),
+			`{"resourceType":"Patient","extension":[{"url":"http://example.org/new","valueString":"x"}]}`},
+		{"replace an element's id", `{"resourceType":"Patient","name":[{"id":"n1","family":"Smith"}]}`,
+			params(op("replace", "Patient.name.where(family = 'Smith').id", part("value", "valueString", `"n2"`))),
+			`{"resourceType":"Patient","name":[{"id":"n2","family":"Smith"}]}`},
+		{"replace a primitive's id", `{"resourceType":"Patient","birthDate":"1970-03-01","_birthDate":{"id":"b1"}}`,
+			params(op("replace", "Patient.birthDate.id", part("value", "valueString", `"b2"`))),
+			`{"resourceType":"Patient","birthDate":"1970-03-01","_birthDate":{"id":"b2"}}`},
+		{"delete an element's id", `{"resourceType":"Patient","name":[{"id":"n1","family":"Smith"}]}`,
+			params(op("delete", "Patient.name[0].id")),
+			`{"resourceType":"Patient","name":[{"family":"Smith"}]}`},
+		{"replace a contained resource's id and its reference", `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o1","name":"GP"}],"managingOrganization":{"reference":"#o1"}}`,
+			params(op("replace", "Patient.contained[0].id", part("value", "valueId", `"o2"`)),
+				op("replace", "Patient.managingOrganization.reference", part("value", "valueString", `"#o2"`))),
+			`{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o2","name":"GP"}],"managingOrganization":{"reference":"#o2"}}`},
 		{"decimal kept as written", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1.50,"unit":"mg"}}`,
 			params(op("replace", "Observation.value.unit", part("value", "valueString", `"g"`))),
 			`{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":1.50,"unit":"g"}}`},
@@ -300,5 +316,41 @@ func TestFHIRPathPatchErrors(t *testing.T) {
 			}
 			wantError(t, err, tt.kind, tt.op, tt.path)
 		})
+	}
+}
+
+// TestPatchKeepsLocalReferences: a patch that changes or removes the id of
+// a contained resource that a local reference still names is refused,
+// whichever format; one that changes the reference too is applied.
+func TestPatchKeepsLocalReferences(t *testing.T) {
+	const input = `{"resourceType":"Patient","contained":[{"resourceType":"Organization","id":"o1","name":"GP"}],"managingOrganization":{"reference":"#o1"}}`
+	for _, tt := range []struct {
+		name string
+		run  func() ([]byte, error)
+	}{
+		{"FHIRPath Patch replace", func() ([]byte, error) {
+			return patch.FHIRPathPatch([]byte(input), []byte(params(op("replace", "Patient.contained[0].id", part("value", "valueId", `"o2"`)))))
+		}},
+		{"FHIRPath Patch delete", func() ([]byte, error) {
+			return patch.FHIRPathPatch([]byte(input), []byte(params(op("delete", "Patient.contained[0]"))))
+		}},
+		{"JSON Patch replace", func() ([]byte, error) {
+			return patch.JSONPatch([]byte(input), []byte(`[{"op":"replace","path":"/contained/0/id","value":"o2"}]`))
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.run()
+			if err == nil {
+				t.Fatalf("no error; result %s", got)
+			}
+			wantError(t, err, patch.Inapplicable, -1, "")
+			if !strings.Contains(err.Error(), "/managingOrganization/reference still refers to it as #o1") {
+				t.Errorf("error %v does not name the reference", err)
+			}
+		})
+	}
+	got, err := patch.JSONPatch([]byte(input), []byte(`[{"op":"replace","path":"/contained/0/id","value":"o2"},{"op":"replace","path":"/managingOrganization/reference","value":"#o2"}]`))
+	if err != nil || !strings.Contains(string(got), `"reference":"#o2"`) {
+		t.Errorf("JSON Patch of the id and its reference: %s, %v", got, err)
 	}
 }

@@ -45,6 +45,7 @@ func (l Limits) JSONPatch(resource, ops []byte) ([]byte, error) {
 	// size bounds the document from above: adds, replaces and copies
 	// count the value they put in, removals nothing.
 	size := int64(len(resource))
+	contained := containedIDs(obj)
 	var doc any = obj
 	for i, op := range list {
 		var perr *Error
@@ -61,6 +62,9 @@ func (l Limits) JSONPatch(resource, ops []byte) ([]byte, error) {
 		}
 	}
 	if obj, ok := doc.(map[string]any); ok {
+		if err := checkLocalReferences(contained, obj); err != nil {
+			return nil, err
+		}
 		prune(obj)
 	}
 	out, err := encode(doc)

@@ -6,7 +6,9 @@
 //
 // Both take the resource's JSON and return the patched JSON. They are all or
 // nothing: the first operation that fails stops the patch with an *Error
-// naming it, and no partial result is returned. The result is not checked
+// naming it, and no partial result is returned. A patch that leaves a
+// local reference ("#id") naming a contained resource it changed the id of,
+// or removed, fails as Inapplicable. The result is not checked
 // against the model beyond what the operations need; the caller decodes it
 // with the normal codec, as for any update.
 package patch
@@ -17,7 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -129,6 +133,9 @@ type Error struct {
 	Path    string
 	Kind    Kind
 	Message string
+	// plain marks a FHIRPath Patch path that selects a value that is not
+	// a node of the resource, such as the string of an Element.id.
+	plain bool
 }
 
 func (e *Error) Error() string {
@@ -341,6 +348,63 @@ func equalJSON(a, b any) bool {
 		return true
 	}
 	return false
+}
+
+// containedIDs returns the ids of the resources obj contains.
+func containedIDs(obj map[string]any) map[string]bool {
+	ids := map[string]bool{}
+	list, _ := obj["contained"].([]any)
+	for _, c := range list {
+		if m, ok := c.(map[string]any); ok {
+			if id, ok := m["id"].(string); ok {
+				ids[id] = true
+			}
+		}
+	}
+	return ids
+}
+
+// checkLocalReferences refuses a patch whose result no longer contains a
+// resource, of the ids before it held, that a local reference ("#id") of
+// the result still names: the patch changed or removed the contained
+// resource's id, or the resource, and left the reference pointing at
+// nothing.
+func checkLocalReferences(before map[string]bool, result map[string]any) *Error {
+	after := containedIDs(result)
+	ids := slices.Sorted(maps.Keys(before))
+	for _, id := range ids {
+		if after[id] {
+			continue
+		}
+		if at, ok := findString(result, "#"+id, nil); ok {
+			return &Error{Op: -1, Kind: Inapplicable, Message: fmt.Sprintf(
+				"the patch leaves no contained resource with id %q, but %s still refers to it as #%s: change the reference in the same patch",
+				id, pointerString(at), id)}
+		}
+	}
+	return nil
+}
+
+// findString returns the JSON Pointer tokens, below at, of the first
+// string of v equal to s, members in the order of their names.
+func findString(v any, s string, at []string) ([]string, bool) {
+	switch x := v.(type) {
+	case string:
+		return at, x == s
+	case []any:
+		for i, e := range x {
+			if p, ok := findString(e, s, append(at, strconv.Itoa(i))); ok {
+				return p, true
+			}
+		}
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			if p, ok := findString(x[k], s, append(at, k)); ok {
+				return p, true
+			}
+		}
+	}
+	return nil, false
 }
 
 // deepCopy returns a copy of a decoded JSON value sharing nothing with it.
