@@ -270,10 +270,11 @@ func (a *api) parseBundle(mt string, body []byte, base string) (*txBundle, error
 	for i := range b.entries {
 		work.wait(i)
 	}
-	if b.kind == "transaction" {
-		if err := sameFullURLs(b.entries); err != nil {
-			return nil, err
-		}
+	// Of either kind (bdl-7): in a batch too a response entry is known
+	// by its fullUrl, and the two requests would leave which is which to
+	// the order of processing.
+	if err := sameFullURLs(b.entries); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -300,8 +301,8 @@ func wireFromXML(b *fhir.Bundle) (*wireBundle, error) {
 	return wb, nil
 }
 
-// sameFullURLs refuses a transaction in which two entries share a fullUrl:
-// a reference to it would name either.
+// sameFullURLs refuses a transaction or batch in which two entries share a
+// fullUrl (bdl-7): a reference to it would name either.
 func sameFullURLs(entries []*entry) error {
 	seen := make(map[string]int, len(entries))
 	for _, e := range entries {

@@ -875,6 +875,27 @@ func TestTransactionDuplicateTargets(t *testing.T) {
 	})
 }
 
+// TestBatchDuplicateFullURLs: a batch whose entries share a fullUrl breaks
+// bdl-7 as a transaction does: 400 at the second entry's fullUrl, and no
+// entry runs. It ran every entry.
+func TestBatchDuplicateFullURLs(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const ph = "urn:uuid:21111111-2222-4333-8444-555555555555"
+		r := c.do("POST", "", txBundle("batch",
+			txEntry("", "PUT", "Patient/first", patientWith("first", "1", "First")),
+			txEntry(ph, "POST", "Patient", patientWith("", "dup1", "A")),
+			txEntry(ph, "POST", "Patient", patientWith("", "dup2", "B")))).want(t, http.StatusBadRequest)
+		d := r.outcome(t, "invalid", "Bundle.entry[2].fullUrl")
+		if !strings.Contains(d, "Bundle.entry[1]") || !strings.Contains(d, ph) {
+			t.Errorf("diagnostics %q do not name the first entry and the fullUrl", d)
+		}
+		mustNotExist(t, c, "Patient", "first")
+		if set := c.do("GET", "/Patient?identifier=urn:test|dup1,urn:test|dup2", "").want(t, http.StatusOK).json(t); len(list(get(set, "entry"))) != 0 {
+			t.Errorf("a Patient of the refused batch was stored: %v", set)
+		}
+	})
+}
+
 // TestTransactionProcessingOrder runs a transaction that deletes a Patient
 // and creates it again under a condition the delete makes true: deletes run
 // before creates, and reads after both, whatever the order of the entries.
