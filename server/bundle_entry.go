@@ -473,8 +473,8 @@ func entryPatch(raw []byte) (string, []byte, error) {
 }
 
 // parseTarget reads request.url: relative to the base ([type]/[id]…), or
-// absolute, under this server's base or another's (the part from the
-// resource type on is used).
+// absolute, under this server's base or, for a PUT or POST, another's (the
+// part from the resource type on is used).
 func (a *api) parseTarget(method, raw, base string) (requestTarget, error) {
 	var t requestTarget
 	rel := raw
@@ -482,6 +482,18 @@ func (a *api) parseTarget(method, raw, base string) (requestTarget, error) {
 	case strings.HasPrefix(raw, base+"/"):
 		rel = raw[len(base)+1:]
 	case strings.Contains(raw, "://"):
+		// A PUT or POST carries the resource to store here, as R4's own
+		// examples load another server's definitions. A GET, HEAD, PATCH
+		// or DELETE names a resource for this server to find, and another
+		// server's is none of its: read as the Type/id it ends in, it
+		// answered, changed or deleted this server's resource of that id.
+		// (A query may hold URLs, identifier=http://…|1: only the path
+		// says whether the URL is absolute.)
+		path, _, _ := strings.Cut(raw, "?")
+		if strings.Contains(path, "://") && method != http.MethodPut && method != http.MethodPost {
+			return t, badURL(raw, "it is absolute on another base than this server's, "+base+
+				": a "+method+" names a resource of this server, relative to its base or absolute under it")
+		}
 		u, err := url.Parse(raw)
 		if err != nil {
 			return t, badURL(raw, "it is not a valid URL")

@@ -1540,6 +1540,48 @@ func TestBundleEntryTrailingSlash(t *testing.T) {
 	})
 }
 
+// TestBundleEntryOtherBase: a GET, HEAD, PATCH or DELETE entry whose
+// request.url is absolute on another base names another server's
+// resource: a batch answers that entry 400 with an OperationOutcome and
+// runs the others, a transaction is 400 with nothing stored. A GET read,
+// and a DELETE deleted, this server's resource of that id. An absolute URL
+// under this server's base, a query holding a URL, and a PUT carrying the
+// resource to store here (TestTransactionOtherExamples) are read as before.
+func TestBundleEntryOtherBase(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/1", `{"resourceType":"Patient","id":"1","identifier":[{"system":"http://acme.org/mrn","value":"1"}]}`).want(t, http.StatusCreated)
+		const other = "http://other.example.org/fhir/"
+		b := c.bundle(txBundle("batch",
+			txEntry("", "GET", other+"Patient/1", ""),
+			txEntry("", "GET", c.base+"/Patient/1", ""),
+			txEntry("", "PATCH", other+"Patient/1", `{"resourceType":"Parameters","parameter":[{"name":"operation","part":[{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.identifier"}]}]}`),
+			txEntry("", "DELETE", other+"Patient/1", ""),
+			txEntry("", "GET", "Patient?identifier=http://acme.org/mrn|1", ""),
+		))
+		checkStatuses(t, b, "400 Bad Request", "200 OK", "400 Bad Request", "400 Bad Request", "200 OK")
+		for _, i := range []int{0, 2, 3} {
+			o := string(b.Entry[i].Response.Outcome)
+			if !strings.Contains(o, `"OperationOutcome"`) || !strings.Contains(o, fmt.Sprintf("Bundle.entry[%d]", i)) || !strings.Contains(o, "another base") {
+				t.Errorf("entry %d: outcome %s, want one at the entry saying the base is another", i, o)
+			}
+		}
+		if got := list(get(b.resource(t, 4), "entry")); len(got) != 1 {
+			t.Errorf("search with a URL in its query: %d entries, want 1", len(got))
+		}
+		if p := c.do("GET", "/Patient/1", "").want(t, http.StatusOK).json(t); str(p, "meta", "versionId") != "1" {
+			t.Errorf("Patient/1 changed: %v", p)
+		}
+
+		r := c.do("POST", "", txBundle("transaction",
+			txEntry("", "PUT", "Patient/3", patientWith("3", "3", "Three")),
+			txEntry("", "GET", other+"Patient/1", ""))).want(t, http.StatusBadRequest)
+		if d := r.outcome(t, "invalid", ""); !strings.Contains(d, "Bundle.entry[1]") || !strings.Contains(d, "another base") {
+			t.Errorf("transaction: diagnostics %q", d)
+		}
+		mustNotExist(t, c, "Patient", "3")
+	})
+}
+
 // TestConditionalReferenceOutsideTransaction: a conditional reference
 // (Patient?identifier=…) in a resource written on its own, by POST, PUT,
 // conditional PUT or a PATCH that adds it, is 400 at the reference and
