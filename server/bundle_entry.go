@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -199,14 +200,19 @@ type wireRequest struct {
 func (r *wireRequest) UnmarshalJSON(data []byte) error {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(data, &members); err != nil {
-		return fmt.Errorf("Bundle.entry.request: %w", err)
+		return err
 	}
 	values := map[string]*string{"method": &r.Method, "url": &r.URL, "ifNoneMatch": &r.IfNoneMatch,
 		"ifModifiedSince": &r.IfModifiedSince, "ifMatch": &r.IfMatch, "ifNoneExist": &r.IfNoneExist}
 	for name, raw := range members {
 		if v, ok := values[name]; ok {
 			if err := json.Unmarshal(raw, v); err != nil {
-				return fmt.Errorf("Bundle.entry.request.%s: %w", name, err)
+				// Named by the member, which the decoder puts
+				// after the path to the request.
+				if te := (*json.UnmarshalTypeError)(nil); errors.As(err, &te) {
+					te.Field = name
+				}
+				return err
 			}
 			continue
 		}
@@ -247,8 +253,12 @@ func (a *api) parseBundle(mt string, body []byte, base string) (*txBundle, error
 	} else {
 		wb = &wireBundle{}
 		if err := json.Unmarshal(body, wb); err != nil {
-			return nil, errorf(http.StatusBadRequest, "invalid", "the body is not a valid JSON Bundle: %v", err)
+			return nil, bundleJSONError(err)
 		}
+	}
+	if wb.ResourceType == "" {
+		return nil, errorf(http.StatusBadRequest, "invalid",
+			"the body has no resourceType: POST /fhir takes a Bundle, a JSON object with resourceType Bundle").at("Bundle")
 	}
 	if wb.ResourceType != "Bundle" {
 		return nil, errorf(http.StatusBadRequest, "invalid",
@@ -277,6 +287,23 @@ func (a *api) parseBundle(mt string, body []byte, base string) (*txBundle, error
 		return nil, err
 	}
 	return b, nil
+}
+
+// bundleJSONError says what is wrong with a body that does not decode as
+// a Bundle, in the words of FHIR JSON: the decoder's own message names the
+// Go types it decodes into.
+func bundleJSONError(err error) *Error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return errorf(http.StatusBadRequest, "invalid", "the body is not a valid JSON Bundle: %v", err)
+	}
+	want := map[reflect.Kind]string{reflect.String: "a string", reflect.Slice: "an array",
+		reflect.Struct: "an object", reflect.Map: "an object"}[te.Type.Kind()]
+	if te.Field == "" {
+		return errorf(http.StatusBadRequest, "invalid",
+			"the body is a JSON %s: POST /fhir takes a Bundle, a JSON object with resourceType Bundle", te.Value).at("Bundle")
+	}
+	return errorf(http.StatusBadRequest, "invalid", "Bundle.%s is a JSON %s, not %s", te.Field, te.Value, want).at("Bundle." + te.Field)
 }
 
 // wireFromXML turns a Bundle decoded from XML into the form JSON is read

@@ -1038,6 +1038,32 @@ func TestTransactionRejects(t *testing.T) {
 	})
 }
 
+// TestBundleBodyNotABundle: a body posted to the base that is JSON but no
+// Bundle object (an array, a string, null), or whose elements are of
+// another JSON type than FHIR's, is 400 saying so in FHIR's terms at the
+// element, where the message named the Go types it was decoded into.
+func TestBundleBodyNotABundle(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tt := range []struct{ body, expression, says string }{
+			{`[1,2]`, "Bundle", "the body is a JSON array: POST /fhir takes a Bundle, a JSON object with resourceType Bundle"},
+			{`"x"`, "Bundle", "the body is a JSON string"},
+			{`null`, "Bundle", "the body has no resourceType"},
+			{`{}`, "Bundle", "the body has no resourceType"},
+			{`{"resourceType":"Bundle","type":1}`, "Bundle.type", "Bundle.type is a JSON number, not a string"},
+			{`{"resourceType":"Bundle","type":"batch","entry":{}}`, "Bundle.entry", "Bundle.entry is a JSON object, not an array"},
+			{`{"resourceType":"Bundle","type":"batch","entry":[{"fullUrl":2}]}`, "Bundle.entry.fullUrl", "Bundle.entry.fullUrl is a JSON number, not a string"},
+			{`{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":1}}]}`, "Bundle.entry.request.method", "Bundle.entry.request.method is a JSON number, not a string"},
+			{`{"resourceType":"Bundle","type":"batch","entry":[{"request":[]}]}`, "Bundle.entry.request", "Bundle.entry.request is a JSON array, not an object"},
+		} {
+			r := c.do("POST", "", tt.body).want(t, http.StatusBadRequest)
+			d := r.outcome(t, "invalid", tt.expression)
+			if !strings.Contains(d, tt.says) || strings.Contains(d, "Go ") || strings.Contains(d, "wire") || strings.Contains(d, "json:") {
+				t.Errorf("%s: diagnostics %q, want them to say %q and name no Go type", tt.body, d, tt.says)
+			}
+		}
+	})
+}
+
 func TestTransactionBodyLimit(t *testing.T) {
 	small := func(cfg *server.Config) { cfg.MaxBodyBytes = 4096 }
 	eachEngine(t, func(t *testing.T, c *client) {
