@@ -203,6 +203,47 @@ func TestHTTPReadIfMatch(t *testing.T) {
 	})
 }
 
+// TestHTTPSearchIfMatch: a search with If-Match is 400 with an
+// OperationOutcome, as a search entry's request.ifMatch is: a search has
+// no version to match, and the header was ignored. If-Unmodified-Since
+// (RFC 9110 section 13.1.4: a resource with no modification date) and
+// If-None-Match (which caches send) are left ignored.
+func TestHTTPSearchIfMatch(t *testing.T) {
+	past := time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat)
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", headersPatient)["id"].(string)
+		form := []string{"Content-Type", "application/x-www-form-urlencoded"}
+		for _, tt := range []struct {
+			name, method, path, body string
+			headers                  []string
+		}{
+			{"type", "GET", "/Patient?_id=" + id, "", nil},
+			{"HEAD", "HEAD", "/Patient?_id=" + id, "", nil},
+			{"POST _search", "POST", "/Patient/_search", "_id=" + id, form},
+			{"system", "GET", "?_type=Patient", "", nil},
+			{"compartment", "GET", "/Patient/" + id + "/Observation", "", nil},
+			{"compartment, every type", "GET", "/Patient/" + id + "/*", "", nil},
+			{"definitions", "GET", "/StructureDefinition?name=Patient", "", nil},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				r := c.do(tt.method, tt.path, tt.body, append([]string{"If-Match", `W/"1"`}, tt.headers...)...).want(t, http.StatusBadRequest)
+				if tt.method == "HEAD" {
+					return
+				}
+				if d := r.outcome(t, "invalid", ""); !strings.Contains(d, "If-Match") || !strings.Contains(d, "not a search") {
+					t.Errorf("diagnostics %q", d)
+				}
+			})
+		}
+		for _, h := range [][]string{{"If-Unmodified-Since", past}, {"If-None-Match", `W/"1"`}} {
+			set := c.do("GET", "/Patient?_id="+id, "", h...).want(t, http.StatusOK).json(t)
+			if len(list(get(set, "entry"))) != 1 {
+				t.Errorf("%s: %v", h[0], set)
+			}
+		}
+	})
+}
+
 // TestHTTPIfUnmodifiedSince: an update, patch or delete with
 // If-Unmodified-Since before the resource was last updated is 412 with an
 // OperationOutcome and changes nothing (RFC 9110 section 13.1.4); with a

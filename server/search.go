@@ -41,6 +41,14 @@ func (a *api) registerSearch(g *gin.RouterGroup) {
 // searchParams returns the parameters of a search: the query string and,
 // for POST _search, the form-encoded body.
 func searchParams(c *gin.Context) (url.Values, error) {
+	// A search has no version to match, as a search entry's
+	// request.ifMatch has none: ignored, the client would take the page for
+	// the versions it named. If-Unmodified-Since is ignored, as RFC 9110
+	// (section 13.1.4) has it for a resource with no modification date;
+	// If-None-Match is left to caches.
+	if c.GetHeader("If-Match") != "" {
+		return nil, errorf(http.StatusBadRequest, "invalid", "If-Match is for a read of [type]/[id], PUT, PATCH and DELETE, not a search")
+	}
 	params := c.Request.URL.Query()
 	if c.Request.Method != http.MethodPost {
 		return params, nil
