@@ -233,6 +233,10 @@ func TestServeWithBrokenConfiguration(t *testing.T) {
 	if err := os.WriteFile(broken, []byte("issuers: [\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	short := filepath.Join(t.TempDir(), "short.yaml")
+	if err := os.WriteFile(short, []byte("token_lifetime: 1ns\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -240,6 +244,7 @@ func TestServeWithBrokenConfiguration(t *testing.T) {
 	}{
 		{"auth file missing", []string{"--auth", filepath.Join(t.TempDir(), "auth.yaml")}, "auth.yaml"},
 		{"auth file broken", []string{"--auth", broken}, "broken.yaml"},
+		{"token lifetime too short", []string{"--auth", short}, "short.yaml: token_lifetime: 1ns fails gte=1m"},
 		{"care codes broken", []string{"--care-codes", broken}, "--care-codes"},
 		{"profile not bundled", []string{"--require-profile", "Patient=https://example.org/StructureDefinition/none"}, "--require-profile"},
 	}

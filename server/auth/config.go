@@ -38,8 +38,9 @@ type Config struct {
 	// RateLimit bounds the requests of each client.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 	// TokenLifetime is how long the access tokens the server issues last;
-	// zero: DefaultTokenLifetime.
-	TokenLifetime time.Duration `json:"token_lifetime,omitempty" validate:"gte=0,lte=1h"`
+	// zero: DefaultTokenLifetime. At least a minute: a shorter token
+	// reports expires_in 0 yet the clock allowance still accepts it.
+	TokenLifetime time.Duration `json:"token_lifetime,omitempty" validate:"omitempty,gte=1m,lte=1h"`
 
 	// dir is the directory of the file, against which its paths are read.
 	dir string
@@ -207,6 +208,10 @@ func describeTag(fe validator.FieldError) string {
 		return "origin: want scheme://host[:port], such as https://app.example.nhs.uk, or *"
 	case "oneof":
 		return "oneof: want one of " + strings.ReplaceAll(fe.Param(), " ", ", ")
+	case "gte":
+		return "gte=" + fe.Param() + ": want at least " + fe.Param()
+	case "lte":
+		return "lte=" + fe.Param() + ": want at most " + fe.Param()
 	}
 	if fe.Param() != "" {
 		return fe.Tag() + "=" + fe.Param()

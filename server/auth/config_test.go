@@ -64,6 +64,8 @@ func TestParseRefuses(t *testing.T) {
 		{"duplicate client", "clients: [{id: gp, jwks: k.json, scopes: [system/*.rs]}, {id: gp, jwks: k.json, scopes: [system/*.rs]}]", "twice"},
 		{"origin with a path", "cors: [https://app.test/page]", "cors[0]"},
 		{"token lifetime", "token_lifetime: 3h", "token_lifetime"},
+		{"token lifetime too short", "token_lifetime: 1ns", "token_lifetime: 1ns fails gte=1m: want at least 1m"},
+		{"token lifetime negative", "token_lifetime: -5m", "token_lifetime: -5m0s fails gte=1m"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
