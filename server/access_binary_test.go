@@ -5,9 +5,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"carefhir/server"
-	"carefhir/server/access"
 )
 
 // TestBinarySecurityContext: under the care-team policy a Binary whose
@@ -20,12 +17,9 @@ func TestBinarySecurityContext(t *testing.T) {
 		"p1":      {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")},
 		"patient": {Subject: "patient", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
 	}
-	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
-			c := newAccessClient(t, e.Open(t), who, policy)
-			twoPatientRecords(c)
-			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			c := p1InTeamOfA(t, e, who)
 			for _, p := range []string{"a", "b"} {
 				// Patient a's letter also points to b's Binary: the link
 				// does not make b's Binary a's.

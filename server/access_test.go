@@ -60,13 +60,17 @@ func newAccessClient(t *testing.T, st store.Store, who principals, opts ...confi
 		claims := map[string]any{"sub": p.Subject, "scope": p.ScopeString()}
 		for claim, v := range map[string]string{"fhirUser": p.FHIRUser, "patient": p.Patient, "organization": p.Organization, "client_id": p.ClientID} {
 			if v != "" {
-				claims[claim] = v
+				claims[claim] = strings.ReplaceAll(v, baseMarker, root+"/fhir")
 			}
 		}
 		c.tokens[name] = idp.Sign(t, authtest.Claims(externalIssuer, root+"/fhir", claims))
 	}
 	return c
 }
+
+// baseMarker in a principal's claim stands for the server's FHIR base URL,
+// known only once the test server listens.
+const baseMarker = "{base}"
 
 func mustScopes(t *testing.T, list string) []access.Scope {
 	t.Helper()
@@ -618,6 +622,41 @@ func TestCareTeamPolicy(t *testing.T) {
 			c.put("/Patient/d", `{"resourceType":"Patient","id":"d","managingOrganization":{"reference":"Organization/org"}}`)
 			wantIDs(t, "registered", c.by("ods", "GET", "/Patient", ""), "Patient/c", "Patient/d")
 			c.by("ods", "GET", "/Patient/a", "").want(t, 404)
+		})
+	}
+}
+
+// p1InTeamOfA serves engine e under the care-team policy to who, with the
+// records of twoPatientRecords and Patient a's CareTeam "ct" in which
+// Practitioner/p1 takes part.
+func p1InTeamOfA(t *testing.T, e enginetest.Engine, who principals) *accessClient {
+	t.Helper()
+	c := newAccessClient(t, e.Open(t), who, func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy })
+	twoPatientRecords(c)
+	c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+	return c
+}
+
+// TestCareTeamPolicyAbsoluteFHIRUser: a fhirUser claim given as an
+// absolute URL under the server's own base names the same practitioner as
+// Practitioner/p1 does, where it reached no patient; one under another
+// base names no practitioner of this server and is still refused.
+func TestCareTeamPolicyAbsoluteFHIRUser(t *testing.T) {
+	who := principals{
+		"abs":   {Subject: "abs", FHIRUser: baseMarker + "/Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")},
+		"other": {Subject: "other", FHIRUser: "https://elsewhere.example/fhir/Practitioner/p1", Scopes: mustScopes(t, "user/*.cruds")},
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := p1InTeamOfA(t, e, who)
+			c.by("abs", "GET", "/Patient/a", "").want(t, http.StatusOK)
+			c.by("abs", "GET", "/Patient/b", "").want(t, http.StatusNotFound)
+			wantIDs(t, "absolute fhirUser of this server", c.by("abs", "GET", "/Observation", ""), "Observation/oa")
+			c.by("abs", "POST", "/Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`).want(t, http.StatusCreated)
+			// As any fhirUser that is not a Practitioner of this server:
+			// its user/ scopes grant no patient's records.
+			c.by("other", "GET", "/Patient/a", "").want(t, http.StatusForbidden)
+			c.by("other", "GET", "/Observation", "").want(t, http.StatusForbidden)
 		})
 	}
 }

@@ -53,8 +53,11 @@ func invalidToken(err error) *Error { return &Error{Code: "invalid_token", err: 
 // issuer for the audience configured for it.
 type Authenticator struct {
 	issuers map[string]trustedIssuer
-	now     func() time.Time
-	cache   *tokenCache
+	// base is the server's FHIR base URL, without a trailing slash: a
+	// fhirUser claim under it names a resource of this server.
+	base  string
+	now   func() time.Time
+	cache *tokenCache
 }
 
 // trustedIssuer is an issuer whose tokens are accepted: its keys, and the
@@ -193,7 +196,23 @@ func (a *Authenticator) check(ctx context.Context, raw string, now time.Time) (*
 		return nil, time.Time{}, err
 	}
 	p.Expires = exp
+	p.FHIRUser = a.localReference(p.FHIRUser)
 	return p, exp, nil
+}
+
+// localReference reduces a fhirUser given as an absolute URL under the
+// server's own base, as SMART App Launch allows, to the relative
+// reference the access rules compare (Practitioner/123). A URL of any
+// other base is left as it is: it names no resource of this server, so
+// it reaches no patient under the care-team rule.
+func (a *Authenticator) localReference(fhirUser string) string {
+	if a.base == "" {
+		return fhirUser
+	}
+	if rest, ok := strings.CutPrefix(fhirUser, a.base+"/"); ok && rest != "" {
+		return rest
+	}
+	return fhirUser
 }
 
 // audienceOf checks that tok names the audience its issuer's tokens must

@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg *Config, opts Options) (*Service, error) {
 		clients[c.ID] = &client{id: c.ID, keys: src, scopes: scopes, organization: c.Organization}
 	}
 	s := &Service{
-		Authenticator: &Authenticator{issuers: issuers, now: now, cache: newTokenCache(100_000)},
+		Authenticator: &Authenticator{issuers: issuers, base: issuer, now: now, cache: newTokenCache(100_000)},
 		cfg:           cfg,
 		keyring:       opts.Keyring,
 		tokenURL:      root + "/auth/token",
