@@ -35,30 +35,34 @@ func byteUnit(unit string) (int64, bool) {
 	return 0, false
 }
 
-// parseByteSize parses s as a byteSize.
+// parseByteSize parses s as a byteSize. Its errors name s, as the command
+// line's do; a valueError says why without it, for a value from the
+// environment.
 func parseByteSize(s string) (byteSize, error) {
 	s = strings.TrimSpace(s)
+	refuse := func(why string) error {
+		return &valueError{err: fmt.Errorf("byte size %q: %s", s, why), without: "byte size: " + why}
+	}
 	digits := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
 	if digits < 0 {
 		digits = len(s)
 	}
 	if digits == 0 {
-		return 0, fmt.Errorf("byte size %q: want a whole number of bytes, optionally with a unit such as KiB, MiB or MB", s)
+		return 0, refuse("want a whole number of bytes, optionally with a unit such as KiB, MiB or MB")
 	}
 	n, err := strconv.ParseInt(s[:digits], 10, 64)
 	if err != nil {
 		if errors.Is(err, strconv.ErrRange) {
-			return 0, fmt.Errorf("byte size %q: too large", s)
+			return 0, refuse("too large")
 		}
-		return 0, fmt.Errorf("byte size %q: %w", s, err)
+		return 0, refuse("want a whole number of bytes")
 	}
-	unit := strings.TrimSpace(s[digits:])
-	mult, ok := byteUnit(unit)
+	mult, ok := byteUnit(strings.TrimSpace(s[digits:]))
 	if !ok {
-		return 0, fmt.Errorf("byte size %q: unknown unit %q (want B, KiB, MiB, GiB, kB, MB or GB)", s, unit)
+		return 0, refuse("unknown unit (want B, KiB, MiB, GiB, kB, MB or GB)")
 	}
 	if n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("byte size %q: too large", s)
+		return 0, refuse("too large")
 	}
 	return byteSize(n * mult), nil
 }

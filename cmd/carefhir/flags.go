@@ -27,6 +27,17 @@ type usageError struct {
 func (e *usageError) Error() string { return e.err.Error() }
 func (e *usageError) Unwrap() error { return e.err }
 
+// valueError is a flag's refusal of a value that names the value, as the
+// command line's errors do; without says why with no part of it, for a
+// value set from the environment (see setFromEnv).
+type valueError struct {
+	err     error
+	without string
+}
+
+func (e *valueError) Error() string { return e.err.Error() }
+func (e *valueError) Unwrap() error { return e.err }
+
 // newFlagSet returns a flag set for a subcommand that reports errors instead
 // of exiting, and prints usage with the summary to stderr.
 func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
@@ -72,6 +83,9 @@ func setFromEnv(fs *flag.FlagSet, getenv func(string) string) (map[string]bool, 
 		if err := f.Value.Set(v); err != nil {
 			// The value is left out: it may be a secret, such as a URI
 			// with a password.
+			if ve, ok := errors.AsType[*valueError](err); ok {
+				err = errors.New(ve.without)
+			}
 			errs = append(errs, fmt.Errorf("%s: %s, which sets --%s: %w", commandName(fs), name, f.Name, err))
 		}
 		set[f.Name] = true

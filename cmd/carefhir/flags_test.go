@@ -197,6 +197,29 @@ func TestParseServeConfigHidesMongoPassword(t *testing.T) {
 	}
 }
 
+// A value a flag refuses is not repeated when a variable set it, whatever
+// the flag: the variable may hold a secret meant for another one.
+func TestVariableRefusedWithoutItsValue(t *testing.T) {
+	for _, tt := range []struct{ name, value, want string }{
+		{"CAREFHIR_MAX_BODY", "u:s3cret@db", "CAREFHIR_MAX_BODY, which sets --max-body: byte size: want a whole number of bytes"},
+		{"CAREFHIR_MAX_BODY", "10s3cret", "CAREFHIR_MAX_BODY, which sets --max-body: byte size: unknown unit"},
+		{"CAREFHIR_NOTIFY_TYPES", "Patient,s3cret", "CAREFHIR_NOTIFY_TYPES, which sets --notify-types: type 2 of the list is not a resource type"},
+	} {
+		var stderr strings.Builder
+		err := run(t.Context(), []string{"serve", "--data", t.TempDir()}, env(map[string]string{tt.name: tt.value}), io.Discard, &stderr)
+		code := exitCode(err, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tt.want) || strings.Contains(stderr.String(), "s3cret") {
+			t.Errorf("%s=%s: exit code %d, stderr %q; want 2 and %q without the value", tt.name, tt.value, code, stderr.String(), tt.want)
+		}
+	}
+	// The command line names the value it refuses.
+	var stderr strings.Builder
+	err := run(t.Context(), []string{"serve", "--max-body", "10TB"}, env(nil), io.Discard, &stderr)
+	if code := exitCode(err, &stderr); code != 2 || !strings.Contains(stderr.String(), `"10TB"`) {
+		t.Errorf("--max-body 10TB: exit code %d, stderr %q; want 2 naming the value", code, stderr.String())
+	}
+}
+
 func TestParseServeConfigHelp(t *testing.T) {
 	var out strings.Builder
 	_, err := parseServeConfig([]string{"-h"}, env(nil), &out)

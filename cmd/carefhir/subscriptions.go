@@ -98,12 +98,15 @@ type typeList []string
 func (l *typeList) String() string { return strings.Join(*l, ",") }
 
 func (l *typeList) Set(v string) error {
-	for _, t := range strings.Split(v, ",") {
+	for i, t := range strings.Split(v, ",") {
 		t = strings.TrimSpace(t)
 		// A misspelt type would leave Subscriptions on the meant one
 		// refused, and its writes unnotified, with nothing said at start.
 		if !fhir.IsResourceType(t) {
-			return fmt.Errorf("%q is not a resource type", t)
+			return &valueError{
+				err:     fmt.Errorf("%q is not a resource type", t),
+				without: fmt.Sprintf("type %d of the list is not a resource type", i+1),
+			}
 		}
 		*l = append(*l, t)
 	}
