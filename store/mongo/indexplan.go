@@ -88,6 +88,8 @@ func DefaultIndexes() []IndexedParam {
 	add("Condition", "identifier:token", "subject:reference", "patient:reference", "code:token",
 		"clinical-status:token", "category:token", "onset-date:date")
 	add("Consent", "identifier:token", "patient:reference", "status:token", "category:token")
+	add("DiagnosticReport", "identifier:token", "subject:reference:with=date", "patient:reference", "code:token",
+		"category:token", "status:token", "date:date:sort")
 	add("DocumentReference", "identifier:token", "subject:reference:with=date", "patient:reference",
 		"type:token", "category:token", "date:date:sort", "status:token")
 	add("Encounter", "identifier:token", "subject:reference:with=date", "patient:reference", "date:date:sort",
@@ -96,8 +98,14 @@ func DefaultIndexes() []IndexedParam {
 	add("Flag", "identifier:token", "subject:reference", "patient:reference", "date:date")
 	add("Goal", "identifier:token", "subject:reference", "patient:reference", "lifecycle-status:token")
 	add("Group", "identifier:token", "member:reference", "code:token")
+	add("HealthcareService", "identifier:token", "organization:reference", "service-type:token", "name:string",
+		"active:token")
+	add("Immunization", "identifier:token", "patient:reference", "vaccine-code:token", "status:token", "date:date:sort")
+	add("List", "identifier:token", "subject:reference", "patient:reference", "code:token", "status:token", "date:date")
 	add("Location", "identifier:token", "name:string", "organization:reference")
 	add("Medication", "identifier:token", "code:token")
+	add("MedicationRequest", "identifier:token", "subject:reference", "patient:reference", "status:token",
+		"intent:token", "authoredon:date:sort", "code:token", "medication:reference", "requester:reference")
 	add("MedicationStatement", "identifier:token", "subject:reference", "patient:reference", "status:token", "effective:date")
 	add("Observation", "identifier:token", "subject:reference:with=date", "patient:reference", "code:token",
 		"category:token", "status:token", "date:date:sort", "encounter:reference", "performer:reference")
@@ -118,6 +126,7 @@ func DefaultIndexes() []IndexedParam {
 	add("ServiceRequest", "identifier:token", "subject:reference", "patient:reference", "status:token",
 		"requester:reference", "authored:date:sort", "code:token", "category:token")
 	add("Slot", "schedule:reference", "start:date:sort", "status:token")
+	add("Specimen", "identifier:token", "subject:reference", "patient:reference", "type:token", "collected:date")
 	add("StructureDefinition", "url:uri", "version:token", "name:string", "status:token")
 	add("Subscription", "status:token")
 	add("Task", "identifier:token", "status:token", "owner:reference", "requester:reference", "patient:reference",

@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"carefhir/fhir/search"
+	"carefhir/server"
 	storemongo "carefhir/store/mongo"
 	"carefhir/store/mongo/ferrettest"
 )
@@ -134,5 +135,35 @@ func TestTooManyIndexes(t *testing.T) {
 	}
 	if n, err := db.Collection("Observation").CountDocuments(t.Context(), bson.D{}); err != nil || n != 0 {
 		t.Errorf("Observation: %d documents, %v", n, err)
+	}
+}
+
+// TestDefaultIndexesCoverServedTypes checks that every resource type the
+// API serves has parameters in the index plan, but for those never
+// searched by their content: a type left out is answered by scanning its
+// whole collection, however large, for every search of it.
+func TestDefaultIndexesCoverServedTypes(t *testing.T) {
+	planned := map[string]bool{}
+	for _, p := range storemongo.DefaultIndexes() {
+		planned[p.Type] = true
+	}
+	unsearched := []string{"Binary", "CapabilityStatement", "OperationOutcome", "Parameters"}
+	for _, typ := range server.ServedTypes() {
+		if !planned[typ] && !slices.Contains(unsearched, typ) {
+			t.Errorf("%s is served but has no parameter in the default index plan", typ)
+		}
+	}
+}
+
+// TestOpenIndexesMedicationRequest checks on a real server that the plan's
+// indexes of a type are made at start-up, before the type is written.
+func TestOpenIndexesMedicationRequest(t *testing.T) {
+	uri := ferrettest.Start(t)
+	open(t, uri)
+	got := indexKeys(t, connect(t, uri).Database(ferrettest.Database).Collection("MedicationRequest"))
+	for _, want := range []string{"ixr_patient:1,_id:1", "ix_status:1,_id:1", "ixa_authoredon:1,_id:1"} {
+		if !slices.ContainsFunc(got, func(k string) bool { return strings.HasPrefix(k, want) }) {
+			t.Errorf("MedicationRequest indexes after Open: %q, want one keyed %s", got, want)
+		}
 	}
 }
