@@ -182,22 +182,49 @@ func (s *Store) readStored(ctx context.Context, r store.Reader, typ, id string) 
 	if err != nil {
 		return nil, err
 	}
-	g, err := req.grant(typ, readPerm(ctx))
+	v, err := s.decideRead(ctx, req, r, readPerm(ctx), typ, id, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.touch(ctx, req, r, v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// decideRead returns version version of typ/id (0: the current one) when
+// the principal may read it with perm: the one decision of a read, a
+// vread, and of whether an AuditEvent may name the resource to them (see
+// reachesRef). An earlier version is read only while the current one is
+// within reach too (see withinNow). It answers store.ErrNotFound for a
+// resource not held or out of reach, and a *Denied when perm on typ is not
+// granted, store.ErrNotFound instead in an operation gathering what it
+// may (see filtering). It records nothing: a read and a vread audit what
+// they give, a check must not.
+func (s *Store) decideRead(ctx context.Context, req *request, r store.Reader, perm Perm, typ, id string, version int64) (*store.Version, error) {
+	g, err := req.grant(typ, perm)
 	if err != nil {
 		if filtering(ctx) {
 			return nil, store.ErrNotFound
 		}
 		return nil, err
 	}
-	v, err := r.Read(ctx, typ, id)
+	var v *store.Version
+	if version == 0 {
+		v, err = r.Read(ctx, typ, id)
+	} else {
+		v, err = r.VRead(ctx, typ, id, version)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if err := s.within(ctx, req, r, g, v); err != nil {
 		return nil, err
 	}
-	if err := s.touch(ctx, req, r, v); err != nil {
-		return nil, err
+	if version != 0 {
+		if err := s.withinNow(ctx, req, r, g, v); err != nil {
+			return nil, err
+		}
 	}
 	return v, nil
 }
@@ -239,18 +266,8 @@ func (s *Store) vread(ctx context.Context, r store.Reader, typ, id string, versi
 	if err != nil {
 		return nil, err
 	}
-	g, err := req.grant(typ, Read)
+	v, err := s.decideRead(ctx, req, r, Read, typ, id, version)
 	if err != nil {
-		return nil, err
-	}
-	v, err := r.VRead(ctx, typ, id, version)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.within(ctx, req, r, g, v); err != nil {
-		return nil, err
-	}
-	if err := s.withinNow(ctx, req, r, g, v); err != nil {
 		return nil, err
 	}
 	if err := s.touch(ctx, req, r, v); err != nil {

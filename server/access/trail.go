@@ -127,27 +127,8 @@ func (s *Store) reachesRef(ctx context.Context, req *request, r store.Reader, re
 	if !fhir.IsResourceType(typ) || id == "" {
 		return true, nil
 	}
-	g, err := req.grant(typ, Read)
-	if isDenied(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	var v *store.Version
-	if version == 0 {
-		v, err = r.Read(ctx, typ, id)
-	} else {
-		v, err = r.VRead(ctx, typ, id, version)
-	}
-	if err == nil {
-		err = s.within(ctx, req, r, g, v)
-	}
-	if err == nil && version != 0 {
-		err = s.withinNow(ctx, req, r, g, v)
-	}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
+	switch _, err := s.decideRead(ctx, req, r, Read, typ, id, version); {
+	case errors.Is(err, store.ErrNotFound) || isDenied(err):
 		return false, nil
 	case err != nil:
 		return false, err
