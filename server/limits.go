@@ -42,6 +42,14 @@ type Limits struct {
 	// them, which its response would hold in memory at once. Default
 	// DefaultBundleReads.
 	BundleReads int
+	// CanonicalVersions bounds the stored resources of one canonical url
+	// read to find the newest, when a ValueSet or CodeSystem is named
+	// without a version ($expand, $validate-code, :in, a ValueSet's
+	// imports): each is read whole to compare versions, so a url stored
+	// in thousands of versions would cost every such request all of them.
+	// Past it, the url must be named with its version. Default
+	// DefaultCanonicalVersions.
+	CanonicalVersions int
 	// LargeBodies bounds how many requests with a body over LargeBody
 	// bytes (or of unknown length) are served at once; others wait for a
 	// turn within their deadline. Decoding, validating and patching a
@@ -62,6 +70,9 @@ const (
 	DefaultUnitOfWork    = 15 * time.Second
 	DefaultBundleEntries = 10000
 	DefaultBundleReads   = 64 << 20
+	// DefaultCanonicalVersions is far above the versions of a definition
+	// a network publishes, yet reads a bounded few megabytes.
+	DefaultCanonicalVersions = 100
 )
 
 func (l Limits) withDefaults() Limits {
@@ -76,6 +87,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.BundleReads <= 0 {
 		l.BundleReads = DefaultBundleReads
+	}
+	if l.CanonicalVersions <= 0 {
+		l.CanonicalVersions = DefaultCanonicalVersions
 	}
 	if l.LargeBodies <= 0 {
 		l.LargeBodies = max(1, runtime.GOMAXPROCS(0)/2)

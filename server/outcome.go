@@ -139,6 +139,7 @@ func fromError(err error) (int, outcome, http.Header) {
 		tooBig   *http.MaxBytesError
 		denied   *access.Denied
 		invalid  *access.Invalid
+		versions *tooManyVersions
 	)
 	switch {
 	case errors.As(err, &fe):
@@ -162,6 +163,8 @@ func fromError(err error) (int, outcome, http.Header) {
 			code = "not-supported"
 		}
 		return denied.Status, newOutcome(Issue{Severity: "error", Code: code, Diagnostics: denied.Message}), nil
+	case errors.As(err, &versions):
+		return http.StatusUnprocessableEntity, newOutcome(Issue{Severity: "error", Code: "too-costly", Diagnostics: versions.Error()}), nil
 	case errors.As(err, &invalid):
 		return http.StatusUnprocessableEntity, newOutcome(Issue{Severity: "error", Code: "invalid",
 			Diagnostics: invalid.Message, Expression: []string{invalid.Expression}}), nil

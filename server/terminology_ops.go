@@ -37,6 +37,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/search"
 	"carefhir/profiles/conformance"
 	"carefhir/profiles/terminology"
 	"carefhir/store"
@@ -335,7 +336,9 @@ func (a *api) bundled(typ, id string) *conformance.Resource {
 // and version, or nil. Without a version it is the newest of those with
 // the url (newestCanonical), as R4 leaves the choice to the server
 // (references.html, canonical): the one a client last published, not the
-// one stored first.
+// one stored first. Each is read whole to compare their versions, so at
+// most Limits.CanonicalVersions of them are: a url held in more answers
+// a *tooManyVersions.
 func (a *api) findCanonical(c *gin.Context, typ, canonical, version string) (*store.Version, error) {
 	q := url.Values{"url": {canonical}}
 	if version != "" {
@@ -345,6 +348,8 @@ func (a *api) findCanonical(c *gin.Context, typ, canonical, version string) (*st
 	if err != nil {
 		return nil, searchError(err)
 	}
+	most := a.cfg.Limits.CanonicalVersions
+	plan.Query.Count = most + 1
 	if version != "" {
 		plan.Query.Count = 1
 	}
@@ -352,8 +357,28 @@ func (a *api) findCanonical(c *gin.Context, typ, canonical, version string) (*st
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
+	if len(found) > most {
+		return nil, &tooManyVersions{typ: typ, url: canonical, most: most}
+	}
 	return newestCanonical(found)
 }
+
+// tooManyVersions reports a canonical url named without a version that
+// is held here in more stored resources than findCanonical compares
+// (Limits.CanonicalVersions): too costly, which naming the version
+// avoids, in a search (:in, :below) as in an operation.
+type tooManyVersions struct {
+	typ, url string
+	most     int
+}
+
+func (e *tooManyVersions) Error() string {
+	return fmt.Sprintf("%s %s is stored here in more than %d versions, more than are compared to find the newest: name the version (url|version)", e.typ, e.url, e.most)
+}
+
+// Is makes a search answer it as the terminology's other costs (400
+// too-costly, naming the parameter).
+func (e *tooManyVersions) Is(target error) bool { return target == search.ErrTooCostly }
 
 // newestCanonical returns the newest of versions, resources sharing a
 // canonical url: the one of the highest version (compareVersions), and of

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -586,6 +587,52 @@ func TestTerminologyNewestVersion(t *testing.T) {
 			t.Errorf("$lookup: display %q, want that of version 1.10.0", got)
 		}
 	}, withValidator(false), withDefinitions)
+}
+
+// A url named without a version is resolved to the newest of at most
+// Limits.CanonicalVersions stored resources, each read whole to compare
+// versions: one stored in more is refused as too costly, by $expand,
+// $validate-code, $lookup and :in alike, rather than reading them all at
+// every request; naming the version still finds it.
+func TestTerminologyCanonicalVersionsBounded(t *testing.T) {
+	const (
+		vs     = "http://example.org/vs/many"
+		system = "http://example.org/cs/many"
+	)
+	eachEngine(t, func(t *testing.T, c *client) {
+		put := func(i int) {
+			version := fmt.Sprintf("1.%d.0", i)
+			c.do("PUT", fmt.Sprintf("/CodeSystem/many%d", i), `{"resourceType":"CodeSystem","id":"many`+strconv.Itoa(i)+`","url":"`+system+`","version":"`+version+`","status":"active","content":"complete",
+				"concept":[{"code":"c`+strconv.Itoa(i)+`","display":"Code `+version+`"}]}`).want(t, http.StatusCreated)
+			c.do("PUT", fmt.Sprintf("/ValueSet/many%d", i), `{"resourceType":"ValueSet","id":"many`+strconv.Itoa(i)+`","url":"`+vs+`","version":"`+version+`","status":"active",
+				"compose":{"include":[{"system":"`+system+`","version":"`+version+`"}]}}`).want(t, http.StatusCreated)
+		}
+		for i := range 3 {
+			put(i)
+		}
+		c.do("PUT", "/Observation/o2", `{"resourceType":"Observation","id":"o2","status":"final","code":{"coding":[{"system":"`+system+`","code":"c2"}]}}`).want(t, http.StatusCreated)
+		if codes, _ := expansion(t, c.do("GET", "/ValueSet/$expand?url="+url.QueryEscape(vs), "")); !slices.Equal(codes, []string{"c2"}) {
+			t.Errorf("$expand of 3 versions: %v, want [c2], of version 1.2.0", codes)
+		}
+		put(3)
+		for _, path := range []string{
+			"/ValueSet/$expand?url=" + url.QueryEscape(vs),
+			"/ValueSet/$validate-code?url=" + url.QueryEscape(vs) + "&system=" + url.QueryEscape(system) + "&code=c3",
+			"/CodeSystem/$lookup?system=" + url.QueryEscape(system) + "&code=c3",
+		} {
+			if msg := c.do("GET", path, "").want(t, http.StatusUnprocessableEntity).outcome(t, "too-costly", ""); !strings.Contains(msg, "url|version") {
+				t.Errorf("GET %s: %q does not say to name the version", path, msg)
+			}
+		}
+		c.do("GET", "/Observation?code:in="+url.QueryEscape(vs), "").
+			want(t, http.StatusBadRequest).outcome(t, "too-costly", "code:in")
+		if codes, _ := expansion(t, c.do("GET", "/ValueSet/$expand?url="+url.QueryEscape(vs+"|1.2.0"), "")); !slices.Equal(codes, []string{"c2"}) {
+			t.Errorf("$expand of version 1.2.0: %v, want [c2]", codes)
+		}
+		if got := c.do("GET", "/Observation?code:in="+url.QueryEscape(vs+"|1.2.0"), "").searchset(t).ids("match"); got != "Observation/o2" {
+			t.Errorf(":in of version 1.2.0 matches %q, want Observation/o2", got)
+		}
+	}, withValidator(false), withDefinitions, func(cfg *server.Config) { cfg.Limits.CanonicalVersions = 3 })
 }
 
 // A stored ValueSet that imports stored ValueSets (compose.include.valueSet,
