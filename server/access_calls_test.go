@@ -295,3 +295,39 @@ func TestIdentifiedPatientsFoundInBatches(t *testing.T) {
 		})
 	}
 }
+
+// TestTrailEntitiesDecidedInBatches: a token reading the audit trail by
+// its patients is given each AuditEvent without the entities naming what
+// it may not read (see TestTrailNamesOnlyWhatTheReaderReaches); a page of
+// events naming n resources is decided with a bounded number of store
+// calls, not with a read or two for each resource named.
+func TestTrailEntitiesDecidedInBatches(t *testing.T) {
+	const n = 20
+	who := principals{"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")}}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			st := &countingStore{Store: e.Open(t)}
+			c := newAccessClient(t, st, who)
+			twoPatientRecords(c)
+			c.put("/Group/both", `{"resourceType":"Group","id":"both","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}},{"entity":{"reference":"Patient/b"}}]}`)
+			for i := range n {
+				c.put(fmt.Sprintf("/Observation/t%d", i), fmt.Sprintf(`{"resourceType":"Observation","id":"t%d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/a"}}`, i))
+			}
+			c.auditor.Flush()
+			before := st.calls.Load()
+			body := string(c.by("app", "GET", "/AuditEvent?_count=100", "").want(t, http.StatusOK).body)
+			calls := st.calls.Load() - before
+			if strings.Contains(body, "Group/both") {
+				t.Errorf("patient a's app reads an AuditEvent naming Group/both, which it is answered 404 for")
+			}
+			for i := range n {
+				if ref := fmt.Sprintf(`"Observation/t%d/_history/1"`, i); !strings.Contains(body, ref) {
+					t.Errorf("no AuditEvent names %s, which a's app reads", ref)
+				}
+			}
+			if calls > 10 {
+				t.Errorf("%d store calls for a page of AuditEvents naming over %d resources, want a bounded few", calls, n)
+			}
+		})
+	}
+}

@@ -68,6 +68,15 @@ func (ra *readAhead) Read(ctx context.Context, typ, id string) (*store.Version, 
 	return ra.Reader.Read(ctx, typ, id)
 }
 
+// VRead implements store.Reader: the current version read ahead is the
+// version of its number.
+func (ra *readAhead) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
+	if v, ok := ra.current[typ+"/"+id]; ok && v.VersionID == version {
+		return v, nil
+	}
+	return ra.Reader.VRead(ctx, typ, id, version)
+}
+
 // refsOf returns the Type/id of the resources of vs.
 func refsOf(vs []*store.Version) []string {
 	refs := make([]string, len(vs))

@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -33,6 +34,12 @@ func (s *Store) shownTo(ctx context.Context, req *request, r store.Reader, vs []
 // that resource: its id and version must not reach them either. The
 // entity naming the patient, the request id and what names no resource
 // are kept. vs itself is not changed.
+//
+// The resources the events of vs name are decided together, their
+// current versions read ahead by a search of each type (see
+// readingAhead), not by a read or two each; an event naming only what
+// the principal reaches is given as it is stored, not decoded and
+// encoded again.
 func (s *Store) trailReached(ctx context.Context, req *request, r store.Reader, vs []*store.Version) ([]*store.Version, error) {
 	if req.p.unrestricted() || !slices.ContainsFunc(vs, isTrailEvent) {
 		return vs, nil
@@ -40,18 +47,37 @@ func (s *Store) trailReached(ctx context.Context, req *request, r store.Reader, 
 	if g, err := req.grant("AuditEvent", Read); err == nil && g.all {
 		return vs, nil // the whole trail, which names every resource
 	}
-	reached := map[string]bool{} // by reference
-	var out []*store.Version     // nil until a version is changed
+	named := make([][]string, len(vs)) // the references each event names
+	var unseen []string
+	seen := map[string]bool{}
 	for i, v := range vs {
 		if !isTrailEvent(v) {
 			continue
 		}
-		body, err := s.reachedEntities(ctx, req, r, v.JSON, reached)
+		refs, err := entityReferences(v.JSON)
 		if err != nil {
 			return nil, fmt.Errorf("access: the entities of AuditEvent/%s: %w", v.ID, err)
 		}
-		if body == nil {
+		named[i] = refs
+		for _, ref := range refs {
+			if !seen[ref] {
+				seen[ref] = true
+				unseen = append(unseen, ref)
+			}
+		}
+	}
+	reached, err := s.reachRefs(ctx, req, r, unseen)
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Version // nil until a version is changed
+	for i, v := range vs {
+		if !isTrailEvent(v) || !slices.ContainsFunc(named[i], func(ref string) bool { return !reached[ref] }) {
 			continue
+		}
+		body, err := reachedEntities(v.JSON, reached)
+		if err != nil {
+			return nil, fmt.Errorf("access: the entities of AuditEvent/%s: %w", v.ID, err)
 		}
 		if out == nil {
 			out = slices.Clone(vs)
@@ -68,10 +94,62 @@ func (s *Store) trailReached(ctx context.Context, req *request, r store.Reader, 
 
 func isTrailEvent(v *store.Version) bool { return v != nil && v.Type == "AuditEvent" && !v.Deleted }
 
+// entityReferences returns the references of the entities of an
+// AuditEvent (its JSON), read without decoding the rest of it.
+func entityReferences(body []byte) ([]string, error) {
+	var ev struct {
+		Entity []struct {
+			What *struct{ Reference string }
+		}
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, err
+	}
+	var refs []string
+	for _, en := range ev.Entity {
+		if en.What != nil && en.What.Reference != "" {
+			refs = append(refs, en.What.Reference)
+		}
+	}
+	return refs, nil
+}
+
+// reachRefs decides, by reference, whether the principal may read what
+// each of refs names (see reachesRef), reading ahead the current versions
+// of the resources they name, which decide most of them.
+func (s *Store) reachRefs(ctx context.Context, req *request, r store.Reader, refs []string) (map[string]bool, error) {
+	reached := make(map[string]bool, len(refs))
+	var ahead []string
+	for _, ref := range refs {
+		typ, id, _, ok := refTarget(ref)
+		if !ok || !slices.Contains(req.rules.Types, typ) {
+			continue
+		}
+		if _, err := req.grant(typ, Read); err == nil {
+			ahead = append(ahead, typ+"/"+id)
+		}
+	}
+	if len(ahead) > 1 {
+		ra, err := readingAhead(ctx, r, ahead)
+		if err != nil {
+			return nil, err
+		}
+		r = ra
+	}
+	for _, ref := range refs {
+		ok, err := s.reachesRef(ctx, req, r, ref)
+		if err != nil {
+			return nil, err
+		}
+		reached[ref] = ok
+	}
+	return reached, nil
+}
+
 // reachedEntities returns the AuditEvent body without the entities naming
-// a resource the principal may not read, or nil when it names none.
-// reached holds the decisions made so far, by reference.
-func (s *Store) reachedEntities(ctx context.Context, req *request, r store.Reader, body []byte, reached map[string]bool) ([]byte, error) {
+// a resource the principal may not read, as reached decides each
+// reference.
+func reachedEntities(body []byte, reached map[string]bool) ([]byte, error) {
 	res, err := fhirjson.UnmarshalStored(body)
 	if err != nil {
 		return nil, err
@@ -82,49 +160,47 @@ func (s *Store) reachedEntities(ctx context.Context, req *request, r store.Reade
 	}
 	kept := ev.Entity[:0:0]
 	for _, en := range ev.Entity {
-		if en != nil && en.What != nil && en.What.Reference != nil {
-			ref := en.What.Reference.Get()
-			ok, known := reached[ref]
-			if !known {
-				if ok, err = s.reachesRef(ctx, req, r, ref); err != nil {
-					return nil, err
-				}
-				reached[ref] = ok
-			}
-			if !ok {
-				continue
-			}
+		if en != nil && en.What != nil && en.What.Reference != nil && !reached[en.What.Reference.Get()] {
+			continue
 		}
 		kept = append(kept, en)
-	}
-	if len(kept) == len(ev.Entity) {
-		return nil, nil
 	}
 	ev.Entity = kept
 	return fhirjson.Marshal(ev)
 }
 
-// reachesRef reports whether the principal may read what ref, a reference
-// the server wrote (Type/id, or Type/id/_history/n), names, as a read or
-// vread of it would decide: one that does not exist is not reached. A
-// reference of another form names no resource of this server and is
-// reached.
-func (s *Store) reachesRef(ctx context.Context, req *request, r store.Reader, ref string) (bool, error) {
+// refTarget returns the resource ref names when it is a reference the
+// server writes, Type/id or Type/id/_history/n (version 0 for the
+// former); ok false for a reference of another form, which names no
+// resource of this server.
+func refTarget(ref string) (typ, id string, version int64, ok bool) {
 	parts := strings.Split(ref, "/")
-	var version int64
 	switch {
 	case len(parts) == 2:
 	case len(parts) == 4 && parts[2] == "_history":
 		n, err := strconv.ParseInt(parts[3], 10, 64)
 		if err != nil || n < 1 {
-			return true, nil
+			return "", "", 0, false
 		}
 		version = n
 	default:
-		return true, nil
+		return "", "", 0, false
 	}
-	typ, id := parts[0], parts[1]
+	typ, id = parts[0], parts[1]
 	if !fhir.IsResourceType(typ) || id == "" {
+		return "", "", 0, false
+	}
+	return typ, id, version, true
+}
+
+// reachesRef reports whether the principal may read what ref, a reference
+// the server wrote (Type/id, or Type/id/_history/n), names, as a read or
+// vread of it decides (decideRead): one that does not exist is not
+// reached. A reference of another form names no resource of this server
+// and is reached.
+func (s *Store) reachesRef(ctx context.Context, req *request, r store.Reader, ref string) (bool, error) {
+	typ, id, version, ok := refTarget(ref)
+	if !ok {
 		return true, nil
 	}
 	switch _, err := s.decideRead(ctx, req, r, Read, typ, id, version); {
