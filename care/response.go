@@ -2,9 +2,11 @@ package care
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"carefhir/fhir"
@@ -62,6 +64,11 @@ func (c *Care) checkResponse(ctx context.Context, s operation.Store, ch *operati
 	return nil
 }
 
+// maxQuestionnaireVersions bounds the Questionnaires of one url compared
+// to find the latest where the engine cannot sort them (see
+// findQuestionnaire).
+const maxQuestionnaireVersions = 100
+
 // findQuestionnaire returns the Questionnaire a canonical names (url or
 // url|version) as JSON: the PAM Questionnaire, or one that the transaction
 // of ch writes or the store holds (the latest version when none is named;
@@ -86,11 +93,25 @@ func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *ope
 			}
 		}
 	}
-	params := url.Values{"url": {u}, "_count": {"50"}}
+	// Of those stored, the one updated last, whatever their number: one
+	// more is read than the transaction writes, whose own are taken as it
+	// writes them, above.
+	params := url.Values{"url": {u}, "_sort": {"-_lastUpdated"}, "_count": {strconv.Itoa(len(written) + 1)}}
 	if version != "" {
 		params.Set("version", version)
 	}
 	page, err := s.Search(ctx, "Questionnaire", params)
+	if errors.Is(err, errors.ErrUnsupported) {
+		// An engine that cannot sort with what a unit of work wrote
+		// (MongoDB) answers a page in id order, with those writes: all
+		// of them, up to a bound.
+		params.Del("_sort")
+		params.Set("_count", strconv.Itoa(maxQuestionnaireVersions))
+		if page, err = s.Search(ctx, "Questionnaire", params); errors.Is(err, errors.ErrUnsupported) {
+			return nil, operation.Errorf(http.StatusUnprocessableEntity, "too-costly", "QuestionnaireResponse.questionnaire",
+				"more than %d Questionnaires held here have the url %s, more than are compared in a transaction writing Questionnaires: name the version (url|version)", maxQuestionnaireVersions, u)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("find Questionnaire %s: %w", canonical, err)
 	}

@@ -2,11 +2,13 @@ package care_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"carefhir/care"
 	"carefhir/server"
@@ -135,6 +137,30 @@ func TestResponseRules(t *testing.T) {
 		// Nothing refused was stored.
 		if n := len(entries(c.do("GET", "/QuestionnaireResponse", "").want(http.StatusOK))); n != 2 {
 			t.Errorf("%d responses stored, want 2", n)
+		}
+	})
+}
+
+// TestResponseNamesLatestOfManyQuestionnaires: a response naming a url
+// held by many stored Questionnaires is checked against the one updated
+// last, however many there are, not the latest of the first 50 by id.
+func TestResponseNamesLatestOfManyQuestionnaires(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		const n = 51
+		for i := range n {
+			item := "old"
+			if i == n-1 {
+				item = "new"
+				time.Sleep(5 * time.Millisecond) // updated last, not in the same millisecond
+			}
+			c.put(fmt.Sprintf(`{"resourceType":"Questionnaire","id":"many%02d","url":"http://example.org/q/many","status":"active","item":[{"linkId":%q,"type":"boolean"}]}`, i, item))
+		}
+		write := func(item string) *response {
+			return c.do("POST", "/QuestionnaireResponse", `{"resourceType":"QuestionnaireResponse","questionnaire":"http://example.org/q/many","status":"completed","item":[{"linkId":"`+item+`","answer":[{"valueBoolean":true}]}]}`)
+		}
+		write("new").want(http.StatusCreated)
+		if got := issues(write("old").want(http.StatusUnprocessableEntity)); !strings.Contains(got, `no item "old"`) {
+			t.Errorf("a response to an earlier Questionnaire: %s", got)
 		}
 	})
 }
