@@ -124,3 +124,27 @@ func TestBinaryRawCreateTooBig(t *testing.T) {
 		}
 	}, func(cfg *server.Config) { cfg.MaxBodyBytes = 1024 })
 }
+
+// A base64Binary whose "=" is not the final padding (RFC 4648, which R4
+// names) is no base64 any decoder reads: a Binary holding one is refused
+// at its data, in JSON and XML, and nothing is stored, where it was stored
+// and its content read was a 500.
+func TestBinaryMalformedBase64(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, data := range []string{"AA=A", "A===", "aGVs=bG8="} {
+			asJSON := `{"resourceType":"Binary","contentType":"text/plain","data":"` + data + `"}`
+			asXML := `<Binary xmlns="http://hl7.org/fhir"><contentType value="text/plain"/><data value="` + data + `"/></Binary>`
+			for _, v := range []struct{ body, contentType string }{{asJSON, "application/fhir+json"}, {asXML, "application/fhir+xml"}} {
+				r := c.do("POST", "/Binary", v.body, "Content-Type", v.contentType, "Accept", "application/fhir+json").want(t, http.StatusBadRequest)
+				if msg := r.outcome(t, "", "Binary.data"); !strings.Contains(msg, data) {
+					t.Errorf("%s: diagnostics %q do not name %s", v.body, msg, data)
+				}
+				c.do("PUT", "/Binary/b", v.body, "Content-Type", v.contentType).want(t, http.StatusBadRequest)
+			}
+		}
+		if n := c.do("GET", "/Binary?_summary=count", "").want(t, http.StatusOK).json(t)["total"]; n != 0.0 {
+			t.Errorf("%v Binaries stored, want 0", n)
+		}
+		c.do("GET", "/Binary/b", "").want(t, http.StatusNotFound)
+	})
+}

@@ -187,9 +187,14 @@ func validUUID(s string) bool {
 	return true
 }
 
-// validBase64: (\s*([0-9a-zA-Z\+/=]){4}\s*)+
+// validBase64: (\s*([0-9a-zA-Z\+/=]){4}\s*)+, and base64 as RFC 4648 has
+// it, which R4 names (datatypes.html#base64Binary): "=" pads the last group
+// only, as its last one or two characters. The regex alone lets "AA=A" or
+// "A===" through, which no base64 decoder reads, so that the content of a
+// Binary holding one could be stored and never served.
 func validBase64(s string) bool {
 	groups := 0
+	padded := false
 	i := 0
 	for {
 		for i < len(s) && isSpace(s[i]) {
@@ -198,12 +203,21 @@ func validBase64(s string) bool {
 		if i == len(s) {
 			return groups > 0
 		}
-		if len(s)-i < 4 {
+		if len(s)-i < 4 || padded {
 			return false
 		}
 		for j := 0; j < 4; j++ {
 			c := s[i+j]
-			if !(isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '+' || c == '/' || c == '=') {
+			switch {
+			case c == '=':
+				// "xx==" or "xxx=": nothing but padding after the first.
+				if j < 2 || j == 2 && s[i+3] != '=' {
+					return false
+				}
+				padded = true
+			case padded:
+				return false
+			case !(isDigit(c) || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '+' || c == '/'):
 				return false
 			}
 		}
