@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir"
+	"carefhir/fhir/lexical"
 	"carefhir/store"
 )
 
@@ -61,11 +62,16 @@ func rawBinaryRead(c *gin.Context, format, accept string) bool {
 func writeRawBinary(c *gin.Context, status int, v *store.Version, accept string) {
 	var b struct {
 		ContentType     string
-		Data            []byte // base64 in JSON
+		Data            string // base64, with the whitespace R4 allows in it
 		SecurityContext struct{ Reference string }
 	}
 	if err := json.Unmarshal(v.JSON, &b); err != nil {
 		c.Error(fmt.Errorf("read stored Binary/%s: %w", v.ID, err))
+		return
+	}
+	data, err := lexical.DecodeBase64Binary(b.Data)
+	if err != nil {
+		c.Error(fmt.Errorf("read stored Binary/%s: data: %w", v.ID, err))
 		return
 	}
 	mt, _, ok := parseMediaType(b.ContentType)
@@ -89,9 +95,9 @@ func writeRawBinary(c *gin.Context, status int, v *store.Version, accept string)
 	if ref := b.SecurityContext.Reference; ref != "" {
 		h.Set("X-Security-Context", ref)
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(b.Data))}
+	h["Content-Length"] = []string{strconv.Itoa(len(data))}
 	c.Status(status)
-	if _, err := c.Writer.Write(b.Data); err != nil {
+	if _, err := c.Writer.Write(data); err != nil {
 		c.Error(err)
 		c.Abort()
 	}

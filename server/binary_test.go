@@ -3,6 +3,7 @@ package server_test
 import (
 	"encoding/base64"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -146,5 +147,38 @@ func TestBinaryMalformedBase64(t *testing.T) {
 			t.Errorf("%v Binaries stored, want 0", n)
 		}
 		c.do("GET", "/Binary/b", "").want(t, http.StatusNotFound)
+	})
+}
+
+// A base64Binary may hold spaces, tabs and line breaks between its groups
+// of four characters (R4 regex (\s*([0-9a-zA-Z\+/=]){4}\s*)+): the content of a
+// Binary whose data has them is served, and a PATCH entry whose Binary
+// has them is applied, where the read was a 500 and the entry a 400.
+func TestBinaryBase64Whitespace(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for i, data := range []string{`aGVs bG8=`, `aGVs\tbG8=`, `aGVs\r\nbG8=`, ` aGVs bG8= `} {
+			id := "b" + strconv.Itoa(i)
+			c.do("PUT", "/Binary/"+id, `{"resourceType":"Binary","id":"`+id+`","contentType":"text/plain","data":"`+data+`"}`).
+				want(t, http.StatusCreated)
+			r := c.do("GET", "/Binary/"+id, "", "Accept", "*/*").want(t, http.StatusOK)
+			if string(r.body) != "hello" || r.header.Get("Content-Length") != "5" {
+				t.Errorf("data %s: body %q, Content-Length %s; want hello, 5", data, r.body, r.header.Get("Content-Length"))
+			}
+		}
+
+		c.do("PUT", "/Patient/p", patientWith("p", "1", "Before")).want(t, http.StatusCreated)
+		var spaced strings.Builder
+		for i, ch := range b64(`[{"op":"replace","path":"/name/0/family","value":"After"}]`) {
+			if i > 0 && i%4 == 0 {
+				spaced.WriteString(" ")
+			}
+			spaced.WriteRune(ch)
+		}
+		resp := c.bundle(txBundle("transaction",
+			txEntry("", "PATCH", "Patient/p", `{"resourceType":"Binary","contentType":"application/json-patch+json","data":"`+spaced.String()+`"}`)))
+		checkStatuses(t, resp, "200 OK")
+		if got := str(resp.resource(t, 0), "name", 0, "family"); got != "After" {
+			t.Errorf("patched family %q, want After", got)
+		}
 	})
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/fhirxml"
+	"carefhir/fhir/lexical"
 	"carefhir/server/access"
 	"carefhir/store"
 )
@@ -489,7 +489,7 @@ func entryPatch(raw []byte) (string, []byte, error) {
 	case *fhir.Parameters:
 		return mimeFHIRJSON, raw, nil
 	case *fhir.Binary:
-		data, err := base64.StdEncoding.DecodeString(p.Data.Get())
+		data, err := lexical.DecodeBase64Binary(p.Data.Get())
 		if err != nil || len(data) == 0 {
 			return "", nil, errorf(http.StatusBadRequest, "invalid", "the Binary of a PATCH entry holds the patch in data, base64-encoded").at("Binary.data")
 		}
