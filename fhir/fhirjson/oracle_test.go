@@ -237,6 +237,10 @@ var oracleCases = []oracleCase{
 	{name: "_elem of a complex element", doc: patientWith(`"_name":` + anExtension), at: "Patient._name"},
 	{name: "_elem of a choice", doc: observationWith(`"_valueString":` + anExtension), ok: true},
 	{name: "_elem of a complex choice", doc: observationWith(`"_valueQuantity":` + anExtension), at: "Observation._valueQuantity"},
+	{name: "_elem of an element id", doc: patientWith(`"name":[{"id":"a","_id":` + anExtension + `}]`), at: "Patient.name[0]._id",
+		oracle: "the oracle reads _id on a datatype; Element.id is a System.String (an XML attribute), no FHIR primitive, and has no extensions"},
+	{name: "_elem of an extension url", doc: patientWith(`"extension":[{"url":"http://example.org","_url":{"id":"x"},"valueString":"a"}]`), at: "Patient.extension[0]._url",
+		oracle: "the oracle reads _url; Extension.url is a System.String (an XML attribute), no FHIR primitive, and has no id or extensions"},
 
 	// Primitive arrays: nulls and extensions matched by index.
 	{name: "null in array without _elem", doc: patientWith(`"name":[{"given":["a",null]}]`), at: "Patient.name[0].given[1]"},
