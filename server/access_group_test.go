@@ -324,3 +324,35 @@ func TestTrailNamesOnlyWhatTheReaderReaches(t *testing.T) {
 		})
 	}
 }
+
+// TestTrailKeepsTheScopedPatient: the entity naming the patient a token's
+// access is scoped to is kept in the AuditEvents it reads, even when that
+// Patient cannot be read: none is held for its patient context yet, or
+// the token has no scope on Patient.
+func TestTrailKeepsTheScopedPatient(t *testing.T) {
+	who := principals{
+		"ghost":   {Subject: "ghost", Patient: "ghost", Scopes: mustScopes(t, "patient/*.rs")},
+		"trailer": {Subject: "trailer", Patient: "b", Scopes: mustScopes(t, "patient/AuditEvent.rs")},
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			c.put("/Observation/og", `{"resourceType":"Observation","id":"og","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/ghost"}}`)
+			c.by("admin", "GET", "/Observation/og", "", "X-Request-Id", "og").want(t, http.StatusOK)
+			c.by("admin", "GET", "/Observation/ob", "", "X-Request-Id", "ob").want(t, http.StatusOK)
+			c.auditEventsByRequest(t, map[string]int{"og": 200, "ob": 200})
+			for who, patient := range map[string]string{"ghost": "ghost", "trailer": "b"} {
+				if r := c.by(who, "GET", "/Patient/"+patient, ""); r.status < 400 {
+					t.Fatalf("%s reads Patient/%s: %d", who, patient, r.status)
+				}
+				for _, path := range []string{"/AuditEvent?_count=500", "/AuditEvent?entity=Patient/" + patient + "&_count=500"} {
+					body := string(c.by(who, "GET", path, "").want(t, http.StatusOK).body)
+					if !strings.Contains(body, `"reference":"Patient/`+patient+`"`) {
+						t.Errorf("%s: %s: the AuditEvents lost the entity naming Patient/%s: %s", who, path, patient, truncate([]byte(body)))
+					}
+				}
+			}
+		})
+	}
+}

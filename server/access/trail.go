@@ -32,8 +32,9 @@ func (s *Store) shownTo(ctx context.Context, req *request, r store.Reader, vs []
 // another's too: a Group of them and someone else, an Appointment with
 // another patient. The patient reads the event, and is answered 404 for
 // that resource: its id and version must not reach them either. The
-// entity naming the patient, the request id and what names no resource
-// are kept. vs itself is not changed.
+// entity naming the patient their access is scoped to (see scopedTo),
+// even one not held here, the request id and what names no resource are
+// kept. vs itself is not changed.
 //
 // The resources the events of vs name are decided together, their
 // current versions read ahead by a search of each type (see
@@ -146,6 +147,26 @@ func (s *Store) reachRefs(ctx context.Context, req *request, r store.Reader, ref
 	return reached, nil
 }
 
+// scopedTo reports whether ref names a Patient the principal's access is
+// scoped to: the patient of their patient context, or one the care-team
+// rule relates their practitioner to. Its trail is what they read, and the
+// entity naming it is kept even when a read of that Patient is not
+// answered: none is held for the patient context yet, or the token has
+// no scope on Patient. (A deleted one is reached by neither: its trail is
+// not read.)
+func (d *decider) scopedTo(ctx context.Context, r store.Reader, ref string) (bool, error) {
+	typ, id, _, ok := refTarget(ref)
+	switch {
+	case !ok || typ != "Patient":
+		return false, nil
+	case d.p.Patient != "" && id == d.p.Patient:
+		return true, nil
+	case d.narrowedByCareTeam():
+		return d.relatedTo(ctx, r, id)
+	}
+	return false, nil
+}
+
 // reachedEntities returns the AuditEvent body without the entities naming
 // a resource the principal may not read, as reached decides each
 // reference.
@@ -196,7 +217,8 @@ func refTarget(ref string) (typ, id string, version int64, ok bool) {
 // reachesRef reports whether the principal may read what ref, a reference
 // the server wrote (Type/id, or Type/id/_history/n), names, as a read or
 // vread of it decides (decideRead): one that does not exist is not
-// reached. A reference of another form names no resource of this server
+// reached, but for the Patient their access is scoped to (scopedTo),
+// which is. A reference of another form names no resource of this server
 // and is reached.
 func (s *Store) reachesRef(ctx context.Context, req *request, r store.Reader, ref string) (bool, error) {
 	typ, id, version, ok := refTarget(ref)
@@ -205,7 +227,7 @@ func (s *Store) reachesRef(ctx context.Context, req *request, r store.Reader, re
 	}
 	switch _, err := s.decideRead(ctx, req, r, Read, typ, id, version); {
 	case errors.Is(err, store.ErrNotFound) || isDenied(err):
-		return false, nil
+		return req.scopedTo(ctx, r, ref)
 	case err != nil:
 		return false, err
 	}
