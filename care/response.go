@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"carefhir/fhir"
+	"carefhir/fhir/canonical"
 	"carefhir/fhir/fhirjson"
 	"carefhir/operation"
 	"carefhir/profiles"
@@ -64,21 +65,25 @@ func (c *Care) checkResponse(ctx context.Context, s operation.Store, ch *operati
 	return nil
 }
 
-// maxQuestionnaireVersions bounds the Questionnaires of one url compared
-// to find the latest where the engine cannot sort them (see
-// findQuestionnaire).
+// maxQuestionnaireVersions bounds the stored Questionnaires of one url
+// compared to find the newest (see findQuestionnaire), as
+// Limits.CanonicalVersions of the server bounds the ValueSets and
+// CodeSystems: each is read whole to compare versions.
 const maxQuestionnaireVersions = 100
 
 // findQuestionnaire returns the Questionnaire a canonical names (url or
 // url|version) as JSON: the PAM Questionnaire, or one that the transaction
-// of ch writes or the store holds (the latest version when none is named;
-// what the transaction writes of a resource replaces what is stored of
-// it); nil when there is none.
-func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *operation.Change, canonical string) ([]byte, error) {
-	u, version, _ := strings.Cut(canonical, "|")
+// of ch writes or the store holds, the newest of those with the url and
+// version (canonical.Newer: the highest version, then the one updated
+// last), as a ValueSet named by url is found; what the transaction writes
+// of a resource replaces what is stored of it. nil when there is none.
+func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *operation.Change, named string) ([]byte, error) {
+	u, version, _ := strings.Cut(named, "|")
 	if u == PAMQuestionnaireURL && (version == "" || version == PAMQuestionnaireVersion) {
 		return fhirjson.Marshal(c.questionnaire)
 	}
+	tooMany := operation.Errorf(http.StatusUnprocessableEntity, "too-costly", "QuestionnaireResponse.questionnaire",
+		"more than %d Questionnaires held here have the url %s, more than are compared to find the newest: name the version (url|version)", maxQuestionnaireVersions, u)
 	var found []*store.Version
 	written := map[string]bool{}
 	if ch.Written != nil {
@@ -86,48 +91,51 @@ func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *ope
 			written[v.ID] = true
 			q, err := decode[*fhir.Questionnaire](v.JSON)
 			if err != nil {
-				return nil, fmt.Errorf("find Questionnaire %s: %w", canonical, err)
+				return nil, fmt.Errorf("find Questionnaire %s: %w", named, err)
 			}
 			if q.Url.Get() == u && (version == "" || q.Version.Get() == version) {
 				found = append(found, v)
 			}
 		}
 	}
-	// Of those stored, the one updated last, whatever their number: one
-	// more is read than the transaction writes, whose own are taken as it
-	// writes them, above.
-	params := url.Values{"url": {u}, "_sort": {"-_lastUpdated"}, "_count": {strconv.Itoa(len(written) + 1)}}
+	// Of those stored, all are compared, up to a bound: one more is read
+	// to tell, and as many more as the transaction writes, whose own are
+	// taken as it writes them, above. An engine that cannot page what a
+	// unit of work wrote (MongoDB) answers ErrUnsupported past the page.
+	params := url.Values{"url": {u}, "_count": {strconv.Itoa(maxQuestionnaireVersions + len(written) + 1)}}
 	if version != "" {
 		params.Set("version", version)
 	}
 	page, err := s.Search(ctx, "Questionnaire", params)
 	if errors.Is(err, errors.ErrUnsupported) {
-		// An engine that cannot sort with what a unit of work wrote
-		// (MongoDB) answers a page in id order, with those writes: all
-		// of them, up to a bound.
-		params.Del("_sort")
-		params.Set("_count", strconv.Itoa(maxQuestionnaireVersions))
-		if page, err = s.Search(ctx, "Questionnaire", params); errors.Is(err, errors.ErrUnsupported) {
-			return nil, operation.Errorf(http.StatusUnprocessableEntity, "too-costly", "QuestionnaireResponse.questionnaire",
-				"more than %d Questionnaires held here have the url %s, more than are compared in a transaction writing Questionnaires: name the version (url|version)", maxQuestionnaireVersions, u)
-		}
+		return nil, tooMany
 	}
 	if err != nil {
-		return nil, fmt.Errorf("find Questionnaire %s: %w", canonical, err)
+		return nil, fmt.Errorf("find Questionnaire %s: %w", named, err)
 	}
+	stored := 0
 	for _, v := range page.Matches {
 		if !written[v.ID] {
 			found = append(found, v)
+			stored++
 		}
 	}
-	if len(found) == 0 {
+	if stored > maxQuestionnaireVersions {
+		return nil, tooMany
+	}
+	var newest *store.Version
+	var newestVersion string
+	for _, v := range found {
+		q, err := decode[*fhir.Questionnaire](v.JSON)
+		if err != nil {
+			return nil, fmt.Errorf("find Questionnaire %s: %w", named, err)
+		}
+		if newest == nil || canonical.Newer(q.Version.Get(), v.LastUpdated, newestVersion, newest.LastUpdated) {
+			newest, newestVersion = v, q.Version.Get()
+		}
+	}
+	if newest == nil {
 		return nil, nil
 	}
-	latest := found[0]
-	for _, v := range found[1:] {
-		if v.LastUpdated.After(latest.LastUpdated) {
-			latest = v
-		}
-	}
-	return latest.JSON, nil
+	return newest.JSON, nil
 }

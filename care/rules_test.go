@@ -142,8 +142,8 @@ func TestResponseRules(t *testing.T) {
 }
 
 // TestResponseNamesLatestOfManyQuestionnaires: a response naming a url
-// held by many stored Questionnaires is checked against the one updated
-// last, however many there are, not the latest of the first 50 by id.
+// held by many stored Questionnaires of no version is checked against the
+// one updated last, not the latest of the first 50 by id.
 func TestResponseNamesLatestOfManyQuestionnaires(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		const n = 51
@@ -162,6 +162,38 @@ func TestResponseNamesLatestOfManyQuestionnaires(t *testing.T) {
 		if got := issues(write("old").want(http.StatusUnprocessableEntity)); !strings.Contains(got, `no item "old"`) {
 			t.Errorf("a response to an earlier Questionnaire: %s", got)
 		}
+	})
+}
+
+// TestResponseNamesHighestQuestionnaireVersion: a response naming a url
+// without a version is checked against the Questionnaire of the highest
+// version, as SemVer orders them (1.10.0 after 1.9.0), not the one updated
+// last, as a ValueSet named by url is found; past the Questionnaires of
+// one url compared, it must name the version.
+func TestResponseNamesHighestQuestionnaireVersion(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		q := func(id, version, item string) string {
+			return `{"resourceType":"Questionnaire","id":"` + id + `","url":"http://example.org/q/semver","version":"` + version + `","status":"active","item":[{"linkId":"` + item + `","type":"boolean"}]}`
+		}
+		c.put(q("v1-10", "1.10.0", "ten"))
+		time.Sleep(5 * time.Millisecond) // updated later, not in the same millisecond
+		c.put(q("v1-9", "1.9.0", "nine"))
+		write := func(canonical, item string) *response {
+			return c.do("POST", "/QuestionnaireResponse", `{"resourceType":"QuestionnaireResponse","questionnaire":"`+canonical+`","status":"completed","item":[{"linkId":"`+item+`","answer":[{"valueBoolean":true}]}]}`)
+		}
+		write("http://example.org/q/semver", "ten").want(http.StatusCreated)
+		if got := issues(write("http://example.org/q/semver", "nine").want(http.StatusUnprocessableEntity)); !strings.Contains(got, `no item "nine"`) {
+			t.Errorf("a response to 1.9.0, naming no version: %s", got)
+		}
+		write("http://example.org/q/semver|1.9.0", "nine").want(http.StatusCreated)
+
+		for i := range 101 {
+			c.put(fmt.Sprintf(`{"resourceType":"Questionnaire","id":"bound%03d","url":"http://example.org/q/bound","version":"%d","status":"active","item":[{"linkId":"x","type":"boolean"}]}`, i, i))
+		}
+		if got := issues(write("http://example.org/q/bound", "x").want(http.StatusUnprocessableEntity)); !strings.Contains(got, "too-costly QuestionnaireResponse.questionnaire") {
+			t.Errorf("a url held by 101 Questionnaires, naming no version: %s", got)
+		}
+		write("http://example.org/q/bound|100", "x").want(http.StatusCreated)
 	})
 }
 

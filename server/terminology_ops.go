@@ -36,6 +36,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"carefhir/fhir"
+	"carefhir/fhir/canonical"
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/search"
 	"carefhir/profiles/conformance"
@@ -381,8 +382,7 @@ func (e *tooManyVersions) Error() string {
 func (e *tooManyVersions) Is(target error) bool { return target == search.ErrTooCostly }
 
 // newestCanonical returns the newest of versions, resources sharing a
-// canonical url: the one of the highest version (compareVersions), and of
-// those the one updated last.
+// canonical url, as canonical.Newer orders them.
 func newestCanonical(versions []*store.Version) (*store.Version, error) {
 	var newest *store.Version
 	var newestVersion string
@@ -397,75 +397,11 @@ func newestCanonical(versions []*store.Version) (*store.Version, error) {
 			newest, newestVersion = v, r.Version
 			continue
 		}
-		if d := compareVersions(r.Version, newestVersion); d > 0 || d == 0 && v.LastUpdated.After(newest.LastUpdated) {
+		if canonical.Newer(r.Version, v.LastUpdated, newestVersion, newest.LastUpdated) {
 			newest, newestVersion = v, r.Version
 		}
 	}
 	return newest, nil
-}
-
-// compareVersions orders two business versions as SemVer orders them,
-// since R4 asks that versions be orderable and recommends SemVer
-// (resource.html, versions): dot-separated parts compared in turn, numbers
-// by value (1.10 after 1.9), other parts as text, a missing part as 0; a
-// pre-release after '-' (1.0.0-beta) before its release, build metadata
-// after '+' ignored. No version comes before any.
-func compareVersions(a, b string) int {
-	a, _, _ = strings.Cut(a, "+")
-	b, _, _ = strings.Cut(b, "+")
-	if a == "" || b == "" {
-		return strings.Compare(a, b)
-	}
-	coreA, preA, hasPreA := strings.Cut(a, "-")
-	coreB, preB, hasPreB := strings.Cut(b, "-")
-	if d := compareParts(coreA, coreB); d != 0 || hasPreA == hasPreB && !hasPreA {
-		return d
-	}
-	switch {
-	case !hasPreA:
-		return 1
-	case !hasPreB:
-		return -1
-	}
-	return compareParts(preA, preB)
-}
-
-// compareParts compares dot-separated version parts in turn.
-func compareParts(a, b string) int {
-	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := range max(len(pa), len(pb)) {
-		x, y := "0", "0"
-		if i < len(pa) {
-			x = pa[i]
-		}
-		if i < len(pb) {
-			y = pb[i]
-		}
-		if d := comparePart(x, y); d != 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-// comparePart compares numbers by value, of any length, and anything else
-// as text; a number comes before text, as in SemVer's pre-releases.
-func comparePart(x, y string) int {
-	nx, ny := isDigits(x), isDigits(y)
-	switch {
-	case nx && ny:
-		x, y = strings.TrimLeft(x, "0"), strings.TrimLeft(y, "0")
-		return cmp.Or(cmp.Compare(len(x), len(y)), strings.Compare(x, y))
-	case nx:
-		return -1
-	case ny:
-		return 1
-	}
-	return strings.Compare(x, y)
-}
-
-func isDigits(s string) bool {
-	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 // maxStoredImports bounds the stored ValueSets that one ValueSet draws on
