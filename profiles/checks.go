@@ -403,6 +403,13 @@ func (w *walker) invariants(it item, e *elem) {
 		return
 	}
 	var focus *fhirpath.Node
+	typ := it.typ
+	if typ == "BackboneElement" || typ == "Element" {
+		typ = e.def.Path
+		if e.def.Base != nil && e.def.Base.Path != "" {
+			typ = e.def.Base.Path
+		}
+	}
 	for _, c := range e.def.Constraint {
 		if c.Expression == "" {
 			continue
@@ -432,28 +439,36 @@ func (w *walker) invariants(it item, e *elem) {
 			w.notEvaluated(it.path, c.Key, err)
 			continue
 		}
-		if focus == nil {
-			typ := it.typ
-			if typ == "BackboneElement" || typ == "Element" {
-				typ = e.def.Path
-				if e.def.Base != nil && e.def.Base.Path != "" {
-					typ = e.def.Base.Path
+		// A profile repeats most invariants of its base: the outcome on
+		// this value is the one its base's walk found. conformsTo()
+		// validates in a trial walk located where the walk stands, so an
+		// expression calling it is evaluated anew.
+		run := invariantRun{path: it.path, typ: typ, expr: expr}
+		out, done := invariantOutcome{}, false
+		share := w.memo != nil && !strings.Contains(src, "conformsTo")
+		if share {
+			out, done = w.memo.invariants[run]
+		}
+		if !done {
+			if focus == nil {
+				if focus, err = fhirpath.NewNode(it.val, typ); err != nil {
+					focus, err = fhirpath.NewNode(it.val, "")
+					if err != nil {
+						w.notEvaluated(it.path, c.Key, err)
+						return
+					}
 				}
 			}
-			if focus, err = fhirpath.NewNode(it.val, typ); err != nil {
-				focus, err = fhirpath.NewNode(it.val, "")
-				if err != nil {
-					w.notEvaluated(it.path, c.Key, err)
-					return
-				}
+			out.ok, out.empty, out.err = expr.EvaluateBool(focus, w.env())
+			if share {
+				w.memo.invariants[run] = out
 			}
 		}
-		ok, empty, err := expr.EvaluateBool(focus, w.env())
-		if err != nil {
-			w.notEvaluated(it.path, c.Key, err)
+		if out.err != nil {
+			w.notEvaluated(it.path, c.Key, out.err)
 			continue
 		}
-		if empty || ok {
+		if out.empty || out.ok {
 			continue
 		}
 		w.brokenInvariant(c, it.path, "")

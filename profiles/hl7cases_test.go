@@ -219,6 +219,7 @@ func TestHL7ValidatorCases(t *testing.T) {
 	disagree := map[string]string{}
 	check := func(label string, v *Validator, resource []byte, want hl7Outcome, profiles ...string) {
 		total++
+		sameUnshared(t, v, label, resource, profiles...)
 		var got []string
 		for _, is := range errorsOf(v.Validate(context.Background(), resource, profiles...)) {
 			got = append(got, is.Expression)

@@ -47,6 +47,28 @@ func declaredProfile(v *Validator, file, resourceType string) string {
 	return base + best
 }
 
+// readExample reads an example resource, in JSON or (conv not nil) in XML,
+// and returns it as JSON with its resource type.
+func readExample(t *testing.T, conv *xmljson.Converter, file string) ([]byte, string) {
+	t.Helper()
+	js, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conv != nil {
+		if js, err = conv.Convert(js); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+	}
+	var head struct {
+		ResourceType string `json:"resourceType"`
+	}
+	if err := json.Unmarshal(js, &head); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return js, head.ResourceType
+}
+
 // TestUKCoreExamples validates every UK Core example against its base
 // definition and the profiles it declares: none may have an error, and
 // every invariant is evaluated.
@@ -67,27 +89,11 @@ func TestUKCoreExamples(t *testing.T) {
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
+			js, resourceType := readExample(t, conv, f)
+			if !ukCoreServed[resourceType] {
+				t.Skipf("%s is not served", resourceType)
 			}
-			js, err := conv.Convert(data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var head struct {
-				ResourceType string `json:"resourceType"`
-				Meta         struct {
-					Profile []string `json:"profile"`
-				} `json:"meta"`
-			}
-			if err := json.Unmarshal(js, &head); err != nil {
-				t.Fatal(err)
-			}
-			if !ukCoreServed[head.ResourceType] {
-				t.Skipf("%s is not served", head.ResourceType)
-			}
-			profile := declaredProfile(v, name, head.ResourceType)
+			profile := declaredProfile(v, name, resourceType)
 			if v.StructureDefinition(profile) == nil {
 				t.Fatalf("no profile %s", profile)
 			}

@@ -310,6 +310,13 @@ func (v *Validator) Validate(ctx context.Context, resource []byte, profiles ...s
 // ValidateTree is Validate for a resource already decoded by encoding/json
 // (preferably with UseNumber, so decimals keep their digits).
 func (v *Validator) ValidateTree(ctx context.Context, resource any, profiles ...string) []Issue {
+	return v.validateTree(ctx, resource, newWalkMemo(), profiles...)
+}
+
+// validateTree is ValidateTree, with the walks against the base definition
+// and the profiles sharing the outcomes they have in common through memo;
+// with memo nil each works out everything anew.
+func (v *Validator) validateTree(ctx context.Context, resource any, memo *walkMemo, profiles ...string) []Issue {
 	obj, ok := resource.(map[string]any)
 	if !ok {
 		return []Issue{{Severity: "fatal", Code: "structure", Message: "a resource must be a JSON object"}}
@@ -319,7 +326,7 @@ func (v *Validator) ValidateTree(ctx context.Context, resource any, profiles ...
 	if base == nil || base.sd.Kind != "resource" || base.sd.Abstract {
 		return []Issue{{Severity: "fatal", Code: "structure", Expression: rt, Message: fmt.Sprintf("unknown resource type %q", rt)}}
 	}
-	w := &walker{v: v, ctx: ctx}
+	w := &walker{v: v, ctx: ctx, memo: memo}
 	w.validateResource(obj, base, rt)
 	// A profile named by the caller must be checked: one unknown here is an
 	// error (R4 $validate: "If a profile is nominated, and the server cannot

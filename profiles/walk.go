@@ -47,10 +47,40 @@ type walker struct {
 	// contained resources included; resPath is where the resource is.
 	local   *localRefs
 	resPath string
+	// memo holds what the walks of one validation share (nil in a trial
+	// walk): see walkMemo.
+	memo *walkMemo
 }
 
 // evaluation is an invariant (by key) evaluated at a path.
 type evaluation struct{ path, key string }
+
+// walkMemo holds the outcomes that the walks of one resource, against its
+// base definition and against each profile, have in common, so that a
+// profile's walk does not work out again what its base's walk did: the
+// result of each FHIRPath invariant evaluated on a value. A location
+// (Patient.name[0]) names one value of the resource only in the walks of
+// the resource itself; a trial walk (sub) may give a location to another
+// value (a resolved reference, a conformsTo() argument), so it has none.
+type walkMemo struct {
+	invariants map[invariantRun]invariantOutcome
+}
+
+// invariantRun is one FHIRPath expression evaluated on the value at path,
+// as type typ.
+type invariantRun struct {
+	path, typ string
+	expr      *fhirpath.Expression
+}
+
+type invariantOutcome struct {
+	ok, empty bool
+	err       error
+}
+
+func newWalkMemo() *walkMemo {
+	return &walkMemo{invariants: map[invariantRun]invariantOutcome{}}
+}
 
 // place describes an element that holds extensions: its location, its
 // element (nil for a resource) and type, its JSON value, and the URL of the
