@@ -43,7 +43,7 @@ func (w *walker) primitive(it item, e *elem) {
 	}
 	w.noteLocal(it, e, s)
 	if it.typ == "xhtml" {
-		w.narrative(it.path, s)
+		w.narrativeOnce(it.path, s)
 		return
 	}
 	if !utf8.ValidString(s) {

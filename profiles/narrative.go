@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"io"
+	"slices"
 	"strings"
 
 	"carefhir/fhir/lexical"
@@ -24,6 +25,23 @@ func set(names ...string) map[string]bool {
 }
 
 const xhtmlNS = "http://www.w3.org/1999/xhtml"
+
+// narrativeOnce checks Narrative.div at path as narrative does, once in
+// the walks of one validation: the XHTML of a resource's narrative is read
+// once for its base definition and its profiles alike.
+func (w *walker) narrativeOnce(path, s string) {
+	if w.memo == nil {
+		w.narrative(path, s)
+		return
+	}
+	if r, ok := w.memo.narratives[path]; ok && r.div == s {
+		w.issues = append(w.issues, r.issues...)
+		return
+	}
+	n := len(w.issues)
+	w.narrative(path, s)
+	w.memo.narratives[path] = narrativeRun{div: s, issues: slices.Clone(w.issues[n:])}
+}
 
 // narrative checks Narrative.div: well-formed XHTML whose root is a div in
 // the XHTML namespace, using only the allowed elements and attributes, and

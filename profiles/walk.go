@@ -58,12 +58,21 @@ type evaluation struct{ path, key string }
 // walkMemo holds the outcomes that the walks of one resource, against its
 // base definition and against each profile, have in common, so that a
 // profile's walk does not work out again what its base's walk did: the
-// result of each FHIRPath invariant evaluated on a value. A location
+// result of each FHIRPath invariant evaluated on a value, and the issues of
+// each narrative's XHTML. A location
 // (Patient.name[0]) names one value of the resource only in the walks of
 // the resource itself; a trial walk (sub) may give a location to another
 // value (a resolved reference, a conformsTo() argument), so it has none.
 type walkMemo struct {
 	invariants map[invariantRun]invariantOutcome
+	// narratives holds the issues found in each narrative, by location.
+	narratives map[string]narrativeRun
+}
+
+// narrativeRun is a narrative's div and the issues found in it.
+type narrativeRun struct {
+	div    string
+	issues []Issue
 }
 
 // invariantRun is one FHIRPath expression evaluated on the value at path,
@@ -79,7 +88,7 @@ type invariantOutcome struct {
 }
 
 func newWalkMemo() *walkMemo {
-	return &walkMemo{invariants: map[invariantRun]invariantOutcome{}}
+	return &walkMemo{invariants: map[invariantRun]invariantOutcome{}, narratives: map[string]narrativeRun{}}
 }
 
 // place describes an element that holds extensions: its location, its
