@@ -390,7 +390,7 @@ func (w *walker) coding(it item) {
 	if system == "" || code == "" {
 		return
 	}
-	if _, err := w.v.terms.Lookup(system, code); errors.Is(err, terminology.ErrUnknownCode) {
+	if w.v.terms.Lacks(system, code) {
 		w.add("error", "code-invalid", it.path+".code", "%q is not a code of the CodeSystem %s", truncate(code), system)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"carefhir/fhir/definitions"
@@ -129,4 +130,29 @@ func TestUnknownValueSetsNotKept(t *testing.T) {
 	if after := kept(); after != before {
 		t.Errorf("%d expansions kept after 100 unknown ValueSets, %d before", after, before)
 	}
+}
+
+// TestLacksAgreesWithLookup checks Lacks against Lookup's ErrUnknownCode
+// for every code of every bundled CodeSystem, in its case and in upper
+// case, a code no system has, versioned system URLs and a system not
+// bundled.
+func TestLacksAgreesWithLookup(t *testing.T) {
+	terms := bundled(t)
+	check := func(system, code string) {
+		t.Helper()
+		_, err := terms.Lookup(system, code)
+		if got, want := terms.Lacks(system, code), errors.Is(err, ErrUnknownCode); got != want {
+			t.Errorf("Lacks(%q, %q) = %v; Lookup gives %v", system, code, got, err)
+		}
+	}
+	for url, cs := range terms.codeSystems {
+		for code := range cs.codes {
+			check(url, code)
+			check(url, strings.ToUpper(code))
+		}
+		check(url, "no-such-code")
+		check(url+"|"+cs.Version, "no-such-code")
+	}
+	check("http://example.org/not-bundled", "x")
+	check("", "")
 }

@@ -680,6 +680,14 @@ func (t *Terminology) CodeSystemVersion(url string) (version string, ok bool) {
 	return cs.Version, true
 }
 
+// Lacks reports whether the bundled CodeSystem system is complete and has
+// no concept code: when Lookup returns ErrUnknownCode. It builds no
+// concept and no error, for the validator, which asks it of every Coding.
+func (t *Terminology) Lacks(system, code string) bool {
+	cs, ok := t.codeSystems[canonical(system)]
+	return ok && cs.concept(code) == nil && cs.complete()
+}
+
 // Lookup returns the concept code of the bundled CodeSystem system:
 // ErrNotFound when the system is not bundled, ErrUnknownCode when the
 // system is complete and lacks the code, ErrCodeSystemUnavailable when it
