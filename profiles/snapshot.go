@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -19,6 +20,96 @@ type elem struct {
 	// expanded records that children were copied in from the element's
 	// type during snapshot generation.
 	expanded bool
+	// base marks an element of a base definition (a resource or data type
+	// as R4 defines it); plain, one whose subtree holds no
+	// contentReference, which resolves in the definition being walked.
+	base, plain bool
+	// same is, for an element of a profile, the element of its type's base
+	// definition that validates a value exactly as it does: its definition
+	// and all it holds are the same but for ids (markSame).
+	same *elem
+}
+
+// markPlain sets plain through a definition's tree.
+func markPlain(e *elem) bool {
+	plain := e.def.ContentReference == ""
+	for _, c := range e.children {
+		plain = markPlain(c) && plain
+	}
+	for _, s := range e.slices {
+		plain = markPlain(s) && plain
+	}
+	e.plain = plain
+	return plain
+}
+
+// markBase marks the elements of a base definition's tree.
+func markBase(e *elem) {
+	e.base = true
+	for _, c := range e.children {
+		markBase(c)
+	}
+	for _, s := range e.slices {
+		markBase(s)
+	}
+}
+
+// markSame sets e.same, through e's subtree, where an element of a
+// profile's tree validates as the element b of its type's base definition
+// at the same place does: the same definition but for element ids and
+// constraint sources, no slices, no contentReference, and children that are
+// the same in the same order. It reports whether e is the same as b.
+func (v *Validator) markSame(e, b *elem) bool {
+	same := b.base && b.plain && len(e.slices) == 0 && len(b.slices) == 0 &&
+		e.name == b.name && e.extKey == b.extKey && len(e.children) == len(b.children) && sameDef(e.def, b.def)
+	kids := b.children
+	if len(kids) == 0 && len(e.children) > 0 && len(b.def.Type) == 1 && len(b.def.Type[0].Profile) == 0 {
+		// The profile constrains what the base leaves to the element's
+		// type: its children are the type's, as the base's walk takes
+		// them (typeRoot).
+		if t := v.structures[b.def.Type[0].typeCode()]; t != nil {
+			kids = t.root.children
+		}
+	}
+	for i, c := range e.children {
+		var bc *elem
+		for _, k := range kids {
+			if k.name == c.name {
+				bc = k
+				break
+			}
+		}
+		if same && b.children[i] != bc {
+			same = false // another order, or a name repeated
+		}
+		if bc == nil || !v.markSame(c, bc) {
+			same = false
+		}
+	}
+	if same && e != b {
+		e.same = b
+	}
+	return same
+}
+
+// sameDef reports whether two element definitions say the same for
+// validation: all they hold but the element id and the source of each
+// constraint.
+func sameDef(a, b *ElementDefinition) bool {
+	x, y := *a, *b
+	x.ID, y.ID = "", ""
+	x.Constraint, y.Constraint = nil, nil
+	if !reflect.DeepEqual(x, y) || len(a.Constraint) != len(b.Constraint) {
+		return false
+	}
+	for i := range a.Constraint {
+		ca, cb := a.Constraint[i], b.Constraint[i]
+		ca.Source, cb.Source = "", ""
+		if ca != cb {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *elem) child(name string) *elem {

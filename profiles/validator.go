@@ -185,6 +185,7 @@ func (v *Validator) load(all []json.RawMessage) error {
 		if err != nil {
 			return fmt.Errorf("profiles: %s: %w", sd.URL, err)
 		}
+		v.mark(sd, root)
 		v.add(&structure{sd: sd, root: root})
 	}
 	// Generate snapshots base-first: a profile waits for its base, also
@@ -205,6 +206,7 @@ func (v *Validator) load(all []json.RawMessage) error {
 			if err != nil {
 				return fmt.Errorf("profiles: snapshot: %w", err)
 			}
+			v.mark(sd, root)
 			v.add(&structure{sd: sd, root: root})
 		}
 		if len(next) == len(pending) {
@@ -233,6 +235,21 @@ func (v *Validator) XMLToJSON(data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("profiles: %w", err)
 	}
 	return conv.Convert(data)
+}
+
+// mark marks the tree of a new definition, before any validation sees it:
+// the elements with no contentReference in their subtree (plain), a base
+// definition's elements as such, a resource profile's elements
+// that are the same as its type's base definition's (markSame).
+func (v *Validator) mark(sd *StructureDefinition, root *elem) {
+	markPlain(root)
+	if sd.Derivation != "constraint" {
+		markBase(root)
+		return
+	}
+	if base := v.structures[sd.Type]; sd.Kind == "resource" && base != nil && base.root != root {
+		v.markSame(root, base.root)
+	}
 }
 
 func (v *Validator) add(s *structure) {

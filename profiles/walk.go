@@ -50,6 +50,9 @@ type walker struct {
 	// memo holds what the walks of one validation share (nil in a trial
 	// walk): see walkMemo.
 	memo *walkMemo
+	// refsMatter is set while walking a resource that has contained
+	// resources, whose local references the walk collects (local).
+	refsMatter bool
 }
 
 // evaluation is an invariant (by key) evaluated at a path.
@@ -58,8 +61,9 @@ type evaluation struct{ path, key string }
 // walkMemo holds the outcomes that the walks of one resource, against its
 // base definition and against each profile, have in common, so that a
 // profile's walk does not work out again what its base's walk did: the
-// result of each FHIRPath invariant evaluated on a value, and the issues of
-// each narrative's XHTML. A location
+// result of each FHIRPath invariant evaluated on a value, the issues of
+// each narrative's XHTML, and the values validated against an element of a
+// base definition that a profile leaves as it is. A location
 // (Patient.name[0]) names one value of the resource only in the walks of
 // the resource itself; a trial walk (sub) may give a location to another
 // value (a resolved reference, a conformsTo() argument), so it has none.
@@ -67,6 +71,26 @@ type walkMemo struct {
 	invariants map[invariantRun]invariantOutcome
 	// narratives holds the issues found in each narrative, by location.
 	narratives map[string]narrativeRun
+	// walked holds the occurrences validated against an element of a base
+	// definition, with the place they were validated in (see repeated).
+	walked map[walkedKey]walkedPlace
+}
+
+// walkedKey is an occurrence, by location, and the base definition's
+// element it was validated against. The location also decides the
+// occurrence's type, the resource it lies in, and the walker's depth and
+// place but for the place's element.
+type walkedKey struct {
+	path string
+	elem *elem
+}
+
+// walkedPlace is what else of the walk the validation of an occurrence
+// reads: for an extension, the element it lies in (its context); and the
+// depth, the bound on nesting.
+type walkedPlace struct {
+	holder *elem
+	depth  int
 }
 
 // narrativeRun is a narrative's div and the issues found in it.
@@ -88,7 +112,7 @@ type invariantOutcome struct {
 }
 
 func newWalkMemo() *walkMemo {
-	return &walkMemo{invariants: map[invariantRun]invariantOutcome{}, narratives: map[string]narrativeRun{}}
+	return &walkMemo{invariants: map[invariantRun]invariantOutcome{}, narratives: map[string]narrativeRun{}, walked: make(map[walkedKey]walkedPlace, 64)}
 }
 
 // place describes an element that holds extensions: its location, its
@@ -130,17 +154,19 @@ func (w *walker) validateIn(obj map[string]any, s *structure, path string, conta
 		return
 	}
 	prevRes, prevNode, prevEval, prevCont, prevAt := w.res, w.resNode, w.evaluated, w.container, w.at
-	prevLocal, prevPath, prevEnv := w.local, w.resPath, w.resEnv
+	prevLocal, prevPath, prevEnv, prevRefs := w.local, w.resPath, w.resEnv, w.refsMatter
 	w.res, w.resNode, w.evaluated, w.container = obj, nil, map[evaluation]bool{}, container
 	w.resEnv = nil
 	w.at = place{path: path, typ: s.sd.Type, val: obj}
 	w.resPath = path
 	if container == nil {
 		w.local = &localRefs{refs: map[string]bool{}, toContainer: map[string]bool{}}
+		list, _ := obj["contained"].([]any)
+		w.refsMatter = len(list) > 0
 	}
 	defer func() {
 		w.res, w.resNode, w.evaluated, w.container, w.at = prevRes, prevNode, prevEval, prevCont, prevAt
-		w.local, w.resPath, w.resEnv = prevLocal, prevPath, prevEnv
+		w.local, w.resPath, w.resEnv, w.refsMatter = prevLocal, prevPath, prevEnv, prevRefs
 	}()
 	switch obj["resourceType"] {
 	case "Questionnaire":
@@ -415,6 +441,9 @@ func (w *walker) value(it item, e *elem, sroot *elem) {
 		w.add("error", "structure", it.path, "elements are nested too deeply")
 		return
 	}
+	if w.repeated(it, e) {
+		return
+	}
 	w.depth++
 	defer func() { w.depth-- }()
 	if it.val == nil && it.ext == nil {
@@ -432,6 +461,41 @@ func (w *walker) value(it item, e *elem, sroot *elem) {
 			w.rules(it, r)
 		}
 	}
+}
+
+// repeated reports whether the walks of this validation have validated
+// the occurrence already, in the same place, against element e or the
+// base definition's element e is the same as (elem.same): the walk against
+// a profile then passes over what the walk against the base definition
+// checked, as the issues it would find are those found then. Otherwise it
+// records the occurrence, when e is a base definition's. A resource with
+// contained resources is walked in full, as its walk collects the local
+// references its dom-3 check reads.
+func (w *walker) repeated(it item, e *elem) bool {
+	if w.memo == nil || w.refsMatter {
+		return false
+	}
+	if e.same != nil {
+		e = e.same
+	}
+	if !e.base || !e.plain {
+		return false
+	}
+	key := walkedKey{path: it.path, elem: e}
+	at := walkedPlace{depth: w.depth}
+	if it.typ == "Extension" && w.at.elem != nil {
+		// Where an extension may be used is told by its holder's
+		// definition, the same for a profile's element and its base's.
+		at.holder = w.at.elem
+		if at.holder.same != nil {
+			at.holder = at.holder.same
+		}
+	}
+	if prev, ok := w.memo.walked[key]; ok && prev == at {
+		return true
+	}
+	w.memo.walked[key] = at
+	return false
 }
 
 // walk validates the content of one occurrence: a primitive's value and
