@@ -7,8 +7,10 @@ import (
 // slice assigns the occurrences of a sliced element to its slices by the
 // discriminators (https://hl7.org/fhir/R4/profiling.html#slicing), then
 // checks each slice's cardinality and the slicing rules (closed, openAtEnd,
-// ordered).
-func (w *walker) slice(c *elem, items []item, assigned []*elem, path string) {
+// ordered). For an occurrence assigned to a slice by a trial validation
+// against it, it returns the issues that validation found (trials[i]), which
+// are those the occurrence's validation against the slice would find again.
+func (w *walker) slice(c *elem, items []item, assigned []*elem, path string) (trials []*[]Issue) {
 	var ds []Discriminator
 	rules := "open"
 	ordered := false
@@ -21,9 +23,15 @@ func (w *walker) slice(c *elem, items []item, assigned []*elem, path string) {
 	lastSlice, firstUnmatched := -1, -1
 	for i, it := range items {
 		for si, s := range c.slices {
-			if w.matches(it, s, ds) {
+			if ok, trial := w.matches(it, s, ds); ok {
 				assigned[i] = s
 				counts[si]++
+				if trial != nil {
+					if trials == nil {
+						trials = make([]*[]Issue, len(items))
+					}
+					trials[i] = trial
+				}
 				if ordered && si < lastSlice {
 					w.add("error", "structure", it.path, "slice %s is out of order: the slices of %s are ordered", s.def.SliceName, c.def.Path)
 				}
@@ -54,10 +62,15 @@ func (w *walker) slice(c *elem, items []item, assigned []*elem, path string) {
 		}
 		w.cardinality(s, counts[si], at, "")
 	}
+	return trials
 }
 
-// matches reports whether an occurrence belongs to slice s.
-func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
+// matches reports whether an occurrence belongs to slice s. When a trial
+// validation decided it in a walk of the resource itself (not a trial
+// walk), and validating the occurrence against s finds the same issues
+// wherever it is done (s holds no contentReference, and the walk collects
+// no local references), it returns that validation's issues.
+func (w *walker) matches(it item, s *elem, ds []Discriminator) (bool, *[]Issue) {
 	if len(ds) == 0 {
 		// Without discriminators, an occurrence belongs to the first slice
 		// it is valid against. An extension is valid against a slice of a
@@ -66,16 +79,24 @@ func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
 		// is ruled out without validating it.
 		if url := fixedURL(w.v.structure(extensionProfile(s))); url != "" {
 			if obj, ok := it.val.(map[string]any); ok && obj["url"] != url {
-				return false
+				return false, nil
 			}
 		}
-		return w.conforms(it, s)
+		sub := w.sub()
+		sub.value(it, s, s)
+		if HasErrors(sub.issues) {
+			return false, nil
+		}
+		if w.memo == nil || !s.plain || w.refsMatter {
+			return true, nil
+		}
+		return true, &sub.issues
 	}
 	for _, d := range ds {
 		values := w.pathValues(it, d.Path)
 		target := w.v.sliceTarget(s, d.Path)
 		if target == nil {
-			return false
+			return false, nil
 		}
 		switch d.Type {
 		case "value", "pattern":
@@ -99,7 +120,7 @@ func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
 				// A slice that prohibits the discriminating element
 				// holds the occurrences without it.
 				if len(values) > 0 {
-					return false
+					return false, nil
 				}
 				continue
 			}
@@ -110,13 +131,13 @@ func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
 					continue
 				}
 				if len(values) == 0 {
-					return false
+					return false, nil
 				}
 				for _, v := range values {
 					cs, _ := codes(v)
 					for _, c := range cs {
 						if in, _, err := w.v.terms.ValidateCode(b.ValueSet, c.system, c.code); err != nil || !in {
-							return false
+							return false, nil
 						}
 					}
 				}
@@ -130,15 +151,15 @@ func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
 				}
 			}
 			if !found {
-				return false
+				return false, nil
 			}
 		case "exists":
 			if target.def.min() >= 1 && len(values) == 0 || target.def.Max == "0" && len(values) > 0 {
-				return false
+				return false, nil
 			}
 		case "type":
 			if len(values) == 0 {
-				return false
+				return false, nil
 			}
 			for _, v := range values {
 				ok := false
@@ -148,12 +169,12 @@ func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
 					}
 				}
 				if !ok {
-					return false
+					return false, nil
 				}
 			}
 		case "profile":
 			if len(values) == 0 {
-				return false
+				return false, nil
 			}
 			var profs []string
 			for _, t := range target.def.Type {
@@ -171,14 +192,14 @@ func (w *walker) matches(it item, s *elem, ds []Discriminator) bool {
 					}
 				}
 				if !ok {
-					return false
+					return false, nil
 				}
 			}
 		default:
-			return false
+			return false, nil
 		}
 	}
-	return true
+	return true, nil
 }
 
 // within returns the part of a fixed or pattern value a discriminator path
@@ -218,14 +239,6 @@ func extensionProfile(s *elem) string {
 		}
 	}
 	return ""
-}
-
-// conforms reports whether an occurrence is valid against element e,
-// without reporting the issues found.
-func (w *walker) conforms(it item, e *elem) bool {
-	sub := w.sub()
-	sub.value(it, e, e)
-	return !HasErrors(sub.issues)
 }
 
 // sub returns a walker for a trial validation in the current context,

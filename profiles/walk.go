@@ -388,13 +388,19 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 	}
 	w.cardinality(c, len(items)+wrongType, path, name)
 	assigned := make([]*elem, len(items))
+	var trials []*[]Issue
 	if len(c.slices) > 0 || c.def.Slicing != nil {
-		w.slice(c, items, assigned, path+"."+name)
+		trials = w.slice(c, items, assigned, path+"."+name)
 	}
 	for i, it := range items {
 		e := c
 		if assigned[i] != nil {
 			e = assigned[i]
+		}
+		if trials != nil && trials[i] != nil {
+			// Validated against its slice already, to assign it.
+			w.issues = append(w.issues, *trials[i]...)
+			continue
 		}
 		w.value(it, e, sroot)
 	}
