@@ -343,11 +343,16 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 	items := one[:0]
 	for i, k := range keys {
 		val, ext := obj[k], obj["_"+k]
-		p := path + "." + name
-		if strings.HasSuffix(c.name, "[x]") {
-			p += ".ofType(" + types[i] + ")"
+		// The location of the values of an array is built for each value
+		// at once; that of the array, for an issue only.
+		loc := func() string {
+			if strings.HasSuffix(c.name, "[x]") {
+				return path + "." + name + ".ofType(" + types[i] + ")"
+			}
+			return path + "." + name
 		}
 		if !array {
+			p := loc()
 			if _, isArr := val.([]any); isArr {
 				w.add("error", "structure", p, "%s must not be an array", c.def.Path)
 				continue
@@ -362,16 +367,17 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 		vals, okV := val.([]any)
 		exts, okE := ext.([]any)
 		if (val != nil && !okV) || (ext != nil && !okE) {
-			w.add("error", "structure", p, "%s must be an array", c.def.Path)
+			w.add("error", "structure", loc(), "%s must be an array", c.def.Path)
 			continue
 		}
 		if val != nil && len(vals) == 0 || ext != nil && len(exts) == 0 {
-			w.add("error", "structure", p, "an array must not be empty")
+			w.add("error", "structure", loc(), "an array must not be empty")
 		}
 		mismatch := vals != nil && exts != nil && len(vals) != len(exts)
 		if mismatch {
-			w.add("error", "structure", p, "%s and _%s must have the same length", name, name)
+			w.add("error", "structure", loc(), "%s and _%s must have the same length", name, name)
 		}
+		choice := strings.HasSuffix(c.name, "[x]")
 		for j := 0; j < max(len(vals), len(exts)); j++ {
 			var iv, ie any
 			if j < len(vals) {
@@ -383,7 +389,11 @@ func (w *walker) property(obj map[string]any, c *elem, path string, consumed map
 			if mismatch && iv == nil && ie == nil {
 				continue // reported as the length mismatch
 			}
-			items = append(items, item{val: iv, ext: ie, typ: types[i], path: p + "[" + strconv.Itoa(j) + "]", index: j})
+			p := path + "." + name + "[" + strconv.Itoa(j) + "]"
+			if choice {
+				p = loc() + "[" + strconv.Itoa(j) + "]"
+			}
+			items = append(items, item{val: iv, ext: ie, typ: types[i], path: p, index: j})
 		}
 	}
 	w.cardinality(c, len(items)+wrongType, path, name)
