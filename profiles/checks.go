@@ -270,21 +270,36 @@ func toRat(v any) (*big.Rat, bool) {
 	return new(big.Rat).SetString(string(n))
 }
 
-// coded is one code found in a value: system (empty for a bare code) and code.
-type coded struct{ system, code, path string }
+// coded is one code found in a value: system (empty for a bare code) and
+// code, and the index of its Coding in a CodeableConcept (-1 for the
+// value's own code).
+type coded struct {
+	system, code string
+	coding       int
+}
 
-func codes(it item) (out []coded, isConcept bool) {
+// at returns the location of the code in the value at path.
+func (c coded) at(path string) string {
+	if c.coding < 0 {
+		return path
+	}
+	return path + ".coding[" + strconv.Itoa(c.coding) + "]"
+}
+
+// codes appends the codes of a value to out (most values have one or two,
+// for which the caller's array suffices).
+func codes(it item, out []coded) (_ []coded, isConcept bool) {
 	switch it.typ {
 	case "code", "string", "uri":
 		if s, ok := it.val.(string); ok {
-			out = append(out, coded{"", s, it.path})
+			out = append(out, coded{"", s, -1})
 		}
 	case "Coding", "Quantity":
 		if m, ok := it.val.(map[string]any); ok {
 			c, _ := m["code"].(string)
 			s, _ := m["system"].(string)
 			if c != "" {
-				out = append(out, coded{s, c, it.path})
+				out = append(out, coded{s, c, -1})
 			}
 		}
 	case "CodeableConcept":
@@ -296,7 +311,7 @@ func codes(it item) (out []coded, isConcept bool) {
 			c, _ := cm["code"].(string)
 			s, _ := cm["system"].(string)
 			if c != "" {
-				out = append(out, coded{s, c, it.path + ".coding[" + strconv.Itoa(i) + "]"})
+				out = append(out, coded{s, c, i})
 			}
 		}
 	}
@@ -325,7 +340,8 @@ func (w *walker) binding(it item, b *Binding) {
 	if b.Strength != "required" && b.Strength != "extensible" && b.Strength != "preferred" {
 		return
 	}
-	cs, isConcept := codes(it)
+	var buf [2]coded
+	cs, isConcept := codes(it, buf[:0])
 	if !w.v.terms.HasValueSet(b.ValueSet) {
 		return
 	}
@@ -358,7 +374,7 @@ func (w *walker) binding(it item, b *Binding) {
 			continue
 		}
 		if retiredLanguage(b.ValueSet, c.system) {
-			w.add("warning", "code-invalid", c.path+".system", "the code system %s is retired; use %s", c.system, languageSystem)
+			w.add("warning", "code-invalid", c.at(it.path)+".system", "the code system %s is retired; use %s", c.system, languageSystem)
 		}
 		if retiredCoding(c.system, c.code) || retiredLanguage(b.ValueSet, c.system) {
 			if isConcept {
@@ -610,7 +626,8 @@ func (w *walker) memberOf(v fhirpath.Value, valueSet string) (bool, error) {
 			return false, nil
 		}
 	}
-	cs, _ := codes(item{val: n.JSON(), typ: n.Type()})
+	var buf [2]coded
+	cs, _ := codes(item{val: n.JSON(), typ: n.Type()}, buf[:0])
 	for _, c := range cs {
 		in, _, err := w.v.terms.ValidateCode(valueSet, c.system, c.code)
 		if err != nil {

@@ -133,8 +133,9 @@ func (w *walker) matches(it item, s *elem, ds []Discriminator) (bool, *[]Issue) 
 				if len(values) == 0 {
 					return false, nil
 				}
+				var buf [2]coded
 				for _, v := range values {
-					cs, _ := codes(v)
+					cs, _ := codes(v, buf[:0])
 					for _, c := range cs {
 						if in, _, err := w.v.terms.ValidateCode(b.ValueSet, c.system, c.code); err != nil || !in {
 							return false, nil
