@@ -10,8 +10,22 @@ import (
 
 // typeNames returns a type's name with the names of the types it
 // specialises or constrains, up to Element or Resource, and Element: the
-// names an element context can give for a value of that type.
+// names an element context can give for a value of that type. The caller
+// must not change the list, which is kept for the type.
 func (v *Validator) typeNames(typ string) []string {
+	if v.names == nil {
+		return v.computeTypeNames(typ)
+	}
+	if names, ok := v.names.Load(typ); ok {
+		return names.([]string)
+	}
+	names := v.computeTypeNames(typ)
+	v.names.Store(typ, names)
+	return names
+}
+
+// computeTypeNames is typeNames, worked out from the definitions.
+func (v *Validator) computeTypeNames(typ string) []string {
 	names := []string{typ}
 	for s, n := v.structures[typ], 0; s != nil && n < 8; n++ {
 		if s.sd.Type != "" && !contains(names, s.sd.Type) {

@@ -84,6 +84,7 @@ type Validator struct {
 	regexps        map[string]valueFormat // primitive type → check of its value pattern
 	exprs          *sync.Map              // FHIRPath source → *compiled
 	patterns       *sync.Map              // regex extension pattern → *regexp.Regexp
+	names          *sync.Map              // type → typeNames of it, once asked for
 	// xmlConverter is built on first use: only XML that the model cannot
 	// hold is converted (XMLToJSON).
 	xmlConverter func() (*xmljson.Converter, error)
@@ -103,7 +104,7 @@ type compiled struct {
 // New loads the bundled definitions and opts.Resources, generating the
 // snapshots of profiles that have none.
 func New(opts Options) (*Validator, error) {
-	v := &Validator{structures: map[string]*structure{}, regexps: map[string]valueFormat{}, required: opts.Required, exprs: new(sync.Map), patterns: new(sync.Map),
+	v := &Validator{structures: map[string]*structure{}, regexps: map[string]valueFormat{}, required: opts.Required, exprs: new(sync.Map), patterns: new(sync.Map), names: new(sync.Map),
 		xmlConverter: sync.OnceValues(xmljson.New)}
 	v.clock = calendar.Clock(opts.Now, opts.Zone)
 	var all []json.RawMessage
