@@ -24,10 +24,33 @@ type elem struct {
 	// as R4 defines it); plain, one whose subtree holds no
 	// contentReference, which resolves in the definition being walked.
 	base, plain bool
+	// bit is the element's name in a set of names (nameBit).
+	bit uint64
 	// same is, for an element of a profile, the element of its type's base
 	// definition that validates a value exactly as it does: its definition
 	// and all it holds are the same but for ids (markSame).
 	same *elem
+}
+
+// nameBit returns the bit of an element name in a set of names held in 64
+// bits, which tells at once that most elements an object could hold are
+// absent from it (keyBits).
+func nameBit(name string) uint64 {
+	if name == "" {
+		return 0
+	}
+	h := uint(len(name))*131 + uint(name[0])*31 + uint(name[len(name)-1])
+	return 1 << (h % 64)
+}
+
+// keyBits returns the set of the names of an object's members, those of
+// primitives' extensions ("_given") under the primitive's name.
+func keyBits(obj map[string]any) uint64 {
+	var bits uint64
+	for k := range obj {
+		bits |= nameBit(strings.TrimPrefix(k, "_"))
+	}
+	return bits
 }
 
 // markPlain sets plain through a definition's tree.
@@ -123,7 +146,7 @@ func (e *elem) child(name string) *elem {
 
 func (e *elem) clone() *elem {
 	d := *e.def
-	c := &elem{def: &d, name: e.name, extKey: e.extKey, expanded: e.expanded}
+	c := &elem{def: &d, name: e.name, extKey: e.extKey, bit: e.bit, expanded: e.expanded}
 	for _, ch := range e.children {
 		c.children = append(c.children, ch.clone())
 	}
@@ -171,7 +194,7 @@ func buildTree(els []*ElementDefinition) (*elem, error) {
 		segs := splitID(id)
 		last := segs[len(segs)-1]
 		name, slice, _ := strings.Cut(last, ":")
-		e := &elem{def: d, name: name, extKey: "_" + name}
+		e := &elem{def: d, name: name, extKey: "_" + name, bit: nameBit(name)}
 		byID[id] = e
 		if len(segs) == 1 && slice == "" {
 			root = e

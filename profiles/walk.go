@@ -219,8 +219,14 @@ func (w *walker) complex(obj map[string]any, e *elem, children []*elem, path str
 		consumed["resourceType"] = true
 	}
 	consumed["fhir_comments"] = true
+	// An optional, unsliced element whose name is not among the object's
+	// is absent, without looking it up (property would find so).
+	keys := keyBits(obj)
 	for _, c := range children {
 		if !strings.HasSuffix(c.name, "[x]") {
+			if c.bit != 0 && keys&c.bit == 0 && len(c.slices) == 0 && c.def.Slicing == nil && c.def.min() == 0 {
+				continue
+			}
 			w.property(obj, c, path, consumed, sroot)
 		}
 	}
