@@ -1,7 +1,9 @@
 package profiles
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,18 +32,35 @@ func FuzzValidate(f *testing.F) {
 }
 
 func benchmarkValidate(b *testing.B, file string, profiles ...string) {
+	benchmarkValidation(b, file, false, profiles...)
+}
+
+// benchmarkValidation validates a resource as JSON, or (decoded) as the
+// tree decoded once before, which is what the server validates: the tree
+// it decodes for validation and the search index alike.
+func benchmarkValidation(b *testing.B, file string, decoded bool, profiles ...string) {
 	v := validator(b)
 	data, err := os.ReadFile(file)
 	if err != nil {
 		b.Fatal(err)
 	}
+	validate := func() { v.Validate(context.Background(), data, profiles...) }
+	if decoded {
+		d := json.NewDecoder(bytes.NewReader(data))
+		d.UseNumber()
+		var tree any
+		if err := d.Decode(&tree); err != nil {
+			b.Fatal(err)
+		}
+		validate = func() { v.ValidateTree(context.Background(), tree, profiles...) }
+	}
 	// Once first, as a running server has: the compiled expressions and
 	// the caches are then filled, and each measured validation does only
 	// its own work.
-	v.Validate(context.Background(), data, profiles...)
+	validate()
 	b.ReportAllocs()
 	for b.Loop() {
-		v.Validate(context.Background(), data, profiles...)
+		validate()
 	}
 }
 
@@ -75,4 +94,16 @@ func BenchmarkValidateUKCorePatientClaimed(b *testing.B) {
 // through a slice of their codings (stepsTarget).
 func BenchmarkValidateBloodPressure(b *testing.B) {
 	benchmarkValidate(b, "../testdata/r4-examples/Observation-blood-pressure.json", "http://hl7.org/fhir/StructureDefinition/bp")
+}
+
+// BenchmarkValidateTreeUKCorePatient is
+// BenchmarkValidateUKCorePatientClaimed for the decoded tree.
+func BenchmarkValidateTreeUKCorePatient(b *testing.B) {
+	benchmarkValidation(b, "testdata/ukcore-patient.json", true)
+}
+
+// BenchmarkValidateTreeBloodPressure is BenchmarkValidateBloodPressure for
+// the decoded tree.
+func BenchmarkValidateTreeBloodPressure(b *testing.B) {
+	benchmarkValidation(b, "../testdata/r4-examples/Observation-blood-pressure.json", true, "http://hl7.org/fhir/StructureDefinition/bp")
 }
