@@ -533,7 +533,7 @@ func (u *unit) prepare(ctx context.Context, order []*entry) *parallel {
 			stamp(r.res, r.id, 1, now)
 		}
 		if r.invalid = u.a.validateWrite(ctx, r.res); r.invalid == nil {
-			u.a.svc.stageWrite(r.stage, e.target.typ, r.id, r.res, ifMatch, now)
+			u.a.svc.stageWrite(r.stage, e.target.typ, r.id, r.res, ifMatch, now, e.method)
 		}
 	})
 }
@@ -1234,7 +1234,7 @@ func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 			return res, u.refs.resolve(ctx, e, res)
 		})
 		if err == nil && did == updateUnchanged && r.named {
-			v, did, err = u.writeNamed(ctx, typ, patched, v)
+			v, did, err = u.writeNamed(ctx, typ, patched, v, http.MethodPatch)
 		}
 		r.v, r.status, r.unchanged = v, http.StatusOK, did == updateUnchanged
 		return err
@@ -1250,7 +1250,7 @@ func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 	}
 	v, did, err := u.a.svc.updateStaged(ctx, u.tx, typ, r.id, r.res, e.ifMatch, r.stage)
 	if err == nil && did == updateUnchanged && r.named {
-		v, did, err = u.writeNamed(ctx, typ, r.res, v)
+		v, did, err = u.writeNamed(ctx, typ, r.res, v, http.MethodPut)
 	}
 	r.v, r.status, r.unchanged = v, http.StatusOK, did == updateUnchanged
 	if did == updateCreated {
@@ -1260,9 +1260,10 @@ func (u *unit) update(ctx context.Context, e *entry, r *entryResult) error {
 }
 
 // writeNamed writes res, whose content is that of cur, the current
-// version, as the next version: another entry references that version.
-func (u *unit) writeNamed(ctx context.Context, typ string, res fhir.Resource, cur *store.Version) (*store.Version, updateOutcome, error) {
-	v, err := u.a.svc.put(ctx, u.tx, typ, cur.ID, res, cur)
+// version, as the next version, by the entry's method: another entry
+// references that version.
+func (u *unit) writeNamed(ctx context.Context, typ string, res fhir.Resource, cur *store.Version, method string) (*store.Version, updateOutcome, error) {
+	v, err := u.a.svc.put(ctx, u.tx, typ, cur.ID, res, cur, method)
 	return v, updateReplaced, err
 }
 

@@ -515,7 +515,7 @@ func TestHistoryCreations(t *testing.T) {
 		c.do("PATCH", "/Patient/"+id, `[{"op":"replace","path":"/gender","value":"other"}]`, "Content-Type", jsonPatch).want(t, http.StatusOK)
 		ref := "Patient/" + id
 		want := []struct{ method, url, status, location string }{
-			{"PUT", ref, "200 OK", ref + "/_history/5"}, // a PATCH: the store does not record the method
+			{"PATCH", ref, "200 OK", ref + "/_history/5"},
 			{"PUT", ref, "201 Created", ref + "/_history/4"},
 			{"DELETE", ref, "204 No Content", ""},
 			{"PUT", ref, "200 OK", ref + "/_history/2"},
@@ -547,6 +547,67 @@ func TestHistoryCreations(t *testing.T) {
 		for i, e := range list(get(sys, "entry")) {
 			check(t, e, i)
 		}
+	})
+}
+
+// TestHistoryRecordsMethod: a history shows each version with the method
+// of the interaction that made it, at every level and after _since, so
+// that a client replaying it makes the same versions: a PUT that created
+// its resource (update as create, a conditional update matching nothing,
+// a transaction's PUT entry) is a PUT of the resource, not a POST of its
+// type. A version stored with no method recorded, as the versions written
+// before the engines recorded it, is shown as before: version 1 a POST.
+func TestHistoryRecordsMethod(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		since := url.QueryEscape(time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano))
+		c.do("PUT", "/Patient/put-made", `{"resourceType":"Patient","id":"put-made","gender":"male"}`).want(t, http.StatusCreated)
+		posted := str(c.create("Patient", patient), "id")
+		c.do("PATCH", "/Patient/"+posted, `[{"op":"replace","path":"/gender","value":"other"}]`, "Content-Type", jsonPatch).want(t, http.StatusOK)
+		c.do("DELETE", "/Patient/"+posted, "").want(t, http.StatusNoContent)
+		cond := str(c.do("PUT", "/Patient?identifier=urn:x|cond", `{"resourceType":"Patient","identifier":[{"system":"urn:x","value":"cond"}]}`).want(t, http.StatusCreated).json(t), "id")
+		c.do("POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":{"resourceType":"Patient","id":"tx-put"},"request":{"method":"PUT","url":"Patient/tx-put"}},
+			{"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}}]}`).want(t, http.StatusOK)
+		old := `{"resourceType":"Patient","id":"old","meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00.000Z"}}`
+		if err := c.st.Put(t.Context(), &store.Write{Type: "Patient", ID: "old", LastUpdated: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), JSON: []byte(old)}); err != nil {
+			t.Fatal(err)
+		}
+
+		want := map[string]string{ // id/version: method url
+			"put-made/1":  "PUT Patient/put-made",
+			posted + "/1": "POST Patient",
+			posted + "/2": "PATCH Patient/" + posted,
+			posted + "/3": "DELETE Patient/" + posted,
+			cond + "/1":   "PUT Patient/" + cond,
+			"tx-put/1":    "PUT Patient/tx-put",
+			"old/1":       "POST Patient",
+		}
+		check := func(t *testing.T, path string, n int) {
+			t.Helper()
+			h := c.do("GET", path, "").want(t, http.StatusOK).json(t)
+			entries := list(get(h, "entry"))
+			if len(entries) != n {
+				t.Fatalf("%s: %d entries, want %d", path, len(entries), n)
+			}
+			for _, e := range entries {
+				parts := strings.Split(str(e, "fullUrl"), "/")
+				id := parts[len(parts)-1]
+				version := strings.Trim(strings.TrimPrefix(str(e, "response", "etag"), "W/"), `"`)
+				got := str(e, "request", "method") + " " + str(e, "request", "url")
+				w, ok := want[id+"/"+version]
+				if !ok {
+					w = "POST Patient" // the transaction's POST
+				}
+				if got != w {
+					t.Errorf("%s: %s/%s made by %q, want %q", path, id, version, got, w)
+				}
+			}
+		}
+		check(t, "/Patient/put-made/_history", 1)
+		check(t, "/Patient/"+posted+"/_history", 3)
+		check(t, "/Patient/_history", 8)
+		check(t, "/_history", 8)
+		check(t, "/_history?_since="+since, 7)
 	})
 }
 

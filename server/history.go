@@ -281,14 +281,15 @@ var historyParams = map[string]bool{
 	"_summary": true, "_elements": true, "_format": true, "_pretty": true,
 }
 
-// historyEntry describes one version as the interaction that made it, as
-// far as the store tells: a tombstone was a delete; a version that created
-// its resource (created: version 1, or the first after a deletion) is
-// 201 Created; any other version an update, 200 OK. The store does not
-// record the method, so version 1 is shown as a POST (it may have been a
-// PUT creating the resource with its id), the first version after a
-// deletion as a PUT (a POST never writes an id that existed), and a
-// version written by PATCH as a PUT.
+// historyEntry describes one version as the interaction that made it:
+// its request is the method the store recorded with the version (POST
+// for a create, PUT for an update, an update as create included, PATCH,
+// DELETE), and the URL it acted on: the type for a POST, the resource
+// for the others. A version written before methods were recorded is
+// described as far as the store tells: a tombstone was a delete, version
+// 1 a POST, any other version a PUT (a POST never writes an id that
+// existed). A version that created its resource (created: version 1, or
+// the first after a deletion) is 201 Created; any other 200 OK.
 func historyEntry(base string, v *store.Version, created bool) bundleEntry {
 	ref := v.Type + "/" + v.ID
 	e := bundleEntry{
@@ -298,19 +299,28 @@ func historyEntry(base string, v *store.Version, created bool) bundleEntry {
 			LastModified: formatInstant(v.LastUpdated),
 		},
 	}
+	method := v.Method
+	switch {
+	case method != "":
+	case v.Deleted:
+		method = http.MethodDelete
+	case v.VersionID == 1:
+		method = http.MethodPost
+	default:
+		method = http.MethodPut
+	}
+	e.Request = &entryRequest{Method: method, URL: ref}
+	if method == http.MethodPost {
+		e.Request.URL = v.Type
+	}
 	if v.Deleted {
-		e.Request = &entryRequest{Method: http.MethodDelete, URL: ref}
 		e.Response.Status = "204 No Content"
 		return e
 	}
 	e.Resource = v.JSON
-	e.Request = &entryRequest{Method: http.MethodPut, URL: ref}
 	e.Response.Status = statusLine(http.StatusOK)
 	if created {
 		e.Response.Status = statusLine(http.StatusCreated)
-	}
-	if v.VersionID == 1 {
-		e.Request = &entryRequest{Method: http.MethodPost, URL: v.Type}
 	}
 	e.Response.Location = ref + "/_history/" + strconv.FormatInt(v.VersionID, 10)
 	return e

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"runtime/debug"
 
 	"carefhir/fhir"
@@ -94,7 +95,7 @@ func (a *api) prepareCreate(ctx context.Context, typ string, res fhir.Resource) 
 	if err != nil {
 		return nil, fmt.Errorf("decode %s/%s: %w", typ, id, err)
 	}
-	p := &prepared{wr: &store.Write{Type: typ, ID: id, LastUpdated: now, JSON: body}}
+	p := &prepared{wr: &store.Write{Type: typ, ID: id, LastUpdated: now, JSON: body, Method: http.MethodPost}}
 	if a.validating() {
 		p.check = startCheck(func() error { return a.validateEncoded(ctx, typ, body, tree) })
 	}
@@ -126,7 +127,7 @@ func stampable(res fhir.Resource) bool {
 // ready to write as version 1 of a new resource, with the copy the hooks
 // of its type see, if any: decoded now, so that the unit of work does not.
 func (s *service) prepare(ctx context.Context, typ string, res fhir.Resource) (*prepared, error) {
-	wr, err := s.encode(typ, newID(), res, 0, s.timestamp(ctx))
+	wr, err := s.encode(typ, newID(), res, 0, s.timestamp(ctx), http.MethodPost)
 	if err != nil {
 		return nil, err
 	}

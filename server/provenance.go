@@ -93,7 +93,7 @@ func (s *service) writeProvenance(ctx context.Context, w store.Writer, wr *store
 			return provenanceRefused(err)
 		}
 	}
-	pw, err := s.encode("Provenance", newID(), res, 0, wr.LastUpdated)
+	pw, err := s.encode("Provenance", newID(), res, 0, wr.LastUpdated, http.MethodPost)
 	if err != nil {
 		return err
 	}

@@ -158,13 +158,13 @@ func Stamp(typ string, body []byte, at time.Time) ([]byte, error) {
 
 // put stamps res with its id, version and lastUpdated, encodes it once and
 // writes it as the version after cur, the current version (nil: res
-// creates the resource).
-func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res fhir.Resource, cur *store.Version) (*store.Version, error) {
+// creates the resource), made by an interaction of method.
+func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res fhir.Resource, cur *store.Version, method string) (*store.Version, error) {
 	var expected int64
 	if cur != nil {
 		expected = cur.VersionID
 	}
-	wr, err := s.encode(typ, id, res, expected, notBefore(cur, s.timestamp(ctx)))
+	wr, err := s.encode(typ, id, res, expected, notBefore(cur, s.timestamp(ctx)), method)
 	if err != nil {
 		return nil, err
 	}
@@ -185,10 +185,11 @@ func notBefore(cur *store.Version, now time.Time) time.Time {
 }
 
 // encode stamps res with its id, the version after expected and
-// lastUpdated now, and returns the write of it: its JSON and its search
-// values. It reads no store, so the writes of a transaction are encoded
-// side by side before their turn comes.
-func (s *service) encode(typ, id string, res fhir.Resource, expected int64, now time.Time) (*store.Write, error) {
+// lastUpdated now, and returns the write of it by an interaction of
+// method: its JSON and its search values. It reads no store, so the
+// writes of a transaction are encoded side by side before their turn
+// comes.
+func (s *service) encode(typ, id string, res fhir.Resource, expected int64, now time.Time, method string) (*store.Write, error) {
 	stamp(res, id, expected+1, now)
 	body, err := fhirjson.Marshal(res)
 	if err != nil {
@@ -198,7 +199,7 @@ func (s *service) encode(typ, id string, res fhir.Resource, expected int64, now 
 	if err != nil {
 		return nil, fmt.Errorf("index %s/%s: %w", typ, id, err)
 	}
-	return &store.Write{Type: typ, ID: id, Expected: expected, LastUpdated: now, JSON: body, Index: index}, nil
+	return &store.Write{Type: typ, ID: id, Expected: expected, LastUpdated: now, JSON: body, Index: index, Method: method}, nil
 }
 
 // stamp gives res the id, versionId and lastUpdated of a version.
@@ -269,9 +270,10 @@ func (s *service) create(ctx context.Context, p *prepared, criteria *store.Query
 	return v, created, err
 }
 
-// createIn stores res as a new resource with id in tx.
+// createIn stores res as a new resource with id in tx, as a create
+// (POST) does.
 func (s *service) createIn(ctx context.Context, tx store.Tx, typ, id string, res fhir.Resource) (*store.Version, error) {
-	return s.put(ctx, tx, typ, id, res, nil)
+	return s.put(ctx, tx, typ, id, res, nil, http.MethodPost)
 }
 
 // matchOne runs conditional criteria: nil when nothing matches, the match
@@ -319,7 +321,7 @@ func (s *service) update(ctx context.Context, typ, id string, res fhir.Resource,
 		// if another is current by the time it is written, the unit reads
 		// it again (see updateStaged). An unchanged update needs no unit.
 		pre = stage(ctx, s.store, typ, id)
-		s.stageWrite(pre, typ, id, res, ifMatch, s.timestamp(ctx))
+		s.stageWrite(pre, typ, id, res, ifMatch, s.timestamp(ctx), http.MethodPut)
 		if pre.same {
 			return pre.cur, updateUnchanged, nil
 		}
@@ -383,8 +385,9 @@ func (st *staged) expected() (int64, bool) {
 }
 
 // stageWrite encodes the update of the staged target to res, stamped now,
+// by an interaction of method (PUT, or POST for a transaction's create),
 // unless updateStaged would not write it.
-func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMatch int64, now time.Time) {
+func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMatch int64, now time.Time, method string) {
 	expected, ok := st.expected()
 	if !ok || ifMatch != 0 && ifMatch != expected {
 		return
@@ -396,7 +399,7 @@ func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMa
 	if st.cur != nil && !st.cur.Deleted && access.Masked(typ) {
 		st.asCur = body
 	}
-	if st.wr, st.err = s.encode(typ, id, res, expected, notBefore(st.cur, now)); st.err != nil || !s.hooked(typ) {
+	if st.wr, st.err = s.encode(typ, id, res, expected, notBefore(st.cur, now), method); st.err != nil || !s.hooked(typ) {
 		return
 	}
 	if st.res, st.err = fhirjson.UnmarshalAs(st.wr.JSON, typ); st.err != nil {
@@ -461,7 +464,7 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 			return nil, updateReplaced, staleVersion(typ, id, ifMatch, expected)
 		}
 		if st.wr == nil && st.err == nil && !st.same {
-			s.stageWrite(st, typ, id, res, ifMatch, s.timestamp(ctx))
+			s.stageWrite(st, typ, id, res, ifMatch, s.timestamp(ctx), http.MethodPut)
 		}
 		if st.err != nil {
 			return nil, updateReplaced, st.err
@@ -525,7 +528,8 @@ func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Re
 		case err != nil:
 			return err
 		case id == "":
-			v, err = s.createIn(ctx, tx, typ, newID(), res)
+			// A create, but by a PUT, which a history shows.
+			v, err = s.put(ctx, tx, typ, newID(), res, nil, http.MethodPut)
 			did = updateCreated
 		default:
 			v, did, err = s.updateIn(ctx, tx, typ, id, res, ifMatch)
@@ -603,7 +607,7 @@ func (s *service) deleteIn(ctx context.Context, tx store.Tx, typ, id string, ifM
 			return cur, nil
 		}
 		now := notBefore(cur, s.timestamp(ctx))
-		_, err = s.write(ctx, tx, &store.Write{Type: typ, ID: id, Expected: cur.VersionID, LastUpdated: now, Deleted: true})
+		_, err = s.write(ctx, tx, &store.Write{Type: typ, ID: id, Expected: cur.VersionID, LastUpdated: now, Deleted: true, Method: http.MethodDelete})
 		var conflict *store.ConflictError
 		if errors.As(err, &conflict) && ifMatch == 0 && retryConflict(ctx, attempt) {
 			continue
@@ -680,7 +684,7 @@ func (s *service) patchIn(ctx context.Context, tx store.Tx, typ, id string, ifMa
 		if same || err != nil {
 			return cur, updateUnchanged, err
 		}
-		v, err := s.put(ctx, tx, typ, id, res, cur)
+		v, err := s.put(ctx, tx, typ, id, res, cur, http.MethodPatch)
 		var conflict *store.ConflictError
 		switch {
 		case errors.As(err, &conflict) && ifMatch != 0:

@@ -83,6 +83,11 @@ type Version struct {
 	LastUpdated time.Time // UTC, millisecond precision
 	Deleted     bool      // a tombstone left by a delete; JSON is nil
 	JSON        []byte    // the exact bytes written, served back as they are
+	// Method is the HTTP method of the interaction that wrote the
+	// version (Write.Method), as History returns it; "" when it was not
+	// recorded (a version written before engines recorded it) or on
+	// other reads, which need not return it.
+	Method string
 }
 
 // Write is one new version of a resource.
@@ -96,6 +101,12 @@ type Write struct {
 	Deleted     bool      // write a tombstone: the resource reads as gone from now on
 	JSON        []byte    // nil when Deleted
 	Index       Index     // search values of this version; empty when Deleted
+	// Method is the HTTP method of the interaction that writes the
+	// version (POST for a create, PUT for an update, an update as create
+	// included, PATCH, DELETE), which a history shows as the request
+	// that made it; "" for writes of no interaction. Engines keep it with
+	// the version as it is.
+	Method string
 }
 
 // VersionID returns the version id the write creates.
@@ -103,7 +114,7 @@ func (w *Write) VersionID() int64 { return w.Expected + 1 }
 
 // Version returns the version the write creates, as a Read returns it.
 func (w *Write) Version() *Version {
-	return &Version{Type: w.Type, ID: w.ID, VersionID: w.VersionID(), LastUpdated: w.LastUpdated, Deleted: w.Deleted, JSON: w.JSON}
+	return &Version{Type: w.Type, ID: w.ID, VersionID: w.VersionID(), LastUpdated: w.LastUpdated, Deleted: w.Deleted, JSON: w.JSON, Method: w.Method}
 }
 
 // HistoryQuery selects versions for a history interaction: of one resource

@@ -162,7 +162,7 @@ func (e *journalWrite) rebuild() error {
 		return fmt.Errorf("journal write %s: %w", e.Key, err)
 	}
 	e.w = &store.Write{Type: e.Type, ID: d.Key, Expected: e.Expected,
-		LastUpdated: d.Time.Time().UTC(), Deleted: d.Deleted, JSON: d.JSON}
+		LastUpdated: d.Time.Time().UTC(), Deleted: d.Deleted, JSON: d.JSON, Method: d.Method}
 	e.by = d.By
 	return nil
 }

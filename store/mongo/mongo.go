@@ -113,6 +113,10 @@ const (
 	// fieldBy names the journaled write that wrote a version (see
 	// journalWrite), in its current-version document and in history.
 	fieldBy = "by"
+	// fieldMethod holds the method of the interaction that wrote a
+	// version (store.Write.Method), when recorded, in its current-version
+	// document and in history.
+	fieldMethod = "m"
 )
 
 const (

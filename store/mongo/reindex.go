@@ -41,7 +41,7 @@ func (s *Store) Scan(ctx context.Context, typ string, fn func(v *store.Version) 
 // Reindex replaces the search fields of v's current-version document if v
 // is still current. History holds no search fields, so it is unchanged.
 func (s *Store) Reindex(ctx context.Context, v *store.Version, ix store.Index) error {
-	w := &store.Write{Type: v.Type, ID: v.ID, Expected: v.VersionID - 1, LastUpdated: v.LastUpdated, JSON: v.JSON, Index: ix}
+	w := &store.Write{Type: v.Type, ID: v.ID, Expected: v.VersionID - 1, LastUpdated: v.LastUpdated, JSON: v.JSON, Index: ix, Method: v.Method}
 	if err := checkWrite(w); err != nil {
 		return err
 	}

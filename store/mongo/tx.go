@@ -321,7 +321,7 @@ func (t *bufferedTx) Put(ctx context.Context, w *store.Write) error {
 // written returns the version w writes, with bytes of its own.
 func written(w *store.Write) *store.Version {
 	return &store.Version{Type: w.Type, ID: w.ID, VersionID: w.VersionID(),
-		LastUpdated: w.LastUpdated, Deleted: w.Deleted, JSON: bytes.Clone(w.JSON)}
+		LastUpdated: w.LastUpdated, Deleted: w.Deleted, JSON: bytes.Clone(w.JSON), Method: w.Method}
 }
 
 func (t *bufferedTx) Read(ctx context.Context, typ, id string) (*store.Version, error) {

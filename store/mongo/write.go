@@ -22,6 +22,7 @@ type versionDoc struct {
 	Deleted bool          `bson:"del"`
 	JSON    []byte        `bson:"json"`
 	By      string        `bson:"by,omitempty"`
+	Method  string        `bson:"m,omitempty"`
 	// Pending, in history, holds the search fields of a version that may
 	// not be current yet (see Store.write).
 	Pending bson.Raw `bson:"pend,omitempty"`
@@ -31,6 +32,7 @@ type versionDoc struct {
 var currentProjection = bson.D{
 	{Key: fieldVersion, Value: 1}, {Key: fieldTime, Value: 1},
 	{Key: fieldDeleted, Value: 1}, {Key: fieldJSON, Value: 1}, {Key: fieldBy, Value: 1},
+	{Key: fieldMethod, Value: 1},
 }
 
 // version returns d as a version of typ/id.
@@ -42,6 +44,7 @@ func (d *versionDoc) version(typ, id string) *store.Version {
 		LastUpdated: d.Time.Time().UTC(),
 		Deleted:     d.Deleted,
 		JSON:        d.JSON,
+		Method:      d.Method,
 	}
 }
 
@@ -53,6 +56,9 @@ func currentDoc(w *store.Write) bson.D {
 		{Key: fieldTime, Value: bson.NewDateTimeFromTime(w.LastUpdated)},
 		{Key: fieldDeleted, Value: w.Deleted},
 	}
+	if w.Method != "" {
+		d = append(d, bson.E{Key: fieldMethod, Value: w.Method})
+	}
 	if w.Deleted {
 		return d
 	}
@@ -61,8 +67,9 @@ func currentDoc(w *store.Write) bson.D {
 }
 
 // historyFields returns the fields of a history document, but its _id; by
-// names the journaled write that wrote the version, if one did.
-func historyFields(typ, id string, version int64, ts bson.DateTime, deleted bool, json []byte, by string) bson.D {
+// names the journaled write that wrote the version, if one did, and method
+// the interaction that did, if recorded.
+func historyFields(typ, id string, version int64, ts bson.DateTime, deleted bool, json []byte, by, method string) bson.D {
 	d := bson.D{
 		{Key: fieldType, Value: typ},
 		{Key: fieldID, Value: id},
@@ -75,6 +82,9 @@ func historyFields(typ, id string, version int64, ts bson.DateTime, deleted bool
 	}
 	if by != "" {
 		d = append(d, bson.E{Key: fieldBy, Value: by})
+	}
+	if method != "" {
+		d = append(d, bson.E{Key: fieldMethod, Value: method})
 	}
 	return d
 }
@@ -200,7 +210,7 @@ func (s *Store) write(ctx context.Context, db *mongo.Database, w *store.Write, d
 // the same time are still two writes.
 func claimVersion(ctx context.Context, history *mongo.Collection, w *store.Write, doc bson.Raw, by string) (bool, *versionDoc, error) {
 	row := append(bson.D{{Key: "_id", Value: historyKey(w.Type, w.ID, w.VersionID())}},
-		historyFields(w.Type, w.ID, w.VersionID(), bson.NewDateTimeFromTime(w.LastUpdated), w.Deleted, w.JSON, by)...)
+		historyFields(w.Type, w.ID, w.VersionID(), bson.NewDateTimeFromTime(w.LastUpdated), w.Deleted, w.JSON, by, w.Method)...)
 	row = append(row, bson.E{Key: fieldPending, Value: searchFieldsOf(doc)})
 	_, err := history.InsertOne(ctx, row)
 	if err == nil {
@@ -245,7 +255,7 @@ func (s *Store) claimed(ctx context.Context, w *store.Write) (held, pending bool
 // replaced version expected.
 func (d *versionDoc) write(typ string, expected int64) *store.Write {
 	return &store.Write{Type: typ, ID: d.ID, Expected: expected,
-		LastUpdated: d.Time.Time().UTC(), Deleted: d.Deleted, JSON: d.JSON}
+		LastUpdated: d.Time.Time().UTC(), Deleted: d.Deleted, JSON: d.JSON, Method: d.Method}
 }
 
 // current returns the current-version document of d, a version pending in
@@ -258,6 +268,9 @@ func (d *versionDoc) current() (bson.Raw, error) {
 	}
 	if d.By != "" {
 		doc = append(doc, bson.E{Key: fieldBy, Value: d.By})
+	}
+	if d.Method != "" {
+		doc = append(doc, bson.E{Key: fieldMethod, Value: d.Method})
 	}
 	if d.Pending != nil {
 		elems, err := d.Pending.Elements()
@@ -287,7 +300,7 @@ func searchFieldsOf(doc bson.Raw) bson.D {
 	d := bson.D{}
 	for _, e := range elems {
 		switch e.Key() {
-		case "_id", fieldVersion, fieldTime, fieldDeleted, fieldJSON, fieldBy:
+		case "_id", fieldVersion, fieldTime, fieldDeleted, fieldJSON, fieldBy, fieldMethod:
 		default:
 			d = append(d, bson.E{Key: e.Key(), Value: e.Value()})
 		}
@@ -317,7 +330,7 @@ func writeHistory(ctx context.Context, history *mongo.Collection, w *store.Write
 			m.SetUpdate(bson.D{
 				{Key: "$set", Value: end},
 				{Key: "$unset", Value: bson.D{{Key: fieldPending, Value: ""}}},
-				{Key: "$setOnInsert", Value: historyFields(w.Type, w.ID, prev.Version, prev.Time, prev.Deleted, prev.JSON, prev.By)},
+				{Key: "$setOnInsert", Value: historyFields(w.Type, w.ID, prev.Version, prev.Time, prev.Deleted, prev.JSON, prev.By, prev.Method)},
 			}).SetUpsert(true)
 		} else {
 			m.SetUpdate(bson.D{{Key: "$set", Value: end}, {Key: "$unset", Value: bson.D{{Key: fieldPending, Value: ""}}}})

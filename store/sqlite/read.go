@@ -207,7 +207,7 @@ func (r *reader) history(ctx context.Context, q store.HistoryQuery) (*store.Hist
 		args = append(args, after(c)...)
 		filter = " WHERE " + strings.Join(where, " AND ")
 	}
-	rows, err := r.stmts.query(ctx, `SELECT type, id, version, last_updated, deleted, json`+from+filter+`
+	rows, err := r.stmts.query(ctx, `SELECT type, id, version, last_updated, deleted, json, coalesce(method, '')`+from+filter+`
 ORDER BY last_updated DESC, type DESC, id DESC, version DESC`+limit(q.Count+1), args...)
 	if err != nil {
 		return nil, err
@@ -216,7 +216,7 @@ ORDER BY last_updated DESC, type DESC, id DESC, version DESC`+limit(q.Count+1), 
 	for rows.Next() {
 		v := &store.Version{}
 		var ms int64
-		if err := rows.Scan(&v.Type, &v.ID, &v.VersionID, &ms, &v.Deleted, &v.JSON); err != nil {
+		if err := rows.Scan(&v.Type, &v.ID, &v.VersionID, &ms, &v.Deleted, &v.JSON, &v.Method); err != nil {
 			return nil, err
 		}
 		v.LastUpdated = fromMillis(ms)

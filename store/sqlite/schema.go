@@ -198,6 +198,12 @@ CREATE INDEX ranges_high ON ranges (pid, high);
 CREATE INDEX ranges_rid ON ranges (rid);
 ALTER TABLE composites ADD COLUMN value_high REAL;
 `},
+	// Version 5: the HTTP method of the interaction that wrote each
+	// version (store.Write.Method), which a history shows; NULL for the
+	// versions written before, whose method a history infers.
+	{summary: "record the method of the interaction that wrote each version", sql: `
+ALTER TABLE versions ADD COLUMN method TEXT;
+`},
 }
 
 // SchemaVersion returns the version of the schema this program reads and

@@ -46,7 +46,7 @@ func newWriter(ctx context.Context, c *sql.Conn, params *paramCache) (*writer, e
 		{&w.releaseSavepoint, `RELEASE unit`},
 		{&w.rollbackToSavepoint, `ROLLBACK TO unit`},
 		{&w.current, `SELECT rid, version, seq FROM resources WHERE type = ? AND id = ?`},
-		{&w.insertVersion, `INSERT INTO versions (type, id, version, last_updated, deleted, json) VALUES (?, ?, ?, ?, ?, ?)`},
+		{&w.insertVersion, `INSERT INTO versions (type, id, version, last_updated, deleted, json, method) VALUES (?, ?, ?, ?, ?, ?, ?)`},
 		{&w.supersede, `UPDATE versions SET superseded_at = ? WHERE seq = ?`},
 		{&w.insertResource, `INSERT INTO resources (type, id, version, deleted, seq) VALUES (?, ?, ?, ?, ?)`},
 		{&w.updateResource, `UPDATE resources SET version = ?, deleted = ?, seq = ? WHERE rid = ?`},
@@ -162,7 +162,13 @@ func (w *writer) put(ctx context.Context, wr *store.Write) error {
 	if !wr.Deleted {
 		body = wr.JSON
 	}
-	res, err := w.insertVersion.ExecContext(ctx, wr.Type, wr.ID, wr.VersionID(), ms, wr.Deleted, body)
+	// A write of no interaction records no method: NULL, as in the
+	// versions written before the column was.
+	var method any
+	if wr.Method != "" {
+		method = wr.Method
+	}
+	res, err := w.insertVersion.ExecContext(ctx, wr.Type, wr.ID, wr.VersionID(), ms, wr.Deleted, body, method)
 	if err != nil {
 		var serr *sqlitedriver.Error
 		if wr.Expected != 0 || !errors.As(err, &serr) || serr.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ExactBytes", testExactBytes},
 		{"TypesIsolated", testTypesIsolated},
 		{"History", testHistory},
+		{"HistoryMethod", testHistoryMethod},
 		{"Search", testSearch},
 		{"Find", testFind},
 		{"FindInclude", testFindInclude},
@@ -528,6 +529,41 @@ func testHistory(t *testing.T, s store.Store) {
 
 // allPages follows the cursor from the first page to the last, checking the
 // invariants of every page, and returns the versions of all pages.
+// testHistoryMethod: History returns each version with the method of the
+// interaction that wrote it, as the write gave it, whether it was put
+// alone or in a unit of work; "" for a write that gave none.
+func testHistoryMethod(t *testing.T, s store.Store) {
+	withMethod := func(w *store.Write, method string) *store.Write {
+		w.Method = method
+		return w
+	}
+	put(t, s, withMethod(create("Patient", "m", at(0), "1"), "PUT"))
+	put(t, s, withMethod(update("Patient", "m", 1, at(1), "2"), "PATCH"))
+	put(t, s, withMethod(tombstone("Patient", "m", 2, at(2)), "DELETE"))
+	put(t, s, create("Patient", "none", at(3), "1"))
+	err := s.Transact(t.Context(), func(tx store.Tx) error {
+		if err := tx.Put(t.Context(), withMethod(create("Patient", "tx", at(4), "1"), "POST")); err != nil {
+			return err
+		}
+		return tx.Put(t.Context(), withMethod(update("Patient", "m", 3, at(4), "4"), "PUT"))
+	})
+	if err != nil {
+		t.Fatalf("Transact: %v", err)
+	}
+	page, err := s.History(t.Context(), store.HistoryQuery{Type: "Patient", Count: 10})
+	if err != nil {
+		t.Fatalf("History: %v", err)
+	}
+	var got []string
+	for _, v := range page.Versions {
+		got = append(got, fmt.Sprintf("%s/%d %s", v.ID, v.VersionID, v.Method))
+	}
+	want := []string{"tx/1 POST", "m/4 PUT", "none/1 ", "m/3 DELETE", "m/2 PATCH", "m/1 PUT"}
+	if !slices.Equal(got, want) {
+		t.Errorf("History gives the methods %q, want %q", got, want)
+	}
+}
+
 func allPages(t *testing.T, s store.Reader, q store.HistoryQuery, total int) []*store.Version {
 	t.Helper()
 	var all []*store.Version
