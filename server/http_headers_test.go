@@ -887,6 +887,49 @@ func TestIfMatchAnyAndList(t *testing.T) {
 	})
 }
 
+// TestIfMatchDeleted: If-Match on a deleted resource is 412 whatever
+// ETag it names, the tombstone's version included, on a PUT, a PATCH, a
+// DELETE and a transaction or batch entry's request.ifMatch alike, as "*"
+// and a list are: a deleted resource has no current representation for
+// an ETag to match (RFC 9110 section 13.1.1). Nothing is written; an
+// update without If-Match still creates the resource again.
+func TestIfMatchDeleted(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		body := `{"resourceType":"Patient","id":"gone","gender":"male"}`
+		c.do("PUT", "/Patient/gone", body).want(t, http.StatusCreated)
+		c.do("DELETE", "/Patient/gone", "").want(t, http.StatusNoContent)
+		for _, tag := range []string{`W/"2"`, `W/"1"`, `W/"2", W/"1"`, "*"} {
+			c.do("PUT", "/Patient/gone", body, "If-Match", tag).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+			c.do("PATCH", "/Patient/gone", `[{"op":"replace","path":"/gender","value":"other"}]`, "Content-Type", jsonPatch, "If-Match", tag).
+				want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+			c.do("DELETE", "/Patient/gone", "", "If-Match", tag).want(t, http.StatusPreconditionFailed).outcome(t, "conflict", "")
+		}
+		for _, typ := range []string{"transaction", "batch"} {
+			for _, entry := range []string{
+				`{"resource":` + body + `,"request":{"method":"PUT","url":"Patient/gone","ifMatch":"W/\"2\""}}`,
+				`{"resource":{"resourceType":"Binary","contentType":"application/json-patch+json","data":"W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9nZW5kZXIiLCJ2YWx1ZSI6Im90aGVyIn1d"},"request":{"method":"PATCH","url":"Patient/gone","ifMatch":"W/\"2\""}}`,
+				`{"request":{"method":"DELETE","url":"Patient/gone","ifMatch":"W/\"2\""}}`,
+			} {
+				r := c.do("POST", "", `{"resourceType":"Bundle","type":"`+typ+`","entry":[`+entry+`]}`)
+				status := r.status
+				if typ == "batch" {
+					r.want(t, http.StatusOK)
+					status, _ = strconv.Atoi(strings.Fields(str(r.json(t), "entry", 0, "response", "status"))[0])
+				}
+				if status != http.StatusPreconditionFailed {
+					t.Errorf("%s entry %s on the deleted resource: status %d, want 412; body %s", typ, entry, status, truncate(r.body))
+				}
+			}
+		}
+		h := c.do("GET", "/Patient/gone/_history", "").want(t, http.StatusOK).json(t)
+		if n := get(h, "total"); n != 2.0 {
+			t.Fatalf("%v versions after the refused writes, want 2", n)
+		}
+		c.do("GET", "/Patient/gone", "").want(t, http.StatusGone)
+		c.do("PUT", "/Patient/gone", body).want(t, http.StatusCreated)
+	})
+}
+
 // TestIfMatchOnRead checks that a read or vread holds If-Match (RFC 9110
 // section 13.1.1), over HTTP and as a GET entry's request.ifMatch: a
 // version other than those named is 412, where it was answered as if it

@@ -389,7 +389,7 @@ func (st *staged) expected() (int64, bool) {
 // unless updateStaged would not write it.
 func (s *service) stageWrite(st *staged, typ, id string, res fhir.Resource, ifMatch int64, now time.Time, method string) {
 	expected, ok := st.expected()
-	if !ok || ifMatch != 0 && ifMatch != expected {
+	if !ok || ifMatch != 0 && (ifMatch != expected || st.cur.Deleted) {
 		return
 	}
 	var body []byte
@@ -459,6 +459,9 @@ func (s *service) updateStaged(ctx context.Context, tx store.Tx, typ, id string,
 		expected, ok := st.expected()
 		if !ok {
 			return nil, updateReplaced, st.readErr
+		}
+		if ifMatch != 0 && st.cur != nil && st.cur.Deleted {
+			return nil, updateReplaced, deletedVersion(typ, id, ifMatch, st.cur.VersionID)
 		}
 		if ifMatch != 0 && ifMatch != expected {
 			return nil, updateReplaced, staleVersion(typ, id, ifMatch, expected)
@@ -600,6 +603,9 @@ func (s *service) deleteIn(ctx context.Context, tx store.Tx, typ, id string, ifM
 		if err != nil {
 			return nil, err
 		}
+		if ifMatch != 0 && cur.Deleted {
+			return nil, deletedVersion(typ, id, ifMatch, cur.VersionID)
+		}
 		if ifMatch != 0 && ifMatch != cur.VersionID {
 			return nil, staleVersion(typ, id, ifMatch, cur.VersionID)
 		}
@@ -665,6 +671,9 @@ func (s *service) patchIn(ctx context.Context, tx store.Tx, typ, id string, ifMa
 		if err != nil {
 			return nil, updateReplaced, notFound(err, typ, id)
 		}
+		if ifMatch != 0 && cur.Deleted {
+			return nil, updateReplaced, deletedVersion(typ, id, ifMatch, cur.VersionID)
+		}
 		if cur.Deleted {
 			return nil, updateReplaced, gone(cur)
 		}
@@ -694,6 +703,17 @@ func (s *service) patchIn(ctx context.Context, tx store.Tx, typ, id string, ifMa
 		}
 		return v, updateReplaced, err
 	}
+}
+
+// deletedVersion is the 412 of a write whose If-Match names version
+// ifMatch of typ/id, deleted at version tombstone: a deleted resource has no
+// current representation, so no ETag matches it (RFC 9110 section
+// 13.1.1), the tombstone's own included, as "*" and a list do not
+// (versionMatch.resolve). An update without If-Match creates it again.
+func deletedVersion(typ, id string, ifMatch, tombstone int64) *Error {
+	return errorf(http.StatusPreconditionFailed, "conflict",
+		"If-Match names version %d of %s/%s, which is deleted (version %d): a deleted resource has no version to match; update it without If-Match to create it again",
+		ifMatch, typ, id, tombstone)
 }
 
 func staleVersion(typ, id string, ifMatch, current int64) *Error {
