@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,9 +40,16 @@ func (r *Refusal) Error() string { return r.Reason + ": " + r.Err.Error() }
 
 func (r *Refusal) Unwrap() error { return r.Err }
 
+// maxErrSegments bounds the ERR segments of an acknowledgement: a message
+// of thousands of bad segments, or of a field repeated thousands of times,
+// has an issue for each, and an ERR for each would make an acknowledgement
+// larger than the message. The issues past it are counted in one more ERR.
+const maxErrSegments = 100
+
 // Ack builds the acknowledgement of m with code, one ERR segment per
 // Error or Warning issue (v2.5 layout: ERR-2 location, ERR-3 error code,
-// ERR-4 severity, ERR-8 text), and MSA-2 the control id of m. m may be
+// ERR-4 severity, ERR-8 text), the first maxErrSegments of them and then
+// one ERR saying how many more there are, and MSA-2 the control id of m. m may be
 // nil (the bytes received were not a message): MSA-2 is then empty. now
 // stamps MSH-7.
 func Ack(m *Message, code string, issues []mappers.Issue, now time.Time) []byte {
@@ -83,6 +91,7 @@ func ack(m *Message, code string, issues []mappers.Issue, missing []int, now tim
 		b.WriteString("|" + d.escape(clip(text, 80)))
 	}
 	b.WriteByte('\r')
+	listed, more, moreErrors, moreCode := 0, 0, false, ""
 	for n, i := range issues {
 		if i.Severity == mappers.Information {
 			continue
@@ -91,7 +100,28 @@ func ack(m *Message, code string, issues []mappers.Issue, missing []int, now tim
 		if i.Severity == mappers.Warning {
 			sev = "W"
 		}
-		b.WriteString("ERR||" + errLocation(i.Path) + "|" + errCode(code, i, slices.Contains(missing, n)) + "|" + sev + "||||" + d.escape(i.Message))
+		ec := errCode(code, i, slices.Contains(missing, n))
+		if listed == maxErrSegments {
+			// Counted, not listed: the first left out gives the ERR
+			// that counts them its code, an error among them its
+			// severity.
+			if more == 0 {
+				moreCode = ec
+			}
+			more++
+			moreErrors = moreErrors || sev == "E"
+			continue
+		}
+		listed++
+		b.WriteString("ERR||" + errLocation(i.Path) + "|" + ec + "|" + sev + "||||" + d.escape(i.Message))
+		b.WriteByte('\r')
+	}
+	if more > 0 {
+		sev := "W"
+		if moreErrors {
+			sev = "E"
+		}
+		b.WriteString("ERR|||" + moreCode + "|" + sev + "||||" + strconv.Itoa(more) + " more errors and warnings, not listed: this acknowledgement lists the first " + strconv.Itoa(maxErrSegments))
 		b.WriteByte('\r')
 	}
 	return []byte(b.String())

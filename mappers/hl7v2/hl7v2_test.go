@@ -410,6 +410,60 @@ func TestAck(t *testing.T) {
 	}
 }
 
+// TestAckErrCapped: a message with thousands of problems, one for each of
+// its segments or of a field's repetitions, is acknowledged with the
+// first 100 as ERR segments and one more ERR counting the rest, so that
+// the acknowledgement stays small whatever the message holds.
+func TestAckErrCapped(t *testing.T) {
+	now := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+	const msh = "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A40^ADT_A39|G9|P|2.5\rEVN|A40|20260101\r"
+	var pairs strings.Builder
+	for n := range 3000 {
+		fmt.Fprintf(&pairs, "PID|%d||9434760119^^^NHS^NH||PAIR^ONE||19800101|M\rMRG|%010d^^^NHS^NH\r", n+1, 1000000000+n)
+	}
+	names := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|G10|P|2.5\rEVN|A28\rPID|1||9434760046^^^NHS^NH||" +
+		strings.Repeat("^^^MR~", 5000) + "DOE^JANE||19800101|F"
+	for _, tt := range []struct {
+		name, msg, code, sev string
+		issues               int
+	}{
+		{"errors", msh + pairs.String(), "AE", "E", 2000},
+		{"warnings", names, "AA", "W", 5000},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			im := Import([]byte(tt.msg))
+			if len(im.Issues) < tt.issues {
+				t.Fatalf("%d issues, want at least %d", len(im.Issues), tt.issues)
+			}
+			ack := im.Acknowledge(nil, now)
+			m, err := Parse(ack)
+			if err != nil {
+				t.Fatalf("the ack does not parse: %v", err)
+			}
+			if got := m.Segments[1].Get(1, 1); got != tt.code {
+				t.Errorf("MSA-1 %s, want %s", got, tt.code)
+			}
+			var errs []*Segment
+			for _, s := range m.Segments {
+				if s.Name == "ERR" {
+					errs = append(errs, s)
+				}
+			}
+			if len(errs) != 101 {
+				t.Fatalf("%d ERR segments, want 101 (100 and one counting the rest)", len(errs))
+			}
+			last := errs[100]
+			want := fmt.Sprintf("%d more errors and warnings, not listed", len(im.Issues)-100)
+			if !strings.HasPrefix(last.Get(8, 1), want) || last.Get(4, 1) != tt.sev || last.Get(3, 1) == "" {
+				t.Errorf("last ERR %q, want ERR-8 %q…, ERR-4 %s and an ERR-3 code", last.Get(8, 1), want, tt.sev)
+			}
+			if len(ack) > 40_000 {
+				t.Errorf("the ack is %d bytes", len(ack))
+			}
+		})
+	}
+}
+
 // mergeOutcome returns the Patients of a merge's Bundle by NHS number, each with
 // its active flag and its links as "type NHS number".
 func mergeOutcome(t *testing.T, im *Imported) map[string]string {
