@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -241,11 +243,11 @@ func importFile(ctx context.Context, client *http.Client, target string, cfg *im
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		text, err := refusalText(resp.Body)
 		if err != nil {
-			return fmt.Errorf("import %s: %w", name, err)
+			return fmt.Errorf("import %s: reading the refusal (%d): %w", name, resp.StatusCode, err)
 		}
-		return fmt.Errorf("import %s: refused (%d): %s", name, resp.StatusCode, strings.ReplaceAll(string(out), "\r", "\n"))
+		return fmt.Errorf("import %s: refused (%d): %s", name, resp.StatusCode, text)
 	}
 	// The report is copied as it comes: that of a large file is large.
 	fmt.Fprintf(stdout, "%s: ", name)
@@ -254,6 +256,53 @@ func importFile(ctx context.Context, client *http.Client, target string, cfg *im
 	}
 	_, err = fmt.Fprintln(stdout)
 	return err
+}
+
+// maxRefusal bounds the refusal of an import read: it names every bad
+// row of a batch, each with the value refused, which comes to megabytes
+// when the values are long; a server's answer past this is no refusal
+// anyone reads whole.
+const maxRefusal = 64 << 20
+
+// refusalText returns the refusal of an import as the user reads it: an
+// OperationOutcome as its issues, one a line; anything else (an HL7 v2
+// acknowledgement, a proxy's page) as it is, each CR a line feed. A
+// refusal longer than maxRefusal is shown as far as read, saying that
+// it was cut, as the rest of it is not.
+func refusalText(body io.Reader) (string, error) {
+	out, err := io.ReadAll(io.LimitReader(body, maxRefusal+1))
+	if err != nil {
+		return "", err
+	}
+	if len(out) > maxRefusal {
+		return strings.ReplaceAll(string(out[:maxRefusal]), "\r", "\n") +
+			fmt.Sprintf("\n(cut: the refusal is longer than the %d MiB shown)", maxRefusal>>20), nil
+	}
+	var oo struct {
+		ResourceType string
+		Issue        []struct {
+			Severity, Code, Diagnostics string
+			Details                     struct{ Text string }
+			Expression                  []string
+		}
+	}
+	if json.Unmarshal(out, &oo) != nil || oo.ResourceType != "OperationOutcome" || len(oo.Issue) == 0 {
+		return strings.ReplaceAll(string(out), "\r", "\n"), nil
+	}
+	var b strings.Builder
+	if len(oo.Issue) == 1 {
+		b.WriteString("1 issue")
+	} else {
+		fmt.Fprintf(&b, "%d issues", len(oo.Issue))
+	}
+	for _, is := range oo.Issue {
+		text := cmp.Or(is.Diagnostics, is.Details.Text)
+		if text == "" {
+			text = strings.Join(is.Expression, ", ")
+		}
+		fmt.Fprintf(&b, "\n%s (%s): %s", is.Severity, is.Code, text)
+	}
+	return b.String(), nil
 }
 
 // crToLF reads r with each CR (the segment ending of an HL7 v2

@@ -114,6 +114,46 @@ func TestImportToServer(t *testing.T) {
 	}
 }
 
+// TestImportRefusalWhole imports into a running server a CSV file of 200
+// rows whose long dates are refused: the server's OperationOutcome names
+// each row with its value, over 1 MiB, and import shows every issue, one
+// a line, where it showed the OperationOutcome's JSON cut at 1 MiB.
+func TestImportRefusalWhole(t *testing.T) {
+	const rows = 200
+	var csv strings.Builder
+	csv.WriteString("Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\n")
+	for n := range rows {
+		fmt.Fprintf(&csv, "Y12345,999 000 0018,Ann,Lee,not a date %d %s,F\n", n, strings.Repeat("x", 8000))
+	}
+	file := filepath.Join(t.TempDir(), "bad.csv")
+	if err := os.WriteFile(file, []byte(csv.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, "--data", t.TempDir())
+	args := []string{"import", "--url", p.base, "--format", "csv", "--mapping", "emis-patient-list", file}
+	err := run(t.Context(), args, env(nil), io.Discard, io.Discard)
+	if err == nil {
+		t.Fatal("import of bad rows: no error")
+	}
+	text := err.Error()
+	if !strings.Contains(text, "refused (400)") || len(text) <= 1<<20 {
+		t.Fatalf("import: %d bytes: %s", len(text), text[max(0, len(text)-400):])
+	}
+	lines := strings.Split(text, "\n")
+	issues := 0
+	for _, l := range lines {
+		if strings.Contains(l, "not a date") {
+			issues++
+		}
+	}
+	if issues != rows {
+		t.Errorf("%d issues shown, want %d", issues, rows)
+	}
+	if last := lines[len(lines)-1]; !strings.Contains(last, fmt.Sprintf("not a date %d", rows-1)) || strings.Contains(text, `"resourceType"`) {
+		t.Errorf("the refusal ends %q, want the last row's issue, as text", last)
+	}
+}
+
 // TestMLLP sends an HL7 v2 message to serve's MLLP listener twice, then
 // again after serve restarts on the same data: every time it is
 // acknowledged AA, and the patient is stored once, in one version.
