@@ -529,7 +529,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 		if !sub.matches(c.ID, v, ix) {
 			continue
 		}
-		ev := &row{Subscription: sub.id, Kind: kindEvent, Type: c.Type, ID: c.ID, Version: c.Version.VersionID, Deleted: c.Deleted,
+		ev := &row{Subscription: sub.id, Kind: kindEvent, Type: c.Type, ID: c.ID, Version: c.Version.VersionID, Deleted: c.Deleted, Method: c.Version.Method,
 			SubscriptionVersion: sub.version, Created: now}
 		if sub.topic != nil {
 			ev.Topic = sub.topic.URL

@@ -47,6 +47,9 @@ type row struct {
 	ID      string `json:"id,omitempty"`
 	Version int64  `json:"version,omitempty"`
 	Deleted bool   `json:"deleted,omitempty"`
+	// Method is the HTTP method of the interaction that wrote Version
+	// (store.Version.Method): "" when not recorded.
+	Method string `json:"method,omitempty"`
 	// Topic is the SubscriptionTopic of an event of a topic-based
 	// subscription.
 	Topic string `json:"topic,omitempty"`

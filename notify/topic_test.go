@@ -520,3 +520,60 @@ func TestHeartbeatStopsWhenOwnerLapses(t *testing.T) {
 		}
 	})
 }
+
+// TestTopicNotificationMethod: the entry of an event's focus names the
+// request that wrote the version, as its history does: POST of the type
+// for a create, PUT of the resource for an update as create, PATCH for a
+// patch; in the notification and in $events alike.
+func TestTopicNotificationMethod(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		sub := idOf(t, e.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "", rx.URL+"/hook", "full-resource", 0)))
+		e.deliver()
+		rx.take()
+
+		posted := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		if r := e.do("admin", "PUT", "/Appointment/put1", `{"id":"put1",`+appointment("p1", "booked")[1:]); r.status != 201 {
+			t.Fatalf("update as create: %d %s", r.status, r.body)
+		}
+		patched := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "proposed")))
+		if r := e.doWith("admin", "PATCH", "/Appointment/"+patched, `[{"op":"replace","path":"/status","value":"booked"}]`,
+			header("Content-Type", "application/json-patch+json")); r.status != 200 {
+			t.Fatalf("PATCH: %d %s", r.status, r.body)
+		}
+		want := []string{"POST Appointment 201", "PUT Appointment/put1 201", "PATCH Appointment/" + patched + " 200"}
+		e.deliver()
+		var seen []string
+		for _, g := range rx.take() {
+			seen = append(seen, focusRequests(t, g.Body)...)
+		}
+		if fmt.Sprint(seen) != fmt.Sprint(want) {
+			t.Errorf("notifications of %s, put1, %s: %q, want %q", posted, patched, seen, want)
+		}
+		r := e.do("admin", "GET", "/Subscription/"+sub+"/$events", "")
+		if got := focusRequests(t, r.body); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("$events: %q, want %q", got, want)
+		}
+	})
+}
+
+// focusRequests returns the request (method and url) and response status
+// of each entry after the SubscriptionStatus of a notification Bundle.
+func focusRequests(t *testing.T, body string) []string {
+	t.Helper()
+	var b struct {
+		Entry []struct {
+			Request  struct{ Method, URL string }
+			Response struct{ Status string }
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &b); err != nil || len(b.Entry) == 0 {
+		t.Fatalf("not a notification Bundle: %s", body)
+	}
+	var out []string
+	for _, e := range b.Entry[1:] {
+		out = append(out, e.Request.Method+" "+e.Request.URL+" "+e.Response.Status)
+	}
+	return out
+}

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -31,6 +32,9 @@ type event struct {
 	ID        string    `json:"id"`
 	Version   int64     `json:"version"`
 	Deleted   bool      `json:"deleted,omitempty"`
+	// Method is the HTTP method of the interaction that wrote Version,
+	// as its history shows it: "" when not recorded.
+	Method string `json:"method,omitempty"`
 }
 
 // eventID names the record of event number of subscription sub, in order.
@@ -133,11 +137,17 @@ func (n *Notifier) notificationBundle(sub *subscription, status, typ string, sin
 			continue
 		}
 		entry := map[string]any{"fullUrl": n.cfg.BaseURL + "/" + ev.Type + "/" + ev.ID}
-		method, status := "PUT", "200"
-		if ev.Deleted {
-			method, status = "DELETE", "204"
-		} else if ev.Version == 1 {
-			method, status = "POST", "201"
+		// The request is the one that wrote the version, as its history
+		// shows it; for a version written before methods were recorded, a
+		// tombstone was a DELETE, version 1 a POST, any other a PUT.
+		method, status := ev.Method, "200"
+		switch {
+		case ev.Deleted:
+			method, status = cmp.Or(method, "DELETE"), "204"
+		case ev.Version == 1:
+			method, status = cmp.Or(method, "POST"), "201"
+		case method == "":
+			method = "PUT"
 		}
 		req := map[string]any{"method": method, "url": ev.Type + "/" + ev.ID}
 		if method == "POST" {
@@ -163,7 +173,7 @@ func (n *Notifier) deliverTopic(ctx context.Context, recs store.Tx, sub *subscri
 		return err
 	}
 	now := n.cfg.Now()
-	ev := event{Number: c.since() + 1, Timestamp: rw.Created, Type: rw.Type, ID: rw.ID, Version: rw.Version, Deleted: rw.Deleted}
+	ev := event{Number: c.since() + 1, Timestamp: rw.Created, Type: rw.Type, ID: rw.ID, Version: rw.Version, Deleted: rw.Deleted, Method: rw.Method}
 	resources := map[int64][]byte{}
 	if !rw.Deleted {
 		resources[ev.Number] = v.JSON

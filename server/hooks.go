@@ -95,7 +95,7 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 	if err := s.writeProvenance(ctx, w, wr); err != nil {
 		return err
 	}
-	ch.Version = &store.Version{Type: wr.Type, ID: wr.ID, VersionID: wr.VersionID(), LastUpdated: wr.LastUpdated, Deleted: wr.Deleted, JSON: wr.JSON}
+	ch.Version = wr.Version() // with the method that wrote it, which a notification shows
 	for _, h := range s.hooks {
 		if h.After == nil || !h.Applies(wr.Type) {
 			continue
