@@ -355,8 +355,9 @@ func TestPatientContextConfines(t *testing.T) {
 			c.by("labs", "POST", "/Patient/a/$meta-add", metaAdd).want(t, 403)
 			app("POST", "/Observation/oa/$meta-add", metaAdd).want(t, 200)
 			// A conditional update whose criteria match the other patient's
-			// Observation finds nothing it may reach, and creates its own.
-			app("PUT", "/Observation?identifier=urn:obs|ob", `{"resourceType":"Observation","status":"final","code":{"text":"mine"},"subject":{"reference":"Patient/a"}}`).want(t, 201)
+			// Observation neither changes it nor creates another beside it
+			// (see TestConditionalWriteOutOfReach).
+			app("PUT", "/Observation?identifier=urn:obs|ob", `{"resourceType":"Observation","status":"final","code":{"text":"mine"},"subject":{"reference":"Patient/a"}}`).want(t, 403)
 			ob := c.by("admin", "GET", "/Observation/ob", "").want(t, 200).json(t)
 			if str(ob, "meta", "versionId") != "1" || str(ob, "status") != "final" {
 				t.Errorf("the other patient's Observation changed: %v", ob)

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
 
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -34,7 +36,7 @@ func (u *unit) storedMatch(ctx context.Context, e *entry, r *entryResult) (*stor
 				"ifNoneExist criteria match more than one %s", r.criteria.Type)
 		}
 	}
-	return matchOne(ctx, u.tx, r.criteria, "ifNoneExist")
+	return matchCreating(ctx, u.tx, r.criteria, "ifNoneExist")
 }
 
 // findCreates searches the store once for each type and parameter of the
@@ -100,7 +102,12 @@ func (u *unit) findCreatesOf(ctx context.Context, typ, param string, creates []*
 	}
 	// Each create needs to know of no more than two matches.
 	limit := 2*len(creates) + 1
-	found, err := u.tx.Search(ctx, store.Query{Type: typ, Where: []store.Clause{{Param: param, Tokens: tokens}}, Count: limit})
+	found, err := searchCreating(ctx, u.tx, store.Query{Type: typ, Where: []store.Clause{{Param: param, Tokens: tokens}}, Count: limit})
+	if denied := (*access.Denied)(nil); errors.As(err, &denied) {
+		// Some of the creates match what the principal may not reach:
+		// each searches on its own, and those are refused alone.
+		return nil
+	}
 	if err != nil || len(found) >= limit {
 		return err
 	}

@@ -258,7 +258,7 @@ func (s *service) create(ctx context.Context, p *prepared, criteria *store.Query
 		// The unit may run again (after a write conflict): what an
 		// earlier run decided does not count.
 		v, created = nil, false
-		match, err := matchOne(ctx, tx, criteria, "If-None-Exist")
+		match, err := matchCreating(ctx, tx, criteria, "If-None-Exist")
 		if err != nil || match != nil {
 			v = match
 			return err
@@ -284,6 +284,43 @@ func matchOne(ctx context.Context, r store.Reader, q *store.Query, what string) 
 	if err != nil {
 		return nil, err
 	}
+	return oneMatch(found, q, what)
+}
+
+// criteriaMatcher is a reader that matches the criteria of a conditional
+// create or update over every resource, refusing a match outside the
+// principal's reach: access.Store and its units of work.
+type criteriaMatcher interface {
+	MatchCriteria(ctx context.Context, q store.Query) ([]*store.Version, error)
+}
+
+// searchCreating runs q, the criteria of a conditional create or update,
+// in r. These create when they match nothing, so a resource the principal
+// cannot see must still count: matched as a search, among what the
+// principal reaches alone, it would not, and the write would create a
+// second record beside it (see access.Store.MatchCriteria).
+func searchCreating(ctx context.Context, r store.Reader, q store.Query) ([]*store.Version, error) {
+	if m, ok := r.(criteriaMatcher); ok {
+		return m.MatchCriteria(ctx, q)
+	}
+	return r.Search(ctx, q)
+}
+
+// matchCreating is matchOne for the criteria of a conditional create or
+// update (see searchCreating): a match outside the principal's reach is
+// 403.
+func matchCreating(ctx context.Context, r store.Reader, q *store.Query, what string) (*store.Version, error) {
+	q.Count = 2
+	found, err := searchCreating(ctx, r, *q)
+	if err != nil {
+		return nil, err
+	}
+	return oneMatch(found, q, what)
+}
+
+// oneMatch is what conditional criteria found: nil for nothing, the match
+// for one, 412 for several.
+func oneMatch(found []*store.Version, q *store.Query, what string) (*store.Version, error) {
 	switch len(found) {
 	case 0:
 		return nil, nil
@@ -550,7 +587,7 @@ func (s *service) conditionalUpdate(ctx context.Context, typ string, res fhir.Re
 // that resource would write over a record the client did not ask to
 // change.
 func updateTarget(ctx context.Context, r store.Reader, typ string, res fhir.Resource, criteria *store.Query) (id string, matched bool, err error) {
-	match, err := matchOne(ctx, r, criteria, "conditional update")
+	match, err := matchCreating(ctx, r, criteria, "conditional update")
 	if err != nil {
 		return "", false, err
 	}

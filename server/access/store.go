@@ -465,20 +465,7 @@ func (s *Store) narrow(ctx context.Context, req *request, r store.Reader, q stor
 	if req.p.unrestricted() {
 		return q, nil
 	}
-	g, err := req.grant(q.Type, Search)
-	if err != nil {
-		if filtering(ctx) {
-			return q, errNothing
-		}
-		return q, err
-	}
-	where := q.Where
-	if q.Type == "AuditEvent" {
-		if where, err = s.trailClauses(ctx, req, r, where); err != nil {
-			return q, err
-		}
-	}
-	where, err = s.narrowClauses(ctx, req, r, where)
+	g, where, err := s.narrowInner(ctx, req, r, q)
 	if err != nil {
 		return q, err
 	}
@@ -490,6 +477,81 @@ func (s *Store) narrow(ctx context.Context, req *request, r store.Reader, q stor
 	// Included resources are filtered one by one after the search (see
 	// find): a type the principal cannot read adds none.
 	return q, nil
+}
+
+// narrowInner returns the principal's grant of search on q's type and the
+// clauses of q with what they pass through narrowed: the audit trail's
+// entities, the types of chains and _has clauses. It leaves to the caller
+// what the grant adds to the type's own resources.
+func (s *Store) narrowInner(ctx context.Context, req *request, r store.Reader, q store.Query) (*grant, []store.Clause, error) {
+	g, err := req.grant(q.Type, Search)
+	if err != nil {
+		if filtering(ctx) {
+			return nil, nil, errNothing
+		}
+		return nil, nil, err
+	}
+	where := q.Where
+	if q.Type == "AuditEvent" {
+		if where, err = s.trailClauses(ctx, req, r, where); err != nil {
+			return nil, nil, err
+		}
+	}
+	where, err = s.narrowClauses(ctx, req, r, where)
+	if err != nil {
+		return nil, nil, err
+	}
+	return g, where, nil
+}
+
+// MatchCriteria finds what the criteria of a conditional create or
+// update match, for the principal of ctx. These create a resource when
+// they match none, so they are matched over every resource of the type,
+// not only those the principal reaches: matched among those alone, a
+// match they cannot see would be no match, and a second record would be
+// created beside it (a second Observation, or Patient, with its
+// identifier). A match outside the principal's reach is refused (403):
+// the principal may neither change it nor create beside it, and it is not
+// shown to them. The criteria need the search permission on the type as a
+// search does, and their chains and _has clauses pass only through what
+// the principal may reach, as a search's do.
+func (s *Store) MatchCriteria(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	return s.matchCriteria(ctx, s.next, q)
+}
+
+func (s *Store) matchCriteria(ctx context.Context, r store.Reader, q store.Query) ([]*store.Version, error) {
+	req, err := s.request(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.p.unrestricted() {
+		return s.search(ctx, r, q)
+	}
+	g, where, err := s.narrowInner(ctx, req, r, q)
+	if errors.Is(err, errNothing) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	q.Where = where
+	found, err := r.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	reached, err := s.keep(ctx, req, r, found, func(string) (*grant, error) { return g, nil })
+	if err != nil {
+		return nil, err
+	}
+	if len(reached) < len(found) {
+		// Which resource it is, and whose, is not told.
+		return nil, forbidden("the criteria match a resource of type %s outside what the access token may reach: "+
+			"a conditional create or update by it neither changes that resource nor creates another beside it", q.Type)
+	}
+	if err := s.touch(ctx, req, r, found...); err != nil {
+		return nil, err
+	}
+	return s.shownTo(ctx, req, r, found)
 }
 
 // narrowClauses narrows the queries inside chains and _has clauses to what
@@ -1238,6 +1300,11 @@ func (t *tx_) History(ctx context.Context, q store.HistoryQuery) (*store.History
 
 func (t *tx_) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
 	return t.s.search(ctx, t.tx, q)
+}
+
+// MatchCriteria is Store.MatchCriteria in the unit of work.
+func (t *tx_) MatchCriteria(ctx context.Context, q store.Query) ([]*store.Version, error) {
+	return t.s.matchCriteria(ctx, t.tx, q)
 }
 
 // finderTx is a unit of work that executes whole search plans.
