@@ -74,7 +74,7 @@ const maxQuestionnaireVersions = 100
 // findQuestionnaire returns the Questionnaire a canonical names (url or
 // url|version) as JSON: the PAM Questionnaire, or one that the transaction
 // of ch writes or the store holds, the newest of those with the url and
-// version (canonical.Newer: the highest version, then the one updated
+// version (canonical.Newest: the highest version, then the one updated
 // last), as a ValueSet named by url is found; what the transaction writes
 // of a resource replaces what is stored of it. nil when there is none.
 func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *operation.Change, named string) ([]byte, error) {
@@ -123,16 +123,9 @@ func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *ope
 	if stored > maxQuestionnaireVersions {
 		return nil, tooMany
 	}
-	var newest *store.Version
-	var newestVersion string
-	for _, v := range found {
-		q, err := decode[*fhir.Questionnaire](v.JSON)
-		if err != nil {
-			return nil, fmt.Errorf("find Questionnaire %s: %w", named, err)
-		}
-		if newest == nil || canonical.Newer(q.Version.Get(), v.LastUpdated, newestVersion, newest.LastUpdated) {
-			newest, newestVersion = v, q.Version.Get()
-		}
+	newest, err := canonical.Newest(found)
+	if err != nil {
+		return nil, fmt.Errorf("find Questionnaire %s: %w", named, err)
 	}
 	if newest == nil {
 		return nil, nil

@@ -335,13 +335,13 @@ func (a *api) bundled(typ, id string) *conformance.Resource {
 
 // findCanonical returns the stored resource of typ with this canonical url
 // and version, or nil. Without a version it is the newest of those with
-// the url (newestCanonical), as R4 leaves the choice to the server
+// the url (canonical.Newest), as R4 leaves the choice to the server
 // (references.html, canonical): the one a client last published, not the
 // one stored first. Each is read whole to compare their versions, so at
 // most Limits.CanonicalVersions of them are: a url held in more answers
 // a *tooManyVersions.
-func (a *api) findCanonical(c *gin.Context, typ, canonical, version string) (*store.Version, error) {
-	q := url.Values{"url": {canonical}}
+func (a *api) findCanonical(c *gin.Context, typ, curl, version string) (*store.Version, error) {
+	q := url.Values{"url": {curl}}
 	if version != "" {
 		q.Set("version", version)
 	}
@@ -359,9 +359,9 @@ func (a *api) findCanonical(c *gin.Context, typ, canonical, version string) (*st
 		return nil, err
 	}
 	if len(found) > most {
-		return nil, &tooManyVersions{typ: typ, url: canonical, most: most}
+		return nil, &tooManyVersions{typ: typ, url: curl, most: most}
 	}
-	return newestCanonical(found)
+	return canonical.Newest(found)
 }
 
 // tooManyVersions reports a canonical url named without a version that
@@ -380,29 +380,6 @@ func (e *tooManyVersions) Error() string {
 // Is makes a search answer it as the terminology's other costs (400
 // too-costly, naming the parameter).
 func (e *tooManyVersions) Is(target error) bool { return target == search.ErrTooCostly }
-
-// newestCanonical returns the newest of versions, resources sharing a
-// canonical url, as canonical.Newer orders them.
-func newestCanonical(versions []*store.Version) (*store.Version, error) {
-	var newest *store.Version
-	var newestVersion string
-	for _, v := range versions {
-		var r struct {
-			Version string `json:"version"`
-		}
-		if err := json.Unmarshal(v.JSON, &r); err != nil {
-			return nil, fmt.Errorf("stored %s/%s: %w", v.Type, v.ID, err)
-		}
-		if newest == nil {
-			newest, newestVersion = v, r.Version
-			continue
-		}
-		if canonical.Newer(r.Version, v.LastUpdated, newestVersion, newest.LastUpdated) {
-			newest, newestVersion = v, r.Version
-		}
-	}
-	return newest, nil
-}
 
 // maxStoredImports bounds the stored ValueSets that one ValueSet draws on
 // through compose.include.valueSet and compose.exclude.valueSet, directly

@@ -5,8 +5,12 @@ package canonical
 
 import (
 	"cmp"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
+
+	"carefhir/store"
 )
 
 // Newer reports whether a resource of business version v, updated at
@@ -17,6 +21,27 @@ import (
 func Newer(v string, updated time.Time, than string, thanUpdated time.Time) bool {
 	d := CompareVersions(v, than)
 	return d > 0 || d == 0 && updated.After(thanUpdated)
+}
+
+// Newest returns the newest of versions, stored resources sharing a
+// canonical url, as Newer orders them; nil when there are none. Only the
+// business version of each is decoded: the one chosen is read by its
+// caller.
+func Newest(versions []*store.Version) (*store.Version, error) {
+	var newest *store.Version
+	var newestVersion string
+	for _, v := range versions {
+		var r struct {
+			Version string `json:"version"`
+		}
+		if err := json.Unmarshal(v.JSON, &r); err != nil {
+			return nil, fmt.Errorf("stored %s/%s: %w", v.Type, v.ID, err)
+		}
+		if newest == nil || Newer(r.Version, v.LastUpdated, newestVersion, newest.LastUpdated) {
+			newest, newestVersion = v, r.Version
+		}
+	}
+	return newest, nil
 }
 
 // CompareVersions orders two business versions as SemVer orders them,
