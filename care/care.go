@@ -13,6 +13,7 @@ import (
 
 	"carefhir/care/calendar"
 	"carefhir/fhir"
+	"carefhir/fhir/canonical"
 	"carefhir/fhir/fhirjson"
 	"carefhir/operation"
 	"carefhir/store"
@@ -48,6 +49,12 @@ type Config struct {
 	// CohortMostMembers is the most people a cohort Group holds; 0 means
 	// DefaultCohortMostMembers. Criteria selecting more are refused.
 	CohortMostMembers int
+	// CanonicalVersions is the most stored Questionnaires of one url
+	// compared to find the newest when a response names the url without
+	// a version: the server's Limits.CanonicalVersions, which bounds the
+	// ValueSets and CodeSystems so compared, so that one setting bounds
+	// both. 0 means canonical.DefaultMostVersions, the server's default.
+	CanonicalVersions int
 }
 
 // Defaults of Config.
@@ -79,6 +86,9 @@ func New(cfg Config) (*Care, error) {
 	}
 	if cfg.CohortMostMembers == 0 {
 		cfg.CohortMostMembers = DefaultCohortMostMembers
+	}
+	if cfg.CanonicalVersions <= 0 {
+		cfg.CanonicalVersions = canonical.DefaultMostVersions
 	}
 	if cfg.ReviewWindow == 0 {
 		cfg.ReviewWindow = DefaultReviewWindow

@@ -121,20 +121,24 @@ func newClient(t *testing.T, st store.Store, cfg care.Config, opts ...func(*serv
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String() + "/fhir"
 	cfg.BaseURL = base
-	co, err := care.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cat, err := catalogue(t).With(definitions(t, cfg)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc, idp := authtest.Service(t, issuer, base)
 	sc := server.Config{Store: st, BaseURL: base, Auth: svc, Logger: slog.New(slog.DiscardHandler),
-		SoftwareVersion: "test", Definitions: cat, SearchParameters: care.SearchParameters(), Operations: co.Operations(), Hooks: co.Hooks()}
+		SoftwareVersion: "test", Definitions: cat, SearchParameters: care.SearchParameters()}
 	for _, opt := range opts {
 		opt(&sc)
 	}
+	// Care coordination is given the server's limits, as carefhir serve
+	// gives them.
+	cfg.CanonicalVersions = sc.Limits.CanonicalVersions
+	co, err := care.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Operations, sc.Hooks = co.Operations(), co.Hooks()
 	srv.Config.Handler = server.New(sc)
 	srv.Start()
 	t.Cleanup(func() {

@@ -65,25 +65,22 @@ func (c *Care) checkResponse(ctx context.Context, s operation.Store, ch *operati
 	return nil
 }
 
-// maxQuestionnaireVersions bounds the stored Questionnaires of one url
-// compared to find the newest (see findQuestionnaire), as
-// Limits.CanonicalVersions of the server bounds the ValueSets and
-// CodeSystems: each is read whole to compare versions.
-const maxQuestionnaireVersions = 100
-
 // findQuestionnaire returns the Questionnaire a canonical names (url or
 // url|version) as JSON: the PAM Questionnaire, or one that the transaction
 // of ch writes or the store holds, the newest of those with the url and
 // version (canonical.Newest: the highest version, then the one updated
 // last), as a ValueSet named by url is found; what the transaction writes
 // of a resource replaces what is stored of it. nil when there is none.
+// Each stored one is read to compare versions, so at most
+// Config.CanonicalVersions of them are, as the server bounds ValueSets:
+// a url held in more is 422 too-costly, naming the version.
 func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *operation.Change, named string) ([]byte, error) {
 	u, version, _ := strings.Cut(named, "|")
 	if u == PAMQuestionnaireURL && (version == "" || version == PAMQuestionnaireVersion) {
 		return fhirjson.Marshal(c.questionnaire)
 	}
 	tooMany := operation.Errorf(http.StatusUnprocessableEntity, "too-costly", "QuestionnaireResponse.questionnaire",
-		"more than %d Questionnaires held here have the url %s, more than are compared to find the newest: name the version (url|version)", maxQuestionnaireVersions, u)
+		"more than %d Questionnaires held here have the url %s, more than are compared to find the newest: name the version (url|version)", c.cfg.CanonicalVersions, u)
 	var found []*store.Version
 	written := map[string]bool{}
 	if ch.Written != nil {
@@ -102,7 +99,7 @@ func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *ope
 	// to tell, and as many more as the transaction writes, whose own are
 	// taken as it writes them, above. An engine that cannot page what a
 	// unit of work wrote (MongoDB) answers ErrUnsupported past the page.
-	params := url.Values{"url": {u}, "_count": {strconv.Itoa(maxQuestionnaireVersions + len(written) + 1)}}
+	params := url.Values{"url": {u}, "_count": {strconv.Itoa(c.cfg.CanonicalVersions + len(written) + 1)}}
 	if version != "" {
 		params.Set("version", version)
 	}
@@ -120,7 +117,7 @@ func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *ope
 			stored++
 		}
 	}
-	if stored > maxQuestionnaireVersions {
+	if stored > c.cfg.CanonicalVersions {
 		return nil, tooMany
 	}
 	newest, err := canonical.Newest(found)

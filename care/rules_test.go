@@ -197,6 +197,31 @@ func TestResponseNamesHighestQuestionnaireVersion(t *testing.T) {
 	})
 }
 
+// TestResponseQuestionnaireVersionsServerLimit: the Questionnaires of one
+// url compared to find the newest are bounded by the server's
+// Limits.CanonicalVersions, as its ValueSets are: past it, a response
+// naming the url without a version is 422 too-costly, and one naming the
+// version is checked against it.
+func TestResponseQuestionnaireVersionsServerLimit(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		put := func(i int) {
+			c.put(fmt.Sprintf(`{"resourceType":"Questionnaire","id":"limit%d","url":"http://example.org/q/limit","version":"%d","status":"active","item":[{"linkId":"v%d","type":"boolean"}]}`, i, i, i))
+		}
+		write := func(canonical, item string) *response {
+			return c.do("POST", "/QuestionnaireResponse", `{"resourceType":"QuestionnaireResponse","questionnaire":"`+canonical+`","status":"completed","item":[{"linkId":"`+item+`","answer":[{"valueBoolean":true}]}]}`)
+		}
+		for i := range 3 {
+			put(i)
+		}
+		write("http://example.org/q/limit", "v2").want(http.StatusCreated)
+		put(3)
+		if got := issues(write("http://example.org/q/limit", "v3").want(http.StatusUnprocessableEntity)); !strings.Contains(got, "too-costly QuestionnaireResponse.questionnaire") || !strings.Contains(got, "more than 3 Questionnaires") {
+			t.Errorf("a url held by 4 Questionnaires, 3 compared, naming no version: %s", got)
+		}
+		write("http://example.org/q/limit|3", "v3").want(http.StatusCreated)
+	}, func(sc *server.Config) { sc.Limits.CanonicalVersions = 3 })
+}
+
 // TestResponseInTransaction writes a response and the Questionnaire it
 // names in one transaction: the outcome does not depend on the order of
 // the entries (R4 http.html, 3.1.0.11.2), and the response is checked

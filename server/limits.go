@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"carefhir/fhir/canonical"
 	"carefhir/fhir/patch"
 	"carefhir/fhir/search"
 )
@@ -48,7 +49,9 @@ type Limits struct {
 	// imports): each is read whole to compare versions, so a url stored
 	// in thousands of versions would cost every such request all of them.
 	// Past it, the url must be named with its version. Default
-	// DefaultCanonicalVersions.
+	// DefaultCanonicalVersions. Care coordination bounds the
+	// Questionnaires of a url so (care.Config.CanonicalVersions): a host
+	// gives it this limit.
 	CanonicalVersions int
 	// LargeBodies bounds how many requests with a body over LargeBody
 	// bytes (or of unknown length) are served at once; others wait for a
@@ -71,8 +74,9 @@ const (
 	DefaultBundleEntries = 10000
 	DefaultBundleReads   = 64 << 20
 	// DefaultCanonicalVersions is far above the versions of a definition
-	// a network publishes, yet reads a bounded few megabytes.
-	DefaultCanonicalVersions = 100
+	// a network publishes, yet reads a bounded few megabytes; care
+	// coordination's Questionnaires default to it too.
+	DefaultCanonicalVersions = canonical.DefaultMostVersions
 )
 
 func (l Limits) withDefaults() Limits {

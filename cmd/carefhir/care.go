@@ -14,6 +14,7 @@ import (
 
 	"carefhir/care"
 	"carefhir/operation"
+	"carefhir/server"
 	"carefhir/server/access"
 )
 
@@ -27,9 +28,10 @@ type careFlags struct {
 }
 
 // loadCare reads the files the care flags name and returns care
-// coordination configured with them, serving under baseURL.
-func loadCare(f careFlags, baseURL string) (*care.Care, error) {
-	cfg := care.Config{BaseURL: baseURL, PAM: care.PAMConfig{MinAnswered: f.PAMMinAnswered}}
+// coordination configured with them, serving under baseURL with the
+// server's limits.
+func loadCare(f careFlags, baseURL string, limits server.Limits) (*care.Care, error) {
+	cfg := care.Config{BaseURL: baseURL, PAM: care.PAMConfig{MinAnswered: f.PAMMinAnswered}, CanonicalVersions: limits.CanonicalVersions}
 	if f.PAMWording != "" {
 		r, err := os.Open(f.PAMWording)
 		if err != nil {

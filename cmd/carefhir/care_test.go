@@ -32,7 +32,7 @@ func TestLoadCare(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	co, err := loadCare(careFlags{PAMWording: wording, PAMCalibration: "../../care/testdata/calibration-synthetic.csv", CareCodes: codes}, "")
+	co, err := loadCare(careFlags{PAMWording: wording, PAMCalibration: "../../care/testdata/calibration-synthetic.csv", CareCodes: codes}, "", server.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,16 +43,16 @@ func TestLoadCare(t *testing.T) {
 	if err := os.WriteFile(wording, []byte("one line\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadCare(careFlags{PAMWording: wording}, ""); err == nil || !strings.Contains(err.Error(), "--pam-wording") {
+	if _, err := loadCare(careFlags{PAMWording: wording}, "", server.Limits{}); err == nil || !strings.Contains(err.Error(), "--pam-wording") {
 		t.Errorf("a wording file of one statement: %v", err)
 	}
-	if _, err := loadCare(careFlags{CareCodes: wording}, ""); err == nil || !strings.Contains(err.Error(), "--care-codes") {
+	if _, err := loadCare(careFlags{CareCodes: wording}, "", server.Limits{}); err == nil || !strings.Contains(err.Error(), "--care-codes") {
 		t.Errorf("codes that are not JSON: %v", err)
 	}
 	if err := os.WriteFile(codes, []byte(`{"pamLevel":"111","careCoordinater":"222"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadCare(careFlags{CareCodes: codes}, ""); err == nil || !strings.Contains(err.Error(), "--care-codes") || !strings.Contains(err.Error(), `"careCoordinater"`) {
+	if _, err := loadCare(careFlags{CareCodes: codes}, "", server.Limits{}); err == nil || !strings.Contains(err.Error(), "--care-codes") || !strings.Contains(err.Error(), `"careCoordinater"`) {
 		t.Errorf("codes with a misspelt key: %v, want an error naming --care-codes and the key", err)
 	}
 }

@@ -241,7 +241,7 @@ func serve(ctx context.Context, cfg *serveConfig, factories map[string]engineFac
 	if err != nil {
 		return err
 	}
-	co, err := loadCare(cfg.Care, baseURL)
+	co, err := loadCare(cfg.Care, baseURL, cfg.Limits.server())
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -13,6 +13,11 @@ import (
 	"carefhir/store"
 )
 
+// DefaultMostVersions is the default bound on the stored resources of one
+// url compared to find the newest (Newest): far above the versions of a
+// definition a network publishes, yet a bounded few megabytes to read.
+const DefaultMostVersions = 100
+
 // Newer reports whether a resource of business version v, updated at
 // updated, is newer than one of version than, updated at thanUpdated: of
 // a higher version (CompareVersions), or of an equal one updated later.
