@@ -2,6 +2,7 @@ package care
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -86,11 +87,16 @@ func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *ope
 	if ch.Written != nil {
 		for _, v := range ch.Written("Questionnaire") {
 			written[v.ID] = true
-			q, err := decode[*fhir.Questionnaire](v.JSON)
-			if err != nil {
+			// Only what chooses is decoded: the one chosen is read
+			// whole once, to check the response against it.
+			var q struct {
+				URL     string `json:"url"`
+				Version string `json:"version"`
+			}
+			if err := json.Unmarshal(v.JSON, &q); err != nil {
 				return nil, fmt.Errorf("find Questionnaire %s: %w", named, err)
 			}
-			if q.Url.Get() == u && (version == "" || q.Version.Get() == version) {
+			if q.URL == u && (version == "" || q.Version == version) {
 				found = append(found, v)
 			}
 		}
