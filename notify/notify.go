@@ -457,14 +457,10 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 			if p == nil {
 				return nil, errors.New("notify: a subscription written outside a request")
 			}
-			created, err := createdAnew(ctx, tx, c)
-			if err != nil {
+			if err := recordOwner(ctx, tx, c.ID, ownerOf(p), c.Created, c.Version.VersionID, live, now); err != nil {
 				return nil, err
 			}
-			if err := recordOwner(ctx, tx, c.ID, ownerOf(p), created, c.Version.VersionID, live, now); err != nil {
-				return nil, err
-			}
-			if created && c.Version.VersionID > 1 {
+			if c.Created && c.Version.VersionID > 1 {
 				// Created under the id of a deleted one: its events start
 				// from 0, as a new subscription's, so that its
 				// events-since-subscription-start counts its own events
@@ -530,7 +526,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 			continue
 		}
 		ev := &row{Subscription: sub.id, Kind: kindEvent, Type: c.Type, ID: c.ID, Version: c.Version.VersionID, Deleted: c.Deleted, Method: c.Version.Method,
-			SubscriptionVersion: sub.version, Created: now}
+			Creates: c.Created, SubscriptionVersion: sub.version, Created: now}
 		if sub.topic != nil {
 			ev.Topic = sub.topic.URL
 		}
@@ -539,22 +535,6 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 		}
 	}
 	return nil, nil
-}
-
-// createdAnew reports whether the write c of a Subscription creates it: the
-// first version of its id, or one written after a delete.
-func createdAnew(ctx context.Context, tx store.Tx, c *operation.Change) (bool, error) {
-	if c.Version.VersionID <= 1 {
-		return true, nil
-	}
-	prev, err := tx.VRead(ctx, "Subscription", c.ID, c.Version.VersionID-1)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("notify: subscription %s before this write: %w", c.ID, err)
-	}
-	return prev.Deleted, nil
 }
 
 // beforeVersion is the version a write replaces, kept from its Check.

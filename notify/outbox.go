@@ -50,6 +50,10 @@ type row struct {
 	// Method is the HTTP method of the interaction that wrote Version
 	// (store.Version.Method): "" when not recorded.
 	Method string `json:"method,omitempty"`
+	// Creates marks a Version that created the resource, the first or
+	// one written after a delete (operation.Change.Created); not
+	// recorded in rows written before it was.
+	Creates bool `json:"creates,omitempty"`
 	// Topic is the SubscriptionTopic of an event of a topic-based
 	// subscription.
 	Topic string `json:"topic,omitempty"`

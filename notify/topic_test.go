@@ -527,13 +527,8 @@ func TestHeartbeatStopsWhenOwnerLapses(t *testing.T) {
 // patch; in the notification and in $events alike.
 func TestTopicNotificationMethod(t *testing.T) {
 	eachEngine(t, func(t *testing.T, eng engine) {
-		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
-		rx := newReceiver(t)
-		sub := idOf(t, e.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "", rx.URL+"/hook", "full-resource", 0)))
-		e.deliver()
-		rx.take()
-
-		posted := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e, rx, sub := topicSubscriber(t, eng, "appointment-booked")
+		idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
 		if r := e.do("admin", "PUT", "/Appointment/put1", `{"id":"put1",`+appointment("p1", "booked")[1:]); r.status != 201 {
 			t.Fatalf("update as create: %d %s", r.status, r.body)
 		}
@@ -542,20 +537,64 @@ func TestTopicNotificationMethod(t *testing.T) {
 			header("Content-Type", "application/json-patch+json")); r.status != 200 {
 			t.Fatalf("PATCH: %d %s", r.status, r.body)
 		}
-		want := []string{"POST Appointment 201", "PUT Appointment/put1 201", "PATCH Appointment/" + patched + " 200"}
-		e.deliver()
-		var seen []string
-		for _, g := range rx.take() {
-			seen = append(seen, focusRequests(t, g.Body)...)
-		}
-		if fmt.Sprint(seen) != fmt.Sprint(want) {
-			t.Errorf("notifications of %s, put1, %s: %q, want %q", posted, patched, seen, want)
-		}
-		r := e.do("admin", "GET", "/Subscription/"+sub+"/$events", "")
-		if got := focusRequests(t, r.body); fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("$events: %q, want %q", got, want)
-		}
+		wantFocusRequests(t, e, rx, sub, "a POST, a PUT as create, a PATCH",
+			"POST Appointment 201", "PUT Appointment/put1 201", "PATCH Appointment/"+patched+" 200")
 	})
+}
+
+// TestTopicNotificationRecreated: a resource written again after its
+// delete is created again (R4 http.html, update as create), as its history
+// shows it: its event is a create, 201, whatever its version, and a topic
+// raised by creates only is raised by it; in the notification and in
+// $events alike.
+func TestTopicNotificationRecreated(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e, rx, sub := topicSubscriber(t, eng, "careplan-created")
+		plan := func(status string) string {
+			return `{"resourceType":"CarePlan","id":"cp1","status":"` + status + `","intent":"plan","subject":{"reference":"Patient/p1"}}`
+		}
+		for _, w := range []struct {
+			method, body string
+			status       int
+		}{{"PUT", plan("active"), 201}, {"DELETE", "", 200}, {"PUT", plan("active"), 201}, {"PUT", plan("on-hold"), 200}} {
+			if r := e.do("admin", w.method, "/CarePlan/cp1", w.body); r.status != w.status && !(w.method == "DELETE" && r.status == 204) {
+				t.Fatalf("%s CarePlan/cp1: %d %s", w.method, r.status, r.body)
+			}
+		}
+		wantFocusRequests(t, e, rx, sub, "a create, a delete, a create again, an update",
+			"PUT CarePlan/cp1 201", "PUT CarePlan/cp1 201")
+	})
+}
+
+// topicSubscriber returns a server on eng with an active full-resource
+// subscription to topic, whose handshake rx has taken.
+func topicSubscriber(t *testing.T, eng engine, topic string) (e *env, rx *receiver, sub string) {
+	t.Helper()
+	e = newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+	rx = newReceiver(t)
+	sub = idOf(t, e.do("admin", "POST", "/Subscription", topicSubscription(topic, "", rx.URL+"/hook", "full-resource", 0)))
+	e.deliver()
+	rx.take()
+	return e, rx, sub
+}
+
+// wantFocusRequests delivers what is due and requires the focus entries
+// of the notifications rx takes, and of the $events of sub, to be want
+// (focusRequests), the events of writes.
+func wantFocusRequests(t *testing.T, e *env, rx *receiver, sub, writes string, want ...string) {
+	t.Helper()
+	e.deliver()
+	var seen []string
+	for _, g := range rx.take() {
+		seen = append(seen, focusRequests(t, g.Body)...)
+	}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("notifications of %s: %q, want %q", writes, seen, want)
+	}
+	r := e.do("admin", "GET", "/Subscription/"+sub+"/$events", "")
+	if got := focusRequests(t, r.body); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("$events of %s: %q, want %q", writes, got, want)
+	}
 }
 
 // focusRequests returns the request (method and url) and response status

@@ -35,6 +35,8 @@ type event struct {
 	// Method is the HTTP method of the interaction that wrote Version,
 	// as its history shows it: "" when not recorded.
 	Method string `json:"method,omitempty"`
+	// Creates marks a Version that created the resource (row.Creates).
+	Creates bool `json:"creates,omitempty"`
 }
 
 // eventID names the record of event number of subscription sub, in order.
@@ -137,17 +139,24 @@ func (n *Notifier) notificationBundle(sub *subscription, status, typ string, sin
 			continue
 		}
 		entry := map[string]any{"fullUrl": n.cfg.BaseURL + "/" + ev.Type + "/" + ev.ID}
-		// The request is the one that wrote the version, as its history
-		// shows it; for a version written before methods were recorded, a
-		// tombstone was a DELETE, version 1 a POST, any other a PUT.
+		// The request is the one that wrote the version, and its status
+		// whether it created the resource, as its history shows them: a
+		// version that created it (the first, or one written after a
+		// delete) is 201. For an event recorded before either was, a
+		// tombstone was a DELETE, version 1 a POST that created it, any
+		// other a PUT.
 		method, status := ev.Method, "200"
 		switch {
 		case ev.Deleted:
 			method, status = cmp.Or(method, "DELETE"), "204"
-		case ev.Version == 1:
-			method, status = cmp.Or(method, "POST"), "201"
-		case method == "":
+		case ev.Creates || ev.Version == 1:
+			status = "201"
+		}
+		if method == "" {
 			method = "PUT"
+			if ev.Version == 1 {
+				method = "POST"
+			}
 		}
 		req := map[string]any{"method": method, "url": ev.Type + "/" + ev.ID}
 		if method == "POST" {
@@ -173,7 +182,7 @@ func (n *Notifier) deliverTopic(ctx context.Context, recs store.Tx, sub *subscri
 		return err
 	}
 	now := n.cfg.Now()
-	ev := event{Number: c.since() + 1, Timestamp: rw.Created, Type: rw.Type, ID: rw.ID, Version: rw.Version, Deleted: rw.Deleted, Method: rw.Method}
+	ev := event{Number: c.since() + 1, Timestamp: rw.Created, Type: rw.Type, ID: rw.ID, Version: rw.Version, Deleted: rw.Deleted, Method: rw.Method, Creates: rw.Creates}
 	resources := map[int64][]byte{}
 	if !rw.Deleted {
 		resources[ev.Number] = v.JSON

@@ -18,6 +18,11 @@ type Change struct {
 	Version *store.Version
 	// Deleted marks a delete.
 	Deleted bool
+	// Created marks a write that creates its resource: a create, or an
+	// update of an id that does not exist or was deleted, which R4 has
+	// create the resource again (update as create), whatever its
+	// version; a history shows it as created (201).
+	Created bool
 	// Written, for a write of a transaction's entry, returns the versions
 	// of a type that the other entries of the transaction create or
 	// update, whatever their order in it: they are kept with this write or

@@ -45,8 +45,9 @@ func (s *service) inUnit(ctx context.Context, typ string) bool {
 // putHooked puts wr in w, running the Check of the hooks of its type
 // before and their After once it is written, with w as their unit of
 // work. The hooks see res, the resource of wr decoded from its JSON
-// (decoded here when nil).
-func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write, res fhir.Resource) error {
+// (decoded here when nil), and whether wr creates its resource (created:
+// the writer knows, from the version it replaces).
+func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write, res fhir.Resource, created bool) error {
 	if !s.hooked(wr.Type) {
 		if err := w.Put(ctx, wr); err != nil {
 			return err
@@ -65,7 +66,7 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 			return err
 		}
 	}
-	ch := &ext.Change{Type: wr.Type, ID: wr.ID, Deleted: wr.Deleted, AsRequester: asRequester}
+	ch := &ext.Change{Type: wr.Type, ID: wr.ID, Deleted: wr.Deleted, Created: created, AsRequester: asRequester}
 	if !wr.Deleted && res == nil {
 		var err error
 		if res, err = fhirjson.UnmarshalAs(wr.JSON, wr.Type); err != nil {

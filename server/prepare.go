@@ -20,6 +20,9 @@ type prepared struct {
 	wr    *store.Write
 	res   fhir.Resource
 	check *check
+	// created marks a write that creates its resource (ext.Change.Created):
+	// a create, or one over no version or a deletion.
+	created bool
 }
 
 // settle returns the outcome of p's validation if it refuses p, else err:
@@ -95,7 +98,7 @@ func (a *api) prepareCreate(ctx context.Context, typ string, res fhir.Resource) 
 	if err != nil {
 		return nil, fmt.Errorf("decode %s/%s: %w", typ, id, err)
 	}
-	p := &prepared{wr: &store.Write{Type: typ, ID: id, LastUpdated: now, JSON: body, Method: http.MethodPost}}
+	p := &prepared{wr: &store.Write{Type: typ, ID: id, LastUpdated: now, JSON: body, Method: http.MethodPost}, created: true}
 	if a.validating() {
 		p.check = startCheck(func() error { return a.validateEncoded(ctx, typ, body, tree) })
 	}
@@ -131,7 +134,7 @@ func (s *service) prepare(ctx context.Context, typ string, res fhir.Resource) (*
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{wr: wr}
+	p := &prepared{wr: wr, created: true}
 	if s.hooked(typ) {
 		if p.res, err = fhirjson.UnmarshalAs(wr.JSON, typ); err != nil {
 			return nil, fmt.Errorf("hooks of %s/%s: %w", typ, wr.ID, err)

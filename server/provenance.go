@@ -98,7 +98,7 @@ func (s *service) writeProvenance(ctx context.Context, w store.Writer, wr *store
 		return err
 	}
 	// Its own writeProvenance, in putHooked, finds it written.
-	if err := s.putHooked(ctx, w, pw, res); err != nil {
+	if err := s.putHooked(ctx, w, pw, res, true); err != nil {
 		return fmt.Errorf("X-Provenance: %w", err)
 	}
 	return nil

@@ -168,7 +168,7 @@ func (s *service) put(ctx context.Context, w store.Writer, typ, id string, res f
 	if err != nil {
 		return nil, err
 	}
-	return s.write(ctx, w, wr)
+	return s.writePrepared(ctx, w, &prepared{wr: wr, created: cur == nil || cur.Deleted})
 }
 
 // notBefore returns the lastUpdated of a version written at now that
@@ -214,15 +214,16 @@ func stamp(res fhir.Resource, id string, version int64, lastUpdated time.Time) {
 	res.SetMeta(meta)
 }
 
-// write puts wr and returns the version it wrote.
+// write puts wr and returns the version it wrote; it creates its
+// resource only when it is the first version.
 func (s *service) write(ctx context.Context, w store.Writer, wr *store.Write) (*store.Version, error) {
-	return s.writePrepared(ctx, w, &prepared{wr: wr})
+	return s.writePrepared(ctx, w, &prepared{wr: wr, created: !wr.Deleted && wr.Expected == 0})
 }
 
 // writePrepared puts p.wr, the hooks of its type seeing p.res (decoded
 // from p.wr when nil), and returns the version it wrote.
 func (s *service) writePrepared(ctx context.Context, w store.Writer, p *prepared) (*store.Version, error) {
-	if err := s.putHooked(ctx, w, p.wr, p.res); err != nil {
+	if err := s.putHooked(ctx, w, p.wr, p.res, p.created); err != nil {
 		return nil, err
 	}
 	return p.wr.Version(), nil
@@ -397,7 +398,9 @@ type staged struct {
 }
 
 // prepared returns the write staged, for writePrepared.
-func (st *staged) prepared() *prepared { return &prepared{wr: st.wr, res: st.res} }
+func (st *staged) prepared() *prepared {
+	return &prepared{wr: st.wr, res: st.res, created: st.cur == nil || st.cur.Deleted}
+}
 
 // stage reads the current version of typ/id in r, to prepare an update of
 // it with stageWrite.
