@@ -19,6 +19,14 @@ import (
 // openTaskStatuses are the statuses of a Task still to be done.
 const openTaskStatuses = "draft,requested,received,accepted,ready,in-progress,on-hold"
 
+// closedTaskStatuses are the statuses of a Task ended other than as an
+// error: done, cancelled, refused or failed.
+const closedTaskStatuses = "completed,cancelled,rejected,failed"
+
+// reminderCodes are the codes of the reminder Tasks, as a code search
+// parameter's value.
+const reminderCodes = SystemCareTask + "|" + CodeReviewTask + "," + SystemCareTask + "|" + CodeRemeasureTask
+
 // endTasks gives the open reminder Tasks of a kind that match filter the
 // status given: those for which ends reports true, or all when it is nil.
 func (c *Care) endTasks(ctx context.Context, s operation.Store, code string, filter url.Values, status string, ends func(*fhir.Task) (bool, error)) error {
@@ -85,7 +93,8 @@ type reminder struct {
 
 // generateReminders answers Task/$generate-reminders: Tasks for the PCSP
 // reviews due within the review window of asOf (default today) and for the
-// PAM re-measurements due by then, each once while it is open. It answers
+// PAM re-measurements due by then, each once while it is open and once
+// for its due date (not again once cancelled or done). It answers
 // Parameters: created (the number) and one task per Task created.
 func (c *Care) generateReminders(ctx context.Context, inv *operation.Invocation) (*operation.Result, error) {
 	if err := inv.Only("asOf"); err != nil {
@@ -117,7 +126,8 @@ func (c *Care) generateReminders(ctx context.Context, inv *operation.Invocation)
 }
 
 // Reminders creates the reminder Tasks due as of asOf that are not open
-// already, and returns them: what $generate-reminders and the periodic run
+// already, nor ended for the same due date (closedReminders), and
+// returns them: what $generate-reminders and the periodic run
 // of the server (carefhir serve --reminders-every) do.
 func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time) ([]*store.Version, error) {
 	// Compared as dates, not as text: the horizon may be past year 9999.
@@ -160,7 +170,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	// may not search what it wrote on engines without transactions.
 	open := map[string]bool{}
 	var owned []*fhir.Task // open reminders with an owner
-	err = s.Each(ctx, "Task", url.Values{"code": {SystemCareTask + "|" + CodeReviewTask + "," + SystemCareTask + "|" + CodeRemeasureTask}, "status": {openTaskStatuses}}, func(v *store.Version) error {
+	err = s.Each(ctx, "Task", url.Values{"code": {reminderCodes}, "status": {openTaskStatuses}}, func(v *store.Version) error {
 		t, err := decode[*fhir.Task](v.JSON)
 		if err == nil {
 			for _, code := range []string{CodeReviewTask, CodeRemeasureTask} {
@@ -178,6 +188,11 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		return nil, err
 	}
 	due = slices.DeleteFunc(due, func(r reminder) bool { return open[openKey(r.code, r.patient, r.focus)] })
+	closed, err := c.closedReminders(ctx, s, patientsOf(due))
+	if err != nil {
+		return nil, err
+	}
+	due = slices.DeleteFunc(due, func(r reminder) bool { return closed[closedKey(r.code, r.patient, r.focus, r.due)] })
 	patients := patientsOf(due)
 	seen := map[string]bool{}
 	for _, p := range patients {
@@ -272,6 +287,42 @@ func (c *Care) openKeyOf(code string, t *fhir.Task) string {
 	return openKey(code, c.patientRef(refOf(t.For)), focus)
 }
 
+// closedKey identifies a reminder ended for its due date: of a kind, for
+// a patient, about a plan or a PAM, due on a date.
+func closedKey(code, patient, focus, due string) string {
+	return code + " " + patient + " " + focus + " " + due
+}
+
+// closedReminders returns the closedKey of each reminder Task of patients
+// (Patient/id) ended other than as an error: one a coordinator cancelled,
+// or that was done, refused or failed, is not made again for the same due
+// date, though a new date (a review moved, a new PAM) makes a new one.
+// Its patient and focus are read as references to resources held here
+// (Type/id), as openKeyOf reads them. It reads the Tasks of chunkSize
+// patients with one search, before any reminder is written: a unit of
+// work may not search what it wrote on engines without transactions.
+func (c *Care) closedReminders(ctx context.Context, s operation.Store, patients []string) (map[string]bool, error) {
+	closed := map[string]bool{}
+	for _, list := range chunks(patients, chunkSize) {
+		err := s.Each(ctx, "Task", url.Values{"patient": {list}, "code": {reminderCodes}, "status": {closedTaskStatuses}}, func(v *store.Version) error {
+			t, err := decode[*fhir.Task](v.JSON)
+			if err != nil {
+				return fmt.Errorf("Task/%s: %w", v.ID, err)
+			}
+			for _, code := range []string{CodeReviewTask, CodeRemeasureTask} {
+				if hasCoding(t.Code, SystemCareTask, code) {
+					closed[closedKey(code, c.patientRef(refOf(t.For)), c.localRef(refOf(t.Focus)), dueOf(t))] = true
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return closed, nil
+}
+
 // coordinators returns the care coordinator of each of patients
 // (Patient/id) who has one: a participant in a coordinator's role whose
 // part holds now in an active CareTeam of the patient; of two teams, the
@@ -363,7 +414,7 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 		return nil, nil
 	}
 	var tasks []*fhir.Task
-	params := url.Values{"patient": {patient}, "code": {SystemCareTask + "|" + CodeReviewTask + "," + SystemCareTask + "|" + CodeRemeasureTask}, "status": {openTaskStatuses}}
+	params := url.Values{"patient": {patient}, "code": {reminderCodes}, "status": {openTaskStatuses}}
 	err := s.Each(ctx, "Task", params, func(v *store.Version) error {
 		t, err := decode[*fhir.Task](v.JSON)
 		if err != nil {

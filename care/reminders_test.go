@@ -2,6 +2,7 @@ package care_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -69,6 +70,63 @@ func TestReminderDates(t *testing.T) {
 	})
 }
 
+// TestReminderNotMadeAgainOnceEnded: a reminder a coordinator cancelled,
+// or that was done, is not made again by the next run for the same due
+// date; a review moved to another date makes a new one, and so does a
+// reminder only entered in error.
+func TestReminderNotMadeAgainOnceEnded(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		reviewAndRemeasureDue(c)
+		run := func() string {
+			return paramsText(c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK))
+		}
+		// end gives the open reminder of code the status given.
+		end := func(code, status string) {
+			t.Helper()
+			open := entries(c.do("GET", "/Task?patient=Patient/ward&status=requested&code="+care.SystemCareTask+"|"+code, "").want(http.StatusOK))
+			if len(open) != 1 {
+				t.Fatalf("open %s reminders: %d, want 1", code, len(open))
+			}
+			open[0]["status"] = status
+			b, err := json.Marshal(open[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.put(string(b))
+		}
+		if got := run(); !strings.HasPrefix(got, "created=2 ") {
+			t.Fatalf("first run: %s", got)
+		}
+		end("pcsp-review", "cancelled")
+		end("pam-remeasure", "completed")
+		if got := run(); got != "created=0" {
+			t.Errorf("run after the reminders were cancelled and done: %s", got)
+		}
+
+		c.put(pcsp("active", "2026-12-12", "goal-walk"))
+		if got := run(); !strings.HasPrefix(got, "created=1 ") {
+			t.Fatalf("run after the review was moved: %s", got)
+		}
+		reviews := entries(c.do("GET", "/Task?patient=Patient/ward&status=requested&code="+care.SystemCareTask+"|pcsp-review", "").want(http.StatusOK))
+		if len(reviews) != 1 || str(reviews[0], "restriction", "period", "end") != "2026-12-12" {
+			t.Errorf("open review reminders after the review was moved: %v", reviews)
+		}
+		end("pcsp-review", "entered-in-error")
+		if got := run(); !strings.HasPrefix(got, "created=1 ") {
+			t.Errorf("run after the reminder was entered in error: %s", got)
+		}
+	})
+}
+
+// reviewAndRemeasureDue writes the population, with Ward's plan due for
+// review on 2026-12-10 and her PAM of 2026-03-31 due again.
+func reviewAndRemeasureDue(c *client) {
+	population(c)
+	c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+	c.put(pcsp("active", "2026-12-10", "goal-walk"))
+	c.put(pamResponse("pam-march", "completed", "2026-03-31", "2", "50"))
+}
+
 // TestReminderOfVersionedSubject: a PCSP naming its patient by a version
 // (Patient/ward/_history/1) is reviewed as that patient's plan: its
 // reminder is created, for Patient/ward, owned by their coordinator.
@@ -96,10 +154,7 @@ func TestReminderOfVersionedSubject(t *testing.T) {
 // patient and plan: none is made again beside them.
 func TestReminderOpenAsReferenced(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
-		population(c)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
-		c.put(pcsp("active", "2026-12-10", "goal-walk"))
-		c.put(pamResponse("pam-march", "completed", "2026-03-31", "2", "50"))
+		reviewAndRemeasureDue(c)
 		task := func(id, code, patient, focus string) string {
 			return fmt.Sprintf(`{"resourceType":"Task","id":%q,"status":"requested","intent":"plan","code":{"coding":[{"system":%q,"code":%q}]},
 				"for":{"reference":%q},"focus":{"reference":%q},"restriction":{"period":{"end":"2026-12-10"}}}`, id, care.SystemCareTask, code, patient, focus)
