@@ -16,9 +16,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -208,6 +211,79 @@ type Purger interface {
 	// would otherwise keep a version for each. An id not stored is
 	// skipped.
 	PurgeEarlier(ctx context.Context, typ, id string) error
+}
+
+// MetaLister is implemented by engines that can list the profiles, tags
+// and security labels in use, for the $meta operation of a type and of the
+// system. They are read from the search values of _profile, _tag and
+// _security, each distinct value once, never by reading the resources.
+type MetaLister interface {
+	// MetaInUse returns the distinct values of _profile, _tag and
+	// _security of the current, non-deleted resources of types, each
+	// list sorted: a profile's URL, a tag's and a label's system and
+	// code (their display is not indexed). It stops once it has more
+	// than limit values of the three together, so that a caller tells
+	// more than limit (MetaValues.Len) from limit, without reading on.
+	MetaInUse(ctx context.Context, types []string, limit int) (*MetaValues, error)
+}
+
+// MetaValues are the profiles, tags and security labels in use.
+type MetaValues struct {
+	Profiles []string
+	Tags     []Label
+	Security []Label
+}
+
+// Label is a tag or security label as indexed: its system and code.
+type Label struct{ System, Code string }
+
+// Len returns the number of values of the three kinds together.
+func (m *MetaValues) Len() int { return len(m.Profiles) + len(m.Tags) + len(m.Security) }
+
+// MetaCollector gathers the values MetaInUse returns, for an engine: each
+// once, whatever types it is found in, until there are more than limit.
+type MetaCollector struct {
+	limit  int
+	seen   map[Token]bool
+	values MetaValues
+}
+
+// NewMetaCollector returns a collector of at most limit+1 values.
+func NewMetaCollector(limit int) *MetaCollector {
+	return &MetaCollector{limit: limit, seen: map[Token]bool{}}
+}
+
+// Add adds a value of the search parameter t.Param (_profile, whose URL
+// is t.Code, _tag or _security), and reports whether the collector takes
+// more: false once it holds more than its limit.
+func (c *MetaCollector) Add(t Token) bool {
+	if !c.More() || c.seen[t] {
+		return c.More()
+	}
+	c.seen[t] = true
+	switch t.Param {
+	case "_profile":
+		c.values.Profiles = append(c.values.Profiles, t.Code)
+	case "_tag":
+		c.values.Tags = append(c.values.Tags, Label{System: t.System, Code: t.Code})
+	case "_security":
+		c.values.Security = append(c.values.Security, Label{System: t.System, Code: t.Code})
+	}
+	return c.More()
+}
+
+// More reports whether the collector takes more values.
+func (c *MetaCollector) More() bool { return len(c.seen) <= c.limit }
+
+// Values returns the values gathered, each list sorted.
+func (c *MetaCollector) Values() *MetaValues {
+	byLabel := func(a, b Label) int {
+		return cmp.Or(strings.Compare(a.System, b.System), strings.Compare(a.Code, b.Code))
+	}
+	slices.Sort(c.values.Profiles)
+	slices.SortFunc(c.values.Tags, byLabel)
+	slices.SortFunc(c.values.Security, byLabel)
+	return &c.values
 }
 
 // Tx is a unit of work: its reads see its own writes, and its writes become

@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"ConcurrentCreates", testConcurrentCreates},
 		{"Gated", testGated},
 		{"Purge", testPurge},
+		{"MetaInUse", testMetaInUse},
 		{"Cancelled", testCancelled},
 	}
 	for _, tt := range tests {
