@@ -53,6 +53,11 @@ type Limits struct {
 	// Questionnaires of a url so (care.Config.CanonicalVersions): a host
 	// gives it this limit.
 	CanonicalVersions int
+	// MetaInUse bounds the distinct profiles, tags and security labels
+	// that $meta on a type or on the system lists: the engine finds each
+	// with a read of its own, and the answer holds them all. Past it, the
+	// answer is 422 too-costly. Default DefaultMetaInUse.
+	MetaInUse int
 	// LargeBodies bounds how many requests with a body over LargeBody
 	// bytes (or of unknown length) are served at once; others wait for a
 	// turn within their deadline. Decoding, validating and patching a
@@ -77,6 +82,9 @@ const (
 	// a network publishes, yet reads a bounded few megabytes; care
 	// coordination's Questionnaires default to it too.
 	DefaultCanonicalVersions = canonical.DefaultMostVersions
+	// DefaultMetaInUse is far above the labels a care-coordination
+	// network uses, yet reads and answers a bounded few.
+	DefaultMetaInUse = 1000
 )
 
 func (l Limits) withDefaults() Limits {
@@ -94,6 +102,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.CanonicalVersions <= 0 {
 		l.CanonicalVersions = DefaultCanonicalVersions
+	}
+	if l.MetaInUse <= 0 {
+		l.MetaInUse = DefaultMetaInUse
 	}
 	if l.LargeBodies <= 0 {
 		l.LargeBodies = max(1, runtime.GOMAXPROCS(0)/2)

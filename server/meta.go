@@ -1,18 +1,25 @@
 package server
 
-// The meta operations on a resource: $meta, $meta-add and $meta-delete
-// (https://hl7.org/fhir/R4/resource-operations.html). $meta answers the
-// meta of the current version, or of a version named by its history URL;
-// $meta-add and $meta-delete change the profiles, tags and security labels
-// of the current version.
+// The meta operations: $meta, $meta-add and $meta-delete
+// (https://hl7.org/fhir/R4/resource-operations.html). $meta on a resource
+// answers the meta of the current version, or of a version named by its
+// history URL; $meta-add and $meta-delete change the profiles, tags and
+// security labels of the current version.
 //
 // R4 (4.0.1) does not say whether a change of meta makes a new version, and
 // earlier drafts had it rewrite the version in place. Here it writes the
 // next version, as a PATCH of meta would: a stored version never changes,
 // so history, versioned references, ETags and the audit trail stay true,
 // and subscribers are told of the change. A change that leaves meta as it
-// was writes nothing. The $meta of a type or of the system (the labels in
-// use) is not served: R4 lets a server decline those levels with a 4xx.
+// was writes nothing.
+//
+// $meta on a type or on the system answers the profiles, tags and security
+// labels in use: those of the current resources of the type, or of every
+// type, as the engine indexes them (store.MetaLister): a tag or label by
+// its system and code, without its display, which is not indexed. They
+// tell of every resource of the type, so a token must be allowed to read
+// every one (the access layer decides); and they are bounded by
+// Limits.MetaInUse.
 
 import (
 	"context"
@@ -29,12 +36,12 @@ import (
 )
 
 // registerMeta serves the three operations at the instance level of every
-// type, and $meta at the version level.
+// type, and $meta at the version, type and system levels too.
 func (a *api) registerMeta(g *gin.RouterGroup) {
 	a.addOperation(operation{
 		name:       "meta",
 		definition: "http://hl7.org/fhir/OperationDefinition/Resource-meta",
-		levels:     instanceLevel,
+		levels:     systemLevel | typeLevel | instanceLevel,
 		idempotent: true,
 		handle:     a.meta,
 	})
@@ -54,8 +61,13 @@ func (a *api) registerMeta(g *gin.RouterGroup) {
 	g.POST("/:type/:id/_history/:vid/:op", a.versionMeta)
 }
 
-// meta answers the meta of the current version of the resource.
+// meta answers the meta of the current version of the resource, or on a
+// type or the system the meta in use (metaInUse).
 func (a *api) meta(c *gin.Context, inv invocation) {
+	if inv.ID == "" {
+		a.metaInUse(c, inv)
+		return
+	}
 	v, err := a.readInstance(c.Request.Context(), inv.Type, inv.ID)
 	if err != nil {
 		c.Error(notFound(err, inv.Type, inv.ID))
@@ -66,6 +78,53 @@ func (a *api) meta(c *gin.Context, inv invocation) {
 		return
 	}
 	writeMeta(c, v)
+}
+
+// metaInUse answers $meta on a type or on the system: a Meta listing the
+// profiles, tags and security labels of its current resources that the
+// store holds (bundled definitions are not among them, as in a search
+// across types), 422 too-costly past Limits.MetaInUse of them.
+func (a *api) metaInUse(c *gin.Context, inv invocation) {
+	if _, ok := a.guard.Unwrap().(store.MetaLister); !ok {
+		c.Error(errorf(http.StatusNotFound, "not-supported", "operation $meta is not supported %s by this storage engine", levelText(inv)))
+		return
+	}
+	var types []string // the system: every type
+	where := "on the system"
+	if inv.Type != "" {
+		types, where = []string{inv.Type}, "on "+inv.Type
+	}
+	most := a.cfg.Limits.MetaInUse
+	m, err := a.guard.MetaInUse(c.Request.Context(), types, most)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if m.Len() > most {
+		c.Error(errorf(http.StatusUnprocessableEntity, "too-costly", "more than %d profiles, tags and security labels are in use %s, more than $meta lists", most, where))
+		return
+	}
+	type coding struct {
+		System string `json:"system,omitempty"`
+		Code   string `json:"code,omitempty"`
+	}
+	codings := func(ls []store.Label) []coding {
+		out := make([]coding, len(ls))
+		for i, l := range ls {
+			out[i] = coding(l)
+		}
+		return out
+	}
+	meta, err := json.Marshal(struct {
+		Profile  []string `json:"profile,omitempty"`
+		Tag      []coding `json:"tag,omitempty"`
+		Security []coding `json:"security,omitempty"`
+	}{m.Profiles, codings(m.Tags), codings(m.Security)})
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeMetaParameters(c, meta)
 }
 
 // versionMeta answers $meta on a version of a resource
@@ -269,9 +328,15 @@ func writeMeta(c *gin.Context, v *store.Version) {
 		c.Error(err)
 		return
 	}
-	if r.Meta == nil {
-		r.Meta = json.RawMessage(`{}`)
+	writeMetaParameters(c, r.Meta)
+}
+
+// writeMetaParameters answers the Parameters of the meta operations:
+// return, the Meta meta (an empty one when nil).
+func writeMetaParameters(c *gin.Context, meta json.RawMessage) {
+	if meta == nil {
+		meta = json.RawMessage(`{}`)
 	}
-	body := slices.Concat([]byte(`{"resourceType":"Parameters","parameter":[{"name":"return","valueMeta":`), r.Meta, []byte(`}]}`))
+	body := slices.Concat([]byte(`{"resourceType":"Parameters","parameter":[{"name":"return","valueMeta":`), meta, []byte(`}]}`))
 	writeFHIR(c, http.StatusOK, body)
 }

@@ -2,10 +2,14 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+
+	"carefhir/server"
+	"carefhir/server/access"
 )
 
 // metaParams is the Parameters of $meta-add and $meta-delete for a meta.
@@ -153,8 +157,6 @@ func TestMetaOperations(t *testing.T) {
 			}
 			c.do("GET", "/Patient/no-such/$meta", "").want(t, http.StatusNotFound)
 			c.do("POST", "/Patient/no-such/$meta-add", metaParams(`{"tag":[{"code":"z"}]}`)).want(t, http.StatusNotFound)
-			c.do("GET", "/Patient/$meta", "").want(t, http.StatusNotFound)
-			c.do("GET", "/$meta", "").want(t, http.StatusNotFound)
 			gone := str(c.create("Patient", seed), "id")
 			c.do("DELETE", "/Patient/"+gone, "").want(t, http.StatusNoContent)
 			c.do("GET", "/Patient/"+gone+"/$meta", "").want(t, http.StatusGone)
@@ -185,4 +187,161 @@ func TestMetaAddValidates(t *testing.T) {
 		}
 		c.do("POST", "/Observation/"+id+"/$meta-add", metaParams(`{"tag":[{"system":"http://example.org/tags","code":"ok"}]}`)).want(t, http.StatusOK)
 	}, withValidator(true))
+}
+
+// TestMetaInUse checks $meta on a type and on the system: the profiles,
+// tags and security labels of the current resources of the type, or of
+// every type, each once; not those of earlier versions, of deleted
+// resources or of other types.
+func TestMetaInUse(t *testing.T) {
+	const tags = "http://example.org/tags"
+	const conf = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+	eachEngine(t, func(t *testing.T, c *client) {
+		empty := returnedMeta(t, c.do("GET", "/Patient/$meta", "").want(t, http.StatusOK))
+		if len(empty) != 0 {
+			t.Errorf("$meta of a type with no resources: %v, want an empty Meta", empty)
+		}
+		c.create("Patient", `{"resourceType":"Patient","meta":{"profile":["http://example.org/StructureDefinition/patient"],`+
+			`"tag":[{"system":"`+tags+`","code":"a","display":"Tag A"}],"security":[{"system":"`+conf+`","code":"R"}]}}`)
+		c.create("Patient", `{"resourceType":"Patient","meta":{"tag":[{"system":"`+tags+`","code":"a"}]}}`)
+		changed := str(c.create("Patient", `{"resourceType":"Patient","meta":{"tag":[{"system":"`+tags+`","code":"old"}],`+
+			`"profile":["http://example.org/StructureDefinition/old"]}}`), "id")
+		c.do("PUT", "/Patient/"+changed, `{"resourceType":"Patient","id":"`+changed+`","meta":{"tag":[{"system":"`+tags+`","code":"b"}]}}`).want(t, http.StatusOK)
+		gone := str(c.create("Patient", `{"resourceType":"Patient","meta":{"tag":[{"system":"`+tags+`","code":"gone"}],`+
+			`"security":[{"system":"`+conf+`","code":"V"}]}}`), "id")
+		c.do("DELETE", "/Patient/"+gone, "").want(t, http.StatusNoContent)
+		c.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},`+
+			`"meta":{"profile":["http://example.org/StructureDefinition/obs"],"tag":[{"code":"no-system"}]}}`)
+
+		patients := `{"profile":["http://example.org/StructureDefinition/patient"],` +
+			`"tag":[{"system":"` + tags + `","code":"a"},{"system":"` + tags + `","code":"b"}],` +
+			`"security":[{"system":"` + conf + `","code":"R"}]}`
+		system := `{"profile":["http://example.org/StructureDefinition/obs","http://example.org/StructureDefinition/patient"],` +
+			`"tag":[{"code":"no-system"},{"system":"` + tags + `","code":"a"},{"system":"` + tags + `","code":"b"}],` +
+			`"security":[{"system":"` + conf + `","code":"R"}]}`
+		for _, tc := range []struct{ method, path, body, want string }{
+			{"GET", "/Patient/$meta", "", patients},
+			{"POST", "/Patient/$meta", "", patients},
+			{"POST", "/Patient/$meta", `{"resourceType":"Parameters"}`, patients},
+			{"GET", "/$meta", "", system},
+			{"POST", "/$meta", "", system},
+			{"GET", "/Practitioner/$meta", "", `{}`},
+		} {
+			got, _ := json.Marshal(returnedMeta(t, c.do(tc.method, tc.path, tc.body).want(t, http.StatusOK)))
+			var want any
+			json.Unmarshal([]byte(tc.want), &want)
+			if w, _ := json.Marshal(want); string(got) != string(w) {
+				t.Errorf("%s %s = %s, want %s", tc.method, tc.path, got, w)
+			}
+		}
+		whole, head := c.do("GET", "/$meta", "").want(t, http.StatusOK), c.do("HEAD", "/$meta", "").want(t, http.StatusOK)
+		if len(head.body) != 0 || head.header.Get("Content-Length") != strconv.Itoa(len(whole.body)) {
+			t.Errorf("HEAD /$meta: body %q, Content-Length %q; the GET's body is %d bytes", head.body, head.header.Get("Content-Length"), len(whole.body))
+		}
+		c.do("GET", "/NoSuchType/$meta", "").want(t, http.StatusNotFound)
+
+		cs := c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t)
+		ops, _ := get(cs, "rest", 0, "operation").([]any)
+		var listed bool
+		for _, op := range ops {
+			listed = listed || str(op, "name") == "meta" && str(op, "definition") == "http://hl7.org/fhir/OperationDefinition/Resource-meta"
+		}
+		if !listed {
+			t.Errorf("the CapabilityStatement does not list $meta on the system: %v", ops)
+		}
+	})
+}
+
+// TestMetaInUseLimit checks that $meta on a type or the system answers
+// 422 too-costly, rather than a list cut short, when more values are in
+// use than Limits.MetaInUse.
+func TestMetaInUseLimit(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, code := range []string{"a", "b"} {
+			c.create("Patient", `{"resourceType":"Patient","meta":{"tag":[{"system":"http://example.org/tags","code":"`+code+`"}]}}`)
+		}
+		c.do("GET", "/Patient/$meta", "").want(t, http.StatusOK)
+		c.create("Observation", `{"resourceType":"Observation","status":"final","code":{"text":"x"},"meta":{"tag":[{"code":"c"}]}}`)
+		c.do("GET", "/Patient/$meta", "").want(t, http.StatusOK)
+		for _, method := range []string{"GET", "POST"} {
+			d := c.do(method, "/$meta", "").want(t, http.StatusUnprocessableEntity).outcome(t, "too-costly", "")
+			if !strings.Contains(d, "more than 2") {
+				t.Errorf("%s /$meta: diagnostics %q do not name the limit", method, d)
+			}
+		}
+		c.create("Patient", `{"resourceType":"Patient","meta":{"profile":["http://example.org/StructureDefinition/p"]}}`)
+		c.do("GET", "/Patient/$meta", "").want(t, http.StatusUnprocessableEntity).outcome(t, "too-costly", "")
+	}, func(cfg *server.Config) { cfg.Limits.MetaInUse = 2 })
+}
+
+// TestMetaInUseAccess checks that $meta on a type needs a token that may
+// read every resource of the type, and on the system every resource: a
+// token reaching some (a patient's, a care team's, a restricted scope's)
+// is refused with 403 and learns none of the labels; each request is
+// audited once.
+func TestMetaInUseAccess(t *testing.T) {
+	who := principals{
+		"app":      {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"dr":       {Subject: "dr", FHIRUser: "Practitioner/dr", Scopes: mustScopes(t, "user/*.rs")},
+		"reader":   {Subject: "reader", Scopes: mustScopes(t, "system/Patient.rs")},
+		"labs":     {Subject: "labs", Scopes: mustScopes(t, "system/Observation.rs?category=laboratory")},
+		"everyone": {Subject: "everyone", Scopes: mustScopes(t, "system/*.rs")},
+	}
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy })
+			twoPatientRecords(c)
+			c.put("/Patient/b", `{"resourceType":"Patient","id":"b","meta":{"tag":[{"system":"http://example.org/tags","code":"secret-b"}]},"name":[{"family":"Famb"}]}`)
+			c.put("/Observation/ob", `{"resourceType":"Observation","id":"ob","status":"final","meta":{"security":[{"system":"http://example.org/labels","code":"secret-ob"}]},`+
+				`"category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"laboratory"}]}],"code":{"text":"x"},"subject":{"reference":"Patient/b"}}`)
+			sent := map[string]int{}
+			n := 0
+			ask := func(who, method, path string, status int) *response {
+				t.Helper()
+				n++
+				rid := fmt.Sprintf("meta-%d", n)
+				r := c.by(who, method, path, "", "X-Request-Id", rid).want(t, status)
+				sent[rid] = status
+				if status == http.StatusForbidden {
+					r.outcome(t, "forbidden", "")
+					if strings.Contains(string(r.body), "secret") {
+						t.Errorf("%s %s by %s: the refusal tells a label: %s", method, path, who, r.body)
+					}
+				}
+				return r
+			}
+			for _, tc := range []struct {
+				who, path string
+				status    int
+			}{
+				{"app", "/Patient/$meta", http.StatusForbidden},
+				{"app", "/$meta", http.StatusForbidden},
+				{"dr", "/Patient/$meta", http.StatusForbidden},
+				{"dr", "/$meta", http.StatusForbidden},
+				{"labs", "/Observation/$meta", http.StatusForbidden},
+				{"reader", "/Observation/$meta", http.StatusForbidden},
+				{"reader", "/$meta", http.StatusForbidden},
+				{"reader", "/Patient/$meta", http.StatusOK},
+				{"everyone", "/Observation/$meta", http.StatusOK},
+				{"everyone", "/$meta", http.StatusOK},
+			} {
+				for _, method := range []string{"GET", "POST"} {
+					ask(tc.who, method, tc.path, tc.status)
+				}
+			}
+			m := returnedMeta(t, ask("reader", "GET", "/Patient/$meta", http.StatusOK))
+			if got := strings.Join(labels(m, "tag"), " "); got != "http://example.org/tags|secret-b" || m["security"] != nil {
+				t.Errorf("the Patients' meta in use: %v, want the tag of Patient/b alone", m)
+			}
+			m = returnedMeta(t, ask("everyone", "GET", "/$meta", http.StatusOK))
+			if got := strings.Join(labels(m, "security"), " "); got != "http://example.org/labels|secret-ob" {
+				t.Errorf("the system's meta in use: %v, want the label of Observation/ob", m)
+			}
+			for rid, evs := range c.auditEventsByRequest(t, sent) {
+				if _, ok := sent[rid]; ok && len(evs) != 1 {
+					t.Errorf("request %s (%d) has %d AuditEvents, want 1", rid, sent[rid], len(evs))
+				}
+			}
+		})
+	}
 }
