@@ -876,6 +876,44 @@ func TestIterateIncludesReachable(t *testing.T) {
 	}
 }
 
+// TestCanonicalIncludesReachable: what _include and _revinclude add by
+// canonical url is what the token may read: a patient's app sees the
+// Questionnaire its response names only with a scope reaching
+// Questionnaires, and never another patient's response to it.
+func TestCanonicalIncludesReachable(t *testing.T) {
+	who := principals{
+		"responses": {Subject: "responses", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"forms":     {Subject: "forms", Patient: "a", Scopes: mustScopes(t, "patient/*.rs user/Questionnaire.rs")},
+	}
+	const pam = "http://example.org/fhir/Questionnaire/pam"
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who)
+			twoPatientRecords(c)
+			c.put("/Questionnaire/q", `{"resourceType":"Questionnaire","id":"q","url":"`+pam+`","version":"2","status":"active"}`)
+			for _, p := range []string{"a", "b"} {
+				c.put("/QuestionnaireResponse/r"+p, `{"resourceType":"QuestionnaireResponse","id":"r`+p+`","status":"completed",
+					"questionnaire":"`+pam+`|2","subject":{"reference":"Patient/`+p+`"}}`)
+			}
+			wantIDs(t, "the Questionnaire out of reach",
+				c.by("responses", "GET", "/QuestionnaireResponse?_include=QuestionnaireResponse:questionnaire", ""),
+				"QuestionnaireResponse/ra")
+			wantIDs(t, "the Questionnaire in reach",
+				c.by("forms", "GET", "/QuestionnaireResponse?_include=QuestionnaireResponse:questionnaire", ""),
+				"QuestionnaireResponse/ra", "Questionnaire/q")
+			wantIDs(t, "the patient's responses to the Questionnaire",
+				c.by("forms", "GET", "/Questionnaire?_revinclude=QuestionnaireResponse:questionnaire", ""),
+				"Questionnaire/q", "QuestionnaireResponse/ra")
+			wantIDs(t, "the responses to the Questionnaire of the response",
+				c.by("forms", "GET", "/QuestionnaireResponse?_include=QuestionnaireResponse:questionnaire&_revinclude:iterate=QuestionnaireResponse:questionnaire", ""),
+				"QuestionnaireResponse/ra", "Questionnaire/q")
+			wantIDs(t, "all responses to the Questionnaire",
+				c.by("admin", "GET", "/Questionnaire?_revinclude=QuestionnaireResponse:questionnaire", ""),
+				"Questionnaire/q", "QuestionnaireResponse/ra", "QuestionnaireResponse/rb")
+		})
+	}
+}
+
 func TestAuditTrail(t *testing.T) {
 	who := principals{
 		"dr":      {Subject: "u-1", FHIRUser: "Practitioner/dr", ClientID: "app-1", Scopes: mustScopes(t, "user/Patient.rs user/Observation.rs")},

@@ -782,6 +782,48 @@ func TestSearchReferenceToVersionedCanonical(t *testing.T) {
 	})
 }
 
+// _include and _revinclude follow a canonical reference by url, as HAPI
+// FHIR does: url|version to the resource of that url and version, a url
+// alone to each of that url; and back from a resource with a url to those
+// naming it with its version or none, :iterate going through them too.
+func TestSearchIncludeCanonical(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		const pam = "http://example.org/fhir/Questionnaire/pam"
+		for id, version := range map[string]string{"q1": "1", "q2": "2", "q3": "3"} {
+			c.do("PUT", "/Questionnaire/"+id, `{"resourceType":"Questionnaire","id":"`+id+`","url":"`+pam+`","version":"`+version+`","status":"active"}`).
+				want(t, http.StatusCreated)
+		}
+		c.do("DELETE", "/Questionnaire/q3", "").want(t, http.StatusNoContent)
+		for id, canonical := range map[string]string{"r2": pam + "|2", "rall": pam, "r3": pam + "|3"} {
+			c.do("PUT", "/QuestionnaireResponse/"+id, `{"resourceType":"QuestionnaireResponse","id":"`+id+`","status":"completed","questionnaire":"`+canonical+`"}`).
+				want(t, http.StatusCreated)
+		}
+		c.do("PUT", "/CarePlan/cp", `{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p1"},"instantiatesCanonical":["`+pam+`|1"]}`).
+			want(t, http.StatusCreated)
+		for _, tt := range []struct{ path, matches, included string }{
+			{"/QuestionnaireResponse?_id=r2&_include=QuestionnaireResponse:questionnaire", "QuestionnaireResponse/r2", "Questionnaire/q2"},
+			{"/QuestionnaireResponse?_id=rall&_include=QuestionnaireResponse:questionnaire", "QuestionnaireResponse/rall", "Questionnaire/q1 Questionnaire/q2"},
+			{"/QuestionnaireResponse?_id=r3&_include=QuestionnaireResponse:questionnaire", "QuestionnaireResponse/r3", ""},
+			{"/Questionnaire?_id=q2&_revinclude=QuestionnaireResponse:questionnaire", "Questionnaire/q2", "QuestionnaireResponse/r2 QuestionnaireResponse/rall"},
+			{"/Questionnaire?_id=q1&_revinclude=QuestionnaireResponse:questionnaire", "Questionnaire/q1", "QuestionnaireResponse/rall"},
+			{"/QuestionnaireResponse?_id=r2&_include=QuestionnaireResponse:questionnaire&_revinclude:iterate=QuestionnaireResponse:questionnaire",
+				"QuestionnaireResponse/r2", "Questionnaire/q2 QuestionnaireResponse/rall"},
+			{"/CarePlan?_include=CarePlan:instantiates-canonical&_revinclude:iterate=QuestionnaireResponse:questionnaire",
+				"CarePlan/cp", "Questionnaire/q1 QuestionnaireResponse/rall"},
+		} {
+			b := c.do("GET", tt.path, "").searchset(t)
+			if got := b.ids("match"); got != tt.matches {
+				t.Errorf("GET %s: matches %q, want %q", tt.path, got, tt.matches)
+			}
+			got := strings.Fields(b.ids("include"))
+			slices.Sort(got)
+			if strings.Join(got, " ") != tt.included {
+				t.Errorf("GET %s: includes %q, want %q", tt.path, strings.Join(got, " "), tt.included)
+			}
+		}
+	})
+}
+
 // _elements reduces the matches of a search to elements of the searched
 // type; the resources they include come whole, whether or not their type
 // has the elements named.

@@ -90,5 +90,8 @@ func HasValue(ix *Index, param string) bool { return query.HasValue(ix, param) }
 // CompositeKey is query.CompositeKey.
 func CompositeKey(parts []string) string { return query.CompositeKey(parts) }
 
+// CanonicalKeys is query.CanonicalKeys.
+func CanonicalKeys(keys []string) (urls, versions []string) { return query.CanonicalKeys(keys) }
+
 // SplitCompositeKey is query.SplitCompositeKey.
 func SplitCompositeKey(key string) []string { return query.SplitCompositeKey(key) }

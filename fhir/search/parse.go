@@ -277,8 +277,15 @@ type parser struct {
 	// elements and includes are what the plan has of each, to add each
 	// once in constant time.
 	elements map[string]bool
-	includes map[query.Include]bool
-	revs     map[query.Include]bool
+	includes map[includeKey]bool
+	revs     map[includeKey]bool
+}
+
+// includeKey is an include without what the parser derives from it
+// (query.Include.Canonical).
+type includeKey struct {
+	typ, param, target string
+	iterate            bool
 }
 
 // param applies one name=value pair to plan.
@@ -478,16 +485,18 @@ func (p *parser) addInclude(plan *Plan, name, base string, inc query.Include) er
 	if base == "_revinclude" {
 		seen, list = &p.revs, &plan.Query.RevInclude
 	}
-	if (*seen)[inc] {
+	key := includeKey{inc.Type, inc.Param, inc.Target, inc.Iterate}
+	if (*seen)[key] {
 		return nil // the same include twice includes the same resources
 	}
 	if len(plan.Query.Include)+len(plan.Query.RevInclude) == p.opt.Limits.Includes {
 		return tooMany(name, "more than %d distinct _include and _revinclude parameters", p.opt.Limits.Includes)
 	}
 	if *seen == nil {
-		*seen = map[query.Include]bool{}
+		*seen = map[includeKey]bool{}
 	}
-	(*seen)[inc] = true
+	(*seen)[key] = true
+	inc.Canonical = p.r.canonicalTargets(inc)
 	*list = append(*list, inc)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"carefhir/fhir/definitions"
 	"carefhir/fhir/fhirpath"
+	"carefhir/store/query"
 )
 
 // Param is one search parameter of one resource type, from its official
@@ -32,6 +33,9 @@ type Param struct {
 	// whose values carry no system: it is that of the value set they are
 	// bound to.
 	codes bool
+	// canonicals is whether a reference parameter searches elements of
+	// type canonical, which name resources by their url.
+	canonicals bool
 }
 
 // Component is one part of a composite parameter.
@@ -156,6 +160,7 @@ func (r *Registry) add(d *definition, byURL map[string]*definition, types []stri
 		p := &Param{Code: d.Code, URL: d.URL, Type: d.Type, Expression: expr, Targets: d.Target}
 		p.identifiers = p.Type == "token" && selectsIdentifiers(expr)
 		p.codes = p.Type == "token" && selectsCodes(expr)
+		p.canonicals = p.Type == "reference" && selectsCanonicals(expr)
 		for _, c := range d.Component {
 			cd, ok := byURL[c.Definition]
 			if !ok {
@@ -294,6 +299,43 @@ func selectsCodes(expr string) bool {
 		}
 	}
 	return false
+}
+
+// selectsCanonicals reports whether a term of expr is a path to an
+// element of type canonical ("QuestionnaireResponse.questionnaire") or
+// one read as a canonical ("(ConceptMap.source as canonical)").
+func selectsCanonicals(expr string) bool {
+	for _, t := range splitTop(expr, '|') {
+		t = strings.TrimSpace(strings.Trim(strings.TrimSpace(t), "()"))
+		if strings.HasSuffix(t, " as canonical") || slices.Contains(fhirpath.ElementTypes(t), "canonical") {
+			return true
+		}
+	}
+	return false
+}
+
+// canonicalTargets returns the types whose resources inc follows by
+// canonical url (query.Include.Canonical): of the types its parameter may
+// refer to, or its Target, those with a url parameter, when the parameter
+// searches canonicals.
+func (r *Registry) canonicalTargets(inc query.Include) []string {
+	sp, ok := r.Param(inc.Type, inc.Param)
+	if !ok || !sp.canonicals {
+		return nil
+	}
+	var out []string
+	for _, t := range r.targets(sp) {
+		if (inc.Target == "" || inc.Target == t) && r.hasURL(t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// hasURL reports whether typ has a url parameter on its canonical url.
+func (r *Registry) hasURL(typ string) bool {
+	sp, ok := r.Param(typ, "url")
+	return ok && sp.Type == "uri" && sp.Expression == typ+".url"
 }
 
 // splitTop splits s at sep outside parentheses and quotes.

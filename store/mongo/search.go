@@ -764,7 +764,8 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) (ou
 			return nil
 		}
 		// Includes: follow the references of the frontier.
-		targets := map[string][]string{} // type → ids
+		targets := map[string][]string{}  // type → ids
+		canonicals := map[string]bson.A{} // type → filters of their url
 		for _, inc := range q.Include {
 			if round > 0 && !inc.Iterate {
 				continue
@@ -779,11 +780,27 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) (ou
 						targets[typ] = append(targets[typ], id)
 					}
 				}
+				if len(inc.Canonical) > 0 {
+					if f := canonicalFilter(src.doc, inc.Param); f != nil {
+						for _, typ := range inc.Canonical {
+							canonicals[typ] = append(canonicals[typ], f)
+						}
+					}
+				}
 			}
 		}
 		for _, typ := range slices.Sorted(maps.Keys(targets)) {
 			filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: targets[typ]}}}, {Key: fieldDeleted, Value: false}}
 			// One more than fits tells that the includes were cut.
+			if err := s.each(ctx, typ, filter, maxIncluded-len(out)+1, iterate, add); err != nil {
+				return out, errors.Is(err, errIncludedFull), ignoreFull(err)
+			}
+		}
+		for _, typ := range slices.Sorted(maps.Keys(canonicals)) {
+			if !validType(typ) {
+				continue
+			}
+			filter := bson.D{{Key: "$or", Value: canonicals[typ]}, {Key: fieldDeleted, Value: false}}
 			if err := s.each(ctx, typ, filter, maxIncluded-len(out)+1, iterate, add); err != nil {
 				return out, errors.Is(err, errIncludedFull), ignoreFull(err)
 			}
@@ -794,15 +811,23 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) (ou
 				continue
 			}
 			keys := bson.A{}
+			var canonical bson.A
 			for _, src := range frontier {
 				if inc.Target == "" || inc.Target == src.typ {
 					keys = append(keys, store.RefTyped+src.typ+"/"+src.doc.Lookup("_id").StringValue())
 				}
+				if slices.Contains(inc.Canonical, src.typ) {
+					canonical = append(canonical, referringFilters(src.doc, inc.Param)...)
+				}
 			}
-			if len(keys) == 0 {
+			if len(keys) == 0 && len(canonical) == 0 {
 				continue
 			}
-			filter := bson.D{{Key: field("r", inc.Param), Value: bson.D{{Key: "$in", Value: keys}}}, {Key: fieldDeleted, Value: false}}
+			refs := bson.D{{Key: field("r", inc.Param), Value: bson.D{{Key: "$in", Value: keys}}}}
+			if len(canonical) > 0 {
+				refs = bson.D{{Key: "$or", Value: append(canonical, refs)}}
+			}
+			filter := append(refs, bson.E{Key: fieldDeleted, Value: false})
 			// One more than fits tells that the includes were cut.
 			if err := s.each(ctx, inc.Type, filter, maxIncluded-len(out)+1, iterate, add); err != nil {
 				return out, errors.Is(err, errIncludedFull), ignoreFull(err)
@@ -866,6 +891,60 @@ func references(doc bson.Raw, param string) []string {
 	for _, e := range elems {
 		if strings.HasPrefix(e.Key(), "ixr_") {
 			collect(e.Key())
+		}
+	}
+	return out
+}
+
+// canonicalFilter returns the filter of the resources that the canonical
+// urls in parameter param of doc name (see store.Include): by url and
+// version, or by url alone; nil when it holds none.
+func canonicalFilter(doc bson.Raw, param string) bson.D {
+	var keys []string
+	for _, v := range array(doc, field("r", param)) {
+		if k, ok := v.StringValueOK(); ok {
+			keys = append(keys, k)
+		}
+	}
+	urls, versions := store.CanonicalKeys(keys)
+	or, plain := bson.A{}, bson.A{}
+	for i, url := range urls {
+		if versions[i] == "" {
+			plain = append(plain, url)
+			continue
+		}
+		or = append(or, bson.D{{Key: field("u", "url"), Value: url}, {Key: indexField("version"), Value: formCode + versions[i]}})
+	}
+	if len(plain) > 0 {
+		or = append(or, bson.D{{Key: field("u", "url"), Value: bson.D{{Key: "$in", Value: plain}}}})
+	}
+	if len(or) == 0 {
+		return nil
+	}
+	return bson.D{{Key: "$or", Value: or}}
+}
+
+// referringFilters returns the filters of the resources whose parameter
+// param names doc, a resource with a canonical url, by that url (see
+// store.Include): with doc's version, or alone where they name no version
+// of the url.
+func referringFilters(doc bson.Raw, param string) bson.A {
+	refs := field("r", param)
+	var out bson.A
+	for _, u := range array(doc, field("u", "url")) {
+		url, ok := u.StringValueOK()
+		if !ok {
+			continue
+		}
+		plain := store.RefURL + url
+		out = append(out, bson.D{{Key: refs, Value: plain}, {Key: "$nor", Value: bson.A{
+			bson.D{{Key: refs, Value: bson.Regex{Pattern: "^" + literal(plain+"|") + "."}}},
+		}}})
+		for _, v := range array(doc, indexField("version")) {
+			s, _ := v.StringValueOK()
+			if version, ok := strings.CutPrefix(s, formCode); ok && version != "" {
+				out = append(out, bson.D{{Key: refs, Value: plain + "|" + version}})
+			}
 		}
 	}
 	return out

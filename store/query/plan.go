@@ -11,6 +11,7 @@ package query
 
 import (
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -255,11 +256,57 @@ const (
 // is always one parameter (the search parser expands _revinclude=Type:*
 // into each).
 // Iterate applies the rule to the included resources too.
+//
+// Canonical names the types, of those Param may refer to (Target alone
+// when set), whose resources Param's canonical urls name by their url
+// search value: "url|version" the resources of that url and version
+// search value, "url" every resource of that url. As a RevInclude, a
+// resource of Type refers so to a page's resource of those types by its
+// url with its version, or by its url alone when it names no version of
+// that url in Param. The search parser sets it for the parameters whose
+// elements are canonicals; without it only Type/id references are
+// followed.
 type Include struct {
-	Type    string
-	Param   string
-	Target  string
-	Iterate bool
+	Type      string
+	Param     string
+	Target    string
+	Iterate   bool
+	Canonical []string
+}
+
+// canonicalKey splits the stored form of a reference (see Reference.Keys)
+// that may be a canonical url into its url and version ("" for none); ok
+// is false for a reference by Type/id.
+func canonicalKey(key string) (url, version string, ok bool) {
+	ref, ok := strings.CutPrefix(key, RefURL)
+	if !ok {
+		return "", "", false
+	}
+	if i := strings.LastIndexByte(ref, '|'); i > 0 && i < len(ref)-1 {
+		return ref[:i], ref[i+1:], true
+	}
+	return ref, "", true
+}
+
+// CanonicalKeys returns the canonical urls that the stored reference keys
+// of one resource's parameter name, as url and version ("" for none). A
+// canonical naming a version is also stored by its url alone (see
+// fhir/search), which is left out here when the keys hold the url with a
+// version: it then stands for that version, not for every one.
+func CanonicalKeys(keys []string) (urls, versions []string) {
+	for _, k := range keys {
+		url, version, ok := canonicalKey(k)
+		if ok && (version != "" || !slices.ContainsFunc(keys, func(o string) bool { return versioning(o, k) })) {
+			urls, versions = append(urls, url), append(versions, version)
+		}
+	}
+	return urls, versions
+}
+
+// versioning reports whether the stored reference key holds the url of
+// the key plain with a version: it starts with plain and '|', and goes on.
+func versioning(key, plain string) bool {
+	return len(key) > len(plain)+1 && strings.HasPrefix(key, plain) && key[len(plain)] == '|'
 }
 
 // Bound is one comparison a value must pass: Op ("<", "<=", ">" or ">=")

@@ -574,6 +574,11 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 					want(ref)
 				}
 			}
+			if len(inc.Canonical) > 0 {
+				if err := r.includeCanonicals(ctx, lookup, inc, ids, want); err != nil {
+					return nil, false, err
+				}
+			}
 		}
 		for _, inc := range q.RevInclude {
 			if round > 0 && !inc.Iterate {
@@ -596,6 +601,13 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 				append([]any{pr.pid}, keys...)...)
 			if err != nil {
 				return nil, false, err
+			}
+			if len(inc.Canonical) > 0 {
+				more, err := r.revincludeCanonicals(ctx, lookup, inc, pr.pid, frontier)
+				if err != nil {
+					return nil, false, err
+				}
+				ids = append(ids, more...)
 			}
 			for _, id := range ids {
 				want(inc.Type + "/" + id)
@@ -621,6 +633,147 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 		frontier = next
 	}
 	return out, round == maxIncludeRounds && len(frontier) > 0 && q.Iterates(), nil
+}
+
+// includeCanonicals calls want with each resource of inc.Canonical that
+// the canonical urls in parameter inc.Param of the resources of inc.Type
+// with the given ids name (see store.Include), "Type/id", in id order
+// by type.
+func (r *reader) includeCanonicals(ctx context.Context, lookup paramLookup, inc store.Include, ids []any, want func(string)) error {
+	pr, err := lookup(inc.Type, inc.Param)
+	if err != nil {
+		return err
+	}
+	rows, err := r.stmts.query(ctx, "SELECT rid, key FROM refs WHERE pid = ? AND rid IN (SELECT rid FROM resources WHERE type = ? AND id IN ("+placeholders(len(ids))+")) AND key >= 'u' AND key < 'v' ORDER BY rid, key",
+		append([]any{pr.pid, inc.Type}, ids...)...)
+	if err != nil {
+		return err
+	}
+	byRID := map[int64][]string{}
+	var rids []int64
+	for rows.Next() {
+		var rid int64
+		var key string
+		if err := rows.Scan(&rid, &key); err != nil {
+			rows.Close()
+			return err
+		}
+		if _, ok := byRID[rid]; !ok {
+			rids = append(rids, rid)
+		}
+		byRID[rid] = append(byRID[rid], key)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var plain, pairs []any // urls alone; url, version, url, version…
+	for _, rid := range rids {
+		urls, versions := store.CanonicalKeys(byRID[rid])
+		for i, url := range urls {
+			if versions[i] == "" {
+				plain = append(plain, url)
+			} else {
+				pairs = append(pairs, url, versions[i])
+			}
+		}
+	}
+	if len(plain) == 0 && len(pairs) == 0 {
+		return nil
+	}
+	for _, t := range inc.Canonical {
+		url, err := lookup(t, "url")
+		if err != nil {
+			return err
+		}
+		var found []string
+		if len(plain) > 0 {
+			some, err := r.strings(ctx, "SELECT r.id FROM uris u JOIN resources r ON r.rid = u.rid WHERE u.pid = ? AND u.value IN ("+placeholders(len(plain))+")",
+				append([]any{url.pid}, plain...)...)
+			if err != nil {
+				return err
+			}
+			found = append(found, some...)
+		}
+		if len(pairs) > 0 {
+			version, err := lookup(t, "version")
+			if err != nil {
+				return err
+			}
+			var urls []any // the urls of pairs, which the index of uris finds
+			for i := 0; i < len(pairs); i += 2 {
+				urls = append(urls, pairs[i])
+			}
+			values := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(pairs)/2), ", ")
+			some, err := r.strings(ctx, "SELECT r.id FROM uris u JOIN tokens v ON v.rid = u.rid AND v.pid = ? JOIN resources r ON r.rid = u.rid WHERE u.pid = ? AND u.value IN ("+placeholders(len(urls))+") AND (u.value, v.code) IN (VALUES "+values+")",
+				slices.Concat([]any{version.pid, url.pid}, urls, pairs)...)
+			if err != nil {
+				return err
+			}
+			found = append(found, some...)
+		}
+		slices.Sort(found)
+		for _, id := range slices.Compact(found) {
+			want(t + "/" + id)
+		}
+	}
+	return nil
+}
+
+// revincludeCanonicals returns the ids of the resources of inc.Type whose
+// parameter inc.Param (pid) names by canonical url a resource of
+// inc.Canonical among vs (see store.Include), in id order: by its url and
+// version, or by its url alone where they name no version of it.
+func (r *reader) revincludeCanonicals(ctx context.Context, lookup paramLookup, inc store.Include, pid int64, vs []*store.Version) ([]string, error) {
+	var versioned, plain []any
+	for _, t := range inc.Canonical {
+		var ids []any
+		for _, v := range vs {
+			if v.Type == t {
+				ids = append(ids, v.ID)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		url, err := lookup(t, "url")
+		if err != nil {
+			return nil, err
+		}
+		version, err := lookup(t, "version")
+		if err != nil {
+			return nil, err
+		}
+		rows, err := r.stmts.query(ctx, "SELECT u.value, coalesce(v.code, '') FROM uris u JOIN resources r ON r.rid = u.rid LEFT JOIN tokens v ON v.rid = u.rid AND v.pid = ? WHERE u.pid = ? AND r.type = ? AND r.id IN ("+placeholders(len(ids))+")",
+			append([]any{version.pid, url.pid, t}, ids...)...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var u, ver string
+			if err := rows.Scan(&u, &ver); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			plain = append(plain, store.RefURL+u)
+			if ver != "" {
+				versioned = append(versioned, store.RefURL+u+"|"+ver)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	if len(plain) == 0 {
+		return nil, nil
+	}
+	// A url alone stands for every version unless the resource names
+	// one of that url: then it is stored beside the url with its version.
+	keys := slices.Concat(versioned, plain)
+	return r.strings(ctx, "SELECT DISTINCT r.id FROM refs f JOIN resources r ON r.rid = f.rid WHERE f.pid = ? AND f.key IN ("+placeholders(len(keys))+") AND (f.key IN ("+placeholders(len(versioned))+
+		") OR NOT EXISTS (SELECT 1 FROM refs o WHERE o.rid = f.rid AND o.pid = f.pid AND o.key > f.key || '|' AND o.key < f.key || '}')) ORDER BY r.id",
+		slices.Concat([]any{pid}, keys, versioned)...)
 }
 
 // current returns the current, non-deleted versions of the resources of

@@ -16,7 +16,7 @@ import (
 )
 
 // searchTypes are the resource types of the search data set.
-var searchTypes = []string{"CarePlan", "CodeSystem", "Observation", "Organization", "Patient", "Practitioner", "ValueSet"}
+var searchTypes = []string{"CarePlan", "CodeSystem", "Observation", "Organization", "Patient", "Practitioner", "Questionnaire", "QuestionnaireResponse", "ValueSet"}
 
 // searchBase is the server base of the data set's absolute references.
 const searchBase = "https://fhir.example.nhs.uk/fhir"
@@ -763,13 +763,26 @@ type findCase struct{ typ, query, want string }
 // findEach runs each search and checks what it finds.
 func findEach(t *testing.T, f store.Finder, reg *search.Registry, cases []findCase) {
 	t.Helper()
+	checkEach(t, f, reg, cases, "=", func(p *store.Page) string { return idList(p.Matches) })
+}
+
+// includeEach runs each search and checks what it includes, as Type/id
+// sorted.
+func includeEach(t *testing.T, f store.Finder, reg *search.Registry, cases []findCase) {
+	t.Helper()
+	checkEach(t, f, reg, cases, "included", func(p *store.Page) string { return typedList(p.Included) })
+}
+
+// checkEach runs each search and checks what of its page got says.
+func checkEach(t *testing.T, f store.Finder, reg *search.Registry, cases []findCase, what string, got func(*store.Page) string) {
+	t.Helper()
 	for _, tt := range cases {
 		page, err := f.Find(t.Context(), plan(t, reg, tt.typ, tt.query))
 		if err != nil {
 			t.Fatalf("%s?%s: %v", tt.typ, tt.query, err)
 		}
-		if got := idList(page.Matches); got != tt.want {
-			t.Errorf("%s?%s = %s, want %s", tt.typ, tt.query, got, tt.want)
+		if got := got(page); got != tt.want {
+			t.Errorf("%s?%s %s %s, want %s", tt.typ, tt.query, what, got, tt.want)
 		}
 	}
 }
@@ -796,6 +809,45 @@ func testFindCanonicalVersions(t *testing.T, s store.Store) {
 		{"ValueSet", "url:below=http://example.org/fhir/ValueSet/|1.0", "-"},
 		{"CodeSystem", "system=http://example.org/fhir/CodeSystem/cs|3", "cs"},
 		{"CodeSystem", "url=http://example.org/fhir/CodeSystem/cs|4", "-"},
+	})
+}
+
+// testFindIncludeCanonical checks that _include and _revinclude follow
+// canonical references by url: "url|version" to the resource of that url
+// and version, a url alone to every resource of that url, and back.
+func testFindIncludeCanonical(t *testing.T, s store.Store) {
+	questionnaire := func(id, url, version string) string {
+		return `{"resourceType":"Questionnaire","id":"` + id + `","url":"` + url + `","version":"` + version + `","status":"active"}`
+	}
+	response := func(id, canonical string) string {
+		return `{"resourceType":"QuestionnaireResponse","id":"` + id + `","questionnaire":"` + canonical + `","status":"completed"}`
+	}
+	const q = "http://example.org/fhir/Questionnaire/pam"
+	f, reg := smallFixture(t, s,
+		questionnaire("q1", q, "1"), questionnaire("q2", q, "2"),
+		`{"resourceType":"Questionnaire","id":"other","url":"http://example.org/fhir/Questionnaire/other","status":"active"}`,
+		`{"resourceType":"ValueSet","id":"vs","url":"`+q+`","status":"active"}`,
+		response("r2", q+"|2"), response("rall", q), response("r3", q+"|3"),
+		response("rother", "http://example.org/fhir/Questionnaire/other"),
+		`{"resourceType":"CarePlan","id":"cp","status":"active","intent":"plan","subject":{"reference":"Patient/p1"},`+
+			`"instantiatesCanonical":["`+q+`|1","http://example.org/fhir/Questionnaire/other"]}`,
+	)
+	includeEach(t, f, reg, []findCase{
+		{"QuestionnaireResponse", "_id=r2&_include=QuestionnaireResponse:questionnaire", "Questionnaire/q2"},
+		{"QuestionnaireResponse", "_id=rall&_include=QuestionnaireResponse:questionnaire", "Questionnaire/q1 Questionnaire/q2"},
+		{"QuestionnaireResponse", "_id=r3&_include=QuestionnaireResponse:questionnaire", "-"},
+		{"QuestionnaireResponse", "_id=r2,rother&_include=QuestionnaireResponse:questionnaire:Questionnaire", "Questionnaire/other Questionnaire/q2"},
+		{"Questionnaire", "_id=q2&_revinclude=QuestionnaireResponse:questionnaire", "QuestionnaireResponse/r2 QuestionnaireResponse/rall"},
+		{"Questionnaire", "_id=q1&_revinclude=QuestionnaireResponse:questionnaire", "QuestionnaireResponse/rall"},
+		{"Questionnaire", "_id=other&_revinclude=QuestionnaireResponse:*", "QuestionnaireResponse/rother"},
+		{"CarePlan", "_id=cp&_include=CarePlan:instantiates-canonical", "Questionnaire/other Questionnaire/q1"},
+		{"CarePlan", "_id=cp&_include=CarePlan:instantiates-canonical:ValueSet", "-"},
+		{"CarePlan", "_id=cp&_include=CarePlan:instantiates-canonical&_revinclude:iterate=QuestionnaireResponse:questionnaire",
+			"Questionnaire/other Questionnaire/q1 QuestionnaireResponse/rall QuestionnaireResponse/rother"},
+		{"QuestionnaireResponse", "_id=r2&_include=QuestionnaireResponse:questionnaire&_revinclude:iterate=QuestionnaireResponse:questionnaire",
+			"Questionnaire/q2 QuestionnaireResponse/rall"},
+		{"Questionnaire", "_id=q1&_revinclude=QuestionnaireResponse:questionnaire&_include:iterate=QuestionnaireResponse:questionnaire",
+			"Questionnaire/q2 QuestionnaireResponse/rall"},
 	})
 }
 

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Search", testSearch},
 		{"Find", testFind},
 		{"FindInclude", testFindInclude},
+		{"FindIncludeCanonical", testFindIncludeCanonical},
 		{"FindByIDAlone", testFindByIDAlone},
 		{"FindCompositeSystems", testFindCompositeSystems},
 		{"FindCompositeString", testFindCompositeString},
