@@ -226,6 +226,11 @@ func paramIndexes(p IndexedParam) ([]bson.D, error) {
 		}
 	case "uri":
 		out = append(out, one("u"))
+		if p.Param == "_profile" {
+			// The smallest profile of each resource, a scalar: $meta's
+			// skip scan reads it beside the multikey index of all.
+			out = append(out, bson.D{{Key: field("a", p.Param), Value: 1}, {Key: "_id", Value: 1}})
+		}
 	case "date":
 		out = append(out, bson.D{{Key: field("dl", p.Param), Value: 1}}, bson.D{{Key: field("dh", p.Param), Value: 1}})
 	case "number":

@@ -189,3 +189,39 @@ func TestShardKeys(t *testing.T) {
 		t.Error("the journal is sharded")
 	}
 }
+
+// TestMetaSkipScans checks which way MetaInUse reads each of _profile,
+// _tag and _security: by the aggregation under the default plan, which
+// indexes none of them, and by the skip scan where an operator's settings
+// add the parameter.
+func TestMetaSkipScans(t *testing.T) {
+	keys := func(params []IndexedParam, typ string) []string {
+		t.Helper()
+		plan, err := planIndexes(params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, k := range plan[typ] {
+			out = append(out, keyString(k))
+		}
+		return out
+	}
+	for _, typ := range []string{"Patient", "Binary", "Observation"} {
+		existing := keys(DefaultIndexes(), typ)
+		for _, p := range metaParams {
+			if p.skipScans(existing) {
+				t.Errorf("%s %s: read by the skip scan under the default plan, want the aggregation", typ, p.param)
+			}
+		}
+	}
+	kinds := map[string]string{"_profile": "uri", "_tag": "token", "_security": "token"}
+	for added, kind := range kinds {
+		existing := keys(append(DefaultIndexes(), IndexedParam{Type: "Patient", Param: added, Kind: kind}), "Patient")
+		for _, p := range metaParams {
+			if got := p.skipScans(existing); got != (p.param == added) {
+				t.Errorf("%s added: %s read by the skip scan %v", added, p.param, got)
+			}
+		}
+	}
+}

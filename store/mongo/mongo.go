@@ -31,8 +31,10 @@
 // scalars or arrays of scalars; $and, $or and $nor of those (never $ne, $nin
 // or $not); sorts on scalar fields with keyset paging; counts by
 // countDocuments. Search values are flattened at write time into strings that
-// turn every token match into an equality (see tokenKeys), so no query uses
-// $elemMatch or a dotted path. Nothing stores Decimal128 and no field name
+// turn every token match into an equality (see tokenKeys), so no search
+// uses $elemMatch or a dotted path; $meta's skip scan puts a range in
+// $elemMatch for MongoDB's index bounds alone, and checks every document it
+// reads (see nextMeta). Nothing stores Decimal128 and no field name
 // contains '.' or starts with '$': search parameter names are escaped into
 // field names (see indexField). Ids, codes and systems only ever appear as
 // BSON values in filters, never as field names or operators, so no request
