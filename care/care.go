@@ -138,14 +138,15 @@ func (c *Care) Definitions() ([][]byte, error) {
 // run: responses checked against their Questionnaire, PCSPs checked, PAM
 // responses scored (a scored one naming its Patient), reminders closed by
 // the writes that complete them (a PAM level recorded in a GP system too),
-// reminders handed over with the patient to the coordinator taking over.
+// reminders handed over with the patient to the coordinator taking over
+// (from one whose part ended or who was taken out of the team).
 func (c *Care) Hooks() []operation.Hook {
 	return []operation.Hook{
 		{Name: "questionnaire-response", Types: []string{"QuestionnaireResponse"}, Check: c.checkResponse},
 		{Name: "pcsp", Types: []string{"CarePlan"}, Check: c.checkPCSP, After: c.closeReviewTasks},
 		{Name: "pam-scoring", Types: []string{"QuestionnaireResponse"}, Check: c.checkPAM, After: c.scoreOnWrite},
 		{Name: "pam-recorded-elsewhere", Types: []string{"Observation"}, After: c.closeOnResultElsewhere},
-		{Name: "handover", Types: []string{"CareTeam"}, After: c.handOver},
+		{Name: handoverHook, Types: []string{"CareTeam"}, Check: c.keepRemoved, After: c.handOver},
 	}
 }
 

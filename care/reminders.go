@@ -2,6 +2,7 @@ package care
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -379,24 +380,82 @@ func (c *Care) coordinators(ctx context.Context, s operation.Store, patients []s
 // role whose part holds now, nil when there is none.
 func (c *Care) coordinatorIn(ct *fhir.CareTeam) *fhir.Reference {
 	for _, p := range ct.Participant {
-		if p.Period != nil && !calendar.Holds(p.Period.Start.Get(), p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone) {
-			continue // handed over, or not yet taken over
+		// Not one who handed over, or has not yet taken over.
+		if c.holds(p) && c.coordinating(p) {
+			return p.Member
 		}
-		for _, role := range p.Role {
-			if hasCoding(role, SystemSNOMED, c.cfg.Codes.CareCoordinator) || hasCoding(role, SystemCareRole, CodeCoordinator) {
-				return p.Member
-			}
+	}
+	return nil
+}
+
+// holds reports whether the part of p in its team holds now: it has
+// begun and not ended, or has no period.
+func (c *Care) holds(p *fhir.CareTeamParticipant) bool {
+	return p.Period == nil || calendar.Holds(p.Period.Start.Get(), p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone)
+}
+
+// coordinating reports whether p takes part in a coordinator's role.
+func (c *Care) coordinating(p *fhir.CareTeamParticipant) bool {
+	return slices.ContainsFunc(p.Role, func(role *fhir.CodeableConcept) bool {
+		return hasCoding(role, SystemSNOMED, c.cfg.Codes.CareCoordinator) || hasCoding(role, SystemCareRole, CodeCoordinator)
+	})
+}
+
+// handoverHook names the hook of handOver.
+const handoverHook = "handover"
+
+// keepRemoved keeps, for handOver, the members of a CareTeam in a
+// coordinator's role whom its update takes out of the team: in the
+// version it replaces (active, of the same patient), and no participant
+// of the team as written.
+func (c *Care) keepRemoved(ctx context.Context, s operation.Store, ch *operation.Change) error {
+	ct, ok := ch.Resource.(*fhir.CareTeam)
+	if !ok || ch.Created || ct.Status.Get() != "active" {
+		return nil
+	}
+	patient := c.patientRef(refOf(ct.Subject))
+	if patient == "" {
+		return nil
+	}
+	v, err := s.Read(ctx, "CareTeam", ch.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("CareTeam/%s: %w", ch.ID, err)
+	}
+	if v.Deleted {
+		return nil
+	}
+	prev, err := decode[*fhir.CareTeam](v.JSON)
+	if err != nil {
+		return fmt.Errorf("CareTeam/%s: %w", ch.ID, err)
+	}
+	if prev.Status.Get() != "active" || c.patientRef(refOf(prev.Subject)) != patient {
+		return nil
+	}
+	removed := map[string]bool{}
+	for _, p := range prev.Participant {
+		if m := c.localRef(refOf(p.Member)); m != "" && c.coordinating(p) {
+			removed[m] = true
 		}
+	}
+	for _, p := range ct.Participant {
+		delete(removed, c.localRef(refOf(p.Member)))
+	}
+	if len(removed) > 0 {
+		ch.Keep(handoverHook, removed)
 	}
 	return nil
 }
 
 // handOver gives the open reminders of a CareTeam's patient that a
 // coordinator of the team holds, whose part in it no longer holds (handed
-// over with an end to it), to the team's coordinator now,
-// as the reminders made from then on go to them. Reminders done or
-// cancelled stay as they were, as do those of anyone else, and all of
-// them while the team has no coordinator now.
+// over with an end to it, or taken out of the team by this write, unless
+// they coordinate the patient in another of their active teams now), to
+// the team's coordinator now, as the reminders made from then on go to
+// them. Reminders done or cancelled stay as they were, as do those of
+// anyone else, and all of them while the team has no coordinator now.
 func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
 	ct, ok := ch.Resource.(*fhir.CareTeam)
 	if !ok || ct.Status.Get() != "active" {
@@ -409,6 +468,20 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 	former, current := c.parts(ct)
 	for m := range current {
 		delete(former, m)
+	}
+	// Taken out of the team, a coordinator's part ends with this write:
+	// the periodic run, which reads only the teams as they stand, would
+	// never see it.
+	if removed, _ := ch.Kept(handoverHook).(map[string]bool); len(removed) > 0 {
+		elsewhere, err := c.coordinatingElsewhere(ctx, s, ch, patient)
+		if err != nil {
+			return nil, err
+		}
+		for m := range removed {
+			if !elsewhere[m] {
+				former[m] = true
+			}
+		}
 	}
 	if len(former) == 0 {
 		return nil, nil
@@ -438,6 +511,42 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 	return nil, nil
 }
 
+// coordinatingElsewhere returns the members (Type/id) in a coordinator's
+// role whose part holds now in an active CareTeam of patient other than
+// the one ch writes, as its transaction leaves them.
+func (c *Care) coordinatingElsewhere(ctx context.Context, s operation.Store, ch *operation.Change, patient string) (map[string]bool, error) {
+	teams := map[string][]byte{}
+	err := s.Each(ctx, "CareTeam", url.Values{"subject": {patient}, "status": {"active"}}, func(v *store.Version) error {
+		teams[v.ID] = v.JSON
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ch.Written != nil {
+		for _, v := range ch.Written("CareTeam") {
+			teams[v.ID] = v.JSON
+		}
+	}
+	delete(teams, ch.ID)
+	out := map[string]bool{}
+	for id, b := range teams {
+		ct, err := decode[*fhir.CareTeam](b)
+		if err != nil {
+			return nil, fmt.Errorf("CareTeam/%s: %w", id, err)
+		}
+		if ct.Status.Get() != "active" || c.patientRef(refOf(ct.Subject)) != patient {
+			continue
+		}
+		for _, p := range ct.Participant {
+			if m := c.localRef(refOf(p.Member)); m != "" && c.holds(p) && c.coordinating(p) {
+				out[m] = true
+			}
+		}
+	}
+	return out, nil
+}
+
 // localRef returns what a literal reference names as Type/id, a version of
 // it or under this server's base alike; "" for a reference to another
 // server or none.
@@ -459,17 +568,15 @@ func (c *Care) parts(ct *fhir.CareTeam) (ended, taking map[string]bool) {
 		if member == "" {
 			continue
 		}
-		if p.Period == nil || calendar.Holds(p.Period.Start.Get(), p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone) {
+		if c.holds(p) {
 			taking[member] = true
 			continue
 		}
 		if calendar.Holds("", p.Period.End.Get(), c.cfg.Now(), c.cfg.Zone) {
 			continue // not begun: taking over, not handing over
 		}
-		for _, role := range p.Role {
-			if hasCoding(role, SystemSNOMED, c.cfg.Codes.CareCoordinator) || hasCoding(role, SystemCareRole, CodeCoordinator) {
-				ended[member] = true
-			}
+		if c.coordinating(p) {
+			ended[member] = true
 		}
 	}
 	return ended, taking

@@ -342,24 +342,7 @@ func TestHandoverMovesReminders(t *testing.T) {
 		coordinator := `"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}]`
 		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
 			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01"}}]}`)
-		task := func(id, status, owner string) string {
-			return fmt.Sprintf(`{"resourceType":"Task","id":%q,"status":%q,"intent":"plan","code":{"coding":[{"system":%q,"code":"pcsp-review"}]},
-				"for":{"reference":"Patient/ward"},"focus":{"reference":"CarePlan/pcsp-ward"},"owner":{"reference":%q},"restriction":{"period":{"end":"2026-12-10"}}}`,
-				id, status, care.SystemCareTask, owner)
-		}
-		c.put(task("open", "requested", "Practitioner/cc"))
-		c.put(task("started", "in-progress", c.base+"/Practitioner/cc"))
-		c.put(task("done", "completed", "Practitioner/cc"))
-		c.put(task("gone", "cancelled", "Practitioner/cc"))
-		c.put(task("nurse", "requested", "Practitioner/gp"))
-		c.put(strings.ReplaceAll(task("clark", "requested", "Practitioner/cc"), `"Patient/ward"`, `"Patient/clark"`))
-		owners := func() string {
-			var out []string
-			for _, id := range []string{"open", "started", "done", "gone", "nurse", "clark"} {
-				out = append(out, id+"="+str(c.do("GET", "/Task/"+id, "").want(http.StatusOK), "owner", "reference"))
-			}
-			return strings.Join(out, " ")
-		}
+		owners := ccReminders(c)
 		before := owners()
 
 		// A new coordinator whose part has not begun takes nothing yet.
@@ -372,9 +355,90 @@ func TestHandoverMovesReminders(t *testing.T) {
 		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
 			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"2026-11-30"}},
 			{` + coordinator + `,"member":{"reference":"Practitioner/lw"},"period":{"start":"2026-11-30"}}]}`)
-		want := "open=Practitioner/lw started=Practitioner/lw done=Practitioner/cc gone=Practitioner/cc nurse=Practitioner/gp clark=Practitioner/cc"
-		if got := owners(); got != want {
-			t.Errorf("owners after the handover: %s, want %s", got, want)
+		if got := owners(); got != handedToLW {
+			t.Errorf("owners after the handover: %s, want %s", got, handedToLW)
+		}
+		if st := str(c.do("GET", "/Task/started", "").want(http.StatusOK), "status"); st != "in-progress" {
+			t.Errorf("a reminder handed over is %s, want in-progress", st)
+		}
+	})
+}
+
+// ccReminders writes reminders of Ward owned by Practitioner/cc (open,
+// started, done and cancelled), one owned by Practitioner/gp and one of
+// Clark owned by Practitioner/cc, and returns a function listing their
+// owners.
+func ccReminders(c *client) func() string {
+	task := func(id, status, owner string) string {
+		return fmt.Sprintf(`{"resourceType":"Task","id":%q,"status":%q,"intent":"plan","code":{"coding":[{"system":%q,"code":"pcsp-review"}]},
+			"for":{"reference":"Patient/ward"},"focus":{"reference":"CarePlan/pcsp-ward"},"owner":{"reference":%q},"restriction":{"period":{"end":"2026-12-10"}}}`,
+			id, status, care.SystemCareTask, owner)
+	}
+	c.put(task("open", "requested", "Practitioner/cc"))
+	c.put(task("started", "in-progress", c.base+"/Practitioner/cc"))
+	c.put(task("done", "completed", "Practitioner/cc"))
+	c.put(task("gone", "cancelled", "Practitioner/cc"))
+	c.put(task("nurse", "requested", "Practitioner/gp"))
+	c.put(strings.ReplaceAll(task("clark", "requested", "Practitioner/cc"), `"Patient/ward"`, `"Patient/clark"`))
+	return func() string {
+		var out []string
+		for _, id := range []string{"open", "started", "done", "gone", "nurse", "clark"} {
+			out = append(out, id+"="+str(c.do("GET", "/Task/"+id, "").want(http.StatusOK), "owner", "reference"))
+		}
+		return strings.Join(out, " ")
+	}
+}
+
+// handedToLW is what ccReminders lists once Ward's open reminders of
+// Practitioner/cc were handed over to Practitioner/lw.
+const handedToLW = "open=Practitioner/lw started=Practitioner/lw done=Practitioner/cc gone=Practitioner/cc nurse=Practitioner/gp clark=Practitioner/cc"
+
+// TestHandoverWhenTakenOutOfTeam: a coordinator taken out of Ward's
+// CareTeam without an end to their part hands her over as one whose part
+// ended: their open reminders of her go, with the write, to the team's
+// coordinator now. They keep them while they coordinate her in another
+// active team (one the same transaction writes too), and while the team
+// has no coordinator now; a team deleted hands nothing over.
+func TestHandoverWhenTakenOutOfTeam(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		// team is an active CareTeam of Ward of members in a coordinator's
+		// role, with no end to their part, and one in another role.
+		team := func(id string, coordinators ...string) string {
+			parts := []string{`{"role":[{"text":"District nurse"}],"member":{"reference":"Practitioner/gp"}}`}
+			for _, m := range coordinators {
+				parts = append(parts, `{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/`+m+`"}}`)
+			}
+			return `{"resourceType":"CareTeam","id":"` + id + `","status":"active","subject":{"reference":"Patient/ward"},"participant":[` + strings.Join(parts, ",") + `]}`
+		}
+		c.put(team("team-ward", "cc"))
+		owners := ccReminders(c)
+		before := owners()
+		kept := func(when string) {
+			t.Helper()
+			if got := owners(); got != before {
+				t.Errorf("owners %s: %s, want %s", when, got, before)
+			}
+		}
+
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[
+			{"resource":` + team("team-ward", "lw") + `,"request":{"method":"PUT","url":"CareTeam/team-ward"}},
+			{"resource":` + team("team-mdt", "cc") + `,"request":{"method":"PUT","url":"CareTeam/team-mdt"}}]}`
+		c.do("POST", "", tx).want(http.StatusOK)
+		kept("once taken out of a team while coordinating Ward in another")
+		if r := c.do("DELETE", "/CareTeam/team-mdt", ""); r.status != http.StatusNoContent && r.status != http.StatusOK {
+			t.Fatalf("DELETE CareTeam/team-mdt: %d %s", r.status, r.body)
+		}
+		kept("once their team was deleted")
+		c.put(team("team-ward", "cc"))
+		kept("once back in the team")
+		c.put(team("team-ward"))
+		kept("once taken out of a team with no coordinator now")
+		c.put(team("team-ward", "cc", "lw"))
+		kept("once another coordinator joined")
+		c.put(team("team-ward", "lw"))
+		if got := owners(); got != handedToLW {
+			t.Errorf("owners once taken out of the team: %s, want %s", got, handedToLW)
 		}
 		if st := str(c.do("GET", "/Task/started", "").want(http.StatusOK), "status"); st != "in-progress" {
 			t.Errorf("a reminder handed over is %s, want in-progress", st)

@@ -38,6 +38,28 @@ type Change struct {
 	// a goal), so that what it finds, and what it refuses, says nothing of
 	// records they may not read. Nil where no one asked (ctx stands).
 	AsRequester func(ctx context.Context) context.Context
+
+	// kept holds, by hook name, what each hook's Check keeps for its
+	// After (Keep).
+	kept map[string]any
+}
+
+// Keep keeps v, under the name of the hook whose Check runs, for the
+// After of that hook (Kept): what it read before the write and needs
+// after it, such as the version the write replaces, which the store
+// holds no more once the write is made. It lives as long as the Change,
+// so a write refused after its Check leaves nothing behind.
+func (c *Change) Keep(hook string, v any) {
+	if c.kept == nil {
+		c.kept = map[string]any{}
+	}
+	c.kept[hook] = v
+}
+
+// Kept returns what the Check of the hook named hook kept (Keep), nil
+// when it kept nothing.
+func (c *Change) Kept(hook string) any {
+	return c.kept[hook]
 }
 
 // Requester returns ctx as c.AsRequester makes it, or ctx when c has none.
