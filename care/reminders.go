@@ -472,23 +472,28 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 	// Taken out of the team, a coordinator's part ends with this write:
 	// the periodic run, which reads only the teams as they stand, would
 	// never see it.
-	if removed, _ := ch.Kept(handoverHook).(map[string]bool); len(removed) > 0 {
-		elsewhere, err := c.coordinatingElsewhere(ctx, s, ch, patient)
-		if err != nil {
-			return nil, err
-		}
-		for m := range removed {
-			if !elsewhere[m] {
-				former[m] = true
-			}
-		}
+	removed, _ := ch.Kept(handoverHook).(map[string]bool)
+	for m := range removed {
+		former[m] = true
+	}
+	if len(former) == 0 {
+		return nil, nil
+	}
+	// Whether their part ended or they were taken out, one who still
+	// coordinates the patient in another active team keeps the reminders.
+	elsewhere, err := c.coordinatingElsewhere(ctx, s, ch, patient)
+	if err != nil {
+		return nil, err
+	}
+	for m := range elsewhere {
+		delete(former, m)
 	}
 	if len(former) == 0 {
 		return nil, nil
 	}
 	var tasks []*fhir.Task
 	params := url.Values{"patient": {patient}, "code": {reminderCodes}, "status": {openTaskStatuses}}
-	err := s.Each(ctx, "Task", params, func(v *store.Version) error {
+	err = s.Each(ctx, "Task", params, func(v *store.Version) error {
 		t, err := decode[*fhir.Task](v.JSON)
 		if err != nil {
 			return fmt.Errorf("Task/%s: %w", v.ID, err)

@@ -335,7 +335,9 @@ func TestReminderClosedByPAMRecordedElsewhere(t *testing.T) {
 
 // TestHandoverMovesReminders: when a coordinator hands a patient over (their
 // part in the CareTeam ends and another coordinator's part holds), the patient's open reminders they owned go to the new
-// coordinator; those done or cancelled, and those of anyone else, stay.
+// coordinator; those done or cancelled, and those of anyone else, stay,
+// and all stay while the one handing over coordinates the patient in
+// another active team.
 func TestHandoverMovesReminders(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
@@ -352,9 +354,21 @@ func TestHandoverMovesReminders(t *testing.T) {
 		if got := owners(); got != before {
 			t.Errorf("owners before the handover: %s, want %s", got, before)
 		}
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+		handover := `{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
 			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"2026-11-30"}},
-			{` + coordinator + `,"member":{"reference":"Practitioner/lw"},"period":{"start":"2026-11-30"}}]}`)
+			{` + coordinator + `,"member":{"reference":"Practitioner/lw"},"period":{"start":"2026-11-30"}}]}`
+		// One who still coordinates Ward in another active team keeps them.
+		mdt := `{"resourceType":"CareTeam","id":"team-mdt","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01"}}]}`
+		c.put(mdt)
+		c.put(handover)
+		if got := owners(); got != before {
+			t.Errorf("owners after the handover of one coordinating Ward in another team: %s, want %s", got, before)
+		}
+		if r := c.do("DELETE", "/CareTeam/team-mdt", ""); r.status != http.StatusNoContent && r.status != http.StatusOK {
+			t.Fatalf("DELETE CareTeam/team-mdt: %d %s", r.status, r.body)
+		}
+		c.put(strings.Replace(handover, `"end":"2026-11-30"`, `"end":"2026-11-29"`, 1))
 		if got := owners(); got != handedToLW {
 			t.Errorf("owners after the handover: %s, want %s", got, handedToLW)
 		}
