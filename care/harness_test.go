@@ -88,7 +88,7 @@ func definitions(t *testing.T, cfg care.Config) [][]byte {
 }
 
 // tokens are the scopes of the principals requests act for, by name.
-var tokens = map[string]string{"admin": "system/*.cruds", "patient-reader": "user/Patient.rs", "cc": "user/*.cruds", "ward-app": "patient/*.cruds",
+var tokens = map[string]string{"admin": "system/*.cruds", "patient-reader": "user/Patient.rs", "forms": "user/Questionnaire.rs", "cc": "user/*.cruds", "ward-app": "patient/*.cruds",
 	"no-plans": "user/Patient.rs user/Group.cruds user/Organization.rs user/Condition.rs user/Observation.rs user/Practitioner.rs user/Appointment.rs user/Task.rs user/QuestionnaireResponse.rs"}
 
 // fhirUsers are the fhirUser claims of the principals that have one: the

@@ -21,9 +21,11 @@ package server
 //     to index for them (snapshot, differential, compose, expansion, concept:
 //     StructureDefinition path or valueset, ValueSet code, CodeSystem code...).
 //     A search using one of those answers the stored matches only, with an
-//     outcome entry that says so. _sort orders each part; _include and
-//     _revinclude follow the stored matches only. Searches across types and
-//     history list stored resources only.
+//     outcome entry that says so. _sort orders each part. The engine's
+//     _include and _revinclude follow the stored matches; those by
+//     canonical url also reach the bundled resources, in a search of any
+//     type (includeBundled). Searches across types and history list stored
+//     resources only.
 //   - Operations on an instance: $meta (also on version 1) and $validate
 //     find a bundled resource as a read does (bundledInstance).
 //   - Writes: bundled resources are read-only. PUT, PATCH and DELETE on the id
@@ -54,6 +56,7 @@ import (
 	"carefhir/fhir/fhirjson"
 	"carefhir/fhir/search"
 	"carefhir/profiles/conformance"
+	"carefhir/server/access"
 	"carefhir/store"
 )
 
@@ -70,8 +73,8 @@ var unindexedElements = []string{"snapshot", "differential", "compose", "expansi
 // a middleware to g, so it must run before the routes are registered.
 func (a *api) registerConformance(g *gin.RouterGroup) {
 	if a.cfg.Definitions != nil {
-		d := &definitions{a: a, cat: a.cfg.Definitions}
-		g.Use(d.serve)
+		a.defs = &definitions{a: a, cat: a.cfg.Definitions}
+		g.Use(a.defs.serve)
 	}
 	a.registerTerminology()
 }
@@ -523,11 +526,16 @@ func (d *definitions) search(c *gin.Context, typ string) {
 		next = "b" + strconv.Itoa(end)
 	}
 	matches := page.Matches
+	indexes := map[*store.Version]*store.Index{} // of the bundled matches
 	if offset < end {
 		shown, err := d.unshadowed(c, typ, bundled[offset:end])
 		if err != nil {
 			c.Error(err)
 			return
+		}
+		for _, v := range shown {
+			i := slices.IndexFunc(bundled[offset:end], func(e *bundledEntry) bool { return e.res.ID == v.ID })
+			indexes[v] = &bundled[offset+i].index
 		}
 		matches = append(matches, shown...)
 	}
@@ -542,7 +550,12 @@ func (d *definitions) search(c *gin.Context, typ string) {
 			b.Link = append(b.Link, bundleLink{Relation: l.rel, URL: a.searchURL(c, plan.Params, l.cursor)})
 		}
 	}
-	if err := a.addEntries(c, b, plan, &store.Page{Matches: matches, Included: page.Included}); err != nil {
+	shown := &store.Page{Matches: matches, Included: page.Included, IncludedCut: page.IncludedCut}
+	if err := a.includeBundled(c, plan, shown, indexes); err != nil {
+		c.Error(err)
+		return
+	}
+	if err := a.addEntries(c, b, plan, shown); err != nil {
 		c.Error(err)
 		return
 	}
@@ -596,4 +609,259 @@ func decodeDefinitionCursor(s string) (storeCursor string, offset int, inBundled
 		return "", n, true, nil
 	}
 	return "", 0, false, store.ErrBadCursor
+}
+
+// The bounds of the bundled resources an include adds, those of the
+// engines (see addOutcome): rounds of :iterate after the first, and
+// resources included in a page.
+const (
+	bundledIterateRounds = 3
+	bundledMaxIncluded   = 1000
+)
+
+// includeBundled adds to page.Included what plan's includes by canonical
+// url (store.Include.Canonical) reach through the bundled resources, which
+// the engines cannot follow as they are not stored: by _include, the
+// bundled resources the page names, as the engines follow canonicals to
+// stored ones (url|version to the resource of that url and version, a url
+// alone to every one of that url); by _revinclude, the stored resources
+// naming a bundled match by its url with its version, or with none. A
+// bundled resource comes only where a read of it would answer it (see
+// bundledInstance): not where the store holds its id, nor to a token that
+// may not read its type; a stored one only where a search of its type by
+// the token finds it. Each comes once. :iterate goes on from what this
+// adds by the same rules, within the engines' bound on includes; it does
+// not go on by the engines' own rules (Type/id references) from the
+// stored resources this adds. bundled holds the search values of the
+// page's matches that are bundled resources.
+func (a *api) includeBundled(c *gin.Context, plan *search.Plan, page *store.Page, bundled map[*store.Version]*store.Index) error {
+	d := a.defs
+	var incs, revs []store.Include
+	for _, inc := range plan.Query.Include {
+		if slices.ContainsFunc(inc.Canonical, isDefinitionType) {
+			incs = append(incs, inc)
+		}
+	}
+	for _, inc := range plan.Query.RevInclude {
+		if slices.ContainsFunc(inc.Canonical, isDefinitionType) {
+			revs = append(revs, inc)
+		}
+	}
+	if d == nil || len(incs)+len(revs) == 0 || plan.Summary == "count" {
+		return nil
+	}
+	d.once.Do(d.index)
+	if d.err != nil {
+		return d.err
+	}
+	ctx := c.Request.Context()
+	seen := map[string]bool{}
+	for _, v := range slices.Concat(page.Matches, page.Included) {
+		seen[v.Type+"/"+v.ID] = true
+	}
+	if bundled == nil {
+		bundled = map[*store.Version]*store.Index{}
+	}
+	isBundled := map[*store.Version]bool{}
+	for v := range bundled {
+		isBundled[v] = true
+	}
+	indexOf := func(v *store.Version) (*store.Index, error) {
+		if ix, ok := bundled[v]; ok {
+			return ix, nil
+		}
+		ix, err := a.svc.index.IndexJSON(v.Type, v.JSON)
+		if err != nil {
+			return nil, fmt.Errorf("include by canonical url from %s/%s: %w", v.Type, v.ID, err)
+		}
+		bundled[v] = &ix // no version is indexed twice
+		return &ix, nil
+	}
+	var round int
+	var added []*store.Version
+	// add adds v to the page unless it is there; full reports the bound
+	// reached, with more to include.
+	add := func(v *store.Version) (full bool) {
+		key := v.Type + "/" + v.ID
+		if seen[key] {
+			return false
+		}
+		if len(page.Included) >= bundledMaxIncluded || round > bundledIterateRounds {
+			page.IncludedCut = true
+			return true
+		}
+		seen[key] = true
+		page.Included = append(page.Included, v)
+		added = append(added, v)
+		return false
+	}
+	// addBundled adds e as a read of it would answer it: not where the
+	// store holds its id, nor to a token that may not read its type.
+	addBundled := func(e *bundledEntry) (full bool, err error) {
+		if seen[e.res.Type+"/"+e.res.ID] {
+			return false, nil
+		}
+		r, err := a.bundledInstance(ctx, e.res.Type, e.res.ID)
+		if denied := (*access.Denied)(nil); errors.As(err, &denied) {
+			return false, nil
+		}
+		if err != nil || r == nil { // r is nil where the store holds the id
+			return false, err
+		}
+		bv, err := bundledVersion(r)
+		if err != nil {
+			return false, err
+		}
+		bundled[bv], isBundled[bv] = &e.index, true
+		return add(bv), nil
+	}
+	matches, included := page.Matches, page.Included
+	for ; ; round++ {
+		added = nil
+		for _, inc := range incs {
+			for _, v := range sources(inc, round, matches, included) {
+				if v.Type != inc.Type {
+					continue
+				}
+				ix, err := indexOf(v)
+				if err != nil {
+					return err
+				}
+				for _, e := range d.named(ix, inc) {
+					if full, err := addBundled(e); full || err != nil {
+						return err
+					}
+				}
+			}
+		}
+		for _, inc := range revs {
+			for _, v := range sources(inc, round, matches, included) {
+				if !slices.Contains(inc.Canonical, v.Type) {
+					continue
+				}
+				ix, err := indexOf(v)
+				if err != nil {
+					return err
+				}
+				for _, e := range d.entries[inc.Type] {
+					if names(&e.index, inc.Param, ix) {
+						if full, err := addBundled(e); full || err != nil {
+							return err
+						}
+					}
+				}
+				if !isBundled[v] {
+					continue // the engines went back from it to the stored ones
+				}
+				found, err := a.naming(ctx, inc, ix, max(1, bundledMaxIncluded+1-len(page.Included)), indexOf)
+				if err != nil {
+					return err
+				}
+				for _, f := range found {
+					if add(f) {
+						return nil
+					}
+				}
+			}
+		}
+		if len(added) == 0 {
+			return nil
+		}
+		matches, included = nil, added
+	}
+}
+
+// sources returns the resources that inc follows from in a round of
+// includes: the matches in the first, and with :iterate those included
+// in the round before (included) too.
+func sources(inc store.Include, round int, matches, included []*store.Version) []*store.Version {
+	switch {
+	case inc.Iterate:
+		return slices.Concat(matches, included)
+	case round == 0:
+		return matches
+	}
+	return nil
+}
+
+// naming returns up to n of the stored resources of inc.Type whose
+// parameter inc.Param names a bundled resource of search values ix by its
+// url with its version, or by its url alone where they name no version of
+// that url (see store.Include), as a search of inc.Type by the token finds
+// them: none where it may not search the type.
+func (a *api) naming(ctx context.Context, inc store.Include, ix *store.Index, n int, indexOf func(*store.Version) (*store.Index, error)) ([]*store.Version, error) {
+	f, err := a.finder()
+	if err != nil {
+		return nil, err
+	}
+	var out []*store.Version
+	for _, u := range ix.URIs {
+		if u.Param != "url" {
+			continue
+		}
+		// The url alone finds the resources naming it with any version.
+		q := store.Query{Type: inc.Type, Where: []store.Clause{{Param: inc.Param, References: []store.ReferenceMatch{{URL: u.Value}}}}, Count: n}
+		for len(out) < n {
+			page, err := f.Find(ctx, q)
+			if denied := (*access.Denied)(nil); errors.As(err, &denied) {
+				return nil, nil
+			}
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range page.Matches {
+				vix, err := indexOf(v)
+				if err != nil {
+					return nil, err
+				}
+				if names(vix, inc.Param, ix) && !slices.Contains(out, v) {
+					out = append(out, v)
+				}
+			}
+			if page.Next == "" {
+				break
+			}
+			q.Cursor = page.Next
+		}
+	}
+	return out, nil
+}
+
+// isDefinitionType reports whether typ has bundled resources.
+func isDefinitionType(typ string) bool { return slices.Contains(definitionTypes, typ) }
+
+// named returns the bundled resources, of the types inc follows by
+// canonical url, that parameter inc.Param of ix names (see names), in id
+// order by type.
+func (d *definitions) named(ix *store.Index, inc store.Include) []*bundledEntry {
+	var out []*bundledEntry
+	for _, typ := range inc.Canonical {
+		for _, e := range d.entries[typ] {
+			if names(ix, inc.Param, &e.index) {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// names reports whether the canonical urls in parameter param of ix name
+// the resource of search values target as the engines follow them (see
+// store.Include): by its url and version, or by its url alone, which
+// stands for that version alone where param also names the url with it.
+func names(ix *store.Index, param string, target *store.Index) bool {
+	var keys []string
+	for _, r := range ix.References {
+		if r.Param == param {
+			keys = append(keys, r.Keys()...)
+		}
+	}
+	urls, versions := store.CanonicalKeys(keys)
+	for i, url := range urls {
+		if slices.ContainsFunc(target.URIs, func(u store.URI) bool { return u.Param == "url" && u.Value == url }) &&
+			(versions[i] == "" || slices.ContainsFunc(target.Tokens, func(t store.Token) bool { return t.Param == "version" && t.Code == versions[i] })) {
+			return true
+		}
+	}
+	return false
 }

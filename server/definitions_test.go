@@ -198,3 +198,41 @@ func TestDefinitionsSearch(t *testing.T) {
 		c.do("GET", "/StructureDefinition?_cursor=x1", "").want(t, http.StatusBadRequest).outcome(t, "invalid", "_cursor")
 	}, withDefinitions)
 }
+
+// TestDefinitionsInclude: an _include by canonical url brings the bundled
+// definitions named, as it brings stored ones: from a stored match and
+// from a bundled one, through :iterate, once each; _revinclude goes back
+// from a bundled definition to the stored and bundled ones naming it.
+func TestDefinitionsInclude(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/StructureDefinition/local", strings.Replace(localProfile, "{", `{"id":"local",`, 1)).want(t, http.StatusCreated)
+		const local = "http://example.org/fhir/StructureDefinition/LocalPatient"
+		for _, tt := range []struct{ path, matches, included string }{
+			{"/StructureDefinition?url=" + url.QueryEscape(local) + "&_include=StructureDefinition:base",
+				"StructureDefinition/local", "StructureDefinition/Patient"},
+			{"/StructureDefinition?url=" + url.QueryEscape(ukCorePatient) + "&_include=StructureDefinition:base",
+				"StructureDefinition/UKCore-Patient", "StructureDefinition/Patient"},
+			{"/StructureDefinition?url=" + url.QueryEscape(ukCorePatient) + "," + url.QueryEscape(local) + "&_include=StructureDefinition:base",
+				"StructureDefinition/local StructureDefinition/UKCore-Patient", "StructureDefinition/Patient"},
+			{"/StructureDefinition?url=" + url.QueryEscape(ukCorePatient) + "&_include:iterate=StructureDefinition:base",
+				"StructureDefinition/UKCore-Patient", "StructureDefinition/Patient StructureDefinition/DomainResource StructureDefinition/Resource"},
+			{"/StructureDefinition?url=" + url.QueryEscape(ukCorePatient) + "&_include=StructureDefinition:base&_summary=count", "", ""},
+		} {
+			b := c.do("GET", tt.path, "").searchset(t)
+			if got := b.ids("match"); got != tt.matches {
+				t.Errorf("GET %s: matches %q, want %q", tt.path, got, tt.matches)
+			}
+			if got := b.ids("include"); got != tt.included {
+				t.Errorf("GET %s: includes %q, want %q", tt.path, got, tt.included)
+			}
+		}
+		rev := c.do("GET", "/StructureDefinition?_id=Patient&_revinclude=StructureDefinition:base&_count=1000", "").searchset(t)
+		got := strings.Fields(rev.ids("include"))
+		if !slices.Contains(got, "StructureDefinition/local") || !slices.Contains(got, "StructureDefinition/UKCore-Patient") || slices.Contains(got, "StructureDefinition/Patient") {
+			t.Errorf("_revinclude=StructureDefinition:base from Patient: %v, want the stored and the bundled profiles of Patient", got)
+		}
+		if len(slices.Compact(slices.Sorted(slices.Values(got)))) != len(got) {
+			t.Errorf("_revinclude=StructureDefinition:base from Patient included one twice: %v", got)
+		}
+	}, withDefinitions)
+}

@@ -255,6 +255,10 @@ func (a *api) searchIn(c *gin.Context, typ string, extra *store.Clause) {
 	if page.Next != "" {
 		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.searchURL(c, plan.Params, page.Next)})
 	}
+	if err := a.includeBundled(c, plan, page, nil); err != nil {
+		c.Error(err)
+		return
+	}
 	if err := a.addEntries(c, b, plan, page); err != nil {
 		c.Error(err)
 		return

@@ -130,6 +130,8 @@ type api struct {
 	operations map[string]operation
 	// fhirpathClock gives FHIRPath's now() in the zone of Config.FHIRPathZone.
 	fhirpathClock func() time.Time
+	// defs serves the bundled definitions (definitions.go), nil without.
+	defs *definitions
 }
 
 // New returns the HTTP handler of the FHIR API, rooted at /fhir.
