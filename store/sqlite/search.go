@@ -2,12 +2,14 @@ package sqlite
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -667,20 +669,26 @@ func (r *reader) includeCanonicals(ctx context.Context, lookup paramLookup, inc 
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	var plain, pairs []any // urls alone; url, version, url, version…
+	// Each url, and each url and version, once: a page of resources
+	// naming the same few canonicals names them once. They are passed as
+	// JSON arrays, one variable each, however many the page names.
+	plain, pairs := map[string]bool{}, map[[2]string]bool{}
 	for _, rid := range rids {
 		urls, versions := store.CanonicalKeys(byRID[rid])
 		for i, url := range urls {
 			if versions[i] == "" {
-				plain = append(plain, url)
+				plain[url] = true
 			} else {
-				pairs = append(pairs, url, versions[i])
+				pairs[[2]string{url, versions[i]}] = true
 			}
 		}
 	}
 	if len(plain) == 0 && len(pairs) == 0 {
 		return nil
 	}
+	plainJSON, _ := json.Marshal(slices.Sorted(maps.Keys(plain))) // strings always marshal
+	pairList := slices.SortedFunc(maps.Keys(pairs), func(a, b [2]string) int { return cmp.Compare(a[0]+"|"+a[1], b[0]+"|"+b[1]) })
+	pairsJSON, _ := json.Marshal(pairList)
 	for _, t := range inc.Canonical {
 		url, err := lookup(t, "url")
 		if err != nil {
@@ -688,8 +696,8 @@ func (r *reader) includeCanonicals(ctx context.Context, lookup paramLookup, inc 
 		}
 		var found []string
 		if len(plain) > 0 {
-			some, err := r.strings(ctx, "SELECT r.id FROM uris u JOIN resources r ON r.rid = u.rid WHERE u.pid = ? AND u.value IN ("+placeholders(len(plain))+")",
-				append([]any{url.pid}, plain...)...)
+			some, err := r.strings(ctx, "SELECT r.id FROM uris u JOIN resources r ON r.rid = u.rid WHERE u.pid = ? AND u.value IN (SELECT value FROM json_each(?))",
+				url.pid, string(plainJSON))
 			if err != nil {
 				return err
 			}
@@ -700,13 +708,10 @@ func (r *reader) includeCanonicals(ctx context.Context, lookup paramLookup, inc 
 			if err != nil {
 				return err
 			}
-			var urls []any // the urls of pairs, which the index of uris finds
-			for i := 0; i < len(pairs); i += 2 {
-				urls = append(urls, pairs[i])
-			}
-			values := strings.TrimSuffix(strings.Repeat("(?, ?), ", len(pairs)/2), ", ")
-			some, err := r.strings(ctx, "SELECT r.id FROM uris u JOIN tokens v ON v.rid = u.rid AND v.pid = ? JOIN resources r ON r.rid = u.rid WHERE u.pid = ? AND u.value IN ("+placeholders(len(urls))+") AND (u.value, v.code) IN (VALUES "+values+")",
-				slices.Concat([]any{version.pid, url.pid}, urls, pairs)...)
+			// The urls of the pairs, which the index of uris finds, then
+			// each url with its version.
+			some, err := r.strings(ctx, "SELECT r.id FROM uris u JOIN tokens v ON v.rid = u.rid AND v.pid = ? JOIN resources r ON r.rid = u.rid WHERE u.pid = ? AND u.value IN (SELECT json_extract(value, '$[0]') FROM json_each(?)) AND (u.value, v.code) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+				version.pid, url.pid, string(pairsJSON), string(pairsJSON))
 			if err != nil {
 				return err
 			}

@@ -851,6 +851,32 @@ func testFindIncludeCanonical(t *testing.T, s store.Store) {
 	})
 }
 
+// testFindIncludeManyCanonicals checks that a page naming more canonical
+// urls than an engine's statement takes variables (SQLite: 32,766), each
+// named by several resources, includes what they name: 12 CarePlans each
+// naming the same 1,000 versioned urls and one plain url, two of them
+// stored.
+func testFindIncludeManyCanonicals(t *testing.T, s store.Store) {
+	var canonicals []string
+	for i := range 1000 {
+		canonicals = append(canonicals, fmt.Sprintf(`"http://example.org/fhir/Questionnaire/q%d|1"`, i))
+	}
+	canonicals = append(canonicals, `"http://example.org/fhir/Questionnaire/plain"`)
+	docs := []string{
+		`{"resourceType":"Questionnaire","id":"q7","url":"http://example.org/fhir/Questionnaire/q7","version":"1","status":"active"}`,
+		`{"resourceType":"Questionnaire","id":"q8","url":"http://example.org/fhir/Questionnaire/q8","version":"2","status":"active"}`,
+		`{"resourceType":"Questionnaire","id":"plain","url":"http://example.org/fhir/Questionnaire/plain","version":"4","status":"active"}`,
+	}
+	for i := range 12 {
+		docs = append(docs, fmt.Sprintf(`{"resourceType":"CarePlan","id":"cp%d","status":"active","intent":"plan","subject":{"reference":"Patient/p1"},"instantiatesCanonical":[%s]}`,
+			i, strings.Join(canonicals, ",")))
+	}
+	f, reg := smallFixture(t, s, docs...)
+	includeEach(t, f, reg, []findCase{
+		{"CarePlan", "_include=CarePlan:instantiates-canonical&_count=100", "Questionnaire/plain Questionnaire/q7"},
+	})
+}
+
 // testFindCompositeSystems checks the three forms of a token in a
 // composite: "system|code", "code" in any system and "|code" without one.
 func testFindCompositeSystems(t *testing.T, s store.Store) {

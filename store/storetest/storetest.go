@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"Find", testFind},
 		{"FindInclude", testFindInclude},
 		{"FindIncludeCanonical", testFindIncludeCanonical},
+		{"FindIncludeManyCanonicals", testFindIncludeManyCanonicals},
 		{"FindByIDAlone", testFindByIDAlone},
 		{"FindCompositeSystems", testFindCompositeSystems},
 		{"FindCompositeString", testFindCompositeString},
