@@ -753,10 +753,11 @@ func (a *api) includeBundled(c *gin.Context, plan *search.Plan, page *store.Page
 				if !isBundled[v] {
 					continue // the engines went back from it to the stored ones
 				}
-				found, err := a.naming(ctx, inc, ix, max(1, bundledMaxIncluded+1-len(page.Included)), indexOf)
+				found, cut, err := a.naming(ctx, inc, ix, max(1, bundledMaxIncluded+1-len(page.Included)), indexOf)
 				if err != nil {
 					return err
 				}
+				page.IncludedCut = page.IncludedCut || cut
 				for _, f := range found {
 					if add(f) {
 						return nil
@@ -788,43 +789,67 @@ func sources(inc store.Include, round int, matches, included []*store.Version) [
 // parameter inc.Param names a bundled resource of search values ix by its
 // url with its version, or by its url alone where they name no version of
 // that url (see store.Include), as a search of inc.Type by the token finds
-// them: none where it may not search the type.
-func (a *api) naming(ctx context.Context, inc store.Include, ix *store.Index, n int, indexOf func(*store.Version) (*store.Index, error)) ([]*store.Version, error) {
+// them: none where it may not search the type. Those naming the url with
+// the version are found by it. Those naming the url alone are found among
+// every resource naming the url in any version, of which it reads at most
+// n: a url named in thousands of other versions costs a page, not the
+// database, and cut reports that there were more to read.
+func (a *api) naming(ctx context.Context, inc store.Include, ix *store.Index, n int, indexOf func(*store.Version) (*store.Index, error)) (out []*store.Version, cut bool, err error) {
 	f, err := a.finder()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	var out []*store.Version
-	for _, u := range ix.URIs {
-		if u.Param != "url" {
-			continue
-		}
-		// The url alone finds the resources naming it with any version.
-		q := store.Query{Type: inc.Type, Where: []store.Clause{{Param: inc.Param, References: []store.ReferenceMatch{{URL: u.Value}}}}, Count: n}
-		for len(out) < n {
+	seen := map[string]bool{}
+	// find adds what a search by canonical names, reading at most n.
+	find := func(canonical string) error {
+		q := store.Query{Type: inc.Type, Where: []store.Clause{{Param: inc.Param, References: []store.ReferenceMatch{{URL: canonical}}}}, Count: n}
+		for read := 0; ; {
 			page, err := f.Find(ctx, q)
-			if denied := (*access.Denied)(nil); errors.As(err, &denied) {
-				return nil, nil
-			}
 			if err != nil {
-				return nil, err
+				return err
 			}
-			for _, v := range page.Matches {
+			for i, v := range page.Matches {
+				if len(out) >= n || read >= n {
+					cut = cut || i < len(page.Matches) || page.Next != ""
+					return nil
+				}
+				read++
 				vix, err := indexOf(v)
 				if err != nil {
-					return nil, err
+					return err
 				}
-				if names(vix, inc.Param, ix) && !slices.Contains(out, v) {
+				if names(vix, inc.Param, ix) && !seen[v.ID] {
+					seen[v.ID] = true
 					out = append(out, v)
 				}
 			}
 			if page.Next == "" {
-				break
+				return nil
 			}
 			q.Cursor = page.Next
 		}
 	}
-	return out, nil
+	for _, u := range ix.URIs {
+		if u.Param != "url" {
+			continue
+		}
+		var canonicals []string
+		for _, t := range ix.Tokens {
+			if t.Param == "version" {
+				canonicals = append(canonicals, u.Value+"|"+t.Code)
+			}
+		}
+		for _, c := range append(canonicals, u.Value) {
+			err := find(c)
+			if denied := (*access.Denied)(nil); errors.As(err, &denied) {
+				return nil, false, nil
+			}
+			if err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	return out, cut, nil
 }
 
 // isDefinitionType reports whether typ has bundled resources.

@@ -2,15 +2,18 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"carefhir/profiles/conformance"
 	"carefhir/server"
+	"carefhir/store"
 )
 
 // catalogue is loaded once for the package's tests.
@@ -235,4 +238,53 @@ func TestDefinitionsInclude(t *testing.T) {
 			t.Errorf("_revinclude=StructureDefinition:base from Patient included one twice: %v", got)
 		}
 	}, withDefinitions)
+}
+
+// TestDefinitionsRevincludeBounded: a _revinclude from a bundled
+// definition reads at most a page's worth of the stored resources naming
+// its url in other versions, and says the included resources were cut,
+// where it read every one of them: 1,050 stored profiles whose base is
+// Patient in a version not bundled, none of which it includes. The bound
+// is the server's, over the engine's paged search: on SQLite alone, as
+// writing the profiles takes FerretDB minutes.
+func TestDefinitionsRevincludeBounded(t *testing.T) {
+	c := newClient(t, engines[0].Open(t), withDefinitions)
+	ix, err := server.NewIndexer(c.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written straight to the engine, 50 to a unit of work: through
+	// HTTP each would be validated.
+	for from := 0; from < 1050; from += 50 {
+		err := c.st.Transact(t.Context(), func(tx store.Tx) error {
+			for i := from; i < from+50; i++ {
+				body := fmt.Sprintf(`{"resourceType":"StructureDefinition","id":"other%d","meta":{"versionId":"1","lastUpdated":"2026-01-01T00:00:00Z"},`+
+					`"url":"http://example.org/fhir/StructureDefinition/other%d","name":"Other","status":"active","kind":"resource","abstract":false,"type":"Patient",`+
+					`"baseDefinition":"http://hl7.org/fhir/StructureDefinition/Patient|3.0.2","derivation":"constraint"}`, i, i)
+				index, err := ix.IndexJSON("StructureDefinition", []byte(body))
+				if err != nil {
+					return err
+				}
+				err = tx.Put(t.Context(), &store.Write{Type: "StructureDefinition", ID: fmt.Sprintf("other%d", i),
+					LastUpdated: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), JSON: []byte(body), Index: index})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := c.do("GET", "/StructureDefinition?_id=Patient&_revinclude=StructureDefinition:base&_count=1000", "")
+	b := r.searchset(t)
+	for _, id := range strings.Fields(b.ids("include")) {
+		if strings.HasPrefix(id, "StructureDefinition/other") {
+			t.Errorf("included %s, whose base names another version of Patient", id)
+		}
+	}
+	if !strings.Contains(string(r.body), "the included resources stop at the server's bound") {
+		t.Errorf("no outcome saying the included resources were cut (outcome entries %q)", b.ids("outcome"))
+	}
 }
