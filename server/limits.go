@@ -54,9 +54,10 @@ type Limits struct {
 	// gives it this limit.
 	CanonicalVersions int
 	// MetaInUse bounds the distinct profiles, tags and security labels
-	// that $meta on a type or on the system lists: the engine finds each
-	// with a read of its own, and the answer holds them all. Past it, the
-	// answer is 422 too-costly. Default DefaultMetaInUse.
+	// that $meta on a type or on the system lists: the answer holds them
+	// all, and an engine reading them from an index (SQLite; MongoDB where
+	// the operator indexes them) reads one each. Past it, the answer is
+	// 422 too-costly. Default DefaultMetaInUse.
 	MetaInUse int
 	// LargeBodies bounds how many requests with a body over LargeBody
 	// bytes (or of unknown length) are served at once; others wait for a
