@@ -611,12 +611,12 @@ func decodeDefinitionCursor(s string) (storeCursor string, offset int, inBundled
 	return "", 0, false, store.ErrBadCursor
 }
 
-// The bounds of the bundled resources an include adds, those of the
-// engines (see addOutcome): rounds of :iterate after the first, and
-// resources included in a page.
+// The bounds of the bundled resources an include adds are the engines'
+// (store.MaxIncluded, store.MaxIncludeRounds): rounds after the first
+// are :iterate's.
 const (
-	bundledIterateRounds = 3
-	bundledMaxIncluded   = 1000
+	bundledIterateRounds = store.MaxIncludeRounds - 1
+	bundledMaxIncluded   = store.MaxIncluded
 )
 
 // includeBundled adds to page.Included what plan's includes by canonical

@@ -387,8 +387,8 @@ func (a *api) addOutcome(b *bundle, ignored []*search.Error, includedCut bool, i
 	}
 	if includedCut {
 		issues = append(issues, Issue{Severity: "warning", Code: "too-costly",
-			Diagnostics: fmt.Sprintf("the included resources stop at the server's bound (1000 a page, 4 rounds of :iterate) "+
-				"after %d; more would be included: ask for fewer matches a page (_count) or fewer includes", included)})
+			Diagnostics: fmt.Sprintf("the included resources stop at the server's bound (%d a page, %d rounds of :iterate) "+
+				"after %d; more would be included: ask for fewer matches a page (_count) or fewer includes", store.MaxIncluded, store.MaxIncludeRounds, included)})
 	}
 	if len(issues) > 0 {
 		b.Entry = append(b.Entry, bundleEntry{Resource: newOutcome(issues...).marshal(), Search: &entrySearch{Mode: "outcome"}})

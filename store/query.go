@@ -42,6 +42,12 @@ type (
 	Bound          = query.Bound
 )
 
+// The bounds on what includes add to one page (see query.MaxIncluded).
+const (
+	MaxIncluded      = query.MaxIncluded
+	MaxIncludeRounds = query.MaxIncludeRounds
+)
+
 const (
 	PresenceAny = query.PresenceAny
 	Missing     = query.Missing

@@ -25,9 +25,9 @@ const (
 	// become an $in list.
 	maxLinked = 10000
 	// maxIncludeRounds bounds the rounds of :iterate includes.
-	maxIncludeRounds = 4
+	maxIncludeRounds = store.MaxIncludeRounds
 	// maxIncluded is the most resources includes add to one page.
-	maxIncluded = 1000
+	maxIncluded = store.MaxIncluded
 )
 
 // tooBroad returns the error of a chain or _has, of parameter param, that

@@ -249,6 +249,14 @@ const (
 	TotalAccurate              // the exact number of matches
 )
 
+// The bounds on what includes add to one page, which every engine and the
+// server's own includes (bundled definitions) keep: resources included,
+// and rounds of :iterate includes, the first counted.
+const (
+	MaxIncluded      = 1000
+	MaxIncludeRounds = 4
+)
+
 // Include names references to follow from a page's resources. As an
 // Include: parameter Param ("*" for all) of the page's resources of Type,
 // to resources of Target if set. As a RevInclude: resources of Type whose

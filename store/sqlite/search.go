@@ -22,8 +22,8 @@ var _ store.Finder = (*Store)(nil)
 
 // Limits that keep one search from growing without bound.
 const (
-	maxIncludeRounds = 4    // rounds of :iterate includes
-	maxIncluded      = 1000 // resources includes add to one page
+	maxIncludeRounds = store.MaxIncludeRounds // rounds of :iterate includes
+	maxIncluded      = store.MaxIncluded      // resources includes add to one page
 )
 
 // Find returns a page of the current, non-deleted versions that q selects;
