@@ -481,7 +481,7 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, entries []*
 	today := c.Today().Format(time.DateOnly)
 	for _, list := range chunks(patients, chunkSize) {
 		if kinds&factPAM != 0 {
-			pams, err := c.latestPAM(ctx, s, url.Values{"subject": {list}})
+			pams, err := c.latestPAM(ctx, s, url.Values{"subject": {list}}, true)
 			if err != nil {
 				return err
 			}

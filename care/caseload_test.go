@@ -359,6 +359,55 @@ func TestPAMRecordedElsewhere(t *testing.T) {
 	})
 }
 
+// TestPAMScoreRecordedAlone: a PAM score a GP system records without a
+// level (an Observation coded by the configured SNOMED CT concept alone)
+// counts at the level its score falls in by the cut-offs, in caseloads,
+// cohorts and reminders, the score's Observation standing for the result;
+// a score that is no PAM score (over 100) does not count.
+func TestPAMScoreRecordedAlone(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		score := func(id, when, value string) string {
+			return `{"resourceType":"Observation","id":"` + id + `","status":"final",` +
+				`"code":{"coding":[{"system":"http://snomed.info/sct","code":"925431000000109"}]},` +
+				`"subject":{"reference":"Patient/ward"},"effectiveDateTime":"` + when + `","valueQuantity":{"value":` + value + `}}`
+		}
+		c.put(score("gp-score", "2026-03-31T10:00:00Z", "51.3"))
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 2.0, "pamScore": 51.3})
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":2}]}`).want(http.StatusCreated)
+		if got := members(g); got != "Patient/ward=<nil>" {
+			t.Errorf("cohort of PAM level 2 at most: %q, want Patient/ward", got)
+		}
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+			t.Fatalf("reminders: %s, want one", got)
+		}
+		if got := str(onlyRemeasure(t, c), "focus", "reference"); got != "Observation/gp-score" {
+			t.Errorf("reminder about %s, want Observation/gp-score", got)
+		}
+		// Over 100 is no PAM score: it neither counts nor closes the
+		// reminder.
+		c.put(score("gp-odd", "2026-11-01T10:00:00Z", "150"))
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 2.0, "pamScore": 51.3})
+		if st := str(onlyRemeasure(t, c), "status"); st != "requested" {
+			t.Errorf("reminder after a score over 100: %s, want requested", st)
+		}
+		// A later score alone re-measures: level 4 from 70.2, and the
+		// reminder is done.
+		c.put(score("gp-later", "2026-11-20T10:00:00Z", "70.2"))
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 4.0, "pamScore": 70.2})
+		if st := str(onlyRemeasure(t, c), "status"); st != "completed" {
+			t.Errorf("reminder after a later score: %s, want completed", st)
+		}
+		g = c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":3},{"name":"practice","valueString":"Y12345"}]}`).want(http.StatusCreated)
+		if got := members(g); strings.Contains(got, "Patient/ward") {
+			t.Errorf("cohort of PAM level 3 at most: %q, want no Patient/ward (level 4)", got)
+		}
+	})
+}
+
 // TestCaseloadPagingWhileItChanges: a coordinator paging through a
 // caseload sees each patient once while it changes between pages: a
 // patient who leaves it before the next page costs no one else their

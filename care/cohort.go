@@ -367,11 +367,11 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 		narrow(keep)
 	}
 	if cr.PAMLevel != nil {
-		// The levels alone: a result counts by its level, and reading the
-		// scores too would read twice as many Observations.
+		// A result counts by its level: the scores are not read but
+		// where they stand for one (latestPAM).
 		keep := map[string]bool{}
-		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {c.pamCodes(false)}}, func(params url.Values) error {
-			pams, err := c.latestPAM(ctx, s, params)
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{}, func(params url.Values) error {
+			pams, err := c.latestPAM(ctx, s, params, false)
 			for p, f := range pams {
 				if f.level <= *cr.PAMLevel {
 					keep[p] = true

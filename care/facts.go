@@ -30,13 +30,16 @@ type pamFact struct {
 	measured string
 }
 
-// pamResult is one scored response, from its two Observations.
+// pamResult is one scored response, from its two Observations, or one
+// result recorded in a GP system, from its level and score Observations
+// or from its score alone.
 type pamResult struct {
 	patient, response, date string
 	when                    time.Time
 	level                   int
 	levelObservation        string // Observation/id
 	score                   string
+	scoreObservation        string // Observation/id
 }
 
 // resultStatuses are the statuses of an Observation whose result counts:
@@ -46,75 +49,31 @@ const resultStatuses = "final,amended,corrected"
 
 // latestPAM returns the PAM facts of the patients whose PAM Observations
 // match filter (such as subject=Patient/1,Patient/2; empty: everyone), by
-// patient reference. A code in filter replaces the level and score codes:
-// with the level's alone, the facts carry no scores.
-func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Values) (map[string]*pamFact, error) {
-	params := url.Values{"code": {c.pamCodes(true)}, "status": {resultStatuses}}
-	for k, v := range filter {
-		params[k] = v
+// patient reference. Without scores the facts carry none: it reads the
+// levels and, of the scores, only those recorded in a GP system, which
+// may stand without a level (see pamResult.levelOf), rather than every
+// score, which would read twice as many Observations.
+func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Values, scores bool) (map[string]*pamFact, error) {
+	searches := []url.Values{{"code": {c.pamCodes(scores)}}}
+	if !scores {
+		// The scores coded by the configured SNOMED CT concept and not
+		// by carefhir's code: those that GP systems record, as the
+		// scores written here always carry both (pamObservations).
+		searches = append(searches, url.Values{"code": {SystemSNOMED + "|" + c.cfg.Codes.PAMScore}, "code:not": {SystemPAM + "|" + CodePAMScore}})
 	}
 	results := map[string]*pamResult{} // by response, else by patient and time
-	err := s.Each(ctx, "Observation", params, func(v *store.Version) error {
-		// Read the few elements needed rather than decoding the whole.
-		var obs struct {
-			Code struct {
-				Coding []struct{ System, Code string } `json:"coding"`
-			} `json:"code"`
-			Subject           struct{ Reference string }   `json:"subject"`
-			DerivedFrom       []struct{ Reference string } `json:"derivedFrom"`
-			EffectiveDateTime string                       `json:"effectiveDateTime"`
-			ValueInteger      int                          `json:"valueInteger"`
-			ValueQuantity     *struct {
-				Value json.Number `json:"value"`
-			} `json:"valueQuantity"`
+	for _, params := range searches {
+		params.Set("status", resultStatuses)
+		for k, v := range filter {
+			params[k] = v
 		}
-		if err := json.Unmarshal(v.JSON, &obs); err != nil {
-			return fmt.Errorf("PAM Observation/%s: %w", v.ID, err)
+		if err := s.Each(ctx, "Observation", params, func(v *store.Version) error { return c.addPAMResult(results, v) }); err != nil {
+			return nil, err
 		}
-		resp := ""
-		if len(obs.DerivedFrom) > 0 {
-			resp = obs.DerivedFrom[0].Reference
-		}
-		patient, when := c.patientRef(obs.Subject.Reference), parseDateTime(obs.EffectiveDateTime)
-		key := resp
-		switch {
-		case key != "":
-		case !when.IsZero():
-			// Recorded elsewhere (a GP system's level and score, each an
-			// Observation of its own): one result a patient and instant,
-			// however the reference and the time are written.
-			key = patient + "|" + strconv.FormatInt(when.UnixMilli(), 10)
-		default:
-			key = "Observation/" + v.ID
-		}
-		r := results[key]
-		if r == nil {
-			r = &pamResult{patient: patient, response: resp, date: obs.EffectiveDateTime, when: when}
-			results[key] = r
-		}
-		isLevel := slices.ContainsFunc(obs.Code.Coding, func(cd struct{ System, Code string }) bool {
-			return cd.System == SystemPAM && cd.Code == CodePAMLevel || cd.System == SystemSNOMED && cd.Code == c.cfg.Codes.PAMLevel
-		})
-		switch {
-		case isLevel && obs.ValueInteger != 0:
-			r.level, r.levelObservation = obs.ValueInteger, "Observation/"+v.ID
-		case isLevel && obs.ValueQuantity != nil:
-			// A GP system may record the level as a quantity, a whole
-			// number written as a decimal may be (2.0).
-			if n, ok := wholeNumber(obs.ValueQuantity.Value.String()); ok {
-				r.level, r.levelObservation = n, "Observation/"+v.ID
-			}
-		case obs.ValueQuantity != nil:
-			r.score = obs.ValueQuantity.Value.String()
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	byPatient := map[string][]*pamResult{}
 	for _, r := range results {
-		if r.level > 0 && r.patient != "" {
+		if r.levelOf(c.cfg.PAM.cutoffs()) && r.patient != "" {
 			byPatient[r.patient] = append(byPatient[r.patient], r)
 		}
 	}
@@ -127,12 +86,100 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 			return rs[i].response > rs[j].response
 		})
 		f := &pamFact{when: rs[0].when, date: rs[0].date, level: rs[0].level, score: rs[0].score, measured: cmp.Or(rs[0].response, rs[0].levelObservation)}
+		if !scores {
+			f.score = ""
+		}
 		if len(rs) > 1 {
 			f.prevLevel = rs[1].level
 		}
 		out[p] = f
 	}
 	return out, nil
+}
+
+// levelOf settles r's level, reporting whether it has one: the level
+// recorded, else, for a result recorded in a GP system with its score
+// alone, the level the score falls in by cut (the level is what
+// caseloads, cohorts and reminders compare). The score's Observation then
+// stands for the result.
+func (r *pamResult) levelOf(cut Cutoffs) bool {
+	if r.level > 0 {
+		return true
+	}
+	if r.score == "" || r.response != "" {
+		return false
+	}
+	v, ok := scoreValue(r.score)
+	if !ok {
+		return false
+	}
+	r.level, r.levelObservation = cut.Level(v), r.scoreObservation
+	return true
+}
+
+// scoreValue reads a PAM score, a decimal from 0 to 100.
+func scoreValue(decimal string) (float64, bool) {
+	v, err := strconv.ParseFloat(decimal, 64)
+	return v, err == nil && v >= 0 && v <= 100
+}
+
+// addPAMResult adds what the PAM Observation v says to results: its
+// level or its score, to the result of its response, else of its patient
+// and time.
+func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version) error {
+	// Read the few elements needed rather than decoding the whole.
+	var obs struct {
+		Code struct {
+			Coding []struct{ System, Code string } `json:"coding"`
+		} `json:"code"`
+		Subject           struct{ Reference string }   `json:"subject"`
+		DerivedFrom       []struct{ Reference string } `json:"derivedFrom"`
+		EffectiveDateTime string                       `json:"effectiveDateTime"`
+		ValueInteger      int                          `json:"valueInteger"`
+		ValueQuantity     *struct {
+			Value json.Number `json:"value"`
+		} `json:"valueQuantity"`
+	}
+	if err := json.Unmarshal(v.JSON, &obs); err != nil {
+		return fmt.Errorf("PAM Observation/%s: %w", v.ID, err)
+	}
+	resp := ""
+	if len(obs.DerivedFrom) > 0 {
+		resp = obs.DerivedFrom[0].Reference
+	}
+	patient, when := c.patientRef(obs.Subject.Reference), parseDateTime(obs.EffectiveDateTime)
+	key := resp
+	switch {
+	case key != "":
+	case !when.IsZero():
+		// Recorded elsewhere (a GP system's level and score, each an
+		// Observation of its own): one result a patient and instant,
+		// however the reference and the time are written.
+		key = patient + "|" + strconv.FormatInt(when.UnixMilli(), 10)
+	default:
+		key = "Observation/" + v.ID
+	}
+	r := results[key]
+	if r == nil {
+		r = &pamResult{patient: patient, response: resp, date: obs.EffectiveDateTime, when: when}
+		results[key] = r
+	}
+	isLevel := slices.ContainsFunc(obs.Code.Coding, func(cd struct{ System, Code string }) bool {
+		return cd.System == SystemPAM && cd.Code == CodePAMLevel || cd.System == SystemSNOMED && cd.Code == c.cfg.Codes.PAMLevel
+	})
+	switch {
+	case isLevel && obs.ValueInteger != 0:
+		r.level, r.levelObservation = obs.ValueInteger, "Observation/"+v.ID
+	case isLevel && obs.ValueQuantity != nil:
+		// A GP system may record the level as a quantity, a whole
+		// number written as a decimal may be (2.0).
+		if n, ok := wholeNumber(obs.ValueQuantity.Value.String()); ok {
+			r.level, r.levelObservation = n, "Observation/"+v.ID
+		}
+	case obs.ValueQuantity != nil:
+		r.score, r.scoreObservation = obs.ValueQuantity.Value.String(), "Observation/"+v.ID
+	}
+	return nil
 }
 
 // wholeNumber reads a FHIR decimal that is a whole number, such as 2 or

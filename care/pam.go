@@ -195,6 +195,14 @@ func (c PAMConfig) minAnswered() int {
 	return c.MinAnswered
 }
 
+// cutoffs are the cut-offs that place a score in a level.
+func (c PAMConfig) cutoffs() Cutoffs {
+	if c.Cutoffs == (Cutoffs{}) {
+		return DefaultCutoffs
+	}
+	return c.Cutoffs
+}
+
 // DefaultMinAnswered is the fewest statements answered a computed score
 // needs by default: ten of thirteen. Licensees set what their licence
 // guidance requires (--pam-min-answered).
@@ -239,10 +247,7 @@ func (c PAMConfig) ScorePAM(qr *fhir.QuestionnaireResponse) (*Score, error) {
 			return nil, &Unscorable{Reason: fmt.Sprintf("answer %q of %s is not on the PAM scale", code, link), Expression: fmt.Sprintf("QuestionnaireResponse.item[%d].answer[0]", i)}
 		}
 	}
-	cut := c.Cutoffs
-	if cut == (Cutoffs{}) {
-		cut = DefaultCutoffs
-	}
+	cut := c.cutoffs()
 	if given != "" {
 		v, err := strconv.ParseFloat(given, 64)
 		if err != nil || v < 0 || v > 100 {

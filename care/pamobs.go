@@ -189,14 +189,22 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 }
 
 // closeOnResultElsewhere closes the open re-measurement reminders of the
-// patient of a PAM level a GP system recorded (coded by the configured
-// SNOMED CT concept, derived from no response here), as a PAM scored here
-// does: when it was taken after the PAM a reminder is about.
+// patient of a PAM level or score a GP system recorded (coded by the
+// configured SNOMED CT concept, derived from no response here), as a PAM
+// scored here does: when it was taken after the PAM a reminder is about.
+// A score recorded without a level stands for the result (latestPAM).
 func (c *Care) closeOnResultElsewhere(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
 	obs, ok := ch.Resource.(*fhir.Observation)
-	if !ok || len(obs.DerivedFrom) > 0 || !hasCoding(obs.Code, SystemSNOMED, c.cfg.Codes.PAMLevel) ||
-		!slices.Contains(strings.Split(resultStatuses, ","), obs.Status.Get()) {
+	if !ok || len(obs.DerivedFrom) > 0 || !slices.Contains(strings.Split(resultStatuses, ","), obs.Status.Get()) {
 		return nil, nil
+	}
+	if !hasCoding(obs.Code, SystemSNOMED, c.cfg.Codes.PAMLevel) {
+		if !hasCoding(obs.Code, SystemSNOMED, c.cfg.Codes.PAMScore) || obs.ValueQuantity == nil {
+			return nil, nil
+		}
+		if _, ok := scoreValue(obs.ValueQuantity.Value.Get()); !ok {
+			return nil, nil
+		}
 	}
 	patient, when := c.patientRef(refOf(obs.Subject)), parseDateTime(obs.EffectiveDateTime.Get())
 	if patient == "" || when.IsZero() {

@@ -149,7 +149,7 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	if err != nil {
 		return nil, err
 	}
-	latest, err := c.latestPAM(ctx, s, url.Values{})
+	latest, err := c.latestPAM(ctx, s, url.Values{}, false)
 	if err != nil {
 		return nil, err
 	}

@@ -257,6 +257,17 @@ func countSearch[T any](c *searchCounter, q store.Query, search func(context.Con
 	return search
 }
 
+// onlyRemeasure returns the one re-measurement reminder held, failing t
+// unless there is exactly one.
+func onlyRemeasure(t *testing.T, c *client) map[string]any {
+	t.Helper()
+	list := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pam-remeasure", "").want(http.StatusOK))
+	if len(list) != 1 {
+		t.Fatalf("re-measurement reminders: %v, want one", list)
+	}
+	return list[0]
+}
+
 // TestReminderOfPAMRecordedElsewhere: a patient whose latest PAM was
 // recorded in a GP system (level and score Observations under the
 // configured SNOMED CT concepts, no response) is reminded to measure
@@ -276,23 +287,16 @@ func TestReminderOfPAMRecordedElsewhere(t *testing.T) {
 		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
 			t.Fatalf("reminders: %s, want one", got)
 		}
-		remeasure := func() map[string]any {
-			list := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pam-remeasure", "").want(http.StatusOK))
-			if len(list) != 1 {
-				t.Fatalf("re-measurement reminders: %v, want one", list)
-			}
-			return list[0]
-		}
-		task := remeasure()
+		task := onlyRemeasure(t, c)
 		if got := str(task, "focus", "reference") + " " + str(task, "restriction", "period", "end") + " " + str(task, "owner", "reference"); got != "Observation/gp-level 2026-09-30 Practitioner/cc" {
 			t.Errorf("reminder: %s, want Observation/gp-level 2026-09-30 Practitioner/cc", got)
 		}
 		c.put(pamResponse("pam-backdated", "completed", "2026-02-01T10:00:00Z", "2", "49"))
-		if st := str(remeasure(), "status"); st != "requested" {
+		if st := str(onlyRemeasure(t, c), "status"); st != "requested" {
 			t.Errorf("reminder after a PAM backdated before the GP system's: %s, want requested", st)
 		}
 		c.put(pamResponse("pam-new", "completed", "2026-11-20T10:00:00Z", "3", "60"))
-		if st := str(remeasure(), "status"); st != "completed" {
+		if st := str(onlyRemeasure(t, c), "status"); st != "completed" {
 			t.Errorf("reminder after a new PAM: %s, want completed", st)
 		}
 	})
