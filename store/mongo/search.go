@@ -746,6 +746,10 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) (ou
 	round := 0
 	for ; round < maxIncludeRounds && len(frontier) > 0; round++ {
 		var next []source
+		// One more than fits tells that the includes were cut, past
+		// those already seen, which add skips: the page's matches, and
+		// what earlier rounds added.
+		readAtMost := func() int { return maxIncluded - len(out) + len(seen) + 1 }
 		add := func(typ string, d bson.Raw) error {
 			key := typ + "/" + d.Lookup("_id").StringValue()
 			if seen[key] {
@@ -791,8 +795,7 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) (ou
 		}
 		for _, typ := range slices.Sorted(maps.Keys(targets)) {
 			filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: targets[typ]}}}, {Key: fieldDeleted, Value: false}}
-			// One more than fits tells that the includes were cut.
-			if err := s.each(ctx, typ, filter, maxIncluded-len(out)+1, iterate, add); err != nil {
+			if err := s.each(ctx, typ, filter, readAtMost(), iterate, add); err != nil {
 				return out, errors.Is(err, errIncludedFull), ignoreFull(err)
 			}
 		}
@@ -801,7 +804,7 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) (ou
 				continue
 			}
 			filter := bson.D{{Key: "$or", Value: canonicals[typ]}, {Key: fieldDeleted, Value: false}}
-			if err := s.each(ctx, typ, filter, maxIncluded-len(out)+1, iterate, add); err != nil {
+			if err := s.each(ctx, typ, filter, readAtMost(), iterate, add); err != nil {
 				return out, errors.Is(err, errIncludedFull), ignoreFull(err)
 			}
 		}
@@ -828,8 +831,7 @@ func (s *Store) include(ctx context.Context, q store.Query, docs []bson.Raw) (ou
 				refs = bson.D{{Key: "$or", Value: append(canonical, refs)}}
 			}
 			filter := append(refs, bson.E{Key: fieldDeleted, Value: false})
-			// One more than fits tells that the includes were cut.
-			if err := s.each(ctx, inc.Type, filter, maxIncluded-len(out)+1, iterate, add); err != nil {
+			if err := s.each(ctx, inc.Type, filter, readAtMost(), iterate, add); err != nil {
 				return out, errors.Is(err, errIncludedFull), ignoreFull(err)
 			}
 		}

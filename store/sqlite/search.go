@@ -599,13 +599,18 @@ func (r *reader) include(ctx context.Context, q store.Query, matches []*store.Ve
 			if err != nil {
 				return nil, false, err
 			}
-			ids, err := r.strings(ctx, "SELECT DISTINCT r.id FROM refs JOIN resources r ON r.rid = refs.rid WHERE refs.pid = ? AND refs.key IN ("+placeholders(len(keys))+") ORDER BY r.id",
-				append([]any{pr.pid}, keys...)...)
+			// Enough to fill the page's includes and tell whether there
+			// were more, past those already seen, rather than every
+			// resource naming the frontier (a patient's lifetime of
+			// Observations, to keep a thousand).
+			limit := maxIncluded - len(out) + len(seen) + 1
+			ids, err := r.strings(ctx, "SELECT DISTINCT r.id FROM refs JOIN resources r ON r.rid = refs.rid WHERE refs.pid = ? AND refs.key IN ("+placeholders(len(keys))+") ORDER BY r.id LIMIT ?",
+				slices.Concat([]any{pr.pid}, keys, []any{limit})...)
 			if err != nil {
 				return nil, false, err
 			}
 			if len(inc.Canonical) > 0 {
-				more, err := r.revincludeCanonicals(ctx, lookup, inc, pr.pid, frontier)
+				more, err := r.revincludeCanonicals(ctx, lookup, inc, pr.pid, frontier, limit)
 				if err != nil {
 					return nil, false, err
 				}
@@ -725,11 +730,12 @@ func (r *reader) includeCanonicals(ctx context.Context, lookup paramLookup, inc 
 	return nil
 }
 
-// revincludeCanonicals returns the ids of the resources of inc.Type whose
-// parameter inc.Param (pid) names by canonical url a resource of
-// inc.Canonical among vs (see store.Include), in id order: by its url and
-// version, or by its url alone where they name no version of it.
-func (r *reader) revincludeCanonicals(ctx context.Context, lookup paramLookup, inc store.Include, pid int64, vs []*store.Version) ([]string, error) {
+// revincludeCanonicals returns the ids of the first limit resources of
+// inc.Type whose parameter inc.Param (pid) names by canonical url a
+// resource of inc.Canonical among vs (see store.Include), in id order: by
+// its url and version, or by its url alone where they name no version of
+// it.
+func (r *reader) revincludeCanonicals(ctx context.Context, lookup paramLookup, inc store.Include, pid int64, vs []*store.Version, limit int) ([]string, error) {
 	var versioned, plain []any
 	for _, t := range inc.Canonical {
 		var ids []any
@@ -777,8 +783,8 @@ func (r *reader) revincludeCanonicals(ctx context.Context, lookup paramLookup, i
 	// one of that url: then it is stored beside the url with its version.
 	keys := slices.Concat(versioned, plain)
 	return r.strings(ctx, "SELECT DISTINCT r.id FROM refs f JOIN resources r ON r.rid = f.rid WHERE f.pid = ? AND f.key IN ("+placeholders(len(keys))+") AND (f.key IN ("+placeholders(len(versioned))+
-		") OR NOT EXISTS (SELECT 1 FROM refs o WHERE o.rid = f.rid AND o.pid = f.pid AND o.key > f.key || '|' AND o.key < f.key || '}')) ORDER BY r.id",
-		slices.Concat([]any{pid}, keys, versioned)...)
+		") OR NOT EXISTS (SELECT 1 FROM refs o WHERE o.rid = f.rid AND o.pid = f.pid AND o.key > f.key || '|' AND o.key < f.key || '}')) ORDER BY r.id LIMIT ?",
+		slices.Concat([]any{pid}, keys, versioned, []any{limit})...)
 }
 
 // current returns the current, non-deleted versions of the resources of

@@ -148,6 +148,48 @@ func putIndexed(t *testing.T, s store.Store, reg *search.Registry, data []string
 	}
 }
 
+// putIndexedAtOnce is putIndexed with the resources written by several
+// writers at once: for the many a bound needs, which one writer puts
+// slowly on some engines (FerretDB). They are dated as putIndexed dates
+// them, whatever order they are written in.
+func putIndexedAtOnce(t *testing.T, s store.Store, reg *search.Registry, data []string) {
+	t.Helper()
+	ix := search.NewIndexer(reg, search.FHIRPath, searchBase)
+	writes := make(chan *store.Write)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for w := range writes {
+				if err := s.Put(t.Context(), w); err != nil {
+					select {
+					case errs <- fmt.Errorf("Put %s/%s: %w", w.Type, w.ID, err):
+					default:
+					}
+				}
+			}
+		})
+	}
+	for i, body := range data {
+		var head struct{ ResourceType, ID string }
+		if err := json.Unmarshal([]byte(body), &head); err != nil {
+			t.Fatalf("data %d: %v", i, err)
+		}
+		index, err := ix.IndexJSON(head.ResourceType, []byte(body))
+		if err != nil {
+			t.Fatalf("index %s/%s: %v", head.ResourceType, head.ID, err)
+		}
+		writes <- &store.Write{Type: head.ResourceType, ID: head.ID, LastUpdated: at(i), JSON: []byte(body), Index: index}
+	}
+	close(writes)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
+}
+
 // searchFixture loads the data set into s and returns s as a Finder, or
 // skips the test if the engine is not one.
 func searchFixture(t *testing.T, s store.Store) (store.Finder, *search.Registry) {
@@ -875,6 +917,50 @@ func testFindIncludeManyCanonicals(t *testing.T, s store.Store) {
 	includeEach(t, f, reg, []findCase{
 		{"CarePlan", "_include=CarePlan:instantiates-canonical&_count=100", "Questionnaire/plain Questionnaire/q7"},
 	})
+}
+
+// testFindRevincludeBound checks that a _revinclude of more resources
+// than a page's includes hold (store.MaxIncluded) includes the first of
+// them by id, past those already on the page, and says the includes were
+// cut: a patient's Observations reached back from it, some of them the
+// page's matches.
+func testFindRevincludeBound(t *testing.T, s store.Store) {
+	docs := []string{`{"resourceType":"Patient","id":"p1"}`}
+	for i := range store.MaxIncluded + 5 {
+		docs = append(docs, fmt.Sprintf(`{"resourceType":"Observation","id":"o%04d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`, i))
+	}
+	f, reg := smallFixture(t, s)
+	putIndexedAtOnce(t, s, reg, docs)
+	var want []string
+	for i := 5; len(want) < store.MaxIncluded-1; i++ {
+		want = append(want, fmt.Sprintf("Observation/o%04d", i))
+	}
+	want = append(want, "Patient/p1")
+	for _, query := range []string{
+		"_count=5&_include=Observation:subject&_revinclude:iterate=Observation:subject",
+		"_count=5&_include=Observation:subject&_revinclude:iterate=Observation:subject&_sort=-_id",
+	} {
+		page, err := f.Find(t.Context(), plan(t, reg, "Observation", query))
+		if err != nil {
+			t.Fatalf("Observation?%s: %v", query, err)
+		}
+		matches := idList(page.Matches)
+		if strings.HasSuffix(query, "-_id") {
+			// The last five are the matches: the includes start at o0000.
+			want = slices.Concat([]string{"Observation/o0000", "Observation/o0001", "Observation/o0002", "Observation/o0003", "Observation/o0004"}, want[:store.MaxIncluded-6], want[store.MaxIncluded-1:])
+			if matches != "o1004 o1003 o1002 o1001 o1000" {
+				t.Fatalf("Observation?%s matched %s", query, matches)
+			}
+		} else if matches != "o0000 o0001 o0002 o0003 o0004" {
+			t.Fatalf("Observation?%s matched %s", query, matches)
+		}
+		if got := typedList(page.Included); got != strings.Join(want, " ") {
+			t.Errorf("Observation?%s included %d: %.200s…, want %d: %.200s…", query, len(page.Included), got, len(want), strings.Join(want, " "))
+		}
+		if !page.IncludedCut {
+			t.Errorf("Observation?%s: the includes were cut, and the page does not say so", query)
+		}
+	}
 }
 
 // testFindCompositeSystems checks the three forms of a token in a

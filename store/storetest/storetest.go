@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Option) {
 		{"FindInclude", testFindInclude},
 		{"FindIncludeCanonical", testFindIncludeCanonical},
 		{"FindIncludeManyCanonicals", testFindIncludeManyCanonicals},
+		{"FindRevincludeBound", testFindRevincludeBound},
 		{"FindByIDAlone", testFindByIDAlone},
 		{"FindCompositeSystems", testFindCompositeSystems},
 		{"FindCompositeString", testFindCompositeString},
