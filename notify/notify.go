@@ -141,12 +141,6 @@ type Notifier struct {
 	// the last load found refused here and matched all the same (load).
 	beyondTypes atomic.Pointer[map[string]bool]
 
-	// before holds, from Check to After, the version a write replaces.
-	before sync.Map // *operation.Change → beforeVersion
-	// checks counts Checks, to clear now and then what writes refused
-	// after their Check left in before.
-	checks atomic.Int64
-
 	idMu   sync.Mutex
 	lastID int64 // rows this process issued
 
@@ -231,10 +225,14 @@ func setDefault(d *time.Duration, def time.Duration) {
 // owner.
 func (n *Notifier) Attach(s operation.Store) { n.store.Store(&storeRef{s}) }
 
+// hookName names the Notifier's write hook, and what its Check keeps for
+// its After (operation.Change.Keep).
+const hookName = "subscriptions"
+
 // Hook is the write hook (for server.Config.Hooks) that checks
 // Subscriptions and writes the outbox.
 func (n *Notifier) Hook() operation.Hook {
-	h := operation.Hook{Name: "subscriptions", Check: n.check, After: n.after}
+	h := operation.Hook{Name: hookName, Check: n.check, After: n.after}
 	if n.cfg.Types != nil {
 		h.Types = append([]string{"Subscription"}, n.cfg.Types...)
 		h.Also = n.hooksBeyondTypes
@@ -303,15 +301,13 @@ func byServer(ctx context.Context) bool {
 	return p != nil && p.System
 }
 
-// check refuses Subscriptions this server cannot deliver, and keeps the
-// version a delete removes for after.
+// check refuses Subscriptions this server cannot deliver, and keeps for
+// after the version a write replaces where after needs it: a delete's,
+// which its notifications are about, and one a topic's trigger compares.
 func (n *Notifier) check(ctx context.Context, s operation.Store, c *operation.Change) error {
 	if c.Deleted || n.topicType(ctx, s, c.Type) {
 		if v, err := s.Read(ctx, c.Type, c.ID); err == nil && !v.Deleted {
-			n.before.Store(c, beforeVersion{v, n.cfg.Now()})
-		}
-		if n.checks.Add(1)%1000 == 0 {
-			n.clearBefore()
+			c.Keep(hookName, v)
 		}
 	}
 	if c.Deleted {
@@ -482,10 +478,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 			}
 		}
 	}
-	var before *store.Version
-	if prev, ok := n.before.LoadAndDelete(c); ok {
-		before = prev.(beforeVersion).v
-	}
+	before, _ := c.Kept(hookName).(*store.Version)
 	v := c.Version
 	if c.Deleted {
 		if before == nil {
@@ -535,25 +528,6 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 		}
 	}
 	return nil, nil
-}
-
-// beforeVersion is the version a write replaces, kept from its Check.
-type beforeVersion struct {
-	v  *store.Version
-	at time.Time
-}
-
-// clearBefore forgets the versions kept for writes whose After never came
-// (they were refused after their Check): a write takes far less than a
-// minute.
-func (n *Notifier) clearBefore() {
-	cut := n.cfg.Now().Add(-time.Minute)
-	n.before.Range(func(k, v any) bool {
-		if v.(beforeVersion).at.Before(cut) {
-			n.before.Delete(k)
-		}
-		return true
-	})
 }
 
 // topicType reports whether a live topic-based subscription is about
