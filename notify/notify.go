@@ -499,6 +499,15 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 		}
 		if sub.topic != nil {
 			if !decoded {
+				if before == nil && !c.Created && !c.Deleted {
+					// An update whose check found no topic-based
+					// subscription of its type, which a load since has
+					// (made by another process meanwhile): the version
+					// it replaces is the one before it.
+					if before, err = tx.VRead(ctx, c.Type, c.ID, c.Version.VersionID-1); err != nil {
+						return nil, fmt.Errorf("notify: the version %s/%s replaces: %w", c.Type, c.ID, err)
+					}
+				}
 				beforeMap, decoded = decodeMap(before), true
 				if !c.Deleted {
 					afterMap = decodeMap(c.Version)

@@ -9,10 +9,12 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"carefhir/notify"
+	"carefhir/operation"
 	"carefhir/server/auth/authtest"
 )
 
@@ -563,6 +565,59 @@ func TestTopicNotificationRecreated(t *testing.T) {
 		}
 		wantFocusRequests(t, e, rx, sub, "a create, a delete, a create again, an update",
 			"PUT CarePlan/cp1 201", "PUT CarePlan/cp1 201")
+	})
+}
+
+// TestTopicSubscriptionLoadedMidWrite: a process that loads the
+// subscriptions again between a write's check and its outbox rows (its
+// poll), and finds there a topic-based subscription another process has
+// just made, still compares the version the write replaces: an
+// Appointment booked before and after the update is not booked again.
+// Two processes on one store: MongoDB (a SQLite directory serves one).
+func TestTopicSubscriptionLoadedMidWrite(t *testing.T) {
+	eng := engines[1]
+	t.Run(eng.name, func(t *testing.T) {
+		place := eng.place(t)
+		var a *env
+		var polling atomic.Bool
+		// The deliverer of a polls after the Notifier's check of a write.
+		poll := operation.Hook{Name: "poll", Types: []string{"Appointment"}, Check: func(ctx context.Context, _ operation.Store, _ *operation.Change) error {
+			if !polling.Load() {
+				return nil
+			}
+			return a.n.DeliverPending(context.WithoutCancel(ctx))
+		}}
+		a = newEnvHooks(t, eng.open(t, place), map[string]map[string]any{}, []operation.Hook{poll}, func(c *notify.Config) { c.Holder = "a" })
+		b := newEnv(t, eng.open(t, place), map[string]map[string]any{}, func(c *notify.Config) { c.Holder = "b" })
+		upd := func(id, status string) string {
+			return `{"id":"` + id + `","description":"moved",` + appointment("p1", status)[1:]
+		}
+		booked := idOf(t, a.do("admin", "POST", "/Appointment", appointment("p1", "booked"))) // a loads the subscriptions: none
+		rx := newReceiver(t)
+		sub := idOf(t, b.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "", rx.URL+"/hook", "id-only", 0)))
+		b.deliver()
+		rx.take()
+
+		polling.Store(true)
+		if r := a.do("admin", "PUT", "/Appointment/"+booked, upd(booked, "booked")); r.status != 200 {
+			t.Fatalf("update, still booked: %d %s", r.status, r.body)
+		}
+		proposed := idOf(t, a.do("admin", "POST", "/Appointment", appointment("p1", "proposed")))
+		if r := a.do("admin", "PUT", "/Appointment/"+proposed, upd(proposed, "booked")); r.status != 200 {
+			t.Fatalf("update to booked: %d %s", r.status, r.body)
+		}
+		b.deliver()
+		var seen []string
+		for _, g := range rx.take() {
+			seen = append(seen, readNotification(t, g.Body).Events...)
+		}
+		if want := []string{"1:" + proposed}; !slices.Equal(seen, want) {
+			t.Errorf("events notified of an update still booked (%s), then one to booked (%s): %v, want %v", booked, proposed, seen, want)
+		}
+		evs := readNotification(t, b.do("admin", "GET", "/Subscription/"+sub+"/$events", "").body)
+		if want := []string{"1:" + proposed}; !slices.Equal(evs.Events, want) {
+			t.Errorf("$events: %v, want %v", evs.Events, want)
+		}
 	})
 }
 
