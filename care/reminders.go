@@ -189,11 +189,11 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 		return nil, err
 	}
 	due = slices.DeleteFunc(due, func(r reminder) bool { return open[openKey(r.code, r.patient, r.focus)] })
-	closed, err := c.closedReminders(ctx, s, patientsOf(due))
+	closed, err := c.closedReminders(ctx, s, c.focusesOf(due))
 	if err != nil {
 		return nil, err
 	}
-	due = slices.DeleteFunc(due, func(r reminder) bool { return closed[closedKey(r.code, r.patient, r.focus, r.due)] })
+	due = slices.DeleteFunc(due, func(r reminder) bool { return closed[closedKey(r.code, r.patient, c.localRef(r.focus), r.due)] })
 	patients := patientsOf(due)
 	seen := map[string]bool{}
 	for _, p := range patients {
@@ -246,12 +246,24 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 
 // patientsOf returns the patients (Patient/id) of reminders, each once.
 func patientsOf(due []reminder) []string {
+	return distinct(due, func(r reminder) string { return r.patient })
+}
+
+// focusesOf returns the plans and PAMs (Type/id) reminders are about,
+// each once.
+func (c *Care) focusesOf(due []reminder) []string {
+	return distinct(due, func(r reminder) string { return c.localRef(r.focus) })
+}
+
+// distinct returns the values of key for reminders that are not "", each
+// once, in the order of due.
+func distinct(due []reminder, key func(reminder) string) []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, r := range due {
-		if !seen[r.patient] {
-			seen[r.patient] = true
-			out = append(out, r.patient)
+		if k := key(r); k != "" && !seen[k] {
+			seen[k] = true
+			out = append(out, k)
 		}
 	}
 	return out
@@ -294,18 +306,21 @@ func closedKey(code, patient, focus, due string) string {
 	return code + " " + patient + " " + focus + " " + due
 }
 
-// closedReminders returns the closedKey of each reminder Task of patients
-// (Patient/id) ended other than as an error: one a coordinator cancelled,
-// or that was done, refused or failed, is not made again for the same due
-// date, though a new date (a review moved, a new PAM) makes a new one.
-// Its patient and focus are read as references to resources held here
-// (Type/id), as openKeyOf reads them. It reads the Tasks of chunkSize
-// patients with one search, before any reminder is written: a unit of
-// work may not search what it wrote on engines without transactions.
-func (c *Care) closedReminders(ctx context.Context, s operation.Store, patients []string) (map[string]bool, error) {
+// closedReminders returns the closedKey of each reminder Task about
+// focuses (the plans and PAMs of the reminders due, Type/id) ended other
+// than as an error: one a coordinator cancelled, or that was done,
+// refused or failed, is not made again for the same due date, though a
+// new date (a review moved, a new PAM) makes a new one. Its patient and
+// focus are read as references to resources held here (Type/id), as
+// openKeyOf reads them. It reads only the reminders of what is due now,
+// not every one a patient's history has ended (those of earlier plans and
+// PAMs), with one search for chunkSize focuses, before any reminder is
+// written: a unit of work may not search what it wrote on engines
+// without transactions.
+func (c *Care) closedReminders(ctx context.Context, s operation.Store, focuses []string) (map[string]bool, error) {
 	closed := map[string]bool{}
-	for _, list := range chunks(patients, chunkSize) {
-		err := s.Each(ctx, "Task", url.Values{"patient": {list}, "code": {reminderCodes}, "status": {closedTaskStatuses}}, func(v *store.Version) error {
+	for _, list := range chunks(focuses, chunkSize) {
+		err := s.Each(ctx, "Task", url.Values{"focus": {list}, "code": {reminderCodes}, "status": {closedTaskStatuses}}, func(v *store.Version) error {
 			t, err := decode[*fhir.Task](v.JSON)
 			if err != nil {
 				return fmt.Errorf("Task/%s: %w", v.ID, err)

@@ -118,6 +118,36 @@ func TestReminderNotMadeAgainOnceEnded(t *testing.T) {
 	})
 }
 
+// TestRemindersReadOnlyWhatIsDue: a run reads the ended reminders of the
+// plans and PAMs due now, not every one a patient's history has ended
+// (those of earlier PAMs and plans), which would grow with it for ever;
+// one ended for the due date of the plan due now still keeps it from
+// being made again.
+func TestRemindersReadOnlyWhatIsDue(t *testing.T) {
+	counter := &searchCounter{typ: "Task"}
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		reviewAndRemeasureDue(c)
+		ended := func(id, code, focus, due string) {
+			c.put(fmt.Sprintf(`{"resourceType":"Task","id":%q,"status":"completed","intent":"plan","code":{"coding":[{"system":%q,"code":%q}]},
+				"for":{"reference":"Patient/ward"},"focus":{"reference":%q},"restriction":{"period":{"end":%q}}}`, id, care.SystemCareTask, code, focus, due))
+		}
+		const history = 20
+		for i := range history {
+			ended(fmt.Sprintf("old-pam-%d", i), "pam-remeasure", fmt.Sprintf("QuestionnaireResponse/pam-%d", i), fmt.Sprintf("%d-06-30", 2000+i))
+			ended(fmt.Sprintf("old-plan-%d", i), "pcsp-review", fmt.Sprintf("CarePlan/pcsp-%d", i), fmt.Sprintf("%d-06-30", 2000+i))
+		}
+		ended("reviewed", "pcsp-review", "CarePlan/pcsp-ward", "2026-12-10")
+		counter.read.Store(0)
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+			t.Fatalf("reminders: %s, want only the re-measurement", got)
+		}
+		if n := counter.read.Load(); n != 1 {
+			t.Errorf("the run read %d Tasks, want 1 (the review ended for its due date) of %d ended", n, 2*history+1)
+		}
+	}, func(sc *server.Config) { counter.Store = sc.Store; sc.Store = counter })
+}
+
 // reviewAndRemeasureDue writes the population, with Ward's plan due for
 // review on 2026-12-10 and her PAM of 2026-03-31 due again.
 func reviewAndRemeasureDue(c *client) {
@@ -217,11 +247,13 @@ func TestRemindersReadCareTeamsTogether(t *testing.T) {
 }
 
 // searchCounter is an engine that counts the searches of one type, whole
-// plans (store.Finder) or not, in units of work too.
+// plans (store.Finder) or not, in units of work too, and the versions
+// they read.
 type searchCounter struct {
 	store.Store
-	typ string
-	n   atomic.Int64
+	typ  string
+	n    atomic.Int64
+	read atomic.Int64
 }
 
 func (s *searchCounter) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
@@ -249,12 +281,25 @@ func (t *txSearchCounter) Find(ctx context.Context, q store.Query) (*store.Page,
 	return countSearch(t.c, q, t.Tx.(store.Finder).Find)(ctx, q)
 }
 
-// countSearch counts q in c when it searches c's type, and returns search.
+// countSearch counts q in c when it searches c's type, and returns search
+// counting the versions it reads.
 func countSearch[T any](c *searchCounter, q store.Query, search func(context.Context, store.Query) (T, error)) func(context.Context, store.Query) (T, error) {
-	if q.Type == c.typ {
-		c.n.Add(1)
+	if q.Type != c.typ {
+		return search
 	}
-	return search
+	c.n.Add(1)
+	return func(ctx context.Context, q store.Query) (T, error) {
+		res, err := search(ctx, q)
+		switch r := any(res).(type) {
+		case []*store.Version:
+			c.read.Add(int64(len(r)))
+		case *store.Page:
+			if r != nil {
+				c.read.Add(int64(len(r.Matches)))
+			}
+		}
+		return res, err
+	}
 }
 
 // onlyRemeasure returns the one re-measurement reminder held, failing t
