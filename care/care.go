@@ -139,7 +139,8 @@ func (c *Care) Definitions() ([][]byte, error) {
 // responses scored (a scored one naming its Patient), reminders closed by
 // the writes that complete them (a PAM level recorded in a GP system too),
 // reminders handed over with the patient to the coordinator taking over
-// (from one whose part ended or who was taken out of the team).
+// (from one whose part ended, who was taken out of the team, or whose
+// team was deleted or ended).
 func (c *Care) Hooks() []operation.Hook {
 	return []operation.Hook{
 		{Name: "questionnaire-response", Types: []string{"QuestionnaireResponse"}, Check: c.checkResponse},

@@ -419,17 +419,31 @@ func (c *Care) coordinating(p *fhir.CareTeamParticipant) bool {
 // handoverHook names the hook of handOver.
 const handoverHook = "handover"
 
+// handover is what keepRemoved keeps for handOver: the members (Type/id)
+// in a coordinator's role of an active CareTeam of patient whom its
+// write takes out of the team, or all of them when it ends the team
+// (ended).
+type handover struct {
+	patient string
+	from    map[string]bool
+	ended   bool
+}
+
+// endsTeam reports whether a CareTeam written with status ends its part in
+// the care of its patient: inactive, or entered in error. One suspended or
+// proposed may come back as it was, and hands nothing over.
+func endsTeam(status string) bool {
+	return status == "inactive" || status == "entered-in-error"
+}
+
 // keepRemoved keeps, for handOver, the members of a CareTeam in a
-// coordinator's role whom its update takes out of the team: in the
-// version it replaces (active, of the same patient), and no participant
-// of the team as written.
+// coordinator's role whom its write takes out of the team: in the version
+// it replaces (active), and no participant of the team as written (of the
+// same patient), or every one of them when the write deletes the team or
+// ends it (endsTeam).
 func (c *Care) keepRemoved(ctx context.Context, s operation.Store, ch *operation.Change) error {
 	ct, ok := ch.Resource.(*fhir.CareTeam)
-	if !ok || ch.Created || ct.Status.Get() != "active" {
-		return nil
-	}
-	patient := c.patientRef(refOf(ct.Subject))
-	if patient == "" {
+	if ch.Created || !ch.Deleted && (!ok || ct.Status.Get() != "active" && !endsTeam(ct.Status.Get())) {
 		return nil
 	}
 	v, err := s.Read(ctx, "CareTeam", ch.ID)
@@ -446,7 +460,12 @@ func (c *Care) keepRemoved(ctx context.Context, s operation.Store, ch *operation
 	if err != nil {
 		return fmt.Errorf("CareTeam/%s: %w", ch.ID, err)
 	}
-	if prev.Status.Get() != "active" || c.patientRef(refOf(prev.Subject)) != patient {
+	patient := c.patientRef(refOf(prev.Subject))
+	if prev.Status.Get() != "active" || patient == "" {
+		return nil
+	}
+	ended := ch.Deleted || endsTeam(ct.Status.Get())
+	if !ended && c.patientRef(refOf(ct.Subject)) != patient {
 		return nil
 	}
 	removed := map[string]bool{}
@@ -455,11 +474,13 @@ func (c *Care) keepRemoved(ctx context.Context, s operation.Store, ch *operation
 			removed[m] = true
 		}
 	}
-	for _, p := range ct.Participant {
-		delete(removed, c.localRef(refOf(p.Member)))
+	if !ended {
+		for _, p := range ct.Participant {
+			delete(removed, c.localRef(refOf(p.Member)))
+		}
 	}
 	if len(removed) > 0 {
-		ch.Keep(handoverHook, removed)
+		ch.Keep(handoverHook, &handover{patient: patient, from: removed, ended: ended})
 	}
 	return nil
 }
@@ -469,41 +490,63 @@ func (c *Care) keepRemoved(ctx context.Context, s operation.Store, ch *operation
 // over with an end to it, or taken out of the team by this write, unless
 // they coordinate the patient in another of their active teams now), to
 // the team's coordinator now, as the reminders made from then on go to
-// them. Reminders done or cancelled stay as they were, as do those of
-// anyone else, and all of them while the team has no coordinator now.
+// them. A team deleted or ended (endsTeam) hands those of all its
+// coordinators so to the coordinator of the patient's other active teams
+// (of two, the one with the lower id, as the runs choose). Reminders done
+// or cancelled stay as they were, as do those of anyone else, and all of
+// them while there is no coordinator to take them.
 func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
-	ct, ok := ch.Resource.(*fhir.CareTeam)
-	if !ok || ct.Status.Get() != "active" {
+	kept, _ := ch.Kept(handoverHook).(*handover)
+	ct, _ := ch.Resource.(*fhir.CareTeam)
+	var patient string
+	var owner *fhir.Reference
+	former := map[string]bool{}
+	switch {
+	case kept != nil && kept.ended:
+		// The team no longer holds anyone's part: the coordinator of
+		// another team takes the patient over (read below).
+		patient, former = kept.patient, kept.from
+	case ct != nil && ct.Status.Get() == "active":
+		patient, owner = c.patientRef(refOf(ct.Subject)), c.coordinatorIn(ct)
+		if patient == "" || owner == nil {
+			return nil, nil
+		}
+		var current map[string]bool
+		former, current = c.parts(ct)
+		for m := range current {
+			delete(former, m)
+		}
+		// Taken out of the team, a coordinator's part ends with this
+		// write: the periodic run, which reads only the teams as they
+		// stand, would never see it.
+		if kept != nil {
+			for m := range kept.from {
+				former[m] = true
+			}
+		}
+	default:
 		return nil, nil
-	}
-	patient, owner := c.patientRef(refOf(ct.Subject)), c.coordinatorIn(ct)
-	if patient == "" || owner == nil {
-		return nil, nil
-	}
-	former, current := c.parts(ct)
-	for m := range current {
-		delete(former, m)
-	}
-	// Taken out of the team, a coordinator's part ends with this write:
-	// the periodic run, which reads only the teams as they stand, would
-	// never see it.
-	removed, _ := ch.Kept(handoverHook).(map[string]bool)
-	for m := range removed {
-		former[m] = true
 	}
 	if len(former) == 0 {
 		return nil, nil
 	}
 	// Whether their part ended or they were taken out, one who still
 	// coordinates the patient in another active team keeps the reminders.
-	elsewhere, err := c.coordinatingElsewhere(ctx, s, ch, patient)
+	others, err := c.otherTeams(ctx, s, ch, patient)
 	if err != nil {
 		return nil, err
 	}
-	for m := range elsewhere {
-		delete(former, m)
+	for _, other := range others {
+		for _, p := range other.Participant {
+			if c.holds(p) && c.coordinating(p) {
+				delete(former, c.localRef(refOf(p.Member)))
+			}
+		}
+		if owner == nil {
+			owner = c.coordinatorIn(other)
+		}
 	}
-	if len(former) == 0 {
+	if len(former) == 0 || owner == nil {
 		return nil, nil
 	}
 	var tasks []*fhir.Task
@@ -531,10 +574,11 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 	return nil, nil
 }
 
-// coordinatingElsewhere returns the members (Type/id) in a coordinator's
-// role whose part holds now in an active CareTeam of patient other than
-// the one ch writes, as its transaction leaves them.
-func (c *Care) coordinatingElsewhere(ctx context.Context, s operation.Store, ch *operation.Change, patient string) (map[string]bool, error) {
+// otherTeams returns the active CareTeams of patient other than the one ch
+// writes, as its transaction leaves them, in the order of their ids; a
+// delete, which a transaction makes before its other writes, sees them
+// as they were.
+func (c *Care) otherTeams(ctx context.Context, s operation.Store, ch *operation.Change, patient string) ([]*fhir.CareTeam, error) {
 	teams := map[string][]byte{}
 	err := s.Each(ctx, "CareTeam", url.Values{"subject": {patient}, "status": {"active"}}, func(v *store.Version) error {
 		teams[v.ID] = v.JSON
@@ -549,19 +593,14 @@ func (c *Care) coordinatingElsewhere(ctx context.Context, s operation.Store, ch 
 		}
 	}
 	delete(teams, ch.ID)
-	out := map[string]bool{}
-	for id, b := range teams {
-		ct, err := decode[*fhir.CareTeam](b)
+	var out []*fhir.CareTeam
+	for _, id := range slices.Sorted(maps.Keys(teams)) {
+		ct, err := decode[*fhir.CareTeam](teams[id])
 		if err != nil {
 			return nil, fmt.Errorf("CareTeam/%s: %w", id, err)
 		}
-		if ct.Status.Get() != "active" || c.patientRef(refOf(ct.Subject)) != patient {
-			continue
-		}
-		for _, p := range ct.Participant {
-			if m := c.localRef(refOf(p.Member)); m != "" && c.holds(p) && c.coordinating(p) {
-				out[m] = true
-			}
+		if ct.Status.Get() == "active" && c.patientRef(refOf(ct.Subject)) == patient {
+			out = append(out, ct)
 		}
 	}
 	return out, nil

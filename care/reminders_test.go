@@ -456,25 +456,27 @@ func ccReminders(c *client) func() string {
 // Practitioner/cc were handed over to Practitioner/lw.
 const handedToLW = "open=Practitioner/lw started=Practitioner/lw done=Practitioner/cc gone=Practitioner/cc nurse=Practitioner/gp clark=Practitioner/cc"
 
+// wardTeam is an active CareTeam of Ward of members in a coordinator's
+// role (Practitioner/id), with no end to their part, and one in another
+// role.
+func wardTeam(id string, coordinators ...string) string {
+	parts := []string{`{"role":[{"text":"District nurse"}],"member":{"reference":"Practitioner/gp"}}`}
+	for _, m := range coordinators {
+		parts = append(parts, `{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/`+m+`"}}`)
+	}
+	return `{"resourceType":"CareTeam","id":"` + id + `","status":"active","subject":{"reference":"Patient/ward"},"participant":[` + strings.Join(parts, ",") + `]}`
+}
+
 // TestHandoverWhenTakenOutOfTeam: a coordinator taken out of Ward's
 // CareTeam without an end to their part hands her over as one whose part
 // ended: their open reminders of her go, with the write, to the team's
 // coordinator now. They keep them while they coordinate her in another
 // active team (one the same transaction writes too), and while the team
-// has no coordinator now; a team deleted hands nothing over.
+// has no coordinator now.
 func TestHandoverWhenTakenOutOfTeam(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		// team is an active CareTeam of Ward of members in a coordinator's
-		// role, with no end to their part, and one in another role.
-		team := func(id string, coordinators ...string) string {
-			parts := []string{`{"role":[{"text":"District nurse"}],"member":{"reference":"Practitioner/gp"}}`}
-			for _, m := range coordinators {
-				parts = append(parts, `{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/`+m+`"}}`)
-			}
-			return `{"resourceType":"CareTeam","id":"` + id + `","status":"active","subject":{"reference":"Patient/ward"},"participant":[` + strings.Join(parts, ",") + `]}`
-		}
-		c.put(team("team-ward", "cc"))
+		c.put(wardTeam("team-ward", "cc"))
 		owners := ccReminders(c)
 		before := owners()
 		kept := func(when string) {
@@ -485,23 +487,71 @@ func TestHandoverWhenTakenOutOfTeam(t *testing.T) {
 		}
 
 		tx := `{"resourceType":"Bundle","type":"transaction","entry":[
-			{"resource":` + team("team-ward", "lw") + `,"request":{"method":"PUT","url":"CareTeam/team-ward"}},
-			{"resource":` + team("team-mdt", "cc") + `,"request":{"method":"PUT","url":"CareTeam/team-mdt"}}]}`
+			{"resource":` + wardTeam("team-ward", "lw") + `,"request":{"method":"PUT","url":"CareTeam/team-ward"}},
+			{"resource":` + wardTeam("team-mdt", "cc") + `,"request":{"method":"PUT","url":"CareTeam/team-mdt"}}]}`
 		c.do("POST", "", tx).want(http.StatusOK)
 		kept("once taken out of a team while coordinating Ward in another")
-		if r := c.do("DELETE", "/CareTeam/team-mdt", ""); r.status != http.StatusNoContent && r.status != http.StatusOK {
-			t.Fatalf("DELETE CareTeam/team-mdt: %d %s", r.status, r.body)
-		}
-		kept("once their team was deleted")
-		c.put(team("team-ward", "cc"))
+		c.put(wardTeam("team-mdt"))
+		kept("once taken out of their other team, which has no coordinator now")
+		c.put(wardTeam("team-ward", "cc"))
 		kept("once back in the team")
-		c.put(team("team-ward"))
+		c.put(wardTeam("team-ward"))
 		kept("once taken out of a team with no coordinator now")
-		c.put(team("team-ward", "cc", "lw"))
+		c.put(wardTeam("team-ward", "cc", "lw"))
 		kept("once another coordinator joined")
-		c.put(team("team-ward", "lw"))
+		c.put(wardTeam("team-ward", "lw"))
 		if got := owners(); got != handedToLW {
 			t.Errorf("owners once taken out of the team: %s, want %s", got, handedToLW)
+		}
+		if st := str(c.do("GET", "/Task/started", "").want(http.StatusOK), "status"); st != "in-progress" {
+			t.Errorf("a reminder handed over is %s, want in-progress", st)
+		}
+	})
+}
+
+// TestHandoverWhenTeamEnds: a CareTeam of Ward deleted, or written as
+// inactive or entered in error, hands her coordinator's open reminders of
+// her, with the write, to the coordinator of her other active team, as
+// one taken out of the team does; unless they coordinate her in another
+// active team too, and they keep them while no other team has a
+// coordinator.
+func TestHandoverWhenTeamEnds(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(wardTeam("team-ward", "cc"))
+		c.put(wardTeam("team-mdt"))
+		owners := ccReminders(c)
+		before := owners()
+		remove := func() {
+			t.Helper()
+			if r := c.do("DELETE", "/CareTeam/team-ward", ""); r.status != http.StatusNoContent && r.status != http.StatusOK {
+				t.Fatalf("DELETE CareTeam/team-ward: %d %s", r.status, r.body)
+			}
+		}
+		remove()
+		if got := owners(); got != before {
+			t.Errorf("owners once the team was deleted, no other team having a coordinator: %s, want %s", got, before)
+		}
+
+		c.put(wardTeam("team-mdt", "lw", "cc"))
+		c.put(wardTeam("team-ward", "cc"))
+		remove()
+		if got := owners(); got != before {
+			t.Errorf("owners once the team was deleted, its coordinator coordinating Ward in another: %s, want %s", got, before)
+		}
+
+		c.put(wardTeam("team-mdt", "lw"))
+		for _, end := range []string{"inactive", "entered-in-error", "deleted"} {
+			c.put(wardTeam("team-ward", "cc"))
+			ccReminders(c)
+			if end == "deleted" {
+				remove()
+			} else {
+				c.put(strings.Replace(wardTeam("team-ward", "cc"), `"status":"active"`, `"status":"`+end+`"`, 1))
+			}
+			if got := owners(); got != handedToLW {
+				t.Errorf("owners once the team was %s: %s, want %s", end, got, handedToLW)
+			}
 		}
 		if st := str(c.do("GET", "/Task/started", "").want(http.StatusOK), "status"); st != "in-progress" {
 			t.Errorf("a reminder handed over is %s, want in-progress", st)
