@@ -110,7 +110,12 @@ func runAuthCommand(ctx context.Context, cmd string, args []string, stdout, stde
 		}
 		return clientAdd(cfg, stdout)
 	case "keys jwks":
-		if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		args, err := parseOperands("carefhir keys jwks", " PUBLIC-KEY.pem",
+			"Prints the JWKS of the PEM public keys in the file, for the --jwks file of carefhir client add.", args, stderr)
+		if err != nil {
+			return err
+		}
+		if len(args) != 1 {
 			return &usageError{err: errors.New("usage: carefhir keys jwks PUBLIC-KEY.pem: prints the JWKS of the PEM public keys")}
 		}
 		pemData, err := os.ReadFile(args[0])

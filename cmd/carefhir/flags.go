@@ -50,6 +50,22 @@ func newFlagSet(name, summary string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseOperands parses the command line of a command that has no flags,
+// only operands (none for version, a key file for keys jwks), and returns
+// the operands: -h and --help print its usage and exit 0, as they do for
+// every command with flags, and any other flag is refused.
+func parseOperands(name, operands, summary string, args []string, stderr io.Writer) ([]string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s%s\n\n%s\n", name, operands, summary)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, &usageError{err: err, printed: true}
+	}
+	return fs.Args(), nil
+}
+
 // commandName is the command whose flags fs holds, as its messages name
 // it after the program's name: "export" for "carefhir export".
 func commandName(fs *flag.FlagSet) string {

@@ -67,6 +67,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = serve(ctx, cfg, engines(), newLogger(log, cfg.LogFormat, cfg.LogLevel), moduleVersion(linked(), info, ok))
 		return errors.Join(err, log.Close())
 	case "version":
+		rest, err := parseOperands("carefhir version", "",
+			"Prints the version of carefhir, the FHIR release it serves and the Go release it was built with.", rest, stderr)
+		if err != nil {
+			return err
+		}
 		if len(rest) > 0 {
 			return &usageError{err: fmt.Errorf("version: unexpected argument %q", rest[0])}
 		}

@@ -33,18 +33,24 @@ func TestRunCommandLine(t *testing.T) {
 		wantCode int
 		wantOut  string // in stdout
 		wantErr  string // in the error
+		wantHelp string // in stderr
 	}{
 		{name: "help", args: []string{"help"}, wantCode: 0, wantOut: "carefhir bench"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: 2, wantErr: `unknown command "frobnicate"`},
 		{name: "version takes no arguments", args: []string{"version", "now"}, wantCode: 2, wantErr: `unexpected argument "now"`},
 		{name: "serve is the default", args: []string{"--addr", "nowhere"}, wantCode: 2, wantErr: "--addr"},
 		{name: "serve help", args: []string{"serve", "-h"}, wantCode: 0},
+		{name: "version help", args: []string{"version", "-h"}, wantCode: 0, wantHelp: "Usage: carefhir version\n"},
+		{name: "version --help", args: []string{"version", "--help"}, wantCode: 0, wantHelp: "Usage: carefhir version\n"},
+		{name: "version takes no flags", args: []string{"version", "--json"}, wantCode: 2, wantHelp: "flag provided but not defined: -json"},
+		{name: "keys jwks help", args: []string{"keys", "jwks", "-h"}, wantCode: 0, wantHelp: "Usage: carefhir keys jwks PUBLIC-KEY.pem\n"},
+		{name: "keys jwks needs a file", args: []string{"keys", "jwks"}, wantCode: 2, wantErr: "usage: carefhir keys jwks PUBLIC-KEY.pem"},
 		{name: "bench flags", args: []string{"bench", "--clients", "-3"}, wantCode: 2, wantErr: "--clients"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out strings.Builder
-			err := run(context.Background(), tt.args, env(nil), &out, io.Discard)
+			var out, stderr strings.Builder
+			err := run(context.Background(), tt.args, env(nil), &out, &stderr)
 			if got := exitCode(err, io.Discard); got != tt.wantCode {
 				t.Errorf("exit code %d (error %v), want %d", got, err, tt.wantCode)
 			}
@@ -53,6 +59,9 @@ func TestRunCommandLine(t *testing.T) {
 			}
 			if !strings.Contains(out.String(), tt.wantOut) {
 				t.Errorf("stdout %q lacks %q", out.String(), tt.wantOut)
+			}
+			if !strings.Contains(stderr.String(), tt.wantHelp) {
+				t.Errorf("stderr %q lacks %q", stderr.String(), tt.wantHelp)
 			}
 		})
 	}
