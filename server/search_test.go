@@ -904,6 +904,52 @@ func TestSearchRevIncludeTarget(t *testing.T) {
 	})
 }
 
+// An _include or _revinclude that no server could follow (a part
+// missing or too many, a type R4 does not have, a parameter that is not a
+// reference, a target type the parameter cannot refer to) is 400 invalid
+// naming it and its value, under lenient handling and in a batch too, as
+// a bad value of any parameter is; one this server does not know (a
+// parameter of its own elsewhere) is ignored with a warning unless strict.
+func TestSearchIncludeRefused(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/QuestionnaireResponse/r1", `{"resourceType":"QuestionnaireResponse","id":"r1","status":"completed","questionnaire":"http://example.org/fhir/Questionnaire/pam"}`).
+			want(t, http.StatusCreated)
+		for _, tt := range []struct{ path, name, value string }{
+			{"/QuestionnaireResponse", "_include", "QuestionnaireResponse:questionnaire:Patient"},
+			{"/QuestionnaireResponse", "_include", ":questionnaire"},
+			{"/QuestionnaireResponse", "_include", "QuestionnaireResponse:questionnaire:"},
+			{"/QuestionnaireResponse", "_include", "QuestionnaireResponse::Questionnaire"},
+			{"/QuestionnaireResponse", "_include", "QuestionnaireResponse:questionnaire:Questionnaire:x"},
+			{"/QuestionnaireResponse", "_include", "QuestionaireResponse:questionnaire"},
+			{"/QuestionnaireResponse", "_include", "QuestionnaireResponse:status"},
+			{"/QuestionnaireResponse", "_include:iterate", "QuestionnaireResponse:questionnaire:Patient"},
+			{"/Questionnaire", "_revinclude", "QuestionnaireResponse:questionnaire:Patient"},
+			{"/Questionnaire", "_revinclude", ":questionnaire"},
+			{"/Questionnaire", "_revinclude", "QuestionnaireResponse:status"},
+		} {
+			path := tt.path + "?" + url.Values{tt.name: {tt.value}}.Encode()
+			for _, prefer := range []string{"handling=lenient", "handling=strict", ""} {
+				r := c.do("GET", path, "", "Prefer", prefer).want(t, http.StatusBadRequest)
+				if d := r.outcome(t, "invalid", tt.name); !strings.Contains(d, tt.value) {
+					t.Errorf("GET %s (%s): diagnostics %q do not name the value", path, prefer, d)
+				}
+			}
+			batch := `{"resourceType":"Bundle","type":"batch","entry":[{"request":{"method":"GET","url":"` + path[1:] + `"}}]}`
+			if got := str(c.do("POST", "", batch).want(t, http.StatusOK).json(t), "entry", 0, "response", "status"); !strings.HasPrefix(got, "400") {
+				t.Errorf("batch GET %s: entry status %q, want 400", path, got)
+			}
+		}
+		// A parameter not known here is ignored with a warning, or refused
+		// when strict, as an unknown search parameter is.
+		b := c.do("GET", "/QuestionnaireResponse?_include=QuestionnaireResponse:shoe", "").searchset(t)
+		if got := b.ids("match"); got != "QuestionnaireResponse/r1" || b.ids("outcome") == "" {
+			t.Errorf("unknown include parameter: matches %q, outcome %q; want r1 and a warning", got, b.ids("outcome"))
+		}
+		c.do("GET", "/QuestionnaireResponse?_include=QuestionnaireResponse:shoe", "", "Prefer", "handling=strict").
+			want(t, http.StatusBadRequest).outcome(t, "not-supported", "_include")
+	})
+}
+
 // :exact keeps case and accents but not the Unicode form they were sent
 // in: a name written with a precomposed ü is found by one sent as u and a
 // combining diaeresis, and the other way round.

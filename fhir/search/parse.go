@@ -439,7 +439,7 @@ func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) er
 		return unsupported(name, "_revinclude=* names no type whose resources to include: name one, as in _revinclude=Observation:* or _revinclude=Observation:subject")
 	case value == "*":
 		inc.Type, inc.Param = typ, "*"
-	case len(parts) == 2 || len(parts) == 3:
+	case (len(parts) == 2 || len(parts) == 3) && !slices.Contains(parts, ""):
 		inc.Type, inc.Param = parts[0], parts[1]
 		if len(parts) == 3 {
 			inc.Target = parts[2]
@@ -447,17 +447,32 @@ func (p *parser) include(plan *Plan, typ, name, base, modifier, value string) er
 	default:
 		return invalid(name, "%s takes Type:parameter or Type:parameter:TargetType, not %q", base, clip(value))
 	}
+	// What no server could include (a type R4 does not have, a parameter
+	// that is not a reference, a target it cannot refer to) is invalid,
+	// under lenient handling too, as a bad value of any parameter is;
+	// what another server might serve is not supported here, and ignored
+	// under lenient handling as an unknown parameter is.
+	for _, t := range []string{inc.Type, inc.Target} {
+		if t != "" && !fhir.IsResourceType(t) {
+			return invalid(name, "%s=%s: %q is not an R4 resource type", base, clip(value), clip(t))
+		}
+	}
 	if !p.r.Served(inc.Type) {
 		return unsupported(name, "%s: resource type %q is not served", base, inc.Type)
 	}
-	if inc.Target != "" && !p.r.Served(inc.Target) {
-		return unsupported(name, "%s: target type %q is not served", base, inc.Target)
-	}
 	if inc.Param != "*" {
 		sp, ok := p.r.Param(inc.Type, inc.Param)
-		if !ok || sp.Type != "reference" {
-			return unsupported(name, "%s: %s has no reference parameter %q", base, inc.Type, inc.Param)
+		switch {
+		case !ok:
+			return unsupported(name, "%s: %s has no reference parameter %q", base, inc.Type, clip(inc.Param))
+		case sp.Type != "reference":
+			return invalid(name, "%s=%s: %s is a %s parameter, and only a reference parameter is followed", base, clip(value), inc.Param, sp.Type)
+		case inc.Target != "" && !sp.mayRefer(inc.Target):
+			return invalid(name, "%s=%s: %s.%s cannot refer to a %s (it refers to %s)", base, clip(value), inc.Type, inc.Param, inc.Target, clip(strings.Join(sp.Targets, ", ")))
 		}
+	}
+	if inc.Target != "" && !p.r.Served(inc.Target) {
+		return unsupported(name, "%s: target type %q is not served", base, inc.Target)
 	}
 	if base == "_include" && inc.Type != typ && !inc.Iterate {
 		return invalid(name, "_include=%s names %s, not the searched type %s (use _include:iterate)", clip(value), inc.Type, typ)

@@ -883,7 +883,7 @@ func testFindIncludeCanonical(t *testing.T, s store.Store) {
 		{"Questionnaire", "_id=q1&_revinclude=QuestionnaireResponse:questionnaire", "QuestionnaireResponse/rall"},
 		{"Questionnaire", "_id=other&_revinclude=QuestionnaireResponse:*", "QuestionnaireResponse/rother"},
 		{"CarePlan", "_id=cp&_include=CarePlan:instantiates-canonical", "Questionnaire/other Questionnaire/q1"},
-		{"CarePlan", "_id=cp&_include=CarePlan:instantiates-canonical:ValueSet", "-"},
+		{"CarePlan", "_id=cp&_include=CarePlan:instantiates-canonical:Questionnaire", "Questionnaire/other Questionnaire/q1"},
 		{"CarePlan", "_id=cp&_include=CarePlan:instantiates-canonical&_revinclude:iterate=QuestionnaireResponse:questionnaire",
 			"Questionnaire/other Questionnaire/q1 QuestionnaireResponse/rall QuestionnaireResponse/rother"},
 		{"QuestionnaireResponse", "_id=r2&_include=QuestionnaireResponse:questionnaire&_revinclude:iterate=QuestionnaireResponse:questionnaire",
