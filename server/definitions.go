@@ -528,14 +528,10 @@ func (d *definitions) search(c *gin.Context, typ string) {
 	matches := page.Matches
 	indexes := map[*store.Version]*store.Index{} // of the bundled matches
 	if offset < end {
-		shown, err := d.unshadowed(c, typ, bundled[offset:end])
+		shown, err := d.unshadowed(c, typ, bundled[offset:end], indexes)
 		if err != nil {
 			c.Error(err)
 			return
-		}
-		for _, v := range shown {
-			i := slices.IndexFunc(bundled[offset:end], func(e *bundledEntry) bool { return e.res.ID == v.ID })
-			indexes[v] = &bundled[offset+i].index
 		}
 		matches = append(matches, shown...)
 	}
@@ -570,7 +566,8 @@ func (d *definitions) search(c *gin.Context, typ string) {
 
 // unshadowed returns the bundled entries as versions, leaving out those
 // whose id the store also holds: the stored resource is the one served.
-func (d *definitions) unshadowed(c *gin.Context, typ string, entries []*bundledEntry) ([]*store.Version, error) {
+// It sets indexes[v] to the search values of each version v returned.
+func (d *definitions) unshadowed(c *gin.Context, typ string, entries []*bundledEntry, indexes map[*store.Version]*store.Index) ([]*store.Version, error) {
 	ids := make([]store.TokenMatch, len(entries))
 	for i, e := range entries {
 		ids[i] = store.TokenMatch{Code: e.res.ID, AnySystem: true}
@@ -579,15 +576,20 @@ func (d *definitions) unshadowed(c *gin.Context, typ string, entries []*bundledE
 	if err != nil {
 		return nil, err
 	}
+	held := make(map[string]bool, len(stored))
+	for _, v := range stored {
+		held[v.ID] = true
+	}
 	var out []*store.Version
 	for _, e := range entries {
-		if slices.ContainsFunc(stored, func(v *store.Version) bool { return v.ID == e.res.ID }) {
+		if held[e.res.ID] {
 			continue
 		}
 		v, err := bundledVersion(e.res)
 		if err != nil {
 			return nil, err
 		}
+		indexes[v] = &e.index
 		out = append(out, v)
 	}
 	return out, nil
@@ -633,7 +635,7 @@ const (
 // adds by the same rules, within the engines' bound on includes; it does
 // not go on by the engines' own rules (Type/id references) from the
 // stored resources this adds. bundled holds the search values of the
-// page's matches that are bundled resources.
+// page's matches that are bundled resources; those this adds join them.
 func (a *api) includeBundled(c *gin.Context, plan *search.Plan, page *store.Page, bundled map[*store.Version]*store.Index) error {
 	d := a.defs
 	var incs, revs []store.Include
@@ -662,19 +664,19 @@ func (a *api) includeBundled(c *gin.Context, plan *search.Plan, page *store.Page
 	if bundled == nil {
 		bundled = map[*store.Version]*store.Index{}
 	}
-	isBundled := map[*store.Version]bool{}
-	for v := range bundled {
-		isBundled[v] = true
-	}
+	stored := map[*store.Version]*store.Index{} // no stored version is indexed twice
 	indexOf := func(v *store.Version) (*store.Index, error) {
 		if ix, ok := bundled[v]; ok {
+			return ix, nil
+		}
+		if ix, ok := stored[v]; ok {
 			return ix, nil
 		}
 		ix, err := a.svc.index.IndexJSON(v.Type, v.JSON)
 		if err != nil {
 			return nil, fmt.Errorf("include by canonical url from %s/%s: %w", v.Type, v.ID, err)
 		}
-		bundled[v] = &ix // no version is indexed twice
+		stored[v] = &ix
 		return &ix, nil
 	}
 	var round int
@@ -712,7 +714,7 @@ func (a *api) includeBundled(c *gin.Context, plan *search.Plan, page *store.Page
 		if err != nil {
 			return false, err
 		}
-		bundled[bv], isBundled[bv] = &e.index, true
+		bundled[bv] = &e.index
 		return add(bv), nil
 	}
 	matches, included := page.Matches, page.Included
@@ -750,7 +752,7 @@ func (a *api) includeBundled(c *gin.Context, plan *search.Plan, page *store.Page
 						}
 					}
 				}
-				if !isBundled[v] {
+				if bundled[v] == nil {
 					continue // the engines went back from it to the stored ones
 				}
 				found, cut, err := a.naming(ctx, inc, ix, max(1, bundledMaxIncluded+1-len(page.Included)), indexOf)
