@@ -394,10 +394,16 @@ func TestPAMScoreRecordedAlone(t *testing.T) {
 		if st := str(onlyRemeasure(t, c), "status"); st != "requested" {
 			t.Errorf("reminder after a score over 100: %s, want requested", st)
 		}
+		// A level recorded the same day, a minute from its score, is one
+		// measurement: the level counts, with that score, not a second
+		// result made of the score.
+		c.put(`{"resourceType":"Observation","id":"gp-level","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"962851000000103"}]},` +
+			`"subject":{"reference":"Patient/ward"},"effectiveDateTime":"2026-03-31T10:01:00Z","valueInteger":3}`)
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 3.0, "pamScore": 51.3, "pamChange": nil})
 		// A later score alone re-measures: level 4 from 70.2, and the
 		// reminder is done.
 		c.put(score("gp-later", "2026-11-20T10:00:00Z", "70.2"))
-		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 4.0, "pamScore": 70.2})
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 4.0, "pamScore": 70.2, "pamChange": 1.0})
 		if st := str(onlyRemeasure(t, c), "status"); st != "completed" {
 			t.Errorf("reminder after a later score: %s, want completed", st)
 		}

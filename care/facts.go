@@ -71,8 +71,26 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 			return nil, err
 		}
 	}
+	// A GP system may date a measurement's level and score apart (a
+	// minute between them), or record one taken here again: a score
+	// alone stands for a result only on a day the patient has no level,
+	// or it would be taken for a second measurement; it is the score of
+	// that day's level when the level has none.
+	leveled := map[string]*pamResult{}
+	day := func(r *pamResult) string { return r.patient + "|" + c.dateOf(r.when).Format(time.DateOnly) }
+	for _, r := range results {
+		if r.level > 0 && !r.when.IsZero() {
+			leveled[day(r)] = r
+		}
+	}
 	byPatient := map[string][]*pamResult{}
 	for _, r := range results {
+		if l := leveled[day(r)]; r.level == 0 && r.response == "" && !r.when.IsZero() && l != nil {
+			if l.score == "" {
+				l.score = r.score
+			}
+			continue
+		}
 		if r.levelOf(c.cfg.PAM.cutoffs()) && r.patient != "" {
 			byPatient[r.patient] = append(byPatient[r.patient], r)
 		}
