@@ -1026,6 +1026,45 @@ func TestAuditTrail(t *testing.T) {
 	}
 }
 
+// TestAuditHistoryNamesWhatItSends: a history is audited by the versions
+// its page sends, as a search by its matches: the version before one on
+// the page, read to tell whether that one recreated its resource, and the
+// current version, read to tell that the resource is held, are not sent
+// and name no patient. An Observation filed for patient a and moved to b
+// reads, in its history's first page of one, as b's version alone.
+func TestAuditHistoryNamesWhatItSends(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), principals{})
+			c.put("/Patient/a", `{"resourceType":"Patient","id":"a"}`)
+			c.put("/Patient/b", `{"resourceType":"Patient","id":"b"}`)
+			for _, p := range []string{"a", "b"} {
+				c.put("/Observation/o", `{"resourceType":"Observation","id":"o","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/`+p+`"}}`)
+			}
+			first := c.by("admin", "GET", "/Observation/o/_history?_count=1", "", "X-Request-Id", "first").want(t, 200)
+			_, entries, next := historyPage(t, first)
+			if fmt.Sprint(entries) != "[Observation/o]" || next == "" {
+				t.Fatalf("first page: %v, next %q; want one entry and a next link", entries, next)
+			}
+			c.by("admin", "GET", next, "", "X-Request-Id", "second").want(t, 200)
+			byRequest := c.auditEventsByRequest(t, map[string]int{"first": 1, "second": 1})
+			for id, want := range map[string][]string{
+				"first":  {"Observation/o/_history/2", "Patient/b"},
+				"second": {"Observation/o/_history/1", "Patient/a"},
+			} {
+				var got []string
+				for _, ev := range byRequest[id] {
+					got = append(got, entityRefs(ev)...)
+				}
+				sort.Strings(got)
+				if !slices.Equal(got, want) {
+					t.Errorf("history request %s audited as naming %v, want %v", id, got, want)
+				}
+			}
+		})
+	}
+}
+
 // TestAuditPostSearchQuery: a search sent as POST _search is audited with
 // the criteria of its form, as the same search sent with GET is with its
 // query string: the trail says whom a user looked for either way.

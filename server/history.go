@@ -76,7 +76,9 @@ func (a *api) historyInstance(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	if _, err := a.svc.store.Read(c.Request.Context(), typ, id); err != nil {
+	// Held, not Read: the current version is not sent unless it is on
+	// the page, and the audit trail names what is sent.
+	if _, err := a.guard.Held(c.Request.Context(), typ, id, 0); err != nil {
 		c.Error(notFound(err, typ, id))
 		return
 	}
@@ -233,7 +235,7 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		next.Set("_cursor", page.Next+"."+strconv.FormatInt(settled.UnixMilli(), 10))
 		b.Link = append(b.Link, bundleLink{Relation: "next", URL: a.requestURL(c, next)})
 	}
-	created, err := creations(c.Request.Context(), a.svc.store, page.Versions)
+	created, err := creations(c.Request.Context(), a.guard, page.Versions)
 	if err != nil {
 		c.Error(err)
 		return
@@ -328,9 +330,12 @@ func historyEntry(base string, v *store.Version, created bool) bundleEntry {
 
 // creations reports which of versions created their resource: version 1,
 // and a version following a tombstone. The version before is looked for
-// among versions, else read; one the reader does not return (out of the
-// principal's reach) is taken for no deletion.
-func creations(ctx context.Context, r store.Reader, versions []*store.Version) (map[*store.Version]bool, error) {
+// among versions, else looked up (Held, which the audit trail does not
+// record: that version is not sent); one out of the principal's reach is
+// taken for no deletion.
+func creations(ctx context.Context, h interface {
+	Held(ctx context.Context, typ, id string, version int64) (bool, error)
+}, versions []*store.Version) (map[*store.Version]bool, error) {
 	type key struct {
 		typ, id string
 		version int64
@@ -350,13 +355,13 @@ func creations(ctx context.Context, r store.Reader, versions []*store.Version) (
 		}
 		before, ok := deleted[key{v.Type, v.ID, v.VersionID - 1}]
 		if !ok {
-			prev, err := r.VRead(ctx, v.Type, v.ID, v.VersionID-1)
+			deleted, err := h.Held(ctx, v.Type, v.ID, v.VersionID-1)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 			case err != nil:
 				return nil, fmt.Errorf("read the version before %s/%s/_history/%d: %w", v.Type, v.ID, v.VersionID, err)
 			default:
-				before = prev.Deleted
+				before = deleted
 			}
 		}
 		created[v] = before

@@ -276,6 +276,25 @@ func (s *Store) vread(ctx context.Context, r store.Reader, typ, id string, versi
 	return s.shownOne(ctx, r, v)
 }
 
+// Held reports whether version version of typ/id (0: the current one)
+// is a deletion, when the principal of ctx may read it as a read or a
+// vread decides; store.ErrNotFound when it is not held or out of reach.
+// It records nothing: the server asks it to describe what it sends (that
+// a resource whose history it sends is held, that a version of that
+// history recreated its resource), not to send the version, which the
+// request's AuditEvents would otherwise name with its patients.
+func (s *Store) Held(ctx context.Context, typ, id string, version int64) (deleted bool, err error) {
+	req, err := s.request(ctx)
+	if err != nil {
+		return false, err
+	}
+	v, err := s.decideRead(ctx, req, s.next, Read, typ, id, version)
+	if err != nil {
+		return false, err
+	}
+	return v.Deleted, nil
+}
+
 // withinNow answers store.ErrNotFound for an earlier version v of a
 // resource whose current version is outside g: a resource moved to
 // another patient, or labelled out of a scope's restriction, takes its
