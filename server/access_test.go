@@ -1065,6 +1065,46 @@ func TestAuditHistoryNamesWhatItSends(t *testing.T) {
 	}
 }
 
+// TestAuditHistoryCountNamesNothing: a history asked for its total alone
+// (_summary=count, _count=0) sends no version, and is audited naming none,
+// as a search counting its matches is.
+func TestAuditHistoryCountNamesNothing(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), principals{})
+			c.put("/Patient/a", `{"resourceType":"Patient","id":"a"}`)
+			for _, text := range []string{"x", "y"} {
+				c.put("/Observation/o", `{"resourceType":"Observation","id":"o","status":"final","code":{"text":"`+text+`"},"subject":{"reference":"Patient/a"}}`)
+			}
+			sent := map[string]int{}
+			for _, r := range []struct {
+				id, path string
+				total    int
+			}{
+				{"instance", "/Observation/o/_history?_summary=count", 2},
+				{"type", "/Observation/_history?_count=0", 2},
+				{"search", "/Observation?_summary=count", 1},
+			} {
+				resp := c.by("admin", "GET", r.path, "", "X-Request-Id", r.id).want(t, 200)
+				sent[r.id] = resp.status
+				if total, entries, _ := historyPage(t, resp); total != r.total || entries != nil {
+					t.Errorf("%s: total %d, entries %v; want total %d alone", r.path, total, entries, r.total)
+				}
+			}
+			byRequest := c.auditEventsByRequest(t, sent)
+			for id := range sent {
+				var got []string
+				for _, ev := range byRequest[id] {
+					got = append(got, entityRefs(ev)...)
+				}
+				if len(got) > 0 {
+					t.Errorf("the %s count is audited as naming %v, want nothing", id, got)
+				}
+			}
+		})
+	}
+}
+
 // TestAuditPostSearchQuery: a search sent as POST _search is audited with
 // the criteria of its form, as the same search sent with GET is with its
 // query string: the trail says whom a user looked for either way.

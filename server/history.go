@@ -209,7 +209,15 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 	if !asOf.IsZero() && asOf.Before(settled) {
 		settled = asOf
 	}
-	page, err := a.svc.store.History(c.Request.Context(), q)
+	var page *store.HistoryPage
+	if countOnly {
+		// The total alone sends no version, and the audit trail names
+		// none, as for a search's count.
+		page = &store.HistoryPage{}
+		page.Total, err = a.guard.HistoryTotal(c.Request.Context(), q)
+	} else {
+		page, err = a.svc.store.History(c.Request.Context(), q)
+	}
 	if err != nil {
 		c.Error(err)
 		return
@@ -226,9 +234,6 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 	// no total (see access.Store.History): Bundle.total is optional.
 	if page.Total >= 0 {
 		b.Total = &page.Total
-	}
-	if countOnly {
-		page.Next, page.Versions = "", nil
 	}
 	if page.Next != "" {
 		next := cloneValues(params)

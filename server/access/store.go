@@ -327,14 +327,27 @@ func (s *Store) withinNow(ctx context.Context, req *request, r store.Reader, g *
 // may would mean reading every version. The cursors are sealed (see
 // cursorSeal), since the engine's name the version they follow.
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
-	return s.history(ctx, s.next, q)
+	return s.history(ctx, s.next, q, true)
+}
+
+// HistoryTotal is History for its total alone (_summary=count, _count=0),
+// decided as History decides it: -1 when not known. It records nothing, as
+// a search counting its matches names none of them: no version is sent.
+func (s *Store) HistoryTotal(ctx context.Context, q store.HistoryQuery) (int, error) {
+	page, err := s.history(ctx, s.next, q, false)
+	if err != nil {
+		return 0, err
+	}
+	return page.Total, nil
 }
 
 // historyScan is the fewest versions a page of a history read by a
 // principal who may not read them all reads.
 const historyScan = 500
 
-func (s *Store) history(ctx context.Context, r store.Reader, q store.HistoryQuery) (*store.HistoryPage, error) {
+// history is History, recording the versions of the page as touched when
+// touch is set.
+func (s *Store) history(ctx context.Context, r store.Reader, q store.HistoryQuery, touch bool) (*store.HistoryPage, error) {
 	req, err := s.request(ctx)
 	if err != nil {
 		return nil, err
@@ -360,14 +373,21 @@ func (s *Store) history(ctx context.Context, r store.Reader, q store.HistoryQuer
 		if err != nil {
 			return nil, err
 		}
-		if err := s.touch(ctx, req, r, page.Versions...); err != nil {
-			return nil, err
-		}
-		return s.shownPage(ctx, req, r, page)
+		return s.touchedPage(ctx, req, r, page, touch)
 	}
 	page, err := s.filteredHistory(ctx, req, r, q)
 	if err != nil {
 		return nil, err
+	}
+	return s.touchedPage(ctx, req, r, page, touch)
+}
+
+// touchedPage returns page as a reader is given it (shownPage), its
+// versions recorded as touched when touch is set; otherwise page itself,
+// whose versions are not given to anyone.
+func (s *Store) touchedPage(ctx context.Context, req *request, r store.Reader, page *store.HistoryPage, touch bool) (*store.HistoryPage, error) {
+	if !touch {
+		return page, nil
 	}
 	if err := s.touch(ctx, req, r, page.Versions...); err != nil {
 		return nil, err
@@ -1314,7 +1334,7 @@ func (t *tx_) VRead(ctx context.Context, typ, id string, version int64) (*store.
 }
 
 func (t *tx_) History(ctx context.Context, q store.HistoryQuery) (*store.HistoryPage, error) {
-	return t.s.history(ctx, t.tx, q)
+	return t.s.history(ctx, t.tx, q, true)
 }
 
 func (t *tx_) Search(ctx context.Context, q store.Query) ([]*store.Version, error) {
