@@ -1419,6 +1419,48 @@ func TestFileDownloadAudited(t *testing.T) {
 	}
 }
 
+// TestGroupKickOffAuditedNamingNoResource: the kick-off of a Group's
+// export reads the Group to refuse one not held, but sends nothing of it:
+// its AuditEvent names no resource and no patient, as docs/bulk-export.md
+// has it, and no member's trail holds it. The downloads of the files are
+// what disclose them.
+func TestGroupKickOffAuditedNamingNoResource(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			st := eng.Open(t)
+			auditor := access.NewAuditor(st, access.AuditConfig{Source: "test"})
+			e := newEnv(t, st, func(c *server.Config) { c.Auditor = auditor })
+			t.Cleanup(auditor.Close)
+			e.put("/Patient/p1", patient("p1"))
+			e.put("/Group/g", `{"resourceType":"Group","id":"g","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/p1"}}]}`)
+			e.kickOff("admin", "/Group/g/$export")
+			var kickOffs []map[string]any
+			for deadline := time.Now().Add(30 * time.Second); len(kickOffs) == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+				auditor.Flush()
+				r := e.do("admin", "GET", "/AuditEvent?subtype=$export", "")
+				var b struct {
+					Entry []struct{ Resource map[string]any }
+				}
+				if err := json.Unmarshal([]byte(r.body), &b); r.status != 200 || err != nil {
+					t.Fatalf("AuditEvent?subtype=$export: %d %s", r.status, r.body)
+				}
+				for _, en := range b.Entry {
+					kickOffs = append(kickOffs, en.Resource)
+				}
+			}
+			if len(kickOffs) != 1 {
+				t.Fatalf("%d AuditEvents of the kick-off, want 1", len(kickOffs))
+			}
+			if ev, _ := json.Marshal(kickOffs[0]); strings.Contains(string(ev), `"reference"`) {
+				t.Errorf("the AuditEvent of the kick-off names resources: %s", ev)
+			}
+			if r := e.do("admin", "GET", "/AuditEvent?subtype=$export&patient=Patient/p1", ""); r.status != 200 || strings.Contains(r.body, `"entry"`) {
+				t.Errorf("the trail of the Group's member holds the kick-off: %d %s", r.status, r.body)
+			}
+		})
+	}
+}
+
 // reading closes done once the first page of Patients has been read.
 type reading struct {
 	store.Store
