@@ -71,6 +71,12 @@ type env struct {
 // and app (patient/ scopes).
 func newEnv(t testing.TB, st store.Store, opts ...func(*server.Config)) *env {
 	t.Helper()
+	return newEnvWith(t, st, nil, opts...)
+}
+
+// newEnvWith is newEnv with the exporter configured by export as well.
+func newEnvWith(t testing.TB, st store.Store, export func(*Config), opts ...func(*server.Config)) *env {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	root := "http://" + srv.Listener.Addr().String()
 	svc, idp := authtest.Service(t, issuer, root+"/fhir")
@@ -79,7 +85,11 @@ func newEnv(t testing.TB, st store.Store, opts ...func(*server.Config)) *env {
 		t.Fatal(err)
 	}
 	clk := &clock{}
-	x, err := New(Config{Dir: filepath.Join(t.TempDir(), "exports"), BaseURL: root + "/fhir", Registry: ix.Registry(), Index: ix.IndexJSON, Now: clk.Now, PageSize: 7, Holder: "test"})
+	xcfg := Config{Dir: filepath.Join(t.TempDir(), "exports"), BaseURL: root + "/fhir", Registry: ix.Registry(), Index: ix.IndexJSON, Now: clk.Now, PageSize: 7, Holder: "test"}
+	if export != nil {
+		export(&xcfg)
+	}
+	x, err := New(xcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

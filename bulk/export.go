@@ -62,6 +62,13 @@ type Config struct {
 	// time would hold it. The server sets it to the longest a request may
 	// take; 0 (tests) starts at once.
 	Settle time.Duration
+	// SearchLimits are the server's bounds on one search
+	// (server.Limits.Search): each _typeFilter query is parsed with them,
+	// and one kick-off carries at most SearchLimits.Params queries, as one
+	// search carries at most that many parameters. Each is a search the
+	// export runs over its type, for every hundred members of a Group.
+	// Zero: search.DefaultLimits.
+	SearchLimits search.Limits
 	// Redact returns a resource of type typ as it is exported, given its
 	// stored JSON: the server withholds there what the record of a
 	// restricted person must not disclose (pds.RedactJSON). Nil: as
@@ -116,6 +123,7 @@ func New(cfg Config) (*Exporter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.SearchLimits = cfg.SearchLimits.WithDefaults()
 	if cfg.Redact == nil {
 		cfg.Redact = func(_ string, body []byte) ([]byte, error) { return body, nil }
 	}
@@ -483,8 +491,12 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 						"_typeFilter %q: %s changes the results of a search rather than selecting them, which a _typeFilter may not", one, name)
 				}
 			}
-			if _, err := e.cfg.Registry.Parse(typ, params, search.Options{Strict: true, Base: e.cfg.BaseURL}); err != nil {
+			if _, err := e.cfg.Registry.Parse(typ, params, e.filterOptions()); err != nil {
 				return nil, operation.Errorf(400, "invalid", "_typeFilter", "_typeFilter %q: %v", one, err)
+			}
+			if most := e.cfg.SearchLimits.Params; len(j.TypeFilters) == most {
+				return nil, operation.Errorf(400, "too-costly", "_typeFilter",
+					"more than %d _typeFilter queries: an export runs each as a search of its own; ask for fewer, or export the types unfiltered", most)
 			}
 			j.TypeFilters = append(j.TypeFilters, one)
 		}
@@ -536,6 +548,11 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 // asked for.
 var resultParams = []string{"_sort", "_count", "_include", "_revinclude", "_summary", "_total", "_elements",
 	"_contained", "_containedType", "_format", "_pretty"}
+
+// filterOptions are the options a _typeFilter query is parsed with.
+func (e *Exporter) filterOptions() search.Options {
+	return search.Options{Strict: true, Base: e.cfg.BaseURL, Limits: e.cfg.SearchLimits}
+}
 
 // splitTypeFilters splits a _typeFilter value into its queries. The IG
 // has the queries comma-separated, and a query may hold commas of its own

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"carefhir/fhir/search"
 	"carefhir/mappers/pds"
 	"carefhir/operation"
 	"carefhir/profiles/conformance"
@@ -256,6 +257,42 @@ func TestExportRefused(t *testing.T) {
 		}
 		e.wait("admin", e.do("admin", "GET", "/$export?_type=Patient", "", "Prefer", "handling=lenient, respond-async").header.Get("Content-Location"))
 	})
+}
+
+// TestTypeFilterBounded: a kick-off carries at most as many _typeFilter
+// queries as one search carries parameters (each is a search the export
+// runs), and each query is held to the server's bounds on one search; past
+// either it is 400 and starts nothing.
+func TestTypeFilterBounded(t *testing.T) {
+	filters := func(n int) string {
+		var q []string
+		for i := range n {
+			q = append(q, "_typeFilter="+url.QueryEscape(fmt.Sprintf("Observation?code=c%d", i)))
+		}
+		return "/$export?_type=Observation&" + strings.Join(q, "&")
+	}
+	eachEngine(t, func(t *testing.T, e *env) {
+		r := e.do("admin", "GET", filters(search.DefaultLimits.Params+1), "", "Prefer", "respond-async")
+		if r.status != 400 || !strings.Contains(r.body, "too-costly") || !strings.Contains(r.body, "_typeFilter") {
+			t.Errorf("%d _typeFilter queries: %d %s, want 400 too-costly", search.DefaultLimits.Params+1, r.status, r.body)
+		}
+		if e.x.Jobs() != 0 {
+			t.Errorf("%d jobs started", e.x.Jobs())
+		}
+		e.wait("admin", e.kickOff("admin", filters(search.DefaultLimits.Params)))
+	})
+	// The server's limits, given to the export as carefhir serve gives
+	// them.
+	for _, eng := range engines {
+		t.Run("server limits/"+eng.Name, func(t *testing.T) {
+			e := newEnvWith(t, eng.Open(t), func(x *Config) { x.SearchLimits.Values = 2 }, func(c *server.Config) { c.Limits.Search.Values = 2 })
+			r := e.do("admin", "GET", "/$export?_type=Observation&_typeFilter="+url.QueryEscape("Observation?code=a,b,c"), "", "Prefer", "respond-async")
+			if r.status != 400 || !strings.Contains(r.body, "_typeFilter") {
+				t.Errorf("a _typeFilter of 3 values, past the server's 2: %d %s, want 400", r.status, r.body)
+			}
+			e.wait("admin", e.kickOff("admin", "/$export?_type=Observation&_typeFilter="+url.QueryEscape("Observation?code=a,b")))
+		})
+	}
 }
 
 // TestKickOffParameterWithoutValue: a kick-off parameter given without a

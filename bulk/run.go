@@ -916,7 +916,7 @@ func (e *Exporter) queries(j *job, typ string, members []string) ([]store.Query,
 		if err != nil {
 			return nil, err
 		}
-		plan, err := e.cfg.Registry.Parse(typ, params, search.Options{Strict: true, Base: e.cfg.BaseURL})
+		plan, err := e.cfg.Registry.Parse(typ, params, e.filterOptions())
 		if err != nil {
 			return nil, err
 		}

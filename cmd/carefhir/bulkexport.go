@@ -28,7 +28,7 @@ func startExports(cfg *serveConfig, baseURL string, logger *slog.Logger) (*bulk.
 	if err != nil {
 		return nil, fmt.Errorf("serve: exports: %w", err)
 	}
-	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Index: ix.IndexJSON, Expire: cfg.ExportExpire, Settle: writeSettle(cfg),
+	x, err := bulk.New(bulk.Config{Dir: dir, BaseURL: baseURL, Registry: ix.Registry(), Index: ix.IndexJSON, Expire: cfg.ExportExpire, Settle: writeSettle(cfg), SearchLimits: cfg.Limits.server().Search,
 		Redact: pds.RedactJSON, Logger: logger})
 	if err != nil {
 		return nil, fmt.Errorf("serve: exports: %w", err)
