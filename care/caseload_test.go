@@ -414,6 +414,47 @@ func TestPAMScoreRecordedAlone(t *testing.T) {
 	})
 }
 
+// TestPAMScoreOfTheDaysLevel: a GP system dating a measurement's level
+// and score a minute apart records one measurement: the score is the
+// level's, in caseloads, cohorts and reminders, and does not close the
+// reminder about the level. A score alone derived from no response counts
+// in cohorts however it is coded, and one dated by no effectiveDateTime
+// makes no reminder (it says not when the next is due).
+func TestPAMScoreOfTheDaysLevel(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		gp := func(id, patient, code, when, value string) string {
+			return `{"resourceType":"Observation","id":"` + id + `","status":"final","code":{"coding":[{"system":"` + code + `"}]},` +
+				`"subject":{"reference":"Patient/` + patient + `"}` + when + `,` + value + `}`
+		}
+		const level, score = `http://snomed.info/sct","code":"962851000000103`, `http://snomed.info/sct","code":"925431000000109`
+		c.put(gp("gp-level", "ward", level, `,"effectiveDateTime":"2026-03-31T10:00:00Z"`, `"valueInteger":3`))
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+			t.Fatalf("reminders: %s, want one", got)
+		}
+		c.put(gp("gp-score", "ward", score, `,"effectiveDateTime":"2026-03-31T10:01:00Z"`, `"valueQuantity":{"value":51.3}`))
+		if task := onlyRemeasure(t, c); str(task, "status") != "requested" || str(task, "focus", "reference") != "Observation/gp-level" {
+			t.Errorf("reminder after the day's score: %s about %s, want requested about Observation/gp-level", str(task, "status"), str(task, "focus", "reference"))
+		}
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 3.0, "pamScore": 51.3, "pamChange": nil})
+		// carefhir's own score code, derived from no response, and a
+		// score of no date.
+		c.put(gp("own-code", "clark", `https://carefhir.example.org/fhir/CodeSystem/pam","code":"pam-score`, `,"effectiveDateTime":"2026-06-01T10:00:00Z"`, `"valueQuantity":{"value":40}`))
+		c.put(gp("undated", "baker", score, ``, `"valueQuantity":{"value":40}`))
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":2}]}`).want(http.StatusCreated)
+		if got := members(g); !strings.Contains(got, "Patient/clark") || strings.Contains(got, "Patient/ward") {
+			t.Errorf("cohort of PAM level 2 at most: %q, want Patient/clark (level 1 of 40) and not Patient/ward (level 3)", got)
+		}
+		c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if list := entries(c.do("GET", "/Task?patient=Patient/baker", "").want(http.StatusOK)); len(list) != 0 {
+			t.Errorf("reminders of a PAM of no date: %v, want none", list)
+		}
+	})
+}
+
 // TestCaseloadPagingWhileItChanges: a coordinator paging through a
 // caseload sees each patient once while it changes between pages: a
 // patient who leaves it before the next page costs no one else their

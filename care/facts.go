@@ -56,10 +56,10 @@ const resultStatuses = "final,amended,corrected"
 func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Values, scores bool) (map[string]*pamFact, error) {
 	searches := []url.Values{{"code": {c.pamCodes(scores)}}}
 	if !scores {
-		// The scores coded by the configured SNOMED CT concept and not
-		// by carefhir's code: those that GP systems record, as the
-		// scores written here always carry both (pamObservations).
-		searches = append(searches, url.Values{"code": {SystemSNOMED + "|" + c.cfg.Codes.PAMScore}, "code:not": {SystemPAM + "|" + CodePAMScore}})
+		// The scores derived from no response: those that GP systems
+		// record, as the scores written here are each derived from
+		// theirs (pamObservations).
+		searches = append(searches, url.Values{"code": {SystemPAM + "|" + CodePAMScore + "," + SystemSNOMED + "|" + c.cfg.Codes.PAMScore}, "derived-from:missing": {"true"}})
 	}
 	results := map[string]*pamResult{} // by response, else by patient and time
 	for _, params := range searches {

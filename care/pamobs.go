@@ -210,6 +210,13 @@ func (c *Care) closeOnResultElsewhere(ctx context.Context, s operation.Store, ch
 	if patient == "" || when.IsZero() {
 		return nil, nil
 	}
+	if !hasCoding(obs.Code, SystemSNOMED, c.cfg.Codes.PAMLevel) {
+		// A score alone re-measures only on a later day: of the same
+		// day it is the score of that day's level (latestPAM), dated a
+		// little apart from it.
+		y, m, d := when.In(c.cfg.Zone).Date()
+		when = time.Date(y, m, d, 0, 0, 0, 0, c.cfg.Zone)
+	}
 	return nil, c.endTasks(ctx, s, CodeRemeasureTask, url.Values{"patient": {patient}}, "completed", c.remeasures(ctx, s, "Observation/"+ch.ID, when))
 }
 

@@ -156,7 +156,9 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	for patient, l := range latest {
 		d := addMonths(c.dateOf(l.when), c.cfg.RemeasureMonths)
 		// Due after 9999-12-31, it is due on no date a Task can hold.
-		if !d.After(horizon) && d.Year() <= 9999 && l.measured != "" {
+		// A result dated by no effectiveDateTime says not when the next
+		// is due.
+		if !d.After(horizon) && d.Year() <= 9999 && l.measured != "" && !l.when.IsZero() {
 			due = append(due, reminder{code: CodeRemeasureTask, display: "Measure patient activation (PAM) again",
 				patient: patient, focus: l.measured, due: d.Format(time.DateOnly)})
 		}
