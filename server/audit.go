@@ -84,7 +84,9 @@ func refuseTrailWrites(c *gin.Context) {
 		c.Next()
 		return
 	}
-	c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "AuditEvent resources are written by the server alone: the audit trail is read-only"))
+	err := errorf(http.StatusMethodNotAllowed, "not-supported", "AuditEvent resources are written by the server alone: the audit trail is read-only")
+	err.Header = allowHeader(c)
+	c.Error(err)
 	c.Abort()
 }
 

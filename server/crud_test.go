@@ -979,7 +979,8 @@ func TestTrailingSlash(t *testing.T) {
 
 // TestAllow: a method not served on a path is 405, whose Allow lists the
 // methods served there: no POST on an instance or below it (operations
-// aside), GET and HEAD alone on metadata and _history.
+// aside), GET and HEAD alone on metadata and _history and on the audit
+// trail, POST alone for an operation GET may not invoke.
 func TestAllow(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		const instance = "GET, HEAD, PUT, PATCH, DELETE"
@@ -1001,6 +1002,13 @@ func TestAllow(t *testing.T) {
 			{"PUT", "/", "GET, HEAD, POST"},
 			{"PUT", "/Patient/1/_search", "POST"},
 			{"DELETE", "/Patient/1/Observation/_search", "POST"},
+			{"POST", "/AuditEvent", "GET, HEAD"},
+			{"PUT", "/AuditEvent?outcome=0", "GET, HEAD"},
+			{"DELETE", "/AuditEvent/1", "GET, HEAD"},
+			{"PATCH", "/AuditEvent/1", "GET, HEAD"},
+			{"TRACE", "/AuditEvent", "GET, HEAD"},
+			{"GET", "/Patient/1/$meta-delete", "POST"},
+			{"GET", "/Patient/1/$meta-add", "POST"},
 		} {
 			r := c.do(tt.method, tt.path, "").want(t, http.StatusMethodNotAllowed)
 			r.outcome(t, "not-supported", "")

@@ -158,7 +158,9 @@ func (a *api) invoke(c *gin.Context, name string, inv invocation) {
 		return
 	}
 	if c.Request.Method != http.MethodPost && !(op.idempotent && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead)) {
-		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "operation $%s must be invoked with POST", op.name))
+		err := errorf(http.StatusMethodNotAllowed, "not-supported", "operation $%s must be invoked with POST", op.name)
+		err.Header = http.Header{"Allow": {"POST"}}
+		c.Error(err)
 		return
 	}
 	if _, async := prefers(c, "respond-async"); async && c.Request.Method == http.MethodHead {
@@ -277,6 +279,8 @@ func allowHeader(c *gin.Context) http.Header {
 // the POST routes on an instance and below it serve operations ($name)
 // alone, and the search of a compartment, Patient's alone; and PUT, PATCH
 // and DELETE on a type are conditional, served with search criteria only.
+// A type the server alone writes (the audit trail) is read and searched
+// alone.
 func allowedOn(u *url.URL) string {
 	rest := strings.Trim(strings.TrimPrefix(u.Path, "/fhir"), "/")
 	segs := strings.Split(rest, "/")
@@ -290,6 +294,8 @@ func allowedOn(u *url.URL) string {
 	case len(segs) == 1 && last == "_search":
 		return "POST"
 	case len(segs) == 1 && (last == "metadata" || last == "_history"):
+		return "GET, HEAD"
+	case len(segs) <= 2 && last != "_search" && access.ReadOnly(segs[0]):
 		return "GET, HEAD"
 	case len(segs) == 1 && u.RawQuery == "":
 		return "GET, HEAD, POST"
