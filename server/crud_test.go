@@ -980,7 +980,8 @@ func TestTrailingSlash(t *testing.T) {
 // TestAllow: a method not served on a path is 405, whose Allow lists the
 // methods served there: no POST on an instance or below it (operations
 // aside), GET and HEAD alone on metadata and _history and on the audit
-// trail, POST alone for an operation GET may not invoke.
+// trail, POST alone for an operation GET may not invoke; a type not served
+// is 404 whatever the method.
 func TestAllow(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		const instance = "GET, HEAD, PUT, PATCH, DELETE"
@@ -1027,6 +1028,15 @@ func TestAllow(t *testing.T) {
 		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
 			for _, path := range []string{"/Observation/1/_search", "/Encounter/1/Observation/_search"} {
 				c.do(m, path, "").want(t, http.StatusNotFound)
+			}
+		}
+		// A type not served is no endpoint, whatever the method: a 405
+		// would list methods that all answer 404.
+		for _, m := range []string{"GET", "POST", "PUT", "DELETE", "TRACE"} {
+			for _, path := range []string{"/Foo", "/Foo/1", "/Foo/1/_history", "/Foo/1/$meta"} {
+				if r := c.do(m, path, ""); r.status != http.StatusNotFound {
+					t.Errorf("%s %s: %d (Allow %q), want 404", m, path, r.status, r.header.Get("Allow"))
+				}
 			}
 		}
 		if cs := c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t); str(cs, "resourceType") != "CapabilityStatement" {

@@ -289,12 +289,21 @@ func allowedOn(u *url.URL) string {
 		return ""
 	case len(segs) > 2 && len(segs) <= 4 && last == "_search" && segs[0] != "Patient":
 		return "" // the search of a compartment not searched here
-	case rest == "", strings.HasPrefix(last, "$"):
+	case rest == "", len(segs) == 1 && strings.HasPrefix(last, "$"):
 		return "GET, HEAD, POST"
 	case len(segs) == 1 && last == "_search":
 		return "POST"
 	case len(segs) == 1 && (last == "metadata" || last == "_history"):
 		return "GET, HEAD"
+	case rest == ".well-known/smart-configuration":
+		return "GET, HEAD"
+	case !isServed(segs[0]):
+		// A type's routes match any first segment: one naming no type
+		// served here is no endpoint, whatever the method, as a GET of
+		// it answers.
+		return ""
+	case strings.HasPrefix(last, "$"):
+		return "GET, HEAD, POST"
 	case len(segs) <= 2 && last != "_search" && access.ReadOnly(segs[0]):
 		return "GET, HEAD"
 	case len(segs) == 1 && u.RawQuery == "":
