@@ -420,6 +420,7 @@ func TestHTTPContentLength(t *testing.T) {
 			"/metadata?_format=xml",
 			"/Patient?_count=50",
 			"/Patient?_count=50&_pretty=true",
+			"/Patient/" + id,
 			"/Patient/" + id + "?_format=xml",
 			"/Patient/no-such-patient",
 		} {

@@ -371,17 +371,28 @@ func writeFHIRWith(c *gin.Context, status int, body, gz []byte) {
 	// every response (shared, and never changed), and the length of the
 	// body, which is whole here: without it net/http chunks any body over
 	// 2 KiB, which costs a write of its own per chunk and leaves clients
-	// without the size of what is coming.
+	// without the size of what is coming. A smaller body's length net/http
+	// gives itself, outside the header map: a read's answer then holds
+	// eight headers there, which a Go map keeps in one group, where a
+	// ninth grows it into a table, in the map and in the copy net/http
+	// takes of it when the status is written.
 	h := c.Writer.Header()
 	h["Content-Type"] = ct
 	body = encodeBody(c, h, body, gz)
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	if len(body) >= smallBody {
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
 	c.Status(status)
 	if _, err := c.Writer.Write(body); err != nil {
 		c.Error(err)
 		c.Abort()
 	}
 }
+
+// smallBody is the size under which net/http holds a body until the
+// handler returns and then gives its Content-Length itself (its
+// bufferBeforeChunkingSize).
+const smallBody = 2048
 
 // contentTypes are the Content-Type headers of the media types written,
 // made once rather than for every response.
