@@ -148,48 +148,6 @@ func putIndexed(t *testing.T, s store.Store, reg *search.Registry, data []string
 	}
 }
 
-// putIndexedAtOnce is putIndexed with the resources written by several
-// writers at once: for the many a bound needs, which one writer puts
-// slowly on some engines (FerretDB). They are dated as putIndexed dates
-// them, whatever order they are written in.
-func putIndexedAtOnce(t *testing.T, s store.Store, reg *search.Registry, data []string) {
-	t.Helper()
-	ix := search.NewIndexer(reg, search.FHIRPath, searchBase)
-	writes := make(chan *store.Write)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for w := range writes {
-				if err := s.Put(t.Context(), w); err != nil {
-					select {
-					case errs <- fmt.Errorf("Put %s/%s: %w", w.Type, w.ID, err):
-					default:
-					}
-				}
-			}
-		})
-	}
-	for i, body := range data {
-		var head struct{ ResourceType, ID string }
-		if err := json.Unmarshal([]byte(body), &head); err != nil {
-			t.Fatalf("data %d: %v", i, err)
-		}
-		index, err := ix.IndexJSON(head.ResourceType, []byte(body))
-		if err != nil {
-			t.Fatalf("index %s/%s: %v", head.ResourceType, head.ID, err)
-		}
-		writes <- &store.Write{Type: head.ResourceType, ID: head.ID, LastUpdated: at(i), JSON: []byte(body), Index: index}
-	}
-	close(writes)
-	wg.Wait()
-	select {
-	case err := <-errs:
-		t.Fatal(err)
-	default:
-	}
-}
-
 // searchFixture loads the data set into s and returns s as a Finder, or
 // skips the test if the engine is not one.
 func searchFixture(t *testing.T, s store.Store) (store.Finder, *search.Registry) {
@@ -929,8 +887,7 @@ func testFindRevincludeBound(t *testing.T, s store.Store) {
 	for i := range store.MaxIncluded + 5 {
 		docs = append(docs, fmt.Sprintf(`{"resourceType":"Observation","id":"o%04d","status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p1"}}`, i))
 	}
-	f, reg := smallFixture(t, s)
-	putIndexedAtOnce(t, s, reg, docs)
+	f, reg := smallFixture(t, s, docs...)
 	var want []string
 	for i := 5; len(want) < store.MaxIncluded-1; i++ {
 		want = append(want, fmt.Sprintf("Observation/o%04d", i))
