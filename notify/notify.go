@@ -126,8 +126,11 @@ type Notifier struct {
 	store atomic.Pointer[storeRef]
 
 	subsMu sync.Mutex
-	subs   []*subscription // live subscriptions; nil: reload
-	loaded bool
+	kept   subList // the live subscriptions as committed
+	// units holds, by the records of each unit of work under way that
+	// wrote a Subscription, the live subscriptions as that unit sees
+	// them, until it ends (written).
+	units map[store.Tx]*subList
 	// refused holds, by id, the live Subscriptions a load found this
 	// server refuses now (stored under a setting since removed, such as
 	// AllowHTTP), for the deliverer to watch (settleRefused). Its own
@@ -173,6 +176,12 @@ type Notifier struct {
 }
 
 type storeRef struct{ s operation.Store }
+
+// subList is a list of the live subscriptions, loaded or to be.
+type subList struct {
+	subs   []*subscription
+	loaded bool // false: load them again
+}
 
 // New returns a Notifier; Run delivers.
 func New(cfg Config) (*Notifier, error) {
@@ -441,7 +450,7 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 	tx := r.Records()
 	now := n.cfg.Now()
 	if c.Type == "Subscription" {
-		n.invalidate()
+		n.written(s, tx)
 		res, _ := c.Resource.(*fhir.Subscription) // nil for a delete
 		live := res != nil && liveStatus(res.Status.Get())
 		if res == nil || byServer(ctx) {
@@ -540,8 +549,13 @@ func (n *Notifier) after(ctx context.Context, s operation.Store, c *operation.Ch
 }
 
 // topicType reports whether a live topic-based subscription is about
-// resources of typ: their writes need the version before.
+// resources of typ: their writes need the version before. The
+// subscriptions are not loaded for a type no topic is about (a
+// Subscription's write loads them once, in after, for its unit alone).
 func (n *Notifier) topicType(ctx context.Context, s operation.Store, typ string) bool {
+	if !slices.ContainsFunc(Topics, func(t topic) bool { return t.Type == typ }) {
+		return false
+	}
 	r, err := asRecorder(s)
 	if err != nil {
 		return false
@@ -592,26 +606,75 @@ func (n *Notifier) nextID(at time.Time, version int64) string {
 // invalidate makes the next match reload the subscriptions.
 func (n *Notifier) invalidate() {
 	n.subsMu.Lock()
-	n.loaded = false
+	n.kept.loaded = false
 	n.subsMu.Unlock()
 }
 
-// subscriptions returns the live subscriptions for a write's hook, loaded
-// through r, the write's unit of work, when a Subscription was written
-// since they were last loaded, or at every poll (subscriptions written by
-// other processes). Only these loads are kept: a unit of work sees every
-// Subscription whose write has committed or is in it.
-func (n *Notifier) subscriptions(ctx context.Context, r store.Reader) ([]*subscription, error) {
+// unitEnder is the store of a unit of work that runs a function once the
+// unit has ended, told whether it committed (the server's, AtEnd), and
+// reports whether it is bound to one.
+type unitEnder interface {
+	AtEnd(fn func(committed bool)) bool
+}
+
+// written notes that the unit of work of s, whose records are tx, wrote a
+// Subscription. From then on its own writes are matched against the
+// subscriptions as it sees them, loaded through it and kept for it alone:
+// kept for every write, they would hold its Subscription writes before
+// they commit, and after a rollback (a later entry of its transaction
+// refused) until the next poll, matching writes meanwhile for a
+// Subscription never created and not for one whose delete was undone.
+// Once the unit has ended (AtEnd), committed or not, the next write loads
+// them again, so that neither its commit nor a failed one, which another
+// unit may have seen (SQLite's units of one commit group see each
+// other's writes), leaves a list behind that the store does not hold. A
+// store that runs nothing at the end of its units has them loaded again
+// at once.
+func (n *Notifier) written(s operation.Store, tx store.Tx) {
 	n.subsMu.Lock()
 	defer n.subsMu.Unlock()
-	if n.loaded {
-		return n.subs, nil
+	if u := n.units[tx]; u != nil {
+		u.loaded = false
+		return
 	}
-	subs, err := n.load(ctx, r)
+	e, ok := s.(unitEnder)
+	if !ok || !e.AtEnd(func(bool) {
+		n.subsMu.Lock()
+		delete(n.units, tx)
+		n.kept.loaded = false
+		n.subsMu.Unlock()
+	}) {
+		n.kept.loaded = false
+		return
+	}
+	if n.units == nil {
+		n.units = map[store.Tx]*subList{}
+	}
+	n.units[tx] = &subList{}
+}
+
+// subscriptions returns the live subscriptions for a write's hook, loaded
+// through tx, the records of the write's unit of work, when a Subscription
+// was written since they were last loaded, or at every poll
+// (subscriptions written by other processes). Only these loads are kept:
+// a unit of work sees every Subscription whose write has committed or is
+// in it; those of a unit that wrote a Subscription are kept for it alone
+// (written).
+func (n *Notifier) subscriptions(ctx context.Context, tx store.Tx) ([]*subscription, error) {
+	n.subsMu.Lock()
+	defer n.subsMu.Unlock()
+	l := &n.kept
+	if u := n.units[tx]; u != nil {
+		l = u
+	}
+	if l.loaded {
+		return l.subs, nil
+	}
+	subs, err := n.load(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
-	n.subs, n.loaded = subs, true
+	l.subs, l.loaded = subs, true
 	return subs, nil
 }
 
@@ -622,7 +685,7 @@ func (n *Notifier) subscriptions(ctx context.Context, r store.Reader) ([]*subscr
 // its own until the next reload.
 func (n *Notifier) current(ctx context.Context, r store.Reader) ([]*subscription, error) {
 	n.subsMu.Lock()
-	subs, loaded := n.subs, n.loaded
+	subs, loaded := n.kept.subs, n.kept.loaded
 	n.subsMu.Unlock()
 	if loaded {
 		return subs, nil

@@ -1090,6 +1090,83 @@ func TestHandshakeBeforeEventsOfItsTransaction(t *testing.T) {
 	})
 }
 
+// TestSubscriptionDeleteRolledBack: a transaction that deletes a rest-hook
+// and a topic-based Subscription, then is refused for a later entry,
+// deletes neither: a write right after it, with no poll between that
+// would load the Subscriptions again, is notified to both.
+func TestSubscriptionDeleteRolledBack(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		rest := idOf(t, e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/rest", "application/fhir+json")))
+		topic := idOf(t, e.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "", rx.URL+"/topic", "id-only", 0)))
+		e.deliver()
+		rx.take()
+		active := strings.Replace(subscription("Appointment?status=booked", rx.URL+"/other", ""), `"requested"`, `"active"`, 1)
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[` +
+			`{"request":{"method":"DELETE","url":"Subscription/` + rest + `"}},` +
+			`{"request":{"method":"DELETE","url":"Subscription/` + topic + `"}},` +
+			`{"resource":` + active + `,"request":{"method":"POST","url":"Subscription"}}]}`
+		if r := e.do("admin", "POST", "/", tx); r.status != 422 {
+			t.Fatalf("transaction with a Subscription written as active: %d %s, want 422", r.status, r.body)
+		}
+		for _, id := range []string{rest, topic} {
+			if r := e.do("admin", "GET", "/Subscription/"+id, ""); r.status != 200 || field(t, r.body, "status") != "active" {
+				t.Fatalf("Subscription/%s after the transaction: %d %s", id, r.status, r.body)
+			}
+		}
+		booked := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.deliver()
+		var got []string
+		for _, g := range rx.take() {
+			got = append(got, g.Method+" "+g.Path)
+		}
+		slices.Sort(got)
+		if want := []string{"POST /topic", "PUT /rest/Appointment/" + booked}; !slices.Equal(got, want) {
+			t.Errorf("notifications of a booking after the transaction: %v, want %v", got, want)
+		}
+	})
+}
+
+// TestSubscriptionCreateRolledBack: a transaction that creates a
+// Subscription, then is refused for a later entry, leaves nothing to
+// notify: a write right after it, with no poll between, is notified to no
+// one, not even to a Subscription created afterwards under the same id.
+func TestSubscriptionCreateRolledBack(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{})
+		rx := newReceiver(t)
+		withID := func(id, body string) string {
+			return strings.Replace(body, `"resourceType":"Subscription"`, `"resourceType":"Subscription","id":"`+id+`"`, 1)
+		}
+		sub := withID("s1", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json"))
+		active := withID("s2", strings.Replace(subscription("Appointment?status=booked", rx.URL+"/other", ""), `"requested"`, `"active"`, 1))
+		tx := `{"resourceType":"Bundle","type":"transaction","entry":[` +
+			`{"resource":` + sub + `,"request":{"method":"PUT","url":"Subscription/s1"}},` +
+			`{"resource":` + active + `,"request":{"method":"PUT","url":"Subscription/s2"}}]}`
+		if r := e.do("admin", "POST", "/", tx); r.status != 422 {
+			t.Fatalf("transaction with a Subscription written as active: %d %s, want 422", r.status, r.body)
+		}
+		if r := e.do("admin", "GET", "/Subscription/s1", ""); r.status != 404 {
+			t.Fatalf("Subscription/s1 after the transaction: %d %s, want 404", r.status, r.body)
+		}
+		before := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		if r := e.do("admin", "PUT", "/Subscription/s1", sub); r.status != 201 {
+			t.Fatalf("create Subscription/s1: %d %s", r.status, r.body)
+		}
+		e.deliver()
+		after := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.deliver()
+		var got []string
+		for _, g := range rx.take() {
+			got = append(got, g.Method+" "+g.Path)
+		}
+		if want := []string{"POST /hook", "PUT /hook/Appointment/" + after}; !slices.Equal(got, want) {
+			t.Errorf("delivered %v, want %v: the handshake, then the booking after it (not %s, before it)", got, want, before)
+		}
+	})
+}
+
 // TestHandshakeBeforePendingEvents: a failing Subscription written again
 // as requested, with a new endpoint, has the new endpoint sent the
 // handshake first, then the notifications still pending, in order.

@@ -146,6 +146,9 @@ type opStore struct {
 	a  *api
 	c  *gin.Context // the request the operation answers
 	tx store.Tx
+	// ends are the functions to run once the unit of work of tx has
+	// ended (AtEnd).
+	ends *ends
 }
 
 var _ ext.Store = (*opStore)(nil)
@@ -307,9 +310,24 @@ func (s *opStore) Transact(ctx context.Context, fn func(ext.Store) error) error 
 		return fn(s)
 	}
 	defer s.track()()
-	return s.a.svc.store.Transact(ctx, func(tx store.Tx) error {
-		return fn(&opStore{a: s.a, c: s.c, tx: tx})
+	return s.a.svc.transactEnding(ctx, func(tx store.Tx) error {
+		return fn(&opStore{a: s.a, c: s.c, tx: tx, ends: s.a.svc.unitEnds(tx)})
 	})
+}
+
+// AtEnd runs fn once the unit of work s is bound to has ended, told
+// whether it committed, and reports whether s is bound to one: for a hook
+// that keeps, outside the store, what follows from the unit's writes (the
+// Subscriptions notify matches writes against), to change it only once
+// they are kept. fn must not use the unit, which is over.
+func (s *opStore) AtEnd(fn func(committed bool)) bool {
+	if s.ends == nil {
+		return false
+	}
+	s.ends.mu.Lock()
+	s.ends.fns = append(s.ends.fns, fn)
+	s.ends.mu.Unlock()
+	return true
 }
 
 func (s *opStore) Transaction(ctx context.Context, b *fhir.Bundle) (*fhir.Bundle, error) {

@@ -111,6 +111,50 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 	return nil
 }
 
+// ends holds the functions to run once a run of a unit of work has ended
+// (opStore.AtEnd).
+type ends struct {
+	mu  sync.Mutex
+	fns []func(committed bool)
+}
+
+// unitEnds returns the functions to run once the unit of work of tx has
+// ended; nil when it was not begun by transactEnding.
+func (s *service) unitEnds(tx store.Tx) *ends {
+	v, _ := s.ends.Load(tx)
+	e, _ := v.(*ends)
+	return e
+}
+
+// transactEnding runs fn in a unit of work of the store, whose hooks may
+// ask for functions to run once the unit has ended (opStore.AtEnd), and
+// runs them then, told whether it committed: those of a run the engine
+// gave up to run the unit again (after a conflict) are told it did not,
+// as are those of a unit that failed or panicked.
+func (s *service) transactEnding(ctx context.Context, fn func(tx store.Tx) error) error {
+	var runs []*ends
+	committed := false
+	defer func() {
+		for i, e := range runs {
+			e.mu.Lock()
+			fns := e.fns
+			e.mu.Unlock()
+			for _, f := range fns {
+				f(committed && i == len(runs)-1)
+			}
+		}
+	}()
+	err := s.store.Transact(ctx, func(tx store.Tx) error {
+		e := &ends{}
+		runs = append(runs, e)
+		s.ends.Store(tx, e)
+		defer s.ends.Delete(tx)
+		return fn(tx)
+	})
+	committed = err == nil
+	return err
+}
+
 // writeDecider is a writer that decides a write before it is made:
 // access.Store and its units of work.
 type writeDecider interface {

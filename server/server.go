@@ -173,7 +173,7 @@ func New(cfg Config) http.Handler {
 		fhirpathClock: fhirpathClock,
 	}
 	a.svc.validate = a.validateWrite
-	a.svc.bind = func(tx store.Tx) ext.Store { return &opStore{a: a, tx: tx} }
+	a.svc.bind = func(tx store.Tx) ext.Store { return &opStore{a: a, tx: tx, ends: a.svc.unitEnds(tx)} }
 	limit := newLimiter(cfg.RateLimit)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,6 +36,9 @@ type service struct {
 	// them the store of the unit of work a write is part of.
 	hooks []ext.Hook
 	bind  func(tx store.Tx) ext.Store
+	// ends holds, by the store.Tx of each unit of work under way, the
+	// *ends to run once it has ended (transactEnding).
+	ends sync.Map
 	// validate checks a resource the server writes on a client's behalf,
 	// such as the Provenance of an X-Provenance header (nil: no checks).
 	validate func(ctx context.Context, res fhir.Resource) error
@@ -53,7 +57,7 @@ type service struct {
 func (s *service) transact(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error {
 	hctx, cancel := context.WithTimeout(ctx, s.hold)
 	defer cancel()
-	err := s.store.Transact(hctx, func(tx store.Tx) error { return fn(hctx, tx) })
+	err := s.transactEnding(hctx, func(tx store.Tx) error { return fn(hctx, tx) })
 	if err != nil && hctx.Err() != nil && ctx.Err() == nil {
 		e := errorf(http.StatusServiceUnavailable, "too-costly",
 			"the unit of work did not finish within %s, the most one may hold the store's writer: nothing was written; make its searches narrower", s.hold)
