@@ -497,7 +497,30 @@ func (c *Care) keepRemoved(ctx context.Context, s operation.Store, ch *operation
 // (of two, the one with the lower id, as the runs choose). Reminders done
 // or cancelled stay as they were, as do those of anyone else, and all of
 // them while there is no coordinator to take them.
+//
+// A team deleted hands over once its unit of work has made its last write
+// (lastWriter), where the unit lets it: a transaction deletes before it
+// writes anything else, so the team it writes for the patient in place of
+// the one deleted would not be seen yet.
 func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
+	if kept, _ := ch.Kept(handoverHook).(*handover); kept != nil && kept.ended && ch.Deleted {
+		if u, ok := s.(lastWriter); ok && u.BeforeEnd(func() error { return c.handOverNow(ctx, s, ch) }) {
+			return nil, nil
+		}
+	}
+	return nil, c.handOverNow(ctx, s, ch)
+}
+
+// lastWriter is the store of a unit of work that runs a function in the
+// unit after its last write, and reports whether it is bound to one (the
+// server's, BeforeEnd).
+type lastWriter interface {
+	BeforeEnd(fn func() error) bool
+}
+
+// handOverNow hands over as handOver says, reading the teams as the unit
+// of work of s leaves them so far.
+func (c *Care) handOverNow(ctx context.Context, s operation.Store, ch *operation.Change) error {
 	kept, _ := ch.Kept(handoverHook).(*handover)
 	ct, _ := ch.Resource.(*fhir.CareTeam)
 	var patient string
@@ -511,7 +534,7 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 	case ct != nil && ct.Status.Get() == "active":
 		patient, owner = c.patientRef(refOf(ct.Subject)), c.coordinatorIn(ct)
 		if patient == "" || owner == nil {
-			return nil, nil
+			return nil
 		}
 		var current map[string]bool
 		former, current = c.parts(ct)
@@ -527,16 +550,16 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 			}
 		}
 	default:
-		return nil, nil
+		return nil
 	}
 	if len(former) == 0 {
-		return nil, nil
+		return nil
 	}
 	// Whether their part ended or they were taken out, one who still
 	// coordinates the patient in another active team keeps the reminders.
 	others, err := c.otherTeams(ctx, s, ch, patient)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, other := range others {
 		for _, p := range other.Participant {
@@ -549,7 +572,7 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 		}
 	}
 	if len(former) == 0 || owner == nil {
-		return nil, nil
+		return nil
 	}
 	var tasks []*fhir.Task
 	params := url.Values{"patient": {patient}, "code": {reminderCodes}, "status": {openTaskStatuses}}
@@ -564,22 +587,21 @@ func (c *Care) handOver(ctx context.Context, s operation.Store, ch *operation.Ch
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for _, t := range tasks {
 		t.Owner = owner
 		t.LastModified = fhir.NewDateTime(c.cfg.Now().UTC().Format(time.RFC3339))
 		if _, err := s.Update(ctx, t, 0); err != nil {
-			return nil, fmt.Errorf("hand Task/%s over: %w", t.Id.Get(), err)
+			return fmt.Errorf("hand Task/%s over: %w", t.Id.Get(), err)
 		}
 	}
-	return nil, nil
+	return nil
 }
 
 // otherTeams returns the active CareTeams of patient other than the one ch
-// writes, as its transaction leaves them, in the order of their ids; a
-// delete, which a transaction makes before its other writes, sees them
-// as they were.
+// writes, as its transaction leaves them so far, in the order of their
+// ids.
 func (c *Care) otherTeams(ctx context.Context, s operation.Store, ch *operation.Change, patient string) ([]*fhir.CareTeam, error) {
 	teams := map[string][]byte{}
 	err := s.Each(ctx, "CareTeam", url.Values{"subject": {patient}, "status": {"active"}}, func(v *store.Version) error {

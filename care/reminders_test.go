@@ -540,6 +540,27 @@ func TestHandoverWhenTeamEnds(t *testing.T) {
 			t.Errorf("owners once the team was deleted, its coordinator coordinating Ward in another: %s, want %s", got, before)
 		}
 
+		// A transaction that deletes the team and writes the other hands
+		// over to the other's coordinator as the transaction leaves it,
+		// though it deletes before it writes anything else.
+		c.put(wardTeam("team-ward", "cc"))
+		c.put(wardTeam("team-mdt"))
+		replace := func(coordinator string) string {
+			return `{"resourceType":"Bundle","type":"transaction","entry":[
+				{"resource":` + wardTeam("team-mdt", coordinator) + `,"request":{"method":"PUT","url":"CareTeam/team-mdt"}},
+				{"request":{"method":"DELETE","url":"CareTeam/team-ward"}}]}`
+		}
+		c.do("POST", "", replace("cc")).want(http.StatusOK)
+		if got := owners(); got != before {
+			t.Errorf("owners once a transaction deleted the team and made its coordinator the other's: %s, want %s", got, before)
+		}
+		c.put(wardTeam("team-ward", "cc"))
+		c.put(wardTeam("team-mdt"))
+		c.do("POST", "", replace("lw")).want(http.StatusOK)
+		if got := owners(); got != handedToLW {
+			t.Errorf("owners once a transaction deleted the team and gave the other a coordinator: %s, want %s", got, handedToLW)
+		}
+
 		c.put(wardTeam("team-mdt", "lw"))
 		for _, end := range []string{"inactive", "entered-in-error", "deleted"} {
 			c.put(wardTeam("team-ward", "cc"))

@@ -321,12 +321,28 @@ func (s *opStore) Transact(ctx context.Context, fn func(ext.Store) error) error 
 // Subscriptions notify matches writes against), to change it only once
 // they are kept. fn must not use the unit, which is over.
 func (s *opStore) AtEnd(fn func(committed bool)) bool {
+	return s.addToEnd(func(e *ends) { e.fns = append(e.fns, fn) })
+}
+
+// BeforeEnd runs fn in the unit of work s is bound to, after its last
+// write and before it commits, and reports whether s is bound to one: for
+// a hook that must read what the whole unit writes, which a transaction's
+// delete, made before its other entries, cannot see when its hook runs.
+// fn may write through s; an error from it fails the unit, as one from the
+// hook would.
+func (s *opStore) BeforeEnd(fn func() error) bool {
+	return s.addToEnd(func(e *ends) { e.last = append(e.last, fn) })
+}
+
+// addToEnd adds, with add, to what the unit of work s is bound to runs
+// at its end, and reports whether s is bound to one.
+func (s *opStore) addToEnd(add func(*ends)) bool {
 	if s.ends == nil {
 		return false
 	}
 	s.ends.mu.Lock()
-	s.ends.fns = append(s.ends.fns, fn)
-	s.ends.mu.Unlock()
+	defer s.ends.mu.Unlock()
+	add(s.ends)
 	return true
 }
 

@@ -112,10 +112,32 @@ func (s *service) putHooked(ctx context.Context, w store.Writer, wr *store.Write
 }
 
 // ends holds the functions to run once a run of a unit of work has ended
-// (opStore.AtEnd).
+// (opStore.AtEnd), and those to run in it after its last write
+// (opStore.BeforeEnd).
 type ends struct {
-	mu  sync.Mutex
-	fns []func(committed bool)
+	mu   sync.Mutex
+	fns  []func(committed bool)
+	last []func() error
+}
+
+// runLast runs the functions asked to run after the unit's last write, in
+// the order they were asked for, and then those they asked for in turn,
+// and stops at the first error, which fails the unit.
+func (e *ends) runLast() error {
+	for {
+		e.mu.Lock()
+		last := e.last
+		e.last = nil
+		e.mu.Unlock()
+		if len(last) == 0 {
+			return nil
+		}
+		for _, f := range last {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // unitEnds returns the functions to run once the unit of work of tx has
@@ -127,7 +149,8 @@ func (s *service) unitEnds(tx store.Tx) *ends {
 }
 
 // transactEnding runs fn in a unit of work of the store, whose hooks may
-// ask for functions to run once the unit has ended (opStore.AtEnd), and
+// ask for functions to run in it once fn has returned (opStore.BeforeEnd),
+// and for functions to run once the unit has ended (opStore.AtEnd), and
 // runs them then, told whether it committed: those of a run the engine
 // gave up to run the unit again (after a conflict) are told it did not,
 // as are those of a unit that failed or panicked.
@@ -149,7 +172,10 @@ func (s *service) transactEnding(ctx context.Context, fn func(tx store.Tx) error
 		runs = append(runs, e)
 		s.ends.Store(tx, e)
 		defer s.ends.Delete(tx)
-		return fn(tx)
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return e.runLast()
 	})
 	committed = err == nil
 	return err
