@@ -376,7 +376,7 @@ func (e *Exporter) abandoned(id string, j *job) bool {
 func (e *Exporter) fail(ctx context.Context, recs store.Tx, id string, ver int64, j *job) (*job, int64, error) {
 	now := e.cfg.Now()
 	failed := *j
-	failed.State, failed.Reason, failed.Finished = stateFailed, "the server stopped while the export ran; start it again", now
+	failed.State, failed.Reason, failed.Finished = stateFailed, stoppedReason, now
 	failed.FinishedBy = e.cfg.Holder
 	v, err := putJob(ctx, recs, id, ver, &failed, now)
 	var conflict *store.ConflictError

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -2001,5 +2002,104 @@ func TestExpiresHoldsAcrossProcesses(t *testing.T) {
 				t.Errorf("status asked of the other process after Expires %s: %d %s, want 404", expires, r.status, r.body)
 			}
 		})
+	}
+}
+
+// failing is an engine whose searches of Patient fail with an error
+// naming the database's file, as an engine's errors do.
+type failing struct {
+	store.Store
+	store.Finder
+}
+
+// engineFault is the error failing answers.
+const engineFault = "sqlite: open /var/lib/carefhir/carefhir.db: disk I/O error (*sqlite.Error)"
+
+func (f *failing) Find(ctx context.Context, q store.Query) (*store.Page, error) {
+	if q.Type == "Patient" {
+		return nil, errors.New(engineFault)
+	}
+	return f.Finder.Find(ctx, q)
+}
+
+// TestFailedExportStatusKeepsInternals: the status of an export the
+// engine failed answers 500 with an OperationOutcome saying to start it
+// again, naming the job, and none of the engine's error (its file path);
+// the log keeps that error at error level beside the job id and the
+// status request's id. A job recorded failed before causes were kept
+// apart, its reason the error itself, is answered the same way.
+func TestFailedExportStatusKeepsInternals(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.Name, func(t *testing.T) {
+			st := eng.Open(t)
+			// A file, as the process's log: written by the exporter's
+			// goroutines and the server's handlers, read by the test.
+			logs, err := os.Create(filepath.Join(t.TempDir(), "log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logs.Close()
+			log := slog.New(slog.NewJSONHandler(logs, nil))
+			e := newEnvWith(t, &failing{Store: st, Finder: st.(store.Finder)},
+				func(c *Config) { c.Logger = log }, func(c *server.Config) { c.Logger = log })
+			e.put("/Patient/p1", patient("p1"))
+			status := e.kickOff("admin", "/$export?_type=Patient")
+			id := strings.TrimPrefix(status, e.base+"/$export-status?_jobId=")
+			var r *response
+			for range 2000 {
+				if r = e.do("admin", "GET", status, "", "X-Request-Id", "poll-1"); r.status != 202 {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			checkFailedStatus(t, r, id)
+			// The request's line is written once the answer is sent.
+			var found bool
+			var text []byte
+			for i := 0; i < 200 && !found; i++ {
+				time.Sleep(10 * time.Millisecond)
+				text, _ = os.ReadFile(logs.Name())
+				for _, line := range strings.Split(string(text), "\n") {
+					found = found || strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, "/var/lib/carefhir/carefhir.db") &&
+						strings.Contains(line, id) && strings.Contains(line, `"request_id":"poll-1"`)
+				}
+			}
+			if !found {
+				t.Errorf("no error line with the cause, the job id and the request id; log:\n%s", text)
+			}
+
+			// A record of the former kind: the error as its reason.
+			recs, _ := e.x.records()
+			j, ver, err := readJob(t.Context(), recs, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j.Reason, j.Cause = engineFault, ""
+			if _, err := putJob(t.Context(), recs, id, ver, j, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			checkFailedStatus(t, e.do("admin", "GET", status, ""), id)
+		})
+	}
+}
+
+// checkFailedStatus checks r is the status of failed job id, holding none
+// of engineFault.
+func checkFailedStatus(t *testing.T, r *response, id string) {
+	t.Helper()
+	var oo struct {
+		ResourceType string
+		Issue        []struct{ Severity, Code, Diagnostics string }
+	}
+	if r.status != 500 || json.Unmarshal([]byte(r.body), &oo) != nil || oo.ResourceType != "OperationOutcome" || len(oo.Issue) != 1 {
+		t.Fatalf("status of the failed export: %d %s, want 500 with an OperationOutcome", r.status, r.body)
+	}
+	if d := oo.Issue[0].Diagnostics; !strings.Contains(d, "start it again") || !strings.Contains(d, id) {
+		t.Errorf("diagnostics %q, want the job id and to start it again", d)
+	}
+	for _, internal := range []string{"/var/lib", "sqlite", "carefhir.db", "*"} {
+		if strings.Contains(r.body, internal) {
+			t.Errorf("the status holds %q: %s", internal, r.body)
+		}
 	}
 }

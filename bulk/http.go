@@ -78,7 +78,8 @@ func (e *Exporter) ownJob(w http.ResponseWriter, r *http.Request) (string, *job,
 }
 
 // status answers 202 with progress while a job runs, 200 with the
-// manifest once complete, 500 with the reason when it failed.
+// manifest once complete, 500 with the reason when it failed (never the
+// error that failed it, which the log keeps).
 func (e *Exporter) status(w http.ResponseWriter, r *http.Request) {
 	id, j, _ := e.ownJob(w, r)
 	if j == nil {
@@ -90,8 +91,14 @@ func (e *Exporter) status(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		w.WriteHeader(http.StatusAccepted)
 	case stateFailed:
-		cause.Record(r.Context(), fmt.Errorf("bulk: export job %s failed: %s", id, j.Reason))
-		outcome(w, http.StatusInternalServerError, "exception", "the export failed: "+j.Reason)
+		// The client learns what to do; the request log keeps the cause
+		// beside the request id and the job id.
+		reason, why := j.failure()
+		if why == "" {
+			why = reason
+		}
+		cause.Record(r.Context(), fmt.Errorf("bulk: export job %s failed: %s", id, why))
+		outcome(w, http.StatusInternalServerError, "exception", "export job "+id+" failed: "+reason)
 	default:
 		// When the files are no longer available (the IG), which this
 		// process makes true by its own clock, never quoting another's;

@@ -47,7 +47,12 @@ type job struct {
 	Errors []output `json:"errors,omitempty"`
 	// Deleted is the file of the resources deleted since Since.
 	Deleted []output `json:"deleted,omitempty"`
-	Reason  string   `json:"reason,omitempty"`
+	// Reason is why the job failed, as the status tells the client: one
+	// of stoppedReason and failedReason. Cause is the error that failed
+	// it, which holds internals (file paths, the engine's errors): it is
+	// logged, never served.
+	Reason string `json:"reason,omitempty"`
+	Cause  string `json:"cause,omitempty"`
 	// Holder is the process running it, which renews Heartbeat while it
 	// runs.
 	Holder    string    `json:"holder"`
@@ -56,6 +61,22 @@ type job struct {
 	// FinishedBy is the process whose clock dated Finished, when not the
 	// Holder: one that failed the job of a stopped process.
 	FinishedBy string `json:"finishedBy,omitempty"`
+}
+
+// The reasons a failed job gives its client.
+const (
+	stoppedReason = "the server stopped while the export ran; start it again"
+	failedReason  = "the server could not complete the export; start it again, and if it fails again, give the server's operators the job id"
+)
+
+// failure is what the status of failed job j answers, and the cause the
+// log keeps. A record written before causes were kept apart holds the
+// error itself as its reason: that is logged, not served.
+func (j *job) failure() (reason, cause string) {
+	if j.Reason == stoppedReason || j.Cause != "" {
+		return j.Reason, j.Cause
+	}
+	return failedReason, j.Reason
 }
 
 // finisher is the process whose clock dated j.Finished.

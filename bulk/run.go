@@ -233,7 +233,7 @@ func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner 
 	if ctx.Err() != nil {
 		// Cancelled (DELETE removes the record and files) or shutting down.
 		if e.ctx.Err() != nil {
-			j.State, j.Reason, j.Finished = stateFailed, "the server stopped while the export ran; start it again", now
+			j.State, j.Reason, j.Finished = stateFailed, stoppedReason, now
 			putJob(bg, recs, id, ver, j, now)
 		}
 		return
@@ -241,7 +241,7 @@ func (e *Exporter) run(ctx context.Context, id string, ver int64, j *job, owner 
 	if err != nil {
 		e.cfg.Logger.Error("bulk: export failed", "job", id, "err", err)
 		e.failed.Add(1)
-		j.State, j.Reason, j.Finished = stateFailed, err.Error(), now
+		j.State, j.Reason, j.Cause, j.Finished = stateFailed, failedReason, err.Error(), now
 		if _, perr := putJob(bg, recs, id, ver, j, now); perr != nil {
 			e.cfg.Logger.Error("bulk: record failed export", "job", id, "err", perr)
 		}
