@@ -812,6 +812,36 @@ func TestImportCSVMappingAliases(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportCSVMappingWrongType imports with mappings holding a value of
+// the wrong kind: each is refused with 400 naming the mapping, the key
+// where the value is, as the mapping spells it, and what is expected
+// there, not the Go struct and type the mapping is read into; nothing
+// is stored.
+func TestImportCSVMappingWrongType(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		before := storedCounts(t, c)
+		for _, m := range []struct{ mapping, want string }{
+			{"name: x\npatient: NHS Number\n", "patient: text, where a mapping of keys to values is expected"},
+			{`{"name":"x","patient":{"nhsNumber":["NHS Number"]}}`, "patient.nhsNumber: a list, where text is expected"},
+			{"name: x\npatient: {nhsNumber: NHS Number}\ndateFormats: dd/MM/yyyy\n", "dateFormats: text, where a list is expected"},
+		} {
+			r := c.do("POST", "/$import?format=csv&mapping="+url.QueryEscape(m.mapping), "NHS Number\n9434760046\n", "Content-Type", "text/csv").want(t, 400)
+			body := string(r.body)
+			if !strings.Contains(body, `"expression":["mapping"]`) || !strings.Contains(body, m.want) {
+				t.Errorf("mapping %q: %s, want %q", m.mapping, body, m.want)
+			}
+			for _, internal := range []string{"Go struct", "csv.", "PatientColumns", "[]string"} {
+				if strings.Contains(body, internal) {
+					t.Errorf("mapping %q: the refusal holds %q: %s", m.mapping, internal, body)
+				}
+			}
+		}
+		if got := storedCounts(t, c); got != before {
+			t.Errorf("refused imports changed the counts: %s, then %s", before, got)
+		}
+	}, withImport)
+}
+
 // TestImportHL7v2TooManyParts imports an HL7 v2 message whose PID-3 holds
 // 300,000 empty repetitions: it is rejected (AR, quoting its control id)
 // before it is parsed, and nothing is stored.

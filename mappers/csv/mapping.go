@@ -139,7 +139,40 @@ func decodeStrict(data []byte, v any) error {
 	}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.DisallowUnknownFields()
-	return dec.Decode(v)
+	return wrongType(dec.Decode(v))
+}
+
+// wrongType says, of a value of the wrong kind, where it is (by the keys
+// of the file) and what is expected there, in the file's terms: the JSON
+// decoder's error names the Go struct field and type it was decoded into,
+// which mean nothing to whoever wrote the file.
+func wrongType(err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	where := te.Field
+	if where == "" {
+		where = "the file"
+	}
+	return fmt.Errorf("%s: %s, where %s is expected", where, kindOf(te.Value), kindOf(te.Type.Kind().String()))
+}
+
+// kindOf names a kind of value, as the JSON decoder or package reflect
+// names it, in the terms of a YAML or JSON file.
+func kindOf(kind string) string {
+	switch {
+	case kind == "string":
+		return "text"
+	case kind == "array" || kind == "slice":
+		return "a list"
+	case kind == "object" || kind == "struct" || kind == "map":
+		return "a mapping of keys to values"
+	case kind == "bool":
+		return "true or false"
+	default: // number, or a Go number kind such as int
+		return "a number"
+	}
 }
 
 // maxMappingNodes bounds the nodes of a mapping once its YAML aliases are
