@@ -397,8 +397,17 @@ func (n *Notifier) fail(ctx context.Context, recs store.Tx, leased *store.Versio
 		// dated by another process's clock, hours from this one's, and
 		// quoted beside this write's time it would say the subscription
 		// failed for longer than it did.
+		last := rw.LastError
+		var endpoint *endpointError
+		if !errors.As(cause, &endpoint) {
+			// The server's own failure (the engine failing a read): its
+			// text holds internals, which the log keeps; the
+			// Subscription's reader learns only that it was the server's.
+			n.cfg.Logger.Error("notify: deliveries failing on the server", "subscription", rw.Subscription, "attempts", rw.Attempts, "err", cause)
+			last = "the server could not prepare the notification"
+		}
 		why := fmt.Sprintf("delivery failing since %s after %d attempts: %s",
-			now.Add(-rw.FailingFor).UTC().Format(time.RFC3339), rw.Attempts, rw.LastError)
+			now.Add(-rw.FailingFor).UTC().Format(time.RFC3339), rw.Attempts, last)
 		if err := n.setError(ctx, rw.Subscription, why); err != nil {
 			n.cfg.Logger.Error("notify: set subscription error", "subscription", rw.Subscription, "err", err)
 		} else {
@@ -594,9 +603,25 @@ func resourceURL(base, typ, id string) (string, error) {
 	return u.String(), nil
 }
 
+// endpointError is a delivery's failure at the endpoint (refused by the
+// SSRF guard, unreachable, or answering other than 2xx): the
+// subscription's owner's to act on, and quoted in Subscription.error.
+type endpointError struct{ err error }
+
+func (e *endpointError) Error() string { return e.err.Error() }
+func (e *endpointError) Unwrap() error { return e.err }
+
 // send makes one request to an endpoint; anything but a 2xx answer is a
-// failure.
+// failure, an *endpointError.
 func (n *Notifier) send(ctx context.Context, sub *subscription, method, target string, body []byte) error {
+	if err := n.request(ctx, sub, method, target, body); err != nil {
+		return &endpointError{err}
+	}
+	return nil
+}
+
+// request is send's request.
+func (n *Notifier) request(ctx context.Context, sub *subscription, method, target string, body []byte) error {
 	if err := CheckEndpoint(target, n.cfg.AllowHTTP); err != nil {
 		return err
 	}

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -413,13 +416,7 @@ func TestRetriesThenError(t *testing.T) {
 
 		// Failing for an hour sets error, with the reason.
 		rx.setStatus(http.StatusInternalServerError)
-		e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
-		for range 70 {
-			e.deliver()
-			e.clock.Advance(time.Minute)
-		}
-		e.deliver()
-		sub := e.do("admin", "GET", "/Subscription/"+id, "").body
+		sub := e.failForAnHour(id)
 		if field(t, sub, "status") != "error" || !strings.Contains(field(t, sub, "error"), "500") {
 			t.Fatalf("after an hour of failures: %s", sub)
 		}
@@ -433,6 +430,20 @@ func TestRetriesThenError(t *testing.T) {
 			t.Errorf("a subscription in error was delivered: %+v", got)
 		}
 	})
+}
+
+// failForAnHour writes an Appointment that subscription id matches and
+// delivers every minute for more than ErrorAfter, an hour, while its
+// deliveries fail; it returns the Subscription as it then stands.
+func (e *env) failForAnHour(id string) string {
+	e.t.Helper()
+	e.do("admin", "POST", "/Appointment", appointment("p1", "booked"))
+	for range 70 {
+		e.deliver()
+		e.clock.Advance(time.Minute)
+	}
+	e.deliver()
+	return e.do("admin", "GET", "/Subscription/"+id, "").body
 }
 
 // TestSubscriptionCreatedAgain: a Subscription created under the id of a
@@ -1650,4 +1661,63 @@ func TestTwoProcessesErrorSinceClocksApart(t *testing.T) {
 	if failing := setAt.Sub(at); failing < time.Hour || failing > time.Hour+2*time.Minute {
 		t.Errorf("Subscription.error %q set at %s by b's clock: failing for %s, want the hour measured", msg, setAt.Format(time.RFC3339), failing)
 	}
+}
+
+// ownerFault is the error failingOwners answers, as an engine's errors
+// read: internals of the server.
+const ownerFault = "connection pool for 10.2.3.4:27017 was cleared (*mongo.CommandError)"
+
+// failingOwners is an engine whose reads of the subscriptions' owners
+// made outside any request (by the deliveries) fail while fail is set.
+type failingOwners struct {
+	store.Store
+	store.Finder
+	fail atomic.Bool
+}
+
+func (f *failingOwners) Read(ctx context.Context, typ, id string) (*store.Version, error) {
+	if typ == "NotifyOwner" && f.fail.Load() && ctx.Value(http.ServerContextKey) == nil {
+		return nil, errors.New(ownerFault)
+	}
+	return f.Store.Read(ctx, typ, id)
+}
+
+// TestServerFailureNotQuotedInError: a subscription whose deliveries
+// fail on the server's side (the engine failing to read its owner) for
+// ErrorAfter is set to error saying the server could not prepare the
+// notification, not quoting the engine's error, which the log keeps at
+// error level beside the subscription's id.
+func TestServerFailureNotQuotedInError(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		st := eng.open(t, eng.place(t))
+		f := &failingOwners{Store: st, Finder: st.(store.Finder)}
+		logs, err := os.Create(filepath.Join(t.TempDir(), "log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logs.Close()
+		e := newEnv(t, f, map[string]map[string]any{}, func(c *notify.Config) { c.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
+		rx := newReceiver(t)
+		id := idOf(t, e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", rx.URL+"/hook", "application/fhir+json")))
+		e.deliver()
+		rx.take()
+		f.fail.Store(true)
+		sub := e.failForAnHour(id)
+		if field(t, sub, "status") != "error" || !strings.Contains(field(t, sub, "error"), "the server could not prepare the notification") {
+			t.Fatalf("after an hour of the server failing: %s, want error saying the server could not prepare the notification", sub)
+		}
+		for _, internal := range []string{"10.2.3.4", "connection pool", "mongo", "owner of subscription"} {
+			if strings.Contains(sub, internal) {
+				t.Errorf("the Subscription holds %q: %s", internal, sub)
+			}
+		}
+		text, _ := os.ReadFile(logs.Name())
+		var found bool
+		for _, line := range strings.Split(string(text), "\n") {
+			found = found || strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, ownerFault) && strings.Contains(line, id)
+		}
+		if !found {
+			t.Errorf("no error line with the cause and the subscription; log:\n%s", text)
+		}
+	})
 }
