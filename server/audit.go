@@ -79,13 +79,13 @@ func auditQuery(raw string) string {
 // authentication, so that an attempt to change the trail is answered 401
 // without a valid token, like any request, and is attributed to its agent
 // in the trail it would have changed.
-func refuseTrailWrites(c *gin.Context) {
+func (a *api) refuseTrailWrites(c *gin.Context) {
 	if !stateOf(c).trailWrite {
 		c.Next()
 		return
 	}
 	err := errorf(http.StatusMethodNotAllowed, "not-supported", "AuditEvent resources are written by the server alone: the audit trail is read-only")
-	err.Header = allowHeader(c)
+	err.Header = a.allowHeader(c)
 	c.Error(err)
 	c.Abort()
 }

@@ -248,10 +248,15 @@ func TestBackendServicesToken(t *testing.T) {
 				t.Errorf("HEAD %s: Content-Type %q, %d bytes of body", path, h.header.Get("Content-Type"), len(h.body))
 			}
 		}
+		// Served, it takes GET and HEAD alone.
+		r := c.do("POST", c.base+"/.well-known/smart-configuration", "").want(t, http.StatusMethodNotAllowed)
+		if got := r.header.Get("Allow"); got != "GET, HEAD" {
+			t.Errorf("POST /fhir/.well-known/smart-configuration: Allow %q, want GET, HEAD", got)
+		}
 		tokenURL := c.root + "/auth/token"
 
 		assertion := authtest.Assertion("gp-system", tokenURL)
-		r := c.requestToken(c.gp, assertion, "system/Patient.cruds system/Observation.rs system/Task.rs").want(t, http.StatusOK)
+		r = c.requestToken(c.gp, assertion, "system/Patient.cruds system/Observation.rs system/Task.rs").want(t, http.StatusOK)
 		var tok struct {
 			AccessToken string `json:"access_token"`
 			TokenType   string `json:"token_type"`

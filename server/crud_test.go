@@ -980,8 +980,10 @@ func TestTrailingSlash(t *testing.T) {
 // TestAllow: a method not served on a path is 405, whose Allow lists the
 // methods served there: no POST on an instance or below it (operations
 // aside), GET and HEAD alone on metadata and _history and on the audit
-// trail, POST alone for an operation GET may not invoke; a type not served
-// is 404 whatever the method.
+// trail, POST alone on the path of an operation GET may not invoke; a type
+// not served, an operation not served where it is named and the SMART
+// configuration of a server without authentication are 404 whatever the
+// method.
 func TestAllow(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		const instance = "GET, HEAD, PUT, PATCH, DELETE"
@@ -1010,6 +1012,16 @@ func TestAllow(t *testing.T) {
 			{"TRACE", "/AuditEvent", "GET, HEAD"},
 			{"GET", "/Patient/1/$meta-delete", "POST"},
 			{"GET", "/Patient/1/$meta-add", "POST"},
+			{"TRACE", "/Patient/1/$meta-add", "POST"},
+			{"PUT", "/Patient/1/$meta-add", "POST"},
+			{"PATCH", "/Patient/1/$meta-add", "POST"},
+			{"DELETE", "/Patient/1/$meta-delete", "POST"},
+			{"OPTIONS", "/Patient/1/$meta-delete", "POST"},
+			{"TRACE", "/$import", "POST"},
+			{"PUT", "/$import", "POST"},
+			{"DELETE", "/$import", "POST"},
+			{"PUT", "/Patient/$meta", "GET, HEAD, POST"},
+			{"DELETE", "/$meta", "GET, HEAD, POST"},
 		} {
 			r := c.do(tt.method, tt.path, "").want(t, http.StatusMethodNotAllowed)
 			r.outcome(t, "not-supported", "")
@@ -1030,10 +1042,14 @@ func TestAllow(t *testing.T) {
 				c.do(m, path, "").want(t, http.StatusNotFound)
 			}
 		}
-		// A type not served is no endpoint, whatever the method: a 405
-		// would list methods that all answer 404.
+		// A type not served, an operation not served there, and the SMART
+		// configuration of a server that takes no tokens are no endpoint,
+		// whatever the method: a 405 would list methods that all answer
+		// 404.
 		for _, m := range []string{"GET", "POST", "PUT", "DELETE", "TRACE"} {
-			for _, path := range []string{"/Foo", "/Foo/1", "/Foo/1/_history", "/Foo/1/$meta"} {
+			for _, path := range []string{"/Foo", "/Foo/1", "/Foo/1/_history", "/Foo/1/$meta",
+				"/$foo", "/Patient/$foo", "/Patient/1/$foo", "/Patient/$meta-add", "/$meta-add",
+				"/.well-known/smart-configuration"} {
 				if r := c.do(m, path, ""); r.status != http.StatusNotFound {
 					t.Errorf("%s %s: %d (Allow %q), want 404", m, path, r.status, r.header.Get("Allow"))
 				}
@@ -1042,7 +1058,7 @@ func TestAllow(t *testing.T) {
 		if cs := c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t); str(cs, "resourceType") != "CapabilityStatement" {
 			t.Errorf("GET /metadata after refused writes: %v", cs)
 		}
-	})
+	}, withImport)
 }
 
 func TestRequestLog(t *testing.T) {

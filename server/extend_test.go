@@ -91,7 +91,10 @@ func TestRegisteredOperation(t *testing.T) {
 		}
 		c.do("GET", "/Patient/$count-family", "").want(t, http.StatusBadRequest).outcome(t, "required", "Parameters.parameter")
 		c.do("GET", "/Observation/$count-family?family=Ward", "").want(t, http.StatusNotFound)
-		c.do("PUT", "/Patient/$count-family", "{}", "Content-Type", "application/fhir+json").want(t, http.StatusBadRequest)
+		// The operation's path takes the methods that invoke it alone.
+		if r := c.do("PUT", "/Patient/$count-family", "{}", "Content-Type", "application/fhir+json").want(t, http.StatusMethodNotAllowed); r.header.Get("Allow") != "GET, HEAD, POST" {
+			t.Errorf("PUT /Patient/$count-family: Allow %q, want GET, HEAD, POST", r.header.Get("Allow"))
+		}
 		caps := c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t)
 		found := false
 		for _, r := range get(caps, "rest", 0, "resource").([]any) {

@@ -51,12 +51,16 @@ func getAndHead(r gin.IRoutes, path string, h gin.HandlerFunc) {
 }
 
 // resourceType returns the :type path parameter if carefhir serves it.
-// The system's metadata and _history, which a type's routes match, answer
-// 405 to the methods they do not take.
-func resourceType(c *gin.Context) (string, error) {
+// The system's metadata and _history, and the path of an operation
+// ($name, as the type or the id), which a type's routes match, answer 405
+// to the methods they do not take.
+func (a *api) resourceType(c *gin.Context) (string, error) {
 	typ := c.Param("type")
 	if typ == "metadata" || typ == "_history" {
-		return "", notAllowed(c)
+		return "", a.notAllowed(c)
+	}
+	if _, _, ok := operationPath(c.Request.URL.Path); ok {
+		return "", a.notAllowed(c)
 	}
 	if !isServed(typ) {
 		return "", errorf(http.StatusNotFound, "not-supported", "resource type %q is not served here", truncate(typ, 64))
@@ -70,8 +74,8 @@ func noEndpoint(c *gin.Context) *Error {
 }
 
 // target returns the :type and :id path parameters, checked.
-func target(c *gin.Context) (string, string, error) {
-	typ, err := resourceType(c)
+func (a *api) target(c *gin.Context) (string, string, error) {
+	typ, err := a.resourceType(c)
 	if err != nil {
 		return "", "", err
 	}
@@ -83,7 +87,7 @@ func target(c *gin.Context) (string, string, error) {
 }
 
 func (a *api) read(c *gin.Context) {
-	typ, id, err := target(c)
+	typ, id, err := a.target(c)
 	if err != nil {
 		c.Error(err)
 		return
@@ -104,7 +108,7 @@ func (a *api) read(c *gin.Context) {
 }
 
 func (a *api) vread(c *gin.Context) {
-	typ, id, err := target(c)
+	typ, id, err := a.target(c)
 	if err != nil {
 		c.Error(err)
 		return
@@ -432,7 +436,7 @@ func ifNoneMatch(c *gin.Context) (noneMatch, error) {
 }
 
 func (a *api) create(c *gin.Context) {
-	typ, err := resourceType(c)
+	typ, err := a.resourceType(c)
 	if err != nil {
 		c.Error(err)
 		return
@@ -475,7 +479,7 @@ func (a *api) create(c *gin.Context) {
 }
 
 func (a *api) update(c *gin.Context) {
-	typ, id, err := target(c)
+	typ, id, err := a.target(c)
 	if err != nil {
 		c.Error(err)
 		return
@@ -613,7 +617,7 @@ func preferReturn(c *gin.Context) string {
 }
 
 func (a *api) delete(c *gin.Context) {
-	typ, id, err := target(c)
+	typ, id, err := a.target(c)
 	if err != nil {
 		c.Error(err)
 		return
@@ -673,14 +677,14 @@ func writeDeleted(c *gin.Context, v *store.Version) {
 // conditional update or delete; without criteria the method is not allowed
 // on a type.
 func (a *api) conditionalTarget(c *gin.Context, what string) (string, *store.Query, error) {
-	typ, err := resourceType(c)
+	typ, err := a.resourceType(c)
 	if err != nil {
 		return "", nil, err
 	}
 	if c.Request.URL.RawQuery == "" {
 		err := errorf(http.StatusMethodNotAllowed, "not-supported",
 			"%s on a resource type needs search criteria (%s) or an id in the URL", c.Request.Method, what)
-		err.Header = allowHeader(c)
+		err.Header = a.allowHeader(c)
 		return "", nil, err
 	}
 	criteria, err := a.parseCriteria(typ, c.Request.URL.RawQuery, what)

@@ -71,7 +71,7 @@ type entryResponse struct {
 }
 
 func (a *api) historyInstance(c *gin.Context) {
-	typ, id, err := target(c)
+	typ, id, err := a.target(c)
 	if err != nil {
 		c.Error(err)
 		return
@@ -86,7 +86,7 @@ func (a *api) historyInstance(c *gin.Context) {
 }
 
 func (a *api) historyType(c *gin.Context) {
-	typ, err := resourceType(c)
+	typ, err := a.resourceType(c)
 	if err != nil {
 		c.Error(err)
 		return

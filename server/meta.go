@@ -130,7 +130,7 @@ func (a *api) metaInUse(c *gin.Context, inv invocation) {
 // versionMeta answers $meta on a version of a resource
 // ([type]/[id]/_history/[vid]/$meta), the one operation served there.
 func (a *api) versionMeta(c *gin.Context) {
-	typ, id, err := target(c)
+	typ, id, err := a.target(c)
 	if err != nil {
 		c.Error(err)
 		return

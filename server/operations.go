@@ -97,7 +97,7 @@ func (a *api) registerOperationRoutes(g *gin.RouterGroup) {
 	g.POST("/:type/:id", a.orOperation(nil))
 	g.POST("/:type/:id/:op", a.orOperation(func(c *gin.Context) {
 		if c.Param("op") != "_search" {
-			c.Error(notAllowed(c))
+			c.Error(a.notAllowed(c))
 			return
 		}
 		a.searchCompartment(c, "*")
@@ -113,7 +113,7 @@ func (a *api) orOperation(next gin.HandlerFunc) gin.HandlerFunc {
 		inv, name, ok := operationPath(c.Request.URL.Path)
 		if !ok {
 			if next == nil {
-				c.Error(notAllowed(c))
+				c.Error(a.notAllowed(c))
 				return
 			}
 			next(c)
@@ -258,8 +258,8 @@ func levelText(inv invocation) string {
 // notAllowed is the 405 of a method not served on the request's path,
 // with the methods that are in Allow; on a path that names no endpoint
 // (allowedOn), the 404 of one.
-func notAllowed(c *gin.Context) *Error {
-	allow := allowedOn(c.Request.URL)
+func (a *api) notAllowed(c *gin.Context) *Error {
+	allow := a.allowedOn(c.Request.URL)
 	if allow == "" {
 		return noEndpoint(c)
 	}
@@ -269,19 +269,20 @@ func notAllowed(c *gin.Context) *Error {
 }
 
 // allowHeader is the Allow header of a 405 answered to c.
-func allowHeader(c *gin.Context) http.Header {
-	return http.Header{"Allow": {allowedOn(c.Request.URL)}}
+func (a *api) allowHeader(c *gin.Context) http.Header {
+	return http.Header{"Allow": {a.allowedOn(c.Request.URL)}}
 }
 
 // allowedOn lists the methods served on a URL under /fhir, "" when it
 // names no endpoint. The router knows less: a type's routes match metadata
-// and _history, which take GET and HEAD alone and have nothing below them;
+// and _history, which take GET and HEAD alone and have nothing below them,
+// and the path of an operation, which takes the methods that invoke it;
 // the POST routes on an instance and below it serve operations ($name)
 // alone, and the search of a compartment, Patient's alone; and PUT, PATCH
 // and DELETE on a type are conditional, served with search criteria only.
 // A type the server alone writes (the audit trail) is read and searched
-// alone.
-func allowedOn(u *url.URL) string {
+// alone. The SMART configuration is served with authentication alone.
+func (a *api) allowedOn(u *url.URL) string {
 	rest := strings.Trim(strings.TrimPrefix(u.Path, "/fhir"), "/")
 	segs := strings.Split(rest, "/")
 	switch last := segs[len(segs)-1]; {
@@ -289,21 +290,31 @@ func allowedOn(u *url.URL) string {
 		return ""
 	case len(segs) > 2 && len(segs) <= 4 && last == "_search" && segs[0] != "Patient":
 		return "" // the search of a compartment not searched here
-	case rest == "", len(segs) == 1 && strings.HasPrefix(last, "$"):
+	case rest == "":
 		return "GET, HEAD, POST"
+	case len(segs) == 1 && strings.HasPrefix(last, "$"):
+		return a.operationAllows(invocation{}, last[1:])
 	case len(segs) == 1 && last == "_search":
 		return "POST"
 	case len(segs) == 1 && (last == "metadata" || last == "_history"):
 		return "GET, HEAD"
-	case rest == ".well-known/smart-configuration":
+	case rest == ".well-known/smart-configuration" && a.cfg.Auth != nil:
 		return "GET, HEAD"
 	case !isServed(segs[0]):
 		// A type's routes match any first segment: one naming no type
 		// served here is no endpoint, whatever the method, as a GET of
 		// it answers.
 		return ""
+	case len(segs) == 5 && segs[2] == "_history" && last == "$meta":
+		return "GET, HEAD, POST" // $meta on a version
+	case len(segs) <= 3 && strings.HasPrefix(last, "$"):
+		inv := invocation{Type: segs[0]}
+		if len(segs) == 3 {
+			inv.ID = segs[1]
+		}
+		return a.operationAllows(inv, last[1:])
 	case strings.HasPrefix(last, "$"):
-		return "GET, HEAD, POST"
+		return ""
 	case len(segs) <= 2 && last != "_search" && access.ReadOnly(segs[0]):
 		return "GET, HEAD"
 	case len(segs) == 1 && u.RawQuery == "":
@@ -318,4 +329,20 @@ func allowedOn(u *url.URL) string {
 		return "GET, HEAD, PUT, PATCH, DELETE"
 	}
 	return "GET, HEAD"
+}
+
+// operationAllows lists the methods that invoke the operation name where
+// inv is: POST, and GET and HEAD too when the operation changes nothing;
+// "" when no operation of that name is served there, as invoke answers.
+func (a *api) operationAllows(inv invocation, name string) string {
+	op, ok := a.operations[name]
+	switch {
+	case !ok || op.levels&inv.level() == 0:
+		return ""
+	case inv.Type != "" && op.types != nil && !slices.Contains(op.types, inv.Type):
+		return ""
+	case op.idempotent:
+		return "GET, HEAD, POST"
+	}
+	return "POST"
 }

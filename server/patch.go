@@ -38,7 +38,7 @@ func (a *api) registerPatch(g *gin.RouterGroup) {
 }
 
 func (a *api) patch(c *gin.Context) {
-	typ, id, err := target(c)
+	typ, id, err := a.target(c)
 	if err != nil {
 		c.Error(err)
 		return

@@ -179,7 +179,7 @@ func (a *api) finder() (store.Finder, error) {
 }
 
 func (a *api) searchType(c *gin.Context) {
-	typ, err := resourceType(c)
+	typ, err := a.resourceType(c)
 	if err != nil {
 		c.Error(err)
 		return

@@ -182,7 +182,7 @@ func New(cfg Config) http.Handler {
 	// The deadline encloses the rendering of errors, which tells a
 	// stopped query from a failed one by the context.
 	r.Use(beginRequest(cfg.Limits.Deadline), a.trackWrites(cfg.Writes), logRequests(cfg.Logger), a.audited, recoverOutcome, renderErrors,
-		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger, limit), limit.rateLimit, refuseTrailWrites, collectWarnings,
+		securityHeaders, cors(cfg.CORSOrigins), authenticate(cfg.Auth, cfg.Logger, limit), limit.rateLimit, a.refuseTrailWrites, collectWarnings,
 		limitBody(cfg.MaxBodyBytes), decodeContent(cfg.MaxBodyBytes), takeTurns(cfg.Limits.LargeBodies), checkQuery, a.readProvenance)
 	r.NoRoute(func(c *gin.Context) {
 		c.Error(noEndpoint(c))
@@ -192,7 +192,7 @@ func New(cfg Config) http.Handler {
 		// the path, some of which do not serve it (see allowedOn); the
 		// host's routes keep it.
 		if strings.HasPrefix(c.Request.URL.Path, "/fhir/") && !a.hostRoute(c.Request.URL.Path) {
-			c.Error(notAllowed(c))
+			c.Error(a.notAllowed(c))
 			return
 		}
 		c.Error(errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, c.Request.URL.Path))
