@@ -320,7 +320,7 @@ func patchParameters(format string, body []byte) ([]byte, error) {
 // patch (RFC 5789, section 2.2), 409 for a failed JSON Patch test (the
 // resource is not in the state the client stated, the same answer as a lost
 // version race: read it again), 422 for a well-formed patch that does not
-// fit this resource.
+// fit this resource or writes a value no resource may hold.
 func patchError(format string, err error) error {
 	var pe *patch.Error
 	if !errors.As(err, &pe) {
@@ -334,6 +334,9 @@ func patchError(format string, err error) error {
 		status, code = http.StatusConflict, "conflict"
 	case patch.TooCostly:
 		code = "too-costly"
+	case patch.InvalidValue:
+		// What a body holding the result would be refused for.
+		code = "structure"
 	}
 	kind, expression := "FHIRPath Patch", ""
 	if format == mimeJSONPatch {

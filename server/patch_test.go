@@ -150,6 +150,12 @@ func TestPatchRejects(t *testing.T) {
 			{"result is not valid", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/birthDate","value":"1 March 1970"}]`, nil, 422, "structure", "Patient.birthDate"},
 			{"result has an unknown element", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/colour","value":"blue"}]`, nil, 422, "structure", "Patient.colour"},
 			{"result lacks a mandatory element", "/Observation/" + obs, jsonPatch, `[{"op":"remove","path":"/status"}]`, nil, 422, "required", "Observation.status"},
+			// A PUT of the result would be refused: FHIR JSON has no empty
+			// arrays or objects, which a patch must not turn into a removal.
+			{"value is an empty array", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/name","value":[]}]`, nil, 422, "structure", ""},
+			{"value holds an empty object", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/name","value":[{}]}]`, nil, 422, "structure", ""},
+			{"value is an empty object", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/maritalStatus","value":{}}]`, nil, 422, "structure", ""},
+			{"replace with an empty array inside", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/name/0","value":{"family":"Byrne","given":[]}}]`, nil, 422, "structure", ""},
 			{"patch changes the id", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/id","value":"other"}]`, nil, 422, "invalid", "Patient.id"},
 			{"patch removes the id", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"/id"}]`, nil, 422, "invalid", "Patient.id"},
 			{"FHIRPath Patch changes the id", "/Patient/" + id, fhirJSON,
@@ -177,6 +183,11 @@ func TestPatchRejects(t *testing.T) {
 				r := c.do("PATCH", tt.path, tt.body, append(headers, tt.headers...)...).want(t, tt.status)
 				r.outcome(t, tt.code, tt.expression)
 			})
+		}
+		// The answer names where the empty value is.
+		r := c.do("PATCH", "/Patient/"+id, `[{"op":"add","path":"/name/-","value":{"given":[]}}]`, "Content-Type", jsonPatch).want(t, http.StatusUnprocessableEntity)
+		if d := r.outcome(t, "structure", ""); !strings.Contains(d, `"/name/-"`) || !strings.Contains(d, `"/name/1/given"`) || !strings.Contains(d, "empty array") {
+			t.Errorf("diagnostics %q, want the operation's path and /name/1/given named as an empty array", d)
 		}
 		// None of the refused patches was stored.
 		for _, path := range []string{"/Patient/" + id, "/Observation/" + obs} {

@@ -3,6 +3,8 @@ package patch
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,7 +18,9 @@ import (
 // order. The form {"patches": [...]}, which the NHS Personal Demographics
 // Service API uses, is accepted too. FHIR's JSON has no empty objects or
 // arrays, so what the operations leave empty (removing the only name leaves
-// "name": []) is dropped from the result.
+// "name": []) is dropped from the result, while one that an add or replace
+// writes and no later operation fills fails as InvalidValue: dropped, it
+// would remove what the client meant to write.
 //
 // A failure is an *Error: Malformed for a document that is not a valid
 // patch (an object in it naming a member twice included), Inapplicable for an operation that does not fit the resource (a
@@ -46,6 +50,7 @@ func (l Limits) JSONPatch(resource, ops []byte) ([]byte, error) {
 	// count the value they put in, removals nothing.
 	size := int64(len(resource))
 	contained := containedIDs(obj)
+	written := writtenEmpties{}
 	var doc any = obj
 	for i, op := range list {
 		var perr *Error
@@ -56,6 +61,9 @@ func (l Limits) JSONPatch(resource, ops []byte) ([]byte, error) {
 					Message: fmt.Sprintf("the patched resource would exceed %d bytes", l.ResultBytes)}
 			}
 		}
+		if op.op == "add" || op.op == "replace" {
+			op.value = written.mark(op.value, i)
+		}
 		if doc, perr = op.apply(doc); perr != nil {
 			perr.Op, perr.Path = i, op.rawPath
 			return nil, perr
@@ -64,6 +72,10 @@ func (l Limits) JSONPatch(resource, ops []byte) ([]byte, error) {
 	if obj, ok := doc.(map[string]any); ok {
 		if err := checkLocalReferences(contained, obj); err != nil {
 			return nil, err
+		}
+		if at, kind, i := written.find(obj, nil); kind != "" {
+			return nil, &Error{Op: i, Path: list[i].rawPath, Kind: InvalidValue,
+				Message: fmt.Sprintf("the value leaves an empty %s at %q, which FHIR JSON does not allow: leave the element out instead", kind, pointerString(at))}
 		}
 		prune(obj)
 	}
@@ -195,6 +207,74 @@ func pointerString(tokens []string) string {
 		b.WriteString(strings.ReplaceAll(strings.ReplaceAll(t, "~", "~0"), "/", "~1"))
 	}
 	return b.String()
+}
+
+// writtenEmpties are the empty arrays and objects that the values of a
+// JSON Patch's adds and replaces hold, by identity, with the operation
+// that wrote each. FHIR JSON has none: what the operations leave empty
+// (a removal of the last item) is pruned, but one a value writes and no
+// later operation fills is refused, as a body holding it would be; pruned,
+// it would remove what the client meant to write.
+type writtenEmpties map[uintptr]writtenEmpty
+
+type writtenEmpty struct {
+	op        int
+	container any // kept reachable, so that its address is not reused
+}
+
+// mark records the empty arrays and objects in v as written by operation
+// op, and returns v with each empty array made an allocation of its own:
+// an empty slice has no identity otherwise.
+func (w writtenEmpties) mark(v any, op int) any {
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 0 {
+			w[reflect.ValueOf(x).Pointer()] = writtenEmpty{op, x}
+		}
+		for k, e := range x {
+			x[k] = w.mark(e, op)
+		}
+	case []any:
+		if len(x) == 0 {
+			x = make([]any, 0, 1)
+			w[reflect.ValueOf(x).Pointer()] = writtenEmpty{op, x}
+			return x
+		}
+		for i, e := range x {
+			x[i] = w.mark(e, op)
+		}
+	}
+	return v
+}
+
+// find returns where in v, below the tokens at, the first written empty
+// array or object still empty is (members in name order), which it is,
+// and the operation that wrote it; kind is "" when there is none.
+func (w writtenEmpties) find(v any, at []string) (where []string, kind string, op int) {
+	if len(w) == 0 {
+		return nil, "", 0
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if e, ok := w[reflect.ValueOf(x).Pointer()]; ok && len(x) == 0 {
+			return at, "object", e.op
+		}
+		for _, k := range slices.Sorted(maps.Keys(x)) {
+			if where, kind, op := w.find(x[k], append(slices.Clip(at), k)); kind != "" {
+				return where, kind, op
+			}
+		}
+	case []any:
+		if e, ok := w[reflect.ValueOf(x).Pointer()]; ok && len(x) == 0 {
+			return at, "array", e.op
+		}
+		for i, e := range x {
+			if where, kind, op := w.find(e, append(slices.Clip(at), strconv.Itoa(i))); kind != "" {
+				return where, kind, op
+			}
+		}
+	}
+	return nil, "", 0
 }
 
 func inapplicable(format string, args ...any) *Error {

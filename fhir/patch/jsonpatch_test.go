@@ -75,6 +75,10 @@ func TestJSONPatch(t *testing.T) {
 			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}]}`},
 		{"test objects in any member order", `[{"op":"test","path":"/name/0","value":{"given":["Ann","Beth"],"family":"Smith"}}]`, doc},
 		{"decimal kept as written", `[]`, doc},
+		{"removal of the last item drops the array", `[{"op":"remove","path":"/name/0"}]`,
+			`{"resourceType":"Patient","id":"p1","active":true,"a/b":{"m~n":1.50}}`},
+		{"empty array added then filled", `[{"op":"add","path":"/telecom","value":[]},{"op":"add","path":"/telecom/-","value":{"value":"1"}}]`,
+			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}],"a/b":{"m~n":1.50},"telecom":[{"value":"1"}]}`},
 		{"PDS wrapper", `{"patches":[{"op":"remove","path":"/a~1b"}]}`,
 			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}]}`},
 	}
@@ -126,6 +130,11 @@ func TestJSONPatchErrors(t *testing.T) {
 		{"test fails", `[{"op":"replace","path":"/active","value":false},{"op":"test","path":"/name/0/family","value":"Jones"}]`, patch.TestFailed, 1, "/name/0/family"},
 		{"test on a missing path", `[{"op":"test","path":"/gender","value":"male"}]`, patch.TestFailed, 0, "/gender"},
 		{"test string is not number", `[{"op":"test","path":"/id","value":1}]`, patch.TestFailed, 0, "/id"},
+		{"empty array value", `[{"op":"add","path":"/gender","value":"male"},{"op":"add","path":"/telecom","value":[]}]`, patch.InvalidValue, 1, "/telecom"},
+		{"empty object value", `[{"op":"add","path":"/maritalStatus","value":{}}]`, patch.InvalidValue, 0, "/maritalStatus"},
+		{"empty object in an array value", `[{"op":"replace","path":"/name","value":[{"family":"Jones"},{}]}]`, patch.InvalidValue, 0, "/name"},
+		{"empty array in an object value", `[{"op":"add","path":"/name/-","value":{"family":"Jones","given":[]}}]`, patch.InvalidValue, 0, "/name/-"},
+		{"empty object filled then emptied", `[{"op":"add","path":"/maritalStatus","value":{}},{"op":"add","path":"/maritalStatus/text","value":"x"},{"op":"remove","path":"/maritalStatus/text"}]`, patch.InvalidValue, 0, "/maritalStatus"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,6 +43,10 @@ const (
 	// TooCostly: the patch exceeds its Limits (too many operations, a
 	// result too large, a path too costly to evaluate).
 	TooCostly
+	// InvalidValue: a JSON Patch writes a value that FHIR JSON does not
+	// allow, an empty array or object, which a body holding the result
+	// would be refused for.
+	InvalidValue
 )
 
 // Limits bound what one patch may cost. A zero field takes the default of
