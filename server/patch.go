@@ -183,13 +183,13 @@ func (a *api) patchResource(ctx context.Context, typ string, current *store.Vers
 	if patched, narrativeRemoved, err = withoutStaleNarrative(current.JSON, patched); err != nil {
 		return nil, false, err
 	}
+	if err := keepsType(typ, patched); err != nil {
+		return nil, false, err
+	}
 	if res, err = fhirjson.Unmarshal(patched); err != nil {
 		return nil, false, invalidResult(err)
 	}
 	switch {
-	case res.ResourceType() != typ:
-		return nil, false, errorf(http.StatusUnprocessableEntity, "invalid",
-			"the patch turns the %s into a %s: a patch cannot change the type of a resource", typ, res.ResourceType())
 	case res.GetID() == "":
 		return nil, false, errorf(http.StatusUnprocessableEntity, "invalid",
 			"the patch removes the id %q: a patch cannot change the id of a resource", current.ID).at(typ + ".id")
@@ -207,6 +207,29 @@ func (a *api) patchResource(ctx context.Context, typ string, current *store.Vers
 		return nil, false, err
 	}
 	return res, narrativeRemoved, nil
+}
+
+// keepsType refuses a patched resource whose resourceType is not typ,
+// before it is decoded: decoded as the other type, it would be refused
+// for the elements that type lacks, which hides what the patch did.
+func keepsType(typ string, patched []byte) error {
+	var members map[string]json.RawMessage // not a struct: its names would match in any case
+	if json.Unmarshal(patched, &members) != nil {
+		return nil // not a JSON object: the decoder says why
+	}
+	var rt string
+	switch raw, ok := members["resourceType"]; {
+	case !ok:
+		return errorf(http.StatusUnprocessableEntity, "invalid",
+			"the patch removes resourceType: a patch cannot change the type of a resource")
+	case json.Unmarshal(raw, &rt) != nil:
+		return errorf(http.StatusUnprocessableEntity, "invalid",
+			"the patch makes resourceType %s, not a string: a patch cannot change the type of a resource", truncate(string(raw), 64))
+	case rt != typ:
+		return errorf(http.StatusUnprocessableEntity, "invalid",
+			"the patch turns the %s into a %s: a patch cannot change the type of a resource", typ, truncate(rt, 64))
+	}
+	return nil
 }
 
 // withoutStaleNarrative returns the patched resource without its narrative

@@ -163,6 +163,10 @@ func TestPatchRejects(t *testing.T) {
 			{"FHIRPath Patch removes the id", "/Patient/" + id, fhirJSON,
 				fhirPathPatch(`{"name":"type","valueCode":"delete"},{"name":"path","valueString":"Patient.id"}`), nil, 422, "invalid", "Patient.id"},
 			{"patch changes the type", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/resourceType","value":"Person"}]`, nil, 422, "invalid", ""},
+			{"patch changes the type to one without its elements", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/resourceType","value":"Observation"}]`, nil, 422, "invalid", ""},
+			{"patch changes the type to none served", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/resourceType","value":"Unicorn"}]`, nil, 422, "invalid", ""},
+			{"patch removes the type", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"/resourceType"}]`, nil, 422, "invalid", ""},
+			{"patch makes the type a number", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/resourceType","value":3}]`, nil, 422, "invalid", ""},
 			{"text body", "/Patient/" + id, "text/plain", `gender=male`, nil, 415, "not-supported", ""},
 			{"merge patch", "/Patient/" + id, "application/merge-patch+json", `{"gender":"male"}`, nil, 415, "not-supported", ""},
 			{"no content type", "/Patient/" + id, "-", `[]`, nil, 415, "not-supported", ""},
@@ -184,8 +188,14 @@ func TestPatchRejects(t *testing.T) {
 				r.outcome(t, tt.code, tt.expression)
 			})
 		}
+		// A change of type is told as such, not as the elements the other
+		// type lacks.
+		r := c.do("PATCH", "/Patient/"+id, `[{"op":"replace","path":"/resourceType","value":"Observation"}]`, "Content-Type", jsonPatch).want(t, http.StatusUnprocessableEntity)
+		if d := r.outcome(t, "invalid", ""); !strings.Contains(d, "cannot change the type") {
+			t.Errorf("diagnostics %q, want the change of type refused", d)
+		}
 		// The answer names where the empty value is.
-		r := c.do("PATCH", "/Patient/"+id, `[{"op":"add","path":"/name/-","value":{"given":[]}}]`, "Content-Type", jsonPatch).want(t, http.StatusUnprocessableEntity)
+		r = c.do("PATCH", "/Patient/"+id, `[{"op":"add","path":"/name/-","value":{"given":[]}}]`, "Content-Type", jsonPatch).want(t, http.StatusUnprocessableEntity)
 		if d := r.outcome(t, "structure", ""); !strings.Contains(d, `"/name/-"`) || !strings.Contains(d, `"/name/1/given"`) || !strings.Contains(d, "empty array") {
 			t.Errorf("diagnostics %q, want the operation's path and /name/1/given named as an empty array", d)
 		}
