@@ -4,7 +4,8 @@ package server
 // (https://hl7.org/fhir/R4/resource-operations.html). $meta on a resource
 // answers the meta of the current version, or of a version named by its
 // history URL; $meta-add and $meta-delete change the profiles, tags and
-// security labels of the current version.
+// security labels of the current version, invoked on the resource or on
+// that version's history URL (on an earlier version they are 409).
 //
 // R4 (4.0.1) does not say whether a change of meta makes a new version, and
 // earlier drafts had it rewrite the version in place. Here it writes the
@@ -24,6 +25,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 
@@ -35,8 +37,8 @@ import (
 	"carefhir/store"
 )
 
-// registerMeta serves the three operations at the instance level of every
-// type, and $meta at the version, type and system levels too.
+// registerMeta serves the three operations at the instance and version
+// levels of every type, and $meta at the type and system levels too.
 func (a *api) registerMeta(g *gin.RouterGroup) {
 	a.addOperation(operation{
 		name:       "meta",
@@ -127,25 +129,37 @@ func (a *api) metaInUse(c *gin.Context, inv invocation) {
 	writeMetaParameters(c, meta)
 }
 
-// versionMeta answers $meta on a version of a resource
-// ([type]/[id]/_history/[vid]/$meta), the one operation served there.
+// versionMeta answers the meta operations on a version of a resource
+// ([type]/[id]/_history/[vid]/$meta): $meta answers its meta; $meta-add
+// and $meta-delete change the meta of the version when it is current,
+// as on the resource, and are 409 on an earlier one, which never changes.
 func (a *api) versionMeta(c *gin.Context) {
 	typ, id, err := a.target(c)
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	if op := c.Param("op"); op != "$meta" {
-		c.Error(errorf(http.StatusNotFound, "not-supported", "%s is not served on a version of a resource: only $meta is", truncate(op, 64)))
+	op, name := c.Param("op"), ""
+	switch op {
+	case "$meta", "$meta-add", "$meta-delete":
+		name = op[1:]
+	default:
+		c.Error(errorf(http.StatusNotFound, "not-supported", "%s is not served on a version of a resource: $meta, $meta-add and $meta-delete are", truncate(op, 64)))
+		return
+	}
+	if name != "meta" && c.Request.Method != http.MethodPost {
+		err := errorf(http.StatusMethodNotAllowed, "not-supported", "operation %s must be invoked with POST", op)
+		err.Header = http.Header{"Allow": {"POST"}}
+		c.Error(err)
 		return
 	}
 	if err := a.guard.Allow(c.Request.Context(), typ, access.Read); err != nil {
 		c.Error(err)
 		return
 	}
-	// $meta on a version is $meta still, its parameters checked as the
-	// dispatcher checks them on the resource.
-	if err := a.checkParams(c, a.operations["meta"], invocation{Type: typ, ID: id}); err != nil {
+	// An operation on a version is the operation still, its parameters
+	// checked as the dispatcher checks them on the resource.
+	if err := a.checkParams(c, a.operations[name], invocation{Type: typ, ID: id}); err != nil {
 		c.Error(err)
 		return
 	}
@@ -157,7 +171,14 @@ func (a *api) versionMeta(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	writeMeta(c, v)
+	switch name {
+	case "meta-add":
+		a.applyMeta(c, invocation{Type: typ, ID: id}, addMeta, v.VersionID)
+	case "meta-delete":
+		a.applyMeta(c, invocation{Type: typ, ID: id}, deleteMeta, v.VersionID)
+	default:
+		writeMeta(c, v)
+	}
 }
 
 // readInstance reads the current version of typ/id, which may be a bundled
@@ -187,46 +208,64 @@ func (a *api) bundledVersionAt(c *gin.Context, typ, id string) (*store.Version, 
 	return bundledVersion(r)
 }
 
-// changeMeta returns the handler of $meta-add or $meta-delete: change
-// applies the meta parameter to the current meta, and the result is
-// written as the next version, checked as an update is. If-Match is
-// honoured as for an update.
+// changeMeta returns the handler of $meta-add or $meta-delete on a
+// resource (applyMeta).
 func (a *api) changeMeta(change func(cur *fhir.Meta, with *fhir.Meta)) func(*gin.Context, invocation) {
-	return func(c *gin.Context, inv invocation) {
-		ctx := c.Request.Context()
-		match, err := ifMatch(c)
-		if err != nil {
-			c.Error(err)
-			return
-		}
-		// A bundled resource is read-only, its meta too: changed, it
-		// would be stored as a resource of its own under its id.
-		if r, err := a.bundledInstance(ctx, inv.Type, inv.ID); err != nil || r != nil {
-			if err == nil {
-				err = readOnly(inv.Type, inv.ID, "")
-			}
-			c.Error(err)
-			return
-		}
-		with, err := metaParameter(c)
-		if err != nil {
-			c.Error(err)
-			return
-		}
-		version, err := match.resolve(ctx, a.svc.store, inv.Type, inv.ID)
-		if err != nil {
-			c.Error(err)
-			return
-		}
-		v, _, err := a.svc.patch(ctx, inv.Type, inv.ID, version, func(cur *store.Version) (fhir.Resource, error) {
-			return a.withMeta(ctx, cur, with, change)
-		})
-		if err != nil {
-			c.Error(err)
-			return
-		}
-		writeMeta(c, v)
+	return func(c *gin.Context, inv invocation) { a.applyMeta(c, inv, change, 0) }
+}
+
+// applyMeta serves $meta-add or $meta-delete: change applies the meta
+// parameter to the current meta, and the result is written as the next
+// version, checked as an update is. If-Match is honoured as for an
+// update. A version other than 0 is the one the operation was invoked on,
+// which must be current: 409 otherwise.
+func (a *api) applyMeta(c *gin.Context, inv invocation, change func(cur, with *fhir.Meta), version int64) {
+	ctx := c.Request.Context()
+	match, err := ifMatch(c)
+	if err != nil {
+		c.Error(err)
+		return
 	}
+	// A bundled resource is read-only, its meta too: changed, it
+	// would be stored as a resource of its own under its id.
+	if r, err := a.bundledInstance(ctx, inv.Type, inv.ID); err != nil || r != nil {
+		if err == nil {
+			err = readOnly(inv.Type, inv.ID, "")
+		}
+		c.Error(err)
+		return
+	}
+	with, err := metaParameter(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	invokedOn := version
+	matched, err := match.resolve(ctx, a.svc.store, inv.Type, inv.ID)
+	switch {
+	case err != nil:
+		c.Error(err)
+		return
+	case invokedOn != 0 && match.asked() && matched != invokedOn:
+		c.Error(errorf(http.StatusPreconditionFailed, "conflict", "If-Match names another version than %d, on which the operation was invoked", invokedOn))
+		return
+	case invokedOn == 0:
+		version = matched
+	}
+	v, _, err := a.svc.patch(ctx, inv.Type, inv.ID, version, func(cur *store.Version) (fhir.Resource, error) {
+		return a.withMeta(ctx, cur, with, change)
+	})
+	var stale *Error
+	if errors.As(err, &stale) && stale.Status == http.StatusPreconditionFailed && invokedOn != 0 && !match.asked() {
+		// The version invoked on is not current: a stored version
+		// never changes here, so only the current one's meta can.
+		err = errorf(http.StatusConflict, "conflict", "version %d of %s/%s is not current: only the meta of the current version can change, as the next version", version, inv.Type, inv.ID)
+	}
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	writeMeta(c, v)
 }
 
 // withMeta returns the current version with its meta changed, checked as

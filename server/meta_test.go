@@ -123,7 +123,6 @@ func TestMetaOperations(t *testing.T) {
 				}
 			}
 			c.do("GET", path+"/_history/9/$meta", "").want(t, http.StatusNotFound)
-			c.do("POST", path+"/_history/1/$meta-add", metaParams(`{"tag":[{"code":"x"}]}`)).want(t, http.StatusNotFound)
 		})
 
 		t.Run("XML", func(t *testing.T) {
@@ -171,6 +170,51 @@ func TestMetaOperations(t *testing.T) {
 				}
 			}
 		})
+	})
+}
+
+// TestMetaChangeOfVersion: $meta-add and $meta-delete on a version
+// ([type]/[id]/_history/[vid]/$meta-add), which R4 allows, change the
+// current version as on the resource, writing the next version (no stored
+// version changes here); on an earlier version they are 409, and nothing
+// changes.
+func TestMetaChangeOfVersion(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		path := "/Patient/" + str(c.create("Patient", `{"resourceType":"Patient","name":[{"family":"Meta"}]}`), "id")
+		m := returnedMeta(t, c.do("POST", path+"/_history/1/$meta-add", metaParams(`{"tag":[{"system":"http://example.org/tags","code":"x"}]}`)).want(t, http.StatusOK))
+		if got := strings.Join(labels(m, "tag"), " "); got != "http://example.org/tags|x" || str(m, "versionId") != "2" {
+			t.Errorf("$meta-add on version 1: %v, want tag x, versionId 2", m)
+		}
+		read := c.do("GET", path, "").want(t, http.StatusOK).json(t)
+		if got := strings.Join(labels(read["meta"].(map[string]any), "tag"), " "); got != "http://example.org/tags|x" || str(read, "name", 0, "family") != "Meta" {
+			t.Errorf("read after $meta-add on version 1: %v", read)
+		}
+		// Version 1 is no longer current: a stored version never changes.
+		c.do("POST", path+"/_history/1/$meta-delete", metaParams(`{"tag":[{"system":"http://example.org/tags","code":"x"}]}`)).
+			want(t, http.StatusConflict).outcome(t, "conflict", "")
+		c.do("POST", path+"/_history/2/$meta-add", metaParams(`{"tag":[{"code":"y"}]}`), "If-Match", `W/"1"`).want(t, http.StatusPreconditionFailed)
+		c.do("POST", path+"/_history/9/$meta-add", metaParams(`{"tag":[{"code":"y"}]}`)).want(t, http.StatusNotFound)
+		c.do("POST", path+"/_history/2/$meta-add", "").want(t, http.StatusBadRequest).outcome(t, "required", "meta")
+		if r := c.do("GET", path+"/_history/2/$meta-add", "").want(t, http.StatusMethodNotAllowed); r.header.Get("Allow") != "POST" {
+			t.Errorf("GET of $meta-add on a version: Allow %q, want POST", r.header.Get("Allow"))
+		}
+		if r := c.do("PUT", path+"/_history/2/$meta-delete", "").want(t, http.StatusMethodNotAllowed); r.header.Get("Allow") != "POST" {
+			t.Errorf("PUT of $meta-delete on a version: Allow %q, want POST", r.header.Get("Allow"))
+		}
+		c.do("POST", path+"/_history/2/$validate", "").want(t, http.StatusNotFound)
+		if h := c.do("GET", path+"/_history", "").want(t, http.StatusOK).json(t); get(h, "total") != 2.0 {
+			t.Errorf("history total %v after refused changes, want 2", get(h, "total"))
+		}
+		m = returnedMeta(t, c.do("POST", path+"/_history/2/$meta-delete", metaParams(`{"tag":[{"system":"http://example.org/tags","code":"x"}]}`)).want(t, http.StatusOK))
+		if get(m, "tag") != nil || str(m, "versionId") != "3" {
+			t.Errorf("$meta-delete on version 2: %v, want no tag, versionId 3", m)
+		}
+		if v1 := returnedMeta(t, c.do("GET", path+"/_history/1/$meta", "").want(t, http.StatusOK)); get(v1, "tag") != nil {
+			t.Errorf("version 1 changed: %v", v1)
+		}
+		c.do("DELETE", path, "").want(t, http.StatusNoContent)
+		c.do("POST", path+"/_history/3/$meta-add", metaParams(`{"tag":[{"code":"y"}]}`)).want(t, http.StatusConflict)
+		c.do("POST", path+"/_history/4/$meta-add", metaParams(`{"tag":[{"code":"y"}]}`)).want(t, http.StatusGone)
 	})
 }
 

@@ -305,8 +305,9 @@ func (a *api) allowedOn(u *url.URL) string {
 		// served here is no endpoint, whatever the method, as a GET of
 		// it answers.
 		return ""
-	case len(segs) == 5 && segs[2] == "_history" && last == "$meta":
-		return "GET, HEAD, POST" // $meta on a version
+	case len(segs) == 5 && segs[2] == "_history" && (last == "$meta" || last == "$meta-add" || last == "$meta-delete"):
+		// The meta operations on a version, as on the resource.
+		return a.operationAllows(invocation{Type: segs[0], ID: segs[1]}, last[1:])
 	case len(segs) <= 3 && strings.HasPrefix(last, "$"):
 		inv := invocation{Type: segs[0]}
 		if len(segs) == 3 {
