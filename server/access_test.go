@@ -1652,3 +1652,33 @@ func TestPatientNotYetHeldKeepsReach(t *testing.T) {
 		})
 	}
 }
+
+// TestAuditPatientWriteNamesVersionWritten: the AuditEvent of an update or
+// a patch of a Patient names the version it wrote, as one of any other
+// resource does, besides the version it replaced, which names the
+// patient; where the Patient was named once, at the version read.
+func TestAuditPatientWriteNamesVersionWritten(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), principals{})
+			c.put("/Patient/a", `{"resourceType":"Patient","id":"a"}`)
+			c.by("admin", "PUT", "/Patient/a", `{"resourceType":"Patient","id":"a","active":true}`, "X-Request-Id", "update").want(t, http.StatusOK)
+			c.by("admin", "PATCH", "/Patient/a", `[{"op":"add","path":"/gender","value":"male"}]`,
+				"Content-Type", "application/json-patch+json", "X-Request-Id", "patch").want(t, http.StatusOK)
+			byRequest := c.auditEventsByRequest(t, map[string]int{"update": 1, "patch": 1})
+			for id, want := range map[string][]string{
+				"update": {"Patient/a/_history/1", "Patient/a/_history/2"},
+				"patch":  {"Patient/a/_history/2", "Patient/a/_history/3"},
+			} {
+				var got []string
+				for _, ev := range byRequest[id] {
+					got = append(got, entityRefs(ev)...)
+				}
+				sort.Strings(got)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s of a Patient audited as naming %v, want %v", id, got, want)
+				}
+			}
+		})
+	}
+}

@@ -653,12 +653,14 @@ func byPatient(e *Event) []part {
 				refs[p] = "Patient/" + p
 				patients = append(patients, p)
 			}
-			if t.Type == "Patient" && t.ID == p {
-				if refs[p] == "Patient/"+p {
-					refs[p] = t.Reference()
-				}
+			if self := t.Type == "Patient" && t.ID == p; self && refs[p] == "Patient/"+p {
+				refs[p] = t.Reference()
+				continue
+			} else if self && refs[p] == t.Reference() {
 				continue
 			}
+			// Another version of the patient's own record (an update reads
+			// one and writes the next) is named as any resource is.
 			mine[p] = append(mine[p], t)
 		}
 		if len(t.Patients) == 0 {
@@ -671,13 +673,13 @@ func byPatient(e *Event) []part {
 	}
 	if len(patients) <= 1 {
 		pt := part{}
-		for _, t := range touched {
-			if t.Type != "Patient" {
-				pt.entities = append(pt.entities, t)
-			}
-		}
 		if len(patients) == 1 {
 			pt.patient = refs[patients[0]]
+		}
+		for _, t := range touched {
+			if t.Type != "Patient" || t.Reference() != pt.patient {
+				pt.entities = append(pt.entities, t)
+			}
 		}
 		return []part{pt}
 	}
