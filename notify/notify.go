@@ -624,15 +624,18 @@ type unitEnder interface {
 // they commit, and after a rollback (a later entry of its transaction
 // refused) until the next poll, matching writes meanwhile for a
 // Subscription never created and not for one whose delete was undone.
-// Once the unit has ended (AtEnd), committed or not, the next write loads
-// them again, so that neither its commit nor a failed one, which another
-// unit may have seen (SQLite's units of one commit group see each
-// other's writes), leaves a list behind that the store does not hold. A
-// store that runs nothing at the end of its units has them loaded again
-// at once.
+// The writes of other units load them again at once, each through its
+// own unit, which sees the Subscription as soon as the store lets it (a
+// write queued behind this one in SQLite's commit group commits with it,
+// and must be matched against it). Once the unit has ended (AtEnd),
+// committed or not, the next write loads them again, so that neither its
+// commit nor a failed one, which another unit may have seen, leaves a
+// list behind that the store does not hold. A store that runs nothing at
+// the end of its units has them loaded again at once.
 func (n *Notifier) written(s operation.Store, tx store.Tx) {
 	n.subsMu.Lock()
 	defer n.subsMu.Unlock()
+	n.kept.loaded = false
 	if u := n.units[tx]; u != nil {
 		u.loaded = false
 		return
@@ -644,7 +647,6 @@ func (n *Notifier) written(s operation.Store, tx store.Tx) {
 		n.kept.loaded = false
 		n.subsMu.Unlock()
 	}) {
-		n.kept.loaded = false
 		return
 	}
 	if n.units == nil {
