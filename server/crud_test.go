@@ -1049,9 +1049,9 @@ func TestAllow(t *testing.T) {
 		for _, m := range []string{"GET", "POST", "PUT", "DELETE", "TRACE"} {
 			for _, path := range []string{"/Foo", "/Foo/1", "/Foo/1/_history", "/Foo/1/$meta",
 				"/$foo", "/Patient/$foo", "/Patient/1/$foo", "/Patient/$meta-add", "/$meta-add",
-				"/.well-known/smart-configuration"} {
-				if r := c.do(m, path, ""); r.status != http.StatusNotFound {
-					t.Errorf("%s %s: %d (Allow %q), want 404", m, path, r.status, r.header.Get("Allow"))
+				"/.well-known/smart-configuration", "/Observation/1/$everything", "/Patient/1/_history/$meta"} {
+				if r := c.do(m, path, ""); r.status != http.StatusNotFound || r.header.Get("Allow") != "" {
+					t.Errorf("%s %s: %d (Allow %q), want 404 with no Allow", m, path, r.status, r.header.Get("Allow"))
 				}
 			}
 		}

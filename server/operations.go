@@ -261,6 +261,9 @@ func levelText(inv invocation) string {
 func (a *api) notAllowed(c *gin.Context) *Error {
 	allow := a.allowedOn(c.Request.URL)
 	if allow == "" {
+		// The router, which answers the methods of other paths matching
+		// the same routes, has set an Allow that no method here honours.
+		c.Writer.Header().Del("Allow")
 		return noEndpoint(c)
 	}
 	err := errorf(http.StatusMethodNotAllowed, "not-supported", "%s is not allowed on %s", c.Request.Method, truncate(c.Request.URL.Path, 200))
