@@ -116,8 +116,8 @@ func interactionOf(method, path string) *access.Event {
 		if n >= 2 {
 			ev.Type = segs[0]
 		}
-		if n == 3 {
-			ev.ID = segs[1]
+		if n == 3 || n == 5 && segs[2] == "_history" {
+			ev.ID = segs[1] // on an instance, or a version of it
 		}
 		return ev
 	}
