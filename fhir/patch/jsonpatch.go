@@ -19,8 +19,9 @@ import (
 // Service API uses, is accepted too. FHIR's JSON has no empty objects or
 // arrays, so what the operations leave empty (removing the only name leaves
 // "name": []) is dropped from the result, while one that an add or replace
-// writes and no later operation fills fails as InvalidValue: dropped, it
-// would remove what the client meant to write.
+// writes, still empty when the patch ends (never filled, or filled and
+// emptied again), fails as InvalidValue: dropped, it would remove what the
+// client meant to write.
 //
 // A failure is an *Error: Malformed for a document that is not a valid
 // patch (an object in it naming a member twice included), Inapplicable for an operation that does not fit the resource (a
