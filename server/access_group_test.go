@@ -66,6 +66,46 @@ func TestGroupReadByItsWholeMembership(t *testing.T) {
 	}
 }
 
+// TestEverythingPagesPastGroupsLeftOut: a page of $everything that fills
+// up looks ahead for more of the record; a Group it finds there that the
+// token may not read (one of patients a and b, to a's app) is left out,
+// and the page still links to the next, so the Group of a alone that
+// follows it is reached, where the page ended the record without a next
+// link.
+func TestEverythingPagesPastGroupsLeftOut(t *testing.T) {
+	who := principals{
+		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
+	}
+	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), who, policy)
+			twoPatientRecords(c)
+			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
+			c.put("/Group/both", `{"resourceType":"Group","id":"both","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}},{"entity":{"reference":"Patient/b"}}]}`)
+			c.put("/Group/mine", `{"resourceType":"Group","id":"mine","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}}]}`)
+			for _, name := range []string{"app", "p1"} {
+				var got []string
+				path := "/Patient/a/$everything?_type=Patient,Group&_count=1"
+				for pages := 0; path != ""; pages++ {
+					if pages == 10 {
+						t.Fatalf("%s: more than 10 pages", name)
+					}
+					b := c.by(name, "GET", path, "").want(t, http.StatusOK).searchset(t)
+					for _, e := range b.Entry {
+						got = append(got, e.Resource.ResourceType+"/"+e.Resource.ID)
+					}
+					path = b.link("next")
+				}
+				if want := []string{"Patient/a", "Group/mine"}; !slices.Equal(got, want) {
+					t.Errorf("%s: the pages of $everything hold %v, want %v", name, got, want)
+				}
+			}
+		})
+	}
+}
+
 // TestEmptyGroupUnderCareTeam: a Group with no members names no patient,
 // so under the care-team policy it follows the scopes alone, as records of
 // no patient do: a coordinator creates an empty cohort, reads it and finds

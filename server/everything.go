@@ -74,7 +74,10 @@ const (
 // keyset cursor within it, so walking the pages while others write returns
 // every resource that stays in the record exactly once. A page that fills up
 // looks ahead, so that it has a next link only when more remains (at the
-// type level, unless it stopped at the bound on queries below).
+// type level, unless it stopped at the bound on queries below), or may:
+// what the engine found there may be left out by the access layer (a
+// Group of a patient out of reach), and the next page then holds less
+// than _count, even nothing, as a search of Groups does.
 //
 // At the type level patients are walked in id order, each followed by its
 // record; the cursor also holds the engine's cursor of the patients after
@@ -476,7 +479,10 @@ func (w *walk) record(ctx context.Context, ids []string, from position) (pos pos
 			return position{}, false, err
 		}
 		if room <= 0 {
-			if len(page.Matches) > 0 {
+			// The access layer may leave out what the engine found (a
+			// Group naming a patient out of reach): a cursor past it
+			// says more may follow, though the match found is gone.
+			if len(page.Matches) > 0 || page.Next != "" {
 				return position{s, cur}, true, nil
 			}
 			continue
