@@ -10,6 +10,7 @@ import (
 
 	"carefhir/server"
 	"carefhir/server/access"
+	"carefhir/store/enginetest"
 )
 
 // TestGroupReadByItsWholeMembership: a Group names its members, so a token
@@ -73,37 +74,75 @@ func TestGroupReadByItsWholeMembership(t *testing.T) {
 // follows it is reached, where the page ended the record without a next
 // link.
 func TestEverythingPagesPastGroupsLeftOut(t *testing.T) {
-	who := principals{
-		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
-		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
-	}
-	policy := func(cfg *server.Config) { cfg.AccessPolicy = access.CareTeamPolicy }
 	for _, e := range engines {
 		t.Run(e.Name, func(t *testing.T) {
-			c := newAccessClient(t, e.Open(t), who, policy)
-			twoPatientRecords(c)
-			c.put("/CareTeam/ct", `{"resourceType":"CareTeam","id":"ct","status":"active","subject":{"reference":"Patient/a"},"participant":[{"member":{"reference":"Practitioner/p1"}}]}`)
-			c.put("/Group/both", `{"resourceType":"Group","id":"both","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}},{"entity":{"reference":"Patient/b"}}]}`)
-			c.put("/Group/mine", `{"resourceType":"Group","id":"mine","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}}]}`)
+			c := groupsBothAndMine(t, e)
 			for _, name := range []string{"app", "p1"} {
-				var got []string
-				path := "/Patient/a/$everything?_type=Patient,Group&_count=1"
-				for pages := 0; path != ""; pages++ {
-					if pages == 10 {
-						t.Fatalf("%s: more than 10 pages", name)
-					}
-					b := c.by(name, "GET", path, "").want(t, http.StatusOK).searchset(t)
-					for _, e := range b.Entry {
-						got = append(got, e.Resource.ResourceType+"/"+e.Resource.ID)
-					}
-					path = b.link("next")
-				}
+				got := pagesOf(t, c, name, "/Patient/a/$everything?_type=Patient,Group&_count=1", 10)
 				if want := []string{"Patient/a", "Group/mine"}; !slices.Equal(got, want) {
 					t.Errorf("%s: the pages of $everything hold %v, want %v", name, got, want)
 				}
 			}
 		})
 	}
+}
+
+// TestSortedSearchAcrossTypesPastGroupsLeftOut: a search of several types
+// sorted by _id reads each type's next matches and keeps the first of them
+// all; the Groups a token may not read (one of patients a and b, to a's
+// app) are left out of what it reads, and the pages still reach the Group
+// of a alone, in sort order, and end, where the Group was lost from the
+// pages, or they read the left-out Group again and again, each an empty
+// page with a next link.
+func TestSortedSearchAcrossTypesPastGroupsLeftOut(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := groupsBothAndMine(t, e)
+			for _, name := range []string{"app", "p1"} {
+				for _, count := range []string{"1", "2", "3"} {
+					got := pagesOf(t, c, name, "?_type=Group,Observation&_sort=_id&_count="+count, 5)
+					if want := []string{"Group/mine", "Observation/oa"}; !slices.Equal(got, want) {
+						t.Errorf("%s, _count=%s: the pages hold %v, want %v", name, count, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// groupsBothAndMine serves engine e under the care-team policy, with the
+// records of twoPatientRecords, Group/both of patients a and b and
+// Group/mine of a alone, to "app", a's token of patient/*.rs, and "p1", a
+// practitioner of user/*.rs on a's CareTeam: both reach a alone.
+func groupsBothAndMine(t *testing.T, e enginetest.Engine) *accessClient {
+	t.Helper()
+	c := p1InTeamOfA(t, e, principals{
+		"app": {Subject: "app", Patient: "a", Scopes: mustScopes(t, "patient/*.rs")},
+		"p1":  {Subject: "p1", FHIRUser: "Practitioner/p1", Scopes: mustScopes(t, "user/*.rs")},
+	})
+	c.put("/Group/both", `{"resourceType":"Group","id":"both","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}},{"entity":{"reference":"Patient/b"}}]}`)
+	c.put("/Group/mine", `{"resourceType":"Group","id":"mine","type":"person","actual":true,"member":[{"entity":{"reference":"Patient/a"}}]}`)
+	return c
+}
+
+// pagesOf follows the next links from path as who and returns the Type/id
+// of the entries of every page, in order; more than most pages fails the
+// test.
+func pagesOf(t *testing.T, c *accessClient, who, path string, most int) []string {
+	t.Helper()
+	var got []string
+	for pages := 0; path != ""; pages++ {
+		if pages == most {
+			t.Errorf("%s: more than %d pages, %v so far", who, most, got)
+			break
+		}
+		b := c.by(who, "GET", path, "").want(t, http.StatusOK).searchset(t)
+		for _, e := range b.Entry {
+			got = append(got, e.Resource.ResourceType+"/"+e.Resource.ID)
+		}
+		path = b.link("next")
+	}
+	return got
 }
 
 // TestEmptyGroupUnderCareTeam: a Group with no members names no patient,

@@ -661,7 +661,12 @@ type acrossPosition struct {
 // it reads the next count matches of each type, keeps the first count of
 // them all in sort order, then reads again from each type exactly those it
 // kept, with their includes, so that each type's cursor continues after
-// the last match of it on the page: at most two finds a type a page.
+// the last match of it on the page: at most two finds a type a page, but
+// for a type some of whose matches the access layer leaves out (Groups
+// naming a patient out of reach), which is read again until it holds
+// those kept, and whose unread matches may come before the others': the
+// page then ends where its matches read end, short of count, even empty,
+// with a next link, as a search of that type alone may.
 func pageAcross(ctx context.Context, f store.Finder, plans map[string]*search.Plan, from []acrossPosition, count int, sorted bool) (acrossPage, error) {
 	var out acrossPage
 	find := func(pos acrossPosition, n int, includes bool) (*store.Page, error) {
@@ -705,7 +710,7 @@ func pageAcross(ctx context.Context, f store.Finder, plans map[string]*search.Pl
 	type candidates struct {
 		pos     acrossPosition
 		matches []*store.Version
-		more    bool
+		next    string // the engine's cursor after the count it read
 		taken   int
 	}
 	var cands []*candidates
@@ -714,7 +719,20 @@ func pageAcross(ctx context.Context, f store.Finder, plans map[string]*search.Pl
 		if err != nil {
 			return out, err
 		}
-		cands = append(cands, &candidates{pos: pos, matches: page.Matches, more: page.Next != ""})
+		cands = append(cands, &candidates{pos: pos, matches: page.Matches, next: page.Next})
+	}
+	// A type read short of count with more to come had some of what the
+	// engine read left out by the access layer: what it has after them
+	// may sort before the other types' matches, so none is kept past its
+	// last match read, and none at all when it has none.
+	readShort := func(v *store.Version) bool {
+		for _, c := range cands {
+			if len(c.matches) < count && c.next != "" &&
+				(len(c.matches) == 0 || sortsBefore(c.matches[len(c.matches)-1], v, keys)) {
+				return true
+			}
+		}
+		return false
 	}
 	for kept := 0; kept < count; kept++ {
 		var best *candidates
@@ -723,22 +741,45 @@ func pageAcross(ctx context.Context, f store.Finder, plans map[string]*search.Pl
 				best = c
 			}
 		}
-		if best == nil {
+		if best == nil || readShort(best.matches[best.taken]) {
 			break
 		}
 		best.taken++
 	}
+	// The access layer may leave out some of what the engine read (a
+	// Group naming a patient out of reach), so a type's matches kept are
+	// not always its first rows: it is read again up to the last kept,
+	// and a type whose matches were all kept, or all left out, continues
+	// after every row read, those left out never being shown.
 	for _, c := range cands {
 		next := c.pos
-		if c.taken > 0 {
-			page, err := find(c.pos, c.taken, true)
+		switch {
+		case c.taken == 0 && len(c.matches) == 0:
+			next.Cursor = c.next
+		case c.taken == len(c.matches):
+			page, err := find(c.pos, count, true)
 			if err != nil {
 				return out, err
 			}
 			take(page)
 			next.Cursor = page.Next
+		case c.taken > 0:
+			// As many rows as were taken, and one more for each left
+			// out among them, ending at the last one taken.
+			var page *store.Page
+			for n := c.taken; ; n += c.taken - len(page.Matches) {
+				var err error
+				if page, err = find(c.pos, n, true); err != nil {
+					return out, err
+				}
+				if len(page.Matches) >= c.taken || page.Next == "" {
+					break
+				}
+			}
+			take(page)
+			next.Cursor = page.Next
 		}
-		if c.taken < len(c.matches) || c.more {
+		if c.taken < len(c.matches) || next.Cursor != "" {
 			out.next = append(out.next, next)
 		}
 	}
