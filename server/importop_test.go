@@ -1746,6 +1746,33 @@ func TestImportPDSNotAnObject(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportPDSInvalidUTF8 imports as a PDS payload a Patient whose
+// family name holds a byte that is not UTF-8: 400 locating the error at
+// the payload's root, $, as the importer's other refusals of the whole
+// payload are, in the diagnostics and the expression.
+func TestImportPDSInvalidUTF8(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		before := storedCounts(t, c)
+		r := c.do("POST", "/$import?format=pds", "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"Sm\xffith\"}]}", "Content-Type", "application/fhir+json").want(t, 400)
+		var oo struct {
+			Issue []struct {
+				Diagnostics string
+				Expression  []string
+			}
+		}
+		if err := json.Unmarshal(r.body, &oo); err != nil || len(oo.Issue) != 1 {
+			t.Fatalf("%v: %s", err, r.body)
+		}
+		is := oo.Issue[0]
+		if !strings.HasPrefix(is.Diagnostics, "$: invalid JSON at offset ") || !strings.Contains(is.Diagnostics, "invalid UTF-8") || len(is.Expression) != 1 || is.Expression[0] != "$" {
+			t.Errorf("the refusal is %s, want it at $", r.body)
+		}
+		if after := storedCounts(t, c); after != before {
+			t.Errorf("stored %s, was %s", after, before)
+		}
+	}, withImport)
+}
+
 // TestImportPDSKeepsLinks merges a record into the one PDS holds for
 // 9000000009 (an HL7 v2 A40), then has PDS answer a retrieve of a number
 // it superseded: the survivor's links to both retired records stay when

@@ -76,7 +76,14 @@ func ImportAsked(data []byte, asked string) mappers.Result {
 		if errors.As(err, &de) && len(de.Issues) > 0 {
 			r := mappers.Result{}
 			for _, is := range de.Issues {
-				r.Issues = append(r.Issues, mappers.Errorf(is.Path, "%s", is.Message))
+				// A syntax error (invalid UTF-8, say) is at no element:
+				// it is in the payload, located at its root as the
+				// importer's other refusals of the whole payload are.
+				path := is.Path
+				if path == "" {
+					path = "$"
+				}
+				r.Issues = append(r.Issues, mappers.Errorf(path, "%s", is.Message))
 			}
 			return r
 		}
