@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -1971,6 +1972,43 @@ func TestExportGPOrganizationNotODS(t *testing.T) {
 			if !strings.Contains(string(r.body), `"expression":["organization"]`) {
 				t.Errorf("organization %s: %s, want a refusal naming organization", ods, r.body)
 			}
+		}
+	}, withImport)
+}
+
+// TestImportBrokenGzip imports a payload of each format gzipped and cut
+// short, and creates and updates a Patient so, alone and in a
+// transaction: 400 saying the request
+// body could not be read, for each alike, and nothing stored.
+func TestImportBrokenGzip(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		broken := func(b string) string {
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			zw.Write([]byte(b))
+			zw.Close()
+			// Without the trailer (the checksum and the length) and the
+			// end of the data.
+			return buf.String()[:buf.Len()-12]
+		}
+		before := storedCounts(t, c)
+		type req struct{ method, path, contentType, body string }
+		reqs := []req{
+			{"POST", "/Patient", "application/fhir+json", headersPatient},
+			{"PUT", "/Patient/zipped", "application/fhir+json", strings.Replace(headersPatient, `{"resourceType":"Patient"`, `{"resourceType":"Patient","id":"zipped"`, 1)},
+			{"POST", "/", "application/fhir+json", `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":` + headersPatient + `,"request":{"method":"POST","url":"Patient"}}]}`},
+		}
+		for _, p := range importPayloads(t) {
+			reqs = append(reqs, req{"POST", "/$import?" + p.query, p.contentType, p.body})
+		}
+		for _, r := range reqs {
+			got := c.do(r.method, r.path, broken(r.body), "Content-Type", r.contentType, "Content-Encoding", "gzip").want(t, http.StatusBadRequest)
+			if d := got.outcome(t, "invalid", ""); !strings.HasPrefix(d, "reading the request body: ") {
+				t.Errorf("%s %s: %q, want it to say the body could not be read", r.method, r.path, d)
+			}
+		}
+		if after := storedCounts(t, c); after != before {
+			t.Errorf("stored %s, was %s", after, before)
 		}
 	}, withImport)
 }

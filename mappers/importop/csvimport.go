@@ -2,7 +2,6 @@ package importop
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -48,10 +47,11 @@ type mapped struct {
 }
 
 func (rep *Report) applyCSV(ctx context.Context, tx operation.Store, r io.Reader, m *mcsv.Mapping, now time.Time, progress func(rows int)) error {
-	csvIm, err := mcsv.NewImporter(r, m, csvBatch)
+	body := &bodyReader{r: r}
+	csvIm, err := mcsv.NewImporter(body, m, csvBatch)
 	if err != nil {
-		if tb := tooBig(err); tb != nil {
-			return tb
+		if body.err != nil {
+			return bodyError(body.err)
 		}
 		return operation.Errorf(http.StatusBadRequest, "invalid", "line 1", "%v", err)
 	}
@@ -93,8 +93,9 @@ func (rep *Report) applyCSV(ctx context.Context, tx operation.Store, r io.Reader
 	}()
 	for b := range batches {
 		if b.err != nil {
-			if tb := tooBig(b.err); tb != nil {
-				return tb
+			// The batch was read before it was sent: body.err is set.
+			if body.err != nil {
+				return bodyError(body.err)
 			}
 			return operation.Errorf(http.StatusBadRequest, "invalid", "", "%v", b.err)
 		}
@@ -114,12 +115,19 @@ func (rep *Report) applyCSV(ctx context.Context, tx operation.Store, r io.Reader
 	return nil
 }
 
-// tooBig returns the error of a body over the server's limit that err
-// wraps, or nil.
-func tooBig(err error) error {
-	var tb *http.MaxBytesError
-	if errors.As(err, &tb) {
-		return tb
+// bodyReader reads the request body, keeping the error that ended the
+// reading other than its end: the CSV reader reports that error as one
+// of the file's, where it is the body's that could not be read (a body
+// over the server's limit, gzip cut short).
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
 	}
-	return nil
+	return n, err
 }
