@@ -481,9 +481,15 @@ func (e *Exporter) kickOff(ctx context.Context, inv *operation.Invocation) (*ope
 	for _, f := range inv.Texts("_typeFilter") {
 		for _, one := range e.splitTypeFilters(f) {
 			typ, q, ok := strings.Cut(one, "?")
-			params, perr := url.ParseQuery(q)
-			if !ok || !slices.Contains(types, typ) || perr != nil {
+			if !ok || !slices.Contains(types, typ) {
 				return nil, operation.Errorf(400, "invalid", "_typeFilter", "_typeFilter %q must be Type?search on a type exported", one)
+			}
+			// The query is in the form of Type?search but does not parse
+			// (a bad percent-escape, a semicolon): said as what is wrong,
+			// in url's words, which quote it.
+			params, err := url.ParseQuery(q)
+			if err != nil {
+				return nil, operation.Errorf(400, "invalid", "_typeFilter", "_typeFilter %q: the search does not parse: %v", one, err)
 			}
 			for name := range params {
 				if base, _, _ := strings.Cut(name, ":"); slices.Contains(resultParams, base) {

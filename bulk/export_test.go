@@ -296,6 +296,21 @@ func TestTypeFilterBounded(t *testing.T) {
 	}
 }
 
+// TestTypeFilterBadEscape: a _typeFilter query of the form Type?search
+// whose search does not parse (a bad percent-escape) is 400 saying so and
+// quoting the escape, and starts nothing.
+func TestTypeFilterBadEscape(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		r := e.do("admin", "GET", "/$export?_type=Patient&_typeFilter="+url.QueryEscape("Patient?_id=%zz"), "", "Prefer", "respond-async")
+		if r.status != 400 || !strings.Contains(r.body, `"expression":["_typeFilter"]`) || !strings.Contains(r.body, `invalid URL escape \"%zz\"`) || strings.Contains(r.body, "Type?search") {
+			t.Errorf("a _typeFilter with a bad escape: %d %s, want 400 naming the escape", r.status, r.body)
+		}
+		if e.x.Jobs() != 0 {
+			t.Errorf("%d jobs started", e.x.Jobs())
+		}
+	})
+}
+
 // TestKickOffParameterWithoutValue: a kick-off parameter given without a
 // value (empty, or with parts in place of one) is 400 naming it, lenient
 // or not, and starts nothing: read as absent, it would export every type.
