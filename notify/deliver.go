@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -608,7 +609,20 @@ func resourceURL(base, typ, id string) (string, error) {
 // subscription's owner's to act on, and quoted in Subscription.error.
 type endpointError struct{ err error }
 
-func (e *endpointError) Error() string { return e.err.Error() }
+// Error is the failure as Subscription.error quotes it: a name that did
+// not resolve is said without the resolver asked (Go's "lookup x on
+// 10.96.0.10:53"), an address of the server's own network.
+func (e *endpointError) Error() string {
+	s := e.err.Error()
+	var dns *net.DNSError
+	if errors.As(e.err, &dns) && dns.Server != "" {
+		named := *dns
+		named.Server = ""
+		s = strings.Replace(s, dns.Error(), named.Error(), 1)
+	}
+	return s
+}
+
 func (e *endpointError) Unwrap() error { return e.err }
 
 // send makes one request to an endpoint; anything but a 2xx answer is a

@@ -1242,6 +1242,29 @@ func TestSubscriptionRefusedAfterRestart(t *testing.T) {
 	})
 }
 
+// TestSubscriptionErrorHostNotFound: a rest-hook endpoint whose host name
+// does not resolve is, once it has failed for ErrorAfter, set to error
+// naming the host that did not resolve, without the server's DNS resolver
+// that Go's error names (an address of the server's own network).
+func TestSubscriptionErrorHostNotFound(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		// The resolver's answer, as net.Dialer returns it.
+		notFound := &http.Client{Transport: &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "rx.example", Server: "10.96.0.10:53", IsNotFound: true}}
+		}}}
+		e := newEnv(t, eng.open(t, eng.place(t)), map[string]map[string]any{}, func(c *notify.Config) { c.Client = notFound })
+		sub := idOf(t, e.do("admin", "POST", "/Subscription", subscription("Appointment?status=booked", "https://rx.example/hook", "")))
+		e.deliver()
+		e.clock.Advance(time.Hour)
+		e.deliver()
+		got := e.do("admin", "GET", "/Subscription/"+sub, "").body
+		why := field(t, got, "error")
+		if field(t, got, "status") != "error" || !strings.Contains(why, "lookup rx.example: no such host") || strings.Contains(why, "10.96.0.10") {
+			t.Errorf("an endpoint whose host does not resolve: %s, want status error naming rx.example and no resolver", got)
+		}
+	})
+}
+
 // TestTwoProcessesOneRefuses: two servers on one MongoDB database during
 // a rolling change of settings, one of which refuses a Subscription the
 // other accepts. The one that refuses neither sets it to error nor drops
