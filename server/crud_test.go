@@ -470,6 +470,44 @@ func TestHistory(t *testing.T) {
 	})
 }
 
+// TestHistoryAtReplacement asks a resource's history _at the instant its
+// second version replaced the first: the second alone, as a version is
+// current from its lastUpdated until the next version's, that instant
+// excluded (R4 http.html#history, _at: the versions current at some point
+// of the period the value denotes). The millisecond before finds the
+// first alone; the whole second (a value of seconds precision), both.
+func TestHistoryAtReplacement(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		id := c.create("Patient", `{"resourceType":"Patient","gender":"female"}`)["id"].(string)
+		// The update is made well inside a second, and later than the
+		// create, so that the second it falls in holds both versions.
+		time.Sleep(5 * time.Millisecond)
+		for ms := time.Now().Nanosecond() / 1e6; ms < 50 || ms > 900; ms = time.Now().Nanosecond() / 1e6 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		v2 := c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"male"}`).want(t, 200).json(t)
+		replaced, err := time.Parse(time.RFC3339Nano, str(v2, "meta", "lastUpdated"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for at, want := range map[string][]string{
+			replaced.Format("2006-01-02T15:04:05.000Z07:00"):                        {"2"},
+			replaced.Add(-time.Millisecond).Format("2006-01-02T15:04:05.000Z07:00"): {"1"},
+			replaced.Truncate(time.Second).Format(time.RFC3339):                     {"2", "1"},
+		} {
+			h := c.do("GET", "/Patient/"+id+"/_history?_at="+url.QueryEscape(at), "").want(t, 200).json(t)
+			var got []string
+			entries, _ := get(h, "entry").([]any)
+			for _, e := range entries {
+				got = append(got, str(e, "resource", "meta", "versionId"))
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("_at=%s (the update at %s): versions %v, want %v", at, str(v2, "meta", "lastUpdated"), got, want)
+			}
+		}
+	})
+}
+
 // A version is never dated before the one it replaces, even when that one
 // was written by a process whose clock is ahead of this one's (several
 // processes share a MongoDB database): history lists the versions newest

@@ -132,7 +132,9 @@ type HistoryQuery struct {
 	Since time.Time // zero: no bound; else versions with LastUpdated >= Since
 	// AtLow and AtHigh, when set, keep only versions that were current at
 	// some point in [AtLow, AtHigh): created before AtHigh and not replaced
-	// by a newer version before AtLow.
+	// by a newer version at or before AtLow. A version is current from its
+	// LastUpdated until the next version's, that instant excluded: the one
+	// replaced exactly at AtLow was current at no point of the period.
 	AtLow, AtHigh time.Time
 	Count         int    // page size, > 0
 	Cursor        string // "" for the first page, else HistoryPage.Next

@@ -193,8 +193,8 @@ func historyFilter(q store.HistoryQuery, exclude bson.A) bson.D {
 	}
 	nor := bson.A{}
 	if !q.AtLow.IsZero() {
-		// Replaced before AtLow; current versions have no end.
-		nor = append(nor, bson.D{{Key: fieldEnd, Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(q.AtLow)}}}})
+		// Replaced at or before AtLow; current versions have no end.
+		nor = append(nor, bson.D{{Key: fieldEnd, Value: bson.D{{Key: "$lte", Value: bson.NewDateTimeFromTime(q.AtLow)}}}})
 	}
 	nor = append(nor, exclude...)
 	if len(nor) > 0 {
@@ -322,7 +322,7 @@ func selects(q store.HistoryQuery, v *store.Version, end time.Time) bool {
 		q.ID != "" && v.ID != q.ID,
 		!q.Since.IsZero() && v.LastUpdated.Before(q.Since),
 		!q.AtHigh.IsZero() && !v.LastUpdated.Before(q.AtHigh),
-		!q.AtLow.IsZero() && !end.IsZero() && end.Before(q.AtLow):
+		!q.AtLow.IsZero() && !end.IsZero() && !end.After(q.AtLow):
 		return false
 	}
 	return true

@@ -407,7 +407,7 @@ func (t *bufferedTx) History(ctx context.Context, q store.HistoryQuery) (*store.
 	var mine []*store.Version
 	extra := 0
 	for i, w := range t.writes {
-		if !q.AtLow.IsZero() && w.Expected > 0 && t.first(i) && w.LastUpdated.Before(q.AtLow) {
+		if !q.AtLow.IsZero() && w.Expected > 0 && t.first(i) && !w.LastUpdated.After(q.AtLow) {
 			exclude = append(exclude, bson.D{
 				{Key: fieldType, Value: w.Type}, {Key: fieldID, Value: w.ID}, {Key: fieldVersion, Value: w.Expected}})
 		}

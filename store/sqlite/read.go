@@ -177,7 +177,7 @@ func (r *reader) history(ctx context.Context, q store.HistoryQuery) (*store.Hist
 		args = append(args, q.AtHigh.UnixMilli())
 	}
 	if !q.AtLow.IsZero() {
-		where = append(where, "(superseded_at IS NULL OR superseded_at >= ?)")
+		where = append(where, "(superseded_at IS NULL OR superseded_at > ?)")
 		args = append(args, q.AtLow.UnixMilli())
 	}
 	// Left to itself, SQLite serves an instance's history from the type's

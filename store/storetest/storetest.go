@@ -451,7 +451,7 @@ func (m *model) history(q store.HistoryQuery) []*version {
 			q.ID != "" && v.ID != q.ID,
 			!q.Since.IsZero() && v.LastUpdated.Before(q.Since),
 			!q.AtHigh.IsZero() && !v.LastUpdated.Before(q.AtHigh),
-			!q.AtLow.IsZero() && !v.superseded.IsZero() && v.superseded.Before(q.AtLow):
+			!q.AtLow.IsZero() && !v.superseded.IsZero() && !v.superseded.After(q.AtLow):
 			continue
 		}
 		out = append(out, v)
@@ -498,8 +498,11 @@ func testHistory(t *testing.T, s store.Store) {
 		{name: "instance since", q: store.HistoryQuery{Type: "Patient", ID: "a", Since: at(1000)}},
 		{name: "since future", q: store.HistoryQuery{Since: at(9000)}},
 		// Patient/a v1 was current in [0, 1000): AtHigh excludes versions
-		// created at it, AtLow keeps versions replaced exactly at it.
+		// created at it, AtLow excludes versions replaced exactly at it
+		// (v1 at 1000), which were current up to it but not at it.
 		{name: "at first instant", q: store.HistoryQuery{AtLow: at(0), AtHigh: at(1)}},
+		{name: "at the instant of a replacement", q: store.HistoryQuery{Type: "Patient", ID: "a", AtLow: at(1000), AtHigh: at(1001)}},
+		{name: "at the millisecond before a replacement", q: store.HistoryQuery{Type: "Patient", ID: "a", AtLow: at(999), AtHigh: at(1000)}},
 		{name: "at window", q: store.HistoryQuery{AtLow: at(1000), AtHigh: at(2000)}},
 		{name: "at inside", q: store.HistoryQuery{AtLow: at(1500), AtHigh: at(1600)}},
 		{name: "at instance", q: store.HistoryQuery{Type: "Patient", ID: "a", AtLow: at(2500), AtHigh: at(2600)}},
@@ -528,6 +531,27 @@ func testHistory(t *testing.T, s store.Store) {
 				}
 			})
 		}
+	}
+	// The model's rule said once by hand: at the millisecond Patient/a v2
+	// replaced v1, v2 alone was current.
+	q := store.HistoryQuery{Type: "Patient", ID: "a", AtLow: at(1000), AtHigh: at(1001), Count: 10}
+	if got := allPages(t, s, q, 1); len(got) != 1 || got[0].VersionID != 2 {
+		t.Errorf("at the instant v2 replaced v1: %s, want v2 alone", listOf(got))
+	}
+	// So too in the unit of work that replaces it, before it ends.
+	put(t, s, create("Patient", "t", at(6000), "t1"))
+	err := s.Transact(t.Context(), func(tx store.Tx) error {
+		if err := tx.Put(t.Context(), update("Patient", "t", 1, at(7000), "t2")); err != nil {
+			return err
+		}
+		q := store.HistoryQuery{Type: "Patient", ID: "t", AtLow: at(7000), AtHigh: at(7001), Count: 10}
+		if got := allPages(t, tx, q, 1); len(got) != 1 || got[0].VersionID != 2 {
+			t.Errorf("in the unit of work, at the instant v2 replaced v1: %s, want v2 alone", listOf(got))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Transact: %v", err)
 	}
 }
 
