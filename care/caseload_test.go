@@ -142,16 +142,21 @@ func wantReviewOwner(t *testing.T, c *client, owner string) {
 }
 
 // TestCaseloadUnreadablePart: a part in a CareTeam whose start FHIR allows
-// but no calendar has (30 February, a leap second) is no current part:
-// the patient is not in the practitioner's caseload, and under the
-// care-team rule the practitioner cannot read their record, where a part
-// begun on a day that exists gives both.
+// but no calendar has (a leap second) is no current part: the patient is
+// not in the practitioner's caseload, and under the care-team rule the
+// practitioner cannot read their record, where a part begun on a day that
+// exists gives both. One begun on a day its month lacks (30 February) is
+// refused when written.
 func TestCaseloadUnreadablePart(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		for id, start := range map[string]string{"ward": "2020-02-30T09:00:00Z", "baker": "2016-12-31T23:59:60Z", "clark": "2020-02-28T09:00:00Z"} {
-			c.put(`{"resourceType":"CareTeam","id":"team-` + id + `","status":"active","subject":{"reference":"Patient/` + id + `"},"participant":[
-				{"member":{"reference":"Practitioner/cc"},"period":{"start":"` + start + `"}}]}`)
+		team := func(id, start string) string {
+			return `{"resourceType":"CareTeam","id":"team-` + id + `","status":"active","subject":{"reference":"Patient/` + id + `"},"participant":[
+				{"member":{"reference":"Practitioner/cc"},"period":{"start":"` + start + `"}}]}`
+		}
+		c.do("PUT", "/CareTeam/team-ward", team("ward", "2020-02-30T09:00:00Z")).want(http.StatusBadRequest)
+		for id, start := range map[string]string{"baker": "2016-12-31T23:59:60Z", "clark": "2020-02-28T09:00:00Z"} {
+			c.put(team(id, start))
 		}
 		if got := caseloadOf(t, c, "/Practitioner/cc/$caseload"); len(got) != 1 || got["Patient/clark"] == nil {
 			t.Errorf("caseload of the coordinator: %v, want Patient/clark alone", got)

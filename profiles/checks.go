@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"carefhir/fhir/fhirpath"
+	"carefhir/fhir/lexical"
 	"carefhir/fhir/ucum"
 	"carefhir/profiles/terminology"
 )
@@ -687,17 +688,8 @@ func ext1Holds(val any) bool {
 }
 
 // dayExists reports whether the day of s, a value of typ that matched its
-// pattern, is one its month has. The patterns of date, dateTime and
-// instant allow day 31 in any month, but R4 requires "valid dates"
-// (https://hl7.org/fhir/R4/datatypes.html#date): 2023-02-29 and
-// 2020-04-31 are not.
+// pattern, is one its month has (lexical.DayExists), as R4 requires of a
+// date, dateTime and instant.
 func dayExists(typ, s string) bool {
-	if typ != "date" && typ != "dateTime" && typ != "instant" || len(s) < len("2006-01-02") {
-		return true
-	}
-	year, _ := strconv.Atoi(s[:4])
-	month, _ := strconv.Atoi(s[5:7])
-	day, _ := strconv.Atoi(s[8:10])
-	// Day 0 of the next month is the last day of this one.
-	return day <= time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	return typ != "date" && typ != "dateTime" && typ != "instant" || lexical.DayExists(s)
 }

@@ -171,7 +171,7 @@ func TestValidateUnreadableResource(t *testing.T) {
 
 // A date that is not one (a month 13, a day 30 of February) is a finding of
 // $validate in XML as in JSON, located at its element, while a create or
-// update of one the model cannot hold is refused in either format.
+// update of one is refused in either format.
 func TestValidateXMLValueFaults(t *testing.T) {
 	const xmlType = "application/fhir+xml"
 	eachEngine(t, func(t *testing.T, c *client) {
@@ -186,9 +186,6 @@ func TestValidateXMLValueFaults(t *testing.T) {
 					t.Errorf("%s: diagnostics %q do not name %s", v.body, msg, date)
 				}
 			}
-			if date == "2023-02-30" {
-				continue // the model holds it: writes refuse it when they are validated
-			}
 			for _, v := range []struct{ body, contentType string }{{asJSON, "application/fhir+json"}, {asXML, xmlType}} {
 				c.do("POST", "/Patient", v.body, "Content-Type", v.contentType).want(t, http.StatusBadRequest)
 				c.do("PUT", "/Patient/d", v.body, "Content-Type", v.contentType).want(t, http.StatusBadRequest)
@@ -196,6 +193,68 @@ func TestValidateXMLValueFaults(t *testing.T) {
 		}
 		c.do("GET", "/Patient/d", "").want(t, http.StatusNotFound)
 	}, withValidator(false))
+}
+
+// TestWriteDaylessDate: a date, dateTime or instant on a day its month
+// lacks is no date (R4 datatypes.html#date: "SHALL be valid dates"). A
+// create or update holding one is refused with 400 and one issue at its
+// element, in JSON and XML, whether writes are validated or not, as one
+// with month 13 is; nothing is stored. 29 February of a leap year, and a
+// year or a month alone, are written.
+func TestWriteDaylessDate(t *testing.T) {
+	const xmlType = "application/fhir+xml"
+	for _, validate := range []bool{false, true} {
+		var opts []config
+		if validate {
+			opts = append(opts, withValidator(true))
+		}
+		t.Run(fmt.Sprintf("validate=%v", validate), func(t *testing.T) {
+			eachEngine(t, func(t *testing.T, c *client) {
+				for _, tc := range []struct{ typ, element, value, at string }{
+					{"Patient", "birthDate", "2024-02-30", "Patient.birthDate"},
+					{"Patient", "birthDate", "2023-02-29", "Patient.birthDate"},
+					{"Patient", "birthDate", "1900-02-29", "Patient.birthDate"},
+					{"Patient", "birthDate", "2024-04-31", "Patient.birthDate"},
+					{"Patient", "birthDate", "2024-13-01", "Patient.birthDate"},
+					{"Patient", "deceasedDateTime", "2024-02-30T10:00:00Z", "Patient.deceasedDateTime"},
+					{"Patient", "deceasedDateTime", "2024-02-28T24:00:00Z", "Patient.deceasedDateTime"},
+					{"Patient", "deceasedDateTime", "2024-02-28T23:60:00Z", "Patient.deceasedDateTime"},
+					{"Observation", "issued", "2024-02-30T10:00:00.000Z", "Observation.issued"},
+				} {
+					// An Observation's mandatory elements, before the date.
+					jsonHead, xmlHead := "", ""
+					if tc.typ == "Observation" {
+						jsonHead, xmlHead = `"status":"final","code":{"text":"x"},`, `<status value="final"/><code><text value="x"/></code>`
+					}
+					asJSON := `{"resourceType":"` + tc.typ + `","id":"d",` + jsonHead + `"` + tc.element + `":"` + tc.value + `"}`
+					asXML := `<` + tc.typ + ` xmlns="http://hl7.org/fhir"><id value="d"/>` + xmlHead + `<` + tc.element + ` value="` + tc.value + `"/></` + tc.typ + `>`
+					for _, r := range []*response{
+						c.do("POST", "/"+tc.typ, asJSON),
+						c.do("PUT", "/"+tc.typ+"/d", asJSON),
+						c.do("PUT", "/"+tc.typ+"/d", asXML, "Content-Type", xmlType, "Accept", "application/fhir+json"),
+					} {
+						r.want(t, http.StatusBadRequest)
+						if msg := r.outcome(t, "structure", tc.at); !strings.Contains(msg, tc.value) {
+							t.Errorf("%s: diagnostics %q do not name it", tc.value, msg)
+						}
+						if n := strings.Count(string(r.body), `"severity"`); n != 1 {
+							t.Errorf("%s: %d issues, want 1: %s", tc.value, n, r.body)
+						}
+					}
+					c.do("GET", "/"+tc.typ+"/d", "").want(t, http.StatusNotFound)
+					if n := c.do("GET", "/"+tc.typ+"?_summary=count", "").want(t, http.StatusOK).json(t)["total"]; n != 0.0 {
+						t.Errorf("%s: %v %s stored, want 0", tc.value, n, tc.typ)
+					}
+				}
+				for _, date := range []string{"2024-02-29", "2000-02-29", "2024-02", "2024"} {
+					c.do("PUT", "/Patient/p", `{"resourceType":"Patient","id":"p","birthDate":"`+date+`"}`)
+					if got := c.do("GET", "/Patient/p", "").want(t, http.StatusOK).json(t)["birthDate"]; got != date {
+						t.Errorf("birthDate %v stored, want %s", got, date)
+					}
+				}
+			}, opts...)
+		})
+	}
 }
 
 // TestValidateUnknownProfile checks that a profile named to $validate and
@@ -283,9 +342,10 @@ func TestValidateWrites(t *testing.T) {
 		r := c.do("POST", "/Patient", `{"resourceType":"Patient","gender":"unknown-x"}`).want(t, http.StatusUnprocessableEntity)
 		r.outcome(t, "", "Patient.gender")
 		c.do("POST", "/Patient", badNHSNumber).want(t, http.StatusUnprocessableEntity)
-		// A date its month does not have.
+		// A date its month does not have is no date: refused as one with
+		// month 13 is, validated or not (TestWriteDaylessDate).
 		c.do("POST", "/Patient", `{"resourceType":"Patient","birthDate":"2021-02-29"}`).
-			want(t, http.StatusUnprocessableEntity).outcome(t, "value", "Patient.birthDate")
+			want(t, http.StatusBadRequest).outcome(t, "structure", "Patient.birthDate")
 		id := str(c.create("Patient", patient), "id")
 		c.do("PUT", "/Patient/"+id, `{"resourceType":"Patient","id":"`+id+`","gender":"unknown-x"}`).want(t, http.StatusUnprocessableEntity)
 		// An update without the id of its URL is 400 (R4 http.html#update),

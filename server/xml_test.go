@@ -233,6 +233,27 @@ func TestStoredNarrativeServedAsXML(t *testing.T) {
 	})
 }
 
+// A date on a day its month lacks, stored before writes refused it, is
+// still served, as XML and as JSON, as it was stored.
+func TestStoredDaylessDateServed(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		body := `{"resourceType":"Patient","id":"old","meta":{"versionId":"1","lastUpdated":"2020-01-02T03:04:05.000Z"},"birthDate":"2023-02-29"}`
+		lu := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+		if err := c.st.Put(t.Context(), &store.Write{Type: "Patient", ID: "old", LastUpdated: lu, JSON: []byte(body)}); err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{"/Patient/old", "/Patient/old/_history/1", "/Patient/_history"} {
+			r := c.do("GET", path, "", "Accept", "application/fhir+xml").want(t, http.StatusOK)
+			if !bytes.Contains(r.body, []byte(`<birthDate value="2023-02-29"/>`)) {
+				t.Errorf("GET %s as XML does not hold the birthDate:\n%s", path, r.body)
+			}
+		}
+		if r := c.do("GET", "/Patient/old", "").want(t, http.StatusOK); !jsonEqual(t, []byte(body), r.body) {
+			t.Errorf("JSON read %s, want the stored %s", r.body, body)
+		}
+	})
+}
+
 // An XML attribute value reads as XML defines it (XML 1.0 §3.3.3): a line
 // break or tab written as such is a space, and only a character reference
 // is a line break, so the resource stored is the one any XML reader sees,

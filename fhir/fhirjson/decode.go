@@ -27,7 +27,8 @@ type decoder struct {
 	// stored reads what older writes let through and XML cannot carry as
 	// what it can: a div that CheckDiv refuses as lexical.RepairDiv
 	// rewrites it, when that is accepted, and a character that XML
-	// excludes (notXMLChar, a control) as U+FFFD.
+	// excludes (notXMLChar, a control) as U+FFFD; and a date whose day
+	// its month lacks (dayFault) as written.
 	stored bool
 }
 
@@ -738,6 +739,10 @@ func (d *decoder) primitiveValue(p *primitive) reflect.Value {
 	}
 	if !p.valid(s) {
 		d.issue("invalid %s %q", p.name, truncate(s))
+		return reflect.Value{}
+	}
+	if msg := p.dayFault(s); msg != "" && !d.stored {
+		d.issue("invalid %s %q: %s", p.name, truncate(s), msg)
 		return reflect.Value{}
 	}
 	if p.div {

@@ -60,6 +60,15 @@ func TestUnmarshalRejects(t *testing.T) {
 		{name: "unsignedInt negative", json: `{"resourceType":"Bundle","type":"searchset","total":-1}`, path: "Bundle.total", message: "must not be negative"},
 		{name: "invalid date", json: `{"resourceType":"Patient","birthDate":"1974-13-01"}`, path: "Patient.birthDate", message: `invalid date "1974-13-01"`},
 		{name: "date with time", json: `{"resourceType":"Patient","birthDate":"1974-12-25T10:00:00Z"}`, path: "Patient.birthDate", message: "invalid date"},
+		{name: "30 February", json: `{"resourceType":"Patient","birthDate":"2024-02-30"}`, path: "Patient.birthDate", message: `invalid date "2024-02-30": 2024-02 has no day 30`},
+		{name: "29 February of no leap year", json: `{"resourceType":"Patient","birthDate":"2023-02-29"}`, path: "Patient.birthDate", message: "2023-02 has no day 29"},
+		{name: "29 February of 1900", json: `{"resourceType":"Patient","birthDate":"1900-02-29"}`, path: "Patient.birthDate", message: "1900-02 has no day 29"},
+		{name: "31 April", json: `{"resourceType":"Patient","birthDate":"2024-04-31"}`, path: "Patient.birthDate", message: "2024-04 has no day 31"},
+		{name: "30 February dateTime", json: `{"resourceType":"Patient","deceasedDateTime":"2024-02-30T10:00:00Z"}`, path: "Patient.deceasedDateTime", message: `invalid dateTime "2024-02-30T10:00:00Z": 2024-02 has no day 30`},
+		{name: "30 February instant", json: `{"resourceType":"Patient","meta":{"lastUpdated":"2024-02-30T10:00:00.000Z"}}`, path: "Patient.meta.lastUpdated", message: `invalid instant "2024-02-30T10:00:00.000Z"`},
+		{name: "hour 24", json: `{"resourceType":"Patient","deceasedDateTime":"2024-02-28T24:00:00Z"}`, path: "Patient.deceasedDateTime", message: "invalid dateTime"},
+		{name: "minute 60", json: `{"resourceType":"Patient","deceasedDateTime":"2024-02-28T23:60:00Z"}`, path: "Patient.deceasedDateTime", message: "invalid dateTime"},
+		{name: "second 61", json: `{"resourceType":"Patient","deceasedDateTime":"2024-02-28T23:59:61Z"}`, path: "Patient.deceasedDateTime", message: "invalid dateTime"},
 		{name: "dateTime without zone", json: `{"resourceType":"Patient","deceasedDateTime":"2020-01-01T10:00:00"}`, path: "Patient.deceasedDateTime", message: "invalid dateTime"},
 		{name: "instant without time", json: `{"resourceType":"Patient","meta":{"lastUpdated":"2020-01-01"}}`, path: "Patient.meta.lastUpdated", message: "invalid instant"},
 		{name: "invalid time", json: `{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueTime":"25:00:00"}`, path: "Observation.valueTime", message: "invalid time"},
@@ -141,6 +150,23 @@ func TestUnmarshalReportsEveryIssue(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "Patient.birthDate: invalid date") {
 		t.Errorf("Error() = %q, want it to list the birthDate issue", err.Error())
+	}
+}
+
+// A version stored before the decoder checked the calendar, with a day its
+// month lacks, still reads and writes back as it was, so it can be served.
+func TestUnmarshalStoredKeepsDaylessDate(t *testing.T) {
+	in := `{"resourceType":"Patient","birthDate":"2023-02-29"}`
+	res, err := fhirjson.UnmarshalStored([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := fhirjson.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != in {
+		t.Errorf("Marshal = %s, want %s", out, in)
 	}
 }
 

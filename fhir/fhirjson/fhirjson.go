@@ -39,7 +39,9 @@ func UnmarshalAs(data []byte, resourceType string) (fhir.Resource, error) {
 // named entities or an XML declaration is read as lexical.RepairDiv
 // rewrites it, the same text as XHTML that can be written as XML, and a
 // string's U+FFFE, U+FFFF or control character other than tab and line
-// breaks as U+FFFD, the replacement character.
+// breaks as U+FFFD, the replacement character. A date, dateTime or instant
+// whose day its month lacks (2023-02-29), which Unmarshal refuses, is kept
+// as written, so that such a version can still be served.
 func UnmarshalStored(data []byte) (fhir.Resource, error) {
 	return decode(data, "", true)
 }

@@ -121,6 +121,9 @@ func NewPrimitive(t reflect.Type, text string) (reflect.Value, error) {
 		if !p.valid(text) {
 			return reflect.Value{}, fmt.Errorf("invalid %s %q", p.name, truncate(text))
 		}
+		if msg := p.dayFault(text); msg != "" {
+			return reflect.Value{}, fmt.Errorf("invalid %s %q: %s", p.name, truncate(text), msg)
+		}
 		value.SetString(text)
 	}
 	return prim, nil

@@ -26,6 +26,12 @@ type primitive struct {
 	// valid checks the lexical form of a string value (valueString) against
 	// the regex of the type's definition.
 	valid func(string) bool
+	// calendar is set for date, dateTime and instant, whose regexes allow
+	// day 29 to 31 of any month: a decoded value must also be a day of
+	// the calendar (dayFault). Encoding checks the regex alone, so that a
+	// version stored before the decoder checked the day can still be
+	// served.
+	calendar bool
 	// min is the smallest valid integer (valueInteger).
 	min int64
 	// noExtensions is set for xhtml, whose definition allows no extensions.
@@ -48,11 +54,11 @@ var primitives = withBoxes([]primitive{
 	{name: "boolean", typ: reflect.TypeFor[fhir.Boolean](), value: valueBoolean},
 	{name: "canonical", typ: reflect.TypeFor[fhir.Canonical](), valid: lexical.ValidURI},
 	{name: "code", typ: reflect.TypeFor[fhir.Code](), valid: lexical.ValidCode},
-	{name: "date", typ: reflect.TypeFor[fhir.Date](), valid: validDate},
-	{name: "dateTime", typ: reflect.TypeFor[fhir.DateTime](), valid: validDateTime},
+	{name: "date", typ: reflect.TypeFor[fhir.Date](), valid: validDate, calendar: true},
+	{name: "dateTime", typ: reflect.TypeFor[fhir.DateTime](), valid: validDateTime, calendar: true},
 	{name: "decimal", typ: reflect.TypeFor[fhir.Decimal](), value: valueDecimal},
 	{name: "id", typ: reflect.TypeFor[fhir.Id](), valid: lexical.ValidID},
-	{name: "instant", typ: reflect.TypeFor[fhir.Instant](), valid: validInstant},
+	{name: "instant", typ: reflect.TypeFor[fhir.Instant](), valid: validInstant, calendar: true},
 	{name: "integer", typ: reflect.TypeFor[fhir.Integer](), value: valueInteger, min: minInt32},
 	{name: "markdown", typ: reflect.TypeFor[fhir.Markdown](), valid: validString},
 	{name: "oid", typ: reflect.TypeFor[fhir.Oid](), valid: validOID},
@@ -88,6 +94,16 @@ const (
 	minInt32 = -1 << 31
 	maxInt32 = 1<<31 - 1
 )
+
+// dayFault returns why s, a value that p.valid accepts, is no day of the
+// calendar ("2023-02 has no day 29"), or "" when it is one: R4 requires
+// "valid dates" of date, dateTime and instant (datatypes.html#date).
+func (p *primitive) dayFault(s string) string {
+	if !p.calendar || lexical.DayExists(s) {
+		return ""
+	}
+	return s[:7] + " has no day " + s[8:10]
+}
 
 // parseInteger parses the text of a JSON number as a FHIR integer of p:
 // integer -?([0]|([1-9][0-9]*)), positiveInt [1-9][0-9]*, unsignedInt

@@ -95,6 +95,39 @@ func DecimalPrefix[T string | []byte](s T) (int, bool) {
 	return i, true
 }
 
+// DayExists reports whether the day of s, a date, dateTime or instant
+// that matched its type's regex, is one its month has: the regexes allow
+// day 29 to 31 of any month, but R4 requires "valid dates"
+// (https://hl7.org/fhir/R4/datatypes.html#date), which 2023-02-29,
+// 1900-02-29 and 2024-04-31 are not. A year or a year and month has no
+// day to check.
+func DayExists(s string) bool {
+	if len(s) < len("2006-01-02") {
+		return true
+	}
+	year := atoi(s[:4])
+	day := atoi(s[8:10])
+	switch atoi(s[5:7]) {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return day <= 29
+		}
+		return day <= 28
+	case 4, 6, 9, 11:
+		return day <= 30
+	}
+	return day <= 31
+}
+
+// atoi returns the number written by s, digits only.
+func atoi(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		n = n*10 + int(s[i]-'0')
+	}
+	return n
+}
+
 // skipDigits returns the index of the first non-digit of s at or after i.
 func skipDigits[T string | []byte](s T, i int) int {
 	for i < len(s) && '0' <= s[i] && s[i] <= '9' {

@@ -81,3 +81,30 @@ func TestRepairDiv(t *testing.T) {
 		t.Error("a div with nothing to rewrite is reported rewritten")
 	}
 }
+
+// DayExists follows the Gregorian calendar: 29 February in a year divisible
+// by 4, but not by 100 unless also by 400; a year or a month alone has no
+// day to refuse.
+func TestDayExists(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{"2024-02-29", true},
+		{"2000-02-29", true},
+		{"2023-02-29", false},
+		{"1900-02-29", false},
+		{"2024-02-30", false},
+		{"2024-04-31", false},
+		{"2024-06-30", true},
+		{"2024-12-31", true},
+		{"2024-01-31T23:59:59Z", true},
+		{"2024-09-31T10:00:00.000Z", false},
+		{"2024-02", true},
+		{"2024", true},
+	} {
+		if got := DayExists(tc.s); got != tc.want {
+			t.Errorf("DayExists(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+}
