@@ -156,6 +156,12 @@ func TestPatchRejects(t *testing.T) {
 			{"value holds an empty object", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/name","value":[{}]}]`, nil, 422, "structure", ""},
 			{"value is an empty object", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/maritalStatus","value":{}}]`, nil, 422, "structure", ""},
 			{"replace with an empty array inside", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/name/0","value":{"family":"Byrne","given":[]}}]`, nil, 422, "structure", ""},
+			// A copy or move writes an empty value as an add does, though
+			// what it was taken from is filled afterwards.
+			{"copy of an empty array", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/telecom","value":[]},{"op":"copy","from":"/telecom","path":"/address"},{"op":"add","path":"/telecom/-","value":{"system":"phone","value":"0113 496 0000"}}]`, nil, 422, "structure", ""},
+			{"copy of an empty object", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/maritalStatus","value":{}},{"op":"copy","from":"/maritalStatus","path":"/name/0/period"},{"op":"add","path":"/maritalStatus/text","value":"Married"}]`, nil, 422, "structure", ""},
+			{"move of an empty array", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/telecom","value":[]},{"op":"move","from":"/telecom","path":"/address"},{"op":"add","path":"/telecom","value":[{"system":"phone","value":"0113 496 0000"}]}]`, nil, 422, "structure", ""},
+			{"copy of an array a removal emptied", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"/name/0/given/0"},{"op":"copy","from":"/name/0/given","path":"/name/0/prefix"}]`, nil, 422, "structure", ""},
 			{"patch changes the id", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/id","value":"other"}]`, nil, 422, "invalid", "Patient.id"},
 			{"patch removes the id", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"/id"}]`, nil, 422, "invalid", "Patient.id"},
 			{"FHIRPath Patch changes the id", "/Patient/" + id, fhirJSON,
@@ -198,6 +204,12 @@ func TestPatchRejects(t *testing.T) {
 		r = c.do("PATCH", "/Patient/"+id, `[{"op":"add","path":"/name/-","value":{"given":[]}}]`, "Content-Type", jsonPatch).want(t, http.StatusUnprocessableEntity)
 		if d := r.outcome(t, "structure", ""); !strings.Contains(d, `"/name/-"`) || !strings.Contains(d, `"/name/1/given"`) || !strings.Contains(d, "empty array") {
 			t.Errorf("diagnostics %q, want the operation's path and /name/1/given named as an empty array", d)
+		}
+		// A copied empty value is named where the copy put it, with the copy.
+		r = c.do("PATCH", "/Patient/"+id, `[{"op":"add","path":"/telecom","value":[]},{"op":"copy","from":"/telecom","path":"/address"},{"op":"add","path":"/telecom/-","value":{"system":"phone","value":"0113 496 0000"}}]`, "Content-Type", jsonPatch).
+			want(t, http.StatusUnprocessableEntity)
+		if d := r.outcome(t, "structure", ""); !strings.Contains(d, "operation 1") || !strings.Contains(d, `empty array at "/address"`) {
+			t.Errorf("diagnostics %q, want the copy (operation 1) and /address named as an empty array", d)
 		}
 		// None of the refused patches was stored.
 		for _, path := range []string{"/Patient/" + id, "/Observation/" + obs} {

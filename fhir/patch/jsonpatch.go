@@ -19,9 +19,9 @@ import (
 // Service API uses, is accepted too. FHIR's JSON has no empty objects or
 // arrays, so what the operations leave empty (removing the only name leaves
 // "name": []) is dropped from the result, while one that an add or replace
-// writes, still empty when the patch ends (never filled, or filled and
-// emptied again), fails as InvalidValue: dropped, it would remove what the
-// client meant to write.
+// writes, or a move or copy puts elsewhere, still empty when the patch
+// ends (never filled, or filled and emptied again), fails as InvalidValue:
+// dropped, it would remove what the client meant to write.
 //
 // A failure is an *Error: Malformed for a document that is not a valid
 // patch (an object in it naming a member twice included), Inapplicable for an operation that does not fit the resource (a
@@ -62,10 +62,11 @@ func (l Limits) JSONPatch(resource, ops []byte) ([]byte, error) {
 					Message: fmt.Sprintf("the patched resource would exceed %d bytes", l.ResultBytes)}
 			}
 		}
+		mark := func(v any) any { return written.mark(v, i) }
 		if op.op == "add" || op.op == "replace" {
-			op.value = written.mark(op.value, i)
+			op.value = mark(op.value)
 		}
-		if doc, perr = op.apply(doc); perr != nil {
+		if doc, perr = op.apply(doc, mark); perr != nil {
 			perr.Op, perr.Path = i, op.rawPath
 			return nil, perr
 		}
@@ -211,8 +212,8 @@ func pointerString(tokens []string) string {
 }
 
 // writtenEmpties are the empty arrays and objects that the values of a
-// JSON Patch's adds and replaces hold, by identity, with the operation
-// that wrote each. FHIR JSON has none: what the operations leave empty
+// JSON Patch's adds, replaces, moves and copies hold, by identity, with
+// the operation that wrote each. FHIR JSON has none: what the operations leave empty
 // (a removal of the last item) is pruned, but one a value writes and no
 // later operation fills is refused, as a body holding it would be; pruned,
 // it would remove what the client meant to write.
@@ -282,7 +283,12 @@ func inapplicable(format string, args ...any) *Error {
 	return &Error{Kind: Inapplicable, Message: fmt.Sprintf(format, args...)}
 }
 
-func (op jsonOp) apply(doc any) (any, *Error) {
+// apply applies op to doc. mark records the empty arrays and objects of
+// the value a move or copy writes (writtenEmpties.mark), as those of an
+// add's value are: moved or copied, an empty value is written where it
+// lands, and still empty at the end it is refused, not dropped, whatever
+// becomes of the value it was taken from.
+func (op jsonOp) apply(doc any, mark func(any) any) (any, *Error) {
 	switch op.op {
 	case "add":
 		return add(doc, op.path, op.value)
@@ -300,13 +306,13 @@ func (op jsonOp) apply(doc any) (any, *Error) {
 		if err != nil {
 			return nil, err
 		}
-		return add(doc, op.path, v)
+		return add(doc, op.path, mark(v))
 	case "copy":
 		v, err := lookup(doc, op.from)
 		if err != nil {
 			return nil, err
 		}
-		return add(doc, op.path, deepCopy(v))
+		return add(doc, op.path, mark(deepCopy(v)))
 	default: // test
 		v, err := lookup(doc, op.path)
 		if err != nil {

@@ -79,6 +79,10 @@ func TestJSONPatch(t *testing.T) {
 			`{"resourceType":"Patient","id":"p1","active":true,"a/b":{"m~n":1.50}}`},
 		{"empty array added then filled", `[{"op":"add","path":"/telecom","value":[]},{"op":"add","path":"/telecom/-","value":{"value":"1"}}]`,
 			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}],"a/b":{"m~n":1.50},"telecom":[{"value":"1"}]}`},
+		{"empty array copied, both filled", `[{"op":"add","path":"/telecom","value":[]},{"op":"copy","from":"/telecom","path":"/address"},{"op":"add","path":"/telecom/-","value":{"value":"1"}},{"op":"add","path":"/address/-","value":{"city":"Leeds"}}]`,
+			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}],"a/b":{"m~n":1.50},"telecom":[{"value":"1"}],"address":[{"city":"Leeds"}]}`},
+		{"empty array moved, then filled", `[{"op":"add","path":"/telecom","value":[]},{"op":"move","from":"/telecom","path":"/address"},{"op":"add","path":"/address/-","value":{"city":"Leeds"}}]`,
+			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}],"a/b":{"m~n":1.50},"address":[{"city":"Leeds"}]}`},
 		{"PDS wrapper", `{"patches":[{"op":"remove","path":"/a~1b"}]}`,
 			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}]}`},
 	}
@@ -135,6 +139,15 @@ func TestJSONPatchErrors(t *testing.T) {
 		{"empty object in an array value", `[{"op":"replace","path":"/name","value":[{"family":"Jones"},{}]}]`, patch.InvalidValue, 0, "/name"},
 		{"empty array in an object value", `[{"op":"add","path":"/name/-","value":{"family":"Jones","given":[]}}]`, patch.InvalidValue, 0, "/name/-"},
 		{"empty object filled then emptied", `[{"op":"add","path":"/maritalStatus","value":{}},{"op":"add","path":"/maritalStatus/text","value":"x"},{"op":"remove","path":"/maritalStatus/text"}]`, patch.InvalidValue, 0, "/maritalStatus"},
+		// A copy or move writes the value it takes: an empty one still
+		// empty at the end is refused, naming the copy or move, though
+		// the source is filled afterwards.
+		{"empty array copied, source filled", `[{"op":"add","path":"/telecom","value":[]},{"op":"copy","from":"/telecom","path":"/address"},{"op":"add","path":"/telecom/-","value":{"value":"1"}}]`, patch.InvalidValue, 1, "/address"},
+		{"empty object copied, source filled", `[{"op":"add","path":"/maritalStatus","value":{}},{"op":"copy","from":"/maritalStatus","path":"/name/0/period"},{"op":"add","path":"/maritalStatus/text","value":"x"}]`, patch.InvalidValue, 1, "/name/0/period"},
+		{"empty array inside a copied value", `[{"op":"add","path":"/name/0/prefix","value":[]},{"op":"copy","from":"/name/0","path":"/name/-"},{"op":"add","path":"/name/0/prefix/-","value":"Dr"}]`, patch.InvalidValue, 1, "/name/-"},
+		{"emptied array copied", `[{"op":"remove","path":"/name/0/given/0"},{"op":"copy","from":"/name/0/given","path":"/name/0/prefix"}]`, patch.InvalidValue, 1, "/name/0/prefix"},
+		{"empty array moved, source written again", `[{"op":"add","path":"/telecom","value":[]},{"op":"move","from":"/telecom","path":"/address"},{"op":"add","path":"/telecom","value":[{"value":"1"}]}]`, patch.InvalidValue, 1, "/address"},
+		{"emptied array moved", `[{"op":"remove","path":"/name/0/given/0"},{"op":"move","from":"/name/0/given","path":"/name/0/prefix"}]`, patch.InvalidValue, 1, "/name/0/prefix"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
