@@ -161,6 +161,9 @@ func TestPatchRejects(t *testing.T) {
 			{"copy of an empty array", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/telecom","value":[]},{"op":"copy","from":"/telecom","path":"/address"},{"op":"add","path":"/telecom/-","value":{"system":"phone","value":"0113 496 0000"}}]`, nil, 422, "structure", ""},
 			{"copy of an empty object", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/maritalStatus","value":{}},{"op":"copy","from":"/maritalStatus","path":"/name/0/period"},{"op":"add","path":"/maritalStatus/text","value":"Married"}]`, nil, 422, "structure", ""},
 			{"move of an empty array", "/Patient/" + id, jsonPatch, `[{"op":"add","path":"/telecom","value":[]},{"op":"move","from":"/telecom","path":"/address"},{"op":"add","path":"/telecom","value":[{"system":"phone","value":"0113 496 0000"}]}]`, nil, 422, "structure", ""},
+			// An array of nulls alone is no list at all: dropped, it would
+			// remove the given names it was to replace.
+			{"array of nulls", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/name/0/given","value":[null]}]`, nil, 422, "structure", ""},
 			{"copy of an array a removal emptied", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"/name/0/given/0"},{"op":"copy","from":"/name/0/given","path":"/name/0/prefix"}]`, nil, 422, "structure", ""},
 			{"patch changes the id", "/Patient/" + id, jsonPatch, `[{"op":"replace","path":"/id","value":"other"}]`, nil, 422, "invalid", "Patient.id"},
 			{"patch removes the id", "/Patient/" + id, jsonPatch, `[{"op":"remove","path":"/id"}]`, nil, 422, "invalid", "Patient.id"},
@@ -210,6 +213,11 @@ func TestPatchRejects(t *testing.T) {
 			want(t, http.StatusUnprocessableEntity)
 		if d := r.outcome(t, "structure", ""); !strings.Contains(d, "operation 1") || !strings.Contains(d, `empty array at "/address"`) {
 			t.Errorf("diagnostics %q, want the copy (operation 1) and /address named as an empty array", d)
+		}
+		r = c.do("PATCH", "/Patient/"+id, `[{"op":"replace","path":"/name/0/given","value":[null]}]`, "Content-Type", jsonPatch).
+			want(t, http.StatusUnprocessableEntity)
+		if d := r.outcome(t, "structure", ""); !strings.Contains(d, `"/name/0/given"`) || !strings.Contains(d, "null") {
+			t.Errorf("diagnostics %q, want /name/0/given named as an array of nulls", d)
 		}
 		// None of the refused patches was stored.
 		for _, path := range []string{"/Patient/" + id, "/Observation/" + obs} {

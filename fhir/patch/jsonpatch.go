@@ -21,7 +21,9 @@ import (
 // "name": []) is dropped from the result, while one that an add or replace
 // writes, or a move or copy puts elsewhere, still empty when the patch
 // ends (never filled, or filled and emptied again), fails as InvalidValue:
-// dropped, it would remove what the client meant to write.
+// dropped, it would remove what the client meant to write. So does an
+// array written holding nothing but null, when no companion ("_given" to
+// "given") holds its items.
 //
 // A failure is an *Error: Malformed for a document that is not a valid
 // patch (an object in it naming a member twice included), Inapplicable for an operation that does not fit the resource (a
@@ -242,6 +244,9 @@ func (w writtenEmpties) mark(v any, op int) any {
 			w[reflect.ValueOf(x).Pointer()] = writtenEmpty{op, x}
 			return x
 		}
+		if onlyNulls(x) {
+			w[reflect.ValueOf(x).Pointer()] = writtenEmpty{op, x}
+		}
 		for i, e := range x {
 			x[i] = w.mark(e, op)
 		}
@@ -249,9 +254,17 @@ func (w writtenEmpties) mark(v any, op int) any {
 	return v
 }
 
+// onlyNulls reports whether the array x holds nothing but null: a list
+// with no item, which prune drops as it drops an empty one unless a
+// primitive's companion (_given to given) holds the items.
+func onlyNulls(x []any) bool {
+	return !slices.ContainsFunc(x, func(e any) bool { return e != nil })
+}
+
 // find returns where in v, below the tokens at, the first written empty
-// array or object still empty is (members in name order), which it is,
-// and the operation that wrote it; kind is "" when there is none.
+// array or object still empty is (members in name order), or written
+// array holding nothing but null that prune would drop, which it is, and
+// the operation that wrote it; kind is "" when there is none.
 func (w writtenEmpties) find(v any, at []string) (where []string, kind string, op int) {
 	if len(w) == 0 {
 		return nil, "", 0
@@ -262,6 +275,14 @@ func (w writtenEmpties) find(v any, at []string) (where []string, kind string, o
 			return at, "object", e.op
 		}
 		for _, k := range slices.Sorted(maps.Keys(x)) {
+			// An array of nulls alone is dropped, unless a companion
+			// holds its items; a companion of nulls holds nothing to
+			// lose.
+			if a, ok := x[k].([]any); ok && len(a) > 0 && onlyNulls(a) && !strings.HasPrefix(k, "_") && x["_"+k] == nil {
+				if e, ok := w[reflect.ValueOf(a).Pointer()]; ok {
+					return append(slices.Clip(at), k), "array (of null items only)", e.op
+				}
+			}
 			if where, kind, op := w.find(x[k], append(slices.Clip(at), k)); kind != "" {
 				return where, kind, op
 			}

@@ -81,6 +81,10 @@ func TestJSONPatch(t *testing.T) {
 			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}],"a/b":{"m~n":1.50},"telecom":[{"value":"1"}]}`},
 		{"empty array copied, both filled", `[{"op":"add","path":"/telecom","value":[]},{"op":"copy","from":"/telecom","path":"/address"},{"op":"add","path":"/telecom/-","value":{"value":"1"}},{"op":"add","path":"/address/-","value":{"city":"Leeds"}}]`,
 			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}],"a/b":{"m~n":1.50},"telecom":[{"value":"1"}],"address":[{"city":"Leeds"}]}`},
+		{"nulls with a companion holding the items", `[{"op":"replace","path":"/name/0/given","value":[null]},{"op":"add","path":"/name/0/_given","value":[{"id":"g1"}]}]`,
+			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":[null],"_given":[{"id":"g1"}]}],"a/b":{"m~n":1.50}}`},
+		{"array of nulls filled", `[{"op":"add","path":"/telecom","value":[null]},{"op":"replace","path":"/telecom/0","value":{"value":"1"}}]`,
+			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}],"a/b":{"m~n":1.50},"telecom":[{"value":"1"}]}`},
 		{"empty array moved, then filled", `[{"op":"add","path":"/telecom","value":[]},{"op":"move","from":"/telecom","path":"/address"},{"op":"add","path":"/address/-","value":{"city":"Leeds"}}]`,
 			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}],"a/b":{"m~n":1.50},"address":[{"city":"Leeds"}]}`},
 		{"PDS wrapper", `{"patches":[{"op":"remove","path":"/a~1b"}]}`,
@@ -147,6 +151,11 @@ func TestJSONPatchErrors(t *testing.T) {
 		{"empty array inside a copied value", `[{"op":"add","path":"/name/0/prefix","value":[]},{"op":"copy","from":"/name/0","path":"/name/-"},{"op":"add","path":"/name/0/prefix/-","value":"Dr"}]`, patch.InvalidValue, 1, "/name/-"},
 		{"emptied array copied", `[{"op":"remove","path":"/name/0/given/0"},{"op":"copy","from":"/name/0/given","path":"/name/0/prefix"}]`, patch.InvalidValue, 1, "/name/0/prefix"},
 		{"empty array moved, source written again", `[{"op":"add","path":"/telecom","value":[]},{"op":"move","from":"/telecom","path":"/address"},{"op":"add","path":"/telecom","value":[{"value":"1"}]}]`, patch.InvalidValue, 1, "/address"},
+		// An array of nulls alone has no item: dropped, it would remove
+		// the given names it replaced.
+		{"array of nulls replaces an array", `[{"op":"replace","path":"/name/0/given","value":[null]}]`, patch.InvalidValue, 0, "/name/0/given"},
+		{"array of nulls added", `[{"op":"add","path":"/telecom","value":[null,null]}]`, patch.InvalidValue, 0, "/telecom"},
+		{"array of nulls in a value", `[{"op":"add","path":"/name/-","value":{"family":"Jones","given":[null]}}]`, patch.InvalidValue, 0, "/name/-"},
 		{"emptied array moved", `[{"op":"remove","path":"/name/0/given/0"},{"op":"move","from":"/name/0/given","path":"/name/0/prefix"}]`, patch.InvalidValue, 1, "/name/0/prefix"},
 	}
 	for _, tt := range tests {
