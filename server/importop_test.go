@@ -367,6 +367,33 @@ func TestImportHL7v2Once(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportHL7v2ReceiptDeleted imports a message, deletes its receipt
+// and the patient, and sends the message again: with no receipt held the
+// message is applied again, not acknowledged AA with nothing stored.
+func TestImportHL7v2ReceiptDeleted(t *testing.T) {
+	payload := importPayloads(t)[0]
+	const search = "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9990000018"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?"+payload.query, payload.body, "Content-Type", payload.contentType).want(t, 200)
+		receipts, _ := c.do("GET", "/Provenance", "").want(t, 200).json(t)["entry"].([]any)
+		if len(receipts) != 1 {
+			t.Fatalf("%d receipts", len(receipts))
+		}
+		receipt := receipts[0].(map[string]any)["resource"].(map[string]any)["id"].(string)
+		c.do("DELETE", "/Provenance/"+receipt, "").want(t, 204)
+		c.do("DELETE", "/Patient/"+storedOne(t, c, search)["id"].(string), "").want(t, 204)
+
+		r := c.do("POST", "/$import?"+payload.query, payload.body, "Content-Type", payload.contentType).want(t, 200)
+		if !bytes.Contains(r.body, []byte("MSA|AA|MSG0001")) {
+			t.Fatalf("sent again: %q", r.body)
+		}
+		if p := storedOne(t, c, search); p["id"] == nil {
+			t.Errorf("the patient was not stored again: %v", p)
+		}
+		c.do("GET", "/Provenance/"+receipt, "").want(t, 200)
+	}, withImport)
+}
+
 // TestImportCSVRefusedWhole imports a CSV report whose last row, after
 // several batches of good ones, has a date that is not one: 400 naming
 // the line, and none of the rows before it stored.

@@ -347,14 +347,18 @@ func ApplyHL7v2(ctx context.Context, st operation.Store, msg []byte, now time.Ti
 		return m.Acknowledge(nil, now), errRefused
 	}
 	// A message already applied is acknowledged again, not applied twice.
-	if v, err := st.Read(ctx, hl7v2.ReceiptType, hl7v2.ReceiptID(hl7v2.SeenKey(m.Message))); err == nil && !v.Deleted {
+	// A receipt deleted since (a tombstone) remembers nothing: the message
+	// is applied, and its receipt written again.
+	v, err := st.Read(ctx, hl7v2.ReceiptType, hl7v2.ReceiptID(hl7v2.SeenKey(m.Message)))
+	switch {
+	case err == nil && !v.Deleted:
 		return m.Acknowledge(nil, now), nil
-	} else if !errors.Is(err, store.ErrNotFound) {
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return m.Acknowledge(err, now), err
 	}
 	m.AddReceipt(now)
 	ran := false
-	err := st.Transact(ctx, func(tx operation.Store) error {
+	err = st.Transact(ctx, func(tx operation.Store) error {
 		if ran {
 			return errAgain
 		}
