@@ -1859,6 +1859,31 @@ func TestHL7v2TwoNHSNumbers(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportHL7v2SendersByOID imports two messages with the same control
+// id from two senders named by their universal ids alone (MSH-3 and MSH-4
+// ^OID^ISO, as the FHIR Converter's samples are), about two patients:
+// both are applied, the second not taken for a repeat of the first, and
+// each receipt names its sender.
+func TestImportHL7v2SendersByOID(t *testing.T) {
+	msg := func(oid, nhs, family string) string {
+		return "MSH|^~\\&|^" + oid + "^ISO|^" + oid + "^ISO|CF|PCN|20260101120000||ADT^A28^ADT_A05|1|P|2.5\rEVN|A28|20260101\r" +
+			"PID|1||" + nhs + "^^^NHS^NH||" + family + "^SARAH||19480312|F\r"
+	}
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, m := range []struct{ oid, nhs, family string }{{"1.2.826.0.1.1", "9434760046", "WARD"}, {"1.2.826.0.1.2", "9434765919", "SMITH"}} {
+			c.do("POST", "/$import?format=hl7v2", msg(m.oid, m.nhs, m.family), "Content-Type", importop.HL7v2MediaType).want(t, 200)
+			p := storedOne(t, c, "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|"+m.nhs)
+			if got := toJSON(t, p["name"]); !strings.Contains(got, m.family) {
+				t.Errorf("the patient of %s is named %s", m.oid, got)
+			}
+			receipt := storedOne(t, c, "Provenance?target=Patient/"+p["id"].(string))
+			if got, want := toJSON(t, receipt["entity"]), `"system":"urn:hl7v2:control-id:%5E`+m.oid+`%5EISO|%5E`+m.oid+`%5EISO","value":"1"`; !strings.Contains(got, want) {
+				t.Errorf("receipt entity %s, want %s", got, want)
+			}
+		}
+	}, withImport)
+}
+
 // TestImportHL7v2SenderWithSpaces imports a message from a sending
 // application named "EMIS Web", twice: AA both times, the patient stored
 // once and its receipt naming the sender in a system that is a uri.

@@ -47,7 +47,8 @@ func (im *Imported) AddReceipt(now time.Time) {
 	msh := im.Message.Segments[0]
 	key := SeenKey(im.Message)
 	id := ReceiptID(key)
-	sender := strings.TrimSpace(msh.Get(3, 1) + " " + msh.Get(4, 1))
+	app, facility := hierarchic(msh, 3), hierarchic(msh, 4)
+	sender := strings.TrimSpace(app + " " + facility)
 	if sender == "" {
 		sender = "unnamed HL7 v2 sender"
 	}
@@ -55,7 +56,7 @@ func (im *Imported) AddReceipt(now time.Time) {
 		Recorded: fhir.NewInstant(now.UTC().Format("2006-01-02T15:04:05.000Z")),
 		Agent:    []*fhir.ProvenanceAgent{{Who: &fhir.Reference{Display: fhir.NewString(sender)}}},
 		Entity: []*fhir.ProvenanceEntity{{Role: fhir.NewCode("source"), What: &fhir.Reference{
-			Identifier: &fhir.Identifier{System: fhir.NewUri(senderSystem(msh.Get(3, 1), msh.Get(4, 1))), Value: fhir.NewString(msh.Get(10, 1))},
+			Identifier: &fhir.Identifier{System: fhir.NewUri(senderSystem(app, facility)), Value: fhir.NewString(msh.Get(10, 1))},
 			Display:    fhir.NewString("HL7 v2 " + msh.Get(9, 1) + "^" + im.Event + " " + im.ControlID),
 		}}},
 	}
