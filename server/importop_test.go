@@ -1859,6 +1859,20 @@ func TestHL7v2TwoNHSNumbers(t *testing.T) {
 	}, withImport)
 }
 
+// TestImportHL7v2AckToOIDSender imports a message from a sender named by
+// its universal id alone: the acknowledgement is addressed to it, its
+// MSH-5 and MSH-6 the message's MSH-3 and MSH-4 whole, not left empty.
+func TestImportHL7v2AckToOIDSender(t *testing.T) {
+	msg := "MSH|^~\\&|^1.2.826.0.1.1^ISO|^1.2.826.0.1.2^ISO|CF^1.2.826.0.1.3^ISO|PCN|20260101120000||ADT^A28^ADT_A05|O1|P|2.5\rEVN|A28|20260101\r" +
+		"PID|1||9434760046^^^NHS^NH||WARD^SARAH||19480312|F\r"
+	eachEngine(t, func(t *testing.T, c *client) {
+		r := c.do("POST", "/$import?format=hl7v2", msg, "Content-Type", importop.HL7v2MediaType).want(t, 200)
+		if want := "MSH|^~\\&|CF^1.2.826.0.1.3^ISO|PCN|^1.2.826.0.1.1^ISO|^1.2.826.0.1.2^ISO|"; !bytes.HasPrefix(r.body, []byte(want)) {
+			t.Errorf("acknowledgement %q, want it to start %q", r.body, want)
+		}
+	}, withImport)
+}
+
 // TestImportHL7v2SendersByOID imports two messages with the same control
 // id from two senders named by their universal ids alone (MSH-3 and MSH-4
 // ^OID^ISO, as the FHIR Converter's samples are), about two patients:

@@ -65,6 +65,11 @@ func ack(m *Message, code string, issues []mappers.Issue, missing []int, now tim
 		msh = m.Segments[0]
 	}
 	get := func(n, c int) string { return d.escape(msh.Get(n, c)) }
+	// An application or facility is answered by its whole HD: a sender
+	// known by its universal id (^1.2.3^ISO) has nothing in HD-1.
+	hd := func(n int) string {
+		return strings.TrimRight(get(n, 1)+"^"+get(n, 2)+"^"+get(n, 3), "^")
+	}
 	version := "2.5"
 	if v := msh.Get(12, 1); v != "" {
 		version = d.escape(v)
@@ -74,7 +79,7 @@ func ack(m *Message, code string, issues []mappers.Issue, missing []int, now tim
 	// The acknowledgement goes back to the sender: its sending
 	// application and facility are the original's receiving ones.
 	b.WriteString(strings.Join([]string{
-		"MSH", `^~\&`, get(5, 1), get(6, 1), get(3, 1), get(4, 1), now.UTC().Format("20060102150405") + "+0000", "",
+		"MSH", `^~\&`, hd(5), hd(6), hd(3), hd(4), now.UTC().Format("20060102150405") + "+0000", "",
 		"ACK^" + get(9, 2) + "^ACK", ackControlID(control), orDefault(get(11, 1), "P"), version,
 	}, "|"))
 	b.WriteByte('\r')

@@ -356,7 +356,7 @@ func TestAck(t *testing.T) {
 			`ERR||PID^1^3^1^1|102^Data type error^HL70357|E||||"9990000019" is not a valid NHS number: it must be 10 digits with a correct Modulus 11 check digit`,
 		}},
 		{name: "unsupported event", file: "fhir-converter/ADT-A29-01.hl7", want: []string{
-			"MSH|^~\\&|EHRApp|GHHRFacility|ADTApp|GHHSFacility|20260301093000+0000||ACK^A29^ACK|AMSG00001|P|2.8",
+			"MSH|^~\\&|EHRApp^1.Edu^ISO|GHHRFacility^2.16.840.1.1122848.1.32^ISO|ADTApp|GHHSFacility^2.16.840.1.122848.1.30^ISO|20260301093000+0000||ACK^A29^ACK|AMSG00001|P|2.8",
 			`MSA|AR|MSG00001|ADT event "A29" is not handled: only A01, A04, A08, A28, A31, A34 and A40 are`,
 			`ERR||MSH^1^9^1^2|201^Unsupported event code^HL70357|E||||ADT event "A29" is not handled: only A01, A04, A08, A28, A31, A34 and A40 are`,
 		}},
