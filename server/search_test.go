@@ -675,6 +675,26 @@ func TestSearchCompositeDateTime(t *testing.T) {
 	})
 }
 
+// ap widens a date by a tenth of its distance from now however far it is:
+// a date some centuries ahead is found by ap of itself, and one some
+// centuries back by ap of a date within that tenth, where a distance
+// beyond what a time.Duration holds (292 years) found nothing ahead and
+// widened by 29 years at most behind.
+func TestSearchDateApproximatelyFarFromNow(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		code := `{"text":"review"}`
+		putObservation(t, c, "ahead", code, `,"effectiveDateTime":"2600-06-15"`)
+		putObservation(t, c, "behind", code, `,"effectiveDateTime":"1400-06-15"`)
+		wantMatches(t, c, []searchCase{
+			{"/Observation?date=ap2600-06-15", "Observation/ahead"},
+			{"/Observation?date=ap9999", ""},
+			// 1450 is some 576 years back: ap1450 reaches 57 years either side.
+			{"/Observation?date=ap1450-06-15", "Observation/behind"},
+			{"/Observation?date=ap1600", ""},
+		})
+	})
+}
+
 // A reference parameter is searched by any type its definition names,
 // served or not: Observation.subject may be a Device, which this server
 // does not serve but a stored Observation may name. Only a chain needs the

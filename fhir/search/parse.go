@@ -839,12 +839,16 @@ func (p *parser) dateMatch(name, v string) (query.DateMatch, error) {
 	}
 	if pr == query.Ap {
 		// Approximately: within a tenth of the distance from now, and at
-		// least the value's own precision.
-		gap := p.opt.Now.Sub(low)
+		// least the value's own precision. In seconds, not a
+		// time.Duration, which holds some 292 years: a distance beyond
+		// it saturated, widening the range too little, or, for a date
+		// that far ahead, turned negative and emptied the range.
+		gap := p.opt.Now.Unix() - low.Unix()
 		if gap < 0 {
 			gap = -gap
 		}
-		low, high = low.Add(-gap/10), high.Add(gap/10)
+		low = time.Unix(low.Unix()-gap/10, int64(low.Nanosecond())).In(low.Location())
+		high = time.Unix(high.Unix()+gap/10, int64(high.Nanosecond())).In(high.Location())
 	}
 	return query.DateMatch{Prefix: pr, Low: low, High: high}, nil
 }
