@@ -11,6 +11,7 @@ import (
 
 	"carefhir/fhir/search"
 	"carefhir/profiles/terminology"
+	"carefhir/server/access"
 	"carefhir/server/contentcoding"
 )
 
@@ -260,7 +261,7 @@ func (a *api) capabilityStatement(base string) ([]byte, error) {
 	rest.Operation = a.caps.systemOperations
 	rest.Compartment = []string{"http://hl7.org/fhir/CompartmentDefinition/patient"}
 	for _, typ := range servedTypes {
-		rest.Resource = append(rest.Resource, capResource{
+		res := capResource{
 			Type:        typ,
 			Profile:     "http://hl7.org/fhir/StructureDefinition/" + typ,
 			Interaction: codes(a.caps.typeInteractions),
@@ -277,10 +278,33 @@ func (a *api) capabilityStatement(base string) ([]byte, error) {
 			SearchInclude:     a.searchIncludes(typ),
 			SearchRevInclude:  a.searchRevIncludes(typ),
 			Operation:         a.caps.operationsOn(typ),
-		})
+		}
+		if access.ReadOnly(typ) {
+			narrowToReads(&res)
+		}
+		rest.Resource = append(rest.Resource, res)
 	}
 	return json.Marshal(cs)
 }
+
+// narrowToReads narrows the statement of a type the server alone writes (the
+// audit trail) to what a client may do with it: every write, conditional
+// ones and the operations that change the resource included, is 405.
+func narrowToReads(res *capResource) {
+	res.Interaction = slices.DeleteFunc(res.Interaction, func(c code) bool { return !slices.Contains(readInteractions, c.Code) })
+	res.UpdateCreate = false
+	res.ConditionalCreate = false
+	res.ConditionalUpdate = false
+	res.ConditionalDelete = "not-supported"
+	res.Operation = slices.DeleteFunc(res.Operation, func(op capOperation) bool { return slices.Contains(resourceWrites, op.Name) })
+}
+
+// readInteractions are the interactions of a type that write nothing.
+var readInteractions = []string{"read", "vread", "history-instance", "history-type", "search-type"}
+
+// resourceWrites are the operations that write the resource they are
+// invoked on.
+var resourceWrites = []string{"meta-add", "meta-delete"}
 
 // statementCache keeps the CapabilityStatement once built, by the base URL
 // it names: clients fetch it at start and often. Without a configured base

@@ -130,3 +130,63 @@ func TestMetadataTerminologyNone(t *testing.T) {
 		c.do("GET", "/metadata?mode=terminology", "").want(t, http.StatusBadRequest).outcome(t, "not-supported", "mode")
 	})
 }
+
+// TestCapabilitiesReadOnlyTrail: the CapabilityStatement says of
+// AuditEvent what the server does with it, the audit trail being written
+// by the server alone: read, vread, history and search, no create, update,
+// patch or delete, conditional or not, and no $meta-add or $meta-delete;
+// each write it leaves out is 405. Other types keep every interaction.
+func TestCapabilitiesReadOnlyTrail(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		cs := c.do("GET", "/metadata", "").want(t, http.StatusOK).json(t)
+		byType := map[string]any{}
+		for _, r := range list(get(cs, "rest", 0, "resource")) {
+			byType[str(r, "type")] = r
+		}
+		interactions := func(typ string) (out []string) {
+			for _, i := range list(get(byType[typ], "interaction")) {
+				out = append(out, str(i, "code"))
+			}
+			return out
+		}
+		operations := func(typ string) (out []string) {
+			for _, op := range list(get(byType[typ], "operation")) {
+				out = append(out, str(op, "name"))
+			}
+			return out
+		}
+		if got, want := interactions("AuditEvent"), []string{"read", "vread", "history-instance", "history-type", "search-type"}; !slices.Equal(got, want) {
+			t.Errorf("AuditEvent interactions %v, want %v", got, want)
+		}
+		trail := byType["AuditEvent"]
+		for _, flag := range []string{"updateCreate", "conditionalCreate", "conditionalUpdate"} {
+			if get(trail, flag) != false {
+				t.Errorf("AuditEvent %s %v, want false", flag, get(trail, flag))
+			}
+		}
+		if got := str(trail, "conditionalDelete"); got != "not-supported" {
+			t.Errorf("AuditEvent conditionalDelete %q, want not-supported", got)
+		}
+		if ops := operations("AuditEvent"); slices.Contains(ops, "meta-add") || slices.Contains(ops, "meta-delete") || !slices.Contains(ops, "meta") {
+			t.Errorf("AuditEvent operations %v, want $meta without $meta-add and $meta-delete", ops)
+		}
+		for _, want := range []string{"create", "update", "patch", "delete"} {
+			if !slices.Contains(interactions("Patient"), want) {
+				t.Errorf("Patient interactions %v lack %s", interactions("Patient"), want)
+			}
+		}
+		if ops := operations("Patient"); !slices.Contains(ops, "meta-add") || !slices.Contains(ops, "meta-delete") {
+			t.Errorf("Patient operations %v lack $meta-add or $meta-delete", ops)
+		}
+		if get(byType["Patient"], "conditionalCreate") != true || str(byType["Patient"], "conditionalDelete") != "single" {
+			t.Errorf("Patient conditional writes %v, %v, want true and single", get(byType["Patient"], "conditionalCreate"), get(byType["Patient"], "conditionalDelete"))
+		}
+
+		// What the statement leaves out is refused.
+		c.do("POST", "/AuditEvent", `{"resourceType":"AuditEvent"}`).want(t, http.StatusMethodNotAllowed)
+		c.do("PUT", "/AuditEvent/x", `{"resourceType":"AuditEvent","id":"x"}`).want(t, http.StatusMethodNotAllowed)
+		c.do("PUT", "/AuditEvent?_id=x", `{"resourceType":"AuditEvent"}`).want(t, http.StatusMethodNotAllowed)
+		c.do("DELETE", "/AuditEvent?_id=x", "").want(t, http.StatusMethodNotAllowed)
+		c.do("PATCH", "/AuditEvent/x", `[]`, "Content-Type", jsonPatch).want(t, http.StatusMethodNotAllowed)
+	})
+}
