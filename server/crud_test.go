@@ -1099,6 +1099,49 @@ func TestAllow(t *testing.T) {
 	}, withImport)
 }
 
+// TestAllowTypePaths: _search and _history below a type, _search below the
+// base and below a patient, which the routes of an instance or of a type
+// match, answer a method they do not take with 405 and the Allow of the
+// path, as the other paths do, where a GET, PUT, PATCH or DELETE of
+// Patient/_search was 400 for an invalid id "_search", and a GET of
+// /_search or Patient/1/_search 404 for a type "_search" not served.
+func TestAllowTypePaths(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		for _, tt := range []struct {
+			path, allow string
+			methods     []string
+		}{
+			{"/Patient/_search", "POST", []string{"GET", "HEAD", "PUT", "PATCH", "DELETE"}},
+			{"/AuditEvent/_search", "POST", []string{"GET", "PUT", "DELETE"}},
+			{"/Patient/1/_search", "POST", []string{"GET", "HEAD", "PATCH"}},
+			{"/_search", "POST", []string{"GET", "HEAD", "PUT", "PATCH", "DELETE"}},
+			{"/Patient/_history", "GET, HEAD", []string{"PUT", "PATCH", "DELETE"}},
+		} {
+			for _, m := range tt.methods {
+				body := ""
+				if m == "PUT" {
+					body = `{"resourceType":"Patient","id":"x"}`
+				}
+				r := c.do(m, tt.path, body).want(t, http.StatusMethodNotAllowed)
+				if got := r.header.Get("Allow"); got != tt.allow {
+					t.Errorf("%s %s: Allow %q, want %q", m, tt.path, got, tt.allow)
+				}
+				if m != "HEAD" {
+					r.outcome(t, "not-supported", "")
+				}
+			}
+			for _, m := range strings.Split(tt.allow, ", ") {
+				if r := c.do(m, tt.path, ""); r.status != http.StatusOK {
+					t.Errorf("%s %s: %d, want 200: %s", m, tt.path, r.status, truncate(r.body))
+				}
+			}
+		}
+		// An id that is invalid is still 400 saying so.
+		c.do("GET", "/Patient/_x", "").want(t, http.StatusBadRequest)
+		c.do("PUT", "/Patient/_x", `{"resourceType":"Patient","id":"_x"}`).want(t, http.StatusBadRequest)
+	})
+}
+
 func TestRequestLog(t *testing.T) {
 	eachEngine(t, func(t *testing.T, c *client) {
 		r := c.do("GET", "/Patient/unknown", "", "X-Request-Id", "req-123")

@@ -51,12 +51,12 @@ func getAndHead(r gin.IRoutes, path string, h gin.HandlerFunc) {
 }
 
 // resourceType returns the :type path parameter if carefhir serves it.
-// The system's metadata and _history, and the path of an operation
-// ($name, as the type or the id), which a type's routes match, answer 405
-// to the methods they do not take.
+// The system's metadata, _history and _search, and the path of an
+// operation ($name, as the type or the id), which a type's routes match,
+// answer 405 to the methods they do not take.
 func (a *api) resourceType(c *gin.Context) (string, error) {
 	typ := c.Param("type")
-	if typ == "metadata" || typ == "_history" {
+	if typ == "metadata" || typ == "_history" || typ == "_search" {
 		return "", a.notAllowed(c)
 	}
 	if _, _, ok := operationPath(c.Request.URL.Path); ok {
@@ -80,11 +80,22 @@ func (a *api) target(c *gin.Context) (string, string, error) {
 		return "", "", err
 	}
 	id := c.Param("id")
+	if isTypePath(id) {
+		// [type]/_search and [type]/_history, which the routes of an
+		// instance match: 405 to the methods they do not take, not an
+		// id that is invalid.
+		return "", "", a.notAllowed(c)
+	}
 	if err := checkID(id, ""); err != nil {
 		return "", "", err
 	}
 	return typ, id, nil
 }
+
+// isTypePath reports whether seg, in the place of an id, names an endpoint
+// of the type or compartment before it: _search or _history, which no id
+// can be.
+func isTypePath(seg string) bool { return seg == "_search" || seg == "_history" }
 
 func (a *api) read(c *gin.Context) {
 	typ, id, err := a.target(c)

@@ -191,6 +191,11 @@ func (a *api) searchType(c *gin.Context) {
 // .../_search: a search on typ restricted to the Patient's compartment,
 // or on every type in it for *.
 func (a *api) searchCompartment(c *gin.Context, typ string) {
+	if typ == "_search" {
+		// Patient/[id]/_search takes POST alone.
+		c.Error(a.notAllowed(c))
+		return
+	}
 	if c.Param("type") != "Patient" {
 		c.Error(errorf(http.StatusNotFound, "not-supported", "only the Patient compartment is searchable"))
 		return
