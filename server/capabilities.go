@@ -63,7 +63,7 @@ func (c *capabilities) addOperation(op operation) {
 func (c *capabilities) operationsOn(typ string) []capOperation {
 	var out []capOperation
 	for _, op := range c.operations {
-		if op.types == nil || slices.Contains(op.types, typ) {
+		if op.servedOn(typ) {
 			out = append(out, capOperation{Name: op.name, Definition: op.definitionOn(typ)})
 		}
 	}
@@ -289,22 +289,18 @@ func (a *api) capabilityStatement(base string) ([]byte, error) {
 
 // narrowToReads narrows the statement of a type the server alone writes (the
 // audit trail) to what a client may do with it: every write, conditional
-// ones and the operations that change the resource included, is 405.
+// ones included, is 405 (and $meta-add and $meta-delete are not served
+// on it: operation.servedOn).
 func narrowToReads(res *capResource) {
 	res.Interaction = slices.DeleteFunc(res.Interaction, func(c code) bool { return !slices.Contains(readInteractions, c.Code) })
 	res.UpdateCreate = false
 	res.ConditionalCreate = false
 	res.ConditionalUpdate = false
 	res.ConditionalDelete = "not-supported"
-	res.Operation = slices.DeleteFunc(res.Operation, func(op capOperation) bool { return slices.Contains(resourceWrites, op.Name) })
 }
 
 // readInteractions are the interactions of a type that write nothing.
 var readInteractions = []string{"read", "vread", "history-instance", "history-type", "search-type"}
-
-// resourceWrites are the operations that write the resource they are
-// invoked on.
-var resourceWrites = []string{"meta-add", "meta-delete"}
 
 // statementCache keeps the CapabilityStatement once built, by the base URL
 // it names: clients fetch it at start and often. Without a configured base

@@ -51,12 +51,14 @@ func (a *api) registerMeta(g *gin.RouterGroup) {
 		name:       "meta-add",
 		definition: "http://hl7.org/fhir/OperationDefinition/Resource-meta-add",
 		levels:     instanceLevel,
+		writes:     true,
 		handle:     a.changeMeta(addMeta),
 	})
 	a.addOperation(operation{
 		name:       "meta-delete",
 		definition: "http://hl7.org/fhir/OperationDefinition/Resource-meta-delete",
 		levels:     instanceLevel,
+		writes:     true,
 		handle:     a.changeMeta(deleteMeta),
 	})
 	getAndHead(g, "/:type/:id/_history/:vid/:op", a.versionMeta)
@@ -145,6 +147,10 @@ func (a *api) versionMeta(c *gin.Context) {
 		name = op[1:]
 	default:
 		c.Error(errorf(http.StatusNotFound, "not-supported", "%s is not served on a version of a resource: $meta, $meta-add and $meta-delete are", truncate(op, 64)))
+		return
+	}
+	if !a.operations[name].servedOn(typ) {
+		c.Error(errorf(http.StatusNotFound, "not-supported", "operation %s is not supported on %s", op, typ))
 		return
 	}
 	if name != "meta" && c.Request.Method != http.MethodPost {

@@ -389,3 +389,41 @@ func TestMetaInUseAccess(t *testing.T) {
 		})
 	}
 }
+
+// TestMetaChangeNotOnTrail: $meta-add and $meta-delete, which write the
+// resource, are not served on AuditEvent, which the server alone writes
+// (the CapabilityStatement lists $meta alone there): on an AuditEvent or
+// a version of it they are 404 whatever the method, with no Allow, and the
+// event keeps its version, where $meta-add was 405 with no Allow and
+// $meta-delete of a tag it lacks 200. $meta still answers.
+func TestMetaChangeNotOnTrail(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			c := newAccessClient(t, e.Open(t), principals{})
+			c.put("/Patient/a", `{"resourceType":"Patient","id":"a"}`)
+			c.auditor.Flush()
+			found := ids(t, c.by("admin", "GET", "/AuditEvent?_count=1", "").want(t, http.StatusOK))
+			if len(found) == 0 {
+				t.Fatal("no AuditEvent written")
+			}
+			event := found[0]
+			body := metaParams(`{"tag":[{"system":"https://example.org/tags","code":"t"}]}`)
+			for _, path := range []string{"/" + event, "/" + event + "/_history/1"} {
+				for _, op := range []string{"$meta-add", "$meta-delete"} {
+					for _, m := range []string{"POST", "GET", "PUT"} {
+						r := c.by("admin", m, path+"/"+op, body)
+						if r.status != http.StatusNotFound || r.header.Get("Allow") != "" {
+							t.Errorf("%s %s/%s: %d (Allow %q), want 404 with no Allow: %s", m, path, op, r.status, r.header.Get("Allow"), truncate(r.body))
+						}
+					}
+				}
+				if v := returnedMeta(t, c.by("admin", "GET", path+"/$meta", "").want(t, http.StatusOK))["versionId"]; v != "1" {
+					t.Errorf("GET %s/$meta: versionId %v, want 1", path, v)
+				}
+			}
+			if et := c.by("admin", "GET", "/"+event, "").want(t, http.StatusOK).header.Get("ETag"); et != `W/"1"` {
+				t.Errorf("%s: ETag %q, want W/\"1\"", event, et)
+			}
+		})
+	}
+}

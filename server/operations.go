@@ -34,6 +34,9 @@ type operation struct {
 	// types restricts the type and instance levels to these resource types;
 	// nil allows every served type.
 	types []string
+	// writes is set on an operation that writes the resource it is
+	// invoked on, which is not served on a type the server alone writes.
+	writes bool
 	// idempotent operations may also be invoked with GET, their parameters
 	// in the query string.
 	idempotent bool
@@ -56,6 +59,12 @@ func (op operation) definitionOn(typ string) string {
 		return d
 	}
 	return op.definition
+}
+
+// servedOn reports whether the operation is served on typ and its
+// instances.
+func (op operation) servedOn(typ string) bool {
+	return (op.types == nil || slices.Contains(op.types, typ)) && !(op.writes && access.ReadOnly(typ))
 }
 
 // invocation is where an operation was invoked: Type and ID are empty at the
@@ -157,6 +166,11 @@ func (a *api) invoke(c *gin.Context, name string, inv invocation) {
 		c.Error(errorf(http.StatusNotFound, "not-supported", "operation $%s is not supported %s", truncate(name, 64), levelText(inv)))
 		return
 	}
+	if inv.Type != "" && isServed(inv.Type) && !op.servedOn(inv.Type) {
+		// Not served there, whatever the method, as allowedOn has it.
+		c.Error(errorf(http.StatusNotFound, "not-supported", "operation $%s is not supported on %s", op.name, inv.Type))
+		return
+	}
 	if c.Request.Method != http.MethodPost && !(op.idempotent && (c.Request.Method == http.MethodGet || c.Request.Method == http.MethodHead)) {
 		err := errorf(http.StatusMethodNotAllowed, "not-supported", "operation $%s must be invoked with POST", op.name)
 		err.Header = http.Header{"Allow": {"POST"}}
@@ -176,10 +190,6 @@ func (a *api) invoke(c *gin.Context, name string, inv invocation) {
 	if inv.Type != "" {
 		if !isServed(inv.Type) {
 			c.Error(errorf(http.StatusNotFound, "not-supported", "resource type %q is not served here", truncate(inv.Type, 64)))
-			return
-		}
-		if op.types != nil && !slices.Contains(op.types, inv.Type) {
-			c.Error(errorf(http.StatusNotFound, "not-supported", "operation $%s is not supported on %s", op.name, inv.Type))
 			return
 		}
 	}
@@ -343,7 +353,7 @@ func (a *api) operationAllows(inv invocation, name string) string {
 	switch {
 	case !ok || op.levels&inv.level() == 0:
 		return ""
-	case inv.Type != "" && op.types != nil && !slices.Contains(op.types, inv.Type):
+	case inv.Type != "" && !op.servedOn(inv.Type):
 		return ""
 	case op.idempotent:
 		return "GET, HEAD, POST"
