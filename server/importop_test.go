@@ -1142,6 +1142,16 @@ func wantStored(t *testing.T, msg, element, want string) {
 	}, withImport)
 }
 
+// TestImportHL7v2EmptyNHSRepetition imports a registration whose PID-3
+// has an NHS number repetition left empty, and one sent as the HL7 null,
+// before the one holding the number: applied to that number, not refused
+// as naming two patients.
+func TestImportHL7v2EmptyNHSRepetition(t *testing.T) {
+	msg := "MSH|^~\\&|PAS|RXX|CF|PCN|20260101120000||ADT^A28^ADT_A05|E1|P|2.4\rEVN|A28|20260101\r" +
+		"PID|1||^^^NHS^NH~\"\"^^^NHS^NH~9434760046^^^NHS^NH||WARD^SARAH||19480312|F\r"
+	wantStored(t, msg, "name", `[{"family":"WARD","given":["SARAH"]}]`)
+}
+
 // TestImportHL7v2NameTypes imports a registration whose names are of
 // types U (unspecified), TEMP and BAD: stored with no use, temp and old,
 // as FHIR maps table 0200, not an unspecified name as a temporary one.

@@ -315,12 +315,18 @@ func nhsNumberIn(f Field) (id nhsID, where, other string) {
 		if typ != "NH" && typ != "NHS" && typ != "NHSNMBR" && auth != "NHS" && auth != "NHSNBR" && !oid {
 			continue
 		}
-		number := mappers.NormalNHSNumber(r.Get(1))
+		number := mappers.NormalNHSNumber(value(r.Get(1)))
+		if number == "" {
+			// A repetition of the NHS number's type left empty, or sent
+			// as the HL7 null, names no one: the number is in another,
+			// or the message has none.
+			continue
+		}
 		if where == "" {
 			// HL7 UK allows the status in the assigning authority's
 			// universal id (CX-4.2), as NSTS01 to NSTS08 or 01 to 08.
 			id, where = nhsID{number: number, status: statusCode(r.Sub(4, 2))}, fmt.Sprintf("[%d]", i+1)
-		} else if number != "" && number != id.number {
+		} else if number != id.number {
 			return id, where, fmt.Sprintf("[%d]", i+1)
 		}
 	}
