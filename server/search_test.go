@@ -675,6 +675,26 @@ func TestSearchCompositeDateTime(t *testing.T) {
 	})
 }
 
+// A string search is case-insensitive in Greek too: a name ending in the
+// final sigma ς is found by the same name in capitals, which have Σ alone,
+// and the other way round, where Σ was lower-cased to σ and ς kept, so
+// that neither found the other.
+func TestSearchStringFinalSigma(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		putPatient(t, c, "lower", "Παπαδόπουλος", "1970", "")
+		putPatient(t, c, "upper", "ΠΑΠΑΔΟΠΟΥΛΟΣ", "1970", "")
+		putPatient(t, c, "other", "Παπαδοπούλου", "1970", "")
+		q := func(param, value string) string { return "/Patient?" + param + "=" + url.QueryEscape(value) }
+		wantMatches(t, c, []searchCase{
+			{q("family", "ΠΑΠΑΔΟΠΟΥΛΟΣ"), "Patient/lower Patient/upper"},
+			{q("family", "παπαδόπουλος"), "Patient/lower Patient/upper"},
+			{q("family", "Παπαδοπουλος"), "Patient/lower Patient/upper"},
+			{q("family:contains", "ουλος"), "Patient/lower Patient/upper"},
+			{q("family:exact", "Παπαδόπουλος"), "Patient/lower"},
+		})
+	})
+}
+
 // ap widens a date by a tenth of its distance from now however far it is:
 // a date some centuries ahead is found by ap of itself, and one some
 // centuries back by ap of a date within that tenth, where a distance

@@ -105,6 +105,9 @@ var folds = map[rune]string{
 	'Ø': "o", 'ø': "o", 'Ł': "l", 'ł': "l", 'Đ': "d", 'đ': "d",
 	'Ð': "d", 'ð': "d", 'Þ': "th", 'þ': "th", 'ı': "i",
 	'’': "'", '‘': "'", 'ʼ': "'",
+	// The final sigma, which upper case does not tell from σ: ΠΑΠΑΔΟΠΟΥΛΟΣ
+	// is lower-cased with σ where Παπαδόπουλος is written with ς.
+	'ς': "σ",
 }
 
 // ParseDate returns the range of instants a FHIR date, dateTime or instant
