@@ -202,10 +202,13 @@ func current(ctx context.Context, s operation.Store, ch *operation.Change, typ, 
 	return s.Read(ctx, typ, id)
 }
 
-// decode reads stored JSON as a resource of type T.
+// decode reads stored JSON as a resource of type T, as the server serves
+// it (fhirjson.UnmarshalStored): a version an older release let through,
+// with a date on a day its month lacks, is read, not refused as a request
+// body would be.
 func decode[T fhir.Resource](b []byte) (T, error) {
 	var zero T
-	res, err := fhirjson.Unmarshal(b)
+	res, err := fhirjson.UnmarshalStored(b)
 	if err != nil {
 		return zero, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"carefhir/care"
 	"carefhir/server"
@@ -167,6 +168,37 @@ func TestCaseloadUnreadablePart(t *testing.T) {
 			c.do("GET", "/Patient/"+id, "").want(http.StatusNotFound)
 		}
 	}, func(sc *server.Config) { sc.AccessPolicy = access.CareTeamPolicy })
+}
+
+// TestCaseloadStoredDaylessPart: a CareTeam stored before writes refused a
+// date on a day its month lacks, its part begun on 30 February, is still
+// read by care coordination: the part holds never, so the patient is not in
+// the practitioner's caseload, the team's own caseload is its subject, and
+// a PATCH that corrects the date is applied, after which the patient is in
+// the caseload.
+func TestCaseloadStoredDaylessPart(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.Name, func(t *testing.T) {
+			st := e.Open(t)
+			c := newClient(t, st, care.Config{})
+			population(c)
+			team := `{"resourceType":"CareTeam","id":"team-ward","meta":{"versionId":"1","lastUpdated":"2020-01-02T03:04:05.000Z"},"status":"active","subject":{"reference":"Patient/ward"},"participant":[{"member":{"reference":"Practitioner/cc"},"period":{"start":"2020-02-30T09:00:00Z"}}]}`
+			if err := st.Put(t.Context(), &store.Write{Type: "CareTeam", ID: "team-ward", LastUpdated: time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC), JSON: []byte(team)}); err != nil {
+				t.Fatal(err)
+			}
+			if got := caseloadOf(t, c, "/Practitioner/cc/$caseload"); len(got) != 0 {
+				t.Errorf("caseload of the coordinator: %v, want none", got)
+			}
+			if got := caseloadOf(t, c, "/CareTeam/team-ward/$caseload"); len(got) != 1 || got["Patient/ward"] == nil {
+				t.Errorf("caseload of the team: %v, want Patient/ward alone", got)
+			}
+			c.do("PATCH", "/CareTeam/team-ward", `[{"op":"replace","path":"/participant/0/period/start","value":"2020-02-28T09:00:00Z"}]`,
+				"Content-Type", "application/json-patch+json").want(http.StatusOK)
+			if got := caseloadOf(t, c, "/Practitioner/cc/$caseload"); len(got) != 1 || got["Patient/ward"] == nil {
+				t.Errorf("caseload of the coordinator once the date is corrected: %v, want Patient/ward alone", got)
+			}
+		})
+	}
 }
 
 // TestAbsoluteReferences: a record naming its patient, or a CareTeam its
