@@ -803,6 +803,24 @@ func TestGroupMembers(t *testing.T) {
 	})
 }
 
+// TestGroupStoredDaylessPeriod: a Group stored before writes refused a date
+// on a day its month lacks is still exported: a member whose period starts
+// on 29 February of a year without one is a member, a bound no calendar has
+// limiting nothing, as an unreadable bound always did.
+func TestGroupStoredDaylessPeriod(t *testing.T) {
+	eachEngine(t, func(t *testing.T, e *env) {
+		for _, id := range []string{"now", "odd"} {
+			e.put("/Patient/"+id, patient(id))
+		}
+		e.putRecord("Group", "g", `{"resourceType":"Group","id":"g","meta":{"versionId":"1","lastUpdated":"2020-01-02T03:04:05.000Z"},"type":"person","actual":true,"member":[`+
+			`{"entity":{"reference":"Patient/now"}},{"entity":{"reference":"Patient/odd"},"period":{"start":"2023-02-29"}}]}`)
+		got := e.ids("admin", e.wait("admin", e.kickOff("admin", "/Group/g/$export?_type=Patient")))
+		if fmt.Sprint(got) != "map[Patient:[now odd]]" {
+			t.Errorf("Group/g: %v", got)
+		}
+	})
+}
+
 // TestPatientExportCompartments: Patient/$export holds, of each type, what
 // is in some Patient's compartment: not an Observation of a Location nor
 // one of no subject, not an AuditEvent that names no patient, which the

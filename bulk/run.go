@@ -435,7 +435,10 @@ func (e *Exporter) groupMembers(ctx context.Context, id string, at time.Time) ([
 	if v == nil || v.Deleted {
 		return nil, fmt.Errorf("Group/%s: %w", id, store.ErrNotFound)
 	}
-	res, err := fhirjson.UnmarshalAs(v.JSON, "Group")
+	// Read as it is served: a Group an older release stored with a date on
+	// a day its month lacks still names its members (a period bound no
+	// calendar has limits nothing, as covers reads it).
+	res, err := fhirjson.UnmarshalStoredAs(v.JSON, "Group")
 	if err != nil {
 		return nil, err
 	}

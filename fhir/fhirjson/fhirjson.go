@@ -46,6 +46,12 @@ func UnmarshalStored(data []byte) (fhir.Resource, error) {
 	return decode(data, "", true)
 }
 
+// UnmarshalStoredAs decodes a stored resource as UnmarshalStored does and
+// also requires it to be of resourceType.
+func UnmarshalStoredAs(data []byte, resourceType string) (fhir.Resource, error) {
+	return decode(data, resourceType, true)
+}
+
 // Marshal encodes r as compact JSON, resourceType first and the elements in
 // definition order. It fails when r holds a value that has no valid JSON
 // representation, such as an invalid primitive value or two variants of one
