@@ -15,6 +15,7 @@ import (
 
 	"carefhir/mappers/importop"
 	"carefhir/server"
+	"carefhir/store"
 )
 
 // importPayloads are a payload of each format $import reads, with the
@@ -2085,6 +2086,43 @@ func TestImportBrokenGzip(t *testing.T) {
 		}
 		if after := storedCounts(t, c); after != before {
 			t.Errorf("stored %s, was %s", after, before)
+		}
+	}, withImport)
+}
+
+// TestImportStoredDaylessDate: a Patient stored before writes refused a
+// date on a day its month lacks (born 30 February) is exported by
+// $export-gp as it is held, and a PDS import of that person corrects the
+// date, where both were 400 naming the stored date as the request's fault.
+func TestImportStoredDaylessDate(t *testing.T) {
+	pdsPatient := importPayloads(t)[1].body
+	const search = "Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009"
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("POST", "/$import?format=pds", pdsPatient, "Content-Type", "application/fhir+json").want(t, 200)
+		p := storedOne(t, c, search)
+		id := p["id"].(string)
+		p["birthDate"] = "2010-02-30"
+		p["meta"].(map[string]any)["versionId"] = "2"
+		body := []byte(toJSON(t, p))
+		ix, err := server.NewIndexer(c.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		index, err := ix.IndexJSON("Patient", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &store.Write{Type: "Patient", ID: id, Expected: 1, LastUpdated: time.Now().UTC().Truncate(time.Millisecond), JSON: body, Index: index}
+		if err := c.st.Put(t.Context(), w); err != nil {
+			t.Fatal(err)
+		}
+		r := c.do("GET", "/Patient/"+id+"/$export-gp?format=bundle", "").want(t, 200)
+		if !bytes.Contains(r.body, []byte(`"birthDate":"2010-02-30"`)) {
+			t.Errorf("$export-gp does not hold the stored birthDate: %s", r.body)
+		}
+		c.do("POST", "/$import?format=pds", pdsPatient, "Content-Type", "application/fhir+json").want(t, 200)
+		if got := storedOne(t, c, search); got["birthDate"] != "2010-10-22" || got["meta"].(map[string]any)["versionId"] != "3" {
+			t.Errorf("after the import: birthDate %v, version %v, want 2010-10-22 in version 3", got["birthDate"], got["meta"].(map[string]any)["versionId"])
 		}
 	}, withImport)
 }

@@ -87,7 +87,9 @@ func patient(ctx context.Context, st operation.Store, id string) (*fhir.Patient,
 	if err != nil {
 		return nil, err
 	}
-	res, err := fhirjson.UnmarshalAs(v.JSON, "Patient")
+	// Read as served: a version an older release stored with a date on a
+	// day its month lacks is exported as it is held.
+	res, err := fhirjson.UnmarshalStoredAs(v.JSON, "Patient")
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +123,7 @@ func PatientRecord(ctx context.Context, st operation.Store, base, id string) (*f
 	b := &fhir.Bundle{Type: fhir.NewCode("collection")}
 	b.Entry = append(b.Entry, &fhir.BundleEntry{FullUrl: fhir.NewUri(base + "/Patient/" + id), Resource: pds.Redact(p)})
 	err = eachRecord(ctx, st, id, func(v *store.Version) error {
-		res, err := fhirjson.UnmarshalAs(v.JSON, v.Type)
+		res, err := fhirjson.UnmarshalStoredAs(v.JSON, v.Type)
 		if err != nil {
 			return err
 		}
@@ -164,7 +166,7 @@ func CodedEntries(ctx context.Context, st operation.Store, id string, w *bytes.B
 		default:
 			return nil
 		}
-		res, err := fhirjson.UnmarshalAs(v.JSON, v.Type)
+		res, err := fhirjson.UnmarshalStoredAs(v.JSON, v.Type)
 		if err != nil {
 			return err
 		}
@@ -194,7 +196,7 @@ func Booking(ctx context.Context, st operation.Store, id, provider, ods string) 
 	if err != nil {
 		return nil, err
 	}
-	res, err := fhirjson.UnmarshalAs(v.JSON, "Appointment")
+	res, err := fhirjson.UnmarshalStoredAs(v.JSON, "Appointment")
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +207,7 @@ func Booking(ctx context.Context, st operation.Store, id, provider, ods string) 
 	if len(orgs.Matches) == 0 {
 		return nil, operation.Errorf(http.StatusUnprocessableEntity, "not-found", "organization", "no Organization has ODS code %s", ods)
 	}
-	org, err := fhirjson.UnmarshalAs(orgs.Matches[0].JSON, "Organization")
+	org, err := fhirjson.UnmarshalStoredAs(orgs.Matches[0].JSON, "Organization")
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +235,7 @@ func providerRef(ctx context.Context, st operation.Store, provider, ref string) 
 	if err != nil || v.Deleted {
 		return "", false
 	}
-	res, err := fhirjson.UnmarshalAs(v.JSON, typ)
+	res, err := fhirjson.UnmarshalStoredAs(v.JSON, typ)
 	if err != nil {
 		return "", false
 	}

@@ -96,7 +96,10 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle, merges map[
 			req.Method, req.Url = fhir.NewCode("POST"), fhir.NewUri(k.typ)
 			continue
 		}
-		cur, err := fhirjson.Unmarshal(k.json)
+		// The stored version is read as it is served: one an older
+		// release let through with a date on a day its month lacks is
+		// merged with, and corrected by, what is imported.
+		cur, err := fhirjson.UnmarshalStored(k.json)
 		if err != nil {
 			return nil, fmt.Errorf("importop: reading %s/%s: %w", k.typ, k.match, err)
 		}
@@ -109,7 +112,7 @@ func settle(ctx context.Context, tx operation.Store, b *fhir.Bundle, merges map[
 		if merge := merges[k.entry.FullUrl.Get()]; merge != nil {
 			// merge may change what it is given: a copy, since cur is
 			// what holds compares with.
-			base, err := fhirjson.Unmarshal(k.json)
+			base, err := fhirjson.UnmarshalStored(k.json)
 			if err != nil {
 				return nil, fmt.Errorf("importop: reading %s/%s: %w", k.typ, k.match, err)
 			}
