@@ -45,6 +45,16 @@ func TestPatch(t *testing.T) {
 			func(p map[string]any) bool { return get(p, "birthDate") == nil }},
 		{"JSON Patch test then replace", jsonPatch, `[{"op":"test","path":"/name/0/family","value":"O'Brien"},{"op":"replace","path":"/name/0/family","value":"Byrne"}]`, nil,
 			func(p map[string]any) bool { return str(p, "name", 0, "family") == "Byrne" }},
+		// A name whose only given name is removed, then moved or copied,
+		// lands without the given names, as it stays without them.
+		{"JSON Patch move of a name a removal emptied", jsonPatch, `[{"op":"remove","path":"/name/1/given/0"},{"op":"move","from":"/name/1","path":"/name/0"}]`, nil,
+			func(p map[string]any) bool {
+				return len(get(p, "name").([]any)) == 2 && str(p, "name", 0, "use") == "nickname" && get(p, "name", 0, "given") == nil
+			}},
+		{"JSON Patch copy of a name a removal emptied", jsonPatch, `[{"op":"remove","path":"/name/1/given/0"},{"op":"copy","from":"/name/1","path":"/name/-"}]`, nil,
+			func(p map[string]any) bool {
+				return len(get(p, "name").([]any)) == 3 && str(p, "name", 2, "use") == "nickname" && get(p, "name", 2, "given") == nil
+			}},
 		{"JSON Patch with the current version", jsonPatch, `[{"op":"replace","path":"/gender","value":"other"}]`, []string{"If-Match", `W/"1"`},
 			func(p map[string]any) bool { return str(p, "gender") == "other" }},
 		{"FHIRPath Patch add", fhirJSON, fhirPathPatch(`{"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},{"name":"name","valueString":"telecom"},{"name":"value","valueContactPoint":{"system":"phone","value":"01632 960001"}}`), nil,

@@ -64,11 +64,20 @@ func (l Limits) JSONPatch(resource, ops []byte) ([]byte, error) {
 					Message: fmt.Sprintf("the patched resource would exceed %d bytes", l.ResultBytes)}
 			}
 		}
-		mark := func(v any) any { return written.mark(v, i) }
 		if op.op == "add" || op.op == "replace" {
-			op.value = mark(op.value)
+			op.value = written.mark(op.value, i)
 		}
-		if doc, perr = op.apply(doc, mark); perr != nil {
+		carry := func(from, to any) any {
+			to = written.carry(from, to, i)
+			// The value taken, itself empty, is written empty where it
+			// lands, whatever left it empty; one that merely holds an
+			// array a removal emptied holds what prune drops.
+			if empty(to) {
+				to = written.mark(to, i)
+			}
+			return to
+		}
+		if doc, perr = op.apply(doc, carry); perr != nil {
 			perr.Op, perr.Path = i, op.rawPath
 			return nil, perr
 		}
@@ -254,6 +263,55 @@ func (w writtenEmpties) mark(v any, op int) any {
 	return v
 }
 
+// carry records the written empties of from, the value a move or copy
+// takes, in to, the value it puts (from itself for a move, its deep copy
+// for a copy), as written by operation op, and returns to with each empty
+// array so recorded made an allocation of its own. An array or object that
+// a removal left empty is not recorded: it is dropped wherever it lands,
+// as it would have been where it was.
+func (w writtenEmpties) carry(from, to any, op int) any {
+	switch x := to.(type) {
+	case map[string]any:
+		f, _ := from.(map[string]any)
+		if _, ok := w[reflect.ValueOf(f).Pointer()]; ok && f != nil {
+			w[reflect.ValueOf(x).Pointer()] = writtenEmpty{op, x}
+		}
+		for k, e := range x {
+			x[k] = w.carry(f[k], e, op)
+		}
+	case []any:
+		f, _ := from.([]any)
+		_, ok := w[reflect.ValueOf(f).Pointer()]
+		ok = ok && f != nil && (len(f) == 0 || onlyNulls(f))
+		if ok && len(x) == 0 {
+			x = make([]any, 0, 1)
+		}
+		if ok {
+			w[reflect.ValueOf(x).Pointer()] = writtenEmpty{op, x}
+		}
+		for i, e := range x {
+			var fe any
+			if i < len(f) {
+				fe = f[i]
+			}
+			x[i] = w.carry(fe, e, op)
+		}
+		return x
+	}
+	return to
+}
+
+// empty reports whether v is an empty array or object.
+func empty(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		return len(x) == 0
+	case []any:
+		return len(x) == 0
+	}
+	return false
+}
+
 // onlyNulls reports whether the array x holds nothing but null: a list
 // with no item, which prune drops as it drops an empty one unless a
 // primitive's companion (_given to given) holds the items.
@@ -304,12 +362,12 @@ func inapplicable(format string, args ...any) *Error {
 	return &Error{Kind: Inapplicable, Message: fmt.Sprintf(format, args...)}
 }
 
-// apply applies op to doc. mark records the empty arrays and objects of
-// the value a move or copy writes (writtenEmpties.mark), as those of an
-// add's value are: moved or copied, an empty value is written where it
-// lands, and still empty at the end it is refused, not dropped, whatever
-// becomes of the value it was taken from.
-func (op jsonOp) apply(doc any, mark func(any) any) (any, *Error) {
+// apply applies op to doc. carry records, in the value a move or copy
+// writes, the written empties of the value it takes
+// (writtenEmpties.carry): moved or copied, an empty value an add wrote is
+// written where it lands, and still empty at the end it is refused, not
+// dropped, whatever becomes of the value it was taken from.
+func (op jsonOp) apply(doc any, carry func(from, to any) any) (any, *Error) {
 	switch op.op {
 	case "add":
 		return add(doc, op.path, op.value)
@@ -327,13 +385,13 @@ func (op jsonOp) apply(doc any, mark func(any) any) (any, *Error) {
 		if err != nil {
 			return nil, err
 		}
-		return add(doc, op.path, mark(v))
+		return add(doc, op.path, carry(v, v))
 	case "copy":
 		v, err := lookup(doc, op.from)
 		if err != nil {
 			return nil, err
 		}
-		return add(doc, op.path, mark(deepCopy(v)))
+		return add(doc, op.path, carry(v, deepCopy(v)))
 	default: // test
 		v, err := lookup(doc, op.path)
 		if err != nil {

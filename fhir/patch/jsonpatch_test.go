@@ -87,6 +87,10 @@ func TestJSONPatch(t *testing.T) {
 			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}],"a/b":{"m~n":1.50},"telecom":[{"value":"1"}]}`},
 		{"empty array moved, then filled", `[{"op":"add","path":"/telecom","value":[]},{"op":"move","from":"/telecom","path":"/address"},{"op":"add","path":"/address/-","value":{"city":"Leeds"}}]`,
 			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}],"a/b":{"m~n":1.50},"address":[{"city":"Leeds"}]}`},
+		{"value holding an array a removal emptied, moved", `[{"op":"remove","path":"/name/0/given/1"},{"op":"remove","path":"/name/0/given/0"},{"op":"move","from":"/name/0","path":"/name/-"}]`,
+			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith"}],"a/b":{"m~n":1.50}}`},
+		{"value holding an array a removal emptied, copied", `[{"op":"remove","path":"/name/0/given/1"},{"op":"remove","path":"/name/0/given/0"},{"op":"copy","from":"/name/0","path":"/name/-"}]`,
+			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith"},{"family":"Smith"}],"a/b":{"m~n":1.50}}`},
 		{"PDS wrapper", `{"patches":[{"op":"remove","path":"/a~1b"}]}`,
 			`{"resourceType":"Patient","id":"p1","active":true,"name":[{"family":"Smith","given":["Ann","Beth"]}]}`},
 	}
