@@ -561,7 +561,9 @@ func (a *api) expand(c *gin.Context, inv invocation) {
 
 	out := &fhir.ValueSet{Url: fhir.NewUri(vs.url), Name: fhir.NewString(exp.Name), Status: fhir.NewCode("unknown")}
 	if vs.json != nil {
-		res, err := fhirjson.UnmarshalAs(vs.json, "ValueSet")
+		// Read as stored: a ValueSet an older release let through with a
+		// date on a day its month lacks is still expanded.
+		res, err := fhirjson.UnmarshalStoredAs(vs.json, "ValueSet")
 		if err != nil {
 			c.Error(err)
 			return

@@ -9,9 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"carefhir/profiles"
 	"carefhir/server"
+	"carefhir/store"
 )
 
 // expansion returns the codes of an $expand answer and its total.
@@ -1187,4 +1189,25 @@ func termAt(name string) string {
 		return name
 	}
 	return "Parameters.parameter.where(name='" + name + "')"
+}
+
+// TestTerminologyExpandStoredDaylessDate: a ValueSet stored before writes
+// refused a date on a day its month lacks (dated 2023-02-29) is expanded,
+// its date as stored, where $expand was 400 naming the stored date.
+func TestTerminologyExpandStoredDaylessDate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		body := `{"resourceType":"ValueSet","id":"old","meta":{"versionId":"1","lastUpdated":"2023-03-01T00:00:00.000Z"},"url":"http://example.org/fhir/ValueSet/old","status":"active","date":"2023-02-29",` +
+			`"compose":{"include":[{"system":"` + genderCS + `","concept":[{"code":"other"}]}]}}`
+		w := &store.Write{Type: "ValueSet", ID: "old", LastUpdated: time.Date(2023, 3, 1, 0, 0, 0, 0, time.UTC), JSON: []byte(body)}
+		if err := c.st.Put(t.Context(), w); err != nil {
+			t.Fatal(err)
+		}
+		r := c.do("GET", "/ValueSet/old/$expand", "")
+		if codes, _ := expansion(t, r); !slices.Equal(codes, []string{"other"}) {
+			t.Errorf("codes %v, want other", codes)
+		}
+		if date := str(r.json(t), "date"); date != "2023-02-29" {
+			t.Errorf("date %q, want the stored 2023-02-29", date)
+		}
+	}, withValidator(false), withDefinitions)
 }
