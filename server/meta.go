@@ -279,7 +279,11 @@ func (a *api) applyMeta(c *gin.Context, inv invocation, change func(cur, with *f
 func (a *api) withMeta(ctx context.Context, cur *store.Version, with *fhir.Meta, change func(cur, with *fhir.Meta)) (fhir.Resource, error) {
 	res, err := fhirjson.Unmarshal(cur.JSON)
 	if err != nil {
-		return nil, err
+		// The current version holds what writes now refuse (a date on a
+		// day its month lacks, stored by an older release): the version
+		// the change would write is invalid, as a patch's result is; the
+		// request is not at fault.
+		return nil, invalidResult("the resource with its meta changed", err)
 	}
 	m := res.GetMeta()
 	if m == nil {

@@ -7,9 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"carefhir/server"
 	"carefhir/server/access"
+	"carefhir/store"
 )
 
 // metaParams is the Parameters of $meta-add and $meta-delete for a meta.
@@ -231,6 +233,31 @@ func TestMetaAddValidates(t *testing.T) {
 		}
 		c.do("POST", "/Observation/"+id+"/$meta-add", metaParams(`{"tag":[{"system":"http://example.org/tags","code":"ok"}]}`)).want(t, http.StatusOK)
 	}, withValidator(true))
+}
+
+// TestMetaChangeOfStoredDaylessDate: $meta-add and $meta-delete on a
+// resource stored before writes refused a date on a day its month lacks
+// (born 2023-02-29) are 422, the version they would write being invalid,
+// naming the date; $meta reads it; nothing is written.
+func TestMetaChangeOfStoredDaylessDate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		body := `{"resourceType":"Patient","id":"old","meta":{"versionId":"1","lastUpdated":"2020-01-02T03:04:05.000Z","tag":[{"system":"http://example.org/tags","code":"a"}]},"birthDate":"2023-02-29"}`
+		w := &store.Write{Type: "Patient", ID: "old", LastUpdated: time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC), JSON: []byte(body)}
+		if err := c.st.Put(t.Context(), w); err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range []string{"$meta-add", "$meta-delete"} {
+			r := c.do("POST", "/Patient/old/"+op, metaParams(`{"tag":[{"system":"http://example.org/tags","code":"a"}]}`)).
+				want(t, http.StatusUnprocessableEntity)
+			if msg := r.outcome(t, "structure", "Patient.birthDate"); !strings.Contains(msg, "2023-02-29") {
+				t.Errorf("%s: diagnostics %q do not name the date", op, msg)
+			}
+		}
+		c.do("GET", "/Patient/old/$meta", "").want(t, http.StatusOK)
+		if v := c.do("GET", "/Patient/old", "").want(t, http.StatusOK).header.Get("ETag"); v != `W/"1"` {
+			t.Errorf("a refused change wrote version %s", v)
+		}
+	})
 }
 
 // TestMetaInUse checks $meta on a type and on the system: the profiles,

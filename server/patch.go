@@ -187,7 +187,7 @@ func (a *api) patchResource(ctx context.Context, typ string, current *store.Vers
 		return nil, false, err
 	}
 	if res, err = fhirjson.Unmarshal(patched); err != nil {
-		return nil, false, invalidResult(err)
+		return nil, false, invalidResult("the patched resource", err)
 	}
 	switch {
 	case res.GetID() == "":
@@ -378,16 +378,16 @@ func patchError(format string, err error) error {
 	return errorf(status, code, "%s", msg).at(expression)
 }
 
-// invalidResult reports a patched resource the codec refuses: the patch was
-// understood, its result is not a valid resource, so 422 with the codec's
-// issues.
-func invalidResult(err error) error {
+// invalidResult reports a resource the codec refuses as what, the result of
+// a change (a patch, a $meta-add) that was understood: its result is not a
+// valid resource, so 422 with the codec's issues.
+func invalidResult(what string, err error) error {
 	status, oo, _ := fromError(err)
 	if status >= http.StatusInternalServerError {
 		return err
 	}
 	for i := range oo.Issue {
-		oo.Issue[i].Diagnostics = "the patched resource is invalid: " + oo.Issue[i].Diagnostics
+		oo.Issue[i].Diagnostics = what + " is invalid: " + oo.Issue[i].Diagnostics
 	}
 	return &Error{Status: http.StatusUnprocessableEntity, Issues: oo.Issue}
 }
