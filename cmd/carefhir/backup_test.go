@@ -409,20 +409,7 @@ func TestVerifyStoreWithReferencesByIDAlone(t *testing.T) {
 // versionId than it is stored under, is what vread and history would
 // serve.
 func TestVerifyChecksEarlierVersions(t *testing.T) {
-	data := t.TempDir()
-	p := start(t, "--data", data)
-	for n := range 3 {
-		body := fmt.Sprintf(`{"resourceType":"Patient","id":"p1","name":[{"family":"Family%d"}]}`, n)
-		status, err := sendFHIR(http.MethodPut, p.base+"/Patient/p1", body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if status >= 300 {
-			t.Fatalf("PUT Patient/p1: %d", status)
-		}
-	}
-	p.cmd.Process.Signal(os.Interrupt)
-	p.wait(t)
+	data := patientVersions(t, 3)
 	out, err := runCmd(t, "verify", "--data", data)
 	if err != nil || !strings.Contains(out, "and 2 earlier versions") {
 		t.Fatalf("verify a sound store: %q, %v; want its 2 earlier versions counted", out, err)
@@ -450,6 +437,46 @@ func TestVerifyChecksEarlierVersions(t *testing.T) {
 			t.Errorf("verify output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// A version an older release stored with a date on a day its month lacks
+// (born 2023-02-29), which writes now refuse and the server still serves,
+// is no problem to verify.
+func TestVerifyStoredDaylessDate(t *testing.T) {
+	data := patientVersions(t, 2)
+	db, err := sql.Open("sqlite", filepath.Join(data, sqlite.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`UPDATE versions SET json = CAST('{"resourceType":"Patient","id":"p1","meta":{"versionId":"1"},"birthDate":"2023-02-29"}' AS BLOB) WHERE type = 'Patient' AND id = 'p1' AND version = 1`)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCmd(t, "verify", "--data", data); err != nil || !strings.Contains(out, "no problem found") {
+		t.Errorf("verify a store with a version born 2023-02-29: %v\n%s", err, out)
+	}
+}
+
+// patientVersions returns a data directory whose store holds n versions of
+// Patient/p1, written through a server that has since stopped.
+func patientVersions(t *testing.T, n int) string {
+	t.Helper()
+	data := t.TempDir()
+	p := start(t, "--data", data)
+	for i := range n {
+		body := fmt.Sprintf(`{"resourceType":"Patient","id":"p1","name":[{"family":"Family%d"}]}`, i)
+		status, err := sendFHIR(http.MethodPut, p.base+"/Patient/p1", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status >= 300 {
+			t.Fatalf("PUT Patient/p1: %d", status)
+		}
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	p.wait(t)
+	return data
 }
 
 // A backup to standard output makes its snapshot in the data directory,
