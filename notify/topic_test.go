@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"carefhir/notify"
 	"carefhir/operation"
 	"carefhir/server/auth/authtest"
+	"carefhir/store"
 )
 
 // topicSubscription is a backport Subscription to a topic of this server.
@@ -670,4 +672,48 @@ func focusRequests(t *testing.T, body string) []string {
 		out = append(out, e.Request.Method+" "+e.Request.URL+" "+e.Response.Status)
 	}
 	return out
+}
+
+// daylessAppointments serves each Appointment's versions as a server that
+// did not yet refuse a day its month lacks could have stored them: with a
+// start on 30 February.
+type daylessAppointments struct {
+	store.Store
+	store.Finder
+}
+
+func (d daylessAppointments) VRead(ctx context.Context, typ, id string, version int64) (*store.Version, error) {
+	v, err := d.Store.VRead(ctx, typ, id, version)
+	if err != nil || typ != "Appointment" || v.Deleted {
+		return v, err
+	}
+	older := *v
+	older.JSON = bytes.Replace(v.JSON, []byte(`"resourceType":"Appointment",`), []byte(`"resourceType":"Appointment","start":"2026-02-30T10:00:00Z",`), 1)
+	return &older, nil
+}
+
+// TestTopicEventsOfStoredDaylessDate: $events with full resources sends
+// a focus version stored with a date on a day its month lacks as it is
+// stored, as a read of it does.
+func TestTopicEventsOfStoredDaylessDate(t *testing.T) {
+	eachEngine(t, func(t *testing.T, eng engine) {
+		st := eng.open(t, eng.place(t))
+		e := newEnv(t, daylessAppointments{Store: st, Finder: st.(store.Finder)}, map[string]map[string]any{})
+		rx := newReceiver(t)
+		r := e.do("admin", "POST", "/Subscription", topicSubscription("appointment-booked", "", rx.URL+"/hook", "full-resource", 0))
+		if r.status != 201 {
+			t.Fatalf("subscribe: %d %s", r.status, r.body)
+		}
+		sub := idOf(t, r)
+		e.deliver()
+		appt := idOf(t, e.do("admin", "POST", "/Appointment", appointment("p1", "booked")))
+		e.deliver()
+		r = e.do("admin", "GET", "/Subscription/"+sub+"/$events?content=full-resource", "")
+		if r.status != 200 {
+			t.Fatalf("$events: %d %s", r.status, r.body)
+		}
+		if !strings.Contains(r.body, `"id":"`+appt+`"`) || !strings.Contains(r.body, `"start":"2026-02-30T10:00:00Z"`) {
+			t.Errorf("$events does not send Appointment/%s as stored: %s", appt, r.body)
+		}
+	})
 }

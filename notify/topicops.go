@@ -260,8 +260,11 @@ func firstKept(ctx context.Context, r store.Reader, sub string, c counter, from,
 	return lo, nil
 }
 
+// bundleResult decodes a notification bundle the server built: as stored
+// data, since it carries focus versions as they were stored, which may
+// hold what the codec has refused only since they were written.
 func bundleResult(body []byte) (*operation.Result, error) {
-	res, err := fhirjson.UnmarshalAs(body, "Bundle")
+	res, err := fhirjson.UnmarshalStoredAs(body, "Bundle")
 	if err != nil {
 		return nil, fmt.Errorf("notify: bundle: %w", err)
 	}
