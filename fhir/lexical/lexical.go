@@ -4,7 +4,9 @@ package lexical
 
 import (
 	"encoding/base64"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // ValidID reports whether s is an id: 1 to 64 of A-Z, a-z, 0-9, '-' and
@@ -105,27 +107,11 @@ func DayExists(s string) bool {
 	if len(s) < len("2006-01-02") {
 		return true
 	}
-	year := atoi(s[:4])
-	day := atoi(s[8:10])
-	switch atoi(s[5:7]) {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return day <= 29
-		}
-		return day <= 28
-	case 4, 6, 9, 11:
-		return day <= 30
-	}
-	return day <= 31
-}
-
-// atoi returns the number written by s, digits only.
-func atoi(s string) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		n = n*10 + int(s[i]-'0')
-	}
-	return n
+	year, _ := strconv.Atoi(s[:4])
+	month, _ := strconv.Atoi(s[5:7])
+	day, _ := strconv.Atoi(s[8:10])
+	// Day 0 of the next month is the last day of this one.
+	return day <= time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 // skipDigits returns the index of the first non-digit of s at or after i.
