@@ -464,7 +464,7 @@ func (a *adt) registration(u *update, pd1 *Segment) {
 	}
 	if r := firstRep(pd1.Field(4)); !r.Empty() {
 		code := value(r.Get(1))
-		name := humanName(Repetition(r[min(1, len(r)):]))
+		name := humanName(xcnName(r))
 		system := mappers.PractitionerSystem(code)
 		switch {
 		case system != "":
@@ -475,6 +475,19 @@ func (a *adt) registration(u *update, pd1 *Segment) {
 			u.gp = &fhir.Reference{Type: fhir.NewUri("Practitioner"), Display: fhir.NewString(displayName(name))}
 		}
 	}
+}
+
+// xcnName is the person's name within an XCN as an XPN: XCN-2 to XCN-7
+// (family to degree) are XPN-1 to XPN-6, and XCN-10, the name type, is
+// XPN-7; XCN-8 and XCN-9 are the id's source table and assigning
+// authority.
+func xcnName(r Repetition) Repetition {
+	n := make(Repetition, 7)
+	copy(n[:6], r[min(1, len(r)):min(7, len(r))])
+	if len(r) >= 10 {
+		n[6] = r[9]
+	}
+	return n
 }
 
 // value treats the HL7 null, "", as empty: a field sent so is noted

@@ -547,3 +547,31 @@ func TestMergeSeveral(t *testing.T) {
 		})
 	}
 }
+
+// TestRegisteredGPNameType reads the GP's name type from XCN-10, where an
+// XCN holds it, and not from XCN-8, the source table of the GP's id.
+func TestRegisteredGPNameType(t *testing.T) {
+	for _, tc := range []struct{ name, pd1, use string }{
+		{"XCN-10 official", `PD1|||THE HIGH STREET SURGERY^^Y12345|G1234567^SMITH^JOHN^^^DR^^^^L`, "official"},
+		{"XCN-10 usual", `PD1|||THE HIGH STREET SURGERY^^Y12345|G1234567^SMITH^JOHN^^^DR^^^^D`, "usual"},
+		{"a source table in XCN-8 is no name type", `PD1|||THE HIGH STREET SURGERY^^Y12345|G1234567^SMITH^JOHN^^^DR^^L`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msg := "MSH|^~\\&|EMISWEB|Y12345|CAREFHIR|PCN01|20260301093000+0000||ADT^A28^ADT_A05|MSG0001|P|2.4\r" +
+				"EVN|A28|20260301093000+0000\r" +
+				"PID|1||9990000018^^^NHS^NH||WARD^SARAH^^^MRS^^L||19480312|F\r" +
+				tc.pd1 + "\r"
+			im := Import([]byte(msg))
+			if im.Bundle == nil {
+				t.Fatalf("refused: %v", im.Issues)
+			}
+			gp, ok := im.Bundle.Entry[1].Resource.(*fhir.Practitioner)
+			if !ok || len(gp.Name) != 1 {
+				t.Fatalf("entry 1 is %T, want the GP's Practitioner with a name", im.Bundle.Entry[1].Resource)
+			}
+			if got := gp.Name[0].Use.Get(); got != tc.use || gp.Name[0].Family.Get() != "SMITH" || gp.Name[0].Prefix[0].Get() != "DR" {
+				t.Errorf("GP name = use %q, %s %v, want use %q, SMITH, DR", got, gp.Name[0].Family.Get(), gp.Name[0].Prefix, tc.use)
+			}
+		})
+	}
+}
