@@ -85,6 +85,9 @@ func TestImportOperation(t *testing.T) {
 		for _, bad := range []struct{ query, contentType, body, where string }{
 			{"format=csv&mapping=emis-patient-list", "text/csv", "Organisation,NHS Number,First Name,Surname,Date of Birth,Gender\nY12345,999 000 0018,Ann,Lee,not a date,F\n", "line 2"},
 			{"format=pds", "application/fhir+json", strings.ReplaceAll(payloads[1].body, "9000000009", "9000000001"), "identifier"},
+			// The practice's ODS code is named where the sender wrote it,
+			// not at the entry of the transaction it would have made.
+			{"format=pds", "application/fhir+json", strings.Replace(payloads[1].body, `"value": "Y12345"`, `"value": "y12345"`, 1), `"expression":["Patient.generalPractitioner[0].identifier.value"]`},
 			{"format=hl7v2", importop.HL7v2MediaType, "this is not HL7", "MSA|AR|"},
 			{"format=gpconnect", "text/csv", payloads[2].body, ""},
 			{"format=xml", "text/plain", "x", "format"},

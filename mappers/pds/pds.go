@@ -366,6 +366,12 @@ func (m *mapper) organization(ref *fhir.Reference, at string) *fhir.Reference {
 		return ref
 	}
 	ods := ref.Identifier.Value.Get()
+	if !mappers.ODSCode(ods) {
+		// The practice would be written under it, and refused there, at
+		// an entry of a Bundle the sender never saw.
+		m.errorf(at+".identifier.value", "%q is not an ODS organisation code (3 to 10 upper-case letters and digits)", ods)
+		return ref
+	}
 	url := m.tx.Ensure(mappers.Practice(ods, ref.Display.Get()), mappers.ODSSystem, ods)
 	out := mappers.Ref(url)
 	out.Id = ref.Id
