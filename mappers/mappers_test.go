@@ -49,6 +49,12 @@ func TestIdentifierQueryEscapes(t *testing.T) {
 	if got := tx.Bundle().Entry[0].Request.Url.Get(); got != "Observation?identifier=urn:x|a%26b%20c%23d%2Be%25f" {
 		t.Errorf("url = %s", got)
 	}
+	// What a token search reads is escaped as FHIR's search escapes it
+	// (a\,b\|c\$d\\e), and the backslashes then for the URL.
+	tx.Ensure(&fhir.Organization{}, "urn:y", `a,b|c$d\e`)
+	if got := tx.Bundle().Entry[1].Request.IfNoneExist.Get(); got != `identifier=urn:y|a%5C,b%5C|c%5C$d%5C%5Ce` {
+		t.Errorf("If-None-Exist = %s", got)
+	}
 }
 
 func TestStableID(t *testing.T) {

@@ -124,11 +124,21 @@ func (t *Transaction) entry(r fhir.Resource, system, value string) (*fhir.Bundle
 // queryEscaper escapes only what would change the meaning of a query
 // string, so the conditional URLs stay readable:
 // Patient?identifier=https://fhir.nhs.uk/Id/nhs-number|9000000009.
-var queryEscaper = strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20")
+var queryEscaper = strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20", `\`, "%5C")
 
 func identifierQuery(system, value string) string {
-	return "identifier=" + queryEscaper.Replace(system+"|"+value)
+	return "identifier=" + queryEscaper.Replace(IdentifierToken(system, value))
 }
+
+// IdentifierToken is the token search value that matches the identifier
+// system|value alone: a ',' in either would otherwise end the value (and
+// begin another, matched in any system), a '|' split them elsewhere, a
+// '$' or '\' be read as FHIR's (https://hl7.org/fhir/R4/search.html#escaping).
+func IdentifierToken(system, value string) string {
+	return tokenEscaper.Replace(system) + "|" + tokenEscaper.Replace(value)
+}
+
+var tokenEscaper = strings.NewReplacer(`\`, `\\`, `|`, `\|`, `,`, `\,`, `$`, `\$`)
 
 // Ref returns a reference to the entry with full URL fullURL.
 func Ref(fullURL string) *fhir.Reference {

@@ -3,10 +3,12 @@ package server_test
 import (
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 
+	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
 	"carefhir/mappers"
 	mcsv "carefhir/mappers/csv"
@@ -137,4 +139,46 @@ func checkMerged(t *testing.T, c *client) {
 	if fmt.Sprint(survivor["identifier"]) == "" || !strings.Contains(fmt.Sprint(survivor["link"]), "replaces") {
 		t.Errorf("the survivor %s is %v", ref, survivor)
 	}
+}
+
+// TestMapperConditionalWritesEscapeIdentifiers posts a transaction of the
+// mappers' conditional writes keyed on identifiers holding what a token
+// search gives a meaning to (',', '|', '$', '\'): each matches its own
+// identifier alone, so a record holding another identifier, here one
+// whose value is what follows the comma, is left as it was.
+func TestMapperConditionalWritesEscapeIdentifiers(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		bystander, _ := c.do("POST", "/Organization", `{"resourceType":"Organization","name":"Bystander","identifier":[{"system":"urn:other","value":"B"}]}`).want(t, 201).json(t)["id"].(string)
+		tx := mappers.NewTransaction()
+		for _, v := range []string{`A,B`, `C|D`, `E$F`, `G\H`} {
+			for _, sys := range []string{"urn:local", "urn:ensured"} {
+				org := &fhir.Organization{Name: fhir.NewString(sys + " " + v), Identifier: []*fhir.Identifier{{System: fhir.NewUri(sys), Value: fhir.NewString(v)}}}
+				if sys == "urn:local" {
+					tx.Put(org, sys, v)
+				} else {
+					tx.Ensure(org, sys, v)
+				}
+			}
+		}
+		js, err := fhirjson.Marshal(tx.Bundle())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for round := 1; round <= 2; round++ {
+			c.do("POST", "", string(js)).want(t, 200)
+			if got := c.do("GET", "/Organization?_summary=count", "").want(t, 200).json(t)["total"]; got != float64(9) {
+				t.Errorf("round %d: %v Organizations, want the bystander and 8 imported", round, got)
+			}
+			for _, v := range []string{`A\,B`, `C\|D`, `E\$F`, `G\\H`} {
+				for _, sys := range []string{"urn:local", "urn:ensured"} {
+					if got := c.do("GET", "/Organization?_summary=count&identifier="+url.QueryEscape(sys+"|"+v), "").want(t, 200).json(t)["total"]; got != float64(1) {
+						t.Errorf("round %d: %s|%s held by %v Organizations, want 1", round, sys, v, got)
+					}
+				}
+			}
+			if got := c.do("GET", "/Organization/"+bystander, "").want(t, 200).json(t)["name"]; got != "Bystander" {
+				t.Errorf("round %d: the bystander is now named %v", round, got)
+			}
+		}
+	})
 }

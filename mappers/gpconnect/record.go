@@ -370,7 +370,7 @@ func listCode(ent *entry) string {
 }
 
 func conditional(typ, system, value string) string {
-	return typ + "?identifier=" + url.QueryEscape(system+"|"+value)
+	return typ + "?identifier=" + url.QueryEscape(mappers.IdentifierToken(system, value))
 }
 
 // firstOf returns the first of systems res has an identifier in.

@@ -27,7 +27,7 @@ const lookupChunk = 100
 type keyed struct {
 	entry *fhir.BundleEntry
 	typ   string
-	token string // system|value
+	token string // system|value, escaped as a search value (mappers.IdentifierToken)
 	// match is the id of the one resource holding the identifier, and
 	// json its current version; both empty when none does.
 	match string
@@ -249,7 +249,7 @@ func lookup(ctx context.Context, tx operation.Store, typ string, ks []*keyed) er
 	tokens := make([]string, len(ks))
 	byToken := make(map[string][]*keyed, len(ks))
 	for i, k := range ks {
-		tokens[i] = searchEscaper.Replace(k.token)
+		tokens[i] = k.token
 		byToken[k.token] = append(byToken[k.token], k)
 	}
 	// Twice the identifiers: a page that is full still tells which
@@ -282,7 +282,7 @@ func lookup(ctx context.Context, tx operation.Store, typ string, ks []*keyed) er
 			return fmt.Errorf("importop: reading %s/%s: %w", typ, v.ID, err)
 		}
 		for _, id := range held.Identifier {
-			for _, k := range byToken[id.System+"|"+id.Value] {
+			for _, k := range byToken[mappers.IdentifierToken(id.System, id.Value)] {
 				if k.match != "" && k.match != v.ID {
 					k.many = true
 				}
@@ -292,10 +292,6 @@ func lookup(ctx context.Context, tx operation.Store, typ string, ks []*keyed) er
 	}
 	return nil
 }
-
-// searchEscaper escapes what separates values in a token search: the
-// system|value of an identifier keeps its one bar.
-var searchEscaper = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `$`, `\$`)
 
 // holds reports whether cur, the current version, holds what res would
 // write once its references to other entries (full URLs) are resolved by
