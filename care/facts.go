@@ -153,7 +153,7 @@ func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version) err
 		Subject           struct{ Reference string }   `json:"subject"`
 		DerivedFrom       []struct{ Reference string } `json:"derivedFrom"`
 		EffectiveDateTime string                       `json:"effectiveDateTime"`
-		ValueInteger      int                          `json:"valueInteger"`
+		ValueInteger      json.Number                  `json:"valueInteger"`
 		ValueQuantity     *struct {
 			Value json.Number `json:"value"`
 		} `json:"valueQuantity"`
@@ -185,19 +185,35 @@ func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version) err
 	isLevel := slices.ContainsFunc(obs.Code.Coding, func(cd struct{ System, Code string }) bool {
 		return cd.System == SystemPAM && cd.Code == CodePAMLevel || cd.System == SystemSNOMED && cd.Code == c.cfg.Codes.PAMLevel
 	})
+	quantity := ""
+	if obs.ValueQuantity != nil {
+		quantity = obs.ValueQuantity.Value.String()
+	}
 	switch {
-	case isLevel && obs.ValueInteger != 0:
-		r.level, r.levelObservation = obs.ValueInteger, "Observation/"+v.ID
-	case isLevel && obs.ValueQuantity != nil:
-		// A GP system may record the level as a quantity, a whole
-		// number written as a decimal may be (2.0).
-		if n, ok := wholeNumber(obs.ValueQuantity.Value.String()); ok {
+	case isLevel:
+		if n, ok := levelValue(obs.ValueInteger.String(), quantity); ok {
 			r.level, r.levelObservation = n, "Observation/"+v.ID
 		}
 	case obs.ValueQuantity != nil:
 		r.score, r.scoreObservation = obs.ValueQuantity.Value.String(), "Observation/"+v.ID
 	}
 	return nil
+}
+
+// levelValue reads a PAM level as a GP system may record it: an integer,
+// or a quantity holding a whole number, as a decimal may write one (2.0).
+// ok is false for anything no level is: no value (a dataAbsentReason,
+// such as a PAM the patient declined), or a number outside 1 to 4, which
+// would rank the patient among the levels without measuring them.
+func levelValue(integer, quantity string) (level int, ok bool) {
+	switch {
+	case integer != "":
+		n, err := strconv.Atoi(integer)
+		level, ok = n, err == nil
+	case quantity != "":
+		level, ok = wholeNumber(quantity)
+	}
+	return level, ok && level >= 1 && level <= 4
 }
 
 // wholeNumber reads a FHIR decimal that is a whole number, such as 2 or

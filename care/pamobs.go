@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -198,11 +199,25 @@ func (c *Care) closeOnResultElsewhere(ctx context.Context, s operation.Store, ch
 	if !ok || len(obs.DerivedFrom) > 0 || !slices.Contains(strings.Split(resultStatuses, ","), obs.Status.Get()) {
 		return nil, nil
 	}
-	if !hasCoding(obs.Code, SystemSNOMED, c.cfg.Codes.PAMLevel) {
-		if !hasCoding(obs.Code, SystemSNOMED, c.cfg.Codes.PAMScore) || obs.ValueQuantity == nil {
+	quantity := ""
+	if obs.ValueQuantity != nil {
+		quantity = obs.ValueQuantity.Value.Get()
+	}
+	// Only a result that counts (latestPAM) re-measures: a level with
+	// no value, such as a PAM the patient declined, measured nothing.
+	if hasCoding(obs.Code, SystemSNOMED, c.cfg.Codes.PAMLevel) {
+		integer := ""
+		if obs.ValueInteger != nil && obs.ValueInteger.Value != nil {
+			integer = strconv.FormatInt(obs.ValueInteger.Get(), 10)
+		}
+		if _, ok := levelValue(integer, quantity); !ok {
 			return nil, nil
 		}
-		if _, ok := scoreValue(obs.ValueQuantity.Value.Get()); !ok {
+	} else {
+		if !hasCoding(obs.Code, SystemSNOMED, c.cfg.Codes.PAMScore) || quantity == "" {
+			return nil, nil
+		}
+		if _, ok := scoreValue(quantity); !ok {
 			return nil, nil
 		}
 	}

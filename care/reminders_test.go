@@ -353,12 +353,7 @@ func TestReminderOfPAMRecordedElsewhere(t *testing.T) {
 // another patient, leaves it open.
 func TestReminderClosedByPAMRecordedElsewhere(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
-		population(c)
-		c.put(pamResponse("pam-march", "completed", "2026-03-31T10:00:00+01:00", "2", "50"))
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
-		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
-			t.Fatalf("reminders: %s, want one", got)
-		}
+		remindedOfMarchPAM(t, c)
 		status := func() string {
 			list := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pam-remeasure", "").want(http.StatusOK))
 			if len(list) != 1 {
@@ -378,6 +373,46 @@ func TestReminderClosedByPAMRecordedElsewhere(t *testing.T) {
 		c.put(level("gp-new", "Patient/ward/_history/1", "2026-11-20T10:00:00Z"))
 		if st := status(); st != "completed" {
 			t.Errorf("reminder after a PAM level recorded in a GP system: %s, want completed", st)
+		}
+	})
+}
+
+// remindedOfMarchPAM gives the population a PAM of Ward's taken on 31
+// March 2026 and the re-measurement reminder it makes due.
+func remindedOfMarchPAM(t *testing.T, c *client) {
+	t.Helper()
+	population(c)
+	c.put(pamResponse("pam-march", "completed", "2026-03-31T10:00:00+01:00", "2", "50"))
+	rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+	if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+		t.Fatalf("reminders: %s, want one", got)
+	}
+}
+
+// TestPAMLevelRecordedWithoutOne: a PAM level Observation of a GP system
+// that holds no level (a dataAbsentReason, as for a PAM the patient
+// declined, or a number outside 1 to 4) is no PAM result: it closes no
+// re-measurement reminder, and the caseload and cohorts keep the
+// patient's last level measured.
+func TestPAMLevelRecordedWithoutOne(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		remindedOfMarchPAM(t, c)
+		for _, value := range []string{
+			`"dataAbsentReason":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/data-absent-reason","code":"asked-declined"}]}`,
+			`"valueInteger":7`, `"valueInteger":-1`, `"valueQuantity":{"value":0}`,
+		} {
+			c.put(`{"resourceType":"Observation","id":"gp-level","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"962851000000103"}]},` +
+				`"subject":{"reference":"Patient/ward"},"effectiveDateTime":"2026-11-20T10:00:00Z",` + value + `}`)
+			list := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pam-remeasure", "").want(http.StatusOK))
+			if len(list) != 1 || str(list[0], "status") != "requested" {
+				t.Errorf("%s: re-measurement reminders %v, want the one requested", value, list)
+			}
+			checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"],
+				map[string]any{"pamLevel": 2.0, "pamDate": "2026-03-31T10:00:00+01:00"})
+			g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":1}]}`).want(http.StatusCreated)
+			if got := members(g); got != "" {
+				t.Errorf("%s: cohort of PAM level 1 at most: %q, want none", value, got)
+			}
 		}
 	})
 }
