@@ -173,6 +173,29 @@ func TestPAMPerformer(t *testing.T) {
 	}, validating(t, care.Config{}))
 }
 
+// TestPAMAmendedAuthor: a PAM response amended to name its author (and
+// its patient's name) rightly, its answers as they were, amends its
+// Observations' performer and subject, as it amends their values; scored
+// again, they are already in step and keep their version.
+func TestPAMAmendedAuthor(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.do("PUT", "/QuestionnaireResponse/p1", pamResponse("p1", "completed", "2026-11-01T10:00:00Z", "3", "50")).want(http.StatusCreated)
+		amended := strings.Replace(pamResponse("p1", "amended", "2026-11-01T10:00:00Z", "3", "50"), `"author":{"reference":"Practitioner/cc"}`, `"author":{"reference":"Practitioner/gp"}`, 1)
+		amended = strings.Replace(amended, `"subject":{"reference":"Patient/ward"}`, `"subject":{"reference":"Patient/ward","display":"Pat Ward"}`, 1)
+		c.do("PUT", "/QuestionnaireResponse/p1", amended).want(http.StatusOK)
+		c.do("POST", "/QuestionnaireResponse/p1/$pam-score", "").want(http.StatusOK)
+		obs := pamObservations(t, c, "p1")
+		for _, kind := range []string{"pam-score", "pam-level"} {
+			o := obs[kind]
+			if str(o, "performer", 0, "reference") != "Practitioner/gp" || str(o, "subject", "display") != "Pat Ward" ||
+				str(o, "status") != "amended" || str(o, "meta", "versionId") != "2" {
+				t.Errorf("%s Observation after the response's author was amended: %v, want version 2, amended, performed by Practitioner/gp of Pat Ward", kind, o)
+			}
+		}
+	})
+}
+
 // TestPAMItemsOnce: a PAM response that answers a statement or gives the
 // score twice is refused naming the item, since it would be counted
 // twice; a licensed score over fewer statements than PAM-13 needs is

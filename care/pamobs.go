@@ -1,6 +1,7 @@
 package care
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"carefhir/fhir"
+	"carefhir/fhir/fhirjson"
 	"carefhir/operation"
 	"carefhir/profiles"
 	"carefhir/store"
@@ -331,13 +333,22 @@ func (c *Care) writePAM(ctx context.Context, s operation.Store, id string, qr *f
 }
 
 // same reports whether a stored PAM Observation already says what obs
-// says.
+// says: its value, date, and who it is of and by, as the response
+// gives them (a response amended to name its author rightly amends
+// its Observations' performer).
 func same(stored, obs *fhir.Observation) bool {
 	return stored.Status.Get() != "entered-in-error" &&
 		quantityValue(stored.ValueQuantity) == quantityValue(obs.ValueQuantity) &&
 		stored.ValueInteger.Get() == obs.ValueInteger.Get() &&
 		stored.EffectiveDateTime.Get() == obs.EffectiveDateTime.Get() &&
-		stored.Subject.Reference.Get() == obs.Subject.Reference.Get()
+		sameJSON(&fhir.Observation{Subject: stored.Subject, Performer: stored.Performer}, &fhir.Observation{Subject: obs.Subject, Performer: obs.Performer})
+}
+
+// sameJSON reports whether two resources are written alike.
+func sameJSON(a, b fhir.Resource) bool {
+	x, errX := fhirjson.Marshal(a)
+	y, errY := fhirjson.Marshal(b)
+	return errX == nil && errY == nil && bytes.Equal(x, y)
 }
 
 // pamObservation returns the Observation of one kind (score or level)
