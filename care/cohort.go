@@ -225,15 +225,21 @@ func (c *Care) cohort(ctx context.Context, inv *operation.Invocation) (*operatio
 		if err != nil {
 			return err
 		}
-		cr, err := criteriaFromGroup(old)
+		cr, at, err := criteriaFromGroup(old)
 		if err != nil {
 			return err
 		}
 		if cr.empty() {
 			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "Group.characteristic", "Group/%s is not a cohort: it has no criteria of %s", inv.ID, SystemCohortCriterion)
 		}
-		if _, err := cr.check(); err != nil {
-			return operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "Group.characteristic", "Group/%s records criteria that cannot be evaluated: %v", inv.ID, err)
+		if params, err := cr.check(); err != nil {
+			// Named where the Group records them, as a criterion it
+			// cannot read is.
+			out := operation.Errorf(http.StatusUnprocessableEntity, "business-rule", "", "Group/%s records criteria that cannot be evaluated: %v", inv.ID, err)
+			for _, p := range params {
+				out.Issues[0].Expression = append(out.Issues[0].Expression, at[p]...)
+			}
+			return out
 		}
 		if err := membersReadable(ctx, s, old); err != nil {
 			return err
@@ -676,9 +682,12 @@ func characteristics(cr *Criteria) []*fhir.GroupCharacteristic {
 // whole number, a code of SystemCohortCriterion not known, risk-min
 // without risk-code, one but active-pcsp excluded, one but condition
 // twice) is a 422 naming the characteristic: evaluated without it, or as
-// its opposite, the cohort would hold people it should not.
-func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
-	cr := &Criteria{Name: g.Name.Get()}
+// its opposite, the cohort would hold people it should not. at gives,
+// by the parameter of $cohort each criterion is (ageMin for age-min),
+// the characteristics recording it, to name those at fault when the
+// criteria read cannot be evaluated (Criteria.check).
+func criteriaFromGroup(g *fhir.Group) (cr *Criteria, at map[string][]string, err error) {
+	cr, at = &Criteria{Name: g.Name.Get()}, map[string][]string{}
 	riskMinAt := -1
 	recorded := map[string]int{} // where each criterion is, by code
 	for i, ch := range g.Characteristic {
@@ -697,14 +706,14 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 			continue
 		}
 		if len(codes) > 1 {
-			return nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d].code", i),
+			return nil, nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d].code", i),
 				"Group/%s records the criteria %s as one characteristic, with one value: each is a characteristic of its own", g.Id.Get(), strings.Join(codes, " and "))
 		}
 		code := codes[0]
 		// A criterion holds one value, but for conditions, each needed:
 		// read twice, one of the two would be left out.
 		if first, ok := recorded[code]; ok && code != critCond {
-			return nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d]", i),
+			return nil, nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d]", i),
 				"Group/%s records the criterion %s again, as at Group.characteristic[%d]: it holds one value, and one of the two would be left out", g.Id.Get(), code, first)
 		}
 		recorded[code] = i
@@ -743,10 +752,16 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 		}
 		token := func() (string, error) {
 			cc := ch.ValueCodeableConcept
+			const want = "a valueCodeableConcept with a coding of a system (a uri) and a code"
 			if cc == nil || len(cc.Coding) == 0 {
-				return "", bad("a valueCodeableConcept with a coding")
+				return "", bad(want)
 			}
-			return cc.Coding[0].System.Get() + "|" + cc.Coding[0].Code.Get(), nil
+			t := cc.Coding[0].System.Get() + "|" + cc.Coding[0].Code.Get()
+			// Checked here, of each condition, to name the one at fault.
+			if checkToken(code, t) != nil {
+				return "", bad(want)
+			}
+			return t, nil
 		}
 		var err error
 		switch code {
@@ -758,7 +773,7 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 				id = ch.ValueReference.Identifier
 			}
 			if id == nil || id.Value.Get() == "" || id.System.Get() != "" && id.System.Get() != SystemODS {
-				return nil, bad("a valueReference with the ODS code of the practice as its identifier (system " + SystemODS + ")")
+				return nil, nil, bad("a valueReference with the ODS code of the practice as its identifier (system " + SystemODS + ")")
 			}
 			cr.Practice = ch.ValueReference.Identifier.Value.Get()
 		case critAgeMin:
@@ -787,18 +802,28 @@ func criteriaFromGroup(g *fhir.Group) (*Criteria, error) {
 				strings.Join([]string{critPractice, critAgeMin, critAgeMax, critCond, critRisk, critRiskMin, critPAMLevel, critPCSP}, ", "))
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		if param := criterionParams[code]; param != "" {
+			at[param] = append(at[param], fmt.Sprintf("Group.characteristic[%d]", i))
 		}
 		// Excluded, a criterion would select the people who do not meet
 		// it, which no evaluation here does but for active-pcsp.
 		if code != critPCSP && ch.Exclude.Get() {
-			return nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d].exclude", i),
+			return nil, nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d].exclude", i),
 				"Group/%s records the criterion %s with exclude true, which cannot be evaluated: of the criteria, only %s is one the members do not meet", g.Id.Get(), code, critPCSP)
 		}
 	}
 	if riskMinAt >= 0 && cr.RiskCode == "" {
-		return nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d]", riskMinAt),
+		return nil, nil, operation.Errorf(http.StatusUnprocessableEntity, "business-rule", fmt.Sprintf("Group.characteristic[%d]", riskMinAt),
 			"Group/%s records the criterion risk-min without risk-code: risk-min needs risk-code, the Observation it applies to", g.Id.Get())
 	}
-	return cr, nil
+	return cr, at, nil
+}
+
+// criterionParams are the parameters of $cohort, by the code of the
+// criterion each is recorded as.
+var criterionParams = map[string]string{
+	critPractice: "practice", critAgeMin: "ageMin", critAgeMax: "ageMax", critCond: "condition",
+	critRisk: "riskCode", critRiskMin: "riskMin", critPAMLevel: "pamLevelMax", critPCSP: "withoutActivePcsp",
 }

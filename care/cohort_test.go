@@ -131,8 +131,11 @@ func testCohortCriteria(t *testing.T, cfg care.Config) {
 		for _, tc := range []struct{ name, criteria, says string }{
 			{"age as a fraction", practice + "," + criterion("age-min", `"valueQuantity":{"value":65.5}`), "Group.characteristic[1]: Group/g records the criterion age-min that cannot be evaluated: its value must be a valueQuantity holding a whole number"},
 			{"PAM level as a boolean", practice + "," + criterion("pam-level-max", `"valueBoolean":true`), "Group.characteristic[1]: Group/g records the criterion pam-level-max that cannot be evaluated"},
-			{"PAM level 7", practice + "," + criterion("pam-level-max", `"valueQuantity":{"value":7}`), "pamLevelMax must be a PAM level from 1 to 4"},
-			{"two practices in one", criterion("practice", `"valueReference":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y12345,Y99999"}}`), "Group.characteristic: Group/g records criteria that cannot be evaluated: practice must be an ODS organisation code"},
+			{"PAM level 7", practice + "," + criterion("pam-level-max", `"valueQuantity":{"value":7}`), "Group.characteristic[1]: Group/g records criteria that cannot be evaluated: pamLevelMax must be a PAM level from 1 to 4"},
+			{"age 200", criterion("age-max", `"valueQuantity":{"value":200}`), "Group.characteristic[0]: Group/g records criteria that cannot be evaluated: ageMax must be a whole number of years from 0 to 150"},
+			{"a condition without its code", practice + "," + criterion("condition", `"valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"44054006"}]}`) + "," + criterion("condition", `"valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct"}]}`),
+				"Group.characteristic[2]: Group/g records the criterion condition that cannot be evaluated: its value must be a valueCodeableConcept with a coding of a system (a uri) and a code"},
+			{"two practices in one", criterion("practice", `"valueReference":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"Y12345,Y99999"}}`), "Group.characteristic[0]: Group/g records criteria that cannot be evaluated: practice must be an ODS organisation code"},
 			{"practice without a code", criterion("practice", `"valueReference":{"reference":"Organization/y12345"}`), "Group.characteristic[0]: Group/g records the criterion practice that cannot be evaluated"},
 			{"risk-min alone", criterion("risk-min", `"valueQuantity":{"value":0.2}`), "Group.characteristic[0]: Group/g records the criterion risk-min without risk-code: risk-min needs risk-code"},
 			{"a criterion not known", practice + "," + criterion("age-between", `"valueQuantity":{"value":65}`), `Group.characteristic[1].code: Group/g records the criterion "age-between", which is not known`},
@@ -423,8 +426,11 @@ func TestCohortAgesCrossed(t *testing.T) {
 		c.put(`{"resourceType":"Group","id":"crossed","type":"person","actual":true,"characteristic":[` +
 			criterion("age-min", `"valueQuantity":{"value":80}`) + "," + criterion("age-max", `"valueQuantity":{"value":65}`) + `]}`)
 		out = c.do("POST", "/Group/crossed/$cohort", "").want(http.StatusUnprocessableEntity)
-		if got := issues(out); !strings.Contains(got, "Group.characteristic: Group/crossed records criteria that cannot be evaluated: ageMin 80 is over ageMax 65") {
+		if got := issues(out); !strings.Contains(got, "Group.characteristic[0]: Group/crossed records criteria that cannot be evaluated: ageMin 80 is over ageMax 65") {
 			t.Errorf("a stored cohort with age-min over age-max: %s", got)
+		}
+		if got := get(out, "issue", 0, "expression", 1); got != "Group.characteristic[1]" {
+			t.Errorf("a stored cohort with age-min over age-max: second expression %v, want age-max's, Group.characteristic[1]", got)
 		}
 		if v := str(c.do("GET", "/Group/crossed", "").want(http.StatusOK), "meta", "versionId"); v != "1" {
 			t.Errorf("Group/crossed at version %s after a refused evaluation, want 1", v)
