@@ -22,7 +22,7 @@ import (
 type careFlags struct {
 	PAMWording     string        `flag:"pam-wording" validate:"omitempty,file"`
 	PAMCalibration string        `flag:"pam-calibration" validate:"omitempty,file"`
-	PAMMinAnswered int           `flag:"pam-min-answered" validate:"min=0,max=13"`
+	PAMMinAnswered int           `flag:"pam-min-answered" validate:"min=1,max=13"`
 	CareCodes      string        `flag:"care-codes" validate:"omitempty,file"`
 	RemindersEvery time.Duration `flag:"reminders-every" validate:"min=0"`
 }

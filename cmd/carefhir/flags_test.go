@@ -59,6 +59,8 @@ func TestParseServeConfig(t *testing.T) {
 			c.Care.RemindersEvery, c.Care.PAMMinAnswered = time.Hour, 12
 		})},
 		{name: "pam-min-answered beyond 13", args: []string{"--pam-min-answered", "14"}, wantErr: "pam-min-answered"},
+		// 0 would be taken as unset, and the default of 10 applied.
+		{name: "pam-min-answered 0", args: []string{"--pam-min-answered", "0"}, wantErr: "pam-min-answered"},
 		{name: "pam-wording missing", args: []string{"--pam-wording", "/nonexistent/wording.txt"}, wantErr: "pam-wording"},
 		{name: "data", args: []string{"--data", "/var/lib/carefhir"}, want: with(func(c *serveConfig) { c.DataDir = "/var/lib/carefhir" })},
 		{name: "no data and no mongo", args: []string{"--data", ""}, wantErr: "--data is required unless --mongo-uri is set"},
