@@ -62,6 +62,34 @@ func TestPAMSubject(t *testing.T) {
 	})
 }
 
+// TestPAMSubjectWrittenInTransaction: a PAM response naming its patient
+// by NHS number finds the Patient the same transaction creates or
+// updates, whatever the order of the entries, as it is written there
+// rather than as it is stored.
+func TestPAMSubjectWrittenInTransaction(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		const nhs = `{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}`
+		c.put(`{"resourceType":"Patient","id":"old","identifier":[` + nhs + `]}`)
+		response := func(id string) string {
+			return strings.Replace(pamResponse(id, "completed", "2026-11-01T10:00:00Z", "3", "50"), `"subject":{"reference":"Patient/ward"}`, `"subject":{"identifier":`+nhs+`}`, 1)
+		}
+		entry := func(resource, url string) string {
+			return `{"resource":` + resource + `,"request":{"method":"PUT","url":"` + url + `"}}`
+		}
+		// The NHS number moves from the stored record to a new one: the
+		// response, first, is the new one's.
+		c.do("POST", "", `{"resourceType":"Bundle","type":"transaction","entry":[`+
+			entry(response("by-nhs"), "QuestionnaireResponse/by-nhs")+","+
+			entry(`{"resourceType":"Patient","id":"old"}`, "Patient/old")+","+
+			entry(`{"resourceType":"Patient","id":"new","identifier":[`+nhs+`]}`, "Patient/new")+`]}`).want(http.StatusOK)
+		obs := pamObservations(t, c, "by-nhs")
+		if len(obs) != 2 || str(obs["pam-score"], "subject", "reference") != "Patient/new" || str(obs["pam-level"], "subject", "reference") != "Patient/new" {
+			t.Errorf("Observations of a response naming by NHS number a Patient its transaction writes: %v, want Patient/new's", obs)
+		}
+	})
+}
+
 // serverID is a QuestionnaireResponse named by an id the server chose.
 var serverID = regexp.MustCompile(`QuestionnaireResponse/[0-9a-f-]{36}`)
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -40,7 +41,7 @@ func (c *Care) checkPAM(ctx context.Context, s operation.Store, ch *operation.Ch
 	if err := checkAuthored(qr); err != nil {
 		return err
 	}
-	_, err := c.pamPatient(ch.Requester(ctx), s, qr)
+	_, err := c.pamPatient(ch.Requester(ctx), s, ch, qr)
 	return err
 }
 
@@ -92,9 +93,11 @@ func scored(qr *fhir.QuestionnaireResponse) bool {
 // the subject's reference, or the one Patient held here with the
 // subject's identifier (such as an NHS number), found as ctx reads: on a
 // write, as who asked for it, so that a response can neither tell them
-// whether a patient they may not read is held nor score one. Otherwise it
-// is a 422 naming QuestionnaireResponse.subject.
-func (c *Care) pamPatient(ctx context.Context, s operation.Store, qr *fhir.QuestionnaireResponse) (string, error) {
+// whether a patient they may not read is held nor score one. In a
+// transaction (ch, nil outside one), the Patients its other entries
+// create or update count as they write them, whatever the order of the
+// entries. Otherwise it is a 422 naming QuestionnaireResponse.subject.
+func (c *Care) pamPatient(ctx context.Context, s operation.Store, ch *operation.Change, qr *fhir.QuestionnaireResponse) (string, error) {
 	const at = "QuestionnaireResponse.subject"
 	sub := qr.Subject
 	if sub == nil {
@@ -117,19 +120,55 @@ func (c *Care) pamPatient(ctx context.Context, s operation.Store, qr *fhir.Quest
 	if system := id.System.Get(); system != "" {
 		token = escapeToken(system) + "|" + token
 	}
-	page, err := s.Search(ctx, "Patient", url.Values{"identifier": {token}, "_elements": {"id"}, "_count": {"2"}})
+	// What the transaction writes of a Patient replaces what is stored
+	// of it; some of what it writes is not stored yet.
+	written, holding := map[string]bool{}, map[string]bool{}
+	if ch != nil && ch.Written != nil {
+		for _, v := range ch.Written("Patient") {
+			written[v.ID] = true
+			has, err := hasIdentifier(v.JSON, id.System.Get(), id.Value.Get())
+			if err != nil {
+				return "", fmt.Errorf("find the Patient of a PAM response: Patient/%s: %w", v.ID, err)
+			}
+			if has {
+				holding[v.ID] = true
+			}
+		}
+	}
+	page, err := s.Search(ctx, "Patient", url.Values{"identifier": {token}, "_elements": {"id"}, "_count": {strconv.Itoa(2 + len(written))}})
 	if err != nil {
 		return "", fmt.Errorf("find the Patient of a PAM response: %w", err)
 	}
-	if len(page.Matches) != 1 {
+	for _, m := range page.Matches {
+		if !written[m.ID] {
+			holding[m.ID] = true
+		}
+	}
+	found := slices.Collect(maps.Keys(holding))
+	if len(found) != 1 {
 		held := "no Patient held here has"
-		if len(page.Matches) > 1 {
+		if len(found) > 1 {
 			held = "more than one Patient held here has"
 		}
 		return "", operation.Errorf(http.StatusUnprocessableEntity, "business-rule", at+".identifier",
 			"the subject of a PAM response must reference a Patient held here: %s the identifier %s|%s", held, id.System.Get(), id.Value.Get())
 	}
-	return "Patient/" + page.Matches[0].ID, nil
+	return "Patient/" + found[0], nil
+}
+
+// hasIdentifier reports whether a Patient, as JSON, has the identifier
+// value of system, as a token search matches it: of any system when
+// system is "".
+func hasIdentifier(patient []byte, system, value string) (bool, error) {
+	var p struct {
+		Identifier []struct{ System, Value string } `json:"identifier"`
+	}
+	if err := json.Unmarshal(patient, &p); err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(p.Identifier, func(i struct{ System, Value string }) bool {
+		return i.Value == value && (system == "" || i.System == system)
+	}), nil
 }
 
 // escapeToken escapes the characters a search value gives meaning to.
@@ -161,7 +200,7 @@ func (c *Care) scoreOnWrite(ctx context.Context, s operation.Store, ch *operatio
 		}
 		return nil, c.retractPAM(ctx, s, ref)
 	}
-	patient, err := c.pamPatient(ch.Requester(ctx), s, qr)
+	patient, err := c.pamPatient(ch.Requester(ctx), s, ch, qr)
 	if err != nil {
 		return nil, err
 	}
@@ -446,7 +485,7 @@ func (c *Care) pamScore(ctx context.Context, inv *operation.Invocation) (*operat
 		if err := checkAuthored(qr); err != nil {
 			return err
 		}
-		patient, err := c.pamPatient(ctx, s, qr)
+		patient, err := c.pamPatient(ctx, s, nil, qr)
 		if err != nil {
 			return err
 		}
