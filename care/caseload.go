@@ -512,9 +512,9 @@ func (c *Care) caseloadFacts(ctx context.Context, s operation.Store, entries []*
 
 // planFacts reads the active PCSPs of the patients of list.
 func (c *Care) planFacts(ctx context.Context, s operation.Store, list string, byRef map[string]*caseloadEntry, today string) error {
-	return s.Each(ctx, "CarePlan", url.Values{"subject": {list}, "status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
+	return s.Each(ctx, "CarePlan", activePCSPs(url.Values{"subject": {list}}), func(v *store.Version) error {
 		cp, err := decode[*fhir.CarePlan](v.JSON)
-		if err != nil {
+		if err != nil || !isPCSP(cp) {
 			return err
 		}
 		// The plan reviewed soonest, then the first by reference: the

@@ -418,10 +418,13 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	}
 	if cr.NoPCSP {
 		with := map[string]bool{}
-		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(params url.Values) error {
+		err := among(set, c.cfg.CohortAmongMost, "subject", activePCSPs(url.Values{}), func(params url.Values) error {
 			return s.Each(ctx, "CarePlan", params, func(v *store.Version) error {
-				with[c.subjectOf(v.JSON)] = true
-				return nil
+				cp, err := decode[*fhir.CarePlan](v.JSON)
+				if err == nil && isPCSP(cp) {
+					with[c.patientRef(refOf(cp.Subject))] = true
+				}
+				return err
 			})
 		})
 		if err != nil {

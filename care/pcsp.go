@@ -107,6 +107,17 @@ func isPCSP(cp *fhir.CarePlan) bool {
 	return false
 }
 
+// activePCSPs returns params with what selects the active PCSPs among
+// CarePlans, each of which isPCSP still tells apart: a plan claims the
+// profile by its url or by a version of it (url|1.0.0), which a uri
+// search of the url alone does not match, so the claims are searched as
+// those the url begins (:below).
+func activePCSPs(params url.Values) url.Values {
+	params.Set("status", "active")
+	params.Set("_profile:below", PCSPProfileURL)
+	return params
+}
+
 // reviewDate returns a PCSP's review date, "" when it has none.
 func reviewDate(cp *fhir.CarePlan) string {
 	for _, e := range cp.Extension {

@@ -134,9 +134,9 @@ func (c *Care) Reminders(ctx context.Context, s operation.Store, asOf time.Time)
 	// Compared as dates, not as text: the horizon may be past year 9999.
 	horizon := asOf.Add(c.cfg.ReviewWindow)
 	var due []reminder
-	err := s.Each(ctx, "CarePlan", url.Values{"status": {"active"}, "_profile": {PCSPProfileURL}}, func(v *store.Version) error {
+	err := s.Each(ctx, "CarePlan", activePCSPs(url.Values{}), func(v *store.Version) error {
 		cp, err := decode[*fhir.CarePlan](v.JSON)
-		if err != nil {
+		if err != nil || !isPCSP(cp) {
 			return err
 		}
 		patient := c.patientRef(refOf(cp.Subject))

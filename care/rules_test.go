@@ -479,3 +479,29 @@ func TestPCSPOneReviewDate(t *testing.T) {
 		c.do("PUT", "/CarePlan/pcsp-ward", one).want(http.StatusCreated)
 	})
 }
+
+// TestPCSPClaimedByVersion: a PCSP claiming the profile by a version of
+// it (url|1.0.0), which is checked as a PCSP, is one in caseloads,
+// reminders and cohorts too; a plan claiming another profile whose url
+// begins as the PCSP's is none.
+func TestPCSPClaimedByVersion(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(strings.Replace(pcsp("active", "2026-12-10", "goal-walk"), care.PCSPProfileURL, care.PCSPProfileURL+"|1.0.0", 1))
+		c.put(`{"resourceType":"CarePlan","id":"other","meta":{"profile":["` + care.PCSPProfileURL + `Draft"]},"status":"active","intent":"plan","subject":{"reference":"Patient/baker"}}`)
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"carePlan": "CarePlan/pcsp-ward", "reviewDue": "2026-12-10"})
+		if parts := caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/baker"]; parts["carePlan"] != nil {
+			t.Errorf("Baker's caseload entry: %v, want no PCSP", parts)
+		}
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		tasks := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pcsp-review", "").want(http.StatusOK))
+		if len(tasks) != 1 || str(tasks[0], "focus", "reference") != "CarePlan/pcsp-ward" {
+			t.Errorf("reminders %s: review reminders %v, want one of CarePlan/pcsp-ward", paramsText(rem), tasks)
+		}
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"practice","valueString":"Y12345"},{"name":"withoutActivePcsp","valueBoolean":true}]}`).want(http.StatusCreated)
+		if got := members(g); got != "Patient/baker=<nil> Patient/clark=<nil>" {
+			t.Errorf("cohort without an active PCSP: %q, want Baker and Clark", got)
+		}
+	})
+}
