@@ -315,6 +315,11 @@ func membersReadable(ctx context.Context, s operation.Store, g *fhir.Group) erro
 // active, as remission and resolved are of inactive.
 const activeClinicalStatuses = "active,recurrence,relapse"
 
+// notTheirs are the verification statuses of a Condition that is not the
+// patient's, whatever its clinical status says: ruled out (refuted), or
+// recorded in error (R4 condition-ver-status).
+const notTheirs = "http://terminology.hl7.org/CodeSystem/condition-ver-status|refuted,http://terminology.hl7.org/CodeSystem/condition-ver-status|entered-in-error"
+
 // member is one person of a cohort with the risk value that ranks them.
 type member struct {
 	patient string
@@ -344,7 +349,7 @@ func (c *Care) Cohort(ctx context.Context, s operation.Store, cr *Criteria) (*fh
 	// is searched among them alone (see among).
 	for _, cond := range cr.Conditions {
 		keep := map[string]bool{}
-		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {searchToken(cond)}, "clinical-status": {activeClinicalStatuses}}, func(params url.Values) error {
+		err := among(set, c.cfg.CohortAmongMost, "subject", url.Values{"code": {searchToken(cond)}, "clinical-status": {activeClinicalStatuses}, "verification-status:not": {notTheirs}}, func(params url.Values) error {
 			return s.Each(ctx, "Condition", params, func(v *store.Version) error {
 				keep[c.subjectOf(v.JSON)] = true
 				return nil

@@ -295,6 +295,25 @@ func TestCohortConditionRelapse(t *testing.T) {
 	})
 }
 
+// TestCohortConditionNotTheirs: a Condition ruled out (verification
+// status refuted) or recorded in error is not the patient's, whatever its
+// clinical status: it selects no one for a cohort; one confirmed or
+// without a verification status does.
+func TestCohortConditionNotTheirs(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		for id, verification := range map[string]string{"clark": "refuted", "baker": "confirmed", "ward": "entered-in-error"} {
+			c.put(`{"resourceType":"Condition","id":"dm-` + id + `","clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"active"}]},
+				"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-ver-status","code":"` + verification + `"}]},
+				"code":{"coding":[{"system":"http://snomed.info/sct","code":"44054006"}]},"subject":{"reference":"Patient/` + id + `"}}`)
+		}
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"condition","valueString":"`+diabetes+`"}]}`).want(http.StatusCreated)
+		if got := strings.ReplaceAll(members(g), "=<nil>", ""); got != "Patient/baker Patient/lee" {
+			t.Errorf("members %q, want Patient/baker Patient/lee, not Clark, whose diabetes was refuted, nor Ward, whose was recorded in error", got)
+		}
+	})
+}
+
 // TestRiskOfVersionedSubject: a risk Observation naming its patient by a
 // version ranks that patient in a cohort, as the latest of their values.
 func TestRiskOfVersionedSubject(t *testing.T) {
