@@ -5,7 +5,12 @@ package care
 // terminologies that could not be confirmed against a terminology server
 // are configuration (Codes), with the values in UK use as defaults.
 
-import "carefhir/fhir"
+import (
+	"fmt"
+	"strings"
+
+	"carefhir/fhir"
+)
 
 // Base is the canonical base of what carefhir defines itself: the PAM
 // Questionnaire, the PCSP profile and the code systems below.
@@ -121,6 +126,23 @@ type Codes struct {
 	GeneralPractitioner string `json:"generalPractitioner"`
 	// Pharmacist: 46255001 "Pharmacist" (occupation).
 	Pharmacist string `json:"pharmacist"`
+}
+
+// Check refuses a code that is no SNOMED CT concept id (digits), naming
+// its key: each is searched as http://snomed.info/sct|code, so an empty
+// one would match every SNOMED CT code (frailty results read as PAM
+// scores), and a comma or a bar would be read as a second code or a
+// system.
+func (c Codes) Check() error {
+	for _, code := range []struct{ key, value string }{
+		{"pamLevel", c.PAMLevel}, {"pamScore", c.PAMScore}, {"socialPrescribingReferral", c.SocialPrescribingReferral},
+		{"careCoordinator", c.CareCoordinator}, {"generalPractitioner", c.GeneralPractitioner}, {"pharmacist", c.Pharmacist},
+	} {
+		if code.value == "" || strings.Trim(code.value, "0123456789") != "" {
+			return fmt.Errorf("%s %q is not a SNOMED CT concept id (its digits)", code.key, code.value)
+		}
+	}
+	return nil
 }
 
 // DefaultCodes are the codes in UK use.

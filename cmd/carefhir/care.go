@@ -70,6 +70,9 @@ func loadCare(f careFlags, baseURL string, limits server.Limits) (*care.Care, er
 		if dec.More() {
 			return nil, fmt.Errorf("--care-codes %s: more than one JSON object", f.CareCodes)
 		}
+		if err := cfg.Codes.Check(); err != nil {
+			return nil, fmt.Errorf("--care-codes %s: %w", f.CareCodes, err)
+		}
 	}
 	return care.New(cfg)
 }

@@ -55,6 +55,15 @@ func TestLoadCare(t *testing.T) {
 	if _, err := loadCare(careFlags{CareCodes: codes}, "", server.Limits{}); err == nil || !strings.Contains(err.Error(), "--care-codes") || !strings.Contains(err.Error(), `"careCoordinater"`) {
 		t.Errorf("codes with a misspelt key: %v, want an error naming --care-codes and the key", err)
 	}
+	// An empty code would search every SNOMED CT code; a comma, two.
+	for _, body := range []string{`{"pamScore":""}`, `{"pamScore":"925431000000109,713634000"}`} {
+		if err := os.WriteFile(codes, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadCare(careFlags{CareCodes: codes}, "", server.Limits{}); err == nil || !strings.Contains(err.Error(), "--care-codes") || !strings.Contains(err.Error(), "pamScore") {
+			t.Errorf("codes %s: %v, want an error naming --care-codes and pamScore", body, err)
+		}
+	}
 }
 
 // TestRemindersEvery: the server creates the reminders due on its own
