@@ -105,9 +105,12 @@ func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *ope
 	// to tell, and as many more as the transaction writes, whose own are
 	// taken as it writes them, above. An engine that cannot page what a
 	// unit of work wrote (MongoDB) answers ErrUnsupported past the page.
-	params := url.Values{"url": {u}, "_count": {strconv.Itoa(c.cfg.CanonicalVersions + len(written) + 1)}}
+	// Escaped, a comma in the url or version is part of it, not a second
+	// one the search would also find (a response naming …/q,x is not
+	// one of …/q).
+	params := url.Values{"url": {escapeToken(u)}, "_count": {strconv.Itoa(c.cfg.CanonicalVersions + len(written) + 1)}}
 	if version != "" {
-		params.Set("version", version)
+		params.Set("version", escapeToken(version))
 	}
 	page, err := s.Search(ctx, "Questionnaire", params)
 	if errors.Is(err, errors.ErrUnsupported) {

@@ -505,3 +505,23 @@ func TestPCSPClaimedByVersion(t *testing.T) {
 		}
 	})
 }
+
+// TestResponseQuestionnaireURLWithComma: a response is checked against
+// the Questionnaire of the url it names, a comma in it included: not
+// against one whose url is the part before the comma, and one naming a
+// url held by none is 422 not-found.
+func TestResponseQuestionnaireURLWithComma(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		c.put(`{"resourceType":"Questionnaire","id":"q","url":"http://example.org/q","status":"active","item":[{"linkId":"a","type":"string","required":true}]}`)
+		c.put(`{"resourceType":"Questionnaire","id":"q2","url":"http://example.org/q,2","status":"active","item":[{"linkId":"b","type":"string","required":true}]}`)
+		response := func(id, questionnaire, link string) string {
+			return `{"resourceType":"QuestionnaireResponse","id":"` + id + `","questionnaire":"` + questionnaire + `","status":"completed","item":[{"linkId":"` + link + `","answer":[{"valueString":"yes"}]}]}`
+		}
+		c.do("PUT", "/QuestionnaireResponse/r2", response("r2", "http://example.org/q,2", "b")).want(http.StatusCreated)
+		oo := c.do("PUT", "/QuestionnaireResponse/rx", response("rx", "http://example.org/q,x", "a")).want(http.StatusUnprocessableEntity)
+		if got := issues(oo); !strings.Contains(got, "not-found QuestionnaireResponse.questionnaire: the Questionnaire http://example.org/q,x is not held") {
+			t.Errorf("a response naming http://example.org/q,x: %s", got)
+		}
+		c.do("GET", "/QuestionnaireResponse/rx", "").want(http.StatusNotFound)
+	})
+}
