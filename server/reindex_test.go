@@ -75,3 +75,36 @@ func (s *finishSpy) FinishReindex(ctx context.Context, typ string) error {
 	}
 	return nil
 }
+
+// An Observation whose subject is by identifier alone, stored with the
+// index an older release made (no mark that the subject has a value), is
+// found by subject:missing=true and not by subject:missing=false, the two
+// still splitting every resource between them, until Reindex marks it.
+func TestReindexMissingMark(t *testing.T) {
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Observation/new", `{"resourceType":"Observation","id":"new","status":"final","code":{"text":"weight"},`+
+			`"subject":{"identifier":{"value":"9000000009"}}}`).want(t, http.StatusCreated)
+		body := `{"resourceType":"Observation","id":"old","meta":{"versionId":"1","lastUpdated":"2025-01-01T00:00:00.000Z"},` +
+			`"status":"final","code":{"text":"weight"},"subject":{"identifier":{"value":"9000000009"}}}`
+		w := &store.Write{Type: "Observation", ID: "old", LastUpdated: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), JSON: []byte(body),
+			Index: store.Index{Tokens: []store.Token{{Param: "status", Code: "final"}, {Param: "subject:identifier", Code: "9000000009"}}}}
+		if err := c.st.Put(t.Context(), w); err != nil {
+			t.Fatal(err)
+		}
+		wantMatches(t, c, []searchCase{
+			{"/Observation?subject:missing=true", "Observation/old"},
+			{"/Observation?subject:missing=false", "Observation/new"},
+		})
+		ix, err := server.NewIndexer("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := server.Reindex(t.Context(), c.st, ix, nil); err != nil {
+			t.Fatal(err)
+		}
+		wantMatches(t, c, []searchCase{
+			{"/Observation?subject:missing=true", ""},
+			{"/Observation?subject:missing=false", "Observation/new Observation/old"},
+		})
+	})
+}

@@ -1272,3 +1272,48 @@ func TestSearchTimingOuterLimits(t *testing.T) {
 		})
 	})
 }
+
+// :missing=true finds the resources whose element of the parameter has no
+// value, and :missing=false exactly the others, whatever the index could
+// extract from the element: a Reference by identifier or display alone, or
+// to a contained resource, a CodeableConcept of text alone, a Quantity
+// without a value and a Period without a start are values. An element
+// holding only extensions (a data-absent-reason) is not, nor a composite
+// whose components make no combination.
+func TestSearchMissingElementValue(t *testing.T) {
+	const absent = `{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}`
+	eachEngine(t, func(t *testing.T, c *client) {
+		c.do("PUT", "/Patient/p", `{"resourceType":"Patient","id":"p","name":[{"family":"Bloggs"}]}`).want(t, http.StatusCreated)
+		c.do("PUT", "/Patient/q", `{"resourceType":"Patient","id":"q","name":[{"_family":`+absent+`,"given":["Jo"]}]}`).want(t, http.StatusCreated)
+		code := `{"coding":[{"system":"http://loinc.org","code":"29463-7"}]}`
+		putObservation(t, c, "a", code, `,"subject":{"reference":"Patient/p"},"category":[{"coding":[{"code":"vital-signs"}]}]`+
+			ucumValue("70", "kg")+`,"effectiveDateTime":"2024-01-01"`)
+		putObservation(t, c, "b", code, `,"subject":{"identifier":{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9000000009"}},`+
+			`"category":[{"text":"vital signs"}],"valueQuantity":{"unit":"kg","system":"http://unitsofmeasure.org","code":"kg"},`+
+			`"effectivePeriod":{"end":"2024-01-02"}`)
+		putObservation(t, c, "c", code, `,"subject":{"display":"Jo Bloggs"},"_effectiveDateTime":`+absent)
+		putObservation(t, c, "d", code, `,"contained":[{"resourceType":"Patient","id":"pt","name":[{"family":"Bloggs"}]}],"subject":{"reference":"#pt"}`)
+		putObservation(t, c, "e", code, "")
+		putObservation(t, c, "f", code, `,"subject":`+absent)
+		wantMatches(t, c, []searchCase{
+			{"/Observation?subject:missing=true", "Observation/e Observation/f"},
+			{"/Observation?subject:missing=false", "Observation/a Observation/b Observation/c Observation/d"},
+			{"/Observation?category:missing=true", "Observation/c Observation/d Observation/e Observation/f"},
+			{"/Observation?category:missing=false", "Observation/a Observation/b"},
+			{"/Observation?value-quantity:missing=true", "Observation/c Observation/d Observation/e Observation/f"},
+			{"/Observation?value-quantity:missing=false", "Observation/a Observation/b"},
+			{"/Observation?date:missing=true", "Observation/c Observation/d Observation/e Observation/f"},
+			{"/Observation?date:missing=false", "Observation/a Observation/b"},
+			{"/Observation?subject:missing=false&category:missing=true", "Observation/c Observation/d"},
+			// patient covers the subject that resolves to a Patient
+			// (R4's Observation.subject.where(resolve() is Patient)): one
+			// by identifier or display alone does not.
+			{"/Observation?patient:missing=false", "Observation/a Observation/d"},
+			// A composite's value is the combination of its components.
+			{"/Observation?code-value-quantity:missing=false", "Observation/a"},
+			{"/Observation?code-value-quantity:missing=true", "Observation/b Observation/c Observation/d Observation/e Observation/f"},
+			{"/Patient?family:missing=true", "Patient/q"},
+			{"/Patient?family:missing=false", "Patient/p"},
+		})
+	})
+}

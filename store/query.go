@@ -93,6 +93,9 @@ func Match(c *Clause, id string, lastUpdated time.Time, ix *Index) (match, ok bo
 // HasValue is query.HasValue.
 func HasValue(ix *Index, param string) bool { return query.HasValue(ix, param) }
 
+// PresentParam is query.PresentParam.
+func PresentParam(param string) string { return query.PresentParam(param) }
+
 // CompositeKey is query.CompositeKey.
 func CompositeKey(parts []string) string { return query.CompositeKey(parts) }
 

@@ -125,12 +125,63 @@ func (ix *Indexer) Index(typ string, res map[string]any) (query.Index, error) {
 		if err != nil {
 			return query.Index{}, fmt.Errorf("search: index %s %s: %w", typ, c.param.Code, err)
 		}
+		before := out
 		if err := ix.add(&out, c, values); err != nil {
 			return query.Index{}, fmt.Errorf("search: index %s %s: %w", typ, c.param.Code, err)
+		}
+		// An element that has a value makes the parameter present for
+		// :missing even when nothing of it could be indexed: a Reference
+		// by identifier or display alone, or to a contained resource, a
+		// CodeableConcept of text alone, a Quantity without a value. Not
+		// a composite's: its expression selects the resource or a part of
+		// it, and its value is the combination of its components.
+		if c.param.Type != "composite" && !query.HasValue(added(&out, &before), c.param.Code) && slices.ContainsFunc(values, hasValue) {
+			out.Tokens = append(out.Tokens, query.Token{Param: query.PresentParam(c.param.Code)})
 		}
 	}
 	dedupe(&out)
 	return out, nil
+}
+
+// added returns the values appended to ix since it was before.
+func added(ix, before *query.Index) *query.Index {
+	return &query.Index{
+		Tokens:     ix.Tokens[len(before.Tokens):],
+		Strings:    ix.Strings[len(before.Strings):],
+		Dates:      ix.Dates[len(before.Dates):],
+		Numbers:    ix.Numbers[len(before.Numbers):],
+		Quantities: ix.Quantities[len(before.Quantities):],
+		References: ix.References[len(before.References):],
+		URIs:       ix.URIs[len(before.URIs):],
+		Composites: ix.Composites[len(before.Composites):],
+	}
+}
+
+// hasValue reports whether v, an element an expression selected, has a
+// value: a primitive's own value, or a child that has one. A primitive
+// with extensions alone has no value (R4 json.html#primitive, as with a
+// data-absent-reason in place of it), and neither, read alike, has a
+// complex element holding nothing but an id and extensions.
+func hasValue(v Value) bool { return jsonHasValue(v.JSON) }
+
+func jsonHasValue(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case string:
+		return x != ""
+	case []any:
+		return slices.ContainsFunc(x, jsonHasValue)
+	case map[string]any:
+		for k, c := range x {
+			// "_name" holds the id and extensions of primitive name.
+			if k != "id" && k != "extension" && !strings.HasPrefix(k, "_") && jsonHasValue(c) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }
 
 func (ix *Indexer) add(out *query.Index, c compiled, values []Value) error {

@@ -364,6 +364,17 @@ func (p *parser) param(plan *Plan, typ, name, value string) error {
 	return nil
 }
 
+// present returns the clause of the resources whose element of param has
+// a value: one the index holds a value of param from, or one it could
+// index nothing from and marked under query.PresentParam. Its complement is
+// :missing=true.
+func present(param string) query.Clause {
+	return query.Clause{Param: param, Any: []query.Clause{
+		{Param: param, Presence: query.Present},
+		{Param: query.PresentParam(param), Presence: query.Present},
+	}}
+}
+
 // onceOnly are the parameters of a search that take one value: a page
 // size, a total, a summary, a place to page from.
 var onceOnly = map[string]bool{"_count": true, "_total": true, "_summary": true, "_cursor": true}
@@ -548,9 +559,11 @@ func (p *parser) clause(typ, name, value string, depth int) (query.Clause, error
 		}
 		switch value {
 		case "true":
-			return query.Clause{Param: code, Presence: query.Missing}, nil
+			c := present(code)
+			c.Not = true
+			return c, nil
 		case "false":
-			return query.Clause{Param: code, Presence: query.Present}, nil
+			return present(code), nil
 		}
 		return query.Clause{}, invalid(name, ":missing takes true or false, not %q", clip(value))
 	}

@@ -59,8 +59,10 @@ func TestParseClauses(t *testing.T) {
 			{Param: "code:text", Strings: []query.StringMatch{{Value: "diabetes"}}}}},
 		{"identifier of-type", "Patient", "identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|446053", []query.Clause{
 			{Param: "identifier:of-type", Tokens: []query.TokenMatch{{System: "http://terminology.hl7.org/CodeSystem/v2-0203|MR", Code: "446053"}}}}},
-		{"missing true", "Patient", "birthdate:missing=true", []query.Clause{{Param: "birthdate", Presence: query.Missing}}},
-		{"missing false", "Patient", "gender:missing=false", []query.Clause{{Param: "gender", Presence: query.Present}}},
+		{"missing true", "Patient", "birthdate:missing=true", []query.Clause{{Param: "birthdate", Not: true, Any: []query.Clause{
+			{Param: "birthdate", Presence: query.Present}, {Param: "birthdate:present", Presence: query.Present}}}}},
+		{"missing false", "Patient", "gender:missing=false", []query.Clause{{Param: "gender", Any: []query.Clause{
+			{Param: "gender", Presence: query.Present}, {Param: "gender:present", Presence: query.Present}}}}},
 		{"date year", "Patient", "birthdate=1970", []query.Clause{
 			{Param: "birthdate", Dates: []query.DateMatch{dm(query.Eq, "1970-01-01T00:00:00Z", "1970-12-31T23:59:59.999Z")}}}},
 		{"date prefixes", "Patient", "birthdate=ge2024-02-29,lt2025-01", []query.Clause{

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -424,9 +425,24 @@ func (ev *auditEventJSON) index() store.Index {
 			}
 		}
 	}
+	// A who or what by identifier or display alone has a value of agent
+	// or entity, which :missing finds as search.Indexer marks it.
+	present := func(param string, has bool) {
+		if has && !slices.ContainsFunc(ix.References, func(r store.Reference) bool { return r.Param == param }) {
+			token(store.PresentParam(param), "", "")
+		}
+	}
+	present("agent", slices.ContainsFunc(ev.Agent, func(ag agent) bool { return ag.Who.hasValue() }))
+	present("entity", slices.ContainsFunc(ev.Entity, func(en entity) bool { return en.What.hasValue() }))
 	t := time.Time(ev.Recorded)
 	ix.Dates = append(ix.Dates, store.Date{Param: "date", Low: t, High: t})
 	return ix
+}
+
+// hasValue reports whether r, as encoded, has a value: a reference, a
+// display or an identifier with a system or value.
+func (r *reference) hasValue() bool {
+	return r != nil && (r.Reference != "" || r.Display != "" || r.Identifier != nil && (r.Identifier.System != "" || r.Identifier.Value != ""))
 }
 
 // newEventID returns a UUID version 7 (RFC 9562): time-ordered, so that

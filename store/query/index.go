@@ -34,6 +34,14 @@ type Token struct {
 // the display text of codes under "code:text" (Strings) and the
 // identifiers of references under "subject:identifier" (Tokens).
 
+// PresentParam is the derived parameter under which an index marks, by a
+// token without a code, that the element of param has a value although no
+// value of param could be indexed from it (a Reference by identifier or
+// display alone, a CodeableConcept of text alone), so that :missing finds
+// the element present: the search parser reads param:missing=false as a
+// value of param or of PresentParam(param).
+func PresentParam(param string) string { return param + ":present" }
+
 // String is one string search value.
 type String struct {
 	Param string
