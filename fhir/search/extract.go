@@ -135,7 +135,7 @@ func (ix *Indexer) Index(typ string, res map[string]any) (query.Index, error) {
 		// CodeableConcept of text alone, a Quantity without a value. Not
 		// a composite's: its expression selects the resource or a part of
 		// it, and its value is the combination of its components.
-		if c.param.Type != "composite" && !query.HasValue(added(&out, &before), c.param.Code) && slices.ContainsFunc(values, hasValue) {
+		if c.param.Type != "composite" && len(values) > 0 && !query.HasValue(added(&out, &before), c.param.Code) && slices.ContainsFunc(values, hasValue) {
 			out.Tokens = append(out.Tokens, query.Token{Param: query.PresentParam(c.param.Code)})
 		}
 	}
