@@ -412,18 +412,7 @@ func TestPAMScoreRecordedAlone(t *testing.T) {
 				`"subject":{"reference":"Patient/ward"},"effectiveDateTime":"` + when + `","valueQuantity":{"value":` + value + `}}`
 		}
 		c.put(score("gp-score", "2026-03-31T10:00:00Z", "51.3"))
-		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 2.0, "pamScore": 51.3})
-		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":2}]}`).want(http.StatusCreated)
-		if got := members(g); got != "Patient/ward=<nil>" {
-			t.Errorf("cohort of PAM level 2 at most: %q, want Patient/ward", got)
-		}
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
-		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
-			t.Fatalf("reminders: %s, want one", got)
-		}
-		if got := str(onlyRemeasure(t, c), "focus", "reference"); got != "Observation/gp-score" {
-			t.Errorf("reminder about %s, want Observation/gp-score", got)
-		}
+		wantScoreAloneCounted(t, c, 51.3)
 		// Over 100 is no PAM score: it neither counts nor closes the
 		// reminder.
 		c.put(score("gp-odd", "2026-11-01T10:00:00Z", "150"))
@@ -444,7 +433,7 @@ func TestPAMScoreRecordedAlone(t *testing.T) {
 		if st := str(onlyRemeasure(t, c), "status"); st != "completed" {
 			t.Errorf("reminder after a later score: %s, want completed", st)
 		}
-		g = c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":3},{"name":"practice","valueString":"Y12345"}]}`).want(http.StatusCreated)
+		g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":3},{"name":"practice","valueString":"Y12345"}]}`).want(http.StatusCreated)
 		if got := members(g); strings.Contains(got, "Patient/ward") {
 			t.Errorf("cohort of PAM level 3 at most: %q, want no Patient/ward (level 4)", got)
 		}
@@ -589,4 +578,41 @@ func TestCaseloadByReviewDue(t *testing.T) {
 			t.Errorf("caseload by review date, paged: %s, want %s", got, want)
 		}
 	})
+}
+
+// TestPAMScoreImportedNamingItsSource: a PAM score a GP Connect import
+// wrote, its derivedFrom naming the source's response by display alone,
+// is a result recorded in a GP system in cohorts and reminders, as in
+// caseloads: a derivedFrom without a reference is no response here.
+func TestPAMScoreImportedNamingItsSource(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		c.put(`{"resourceType":"Observation","id":"gp-score","status":"final",` +
+			`"code":{"coding":[{"system":"http://snomed.info/sct","code":"925431000000109"}]},` +
+			`"subject":{"reference":"Patient/ward"},"effectiveDateTime":"2026-03-31T10:00:00Z","valueQuantity":{"value":50},` +
+			`"derivedFrom":[{"display":"QuestionnaireResponse/abc in the source record"}]}`)
+		wantScoreAloneCounted(t, c, 50)
+	})
+}
+
+// wantScoreAloneCounted checks that Patient/ward's one PAM result, the
+// level 2 score of Observation/gp-score recorded in a GP system, counts
+// in the caseload, in a cohort of PAM level 2 at most, and in the
+// re-measurement reminder its Observation is the focus of.
+func wantScoreAloneCounted(t *testing.T, c *client, score float64) {
+	t.Helper()
+	checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 2.0, "pamScore": score})
+	g := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":2}]}`).want(http.StatusCreated)
+	if got := members(g); got != "Patient/ward=<nil>" {
+		t.Errorf("cohort of PAM level 2 at most: %q, want Patient/ward", got)
+	}
+	rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+	if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+		t.Fatalf("reminders: %s, want one", got)
+	}
+	if got := str(onlyRemeasure(t, c), "focus", "reference"); got != "Observation/gp-score" {
+		t.Errorf("reminder about %s, want Observation/gp-score", got)
+	}
 }

@@ -54,20 +54,30 @@ const resultStatuses = "final,amended,corrected"
 // may stand without a level (see pamResult.levelOf), rather than every
 // score, which would read twice as many Observations.
 func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Values, scores bool) (map[string]*pamFact, error) {
-	searches := []url.Values{{"code": {c.pamCodes(scores)}}}
+	type search struct {
+		params url.Values
+		// elsewhere keeps, of what params finds, the results recorded
+		// in a GP system alone: those derived from no response here.
+		elsewhere bool
+	}
+	searches := []search{{params: url.Values{"code": {c.pamCodes(scores)}}}}
 	if !scores {
-		// The scores derived from no response: those that GP systems
-		// record, as the scores written here are each derived from
-		// theirs (pamObservations).
-		searches = append(searches, url.Values{"code": {SystemPAM + "|" + CodePAMScore + "," + SystemSNOMED + "|" + c.cfg.Codes.PAMScore}, "derived-from:missing": {"true"}})
+		// The scores GP systems record, as the scores written here are
+		// each derived from their response (pamObservations), found by
+		// code: derived-from:missing=true would leave out those whose
+		// derivedFrom names the source's response by display alone, as
+		// a GP Connect import writes it, which R4's :missing counts as
+		// a value.
+		searches = append(searches, search{params: url.Values{"code": {SystemPAM + "|" + CodePAMScore + "," + SystemSNOMED + "|" + c.cfg.Codes.PAMScore}}, elsewhere: true})
 	}
 	results := map[string]*pamResult{} // by response, else by patient and time
-	for _, params := range searches {
+	for _, sr := range searches {
+		params := sr.params
 		params.Set("status", resultStatuses)
 		for k, v := range filter {
 			params[k] = v
 		}
-		if err := s.Each(ctx, "Observation", params, func(v *store.Version) error { return c.addPAMResult(results, v) }); err != nil {
+		if err := s.Each(ctx, "Observation", params, func(v *store.Version) error { return c.addPAMResult(results, v, sr.elsewhere) }); err != nil {
 			return nil, err
 		}
 	}
@@ -143,8 +153,9 @@ func scoreValue(decimal string) (float64, bool) {
 
 // addPAMResult adds what the PAM Observation v says to results: its
 // level or its score, to the result of its response, else of its patient
-// and time.
-func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version) error {
+// and time. With elsewhereOnly, an Observation derived from a response
+// is left out.
+func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version, elsewhereOnly bool) error {
 	// Read the few elements needed rather than decoding the whole.
 	var obs struct {
 		Code struct {
@@ -164,6 +175,9 @@ func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version) err
 	resp := ""
 	if len(obs.DerivedFrom) > 0 {
 		resp = obs.DerivedFrom[0].Reference
+	}
+	if elsewhereOnly && resp != "" {
+		return nil
 	}
 	patient, when := c.patientRef(obs.Subject.Reference), parseDateTime(obs.EffectiveDateTime)
 	key := resp
