@@ -616,3 +616,35 @@ func wantScoreAloneCounted(t *testing.T, c *client, score float64) {
 		t.Errorf("reminder about %s, want Observation/gp-score", got)
 	}
 }
+
+// TestPAMRecordedElsewhereDatedOtherwise: a PAM result a GP system dates
+// by an instant or a period (a level over the minutes it took, its score
+// at the end) is dated as a dateTime one is, by the period's end: level
+// and score are one result, and a re-measurement is due from it.
+func TestPAMRecordedElsewhereDatedOtherwise(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		obs := func(id, code, effective, value string) string {
+			return `{"resourceType":"Observation","id":"` + id + `","status":"final",` +
+				`"code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
+				`"subject":{"reference":"Patient/ward"},` + effective + `,` + value + `}`
+		}
+		c.put(obs("gp-level", "962851000000103", `"effectivePeriod":{"start":"2026-03-31T10:00:00Z","end":"2026-03-31T10:20:00Z"}`, `"valueInteger":2`))
+		c.put(obs("gp-score", "925431000000109", `"effectiveInstant":"2026-03-31T10:20:00Z"`, `"valueQuantity":{"value":51.3}`))
+		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 2.0, "pamScore": 51.3})
+		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
+			t.Fatalf("reminders: %s, want one", got)
+		}
+		if got := str(onlyRemeasure(t, c), "focus", "reference"); got != "Observation/gp-level" {
+			t.Errorf("reminder about %s, want Observation/gp-level", got)
+		}
+		// A later level dated by an instant alone re-measures.
+		c.put(obs("gp-later", "962851000000103", `"effectiveInstant":"2026-11-20T10:00:00Z"`, `"valueInteger":3`))
+		if st := str(onlyRemeasure(t, c), "status"); st != "completed" {
+			t.Errorf("reminder after a later level: %s, want completed", st)
+		}
+	})
+}

@@ -586,10 +586,7 @@ func (c *Care) latestValues(ctx context.Context, s operation.Store, params url.V
 			return nil
 		}
 		p := c.patientRef(obs.Subject.Reference)
-		// A result is as recent as its effective time, whichever type
-		// holds it (GP systems send periods): of a period, its end, else
-		// its start.
-		t := parseDateTime(cmp.Or(obs.EffectiveDateTime, obs.EffectiveInstant, obs.EffectivePeriod.End, obs.EffectivePeriod.Start))
+		t := parseDateTime(effectiveTime(obs.EffectiveDateTime, obs.EffectiveInstant, obs.EffectivePeriod.Start, obs.EffectivePeriod.End))
 		// The latest, then the last by id: the search answers in no order.
 		if m := out[p]; m != nil && cmp.Or(t.Compare(when[p]), strings.Compare(v.ID, from[p])) <= 0 {
 			return nil

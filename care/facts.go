@@ -21,7 +21,7 @@ import (
 // entered in error, and the level before it.
 type pamFact struct {
 	when      time.Time
-	date      string // effectiveDateTime as written
+	date      string // the effective time as written (effectiveTime)
 	level     int
 	score     string
 	prevLevel int // 0: no earlier PAM
@@ -151,6 +151,14 @@ func scoreValue(decimal string) (float64, bool) {
 	return v, err == nil && v >= 0 && v <= 100
 }
 
+// effectiveTime is the time an Observation's result is as recent as, as
+// written: its effective time, whichever type holds it (GP systems send
+// instants and periods as well as dateTimes); of a period, its end, else
+// its start.
+func effectiveTime(dateTime, instant, periodStart, periodEnd string) string {
+	return cmp.Or(dateTime, instant, periodEnd, periodStart)
+}
+
 // addPAMResult adds what the PAM Observation v says to results: its
 // level or its score, to the result of its response, else of its patient
 // and time. With elsewhereOnly, an Observation derived from a response
@@ -164,6 +172,8 @@ func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version, els
 		Subject           struct{ Reference string }   `json:"subject"`
 		DerivedFrom       []struct{ Reference string } `json:"derivedFrom"`
 		EffectiveDateTime string                       `json:"effectiveDateTime"`
+		EffectiveInstant  string                       `json:"effectiveInstant"`
+		EffectivePeriod   struct{ Start, End string }  `json:"effectivePeriod"`
 		ValueInteger      json.Number                  `json:"valueInteger"`
 		ValueQuantity     *struct {
 			Value json.Number `json:"value"`
@@ -179,7 +189,8 @@ func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version, els
 	if elsewhereOnly && resp != "" {
 		return nil
 	}
-	patient, when := c.patientRef(obs.Subject.Reference), parseDateTime(obs.EffectiveDateTime)
+	effective := effectiveTime(obs.EffectiveDateTime, obs.EffectiveInstant, obs.EffectivePeriod.Start, obs.EffectivePeriod.End)
+	patient, when := c.patientRef(obs.Subject.Reference), parseDateTime(effective)
 	key := resp
 	switch {
 	case key != "":
@@ -193,7 +204,7 @@ func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version, els
 	}
 	r := results[key]
 	if r == nil {
-		r = &pamResult{patient: patient, response: resp, date: obs.EffectiveDateTime, when: when}
+		r = &pamResult{patient: patient, response: resp, date: effective, when: when}
 		results[key] = r
 	}
 	isLevel := slices.ContainsFunc(obs.Code.Coding, func(cd struct{ System, Code string }) bool {

@@ -262,7 +262,11 @@ func (c *Care) closeOnResultElsewhere(ctx context.Context, s operation.Store, ch
 			return nil, nil
 		}
 	}
-	patient, when := c.patientRef(refOf(obs.Subject)), parseDateTime(obs.EffectiveDateTime.Get())
+	var start, end string
+	if obs.EffectivePeriod != nil {
+		start, end = obs.EffectivePeriod.Start.Get(), obs.EffectivePeriod.End.Get()
+	}
+	patient, when := c.patientRef(refOf(obs.Subject)), parseDateTime(effectiveTime(obs.EffectiveDateTime.Get(), obs.EffectiveInstant.Get(), start, end))
 	if patient == "" || when.IsZero() {
 		return nil, nil
 	}
@@ -303,13 +307,15 @@ func (c *Care) remeasures(ctx context.Context, s operation.Store, ref string, au
 			return false, err
 		}
 		var measured struct {
-			Authored          string `json:"authored"`
-			EffectiveDateTime string `json:"effectiveDateTime"`
+			Authored          string                      `json:"authored"`
+			EffectiveDateTime string                      `json:"effectiveDateTime"`
+			EffectiveInstant  string                      `json:"effectiveInstant"`
+			EffectivePeriod   struct{ Start, End string } `json:"effectivePeriod"`
 		}
 		if err := json.Unmarshal(v.JSON, &measured); err != nil {
 			return false, fmt.Errorf("the PAM of a re-measurement reminder, %s: %w", focus, err)
 		}
-		return authored.After(parseDateTime(cmp.Or(measured.Authored, measured.EffectiveDateTime))), nil
+		return authored.After(parseDateTime(cmp.Or(measured.Authored, effectiveTime(measured.EffectiveDateTime, measured.EffectiveInstant, measured.EffectivePeriod.Start, measured.EffectivePeriod.End)))), nil
 	}
 }
 
