@@ -261,16 +261,20 @@ func (c *Care) checkGoal(ctx context.Context, s operation.Store, ch *operation.C
 
 // closeReviewTasks closes the open review reminders of a PCSP once the
 // review is done (its review date moved past their due date), and cancels
-// them when the plan ends (completed, revoked, entered in error) or is
-// deleted. A plan on hold or in draft keeps them.
+// them when the plan ends (completed, revoked, entered in error), is
+// deleted, or no longer claims the profile: a care plan that is no PCSP
+// has no review to remind of. A plan on hold or in draft keeps them.
 func (c *Care) closeReviewTasks(ctx context.Context, s operation.Store, ch *operation.Change) ([]operation.Issue, error) {
 	filter := url.Values{"focus": {"CarePlan/" + ch.ID}}
 	if ch.Deleted {
 		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "cancelled", nil)
 	}
 	cp, ok := ch.Resource.(*fhir.CarePlan)
-	if !ok || !isPCSP(cp) {
-		return nil, nil
+	if !ok || ch.Created && !isPCSP(cp) {
+		return nil, nil // a plan created holds no reminders yet
+	}
+	if !isPCSP(cp) {
+		return nil, c.endTasks(ctx, s, CodeReviewTask, filter, "cancelled", nil)
 	}
 	switch cp.Status.Get() {
 	case "completed", "revoked", "entered-in-error":

@@ -70,6 +70,34 @@ func TestReminderDates(t *testing.T) {
 	})
 }
 
+// TestReviewReminderOfPlanNoLongerPCSP: a PCSP updated so that it no
+// longer claims the profile, still active, is no PCSP: its open review
+// reminder is cancelled, as one of a plan that ends is, and none is made
+// again.
+func TestReviewReminderOfPlanNoLongerPCSP(t *testing.T) {
+	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
+		population(c)
+		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		c.put(pcsp("active", "2026-12-10", "goal-walk"))
+		generate := func() string {
+			return paramsText(c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK))
+		}
+		if got := generate(); !strings.HasPrefix(got, "created=1 ") {
+			t.Fatalf("reminders: %s, want the review", got)
+		}
+		c.put(strings.Replace(pcsp("active", "2026-12-10", "goal-walk"), `"meta":{"profile":["`+care.PCSPProfileURL+`"]},`, "", 1))
+		review := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pcsp-review", "").want(http.StatusOK))
+		if len(review) != 1 || str(review[0], "status") != "cancelled" {
+			t.Fatalf("review reminders of a plan no longer a PCSP: %v, want one cancelled", review)
+		}
+		if got := generate(); got != "created=0" {
+			t.Errorf("reminders after the plan is no PCSP: %s, want none", got)
+		}
+	})
+}
+
 // TestReminderNotMadeAgainOnceEnded: a reminder a coordinator cancelled,
 // or that was done, is not made again by the next run for the same due
 // date; a review moved to another date makes a new one, and so does a
