@@ -361,7 +361,7 @@ func odsCodes(ctx context.Context, s operation.Store, id string) ([]string, erro
 	var codes []string
 	for _, ident := range org.Identifier {
 		if ident.System.Get() == SystemODS && ident.Value.Get() != "" {
-			codes = append(codes, SystemODS+"|"+escapeToken(ident.Value.Get()))
+			codes = append(codes, SystemODS+"|"+search.EscapeValue(ident.Value.Get()))
 		}
 	}
 	return codes, nil

@@ -16,6 +16,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/lexical"
+	"carefhir/fhir/search"
 	"carefhir/operation"
 	"carefhir/profiles"
 	"carefhir/store"
@@ -174,7 +175,7 @@ func checkToken(name, t string) error {
 // would otherwise search for either of two codes.
 func searchToken(t string) string {
 	system, code, _ := strings.Cut(t, "|")
-	return escapeToken(system) + "|" + escapeToken(code)
+	return search.EscapeValue(system) + "|" + search.EscapeValue(code)
 }
 
 func (cr *Criteria) empty() bool {
@@ -547,7 +548,7 @@ func (c *Care) patientSearches(ctx context.Context, s operation.Store, cr *Crite
 		return []url.Values{params}, nil
 	}
 	byCode := maps.Clone(params)
-	byCode.Set("general-practitioner:identifier", SystemODS+"|"+escapeToken(cr.Practice))
+	byCode.Set("general-practitioner:identifier", SystemODS+"|"+search.EscapeValue(cr.Practice))
 	refs, err := organizationsWith(ctx, s, cr.Practice)
 	if err != nil || len(refs) == 0 {
 		return []url.Values{byCode}, err
@@ -560,7 +561,7 @@ func (c *Care) patientSearches(ctx context.Context, s operation.Store, cr *Crite
 // code, as references.
 func organizationsWith(ctx context.Context, s operation.Store, ods string) ([]string, error) {
 	var refs []string
-	err := s.Each(ctx, "Organization", url.Values{"identifier": {SystemODS + "|" + escapeToken(ods)}, "_elements": {"id"}}, func(v *store.Version) error {
+	err := s.Each(ctx, "Organization", url.Values{"identifier": {SystemODS + "|" + search.EscapeValue(ods)}, "_elements": {"id"}}, func(v *store.Version) error {
 		refs = append(refs, "Organization/"+v.ID)
 		return nil
 	})

@@ -54,13 +54,13 @@ const resultStatuses = "final,amended,corrected"
 // may stand without a level (see pamResult.levelOf), rather than every
 // score, which would read twice as many Observations.
 func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Values, scores bool) (map[string]*pamFact, error) {
-	type search struct {
+	type pamSearch struct {
 		params url.Values
 		// elsewhere keeps, of what params finds, the results recorded
 		// in a GP system alone: those derived from no response here.
 		elsewhere bool
 	}
-	searches := []search{{params: url.Values{"code": {c.pamCodes(scores)}}}}
+	searches := []pamSearch{{params: url.Values{"code": {c.pamCodes(scores)}}}}
 	if !scores {
 		// The scores GP systems record, as the scores written here are
 		// each derived from their response (pamObservations), found by
@@ -68,7 +68,7 @@ func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Valu
 		// derivedFrom names the source's response by display alone, as
 		// a GP Connect import writes it, which R4's :missing counts as
 		// a value.
-		searches = append(searches, search{params: url.Values{"code": {SystemPAM + "|" + CodePAMScore + "," + SystemSNOMED + "|" + c.cfg.Codes.PAMScore}}, elsewhere: true})
+		searches = append(searches, pamSearch{params: url.Values{"code": {SystemPAM + "|" + CodePAMScore + "," + SystemSNOMED + "|" + c.cfg.Codes.PAMScore}}, elsewhere: true})
 	}
 	results := map[string]*pamResult{} // by response, else by patient and time
 	for _, sr := range searches {

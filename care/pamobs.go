@@ -17,6 +17,7 @@ import (
 
 	"carefhir/fhir"
 	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/search"
 	"carefhir/operation"
 	"carefhir/profiles"
 	"carefhir/store"
@@ -116,9 +117,9 @@ func (c *Care) pamPatient(ctx context.Context, s operation.Store, ch *operation.
 		return "", operation.Errorf(http.StatusUnprocessableEntity, "required", at,
 			"the subject of a PAM response must reference a Patient held here, by reference or identifier")
 	}
-	token := escapeToken(id.Value.Get())
+	token := search.EscapeValue(id.Value.Get())
 	if system := id.System.Get(); system != "" {
-		token = escapeToken(system) + "|" + token
+		token = search.EscapeValue(system) + "|" + token
 	}
 	// What the transaction writes of a Patient replaces what is stored
 	// of it; some of what it writes is not stored yet.
@@ -170,9 +171,6 @@ func hasIdentifier(patient []byte, system, value string) (bool, error) {
 		return i.Value == value && (system == "" || i.System == system)
 	}), nil
 }
-
-// escapeToken escapes the characters a search value gives meaning to.
-var escapeToken = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`, `$`, `\$`).Replace
 
 // scoreOnWrite keeps the two PAM Observations of a response (score and
 // level) in step with it, in the unit of work of its write: written when a

@@ -13,6 +13,7 @@ import (
 	"carefhir/fhir"
 	"carefhir/fhir/canonical"
 	"carefhir/fhir/fhirjson"
+	"carefhir/fhir/search"
 	"carefhir/operation"
 	"carefhir/profiles"
 	"carefhir/store"
@@ -108,9 +109,9 @@ func (c *Care) findQuestionnaire(ctx context.Context, s operation.Store, ch *ope
 	// Escaped, a comma in the url or version is part of it, not a second
 	// one the search would also find (a response naming …/q,x is not
 	// one of …/q).
-	params := url.Values{"url": {escapeToken(u)}, "_count": {strconv.Itoa(c.cfg.CanonicalVersions + len(written) + 1)}}
+	params := url.Values{"url": {search.EscapeValue(u)}, "_count": {strconv.Itoa(c.cfg.CanonicalVersions + len(written) + 1)}}
 	if version != "" {
-		params.Set("version", escapeToken(version))
+		params.Set("version", search.EscapeValue(version))
 	}
 	page, err := s.Search(ctx, "Questionnaire", params)
 	if errors.Is(err, errors.ErrUnsupported) {

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"carefhir/fhir"
+	"carefhir/fhir/search"
 	"carefhir/profiles"
 )
 
@@ -135,10 +136,8 @@ func identifierQuery(system, value string) string {
 // begin another, matched in any system), a '|' split them elsewhere, a
 // '$' or '\' be read as FHIR's (https://hl7.org/fhir/R4/search.html#escaping).
 func IdentifierToken(system, value string) string {
-	return tokenEscaper.Replace(system) + "|" + tokenEscaper.Replace(value)
+	return search.EscapeValue(system) + "|" + search.EscapeValue(value)
 }
-
-var tokenEscaper = strings.NewReplacer(`\`, `\\`, `|`, `\|`, `,`, `\,`, `$`, `\$`)
 
 // Ref returns a reference to the entry with full URL fullURL.
 func Ref(fullURL string) *fhir.Reference {

@@ -1324,6 +1324,14 @@ func splitUnescaped(s string, sep byte) []string {
 	return append(parts, s[start:])
 }
 
+// EscapeValue escapes what a search value gives a meaning to, so that
+// s is matched as written: ',' between values, '|' between a system and
+// a code, '$' between a composite's parts, and '\' itself
+// (https://hl7.org/fhir/R4/search.html#escaping); unescape undoes it.
+func EscapeValue(s string) string { return valueEscaper.Replace(s) }
+
+var valueEscaper = strings.NewReplacer(`\`, `\\`, `,`, `\,`, `|`, `\|`, `$`, `\$`)
+
 // unescape removes the search escapes \, \| \$ and \\.
 func unescape(s string) string {
 	if !strings.Contains(s, `\`) {

@@ -488,3 +488,19 @@ func includes(n int) string {
 	}
 	return strings.Join(q, "&")
 }
+
+// TestEscapeValue: an escaped value is one value, of one part, read back
+// as written.
+func TestEscapeValue(t *testing.T) {
+	for _, s := range []string{"plain", `a,b`, `c|d`, `e$f`, `g\h`, `\,|$`} {
+		e := EscapeValue(s)
+		for _, sep := range []byte{',', '|', '$'} {
+			if parts := splitUnescaped(e, sep); len(parts) != 1 {
+				t.Errorf("EscapeValue(%q) = %q splits at %q into %q", s, e, sep, parts)
+			}
+		}
+		if got := unescape(e); got != s {
+			t.Errorf("unescape(EscapeValue(%q)) = %q", s, got)
+		}
+	}
+}
