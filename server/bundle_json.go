@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
+
+	"github.com/gin-gonic/gin"
 
 	"carefhir/internal/jsontext"
 )
@@ -15,8 +19,13 @@ import (
 // (also when returned by a MarshalJSON method): for a page of searchset
 // matches, most of the cost of writing the answer.
 func (b *bundle) encode() ([]byte, error) {
-	// One buffer, sized for the head, the resources and what surrounds
-	// each.
+	return b.appendEncoded(nil)
+}
+
+// appendEncoded appends the JSON of the Bundle to dst, as encode returns
+// it, growing dst once to the size it needs.
+func (b *bundle) appendEncoded(dst []byte) ([]byte, error) {
+	// Room for the head, the resources and what surrounds each.
 	size := 256 + len(entryMember) + 2
 	for _, l := range b.Link {
 		size += len(l.URL) + 32
@@ -24,7 +33,7 @@ func (b *bundle) encode() ([]byte, error) {
 	for i := range b.Entry {
 		size += len(b.Entry[i].Resource) + len(b.Entry[i].FullURL) + 128
 	}
-	out := b.appendHead(make([]byte, 0, size))
+	out := b.appendHead(slices.Grow(dst, size))
 	if len(b.Entry) == 0 {
 		return append(out, '}'), nil
 	}
@@ -132,4 +141,31 @@ func (e *bundleEntry) appendJSON(dst []byte) ([]byte, error) {
 		dst = append(dst, tail...)
 	}
 	return append(dst, '}'), nil
+}
+
+// bundleBuffers holds the buffers searchsets and histories are encoded
+// into, each written to the connection and then free again: a page of
+// matches is the largest allocation of a search, and the collector's work
+// grows with what requests allocate.
+var bundleBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledBundle is the largest buffer kept for another Bundle: a rare
+// large page's buffer is left to the collector rather than held.
+const maxPooledBundle = 256 << 10
+
+// writeBundle encodes b into a pooled buffer and writes it as writeFHIR
+// does (an io.Writer keeps nothing of what it is given once Write returns).
+func writeBundle(c *gin.Context, status int, b *bundle) error {
+	buf := bundleBuffers.Get().(*[]byte)
+	body, err := b.appendEncoded((*buf)[:0])
+	if err != nil {
+		bundleBuffers.Put(buf)
+		return err
+	}
+	writeFHIR(c, status, body)
+	if cap(body) <= maxPooledBundle {
+		*buf = body
+		bundleBuffers.Put(buf)
+	}
+	return nil
 }

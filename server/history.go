@@ -258,12 +258,9 @@ func (a *api) history(c *gin.Context, q store.HistoryQuery) {
 		}
 		b.Entry = append(b.Entry, e)
 	}
-	body, err := b.encode()
-	if err != nil {
+	if err := writeBundle(c, http.StatusOK, &b); err != nil {
 		c.Error(err)
-		return
 	}
-	writeFHIR(c, http.StatusOK, body)
 }
 
 // readHistoryCursor splits the _cursor of a history's next link into the

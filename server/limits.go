@@ -215,11 +215,14 @@ func checkQuery(c *gin.Context) {
 		c.Next()
 		return
 	}
-	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+	query, err := url.ParseQuery(c.Request.URL.RawQuery)
+	if err != nil {
 		c.Error(errorf(http.StatusBadRequest, "invalid", "the query string does not parse: %v", trimURLError(err)))
 		c.Abort()
 		return
 	}
+	st := stateOf(c)
+	st.rawQuery, st.query = c.Request.URL.RawQuery, query
 	c.Next()
 }
 

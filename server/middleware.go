@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -53,6 +54,8 @@ type requestState struct {
 	budget     time.Duration // the length of the deadline, which a 503 names
 	mediaType  string        // the answer's media type (negotiate); "" is FHIR JSON
 	trailWrite bool          // the request would change the audit trail (audited)
+	rawQuery   string        // the query string query was parsed from (queryOf)
+	query      url.Values    // the parameters of rawQuery, shared and never changed
 }
 
 type requestStateKey struct{}
@@ -76,6 +79,26 @@ func stateOf(c *gin.Context) *requestState {
 		return st
 	}
 	return &requestState{}
+}
+
+// queryOf returns the parameters of c's query string, parsed once for the
+// request (checkQuery refuses one that does not parse) rather than by each
+// of the negotiation, the search and its links. The values are shared by
+// every reader of the request: a caller that changes them clones them
+// first (cloneValues).
+func queryOf(c *gin.Context) url.Values {
+	raw := c.Request.URL.RawQuery
+	if raw == "" {
+		return nil
+	}
+	st := stateOf(c)
+	if st.query == nil || st.rawQuery != raw {
+		// Unparsed yet, or the query string was rewritten since
+		// (dropParams).
+		st.query, _ = url.ParseQuery(raw)
+		st.rawQuery = raw
+	}
+	return st.query
 }
 
 // requestIDOf returns the id of c's request.

@@ -62,10 +62,7 @@ func negotiate(c *gin.Context) {
 // requestedFormat returns what the request asks its answer to be: the
 // _format parameter and the Accept header.
 func requestedFormat(c *gin.Context) (format, accept string) {
-	if c.Request.URL.RawQuery != "" {
-		format = c.Query("_format")
-	}
-	return format, c.Request.Header.Get("Accept")
+	return queryOf(c).Get("_format"), c.Request.Header.Get("Accept")
 }
 
 // answerType returns the media type of the answer to c, from format and
@@ -338,7 +335,7 @@ func writeFHIRWith(c *gin.Context, status int, body, gz []byte) {
 	if mt == "" {
 		mt = mimeFHIRJSON
 	}
-	pretty := c.GetBool(ctxPretty) || c.Request.URL.RawQuery != "" && c.Query("_pretty") == "true"
+	pretty := c.GetBool(ctxPretty) || queryOf(c).Get("_pretty") == "true"
 	if xmlTypes[mt] {
 		indent := ""
 		if pretty {

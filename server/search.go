@@ -49,7 +49,7 @@ func searchParams(c *gin.Context) (url.Values, error) {
 	if c.GetHeader("If-Match") != "" {
 		return nil, errorf(http.StatusBadRequest, "invalid", "If-Match is for a read of [type]/[id], PUT, PATCH and DELETE, not a search")
 	}
-	params := c.Request.URL.Query()
+	params := cloneValues(queryOf(c))
 	if c.Request.Method != http.MethodPost {
 		return params, nil
 	}
@@ -401,12 +401,9 @@ func (a *api) addOutcome(b *bundle, ignored []*search.Error, includedCut bool, i
 }
 
 func (a *api) writeSearchset(c *gin.Context, b *bundle) {
-	body, err := b.encode()
-	if err != nil {
+	if err := writeBundle(c, http.StatusOK, b); err != nil {
 		c.Error(err)
-		return
 	}
-	writeFHIR(c, http.StatusOK, body)
 }
 
 // searchURL is the GET URL of a search with the applied parameters and a
@@ -443,7 +440,7 @@ const ctxSearchForm = "carefhir.searchForm"
 // carry them, so that the pages a client follows come in the format of
 // the first, as a history's links do.
 func answerParams(c *gin.Context) url.Values {
-	query := c.Request.URL.Query()
+	query := queryOf(c)
 	var form url.Values
 	if f, ok := c.Get(ctxSearchForm); ok {
 		form = f.(url.Values)
