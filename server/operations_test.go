@@ -115,6 +115,16 @@ func TestOperationParametersLenient(t *testing.T) {
 				t.Errorf("%s %s: expansion %s, want %s as without the unknown parameter", tt.method, tt.path, g, wantCodes)
 			}
 		}
+		// A body parameter named as a general one is unknown to the
+		// operation, and ignored; the query string's still shapes the
+		// answer.
+		generalInBody := `{"resourceType":"Parameters","parameter":[{"name":"url","valueUri":"` + genderVS + `"},{"name":"_pretty","valueString":"true"},{"name":"_format","valueString":"json"}]}`
+		if r := c.do("POST", "/ValueSet/$expand?_pretty=true", generalInBody, lenient...).want(t, http.StatusOK); !strings.Contains(string(r.body), "\n  \"") {
+			t.Errorf("POST $expand?_pretty=true with _pretty also in the body: answer not indented: %.120s", r.body)
+		}
+		if r := c.do("POST", "/ValueSet/$expand?_format=xml", generalInBody, lenient...).want(t, http.StatusOK); !strings.HasPrefix(r.header.Get("Content-Type"), "application/fhir+xml") {
+			t.Errorf("POST $expand?_format=xml with _format also in the body: Content-Type %q, want XML", r.header.Get("Content-Type"))
+		}
 		c.do("GET", "/Patient/p1/$meta?x=1", "", lenient...).want(t, http.StatusOK)
 		c.do("GET", "/Patient/p1/$everything?colour=blue&_count=1", "", lenient...).want(t, http.StatusOK)
 		at := func(name string) string { return "Parameters.parameter.where(name='" + name + "')" }

@@ -163,6 +163,11 @@ func dropParams(c *gin.Context, names []string) {
 	query := c.Request.URL.Query()
 	inQuery := false
 	for _, name := range names {
+		if slices.Contains(generalParams, name) {
+			// Unknown only as a name in the body: in the query string
+			// (_format, _pretty) it says how the answer is written.
+			continue
+		}
 		inQuery = inQuery || query.Has(name)
 		query.Del(name)
 	}
