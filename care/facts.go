@@ -49,37 +49,21 @@ const resultStatuses = "final,amended,corrected"
 
 // latestPAM returns the PAM facts of the patients whose PAM Observations
 // match filter (such as subject=Patient/1,Patient/2; empty: everyone), by
-// patient reference. Without scores the facts carry none: it reads the
-// levels and, of the scores, only those recorded in a GP system, which
-// may stand without a level (see pamResult.levelOf), rather than every
-// score, which would read twice as many Observations.
+// patient reference; without scores the facts carry none. It reads the
+// levels and the scores, whether derived from a response here or recorded
+// in a GP system, where a score may stand without a level (see
+// pamResult.levelOf): a search for the scores derived from no response
+// (derived-from:missing=true) would leave out those whose derivedFrom
+// names the source's response by display alone, as a GP Connect import
+// writes it, which R4's :missing counts as a value.
 func (c *Care) latestPAM(ctx context.Context, s operation.Store, filter url.Values, scores bool) (map[string]*pamFact, error) {
-	type pamSearch struct {
-		params url.Values
-		// elsewhere keeps, of what params finds, the results recorded
-		// in a GP system alone: those derived from no response here.
-		elsewhere bool
-	}
-	searches := []pamSearch{{params: url.Values{"code": {c.pamCodes(scores)}}}}
-	if !scores {
-		// The scores GP systems record, as the scores written here are
-		// each derived from their response (pamObservations), found by
-		// code: derived-from:missing=true would leave out those whose
-		// derivedFrom names the source's response by display alone, as
-		// a GP Connect import writes it, which R4's :missing counts as
-		// a value.
-		searches = append(searches, pamSearch{params: url.Values{"code": {SystemPAM + "|" + CodePAMScore + "," + SystemSNOMED + "|" + c.cfg.Codes.PAMScore}}, elsewhere: true})
+	params := url.Values{"code": {c.pamCodes()}, "status": {resultStatuses}}
+	for k, v := range filter {
+		params[k] = v
 	}
 	results := map[string]*pamResult{} // by response, else by patient and time
-	for _, sr := range searches {
-		params := sr.params
-		params.Set("status", resultStatuses)
-		for k, v := range filter {
-			params[k] = v
-		}
-		if err := s.Each(ctx, "Observation", params, func(v *store.Version) error { return c.addPAMResult(results, v, sr.elsewhere) }); err != nil {
-			return nil, err
-		}
+	if err := s.Each(ctx, "Observation", params, func(v *store.Version) error { return c.addPAMResult(results, v) }); err != nil {
+		return nil, err
 	}
 	// A GP system may date a measurement's level and score apart (a
 	// minute between them), or record one taken here again: a score
@@ -161,9 +145,8 @@ func effectiveTime(dateTime, instant, periodStart, periodEnd string) string {
 
 // addPAMResult adds what the PAM Observation v says to results: its
 // level or its score, to the result of its response, else of its patient
-// and time. With elsewhereOnly, an Observation derived from a response
-// is left out.
-func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version, elsewhereOnly bool) error {
+// and time.
+func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version) error {
 	// Read the few elements needed rather than decoding the whole.
 	var obs struct {
 		Code struct {
@@ -185,9 +168,6 @@ func (c *Care) addPAMResult(results map[string]*pamResult, v *store.Version, els
 	resp := ""
 	if len(obs.DerivedFrom) > 0 {
 		resp = obs.DerivedFrom[0].Reference
-	}
-	if elsewhereOnly && resp != "" {
-		return nil
 	}
 	effective := effectiveTime(obs.EffectiveDateTime, obs.EffectiveInstant, obs.EffectivePeriod.Start, obs.EffectivePeriod.End)
 	patient, when := c.patientRef(obs.Subject.Reference), parseDateTime(effective)
@@ -250,15 +230,12 @@ func wholeNumber(decimal string) (int, bool) {
 }
 
 // pamCodes returns the codes of PAM results, as a token search's value:
-// the level's and, withScore, the score's, each under carefhir's system
+// the level's and the score's, each under carefhir's system
 // and as the configured SNOMED CT concept, by which GP systems record
 // the PAM results taken there.
-func (c *Care) pamCodes(withScore bool) string {
-	codes := []string{SystemPAM + "|" + CodePAMLevel, SystemSNOMED + "|" + c.cfg.Codes.PAMLevel}
-	if withScore {
-		codes = append(codes, SystemPAM+"|"+CodePAMScore, SystemSNOMED+"|"+c.cfg.Codes.PAMScore)
-	}
-	return strings.Join(codes, ",")
+func (c *Care) pamCodes() string {
+	return strings.Join([]string{SystemPAM + "|" + CodePAMLevel, SystemSNOMED + "|" + c.cfg.Codes.PAMLevel,
+		SystemPAM + "|" + CodePAMScore, SystemSNOMED + "|" + c.cfg.Codes.PAMScore}, ",")
 }
 
 // parseDateTime reads a FHIR date or dateTime; the zero time when it is
