@@ -133,7 +133,7 @@ func TestCaseloadNotYetTakenOver(t *testing.T) {
 // whose CareTeam is stored, goes to owner.
 func wantReviewOwner(t *testing.T, c *client, owner string) {
 	t.Helper()
-	c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+	walkGoal(c)
 	c.put(pcsp("active", "2026-12-10", "goal-walk"))
 	c.do("POST", "/Task/$generate-reminders", "").want(http.StatusOK)
 	tasks := entries(c.do("GET", "/Task?patient=Patient/ward", "").want(http.StatusOK))
@@ -404,8 +404,7 @@ func TestPAMRecordedElsewhere(t *testing.T) {
 func TestPAMScoreRecordedAlone(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		wardCareTeam(c)
 		score := func(id, when, value string) string {
 			return `{"resourceType":"Observation","id":"` + id + `","status":"final",` +
 				`"code":{"coding":[{"system":"http://snomed.info/sct","code":"925431000000109"}]},` +
@@ -449,15 +448,14 @@ func TestPAMScoreRecordedAlone(t *testing.T) {
 func TestPAMScoreOfTheDaysLevel(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		wardCareTeam(c)
 		gp := func(id, patient, code, when, value string) string {
 			return `{"resourceType":"Observation","id":"` + id + `","status":"final","code":{"coding":[{"system":"` + code + `"}]},` +
 				`"subject":{"reference":"Patient/` + patient + `"}` + when + `,` + value + `}`
 		}
 		const level, score = `http://snomed.info/sct","code":"962851000000103`, `http://snomed.info/sct","code":"925431000000109`
 		c.put(gp("gp-level", "ward", level, `,"effectiveDateTime":"2026-03-31T10:00:00Z"`, `"valueInteger":3`))
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
 			t.Fatalf("reminders: %s, want one", got)
 		}
@@ -474,7 +472,7 @@ func TestPAMScoreOfTheDaysLevel(t *testing.T) {
 		if got := members(g); !strings.Contains(got, "Patient/clark") || strings.Contains(got, "Patient/ward") {
 			t.Errorf("cohort of PAM level 2 at most: %q, want Patient/clark (level 1 of 40) and not Patient/ward (level 3)", got)
 		}
-		c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		generateReminders(c, "2026-12-01")
 		if list := entries(c.do("GET", "/Task?patient=Patient/baker", "").want(http.StatusOK)); len(list) != 0 {
 			t.Errorf("reminders of a PAM of no date: %v, want none", list)
 		}
@@ -587,8 +585,7 @@ func TestCaseloadByReviewDue(t *testing.T) {
 func TestPAMScoreImportedNamingItsSource(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		wardCareTeam(c)
 		c.put(`{"resourceType":"Observation","id":"gp-score","status":"final",` +
 			`"code":{"coding":[{"system":"http://snomed.info/sct","code":"925431000000109"}]},` +
 			`"subject":{"reference":"Patient/ward"},"effectiveDateTime":"2026-03-31T10:00:00Z","valueQuantity":{"value":50},` +
@@ -608,7 +605,7 @@ func wantScoreAloneCounted(t *testing.T, c *client, score float64) {
 	if got := members(g); got != "Patient/ward=<nil>" {
 		t.Errorf("cohort of PAM level 2 at most: %q, want Patient/ward", got)
 	}
-	rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+	rem := generateReminders(c, "2026-12-01")
 	if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
 		t.Fatalf("reminders: %s, want one", got)
 	}
@@ -624,8 +621,7 @@ func wantScoreAloneCounted(t *testing.T, c *client, score float64) {
 func TestPAMRecordedElsewhereDatedOtherwise(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		wardCareTeam(c)
 		obs := func(id, code, effective, value string) string {
 			return `{"resourceType":"Observation","id":"` + id + `","status":"final",` +
 				`"code":{"coding":[{"system":"http://snomed.info/sct","code":"` + code + `"}]},` +
@@ -634,7 +630,7 @@ func TestPAMRecordedElsewhereDatedOtherwise(t *testing.T) {
 		c.put(obs("gp-level", "962851000000103", `"effectivePeriod":{"start":"2026-03-31T10:00:00Z","end":"2026-03-31T10:20:00Z"}`, `"valueInteger":2`))
 		c.put(obs("gp-score", "925431000000109", `"effectiveInstant":"2026-03-31T10:20:00Z"`, `"valueQuantity":{"value":51.3}`))
 		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"pamLevel": 2.0, "pamScore": 51.3})
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
 			t.Fatalf("reminders: %s, want one", got)
 		}

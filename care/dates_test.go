@@ -17,9 +17,8 @@ func TestUKDates(t *testing.T) {
 	eachEngine(t, care.Config{Now: func() time.Time { return now }}, func(t *testing.T, c *client) {
 		population(c)
 		c.put(`{"resourceType":"Patient","id":"july","name":[{"family":"July"}],"birthDate":"1961-07-01","generalPractitioner":[{"reference":"Organization/y12345"}]}`)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		wardCareTeam(c)
+		walkGoal(c)
 		c.put(pcsp("active", "2026-06-30", "goal-walk"))
 
 		// The review of 30 June is overdue on 1 July.
@@ -65,9 +64,8 @@ func TestAgesOnLeapDay(t *testing.T) {
 func TestReviewMonth(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		wardCareTeam(c)
+		walkGoal(c)
 		for _, tc := range []struct {
 			review  string
 			overdue bool
@@ -110,9 +108,9 @@ func TestAgesOfPartialBirthDates(t *testing.T) {
 func TestReviewMonthGivenItsDay(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		walkGoal(c)
 		c.put(pcsp("active", "2026-12", "goal-walk"))
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
 			t.Fatalf("reminders: %s", got)
 		}

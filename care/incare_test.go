@@ -54,7 +54,7 @@ func TestPeopleInCare(t *testing.T) {
 				t.Errorf("%s cohort: %q, want %q", tc.name, got, tc.want)
 			}
 		}
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
 			t.Errorf("reminders: %s", got)
 		}
@@ -93,7 +93,7 @@ func testReplacedRecords(t *testing.T, cfg care.Config) {
 				t.Errorf("%s cohort: %q, want %q", tc.name, got, tc.want)
 			}
 		}
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		if got := paramsText(rem); got != "created=0" {
 			t.Errorf("reminders: %s", got)
 		}

@@ -15,6 +15,24 @@ const (
 	diabetes = "http://snomed.info/sct|44054006"
 )
 
+// wardCareTeam writes Ward's care team, Dana Cole (Practitioner/cc) their
+// care coordinator.
+func wardCareTeam(c *client) {
+	c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
+		{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+}
+
+// walkGoal writes Ward's active goal, Goal/goal-walk, which a PCSP names.
+func walkGoal(c *client) {
+	c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+}
+
+// generateReminders invokes Task/$generate-reminders as of the date
+// asOf, wanting 200, and returns its Parameters.
+func generateReminders(c *client, asOf string) map[string]any {
+	return c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"`+asOf+`"}]}`).want(http.StatusOK)
+}
+
 // population is a practice, its staff and three patients with frailty
 // scores: Ward (78, 0.36, diabetes), Baker (60, 0.12) and Clark (82,
 // 0.28), and Lee at another practice (80, 0.40).
@@ -197,7 +215,7 @@ func TestCoordinatorJourney(t *testing.T) {
 		checkParts(t, caseloadOf(t, c, "/Practitioner/cc/$caseload")["Patient/ward"], map[string]any{"pamLevel": 3.0, "pamScore": 60.5})
 
 		// 8. Reminders appear, once.
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		if get(rem, "parameter", 0, "valueInteger") != 2.0 {
 			t.Fatalf("reminders: %v", rem)
 		}
@@ -213,7 +231,7 @@ func TestCoordinatorJourney(t *testing.T) {
 		if str(remeasure, "focus", "reference") != "QuestionnaireResponse/pam-1" || str(remeasure, "restriction", "period", "end") != "2026-12-01" || str(remeasure, "for", "reference") != "Patient/ward" {
 			t.Errorf("re-measurement Task %v", remeasure)
 		}
-		again := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		again := generateReminders(c, "2026-12-01")
 		if get(again, "parameter", 0, "valueInteger") != 0.0 {
 			t.Errorf("second run created %v", get(again, "parameter", 0, "valueInteger"))
 		}

@@ -166,7 +166,7 @@ func TestPAMAuthored(t *testing.T) {
 			t.Errorf("PAM Observations of a refused response: %v", obs)
 		}
 		c.do("PUT", "/QuestionnaireResponse/draft", undated("draft", "in-progress")).want(http.StatusCreated)
-		c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		generateReminders(c, "2026-12-01")
 		if tasks := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pam-remeasure", "").want(http.StatusOK)); len(tasks) != 0 {
 			t.Errorf("re-measurement reminders of a PAM never completed: %v", tasks)
 		}
@@ -300,8 +300,7 @@ func TestPAMObservationsRetired(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
 		c.put(rulesQuestionnaire)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		wardCareTeam(c)
 		pamLevelMax2 := `{"resourceType":"Parameters","parameter":[{"name":"pamLevelMax","valueInteger":2}]}`
 		for _, tc := range []struct{ name, update string }{
 			{"in progress", pamResponse("pam-w", "in-progress", "2026-05-01T10:00:00Z", "2", "50")},
@@ -328,7 +327,7 @@ func TestPAMObservationsRetired(t *testing.T) {
 			if got := members(c.do("POST", "/Group/$cohort", pamLevelMax2).want(http.StatusCreated)); got != "" {
 				t.Errorf("%s: PAM level cohort %q, want nobody", tc.name, got)
 			}
-			rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+			rem := generateReminders(c, "2026-12-01")
 			if get(rem, "parameter", 0, "valueInteger") != 0.0 {
 				t.Errorf("%s: reminders %v", tc.name, rem)
 			}

@@ -54,7 +54,7 @@ func TestOperationBodyNotParameters(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
 		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[{"member":{"reference":"Practitioner/cc"}}]}`)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		walkGoal(c)
 		c.put(pcsp("active", "2026-12-10", "goal-walk"))
 		c.do("PUT", "/QuestionnaireResponse/q1", pamResponse("q1", "completed", "2026-11-01T10:00:00Z", "3", "50")).want(http.StatusCreated)
 		for _, tc := range []struct{ path, body, typ string }{

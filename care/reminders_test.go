@@ -22,13 +22,12 @@ import (
 func TestReminderDates(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		wardCareTeam(c)
 		c.put(pamResponse("pam-march", "completed", "2025-03-31", "2", "50"))
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		walkGoal(c)
 		c.put(pcsp("active", "2026-12-10", "goal-walk"))
 
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"9999-12-31"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "9999-12-31")
 		if got := paramsText(rem); !strings.HasPrefix(got, "created=2 ") {
 			t.Fatalf("reminders as of 9999-12-31: %s", got)
 		}
@@ -77,12 +76,11 @@ func TestReminderDates(t *testing.T) {
 func TestReviewReminderOfPlanNoLongerPCSP(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		wardCareTeam(c)
+		walkGoal(c)
 		c.put(pcsp("active", "2026-12-10", "goal-walk"))
 		generate := func() string {
-			return paramsText(c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK))
+			return paramsText(generateReminders(c, "2026-12-01"))
 		}
 		if got := generate(); !strings.HasPrefix(got, "created=1 ") {
 			t.Fatalf("reminders: %s, want the review", got)
@@ -106,7 +104,7 @@ func TestReminderNotMadeAgainOnceEnded(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		reviewAndRemeasureDue(c)
 		run := func() string {
-			return paramsText(c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK))
+			return paramsText(generateReminders(c, "2026-12-01"))
 		}
 		// end gives the open reminder of code the status given.
 		end := func(code, status string) {
@@ -166,7 +164,7 @@ func TestRemindersReadOnlyWhatIsDue(t *testing.T) {
 		}
 		ended("reviewed", "pcsp-review", "CarePlan/pcsp-ward", "2026-12-10")
 		counter.read.Store(0)
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
 			t.Fatalf("reminders: %s, want only the re-measurement", got)
 		}
@@ -180,7 +178,7 @@ func TestRemindersReadOnlyWhatIsDue(t *testing.T) {
 // review on 2026-12-10 and her PAM of 2026-03-31 due again.
 func reviewAndRemeasureDue(c *client) {
 	population(c)
-	c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+	walkGoal(c)
 	c.put(pcsp("active", "2026-12-10", "goal-walk"))
 	c.put(pamResponse("pam-march", "completed", "2026-03-31", "2", "50"))
 }
@@ -191,11 +189,10 @@ func reviewAndRemeasureDue(c *client) {
 func TestReminderOfVersionedSubject(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		wardCareTeam(c)
+		walkGoal(c)
 		c.put(strings.ReplaceAll(pcsp("active", "2026-12-10", "goal-walk"), `"Patient/ward"`, `"Patient/ward/_history/1"`))
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
 			t.Fatalf("reminders: %s", got)
 		}
@@ -219,7 +216,7 @@ func TestReminderOpenAsReferenced(t *testing.T) {
 		}
 		c.put(task("review", "pcsp-review", c.base+"/Patient/ward", c.base+"/CarePlan/pcsp-ward"))
 		c.put(task("remeasure", "pam-remeasure", "Patient/ward/_history/1", "QuestionnaireResponse/pam-march"))
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		if got := paramsText(rem); got != "created=0" {
 			t.Errorf("reminders beside those open: %s", got)
 		}
@@ -232,7 +229,7 @@ func TestReminderPastYear9999(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
 		c.put(pamResponse("pam-far", "completed", "9999-07-01T10:00:00Z", "2", "50"))
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"9999-12-31"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "9999-12-31")
 		if got := paramsText(rem); got != "created=0" {
 			t.Errorf("reminders as of 9999-12-31: %s", got)
 		}
@@ -349,14 +346,13 @@ func onlyRemeasure(t *testing.T, c *client) map[string]any {
 func TestReminderOfPAMRecordedElsewhere(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
-			{"role":[{"coding":[{"system":"http://snomed.info/sct","code":"768820003"}]}],"member":{"reference":"Practitioner/cc"}}]}`)
+		wardCareTeam(c)
 		c.put(pamResponse("pam-old", "completed", "2025-01-01T10:00:00Z", "2", "48"))
 		for _, o := range []struct{ id, code, value string }{{"gp-level", "962851000000103", "2"}, {"gp-score", "925431000000109", "51.3"}} {
 			c.put(`{"resourceType":"Observation","id":"` + o.id + `","status":"final","code":{"coding":[{"system":"http://snomed.info/sct","code":"` + o.code + `"}]},` +
 				`"subject":{"reference":"Patient/ward"},"effectiveDateTime":"2026-03-31T10:00:00+01:00","valueQuantity":{"value":` + o.value + `}}`)
 		}
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
 			t.Fatalf("reminders: %s, want one", got)
 		}
@@ -411,7 +407,7 @@ func remindedOfMarchPAM(t *testing.T, c *client) {
 	t.Helper()
 	population(c)
 	c.put(pamResponse("pam-march", "completed", "2026-03-31T10:00:00+01:00", "2", "50"))
-	rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+	rem := generateReminders(c, "2026-12-01")
 	if got := paramsText(rem); !strings.HasPrefix(got, "created=1 ") {
 		t.Fatalf("reminders: %s, want one", got)
 	}
@@ -688,7 +684,7 @@ func TestHandoverWhenTakenOver(t *testing.T) {
 		c.put(`{"resourceType":"CareTeam","id":"team-ward","status":"active","subject":{"reference":"Patient/ward"},"participant":[
 			{` + coordinator + `,"member":{"reference":"Practitioner/cc"},"period":{"start":"2026-01-01","end":"2026-12-04"}},
 			{` + coordinator + `,"member":{"reference":"Practitioner/lw"},"period":{"start":"2026-12-05"}}]}`)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		walkGoal(c)
 		c.put(pcsp("active", "2026-12-10", "goal-walk"))
 		c.do("POST", "/Task/$generate-reminders", "").want(http.StatusOK)
 		owner := func() string {

@@ -446,7 +446,7 @@ func TestOperationsNeedScopes(t *testing.T) {
 func TestOperationsRefuseWhatTheyCannotSee(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		walkGoal(c)
 		c.put(pcsp("active", "2027-01-10", "goal-walk"))
 		c.token = "no-plans"
 		oo := c.do("POST", "/Group/$cohort", `{"resourceType":"Parameters","parameter":[{"name":"withoutActivePcsp","valueBoolean":true}]}`).want(http.StatusForbidden)
@@ -468,7 +468,7 @@ func TestOperationsRefuseWhatTheyCannotSee(t *testing.T) {
 func TestPCSPOneReviewDate(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		walkGoal(c)
 		one := pcsp("active", "2026-12-10", "goal-walk")
 		two := strings.Replace(one, `"valueDate":"2026-12-10"}`, `"valueDate":"2026-12-10"},{"url":"`+care.ReviewDateURL+`","valueDate":"2027-06-01"}`, 1)
 		oo := c.do("PUT", "/CarePlan/pcsp-ward", two).want(http.StatusUnprocessableEntity)
@@ -487,14 +487,14 @@ func TestPCSPOneReviewDate(t *testing.T) {
 func TestPCSPClaimedByVersion(t *testing.T) {
 	eachEngine(t, care.Config{}, func(t *testing.T, c *client) {
 		population(c)
-		c.put(`{"resourceType":"Goal","id":"goal-walk","lifecycleStatus":"active","description":{"text":"Walk to the shops"},"subject":{"reference":"Patient/ward"}}`)
+		walkGoal(c)
 		c.put(strings.Replace(pcsp("active", "2026-12-10", "goal-walk"), care.PCSPProfileURL, care.PCSPProfileURL+"|1.0.0", 1))
 		c.put(`{"resourceType":"CarePlan","id":"other","meta":{"profile":["` + care.PCSPProfileURL + `Draft"]},"status":"active","intent":"plan","subject":{"reference":"Patient/baker"}}`)
 		checkParts(t, caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/ward"], map[string]any{"carePlan": "CarePlan/pcsp-ward", "reviewDue": "2026-12-10"})
 		if parts := caseloadOf(t, c, "/Organization/y12345/$caseload")["Patient/baker"]; parts["carePlan"] != nil {
 			t.Errorf("Baker's caseload entry: %v, want no PCSP", parts)
 		}
-		rem := c.do("POST", "/Task/$generate-reminders", `{"resourceType":"Parameters","parameter":[{"name":"asOf","valueDate":"2026-12-01"}]}`).want(http.StatusOK)
+		rem := generateReminders(c, "2026-12-01")
 		tasks := entries(c.do("GET", "/Task?code="+care.SystemCareTask+"|pcsp-review", "").want(http.StatusOK))
 		if len(tasks) != 1 || str(tasks[0], "focus", "reference") != "CarePlan/pcsp-ward" {
 			t.Errorf("reminders %s: review reminders %v, want one of CarePlan/pcsp-ward", paramsText(rem), tasks)
