@@ -13,17 +13,12 @@ import (
 	"carefhir/internal/jsontext"
 )
 
-// encode returns the JSON of the Bundle with its resources as they are.
-// Through encoding/json, every resource body, already compact JSON the
-// server wrote, would be scanned and copied again to check and compact it
-// (also when returned by a MarshalJSON method): for a page of searchset
+// appendEncoded appends the JSON of the Bundle, with its resources as they
+// are, to dst, growing it once to the size it needs. Through
+// encoding/json, every resource body, already compact JSON the server
+// wrote, would be scanned and copied again to check and compact it (also
+// when returned by a MarshalJSON method): for a page of searchset
 // matches, most of the cost of writing the answer.
-func (b *bundle) encode() ([]byte, error) {
-	return b.appendEncoded(nil)
-}
-
-// appendEncoded appends the JSON of the Bundle to dst, as encode returns
-// it, growing dst once to the size it needs.
 func (b *bundle) appendEncoded(dst []byte) ([]byte, error) {
 	// Room for the head, the resources and what surrounds each.
 	size := 256 + len(entryMember) + 2

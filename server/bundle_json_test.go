@@ -52,7 +52,7 @@ func TestWithEntries(t *testing.T) {
 	}
 }
 
-// A Bundle written by encode is the JSON encoding/json writes for it.
+// A Bundle written by appendEncoded is the JSON encoding/json writes for it.
 func TestBundleEncode(t *testing.T) {
 	total := 2
 	patient := json.RawMessage(`{"resourceType":"Patient","id":"p1","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Ann &amp; Bo</div>"}}`)
@@ -83,7 +83,7 @@ func TestBundleEncode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.b.encode()
+			got, err := tt.b.appendEncoded(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +108,7 @@ func TestBundleEncode(t *testing.T) {
 	}
 }
 
-// A Bundle written by encode is byte for byte the JSON encoding/json
+// A Bundle written by appendEncoded is byte for byte the JSON encoding/json
 // writes for it when its resources are as encoding/json writes them (no
 // <, > or &): its head (id, meta, total, links) as well as its entries.
 func TestBundleEncodeBytes(t *testing.T) {
@@ -132,7 +132,7 @@ func TestBundleEncodeBytes(t *testing.T) {
 		{ResourceType: "Bundle", ID: "<b4>", Type: "history", Link: links[:1], Entry: entries},
 		{ResourceType: "Bundle", ID: "b5", Type: "searchset", Total: &two, Link: []bundleLink{}, Entry: entries[:1]},
 	} {
-		got, err := b.encode()
+		got, err := b.appendEncoded(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +187,7 @@ func BenchmarkSearchsetAssembly(b *testing.B) {
 		if err := a.addEntries(c, bu, plan, &page); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := bu.encode(); err != nil {
+		if _, err := bu.appendEncoded(nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -122,7 +122,7 @@ func writeStream(c *gin.Context, status int, r io.Reader) {
 		defer cl.Close()
 	}
 	mt := stateOf(c).mediaType
-	if xmlTypes[mt] || c.Query("_pretty") == "true" {
+	if xmlTypes[mt] || prettyAsked(c) {
 		body, err := io.ReadAll(r)
 		if err != nil {
 			c.Error(fmt.Errorf("reading the answer of an operation: %w", err))

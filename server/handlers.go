@@ -287,7 +287,7 @@ func (a *api) writeVersion(c *gin.Context, status int, v *store.Version) {
 	body := v.JSON
 	if c.Request.URL.RawQuery != "" {
 		var err error
-		if body, err = subset(v.Type, v.JSON, c.Request.URL.Query()); err != nil {
+		if body, err = subset(v.Type, v.JSON, queryOf(c)); err != nil {
 			c.Error(err)
 			return
 		}

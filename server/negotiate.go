@@ -327,6 +327,12 @@ func writeFHIR(c *gin.Context, status int, body []byte) {
 	writeFHIRWith(c, status, body, nil)
 }
 
+// prettyAsked reports whether the request asks for its answer indented:
+// _pretty=true in its query string, or in the form of a POST _search.
+func prettyAsked(c *gin.Context) bool {
+	return c.GetBool(ctxPretty) || queryOf(c).Get("_pretty") == "true"
+}
+
 // writeFHIRWith is writeFHIR of a body whose gzipped form, when not nil,
 // is gz: sent as it is to a client accepting gzip when the answer is body
 // itself (JSON, not indented), rather than compressed again.
@@ -335,7 +341,7 @@ func writeFHIRWith(c *gin.Context, status int, body, gz []byte) {
 	if mt == "" {
 		mt = mimeFHIRJSON
 	}
-	pretty := c.GetBool(ctxPretty) || queryOf(c).Get("_pretty") == "true"
+	pretty := prettyAsked(c)
 	if xmlTypes[mt] {
 		indent := ""
 		if pretty {
